@@ -1,0 +1,42 @@
+# tflite-train: the commands a newcomer runs.
+#   make setup demo    set up (venv + Debian packages) and run the demo on a built-in example
+#   make test          the whole test suite
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm dataset-fashion-mnist
+
+.PHONY: setup apt venv test demo bench clean
+
+setup: apt venv
+
+# Debian packages: the Cortex-M7 toolchain, QEMU, and Fashion-MNIST. Skipped when present.
+apt:
+	@missing=""; for p in $(APT_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "Debian packages present"; fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+test:
+	$(PY) -m pytest -n 2 -q tests
+
+demo:
+	$(PY) -m tflite_train.demo
+
+bench:
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

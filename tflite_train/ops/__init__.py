@@ -1,0 +1,88 @@
+"""One module per op family; each registers its int8 forward, its cost and (later) its
+backward rule here, so that everything about an op lives in one place.
+
+`forward(graph, op, inputs)` gets the input arrays (None for an absent optional input) and
+returns the output arrays, bit-exact with TFLM's reference kernels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ModelError, UnsupportedOpError
+from ..ir import Graph, Operator
+
+
+@dataclass(frozen=True)
+class OpDef:
+    kind: str
+    forward: Callable[[Graph, Operator, list], list]
+    # multiply-accumulates of one forward pass (0 for data movement and element-wise ops)
+    macs: Callable[[Graph, Operator], int] = lambda graph, op: 0
+    # raises UnsupportedOpError when this instance uses an option we do not implement
+    check: Callable[[Graph, int, Operator], None] = lambda graph, index, op: None
+    # input positions holding parameters (weights, bias) rather than activations
+    param_inputs: tuple[int, ...] = ()
+    # gradient rule; None until the op can sit on a training path
+    backward: Callable | None = None
+
+
+REGISTRY: dict[str, OpDef] = {}
+
+
+def register(opdef: OpDef) -> OpDef:
+    REGISTRY[opdef.kind] = opdef
+    return opdef
+
+
+def get(graph: Graph, index: int) -> OpDef:
+    op = graph.operators[index]
+    opdef = REGISTRY.get(op.kind)
+    if opdef is None:
+        raise UnsupportedOpError(index, op.kind)
+    return opdef
+
+
+def validate(graph: Graph) -> None:
+    """Raise a ModelError naming the first thing in `graph` we cannot run exactly."""
+    for index, op in enumerate(graph.operators):
+        opdef = get(graph, index)
+        opdef.check(graph, index, op)
+    for index, op in enumerate(graph.operators):
+        if op.kind in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        for t in graph.op_inputs(op)[:1] + graph.op_outputs(op):
+            if t is not None and t.dtype in ("float32", "float16"):
+                raise ModelError(
+                    f"operator {index} ({op.kind}) computes in {t.dtype}: this is a float "
+                    "model; tflite-train needs a full-integer int8 model (convert with a "
+                    "representative dataset and TFLITE_BUILTINS_INT8)")
+
+
+def fused_activation(op: Operator) -> int:
+    return int(op.options.get("fused_activation_function", 0) or 0)
+
+
+def require(cond: bool, index: int, op: Operator, why: str) -> None:
+    if not cond:
+        raise UnsupportedOpError(index, op.kind, why)
+
+
+def require_int8_io(graph: Graph, index: int, op: Operator, inputs=(0,)) -> None:
+    for pos in inputs:
+        t = graph.tensors[op.inputs[pos]]
+        require(t.dtype == "int8" and t.quant is not None, index, op,
+                f"input {pos} is {t.dtype}; only quantized int8 is supported")
+    for t in graph.op_outputs(op):
+        require(t.dtype == "int8" and t.quant is not None, index, op,
+                f"output is {t.dtype}; only quantized int8 is supported")
+
+
+def saturate_int8(x) -> np.ndarray:
+    return np.clip(x, -128, 127).astype(np.int8)
+
+
+# Importing the modules fills REGISTRY.
+from . import conv, fully_connected, add, pad, pool, mean, shape, softmax, quantize  # noqa: E402,F401

@@ -1,0 +1,42 @@
+"""ADD: int8 forward (TFLM add.cc: both inputs rescaled to a common 2^20-shifted scale)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import fixedpoint as fp
+from ..ir import Graph, Operator
+from . import OpDef, fused_activation, register, require, require_int8_io, saturate_int8
+
+LEFT_SHIFT = 20     # int8 ADD headroom, as in TFLM
+
+
+def params(graph: Graph, op: Operator):
+    a, b, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
+               graph.tensors[op.outputs[0]])
+    twice_max = 2.0 * float(max(np.float32(a.quant.s), np.float32(b.quant.s)))
+    ma = fp.quantize_multiplier(a.quant.s / twice_max)
+    mb = fp.quantize_multiplier(b.quant.s / twice_max)
+    my = fp.quantize_multiplier(twice_max / ((1 << LEFT_SHIFT) * y.quant.s))
+    return ma, mb, my
+
+
+def _check(graph: Graph, index: int, op: Operator) -> None:
+    require_int8_io(graph, index, op, inputs=(0, 1))
+    require(fused_activation(op) in (0, 1, 2, 3), index, op,
+            f"fused activation {fused_activation(op)} not supported")
+
+
+def forward(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
+    a_t, b_t, y_t = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
+                     graph.tensors[op.outputs[0]])
+    (ma, sa), (mb, sb), (my, sy) = params(graph, op)
+    a = (inputs[0].astype(np.int64) - a_t.quant.zp) << LEFT_SHIFT
+    b = (inputs[1].astype(np.int64) - b_t.quant.zp) << LEFT_SHIFT
+    total = (fp.multiply_by_quantized_multiplier(a, ma, sa)
+             + fp.multiply_by_quantized_multiplier(b, mb, sb))
+    out = fp.multiply_by_quantized_multiplier(total, my, sy) + y_t.quant.zp
+    lo, hi = fp.activation_range(fused_activation(op), y_t.quant.s, y_t.quant.zp)
+    return [saturate_int8(np.clip(out, lo, hi)).reshape(y_t.shape)]
+
+
+register(OpDef("ADD", forward, check=_check))

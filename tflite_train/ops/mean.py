@@ -1,0 +1,42 @@
+"""MEAN: int8 forward (TFLM reduce.cc QuantizedMeanOrSum, the 1/N folded into the
+multiplier)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import fixedpoint as fp
+from ..ir import Graph, Operator
+from . import OpDef, register, require, require_int8_io, saturate_int8
+
+
+def axes(graph: Graph, op: Operator) -> tuple[int, ...]:
+    rank = len(graph.tensors[op.inputs[0]].shape)
+    raw = np.ravel(graph.tensors[op.inputs[1]].data).astype(int)
+    return tuple(sorted({int(a) % rank for a in raw}))
+
+
+def _check(graph: Graph, index: int, op: Operator) -> None:
+    require_int8_io(graph, index, op)
+    require(graph.tensors[op.inputs[1]].is_constant, index, op, "axes must be constant")
+
+
+def multiplier(graph: Graph, op: Operator, count: int) -> tuple[int, int]:
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    m, s = fp.quantize_multiplier(float(np.float64(np.float32(x.quant.s))
+                                        / np.float64(np.float32(y.quant.s))))
+    shift = min(count.bit_length() - 1, 32, 31 + s)
+    return (m << shift) // count, s - shift
+
+
+def forward(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
+    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    x = inputs[0].astype(np.int64)
+    ax = axes(graph, op)
+    count = int(np.prod([x.shape[a] for a in ax]))
+    total = x.sum(axis=ax) - x_t.quant.zp * count
+    m, s = multiplier(graph, op, count)
+    out = fp.multiply_by_quantized_multiplier(fp.wrap32(total), m, s) + y_t.quant.zp
+    return [saturate_int8(out).reshape(y_t.shape)]
+
+
+register(OpDef("MEAN", forward, check=_check))

@@ -1,0 +1,46 @@
+"""QUANTIZE (float32 -> int8, or int8 -> int8 requantize) and DEQUANTIZE (int8 -> float32)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import fixedpoint as fp
+from ..ir import Graph, Operator
+from . import OpDef, register, require, saturate_int8
+
+
+def _check_quantize(graph: Graph, index: int, op: Operator) -> None:
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    require(x.dtype in ("float32", "int8"), index, op, f"input type {x.dtype} not supported")
+    require(y.dtype == "int8" and y.quant is not None and not y.quant.per_channel,
+            index, op, "output must be per-tensor int8")
+
+
+def quantize(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
+    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    x = inputs[0]
+    if x_t.dtype == "float32":
+        # AffineQuantize: float32 division, roundf, then the zero point.
+        q = fp.round_half_away(x.astype(np.float32) / np.float32(y_t.quant.s))
+        return [saturate_int8(q.astype(np.int64) + y_t.quant.zp)]
+    real = float(np.float64(np.float32(x_t.quant.s)) / np.float64(np.float32(y_t.quant.s)))
+    m, s = fp.quantize_multiplier(real)
+    out = fp.multiply_by_quantized_multiplier(x.astype(np.int64) - x_t.quant.zp, m, s)
+    return [saturate_int8(out + y_t.quant.zp)]
+
+
+def _check_dequantize(graph: Graph, index: int, op: Operator) -> None:
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    require(x.dtype == "int8" and x.quant is not None and not x.quant.per_channel,
+            index, op, "input must be per-tensor int8")
+    require(y.dtype == "float32", index, op, f"output type {y.dtype} not supported")
+
+
+def dequantize(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
+    x_t = graph.tensors[op.inputs[0]]
+    # double(scale) * (q - zp), then narrowed to float32
+    real = np.float64(np.float32(x_t.quant.s)) * (inputs[0].astype(np.float64) - x_t.quant.zp)
+    return [real.astype(np.float32)]
+
+
+register(OpDef("QUANTIZE", quantize, check=_check_quantize))
+register(OpDef("DEQUANTIZE", dequantize, check=_check_dequantize))

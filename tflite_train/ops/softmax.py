@@ -1,0 +1,51 @@
+"""SOFTMAX: int8 -> int8 forward (TFLM reference, gemmlowp fixed-point exp and reciprocal)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import fixedpoint as fp
+from ..ir import Graph, Operator
+from . import OpDef, register, require, require_int8_io
+
+SCALED_DIFF_INTEGER_BITS = 5
+ACCUMULATION_INTEGER_BITS = 12
+
+
+def params(graph: Graph, op: Operator) -> tuple[int, int, int]:
+    """(input_multiplier, input_left_shift, diff_min) as PreprocessSoftmaxScaling makes them."""
+    x = graph.tensors[op.inputs[0]]
+    beta = float(np.float32(op.options.get("beta", 1.0)))
+    real = min(beta * x.quant.s * (1 << (31 - SCALED_DIFF_INTEGER_BITS)), (1 << 31) - 1.0)
+    m, shift = fp.quantize_multiplier(real)
+    radius = math.floor(((1 << SCALED_DIFF_INTEGER_BITS) - 1)
+                        * (1 << (31 - SCALED_DIFF_INTEGER_BITS)) / (1 << shift))
+    return m, shift, -radius
+
+
+def _check(graph: Graph, index: int, op: Operator) -> None:
+    require_int8_io(graph, index, op)
+    y = graph.tensors[op.outputs[0]]
+    require(y.quant.zp == -128 and np.float32(y.quant.s) == np.float32(1 / 256), index, op,
+            "int8 softmax output must have scale 1/256 and zero point -128")
+
+
+def forward(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
+    m, shift, diff_min = params(graph, op)
+    x = inputs[0].astype(np.int64)
+    diff = x - x.max(axis=-1, keepdims=True)
+    live = diff >= diff_min
+    scaled = fp.multiply_by_quantized_multiplier(diff, m, shift)
+    exps = fp.exp_on_negative_values(scaled, SCALED_DIFF_INTEGER_BITS)
+    acc = fp.rounding_divide_by_pot(exps, ACCUMULATION_INTEGER_BITS)   # Rescale<12>
+    sum_of_exps = fp.wrap32(np.where(live, acc, 0).sum(axis=-1, keepdims=True))
+    scale, bits_over_unit = fp.get_reciprocal(sum_of_exps, ACCUMULATION_INTEGER_BITS)
+    exponent = bits_over_unit + 31 - 8
+    out = fp.rounding_divide_by_pot(fp.saturating_rounding_doubling_high_mul(scale, exps),
+                                    exponent) - 128
+    out = np.where(live, np.clip(out, -128, 127), -128)
+    return [out.astype(np.int8)]
+
+
+register(OpDef("SOFTMAX", forward, check=_check))
