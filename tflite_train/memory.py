@@ -1,0 +1,134 @@
+"""Tensor lifetimes and arena plans.
+
+`tflm_buffers` lists what TFLM's MicroAllocator hands to its planner for a given operator
+order (non-constant, non-variable tensors and the kernels' scratch requests, sizes rounded
+up to 16 bytes, lifetimes in "allocation scopes": graph inputs at 0, operator k at k+1),
+and `greedy_plan` reproduces TFLM's GreedyMemoryPlanner on them, tie-breaking included, so
+that the peak we report is the arena head TFLM will actually use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .ir import Graph
+
+ARENA_ALIGN = 16
+
+
+def align_up(n: int, a: int = ARENA_ALIGN) -> int:
+    return (n + a - 1) // a * a
+
+
+@dataclass
+class Buffer:
+    name: str
+    size: int              # bytes requested
+    first: int             # allocation scope it is created in
+    last: int              # last allocation scope that uses it
+    tensor: int | None = None      # tensor index, None for scratch
+    op: int | None = None          # requesting operator, for scratch
+
+    @property
+    def aligned(self) -> int:
+        return align_up(self.size)
+
+
+def scratch_requests(graph: Graph, k: int) -> list[int]:
+    """Bytes of the scratch buffers TFLM's reference kernel for operator k requests."""
+    op = graph.operators[k]
+    if op.kind == "MEAN":
+        x, axes, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
+                      graph.tensors[op.outputs[0]])
+        acc = [4 * y.size] if x.dtype in ("int8", "int16") else []
+        return acc + [4 * len(x.shape), 4 * axes.size]
+    return []
+
+
+def tflm_buffers(graph: Graph) -> list[Buffer]:
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+
+    def touch(t: int, scope: int, create: bool) -> None:
+        if create:
+            first.setdefault(t, scope)
+        last[t] = scope
+
+    for t in graph.inputs:
+        touch(t, 0, True)
+    scratch: list[Buffer] = []
+    for k, op in enumerate(graph.operators):
+        scope = k + 1
+        for t in op.outputs:
+            first.setdefault(t, scope)
+        for t in op.inputs:
+            if t >= 0:
+                touch(t, scope, False)
+        for t in op.outputs:
+            touch(t, scope, False)
+        for j, size in enumerate(scratch_requests(graph, k)):
+            scratch.append(Buffer(f"scratch{j}@{k}:{op.kind}", size, scope, scope, op=k))
+    end = len(graph.operators)
+    for t in graph.outputs:
+        touch(t, end, True)
+
+    buffers = []
+    for index, t in enumerate(graph.tensors):
+        if t.is_constant or t.is_variable or t.nbytes == 0 or index not in first:
+            continue
+        buffers.append(Buffer(t.name or f"tensor{index}", t.nbytes, first[index],
+                              last.get(index, first[index]), tensor=index))
+    return buffers + scratch
+
+
+def greedy_plan(buffers: list[Buffer]) -> tuple[list[int], int]:
+    """(offset of each buffer, arena bytes) exactly as TFLM's GreedyMemoryPlanner."""
+    n = len(buffers)
+    if n == 0:
+        return [], 0
+    # TFLM fills its sort array from the tail, then bubble-sorts by size, descending;
+    # equal sizes therefore keep reverse insertion order.
+    order = sorted(range(n), key=lambda i: (-buffers[i].aligned, -i))
+    placed: list[tuple[int, int]] = []         # (offset, buffer id), kept sorted by offset
+    offsets = [0] * n
+    for i in order:
+        b = buffers[i]
+        candidate = 0
+        for off, j in placed:
+            o = buffers[j]
+            if o.first > b.last or b.first > o.last:
+                continue                        # not alive at the same time
+            if off - candidate >= b.aligned:
+                break                           # fits in the gap before this one
+            candidate = max(candidate, off + o.aligned)
+        offsets[i] = candidate
+        # insert after every entry with offset <= candidate (TFLM's list order)
+        pos = 0
+        while pos < len(placed) and placed[pos][0] <= candidate:
+            pos += 1
+        placed.insert(pos, (candidate, i))
+    peak = max(offsets[i] + buffers[i].aligned for i in range(n))
+    return offsets, peak
+
+
+def live_bytes(graph: Graph, buffers: list[Buffer] | None = None) -> list[int]:
+    """Bytes alive during each operator (the lower bound any planner must meet)."""
+    buffers = tflm_buffers(graph) if buffers is None else buffers
+    return [sum(b.aligned for b in buffers if b.first <= k + 1 <= b.last)
+            for k in range(len(graph.operators))]
+
+
+@dataclass
+class InferencePlan:
+    buffers: list[Buffer]
+    offsets: list[int]
+    arena_bytes: int            # TFLM's planned arena head for this operator order
+    live: list[int]             # bytes alive at each operator
+    peak_op: int                # operator with the most live bytes
+
+
+def plan_inference(graph: Graph) -> InferencePlan:
+    buffers = tflm_buffers(graph)
+    offsets, peak = greedy_plan(buffers)
+    live = live_bytes(graph, buffers)
+    peak_op = max(range(len(live)), key=live.__getitem__) if live else 0
+    return InferencePlan(buffers, offsets, peak, live, peak_op)
