@@ -327,14 +327,14 @@ def _aligned_bytes(b: flatbuffers.Builder, blob: bytes) -> int:
     b.StartVector(1, len(blob), _BUFFER_ALIGN)
     b.head -= len(blob)
     b.Bytes[b.head:b.head + len(blob)] = blob
-    return b.EndVector(len(blob))
+    return b.EndVector()
 
 
 def _vector_of_tables(b: flatbuffers.Builder, offsets: list[int]) -> int:
     b.StartVector(4, len(offsets), 4)
     for off in reversed(offsets):
         b.PrependUOffsetTRelative(off)
-    return b.EndVector(len(offsets))
+    return b.EndVector()
 
 
 def _write_tensor(b: flatbuffers.Builder, t: Tensor, buffer_index: int) -> int:

@@ -48,9 +48,6 @@ def get(graph: Graph, index: int) -> OpDef:
 def validate(graph: Graph) -> None:
     """Raise a ModelError naming the first thing in `graph` we cannot run exactly."""
     for index, op in enumerate(graph.operators):
-        opdef = get(graph, index)
-        opdef.check(graph, index, op)
-    for index, op in enumerate(graph.operators):
         if op.kind in ("QUANTIZE", "DEQUANTIZE"):
             continue
         for t in graph.op_inputs(op)[:1] + graph.op_outputs(op):
@@ -59,6 +56,9 @@ def validate(graph: Graph) -> None:
                     f"operator {index} ({op.kind}) computes in {t.dtype}: this is a float "
                     "model; tflite-train needs a full-integer int8 model (convert with a "
                     "representative dataset and TFLITE_BUILTINS_INT8)")
+    for index, op in enumerate(graph.operators):
+        opdef = get(graph, index)
+        opdef.check(graph, index, op)
 
 
 def fused_activation(op: Operator) -> int:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import sys
+import tempfile
 
 import numpy as np
 
@@ -12,17 +15,24 @@ DEFAULT_ARENA = 8 << 20
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
-    """TFLM prints kernel errors on the C stderr; keep them for the error message only."""
-    saved = os.dup(2)
-    import tempfile
+def _captured_c_output():
+    """Collect what C code writes to file descriptors 1 and 2 (MicroPrintf)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    box = {"text": ""}
     with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 1)
         os.dup2(tmp.fileno(), 2)
         try:
-            yield tmp
+            yield box
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            tmp.seek(0)
+            box["text"] = tmp.read().decode(errors="replace")
 
 
 class TFLMInterpreter:
@@ -62,3 +72,20 @@ def run_all(graph: Graph, model: bytes, inputs: list[np.ndarray]) -> dict[int, n
         if t.data is None:
             values[index] = it.tensor(index).reshape(t.shape)
     return values
+
+
+def arena_usage(model: bytes, registerers: list[str] | None = None,
+                arena_size: int = DEFAULT_ARENA) -> dict[str, int]:
+    """TFLM's own account of its arena after AllocateTensors: head (planned, non-persistent)
+    and tail (persistent) bytes, as its RecordingMicroAllocator prints them."""
+    it = TFLMInterpreter(model, preserve_all=False, arena_size=arena_size,
+                         registerers=registerers)
+    with _captured_c_output() as out:
+        it._it.print_allocations()
+    usage = {}
+    for part in ("total", "head", "tail"):
+        m = re.search(rf"Arena allocation {part} (\d+) bytes", out["text"])
+        if m is None:
+            raise RuntimeError(f"unexpected TFLM allocation report: {out['text'][:200]!r}")
+        usage[part] = int(m.group(1))
+    return usage

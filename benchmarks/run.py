@@ -1,0 +1,10 @@
+"""`make bench`: every benchmark in this folder, each printing its table."""
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+for script in ("forward_speed.py",):
+    print(f"\n$ python benchmarks/{script}", flush=True)
+    subprocess.run([sys.executable, str(HERE / script)], check=True)
