@@ -19,6 +19,10 @@ def _load(path: str):
     return graph, Path(path).read_bytes()
 
 
+def _short(name: str, width: int) -> str:
+    return name if len(name) <= width else "..." + name[-(width - 3):]
+
+
 def _fmt_int(n: int) -> str:
     return f"{n:,}"
 
@@ -94,6 +98,116 @@ def cmd_verify(args) -> int:
     return 0 if result.exact else EXIT_MISMATCH
 
 
+def cmd_augment(args) -> int:
+    from collections import Counter
+
+    from .augment import augment
+    from .autodiff import Hyper
+    from .memory import training_parts
+    from .tflite_io import save
+    graph, _ = _load(args.model)
+    out = Path(args.output)
+    if out.resolve() == Path(args.model).resolve():
+        raise TTError("the output would overwrite the input model; choose another -o")
+    hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum, qas=not args.no_qas,
+                  rounding=args.rounding, seed=args.seed)
+    result = augment(graph, args.scheme, args.num_classes, hyper)
+    g = result.graph
+    print(f"{args.model} -> {out}")
+    print(f"scheme {result.scheme.name}"
+          + (f", new {args.num_classes}-class head" if result.head is not None else "")
+          + f"; QAS {'on' if hyper.qas else 'off'}, lr {hyper.lr:g}"
+          + (f", bias lr {hyper.bias_lr:g}" if hyper.bias_lr is not None else "")
+          + (f", momentum {hyper.momentum:g}" if hyper.momentum else "")
+          + f", rounding {hyper.rounding}, seed {hyper.seed}")
+    print(f"  {'op':>4}  {'kind':<18} {'layer (output tensor)':<44} {'weights':>16} {'bias':>5} "
+          f"{'params':>8}")
+    total_w = total_b = 0
+    for k, upd in sorted(result.backward.trained.items()):
+        op = result.backward.forward_ops[k]
+        w = g.tensors[op.inputs[1]]
+        n_w = 0
+        if upd.weight_channels:
+            n_w = w.size // w.shape[-1] * upd.weight_channels
+        n_b = g.tensors[op.inputs[2]].size if upd.bias else 0
+        total_w, total_b = total_w + n_w, total_b + n_b
+        name = "new head" if k == result.head else g.tensors[op.outputs[0]].name
+        chans = (f"{upd.weight_channels}/{w.shape[-1]} ch" if upd.weight_channels else "-")
+        print(f"  {k:>4}  {op.kind:<18} {_short(name, 44):<44} {chans:>16} "
+              f"{'yes' if upd.bias else '-':>5} {n_w + n_b:>8,}")
+    parts = training_parts(g)
+    print(f"trained parameters: {total_w + total_b:,} ({total_w:,} weights, {total_b:,} biases)")
+    print(f"saved activations: {parts.saved_bytes:,} bytes in {len(parts.saved)} tensors "
+          f"({parts.mask_bytes:,} bytes of 1-bit masks)")
+    counts = Counter(op.kind for op in result.backward.backward_ops)
+    print(f"backward ops emitted: {len(result.backward.backward_ops)} + loss + "
+          f"{len(result.backward.save_ops)} save ops")
+    for kind, n in sorted(counts.items()):
+        print(f"  {n:>4} x {kind}")
+    save(g, out)
+    print(f"wrote {out} ({out.stat().st_size:,} bytes, {len(g.operators)} operators)")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from . import data as datasets
+    from .train import save_state, train
+    graph, _ = _load(args.model)
+    from .augment import training_metadata
+    training_metadata(graph)                     # a clear error for non-training models
+    dataset = datasets.load(args.data, graph.tensors[graph.inputs[0]].shape)
+    bar = tqdm(total=args.steps, unit="step", disable=None, file=sys.stderr, leave=False) \
+        if args.steps else None
+    progress = bar.update if bar else None
+
+    def report(p):
+        acc = "-" if p.val_accuracy is None else f"{100 * p.val_accuracy:.1f}%"
+        line = (f"step {p.step:>6}  epoch {p.epoch:6.3f}  train loss {p.train_loss:.4f}  "
+                f"val accuracy {acc}")
+        (bar.write(line) if bar else print(line, flush=True))
+
+    print(f"training {args.model} on {dataset.name} ({len(dataset):,} samples, "
+          f"{len(dataset.classes)} classes), engine {args.engine}", flush=True)
+    if bar is None and args.epochs is None:
+        args.epochs = 1.0
+    trainer, history = train(graph, dataset, steps=args.steps, epochs=args.epochs,
+                             val_split=args.val_split, val_max=args.val_samples,
+                             seed=args.seed, progress=progress, report=report)
+    if bar:
+        bar.close()
+    first, last = history.points[0], history.points[-1]
+    acc = "-" if last.val_accuracy is None else f"{100 * last.val_accuracy:.1f}%"
+    print(f"done: {history.steps} steps on {history.train_samples:,} training samples; "
+          f"loss {first.train_loss:.4f} -> {last.train_loss:.4f}; validation accuracy {acc} "
+          f"on {history.val_samples} samples (chance {100 / trainer.classes:.1f}%)")
+    if args.output:
+        save_state(args.output, trainer, history)
+        print(f"wrote trained parameters to {args.output}")
+    return 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -134,6 +248,44 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of random inputs (default 10)")
     s.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("augment", help="write a training model: forward + pruned backward "
+                                       "graph + QAS update ops")
+    s.add_argument("model", help="an int8 .tflite model")
+    s.add_argument("-o", "--output", required=True, help="the training model to write")
+    s.add_argument("--num-classes", type=_positive_int, default=None,
+                   help="replace the classifier with a new N-class head (always trained)")
+    s.add_argument("--scheme", default="bias-only",
+                   help="full, bias-only[:K], last:N or a .json scheme file (default bias-only)")
+    s.add_argument("--lr", type=_positive_float, default=0.01, help="weight learning rate")
+    s.add_argument("--bias-lr", type=_positive_float, default=None,
+                   help="bias learning rate (default: --lr)")
+    s.add_argument("--momentum", type=_unit_float, default=0.0, help="SGD momentum, [0, 1)")
+    s.add_argument("--rounding", choices=["nearest", "stochastic"], default="nearest",
+                   help="how fractional integer updates are rounded")
+    s.add_argument("--seed", type=_seed, default=0,
+                   help="seed of the new head's weights and of stochastic rounding")
+    s.add_argument("--no-qas", action="store_true",
+                   help="plain SGD on the integer parameters (the baseline QAS fixes)")
+    s.set_defaults(func=cmd_augment)
+
+    s = sub.add_parser("train", help="train a training model on the host, batch 1, exactly "
+                                     "as the device would")
+    s.add_argument("model", help="a training model written by `augment`")
+    s.add_argument("--data", required=True,
+                   help="fashion-mnist, an .npz with x and y, or a folder of class folders")
+    group = s.add_mutually_exclusive_group()
+    group.add_argument("--steps", type=_positive_int, help="number of training steps")
+    group.add_argument("--epochs", type=_positive_float, help="passes over the data "
+                                                             "(default 1)")
+    s.add_argument("--val-split", type=_unit_float, default=0.1,
+                   help="fraction of the data held out for validation (default 0.1)")
+    s.add_argument("--val-samples", type=_positive_int, default=1000,
+                   help="at most this many validation samples are evaluated (default 1000)")
+    s.add_argument("--engine", choices=["numpy"], default="numpy", help="executor")
+    s.add_argument("--seed", type=_seed, default=0, help="shuffling seed")
+    s.add_argument("-o", "--output", help="write the trained parameters (.npz)")
+    s.set_defaults(func=cmd_train)
     return p
 
 

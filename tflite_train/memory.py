@@ -132,3 +132,37 @@ def plan_inference(graph: Graph) -> InferencePlan:
     live = live_bytes(graph, buffers)
     peak_op = max(range(len(live)), key=live.__getitem__) if live else 0
     return InferencePlan(buffers, offsets, peak, live, peak_op)
+
+
+@dataclass
+class TrainingParts:
+    saved: list[int]             # forward tensors the backward pass reads
+    saved_bytes: int
+    mask_bytes: int              # the part of saved_bytes that is 1-bit activation masks
+    trainable_bytes: int         # trained parameters (variables in SRAM)
+    optimizer_bytes: int         # momentum buffers
+
+
+def training_parts(graph: Graph) -> TrainingParts:
+    """Split a training model's memory into the parts the paper talks about."""
+    loss_k = next((k for k, op in enumerate(graph.operators)
+                   if op.kind == "TT_LOSS_SOFTMAX_CE"), None)
+    if loss_k is None:
+        raise ValueError("not a training model: no TT_LOSS_SOFTMAX_CE operator")
+    produced = set(graph.inputs)
+    for op in graph.operators[:loss_k]:
+        produced.update(op.outputs)
+    read_after = {t for op in graph.operators[loss_k + 1:] for t in op.inputs if t >= 0}
+    label = graph.operators[loss_k].inputs[1]
+    saved = sorted(t for t in produced & read_after
+                   if t != label and not graph.tensors[t].is_constant
+                   and not graph.tensors[t].is_variable)
+    masks = [t for t in saved if graph.tensors[t].dtype == "uint8"]
+    momentum = [i for i, t in enumerate(graph.tensors)
+                if t.is_variable and t.dtype == "float32"]
+    params = [i for i, t in enumerate(graph.tensors) if t.is_variable and i not in momentum]
+    return TrainingParts(
+        saved=saved, saved_bytes=sum(graph.tensors[t].nbytes for t in saved),
+        mask_bytes=sum(graph.tensors[t].nbytes for t in masks),
+        trainable_bytes=sum(graph.tensors[t].nbytes for t in params),
+        optimizer_bytes=sum(graph.tensors[t].nbytes for t in momentum))

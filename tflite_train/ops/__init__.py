@@ -25,8 +25,11 @@ class OpDef:
     check: Callable[[Graph, int, Operator], None] = lambda graph, index, op: None
     # input positions holding parameters (weights, bias) rather than activations
     param_inputs: tuple[int, ...] = ()
-    # gradient rule; None until the op can sit on a training path
+    # gradient rule: emits the TT_* ops computing input (and parameter) gradients;
+    # None when the op cannot sit on a gradient path
     backward: Callable | None = None
+    # TT ops that keep state across Invokes (init flag, RNG) get it as a 4th argument
+    stateful: bool = False
 
 
 REGISTRY: dict[str, OpDef] = {}
@@ -48,7 +51,7 @@ def get(graph: Graph, index: int) -> OpDef:
 def validate(graph: Graph) -> None:
     """Raise a ModelError naming the first thing in `graph` we cannot run exactly."""
     for index, op in enumerate(graph.operators):
-        if op.kind in ("QUANTIZE", "DEQUANTIZE"):
+        if op.kind in ("QUANTIZE", "DEQUANTIZE") or op.kind.startswith("TT_"):
             continue
         for t in graph.op_inputs(op)[:1] + graph.op_outputs(op):
             if t is not None and t.dtype in ("float32", "float16"):
@@ -84,5 +87,30 @@ def saturate_int8(x) -> np.ndarray:
     return np.clip(x, -128, 127).astype(np.int8)
 
 
+def unpack_mask(mask: np.ndarray, shape) -> np.ndarray:
+    """The bit-packed activation mask (LSB first) as a float32 array of `shape`."""
+    size = int(np.prod(shape))
+    bits = np.unpackbits(np.asarray(mask, np.uint8), bitorder="little")[:size]
+    return bits.reshape(shape).astype(np.float32)
+
+
+def masked(dy: np.ndarray, mask) -> np.ndarray:
+    """dy times the activation mask; an absent mask (None) means no clamp."""
+    return dy if mask is None else dy * unpack_mask(mask, dy.shape)
+
+
+def real_weights(w: np.ndarray, quant, axis: int) -> np.ndarray:
+    """s_w * w with per-channel scales along `axis` (float64 for the reference)."""
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    scale = quant.scale.astype(np.float64)
+    return w.astype(np.float64) * (scale.reshape(shape) if scale.size > 1 else scale[0])
+
+
+def real_activation(x: np.ndarray, quant) -> np.ndarray:
+    return quant.s * (x.astype(np.float64) - quant.zp)
+
+
 # Importing the modules fills REGISTRY.
 from . import conv, fully_connected, add, pad, pool, mean, shape, softmax, quantize  # noqa: E402,F401
+from . import training  # noqa: E402,F401

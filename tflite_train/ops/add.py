@@ -39,4 +39,27 @@ def forward(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
     return [saturate_int8(np.clip(out, lo, hi)).reshape(y_t.shape)]
 
 
-register(OpDef("ADD", forward, check=_check))
+
+
+def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
+    """Real-valued y = a + b: both inputs receive dy (through the fused activation's mask),
+    summed over the axes an input was broadcast along."""
+    mask = b.mask(k)
+    g = dy
+    if mask >= 0:
+        g = b.grad_like(op.outputs[0], "grad_masked")
+        b.emit("TT_MASK_GRAD", [dy, mask], [g])
+    out = {}
+    y_shape = b.graph.tensors[op.outputs[0]].shape
+    for pos in sorted(wants):
+        t = op.inputs[pos]
+        if b.graph.tensors[t].shape == y_shape:
+            out[pos] = g
+        else:
+            dx = b.grad_like(t)
+            b.emit("TT_SUM_GRAD", [g, -1], [dx])
+            out[pos] = dx
+    return out
+
+
+register(OpDef("ADD", forward, check=_check, backward=backward))

@@ -1,11 +1,14 @@
 """CONV_2D and DEPTHWISE_CONV_2D: int8 forward (TFLM reference ConvPerChannel /
-DepthwiseConvPerChannel arithmetic) and cost."""
+DepthwiseConvPerChannel arithmetic), cost, backward rule, and the numpy kernels of their
+TT_* gradient ops."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..ir import Graph, Operator
-from . import OpDef, fused_activation, register, require, require_int8_io
+from ..training_ops import options_of
+from . import (OpDef, fused_activation, masked, real_activation, real_weights, register,
+               require, require_int8_io)
 from .requant import conv_multipliers, exact_int, requantize
 from .window import expected_out, geometry, windows
 
@@ -14,7 +17,8 @@ def _check(graph: Graph, index: int, op: Operator) -> None:
     require_int8_io(graph, index, op)
     x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     y = graph.tensors[op.outputs[0]]
-    require(w.dtype == "int8" and w.is_constant, index, op, "filter must be constant int8")
+    require(w.dtype == "int8" and (w.is_constant or w.is_variable), index, op,
+            "filter must be int8 and constant (or a trainable variable)")
     require(w.quant is not None and not np.any(w.quant.zero_point), index, op,
             "filter must be symmetric (zero point 0)")
     require(len(x.shape) == 4, index, op, "input must be 4-D NHWC")
@@ -72,5 +76,123 @@ def macs(graph: Graph, op: Operator) -> int:
     return out_positions * y.shape[3] * w.shape[1] * w.shape[2]
 
 
-register(OpDef("CONV_2D", forward, macs, _check, param_inputs=(1, 2)))
-register(OpDef("DEPTHWISE_CONV_2D", forward, macs, _check, param_inputs=(1, 2)))
+
+
+# --- backward ------------------------------------------------------------------------------
+
+def _geometry_options(graph: Graph, op: Operator) -> dict:
+    x, w, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
+               graph.tensors[op.outputs[0]])
+    _, stride, dilation, pads, _ = geometry(op, x.shape, w.shape[1:3], y.shape)
+    return {"stride_h": stride[0], "stride_w": stride[1], "dilation_h": dilation[0],
+            "dilation_w": dilation[1], "pad_top": pads[0], "pad_left": pads[1]}
+
+
+def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
+    """Input, weight and bias gradients of a convolution; weight/bias ones only for what the
+    scheme trains, and the weight one only for the trained input channels."""
+    g = b.graph
+    depthwise = op.kind == "DEPTHWISE_CONV_2D"
+    prefix = "TT_DEPTHWISE_CONV2D" if depthwise else "TT_CONV2D"
+    geo = _geometry_options(g, op)
+    if depthwise:
+        geo = {"depth_multiplier": int(op.options.get("depth_multiplier", 1)), **geo}
+    mask = b.mask(k)
+    upd = b.update(k)
+    # The input gradient reads the weights: emit it before this layer's update.
+    out = {}
+    if 0 in wants:
+        dx = b.grad_like(op.inputs[0])
+        b.emit(f"{prefix}_INPUT_GRAD", [dy, mask, op.inputs[1]], [dx], **geo)
+        out[0] = dx
+    w = g.tensors[op.inputs[1]]
+    if upd is not None and upd.bias:
+        db = b.tensor(f"{w.name}/bias_grad", [w.shape[0] if not depthwise else w.shape[3]])
+        b.emit("TT_BIAS_GRAD", [dy, mask], [db])
+        b.train_bias(k, db)
+    if upd is not None and upd.weight_channels:
+        ch = upd.weight_channels
+        saved = b.saved(op.inputs[0], None if depthwise else ch)
+        shape = w.shape if depthwise else w.shape[:3] + (ch,)
+        dw = b.tensor(f"{w.name}/grad", shape)
+        b.emit(f"{prefix}_WEIGHT_GRAD", [dy, mask, saved], [dw], **geo)
+        b.train_weight(k, dw, channels=shape[3], axis=3 if depthwise else 0)
+    return out
+
+
+def _opts(op: Operator):
+    o = options_of(op)
+    return ((o["stride_h"], o["stride_w"]), (o["dilation_h"], o["dilation_w"]),
+            (o["pad_top"], o["pad_left"]))
+
+
+def _scatter_taps(dx_shape, kernel, stride, dilation, pads, out_hw, contrib):
+    """Sum per-tap contributions [N,OH,OW,C] back onto the input grid (transposed conv)."""
+    n, h, w, c = dx_shape
+    (kh, kw), (sh, sw), (dh, dw), (ph, pw), (oh, ow) = kernel, stride, dilation, pads, out_hw
+    hp = max((oh - 1) * sh + (kh - 1) * dh + 1, ph + h)
+    wp = max((ow - 1) * sw + (kw - 1) * dw + 1, pw + w)
+    grid = np.zeros((n, hp, wp, c), np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            grid[:, i * dh:i * dh + (oh - 1) * sh + 1:sh,
+                 j * dw:j * dw + (ow - 1) * sw + 1:sw, :] += contrib(i, j)
+    return grid[:, ph:ph + h, pw:pw + w, :].astype(np.float32)
+
+
+def conv_input_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy = masked(inputs[0], inputs[1]).astype(np.float64)
+    w_t = graph.tensors[op.inputs[2]]
+    w = real_weights(inputs[2], w_t.quant, 0)                      # [Co, KH, KW, Ci]
+    stride, dilation, pads = _opts(op)
+    dx_shape = graph.tensors[op.outputs[0]].shape
+    return [_scatter_taps(dx_shape, w.shape[1:3], stride, dilation, pads, dy.shape[1:3],
+                          lambda i, j: dy @ w[:, i, j, :])]
+
+
+def conv_weight_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy = masked(inputs[0], inputs[1]).astype(np.float64)
+    x_t = graph.tensors[op.inputs[2]]
+    x = real_activation(inputs[2], x_t.quant)
+    stride, dilation, pads = _opts(op)
+    dw_shape = graph.tensors[op.outputs[0]].shape
+    win = windows(x, dw_shape[1:3], stride, dilation, pads, dy.shape[1:3], fill=0.0)
+    return [np.tensordot(dy, win, axes=([0, 1, 2], [0, 1, 2])).astype(np.float32)]
+
+
+def dw_input_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy = masked(inputs[0], inputs[1]).astype(np.float64)
+    w_t = graph.tensors[op.inputs[2]]
+    w = real_weights(inputs[2], w_t.quant, 3)[0]                   # [KH, KW, C*M]
+    mult = options_of(op)["depth_multiplier"]
+    stride, dilation, pads = _opts(op)
+    dx_shape = graph.tensors[op.outputs[0]].shape
+    c = dx_shape[3]
+
+    def contrib(i, j):
+        return (dy * w[i, j]).reshape(dy.shape[:3] + (c, mult)).sum(axis=4)
+    return [_scatter_taps(dx_shape, w.shape[:2], stride, dilation, pads, dy.shape[1:3],
+                          contrib)]
+
+
+def dw_weight_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy = masked(inputs[0], inputs[1]).astype(np.float64)
+    x_t = graph.tensors[op.inputs[2]]
+    x = real_activation(inputs[2], x_t.quant)
+    mult = options_of(op)["depth_multiplier"]
+    stride, dilation, pads = _opts(op)
+    dw_shape = graph.tensors[op.outputs[0]].shape                  # [1, KH, KW, C*M]
+    win = windows(x, dw_shape[1:3], stride, dilation, pads, dy.shape[1:3], fill=0.0)
+    c = x.shape[3]
+    d = dy.reshape(dy.shape[:3] + (c, mult))
+    dw = np.einsum("nhwijc,nhwcm->ijcm", win, d, optimize=True)
+    return [dw.reshape(dw_shape).astype(np.float32)]
+
+
+register(OpDef("CONV_2D", forward, macs, _check, param_inputs=(1, 2), backward=backward))
+register(OpDef("DEPTHWISE_CONV_2D", forward, macs, _check, param_inputs=(1, 2),
+               backward=backward))
+register(OpDef("TT_CONV2D_INPUT_GRAD", conv_input_grad))
+register(OpDef("TT_CONV2D_WEIGHT_GRAD", conv_weight_grad))
+register(OpDef("TT_DEPTHWISE_CONV2D_INPUT_GRAD", dw_input_grad))
+register(OpDef("TT_DEPTHWISE_CONV2D_WEIGHT_GRAD", dw_weight_grad))

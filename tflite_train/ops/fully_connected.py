@@ -1,11 +1,13 @@
-"""FULLY_CONNECTED: int8 forward (TFLM reference FullyConnected arithmetic) and cost."""
+"""FULLY_CONNECTED: int8 forward (TFLM reference FullyConnected arithmetic), cost, backward
+rule and the numpy kernels of its TT_* gradient ops."""
 from __future__ import annotations
 
 import numpy as np
 
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
-from . import OpDef, fused_activation, register, require, require_int8_io
+from . import (OpDef, fused_activation, masked, real_activation, real_weights, register,
+               require, require_int8_io)
 from .requant import conv_multipliers, exact_int, requantize
 
 
@@ -54,4 +56,63 @@ def macs(graph: Graph, op: Operator) -> int:
     return batches * w.shape[0] * w.shape[1]
 
 
-register(OpDef("FULLY_CONNECTED", forward, macs, _check, param_inputs=(1, 2)))
+
+
+# --- backward ------------------------------------------------------------------------------
+
+def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
+    g = b.graph
+    w = g.tensors[op.inputs[1]]
+    units, depth = w.shape
+    mask = b.mask(k)
+    upd = b.update(k)
+    # The input gradient reads the weights: emit it before this layer's update.
+    out = {}
+    if 0 in wants:
+        dx = b.grad_like(op.inputs[0])
+        b.emit("TT_FULLY_CONNECTED_INPUT_GRAD", [dy, mask, op.inputs[1]], [dx])
+        out[0] = dx
+    if upd is not None and upd.bias and len(op.inputs) > 2 and op.inputs[2] >= 0:
+        db = b.tensor(f"{w.name}/bias_grad", [units])
+        b.emit("TT_BIAS_GRAD", [dy, mask], [db])
+        b.train_bias(k, db)
+    if upd is not None and upd.weight_channels:
+        ch = upd.weight_channels
+        x = op.inputs[0]
+        if g.tensors[x].shape[-1] != depth:
+            # the forward flattens its input; keep the saved copy in the [B, depth] view
+            flat = b.tensor(f"{g.tensors[x].name}/flat", (g.tensors[x].size // depth, depth),
+                            "int8", g.tensors[x].quant)
+            b.add_after(b.producer(x), _reshape_op(x, flat, g.tensors[flat].shape))
+            x = flat
+        saved = b.saved(x, ch)
+        dw = b.tensor(f"{w.name}/grad", [units, ch])
+        b.emit("TT_FULLY_CONNECTED_WEIGHT_GRAD", [dy, mask, saved], [dw])
+        b.train_weight(k, dw, channels=ch, axis=0)
+    return out
+
+
+def _reshape_op(src: int, dst: int, shape) -> Operator:
+    return Operator(opcode="RESHAPE", inputs=[src], outputs=[dst],
+                    options={"new_shape": np.array(shape, np.int32)},
+                    options_type="ReshapeOptions")
+
+
+def input_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy = masked(inputs[0], inputs[1]).astype(np.float64)
+    w = real_weights(inputs[2], graph.tensors[op.inputs[2]].quant, 0)
+    dx = dy.reshape(-1, w.shape[0]) @ w
+    return [dx.reshape(graph.tensors[op.outputs[0]].shape).astype(np.float32)]
+
+
+def weight_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy = masked(inputs[0], inputs[1]).astype(np.float64)
+    x = real_activation(inputs[2], graph.tensors[op.inputs[2]].quant)
+    dw = dy.reshape(-1, dy.shape[-1]).T @ x.reshape(-1, x.shape[-1])
+    return [dw.astype(np.float32)]
+
+
+register(OpDef("FULLY_CONNECTED", forward, macs, _check, param_inputs=(1, 2),
+               backward=backward))
+register(OpDef("TT_FULLY_CONNECTED_INPUT_GRAD", input_grad))
+register(OpDef("TT_FULLY_CONNECTED_WEIGHT_GRAD", weight_grad))

@@ -39,4 +39,23 @@ def forward(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
     return [saturate_int8(out).reshape(y_t.shape)]
 
 
-register(OpDef("MEAN", forward, check=_check))
+
+
+def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
+    dx = b.grad_like(op.inputs[0])
+    b.emit("TT_MEAN_GRAD", [dy], [dx], axes=list(axes(b.graph, op)))
+    return {0: dx}
+
+
+def mean_grad(graph: Graph, op: Operator, inputs) -> list:
+    from ..training_ops import options_of
+    ax = tuple(options_of(op)["axes"])
+    shape = graph.tensors[op.outputs[0]].shape
+    keep = [1 if i in ax else n for i, n in enumerate(shape)]
+    count = int(np.prod([shape[a] for a in ax]))
+    dy = inputs[0].astype(np.float64).reshape(keep)
+    return [np.broadcast_to(dy / count, shape).astype(np.float32)]
+
+
+register(OpDef("MEAN", forward, check=_check, backward=backward))
+register(OpDef("TT_MEAN_GRAD", mean_grad))

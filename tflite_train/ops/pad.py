@@ -28,5 +28,23 @@ def forward(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
     return [np.pad(inputs[0], [tuple(p) for p in pads], constant_values=value)]
 
 
-register(OpDef("PAD", forward, check=_check))
-register(OpDef("PADV2", forward, check=_check))
+
+
+def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
+    dx = b.grad_like(op.inputs[0])
+    before = [int(p) for p in paddings(b.graph, op)[:, 0]]
+    b.emit("TT_PAD_GRAD", [dy], [dx], before=before)
+    return {0: dx}
+
+
+def pad_grad(graph: Graph, op: Operator, inputs) -> list:
+    from ..training_ops import options_of
+    before = options_of(op)["before"]
+    shape = graph.tensors[op.outputs[0]].shape
+    index = tuple(slice(s, s + n) for s, n in zip(before, shape))
+    return [np.ascontiguousarray(inputs[0][index])]
+
+
+register(OpDef("PAD", forward, check=_check, backward=backward))
+register(OpDef("PADV2", forward, check=_check, backward=backward))
+register(OpDef("TT_PAD_GRAD", pad_grad))

@@ -52,5 +52,72 @@ def maximum(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
     return [_clamp(graph, op, windows(x.astype(np.int16), *geo, fill=-32768).max(axis=(3, 4)))]
 
 
-register(OpDef("AVERAGE_POOL_2D", average, check=_check))
-register(OpDef("MAX_POOL_2D", maximum, check=_check))
+
+
+# --- backward ------------------------------------------------------------------------------
+
+def _pool_options(graph: Graph, op: Operator) -> dict:
+    x = graph.tensors[op.inputs[0]]
+    (kh, kw), stride, _, pads, _ = _geometry(graph, op, np.empty(x.shape, np.int8))
+    return {"filter_h": kh, "filter_w": kw, "stride_h": stride[0], "stride_w": stride[1],
+            "pad_top": pads[0], "pad_left": pads[1]}
+
+
+def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
+    g = dy
+    mask = b.mask(k)
+    if mask >= 0:
+        g = b.grad_like(op.outputs[0], "grad_masked")
+        b.emit("TT_MASK_GRAD", [dy, mask], [g])
+    dx = b.grad_like(op.inputs[0])
+    opts = _pool_options(b.graph, op)
+    if op.kind == "AVERAGE_POOL_2D":
+        b.emit("TT_AVERAGE_POOL_GRAD", [g], [dx], **opts)
+    else:
+        b.emit("TT_MAX_POOL_GRAD", [g, b.saved(op.inputs[0])], [dx], **opts)
+    return {0: dx}
+
+
+def _tt_geometry(graph: Graph, op: Operator, dy_shape):
+    from ..training_ops import options_of
+    o = options_of(op)
+    return ((o["filter_h"], o["filter_w"]), (o["stride_h"], o["stride_w"]), (1, 1),
+            (o["pad_top"], o["pad_left"]), tuple(dy_shape[1:3]))
+
+
+def _scatter(dx_shape, geo, contrib) -> np.ndarray:
+    (kh, kw), (sh, sw), _, (ph, pw), (oh, ow) = geo
+    n, h, w, c = dx_shape
+    hp = max((oh - 1) * sh + kh, ph + h)
+    wp = max((ow - 1) * sw + kw, pw + w)
+    grid = np.zeros((n, hp, wp, c), np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            grid[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw, :] += contrib(i, j)
+    return grid[:, ph:ph + h, pw:pw + w, :].astype(np.float32)
+
+
+def average_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy = inputs[0].astype(np.float64)
+    dx_shape = graph.tensors[op.outputs[0]].shape
+    geo = _tt_geometry(graph, op, dy.shape)
+    ones = np.ones((1,) + tuple(dx_shape[1:3]) + (1,), np.float64)
+    count = windows(ones, *geo, fill=0.0).sum(axis=(3, 4))           # in-image taps
+    share = dy / count
+    return [_scatter(dx_shape, geo, lambda i, j: share)]
+
+
+def max_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy = inputs[0].astype(np.float64)
+    dx_shape = graph.tensors[op.outputs[0]].shape
+    geo = _tt_geometry(graph, op, dy.shape)
+    win = windows(inputs[1].astype(np.int16), *geo, fill=-32768)       # [N,OH,OW,KH,KW,C]
+    kh, kw = geo[0]
+    first = win.reshape(win.shape[:3] + (kh * kw, win.shape[5])).argmax(axis=3)
+    return [_scatter(dx_shape, geo, lambda i, j: dy * (first == i * kw + j))]
+
+
+register(OpDef("AVERAGE_POOL_2D", average, check=_check, backward=backward))
+register(OpDef("MAX_POOL_2D", maximum, check=_check, backward=backward))
+register(OpDef("TT_AVERAGE_POOL_GRAD", average_grad))
+register(OpDef("TT_MAX_POOL_GRAD", max_grad))

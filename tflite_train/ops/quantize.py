@@ -42,5 +42,16 @@ def dequantize(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
     return [real.astype(np.float32)]
 
 
-register(OpDef("QUANTIZE", quantize, check=_check_quantize))
 register(OpDef("DEQUANTIZE", dequantize, check=_check_dequantize))
+
+
+def requantize_backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
+    """int8 -> int8 QUANTIZE is the identity on real values."""
+    if b.graph.tensors[op.inputs[0]].dtype != "int8":
+        return {}
+    dx = b.grad_like(op.inputs[0])
+    b.emit("TT_RESHAPE_GRAD", [dy], [dx])
+    return {0: dx}
+
+
+register(OpDef("QUANTIZE", quantize, check=_check_quantize, backward=requantize_backward))

@@ -33,5 +33,26 @@ def transpose(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
     return [np.ascontiguousarray(np.transpose(inputs[0], perm(graph, op)))]
 
 
-register(OpDef("RESHAPE", reshape, check=_check_same_quant))
-register(OpDef("TRANSPOSE", transpose, check=_check_transpose))
+
+
+def reshape_backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
+    dx = b.grad_like(op.inputs[0])
+    b.emit("TT_RESHAPE_GRAD", [dy], [dx])
+    return {0: dx}
+
+
+def transpose_backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
+    dx = b.grad_like(op.inputs[0])
+    b.emit("TT_TRANSPOSE_GRAD", [dy], [dx], perm=list(perm(b.graph, op)))
+    return {0: dx}
+
+
+def transpose_grad(graph: Graph, op: Operator, inputs) -> list:
+    from ..training_ops import options_of
+    p = options_of(op)["perm"]
+    return [np.ascontiguousarray(np.transpose(inputs[0], np.argsort(p)))]
+
+
+register(OpDef("RESHAPE", reshape, check=_check_same_quant, backward=reshape_backward))
+register(OpDef("TRANSPOSE", transpose, check=_check_transpose, backward=transpose_backward))
+register(OpDef("TT_TRANSPOSE_GRAD", transpose_grad))

@@ -48,4 +48,20 @@ def forward(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
     return [out.astype(np.int8)]
 
 
-register(OpDef("SOFTMAX", forward, check=_check))
+
+
+def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
+    dx = b.grad_like(op.inputs[0])
+    b.emit("TT_SOFTMAX_GRAD", [dy, b.saved(op.outputs[0])], [dx])
+    return {0: dx}
+
+
+def softmax_grad(graph: Graph, op: Operator, inputs) -> list:
+    q = graph.tensors[op.inputs[1]].quant
+    p = q.s * (inputs[1].astype(np.float64) - q.zp)
+    dy = inputs[0].astype(np.float64)
+    return [(p * (dy - (p * dy).sum(axis=-1, keepdims=True))).astype(np.float32)]
+
+
+register(OpDef("SOFTMAX", forward, check=_check, backward=backward))
+register(OpDef("TT_SOFTMAX_GRAD", softmax_grad))

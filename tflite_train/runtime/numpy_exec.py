@@ -1,4 +1,9 @@
-"""The numpy reference executor: runs a graph operator by operator in file order."""
+"""The numpy reference executor: runs a graph operator by operator in file order.
+
+An `Executor` keeps what persists across Invokes on a device: variable tensors (zeroed to
+their zero point at creation and on reset, as TFLM does) and per-op state (TT_INIT's flag,
+the update ops' RNG). Training ops skip when the label input is negative.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -21,24 +26,55 @@ def check_inputs(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
     return out
 
 
+class Executor:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.opdefs = [ops.get(graph, k) for k in range(len(graph.operators))]
+        self.reset()
+
+    def reset(self) -> None:
+        self.variables: dict[int, np.ndarray] = {}
+        for index, t in enumerate(self.graph.tensors):
+            if t.is_variable:
+                fill = t.quant.zp if t.quant is not None and t.quant.scale.size == 1 else 0
+                self.variables[index] = np.full(t.shape, fill, dtype=t.dtype)
+        self.op_state: dict[int, dict] = {k: {} for k in range(len(self.graph.operators))}
+
+    def invoke(self, inputs: list[np.ndarray]) -> dict[int, np.ndarray]:
+        """One Invoke; returns every tensor's value (variables by reference)."""
+        graph = self.graph
+        values: dict[int, np.ndarray] = {}
+        for index, t in enumerate(graph.tensors):
+            if t.data is not None:
+                values[index] = t.data
+        values.update(self.variables)
+        for index, x in zip(graph.inputs, check_inputs(graph, inputs)):
+            values[index] = x
+        for k, op in enumerate(graph.operators):
+            opdef = self.opdefs[k]
+            args = [values.get(i) if i >= 0 else None for i in op.inputs]
+            if op.kind.startswith("TT_") and op.kind != "TT_INIT" and int(args[-1][0]) < 0:
+                if op.kind == "TT_LOSS_SOFTMAX_CE":
+                    values[op.outputs[0]] = np.zeros(1, np.float32)
+                continue
+            if opdef.stateful:
+                outs = opdef.forward(graph, op, args, self.op_state[k])
+            else:
+                outs = opdef.forward(graph, op, args)
+            for index, y in zip(op.outputs, outs):
+                t = graph.tensors[index]
+                values[index] = np.asarray(y).astype(t.dtype, copy=False).reshape(t.shape)
+        return values
+
+    def outputs(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        values = self.invoke(inputs)
+        return [values[i] for i in self.graph.outputs]
+
+
 def run(graph: Graph, inputs: list[np.ndarray]) -> dict[int, np.ndarray]:
-    """Every tensor's value after one forward pass: tensor index -> array."""
-    values: dict[int, np.ndarray] = {}
-    for index, t in enumerate(graph.tensors):
-        if t.data is not None:
-            values[index] = t.data
-    for index, x in zip(graph.inputs, check_inputs(graph, inputs)):
-        values[index] = x
-    for k, op in enumerate(graph.operators):
-        opdef = ops.get(graph, k)
-        args = [values.get(i) if i >= 0 else None for i in op.inputs]
-        outs = opdef.forward(graph, op, args)
-        for index, y in zip(op.outputs, outs):
-            t = graph.tensors[index]
-            values[index] = np.asarray(y).astype(t.dtype, copy=False).reshape(t.shape)
-    return values
+    """Every tensor's value after one forward pass of a fresh executor."""
+    return Executor(graph).invoke(inputs)
 
 
 def outputs(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    values = run(graph, inputs)
-    return [values[i] for i in graph.outputs]
+    return Executor(graph).outputs(inputs)

@@ -1,0 +1,167 @@
+"""augment and train from the command line, on the built-in example model and small
+datasets the tests make; bad options, data and labels fail with one line."""
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from tflite_train import tflite_io
+from tflite_train.cli import EXIT_ERROR, main
+from tflite_train.demo import EXAMPLE
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(capsys, *argv):
+    code, out, err = run(capsys, *argv)
+    assert code == EXIT_ERROR, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tflite-train: error:"), err
+    return lines[0]
+
+
+@pytest.fixture()
+def trained_model(tmp_path, capsys):
+    out = tmp_path / "tiny.train.tflite"
+    code, text, _ = run(capsys, "augment", EXAMPLE, "-o", out, "--num-classes", 3,
+                        "--scheme", "full", "--lr", 0.01)
+    assert code == 0
+    return out, text
+
+
+def blobs_dataset(path, n=240, classes=3, size=32, seed=0):
+    """Easy classes that survive global pooling: horizontal stripes, vertical stripes,
+    flat grey (and, past 3 classes, brighter copies), with noise and random phase."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    grid = np.arange(size)
+    x = np.empty((n, size, size), np.uint8)
+    for i, c in enumerate(y):
+        phase = rng.integers(0, 4)
+        stripes = ((grid + phase) // 2 % 2 * 200).astype(float)
+        img = [stripes[:, None] + 0 * grid, stripes[None, :] + 0 * grid[:, None],
+               np.full((size, size), 100.0)][c % 3] + 20 * (c // 3)
+        x[i] = np.clip(img + rng.normal(0, 10, (size, size)), 0, 255).astype(np.uint8)
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def test_augment_prints_what_is_trained_and_leaves_input_alone(tmp_path, capsys):
+    before = hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
+    out = tmp_path / "m.tflite"
+    code, text, _ = run(capsys, "augment", EXAMPLE, "-o", out, "--num-classes", 4,
+                        "--scheme", "bias-only:1")
+    assert code == 0
+    assert "new head" in text and "trained parameters:" in text
+    assert "saved activations:" in text and "TT_BIAS_GRAD" in text
+    assert hashlib.sha256(EXAMPLE.read_bytes()).hexdigest() == before
+    g = tflite_io.load(out)
+    assert "tflite_train" in g.metadata
+
+
+def test_train_loss_falls_and_beats_chance(tmp_path, capsys, trained_model):
+    model, _ = trained_model
+    data = blobs_dataset(tmp_path / "blobs.npz")
+    state = tmp_path / "state.npz"
+    code, text, _ = run(capsys, "train", model, "--data", data, "--epochs", 2,
+                        "--val-split", 0.25, "-o", state)
+    assert code == 0, text
+    assert "val accuracy" in text
+    summary = text.strip().splitlines()[-2]
+    loss = [float(v) for v in summary.split("loss ")[1].split(";")[0].split(" -> ")]
+    assert loss[1] < loss[0]
+    acc = float(summary.split("validation accuracy ")[1].split("%")[0])
+    assert acc > 60                                   # chance is 33%
+    saved = np.load(state)
+    assert "head/weights" in saved.files
+    info = json.loads(str(saved["__history__"]))
+    assert info["steps"] == 2 * 180
+
+
+def test_train_is_reproducible(tmp_path, capsys, trained_model):
+    model, _ = trained_model
+    data = blobs_dataset(tmp_path / "blobs.npz", n=60)
+    runs = []
+    for k in range(2):
+        state = tmp_path / f"s{k}.npz"
+        assert run(capsys, "train", model, "--data", data, "--steps", 30, "-o", state)[0] == 0
+        runs.append(np.load(state))
+    for name in runs[0].files:
+        if name != "__history__":
+            assert np.array_equal(runs[0][name], runs[1][name])
+
+
+def test_image_folder_dataset(tmp_path, capsys, trained_model):
+    from PIL import Image
+    model, _ = trained_model
+    rng = np.random.default_rng(0)
+    for c in range(3):
+        (tmp_path / "imgs" / f"class{c}").mkdir(parents=True)
+        for i in range(4):
+            arr = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
+            Image.fromarray(arr).save(tmp_path / "imgs" / f"class{c}" / f"{i}.png")
+    code, text, _ = run(capsys, "train", model, "--data", tmp_path / "imgs", "--steps", 5)
+    assert code == 0 and "12 samples, 3 classes" in text
+
+
+def test_labels_out_of_range(tmp_path, capsys, trained_model):
+    model, _ = trained_model
+    data = blobs_dataset(tmp_path / "b.npz", classes=5)
+    assert "label 4 out of range" in one_line_error(capsys, "train", model, "--data", data,
+                                                    "--steps", 3)
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ({"x": np.zeros((4, 8, 8), np.uint8)}, "needs arrays 'x'"),
+    ({"x": np.zeros((4, 8, 8), np.uint8), "y": np.zeros(3, int)}, "must be [N, H, W]"),
+    ({"x": np.full((4, 8, 8), 2.0), "y": np.zeros(4, int)}, "floats in [0, 1]"),
+    ({"x": np.zeros((4, 8, 8), np.uint8), "y": np.full(4, 0.5)}, "must be integers"),
+    ({"x": np.zeros((4, 8, 8), np.uint8), "y": np.full(4, -1)}, "negative"),
+])
+def test_bad_npz(tmp_path, capsys, trained_model, content, fragment):
+    model, _ = trained_model
+    p = tmp_path / "bad.npz"
+    np.savez(p, **content)
+    assert fragment in one_line_error(capsys, "train", model, "--data", p, "--steps", 1)
+
+
+def test_bad_train_inputs(tmp_path, capsys, trained_model):
+    model, _ = trained_model
+    assert "no such file" in one_line_error(capsys, "train", model, "--data",
+                                            tmp_path / "nothing.npz", "--steps", 1)
+    (tmp_path / "empty").mkdir()
+    assert "no class sub-folders" in one_line_error(capsys, "train", model, "--data",
+                                                    tmp_path / "empty", "--steps", 1)
+    assert "not a training model" in one_line_error(capsys, "train", EXAMPLE, "--data",
+                                                    "fashion-mnist", "--steps", 1)
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    assert "not a readable .npz" in one_line_error(capsys, "train", model, "--data",
+                                                   tmp_path / "junk.npz", "--steps", 1)
+
+
+@pytest.mark.parametrize("argv", [["--lr", "0"], ["--lr", "-1"], ["--lr", "nan"],
+                                  ["--momentum", "1"], ["--rounding", "up"],
+                                  ["--num-classes", "0"], ["--seed", "-2"]])
+def test_bad_augment_options(tmp_path, capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        main(["augment", str(EXAMPLE), "-o", str(tmp_path / "o.tflite")] + argv)
+    assert exc.value.code == 2
+
+
+def test_bad_augment_inputs(tmp_path, capsys, trained_model):
+    model, _ = trained_model
+    assert "already a training model" in one_line_error(
+        capsys, "augment", model, "-o", tmp_path / "again.tflite")
+    assert "at least 2" in one_line_error(capsys, "augment", EXAMPLE, "-o",
+                                          tmp_path / "x.tflite", "--num-classes", 1)
+    assert "overwrite the input" in one_line_error(capsys, "augment", EXAMPLE, "-o", EXAMPLE)
+    assert "unknown scheme" in one_line_error(capsys, "augment", EXAMPLE, "-o",
+                                              tmp_path / "x.tflite", "--scheme", "most")
+    assert "does not exist" in one_line_error(capsys, "augment", EXAMPLE, "-o",
+                                              tmp_path / "no" / "dir" / "x.tflite")
+    assert not (tmp_path / "x.tflite").exists()

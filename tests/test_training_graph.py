@@ -1,0 +1,164 @@
+"""The training graph: pruning, saved activations, the contract of the written model, and
+QAS making one int8 step equal one fp32 step."""
+import json
+
+import numpy as np
+import pytest
+import tflite
+
+from conftest import shared_model
+from tflite_train import augment, memory, tflite_io
+from tflite_train.autodiff import Hyper
+from tflite_train.demo import EXAMPLE
+from tflite_train.runtime.numpy_exec import Executor
+
+GRAD_OPS = ("_INPUT_GRAD", "_WEIGHT_GRAD", "TT_BIAS_GRAD", "TT_AVERAGE_POOL_GRAD")
+
+
+def grad_targets(result):
+    """Forward op indices that have at least one backward op reading their output grad."""
+    fwd = result.backward.forward_ops
+    grad_of = {v: k for k, v in result.backward.grads.items()}
+    producers = {t: k for k, op in enumerate(fwd) for t in op.outputs}
+    hit = set()
+    for op in result.backward.backward_ops:
+        if op.kind.endswith(GRAD_OPS) or op.kind in GRAD_OPS:
+            dy = op.inputs[0]
+            if dy in grad_of and grad_of[dy] in producers:
+                hit.add(producers[grad_of[dy]])
+    return hit
+
+
+def test_bias_only_k1_has_only_head_and_last_layer_backward_ops():
+    g = tflite_io.load(shared_model("person_detect"))
+    r = augment.augment(g, "bias-only:1", num_classes=10)
+    # forward ops whose output gradient is consumed: the head (28), the pool between (27)
+    # and the last conv (26); nothing earlier
+    assert grad_targets(r) == {26, 27, 28}
+    kinds = [op.kind for op in r.backward.backward_ops]
+    assert kinds.count("TT_BIAS_GRAD") == 2
+    assert "TT_CONV2D_INPUT_GRAD" not in kinds and "TT_DEPTHWISE_CONV2D_INPUT_GRAD" not in kinds
+    assert kinds.count("TT_UPDATE_WEIGHT") == 1          # the head's weights
+
+
+def test_full_update_has_backward_ops_for_every_layer():
+    g = tflite_io.load(shared_model("person_detect"))
+    r = augment.augment(g, "full", num_classes=10)
+    layers = [k for k, op in enumerate(r.backward.forward_ops)
+              if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    assert set(layers) <= grad_targets(r)
+    kinds = [op.kind for op in r.backward.backward_ops]
+    assert kinds.count("TT_UPDATE_WEIGHT") == len(layers) == 28     # 27 + the new head
+    assert kinds.count("TT_UPDATE_BIAS") == 28
+    # the first layer's input is the image: no gradient is computed for it
+    first = r.backward.forward_ops[0]
+    assert first.inputs[0] not in r.backward.grads
+
+
+def test_saved_activation_bytes_match_a_hand_count(tmp_path):
+    """tiny_cnn, new 4-class head, last:1 = op 7 (1x1 CONV_2D 4x4x16 -> 4x4x32, ReLU6):
+    head input (MEAN output, 32 int8) + op 7 input (4x4x16 int8 = 256) + op 7's ReLU6 mask
+    (512 bits = 64 bytes) = 352 bytes; with ratio 1/2 on op 7 its input slice is 128."""
+    r = augment.augment(tflite_io.load(EXAMPLE), "last:1", num_classes=4)
+    parts = memory.training_parts(r.graph)
+    assert parts.saved_bytes == 32 + 256 + 64 and parts.mask_bytes == 64
+    p = tmp_path / "half.json"
+    p.write_text(json.dumps({"n_bias_update": 1, "weight_update": [{"layer": -1, "ratio": 0.5}]}))
+    r = augment.augment(tflite_io.load(EXAMPLE), str(p), num_classes=4)
+    parts = memory.training_parts(r.graph)
+    assert parts.saved_bytes == 32 + 128 + 64
+    # trained parameters: head 4x32 int8 + 4 int32, op 7's 32x1x1x16 int8 + 32 int32
+    assert parts.trainable_bytes == 4 * 32 + 4 * 4 + 32 * 16 + 32 * 4
+
+
+def test_written_model_follows_the_contract(tmp_path):
+    src = EXAMPLE.read_bytes()
+    r = augment.augment(tflite_io.parse(src), "last:2", num_classes=5,
+                        hyper=Hyper(lr=0.05, momentum=0.9, rounding="stochastic", seed=3))
+    path = tmp_path / "m.train.tflite"
+    tflite_io.save(r.graph, path)
+    data = path.read_bytes()
+    m = tflite.Model.GetRootAs(data, 0)                   # parses with the tflite package
+    assert m.SubgraphsLength() == 1
+    g = tflite_io.parse(data)
+    label, loss = g.tensors[g.inputs[-1]], g.tensors[g.outputs[-1]]
+    assert (label.name, label.dtype, label.shape) == ("label", "int32", (1,))
+    assert (loss.name, loss.dtype, loss.shape) == ("loss", "float32", (1,))
+    assert g.tensors[g.outputs[0]].shape == (1, 5)
+    assert g.operators[0].kind == "TT_INIT"
+    for t in g.tensors:
+        if t.is_variable:
+            assert t.data is None                        # trainable: empty buffers
+    meta = json.loads(g.metadata["tflite_train"])
+    assert meta["scheme"] == "last:2" and meta["momentum"] == 0.9 and meta["seed"] == 3
+    assert meta["rounding"] == "stochastic" and meta["qas"] is True
+    assert len(meta["trained"]) == 3
+    # momentum buffers exist and are variables too
+    assert any(t.name.endswith("/momentum") and t.is_variable for t in g.tensors)
+
+
+def test_label_below_zero_is_inference_only():
+    r = augment.augment(tflite_io.load(EXAMPLE), "full", num_classes=3, hyper=Hyper(lr=0.5))
+    ex = Executor(r.graph)
+    x = np.random.default_rng(0).integers(-128, 128, (1, 32, 32, 1)).astype(np.int8)
+    before = {k: v.copy() for k, v in ex.variables.items()}
+    out1 = ex.outputs([x, np.array([-1], np.int32)])
+    out2 = ex.outputs([x, np.array([-1], np.int32)])
+    assert np.array_equal(out1[0], out2[0]) and out1[1][0] == 0
+    ex.outputs([x, np.array([1], np.int32)])
+    changed = [k for k, v in ex.variables.items() if not np.array_equal(v, before[k])]
+    assert changed                                       # a training step moves weights
+    ex.reset()                                            # Reset re-runs TT_INIT
+    assert np.array_equal(ex.outputs([x, np.array([-1], np.int32)])[0], out1[0])
+
+
+def one_step(qas: bool, lr: float):
+    r = augment.augment(tflite_io.load(EXAMPLE), "last:1", num_classes=4,
+                        hyper=Hyper(lr=lr, qas=qas))
+    g = r.graph
+    ex = Executor(g)
+    x = np.random.default_rng(1).integers(-128, 128, (1, 32, 32, 1)).astype(np.int8)
+    init = {var: g.tensors[c].data for c, var in zip(g.operators[0].inputs[0::2],
+                                                      g.operators[0].inputs[1::2])}
+    values = ex.invoke([x, np.array([2], np.int32)])
+    return g, r, init, ex.variables, values
+
+
+@pytest.mark.parametrize("kind, lr", [("weights", 5.0), ("bias", 0.5)])
+def test_qas_int8_step_equals_fp32_step(kind, lr):
+    # lr large enough that the weight steps span several LSBs on this sample
+    g, r, init, after, values = one_step(True, lr)
+    moved = 0
+    for p, grad in r.backward.param_grads.items():
+        t = g.tensors[p]
+        if (t.dtype == "int8") != (kind == "weights"):
+            continue
+        scale = t.quant.scale.reshape((-1,) + (1,) * (t.data is None and init[p].ndim - 1))
+        G = values[grad]                                  # real-valued dL/dW (checked vs TF)
+        k = G.shape[-1]
+        old = init[p][..., :k].astype(np.float64) * scale
+        new = after[p][..., :k].astype(np.float64) * scale
+        fp32 = old - lr * G
+        inside = np.abs(fp32 / scale) < 126                # not saturated at +-127
+        # one int8 step moves the real weights like one fp32 SGD step, to within rounding
+        assert np.all(np.abs(new - fp32)[inside] <= 0.5 * np.broadcast_to(scale, new.shape)[inside]
+                      * (1 + 1e-5))
+        moved += int(np.count_nonzero(new != old))
+    assert moved > 10
+
+
+def test_without_qas_the_step_is_not_the_fp32_step():
+    lr = 5.0
+    g, r, init, after, values = one_step(False, lr)
+    for p, grad in r.backward.param_grads.items():
+        t = g.tensors[p]
+        if t.dtype != "int8":
+            continue
+        scale = t.quant.scale.reshape((-1,) + (1,) * (init[p].ndim - 1))
+        G = values[grad]
+        k = G.shape[-1]
+        real_move = (after[p][..., :k].astype(np.float64) - init[p][..., :k]) * scale
+        wanted = -lr * G
+        # the gradient w.r.t. W_q is s_w * G and its step s_w^2 times too small: the int8
+        # weights barely move while fp32 SGD moves them by lr * G
+        assert np.linalg.norm(real_move) < 0.1 * np.linalg.norm(wanted)

@@ -1,0 +1,90 @@
+"""The TT_* contract: schema <-> numpy kernels, option checking, the xorshift32 stream and
+stochastic rounding."""
+import numpy as np
+import pytest
+
+from tflite_train import ops, training_ops
+from tflite_train.errors import ModelError
+
+
+def test_every_schema_op_has_a_numpy_kernel_and_back():
+    schema_ops = set(training_ops.schema()["ops"])
+    registered = {k for k in ops.REGISTRY if k.startswith("TT_")}
+    assert schema_ops == registered
+
+
+def test_options_are_checked_against_the_schema():
+    with pytest.raises(ModelError, match="options"):
+        training_ops.make_op("TT_SAVE_SLICE", [0, 1], [2])
+    with pytest.raises(ModelError, match="out of range"):
+        training_ops.make_op("TT_SAVE_SLICE", [0, 1], [2], channels=0)
+    with pytest.raises(ModelError, match="is not int"):
+        training_ops.make_op("TT_SAVE_SLICE", [0, 1], [2], channels=1.5)
+    op = training_ops.make_op("TT_PAD_GRAD", [0, 1], [2], before=[0, 1, 1, 0])
+    assert training_ops.options_of(op) == {"before": [0, 1, 1, 0]}
+
+
+def scalar_xorshift(state, n):
+    out = []
+    for _ in range(n):
+        state ^= (state << 13) & 0xFFFFFFFF
+        state ^= state >> 17
+        state ^= (state << 5) & 0xFFFFFFFF
+        out.append(state)
+    return out, state
+
+
+@pytest.mark.parametrize("seed, n", [(1, 1), (2463534242, 100), (0xDEADBEEF, 1000), (7, 3)])
+def test_xorshift_stream_matches_the_scalar_definition(seed, n):
+    got, state = training_ops.xorshift32_stream(seed, n)
+    want, want_state = scalar_xorshift(seed, n)
+    assert got.tolist() == want and state == want_state
+
+
+def test_stream_continues_across_calls():
+    a, s = training_ops.xorshift32_stream(12345, 50)
+    b, _ = training_ops.xorshift32_stream(s, 50)
+    whole, _ = training_ops.xorshift32_stream(12345, 100)
+    assert np.array_equal(np.concatenate([a, b]), whole)
+
+
+def run_update(delta_values, rounding, seed=5, steps=1):
+    """Apply TT_UPDATE_BIAS with a gradient chosen so that the float update is `delta`."""
+    from tflite_train.ir import Graph, Quantization, Tensor
+    n = len(delta_values)
+    g = Graph(tensors=[Tensor("b", (n,), "int32", Quantization(np.ones(n, np.float32),
+                                                               np.zeros(n, np.int64)),
+                              is_variable=True),
+                       Tensor("g", (n,), "float32"), Tensor("label", (1,), "int32")],
+              operators=[], inputs=[], outputs=[])
+    op = training_ops.make_op("TT_UPDATE_BIAS", [0, 1, -1, 2], [], lr=1.0, momentum=0.0,
+                              qas=True, rounding=rounding, seed=seed)
+    b = np.zeros(n, np.int32)
+    state = {}
+    for _ in range(steps):
+        ops.REGISTRY["TT_UPDATE_BIAS"].forward(
+            g, op, [b, -np.asarray(delta_values, np.float32), None, np.array([0])], state)
+    return b
+
+
+def test_stochastic_rounding_is_reproducible_for_a_seed():
+    d = np.full(1000, 0.3)
+    assert np.array_equal(run_update(d, 1, seed=9), run_update(d, 1, seed=9))
+    assert not np.array_equal(run_update(d, 1, seed=9), run_update(d, 1, seed=10))
+
+
+def test_stochastic_rounding_is_unbiased_and_nearest_loses_small_updates():
+    d = np.full(20000, 0.3)
+    b = run_update(d, 1)
+    assert set(np.unique(b)) <= {0, 1}
+    # mean of Bernoulli(0.3) over 20000 draws: standard error 0.0032
+    assert abs(b.mean() - 0.3) < 0.015
+    assert not run_update(d, 0).any()                   # nearest: a 0.3 LSB update vanishes
+    neg = run_update(np.full(20000, -0.7), 1)
+    assert abs(neg.mean() + 0.7) < 0.015
+    # over many steps the stochastic sum tracks the float sum
+    assert abs(run_update(np.full(500, 0.05), 1, steps=40).mean() - 2.0) < 0.2
+
+
+def test_nearest_rounds_half_to_even():
+    assert run_update([0.5, 1.5, 2.5, -0.5, 0.49], 0).tolist() == [0, 2, 2, 0, 0]

@@ -1,0 +1,227 @@
+"""The `augment` pipeline: inference model -> training model.
+
+load -> (new head) -> scheme -> autodiff -> trainable variables + TT_INIT -> metadata.
+The result follows the training-model contract of DESIGN.md: inputs = original inputs +
+`label` (int32 [1]); outputs = original outputs + `loss` (float32 [1]); trained parameters
+are variable tensors with empty buffers that TT_INIT fills from constant copies on the first
+Invoke; operator order is execution order.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import autodiff, ops
+from . import scheme as schemes
+from .errors import ModelError, TTError
+from .ir import Graph, Operator, Quantization, Tensor
+from .training_ops import make_op
+
+METADATA_KEY = "tflite_train"
+FORMAT_VERSION = 1
+
+# New head. The features' real range is known from their quantization (the converter
+# calibrated it), so the initial weights are sized to it: uniform in +-b with
+# b = 2*sqrt(3) / (sqrt(K) * x_max) gives logits of standard deviation about 1 when the
+# features spread over [0, x_max] (Kaiming-uniform with x_max/2 as the feature RMS). Sizing
+# by 1/sqrt(K) alone fails on models whose features are tiny: logits round to 0 and the
+# weight updates to less than one LSB. The weights' int8 grid spans 4x the initial range so
+# that training can grow them before they saturate at +-127; the logits' grid spans
+# [-16, 16], beyond which softmax is saturated anyway (p > 1 - 1e-6).
+HEAD_WEIGHT_HEADROOM = 4.0
+HEAD_LOGIT_RANGE = 16.0
+
+
+@dataclass
+class Augmented:
+    graph: Graph
+    scheme: schemes.Scheme
+    backward: autodiff.BackwardGraph
+    head: int | None              # operator index of the new head in the forward graph
+    logits: int
+    label: int
+    loss: int
+    metadata: dict
+
+
+def find_logits(graph: Graph) -> int:
+    """The int8 logits the loss reads: the input of a final SOFTMAX, else output 0."""
+    producers = graph.producers()
+    t = graph.outputs[0]
+    while True:
+        k = producers.get(t)
+        if k is None:
+            break
+        op = graph.operators[k]
+        if op.kind == "DEQUANTIZE":
+            t = op.inputs[0]
+            continue
+        if op.kind == "SOFTMAX":
+            t = op.inputs[0]
+        break
+    if graph.tensors[t].dtype != "int8":
+        raise ModelError(f"the logits tensor {graph.tensors[t].name} is "
+                         f"{graph.tensors[t].dtype}; int8 expected")
+    return t
+
+
+def find_classifier(graph: Graph) -> tuple[int, list[int]]:
+    """(classifier op, ops after it up to the output): the last FULLY_CONNECTED or a 1x1
+    CONV_2D on a 1x1 map, followed only by RESHAPE / SOFTMAX / DEQUANTIZE."""
+    producers = graph.producers()
+    tail: list[int] = []
+    t = graph.outputs[0]
+    while t in producers:
+        k = producers[t]
+        op = graph.operators[k]
+        if op.kind == "FULLY_CONNECTED" or (
+                op.kind == "CONV_2D" and graph.tensors[op.inputs[1]].shape[1:3] == (1, 1)
+                and graph.tensors[op.outputs[0]].shape[1:3] == (1, 1)):
+            return k, tail
+        if op.kind not in ("RESHAPE", "SOFTMAX", "DEQUANTIZE", "QUANTIZE"):
+            break
+        tail.append(k)
+        t = op.inputs[0]
+    raise ModelError("cannot find the classifier (a FULLY_CONNECTED, or a 1x1 CONV_2D, "
+                     "followed only by RESHAPE/SOFTMAX up to the output) to replace")
+
+
+def replace_head(graph: Graph, num_classes: int, seed: int) -> tuple[int, int]:
+    """Swap the classifier for a new N-class FULLY_CONNECTED + SOFTMAX. Returns (head op
+    index, logits tensor)."""
+    if num_classes < 2:
+        raise TTError(f"--num-classes must be at least 2, got {num_classes}")
+    k, tail = find_classifier(graph)
+    removed = {k, *tail}
+    feats = graph.operators[k].inputs[0]
+    for j, op in enumerate(graph.operators):
+        if j not in removed and any(t in op.inputs for r in removed
+                                    for t in graph.operators[r].outputs):
+            raise ModelError(f"operator {j} reads the classifier's output; cannot replace it")
+    f = graph.tensors[feats]
+    depth = f.size // f.shape[0] if f.shape else f.size
+    rng = np.random.default_rng(seed)
+    x_max = f.quant.s * max(127 - f.quant.zp, f.quant.zp + 128)
+    bound = 2.0 * math.sqrt(3.0) / (math.sqrt(depth) * x_max)
+    w_real = rng.uniform(-bound, bound, size=(num_classes, depth))
+    w_scale = np.full(num_classes, HEAD_WEIGHT_HEADROOM * bound / 127.0, np.float32)
+    w_q = np.clip(np.rint(w_real / w_scale[:, None]), -127, 127).astype(np.int8)
+    b_scale = (np.float32(f.quant.s) * w_scale).astype(np.float32)
+    zeros = np.zeros(num_classes, np.int64)
+    w = graph.add_tensor(Tensor("head/weights", (num_classes, depth), "int8",
+                                Quantization(w_scale, zeros.copy(), axis=0), data=w_q))
+    b = graph.add_tensor(Tensor("head/bias", (num_classes,), "int32",
+                                Quantization(b_scale, zeros.copy(), axis=0),
+                                data=np.zeros(num_classes, np.int32)))
+    logits = graph.add_tensor(Tensor(
+        "head/logits", (1, num_classes), "int8",
+        Quantization(np.array([2 * HEAD_LOGIT_RANGE / 255], np.float32), np.zeros(1, np.int64))))
+    probs = graph.add_tensor(Tensor(
+        "head/probabilities", (1, num_classes), "int8",
+        Quantization(np.array([1 / 256], np.float32), np.array([-128], np.int64))))
+    fc = Operator("FULLY_CONNECTED", [feats, w, b], [logits], options_type="FullyConnectedOptions",
+                  options={"fused_activation_function": 0, "keep_num_dims": False,
+                           "weights_format": 0, "asymmetric_quantize_inputs": False,
+                           "quantized_bias_type": 0}, version=1)
+    sm = Operator("SOFTMAX", [logits], [probs], options_type="SoftmaxOptions",
+                  options={"beta": 1.0})
+    graph.operators = [op for j, op in enumerate(graph.operators) if j not in removed]
+    head = len(graph.operators)
+    graph.operators += [fc, sm]
+    graph.outputs = [probs]
+    return head, logits
+
+
+def _make_variables(graph: Graph, params: list[int], momentum: list[int]) -> Operator:
+    """Trainable tensors become variables with empty buffers; TT_INIT copies their
+    initial values from new constant tensors."""
+    pairs = []
+    for p in dict.fromkeys(params):
+        t = graph.tensors[p]
+        if t.is_variable:
+            continue
+        init = graph.add_tensor(Tensor(f"{t.name}/init", t.shape, t.dtype, t.quant,
+                                       data=t.data.copy()))
+        t.data = None
+        t.is_variable = True
+        pairs += [init, p]
+    for m in momentum:
+        graph.tensors[m].is_variable = True
+    return make_op("TT_INIT", pairs, [])
+
+
+def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | None = None,
+            hyper: autodiff.Hyper | None = None) -> Augmented:
+    hyper = hyper or autodiff.Hyper()
+    _check_hyper(hyper)
+    if METADATA_KEY in graph.metadata:
+        raise ModelError("this is already a training model (it has tflite_train metadata)")
+    ops.validate(graph)
+    head = None
+    if num_classes is not None:
+        head, logits = replace_head(graph, num_classes, hyper.seed)
+    else:
+        logits = find_logits(graph)
+    scheme = schemes.parse(scheme_spec, graph, exclude={head} if head is not None else set())
+    if head is not None:
+        depth = graph.tensors[graph.operators[head].inputs[1]].shape[1]
+        scheme.layers[head] = schemes.LayerUpdate(head, bias=True, weight_channels=depth)
+    if not scheme.layers:
+        raise TTError(f"scheme {scheme_spec!r} trains nothing")
+    label = graph.add_tensor(Tensor("label", (1,), "int32"))
+    loss = graph.add_tensor(Tensor("loss", (1,), "float32"))
+    bwd = autodiff.build(graph, scheme, hyper, logits, label, loss)
+    init = _make_variables(graph, bwd.variables, bwd.momentum)
+    graph.operators.insert(0, init)
+    graph.inputs = graph.inputs + [label]
+    graph.outputs = graph.outputs + [loss]
+    meta = {
+        "format": "tflite-train training model", "version": FORMAT_VERSION,
+        "scheme": scheme.name, "num_classes": num_classes,
+        "new_head": head is not None,
+        "qas": hyper.qas, "lr": hyper.lr,
+        "bias_lr": hyper.bias_lr if hyper.bias_lr is not None else hyper.lr,
+        "momentum": hyper.momentum, "rounding": hyper.rounding, "seed": hyper.seed,
+        "logits": graph.tensors[logits].name,
+        "trained": [{"layer": _layer_name(graph, bwd, k), "bias": u.bias,
+                     "weight_channels": u.weight_channels}
+                    for k, u in sorted(bwd.trained.items())],
+        "variables": [graph.tensors[v].name for v in dict.fromkeys(bwd.variables)],
+    }
+    graph.metadata[METADATA_KEY] = json.dumps(meta).encode()
+    return Augmented(graph, scheme, bwd, head, logits, label, loss, meta)
+
+
+def _layer_name(graph: Graph, bwd: autodiff.BackwardGraph, k: int) -> str:
+    return graph.tensors[bwd.forward_ops[k].outputs[0]].name
+
+
+def _check_hyper(h: autodiff.Hyper) -> None:
+    if not (math.isfinite(h.lr) and h.lr > 0):
+        raise TTError(f"--lr must be a positive number, got {h.lr}")
+    if h.bias_lr is not None and not (math.isfinite(h.bias_lr) and h.bias_lr > 0):
+        raise TTError(f"--bias-lr must be a positive number, got {h.bias_lr}")
+    if not (0 <= h.momentum < 1):
+        raise TTError(f"--momentum must be in [0, 1), got {h.momentum}")
+    if h.rounding not in ("nearest", "stochastic"):
+        raise TTError(f"--rounding must be nearest or stochastic, got {h.rounding!r}")
+    if not 0 <= h.seed <= 0xFFFFFFFF:
+        raise TTError(f"--seed must be in 0..4294967295, got {h.seed}")
+
+
+def training_metadata(graph: Graph) -> dict:
+    blob = graph.metadata.get(METADATA_KEY)
+    if blob is None:
+        raise ModelError("not a training model (no tflite_train metadata): run "
+                         "`tflite-train augment` first")
+    try:
+        meta = json.loads(blob)
+    except (ValueError, UnicodeDecodeError):
+        raise ModelError("the tflite_train metadata is corrupt") from None
+    if meta.get("version") != FORMAT_VERSION:
+        raise ModelError(f"training model format version {meta.get('version')} is not "
+                         f"supported (this tflite-train reads version {FORMAT_VERSION})")
+    return meta

@@ -1,0 +1,220 @@
+"""Forward graph + scheme -> the same graph extended with a pruned backward graph and
+update ops, all as TT_* custom ops in execution order.
+
+Pruning: a tensor gets a gradient only if some trained parameter lies upstream of it (a
+gradient below every trained parameter feeds nothing), and an operator's backward rule is
+emitted only for outputs that have a gradient. Saved activations are whatever forward tensor
+a backward op reads: the inputs of weight gradients, sliced to the trained channels by a
+TT_SAVE_SLICE right after the forward op, and 1-bit activation masks (TT_SAVE_MASK).
+
+Each op's rule lives in its ops/ module as `OpDef.backward(builder, k, op, dy, wants)`:
+it returns {input position: gradient tensor} for the positions in `wants`, and asks the
+builder for masks, saved activations and parameter updates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import fixedpoint as fp
+from . import ops
+from .errors import ModelError, UnsupportedOpError
+from .ir import Graph, Operator, Quantization, Tensor
+from .scheme import LayerUpdate, Scheme
+from .training_ops import make_op
+
+
+@dataclass
+class Hyper:
+    lr: float = 0.01
+    bias_lr: float | None = None        # None: same as lr
+    momentum: float = 0.0
+    qas: bool = True
+    rounding: str = "nearest"           # or "stochastic"
+    seed: int = 0
+
+    def options(self, bias: bool, seed: int) -> dict:
+        return {"lr": float(self.bias_lr if bias and self.bias_lr is not None else self.lr),
+                "momentum": float(self.momentum), "qas": bool(self.qas),
+                "rounding": 1 if self.rounding == "stochastic" else 0,
+                "seed": int(seed) & 0xFFFFFFFF}
+
+
+@dataclass
+class BackwardGraph:
+    """What autodiff added, for reporting and tests."""
+    forward_ops: list[Operator]
+    save_ops: list[Operator] = field(default_factory=list)
+    loss_op: Operator | None = None
+    backward_ops: list[Operator] = field(default_factory=list)
+    trained: dict[int, LayerUpdate] = field(default_factory=dict)   # forward op -> update
+    variables: list[int] = field(default_factory=list)     # trainable parameter tensors
+    momentum: list[int] = field(default_factory=list)      # optimizer state tensors
+    grads: dict[int, int] = field(default_factory=dict)    # forward tensor -> its gradient
+    param_grads: dict[int, int] = field(default_factory=dict)   # parameter -> its gradient
+
+
+class GradBuilder:
+    """What backward rules use to add tensors and ops to the training graph."""
+
+    def __init__(self, graph: Graph, scheme: Scheme, hyper: Hyper, label: int):
+        self.graph = graph
+        self.scheme = scheme
+        self.hyper = hyper
+        self.label = label
+        self.after: dict[int, list[Operator]] = {}      # forward op -> save ops after it
+        self.backward: list[Operator] = []
+        self._masks: dict[int, int] = {}
+        self._saved: dict[tuple[int, int], int] = {}
+        self.result = BackwardGraph(forward_ops=list(graph.operators))
+        self._producer = graph.producers()      # forward op that makes each tensor
+
+    # -- tensors and ops
+    def tensor(self, name: str, shape, dtype: str = "float32",
+               quant: Quantization | None = None) -> int:
+        return self.graph.add_tensor(Tensor(name=name, shape=tuple(int(s) for s in shape),
+                                            dtype=dtype, quant=quant))
+
+    def grad_like(self, t: int, suffix: str = "grad") -> int:
+        src = self.graph.tensors[t]
+        return self.tensor(f"{src.name}/{suffix}", src.shape)
+
+    def emit(self, name: str, inputs: list[int], outputs: list[int], **options) -> None:
+        self.backward.append(make_op(name, list(inputs) + [self.label], outputs, **options))
+
+    # -- saved state of the forward pass
+    def add_after(self, k: int, op: Operator) -> None:
+        """Run `op` right after forward op k (-1: before every forward op)."""
+        self.after.setdefault(k, []).append(op)
+        for t in op.outputs:
+            self._producer[t] = k
+
+    def producer(self, t: int) -> int:
+        return self._producer.get(t, -1)
+
+    def mask(self, k: int) -> int:
+        """Mask tensor of forward op k's fused activation, or -1 when it has none."""
+        if k in self._masks:
+            return self._masks[k]
+        op = self.graph.operators[k]
+        act = ops.fused_activation(op)
+        if act == 0:
+            self._masks[k] = -1
+            return -1
+        y = self.graph.tensors[op.outputs[0]]
+        lo, hi = fp.activation_range(act, y.quant.s, y.quant.zp)
+        # a side the activation does not clamp stays open (int8 saturation is not masked)
+        lo = lo if act in (1, 2, 3) else -129
+        hi = hi if act in (2, 3) else 128
+        m = self.tensor(f"{y.name}/mask", [(y.size + 7) // 8], "uint8")
+        self.add_after(k, make_op("TT_SAVE_MASK", [op.outputs[0], self.label], [m],
+                                  lo=int(lo), hi=int(hi)))
+        self._masks[k] = m
+        return m
+
+    def saved(self, t: int, channels: int | None = None) -> int:
+        """An int8 activation kept for the backward pass, sliced to its first `channels`."""
+        src = self.graph.tensors[t]
+        full = src.shape[-1]
+        if channels is None or channels >= full:
+            return t
+        key = (t, channels)
+        if key not in self._saved:
+            s = self.tensor(f"{src.name}/saved{channels}", src.shape[:-1] + (channels,),
+                            "int8", src.quant)
+            self.add_after(self._producer.get(t, -1),
+                           make_op("TT_SAVE_SLICE", [t, self.label], [s], channels=channels))
+            self._saved[key] = s
+        return self._saved[key]
+
+    # -- parameters
+    def update(self, k: int) -> LayerUpdate | None:
+        return self.scheme.layers.get(k)
+
+    def train_weight(self, k: int, grad: int, channels: int, axis: int) -> None:
+        w = self.graph.operators[k].inputs[1]
+        self._train(w, grad, "TT_UPDATE_WEIGHT", bias=False, channels=channels, axis=axis)
+        self.result.trained.setdefault(k, LayerUpdate(k)).weight_channels = channels
+
+    def train_bias(self, k: int, grad: int) -> None:
+        op = self.graph.operators[k]
+        b = op.inputs[2]
+        bt = self.graph.tensors[b]
+        if bt.quant is None:       # TFLite leaves it implicit: s_b = s_x * s_w
+            x, w = self.graph.tensors[op.inputs[0]], self.graph.tensors[op.inputs[1]]
+            scale = (np.float32(x.quant.s) * w.quant.scale.astype(np.float32)).astype(np.float32)
+            bt.quant = Quantization(scale, np.zeros(scale.size, np.int64))
+        self._train(b, grad, "TT_UPDATE_BIAS", bias=True)
+        self.result.trained.setdefault(k, LayerUpdate(k)).bias = True
+
+    def _train(self, param: int, grad: int, name: str, bias: bool, **extra) -> None:
+        seed = self.hyper.seed * 1000003 + len(self.result.variables) + 1
+        options = self.hyper.options(bias, seed)
+        mom = -1
+        if self.hyper.momentum > 0:
+            g = self.graph.tensors[grad]
+            mom = self.tensor(f"{self.graph.tensors[param].name}/momentum", g.shape)
+            self.graph.tensors[mom].is_variable = True
+            self.result.momentum.append(mom)
+        self.emit(name, [param, grad, mom], [], **options, **extra)
+        self.result.variables.append(param)
+        self.result.param_grads[param] = grad
+
+
+def needs_gradient(graph: Graph, scheme: Scheme) -> set[int]:
+    """Tensors downstream of a trained parameter: only they need gradients."""
+    needs: set[int] = set()
+    for k, op in enumerate(graph.operators):
+        if k in scheme.layers or any(t in needs for t in op.inputs if t >= 0):
+            needs.update(op.outputs)
+    return needs
+
+
+def build(graph: Graph, scheme: Scheme, hyper: Hyper, logits: int, label: int,
+          loss: int) -> BackwardGraph:
+    """Extend `graph` in place: save ops after forward ops, the loss, then the backward ops
+    in reverse order (each parameter update right after its gradient)."""
+    b = GradBuilder(graph, scheme, hyper, label)
+    dlogits = b.tensor("dlogits", graph.tensors[logits].shape)
+    loss_op = make_op("TT_LOSS_SOFTMAX_CE", [logits, label], [loss, dlogits])
+    b.result.loss_op = loss_op
+    needs = needs_gradient(graph, scheme)
+    grads: dict[int, int] = {logits: dlogits}
+    producers = graph.producers()
+    n_forward = len(b.result.forward_ops)
+    last = producers.get(logits, -1)
+    for k in range(last, -1, -1):
+        op = graph.operators[k]
+        y = op.outputs[0]
+        if y not in grads:
+            continue
+        opdef = ops.get(graph, k)
+        wants = {pos for pos, t in enumerate(op.inputs)
+                 if t >= 0 and t in needs and pos not in opdef.param_inputs}
+        if not wants and k not in scheme.layers:
+            continue
+        if opdef.backward is None:
+            raise UnsupportedOpError(k, op.kind, "no backward rule: training cannot pass "
+                                     "through it (train only layers after it)")
+        for pos, g in opdef.backward(b, k, op, grads[y], wants).items():
+            t = op.inputs[pos]
+            if t in grads:               # fan-out: add the two contributions
+                total = b.grad_like(t, "grad_sum")
+                b.emit("TT_SUM_GRAD", [grads[t], g], [total])
+                grads[t] = total
+            else:
+                grads[t] = g
+    missing = [k for k in scheme.layers if k > last]
+    if missing:
+        raise ModelError(f"operator {missing[0]} is trained but lies after the logits")
+    order: list[Operator] = []
+    for k, op in enumerate(b.result.forward_ops[:n_forward]):
+        order.append(op)
+        order.extend(b.after.get(k, []))
+    order = b.after.get(-1, []) + order      # slices of graph inputs come first
+    b.result.save_ops = [o for ops_ in b.after.values() for o in ops_]
+    b.result.backward_ops = b.backward
+    b.result.grads = grads
+    graph.operators = order + [loss_op] + b.backward
+    return b.result

@@ -1,0 +1,128 @@
+"""Numpy reference kernels of the TT_* ops that belong to no single forward op: init,
+saved masks and slices, the loss, gradient plumbing, and the QAS SGD updates.
+Semantics: schema/training_ops.json (the C kernels implement the same text)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph, Operator
+from ..training_ops import options_of, seed_state, uniform
+from . import OpDef, masked, register
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def init(graph: Graph, op: Operator, inputs, state) -> list:
+    if not state.get("done"):
+        for const, var in zip(inputs[0::2], inputs[1::2]):
+            var[...] = const
+        state["done"] = True
+    return []
+
+
+def save_mask(graph: Graph, op: Operator, inputs) -> list:
+    o = options_of(op)
+    y = inputs[0].astype(np.int16).ravel()
+    bits = (y > o["lo"]) & (y < o["hi"])
+    return [np.packbits(bits, bitorder="little")]
+
+
+def save_slice(graph: Graph, op: Operator, inputs) -> list:
+    return [np.ascontiguousarray(inputs[0][..., :options_of(op)["channels"]])]
+
+
+def loss_softmax_ce(graph: Graph, op: Operator, inputs) -> list:
+    q = graph.tensors[op.inputs[0]].quant
+    logits = np.float32(q.s) * (inputs[0].astype(np.float32) - np.float32(q.zp))
+    label = int(np.ravel(inputs[1])[0])
+    flat = logits.ravel()
+    if label >= flat.size:
+        raise ValueError(f"label {label} out of range for {flat.size} classes")
+    shifted = flat - flat.max()
+    exp = np.exp(shifted, dtype=np.float32)
+    total = exp.sum(dtype=np.float32)
+    p = exp / total
+    loss = np.float32(np.log(total) - shifted[label])
+    grad = p.copy()
+    grad[label] -= np.float32(1.0)
+    return [np.array([loss], np.float32), grad.reshape(inputs[0].shape).astype(np.float32)]
+
+
+def bias_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy = masked(inputs[0], inputs[1])
+    return [dy.reshape(-1, dy.shape[-1]).sum(axis=0, dtype=np.float64).astype(np.float32)]
+
+
+def mask_grad(graph: Graph, op: Operator, inputs) -> list:
+    return [masked(inputs[0], inputs[1]).astype(np.float32)]
+
+
+def sum_grad(graph: Graph, op: Operator, inputs) -> list:
+    a, b = inputs[0], inputs[1]
+    out_shape = graph.tensors[op.outputs[0]].shape
+    if b is not None:
+        return [(a + b).astype(np.float32)]
+    # sum the broadcast axes of a back to the forward input's shape
+    extra = a.ndim - len(out_shape)
+    total = a.sum(axis=tuple(range(extra))) if extra else a
+    axes = tuple(i for i, n in enumerate(out_shape) if n == 1 and total.shape[i] != 1)
+    return [total.sum(axis=axes, keepdims=True).astype(np.float32).reshape(out_shape)]
+
+
+def reshape_grad(graph: Graph, op: Operator, inputs) -> list:
+    return [inputs[0].reshape(graph.tensors[op.outputs[0]].shape)]
+
+
+def _round(delta: np.ndarray, rounding: int, state: dict, seed: int) -> np.ndarray:
+    if rounding == 0:
+        return np.rint(delta)
+    rng_state = state.get("rng", seed_state(seed))
+    u, state["rng"] = uniform(rng_state, delta.size)
+    return np.floor(delta.ravel() + u).reshape(delta.shape)
+
+
+def _sgd_delta(grad: np.ndarray, scale: np.ndarray, momentum_buf, o: dict) -> np.ndarray:
+    """The float32 update of the integer parameters, in the schema's operation order."""
+    g = grad / scale if o["qas"] else grad * scale
+    g = g.astype(np.float32)
+    if o["momentum"] > 0 and momentum_buf is not None:
+        momentum_buf[...] = np.float32(o["momentum"]) * momentum_buf + g
+        g = momentum_buf
+    return (np.float32(-o["lr"]) * g).astype(np.float32)
+
+
+def update_weight(graph: Graph, op: Operator, inputs, state) -> list:
+    o = options_of(op)
+    w, grad, mom = inputs[0], inputs[1], inputs[2]
+    q = graph.tensors[op.inputs[0]].quant
+    k = o["channels"]
+    shape = [1] * w.ndim
+    shape[o["axis"]] = -1
+    scale = q.scale.astype(np.float32).reshape(shape) if q.per_channel else np.float32(q.scale[0])
+    delta = _sgd_delta(grad.astype(np.float32), scale, mom, o)
+    step = _round(delta, o["rounding"], state, o["seed"])
+    region = w[..., :k]
+    region[...] = np.clip(region.astype(np.int32) + step.astype(np.int32), -127, 127)
+    return []
+
+
+def update_bias(graph: Graph, op: Operator, inputs, state) -> list:
+    o = options_of(op)
+    b, grad, mom = inputs[0], inputs[1], inputs[2]
+    q = graph.tensors[op.inputs[0]].quant
+    delta = _sgd_delta(grad.astype(np.float32), q.scale.astype(np.float32), mom, o)
+    step = _round(delta, o["rounding"], state, o["seed"])
+    b[...] = np.clip(b.astype(np.int64) + step.astype(np.int64), INT32_MIN, INT32_MAX)
+    return []
+
+
+register(OpDef("TT_INIT", init, stateful=True))
+register(OpDef("TT_SAVE_MASK", save_mask))
+register(OpDef("TT_SAVE_SLICE", save_slice))
+register(OpDef("TT_LOSS_SOFTMAX_CE", loss_softmax_ce))
+register(OpDef("TT_BIAS_GRAD", bias_grad))
+register(OpDef("TT_MASK_GRAD", mask_grad))
+register(OpDef("TT_SUM_GRAD", sum_grad))
+register(OpDef("TT_RESHAPE_GRAD", reshape_grad))
+register(OpDef("TT_UPDATE_WEIGHT", update_weight, stateful=True))
+register(OpDef("TT_UPDATE_BIAS", update_bias, stateful=True))

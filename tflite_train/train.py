@@ -1,0 +1,135 @@
+"""Host simulation of on-device training: batch 1, one Invoke per sample, exactly as the
+training graph says (the executor runs every TT_* op as the device would)."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .augment import training_metadata
+from .data import Dataset, DataError, to_model_input
+from .errors import TTError
+from .ir import Graph
+from .runtime.numpy_exec import Executor
+
+
+@dataclass
+class EvalPoint:
+    step: int
+    epoch: float
+    train_loss: float        # mean loss over the steps since the previous point
+    val_accuracy: float | None
+
+
+@dataclass
+class History:
+    points: list[EvalPoint] = field(default_factory=list)
+    steps: int = 0
+    train_samples: int = 0
+    val_samples: int = 0
+
+
+def classes_of(graph: Graph) -> int:
+    meta = training_metadata(graph)
+    for t in graph.tensors:
+        if t.name == meta["logits"]:
+            return t.size
+    raise TTError("training model: logits tensor named in the metadata is missing")
+
+
+def split(n: int, val_split: float, val_max: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 <= val_split < 1:
+        raise TTError(f"--val-split must be in [0, 1), got {val_split}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * val_split))
+    val, train = order[:n_val], order[n_val:]
+    if len(train) == 0:
+        raise DataError("no training samples left after the validation split")
+    return train, val[:val_max]
+
+
+class Trainer:
+    def __init__(self, graph: Graph, dataset: Dataset):
+        self.graph = graph
+        self.meta = training_metadata(graph)
+        self.executor = Executor(graph)
+        self.input = graph.tensors[graph.inputs[0]]
+        self.classes = classes_of(graph)
+        self.data = dataset
+        if len(dataset) == 0:
+            raise DataError(f"dataset {dataset.name} is empty")
+        top = int(dataset.labels.max())
+        if top >= self.classes:
+            raise DataError(f"label {top} out of range: the model has {self.classes} classes "
+                            f"(augment with --num-classes {top + 1}?)")
+        self.loss_index = graph.outputs[-1]
+        self.output_index = graph.outputs[0]
+
+    def step(self, i: int) -> float:
+        x = to_model_input(self.data.images[i], self.input)
+        values = self.executor.invoke([x, np.array([self.data.labels[i]], np.int32)])
+        return float(values[self.loss_index][0])
+
+    def predict(self, i: int) -> int:
+        x = to_model_input(self.data.images[i], self.input)
+        values = self.executor.invoke([x, np.array([-1], np.int32)])
+        return int(np.argmax(values[self.output_index]))
+
+    def accuracy(self, indices: np.ndarray) -> float | None:
+        if len(indices) == 0:
+            return None
+        hits = sum(self.predict(int(i)) == self.data.labels[i] for i in indices)
+        return hits / len(indices)
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        return {self.graph.tensors[i].name: v.copy()
+                for i, v in self.executor.variables.items()}
+
+
+def train(graph: Graph, dataset: Dataset, *, steps: int | None = None,
+          epochs: float | None = None, val_split: float = 0.1, val_max: int = 1000,
+          eval_points: int = 5, seed: int = 0, progress=None, report=None):
+    """Returns (trainer, history). `progress(n)` advances a bar; `report(point)` prints."""
+    trainer = Trainer(graph, dataset)
+    train_idx, val_idx = split(len(dataset), val_split, val_max, seed)
+    if steps is None:
+        epochs = 1.0 if epochs is None else epochs
+        if not epochs > 0:
+            raise TTError(f"--epochs must be positive, got {epochs}")
+        steps = max(1, int(math.ceil(epochs * len(train_idx))))
+    elif steps < 1:
+        raise TTError(f"--steps must be at least 1, got {steps}")
+    rng = np.random.default_rng(seed + 1)
+    every = max(1, steps // eval_points) if epochs is None else len(train_idx)
+    history = History(steps=steps, train_samples=len(train_idx), val_samples=len(val_idx))
+    order = rng.permutation(train_idx)
+    pos, losses = 0, []
+    for s in range(1, steps + 1):
+        if pos == len(order):
+            order, pos = rng.permutation(train_idx), 0
+        losses.append(trainer.step(int(order[pos])))
+        pos += 1
+        if progress:
+            progress(1)
+        if s % every == 0 or s == steps:
+            point = EvalPoint(s, s / len(train_idx), float(np.mean(losses)),
+                              trainer.accuracy(val_idx))
+            history.points.append(point)
+            losses = []
+            if report:
+                report(point)
+    return trainer, history
+
+
+def save_state(path, trainer: Trainer, history: History) -> None:
+    """Trained parameters (variable tensors by name) and the run's history, as .npz."""
+    import io
+
+    from .tflite_io import write_atomic
+    buf = io.BytesIO()
+    info = {"metadata": trainer.meta, "steps": history.steps,
+            "points": [p.__dict__ for p in history.points]}
+    np.savez(buf, **trainer.parameters(), __history__=np.array(json.dumps(info)))
+    write_atomic(path, buf.getvalue())
