@@ -50,6 +50,17 @@ def split(n: int, val_split: float, val_max: int, seed: int) -> tuple[np.ndarray
     return train, val[:val_max]
 
 
+def sample_order(train_idx: np.ndarray, steps: int, seed: int):
+    """The training samples of each step: reshuffled passes over the training split."""
+    rng = np.random.default_rng(seed + 1)
+    order, pos = rng.permutation(train_idx), 0
+    for _ in range(steps):
+        if pos == len(order):
+            order, pos = rng.permutation(train_idx), 0
+        yield int(order[pos])
+        pos += 1
+
+
 class Trainer:
     def __init__(self, graph: Graph, dataset: Dataset):
         self.graph = graph
@@ -101,16 +112,11 @@ def train(graph: Graph, dataset: Dataset, *, steps: int | None = None,
         steps = max(1, int(math.ceil(epochs * len(train_idx))))
     elif steps < 1:
         raise TTError(f"--steps must be at least 1, got {steps}")
-    rng = np.random.default_rng(seed + 1)
     every = max(1, steps // eval_points) if epochs is None else len(train_idx)
     history = History(steps=steps, train_samples=len(train_idx), val_samples=len(val_idx))
-    order = rng.permutation(train_idx)
-    pos, losses = 0, []
-    for s in range(1, steps + 1):
-        if pos == len(order):
-            order, pos = rng.permutation(train_idx), 0
-        losses.append(trainer.step(int(order[pos])))
-        pos += 1
+    losses = []
+    for s, i in enumerate(sample_order(train_idx, steps, seed), start=1):
+        losses.append(trainer.step(i))
         if progress:
             progress(1)
         if s % every == 0 or s == steps:

@@ -1,0 +1,98 @@
+"""Transfer learning with real data: the VWW person detector to Fashion-MNIST (10 classes,
+96x96), batch 1, the same steps and samples for every row. Each scheme as int8 + QAS,
+int8 without QAS, and fp32 (the same trainable set fine-tuned in TensorFlow on the
+dequantized model).
+
+    .venv/bin/python benchmarks/transfer.py [--steps 1000] [--val 1000] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+from tflite_train import augment, data, memory, tflite_io  # noqa: E402
+from tflite_train.autodiff import Hyper  # noqa: E402
+from tflite_train.train import Trainer, sample_order, split  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent
+MODEL = ROOT.parent.parent / "shared" / "models" / "tflm" / "person_detect.tflite"
+SPARSE = ROOT / "schemes" / "person_detect_sparse.json"
+SCHEMES = ["bias-only", "last:2", str(SPARSE)]
+
+
+def trained_params(result) -> int:
+    g, n = result.graph, 0
+    for k, u in result.backward.trained.items():
+        op = result.backward.forward_ops[k]
+        w = g.tensors[op.inputs[1]]
+        n += (w.size // w.shape[-1]) * u.weight_channels if u.weight_channels else 0
+        n += g.tensors[op.inputs[2]].size if u.bias else 0
+    return n
+
+
+def run(scheme: str, variant: str, args, ds, train_idx, val_idx) -> dict:
+    hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
+                  qas=variant != "int8", seed=0)
+    result = augment.augment(tflite_io.load(MODEL), scheme, 10, hyper)
+    parts = memory.training_parts(result.graph)
+    t0 = time.time()
+    if variant == "fp32":
+        from tflite_train.fp32 import FloatTrainer
+        ft = FloatTrainer(result.graph)
+        inp = result.graph.tensors[result.graph.inputs[0]]
+        for i in sample_order(train_idx, args.steps, 0):
+            ft.step(data.to_model_input(ds.images[i], inp), int(ds.labels[i]))
+        hits = sum(ft.predict(data.to_model_input(ds.images[i], inp)) == ds.labels[i]
+                   for i in val_idx)
+    else:
+        tr = Trainer(result.graph, ds)
+        for i in sample_order(train_idx, args.steps, 0):
+            tr.step(i)
+        hits = sum(tr.predict(int(i)) == ds.labels[i] for i in val_idx)
+    return {"scheme": Path(scheme).stem if scheme.endswith(".json") else scheme,
+            "variant": {"qas": "int8 + QAS", "int8": "int8, no QAS", "fp32": "fp32"}[variant],
+            "val_accuracy": hits / len(val_idx), "trained_params": trained_params(result),
+            "saved_activation_bytes": parts.saved_bytes, "mask_bytes": parts.mask_bytes,
+            "seconds": round(time.time() - t0, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--val", type=int, default=1000)
+    ap.add_argument("--lr", type=float, default=0.2)
+    ap.add_argument("--bias-lr", type=float, default=0.001)
+    ap.add_argument("--momentum", type=float, default=0.0)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    if not MODEL.exists():
+        sys.exit(f"{MODEL} is not present: this benchmark needs ../shared/models")
+    ds = data.fashion_mnist()
+    train_idx, val_idx = split(len(ds), 0.1, args.val, 0)
+    rows = []
+    print(f"| scheme | variant | val accuracy | trained params | saved activations (bytes) |"
+          f"\n|---|---|---:|---:|---:|", flush=True)
+    for scheme in SCHEMES:
+        for variant in ("qas", "int8", "fp32"):
+            r = run(scheme, variant, args, ds, train_idx, val_idx)
+            rows.append(r)
+            print(f"| {r['scheme']} | {r['variant']} | {100 * r['val_accuracy']:.1f}% | "
+                  f"{r['trained_params']:,} | {r['saved_activation_bytes']:,} "
+                  f"({r['mask_bytes']:,} masks) |", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)},
+                                         "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

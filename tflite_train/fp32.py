@@ -1,0 +1,97 @@
+"""The fp32 baseline: the same trainable set of a training model fine-tuned in TensorFlow on
+the dequantized float model, batch 1, same SGD (learning rates, momentum), same samples.
+
+Everything is read from the training model itself: the forward ops (the builtins), the
+initial parameter values (TT_INIT's constants), what is trained and how (the TT_UPDATE_*
+ops' inputs and options), and the logits (TT_LOSS_SOFTMAX_CE's input). Requires TensorFlow
+(the `dev` extra).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .ir import Graph
+from .tf_float import _tf, apply, dequantize
+from .training_ops import options_of
+
+
+class FloatTrainer:
+    def __init__(self, graph: Graph):
+        tf = _tf()
+        self.graph = graph
+        init = next(op for op in graph.operators if op.kind == "TT_INIT")
+        initial = {var: graph.tensors[c].data for c, var in zip(init.inputs[0::2],
+                                                                init.inputs[1::2])}
+        self.forward_ops = [op for op in graph.operators if not op.kind.startswith("TT_")]
+        loss_op = next(op for op in graph.operators if op.kind == "TT_LOSS_SOFTMAX_CE")
+        self.logits = loss_op.inputs[0]
+        self.input = graph.inputs[0]
+        self.output = graph.outputs[0]
+        self.params: dict[int, object] = {}
+        self.rules = []                      # (variable, lr, momentum, channels, buffer)
+        for op in graph.operators:
+            if op.kind not in ("TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS"):
+                continue
+            p = op.inputs[0]
+            o = options_of(op)
+            t = graph.tensors[p]
+            axis = o["axis"] if op.kind == "TT_UPDATE_WEIGHT" else 0
+            var = tf.Variable(dequantize(t, initial[p], axis=axis), name=t.name.replace("/", "_"))
+            self.params[p] = var
+            channels = o.get("channels", t.shape[-1])
+            buf = tf.Variable(tf.zeros_like(var)) if o["momentum"] > 0 else None
+            self.rules.append((var, float(o["lr"]), float(o["momentum"]), channels, buf))
+        self.constants = {}
+        for op in self.forward_ops:
+            for t in op.inputs:
+                tensor = graph.tensors[t] if t >= 0 else None
+                if tensor is not None and t not in self.params and tensor.data is not None:
+                    axis = 3 if op.kind == "DEPTHWISE_CONV_2D" and t == op.inputs[1] else None
+                    self.constants[t] = tf.constant(dequantize(tensor, tensor.data, axis))
+        # no tensor-dependent Python control flow: plain tracing, no AutoGraph rewriting
+        self._step = tf.function(self._train_step, autograph=False)
+        self._predict = tf.function(self._forward_output, autograph=False)
+
+    def _forward(self, x):
+        values = {self.input: x}
+        for op in self.forward_ops:
+            args = []
+            for pos, t in enumerate(op.inputs):
+                if t < 0:
+                    args.append(None)
+                elif t in self.params:
+                    args.append(self.params[t])
+                elif t in values:
+                    args.append(values[t])
+                else:
+                    args.append(self.constants.get(t))
+            values[op.outputs[0]] = apply(self.graph, op, args)
+        return values
+
+    def _forward_output(self, x):
+        return self._forward(x)[self.output]
+
+    def _train_step(self, x, label):
+        tf = _tf()
+        with tf.GradientTape() as tape:
+            logits = tf.reshape(self._forward(x)[self.logits], [1, -1])
+            loss = tf.nn.sparse_softmax_cross_entropy_with_logits(label, logits)[0]
+        grads = tape.gradient(loss, [r[0] for r in self.rules])
+        for (var, lr, momentum, channels, buf), g in zip(self.rules, grads):
+            if channels < var.shape[-1]:                 # only the trained input channels
+                keep = tf.cast(tf.range(var.shape[-1]) < channels, g.dtype)
+                g = g * keep
+            if buf is not None:
+                buf.assign(momentum * buf + g)
+                g = buf
+            var.assign_sub(lr * g)
+        return loss
+
+    def real_input(self, x_int8: np.ndarray) -> np.ndarray:
+        return dequantize(self.graph.tensors[self.input], x_int8)
+
+    def step(self, x_int8: np.ndarray, label: int) -> float:
+        return float(self._step(self.real_input(x_int8), np.array([label], np.int32)))
+
+    def predict(self, x_int8: np.ndarray) -> int:
+        return int(np.argmax(self._predict(self.real_input(x_int8)).numpy()))
