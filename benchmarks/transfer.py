@@ -1,6 +1,7 @@
 """Transfer learning with real data: the VWW person detector to Fashion-MNIST (10 classes,
-96x96), batch 1, the same steps and samples for every row. Each scheme as int8 + QAS,
-int8 without QAS, and fp32 (the same trainable set fine-tuned in TensorFlow on the
+96x96), batch 1, the same steps and samples for every row. Each scheme as int8 + QAS
+(stochastic rounding, the default), int8 + QAS with nearest rounding, int8 without QAS (plain
+SGD on the integers), and fp32 (the same trainable set fine-tuned in TensorFlow on the
 dequantized model).
 
     .venv/bin/python benchmarks/transfer.py [--steps 1000] [--val 1000] [--json out.json]
@@ -42,7 +43,8 @@ def trained_params(result) -> int:
 
 def run(scheme: str, variant: str, args, ds, train_idx, val_idx) -> dict:
     hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
-                  qas=variant != "int8", seed=0)
+                  qas=variant != "int8",
+                  rounding="nearest" if variant == "qas-nearest" else "stochastic", seed=0)
     result = augment.augment(tflite_io.load(MODEL), scheme, 10, hyper)
     parts = memory.training_parts(result.graph)
     t0 = time.time()
@@ -60,7 +62,8 @@ def run(scheme: str, variant: str, args, ds, train_idx, val_idx) -> dict:
             tr.step(i)
         hits = sum(tr.predict(int(i)) == ds.labels[i] for i in val_idx)
     return {"scheme": Path(scheme).stem if scheme.endswith(".json") else scheme,
-            "variant": {"qas": "int8 + QAS", "int8": "int8, no QAS", "fp32": "fp32"}[variant],
+            "variant": {"qas": "int8 + QAS", "qas-nearest": "int8 + QAS, nearest rounding",
+                        "int8": "int8, no QAS", "fp32": "fp32"}[variant],
             "val_accuracy": hits / len(val_idx), "trained_params": trained_params(result),
             "saved_activation_bytes": parts.saved_bytes, "mask_bytes": parts.mask_bytes,
             "seconds": round(time.time() - t0, 1)}
@@ -83,7 +86,7 @@ def main() -> None:
     print(f"| scheme | variant | val accuracy | trained params | saved activations (bytes) |"
           f"\n|---|---|---:|---:|---:|", flush=True)
     for scheme in SCHEMES:
-        for variant in ("qas", "int8", "fp32"):
+        for variant in ("qas", "qas-nearest", "int8", "fp32"):
             r = run(scheme, variant, args, ds, train_idx, val_idx)
             rows.append(r)
             print(f"| {r['scheme']} | {r['variant']} | {100 * r['val_accuracy']:.1f}% | "

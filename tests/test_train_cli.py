@@ -165,3 +165,17 @@ def test_bad_augment_inputs(tmp_path, capsys, trained_model):
     assert "does not exist" in one_line_error(capsys, "augment", EXAMPLE, "-o",
                                               tmp_path / "no" / "dir" / "x.tflite")
     assert not (tmp_path / "x.tflite").exists()
+
+
+def test_fashion_mnist_loads_and_maps_to_the_model_input():
+    from tflite_train import data
+    if not (data.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed (make setup installs it)")
+    ds = data.fashion_mnist()
+    assert ds.images.shape == (60000, 28, 28) and ds.images.dtype == np.uint8
+    assert sorted(np.unique(ds.labels)) == list(range(10)) and len(ds.classes) == 10
+    from tflite_train.ir import Tensor
+    x = data.to_model_input(ds.images[0], Tensor("in", (1, 96, 96, 3), "int8"))
+    assert x.shape == (1, 96, 96, 3) and x.dtype == np.int8
+    assert np.array_equal(x[..., 0], x[..., 2])            # grey replicated to RGB
+    assert x.min() == -128                                 # black background -> code -128

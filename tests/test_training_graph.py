@@ -112,9 +112,9 @@ def test_label_below_zero_is_inference_only():
     assert np.array_equal(ex.outputs([x, np.array([-1], np.int32)])[0], out1[0])
 
 
-def one_step(qas: bool, lr: float):
+def one_step(qas: bool, lr: float, rounding: str = "nearest"):
     r = augment.augment(tflite_io.load(EXAMPLE), "last:1", num_classes=4,
-                        hyper=Hyper(lr=lr, qas=qas))
+                        hyper=Hyper(lr=lr, qas=qas, rounding=rounding))
     g = r.graph
     ex = Executor(g)
     x = np.random.default_rng(1).integers(-128, 128, (1, 32, 32, 1)).astype(np.int8)
@@ -125,9 +125,11 @@ def one_step(qas: bool, lr: float):
 
 
 @pytest.mark.parametrize("kind, lr", [("weights", 5.0), ("bias", 0.5)])
-def test_qas_int8_step_equals_fp32_step(kind, lr):
-    # lr large enough that the weight steps span several LSBs on this sample
-    g, r, init, after, values = one_step(True, lr)
+@pytest.mark.parametrize("rounding, lsb", [("nearest", 0.5), ("stochastic", 1.0)])
+def test_qas_int8_step_equals_fp32_step(kind, lr, rounding, lsb):
+    # lr large enough that the weight steps span several LSBs on this sample; the int8 step
+    # is the fp32 step rounded: within half an LSB (nearest) or one LSB (stochastic)
+    g, r, init, after, values = one_step(True, lr, rounding)
     moved = 0
     for p, grad in r.backward.param_grads.items():
         t = g.tensors[p]
@@ -141,7 +143,7 @@ def test_qas_int8_step_equals_fp32_step(kind, lr):
         fp32 = old - lr * G
         inside = np.abs(fp32 / scale) < 126                # not saturated at +-127
         # one int8 step moves the real weights like one fp32 SGD step, to within rounding
-        assert np.all(np.abs(new - fp32)[inside] <= 0.5 * np.broadcast_to(scale, new.shape)[inside]
+        assert np.all(np.abs(new - fp32)[inside] <= lsb * np.broadcast_to(scale, new.shape)[inside]
                       * (1 + 1e-5))
         moved += int(np.count_nonzero(new != old))
     assert moved > 10

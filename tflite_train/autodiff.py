@@ -31,7 +31,9 @@ class Hyper:
     bias_lr: float | None = None        # None: same as lr
     momentum: float = 0.0
     qas: bool = True
-    rounding: str = "nearest"           # or "stochastic"
+    # stochastic by default: with nearest rounding the many sub-LSB weight updates vanish
+    # and int8 training falls behind fp32 (benchmarks/RESULTS.md)
+    rounding: str = "stochastic"        # or "nearest"
     seed: int = 0
 
     def options(self, bias: bool, seed: int) -> dict:

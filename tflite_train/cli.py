@@ -267,8 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--bias-lr", type=_positive_float, default=None,
                    help="bias learning rate (default: --lr)")
     s.add_argument("--momentum", type=_unit_float, default=0.0, help="SGD momentum, [0, 1)")
-    s.add_argument("--rounding", choices=["nearest", "stochastic"], default="nearest",
-                   help="how fractional integer updates are rounded")
+    s.add_argument("--rounding", choices=["nearest", "stochastic"], default="stochastic",
+                   help="how fractional integer updates are rounded (default stochastic: "
+                        "sub-LSB updates then survive on average)")
     s.add_argument("--seed", type=_seed, default=0,
                    help="seed of the new head's weights and of stochastic rounding")
     s.add_argument("--no-qas", action="store_true",
