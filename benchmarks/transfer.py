@@ -19,7 +19,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
 
 from tflite_train import augment, data, memory, tflite_io  # noqa: E402
 from tflite_train.autodiff import Hyper  # noqa: E402
@@ -43,6 +42,7 @@ def trained_params(result) -> int:
 
 def run(scheme: str, variant: str, args, ds, train_idx, val_idx) -> dict:
     hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
+                  decay_steps=args.steps if args.cosine else 0,
                   qas=variant != "int8",
                   rounding="nearest" if variant == "qas-nearest" else "stochastic", seed=0)
     result = augment.augment(tflite_io.load(MODEL), scheme, 10, hyper)
@@ -76,6 +76,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.2)
     ap.add_argument("--bias-lr", type=float, default=0.001)
     ap.add_argument("--momentum", type=float, default=0.0)
+    ap.add_argument("--constant-lr", dest="cosine", action="store_false",
+                    help="no cosine decay of the learning rates over the run")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if not MODEL.exists():
@@ -83,8 +85,8 @@ def main() -> None:
     ds = data.fashion_mnist()
     train_idx, val_idx = split(len(ds), 0.1, args.val, 0)
     rows = []
-    print(f"| scheme | variant | val accuracy | trained params | saved activations (bytes) |"
-          f"\n|---|---|---:|---:|---:|", flush=True)
+    print("| scheme | variant | val accuracy | trained params | saved activations (bytes) |"
+          "\n|---|---|---:|---:|---:|", flush=True)
     for scheme in SCHEMES:
         for variant in ("qas", "qas-nearest", "int8", "fp32"):
             r = run(scheme, variant, args, ds, train_idx, val_idx)

@@ -114,7 +114,7 @@ def test_label_below_zero_is_inference_only():
 
 def one_step(qas: bool, lr: float, rounding: str = "nearest"):
     r = augment.augment(tflite_io.load(EXAMPLE), "last:1", num_classes=4,
-                        hyper=Hyper(lr=lr, qas=qas, rounding=rounding))
+                        hyper=Hyper(lr=lr, bias_lr=lr, qas=qas, rounding=rounding))
     g = r.graph
     ex = Executor(g)
     x = np.random.default_rng(1).integers(-128, 128, (1, 32, 32, 1)).astype(np.int8)

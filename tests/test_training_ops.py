@@ -58,7 +58,7 @@ def run_update(delta_values, rounding, seed=5, steps=1):
                        Tensor("g", (n,), "float32"), Tensor("label", (1,), "int32")],
               operators=[], inputs=[], outputs=[])
     op = training_ops.make_op("TT_UPDATE_BIAS", [0, 1, -1, 2], [], lr=1.0, momentum=0.0,
-                              qas=True, rounding=rounding, seed=seed)
+                              qas=True, rounding=rounding, seed=seed, decay_steps=0)
     b = np.zeros(n, np.int32)
     state = {}
     for _ in range(steps):
@@ -88,3 +88,40 @@ def test_stochastic_rounding_is_unbiased_and_nearest_loses_small_updates():
 
 def test_nearest_rounds_half_to_even():
     assert run_update([0.5, 1.5, 2.5, -0.5, 0.49], 0).tolist() == [0, 2, 2, 0, 0]
+
+
+def test_softmax_grad_is_the_softmax_jacobian():
+    """TT_SOFTMAX_GRAD (a softmax in the middle of a gradient path; the zoo has none):
+    dx = J^T dy with J = diag(p) - p p^T, p the saved int8 softmax output."""
+    from tflite_train.ir import Graph, Quantization, Tensor
+    rng = np.random.default_rng(0)
+    saved = rng.integers(-128, 0, (1, 7)).astype(np.int8)
+    dy = rng.normal(size=(1, 7)).astype(np.float32)
+    q = Quantization(np.array([1 / 256], np.float32), np.array([-128]))
+    g = Graph([Tensor("dy", (1, 7), "float32"), Tensor("p", (1, 7), "int8", q),
+               Tensor("label", (1,), "int32"), Tensor("dx", (1, 7), "float32")],
+              [], [], [])
+    op = training_ops.make_op("TT_SOFTMAX_GRAD", [0, 1, 2], [3])
+    dx = ops.REGISTRY["TT_SOFTMAX_GRAD"].forward(g, op, [dy, saved, np.array([0])])[0]
+    p = (saved.astype(np.float64) + 128) / 256
+    jac = np.diag(p[0]) - np.outer(p[0], p[0])
+    assert np.allclose(dx[0], jac.T @ dy[0], rtol=1e-6, atol=1e-7)
+
+
+def test_requantize_and_reshape_grads_are_identities():
+    from tflite_train.ir import Graph, Tensor
+    g = Graph([Tensor("dy", (1, 2, 3), "float32"), Tensor("label", (1,), "int32"),
+               Tensor("dx", (6,), "float32")], [], [], [])
+    op = training_ops.make_op("TT_RESHAPE_GRAD", [0, 1], [2])
+    dy = np.arange(6, dtype=np.float32).reshape(1, 2, 3)
+    dx = ops.REGISTRY["TT_RESHAPE_GRAD"].forward(g, op, [dy, np.array([0])])[0]
+    assert np.array_equal(dx, dy.ravel())
+
+
+def test_cosine_learning_rate_decay():
+    from tflite_train.ops.training import learning_rate
+    o = {"lr": 0.2, "decay_steps": 100}
+    assert learning_rate(o, 0) == np.float32(0.2)
+    assert learning_rate(o, 50) == np.float32(0.1)
+    assert learning_rate(o, 100) == 0 and learning_rate(o, 150) == 0
+    assert learning_rate({"lr": 0.2, "decay_steps": 0}, 10_000) == np.float32(0.2)

@@ -185,8 +185,9 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         "scheme": scheme.name, "num_classes": num_classes,
         "new_head": head is not None,
         "qas": hyper.qas, "lr": hyper.lr,
-        "bias_lr": hyper.bias_lr if hyper.bias_lr is not None else hyper.lr,
+        "bias_lr": hyper.effective_bias_lr,
         "momentum": hyper.momentum, "rounding": hyper.rounding, "seed": hyper.seed,
+        "decay_steps": hyper.decay_steps,
         "logits": graph.tensors[logits].name,
         "trained": [{"layer": _layer_name(graph, bwd, k), "bias": u.bias,
                      "weight_channels": u.weight_channels}
@@ -210,6 +211,8 @@ def _check_hyper(h: autodiff.Hyper) -> None:
         raise TTError(f"--momentum must be in [0, 1), got {h.momentum}")
     if h.rounding not in ("nearest", "stochastic"):
         raise TTError(f"--rounding must be nearest or stochastic, got {h.rounding!r}")
+    if h.decay_steps < 0:
+        raise TTError(f"--lr-decay-steps must be >= 0, got {h.decay_steps}")
     if not 0 <= h.seed <= 0xFFFFFFFF:
         raise TTError(f"--seed must be in 0..4294967295, got {h.seed}")
 

@@ -27,20 +27,28 @@ from .training_ops import make_op
 
 @dataclass
 class Hyper:
-    lr: float = 0.01
-    bias_lr: float | None = None        # None: same as lr
+    lr: float = 0.05
+    # None: lr / 100. A bias gradient sums the output gradient over every position of its
+    # layer (2304 in the person detector's first layers), so the weights' lr moves biases
+    # far further; lr/100 trained both the example model and the person detector well.
+    bias_lr: float | None = None
     momentum: float = 0.0
     qas: bool = True
     # stochastic by default: with nearest rounding the many sub-LSB weight updates vanish
     # and int8 training falls behind fp32 (benchmarks/RESULTS.md)
     rounding: str = "stochastic"        # or "nearest"
     seed: int = 0
+    decay_steps: int = 0                # 0: constant lr; N: cosine decay to 0 over N steps
+
+    @property
+    def effective_bias_lr(self) -> float:
+        return self.bias_lr if self.bias_lr is not None else self.lr / 100
 
     def options(self, bias: bool, seed: int) -> dict:
-        return {"lr": float(self.bias_lr if bias and self.bias_lr is not None else self.lr),
+        return {"lr": float(self.effective_bias_lr if bias else self.lr),
                 "momentum": float(self.momentum), "qas": bool(self.qas),
                 "rounding": 1 if self.rounding == "stochastic" else 0,
-                "seed": int(seed) & 0xFFFFFFFF}
+                "seed": int(seed) & 0xFFFFFFFF, "decay_steps": int(self.decay_steps)}
 
 
 @dataclass

@@ -116,15 +116,16 @@ def cmd_augment(args) -> int:
     if out.resolve() == Path(args.model).resolve():
         raise TTError("the output would overwrite the input model; choose another -o")
     hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum, qas=not args.no_qas,
-                  rounding=args.rounding, seed=args.seed)
+                  rounding=args.rounding, seed=args.seed, decay_steps=args.lr_decay_steps)
     result = augment(graph, args.scheme, args.num_classes, hyper)
     g = result.graph
     print(f"{args.model} -> {out}")
     print(f"scheme {result.scheme.name}"
           + (f", new {args.num_classes}-class head" if result.head is not None else "")
           + f"; QAS {'on' if hyper.qas else 'off'}, lr {hyper.lr:g}"
-          + (f", bias lr {hyper.bias_lr:g}" if hyper.bias_lr is not None else "")
+          + f", bias lr {hyper.effective_bias_lr:g}"
           + (f", momentum {hyper.momentum:g}" if hyper.momentum else "")
+          + (f", cosine decay over {hyper.decay_steps} steps" if hyper.decay_steps else "")
           + f", rounding {hyper.rounding}, seed {hyper.seed}")
     print(f"  {'op':>4}  {'kind':<18} {'layer (output tensor)':<44} {'weights':>16} {'bias':>5} "
           f"{'params':>8}")
@@ -169,9 +170,9 @@ def cmd_train(args) -> int:
     progress = bar.update if bar else None
 
     def report(p):
-        acc = "-" if p.val_accuracy is None else f"{100 * p.val_accuracy:.1f}%"
-        line = (f"step {p.step:>6}  epoch {p.epoch:6.3f}  train loss {p.train_loss:.4f}  "
-                f"val accuracy {acc}")
+        line = f"step {p.step:>6}  epoch {p.epoch:6.3f}  train loss {p.train_loss:.4f}"
+        if p.val_accuracy is not None:
+            line += f"  val accuracy {100 * p.val_accuracy:.1f}%"
         (bar.write(line) if bar else print(line, flush=True))
 
     print(f"training {args.model} on {dataset.name} ({len(dataset):,} samples, "
@@ -194,44 +195,25 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+def _ranged(convert, ok, rule: str):
+    """An argparse type: `convert` the text, then require `ok(value)` (`rule` says what)."""
+    noun = "an integer" if convert is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        return value
+    return parse
 
 
-def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be non-negative, got {value}")
-    return value
+_positive_float = _ranged(float, lambda v: 0 < v < float("inf"), "a positive number")
+_unit_float = _ranged(float, lambda v: 0 <= v < 1, "in [0, 1)")
+_positive_int = _ranged(int, lambda v: v >= 1, "at least 1")
+_seed = _ranged(int, lambda v: 0 <= v <= 0xFFFFFFFF, "in 0..4294967295")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -263,10 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace the classifier with a new N-class head (always trained)")
     s.add_argument("--scheme", default="bias-only",
                    help="full, bias-only[:K], last:N or a .json scheme file (default bias-only)")
-    s.add_argument("--lr", type=_positive_float, default=0.01, help="weight learning rate")
+    s.add_argument("--lr", type=_positive_float, default=0.05,
+                   help="weight learning rate (default 0.05)")
     s.add_argument("--bias-lr", type=_positive_float, default=None,
-                   help="bias learning rate (default: --lr)")
+                   help="bias learning rate (default: lr / 100; a bias gradient sums over "
+                        "every position of its layer)")
     s.add_argument("--momentum", type=_unit_float, default=0.0, help="SGD momentum, [0, 1)")
+    s.add_argument("--lr-decay-steps", type=_seed, default=0, metavar="N",
+                   help="cosine-decay both learning rates to 0 over N training steps "
+                        "(default 0: constant)")
     s.add_argument("--rounding", choices=["nearest", "stochastic"], default="stochastic",
                    help="how fractional integer updates are rounded (default stochastic: "
                         "sub-LSB updates then survive on average)")

@@ -53,7 +53,7 @@ def run() -> int:
         data = new_task(Path(tmp) / "textures.npz")
         worst |= step("A training model: new 4-class head, last 2 layers trained, QAS SGD",
                       ["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
-                       "--scheme", "last:2", "--lr", "0.01"])
+                       "--scheme", "last:2"])
         worst |= step("On-device training, simulated on the host: batch 1, 2 epochs of 300",
                       ["train", str(model), "--data", str(data), "--epochs", "2",
                        "--val-split", "0.25"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ir import Graph
+from .ops.training import learning_rate
 from .tf_float import _tf, apply, dequantize
 from .training_ops import options_of
 
@@ -28,7 +29,8 @@ class FloatTrainer:
         self.input = graph.inputs[0]
         self.output = graph.outputs[0]
         self.params: dict[int, object] = {}
-        self.rules = []                      # (variable, lr, momentum, channels, buffer)
+        self.rules = []                      # (variable, update options, channels, buffer)
+        self.t = 0                           # training steps so far (for lr decay)
         for op in graph.operators:
             if op.kind not in ("TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS"):
                 continue
@@ -40,7 +42,7 @@ class FloatTrainer:
             self.params[p] = var
             channels = o.get("channels", t.shape[-1])
             buf = tf.Variable(tf.zeros_like(var)) if o["momentum"] > 0 else None
-            self.rules.append((var, float(o["lr"]), float(o["momentum"]), channels, buf))
+            self.rules.append((var, o, channels, buf))
         self.constants = {}
         for op in self.forward_ops:
             for t in op.inputs:
@@ -71,13 +73,14 @@ class FloatTrainer:
     def _forward_output(self, x):
         return self._forward(x)[self.output]
 
-    def _train_step(self, x, label):
+    def _train_step(self, x, label, lrs):
         tf = _tf()
         with tf.GradientTape() as tape:
             logits = tf.reshape(self._forward(x)[self.logits], [1, -1])
             loss = tf.nn.sparse_softmax_cross_entropy_with_logits(label, logits)[0]
         grads = tape.gradient(loss, [r[0] for r in self.rules])
-        for (var, lr, momentum, channels, buf), g in zip(self.rules, grads):
+        for (var, o, channels, buf), g, lr in zip(self.rules, grads, tf.unstack(lrs)):
+            momentum = float(o["momentum"])
             if channels < var.shape[-1]:                 # only the trained input channels
                 keep = tf.cast(tf.range(var.shape[-1]) < channels, g.dtype)
                 g = g * keep
@@ -91,7 +94,10 @@ class FloatTrainer:
         return dequantize(self.graph.tensors[self.input], x_int8)
 
     def step(self, x_int8: np.ndarray, label: int) -> float:
-        return float(self._step(self.real_input(x_int8), np.array([label], np.int32)))
+        # the same per-step learning rates as the int8 update ops (ops/training.py)
+        lrs = np.array([learning_rate(o, self.t) for _, o, _, _ in self.rules], np.float32)
+        self.t += 1
+        return float(self._step(self.real_input(x_int8), np.array([label], np.int32), lrs))
 
     def predict(self, x_int8: np.ndarray) -> int:
         return int(np.argmax(self._predict(self.real_input(x_int8)).numpy()))

@@ -64,8 +64,8 @@ def apply(graph: Graph, op: Operator, args: list, activation: bool = True):
     `activation` is False)."""
     tf = _tf()
 
-    def _activation(tf_, op_, z):
-        return _fused(tf_, op_, z, activation)
+    def fused(z):
+        return _fused(tf, op, z, activation)
     kind = op.kind
     y_shape = graph.tensors[op.outputs[0]].shape
     if kind == "CONV_2D":
@@ -75,7 +75,7 @@ def apply(graph: Graph, op: Operator, args: list, activation: bool = True):
                          padding="VALID", dilations=[1, *dilation, 1])
         if len(args) > 2 and args[2] is not None:
             z = z + args[2]
-        return _activation(tf, op, z)
+        return fused(z)
     if kind == "DEPTHWISE_CONV_2D":
         x, w = args[0], args[1]
         wt = graph.tensors[op.inputs[1]]
@@ -90,15 +90,15 @@ def apply(graph: Graph, op: Operator, args: list, activation: bool = True):
             z = tf.nn.depthwise_conv2d(xp, filt, strides=[1, *stride, 1], padding="VALID")
         if len(args) > 2 and args[2] is not None:
             z = z + args[2]
-        return _activation(tf, op, z)
+        return fused(z)
     if kind == "FULLY_CONNECTED":
         x, w = args[0], args[1]
         z = tf.matmul(tf.reshape(x, [-1, w.shape[1]]), w, transpose_b=True)
         if len(args) > 2 and args[2] is not None:
             z = z + args[2]
-        return tf.reshape(_activation(tf, op, z), y_shape)
+        return tf.reshape(fused(z), y_shape)
     if kind == "ADD":
-        return _activation(tf, op, args[0] + args[1])
+        return fused(args[0] + args[1])
     if kind in ("PAD", "PADV2"):
         return tf.pad(args[0], pad_op.paddings(graph, op).tolist())
     if kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
@@ -106,7 +106,7 @@ def apply(graph: Graph, op: Operator, args: list, activation: bool = True):
         padding = "SAME" if int(op.options.get("padding", 0)) == 0 else "VALID"
         strides = [1, int(op.options["stride_h"]), int(op.options["stride_w"]), 1]
         fn = tf.nn.avg_pool2d if kind == "AVERAGE_POOL_2D" else tf.nn.max_pool2d
-        return _activation(tf, op, fn(args[0], [1, kh, kw, 1], strides, padding))
+        return fused(fn(args[0], [1, kh, kw, 1], strides, padding))
     if kind == "MEAN":
         return tf.reshape(tf.reduce_mean(args[0], axis=list(mean_axes(graph, op))), y_shape)
     if kind == "RESHAPE":
@@ -129,15 +129,3 @@ def activation_vjp(op: Operator, y_real: np.ndarray, dy: np.ndarray) -> np.ndarr
         out = _fused(tf, op, y)
     g = tape.gradient(out, y, output_gradients=tf.constant(dy.reshape(y.shape), tf.float32))
     return g.numpy()
-
-
-def constant_args(graph: Graph, op: Operator) -> dict[int, np.ndarray]:
-    """Real values of an op's constant inputs, by input position."""
-    out = {}
-    for pos, t in enumerate(op.inputs):
-        if t >= 0 and graph.tensors[t].data is not None:
-            tensor = graph.tensors[t]
-            if op.kind in ("PAD", "PADV2", "MEAN", "TRANSPOSE", "RESHAPE") and pos > 0:
-                continue
-            out[pos] = dequantize(tensor, tensor.data)
-    return out

@@ -112,16 +112,20 @@ def train(graph: Graph, dataset: Dataset, *, steps: int | None = None,
         steps = max(1, int(math.ceil(epochs * len(train_idx))))
     elif steps < 1:
         raise TTError(f"--steps must be at least 1, got {steps}")
-    every = max(1, steps // eval_points) if epochs is None else len(train_idx)
+    # loss is reported `eval_points` times; validation (a forward pass per sample, the
+    # slow part) at the end of every epoch and of the run
+    every = max(1, steps // eval_points)
     history = History(steps=steps, train_samples=len(train_idx), val_samples=len(val_idx))
     losses = []
     for s, i in enumerate(sample_order(train_idx, steps, seed), start=1):
         losses.append(trainer.step(i))
         if progress:
             progress(1)
-        if s % every == 0 or s == steps:
+        epoch_end = s % len(train_idx) == 0
+        if s % every == 0 or epoch_end or s == steps:
+            validate = epoch_end or s == steps
             point = EvalPoint(s, s / len(train_idx), float(np.mean(losses)),
-                              trainer.accuracy(val_idx))
+                              trainer.accuracy(val_idx) if validate else None)
             history.points.append(point)
             losses = []
             if report:

@@ -87,11 +87,11 @@ def saturate_int8(x) -> np.ndarray:
     return np.clip(x, -128, 127).astype(np.int8)
 
 
-def unpack_mask(mask: np.ndarray, shape) -> np.ndarray:
-    """The bit-packed activation mask (LSB first) as a float32 array of `shape`."""
-    size = int(np.prod(shape))
+def unpack_mask(mask: np.ndarray, dims) -> np.ndarray:
+    """The bit-packed activation mask (LSB first) as a float32 array of shape `dims`."""
+    size = int(np.prod(dims))
     bits = np.unpackbits(np.asarray(mask, np.uint8), bitorder="little")[:size]
-    return bits.reshape(shape).astype(np.float32)
+    return bits.reshape(dims).astype(np.float32)
 
 
 def masked(dy: np.ndarray, mask) -> np.ndarray:
@@ -101,10 +101,10 @@ def masked(dy: np.ndarray, mask) -> np.ndarray:
 
 def real_weights(w: np.ndarray, quant, axis: int) -> np.ndarray:
     """s_w * w with per-channel scales along `axis` (float64 for the reference)."""
-    shape = [1] * w.ndim
-    shape[axis] = -1
+    dims = [1] * w.ndim
+    dims[axis] = -1
     scale = quant.scale.astype(np.float64)
-    return w.astype(np.float64) * (scale.reshape(shape) if scale.size > 1 else scale[0])
+    return w.astype(np.float64) * (scale.reshape(dims) if scale.size > 1 else scale[0])
 
 
 def real_activation(x: np.ndarray, quant) -> np.ndarray:

@@ -37,7 +37,7 @@ def _check(graph: Graph, index: int, op: Operator) -> None:
 
 
 def _acc(graph: Graph, op: Operator, inputs) -> tuple[np.ndarray, int]:
-    x_t, w_t = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    x_t = graph.tensors[op.inputs[0]]
     y_t = graph.tensors[op.outputs[0]]
     x, w = inputs[0], inputs[1]
     bias = inputs[2] if len(inputs) > 2 else None

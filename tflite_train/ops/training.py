@@ -3,6 +3,8 @@ saved masks and slices, the loss, gradient plumbing, and the QAS SGD updates.
 Semantics: schema/training_ops.json (the C kernels implement the same text)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..ir import Graph, Operator
@@ -81,14 +83,25 @@ def _round(delta: np.ndarray, rounding: int, state: dict, seed: int) -> np.ndarr
     return np.floor(delta.ravel() + u).reshape(delta.shape)
 
 
-def _sgd_delta(grad: np.ndarray, scale: np.ndarray, momentum_buf, o: dict) -> np.ndarray:
+def learning_rate(o: dict, step: int) -> np.float32:
+    """The op's lr at its `step`-th training Invoke: constant, or cosine-decayed to 0."""
+    n = o["decay_steps"]
+    if n == 0:
+        return np.float32(o["lr"])
+    return np.float32(o["lr"] * 0.5 * (1.0 + math.cos(math.pi * min(step, n) / n)))
+
+
+def _sgd_delta(grad: np.ndarray, scale: np.ndarray, momentum_buf, o: dict,
+               state: dict) -> np.ndarray:
     """The float32 update of the integer parameters, in the schema's operation order."""
+    lr = learning_rate(o, state.get("t", 0))
+    state["t"] = state.get("t", 0) + 1
     g = grad / scale if o["qas"] else grad * scale
     g = g.astype(np.float32)
     if o["momentum"] > 0 and momentum_buf is not None:
         momentum_buf[...] = np.float32(o["momentum"]) * momentum_buf + g
         g = momentum_buf
-    return (np.float32(-o["lr"]) * g).astype(np.float32)
+    return (-lr * g).astype(np.float32)
 
 
 def update_weight(graph: Graph, op: Operator, inputs, state) -> list:
@@ -99,7 +112,7 @@ def update_weight(graph: Graph, op: Operator, inputs, state) -> list:
     shape = [1] * w.ndim
     shape[o["axis"]] = -1
     scale = q.scale.astype(np.float32).reshape(shape) if q.per_channel else np.float32(q.scale[0])
-    delta = _sgd_delta(grad.astype(np.float32), scale, mom, o)
+    delta = _sgd_delta(grad.astype(np.float32), scale, mom, o, state)
     step = _round(delta, o["rounding"], state, o["seed"])
     region = w[..., :k]
     region[...] = np.clip(region.astype(np.int32) + step.astype(np.int32), -127, 127)
@@ -110,7 +123,7 @@ def update_bias(graph: Graph, op: Operator, inputs, state) -> list:
     o = options_of(op)
     b, grad, mom = inputs[0], inputs[1], inputs[2]
     q = graph.tensors[op.inputs[0]].quant
-    delta = _sgd_delta(grad.astype(np.float32), q.scale.astype(np.float32), mom, o)
+    delta = _sgd_delta(grad.astype(np.float32), q.scale.astype(np.float32), mom, o, state)
     step = _round(delta, o["rounding"], state, o["seed"])
     b[...] = np.clip(b.astype(np.int64) + step.astype(np.int64), INT32_MIN, INT32_MAX)
     return []
