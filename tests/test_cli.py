@@ -34,7 +34,7 @@ def test_inspect_text_table(capsys, zoo):
     path = next(iter(zoo.values()))
     code, out, _ = run_cli(capsys, "inspect", path)
     assert code == 0
-    assert "MACs" in out and "inference arena" in out
+    assert "MACs" in out and "arena plan" in out
     graph = tflite_io.load(path)
     for op in graph.operators:
         assert op.kind in out
@@ -172,6 +172,14 @@ def test_subprocess_error_is_one_line_and_debug_shows_traceback(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     r = subprocess.run(cmd + ["--debug", "inspect", str(p)], capture_output=True, text=True)
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_verify_refuses_training_models_with_one_line(capsys, tmp_path):
+    from tflite_train.demo import EXAMPLE
+    out = tmp_path / "t.tflite"
+    assert main(["augment", str(EXAMPLE), "-o", str(out), "--num-classes", "3"]) == 0
+    capsys.readouterr()
+    assert "custom ops (TT_" in one_line_error(capsys, "verify", out)
 
 
 def test_help_lists_commands():

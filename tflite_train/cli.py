@@ -61,8 +61,9 @@ def cmd_inspect(args) -> int:
     print(f"parameters          {_fmt_int(t['params'])} ({_fmt_int(t['param_bytes'])} bytes)")
     print(f"MACs                {_fmt_int(t['macs'])}")
     print(f"flash (model file)  {_fmt_int(t['flash_bytes'])} bytes")
-    print(f"inference arena     {_fmt_int(t['inference_arena_bytes'])} bytes "
-          f"(TFLM greedy plan, this operator order; persistent op data not included)")
+    print(f"arena plan          {_fmt_int(t['inference_arena_bytes'])} bytes "
+          f"(TFLM greedy plan, this operator order; persistent op data and variables "
+          f"not included)")
     print(f"peak live tensors   {_fmt_int(t['inference_peak_live_bytes'])} bytes "
           f"at operator {t['inference_peak_op']}")
     print("train: whether a gradient can flow through the operator "

@@ -72,6 +72,11 @@ def verify(graph: Graph, model: bytes, samples: int = 10, seed: int = 0,
     if samples < 1:
         raise TTError("--samples must be at least 1")
     ops.validate(graph)
+    custom = sorted({op.kind for op in graph.operators if op.opcode == "CUSTOM"})
+    if custom:
+        raise TTError(f"the model uses custom ops ({', '.join(custom[:3])}"
+                      f"{', ...' if len(custom) > 3 else ''}) that the TFLM interpreter cannot "
+                      "run without their kernels; verify compares inference models")
     try:
         interpreter = TFLMInterpreter(model, preserve_all=True)
     except (RuntimeError, ValueError) as exc:
