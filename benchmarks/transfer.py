@@ -44,7 +44,8 @@ def run(scheme: str, variant: str, args, ds, train_idx, val_idx) -> dict:
     hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
                   decay_steps=args.steps if args.cosine else 0,
                   qas=variant != "int8",
-                  rounding="nearest" if variant == "qas-nearest" else "stochastic", seed=0)
+                  rounding="nearest" if variant == "qas-nearest" else "stochastic",
+                  seed=args.seed)
     result = augment.augment(tflite_io.load(MODEL), scheme, 10, hyper)
     parts = memory.training_parts(result.graph)
     t0 = time.time()
@@ -52,13 +53,13 @@ def run(scheme: str, variant: str, args, ds, train_idx, val_idx) -> dict:
         from tflite_train.fp32 import FloatTrainer
         ft = FloatTrainer(result.graph)
         inp = result.graph.tensors[result.graph.inputs[0]]
-        for i in sample_order(train_idx, args.steps, 0):
+        for i in sample_order(train_idx, args.steps, args.seed):
             ft.step(data.to_model_input(ds.images[i], inp), int(ds.labels[i]))
         hits = sum(ft.predict(data.to_model_input(ds.images[i], inp)) == ds.labels[i]
                    for i in val_idx)
     else:
         tr = Trainer(result.graph, ds)
-        for i in sample_order(train_idx, args.steps, 0):
+        for i in sample_order(train_idx, args.steps, args.seed):
             tr.step(i)
         hits = sum(tr.predict(int(i)) == ds.labels[i] for i in val_idx)
     return {"scheme": Path(scheme).stem if scheme.endswith(".json") else scheme,
@@ -78,6 +79,10 @@ def main() -> None:
     ap.add_argument("--momentum", type=float, default=0.0)
     ap.add_argument("--constant-lr", dest="cosine", action="store_false",
                     help="no cosine decay of the learning rates over the run")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the new head and of the sample order (the split is fixed)")
+    ap.add_argument("--variants", default="qas,qas-nearest,int8,fp32",
+                    help="comma-separated subset of qas, qas-nearest, int8, fp32")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if not MODEL.exists():
@@ -88,7 +93,7 @@ def main() -> None:
     print("| scheme | variant | val accuracy | trained params | saved activations (bytes) |"
           "\n|---|---|---:|---:|---:|", flush=True)
     for scheme in SCHEMES:
-        for variant in ("qas", "qas-nearest", "int8", "fp32"):
+        for variant in args.variants.split(","):
             r = run(scheme, variant, args, ds, train_idx, val_idx)
             rows.append(r)
             print(f"| {r['scheme']} | {r['variant']} | {100 * r['val_accuracy']:.1f}% | "
