@@ -105,6 +105,23 @@ def cmd_verify(args) -> int:
     return 0 if result.exact else EXIT_MISMATCH
 
 
+def cmd_import(args) -> int:
+    from .importers.tiny_training import import_pkl
+    from .tflite_io import save
+    out = Path(args.output)
+    if out.resolve() == Path(args.model).resolve():
+        raise TTError("the output would overwrite the input; choose another -o")
+    graph = import_pkl(args.model)
+    from . import ops
+    ops.validate(graph)
+    save(graph, out)
+    print(f"{args.model} -> {out}: {len(graph.operators)} operators, input "
+          f"{'x'.join(map(str, graph.tensors[graph.inputs[0]].shape))} int8, output "
+          f"{'x'.join(map(str, graph.tensors[graph.outputs[0]].shape))} "
+          f"({out.stat().st_size:,} bytes)")
+    return 0
+
+
 def cmd_augment(args) -> int:
     from collections import Counter
 
@@ -237,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of random inputs (default 10)")
     s.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("import", help="convert a tiny-training .pkl model into an int8 "
+                                      ".tflite")
+    s.add_argument("model", help="a tiny-training .pkl (torch-style zip of numpy arrays)")
+    s.add_argument("-o", "--output", required=True, help="the .tflite to write")
+    s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("augment", help="write a training model: forward + pruned backward "
                                        "graph + QAS update ops")

@@ -1,0 +1,210 @@
+"""The MIT HAN Lab tiny-training `.pkl` models -> IR (-> a standard int8 .tflite).
+
+The file is a torch-style zip holding `archive/data.pkl`: plain dicts and lists of numpy
+arrays (structure in ../shared/PAPER.md). A pickle can run arbitrary code, so it is read
+with an unpickler that admits exactly the four globals numpy arrays need and nothing else.
+
+Mapping, per conv: OIHW int8 weights -> OHWI (CONV_2D) or [1, KH, KW, C]
+(DEPTHWISE_CONV_2D), per-channel scales `w_scales`; int32 bias at scale x_scale * w_scale;
+output (y_scale, y_zero). The reference pads symmetrically by (k-1)//2, which equals TFLite's
+SAME only at stride 1; strided convs get an explicit PAD (filled with the input zero point,
+i.e. real 0) and VALID padding. The reference has no activation op: its ReLU6 is the
+[-128, 127] clamp of an output with zero point -128 and scale 6/255, so such outputs are
+marked RELU6 (RELU for other scales): the TFLite clamp is the same and training gets the
+activation masks. Residuals become ADD, the global average pool an AVERAGE_POOL_2D, the
+1000-class 1x1 classifier a CONV_2D followed by RESHAPE to [1, 1000].
+"""
+from __future__ import annotations
+
+import codecs
+import io
+import pickle
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from ..ir import Graph, Operator, Quantization, Tensor
+
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Admits numpy array reconstruction and nothing else."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ALLOWED:
+            raise ModelError(f"refusing to load: the pickle asks for {module}.{name}; only "
+                             "numpy arrays are allowed in a tiny-training model")
+        if name == "_reconstruct":
+            try:
+                from numpy._core.multiarray import _reconstruct
+            except ImportError:                     # numpy < 2
+                from numpy.core.multiarray import _reconstruct
+            return _reconstruct
+        if name == "encode":
+            return codecs.encode
+        return getattr(np, name)
+
+    def persistent_load(self, pid):
+        raise ModelError("refusing to load: the pickle references external storage "
+                         "(torch tensors); only numpy arrays are allowed")
+
+
+def load_pkl(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file")
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if n.endswith("data.pkl")]
+            if not names:
+                raise ModelError(f"{path}: no data.pkl inside; not a tiny-training model")
+            raw = z.read(names[0])
+    except zipfile.BadZipFile:
+        raise ModelError(f"{path}: not a tiny-training model (not a zip archive)") from None
+    try:
+        cfg = _NumpyOnlyUnpickler(io.BytesIO(raw)).load()
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"{path}: unreadable pickle ({type(exc).__name__}: {exc})") from None
+    if not isinstance(cfg, dict) or not {"first_conv", "blocks", "classifier"} <= set(cfg):
+        raise ModelError(f"{path}: not a tiny-training model (needs first_conv, blocks, "
+                         "classifier)")
+    return cfg
+
+
+class _Builder:
+    def __init__(self):
+        self.g = Graph(tensors=[], operators=[], inputs=[], outputs=[])
+
+    def act(self, name: str, shape, scale: float, zero: int) -> int:
+        return self.g.add_tensor(Tensor(name, tuple(int(s) for s in shape), "int8",
+                                        Quantization(np.array([scale], np.float32),
+                                                     np.array([int(zero)], np.int64))))
+
+    def const(self, name: str, data: np.ndarray, quant: Quantization | None = None) -> int:
+        return self.g.add_tensor(Tensor(name, data.shape, str(data.dtype), quant, data=data))
+
+    def op(self, opcode: str, inputs, outputs, options_type=None, **options) -> None:
+        self.g.operators.append(Operator(opcode, list(inputs), list(outputs), options,
+                                         options_type))
+
+
+def _activation(y_scale: float, y_zero: int) -> int:
+    if int(y_zero) != -128:
+        return 0
+    return 3 if abs(float(y_scale) * 255.0 - 6.0) < 1e-4 else 1
+
+
+def _conv(b: _Builder, cfg: dict, x: int, name: str) -> int:
+    p = cfg["params"]
+    w = np.asarray(p["weight"])
+    if w.dtype != np.int8:
+        w = np.rint(w).astype(np.int8)
+    kh, kw = w.shape[2], w.shape[3]
+    stride = int(cfg["stride"])
+    depthwise = int(cfg.get("groups", 1)) > 1
+    if depthwise and int(cfg["groups"]) != w.shape[0]:
+        raise ModelError(f"{name}: grouped (non-depthwise) convolution is not supported")
+    xt = b.g.tensors[x]
+    if abs(float(p["x_scale"]) - float(xt.quant.scale[0])) > 1e-6 * float(p["x_scale"]) \
+            or int(p["x_zero"]) != xt.quant.zp:
+        raise ModelError(f"{name}: x_scale/x_zero do not match the producer's output")
+    n, h, wd, _ = xt.shape
+    pad = ((kh - 1) // 2, (kw - 1) // 2)
+    padding = 0                                          # SAME
+    if stride != 1 and (pad[0] or pad[1]):
+        padded = b.act(f"{name}/pad", (n, h + 2 * pad[0], wd + 2 * pad[1], xt.shape[3]),
+                       xt.quant.scale[0], xt.quant.zp)
+        pads = b.const(f"{name}/paddings",
+                       np.array([[0, 0], [pad[0], pad[0]], [pad[1], pad[1]], [0, 0]], np.int32))
+        b.op("PAD", [x, pads], [padded], "PadOptions")
+        x, padding = padded, 1                           # VALID
+    out_hw = int(cfg["out_shape"]) if "out_shape" in cfg else -(-h // stride)
+    w_scales = np.asarray(p["w_scales"], np.float32).ravel()
+    c_out = w.shape[0]
+    zeros = np.zeros(c_out, np.int64)
+    if depthwise:
+        filt = np.ascontiguousarray(np.transpose(w, (1, 2, 3, 0)))          # [1,KH,KW,C]
+        wq = Quantization(w_scales, zeros.copy(), axis=3)
+    else:
+        filt = np.ascontiguousarray(np.transpose(w, (0, 2, 3, 1)))          # OHWI
+        wq = Quantization(w_scales, zeros.copy(), axis=0)
+    bias_scale = (np.float32(p["x_scale"]) * w_scales).astype(np.float32)
+    # Dead channels in the reference carry bias INT32_MIN (and a ~0 weight scale): in float
+    # their output saturates at -128, but in TFLite's int32 accumulator conv + bias would
+    # wrap around. Clamp each bias to what cannot overflow given its channel's largest
+    # possible dot product (|x - z_x| <= 255); in-range biases are untouched.
+    reach = np.abs(w.astype(np.int64)).reshape(c_out, -1).sum(axis=1) * 255
+    limit = (1 << 31) - 1 - reach
+    bias = np.clip(np.asarray(p["bias"]).astype(np.int64), -limit, limit).astype(np.int32)
+    wt = b.const(f"{name}/weights", filt, wq)
+    bt = b.const(f"{name}/bias", bias, Quantization(bias_scale, zeros.copy()))
+    y = b.act(name, (n, out_hw, out_hw, c_out), float(p["y_scale"]), int(p["y_zero"]))
+    options = {"padding": padding, "stride_h": stride, "stride_w": stride,
+               "dilation_h_factor": 1, "dilation_w_factor": 1,
+               "fused_activation_function": _activation(p["y_scale"], p["y_zero"])}
+    if depthwise:
+        b.op("DEPTHWISE_CONV_2D", [x, wt, bt], [y], "DepthwiseConv2DOptions",
+             depth_multiplier=1, **options)
+    else:
+        b.op("CONV_2D", [x, wt, bt], [y], "Conv2DOptions", **options)
+    return y
+
+
+def to_graph(cfg: dict, name: str = "tiny-training") -> Graph:
+    b = _Builder()
+    fc = cfg["first_conv"]
+    size = int(fc["in_shape"])
+    x = b.act("input", (1, size, size, int(fc["in_channel"])), float(fc["params"]["x_scale"]),
+              int(fc["params"]["x_zero"]))
+    b.g.inputs = [x]
+    x = _conv(b, fc, x, "first_conv")
+    for i, blk in enumerate(cfg["blocks"]):
+        if blk.get("se") is not None:
+            raise ModelError(f"blocks.{i}: squeeze-and-excitation is not supported")
+        block_in = x
+        for part in ("pointwise1", "depthwise", "pointwise2"):
+            if blk.get(part) is not None:
+                x = _conv(b, blk[part], x, f"blocks.{i}.{part}")
+        res = blk.get("residual")
+        if res is not None:
+            if "kernel_size" in res:
+                raise ModelError(f"blocks.{i}: convolutional residuals are not supported")
+            rp = res["params"]
+            y = b.act(f"blocks.{i}.residual", b.g.tensors[x].shape, float(rp["y_scale"]),
+                      int(rp["y_zero"]))
+            b.op("ADD", [block_in, x], [y], "AddOptions", fused_activation_function=0)
+            x = y
+    if cfg.get("feature_mix") is not None:
+        x = _conv(b, cfg["feature_mix"], x, "feature_mix")
+    xt = b.g.tensors[x]
+    pooled = b.act("avgpool", (1, 1, 1, xt.shape[3]), xt.quant.scale[0], xt.quant.zp)
+    b.op("AVERAGE_POOL_2D", [x], [pooled], "Pool2DOptions", padding=1, stride_h=1,
+         stride_w=1, filter_height=xt.shape[1], filter_width=xt.shape[2],
+         fused_activation_function=0)
+    cls = dict(cfg["classifier"])
+    cls.setdefault("stride", 1)
+    cls["out_shape"] = 1
+    logits4 = _conv(b, cls, pooled, "classifier")
+    c = b.g.tensors[logits4]
+    logits = b.act("logits", (1, c.shape[3]), c.quant.scale[0], c.quant.zp)
+    shape = b.const("classifier/shape", np.array([1, c.shape[3]], np.int32))
+    b.op("RESHAPE", [logits4, shape], [logits], "ReshapeOptions",
+         new_shape=np.array([1, c.shape[3]], np.int32))
+    b.g.outputs = [logits]
+    b.g.description = f"imported from {name} by tflite-train"
+    return b.g
+
+
+def import_pkl(path: str | Path) -> Graph:
+    return to_graph(load_pkl(path), Path(path).name)
