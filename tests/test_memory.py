@@ -38,3 +38,42 @@ def test_equal_sizes_tie_break_like_tflm():
     bufs = [memory.Buffer("first", 32, 0, 1), memory.Buffer("second", 32, 0, 1)]
     offsets, _ = memory.greedy_plan(bufs)
     assert offsets == [32, 0]
+
+
+def test_plan_command_inference_parts_are_tflm_numbers(capsys):
+    import json
+
+    from tflite_train.cli import main
+    path = shared_model("person_detect")
+    assert main(["plan", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    usage = arena_usage(path.read_bytes())
+    assert info["arena_bytes"] == usage["head"]
+    assert info["persistent_bytes"] == usage["tail"]
+    assert info["total_bytes"] == usage["head"] + usage["tail"]
+    assert info["peak_op_kind"] == "CONV_2D" and not info["training"]
+
+
+def test_plan_of_a_training_model_splits_its_parts(tmp_path, capsys):
+    import json
+
+    from tflite_train import augment
+    from tflite_train.cli import main
+    from tflite_train.demo import EXAMPLE
+    r = augment.augment(tflite_io.load(EXAMPLE), "full", num_classes=4,
+                        hyper=augment.autodiff.Hyper(momentum=0.9))
+    model = tmp_path / "t.tflite"
+    tflite_io.save(r.graph, model)
+    png = tmp_path / "plan.png"
+    assert main(["plan", str(model), "--json", "--plot", str(png)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    parts = memory.training_parts(r.graph)
+    assert info["training"] and info["trainable_bytes"] == parts.trainable_bytes
+    assert info["optimizer_bytes"] == parts.optimizer_bytes > 0
+    peak = info["arena_at_peak"]
+    assert peak["gradients"] > 0 and peak["saved activations"] >= 0
+    assert info["arena_bytes"] >= sum(peak.values())
+    assert len(info["timeline"]) == len(r.graph.operators)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plan", str(model), "--timeline"]) == 0
+    assert "TT_LOSS_SOFTMAX_CE" in capsys.readouterr().out

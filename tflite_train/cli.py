@@ -122,6 +122,60 @@ def cmd_import(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from . import memory, ops
+    graph, data = _load(args.model)
+    ops.validate(graph)
+    p = memory.plan(graph)
+    persistent = None
+    if not p.training:
+        from .runtime.tflm import arena_usage
+        try:
+            usage = arena_usage(data)
+            persistent = usage["tail"]
+        except (RuntimeError, ValueError):
+            persistent = None
+    kinds = [op.kind for op in graph.operators]
+    info = {"model": args.model, "training": p.training,
+            "arena_bytes": p.arena_bytes, "peak_op": p.peak_op, "peak_op_kind": kinds[p.peak_op]
+            if kinds else None, "arena_at_peak": p.peak_parts,
+            "trainable_bytes": p.trainable_bytes, "optimizer_bytes": p.optimizer_bytes,
+            "persistent_bytes": persistent,
+            "total_bytes": p.total_bytes + (persistent or 0),
+            "timeline": [{"op": k, "kind": kinds[k], **t} for k, t in enumerate(p.timeline)]}
+    if args.plot:
+        from .plot import memory_chart
+        what = "training" if p.training else "inference"
+        memory_chart(p, kinds, f"{Path(args.model).name}: {what} SRAM per operator",
+                     Path(args.plot))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    kb = lambda n: f"{n / 1024:8.1f} KB"                      # noqa: E731
+    print(f"{args.model}: {'training' if p.training else 'inference'} model, "
+          f"{len(kinds)} operators")
+    print(f"peak SRAM            {kb(info['total_bytes'])}  (sum of the parts below)")
+    print(f"  arena (planned)    {kb(p.arena_bytes)}  TFLM greedy plan, file order; live at "
+          f"the peak, operator {p.peak_op} ({kinds[p.peak_op]}):")
+    for c in memory.CATEGORIES:
+        print(f"    {c:<17}{kb(p.peak_parts.get(c, 0))}")
+    print(f"  trainable params   {kb(p.trainable_bytes)}  variables (SRAM copies)")
+    print(f"  optimizer state    {kb(p.optimizer_bytes)}  momentum buffers")
+    if persistent is not None:
+        print(f"  persistent data    {kb(persistent)}  op data, tensor structs (TFLM, measured)")
+    else:
+        print("  persistent data         n/a  (measured by TFLM once the training kernels "
+              "can be registered)")
+    if args.timeline:
+        print(f"{'op':>4}  {'kind':<32}" + "".join(f"{c[:11]:>12}" for c in memory.CATEGORIES))
+        for row in info["timeline"]:
+            print(f"{row['op']:>4}  {row['kind']:<32}"
+                  + "".join(f"{row[c]:>12,}" for c in memory.CATEGORIES))
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def cmd_augment(args) -> int:
     from collections import Counter
 
@@ -254,6 +308,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of random inputs (default 10)")
     s.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("plan", help="SRAM of a model: peak and its parts, per-operator "
+                                    "timeline, chart")
+    s.add_argument("model", help="an inference or training .tflite")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--timeline", action="store_true", help="print bytes alive per operator")
+    s.add_argument("--plot", metavar="FILE.png", help="draw memory over operators")
+    s.set_defaults(func=cmd_plan)
 
     s = sub.add_parser("import", help="convert a tiny-training .pkl model into an int8 "
                                       ".tflite")

@@ -166,3 +166,67 @@ def training_parts(graph: Graph) -> TrainingParts:
         mask_bytes=sum(graph.tensors[t].nbytes for t in masks),
         trainable_bytes=sum(graph.tensors[t].nbytes for t in params),
         optimizer_bytes=sum(graph.tensors[t].nbytes for t in momentum))
+
+
+CATEGORIES = ("activations", "saved activations", "gradients", "scratch")
+
+
+def categorize(graph: Graph, buffers: list[Buffer]) -> list[str]:
+    """What each planned buffer is, for the training-memory breakdown: forward activations,
+    saved activations (forward tensors the backward pass reads; masks included), gradients
+    (everything made from the loss on), or kernel scratch."""
+    loss_k = next((k for k, op in enumerate(graph.operators)
+                   if op.kind == "TT_LOSS_SOFTMAX_CE"), None)
+    read_after: set[int] = set()
+    if loss_k is not None:
+        read_after = {t for op in graph.operators[loss_k + 1:] for t in op.inputs if t >= 0}
+    kinds = []
+    for b in buffers:
+        if b.tensor is None:
+            kinds.append("scratch")
+        elif loss_k is not None and b.first > loss_k:     # scope k+1 = operator k
+            kinds.append("gradients")
+        elif b.tensor in read_after:
+            kinds.append("saved activations")
+        else:
+            kinds.append("activations")
+    return kinds
+
+
+@dataclass
+class Plan:
+    """A graph's SRAM, as its parts. `timeline[k]` maps category -> bytes alive during
+    operator k; the arena is TFLM's greedy plan for the file's operator order."""
+    arena_bytes: int
+    peak_op: int
+    peak_parts: dict[str, int]
+    timeline: list[dict[str, int]]
+    trainable_bytes: int
+    optimizer_bytes: int
+    training: bool
+
+    @property
+    def total_bytes(self) -> int:
+        return self.arena_bytes + self.trainable_bytes + self.optimizer_bytes
+
+
+def plan(graph: Graph) -> Plan:
+    buffers = tflm_buffers(graph)
+    _, arena = greedy_plan(buffers)
+    kinds = categorize(graph, buffers)
+    timeline = []
+    for k in range(len(graph.operators)):
+        parts = dict.fromkeys(CATEGORIES, 0)
+        for b, kind in zip(buffers, kinds):
+            if b.first <= k + 1 <= b.last:
+                parts[kind] += b.aligned
+        timeline.append(parts)
+    peak_op = max(range(len(timeline)), key=lambda k: sum(timeline[k].values())) \
+        if timeline else 0
+    training = any(op.kind == "TT_LOSS_SOFTMAX_CE" for op in graph.operators)
+    trainable = optimizer = 0
+    if training:
+        parts = training_parts(graph)
+        trainable, optimizer = parts.trainable_bytes, parts.optimizer_bytes
+    return Plan(arena, peak_op, timeline[peak_op] if timeline else {}, timeline,
+                trainable, optimizer, training)
