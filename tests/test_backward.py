@@ -88,7 +88,7 @@ def tf_backward(graph, result, values, init_values):
 
 def check_gradients(model_bytes, scheme, num_classes=None, seed=0):
     graph = tflite_io.parse(model_bytes)
-    result = augment.augment(graph, scheme, num_classes, Hyper(lr=1e-3, seed=seed))
+    result = augment.augment(graph, scheme, num_classes, Hyper(lr=1e-3, seed=seed), fuse=False)
     g = result.graph
     init_values = {}
     init_op = g.operators[0]

@@ -58,7 +58,7 @@ def test_augment_prints_what_is_trained_and_leaves_input_alone(tmp_path, capsys)
                         "--scheme", "bias-only:1")
     assert code == 0
     assert "new head" in text and "trained parameters:" in text
-    assert "saved activations:" in text and "TT_BIAS_GRAD" in text
+    assert "saved activations:" in text and "TT_BIAS_UPDATE" in text
     assert hashlib.sha256(EXAMPLE.read_bytes()).hexdigest() == before
     g = tflite_io.load(out)
     assert "tflite_train" in g.metadata

@@ -31,7 +31,7 @@ def grad_targets(result):
 
 def test_bias_only_k1_has_only_head_and_last_layer_backward_ops():
     g = tflite_io.load(shared_model("person_detect"))
-    r = augment.augment(g, "bias-only:1", num_classes=10)
+    r = augment.augment(g, "bias-only:1", num_classes=10, fuse=False)
     # forward ops whose output gradient is consumed: the head (28), the pool between (27)
     # and the last conv (26); nothing earlier
     assert grad_targets(r) == {26, 27, 28}
@@ -43,7 +43,7 @@ def test_bias_only_k1_has_only_head_and_last_layer_backward_ops():
 
 def test_full_update_has_backward_ops_for_every_layer():
     g = tflite_io.load(shared_model("person_detect"))
-    r = augment.augment(g, "full", num_classes=10)
+    r = augment.augment(g, "full", num_classes=10, fuse=False)
     layers = [k for k, op in enumerate(r.backward.forward_ops)
               if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
     assert set(layers) <= grad_targets(r)
@@ -114,7 +114,7 @@ def test_label_below_zero_is_inference_only():
 
 def one_step(qas: bool, lr: float, rounding: str = "nearest"):
     r = augment.augment(tflite_io.load(EXAMPLE), "last:1", num_classes=4,
-                        hyper=Hyper(lr=lr, bias_lr=lr, qas=qas, rounding=rounding))
+                        hyper=Hyper(lr=lr, bias_lr=lr, qas=qas, rounding=rounding), fuse=False)
     g = r.graph
     ex = Executor(g)
     x = np.random.default_rng(1).integers(-128, 128, (1, 32, 32, 1)).astype(np.int8)
@@ -164,3 +164,37 @@ def test_without_qas_the_step_is_not_the_fp32_step():
         # the gradient w.r.t. W_q is s_w * G and its step s_w^2 times too small: the int8
         # weights barely move while fp32 SGD moves them by lr * G
         assert np.linalg.norm(real_move) < 0.1 * np.linalg.norm(wanted)
+
+
+@pytest.mark.parametrize("hyper", [Hyper(lr=0.05, rounding="stochastic", seed=4),
+                                   Hyper(lr=0.05, momentum=0.9, rounding="nearest"),
+                                   Hyper(lr=0.02, momentum=0.5, decay_steps=6)])
+def test_fused_in_place_updates_train_bit_identically(hyper):
+    """In-place fused gradient+update ops give exactly the weights of separate gradient and
+    update ops (same arithmetic, same RNG order), without any weight-gradient tensor."""
+    rng = np.random.default_rng(0)
+    xs = [rng.integers(-128, 128, (1, 32, 32, 1)).astype(np.int8) for _ in range(8)]
+    finals = []
+    for fuse in (False, True):
+        r = augment.augment(tflite_io.load(EXAMPLE), "full", num_classes=4, hyper=hyper,
+                            fuse=fuse)
+        ex = Executor(r.graph)
+        for i, x in enumerate(xs):
+            ex.invoke([x, np.array([i % 4], np.int32)])
+        finals.append({r.graph.tensors[k].name: v for k, v in ex.variables.items()})
+        kinds = {op.kind for op in r.graph.operators}
+        assert ("TT_UPDATE_WEIGHT" in kinds) != fuse
+        assert ("TT_CONV2D_WEIGHT_UPDATE" in kinds) == fuse
+    assert finals[0].keys() == finals[1].keys()
+    for name in finals[0]:
+        assert np.array_equal(finals[0][name], finals[1][name]), name
+
+
+def test_fusion_lowers_the_training_peak():
+    g = tflite_io.load(shared_model("person_detect"))
+    plain = augment.augment(g, "last:2", num_classes=10, fuse=False)
+    fused = augment.augment(tflite_io.load(shared_model("person_detect")), "last:2",
+                            num_classes=10)
+    p, f = memory.plan(plain.graph), memory.plan(fused.graph)
+    # the 256x256 pointwise layer's float gradient (256 KB) is never materialised
+    assert f.arena_bytes < p.arena_bytes - 200_000

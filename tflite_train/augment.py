@@ -156,7 +156,9 @@ def _make_variables(graph: Graph, params: list[int], momentum: list[int]) -> Ope
 
 
 def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | None = None,
-            hyper: autodiff.Hyper | None = None) -> Augmented:
+            hyper: autodiff.Hyper | None = None, fuse: bool = True) -> Augmented:
+    """`fuse`: compute weight and bias gradients inside their update ops (in-place update,
+    the default); False keeps them as tensors, which the gradient checks read."""
     hyper = hyper or autodiff.Hyper()
     _check_hyper(hyper)
     if METADATA_KEY in graph.metadata:
@@ -175,7 +177,7 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         raise TTError(f"scheme {scheme_spec!r} trains nothing")
     label = graph.add_tensor(Tensor("label", (1,), "int32"))
     loss = graph.add_tensor(Tensor("loss", (1,), "float32"))
-    bwd = autodiff.build(graph, scheme, hyper, logits, label, loss)
+    bwd = autodiff.build(graph, scheme, hyper, logits, label, loss, fuse=fuse)
     init = _make_variables(graph, bwd.variables, bwd.momentum)
     graph.operators.insert(0, init)
     graph.inputs = graph.inputs + [label]
@@ -187,7 +189,7 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         "qas": hyper.qas, "lr": hyper.lr,
         "bias_lr": hyper.effective_bias_lr,
         "momentum": hyper.momentum, "rounding": hyper.rounding, "seed": hyper.seed,
-        "decay_steps": hyper.decay_steps,
+        "decay_steps": hyper.decay_steps, "fused_updates": fuse,
         "logits": graph.tensors[logits].name,
         "trained": [{"layer": _layer_name(graph, bwd, k), "bias": u.bias,
                      "weight_channels": u.weight_channels}

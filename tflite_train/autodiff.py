@@ -68,8 +68,10 @@ class BackwardGraph:
 class GradBuilder:
     """What backward rules use to add tensors and ops to the training graph."""
 
-    def __init__(self, graph: Graph, scheme: Scheme, hyper: Hyper, label: int):
+    def __init__(self, graph: Graph, scheme: Scheme, hyper: Hyper, label: int,
+                 fuse: bool = True):
         self.graph = graph
+        self.fuse = fuse
         self.scheme = scheme
         self.hyper = hyper
         self.label = label
@@ -142,12 +144,29 @@ class GradBuilder:
     def update(self, k: int) -> LayerUpdate | None:
         return self.scheme.layers.get(k)
 
-    def train_weight(self, k: int, grad: int, channels: int, axis: int) -> None:
+    def update_weights(self, k: int, grad_kind: str, grad_inputs: list[int],
+                       shape: tuple, axis: int, **geometry) -> None:
+        """Train forward op k's weights from `grad_kind` (a TT_*_WEIGHT_GRAD) applied to
+        `grad_inputs` (dy, mask, saved): fused with the update when the builder fuses, so
+        that the layer's weight gradient [`shape`] never exists as a whole."""
         w = self.graph.operators[k].inputs[1]
-        self._train(w, grad, "TT_UPDATE_WEIGHT", bias=False, channels=channels, axis=axis)
+        channels = int(shape[-1])
         self.result.trained.setdefault(k, LayerUpdate(k)).weight_channels = channels
+        if self.fuse:
+            mom = self._momentum(w, shape)
+            self.emit(grad_kind.replace("_WEIGHT_GRAD", "_WEIGHT_UPDATE"),
+                      grad_inputs + [w, mom], [], **geometry,
+                      **self._options(bias=False), channels=channels, axis=axis)
+            self._record(w, None)
+            return
+        dw = self.tensor(f"{self.graph.tensors[w].name}/grad", shape)
+        self.emit(grad_kind, grad_inputs, [dw], **geometry)
+        self.emit("TT_UPDATE_WEIGHT", [w, dw, self._momentum(w, shape)], [],
+                  **self._options(bias=False), channels=channels, axis=axis)
+        self._record(w, dw)
 
-    def train_bias(self, k: int, grad: int) -> None:
+    def update_bias(self, k: int, dy: int, mask: int) -> None:
+        """Train forward op k's bias from dy (through the activation mask)."""
         op = self.graph.operators[k]
         b = op.inputs[2]
         bt = self.graph.tensors[b]
@@ -155,21 +174,35 @@ class GradBuilder:
             x, w = self.graph.tensors[op.inputs[0]], self.graph.tensors[op.inputs[1]]
             scale = (np.float32(x.quant.s) * w.quant.scale.astype(np.float32)).astype(np.float32)
             bt.quant = Quantization(scale, np.zeros(scale.size, np.int64))
-        self._train(b, grad, "TT_UPDATE_BIAS", bias=True)
         self.result.trained.setdefault(k, LayerUpdate(k)).bias = True
+        if self.fuse:
+            mom = self._momentum(b, bt.shape)
+            self.emit("TT_BIAS_UPDATE", [dy, mask, b, mom], [], **self._options(bias=True))
+            self._record(b, None)
+            return
+        db = self.tensor(f"{bt.name}/grad", bt.shape)
+        self.emit("TT_BIAS_GRAD", [dy, mask], [db])
+        self.emit("TT_UPDATE_BIAS", [b, db, self._momentum(b, bt.shape)], [],
+                  **self._options(bias=True))
+        self._record(b, db)
 
-    def _train(self, param: int, grad: int, name: str, bias: bool, **extra) -> None:
+    def _options(self, bias: bool) -> dict:
+        # one seed per update op, so that stochastic rounding streams never overlap
         seed = self.hyper.seed * 1000003 + len(self.result.variables) + 1
-        options = self.hyper.options(bias, seed)
-        mom = -1
-        if self.hyper.momentum > 0:
-            g = self.graph.tensors[grad]
-            mom = self.tensor(f"{self.graph.tensors[param].name}/momentum", g.shape)
-            self.graph.tensors[mom].is_variable = True
-            self.result.momentum.append(mom)
-        self.emit(name, [param, grad, mom], [], **options, **extra)
+        return self.hyper.options(bias, seed)
+
+    def _momentum(self, param: int, shape) -> int:
+        if self.hyper.momentum <= 0:
+            return -1
+        mom = self.tensor(f"{self.graph.tensors[param].name}/momentum", shape)
+        self.graph.tensors[mom].is_variable = True
+        self.result.momentum.append(mom)
+        return mom
+
+    def _record(self, param: int, grad: int | None) -> None:
         self.result.variables.append(param)
-        self.result.param_grads[param] = grad
+        if grad is not None:
+            self.result.param_grads[param] = grad
 
 
 def needs_gradient(graph: Graph, scheme: Scheme) -> set[int]:
@@ -182,10 +215,12 @@ def needs_gradient(graph: Graph, scheme: Scheme) -> set[int]:
 
 
 def build(graph: Graph, scheme: Scheme, hyper: Hyper, logits: int, label: int,
-          loss: int) -> BackwardGraph:
+          loss: int, fuse: bool = True) -> BackwardGraph:
     """Extend `graph` in place: save ops after forward ops, the loss, then the backward ops
-    in reverse order (each parameter update right after its gradient)."""
-    b = GradBuilder(graph, scheme, hyper, label)
+    in reverse order, each parameter update right after its gradient; with `fuse`, weight
+    and bias gradients are computed inside their update ops (in-place update: no layer's
+    whole gradient is ever materialised)."""
+    b = GradBuilder(graph, scheme, hyper, label, fuse)
     dlogits = b.tensor("dlogits", graph.tensors[logits].shape)
     loss_op = make_op("TT_LOSS_SOFTMAX_CE", [logits, label], [loss, dlogits])
     b.result.loss_op = loss_op

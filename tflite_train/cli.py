@@ -189,7 +189,7 @@ def cmd_augment(args) -> int:
         raise TTError("the output would overwrite the input model; choose another -o")
     hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum, qas=not args.no_qas,
                   rounding=args.rounding, seed=args.seed, decay_steps=args.lr_decay_steps)
-    result = augment(graph, args.scheme, args.num_classes, hyper)
+    result = augment(graph, args.scheme, args.num_classes, hyper, fuse=not args.no_fuse)
     g = result.graph
     print(f"{args.model} -> {out}")
     print(f"scheme {result.scheme.name}"
@@ -347,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the new head's weights and of stochastic rounding")
     s.add_argument("--no-qas", action="store_true",
                    help="plain SGD on the integer parameters (the baseline QAS fixes)")
+    s.add_argument("--no-fuse", action="store_true",
+                   help="keep weight and bias gradients as whole tensors instead of computing "
+                        "them inside the in-place update ops (a larger peak)")
     s.set_defaults(func=cmd_augment)
 
     s = sub.add_parser("train", help="train a training model on the host, batch 1, exactly "

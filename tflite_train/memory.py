@@ -33,9 +33,28 @@ class Buffer:
         return align_up(self.size)
 
 
+def _options(op):
+    from .training_ops import options_of
+    return options_of(op)
+
+
+# Floats of scratch the fused update kernels request (schema: scratch_floats): one output
+# channel's gradient for conv and FC, the whole (small) gradient for depthwise and biases.
+FUSED_UPDATE_SCRATCH = {
+    "TT_CONV2D_WEIGHT_UPDATE": lambda g, op: (g.tensors[op.inputs[3]].shape[1]
+                                              * g.tensors[op.inputs[3]].shape[2]
+                                              * _options(op)["channels"]),
+    "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE": lambda g, op: g.tensors[op.inputs[3]].size,
+    "TT_FULLY_CONNECTED_WEIGHT_UPDATE": lambda g, op: _options(op)["channels"],
+    "TT_BIAS_UPDATE": lambda g, op: g.tensors[op.inputs[2]].size,
+}
+
+
 def scratch_requests(graph: Graph, k: int) -> list[int]:
     """Bytes of the scratch buffers TFLM's reference kernel for operator k requests."""
     op = graph.operators[k]
+    if op.kind in FUSED_UPDATE_SCRATCH:
+        return [4 * FUSED_UPDATE_SCRATCH[op.kind](graph, op)]
     if op.kind == "MEAN":
         x, axes, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
                       graph.tensors[op.outputs[0]])

@@ -107,16 +107,13 @@ def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int
         out[0] = dx
     w = g.tensors[op.inputs[1]]
     if upd is not None and upd.bias:
-        db = b.tensor(f"{w.name}/bias_grad", [w.shape[0] if not depthwise else w.shape[3]])
-        b.emit("TT_BIAS_GRAD", [dy, mask], [db])
-        b.train_bias(k, db)
+        b.update_bias(k, dy, mask)
     if upd is not None and upd.weight_channels:
         ch = upd.weight_channels
         saved = b.saved(op.inputs[0], None if depthwise else ch)
         shape = w.shape if depthwise else w.shape[:3] + (ch,)
-        dw = b.tensor(f"{w.name}/grad", shape)
-        b.emit(f"{prefix}_WEIGHT_GRAD", [dy, mask, saved], [dw], **geo)
-        b.train_weight(k, dw, channels=shape[3], axis=3 if depthwise else 0)
+        b.update_weights(k, f"{prefix}_WEIGHT_GRAD", [dy, mask, saved], shape,
+                         axis=3 if depthwise else 0, **geo)
     return out
 
 
@@ -151,13 +148,18 @@ def conv_input_grad(graph: Graph, op: Operator, inputs) -> list:
 
 
 def conv_weight_grad(graph: Graph, op: Operator, inputs) -> list:
+    kernel = graph.tensors[op.outputs[0]].shape[1:3]
+    return [conv_weight_grad_values(graph, op, inputs, kernel)]
+
+
+def conv_weight_grad_values(graph: Graph, op: Operator, inputs, kernel) -> np.ndarray:
+    """[Co, KH, KW, k] from inputs (dy, mask, saved, ...) of a weight-grad or fused op."""
     dy = masked(inputs[0], inputs[1]).astype(np.float64)
     x_t = graph.tensors[op.inputs[2]]
     x = real_activation(inputs[2], x_t.quant)
     stride, dilation, pads = _opts(op)
-    dw_shape = graph.tensors[op.outputs[0]].shape
-    win = windows(x, dw_shape[1:3], stride, dilation, pads, dy.shape[1:3], fill=0.0)
-    return [np.tensordot(dy, win, axes=([0, 1, 2], [0, 1, 2])).astype(np.float32)]
+    win = windows(x, kernel, stride, dilation, pads, dy.shape[1:3], fill=0.0)
+    return np.tensordot(dy, win, axes=([0, 1, 2], [0, 1, 2])).astype(np.float32)
 
 
 def dw_input_grad(graph: Graph, op: Operator, inputs) -> list:
@@ -176,17 +178,33 @@ def dw_input_grad(graph: Graph, op: Operator, inputs) -> list:
 
 
 def dw_weight_grad(graph: Graph, op: Operator, inputs) -> list:
+    return [dw_weight_grad_values(graph, op, inputs, graph.tensors[op.outputs[0]].shape)]
+
+
+def dw_weight_grad_values(graph: Graph, op: Operator, inputs, dw_shape) -> np.ndarray:
+    """[1, KH, KW, C*M] from inputs (dy, mask, saved, ...) of a weight-grad or fused op."""
     dy = masked(inputs[0], inputs[1]).astype(np.float64)
     x_t = graph.tensors[op.inputs[2]]
     x = real_activation(inputs[2], x_t.quant)
     mult = options_of(op)["depth_multiplier"]
     stride, dilation, pads = _opts(op)
-    dw_shape = graph.tensors[op.outputs[0]].shape                  # [1, KH, KW, C*M]
     win = windows(x, dw_shape[1:3], stride, dilation, pads, dy.shape[1:3], fill=0.0)
     c = x.shape[3]
     d = dy.reshape(dy.shape[:3] + (c, mult))
     dw = np.einsum("nhwijc,nhwcm->ijcm", win, d, optimize=True)
-    return [dw.reshape(dw_shape).astype(np.float32)]
+    return dw.reshape(dw_shape).astype(np.float32)
+
+
+def _fused_update(grad_values):
+    """TT_*_WEIGHT_UPDATE = the weight-gradient kernel then TT_UPDATE_WEIGHT, in place."""
+    def forward(graph: Graph, op: Operator, inputs, state) -> list:
+        from .training import apply_weight_update
+        w_t = graph.tensors[op.inputs[3]]
+        o = options_of(op)
+        grad = grad_values(graph, op, inputs, w_t.shape[:3] + (o["channels"],))
+        apply_weight_update(inputs[3], grad, inputs[4], w_t.quant, o, state)
+        return []
+    return forward
 
 
 register(OpDef("CONV_2D", forward, macs, _check, param_inputs=(1, 2), backward=backward))
@@ -196,3 +214,8 @@ register(OpDef("TT_CONV2D_INPUT_GRAD", conv_input_grad))
 register(OpDef("TT_CONV2D_WEIGHT_GRAD", conv_weight_grad))
 register(OpDef("TT_DEPTHWISE_CONV2D_INPUT_GRAD", dw_input_grad))
 register(OpDef("TT_DEPTHWISE_CONV2D_WEIGHT_GRAD", dw_weight_grad))
+register(OpDef("TT_CONV2D_WEIGHT_UPDATE",
+               _fused_update(lambda g, op, ins, shape: conv_weight_grad_values(
+                   g, op, ins, shape[1:3])), stateful=True))
+register(OpDef("TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE", _fused_update(dw_weight_grad_values),
+               stateful=True))

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
+from ..training_ops import options_of
 from . import (OpDef, fused_activation, masked, real_activation, real_weights, register,
                require, require_int8_io)
 from .requant import conv_multipliers, exact_int, requantize
@@ -73,9 +74,7 @@ def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int
         b.emit("TT_FULLY_CONNECTED_INPUT_GRAD", [dy, mask, op.inputs[1]], [dx])
         out[0] = dx
     if upd is not None and upd.bias and len(op.inputs) > 2 and op.inputs[2] >= 0:
-        db = b.tensor(f"{w.name}/bias_grad", [units])
-        b.emit("TT_BIAS_GRAD", [dy, mask], [db])
-        b.train_bias(k, db)
+        b.update_bias(k, dy, mask)
     if upd is not None and upd.weight_channels:
         ch = upd.weight_channels
         x = op.inputs[0]
@@ -86,9 +85,8 @@ def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int
             b.add_after(b.producer(x), _reshape_op(x, flat, g.tensors[flat].shape))
             x = flat
         saved = b.saved(x, ch)
-        dw = b.tensor(f"{w.name}/grad", [units, ch])
-        b.emit("TT_FULLY_CONNECTED_WEIGHT_GRAD", [dy, mask, saved], [dw])
-        b.train_weight(k, dw, channels=ch, axis=0)
+        b.update_weights(k, "TT_FULLY_CONNECTED_WEIGHT_GRAD", [dy, mask, saved], (units, ch),
+                         axis=0)
     return out
 
 
@@ -106,13 +104,27 @@ def input_grad(graph: Graph, op: Operator, inputs) -> list:
 
 
 def weight_grad(graph: Graph, op: Operator, inputs) -> list:
+    return [weight_grad_values(graph, op, inputs)]
+
+
+def weight_grad_values(graph: Graph, op: Operator, inputs) -> np.ndarray:
+    """[units, k] from inputs (dy, mask, saved, ...) of a weight-grad or fused op."""
     dy = masked(inputs[0], inputs[1]).astype(np.float64)
     x = real_activation(inputs[2], graph.tensors[op.inputs[2]].quant)
     dw = dy.reshape(-1, dy.shape[-1]).T @ x.reshape(-1, x.shape[-1])
-    return [dw.astype(np.float32)]
+    return dw.astype(np.float32)
+
+
+def weight_update(graph: Graph, op: Operator, inputs, state) -> list:
+    """TT_FULLY_CONNECTED_WEIGHT_UPDATE = weight gradient then TT_UPDATE_WEIGHT, in place."""
+    from .training import apply_weight_update
+    apply_weight_update(inputs[3], weight_grad_values(graph, op, inputs), inputs[4],
+                        graph.tensors[op.inputs[3]].quant, options_of(op), state)
+    return []
 
 
 register(OpDef("FULLY_CONNECTED", forward, macs, _check, param_inputs=(1, 2),
                backward=backward))
 register(OpDef("TT_FULLY_CONNECTED_INPUT_GRAD", input_grad))
 register(OpDef("TT_FULLY_CONNECTED_WEIGHT_GRAD", weight_grad))
+register(OpDef("TT_FULLY_CONNECTED_WEIGHT_UPDATE", weight_update, stateful=True))

@@ -51,8 +51,19 @@ def loss_softmax_ce(graph: Graph, op: Operator, inputs) -> list:
 
 
 def bias_grad(graph: Graph, op: Operator, inputs) -> list:
-    dy = masked(inputs[0], inputs[1])
-    return [dy.reshape(-1, dy.shape[-1]).sum(axis=0, dtype=np.float64).astype(np.float32)]
+    return [bias_grad_values(inputs[0], inputs[1])]
+
+
+def bias_grad_values(dy, mask) -> np.ndarray:
+    dy = masked(dy, mask)
+    return dy.reshape(-1, dy.shape[-1]).sum(axis=0, dtype=np.float64).astype(np.float32)
+
+
+def bias_update(graph: Graph, op: Operator, inputs, state) -> list:
+    """TT_BIAS_UPDATE = TT_BIAS_GRAD then TT_UPDATE_BIAS, without the gradient tensor."""
+    apply_bias_update(inputs[2], bias_grad_values(inputs[0], inputs[1]), inputs[3],
+                      graph.tensors[op.inputs[2]].quant, options_of(op), state)
+    return []
 
 
 def mask_grad(graph: Graph, op: Operator, inputs) -> list:
@@ -105,9 +116,13 @@ def _sgd_delta(grad: np.ndarray, scale: np.ndarray, momentum_buf, o: dict,
 
 
 def update_weight(graph: Graph, op: Operator, inputs, state) -> list:
-    o = options_of(op)
-    w, grad, mom = inputs[0], inputs[1], inputs[2]
-    q = graph.tensors[op.inputs[0]].quant
+    apply_weight_update(inputs[0], inputs[1], inputs[2], graph.tensors[op.inputs[0]].quant,
+                        options_of(op), state)
+    return []
+
+
+def apply_weight_update(w, grad, mom, q, o: dict, state: dict) -> None:
+    """TT_UPDATE_WEIGHT on arrays: w (int8, modified in place) += rounded QAS SGD step."""
     k = o["channels"]
     shape = [1] * w.ndim
     shape[o["axis"]] = -1
@@ -116,17 +131,19 @@ def update_weight(graph: Graph, op: Operator, inputs, state) -> list:
     step = _round(delta, o["rounding"], state, o["seed"])
     region = w[..., :k]
     region[...] = np.clip(region.astype(np.int32) + step.astype(np.int32), -127, 127)
-    return []
 
 
 def update_bias(graph: Graph, op: Operator, inputs, state) -> list:
-    o = options_of(op)
-    b, grad, mom = inputs[0], inputs[1], inputs[2]
-    q = graph.tensors[op.inputs[0]].quant
+    apply_bias_update(inputs[0], inputs[1], inputs[2], graph.tensors[op.inputs[0]].quant,
+                      options_of(op), state)
+    return []
+
+
+def apply_bias_update(b, grad, mom, q, o: dict, state: dict) -> None:
+    """TT_UPDATE_BIAS on arrays: b (int32, modified in place) += rounded QAS SGD step."""
     delta = _sgd_delta(grad.astype(np.float32), q.scale.astype(np.float32), mom, o, state)
     step = _round(delta, o["rounding"], state, o["seed"])
     b[...] = np.clip(b.astype(np.int64) + step.astype(np.int64), INT32_MIN, INT32_MAX)
-    return []
 
 
 register(OpDef("TT_INIT", init, stateful=True))
@@ -139,3 +156,4 @@ register(OpDef("TT_SUM_GRAD", sum_grad))
 register(OpDef("TT_RESHAPE_GRAD", reshape_grad))
 register(OpDef("TT_UPDATE_WEIGHT", update_weight, stateful=True))
 register(OpDef("TT_UPDATE_BIAS", update_bias, stateful=True))
+register(OpDef("TT_BIAS_UPDATE", bias_update, stateful=True))
