@@ -77,3 +77,25 @@ def test_plan_of_a_training_model_splits_its_parts(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["plan", str(model), "--timeline"]) == 0
     assert "TT_LOSS_SOFTMAX_CE" in capsys.readouterr().out
+
+
+def test_compare_lists_each_scheme_with_its_parts(tmp_path, capsys):
+    import json
+
+    from tflite_train.cli import main
+    from tflite_train.demo import EXAMPLE, new_task
+    data = new_task(tmp_path / "tex.npz", n=40)
+    assert main(["compare", str(EXAMPLE), "--num-classes", "4", "--schemes",
+                 "full,bias-only:1,last:2", "--data", str(data), "--steps", "10",
+                 "--json"]) == 0
+    rows = {r["scheme"]: r for r in json.loads(capsys.readouterr().out)}
+    assert list(rows) == ["full", "bias-only:1", "last:2"]
+    full, b1, l2 = rows["full"], rows["bias-only:1"], rows["last:2"]
+    assert full["trained_params"] > l2["trained_params"] > b1["trained_params"]
+    assert full["macs"] > l2["macs"] > b1["macs"] > 67_648       # forward + some backward
+    for r in rows.values():
+        assert r["peak_fused"] <= r["peak_separate"]
+        assert r["peak_fused"] == r["arena_fused"] + r["trainable_bytes"] + r["optimizer_bytes"]
+        assert 0 <= r["accuracy"] <= 1 and r["flash_bytes"] > 12_000
+    assert main(["compare", str(EXAMPLE), "--schemes", "most"]) == 2
+    assert "unknown scheme" in capsys.readouterr().err

@@ -176,6 +176,40 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from dataclasses import asdict
+
+    from . import data as datasets
+    from .autodiff import Hyper
+    from .compare import compare
+    graph, _ = _load(args.model)                # one clear error for a bad model, up front
+    schemes = [s.strip() for s in args.schemes.split(",") if s.strip()]
+    if not schemes:
+        raise TTError("--schemes is empty")
+    dataset = None
+    if args.data:
+        dataset = datasets.load(args.data, graph.tensors[graph.inputs[0]].shape)
+    hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr)
+    rows = compare(Path(args.model), schemes, args.num_classes, hyper, dataset, args.steps)
+    if args.json:
+        print(json.dumps([asdict(r) for r in rows], indent=2))
+        return 0
+    kb = lambda n: f"{n / 1024:,.1f}"              # noqa: E731
+    head = (f"{'scheme':<24} {'trained':>9} {'saved KB':>9} {'SRAM KB':>9} {'in-place':>9} "
+            f"{'MACs/step':>13} {'flash KB':>9}" + ("  accuracy" if dataset else ""))
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        acc = "" if r.accuracy is None else f"  {100 * r.accuracy:7.1f}%"
+        print(f"{_short(r.scheme, 24):<24} {r.trained_params:>9,} {kb(r.saved_bytes):>9} "
+              f"{kb(r.peak_separate):>9} {kb(r.peak_fused):>9} {r.macs:>13,} "
+              f"{kb(r.flash_bytes):>9}{acc}")
+    print("SRAM = planned arena (TFLM greedy, file order) + trainable parameters + optimizer "
+          "state, with separate gradient and update ops; in-place = with fused in-place "
+          "updates (augment's default). Persistent op data is not included.")
+    return 0
+
+
 def cmd_augment(args) -> int:
     from collections import Counter
 
@@ -316,6 +350,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeline", action="store_true", help="print bytes alive per operator")
     s.add_argument("--plot", metavar="FILE.png", help="draw memory over operators")
     s.set_defaults(func=cmd_plan)
+
+    s = sub.add_parser("compare", help="update schemes side by side: trained parameters, "
+                                       "memory, MACs, flash (and accuracy with --data)")
+    s.add_argument("model", help="an int8 .tflite model")
+    s.add_argument("--schemes", default="full,bias-only,last:2",
+                   help="comma-separated schemes (full, bias-only[:K], last:N, FILE.json)")
+    s.add_argument("--num-classes", type=_positive_int, default=None,
+                   help="give each variant a new N-class head")
+    s.add_argument("--data", help="also train each variant on this data and report accuracy")
+    s.add_argument("--steps", type=_positive_int, default=200,
+                   help="training steps per variant with --data (default 200)")
+    s.add_argument("--lr", type=_positive_float, default=0.05)
+    s.add_argument("--bias-lr", type=_positive_float, default=None)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("import", help="convert a tiny-training .pkl model into an int8 "
                                       ".tflite")

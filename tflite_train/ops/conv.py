@@ -210,12 +210,31 @@ def _fused_update(grad_values):
 register(OpDef("CONV_2D", forward, macs, _check, param_inputs=(1, 2), backward=backward))
 register(OpDef("DEPTHWISE_CONV_2D", forward, macs, _check, param_inputs=(1, 2),
                backward=backward))
-register(OpDef("TT_CONV2D_INPUT_GRAD", conv_input_grad))
-register(OpDef("TT_CONV2D_WEIGHT_GRAD", conv_weight_grad))
-register(OpDef("TT_DEPTHWISE_CONV2D_INPUT_GRAD", dw_input_grad))
-register(OpDef("TT_DEPTHWISE_CONV2D_WEIGHT_GRAD", dw_weight_grad))
+def grad_macs(graph: Graph, op: Operator) -> int:
+    """Multiply-accumulates of a gradient op: one per (output position, filter tap) pair it
+    combines, i.e. the forward's count restricted to the trained input channels."""
+    dy = graph.tensors[op.inputs[0]]
+    positions = int(np.prod(dy.shape[:3]))
+    if op.kind.endswith("_INPUT_GRAD"):
+        w = graph.tensors[op.inputs[2]]
+        taps = w.shape[1] * w.shape[2] * (w.shape[3] if op.kind == "TT_CONV2D_INPUT_GRAD" else 1)
+        return positions * dy.shape[3] * taps
+    if op.kind.endswith("_WEIGHT_UPDATE"):
+        w = graph.tensors[op.inputs[3]]
+        grad_shape = w.shape[:3] + (options_of(op)["channels"],)
+    else:
+        grad_shape = graph.tensors[op.outputs[0]].shape
+    if "DEPTHWISE" in op.kind:
+        return positions * grad_shape[1] * grad_shape[2] * grad_shape[3]
+    return positions * int(np.prod(grad_shape))
+
+
+register(OpDef("TT_CONV2D_INPUT_GRAD", conv_input_grad, grad_macs))
+register(OpDef("TT_CONV2D_WEIGHT_GRAD", conv_weight_grad, grad_macs))
+register(OpDef("TT_DEPTHWISE_CONV2D_INPUT_GRAD", dw_input_grad, grad_macs))
+register(OpDef("TT_DEPTHWISE_CONV2D_WEIGHT_GRAD", dw_weight_grad, grad_macs))
 register(OpDef("TT_CONV2D_WEIGHT_UPDATE",
                _fused_update(lambda g, op, ins, shape: conv_weight_grad_values(
-                   g, op, ins, shape[1:3])), stateful=True))
+                   g, op, ins, shape[1:3])), grad_macs, stateful=True))
 register(OpDef("TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE", _fused_update(dw_weight_grad_values),
-               stateful=True))
+               grad_macs, stateful=True))

@@ -125,6 +125,15 @@ def weight_update(graph: Graph, op: Operator, inputs, state) -> list:
 
 register(OpDef("FULLY_CONNECTED", forward, macs, _check, param_inputs=(1, 2),
                backward=backward))
-register(OpDef("TT_FULLY_CONNECTED_INPUT_GRAD", input_grad))
-register(OpDef("TT_FULLY_CONNECTED_WEIGHT_GRAD", weight_grad))
-register(OpDef("TT_FULLY_CONNECTED_WEIGHT_UPDATE", weight_update, stateful=True))
+def grad_macs(graph: Graph, op: Operator) -> int:
+    """units x depth for the input gradient, units x trained inputs for the weights'."""
+    dy = graph.tensors[op.inputs[0]]
+    batches = dy.size // dy.shape[-1]
+    if op.kind == "TT_FULLY_CONNECTED_INPUT_GRAD":
+        return batches * graph.tensors[op.inputs[2]].size
+    return batches * dy.shape[-1] * graph.tensors[op.inputs[2]].shape[-1]
+
+
+register(OpDef("TT_FULLY_CONNECTED_INPUT_GRAD", input_grad, grad_macs))
+register(OpDef("TT_FULLY_CONNECTED_WEIGHT_GRAD", weight_grad, grad_macs))
+register(OpDef("TT_FULLY_CONNECTED_WEIGHT_UPDATE", weight_update, grad_macs, stateful=True))
