@@ -71,8 +71,9 @@ def test_other_bad_pickles(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name", PKLS)
-def test_imported_model_is_standard_int8_and_runs_in_tflm(name, tmp_path):
-    g = import_pkl(pkl_path(name))
+@pytest.mark.parametrize("padding", ["kernel", "pad"])
+def test_imported_model_is_standard_int8_and_runs_in_tflm(name, padding, tmp_path):
+    g = import_pkl(pkl_path(name), padding)
     ops.validate(g)
     out = tmp_path / "m.tflite"
     tflite_io.save(g, out)
@@ -83,17 +84,27 @@ def test_imported_model_is_standard_int8_and_runs_in_tflm(name, tmp_path):
     for index, value in theirs.items():
         assert np.array_equal(ours[index], value), g.tensors[index].name
     kinds = {op.kind for op in g.operators}
-    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "PAD", "ADD", "AVERAGE_POOL_2D"} <= kinds
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D"} <= kinds
+    assert ("PAD" in kinds) == (padding == "pad")
     assert g.tensors[g.outputs[0]].shape == (1, 1000)
 
 
 @pytest.mark.parametrize("name", PKLS)
-def test_every_tensor_agrees_with_the_reference_arithmetic(name):
+def test_grown_kernels_compute_exactly_what_explicit_pads_do(name):
+    from tflite_train.runtime import numpy_exec
+    a, b = import_pkl(pkl_path(name), "kernel"), import_pkl(pkl_path(name), "pad")
+    x = np.random.default_rng(3).integers(-128, 128, (1, 128, 128, 3)).astype(np.int8)
+    assert np.array_equal(numpy_exec.outputs(a, [x])[0], numpy_exec.outputs(b, [x])[0])
+
+
+@pytest.mark.parametrize("name", PKLS)
+@pytest.mark.parametrize("padding", ["kernel", "pad"])
+def test_every_tensor_agrees_with_the_reference_arithmetic(name, padding):
     """Each layer of the reference, fed the same int8 input as our layer, gives our output
     within +-1 LSB on >= 99% of elements (their float scales and round-half-even vs TFLite's
     fixed-point multipliers)."""
     cfg = load_pkl(pkl_path(name))
-    g = import_pkl(pkl_path(name))
+    g = import_pkl(pkl_path(name), padding)
     by_name = {t.name: i for i, t in enumerate(g.tensors)}
     producers = g.producers()
     checked = 0
@@ -142,6 +153,6 @@ def test_import_cli_writes_a_model_and_refuses_to_overwrite(tmp_path, capsys):
     src = pkl_path("mcunet-5fps")
     out = tmp_path / "mcunet.tflite"
     assert main(["import", str(src), "-o", str(out)]) == 0
-    assert "57 operators" in capsys.readouterr().out
+    assert "52 operators" in capsys.readouterr().out          # 57 with explicit PADs
     assert main(["verify", str(out), "--samples", "1"]) == 0
     assert main(["import", str(tmp_path / "missing.pkl"), "-o", str(out)]) == EXIT_ERROR

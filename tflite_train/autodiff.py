@@ -8,8 +8,9 @@ a backward op reads: the inputs of weight gradients, sliced to the trained chann
 TT_SAVE_SLICE right after the forward op, and 1-bit activation masks (TT_SAVE_MASK).
 
 Each op's rule lives in its ops/ module as `OpDef.backward(builder, k, op, dy, wants)`:
-it returns {input position: gradient tensor} for the positions in `wants`, and asks the
-builder for masks, saved activations and parameter updates.
+it returns {tensor: gradient tensor} for the inputs at the positions in `wants` (a rule may
+answer for a tensor further up instead, as a convolution does for the input of the PAD it
+absorbs), and asks the builder for masks, saved activations and parameter updates.
 """
 from __future__ import annotations
 
@@ -81,6 +82,7 @@ class GradBuilder:
         self._saved: dict[tuple[int, int], int] = {}
         self.result = BackwardGraph(forward_ops=list(graph.operators))
         self._producer = graph.producers()      # forward op that makes each tensor
+        self._consumers = graph.consumers()
 
     # -- tensors and ops
     def tensor(self, name: str, shape, dtype: str = "float32",
@@ -104,6 +106,10 @@ class GradBuilder:
 
     def producer(self, t: int) -> int:
         return self._producer.get(t, -1)
+
+    def consumer_count(self, t: int) -> int:
+        """Forward operators reading tensor t (graph outputs count as readers too)."""
+        return len(self._consumers.get(t, [])) + (t in self.graph.outputs)
 
     def mask(self, k: int) -> int:
         """Mask tensor of forward op k's fused activation, or -1 when it has none."""
@@ -242,8 +248,7 @@ def build(graph: Graph, scheme: Scheme, hyper: Hyper, logits: int, label: int,
         if opdef.backward is None:
             raise UnsupportedOpError(k, op.kind, "no backward rule: training cannot pass "
                                      "through it (train only layers after it)")
-        for pos, g in opdef.backward(b, k, op, grads[y], wants).items():
-            t = op.inputs[pos]
+        for t, g in opdef.backward(b, k, op, grads[y], wants).items():
             if t in grads:               # fan-out: add the two contributions
                 total = b.grad_like(t, "grad_sum")
                 b.emit("TT_SUM_GRAD", [grads[t], g], [total])

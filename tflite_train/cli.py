@@ -111,7 +111,7 @@ def cmd_import(args) -> int:
     out = Path(args.output)
     if out.resolve() == Path(args.model).resolve():
         raise TTError("the output would overwrite the input; choose another -o")
-    graph = import_pkl(args.model)
+    graph = import_pkl(args.model, args.padding)
     from . import ops
     ops.validate(graph)
     save(graph, out)
@@ -370,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       ".tflite")
     s.add_argument("model", help="a tiny-training .pkl (torch-style zip of numpy arrays)")
     s.add_argument("-o", "--output", required=True, help="the .tflite to write")
+    s.add_argument("--padding", choices=["kernel", "pad"], default="kernel",
+                   help="strided convs: SAME padding with a zero-grown kernel (default; no "
+                        "activation copy) or an explicit PAD + VALID conv")
     s.set_defaults(func=cmd_import)
 
     s = sub.add_parser("augment", help="write a training model: forward + pruned backward "

@@ -7,8 +7,9 @@ with an unpickler that admits exactly the four globals numpy arrays need and not
 Mapping, per conv: OIHW int8 weights -> OHWI (CONV_2D) or [1, KH, KW, C]
 (DEPTHWISE_CONV_2D), per-channel scales `w_scales`; int32 bias at scale x_scale * w_scale;
 output (y_scale, y_zero). The reference pads symmetrically by (k-1)//2, which equals TFLite's
-SAME only at stride 1; strided convs get an explicit PAD (filled with the input zero point,
-i.e. real 0) and VALID padding. The reference has no activation op: its ReLU6 is the
+SAME only at stride 1; a strided conv keeps SAME padding with one more row/column of zero
+taps (so its leading pad becomes (k-1)//2, see _grow_kernel), or, with padding_mode="pad",
+gets an explicit PAD (filled with the input zero point, i.e. real 0) and VALID padding. The reference has no activation op: its ReLU6 is the
 [-128, 127] clamp of an output with zero point -128 and scale 6/255, so such outputs are
 marked RELU6 (RELU for other scales): the TFLite clamp is the same and training gets the
 activation masks. Residuals become ADD, the global average pool an AVERAGE_POOL_2D, the
@@ -105,7 +106,32 @@ def _activation(y_scale: float, y_zero: int) -> int:
     return 3 if abs(float(y_scale) * 255.0 - 6.0) < 1e-4 else 1
 
 
-def _conv(b: _Builder, cfg: dict, x: int, name: str) -> int:
+def _same_top(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """(output size, leading pad) of TFLite's SAME padding."""
+    out = -(-size // stride)
+    return out, max((out - 1) * stride + kernel - size, 0) // 2
+
+
+def _grow_kernel(w: np.ndarray, size: tuple[int, int], stride: int) -> np.ndarray | None:
+    """The reference's symmetric (k-1)//2 padding as TFLite SAME padding, by appending a row
+    and/or column of zero taps: with kernel k+1, SAME's leading pad is (k-1)//2 where with k
+    it is one less (even input, stride 2), and the zero taps add exactly nothing. None when
+    no such kernel exists."""
+    grow = []
+    for d, n in enumerate(size):
+        k = w.shape[2 + d]
+        pad = (k - 1) // 2
+        want = (n + 2 * pad - k) // stride + 1
+        if _same_top(n, k, stride) == (want, pad):
+            grow.append(0)
+        elif _same_top(n, k + 1, stride) == (want, pad):
+            grow.append(1)
+        else:
+            return None
+    return np.pad(w, ((0, 0), (0, 0), (0, grow[0]), (0, grow[1])))
+
+
+def _conv(b: _Builder, cfg: dict, x: int, name: str, padding_mode: str = "kernel") -> int:
     p = cfg["params"]
     w = np.asarray(p["weight"])
     if w.dtype != np.int8:
@@ -122,7 +148,10 @@ def _conv(b: _Builder, cfg: dict, x: int, name: str) -> int:
     n, h, wd, _ = xt.shape
     pad = ((kh - 1) // 2, (kw - 1) // 2)
     padding = 0                                          # SAME
-    if stride != 1 and (pad[0] or pad[1]):
+    grown = _grow_kernel(w, (h, wd), stride) if padding_mode == "kernel" else None
+    if grown is not None:
+        w = grown
+    elif stride != 1 and (pad[0] or pad[1]):
         padded = b.act(f"{name}/pad", (n, h + 2 * pad[0], wd + 2 * pad[1], xt.shape[3]),
                        xt.quant.scale[0], xt.quant.zp)
         pads = b.const(f"{name}/paddings",
@@ -161,21 +190,27 @@ def _conv(b: _Builder, cfg: dict, x: int, name: str) -> int:
     return y
 
 
-def to_graph(cfg: dict, name: str = "tiny-training") -> Graph:
+def to_graph(cfg: dict, name: str = "tiny-training", padding_mode: str = "kernel") -> Graph:
+    """`padding_mode` "kernel": strided convs keep SAME padding with a zero-grown kernel (no
+    extra activation copy; the grown taps start at zero and train like the others); "pad":
+    an explicit PAD before a VALID conv (the reference's own kernel, one more activation
+    copy at run time). Both compute the same int8 values."""
+    if padding_mode not in ("kernel", "pad"):
+        raise ModelError(f"padding mode must be kernel or pad, got {padding_mode!r}")
     b = _Builder()
     fc = cfg["first_conv"]
     size = int(fc["in_shape"])
     x = b.act("input", (1, size, size, int(fc["in_channel"])), float(fc["params"]["x_scale"]),
               int(fc["params"]["x_zero"]))
     b.g.inputs = [x]
-    x = _conv(b, fc, x, "first_conv")
+    x = _conv(b, fc, x, "first_conv", padding_mode)
     for i, blk in enumerate(cfg["blocks"]):
         if blk.get("se") is not None:
             raise ModelError(f"blocks.{i}: squeeze-and-excitation is not supported")
         block_in = x
         for part in ("pointwise1", "depthwise", "pointwise2"):
             if blk.get(part) is not None:
-                x = _conv(b, blk[part], x, f"blocks.{i}.{part}")
+                x = _conv(b, blk[part], x, f"blocks.{i}.{part}", padding_mode)
         res = blk.get("residual")
         if res is not None:
             if "kernel_size" in res:
@@ -206,5 +241,5 @@ def to_graph(cfg: dict, name: str = "tiny-training") -> Graph:
     return b.g
 
 
-def import_pkl(path: str | Path) -> Graph:
-    return to_graph(load_pkl(path), Path(path).name)
+def import_pkl(path: str | Path, padding_mode: str = "kernel") -> Graph:
+    return to_graph(load_pkl(path), Path(path).name, padding_mode)

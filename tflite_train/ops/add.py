@@ -54,11 +54,11 @@ def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int
     for pos in sorted(wants):
         t = op.inputs[pos]
         if b.graph.tensors[t].shape == y_shape:
-            out[pos] = g
+            out[t] = g
         else:
             dx = b.grad_like(t)
             b.emit("TT_SUM_GRAD", [g, -1], [dx])
-            out[pos] = dx
+            out[t] = dx
     return out
 
 

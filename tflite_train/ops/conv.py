@@ -88,6 +88,30 @@ def _geometry_options(graph: Graph, op: Operator) -> dict:
             "dilation_w": dilation[1], "pad_top": pads[0], "pad_left": pads[1]}
 
 
+def absorbed_pad(b, op: Operator) -> tuple[int, tuple[int, int]]:
+    """(x, extra leading pads): a PAD that only feeds this convolution is folded into its
+    backward. Zero-point padding adds nothing to the forward, so the gradient kernels can
+    read the PAD's input with larger pads: no padded gradient, no PAD_GRAD, and the smaller
+    unpadded activation is what gets saved."""
+    x = op.inputs[0]
+    k = b.producer(x)
+    if k < 0 or b.consumer_count(x) != 1:
+        return x, (0, 0)
+    pad = b.graph.operators[k]
+    if pad.kind not in ("PAD", "PADV2"):
+        return x, (0, 0)
+    from .pad import paddings
+    p = paddings(b.graph, pad)
+    src = b.graph.tensors[pad.inputs[0]]
+    if len(p) != 4 or p[0].any() or p[3].any() or src.quant is None:
+        return x, (0, 0)
+    if pad.kind == "PADV2" and len(pad.inputs) > 2 and pad.inputs[2] >= 0:
+        value = b.graph.tensors[pad.inputs[2]].data
+        if value is None or int(np.ravel(value)[0]) != b.graph.tensors[x].quant.zp:
+            return x, (0, 0)
+    return pad.inputs[0], (int(p[1][0]), int(p[2][0]))
+
+
 def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
     """Input, weight and bias gradients of a convolution; weight/bias ones only for what the
     scheme trains, and the weight one only for the trained input channels."""
@@ -95,6 +119,9 @@ def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int
     depthwise = op.kind == "DEPTHWISE_CONV_2D"
     prefix = "TT_DEPTHWISE_CONV2D" if depthwise else "TT_CONV2D"
     geo = _geometry_options(g, op)
+    x, (extra_top, extra_left) = absorbed_pad(b, op)
+    geo["pad_top"] += extra_top
+    geo["pad_left"] += extra_left
     if depthwise:
         geo = {"depth_multiplier": int(op.options.get("depth_multiplier", 1)), **geo}
     mask = b.mask(k)
@@ -102,15 +129,15 @@ def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int
     # The input gradient reads the weights: emit it before this layer's update.
     out = {}
     if 0 in wants:
-        dx = b.grad_like(op.inputs[0])
+        dx = b.grad_like(x)
         b.emit(f"{prefix}_INPUT_GRAD", [dy, mask, op.inputs[1]], [dx], **geo)
-        out[0] = dx
+        out[x] = dx
     w = g.tensors[op.inputs[1]]
     if upd is not None and upd.bias:
         b.update_bias(k, dy, mask)
     if upd is not None and upd.weight_channels:
         ch = upd.weight_channels
-        saved = b.saved(op.inputs[0], None if depthwise else ch)
+        saved = b.saved(x, None if depthwise else ch)
         shape = w.shape if depthwise else w.shape[:3] + (ch,)
         b.update_weights(k, f"{prefix}_WEIGHT_GRAD", [dy, mask, saved], shape,
                          axis=3 if depthwise else 0, **geo)

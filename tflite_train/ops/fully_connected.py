@@ -72,7 +72,7 @@ def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int
     if 0 in wants:
         dx = b.grad_like(op.inputs[0])
         b.emit("TT_FULLY_CONNECTED_INPUT_GRAD", [dy, mask, op.inputs[1]], [dx])
-        out[0] = dx
+        out[op.inputs[0]] = dx
     if upd is not None and upd.bias and len(op.inputs) > 2 and op.inputs[2] >= 0:
         b.update_bias(k, dy, mask)
     if upd is not None and upd.weight_channels:

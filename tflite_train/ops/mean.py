@@ -44,7 +44,7 @@ def forward(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
 def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
     dx = b.grad_like(op.inputs[0])
     b.emit("TT_MEAN_GRAD", [dy], [dx], axes=list(axes(b.graph, op)))
-    return {0: dx}
+    return {op.inputs[0]: dx}
 
 
 def mean_grad(graph: Graph, op: Operator, inputs) -> list:

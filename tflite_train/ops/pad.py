@@ -34,7 +34,7 @@ def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int
     dx = b.grad_like(op.inputs[0])
     before = [int(p) for p in paddings(b.graph, op)[:, 0]]
     b.emit("TT_PAD_GRAD", [dy], [dx], before=before)
-    return {0: dx}
+    return {op.inputs[0]: dx}
 
 
 def pad_grad(graph: Graph, op: Operator, inputs) -> list:

@@ -75,7 +75,7 @@ def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int
         b.emit("TT_AVERAGE_POOL_GRAD", [g], [dx], **opts)
     else:
         b.emit("TT_MAX_POOL_GRAD", [g, b.saved(op.inputs[0])], [dx], **opts)
-    return {0: dx}
+    return {op.inputs[0]: dx}
 
 
 def _tt_geometry(graph: Graph, op: Operator, dy_shape):

@@ -51,7 +51,7 @@ def requantize_backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> di
         return {}
     dx = b.grad_like(op.inputs[0])
     b.emit("TT_RESHAPE_GRAD", [dy], [dx])
-    return {0: dx}
+    return {op.inputs[0]: dx}
 
 
 register(OpDef("QUANTIZE", quantize, check=_check_quantize, backward=requantize_backward))

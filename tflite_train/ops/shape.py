@@ -38,13 +38,13 @@ def transpose(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
 def reshape_backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
     dx = b.grad_like(op.inputs[0])
     b.emit("TT_RESHAPE_GRAD", [dy], [dx])
-    return {0: dx}
+    return {op.inputs[0]: dx}
 
 
 def transpose_backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
     dx = b.grad_like(op.inputs[0])
     b.emit("TT_TRANSPOSE_GRAD", [dy], [dx], perm=list(perm(b.graph, op)))
-    return {0: dx}
+    return {op.inputs[0]: dx}
 
 
 def transpose_grad(graph: Graph, op: Operator, inputs) -> list:

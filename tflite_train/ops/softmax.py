@@ -53,7 +53,7 @@ def forward(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
 def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
     dx = b.grad_like(op.inputs[0])
     b.emit("TT_SOFTMAX_GRAD", [dy, b.saved(op.outputs[0])], [dx])
-    return {0: dx}
+    return {op.inputs[0]: dx}
 
 
 def softmax_grad(graph: Graph, op: Operator, inputs) -> list:
