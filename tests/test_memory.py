@@ -99,3 +99,31 @@ def test_compare_lists_each_scheme_with_its_parts(tmp_path, capsys):
         assert 0 <= r["accuracy"] <= 1 and r["flash_bytes"] > 12_000
     assert main(["compare", str(EXAMPLE), "--schemes", "most"]) == 2
     assert "unknown scheme" in capsys.readouterr().err
+
+
+def test_offline_plan_is_used_by_tflm_and_changes_nothing_else(tmp_path, capsys, zoo):
+    """Our offline plan, embedded as OfflineMemoryAllocation metadata: TFLM places the
+    tensors where it says, needs no more arena than it, and computes the same outputs."""
+    import numpy as np
+
+    from tflite_train.cli import main
+    from tflite_train.runtime.numpy_exec import outputs
+    from tflite_train.runtime.tflm import TFLMInterpreter
+    from tflite_train.verify import random_inputs
+    models = [shared_model("person_detect")] if SHARED_TFLM else []
+    models += [zoo["mobile"], zoo["depthwise"], zoo["branches"]]
+    for path in models:
+        out = tmp_path / f"{path.stem}.offline.tflite"
+        assert main(["plan", str(path), "--write-offline", str(out)]) == 0
+        capsys.readouterr()
+        g = tflite_io.load(out)
+        assert memory.OFFLINE_KEY in g.metadata
+        buffers = memory.tflm_buffers(g)
+        _, planned, _ = memory.offline_plan(buffers)
+        scratch = sum(b.aligned for b in buffers if b.tensor is None)
+        head = arena_usage(out.read_bytes())["head"]
+        assert planned <= head <= planned + scratch
+        xs = random_inputs(g, np.random.default_rng(0))
+        it = TFLMInterpreter(out.read_bytes(), preserve_all=False)
+        it.invoke(xs)
+        assert np.array_equal(it.output(0), outputs(g, xs)[0])

@@ -136,7 +136,17 @@ def cmd_plan(args) -> int:
         except (RuntimeError, ValueError):
             persistent = None
     kinds = [op.kind for op in graph.operators]
+    buffers = memory.tflm_buffers(graph)
+    offsets, offline_bytes, order = memory.offline_plan(buffers)
+    if args.write_offline:
+        out = Path(args.write_offline)
+        if out.resolve() == Path(args.model).resolve():
+            raise TTError("the output would overwrite the input model; choose another path")
+        from .tflite_io import save
+        graph.metadata[memory.OFFLINE_KEY] = memory.offline_metadata(graph, buffers, offsets)
+        save(graph, out)
     info = {"model": args.model, "training": p.training,
+            "offline_plan_bytes": offline_bytes, "offline_plan_order": order,
             "arena_bytes": p.arena_bytes, "peak_op": p.peak_op, "peak_op_kind": kinds[p.peak_op]
             if kinds else None, "arena_at_peak": p.peak_parts,
             "trainable_bytes": p.trainable_bytes, "optimizer_bytes": p.optimizer_bytes,
@@ -166,6 +176,12 @@ def cmd_plan(args) -> int:
     else:
         print("  persistent data         n/a  (measured by TFLM once the training kernels "
               "can be registered)")
+    lower = max(sum(t.values()) for t in p.timeline) if p.timeline else 0
+    print(f"offline plan         {kb(offline_bytes)}  ({order}; the live peak, a lower bound "
+          f"for any plan without in-place ops, is {kb(lower).strip()} KB)")
+    if args.write_offline:
+        print(f"wrote {args.write_offline} with the offline plan as {memory.OFFLINE_KEY} "
+              "metadata")
     if args.timeline:
         print(f"{'op':>4}  {'kind':<32}" + "".join(f"{c[:11]:>12}" for c in memory.CATEGORIES))
         for row in info["timeline"]:
@@ -349,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--timeline", action="store_true", help="print bytes alive per operator")
     s.add_argument("--plot", metavar="FILE.png", help="draw memory over operators")
+    s.add_argument("--write-offline", metavar="OUT.tflite",
+                   help="write a copy of the model with our offline arena plan embedded as "
+                        "OfflineMemoryAllocation metadata (TFLM then uses it)")
     s.set_defaults(func=cmd_plan)
 
     s = sub.add_parser("compare", help="update schemes side by side: trained parameters, "

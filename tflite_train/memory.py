@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .ir import Graph
 
 ARENA_ALIGN = 16
@@ -101,12 +103,17 @@ def tflm_buffers(graph: Graph) -> list[Buffer]:
 
 def greedy_plan(buffers: list[Buffer]) -> tuple[list[int], int]:
     """(offset of each buffer, arena bytes) exactly as TFLM's GreedyMemoryPlanner."""
+    # TFLM fills its sort array from the tail, then bubble-sorts by size, descending;
+    # equal sizes therefore keep reverse insertion order.
+    return place(buffers, sorted(range(len(buffers)), key=lambda i: (-buffers[i].aligned, -i)))
+
+
+def place(buffers: list[Buffer], order: list[int]) -> tuple[list[int], int]:
+    """First-fit placement in `order`: each buffer goes to the lowest offset that does not
+    overlap, in space, any already placed buffer alive at the same time (TFLM's rule)."""
     n = len(buffers)
     if n == 0:
         return [], 0
-    # TFLM fills its sort array from the tail, then bubble-sorts by size, descending;
-    # equal sizes therefore keep reverse insertion order.
-    order = sorted(range(n), key=lambda i: (-buffers[i].aligned, -i))
     placed: list[tuple[int, int]] = []         # (offset, buffer id), kept sorted by offset
     offsets = [0] * n
     for i in order:
@@ -125,8 +132,44 @@ def greedy_plan(buffers: list[Buffer]) -> tuple[list[int], int]:
         while pos < len(placed) and placed[pos][0] <= candidate:
             pos += 1
         placed.insert(pos, (candidate, i))
-    peak = max(offsets[i] + buffers[i].aligned for i in range(n))
-    return offsets, peak
+    return offsets, max(offsets[i] + buffers[i].aligned for i in range(n))
+
+
+# Orders tried by our own offline planner; TFLM's (largest first) is one of them, so the
+# offline plan is never worse than what TFLM would do online.
+PLAN_ORDERS = {
+    "largest first (TFLM)": lambda b: (-b.aligned,),
+    "longest-lived first": lambda b: (-(b.last - b.first), -b.aligned),
+    "largest area first": lambda b: (-b.aligned * (b.last - b.first + 1), -b.aligned),
+    "earliest first": lambda b: (b.first, -b.aligned),
+}
+
+
+def offline_plan(buffers: list[Buffer]) -> tuple[list[int], int, str]:
+    """The smallest of the first-fit plans over PLAN_ORDERS: (offsets, bytes, order name)."""
+    best = None
+    for name, key in PLAN_ORDERS.items():
+        if name.endswith("(TFLM)"):
+            offsets, size = greedy_plan(buffers)
+        else:
+            offsets, size = place(buffers, sorted(range(len(buffers)),
+                                                  key=lambda i: key(buffers[i]) + (i,)))
+        if best is None or size < best[1]:
+            best = (offsets, size, name)
+    return best
+
+
+def offline_metadata(graph: Graph, buffers: list[Buffer], offsets: list[int]) -> bytes:
+    """TFLM's OfflineMemoryAllocation buffer: [version 0, 1 subgraph, n tensors, offset of
+    each tensor or -1]. Scratch buffers stay online: TFLM fits them around these."""
+    table = np.full(len(graph.tensors), -1, np.int32)
+    for b, off in zip(buffers, offsets):
+        if b.tensor is not None:
+            table[b.tensor] = off
+    return np.concatenate([np.array([0, 1, len(graph.tensors)], np.int32), table]).tobytes()
+
+
+OFFLINE_KEY = "OfflineMemoryAllocation"
 
 
 def live_bytes(graph: Graph, buffers: list[Buffer] | None = None) -> list[int]:
