@@ -93,8 +93,9 @@ def test_compare_lists_each_scheme_with_its_parts(tmp_path, capsys):
     full, b1, l2 = rows["full"], rows["bias-only:1"], rows["last:2"]
     assert full["trained_params"] > l2["trained_params"] > b1["trained_params"]
     assert full["macs"] > l2["macs"] > b1["macs"] > 67_648       # forward + some backward
+    # whole weight gradients dominate last:2's separate plan; in place they never exist
+    assert l2["peak_fused"] < l2["peak_separate"]
     for r in rows.values():
-        assert r["peak_fused"] <= r["peak_separate"]
         assert r["peak_fused"] == r["arena_fused"] + r["trainable_bytes"] + r["optimizer_bytes"]
         assert 0 <= r["accuracy"] <= 1 and r["flash_bytes"] > 12_000
     assert main(["compare", str(EXAMPLE), "--schemes", "most"]) == 2

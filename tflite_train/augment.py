@@ -156,9 +156,11 @@ def _make_variables(graph: Graph, params: list[int], momentum: list[int]) -> Ope
 
 
 def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | None = None,
-            hyper: autodiff.Hyper | None = None, fuse: bool = True) -> Augmented:
+            hyper: autodiff.Hyper | None = None, fuse: bool = True,
+            reorder: bool = True) -> Augmented:
     """`fuse`: compute weight and bias gradients inside their update ops (in-place update,
-    the default); False keeps them as tensors, which the gradient checks read."""
+    the default); False keeps them as tensors, which the gradient checks read.
+    `reorder`: keep schedule.greedy's operator order when its arena plan is smaller."""
     hyper = hyper or autodiff.Hyper()
     _check_hyper(hyper)
     if METADATA_KEY in graph.metadata:
@@ -180,6 +182,9 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
     bwd = autodiff.build(graph, scheme, hyper, logits, label, loss, fuse=fuse)
     init = _make_variables(graph, bwd.variables, bwd.momentum)
     graph.operators.insert(0, init)
+    order_name = "autodiff"
+    if reorder:
+        order_name = _reorder(graph)
     graph.inputs = graph.inputs + [label]
     graph.outputs = graph.outputs + [loss]
     meta = {
@@ -189,7 +194,7 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         "qas": hyper.qas, "lr": hyper.lr,
         "bias_lr": hyper.effective_bias_lr,
         "momentum": hyper.momentum, "rounding": hyper.rounding, "seed": hyper.seed,
-        "decay_steps": hyper.decay_steps, "fused_updates": fuse,
+        "decay_steps": hyper.decay_steps, "fused_updates": fuse, "schedule": order_name,
         "logits": graph.tensors[logits].name,
         "trained": [{"layer": _layer_name(graph, bwd, k), "bias": u.bias,
                      "weight_channels": u.weight_channels}
@@ -198,6 +203,18 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
     }
     graph.metadata[METADATA_KEY] = json.dumps(meta).encode()
     return Augmented(graph, scheme, bwd, head, logits, label, loss, meta)
+
+
+def _reorder(graph: Graph) -> str:
+    """Adopt the list scheduler's order if TFLM's arena plan for it is smaller."""
+    from . import memory, schedule
+    before = memory.plan(graph).arena_bytes
+    original = list(graph.operators)
+    schedule.apply(graph, schedule.greedy(graph))
+    if memory.plan(graph).arena_bytes < before:
+        return "greedy list schedule"
+    graph.operators = original
+    return "autodiff"
 
 
 def _layer_name(graph: Graph, bwd: autodiff.BackwardGraph, k: int) -> str:
