@@ -22,22 +22,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from tflite_train import augment, data, memory, tflite_io  # noqa: E402
 from tflite_train.autodiff import Hyper  # noqa: E402
+from tflite_train.compare import trained_params  # noqa: E402
 from tflite_train.train import Trainer, sample_order, split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 MODEL = ROOT.parent.parent / "shared" / "models" / "tflm" / "person_detect.tflite"
 SPARSE = ROOT / "schemes" / "person_detect_sparse.json"
 SCHEMES = ["bias-only", "last:2", str(SPARSE)]
-
-
-def trained_params(result) -> int:
-    g, n = result.graph, 0
-    for k, u in result.backward.trained.items():
-        op = result.backward.forward_ops[k]
-        w = g.tensors[op.inputs[1]]
-        n += (w.size // w.shape[-1]) * u.weight_channels if u.weight_channels else 0
-        n += g.tensors[op.inputs[2]].size if u.bias else 0
-    return n
 
 
 def run(scheme: str, variant: str, args, ds, train_idx, val_idx) -> dict:
