@@ -220,7 +220,8 @@ def cmd_compare(args) -> int:
         print(f"{_short(r.scheme, 24):<24} {r.trained_params:>9,} {kb(r.saved_bytes):>9} "
               f"{kb(r.peak_separate):>9} {kb(r.peak_fused):>9} {r.macs:>13,} "
               f"{kb(r.flash_bytes):>9}{acc}")
-    print("SRAM = planned arena (TFLM greedy, file order) + trainable parameters + optimizer "
+    print("SRAM = planned arena (TFLM greedy plan of the order augment writes) + trainable "
+          "parameters + optimizer "
           "state, with separate gradient and update ops; in-place = with fused in-place "
           "updates (augment's default). Persistent op data is not included.")
     return 0
