@@ -304,7 +304,8 @@ def cmd_train(args) -> int:
         args.epochs = 1.0
     trainer, history = train(graph, dataset, steps=args.steps, epochs=args.epochs,
                              val_split=args.val_split, val_max=args.val_samples,
-                             seed=args.seed, progress=progress, report=report)
+                             seed=args.seed, progress=progress, report=report,
+                             engine=args.engine)
     if bar:
         bar.close()
     first, last = history.points[0], history.points[-1]
@@ -437,7 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of the data held out for validation (default 0.1)")
     s.add_argument("--val-samples", type=_positive_int, default=1000,
                    help="at most this many validation samples are evaluated (default 1000)")
-    s.add_argument("--engine", choices=["numpy"], default="numpy", help="executor")
+    s.add_argument("--engine", choices=["numpy", "c"], default="numpy",
+                   help="numpy: the reference; c: the TT_* ops in the micro_kernels C library "
+                        "(built on first use)")
     s.add_argument("--seed", type=_seed, default=0, help="shuffling seed")
     s.add_argument("-o", "--output", help="write the trained parameters (.npz)")
     s.set_defaults(func=cmd_train)

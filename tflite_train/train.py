@@ -62,10 +62,10 @@ def sample_order(train_idx: np.ndarray, steps: int, seed: int):
 
 
 class Trainer:
-    def __init__(self, graph: Graph, dataset: Dataset):
+    def __init__(self, graph: Graph, dataset: Dataset, engine: str = "numpy"):
         self.graph = graph
         self.meta = training_metadata(graph)
-        self.executor = Executor(graph)
+        self.executor = Executor(graph, engine)
         self.input = graph.tensors[graph.inputs[0]]
         self.classes = classes_of(graph)
         self.data = dataset
@@ -101,9 +101,10 @@ class Trainer:
 
 def train(graph: Graph, dataset: Dataset, *, steps: int | None = None,
           epochs: float | None = None, val_split: float = 0.1, val_max: int = 1000,
-          eval_points: int = 5, seed: int = 0, progress=None, report=None):
+          eval_points: int = 5, seed: int = 0, progress=None, report=None,
+          engine: str = "numpy"):
     """Returns (trainer, history). `progress(n)` advances a bar; `report(point)` prints."""
-    trainer = Trainer(graph, dataset)
+    trainer = Trainer(graph, dataset, engine)
     train_idx, val_idx = split(len(dataset), val_split, val_max, seed)
     if steps is None:
         epochs = 1.0 if epochs is None else epochs

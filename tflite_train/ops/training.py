@@ -129,6 +129,8 @@ def apply_weight_update(w, grad, mom, q, o: dict, state: dict) -> None:
     scale = q.scale.astype(np.float32).reshape(shape) if q.per_channel else np.float32(q.scale[0])
     delta = _sgd_delta(grad.astype(np.float32), scale, mom, o, state)
     step = _round(delta, o["rounding"], state, o["seed"])
+    # |step| > 254 saturates either way: clamp first so the conversion is defined (NaN too)
+    step = np.clip(np.nan_to_num(step, nan=-256.0), -256.0, 256.0)
     region = w[..., :k]
     region[...] = np.clip(region.astype(np.int32) + step.astype(np.int32), -127, 127)
 
@@ -143,6 +145,7 @@ def apply_bias_update(b, grad, mom, q, o: dict, state: dict) -> None:
     """TT_UPDATE_BIAS on arrays: b (int32, modified in place) += rounded QAS SGD step."""
     delta = _sgd_delta(grad.astype(np.float32), q.scale.astype(np.float32), mom, o, state)
     step = _round(delta, o["rounding"], state, o["seed"])
+    step = np.clip(np.nan_to_num(step, nan=-2.0**33), -2.0**33, 2.0**33)
     b[...] = np.clip(b.astype(np.int64) + step.astype(np.int64), INT32_MIN, INT32_MAX)
 
 

@@ -27,9 +27,19 @@ def check_inputs(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 class Executor:
-    def __init__(self, graph: Graph):
+    """engine "numpy": every op in numpy; "c": the TT_* ops that micro_kernels implements run
+    in C through ctypes (the forward builtins stay the bit-exact numpy reference)."""
+
+    def __init__(self, graph: Graph, engine: str = "numpy"):
         self.graph = graph
         self.opdefs = [ops.get(graph, k) for k in range(len(graph.operators))]
+        if engine == "c":
+            from .c_kernels import C_KERNELS
+            self.opdefs = [ops.OpDef(d.kind, C_KERNELS[d.kind][0], d.macs,
+                                     stateful=C_KERNELS[d.kind][1])
+                           if d.kind in C_KERNELS else d for d in self.opdefs]
+        elif engine != "numpy":
+            raise TTError(f"unknown engine {engine!r}")
         self.reset()
 
     def reset(self) -> None:

@@ -1,0 +1,345 @@
+"""The micro_kernels C library, driven through ctypes with the numpy kernels' signatures:
+`fn(graph, op, inputs)` (and `state` for the update ops), so that an executor can run any
+TT_* op in C instead of numpy. Builds the library with `make -C micro_kernels` when it is
+missing or older than its sources."""
+from __future__ import annotations
+
+import ctypes as C
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TTError
+from ..ir import Graph, Operator
+from ..ops.window import geometry  # noqa: F401  (documentation: the pads come from here)
+from ..training_ops import options_of, seed_state
+
+ROOT = Path(__file__).resolve().parents[2] / "micro_kernels"
+LIBRARY = ROOT / "build" / "libtt_kernels.so"
+
+
+class Window(C.Structure):
+    _fields_ = [("stride_h", C.c_int32), ("stride_w", C.c_int32), ("dilation_h", C.c_int32),
+                ("dilation_w", C.c_int32), ("pad_top", C.c_int32), ("pad_left", C.c_int32)]
+
+
+class Sgd(C.Structure):
+    _fields_ = [("lr", C.c_double), ("momentum", C.c_float), ("qas", C.c_int),
+                ("rounding", C.c_int), ("decay_steps", C.c_int)]
+
+
+class UpdateState(C.Structure):
+    _fields_ = [("rng", C.c_uint32), ("step", C.c_int32)]
+
+
+@lru_cache(maxsize=1)
+def library() -> C.CDLL:
+    sources = list((ROOT / "src").glob("*.c")) + list((ROOT / "include").glob("*.h"))
+    if not sources:
+        raise TTError(f"{ROOT}: the C kernels' sources are missing")
+    if not LIBRARY.exists() or LIBRARY.stat().st_mtime < max(p.stat().st_mtime for p in sources):
+        res = subprocess.run(["make", "-s", "-C", str(ROOT)], capture_output=True, text=True)
+        if res.returncode != 0:
+            raise TTError(f"building the C kernels failed: {res.stderr.strip()[-500:]}")
+    return C.CDLL(str(LIBRARY))
+
+
+def _p(array, ctype):
+    if array is None:
+        return None
+    return array.ctypes.data_as(C.POINTER(ctype))
+
+
+F32, I8, U8, I32 = C.c_float, C.c_int8, C.c_uint8, C.c_int32
+
+
+def _f32(a):
+    return np.ascontiguousarray(a, np.float32)
+
+
+def _i8(a):
+    return np.ascontiguousarray(a, np.int8)
+
+
+def _mask(m):
+    return None if m is None else np.ascontiguousarray(m, np.uint8)
+
+
+def _window(op: Operator) -> Window:
+    o = options_of(op)
+    return Window(o.get("stride_h", 1), o.get("stride_w", 1), o.get("dilation_h", 1),
+                  o.get("dilation_w", 1), o["pad_top"], o["pad_left"])
+
+
+def _scales(q, n: int) -> np.ndarray:
+    return np.ascontiguousarray(np.broadcast_to(q.scale.astype(np.float32), (n,)))
+
+
+def save_mask(graph: Graph, op: Operator, inputs) -> list:
+    o = options_of(op)
+    y = _i8(inputs[0])
+    out = np.empty((y.size + 7) // 8, np.uint8)
+    library().tt_save_mask_s8(_p(y, I8), y.size, o["lo"], o["hi"], _p(out, U8))
+    return [out]
+
+
+def save_slice(graph: Graph, op: Operator, inputs) -> list:
+    x = _i8(inputs[0])
+    k = options_of(op)["channels"]
+    out = np.empty(x.shape[:-1] + (k,), np.int8)
+    library().tt_save_slice_s8(_p(x, I8), x.size // x.shape[-1], x.shape[-1], k, _p(out, I8))
+    return [out]
+
+
+def loss(graph: Graph, op: Operator, inputs) -> list:
+    q = graph.tensors[op.inputs[0]].quant
+    logits = _i8(inputs[0])
+    out, grad = np.zeros(1, np.float32), np.empty(logits.shape, np.float32)
+    status = library().tt_loss_softmax_ce_s8(_p(logits, I8), logits.size, F32(q.s), q.zp,
+                                              int(np.ravel(inputs[1])[0]), _p(out, F32),
+                                              _p(grad, F32))
+    if status:
+        raise ValueError(f"label {int(np.ravel(inputs[1])[0])} out of range")
+    return [out, grad]
+
+
+def bias_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy = _f32(inputs[0])
+    out = np.empty(dy.shape[-1], np.float32)
+    library().tt_bias_grad_f32(_p(dy, F32), _p(_mask(inputs[1]), U8), dy.size // dy.shape[-1],
+                               dy.shape[-1], _p(out, F32))
+    return [out]
+
+
+def mask_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy = _f32(inputs[0])
+    out = np.empty_like(dy)
+    library().tt_mask_grad_f32(_p(dy, F32), _p(_mask(inputs[1]), U8), dy.size, _p(out, F32))
+    return [out]
+
+
+def conv_input_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy, w_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
+    w = _i8(inputs[2])
+    n, oh, ow, co = dy.shape
+    dx_shape = graph.tensors[op.outputs[0]].shape
+    dx = np.empty(dx_shape, np.float32)
+    win = _window(op)
+    library().tt_conv2d_input_grad_f32(
+        _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, co, _p(w, I8),
+        _p(_scales(w_t.quant, co), F32), w.shape[1], w.shape[2], C.byref(win),
+        dx_shape[1], dx_shape[2], dx_shape[3], _p(dx, F32))
+    return [dx]
+
+
+def _conv_weight_grad(graph, op, inputs, kernel_hw, k) -> np.ndarray:
+    dy, x_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
+    x = _i8(inputs[2])
+    n, oh, ow, co = dy.shape
+    dw = np.empty((co,) + tuple(kernel_hw) + (k,), np.float32)
+    win = _window(op)
+    library().tt_conv2d_weight_grad_f32(
+        _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, co, _p(x, I8), F32(x_t.quant.s),
+        x_t.quant.zp, x.shape[1], x.shape[2], k, kernel_hw[0], kernel_hw[1], C.byref(win),
+        _p(dw, F32))
+    return dw
+
+
+def conv_weight_grad(graph: Graph, op: Operator, inputs) -> list:
+    shape = graph.tensors[op.outputs[0]].shape
+    return [_conv_weight_grad(graph, op, inputs, shape[1:3], shape[3])]
+
+
+def dw_input_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy, w_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
+    w = _i8(inputs[2])
+    n, oh, ow, cm = dy.shape
+    m = options_of(op)["depth_multiplier"]
+    dx_shape = graph.tensors[op.outputs[0]].shape
+    dx = np.empty(dx_shape, np.float32)
+    win = _window(op)
+    library().tt_depthwise_conv2d_input_grad_f32(
+        _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, cm // m, m, _p(w, I8),
+        _p(_scales(w_t.quant, cm), F32), w.shape[1], w.shape[2], C.byref(win), dx_shape[1],
+        dx_shape[2], _p(dx, F32))
+    return [dx]
+
+
+def _dw_weight_grad(graph, op, inputs, kernel_hw) -> np.ndarray:
+    dy, x_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
+    x = _i8(inputs[2])
+    n, oh, ow, cm = dy.shape
+    m = options_of(op)["depth_multiplier"]
+    dw = np.empty((1,) + tuple(kernel_hw) + (cm,), np.float32)
+    win = _window(op)
+    library().tt_depthwise_conv2d_weight_grad_f32(
+        _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, cm // m, m, _p(x, I8),
+        F32(x_t.quant.s), x_t.quant.zp, x.shape[1], x.shape[2], kernel_hw[0], kernel_hw[1],
+        C.byref(win), _p(dw, F32))
+    return dw
+
+
+def dw_weight_grad(graph: Graph, op: Operator, inputs) -> list:
+    return [_dw_weight_grad(graph, op, inputs, graph.tensors[op.outputs[0]].shape[1:3])]
+
+
+def fc_input_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy, w_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
+    w = _i8(inputs[2])
+    units, depth = w.shape
+    dx = np.empty(graph.tensors[op.outputs[0]].shape, np.float32)
+    library().tt_fully_connected_input_grad_f32(
+        _p(dy, F32), _p(_mask(inputs[1]), U8), dy.size // units, units, _p(w, I8),
+        _p(_scales(w_t.quant, units), F32), depth, _p(dx, F32))
+    return [dx]
+
+
+def _fc_weight_grad(graph, op, inputs) -> np.ndarray:
+    dy, x_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
+    x = _i8(inputs[2])
+    units, k = dy.shape[-1], x.shape[-1]
+    dw = np.empty((units, k), np.float32)
+    library().tt_fully_connected_weight_grad_f32(
+        _p(dy, F32), _p(_mask(inputs[1]), U8), dy.size // units, units, _p(x, I8),
+        F32(x_t.quant.s), x_t.quant.zp, k, _p(dw, F32))
+    return dw
+
+
+def fc_weight_grad(graph: Graph, op: Operator, inputs) -> list:
+    return [_fc_weight_grad(graph, op, inputs)]
+
+
+def _pool(graph: Graph, op: Operator, inputs, fn, saved=None) -> list:
+    o = options_of(op)
+    dy = _f32(inputs[0])
+    n, oh, ow, c = dy.shape
+    dx_shape = graph.tensors[op.outputs[0]].shape
+    dx = np.empty(dx_shape, np.float32)
+    win = Window(o["stride_h"], o["stride_w"], 1, 1, o["pad_top"], o["pad_left"])
+    args = [_p(dy, F32)] + ([_p(_i8(saved), I8)] if saved is not None else [])
+    fn(*args, n, oh, ow, c, o["filter_h"], o["filter_w"], C.byref(win), dx_shape[1],
+       dx_shape[2], _p(dx, F32))
+    return [dx]
+
+
+def avg_pool_grad(graph: Graph, op: Operator, inputs) -> list:
+    return _pool(graph, op, inputs, library().tt_average_pool_grad_f32)
+
+
+def max_pool_grad(graph: Graph, op: Operator, inputs) -> list:
+    return _pool(graph, op, inputs, library().tt_max_pool_grad_f32, saved=inputs[1])
+
+
+def softmax_grad(graph: Graph, op: Operator, inputs) -> list:
+    q = graph.tensors[op.inputs[1]].quant
+    dy, p = _f32(inputs[0]), _i8(inputs[1])
+    dx = np.empty_like(dy)
+    library().tt_softmax_grad_f32(_p(dy, F32), _p(p, I8), F32(q.s), q.zp,
+                                  dy.size // dy.shape[-1], dy.shape[-1], _p(dx, F32))
+    return [dx]
+
+
+def sum_grad(graph: Graph, op: Operator, inputs) -> list:
+    if inputs[1] is None:                           # a broadcast sum: data movement, numpy
+        from ..ops.training import sum_grad as reference
+        return reference(graph, op, inputs)
+    a, b = _f32(inputs[0]), _f32(inputs[1])
+    out = np.empty_like(a)
+    library().tt_add_grad_f32(_p(a, F32), _p(b, F32), a.size, _p(out, F32))
+    return [out]
+
+
+def _sgd(o: dict) -> Sgd:
+    return Sgd(float(o["lr"]), float(o["momentum"]), int(bool(o["qas"])), int(o["rounding"]),
+               int(o["decay_steps"]))
+
+
+def _state(state: dict, o: dict) -> UpdateState:
+    """The C state lives in the executor's per-op state dict, as the numpy kernels' does."""
+    if "c" not in state:
+        s = UpdateState()
+        s.rng, s.step = seed_state(o["seed"]), 0
+        state["c"] = s
+    return state["c"]
+
+
+def _update_weight(w, w_q, grad, mom, o, state) -> None:
+    dims = np.array(w.shape, np.int32)
+    scales = np.ascontiguousarray(w_q.scale.astype(np.float32))
+    g = _f32(grad)
+    m = None if mom is None else mom
+    sgd, st = _sgd(o), _state(state, o)
+    library().tt_update_weight_s8(_p(w, I8), _p(dims, I32), w.ndim, 0 if o["axis"] == 0 else 1,
+                                  _p(scales, F32), scales.size, _p(g, F32), o["channels"],
+                                  _p(m, F32), C.byref(sgd), C.byref(st))
+
+
+def _update_bias(b, b_q, grad, mom, o, state) -> None:
+    scales = np.ascontiguousarray(np.broadcast_to(b_q.scale.astype(np.float32), b.shape))
+    sgd, st = _sgd(o), _state(state, o)
+    library().tt_update_bias_s32(_p(b, I32), b.size, _p(scales, F32), _p(_f32(grad), F32),
+                                 _p(mom, F32), C.byref(sgd), C.byref(st))
+
+
+def update_weight(graph: Graph, op: Operator, inputs, state) -> list:
+    _update_weight(inputs[0], graph.tensors[op.inputs[0]].quant, inputs[1], inputs[2],
+                   options_of(op), state)
+    return []
+
+
+def update_bias(graph: Graph, op: Operator, inputs, state) -> list:
+    _update_bias(inputs[0], graph.tensors[op.inputs[0]].quant, inputs[1], inputs[2],
+                 options_of(op), state)
+    return []
+
+
+def bias_update(graph: Graph, op: Operator, inputs, state) -> list:
+    grad = bias_grad(graph, op, inputs[:2])[0]
+    _update_bias(inputs[2], graph.tensors[op.inputs[2]].quant, grad, inputs[3],
+                 options_of(op), state)
+    return []
+
+
+def _fused(grad_fn):
+    def forward(graph: Graph, op: Operator, inputs, state) -> list:
+        w_t = graph.tensors[op.inputs[3]]
+        o = options_of(op)
+        grad = grad_fn(graph, op, inputs, w_t.shape, o["channels"])
+        _update_weight(inputs[3], w_t.quant, grad, inputs[4], o, state)
+        return []
+    return forward
+
+
+# op name -> (C-backed kernel, stateful)
+C_KERNELS = {
+    "TT_SAVE_MASK": (save_mask, False),
+    "TT_SAVE_SLICE": (save_slice, False),
+    "TT_LOSS_SOFTMAX_CE": (loss, False),
+    "TT_BIAS_GRAD": (bias_grad, False),
+    "TT_MASK_GRAD": (mask_grad, False),
+    "TT_SUM_GRAD": (sum_grad, False),
+    "TT_CONV2D_INPUT_GRAD": (conv_input_grad, False),
+    "TT_CONV2D_WEIGHT_GRAD": (conv_weight_grad, False),
+    "TT_DEPTHWISE_CONV2D_INPUT_GRAD": (dw_input_grad, False),
+    "TT_DEPTHWISE_CONV2D_WEIGHT_GRAD": (dw_weight_grad, False),
+    "TT_FULLY_CONNECTED_INPUT_GRAD": (fc_input_grad, False),
+    "TT_FULLY_CONNECTED_WEIGHT_GRAD": (fc_weight_grad, False),
+    "TT_AVERAGE_POOL_GRAD": (avg_pool_grad, False),
+    "TT_MAX_POOL_GRAD": (max_pool_grad, False),
+    "TT_SOFTMAX_GRAD": (softmax_grad, False),
+    "TT_UPDATE_WEIGHT": (update_weight, True),
+    "TT_UPDATE_BIAS": (update_bias, True),
+    "TT_BIAS_UPDATE": (bias_update, True),
+    "TT_CONV2D_WEIGHT_UPDATE": (_fused(lambda g, op, ins, shape, k: _conv_weight_grad(
+        g, op, ins, shape[1:3], k)), True),
+    "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE": (_fused(lambda g, op, ins, shape, k: _dw_weight_grad(
+        g, op, ins, shape[1:3])), True),
+    "TT_FULLY_CONNECTED_WEIGHT_UPDATE": (_fused(lambda g, op, ins, shape, k: _fc_weight_grad(
+        g, op, ins)), True),
+}
+# Pure data movement (init copy, reshape, transpose, pad crop, mean broadcast) stays in
+# numpy on the host: the C library has tt_init_copy; the others are index shuffles that the
+# device-side glue does with memcpy loops. They are listed so that coverage is explicit.
+NUMPY_ONLY = {"TT_INIT", "TT_RESHAPE_GRAD", "TT_TRANSPOSE_GRAD", "TT_PAD_GRAD", "TT_MEAN_GRAD"}
