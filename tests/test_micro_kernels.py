@@ -81,9 +81,38 @@ def test_every_c_kernel_matches_numpy_on_real_training_steps():
                 values[index] = np.asarray(y).reshape(g.tensors[index].shape)
     # the rest are reached by test_pool_softmax_and_slice_kernels
     direct = {"TT_MAX_POOL_GRAD", "TT_AVERAGE_POOL_GRAD", "TT_SOFTMAX_GRAD", "TT_SAVE_SLICE",
-              "TT_MASK_GRAD"}
+              "TT_MASK_GRAD", "TT_PAD_GRAD", "TT_TRANSPOSE_GRAD", "TT_RESHAPE_GRAD"}
     missing = set(c_kernels.C_KERNELS) - seen - direct
     assert not missing, missing
+
+
+def test_every_schema_op_has_a_c_kernel():
+    from tflite_train import training_ops
+    assert set(training_ops.schema()["ops"]) == set(c_kernels.C_KERNELS)
+
+
+def test_data_movement_kernels():
+    from tflite_train.ir import Graph, Tensor
+    from tflite_train.training_ops import make_op
+    rng = np.random.default_rng(2)
+    dy = rng.normal(size=(1, 6, 7, 3)).astype(np.float32)
+    g = Graph([Tensor("dy", (1, 6, 7, 3), "float32"), Tensor("label", (1,), "int32"),
+               Tensor("dx", (1, 4, 4, 3), "float32")], [], [], [])
+    op = make_op("TT_PAD_GRAD", [0, 1], [2], before=[0, 1, 2, 0])
+    args = [dy, np.array([0])]
+    assert np.array_equal(c_kernels.pad_grad(g, op, args)[0],
+                          ops.REGISTRY["TT_PAD_GRAD"].forward(g, op, args)[0])
+    g = Graph([Tensor("dy", (1, 7, 6, 3), "float32"), Tensor("label", (1,), "int32"),
+               Tensor("dx", (1, 6, 3, 7), "float32")], [], [], [])
+    op = make_op("TT_TRANSPOSE_GRAD", [0, 1], [2], perm=[0, 3, 1, 2])
+    args = [rng.normal(size=(1, 7, 6, 3)).astype(np.float32), np.array([0])]
+    assert np.array_equal(c_kernels.transpose_grad(g, op, args)[0],
+                          ops.REGISTRY["TT_TRANSPOSE_GRAD"].forward(g, op, args)[0])
+    g = Graph([Tensor("dy", (1, 2, 3), "float32"), Tensor("label", (1,), "int32"),
+               Tensor("dx", (6,), "float32")], [], [], [])
+    op = make_op("TT_RESHAPE_GRAD", [0, 1], [2])
+    args = [np.arange(6, dtype=np.float32).reshape(1, 2, 3), np.array([0])]
+    assert np.array_equal(c_kernels.reshape_grad(g, op, args)[0], np.arange(6))
 
 
 def test_pool_softmax_and_slice_kernels():
@@ -214,3 +243,23 @@ def test_kernels_are_clean_under_asan_and_ubsan(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd=str(ROOT.parent), timeout=600)
     assert res.returncode == 0 and "sanitized run ok" in res.stdout, res.stderr[-3000:]
+
+
+def test_zoo_training_with_c_kernels_is_identical(zoo):
+    """Graphs with TRANSPOSE, MEAN, broadcast ADD, pools and explicit PADs on the path."""
+    for name in ("branches", "depthwise", "mobile"):
+        finals = []
+        for engine in ("numpy", "c"):
+            r = augment.augment(tflite_io.load(zoo[name]), "full", None,
+                                Hyper(lr=0.05, rounding="stochastic", seed=3), fuse=False)
+            g = r.graph
+            ex = Executor(g, engine)
+            rng = np.random.default_rng(0)
+            shape = g.tensors[g.inputs[0]].shape
+            classes = g.tensors[r.logits].size
+            for i in range(5):
+                x = rng.integers(-128, 128, shape).astype(np.int8)
+                ex.invoke([x, np.array([i % classes], np.int32)])
+            finals.append({g.tensors[k].name: v.copy() for k, v in ex.variables.items()})
+        for n in finals[0]:
+            assert np.array_equal(finals[0][n], finals[1][n]), (name, n)

@@ -124,6 +124,19 @@ void tt_max_pool_grad_f32(const float *dy, const int8_t *saved, int32_t n, int32
 void tt_softmax_grad_f32(const float *dy, const int8_t *saved, float scale, int32_t zp,
                          int32_t rows, int32_t depth, float *dx);
 
+/* TT_MEAN_GRAD: dy has the input's shape with the reduced axes of size 1; dx [dims] gets
+ * dy / count broadcast. `reduced[d]` is 1 for a reduced axis. rank <= 6. */
+void tt_mean_grad_f32(const float *dy, const int32_t *dims, const int32_t *reduced,
+                      int32_t rank, float *dx);
+
+/* TT_PAD_GRAD: dx[dims] = dy[before + index] with dy of shape dims + paddings. rank <= 6. */
+void tt_pad_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *before,
+                     const int32_t *dims, int32_t rank, float *dx);
+
+/* TT_TRANSPOSE_GRAD: dx = transpose(dy, inverse of perm); dy_dims are dy's. rank <= 6. */
+void tt_transpose_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *perm,
+                           int32_t rank, float *dx);
+
 /* TT_UPDATE_WEIGHT: w [outer..., depth] int8, updated in place on its first `channels`
  * input channels (last axis); scales along `axis` (0: first axis, else last axis);
  * grad [..., channels]; momentum_buf like grad or NULL. */

@@ -379,3 +379,73 @@ void tt_update_bias_s32(int32_t *b, int32_t c, const float *scales, const float 
     b[i] = (int32_t)v;
   }
 }
+
+/* Row-major strides of a shape. */
+static void strides_of(const int32_t *dims, int32_t rank, int32_t *strides) {
+  int32_t s = 1;
+  for (int32_t d = rank - 1; d >= 0; --d) {
+    strides[d] = s;
+    s *= dims[d];
+  }
+}
+
+static int32_t count_of(const int32_t *dims, int32_t rank) {
+  int32_t n = 1;
+  for (int32_t d = 0; d < rank; ++d) n *= dims[d];
+  return n;
+}
+
+void tt_mean_grad_f32(const float *dy, const int32_t *dims, const int32_t *reduced,
+                      int32_t rank, float *dx) {
+  int32_t out_dims[6], out_strides[6], index[6] = {0};
+  int32_t count = 1;
+  for (int32_t d = 0; d < rank; ++d) {
+    out_dims[d] = reduced[d] ? 1 : dims[d];
+    if (reduced[d]) count *= dims[d];
+  }
+  strides_of(out_dims, rank, out_strides);
+  const int32_t total = count_of(dims, rank);
+  for (int32_t i = 0; i < total; ++i) {
+    int32_t src = 0;
+    for (int32_t d = 0; d < rank; ++d) src += (reduced[d] ? 0 : index[d]) * out_strides[d];
+    dx[i] = (float)((double)dy[src] / (double)count);
+    for (int32_t d = rank - 1; d >= 0; --d) {      /* next row-major index */
+      if (++index[d] < dims[d]) break;
+      index[d] = 0;
+    }
+  }
+}
+
+void tt_pad_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *before,
+                     const int32_t *dims, int32_t rank, float *dx) {
+  int32_t dy_strides[6], index[6] = {0};
+  strides_of(dy_dims, rank, dy_strides);
+  const int32_t total = count_of(dims, rank);
+  for (int32_t i = 0; i < total; ++i) {
+    int32_t src = 0;
+    for (int32_t d = 0; d < rank; ++d) src += (index[d] + before[d]) * dy_strides[d];
+    dx[i] = dy[src];
+    for (int32_t d = rank - 1; d >= 0; --d) {
+      if (++index[d] < dims[d]) break;
+      index[d] = 0;
+    }
+  }
+}
+
+void tt_transpose_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *perm,
+                           int32_t rank, float *dx) {
+  /* dy = transpose(x, perm): dy axis a is x axis perm[a]; walk x (= dx) in row-major order */
+  int32_t dims[6], dy_strides[6], index[6] = {0};
+  for (int32_t a = 0; a < rank; ++a) dims[perm[a]] = dy_dims[a];
+  strides_of(dy_dims, rank, dy_strides);
+  const int32_t total = count_of(dims, rank);
+  for (int32_t i = 0; i < total; ++i) {
+    int32_t src = 0;
+    for (int32_t a = 0; a < rank; ++a) src += index[perm[a]] * dy_strides[a];
+    dx[i] = dy[src];
+    for (int32_t d = rank - 1; d >= 0; --d) {
+      if (++index[d] < dims[d]) break;
+      index[d] = 0;
+    }
+  }
+}

@@ -241,6 +241,58 @@ def softmax_grad(graph: Graph, op: Operator, inputs) -> list:
     return [dx]
 
 
+def _dims(shape) -> np.ndarray:
+    if len(shape) > 6:
+        raise TTError("the C kernels handle tensors of rank <= 6")
+    return np.array(shape, np.int32)
+
+
+def mean_grad(graph: Graph, op: Operator, inputs) -> list:
+    shape = graph.tensors[op.outputs[0]].shape
+    axes = set(options_of(op)["axes"])
+    reduced = np.array([1 if d in axes else 0 for d in range(len(shape))], np.int32)
+    dx = np.empty(shape, np.float32)
+    library().tt_mean_grad_f32(_p(_f32(inputs[0]), F32), _p(_dims(shape), I32),
+                               _p(reduced, I32), len(shape), _p(dx, F32))
+    return [dx]
+
+
+def pad_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy = _f32(inputs[0])
+    shape = graph.tensors[op.outputs[0]].shape
+    before = np.array(options_of(op)["before"], np.int32)
+    dx = np.empty(shape, np.float32)
+    library().tt_pad_grad_f32(_p(dy, F32), _p(_dims(dy.shape), I32), _p(before, I32),
+                              _p(_dims(shape), I32), len(shape), _p(dx, F32))
+    return [dx]
+
+
+def transpose_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy = _f32(inputs[0])
+    perm = np.array(options_of(op)["perm"], np.int32)
+    dx = np.empty(graph.tensors[op.outputs[0]].shape, np.float32)
+    library().tt_transpose_grad_f32(_p(dy, F32), _p(_dims(dy.shape), I32), _p(perm, I32),
+                                    dy.ndim, _p(dx, F32))
+    return [dx]
+
+
+def reshape_grad(graph: Graph, op: Operator, inputs) -> list:
+    """dx = dy in another shape: the same bytes (tt_init_copy is the device's memcpy)."""
+    dy = _f32(inputs[0])
+    dx = np.empty(graph.tensors[op.outputs[0]].shape, np.float32)
+    library().tt_init_copy(_p(dy, F32), _p(dx, F32), dy.nbytes)
+    return [dx]
+
+
+def init(graph: Graph, op: Operator, inputs, state) -> list:
+    if not state.get("done"):
+        for const, var in zip(inputs[0::2], inputs[1::2]):
+            src = np.ascontiguousarray(const, var.dtype)
+            library().tt_init_copy(_p(src, C.c_uint8), _p(var, C.c_uint8), var.nbytes)
+        state["done"] = True
+    return []
+
+
 def sum_grad(graph: Graph, op: Operator, inputs) -> list:
     if inputs[1] is None:                           # a broadcast sum: data movement, numpy
         from ..ops.training import sum_grad as reference
@@ -314,6 +366,11 @@ def _fused(grad_fn):
 
 # op name -> (C-backed kernel, stateful)
 C_KERNELS = {
+    "TT_INIT": (init, True),
+    "TT_MEAN_GRAD": (mean_grad, False),
+    "TT_PAD_GRAD": (pad_grad, False),
+    "TT_TRANSPOSE_GRAD": (transpose_grad, False),
+    "TT_RESHAPE_GRAD": (reshape_grad, False),
     "TT_SAVE_MASK": (save_mask, False),
     "TT_SAVE_SLICE": (save_slice, False),
     "TT_LOSS_SOFTMAX_CE": (loss, False),
@@ -339,7 +396,3 @@ C_KERNELS = {
     "TT_FULLY_CONNECTED_WEIGHT_UPDATE": (_fused(lambda g, op, ins, shape, k: _fc_weight_grad(
         g, op, ins)), True),
 }
-# Pure data movement (init copy, reshape, transpose, pad crop, mean broadcast) stays in
-# numpy on the host: the C library has tt_init_copy; the others are index shuffles that the
-# device-side glue does with memcpy loops. They are listed so that coverage is explicit.
-NUMPY_ONLY = {"TT_INIT", "TT_RESHAPE_GRAD", "TT_TRANSPOSE_GRAD", "TT_PAD_GRAD", "TT_MEAN_GRAD"}
