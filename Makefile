@@ -5,7 +5,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm dataset-fashion-mnist
 
-.PHONY: setup apt venv test demo bench clean
+.PHONY: setup apt venv test demo bench mcu-test kernels clean
 
 setup: apt venv
 
@@ -35,8 +35,17 @@ test:
 demo:
 	$(PY) -m tflite_train.demo
 
+# The C training kernels for the host (also built on first use by --engine c).
+kernels:
+	$(MAKE) -C micro_kernels
+
+# The same kernels cross-compiled for Cortex-M7 and run under QEMU (part of `make test`).
+mcu-test:
+	$(PY) -m pytest -q tests/test_cortex_m7.py
+
 bench:
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info .cache
+	$(MAKE) -C micro_kernels clean
