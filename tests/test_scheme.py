@@ -14,6 +14,13 @@ def pd():
     return tflite_io.load(shared_model("person_detect"))
 
 
+@pytest.fixture(scope="module")
+def example():
+    """The built-in example: layers 0..7 = CONV, DW, CONV, DW, CONV, DW, CONV, FC."""
+    from tflite_train.demo import EXAMPLE
+    return tflite_io.load(EXAMPLE)
+
+
 def test_layer_numbering_counts_conv_dw_fc_in_order(pd):
     layers = scheme.layer_ops(pd)
     assert len(layers) == 28            # 14 CONV_2D + 14 DEPTHWISE_CONV_2D (classifier included)
@@ -66,23 +73,23 @@ def test_json_scheme_with_ratios_names_and_negative_indices(pd, tmp_path):
     ({"weight_update": [{"layer": True, "ratio": 1}]}, "layer must be"),
     ({"weight_update": [{"layer": 2, "ratio": "half"}]}, "not a number"),
 ])
-def test_bad_scheme_files(pd, tmp_path, doc, fragment):
+def test_bad_scheme_files(example, tmp_path, doc, fragment):
     p = tmp_path / "bad.json"
     p.write_text(json.dumps(doc))
     with pytest.raises(SchemeError) as exc:
-        scheme.parse(str(p), pd)
+        scheme.parse(str(p), example)
     assert fragment in str(exc.value)
     assert "\n" not in str(exc.value)
 
 
-def test_bad_scheme_specs(pd, tmp_path):
+def test_bad_scheme_specs(example, tmp_path):
     for spec, fragment in [("last:x", "not an integer"), ("last:99", "out of range"),
                            ("bias-only:-1", "out of range"), ("everything", "unknown scheme"),
                            (str(tmp_path / "missing.json"), "no such file")]:
         with pytest.raises(SchemeError) as exc:
-            scheme.parse(spec, pd)
+            scheme.parse(spec, example)
         assert fragment in str(exc.value)
     p = tmp_path / "broken.json"
     p.write_text("{not json")
     with pytest.raises(SchemeError, match="not valid JSON"):
-        scheme.parse(str(p), pd)
+        scheme.parse(str(p), example)
