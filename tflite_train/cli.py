@@ -178,7 +178,7 @@ def cmd_plan(args) -> int:
               "can be registered)")
     lower = max(sum(t.values()) for t in p.timeline) if p.timeline else 0
     print(f"offline plan         {kb(offline_bytes)}  ({order}; the live peak, a lower bound "
-          f"for any plan without in-place ops, is {kb(lower).strip()} KB)")
+          f"for any plan without in-place ops, is {kb(lower).strip()})")
     if args.write_offline:
         print(f"wrote {args.write_offline} with the offline plan as {memory.OFFLINE_KEY} "
               "metadata")
