@@ -88,6 +88,15 @@ void tt_add_grad_f32(const float *a, const float *b, int32_t size, float *dx) {
   for (int32_t i = 0; i < size; ++i) dx[i] = a[i] + b[i];
 }
 
+/* The output position whose window tap `k` reads input position `i` along one axis, or -1:
+ * o * stride + k * dilation - pad == i. Shared by the transposed (input-gradient) walks. */
+static int32_t out_of_tap(int32_t i, int32_t k, int32_t pad, int32_t dilation, int32_t stride,
+                          int32_t out) {
+  const int32_t t = i + pad - k * dilation;
+  if (t < 0 || t % stride) return -1;
+  return t / stride < out ? t / stride : -1;
+}
+
 /* dx[n, ih, iw, ci] += dy[n, oy, ox, co] * s_w[co] * w[co, ky, kx, ci]; accumulated in
  * double per input element by walking the output positions that read it. */
 void tt_conv2d_input_grad_f32(const float *dy, const uint8_t *mask, int32_t n, int32_t oh,
@@ -100,15 +109,13 @@ void tt_conv2d_input_grad_f32(const float *dy, const uint8_t *mask, int32_t n, i
         for (int32_t c = 0; c < ci; ++c) {
           double acc = 0.0;
           for (int32_t ky = 0; ky < kh; ++ky) {
-            const int32_t ty = iy + win->pad_top - ky * win->dilation_h;
-            if (ty < 0 || ty % win->stride_h) continue;
-            const int32_t oy = ty / win->stride_h;
-            if (oy >= oh) continue;
+            const int32_t oy = out_of_tap(iy, ky, win->pad_top, win->dilation_h,
+                                          win->stride_h, oh);
+            if (oy < 0) continue;
             for (int32_t kx = 0; kx < kw; ++kx) {
-              const int32_t tx = ix + win->pad_left - kx * win->dilation_w;
-              if (tx < 0 || tx % win->stride_w) continue;
-              const int32_t ox = tx / win->stride_w;
-              if (ox >= ow) continue;
+              const int32_t ox = out_of_tap(ix, kx, win->pad_left, win->dilation_w,
+                                            win->stride_w, ow);
+              if (ox < 0) continue;
               const int32_t base = ((b * oh + oy) * ow + ox) * co;
               for (int32_t o = 0; o < co; ++o) {
                 const double g = (double)(dy[base + o] * mask_bit(mask, base + o));
@@ -161,15 +168,13 @@ void tt_depthwise_conv2d_input_grad_f32(const float *dy, const uint8_t *mask, in
         for (int32_t ch = 0; ch < c; ++ch) {
           double acc = 0.0;
           for (int32_t ky = 0; ky < kh; ++ky) {
-            const int32_t ty = iy + win->pad_top - ky * win->dilation_h;
-            if (ty < 0 || ty % win->stride_h) continue;
-            const int32_t oy = ty / win->stride_h;
-            if (oy >= oh) continue;
+            const int32_t oy = out_of_tap(iy, ky, win->pad_top, win->dilation_h,
+                                          win->stride_h, oh);
+            if (oy < 0) continue;
             for (int32_t kx = 0; kx < kw; ++kx) {
-              const int32_t tx = ix + win->pad_left - kx * win->dilation_w;
-              if (tx < 0 || tx % win->stride_w) continue;
-              const int32_t ox = tx / win->stride_w;
-              if (ox >= ow) continue;
+              const int32_t ox = out_of_tap(ix, kx, win->pad_left, win->dilation_w,
+                                            win->stride_w, ow);
+              if (ox < 0) continue;
               for (int32_t j = 0; j < m; ++j) {
                 const int32_t o = ch * m + j;
                 const int32_t i = ((b * oh + oy) * ow + ox) * co + o;
@@ -263,12 +268,11 @@ void tt_average_pool_grad_f32(const float *dy, int32_t n, int32_t oh, int32_t ow
         for (int32_t ch = 0; ch < c; ++ch) {
           double acc = 0.0;
           for (int32_t ky = 0; ky < fh; ++ky) {
-            const int32_t ty = iy + win->pad_top - ky;
-            if (ty < 0 || ty % win->stride_h || ty / win->stride_h >= oh) continue;
+            const int32_t oy = out_of_tap(iy, ky, win->pad_top, 1, win->stride_h, oh);
+            if (oy < 0) continue;
             for (int32_t kx = 0; kx < fw; ++kx) {
-              const int32_t tx = ix + win->pad_left - kx;
-              if (tx < 0 || tx % win->stride_w || tx / win->stride_w >= ow) continue;
-              const int32_t oy = ty / win->stride_h, ox = tx / win->stride_w;
+              const int32_t ox = out_of_tap(ix, kx, win->pad_left, 1, win->stride_w, ow);
+              if (ox < 0) continue;
               acc += (double)dy[((b * oh + oy) * ow + ox) * c + ch] /
                      (double)in_image_taps(oy, ox, fh, fw, win, h, wd);
             }
