@@ -32,6 +32,21 @@ void Reset_Handler(void) {
   tt_rig_exit(main());
 }
 
+/* SysTick as an instruction counter: under `qemu -icount shift=0` one instruction is 1 ns
+ * and SysTick (CLKSOURCE = CPU clock, 25 MHz) ticks every 40 instructions. It counts down
+ * from 2^24 - 1; an interval must stay below 2^24 ticks (671 M instructions). */
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+
+void tt_rig_ticks_start(void) {
+  SYST_RVR = 0x00FFFFFFu;
+  SYST_CVR = 0;
+  SYST_CSR = 0x5u;                                   /* enable, CPU clock, no interrupt */
+}
+
+uint32_t tt_rig_ticks(void) { return SYST_CVR; }
+
 void HardFault_Handler(void) {
   tt_rig_print("HardFault\n");
   tt_rig_exit(99);
