@@ -2,7 +2,7 @@
 `-icount shift=0`: SysTick ticks every 40 instructions), for the layer shapes of the person
 detector's last blocks, and the code size (.text) of the kernel library.
 
-    .venv/bin/python benchmarks/mcu_kernels.py [--markdown]
+    .venv/bin/python benchmarks/mcu_kernels.py        # prints a markdown table
 
 QEMU does not model the pipeline or caches: these are instruction counts, not cycles.
 Numbers are rounded to whole SysTick ticks (40 instructions).
@@ -91,9 +91,7 @@ def call(kind: str, p: dict, label: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--markdown", action="store_true")
-    args = ap.parse_args()
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         labels = [f"k{i}" for i in range(len(CASES))]
