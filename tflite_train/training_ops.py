@@ -11,7 +11,7 @@ import numpy as np
 from flatbuffers import flexbuffers
 
 from .errors import ModelError
-from .ir import Graph, Operator
+from .ir import Operator
 
 # The one contract file is schema/training_ops.json; the package reaches it through the
 # symlink data/training_ops.json (copied into wheels), so both sides read the same bytes.
@@ -75,14 +75,6 @@ def make_op(name: str, inputs: list[int], outputs: list[int], **options) -> Oper
     op = Operator(opcode="CUSTOM", custom_code=name, inputs=list(inputs),
                   outputs=list(outputs), custom_options=encode_options(options))
     return op
-
-
-def is_training_op(op: Operator) -> bool:
-    return op.opcode == "CUSTOM" and (op.custom_code or "").startswith("TT_")
-
-
-def label_of(graph: Graph, op: Operator, values: dict) -> int:
-    return int(np.ravel(values[op.inputs[-1]])[0])
 
 
 # --- xorshift32 ----------------------------------------------------------------------------
