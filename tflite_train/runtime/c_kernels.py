@@ -13,7 +13,6 @@ import numpy as np
 
 from ..errors import TTError
 from ..ir import Graph, Operator
-from ..ops.window import geometry  # noqa: F401  (documentation: the pads come from here)
 from ..training_ops import options_of, seed_state
 
 ROOT = Path(__file__).resolve().parents[2] / "micro_kernels"
