@@ -121,10 +121,13 @@ class GradBuilder:
             self._masks[k] = -1
             return -1
         y = self.graph.tensors[op.outputs[0]]
-        lo, hi = fp.activation_range(act, y.quant.s, y.quant.zp)
-        # a side the activation does not clamp stays open (int8 saturation is not masked)
-        lo = lo if act in (1, 2, 3) else -129
-        hi = hi if act in (2, 3) else 128
+        # The activation's own bounds before int8 clamping: a bound outside [-128, 127]
+        # (e.g. RELU6 whose output scale cannot reach 6.0) never clamps, and plain int8
+        # saturation is not masked, so that side stays open.
+        lo, hi = fp.activation_range(act, y.quant.s, y.quant.zp, qmin=-(1 << 31),
+                                     qmax=(1 << 31) - 1)
+        lo = lo if act in (1, 2, 3) and lo >= -128 else -129
+        hi = hi if act in (2, 3) and hi <= 127 else 128
         m = self.tensor(f"{y.name}/mask", [(y.size + 7) // 8], "uint8")
         self.add_after(k, make_op("TT_SAVE_MASK", [op.outputs[0], self.label], [m],
                                   lo=int(lo), hi=int(hi)))
