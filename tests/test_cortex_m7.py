@@ -1,253 +1,243 @@
-"""The C kernels on a Cortex-M7 (QEMU mps2-an500, ../shared/MCU_RIG.md): test vectors taken
-from a real training step of the example model, expected results from the host build of the
-same kernels; the Cortex-M7 build must reproduce them bit for bit (memcmp).
+"""Every C kernel on a Cortex-M7 (QEMU mps2-an500, ../shared/MCU_RIG.md), bit for bit against
+the host build of the same kernels.
 
-Covered: the arithmetic kernels that need no libm (gradients, masks, mean, updates with
-stochastic rounding and momentum). The loss (expf/logf) and the cosine lr decay (cos) use
-libm, whose last bits differ between glibc and newlib; they are not in this bit-exact check.
+While the host C library runs, every ctypes call into it is recorded: the bytes of each
+array and struct argument before and after the call, the scalars, the return value. Each
+recorded call becomes one call in a C program for the Cortex-M7, which copies the
+"before" bytes into RAM, makes the call and memcmp's every argument (outputs, in-place
+parameters, momentum, RNG state, and the inputs, which must stay untouched) and the return
+value against the host's. The calls come from real training steps of the example model
+(fused and separate updates, momentum, stochastic rounding, the step mid-way through a
+cosine lr decay), from the direct-input tests of test_micro_kernels (pools, softmax,
+mask/pad/transpose/reshape gradients, saved slices, the broadcast sum, fused updates of a
+depthwise layer with depth multiplier 2) and from direct calls of the math (tt_exp, tt_log,
+tt_cos_pi_ratio, tt_learning_rate, xorshift32). Every function of tt_kernels.h must be
+among them: the loss and the lr decay included, since tt_math.c replaced libm, whose last
+bits differ between glibc and newlib.
 """
+from __future__ import annotations
+
+import ctypes as C
+import re
 import shutil
 import subprocess
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
+import test_micro_kernels
 from tflite_train import augment, tflite_io
 from tflite_train.autodiff import Hyper
 from tflite_train.demo import EXAMPLE
 from tflite_train.runtime import c_kernels
 from tflite_train.runtime.numpy_exec import Executor
-from tflite_train.training_ops import options_of
 
 RIG = c_kernels.ROOT / "targets" / "mps2_an500"
 CPU = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"]
-CASES = ("TT_SAVE_MASK", "TT_BIAS_GRAD", "TT_CONV2D_INPUT_GRAD", "TT_CONV2D_WEIGHT_GRAD",
-         "TT_DEPTHWISE_CONV2D_INPUT_GRAD", "TT_DEPTHWISE_CONV2D_WEIGHT_GRAD",
-         "TT_FULLY_CONNECTED_INPUT_GRAD", "TT_FULLY_CONNECTED_WEIGHT_GRAD", "TT_MEAN_GRAD",
-         "TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS")
-CTYPE = {np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t",
-         np.dtype(np.float32): "float", np.dtype(np.int32): "int32_t"}
+RETURN_C = {C.c_int: "int", C.c_float: "float", C.c_double: "double", C.c_uint32: "uint32_t"}
+STRUCT_C = {c_kernels.Window: "tt_window", c_kernels.Sgd: "tt_sgd",
+            c_kernels.UpdateState: "tt_update_state"}
 
 
-class Emitter:
-    """Writes the C test program: constant inputs, expected outputs, one call per case."""
+@dataclass
+class Memory:
+    """An array or by-reference argument: its bytes before and after the host call."""
+    before: bytes
+    after: bytes
+
+
+@dataclass
+class Call:
+    name: str
+    args: list          # Memory, None (NULL), int, C.c_float or C.c_double
+    restype: type | None
+    result: bytes
+
+
+@contextmanager
+def recording(calls: list[Call]):
+    """Record every call into the C library made through c_kernels (its `_p` and `library`
+    are module globals, looked up per call). `_p` notes which array each pointer points
+    to; the arrays are kept alive until the call has been recorded."""
+    real_p, real_library = c_kernels._p, c_kernels.library
+    arrays: dict[int, np.ndarray] = {}
+
+    def p(array, ctype):
+        if array is not None:
+            arrays[array.ctypes.data] = array
+        return real_p(array, ctype)
+
+    def memory_of(arg) -> np.ndarray | C._SimpleCData | C.Structure | None:
+        if isinstance(arg, C._Pointer):
+            return arrays[C.cast(arg, C.c_void_p).value]
+        if type(arg).__name__ == "CArgObject":              # C.byref(...)
+            return arg._obj
+        return None
+
+    def snapshot(obj) -> bytes:
+        return obj.tobytes() if isinstance(obj, np.ndarray) else bytes(obj)
+
+    class Library:
+        def __getattr__(self, name):
+            fn = getattr(real_library(), name)
+
+            def call(*args):
+                memory = [memory_of(a) for a in args]
+                before = [None if m is None else snapshot(m) for m in memory]
+                result = fn(*args)
+                recorded = [Memory(b, snapshot(m)) if m is not None else a
+                            for a, m, b in zip(args, memory, before)]
+                calls.append(Call(name, recorded, fn.restype,
+                                  bytes(fn.restype(result)) if fn.restype else b""))
+                arrays.clear()
+                return result
+            return call
+
+    proxy = Library()
+    c_kernels._p, c_kernels.library = p, lambda: proxy
+    try:
+        yield
+    finally:
+        c_kernels._p, c_kernels.library = real_p, real_library
+
+
+# --- where the calls come from -----------------------------------------------------------------
+
+def training_steps(fuse: bool) -> list[list[Call]]:
+    """Three training steps of the example model on the C engine (every layer trained, a
+    new 4-class head, momentum, stochastic rounding, a cosine decay over 6 steps): the calls
+    of each step."""
+    r = augment.augment(tflite_io.load(EXAMPLE), "full", 4,
+                        Hyper(lr=0.05, momentum=0.5, rounding="stochastic", seed=5,
+                              decay_steps=6), fuse=fuse)
+    ex = Executor(r.graph, "c")
+    rng = np.random.default_rng(0)
+    steps = []
+    for i in range(3):
+        x = rng.integers(-128, 128, (1, 32, 32, 1)).astype(np.int8)
+        steps.append([])
+        with recording(steps[-1]):
+            ex.invoke([x, np.array([i % 4], np.int32)])
+    return steps
+
+
+def latest_calls(steps: list[list[Call]]) -> list[Call]:
+    """Each function's calls from the latest step it ran in: the last step (momentum built
+    up, lr mid-decay, RNG advanced) and TT_INIT's copies from the first."""
+    latest = {c.name: k for k, step in enumerate(steps) for c in step}
+    return [c for k, step in enumerate(steps) for c in step if latest[c.name] == k]
+
+
+def direct_calls() -> list[Call]:
+    """Kernels the example model does not reach, through test_micro_kernels' direct-input
+    tests, and the math and RNG functions called directly."""
+    calls: list[Call] = []
+    with recording(calls):
+        t = test_micro_kernels
+        t.test_pool_softmax_and_slice_kernels()
+        t.test_data_movement_kernels()
+        t.test_broadcast_sum_kernel()
+        t.test_fused_update_equals_gradient_then_update("depthwise", True)
+        lib = c_kernels.library()
+        for x in np.concatenate([-np.geomspace(1e-9, 120, 40), [0.0, -745.2, 0.3, 50.0]]):
+            lib.tt_exp(C.c_double(x))
+        for x in np.concatenate([np.geomspace(1e-300, 1e300, 40), [1.0, 1.5, 10.0]]):
+            lib.tt_log(C.c_double(x))
+        for t_, n in ((0, 1), (1, 1), (1, 2), (1, 3), (2, 3), (333, 1000), (1500, 4096),
+                      (2048, 4096), (4095, 4096), (7, 100000)):
+            lib.tt_cos_pi_ratio(t_, n)
+        sgd = c_kernels.Sgd(0.05, 0.9, 1, 1, 1000)
+        for step in (0, 1, 250, 500, 999, 1000, 2000):
+            lib.tt_learning_rate(C.byref(sgd), step)
+        state = c_kernels.UpdateState()
+        lib.tt_update_state_init(C.byref(state), 0)
+        rng = C.c_uint32(state.rng)
+        for _ in range(3):
+            lib.tt_xorshift32_next(C.byref(rng))
+    return calls
+
+
+# --- the Cortex-M7 program ---------------------------------------------------------------------
+
+class Program:
+    """One C function per recorded call; inputs and expected bytes as deduplicated constant
+    blobs in flash, each call's arguments copied into one RAM arena."""
 
     def __init__(self):
-        self.decls, self.body, self.n = [], [], 0
+        self.blobs: dict[bytes, str] = {}
+        self.cases: list[str] = []
+        self.arena = 8
+        self.structs: dict[str, int] = {}
 
-    def array(self, a: np.ndarray, const: bool = True) -> str:
-        a = np.ascontiguousarray(a)
-        name = f"a{self.n}"
-        self.n += 1
-        if a.dtype == np.float32:
-            vals = ", ".join(f"0x{int(v):08x}" for v in a.view(np.uint32).ravel())
-            self.decls.append(f"static const uint32_t {name}_bits[{max(a.size, 1)}] = "
-                              f"{{{vals or '0'}}};")
-            if const:
-                return f"((const float *){name}_bits)"
-            self.decls.append(f"static uint32_t {name}[{max(a.size, 1)}];")
-            self.body.append(f"  memcpy({name}, {name}_bits, sizeof({name}));")
-            return f"((float *){name})"
-        vals = ", ".join(str(int(v)) for v in a.ravel())
-        ctype = CTYPE[a.dtype]
-        qual = "const " if const else ""
-        self.decls.append(f"static {qual}{ctype} {name}[{max(a.size, 1)}] = {{{vals or '0'}}};")
-        return name
+    def blob(self, data: bytes) -> str:
+        if data not in self.blobs:
+            self.blobs[data] = f"d{len(self.blobs)}"
+        return self.blobs[data]
 
-    def out(self, a: np.ndarray) -> str:
-        name = f"o{self.n}"
-        self.n += 1
-        ctype = CTYPE[a.dtype]
-        self.decls.append(f"static {ctype} {name}[{max(a.size, 1)}];")
-        return name
+    def add(self, call: Call) -> None:
+        k = len(self.cases)
+        lines, values, offset = [], [], 0
+        for arg in call.args:
+            values.append(self.scalar(arg) if not isinstance(arg, Memory)
+                          else f"(void *)(A.bytes + {offset})")
+            if isinstance(arg, Memory):
+                if arg.before:
+                    lines.append(f"  memcpy(A.bytes + {offset}, {self.blob(arg.before)}, "
+                                 f"{len(arg.before)});")
+                offset += (len(arg.before) + 7) // 8 * 8
+        self.arena = max(self.arena, offset)
+        invocation = f"{call.name}({', '.join(values)})"
+        if call.restype is None:
+            lines.append(f"  {invocation};")
+        else:
+            lines.append(f"  const {RETURN_C[call.restype]} r = {invocation};")
+            lines.append(f'  fails += check("{k} {call.name} result", &r, '
+                         f"{self.blob(call.result)}, sizeof r);")
+        offset = 0
+        for i, arg in enumerate(call.args):
+            if isinstance(arg, Memory):
+                if arg.after:
+                    lines.append(f'  fails += check("{k} {call.name} argument {i}", '
+                                 f"A.bytes + {offset}, {self.blob(arg.after)}, "
+                                 f"{len(arg.after)});")
+                offset += (len(arg.before) + 7) // 8 * 8
+        self.cases.append(f"static int case{k}(void) {{\n  int fails = 0;\n"
+                          + "\n".join(lines) + "\n  return fails;\n}")
 
-    def check(self, label: str, got: str, want: np.ndarray) -> None:
-        expected = self.array(want)
-        self.body.append(f'  fails += check("{label}", {got}, {expected}, {want.nbytes});')
+    @staticmethod
+    def scalar(arg) -> str:
+        if arg is None:
+            return "0"
+        if isinstance(arg, int):
+            return str(arg) if -2**31 <= arg < 2**31 else f"{arg}u"
+        value = float(arg.value)
+        assert np.isfinite(value), arg
+        return f"{value.hex()}f" if isinstance(arg, C.c_float) else value.hex()
 
-    def program(self) -> str:
+    def source(self) -> str:
+        blobs = [f"static const uint8_t {name}[{len(data)}] = {{"
+                 f"{','.join(map(str, data))}}};" for data, name in self.blobs.items() if data]
+        # the host's ctypes layout of the structs is the one copied in: same on the M7
+        sizes = [f"typedef char size_of_{name}[sizeof({name}) == {C.sizeof(cls)} ? 1 : -1];"
+                 for cls, name in STRUCT_C.items()]
+        calls = "\n".join(f"  fails += case{k}();" for k in range(len(self.cases)))
         return "\n".join([
-            '#include <stdint.h>', '#include <string.h>', '#include "tt_kernels.h"',
-            "void tt_rig_print(const char *text);",
-            *self.decls,
+            "#include <stdint.h>", "#include <string.h>", '#include "tt_kernels.h"',
+            "void tt_rig_print(const char *text);", *sizes, *blobs,
+            f"static union {{ double align; uint8_t bytes[{self.arena}]; }} A;",
             "static int check(const char *label, const void *got, const void *want, "
             "unsigned n) {",
             "  if (memcmp(got, want, n) == 0) return 0;",
             '  tt_rig_print("MISMATCH "); tt_rig_print(label); tt_rig_print("\\n");',
-            "  return 1;", "}",
-            "int main(void) {", "  int fails = 0;", *self.body,
+            "  return 1;", "}", *self.cases,
+            "int main(void) {", "  int fails = 0;", calls,
             '  tt_rig_print(fails ? "FAIL\\n" : "PASS\\n");', "  return fails;", "}", ""])
 
 
-def window(e: Emitter, op) -> str:
-    o = options_of(op)
-    name = f"w{e.n}"
-    e.n += 1
-    e.decls.append(f"static const tt_window {name} = {{{o.get('stride_h', 1)}, "
-                   f"{o.get('stride_w', 1)}, {o.get('dilation_h', 1)}, "
-                   f"{o.get('dilation_w', 1)}, {o['pad_top']}, {o['pad_left']}}};")
-    return f"&{name}"
-
-
-def mask(e: Emitter, m) -> str:
-    return "0" if m is None else e.array(np.asarray(m, np.uint8))
-
-
-def emit_case(e: Emitter, g, op, args, expected, state) -> None:
-    """One C call reproducing c_kernels' call for `op` on `args`, checked against
-    `expected` (the host C results)."""
-    k = op.kind
-    f32 = lambda a: np.ascontiguousarray(a, np.float32)                # noqa: E731
-    if k == "TT_SAVE_MASK":
-        o = options_of(op)
-        y = np.asarray(args[0], np.int8)
-        out = e.out(expected[0])
-        e.body.append(f"  tt_save_mask_s8({e.array(y)}, {y.size}, {o['lo']}, {o['hi']}, "
-                      f"{out});")
-        e.check(k, out, expected[0])
-    elif k == "TT_BIAS_GRAD":
-        dy = f32(args[0])
-        out = e.out(expected[0])
-        e.body.append(f"  tt_bias_grad_f32({e.array(dy)}, {mask(e, args[1])}, "
-                      f"{dy.size // dy.shape[-1]}, {dy.shape[-1]}, {out});")
-        e.check(k, out, expected[0])
-    elif k in ("TT_CONV2D_INPUT_GRAD", "TT_DEPTHWISE_CONV2D_INPUT_GRAD"):
-        dy, w = f32(args[0]), np.asarray(args[2], np.int8)
-        wq = g.tensors[op.inputs[2]].quant
-        n, oh, ow, co = dy.shape
-        dx = expected[0]
-        out = e.out(dx)
-        if k == "TT_CONV2D_INPUT_GRAD":
-            scales = np.broadcast_to(wq.scale.astype(np.float32), (co,))
-            e.body.append(
-                f"  tt_conv2d_input_grad_f32({e.array(dy)}, {mask(e, args[1])}, {n}, {oh}, "
-                f"{ow}, {co}, {e.array(w)}, {e.array(np.array(scales))}, {w.shape[1]}, "
-                f"{w.shape[2]}, {window(e, op)}, {dx.shape[1]}, {dx.shape[2]}, {dx.shape[3]}, "
-                f"(float *){out});")
-        else:
-            m = options_of(op)["depth_multiplier"]
-            scales = np.broadcast_to(wq.scale.astype(np.float32), (co,))
-            e.body.append(
-                f"  tt_depthwise_conv2d_input_grad_f32({e.array(dy)}, {mask(e, args[1])}, {n},"
-                f" {oh}, {ow}, {co // m}, {m}, {e.array(w)}, {e.array(np.array(scales))}, "
-                f"{w.shape[1]}, {w.shape[2]}, {window(e, op)}, {dx.shape[1]}, {dx.shape[2]}, "
-                f"(float *){out});")
-        e.check(k, out, dx)
-    elif k in ("TT_CONV2D_WEIGHT_GRAD", "TT_DEPTHWISE_CONV2D_WEIGHT_GRAD"):
-        dy, x = f32(args[0]), np.asarray(args[2], np.int8)
-        xq = g.tensors[op.inputs[2]].quant
-        n, oh, ow, co = dy.shape
-        dw = expected[0]
-        out = e.out(dw)
-        scale = f"{np.float32(xq.s).view(np.uint32):#010x}"
-        fx = f"u2f({scale}u)"
-        if k == "TT_CONV2D_WEIGHT_GRAD":
-            e.body.append(
-                f"  tt_conv2d_weight_grad_f32({e.array(dy)}, {mask(e, args[1])}, {n}, {oh}, "
-                f"{ow}, {co}, {e.array(x)}, {fx}, {xq.zp}, {x.shape[1]}, {x.shape[2]}, "
-                f"{x.shape[3]}, {dw.shape[1]}, {dw.shape[2]}, {window(e, op)}, (float *){out});")
-        else:
-            m = options_of(op)["depth_multiplier"]
-            e.body.append(
-                f"  tt_depthwise_conv2d_weight_grad_f32({e.array(dy)}, {mask(e, args[1])}, {n},"
-                f" {oh}, {ow}, {co // m}, {m}, {e.array(x)}, {fx}, {xq.zp}, {x.shape[1]}, "
-                f"{x.shape[2]}, {dw.shape[1]}, {dw.shape[2]}, {window(e, op)}, (float *){out});")
-        e.check(k, out, dw)
-    elif k == "TT_FULLY_CONNECTED_INPUT_GRAD":
-        dy, w = f32(args[0]), np.asarray(args[2], np.int8)
-        units, depth = w.shape
-        scales = np.broadcast_to(g.tensors[op.inputs[2]].quant.scale.astype(np.float32),
-                                 (units,))
-        out = e.out(expected[0])
-        e.body.append(
-            f"  tt_fully_connected_input_grad_f32({e.array(dy)}, {mask(e, args[1])}, "
-            f"{dy.size // units}, {units}, {e.array(w)}, {e.array(np.array(scales))}, {depth},"
-            f" (float *){out});")
-        e.check(k, out, expected[0])
-    elif k == "TT_FULLY_CONNECTED_WEIGHT_GRAD":
-        dy, x = f32(args[0]), np.asarray(args[2], np.int8)
-        xq = g.tensors[op.inputs[2]].quant
-        units, kk = dy.shape[-1], x.shape[-1]
-        out = e.out(expected[0])
-        e.body.append(
-            f"  tt_fully_connected_weight_grad_f32({e.array(dy)}, {mask(e, args[1])}, "
-            f"{dy.size // units}, {units}, {e.array(x)}, "
-            f"u2f({np.float32(xq.s).view(np.uint32):#010x}u), {xq.zp}, {kk}, (float *){out});")
-        e.check(k, out, expected[0])
-    elif k == "TT_MEAN_GRAD":
-        shape = g.tensors[op.outputs[0]].shape
-        axes = set(options_of(op)["axes"])
-        reduced = np.array([1 if d in axes else 0 for d in range(len(shape))], np.int32)
-        out = e.out(expected[0])
-        e.body.append(
-            f"  tt_mean_grad_f32({e.array(f32(args[0]))}, {e.array(np.array(shape, np.int32))},"
-            f" {e.array(reduced)}, {len(shape)}, (float *){out});")
-        e.check(k, out, expected[0])
-    elif k in ("TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS"):
-        o = options_of(op)
-        param = np.array(args[0])
-        q = g.tensors[op.inputs[0]].quant
-        p_name = e.array(param, const=False)
-        mom = "0" if args[2] is None else e.array(f32(args[2]), const=False)
-        sgd = f"s{e.n}"
-        e.n += 1
-        e.decls.append(f"static const tt_sgd {sgd} = {{{float(o['lr'])!r}, "
-                       f"u2f_const, {int(bool(o['qas']))}, {o['rounding']}, "
-                       f"{o['decay_steps']}}};".replace(
-                           "u2f_const", f"{float(np.float32(o['momentum']))!r}f"))
-        rng = state["c"].rng if "c" in state else None
-        st = f"st{e.n}"
-        e.n += 1
-        e.body.append(f"  tt_update_state {st}; tt_update_state_init(&{st}, {o['seed']}u);")
-        assert rng is None
-        if k == "TT_UPDATE_WEIGHT":
-            dims = np.array(param.shape, np.int32)
-            scales = np.ascontiguousarray(q.scale.astype(np.float32))
-            e.body.append(
-                f"  tt_update_weight_s8({p_name}, {e.array(dims)}, {param.ndim}, "
-                f"{0 if o['axis'] == 0 else 1}, {e.array(scales)}, {scales.size}, "
-                f"{e.array(f32(args[1]))}, {o['channels']}, {mom}, &{sgd}, &{st});")
-        else:
-            scales = np.ascontiguousarray(np.broadcast_to(q.scale.astype(np.float32),
-                                                          param.shape))
-            e.body.append(
-                f"  tt_update_bias_s32({p_name}, {param.size}, {e.array(scales)}, "
-                f"{e.array(f32(args[1]))}, {mom}, &{sgd}, &{st});")
-        e.check(k, p_name, expected[0])
-        if args[2] is not None:
-            e.check(k + " momentum", mom, expected[1])
-
-
-def build_vectors() -> str:
-    """One training step of the example model (separate gradient/update ops, momentum,
-    stochastic rounding); the first instance of each covered op becomes a test case."""
-    r = augment.augment(tflite_io.load(EXAMPLE), "full", 4,
-                        Hyper(lr=0.05, momentum=0.5, rounding="stochastic", seed=5), fuse=False)
-    g = r.graph
-    ex = Executor(g, "c")
-    x = np.random.default_rng(0).integers(-128, 128, (1, 32, 32, 1)).astype(np.int8)
-    values = {i: t.data for i, t in enumerate(g.tensors) if t.data is not None}
-    values.update(ex.variables)
-    values[g.inputs[0]], values[g.inputs[1]] = x, np.array([1], np.int32)
-    e = Emitter()
-    e.decls.append("static float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }")
-    done = set()
-    for k, op in enumerate(g.operators):
-        d = ex.opdefs[k]
-        args = [values.get(i) if i >= 0 else None for i in op.inputs]
-        if op.kind in CASES and op.kind not in done:
-            copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-            state = {}
-            outs = d.forward(g, op, copies, state) if d.stateful else d.forward(g, op, copies)
-            expected = list(outs) if not d.stateful else [copies[0], copies[2]]
-            emit_case(e, g, op, [a.copy() if isinstance(a, np.ndarray) else a for a in args],
-                      [np.asarray(v) for v in expected if v is not None], {})
-            done.add(op.kind)
-        outs = d.forward(g, op, args, ex.op_state[k]) if d.stateful else d.forward(g, op, args)
-        for index, y in zip(op.outputs, outs):
-            values[index] = np.asarray(y).reshape(g.tensors[index].shape)
-    assert done == set(CASES), set(CASES) - done
-    return e.program()
+def header_functions() -> set[str]:
+    return set(re.findall(r"^\w+\s+(tt_\w+)\(", c_kernels.HEADER.read_text(), re.M))
 
 
 def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):
@@ -255,17 +245,26 @@ def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):
     if gcc is None or qemu is None:
         pytest.skip("the Cortex-M7 rig needs gcc-arm-none-eabi and qemu-system-arm "
                     "(make setup installs them)")
-    (tmp_path / "main.c").write_text(build_vectors())
+    calls = (latest_calls(training_steps(fuse=True)) + latest_calls(training_steps(fuse=False))
+             + direct_calls())
+    missing = header_functions() - {c.name for c in calls}
+    assert not missing, missing
+    program = Program()
+    for call in calls:
+        program.add(call)
+    (tmp_path / "main.c").write_text(program.source())
     elf = tmp_path / "test.elf"
     subprocess.run([gcc, *CPU, "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra",
                     "-Werror", "-ffunction-sections", "-fdata-sections", "-nostartfiles",
                     "--specs=nano.specs", "--specs=nosys.specs", "-T", str(RIG / "link.ld"),
                     "-Wl,--gc-sections", "-I", str(c_kernels.ROOT / "include"),
-                    str(RIG / "startup.c"), str(c_kernels.ROOT / "src" / "tt_kernels.c"),
-                    str(tmp_path / "main.c"), "-lm", "-o", str(elf)], check=True)
+                    str(RIG / "startup.c"), *map(str, test_micro_kernels.SOURCES),
+                    str(tmp_path / "main.c"), "-o", str(elf)], check=True)
     res = subprocess.run(["timeout", "120", qemu, "-M", "mps2-an500", "-cpu", "cortex-m7",
                           "-nographic", "-monitor", "none", "-serial", "stdio",
                           "-semihosting-config", "enable=on,target=native", "-kernel",
                           str(elf)], capture_output=True, text=True)
     output = res.stdout + res.stderr
+    print(f"{len(calls)} calls of {len({c.name for c in calls})} functions, "
+          f"{sum(map(len, program.blobs)):,} bytes of vectors")
     assert res.returncode == 0 and "PASS" in output, output[-2000:]

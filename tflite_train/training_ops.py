@@ -1,9 +1,10 @@
 """The TT_* custom-op contract (schema/training_ops.json) on the Python side: building ops
-with checked flexbuffer options, reading them back, and the xorshift32 stream used for
-stochastic rounding."""
+with checked flexbuffer options, reading them back, the xorshift32 stream used for
+stochastic rounding, and the C kernels' cos(pi t / n) of the learning-rate decay."""
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -129,3 +130,41 @@ def uniform(state: int, n: int) -> tuple[np.ndarray, int]:
     """n float32 uniforms in [0, 1) as the schema defines them, and the new state."""
     r, state = xorshift32_stream(state, n)
     return (r >> 8).astype(np.float32) * np.float32(2.0 ** -24), state
+
+
+# --- cos(pi t / n), as micro_kernels/src/tt_math.c computes it ------------------------------
+# The same IEEE double operations in the same order as tt_cos_pi_ratio (Python floats are
+# doubles, and Python never fuses a multiply-add), so the decayed learning rate is
+# bit-identical between the numpy reference and the C kernels on every target. The
+# coefficients are 1/k! rounded once, exactly as C's `1.0 / 6.0` constants.
+
+_PI = float.fromhex("0x1.921fb54442d18p+1")
+_SIN = tuple((-1.0) ** k / math.factorial(2 * k + 1) for k in range(1, 9))    # -1/3!, .., 1/17!
+_COS = tuple((-1.0) ** k / math.factorial(2 * k) for k in range(1, 10))       # -1/2!, .., -1/18!
+
+
+def _sin_taylor(a: float) -> float:
+    z = a * a
+    p = _SIN[-1]
+    for c in reversed(_SIN[:-1]):
+        p = c + z * p
+    return a + a * (z * p)
+
+
+def _cos_taylor(a: float) -> float:
+    z = a * a
+    p = _COS[-1]
+    for c in reversed(_COS[:-1]):
+        p = c + z * p
+    return 1.0 + z * p
+
+
+def cos_pi_ratio(t: int, n: int) -> float:
+    """cos(pi * t / n) for 0 <= t <= n, bit-identical to tt_cos_pi_ratio: folded in integers
+    to an angle in [0, pi/4], then a Taylor polynomial (schema: math.cos_pi_ratio)."""
+    sign = 1.0
+    if 2 * t > n:
+        t, sign = n - t, -1.0
+    if 4 * t > n:
+        return sign * _sin_taylor(_PI * float(n - 2 * t) / float(2 * n))
+    return sign * _cos_taylor(_PI * float(t) / float(n))

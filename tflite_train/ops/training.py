@@ -3,12 +3,10 @@ saved masks and slices, the loss, gradient plumbing, and the QAS SGD updates.
 Semantics: schema/training_ops.json (the C kernels implement the same text)."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..ir import Graph, Operator
-from ..training_ops import options_of, seed_state, uniform
+from ..training_ops import cos_pi_ratio, options_of, seed_state, uniform
 from . import OpDef, masked, register
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -95,11 +93,12 @@ def _round(delta: np.ndarray, rounding: int, state: dict, seed: int) -> np.ndarr
 
 
 def learning_rate(o: dict, step: int) -> np.float32:
-    """The op's lr at its `step`-th training Invoke: constant, or cosine-decayed to 0."""
+    """The op's lr at its `step`-th training Invoke: constant, or cosine-decayed to 0. The
+    cosine is the C kernels' own (cos_pi_ratio), so the lr is bit-identical to theirs."""
     n = o["decay_steps"]
     if n == 0:
         return np.float32(o["lr"])
-    return np.float32(o["lr"] * 0.5 * (1.0 + math.cos(math.pi * min(step, n) / n)))
+    return np.float32(o["lr"] * 0.5 * (1.0 + cos_pi_ratio(min(step, n), n)))
 
 
 def _sgd_delta(grad: np.ndarray, scale: np.ndarray, momentum_buf, o: dict,

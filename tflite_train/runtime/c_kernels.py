@@ -1,22 +1,22 @@
 """The micro_kernels C library, driven through ctypes with the numpy kernels' signatures:
 `fn(graph, op, inputs)` (and `state` for the update ops), so that an executor can run any
-TT_* op in C instead of numpy. Builds the library with `make -C micro_kernels` when it is
-missing or older than its sources."""
+TT_* op in C instead of numpy. `make -C micro_kernels` (re)builds the library first."""
 from __future__ import annotations
 
 import ctypes as C
-import subprocess
+import re
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import TTError
 from ..ir import Graph, Operator
 from ..training_ops import options_of, seed_state
+from .build import BUILD, MICRO_KERNELS, micro_kernels_library
 
-ROOT = Path(__file__).resolve().parents[2] / "micro_kernels"
-LIBRARY = ROOT / "build" / "libtt_kernels.so"
+ROOT = MICRO_KERNELS
+LIBRARY = BUILD / "libtt_kernels.so"
+HEADER = ROOT / "include" / "tt_kernels.h"
 
 
 class Window(C.Structure):
@@ -35,14 +35,19 @@ class UpdateState(C.Structure):
 
 @lru_cache(maxsize=1)
 def library() -> C.CDLL:
-    sources = list((ROOT / "src").glob("*.c")) + list((ROOT / "include").glob("*.h"))
-    if not sources:
-        raise TTError(f"{ROOT}: the C kernels' sources are missing")
-    if not LIBRARY.exists() or LIBRARY.stat().st_mtime < max(p.stat().st_mtime for p in sources):
-        res = subprocess.run(["make", "-s", "-C", str(ROOT)], capture_output=True, text=True)
-        if res.returncode != 0:
-            raise TTError(f"building the C kernels failed: {res.stderr.strip()[-500:]}")
-    return C.CDLL(str(LIBRARY))
+    return declare_return_types(C.CDLL(str(micro_kernels_library("all", LIBRARY.name))))
+
+
+RETURN_CTYPES = {"void": None, "int": C.c_int, "float": C.c_float, "double": C.c_double,
+                 "uint32_t": C.c_uint32}
+
+
+def declare_return_types(lib: C.CDLL) -> C.CDLL:
+    """Every tt_* function's restype as the header declares it (ctypes assumes int: a float
+    or double result would be read from the wrong register)."""
+    for ret, name in re.findall(r"^(\w+)\s+(tt_\w+)\(", HEADER.read_text(), re.M):
+        getattr(lib, name).restype = RETURN_CTYPES[ret]
+    return lib
 
 
 def _p(array, ctype):
@@ -133,22 +138,17 @@ def conv_input_grad(graph: Graph, op: Operator, inputs) -> list:
     return [dx]
 
 
-def _conv_weight_grad(graph, op, inputs, kernel_hw, k) -> np.ndarray:
+def conv_weight_grad(graph: Graph, op: Operator, inputs) -> list:
     dy, x_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
     x = _i8(inputs[2])
     n, oh, ow, co = dy.shape
-    dw = np.empty((co,) + tuple(kernel_hw) + (k,), np.float32)
+    dw = np.empty(graph.tensors[op.outputs[0]].shape, np.float32)
     win = _window(op)
     library().tt_conv2d_weight_grad_f32(
         _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, co, _p(x, I8), F32(x_t.quant.s),
-        x_t.quant.zp, x.shape[1], x.shape[2], k, kernel_hw[0], kernel_hw[1], C.byref(win),
-        _p(dw, F32))
-    return dw
-
-
-def conv_weight_grad(graph: Graph, op: Operator, inputs) -> list:
-    shape = graph.tensors[op.outputs[0]].shape
-    return [_conv_weight_grad(graph, op, inputs, shape[1:3], shape[3])]
+        x_t.quant.zp, x.shape[1], x.shape[2], x.shape[3], dw.shape[1], dw.shape[2],
+        C.byref(win), _p(dw, F32))
+    return [dw]
 
 
 def dw_input_grad(graph: Graph, op: Operator, inputs) -> list:
@@ -166,22 +166,18 @@ def dw_input_grad(graph: Graph, op: Operator, inputs) -> list:
     return [dx]
 
 
-def _dw_weight_grad(graph, op, inputs, kernel_hw) -> np.ndarray:
+def dw_weight_grad(graph: Graph, op: Operator, inputs) -> list:
     dy, x_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
     x = _i8(inputs[2])
     n, oh, ow, cm = dy.shape
     m = options_of(op)["depth_multiplier"]
-    dw = np.empty((1,) + tuple(kernel_hw) + (cm,), np.float32)
+    dw = np.empty(graph.tensors[op.outputs[0]].shape, np.float32)
     win = _window(op)
     library().tt_depthwise_conv2d_weight_grad_f32(
         _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, cm // m, m, _p(x, I8),
-        F32(x_t.quant.s), x_t.quant.zp, x.shape[1], x.shape[2], kernel_hw[0], kernel_hw[1],
+        F32(x_t.quant.s), x_t.quant.zp, x.shape[1], x.shape[2], dw.shape[1], dw.shape[2],
         C.byref(win), _p(dw, F32))
-    return dw
-
-
-def dw_weight_grad(graph: Graph, op: Operator, inputs) -> list:
-    return [_dw_weight_grad(graph, op, inputs, graph.tensors[op.outputs[0]].shape[1:3])]
+    return [dw]
 
 
 def fc_input_grad(graph: Graph, op: Operator, inputs) -> list:
@@ -195,7 +191,7 @@ def fc_input_grad(graph: Graph, op: Operator, inputs) -> list:
     return [dx]
 
 
-def _fc_weight_grad(graph, op, inputs) -> np.ndarray:
+def fc_weight_grad(graph: Graph, op: Operator, inputs) -> list:
     dy, x_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
     x = _i8(inputs[2])
     units, k = dy.shape[-1], x.shape[-1]
@@ -203,11 +199,7 @@ def _fc_weight_grad(graph, op, inputs) -> np.ndarray:
     library().tt_fully_connected_weight_grad_f32(
         _p(dy, F32), _p(_mask(inputs[1]), U8), dy.size // units, units, _p(x, I8),
         F32(x_t.quant.s), x_t.quant.zp, k, _p(dw, F32))
-    return dw
-
-
-def fc_weight_grad(graph: Graph, op: Operator, inputs) -> list:
-    return [_fc_weight_grad(graph, op, inputs)]
+    return [dw]
 
 
 def _pool(graph: Graph, op: Operator, inputs, fn, saved=None) -> list:
@@ -293,13 +285,21 @@ def init(graph: Graph, op: Operator, inputs, state) -> list:
 
 
 def sum_grad(graph: Graph, op: Operator, inputs) -> list:
-    if inputs[1] is None:                           # a broadcast sum: data movement, numpy
-        from ..ops.training import sum_grad as reference
-        return reference(graph, op, inputs)
+    if inputs[1] is None:
+        return [_sum_broadcast(_f32(inputs[0]), graph.tensors[op.outputs[0]].shape)]
     a, b = _f32(inputs[0]), _f32(inputs[1])
     out = np.empty_like(a)
     library().tt_add_grad_f32(_p(a, F32), _p(b, F32), a.size, _p(out, F32))
     return [out]
+
+
+def _sum_broadcast(dy: np.ndarray, shape) -> np.ndarray:
+    """dy summed back to the forward input's `shape`, given leading 1s up to dy's rank."""
+    dx_dims = (1,) * (dy.ndim - len(shape)) + tuple(shape)
+    dx = np.empty(shape, np.float32)
+    library().tt_sum_broadcast_grad_f32(_p(dy, F32), _p(_dims(dy.shape), I32),
+                                        _p(_dims(dx_dims), I32), dy.ndim, _p(dx, F32))
+    return dx
 
 
 def _sgd(o: dict) -> Sgd:
@@ -316,51 +316,92 @@ def _state(state: dict, o: dict) -> UpdateState:
     return state["c"]
 
 
-def _update_weight(w, w_q, grad, mom, o, state) -> None:
-    dims = np.array(w.shape, np.int32)
-    scales = np.ascontiguousarray(w_q.scale.astype(np.float32))
-    g = _f32(grad)
-    m = None if mom is None else mom
-    sgd, st = _sgd(o), _state(state, o)
-    library().tt_update_weight_s8(_p(w, I8), _p(dims, I32), w.ndim, 0 if o["axis"] == 0 else 1,
-                                  _p(scales, F32), scales.size, _p(g, F32), o["channels"],
-                                  _p(m, F32), C.byref(sgd), C.byref(st))
-
-
-def _update_bias(b, b_q, grad, mom, o, state) -> None:
-    scales = np.ascontiguousarray(np.broadcast_to(b_q.scale.astype(np.float32), b.shape))
-    sgd, st = _sgd(o), _state(state, o)
-    library().tt_update_bias_s32(_p(b, I32), b.size, _p(scales, F32), _p(_f32(grad), F32),
-                                 _p(mom, F32), C.byref(sgd), C.byref(st))
+def _weight_scales(graph: Graph, op: Operator, index: int) -> np.ndarray:
+    """The scales of the weights at input `index`: one, or one per output channel."""
+    return np.ascontiguousarray(graph.tensors[op.inputs[index]].quant.scale.astype(np.float32))
 
 
 def update_weight(graph: Graph, op: Operator, inputs, state) -> list:
-    _update_weight(inputs[0], graph.tensors[op.inputs[0]].quant, inputs[1], inputs[2],
-                   options_of(op), state)
+    w, o = inputs[0], options_of(op)
+    scales = _weight_scales(graph, op, 0)
+    sgd, st = _sgd(o), _state(state, o)
+    library().tt_update_weight_s8(
+        _p(w, I8), _p(_dims(w.shape), I32), w.ndim, 0 if o["axis"] == 0 else 1,
+        _p(scales, F32), scales.size, _p(_f32(inputs[1]), F32), o["channels"],
+        _p(inputs[2], F32), C.byref(sgd), C.byref(st))
     return []
 
 
 def update_bias(graph: Graph, op: Operator, inputs, state) -> list:
-    _update_bias(inputs[0], graph.tensors[op.inputs[0]].quant, inputs[1], inputs[2],
-                 options_of(op), state)
+    b, o = inputs[0], options_of(op)
+    sgd, st = _sgd(o), _state(state, o)
+    scales = _scales(graph.tensors[op.inputs[0]].quant, b.size)
+    library().tt_update_bias_s32(_p(b, I32), b.size, _p(scales, F32), _p(_f32(inputs[1]), F32),
+                                 _p(inputs[2], F32), C.byref(sgd), C.byref(st))
+    return []
+
+
+# The fused updates (inputs dy, mask, saved, weights, momentum, label): the C kernel computes
+# the gradient piece by piece into `scratch`, of the schema's scratch_floats size.
+
+def conv_weight_update(graph: Graph, op: Operator, inputs, state) -> list:
+    dy, x_t, o = _f32(inputs[0]), graph.tensors[op.inputs[2]], options_of(op)
+    x, w = _i8(inputs[2]), inputs[3]
+    n, oh, ow, co = dy.shape
+    _, kh, kw, ci = w.shape
+    k = o["channels"]
+    scales = _weight_scales(graph, op, 3)
+    scratch = np.empty(kh * kw * k, np.float32)
+    win, sgd, st = _window(op), _sgd(o), _state(state, o)
+    library().tt_conv2d_weight_update_s8(
+        _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, co, _p(x, I8), F32(x_t.quant.s),
+        x_t.quant.zp, x.shape[1], x.shape[2], k, _p(w, I8), kh, kw, ci, _p(scales, F32),
+        scales.size, C.byref(win), _p(inputs[4], F32), C.byref(sgd), C.byref(st),
+        _p(scratch, F32))
+    return []
+
+
+def dw_weight_update(graph: Graph, op: Operator, inputs, state) -> list:
+    dy, x_t, o = _f32(inputs[0]), graph.tensors[op.inputs[2]], options_of(op)
+    x, w = _i8(inputs[2]), inputs[3]
+    n, oh, ow, cm = dy.shape
+    m = o["depth_multiplier"]
+    _, kh, kw, _ = w.shape
+    scales = _weight_scales(graph, op, 3)
+    scratch = np.empty(kh * kw * cm, np.float32)
+    win, sgd, st = _window(op), _sgd(o), _state(state, o)
+    library().tt_depthwise_conv2d_weight_update_s8(
+        _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, cm // m, m, _p(x, I8),
+        F32(x_t.quant.s), x_t.quant.zp, x.shape[1], x.shape[2], _p(w, I8), kh, kw,
+        _p(scales, F32), scales.size, C.byref(win), _p(inputs[4], F32), C.byref(sgd),
+        C.byref(st), _p(scratch, F32))
+    return []
+
+
+def fc_weight_update(graph: Graph, op: Operator, inputs, state) -> list:
+    dy, x_t, o = _f32(inputs[0]), graph.tensors[op.inputs[2]], options_of(op)
+    x, w = _i8(inputs[2]), inputs[3]
+    units, depth = w.shape
+    k = o["channels"]
+    scales = _weight_scales(graph, op, 3)
+    scratch = np.empty(k, np.float32)
+    sgd, st = _sgd(o), _state(state, o)
+    library().tt_fully_connected_weight_update_s8(
+        _p(dy, F32), _p(_mask(inputs[1]), U8), dy.size // units, units, _p(x, I8),
+        F32(x_t.quant.s), x_t.quant.zp, k, _p(w, I8), depth, _p(scales, F32), scales.size,
+        _p(inputs[4], F32), C.byref(sgd), C.byref(st), _p(scratch, F32))
     return []
 
 
 def bias_update(graph: Graph, op: Operator, inputs, state) -> list:
-    grad = bias_grad(graph, op, inputs[:2])[0]
-    _update_bias(inputs[2], graph.tensors[op.inputs[2]].quant, grad, inputs[3],
-                 options_of(op), state)
+    dy, b, o = _f32(inputs[0]), inputs[2], options_of(op)
+    scales = _scales(graph.tensors[op.inputs[2]].quant, b.size)
+    scratch = np.empty(b.size, np.float32)
+    sgd, st = _sgd(o), _state(state, o)
+    library().tt_bias_update_s32(
+        _p(dy, F32), _p(_mask(inputs[1]), U8), dy.size // b.size, b.size, _p(b, I32),
+        _p(scales, F32), _p(inputs[3], F32), C.byref(sgd), C.byref(st), _p(scratch, F32))
     return []
-
-
-def _fused(grad_fn):
-    def forward(graph: Graph, op: Operator, inputs, state) -> list:
-        w_t = graph.tensors[op.inputs[3]]
-        o = options_of(op)
-        grad = grad_fn(graph, op, inputs, w_t.shape, o["channels"])
-        _update_weight(inputs[3], w_t.quant, grad, inputs[4], o, state)
-        return []
-    return forward
 
 
 # op name -> (C-backed kernel, stateful)
@@ -388,10 +429,7 @@ C_KERNELS = {
     "TT_UPDATE_WEIGHT": (update_weight, True),
     "TT_UPDATE_BIAS": (update_bias, True),
     "TT_BIAS_UPDATE": (bias_update, True),
-    "TT_CONV2D_WEIGHT_UPDATE": (_fused(lambda g, op, ins, shape, k: _conv_weight_grad(
-        g, op, ins, shape[1:3], k)), True),
-    "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE": (_fused(lambda g, op, ins, shape, k: _dw_weight_grad(
-        g, op, ins, shape[1:3])), True),
-    "TT_FULLY_CONNECTED_WEIGHT_UPDATE": (_fused(lambda g, op, ins, shape, k: _fc_weight_grad(
-        g, op, ins)), True),
+    "TT_CONV2D_WEIGHT_UPDATE": (conv_weight_update, True),
+    "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE": (dw_weight_update, True),
+    "TT_FULLY_CONNECTED_WEIGHT_UPDATE": (fc_weight_update, True),
 }
