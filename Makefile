@@ -3,13 +3,15 @@
 #   make test          the whole test suite
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
-APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm dataset-fashion-mnist
+APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm dataset-fashion-mnist \
+            libflatbuffers-dev g++ cmake binutils
 
 .PHONY: setup apt venv test demo bench mcu-test kernels clean
 
 setup: apt venv
 
-# Debian packages: the Cortex-M7 toolchain, QEMU, and Fashion-MNIST. Skipped when present.
+# Debian packages: the Cortex-M7 toolchain, QEMU, Fashion-MNIST, flexbuffers for the TFLM
+# glue, and the C++/CMake/binutils its tests use. Skipped when present.
 apt:
 	@missing=""; for p in $(APT_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
@@ -35,9 +37,10 @@ test:
 demo:
 	$(PY) -m tflite_train.demo
 
-# The C training kernels for the host (also built on first use by --engine c).
+# The C training kernels for the host and the TFLM glue for the pinned wheel (also built on
+# first use by --engine c / --engine tflm).
 kernels:
-	$(MAKE) -C micro_kernels
+	$(MAKE) -C micro_kernels all tflm-wheel
 
 # The same kernels cross-compiled for Cortex-M7 and run under QEMU (part of `make test`).
 mcu-test:

@@ -141,6 +141,17 @@ def dense_model():
     return tf.keras.Model(inp, L.Softmax()(x))
 
 
+def softmax_mid_model():
+    """SOFTMAX inside the network (a gradient passes through it): dense -> softmax ->
+    dense -> softmax."""
+    tf, L = _tf()
+    b = _init(0.3)
+    x = inp = tf.keras.Input((12,), batch_size=1)
+    x = L.Softmax()(L.Dense(8, bias_initializer=b, kernel_initializer=_init(3.0))(x))
+    x = L.Dense(4, bias_initializer=b, kernel_initializer=_init(3.0))(x)
+    return tf.keras.Model(inp, L.Softmax()(x))
+
+
 def branches_model():
     """ADD: two branches of different scales, a residual add, an add with fused RELU (Add ->
     ReLU), a broadcast add of a keepdims MEAN; explicit tf.pad; TRANSPOSE; stride-1 pools;
@@ -264,6 +275,7 @@ MODELS: dict[str, Entry] = {
     "depthwise_per_tensor": _entry(depthwise_model, _DW, per_tensor=True),
     "pool": _entry(pool_model, "CONV_2D MAX_POOL_2D AVERAGE_POOL_2D ADD MEAN FULLY_CONNECTED"),
     "dense": _entry(dense_model, "FULLY_CONNECTED SOFTMAX"),
+    "softmax_mid": _entry(softmax_mid_model, "FULLY_CONNECTED SOFTMAX"),
     "branches": _entry(branches_model, "CONV_2D ADD MEAN PAD TRANSPOSE MAX_POOL_2D "
                                        "AVERAGE_POOL_2D RESHAPE FULLY_CONNECTED"),
     "mean": _entry(mean_model, "CONV_2D MEAN ADD TRANSPOSE FULLY_CONNECTED"),

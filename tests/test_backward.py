@@ -14,6 +14,11 @@ indistinguishable from a clamped one), and the op's own VJP is taken without it.
 Tolerance: relative L2 error <= 1e-4 per tensor. Both sides compute in float32-or-better
 on identical inputs; what differs is summation order (TF float32 kernels vs our float64
 accumulation rounded to float32), about 1e-6 relative, compounded over ~30 layers.
+
+One exception: a SOFTMAX inside the network (zoo model softmax_mid). Its gradient rule uses
+the softmax output the device saved, int8 at a scale of 1/256, where TF recomputes it in
+float from the input: probabilities of about 1/8 then differ by up to 3% each, and so do the
+gradients below that op (measured 1.9e-2). Those models are held to 5e-2.
 """
 import numpy as np
 import pytest
@@ -25,6 +30,7 @@ from tflite_train.runtime.numpy_exec import Executor
 from tflite_train.tf_float import activation_vjp, apply, dequantize
 
 REL_TOL = 1e-4
+SOFTMAX_INSIDE_TOL = 5e-2
 
 
 def rel_err(ours, theirs):
@@ -86,7 +92,7 @@ def tf_backward(graph, result, values, init_values):
     return grads, param_grads
 
 
-def check_gradients(model_bytes, scheme, num_classes=None, seed=0):
+def check_gradients(model_bytes, scheme, num_classes=None, seed=0, tol=REL_TOL):
     graph = tflite_io.parse(model_bytes)
     result = augment.augment(graph, scheme, num_classes, Hyper(lr=1e-3, seed=seed), fuse=False)
     g = result.graph
@@ -105,14 +111,14 @@ def check_gradients(model_bytes, scheme, num_classes=None, seed=0):
     for t, gt in result.backward.grads.items():
         if t in tf_grads and gt in values:
             err = rel_err(values[gt].ravel(), np.ravel(tf_grads[t]))
-            assert err <= REL_TOL, f"grad of {g.tensors[t].name}: rel err {err:.2e}"
+            assert err <= tol, f"grad of {g.tensors[t].name}: rel err {err:.2e}"
             checked += 1
     for p, gp in result.backward.param_grads.items():
         ours = values[gp]
         theirs = np.asarray(tf_param_grads[p])
         theirs = theirs[..., :ours.shape[-1]].reshape(ours.shape)   # trained channels only
         err = rel_err(ours, theirs)
-        assert err <= REL_TOL, f"grad of {g.tensors[p].name}: rel err {err:.2e}"
+        assert err <= tol, f"grad of {g.tensors[p].name}: rel err {err:.2e}"
         checked += 1
     assert checked >= 2
     return checked
@@ -128,8 +134,11 @@ def test_zoo_gradients_match_tensorflow(zoo):
         graph = tflite_io.load(path)
         if graph.tensors[graph.inputs[0]].dtype != "int8":
             continue                      # float I/O models: no int8 logits to train on
+        inside = any(op.kind == "TT_SOFTMAX_GRAD" for op in augment.augment(
+            graph, "full", None, Hyper(), fuse=False).graph.operators)
         try:
-            check_gradients(path.read_bytes(), "full")
+            check_gradients(path.read_bytes(), "full",
+                            tol=SOFTMAX_INSIDE_TOL if inside else REL_TOL)
         except Exception as exc:           # name the model in the failure
             raise AssertionError(f"{name}: {exc}") from exc
 

@@ -12,7 +12,7 @@ from .augment import training_metadata
 from .data import Dataset, DataError, to_model_input
 from .errors import TTError
 from .ir import Graph
-from .runtime.numpy_exec import Executor
+from .runtime import make_executor
 
 
 @dataclass
@@ -65,7 +65,7 @@ class Trainer:
     def __init__(self, graph: Graph, dataset: Dataset, engine: str = "numpy"):
         self.graph = graph
         self.meta = training_metadata(graph)
-        self.executor = Executor(graph, engine)
+        self.executor = make_executor(graph, engine)
         self.input = graph.tensors[graph.inputs[0]]
         self.classes = classes_of(graph)
         self.data = dataset

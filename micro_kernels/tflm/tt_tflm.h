@@ -1,0 +1,61 @@
+/* tflite-train training ops for a TensorFlow Lite Micro application.
+ *
+ *   static tflite::MicroMutableOpResolver<kForwardOps + tflite_train::kNumTrainingOps> resolver;
+ *   ... resolver.AddConv2D(); ... (the forward ops of the model)
+ *   tflite_train::AddTrainingOps(resolver);
+ *
+ * then load a training model written by `tflite-train augment`, set input 0 (the sample) and
+ * input 1 (the int32 label; negative = inference only) and Invoke(): one training step.
+ * The arithmetic is in ../include/tt_kernels.h; this glue only maps tensors onto it.
+ */
+#ifndef TT_TFLM_H
+#define TT_TFLM_H
+
+#include "tt_tflm_compat.h"
+
+namespace tflite_train {
+
+/* The TT_* custom ops of schema/training_ops.json, all of them. */
+constexpr int kNumTrainingOps = 26;
+
+/* Name (e.g. "TT_CONV2D_INPUT_GRAD") and registration of training op i, 0 <= i < 26;
+ * NULL outside that range. Both live for the whole program. */
+const char *TrainingOpName(int i);
+const tflm::Registration *TrainingOpRegistration(int i);
+
+/* Where the trained tensors are, once TT_INIT has run (the first Invoke() after
+ * AllocateTensors() or Reset(), whatever the label): one entry per trained variable, i.e.
+ * per (initial value, variable) pair of TT_INIT. An app reads them to save what it learned
+ * (to flash, say) and writes them, after that first Invoke(), to restore it. */
+struct TrainedTensor {
+  int32_t tensor;      /* index in the model (`tflite-train header` lists them) */
+  void *data;
+  int32_t bytes;
+};
+struct TrainedTensors {
+  TrainedTensor *entries;   /* app-owned */
+  int32_t capacity;
+  int32_t count;            /* set by TT_INIT: can exceed capacity (then entries are cut) */
+};
+
+/* TT_INIT reports to `sink` from now on (NULL: to nobody). TFLM gives an app no handle on
+ * a variable tensor without keeping every tensor alive, so this is the one piece of global
+ * state in the glue: one sink, for the one model a microcontroller trains at a time. */
+void ReportTrainedTensorsTo(TrainedTensors *sink);
+
+/* Adds every training op to a TFLM op resolver (anything with TFLM's
+ * AddCustom(const char*, const TFLMRegistration*)); the resolver needs room for
+ * kNumTrainingOps more ops. Returns kTfLiteError at the first op the resolver refuses. */
+template <typename Resolver>
+tflm::Status AddTrainingOps(Resolver &resolver) {
+  for (int i = 0; i < kNumTrainingOps; ++i) {
+    if (resolver.AddCustom(TrainingOpName(i), TrainingOpRegistration(i)) != tflm::kOk) {
+      return tflm::kError;
+    }
+  }
+  return tflm::kOk;
+}
+
+}  // namespace tflite_train
+
+#endif  /* TT_TFLM_H */

@@ -1,0 +1,1118 @@
+/* TFLM registrations of the TT_* training ops (schema/training_ops.json).
+ *
+ * TFLM's kernel pattern: Init parses the flexbuffer options once into op data, Prepare
+ * checks the tensors and caches quantization (scales copied into persistent memory, scratch
+ * requested), Invoke only maps tensors onto the portable kernels of tt_kernels.h, and Reset
+ * rewinds per-op state (TT_INIT's flag, the update ops' RNG and step). Every op but TT_INIT
+ * reads the label (its last input) and does nothing for label < 0 (inference only).
+ */
+#include <string.h>
+
+#include "tt_kernels.h"
+#include "tt_tflm.h"
+#include "tt_tflm_options.h"
+
+namespace tflite_train {
+namespace tflm {
+namespace {
+
+constexpr int kMaxRank = 6;      /* what the data-movement kernels accept */
+constexpr int kMaxTemps = 8;
+
+/* ---- tensors at Invoke ------------------------------------------------------------------ */
+
+int32_t Count(const TfLiteIntArray *dims) {
+  int32_t n = 1;
+  for (int i = 0; i < dims->size; ++i) n *= dims->data[i];
+  return n;
+}
+
+int32_t Dim(const TfLiteEvalTensor *t, int i) { return t->dims->data[i]; }
+int32_t Last(const TfLiteEvalTensor *t) { return t->dims->data[t->dims->size - 1]; }
+
+template <typename T>
+T *Data(const TfLiteEvalTensor *t) {
+  return t == nullptr ? nullptr : reinterpret_cast<T *>(t->data.data);
+}
+
+bool Training(const TfLiteContext *context, const TfLiteNode *node) {
+  return EvalInput(context, node, InputCount(node) - 1)->data.i32[0] >= 0;
+}
+
+int32_t TypeBytes(TfLiteType type) {
+  switch (type) {
+    case kTfLiteInt8: case kTfLiteUInt8: case kTfLiteBool: return 1;
+    case kTfLiteInt16: return 2;
+    case kTfLiteFloat32: case kTfLiteInt32: return 4;
+    case kTfLiteInt64: return 8;
+    default: return 0;
+  }
+}
+
+/* ---- Prepare: checks with one-line messages, temporary tensors released on return -------- */
+
+class Prepare {
+ public:
+  Prepare(TfLiteContext *context, TfLiteNode *node, const char *op)
+      : context_(context), node_(node), op_(op) {}
+  ~Prepare() {
+    for (int i = 0; i < temps_; ++i) Release(context_, temp_[i]);
+  }
+
+  TfLiteStatus Fail(const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    VLog(op_, format, args);
+    va_end(args);
+    return kTfLiteError;
+  }
+
+  /* The op's inputs: `n` including the label, which must be int32. */
+  bool Inputs(int n) {
+    if (InputCount(node_) != n) {
+      Fail("%d inputs, the schema says %d", InputCount(node_), n);
+      return false;
+    }
+    TfLiteTensor *label = In(n - 1);
+    if (label == nullptr || label->type != kTfLiteInt32) {
+      Fail("the last input (the label) must be an int32 tensor");
+      return false;
+    }
+    return true;
+  }
+
+  TfLiteTensor *In(int index) { return Keep(TempInput(context_, node_, index)); }
+  TfLiteTensor *Out(int index) { return Keep(TempOutput(context_, node_, index)); }
+
+  /* Input `index` present and of `type` (or absent, when optional). */
+  TfLiteTensor *In(int index, TfLiteType type, const char *what, bool optional = false) {
+    if (!HasInput(node_, index)) {
+      if (!optional) Fail("input %d (%s) is missing", index, what);
+      return nullptr;
+    }
+    TfLiteTensor *t = In(index);
+    if (t == nullptr || t->type != type) {
+      Fail("input %d (%s) has type %d, wants %d", index, what, t ? t->type : -1, type);
+      return nullptr;
+    }
+    return t;
+  }
+  TfLiteTensor *Out(int index, TfLiteType type, const char *what) {
+    if (OutputCount(node_) <= index) {
+      Fail("output %d (%s) is missing", index, what);
+      return nullptr;
+    }
+    TfLiteTensor *t = Out(index);
+    if (t == nullptr || t->type != type) {
+      Fail("output %d (%s) has type %d, wants %d", index, what, t ? t->type : -1, type);
+      return nullptr;
+    }
+    return t;
+  }
+
+  bool Rank(const TfLiteTensor *t, int rank, const char *what) {
+    if (t->dims->size == rank) return true;
+    Fail("%s has rank %d, wants %d", what, t->dims->size, rank);
+    return false;
+  }
+
+  /* A parameter the op writes must be a variable (SRAM), never constant data (flash). */
+  bool Variable(const TfLiteTensor *t, const char *what) {
+    if (t->is_variable) return true;
+    Fail("%s is not a variable tensor: refusing to write into constant data", what);
+    return false;
+  }
+
+  /* Per-tensor scale and zero point. */
+  bool Quant(const TfLiteTensor *t, const char *what, float *scale, int32_t *zero_point) {
+    const TfLiteAffineQuantization *q = Affine(t);
+    if (q == nullptr || q->scale->size != 1) {
+      Fail("%s needs per-tensor quantization", what);
+      return false;
+    }
+    *scale = q->scale->data[0];
+    *zero_point = q->zero_point != nullptr && q->zero_point->size > 0 ? q->zero_point->data[0]
+                                                                      : 0;
+    return true;
+  }
+
+  /* The tensor's scales as `count` floats, which the kernels index per output channel.
+   * Per-channel scales are TFLM's own array, which lives as long as the model: TFLM points
+   * it into the flatbuffer (little-endian targets; TFLM relies on that itself), so keeping
+   * the pointer costs no SRAM. A per-tensor scale is repeated into persistent memory. */
+  const float *Scales(const TfLiteTensor *t, int32_t count, const char *what) {
+    const TfLiteAffineQuantization *q = Affine(t);
+    if (q == nullptr || (q->scale->size != 1 && q->scale->size != count)) {
+      Fail("%s needs 1 or %d scales", what, static_cast<int>(count));
+      return nullptr;
+    }
+    if (q->scale->size == count) return q->scale->data;
+    float *out = static_cast<float *>(AllocatePersistent(context_, sizeof(float) * count));
+    if (out == nullptr) {
+      Fail("no persistent memory for %d scales", static_cast<int>(count));
+      return nullptr;
+    }
+    for (int32_t i = 0; i < count; ++i) out[i] = q->scale->data[0];
+    return out;
+  }
+
+  bool Scratch(size_t bytes, int *index) {
+    if (RequestScratch(context_, bytes, index)) return true;
+    Fail("could not get %u bytes of scratch", static_cast<unsigned>(bytes));
+    return false;
+  }
+
+  /* Reports an option Init found missing or mistyped. */
+  bool Options(const char *bad_key) {
+    if (bad_key == nullptr) return true;
+    Fail("option '%s' is missing or of the wrong type", bad_key);
+    return false;
+  }
+
+ private:
+  static const TfLiteAffineQuantization *Affine(const TfLiteTensor *t) {
+    if (t->quantization.type != kTfLiteAffineQuantization) return nullptr;
+    const TfLiteAffineQuantization *q =
+        static_cast<const TfLiteAffineQuantization *>(t->quantization.params);
+    return q != nullptr && q->scale != nullptr && q->scale->size > 0 ? q : nullptr;
+  }
+  TfLiteTensor *Keep(TfLiteTensor *t) {
+    if (t != nullptr && temps_ < kMaxTemps) temp_[temps_++] = t;
+    return t;
+  }
+
+  TfLiteContext *context_;
+  TfLiteNode *node_;
+  const char *op_;
+  TfLiteTensor *temp_[kMaxTemps];
+  int temps_ = 0;
+};
+
+template <typename T>
+T *New(TfLiteContext *context) {
+  void *p = AllocatePersistent(context, sizeof(T));
+  if (p != nullptr) memset(p, 0, sizeof(T));
+  return static_cast<T *>(p);
+}
+
+/* ---- options shared by several ops --------------------------------------------------------- */
+
+tt_window ReadWindow(Options &o, bool dilation) {
+  tt_window w;
+  w.stride_h = o.Int("stride_h");
+  w.stride_w = o.Int("stride_w");
+  w.dilation_h = dilation ? o.Int("dilation_h") : 1;
+  w.dilation_w = dilation ? o.Int("dilation_w") : 1;
+  w.pad_top = o.Int("pad_top");
+  w.pad_left = o.Int("pad_left");
+  return w;
+}
+
+bool WindowOk(Prepare &p, const tt_window &w) {
+  if (w.stride_h > 0 && w.stride_w > 0 && w.dilation_h > 0 && w.dilation_w > 0 &&
+      w.pad_top >= 0 && w.pad_left >= 0)
+    return true;
+  p.Fail("strides and dilations must be positive and pads non-negative");
+  return false;
+}
+
+/* ---- TT_INIT ------------------------------------------------------------------------------ */
+
+struct InitData { bool done; };
+
+TrainedTensors *g_trained_sink = nullptr;     /* see ReportTrainedTensorsTo */
+
+void Report(const TfLiteContext *context, const TfLiteNode *node) {
+  TrainedTensors *sink = g_trained_sink;
+  if (sink == nullptr) return;
+  sink->count = InputCount(node) / 2;
+  for (int i = 0; i < sink->count && i < sink->capacity; ++i) {
+    const TfLiteEvalTensor *var = EvalInput(context, node, 2 * i + 1);
+    sink->entries[i].tensor = node->inputs->data[2 * i + 1];
+    sink->entries[i].data = var->data.data;
+    sink->entries[i].bytes = Count(var->dims) * TypeBytes(var->type);
+  }
+}
+
+void *InitInit(TfLiteContext *context, const char *, size_t) { return New<InitData>(context); }
+
+TfLiteStatus InitPrepare(TfLiteContext *context, TfLiteNode *node) {
+  Prepare p(context, node, "TT_INIT");
+  if (node->user_data == nullptr) return p.Fail("no persistent memory for op data");
+  if (InputCount(node) % 2 != 0) return p.Fail("inputs must be (initial value, variable) pairs");
+  for (int i = 0; i < InputCount(node); i += 2) {
+    TfLiteTensor *src = TempInput(context, node, i);
+    TfLiteTensor *var = TempInput(context, node, i + 1);
+    const bool ok = src != nullptr && var != nullptr && src->type == var->type &&
+                    Count(src->dims) == Count(var->dims) && var->is_variable &&
+                    TypeBytes(var->type) > 0;
+    Release(context, src);
+    Release(context, var);
+    if (!ok) return p.Fail("pair %d: needs a constant and a variable of one type and size", i / 2);
+  }
+  return kTfLiteOk;
+}
+
+TfLiteStatus InitInvoke(TfLiteContext *context, TfLiteNode *node) {
+  InitData *d = static_cast<InitData *>(node->user_data);
+  if (d->done) return kTfLiteOk;
+  for (int i = 0; i < InputCount(node); i += 2) {
+    const TfLiteEvalTensor *src = EvalInput(context, node, i);
+    TfLiteEvalTensor *var = EvalInput(context, node, i + 1);
+    tt_init_copy(src->data.data, var->data.data, Count(var->dims) * TypeBytes(var->type));
+  }
+  Report(context, node);
+  d->done = true;
+  return kTfLiteOk;
+}
+
+void InitReset(TfLiteContext *, void *data) {
+  if (data != nullptr) static_cast<InitData *>(data)->done = false;
+}
+
+/* ---- TT_SAVE_MASK, TT_SAVE_SLICE ---------------------------------------------------------- */
+
+struct IntsData {            /* a few integer options: lo/hi, channels, perm, before, axes */
+  const char *bad_key;
+  int32_t n;
+  int32_t v[kMaxRank];
+};
+
+void *SaveMaskInit(TfLiteContext *context, const char *buffer, size_t length) {
+  IntsData *d = New<IntsData>(context);
+  if (d == nullptr) return nullptr;
+  Options o(buffer, length);
+  d->v[0] = o.Int("lo");
+  d->v[1] = o.Int("hi");
+  d->bad_key = o.bad_key();
+  return d;
+}
+
+TfLiteStatus SaveMaskPrepare(TfLiteContext *context, TfLiteNode *node) {
+  Prepare p(context, node, "TT_SAVE_MASK");
+  const IntsData *d = static_cast<const IntsData *>(node->user_data);
+  if (d == nullptr || !p.Options(d->bad_key) || !p.Inputs(2)) return kTfLiteError;
+  TfLiteTensor *y = p.In(0, kTfLiteInt8, "y");
+  TfLiteTensor *mask = p.Out(0, kTfLiteUInt8, "mask");
+  if (y == nullptr || mask == nullptr) return kTfLiteError;
+  if (Count(mask->dims) != (Count(y->dims) + 7) / 8) return p.Fail("mask must hold one bit per element");
+  return kTfLiteOk;
+}
+
+TfLiteStatus SaveMaskInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  const IntsData *d = static_cast<const IntsData *>(node->user_data);
+  const TfLiteEvalTensor *y = EvalInput(context, node, 0);
+  tt_save_mask_s8(Data<int8_t>(y), Count(y->dims), d->v[0], d->v[1],
+                  Data<uint8_t>(EvalOutput(context, node, 0)));
+  return kTfLiteOk;
+}
+
+void *SliceInit(TfLiteContext *context, const char *buffer, size_t length) {
+  IntsData *d = New<IntsData>(context);
+  if (d == nullptr) return nullptr;
+  Options o(buffer, length);
+  d->v[0] = o.Int("channels");
+  d->bad_key = o.bad_key();
+  return d;
+}
+
+TfLiteStatus SlicePrepare(TfLiteContext *context, TfLiteNode *node) {
+  Prepare p(context, node, "TT_SAVE_SLICE");
+  const IntsData *d = static_cast<const IntsData *>(node->user_data);
+  if (d == nullptr || !p.Options(d->bad_key) || !p.Inputs(2)) return kTfLiteError;
+  TfLiteTensor *x = p.In(0, kTfLiteInt8, "x");
+  TfLiteTensor *saved = p.Out(0, kTfLiteInt8, "saved");
+  if (x == nullptr || saved == nullptr) return kTfLiteError;
+  const int32_t depth = x->dims->data[x->dims->size - 1];
+  if (d->v[0] < 1 || d->v[0] > depth || Count(saved->dims) != Count(x->dims) / depth * d->v[0])
+    return p.Fail("saved must hold the first %d of %d channels", d->v[0], depth);
+  return kTfLiteOk;
+}
+
+TfLiteStatus SliceInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  const IntsData *d = static_cast<const IntsData *>(node->user_data);
+  const TfLiteEvalTensor *x = EvalInput(context, node, 0);
+  tt_save_slice_s8(Data<int8_t>(x), Count(x->dims) / Last(x), Last(x), d->v[0],
+                   Data<int8_t>(EvalOutput(context, node, 0)));
+  return kTfLiteOk;
+}
+
+/* ---- TT_LOSS_SOFTMAX_CE, TT_SOFTMAX_GRAD: one cached per-tensor quantization ---------------- */
+
+struct QuantData { float scale; int32_t zero_point; };
+
+void *QuantInit(TfLiteContext *context, const char *, size_t) { return New<QuantData>(context); }
+
+TfLiteStatus LossPrepare(TfLiteContext *context, TfLiteNode *node) {
+  Prepare p(context, node, "TT_LOSS_SOFTMAX_CE");
+  QuantData *d = static_cast<QuantData *>(node->user_data);
+  if (d == nullptr || !p.Inputs(2)) return kTfLiteError;
+  TfLiteTensor *logits = p.In(0, kTfLiteInt8, "logits");
+  TfLiteTensor *loss = p.Out(0, kTfLiteFloat32, "loss");
+  TfLiteTensor *dlogits = p.Out(1, kTfLiteFloat32, "dlogits");
+  if (logits == nullptr || loss == nullptr || dlogits == nullptr) return kTfLiteError;
+  if (Count(loss->dims) != 1 || Count(dlogits->dims) != Count(logits->dims))
+    return p.Fail("loss must be [1] and dlogits shaped like the logits");
+  return p.Quant(logits, "logits", &d->scale, &d->zero_point) ? kTfLiteOk : kTfLiteError;
+}
+
+TfLiteStatus LossInvoke(TfLiteContext *context, TfLiteNode *node) {
+  const QuantData *d = static_cast<const QuantData *>(node->user_data);
+  const int32_t label = EvalInput(context, node, 1)->data.i32[0];
+  float *loss = Data<float>(EvalOutput(context, node, 0));
+  if (label < 0) {
+    *loss = 0.0f;
+    return kTfLiteOk;
+  }
+  const TfLiteEvalTensor *logits = EvalInput(context, node, 0);
+  const int32_t classes = Count(logits->dims);
+  if (tt_loss_softmax_ce_s8(Data<int8_t>(logits), classes, d->scale, d->zero_point, label, loss,
+                            Data<float>(EvalOutput(context, node, 1))) != TT_OK) {
+    Log("TT_LOSS_SOFTMAX_CE", "label %d out of range for %d classes", static_cast<int>(label),
+        static_cast<int>(classes));
+    return kTfLiteError;
+  }
+  return kTfLiteOk;
+}
+
+TfLiteStatus SoftmaxGradPrepare(TfLiteContext *context, TfLiteNode *node) {
+  Prepare p(context, node, "TT_SOFTMAX_GRAD");
+  QuantData *d = static_cast<QuantData *>(node->user_data);
+  if (d == nullptr || !p.Inputs(3)) return kTfLiteError;
+  TfLiteTensor *dy = p.In(0, kTfLiteFloat32, "dy");
+  TfLiteTensor *saved = p.In(1, kTfLiteInt8, "saved");
+  TfLiteTensor *dx = p.Out(0, kTfLiteFloat32, "dx");
+  if (dy == nullptr || saved == nullptr || dx == nullptr) return kTfLiteError;
+  if (Count(dy->dims) != Count(saved->dims) || Count(dx->dims) != Count(dy->dims))
+    return p.Fail("dy, saved and dx must have one size");
+  return p.Quant(saved, "saved", &d->scale, &d->zero_point) ? kTfLiteOk : kTfLiteError;
+}
+
+TfLiteStatus SoftmaxGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  const QuantData *d = static_cast<const QuantData *>(node->user_data);
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  tt_softmax_grad_f32(Data<float>(dy), Data<int8_t>(EvalInput(context, node, 1)), d->scale,
+                      d->zero_point, Count(dy->dims) / Last(dy), Last(dy),
+                      Data<float>(EvalOutput(context, node, 0)));
+  return kTfLiteOk;
+}
+
+/* ---- elementwise gradient plumbing: TT_BIAS_GRAD, TT_MASK_GRAD, TT_SUM_GRAD, TT_RESHAPE_GRAD */
+
+/* dy (float32) at input 0 and one float32 output, `inputs` inputs in all. */
+TfLiteStatus PrepareDy(TfLiteContext *context, TfLiteNode *node, const char *op, int inputs,
+                       bool same_size) {
+  Prepare p(context, node, op);
+  if (!p.Inputs(inputs)) return kTfLiteError;
+  TfLiteTensor *dy = p.In(0, kTfLiteFloat32, "dy");
+  TfLiteTensor *dx = p.Out(0, kTfLiteFloat32, "dx");
+  if (dy == nullptr || dx == nullptr) return kTfLiteError;
+  if (same_size && Count(dx->dims) != Count(dy->dims)) return p.Fail("dx and dy differ in size");
+  return kTfLiteOk;
+}
+
+/* An optional mask at input 1 with one bit per element of dy. */
+TfLiteStatus PrepareMask(TfLiteContext *context, TfLiteNode *node, const char *op,
+                         bool optional) {
+  Prepare p(context, node, op);
+  TfLiteTensor *dy = p.In(0);
+  TfLiteTensor *mask = p.In(1, kTfLiteUInt8, "mask", optional);
+  if (mask == nullptr) return optional && !HasInput(node, 1) ? kTfLiteOk : kTfLiteError;
+  if (Count(mask->dims) != (Count(dy->dims) + 7) / 8) return p.Fail("mask must hold one bit per dy element");
+  return kTfLiteOk;
+}
+
+TfLiteStatus BiasGradPrepare(TfLiteContext *context, TfLiteNode *node) {
+  if (PrepareDy(context, node, "TT_BIAS_GRAD", 3, false) != kTfLiteOk ||
+      PrepareMask(context, node, "TT_BIAS_GRAD", true) != kTfLiteOk)
+    return kTfLiteError;
+  Prepare p(context, node, "TT_BIAS_GRAD");
+  TfLiteTensor *dy = p.In(0);
+  TfLiteTensor *db = p.Out(0);
+  if (Count(db->dims) != dy->dims->data[dy->dims->size - 1]) return p.Fail("db must have dy's channels");
+  return kTfLiteOk;
+}
+
+TfLiteStatus BiasGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  tt_bias_grad_f32(Data<float>(dy), Data<uint8_t>(EvalInput(context, node, 1)),
+                   Count(dy->dims) / Last(dy), Last(dy), Data<float>(EvalOutput(context, node, 0)));
+  return kTfLiteOk;
+}
+
+TfLiteStatus MaskGradPrepare(TfLiteContext *context, TfLiteNode *node) {
+  if (PrepareDy(context, node, "TT_MASK_GRAD", 3, true) != kTfLiteOk) return kTfLiteError;
+  return PrepareMask(context, node, "TT_MASK_GRAD", false);
+}
+
+TfLiteStatus MaskGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  tt_mask_grad_f32(Data<float>(dy), Data<uint8_t>(EvalInput(context, node, 1)), Count(dy->dims),
+                   Data<float>(EvalOutput(context, node, 0)));
+  return kTfLiteOk;
+}
+
+TfLiteStatus SumGradPrepare(TfLiteContext *context, TfLiteNode *node) {
+  Prepare p(context, node, "TT_SUM_GRAD");
+  if (PrepareDy(context, node, "TT_SUM_GRAD", 3, false) != kTfLiteOk) return kTfLiteError;
+  TfLiteTensor *a = p.In(0);
+  TfLiteTensor *dx = p.Out(0);
+  if (HasInput(node, 1)) {
+    TfLiteTensor *b = p.In(1, kTfLiteFloat32, "b");
+    if (b == nullptr) return kTfLiteError;
+    if (Count(b->dims) != Count(a->dims) || Count(dx->dims) != Count(a->dims))
+      return p.Fail("a, b and dx must have one size");
+    return kTfLiteOk;
+  }
+  /* the broadcast form: dx's axes, right-aligned, are dy's or 1 */
+  const int rank = a->dims->size, lead = rank - dx->dims->size;
+  if (rank > kMaxRank || lead < 0) return p.Fail("dx's rank must be at most dy's (<= 6)");
+  for (int d = 0; d < dx->dims->size; ++d) {
+    const int n = dx->dims->data[d];
+    if (n != 1 && n != a->dims->data[lead + d]) return p.Fail("dx does not broadcast to dy");
+  }
+  return kTfLiteOk;
+}
+
+TfLiteStatus SumGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  const TfLiteEvalTensor *a = EvalInput(context, node, 0);
+  const TfLiteEvalTensor *b = EvalInput(context, node, 1);
+  TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
+  if (b != nullptr) {
+    tt_add_grad_f32(Data<float>(a), Data<float>(b), Count(a->dims), Data<float>(dx));
+    return kTfLiteOk;
+  }
+  int32_t dx_dims[kMaxRank];
+  const int rank = a->dims->size, lead = rank - dx->dims->size;
+  for (int d = 0; d < rank; ++d) dx_dims[d] = d < lead ? 1 : dx->dims->data[d - lead];
+  tt_sum_broadcast_grad_f32(Data<float>(a), a->dims->data, dx_dims, rank, Data<float>(dx));
+  return kTfLiteOk;
+}
+
+TfLiteStatus ReshapeGradPrepare(TfLiteContext *context, TfLiteNode *node) {
+  return PrepareDy(context, node, "TT_RESHAPE_GRAD", 2, true);
+}
+
+TfLiteStatus ReshapeGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  tt_init_copy(dy->data.data, EvalOutput(context, node, 0)->data.data,
+               Count(dy->dims) * static_cast<int32_t>(sizeof(float)));
+  return kTfLiteOk;
+}
+
+/* ---- TT_TRANSPOSE_GRAD, TT_PAD_GRAD, TT_MEAN_GRAD: one int-vector option ------------------- */
+
+template <int kKey>
+void *VectorInit(TfLiteContext *context, const char *buffer, size_t length) {
+  static const char *const keys[] = {"perm", "before", "axes"};
+  IntsData *d = New<IntsData>(context);
+  if (d == nullptr) return nullptr;
+  Options o(buffer, length);
+  d->n = o.Ints(keys[kKey], d->v, kMaxRank);
+  d->bad_key = o.bad_key();
+  return d;
+}
+
+/* The checks the three share; the op's own checks follow on the same Prepare. */
+bool VectorPrepare(Prepare &p, TfLiteContext *context, TfLiteNode *node, const char *op,
+                   TfLiteTensor **dy, TfLiteTensor **dx, const IntsData **d) {
+  if (PrepareDy(context, node, op, 2, false) != kTfLiteOk) return false;
+  *d = static_cast<const IntsData *>(node->user_data);
+  if (*d == nullptr || !p.Options((*d)->bad_key)) return false;
+  *dy = p.In(0);
+  *dx = p.Out(0);
+  if ((*dy)->dims->size > kMaxRank || (*dx)->dims->size > kMaxRank)
+    return p.Fail("tensors of rank > 6 are not supported"), false;
+  return true;
+}
+
+TfLiteStatus TransposeGradPrepare(TfLiteContext *context, TfLiteNode *node) {
+  Prepare p(context, node, "TT_TRANSPOSE_GRAD");
+  TfLiteTensor *dy, *dx;
+  const IntsData *d;
+  if (!VectorPrepare(p, context, node, "TT_TRANSPOSE_GRAD", &dy, &dx, &d)) return kTfLiteError;
+  if (d->n != dy->dims->size || Count(dx->dims) != Count(dy->dims)) return p.Fail("perm must have dy's rank");
+  int seen = 0;
+  for (int a = 0; a < d->n; ++a) {
+    if (d->v[a] < 0 || d->v[a] >= d->n || (seen >> d->v[a] & 1)) return p.Fail("perm is not a permutation");
+    seen |= 1 << d->v[a];
+  }
+  return kTfLiteOk;
+}
+
+TfLiteStatus TransposeGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  const IntsData *d = static_cast<const IntsData *>(node->user_data);
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  tt_transpose_grad_f32(Data<float>(dy), dy->dims->data, d->v, d->n,
+                        Data<float>(EvalOutput(context, node, 0)));
+  return kTfLiteOk;
+}
+
+TfLiteStatus PadGradPrepare(TfLiteContext *context, TfLiteNode *node) {
+  Prepare p(context, node, "TT_PAD_GRAD");
+  TfLiteTensor *dy, *dx;
+  const IntsData *d;
+  if (!VectorPrepare(p, context, node, "TT_PAD_GRAD", &dy, &dx, &d)) return kTfLiteError;
+  if (d->n != dy->dims->size || dx->dims->size != d->n) return p.Fail("before, dy and dx need one rank");
+  for (int a = 0; a < d->n; ++a) {
+    if (d->v[a] < 0 || d->v[a] + dx->dims->data[a] > dy->dims->data[a]) return p.Fail("dx does not fit in dy at 'before'");
+  }
+  return kTfLiteOk;
+}
+
+TfLiteStatus PadGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  const IntsData *d = static_cast<const IntsData *>(node->user_data);
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
+  tt_pad_grad_f32(Data<float>(dy), dy->dims->data, d->v, dx->dims->data, d->n, Data<float>(dx));
+  return kTfLiteOk;
+}
+
+TfLiteStatus MeanGradPrepare(TfLiteContext *context, TfLiteNode *node) {
+  Prepare p(context, node, "TT_MEAN_GRAD");
+  TfLiteTensor *dy, *dx;
+  const IntsData *d;
+  if (!VectorPrepare(p, context, node, "TT_MEAN_GRAD", &dy, &dx, &d)) return kTfLiteError;
+  int32_t kept = Count(dx->dims);
+  for (int a = 0; a < d->n; ++a) {
+    const int axis = d->v[a] < 0 ? d->v[a] + dx->dims->size : d->v[a];
+    if (axis < 0 || axis >= dx->dims->size) return p.Fail("axis %d out of range", d->v[a]);
+    kept /= dx->dims->data[axis];
+  }
+  if (kept != Count(dy->dims)) return p.Fail("dy must have dx's size over the kept axes");
+  return kTfLiteOk;
+}
+
+TfLiteStatus MeanGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  const IntsData *d = static_cast<const IntsData *>(node->user_data);
+  TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
+  int32_t reduced[kMaxRank] = {0};
+  for (int a = 0; a < d->n; ++a) reduced[d->v[a] < 0 ? d->v[a] + dx->dims->size : d->v[a]] = 1;
+  tt_mean_grad_f32(Data<float>(EvalInput(context, node, 0)), dx->dims->data, reduced,
+                   dx->dims->size, Data<float>(dx));
+  return kTfLiteOk;
+}
+
+/* ---- pooling gradients ------------------------------------------------------------------- */
+
+struct PoolData {
+  const char *bad_key;
+  tt_window window;
+  int32_t filter_h, filter_w;
+};
+
+void *PoolInit(TfLiteContext *context, const char *buffer, size_t length) {
+  PoolData *d = New<PoolData>(context);
+  if (d == nullptr) return nullptr;
+  Options o(buffer, length);
+  d->window = ReadWindow(o, false);
+  d->filter_h = o.Int("filter_h");
+  d->filter_w = o.Int("filter_w");
+  d->bad_key = o.bad_key();
+  return d;
+}
+
+TfLiteStatus PoolPrepare(TfLiteContext *context, TfLiteNode *node, const char *op, bool max) {
+  if (PrepareDy(context, node, op, max ? 3 : 2, false) != kTfLiteOk) return kTfLiteError;
+  Prepare p(context, node, op);
+  const PoolData *d = static_cast<const PoolData *>(node->user_data);
+  if (d == nullptr || !p.Options(d->bad_key) || !WindowOk(p, d->window)) return kTfLiteError;
+  TfLiteTensor *dy = p.In(0);
+  TfLiteTensor *dx = p.Out(0);
+  if (!p.Rank(dy, 4, "dy") || !p.Rank(dx, 4, "dx")) return kTfLiteError;
+  if (d->filter_h < 1 || d->filter_w < 1) return p.Fail("filter must be at least 1x1");
+  if (max) {
+    TfLiteTensor *saved = p.In(1, kTfLiteInt8, "saved");
+    if (saved == nullptr) return kTfLiteError;
+    if (Count(saved->dims) != Count(dx->dims)) return p.Fail("saved must be shaped like dx");
+  }
+  return kTfLiteOk;
+}
+
+TfLiteStatus AvgPoolGradPrepare(TfLiteContext *context, TfLiteNode *node) {
+  return PoolPrepare(context, node, "TT_AVERAGE_POOL_GRAD", false);
+}
+
+TfLiteStatus MaxPoolGradPrepare(TfLiteContext *context, TfLiteNode *node) {
+  return PoolPrepare(context, node, "TT_MAX_POOL_GRAD", true);
+}
+
+TfLiteStatus AvgPoolGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  const PoolData *d = static_cast<const PoolData *>(node->user_data);
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
+  tt_average_pool_grad_f32(Data<float>(dy), Dim(dy, 0), Dim(dy, 1), Dim(dy, 2), Dim(dy, 3),
+                           d->filter_h, d->filter_w, &d->window, Dim(dx, 1), Dim(dx, 2),
+                           Data<float>(dx));
+  return kTfLiteOk;
+}
+
+TfLiteStatus MaxPoolGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  const PoolData *d = static_cast<const PoolData *>(node->user_data);
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
+  tt_max_pool_grad_f32(Data<float>(dy), Data<int8_t>(EvalInput(context, node, 1)), Dim(dy, 0),
+                       Dim(dy, 1), Dim(dy, 2), Dim(dy, 3), d->filter_h, d->filter_w, &d->window,
+                       Dim(dx, 1), Dim(dx, 2), Data<float>(dx));
+  return kTfLiteOk;
+}
+
+/* ---- layer gradients and updates: convolution, depthwise, fully connected, bias ----------- */
+
+enum Layer { kConv, kDepthwise, kFullyConnected, kBias };
+
+/* Everything a layer's gradient or update op needs, parsed in Init and filled in Prepare. */
+struct LayerData {
+  const char *bad_key;
+  tt_window window;
+  int32_t depth_multiplier;
+  /* updates */
+  tt_sgd sgd;
+  uint32_t seed;
+  tt_update_state state;
+  int32_t channels, axis;
+  int scratch;
+  /* cached quantization */
+  const float *scales;         /* of the weights or bias, one per output channel */
+  int32_t n_scales;
+  float x_scale;               /* of the saved input (weight gradients) */
+  int32_t x_zero_point;
+};
+
+void ReadSgd(Options &o, LayerData *d, bool weights) {
+  d->sgd.lr = o.Float("lr");
+  d->sgd.momentum = static_cast<float>(o.Float("momentum"));
+  d->sgd.qas = o.Bool("qas") ? 1 : 0;
+  d->sgd.rounding = o.Int("rounding");
+  d->sgd.decay_steps = o.Int("decay_steps");
+  d->seed = o.UInt("seed");
+  if (weights) {
+    d->channels = o.Int("channels");
+    d->axis = o.Int("axis");
+  }
+  tt_update_state_init(&d->state, d->seed);
+}
+
+/* kind bits: which options the op has */
+enum { kWindow = 1, kMultiplier = 2, kSgd = 4, kWeightSgd = 8 };
+
+template <int kOptions>
+void *LayerInit(TfLiteContext *context, const char *buffer, size_t length) {
+  LayerData *d = New<LayerData>(context);
+  if (d == nullptr) return nullptr;
+  Options o(buffer, length);
+  d->window = (kOptions & kWindow) ? ReadWindow(o, true) : tt_window{1, 1, 1, 1, 0, 0};
+  d->depth_multiplier = (kOptions & kMultiplier) ? o.Int("depth_multiplier") : 1;
+  if (kOptions & (kSgd | kWeightSgd)) ReadSgd(o, d, (kOptions & kWeightSgd) != 0);
+  d->bad_key = o.bad_key();
+  return d;
+}
+
+void LayerReset(TfLiteContext *, void *data) {
+  LayerData *d = static_cast<LayerData *>(data);
+  if (d != nullptr) tt_update_state_init(&d->state, d->seed);
+}
+
+/* Common checks: option errors, the window, dy (float32 rank 4 for convolutions) and its
+ * optional mask; `inputs` counts the label. */
+bool LayerPrepareCommon(Prepare &p, TfLiteContext *context, TfLiteNode *node, const char *op,
+                        int inputs, Layer layer, LayerData **data, TfLiteTensor **dy) {
+  *data = static_cast<LayerData *>(node->user_data);
+  if (*data == nullptr) return p.Fail("no persistent memory for op data"), false;
+  if (!p.Options((*data)->bad_key) || !p.Inputs(inputs) || !WindowOk(p, (*data)->window))
+    return false;
+  if ((*data)->depth_multiplier < 1) return p.Fail("depth_multiplier must be positive"), false;
+  *dy = p.In(0, kTfLiteFloat32, "dy");
+  if (*dy == nullptr) return false;
+  if ((layer == kConv || layer == kDepthwise) && !p.Rank(*dy, 4, "dy")) return false;
+  return PrepareMask(context, node, op, true) == kTfLiteOk;
+}
+
+bool SgdOk(Prepare &p, const LayerData *d) {
+  if (d->sgd.rounding != 0 && d->sgd.rounding != 1) return p.Fail("rounding must be 0 or 1"), false;
+  if (d->sgd.decay_steps < 0) return p.Fail("decay_steps must be >= 0"), false;
+  return true;
+}
+
+/* The weights' scales, one per output channel (axis 0, or the last axis for depthwise). */
+bool CacheWeightScales(Prepare &p, const TfLiteTensor *w, Layer layer, LayerData *d) {
+  d->n_scales = layer == kDepthwise ? w->dims->data[w->dims->size - 1] : w->dims->data[0];
+  d->scales = p.Scales(w, d->n_scales, "weights");
+  return d->scales != nullptr;
+}
+
+/* A momentum buffer, when present: a float32 variable of `count` elements. */
+bool MomentumOk(Prepare &p, TfLiteNode *node, int index, int32_t count) {
+  if (!HasInput(node, index)) return true;
+  TfLiteTensor *m = p.In(index, kTfLiteFloat32, "momentum_buffer");
+  if (m == nullptr || !p.Variable(m, "momentum_buffer")) return false;
+  if (Count(m->dims) != count) return p.Fail("momentum_buffer must be shaped like the trained region"), false;
+  return true;
+}
+
+/* -- input gradients: dy, mask, weights, label -> dx */
+template <Layer kLayer>
+TfLiteStatus InputGradPrepare(TfLiteContext *context, TfLiteNode *node) {
+  static const char *const names[] = {"TT_CONV2D_INPUT_GRAD", "TT_DEPTHWISE_CONV2D_INPUT_GRAD",
+                                      "TT_FULLY_CONNECTED_INPUT_GRAD"};
+  const char *op = names[kLayer];
+  Prepare p(context, node, op);
+  LayerData *d;
+  TfLiteTensor *dy;
+  if (!LayerPrepareCommon(p, context, node, op, 4, kLayer, &d, &dy)) return kTfLiteError;
+  TfLiteTensor *w = p.In(2, kTfLiteInt8, "weights");
+  TfLiteTensor *dx = p.Out(0, kTfLiteFloat32, "dx");
+  if (w == nullptr || dx == nullptr) return kTfLiteError;
+  const int32_t out_channels = dy->dims->data[dy->dims->size - 1];
+  if (kLayer == kFullyConnected) {
+    if (!p.Rank(w, 2, "weights")) return kTfLiteError;
+    if (w->dims->data[0] != out_channels ||
+        Count(dx->dims) != Count(dy->dims) / out_channels * w->dims->data[1])
+      return p.Fail("dy, weights [units, depth] and dx do not match");
+  } else {
+    if (!p.Rank(w, 4, "weights") || !p.Rank(dx, 4, "dx")) return kTfLiteError;
+    const int32_t co = kLayer == kConv ? w->dims->data[0] : w->dims->data[3];
+    const int32_t ci = kLayer == kConv ? w->dims->data[3] : co / d->depth_multiplier;
+    if (co != out_channels || dx->dims->data[3] != ci || dx->dims->data[0] != dy->dims->data[0] ||
+        (kLayer == kDepthwise && co % d->depth_multiplier != 0))
+      return p.Fail("dy, weights and dx channels do not match");
+  }
+  return CacheWeightScales(p, w, kLayer, d) ? kTfLiteOk : kTfLiteError;
+}
+
+template <Layer kLayer>
+TfLiteStatus InputGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  const LayerData *d = static_cast<const LayerData *>(node->user_data);
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
+  const TfLiteEvalTensor *w = EvalInput(context, node, 2);
+  TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
+  if (kLayer == kConv) {
+    tt_conv2d_input_grad_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
+                             Dim(dy, 3), Data<int8_t>(w), d->scales, Dim(w, 1), Dim(w, 2),
+                             &d->window, Dim(dx, 1), Dim(dx, 2), Dim(dx, 3), Data<float>(dx));
+  } else if (kLayer == kDepthwise) {
+    tt_depthwise_conv2d_input_grad_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
+                                       Dim(dy, 3) / d->depth_multiplier, d->depth_multiplier,
+                                       Data<int8_t>(w), d->scales, Dim(w, 1), Dim(w, 2),
+                                       &d->window, Dim(dx, 1), Dim(dx, 2), Data<float>(dx));
+  } else {
+    tt_fully_connected_input_grad_f32(Data<float>(dy), mask, Count(dy->dims) / Last(dy),
+                                      Last(dy), Data<int8_t>(w), d->scales, Dim(w, 1),
+                                      Data<float>(dx));
+  }
+  return kTfLiteOk;
+}
+
+/* -- weight gradients (dy, mask, saved, label -> dw) and fused updates (dy, mask, saved,
+ *    weights, momentum, label) share the saved input's checks. Returns the trained channels. */
+bool SavedOk(Prepare &p, TfLiteTensor *dy, Layer layer, LayerData *d, TfLiteTensor **saved) {
+  *saved = p.In(2, kTfLiteInt8, "saved");
+  if (*saved == nullptr) return false;
+  if (layer != kFullyConnected) {
+    if (!p.Rank(*saved, 4, "saved")) return false;
+    if ((*saved)->dims->data[0] != dy->dims->data[0]) return p.Fail("saved and dy batches differ"), false;
+    if (layer == kDepthwise &&
+        (*saved)->dims->data[3] * d->depth_multiplier != dy->dims->data[3])
+      return p.Fail("saved channels x depth_multiplier must be dy's channels"), false;
+  }
+  return p.Quant(*saved, "saved", &d->x_scale, &d->x_zero_point);
+}
+
+template <Layer kLayer>
+TfLiteStatus WeightGradPrepare(TfLiteContext *context, TfLiteNode *node) {
+  static const char *const names[] = {"TT_CONV2D_WEIGHT_GRAD", "TT_DEPTHWISE_CONV2D_WEIGHT_GRAD",
+                                      "TT_FULLY_CONNECTED_WEIGHT_GRAD"};
+  const char *op = names[kLayer];
+  Prepare p(context, node, op);
+  LayerData *d;
+  TfLiteTensor *dy, *saved;
+  if (!LayerPrepareCommon(p, context, node, op, 4, kLayer, &d, &dy) ||
+      !SavedOk(p, dy, kLayer, d, &saved))
+    return kTfLiteError;
+  TfLiteTensor *dw = p.Out(0, kTfLiteFloat32, "dw");
+  if (dw == nullptr) return kTfLiteError;
+  const int32_t units = dy->dims->data[dy->dims->size - 1];
+  const int32_t k = saved->dims->data[saved->dims->size - 1];
+  const bool ok = kLayer == kFullyConnected
+                      ? dw->dims->size == 2 && dw->dims->data[0] == units && dw->dims->data[1] == k &&
+                            Count(saved->dims) / k == Count(dy->dims) / units
+                      : dw->dims->size == 4 &&
+                            dw->dims->data[kLayer == kConv ? 0 : 3] == units &&
+                            (kLayer == kDepthwise || dw->dims->data[3] == k);
+  return ok ? kTfLiteOk : p.Fail("dy, saved and dw do not match");
+}
+
+template <Layer kLayer>
+TfLiteStatus WeightGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  const LayerData *d = static_cast<const LayerData *>(node->user_data);
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
+  const TfLiteEvalTensor *x = EvalInput(context, node, 2);
+  TfLiteEvalTensor *dw = EvalOutput(context, node, 0);
+  if (kLayer == kConv) {
+    tt_conv2d_weight_grad_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
+                              Dim(dy, 3), Data<int8_t>(x), d->x_scale, d->x_zero_point,
+                              Dim(x, 1), Dim(x, 2), Dim(x, 3), Dim(dw, 1), Dim(dw, 2),
+                              &d->window, Data<float>(dw));
+  } else if (kLayer == kDepthwise) {
+    tt_depthwise_conv2d_weight_grad_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1),
+                                        Dim(dy, 2), Dim(x, 3), d->depth_multiplier,
+                                        Data<int8_t>(x), d->x_scale, d->x_zero_point, Dim(x, 1),
+                                        Dim(x, 2), Dim(dw, 1), Dim(dw, 2), &d->window,
+                                        Data<float>(dw));
+  } else {
+    tt_fully_connected_weight_grad_f32(Data<float>(dy), mask, Count(dy->dims) / Last(dy),
+                                       Last(dy), Data<int8_t>(x), d->x_scale, d->x_zero_point,
+                                       Last(x), Data<float>(dw));
+  }
+  return kTfLiteOk;
+}
+
+/* -- fused gradient + update: dy, mask, saved, weights, momentum, label */
+template <Layer kLayer>
+TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
+  static const char *const names[] = {"TT_CONV2D_WEIGHT_UPDATE",
+                                      "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE",
+                                      "TT_FULLY_CONNECTED_WEIGHT_UPDATE"};
+  const char *op = names[kLayer];
+  Prepare p(context, node, op);
+  LayerData *d;
+  TfLiteTensor *dy, *saved;
+  if (!LayerPrepareCommon(p, context, node, op, 6, kLayer, &d, &dy) || !SgdOk(p, d) ||
+      !SavedOk(p, dy, kLayer, d, &saved))
+    return kTfLiteError;
+  TfLiteTensor *w = p.In(3, kTfLiteInt8, "weights");
+  if (w == nullptr || !p.Variable(w, "weights")) return kTfLiteError;
+  const int32_t units = dy->dims->data[dy->dims->size - 1];
+  const int32_t k = saved->dims->data[saved->dims->size - 1];
+  int32_t trained = 0, scratch = 0;
+  if (kLayer == kFullyConnected) {
+    if (!p.Rank(w, 2, "weights")) return kTfLiteError;
+    if (w->dims->data[0] != units || k != d->channels || k > w->dims->data[1])
+      return p.Fail("weights [units, depth] do not match dy and the %d trained channels", d->channels);
+    trained = units * k;
+    scratch = k;
+  } else {
+    if (!p.Rank(w, 4, "weights")) return kTfLiteError;
+    const int32_t taps = w->dims->data[1] * w->dims->data[2];
+    if (kLayer == kConv) {
+      if (w->dims->data[0] != units || k != d->channels || k > w->dims->data[3])
+        return p.Fail("weights [co, kh, kw, ci] do not match dy and the %d trained channels", d->channels);
+      trained = units * taps * k;
+      scratch = taps * k;
+    } else {
+      if (w->dims->data[3] != units || d->channels != units)
+        return p.Fail("depthwise weights [1, kh, kw, c*m] must match dy and train every channel");
+      trained = scratch = taps * units;
+    }
+  }
+  if (!MomentumOk(p, node, 4, trained) || !CacheWeightScales(p, w, kLayer, d) ||
+      !p.Scratch(sizeof(float) * scratch, &d->scratch))
+    return kTfLiteError;
+  return kTfLiteOk;
+}
+
+template <Layer kLayer>
+TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  LayerData *d = static_cast<LayerData *>(node->user_data);
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
+  const TfLiteEvalTensor *x = EvalInput(context, node, 2);
+  TfLiteEvalTensor *w = EvalInput(context, node, 3);
+  float *momentum = Data<float>(EvalInput(context, node, 4));
+  float *scratch = static_cast<float *>(Scratch(context, d->scratch));
+  if (kLayer == kConv) {
+    tt_conv2d_weight_update_s8(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
+                               Dim(dy, 3), Data<int8_t>(x), d->x_scale, d->x_zero_point,
+                               Dim(x, 1), Dim(x, 2), Dim(x, 3), Data<int8_t>(w), Dim(w, 1),
+                               Dim(w, 2), Dim(w, 3), d->scales, d->n_scales, &d->window,
+                               momentum, &d->sgd, &d->state, scratch);
+  } else if (kLayer == kDepthwise) {
+    tt_depthwise_conv2d_weight_update_s8(
+        Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2), Dim(x, 3), d->depth_multiplier,
+        Data<int8_t>(x), d->x_scale, d->x_zero_point, Dim(x, 1), Dim(x, 2), Data<int8_t>(w),
+        Dim(w, 1), Dim(w, 2), d->scales, d->n_scales, &d->window, momentum, &d->sgd, &d->state,
+        scratch);
+  } else {
+    tt_fully_connected_weight_update_s8(Data<float>(dy), mask, Count(dy->dims) / Last(dy),
+                                        Last(dy), Data<int8_t>(x), d->x_scale, d->x_zero_point,
+                                        Last(x), Data<int8_t>(w), Dim(w, 1), d->scales,
+                                        d->n_scales, momentum, &d->sgd, &d->state, scratch);
+  }
+  return kTfLiteOk;
+}
+
+/* -- TT_BIAS_UPDATE: dy, mask, bias, momentum, label */
+TfLiteStatus BiasUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
+  const char *op = "TT_BIAS_UPDATE";
+  Prepare p(context, node, op);
+  LayerData *d;
+  TfLiteTensor *dy;
+  if (!LayerPrepareCommon(p, context, node, op, 5, kBias, &d, &dy) || !SgdOk(p, d))
+    return kTfLiteError;
+  TfLiteTensor *b = p.In(2, kTfLiteInt32, "bias");
+  if (b == nullptr || !p.Variable(b, "bias")) return kTfLiteError;
+  const int32_t c = dy->dims->data[dy->dims->size - 1];
+  if (Count(b->dims) != c) return p.Fail("bias must have dy's %d channels", c);
+  d->n_scales = c;
+  d->scales = p.Scales(b, c, "bias");
+  if (d->scales == nullptr || !MomentumOk(p, node, 3, c) ||
+      !p.Scratch(sizeof(float) * c, &d->scratch))
+    return kTfLiteError;
+  return kTfLiteOk;
+}
+
+TfLiteStatus BiasUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  LayerData *d = static_cast<LayerData *>(node->user_data);
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  tt_bias_update_s32(Data<float>(dy), Data<uint8_t>(EvalInput(context, node, 1)),
+                     Count(dy->dims) / Last(dy), Last(dy), Data<int32_t>(EvalInput(context, node, 2)),
+                     d->scales, Data<float>(EvalInput(context, node, 3)), &d->sgd, &d->state,
+                     static_cast<float *>(Scratch(context, d->scratch)));
+  return kTfLiteOk;
+}
+
+/* -- separate updates: TT_UPDATE_WEIGHT / TT_UPDATE_BIAS (param, grad, momentum, label) */
+template <bool kWeights>
+TfLiteStatus UpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
+  const char *op = kWeights ? "TT_UPDATE_WEIGHT" : "TT_UPDATE_BIAS";
+  Prepare p(context, node, op);
+  LayerData *d = static_cast<LayerData *>(node->user_data);
+  if (d == nullptr || !p.Options(d->bad_key) || !p.Inputs(4) || !SgdOk(p, d)) return kTfLiteError;
+  TfLiteTensor *param = p.In(0, kWeights ? kTfLiteInt8 : kTfLiteInt32, kWeights ? "weights" : "bias");
+  TfLiteTensor *grad = p.In(1, kTfLiteFloat32, "grad");
+  if (param == nullptr || grad == nullptr || !p.Variable(param, "the parameter")) return kTfLiteError;
+  const TfLiteIntArray *dims = param->dims;
+  const int32_t depth = dims->data[dims->size - 1];
+  if (kWeights) {
+    if (dims->size > kMaxRank || d->channels < 1 || d->channels > depth)
+      return p.Fail("%d trained channels of a weight tensor with %d", d->channels, depth);
+    if (Count(grad->dims) != Count(dims) / depth * d->channels)
+      return p.Fail("grad must cover the %d trained channels", d->channels);
+    d->n_scales = d->axis == 0 ? dims->data[0] : depth;
+  } else {
+    if (Count(grad->dims) != Count(dims)) return p.Fail("grad must be shaped like the bias");
+    d->n_scales = Count(dims);
+  }
+  d->scales = p.Scales(param, d->n_scales, kWeights ? "weights" : "bias");
+  if (d->scales == nullptr || !MomentumOk(p, node, 2, Count(grad->dims))) return kTfLiteError;
+  return kTfLiteOk;
+}
+
+template <bool kWeights>
+TfLiteStatus UpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (!Training(context, node)) return kTfLiteOk;
+  LayerData *d = static_cast<LayerData *>(node->user_data);
+  TfLiteEvalTensor *param = EvalInput(context, node, 0);
+  const float *grad = Data<float>(EvalInput(context, node, 1));
+  float *momentum = Data<float>(EvalInput(context, node, 2));
+  if (kWeights) {
+    tt_update_weight_s8(Data<int8_t>(param), param->dims->data, param->dims->size,
+                        d->axis == 0 ? 0 : 1, d->scales, d->n_scales, grad, d->channels,
+                        momentum, &d->sgd, &d->state);
+  } else {
+    tt_update_bias_s32(Data<int32_t>(param), Count(param->dims), d->scales, grad, momentum,
+                       &d->sgd, &d->state);
+  }
+  return kTfLiteOk;
+}
+
+/* ---- the table --------------------------------------------------------------------------- */
+
+void *NoData(TfLiteContext *, const char *, size_t) { return nullptr; }
+
+TFLMRegistration Op(void *(*init)(TfLiteContext *, const char *, size_t),
+                    TfLiteStatus (*prepare)(TfLiteContext *, TfLiteNode *),
+                    TfLiteStatus (*invoke)(TfLiteContext *, TfLiteNode *),
+                    void (*reset)(TfLiteContext *, void *) = nullptr) {
+  TFLMRegistration r;
+  r.init = init;
+  r.free = nullptr;
+  r.prepare = prepare;
+  r.invoke = invoke;
+  r.reset = reset;
+  r.builtin_code = 0;
+  r.custom_name = nullptr;
+  return r;
+}
+
+struct Entry {
+  const char *name;
+  TFLMRegistration registration;
+};
+
+const Entry kOps[kNumTrainingOps] = {
+    {"TT_INIT", Op(InitInit, InitPrepare, InitInvoke, InitReset)},
+    {"TT_SAVE_MASK", Op(SaveMaskInit, SaveMaskPrepare, SaveMaskInvoke)},
+    {"TT_SAVE_SLICE", Op(SliceInit, SlicePrepare, SliceInvoke)},
+    {"TT_LOSS_SOFTMAX_CE", Op(QuantInit, LossPrepare, LossInvoke)},
+    {"TT_CONV2D_INPUT_GRAD",
+     Op(LayerInit<kWindow>, InputGradPrepare<kConv>, InputGradInvoke<kConv>)},
+    {"TT_CONV2D_WEIGHT_GRAD",
+     Op(LayerInit<kWindow>, WeightGradPrepare<kConv>, WeightGradInvoke<kConv>)},
+    {"TT_DEPTHWISE_CONV2D_INPUT_GRAD",
+     Op(LayerInit<kWindow | kMultiplier>, InputGradPrepare<kDepthwise>,
+        InputGradInvoke<kDepthwise>)},
+    {"TT_DEPTHWISE_CONV2D_WEIGHT_GRAD",
+     Op(LayerInit<kWindow | kMultiplier>, WeightGradPrepare<kDepthwise>,
+        WeightGradInvoke<kDepthwise>)},
+    {"TT_FULLY_CONNECTED_INPUT_GRAD",
+     Op(LayerInit<0>, InputGradPrepare<kFullyConnected>, InputGradInvoke<kFullyConnected>)},
+    {"TT_FULLY_CONNECTED_WEIGHT_GRAD",
+     Op(LayerInit<0>, WeightGradPrepare<kFullyConnected>, WeightGradInvoke<kFullyConnected>)},
+    {"TT_BIAS_GRAD", Op(NoData, BiasGradPrepare, BiasGradInvoke)},
+    {"TT_MASK_GRAD", Op(NoData, MaskGradPrepare, MaskGradInvoke)},
+    {"TT_SUM_GRAD", Op(NoData, SumGradPrepare, SumGradInvoke)},
+    {"TT_RESHAPE_GRAD", Op(NoData, ReshapeGradPrepare, ReshapeGradInvoke)},
+    {"TT_TRANSPOSE_GRAD", Op(VectorInit<0>, TransposeGradPrepare, TransposeGradInvoke)},
+    {"TT_PAD_GRAD", Op(VectorInit<1>, PadGradPrepare, PadGradInvoke)},
+    {"TT_AVERAGE_POOL_GRAD", Op(PoolInit, AvgPoolGradPrepare, AvgPoolGradInvoke)},
+    {"TT_MAX_POOL_GRAD", Op(PoolInit, MaxPoolGradPrepare, MaxPoolGradInvoke)},
+    {"TT_MEAN_GRAD", Op(VectorInit<2>, MeanGradPrepare, MeanGradInvoke)},
+    {"TT_SOFTMAX_GRAD", Op(QuantInit, SoftmaxGradPrepare, SoftmaxGradInvoke)},
+    {"TT_UPDATE_WEIGHT",
+     Op(LayerInit<kWeightSgd>, UpdatePrepare<true>, UpdateInvoke<true>, LayerReset)},
+    {"TT_UPDATE_BIAS", Op(LayerInit<kSgd>, UpdatePrepare<false>, UpdateInvoke<false>, LayerReset)},
+    {"TT_CONV2D_WEIGHT_UPDATE",
+     Op(LayerInit<kWindow | kWeightSgd>, WeightUpdatePrepare<kConv>, WeightUpdateInvoke<kConv>,
+        LayerReset)},
+    {"TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE",
+     Op(LayerInit<kWindow | kMultiplier | kWeightSgd>, WeightUpdatePrepare<kDepthwise>,
+        WeightUpdateInvoke<kDepthwise>, LayerReset)},
+    {"TT_FULLY_CONNECTED_WEIGHT_UPDATE",
+     Op(LayerInit<kWeightSgd>, WeightUpdatePrepare<kFullyConnected>,
+        WeightUpdateInvoke<kFullyConnected>, LayerReset)},
+    {"TT_BIAS_UPDATE", Op(LayerInit<kSgd>, BiasUpdatePrepare, BiasUpdateInvoke, LayerReset)},
+};
+
+}  // namespace
+}  // namespace tflm
+
+void ReportTrainedTensorsTo(TrainedTensors *sink) { tflm::g_trained_sink = sink; }
+
+const char *TrainingOpName(int i) {
+  return i >= 0 && i < kNumTrainingOps ? tflm::kOps[i].name : nullptr;
+}
+
+const tflm::Registration *TrainingOpRegistration(int i) {
+  return i >= 0 && i < kNumTrainingOps ? &tflm::kOps[i].registration : nullptr;
+}
+
+}  // namespace tflite_train

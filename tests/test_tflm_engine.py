@@ -1,0 +1,282 @@
+"""--engine tflm: training models in the real TFLM interpreter (the pinned tflite-micro
+wheel) with our kernels registered through the TFLM glue (micro_kernels/tflm/).
+
+The claim is bit-identity with --engine c: both run the same C kernels for the TT_* ops, and
+TFLM's forward kernels equal our numpy forward bit for bit (tests/test_forward_exact.py), so
+every loss and every trained int8/int32 parameter must be identical, with no tolerance.
+
+The glue reaches into the wheel at a layout it cannot include headers for
+(../shared/TFLM_ABI.md). The self-checks below read that layout out of the wheel's own
+binary and run a training step in a child process, so that a different wheel fails with a
+message naming the broken fact instead of crashing the test run.
+"""
+import ctypes
+import re
+import subprocess
+import sys
+from importlib import metadata
+
+import numpy as np
+import pytest
+
+import wheel_elf
+from conftest import ROOT, shared_model
+from tflite_train import augment, tflite_io
+from tflite_train.autodiff import Hyper
+from tflite_train.demo import EXAMPLE, new_task
+from tflite_train.errors import TTError
+from tflite_train.runtime import tflm_engine
+from tflite_train.runtime.numpy_exec import Executor
+from tflite_train.runtime.tflm_engine import TFLMExecutor
+from tflite_train.training_ops import encode_options, options_of
+
+
+def run_both(graph, steps: int, seed: int = 0, labels=None):
+    """The same samples through --engine c and --engine tflm: losses and final variables."""
+    results = []
+    for ex in (Executor(graph, "c"), TFLMExecutor(graph)):
+        rng = np.random.default_rng(seed)
+        shape = graph.tensors[graph.inputs[0]].shape
+        classes = graph.tensors[graph.outputs[0]].size
+        losses = []
+        for i in range(steps):
+            x = rng.integers(-128, 128, shape).astype(np.int8)
+            label = labels[i] if labels is not None else i % classes
+            out = ex.invoke([x, np.array([label], np.int32)])
+            losses.append(np.asarray(out[graph.outputs[-1]]).copy())
+        results.append((losses, {k: v.copy() for k, v in ex.variables.items()}))
+    return results
+
+
+def assert_identical(graph, results):
+    (loss_c, var_c), (loss_t, var_t) = results
+    assert [l.tobytes() for l in loss_c] == [l.tobytes() for l in loss_t], (loss_c, loss_t)
+    assert var_c.keys() == var_t.keys()
+    for k in var_c:
+        assert np.array_equal(var_c[k], var_t[k]), graph.tensors[k].name
+
+
+# -- the wheel's layout -------------------------------------------------------------------
+
+def test_the_wheel_is_the_build_the_glue_was_written_for():
+    assert metadata.version("tflite-micro") == tflm_engine.PINNED_WHEEL
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'"tflite-micro=={tflm_engine.PINNED_WHEEL}"' in pyproject
+
+
+def test_the_wheels_layout_is_what_the_glue_assumes():
+    """Each fact micro_kernels/tflm/tt_tflm_compat.h and tt_tflm_wheel.cc rely on, read
+    from the wheel's binary."""
+    wheel_elf.require_binutils()
+    slots = wheel_elf.vtable_slots("tflite::micro::MicroInterpreterContext", 10)
+    wanted = {2: "AllocatePersistentBuffer(", 3: "RequestScratchBufferInArena(",
+              4: "GetScratchBuffer(", 5: "AllocateTempTfLiteTensor(",
+              6: "DeallocateTempTfLiteTensor(", 9: "GetEvalTensor("}
+    for slot, name in wanted.items():
+        assert f"::{name}" in slots[slot], \
+            f"MicroContext vtable slot {slot} is {slots[slot]!r}, the glue calls it as {name}"
+    # the op resolver the registerer appends to: registrations_len_ at 0x2bc8, and FindOp
+    # steps through 56-byte registrations
+    body = wheel_elf.function_body(
+        "tflite::micro::MicroMutableOpResolver<200u>::FindOp(char const*) const")
+    assert "0x2bc8(" in body, \
+        "MicroMutableOpResolver<200>::registrations_len_ is no longer at offset 0x2bc8"
+    assert re.search(r"\$0x38,|0x38\(", body), "TFLMRegistration is no longer 56 bytes"
+
+
+def test_the_registerer_refuses_a_resolver_of_another_layout(capfd):
+    lib = tflm_engine.glue_library()
+    fake = (ctypes.c_ubyte * 0x2bd0)()                # a "resolver" with 0 registrations
+    assert not lib.TfliteTrainRegisterOps(ctypes.byref(fake))
+    ctypes.c_uint.from_buffer(fake, 0x2bc8).value = 3    # 3 empty (invalid) registrations
+    assert not lib.TfliteTrainRegisterOps(ctypes.byref(fake))
+    err = capfd.readouterr().err
+    assert err.count("does not look like the layout") == 2, err
+
+
+def test_a_training_step_in_a_child_process():
+    """The canary: if the wheel's layout were not the one declared, this is where it would
+    crash; in a child process the crash becomes this test's message."""
+    code = (
+        "import numpy as np\n"
+        "from tflite_train import augment, tflite_io\n"
+        "from tflite_train.autodiff import Hyper\n"
+        "from tflite_train.demo import EXAMPLE\n"
+        "from tflite_train.runtime.tflm_engine import TFLMExecutor\n"
+        "g = augment.augment(tflite_io.load(EXAMPLE), 'full', 4, Hyper(momentum=0.5)).graph\n"
+        "ex = TFLMExecutor(g)\n"
+        "x = np.zeros((1, 32, 32, 1), np.int8)\n"
+        "loss = ex.invoke([x, np.array([1], np.int32)])[g.outputs[-1]][0]\n"
+        "assert np.isfinite(loss) and loss > 0, loss\n"
+        "print('step ok', loss)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(ROOT), timeout=300)
+    assert res.returncode == 0 and "step ok" in res.stdout, (
+        f"a TFLM training step in the pinned wheel failed (exit {res.returncode}): the "
+        f"wheel's layout may differ from micro_kernels/tflm/tt_tflm_compat.h\n"
+        f"{res.stderr[-2000:]}")
+
+
+def test_a_different_wheel_version_is_refused(monkeypatch):
+    monkeypatch.setattr(tflm_engine.metadata, "version", lambda name: "0.dev1")
+    with pytest.raises(TTError, match="written for tflite-micro=="):
+        tflm_engine.check_wheel()
+
+
+# -- training in TFLM = training with the C kernels, bit for bit --------------------------
+
+@pytest.mark.parametrize("scheme, fuse, hyper", [
+    ("full", True, Hyper(lr=0.05, momentum=0.5, rounding="stochastic", seed=3)),
+    ("full", False, Hyper(lr=0.05, momentum=0.9, rounding="nearest", seed=1)),
+    ("last:2", True, Hyper(lr=0.1, decay_steps=6, seed=2)),
+    ("bias-only", True, Hyper(lr=0.05, seed=4)),
+])
+def test_tflm_trains_bit_identically_to_the_c_engine(scheme, fuse, hyper):
+    graph = augment.augment(tflite_io.load(EXAMPLE), scheme, 4, hyper, fuse=fuse).graph
+    results = run_both(graph, 10)
+    assert_identical(graph, results)
+    # and the parameters did move
+    trained = {k: v for k, v in results[0][1].items() if v.dtype != np.float32}
+    initial = {i: graph.tensors[i] for i in trained}
+    assert any(initial[k].data is None for k in trained)       # variables, empty buffers
+
+
+def test_zoo_graphs_train_bit_identically_in_tflm(zoo, tmp_path):
+    """TRANSPOSE, MEAN, broadcast ADD, max and average pools, explicit PADs, a softmax and
+    a channel slice on the backward path: with the example's graphs, every TT_* op."""
+    seen = set()
+    for name in ("branches", "depthwise", "mobile", "softmax_mid"):
+        for fuse in (False, True):
+            graph = augment.augment(tflite_io.load(zoo[name]), "full", None,
+                                    Hyper(lr=0.05, seed=3), fuse=fuse).graph
+            seen |= {op.kind for op in graph.operators if op.kind.startswith("TT_")}
+            assert_identical(graph, run_both(graph, 4))
+    # a channel ratio: the saved input is a slice (TT_SAVE_SLICE)
+    scheme = tmp_path / "half.json"
+    scheme.write_text('{"n_bias_update": 1, "weight_update": [{"layer": -1, "ratio": 0.5}]}')
+    graph = augment.augment(tflite_io.load(EXAMPLE), str(scheme), 4, Hyper(seed=2)).graph
+    seen |= {op.kind for op in graph.operators if op.kind.startswith("TT_")}
+    assert_identical(graph, run_both(graph, 6))
+    from tflite_train import training_ops
+    assert seen == set(training_ops.schema()["ops"]), \
+        set(training_ops.schema()["ops"]) - seen
+
+
+def test_person_detector_200_steps_cli_identical_weights(tmp_path, capsys):
+    """The issue's command: 200 steps on Fashion-MNIST, --engine tflm and --engine c end
+    with identical trained weights (validation cut to 50 samples to save time)."""
+    from tflite_train import data
+    from tflite_train.cli import main
+    pd = shared_model("person_detect")
+    if not data.FASHION_MNIST_DIR.exists():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed (make setup installs it)")
+    model = tmp_path / "pd.train.tflite"
+    assert main(["augment", str(pd), "-o", str(model), "--num-classes", "10",
+                 "--scheme", "bias-only"]) == 0
+    states = {}
+    for engine in ("tflm", "c"):
+        out = tmp_path / f"{engine}.npz"
+        assert main(["train", str(model), "--data", "fashion-mnist", "--steps", "200",
+                     "--val-samples", "50", "--engine", engine, "-o", str(out)]) == 0
+        states[engine] = np.load(out)
+    text = capsys.readouterr().out
+    assert text.count("engine tflm") == 1 and text.count("engine c") == 1
+    names = [n for n in states["c"].files if n != "__history__"]
+    assert names
+    for n in names:
+        assert np.array_equal(states["c"][n], states["tflm"][n]), n
+
+
+# -- the device's behaviour: label gating, errors, reset ----------------------------------
+
+def test_negative_label_runs_the_forward_only():
+    graph = augment.augment(tflite_io.load(EXAMPLE), "full", 4, Hyper(seed=1)).graph
+    tflm, ref = TFLMExecutor(graph), Executor(graph, "numpy")
+    x = np.random.default_rng(5).integers(-128, 128, (1, 32, 32, 1)).astype(np.int8)
+    out_t = tflm.invoke([x, np.array([-1], np.int32)])
+    out_r = ref.invoke([x, np.array([-1], np.int32)])
+    assert out_t[graph.outputs[-1]][0] == 0.0
+    assert np.array_equal(out_t[graph.outputs[0]], out_r[graph.outputs[0]])
+    before = {k: v.copy() for k, v in tflm.variables.items()}
+    for k, v in before.items():        # TT_INIT ran: the variables hold the initial values
+        init = ref.variables[k]
+        assert np.array_equal(v, init), graph.tensors[k].name
+    tflm.invoke([x, np.array([-1], np.int32)])
+    after = tflm.variables
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_label_out_of_range_is_a_one_line_error():
+    graph = augment.augment(tflite_io.load(EXAMPLE), "bias-only", 4, Hyper()).graph
+    ex = TFLMExecutor(graph)
+    with pytest.raises(TTError, match=r"TT_LOSS_SOFTMAX_CE: label 4 out of range for 4 classes"):
+        ex.invoke([np.zeros((1, 32, 32, 1), np.int8), np.array([4], np.int32)])
+
+
+def test_reset_starts_training_over():
+    graph = augment.augment(tflite_io.load(EXAMPLE), "last:2", 4,
+                            Hyper(momentum=0.5, seed=9)).graph
+    ex = TFLMExecutor(graph)
+    xs = np.random.default_rng(1).integers(-128, 128, (3, 1, 32, 32, 1)).astype(np.int8)
+    runs = []
+    for _ in range(2):
+        for i, x in enumerate(xs):
+            ex.invoke([x, np.array([i], np.int32)])
+        runs.append({k: v.copy() for k, v in ex.variables.items()})
+        ex.reset()
+    for k in runs[0]:
+        assert np.array_equal(runs[0][k], runs[1][k]), graph.tensors[k].name
+
+
+def _model_with(graph, edit) -> object:
+    """A copy of a training graph with one TT op's options edited."""
+    g = tflite_io.parse(tflite_io.serialize(graph))
+    edit(g)
+    return g
+
+
+def test_a_missing_option_is_reported_by_prepare():
+    graph = augment.augment(tflite_io.load(EXAMPLE), "bias-only", 4, Hyper()).graph
+
+    def drop_lr(g):
+        op = next(o for o in g.operators if o.kind == "TT_BIAS_UPDATE")
+        opts = dict(options_of(op))
+        del opts["lr"]
+        op.custom_options = encode_options(opts)
+        op.options.pop("_tt", None)
+
+    with pytest.raises(TTError, match=r"TT_BIAS_UPDATE: option 'lr' is missing"):
+        TFLMExecutor(_model_with(graph, drop_lr))
+
+
+def test_a_constant_parameter_is_never_written():
+    """An update op whose parameter is not a variable would write into flash on a device."""
+    graph = augment.augment(tflite_io.load(EXAMPLE), "bias-only", 4, Hyper()).graph
+
+    def constant_bias(g):
+        op = next(o for o in g.operators if o.kind == "TT_BIAS_UPDATE")
+        t = g.tensors[op.inputs[2]]
+        t.is_variable = False
+        t.data = np.zeros(t.shape, np.int32)
+        init = next(o for o in g.operators if o.kind == "TT_INIT")
+        at = init.inputs.index(op.inputs[2])            # drop its (initial, variable) pair
+        del init.inputs[at - 1:at + 1]
+
+    with pytest.raises(TTError, match=r"TT_BIAS_UPDATE: bias is not a variable tensor"):
+        TFLMExecutor(_model_with(graph, constant_bias))
+
+
+def test_train_cli_with_the_tflm_engine(tmp_path, capsys):
+    from tflite_train.cli import main
+    model = tmp_path / "t.tflite"
+    assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4"]) == 0
+    data = new_task(tmp_path / "d.npz", n=40)
+    states = []
+    for engine in ("tflm", "c"):
+        out = tmp_path / f"{engine}.npz"
+        assert main(["train", str(model), "--data", str(data), "--steps", "12",
+                     "--engine", engine, "-o", str(out)]) == 0
+        states.append(np.load(out))
+    for name in states[0].files:
+        if name != "__history__":
+            assert np.array_equal(states[0][name], states[1][name]), name
