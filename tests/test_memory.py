@@ -1,4 +1,5 @@
-"""The inference arena plan equals what the real TFLM interpreter allocates."""
+"""The arena plan equals what the real TFLM interpreter allocates, for inference models and
+(with our training ops registered) for training models."""
 import pytest
 
 from conftest import SHARED_TFLM, shared_model
@@ -21,6 +22,25 @@ def test_shared_models_plan_equals_tflm_head(name):
 def test_zoo_models_plan_equals_tflm_head(zoo):
     for path in zoo.values():
         assert_plan_matches_tflm(path.read_bytes())
+
+
+def test_training_model_plans_equal_tflm_head(zoo):
+    """Training graphs (saved activations, masks, gradients, the fused updates' scratch)
+    planned in file order: the same head as TFLM's, our kernels registered."""
+    from tflite_train import augment
+    from tflite_train.autodiff import Hyper
+    from tflite_train.demo import EXAMPLE
+    from tflite_train.runtime.tflm_engine import REGISTERER, glue_library
+    glue_library()
+    models = [(EXAMPLE, 4, s, fuse) for s in ("full", "bias-only", "last:2")
+              for fuse in (True, False)]
+    models += [(zoo[n], None, "full", True) for n in ("branches", "mobile", "softmax_mid")]
+    for path, classes, scheme, fuse in models:
+        graph = augment.augment(tflite_io.load(path), scheme, classes, Hyper(momentum=0.5),
+                                fuse=fuse).graph
+        plan = memory.plan(graph)
+        head = arena_usage(tflite_io.serialize(graph), registerers=[REGISTERER])["head"]
+        assert plan.arena_bytes == head, (path.name, scheme, fuse)
 
 
 def test_greedy_plan_places_overlapping_buffers_apart():
@@ -75,6 +95,12 @@ def test_plan_of_a_training_model_splits_its_parts(tmp_path, capsys):
     assert info["arena_bytes"] >= sum(peak.values())
     assert len(info["timeline"]) == len(r.graph.operators)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # TFLM's persistent data, measured with our ops registered, without the variables
+    from tflite_train.runtime.tflm_engine import REGISTERER
+    usage = arena_usage(model.read_bytes(), registerers=[REGISTERER])
+    assert info["arena_bytes"] == usage["head"]
+    variables = sum(memory.align_up(t.nbytes) for t in r.graph.tensors if t.is_variable)
+    assert info["persistent_bytes"] == usage["tail"] - variables > 0
     assert main(["plan", str(model), "--timeline"]) == 0
     assert "TT_LOSS_SOFTMAX_CE" in capsys.readouterr().out
 

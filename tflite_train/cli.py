@@ -122,19 +122,31 @@ def cmd_import(args) -> int:
     return 0
 
 
+def tflm_persistent_bytes(graph, data: bytes, training: bool) -> int | None:
+    """TFLM's persistent tail for the model (our training ops registered), less the
+    variables it holds, which the plan lists as trained parameters and optimizer state;
+    None when TFLM cannot allocate it. Measured in the 64-bit wheel: an upper bound for a
+    32-bit target, whose TFLM structs are smaller."""
+    from . import memory
+    from .runtime.tflm import arena_usage
+    try:
+        registerers = []
+        if training:
+            from .runtime.tflm_engine import REGISTERER, glue_library
+            glue_library()
+            registerers = [REGISTERER]
+        tail = arena_usage(data, registerers=registerers)["tail"]
+    except (RuntimeError, ValueError, TTError):
+        return None
+    return tail - sum(memory.align_up(t.nbytes) for t in graph.tensors if t.is_variable)
+
+
 def cmd_plan(args) -> int:
     from . import memory, ops
     graph, data = _load(args.model)
     ops.validate(graph)
     p = memory.plan(graph)
-    persistent = None
-    if not p.training:
-        from .runtime.tflm import arena_usage
-        try:
-            usage = arena_usage(data)
-            persistent = usage["tail"]
-        except (RuntimeError, ValueError):
-            persistent = None
+    persistent = tflm_persistent_bytes(graph, data, p.training)
     kinds = [op.kind for op in graph.operators]
     buffers = memory.tflm_buffers(graph)
     offsets, offline_bytes, order = memory.offline_plan(buffers)
@@ -172,10 +184,10 @@ def cmd_plan(args) -> int:
     print(f"  trainable params   {kb(p.trainable_bytes)}  variables (SRAM copies)")
     print(f"  optimizer state    {kb(p.optimizer_bytes)}  momentum buffers")
     if persistent is not None:
-        print(f"  persistent data    {kb(persistent)}  op data, tensor structs (TFLM, measured)")
+        print(f"  persistent data    {kb(persistent)}  op data, tensor structs (TFLM, measured "
+              f"on the 64-bit host)")
     else:
-        print("  persistent data         n/a  (measured by TFLM once the training kernels "
-              "can be registered)")
+        print("  persistent data         n/a  (TFLM could not allocate this model)")
     lower = max(sum(t.values()) for t in p.timeline) if p.timeline else 0
     print(f"offline plan         {kb(offline_bytes)}  ({order}; the live peak, a lower bound "
           f"for any plan without in-place ops, is {kb(lower).strip()})")
@@ -319,6 +331,14 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_header(args) -> int:
+    from .c_header import write
+    n = write(args.model, args.output, args.array)
+    print(f"wrote {args.output}: inputs, outputs, arena size and {n} trained tensors"
+          + (f", model bytes as {args.array}[]" if args.array else ""))
+    return 0
+
+
 def _ranged(convert, ok, rule: str):
     """An argparse type: `convert` the text, then require `ok(value)` (`rule` says what)."""
     noun = "an integer" if convert is int else "a number"
@@ -438,13 +458,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of the data held out for validation (default 0.1)")
     s.add_argument("--val-samples", type=_positive_int, default=1000,
                    help="at most this many validation samples are evaluated (default 1000)")
-    s.add_argument("--engine", choices=["numpy", "c"], default="numpy",
+    s.add_argument("--engine", choices=["numpy", "c", "tflm"], default="numpy",
                    help="numpy: the reference; c: the TT_* ops in the micro_kernels C library "
-                        "(built on first use)")
+                        "(built on first use); tflm: the whole model in the real TFLM "
+                        "interpreter (pinned tflite-micro wheel) with the C kernels registered")
     s.add_argument("--seed", type=_seed, default=0, help="shuffling seed")
     s.add_argument("-o", "--output", help="write the trained parameters (.npz)")
     s.set_defaults(func=cmd_train)
+
+    _add_header_parser(sub)
     return p
+
+
+def _add_header_parser(sub) -> None:
+    s = sub.add_parser("header", help="a C header for a TFLM app: the training model's "
+                                      "inputs, outputs, arena size and trained tensors")
+    s.add_argument("model", help="a training model written by `augment`")
+    s.add_argument("-o", "--output", required=True, help="the .h file to write")
+    s.add_argument("--array", metavar="NAME",
+                   help="also embed the model as `NAME[]` (16-byte aligned) and NAME_len")
+    s.set_defaults(func=cmd_header)
 
 
 def main(argv: list[str] | None = None) -> int:
