@@ -4,14 +4,15 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 APT_PKGS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm dataset-fashion-mnist \
-            libflatbuffers-dev g++ cmake binutils
+            libstdc++-arm-none-eabi-dev libflatbuffers-dev g++ cmake binutils
 
 .PHONY: setup apt venv test demo bench mcu-test kernels clean
 
 setup: apt venv
 
-# Debian packages: the Cortex-M7 toolchain, QEMU, Fashion-MNIST, flexbuffers for the TFLM
-# glue, and the C++/CMake/binutils its tests use. Skipped when present.
+# Debian packages: the Cortex-M7 toolchain (with C++ headers for the TFLM glue), QEMU,
+# Fashion-MNIST, flexbuffers for the glue, and the C++/CMake/binutils its tests use.
+# Skipped when present.
 apt:
 	@missing=""; for p in $(APT_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \

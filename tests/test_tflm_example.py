@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,8 @@ from tflite_train.cli import EXIT_ERROR, main
 from tflite_train.demo import EXAMPLE
 
 APP = ROOT / "examples" / "tflm_app"
-STRICT = "-std=c++17 -O2 -Wall -Wextra -Werror -fno-exceptions -fno-rtti"
+STRICT = ("-std=c++17 -O2 -Wall -Wextra -Werror -fno-exceptions -fno-rtti "
+          "-fno-threadsafe-statics")
 
 # Runs in a child process: the wheel's _runtime.so is made global so that the example's
 # references to TFLM resolve to it, then the example is driven through its C API.
@@ -119,6 +121,30 @@ def test_the_example_built_with_cmake_trains_like_the_c_engine(model_dir, tmp_pa
     subprocess.run(["cmake", "--build", str(build), "-j", "2"], check=True,
                    capture_output=True)
     check(run_example(build / "libtrainer.so", model_dir))
+
+
+def test_the_glue_and_the_example_compile_for_cortex_m7(model_dir, tmp_path):
+    """A device build: arm-none-eabi-g++ for the Cortex-M7, warnings as errors. (TFLM's own
+    headers are not installable here, so wheel_abi stands in for them; what this catches is
+    the glue's portability, e.g. TFLM's int dims against the kernels' int32_t, which is
+    long on arm-none-eabi.)"""
+    gxx = shutil.which("arm-none-eabi-g++")
+    cxx_headers = Path("/usr/include/newlib/c++")
+    if gxx is None or not cxx_headers.exists():
+        pytest.skip("arm-none-eabi-g++ with libstdc++-arm-none-eabi-dev is needed "
+                    "(make setup installs them)")
+    include = tmp_path / "include"                     # flexbuffers.h without host libc
+    include.mkdir()
+    (include / "flatbuffers").symlink_to("/usr/include/flatbuffers")
+    kernels = ROOT / "micro_kernels"
+    flags = [*STRICT.split(), "-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16",
+             "-mfloat-abi=hard", "-ffp-contract=off", "-DTT_TFLM_WHEEL_ABI",
+             "-DFLATBUFFERS_LOCALE_INDEPENDENT=0", "-I", str(kernels / "include"),
+             "-I", str(kernels / "tflm"), "-I", str(kernels / "tflm" / "wheel_abi"),
+             "-isystem", str(include), "-I", str(model_dir), "-c"]
+    for src in (kernels / "tflm" / "tt_tflm_ops.cc", APP / "trainer.cc"):
+        subprocess.run([gxx, *flags, str(src), "-o", str(tmp_path / (src.stem + ".o"))],
+                       check=True)
 
 
 def test_the_wheel_matches_the_declared_app_api():

@@ -30,6 +30,15 @@ int32_t Count(const TfLiteIntArray *dims) {
 int32_t Dim(const TfLiteEvalTensor *t, int i) { return t->dims->data[i]; }
 int32_t Last(const TfLiteEvalTensor *t) { return t->dims->data[t->dims->size - 1]; }
 
+/* A tensor's dims as the kernels take them: TFLM's are `int`, which is not int32_t's type
+ * on arm-none-eabi (long). rank <= kMaxRank, checked in Prepare. */
+struct Dims32 {
+  explicit Dims32(const TfLiteIntArray *dims) {
+    for (int i = 0; i < dims->size && i < kMaxRank; ++i) v[i] = dims->data[i];
+  }
+  int32_t v[kMaxRank];
+};
+
 template <typename T>
 T *Data(const TfLiteEvalTensor *t) {
   return t == nullptr ? nullptr : reinterpret_cast<T *>(t->data.data);
@@ -491,7 +500,7 @@ TfLiteStatus SumGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   int32_t dx_dims[kMaxRank];
   const int rank = a->dims->size, lead = rank - dx->dims->size;
   for (int d = 0; d < rank; ++d) dx_dims[d] = d < lead ? 1 : dx->dims->data[d - lead];
-  tt_sum_broadcast_grad_f32(Data<float>(a), a->dims->data, dx_dims, rank, Data<float>(dx));
+  tt_sum_broadcast_grad_f32(Data<float>(a), Dims32(a->dims).v, dx_dims, rank, Data<float>(dx));
   return kTfLiteOk;
 }
 
@@ -551,7 +560,7 @@ TfLiteStatus TransposeGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   if (!Training(context, node)) return kTfLiteOk;
   const IntsData *d = static_cast<const IntsData *>(node->user_data);
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
-  tt_transpose_grad_f32(Data<float>(dy), dy->dims->data, d->v, d->n,
+  tt_transpose_grad_f32(Data<float>(dy), Dims32(dy->dims).v, d->v, d->n,
                         Data<float>(EvalOutput(context, node, 0)));
   return kTfLiteOk;
 }
@@ -573,7 +582,8 @@ TfLiteStatus PadGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   const IntsData *d = static_cast<const IntsData *>(node->user_data);
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
-  tt_pad_grad_f32(Data<float>(dy), dy->dims->data, d->v, dx->dims->data, d->n, Data<float>(dx));
+  tt_pad_grad_f32(Data<float>(dy), Dims32(dy->dims).v, d->v, Dims32(dx->dims).v, d->n,
+                  Data<float>(dx));
   return kTfLiteOk;
 }
 
@@ -598,7 +608,7 @@ TfLiteStatus MeanGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
   int32_t reduced[kMaxRank] = {0};
   for (int a = 0; a < d->n; ++a) reduced[d->v[a] < 0 ? d->v[a] + dx->dims->size : d->v[a]] = 1;
-  tt_mean_grad_f32(Data<float>(EvalInput(context, node, 0)), dx->dims->data, reduced,
+  tt_mean_grad_f32(Data<float>(EvalInput(context, node, 0)), Dims32(dx->dims).v, reduced,
                    dx->dims->size, Data<float>(dx));
   return kTfLiteOk;
 }
@@ -1024,7 +1034,7 @@ TfLiteStatus UpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   const float *grad = Data<float>(EvalInput(context, node, 1));
   float *momentum = Data<float>(EvalInput(context, node, 2));
   if (kWeights) {
-    tt_update_weight_s8(Data<int8_t>(param), param->dims->data, param->dims->size,
+    tt_update_weight_s8(Data<int8_t>(param), Dims32(param->dims).v, param->dims->size,
                         d->axis == 0 ? 0 : 1, d->scales, d->n_scales, grad, d->channels,
                         momentum, &d->sgd, &d->state);
   } else {
@@ -1038,19 +1048,12 @@ TfLiteStatus UpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
 
 void *NoData(TfLiteContext *, const char *, size_t) { return nullptr; }
 
-TFLMRegistration Op(void *(*init)(TfLiteContext *, const char *, size_t),
-                    TfLiteStatus (*prepare)(TfLiteContext *, TfLiteNode *),
-                    TfLiteStatus (*invoke)(TfLiteContext *, TfLiteNode *),
-                    void (*reset)(TfLiteContext *, void *) = nullptr) {
-  TFLMRegistration r;
-  r.init = init;
-  r.free = nullptr;
-  r.prepare = prepare;
-  r.invoke = invoke;
-  r.reset = reset;
-  r.builtin_code = 0;
-  r.custom_name = nullptr;
-  return r;
+/* constexpr, so that the table below is constant data (flash), built by no start-up code */
+constexpr TFLMRegistration Op(void *(*init)(TfLiteContext *, const char *, size_t),
+                              TfLiteStatus (*prepare)(TfLiteContext *, TfLiteNode *),
+                              TfLiteStatus (*invoke)(TfLiteContext *, TfLiteNode *),
+                              void (*reset)(TfLiteContext *, void *) = nullptr) {
+  return TFLMRegistration{init, nullptr, prepare, invoke, reset, 0, nullptr};
 }
 
 struct Entry {
@@ -1058,7 +1061,7 @@ struct Entry {
   TFLMRegistration registration;
 };
 
-const Entry kOps[kNumTrainingOps] = {
+constexpr Entry kOps[kNumTrainingOps] = {
     {"TT_INIT", Op(InitInit, InitPrepare, InitInvoke, InitReset)},
     {"TT_SAVE_MASK", Op(SaveMaskInit, SaveMaskPrepare, SaveMaskInvoke)},
     {"TT_SAVE_SLICE", Op(SliceInit, SlicePrepare, SliceInvoke)},
