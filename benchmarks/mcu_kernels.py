@@ -1,16 +1,19 @@
 """Instructions of the C training kernels on the Cortex-M7 rig (QEMU mps2-an500 with
 `-icount shift=0`: SysTick ticks every 40 instructions), for the layer shapes of the person
-detector's last blocks, and the code size (.text) of the kernel library.
+detector's last blocks (operators 22-28 of person_detect.tflite, with a new 10-class head),
+and the code size (.text) of the kernel library and of the TFLM glue.
 
-    .venv/bin/python benchmarks/mcu_kernels.py        # prints a markdown table
+    .venv/bin/python benchmarks/mcu_kernels.py        # prints markdown tables
 
 QEMU does not model the pipeline or caches: these are instruction counts, not cycles.
-Numbers are rounded to whole SysTick ticks (40 instructions).
+Numbers are rounded to whole SysTick ticks (40 instructions). Inputs are pseudo-random; the
+kernels' work does not depend on the values (masks are absent, so every element counts).
 """
 from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -20,16 +23,66 @@ RIG = ROOT / "targets" / "mps2_an500"
 SOURCES = sorted((ROOT / "src").glob("*.c"))
 CPU = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"]
 
-# (label, kernel call template, MACs): person_detect blocks 11-13 (6x6 and 3x3 maps)
-CASES = [
-    ("conv 1x1 128->128 @6x6, input grad", "conv_in", dict(h=6, ci=128, co=128), 36 * 128 * 128),
-    ("conv 1x1 128->128 @6x6, weight grad", "conv_w", dict(h=6, ci=128, co=128), 36 * 128 * 128),
-    ("conv 1x1 256->256 @3x3, input grad", "conv_in", dict(h=3, ci=256, co=256), 9 * 256 * 256),
-    ("dw 3x3 256 @3x3, input grad", "dw_in", dict(h=3, c=256), 9 * 256 * 9),
-    ("dw 3x3 256 @3x3, weight grad", "dw_w", dict(h=3, c=256), 9 * 256 * 9),
-    ("bias grad 256 @3x3", "bias", dict(h=3, c=256), 0),
-    ("update 128x128 int8, stochastic rounding", "update", dict(n=128 * 128), 0),
-]
+# Buffers of the program below: dy in f_a, outputs / scratch in f_b, int8 weights in w,
+# int8 saved activations in x, int32 biases in b. `same` is a 1x1 window, `dw1`/`dw2` the
+# depthwise 3x3 windows at stride 1 and 2 (SAME padding).
+
+
+def pointwise(h, ci, co):
+    macs = h * h * ci * co
+    return [
+        (f"conv 1x1 {ci}->{co} @{h}x{h}, input grad",
+         f"tt_conv2d_input_grad_f32(f_a, 0, 1, {h}, {h}, {co}, w, scales, 1, 1, &same, {h}, "
+         f"{h}, {ci}, f_b)", macs),
+        (f"conv 1x1 {ci}->{co} @{h}x{h}, weight grad",
+         f"tt_conv2d_weight_grad_f32(f_a, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, {h}, {h}, {ci}, "
+         f"1, 1, &same, f_b)", macs) if ci * co <= 128 * 128 else None,
+        (f"conv 1x1 {ci}->{co} @{h}x{h}, fused weight update",
+         f"tt_conv2d_weight_update_s8(f_a, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, {h}, {h}, {ci},"
+         f" w, 1, 1, {ci}, scales, {co}, &same, 0, &sgd, &st, f_b)", macs),
+    ]
+
+
+def depthwise(h, c, stride):
+    oh = (h + stride - 1) // stride
+    win = "&dw1" if stride == 1 else "&dw2"
+    macs = oh * oh * c * 9
+    name = f"dw 3x3/{stride} {c} @{h}x{h}"
+    return [
+        (f"{name}, input grad",
+         f"tt_depthwise_conv2d_input_grad_f32(f_a, 0, 1, {oh}, {oh}, {c}, 1, w, scales, 3, 3, "
+         f"{win}, {h}, {h}, f_b)", macs),
+        (f"{name}, weight grad",
+         f"tt_depthwise_conv2d_weight_grad_f32(f_a, 0, 1, {oh}, {oh}, {c}, 1, x, 0.02f, -128, "
+         f"{h}, {h}, 3, 3, {win}, f_b)", macs),
+        (f"{name}, fused weight update",
+         f"tt_depthwise_conv2d_weight_update_s8(f_a, 0, 1, {oh}, {oh}, {c}, 1, x, 0.02f, -128, "
+         f"{h}, {h}, w, 3, 3, scales, {c}, {win}, 0, &sgd, &st, f_b)", macs),
+    ]
+
+
+CASES = [c for c in [
+    *pointwise(6, 128, 128),                                           # operator 22
+    *depthwise(6, 128, 2),                                             # operator 23
+    *pointwise(3, 128, 256),                                           # operator 24
+    *depthwise(3, 256, 1),                                             # operator 25
+    *pointwise(3, 256, 256),                                           # operator 26
+    ("average pool 3x3 -> 1x1, 256, grad",
+     "tt_average_pool_grad_f32(f_a, 1, 1, 1, 256, 3, 3, &same, 3, 3, f_b)", 0),
+    ("FC head 256->10, input grad",
+     "tt_fully_connected_input_grad_f32(f_a, 0, 1, 10, w, scales, 256, f_b)", 2560),
+    ("FC head 256->10, fused weight update",
+     "tt_fully_connected_weight_update_s8(f_a, 0, 1, 10, x, 0.02f, -128, 256, w, 256, scales,"
+     " 10, 0, &sgd, &st, f_b)", 2560),
+    ("softmax cross-entropy loss, 10 classes",
+     "tt_loss_softmax_ce_s8(x, 10, 0.1f, -3, 4, &loss, f_b)", 0),
+    ("bias grad + update 256 @3x3 (fused)",
+     "tt_bias_update_s32(f_a, 0, 9, 256, b, scales, 0, &sgd, &st, f_b)", 0),
+    ("save ReLU mask 6x6x128",
+     "tt_save_mask_s8(x, 4608, -128, 127, mask)", 0),
+    ("update 128x128 int8 (separate), stochastic rounding",
+     "tt_update_weight_s8(w, dims128, 2, 0, scales, 128, f_a, 128, 0, &sgd, &st)", 0),
+] if c is not None]
 
 PROGRAM = r"""
 #include <stdint.h>
@@ -38,10 +91,11 @@ PROGRAM = r"""
 void tt_rig_print(const char *text);
 void tt_rig_ticks_start(void);
 uint32_t tt_rig_ticks(void);
-/* inputs and outputs sized for the largest case; all of it fits the 320 KB SRAM budget */
-static float f_a[128 * 128], f_b[128 * 128];
-static int8_t s_a[256 * 256], s_b[128 * 128];
-static float scales[256];
+/* sized for the largest case; all of it fits the rig's 320 KB SRAM budget */
+static float f_a[128 * 128], f_b[128 * 128], scales[256], loss;
+static int8_t w[256 * 256], x[6 * 6 * 256];
+static int32_t b[256];
+static uint8_t mask[4608 / 8];
 static void put(const char *label, uint32_t ticks) {
   char buf[16]; int i = 15; buf[i] = 0;
   do { buf[--i] = (char)('0' + ticks % 10); ticks /= 10; } while (ticks);
@@ -51,12 +105,13 @@ static void put(const char *label, uint32_t ticks) {
   uint32_t t1 = tt_rig_ticks(); put(label, (t0 - t1) & 0xFFFFFFu); } while (0)
 static const int32_t dims128[2] = {128, 128};
 int main(void) {
-  uint32_t x = 1;
+  uint32_t r = 1;
   for (int i = 0; i < 128 * 128; ++i)
-    f_a[i] = (float)(int32_t)(tt_xorshift32_next(&x) & 0xFFFF) * 1e-5f;
-  for (int i = 0; i < 256 * 256; ++i) s_a[i] = (int8_t)(tt_xorshift32_next(&x) & 0xFF);
+    f_a[i] = (float)(int32_t)(tt_xorshift32_next(&r) & 0xFFFF) * 1e-5f;
+  for (int i = 0; i < 256 * 256; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
+  for (int i = 0; i < 6 * 6 * 256; ++i) x[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
   for (int i = 0; i < 256; ++i) scales[i] = 0.01f;
-  const tt_window same = {1, 1, 1, 1, 0, 0}, dw = {1, 1, 1, 1, 1, 1};
+  const tt_window same = {1, 1, 1, 1, 0, 0}, dw1 = {1, 1, 1, 1, 1, 1}, dw2 = {2, 2, 1, 1, 0, 0};
   tt_sgd sgd = {0.05, 0.0f, 1, 1, 0};
   tt_update_state st; tt_update_state_init(&st, 7);
   tt_rig_ticks_start();
@@ -67,28 +122,32 @@ int main(void) {
 """
 
 
-def call(kind: str, p: dict, label: str) -> str:
-    if kind == "conv_in":
-        h, ci, co = p["h"], p["ci"], p["co"]
-        c = (f"tt_conv2d_input_grad_f32(f_a, 0, 1, {h}, {h}, {co}, s_a, scales, 1, 1, &same, "
-             f"{h}, {h}, {ci}, f_b)")
-    elif kind == "conv_w":
-        h, ci, co = p["h"], p["ci"], p["co"]
-        c = (f"tt_conv2d_weight_grad_f32(f_a, 0, 1, {h}, {h}, {co}, s_a, 0.02f, -128, {h}, {h},"
-             f" {ci}, 1, 1, &same, f_b)")
-    elif kind == "dw_in":
-        h, ch = p["h"], p["c"]
-        c = (f"tt_depthwise_conv2d_input_grad_f32(f_a, 0, 1, {h}, {h}, {ch}, 1, s_a, scales, "
-             f"3, 3, &dw, {h}, {h}, f_b)")
-    elif kind == "dw_w":
-        h, ch = p["h"], p["c"]
-        c = (f"tt_depthwise_conv2d_weight_grad_f32(f_a, 0, 1, {h}, {h}, {ch}, 1, s_a, 0.02f, "
-             f"-128, {h}, {h}, 3, 3, &dw, f_b)")
-    elif kind == "bias":
-        c = f"tt_bias_grad_f32(f_a, 0, {p['h'] * p['h']}, {p['c']}, f_b)"
-    else:
-        c = "tt_update_weight_s8(s_b, dims128, 2, 0, scales, 128, f_a, 128, 0, &sgd, &st)"
-    return f'  TIME("{label}", {c});'
+def text_size(obj: Path) -> int:
+    out = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True, text=True,
+                         check=True).stdout
+    return int(out.splitlines()[1].split()[0])
+
+
+def glue_text(tmp: Path) -> dict[str, int] | None:
+    """.text of micro_kernels/tflm/tt_tflm_ops.cc for the Cortex-M7, compiled against the
+    wheel_abi declarations (TFLM's own headers are not installable here; the glue's code
+    does not depend on which)."""
+    gxx = shutil.which("arm-none-eabi-g++")
+    if gxx is None or not Path("/usr/include/newlib/c++").exists():
+        return None
+    include = tmp / "include"
+    include.mkdir()
+    (include / "flatbuffers").symlink_to("/usr/include/flatbuffers")
+    sizes = {}
+    for opt in ("-O2", "-Os"):
+        obj = tmp / f"glue{opt}.o"
+        subprocess.run([gxx, *CPU, "-std=c++17", opt, "-ffp-contract=off", "-fno-exceptions",
+                        "-fno-rtti", "-DTT_TFLM_WHEEL_ABI", "-DFLATBUFFERS_LOCALE_INDEPENDENT=0",
+                        "-I", str(ROOT / "include"), "-I", str(ROOT / "tflm"),
+                        "-isystem", str(include), "-c", str(ROOT / "tflm" / "tt_tflm_ops.cc"),
+                        "-o", str(obj)], check=True)
+        sizes[opt] = text_size(obj)
+    return sizes
 
 
 def main() -> None:
@@ -96,7 +155,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         labels = [f"k{i}" for i in range(len(CASES))]
-        calls = "\n".join(call(kind, p, lab) for lab, (_, kind, p, _) in zip(labels, CASES))
+        calls = "\n".join(f'  TIME("{lab}", {call});' for lab, (_, call, _) in zip(labels, CASES))
         (tmp / "bench.c").write_text(PROGRAM.replace("%CALLS%", calls))
         flags = [*CPU, "-std=c99", "-O2", "-ffp-contract=off", "-I", str(ROOT / "include")]
         elf = tmp / "bench.elf"
@@ -105,13 +164,15 @@ def main() -> None:
                         "-T", str(RIG / "link.ld"), "-Wl,--gc-sections",
                         str(RIG / "startup.c"), *map(str, SOURCES),
                         str(tmp / "bench.c"), "-o", str(elf)], check=True)
-        text_bytes = 0
-        for src in SOURCES:
-            obj = tmp / f"{src.stem}.o"
-            subprocess.run(["arm-none-eabi-gcc", *flags, "-c", str(src), "-o", str(obj)],
-                           check=True)
-            text_bytes += int(subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True,
-                                       text=True, check=True).stdout.splitlines()[1].split()[0])
+        kernels_text = {}
+        for opt in ("-O2", "-Os"):
+            kernels_text[opt] = 0
+            for src in SOURCES:
+                obj = tmp / f"{src.stem}{opt}.o"
+                subprocess.run(["arm-none-eabi-gcc", *flags, opt, "-c", str(src), "-o", str(obj)],
+                               check=True)
+                kernels_text[opt] += text_size(obj)
+        glue = glue_text(tmp)
         res = subprocess.run(["timeout", "300", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
                               "cortex-m7", "-nographic", "-monitor", "none", "-serial", "stdio",
                               "-icount", "shift=0,align=off,sleep=off", "-semihosting-config",
@@ -121,14 +182,23 @@ def main() -> None:
     if "DONE" not in out:
         raise SystemExit(f"the rig did not finish: {out[-500:]}")
     ticks = dict(re.findall(r"(k\d+) (\d+)", out))
-    print("| kernel (person_detect last blocks) | instructions | MACs | instructions / MAC |")
+    print("| kernel (person_detect operators 22-28, new 10-class head) | instructions | MACs "
+          "| instructions / MAC |")
     print("|---|---:|---:|---:|")
-    for lab, (name, _, _, macs) in zip(labels, CASES):
+    for lab, (name, _, macs) in zip(labels, CASES):
         n = int(ticks[lab]) * 40
         per = f"{n / macs:.1f}" if macs else "-"
         print(f"| {name} | {n:,} | {macs:,} | {per} |")
-    print(f"\nkernel library .text: {text_bytes:,} bytes (arm-none-eabi-gcc -O2, "
-          f"-mcpu=cortex-m7, portable C99)")
+    print("\n| code (arm-none-eabi-gcc/g++ 12.2, -mcpu=cortex-m7, hard float) | .text -O2 "
+          "| .text -Os |")
+    print("|---|---:|---:|")
+    print(f"| kernel library (micro_kernels/src, portable C99) | {kernels_text['-O2']:,} | "
+          f"{kernels_text['-Os']:,} |")
+    if glue:
+        print(f"| TFLM glue (micro_kernels/tflm/tt_tflm_ops.cc, 26 registrations) | "
+              f"{glue['-O2']:,} | {glue['-Os']:,} |")
+    else:
+        print("| TFLM glue | n/a (needs arm-none-eabi-g++ and libstdc++-arm-none-eabi-dev) | |")
 
 
 if __name__ == "__main__":

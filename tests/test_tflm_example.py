@@ -174,6 +174,7 @@ def test_the_wheel_matches_the_declared_app_api():
 def test_header_lists_the_interface_and_compiles_as_c(model_dir, tmp_path):
     text = (model_dir / "model_train.h").read_text()
     for needle in ("#define TT_MODEL_LABEL_INPUT 1", "#define TT_MODEL_LOSS_OUTPUT 1",
+                   "#define TT_MODEL_SAMPLE_BYTES 1024",
                    "#define TT_MODEL_CLASSES 4", "TT_MODEL_ARENA_BYTES",
                    "tt_model_trained[TT_MODEL_TRAINED_TENSORS]", "g_model_len"):
         assert needle in text, needle

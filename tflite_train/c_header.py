@@ -62,6 +62,7 @@ def render(graph: Graph, model: bytes, source: str, array: str | None = None) ->
         " * interface for a TFLM application (see examples/tflm_app). Do not edit. */",
         f"#ifndef {guard}", f"#define {guard}", "", "#include <stdint.h>", "",
         "#define TT_MODEL_SAMPLE_INPUT 0   /* the model's own input */",
+        f"#define TT_MODEL_SAMPLE_BYTES {graph.tensors[graph.inputs[0]].nbytes}",
         f"#define TT_MODEL_LABEL_INPUT {len(graph.inputs) - 1}    "
         "/* int32 [1]: the class; < 0 = inference only */",
         "#define TT_MODEL_OUTPUT 0         /* the model's own output */",
