@@ -195,23 +195,6 @@ def test_training_with_c_kernels_gives_identical_parameters(scheme, hyper):
     assert differing == 0
 
 
-def test_train_cli_with_the_c_engine(tmp_path, capsys):
-    from tflite_train.cli import main
-    from tflite_train.demo import new_task
-    model = tmp_path / "t.tflite"
-    assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4"]) == 0
-    data = new_task(tmp_path / "d.npz", n=40)
-    states = []
-    for engine in ("numpy", "c"):
-        out = tmp_path / f"{engine}.npz"
-        assert main(["train", str(model), "--data", str(data), "--steps", "15",
-                     "--engine", engine, "-o", str(out)]) == 0
-        states.append(np.load(out))
-    for name in states[0].files:
-        if name != "__history__" and states[0][name].dtype != np.float32:
-            assert np.array_equal(states[0][name], states[1][name]), name
-
-
 def undefined_symbols(nm: str, objects: list) -> set[str]:
     out = subprocess.run([nm, "-u", *map(str, objects)], capture_output=True, text=True,
                          check=True).stdout

@@ -23,7 +23,7 @@ import wheel_elf
 from conftest import ROOT, shared_model
 from tflite_train import augment, tflite_io
 from tflite_train.autodiff import Hyper
-from tflite_train.demo import EXAMPLE, new_task
+from tflite_train.demo import EXAMPLE
 from tflite_train.errors import TTError
 from tflite_train.runtime import tflm_engine
 from tflite_train.runtime.numpy_exec import Executor
@@ -264,19 +264,3 @@ def test_a_constant_parameter_is_never_written():
 
     with pytest.raises(TTError, match=r"TT_BIAS_UPDATE: bias is not a variable tensor"):
         TFLMExecutor(_model_with(graph, constant_bias))
-
-
-def test_train_cli_with_the_tflm_engine(tmp_path, capsys):
-    from tflite_train.cli import main
-    model = tmp_path / "t.tflite"
-    assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4"]) == 0
-    data = new_task(tmp_path / "d.npz", n=40)
-    states = []
-    for engine in ("tflm", "c"):
-        out = tmp_path / f"{engine}.npz"
-        assert main(["train", str(model), "--data", str(data), "--steps", "12",
-                     "--engine", engine, "-o", str(out)]) == 0
-        states.append(np.load(out))
-    for name in states[0].files:
-        if name != "__history__":
-            assert np.array_equal(states[0][name], states[1][name]), name

@@ -179,3 +179,26 @@ def test_fashion_mnist_loads_and_maps_to_the_model_input():
     assert x.shape == (1, 96, 96, 3) and x.dtype == np.int8
     assert np.array_equal(x[..., 0], x[..., 2])            # grey replicated to RGB
     assert x.min() == -128                                 # black background -> code -128
+
+
+def test_the_three_engines_train_alike_from_the_command_line(tmp_path, capsys):
+    """train --engine numpy / c / tflm on the same data: c and tflm end with identical
+    parameters (every array), numpy and c with identical integer parameters (floats, the
+    momentum buffers, differ in summation order)."""
+    from tflite_train.demo import new_task
+    model = tmp_path / "t.tflite"
+    assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
+                 "--momentum", "0.5"]) == 0
+    data = new_task(tmp_path / "d.npz", n=40)
+    states = {}
+    for engine in ("numpy", "c", "tflm"):
+        out = tmp_path / f"{engine}.npz"
+        assert main(["train", str(model), "--data", str(data), "--steps", "15",
+                     "--engine", engine, "-o", str(out)]) == 0
+        states[engine] = np.load(out)
+    names = [n for n in states["c"].files if n != "__history__"]
+    assert any(states["c"][n].dtype == np.float32 for n in names)      # momentum is there
+    for name in names:
+        assert np.array_equal(states["c"][name], states["tflm"][name]), name
+        if states["c"][name].dtype != np.float32:
+            assert np.array_equal(states["numpy"][name], states["c"][name]), name

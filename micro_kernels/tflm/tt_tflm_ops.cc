@@ -287,15 +287,20 @@ struct IntsData {            /* a few integer options: lo/hi, channels, perm, be
   int32_t v[kMaxRank];
 };
 
-void *SaveMaskInit(TfLiteContext *context, const char *buffer, size_t length) {
+/* Init of the ops whose options are a few ints, kept in IntsData::v in key order. */
+template <const char *const *kKeys, int kCount>
+void *IntsInit(TfLiteContext *context, const char *buffer, size_t length) {
   IntsData *d = New<IntsData>(context);
   if (d == nullptr) return nullptr;
   Options o(buffer, length);
-  d->v[0] = o.Int("lo");
-  d->v[1] = o.Int("hi");
+  for (int i = 0; i < kCount; ++i) d->v[i] = o.Int(kKeys[i]);
+  d->n = kCount;
   d->bad_key = o.bad_key();
   return d;
 }
+
+constexpr const char *kMaskKeys[] = {"lo", "hi"};
+constexpr const char *kSliceKeys[] = {"channels"};
 
 TfLiteStatus SaveMaskPrepare(TfLiteContext *context, TfLiteNode *node) {
   Prepare p(context, node, "TT_SAVE_MASK");
@@ -304,7 +309,8 @@ TfLiteStatus SaveMaskPrepare(TfLiteContext *context, TfLiteNode *node) {
   TfLiteTensor *y = p.In(0, kTfLiteInt8, "y");
   TfLiteTensor *mask = p.Out(0, kTfLiteUInt8, "mask");
   if (y == nullptr || mask == nullptr) return kTfLiteError;
-  if (Count(mask->dims) != (Count(y->dims) + 7) / 8) return p.Fail("mask must hold one bit per element");
+  if (Count(mask->dims) != (Count(y->dims) + 7) / 8)
+    return p.Fail("mask must hold one bit per element");
   return kTfLiteOk;
 }
 
@@ -315,15 +321,6 @@ TfLiteStatus SaveMaskInvoke(TfLiteContext *context, TfLiteNode *node) {
   tt_save_mask_s8(Data<int8_t>(y), Count(y->dims), d->v[0], d->v[1],
                   Data<uint8_t>(EvalOutput(context, node, 0)));
   return kTfLiteOk;
-}
-
-void *SliceInit(TfLiteContext *context, const char *buffer, size_t length) {
-  IntsData *d = New<IntsData>(context);
-  if (d == nullptr) return nullptr;
-  Options o(buffer, length);
-  d->v[0] = o.Int("channels");
-  d->bad_key = o.bad_key();
-  return d;
 }
 
 TfLiteStatus SlicePrepare(TfLiteContext *context, TfLiteNode *node) {
@@ -430,7 +427,8 @@ TfLiteStatus PrepareMask(TfLiteContext *context, TfLiteNode *node, const char *o
   TfLiteTensor *dy = p.In(0);
   TfLiteTensor *mask = p.In(1, kTfLiteUInt8, "mask", optional);
   if (mask == nullptr) return optional && !HasInput(node, 1) ? kTfLiteOk : kTfLiteError;
-  if (Count(mask->dims) != (Count(dy->dims) + 7) / 8) return p.Fail("mask must hold one bit per dy element");
+  if (Count(mask->dims) != (Count(dy->dims) + 7) / 8)
+    return p.Fail("mask must hold one bit per dy element");
   return kTfLiteOk;
 }
 
@@ -441,7 +439,8 @@ TfLiteStatus BiasGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   Prepare p(context, node, "TT_BIAS_GRAD");
   TfLiteTensor *dy = p.In(0);
   TfLiteTensor *db = p.Out(0);
-  if (Count(db->dims) != dy->dims->data[dy->dims->size - 1]) return p.Fail("db must have dy's channels");
+  if (Count(db->dims) != dy->dims->data[dy->dims->size - 1])
+    return p.Fail("db must have dy's channels");
   return kTfLiteOk;
 }
 
@@ -547,10 +546,12 @@ TfLiteStatus TransposeGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   TfLiteTensor *dy, *dx;
   const IntsData *d;
   if (!VectorPrepare(p, context, node, "TT_TRANSPOSE_GRAD", &dy, &dx, &d)) return kTfLiteError;
-  if (d->n != dy->dims->size || Count(dx->dims) != Count(dy->dims)) return p.Fail("perm must have dy's rank");
+  if (d->n != dy->dims->size || Count(dx->dims) != Count(dy->dims))
+    return p.Fail("perm must have dy's rank");
   int seen = 0;
   for (int a = 0; a < d->n; ++a) {
-    if (d->v[a] < 0 || d->v[a] >= d->n || (seen >> d->v[a] & 1)) return p.Fail("perm is not a permutation");
+    if (d->v[a] < 0 || d->v[a] >= d->n || (seen >> d->v[a] & 1))
+      return p.Fail("perm is not a permutation");
     seen |= 1 << d->v[a];
   }
   return kTfLiteOk;
@@ -570,9 +571,11 @@ TfLiteStatus PadGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   TfLiteTensor *dy, *dx;
   const IntsData *d;
   if (!VectorPrepare(p, context, node, "TT_PAD_GRAD", &dy, &dx, &d)) return kTfLiteError;
-  if (d->n != dy->dims->size || dx->dims->size != d->n) return p.Fail("before, dy and dx need one rank");
+  if (d->n != dy->dims->size || dx->dims->size != d->n)
+    return p.Fail("before, dy and dx need one rank");
   for (int a = 0; a < d->n; ++a) {
-    if (d->v[a] < 0 || d->v[a] + dx->dims->data[a] > dy->dims->data[a]) return p.Fail("dx does not fit in dy at 'before'");
+    if (d->v[a] < 0 || d->v[a] + dx->dims->data[a] > dy->dims->data[a])
+      return p.Fail("dx does not fit in dy at 'before'");
   }
   return kTfLiteOk;
 }
@@ -768,7 +771,8 @@ bool MomentumOk(Prepare &p, TfLiteNode *node, int index, int32_t count) {
   if (!HasInput(node, index)) return true;
   TfLiteTensor *m = p.In(index, kTfLiteFloat32, "momentum_buffer");
   if (m == nullptr || !p.Variable(m, "momentum_buffer")) return false;
-  if (Count(m->dims) != count) return p.Fail("momentum_buffer must be shaped like the trained region"), false;
+  if (Count(m->dims) != count)
+    return p.Fail("momentum_buffer must be shaped like the trained region"), false;
   return true;
 }
 
@@ -834,7 +838,8 @@ bool SavedOk(Prepare &p, TfLiteTensor *dy, Layer layer, LayerData *d, TfLiteTens
   if (*saved == nullptr) return false;
   if (layer != kFullyConnected) {
     if (!p.Rank(*saved, 4, "saved")) return false;
-    if ((*saved)->dims->data[0] != dy->dims->data[0]) return p.Fail("saved and dy batches differ"), false;
+    if ((*saved)->dims->data[0] != dy->dims->data[0])
+      return p.Fail("saved and dy batches differ"), false;
     if (layer == kDepthwise &&
         (*saved)->dims->data[3] * d->depth_multiplier != dy->dims->data[3])
       return p.Fail("saved channels x depth_multiplier must be dy's channels"), false;
@@ -857,12 +862,12 @@ TfLiteStatus WeightGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   if (dw == nullptr) return kTfLiteError;
   const int32_t units = dy->dims->data[dy->dims->size - 1];
   const int32_t k = saved->dims->data[saved->dims->size - 1];
-  const bool ok = kLayer == kFullyConnected
-                      ? dw->dims->size == 2 && dw->dims->data[0] == units && dw->dims->data[1] == k &&
-                            Count(saved->dims) / k == Count(dy->dims) / units
-                      : dw->dims->size == 4 &&
-                            dw->dims->data[kLayer == kConv ? 0 : 3] == units &&
-                            (kLayer == kDepthwise || dw->dims->data[3] == k);
+  const bool ok =
+      kLayer == kFullyConnected
+          ? dw->dims->size == 2 && dw->dims->data[0] == units && dw->dims->data[1] == k &&
+                Count(saved->dims) / k == Count(dy->dims) / units
+          : dw->dims->size == 4 && dw->dims->data[kLayer == kConv ? 0 : 3] == units &&
+                (kLayer == kDepthwise || dw->dims->data[3] == k);
   return ok ? kTfLiteOk : p.Fail("dy, saved and dw do not match");
 }
 
@@ -914,7 +919,8 @@ TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   if (kLayer == kFullyConnected) {
     if (!p.Rank(w, 2, "weights")) return kTfLiteError;
     if (w->dims->data[0] != units || k != d->channels || k > w->dims->data[1])
-      return p.Fail("weights [units, depth] do not match dy and the %d trained channels", d->channels);
+      return p.Fail("weights [units, depth] do not match dy and the %d trained channels",
+                    d->channels);
     trained = units * k;
     scratch = k;
   } else {
@@ -922,7 +928,8 @@ TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
     const int32_t taps = w->dims->data[1] * w->dims->data[2];
     if (kLayer == kConv) {
       if (w->dims->data[0] != units || k != d->channels || k > w->dims->data[3])
-        return p.Fail("weights [co, kh, kw, ci] do not match dy and the %d trained channels", d->channels);
+        return p.Fail("weights [co, kh, kw, ci] do not match dy and the %d trained channels",
+                      d->channels);
       trained = units * taps * k;
       scratch = taps * k;
     } else {
@@ -993,8 +1000,9 @@ TfLiteStatus BiasUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   LayerData *d = static_cast<LayerData *>(node->user_data);
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   tt_bias_update_s32(Data<float>(dy), Data<uint8_t>(EvalInput(context, node, 1)),
-                     Count(dy->dims) / Last(dy), Last(dy), Data<int32_t>(EvalInput(context, node, 2)),
-                     d->scales, Data<float>(EvalInput(context, node, 3)), &d->sgd, &d->state,
+                     Count(dy->dims) / Last(dy), Last(dy),
+                     Data<int32_t>(EvalInput(context, node, 2)), d->scales,
+                     Data<float>(EvalInput(context, node, 3)), &d->sgd, &d->state,
                      static_cast<float *>(Scratch(context, d->scratch)));
   return kTfLiteOk;
 }
@@ -1006,9 +1014,11 @@ TfLiteStatus UpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   Prepare p(context, node, op);
   LayerData *d = static_cast<LayerData *>(node->user_data);
   if (d == nullptr || !p.Options(d->bad_key) || !p.Inputs(4) || !SgdOk(p, d)) return kTfLiteError;
-  TfLiteTensor *param = p.In(0, kWeights ? kTfLiteInt8 : kTfLiteInt32, kWeights ? "weights" : "bias");
+  TfLiteTensor *param =
+      p.In(0, kWeights ? kTfLiteInt8 : kTfLiteInt32, kWeights ? "weights" : "bias");
   TfLiteTensor *grad = p.In(1, kTfLiteFloat32, "grad");
-  if (param == nullptr || grad == nullptr || !p.Variable(param, "the parameter")) return kTfLiteError;
+  if (param == nullptr || grad == nullptr || !p.Variable(param, "the parameter"))
+    return kTfLiteError;
   const TfLiteIntArray *dims = param->dims;
   const int32_t depth = dims->data[dims->size - 1];
   if (kWeights) {
@@ -1063,8 +1073,8 @@ struct Entry {
 
 constexpr Entry kOps[kNumTrainingOps] = {
     {"TT_INIT", Op(InitInit, InitPrepare, InitInvoke, InitReset)},
-    {"TT_SAVE_MASK", Op(SaveMaskInit, SaveMaskPrepare, SaveMaskInvoke)},
-    {"TT_SAVE_SLICE", Op(SliceInit, SlicePrepare, SliceInvoke)},
+    {"TT_SAVE_MASK", Op(IntsInit<kMaskKeys, 2>, SaveMaskPrepare, SaveMaskInvoke)},
+    {"TT_SAVE_SLICE", Op(IntsInit<kSliceKeys, 1>, SlicePrepare, SliceInvoke)},
     {"TT_LOSS_SOFTMAX_CE", Op(QuantInit, LossPrepare, LossInvoke)},
     {"TT_CONV2D_INPUT_GRAD",
      Op(LayerInit<kWindow>, InputGradPrepare<kConv>, InputGradInvoke<kConv>)},

@@ -57,7 +57,8 @@ extern "C" bool TfliteTrainRegisterOps(void *resolver) {
   TFLMRegistration *regs = reinterpret_cast<TFLMRegistration *>(base + kRegistrationsOffset);
   unsigned *length = reinterpret_cast<unsigned *>(base + kLengthOffset);
   if (!Plausible(regs, *length)) return false;
-  if (*length + tflite_train::kNumTrainingOps > kCapacity) return Fail("no room for the training ops");
+  if (*length + tflite_train::kNumTrainingOps > kCapacity)
+    return Fail("no room for the training ops");
   for (int i = 0; i < tflite_train::kNumTrainingOps; ++i) {
     const char *name = tflite_train::TrainingOpName(i);
     for (unsigned j = 0; j < *length; ++j) {

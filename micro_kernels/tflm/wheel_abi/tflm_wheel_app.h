@@ -94,7 +94,8 @@ class MicroMutableOpResolver : public MicroOpResolver {
  public:
   const TFLMRegistration *FindOp(BuiltinOperator op) const override {
     for (unsigned i = 0; i < length_; ++i)
-      if (op != BuiltinOperator_CUSTOM && registrations_[i].builtin_code == op) return &registrations_[i];
+      if (op != BuiltinOperator_CUSTOM && registrations_[i].builtin_code == op)
+        return &registrations_[i];
     return nullptr;
   }
   const TFLMRegistration *FindOp(const char *op) const override {
