@@ -117,6 +117,70 @@ def test_a_training_step_in_a_child_process():
         f"{res.stderr[-2000:]}")
 
 
+SANITIZED_RUN = r"""
+import contextlib, ctypes, sys
+import numpy as np
+from tflite_train import augment, tflite_io
+from tflite_train.autodiff import Hyper
+from tflite_train.demo import EXAMPLE
+from tflite_train.runtime import tflm_engine
+
+@contextlib.contextmanager
+def uncaptured():                      # let a sanitizer's report reach stderr
+    yield {"text": ""}
+
+tflm_engine._captured_c_output = uncaptured
+lib = ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)
+tflm_engine.glue_library = lambda: lib
+models = [(EXAMPLE, 4, s, f) for s, f in (("full", True), ("full", False), ("last:2", True))]
+models += [(path, None, "full", True) for path in sys.argv[2:]]
+for path, classes, scheme, fuse in models:
+    g = augment.augment(tflite_io.load(path), scheme, classes,
+                        Hyper(momentum=0.5, decay_steps=3, seed=1), fuse=fuse).graph
+    ex = tflm_engine.TFLMExecutor(g)
+    rng = np.random.default_rng(0)
+    shape = g.tensors[g.inputs[0]].shape
+    for i in range(3):
+        ex.invoke([rng.integers(-128, 128, shape).astype(np.int8), np.array([i % 2], np.int32)])
+    ex.invoke([rng.integers(-128, 128, shape).astype(np.int8), np.array([-1], np.int32)])
+    ex.reset()
+print("sanitized run ok")
+"""
+
+
+def test_the_glue_is_clean_under_asan_and_ubsan(tmp_path, zoo):
+    """The glue and kernels built with AddressSanitizer + UBSan, training in the wheel's
+    TFLM (every TT_* op: the example's graphs and three zoo models). UBSan's vptr check is
+    off: the glue calls the wheel's MicroContext through tt_tflm_compat.h's declaration of
+    it, a type UBSan cannot know is the same one."""
+    asan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True,
+                          text=True).stdout.strip()
+    ubsan = subprocess.run(["gcc", "-print-file-name=libubsan.so"], capture_output=True,
+                           text=True).stdout.strip()
+    if not (asan.startswith("/") and ubsan.startswith("/")):
+        pytest.skip("gcc's sanitizer runtimes are not installed")
+    kernels = ROOT / "micro_kernels"
+    lib = tmp_path / "libtt_tflm_wheel.so"
+    sanitize = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize=vptr",
+                "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-fPIC"]
+    objs = []
+    for src in sorted((kernels / "src").glob("*.c")):
+        objs.append(tmp_path / f"{src.stem}.o")
+        subprocess.run(["gcc", "-std=c99", *sanitize, "-I", str(kernels / "include"), "-c",
+                        str(src), "-o", str(objs[-1])], check=True)
+    subprocess.run(["g++", "-std=c++17", *sanitize, "-shared", "-DTT_TFLM_WHEEL_ABI",
+                    "-DFLATBUFFERS_LOCALE_INDEPENDENT=0", "-I", str(kernels / "include"),
+                    "-I", str(kernels / "tflm"), str(kernels / "tflm" / "tt_tflm_ops.cc"),
+                    str(kernels / "tflm" / "tt_tflm_wheel.cc"), *map(str, objs), "-o",
+                    str(lib)], check=True)
+    env = dict(__import__("os").environ, LD_PRELOAD=f"{asan} {ubsan}",
+               ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+    zoo_models = [str(zoo[n]) for n in ("branches", "mobile", "softmax_mid")]
+    res = subprocess.run([sys.executable, "-c", SANITIZED_RUN, str(lib), *zoo_models],
+                         capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=600)
+    assert res.returncode == 0 and "sanitized run ok" in res.stdout, res.stderr[-3000:]
+
+
 def test_a_different_wheel_version_is_refused(monkeypatch):
     monkeypatch.setattr(tflm_engine.metadata, "version", lambda name: "0.dev1")
     with pytest.raises(TTError, match="written for tflite-micro=="):
