@@ -129,7 +129,7 @@ from tflite_train.runtime import tflm_engine
 def uncaptured():                      # let a sanitizer's report reach stderr
     yield {"text": ""}
 
-tflm_engine._captured_c_output = uncaptured
+tflm_engine.captured_c_output = uncaptured
 lib = ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)
 tflm_engine.glue_library = lambda: lib
 models = [(EXAMPLE, 4, s, f) for s, f in (("full", True), ("full", False), ("last:2", True))]

@@ -15,7 +15,7 @@ DEFAULT_ARENA = 8 << 20
 
 
 @contextlib.contextmanager
-def _captured_c_output():
+def captured_c_output():
     """Collect what C code writes to file descriptors 1 and 2 (MicroPrintf)."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -80,7 +80,7 @@ def arena_usage(model: bytes, registerers: list[str] | None = None,
     and tail (persistent) bytes, as its RecordingMicroAllocator prints them."""
     it = TFLMInterpreter(model, preserve_all=False, arena_size=arena_size,
                          registerers=registerers)
-    with _captured_c_output() as out:
+    with captured_c_output() as out:
         it._it.print_allocations()
     usage = {}
     for part in ("total", "head", "tail"):

@@ -20,7 +20,7 @@ from ..errors import TTError
 from ..ir import Graph
 from .build import micro_kernels_library
 from .numpy_exec import check_inputs
-from .tflm import TFLMInterpreter, _captured_c_output
+from .tflm import TFLMInterpreter, captured_c_output
 
 # micro_kernels/tflm/tt_tflm_compat.h declares this build's layout (../shared/TFLM_ABI.md).
 PINNED_WHEEL = "0.dev20261023182759"
@@ -65,7 +65,7 @@ class TFLMExecutor:
         self.graph = graph
         self._trained = [i for i, t in enumerate(graph.tensors) if t.is_variable]
         model = tflite_io.serialize(replace(graph, outputs=list(graph.outputs) + self._trained))
-        with _captured_c_output() as out:
+        with captured_c_output() as out:
             try:
                 self._it = TFLMInterpreter(model, preserve_all=False, arena_size=arena_size,
                                            registerers=[REGISTERER])
@@ -78,7 +78,7 @@ class TFLMExecutor:
 
     def invoke(self, inputs: list[np.ndarray]) -> dict[int, np.ndarray]:
         """One Invoke; returns the graph outputs by tensor index."""
-        with _captured_c_output() as out:
+        with captured_c_output() as out:
             try:
                 self._it.invoke(check_inputs(self.graph, inputs))
                 error = None
