@@ -30,8 +30,7 @@ def test_training_model_plans_equal_tflm_head(zoo):
     from tflite_train import augment
     from tflite_train.autodiff import Hyper
     from tflite_train.demo import EXAMPLE
-    from tflite_train.runtime.tflm_engine import REGISTERER, glue_library
-    glue_library()
+    from tflite_train.runtime.tflm_engine import training_arena_usage
     models = [(EXAMPLE, 4, s, fuse) for s in ("full", "bias-only", "last:2")
               for fuse in (True, False)]
     models += [(zoo[n], None, "full", True) for n in ("branches", "mobile", "softmax_mid")]
@@ -39,7 +38,7 @@ def test_training_model_plans_equal_tflm_head(zoo):
         graph = augment.augment(tflite_io.load(path), scheme, classes, Hyper(momentum=0.5),
                                 fuse=fuse).graph
         plan = memory.plan(graph)
-        head = arena_usage(tflite_io.serialize(graph), registerers=[REGISTERER])["head"]
+        head = training_arena_usage(tflite_io.serialize(graph))["head"]
         assert plan.arena_bytes == head, (path.name, scheme, fuse)
 
 
@@ -96,8 +95,8 @@ def test_plan_of_a_training_model_splits_its_parts(tmp_path, capsys):
     assert len(info["timeline"]) == len(r.graph.operators)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # TFLM's persistent data, measured with our ops registered, without the variables
-    from tflite_train.runtime.tflm_engine import REGISTERER
-    usage = arena_usage(model.read_bytes(), registerers=[REGISTERER])
+    from tflite_train.runtime.tflm_engine import training_arena_usage
+    usage = training_arena_usage(model.read_bytes())
     assert info["arena_bytes"] == usage["head"]
     variables = sum(memory.align_up(t.nbytes) for t in r.graph.tensors if t.is_variable)
     assert info["persistent_bytes"] == usage["tail"] - variables > 0

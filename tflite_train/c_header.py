@@ -30,11 +30,8 @@ def arena_bytes(model: bytes) -> int:
     """TFLM's own arena total (planned head + persistent tail) for the model with our ops
     registered, measured in the pinned wheel (64-bit), rounded up to 1 KB. A 32-bit target
     needs no more: the planned tensors are the same, its TFLM structs are smaller."""
-    from .runtime.tflm import arena_usage
-    from .runtime.tflm_engine import REGISTERER, glue_library
-    glue_library()
-    total = arena_usage(model, registerers=[REGISTERER])["total"]
-    return -(-total // 1024) * 1024
+    from .runtime.tflm_engine import training_arena_usage
+    return -(-training_arena_usage(model)["total"] // 1024) * 1024
 
 
 def _c_string(text: str) -> str:
@@ -77,7 +74,7 @@ def render(graph: Graph, model: bytes, source: str, array: str | None = None) ->
         " * them after training; to restore, Invoke() once, then copy them back. Momentum",
         " * buffers, if any, are not listed: optimizer state restarts at zero. */",
         "typedef struct {",
-        "  int32_t tensor;     /* index for MicroInterpreter::GetTensor() */",
+        "  int32_t tensor;     /* tensor index, as tflite_train::TrainedTensor reports it */",
         "  int32_t type;       /* TfLiteType */",
         "  int32_t bytes;",
         "  const char *name;",

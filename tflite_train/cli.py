@@ -14,6 +14,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from . import __version__
 from .errors import TTError
+from .runtime import ENGINES
 
 EXIT_MISMATCH = 1      # verify ran and found differences
 EXIT_ERROR = 2         # bad input (also argparse's code for bad usage)
@@ -122,31 +123,12 @@ def cmd_import(args) -> int:
     return 0
 
 
-def tflm_persistent_bytes(graph, data: bytes, training: bool) -> int | None:
-    """TFLM's persistent tail for the model (our training ops registered), less the
-    variables it holds, which the plan lists as trained parameters and optimizer state;
-    None when TFLM cannot allocate it. Measured in the 64-bit wheel: an upper bound for a
-    32-bit target, whose TFLM structs are smaller."""
-    from . import memory
-    from .runtime.tflm import arena_usage
-    try:
-        registerers = []
-        if training:
-            from .runtime.tflm_engine import REGISTERER, glue_library
-            glue_library()
-            registerers = [REGISTERER]
-        tail = arena_usage(data, registerers=registerers)["tail"]
-    except (RuntimeError, ValueError, TTError):
-        return None
-    return tail - sum(memory.align_up(t.nbytes) for t in graph.tensors if t.is_variable)
-
-
 def cmd_plan(args) -> int:
     from . import memory, ops
     graph, data = _load(args.model)
     ops.validate(graph)
     p = memory.plan(graph)
-    persistent = tflm_persistent_bytes(graph, data, p.training)
+    persistent = memory.tflm_persistent_bytes(graph, data, p.training)
     kinds = [op.kind for op in graph.operators]
     buffers = memory.tflm_buffers(graph)
     offsets, offline_bytes, order = memory.offline_plan(buffers)
@@ -458,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of the data held out for validation (default 0.1)")
     s.add_argument("--val-samples", type=_positive_int, default=1000,
                    help="at most this many validation samples are evaluated (default 1000)")
-    s.add_argument("--engine", choices=["numpy", "c", "tflm"], default="numpy",
+    s.add_argument("--engine", choices=ENGINES, default="numpy",
                    help="numpy: the reference; c: the TT_* ops in the micro_kernels C library "
                         "(built on first use); tflm: the whole model in the real TFLM "
                         "interpreter (pinned tflite-micro wheel) with the C kernels registered")

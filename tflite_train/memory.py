@@ -292,3 +292,18 @@ def plan(graph: Graph) -> Plan:
         trainable, optimizer = parts.trainable_bytes, parts.optimizer_bytes
     return Plan(arena, peak_op, timeline[peak_op] if timeline else {}, timeline,
                 trainable, optimizer, training)
+
+
+def tflm_persistent_bytes(graph: Graph, data: bytes, training: bool) -> int | None:
+    """TFLM's persistent tail for the model (a training model with our ops registered), less
+    the variables it holds, which a plan lists as trained parameters and optimizer state;
+    None when TFLM cannot allocate it. Measured in the 64-bit wheel: an upper bound for a
+    32-bit target, whose TFLM structs are smaller."""
+    from .errors import TTError
+    from .runtime.tflm import arena_usage
+    from .runtime.tflm_engine import training_arena_usage
+    try:
+        tail = (training_arena_usage(data) if training else arena_usage(data))["tail"]
+    except (RuntimeError, ValueError, TTError):
+        return None
+    return tail - sum(align_up(t.nbytes) for t in graph.tensors if t.is_variable)

@@ -20,7 +20,7 @@ from ..errors import TTError
 from ..ir import Graph
 from .build import micro_kernels_library
 from .numpy_exec import check_inputs
-from .tflm import TFLMInterpreter, captured_c_output
+from .tflm import TFLMInterpreter, arena_usage, captured_c_output
 
 # micro_kernels/tflm/tt_tflm_compat.h declares this build's layout (../shared/TFLM_ABI.md).
 PINNED_WHEEL = "0.dev20261023182759"
@@ -47,6 +47,12 @@ def glue_library() -> ctypes.CDLL:
     check_wheel()
     return ctypes.CDLL(str(micro_kernels_library("tflm-wheel", "libtt_tflm_wheel.so")),
                        mode=ctypes.RTLD_GLOBAL)
+
+
+def training_arena_usage(model: bytes) -> dict[str, int]:
+    """TFLM's arena account (total, head, tail) of a training model, our ops registered."""
+    glue_library()
+    return arena_usage(model, registerers=[REGISTERER])
 
 
 def _reason(text: str) -> str:
