@@ -123,13 +123,13 @@ import numpy as np
 from tflite_train import augment, tflite_io
 from tflite_train.autodiff import Hyper
 from tflite_train.demo import EXAMPLE
-from tflite_train.runtime import tflm_engine
+from tflite_train.runtime import tflm, tflm_engine
 
 @contextlib.contextmanager
 def uncaptured():                      # let a sanitizer's report reach stderr
     yield {"text": ""}
 
-tflm_engine.captured_c_output = uncaptured
+tflm.captured_c_output = uncaptured
 lib = ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)
 tflm_engine.glue_library = lambda: lib
 models = [(EXAMPLE, 4, s, f) for s, f in (("full", True), ("full", False), ("last:2", True))]

@@ -101,7 +101,7 @@ def write(model_path: str, out: str, array: str | None = None) -> int:
     graph = tflite_io.load(model_path)
     if Path(out).resolve() == Path(model_path).resolve():
         raise TTError(f"-o {out} is the input model: the header would overwrite it")
-    data = Path(model_path).read_bytes()
+    data = tflite_io.serialize(graph)       # the validated model, as TFLM may be handed it
     text = render(graph, data, Path(model_path).name, array)
     tflite_io.write_atomic(out, text.encode())
     return len(trained_tensors(graph))

@@ -18,12 +18,15 @@ from .runtime import ENGINES
 
 EXIT_MISMATCH = 1      # verify ran and found differences
 EXIT_ERROR = 2         # bad input (also argparse's code for bad usage)
+EXIT_PIPE = 141        # the reader of our output went away (128 + SIGPIPE, as a shell reports)
 
 
 def _load(path: str):
+    """The validated graph and the file's size (the bytes themselves go nowhere: TFLM gets
+    the model written from the validated graph)."""
     from . import tflite_io
     graph = tflite_io.load(path)
-    return graph, Path(path).read_bytes()
+    return graph, Path(path).stat().st_size
 
 
 def _short(name: str, width: int) -> str:
@@ -37,7 +40,7 @@ def _fmt_int(n: int) -> str:
 def cmd_inspect(args) -> int:
     from .report import summarize
     graph, data = _load(args.model)
-    info = summarize(graph, len(data))
+    info = summarize(graph, data)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -83,7 +86,7 @@ def cmd_verify(args) -> int:
             print(f"\r  sample {done}/{total}", end="" if done < total else "\n",
                   file=sys.stderr, flush=True)
 
-    result = verify(graph, data, samples=args.samples, seed=args.seed, progress=progress)
+    result = verify(graph, samples=args.samples, seed=args.seed, progress=progress)
     compared = [d for d in result.tensors]
     print(f"{args.model}: numpy forward vs TFLM interpreter, {result.samples} seeded random "
           f"input(s) (seed {args.seed}), {len(compared)} tensors compared")
@@ -128,7 +131,7 @@ def cmd_plan(args) -> int:
     graph, data = _load(args.model)
     ops.validate(graph)
     p = memory.plan(graph)
-    persistent = memory.tflm_persistent_bytes(graph, data, p.training)
+    persistent = memory.tflm_persistent_bytes(graph, graph, p.training)
     kinds = [op.kind for op in graph.operators]
     buffers = memory.tflm_buffers(graph)
     offsets, offline_bytes, order = memory.offline_plan(buffers)
@@ -466,12 +469,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()          # a closed pipe shows here, not at interpreter exit
+        return code
     except TTError as exc:
         if args.debug:
             raise
         print(f"tflite-train: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        # `inspect MODEL | head`: the reader has gone; stop quietly, and keep Python's exit
+        # flush from failing again on the closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
     except KeyboardInterrupt:
         print("tflite-train: interrupted", file=sys.stderr)
         return 130

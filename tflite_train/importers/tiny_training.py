@@ -242,4 +242,11 @@ def to_graph(cfg: dict, name: str = "tiny-training", padding_mode: str = "kernel
 
 
 def import_pkl(path: str | Path, padding_mode: str = "kernel") -> Graph:
-    return to_graph(load_pkl(path), Path(path).name, padding_mode)
+    """The validated IR (validate.check) of a tiny-training .pkl; every problem with the
+    file is a one-line ModelError naming it."""
+    from ..validate import check
+    cfg = load_pkl(path)
+    try:
+        return check(to_graph(cfg, Path(path).name, padding_mode))
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
