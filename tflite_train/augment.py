@@ -16,7 +16,7 @@ import numpy as np
 
 from . import autodiff, ops
 from . import scheme as schemes
-from .errors import ModelError, TTError
+from .errors import ModelError, TTError, printable
 from .ir import Graph, Operator, Quantization, Tensor
 from .training_ops import make_op
 
@@ -243,9 +243,12 @@ def training_metadata(graph: Graph) -> dict:
                          "`tflite-train augment` first")
     try:
         meta = json.loads(blob)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ModelError("the tflite_train metadata is corrupt") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("logits"), str):
+        raise ModelError("the tflite_train metadata is corrupt (no logits tensor named)")
     if meta.get("version") != FORMAT_VERSION:
-        raise ModelError(f"training model format version {meta.get('version')} is not "
+        raise ModelError(f"training model format version {printable(repr(meta.get('version')))}"
+                         " is not "
                          f"supported (this tflite-train reads version {FORMAT_VERSION})")
     return meta

@@ -22,7 +22,6 @@ TYPE_CODES: dict[str, int] = {v: k for k, v in TENSOR_TYPES.items()}
 _ITEMSIZE = {"int4": 0.5, "string": 1, "resource": 0, "variant": 0}
 
 
-
 @dataclass
 class Quantization:
     """Affine quantization: real = scale * (q - zero_point), per tensor or along `axis`."""

@@ -104,9 +104,16 @@ def require_options(index: int, op: Operator, table: str, required: bool = True)
             f"options table {op.options_type or 'missing'}, expected {table}")
 
 
-def require_activation(index: int, op: Operator) -> None:
-    require(fused_activation(op) in (0, 1, 2, 3), index, op,
-            f"fused activation {fused_activation(op)} not supported")
+def require_activation(graph: Graph, index: int, op: Operator) -> None:
+    """A fused activation we implement, whose clamp TFLM can quantize to the output's grid
+    (6 / scale within int32: its float-to-int conversion is undefined beyond)."""
+    act = fused_activation(op)
+    require(act in (0, 1, 2, 3), index, op, f"fused activation {act} not supported")
+    bound = {2: 1.0, 3: 6.0}.get(act)
+    if bound is not None:
+        s = graph.tensors[op.outputs[0]].quant.s
+        require(abs(float(np.float32(bound) / np.float32(s))) < 2.0 ** 31, index, op,
+                f"output scale {s:g} puts the activation's bound {bound:g} beyond int32")
 
 
 def require_int8_io(graph: Graph, index: int, op: Operator, inputs=(0,)) -> None:

@@ -25,7 +25,7 @@ def _check(graph: Graph, index: int, op: Operator) -> None:
     require_arity(index, op, 2, 1)
     require_options(index, op, "AddOptions", required=False)
     require_int8_io(graph, index, op, inputs=(0, 1))
-    require_activation(index, op)
+    require_activation(graph, index, op)
     a, b, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
                graph.tensors[op.outputs[0]])
     try:

@@ -12,7 +12,7 @@ from . import (OpDef, fused_activation, masked, real_activation, real_weights, r
                require, require_activation, require_arity, require_bias, require_int8_io,
                require_options, require_weights, ttcheck)
 from .ttcheck import tt_check
-from .requant import conv_multipliers, exact_int, requantize
+from .requant import conv_multipliers, exact_int, require_multipliers, requantize
 from .window import check_window, geometry, windows
 
 
@@ -40,9 +40,12 @@ def _check(graph: Graph, index: int, op: Operator) -> None:
         require(w.shape[3] == x.shape[3], index, op,
                 f"grouped convolution (filter depth {w.shape[3]} != input depth {x.shape[3]})")
     require(y.shape[0] == x.shape[0], index, op, "input and output batches differ")
-    require_activation(index, op)
+    require_activation(graph, index, op)
     check_window(graph, index, op, x.shape, w.shape[1:3], y.shape, dilated=True)
     require_bias(graph, index, op, 2, channels)
+    real = np.float64(np.float32(x.quant.s)) * w.quant.scale.astype(np.float64) \
+        / np.float64(np.float32(y.quant.s))
+    require_multipliers(real, index, op, "input scale x weight scale / output scale")
     n, oh, ow = y.shape[:3]
     work_limit(index, op.kind, n * oh * ow * w.shape[1] * w.shape[2] * x.shape[3],
                "input windows")

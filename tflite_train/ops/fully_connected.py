@@ -11,7 +11,7 @@ from . import (OpDef, fused_activation, masked, real_activation, real_weights, r
                require, require_activation, require_arity, require_bias, require_int8_io,
                require_options, require_weights, ttcheck)
 from .ttcheck import tt_check
-from .requant import conv_multipliers, exact_int, requantize
+from .requant import conv_multipliers, exact_int, require_multipliers, requantize
 
 
 def _check(graph: Graph, index: int, op: Operator) -> None:
@@ -25,13 +25,16 @@ def _check(graph: Graph, index: int, op: Operator) -> None:
     require_weights(graph, index, op, 1, 2, units, 0)
     require(int(op.options.get("weights_format", 0) or 0) == 0, index, op,
             "shuffled weights format not supported")
-    require_activation(index, op)
+    require_activation(graph, index, op)
     # TFLM takes the batch count from the output and reads depth inputs per batch
     require(len(y.shape) >= 1 and y.shape[-1] == units and x.size % depth == 0
             and y.size == x.size // depth * units, index, op,
             f"input {list(x.shape)}, weights {list(w.shape)} and output {list(y.shape)} "
             "do not match")
     require_bias(graph, index, op, 2, units)
+    real = np.float64(np.float32(x.quant.s)) * w.quant.scale.astype(np.float64) \
+        / np.float64(np.float32(y.quant.s))
+    require_multipliers(real, index, op, "input scale x weight scale / output scale")
 
 
 def multipliers(graph: Graph, op: Operator):

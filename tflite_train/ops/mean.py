@@ -8,6 +8,7 @@ from .. import fixedpoint as fp
 from ..ir import Graph, Operator
 from . import (OpDef, register, require, require_arity, require_int8_io, require_options,
                saturate_int8)
+from .requant import require_multipliers
 from .ttcheck import tt_check
 
 
@@ -31,6 +32,8 @@ def _check(graph: Graph, index: int, op: Operator) -> None:
     kept = x.size // int(np.prod([x.shape[i] for i in axes(graph, op)]))
     require(y.size == kept, index, op, f"output {list(y.shape)} does not hold the "
                                        f"{kept} means")
+    require_multipliers(float(np.float32(x.quant.s)) / float(np.float32(y.quant.s)), index, op,
+                        "input scale / output scale")
 
 
 def multiplier(graph: Graph, op: Operator, count: int) -> tuple[int, int]:

@@ -26,7 +26,7 @@ def _check(graph: Graph, index: int, op: Operator) -> None:
     require(y.shape[0] == x.shape[0] and y.shape[3] == x.shape[3], index, op,
             "input and output batches or channels differ")
     require_same_quant(graph, index, op)
-    require_activation(index, op)
+    require_activation(graph, index, op)
     check_window(graph, index, op, x.shape, kernel(op), y.shape, dilated=False)
     n, oh, ow, c = y.shape
     work_limit(index, op.kind, n * oh * ow * kernel(op)[0] * kernel(op)[1] * c,

@@ -6,6 +6,7 @@ import numpy as np
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
 from . import OpDef, register, require, require_arity, saturate_int8
+from .requant import require_multipliers
 
 
 def _same_shape(graph: Graph, index: int, op: Operator) -> None:
@@ -23,6 +24,9 @@ def _check_quantize(graph: Graph, index: int, op: Operator) -> None:
             index, op, f"input type {x.dtype} not supported (float32 or per-tensor int8)")
     require(y.dtype == "int8" and y.quant is not None and not y.quant.per_channel,
             index, op, "output must be per-tensor int8")
+    if x.dtype == "int8":
+        require_multipliers(float(np.float32(x.quant.s)) / float(np.float32(y.quant.s)),
+                            index, op, "input scale / output scale")
 
 
 def quantize(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:

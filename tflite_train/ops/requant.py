@@ -17,6 +17,16 @@ def conv_multipliers(x: Tensor, w: Tensor, y: Tensor, channels: int):
     return fp.quantize_multipliers(real)
 
 
+def require_multipliers(reals, index: int, op, formula: str) -> None:
+    """TFLM's requantization (QuantizeMultiplier + MultiplyByQuantizedMultiplier) is defined
+    for real multipliers below 2^31: beyond, its left shift exceeds 31 bits (undefined in C,
+    and not what numpy's shift does), so such a model has no exact result to match."""
+    from . import require
+    worst = float(np.max(reals))
+    require(worst < 2.0 ** 31, index, op, f"{formula} is {worst:.3g}, 2^31 or more: TFLM "
+                                          "cannot requantize it")
+
+
 def requantize(acc: np.ndarray, multiplier, shift, y: Tensor, activation: int) -> np.ndarray:
     out = fp.multiply_by_quantized_multiplier(acc, multiplier, shift) + y.quant.zp
     lo, hi = fp.activation_range(activation, y.quant.s, y.quant.zp)

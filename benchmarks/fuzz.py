@@ -1,0 +1,138 @@
+"""Mutation fuzzing of every command, the long run (tests/test_fuzz.py runs a few hundred
+cases of the same in `make test`): seeded mutants of the test zoo, ../shared's models (when
+present), training models made from them and tiny-training pickles, each case one command
+in a forked child (tests/fuzzing.py). Prints runs per command and outcome; any crash, hang,
+traceback, error of more than one line, modified input or partial output is saved as a
+reproducer (mutant + command) under benchmarks/fuzz_failures/ and makes the exit code 1.
+
+    nice python benchmarks/fuzz.py --runs 10000 --jobs 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+import fuzzing  # noqa: E402
+
+BAD = ("crash", "hang", "traceback", "error, not one line", "stray stderr", "input modified",
+       "partial output", "other exit")
+OUTCOMES = ("ok", "not bit-exact", "error") + BAD
+
+
+def corpus(workdir: Path) -> list[fuzzing.Seed]:
+    from tflite_train.demo import EXAMPLE
+    zoo = fuzzing.zoo_paths()
+    shared = fuzzing.ROOT.parent / "shared" / "models"
+    tflm = sorted((shared / "tflm").glob("*.tflite"))
+    pkls = sorted((shared / "tiny-training").glob("*.pkl"))
+    by_name = {p.stem: p for p in zoo + tflm}
+    train = [(EXAMPLE, "full", True), (EXAMPLE, "full", False), (EXAMPLE, "bias-only", True),
+             (by_name["mobile"], "last:2", True), (by_name["branches"], "full", True),
+             (by_name["pool"], "full", False), (by_name["mean"], "full", True)]
+    if "person_detect" in by_name:
+        train += [(by_name["person_detect"], "bias-only", True)]
+    if "micro_speech_quantized" in by_name:
+        train += [(by_name["micro_speech_quantized"], "full", True)]
+    return fuzzing.make_seeds(zoo + tflm + [Path(EXAMPLE)], pkls, workdir, train)
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table, numbers right-aligned."""
+    widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                       for i, (c, w) in enumerate(zip(r, widths))) + " |"
+    sep = "|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":"
+                         for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(head), sep] + [line(r) for r in rows])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=10000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=2, help="fork servers run in parallel")
+    ap.add_argument("--timeout", type=float, default=120.0,
+                    help="seconds after which a command counts as hung")
+    ap.add_argument("--failures", type=Path, default=HERE / "fuzz_failures")
+    ap.add_argument("--json", type=Path, help="also write the counts here")
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="tt-fuzz-"))
+    seeds = corpus(work / "seeds")
+    print(f"{len(seeds)} seeds: {', '.join(s.name for s in seeds)}", flush=True)
+    counts: dict[str, Counter] = defaultdict(Counter)
+    mutations: Counter = Counter()
+    bad: list[str] = []
+    lock = threading.Lock()
+    next_case = iter(range(args.runs))
+    start = time.monotonic()
+
+    def worker(job: int) -> None:
+        server = fuzzing.ForkServer()
+        try:
+            while True:
+                with lock:
+                    case = next(next_case, None)
+                if case is None:
+                    return
+                kind, detail, argv, how, case_dir = fuzzing.fuzz_case(
+                    server, seeds, args.seed, case, work / f"job{job}", args.timeout)
+                name = fuzzing.command_name(argv)
+                with lock:
+                    counts[name][kind] += 1
+                    mutations[how.split(":")[-1].split("@")[0]] += 1
+                    if kind in BAD:
+                        saved = fuzzing.save_reproducer(args.failures, case, argv, case_dir,
+                                                        kind, detail)
+                        bad.append(f"case {case}: {name}: {kind} {detail} -> {saved}")
+                        print(bad[-1], flush=True)
+                    done = sum(sum(c.values()) for c in counts.values())
+                    if done % 500 == 0:
+                        print(f"  {done} runs, {time.monotonic() - start:.0f} s", flush=True)
+                shutil.rmtree(case_dir, ignore_errors=True)
+        finally:
+            server.close()
+
+    threads = [threading.Thread(target=worker, args=(j,)) for j in range(args.jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    seconds = time.monotonic() - start
+    shutil.rmtree(work, ignore_errors=True)
+
+    shown = [o for o in OUTCOMES if any(c[o] for c in counts.values()) or o in
+             ("ok", "error", "crash", "hang", "traceback")]
+    total: Counter = Counter()
+    for c in counts.values():
+        total.update(c)
+    rows = [[name] + [f"{counts[name][o]:,}" for o in shown] + [f"{sum(counts[name].values()):,}"]
+            for name in sorted(counts)]
+    rows.append(["all"] + [f"{total[o]:,}" for o in shown] + [f"{sum(total.values()):,}"])
+    print()
+    print(table(["command"] + list(shown) + ["runs"], rows))
+    print(f"\n{sum(total.values()):,} runs in {seconds:.0f} s on {len(seeds)} seeds; mutations: "
+          + ", ".join(f"{k} {v:,}" for k, v in sorted(mutations.items())))
+    print(f"crashes {total['crash']}, tracebacks {total['traceback']}, hangs {total['hang']}, "
+          f"errors of more than one line {total['error, not one line']}, modified inputs "
+          f"{total['input modified']}, partial outputs {total['partial output']}")
+    if args.json:
+        args.json.write_text(json.dumps({"runs": sum(total.values()), "seconds": seconds,
+                                         "counts": {k: dict(v) for k, v in counts.items()},
+                                         "mutations": dict(mutations)}, indent=1))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
