@@ -361,6 +361,52 @@ def _wrong_value(value, rng: random.Random):
     return rng.choice(options)
 
 
+def glue_mutant(data: bytes, rng: random.Random) -> tuple[bytes, str]:
+    """A training model broken only where the TFLM glue (micro_kernels/tflm) must notice:
+    one TT_* op's options, inputs or outputs, or a tensor only TT_* ops use. Written without
+    validation, for the wheel's TFLM to load directly: the forward builtins stay valid, so
+    anything that goes wrong is the glue's."""
+    from tflite_train import tflite_io
+    from tflite_train.ir import Quantization
+    g = tflite_io.parse(data)
+    tt = [op for op in g.operators if op.kind.startswith("TT_")]
+    builtin_uses = {t for op in g.operators if not op.kind.startswith("TT_")
+                    for t in op.inputs + op.outputs}
+    only_tt = [i for i, t in enumerate(g.tensors) if i not in builtin_uses
+               and i not in g.inputs]
+    op = rng.choice(tt)
+    what = rng.choice(["options", "options", "values", "input", "output", "arity", "tensor",
+                       "tensor", "quant", "variable"])
+    n = len(g.tensors)
+    if what == "options":
+        op.custom_options = _mutate_custom(op.custom_options or b"", rng, False)
+    elif what == "values":
+        op.custom_options = _mutate_custom(op.custom_options or b"", rng, True)
+    elif what == "input" and op.inputs:
+        op.inputs[rng.randrange(len(op.inputs))] = rng.choice([-1, rng.randrange(n)])
+    elif what == "output" and op.outputs:
+        op.outputs[rng.randrange(len(op.outputs))] = rng.choice(only_tt or [0])
+    elif what == "arity":
+        op.inputs = op.inputs[:-1] if rng.random() < 0.5 else op.inputs + [rng.randrange(n)]
+    elif only_tt:
+        t = g.tensors[rng.choice(only_tt)]
+        if what == "tensor":
+            dims = list(t.shape) or [1]
+            k = rng.randrange(len(dims))
+            dims[k] = rng.choice([1, 2, 3, dims[k] + 1, dims[k] * 2, 64])
+            if rng.random() < 0.3:
+                dims = dims[:-1] if len(dims) > 1 and rng.random() < 0.5 else dims + [2]
+            t.shape = tuple(dims)
+            if rng.random() < 0.3:
+                t.dtype = rng.choice(["float32", "int8", "uint8", "int32"])
+        elif what == "quant":
+            t.quant = rng.choice([None, Quantization(np.ones(3, np.float32), np.zeros(3, np.int64)),
+                                  Quantization(np.zeros(1, np.float32), np.zeros(1, np.int64))])
+        else:
+            t.is_variable = not t.is_variable
+    return tflite_io.serialize(g), f"glue-{what}"
+
+
 # --- commands -----------------------------------------------------------------------------------
 
 def commands(seed: Seed, model: str, out: str) -> list[list[str]]:
@@ -442,9 +488,16 @@ class ForkServer:
         if ready.strip() != "ready":
             raise RuntimeError(f"fuzz server did not start: {ready}{self.proc.stderr.read()}")
 
-    def run(self, argv: list[str], cwd: Path, timeout: float) -> dict:
-        self.proc.stdin.write(json.dumps({"argv": argv, "cwd": str(cwd),
-                                          "timeout": timeout}) + "\n")
+    def run(self, argv: list[str], cwd: Path, timeout: float, glue: str | None = None,
+            python: str | None = None) -> dict:
+        """Runs `tflite-train argv` in a forked child; or, with `glue`, loads that model
+        straight into the wheel's TFLM with the glue registered; or runs `python`."""
+        req = {"argv": argv, "cwd": str(cwd), "timeout": timeout}
+        if glue is not None:
+            req["glue"] = glue
+        if python is not None:
+            req["python"] = python
+        self.proc.stdin.write(json.dumps(req) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
@@ -527,6 +580,35 @@ def zoo_paths() -> list[Path]:
         return [Path(p) for p in modelzoo.build_all(cache).values()]
 
 
+def sanitized_glue(folder: Path) -> tuple[Path, dict] | None:
+    """The glue and kernels built with AddressSanitizer + UBSan into `folder`, and the
+    environment that preloads the sanitizers' runtimes (None when gcc has none). UBSan's vptr
+    check is off: the glue calls the wheel's MicroContext through tt_tflm_compat.h's
+    declaration of it, a type UBSan cannot know is the same one."""
+    asan, ubsan = (subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True,
+                                  text=True).stdout.strip()
+                   for name in ("libasan.so", "libubsan.so"))
+    if not (asan.startswith("/") and ubsan.startswith("/")):
+        return None
+    kernels = ROOT / "micro_kernels"
+    lib = folder / "libtt_tflm_wheel.so"
+    sanitize = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize=vptr",
+                "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-fPIC"]
+    objs = []
+    for src in sorted((kernels / "src").glob("*.c")):
+        objs.append(folder / f"{src.stem}.o")
+        subprocess.run(["gcc", "-std=c99", *sanitize, "-I", str(kernels / "include"), "-c",
+                        str(src), "-o", str(objs[-1])], check=True)
+    subprocess.run(["g++", "-std=c++17", *sanitize, "-shared", "-DTT_TFLM_WHEEL_ABI",
+                    "-DFLATBUFFERS_LOCALE_INDEPENDENT=0", "-I", str(kernels / "include"),
+                    "-I", str(kernels / "tflm"), str(kernels / "tflm" / "tt_tflm_ops.cc"),
+                    str(kernels / "tflm" / "tt_tflm_wheel.cc"), *map(str, objs), "-o",
+                    str(lib)], check=True)
+    env = {"LD_PRELOAD": f"{asan} {ubsan}", "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+           "UBSAN_OPTIONS": "halt_on_error=1:abort_on_error=1:print_stacktrace=1"}
+    return lib, env
+
+
 # --- the server side ----------------------------------------------------------------------------
 
 def _serve() -> None:
@@ -539,6 +621,10 @@ def _serve() -> None:
     from tflite_train.runtime import c_kernels, tflm_engine
     from tflite_micro.python.tflite_micro import runtime  # noqa: F401
     c_kernels.library()
+    if os.environ.get("TT_FUZZ_GLUE"):       # a glue build of the caller's (sanitizers)
+        import ctypes
+        lib = ctypes.CDLL(os.environ["TT_FUZZ_GLUE"], mode=ctypes.RTLD_GLOBAL)
+        tflm_engine.glue_library = lambda: lib
     tflm_engine.glue_library()
     out.write("ready\n")
     out.flush()
@@ -558,7 +644,11 @@ def _serve() -> None:
                 sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), newline="\n",
                                               line_buffering=True)
                 try:
-                    code = cli.main(req["argv"])
+                    if "python" in req:            # the fuzzer's own tests
+                        exec(req["python"], {})
+                        code = 0
+                    else:
+                        code = _glue_run(req["glue"]) if "glue" in req else cli.main(req["argv"])
                 except SystemExit as exc:
                     code = exc.code if isinstance(exc.code, int) else 2
                 sys.stdout.flush()
@@ -574,6 +664,26 @@ def _serve() -> None:
                   else None, "hang": hang, "seconds": time.monotonic() - start}
         out.write(json.dumps(result) + "\n")
         out.flush()
+
+
+def _glue_run(path: str) -> int:
+    """The model at `path`, unvalidated, into the wheel's TFLM with our ops registered, then
+    a training and an inference Invoke: 0 when it ran, 2 when TFLM or the glue refused."""
+    from tflite_micro.python.tflite_micro import runtime
+    from tflite_train.runtime.tflm_engine import REGISTERER
+    try:
+        it = runtime.Interpreter.from_bytes(Path(path).read_bytes(),
+                                            custom_op_registerers=[REGISTERER],
+                                            arena_size=64 << 20)
+        for label in (0, -1):
+            for k, detail in enumerate(it.get_input_details(i) for i in range(2)):
+                x = np.full(detail["shape"], label if k == 1 else 1, detail["dtype"])
+                it.set_input(x, k)
+            it.invoke()
+    except (RuntimeError, ValueError, IndexError, KeyError, TypeError) as exc:
+        print(f"refused: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _wait(pid: int, timeout: float) -> tuple[int, bool]:

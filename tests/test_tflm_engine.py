@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import wheel_elf
+from fuzzing import sanitized_glue
 from conftest import ROOT, shared_model
 from tflite_train import augment, tflite_io
 from tflite_train.autodiff import Hyper
@@ -153,28 +154,11 @@ def test_the_glue_is_clean_under_asan_and_ubsan(tmp_path, zoo):
     TFLM (every TT_* op: the example's graphs and three zoo models). UBSan's vptr check is
     off: the glue calls the wheel's MicroContext through tt_tflm_compat.h's declaration of
     it, a type UBSan cannot know is the same one."""
-    asan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True,
-                          text=True).stdout.strip()
-    ubsan = subprocess.run(["gcc", "-print-file-name=libubsan.so"], capture_output=True,
-                           text=True).stdout.strip()
-    if not (asan.startswith("/") and ubsan.startswith("/")):
+    built = sanitized_glue(tmp_path)
+    if built is None:
         pytest.skip("gcc's sanitizer runtimes are not installed")
-    kernels = ROOT / "micro_kernels"
-    lib = tmp_path / "libtt_tflm_wheel.so"
-    sanitize = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize=vptr",
-                "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-fPIC"]
-    objs = []
-    for src in sorted((kernels / "src").glob("*.c")):
-        objs.append(tmp_path / f"{src.stem}.o")
-        subprocess.run(["gcc", "-std=c99", *sanitize, "-I", str(kernels / "include"), "-c",
-                        str(src), "-o", str(objs[-1])], check=True)
-    subprocess.run(["g++", "-std=c++17", *sanitize, "-shared", "-DTT_TFLM_WHEEL_ABI",
-                    "-DFLATBUFFERS_LOCALE_INDEPENDENT=0", "-I", str(kernels / "include"),
-                    "-I", str(kernels / "tflm"), str(kernels / "tflm" / "tt_tflm_ops.cc"),
-                    str(kernels / "tflm" / "tt_tflm_wheel.cc"), *map(str, objs), "-o",
-                    str(lib)], check=True)
-    env = dict(__import__("os").environ, LD_PRELOAD=f"{asan} {ubsan}",
-               ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+    lib, sanitizers = built
+    env = dict(__import__("os").environ, **sanitizers)
     zoo_models = [str(zoo[n]) for n in ("branches", "mobile", "softmax_mid")]
     res = subprocess.run([sys.executable, "-c", SANITIZED_RUN, str(lib), *zoo_models],
                          capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=600)

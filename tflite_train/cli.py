@@ -465,6 +465,13 @@ def _add_header_parser(sub) -> None:
     s.set_defaults(func=cmd_header)
 
 
+def one_line(text: str, width: int = 600) -> str:
+    """An error message as one line of printable text: whatever a file smuggles into it
+    (names with newlines or control characters) cannot break the line."""
+    text = "".join(c if c.isprintable() else " " if c in "\n\r\t" else "?" for c in text)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -475,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     except TTError as exc:
         if args.debug:
             raise
-        print(f"tflite-train: error: {exc}", file=sys.stderr)
+        print(f"tflite-train: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:
         # `inspect MODEL | head`: the reader has gone; stop quietly, and keep Python's exit

@@ -86,7 +86,7 @@ def decode_options(blob: bytes | None) -> dict:
             raise ModelError("custom options are not a flexbuffer map")
         keys, values = root.AsMap.Keys, root.AsMap.Values
         if len(keys) != len(values) or len(keys) > _MAX_KEYS:
-            raise ModelError("custom options: not a map of a few options")
+            raise ModelError("custom options are not a flexbuffer map of a few options")
         return {keys[i].AsKeyBytes.decode("ascii"): _option_value(values[i])
                 for i in range(len(keys))}
     except ModelError:
@@ -105,9 +105,9 @@ def _option_value(ref):
     if ref.IsVector or ref.IsTypedVector:
         v = ref.AsVector if ref.IsVector else ref.AsTypedVector
         if len(v) > _MAX_VECTOR or not all(v[i].IsInt for i in range(len(v))):
-            raise ModelError("custom options: a vector option is not a few ints")
+            raise ModelError("custom options: a flexbuffer vector option is not a few ints")
         return [v[i].AsInt for i in range(len(v))]
-    raise ModelError("custom options: an option is not a number, bool or int vector")
+    raise ModelError("custom options: a flexbuffer value is not a number, bool or int vector")
 
 
 def encode_options(options: dict) -> bytes:

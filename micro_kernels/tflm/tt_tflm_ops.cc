@@ -18,6 +18,9 @@ namespace {
 
 constexpr int kMaxRank = 6;      /* what the data-movement kernels accept */
 constexpr int kMaxTemps = 8;
+/* Elements of one tensor, and extents of a window's walk: every index and byte count the
+ * kernels compute (float32: 4 bytes an element) then fits int32_t. */
+constexpr int64_t kMaxElements = int64_t{1} << 28;
 
 /* ---- tensors at Invoke ------------------------------------------------------------------ */
 
@@ -83,7 +86,8 @@ class Prepare {
       return false;
     }
     TfLiteTensor *label = In(n - 1);
-    if (label == nullptr || label->type != kTfLiteInt32) {
+    if (label == nullptr || label->type != kTfLiteInt32 || Sane(label, "label") == nullptr ||
+        Count(label->dims) < 1) {
       Fail("the last input (the label) must be an int32 tensor");
       return false;
     }
@@ -104,7 +108,7 @@ class Prepare {
       Fail("input %d (%s) has type %d, wants %d", index, what, t ? t->type : -1, type);
       return nullptr;
     }
-    return t;
+    return Sane(t, what);
   }
   TfLiteTensor *Out(int index, TfLiteType type, const char *what) {
     if (OutputCount(node_) <= index) {
@@ -116,7 +120,30 @@ class Prepare {
       Fail("output %d (%s) has type %d, wants %d", index, what, t ? t->type : -1, type);
       return nullptr;
     }
-    return t;
+    return Sane(t, what);
+  }
+
+  /* Rank <= kMaxRank, every dimension positive, at most kMaxElements elements: what every
+   * kernel's index arithmetic assumes. */
+  TfLiteTensor *Sane(TfLiteTensor *t, const char *what) {
+    int64_t n = 1;
+    bool ok = t->dims != nullptr && t->dims->size >= 0 && t->dims->size <= kMaxRank;
+    for (int i = 0; ok && i < t->dims->size; ++i) {
+      ok = t->dims->data[i] >= 1 && t->dims->data[i] <= kMaxElements;
+      n *= ok ? t->dims->data[i] : 1;
+      ok = ok && n <= kMaxElements;
+    }
+    if (ok) return t;
+    Fail("%s: rank <= %d, positive dimensions and at most 2^28 elements expected", what,
+         kMaxRank);
+    return nullptr;
+  }
+
+  /* At least rank `least`. */
+  bool MinRank(const TfLiteTensor *t, int least, const char *what) {
+    if (t->dims->size >= least) return true;
+    Fail("%s has rank %d, wants at least %d", what, t->dims->size, least);
+    return false;
   }
 
   bool Rank(const TfLiteTensor *t, int rank, const char *what) {
@@ -174,7 +201,10 @@ class Prepare {
   /* Reports an option Init found missing or mistyped. */
   bool Options(const char *bad_key) {
     if (bad_key == nullptr) return true;
-    Fail("option '%s' is missing or of the wrong type", bad_key);
+    if (bad_key[0] == '(')
+      Fail("custom options %s", bad_key);
+    else
+      Fail("option '%s' is missing, of the wrong type or out of range", bad_key);
     return false;
   }
 
@@ -222,6 +252,20 @@ bool WindowOk(Prepare &p, const tt_window &w) {
       w.pad_top >= 0 && w.pad_left >= 0)
     return true;
   p.Fail("strides and dilations must be positive and pads non-negative");
+  return false;
+}
+
+/* The padded extent an (oh x ow)-output window walk of a (kh x kw) kernel spans, and the
+ * pads, within kMaxElements: the kernels' position arithmetic (o * stride + k * dilation -
+ * pad) then never overflows int32_t. */
+bool WindowFits(Prepare &p, const tt_window &w, int32_t kh, int32_t kw, int32_t oh,
+                int32_t ow) {
+  const int64_t h = int64_t{oh - 1} * w.stride_h + int64_t{kh - 1} * w.dilation_h + 1;
+  const int64_t v = int64_t{ow - 1} * w.stride_w + int64_t{kw - 1} * w.dilation_w + 1;
+  if (h <= kMaxElements && v <= kMaxElements && w.pad_top <= kMaxElements &&
+      w.pad_left <= kMaxElements)
+    return true;
+  p.Fail("the window's strides, dilations, pads or size are too large for its tensors");
   return false;
 }
 
@@ -329,7 +373,7 @@ TfLiteStatus SlicePrepare(TfLiteContext *context, TfLiteNode *node) {
   if (d == nullptr || !p.Options(d->bad_key) || !p.Inputs(2)) return kTfLiteError;
   TfLiteTensor *x = p.In(0, kTfLiteInt8, "x");
   TfLiteTensor *saved = p.Out(0, kTfLiteInt8, "saved");
-  if (x == nullptr || saved == nullptr) return kTfLiteError;
+  if (x == nullptr || saved == nullptr || !p.MinRank(x, 1, "x")) return kTfLiteError;
   const int32_t depth = x->dims->data[x->dims->size - 1];
   if (d->v[0] < 1 || d->v[0] > depth || Count(saved->dims) != Count(x->dims) / depth * d->v[0])
     return p.Fail("saved must hold the first %d of %d channels", d->v[0], depth);
@@ -390,7 +434,8 @@ TfLiteStatus SoftmaxGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   TfLiteTensor *dy = p.In(0, kTfLiteFloat32, "dy");
   TfLiteTensor *saved = p.In(1, kTfLiteInt8, "saved");
   TfLiteTensor *dx = p.Out(0, kTfLiteFloat32, "dx");
-  if (dy == nullptr || saved == nullptr || dx == nullptr) return kTfLiteError;
+  if (dy == nullptr || saved == nullptr || dx == nullptr || !p.MinRank(dy, 1, "dy"))
+    return kTfLiteError;
   if (Count(dy->dims) != Count(saved->dims) || Count(dx->dims) != Count(dy->dims))
     return p.Fail("dy, saved and dx must have one size");
   return p.Quant(saved, "saved", &d->scale, &d->zero_point) ? kTfLiteOk : kTfLiteError;
@@ -439,6 +484,7 @@ TfLiteStatus BiasGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   Prepare p(context, node, "TT_BIAS_GRAD");
   TfLiteTensor *dy = p.In(0);
   TfLiteTensor *db = p.Out(0);
+  if (!p.MinRank(dy, 1, "dy")) return kTfLiteError;
   if (Count(db->dims) != dy->dims->data[dy->dims->size - 1])
     return p.Fail("db must have dy's channels");
   return kTfLiteOk;
@@ -596,9 +642,12 @@ TfLiteStatus MeanGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   const IntsData *d;
   if (!VectorPrepare(p, context, node, "TT_MEAN_GRAD", &dy, &dx, &d)) return kTfLiteError;
   int32_t kept = Count(dx->dims);
+  int seen = 0;
   for (int a = 0; a < d->n; ++a) {
     const int axis = d->v[a] < 0 ? d->v[a] + dx->dims->size : d->v[a];
     if (axis < 0 || axis >= dx->dims->size) return p.Fail("axis %d out of range", d->v[a]);
+    if (seen >> axis & 1) return p.Fail("axis %d given twice", d->v[a]);
+    seen |= 1 << axis;
     kept /= dx->dims->data[axis];
   }
   if (kept != Count(dy->dims)) return p.Fail("dy must have dx's size over the kept axes");
@@ -644,6 +693,10 @@ TfLiteStatus PoolPrepare(TfLiteContext *context, TfLiteNode *node, const char *o
   TfLiteTensor *dx = p.Out(0);
   if (!p.Rank(dy, 4, "dy") || !p.Rank(dx, 4, "dx")) return kTfLiteError;
   if (d->filter_h < 1 || d->filter_w < 1) return p.Fail("filter must be at least 1x1");
+  if (dy->dims->data[0] != dx->dims->data[0] || dy->dims->data[3] != dx->dims->data[3])
+    return p.Fail("dy and dx batches or channels differ");
+  if (!WindowFits(p, d->window, d->filter_h, d->filter_w, dy->dims->data[1], dy->dims->data[2]))
+    return kTfLiteError;
   if (max) {
     TfLiteTensor *saved = p.In(1, kTfLiteInt8, "saved");
     if (saved == nullptr) return kTfLiteError;
@@ -748,13 +801,15 @@ bool LayerPrepareCommon(Prepare &p, TfLiteContext *context, TfLiteNode *node, co
     return false;
   if ((*data)->depth_multiplier < 1) return p.Fail("depth_multiplier must be positive"), false;
   *dy = p.In(0, kTfLiteFloat32, "dy");
-  if (*dy == nullptr) return false;
+  if (*dy == nullptr || !p.MinRank(*dy, 1, "dy")) return false;
   if ((layer == kConv || layer == kDepthwise) && !p.Rank(*dy, 4, "dy")) return false;
   return PrepareMask(context, node, op, true) == kTfLiteOk;
 }
 
 bool SgdOk(Prepare &p, const LayerData *d) {
   if (d->sgd.rounding != 0 && d->sgd.rounding != 1) return p.Fail("rounding must be 0 or 1"), false;
+  if (!(d->sgd.lr >= 0) || !(d->sgd.momentum >= 0 && d->sgd.momentum < 1))
+    return p.Fail("lr must be >= 0 and momentum in [0, 1)"), false;
   if (d->sgd.decay_steps < 0) return p.Fail("decay_steps must be >= 0"), false;
   return true;
 }
@@ -802,6 +857,9 @@ TfLiteStatus InputGradPrepare(TfLiteContext *context, TfLiteNode *node) {
     if (co != out_channels || dx->dims->data[3] != ci || dx->dims->data[0] != dy->dims->data[0] ||
         (kLayer == kDepthwise && co % d->depth_multiplier != 0))
       return p.Fail("dy, weights and dx channels do not match");
+    if (!WindowFits(p, d->window, w->dims->data[1], w->dims->data[2], dy->dims->data[1],
+                    dy->dims->data[2]))
+      return kTfLiteError;
   }
   return CacheWeightScales(p, w, kLayer, d) ? kTfLiteOk : kTfLiteError;
 }
@@ -835,7 +893,7 @@ TfLiteStatus InputGradInvoke(TfLiteContext *context, TfLiteNode *node) {
  *    weights, momentum, label) share the saved input's checks. Returns the trained channels. */
 bool SavedOk(Prepare &p, TfLiteTensor *dy, Layer layer, LayerData *d, TfLiteTensor **saved) {
   *saved = p.In(2, kTfLiteInt8, "saved");
-  if (*saved == nullptr) return false;
+  if (*saved == nullptr || !p.MinRank(*saved, 1, "saved")) return false;
   if (layer != kFullyConnected) {
     if (!p.Rank(*saved, 4, "saved")) return false;
     if ((*saved)->dims->data[0] != dy->dims->data[0])
@@ -868,7 +926,11 @@ TfLiteStatus WeightGradPrepare(TfLiteContext *context, TfLiteNode *node) {
                 Count(saved->dims) / k == Count(dy->dims) / units
           : dw->dims->size == 4 && dw->dims->data[kLayer == kConv ? 0 : 3] == units &&
                 (kLayer == kDepthwise || dw->dims->data[3] == k);
-  return ok ? kTfLiteOk : p.Fail("dy, saved and dw do not match");
+  if (!ok) return p.Fail("dy, saved and dw do not match");
+  if (kLayer != kFullyConnected && !WindowFits(p, d->window, dw->dims->data[1], dw->dims->data[2],
+                                               dy->dims->data[1], dy->dims->data[2]))
+    return kTfLiteError;
+  return kTfLiteOk;
 }
 
 template <Layer kLayer>
@@ -918,13 +980,17 @@ TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   int32_t trained = 0, scratch = 0;
   if (kLayer == kFullyConnected) {
     if (!p.Rank(w, 2, "weights")) return kTfLiteError;
-    if (w->dims->data[0] != units || k != d->channels || k > w->dims->data[1])
-      return p.Fail("weights [units, depth] do not match dy and the %d trained channels",
-                    d->channels);
+    if (w->dims->data[0] != units || k != d->channels || k > w->dims->data[1] ||
+        Count(saved->dims) / k != Count(dy->dims) / units)
+      return p.Fail("weights [units, depth] and saved [batches, k] do not match dy and the %d "
+                    "trained channels", d->channels);
     trained = units * k;
     scratch = k;
   } else {
-    if (!p.Rank(w, 4, "weights")) return kTfLiteError;
+    if (!p.Rank(w, 4, "weights") ||
+        !WindowFits(p, d->window, w->dims->data[1], w->dims->data[2], dy->dims->data[1],
+                    dy->dims->data[2]))
+      return kTfLiteError;
     const int32_t taps = w->dims->data[1] * w->dims->data[2];
     if (kLayer == kConv) {
       if (w->dims->data[0] != units || k != d->channels || k > w->dims->data[3])
@@ -1017,7 +1083,8 @@ TfLiteStatus UpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   TfLiteTensor *param =
       p.In(0, kWeights ? kTfLiteInt8 : kTfLiteInt32, kWeights ? "weights" : "bias");
   TfLiteTensor *grad = p.In(1, kTfLiteFloat32, "grad");
-  if (param == nullptr || grad == nullptr || !p.Variable(param, "the parameter"))
+  if (param == nullptr || grad == nullptr || !p.Variable(param, "the parameter") ||
+      !p.MinRank(param, 1, "the parameter"))
     return kTfLiteError;
   const TfLiteIntArray *dims = param->dims;
   const int32_t depth = dims->data[dims->size - 1];

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ModelError, UnsupportedOpError
+from ..errors import ModelError, UnsupportedOpError, printable
 from ..ir import Graph, Operator
 
 
@@ -62,7 +62,7 @@ def supported(graph: Graph) -> None:
         for t in graph.op_inputs(op)[:1] + graph.op_outputs(op):
             if t is not None and t.dtype in ("float32", "float16"):
                 raise ModelError(
-                    f"operator {index} ({op.kind}) computes in {t.dtype}: this is a float "
+                    f"operator {index} ({printable(op.kind)}) computes in {t.dtype}: this is a float "
                     "model; tflite-train needs a full-integer int8 model (convert with a "
                     "representative dataset and TFLITE_BUILTINS_INT8)")
     for index in range(len(graph.operators)):
@@ -112,7 +112,7 @@ def require_activation(graph: Graph, index: int, op: Operator) -> None:
     bound = {2: 1.0, 3: 6.0}.get(act)
     if bound is not None:
         s = graph.tensors[op.outputs[0]].quant.s
-        require(abs(float(np.float32(bound) / np.float32(s))) < 2.0 ** 31, index, op,
+        require(bound / s < 2.0 ** 31, index, op,
                 f"output scale {s:g} puts the activation's bound {bound:g} beyond int32")
 
 

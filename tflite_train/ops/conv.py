@@ -20,6 +20,9 @@ def _check(graph: Graph, index: int, op: Operator) -> None:
     depthwise = op.kind == "DEPTHWISE_CONV_2D"
     require_arity(index, op, (2, 3), 1)
     require_options(index, op, "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions")
+    # the wheel's TFLM crashes in DEPTHWISE_CONV_2D's Prepare on a third input marked absent
+    require(not depthwise or len(op.inputs) == 2 or op.inputs[2] >= 0, index, op,
+            "an absent bias must be left out, not marked -1 (TFLM's depthwise kernel reads it)")
     require_int8_io(graph, index, op)
     x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     y = graph.tensors[op.outputs[0]]

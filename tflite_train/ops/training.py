@@ -177,7 +177,7 @@ def _loss_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
     logits = graph.tensors[op.inputs[0]]
     loss, dlogits = graph.tensors[op.outputs[0]], graph.tensors[op.outputs[1]]
     ttcheck.per_tensor(logits, index, op, "the logits")
-    require(loss.size == 1, index, op, "the loss must be [1]")
+    require(loss.shape == (1,), index, op, f"the loss is {list(loss.shape)}, not [1]")
     ttcheck.same_shape(logits, dlogits, index, op, "logits and their gradient")
 
 

@@ -47,7 +47,7 @@ def schema_check(graph: Graph, index: int, op: Operator) -> dict:
             require(not rule.get("variable") or tensor.is_variable, index, op,
                     f"input {pos} ({rule['name']}) is not a variable tensor")
         label = graph.tensors[op.inputs[-1]]
-        require(label.size >= 1, index, op, "the label input is empty")
+        require(label.shape == (1,), index, op, f"the label is {list(label.shape)}, not [1]")
     require(len(op.outputs) == len(s["outputs"]), index, op,
             f"{len(op.outputs)} outputs, the schema says {len(s['outputs'])}")
     for pos, (t, rule) in enumerate(zip(op.outputs, s["outputs"])):

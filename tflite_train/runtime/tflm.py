@@ -21,6 +21,8 @@ from ..ir import Graph
 
 # The wheel's arena lives in host memory; beyond this a model is not one for a device.
 MAX_ARENA = 1 << 31
+# Below a few KB the wheel's allocator crashes instead of failing: no arena is smaller.
+MIN_ARENA = 64 << 10
 
 
 class TFLMError(TTError):
@@ -99,7 +101,7 @@ class TFLMInterpreter:
             graph, self._model = validated_bytes(model)
         config = (runtime.InterpreterConfig.kPreserveAllTensors if preserve_all
                   else runtime.InterpreterConfig.kAllocationRecording)
-        size = arena_size or arena_estimate(graph, preserve_all)
+        size = max(arena_size or arena_estimate(graph, preserve_all), MIN_ARENA)
         while True:
             with captured_c_output() as out:
                 try:

@@ -1,0 +1,378 @@
+"""No malformed file crashes anything (issue 13): a seeded mutation campaign over every
+command (tests/fuzzing.py; benchmarks/fuzz.py is the long run), the TFLM glue fed broken
+training models under AddressSanitizer + UBSan, and one regression test for each class of
+crash and traceback the first campaign found.
+
+Commands run in forked children: a crash, a hang or a traceback fails the test with the
+mutant and the command saved under .cache/fuzz-failures/ (the path is in the message).
+"""
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fuzzing
+from conftest import ROOT, SHARED_MODELS, require_tool
+from tflite_train import tflite_io
+from tflite_train.cli import EXIT_ERROR, main
+from tflite_train.demo import EXAMPLE
+from tflite_train.errors import ModelError, TTError
+
+FAILURES = ROOT / ".cache" / "fuzz-failures"
+BAD = ("crash", "hang", "traceback", "error, not one line", "stray stderr", "input modified",
+       "partial output", "other exit")
+CASES, SHARDS, SEED = 320, 4, 13
+
+
+@pytest.fixture(scope="module")
+def seeds(zoo, tmp_path_factory):
+    tflm = sorted((SHARED_MODELS / "tflm").glob("*.tflite"))
+    pkls = sorted((SHARED_MODELS / "tiny-training").glob("*.pkl"))
+    train = [(EXAMPLE, "full", True), (EXAMPLE, "full", False), (EXAMPLE, "bias-only", True),
+             (zoo["mobile"], "last:2", True), (zoo["branches"], "full", True),
+             (zoo["pool"], "full", False)]
+    return fuzzing.make_seeds(list(zoo.values()) + tflm + [EXAMPLE], pkls,
+                              tmp_path_factory.mktemp("seeds"), train)
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = fuzzing.ForkServer()
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_no_mutant_crashes_any_command(shard, seeds, server, tmp_path):
+    """CASES seeded cases (a seed, one mutation, one command each), split in SHARDS."""
+    bad, kinds = [], set()
+    for case in range(shard, CASES, SHARDS):
+        kind, detail, argv, how, case_dir = fuzzing.fuzz_case(server, seeds, SEED, case,
+                                                              tmp_path, timeout=120)
+        kinds.add(kind)
+        if kind in BAD:
+            saved = fuzzing.save_reproducer(FAILURES, case, argv, case_dir, kind, detail)
+            bad.append(f"case {case} ({how}): tflite-train {' '.join(argv)}: {kind} "
+                       f"{detail} -> {saved}")
+    assert not bad, "\n".join(bad)
+    assert {"ok", "error"} <= kinds      # mutants that still run, and mutants refused
+
+
+def test_the_fuzzer_sees_crashes_hangs_and_tracebacks(server, tmp_path):
+    """The harness itself: a segfault, a hang and an escaping exception in a child."""
+    cases = {"crash": "import ctypes; ctypes.string_at(0)",
+             "hang": "import time; time.sleep(60)",
+             "traceback": "raise KeyError('x')"}
+    for want, code in cases.items():
+        res = server.run([], tmp_path, timeout=2, python=code)
+        stderr = (tmp_path / ".stderr").read_text()
+        kind, _ = fuzzing.classify(res["exit"], res["signal"], res["hang"], stderr, False, [],
+                                   True)
+        assert kind == want, (want, res, stderr)
+
+
+def test_mutations_reach_what_they_aim_at(seeds):
+    """Offsets and lengths are found in the flatbuffer; every mutation changes the bytes."""
+    seed = next(s for s in seeds if s.kind == "train")
+    assert len(seed.positions["offset"]) > 50 and len(seed.positions["length"]) > 20
+    rng = random.Random(0)
+    for how in fuzzing.FLATBUFFER_MUTATIONS:
+        assert fuzzing.mutate(seed, rng, how)[0] != seed.data, how
+    pkl = next(s for s in seeds if s.kind == "pkl")
+    for how in fuzzing.PICKLE_MUTATIONS:
+        assert fuzzing.mutate(pkl, rng, how)[0] != pkl.data, how
+
+
+# --- the TFLM glue, fed broken training models directly ----------------------------------
+
+def test_the_glue_refuses_broken_training_models_under_sanitizers(seeds, tmp_path):
+    """Training models broken where only the glue can notice (TT_* options, inputs,
+    outputs, the tensors only TT_* ops use) go straight into the wheel's TFLM, bypassing
+    the Python validation, with the glue built under ASan + UBSan: each one runs or is
+    refused by a Prepare, none reads out of bounds or crashes. (The glue before issue 13
+    crashed on 5 of the first 300 of these: a flexbuffers assertion on options that are
+    not a map, and segfaults reading malformed options.)"""
+    built = fuzzing.sanitized_glue(tmp_path)
+    require_tool(built is not None, "gcc's sanitizer runtimes (libasan, libubsan)")
+    lib, env = built
+    server = fuzzing.ForkServer(env={**env, "TT_FUZZ_GLUE": str(lib)})
+    train = [s for s in seeds if s.kind == "train"]
+    outcomes, bad = {}, []
+    try:
+        for case in range(120):
+            rng = random.Random(f"glue:{case}")
+            seed = rng.choice(train)
+            data, how = fuzzing.glue_mutant(seed.data, rng)
+            model = tmp_path / f"glue{case}.tflite"
+            model.write_bytes(data)
+            res = server.run([], tmp_path, timeout=120, glue=str(model))
+            kind = ("hang" if res["hang"] else "crash" if res["signal"] else
+                    {0: "ran", 2: "refused"}.get(res["exit"], f"exit {res['exit']}"))
+            outcomes[kind] = outcomes.get(kind, 0) + 1
+            if kind not in ("ran", "refused"):
+                saved = FAILURES / f"glue{case}.tflite"
+                FAILURES.mkdir(parents=True, exist_ok=True)
+                saved.write_bytes(data)
+                bad.append(f"{seed.name} {how}: {kind}: "
+                           f"{(tmp_path / '.stderr').read_text()[-1500:]} -> {saved}")
+    finally:
+        server.close()
+    assert not bad, "\n".join(bad)
+    assert outcomes.get("refused", 0) > 20 and outcomes.get("ran", 0) > 20, outcomes
+
+
+# --- one regression test per class of crash and traceback ----------------------------------
+
+def raw_tflm(server, tmp_path, model: bytes, registerers: str = "[]") -> dict:
+    """`model` handed to the wheel's TFLM as is, in a child: what used to happen."""
+    path = tmp_path / "raw.tflite"
+    path.write_bytes(model)
+    code = ("import numpy as np\n"
+            "from tflite_micro.python.tflite_micro import runtime\n"
+            f"it = runtime.Interpreter.from_bytes(open({str(path)!r}, 'rb').read(), "
+            f"custom_op_registerers={registerers}, arena_size=1 << 22)\n"
+            "d = it.get_input_details(0)\n"
+            "it.set_input(np.zeros(d['shape'], d['dtype']), 0)\n"
+            "it.invoke()\n")
+    return server.run([], tmp_path, timeout=60, python=code)
+
+
+def one_line_error(capsys, *argv) -> str:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == EXIT_ERROR, (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tflite-train: error: "), err
+    return lines[0]
+
+
+def test_a_softmax_scale_that_aborts_tflm_is_refused(zoo, server, tmp_path, capsys):
+    """TFLM's Prepare aborts (QuantizeMultiplierGreaterThanOne) when beta * s_in * 2^26 <= 1:
+    an input scale below 2^-26 (a 224x224 MobileNetV2 with untrained weights has 7.9e-9)."""
+    g = tflite_io.load(zoo["softmax_mid"])
+    sm = next(op for op in g.operators if op.kind == "SOFTMAX")
+    x = g.tensors[sm.inputs[0]]
+    x.quant.scale = np.array([2.0 ** -27], np.float32)
+    data = tflite_io.serialize(g)
+    assert raw_tflm(server, tmp_path, data)["signal"] == 6          # SIGABRT
+    path = tmp_path / "m.tflite"
+    path.write_bytes(data)
+    assert "2^-26" in one_line_error(capsys, "verify", path)
+
+
+def test_a_filter_deeper_than_its_input_is_refused(zoo, server, tmp_path, capsys):
+    """TFLM's ConvPerChannel divides by input depth / filter depth: 0 groups, SIGFPE in
+    Invoke."""
+    g = tflite_io.load(zoo["conv"])
+    conv = [op for op in g.operators if op.kind == "CONV_2D"][1]
+    w = g.tensors[conv.inputs[1]]
+    w.shape = w.shape[:3] + (2 * w.shape[3],)
+    w.data = np.concatenate([w.data, w.data], axis=3)
+    data = tflite_io.serialize(g)
+    assert raw_tflm(server, tmp_path, data)["signal"] == 8          # SIGFPE
+    path = tmp_path / "m.tflite"
+    path.write_bytes(data)
+    assert "grouped convolution" in one_line_error(capsys, "verify", path)
+
+
+def test_a_depthwise_bias_marked_absent_is_refused(zoo, server, tmp_path, capsys):
+    g = tflite_io.load(zoo["depthwise"])
+    next(op for op in g.operators if op.kind == "DEPTHWISE_CONV_2D").inputs[2] = -1
+    data = tflite_io.serialize(g)
+    assert raw_tflm(server, tmp_path, data)["signal"] == 11         # SIGSEGV
+    path = tmp_path / "m.tflite"
+    path.write_bytes(data)
+    assert "absent bias" in one_line_error(capsys, "plan", path)
+
+
+def training_model(**hyper):
+    from tflite_train import augment
+    from tflite_train.autodiff import Hyper
+    return augment.augment(tflite_io.load(EXAMPLE), "full", 3, Hyper(**hyper)).graph
+
+
+def test_the_glue_reports_options_that_are_not_a_map(server, tmp_path):
+    """The flexbuffers assertion (Map::operator[] on a root that is not a map) and the
+    segfaults on garbage options: Init verifies the buffer, Prepare fails with a line."""
+    from flatbuffers import flexbuffers
+    from tflite_train.runtime.tflm_engine import REGISTERER
+    for blob in (bytes(flexbuffers.Dumps(7)), bytes(flexbuffers.Dumps([1, 2])),
+                 b"\x01\x02\x03\x04\x05\x06\x07\x08\xff\x24\x01", b"\x00"):
+        g = training_model()
+        next(op for op in g.operators if op.kind == "TT_BIAS_UPDATE").custom_options = blob
+        res = raw_tflm(server, tmp_path, tflite_io.serialize(g), f"[{REGISTERER!r}]")
+        err = (tmp_path / ".stderr").read_text()
+        assert res["signal"] is None and res["exit"] == 70, (res, err)
+        assert "TT_BIAS_UPDATE: custom options" in err or "TT_BIAS_UPDATE: option" in err, err
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda g, op: setattr(op, "custom_options", b"\xff\xfe\xfd\x01\x24\x01"), "flexbuffer"),
+    (lambda g, op: setattr(op, "custom_options", b"\x80abc\x00\x01\x04\x01\x01\x24\x01"),
+     "flexbuffer"),
+    (lambda g, op: setattr(op, "custom_options", None), "options"),
+    (lambda g, op: g.tensors[op.inputs[0]].__setattr__("shape", (1, 0, 4, 4)), "positive"),
+    (lambda g, op: g.tensors[op.inputs[0]].__setattr__("shape", (1, 1 << 20, 1 << 10, 8)),
+     "elements"),
+    (lambda g, op: g.tensors[op.inputs[-1]].__setattr__("shape", (1, 1)), "label"),
+])
+def test_broken_training_ops_are_one_line_errors(mutate, message, capsys, tmp_path):
+    """Custom options that are not UTF-8 or not a flexbuffer (UnicodeDecodeError, KeyError
+    and bad flexbuffer types before), absurd and empty shapes."""
+    g = training_model(momentum=0.5)
+    op = next(op for op in g.operators if op.kind == "TT_CONV2D_WEIGHT_UPDATE")
+    mutate(g, op)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(tflite_io.serialize(g))
+    for argv in (["inspect", path], ["train", path, "--data", "fashion-mnist", "--steps", "1",
+                                     "--engine", "tflm"]):
+        assert message in one_line_error(capsys, *argv)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda op, g: op.options.update(stride_h=0), "stride_h"),
+    (lambda op, g: op.options.update(dilation_w_factor=-3), "dilation_w_factor"),
+    (lambda op, g: op.options.update(padding=7), "padding"),
+    (lambda op, g: op.options.update(fused_activation_function=9), "fused activation"),
+    (lambda op, g: g.tensors[op.inputs[1]].quant.scale.__setitem__(0, np.nan), "finite"),
+    (lambda op, g: g.tensors[op.inputs[0]].quant.scale.__setitem__(0, 0.0), "positive"),
+    (lambda op, g: g.tensors[op.inputs[1]].quant.scale.__setitem__(0, 1e30), "2^31"),
+    (lambda op, g: g.tensors[op.outputs[0]].quant.scale.__setitem__(0, 1e-45), "beyond int32"),
+    (lambda op, g: g.tensors[op.inputs[0]].quant.zero_point.__setitem__(0, 300), "zero point"),
+    (lambda op, g: setattr(op, "options_type", None), "options table"),
+    (lambda op, g: op.inputs.__setitem__(0, 999), "does not exist"),
+    (lambda op, g: op.inputs.__setitem__(0, -7), "does not exist"),
+    (lambda op, g: setattr(g.tensors[op.outputs[0]], "shape",
+                           (1, 3, 3) + g.tensors[op.outputs[0]].shape[3:]), "padding/stride"),
+])
+def test_broken_forward_ops_are_one_line_errors(change, message, capsys, tmp_path):
+    """What raised ZeroDivisionError, IndexError, ValueError or numpy warnings in the op
+    modules, the executors and fixedpoint: refused once, when the file is read."""
+    g = tflite_io.load(EXAMPLE)
+    op = next(op for op in g.operators if op.kind == "CONV_2D")
+    change(op, g)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(tflite_io.serialize(g))
+    for argv in (["inspect", path], ["verify", path], ["augment", path, "-o", tmp_path / "o"]):
+        assert message in one_line_error(capsys, *argv)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("cut", [9, 100, 1000, -200, -17])
+def test_truncated_and_overwritten_flatbuffers_are_one_line_errors(cut, capsys, tmp_path):
+    data = EXAMPLE.read_bytes()
+    path = tmp_path / "m.tflite"
+    path.write_bytes(data[:cut])
+    one_line_error(capsys, "verify", path)
+    broken = bytearray(data)
+    broken[cut % len(data) & ~3:(cut % len(data) & ~3) + 4] = b"\xff\xff\xff\x7f"
+    path.write_bytes(bytes(broken))
+    code = main(["inspect", str(path)])
+    assert code in (0, EXIT_ERROR) and len(capsys.readouterr().err.splitlines()) <= 1
+
+
+# --- import -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["header", "directory", "pickle", "bytes-in-message",
+                                    "missing-key", "wrong-type", "nan-scale"])
+def test_import_of_a_damaged_pickle_is_one_line_without_bytes(damage, tmp_path, capsys):
+    import io
+    import pickle
+    import zipfile
+    raw_zip = fuzzing.tiny_pickle()
+    with zipfile.ZipFile(io.BytesIO(raw_zip)) as z:
+        raw = z.read("archive/data.pkl")
+    cfg = pickle.loads(raw)
+    if damage == "header":                     # OSError / UnicodeDecodeError escaped before
+        data = bytearray(raw_zip)
+        data[26:30] = b"\xff\xff\xff\xff"      # the local header's name and extra lengths
+        data = bytes(data)
+    elif damage == "directory":
+        data = raw_zip[:-30] + b"\xfe" * 30
+    elif damage == "pickle":
+        data = fuzzing.zipped(raw[:len(raw) // 2])
+    elif damage == "bytes-in-message":         # "invalid load key, '\x..'" quoted raw bytes
+        data = fuzzing.zipped(b"\xfa\n\x00garbage")
+    elif damage == "missing-key":
+        del cfg["blocks"][0]["depthwise"]["params"]["w_scales"]
+        data = fuzzing.zipped(pickle.dumps(cfg))
+    elif damage == "wrong-type":
+        cfg["first_conv"]["stride"] = "two"
+        data = fuzzing.zipped(pickle.dumps(cfg))
+    else:
+        cfg["classifier"]["params"]["y_scale"] = float("nan")
+        data = fuzzing.zipped(pickle.dumps(cfg))
+    path = tmp_path / "m.pkl"
+    path.write_bytes(data)
+    line = one_line_error(capsys, "import", path, "-o", tmp_path / "o.tflite")
+    assert "\\x" not in line and "\ufffd" not in line, line
+    if damage == "missing-key":
+        assert "blocks.0.depthwise.params" in line and "w_scales" in line
+    if damage == "wrong-type":
+        assert "first_conv.stride" in line
+    assert not (tmp_path / "o.tflite").exists()
+
+
+def test_the_tiny_pickle_imports_and_verifies(tmp_path, capsys):
+    path = tmp_path / "tiny.pkl"
+    path.write_bytes(fuzzing.tiny_pickle())
+    assert main(["import", str(path), "-o", str(tmp_path / "t.tflite")]) == 0
+    assert main(["verify", str(tmp_path / "t.tflite"), "--samples", "2"]) == 0
+    assert "bit-exact" in capsys.readouterr().out
+
+
+# --- messages, pipes, tracebacks, arena -------------------------------------------------------
+
+def big_graph():
+    """3 computed int8 tensors of 4 MB: 12 MB with every tensor preserved."""
+    from tflite_train.ir import Graph, Operator, Quantization, Tensor
+    q = lambda: Quantization(np.array([0.05], np.float32), np.zeros(1, np.int64))  # noqa: E731
+    tensors = [Tensor(f"t{i}", (1, 512, 512, 16), "int8", q()) for i in range(3)]
+    pool = dict(padding=1, stride_h=1, stride_w=1, filter_height=1, filter_width=1,
+                fused_activation_function=0)
+    ops = [Operator("MAX_POOL_2D", [i], [i + 1], dict(pool), "Pool2DOptions") for i in (0, 1)]
+    return Graph(tensors, ops, [0], [2])
+
+
+def test_tflm_log_lines_become_one_line_errors(capfd):
+    """TFLM prints its own lines before failing; they end up in our message, not stderr."""
+    from tflite_train.runtime.tflm import TFLMError, TFLMInterpreter
+    with pytest.raises(TFLMError, match="Failed to resize buffer"):
+        TFLMInterpreter(big_graph(), arena_size=1 << 20)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+@pytest.mark.parametrize("argv", [["inspect", str(EXAMPLE)], ["plan", str(EXAMPLE), "--json"]])
+def test_a_closed_pipe_ends_quietly(argv):
+    cmd = f"{sys.executable} -m tflite_train {' '.join(argv)} | head -n 1"
+    res = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True,
+                         text=True, cwd=str(ROOT), timeout=120)
+    assert res.stdout.count("\n") == 1 and res.stderr == "", res.stderr
+    assert res.returncode in (0, 141)
+
+
+def test_debug_still_shows_the_traceback(tmp_path):
+    with pytest.raises(ModelError):
+        main(["--debug", "inspect", str(tmp_path / "missing.tflite")])
+
+
+def test_the_verify_arena_is_sized_from_the_model(tmp_path, capsys):
+    """More than the fixed 8 MB every tensor preserved used to get (a 224x224 MobileNetV2
+    with alpha 1.4 needs 14 MB)."""
+    path = tmp_path / "big.tflite"
+    tflite_io.save(big_graph(), path)
+    assert main(["verify", str(path), "--samples", "1"]) == 0
+    assert capsys.readouterr().out.strip().endswith("bit-exact")
+
+
+def test_validation_happens_when_the_ir_is_built():
+    """tflite_io.parse and the importer return only validated graphs."""
+    g = tflite_io.load(EXAMPLE)
+    g.tensors[g.inputs[0]].shape = (1, -2, 3, 1)
+    with pytest.raises(ModelError, match="positive"):
+        tflite_io.parse(tflite_io.serialize(g))
+    with pytest.raises(TTError):
+        tflite_io.parse(b"xxxxTFL3" + b"\x00" * 64)
