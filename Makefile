@@ -38,8 +38,8 @@ test:
 demo:
 	$(PY) -m tflite_train.demo
 
-# The C training kernels for the host and the TFLM glue for the pinned wheel (also built on
-# first use by --engine c / --engine tflm).
+# The C training kernels for the host and the TFLM glue for the pinned wheel, into
+# micro_kernels/build (--engine c / --engine tflm build theirs into the user's cache).
 kernels:
 	$(MAKE) -C micro_kernels all tflm-wheel
 

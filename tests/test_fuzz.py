@@ -148,43 +148,42 @@ def one_line_error(capsys, *argv) -> str:
     return lines[0]
 
 
+def crashes_tflm_and_is_refused(graph, signal: int, command: str, message: str, server,
+                                tmp_path, capsys) -> None:
+    """What the graph did to the wheel's TFLM (killed by `signal`), and the one-line error
+    `command` gives now."""
+    data = tflite_io.serialize(graph)
+    assert raw_tflm(server, tmp_path, data)["signal"] == signal
+    path = tmp_path / "m.tflite"
+    path.write_bytes(data)
+    assert message in one_line_error(capsys, command, path)
+
+
 def test_a_softmax_scale_that_aborts_tflm_is_refused(zoo, server, tmp_path, capsys):
     """TFLM's Prepare aborts (QuantizeMultiplierGreaterThanOne) when beta * s_in * 2^26 <= 1:
     an input scale below 2^-26 (a 224x224 MobileNetV2 with untrained weights has 7.9e-9)."""
     g = tflite_io.load(zoo["softmax_mid"])
     sm = next(op for op in g.operators if op.kind == "SOFTMAX")
-    x = g.tensors[sm.inputs[0]]
-    x.quant.scale = np.array([2.0 ** -27], np.float32)
-    data = tflite_io.serialize(g)
-    assert raw_tflm(server, tmp_path, data)["signal"] == 6          # SIGABRT
-    path = tmp_path / "m.tflite"
-    path.write_bytes(data)
-    assert "2^-26" in one_line_error(capsys, "verify", path)
+    g.tensors[sm.inputs[0]].quant.scale = np.array([2.0 ** -27], np.float32)
+    crashes_tflm_and_is_refused(g, 6, "verify", "2^-26", server, tmp_path, capsys)
 
 
 def test_a_filter_deeper_than_its_input_is_refused(zoo, server, tmp_path, capsys):
     """TFLM's ConvPerChannel divides by input depth / filter depth: 0 groups, SIGFPE in
     Invoke."""
     g = tflite_io.load(zoo["conv"])
-    conv = [op for op in g.operators if op.kind == "CONV_2D"][1]
-    w = g.tensors[conv.inputs[1]]
+    w = g.tensors[[op for op in g.operators if op.kind == "CONV_2D"][1].inputs[1]]
     w.shape = w.shape[:3] + (2 * w.shape[3],)
     w.data = np.concatenate([w.data, w.data], axis=3)
-    data = tflite_io.serialize(g)
-    assert raw_tflm(server, tmp_path, data)["signal"] == 8          # SIGFPE
-    path = tmp_path / "m.tflite"
-    path.write_bytes(data)
-    assert "grouped convolution" in one_line_error(capsys, "verify", path)
+    crashes_tflm_and_is_refused(g, 8, "verify", "grouped convolution", server, tmp_path,
+                                capsys)
 
 
 def test_a_depthwise_bias_marked_absent_is_refused(zoo, server, tmp_path, capsys):
+    """TFLM's depthwise Prepare dereferences a third input given as -1 (absent)."""
     g = tflite_io.load(zoo["depthwise"])
     next(op for op in g.operators if op.kind == "DEPTHWISE_CONV_2D").inputs[2] = -1
-    data = tflite_io.serialize(g)
-    assert raw_tflm(server, tmp_path, data)["signal"] == 11         # SIGSEGV
-    path = tmp_path / "m.tflite"
-    path.write_bytes(data)
-    assert "absent bias" in one_line_error(capsys, "plan", path)
+    crashes_tflm_and_is_refused(g, 11, "plan", "absent bias", server, tmp_path, capsys)
 
 
 def training_model(**hyper):
