@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 
 import test_cortex_m7
+from checkpoint_helpers import (BAD_ARGUMENT, EMPTY, FLASH_ERROR, OK, OTHER_MODEL, TRANSFER,
+                                VERIFY_ERROR, Flash, Regions, library, restore, sample,
+                                save, slot_for, train_steps)
 from conftest import ROOT, SHARED_MODELS, require_tool
 from tflite_train import augment, checkpoint, tflite_io
 from tflite_train.autodiff import Hyper
@@ -27,126 +30,6 @@ KERNELS = ROOT / "micro_kernels"
 POWERCUT = ROOT / "tests" / "checkpoint_powercut.c"
 CHECKPOINT_C = KERNELS / "src" / "tt_checkpoint.c"
 M7_SP = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"]   # STM32F746
-OK, EMPTY, OTHER_MODEL, FLASH_ERROR, VERIFY_ERROR, BAD_ARGUMENT = range(6)
-
-
-# --- the C API through ctypes, on a flash simulated in Python ------------------------------
-
-class Region(C.Structure):
-    _fields_ = [("kind", C.c_uint32), ("id", C.c_int32), ("data", C.c_void_p),
-                ("bytes", C.c_uint32)]
-
-
-ERASE = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.c_uint32)
-TRANSFER = C.CFUNCTYPE(C.c_int, C.c_void_p, C.c_uint32, C.POINTER(C.c_uint8), C.c_uint32)
-
-
-class FlashStruct(C.Structure):
-    _fields_ = [("erase", ERASE), ("program", TRANSFER), ("read", TRANSFER),
-                ("ctx", C.c_void_p), ("slot_offset", C.c_uint32 * 2),
-                ("slot_bytes", C.c_uint32), ("page_bytes", C.c_uint32),
-                ("page", C.POINTER(C.c_uint8))]
-
-
-def library():
-    lib = c_kernels.library()
-    lib.tt_crc32.argtypes = [C.c_uint32, C.c_void_p, C.c_uint32]
-    for name in ("tt_checkpoint_bytes", "tt_crc32"):
-        getattr(lib, name).restype = C.c_uint32
-    return lib
-
-
-class Flash:
-    """Two slots of NOR-like flash in a bytearray: erase to 0xFF, programming clears bits.
-    `fail` names a callback that returns an error."""
-
-    def __init__(self, slot_bytes: int, page_bytes: int = 256, gap: int = 0):
-        self.memory = bytearray(b"\xff" * (2 * slot_bytes + gap))
-        self.fail = None
-        self.calls = []
-        self._page = (C.c_uint8 * page_bytes)()
-        self._callbacks = (ERASE(self._erase), TRANSFER(self._program), TRANSFER(self._read))
-        self.struct = FlashStruct(*self._callbacks, None, (C.c_uint32 * 2)(0, slot_bytes + gap),
-                                  slot_bytes, page_bytes, self._page)
-
-    def slot(self, s: int) -> bytes:
-        start = self.struct.slot_offset[s]
-        return bytes(self.memory[start:start + self.struct.slot_bytes])
-
-    def _erase(self, ctx, offset, n):
-        self.calls.append(("erase", offset, n))
-        if self.fail == "erase":
-            return -1
-        self.memory[offset:offset + n] = b"\xff" * n
-        return 0
-
-    def _program(self, ctx, offset, data, n):
-        self.calls.append(("program", offset, n))
-        if self.fail == "program":
-            return -1
-        new = np.frombuffer(self.memory, np.uint8, n, offset) & np.ctypeslib.as_array(data, (n,))
-        self.memory[offset:offset + n] = new.tobytes()
-        return 0
-
-    def _read(self, ctx, offset, data, n):
-        if self.fail == "read":
-            return -1
-        C.memmove(data, bytes(self.memory[offset:offset + n]), n)
-        return 0
-
-
-class Regions:
-    """A checkpoint's values in C-owned memory, as a region table for the C API."""
-
-    def __init__(self, ckpt: checkpoint.Checkpoint):
-        self.regions = ckpt.regions
-        self.arrays = [np.ascontiguousarray(v).copy() for v in ckpt.values]
-        self.table = (Region * len(self.arrays))(*[
-            Region(r.kind, r.id, a.ctypes.data, a.nbytes) for r, a in zip(self.regions, self.arrays)])
-
-    def values(self) -> list[np.ndarray]:
-        return [a.copy() for a in self.arrays]
-
-    def set(self, ckpt: checkpoint.Checkpoint) -> None:
-        for a, v in zip(self.arrays, ckpt.values):
-            a[...] = v
-
-
-def save(flash: Flash, mid: int, regions: Regions) -> tuple[int, int]:
-    seq = C.c_uint32()
-    status = library().tt_checkpoint_save(C.byref(flash.struct), C.c_uint64(mid), regions.table,
-                                          len(regions.arrays), C.byref(seq))
-    return status, seq.value
-
-
-def restore(flash: Flash, mid: int, regions: Regions) -> tuple[int, int]:
-    seq = C.c_uint32()
-    status = library().tt_checkpoint_restore(C.byref(flash.struct), C.c_uint64(mid),
-                                             regions.table, len(regions.arrays), C.byref(seq))
-    return status, seq.value
-
-
-def slot_for(ckpt: checkpoint.Checkpoint, page: int = 256) -> int:
-    return -(-checkpoint.blob_bytes(ckpt.regions) // page) * page
-
-
-# --- training states of real models ---------------------------------------------------------
-
-def random_sample(graph, rng) -> np.ndarray:
-    t = graph.tensors[graph.inputs[0]]
-    return rng.integers(-128, 128, t.shape).astype(np.int8)
-
-
-def train_steps(graph, executor, steps: int, seed: int, start: int = 0) -> list[float]:
-    """`steps` training steps on seeded random samples, labels cycling over the classes;
-    sample i of a run is the same whatever `start` splits it at."""
-    classes = graph.tensors[graph.outputs[0]].size
-    losses = []
-    for i in range(start, start + steps):
-        x = random_sample(graph, np.random.default_rng([seed, i]))
-        values = executor.invoke([x, np.array([i % classes], np.int32)])
-        losses.append(float(values[graph.outputs[-1]][0]))
-    return losses
 
 
 @pytest.fixture(scope="module")
@@ -399,3 +282,59 @@ def test_power_cuts_on_the_cortex_m7(real_states, tmp_path):
     print(f"{name} on the Cortex-M7:\n{output}")
     assert res.returncode == 0 and "PASS" in output, output[-3000:]
     check_sweeps(sweeps(output), states)
+
+
+# --- resume == uninterrupted -----------------------------------------------------------------
+
+def resumable_model(fuse: bool):
+    """Every piece of state matters here: momentum, stochastic rounding (the random
+    streams), a cosine decay over the run (the step counters), weights and biases."""
+    r = augment.augment(tflite_io.load(EXAMPLE), "full", 4,
+                        Hyper(lr=0.05, momentum=0.9, rounding="stochastic", seed=9,
+                              decay_steps=12), fuse=fuse)
+    return r.graph, tflite_io.serialize(r.graph)
+
+
+def states_equal(a: checkpoint.Checkpoint, b: checkpoint.Checkpoint) -> bool:
+    return all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(a.values, b.values))
+
+
+@pytest.mark.parametrize("engine", ["numpy", "c"])
+@pytest.mark.parametrize("fuse", [True, False], ids=["fused", "separate"])
+def test_a_resumed_run_equals_the_uninterrupted_one(engine, fuse):
+    """Train 5 steps, save a checkpoint through tt_checkpoint_save, restore it through
+    tt_checkpoint_restore into a fresh executor, train 7 more: the losses of all 12 steps
+    and the final state (parameters, momentum, random streams, steps) equal 12 steps in one
+    go, bit for bit. Restoring the parameters alone does not: the test can tell."""
+    graph, model = resumable_model(fuse)
+    mid, seed, n, m = checkpoint.model_id(model), 21, 5, 7
+    straight = Executor(graph, engine)
+    want = train_steps(graph, straight, n + m, seed)
+    first = Executor(graph, engine)
+    losses = train_steps(graph, first, n, seed)
+    regions = Regions(checkpoint.capture(first, graph, mid))
+    flash = Flash(slot_for(checkpoint.capture(first, graph, mid)))
+    assert save(flash, mid, regions) == (OK, 1)
+
+    def resumed(parameters_only: bool) -> tuple[list[float], Executor]:
+        booted = Regions(checkpoint.capture(Executor(graph, engine), graph, mid))
+        assert restore(flash, mid, booted) == (OK, 1)
+        ckpt = checkpoint.Checkpoint(mid, booted.regions, booted.values())
+        fresh = Executor(graph, engine)
+        x, _ = sample(graph, seed, 0)
+        fresh.invoke([x, np.array([-1], np.int32)])           # the boot's first Invoke
+        if parameters_only:
+            for i, v in ckpt.parameters().items():
+                fresh.variables[i][...] = v
+        else:
+            checkpoint.restore(fresh, graph, ckpt)
+        return train_steps(graph, fresh, m, seed, start=n), fresh
+
+    rest, fresh = resumed(parameters_only=False)
+    assert [np.float32(v) for v in losses + rest] == [np.float32(v) for v in want]
+    assert states_equal(checkpoint.capture(fresh, graph, mid),
+                        checkpoint.capture(straight, graph, mid))
+    rest, fresh = resumed(parameters_only=True)
+    assert rest != want[n:]
+    assert not states_equal(checkpoint.capture(fresh, graph, mid),
+                            checkpoint.capture(straight, graph, mid))
