@@ -187,7 +187,8 @@ def from_blob(data: bytes, graph: Graph, model: bytes, what: str = "checkpoint")
 # --- host executors ---------------------------------------------------------------------
 
 def capture(executor, graph: Graph, mid: int, sequence: int = 0) -> Checkpoint:
-    """The checkpoint of a host executor (runtime.numpy_exec.Executor, engine numpy or c)."""
+    """The checkpoint of an executor (runtime: numpy and c engines, and tflm after its first
+    Invoke)."""
     regions = layout(graph)
     op_of = {p: k for k, p, _ in update_ops(graph)}
     values = []
@@ -208,14 +209,11 @@ def restore(executor, graph: Graph, ckpt: Checkpoint) -> None:
         if r.kind == UPDATE_STATE:
             executor.set_update_state(op_of[r.id], int(v[0]), int(np.uint32(v[1]).view(np.int32)))
         else:
-            executor.variables[r.id][...] = v
+            executor.set_variable(r.id, v)
     executor.mark_initialised()
 
 
 def update_state_values(graph: Graph, executor) -> dict[str, list[int]]:
-    """{parameter name: [xorshift32 state, step]} of every update op, for the state file;
-    empty when the executor cannot show them (the TFLM engine)."""
-    if not hasattr(executor, "update_state"):
-        return {}
+    """{parameter name: [xorshift32 state, step]} of every update op, for the state file."""
     return {graph.tensors[p].name: list(executor.update_state(k))
             for k, p, _ in update_ops(graph)}

@@ -71,6 +71,9 @@ class Executor:
         else:
             state["rng"], state["t"] = rng, step
 
+    def set_variable(self, index: int, value: np.ndarray) -> None:
+        self.variables[index][...] = value
+
     def mark_initialised(self) -> None:
         """TT_INIT has run: the variables hold parameters and must not be refilled."""
         for k, op in enumerate(self.graph.operators):
