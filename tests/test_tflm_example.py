@@ -62,6 +62,11 @@ out["scores"] = scores.tolist()
 out["checkpoint"] = lib.tt_trainer_checkpoint(ctypes.byref(flash.struct), ctypes.byref(seq))
 out["sequence"] = seq.value
 image.write_bytes(flash.image)
+# what the device sends the host: the newest checkpoint's bytes
+slot, size = ctypes.c_int32(), ctypes.c_uint32()
+assert lib.tt_trainer_newest(ctypes.byref(flash.struct), ctypes.byref(slot), ctypes.byref(size)) == 0
+Path(str(image) + ".newest").write_bytes(flash.slot(slot.value)[:size.value])
+out["sample"] = x.tolist()
 print(json.dumps(out))
 """
 FIRST, THEN, SLOT = 5, 4, 8192        # steps before and after the reboot, flash slot bytes
@@ -129,6 +134,20 @@ def run_example(library, model_dir, tmp_path, reference) -> None:
     got = [np.float32(v) for v in first["losses"] + second["losses"]]
     assert got == [np.float32(v) for v in reference["losses"]]
     assert second["scores"] == reference["scores"]
+    # the host reads the device's newest checkpoint back and exports it: the plain model
+    # predicts in TFLM what the device predicted
+    from tflite_train import tflite_io
+    from tflite_train.runtime.tflm import TFLMInterpreter
+    newest = Path(str(image) + ".newest")
+    assert newest.read_bytes() == blob
+    tuned = tmp_path / "tuned.tflite"
+    assert main(["export", str(model_dir / "example.train.tflite"), "--state", str(newest),
+                 "-o", str(tuned)]) == 0
+    it = TFLMInterpreter(tuned.read_bytes(), preserve_all=False)
+    exported = tflite_io.load(tuned)
+    shape = exported.tensors[exported.inputs[0]].shape
+    it.invoke([np.array(second["sample"], np.int8).reshape(shape)])
+    assert it.output(0).ravel().tolist() == second["scores"]
 
 
 def test_the_example_built_with_its_makefile_trains_and_resumes_like_the_c_engine(

@@ -117,3 +117,9 @@ extern "C" int tt_trainer_resume(const tt_flash *flash, uint32_t *sequence) {
   return tt_checkpoint_restore(flash, TT_MODEL_ID, g_regions, TT_MODEL_CHECKPOINT_REGIONS,
                                sequence);
 }
+
+extern "C" int tt_trainer_newest(const tt_flash *flash, int32_t *slot, uint32_t *bytes) {
+  if (g_interpreter == nullptr) return -1;
+  return tt_checkpoint_newest(flash, TT_MODEL_ID, g_regions, TT_MODEL_CHECKPOINT_REGIONS, slot,
+                              nullptr, bytes);
+}

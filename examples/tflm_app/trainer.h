@@ -50,6 +50,11 @@ int tt_trainer_checkpoint(const tt_flash *flash, uint32_t *sequence);
  * starts afresh), _OTHER_MODEL (checkpoints of another model only), ... (-1: not begun). */
 int tt_trainer_resume(const tt_flash *flash, uint32_t *sequence);
 
+/* Where the newest valid checkpoint is: slot 0 (A) or 1 (B) of `flash` and its size, to
+ * send those bytes to the host (`tflite-train export --state` reads them). A
+ * TT_CHECKPOINT_* result as tt_trainer_resume's. */
+int tt_trainer_newest(const tt_flash *flash, int32_t *slot, uint32_t *bytes);
+
 #ifdef __cplusplus
 }
 #endif
