@@ -124,6 +124,15 @@ def test_restore_takes_the_newest_valid_slot():
     # and the next save goes where the corrupt one was, never over the valid one
     assert save(flash, old.model_id, regions) == (OK, 3)
     assert checkpoint.from_blob(flash.slot(1), graph, model).sequence == 2
+    # sequence numbers wrap: 0 is newer than 2^32 - 1
+    flash.memory[:] = b"\xff" * len(flash.memory)
+    flash.memory[:len(checkpoint.to_blob(old))] = checkpoint.to_blob(
+        checkpoint.Checkpoint(old.model_id, old.regions, old.values, 0xFFFFFFFF))
+    regions.set(new)
+    assert save(flash, old.model_id, regions) == (OK, 0)
+    regions.set(old)
+    assert restore(flash, old.model_id, regions) == (OK, 0)
+    assert all(np.array_equal(a, b) for a, b in zip(regions.values(), new.values))
 
 
 def test_restore_refuses_another_model_and_leaves_memory_alone():

@@ -110,7 +110,8 @@ int tt_checkpoint_save(const tt_flash *flash, uint64_t model_id,
 /* Copies the newest valid checkpoint of `model_id` whose region table equals `regions`
  * (kinds, ids and sizes) into the regions. `sequence` (may be NULL) receives its sequence
  * number. TT_CHECKPOINT_OK; _EMPTY or _OTHER_MODEL (the regions are untouched);
- * _FLASH_ERROR or _BAD_ARGUMENT. */
+ * _BAD_ARGUMENT; _FLASH_ERROR (a read failed: while copying, the regions may be partly
+ * written). */
 int tt_checkpoint_restore(const tt_flash *flash, uint64_t model_id,
                           const tt_checkpoint_region *regions, int32_t count,
                           uint32_t *sequence);

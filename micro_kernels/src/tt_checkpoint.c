@@ -135,8 +135,11 @@ static void blob_read(const blob *b, uint32_t offset, uint8_t *window, uint32_t 
   }
   for (int32_t i = 0; i < b->count; ++i) {
     const tt_checkpoint_region *r = &b->regions[i];
-    overlap(pos, r->bytes, r->data, offset, window, n);
-    overlap(pos + r->bytes, pad4(r->bytes) - r->bytes, NULL, offset, window, n);
+    if (pos >= offset + n) return;                  /* past the window: nothing more */
+    if (pos + pad4(r->bytes) > offset) {
+      overlap(pos, r->bytes, r->data, offset, window, n);
+      overlap(pos + r->bytes, pad4(r->bytes) - r->bytes, NULL, offset, window, n);
+    }
     pos += pad4(r->bytes);
   }
   put32(word, b->crc);
