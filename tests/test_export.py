@@ -243,6 +243,9 @@ def test_bad_state_files_are_one_line_errors(trained, capsys):
                                                       model.read_bytes()).values)
     assert "region table does not match" in bad(capsys, d, small, checkpoint.to_blob(ckpt))
     # not a state at all, missing, the output over an input
+    np.savez(d / "plain.npz", **{k: v for k, v in arrays.items() if k != "__state__"})
+    assert "not a tflite-train state file" in bad(capsys, d, model, None,
+                                                  state=d / "plain.npz")
     assert "neither a state file" in bad(capsys, d, model, b"hello, world" * 10)
     assert "no such file" in bad(capsys, d, model, None, state=d / "missing.npz")
     assert "is an input file" in one_line_error(capsys, "export", model, "--state",

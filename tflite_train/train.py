@@ -170,11 +170,12 @@ def load_state(path, graph: Graph, model: bytes) -> tuple[dict[int, np.ndarray],
                       f"({type(exc).__name__}: {exc})") from None
     try:
         state = json.loads(str(arrays["__state__"]))
-        assert state["format"] == STATE_FORMAT
         history = json.loads(str(arrays.get("__history__", "{}")))
-    except Exception:
+    except (KeyError, ValueError):
+        state = None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise TTError(f"{path}: not a tflite-train state file (no __state__ record; write "
-                      "one with `train -o`)") from None
+                      "one with `train -o`)")
     if state.get("version") != STATE_VERSION:
         raise TTError(f"{path}: state file version {state.get('version')} is not supported")
     want = f"{checkpoint.model_id(model):#018x}"
