@@ -42,10 +42,12 @@ TRACEBACK_EXIT = 70          # the child's code for an exception escaping cli.ma
 @dataclass
 class Seed:
     name: str
-    kind: str                       # "tflite" (inference), "train" (training model), "pkl"
-    data: bytes
+    kind: str        # "tflite" (inference), "train" (training model), "pkl", or a training
+    data: bytes      # state for `export`: "state" (a .npz of train -o), "blob" (a checkpoint)
     positions: dict = field(default_factory=dict)   # flatbuffer: offset/length/word positions
     npz: Path | None = None         # training data matching a training model's input
+    state: Path | None = None       # a training model's valid state file
+    model: bytes | None = None      # the training model of a state or blob seed
 
 
 def make_seeds(tflite_paths: list[Path], pkl_paths: list[Path], workdir: Path,
@@ -70,12 +72,38 @@ def make_seeds(tflite_paths: list[Path], pkl_paths: list[Path], workdir: Path,
         image = tuple(shape[1:]) if shape[-1] in (1, 3) else tuple(shape[1:-1])
         np.savez(npz, x=rng.integers(0, 256, (6,) + image, dtype=np.uint8),
                  y=np.arange(6) % 3)
-        seeds.append(Seed(f"{path.stem}.{scheme}{'' if fuse else '.nofuse'}", "train", data,
-                          flatbuffer_positions(data), npz))
+        name = f"{path.stem}.{scheme}{'' if fuse else '.nofuse'}"
+        state, blob = _training_state(g, data, npz, workdir / f"train{k}")
+        seeds.append(Seed(name, "train", data, flatbuffer_positions(data), npz, state))
+        seeds.append(Seed(f"{name}.npz", "state", state.read_bytes(), model=data))
+        seeds.append(Seed(f"{name}.ckpt", "blob", blob, model=data))
     for path in pkl_paths:
         seeds.append(Seed(path.stem, "pkl", path.read_bytes()))
     seeds.append(Seed("tiny.pkl", "pkl", tiny_pickle()))
     return seeds
+
+
+def _training_state(graph, model: bytes, npz: Path, stem: Path) -> tuple[Path, bytes]:
+    """A state file of `train -o` and a device checkpoint blob after two training steps."""
+    from tflite_train import checkpoint, cli
+    from tflite_train.runtime.numpy_exec import Executor
+    path = stem.with_suffix(".tflite")
+    path.write_bytes(model)
+    state = stem.with_suffix(".state.npz")
+    with open(os.devnull, "w") as quiet:
+        stdout, sys.stdout = sys.stdout, quiet
+        try:
+            code = cli.main(["train", str(path), "--data", str(npz), "--steps", "2",
+                             "-o", str(state)])
+        finally:
+            sys.stdout = stdout
+    assert code == 0, f"training the seed {path} failed"
+    ex = Executor(graph)
+    shape = graph.tensors[graph.inputs[0]].shape
+    for label in (0, 1):
+        ex.invoke([np.zeros(shape, np.int8), np.array([label], np.int32)])
+    blob = checkpoint.to_blob(checkpoint.capture(ex, graph, checkpoint.model_id(model), 3))
+    return state, blob
 
 
 def flatbuffer_positions(data: bytes) -> dict[str, list[int]]:
@@ -181,6 +209,8 @@ def _flip(rng: random.Random, data: bytes, lo: int = 0, hi: int | None = None) -
 FLATBUFFER_MUTATIONS = ("flip", "truncate", "offset32", "length32", "word32", "ir")
 PICKLE_MUTATIONS = ("zip-flip", "zip-header", "zip-truncate", "pickle-flip",
                     "pickle-truncate", "config")
+STATE_MUTATIONS = ("zip-flip", "zip-header", "zip-truncate", "npz-array", "npz-json")
+BLOB_MUTATIONS = ("flip", "truncate", "word32", "word32+crc", "region+crc")
 
 
 def mutate(seed: Seed, rng: random.Random, how: str | None = None) -> tuple[bytes, str]:
@@ -188,6 +218,12 @@ def mutate(seed: Seed, rng: random.Random, how: str | None = None) -> tuple[byte
     if seed.kind == "pkl":
         how = how or rng.choice(PICKLE_MUTATIONS)
         return _mutate_pickle(seed.data, rng, how), how
+    if seed.kind == "state":
+        how = how or rng.choice(STATE_MUTATIONS)
+        return _mutate_state(seed.data, rng, how), how
+    if seed.kind == "blob":
+        how = how or rng.choice(BLOB_MUTATIONS)
+        return _mutate_blob(seed.data, rng, how), how
     how = how or rng.choice(FLATBUFFER_MUTATIONS)
     data = seed.data
     if how == "flip":
@@ -302,6 +338,50 @@ def _mutate_custom(blob: bytes, rng: random.Random, values: bool) -> bytes:
     return bytes(flexbuffers.Dumps(options))
 
 
+def _mutate_state(data: bytes, rng: random.Random, how: str) -> bytes:
+    """A broken state file: its zip, one array, or its JSON records."""
+    if how.startswith("zip-"):
+        return _mutate_pickle(data, rng, how)
+    with np.load(io.BytesIO(data), allow_pickle=False) as f:
+        arrays = {name: f[name] for name in f.files}
+    name = rng.choice(sorted(arrays))
+    if how == "npz-json" and "__state__" in arrays:
+        name = rng.choice(["__state__", "__history__"])
+        text = str(arrays[name])
+        cut = rng.randrange(len(text))
+        arrays[name] = np.array(rng.choice([text[:cut], text[:cut] + "7" + text[cut + 1:],
+                                            "[]", "{}", '{"format": 1}', "null"]))
+    elif rng.random() < 0.2:
+        del arrays[name]
+    else:
+        arrays[name] = _wrong_value(arrays[name], rng)
+        if not isinstance(arrays[name], np.ndarray) or arrays[name].dtype == object:
+            arrays[name] = np.array([np.nan])
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _mutate_blob(data: bytes, rng: random.Random, how: str) -> bytes:
+    """A broken checkpoint blob; "+crc": its CRC-32 recomputed, so that the damage gets past
+    the check a device does first."""
+    import struct
+    import zlib
+    if how == "flip":
+        return _flip(rng, data)
+    if how == "truncate":
+        return data[:rng.randrange(len(data))]
+    out = bytearray(data)
+    limit = 64 if how == "region+crc" else len(out) - 4     # the header and region table
+    at = rng.randrange(0, min(limit, len(out) - 4)) & ~3
+    _put32(out, at, _interesting(rng, int.from_bytes(out[at:at + 4], "little"), len(out)))
+    if how.endswith("+crc"):
+        total = int.from_bytes(out[16:20], "little")
+        if 4 <= total <= len(out):
+            out[total - 4:total] = struct.pack("<I", zlib.crc32(bytes(out[:total - 4])))
+    return bytes(out)
+
+
 def _mutate_pickle(data: bytes, rng: random.Random, how: str) -> bytes:
     if how == "zip-flip":
         return _flip(rng, data)
@@ -413,6 +493,8 @@ def commands(seed: Seed, model: str, out: str) -> list[list[str]]:
     """Every command that applies to a seed of this kind, on the mutant at `model`."""
     if seed.kind == "pkl":
         return [["import", model, "-o", out], ["import", model, "-o", out, "--padding", "pad"]]
+    if seed.kind in ("state", "blob"):
+        return [["export", "train.tflite", "--state", model, "-o", out]]
     common = [["inspect", model], ["inspect", model, "--json"], ["plan", model],
               ["plan", model, "--json", "--timeline"]]
     if seed.kind == "tflite":
@@ -429,12 +511,16 @@ def commands(seed: Seed, model: str, out: str) -> list[list[str]]:
                      ["train", model, "--data", data, "--steps", "2", "--engine", "c"],
                      ["train", model, "--data", data, "--steps", "2", "--engine", "tflm"],
                      ["verify", model, "--samples", "1"],
-                     ["plan", model, "--write-offline", out]]
+                     ["plan", model, "--write-offline", out],
+                     ["export", model, "--state", str(seed.state), "-o", out]]
 
 
 def command_name(argv: list[str]) -> str:
     name = argv[0]
-    if name == "train":
+    if name == "export":
+        name += (" (broken model)" if argv[1] != "train.tflite" else
+                 " (broken checkpoint)" if argv[3].endswith(".ckpt") else " (broken state)")
+    elif name == "train":
         name += " --engine " + argv[argv.index("--engine") + 1]
     elif name in ("inspect", "plan") and "--json" in argv:
         name += " --json"
@@ -531,7 +617,8 @@ def run_case(server: ForkServer, argv: list[str], model: Path, out: Path, case_d
 
 
 def fuzz_case(server: ForkServer, seeds: list[Seed], base_seed: int, case: int, workdir: Path,
-              timeout: float, kinds: tuple[str, ...] = ("tflite", "train", "pkl")):
+              timeout: float,
+              kinds: tuple[str, ...] = ("tflite", "train", "pkl", "state", "blob")):
     """Case number `case` of the seeded campaign: a seed, one mutation, one command.
     Returns (outcome kind, detail, argv, mutation, the case's folder)."""
     rng = random.Random(f"{base_seed}:{case}")
@@ -539,8 +626,11 @@ def fuzz_case(server: ForkServer, seeds: list[Seed], base_seed: int, case: int, 
     data, how = mutate(seed, rng)
     case_dir = workdir / f"case{case}"
     case_dir.mkdir(parents=True, exist_ok=True)
-    model = case_dir / ("model.pkl" if seed.kind == "pkl" else "model.tflite")
+    model = case_dir / {"pkl": "model.pkl", "state": "state.npz",
+                        "blob": "state.ckpt"}.get(seed.kind, "model.tflite")
     model.write_bytes(data)
+    if seed.model is not None:
+        (case_dir / "train.tflite").write_bytes(seed.model)
     out = case_dir / "out.bin"
     argv = rng.choice(commands(seed, model.name, out.name))
     kind, detail, _ = run_case(server, argv, model, out, case_dir, timeout)

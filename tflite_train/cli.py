@@ -22,11 +22,11 @@ EXIT_PIPE = 141        # the reader of our output went away (128 + SIGPIPE, as a
 
 
 def _load(path: str):
-    """The validated graph and the file's size (the bytes themselves go nowhere: TFLM gets
-    the model written from the validated graph)."""
+    """The validated graph and the file's bytes (for its size and identity; TFLM is handed
+    the model written from the validated graph, runtime/tflm.py)."""
     from . import tflite_io
     graph = tflite_io.load(path)
-    return graph, Path(path).stat().st_size
+    return graph, Path(path).read_bytes()
 
 
 def _short(name: str, width: int) -> str:
@@ -40,7 +40,7 @@ def _fmt_int(n: int) -> str:
 def cmd_inspect(args) -> int:
     from .report import summarize
     graph, data = _load(args.model)
-    info = summarize(graph, data)
+    info = summarize(graph, len(data))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -79,7 +79,7 @@ def cmd_inspect(args) -> int:
 
 def cmd_verify(args) -> int:
     from .verify import verify
-    graph, data = _load(args.model)
+    graph, _ = _load(args.model)
 
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty():
@@ -281,7 +281,7 @@ def cmd_train(args) -> int:
 
     from . import data as datasets
     from .train import save_state, train
-    graph, _ = _load(args.model)
+    graph, model = _load(args.model)
     from .augment import training_metadata
     training_metadata(graph)                     # a clear error for non-training models
     dataset = datasets.load(args.data, graph.tensors[graph.inputs[0]].shape)
@@ -311,7 +311,7 @@ def cmd_train(args) -> int:
           f"loss {first.train_loss:.4f} -> {last.train_loss:.4f}; validation accuracy {acc} "
           f"on {history.val_samples} samples (chance {100 / trainer.classes:.1f}%)")
     if args.output:
-        save_state(args.output, trainer, history)
+        save_state(args.output, trainer, history, model)
         print(f"wrote trained parameters to {args.output}")
     return 0
 
@@ -321,6 +321,21 @@ def cmd_header(args) -> int:
     n = write(args.model, args.output, args.array)
     print(f"wrote {args.output}: inputs, outputs, arena size and {n} trained tensors"
           + (f", model bytes as {args.array}[]" if args.array else ""))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import write
+    done = write(args.model, args.state, args.output)
+    g, source = done["graph"], done["source"]
+    shape = lambda t: "x".join(map(str, t.shape))                # noqa: E731
+    what = source["kind"] + (f" sequence {source['sequence']}" if "sequence" in source else "")
+    steps = f", {source['steps']} training steps" if source.get("steps") is not None else ""
+    print(f"{args.model} + {args.state} ({what}{steps}) -> {args.output}")
+    print(f"  {done['trained']} trained tensors folded in as constants; {done['operators']} "
+          f"operators, input {shape(g.tensors[g.inputs[0]])} "
+          f"{g.tensors[g.inputs[0]].dtype}, output {shape(g.tensors[g.outputs[0]])} "
+          f"{g.tensors[g.outputs[0]].dtype}; {done['bytes']:,} bytes")
     return 0
 
 
@@ -452,7 +467,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     _add_header_parser(sub)
+    _add_export_parser(sub)
     return p
+
+
+def _add_export_parser(sub) -> None:
+    s = sub.add_parser("export", help="a plain int8 inference model with the trained "
+                                      "parameters folded in (no training ops)")
+    s.add_argument("model", help="the training model written by `augment`")
+    s.add_argument("--state", required=True,
+                   help="the trained state: a state file of `train -o` (.npz) or a device "
+                        "checkpoint (one slot's bytes, tt_checkpoint.h)")
+    s.add_argument("-o", "--output", required=True, help="the .tflite to write")
+    s.set_defaults(func=cmd_export)
 
 
 def _add_header_parser(sub) -> None:
