@@ -73,10 +73,12 @@ def make_seeds(tflite_paths: list[Path], pkl_paths: list[Path], workdir: Path,
         np.savez(npz, x=rng.integers(0, 256, (6,) + image, dtype=np.uint8),
                  y=np.arange(6) % 3)
         name = f"{path.stem}.{scheme}{'' if fuse else '.nofuse'}"
-        state, blob = _training_state(g, data, npz, workdir / f"train{k}")
+        state = None
+        if len(shape) == 4:             # image data trains it: a state to export too
+            state, blob = _training_state(g, data, npz, workdir / f"train{k}")
+            seeds.append(Seed(f"{name}.npz", "state", state.read_bytes(), model=data))
+            seeds.append(Seed(f"{name}.ckpt", "blob", blob, model=data))
         seeds.append(Seed(name, "train", data, flatbuffer_positions(data), npz, state))
-        seeds.append(Seed(f"{name}.npz", "state", state.read_bytes(), model=data))
-        seeds.append(Seed(f"{name}.ckpt", "blob", blob, model=data))
     for path in pkl_paths:
         seeds.append(Seed(path.stem, "pkl", path.read_bytes()))
     seeds.append(Seed("tiny.pkl", "pkl", tiny_pickle()))
@@ -435,7 +437,7 @@ def _break_config(cfg, rng: random.Random) -> None:
 def _wrong_value(value, rng: random.Random):
     options = [None, "text", 1.5, -1, 0, 1 << 40, float("nan"), float("inf"), [], {}, [1, 2],
                np.float32(np.nan), np.array([np.nan]), np.zeros((0,), np.int8), b"\x00\xff"]
-    if isinstance(value, np.ndarray) and value.size:
+    if isinstance(value, np.ndarray) and value.size and value.dtype.kind in "iuf":
         options += [value.ravel()[:value.size // 2], value.astype(np.float32) * 1e30,
                     value.reshape(-1), value[..., :0] if value.ndim else value]
     return rng.choice(options)
@@ -511,8 +513,8 @@ def commands(seed: Seed, model: str, out: str) -> list[list[str]]:
                      ["train", model, "--data", data, "--steps", "2", "--engine", "c"],
                      ["train", model, "--data", data, "--steps", "2", "--engine", "tflm"],
                      ["verify", model, "--samples", "1"],
-                     ["plan", model, "--write-offline", out],
-                     ["export", model, "--state", str(seed.state), "-o", out]]
+                     ["plan", model, "--write-offline", out]] + \
+        ([["export", model, "--state", str(seed.state), "-o", out]] if seed.state else [])
 
 
 def command_name(argv: list[str]) -> str:
@@ -616,13 +618,19 @@ def run_case(server: ForkServer, argv: list[str], model: Path, out: Path, case_d
     return kind, detail, res["seconds"]
 
 
+# How often each kind of seed is picked: models, which every command reads, most.
+KIND_WEIGHTS = {"tflite": 4, "train": 4, "pkl": 1, "state": 1, "blob": 1}
+
+
 def fuzz_case(server: ForkServer, seeds: list[Seed], base_seed: int, case: int, workdir: Path,
               timeout: float,
               kinds: tuple[str, ...] = ("tflite", "train", "pkl", "state", "blob")):
     """Case number `case` of the seeded campaign: a seed, one mutation, one command.
     Returns (outcome kind, detail, argv, mutation, the case's folder)."""
     rng = random.Random(f"{base_seed}:{case}")
-    seed = rng.choice([s for s in seeds if s.kind in kinds])
+    present = [k for k in KIND_WEIGHTS if k in kinds and any(s.kind == k for s in seeds)]
+    kind = rng.choices(present, [KIND_WEIGHTS[k] for k in present])[0]
+    seed = rng.choice([s for s in seeds if s.kind == kind])
     data, how = mutate(seed, rng)
     case_dir = workdir / f"case{case}"
     case_dir.mkdir(parents=True, exist_ok=True)
