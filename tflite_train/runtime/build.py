@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ..errors import TTError
 
-MICRO_KERNELS = Path(__file__).resolve().parents[1] / "micro_kernels"
+# resolved: in a checkout the real micro_kernels/ beside the package
+MICRO_KERNELS = (Path(__file__).resolve().parents[1] / "micro_kernels").resolve()
 # What the build reads: everything but build outputs (a checkout's `make kernels` writes
 # micro_kernels/build).
 _SOURCE_SUFFIXES = {".c", ".cc", ".cpp", ".h", ".hpp", ".S", ".s", ".inc", ".mk", ".ld", ".txt", ""}
