@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shutil
 import sys
 import tempfile
@@ -57,6 +56,32 @@ def table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(head), sep] + [line(r) for r in rows])
 
 
+def glue_campaign(seeds, n: int, work: Path, timeout: float, failures: Path,
+                  bad: list[str]) -> Counter:
+    """n training models broken where only the glue can notice (fuzzing.glue_mutant), each
+    loaded and run by the wheel's TFLM in a forked child, the glue built with sanitizers."""
+    work.mkdir(parents=True)
+    built = fuzzing.sanitized_glue(work)
+    if built is None:
+        raise SystemExit("gcc's sanitizer runtimes are missing: run without --glue")
+    lib, env = built
+    server = fuzzing.ForkServer(env={**env, "TT_FUZZ_GLUE": str(lib)})
+    outcomes: Counter = Counter()
+    try:
+        for case in range(n):
+            kind, how, data = fuzzing.glue_case(server, seeds, case, work, timeout)
+            outcomes[kind] += 1
+            if kind not in ("ran", "refused"):
+                failures.mkdir(parents=True, exist_ok=True)
+                saved = failures / f"glue{case}.tflite"
+                saved.write_bytes(data)
+                bad.append(f"glue case {case} ({how}): {kind} -> {saved}")
+                print(bad[-1], flush=True)
+    finally:
+        server.close()
+    return outcomes
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10000)
@@ -65,6 +90,9 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="seconds after which a command counts as hung")
     ap.add_argument("--failures", type=Path, default=HERE / "fuzz_failures")
+    ap.add_argument("--glue", type=int, default=0, metavar="N",
+                    help="also load N broken training models straight into the wheel's TFLM "
+                         "with the glue built under ASan + UBSan")
     ap.add_argument("--json", type=Path, help="also write the counts here")
     args = ap.parse_args()
 
@@ -110,6 +138,8 @@ def main() -> int:
     for t in threads:
         t.join()
     seconds = time.monotonic() - start
+    glue = glue_campaign(seeds, args.glue, work / "glue", args.timeout, args.failures, bad) \
+        if args.glue else None
     shutil.rmtree(work, ignore_errors=True)
 
     shown = [o for o in OUTCOMES if any(c[o] for c in counts.values()) or o in
@@ -127,6 +157,10 @@ def main() -> int:
     print(f"crashes {total['crash']}, tracebacks {total['traceback']}, hangs {total['hang']}, "
           f"errors of more than one line {total['error, not one line']}, modified inputs "
           f"{total['input modified']}, partial outputs {total['partial output']}")
+    if glue is not None:
+        print(f"\nTFLM glue under ASan + UBSan, {args.glue:,} broken training models loaded "
+              "straight into the wheel's TFLM: " + ", ".join(f"{k} {v:,}" for k, v in
+                                                          sorted(glue.items())))
     if args.json:
         args.json.write_text(json.dumps({"runs": sum(total.values()), "seconds": seconds,
                                          "counts": {k: dict(v) for k, v in counts.items()},

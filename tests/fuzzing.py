@@ -489,6 +489,22 @@ def glue_mutant(data: bytes, rng: random.Random) -> tuple[bytes, str]:
     return tflite_io.serialize(g), f"glue-{what}"
 
 
+def glue_case(server: "ForkServer", seeds: list[Seed], case: int, work: Path,
+              timeout: float) -> tuple[str, str, bytes]:
+    """Glue case number `case`: a glue_mutant of a training seed loaded and run by the
+    wheel's TFLM in a forked child. Returns (ran | refused | crash | hang | other exit,
+    what was mutated, the mutant)."""
+    rng = random.Random(f"glue:{case}")
+    seed = rng.choice([s for s in seeds if s.kind == "train"])
+    data, how = glue_mutant(seed.data, rng)
+    model = work / "glue.tflite"
+    model.write_bytes(data)
+    res = server.run([], work, timeout, glue=str(model))
+    kind = ("hang" if res["hang"] else "crash" if res["signal"] else
+            {0: "ran", 2: "refused"}.get(res["exit"], "other exit"))
+    return kind, f"{seed.name}: {how}", data
+
+
 # --- commands -----------------------------------------------------------------------------------
 
 def commands(seed: Seed, model: str, out: str) -> list[list[str]]:

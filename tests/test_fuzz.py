@@ -98,25 +98,17 @@ def test_the_glue_refuses_broken_training_models_under_sanitizers(seeds, tmp_pat
     require_tool(built is not None, "gcc's sanitizer runtimes (libasan, libubsan)")
     lib, env = built
     server = fuzzing.ForkServer(env={**env, "TT_FUZZ_GLUE": str(lib)})
-    train = [s for s in seeds if s.kind == "train"]
     outcomes, bad = {}, []
     try:
         for case in range(120):
-            rng = random.Random(f"glue:{case}")
-            seed = rng.choice(train)
-            data, how = fuzzing.glue_mutant(seed.data, rng)
-            model = tmp_path / f"glue{case}.tflite"
-            model.write_bytes(data)
-            res = server.run([], tmp_path, timeout=120, glue=str(model))
-            kind = ("hang" if res["hang"] else "crash" if res["signal"] else
-                    {0: "ran", 2: "refused"}.get(res["exit"], f"exit {res['exit']}"))
+            kind, how, data = fuzzing.glue_case(server, seeds, case, tmp_path, timeout=120)
             outcomes[kind] = outcomes.get(kind, 0) + 1
             if kind not in ("ran", "refused"):
-                saved = FAILURES / f"glue{case}.tflite"
                 FAILURES.mkdir(parents=True, exist_ok=True)
+                saved = FAILURES / f"glue{case}.tflite"
                 saved.write_bytes(data)
-                bad.append(f"{seed.name} {how}: {kind}: "
-                           f"{(tmp_path / '.stderr').read_text()[-1500:]} -> {saved}")
+                bad.append(f"{how}: {kind}: {(tmp_path / '.stderr').read_text()[-1500:]} "
+                           f"-> {saved}")
     finally:
         server.close()
     assert not bad, "\n".join(bad)

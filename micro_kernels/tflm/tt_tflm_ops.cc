@@ -296,7 +296,8 @@ TfLiteStatus InitPrepare(TfLiteContext *context, TfLiteNode *node) {
   for (int i = 0; i < InputCount(node); i += 2) {
     TfLiteTensor *src = TempInput(context, node, i);
     TfLiteTensor *var = TempInput(context, node, i + 1);
-    const bool ok = src != nullptr && var != nullptr && src->type == var->type &&
+    const bool ok = src != nullptr && var != nullptr && p.Sane(src, "initial value") &&
+                    p.Sane(var, "variable") && src->type == var->type &&
                     Count(src->dims) == Count(var->dims) && var->is_variable &&
                     TypeBytes(var->type) > 0;
     Release(context, src);
