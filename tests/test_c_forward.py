@@ -252,6 +252,30 @@ def test_softmax_ties_and_quantize_rounding():
     assert np.array_equal(got, want)
 
 
+def test_requantization_matches_the_reference_on_ties_and_extremes():
+    """MultiplyByQuantizedMultiplier in C (one SMLAL-style rounding, see tt_fwd_internal.h)
+    against fixedpoint.py's literal gemmlowp transcription: every int8 input and offset
+    against multipliers that make exact halves (2^30: x * 2^30 / 2^31 ends in .5 for odd x),
+    the extremes and random ones, right and left shifts."""
+    rng = np.random.default_rng(0)
+    x = np.arange(-128, 128, dtype=np.int8)
+    multipliers = [0, 1 << 30, (1 << 30) + 1, (1 << 31) - 1, 1518500250,
+                   *rng.integers(1 << 30, 1 << 31, 6)]
+    checked = 0
+    for m in multipliers:
+        for shift in (-31, -20, -9, -1, 0, 1, 3, 7, 12):
+            for offset in (-255, 0, 128, 255):
+                for zp in (-128, 0, 17):
+                    want = fp.multiply_by_quantized_multiplier(x.astype(np.int64) + offset, m,
+                                                               shift) + zp
+                    want = np.clip(want, -128, 127).astype(np.int8)
+                    got = np.empty(256, np.int8)
+                    c_forward.call("tt_requantize_s8", x, 256, offset, int(m), shift, zp, got)
+                    assert np.array_equal(got, want), (m, shift, offset, zp)
+                    checked += 1
+    assert checked == len(multipliers) * 9 * 4 * 3
+
+
 # --- in-place depthwise --------------------------------------------------------------------------
 
 def dims(shape) -> c_forward.Dims:
@@ -326,7 +350,7 @@ def test_inplace_depthwise_equals_out_of_place(n, h, w, c, kernel, stride, dilat
     layer = depthwise_layer(rng, n, h, w, c, kernel, stride, dilation, padding)
     want, got, nbytes = run_inplace(layer)
     assert np.array_equal(got, want)
-    assert nbytes == lines * layer["out"][2]
+    assert nbytes == lines * layer["out"][2] * min(c, 4)
     assert lines == min(layer["out"][1], layer["p"].pad_top // stride + 1)  # the header's rule
 
 
@@ -352,7 +376,8 @@ def test_inplace_depthwise_on_real_layers(zoo):
             layer = dict(p=p, m=m, s=s, x=values[op.inputs[0]], w=w, b=b, out=y_t.shape)
             want, got, nbytes = run_inplace(layer)
             assert np.array_equal(got, want) and np.array_equal(got, values[op.outputs[0]])
-            assert nbytes == min(y_t.shape[1], p.pad_top // p.stride_h + 1) * y_t.shape[2]
+            lines = min(y_t.shape[1], p.pad_top // p.stride_h + 1)
+            assert nbytes == lines * y_t.shape[2] * min(y_t.shape[3], 4)
             layers += 1
     assert layers >= 3
 

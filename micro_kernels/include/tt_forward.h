@@ -103,15 +103,16 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
  * paper's models use 3x3, 5x5 and 7x7 kernels at stride 1 and 2). Anything else returns
  * TT_FWD_UNSUPPORTED and touches nothing.
  *
- * How: one channel at a time (channel j of the output reads only channel j of the input),
- * one output row at a time into a ring of line buffers of ow bytes in `scratch`; a finished
- * row is copied to its place once no later row of that channel reads the input pixels it
- * overwrites. The ring holds the rows still waiting: tt_depthwise_conv2d_inplace_s8_
- * scratch_bytes() simulates the schedule and returns lines * ow bytes (0 when unsupported).
- * For SAME and VALID windows that is min(oh, pad_top / stride_h + 1) lines: at stride 1 SAME 2 for
- * 3x3, 3 for 5x5, 4 for 7x7 (pad_top + 1, dilation included); at stride 2 one line (two for
- * 5x5 with pad_top 2 and for 7x7); VALID one line. The scratch is the only memory besides
- * `data`; it holds no state between calls. */
+ * How: four channels at a time (output channel j reads only input channel j), one output
+ * row at a time into a ring of line buffers in `scratch`, each ow * min(c, 4) bytes (one
+ * output row of the four channels); a finished row is copied to its place once no later row
+ * of those channels reads the input pixels it overwrites. The ring holds the rows still
+ * waiting: tt_depthwise_conv2d_inplace_s8_scratch_bytes() simulates the schedule and returns
+ * lines * ow * min(c, 4) bytes (0 when unsupported). For SAME and VALID windows that is
+ * min(oh, pad_top / stride_h + 1) lines: at stride 1 SAME 2 for 3x3, 3 for 5x5, 4 for 7x7
+ * (pad_top + 1, dilation included); at stride 2 one line (two for 5x5 with pad_top 2 and
+ * for 7x7); VALID one line. E.g. a 3x3 stride-1 layer at 64x64: 2 * 64 * 4 = 512 bytes. The
+ * scratch is the only memory besides `data`; it holds no state between calls. */
 int32_t tt_depthwise_conv2d_inplace_s8_scratch_bytes(const tt_fwd_conv_params *p,
                                                      const tt_fwd_dims *input_dims,
                                                      const tt_fwd_dims *filter_dims,

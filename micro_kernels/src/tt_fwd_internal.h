@@ -8,13 +8,15 @@
 
 #define TT_FWD_MAX_RANK 6
 
-/* SaturatingRoundingDoublingHighMul: (a * b * 2 + 2^31) >> 32, rounding half away from
- * zero; the one overflowing case (INT32_MIN^2) saturates. */
+/* SaturatingRoundingDoublingHighMul: a * b / 2^31 rounded half away from zero; the one
+ * overflowing case (INT32_MIN^2) saturates. gemmlowp writes it as
+ * (ab + (ab >= 0 ? 2^30 : 1 - 2^30)) / 2^31 with C's truncating division; floor((ab + 2^30)
+ * / 2^31) is the same integer for every ab (write ab = q 2^31 + r, 0 <= r < 2^31: both are
+ * q + (r >= 2^30)), and is one multiply-accumulate and a shift (SMLAL on the Cortex-M7), as
+ * in CMSIS-NN. Right shifts of negative values are arithmetic, as TFLM assumes too. */
 static inline int32_t tt_fwd_high_mul(int32_t a, int32_t b) {
   if (a == b && a == INT32_MIN) return INT32_MAX;
-  const int64_t ab = (int64_t)a * (int64_t)b;
-  const int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
-  return (int32_t)((ab + nudge) / ((int64_t)1 << 31)); /* C division truncates, as gemmlowp */
+  return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
 }
 
 /* RoundingDivideByPOT: x / 2^exponent rounded half away from zero, 0 <= exponent <= 31. */
