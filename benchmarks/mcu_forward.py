@@ -138,6 +138,8 @@ def describe(graph, k: int) -> tuple[str, int]:
     elif op.kind == "DEPTHWISE_CONV_2D":
         w = graph.tensors[op.inputs[1]]
         label = f"depthwise {w.shape[1]}x{w.shape[2]}/{op.options.get('stride_h', 1)}"
+        m = int(op.options.get("depth_multiplier", 1) or 1)
+        label += f", depth multiplier {m}" if m > 1 else ""
     else:
         label = op.kind.lower()
     return label, macs
