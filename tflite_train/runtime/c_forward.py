@@ -1,9 +1,11 @@
 """The int8 forward kernels of micro_kernels (include/tt_forward.h) through ctypes.
 
-`prepare(graph, op)` does, once, everything a device would do before its first Invoke: the
-requantization multipliers and shifts (from the same functions the numpy forward uses, so
-there is one definition of TFLM's arithmetic), activation ranges, windows and shapes. It
-returns `run(inputs) -> outputs`, which only allocates the outputs and calls C.
+`kernel_call(graph, op)` works out, once, everything a device would before its first Invoke:
+the kernel and its arguments, i.e. the requantization multipliers and shifts (from the same
+functions the numpy forward uses, so there is one definition of TFLM's arithmetic),
+activation ranges, windows and shapes, with placeholders for the tensors (In, Out, Scratch).
+A code generator emits that call; `prepare` binds it into `run(inputs) -> outputs` for the
+executor, which then only allocates the outputs and calls C.
 
 Argument and return types of every tt_* function, and the layout of every parameter
 struct, are read from the header itself, so a signature can not drift from its binding.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import ctypes as C
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -109,15 +112,39 @@ def _nhwc(shape) -> Dims:
     return Dims(*[int(d) for d in shape])
 
 
-def _contiguous(a, dtype) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype)
+# --- what each operator calls ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class In:
+    """The operator's k-th input tensor: its data (`value`: its first element, an int)."""
+    k: int
+    value: bool = False
 
 
-# --- one preparer per operator -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Out:
+    """The operator's k-th output tensor."""
+    k: int
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """Caller-provided scratch memory of this many bytes."""
+    nbytes: int
+
+
+@dataclass
+class KernelCall:
+    """One kernel call of an operator: the function and its arguments, everything but the
+    tensors already computed (structs, int32 parameter arrays, shapes, scalars). The
+    executor binds the tensors at run time; a code generator emits the same call."""
+    name: str
+    args: list
+
 
 def conv_params(graph: Graph, op: Operator) -> tuple[ConvParams, np.ndarray, np.ndarray]:
     """The window, offsets, activation range and per-channel (multiplier, shift) of a
-    CONV_2D or DEPTHWISE_CONV_2D: what a code generator emits as constants."""
+    CONV_2D or DEPTHWISE_CONV_2D."""
     x_t, w_t, y_t = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
                      graph.tensors[op.outputs[0]])
     _, stride, dilation, pads, _ = geometry(op, x_t.shape, w_t.shape[1:3], y_t.shape)
@@ -129,87 +156,81 @@ def conv_params(graph: Graph, op: Operator) -> tuple[ConvParams, np.ndarray, np.
 
 
 def _bias(op: Operator):
-    return len(op.inputs) > 2 and op.inputs[2] >= 0
+    return In(2) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
 
 
-def _conv(graph: Graph, op: Operator):
-    x_t, w_t, y_t = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
-                     graph.tensors[op.outputs[0]])
+def _tensors(graph: Graph, op: Operator, *positions):
+    return [graph.tensors[op.inputs[k]] for k in positions]
+
+
+def _conv(graph: Graph, op: Operator) -> KernelCall:
+    x_t, w_t = _tensors(graph, op, 0, 1)
+    y_t = graph.tensors[op.outputs[0]]
     params, m, s = conv_params(graph, op)
-    dx, dw, dy = _nhwc(x_t.shape), _nhwc(w_t.shape), _nhwc(y_t.shape)
     name = "tt_conv2d_s8" if op.kind == "CONV_2D" else "tt_depthwise_conv2d_s8"
-    has_bias, shape_y = _bias(op), y_t.shape
-
-    def run(inputs):
-        y = np.empty(shape_y, np.int8)
-        call(name, params, m, s, dx, inputs[0], dw, inputs[1],
-             inputs[2] if has_bias else None, dy, y)
-        return [y]
-    return run
+    return KernelCall(name, [params, m, s, _nhwc(x_t.shape), In(0), _nhwc(w_t.shape), In(1),
+                             _bias(op), _nhwc(y_t.shape), Out(0)])
 
 
-def _fully_connected(graph: Graph, op: Operator):
-    x_t, w_t, y_t = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
-                     graph.tensors[op.outputs[0]])
+def inplace_depthwise_call(graph: Graph, op: Operator) -> KernelCall | None:
+    """tt_depthwise_conv2d_inplace_s8 for a DEPTHWISE_CONV_2D: its output is written over
+    In(0), the first output-size bytes of it; None when the kernel does not support the
+    layer (a depth multiplier)."""
+    if op.kind != "DEPTHWISE_CONV_2D":
+        return None
+    x_t, w_t = _tensors(graph, op, 0, 1)
+    y_t = graph.tensors[op.outputs[0]]
+    params, m, s = conv_params(graph, op)
+    dims = [_nhwc(t.shape) for t in (x_t, w_t, y_t)]
+    nbytes = call("tt_depthwise_conv2d_inplace_s8_scratch_bytes", params, *dims)
+    if nbytes == 0:
+        return None
+    return KernelCall("tt_depthwise_conv2d_inplace_s8",
+                      [params, m, s, dims[0], In(0), dims[1], In(1), _bias(op), dims[2],
+                       Scratch(nbytes)])
+
+
+def _fully_connected(graph: Graph, op: Operator) -> KernelCall:
+    x_t, w_t = _tensors(graph, op, 0, 1)
+    y_t = graph.tensors[op.outputs[0]]
     units, depth = w_t.shape
     lo, hi = fp.activation_range(fused_activation(op), y_t.quant.s, y_t.quant.zp)
-    params = FcParams(-x_t.quant.zp, y_t.quant.zp, lo, hi)
     m, s = fully_connected.multipliers(graph, op)
-    m, s = _i32(m), _i32(s)
-    batches, has_bias, shape_y = x_t.size // depth, _bias(op), y_t.shape
-
-    def run(inputs):
-        y = np.empty(shape_y, np.int8)
-        call("tt_fully_connected_s8", params, m, s, batches, depth, inputs[0], units,
-             inputs[1], inputs[2] if has_bias else None, y)
-        return [y]
-    return run
+    return KernelCall("tt_fully_connected_s8",
+                      [FcParams(-x_t.quant.zp, y_t.quant.zp, lo, hi), _i32(m), _i32(s),
+                       x_t.size // depth, depth, In(0), units, In(1), _bias(op), Out(0)])
 
 
 def add_params(graph: Graph, op: Operator) -> AddParams:
-    a, b, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
-               graph.tensors[op.outputs[0]])
+    a, b = _tensors(graph, op, 0, 1)
+    y = graph.tensors[op.outputs[0]]
     (ma, sa), (mb, sb), (my, sy) = add.params(graph, op)
     lo, hi = fp.activation_range(fused_activation(op), y.quant.s, y.quant.zp)
     return AddParams(-a.quant.zp, -b.quant.zp, y.quant.zp, add.LEFT_SHIFT, ma, sa, mb, sb,
                      my, sy, lo, hi)
 
 
-def _add(graph: Graph, op: Operator):
-    a_t, b_t, y_t = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
-                     graph.tensors[op.outputs[0]])
-    params, shape_y = add_params(graph, op), y_t.shape
+def _add(graph: Graph, op: Operator) -> KernelCall:
+    a_t, b_t = _tensors(graph, op, 0, 1)
+    y_t = graph.tensors[op.outputs[0]]
+    params = add_params(graph, op)
     if a_t.shape == b_t.shape == y_t.shape:
-        size = y_t.size
-
-        def run(inputs):
-            y = np.empty(shape_y, np.int8)
-            call("tt_add_s8", params, inputs[0], inputs[1], size, y)
-            return [y]
-        return run
+        return KernelCall("tt_add_s8", [params, In(0), In(1), y_t.size, Out(0)])
     rank = len(y_t.shape)
     da, db = (_dims((1,) * (rank - len(t.shape)) + tuple(t.shape)) for t in (a_t, b_t))
-    dy = _dims(y_t.shape)
-
-    def run_broadcast(inputs):
-        y = np.empty(shape_y, np.int8)
-        call("tt_add_broadcast_s8", params, inputs[0], da, inputs[1], db, dy, rank, y)
-        return [y]
-    return run_broadcast
+    return KernelCall("tt_add_broadcast_s8",
+                      [params, In(0), da, In(1), db, _dims(y_t.shape), rank, Out(0)])
 
 
-def _pad(graph: Graph, op: Operator):
+def _pad(graph: Graph, op: Operator) -> KernelCall:
     x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    before = _dims(pad.paddings(graph, op)[:, 0])
-    dx, dy, rank, shape_y = _dims(x_t.shape), _dims(y_t.shape), len(y_t.shape), y_t.shape
-    value_input = op.inputs[2] if op.kind == "PADV2" and len(op.inputs) > 2 else -1
-
-    def run(inputs):
-        value = y_t.quant.zp if value_input < 0 else int(np.ravel(inputs[2])[0])
-        y = np.empty(shape_y, np.int8)
-        call("tt_pad_s8", inputs[0], dx, before, dy, rank, value, y)
-        return [y]
-    return run
+    value = y_t.quant.zp
+    if op.kind == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+        v_t = graph.tensors[op.inputs[2]]
+        value = int(np.ravel(v_t.data)[0]) if v_t.data is not None else In(2, value=True)
+    return KernelCall("tt_pad_s8", [In(0), _dims(x_t.shape),
+                                    _dims(pad.paddings(graph, op)[:, 0]), _dims(y_t.shape),
+                                    len(y_t.shape), value, Out(0)])
 
 
 def pool_params(graph: Graph, op: Operator) -> PoolParams:
@@ -219,102 +240,58 @@ def pool_params(graph: Graph, op: Operator) -> PoolParams:
     return PoolParams(stride[0], stride[1], pads[0], pads[1], kh, kw, lo, hi)
 
 
-def _pool(graph: Graph, op: Operator):
+def _pool(graph: Graph, op: Operator) -> KernelCall:
     x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    params, dx, dy, shape_y = pool_params(graph, op), _nhwc(x_t.shape), _nhwc(y_t.shape), \
-        y_t.shape
     name = "tt_avg_pool_s8" if op.kind == "AVERAGE_POOL_2D" else "tt_max_pool_s8"
-
-    def run(inputs):
-        y = np.empty(shape_y, np.int8)
-        call(name, params, dx, inputs[0], dy, y)
-        return [y]
-    return run
+    return KernelCall(name, [pool_params(graph, op), _nhwc(x_t.shape), In(0),
+                             _nhwc(y_t.shape), Out(0)])
 
 
-def _mean(graph: Graph, op: Operator):
+def _mean(graph: Graph, op: Operator) -> KernelCall:
     x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     axes = mean.axes(graph, op)
     count = int(np.prod([x_t.shape[a] for a in axes]))
     m, s = mean.multiplier(graph, op, count)
-    dims, rank, shape_y = _dims(x_t.shape), len(x_t.shape), y_t.shape
+    rank = len(x_t.shape)
     reduced = _i32([1 if d in axes else 0 for d in range(rank)])
-
-    def run(inputs):
-        y = np.empty(shape_y, np.int8)
-        call("tt_mean_s8", inputs[0], dims, reduced, rank, x_t.quant.zp, m, s, y_t.quant.zp, y)
-        return [y]
-    return run
+    return KernelCall("tt_mean_s8", [In(0), _dims(x_t.shape), reduced, rank, x_t.quant.zp, m,
+                                     s, y_t.quant.zp, Out(0)])
 
 
-def _softmax(graph: Graph, op: Operator):
+def _softmax(graph: Graph, op: Operator) -> KernelCall:
     y_t = graph.tensors[op.outputs[0]]
     m, shift, diff_min = softmax.params(graph, op)
-    depth, shape_y = y_t.shape[-1], y_t.shape
-    rows = y_t.size // depth
-
-    def run(inputs):
-        y = np.empty(shape_y, np.int8)
-        call("tt_softmax_s8", inputs[0], rows, depth, m, shift, diff_min, y)
-        return [y]
-    return run
+    depth = y_t.shape[-1]
+    return KernelCall("tt_softmax_s8", [In(0), y_t.size // depth, depth, m, shift, diff_min,
+                                        Out(0)])
 
 
-def _quantize(graph: Graph, op: Operator):
+def _quantize(graph: Graph, op: Operator) -> KernelCall:
     x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    size, shape_y, zp = y_t.size, y_t.shape, y_t.quant.zp
     if x_t.dtype == "float32":
-        scale = float(np.float32(y_t.quant.s))
-
-        def run(inputs):
-            y = np.empty(shape_y, np.int8)
-            call("tt_quantize_f32_s8", _contiguous(inputs[0], np.float32), size, scale, zp, y)
-            return [y]
-        return run
+        return KernelCall("tt_quantize_f32_s8", [In(0), y_t.size, float(np.float32(y_t.quant.s)),
+                                                 y_t.quant.zp, Out(0)])
     m, s = rescale_multiplier(x_t, y_t)
-
-    def run_requantize(inputs):
-        y = np.empty(shape_y, np.int8)
-        call("tt_requantize_s8", inputs[0], size, -x_t.quant.zp, m, s, zp, y)
-        return [y]
-    return run_requantize
+    return KernelCall("tt_requantize_s8", [In(0), y_t.size, -x_t.quant.zp, m, s, y_t.quant.zp,
+                                           Out(0)])
 
 
-def _dequantize(graph: Graph, op: Operator):
-    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    size, shape_y, scale, zp = x_t.size, y_t.shape, float(np.float32(x_t.quant.s)), x_t.quant.zp
-
-    def run(inputs):
-        y = np.empty(shape_y, np.float32)
-        call("tt_dequantize_s8_f32", inputs[0], size, scale, zp, y)
-        return [y]
-    return run
+def _dequantize(graph: Graph, op: Operator) -> KernelCall:
+    x_t = graph.tensors[op.inputs[0]]
+    return KernelCall("tt_dequantize_s8_f32", [In(0), x_t.size, float(np.float32(x_t.quant.s)),
+                                               x_t.quant.zp, Out(0)])
 
 
-def _reshape(graph: Graph, op: Operator):
-    y_t = graph.tensors[op.outputs[0]]
-    shape_y, dtype = y_t.shape, np.dtype(y_t.dtype)
-
-    def run(inputs):
-        x = np.ascontiguousarray(inputs[0])
-        y = np.empty(shape_y, dtype)
-        call("tt_reshape", x, x.nbytes, y)
-        return [y]
-    return run
+def _reshape(graph: Graph, op: Operator) -> KernelCall:
+    return KernelCall("tt_reshape", [In(0), graph.tensors[op.outputs[0]].nbytes, Out(0)])
 
 
-def _transpose(graph: Graph, op: Operator):
-    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+def _transpose(graph: Graph, op: Operator) -> KernelCall | None:
+    x_t = graph.tensors[op.inputs[0]]
     if x_t.dtype != "int8":
         return None
-    perm, dims, rank, shape_y = _dims(shape.perm(graph, op)), _dims(x_t.shape), \
-        len(x_t.shape), y_t.shape
-
-    def run(inputs):
-        y = np.empty(shape_y, np.int8)
-        call("tt_transpose_s8", inputs[0], dims, perm, rank, y)
-        return [y]
-    return run
+    return KernelCall("tt_transpose_s8", [In(0), _dims(x_t.shape),
+                                          _dims(shape.perm(graph, op)), len(x_t.shape), Out(0)])
 
 
 PREPARERS = {
@@ -325,9 +302,9 @@ PREPARERS = {
 }
 
 
-def prepare(graph: Graph, op: Operator):
-    """`run(inputs) -> outputs` running `op` in C, or None when no C kernel covers it (a
-    TT_* op, a non-int8 TRANSPOSE): the caller keeps the numpy reference for those."""
+def kernel_call(graph: Graph, op: Operator) -> KernelCall | None:
+    """The C kernel call of a forward operator, or None when no C kernel covers it (a TT_*
+    op, a non-int8 TRANSPOSE, a tensor of rank > 6)."""
     preparer = PREPARERS.get(op.kind)
     if preparer is None:
         return None
@@ -335,3 +312,37 @@ def prepare(graph: Graph, op: Operator):
     if max(ranks) > MAX_RANK:
         return None
     return preparer(graph, op)
+
+
+def bind(graph: Graph, op: Operator, kc: KernelCall):
+    """`run(inputs) -> outputs` making the call `kc` with the operator's tensors: outputs
+    are allocated, inputs passed as they come (C-contiguous, of their tensor's type)."""
+    template = list(kc.args)
+    inputs_at = [(i, a.k, a.value) for i, a in enumerate(template) if isinstance(a, In)]
+    outputs = [(i, graph.tensors[op.outputs[a.k]]) for i, a in enumerate(template)
+               if isinstance(a, Out)]
+    outputs = [(i, t.shape, np.dtype(t.dtype)) for i, t in outputs]
+    for i, a in enumerate(template):
+        if isinstance(a, Scratch):
+            template[i] = np.empty(a.nbytes, np.int8)
+    name = kc.name
+
+    def run(inputs):
+        args = list(template)
+        for i, k, value in inputs_at:
+            args[i] = int(np.ravel(inputs[k])[0]) if value else inputs[k]
+        outs = []
+        for i, shape_, dtype in outputs:
+            args[i] = y = np.empty(shape_, dtype)
+            outs.append(y)
+        if call(name, *args):                     # only status-returning kernels are bound
+            raise TTError(f"{name} refused operator {op.kind}")
+        return outs
+    return run
+
+
+def prepare(graph: Graph, op: Operator):
+    """`run(inputs) -> outputs` running `op` in C, or None (see kernel_call): the caller
+    keeps the numpy reference for those."""
+    kc = kernel_call(graph, op)
+    return None if kc is None else bind(graph, op, kc)
