@@ -18,10 +18,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tflite_train.runtime.c_kernels import cortex_m7_flags
+
 ROOT = Path(__file__).resolve().parent.parent / "micro_kernels"
 RIG = ROOT / "targets" / "mps2_an500"
 SOURCES = sorted((ROOT / "src").glob("*.c"))
-CPU = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"]
+CPU = cortex_m7_flags()
 
 # Buffers of the program below: dy in f_a, outputs / scratch in f_b, int8 weights in w,
 # int8 saved activations in x, int32 biases in b. `same` is a 1x1 window, `dw1`/`dw2` the
@@ -112,7 +114,7 @@ int main(void) {
   for (int i = 0; i < 6 * 6 * 256; ++i) x[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
   for (int i = 0; i < 256; ++i) scales[i] = 0.01f;
   const tt_window same = {1, 1, 1, 1, 0, 0}, dw1 = {1, 1, 1, 1, 1, 1}, dw2 = {2, 2, 1, 1, 0, 0};
-  tt_sgd sgd = {0.05, 0.0f, 1, 1, 0};
+  tt_sgd sgd = {0.05f, 0.0f, 1, 1, 0};
   tt_update_state st; tt_update_state_init(&st, 7);
   tt_rig_ticks_start();
 %CALLS%

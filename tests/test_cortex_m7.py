@@ -1,5 +1,7 @@
 """Every C kernel on a Cortex-M7 (QEMU mps2-an500, ../shared/MCU_RIG.md), bit for bit against
-the host build of the same kernels.
+the host build of the same kernels. Built for the paper's board, the STM32F746
+(`-mfpu=fpv5-sp-d16`: single precision only, so the once-per-step double math runs in
+libgcc's software routines, as it would there; QEMU's FPU is double precision, unused).
 
 While the host C library runs, every ctypes call into it is recorded: the bytes of each
 array and struct argument before and after the call, the scalars, the return value. Each
@@ -8,7 +10,8 @@ recorded call becomes one call in a C program for the Cortex-M7, which copies th
 parameters, momentum, RNG state, and the inputs, which must stay untouched) and the return
 value against the host's. The calls come from real training steps of the example model
 (fused and separate updates, momentum, stochastic rounding, the step mid-way through a
-cosine lr decay), from the direct-input tests of test_micro_kernels (pools, softmax,
+cosine lr decay), from the direct-input tests of test_micro_kernels (every code path of the
+layer gradients: strides, dilations, pads, masks, depth multipliers; pools, softmax,
 mask/pad/transpose/reshape gradients, saved slices, the broadcast sum, fused updates of a
 depthwise layer with depth multiplier 2) and from direct calls of the math (tt_exp, tt_log,
 tt_cos_pi_ratio, tt_learning_rate, xorshift32). Every function of tt_kernels.h must be
@@ -35,7 +38,7 @@ from tflite_train.runtime import c_kernels
 from tflite_train.runtime.numpy_exec import Executor
 
 RIG = c_kernels.ROOT / "targets" / "mps2_an500"
-CPU = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"]
+CPU = c_kernels.cortex_m7_flags()
 RETURN_C = {C.c_int: "int", C.c_float: "float", C.c_double: "double", C.c_uint32: "uint32_t"}
 STRUCT_C = {c_kernels.Window: "tt_window", c_kernels.Sgd: "tt_sgd",
             c_kernels.UpdateState: "tt_update_state"}
@@ -137,6 +140,7 @@ def direct_calls() -> list[Call]:
     with recording(calls):
         t = test_micro_kernels
         t.test_pool_softmax_and_slice_kernels()
+        t.test_layer_gradient_kernels_on_every_code_path()
         t.test_data_movement_kernels()
         t.test_broadcast_sum_kernel()
         t.test_fused_update_equals_gradient_then_update("depthwise", True)
