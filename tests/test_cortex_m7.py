@@ -26,11 +26,13 @@ import shutil
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import test_micro_kernels
+from conftest import require_tool
 from tflite_train import augment, tflite_io
 from tflite_train.autodiff import Hyper
 from tflite_train.demo import EXAMPLE
@@ -272,3 +274,42 @@ def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):
     print(f"{len(calls)} calls of {len({c.name for c in calls})} functions, "
           f"{sum(map(len, program.blobs)):,} bytes of vectors")
     assert res.returncode == 0 and "PASS" in output, output[-2000:]
+
+
+def hard_float_use(archive) -> list[str]:
+    """Tag_ABI_HardFP_use of every member of a static library ("SP only" for the board's
+    FPU; absent for a double-precision one)."""
+    out = subprocess.run(["arm-none-eabi-readelf", "-A", str(archive)], capture_output=True,
+                         text=True, check=True).stdout
+    members = out.split("File: ")[1:]
+    return [re.search(r"Tag_ABI_HardFP_use: (.+)", m).group(1).strip()
+            if "Tag_ABI_HardFP_use" in m else "no tag (double precision or no FPU)"
+            for m in members]
+
+
+def test_board_builds_default_to_its_single_precision_fpu(tmp_path):
+    """The kernels' Makefile target for the board, and micro_kernels/CMakeLists.txt
+    cross-compiled for an ARM processor with no FPU flags of its own (the CMake default),
+    give objects for the STM32F746's FPU: single precision only."""
+    require_tool(all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-g++",
+                                               "arm-none-eabi-readelf", "cmake", "make")),
+                 "gcc-arm-none-eabi, cmake and make")
+    require_tool(Path("/usr/include/newlib/c++").exists(), "libstdc++-arm-none-eabi-dev")
+    root = c_kernels.ROOT
+    subprocess.run(["make", "-C", str(root), f"BUILD={tmp_path / 'make'}", "cortex-m7"],
+                   check=True, capture_output=True)
+    uses = hard_float_use(tmp_path / "make" / "m7" / "libtt_kernels.a")
+    assert uses and set(uses) == {"SP only"}, uses
+    include = tmp_path / "include"                     # flexbuffers.h without host libc
+    include.mkdir()
+    (include / "flatbuffers").symlink_to("/usr/include/flatbuffers")
+    build = tmp_path / "cmake"
+    subprocess.run(["cmake", "-S", str(root), "-B", str(build), "-DCMAKE_SYSTEM_NAME=Generic",
+                    "-DCMAKE_SYSTEM_PROCESSOR=arm", "-DCMAKE_C_COMPILER=arm-none-eabi-gcc",
+                    "-DCMAKE_CXX_COMPILER=arm-none-eabi-g++",
+                    "-DCMAKE_TRY_COMPILE_TARGET_TYPE=STATIC_LIBRARY",
+                    "-DTFLITE_TRAIN_WHEEL_ABI=ON", f"-DCMAKE_CXX_FLAGS=-isystem {include}"],
+                   check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build), "-j", "2"], check=True, capture_output=True)
+    uses = hard_float_use(build / "libtflite_train.a")
+    assert len(uses) == len(test_micro_kernels.SOURCES) + 1 and set(uses) == {"SP only"}, uses
