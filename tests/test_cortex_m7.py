@@ -169,13 +169,16 @@ def direct_calls() -> list[Call]:
 
 class Program:
     """One C function per recorded call; inputs and expected bytes as deduplicated constant
-    blobs in flash, each call's arguments copied into one RAM arena."""
+    blobs in flash, each call's arguments copied into one RAM arena. `timed`: no checks, but
+    each call's SysTick ticks (40 instructions under -icount shift=0) printed as `T<k> <n>`
+    (benchmarks/mcu_step.py)."""
 
-    def __init__(self):
+    def __init__(self, timed: bool = False):
         self.blobs: dict[bytes, str] = {}
         self.cases: list[str] = []
         self.arena = 8
         self.structs: dict[str, int] = {}
+        self.timed = timed
 
     def blob(self, data: bytes) -> str:
         if data not in self.blobs:
@@ -195,6 +198,13 @@ class Program:
                 offset += (len(arg.before) + 7) // 8 * 8
         self.arena = max(self.arena, offset)
         invocation = f"{call.name}({', '.join(values)})"
+        if self.timed:
+            lines.append("  const uint32_t t0 = tt_rig_ticks();")
+            lines.append(f"  (void){invocation};")
+            lines.append(f"  ticks[{k}] = (t0 - tt_rig_ticks()) & 0xFFFFFFu;")
+            self.cases.append(f"static int case{k}(void) {{\n" + "\n".join(lines)
+                              + "\n  return 0;\n}")
+            return
         if call.restype is None:
             lines.append(f"  {invocation};")
         else:
@@ -229,21 +239,55 @@ class Program:
         sizes = [f"typedef char size_of_{name}[sizeof({name}) == {C.sizeof(cls)} ? 1 : -1];"
                  for cls, name in STRUCT_C.items()]
         calls = "\n".join(f"  fails += case{k}();" for k in range(len(self.cases)))
+        timing = [
+            "void tt_rig_ticks_start(void);", "uint32_t tt_rig_ticks(void);",
+            f"static uint32_t ticks[{len(self.cases)}];",
+            "static void put(unsigned k, uint32_t n) {",
+            "  char buf[32]; int i = 31; buf[i] = 0;",
+            "  do { buf[--i] = (char)('0' + n % 10); n /= 10; } while (n);",
+            "  buf[--i] = ' ';",
+            "  do { buf[--i] = (char)('0' + k % 10); k /= 10; } while (k);",
+            "  buf[--i] = 'T'; tt_rig_print(buf + i); tt_rig_print(\"\\n\");", "}"]
+        report = [f"  for (unsigned k = 0; k < {len(self.cases)}u; ++k) put(k, ticks[k]);"]
         return "\n".join([
             "#include <stdint.h>", "#include <string.h>", '#include "tt_kernels.h"',
             "void tt_rig_print(const char *text);", *sizes, *blobs,
+            *(timing if self.timed else []),
             f"static union {{ double align; uint8_t bytes[{self.arena}]; }} A;",
-            "static int check(const char *label, const void *got, const void *want, "
-            "unsigned n) {",
-            "  if (memcmp(got, want, n) == 0) return 0;",
-            '  tt_rig_print("MISMATCH "); tt_rig_print(label); tt_rig_print("\\n");',
-            "  return 1;", "}", *self.cases,
-            "int main(void) {", "  int fails = 0;", calls,
+            *([] if self.timed else [
+                "static int check(const char *label, const void *got, const void *want, "
+                "unsigned n) {",
+                "  if (memcmp(got, want, n) == 0) return 0;",
+                '  tt_rig_print("MISMATCH "); tt_rig_print(label); tt_rig_print("\\n");',
+                "  return 1;", "}"]), *self.cases,
+            "int main(void) {", "  int fails = 0;",
+            *(["  tt_rig_ticks_start();"] if self.timed else []), calls,
+            *(report if self.timed else []),
             '  tt_rig_print(fails ? "FAIL\\n" : "PASS\\n");', "  return fails;", "}", ""])
 
 
 def header_functions() -> set[str]:
     return set(re.findall(r"^\w+\s+(tt_\w+)\(", c_kernels.HEADER.read_text(), re.M))
+
+
+def run_on_rig(program: Program, tmp_path, link=RIG / "link.ld", icount: bool = False) -> str:
+    """Build `program` with the kernels for the board and run it under QEMU; its output."""
+    (tmp_path / "main.c").write_text(program.source())
+    elf = tmp_path / "test.elf"
+    subprocess.run(["arm-none-eabi-gcc", *CPU, "-std=c99", "-O2", "-ffp-contract=off", "-Wall",
+                    "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections",
+                    "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-T",
+                    str(link), "-Wl,--gc-sections", "-I", str(c_kernels.ROOT / "include"),
+                    str(RIG / "startup.c"), *map(str, test_micro_kernels.SOURCES),
+                    str(tmp_path / "main.c"), "-o", str(elf)], check=True)
+    res = subprocess.run(["timeout", "600", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
+                          "cortex-m7", "-nographic", "-monitor", "none", "-serial", "stdio",
+                          *(["-icount", "shift=0,align=off,sleep=off"] if icount else []),
+                          "-semihosting-config", "enable=on,target=native", "-kernel",
+                          str(elf)], capture_output=True, text=True)
+    output = res.stdout + res.stderr
+    assert res.returncode == 0 and "PASS" in output, output[-2000:]
+    return output
 
 
 def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):
@@ -258,22 +302,9 @@ def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):
     program = Program()
     for call in calls:
         program.add(call)
-    (tmp_path / "main.c").write_text(program.source())
-    elf = tmp_path / "test.elf"
-    subprocess.run([gcc, *CPU, "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra",
-                    "-Werror", "-ffunction-sections", "-fdata-sections", "-nostartfiles",
-                    "--specs=nano.specs", "--specs=nosys.specs", "-T", str(RIG / "link.ld"),
-                    "-Wl,--gc-sections", "-I", str(c_kernels.ROOT / "include"),
-                    str(RIG / "startup.c"), *map(str, test_micro_kernels.SOURCES),
-                    str(tmp_path / "main.c"), "-o", str(elf)], check=True)
-    res = subprocess.run(["timeout", "120", qemu, "-M", "mps2-an500", "-cpu", "cortex-m7",
-                          "-nographic", "-monitor", "none", "-serial", "stdio",
-                          "-semihosting-config", "enable=on,target=native", "-kernel",
-                          str(elf)], capture_output=True, text=True)
-    output = res.stdout + res.stderr
+    run_on_rig(program, tmp_path)
     print(f"{len(calls)} calls of {len({c.name for c in calls})} functions, "
           f"{sum(map(len, program.blobs)):,} bytes of vectors")
-    assert res.returncode == 0 and "PASS" in output, output[-2000:]
 
 
 def hard_float_use(archive) -> list[str]:

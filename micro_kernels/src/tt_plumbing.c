@@ -6,10 +6,24 @@
 
 void tt_init_copy(const void *src, void *dst, int32_t bytes) { memcpy(dst, src, (size_t)bytes); }
 
+/* lo < v < hi as one unsigned comparison, width = hi - lo - 1: v - lo - 1 (modulo 2^32, so
+ * no overflow whatever the options) wraps to a large value for v <= lo. */
+static inline uint32_t inside(int32_t v, int32_t lo, uint32_t width) {
+  return (uint32_t)v - (uint32_t)lo - 1u < width;
+}
+
 void tt_save_mask_s8(const int8_t *y, int32_t size, int32_t lo, int32_t hi, uint8_t *mask) {
-  memset(mask, 0, (size_t)((size + 7) / 8));
-  for (int32_t i = 0; i < size; ++i) {
-    if (y[i] > lo && y[i] < hi) mask[i >> 3] |= (uint8_t)(1u << (i & 7));
+  const uint32_t width = hi > lo ? (uint32_t)hi - (uint32_t)lo - 1u : 0u;  /* values inside */
+  int32_t i = 0;
+  for (; i + 8 <= size; i += 8)                   /* a whole byte at a time */
+    mask[i >> 3] = (uint8_t)(inside(y[i], lo, width) | inside(y[i + 1], lo, width) << 1 |
+                             inside(y[i + 2], lo, width) << 2 | inside(y[i + 3], lo, width) << 3 |
+                             inside(y[i + 4], lo, width) << 4 | inside(y[i + 5], lo, width) << 5 |
+                             inside(y[i + 6], lo, width) << 6 | inside(y[i + 7], lo, width) << 7);
+  if (i < size) {
+    uint32_t last = 0;
+    for (int32_t j = 0; i + j < size; ++j) last |= inside(y[i + j], lo, width) << j;
+    mask[i >> 3] = (uint8_t)last;
   }
 }
 
