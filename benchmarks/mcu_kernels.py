@@ -181,14 +181,13 @@ def main() -> None:
                         "-T", str(RIG / "link.ld"), "-Wl,--gc-sections",
                         str(RIG / "startup.c"), *map(str, sources),
                         str(tmp / "bench.c"), "-o", str(elf)], check=True)
-        kernels_text = {}
+        kernels_text = {}                       # (source, opt) -> .text bytes
         for opt in ("-O2", "-Os"):
-            kernels_text[opt] = 0
             for src in sources:
                 obj = tmp / f"{src.stem}{opt}.o"
                 subprocess.run(["arm-none-eabi-gcc", *flags, opt, "-c", str(src), "-o", str(obj)],
                                check=True)
-                kernels_text[opt] += text_size(obj)
+                kernels_text[src.name, opt] = text_size(obj)
         glue = glue_text(root, tmp)
         res = subprocess.run(["timeout", "300", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
                               "cortex-m7", "-nographic", "-monitor", "none", "-serial", "stdio",
@@ -209,8 +208,12 @@ def main() -> None:
     print("\n| code (arm-none-eabi-gcc/g++ 12.2, -mcpu=cortex-m7, hard float) | .text -O2 "
           "| .text -Os |")
     print("|---|---:|---:|")
-    print(f"| kernel library (micro_kernels/src, portable C99) | {kernels_text['-O2']:,} | "
-          f"{kernels_text['-Os']:,} |")
+    for src in sources:
+        print(f"| micro_kernels/src/{src.name} | {kernels_text[src.name, '-O2']:,} | "
+              f"{kernels_text[src.name, '-Os']:,} |")
+    total = {opt: sum(v for (_, o), v in kernels_text.items() if o == opt)
+             for opt in ("-O2", "-Os")}
+    print(f"| micro_kernels/src, all (portable C99) | {total['-O2']:,} | {total['-Os']:,} |")
     if glue:
         print(f"| TFLM glue (micro_kernels/tflm/tt_tflm_ops.cc, 26 registrations) | "
               f"{glue['-O2']:,} | {glue['-Os']:,} |")

@@ -5,24 +5,19 @@
 
 #include "tt_common.h"
 
-/* Whether dy element i takes part (mask may be NULL). */
-#define TT_LIVE(mask, i) (!(mask) || (((mask)[(i) >> 3] >> ((i) & 7)) & 1))
-
 /* One dy position's contribution to one dx position: d[c] += (g[o] * s[o]) *
  * (float)wt[o * w_stride + c] for o ascending, every c < ci. Eight channels at a time stay
  * in registers while o runs, so each g[o] * s[o] and each mask test is done once per eight
- * channels. Inlined twice, with and without a mask, so that the unmasked loop has no test.
- * `at` is the mask index of g[0]. */
-static inline void add_position_for(float *d, int32_t ci, const float *g, const uint8_t *mask,
-                                    int32_t at, int32_t co, const float *s, const int8_t *wt,
-                                    int32_t w_stride) {
+ * channels. `at` is the mask index of g[0]. */
+static void add_position(float *d, int32_t ci, const float *g, const uint8_t *mask, int32_t at,
+                         int32_t co, const float *s, const int8_t *wt, int32_t w_stride) {
   int32_t c = 0;
   for (; c + 8 <= ci; c += 8) {
     float a0 = d[c], a1 = d[c + 1], a2 = d[c + 2], a3 = d[c + 3];
     float a4 = d[c + 4], a5 = d[c + 5], a6 = d[c + 6], a7 = d[c + 7];
     const int8_t *wp = wt + c;
     for (int32_t o = 0; o < co; ++o, wp += w_stride) {
-      if (!TT_LIVE(mask, at + o)) continue;
+      if (!tt_live(mask, at + o)) continue;
       const float gs = g[o] * s[o];
       a0 += gs * (float)wp[0];
       a1 += gs * (float)wp[1];
@@ -46,17 +41,9 @@ static inline void add_position_for(float *d, int32_t ci, const float *g, const 
     float a = d[c];
     const int8_t *wp = wt + c;
     for (int32_t o = 0; o < co; ++o, wp += w_stride)
-      if (TT_LIVE(mask, at + o)) a += (g[o] * s[o]) * (float)wp[0];
+      if (tt_live(mask, at + o)) a += (g[o] * s[o]) * (float)wp[0];
     d[c] = a;
   }
-}
-
-static void add_position(float *d, int32_t ci, const float *g, const uint8_t *mask, int32_t at,
-                         int32_t co, const float *s, const int8_t *wt, int32_t w_stride) {
-  if (mask)
-    add_position_for(d, ci, g, mask, at, co, s, wt, w_stride);
-  else
-    add_position_for(d, ci, g, 0, at, co, s, wt, w_stride);
 }
 
 /* The dy positions are walked in row-major order and each one adds its taps' terms to the dx
