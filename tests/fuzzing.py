@@ -669,13 +669,14 @@ def save_reproducer(folder: Path, case: int, argv: list[str], case_dir: Path, ki
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(case_dir, target)
-    data = [a for a in argv if a.endswith(".npz")]
+    local = []                    # files outside the case (training data, a state): copied
+    for a in argv:
+        if os.path.isabs(a) and Path(a).is_file():
+            shutil.copy(a, target / Path(a).name)
+            a = Path(a).name
+        local.append(a)
     (target / "README").write_text(
-        f"{kind}: {detail}\nrun in this folder:\n  tflite-train {' '.join(argv)}\n"
-        + (f"(training data: {data[0]}, a copy is here)\n" if data else ""))
-    for d in data:
-        if Path(d).exists():
-            shutil.copy(d, target / Path(d).name)
+        f"{kind}: {detail}\nrun in this folder:\n  tflite-train {' '.join(local)}\n")
     return target
 
 
