@@ -24,11 +24,29 @@ def require_tool(available: bool, what: str) -> None:
     pytest.skip(f"{what} is not installed (make setup installs it)")
 
 
-def shared_model(name: str) -> Path:
-    path = SHARED_MODELS / "tflm" / f"{name}.tflite"
+def numpy_c_close(a, b) -> bool:
+    """Float results of the numpy and the C engine (losses, momentum buffers) agree to 2
+    float32 ulps of the largest magnitude, 2^-22 relative: both sum in double in different
+    orders and round once to float32, and the loss's exp/log are numpy's float32 ones
+    against C's tt_exp/tt_log. Measured on the TFLM-engine and example-app cases: at most
+    2.2e-7."""
+    import numpy as np
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return a.shape == b.shape and \
+        float(np.abs(a - b).max(initial=0)) <= 2.0 ** -22 * max(float(np.abs(b).max(initial=0)),
+                                                                1e-30)
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under ../shared/models; the test skips when it is absent."""
+    path = SHARED_MODELS.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"{path} not present (../shared/models is only beside a project checkout)")
     return path
+
+
+def shared_model(name: str) -> Path:
+    return shared_file("tflm", f"{name}.tflite")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
 """examples/tflm_app: the C++ trainer a TFLM application uses, built with its Makefile and
 with CMake exactly as a user would, except against micro_kernels/tflm/wheel_abi (the pinned
 wheel's TFLM, declared) instead of TFLM's headers, then run against the real TFLM in the
-wheel. Its losses, predictions and saved parameters must equal --engine c bit for bit.
+wheel. Its losses, predictions and saved parameters must equal --engine c bit for bit, and,
+so that a bug in the C kernels' arithmetic cannot hide behind C agreeing with itself, the
+numpy engine's (integers identical, floats within conftest.numpy_c_close).
 
 Also `tflite-train header`, which writes the header the example is built with.
 """
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 
 import wheel_elf
-from conftest import ROOT
+from conftest import ROOT, numpy_c_close, require_tool
 from tflite_train.cli import EXIT_ERROR, main
 from tflite_train.demo import EXAMPLE
 
@@ -37,6 +39,7 @@ ctypes.CDLL(str(Path(rt.__file__).parent / "_runtime.so"), mode=ctypes.RTLD_GLOB
 lib = ctypes.CDLL(sys.argv[1])
 graph = tflite_io.load(sys.argv[2])
 ref = Executor(graph, "c")
+independent = Executor(graph, "numpy")
 assert lib.tt_trainer_begin() == 0, "tt_trainer_begin failed"
 rng = np.random.default_rng(0)
 shape = graph.tensors[graph.inputs[0]].shape
@@ -48,17 +51,25 @@ for i in range(8):
     assert lib.tt_trainer_step(x.ctypes.data_as(ctypes.c_void_p), i % classes,
                                ctypes.byref(loss)) == 0
     want = ref.invoke([x, np.array([i % classes], np.int32)])[graph.outputs[-1]][0]
-    losses.append([float(loss.value), float(want)])
+    other = independent.invoke([x, np.array([i % classes], np.int32)])[graph.outputs[-1]][0]
+    losses.append([float(loss.value), float(want), float(other)])
 scores = np.zeros(classes, np.int8)
 assert lib.tt_trainer_predict(x.ctypes.data_as(ctypes.c_void_p),
                               scores.ctypes.data_as(ctypes.c_void_p)) == 0
 want_scores = ref.invoke([x, np.array([-1], np.int32)])[graph.outputs[0]].ravel()
+other_scores = independent.invoke([x, np.array([-1], np.int32)])[graph.outputs[0]].ravel()
 n = lib.tt_trainer_state_bytes()
 state = (ctypes.c_uint8 * n)()
 assert lib.tt_trainer_save(state) == 0
 saved = bytes(state)
 init = next(op for op in graph.operators if op.kind == "TT_INIT")
 want_state = b"".join(ref.variables[k].tobytes() for k in sorted(init.inputs[1::2]))
+# the numpy engine's variables, integers and floats apart; moved: changed since TT_INIT
+c_vars = {graph.tensors[k].name: ref.variables[k].tolist() for k in ref.variables}
+other_vars = {graph.tensors[k].name: independent.variables[k].tolist()
+              for k in independent.variables}
+moved = sum(int(np.count_nonzero(ref.variables[v] != graph.tensors[c].data))
+            for c, v in zip(init.inputs[0::2], init.inputs[1::2]))
 # restore: train on, put the saved state back, read it out again
 x = rng.integers(-128, 128, shape).astype(np.int8)
 assert lib.tt_trainer_step(x.ctypes.data_as(ctypes.c_void_p), 0, ctypes.byref(loss)) == 0
@@ -66,8 +77,10 @@ assert lib.tt_trainer_restore(state) == 0
 again = (ctypes.c_uint8 * n)()
 assert lib.tt_trainer_save(again) == 0
 print(json.dumps({"losses": losses, "scores": scores.tolist(),
-                  "want_scores": want_scores.tolist(), "state_equal": saved == want_state,
-                  "state_bytes": n, "restored": bytes(again) == saved}))
+                  "want_scores": want_scores.tolist(), "other_scores": other_scores.tolist(),
+                  "state_equal": saved == want_state, "state_bytes": n,
+                  "restored": bytes(again) == saved, "c_vars": c_vars,
+                  "numpy_vars": other_vars, "moved": moved}))
 """
 
 
@@ -94,11 +107,18 @@ def run_example(library, model_dir) -> dict:
 
 
 def check(result: dict) -> None:
-    for got, want in result["losses"]:
+    for got, want, independent in result["losses"]:
         assert np.float32(got) == np.float32(want), result["losses"]
-    assert result["scores"] == result["want_scores"]
+        assert numpy_c_close(independent, want), result["losses"]
+    assert result["scores"] == result["want_scores"] == result["other_scores"]
     assert result["state_equal"] and result["restored"]
-    assert result["state_bytes"] > 0
+    assert result["state_bytes"] > 0 and result["moved"] > 0
+    for name, value in result["c_vars"].items():
+        other = np.asarray(result["numpy_vars"][name])
+        if other.dtype.kind == "f":
+            assert numpy_c_close(other, value), name
+        else:
+            assert np.array_equal(other, value), name
 
 
 def test_the_example_built_with_its_makefile_trains_like_the_c_engine(model_dir, tmp_path):
@@ -111,8 +131,7 @@ def test_the_example_built_with_its_makefile_trains_like_the_c_engine(model_dir,
 
 
 def test_the_example_built_with_cmake_trains_like_the_c_engine(model_dir, tmp_path):
-    if shutil.which("cmake") is None:
-        pytest.skip("cmake is not installed")
+    require_tool(shutil.which("cmake") is not None, "cmake")
     build = tmp_path / "cmake"
     subprocess.run(["cmake", "-S", str(APP), "-B", str(build), "-DTFLITE_TRAIN_WHEEL_ABI=ON",
                     f"-DMODEL_DIR={model_dir}", f"-DCMAKE_CXX_FLAGS={STRICT}",
@@ -130,9 +149,8 @@ def test_the_glue_and_the_example_compile_for_cortex_m7(model_dir, tmp_path):
     long on arm-none-eabi.)"""
     gxx = shutil.which("arm-none-eabi-g++")
     cxx_headers = Path("/usr/include/newlib/c++")
-    if gxx is None or not cxx_headers.exists():
-        pytest.skip("arm-none-eabi-g++ with libstdc++-arm-none-eabi-dev is needed "
-                    "(make setup installs them)")
+    require_tool(gxx is not None and cxx_headers.exists(),
+                 "arm-none-eabi-g++ with libstdc++-arm-none-eabi-dev")
     include = tmp_path / "include"                     # flexbuffers.h without host libc
     include.mkdir()
     (include / "flatbuffers").symlink_to("/usr/include/flatbuffers")

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import numpy_c_close, require_tool
 from tflite_train import tflite_io
 from tflite_train.cli import EXIT_ERROR, main
 from tflite_train.demo import EXAMPLE
@@ -76,7 +77,10 @@ def test_train_loss_falls_and_beats_chance(tmp_path, capsys, trained_model):
     loss = [float(v) for v in summary.split("loss ")[1].split(";")[0].split(" -> ")]
     assert loss[1] < loss[0]
     acc = float(summary.split("validation accuracy ")[1].split("%")[0])
-    assert acc > 60                                   # chance is 33%
+    # chance is 33%; measured 100% (the blobs are separable). The bar sits between the two
+    # so that changed training defaults do not break it, while a model that stops
+    # learning (chance) does.
+    assert acc > 60
     saved = np.load(state)
     assert "head/weights" in saved.files
     info = json.loads(str(saved["__history__"]))
@@ -169,8 +173,8 @@ def test_bad_augment_inputs(tmp_path, capsys, trained_model):
 
 def test_fashion_mnist_loads_and_maps_to_the_model_input():
     from tflite_train import data
-    if not (data.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip("Debian's dataset-fashion-mnist is not installed (make setup installs it)")
+    require_tool((data.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
+                 "Debian's dataset-fashion-mnist")
     ds = data.fashion_mnist()
     assert ds.images.shape == (60000, 28, 28) and ds.images.dtype == np.uint8
     assert sorted(np.unique(ds.labels)) == list(range(10)) and len(ds.classes) == 10
@@ -183,8 +187,8 @@ def test_fashion_mnist_loads_and_maps_to_the_model_input():
 
 def test_the_three_engines_train_alike_from_the_command_line(tmp_path, capsys):
     """train --engine numpy / c / tflm on the same data: c and tflm end with identical
-    parameters (every array), numpy and c with identical integer parameters (floats, the
-    momentum buffers, differ in summation order)."""
+    parameters (every array), numpy and c with identical integer parameters and momentum
+    buffers within conftest.numpy_c_close (summation order)."""
     from tflite_train.demo import new_task
     model = tmp_path / "t.tflite"
     assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
@@ -202,3 +206,5 @@ def test_the_three_engines_train_alike_from_the_command_line(tmp_path, capsys):
         assert np.array_equal(states["c"][name], states["tflm"][name]), name
         if states["c"][name].dtype != np.float32:
             assert np.array_equal(states["numpy"][name], states["c"][name]), name
+        else:
+            assert numpy_c_close(states["numpy"][name], states["c"][name]), name
