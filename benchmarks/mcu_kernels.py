@@ -3,7 +3,10 @@
 detector's last blocks (operators 22-28 of person_detect.tflite, with a new 10-class head),
 and the code size (.text) of the kernel library and of the TFLM glue.
 
-    .venv/bin/python benchmarks/mcu_kernels.py        # prints markdown tables
+    .venv/bin/python benchmarks/mcu_kernels.py [--json benchmarks/mcu_kernels.json]
+
+Prints markdown tables; with --json benchmarks/mcu_kernels.json the tables of RESULTS.md
+are re-rendered from it (benchmarks/results.py).
 
 QEMU does not model the pipeline or caches: these are instruction counts, not cycles.
 Numbers are rounded to whole SysTick ticks (40 instructions). Inputs are pseudo-random; the
@@ -15,8 +18,12 @@ import argparse
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent / "micro_kernels"
 RIG = ROOT / "targets" / "mps2_an500"
@@ -151,7 +158,9 @@ def glue_text(tmp: Path) -> dict[str, int] | None:
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         labels = [f"k{i}" for i in range(len(CASES))]
@@ -182,23 +191,40 @@ def main() -> None:
     if "DONE" not in out:
         raise SystemExit(f"the rig did not finish: {out[-500:]}")
     ticks = dict(re.findall(r"(k\d+) (\d+)", out))
-    print("| kernel (person_detect operators 22-28, new 10-class head) | instructions | MACs "
-          "| instructions / MAC |")
-    print("|---|---:|---:|---:|")
-    for lab, (name, _, macs) in zip(labels, CASES):
-        n = int(ticks[lab]) * 40
-        per = f"{n / macs:.1f}" if macs else "-"
-        print(f"| {name} | {n:,} | {macs:,} | {per} |")
-    print("\n| code (arm-none-eabi-gcc/g++ 12.2, -mcpu=cortex-m7, hard float) | .text -O2 "
-          "| .text -Os |")
-    print("|---|---:|---:|")
-    print(f"| kernel library (micro_kernels/src, portable C99) | {kernels_text['-O2']:,} | "
-          f"{kernels_text['-Os']:,} |")
+    data = {"kernels": [{"kernel": name, "instructions": int(ticks[lab]) * 40, "macs": macs}
+                        for lab, (name, _, macs) in zip(labels, CASES)],
+            "kernels_text": kernels_text, "glue_text": glue}
+    print(render_kernels(data) + "\n\n" + render_text(data))
+    if args.json:
+        results.write_json(args.json, data)
+        if args.json.resolve() == (Path(__file__).resolve().parent / JSON).resolve():
+            results.publish(TABLES)
+
+
+def render_kernels(data: dict) -> str:
+    out = ["| kernel (person_detect operators 22-28, new 10-class head) | instructions | MACs "
+           "| instructions / MAC |", "|---|---:|---:|---:|"]
+    for k in data["kernels"]:
+        per = f"{k['instructions'] / k['macs']:.1f}" if k["macs"] else "-"
+        out.append(f"| {k['kernel']} | {k['instructions']:,} | {k['macs']:,} | {per} |")
+    return "\n".join(out)
+
+
+def render_text(data: dict) -> str:
+    kt, glue = data["kernels_text"], data["glue_text"]
+    out = ["| code (arm-none-eabi-gcc/g++ 12.2, -mcpu=cortex-m7, hard float) | .text -O2 "
+           "| .text -Os |", "|---|---:|---:|",
+           f"| kernel library (micro_kernels/src, portable C99) | {kt['-O2']:,} | {kt['-Os']:,} |"]
     if glue:
-        print(f"| TFLM glue (micro_kernels/tflm/tt_tflm_ops.cc, 26 registrations) | "
-              f"{glue['-O2']:,} | {glue['-Os']:,} |")
+        out.append(f"| TFLM glue (micro_kernels/tflm/tt_tflm_ops.cc, 26 registrations) | "
+                   f"{glue['-O2']:,} | {glue['-Os']:,} |")
     else:
-        print("| TFLM glue | n/a (needs arm-none-eabi-g++ and libstdc++-arm-none-eabi-dev) | |")
+        out.append("| TFLM glue | n/a (needs arm-none-eabi-g++ and libstdc++-arm-none-eabi-dev) | |")
+    return "\n".join(out)
+
+
+JSON = "mcu_kernels.json"
+TABLES = {"mcu-kernels": ([JSON], render_kernels), "mcu-code": ([JSON], render_text)}
 
 
 if __name__ == "__main__":

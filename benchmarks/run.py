@@ -1,10 +1,41 @@
-"""`make bench`: every benchmark in this folder, each printing its table."""
+"""`make bench`: every benchmark in this folder, each writing its JSON into benchmarks/ and
+re-rendering its tables in RESULTS.md (benchmarks/results.py). Long: the transfer runs take
+about an hour on one core, the mutation run about half an hour on two.
+
+    .venv/bin/python benchmarks/run.py [--only NAME,...]
+"""
+import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+TRANSFER = ["transfer.py", "--steps", "1000", "--val", "1000"]
+# name -> the command line (relative to benchmarks/) that writes the JSON its tables read
+RUNS = {
+    "forward_speed": ["forward_speed.py", "--json", "forward_speed.json"],
+    "transfer": [*TRANSFER, "--json", "transfer_results.json"],
+    "transfer_seed1": [*TRANSFER, "--seed", "1", "--variants", "qas,fp32",
+                       "--json", "transfer_seed1.json"],
+    "transfer_seed2": [*TRANSFER, "--seed", "2", "--variants", "qas,fp32",
+                       "--json", "transfer_seed2.json"],
+    "transfer_constant_lr": [*TRANSFER, "--constant-lr", "--json", "transfer_constant_lr.json"],
+    "paper_memory": ["paper_memory.py", "--json", "paper_memory_results.json"],
+    "mcu_kernels": ["mcu_kernels.py", "--json", "mcu_kernels.json"],
+    "mutation": ["mutation.py", "--json", "mutation_results.json"],
+}
 
-for script in ("forward_speed.py", "transfer.py", "paper_memory.py", "mcu_kernels.py"):
-    print(f"\n$ python benchmarks/{script}", flush=True)
-    subprocess.run([sys.executable, str(HERE / script)], check=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help="comma-separated names of " + ", ".join(RUNS))
+    args = ap.parse_args()
+    for name in args.only.split(",") if args.only else RUNS:
+        script, *rest = RUNS[name]
+        print(f"\n$ python benchmarks/{script} {' '.join(rest)}", flush=True)
+        subprocess.run([sys.executable, str(HERE / script), *rest], check=True, cwd=HERE)
+
+
+if __name__ == "__main__":
+    main()
