@@ -181,3 +181,42 @@ def test_zoo_covers_every_op_and_option(zoo):
                  ("AVERAGE_POOL_2D", "padding", 0), ("AVERAGE_POOL_2D", "padding", 1),
                  ("MAX_POOL_2D", "padding", 0), ("MAX_POOL_2D", "padding", 1)]:
         assert want in seen, want
+
+
+def test_fully_connected_multiplier_at_a_rounding_boundary():
+    """A per-tensor FULLY_CONNECTED whose effective scale s_x s_w / s_y quantizes to
+    different Q31 multipliers when s_x s_w is taken in float32 and in double, with a bias
+    that puts the accumulator where the two multipliers round to different outputs: our
+    forward must give TFLM's output there. (Random inputs almost never land on such a
+    boundary, which is why the zoo cannot decide this.)"""
+    from tflite_train import fixedpoint as fp
+    from tflite_train.ir import Graph, Operator, Quantization, Tensor
+    rng = np.random.default_rng(1)
+    while True:
+        sx, sw, sy = (np.float32(v) for v in rng.uniform(0.5, 1, 3) * [2**-7, 2**-8, 2**-2])
+        single = fp.quantize_multiplier(float(np.float64(sx * sw) / np.float64(sy)))
+        double = fp.quantize_multiplier(float(np.float64(sx) * np.float64(sw) / np.float64(sy)))
+        acc = rng.integers(-(1 << 26), 1 << 26, 1 << 20)
+        a = fp.multiply_by_quantized_multiplier(acc, *single)
+        b = fp.multiply_by_quantized_multiplier(acc, *double)
+        apart = np.flatnonzero((a != b) & (np.abs(b) < 100))
+        if apart.size:
+            break
+
+    def q(s):
+        return Quantization(np.array([s], np.float32), np.array([0]))
+    graph = Graph([Tensor("x", (1, 1), "int8", q(sx)),
+                   Tensor("w", (1, 1), "int8", q(sw), np.ones((1, 1), np.int8)),
+                   Tensor("b", (1,), "int32", q(float(sx * sw)),
+                          np.array([acc[apart[0]]], np.int32)),    # x = 0: acc = bias
+                   Tensor("y", (1, 1), "int8", q(sy))],
+                  [Operator("FULLY_CONNECTED", [0, 1, 2], [3],
+                            {"fused_activation_function": 0, "keep_num_dims": False,
+                             "weights_format": 0, "asymmetric_quantize_inputs": False},
+                            "FullyConnectedOptions")], [0], [3])
+    data = tflite_io.serialize(graph)
+    graph = tflite_io.parse(data)
+    xs = [np.zeros((1, 1), np.int8)]
+    theirs = tflm.run_all(graph, data, xs)[3]
+    assert theirs[0, 0] in (a[apart[0]], b[apart[0]])            # the case is a boundary
+    assert np.array_equal(numpy_exec.run(graph, xs)[3], theirs)
