@@ -26,8 +26,10 @@ RELU, RELU_N1_TO_1, RELU6 = 1, 2, 3
 
 
 def forward_inputs(graph):
-    """(label, inputs): the seeded random samples, then every input at its minimum and at
-    its maximum."""
+    """(label, inputs): the seeded random samples, every input at its minimum and at its
+    maximum, and for float inputs values on QUANTIZE's rounding boundaries ((k + 1/2)
+    scales, and the float32 numbers beside them), where float32 division and roundf decide
+    the code."""
     cases = [(f"seed {s}", random_inputs(graph, np.random.default_rng(s))) for s in SEEDS]
     for end in (0, 1):
         xs = []
@@ -37,6 +39,21 @@ def forward_inputs(graph):
                 else _float_input_range(graph, index)
             xs.append(np.full(t.shape, ends[end], t.dtype))
         cases.append(("all " + ("minimum", "maximum")[end], xs))
+    if any(graph.tensors[i].dtype == "float32" for i in graph.inputs):
+        xs = []
+        for index in graph.inputs:
+            t = graph.tensors[index]
+            if t.dtype != "float32":
+                xs.append(random_inputs(graph, np.random.default_rng(0))[len(xs)])
+                continue
+            q = next(graph.tensors[op.outputs[0]].quant for op in graph.operators
+                     if op.kind == "QUANTIZE" and op.inputs[0] == index)
+            k = np.arange(t.size) % 200 - 100 - q.zp
+            half = ((k + 0.5) * np.float32(q.s)).astype(np.float32)
+            near = np.nextafter(half, np.where(np.arange(t.size) % 3 == 0, -np.inf,
+                                               np.inf).astype(np.float32))
+            xs.append(np.where(np.arange(t.size) % 3 == 2, half, near).reshape(t.shape))
+        cases.append(("rounding boundaries", xs))
     return cases
 
 
@@ -183,6 +200,37 @@ def test_zoo_covers_every_op_and_option(zoo):
         assert want in seen, want
 
 
+def one_op_model(kind, options_type, options, tensors, inputs, outputs):
+    """A model of one builtin op from (name, shape, dtype, scale, zero point, data) tuples;
+    returns (graph, bytes) as read back from the serialized file."""
+    from tflite_train.ir import Graph, Operator, Quantization, Tensor
+    ts = [Tensor(name, shape, dtype, None if scale is None else
+                 Quantization(np.array([scale], np.float32), np.array([zp])), data)
+          for name, shape, dtype, scale, zp, data in tensors]
+    data = tflite_io.serialize(Graph(ts, [Operator(kind, list(inputs), list(outputs), options,
+                                                   options_type)],
+                                     [i for i in inputs if ts[i].data is None], list(outputs)))
+    return tflite_io.parse(data), data
+
+
+def test_softmax_over_many_classes_and_scales():
+    """SOFTMAX alone, bit for bit with TFLM, on 400-class rows (the wheel's interpreter
+    aborts from 512) of random and of tied inputs at several input scales: every sum of exps, reciprocal and rounding step of the
+    gemmlowp arithmetic is exercised far more often than the zoo's small heads do."""
+    rng = np.random.default_rng(0)
+    for scale in (0.02, 0.0625, 0.1, 0.25, 0.7):
+        graph, data = one_op_model(
+            "SOFTMAX", "SoftmaxOptions", {"beta": 1.0},
+            [("x", (16, 400), "int8", scale, 3, None), ("y", (16, 400), "int8", 1 / 256, -128,
+                                                         None)], [0], [1])
+        x = rng.integers(-128, 128, (16, 400)).astype(np.int8)
+        x[8:] = np.where(rng.random((8, 400)) < 0.5, 127, x[8:])       # many tied maxima
+        x[15] = rng.integers(90, 128, 400)                             # a narrow range
+        xs = [x]
+        assert np.array_equal(numpy_exec.run(graph, xs)[1], tflm.run_all(graph, data, xs)[1]), \
+            scale
+
+
 def test_fully_connected_multiplier_at_a_rounding_boundary():
     """A per-tensor FULLY_CONNECTED whose effective scale s_x s_w / s_y quantizes to
     different Q31 multipliers when s_x s_w is taken in float32 and in double, with a bias
@@ -190,7 +238,6 @@ def test_fully_connected_multiplier_at_a_rounding_boundary():
     forward must give TFLM's output there. (Random inputs almost never land on such a
     boundary, which is why the zoo cannot decide this.)"""
     from tflite_train import fixedpoint as fp
-    from tflite_train.ir import Graph, Operator, Quantization, Tensor
     rng = np.random.default_rng(1)
     while True:
         sx, sw, sy = (np.float32(v) for v in rng.uniform(0.5, 1, 3) * [2**-7, 2**-8, 2**-2])
@@ -203,19 +250,13 @@ def test_fully_connected_multiplier_at_a_rounding_boundary():
         if apart.size:
             break
 
-    def q(s):
-        return Quantization(np.array([s], np.float32), np.array([0]))
-    graph = Graph([Tensor("x", (1, 1), "int8", q(sx)),
-                   Tensor("w", (1, 1), "int8", q(sw), np.ones((1, 1), np.int8)),
-                   Tensor("b", (1,), "int32", q(float(sx * sw)),
-                          np.array([acc[apart[0]]], np.int32)),    # x = 0: acc = bias
-                   Tensor("y", (1, 1), "int8", q(sy))],
-                  [Operator("FULLY_CONNECTED", [0, 1, 2], [3],
-                            {"fused_activation_function": 0, "keep_num_dims": False,
-                             "weights_format": 0, "asymmetric_quantize_inputs": False},
-                            "FullyConnectedOptions")], [0], [3])
-    data = tflite_io.serialize(graph)
-    graph = tflite_io.parse(data)
+    graph, data = one_op_model(
+        "FULLY_CONNECTED", "FullyConnectedOptions",
+        {"fused_activation_function": 0, "keep_num_dims": False, "weights_format": 0,
+         "asymmetric_quantize_inputs": False},
+        [("x", (1, 1), "int8", sx, 0, None), ("w", (1, 1), "int8", sw, 0, np.ones((1, 1), np.int8)),
+         ("b", (1,), "int32", float(sx * sw), 0, np.array([acc[apart[0]]], np.int32)),
+         ("y", (1, 1), "int8", sy, 0, None)], [0, 1, 2], [3])        # x = 0: acc = bias
     xs = [np.zeros((1, 1), np.int8)]
     theirs = tflm.run_all(graph, data, xs)[3]
     assert theirs[0, 0] in (a[apart[0]], b[apart[0]])            # the case is a boundary
