@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/mutation.py [--modules fixedpoint,ops,training,c]
         [--sample N] [--seed S] [--jobs J] [--json benchmarks/mutation_results.json]
-        [--tests-from DIR] [--recheck OLD.json]
+        [--tests-from DIR] [--before OLD.json]
 
 Each mutant changes one thing in one source file of a module group (an operator, a
 comparison, a constant, a rounding or precision function; see PY_* and C_* below), and the
@@ -18,10 +18,9 @@ cost (MAC) functions are not mutated: the point is the arithmetic.
 
 Everything runs in scratch copies of the checkout (one per job), never in the checkout.
 --sample N draws a seeded sample of N mutants per group (0: all). --tests-from DIR runs
-another tests/ folder (e.g. an older one, for a before/after score). --recheck OLD.json
-runs only the mutants that survived in OLD.json (same sources, same seed and sample) and
-reports the union: what new tests kill. The JSON is what benchmarks/RESULTS.md's
-mutation table is rendered from.
+another tests/ folder (e.g. an older one, for a before/after score); --before OLD.json puts
+that run's scores beside this one's. The JSON is what benchmarks/RESULTS.md's mutation
+tables are rendered from.
 """
 from __future__ import annotations
 
@@ -286,8 +285,10 @@ def run_tests(checkout: Path, tests: list[str], timeout: float) -> tuple[str, fl
                              capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return "timeout", time.perf_counter() - t0
-    # 1: a test failed; 2: collection failed (the mutant broke an import): both detect it
-    status = "survived" if res.returncode == 0 else "killed" if res.returncode in (1, 2) else \
+    # 1: a test failed; 2: collection failed (the mutant broke an import); < 0: the mutant
+    # crashed the process (a C kernel out of bounds): each detects it
+    status = "survived" if res.returncode == 0 else \
+        "killed" if res.returncode in (1, 2) or res.returncode < 0 else \
         f"error {res.returncode}: {res.stdout[-300:]}"
     return status, time.perf_counter() - t0
 
@@ -323,7 +324,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--tests-from", type=Path)
-    ap.add_argument("--recheck", type=Path)
+    ap.add_argument("--before", type=Path, help="an earlier run's JSON, shown beside")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--list", action="store_true", help="only count the mutants")
     args = ap.parse_args()
@@ -344,11 +345,6 @@ def main() -> None:
         for group in groups:
             print(f"{group}: {totals[group]} mutants")
         return
-    previous = {}
-    if args.recheck:
-        for m in json.loads(args.recheck.read_text())["mutants"]:
-            previous[(m["path"], m["index"])] = m["status"]
-        mutants = [m for m in mutants if previous.get((m.path, m.index)) == "survived"]
     with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
         copies = [scratch_copy(Path(tmp) / f"job{j}", args.tests_from)
                   for j in range(args.jobs)]
@@ -375,11 +371,6 @@ def main() -> None:
 
         with ThreadPoolExecutor(args.jobs) as ex:
             results = list(ex.map(work, mutants))
-    if args.recheck:
-        rechecked = {(m.path, m.index): m for m in results}
-        results = []
-        for m in json.loads(args.recheck.read_text())["mutants"]:
-            results.append(rechecked.get((m["path"], m["index"]), Mutant(**m)))
     report(results, groups, totals, args)
 
 
@@ -392,7 +383,7 @@ def counts(ms: list) -> dict:
 def report(results: list[Mutant], groups, totals, args) -> None:
     import results as results_md                   # benchmarks/results.py
     mutants = [asdict(m) for m in results]
-    before = json.loads(args.recheck.read_text()) if args.recheck else None
+    before = json.loads(args.before.read_text()) if args.before else None
     rows = []
     for group in groups:
         row = {"module": group, "sources": GROUPS[group][0], "tests": GROUPS[group][1],
@@ -403,7 +394,7 @@ def report(results: list[Mutant], groups, totals, args) -> None:
         rows.append(row)
     data = {"args": {"sample": args.sample, "seed": args.seed,
                      "tests_from": str(args.tests_from) if args.tests_from else None,
-                     "recheck": args.recheck.name if args.recheck else None},
+                     "before": args.before.name if args.before else None},
             "rows": rows, "mutants": mutants}
     print(render_scores(data))
     print(render_survivors(data))

@@ -45,7 +45,8 @@ def run(scheme: str, variant: str, args, ds, train_idx, val_idx) -> dict:
                   qas=variant != "int8",
                   rounding="nearest" if variant == "qas-nearest" else "stochastic",
                   seed=args.seed)
-    result = augment.augment(tflite_io.load(MODEL), scheme, 10, hyper)
+    # tflite_train.fp32 reads the separate update ops (TT_UPDATE_*): the same trained set
+    result = augment.augment(tflite_io.load(MODEL), scheme, 10, hyper, fuse=variant != "fp32")
     parts = memory.training_parts(result.graph)
     t0 = time.time()
     if variant == "fp32":
