@@ -2,10 +2,13 @@
 inputs that reach every clamp.
 
 Inputs: seeded uniform samples over the whole int8 (or the float input's representable)
-range, plus the two constant extremes, which drive many accumulators into int8 saturation.
-The zoo's "clamps" model moves every fused activation's bounds inside the int8 grid (the
-converter never does; tests/modelzoo.py says why), and `test_every_fused_clamp_bites`
-proves that these inputs push values past each bound, so a wrong clamp cannot pass.
+range, the two constant extremes, which drive many accumulators into int8 saturation, and
+for float inputs QUANTIZE's rounding boundaries. The zoo's "clamps" model moves every fused
+activation's bounds inside the int8 grid (the converter never does; tests/modelzoo.py says
+why), and `test_every_fused_clamp_bites` proves that these inputs push values past each
+bound, so a wrong clamp cannot pass. One-op models built here reach what random inputs
+almost never do: a FULLY_CONNECTED accumulator on a rounding boundary of its multiplier,
+and SOFTMAX over wide rows with ties.
 """
 import dataclasses
 import math
