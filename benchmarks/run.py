@@ -22,6 +22,7 @@ RUNS = {
     "transfer_constant_lr": [*TRANSFER, "--constant-lr", "--json", "transfer_constant_lr.json"],
     "paper_memory": ["paper_memory.py", "--json", "paper_memory_results.json"],
     "mcu_kernels": ["mcu_kernels.py", "--json", "mcu_kernels.json"],
+    "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
     "mutation": ["mutation.py", "--json", "mutation_results.json"],
 }
 
