@@ -158,12 +158,13 @@ def main() -> None:
     if "DONE" not in out:
         raise SystemExit(f"the rig did not finish: {out[-500:]}")
     ticks = {k: int(v) * 40 for k, v in re.findall(r"(\w+) (\d+)\n", out)}
-    data = {"model": name, "bytes": checkpoint.blob_bytes(ckpt.regions),
-            "regions": len(ckpt.regions), "page": PAGE, "instructions": ticks,
-            "code": {opt: dict(zip(("text", "rodata", "stack"), v)) for opt, v in sizes.items()}}
-    print(render_calls(data) + "\n\n" + render_code(data))
+    measured = {"model": name, "bytes": checkpoint.blob_bytes(ckpt.regions),
+                "regions": len(ckpt.regions), "page": PAGE, "instructions": ticks,
+                "code": {opt: dict(zip(("text", "rodata", "stack"), v))
+                         for opt, v in sizes.items()}}
+    print(render_calls(measured) + "\n\n" + render_code(measured))
     if args.json:
-        results.write_json(args.json, data)
+        results.write_json(args.json, measured)
         if args.json.resolve() == (HERE / JSON).resolve():
             results.publish(TABLES)
 

@@ -58,9 +58,9 @@ GROUPS = {
     "training": (["tflite_train/training_ops.py", "tflite_train/ops/training.py"],
                  ["tests/test_training_ops.py", "tests/test_training_graph.py",
                   "tests/test_micro_kernels.py", "tests/test_backward.py"]),
-    "c": (["micro_kernels/src/*.c"], ["tests/test_micro_kernels.py"]),
+    "c": (["micro_kernels/src/*.c"], ["tests/test_micro_kernels.py", "tests/test_checkpoint.py"]),
 }
-DESELECT = ("not person_detect_trains and not asan and not builds_warning_free "
+DESELECT = ("not person_detect_trains and not asan and not builds_warning_free and not power_cut "
             "and not person_detect_gradients_match_tensorflow and not child_process "
             "and not wheel and not person_detector_200")
 C_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
