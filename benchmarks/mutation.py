@@ -227,7 +227,7 @@ def _c_sites(text: str) -> list[tuple[int, int, str, str]]:
                     continue
             sites.append((m.start(), m.end(), tok, C_OPS[tok]))
         elif kind == "num":
-            body = tok.rstrip("fFuUlL")
+            body = tok.rstrip("uUlL") if tok[:2] in ("0x", "0X") else tok.rstrip("fFuUlL")
             suffix = tok[len(body):]
             if body.lower().startswith("0x"):
                 new = hex(int(body, 16) + 1)
