@@ -108,8 +108,11 @@ def stale(text: str | None = None) -> list[str]:
     found = {m["name"]: m["body"] for m in MARKER.finditer(text)}
     out = [f"{name}: no markers in RESULTS.md" for name in defined if name not in found]
     for name, body in found.items():
+        missing = [f for f in defined.get(name, ((), None))[0] if not (HERE / f).exists()]
         if name not in defined:
             out.append(f"{name}: no script defines it")
+        elif missing:
+            out.append(f"{name}: benchmarks/{missing[0]} is missing (benchmarks/run.py writes it)")
         elif body != render(name):
             out.append(f"{name}: RESULTS.md differs from {', '.join(defined[name][0])}")
     return out

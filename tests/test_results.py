@@ -19,6 +19,7 @@ def test_a_hand_edited_figure_is_caught():
     digit = re.search(r"\| \d", block[0])
     at = block.start() + digit.end() - 1
     edited = text[:at] + str((int(text[at]) + 1) % 10) + text[at + 1:]
+    assert results.stale(text) == []
     assert results.stale(edited) == ["paper-memory: RESULTS.md differs from "
                                      "paper_memory_results.json"]
 
