@@ -263,3 +263,19 @@ def test_fully_connected_multiplier_at_a_rounding_boundary():
     theirs = tflm.run_all(graph, data, xs)[3]
     assert theirs[0, 0] in (a[apart[0]], b[apart[0]])            # the case is a boundary
     assert np.array_equal(numpy_exec.run(graph, xs)[3], theirs)
+
+
+def test_padv2_pads_with_its_constant_value():
+    """PADV2 (the zoo's tf.pad converts to PAD): the constant value, not the zero point."""
+    x_q = (0.1, 5)
+    graph, data = one_op_model(
+        "PADV2", "PadV2Options", {},
+        [("x", (1, 3, 3, 2), "int8", *x_q, None),
+         ("paddings", (4, 2), "int32", None, 0, np.array([[0, 0], [1, 2], [2, 1], [0, 0]],
+                                                          np.int32)),
+         ("value", (1,), "int8", *x_q, np.array([-7], np.int8)),
+         ("y", (1, 6, 6, 2), "int8", *x_q, None)], [0, 1, 2], [3])
+    xs = [np.random.default_rng(0).integers(-128, 128, (1, 3, 3, 2)).astype(np.int8)]
+    theirs = tflm.run_all(graph, data, xs)[3]
+    assert theirs[0, 0, 0, 0] == -7
+    assert np.array_equal(numpy_exec.run(graph, xs)[3], theirs)
