@@ -98,6 +98,12 @@ def test_train_is_reproducible(tmp_path, capsys, trained_model):
     for name in runs[0].files:
         if name != "__history__":
             assert np.array_equal(runs[0][name], runs[1][name])
+    # and it is a training that repeats, not two runs that changed nothing
+    g = tflite_io.load(model)
+    init = next(op for op in g.operators if op.kind == "TT_INIT")
+    initial = {g.tensors[v].name: g.tensors[c].data
+               for c, v in zip(init.inputs[0::2], init.inputs[1::2])}
+    assert any(not np.array_equal(runs[0][n], value) for n, value in initial.items())
 
 
 def test_image_folder_dataset(tmp_path, capsys, trained_model):
