@@ -61,6 +61,8 @@ def caption(data: list[dict]) -> str:
     if not stamps:
         return ""
     dates = " / ".join(dict.fromkeys(m["date"] for m in stamps))
+    if len(stamps) < len(data):
+        dates += " and earlier (a JSON written before dates were recorded)"
     m = stamps[-1]
     return (f"Measured {dates}: {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
             f"numpy {m['numpy']}.\n\n")
