@@ -3,14 +3,20 @@
 detector's last blocks (operators 22-28 of person_detect.tflite, with a new 10-class head),
 and the code size (.text) of the kernel library and of the TFLM glue.
 
-    .venv/bin/python benchmarks/mcu_kernels.py [--json benchmarks/mcu_kernels.json]
+    .venv/bin/python benchmarks/mcu_kernels.py        # prints markdown tables
+    .venv/bin/python benchmarks/mcu_kernels.py --kernels OTHER/micro_kernels   # another copy
+    .venv/bin/python benchmarks/mcu_kernels.py --json benchmarks/mcu_kernels.json
 
-Prints markdown tables; with --json benchmarks/mcu_kernels.json the tables of RESULTS.md
+With --json benchmarks/mcu_kernels.json (this checkout's kernels) the tables of RESULTS.md
 are re-rendered from it (benchmarks/results.py).
 
-QEMU does not model the pipeline or caches: these are instruction counts, not cycles.
-Numbers are rounded to whole SysTick ticks (40 instructions). Inputs are pseudo-random; the
-kernels' work does not depend on the values (masks are absent, so every element counts).
+Built for the paper's board (TFLITE_TRAIN_CORTEX_M7_FLAGS: -mfpu=fpv5-sp-d16, single
+precision only; QEMU's FPU could do double, the code does not ask it to). QEMU does not model
+the pipeline or caches: these are instruction counts, not cycles. Numbers are rounded to
+whole SysTick ticks (40 instructions). Inputs are pseudo-random; the kernels' work does not
+depend on the values, except where a row says "masked": there the ReLU mask has about half
+its bits set and masked elements are skipped (otherwise masks are absent and every element
+counts).
 """
 from __future__ import annotations
 
@@ -22,13 +28,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tflite_train.runtime.c_kernels import cortex_m7_flags
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent / "micro_kernels"
 RIG = ROOT / "targets" / "mps2_an500"
-SOURCES = sorted((ROOT / "src").glob("*.c"))
-CPU = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"]
+CPU = cortex_m7_flags()
 
 # Buffers of the program below: dy in f_a, outputs / scratch in f_b, int8 weights in w,
 # int8 saved activations in x, int32 biases in b. `same` is a 1x1 window, `dw1`/`dw2` the
@@ -70,9 +77,15 @@ def depthwise(h, c, stride):
 
 CASES = [c for c in [
     *pointwise(6, 128, 128),                                           # operator 22
+    ("conv 1x1 128->128 @6x6, input grad, masked",
+     "tt_conv2d_input_grad_f32(f_a, mask, 1, 6, 6, 128, w, scales, 1, 1, &same, 6, 6, 128, f_b)",
+     6 * 6 * 128 * 128),
     *depthwise(6, 128, 2),                                             # operator 23
     *pointwise(3, 128, 256),                                           # operator 24
     *depthwise(3, 256, 1),                                             # operator 25
+    ("dw 3x3/1 256 @3x3, input grad, masked",
+     "tt_depthwise_conv2d_input_grad_f32(f_a, mask, 1, 3, 3, 256, 1, w, scales, 3, 3, &dw1, 3, "
+     "3, f_b)", 3 * 3 * 256 * 9),
     *pointwise(3, 256, 256),                                           # operator 26
     ("average pool 3x3 -> 1x1, 256, grad",
      "tt_average_pool_grad_f32(f_a, 1, 1, 1, 256, 3, 3, &same, 3, 3, f_b)", 0),
@@ -118,8 +131,9 @@ int main(void) {
   for (int i = 0; i < 256 * 256; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
   for (int i = 0; i < 6 * 6 * 256; ++i) x[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
   for (int i = 0; i < 256; ++i) scales[i] = 0.01f;
+  for (int i = 0; i < 4608 / 8; ++i) mask[i] = (uint8_t)(tt_xorshift32_next(&r) & 0xFF);
   const tt_window same = {1, 1, 1, 1, 0, 0}, dw1 = {1, 1, 1, 1, 1, 1}, dw2 = {2, 2, 1, 1, 0, 0};
-  tt_sgd sgd = {0.05, 0.0f, 1, 1, 0};
+  tt_sgd sgd = {0.05f, 0.0f, 1, 1, 0};
   tt_update_state st; tt_update_state_init(&st, 7);
   tt_rig_ticks_start();
 %CALLS%
@@ -135,7 +149,7 @@ def text_size(obj: Path) -> int:
     return int(out.splitlines()[1].split()[0])
 
 
-def glue_text(tmp: Path) -> dict[str, int] | None:
+def glue_text(root: Path, tmp: Path) -> dict[str, int] | None:
     """.text of micro_kernels/tflm/tt_tflm_ops.cc for the Cortex-M7, compiled against the
     wheel_abi declarations (TFLM's own headers are not installable here; the glue's code
     does not depend on which)."""
@@ -150,8 +164,8 @@ def glue_text(tmp: Path) -> dict[str, int] | None:
         obj = tmp / f"glue{opt}.o"
         subprocess.run([gxx, *CPU, "-std=c++17", opt, "-ffp-contract=off", "-fno-exceptions",
                         "-fno-rtti", "-DTT_TFLM_WHEEL_ABI", "-DFLATBUFFERS_LOCALE_INDEPENDENT=0",
-                        "-I", str(ROOT / "include"), "-I", str(ROOT / "tflm"),
-                        "-isystem", str(include), "-c", str(ROOT / "tflm" / "tt_tflm_ops.cc"),
+                        "-I", str(root / "include"), "-I", str(root / "tflm"),
+                        "-isystem", str(include), "-c", str(root / "tflm" / "tt_tflm_ops.cc"),
                         "-o", str(obj)], check=True)
         sizes[opt] = text_size(obj)
     return sizes
@@ -159,29 +173,32 @@ def glue_text(tmp: Path) -> dict[str, int] | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kernels", type=Path, default=ROOT,
+                    help="the micro_kernels folder to measure (default: this checkout's)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    root = args.kernels.resolve()
+    sources = sorted((root / "src").glob("*.c"))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         labels = [f"k{i}" for i in range(len(CASES))]
         calls = "\n".join(f'  TIME("{lab}", {call});' for lab, (_, call, _) in zip(labels, CASES))
         (tmp / "bench.c").write_text(PROGRAM.replace("%CALLS%", calls))
-        flags = [*CPU, "-std=c99", "-O2", "-ffp-contract=off", "-I", str(ROOT / "include")]
+        flags = [*CPU, "-std=c99", "-O2", "-ffp-contract=off", "-I", str(root / "include")]
         elf = tmp / "bench.elf"
         subprocess.run(["arm-none-eabi-gcc", *flags, "-ffunction-sections", "-fdata-sections",
                         "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
                         "-T", str(RIG / "link.ld"), "-Wl,--gc-sections",
-                        str(RIG / "startup.c"), *map(str, SOURCES),
+                        str(RIG / "startup.c"), *map(str, sources),
                         str(tmp / "bench.c"), "-o", str(elf)], check=True)
-        kernels_text = {}
+        kernels_text = {}                       # (source, opt) -> .text bytes
         for opt in ("-O2", "-Os"):
-            kernels_text[opt] = 0
-            for src in SOURCES:
+            for src in sources:
                 obj = tmp / f"{src.stem}{opt}.o"
                 subprocess.run(["arm-none-eabi-gcc", *flags, opt, "-c", str(src), "-o", str(obj)],
                                check=True)
-                kernels_text[opt] += text_size(obj)
-        glue = glue_text(tmp)
+                kernels_text[src.name, opt] = text_size(obj)
+        glue = glue_text(root, tmp)
         res = subprocess.run(["timeout", "300", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
                               "cortex-m7", "-nographic", "-monitor", "none", "-serial", "stdio",
                               "-icount", "shift=0,align=off,sleep=off", "-semihosting-config",
@@ -193,28 +210,43 @@ def main() -> None:
     ticks = dict(re.findall(r"(k\d+) (\d+)", out))
     data = {"kernels": [{"kernel": name, "instructions": int(ticks[lab]) * 40, "macs": macs}
                         for lab, (name, _, macs) in zip(labels, CASES)],
-            "kernels_text": kernels_text, "glue_text": glue}
-    print(render_kernels(data) + "\n\n" + render_text(data))
+            "sources_text": {src.name: {opt: kernels_text[src.name, opt] for opt in ("-O2", "-Os")}
+                             for src in sources},
+            "glue_text": glue}
+    print(render_text(data))
     if args.json:
         results.write_json(args.json, data)
         if args.json.resolve() == (Path(__file__).resolve().parent / JSON).resolve():
             results.publish(TABLES)
 
 
-def render_kernels(data: dict) -> str:
-    out = ["| kernel (person_detect operators 22-28, new 10-class head) | instructions | MACs "
-           "| instructions / MAC |", "|---|---:|---:|---:|"]
-    for k in data["kernels"]:
-        per = f"{k['instructions'] / k['macs']:.1f}" if k["macs"] else "-"
-        out.append(f"| {k['kernel']} | {k['instructions']:,} | {k['macs']:,} | {per} |")
+def render_kernels(before_d16: dict, before: dict, now: dict) -> str:
+    """Instructions per MAC (instructions where a row has no MACs), before and now: the
+    double-accumulating kernels of commit d63dde6 built for fpv5-d16 and for the board's
+    fpv5-sp-d16, and this checkout's float32 kernels; "-" where a run lacks the row."""
+    def per(run, name):
+        k = next((k for k in run["kernels"] if k["kernel"] == name), None)
+        if k is None:
+            return "-"
+        return f"{k['instructions'] / k['macs']:.1f}" if k["macs"] else f"{k['instructions']:,}"
+    out = ["| kernel (person_detect operators 22-28, new 10-class head) | MACs | before: double, "
+           "fpv5-d16 | before: double, fpv5-sp-d16 | now: float32, fpv5-sp-d16 | now: "
+           "instructions |", "|---|---:|---:|---:|---:|---:|"]
+    for k in now["kernels"]:
+        name = k["kernel"]
+        out.append(f"| {name} | {k['macs']:,} | {per(before_d16, name)} | {per(before, name)} | "
+                   f"{per(now, name)} | {k['instructions']:,} |")
     return "\n".join(out)
 
 
 def render_text(data: dict) -> str:
-    kt, glue = data["kernels_text"], data["glue_text"]
-    out = ["| code (arm-none-eabi-gcc/g++ 12.2, -mcpu=cortex-m7, hard float) | .text -O2 "
-           "| .text -Os |", "|---|---:|---:|",
-           f"| kernel library (micro_kernels/src, portable C99) | {kt['-O2']:,} | {kt['-Os']:,} |"]
+    out = ["| code now (arm-none-eabi-gcc/g++ 12.2, -mcpu=cortex-m7, fpv5-sp-d16) | .text -O2 "
+           "| .text -Os |", "|---|---:|---:|"]
+    for name, t in data["sources_text"].items():
+        out.append(f"| micro_kernels/src/{name} | {t['-O2']:,} | {t['-Os']:,} |")
+    total = {opt: sum(t[opt] for t in data["sources_text"].values()) for opt in ("-O2", "-Os")}
+    out.append(f"| micro_kernels/src, all (portable C99) | {total['-O2']:,} | {total['-Os']:,} |")
+    glue = data["glue_text"]
     if glue:
         out.append(f"| TFLM glue (micro_kernels/tflm/tt_tflm_ops.cc, 26 registrations) | "
                    f"{glue['-O2']:,} | {glue['-Os']:,} |")
@@ -224,7 +256,9 @@ def render_text(data: dict) -> str:
 
 
 JSON = "mcu_kernels.json"
-TABLES = {"mcu-kernels": ([JSON], render_kernels), "mcu-code": ([JSON], render_text)}
+TABLES = {"mcu-kernels": (["mcu_kernels_before_d16.json", "mcu_kernels_before.json", JSON],
+                          render_kernels),
+          "mcu-code": ([JSON], render_text)}
 
 
 if __name__ == "__main__":

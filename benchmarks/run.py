@@ -22,6 +22,8 @@ RUNS = {
     "transfer_constant_lr": [*TRANSFER, "--constant-lr", "--json", "transfer_constant_lr.json"],
     "paper_memory": ["paper_memory.py", "--json", "paper_memory_results.json"],
     "mcu_kernels": ["mcu_kernels.py", "--json", "mcu_kernels.json"],
+    # one-off records that `make bench` does not repeat: mcu_kernels_before.json
+    # (--kernels on commit d63dde6's micro_kernels) and mcu_kernels_before_d16.json
     "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
     "mutation": ["mutation.py", "--json", "mutation_results.json"],
 }
@@ -33,6 +35,8 @@ def main() -> None:
     ap.add_argument("--only", help="comma-separated names of " + ", ".join(RUNS))
     args = ap.parse_args()
     for name in args.only.split(",") if args.only else RUNS:
+        if name not in RUNS:
+            ap.error(f"unknown benchmark {name!r}")
         script, *rest = RUNS[name]
         print(f"\n$ python benchmarks/{script} {' '.join(rest)}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *rest], check=True, cwd=HERE)

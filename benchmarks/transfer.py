@@ -10,6 +10,9 @@ With --json NAME.json in benchmarks/, the tables of RESULTS.md that read that fi
 re-rendered (benchmarks/results.py): transfer_results.json (seed 0, every variant),
 transfer_seed1.json and transfer_seed2.json (--variants qas,fp32), transfer_constant_lr.json
 (--constant-lr).
+
+--model, --data and --schemes run the same comparison on another model (the tests run it on
+the built-in example model and a small .npz).
 """
 from __future__ import annotations
 
@@ -45,8 +48,7 @@ def run(scheme: str, variant: str, args, ds, train_idx, val_idx) -> dict:
                   qas=variant != "int8",
                   rounding="nearest" if variant == "qas-nearest" else "stochastic",
                   seed=args.seed)
-    # tflite_train.fp32 reads the separate update ops (TT_UPDATE_*): the same trained set
-    result = augment.augment(tflite_io.load(MODEL), scheme, 10, hyper, fuse=variant != "fp32")
+    result = augment.augment(tflite_io.load(args.model), scheme, len(ds.classes), hyper)
     parts = memory.training_parts(result.graph)
     t0 = time.time()
     if variant == "fp32":
@@ -84,15 +86,23 @@ def main() -> None:
     ap.add_argument("--variants", default="qas,qas-nearest,int8,fp32",
                     help="comma-separated subset of qas, qas-nearest, int8, fp32")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--model", type=Path, default=MODEL,
+                    help="the int8 model to fine-tune with a new head (default: the person "
+                         "detector)")
+    ap.add_argument("--data", default="fashion-mnist",
+                    help="fashion-mnist, an .npz with x and y, or a folder of class folders")
+    ap.add_argument("--schemes", default=",".join(SCHEMES),
+                    help="comma-separated schemes (default: bias-only, last:2 and "
+                         "schemes/person_detect_sparse.json)")
     args = ap.parse_args()
-    if not MODEL.exists():
-        sys.exit(f"{MODEL} is not present: this benchmark needs ../shared/models")
-    ds = data.fashion_mnist()
+    if not args.model.exists():
+        sys.exit(f"{args.model} is not present: this benchmark needs ../shared/models")
+    ds = data.load(args.data)
     train_idx, val_idx = split(len(ds), 0.1, args.val, 0)
     rows = []
     print("| scheme | variant | val accuracy | trained params | saved activations (bytes) |"
           "\n|---|---|---:|---:|---:|", flush=True)
-    for scheme in SCHEMES:
+    for scheme in args.schemes.split(","):
         for variant in args.variants.split(","):
             r = run(scheme, variant, args, ds, train_idx, val_idx)
             rows.append(r)
@@ -100,7 +110,8 @@ def main() -> None:
                   f"{r['trained_params']:,} | {r['saved_activation_bytes']:,} "
                   f"({r['mask_bytes']:,} masks) |", flush=True)
     if args.json:
-        results.write_json(args.json, {"args": vars(args) | {"json": str(args.json)},
+        results.write_json(args.json, {"args": vars(args) | {"json": str(args.json),
+                                                              "model": str(args.model)},
                                        "rows": rows})
         if args.json.resolve().parent == ROOT:
             results.publish([name for name, (files, _) in TABLES.items()
