@@ -22,12 +22,18 @@ RUNS = {
     "transfer_constant_lr": [*TRANSFER, "--constant-lr", "--json", "transfer_constant_lr.json"],
     "paper_memory": ["paper_memory.py", "--json", "paper_memory_results.json"],
     "mcu_kernels": ["mcu_kernels.py", "--json", "mcu_kernels.json"],
-    # one-off records that `make bench` does not repeat: mcu_kernels_before.json
-    # (--kernels on commit d63dde6's micro_kernels) and mcu_kernels_before_d16.json
     "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
     "mutation": ["mutation.py", "--json", "mutation_results.json"],
 }
 
+
+# JSON of "before" columns: runs of an older checkout, kept as records, not repeated here.
+RECORDS = {
+    "mcu_kernels_before.json": "mcu_kernels.py --kernels <git archive d63dde6>/micro_kernels "
+                               "--json mcu_kernels_before.json",
+    "mcu_kernels_before_d16.json": "mcu_kernels.py --json at commit 654972d, whose kernels "
+                                   "were d63dde6's and whose flags were -mfpu=fpv5-d16",
+}
 
 
 def main() -> None:
