@@ -6,9 +6,8 @@ TFLM's forward kernels equal our numpy forward bit for bit (tests/test_forward_e
 every loss and every trained int8/int32 parameter must be identical, with no tolerance.
 
 C against C cannot see a bug in the C kernels' arithmetic, so every case is also run on the
-numpy engine, an independent implementation of the same ops: trained integers identical
-(measured: no parameter differs in any case here), and the float values (losses, momentum
-buffers) within conftest.numpy_c_close.
+numpy engine, an independent implementation of the same ops: losses and every variable
+(parameters and momentum buffers) identical to C's, bit for bit (conftest.numpy_equals_c).
 
 The glue reaches into the wheel at a layout it cannot include headers for
 (../shared/TFLM_ABI.md). The self-checks below read that layout out of the wheel's own
@@ -25,7 +24,7 @@ import numpy as np
 import pytest
 
 import wheel_elf
-from conftest import ROOT, numpy_c_close, require_tool, shared_model
+from conftest import ROOT, numpy_equals_c, require_tool, shared_model
 from tflite_train import augment, tflite_io
 from tflite_train.autodiff import Hyper
 from tflite_train.demo import EXAMPLE
@@ -55,18 +54,15 @@ def run_both(graph, steps: int, seed: int = 0, labels=None):
 
 
 def assert_identical(graph, results):
-    """TFLM == C bit for bit; C == numpy for the integers, floats within numpy_c_close."""
+    """TFLM == C == numpy, bit for bit."""
     (loss_c, var_c), (loss_t, var_t), (loss_n, var_n) = results
     assert [l.tobytes() for l in loss_c] == [l.tobytes() for l in loss_t], (loss_c, loss_t)
     assert var_c.keys() == var_t.keys() == var_n.keys()
     for k in var_c:
         assert np.array_equal(var_c[k], var_t[k]), graph.tensors[k].name
-    assert numpy_c_close(np.concatenate(loss_n), np.concatenate(loss_c)), (loss_n, loss_c)
+    assert numpy_equals_c(np.concatenate(loss_n), np.concatenate(loss_c)), (loss_n, loss_c)
     for k in var_c:
-        if var_c[k].dtype == np.float32:
-            assert numpy_c_close(var_n[k], var_c[k]), graph.tensors[k].name
-        else:
-            assert np.array_equal(var_n[k], var_c[k]), graph.tensors[k].name
+        assert numpy_equals_c(var_n[k], var_c[k]), graph.tensors[k].name
 
 
 def moved(graph, variables) -> dict[str, int]:

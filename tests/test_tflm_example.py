@@ -4,8 +4,7 @@ wheel's TFLM, declared) instead of TFLM's headers, then run against the real TFL
 wheel. Its losses, predictions and checkpoints (saved, power-cut-safe, to a simulated flash;
 resumed after a reboot) must equal an uninterrupted run of --engine c bit for bit; and, so
 that a bug in the C kernels' arithmetic cannot hide behind C agreeing with itself, that run
-equals the numpy engine's on the same samples (integers identical, floats within
-conftest.numpy_c_close).
+equals the numpy engine's on the same samples, bit for bit (conftest.numpy_equals_c).
 
 Also `tflite-train header`, which writes the header the example is built with.
 """
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 
 import wheel_elf
-from conftest import ROOT, numpy_c_close, require_tool
+from conftest import ROOT, numpy_equals_c, require_tool
 from tflite_train.cli import EXIT_ERROR, main
 from tflite_train.demo import EXAMPLE
 from tflite_train.runtime import c_kernels
@@ -109,13 +108,12 @@ def reference(model_dir):
     x, _ = sample(graph, 7, FIRST + THEN - 1)
     scores = ex.invoke([x, np.array([-1], np.int32)])[graph.outputs[0]].ravel().tolist()
     independent = Executor(graph, "numpy")
-    assert numpy_c_close(train_steps(graph, independent, FIRST + THEN, 7), losses)
+    assert numpy_equals_c(train_steps(graph, independent, FIRST + THEN, 7), losses)
     assert independent.invoke([x, np.array([-1], np.int32)])[graph.outputs[0]].ravel() \
         .tolist() == scores
     for k, value in ex.variables.items():
         other = independent.variables[k]
-        assert numpy_c_close(other, value) if value.dtype == np.float32 else \
-            np.array_equal(other, value), graph.tensors[k].name
+        assert numpy_equals_c(other, value), graph.tensors[k].name
     init = next(op for op in graph.operators if op.kind == "TT_INIT")
     assert any(np.any(ex.variables[v] != graph.tensors[c].data)
                for c, v in zip(init.inputs[0::2], init.inputs[1::2]))
