@@ -453,7 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="also train each variant on this data and report accuracy")
     s.add_argument("--steps", type=_positive_int, default=200,
                    help="training steps per variant with --data (default 200)")
-    s.add_argument("--lr", type=_positive_float, default=0.05)
+    s.add_argument("--lr", type=_positive_float, default=None,
+                   help="one weight learning rate (default: per-layer rates derived from "
+                        "each variant's model, as augment)")
     s.add_argument("--bias-lr", type=_positive_float, default=None)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_compare)

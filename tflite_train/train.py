@@ -71,12 +71,14 @@ ADVICE = "augment again with a lower --lr, or with --lr auto --data D"
 class DivergenceGuard:
     """Watches the per-step losses. A non-finite loss stops training (DivergedError: nothing
     is written). A smoothed loss that keeps rising gives one warning: an exponential moving
-    average over about 1/ALPHA steps, warned about when, for PATIENCE steps in a row, it
-    stands above RISE x its lowest value + MARGIN nats. Batch-1 losses scatter by about one
-    nat, so the average scatters by about sqrt(ALPHA / 2) = 0.16 nat: the margin is three
-    of those, and a run that merely plateaus never warns."""
+    average over about 1/ALPHA steps (bias-corrected, so it starts at the first losses),
+    warned about when, for PATIENCE steps in a row, it stands above RISE x the lowest value
+    it had since step SETTLE, plus MARGIN nats. Batch-1 losses scatter by about one nat:
+    after SETTLE steps the average scatters by about 1 / sqrt(SETTLE) = 0.35 nat, later
+    by sqrt(ALPHA / 2) = 0.16, so a run that merely plateaus never warns, and one that
+    blows up in its first steps (a far too high lr) is caught too."""
     ALPHA = 0.05
-    WARMUP = 20            # steps before the average is trusted (bias-corrected meanwhile)
+    SETTLE = 8
     RISE, MARGIN = 1.5, 0.5
     PATIENCE = 10
 
@@ -95,7 +97,7 @@ class DivergenceGuard:
                                 f"{loss}; {ADVICE}")
         self.ema += self.ALPHA * (loss - self.ema)
         smooth = self.ema / (1 - (1 - self.ALPHA) ** self.steps)
-        if self.steps < self.WARMUP:
+        if self.steps < self.SETTLE:
             return
         self.lowest = min(self.lowest, smooth)
         self.above = self.above + 1 if smooth > self.RISE * self.lowest + self.MARGIN else 0
