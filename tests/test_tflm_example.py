@@ -1,11 +1,13 @@
 """examples/tflm_app: the C++ trainer a TFLM application uses, built with its Makefile and
 with CMake exactly as a user would, except against micro_kernels/tflm/wheel_abi (the pinned
 wheel's TFLM, declared) instead of TFLM's headers, then run against the real TFLM in the
-wheel. Its losses, predictions and saved parameters must equal --engine c bit for bit.
+wheel. Its losses, predictions and checkpoints (saved, power-cut-safe, to a simulated flash;
+resumed after a reboot) must equal an uninterrupted run of --engine c bit for bit.
 
 Also `tflite-train header`, which writes the header the example is built with.
 """
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -23,94 +25,143 @@ APP = ROOT / "examples" / "tflm_app"
 STRICT = ("-std=c++17 -O2 -Wall -Wextra -Werror -fno-exceptions -fno-rtti "
           "-fno-threadsafe-statics")
 
-# Runs in a child process: the wheel's _runtime.so is made global so that the example's
-# references to TFLM resolve to it, then the example is driven through its C API.
+# One boot of the device, in a child process: the wheel's _runtime.so is made global so
+# that the example's references to TFLM resolve to it, then the example is driven through
+# its C API. The flash (two slots, a Python simulation) persists in a file between boots.
+# argv: library, model, flash image, first step, steps.
 DRIVER = r"""
 import ctypes, json, os, sys
 import numpy as np
 from pathlib import Path
 import tflite_micro.python.tflite_micro.runtime as rt
+sys.path.insert(0, "tests")
+from checkpoint_helpers import Flash, sample
 from tflite_train import tflite_io
-from tflite_train.runtime.numpy_exec import Executor
 
 ctypes.CDLL(str(Path(rt.__file__).parent / "_runtime.so"), mode=ctypes.RTLD_GLOBAL | os.RTLD_NOLOAD)
 lib = ctypes.CDLL(sys.argv[1])
 graph = tflite_io.load(sys.argv[2])
-ref = Executor(graph, "c")
+image, start, steps = Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+flash = Flash(int(sys.argv[6]))
+if image.exists():
+    flash.image = image.read_bytes()
 assert lib.tt_trainer_begin() == 0, "tt_trainer_begin failed"
-rng = np.random.default_rng(0)
-shape = graph.tensors[graph.inputs[0]].shape
+seq = ctypes.c_uint32()
+resumed = lib.tt_trainer_resume(ctypes.byref(flash.struct), ctypes.byref(seq))
+out = {"resumed": resumed, "resumed_sequence": seq.value, "losses": []}
 classes = graph.tensors[graph.outputs[0]].size
-losses = []
-for i in range(8):
-    x = rng.integers(-128, 128, shape).astype(np.int8)
+for i in range(start, start + steps):
+    x, label = sample(graph, 7, i)
     loss = ctypes.c_float()
-    assert lib.tt_trainer_step(x.ctypes.data_as(ctypes.c_void_p), i % classes,
-                               ctypes.byref(loss)) == 0
-    want = ref.invoke([x, np.array([i % classes], np.int32)])[graph.outputs[-1]][0]
-    losses.append([float(loss.value), float(want)])
+    assert lib.tt_trainer_step(x.ctypes.data_as(ctypes.c_void_p), label, ctypes.byref(loss)) == 0
+    out["losses"].append(float(loss.value))
 scores = np.zeros(classes, np.int8)
 assert lib.tt_trainer_predict(x.ctypes.data_as(ctypes.c_void_p),
                               scores.ctypes.data_as(ctypes.c_void_p)) == 0
-want_scores = ref.invoke([x, np.array([-1], np.int32)])[graph.outputs[0]].ravel()
-n = lib.tt_trainer_state_bytes()
-state = (ctypes.c_uint8 * n)()
-assert lib.tt_trainer_save(state) == 0
-saved = bytes(state)
-init = next(op for op in graph.operators if op.kind == "TT_INIT")
-want_state = b"".join(ref.variables[k].tobytes() for k in sorted(init.inputs[1::2]))
-# restore: train on, put the saved state back, read it out again
-x = rng.integers(-128, 128, shape).astype(np.int8)
-assert lib.tt_trainer_step(x.ctypes.data_as(ctypes.c_void_p), 0, ctypes.byref(loss)) == 0
-assert lib.tt_trainer_restore(state) == 0
-again = (ctypes.c_uint8 * n)()
-assert lib.tt_trainer_save(again) == 0
-print(json.dumps({"losses": losses, "scores": scores.tolist(),
-                  "want_scores": want_scores.tolist(), "state_equal": saved == want_state,
-                  "state_bytes": n, "restored": bytes(again) == saved}))
+out["scores"] = scores.tolist()
+out["checkpoint"] = lib.tt_trainer_checkpoint(ctypes.byref(flash.struct), ctypes.byref(seq))
+out["sequence"] = seq.value
+image.write_bytes(flash.image)
+# what the device sends the host: the newest checkpoint's bytes
+slot, size = ctypes.c_int32(), ctypes.c_uint32()
+assert lib.tt_trainer_newest(ctypes.byref(flash.struct), ctypes.byref(slot), ctypes.byref(size)) == 0
+Path(str(image) + ".newest").write_bytes(flash.slot(slot.value)[:size.value])
+out["sample"] = x.tolist()
+print(json.dumps(out))
 """
+FIRST, THEN, SLOT = 5, 4, 8192        # steps before and after the reboot, flash slot bytes
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    """A training model of the built-in example (momentum, so optimizer state is saved too)
-    and its header from `tflite-train header`."""
+    """A training model of the built-in example (momentum and a cosine decay, so that the
+    optimizer state matters) and its header from `tflite-train header`."""
     d = tmp_path_factory.mktemp("model")
     model = d / "example.train.tflite"
     assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
-                 "--scheme", "last:2", "--momentum", "0.5"]) == 0
+                 "--scheme", "last:2", "--momentum", "0.5", "--lr-decay-steps", "8"]) == 0
     assert main(["header", str(model), "-o", str(d / "model_train.h"), "--array",
                  "g_model"]) == 0
     return d
 
 
-def run_example(library, model_dir) -> dict:
+@pytest.fixture(scope="module")
+def reference(model_dir):
+    """--engine c on the same samples: the losses of FIRST + THEN steps in one go, the
+    output after them, and the checkpoints after FIRST and after all steps as the host
+    writes them (sequence numbers 1 and 2)."""
+    from checkpoint_helpers import sample, train_steps
+    from tflite_train import checkpoint, tflite_io
+    from tflite_train.runtime.numpy_exec import Executor
+    path = model_dir / "example.train.tflite"
+    graph, model = tflite_io.load(path), path.read_bytes()
+    ex = Executor(graph, "c")
+    mid = checkpoint.model_id(model)
+    losses = train_steps(graph, ex, FIRST, 7)
+    blobs = [checkpoint.to_blob(checkpoint.capture(ex, graph, mid, 1))]
+    losses += train_steps(graph, ex, THEN, 7, start=FIRST)
+    blobs.append(checkpoint.to_blob(checkpoint.capture(ex, graph, mid, 2)))
+    x, _ = sample(graph, 7, FIRST + THEN - 1)
+    scores = ex.invoke([x, np.array([-1], np.int32)])[graph.outputs[0]].ravel().tolist()
+    return {"losses": losses, "blobs": blobs, "scores": scores}
+
+
+def boot(library, model_dir, image, start: int, steps: int) -> dict:
     res = subprocess.run([sys.executable, "-c", DRIVER, str(library),
-                          str(model_dir / "example.train.tflite")], capture_output=True,
-                         text=True, cwd=str(ROOT), timeout=300)
+                          str(model_dir / "example.train.tflite"), str(image), str(start),
+                          str(steps), str(SLOT)], capture_output=True, text=True,
+                         cwd=str(ROOT), timeout=300)
     assert res.returncode == 0, f"the example failed (exit {res.returncode}):\n" \
                                 f"{res.stderr[-3000:]}"
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def check(result: dict) -> None:
-    for got, want in result["losses"]:
-        assert np.float32(got) == np.float32(want), result["losses"]
-    assert result["scores"] == result["want_scores"]
-    assert result["state_equal"] and result["restored"]
-    assert result["state_bytes"] > 0
+def run_example(library, model_dir, tmp_path, reference) -> None:
+    """Boot, train FIRST steps, checkpoint; reboot (a new process: fresh TFLM, fresh SRAM),
+    resume, train THEN more, checkpoint: the losses, the output and both checkpoints equal
+    the uninterrupted run of --engine c, bit for bit; the device's blob reads back on the
+    host."""
+    image = tmp_path / "flash.bin"
+    first = boot(library, model_dir, image, 0, FIRST)
+    assert first["resumed"] == 1 and first["checkpoint"] == 0 and first["sequence"] == 1
+    blob = reference["blobs"][0]
+    assert image.read_bytes()[:len(blob)] == blob                  # slot A
+    second = boot(library, model_dir, image, FIRST, THEN)
+    assert second["resumed"] == 0 and second["resumed_sequence"] == 1
+    assert second["checkpoint"] == 0 and second["sequence"] == 2
+    blob = reference["blobs"][1]
+    assert image.read_bytes()[SLOT:SLOT + len(blob)] == blob       # slot B
+    got = [np.float32(v) for v in first["losses"] + second["losses"]]
+    assert got == [np.float32(v) for v in reference["losses"]]
+    assert second["scores"] == reference["scores"]
+    # the host reads the device's newest checkpoint back and exports it: the plain model
+    # predicts in TFLM what the device predicted
+    from tflite_train import tflite_io
+    from tflite_train.runtime.tflm import TFLMInterpreter
+    newest = Path(str(image) + ".newest")
+    assert newest.read_bytes() == blob
+    tuned = tmp_path / "tuned.tflite"
+    assert main(["export", str(model_dir / "example.train.tflite"), "--state", str(newest),
+                 "-o", str(tuned)]) == 0
+    it = TFLMInterpreter(tuned.read_bytes(), preserve_all=False)
+    exported = tflite_io.load(tuned)
+    shape = exported.tensors[exported.inputs[0]].shape
+    it.invoke([np.array(second["sample"], np.int8).reshape(shape)])
+    assert it.output(0).ravel().tolist() == second["scores"]
 
 
-def test_the_example_built_with_its_makefile_trains_like_the_c_engine(model_dir, tmp_path):
+def test_the_example_built_with_its_makefile_trains_and_resumes_like_the_c_engine(
+        model_dir, tmp_path, reference):
     out = tmp_path / "build"
     subprocess.run(["make", "-s", "-C", str(APP), "WHEEL_ABI=1", f"MODEL_DIR={model_dir}",
                     f"OUT={out}", f"CXXFLAGS={STRICT}",
                     "CFLAGS=-std=c99 -O2 -Wall -Wextra -Werror", str(out / "libtrainer.so")],
                    check=True)
-    check(run_example(out / "libtrainer.so", model_dir))
+    run_example(out / "libtrainer.so", model_dir, tmp_path, reference)
 
 
-def test_the_example_built_with_cmake_trains_like_the_c_engine(model_dir, tmp_path):
+def test_the_example_built_with_cmake_trains_and_resumes_like_the_c_engine(
+        model_dir, tmp_path, reference):
     if shutil.which("cmake") is None:
         pytest.skip("cmake is not installed")
     build = tmp_path / "cmake"
@@ -120,7 +171,7 @@ def test_the_example_built_with_cmake_trains_like_the_c_engine(model_dir, tmp_pa
                    check=True, capture_output=True)
     subprocess.run(["cmake", "--build", str(build), "-j", "2"], check=True,
                    capture_output=True)
-    check(run_example(build / "libtrainer.so", model_dir))
+    run_example(build / "libtrainer.so", model_dir, tmp_path, reference)
 
 
 def test_the_glue_and_the_example_compile_for_cortex_m7(model_dir, tmp_path):
@@ -162,7 +213,6 @@ def test_the_wheel_matches_the_declared_app_api():
         "basic_string<char, std::char_traits<char>, std::allocator<char> >, std::allocator<"
         "std::__cxx11::basic_string<char, std::char_traits<char>, std::allocator<char> > > > "
         "const&, unsigned long, int, tflite::InterpreterConfig, unsigned long)")
-    import re
     sizes = [int(s, 16) for s in re.findall(
         r"mov +\$0x([0-9a-f]+),%edi\n[^\n]*call[^\n]*<operator new\(unsigned long\)@plt>\n"
         r"(?:[^\n]*\n){0,12}?[^\n]*call[^\n]*MicroInterpreter::MicroInterpreter", body)]
@@ -187,6 +237,16 @@ def test_header_lists_the_interface_and_compiles_as_c(model_dir, tmp_path):
         assert f"  {{{i}, " in text
     momentum = [i for i, t in enumerate(graph.tensors) if t.is_variable and i not in params]
     assert momentum and not any(f"  {{{i}, " in text for i in momentum)
+    # the checkpoint: the model's identity and every region, momentum buffers included
+    from tflite_train import checkpoint
+    model = (model_dir / "example.train.tflite").read_bytes()
+    regions = checkpoint.layout(graph)
+    assert f"#define TT_MODEL_ID 0x{checkpoint.model_id(model):016x}ull" in text
+    assert f"#define TT_MODEL_CHECKPOINT_BYTES {checkpoint.blob_bytes(regions)} " in text
+    table = re.findall(r"^  \{(\d+), (\d+), (\d+)\},   /\*", text, re.M)
+    assert [tuple(map(int, row)) for row in table] == [(r.kind, r.id, r.nbytes) for r in regions]
+    assert {r.kind for r in regions} == {1, 2, 3} and {r.id for r in regions if r.kind == 2} == \
+        set(momentum)
     src = tmp_path / "use.c"
     src.write_text('#include "model_train.h"\n'
                    "int main(void) { return (int)(g_model_len + tt_model_trained[0].bytes); }\n")

@@ -1,13 +1,14 @@
 """`tflite-train header`: what a TFLM application needs to know about a training model, as
 a C header: its input and output indices, the arena size TFLM needs for it, the trained
-tensors (to save them to flash after training and restore them at boot), and optionally
-the model itself as an aligned byte array."""
+tensors, the model's identity and the regions of its checkpoint (tt_checkpoint.h: to save
+training to flash and resume it after a reset), and optionally the model itself as an
+aligned byte array."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from . import __version__, tflite_io
+from . import __version__, checkpoint, tflite_io
 from .augment import training_metadata
 from .errors import TTError
 from .ir import Graph
@@ -18,12 +19,8 @@ TFLITE_TYPE = {"float32": 1, "int32": 2, "uint8": 3, "int64": 4, "int16": 7, "in
 
 def trained_tensors(graph: Graph) -> list[int]:
     """The trained parameters, in tensor order: the variables TT_INIT initialises (and
-    reports to the app, micro_kernels/tflm/tt_tflm.h). Momentum buffers are variables too,
-    but optimizer state restarts at zero, as after a Reset, and is not listed."""
-    init = next((op for op in graph.operators if op.kind == "TT_INIT"), None)
-    if init is None:
-        raise TTError("training model without a TT_INIT op: nothing is trained")
-    return sorted(init.inputs[1::2])
+    reports to the app, micro_kernels/tflm/tt_tflm.h)."""
+    return checkpoint.trained_parameters(graph)
 
 
 def arena_bytes(model: bytes) -> int:
@@ -70,9 +67,8 @@ def render(graph: Graph, model: bytes, source: str, array: str | None = None) ->
         "",
         "/* The trained parameters: variable tensors of the model. TFLM zeroes them at",
         " * AllocateTensors() and on Reset(); the first Invoke() copies the initial values in",
-        " * (TT_INIT) and reports where they are (tflite_train::ReportTrainedTensorsTo). Save",
-        " * them after training; to restore, Invoke() once, then copy them back. Momentum",
-        " * buffers, if any, are not listed: optimizer state restarts at zero. */",
+        " * (TT_INIT) and reports where they are (tflite_train::ReportTrainedTensorsTo). To",
+        " * save training, save the checkpoint below, which holds them and the optimizer state. */",
         "typedef struct {",
         "  int32_t tensor;     /* tensor index, as tflite_train::TrainedTensor reports it */",
         "  int32_t type;       /* TfLiteType */",
@@ -81,7 +77,7 @@ def render(graph: Graph, model: bytes, source: str, array: str | None = None) ->
         "} tt_trained_tensor;",
         f"#define TT_MODEL_TRAINED_TENSORS {len(rows)}",
         "static const tt_trained_tensor tt_model_trained[TT_MODEL_TRAINED_TENSORS] = {",
-        *rows, "};",
+        *rows, "};", "", *checkpoint_lines(graph, model),
     ]
     if array is not None:
         name = _c_name(array)
@@ -94,6 +90,40 @@ def render(graph: Graph, model: bytes, source: str, array: str | None = None) ->
                   f"static const unsigned int {name}_len = {len(model)};"]
     lines += ["", f"#endif  /* {guard} */", ""]
     return "\n".join(lines)
+
+
+def checkpoint_lines(graph: Graph, model: bytes) -> list[str]:
+    """The model id and the checkpoint's regions, in the order tt_checkpoint_save and
+    tt_checkpoint_restore take them (checkpoint.layout: the host reads the blob with it)."""
+    regions = checkpoint.layout(graph)
+    kinds = {checkpoint.PARAMETER: "parameter", checkpoint.MOMENTUM: "momentum",
+             checkpoint.UPDATE_STATE: "update state"}
+    rows = [f"  {{{r.kind}, {r.id}, {r.nbytes}}},   /* {kinds[r.kind]}: {_comment(r.name)} */"
+            for r in regions]
+    updates = sum(r.kind == checkpoint.UPDATE_STATE for r in regions)
+    return [
+        "/* Checkpoints (micro_kernels/include/tt_checkpoint.h): the model's identity, which",
+        " * restore checks, and the regions to save, in this order: {kind, id, bytes} with",
+        " * kind 1 a trained parameter and 2 a momentum buffer (id: tensor index, as",
+        " * ReportTrainedTensorsTo / ReportUpdateStatesTo report them), 3 an update op's",
+        " * tt_update_state (id: the tensor index of the parameter it updates). */",
+        f"#define TT_MODEL_ID 0x{checkpoint.model_id(model):016x}ull",
+        f"#define TT_MODEL_UPDATE_OPS {updates}",
+        f"#define TT_MODEL_CHECKPOINT_REGIONS {len(regions)}",
+        f"#define TT_MODEL_CHECKPOINT_BYTES {checkpoint.blob_bytes(regions)}  "
+        "/* one slot holds this much, rounded up to pages */",
+        "typedef struct {",
+        "  uint32_t kind;",
+        "  int32_t id;",
+        "  uint32_t bytes;",
+        "} tt_model_region;",
+        "static const tt_model_region tt_model_checkpoint[TT_MODEL_CHECKPOINT_REGIONS] = {",
+        *rows, "};",
+    ]
+
+
+def _comment(text: str) -> str:
+    return text.replace("*/", "* /")
 
 
 def write(model_path: str, out: str, array: str | None = None) -> int:

@@ -333,7 +333,7 @@ def cmd_train(args) -> int:
 
     from . import data as datasets
     from .train import save_state, train
-    graph, _ = _load(args.model)
+    graph, model = _load(args.model)
     from .augment import training_metadata
     training_metadata(graph)                     # a clear error for non-training models
     dataset = datasets.load(args.data, graph.tensors[graph.inputs[0]].shape)
@@ -367,7 +367,7 @@ def cmd_train(args) -> int:
           f"loss {first.train_loss:.4f} -> {last.train_loss:.4f}; validation accuracy {acc} "
           f"on {history.val_samples} samples (chance {100 / trainer.classes:.1f}%)")
     if args.output:
-        save_state(args.output, trainer, history)
+        save_state(args.output, trainer, history, model)
         print(f"wrote trained parameters to {args.output}")
     return 0
 
@@ -377,6 +377,21 @@ def cmd_header(args) -> int:
     n = write(args.model, args.output, args.array)
     print(f"wrote {args.output}: inputs, outputs, arena size and {n} trained tensors"
           + (f", model bytes as {args.array}[]" if args.array else ""))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import write
+    done = write(args.model, args.state, args.output)
+    g, source = done["graph"], done["source"]
+    shape = lambda t: "x".join(map(str, t.shape))                # noqa: E731
+    what = source["kind"] + (f" sequence {source['sequence']}" if "sequence" in source else "")
+    steps = f", {source['steps']} training steps" if source.get("steps") is not None else ""
+    print(f"{args.model} + {args.state} ({what}{steps}) -> {args.output}")
+    print(f"  {done['trained']} trained tensors folded in as constants; {done['operators']} "
+          f"operators, input {shape(g.tensors[g.inputs[0]])} "
+          f"{g.tensors[g.inputs[0]].dtype}, output {shape(g.tensors[g.outputs[0]])} "
+          f"{g.tensors[g.outputs[0]].dtype}; {done['bytes']:,} bytes")
     return 0
 
 
@@ -526,7 +541,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     _add_header_parser(sub)
+    _add_export_parser(sub)
     return p
+
+
+def _add_export_parser(sub) -> None:
+    s = sub.add_parser("export", help="a plain int8 inference model with the trained "
+                                      "parameters folded in (no training ops)")
+    s.add_argument("model", help="the training model written by `augment`")
+    s.add_argument("--state", required=True,
+                   help="the trained state: a state file of `train -o` (.npz) or a device "
+                        "checkpoint (one slot's bytes, tt_checkpoint.h)")
+    s.add_argument("-o", "--output", required=True, help="the .tflite to write")
+    s.set_defaults(func=cmd_export)
 
 
 def _add_header_parser(sub) -> None:

@@ -186,13 +186,62 @@ def train(graph: Graph, dataset: Dataset, *, steps: int | None = None,
     return trainer, history
 
 
-def save_state(path, trainer: Trainer, history: History) -> None:
-    """Trained parameters (variable tensors by name) and the run's history, as .npz."""
+STATE_FORMAT = "tflite-train state"
+STATE_VERSION = 1
+
+
+def save_state(path, trainer: Trainer, history: History, model: bytes) -> None:
+    """The run's state as .npz: every variable of the training model by tensor name (trained
+    parameters and momentum buffers), `__history__` (the run) and `__state__` (the training
+    model's id, the update ops' random-stream states and step counters by parameter name,
+    when the engine shows them)."""
     import io
 
+    from . import checkpoint
     from .tflite_io import write_atomic
     buf = io.BytesIO()
     info = {"metadata": trainer.meta, "steps": history.steps,
             "points": [p.__dict__ for p in history.points]}
-    np.savez(buf, **trainer.parameters(), __history__=np.array(json.dumps(info)))
+    state = {"format": STATE_FORMAT, "version": STATE_VERSION,
+             "model_id": f"{checkpoint.model_id(model):#018x}",
+             "update_states": checkpoint.update_state_values(trainer.graph, trainer.executor)}
+    np.savez(buf, **trainer.parameters(), __history__=np.array(json.dumps(info)),
+             __state__=np.array(json.dumps(state)))
     write_atomic(path, buf.getvalue())
+
+
+def load_state(path, graph: Graph, model: bytes) -> tuple[dict[int, np.ndarray], dict]:
+    """The trained parameters (tensor index -> values) of a state file, checked against the
+    training model, and what the file is; every problem is one TTError."""
+    from . import checkpoint
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {name: f[name] for name in f.files}
+    except Exception as exc:      # zipfile, zlib and format errors of a damaged file
+        raise TTError(f"{path}: not a readable .npz state file, truncated or corrupt "
+                      f"({type(exc).__name__}: {exc})") from None
+    try:
+        state = json.loads(str(arrays["__state__"]))
+        history = json.loads(str(arrays.get("__history__", "{}")))
+    except (KeyError, ValueError):
+        state = None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise TTError(f"{path}: not a tflite-train state file (no __state__ record; write "
+                      "one with `train -o`)")
+    if state.get("version") != STATE_VERSION:
+        raise TTError(f"{path}: state file version {state.get('version')} is not supported")
+    want = f"{checkpoint.model_id(model):#018x}"
+    if state.get("model_id") != want:
+        raise TTError(f"{path}: the state of another training model (model id "
+                      f"{state.get('model_id')}, this model's is {want})")
+    params = {}
+    for i in checkpoint.trained_parameters(graph):
+        t = graph.tensors[i]
+        value = arrays.get(t.name)
+        if value is None:
+            raise TTError(f"{path}: no values for trained tensor {t.name!r}")
+        if value.shape != t.shape or value.dtype != np.dtype(t.dtype):
+            raise TTError(f"{path}: trained tensor {t.name!r} is {value.dtype} {value.shape} "
+                          f"there, the model needs {t.dtype} {t.shape}")
+        params[i] = value
+    return params, {"kind": "state file", "steps": history.get("steps")}

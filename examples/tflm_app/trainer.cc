@@ -1,6 +1,7 @@
 /* On-device training with TFLM: see trainer.h. Everything here is the standard TFLM
- * application API plus three calls of micro_kernels/tflm/tt_tflm.h (AddTrainingOps,
- * ReportTrainedTensorsTo, kNumTrainingOps). */
+ * application API, four calls of micro_kernels/tflm/tt_tflm.h (AddTrainingOps,
+ * ReportTrainedTensorsTo, ReportUpdateStatesTo, kNumTrainingOps) and the checkpoint API of
+ * micro_kernels/include/tt_checkpoint.h. */
 #include "trainer.h"
 
 #include <string.h>
@@ -35,14 +36,27 @@ bool AddForwardOps(Resolver &r) {
 alignas(16) uint8_t g_arena[TT_MODEL_ARENA_BYTES];
 tflite_train::TrainedTensor g_entries[TT_MODEL_TRAINED_TENSORS];
 tflite_train::TrainedTensors g_trained = {g_entries, TT_MODEL_TRAINED_TENSORS, 0};
+tflite_train::UpdateOpState g_update_entries[TT_MODEL_UPDATE_OPS > 0 ? TT_MODEL_UPDATE_OPS : 1];
+tflite_train::UpdateOpStates g_updates = {g_update_entries, TT_MODEL_UPDATE_OPS, 0};
+tt_checkpoint_region g_regions[TT_MODEL_CHECKPOINT_REGIONS];
 tflite::MicroInterpreter *g_interpreter = nullptr;
 
-/* The trained tensor behind header entry i (tensor order), or NULL. */
-const tflite_train::TrainedTensor *Trained(int i) {
+/* Where checkpoint region `r` of the header is in this interpreter, or NULL. */
+void *Locate(const tt_model_region &r) {
   for (int32_t k = 0; k < g_trained.count && k < g_trained.capacity; ++k) {
-    if (g_entries[k].tensor == tt_model_trained[i].tensor &&
-        g_entries[k].bytes == tt_model_trained[i].bytes)
-      return &g_entries[k];
+    const tflite_train::TrainedTensor &t = g_entries[k];
+    if (r.kind == TT_CHECKPOINT_PARAMETER && t.tensor == r.id &&
+        static_cast<uint32_t>(t.bytes) == r.bytes)
+      return t.data;
+  }
+  for (int32_t k = 0; k < g_updates.count && k < g_updates.capacity; ++k) {
+    const tflite_train::UpdateOpState &u = g_update_entries[k];
+    if (r.kind == TT_CHECKPOINT_MOMENTUM && u.momentum == r.id &&
+        static_cast<uint32_t>(u.momentum_bytes) == r.bytes)
+      return u.momentum_data;
+    if (r.kind == TT_CHECKPOINT_UPDATE_STATE && u.parameter == r.id &&
+        static_cast<uint32_t>(u.state_bytes) == r.bytes)
+      return u.state;
   }
   return nullptr;
 }
@@ -64,13 +78,17 @@ extern "C" int tt_trainer_begin(void) {
   if (interpreter.AllocateTensors() != kTfLiteOk) return -2;
   g_interpreter = &interpreter;
   tflite_train::ReportTrainedTensorsTo(&g_trained);
-  /* TT_INIT runs on this first Invoke whatever the label: the parameters are in place */
+  tflite_train::ReportUpdateStatesTo(&g_updates);
+  /* TT_INIT runs on this first Invoke whatever the label: the parameters are in place, and
+   * every op has said where its part of a checkpoint lives */
   TfLiteTensor *input = interpreter.input(TT_MODEL_SAMPLE_INPUT);
   memset(input->data.int8, 0, input->bytes);
   interpreter.input(TT_MODEL_LABEL_INPUT)->data.i32[0] = -1;
   if (interpreter.Invoke() != kTfLiteOk) return -3;
-  for (int i = 0; i < TT_MODEL_TRAINED_TENSORS; ++i) {
-    if (Trained(i) == nullptr) return -4;           /* the header is not this model's */
+  for (int i = 0; i < TT_MODEL_CHECKPOINT_REGIONS; ++i) {
+    const tt_model_region &r = tt_model_checkpoint[i];
+    g_regions[i] = tt_checkpoint_region{r.kind, r.id, Locate(r), r.bytes};
+    if (g_regions[i].data == nullptr) return -4;     /* the header is not this model's */
   }
   return 0;
 }
@@ -88,26 +106,20 @@ extern "C" int tt_trainer_predict(const int8_t *sample, int8_t *scores) {
   return 0;
 }
 
-extern "C" int32_t tt_trainer_state_bytes(void) {
-  int32_t total = 0;
-  for (int i = 0; i < TT_MODEL_TRAINED_TENSORS; ++i) total += tt_model_trained[i].bytes;
-  return total;
+extern "C" int tt_trainer_checkpoint(const tt_flash *flash, uint32_t *sequence) {
+  if (g_interpreter == nullptr) return -1;
+  return tt_checkpoint_save(flash, TT_MODEL_ID, g_regions, TT_MODEL_CHECKPOINT_REGIONS,
+                            sequence);
 }
 
-extern "C" int tt_trainer_save(uint8_t *state) {
+extern "C" int tt_trainer_resume(const tt_flash *flash, uint32_t *sequence) {
   if (g_interpreter == nullptr) return -1;
-  for (int i = 0; i < TT_MODEL_TRAINED_TENSORS; ++i) {
-    memcpy(state, Trained(i)->data, tt_model_trained[i].bytes);
-    state += tt_model_trained[i].bytes;
-  }
-  return 0;
+  return tt_checkpoint_restore(flash, TT_MODEL_ID, g_regions, TT_MODEL_CHECKPOINT_REGIONS,
+                               sequence);
 }
 
-extern "C" int tt_trainer_restore(const uint8_t *state) {
+extern "C" int tt_trainer_newest(const tt_flash *flash, int32_t *slot, uint32_t *bytes) {
   if (g_interpreter == nullptr) return -1;
-  for (int i = 0; i < TT_MODEL_TRAINED_TENSORS; ++i) {
-    memcpy(Trained(i)->data, state, tt_model_trained[i].bytes);
-    state += tt_model_trained[i].bytes;
-  }
-  return 0;
+  return tt_checkpoint_newest(flash, TT_MODEL_ID, g_regions, TT_MODEL_CHECKPOINT_REGIONS, slot,
+                              nullptr, bytes);
 }

@@ -39,9 +39,30 @@ struct TrainedTensors {
 };
 
 /* TT_INIT reports to `sink` from now on (NULL: to nobody). TFLM gives an app no handle on
- * a variable tensor without keeping every tensor alive, so this is the one piece of global
- * state in the glue: one sink, for the one model a microcontroller trains at a time. */
+ * a variable tensor without keeping every tensor alive, so this and the update-op sink
+ * below are the only global state in the glue: one sink each, for the one model a
+ * microcontroller trains at a time. */
 void ReportTrainedTensorsTo(TrainedTensors *sink);
+
+/* The optimizer state of one update op (TT_*_UPDATE*): what a checkpoint needs besides the
+ * trained tensors to resume training exactly (tt_checkpoint.h). */
+struct UpdateOpState {
+  int32_t parameter;         /* tensor index of the parameter the op updates */
+  void *state;               /* its tt_update_state (tt_kernels.h): random stream, step */
+  int32_t state_bytes;
+  int32_t momentum;          /* tensor index of its momentum buffer; -1: none */
+  void *momentum_data;       /* NULL: none */
+  int32_t momentum_bytes;
+};
+struct UpdateOpStates {
+  UpdateOpState *entries;    /* app-owned */
+  int32_t capacity;
+  int32_t count;             /* entries reported; capacity + 1: the sink was too small */
+};
+
+/* Every update op reports itself to `sink` (NULL: to nobody) on each Invoke, training or
+ * not, one entry per parameter: after the first Invoke the sink holds them all. */
+void ReportUpdateStatesTo(UpdateOpStates *sink);
 
 /* Adds every training op to a TFLM op resolver (anything with TFLM's
  * AddCustom(const char*, const TFLMRegistration*)); the resolver needs room for

@@ -738,6 +738,33 @@ void LayerReset(TfLiteContext *, void *data) {
   if (d != nullptr) tt_update_state_init(&d->state, d->seed);
 }
 
+/* ---- the update ops' state, for checkpoints (tt_tflm.h: ReportUpdateStatesTo) ---------- */
+
+UpdateOpStates *g_update_sink = nullptr;
+
+static_assert(sizeof(tt_update_state) == 8,
+              "tt_checkpoint.h's update-state region is u32 rng, i32 step");
+
+/* Puts this op's entry (found by its parameter's tensor index, else appended) in the sink. */
+void ReportUpdate(const TfLiteContext *context, const TfLiteNode *node, LayerData *d,
+                  int parameter, int momentum) {
+  UpdateOpStates *sink = g_update_sink;
+  if (sink == nullptr) return;
+  const int32_t tensor = node->inputs->data[parameter];
+  int32_t i = 0;
+  while (i < sink->count && i < sink->capacity && sink->entries[i].parameter != tensor) ++i;
+  if (i == sink->count) ++sink->count;
+  if (i >= sink->capacity) return;
+  UpdateOpState &e = sink->entries[i];
+  e.parameter = tensor;
+  e.state = &d->state;
+  e.state_bytes = static_cast<int32_t>(sizeof d->state);
+  e.momentum = HasInput(node, momentum) ? node->inputs->data[momentum] : -1;
+  const TfLiteEvalTensor *m = e.momentum >= 0 ? EvalInput(context, node, momentum) : nullptr;
+  e.momentum_data = m != nullptr ? m->data.data : nullptr;
+  e.momentum_bytes = m != nullptr ? Count(m->dims) * static_cast<int32_t>(sizeof(float)) : 0;
+}
+
 /* Common checks: option errors, the window, dy (float32 rank 4 for convolutions) and its
  * optional mask; `inputs` counts the label. */
 bool LayerPrepareCommon(Prepare &p, TfLiteContext *context, TfLiteNode *node, const char *op,
@@ -946,8 +973,9 @@ TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
 
 template <Layer kLayer>
 TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
-  if (!Training(context, node)) return kTfLiteOk;
   LayerData *d = static_cast<LayerData *>(node->user_data);
+  ReportUpdate(context, node, d, 3, 4);
+  if (!Training(context, node)) return kTfLiteOk;
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
   const TfLiteEvalTensor *x = EvalInput(context, node, 2);
@@ -996,8 +1024,9 @@ TfLiteStatus BiasUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
 }
 
 TfLiteStatus BiasUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
-  if (!Training(context, node)) return kTfLiteOk;
   LayerData *d = static_cast<LayerData *>(node->user_data);
+  ReportUpdate(context, node, d, 2, 3);
+  if (!Training(context, node)) return kTfLiteOk;
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   tt_bias_update_s32(Data<float>(dy), Data<uint8_t>(EvalInput(context, node, 1)),
                      Count(dy->dims) / Last(dy), Last(dy),
@@ -1038,8 +1067,9 @@ TfLiteStatus UpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
 
 template <bool kWeights>
 TfLiteStatus UpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
-  if (!Training(context, node)) return kTfLiteOk;
   LayerData *d = static_cast<LayerData *>(node->user_data);
+  ReportUpdate(context, node, d, 0, 2);
+  if (!Training(context, node)) return kTfLiteOk;
   TfLiteEvalTensor *param = EvalInput(context, node, 0);
   const float *grad = Data<float>(EvalInput(context, node, 1));
   float *momentum = Data<float>(EvalInput(context, node, 2));
@@ -1119,6 +1149,8 @@ constexpr Entry kOps[kNumTrainingOps] = {
 }  // namespace tflm
 
 void ReportTrainedTensorsTo(TrainedTensors *sink) { tflm::g_trained_sink = sink; }
+
+void ReportUpdateStatesTo(UpdateOpStates *sink) { tflm::g_update_sink = sink; }
 
 const char *TrainingOpName(int i) {
   return i >= 0 && i < kNumTrainingOps ? tflm::kOps[i].name : nullptr;

@@ -74,3 +74,11 @@ extern "C" bool TfliteTrainRegisterOps(void *resolver) {
   }
   return true;
 }
+
+/* For the Python engine (tflite_train/runtime/tflm_engine.py), with C linkage: both sinks of
+ * tt_tflm.h at once (NULL: none), so that it can read and write the training state of the
+ * interpreter it is about to invoke. */
+extern "C" void TfliteTrainReportTo(void *trained, void *updates) {
+  tflite_train::ReportTrainedTensorsTo(static_cast<tflite_train::TrainedTensors *>(trained));
+  tflite_train::ReportUpdateStatesTo(static_cast<tflite_train::UpdateOpStates *>(updates));
+}

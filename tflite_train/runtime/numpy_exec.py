@@ -11,6 +11,7 @@ import numpy as np
 from .. import ops
 from ..errors import TTError
 from ..ir import Graph
+from ..training_ops import options_of, seed_state
 
 
 def check_inputs(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -40,6 +41,7 @@ class Executor:
                            if d.kind in C_KERNELS else d for d in self.opdefs]
         elif engine != "numpy":
             raise TTError(f"unknown engine {engine!r}")
+        self.engine = engine
         self.reset()
 
     def reset(self) -> None:
@@ -49,6 +51,34 @@ class Executor:
                 fill = t.quant.zp if t.quant is not None and t.quant.scale.size == 1 else 0
                 self.variables[index] = np.full(t.shape, fill, dtype=t.dtype)
         self.op_state: dict[int, dict] = {k: {} for k in range(len(self.graph.operators))}
+
+    # The update ops' state, as tt_update_state holds it on the device (checkpoint.py): the
+    # numpy kernels keep "rng" (set at the first stochastic rounding) and "t", the C
+    # kernels a tt_update_state under "c".
+    def update_state(self, k: int) -> tuple[int, int]:
+        """(xorshift32 state, step) of update op k."""
+        state = self.op_state[k]
+        if "c" in state:
+            return int(state["c"].rng), int(state["c"].step)
+        seed = options_of(self.graph.operators[k])["seed"]
+        return int(state.get("rng", seed_state(seed))), int(state.get("t", 0))
+
+    def set_update_state(self, k: int, rng: int, step: int) -> None:
+        state = self.op_state[k]
+        if self.engine == "c":
+            from .c_kernels import UpdateState
+            state["c"] = UpdateState(rng, step)
+        else:
+            state["rng"], state["t"] = rng, step
+
+    def set_variable(self, index: int, value: np.ndarray) -> None:
+        self.variables[index][...] = value
+
+    def mark_initialised(self) -> None:
+        """TT_INIT has run: the variables hold parameters and must not be refilled."""
+        for k, op in enumerate(self.graph.operators):
+            if op.kind == "TT_INIT":
+                self.op_state[k]["done"] = True
 
     def invoke(self, inputs: list[np.ndarray]) -> dict[int, np.ndarray]:
         """One Invoke; returns every tensor's value (variables by reference)."""

@@ -5,6 +5,9 @@ through the TFLM glue (micro_kernels/tflm/), registered the way a user's app reg
 The wheel's Python API reads only graph outputs when tensors share the arena, so the
 executor gives TFLM a copy of the model whose outputs also list the trained variables:
 TFLM keeps variables out of its arena plan, so the plan of everything else is unchanged.
+For checkpoints it also holds the glue's two sinks (micro_kernels/tflm/tt_tflm.h) during
+each Invoke: where TFLM keeps the trained tensors, the momentum buffers and the update ops'
+random streams and step counters, to read and write them as a device app does.
 """
 from __future__ import annotations
 
@@ -63,6 +66,26 @@ def _reason(text: str) -> str:
     return (ours or lines or ["no message"])[-1]
 
 
+class _TrainedTensor(ctypes.Structure):
+    _fields_ = [("tensor", ctypes.c_int32), ("data", ctypes.c_void_p),
+                ("bytes", ctypes.c_int32)]
+
+
+class _UpdateOpState(ctypes.Structure):
+    _fields_ = [("parameter", ctypes.c_int32), ("state", ctypes.c_void_p),
+                ("state_bytes", ctypes.c_int32), ("momentum", ctypes.c_int32),
+                ("momentum_data", ctypes.c_void_p), ("momentum_bytes", ctypes.c_int32)]
+
+
+def _sink(entry, n: int):
+    entries = (entry * max(n, 1))()
+
+    class Sink(ctypes.Structure):
+        _fields_ = [("entries", ctypes.POINTER(entry)), ("capacity", ctypes.c_int32),
+                    ("count", ctypes.c_int32)]
+    return entries, Sink(entries, n, 0)
+
+
 class TFLMExecutor:
     """The Executor interface (invoke, variables, reset) on the real TFLM interpreter."""
 
@@ -81,15 +104,27 @@ class TFLMExecutor:
         if error is not None:
             raise TTError(f"TFLM could not prepare the training model: "
                           f"{_reason(out['text'])}") from error
+        from ..checkpoint import update_ops
+        self._update_ops = {k: p for k, p, _ in update_ops(graph)}
+        init = [op for op in graph.operators if op.kind == "TT_INIT"]
+        self._trained_entries, self._trained_sink = _sink(
+            _TrainedTensor, len(init[0].inputs) // 2 if init else 0)
+        self._update_entries, self._update_sink = _sink(_UpdateOpState, len(self._update_ops))
 
     def invoke(self, inputs: list[np.ndarray]) -> dict[int, np.ndarray]:
         """One Invoke; returns the graph outputs by tensor index."""
+        lib = glue_library()
         with captured_c_output() as out:
+            # the sinks are global in the glue: set for this interpreter's Invoke only
+            lib.TfliteTrainReportTo(ctypes.byref(self._trained_sink),
+                                    ctypes.byref(self._update_sink))
             try:
                 self._it.invoke(check_inputs(self.graph, inputs))
                 error = None
             except RuntimeError as e:
                 error = e
+            finally:
+                lib.TfliteTrainReportTo(None, None)
         if error is not None:
             raise TTError(f"TFLM Invoke failed: {_reason(out['text'])}") from error
         return {index: self._it.output(k).reshape(self.graph.tensors[index].shape)
@@ -104,3 +139,45 @@ class TFLMExecutor:
 
     def reset(self) -> None:
         self._it.reset()
+        self._trained_sink.count = self._update_sink.count = 0
+
+    # -- the training state inside TFLM, once an Invoke has reported it (checkpoint.py)
+    def _memory(self, address: int | None, nbytes: int, dtype, shape) -> np.ndarray:
+        if not address:
+            raise TTError("the TFLM engine's training state is known after its first Invoke")
+        buf = (ctypes.c_uint8 * nbytes).from_address(address)
+        return np.frombuffer(buf, dtype).reshape(shape)
+
+    def _update_entry(self, k: int) -> _UpdateOpState:
+        n = min(self._update_sink.count, self._update_sink.capacity)
+        entry = next((e for e in self._update_entries[:n]
+                      if e.parameter == self._update_ops[k]), None)
+        if entry is None:
+            raise TTError("the TFLM engine's training state is known after its first Invoke")
+        return entry
+
+    def update_state(self, k: int) -> tuple[int, int]:
+        """(xorshift32 state, step) of update op k, read from TFLM."""
+        rng, step = self._memory(self._update_entry(k).state, 8, np.uint32, (2,))
+        return int(rng), int(np.uint32(step).view(np.int32))
+
+    def set_update_state(self, k: int, rng: int, step: int) -> None:
+        self._memory(self._update_entry(k).state, 8, np.uint32, (2,))[:] = \
+            [rng, step & 0xFFFFFFFF]
+
+    def set_variable(self, index: int, value: np.ndarray) -> None:
+        """Writes a trained parameter or momentum buffer inside TFLM."""
+        t = self.graph.tensors[index]
+        address = None
+        for e in self._trained_entries[:min(self._trained_sink.count,
+                                            self._trained_sink.capacity)]:
+            address = e.data if e.tensor == index else address
+        for e in self._update_entries[:min(self._update_sink.count,
+                                           self._update_sink.capacity)]:
+            address = e.momentum_data if e.momentum == index else address
+        self._memory(address, t.nbytes, t.dtype, t.shape)[...] = value
+
+    def mark_initialised(self) -> None:
+        """TT_INIT has run on the first Invoke (the state is known only after it)."""
+        if self._trained_sink.count == 0:
+            raise TTError("the TFLM engine's training state is known after its first Invoke")

@@ -1,0 +1,219 @@
+"""Training checkpoints on the host: the device's blob format (micro_kernels/include/
+tt_checkpoint.h documents it byte by byte), what a training model's checkpoint holds, and
+moving it into and out of the host executors.
+
+A checkpoint is everything training needs to resume exactly, as regions in a fixed order:
+every trained parameter (the variables TT_INIT fills), every momentum buffer, and every
+update op's random-stream state and step counter. `layout(graph)` is that order; the
+device gets it from `tflite-train header` (c_header.py), which calls the same function.
+"""
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import TTError
+from .ir import Graph
+from .training_ops import schema
+
+MAGIC = 0x4B435454                 # "TTCK"
+VERSION = 1
+HEADER = struct.Struct("<IHHIIQII")  # magic, version, header bytes, sequence, total, model id,
+HEADER_BYTES = HEADER.size           # region count, reserved
+ENTRY = struct.Struct("<IiI")        # kind, id, bytes
+CRC_BYTES = 4
+
+PARAMETER, MOMENTUM, UPDATE_STATE = 1, 2, 3
+KIND_NAMES = {PARAMETER: "parameter", MOMENTUM: "momentum buffer", UPDATE_STATE: "update state"}
+
+assert HEADER_BYTES == 32 and ENTRY.size == 12
+
+
+def model_id(model: bytes) -> int:
+    """The training model's identity: the first 8 bytes of its SHA-256, little-endian."""
+    return int.from_bytes(hashlib.sha256(model).digest()[:8], "little")
+
+
+@dataclass(frozen=True)
+class Region:
+    kind: int
+    id: int             # tensor index (parameter, momentum) or the updated parameter's
+    shape: tuple
+    dtype: str
+    name: str           # the tensor's name (for an update state: its parameter's)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+    def describe(self) -> str:
+        return f"{KIND_NAMES.get(self.kind, f'kind {self.kind}')} {self.name!r}"
+
+
+def update_ops(graph: Graph) -> list[tuple[int, int, int]]:
+    """(op index, parameter tensor, momentum tensor or -1) of every update op, in execution
+    order. From the schema: an update op has a momentum_buffer input; its parameter is the
+    other input the op writes (`variable`)."""
+    out = []
+    for k, op in enumerate(graph.operators):
+        spec = schema()["ops"].get(op.kind) if op.kind.startswith("TT_") else None
+        names = [i["name"] for i in spec["inputs"]] if spec else []
+        if "momentum_buffer" not in names:
+            continue
+        mom = names.index("momentum_buffer")
+        param = next(p for p, i in enumerate(spec["inputs"]) if i.get("variable") and p != mom)
+        out.append((k, op.inputs[param], op.inputs[mom]))
+    return out
+
+
+def trained_parameters(graph: Graph) -> list[int]:
+    """The variables TT_INIT initialises, in tensor order."""
+    init = next((op for op in graph.operators if op.kind == "TT_INIT"), None)
+    if init is None:
+        raise TTError("training model without a TT_INIT op: nothing is trained")
+    return sorted(init.inputs[1::2])
+
+
+def layout(graph: Graph) -> list[Region]:
+    """The regions of this training model's checkpoint, in blob order: parameters by
+    tensor index, then momentum buffers by tensor index, then update states by the index
+    of the parameter they update."""
+    regions = []
+    for i in trained_parameters(graph):
+        t = graph.tensors[i]
+        regions.append(Region(PARAMETER, i, t.shape, t.dtype, t.name))
+    updates = update_ops(graph)
+    for m in sorted(m for _, _, m in updates if m >= 0):
+        t = graph.tensors[m]
+        regions.append(Region(MOMENTUM, m, t.shape, t.dtype, t.name))
+    params = [p for _, p, _ in updates]
+    if len(set(params)) != len(params):
+        raise TTError("training model: a parameter is updated by two ops; its checkpoint "
+                      "could not tell their random streams apart")
+    for p in sorted(params):
+        regions.append(Region(UPDATE_STATE, p, (2,), "uint32", graph.tensors[p].name))
+    return regions
+
+
+def blob_bytes(regions: list[Region]) -> int:
+    return (HEADER_BYTES + ENTRY.size * len(regions)
+            + sum(-(-r.nbytes // 4) * 4 for r in regions) + CRC_BYTES)
+
+
+@dataclass
+class Checkpoint:
+    """A training state: one array per region of `layout(graph)` (an update state is
+    uint32 [xorshift32 state, step counter as two's complement])."""
+    model_id: int
+    regions: list[Region]
+    values: list[np.ndarray]
+    sequence: int = 0
+
+    def value(self, kind: int, id_: int) -> np.ndarray:
+        for r, v in zip(self.regions, self.values):
+            if r.kind == kind and r.id == id_:
+                return v
+        raise KeyError((kind, id_))
+
+    def parameters(self) -> dict[int, np.ndarray]:
+        return {r.id: v for r, v in zip(self.regions, self.values) if r.kind == PARAMETER}
+
+    @property
+    def step(self) -> int | None:
+        """The update ops' step counter (training Invokes run), when they agree."""
+        steps = {int(np.int32(v.view(np.int32)[1])) for r, v in zip(self.regions, self.values)
+                 if r.kind == UPDATE_STATE}
+        return steps.pop() if len(steps) == 1 else None
+
+
+def to_blob(ckpt: Checkpoint) -> bytes:
+    """The checkpoint as tt_checkpoint_save writes it into a slot."""
+    table = b"".join(ENTRY.pack(r.kind, r.id, r.nbytes) for r in ckpt.regions)
+    data = b""
+    for r, v in zip(ckpt.regions, ckpt.values):
+        raw = np.ascontiguousarray(v, np.dtype(r.dtype).newbyteorder("<")).tobytes()
+        if len(raw) != r.nbytes:
+            raise TTError(f"{r.describe()}: {len(raw)} bytes, the model needs {r.nbytes}")
+        data += raw + bytes(-len(raw) % 4)
+    body = HEADER.pack(MAGIC, VERSION, HEADER_BYTES, ckpt.sequence & 0xFFFFFFFF,
+                       HEADER_BYTES + len(table) + len(data) + CRC_BYTES, ckpt.model_id,
+                       len(ckpt.regions), 0) + table + data
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def from_blob(data: bytes, graph: Graph, model: bytes, what: str = "checkpoint") -> Checkpoint:
+    """Parses one slot's bytes (trailing bytes past the blob, erased flash say, are
+    ignored) and checks it against the training model; every problem is one TTError."""
+    if len(data) < HEADER_BYTES:
+        raise TTError(f"{what}: truncated ({len(data)} bytes, a checkpoint header is "
+                      f"{HEADER_BYTES})")
+    magic, version, header, seq, total, mid, count, _ = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise TTError(f"{what}: not a tflite-train checkpoint (no 'TTCK' magic)")
+    if version != VERSION or header != HEADER_BYTES:
+        raise TTError(f"{what}: checkpoint format version {version} is not supported "
+                      f"(this tflite-train reads version {VERSION})")
+    if total > len(data):
+        raise TTError(f"{what}: truncated (the checkpoint says {total} bytes, the file has "
+                      f"{len(data)})")
+    if total < HEADER_BYTES + ENTRY.size * count + CRC_BYTES:
+        raise TTError(f"{what}: corrupt checkpoint header ({count} regions in {total} bytes)")
+    (crc,) = struct.unpack_from("<I", data, total - CRC_BYTES)
+    if zlib.crc32(data[:total - CRC_BYTES]) != crc:
+        raise TTError(f"{what}: corrupt checkpoint (CRC-32 mismatch)")
+    want = model_id(model)
+    if mid != want:
+        raise TTError(f"{what}: a checkpoint of another training model (model id "
+                      f"{mid:#018x}, this model's is {want:#018x})")
+    regions = layout(graph)
+    table = [ENTRY.unpack_from(data, HEADER_BYTES + ENTRY.size * i) for i in range(count)]
+    expected = [(r.kind, r.id, r.nbytes) for r in regions]
+    if table != expected:
+        raise TTError(f"{what}: its region table does not match this training model's "
+                      f"({count} regions, the model has {len(regions)})")
+    values, pos = [], HEADER_BYTES + ENTRY.size * count
+    for r in regions:
+        raw = data[pos:pos + r.nbytes]
+        values.append(np.frombuffer(raw, np.dtype(r.dtype).newbyteorder("<"))
+                      .astype(r.dtype).reshape(r.shape))
+        pos += -(-r.nbytes // 4) * 4
+    return Checkpoint(mid, regions, values, seq)
+
+
+# --- host executors ---------------------------------------------------------------------
+
+def capture(executor, graph: Graph, mid: int, sequence: int = 0) -> Checkpoint:
+    """The checkpoint of an executor (runtime: numpy and c engines, and tflm after its first
+    Invoke)."""
+    regions = layout(graph)
+    op_of = {p: k for k, p, _ in update_ops(graph)}
+    values = []
+    for r in regions:
+        if r.kind == UPDATE_STATE:
+            rng, step = executor.update_state(op_of[r.id])
+            values.append(np.array([rng, step & 0xFFFFFFFF], np.uint32))
+        else:
+            values.append(executor.variables[r.id].copy())
+    return Checkpoint(mid, regions, values, sequence)
+
+
+def restore(executor, graph: Graph, ckpt: Checkpoint) -> None:
+    """Puts a checkpoint into a host executor, as tt_checkpoint_restore does on the device
+    after the first Invoke: TT_INIT counts as done, so it will not overwrite the values."""
+    op_of = {p: k for k, p, _ in update_ops(graph)}
+    for r, v in zip(ckpt.regions, ckpt.values):
+        if r.kind == UPDATE_STATE:
+            executor.set_update_state(op_of[r.id], int(v[0]), int(np.uint32(v[1]).view(np.int32)))
+        else:
+            executor.set_variable(r.id, v)
+    executor.mark_initialised()
+
+
+def update_state_values(graph: Graph, executor) -> dict[str, list[int]]:
+    """{parameter name: [xorshift32 state, step]} of every update op, for the state file."""
+    return {graph.tensors[p].name: list(executor.update_state(k))
+            for k, p, _ in update_ops(graph)}
