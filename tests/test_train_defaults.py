@@ -1,4 +1,4 @@
-"""Learning rates that train without options (the model-derived trust-ratio rates of
+"""Learning rates that train without options (the model-derived rates of
 tflite_train/lr.py), `augment --lr auto`, and train's divergence guard."""
 import json
 import math
@@ -12,6 +12,7 @@ from tflite_train.cli import EXIT_ERROR, main
 from tflite_train.demo import EXAMPLE
 from tflite_train.runtime.numpy_exec import Executor
 from tflite_train.train import DivergedError, DivergenceGuard
+from test_train_cli import one_line_error, run
 
 # Zoo models whose features separate the task below. Left out: conv, depthwise, mobile
 # and their per-tensor twins. Their random weights, calibrated on uniform noise, give the
@@ -24,20 +25,6 @@ ZOO_CASES = ([(name, "full") for name in ZOO_LEARNABLE]
              + [(name, "bias-only") for name in ("dense", "pool")])
 CLASSES = 3
 TRAIN, TEST = 200, 60
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(capsys, *argv):
-    code, out, err = run(capsys, *argv)
-    assert code == EXIT_ERROR, (out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("tflite-train: error:"), err
-    return lines[0]
 
 
 def brightness_task(graph, n: int, seed: int):
