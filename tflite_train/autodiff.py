@@ -28,8 +28,8 @@ from .training_ops import make_op
 
 @dataclass
 class Hyper:
-    # None: per-layer rates derived from the model (lr.py: every trained tensor moves the
-    # same fraction of its norm per step); a number: that lr for every layer's weights.
+    # None: per-layer rates derived from the model (lr.py: normalized LMS for a new head, a
+    # trust ratio for pretrained tensors); a number: that lr for every layer's weights.
     lr: float | None = None
     # None: with an explicit lr, lr / 100 (a bias gradient sums the output gradient over
     # every position of its layer); with model-derived rates, each bias its own rate.

@@ -80,19 +80,6 @@ def probe_inputs(graph: Graph, n: int, seed: int) -> list[np.ndarray]:
     return [(np.float32(q.s) * (c - q.zp)).astype(np.float32) for c in codes]
 
 
-def _real(t, values: np.ndarray, axis: int) -> np.ndarray:
-    v = values.astype(np.float64)
-    q = t.quant
-    if q is None:
-        return v
-    scale = q.scale.astype(np.float64)
-    if scale.size > 1:
-        shape = [1] * v.ndim
-        shape[axis] = -1
-        scale = scale.reshape(shape)
-    return v * scale
-
-
 def probe(graph: Graph, scheme_spec: str, num_classes: int | None, seed: int,
           samples: int = PROBE_SAMPLES) -> tuple[dict[int, dict], int | None]:
     """Real-valued norms of each trained layer's parameters and gradients at the initial
@@ -101,9 +88,11 @@ def probe(graph: Graph, scheme_spec: str, num_classes: int | None, seed: int,
     from .augment import augment
     from .autodiff import Hyper
     from .runtime.numpy_exec import Executor
+    from .tf_float import dequantize
     g = copy.deepcopy(graph)
-    probe_lr = Hyper(lr=1.0, layer_lrs={}, seed=seed)
-    result = augment(g, scheme_spec, num_classes, probe_lr, fuse=False, reorder=False)
+    # any explicit lr: the update ops are dropped below
+    result = augment(g, scheme_spec, num_classes, Hyper(lr=1.0, seed=seed), fuse=False,
+                     reorder=False)
     tg = result.graph
     # gradients only: the update ops are dropped, so every sample sees the initial point
     tg.operators = [op for op in tg.operators
@@ -117,9 +106,9 @@ def probe(graph: Graph, scheme_spec: str, num_classes: int | None, seed: int,
         if k in result.backward.trained:
             u = result.backward.trained[k]
             if u.weight_channels:
-                owner[op.inputs[1]] = (k, "w", 3 if op.kind == "DEPTHWISE_CONV_2D" else 0)
+                owner[op.inputs[1]] = (k, "w")
             if u.bias:
-                owner[op.inputs[2]] = (k, "b", 0)
+                owner[op.inputs[2]] = (k, "b")
     ex = Executor(tg)
     classes = tg.tensors[result.logits].size
     rng = np.random.default_rng(seed + 1)
@@ -128,11 +117,12 @@ def probe(graph: Graph, scheme_spec: str, num_classes: int | None, seed: int,
         label = np.array([rng.integers(0, classes)], np.int32)
         values = ex.invoke([x, label])
         for p, grad in result.backward.param_grads.items():
-            k, kind, axis = owner[p]
+            k, kind = owner[p]
             entry = sums.setdefault(k, {})
-            t = tg.tensors[p]
             if kind not in entry:
-                entry[kind] = float(np.linalg.norm(_real(t, initial[p], axis)))
+                # the whole tensor, also where a ratio < 1 trains its first input channels
+                real = dequantize(tg.tensors[p], initial[p]).astype(np.float64)
+                entry[kind] = float(np.linalg.norm(real))
             entry["g" + kind + "2"] = entry.get("g" + kind + "2", 0.0) + float(
                 np.sum(values[grad].astype(np.float64) ** 2))
     for entry in sums.values():
