@@ -1,0 +1,348 @@
+"""The int8 forward kernels of micro_kernels (include/tt_forward.h) through ctypes.
+
+`kernel_call(graph, op)` works out, once, everything a device would before its first Invoke:
+the kernel and its arguments, i.e. the requantization multipliers and shifts (from the same
+functions the numpy forward uses, so there is one definition of TFLM's arithmetic),
+activation ranges, windows and shapes, with placeholders for the tensors (In, Out, Scratch).
+A code generator emits that call; `prepare` binds it into `run(inputs) -> outputs` for the
+executor, which then only allocates the outputs and calls C.
+
+Argument and return types of every tt_* function, and the layout of every parameter
+struct, are read from the header itself, so a signature can not drift from its binding.
+All kernel calls go through `call` (the Cortex-M7 tests and benchmarks record them there).
+"""
+from __future__ import annotations
+
+import ctypes as C
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from .. import fixedpoint as fp
+from ..errors import TTError
+from ..ir import Graph, Operator
+from ..ops import add, fully_connected, mean, pad, pool, shape, softmax
+from ..ops import fused_activation
+from ..ops.requant import conv_multipliers, rescale_multiplier
+from ..ops.window import geometry
+from .build import MICRO_KERNELS, micro_kernels_library
+
+HEADER = MICRO_KERNELS / "include" / "tt_forward.h"
+LIBRARY_NAME = "libtt_kernels.so"
+MAX_RANK = 6
+
+SCALAR_CTYPES = {"int32_t": C.c_int32, "int": C.c_int, "float": C.c_float,
+                 "uint32_t": C.c_uint32, "int8_t": C.c_int8, "void": None}
+
+
+def _declarations() -> tuple[dict, dict]:
+    """(struct name -> ctypes.Structure, function name -> (restype, argtypes)) of the header."""
+    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
+    structs = {}
+    for body, name in re.findall(r"typedef struct \{([^}]*)\}\s*(\w+);", text):
+        fields = []
+        for decl in body.split(";"):
+            words = decl.split()
+            if not words:
+                continue
+            if words[0] != "int32_t":
+                raise TTError(f"{HEADER.name}: {name} has a non-int32_t field ({decl.strip()})")
+            fields += [(f.strip(), C.c_int32) for f in " ".join(words[1:]).split(",")]
+        structs[name] = type(name, (C.Structure,), {"_fields_": fields})
+    functions = {}
+    for ret, name, params in re.findall(r"^(\w+)\s+(tt_\w+)\(([^)]*)\);", text, re.M):
+        argtypes = []
+        for param in params.split(","):
+            ctype = " ".join(param.split()[:-1]).replace("const ", "")
+            argtypes.append(C.c_void_p if "*" in param else SCALAR_CTYPES[ctype])
+        functions[name] = (SCALAR_CTYPES[ret], argtypes)
+    return structs, functions
+
+
+STRUCTS, FUNCTIONS = _declarations()
+Dims, ConvParams, FcParams = STRUCTS["tt_fwd_dims"], STRUCTS["tt_fwd_conv_params"], \
+    STRUCTS["tt_fwd_fc_params"]
+AddParams, PoolParams = STRUCTS["tt_fwd_add_params"], STRUCTS["tt_fwd_pool_params"]
+
+
+def declare(lib: C.CDLL) -> C.CDLL:
+    """Give every tt_* forward function of `lib` the header's argument and return types."""
+    for name, (restype, argtypes) in FUNCTIONS.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = restype, argtypes
+    return lib
+
+
+@lru_cache(maxsize=1)
+def library() -> C.CDLL:
+    return declare(C.CDLL(str(micro_kernels_library("all", LIBRARY_NAME))))
+
+
+def _pointer(a):
+    if a is None:
+        return None
+    if isinstance(a, np.ndarray):
+        if not a.flags.c_contiguous:
+            raise TTError("internal: a C kernel got a non-contiguous array")
+        return a.ctypes.data
+    return C.addressof(a)                     # a parameter struct
+
+
+def call(name: str, *args):
+    """tt_`name`(*args): numpy arrays and structs are passed by address, scalars as the
+    header declares them. Arrays must be C-contiguous and of the kernel's element type."""
+    fn = getattr(library(), name)
+    return fn(*[_pointer(a) if a is None or isinstance(a, (np.ndarray, C.Structure)) else a
+                for a in args])
+
+
+def _i32(values) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(values, np.int64).astype(np.int32))
+
+
+def _dims(shape) -> np.ndarray:
+    if len(shape) > MAX_RANK:
+        raise TTError(f"the C forward kernels handle tensors of rank <= {MAX_RANK}")
+    return _i32(shape)
+
+
+def _nhwc(shape) -> Dims:
+    return Dims(*[int(d) for d in shape])
+
+
+# --- what each operator calls ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class In:
+    """The operator's k-th input tensor: its data (`value`: its first element, an int)."""
+    k: int
+    value: bool = False
+
+
+@dataclass(frozen=True)
+class Out:
+    """The operator's k-th output tensor."""
+    k: int
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """Caller-provided scratch memory of this many bytes."""
+    nbytes: int
+
+
+@dataclass
+class KernelCall:
+    """One kernel call of an operator: the function and its arguments, everything but the
+    tensors already computed (structs, int32 parameter arrays, shapes, scalars). The
+    executor binds the tensors at run time; a code generator emits the same call."""
+    name: str
+    args: list
+
+
+def conv_params(graph: Graph, op: Operator) -> tuple[ConvParams, np.ndarray, np.ndarray]:
+    """The window, offsets, activation range and per-channel (multiplier, shift) of a
+    CONV_2D or DEPTHWISE_CONV_2D."""
+    x_t, w_t, y_t = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
+                     graph.tensors[op.outputs[0]])
+    _, stride, dilation, pads, _ = geometry(op, x_t.shape, w_t.shape[1:3], y_t.shape)
+    lo, hi = fp.activation_range(fused_activation(op), y_t.quant.s, y_t.quant.zp)
+    params = ConvParams(stride[0], stride[1], dilation[0], dilation[1], pads[0], pads[1],
+                        -x_t.quant.zp, y_t.quant.zp, lo, hi)
+    m, s = conv_multipliers(x_t, w_t, y_t, y_t.shape[3])
+    return params, _i32(m), _i32(s)
+
+
+def _bias(op: Operator):
+    return In(2) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
+
+
+def _tensors(graph: Graph, op: Operator, *positions):
+    return [graph.tensors[op.inputs[k]] for k in positions]
+
+
+def _conv(graph: Graph, op: Operator) -> KernelCall:
+    x_t, w_t = _tensors(graph, op, 0, 1)
+    y_t = graph.tensors[op.outputs[0]]
+    params, m, s = conv_params(graph, op)
+    name = "tt_conv2d_s8" if op.kind == "CONV_2D" else "tt_depthwise_conv2d_s8"
+    return KernelCall(name, [params, m, s, _nhwc(x_t.shape), In(0), _nhwc(w_t.shape), In(1),
+                             _bias(op), _nhwc(y_t.shape), Out(0)])
+
+
+def inplace_depthwise_call(graph: Graph, op: Operator) -> KernelCall | None:
+    """tt_depthwise_conv2d_inplace_s8 for a DEPTHWISE_CONV_2D: its output is written over
+    In(0), the first output-size bytes of it; None when the kernel does not support the
+    layer (a depth multiplier)."""
+    if op.kind != "DEPTHWISE_CONV_2D":
+        return None
+    x_t, w_t = _tensors(graph, op, 0, 1)
+    y_t = graph.tensors[op.outputs[0]]
+    params, m, s = conv_params(graph, op)
+    dims = [_nhwc(t.shape) for t in (x_t, w_t, y_t)]
+    nbytes = call("tt_depthwise_conv2d_inplace_s8_scratch_bytes", params, *dims)
+    if nbytes == 0:
+        return None
+    return KernelCall("tt_depthwise_conv2d_inplace_s8",
+                      [params, m, s, dims[0], In(0), dims[1], In(1), _bias(op), dims[2],
+                       Scratch(nbytes)])
+
+
+def _fully_connected(graph: Graph, op: Operator) -> KernelCall:
+    x_t, w_t = _tensors(graph, op, 0, 1)
+    y_t = graph.tensors[op.outputs[0]]
+    units, depth = w_t.shape
+    lo, hi = fp.activation_range(fused_activation(op), y_t.quant.s, y_t.quant.zp)
+    m, s = fully_connected.multipliers(graph, op)
+    return KernelCall("tt_fully_connected_s8",
+                      [FcParams(-x_t.quant.zp, y_t.quant.zp, lo, hi), _i32(m), _i32(s),
+                       x_t.size // depth, depth, In(0), units, In(1), _bias(op), Out(0)])
+
+
+def add_params(graph: Graph, op: Operator) -> AddParams:
+    a, b = _tensors(graph, op, 0, 1)
+    y = graph.tensors[op.outputs[0]]
+    (ma, sa), (mb, sb), (my, sy) = add.params(graph, op)
+    lo, hi = fp.activation_range(fused_activation(op), y.quant.s, y.quant.zp)
+    return AddParams(-a.quant.zp, -b.quant.zp, y.quant.zp, add.LEFT_SHIFT, ma, sa, mb, sb,
+                     my, sy, lo, hi)
+
+
+def _add(graph: Graph, op: Operator) -> KernelCall:
+    a_t, b_t = _tensors(graph, op, 0, 1)
+    y_t = graph.tensors[op.outputs[0]]
+    params = add_params(graph, op)
+    if a_t.shape == b_t.shape == y_t.shape:
+        return KernelCall("tt_add_s8", [params, In(0), In(1), y_t.size, Out(0)])
+    rank = len(y_t.shape)
+    da, db = (_dims((1,) * (rank - len(t.shape)) + tuple(t.shape)) for t in (a_t, b_t))
+    return KernelCall("tt_add_broadcast_s8",
+                      [params, In(0), da, In(1), db, _dims(y_t.shape), rank, Out(0)])
+
+
+def _pad(graph: Graph, op: Operator) -> KernelCall:
+    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    value = y_t.quant.zp
+    if op.kind == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
+        v_t = graph.tensors[op.inputs[2]]
+        value = int(np.ravel(v_t.data)[0]) if v_t.data is not None else In(2, value=True)
+    return KernelCall("tt_pad_s8", [In(0), _dims(x_t.shape),
+                                    _dims(pad.paddings(graph, op)[:, 0]), _dims(y_t.shape),
+                                    len(y_t.shape), value, Out(0)])
+
+
+def pool_params(graph: Graph, op: Operator) -> PoolParams:
+    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    (kh, kw), stride, _, pads, _ = geometry(op, x_t.shape, pool.kernel(op), y_t.shape)
+    lo, hi = fp.activation_range(fused_activation(op), y_t.quant.s, y_t.quant.zp)
+    return PoolParams(stride[0], stride[1], pads[0], pads[1], kh, kw, lo, hi)
+
+
+def _pool(graph: Graph, op: Operator) -> KernelCall:
+    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    name = "tt_avg_pool_s8" if op.kind == "AVERAGE_POOL_2D" else "tt_max_pool_s8"
+    return KernelCall(name, [pool_params(graph, op), _nhwc(x_t.shape), In(0),
+                             _nhwc(y_t.shape), Out(0)])
+
+
+def _mean(graph: Graph, op: Operator) -> KernelCall:
+    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    axes = mean.axes(graph, op)
+    count = int(np.prod([x_t.shape[a] for a in axes]))
+    m, s = mean.multiplier(graph, op, count)
+    rank = len(x_t.shape)
+    reduced = _i32([1 if d in axes else 0 for d in range(rank)])
+    return KernelCall("tt_mean_s8", [In(0), _dims(x_t.shape), reduced, rank, x_t.quant.zp, m,
+                                     s, y_t.quant.zp, Out(0)])
+
+
+def _softmax(graph: Graph, op: Operator) -> KernelCall:
+    y_t = graph.tensors[op.outputs[0]]
+    m, shift, diff_min = softmax.params(graph, op)
+    depth = y_t.shape[-1]
+    return KernelCall("tt_softmax_s8", [In(0), y_t.size // depth, depth, m, shift, diff_min,
+                                        Out(0)])
+
+
+def _quantize(graph: Graph, op: Operator) -> KernelCall:
+    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    if x_t.dtype == "float32":
+        return KernelCall("tt_quantize_f32_s8", [In(0), y_t.size, float(np.float32(y_t.quant.s)),
+                                                 y_t.quant.zp, Out(0)])
+    m, s = rescale_multiplier(x_t, y_t)
+    return KernelCall("tt_requantize_s8", [In(0), y_t.size, -x_t.quant.zp, m, s, y_t.quant.zp,
+                                           Out(0)])
+
+
+def _dequantize(graph: Graph, op: Operator) -> KernelCall:
+    x_t = graph.tensors[op.inputs[0]]
+    return KernelCall("tt_dequantize_s8_f32", [In(0), x_t.size, float(np.float32(x_t.quant.s)),
+                                               x_t.quant.zp, Out(0)])
+
+
+def _reshape(graph: Graph, op: Operator) -> KernelCall:
+    return KernelCall("tt_reshape", [In(0), graph.tensors[op.outputs[0]].nbytes, Out(0)])
+
+
+def _transpose(graph: Graph, op: Operator) -> KernelCall | None:
+    x_t = graph.tensors[op.inputs[0]]
+    if x_t.dtype != "int8":
+        return None
+    return KernelCall("tt_transpose_s8", [In(0), _dims(x_t.shape),
+                                          _dims(shape.perm(graph, op)), len(x_t.shape), Out(0)])
+
+
+PREPARERS = {
+    "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
+    "ADD": _add, "PAD": _pad, "PADV2": _pad, "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
+    "MEAN": _mean, "SOFTMAX": _softmax, "QUANTIZE": _quantize, "DEQUANTIZE": _dequantize,
+    "RESHAPE": _reshape, "TRANSPOSE": _transpose,
+}
+
+
+def kernel_call(graph: Graph, op: Operator) -> KernelCall | None:
+    """The C kernel call of a forward operator, or None when no C kernel covers it (a TT_*
+    op, a non-int8 TRANSPOSE, a tensor of rank > 6)."""
+    preparer = PREPARERS.get(op.kind)
+    if preparer is None:
+        return None
+    ranks = [len(graph.tensors[i].shape) for i in list(op.inputs[:1]) + list(op.outputs)]
+    if max(ranks) > MAX_RANK:
+        return None
+    return preparer(graph, op)
+
+
+def bind(graph: Graph, op: Operator, kc: KernelCall):
+    """`run(inputs) -> outputs` making the call `kc` with the operator's tensors: outputs
+    are allocated, inputs passed as they come (C-contiguous, of their tensor's type)."""
+    template = list(kc.args)
+    inputs_at = [(i, a.k, a.value) for i, a in enumerate(template) if isinstance(a, In)]
+    outputs = [(i, graph.tensors[op.outputs[a.k]]) for i, a in enumerate(template)
+               if isinstance(a, Out)]
+    outputs = [(i, t.shape, np.dtype(t.dtype)) for i, t in outputs]
+    for i, a in enumerate(template):
+        if isinstance(a, Scratch):
+            template[i] = np.empty(a.nbytes, np.int8)
+    name = kc.name
+
+    def run(inputs):
+        args = list(template)
+        for i, k, value in inputs_at:
+            args[i] = int(np.ravel(inputs[k])[0]) if value else inputs[k]
+        outs = []
+        for i, shape_, dtype in outputs:
+            args[i] = y = np.empty(shape_, dtype)
+            outs.append(y)
+        if call(name, *args):                     # only status-returning kernels are bound
+            raise TTError(f"{name} refused operator {op.kind}")
+        return outs
+    return run
+
+
+def prepare(graph: Graph, op: Operator):
+    """`run(inputs) -> outputs` running `op` in C, or None (see kernel_call): the caller
+    keeps the numpy reference for those."""
+    kc = kernel_call(graph, op)
+    return None if kc is None else bind(graph, op, kc)
