@@ -57,9 +57,15 @@ def make_seeds(tflite_paths: list[Path], pkl_paths: list[Path], workdir: Path,
     from tflite_train.autodiff import Hyper
     workdir.mkdir(parents=True, exist_ok=True)
     seeds = []
-    for path in tflite_paths:
+    for k, path in enumerate(tflite_paths):
         data = path.read_bytes()
-        seeds.append(Seed(path.stem, "tflite", data, flatbuffer_positions(data)))
+        graph = tflite_io.parse(data)
+        shape = graph.tensors[graph.inputs[0]].shape
+        npz = None
+        if len(shape) == 4 and graph.tensors[graph.inputs[0]].dtype == "int8":
+            npz = workdir / f"images{k}.npz"        # for augment --lr auto's range test
+            _images(npz, shape, 96, k)
+        seeds.append(Seed(path.stem, "tflite", data, flatbuffer_positions(data), npz))
     for k, (path, scheme, fuse) in enumerate(train_from):
         result = augment.augment(tflite_io.load(path), scheme, 3,
                                  Hyper(momentum=0.5 if k % 2 else 0.0, decay_steps=10 * (k % 3)),
@@ -68,10 +74,7 @@ def make_seeds(tflite_paths: list[Path], pkl_paths: list[Path], workdir: Path,
         g = result.graph
         shape = g.tensors[g.inputs[0]].shape
         npz = workdir / f"train{k}.npz"
-        rng = np.random.default_rng(k)
-        image = tuple(shape[1:]) if shape[-1] in (1, 3) else tuple(shape[1:-1])
-        np.savez(npz, x=rng.integers(0, 256, (6,) + image, dtype=np.uint8),
-                 y=np.arange(6) % 3)
+        _images(npz, shape, 6, k)
         name = f"{path.stem}.{scheme}{'' if fuse else '.nofuse'}"
         state = None
         if len(shape) == 4:             # image data trains it: a state to export too
@@ -83,6 +86,13 @@ def make_seeds(tflite_paths: list[Path], pkl_paths: list[Path], workdir: Path,
         seeds.append(Seed(path.stem, "pkl", path.read_bytes()))
     seeds.append(Seed("tiny.pkl", "pkl", tiny_pickle()))
     return seeds
+
+
+def _images(path: Path, shape, n: int, seed: int) -> None:
+    """n random images (3 classes) for a model input of `shape`, as an .npz for --data."""
+    rng = np.random.default_rng(seed)
+    image = tuple(shape[1:]) if shape[-1] in (1, 3) else tuple(shape[1:-1])
+    np.savez(path, x=rng.integers(0, 256, (n,) + image, dtype=np.uint8), y=np.arange(n) % 3)
 
 
 def _training_state(graph, model: bytes, npz: Path, stem: Path) -> tuple[Path, bytes]:
@@ -521,7 +531,9 @@ def commands(seed: Seed, model: str, out: str) -> list[list[str]]:
                          ["augment", model, "-o", out, "--scheme", "full", "--no-fuse",
                           "--momentum", "0.5"],
                          ["compare", model, "--schemes", "bias-only"],
-                         ["header", model, "-o", out]]
+                         ["header", model, "-o", out]] + \
+            ([["augment", model, "-o", out, "--num-classes", "3", "--lr", "auto", "--data",
+               str(seed.npz), "--lr-test-steps", "2"]] if seed.npz else [])
     data = str(seed.npz)
     return common + [["header", model, "-o", out, "--array", "g_model"],
                      ["train", model, "--data", data, "--steps", "2", "--engine", "numpy",
@@ -546,6 +558,8 @@ def command_name(argv: list[str]) -> str:
         name += " --write-offline"
     elif name == "augment" and "--no-fuse" in argv:
         name += " --no-fuse"
+    elif name == "augment" and "auto" in argv:
+        name += " --lr auto"
     elif name == "import" and "--padding" in argv:
         name += " --padding pad"
     return name
