@@ -62,8 +62,8 @@ def supported(graph: Graph) -> None:
         for t in graph.op_inputs(op)[:1] + graph.op_outputs(op):
             if t is not None and t.dtype in ("float32", "float16"):
                 raise ModelError(
-                    f"operator {index} ({printable(op.kind)}) computes in {t.dtype}: this is a float "
-                    "model; tflite-train needs a full-integer int8 model (convert with a "
+                    f"operator {index} ({printable(op.kind)}) computes in {t.dtype}: this is a "
+                    "float model; tflite-train needs a full-integer int8 model (convert with a "
                     "representative dataset and TFLITE_BUILTINS_INT8)")
     for index in range(len(graph.operators)):
         get(graph, index)
