@@ -7,6 +7,7 @@ import numpy as np
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
 from . import OpDef, register, require, require_int8_io, saturate_int8
+from .requant import rescale_multiplier
 
 
 def axes(graph: Graph, op: Operator) -> tuple[int, ...]:
@@ -22,8 +23,7 @@ def _check(graph: Graph, index: int, op: Operator) -> None:
 
 def multiplier(graph: Graph, op: Operator, count: int) -> tuple[int, int]:
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    m, s = fp.quantize_multiplier(float(np.float64(np.float32(x.quant.s))
-                                        / np.float64(np.float32(y.quant.s))))
+    m, s = rescale_multiplier(x, y)
     shift = min(count.bit_length() - 1, 32, 31 + s)
     return (m << shift) // count, s - shift
 

@@ -6,6 +6,7 @@ import numpy as np
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
 from . import OpDef, register, require, saturate_int8
+from .requant import rescale_multiplier
 
 
 def _check_quantize(graph: Graph, index: int, op: Operator) -> None:
@@ -22,8 +23,7 @@ def quantize(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
         # AffineQuantize: float32 division, roundf, then the zero point.
         q = fp.round_half_away(x.astype(np.float32) / np.float32(y_t.quant.s))
         return [saturate_int8(q.astype(np.int64) + y_t.quant.zp)]
-    real = float(np.float64(np.float32(x_t.quant.s)) / np.float64(np.float32(y_t.quant.s)))
-    m, s = fp.quantize_multiplier(real)
+    m, s = rescale_multiplier(x_t, y_t)
     out = fp.multiply_by_quantized_multiplier(x.astype(np.int64) - x_t.quant.zp, m, s)
     return [saturate_int8(out + y_t.quant.zp)]
 

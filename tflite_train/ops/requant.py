@@ -17,6 +17,13 @@ def conv_multipliers(x: Tensor, w: Tensor, y: Tensor, channels: int):
     return fp.quantize_multipliers(real)
 
 
+def rescale_multiplier(x: Tensor, y: Tensor) -> tuple[int, int]:
+    """QuantizeMultiplier(double(s_x) / double(s_y)) of the float32 scales: the int8 -> int8
+    QUANTIZE's requantization, and MEAN's before the 1/N is folded in."""
+    return fp.quantize_multiplier(float(np.float64(np.float32(x.quant.s))
+                                        / np.float64(np.float32(y.quant.s))))
+
+
 def requantize(acc: np.ndarray, multiplier, shift, y: Tensor, activation: int) -> np.ndarray:
     out = fp.multiply_by_quantized_multiplier(acc, multiplier, shift) + y.quant.zp
     lo, hi = fp.activation_range(activation, y.quant.s, y.quant.zp)

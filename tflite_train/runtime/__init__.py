@@ -1,5 +1,6 @@
-"""Executors of a graph: `numpy_exec` (the numpy reference; engine "c" runs its TT_* ops in
-the C kernels instead) and `tflm_engine` (the real TFLM interpreter with our kernels
+"""Executors of a graph: `numpy_exec` (the numpy reference; engine "c" runs the same graph in
+the C kernels of micro_kernels instead: the int8 forward builtins through `c_forward`, the
+TT_* ops through `c_kernels`) and `tflm_engine` (the real TFLM interpreter with our kernels
 registered). `tflm` wraps the wheel's interpreter for the bit-exactness checks."""
 from __future__ import annotations
 

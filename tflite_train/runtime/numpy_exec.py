@@ -3,6 +3,7 @@
 An `Executor` keeps what persists across Invokes on a device: variable tensors (zeroed to
 their zero point at creation and on reset, as TFLM does) and per-op state (TT_INIT's flag,
 the update ops' RNG). Training ops skip when the label input is negative.
+Engine "c" runs the same graph in the C kernels instead (see Executor).
 """
 from __future__ import annotations
 
@@ -28,8 +29,13 @@ def check_inputs(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 class Executor:
-    """engine "numpy": every op in numpy; "c": the TT_* ops that micro_kernels implements run
-    in C through ctypes (the forward builtins stay the bit-exact numpy reference)."""
+    """engine "numpy": every op in numpy; "c": the forward builtins run in the int8 forward
+    kernels of micro_kernels (c_forward.py) and the TT_* ops in its training kernels
+    (c_kernels.py), through ctypes; numpy remains only where no C kernel exists (a
+    non-int8 TRANSPOSE, tensors of rank > 6).
+
+    Everything that does not change between Invokes (quantization parameters, shapes, which
+    inputs feed each op) is worked out here, once, not per Invoke."""
 
     def __init__(self, graph: Graph, engine: str = "numpy"):
         self.graph = graph
@@ -42,7 +48,31 @@ class Executor:
         elif engine != "numpy":
             raise TTError(f"unknown engine {engine!r}")
         self.engine = engine
+        self.constants = {i: t.data for i, t in enumerate(graph.tensors) if t.data is not None}
+        self.steps = [self._step(k, op) for k, op in enumerate(graph.operators)]
         self.reset()
+
+    def _step(self, k: int, op) -> tuple:
+        """(run(args), input indices, outputs, gate, outputs need conversion): gate 1 for
+        the TT_* ops that skip on a negative label (their last input), 2 for the loss,
+        which then outputs 0."""
+        graph, opdef = self.graph, self.opdefs[k]
+        gate = 0
+        if op.kind.startswith("TT_") and op.kind != "TT_INIT":
+            gate = 2 if op.kind == "TT_LOSS_SOFTMAX_CE" else 1
+        run = None
+        if self.engine == "c" and not op.kind.startswith("TT_"):
+            from . import c_forward
+            run = c_forward.prepare(graph, op)
+        convert = run is None
+        if run is None and opdef.stateful:
+            def run(args, f=opdef.forward):
+                return f(graph, op, args, self.op_state[k])    # reset() replaces op_state
+        elif run is None:
+            def run(args, f=opdef.forward):
+                return f(graph, op, args)
+        outputs = [(i, graph.tensors[i].dtype, graph.tensors[i].shape) for i in op.outputs]
+        return run, list(op.inputs), outputs, gate, convert
 
     def reset(self) -> None:
         self.variables: dict[int, np.ndarray] = {}
@@ -83,27 +113,23 @@ class Executor:
     def invoke(self, inputs: list[np.ndarray]) -> dict[int, np.ndarray]:
         """One Invoke; returns every tensor's value (variables by reference)."""
         graph = self.graph
-        values: dict[int, np.ndarray] = {}
-        for index, t in enumerate(graph.tensors):
-            if t.data is not None:
-                values[index] = t.data
+        values: dict[int, np.ndarray] = dict(self.constants)
         values.update(self.variables)
         for index, x in zip(graph.inputs, check_inputs(graph, inputs)):
             values[index] = x
-        for k, op in enumerate(graph.operators):
-            opdef = self.opdefs[k]
-            args = [values.get(i) if i >= 0 else None for i in op.inputs]
-            if op.kind.startswith("TT_") and op.kind != "TT_INIT" and int(args[-1][0]) < 0:
-                if op.kind == "TT_LOSS_SOFTMAX_CE":
-                    values[op.outputs[0]] = np.zeros(1, np.float32)
+        for run, op_inputs, outputs, gate, convert in self.steps:
+            args = [values.get(i) if i >= 0 else None for i in op_inputs]
+            if gate and int(args[-1][0]) < 0:
+                if gate == 2:
+                    values[outputs[0][0]] = np.zeros(1, np.float32)
                 continue
-            if opdef.stateful:
-                outs = opdef.forward(graph, op, args, self.op_state[k])
+            outs = run(args)
+            if convert:
+                for (index, dtype, shape), y in zip(outputs, outs):
+                    values[index] = np.asarray(y).astype(dtype, copy=False).reshape(shape)
             else:
-                outs = opdef.forward(graph, op, args)
-            for index, y in zip(op.outputs, outs):
-                t = graph.tensors[index]
-                values[index] = np.asarray(y).astype(t.dtype, copy=False).reshape(t.shape)
+                for (index, _, _), y in zip(outputs, outs):
+                    values[index] = y
         return values
 
     def outputs(self, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -1,0 +1,218 @@
+/* CONV_2D and FULLY_CONNECTED, int8 (include/tt_forward.h). A fully connected layer is a
+ * 1x1 convolution over `batches` pixels, so both run through conv_core.
+ *
+ * Arithmetic is TFLM's ConvPerChannel: acc = bias + sum over in-image taps of
+ * w * (x + input_offset) in int32, then requantized. The order and grouping of the integer
+ * sums differ (loads are shared between output channels and pixels; the offset's products
+ * are summed apart where every tap is inside the image), which changes nothing: int32
+ * addition wraps and is associative, and TFLM's own sum does not overflow. */
+#include "tt_forward.h"
+#include "tt_fwd_internal.h"
+
+/* acc[j] += sum_i (x[i] + offset) * w[j * w_stride + i] for j < 4. */
+static inline void dot4(const int8_t *x, const int8_t *w, int32_t w_stride, int32_t n,
+                        int32_t offset, int32_t acc[4]) {
+  const int8_t *w0 = w, *w1 = w + w_stride, *w2 = w1 + w_stride, *w3 = w2 + w_stride;
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t v = x[i] + offset;
+    a0 += v * w0[i];
+    a1 += v * w1[i];
+    a2 += v * w2[i];
+    a3 += v * w3[i];
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+
+static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t offset) {
+  int32_t a = 0;
+  for (int32_t i = 0; i < n; ++i) a += (x[i] + offset) * w[i];
+  return a;
+}
+
+/* acc[j] += sum_i x0[i] * w_j[i], acc[4 + j] += sum_i x1[i] * w_j[i], w_j = w + j * w_stride:
+ * two pixels by four output channels, each load feeding two or four products. */
+static inline void dot2x4(const int8_t *x0, const int8_t *x1, const int8_t *w,
+                          int32_t w_stride, int32_t n, int32_t acc[8]) {
+  const int8_t *w0 = w, *w1 = w + w_stride, *w2 = w1 + w_stride, *w3 = w2 + w_stride;
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  int32_t b0 = acc[4], b1 = acc[5], b2 = acc[6], b3 = acc[7];
+  for (int32_t i = 0; i < n; ++i) {
+    const int32_t u = x0[i], v = x1[i];
+    int32_t t = w0[i];
+    a0 += u * t;
+    b0 += v * t;
+    t = w1[i];
+    a1 += u * t;
+    b1 += v * t;
+    t = w2[i];
+    a2 += u * t;
+    b2 += v * t;
+    t = w3[i];
+    a3 += u * t;
+    b3 += v * t;
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+  acc[4] = b0;
+  acc[5] = b1;
+  acc[6] = b2;
+  acc[7] = b3;
+}
+
+/* A 1x1, stride-1, unpadded convolution over `pixels` pixels (a FULLY_CONNECTED layer is
+ * one): a matrix product. Every tap is inside the image, so the input offset is folded into
+ * the bias once per output channel: acc = bias + offset * sum(w) + sum(w * x), the same
+ * integer as TFLM's sum of w * (x + offset). */
+static void pointwise(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                      const int32_t *shift, int32_t pixels, int32_t ci, const int8_t *input,
+                      int32_t co, const int8_t *filter_lo, int32_t k, const int8_t *filter_hi,
+                      const int32_t *bias, int8_t *output) {
+  const int32_t rest = ci - k, off = p->input_offset, out_off = p->output_offset;
+  const int32_t lo = p->act_min, hi = p->act_max;
+  for (int32_t c = 0; c < co; c += 4) {
+    const int32_t g = co - c < 4 ? co - c : 4;
+    int32_t folded[4] = {0, 0, 0, 0};
+    for (int32_t j = 0; j < g; ++j) {
+      int32_t sum = 0;
+      for (int32_t i = 0; i < k; ++i) sum += filter_lo[(c + j) * k + i];
+      for (int32_t i = 0; i < rest; ++i) sum += filter_hi[(c + j) * rest + i];
+      folded[j] = (bias ? bias[c + j] : 0) + off * sum;
+    }
+    const int32_t *m = multiplier + c, *sh = shift + c;
+    int32_t px = 0;
+    if (g == 4) {
+      for (; px + 2 <= pixels; px += 2) {
+        const int8_t *x = input + px * ci;
+        int32_t acc[8] = {folded[0], folded[1], folded[2], folded[3],
+                          folded[0], folded[1], folded[2], folded[3]};
+        dot2x4(x, x + ci, filter_lo + c * k, k, k, acc);
+        if (rest > 0) dot2x4(x + k, x + ci + k, filter_hi + c * rest, rest, rest, acc);
+        int8_t *y = output + px * co + c;
+        for (int32_t j = 0; j < 4; ++j) {
+          y[j] = tt_fwd_requantize(acc[j], m[j], sh[j], out_off, lo, hi);
+          y[co + j] = tt_fwd_requantize(acc[4 + j], m[j], sh[j], out_off, lo, hi);
+        }
+      }
+    }
+    for (; px < pixels; ++px) {                  /* the odd pixel, and channels past 4k */
+      const int8_t *x = input + px * ci;
+      for (int32_t j = 0; j < g; ++j) {
+        int32_t acc = folded[j];
+        for (int32_t i = 0; i < k; ++i) acc += x[i] * filter_lo[(c + j) * k + i];
+        for (int32_t i = 0; i < rest; ++i) acc += x[k + i] * filter_hi[(c + j) * rest + i];
+        output[px * co + c + j] = tt_fwd_requantize(acc, m[j], sh[j], out_off, lo, hi);
+      }
+    }
+  }
+}
+
+/* The filter is filter_lo [co, kh, kw, k] followed along input channels by filter_hi
+ * [co, kh, kw, ci - k]. */
+static void conv_core(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                      const int32_t *shift, const tt_fwd_dims *in, const int8_t *input,
+                      const tt_fwd_dims *f, const int8_t *filter_lo, int32_t k,
+                      const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
+                      int8_t *output) {
+  const int32_t ci = in->c, co = f->n, kh = f->h, kw = f->w, rest = in->c - k;
+  const int32_t lo_stride = kh * kw * k, hi_stride = kh * kw * rest; /* between channels */
+  const int32_t off = p->input_offset;
+  if (kh == 1 && kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
+      p->pad_left == 0 && in->h == out->h && in->w == out->w) {
+    pointwise(p, multiplier, shift, out->n * out->h * out->w, ci, input, co, filter_lo, k,
+              filter_hi, bias, output);
+    return;
+  }
+  for (int32_t b = 0; b < out->n; ++b) {
+    for (int32_t oy = 0; oy < out->h; ++oy) {
+      const int32_t iy0 = oy * p->stride_h - p->pad_top;
+      int32_t ky0, ky1;
+      tt_fwd_tap_range(iy0, p->dilation_h, kh, in->h, &ky0, &ky1);
+      for (int32_t ox = 0; ox < out->w; ++ox) {
+        const int32_t ix0 = ox * p->stride_w - p->pad_left;
+        int32_t kx0, kx1;
+        tt_fwd_tap_range(ix0, p->dilation_w, kw, in->w, &kx0, &kx1);
+        int8_t *y = output + ((b * out->h + oy) * out->w + ox) * co;
+        int32_t c = 0;
+        for (; c + 4 <= co; c += 4) {
+          int32_t acc[4] = {0, 0, 0, 0};
+          for (int32_t ky = ky0; ky < ky1; ++ky) {
+            const int32_t iy = iy0 + ky * p->dilation_h;
+            for (int32_t kx = kx0; kx < kx1; ++kx) {
+              const int32_t ix = ix0 + kx * p->dilation_w;
+              const int8_t *x = input + ((b * in->h + iy) * in->w + ix) * ci;
+              const int32_t tap = ky * kw + kx;
+              dot4(x, filter_lo + c * lo_stride + tap * k, lo_stride, k, off, acc);
+              if (rest > 0)
+                dot4(x + k, filter_hi + c * hi_stride + tap * rest, hi_stride, rest, off,
+                     acc);
+            }
+          }
+          for (int32_t j = 0; j < 4; ++j) {
+            const int32_t a = acc[j] + (bias ? bias[c + j] : 0);
+            y[c + j] = tt_fwd_requantize(a, multiplier[c + j], shift[c + j], p->output_offset,
+                                         p->act_min, p->act_max);
+          }
+        }
+        for (; c < co; ++c) {
+          int32_t acc = bias ? bias[c] : 0;
+          for (int32_t ky = ky0; ky < ky1; ++ky) {
+            const int32_t iy = iy0 + ky * p->dilation_h;
+            for (int32_t kx = kx0; kx < kx1; ++kx) {
+              const int32_t ix = ix0 + kx * p->dilation_w;
+              const int8_t *x = input + ((b * in->h + iy) * in->w + ix) * ci;
+              const int32_t tap = ky * kw + kx;
+              acc += dot1(x, filter_lo + c * lo_stride + tap * k, k, off);
+              if (rest > 0) acc += dot1(x + k, filter_hi + c * hi_stride + tap * rest, rest, off);
+            }
+          }
+          y[c] = tt_fwd_requantize(acc, multiplier[c], shift[c], p->output_offset, p->act_min,
+                                   p->act_max);
+        }
+      }
+    }
+  }
+}
+
+void tt_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier, const int32_t *shift,
+                  const tt_fwd_dims *input_dims, const int8_t *input,
+                  const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
+                  const tt_fwd_dims *output_dims, int8_t *output) {
+  conv_core(p, multiplier, shift, input_dims, input, filter_dims, filter, input_dims->c, 0,
+            bias, output_dims, output);
+}
+
+void tt_conv2d_split_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                        const int32_t *shift, const tt_fwd_dims *input_dims,
+                        const int8_t *input, const tt_fwd_dims *filter_dims,
+                        const int8_t *filter_lo, int32_t k, const int8_t *filter_hi,
+                        const int32_t *bias, const tt_fwd_dims *output_dims, int8_t *output) {
+  conv_core(p, multiplier, shift, input_dims, input, filter_dims, filter_lo, k, filter_hi,
+            bias, output_dims, output);
+}
+
+void tt_fully_connected_split_s8(const tt_fwd_fc_params *p, const int32_t *multiplier,
+                                 const int32_t *shift, int32_t batches, int32_t depth,
+                                 const int8_t *input, int32_t units, const int8_t *weights_lo,
+                                 int32_t k, const int8_t *weights_hi, const int32_t *bias,
+                                 int8_t *output) {
+  const tt_fwd_conv_params conv = {1, 1, 1, 1, 0, 0, p->input_offset, p->output_offset,
+                                   p->act_min, p->act_max};
+  const tt_fwd_dims in = {batches, 1, 1, depth}, f = {units, 1, 1, depth},
+                    out = {batches, 1, 1, units};
+  conv_core(&conv, multiplier, shift, &in, input, &f, weights_lo, k, weights_hi, bias, &out,
+            output);
+}
+
+void tt_fully_connected_s8(const tt_fwd_fc_params *p, const int32_t *multiplier,
+                           const int32_t *shift, int32_t batches, int32_t depth,
+                           const int8_t *input, int32_t units, const int8_t *weights,
+                           const int32_t *bias, int8_t *output) {
+  tt_fully_connected_split_s8(p, multiplier, shift, batches, depth, input, units, weights,
+                              depth, 0, bias, output);
+}

@@ -1,0 +1,202 @@
+/* ADD, QUANTIZE, DEQUANTIZE and SOFTMAX, int8 (include/tt_forward.h). */
+#include "tt_forward.h"
+#include "tt_fwd_internal.h"
+
+static inline int8_t add1(const tt_fwd_add_params *p, int32_t a, int32_t b) {
+  /* TFLM: (x + offset) * (1 << left_shift), then MultiplyByQuantizedMultiplierSmallerThanOneExp
+   * (the general form: the same for the shifts <= 0 Prepare produces) */
+  const int32_t sa = tt_fwd_mbqm((int32_t)((uint32_t)(a + p->input1_offset) << p->left_shift),
+                                 p->input1_multiplier, p->input1_shift);
+  const int32_t sb = tt_fwd_mbqm((int32_t)((uint32_t)(b + p->input2_offset) << p->left_shift),
+                                 p->input2_multiplier, p->input2_shift);
+  const int32_t sum = (int32_t)((uint32_t)sa + (uint32_t)sb);
+  const int32_t y = tt_fwd_mbqm(sum, p->output_multiplier, p->output_shift) + p->output_offset;
+  return (int8_t)tt_fwd_clamp(y, p->act_min, p->act_max);
+}
+
+void tt_add_s8(const tt_fwd_add_params *p, const int8_t *input1, const int8_t *input2,
+               int32_t size, int8_t *output) {
+  for (int32_t i = 0; i < size; ++i) output[i] = add1(p, input1[i], input2[i]);
+}
+
+void tt_add_broadcast_s8(const tt_fwd_add_params *p, const int8_t *input1,
+                         const int32_t *dims1, const int8_t *input2, const int32_t *dims2,
+                         const int32_t *output_dims, int32_t rank, int8_t *output) {
+  /* strides of each input over the output's index space, 0 along broadcast axes */
+  int32_t s1[TT_FWD_MAX_RANK], s2[TT_FWD_MAX_RANK], index[TT_FWD_MAX_RANK];
+  int32_t t1 = 1, t2 = 1, size = 1;
+  for (int32_t d = rank - 1; d >= 0; --d) {
+    s1[d] = dims1[d] == 1 ? 0 : t1;
+    s2[d] = dims2[d] == 1 ? 0 : t2;
+    t1 *= dims1[d];
+    t2 *= dims2[d];
+    size *= output_dims[d];
+    index[d] = 0;
+  }
+  if (rank == 0) {
+    if (size) output[0] = add1(p, input1[0], input2[0]);
+    return;
+  }
+  const int32_t inner = output_dims[rank - 1];
+  int32_t o1 = 0, o2 = 0;
+  for (int32_t o = 0; o < size; o += inner) {
+    for (int32_t i = 0; i < inner; ++i)
+      output[o + i] = add1(p, input1[o1 + i * s1[rank - 1]], input2[o2 + i * s2[rank - 1]]);
+    for (int32_t d = rank - 2; d >= 0; --d) {  /* next row: odometer over the outer axes */
+      o1 += s1[d];
+      o2 += s2[d];
+      if (++index[d] < output_dims[d]) break;
+      o1 -= index[d] * s1[d];
+      o2 -= index[d] * s2[d];
+      index[d] = 0;
+    }
+  }
+}
+
+void tt_quantize_f32_s8(const float *input, int32_t size, float scale, int32_t zero_point,
+                        int8_t *output) {
+  for (int32_t i = 0; i < size; ++i) {
+    float q = input[i] / scale;
+    /* beyond +-512 the result saturates whatever the zero point: clamp first so that the
+     * conversion to int stays defined; NaN fails both tests and becomes 0 */
+    q = q > 512.0f ? 512.0f : q;
+    q = q < -512.0f ? -512.0f : q;
+    if (!(q == q)) q = 0.0f;
+    const float a = q < 0.0f ? -q : q;
+    int32_t r = (int32_t)a;                          /* floor of a non-negative value */
+    if (a - (float)r >= 0.5f) ++r;                   /* a - floor(a) is exact */
+    output[i] = (int8_t)tt_fwd_clamp((q < 0.0f ? -r : r) + zero_point, -128, 127);
+  }
+}
+
+void tt_requantize_s8(const int8_t *input, int32_t size, int32_t input_offset,
+                      int32_t multiplier, int32_t shift, int32_t output_offset,
+                      int8_t *output) {
+  for (int32_t i = 0; i < size; ++i) {
+    const int32_t v = tt_fwd_mbqm(input[i] + input_offset, multiplier, shift) + output_offset;
+    output[i] = (int8_t)tt_fwd_clamp(v, -128, 127);
+  }
+}
+
+void tt_dequantize_s8_f32(const int8_t *input, int32_t size, float scale, int32_t zero_point,
+                          float *output) {
+  for (int32_t i = 0; i < size; ++i) output[i] = scale * (float)(input[i] - zero_point);
+}
+
+/* --- SOFTMAX: gemmlowp fixed point on raw int32 values ------------------------------------- */
+
+#define SCALED_DIFF_INTEGER_BITS 5
+#define ACCUMULATION_INTEGER_BITS 12
+
+static inline int32_t wrap_add(int32_t a, int32_t b) {
+  return (int32_t)((uint32_t)a + (uint32_t)b);
+}
+
+static inline int32_t wrap_sub(int32_t a, int32_t b) {
+  return (int32_t)((uint32_t)a - (uint32_t)b);
+}
+
+/* SaturatingRoundingMultiplyByPOT<exponent> */
+static int32_t multiply_by_pot(int32_t x, int32_t exponent) {
+  if (exponent < 0) return tt_fwd_divide_pot(x, -exponent);
+  if (exponent == 0) return x;
+  const int32_t threshold = (int32_t)((1u << (31 - exponent)) - 1u);
+  if (x > threshold) return INT32_MAX;
+  if (x < -threshold) return INT32_MIN;
+  return (int32_t)((uint32_t)x << exponent);
+}
+
+/* exp(a) for a in [-1/4, 0), Q0.31 in and out */
+static int32_t exp_on_interval(int32_t a) {
+  const int32_t constant_term = 1895147668;          /* exp(-1/8) */
+  const int32_t constant_1_over_3 = 715827883;
+  const int32_t x = wrap_add(a, 1 << 28);            /* a + 1/8 */
+  const int32_t x2 = tt_fwd_high_mul(x, x);
+  const int32_t x3 = tt_fwd_high_mul(x2, x);
+  const int32_t x4 = tt_fwd_high_mul(x2, x2);
+  const int32_t x4_over_4 = multiply_by_pot(x4, -2);
+  const int32_t poly = multiply_by_pot(
+      wrap_add(tt_fwd_high_mul(wrap_add(x4_over_4, x3), constant_1_over_3), x2), -1);
+  return wrap_add(constant_term, tt_fwd_high_mul(constant_term, wrap_add(x, poly)));
+}
+
+/* exp(a) for a <= 0 given in Q5.26 (SCALED_DIFF_INTEGER_BITS); result Q0.31 */
+static int32_t exp_on_negative_values(int32_t a) {
+  const int32_t integer_bits = SCALED_DIFF_INTEGER_BITS, fractional_bits = 31 - integer_bits;
+  const int32_t one_quarter = 1 << (fractional_bits - 2);
+  const int32_t mod_minus_quarter = wrap_add(a & (one_quarter - 1), -one_quarter);
+  int32_t result = exp_on_interval(multiply_by_pot(mod_minus_quarter, integer_bits));
+  const int32_t remainder = wrap_sub(mod_minus_quarter, a);
+  static const int32_t multipliers[7] = {1672461947, 1302514674, 790015084, 290630308,
+                                         39332535,   720401,     242};
+  for (int32_t k = 0; k < 7; ++k) {               /* exponents -2 .. 4, all < integer_bits */
+    const int32_t exponent = k - 2;
+    if (remainder & (1 << (fractional_bits + exponent)))
+      result = tt_fwd_high_mul(result, multipliers[k]);
+  }
+  return a == 0 ? INT32_MAX : result;                /* integer_bits 5: no clamp below */
+}
+
+/* 1 / (1 + a) for a in [0, 1), Q0.31 in and out (three Newton-Raphson steps) */
+static int32_t one_over_one_plus_x(int32_t a) {
+  const int64_t sum = (int64_t)a + INT32_MAX;        /* RoundingHalfSum(a, One) */
+  const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
+  int32_t x = wrap_add(1515870810, tt_fwd_high_mul(half_denominator, -1010580540)); /* Q2.29 */
+  for (int32_t i = 0; i < 3; ++i) {
+    const int32_t one_minus = wrap_sub(1 << 29, tt_fwd_high_mul(half_denominator, x));
+    x = wrap_add(x, multiply_by_pot(tt_fwd_high_mul(x, one_minus), 2));
+  }
+  return multiply_by_pot(x, 1);
+}
+
+static int32_t leading_zeros(uint32_t x) {
+  int32_t n = 0;
+  if (x == 0) return 32;
+  while (!(x & 0x80000000u)) {
+    x <<= 1;
+    ++n;
+  }
+  return n;
+}
+
+void tt_softmax_s8(const int8_t *input, int32_t rows, int32_t depth, int32_t input_multiplier,
+                   int32_t input_left_shift, int32_t diff_min, int8_t *output) {
+  for (int32_t r = 0; r < rows; ++r) {
+    const int8_t *x = input + r * depth;
+    int8_t *y = output + r * depth;
+    int32_t top = -128;
+    for (int32_t c = 0; c < depth; ++c)
+      if (x[c] > top) top = x[c];
+    int32_t sum_of_exps = 0;                         /* Q12.19 */
+    for (int32_t c = 0; c < depth; ++c) {
+      const int32_t diff = x[c] - top;
+      if (diff >= diff_min) {
+        const int32_t scaled = tt_fwd_mbqm(diff, input_multiplier, input_left_shift);
+        sum_of_exps = wrap_add(sum_of_exps, tt_fwd_divide_pot(exp_on_negative_values(scaled),
+                                                              ACCUMULATION_INTEGER_BITS));
+      }
+    }
+    /* GetReciprocal */
+    const int32_t headroom_plus_one = leading_zeros((uint32_t)sum_of_exps);
+    const int32_t bits_over_unit = ACCUMULATION_INTEGER_BITS - headroom_plus_one;
+    const int32_t shifted_sum_minus_one =
+        (int32_t)(((uint32_t)sum_of_exps << headroom_plus_one) - (1u << 31));
+    const int32_t shifted_scale = one_over_one_plus_x(shifted_sum_minus_one);
+    for (int32_t c = 0; c < depth; ++c) {
+      const int32_t diff = x[c] - top;
+      if (diff >= diff_min) {
+        const int32_t scaled = tt_fwd_mbqm(diff, input_multiplier, input_left_shift);
+        const int32_t e = exp_on_negative_values(scaled);
+        /* beyond 31 (a sum of 2^28 or more: hundreds of classes tied at the maximum) TFLM
+         * shifts an int32 by 32 or more, which C leaves undefined; the numpy reference
+         * gives 0 for these non-negative products, and so do we */
+        const int32_t exponent = bits_over_unit + 31 - 8;
+        const int32_t scaled_e = tt_fwd_high_mul(shifted_scale, e);
+        const int32_t v = (exponent > 31 ? 0 : tt_fwd_divide_pot(scaled_e, exponent)) - 128;
+        y[c] = (int8_t)tt_fwd_clamp(v, -128, 127);
+      } else {
+        y[c] = -128;
+      }
+    }
+  }
+}

@@ -1,0 +1,62 @@
+/* Integer arithmetic shared by the forward kernels (tt_fwd_*.c): gemmlowp's fixed-point
+ * primitives exactly as TFLM's reference kernels use them (double rounding). Everything is
+ * int32/int64; int64 products compile to SMULL on the Cortex-M7, not to a library call. */
+#ifndef TT_FWD_INTERNAL_H
+#define TT_FWD_INTERNAL_H
+
+#include <stdint.h>
+
+#define TT_FWD_MAX_RANK 6
+
+/* SaturatingRoundingDoublingHighMul: a * b / 2^31 rounded half away from zero; the one
+ * overflowing case (INT32_MIN^2) saturates. gemmlowp writes it as
+ * (ab + (ab >= 0 ? 2^30 : 1 - 2^30)) / 2^31 with C's truncating division; floor((ab + 2^30)
+ * / 2^31) is the same integer for every ab (write ab = q 2^31 + r, 0 <= r < 2^31: both are
+ * q + (r >= 2^30)), and is one multiply-accumulate and a shift (SMLAL on the Cortex-M7), as
+ * in CMSIS-NN. Right shifts of negative values are arithmetic, as TFLM assumes too. */
+static inline int32_t tt_fwd_high_mul(int32_t a, int32_t b) {
+  if (a == b && a == INT32_MIN) return INT32_MAX;
+  return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
+}
+
+/* RoundingDivideByPOT: x / 2^exponent rounded half away from zero, 0 <= exponent <= 31. */
+static inline int32_t tt_fwd_divide_pot(int32_t x, int32_t exponent) {
+  const int32_t mask = (int32_t)((1u << exponent) - 1u);
+  const int32_t remainder = x & mask;
+  const int32_t threshold = (mask >> 1) + (x < 0);
+  return (x >> exponent) + (remainder > threshold);
+}
+
+/* MultiplyByQuantizedMultiplier (double rounding). The left shift wraps like TFLM's
+ * `x * (1 << left_shift)` does in practice; done unsigned to stay defined C. */
+static inline int32_t tt_fwd_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
+  const int32_t left = shift > 0 ? shift : 0;
+  const int32_t right = shift > 0 ? 0 : -shift;
+  return tt_fwd_divide_pot(tt_fwd_high_mul((int32_t)((uint32_t)x << left), multiplier), right);
+}
+
+static inline int32_t tt_fwd_clamp(int32_t v, int32_t lo, int32_t hi) {
+  return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* acc -> int8 of an output channel: requantize, add the zero point, fused activation. */
+static inline int8_t tt_fwd_requantize(int32_t acc, int32_t multiplier, int32_t shift,
+                                       int32_t output_offset, int32_t act_min,
+                                       int32_t act_max) {
+  return (int8_t)tt_fwd_clamp(tt_fwd_mbqm(acc, multiplier, shift) + output_offset, act_min,
+                              act_max);
+}
+
+/* The range of filter taps [*lo, *hi) whose input coordinate origin + tap * dilation lies
+ * in [0, size): TFLM's is_point_inside_image test, done once per row/column. */
+static inline void tt_fwd_tap_range(int32_t origin, int32_t dilation, int32_t taps,
+                                    int32_t size, int32_t *lo, int32_t *hi) {
+  int32_t a = origin >= 0 ? 0 : (-origin + dilation - 1) / dilation;
+  int32_t b = size - origin <= 0 ? 0 : (size - origin + dilation - 1) / dilation;
+  if (b > taps) b = taps;
+  if (a > b) a = b;
+  *lo = a;
+  *hi = b;
+}
+
+#endif /* TT_FWD_INTERNAL_H */
