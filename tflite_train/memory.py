@@ -29,10 +29,12 @@ class Buffer:
     last: int              # last allocation scope that uses it
     tensor: int | None = None      # tensor index, None for scratch
     op: int | None = None          # requesting operator, for scratch
+    align: int = ARENA_ALIGN       # sizes are rounded up to this (TFLM: 16)
+    tensors: tuple[int, ...] = ()  # codegen plan: every tensor sharing these bytes
 
     @property
     def aligned(self) -> int:
-        return align_up(self.size)
+        return align_up(self.size, self.align)
 
 
 def _options(op):
@@ -65,7 +67,12 @@ def scratch_requests(graph: Graph, k: int) -> list[int]:
     return []
 
 
-def tflm_buffers(graph: Graph) -> list[Buffer]:
+def lifetimes(graph: Graph, keep_outputs: bool = True) -> tuple[dict[int, int], dict[int, int]]:
+    """(first, last) allocation scope of every tensor an operator or the graph touches:
+    graph inputs are created at scope 0, operator k's tensors at scope k + 1, and graph
+    outputs stay alive to the last scope (TFLM's rules; `keep_outputs` False: a generated
+    program hands an output over as soon as it is made, so it lives only until its last
+    reader)."""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
 
@@ -76,7 +83,6 @@ def tflm_buffers(graph: Graph) -> list[Buffer]:
 
     for t in graph.inputs:
         touch(t, 0, True)
-    scratch: list[Buffer] = []
     for k, op in enumerate(graph.operators):
         scope = k + 1
         for t in op.outputs:
@@ -86,12 +92,19 @@ def tflm_buffers(graph: Graph) -> list[Buffer]:
                 touch(t, scope, False)
         for t in op.outputs:
             touch(t, scope, False)
-        for j, size in enumerate(scratch_requests(graph, k)):
-            scratch.append(Buffer(f"scratch{j}@{k}:{op.kind}", size, scope, scope, op=k))
     end = len(graph.operators)
     for t in graph.outputs:
-        touch(t, end, True)
+        touch(t, end if keep_outputs else first.get(t, 0), True)
+        if not keep_outputs:
+            last[t] = max(last[t], first[t])
+    return first, last
 
+
+def tflm_buffers(graph: Graph) -> list[Buffer]:
+    first, last = lifetimes(graph)
+    scratch = [Buffer(f"scratch{j}@{k}:{op.kind}", size, k + 1, k + 1, op=k)
+               for k, op in enumerate(graph.operators)
+               for j, size in enumerate(scratch_requests(graph, k))]
     buffers = []
     for index, t in enumerate(graph.tensors):
         if t.is_constant or t.is_variable or t.nbytes == 0 or index not in first:
@@ -307,3 +320,110 @@ def tflm_persistent_bytes(graph: Graph, data: bytes, training: bool) -> int | No
     except (RuntimeError, ValueError, TTError):
         return None
     return tail - sum(align_up(t.nbytes) for t in graph.tensors if t.is_variable)
+
+
+# --- the generated program's plan (codegen) ----------------------------------------------------
+#
+# A generated program (tflite_train/codegen) has no interpreter: its arena holds exactly the
+# activations, saved activations, gradients and kernel scratch of one training step, sized
+# to 4 bytes (float32 is the widest element it holds), and it may let one tensor reuse
+# another's bytes where the plan proves it safe:
+#   - a view (RESHAPE and its gradient): the output IS the input's bytes; both stay
+#     readable, so the shared bytes live as long as either;
+#   - an overwrite (in-place depthwise convolution, ADD or requantization of same-shape
+#     tensors): the kernel writes the output over its input's first bytes, which is safe
+#     only when nothing reads those bytes after that operator: the input and every tensor
+#     already sharing its bytes are last read there.
+
+CODEGEN_ALIGN = 4
+
+
+@dataclass(frozen=True)
+class AliasRequest:
+    op: int                # the operator that makes `output`
+    output: int            # tensor
+    input: int             # tensor whose bytes `output` would reuse, from its first byte
+    view: bool             # True: same bytes, both readable; False: output overwrites input
+    scratch: int = 0       # bytes of working memory the in-place form needs at `op`
+
+
+@dataclass
+class CodegenPlan:
+    buffers: list[Buffer]          # tensor groups (Buffer.tensors) and scratch (Buffer.op)
+    offsets: list[int]             # of each buffer
+    arena_bytes: int
+    order: str                     # the placement order that gave the smallest arena
+    aliases: list[AliasRequest]    # the requests the plan accepted
+    refused: list[AliasRequest]    # and those it could not (the input is read later)
+    live: list[int]                # bytes alive during each operator
+    peak_op: int                   # operator with the most bytes alive
+
+    def offset_of(self, tensor: int) -> int:
+        for b, off in zip(self.buffers, self.offsets):
+            if tensor in b.tensors:
+                return off
+        raise KeyError(tensor)
+
+    def scratch_offset(self, op: int, j: int = 0) -> int:
+        found = [off for b, off in zip(self.buffers, self.offsets) if b.op == op]
+        return found[j]
+
+    def live_at(self, k: int) -> list[Buffer]:
+        """The buffers alive during operator k, largest first."""
+        return sorted((b for b in self.buffers if b.first <= k + 1 <= b.last),
+                      key=lambda b: -b.aligned)
+
+
+def codegen_plan(graph: Graph, arena_tensors: set[int], scratch: dict[int, list[int]],
+                 requests: list[AliasRequest]) -> CodegenPlan:
+    """The arena of a generated program: `arena_tensors` (the tensors it places), the
+    scratch bytes each operator's kernel needs, and the aliasing its kernels allow; the
+    requests are granted in operator order where safe (see above)."""
+    first, last = lifetimes(graph, keep_outputs=False)
+    group = {t: t for t in arena_tensors}
+
+    def root(t: int) -> int:
+        while group[t] != t:
+            t = group[t]
+        return t
+
+    members: dict[int, list[int]] = {t: [t] for t in arena_tensors}
+    end: dict[int, int] = {t: last.get(t, first.get(t, 0)) for t in arena_tensors}
+    size: dict[int, int] = {t: graph.tensors[t].nbytes for t in arena_tensors}
+    granted, refused = [], []
+    for r in sorted(requests, key=lambda r: r.op):
+        if r.output not in group or r.input not in group or root(r.output) != r.output \
+                or len(members[r.output]) > 1:
+            refused.append(r)
+            continue
+        host = root(r.input)
+        out_bytes = graph.tensors[r.output].nbytes
+        if not r.view and (end[host] > r.op + 1 or out_bytes > size[host]
+                           or r.output in graph.inputs):
+            refused.append(r)
+            continue
+        group[r.output] = host
+        members[host] += members.pop(r.output)
+        end[host] = max(end[host], end.pop(r.output))
+        size[host] = max(size[host], size.pop(r.output))
+        granted.append(r)
+    buffers = []
+    for host, ts in members.items():
+        t = graph.tensors[host]
+        start = min(first.get(m, 0) for m in ts)
+        buffers.append(Buffer(t.name or f"tensor{host}", size[host], start, max(end[host], start),
+                              tensor=host, align=CODEGEN_ALIGN, tensors=tuple(sorted(ts))))
+    buffers.sort(key=lambda b: (b.first, b.tensor))
+    scratch = {k: list(v) for k, v in scratch.items()}
+    for r in granted:
+        if r.scratch > 0:
+            scratch.setdefault(r.op, []).append(r.scratch)
+    for k in sorted(scratch):
+        for j, nbytes in enumerate(scratch[k]):
+            if nbytes > 0:
+                buffers.append(Buffer(f"scratch{j}@{k}:{graph.operators[k].kind}", nbytes,
+                                      k + 1, k + 1, op=k, align=CODEGEN_ALIGN))
+    offsets, arena, order = offline_plan(buffers)
+    live = live_bytes(graph, buffers)
+    peak = max(range(len(live)), key=live.__getitem__) if live else 0
+    return CodegenPlan(buffers, offsets, arena, order, granted, refused, live, peak)

@@ -1,0 +1,304 @@
+"""A training model as a static program: which kernel call each operator makes, where every
+tensor lives, and the arena plan, decided once from the graph (no C is written here; emit.py
+writes it).
+
+Where tensors live:
+  - frozen constants (weights, biases, quantization arrays): `const` arrays, i.e. flash;
+  - trained parameters: SRAM arrays, filled from their initial values (constants, stored
+    once) by tt_model_init(); a filter that trains only its first k input channels keeps just
+    those in SRAM (`Split`), its frozen channels stay a constant;
+  - momentum buffers and the update ops' random streams: SRAM, reset by tt_model_init();
+  - everything else (sample, activations, saved activations, masks, gradients, kernel
+    scratch): one static arena, planned by memory.codegen_plan, where a reshape is a view
+    of its input and a depthwise convolution, ADD or requantization may write its output
+    over an input nothing reads afterwards;
+  - the label and the loss: arguments of tt_train_step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import checkpoint, memory
+from ..augment import training_metadata
+from ..errors import ModelError, TTError
+from ..ir import Graph
+from ..runtime import c_forward, c_kernels
+from ..runtime import kernel_calls as K
+from ..runtime.kernel_calls import In, KernelCall, Out, Scratch
+from ..training_ops import options_of
+
+
+class CodegenError(TTError):
+    """A training model the code generator cannot turn into a program."""
+
+
+@dataclass(frozen=True)
+class SplitPart:
+    """The SRAM part (lo: the first k input channels) or the flash part (hi: the rest) of a
+    partially trained filter."""
+    tensor: int
+    part: str
+
+
+@dataclass
+class Split:
+    tensor: int                     # the trained filter (a variable of the training model)
+    k: int                          # input channels trained (last axis), kept in SRAM
+    shape_whole: tuple[int, ...]    # the filter's shape, [.., depth]
+
+    @property
+    def depth(self) -> int:
+        return self.shape_whole[-1]
+
+    def shape(self, part: str) -> tuple[int, ...]:
+        return (*self.shape_whole[:-1], self.k if part == "lo" else self.depth - self.k)
+
+
+@dataclass
+class Step:
+    op: int                    # operator index in the training model
+    kind: str
+    call: KernelCall | None    # None: nothing to run (a view, TT_INIT)
+    training: bool             # runs only in tt_train_step (TT_* ops)
+    note: str = ""             # what the generated comment says beside the call
+
+
+@dataclass
+class Program:
+    graph: Graph
+    model: bytes
+    steps: list[Step]
+    plan: memory.CodegenPlan
+    arena_tensors: set[int]
+    views: dict[int, int]            # tensor -> the tensor whose storage it is (outside the arena)
+    splits: dict[int, Split]
+    params: list[tuple[int, int]]    # (initial-value constant, trained variable), TT_INIT order
+    momentum: list[int]
+    updates: list[tuple[int, int]]   # (update op, parameter), in execution order: state index
+    sample: int
+    label: int
+    scores: int
+    loss: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def classes(self) -> int:
+        return self.graph.tensors[self.scores].size
+
+    def storage_of(self, tensor: int) -> int:
+        """The tensor whose storage `tensor` uses (itself unless a view of a non-arena one)."""
+        while tensor in self.views:
+            tensor = self.views[tensor]
+        return tensor
+
+    def param_bytes(self, tensor: int) -> int:
+        """SRAM bytes of a trained parameter (only the trained channels of a split one)."""
+        t = self.graph.tensors[tensor]
+        split = self.splits.get(tensor)
+        if split is None:
+            return t.nbytes
+        return int(np.prod(split.shape("lo"))) * np.dtype(t.dtype).itemsize
+
+    def checkpoint_regions(self) -> list[tuple[checkpoint.Region, int]]:
+        """The checkpoint's regions in the order checkpoint.layout gives them, with the SRAM
+        bytes each one has in this program."""
+        out = []
+        for r in checkpoint.layout(self.graph):
+            nbytes = self.param_bytes(r.id) if r.kind == checkpoint.PARAMETER else r.nbytes
+            out.append((r, nbytes))
+        return out
+
+
+# --- which operators a partially trained filter is read by, and how the call changes ----------
+
+# kernel -> (the argument that reads the filter, the kernel of the split form); the split form
+# takes `<name>_lo, k, <name>_hi` in place of the filter and every other argument by name
+SPLIT_READERS = {
+    "tt_conv2d_s8": ("filter", "tt_conv2d_split_s8"),
+    "tt_fully_connected_s8": ("weights", "tt_fully_connected_split_s8"),
+    "tt_conv2d_input_grad_f32": ("w", "tt_conv2d_input_grad_split_f32"),
+    "tt_fully_connected_input_grad_f32": ("w", "tt_fully_connected_input_grad_split_f32"),
+}
+# in-place updates of the trained channels: the argument holding the filter and the one
+# holding its input-channel count, which becomes k (the SRAM part is a whole [.., k] filter)
+SPLIT_UPDATERS = {
+    "tt_conv2d_weight_update_s8": ("w", "ci"),
+    "tt_fully_connected_weight_update_s8": ("w", "depth"),
+    "tt_update_weight_s8": ("w", None),
+}
+
+
+def _reads(call: KernelCall, op, tensor: int) -> list[str]:
+    """Names of the call's arguments that read `tensor`."""
+    return [p.name for p, a in zip(call.signature.params, call.args)
+            if isinstance(a, In) and op.inputs[a.slot] == tensor]
+
+
+def _split_call(call: KernelCall, split: Split) -> KernelCall:
+    if call.kernel in SPLIT_READERS:
+        name, kernel = SPLIT_READERS[call.kernel]
+        old = dict(zip((p.name for p in call.signature.params), call.args))
+        args = []
+        for p in K.signatures()[kernel].params:
+            if p.name == f"{name}_lo":
+                args.append(SplitPart(split.tensor, "lo"))
+            elif p.name == f"{name}_hi":
+                args.append(SplitPart(split.tensor, "hi"))
+            elif p.name == "k":
+                args.append(split.k)
+            else:
+                args.append(old[p.name])
+        return KernelCall(kernel, args, call.status).check()
+    name, count = SPLIT_UPDATERS[call.kernel]
+    args = list(call.args)
+    sig = call.signature
+    args[sig.index(name)] = SplitPart(split.tensor, "lo")
+    if count is not None:
+        args[sig.index(count)] = split.k
+    else:                                   # tt_update_weight_s8: the filter's dims
+        args[sig.index("dims")] = K.i32(split.shape("lo"))
+    return KernelCall(call.kernel, args, call.status).check()
+
+
+def _splits(graph: Graph, calls: dict[int, KernelCall]) -> dict[int, Split]:
+    """Trained filters whose update touches fewer than all input channels and whose every
+    reader has a split form."""
+    trained: dict[int, int] = {}
+    for k, op in enumerate(graph.operators):
+        call = calls.get(k)
+        if call is None or call.kernel not in SPLIT_UPDATERS:
+            continue
+        o = options_of(op)
+        w = op.inputs[0 if op.kind == "TT_UPDATE_WEIGHT" else 3]
+        depth = graph.tensors[w].shape[-1]
+        if o.get("axis", 0) == 0 and 0 < o["channels"] < depth:
+            trained[w] = o["channels"]
+    out = {}
+    for w, k in trained.items():
+        ok = True
+        for j, op in enumerate(graph.operators):
+            if w not in op.inputs or op.kind == "TT_INIT":
+                continue
+            call = calls.get(j)
+            names = _reads(call, op, w) if call is not None else ["?"]
+            allowed = {SPLIT_READERS.get(call.kernel, (None,))[0],
+                       SPLIT_UPDATERS.get(call.kernel, (None,))[0]} if call else set()
+            if not names or any(n not in allowed for n in names):
+                ok = False
+        if ok:
+            t = graph.tensors[w]
+            out[w] = Split(w, k, tuple(t.shape))
+    return out
+
+
+# --- the program -------------------------------------------------------------------------------
+
+def _check_interface(graph: Graph) -> tuple[int, int, int, int]:
+    meta = training_metadata(graph)
+    del meta
+    if len(graph.inputs) != 2 or len(graph.outputs) != 2:
+        raise CodegenError(f"the training model has {len(graph.inputs)} inputs and "
+                           f"{len(graph.outputs)} outputs; the generated API takes one sample "
+                           "and a label and gives one output and the loss")
+    sample, label = graph.inputs
+    scores, loss = graph.outputs
+    s, l_, y, lo = (graph.tensors[i] for i in (sample, label, scores, loss))
+    if s.dtype != "int8":
+        raise CodegenError(f"the model's input {s.name!r} is {s.dtype}; the generated "
+                           "tt_train_step takes an int8 sample")
+    if y.dtype != "int8":
+        raise CodegenError(f"the model's output {y.name!r} is {y.dtype}; the generated "
+                           "tt_predict gives int8 scores")
+    if l_.dtype != "int32" or lo.dtype != "float32":
+        raise ModelError("not a training model written by augment (label/loss types)")
+    return sample, label, scores, loss
+
+
+def describe(graph: Graph, k: int) -> KernelCall | None:
+    op = graph.operators[k]
+    if op.kind == "TT_INIT":
+        return None
+    call = c_kernels.describe(graph, op) if op.kind.startswith("TT_") else \
+        c_forward.describe(graph, op)
+    if call is None:
+        shapes = " ".join("x".join(map(str, graph.tensors[i].shape)) + ":" + graph.tensors[i].dtype
+                          for i in op.inputs[:1] if i >= 0)
+        raise CodegenError(f"operator {k} ({op.kind}, input {shapes}) has no C kernel: "
+                           "the generated program cannot run it")
+    return call
+
+
+def build(graph: Graph, model: bytes) -> Program:
+    """Decides everything about the generated program; CodegenError when the graph has
+    something no kernel runs."""
+    sample, label, scores, loss = _check_interface(graph)
+    calls = {k: describe(graph, k) for k in range(len(graph.operators))}
+    calls = {k: c for k, c in calls.items() if c is not None}
+    init = next((op for op in graph.operators if op.kind == "TT_INIT"), None)
+    if init is None:
+        raise ModelError("training model without a TT_INIT op: nothing is trained")
+    params = list(zip(init.inputs[0::2], init.inputs[1::2]))
+    splits = _splits(graph, calls)
+
+    # views of tensors outside the arena (a RESHAPE of a constant) share their storage
+    views: dict[int, int] = {}
+    outside = {label, loss}
+    arena = set()
+    for i, t in enumerate(graph.tensors):
+        if not t.is_constant and not t.is_variable and t.nbytes > 0 and i not in outside:
+            arena.add(i)
+    requests: list[memory.AliasRequest] = []
+    scratch: dict[int, list[int]] = {}
+    inplace_calls: dict[int, KernelCall] = {}
+    for k, op in enumerate(graph.operators):
+        call = calls.get(k)
+        if call is None:
+            continue
+        if op.kind in ("RESHAPE", "TT_RESHAPE_GRAD"):
+            x, y = op.inputs[0], op.outputs[0]
+            if x in arena:
+                requests.append(memory.AliasRequest(k, y, x, view=True))
+            else:
+                views[y] = x
+                arena.discard(y)
+            continue
+        if op.kind == "DEPTHWISE_CONV_2D" and op.inputs[0] in arena:
+            inplace = c_forward.inplace_depthwise(graph, op)
+            if inplace is not None:
+                inplace_calls[k] = inplace[0].check()
+                requests.append(memory.AliasRequest(k, op.outputs[0], op.inputs[0], view=False,
+                                                    scratch=inplace[1]))
+        elif call.kernel in ("tt_add_s8", "tt_requantize_s8"):
+            for j in ((0, 1) if call.kernel == "tt_add_s8" else (0,)):
+                if op.inputs[j] in arena:
+                    requests.append(memory.AliasRequest(k, op.outputs[0], op.inputs[j],
+                                                        view=False))
+        sizes = [a.nbytes for a in call.args if isinstance(a, Scratch)]
+        if sizes:
+            scratch[k] = sizes
+    plan = memory.codegen_plan(graph, arena, scratch, requests)
+    granted = {r.op for r in plan.aliases}
+
+    steps = []
+    for k, op in enumerate(graph.operators):
+        call = calls.get(k)
+        note = ""
+        if op.kind in ("RESHAPE", "TT_RESHAPE_GRAD"):
+            call, note = None, "a view of its input: nothing to run"
+        elif k in inplace_calls and k in granted:
+            call, note = inplace_calls[k], "in place: the output over its input"
+        elif call is not None and k in granted:
+            note = "in place: the output over an input read for the last time"
+        if call is not None:
+            for w, split in splits.items():
+                if w in op.inputs and _reads(call, op, w):
+                    call = _split_call(call, split)
+                    note = (note + "; " if note else "") + \
+                        f"filter split: {split.k} of {split.depth} input channels in SRAM"
+        steps.append(Step(k, op.kind, call, op.kind.startswith("TT_"), note))
+    momentum = sorted(m for _, _, m in checkpoint.update_ops(graph) if m >= 0)
+    updates = [(k, p) for k, p, _ in checkpoint.update_ops(graph)]
+    return Program(graph, model, steps, plan, arena, views, splits, params, momentum, updates,
+                   sample, label, scores, loss, training_metadata(graph))
