@@ -375,11 +375,16 @@ class CodegenPlan:
 
 
 def codegen_plan(graph: Graph, arena_tensors: set[int], scratch: dict[int, list[int]],
-                 requests: list[AliasRequest]) -> CodegenPlan:
+                 requests: list[AliasRequest], reads: dict[int, int] | None = None
+                 ) -> CodegenPlan:
     """The arena of a generated program: `arena_tensors` (the tensors it places), the
     scratch bytes each operator's kernel needs, and the aliasing its kernels allow; the
-    requests are granted in operator order where safe (see above)."""
+    requests are granted in operator order where safe (see above). `reads`: tensor ->
+    operator that reads it although the graph does not say so (a fused pair of operators
+    runs at the second one's place)."""
     first, last = lifetimes(graph, keep_outputs=False)
+    for t, k in (reads or {}).items():
+        last[t] = max(last.get(t, 0), k + 1)
     group = {t: t for t in arena_tensors}
 
     def root(t: int) -> int:

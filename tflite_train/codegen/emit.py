@@ -10,7 +10,7 @@ from .. import __version__, checkpoint
 from ..runtime import kernel_calls as K
 from ..runtime.kernel_calls import In, KernelCall, LabelValue, Out, Scratch, UpdateState
 from ..training_ops import options_of
-from .program import Program, SplitPart
+from .program import Program, SplitPart, TensorArg
 
 C_TYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "uint8": "uint8_t",
            "int16": "int16_t", "uint32": "uint32_t"}
@@ -151,6 +151,8 @@ class Emitter:
             return f"&tt_state[{self.state_index[k]}]"
         if isinstance(a, SplitPart):
             return self.split_expr(a)
+        if isinstance(a, TensorArg):
+            return self.tensor_expr(a.tensor, param)
         if isinstance(a, np.ndarray):
             return self.constants.array(a, param.ctype)
         if isinstance(a, C.Structure):
@@ -280,7 +282,8 @@ class Emitter:
             " * training program (see tt_model.h). Do not edit; regenerate with",
             " * `tflite-train codegen`. */",
             '#include "tt_model.h"', "", "#include <string.h>", "",
-            '#include "tt_forward.h"', '#include "tt_kernels.h"', '#include "tt_split_grad.h"', "",
+            '#include "tt_forward.h"', '#include "tt_kernels.h"', '#include "tt_split_grad.h"',
+            '#include "tt_stream.h"', "",
             f"/* The arena: {p.plan.arena_bytes} bytes planned offline ({p.plan.order} first-fit),",
             " * every activation, saved activation, gradient and scratch buffer of a step. */",
             f"static union {{ int32_t align; uint8_t bytes[{arena}]; }} tt_arena;", "",

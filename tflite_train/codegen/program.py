@@ -42,6 +42,12 @@ class SplitPart:
     part: str
 
 
+@dataclass(frozen=True)
+class TensorArg:
+    """A tensor by index (a fused call reads the tensors of two operators)."""
+    tensor: int
+
+
 @dataclass
 class Split:
     tensor: int                     # the trained filter (a variable of the training model)
@@ -193,6 +199,49 @@ def _splits(graph: Graph, calls: dict[int, KernelCall]) -> dict[int, Split]:
     return out
 
 
+# --- row streaming: a pointwise layer fused with the depthwise layer that reads it --------------
+
+def _fusable(graph: Graph, calls: dict[int, KernelCall], consumers: dict[int, list[int]],
+             k: int) -> bool:
+    """Operator k (a 1x1 stride-1 unpadded CONV_2D of batch 1) whose output only operator
+    k + 1, a strided DEPTHWISE_CONV_2D, reads: tt_pointwise_depthwise_s8 runs the two
+    without the pointwise output (a quarter of it stays: the depthwise output)."""
+    if k + 1 >= len(graph.operators):
+        return False
+    pw, dw = graph.operators[k], graph.operators[k + 1]
+    a, b = calls.get(k), calls.get(k + 1)
+    if a is None or b is None or a.kernel != "tt_conv2d_s8" or \
+            b.kernel != "tt_depthwise_conv2d_s8":
+        return False
+    mid = pw.outputs[0]
+    if dw.inputs[0] != mid or consumers.get(mid) != [k + 1] or mid in graph.outputs:
+        return False
+    p, q = a.args[0], b.args[0]
+    w = graph.tensors[pw.inputs[1]]
+    x = graph.tensors[pw.inputs[0]]
+    return (w.shape[1:3] == (1, 1) and p.stride_h == p.stride_w == 1 and p.pad_top == 0
+            and p.pad_left == 0 and x.shape[0] == 1 and q.stride_h * q.stride_w > 1)
+
+
+def _fused_call(graph: Graph, pw_call: KernelCall, dw_call: KernelCall, k: int
+                ) -> tuple[KernelCall, int]:
+    """The tt_pointwise_depthwise_s8 call for operators k, k + 1 and its window bytes."""
+    pw = graph.operators[k]
+
+    def ref(a):
+        return TensorArg(pw.inputs[a.slot]) if isinstance(a, In) and pw.inputs[a.slot] >= 0 \
+            else (None if isinstance(a, In) else a)
+    pp, pm, ps, pin_dims, pin, pf_dims, pf, pbias, _, _ = pw_call.args
+    dp, dm, ds, mid_dims, _, df_dims, df, dbias, out_dims, out = dw_call.args
+    window = int(c_forward.call("tt_pointwise_depthwise_s8_window_bytes", dp, mid_dims,
+                                df_dims, out_dims))
+    call = KernelCall("tt_pointwise_depthwise_s8",
+                      [pp, pm, ps, pin_dims, ref(pin), pf_dims, ref(pf), ref(pbias),
+                       dp, dm, ds, mid_dims, df_dims, df, dbias, out_dims, out,
+                       Scratch(window)], status=True)
+    return call.check(), window
+
+
 # --- the program -------------------------------------------------------------------------------
 
 def _check_interface(graph: Graph) -> tuple[int, int, int, int]:
@@ -252,9 +301,19 @@ def build(graph: Graph, model: bytes) -> Program:
     requests: list[memory.AliasRequest] = []
     scratch: dict[int, list[int]] = {}
     inplace_calls: dict[int, KernelCall] = {}
+    fused: dict[int, KernelCall] = {}          # the second operator of a fused pair -> call
+    reads: dict[int, int] = {}
+    consumers = graph.consumers()
+    for k in range(len(graph.operators)):
+        if k not in fused and k - 1 not in fused and _fusable(graph, calls, consumers, k) \
+                and not any(w in splits for w in graph.operators[k].inputs):
+            fused[k + 1], window = _fused_call(graph, calls[k], calls[k + 1], k)
+            arena.discard(graph.operators[k].outputs[0])
+            reads[graph.operators[k].inputs[0]] = k + 1
+            scratch[k + 1] = [window]
     for k, op in enumerate(graph.operators):
         call = calls.get(k)
-        if call is None:
+        if call is None or k in fused or k + 1 in fused:
             continue
         if op.kind in ("RESHAPE", "TT_RESHAPE_GRAD"):
             x, y = op.inputs[0], op.outputs[0]
@@ -278,14 +337,19 @@ def build(graph: Graph, model: bytes) -> Program:
         sizes = [a.nbytes for a in call.args if isinstance(a, Scratch)]
         if sizes:
             scratch[k] = sizes
-    plan = memory.codegen_plan(graph, arena, scratch, requests)
+    plan = memory.codegen_plan(graph, arena, scratch, requests, reads)
     granted = {r.op for r in plan.aliases}
 
     steps = []
     for k, op in enumerate(graph.operators):
         call = calls.get(k)
         note = ""
-        if op.kind in ("RESHAPE", "TT_RESHAPE_GRAD"):
+        if k + 1 in fused:
+            call, note = None, f"runs row by row inside operator {k + 1}"
+        elif k in fused:
+            call, note = fused[k], (f"with operator {k - 1}, row by row: its output never "
+                                    "exists whole")
+        elif op.kind in ("RESHAPE", "TT_RESHAPE_GRAD"):
             call, note = None, "a view of its input: nothing to run"
         elif k in inplace_calls and k in granted:
             call, note = inplace_calls[k], "in place: the output over its input"

@@ -45,8 +45,10 @@ def _declarations() -> tuple[dict, dict]:
     return structs, functions
 
 
-HEADER_FUNCTIONS = set(re.findall(r"^\w+\s+(tt_\w+)\(", K.strip_comments(HEADER.read_text()),
-                                  re.M))
+# the forward kernels, and the row-streamed pairs of them (tt_stream.h, for the code generator)
+HEADER_FUNCTIONS = {name for h in (HEADER, MICRO_KERNELS / "include" / "tt_stream.h")
+                    for name in re.findall(r"^\w+\s+(tt_\w+)\(", K.strip_comments(h.read_text()),
+                                           re.M)}
 STRUCTS, FUNCTIONS = _declarations()
 Dims, ConvParams, FcParams = STRUCTS["tt_fwd_dims"], STRUCTS["tt_fwd_conv_params"], \
     STRUCTS["tt_fwd_fc_params"]

@@ -1,0 +1,66 @@
+/* Row-streamed forward operators (include/tt_stream.h). */
+#include "tt_stream.h"
+
+#include <string.h>
+
+static int32_t span_rows(const tt_fwd_conv_params *dw, const tt_fwd_dims *mid,
+                         const tt_fwd_dims *dw_filter) {
+  const int32_t span = (dw_filter->h - 1) * dw->dilation_h + 1;
+  return span < mid->h ? span : mid->h;
+}
+
+int32_t tt_pointwise_depthwise_s8_window_bytes(const tt_fwd_conv_params *dw,
+                                               const tt_fwd_dims *mid_dims,
+                                               const tt_fwd_dims *dw_filter_dims,
+                                               const tt_fwd_dims *output_dims) {
+  (void)output_dims;
+  return span_rows(dw, mid_dims, dw_filter_dims) * mid_dims->w * mid_dims->c;
+}
+
+int tt_pointwise_depthwise_s8(const tt_fwd_conv_params *pw, const int32_t *pw_multiplier,
+                              const int32_t *pw_shift, const tt_fwd_dims *input_dims,
+                              const int8_t *input, const tt_fwd_dims *pw_filter_dims,
+                              const int8_t *pw_filter, const int32_t *pw_bias,
+                              const tt_fwd_conv_params *dw, const int32_t *dw_multiplier,
+                              const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+                              const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter,
+                              const int32_t *dw_bias, const tt_fwd_dims *output_dims,
+                              int8_t *output, int8_t *window) {
+  if (input_dims->n != 1 || pw_filter_dims->h != 1 || pw_filter_dims->w != 1 ||
+      pw->stride_h != 1 || pw->stride_w != 1 || pw->pad_top != 0 || pw->pad_left != 0)
+    return TT_FWD_UNSUPPORTED;
+  const int32_t h = mid_dims->h, w = mid_dims->w, cm = mid_dims->c, ci = input_dims->c;
+  const int32_t row_bytes = w * cm, span = (dw_filter_dims->h - 1) * dw->dilation_h + 1;
+  const tt_fwd_dims in_row = {1, 1, w, ci}, mid_row = {1, 1, w, cm};
+  const tt_fwd_dims out_row = {1, 1, output_dims->w, output_dims->c};
+  const int32_t out_row_bytes = output_dims->w * output_dims->c;
+  int32_t have0 = 0, have1 = 0;               /* the window holds mid rows [have0, have1) */
+  for (int32_t oy = 0; oy < output_dims->h; ++oy) {
+    /* the mid rows this output row reads: [r0, r1) (taps outside are padding) */
+    const int32_t top = oy * dw->stride_h - dw->pad_top;
+    const int32_t r0 = top > 0 ? top : 0;
+    const int32_t r1 = top + span < h ? top + span : h;
+    if (r0 >= r1) {                           /* no row in the image: all taps are padding */
+      have0 = have1 = r0;
+    } else {
+      if (r0 > have0) {                       /* drop the rows above r0 */
+        const int32_t keep = have1 > r0 ? have1 - r0 : 0;
+        if (keep > 0) memmove(window, window + (r0 - have0) * row_bytes, (size_t)(keep * row_bytes));
+        have0 = r0;
+        if (have1 < r0) have1 = r0;
+      }
+      for (int32_t r = have1; r < r1; ++r)    /* compute the rows not there yet */
+        tt_conv2d_s8(pw, pw_multiplier, pw_shift, &in_row, input + r * w * ci, pw_filter_dims,
+                     pw_filter, pw_bias, &mid_row, window + (r - have0) * row_bytes);
+      if (r1 > have1) have1 = r1;
+    }
+    /* output row oy from the window: its first row is mid row r0, so the top padding left
+     * is what lies above the image */
+    tt_fwd_conv_params p = *dw;
+    p.pad_top = top < 0 ? -top : 0;
+    const tt_fwd_dims win = {1, r1 > r0 ? r1 - r0 : 0, w, cm};
+    tt_depthwise_conv2d_s8(&p, dw_multiplier, dw_shift, &win, window, dw_filter_dims,
+                           dw_filter, dw_bias, &out_row, output + oy * out_row_bytes);
+  }
+  return TT_FWD_OK;
+}
