@@ -43,9 +43,10 @@ demo:
 kernels:
 	$(MAKE) -C micro_kernels all tflm-wheel
 
-# The same kernels cross-compiled for Cortex-M7 and run under QEMU (part of `make test`).
+# The kernels (training and forward) cross-compiled for Cortex-M7 and run under QEMU (part
+# of `make test`).
 mcu-test:
-	$(PY) -m pytest -q tests/test_cortex_m7.py
+	$(PY) -m pytest -q tests/test_cortex_m7.py tests/test_cortex_m7_forward.py
 
 bench:
 	$(PY) benchmarks/run.py

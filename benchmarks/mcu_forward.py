@@ -45,7 +45,7 @@ TICK = 40                           # instructions per SysTick tick under -icoun
 
 def layer_calls(graph):
     """[(op index, Call)] of one forward pass through --engine c, plus the in-place
-    depthwise call on each depthwise layer's real input (op index, "inplace")."""
+    depthwise call on each depthwise layer's real input (where the kernel supports it)."""
     import numpy as np
     from test_cortex_m7_forward import recording
     from tflite_train.runtime import c_forward
@@ -61,20 +61,15 @@ def layer_calls(graph):
             run([values.get(i) if i >= 0 else None for i in inputs])
         out += [(k, c) for c in calls]
         op = graph.operators[k]
-        x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-        if op.kind == "DEPTHWISE_CONV_2D" and x_t.shape[3] == y_t.shape[3]:
-            p, m, s = c_forward.conv_params(graph, op)
-            dims = [c_forward.Dims(*t.shape) for t in (x_t, graph.tensors[op.inputs[1]], y_t)]
-            nbytes = c_forward.call("tt_depthwise_conv2d_inplace_s8_scratch_bytes", p, dims[0],
-                                    dims[1], dims[2])
-            data = values[op.inputs[0]].copy()
-            bias = graph.tensors[op.inputs[2]].data if len(op.inputs) > 2 else None
+        kc = c_forward.inplace_depthwise_call(graph, op)
+        if kc is not None:
+            args = [values[op.inputs[0]].copy()] + [values.get(i) if i >= 0 else None
+                                                    for i in op.inputs[1:]]
             calls = []
             with recording(calls):
-                c_forward.call("tt_depthwise_conv2d_inplace_s8", p, m, s, dims[0], data, dims[1],
-                               graph.tensors[op.inputs[1]].data, bias, dims[2],
-                               np.empty(nbytes, np.int8))
-            assert np.array_equal(data.ravel()[:y_t.size], values[op.outputs[0]].ravel())
+                c_forward.bind(graph, op, kc)(args)
+            y = values[op.outputs[0]]
+            assert np.array_equal(args[0].ravel()[:y.size], y.ravel())
             out += [(k, c) for c in calls]
     return out
 

@@ -355,31 +355,40 @@ def test_inplace_depthwise_equals_out_of_place(n, h, w, c, kernel, stride, dilat
 
 
 def test_inplace_depthwise_on_real_layers(zoo):
-    """Every depth-multiplier-1 depthwise layer of the zoo and the paper models on its real
-    input: in place == out of place."""
+    """Every depth-multiplier-1 depthwise layer of the zoo and the paper models, called as
+    c_forward.inplace_depthwise_call says, on its real input held in a guarded buffer:
+    the front of that buffer == the out-of-place output."""
     graphs = [tflite_io.load(zoo[n]) for n in ("depthwise", "mobile")]
     for name in PKLS:
         path = SHARED_MODELS / "tiny-training" / f"{name}.pkl"
         if path.exists():
             from tflite_train.importers.tiny_training import import_pkl
             graphs.append(import_pkl(path, "kernel"))
-    layers = 0
+    layers = refused = 0
     for g in graphs:
         values = Executor(g, "c").invoke(random_inputs(g, np.random.default_rng(0)))
         for op in g.operators:
-            x_t, y_t = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
-            if op.kind != "DEPTHWISE_CONV_2D" or x_t.shape[3] != y_t.shape[3]:
+            if op.kind != "DEPTHWISE_CONV_2D":
                 continue
-            p, m, s = c_forward.conv_params(g, op)
-            w = g.tensors[op.inputs[1]].data
-            b = g.tensors[op.inputs[2]].data if len(op.inputs) > 2 else None
-            layer = dict(p=p, m=m, s=s, x=values[op.inputs[0]], w=w, b=b, out=y_t.shape)
-            want, got, nbytes = run_inplace(layer)
-            assert np.array_equal(got, want) and np.array_equal(got, values[op.outputs[0]])
-            lines = min(y_t.shape[1], p.pad_top // p.stride_h + 1)
-            assert nbytes == lines * y_t.shape[2] * min(y_t.shape[3], 4)
+            x_t, y_t = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+            kc = c_forward.inplace_depthwise_call(g, op)
+            if x_t.shape[3] != y_t.shape[3]:
+                assert kc is None
+                refused += 1
+                continue
+            scratch = next(a for a in kc.args if isinstance(a, c_forward.Scratch))
+            lines = min(y_t.shape[1], kc.args[0].pad_top // kc.args[0].stride_h + 1)
+            assert scratch.nbytes == lines * y_t.shape[2] * min(y_t.shape[3], 4)
+            guard = 64
+            buf = np.full(x_t.size + 2 * guard, 77, np.int8)
+            data = buf[guard:guard + x_t.size].reshape(x_t.shape)
+            data[...] = values[op.inputs[0]]
+            args = [data] + [values.get(i) if i >= 0 else None for i in op.inputs[1:]]
+            assert c_forward.bind(g, op, kc)(args) == []
+            assert (buf[:guard] == 77).all() and (buf[guard + x_t.size:] == 77).all()
+            assert np.array_equal(data.ravel()[:y_t.size], values[op.outputs[0]].ravel())
             layers += 1
-    assert layers >= 3
+    assert layers >= 3 and refused >= 1
 
 
 def test_inplace_depthwise_refuses_a_depth_multiplier():

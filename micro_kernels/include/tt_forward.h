@@ -95,13 +95,14 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
                             const tt_fwd_dims *output_dims, int8_t *output);
 
 /* In-place DEPTHWISE_CONV_2D: the output [n, oh, ow, c] is written over its input
- * [n, h, w, c] in `data` (the output occupies the first n*oh*ow*c bytes; the rest of the
- * input is garbage afterwards). Bit-identical to tt_depthwise_conv2d_s8.
+ * [n, h, w, c] in `data` (the output occupies the first n*oh*ow*c bytes; the bytes after
+ * it hold leftovers of the input). Bit-identical to tt_depthwise_conv2d_s8.
  *
  * Supported: depth multiplier 1 (output channels == input channels), any batch, kernel,
  * stride, dilation and padding with oh*ow <= h*w (always true for SAME and VALID; the
- * paper's models use 3x3, 5x5 and 7x7 kernels at stride 1 and 2). Anything else returns
- * TT_FWD_UNSUPPORTED and touches nothing.
+ * paper's models use 3x3, 5x5 and 7x7 kernels at stride 1 and 2, and 4x4 or 8x8 at stride 2
+ * once imported with grown kernels). Anything else returns TT_FWD_UNSUPPORTED and touches
+ * nothing.
  *
  * How: four channels at a time (output channel j reads only input channel j), one output
  * row at a time into a ring of line buffers in `scratch`, each ow * min(c, 4) bytes (one

@@ -9,10 +9,11 @@
 #include "tt_forward.h"
 #include "tt_fwd_internal.h"
 
-/* acc[j] += sum_i (x[i] + offset) * w[j * w_stride + i] for j < 4. */
-static inline void dot4(const int8_t *x, const int8_t *w, int32_t w_stride, int32_t n,
+/* acc[j] += sum_i (x[i] + offset) * w_j[i] for the four filter rows w_0 = w, w_j = w + o[j]
+ * (a block of fewer than four channels repeats its last row: o[j] = o[j - 1]). */
+static inline void dot4(const int8_t *x, const int8_t *w, const int32_t o[4], int32_t n,
                         int32_t offset, int32_t acc[4]) {
-  const int8_t *w0 = w, *w1 = w + w_stride, *w2 = w1 + w_stride, *w3 = w2 + w_stride;
+  const int8_t *w0 = w, *w1 = w + o[1], *w2 = w + o[2], *w3 = w + o[3];
   int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
   for (int32_t i = 0; i < n; ++i) {
     const int32_t v = x[i] + offset;
@@ -25,12 +26,6 @@ static inline void dot4(const int8_t *x, const int8_t *w, int32_t w_stride, int3
   acc[1] = a1;
   acc[2] = a2;
   acc[3] = a3;
-}
-
-static inline int32_t dot1(const int8_t *x, const int8_t *w, int32_t n, int32_t offset) {
-  int32_t a = 0;
-  for (int32_t i = 0; i < n; ++i) a += (x[i] + offset) * w[i];
-  return a;
 }
 
 /* acc[j] += sum_i x0[i] * w_j[i], acc[4 + j] += sum_i x1[i] * w_j[i], w_j = w + j * w_stride:
@@ -128,55 +123,31 @@ static void conv_core(const tt_fwd_conv_params *p, const int32_t *multiplier,
               filter_hi, bias, output);
     return;
   }
-  for (int32_t b = 0; b < out->n; ++b) {
-    for (int32_t oy = 0; oy < out->h; ++oy) {
-      const int32_t iy0 = oy * p->stride_h - p->pad_top;
-      int32_t ky0, ky1;
-      tt_fwd_tap_range(iy0, p->dilation_h, kh, in->h, &ky0, &ky1);
-      for (int32_t ox = 0; ox < out->w; ++ox) {
-        const int32_t ix0 = ox * p->stride_w - p->pad_left;
-        int32_t kx0, kx1;
-        tt_fwd_tap_range(ix0, p->dilation_w, kw, in->w, &kx0, &kx1);
-        int8_t *y = output + ((b * out->h + oy) * out->w + ox) * co;
-        int32_t c = 0;
-        for (; c + 4 <= co; c += 4) {
-          int32_t acc[4] = {0, 0, 0, 0};
-          for (int32_t ky = ky0; ky < ky1; ++ky) {
-            const int32_t iy = iy0 + ky * p->dilation_h;
-            for (int32_t kx = kx0; kx < kx1; ++kx) {
-              const int32_t ix = ix0 + kx * p->dilation_w;
-              const int8_t *x = input + ((b * in->h + iy) * in->w + ix) * ci;
-              const int32_t tap = ky * kw + kx;
-              dot4(x, filter_lo + c * lo_stride + tap * k, lo_stride, k, off, acc);
-              if (rest > 0)
-                dot4(x + k, filter_hi + c * hi_stride + tap * rest, hi_stride, rest, off,
-                     acc);
-            }
-          }
-          for (int32_t j = 0; j < 4; ++j) {
-            const int32_t a = acc[j] + (bias ? bias[c + j] : 0);
-            y[c + j] = tt_fwd_requantize(a, multiplier[c + j], shift[c + j], p->output_offset,
-                                         p->act_min, p->act_max);
-          }
-        }
-        for (; c < co; ++c) {
-          int32_t acc = bias ? bias[c] : 0;
-          for (int32_t ky = ky0; ky < ky1; ++ky) {
-            const int32_t iy = iy0 + ky * p->dilation_h;
-            for (int32_t kx = kx0; kx < kx1; ++kx) {
-              const int32_t ix = ix0 + kx * p->dilation_w;
-              const int8_t *x = input + ((b * in->h + iy) * in->w + ix) * ci;
-              const int32_t tap = ky * kw + kx;
-              acc += dot1(x, filter_lo + c * lo_stride + tap * k, k, off);
-              if (rest > 0) acc += dot1(x + k, filter_hi + c * hi_stride + tap * rest, rest, off);
-            }
-          }
-          y[c] = tt_fwd_requantize(acc, multiplier[c], shift[c], p->output_offset, p->act_min,
-                                   p->act_max);
+  TT_FWD_FOR_EACH_WINDOW(in, out, p->stride_h, p->stride_w, p->pad_top, p->pad_left,
+                         p->dilation_h, p->dilation_w, kh, kw, {
+    int8_t *y = output + ((b * out->h + oy) * out->w + ox) * co;
+    for (int32_t c = 0; c < co; c += 4) {
+      const int32_t g = co - c < 4 ? co - c : 4;
+      int32_t lo_rows[4], hi_rows[4], acc[4] = {0, 0, 0, 0};
+      for (int32_t j = 0; j < 4; ++j) {
+        lo_rows[j] = (j < g ? j : g - 1) * lo_stride;
+        hi_rows[j] = (j < g ? j : g - 1) * hi_stride;
+      }
+      for (int32_t ky = ky0; ky < ky1; ++ky) {
+        for (int32_t kx = kx0; kx < kx1; ++kx) {
+          const int32_t iy = iy0 + ky * p->dilation_h, ix = ix0 + kx * p->dilation_w;
+          const int8_t *x = input + ((b * in->h + iy) * in->w + ix) * ci;
+          const int32_t tap = ky * kw + kx;
+          dot4(x, filter_lo + c * lo_stride + tap * k, lo_rows, k, off, acc);
+          if (rest > 0)
+            dot4(x + k, filter_hi + c * hi_stride + tap * rest, hi_rows, rest, off, acc);
         }
       }
+      for (int32_t j = 0; j < g; ++j)
+        y[c + j] = tt_fwd_requantize(acc[j] + (bias ? bias[c + j] : 0), multiplier[c + j],
+                                     shift[c + j], p->output_offset, p->act_min, p->act_max);
     }
-  }
+  })
 }
 
 void tt_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier, const int32_t *shift,

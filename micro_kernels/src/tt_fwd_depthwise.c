@@ -127,25 +127,16 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
                  output + (b * out->h + oy) * out->w * cm + c, cm);
     return;
   }
-  for (int32_t b = 0; b < out->n; ++b) {
-    for (int32_t oy = 0; oy < out->h; ++oy) {
-      const int32_t iy0 = oy * p->stride_h - p->pad_top;
-      int32_t ky0, ky1;
-      tt_fwd_tap_range(iy0, p->dilation_h, kh, in->h, &ky0, &ky1);
-      for (int32_t ox = 0; ox < out->w; ++ox) {
-        const int32_t ix0 = ox * p->stride_w - p->pad_left;
-        int32_t kx0, kx1;
-        tt_fwd_tap_range(ix0, p->dilation_w, kw, in->w, &kx0, &kx1);
-        int8_t *y = output + ((b * out->h + oy) * out->w + ox) * cm;
-        for (int32_t oc = 0; oc < cm; ++oc) {
-          const int32_t acc = tap_sum(p, in, input, b, oc / m, filter, cm, oc, iy0, ky0, ky1,
-                                      ix0, kx0, kx1, kw);
-          y[oc] = tt_fwd_requantize(acc + (bias ? bias[oc] : 0), multiplier[oc], shift[oc],
-                                    p->output_offset, p->act_min, p->act_max);
-        }
-      }
+  TT_FWD_FOR_EACH_WINDOW(in, out, p->stride_h, p->stride_w, p->pad_top, p->pad_left,
+                         p->dilation_h, p->dilation_w, kh, kw, {
+    int8_t *y = output + ((b * out->h + oy) * out->w + ox) * cm;
+    for (int32_t oc = 0; oc < cm; ++oc) {
+      const int32_t acc = tap_sum(p, in, input, b, oc / m, filter, cm, oc, iy0, ky0, ky1, ix0,
+                                  kx0, kx1, kw);
+      y[oc] = tt_fwd_requantize(acc + (bias ? bias[oc] : 0), multiplier[oc], shift[oc],
+                                p->output_offset, p->act_min, p->act_max);
     }
-  }
+  })
 }
 
 /* --- in place -------------------------------------------------------------------------------

@@ -59,4 +59,23 @@ static inline void tt_fwd_tap_range(int32_t origin, int32_t dilation, int32_t ta
   *hi = b;
 }
 
+/* Runs the statements after kw (the body, commas allowed) for every output position
+ * (b, oy, ox) of a windowed operator (convolution, depthwise, pooling) over input `in` and
+ * output `out`, with the window's origin (iy0, ix0) and its in-image taps
+ * [ky0, ky1) x [kx0, kx1) of a kh x kw kernel. */
+#define TT_FWD_FOR_EACH_WINDOW(in, out, stride_h, stride_w, pad_top, pad_left, dilation_h,  \
+                               dilation_w, kh, kw, ...)                                   \
+  for (int32_t b = 0; b < (out)->n; ++b)                                                  \
+    for (int32_t oy = 0; oy < (out)->h; ++oy) {                                           \
+      const int32_t iy0 = oy * (stride_h) - (pad_top);                                    \
+      int32_t ky0, ky1;                                                                   \
+      tt_fwd_tap_range(iy0, (dilation_h), (kh), (in)->h, &ky0, &ky1);                     \
+      for (int32_t ox = 0; ox < (out)->w; ++ox) {                                         \
+        const int32_t ix0 = ox * (stride_w) - (pad_left);                                 \
+        int32_t kx0, kx1;                                                                 \
+        tt_fwd_tap_range(ix0, (dilation_w), (kw), (in)->w, &kx0, &kx1);                   \
+        __VA_ARGS__                                                                       \
+      }                                                                                   \
+    }
+
 #endif /* TT_FWD_INTERNAL_H */

@@ -2,22 +2,15 @@
 #include "tt_forward.h"
 #include "tt_fwd_internal.h"
 
-/* Runs `body` for every output element of a pooling window with its in-image tap ranges. */
-#define TT_FWD_POOL_LOOP(p, in, out, body)                                                \
-  for (int32_t b = 0; b < (out)->n; ++b)                                                  \
-    for (int32_t oy = 0; oy < (out)->h; ++oy) {                                           \
-      const int32_t iy0 = oy * (p)->stride_h - (p)->pad_top;                              \
-      int32_t ky0, ky1;                                                                   \
-      tt_fwd_tap_range(iy0, 1, (p)->filter_h, (in)->h, &ky0, &ky1);                       \
-      for (int32_t ox = 0; ox < (out)->w; ++ox) {                                         \
-        const int32_t ix0 = ox * (p)->stride_w - (p)->pad_left;                           \
-        int32_t kx0, kx1;                                                                 \
-        tt_fwd_tap_range(ix0, 1, (p)->filter_w, (in)->w, &kx0, &kx1);                     \
-        const int32_t x0 = ((b * (in)->h + iy0 + ky0) * (in)->w + ix0 + kx0) * (in)->c;   \
-        int8_t *y = output + ((b * (out)->h + oy) * (out)->w + ox) * (out)->c;            \
-        body                                                                              \
-      }                                                                                   \
-    }
+/* Every output element of a pooling window: x0 the offset of its first in-image tap, y its
+ * output pixel. */
+#define TT_FWD_POOL_LOOP(p, in, out, ...)                                                 \
+  TT_FWD_FOR_EACH_WINDOW(in, out, (p)->stride_h, (p)->stride_w, (p)->pad_top,             \
+                         (p)->pad_left, 1, 1, (p)->filter_h, (p)->filter_w, {             \
+    const int32_t x0 = ((b * (in)->h + iy0 + ky0) * (in)->w + ix0 + kx0) * (in)->c;       \
+    int8_t *y = output + ((b * (out)->h + oy) * (out)->w + ox) * (out)->c;                \
+    __VA_ARGS__                                                                           \
+  })
 
 void tt_avg_pool_s8(const tt_fwd_pool_params *p, const tt_fwd_dims *input_dims,
                     const int8_t *input, const tt_fwd_dims *output_dims, int8_t *output) {

@@ -45,7 +45,10 @@ int tt_pointwise_depthwise_s8(const tt_fwd_conv_params *pw, const int32_t *pw_mu
     } else {
       if (r0 > have0) {                       /* drop the rows above r0 */
         const int32_t keep = have1 > r0 ? have1 - r0 : 0;
-        if (keep > 0) memmove(window, window + (r0 - have0) * row_bytes, (size_t)(keep * row_bytes));
+        /* row by row, each moving down by at least a row: source and destination of one
+         * memcpy never overlap */
+        for (int32_t j = 0; j < keep; ++j)
+          memcpy(window + j * row_bytes, window + (r0 - have0 + j) * row_bytes, (size_t)row_bytes);
         have0 = r0;
         if (have1 < r0) have1 = r0;
       }

@@ -8,9 +8,9 @@ import numpy as np
 
 from .. import __version__, checkpoint
 from ..runtime import kernel_calls as K
-from ..runtime.kernel_calls import In, KernelCall, LabelValue, Out, Scratch, UpdateState
+from ..runtime.kernel_calls import In, KernelCall, Out, Scratch, UpdateState
 from ..training_ops import options_of
-from .program import Program, SplitPart, TensorArg
+from .program import CodegenError, Program, SplitPart, TensorArg
 
 C_TYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "uint8": "uint8_t",
            "int16": "int16_t", "uint32": "uint32_t"}
@@ -139,12 +139,15 @@ class Emitter:
         op = self.g.operators[k]
         if a is None:
             return "0"
-        if isinstance(a, In):
-            return "0" if op.inputs[a.slot] < 0 else self.tensor_expr(op.inputs[a.slot], param)
-        if isinstance(a, Out):
-            return self.tensor_expr(op.outputs[a.slot], param)
-        if isinstance(a, LabelValue):
+        if isinstance(a, In) and a.value:
+            if op.inputs[a.k] != self.p.label:
+                raise CodegenError(f"operator {k} ({op.kind}) reads a tensor's value at run "
+                                   "time; the generated program knows only the label's")
             return "label"
+        if isinstance(a, In):
+            return "0" if op.inputs[a.k] < 0 else self.tensor_expr(op.inputs[a.k], param)
+        if isinstance(a, Out):
+            return self.tensor_expr(op.outputs[a.k], param)
         if isinstance(a, Scratch):
             return f"({param.ctype} *)({ARENA} + {self.p.plan.scratch_offset(k)})"
         if isinstance(a, UpdateState):
@@ -163,7 +166,7 @@ class Emitter:
 
     def call(self, k: int, call: KernelCall) -> str:
         args = [self.arg(k, p, a) for p, a in zip(call.signature.params, call.args)]
-        return f"{call.kernel}({', '.join(args)})"
+        return f"{call.name}({', '.join(args)})"
 
     # --- the files --------------------------------------------------------------------------
 

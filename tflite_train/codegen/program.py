@@ -139,12 +139,12 @@ SPLIT_UPDATERS = {
 def _reads(call: KernelCall, op, tensor: int) -> list[str]:
     """Names of the call's arguments that read `tensor`."""
     return [p.name for p, a in zip(call.signature.params, call.args)
-            if isinstance(a, In) and op.inputs[a.slot] == tensor]
+            if isinstance(a, In) and not a.value and op.inputs[a.k] == tensor]
 
 
 def _split_call(call: KernelCall, split: Split) -> KernelCall:
-    if call.kernel in SPLIT_READERS:
-        name, kernel = SPLIT_READERS[call.kernel]
+    if call.name in SPLIT_READERS:
+        name, kernel = SPLIT_READERS[call.name]
         old = dict(zip((p.name for p in call.signature.params), call.args))
         args = []
         for p in K.signatures()[kernel].params:
@@ -156,8 +156,8 @@ def _split_call(call: KernelCall, split: Split) -> KernelCall:
                 args.append(split.k)
             else:
                 args.append(old[p.name])
-        return KernelCall(kernel, args, call.status).check()
-    name, count = SPLIT_UPDATERS[call.kernel]
+        return KernelCall(kernel, args).check()
+    name, count = SPLIT_UPDATERS[call.name]
     args = list(call.args)
     sig = call.signature
     args[sig.index(name)] = SplitPart(split.tensor, "lo")
@@ -165,7 +165,7 @@ def _split_call(call: KernelCall, split: Split) -> KernelCall:
         args[sig.index(count)] = split.k
     else:                                   # tt_update_weight_s8: the filter's dims
         args[sig.index("dims")] = K.i32(split.shape("lo"))
-    return KernelCall(call.kernel, args, call.status).check()
+    return KernelCall(call.name, args).check()
 
 
 def _splits(graph: Graph, calls: dict[int, KernelCall]) -> dict[int, Split]:
@@ -174,7 +174,7 @@ def _splits(graph: Graph, calls: dict[int, KernelCall]) -> dict[int, Split]:
     trained: dict[int, int] = {}
     for k, op in enumerate(graph.operators):
         call = calls.get(k)
-        if call is None or call.kernel not in SPLIT_UPDATERS:
+        if call is None or call.name not in SPLIT_UPDATERS:
             continue
         o = options_of(op)
         w = op.inputs[0 if op.kind == "TT_UPDATE_WEIGHT" else 3]
@@ -189,8 +189,8 @@ def _splits(graph: Graph, calls: dict[int, KernelCall]) -> dict[int, Split]:
                 continue
             call = calls.get(j)
             names = _reads(call, op, w) if call is not None else ["?"]
-            allowed = {SPLIT_READERS.get(call.kernel, (None,))[0],
-                       SPLIT_UPDATERS.get(call.kernel, (None,))[0]} if call else set()
+            allowed = {SPLIT_READERS.get(call.name, (None,))[0],
+                       SPLIT_UPDATERS.get(call.name, (None,))[0]} if call else set()
             if not names or any(n not in allowed for n in names):
                 ok = False
         if ok:
@@ -210,8 +210,8 @@ def _fusable(graph: Graph, calls: dict[int, KernelCall], consumers: dict[int, li
         return False
     pw, dw = graph.operators[k], graph.operators[k + 1]
     a, b = calls.get(k), calls.get(k + 1)
-    if a is None or b is None or a.kernel != "tt_conv2d_s8" or \
-            b.kernel != "tt_depthwise_conv2d_s8":
+    if a is None or b is None or a.name != "tt_conv2d_s8" or \
+            b.name != "tt_depthwise_conv2d_s8":
         return False
     mid = pw.outputs[0]
     if dw.inputs[0] != mid or consumers.get(mid) != [k + 1] or mid in graph.outputs:
@@ -229,16 +229,16 @@ def _fused_call(graph: Graph, pw_call: KernelCall, dw_call: KernelCall, k: int
     pw = graph.operators[k]
 
     def ref(a):
-        return TensorArg(pw.inputs[a.slot]) if isinstance(a, In) and pw.inputs[a.slot] >= 0 \
+        return TensorArg(pw.inputs[a.k]) if isinstance(a, In) and pw.inputs[a.k] >= 0 \
             else (None if isinstance(a, In) else a)
     pp, pm, ps, pin_dims, pin, pf_dims, pf, pbias, _, _ = pw_call.args
     dp, dm, ds, mid_dims, _, df_dims, df, dbias, out_dims, out = dw_call.args
-    window = int(c_forward.call("tt_pointwise_depthwise_s8_window_bytes", dp, mid_dims,
-                                df_dims, out_dims))
+    window = int(K.host_call("tt_pointwise_depthwise_s8_window_bytes", dp, mid_dims, df_dims,
+                             out_dims))
     call = KernelCall("tt_pointwise_depthwise_s8",
                       [pp, pm, ps, pin_dims, ref(pin), pf_dims, ref(pf), ref(pbias),
                        dp, dm, ds, mid_dims, df_dims, df, dbias, out_dims, out,
-                       Scratch(window)], status=True)
+                       Scratch(window)])
     return call.check(), window
 
 
@@ -265,12 +265,12 @@ def _check_interface(graph: Graph) -> tuple[int, int, int, int]:
     return sample, label, scores, loss
 
 
-def describe(graph: Graph, k: int) -> KernelCall | None:
+def kernel_call(graph: Graph, k: int) -> KernelCall | None:
     op = graph.operators[k]
     if op.kind == "TT_INIT":
         return None
-    call = c_kernels.describe(graph, op) if op.kind.startswith("TT_") else \
-        c_forward.describe(graph, op)
+    call = c_kernels.kernel_call(graph, op) if op.kind.startswith("TT_") else \
+        c_forward.kernel_call(graph, op)
     if call is None:
         shapes = " ".join("x".join(map(str, graph.tensors[i].shape)) + ":" + graph.tensors[i].dtype
                           for i in op.inputs[:1] if i >= 0)
@@ -283,7 +283,7 @@ def build(graph: Graph, model: bytes) -> Program:
     """Decides everything about the generated program; CodegenError when the graph has
     something no kernel runs."""
     sample, label, scores, loss = _check_interface(graph)
-    calls = {k: describe(graph, k) for k in range(len(graph.operators))}
+    calls = {k: kernel_call(graph, k) for k in range(len(graph.operators))}
     calls = {k: c for k, c in calls.items() if c is not None}
     init = next((op for op in graph.operators if op.kind == "TT_INIT"), None)
     if init is None:
@@ -324,13 +324,14 @@ def build(graph: Graph, model: bytes) -> Program:
                 arena.discard(y)
             continue
         if op.kind == "DEPTHWISE_CONV_2D" and op.inputs[0] in arena:
-            inplace = c_forward.inplace_depthwise(graph, op)
+            inplace = c_forward.inplace_depthwise_call(graph, op)
             if inplace is not None:
-                inplace_calls[k] = inplace[0].check()
+                inplace_calls[k] = inplace.check()
+                ring = next(a.nbytes for a in inplace.args if isinstance(a, Scratch))
                 requests.append(memory.AliasRequest(k, op.outputs[0], op.inputs[0], view=False,
-                                                    scratch=inplace[1]))
-        elif call.kernel in ("tt_add_s8", "tt_requantize_s8"):
-            for j in ((0, 1) if call.kernel == "tt_add_s8" else (0,)):
+                                                    scratch=ring))
+        elif call.name in ("tt_add_s8", "tt_requantize_s8"):
+            for j in ((0, 1) if call.name == "tt_add_s8" else (0,)):
                 if op.inputs[j] in arena:
                     requests.append(memory.AliasRequest(k, op.outputs[0], op.inputs[j],
                                                         view=False))

@@ -1,9 +1,11 @@
 """The int8 forward kernels of micro_kernels (include/tt_forward.h) through ctypes.
 
-`prepare(graph, op)` does, once, everything a device would do before its first Invoke: the
-requantization multipliers and shifts (from the same functions the numpy forward uses, so
-there is one definition of TFLM's arithmetic), activation ranges, windows and shapes. It
-returns `run(inputs) -> outputs`, which only allocates the outputs and calls C.
+`kernel_call(graph, op)` works out, once, everything a device would before its first Invoke:
+the kernel and its arguments, i.e. the requantization multipliers and shifts (from the same
+functions the numpy forward uses, so there is one definition of TFLM's arithmetic),
+activation ranges, windows and shapes, with placeholders for the tensors (In, Out, Scratch).
+A code generator emits that call; `prepare` binds it into `run(inputs) -> outputs` for the
+executor, which then only allocates the outputs and calls C.
 
 Argument and return types of every tt_* function, and the layout of every parameter
 struct, are read from the header itself, so a signature can not drift from its binding.
@@ -25,17 +27,16 @@ from ..ops import fused_activation
 from ..ops.requant import conv_multipliers, rescale_multiplier
 from ..ops.window import geometry
 from . import kernel_calls as K
-from .kernel_calls import In, KernelCall, Out, Scratch
 from .build import MICRO_KERNELS, micro_kernels_library
+from .kernel_calls import In, KernelCall, Out, Scratch
 
 HEADER = MICRO_KERNELS / "include" / "tt_forward.h"
 LIBRARY_NAME = "libtt_kernels.so"
 MAX_RANK = 6
 
-
 def _declarations() -> tuple[dict, dict]:
-    """(struct name -> ctypes.Structure, function name -> (restype, argtypes)) of
-    tt_forward.h, from the signatures kernel_calls reads out of the header."""
+    """(struct name -> ctypes.Structure, function name -> (restype, argtypes)) of the
+    forward kernels, from the signatures kernel_calls reads out of the headers."""
     structs = {name: K.struct_class(name) for name in K.structs() if name.startswith("tt_fwd")}
     functions = {}
     for name, sig in K.signatures().items():
@@ -45,10 +46,8 @@ def _declarations() -> tuple[dict, dict]:
     return structs, functions
 
 
-# the forward kernels, and the row-streamed pairs of them (tt_stream.h, for the code generator)
-HEADER_FUNCTIONS = {name for h in (HEADER, MICRO_KERNELS / "include" / "tt_stream.h")
-                    for name in re.findall(r"^\w+\s+(tt_\w+)\(", K.strip_comments(h.read_text()),
-                                           re.M)}
+HEADER_FUNCTIONS = set(re.findall(r"^\w+\s+(tt_\w+)\(", K.strip_comments(HEADER.read_text()),
+                                  re.M))
 STRUCTS, FUNCTIONS = _declarations()
 Dims, ConvParams, FcParams = STRUCTS["tt_fwd_dims"], STRUCTS["tt_fwd_conv_params"], \
     STRUCTS["tt_fwd_fc_params"]
@@ -100,15 +99,11 @@ def _nhwc(shape) -> Dims:
     return Dims(*[int(d) for d in shape])
 
 
-def _contiguous(a, dtype) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype)
-
-
-# --- one description per operator ---------------------------------------------------------------
+# --- what each operator calls ---------------------------------------------------------------
 
 def conv_params(graph: Graph, op: Operator) -> tuple[ConvParams, np.ndarray, np.ndarray]:
     """The window, offsets, activation range and per-channel (multiplier, shift) of a
-    CONV_2D or DEPTHWISE_CONV_2D: what a code generator emits as constants."""
+    CONV_2D or DEPTHWISE_CONV_2D."""
     x_t, w_t, y_t = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
                      graph.tensors[op.outputs[0]])
     _, stride, dilation, pads, _ = geometry(op, x_t.shape, w_t.shape[1:3], y_t.shape)
@@ -123,44 +118,51 @@ def _bias(op: Operator):
     return In(2) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
 
 
+def _tensors(graph: Graph, op: Operator, *positions):
+    return [graph.tensors[op.inputs[k]] for k in positions]
+
+
 def _conv(graph: Graph, op: Operator) -> KernelCall:
-    x_t, w_t, y_t = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
-                     graph.tensors[op.outputs[0]])
+    x_t, w_t = _tensors(graph, op, 0, 1)
+    y_t = graph.tensors[op.outputs[0]]
     params, m, s = conv_params(graph, op)
     name = "tt_conv2d_s8" if op.kind == "CONV_2D" else "tt_depthwise_conv2d_s8"
     return KernelCall(name, [params, m, s, _nhwc(x_t.shape), In(0), _nhwc(w_t.shape), In(1),
                              _bias(op), _nhwc(y_t.shape), Out(0)])
 
 
-def inplace_depthwise(graph: Graph, op: Operator) -> tuple[KernelCall, int] | None:
-    """The in-place form of a DEPTHWISE_CONV_2D (output written over its input, the input
-    slot In(0) doubling as the output) and its scratch bytes; None when the kernel does not
-    support the layer (then tt_depthwise_conv2d_inplace_s8_scratch_bytes says 0)."""
-    call_ = _conv(graph, op)
-    params, m, s, dx, _, dw, _, bias, dy, _ = call_.args
-    nbytes = int(call("tt_depthwise_conv2d_inplace_s8_scratch_bytes", params, dx, dw, dy))
-    if nbytes <= 0:
+def inplace_depthwise_call(graph: Graph, op: Operator) -> KernelCall | None:
+    """tt_depthwise_conv2d_inplace_s8 for a DEPTHWISE_CONV_2D: its output is written over
+    In(0), the first output-size bytes of it; None when the kernel does not support the
+    layer (a depth multiplier)."""
+    if op.kind != "DEPTHWISE_CONV_2D":
+        return None
+    x_t, w_t = _tensors(graph, op, 0, 1)
+    y_t = graph.tensors[op.outputs[0]]
+    params, m, s = conv_params(graph, op)
+    dims = [_nhwc(t.shape) for t in (x_t, w_t, y_t)]
+    nbytes = call("tt_depthwise_conv2d_inplace_s8_scratch_bytes", params, *dims)
+    if nbytes == 0:
         return None
     return KernelCall("tt_depthwise_conv2d_inplace_s8",
-                      [params, m, s, dx, In(0), dw, In(1), bias, dy, Scratch(nbytes)],
-                      status=True), nbytes
+                      [params, m, s, dims[0], In(0), dims[1], In(1), _bias(op), dims[2],
+                       Scratch(nbytes)])
 
 
 def _fully_connected(graph: Graph, op: Operator) -> KernelCall:
-    x_t, w_t, y_t = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
-                     graph.tensors[op.outputs[0]])
+    x_t, w_t = _tensors(graph, op, 0, 1)
+    y_t = graph.tensors[op.outputs[0]]
     units, depth = w_t.shape
     lo, hi = fp.activation_range(fused_activation(op), y_t.quant.s, y_t.quant.zp)
-    params = FcParams(-x_t.quant.zp, y_t.quant.zp, lo, hi)
     m, s = fully_connected.multipliers(graph, op)
     return KernelCall("tt_fully_connected_s8",
-                      [params, _i32(m), _i32(s), x_t.size // depth, depth, In(0), units, In(1),
-                       _bias(op), Out(0)])
+                      [FcParams(-x_t.quant.zp, y_t.quant.zp, lo, hi), _i32(m), _i32(s),
+                       x_t.size // depth, depth, In(0), units, In(1), _bias(op), Out(0)])
 
 
 def add_params(graph: Graph, op: Operator) -> AddParams:
-    a, b, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
-               graph.tensors[op.outputs[0]])
+    a, b = _tensors(graph, op, 0, 1)
+    y = graph.tensors[op.outputs[0]]
     (ma, sa), (mb, sb), (my, sy) = add.params(graph, op)
     lo, hi = fp.activation_range(fused_activation(op), y.quant.s, y.quant.zp)
     return AddParams(-a.quant.zp, -b.quant.zp, y.quant.zp, add.LEFT_SHIFT, ma, sa, mb, sb,
@@ -168,8 +170,8 @@ def add_params(graph: Graph, op: Operator) -> AddParams:
 
 
 def _add(graph: Graph, op: Operator) -> KernelCall:
-    a_t, b_t, y_t = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
-                     graph.tensors[op.outputs[0]])
+    a_t, b_t = _tensors(graph, op, 0, 1)
+    y_t = graph.tensors[op.outputs[0]]
     params = add_params(graph, op)
     if a_t.shape == b_t.shape == y_t.shape:
         return KernelCall("tt_add_s8", [params, In(0), In(1), y_t.size, Out(0)])
@@ -179,16 +181,14 @@ def _add(graph: Graph, op: Operator) -> KernelCall:
                       [params, In(0), da, In(1), db, _dims(y_t.shape), rank, Out(0)])
 
 
-def _pad(graph: Graph, op: Operator) -> KernelCall | None:
+def _pad(graph: Graph, op: Operator) -> KernelCall:
     x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     value = y_t.quant.zp
     if op.kind == "PADV2" and len(op.inputs) > 2 and op.inputs[2] >= 0:
-        constant = graph.tensors[op.inputs[2]]
-        if not constant.is_constant:
-            return None
-        value = int(np.ravel(constant.data)[0])
-    before = _dims(pad.paddings(graph, op)[:, 0])
-    return KernelCall("tt_pad_s8", [In(0), _dims(x_t.shape), before, _dims(y_t.shape),
+        v_t = graph.tensors[op.inputs[2]]
+        value = int(np.ravel(v_t.data)[0]) if v_t.data is not None else In(2, value=True)
+    return KernelCall("tt_pad_s8", [In(0), _dims(x_t.shape),
+                                    _dims(pad.paddings(graph, op)[:, 0]), _dims(y_t.shape),
                                     len(y_t.shape), value, Out(0)])
 
 
@@ -213,16 +213,16 @@ def _mean(graph: Graph, op: Operator) -> KernelCall:
     m, s = mean.multiplier(graph, op, count)
     rank = len(x_t.shape)
     reduced = _i32([1 if d in axes else 0 for d in range(rank)])
-    return KernelCall("tt_mean_s8", [In(0), _dims(x_t.shape), reduced, rank, x_t.quant.zp,
-                                     int(m), int(s), y_t.quant.zp, Out(0)])
+    return KernelCall("tt_mean_s8", [In(0), _dims(x_t.shape), reduced, rank, x_t.quant.zp, m,
+                                     s, y_t.quant.zp, Out(0)])
 
 
 def _softmax(graph: Graph, op: Operator) -> KernelCall:
     y_t = graph.tensors[op.outputs[0]]
     m, shift, diff_min = softmax.params(graph, op)
     depth = y_t.shape[-1]
-    return KernelCall("tt_softmax_s8", [In(0), y_t.size // depth, depth, int(m), int(shift),
-                                        int(diff_min), Out(0)])
+    return KernelCall("tt_softmax_s8", [In(0), y_t.size // depth, depth, m, shift, diff_min,
+                                        Out(0)])
 
 
 def _quantize(graph: Graph, op: Operator) -> KernelCall:
@@ -231,8 +231,8 @@ def _quantize(graph: Graph, op: Operator) -> KernelCall:
         return KernelCall("tt_quantize_f32_s8", [In(0), y_t.size, float(np.float32(y_t.quant.s)),
                                                  y_t.quant.zp, Out(0)])
     m, s = rescale_multiplier(x_t, y_t)
-    return KernelCall("tt_requantize_s8", [In(0), y_t.size, -x_t.quant.zp, int(m), int(s),
-                                           y_t.quant.zp, Out(0)])
+    return KernelCall("tt_requantize_s8", [In(0), y_t.size, -x_t.quant.zp, m, s, y_t.quant.zp,
+                                           Out(0)])
 
 
 def _dequantize(graph: Graph, op: Operator) -> KernelCall:
@@ -249,11 +249,11 @@ def _transpose(graph: Graph, op: Operator) -> KernelCall | None:
     x_t = graph.tensors[op.inputs[0]]
     if x_t.dtype != "int8":
         return None
-    return KernelCall("tt_transpose_s8", [In(0), _dims(x_t.shape), _dims(shape.perm(graph, op)),
-                                          len(x_t.shape), Out(0)])
+    return KernelCall("tt_transpose_s8", [In(0), _dims(x_t.shape),
+                                          _dims(shape.perm(graph, op)), len(x_t.shape), Out(0)])
 
 
-DESCRIBERS = {
+PREPARERS = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
     "ADD": _add, "PAD": _pad, "PADV2": _pad, "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
     "MEAN": _mean, "SOFTMAX": _softmax, "QUANTIZE": _quantize, "DEQUANTIZE": _dequantize,
@@ -261,43 +261,48 @@ DESCRIBERS = {
 }
 
 
-def describe(graph: Graph, op: Operator) -> KernelCall | None:
-    """The kernel call that runs `op`, or None when no C kernel covers it (a TT_* op, a
-    non-int8 TRANSPOSE, a tensor of rank > 6, a PADV2 whose value is not a constant)."""
-    describer = DESCRIBERS.get(op.kind)
-    if describer is None:
+def kernel_call(graph: Graph, op: Operator) -> KernelCall | None:
+    """The C kernel call of a forward operator, or None when no C kernel covers it (a TT_*
+    op, a non-int8 TRANSPOSE, a tensor of rank > 6)."""
+    preparer = PREPARERS.get(op.kind)
+    if preparer is None:
         return None
     ranks = [len(graph.tensors[i].shape) for i in list(op.inputs[:1]) + list(op.outputs)]
     if max(ranks) > MAX_RANK:
         return None
-    kc = describer(graph, op)
-    return kc.check() if kc is not None else None
+    kc = preparer(graph, op)
+    return None if kc is None else kc.check()
+
+
+def bind(graph: Graph, op: Operator, kc: KernelCall):
+    """`run(inputs) -> outputs` making the call `kc` with the operator's tensors: outputs
+    are allocated, inputs passed as they come (C-contiguous, of their tensor's type)."""
+    template = list(kc.args)
+    inputs_at = [(i, a.k, a.value) for i, a in enumerate(template) if isinstance(a, In)]
+    outputs = [(i, graph.tensors[op.outputs[a.k]]) for i, a in enumerate(template)
+               if isinstance(a, Out)]
+    outputs = [(i, t.shape, np.dtype(t.dtype)) for i, t in outputs]
+    for i, a in enumerate(template):
+        if isinstance(a, Scratch):
+            template[i] = np.empty(a.nbytes, np.int8)
+    name = kc.name
+
+    def run(inputs):
+        args = list(template)
+        for i, k, value in inputs_at:
+            args[i] = int(np.ravel(inputs[k])[0]) if value else inputs[k]
+        outs = []
+        for i, shape_, dtype in outputs:
+            args[i] = y = np.empty(shape_, dtype)
+            outs.append(y)
+        if call(name, *args):                     # only status-returning kernels are bound
+            raise TTError(f"{name} refused operator {op.kind}")
+        return outs
+    return run
 
 
 def prepare(graph: Graph, op: Operator):
-    """`run(inputs) -> outputs` running `op` in C, or None when no C kernel covers it (a
-    TT_* op, a non-int8 TRANSPOSE): the caller keeps the numpy reference for those."""
-    kc = describe(graph, op)
-    if kc is None:
-        return None
-    outputs = [(graph.tensors[i].shape, np.dtype(graph.tensors[i].dtype)) for i in op.outputs]
-    params = kc.signature.params
-    # an argument is bound once if it is fixed, else per call from the inputs and outputs
-    binders = []
-    for p, a in zip(params, kc.args):
-        if isinstance(a, K.In):
-            dtype = K.DTYPES[p.ctype]
-            binders.append(lambda ins, outs, j=a.slot, d=dtype: _contiguous(ins[j], d))
-        elif isinstance(a, K.Out):
-            binders.append(lambda ins, outs, j=a.slot: outs[j])
-        elif isinstance(a, (K.Scratch, K.UpdateState, K.LabelValue)):
-            raise TTError(f"internal: {kc.kernel}: a forward call with {type(a).__name__}")
-        else:
-            binders.append(lambda ins, outs, v=a: v)
-    name = kc.kernel
-
-    def run(inputs):
-        outs = [np.empty(s, d) for s, d in outputs]
-        call(name, *[b(inputs, outs) for b in binders])
-        return outs
-    return run
+    """`run(inputs) -> outputs` running `op` in C, or None (see kernel_call): the caller
+    keeps the numpy reference for those."""
+    kc = kernel_call(graph, op)
+    return None if kc is None else bind(graph, op, kc)

@@ -3,7 +3,7 @@ kernels' signatures: `fn(graph, op, inputs)` (and `state` for the update ops), s
 executor can run any TT_* op in C instead of numpy. `make -C micro_kernels` (re)builds the
 library first.
 
-`describe(graph, op)` says which kernel runs a TT_* op and with what arguments
+`kernel_call(graph, op)` says which kernel runs a TT_* op and with what arguments
 (kernel_calls.KernelCall); `run` binds that description to numpy arrays, and the code
 generator binds the same description to a static memory plan.
 """
@@ -20,7 +20,7 @@ from ..ir import Graph, Operator
 from ..training_ops import options_of, seed_state
 from . import kernel_calls as K
 from .build import BUILD, MICRO_KERNELS, micro_kernels_library
-from .kernel_calls import STATE, In, KernelCall, LabelValue, Out, Scratch
+from .kernel_calls import STATE, In, KernelCall, Out, Scratch
 
 ROOT = MICRO_KERNELS
 LIBRARY = BUILD / "libtt_kernels.so"
@@ -108,8 +108,8 @@ def _save_slice(g, op):
 
 def _loss(g, op):
     q, logits = _t(g, op, 0).quant, _t(g, op, 0)
-    return KernelCall("tt_loss_softmax_ce_s8", [In(0), logits.size, q.s, q.zp, LabelValue(1),
-                                                Out(0), Out(1)], status=True)
+    return KernelCall("tt_loss_softmax_ce_s8", [In(0), logits.size, q.s, q.zp, In(1, value=True),
+                                                Out(0), Out(1)])
 
 
 def _bias_grad(g, op):
@@ -306,7 +306,7 @@ DESCRIBERS = {
 }
 
 
-def describe(graph: Graph, op: Operator) -> KernelCall | None:
+def kernel_call(graph: Graph, op: Operator) -> KernelCall | None:
     """The kernel call of a TT_* op (None for TT_INIT, which is a list of copies, and for
     anything else)."""
     describer = DESCRIBERS.get(op.kind)
@@ -326,7 +326,7 @@ def _prepared(graph: Graph, op: Operator) -> tuple:
         if len(_PREPARED) > 4096:
             _PREPARED.clear()
         outs = [(graph.tensors[i].shape, np.dtype(graph.tensors[i].dtype)) for i in op.outputs]
-        hit = (op, graph, describe(graph, op), outs)
+        hit = (op, graph, kernel_call(graph, op), outs)
         _PREPARED[key] = hit
     return hit[2], hit[3]
 
@@ -344,20 +344,20 @@ def run(graph: Graph, op: Operator, inputs, state=None) -> list:
     args = []
     for p, a in zip(kc.signature.params, kc.args):
         ctype = K.CTYPES.get(p.ctype) or C.c_uint8
-        if isinstance(a, In):
-            x = inputs[a.slot]
+        if isinstance(a, In) and a.value:
+            args.append(int(np.ravel(inputs[a.k])[0]))
+        elif isinstance(a, In):
+            x = inputs[a.k]
             # an updated parameter or momentum buffer must be the caller's own array
             if x is not None and p.const:
                 x = np.ascontiguousarray(x) if p.ctype == "void" else _array(x, K.DTYPES[p.ctype])
             args.append(_p(x, ctype))
         elif isinstance(a, Out):
-            args.append(_p(outs[a.slot], ctype))
+            args.append(_p(outs[a.k], ctype))
         elif isinstance(a, Scratch):
             args.append(_p(np.empty(a.nbytes // 4, np.float32), C.c_float))
         elif isinstance(a, K.UpdateState):
             args.append(C.byref(_state(state, options_of(op))))
-        elif isinstance(a, LabelValue):
-            args.append(int(np.ravel(inputs[a.slot])[0]))
         elif isinstance(a, np.ndarray):
             args.append(_p(a, ctype))
         elif isinstance(a, C.Structure):
@@ -368,7 +368,7 @@ def run(graph: Graph, op: Operator, inputs, state=None) -> list:
             args.append(K.CTYPES[p.ctype](a))
         else:
             args.append(int(a))
-    status = getattr(library(), kc.kernel)(*args)
+    status = getattr(library(), kc.name)(*args)
     if kc.status and status:
         raise ValueError(f"label {int(np.ravel(inputs[-1])[0])} out of range")
     return outs

@@ -1,11 +1,11 @@
 """A kernel call as data: which micro_kernels function an operator calls and with what.
 
-`c_forward.describe` (forward builtins) and `c_kernels.describe` (TT_* ops) say, once per
-operator, which C function runs it and what each argument is: a slot of the operator
-(`In`, `Out`), the label's value, the operator's update state, a scratch buffer, or a value
+`c_forward.kernel_call` (forward builtins) and `c_kernels.kernel_call` (TT_* ops) say, once
+per operator, which C function runs it and what each argument is: a tensor of the operator
+(`In`, `Out`) or the value of one (the label), its update state, a scratch buffer, or a value
 fixed when the model is prepared (a number, a constant array, a parameter struct). Two
 consumers read the same description, so they cannot drift apart: the ctypes executors
-(`--engine c`), which bind the slots to numpy arrays, and the code generator, which binds
+(`--engine c`), which bind the tensors to numpy arrays, and the code generator, which binds
 them to places in a static memory plan and writes the call as C.
 
 The functions' signatures and the parameter structs are read from the headers themselves
@@ -22,7 +22,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import TTError
-from .build import MICRO_KERNELS
+from .build import MICRO_KERNELS, micro_kernels_library
 
 HEADERS = tuple(MICRO_KERNELS / "include" / name
                 for name in ("tt_forward.h", "tt_kernels.h", "tt_split_grad.h", "tt_stream.h"))
@@ -115,20 +115,16 @@ def make_struct(name: str, **values) -> C.Structure:
 
 @dataclass(frozen=True)
 class In:
-    """The data of the operator's input `slot` (NULL when the slot is absent, -1)."""
-    slot: int
+    """The operator's k-th input tensor: its data (NULL when the input is absent, -1), or
+    with `value` its first element as an int (the label, a PADV2's pad value)."""
+    k: int
+    value: bool = False
 
 
 @dataclass(frozen=True)
 class Out:
-    """The data of the operator's output `slot`."""
-    slot: int
-
-
-@dataclass(frozen=True)
-class LabelValue:
-    """The int32 value of input `slot` (the label)."""
-    slot: int
+    """The operator's k-th output tensor."""
+    k: int
 
 
 @dataclass(frozen=True)
@@ -147,31 +143,36 @@ STATE = UpdateState()
 
 @dataclass
 class KernelCall:
-    """kernel(*args): each argument is one of the placeholders above, None (NULL), a Python
+    """name(*args): each argument is one of the placeholders above, None (NULL), a Python
     int or float (a scalar of the parameter's type), an np.ndarray (a constant array of the
     parameter's element type) or a ctypes Structure (a constant struct, passed by address).
-    `status`: the call returns an int that is non-zero on failure."""
-    kernel: str
+    The executor binds the tensors at run time; a code generator emits the same call."""
+    name: str
     args: list
-    status: bool = False
 
     @property
     def signature(self) -> Signature:
-        return signatures()[self.kernel]
+        return signatures()[self.name]
+
+    @property
+    def status(self) -> bool:
+        """The kernel returns an int status (non-zero: it refused its arguments)."""
+        return self.signature.ret == "int"
 
     def check(self) -> "KernelCall":
-        sig = signatures().get(self.kernel)
+        sig = signatures().get(self.name)
         if sig is None:
-            raise TTError(f"internal: {self.kernel} is not declared in the kernel headers")
+            raise TTError(f"internal: {self.name} is not declared in the kernel headers")
         if len(sig.params) != len(self.args):
-            raise TTError(f"internal: {self.kernel} takes {len(sig.params)} arguments, the "
+            raise TTError(f"internal: {self.name} takes {len(sig.params)} arguments, the "
                           f"description has {len(self.args)}")
         for p, a in zip(sig.params, self.args):
-            bad = (isinstance(a, (np.ndarray, C.Structure, In, Out, Scratch, UpdateState))
-                   and not p.pointer) or (isinstance(a, (int, float, LabelValue))
-                                          and not isinstance(a, bool) and p.pointer)
-            if bad:
-                raise TTError(f"internal: {self.kernel}: argument {p.name} does not fit "
+            value = isinstance(a, In) and a.value
+            pointer_like = isinstance(a, (np.ndarray, C.Structure, Out, Scratch, UpdateState)) \
+                or (isinstance(a, In) and not value)
+            scalar_like = value or (isinstance(a, (int, float)) and not isinstance(a, bool))
+            if (pointer_like and not p.pointer) or (scalar_like and p.pointer):
+                raise TTError(f"internal: {self.name}: argument {p.name} does not fit "
                               f"{'a pointer' if p.pointer else p.ctype}")
         return self
 
@@ -182,3 +183,27 @@ def i32(values) -> np.ndarray:
 
 def f32(values) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(values, np.float32))
+
+
+@lru_cache(maxsize=1)
+def _library() -> C.CDLL:
+    """The host kernel library with every header function's argument and return types."""
+    lib = C.CDLL(str(micro_kernels_library("all", "libtt_kernels.so")))
+    for name, sig in signatures().items():
+        fn = getattr(lib, name)
+        fn.restype = CTYPES[sig.ret]
+        fn.argtypes = [C.c_void_p if p.pointer else CTYPES[p.ctype] for p in sig.params]
+    return lib
+
+
+def host_call(name: str, *args):
+    """A kernel header function called on the host with Python values: structs and arrays
+    by address (a planner asks the kernels' own *_bytes functions, say)."""
+    def arg(a):
+        if isinstance(a, C.Structure):
+            return C.addressof(a)
+        if isinstance(a, np.ndarray):
+            return np.ascontiguousarray(a).ctypes.data
+        return a
+    keep = [np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args]
+    return getattr(_library(), name)(*[arg(a) for a in keep])

@@ -24,7 +24,7 @@ def check_inputs(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x = np.asarray(x)
         if x.size != t.size:
             raise TTError(f"input {k} ({t.name}) needs shape {t.shape}, got {x.shape}")
-        out.append(x.astype(t.dtype, copy=False).reshape(t.shape))
+        out.append(np.ascontiguousarray(x.astype(t.dtype, copy=False).reshape(t.shape)))
     return out
 
 
@@ -48,7 +48,9 @@ class Executor:
         elif engine != "numpy":
             raise TTError(f"unknown engine {engine!r}")
         self.engine = engine
-        self.constants = {i: t.data for i, t in enumerate(graph.tensors) if t.data is not None}
+        # C-contiguous, as the C kernels read them
+        self.constants = {i: np.ascontiguousarray(t.data) for i, t in enumerate(graph.tensors)
+                          if t.data is not None}
         self.steps = [self._step(k, op) for k, op in enumerate(graph.operators)]
         self.reset()
 
@@ -126,7 +128,8 @@ class Executor:
             outs = run(args)
             if convert:
                 for (index, dtype, shape), y in zip(outputs, outs):
-                    values[index] = np.asarray(y).astype(dtype, copy=False).reshape(shape)
+                    values[index] = np.ascontiguousarray(
+                        np.asarray(y).astype(dtype, copy=False).reshape(shape))
             else:
                 for (index, _, _), y in zip(outputs, outs):
                     values[index] = y
