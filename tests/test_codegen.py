@@ -200,6 +200,13 @@ def test_aliasing_rules():
     assert plan.offset_of(2) == plan.offset_of(3) == plan.offset_of(4)
     assert plan.offset_of(2) != plan.offset_of(0)         # both alive at op 2
     assert plan.arena_bytes == 3 * 16                     # {0,1}, {2,3,4}, 5
+    # an output that starts before its input (a row-by-row convolution): the group grows
+    t = [Tensor("x", (40,), "int8"), Tensor("y", (64,), "int8"), Tensor("z", (8,), "int8")]
+    g = Graph(t, [Operator("CONV_2D", [0], [1]), Operator("CONV_2D", [1], [2])], [0], [2])
+    plan = memory.codegen_plan(g, {0, 1, 2}, {}, [memory.AliasRequest(0, 1, 0, view=False,
+                                                                      shift=30)])
+    assert plan.offset_of(0) - plan.offset_of(1) == 32      # the shift, in 4-byte units
+    assert plan.arena_bytes == 32 + 40          # z fits where x was, after x is read
 
 
 # --- the kernels codegen adds ------------------------------------------------------------------
@@ -285,6 +292,91 @@ def test_streamed_pointwise_depthwise_equals_the_two_layers(case):
     assert (buf[:guard] == 55).all() and (buf[guard + nbytes:] == 55).all()
 
 
+ROWS_CASES = [  # (h, w, ci, co, kernel, stride, pad_top, pad_left): stem, projection, ...
+    (16, 16, 3, 16, 4, 2, 1, 1), (16, 16, 3, 8, 3, 2, 1, 1), (12, 12, 16, 8, 1, 1, 0, 0),
+    (12, 10, 8, 24, 1, 1, 0, 0), (11, 9, 4, 6, 3, 1, 1, 1), (13, 13, 4, 4, 5, 2, 2, 2),
+    (9, 9, 6, 6, 3, 1, 0, 0)]
+
+
+@pytest.mark.parametrize("case", ROWS_CASES)
+def test_row_by_row_convolution_over_its_own_input(case):
+    """tt_conv2d_rows_s8 with its output starting tt_conv2d_rows_s8_shift bytes before its
+    input in one buffer == tt_conv2d_s8 on separate ones."""
+    h, w, ci, co, kernel, stride, pad_top, pad_left = case
+    rng = np.random.default_rng(sum(case))
+    D = c_forward.Dims
+    p = c_forward.ConvParams(stride, stride, 1, 1, pad_top, pad_left, 7, -3, -128, 127)
+    oh = (h + 2 * pad_top - kernel) // stride + 1
+    ow = (w + 2 * pad_left - kernel) // stride + 1
+    x = rng.integers(-128, 128, (1, h, w, ci)).astype(np.int8)
+    f = rng.integers(-127, 128, (co, kernel, kernel, ci)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, co).astype(np.int32)
+    m = rng.integers(1 << 30, (1 << 31) - 1, co).astype(np.int32)
+    sh = rng.integers(-10, -7, co).astype(np.int32)
+    want = np.empty((1, oh, ow, co), np.int8)
+    c_forward.call("tt_conv2d_s8", p, m, sh, D(*x.shape), x, D(*f.shape), f, bias,
+                   D(*want.shape), want)
+    shift = K.host_call("tt_conv2d_rows_s8_shift", p, D(*x.shape), D(*f.shape), D(*want.shape))
+    assert shift >= 0
+    guard = 16
+    size = max(want.size, shift + x.size)
+    buf = np.full(size + 2 * guard, 99, np.int8)
+    buf[guard + shift:guard + shift + x.size] = x.ravel()
+    status = K.host_call("tt_conv2d_rows_s8", p, m, sh, D(*x.shape),
+                         buf[guard + shift:guard + shift + x.size], D(*f.shape), f, bias,
+                         D(*want.shape), buf[guard:guard + want.size])
+    assert status == 0
+    assert np.array_equal(buf[guard:guard + want.size], want.ravel())
+    assert (buf[:guard] == 99).all() and (buf[guard + size:] == 99).all()
+    in_row, out_row = w * ci, ow * co     # the header's bound, computed here too
+    rows = [max(0, oy * stride - pad_top) for oy in range(oh)]
+    assert shift == max([0] + [(oy + 1) * out_row - r * in_row
+                               for oy, r in enumerate(rows) if r < h])
+
+
+INPLACE_GRAD_CASES = [  # (h, w, c, kernel, dilation, pad, mask)
+    (8, 8, 16, 3, 1, 1, True), (8, 8, 12, 3, 1, 1, False), (7, 5, 8, 5, 1, 2, True),
+    (6, 6, 8, 3, 2, 2, True), (9, 4, 4, 7, 1, 3, False), (1, 3, 8, 3, 1, 1, True)]
+
+
+@pytest.mark.parametrize("case", INPLACE_GRAD_CASES)
+def test_inplace_depthwise_input_gradient_equals_out_of_place(case):
+    h, w, c, kernel, dilation, pad, use_mask = case
+    rng = np.random.default_rng(sum(case))
+    lib = c_kernels.library()
+    fp, u8, i8 = C.c_float, C.c_uint8, C.c_int8
+    p = lambda a, t: None if a is None else c_kernels._p(a, t)     # noqa: E731
+    win = c_kernels.Window(1, 1, dilation, dilation, pad, pad)
+    dy = rng.normal(size=(1, h, w, c)).astype(np.float32)
+    mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8) if use_mask else None
+    wt = rng.integers(-127, 128, (1, kernel, kernel, c)).astype(np.int8)
+    scales = rng.uniform(1e-3, 1e-2, c).astype(np.float32)
+    want = np.empty_like(dy)
+    lib.tt_depthwise_conv2d_input_grad_f32(p(dy, fp), p(mask, u8), 1, h, w, c, 1, p(wt, i8),
+                                           p(scales, fp), kernel, kernel, C.byref(win), h, w,
+                                           p(want, fp))
+    nbytes = K.host_call("tt_depthwise_conv2d_input_grad_inplace_f32_scratch_bytes", 1, h, w, c,
+                         1, kernel, kernel, win, h, w, int(use_mask))
+    assert nbytes == min(h, max(1, (kernel - 1) * dilation - pad + 1)) * w * c * 4
+    data, scratch = dy.copy(), np.empty(nbytes // 4, np.float32)
+    assert lib.tt_depthwise_conv2d_input_grad_inplace_f32(
+        p(data, fp), p(mask, u8), 1, h, w, c, 1, p(wt, i8), p(scales, fp), kernel, kernel,
+        C.byref(win), h, w, p(scratch, fp)) == 0
+    assert data.tobytes() == want.tobytes()
+
+
+def test_inplace_depthwise_input_gradient_refuses_what_it_cannot_do():
+    win, strided = c_kernels.Window(1, 1, 1, 1, 1, 1), c_kernels.Window(2, 2, 1, 1, 1, 1)
+    size = lambda *a: K.host_call(                                 # noqa: E731
+        "tt_depthwise_conv2d_input_grad_inplace_f32_scratch_bytes", *a)
+    assert size(1, 8, 8, 8, 1, 3, 3, win, 8, 8, 1) > 0
+    assert size(2, 8, 8, 8, 1, 3, 3, win, 8, 8, 1) == 0          # batch
+    assert size(1, 8, 8, 8, 2, 3, 3, win, 8, 8, 1) == 0          # depth multiplier
+    assert size(1, 4, 4, 8, 1, 3, 3, strided, 8, 8, 1) == 0      # stride
+    assert size(1, 8, 3, 5, 1, 3, 3, win, 8, 3, 1) == 0          # mask rows not on a byte
+    assert size(1, 8, 3, 5, 1, 3, 3, win, 8, 3, 0) > 0
+
+
 # --- the folder and the CLI --------------------------------------------------------------------
 
 def test_folder_builds_with_make_and_cmake(tmp_path, capsys):
@@ -351,6 +443,11 @@ def test_person_detector_on_the_rig(tmp_path, capsys):
     assert len(m["losses"]) == 2 and len(m["instructions_each_step"]) == 2
     assert m["instructions_per_step"] > m["instructions_per_inference"] > 10_000_000
     assert (out / "build" / "rig.elf").exists()
+    text = (out / "tt_model.c").read_text()           # the kernels codegen adds ran there too
+    for kernel in ("tt_conv2d_split_s8", "tt_conv2d_input_grad_split_f32",
+                   "tt_pointwise_depthwise_s8", "tt_conv2d_rows_s8",
+                   "tt_depthwise_conv2d_input_grad_inplace_f32", "tt_depthwise_conv2d_inplace_s8"):
+        assert f"{kernel}(" in text, kernel
 
 
 def test_budget_overflow_says_by_how_much_and_what_is_live(tmp_path, capsys):
@@ -361,7 +458,7 @@ def test_budget_overflow_says_by_how_much_and_what_is_live(tmp_path, capsys):
                  "--sram-budget", "8K"]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "SRAM budget exceeded by" in err
-    assert "at its peak, operator" in err and "trained parameters" in err
+    assert "most alive at operator" in err and "trained parameters" in err
     assert not out.exists()
     assert main(["codegen", str(model), "-o", str(out), "--rig", "--steps", "1",
                  "--flash-budget", "16K"]) == EXIT_ERROR

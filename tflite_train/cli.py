@@ -211,8 +211,8 @@ def _codegen_plan(graph, data: bytes) -> dict:
             "momentum_bytes": momentum, "update_state_bytes": states,
             "total_bytes": plan.arena_bytes + params + momentum + states,
             "peak_op": plan.peak_op, "peak_op_kind": graph.operators[plan.peak_op].kind,
-            "live_at_peak": [{"buffer": b.name, "bytes": b.aligned}
-                             for b in plan.live_at(plan.peak_op)],
+            "live_at_peak": [{"buffer": name, "bytes": n}
+                             for name, n in plan.live_at(plan.peak_op, program.graph)],
             "in_place_ops": sum(not r.view for r in plan.aliases),
             "views": sum(r.view for r in plan.aliases), "split_filters": len(program.splits)}
 

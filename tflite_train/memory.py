@@ -31,10 +31,15 @@ class Buffer:
     op: int | None = None          # requesting operator, for scratch
     align: int = ARENA_ALIGN       # sizes are rounded up to this (TFLM: 16)
     tensors: tuple[int, ...] = ()  # codegen plan: every tensor sharing these bytes
+    parts: tuple = ()              # codegen plan: (first, last, lo, hi) of each, within it
 
     @property
     def aligned(self) -> int:
         return align_up(self.size, self.align)
+
+    def rects(self) -> tuple:
+        """(first, last, lo, hi): the bytes it occupies over time, relative to its offset."""
+        return self.parts or ((self.first, self.last, 0, self.aligned),)
 
 
 def _options(op):
@@ -148,6 +153,27 @@ def place(buffers: list[Buffer], order: list[int]) -> tuple[list[int], int]:
     return offsets, max(offsets[i] + buffers[i].aligned for i in range(n))
 
 
+def place_parts(buffers: list[Buffer], order: list[int]) -> tuple[list[int], int]:
+    """First-fit placement in `order` of buffers made of parts (Buffer.rects: a tensor group
+    whose members live at different times): each goes to the lowest offset where none of
+    its parts overlaps, in time and space, a part already placed."""
+    placed: list[tuple[int, int, int, int]] = []       # absolute (first, last, lo, hi)
+    offsets = [0] * len(buffers)
+    for i in order:
+        rects = buffers[i].rects()
+        near = [p for p in placed if any(p[0] <= r[1] and r[0] <= p[1] for r in rects)]
+        bases = sorted({0} | {p[3] - r[2] for p in near for r in rects if p[3] - r[2] > 0})
+        for base in bases:
+            if not any(p[0] <= r[1] and r[0] <= p[1] and p[2] < base + r[3] and
+                       base + r[2] < p[3] for r in rects for p in near):
+                break
+        offsets[i] = base
+        placed += [(r[0], r[1], base + r[2], base + r[3]) for r in rects]
+    arena = max((offsets[i] + r[3] for i, b in enumerate(buffers) for r in b.rects()),
+                default=0)
+    return offsets, arena
+
+
 # Orders tried by our own offline planner; TFLM's (largest first) is one of them, so the
 # offline plan is never worse than what TFLM would do online.
 PLAN_ORDERS = {
@@ -158,15 +184,19 @@ PLAN_ORDERS = {
 }
 
 
-def offline_plan(buffers: list[Buffer]) -> tuple[list[int], int, str]:
-    """The smallest of the first-fit plans over PLAN_ORDERS: (offsets, bytes, order name)."""
+def offline_plan(buffers: list[Buffer], placer=None) -> tuple[list[int], int, str]:
+    """The smallest of the first-fit plans over PLAN_ORDERS: (offsets, bytes, order name).
+    `placer(buffers, order)`: place (TFLM's rule) unless given."""
     best = None
     for name, key in PLAN_ORDERS.items():
-        if name.endswith("(TFLM)"):
+        if name.endswith("(TFLM)") and placer is None:
             offsets, size = greedy_plan(buffers)
+        elif name.endswith("(TFLM)"):
+            offsets, size = placer(buffers, sorted(range(len(buffers)),
+                                                   key=lambda i: (-buffers[i].aligned, -i)))
         else:
-            offsets, size = place(buffers, sorted(range(len(buffers)),
-                                                  key=lambda i: key(buffers[i]) + (i,)))
+            offsets, size = (placer or place)(buffers, sorted(
+                range(len(buffers)), key=lambda i: key(buffers[i]) + (i,)))
         if best is None or size < best[1]:
             best = (offsets, size, name)
     return best
@@ -342,9 +372,11 @@ CODEGEN_ALIGN = 4
 class AliasRequest:
     op: int                # the operator that makes `output`
     output: int            # tensor
-    input: int             # tensor whose bytes `output` would reuse, from its first byte
+    input: int             # tensor whose bytes `output` would reuse
     view: bool             # True: same bytes, both readable; False: output overwrites input
     scratch: int = 0       # bytes of working memory the in-place form needs at `op`
+    shift: int = 0         # the output starts this many bytes before the input (a kernel
+                           # that writes its output rows only over input rows already read)
 
 
 @dataclass
@@ -357,21 +389,66 @@ class CodegenPlan:
     refused: list[AliasRequest]    # and those it could not (the input is read later)
     live: list[int]                # bytes alive during each operator
     peak_op: int                   # operator with the most bytes alive
+    within: dict[int, int]         # tensor -> its offset inside its buffer
 
     def offset_of(self, tensor: int) -> int:
         for b, off in zip(self.buffers, self.offsets):
             if tensor in b.tensors:
-                return off
+                return off + self.within[tensor]
         raise KeyError(tensor)
 
     def scratch_offset(self, op: int, j: int = 0) -> int:
         found = [off for b, off in zip(self.buffers, self.offsets) if b.op == op]
         return found[j]
 
-    def live_at(self, k: int) -> list[Buffer]:
-        """The buffers alive during operator k, largest first."""
-        return sorted((b for b in self.buffers if b.first <= k + 1 <= b.last),
-                      key=lambda b: -b.aligned)
+    def live_at(self, k: int, graph: Graph) -> list[tuple[str, int]]:
+        """(tensor or scratch, bytes) of what is alive during operator k, largest first."""
+        out = []
+        for b in self.buffers:
+            if b.op is not None:
+                if b.first <= k + 1 <= b.last:
+                    out.append((b.name, b.aligned))
+                continue
+            for t in b.tensors:
+                f, la, lo, hi = next(r for r, m in zip(b.rects(), b.tensors) if m == t)
+                if f <= k + 1 <= la:
+                    out.append((graph.tensors[t].name or f"tensor{t}", hi - lo))
+        return sorted(out, key=lambda x: -x[1])
+
+
+def _place_codegen(buffers: list[Buffer], tries: int = 32) -> tuple[list[int], int, str]:
+    """The smallest first-fit placement (place_parts) over the offline planner's orders,
+    largest part first, and `tries` seeded shuffles of it within 4 KB size classes (first
+    fit is sensitive to the order of near-equal buffers; the seeds make it repeatable)."""
+    import random
+    offsets, arena, name = offline_plan(buffers, place_parts)
+    biggest = [max(r[3] - r[2] for r in b.rects()) for b in buffers]
+    by_part = sorted(range(len(buffers)), key=lambda i: (-biggest[i], i))
+    candidates = [("largest part first", by_part)]
+    rng = random.Random(0)
+    for t in range(tries):
+        order = list(range(len(buffers)))
+        rng.shuffle(order)
+        candidates.append((f"largest part first, shuffle {t}",
+                           sorted(order, key=lambda i: -(biggest[i] // 4096))))
+    for cand_name, order in candidates:
+        o, a = place_parts(buffers, order)
+        if a < arena:
+            offsets, arena, name = o, a, cand_name
+    return offsets, arena, name
+
+
+def _covered(spans: list[tuple[int, int]]) -> int:
+    """Bytes in the union of [lo, hi) spans (members of one group may share bytes)."""
+    total, reach = 0, None
+    for lo, hi in sorted(spans):
+        if reach is None or lo >= reach:
+            total += hi - lo
+            reach = hi
+        elif hi > reach:
+            total += hi - reach
+            reach = hi
+    return total
 
 
 def codegen_plan(graph: Graph, arena_tensors: set[int], scratch: dict[int, list[int]],
@@ -392,9 +469,9 @@ def codegen_plan(graph: Graph, arena_tensors: set[int], scratch: dict[int, list[
             t = group[t]
         return t
 
-    members: dict[int, list[int]] = {t: [t] for t in arena_tensors}
+    nbytes = {t: graph.tensors[t].nbytes for t in arena_tensors}
+    members: dict[int, dict[int, int]] = {t: {t: 0} for t in arena_tensors}   # tensor -> offset
     end: dict[int, int] = {t: last.get(t, first.get(t, 0)) for t in arena_tensors}
-    size: dict[int, int] = {t: graph.tensors[t].nbytes for t in arena_tensors}
     granted, refused = [], []
     for r in sorted(requests, key=lambda r: r.op):
         if r.output not in group or r.input not in group or root(r.output) != r.output \
@@ -402,33 +479,44 @@ def codegen_plan(graph: Graph, arena_tensors: set[int], scratch: dict[int, list[
             refused.append(r)
             continue
         host = root(r.input)
-        out_bytes = graph.tensors[r.output].nbytes
-        if not r.view and (end[host] > r.op + 1 or out_bytes > size[host]
-                           or r.output in graph.inputs):
+        size = max(o + nbytes[m] for m, o in members[host].items())
+        if not r.view and (end[host] > r.op + 1 or r.output in graph.inputs
+                           or (r.shift == 0 and nbytes[r.output] > size)):
             refused.append(r)
             continue
+        at = members[host][r.input] - align_up(r.shift, CODEGEN_ALIGN)
+        if at < 0:                           # the group grows downwards
+            members[host] = {m: o - at for m, o in members[host].items()}
+            at = 0
+        del members[r.output]
+        members[host][r.output] = at
         group[r.output] = host
-        members[host] += members.pop(r.output)
         end[host] = max(end[host], end.pop(r.output))
-        size[host] = max(size[host], size.pop(r.output))
         granted.append(r)
-    buffers = []
+    buffers, within = [], {}
     for host, ts in members.items():
         t = graph.tensors[host]
         start = min(first.get(m, 0) for m in ts)
-        buffers.append(Buffer(t.name or f"tensor{host}", size[host], start, max(end[host], start),
-                              tensor=host, align=CODEGEN_ALIGN, tensors=tuple(sorted(ts))))
+        size = max(o + nbytes[m] for m, o in ts.items())
+        # the group's bytes over time: each member's own bytes while it lives
+        parts = tuple((first.get(m, 0), max(last.get(m, first.get(m, 0)), first.get(m, 0)), ts[m],
+                       ts[m] + align_up(nbytes[m], CODEGEN_ALIGN)) for m in sorted(ts))
+        buffers.append(Buffer(t.name or f"tensor{host}", size, start, max(end[host], start),
+                              tensor=host, align=CODEGEN_ALIGN, tensors=tuple(sorted(ts)),
+                              parts=parts))
+        within.update(ts)
     buffers.sort(key=lambda b: (b.first, b.tensor))
     scratch = {k: list(v) for k, v in scratch.items()}
     for r in granted:
         if r.scratch > 0:
             scratch.setdefault(r.op, []).append(r.scratch)
     for k in sorted(scratch):
-        for j, nbytes in enumerate(scratch[k]):
-            if nbytes > 0:
-                buffers.append(Buffer(f"scratch{j}@{k}:{graph.operators[k].kind}", nbytes,
+        for j, n in enumerate(scratch[k]):
+            if n > 0:
+                buffers.append(Buffer(f"scratch{j}@{k}:{graph.operators[k].kind}", n,
                                       k + 1, k + 1, op=k, align=CODEGEN_ALIGN))
-    offsets, arena, order = offline_plan(buffers)
-    live = live_bytes(graph, buffers)
+    offsets, arena, order = _place_codegen(buffers)
+    live = [sum(_covered([(lo, hi) for f, la, lo, hi in b.rects() if f <= k + 1 <= la])
+                for b in buffers) for k in range(len(graph.operators))]
     peak = max(range(len(live)), key=live.__getitem__) if live else 0
-    return CodegenPlan(buffers, offsets, arena, order, granted, refused, live, peak)
+    return CodegenPlan(buffers, offsets, arena, order, granted, refused, live, peak, within)

@@ -12,6 +12,9 @@
  * output instead of all of its h rows. Worth it when the depthwise layer has stride 2:
  * its output is then a quarter of its input.
  *
+ * tt_conv2d_rows_s8 runs a CONV_2D one output row at a time so that its output may be
+ * placed over the part of its input already read.
+ *
  * Portable C99, no malloc, no double; batch 1. */
 #ifndef TT_STREAM_H
 #define TT_STREAM_H
@@ -49,6 +52,27 @@ int tt_pointwise_depthwise_s8(const tt_fwd_conv_params *pw, const int32_t *pw_mu
                               const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter,
                               const int32_t *dw_bias, const tt_fwd_dims *output_dims,
                               int8_t *output, int8_t *window);
+
+/* CONV_2D one output row at a time, so that its output may overlap its input.
+ *
+ * Same arguments and bits as tt_conv2d_s8 (batch 1; any other batch returns
+ * TT_FWD_UNSUPPORTED and touches nothing). Output rows are computed in ascending order,
+ * row oy by one tt_conv2d_s8 call that reads input rows [r_lo(oy), r_hi(oy)] only (r_lo(oy)
+ * = max(0, oy * stride_h - pad_top)) and writes output row oy only. So the output may start
+ * `shift` bytes before the input (output + shift == input) as long as no output row is
+ * written over an input row still to be read:
+ *   shift >= (oy + 1) * out_row - r_lo(oy) * in_row for every oy with r_lo(oy) < h
+ * (out_row, in_row: bytes of an output and an input row);
+ * tt_conv2d_rows_s8_shift returns the least such shift >= 0. With it, a layer whose output
+ * rows are no larger than its input rows (a pointwise projection) needs one output row
+ * more than its input, and a stem convolution (128x128x3 -> 64x64x16) about its output
+ * plus a quarter of its input, instead of both tensors whole. */
+int32_t tt_conv2d_rows_s8_shift(const tt_fwd_conv_params *p, const tt_fwd_dims *input_dims,
+                                const tt_fwd_dims *filter_dims, const tt_fwd_dims *output_dims);
+int tt_conv2d_rows_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                      const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
+                      const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
+                      const tt_fwd_dims *output_dims, int8_t *output);
 
 #ifdef __cplusplus
 }

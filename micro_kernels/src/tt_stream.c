@@ -67,3 +67,50 @@ int tt_pointwise_depthwise_s8(const tt_fwd_conv_params *pw, const int32_t *pw_mu
   }
   return TT_FWD_OK;
 }
+
+/* The input rows output row oy reads: [*r0, *r1) (the rest of its taps are padding). */
+static void rows_read(const tt_fwd_conv_params *p, int32_t oy, int32_t kh, int32_t h,
+                      int32_t *r0, int32_t *r1) {
+  const int32_t top = oy * p->stride_h - p->pad_top;
+  const int32_t end = top + (kh - 1) * p->dilation_h + 1;
+  *r0 = top > 0 ? top : 0;
+  *r1 = end < h ? end : h;
+  if (*r1 < *r0) *r1 = *r0;
+}
+
+int32_t tt_conv2d_rows_s8_shift(const tt_fwd_conv_params *p, const tt_fwd_dims *input_dims,
+                                const tt_fwd_dims *filter_dims, const tt_fwd_dims *output_dims) {
+  const int32_t in_row = input_dims->w * input_dims->c;
+  const int32_t out_row = output_dims->w * output_dims->c;
+  int32_t shift = 0;
+  for (int32_t oy = 0; oy < output_dims->h; ++oy) {
+    int32_t r0, r1;
+    rows_read(p, oy, filter_dims->h, input_dims->h, &r0, &r1);
+    if (r0 >= input_dims->h) continue;
+    const int32_t need = (oy + 1) * out_row - r0 * in_row;
+    if (need > shift) shift = need;
+  }
+  return shift;
+}
+
+int tt_conv2d_rows_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                      const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
+                      const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
+                      const tt_fwd_dims *output_dims, int8_t *output) {
+  if (input_dims->n != 1 || output_dims->n != 1) return TT_FWD_UNSUPPORTED;
+  const int32_t in_row = input_dims->w * input_dims->c;
+  const int32_t out_row = output_dims->w * output_dims->c;
+  const tt_fwd_dims out = {1, 1, output_dims->w, output_dims->c};
+  for (int32_t oy = 0; oy < output_dims->h; ++oy) {
+    int32_t r0, r1;
+    rows_read(p, oy, filter_dims->h, input_dims->h, &r0, &r1);
+    /* the window's first row is input row r0: the top padding left is what lies above */
+    tt_fwd_conv_params q = *p;
+    const int32_t top = oy * p->stride_h - p->pad_top;
+    q.pad_top = top < 0 ? -top : 0;
+    const tt_fwd_dims win = {1, r1 - r0, input_dims->w, input_dims->c};
+    tt_conv2d_s8(&q, multiplier, shift, &win, input + r0 * in_row, filter_dims, filter, bias,
+                 &out, output + oy * out_row);
+  }
+  return TT_FWD_OK;
+}

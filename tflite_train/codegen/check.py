@@ -53,7 +53,7 @@ def samples(program: Program, steps: int, seed: int = 0, data: str | None = None
 def region_bytes(program: Program, executor: Executor) -> list[bytes]:
     """The checkpoint regions of a host executor, as the generated program holds them (a
     split filter: only its trained input channels)."""
-    ops_of = {p: k for k, p in program.updates}
+    ops_of = {p: k for k, p, _ in checkpoint.update_ops(executor.graph)}
     out = []
     for r, _ in program.checkpoint_regions():
         if r.kind == checkpoint.UPDATE_STATE:

@@ -242,6 +242,60 @@ def _fused_call(graph: Graph, pw_call: KernelCall, dw_call: KernelCall, k: int
     return call.check(), window
 
 
+# --- in place: kernels that write their output over their input --------------------------------
+
+def _inplace_call(graph: Graph, op, call: KernelCall) -> tuple[KernelCall, dict] | None:
+    """(the call that writes op's output over its input 0, the AliasRequest's fields) where a
+    kernel can: a depthwise convolution (a ring of output rows), a convolution row by row
+    (its output starting `shift` bytes before its input), the input gradient of a stride-1
+    depthwise layer (a ring of dx rows)."""
+    if call.name == "tt_depthwise_conv2d_s8":
+        inplace = c_forward.inplace_depthwise_call(graph, op)
+        if inplace is None:
+            return None
+        ring = next(a.nbytes for a in inplace.args if isinstance(a, Scratch))
+        return inplace.check(), {"view": False, "scratch": ring}
+    if call.name == "tt_conv2d_s8":
+        p, _, _, x_dims, _, f_dims, _, _, y_dims, _ = call.args
+        if x_dims.n != 1:
+            return None
+        shift = int(K.host_call("tt_conv2d_rows_s8_shift", p, x_dims, f_dims, y_dims))
+        x, y = graph.tensors[op.inputs[0]].nbytes, graph.tensors[op.outputs[0]].nbytes
+        if max(y, shift + x) >= x + y:
+            return None                    # overlapping would save nothing
+        return KernelCall("tt_conv2d_rows_s8", list(call.args)).check(), \
+            {"view": False, "shift": shift}
+    if call.name == "tt_depthwise_conv2d_input_grad_f32":
+        dy, mask, n, oh, ow, c, m, w, scales, kh, kw, win, h, wd, _ = call.args
+        ring = int(K.host_call("tt_depthwise_conv2d_input_grad_inplace_f32_scratch_bytes", n, oh,
+                               ow, c, m, kh, kw, win, h, wd, int(mask is not None)))
+        if ring <= 0:
+            return None
+        return KernelCall("tt_depthwise_conv2d_input_grad_inplace_f32",
+                          [dy, mask, n, oh, ow, c, m, w, scales, kh, kw, win, h, wd,
+                           Scratch(ring)]).check(), {"view": False, "scratch": ring}
+    return None
+
+
+def hoist_bias_updates(graph: Graph) -> Graph:
+    """The graph with each bias update moved up to just after the last operator making what
+    it reads (its dy and mask): it writes only its bias, which nothing after the loss reads,
+    and has its own random stream, so the step computes the same; and dy no longer has to
+    outlive the input gradient computed from it, which may then overwrite it."""
+    order = list(graph.operators)
+    for op in graph.operators:
+        if op.kind not in ("TT_BIAS_UPDATE", "TT_UPDATE_BIAS"):
+            continue
+        order.remove(op)
+        made = {t: j for j, o in enumerate(order) for t in o.outputs}
+        after = max((made[t] for t in op.inputs if t in made), default=-1)
+        order.insert(after + 1, op)
+    if order == graph.operators:
+        return graph
+    return Graph(graph.tensors, order, graph.inputs, graph.outputs, graph.name,
+                 graph.description, graph.metadata, graph.version)
+
+
 # --- the program -------------------------------------------------------------------------------
 
 def _check_interface(graph: Graph) -> tuple[int, int, int, int]:
@@ -283,6 +337,7 @@ def build(graph: Graph, model: bytes) -> Program:
     """Decides everything about the generated program; CodegenError when the graph has
     something no kernel runs."""
     sample, label, scores, loss = _check_interface(graph)
+    graph = hoist_bias_updates(graph)
     calls = {k: kernel_call(graph, k) for k in range(len(graph.operators))}
     calls = {k: c for k, c in calls.items() if c is not None}
     init = next((op for op in graph.operators if op.kind == "TT_INIT"), None)
@@ -323,14 +378,12 @@ def build(graph: Graph, model: bytes) -> Program:
                 views[y] = x
                 arena.discard(y)
             continue
-        if op.kind == "DEPTHWISE_CONV_2D" and op.inputs[0] in arena:
-            inplace = c_forward.inplace_depthwise_call(graph, op)
+        if op.inputs and op.inputs[0] in arena and not any(w in splits for w in op.inputs):
+            inplace = _inplace_call(graph, op, call)
             if inplace is not None:
-                inplace_calls[k] = inplace.check()
-                ring = next(a.nbytes for a in inplace.args if isinstance(a, Scratch))
-                requests.append(memory.AliasRequest(k, op.outputs[0], op.inputs[0], view=False,
-                                                    scratch=ring))
-        elif call.name in ("tt_add_s8", "tt_requantize_s8"):
+                inplace_calls[k], request = inplace[0], inplace[1]
+                requests.append(memory.AliasRequest(k, op.outputs[0], op.inputs[0], **request))
+        if call.name in ("tt_add_s8", "tt_requantize_s8"):
             for j in ((0, 1) if call.name == "tt_add_s8" else (0,)):
                 if op.inputs[j] in arena:
                     requests.append(memory.AliasRequest(k, op.outputs[0], op.inputs[j],
@@ -353,7 +406,9 @@ def build(graph: Graph, model: bytes) -> Program:
         elif op.kind in ("RESHAPE", "TT_RESHAPE_GRAD"):
             call, note = None, "a view of its input: nothing to run"
         elif k in inplace_calls and k in granted:
-            call, note = inplace_calls[k], "in place: the output over its input"
+            call = inplace_calls[k]
+            note = ("row by row, the output over the input rows already read"
+                    if call.name == "tt_conv2d_rows_s8" else "in place: the output over its input")
         elif call is not None and k in granted:
             note = "in place: the output over an input read for the last time"
         if call is not None:

@@ -84,11 +84,12 @@ def sram_parts(program: Program) -> str:
     """What is in SRAM by the plan, and what is live at the arena's peak, in one line."""
     g, plan = program.graph, program.plan
     op = g.operators[plan.peak_op]
-    live = ", ".join(f"{b.name} {_kb(b.aligned)}" for b in plan.live_at(plan.peak_op)[:4])
+    live = ", ".join(f"{name} {_kb(n)}" for name, n in plan.live_at(plan.peak_op, g)[:4])
     params = sum(program.param_bytes(v) for _, v in program.params)
     momentum = sum(g.tensors[m].nbytes for m in program.momentum)
-    return (f"arena {_kb(plan.arena_bytes)} (at its peak, operator {plan.peak_op} {op.kind}: "
-            f"{live}) + trained parameters {_kb(params)} + momentum {_kb(momentum)}")
+    return (f"arena {_kb(plan.arena_bytes)} (most alive at operator {plan.peak_op} {op.kind}, "
+            f"{_kb(plan.live[plan.peak_op])}: {live}, ...) + trained parameters {_kb(params)} + "
+            f"momentum {_kb(momentum)}")
 
 
 def _over_budget(program: Program, folder: Path, sram: int, flash: int) -> TTError:

@@ -25,7 +25,8 @@ from ..errors import TTError
 from .build import MICRO_KERNELS, micro_kernels_library
 
 HEADERS = tuple(MICRO_KERNELS / "include" / name
-                for name in ("tt_forward.h", "tt_kernels.h", "tt_split_grad.h", "tt_stream.h"))
+                for name in ("tt_forward.h", "tt_kernels.h", "tt_split_grad.h", "tt_stream.h",
+                             "tt_inplace_grad.h"))
 
 CTYPES = {"int32_t": C.c_int32, "int": C.c_int, "float": C.c_float, "double": C.c_double,
           "uint32_t": C.c_uint32, "int8_t": C.c_int8, "uint8_t": C.c_uint8, "void": None}
