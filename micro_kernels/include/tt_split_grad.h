@@ -6,9 +6,9 @@
  * input gradient reads both parts: these kernels are tt_conv2d_input_grad_f32 and
  * tt_fully_connected_input_grad_f32 with the filter given as w_lo [.., k] and
  * w_hi [.., ci - k] (NULL when k == ci) instead of one [.., ci] array, and give the same bits
- * as those kernels on the concatenated filter (same sums in the same order; tested by
- * tests/test_codegen.py on the host and on the Cortex-M7). Portable C99, no double beyond
- * what the whole-filter kernels use.
+ * as those kernels on the concatenated filter (the same float32 sums in the orders
+ * tt_kernels.h documents; tested by tests/test_codegen.py on the host and on the
+ * Cortex-M7). Portable C99, no double.
  */
 #ifndef TT_SPLIT_GRAD_H
 #define TT_SPLIT_GRAD_H

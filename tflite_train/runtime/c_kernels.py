@@ -26,6 +26,14 @@ ROOT = MICRO_KERNELS
 LIBRARY = BUILD / "libtt_kernels.so"
 HEADER = ROOT / "include" / "tt_kernels.h"
 
+
+def cortex_m7_flags() -> list[str]:
+    """The paper's board's compiler flags (STM32F746: Cortex-M7, single-precision FPU), from
+    their one definition in micro_kernels/tflite_train.inc."""
+    text = (ROOT / "tflite_train.inc").read_text()
+    return re.search(r"^TFLITE_TRAIN_CORTEX_M7_FLAGS\s*:=\s*(.+)$", text, re.M).group(1).split()
+
+
 # the header's structs, as ctypes declares them
 Window = K.struct_class("tt_window")
 Sgd = K.struct_class("tt_sgd")
