@@ -386,7 +386,9 @@ def cmd_codegen(args) -> int:
                             "in_place_ops": sum(not r.view for r in plan.aliases),
                             "views": sum(r.view for r in plan.aliases)}}
         if m is not None:
-            info.update(m.to_json())
+            measured = m.to_json()
+            info["planned"].update(measured.pop("planned"))
+            info.update(measured)
         print(json.dumps(info, indent=2))
         return 0 if m is None or m.identical_to_engine_c is not False else EXIT_MISMATCH
     kb = lambda n: f"{n / 1024:,.1f} KB"                      # noqa: E731

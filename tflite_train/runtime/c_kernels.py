@@ -407,5 +407,9 @@ STATEFUL = {"TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS", "TT_BIAS_UPDATE", "TT_CONV2D_W
 C_KERNELS = {"TT_INIT": (init, True),
              **{kind: (run, kind in STATEFUL) for kind in DESCRIBERS}}
 
-# the per-op names the tests call directly
-save_slice = mask_grad = softmax_grad = sum_grad = pad_grad = transpose_grad = reshape_grad = run
+# each TT_* op's kernel by name, as the tests call them directly (all the same runner)
+save_mask = save_slice = loss = bias_grad = mask_grad = conv_input_grad = conv_weight_grad = run
+dw_input_grad = dw_weight_grad = fc_input_grad = fc_weight_grad = avg_pool_grad = run
+max_pool_grad = softmax_grad = mean_grad = pad_grad = transpose_grad = reshape_grad = run
+sum_grad = update_weight = update_bias = conv_weight_update = dw_weight_update = run
+fc_weight_update = bias_update = run
