@@ -1,5 +1,8 @@
-"""A generated program built for the host (`make shared` in its folder) and driven through
-ctypes: the x86 half of the check that it trains exactly as `--engine c` does."""
+"""A generated program built for the host and driven through ctypes: the x86 half of the
+check that it trains exactly as `--engine c` does. tt_model.c is compiled warning-free
+(-Werror) and linked with the kernels' position-independent objects, which micro_kernels'
+Makefile keeps up to date (so a test suite compiles the kernels once, not per program; the
+folder's own `make shared` builds the same library from the sources)."""
 from __future__ import annotations
 
 import ctypes as C
@@ -9,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TTError
+from ..runtime.build import MICRO_KERNELS, micro_kernels_library
 from .check import Run
 
 
@@ -18,15 +22,31 @@ class Region(C.Structure):
                 ("bytes", C.c_uint32)]
 
 
+FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-fno-fast-math"]
+
+
+def kernel_objects() -> list[Path]:
+    """micro_kernels' sources as -fPIC objects (build/pic/), made or refreshed by its Makefile."""
+    return [micro_kernels_library(f"build/pic/{src.stem}.o", f"pic/{src.stem}.o")
+            for src in sorted((MICRO_KERNELS / "src").glob("*.c"))]
+
+
+def build(folder: Path) -> Path:
+    out = folder / "build" / "libtt_model.so"
+    out.parent.mkdir(exist_ok=True)
+    res = subprocess.run(["gcc", *FLAGS, "-fPIC", "-shared", "-I", str(folder), "-I",
+                          str(MICRO_KERNELS / "include"), "-o", str(out),
+                          str(folder / "tt_model.c"), *map(str, kernel_objects())],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise TTError(f"building {folder} for the host failed: "
+                      f"{(res.stderr or res.stdout).strip()[-800:]}")
+    return out
+
+
 class HostProgram:
     def __init__(self, folder: str | Path, regions: int):
-        folder = Path(folder)
-        res = subprocess.run(["make", "-s", "-C", str(folder), "shared"], capture_output=True,
-                             text=True)
-        if res.returncode != 0:
-            raise TTError(f"building {folder} for the host failed: "
-                          f"{(res.stderr or res.stdout).strip()[-800:]}")
-        self.lib = C.CDLL(str(folder / "build" / "libtt_model.so"))
+        self.lib = C.CDLL(str(build(Path(folder))))
         self.lib.tt_train_step.argtypes = [C.c_void_p, C.c_int32, C.POINTER(C.c_float)]
         self.lib.tt_predict.argtypes = [C.c_void_p, C.c_void_p]
         self.table = (Region * regions).in_dll(self.lib, "tt_model_checkpoint")
