@@ -159,6 +159,46 @@ def test_checkpoint_regions_resume_training(tmp_path):
     assert resumed == straight and h.regions() == after
 
 
+def test_device_checkpoint_of_a_generated_program_exports(tmp_path, capsys):
+    """tt_checkpoint_save of tt_model_checkpoint (split filters: their SRAM part) in the
+    program's own library, then `export --state` of that blob: the exported model holds
+    --engine c's trained parameters, frozen channels included."""
+    from checkpoint_helpers import Flash
+    from tflite_train import checkpoint
+    scheme = ratio_scheme(tmp_path, [(-1, 0.5), (-3, 0.25)], n_bias=4)
+    model = training_model(tmp_path, EXAMPLE, scheme, hyper=Hyper(momentum=0.9))
+    program, _ = generate(model, tmp_path / "gen")
+    assert len(program.splits) == 2
+    xs, labels = check.samples(program, 3, seed=4)
+    h = host.HostProgram(tmp_path / "gen", len(program.checkpoint_regions()))
+    for x, label in zip(xs, labels):
+        h.train_step(x, label)
+    blob_bytes = checkpoint.blob_bytes([r for r, _ in program.checkpoint_regions()])
+    flash = Flash(-(-blob_bytes // 256) * 256)
+    h.lib.tt_checkpoint_save.argtypes = [C.c_void_p, C.c_uint64, C.c_void_p, C.c_int32,
+                                         C.c_void_p]
+    assert h.lib.tt_checkpoint_save(C.addressof(flash.struct), checkpoint.model_id(
+        model.read_bytes()), C.addressof(h.table), len(h.table), None) == 0
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(flash.image[:blob_bytes])
+    graph = tflite_io.load(model)
+    ckpt = checkpoint.from_blob(blob.read_bytes(), graph, model.read_bytes())
+    ex = c_kernels_executor(graph, xs, labels)
+    for tensor, value in ckpt.parameters().items():
+        assert np.array_equal(value, ex.variables[tensor]), graph.tensors[tensor].name
+    assert main(["export", str(model), "--state", str(blob), "-o",
+                 str(tmp_path / "tuned.tflite")]) == 0
+    capsys.readouterr()
+
+
+def c_kernels_executor(graph, xs, labels):
+    from tflite_train.runtime.numpy_exec import Executor
+    ex = Executor(graph, "c")
+    for x, label in zip(xs, labels):
+        ex.invoke([x, np.array([label], np.int32)])
+    return ex
+
+
 # --- the plan -----------------------------------------------------------------------------------
 
 def test_plan_predicts_the_programs_arena(tmp_path, capsys):

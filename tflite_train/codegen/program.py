@@ -108,13 +108,10 @@ class Program:
         return int(np.prod(split.shape("lo"))) * np.dtype(t.dtype).itemsize
 
     def checkpoint_regions(self) -> list[tuple[checkpoint.Region, int]]:
-        """The checkpoint's regions in the order checkpoint.layout gives them, with the SRAM
-        bytes each one has in this program."""
-        out = []
-        for r in checkpoint.layout(self.graph):
-            nbytes = self.param_bytes(r.id) if r.kind == checkpoint.PARAMETER else r.nbytes
-            out.append((r, nbytes))
-        return out
+        """The checkpoint's regions in checkpoint.layout's order (a split filter's region: its
+        SRAM part, which `export --state` completes with the frozen channels) and bytes."""
+        partial = {w: s.k for w, s in self.splits.items()}
+        return [(r, r.nbytes) for r in checkpoint.layout(self.graph, partial)]
 
 
 # --- which operators a partially trained filter is read by, and how the call changes ----------
