@@ -490,6 +490,49 @@ def test_person_detector_on_the_rig(tmp_path, capsys):
         assert f"{kernel}(" in text, kernel
 
 
+SPIN = r"""
+#include <stdint.h>
+void tt_rig_print(const char *text);
+void tt_rig_ticks64_start(void);
+uint64_t tt_rig_ticks64(void);
+static void spin(uint32_t n) { __asm__ volatile("1: subs %0, %0, #1\n bne 1b" : "+r"(n)); }
+static void put(uint64_t v) {
+  char buf[24]; int i = 23; buf[i] = 0;
+  do { buf[--i] = (char)('0' + (int)(v % 10u)); v /= 10u; } while (v);
+  tt_rig_print(buf + i); tt_rig_print("\n");
+}
+int main(void) {
+  tt_rig_ticks64_start();
+  uint64_t t0 = tt_rig_ticks64();
+  spin(1000000u);
+  uint64_t t1 = tt_rig_ticks64();
+  spin(360000000u);
+  uint64_t t2 = tt_rig_ticks64();
+  put(t1 - t0); put(t2 - t1);
+  return 0;
+}
+"""
+
+
+def test_rig_ticks_count_the_counters_wraps(tmp_path):
+    """A loop of 2 instructions an iteration, 360 M iterations: 18 M SysTick ticks, past the
+    24-bit counter's 16.8 M; the wraps counted in its interrupt make it whole."""
+    require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    from tflite_train.codegen.project import BOARD_CPU
+    from tflite_train.runtime.build import MICRO_KERNELS
+    (tmp_path / "spin.c").write_text(SPIN)
+    elf = tmp_path / "spin.elf"
+    rig_dir = MICRO_KERNELS / "targets" / "mps2_an500"
+    subprocess.run(["arm-none-eabi-gcc", *BOARD_CPU.split(), "-O2", "-nostartfiles",
+                    "--specs=nano.specs", "--specs=nosys.specs", "-T", str(rig_dir / "link.ld"),
+                    str(rig_dir / "startup.c"), str(tmp_path / "spin.c"), "-o", str(elf)],
+                   check=True)
+    out = rig.run_qemu_raw(elf, timeout=120)
+    short, long = (int(v) for v in out.split()[:2])
+    assert abs(short * 40 - 2_000_000) < 400
+    assert long > 1 << 24 and abs(long * 40 - 720_000_000) < 400
+
+
 def test_budget_overflow_says_by_how_much_and_what_is_live(tmp_path, capsys):
     require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     model = training_model(tmp_path, EXAMPLE, "full")

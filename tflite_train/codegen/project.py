@@ -58,6 +58,7 @@ SRAM_BUDGET  ?= 262144
 FLASH_BUDGET ?= 1048576
 RIG_OBJS := $(OUT)/rig/tt_model.o $(OUT)/rig/rig_main.o $(OUT)/rig/startup.o \\
             $(TFLITE_TRAIN_C_SRCS:$(TFLITE_TRAIN_DIR)/src/%.c=$(OUT)/rig/%.o)
+RIG_STARTUP := $(TFLITE_TRAIN_DIR)/targets/mps2_an500/startup.c
 
 rig: $(OUT)/rig.elf
 $(OUT)/rig/%.o: %.c tt_model.h | $(OUT)/rig
@@ -66,6 +67,8 @@ $(OUT)/rig/%.o: rig/%.c rig/rig_data.h tt_model.h | $(OUT)/rig
 \t$(ARM_CC) $(RIG_CFLAGS) $(FLAGS) -Irig -c -o $@ $<
 $(OUT)/rig/%.o: $(TFLITE_TRAIN_DIR)/src/%.c | $(OUT)/rig
 \t$(ARM_CC) $(RIG_CFLAGS) $(FLAGS) -c -o $@ $<
+$(OUT)/rig/startup.o: $(RIG_STARTUP) | $(OUT)/rig
+\t$(ARM_CC) $(RIG_CFLAGS) -c -o $@ $<
 $(OUT)/rig.elf: $(RIG_OBJS) rig/link.ld
 \t$(ARM_CC) $(RIG_CFLAGS) -nostartfiles --specs=nano.specs --specs=nosys.specs -T rig/link.ld \\
 \t  -Wl,--gc-sections -Wl,--defsym=TT_SRAM_BUDGET=$(SRAM_BUDGET) \\
@@ -162,7 +165,8 @@ def project_files(program: Program, files: dict[str, str], source: str) -> dict[
 
 
 def rig_files(program: Program, samples: np.ndarray, labels: np.ndarray) -> dict[str, str]:
-    """rig/: the start-up code, the harness, the linker script and the samples it trains on."""
+    """rig/: the harness, the linker script and the samples it trains on (the start-up code
+    is the rig's own, micro_kernels/targets/mps2_an500/startup.c)."""
     rows = []
     for x in samples:
         flat = np.ascontiguousarray(x, np.int8).ravel()

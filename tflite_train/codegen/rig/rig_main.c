@@ -1,7 +1,8 @@
-/* The generated program on the Cortex-M7 rig: tt_model_init, RIG_STEPS training steps on the
- * samples of rig_data.h, one inference, each timed in SysTick ticks (40 instructions each
- * under `qemu -icount shift=0`), then a CRC-32 of every checkpoint region and the stack's
- * high-water mark. The host (tflite_train/codegen/rig.py) reads the lines it prints. */
+/* The generated program on the Cortex-M7 rig (start-up: micro_kernels/targets/mps2_an500):
+ * tt_model_init, RIG_STEPS training steps on the samples of rig_data.h, one inference, each
+ * timed in SysTick ticks (40 instructions each under `qemu -icount shift=0`), then a CRC-32
+ * of every checkpoint region and the stack's high-water mark. The host
+ * (tflite_train/codegen/rig.py) reads the lines it prints. */
 #include <stdint.h>
 
 #include "rig_data.h"
@@ -9,8 +10,8 @@
 #include "tt_model.h"
 
 void tt_rig_print(const char *text);
-void tt_rig_ticks_start(void);
-uint64_t tt_rig_ticks(void);
+void tt_rig_ticks64_start(void);
+uint64_t tt_rig_ticks64(void);
 uint32_t tt_rig_stack_high_water(void);
 
 static void print_u64(uint64_t v) {
@@ -43,13 +44,13 @@ static void print_hex(const void *data, uint32_t bytes) {
 static int8_t scores[TT_MODEL_CLASSES];
 
 int main(void) {
-  tt_rig_ticks_start();
+  tt_rig_ticks64_start();
   int status = tt_model_init();
   for (int32_t i = 0; i < RIG_STEPS && status == TT_MODEL_OK; ++i) {
     float loss = 0.0f;
-    const uint64_t t0 = tt_rig_ticks();
+    const uint64_t t0 = tt_rig_ticks64();
     status = tt_train_step(rig_samples[i % RIG_SAMPLES], rig_labels[i], &loss);
-    const uint64_t t1 = tt_rig_ticks();
+    const uint64_t t1 = tt_rig_ticks64();
     tt_rig_print("TT step ");
     print_u64((uint64_t)i);
     tt_rig_print(" ticks ");
@@ -61,9 +62,9 @@ int main(void) {
     tt_rig_print("\n");
   }
   if (status == TT_MODEL_OK) {
-    const uint64_t t0 = tt_rig_ticks();
+    const uint64_t t0 = tt_rig_ticks64();
     status = tt_predict(rig_samples[0], scores);
-    const uint64_t t1 = tt_rig_ticks();
+    const uint64_t t1 = tt_rig_ticks64();
     tt_rig_print("TT predict ticks ");
     print_u64(t1 - t0);
     tt_rig_print(" status ");
