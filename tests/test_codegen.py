@@ -462,13 +462,14 @@ def test_bad_input_is_one_line_and_leaves_no_folder(tmp_path, capsys, zoo):
 
 # --- on the Cortex-M7 rig ----------------------------------------------------------------------
 
-def test_person_detector_on_the_rig(tmp_path, capsys):
-    """The sparse person detector (split filters, fused updates, in-place and streamed
-    layers) built for the STM32F746's CPU and FPU, 2 steps under QEMU: bit-identical to
-    --engine c; SRAM, flash and instructions measured as parts."""
+def test_mcunet_on_the_rig(tmp_path, capsys):
+    """MCUNet-5FPS with the paper's 99kb scheme (split filters, fused updates, in-place,
+    row-by-row and streamed layers, in-place input gradients) built for the STM32F746's CPU
+    and FPU, 2 steps under QEMU: bit-identical to --engine c; SRAM, flash and instructions
+    measured as parts, within the board's budgets."""
     require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
-    model = training_model(tmp_path, shared_model("person_detect"),
-                           str(SCHEMES / "person_detect_sparse.json"), classes=10)
+    model = mcunet(tmp_path)
+    capsys.readouterr()
     out = tmp_path / "gen"
     assert main(["codegen", str(model), "-o", str(out), "--rig", "--steps", "2", "--json"]) == 0
     m = json.loads(capsys.readouterr().out)
@@ -479,9 +480,9 @@ def test_person_detector_on_the_rig(tmp_path, capsys):
     assert s["data_bss"] >= m["planned"]["trained_parameters"]
     assert 0 < s["stack"] < 8192 and s["total"] == s["arena"] + s["data_bss"] + s["stack"]
     assert s["total"] <= 256 * 1024 and f["total"] <= 1024 * 1024
-    assert f["model"] > 200_000 and 0 < f["code"] < 100_000
+    assert f["model"] > 500_000 and 0 < f["code"] < 100_000
     assert len(m["losses"]) == 2 and len(m["instructions_each_step"]) == 2
-    assert m["instructions_per_step"] > m["instructions_per_inference"] > 10_000_000
+    assert m["instructions_per_step"] > m["instructions_per_inference"] > 100_000_000
     assert (out / "build" / "rig.elf").exists()
     text = (out / "tt_model.c").read_text()           # the kernels codegen adds ran there too
     for kernel in ("tt_conv2d_split_s8", "tt_conv2d_input_grad_split_f32",

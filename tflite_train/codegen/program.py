@@ -274,6 +274,26 @@ def _inplace_call(graph: Graph, op, call: KernelCall) -> tuple[KernelCall, dict]
     return None
 
 
+def _without_needless_rows(graph: Graph, plan: memory.CodegenPlan, arena: set[int],
+                           scratch: dict, requests: list, reads: dict) -> memory.CodegenPlan:
+    """A convolution row by row costs a kernel call per row (a few % of the forward's
+    instructions): keep it only where the arena needs it. Those whose operator would stay
+    within the arena with input and output apart are planned again without; the plan with
+    fewer is kept unless its arena is larger."""
+    needless = set()
+    for r in plan.aliases:
+        if r.shift > 0:
+            x, y = graph.tensors[r.input].nbytes, graph.tensors[r.output].nbytes
+            together = max(y, r.shift + x)
+            if plan.live[r.op] - together + x + y <= plan.arena_bytes:
+                needless.add(r)
+    if not needless:
+        return plan
+    fewer = memory.codegen_plan(graph, arena, scratch, [r for r in requests if r not in needless],
+                                reads)
+    return fewer if fewer.arena_bytes <= plan.arena_bytes else plan
+
+
 def hoist_bias_updates(graph: Graph) -> Graph:
     """The graph with each bias update moved up to just after the last operator making what
     it reads (its dy and mask): it writes only its bias, which nothing after the loss reads,
@@ -389,6 +409,7 @@ def build(graph: Graph, model: bytes) -> Program:
         if sizes:
             scratch[k] = sizes
     plan = memory.codegen_plan(graph, arena, scratch, requests, reads)
+    plan = _without_needless_rows(graph, plan, arena, scratch, requests, reads)
     granted = {r.op for r in plan.aliases}
 
     steps = []
