@@ -66,7 +66,8 @@ class Constants:
             items = [c_int(v, ctype) for v in flat]
         rows = [", ".join(items[i:i + 16]) for i in range(0, len(items), 16)] or ["0"]
         note = f"  /* {_comment(comment)} */" if comment else ""
-        self.lines.append(f"static const {ctype} {name}[{max(len(items), 1)}] = {{{note}")
+        self.lines.append(f"static const {ctype} {name}[{max(len(items), 1)}] TT_ALIGNED = "
+                          f"{{{note}")
         self.lines += [f"  {r}," for r in rows]
         self.lines.append("};")
         return name
@@ -180,7 +181,7 @@ class Emitter:
             what = (f"input channels 0..{split.k - 1} of {_shape(t.shape)}" if split
                     else _shape(t.shape))
             lines.append(f"static {C_TYPES[t.dtype]} {self.param_name(var)}"
-                         f"[{int(np.prod(shape))}];  /* {_comment(t.name)}: {what} */")
+                         f"[{int(np.prod(shape))}] TT_ALIGNED;  /* {_comment(t.name)}: {what} */")
         for m in self.p.momentum:
             t = self.g.tensors[m]
             lines.append(f"static float {self.momentum_name(m)}[{t.size}];  "
@@ -286,6 +287,10 @@ class Emitter:
             " * `tflite-train codegen`. */",
             '#include "tt_model.h"', "", "#include <string.h>", "",
             *[f'#include "{h.name}"' for h in K.HEADERS], "",
+            "/* Arrays start on a word, which word-wide loads of int8 data may want. */",
+            "#if defined(__GNUC__) || defined(__clang__)",
+            "#define TT_ALIGNED __attribute__((aligned(4)))", "#else", "#define TT_ALIGNED",
+            "#endif", "",
             f"/* The arena: {p.plan.arena_bytes} bytes planned offline ({p.plan.order} first-fit),",
             " * every activation, saved activation, gradient and scratch buffer of a step. */",
             f"static union {{ int32_t align; uint8_t bytes[{arena}]; }} tt_arena;", "",

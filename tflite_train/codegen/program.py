@@ -316,8 +316,7 @@ def hoist_bias_updates(graph: Graph) -> Graph:
 # --- the program -------------------------------------------------------------------------------
 
 def _check_interface(graph: Graph) -> tuple[int, int, int, int]:
-    meta = training_metadata(graph)
-    del meta
+    training_metadata(graph)                 # a model augment did not write is refused here
     if len(graph.inputs) != 2 or len(graph.outputs) != 2:
         raise CodegenError(f"the training model has {len(graph.inputs)} inputs and "
                            f"{len(graph.outputs)} outputs; the generated API takes one sample "
