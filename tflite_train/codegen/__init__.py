@@ -21,7 +21,8 @@ def load(model_path: str | Path) -> Program:
 
 def files(program: Program, source: str) -> dict[str, str]:
     """Every file of the generated folder (without the rig's)."""
-    return project_files(program, render(program, source), source)
+    code, constants = render(program, source)
+    return project_files(program, code, constants, source)
 
 
 def generate(model_path: str | Path, out_dir: str | Path, rig_steps: int | None = None,

@@ -46,9 +46,14 @@ class Constants:
     """Constant arrays and structs of tt_model.c, each emitted once (identical contents
     share one definition)."""
 
+    SIZES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "uint32_t": 4,
+             "float": 4, "double": 8}
+
     def __init__(self):
         self.lines: list[str] = []
         self.names: dict[tuple, str] = {}
+        self.nbytes = 0                     # of every array and struct defined
+
 
     def array(self, values: np.ndarray, ctype: str, name: str | None = None,
               comment: str = "") -> str:
@@ -64,6 +69,7 @@ class Constants:
             items = [c_float(v, "double") for v in flat]
         else:
             items = [c_int(v, ctype) for v in flat]
+        self.nbytes += max(len(items), 1) * self.SIZES[ctype]
         rows = [", ".join(items[i:i + 16]) for i in range(0, len(items), 16)] or ["0"]
         note = f"  /* {_comment(comment)} */" if comment else ""
         self.lines.append(f"static const {ctype} {name}[{max(len(items), 1)}] TT_ALIGNED = "
@@ -85,6 +91,7 @@ class Constants:
             return self.names[key]
         name = f"tt_k{len(self.names)}"
         self.names[key] = name
+        self.nbytes += C.sizeof(value)
         self.lines.append(f"static const {cname} {name} = {{{', '.join(parts)}}};")
         return name
 
@@ -349,7 +356,8 @@ class Emitter:
             "#define TT_MODEL_ERROR_LABEL 1    /* tt_train_step: label outside [0, classes) */",
             "#define TT_MODEL_ERROR_KERNEL 2   /* a kernel refused its arguments (a bug) */", "",
             f"/* The sample: int8 {_shape(sample.shape)} (NHWC), real = "
-            f"{c_float(q.s) if q is not None else '?'} * (q - {q.zp if q is not None else 0}). */",
+            f"{q.s:.9g} * (q - {q.zp}). */" if q is not None else
+            f"/* The sample: int8 {_shape(sample.shape)} (NHWC). */",
             f"#define TT_MODEL_SAMPLE_BYTES {sample.nbytes}",
             f"/* The scores tt_predict writes: int8 [{scores.size}] ({scores.name}). */",
             f"#define TT_MODEL_CLASSES {p.classes}",
@@ -385,9 +393,9 @@ class Emitter:
         return "\n".join(lines)
 
 
-def render(program: Program, source: str) -> dict[str, str]:
-    """{file name: text} of the generated C."""
+def render(program: Program, source: str) -> tuple[dict[str, str], int]:
+    """({file name: text} of the generated C, bytes of the constants it defines)."""
     e = Emitter(program, source)
     c = e.source_c()
-    return {"tt_model.c": c, "tt_model.h": e.header()}
+    return {"tt_model.c": c, "tt_model.h": e.header()}, e.constants.nbytes
 

@@ -123,7 +123,7 @@ Memory, as planned:
 | arena (activations, saved activations, gradients, scratch) | {arena:,} | SRAM, `static` |
 | trained parameters | {params:,} | SRAM, `static` |
 | momentum buffers | {momentum:,} | SRAM, `static` |
-| frozen weights, initial values, quantization | {constants:,} | flash, `const` |
+| frozen weights, initial values, the kernels' constant arguments | {constants:,} | flash, `const` |
 
 Plus the kernels' code and the stack. `tflite-train codegen MODEL -o DIR --rig --steps N`
 measures all of it on the Cortex-M7 rig.
@@ -135,27 +135,15 @@ without fast-math (both build files do), so that every target gives the same bit
 """
 
 
-def constant_bytes(program: Program) -> int:
-    """Bytes of the model's constants the program keeps (an estimate of its flash: the
-    measured figure comes from the rig build)."""
-    g = program.graph
-    used = set()
-    for step in program.steps:
-        if step.call is not None:
-            op = g.operators[step.op]
-            used.update(i for i in op.inputs if i >= 0 and g.tensors[i].is_constant)
-    used.update(const for const, _ in program.params)
-    return sum(g.tensors[i].nbytes for i in used)
-
-
-def project_files(program: Program, files: dict[str, str], source: str) -> dict[str, str]:
+def project_files(program: Program, files: dict[str, str], constants: int,
+                  source: str) -> dict[str, str]:
     g = program.graph
     values = dict(version=__version__, source=source, micro_kernels=MICRO_KERNELS,
                   cpu=BOARD_CPU, name=Path(source).stem, classes=program.classes,
                   arena=program.plan.arena_bytes,
                   params=sum(program.param_bytes(v) for _, v in program.params),
                   momentum=sum(g.tensors[m].nbytes for m in program.momentum),
-                  constants=constant_bytes(program))
+                  constants=constants)
     out = dict(files)
     out["Makefile"] = MAKEFILE.format(**values)
     out["CMakeLists.txt"] = CMAKELISTS.format(**values)
