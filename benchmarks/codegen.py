@@ -5,7 +5,10 @@ update, and the person detector (bias-only, its sparse scheme), each built by
 -mfpu=fpv5-sp-d16 -mfloat-abi=hard`, -O2) and run under QEMU mps2-an500.
 
     nice .venv/bin/python benchmarks/codegen.py [--steps 3] [--models mcunet,mbv2,person]
-        [--grad float32] [--no-full] [--json FILE]
+        [--grad float32] [--no-full] [--json benchmarks/codegen_results.json]
+
+With --json benchmarks/codegen_results.json the table of benchmarks/RESULTS.md is
+re-rendered from it (benchmarks/results.py).
 
 SRAM is all of it, measured: the static arena, every other byte of .data/.bss (trained
 parameters, optimizer state, update states) and the painted stack's high-water mark.
@@ -26,7 +29,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
+import results  # noqa: E402
 from tflite_train import codegen  # noqa: E402
 from tflite_train.cli import main as cli  # noqa: E402
 from tflite_train.codegen import rig  # noqa: E402
@@ -87,7 +92,8 @@ def kb(n: float) -> str:
     return f"{n / 1024:,.1f}"
 
 
-def row(label: str, scheme: str, grad: str, r: dict, tte=None, goal=None) -> str:
+def row(r: dict) -> str:
+    label, scheme, grad = r["label"], r["scheme"], r["grad"]
     if not r["measured"]:
         p = r["planned"]
         total = p["arena"] + p["trained_parameters"] + p["momentum"]
@@ -95,17 +101,25 @@ def row(label: str, scheme: str, grad: str, r: dict, tte=None, goal=None) -> str
                 f"{kb(p['trained_parameters'] + p['momentum'])} + stack | - | - | - | - | "
                 f"not run: {r['why'][:90]} |")
     s, f = r["sram_bytes"], r["flash_bytes"]
-    step = r["instructions_per_step"]
     notes = []
-    if tte:
-        notes.append(f"TTE {tte[0]} KB, {tte[1]} ms = {tte[1] * MHZ / 1000:.1f} M cycles")
-    if goal:
-        notes.append(f"goal <= {goal[0]} KB, <= {goal[1] / 1e6:.0f} M")
+    if r.get("tte"):
+        kb_, ms = r["tte"]
+        notes.append(f"TTE {kb_} KB, {ms} ms = {ms * MHZ / 1000:.1f} M cycles")
+    if r.get("goal"):
+        notes.append(f"goal <= {r['goal'][0]} KB, <= {r['goal'][1] / 1e6:.0f} M")
     same = "yes" if r["identical_to_engine_c"] else "NO"
     return (f"| {label} | {scheme} | {grad} | **{kb(s['total'])}** = {kb(s['arena'])} + "
             f"{kb(s['data_bss'])} + {kb(s['stack'])} | **{kb(f['total'])}** = "
-            f"{kb(f['code'])} + {kb(f['model'] + f['data_init'])} | {step / 1e6:,.1f} M | "
+            f"{kb(f['code'])} + {kb(f['model'] + f['data_init'])} | "
+            f"{r['instructions_per_step'] / 1e6:,.1f} M | "
             f"{r['instructions_per_inference'] / 1e6:,.1f} M | {same} | {'; '.join(notes)} |")
+
+
+def render(data: dict) -> str:
+    head = ("| model | scheme | grad | SRAM KB = arena + .data/.bss + stack | flash KB = code "
+            "+ model | instructions / step | / inference | = --engine c | reference |\n"
+            "|---|---|---|---|---|---:|---:|---|---|")
+    return "\n".join([head, *map(row, data["rows"])])
 
 
 def main() -> int:
@@ -114,21 +128,19 @@ def main() -> int:
     ap.add_argument("--models", default="mcunet,mbv2,person")
     ap.add_argument("--grad", default="float32")
     ap.add_argument("--no-full", action="store_true", help="skip the full-update rows")
-    ap.add_argument("--json", help="also write every measurement to this file")
+    ap.add_argument("--json", type=Path, help="write the measurements to this file (the "
+                                              "one in benchmarks/ re-renders RESULTS.md)")
     args = ap.parse_args()
     if not rig.available():
         print("the Cortex-M7 rig is not installed (make setup installs it)")
         return 1
-    results = {}
-    print("| model | scheme | grad | SRAM KB = arena + .data/.bss + stack | flash KB = code "
-          "+ model | instructions / step | / inference | = --engine c | reference |")
-    print("|---|---|---|---|---|---:|---:|---|---|")
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in args.models.split(","):
             label, source, sparse, tte = MODELS[name]
             if not source.exists():
-                print(f"| {label} | - | - | {source} not present | | | | | |")
+                print(f"{label}: {source} not present, skipped")
                 continue
             schemes = [("bias-only", "bias-only")] if name == "person" else []
             schemes.append(("99kb" if name != "person" else "sparse", str(sparse)))
@@ -139,12 +151,22 @@ def main() -> int:
                 full = scheme == "full"
                 r = measure(model, work, 1 if full else args.steps,
                             rig.RIG_MEMORY if full else None)
-                results[f"{name}/{scheme_label}/{args.grad}"] = r
-                print(row(label, scheme_label, args.grad, r, None if full else tte,
-                          None if full else GOALS.get(name)), flush=True)
+                rows.append({"label": label, "scheme": scheme_label, "grad": args.grad,
+                             "tte": None if full else tte,
+                             "goal": None if full else GOALS.get(name), **r})
+                print(row(rows[-1]), flush=True)
+    data = {"rows": rows, "rig": "QEMU 7.2 mps2-an500 (Cortex-M7), -icount shift=0; "
+                                 "arm-none-eabi-gcc 12.2 -O2 -mfpu=fpv5-sp-d16"}
+    print(render(data))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        results.write_json(args.json, data)
+        if args.json.resolve() == (HERE / JSON).resolve():
+            results.publish(TABLES)
     return 0
+
+
+JSON = "codegen_results.json"
+TABLES = {"codegen-fig10": ([JSON], render)}
 
 
 if __name__ == "__main__":
