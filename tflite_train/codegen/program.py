@@ -26,7 +26,7 @@ from ..errors import ModelError, TTError
 from ..ir import Graph
 from ..runtime import c_forward, c_kernels
 from ..runtime import kernel_calls as K
-from ..runtime.kernel_calls import In, KernelCall, Out, Scratch
+from ..runtime.kernel_calls import In, KernelCall, Scratch
 from ..training_ops import options_of
 
 

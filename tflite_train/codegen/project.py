@@ -34,7 +34,8 @@ include $(TFLITE_TRAIN_DIR)/tflite_train.inc
 
 CFLAGS ?= -std=c99 -O2 -Wall -Wextra
 OUT    ?= build
-FLAGS  := $(TFLITE_TRAIN_FLAGS) -I. -I$(TFLITE_TRAIN_DIR)/include -ffunction-sections -fdata-sections
+FLAGS  := $(TFLITE_TRAIN_FLAGS) -I. -I$(TFLITE_TRAIN_DIR)/include \\
+          -ffunction-sections -fdata-sections
 OBJS   := $(OUT)/tt_model.o $(TFLITE_TRAIN_C_SRCS:$(TFLITE_TRAIN_DIR)/src/%.c=$(OUT)/%.o)
 
 .PHONY: all shared rig clean
@@ -92,7 +93,8 @@ project(tt_model C)
 set(TFLITE_TRAIN_DIR "{micro_kernels}" CACHE PATH "tflite-train's micro_kernels folder")
 file(GLOB TT_KERNEL_SOURCES "${{TFLITE_TRAIN_DIR}}/src/*.c")
 add_library(tt_model STATIC tt_model.c ${{TT_KERNEL_SOURCES}})
-target_include_directories(tt_model PUBLIC ${{CMAKE_CURRENT_SOURCE_DIR}} "${{TFLITE_TRAIN_DIR}}/include")
+target_include_directories(tt_model PUBLIC ${{CMAKE_CURRENT_SOURCE_DIR}}
+                           "${{TFLITE_TRAIN_DIR}}/include")
 set_target_properties(tt_model PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON)
 # the same float results on every target: no FMA contraction, no fast-math
 target_compile_options(tt_model PRIVATE -ffp-contract=off -fno-fast-math)
