@@ -72,8 +72,11 @@ def __getattr__(name: str):
 
 def micro_kernels_library(target: str, filename: str) -> Path:
     """Runs `make -C micro_kernels TARGET BUILD=<cache folder>` and returns the built
-    FILENAME there."""
+    FILENAME there. A TARGET under build/ (the Makefile's default $(BUILD), as in
+    `build/pic/tt_loss.o`) names that file in the cache folder."""
     folder = build_dir()
+    if target.startswith("build/"):
+        target = str(folder / target[len("build/"):])
     try:
         folder.mkdir(parents=True, exist_ok=True)
         lock = open(folder / ".lock", "w")
