@@ -90,6 +90,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=120.0,
                     help="seconds after which a command counts as hung")
     ap.add_argument("--failures", type=Path, default=HERE / "fuzz_failures")
+    ap.add_argument("--only", nargs="+", default=[], metavar="COMMAND",
+                    help="run only these commands (on the seeds they apply to)")
     ap.add_argument("--glue", type=int, default=0, metavar="N",
                     help="also load N broken training models straight into the wheel's TFLM "
                          "with the glue built under ASan + UBSan")
@@ -98,6 +100,10 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="tt-fuzz-"))
     seeds = corpus(work / "seeds")
+    kinds = tuple(k for k in fuzzing.KIND_WEIGHTS if any(
+        s.kind == k and (not args.only or any(c[0] in args.only
+                                              for c in fuzzing.commands(s, "m", "o")))
+        for s in seeds))
     print(f"{len(seeds)} seeds: {', '.join(s.name for s in seeds)}", flush=True)
     counts: dict[str, Counter] = defaultdict(Counter)
     mutations: Counter = Counter()
@@ -115,7 +121,8 @@ def main() -> int:
                 if case is None:
                     return
                 kind, detail, argv, how, case_dir = fuzzing.fuzz_case(
-                    server, seeds, args.seed, case, work / f"job{job}", args.timeout)
+                    server, seeds, args.seed, case, work / f"job{job}", args.timeout, kinds,
+                    tuple(args.only))
                 name = fuzzing.command_name(argv)
                 with lock:
                     counts[name][kind] += 1

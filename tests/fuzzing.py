@@ -541,7 +541,7 @@ def commands(seed: Seed, model: str, out: str) -> list[list[str]]:
                      ["train", model, "--data", data, "--steps", "2", "--engine", "c"],
                      ["train", model, "--data", data, "--steps", "2", "--engine", "tflm"],
                      ["verify", model, "--samples", "1"],
-                     ["plan", model, "--write-offline", out]] + \
+                     ["plan", model, "--write-offline", out], ["codegen", model, "-o", out]] + \
         ([["export", model, "--state", str(seed.state), "-o", out]] if seed.state else [])
 
 
@@ -654,9 +654,10 @@ KIND_WEIGHTS = {"tflite": 4, "train": 4, "pkl": 1, "state": 1, "blob": 1}
 
 def fuzz_case(server: ForkServer, seeds: list[Seed], base_seed: int, case: int, workdir: Path,
               timeout: float,
-              kinds: tuple[str, ...] = ("tflite", "train", "pkl", "state", "blob")):
-    """Case number `case` of the seeded campaign: a seed, one mutation, one command.
-    Returns (outcome kind, detail, argv, mutation, the case's folder)."""
+              kinds: tuple[str, ...] = ("tflite", "train", "pkl", "state", "blob"),
+              only: tuple[str, ...] = ()):
+    """Case number `case` of the seeded campaign: a seed, one mutation, one command (of
+    `only`, when given). Returns (outcome kind, detail, argv, mutation, the case's folder)."""
     rng = random.Random(f"{base_seed}:{case}")
     present = [k for k in KIND_WEIGHTS if k in kinds and any(s.kind == k for s in seeds)]
     kind = rng.choices(present, [KIND_WEIGHTS[k] for k in present])[0]
@@ -670,7 +671,8 @@ def fuzz_case(server: ForkServer, seeds: list[Seed], base_seed: int, case: int, 
     if seed.model is not None:
         (case_dir / "train.tflite").write_bytes(seed.model)
     out = case_dir / "out.bin"
-    argv = rng.choice(commands(seed, model.name, out.name))
+    argv = rng.choice([a for a in commands(seed, model.name, out.name)
+                       if not only or a[0] in only])
     kind, detail, _ = run_case(server, argv, model, out, case_dir, timeout)
     return kind, detail, argv, f"{seed.name}:{how}", case_dir
 

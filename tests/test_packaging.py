@@ -1,6 +1,7 @@
-"""A plain (not editable) install gives every command, `--engine c` and `--engine tflm`
-included: the wheel carries the C kernels' and the glue's sources, and the libraries are
-built once into the user's cache, never into the installed tree or the checkout.
+"""A plain (not editable) install gives every command, `--engine c`, `--engine tflm` and
+`codegen` included: the wheel carries the C kernels' and the glue's sources, and the
+libraries are built once into the user's cache, never into the installed tree or the
+checkout.
 
 The project is copied, built into a wheel (no network: the test venv's setuptools, no
 build isolation) and installed without dependencies into a fresh venv that reaches the
@@ -100,3 +101,5 @@ def test_a_fresh_install_trains_with_the_c_kernels_and_in_tflm(wheel, tmp_path):
     assert listing(ROOT / "micro_kernels") == before_checkout, "the run wrote into the checkout"
     report = json.loads(run([cli, "plan", model, "--json"], cwd=tmp_path, env=env).stdout)
     assert report["training"] and report["persistent_bytes"] > 0
+    run([cli, "codegen", model, "-o", tmp_path / "program"], cwd=tmp_path, env=env)
+    assert (tmp_path / "program" / "tt_model.c").is_file()

@@ -684,7 +684,7 @@ def _add_header_parser(sub) -> None:
     s.set_defaults(func=cmd_header)
 
 
-def one_line(text: str, width: int = 600) -> str:
+def one_line(text: str, width: int = 4000) -> str:
     """An error message as one line of printable text: whatever a file smuggles into it
     (names with newlines or control characters) cannot break the line."""
     text = "".join(c if c.isprintable() else " " if c in "\n\r\t" else "?" for c in text)
