@@ -87,19 +87,64 @@ def test_mutations_reach_what_they_aim_at(seeds):
 
 # --- the TFLM glue, fed broken training models directly ----------------------------------
 
+# One broken option of each class that crashed the glue before issue 13 (the flexbuffers
+# map assertion in the mask ops' options, segfaults on garbage options and key lookups, SGD
+# and window options): (op, key or None for the whole options blob, value, the Prepare's
+# message). Run under the sanitizers, where an out-of-bounds read would abort.
+GLUE_CRASH_CLASSES = [
+    ("TT_SAVE_MASK", None, [1, 2], "not a flexbuffer map"),
+    ("TT_BIAS_UPDATE", None, 7, "not a flexbuffer map"),
+    ("TT_BIAS_UPDATE", None, b"\x01\x02\x03\x04\x05\x06\x07\x08\xff\x24\x01",
+     "not a valid flexbuffer"),
+    ("TT_BIAS_UPDATE", "momentum", float("nan"), "option 'momentum'"),
+    ("TT_BIAS_UPDATE", "momentum", 1.5, "momentum in [0, 1)"),
+    ("TT_BIAS_UPDATE", "lr", "text", "option 'lr'"),
+    ("TT_CONV2D_WEIGHT_UPDATE", "seed", -5, "option 'seed'"),
+    ("TT_CONV2D_WEIGHT_UPDATE", "stride_h", 1 << 30, "window's strides"),
+    ("TT_CONV2D_INPUT_GRAD", "pad_top", 1 << 30, "window's strides"),
+    ("TT_DEPTHWISE_CONV2D_INPUT_GRAD", "dilation_w", 1 << 31, "option 'dilation_w'"),
+    ("TT_MEAN_GRAD", "axes", [1, 1], "given twice"),
+    ("TT_MEAN_GRAD", "axes", list(range(20)), "option 'axes'"),
+    ("TT_FULLY_CONNECTED_WEIGHT_UPDATE", "channels", 1 << 20, "trained channels"),
+]
+
+
+def glue_regression(kind: str, key, value) -> bytes:
+    """The example's training model with one TT_* op's options broken, unvalidated."""
+    from flatbuffers import flexbuffers
+    g = training_model(momentum=0.5)
+    op = next(op for op in g.operators if op.kind == kind)
+    if key is None:
+        op.custom_options = value if isinstance(value, bytes) else \
+            bytes(flexbuffers.Dumps(value))
+    else:
+        options = flexbuffers.Loads(op.custom_options)
+        options[key] = value
+        op.custom_options = bytes(flexbuffers.Dumps(options))
+    return tflite_io.serialize(g)
+
+
 def test_the_glue_refuses_broken_training_models_under_sanitizers(seeds, tmp_path):
     """Training models broken where only the glue can notice (TT_* options, inputs,
     outputs, the tensors only TT_* ops use) go straight into the wheel's TFLM, bypassing
     the Python validation, with the glue built under ASan + UBSan: each one runs or is
     refused by a Prepare, none reads out of bounds or crashes. (The glue before issue 13
     crashed on 5 of the first 300 of these: a flexbuffers assertion on options that are
-    not a map, and segfaults reading malformed options.)"""
+    not a map, and segfaults reading malformed options.) First GLUE_CRASH_CLASSES, each
+    refused with its line, then 120 seeded glue mutants."""
     built = fuzzing.sanitized_glue(tmp_path)
     require_tool(built is not None, "gcc's sanitizer runtimes (libasan, libubsan)")
     lib, env = built
     server = fuzzing.ForkServer(env={**env, "TT_FUZZ_GLUE": str(lib)})
     outcomes, bad = {}, []
     try:
+        model = tmp_path / "regression.tflite"
+        for kind, key, value, message in GLUE_CRASH_CLASSES:
+            model.write_bytes(glue_regression(kind, key, value))
+            res = server.run([], tmp_path, timeout=120, glue=str(model))
+            err = (tmp_path / ".stderr").read_text()
+            if res["exit"] != 2 or f"{kind}: " not in err or message not in err:
+                bad.append(f"{kind} {key}={value!r}: {res}: {err[-1500:]}")
         for case in range(120):
             kind, how, data = fuzzing.glue_case(server, seeds, case, tmp_path, timeout=120)
             outcomes[kind] = outcomes.get(kind, 0) + 1
@@ -176,6 +221,62 @@ def test_a_depthwise_bias_marked_absent_is_refused(zoo, server, tmp_path, capsys
     g = tflite_io.load(zoo["depthwise"])
     next(op for op in g.operators if op.kind == "DEPTHWISE_CONV_2D").inputs[2] = -1
     crashes_tflm_and_is_refused(g, 11, "plan", "absent bias", server, tmp_path, capsys)
+
+
+def _tensor_tables(data: bytes) -> list:
+    import tflite
+    sg = tflite.Model.GetRootAs(data, 0).Subgraphs(0)
+    return [sg.Tensors(i) for i in range(sg.TensorsLength())]
+
+
+def _put32(data: bytes, at: int, value: int) -> bytes:
+    out = bytearray(data)
+    out[at:at + 4] = value.to_bytes(4, "little")
+    return bytes(out)
+
+
+def buffer_index_overwritten(data: bytes) -> list[bytes]:
+    """Tensor buffers: a weight tensor whose buffer index is 2^31 - 1."""
+    t = next(t for t in _tensor_tables(data) if t.Buffer() > 0)
+    return [_put32(data, t._tab.Pos + t._tab.Offset(8), 0x7FFFFFFF)]
+
+
+def tensor_table_misplaced(data: bytes) -> list[bytes]:
+    """Eval tensors: a tensor table whose vtable offset points 16 bytes off (each tensor's;
+    the test keeps those that crash the wheel)."""
+    return [_put32(data, t._tab.Pos, 0xFFFFFFF0) for t in _tensor_tables(data)]
+
+
+def allocation_info_empty(data: bytes) -> list[bytes]:
+    """Allocation info: an empty OfflineMemoryAllocation metadata buffer."""
+    from tflite_train.memory import OFFLINE_KEY
+    g = tflite_io.parse(data)
+    g.metadata[OFFLINE_KEY] = b""
+    return [tflite_io.serialize(g)]
+
+
+@pytest.mark.parametrize("model, damage", [
+    ("inference", buffer_index_overwritten), ("inference", tensor_table_misplaced),
+    ("inference", allocation_info_empty), ("training", buffer_index_overwritten),
+    ("training", allocation_info_empty)])
+def test_malformed_flatbuffers_that_crash_tflm_are_refused(model, damage, server, tmp_path,
+                                                           capsys):
+    """The wheel's TFLM reads the flatbuffer unchecked: these files kill it (SIGSEGV or
+    SIGABRT). verify, plan and train --engine tflm refuse them in one line instead: TFLM
+    only ever gets bytes written from a validated graph."""
+    from tflite_train.runtime.tflm_engine import REGISTERER
+    base, ours = (EXAMPLE.read_bytes(), "[]") if model == "inference" else \
+        (tflite_io.serialize(training_model()), f"[{REGISTERER!r}]")
+    crashing = [m for m in damage(base) if raw_tflm(server, tmp_path, m, ours)["signal"]]
+    assert crashing, "none of these crashes the wheel's TFLM any more"
+    commands = [["verify", "--samples", "1"], ["plan"]] if model == "inference" else \
+        [["train", "--data", "fashion-mnist", "--steps", "1", "--engine", "tflm"], ["plan"]]
+    path = tmp_path / "m.tflite"
+    for data in crashing[:3]:
+        path.write_bytes(data)
+        for argv in commands:
+            one_line_error(capsys, argv[0], path, *argv[1:])
+        assert path.read_bytes() == data
 
 
 def training_model(**hyper):
@@ -334,6 +435,39 @@ def test_tflm_log_lines_become_one_line_errors(capfd):
         TFLMInterpreter(big_graph(), arena_size=1 << 20)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+@pytest.mark.filterwarnings("error")    # pytest would otherwise catch the warning itself
+def test_float32_overflow_in_training_prints_no_warning(tmp_path, capfd):
+    """A learning rate of 3e38 overflows lr * gradient to inf: the kernels' defined IEEE
+    result (the update clamps it), which numpy used to report as a RuntimeWarning on
+    stderr."""
+    from flatbuffers import flexbuffers
+    g = training_model(momentum=0.5)
+    for op in g.operators:
+        if op.kind.endswith("_UPDATE"):
+            options = flexbuffers.Loads(op.custom_options)
+            options["lr"] = 3e38
+            op.custom_options = bytes(flexbuffers.Dumps(options))
+    path, data = tmp_path / "m.tflite", tmp_path / "d.npz"
+    tflite_io.save(g, path)
+    rng = np.random.default_rng(0)
+    np.savez(data, x=rng.integers(0, 256, (8, 32, 32), dtype=np.uint8), y=np.arange(8) % 3)
+    code = main(["train", str(path), "--data", str(data), "--steps", "3", "--engine", "numpy"])
+    out, err = capfd.readouterr()
+    assert code == 0 and "done: 3 steps" in out and err == "", err
+
+
+def test_a_refused_plan_leaves_no_offline_model(tmp_path, capsys):
+    """`plan --write-offline` wrote its output before the generated program's plan read
+    the training metadata and refused the model (found by the fuzz benchmark)."""
+    from tflite_train.augment import METADATA_KEY
+    g = training_model()
+    g.metadata[METADATA_KEY] = b"{not json"
+    path, out = tmp_path / "m.tflite", tmp_path / "o.tflite"
+    tflite_io.save(g, path)
+    assert "metadata is corrupt" in one_line_error(capsys, "plan", path, "--write-offline", out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tflite"]
 
 
 @pytest.mark.parametrize("argv", [["inspect", str(EXAMPLE)], ["plan", str(EXAMPLE), "--json"]])

@@ -135,13 +135,6 @@ def cmd_plan(args) -> int:
     kinds = [op.kind for op in graph.operators]
     buffers = memory.tflm_buffers(graph)
     offsets, offline_bytes, order = memory.offline_plan(buffers)
-    if args.write_offline:
-        out = Path(args.write_offline)
-        if out.resolve() == Path(args.model).resolve():
-            raise TTError("the output would overwrite the input model; choose another path")
-        from .tflite_io import save
-        graph.metadata[memory.OFFLINE_KEY] = memory.offline_metadata(graph, buffers, offsets)
-        save(graph, out)
     info = {"model": args.model, "training": p.training,
             "offline_plan_bytes": offline_bytes, "offline_plan_order": order,
             "arena_bytes": p.arena_bytes, "peak_op": p.peak_op, "peak_op_kind": kinds[p.peak_op]
@@ -151,6 +144,13 @@ def cmd_plan(args) -> int:
             "total_bytes": p.total_bytes + (persistent or 0),
             "timeline": [{"op": k, "kind": kinds[k], **t} for k, t in enumerate(p.timeline)],
             "codegen": _codegen_plan(graph, data) if p.training else None}
+    if args.write_offline:           # after everything that can refuse the model
+        out = Path(args.write_offline)
+        if out.resolve() == Path(args.model).resolve():
+            raise TTError("the output would overwrite the input model; choose another path")
+        from .tflite_io import save
+        graph.metadata[memory.OFFLINE_KEY] = memory.offline_metadata(graph, buffers, offsets)
+        save(graph, out)
     if args.plot:
         from .plot import memory_chart
         what = "training" if p.training else "inference"
