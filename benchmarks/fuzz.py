@@ -4,13 +4,14 @@ present), training models made from them and tiny-training pickles, each case on
 in a forked child (tests/fuzzing.py). Prints runs per command and outcome; any crash, hang,
 traceback, error of more than one line, modified input or partial output is saved as a
 reproducer (mutant + command) under benchmarks/fuzz_failures/ and makes the exit code 1.
+With `--json benchmarks/fuzz_results.json` it re-renders its table in RESULTS.md.
 
-    nice python benchmarks/fuzz.py --runs 10000 --jobs 2
+    nice .venv/bin/python benchmarks/fuzz.py --runs 12000 --glue 1000 --seed 0 --jobs 2 \
+        --json benchmarks/fuzz_results.json
 """
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -21,8 +22,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
 
 import fuzzing  # noqa: E402
+import results  # noqa: E402
 
 BAD = ("crash", "hang", "traceback", "error, not one line", "stray stderr", "input modified",
        "partial output", "other exit")
@@ -95,7 +98,8 @@ def main() -> int:
     ap.add_argument("--glue", type=int, default=0, metavar="N",
                     help="also load N broken training models straight into the wheel's TFLM "
                          "with the glue built under ASan + UBSan")
-    ap.add_argument("--json", type=Path, help="also write the counts here")
+    ap.add_argument("--json", type=Path, help="also write the counts here (benchmarks/"
+                    f"{JSON}: and re-render its table in RESULTS.md)")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tt-fuzz-"))
@@ -149,30 +153,51 @@ def main() -> int:
         if args.glue else None
     shutil.rmtree(work, ignore_errors=True)
 
-    shown = [o for o in OUTCOMES if any(c[o] for c in counts.values()) or o in
-             ("ok", "error", "crash", "hang", "traceback")]
+    data = {"command": "benchmarks/fuzz.py " + " ".join(sys.argv[1:]), "seeds": len(seeds),
+            "seconds": round(seconds), "timeout": args.timeout,
+            "counts": {k: dict(v) for k, v in sorted(counts.items())},
+            "mutations": dict(sorted(mutations.items())),
+            "glue": dict(sorted(glue.items())) if glue is not None else None}
+    print()
+    print(render(data))
+    if args.json:
+        results.write_json(args.json, data)
+        if args.json.resolve() == (HERE / JSON).resolve():
+            results.publish(TABLES)
+    return 1 if bad else 0
+
+
+def render(data: dict) -> str:
+    """Runs per command and outcome, the mutations, and the glue campaign's outcomes."""
+    counts = {name: Counter(c) for name, c in data["counts"].items()}
     total: Counter = Counter()
     for c in counts.values():
         total.update(c)
-    rows = [[name] + [f"{counts[name][o]:,}" for o in shown] + [f"{sum(counts[name].values()):,}"]
-            for name in sorted(counts)]
+    shown = [o for o in OUTCOMES if total[o] or o in ("ok", "error", "crash", "hang",
+                                                      "traceback")]
+    rows = [[name] + [f"{c[o]:,}" for o in shown] + [f"{sum(c.values()):,}"]
+            for name, c in sorted(counts.items())]
     rows.append(["all"] + [f"{total[o]:,}" for o in shown] + [f"{sum(total.values()):,}"])
-    print()
-    print(table(["command"] + list(shown) + ["runs"], rows))
-    print(f"\n{sum(total.values()):,} runs in {seconds:.0f} s on {len(seeds)} seeds; mutations: "
-          + ", ".join(f"{k} {v:,}" for k, v in sorted(mutations.items())))
-    print(f"crashes {total['crash']}, tracebacks {total['traceback']}, hangs {total['hang']}, "
-          f"errors of more than one line {total['error, not one line']}, modified inputs "
-          f"{total['input modified']}, partial outputs {total['partial output']}")
-    if glue is not None:
-        print(f"\nTFLM glue under ASan + UBSan, {args.glue:,} broken training models loaded "
-              "straight into the wheel's TFLM: " + ", ".join(f"{k} {v:,}" for k, v in
-                                                          sorted(glue.items())))
-    if args.json:
-        args.json.write_text(json.dumps({"runs": sum(total.values()), "seconds": seconds,
-                                         "counts": {k: dict(v) for k, v in counts.items()},
-                                         "mutations": dict(mutations)}, indent=1))
-    return 1 if bad else 0
+    out = [table(["command"] + shown + ["runs"], rows), "",
+           f"{sum(total.values()):,} runs in {data['seconds']:,} s on {data['seeds']} seeds "
+           f"(`{data['command']}`). Mutations: "
+           + ", ".join(f"{k} {v:,}" for k, v in sorted(data["mutations"].items(),
+                                                       key=lambda kv: (-kv[1], kv[0]))) + ".",
+           "",
+           f"Crashes {total['crash']}, tracebacks {total['traceback']}, hangs {total['hang']}, "
+           f"errors of more than one line {total['error, not one line']}, stray stderr "
+           f"{total['stray stderr']}, modified inputs {total['input modified']}, partial "
+           f"outputs {total['partial output']}, other exits {total['other exit']}."]
+    if data.get("glue") is not None:
+        glue = data["glue"]
+        out += ["", f"TFLM glue under ASan + UBSan, {sum(glue.values()):,} broken training "
+                "models loaded straight into the wheel's TFLM: "
+                + ", ".join(f"{k} {v:,}" for k, v in glue.items()) + "."]
+    return "\n".join(out)
+
+
+JSON = "fuzz_results.json"
+TABLES = {"fuzz": ([JSON], render)}
 
 
 if __name__ == "__main__":

@@ -99,6 +99,7 @@ GLUE_CRASH_CLASSES = [
     ("TT_BIAS_UPDATE", "momentum", float("nan"), "option 'momentum'"),
     ("TT_BIAS_UPDATE", "momentum", 1.5, "momentum in [0, 1)"),
     ("TT_BIAS_UPDATE", "lr", "text", "option 'lr'"),
+    ("TT_BIAS_UPDATE", "lr", 1e300, "option 'lr'"),        # inf as the kernels' float32
     ("TT_CONV2D_WEIGHT_UPDATE", "seed", -5, "option 'seed'"),
     ("TT_CONV2D_WEIGHT_UPDATE", "stride_h", 1 << 30, "window's strides"),
     ("TT_CONV2D_INPUT_GRAD", "pad_top", 1 << 30, "window's strides"),
@@ -107,6 +108,22 @@ GLUE_CRASH_CLASSES = [
     ("TT_MEAN_GRAD", "axes", list(range(20)), "option 'axes'"),
     ("TT_FULLY_CONNECTED_WEIGHT_UPDATE", "channels", 1 << 20, "trained channels"),
 ]
+
+
+def with_option(blob: bytes, key: str, value) -> bytes:
+    """TT_* options (a flexbuffer map) with `key` set to `value`. Python's flexbuffers
+    cannot write a double beyond float32's range: 0.1 is written, then its bytes replaced."""
+    import struct
+    from flatbuffers import flexbuffers
+    options = flexbuffers.Loads(blob)
+    big = isinstance(value, float) and abs(value) > 3.4e38
+    options[key] = 0.1 if big else value
+    out = bytes(flexbuffers.Dumps(options))
+    if big:
+        assert out.count(struct.pack("<d", 0.1)) == 1
+        out = out.replace(struct.pack("<d", 0.1), struct.pack("<d", value))
+    assert flexbuffers.Loads(out)[key] == value or value != value      # NaN != NaN
+    return out
 
 
 def glue_regression(kind: str, key, value) -> bytes:
@@ -118,9 +135,7 @@ def glue_regression(kind: str, key, value) -> bytes:
         op.custom_options = value if isinstance(value, bytes) else \
             bytes(flexbuffers.Dumps(value))
     else:
-        options = flexbuffers.Loads(op.custom_options)
-        options[key] = value
-        op.custom_options = bytes(flexbuffers.Dumps(options))
+        op.custom_options = with_option(op.custom_options, key, value)
     return tflite_io.serialize(g)
 
 
@@ -323,6 +338,21 @@ def test_broken_training_ops_are_one_line_errors(mutate, message, capsys, tmp_pa
         assert message in one_line_error(capsys, *argv)
 
 
+def test_a_float_option_beyond_float32_is_refused(tmp_path, capsys):
+    """An lr of 3.1e303 is a finite double but inf as the float32 the kernels hold: codegen
+    met it as a non-finite C constant (a traceback, found by the fuzz benchmark), the
+    engines as an inf learning rate."""
+    g = training_model()
+    op = next(op for op in g.operators if op.kind == "TT_FULLY_CONNECTED_WEIGHT_UPDATE")
+    op.custom_options = with_option(op.custom_options, "lr", 3.095e303)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(tflite_io.serialize(g))
+    for argv in (["inspect", path], ["codegen", path, "-o", tmp_path / "out"],
+                 ["train", path, "--data", "fashion-mnist", "--steps", "1", "--engine", "c"]):
+        assert "is not a float32" in one_line_error(capsys, *argv)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda op, g: op.options.update(stride_h=0), "stride_h"),
     (lambda op, g: op.options.update(dilation_w_factor=-3), "dilation_w_factor"),
@@ -442,13 +472,10 @@ def test_float32_overflow_in_training_prints_no_warning(tmp_path, capfd):
     """A learning rate of 3e38 overflows lr * gradient to inf: the kernels' defined IEEE
     result (the update clamps it), which numpy used to report as a RuntimeWarning on
     stderr."""
-    from flatbuffers import flexbuffers
     g = training_model(momentum=0.5)
     for op in g.operators:
         if op.kind.endswith("_UPDATE"):
-            options = flexbuffers.Loads(op.custom_options)
-            options["lr"] = 3e38
-            op.custom_options = bytes(flexbuffers.Dumps(options))
+            op.custom_options = with_option(op.custom_options, "lr", 3e38)
     path, data = tmp_path / "m.tflite", tmp_path / "d.npz"
     tflite_io.save(g, path)
     rng = np.random.default_rng(0)

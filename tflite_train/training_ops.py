@@ -39,11 +39,13 @@ def check_options(name: str, options: dict) -> None:
 
 
 INT32 = (-(1 << 31), (1 << 31) - 1)
+# The kernels hold float options as float32: a larger double would become inf there.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def options_problem(name: str, options: dict) -> str | None:
     """What is wrong with a TT_* op's options (None: nothing). Ints must fit the C side's
-    int32 (or the rule's wider range), floats must be finite."""
+    int32 (or the rule's wider range), floats must be finite as float32."""
     wanted = spec(name)["options"]
     if set(options) != set(wanted):
         return f"options {sorted(options)} != schema {sorted(wanted)}"
@@ -52,13 +54,13 @@ def options_problem(name: str, options: dict) -> str | None:
         kind = rule["type"]
         ok = {"int": isinstance(v, (int, np.integer)) and not isinstance(v, bool),
               "float": isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
-              and math.isfinite(v),
+              and math.isfinite(v) and abs(v) <= FLOAT32_MAX,
               "bool": isinstance(v, (bool, np.bool_)),
               "int_vector": isinstance(v, (list, tuple)) and all(
                   isinstance(x, (int, np.integer)) and INT32[0] <= x <= INT32[1]
                   for x in v)}[kind]
         if not ok:
-            return f"option {key}={v!r} is not {kind}"
+            return f"option {key}={v!r} is not {'a float32' if kind == 'float' else kind}"
         lo, hi = rule.get("min"), rule.get("max")
         if kind == "int":
             lo = INT32[0] if lo is None else lo

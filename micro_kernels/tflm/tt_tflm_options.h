@@ -8,6 +8,7 @@
 #ifndef TT_TFLM_OPTIONS_H
 #define TT_TFLM_OPTIONS_H
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,10 +37,11 @@ class Options {
     if (!InRange(r, 0, UINT32_MAX)) return Bad(key), 0u;
     return static_cast<uint32_t>(r.AsInt64());
   }
-  /* A finite number. */
+  /* A number finite as float32: the kernels hold float options as float, and a double
+   * beyond FLT_MAX converted to float is undefined in C++. */
   double Float(const char *key) {
     flexbuffers::Reference r = map_[key];
-    if (!r.IsNumeric() || !isfinite(r.AsDouble())) return Bad(key), 0.0;
+    if (!r.IsNumeric() || !(fabs(r.AsDouble()) <= FLT_MAX)) return Bad(key), 0.0;
     return r.AsDouble();
   }
   bool Bool(const char *key) {
