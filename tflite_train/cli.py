@@ -276,8 +276,11 @@ def cmd_augment(args) -> int:
     if auto:
         test = _lr_auto(args, copy.deepcopy(graph), hyper)
         hyper, lr_record = replace(hyper, layer_lrs=test.layer_lrs), test.record
+    from .augment import MemoryOptions
+    memory = MemoryOptions(split_filters=not args.no_split_filters, in_place=not args.no_in_place,
+                           flash_requant=not args.keep_builtins)
     result = augment(graph, args.scheme, args.num_classes, hyper, fuse=not args.no_fuse,
-                     lr_rule=lr_record)
+                     lr_rule=lr_record, memory=memory)
     hyper = result.hyper
     g = result.graph
     print(f"{args.model} -> {out}")
@@ -290,6 +293,7 @@ def cmd_augment(args) -> int:
     print(f"  {'op':>4}  {'kind':<18} {'layer (output tensor)':<44} {'weights':>16} {'bias':>5} "
           f"{'params':>8} {'lr':>9} {'bias lr':>9}")
     total_w = total_b = 0
+    filter_channels = {r["layer"]: r["filter_channels"] for r in result.metadata["trained"]}
     for k, upd in sorted(result.backward.trained.items()):
         op = result.backward.forward_ops[k]
         w = g.tensors[op.inputs[1]]
@@ -299,7 +303,8 @@ def cmd_augment(args) -> int:
         n_b = g.tensors[op.inputs[2]].size if upd.bias else 0
         total_w, total_b = total_w + n_w, total_b + n_b
         name = "new head" if k == result.head else g.tensors[op.outputs[0]].name
-        chans = (f"{upd.weight_channels}/{w.shape[-1]} ch" if upd.weight_channels else "-")
+        chans = (f"{upd.weight_channels}/{filter_channels[g.tensors[op.outputs[0]].name]} ch"
+                 if upd.weight_channels else "-")
         lr_w, lr_b = hyper.rates(k)
         print(f"  {k:>4}  {op.kind:<18} {_short(name, 44):<44} {chans:>16} "
               f"{'yes' if upd.bias else '-':>5} {n_w + n_b:>8,} "
@@ -314,9 +319,40 @@ def cmd_augment(args) -> int:
           f"{len(result.backward.save_ops)} save ops")
     for kind, n in sorted(counts.items()):
         print(f"  {n:>4} x {kind}")
+    _print_memory_choices(result)
     save(g, out)
     print(f"wrote {out} ({out.stat().st_size:,} bytes, {len(g.operators)} operators)")
     return 0
+
+
+def _print_memory_choices(result) -> None:
+    """What augment's memory passes chose (passes/), and what each saved."""
+    m = result.memory
+    kb = lambda n: f"{n / 1024:.1f} KB"                      # noqa: E731
+    print("memory (TFLM on the Cortex-M7; `tflite-train plan` for the whole account):")
+    if m.split:
+        print(f"  trained input channels only in SRAM, the rest in flash: {len(m.split)} "
+              f"layer(s), {kb(sum(s.sram_saved for s in m.split))} less SRAM "
+              "(--no-split-filters: whole filters)")
+        for s in m.split:
+            print(f"    {_short(s.layer, 56):<56} {s.trained}/{s.channels} input channels")
+    else:
+        print("  no filter trains only some of its input channels: nothing to split")
+    if m.in_place:
+        print(f"  outputs written over inputs: {len(m.in_place)} operator(s), arena peak "
+              f"{kb(sum(c.arena_saved for c in m.in_place))} lower (--no-in-place: none)")
+        for c in m.in_place:
+            print(f"    {_short(c.layer, 56):<56} {c.kind}")
+    else:
+        print("  no in-place operator lowers the arena's peak: none used")
+    if m.flash_requant:
+        print(f"  requantization in flash (our forward ops): {len(m.flash_requant)} layer(s), "
+              f"{kb(sum(c.sram_saved for c in m.flash_requant))} less SRAM, "
+              f"{kb(sum(c.flash_added for c in m.flash_requant))} more flash "
+              "(--keep-builtins: TFLM's kernels)")
+    if m.pruned_bytes:
+        print(f"  unused constants dropped (the replaced classifier): {kb(m.pruned_bytes)} "
+              "less flash")
 
 
 def _describe_rates(meta: dict) -> str:
@@ -517,6 +553,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-fuse", action="store_true",
                    help="keep weight and bias gradients as whole tensors instead of computing "
                         "them inside the in-place update ops (a larger peak)")
+    s.add_argument("--no-split-filters", action="store_true",
+                   help="keep a partially trained filter whole in SRAM (default: only its "
+                        "trained input channels are a variable, the rest stays in flash)")
+    s.add_argument("--no-in-place", action="store_true",
+                   help="never write an output over its input (default: depthwise and 1x1 "
+                        "convolutions do, where that lowers the arena's peak)")
+    s.add_argument("--keep-builtins", action="store_true",
+                   help="leave CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED as TFLM builtins "
+                        "unless a split filter or an in-place output needs our op (default: "
+                        "our ops, with requantization in flash, where that lowers TFLM's "
+                        "persistent SRAM)")
     s.set_defaults(func=cmd_augment)
 
     s = sub.add_parser("train", help="train a training model on the host, batch 1, exactly "

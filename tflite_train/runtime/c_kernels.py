@@ -145,6 +145,20 @@ def conv_input_grad(graph: Graph, op: Operator, inputs) -> list:
     return [dx]
 
 
+def conv_split_input_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy, w_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
+    w, rest = _i8(inputs[2]), _i8(inputs[3])
+    n, oh, ow, co = dy.shape
+    dx_shape = graph.tensors[op.outputs[0]].shape
+    dx = np.empty(dx_shape, np.float32)
+    win = _window(op)
+    library().tt_conv2d_input_grad_split_f32(
+        _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, co, _p(w, I8), w.shape[3],
+        _p(rest, I8), _p(_scales(w_t.quant, co), F32), w.shape[1], w.shape[2], C.byref(win),
+        dx_shape[1], dx_shape[2], dx_shape[3], _p(dx, F32))
+    return [dx]
+
+
 def conv_weight_grad(graph: Graph, op: Operator, inputs) -> list:
     dy, x_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
     x = _i8(inputs[2])
@@ -196,6 +210,25 @@ def fc_input_grad(graph: Graph, op: Operator, inputs) -> list:
         _p(dy, F32), _p(_mask(inputs[1]), U8), dy.size // units, units, _p(w, I8),
         _p(_scales(w_t.quant, units), F32), depth, _p(dx, F32))
     return [dx]
+
+
+def fc_split_input_grad(graph: Graph, op: Operator, inputs) -> list:
+    dy, w_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
+    w, rest = _i8(inputs[2]), _i8(inputs[3])
+    units, dt = w.shape
+    depth = dt + rest.shape[1]
+    dx = np.empty(graph.tensors[op.outputs[0]].shape, np.float32)
+    library().tt_fully_connected_input_grad_split_f32(
+        _p(dy, F32), _p(_mask(inputs[1]), U8), dy.size // units, units, _p(w, I8), dt,
+        _p(rest, I8), _p(_scales(w_t.quant, units), F32), depth, _p(dx, F32))
+    return [dx]
+
+
+def forward_op(graph: Graph, op: Operator, inputs) -> list:
+    """TT_CONV2D, TT_DEPTHWISE_CONV2D, TT_FULLY_CONNECTED: the int8 forward kernels
+    (runtime/c_forward.py; the executor binds them once, this runs them op by op)."""
+    from . import c_forward
+    return c_forward.prepare(graph, op)(inputs)
 
 
 def fc_weight_grad(graph: Graph, op: Operator, inputs) -> list:
@@ -439,4 +472,9 @@ C_KERNELS = {
     "TT_CONV2D_WEIGHT_UPDATE": (conv_weight_update, True),
     "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE": (dw_weight_update, True),
     "TT_FULLY_CONNECTED_WEIGHT_UPDATE": (fc_weight_update, True),
+    "TT_CONV2D": (forward_op, False),
+    "TT_DEPTHWISE_CONV2D": (forward_op, False),
+    "TT_FULLY_CONNECTED": (forward_op, False),
+    "TT_CONV2D_SPLIT_INPUT_GRAD": (conv_split_input_grad, False),
+    "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD": (fc_split_input_grad, False),
 }
