@@ -102,21 +102,6 @@ void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int
                                        int32_t units, const int8_t *w, const float *w_scales,
                                        int32_t depth, float *dx);
 
-/* TT_CONV2D_SPLIT_INPUT_GRAD and TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD: the filter in two parts
- * along its input channels, w [co, kh, kw, ct] (the first ct channels) and w_rest
- * [co, kh, kw, ci - ct] (NULL when ct == ci); for fully connected w [units, dt] and w_rest
- * [units, depth - dt]. The same terms in the same order as the whole-filter kernels above
- * (which are these with ct == ci), so the same bits. */
-void tt_conv2d_input_grad_split_f32(const float *dy, const uint8_t *mask, int32_t n,
-                                    int32_t oh, int32_t ow, int32_t co, const int8_t *w,
-                                    int32_t ct, const int8_t *w_rest, const float *w_scales,
-                                    int32_t kh, int32_t kw, const tt_window *win, int32_t h,
-                                    int32_t wd, int32_t ci, float *dx);
-void tt_fully_connected_input_grad_split_f32(const float *dy, const uint8_t *mask,
-                                             int32_t batches, int32_t units, const int8_t *w,
-                                             int32_t dt, const int8_t *w_rest,
-                                             const float *w_scales, int32_t depth, float *dx);
-
 /* ==== src/tt_param_grad.c: weight and bias gradients and their QAS SGD updates ============ */
 
 /* xorshift32: x ^= x << 13; x ^= x >> 17; x ^= x << 5. A zero state becomes 2463534242. */

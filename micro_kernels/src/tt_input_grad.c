@@ -48,17 +48,13 @@ static void add_position(float *d, int32_t ci, const float *g, const uint8_t *ma
 
 /* The dy positions are walked in row-major order and each one adds its taps' terms to the dx
  * positions they read: every dx element then sums in dy's row-major order, and the taps of
- * one position come from a range computed once per position (no per-tap tests). A filter in
- * two parts adds the two channel ranges of a dx position one after the other: each element
- * still gets its terms in the same order as from the whole filter. */
-void tt_conv2d_input_grad_split_f32(const float *dy, const uint8_t *mask, int32_t n,
-                                    int32_t oh, int32_t ow, int32_t co, const int8_t *w,
-                                    int32_t ct, const int8_t *w_rest, const float *w_scales,
-                                    int32_t kh, int32_t kw, const tt_window *win, int32_t h,
-                                    int32_t wd, int32_t ci, float *dx) {
+ * one position come from a range computed once per position (no per-tap tests). */
+void tt_conv2d_input_grad_f32(const float *dy, const uint8_t *mask, int32_t n, int32_t oh,
+                              int32_t ow, int32_t co, const int8_t *w, const float *w_scales,
+                              int32_t kh, int32_t kw, const tt_window *win, int32_t h,
+                              int32_t wd, int32_t ci, float *dx) {
   const tt_window v = *win;
-  const int32_t cr = ci - ct;
-  const int32_t stride = kh * kw * ct, stride_rest = kh * kw * cr;   /* o to o + 1 */
+  const int32_t w_stride = kh * kw * ci;     /* w[o, ky, kx, c] to w[o + 1, ky, kx, c] */
   memset(dx, 0, sizeof(float) * (size_t)n * (size_t)h * (size_t)wd * (size_t)ci);
   for (int32_t b = 0; b < n; ++b)
     for (int32_t oy = 0; oy < oh; ++oy) {
@@ -72,24 +68,12 @@ void tt_conv2d_input_grad_split_f32(const float *dy, const uint8_t *mask, int32_
           const int32_t iy = oy * v.stride_h + ky * v.dilation_h - v.pad_top;
           for (int32_t kx = kx0; kx < kx1; ++kx) {
             const int32_t ix = ox * v.stride_w + kx * v.dilation_w - v.pad_left;
-            const int32_t tap = ky * kw + kx;
-            float *d = dx + ((b * h + iy) * wd + ix) * ci;
-            add_position(d, ct, dy + at, mask, at, co, w_scales, w + tap * ct, stride);
-            if (cr > 0)
-              add_position(d + ct, cr, dy + at, mask, at, co, w_scales, w_rest + tap * cr,
-                           stride_rest);
+            add_position(dx + ((b * h + iy) * wd + ix) * ci, ci, dy + at, mask, at, co,
+                         w_scales, w + (ky * kw + kx) * ci, w_stride);
           }
         }
       }
     }
-}
-
-void tt_conv2d_input_grad_f32(const float *dy, const uint8_t *mask, int32_t n, int32_t oh,
-                              int32_t ow, int32_t co, const int8_t *w, const float *w_scales,
-                              int32_t kh, int32_t kw, const tt_window *win, int32_t h,
-                              int32_t wd, int32_t ci, float *dx) {
-  tt_conv2d_input_grad_split_f32(dy, mask, n, oh, ow, co, w, ci, NULL, w_scales, kh, kw, win, h,
-                                 wd, ci, dx);
 }
 
 /* Depth multiplier 1: one dy position's taps, channels [ch0, ch0 + 8). The eight scaled dy
@@ -165,22 +149,11 @@ void tt_depthwise_conv2d_input_grad_f32(const float *dy, const uint8_t *mask, in
     }
 }
 
-void tt_fully_connected_input_grad_split_f32(const float *dy, const uint8_t *mask,
-                                             int32_t batches, int32_t units, const int8_t *w,
-                                             int32_t dt, const int8_t *w_rest,
-                                             const float *w_scales, int32_t depth, float *dx) {
-  memset(dx, 0, sizeof(float) * (size_t)batches * (size_t)depth);
-  for (int32_t b = 0; b < batches; ++b) {
-    add_position(dx + b * depth, dt, dy + b * units, mask, b * units, units, w_scales, w, dt);
-    if (depth > dt)
-      add_position(dx + b * depth + dt, depth - dt, dy + b * units, mask, b * units, units,
-                   w_scales, w_rest, depth - dt);
-  }
-}
-
 void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int32_t batches,
                                        int32_t units, const int8_t *w, const float *w_scales,
                                        int32_t depth, float *dx) {
-  tt_fully_connected_input_grad_split_f32(dy, mask, batches, units, w, depth, NULL, w_scales,
-                                          depth, dx);
+  memset(dx, 0, sizeof(float) * (size_t)batches * (size_t)depth);
+  for (int32_t b = 0; b < batches; ++b)
+    add_position(dx + b * depth, depth, dy + b * units, mask, b * units, units, w_scales, w,
+                 depth);
 }

@@ -14,6 +14,7 @@
 
 #include "tt_forward.h"
 #include "tt_kernels.h"
+#include "tt_split_grad.h"
 #include "tt_tflm.h"
 #include "tt_tflm_options.h"
 
