@@ -20,6 +20,7 @@ offline offsets as given), so the aliasing is ours to plan and ours to prove:
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,77 +100,50 @@ def _groups(graph: Graph, buffers: list[Buffer], pairs: list[Alias]):
 
 def plan(graph: Graph) -> tuple[np.ndarray, int, str]:
     """(offline offset of every tensor, -1 for those TFLM does not plan; TFLM's arena head
-    for it; the order that made it). A chain of aliased tensors is placed as one unit: the
-    lowest offset at which each member, at its place in the chain, collides with nothing
-    alive while it is."""
+    for it; the order that made it). A chain of aliased tensors is placed as one buffer
+    made of its members' bytes over time (memory.place_parts: the lowest offset at which
+    no member collides with anything alive while it is); the plan kept is the order whose
+    offsets give TFLM the smallest head."""
     buffers = memory.tflm_buffers(graph)
     groups = _groups(graph, buffers, aliases(graph))
     member_of = {t: root for root, members in groups.items() for t in members}
-    units: list[list[tuple[int, Buffer]]] = []       # (offset in the unit, buffer)
+    units: list[Buffer] = []
+    members: list[list[int]] = []                    # buffers of each unit
     unit_of: dict[int, int] = {}
-    for b in buffers:
+    for i, b in enumerate(buffers):
         root = member_of.get(b.tensor) if b.tensor is not None else None
         if root is None:
-            units.append([(0, b)])
-        else:
-            if root not in unit_of:
-                unit_of[root] = len(units)
-                units.append([])
-            units[unit_of[root]].append((groups[root][b.tensor], b))
-    spans = [Buffer("unit", max(r + b.aligned for r, b in u), min(b.first for _, b in u),
-                    max(b.last for _, b in u)) for u in units]
+            units.append(b)
+            members.append([i])
+            continue
+        if root not in unit_of:
+            unit_of[root] = len(units)
+            units.append(None)
+            members.append([])
+        members[unit_of[root]].append(i)
+    for root, u in unit_of.items():
+        ms = [buffers[i] for i in members[u]]
+        rel = groups[root]
+        parts = tuple((b.first, b.last, rel[b.tensor], rel[b.tensor] + b.aligned) for b in ms)
+        units[u] = Buffer(f"aliased@{root}", max(p[3] for p in parts),
+                          min(b.first for b in ms), max(b.last for b in ms), tensor=root,
+                          tensors=tuple(b.tensor for b in ms), parts=parts)
     best = None
-    for name, key in memory.PLAN_ORDERS.items():
-        order = sorted(range(len(units)), key=lambda i: key(spans[i]) + (-i,))
-        offsets = _place_units(units, order)
+    # first fit depends on the order of equal keys: both tie-breaks are tried
+    for (name, key), tie in itertools.product(memory.PLAN_ORDERS.items(), (-1, 1)):
+        order = sorted(range(len(units)), key=lambda i: key(units[i]) + (tie * i,))
+        offsets, _ = memory.place_parts(units, order)
         table = np.full(len(graph.tensors), -1, np.int32)
-        for u, off in zip(units, offsets):
-            for r, b in u:
+        for j, off in enumerate(offsets):
+            for i in members[j]:
+                b = buffers[i]
                 if b.tensor is not None:
-                    table[b.tensor] = off + r
+                    table[b.tensor] = off + (groups[member_of[b.tensor]][b.tensor]
+                                             if b.tensor in member_of else 0)
         head = tflm_head(graph, table, buffers)
         if best is None or head < best[1]:
             best = (table, head, name)
     return best
-
-
-def _place_units(units: list[list[tuple[int, Buffer]]], order: list[int]) -> list[int]:
-    """First fit of each unit in `order`: the lowest offset at which none of its members
-    overlaps, in bytes and in time, a buffer placed before."""
-    placed: list[tuple[int, Buffer]] = []           # (offset, buffer), sorted by offset
-    offsets = [0] * len(units)
-    for i in order:
-        unit = units[i]
-        if len(unit) == 1:
-            off = _first_fit(placed, unit[0][1])
-        else:
-            starts = sorted({0} | {o + p.aligned - r for o, p in placed for r, b in unit
-                                   if _together(p, b) and o + p.aligned - r > 0})
-            off = next(c for c in starts if all(
-                not (_together(p, b) and o < c + r + b.aligned and c + r < o + p.aligned)
-                for o, p in placed for r, b in unit))
-        offsets[i] = off
-        for r, b in unit:
-            pos = 0
-            while pos < len(placed) and placed[pos][0] <= off + r:
-                pos += 1
-            placed.insert(pos, (off + r, b))
-    return offsets
-
-
-def _together(a: Buffer, b: Buffer) -> bool:
-    return not (a.first > b.last or b.first > a.last)
-
-
-def _first_fit(placed: list[tuple[int, Buffer]], b: Buffer) -> int:
-    candidate = 0
-    for off, o in placed:
-        if not _together(o, b):
-            continue
-        if off - candidate >= b.aligned:
-            break
-        candidate = max(candidate, off + o.aligned)
-    return candidate
 
 
 def tflm_head(graph: Graph, table: np.ndarray, buffers: list[Buffer] | None = None) -> int:

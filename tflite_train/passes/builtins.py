@@ -1,16 +1,19 @@
 """The memory passes undone, for tools that read a training model's forward pass as TFLM
-builtins (the fp32 baseline, gradient checks): every TT_* forward op becomes the builtin
-it stands for, and a filter split in two becomes one trained variable again whose update
-covers its first `channels` input channels, as augment wrote it without the split."""
+builtins (the fp32 baseline, the code generator, which plans memory its own way): every
+TT_* forward op becomes the builtin it stands for, and a filter split in two is one tensor
+again whose update covers its first `channels` input channels, as augment writes it
+without the split. Tensor indices do not change (the trained part's tensor becomes the
+whole filter), so what refers to the training model's tensors, checkpoints included, still
+does."""
 from __future__ import annotations
 
 import copy
 
 import numpy as np
 
-from ..ir import Graph, Tensor
+from ..ir import Graph
 from ..ops import tt_forward
-from ..training_ops import options_of
+from ..training_ops import make_op, options_of
 from .split_filters import SPLIT_GRADS
 
 JOIN_GRADS = {v: k for k, v in SPLIT_GRADS.items()}
@@ -18,44 +21,36 @@ JOIN_GRADS = {v: k for k, v in SPLIT_GRADS.items()}
 
 def joined(graph: Graph) -> Graph:
     g = copy.deepcopy(graph)
+    if not any(op.kind in tt_forward.FORWARD or op.kind in JOIN_GRADS for op in g.operators):
+        return g
     init = next((op for op in g.operators if op.kind == "TT_INIT"), None)
     initial = {} if init is None else dict(zip(init.inputs[1::2], init.inputs[0::2]))
-    whole_of: dict[int, int] = {}            # trained part -> the whole filter
+    joined_parts: set[int] = set()
     for k, op in enumerate(g.operators):
-        if op.kind not in tt_forward.FORWARD:
-            continue
-        pos = tt_forward.positions(op.kind)
-        part = op.inputs[pos["filter"]]
-        rest = op.inputs[pos["rest"]] if pos["rest"] is not None else -1
-        w = part
-        if rest >= 0:
-            w = whole_of.get(part) or _join(g, part, rest, initial, init)
-            whole_of[part] = w
-        g.operators[k] = tt_forward.to_builtin(g, op, w)
-    for k, op in enumerate(g.operators):
-        if op.kind in JOIN_GRADS:
+        if op.kind in tt_forward.FORWARD:
+            pos = tt_forward.positions(op.kind)
+            part = op.inputs[pos["filter"]]
+            rest = op.inputs[pos["rest"]] if pos["rest"] is not None else -1
+            if rest >= 0 and part not in joined_parts:
+                _join(g, part, rest, initial)
+                joined_parts.add(part)
+            g.operators[k] = tt_forward.to_builtin(g, op, part)
+        elif op.kind in JOIN_GRADS:
             dy, mask, part, _, label = op.inputs
-            from ..training_ops import make_op
-            g.operators[k] = make_op(JOIN_GRADS[op.kind], [dy, mask, whole_of[part], label],
+            g.operators[k] = make_op(JOIN_GRADS[op.kind], [dy, mask, part, label],
                                      list(op.outputs), **options_of(op))
-        elif op.kind != "TT_INIT":
-            op.inputs = [whole_of.get(t, t) if t >= 0 else t for t in op.inputs]
     return g
 
 
-def _join(g: Graph, part: int, rest: int, initial: dict, init) -> int:
-    """A whole filter: a variable whose initial value joins the part's and the rest's (the
-    part a variable), or a constant joining both (the part constant)."""
+def _join(g: Graph, part: int, rest: int, initial: dict) -> None:
+    """The part's tensor becomes the whole filter: a variable whose initial value joins
+    the part's and the rest's, or a constant joining both."""
     p, r = g.tensors[part], g.tensors[rest]
-    shape = p.shape[:-1] + (p.shape[-1] + r.shape[-1],)
-    if not p.is_variable:
-        return g.add_tensor(Tensor(p.name, shape, "int8", p.quant,
-                                   data=np.concatenate([p.data, r.data], axis=-1)))
-    w = g.add_tensor(Tensor(p.name, shape, "int8", p.quant, is_variable=True))
-    value = np.concatenate([g.tensors[initial[part]].data, r.data], axis=-1)
-    c = g.add_tensor(Tensor(f"{p.name}/init", shape, "int8", data=value))
-    pairs = list(init.inputs)
-    at = pairs.index(part, 1)
-    pairs[at - 1:at + 1] = [c, w]
-    init.inputs = pairs
-    return w
+    if p.is_variable:
+        c = g.tensors[initial[part]]
+        c.data = np.concatenate([c.data, r.data], axis=-1)
+        c.shape = c.data.shape
+        p.shape = c.shape
+    else:
+        p.data = np.concatenate([p.data, r.data], axis=-1)
+        p.shape = p.data.shape
