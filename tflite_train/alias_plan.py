@@ -146,6 +146,12 @@ def plan(graph: Graph) -> tuple[np.ndarray, int, str]:
     return best
 
 
+def metadata(table: np.ndarray) -> bytes:
+    """The OfflineMemoryAllocation buffer of offsets `table` (one subgraph)."""
+    return np.concatenate([np.array([0, 1, len(table)], np.int32),
+                           np.asarray(table, np.int32)]).tobytes()
+
+
 def tflm_head(graph: Graph, table: np.ndarray, buffers: list[Buffer] | None = None) -> int:
     """The arena head TFLM's GreedyMemoryPlanner gives for offline offsets `table`
     (-1: planned online): offline buffers first at their offsets, in tensor order, then

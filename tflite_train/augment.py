@@ -249,8 +249,7 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         unsafe = alias_plan.problems(graph, table)
         if unsafe:
             raise AssertionError(f"internal: an unsafe in-place plan: {unsafe[0]}")
-        graph.metadata[OFFLINE_KEY] = np.concatenate(
-            [np.array([0, 1, len(graph.tensors)], np.int32), table]).tobytes()
+        graph.metadata[OFFLINE_KEY] = alias_plan.metadata(table)
     meta = {
         "format": "tflite-train training model", "version": FORMAT_VERSION,
         "scheme": scheme.name, "num_classes": num_classes,

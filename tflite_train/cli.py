@@ -124,30 +124,43 @@ def cmd_import(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from . import memory, ops
+    from . import alias_plan, memory, ops, tflm_memory
     graph, data = _load(args.model)
     ops.validate(graph)
     p = memory.plan(graph)
-    persistent = memory.tflm_persistent_bytes(graph, data, p.training)
+    target = tflm_memory.account(graph, len(data), args.target)
     kinds = [op.kind for op in graph.operators]
     buffers = memory.tflm_buffers(graph)
-    offsets, offline_bytes, order = memory.offline_plan(buffers)
+    if alias_plan.aliases(graph):
+        table, offline_bytes, order = alias_plan.plan(graph)
+    else:
+        offsets, offline_bytes, order = memory.offline_plan(buffers)
     if args.write_offline:
         out = Path(args.write_offline)
         if out.resolve() == Path(args.model).resolve():
             raise TTError("the output would overwrite the input model; choose another path")
         from .tflite_io import save
-        graph.metadata[memory.OFFLINE_KEY] = memory.offline_metadata(graph, buffers, offsets)
+        graph.metadata[memory.OFFLINE_KEY] = (
+            alias_plan.metadata(table) if alias_plan.aliases(graph)
+            else memory.offline_metadata(graph, buffers, offsets))
         save(graph, out)
-    info = {"model": args.model, "training": p.training,
+    wheel_tail = memory.tflm_persistent_bytes(graph, data, p.training) \
+        if args.target.startswith("wheel") else None
+    info = {"model": args.model, "training": p.training, "target": args.target,
             "offline_plan_bytes": offline_bytes, "offline_plan_order": order,
-            "arena_bytes": p.arena_bytes, "peak_op": p.peak_op, "peak_op_kind": kinds[p.peak_op]
-            if kinds else None, "arena_at_peak": p.peak_parts,
-            "trainable_bytes": p.trainable_bytes, "optimizer_bytes": p.optimizer_bytes,
-            "persistent_bytes": persistent,
-            "total_bytes": p.total_bytes + (persistent or 0),
+            "arena_bytes": target["arena"], "offline_plan_used": target["offline_plan"],
+            "in_place_ops": target["in_place_ops"], "aliased_ops": target["aliased"],
+            "peak_op": p.peak_op, "peak_op_kind": kinds[p.peak_op] if kinds else None,
+            "arena_at_peak": p.peak_parts,
+            "trainable_bytes": target["trained"], "optimizer_bytes": target["optimizer"],
+            "persistent_bytes": target["persistent"],
+            "persistent_parts": target["persistent_parts"],
+            "total_bytes": target["sram_total"], "flash": target["flash"],
+            "budgets": target["budgets"],
             "timeline": [{"op": k, "kind": kinds[k], **t} for k, t in enumerate(p.timeline)],
             "codegen": _codegen_plan(graph, data) if p.training else None}
+    if wheel_tail is not None:
+        info["wheel_measured_persistent_bytes"] = wheel_tail
     if args.plot:
         from .plot import memory_chart
         what = "training" if p.training else "inference"
@@ -156,24 +169,49 @@ def cmd_plan(args) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
+    _print_plan(args, info, p, kinds)
+    return 0
+
+
+def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
+    from . import memory
     kb = lambda n: f"{n / 1024:8.1f} KB"                      # noqa: E731
+    where = {"cortex-m7": "TFLM on the Cortex-M7 (32-bit structs, TFLM 90b983c2b)",
+             "wheel-x86_64": "the pinned tflite-micro wheel on this host (64-bit)"}[args.target]
     print(f"{args.model}: {'training' if p.training else 'inference'} model, "
-          f"{len(kinds)} operators")
-    print(f"peak SRAM            {kb(info['total_bytes'])}  (sum of the parts below)")
-    print(f"  arena (planned)    {kb(p.arena_bytes)}  TFLM greedy plan, file order; live at "
-          f"the peak, operator {p.peak_op} ({kinds[p.peak_op]}):")
-    for c in memory.CATEGORIES:
-        print(f"    {c:<17}{kb(p.peak_parts.get(c, 0))}")
-    print(f"  trainable params   {kb(p.trainable_bytes)}  variables (SRAM copies)")
-    print(f"  optimizer state    {kb(p.optimizer_bytes)}  momentum buffers")
-    if persistent is not None:
-        print(f"  persistent data    {kb(persistent)}  op data, tensor structs (TFLM, measured "
-              f"on the 64-bit host)")
+          f"{len(kinds)} operators; {where}")
+    budget = info["budgets"]
+    print(f"SRAM                 {kb(info['total_bytes'])}  (sum of the parts below; budget "
+          f"{kb(budget['sram']).strip()})")
+    if info["offline_plan_used"]:
+        how = (f"our offline plan in the model, {info['aliased_ops']} output(s) over their "
+               "input, proved safe")
     else:
-        print("  persistent data         n/a  (TFLM could not allocate this model)")
+        how = "TFLM's greedy plan of the file's order" + (
+            f" ({info['in_place_ops']} in-place op(s) run apart: no offline plan)"
+            if info["in_place_ops"] else "")
+    print(f"  arena              {kb(info['arena_bytes'])}  {how}")
+    if not info["offline_plan_used"]:
+        print(f"    live at the peak, operator {p.peak_op} ({kinds[p.peak_op]}):")
+        for c in memory.CATEGORIES:
+            print(f"      {c:<17}{kb(p.peak_parts.get(c, 0))}")
+    print(f"  TFLM persistent    {kb(info['persistent_bytes'])}  modelled (tflm_memory.py):")
+    for part, n in info["persistent_parts"].items():
+        print(f"      {part:<17}{kb(n)}")
+    if "wheel_measured_persistent_bytes" in info:
+        m = info["wheel_measured_persistent_bytes"]
+        print(f"      (measured in the wheel: {'n/a' if m is None else f'{m:,} bytes'})")
+    print(f"  trained params     {kb(info['trainable_bytes'])}  variables")
+    print(f"  optimizer state    {kb(info['optimizer_bytes'])}  momentum buffers")
+    f = info["flash"]
+    print(f"flash                {kb(f['total'])}  (budget {kb(budget['flash']).strip()})")
+    print(f"  training model     {kb(f['model'])}  the .tflite")
+    print(f"  TFLM + our code    {kb(f['tflm_code'])}  reference kernels, our glue and kernels "
+          "(measured on the Cortex-M7 rig, README)")
     lower = max(sum(t.values()) for t in p.timeline) if p.timeline else 0
-    print(f"offline plan         {kb(offline_bytes)}  ({order}; the live peak, a lower bound "
-          f"for any plan without in-place ops, is {kb(lower).strip()})")
+    print(f"offline plan         {kb(info['offline_plan_bytes'])}  "
+          f"({info['offline_plan_order']}; the live peak without in-place operators is "
+          f"{kb(lower).strip()})")
     cg = info["codegen"]
     if cg is not None and "error" in cg:
         print(f"generated program    n/a ({cg['error']})")
@@ -193,7 +231,6 @@ def cmd_plan(args) -> int:
                   + "".join(f"{row[c]:>12,}" for c in memory.CATEGORIES))
     if args.plot:
         print(f"wrote {args.plot}")
-    return 0
 
 
 def _codegen_plan(graph, data: bytes) -> dict:
@@ -606,6 +643,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--write-offline", metavar="OUT.tflite",
                    help="write a copy of the model with our offline arena plan embedded as "
                         "OfflineMemoryAllocation metadata (TFLM then uses it)")
+    s.add_argument("--target", choices=["cortex-m7", "wheel-x86_64"], default="cortex-m7",
+                   help="whose TFLM: a 32-bit Cortex-M7 build (default), or the pinned "
+                        "64-bit wheel our tools run (then also measured)")
     s.set_defaults(func=cmd_plan)
 
     s = sub.add_parser("compare", help="update schemes side by side: trained parameters, "

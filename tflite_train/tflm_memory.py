@@ -379,3 +379,67 @@ def offline_table(graph: Graph):
         raise ModelError(f"{OFFLINE_KEY} metadata does not hold one offset per tensor of "
                          "one subgraph")
     return words[3:].copy()
+
+
+# TFLM's own code with its reference kernels and our glue and kernels, for the Cortex-M7
+# (-O2): 141 KB measured on the rig (../shared/MCU_RIG.md: MCUNet-5FPS's training image,
+# 1.09 MB of .text, less the 946 KB training model it held; TFLM 90b983c2b, our code as of
+# commit ced9c24), plus what our glue and kernels have grown since, which
+# benchmarks/tflm_memory.py measures (tests/test_tflm_memory.py keeps this current).
+TFLM_CODE_MEASURED = 141 * 1024
+OUR_CODE_GROWTH = 0
+TFLM_CODE_BYTES = TFLM_CODE_MEASURED + OUR_CODE_GROWTH
+
+# the paper's budgets for the STM32F746 (320 KB of SRAM, 1 MB of flash): training within
+# 256 KB of SRAM leaves the rest to the application
+SRAM_BUDGET = 256 * 1024
+FLASH_BUDGET = 1024 * 1024
+
+
+def account(graph: Graph, model_bytes: int, target: str = "cortex-m7") -> dict:
+    """Everything `plan` reports for TFLM on `target`: SRAM as its parts (arena, TFLM's
+    persistent data and what it is, trained parameters, optimizer state) and flash (the
+    model file, TFLM's code). The arena follows the model's offline plan when it has one,
+    after alias_plan proved it safe (ModelError otherwise)."""
+    from . import alias_plan, memory
+    from .errors import ModelError
+    table = offline_table(graph)
+    in_place = alias_plan.aliases(graph)
+    if table is not None:
+        unsafe = alias_plan.problems(graph, table)
+        if unsafe:
+            raise ModelError(f"the model's {memory.OFFLINE_KEY} plan is unsafe: {unsafe[0]}")
+        arena = alias_plan.tflm_head(graph, table)
+    else:
+        arena = memory.plan(graph).arena_bytes
+    wheel = target.startswith("wheel")
+    tail = persistent_tail(graph, target, recording=wheel)
+    parts = tail.by_part()
+    trained = optimizer = 0
+    for a, used in tail.placed():
+        if a.part == "variables":
+            if a.dtype == "float32":
+                optimizer += used
+            else:
+                trained += used
+    persistent = tail.bytes - trained - optimizer
+    parts.pop("variables", None)
+    sram = arena + persistent + trained + optimizer
+    flash = {"model": model_bytes, "tflm_code": TFLM_CODE_BYTES}
+    return {
+        "target": target, "arena": arena, "offline_plan": table is not None,
+        "in_place_ops": len(in_place),
+        "aliased": sum(1 for a in in_place if table is not None
+                       and _aliased(graph, table, a)),
+        "persistent": persistent, "persistent_parts": dict(parts),
+        "trained": trained, "optimizer": optimizer, "sram_total": sram,
+        "flash": {**flash, "total": sum(flash.values())},
+        "budgets": {"sram": SRAM_BUDGET, "flash": FLASH_BUDGET},
+    }
+
+
+def _aliased(graph: Graph, table, a) -> bool:
+    """Whether the offline plan puts the in-place op's output over its input."""
+    x, y = graph.tensors[a.input], graph.tensors[a.output]
+    ox, oy = int(table[a.input]), int(table[a.output])
+    return ox >= 0 and oy >= 0 and ox < oy + y.nbytes and oy < ox + x.nbytes
