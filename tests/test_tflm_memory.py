@@ -25,7 +25,7 @@ from tflite_train.demo import EXAMPLE
 from tflite_train.ops import tt_forward
 from tflite_train.runtime.numpy_exec import Executor
 
-OFF = MemoryOptions(False, False, False)
+OFF = MemoryOptions(False, False, False, stream=False)
 SPARSE = {"n_bias_update": 2, "weight_update": [{"layer": -1, "ratio": 0.5}]}
 
 
@@ -86,6 +86,109 @@ def test_tt_forward_ops_equal_the_builtins_in_numpy_c_and_tflm(zoo):
             for k, i in enumerate(g.outputs):
                 assert np.array_equal(it.output(k).reshape(want[i].shape), want[i]), name
     assert {"TT_CONV2D", "TT_DEPTHWISE_CONV2D", "TT_FULLY_CONNECTED"} <= seen
+
+
+def streamed(graph, strided_only: bool = True):
+    """The graph with every pointwise + depthwise pair TT_POINTWISE_DEPTHWISE can take as
+    one op (`strided_only` False: stride-1 depthwise layers too)."""
+    from tflite_train.ops import tt_stream
+    g = copy.deepcopy(graph)
+    k = 0
+    while k < len(g.operators):
+        if tt_stream.fusable(g, k, strided_only) is None:
+            g.operators[k:k + 2] = [tt_stream.from_builtins(g, k)]
+        k += 1
+    from tflite_train.passes.prune import prune_tensors
+    prune_tensors(g)
+    ops.validate(g)
+    return g
+
+
+def expansion_graph(h: int, w: int, ci: int, cm: int, kernel: int, stride: int,
+                    padding: int, seed: int):
+    """x [1, h, w, ci] -> CONV_2D 1x1 (per-channel, RELU6) -> DEPTHWISE_CONV_2D
+    kernel x kernel, `stride`, SAME/VALID (per-tensor scale, no activation), random values."""
+    from tflite_train.ir import Graph, Operator, Quantization as Q, Tensor
+    from tflite_train.ops.window import out_size
+    rng = np.random.default_rng(seed)
+
+    def q(scale, zp=0, n=1):
+        return Q(np.full(n, scale, np.float32), np.full(n, zp, np.int64), 0 if n == 1 else 0)
+    pw_scales = Q(rng.uniform(0.002, 0.02, cm).astype(np.float32), np.zeros(cm, np.int64), 0)
+    oh, ow = (out_size(padding, n, kernel, stride, 1) for n in (h, w))
+    t = [Tensor("x", (1, h, w, ci), "int8", q(0.05, 3)),
+         Tensor("pw", (cm, 1, 1, ci), "int8", pw_scales,
+                data=rng.integers(-127, 128, (cm, 1, 1, ci)).astype(np.int8)),
+         Tensor("pw_bias", (cm,), "int32", Q(pw_scales.scale * np.float32(0.05),
+                                             np.zeros(cm, np.int64), 0),
+                data=rng.integers(-3000, 3000, cm).astype(np.int32)),
+         Tensor("mid", (1, h, w, cm), "int8", q(0.03, -128)),
+         Tensor("dw", (1, kernel, kernel, cm), "int8", q(0.01),
+                data=rng.integers(-127, 128, (1, kernel, kernel, cm)).astype(np.int8)),
+         Tensor("dw_bias", (cm,), "int32", q(0.0003, 0, cm),
+                data=rng.integers(-3000, 3000, cm).astype(np.int32)),
+         Tensor("y", (1, oh, ow, cm), "int8", q(0.08, -7))]
+    conv = Operator("CONV_2D", [0, 1, 2], [3], options_type="Conv2DOptions",
+                    options={"padding": 1, "stride_w": 1, "stride_h": 1,
+                             "fused_activation_function": 3, "dilation_w_factor": 1,
+                             "dilation_h_factor": 1})
+    dw = Operator("DEPTHWISE_CONV_2D", [3, 4, 5], [6], options_type="DepthwiseConv2DOptions",
+                  options={"padding": padding, "stride_w": stride, "stride_h": stride,
+                           "fused_activation_function": 0, "dilation_w_factor": 1,
+                           "dilation_h_factor": 1, "depth_multiplier": 1})
+    g = Graph(t, [conv, dw], [0], [6])
+    ops.validate(g)
+    return tflite_io.parse(tflite_io.serialize(g))
+
+
+def stream_graphs():
+    """(name, graph, strided only) with fusable pairs: hand-built expansions (strides 2 and
+    1, SAME and VALID, odd sizes), and the person detector (its four pointwise -> stride-2
+    depthwise pairs) when the shared models are there."""
+    out = [(f"expansion{i}", expansion_graph(*case, seed=i), False)
+           for i, case in enumerate([(9, 8, 5, 12, 3, 2, 0), (10, 7, 3, 16, 3, 1, 0),
+                                     (11, 11, 4, 8, 5, 2, 1), (6, 6, 8, 4, 3, 2, 1)])]
+    pd = SHARED_MODELS / "tflm" / "person_detect.tflite"
+    if pd.exists():
+        out.append(("person_detect", tflite_io.load(pd), True))
+    return out
+
+
+def test_streamed_pair_equals_the_two_builtins_in_numpy_c_and_tflm():
+    """TT_POINTWISE_DEPTHWISE: every tensor of the streamed graph in numpy and C equals the
+    builtin graph's, and TFLM's outputs equal them, bit for bit; the scratch TFLM plans is
+    the kernel's window; and the two builtins written back (export, codegen) are the graph
+    it came from, computing the same."""
+    from tflite_train.passes.builtins import joined
+    from tflite_train.runtime.tflm import TFLMInterpreter
+    from tflite_train.runtime.tflm_engine import REGISTERER, glue_library, training_arena_usage
+    glue_library()
+    rng = np.random.default_rng(5)
+    for name, g, strided in stream_graphs():
+        st = streamed(g, strided)
+        fused = [op for op in st.operators if op.kind == "TT_POINTWISE_DEPTHWISE"]
+        assert len(fused) == (4 if name == "person_detect" else 1), name
+        data = tflite_io.serialize(st)
+        assert training_arena_usage(data)["head"] == memory.plan(tflite_io.parse(data)).arena_bytes
+        it = TFLMInterpreter(data, preserve_all=False, registerers=[REGISTERER])
+        back = joined(st)
+        assert [op.kind for op in back.operators] == [op.kind for op in g.operators]
+        for _ in range(2):
+            x = random_input(g, rng)
+            want = Executor(g).invoke([x])
+            by_name = {g.tensors[i].name: v for i, v in want.items() if g.tensors[i].data is None}
+            for engine in ("numpy", "c"):
+                got = Executor(st, engine).invoke([x])
+                names = [st.tensors[i].name for i in got if st.tensors[i].data is None]
+                assert len(names) == len(by_name) - len(fused)     # no expansion tensors
+                for i, v in got.items():
+                    if st.tensors[i].data is None:
+                        assert np.array_equal(v, by_name[st.tensors[i].name]), (name, engine)
+            it.invoke([x])
+            for k, i in enumerate(g.outputs):
+                assert np.array_equal(it.output(k).reshape(want[i].shape), want[i]), name
+            got = Executor(back).invoke([x])
+            assert all(np.array_equal(got[j], want[i]) for j, i in zip(back.outputs, g.outputs))
 
 
 def test_in_place_conv_kernel_takes_only_safe_layouts():
@@ -185,8 +288,9 @@ def test_split_filters_train_bit_for_bit_like_whole_ones(tmp_path):
 
 
 def test_paper_model_passes_train_identically_in_tflm(tmp_path):
-    """MCUNet-5FPS with its 99kb scheme, every pass on (split filters, in-place outputs
-    aliased by the offline plan, requantization in flash): three steps in TFLM equal
+    """MCUNet-5FPS with its 99kb scheme, every pass on (split filters, the first expansion
+    computed row by row, in-place outputs aliased by the offline plan, requantization in
+    flash): three steps in TFLM equal
     --engine c bit for bit, and equal the model without the passes."""
     pkl = SHARED_MODELS / "tiny-training" / "mcunet-5fps.pkl"
     if not pkl.exists():
@@ -199,6 +303,8 @@ def test_paper_model_passes_train_identically_in_tflm(tmp_path):
     r = augment(tflite_io.load(model), scheme, 10, hyper)
     g = tflite_io.parse(tflite_io.serialize(r.graph))
     assert r.memory.split and r.memory.in_place and memory.OFFLINE_KEY in g.metadata
+    assert [c.layer for c in r.memory.streamed] == ["blocks.1.pointwise1"]
+    assert "TT_POINTWISE_DEPTHWISE" in {op.kind for op in g.operators}
     whole = augment(tflite_io.load(model), scheme, 10, hyper, memory=OFF).graph
     c_losses, c_vars = train(g, "c", 3)
     t_losses, t_vars = train(g, "tflm", 3)
@@ -260,13 +366,15 @@ def test_augment_reports_its_choices_and_each_can_be_turned_off(tmp_path, capsys
     meta = json.loads(tflite_io.load(out).metadata["tflite_train"])["memory"]
     assert meta["split_filters"] and meta["flash_requantization"]
     assert main(["augment", str(EXAMPLE), "-o", str(out), "--num-classes", "4", "--scheme",
-                 str(scheme), "--no-split-filters", "--no-in-place", "--keep-builtins"]) == 0
+                 str(scheme), "--no-split-filters", "--no-in-place", "--keep-builtins",
+                 "--no-stream"]) == 0
     text = capsys.readouterr().out
     g = tflite_io.load(out)
     assert not any(op.kind in tt_forward.FORWARD or "SPLIT" in op.kind for op in g.operators)
     assert memory.OFFLINE_KEY not in g.metadata
     meta = json.loads(g.metadata["tflite_train"])["memory"]
-    assert meta == {"split_filters": [], "in_place": [], "flash_requantization": []}
+    assert meta == {"split_filters": [], "in_place": [], "flash_requantization": [],
+                    "streamed": []}
 
 
 def test_plan_prints_the_target_parts(tmp_path, capsys):
@@ -326,6 +434,7 @@ def model_graphs(zoo):
                               memory=passes).graph)
     for name in ("mobile", "branches", "mean"):
         graphs.append(augment(tflite_io.load(zoo[name]), "full", None, hyper).graph)
+    graphs += [streamed(g, strided) for _, g, strided in stream_graphs()]
     return graphs
 
 
@@ -344,7 +453,8 @@ def test_persistent_model_reproduces_the_wheel_exactly(zoo):
         assert model.recorded() == recorded, g.name
         seen |= {op.kind for op in g.operators}
     assert set(tflm_memory.BUILTINS) - seen <= {"PADV2", "QUANTIZE", "DEQUANTIZE", "TRANSPOSE"}
-    assert {"TT_CONV2D", "TT_DEPTHWISE_CONV2D", "TT_FULLY_CONNECTED"} <= seen
+    assert {"TT_CONV2D", "TT_DEPTHWISE_CONV2D", "TT_FULLY_CONNECTED",
+            "TT_POINTWISE_DEPTHWISE"} <= seen
 
 
 def _probe(compiler: list[str], structs: list[str], sources: list[Path], tmp: Path,
@@ -388,7 +498,7 @@ def test_glue_op_data_sizes_are_the_models(tmp_path):
                  "g++, arm-none-eabi-g++ with libstdc++-arm-none-eabi-dev and nm")
     tflm = ROOT / "micro_kernels" / "tflm"
     structs = {"tt_tflm_ops.cc": ["InitData", "IntsData", "QuantData", "PoolData", "LayerData"],
-               "tt_tflm_forward_ops.cc": ["ForwardData", "GradData"]}
+               "tt_tflm_forward_ops.cc": ["ForwardData", "GradData", "StreamData"]}
     for target, compiler in (("wheel-x86_64", [gxx]), ("cortex-m7", [arm, *cortex_m7_flags()])):
         got = {}
         for source, names in structs.items():

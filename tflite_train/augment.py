@@ -45,6 +45,7 @@ class MemoryOptions:
     in_place: bool = True           # outputs over inputs where that lowers the arena's peak
     flash_requant: bool = True      # TT_* forward ops where their flash requantization
     target: str = "cortex-m7"       # lowers TFLM's persistent data (on this target)
+    stream: bool = True             # expansions computed row by row where that lowers the arena
 
 
 @dataclass
@@ -53,6 +54,7 @@ class MemoryChoices:
     split: list = field(default_factory=list)
     in_place: list = field(default_factory=list)
     flash_requant: list = field(default_factory=list)
+    streamed: list = field(default_factory=list)
     pruned_bytes: int = 0
 
     def record(self) -> dict:
@@ -61,6 +63,8 @@ class MemoryChoices:
                                "channels": s.channels} for s in self.split],
             "in_place": [{"layer": c.layer, "kind": c.kind} for c in self.in_place],
             "flash_requantization": [c.layer for c in self.flash_requant],
+            "streamed": [{"layer": c.layer, "window_bytes": c.window_bytes}
+                         for c in self.streamed],
         }
 
 
@@ -194,8 +198,8 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
     Without hyper.lr (and layer_lrs), each layer's rates are derived from the model
     (lr.model_rates). `lr_rule`: how the layer_lrs were chosen, for the metadata.
     `memory`: which of the memory passes run (passes/: filters split into trained and frozen
-    parts, in-place operators, requantization in flash); they change where bytes live, not
-    what is computed."""
+    parts, in-place operators, requantization in flash, expansions computed row by row); they
+    change where bytes live, not what is computed."""
     memory = MemoryOptions() if memory is None else memory
     hyper = hyper or autodiff.Hyper()
     _check_hyper(hyper)
@@ -236,13 +240,18 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         order_name = _reorder(graph)
     graph.inputs = graph.inputs + [label]
     graph.outputs = graph.outputs + [loss]
+    gone: list[int] = []
+    if memory.stream:
+        from .passes.stream import stream
+        choices.streamed, gone = stream(graph)
     if memory.in_place:
         from .passes.inplace import in_place
         choices.in_place = in_place(graph)
     if memory.flash_requant:
         from .passes.forward_ops import to_tt_ops
         choices.flash_requant = to_tt_ops(graph, memory.target)
-    logits, label, loss = _prune(graph, bwd, choices, n_original, logits, label, loss)
+    logits, label, loss = _prune(graph, bwd, choices, n_original, set(gone), logits, label,
+                                 loss)
     from . import alias_plan
     if alias_plan.aliases(graph):
         table = alias_plan.plan(graph)[0]
@@ -273,7 +282,7 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
 
 
 def _prune(graph: Graph, bwd: autodiff.BackwardGraph, choices: MemoryChoices,
-           n_original: int, *tensors: int) -> list[int]:
+           n_original: int, gone: set[int], *tensors: int) -> list[int]:
     """Drop the tensors nothing uses any more (passes/prune.py), renumbering the record of
     what autodiff built along with the graph; returns `tensors` renumbered. The bytes
     reported are the input model's constants dropped (its replaced classifier)."""
@@ -281,7 +290,7 @@ def _prune(graph: Graph, bwd: autodiff.BackwardGraph, choices: MemoryChoices,
     record = bwd.forward_ops + bwd.save_ops + bwd.backward_ops + \
         ([bwd.loss_op] if bwd.loss_op is not None else [])
     original = graph.tensors[:n_original]
-    new = prune_tensors(graph, record)
+    new = prune_tensors(graph, record, drop=gone)
     bwd.variables = [new[t] for t in bwd.variables]
     bwd.momentum = [new[t] for t in bwd.momentum]
     bwd.grads = {new[a]: new[b] for a, b in bwd.grads.items()}

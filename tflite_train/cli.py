@@ -346,7 +346,7 @@ def cmd_augment(args) -> int:
         hyper, lr_record = replace(hyper, layer_lrs=test.layer_lrs), test.record
     from .augment import MemoryOptions
     memory = MemoryOptions(split_filters=not args.no_split_filters, in_place=not args.no_in_place,
-                           flash_requant=not args.keep_builtins)
+                           flash_requant=not args.keep_builtins, stream=not args.no_stream)
     result = augment(graph, args.scheme, args.num_classes, hyper, fuse=not args.no_fuse,
                      lr_rule=lr_record, memory=memory)
     hyper = result.hyper
@@ -406,6 +406,15 @@ def _print_memory_choices(result) -> None:
             print(f"    {_short(s.layer, 56):<56} {s.trained}/{s.channels} input channels")
     else:
         print("  no filter trains only some of its input channels: nothing to split")
+    if m.streamed:
+        print(f"  expansions computed row by row (pointwise + strided depthwise as one op): "
+              f"{len(m.streamed)}, arena peak {kb(sum(c.arena_saved for c in m.streamed))} "
+              "lower (--no-stream: none)")
+        for c in m.streamed:
+            print(f"    {_short(c.layer, 56):<56} {kb(c.expansion_bytes)} -> "
+                  f"{kb(c.window_bytes)} window")
+    else:
+        print("  no expansion computed row by row lowers the arena's peak: none")
     if m.in_place:
         print(f"  outputs written over inputs: {len(m.in_place)} operator(s), arena peak "
               f"{kb(sum(c.arena_saved for c in m.in_place))} lower (--no-in-place: none)")
@@ -713,6 +722,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-in-place", action="store_true",
                    help="never write an output over its input (default: depthwise and 1x1 "
                         "convolutions do, where that lowers the arena's peak)")
+    s.add_argument("--no-stream", action="store_true",
+                   help="never compute a 1x1 expansion row by row inside the strided "
+                        "depthwise layer that reads it (default: where that lowers the "
+                        "arena's peak)")
     s.add_argument("--keep-builtins", action="store_true",
                    help="leave CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED as TFLM builtins "
                         "unless a split filter or an in-place output needs our op (default: "

@@ -107,9 +107,12 @@ def _builtin_forward(graph: Graph, parameters: dict[int, np.ndarray]) -> Graph:
     """The graph with each TT_* forward op (augment's memory passes) replaced by the builtin
     it stands for; a filter in two parts becomes one constant: the trained part's values
     (`parameters`) joined with the frozen rest."""
-    from .ops import tt_forward
+    from .ops import tt_forward, tt_stream
     tensors, operators = list(graph.tensors), list(graph.operators)
     for k, op in enumerate(operators):
+        if op.kind == tt_stream.KIND:
+            operators[k] = tt_stream.to_builtins(replace(graph, tensors=tensors), op)
+            continue
         if op.kind not in tt_forward.FORWARD:
             continue
         pos = tt_forward.positions(op.kind)
@@ -124,6 +127,7 @@ def _builtin_forward(graph: Graph, parameters: dict[int, np.ndarray]) -> Graph:
                                    is_variable=False))
             w = len(tensors) - 1
         operators[k] = tt_forward.to_builtin(replace(graph, tensors=tensors), op, w)
+    operators = [new for op in operators for new in (op if isinstance(op, list) else [op])]
     return replace(graph, tensors=tensors, operators=operators)
 
 

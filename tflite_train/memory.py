@@ -66,6 +66,9 @@ def scratch_requests(graph: Graph, k: int) -> list[int]:
         from .ops.tt_forward import scratch_bytes
         n = scratch_bytes(graph, op)
         return [n] if n else []
+    if op.kind == "TT_POINTWISE_DEPTHWISE":
+        from .ops.tt_stream import window_bytes
+        return [window_bytes(graph, op)]
     if op.kind in FUSED_UPDATE_SCRATCH:
         return [4 * FUSED_UPDATE_SCRATCH[op.kind](graph, op)]
     if op.kind == "MEAN":

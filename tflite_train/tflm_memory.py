@@ -75,10 +75,10 @@ TFLM_STRUCTS = {
 GLUE_STRUCTS = {
     "wheel-x86_64": {"InitData": (1, 1), "IntsData": (40, 8), "QuantData": (8, 4),
                      "PoolData": (40, 8), "LayerData": (104, 8), "ForwardData": (80, 8),
-                     "GradData": (40, 8)},
+                     "GradData": (40, 8), "StreamData": (96, 8)},
     "cortex-m7": {"InitData": (1, 1), "IntsData": (32, 4), "QuantData": (8, 4),
                   "PoolData": (36, 4), "LayerData": (92, 4), "ForwardData": (72, 4),
-                  "GradData": (32, 4)},
+                  "GradData": (32, 4), "StreamData": (88, 4)},
 }
 
 TARGETS = tuple(TFLM_STRUCTS)
@@ -120,7 +120,7 @@ GLUE_INIT = {
         "TT_FULLY_CONNECTED_WEIGHT_UPDATE", "TT_BIAS_UPDATE")},
     "TT_CONV2D": "ForwardData", "TT_DEPTHWISE_CONV2D": "ForwardData",
     "TT_FULLY_CONNECTED": "ForwardData", "TT_CONV2D_SPLIT_INPUT_GRAD": "GradData",
-    "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD": "GradData",
+    "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD": "GradData", "TT_POINTWISE_DEPTHWISE": "StreamData",
 }
 
 

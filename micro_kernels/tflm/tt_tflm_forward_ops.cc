@@ -1,8 +1,9 @@
 /* TFLM registrations of the TT_* forward ops (schema/training_ops.json): TT_CONV2D,
- * TT_DEPTHWISE_CONV2D and TT_FULLY_CONNECTED, which replace a builtin bit for bit where
- * memory needs what the builtin cannot do (a filter in two parts along its input channels,
- * an output written over its input, requantization parameters in flash instead of TFLM's
- * persistent memory), and the input gradients of a filter in two parts
+ * TT_DEPTHWISE_CONV2D, TT_POINTWISE_DEPTHWISE and TT_FULLY_CONNECTED, which replace builtins
+ * bit for bit where memory needs what the builtins cannot do (a filter in two parts along
+ * its input channels, an output written over its input, an expansion that never exists
+ * whole, requantization parameters in flash instead of TFLM's persistent memory), and the
+ * input gradients of a filter in two parts
  * (TT_CONV2D_SPLIT_INPUT_GRAD, TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD).
  *
  * Same pattern as tt_tflm_ops.cc: Init parses the options, Prepare checks every tensor the
@@ -15,6 +16,7 @@
 #include "tt_forward.h"
 #include "tt_kernels.h"
 #include "tt_split_grad.h"
+#include "tt_stream.h"
 #include "tt_tflm.h"
 #include "tt_tflm_options.h"
 
@@ -22,7 +24,7 @@ namespace tflite_train {
 namespace tflm {
 namespace {
 
-constexpr int kMaxTemps = 8;
+constexpr int kMaxTemps = 12;
 /* Elements of one tensor: every index and byte count the kernels compute then fits int32. */
 constexpr int64_t kMaxElements = int64_t{1} << 28;
 
@@ -377,6 +379,121 @@ TfLiteStatus ForwardInvoke(TfLiteContext *context, TfLiteNode *node) {
   return kTfLiteError;
 }
 
+/* ---- TT_POINTWISE_DEPTHWISE --------------------------------------------------------------- */
+
+struct StreamData {
+  const char *bad_key;
+  tt_fwd_conv_params pw;       /* 1x1, stride 1; offsets: the input's and mid's zero points */
+  tt_fwd_conv_params dw;       /* the window from the options; offsets: mid's and the output's */
+  int scratch;                 /* the window of mid rows */
+};
+
+/* input, pw_filter, pw_bias, pw_multipliers, pw_shifts, dw_filter, dw_bias, dw_multipliers,
+ * dw_shifts */
+enum StreamInput { kX, kPwFilter, kPwBias, kPwRequant, kDwFilter = 5, kDwBias, kDwRequant };
+
+void *StreamInit(TfLiteContext *context, const char *buffer, size_t length) {
+  StreamData *d = New<StreamData>(context);
+  if (d == nullptr) return nullptr;
+  Options o(buffer, length);
+  tt_fwd_conv_params &pw = d->pw, &dw = d->dw;
+  pw.stride_h = pw.stride_w = pw.dilation_h = pw.dilation_w = 1;
+  pw.act_min = o.Int("pw_act_min");
+  pw.act_max = o.Int("pw_act_max");
+  const int32_t mid_zero_point = o.Int("mid_zero_point");
+  pw.output_offset = mid_zero_point;
+  dw.input_offset = -mid_zero_point;
+  dw.stride_h = o.Int("stride_h");
+  dw.stride_w = o.Int("stride_w");
+  dw.dilation_h = o.Int("dilation_h");
+  dw.dilation_w = o.Int("dilation_w");
+  dw.pad_top = o.Int("pad_top");
+  dw.pad_left = o.Int("pad_left");
+  dw.act_min = o.Int("act_min");
+  dw.act_max = o.Int("act_max");
+  d->bad_key = o.bad_key();
+  return d;
+}
+
+TfLiteStatus StreamPrepare(TfLiteContext *context, TfLiteNode *node) {
+  Check c(context, node, "TT_POINTWISE_DEPTHWISE");
+  StreamData *d = static_cast<StreamData *>(node->user_data);
+  if (d == nullptr) return c.Fail("no persistent memory for op data");
+  if (d->bad_key != nullptr)
+    return c.Fail("option '%s' is missing, of the wrong type or out of range", d->bad_key);
+  if (!c.Arity(9, 1)) return kTfLiteError;
+  tt_fwd_conv_params &pw = d->pw, &dw = d->dw;
+  if (dw.stride_h < 1 || dw.stride_w < 1 || dw.dilation_h < 1 || dw.dilation_w < 1 ||
+      dw.pad_top < 0 || dw.pad_left < 0 || dw.pad_top > kMaxElements ||
+      dw.pad_left > kMaxElements)
+    return c.Fail("strides and dilations must be positive and pads non-negative");
+  if (pw.act_min < -128 || pw.act_max > 127 || pw.act_min > pw.act_max || dw.act_min < -128 ||
+      dw.act_max > 127 || dw.act_min > dw.act_max || dw.input_offset < -127 ||
+      dw.input_offset > 128)
+    return c.Fail("act_min/act_max and pw_act_min/pw_act_max must be ranges within "
+                  "[-128, 127], mid_zero_point within it");
+  TfLiteTensor *x = c.In(kX, kTfLiteInt8, 4, "input");
+  TfLiteTensor *pf = c.In(kPwFilter, kTfLiteInt8, 4, "pw_filter");
+  TfLiteTensor *df = c.In(kDwFilter, kTfLiteInt8, 4, "dw_filter");
+  TfLiteTensor *y = c.Out(0, kTfLiteInt8, 4, "output");
+  if (x == nullptr || pf == nullptr || df == nullptr || y == nullptr ||
+      !c.Parameter(pf, "pw_filter", true) || !c.Parameter(df, "dw_filter", true))
+    return kTfLiteError;
+  int32_t x_zp, y_zp;
+  if (!c.ZeroPoint(x, "input", &x_zp) || !c.ZeroPoint(y, "output", &y_zp)) return kTfLiteError;
+  pw.input_offset = -x_zp;
+  dw.output_offset = y_zp;
+  const int32_t cm = pf->dims->data[0];
+  if (x->dims->data[0] != 1 || y->dims->data[0] != 1)
+    return c.Fail("batch 1 only");
+  if (pf->dims->data[1] != 1 || pf->dims->data[2] != 1 || pf->dims->data[3] != x->dims->data[3])
+    return c.Fail("pw_filter must be [CM, 1, 1, input channels]");
+  if (df->dims->data[0] != 1 || df->dims->data[3] != cm || y->dims->data[3] != cm)
+    return c.Fail("dw_filter, pw_filter and output shapes do not match");
+  /* any output size is safe (rows and columns outside mid are padding); the kernel's row
+   * and column positions o * stride + k * dilation - pad must stay within int32 */
+  const int64_t reach_h = int64_t{y->dims->data[1] - 1} * dw.stride_h +
+                          int64_t{df->dims->data[1] - 1} * dw.dilation_h + 1;
+  const int64_t reach_w = int64_t{y->dims->data[2] - 1} * dw.stride_w +
+                          int64_t{df->dims->data[2] - 1} * dw.dilation_w + 1;
+  if (reach_h > kMaxElements || reach_w > kMaxElements)
+    return c.Fail("the window's strides, dilations or size are too large for its tensors");
+  if (!c.Bias(kPwBias, cm) || !c.Requantization(kPwRequant, cm) || !c.Bias(kDwBias, cm) ||
+      !c.Requantization(kDwRequant, cm))
+    return kTfLiteError;
+  const tt_fwd_dims mid = {1, x->dims->data[1], x->dims->data[2], cm};
+  const tt_fwd_dims dfd = {1, df->dims->data[1], df->dims->data[2], cm};
+  const tt_fwd_dims yd = {1, y->dims->data[1], y->dims->data[2], cm};
+  const int32_t window = tt_pointwise_depthwise_s8_window_bytes(&dw, &mid, &dfd, &yd);
+  return c.Scratch(static_cast<size_t>(window), &d->scratch) ? kTfLiteOk : kTfLiteError;
+}
+
+TfLiteStatus StreamInvoke(TfLiteContext *context, TfLiteNode *node) {
+  const StreamData *d = static_cast<const StreamData *>(node->user_data);
+  const TfLiteEvalTensor *x = EvalInput(context, node, kX);
+  const TfLiteEvalTensor *pf = EvalInput(context, node, kPwFilter);
+  const TfLiteEvalTensor *df = EvalInput(context, node, kDwFilter);
+  TfLiteEvalTensor *y = EvalOutput(context, node, 0);
+  if (Overlap(x->data.data, static_cast<size_t>(Elements(x->dims)), y->data.data,
+              static_cast<size_t>(Elements(y->dims)))) {
+    Log("TT_POINTWISE_DEPTHWISE", "the output overlaps the input");
+    return kTfLiteError;
+  }
+  const int32_t cm = Dim(pf, 0);
+  const tt_fwd_dims xd = Dims4(x, Dim(x, 3)), pfd = Dims4(pf, Dim(pf, 3));
+  const tt_fwd_dims mid = {1, Dim(x, 1), Dim(x, 2), cm};
+  const tt_fwd_dims dfd = Dims4(df, cm), yd = Dims4(y, cm);
+  const int status = tt_pointwise_depthwise_s8(
+      &d->pw, Data<int32_t>(EvalInput(context, node, kPwRequant)),
+      Data<int32_t>(EvalInput(context, node, kPwRequant + 1)), &xd, Data<int8_t>(x), &pfd,
+      Data<int8_t>(pf), Data<int32_t>(EvalInput(context, node, kPwBias)), &d->dw,
+      Data<int32_t>(EvalInput(context, node, kDwRequant)),
+      Data<int32_t>(EvalInput(context, node, kDwRequant + 1)), &mid, &dfd, Data<int8_t>(df),
+      Data<int32_t>(EvalInput(context, node, kDwBias)), &yd, Data<int8_t>(y),
+      static_cast<int8_t *>(Scratch(context, d->scratch)));
+  return status == TT_FWD_OK ? kTfLiteOk : kTfLiteError;
+}
+
 /* ---- TT_CONV2D_SPLIT_INPUT_GRAD, TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD ------------------- */
 
 struct GradData {
@@ -501,6 +618,7 @@ constexpr Entry kOps[kNumForwardOps] = {
      Op(ForwardInit<kDepthwise>, ForwardPrepare<kDepthwise>, ForwardInvoke<kDepthwise>)},
     {"TT_FULLY_CONNECTED", Op(ForwardInit<kFullyConnected>, ForwardPrepare<kFullyConnected>,
                               ForwardInvoke<kFullyConnected>)},
+    {"TT_POINTWISE_DEPTHWISE", Op(StreamInit, StreamPrepare, StreamInvoke)},
     {"TT_CONV2D_SPLIT_INPUT_GRAD", Op(GradInit<true>, GradPrepare<true>, GradInvoke<true>)},
     {"TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD",
      Op(GradInit<false>, GradPrepare<false>, GradInvoke<false>)},

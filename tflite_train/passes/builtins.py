@@ -1,10 +1,11 @@
 """The memory passes undone, for tools that read a training model's forward pass as TFLM
 builtins (the fp32 baseline, the code generator, which plans memory its own way): every
-TT_* forward op becomes the builtin it stands for, and a filter split in two is one tensor
-again whose update covers its first `channels` input channels, as augment writes it
-without the split. Tensor indices do not change (the trained part's tensor becomes the
-whole filter), so what refers to the training model's tensors, checkpoints included, still
-does."""
+TT_* forward op becomes the builtin(s) it stands for (a TT_POINTWISE_DEPTHWISE the two
+layers, its expansion a tensor again), and a filter split in two is one tensor again whose
+update covers its first `channels` input channels, as augment writes it without the split.
+Tensor indices do not change (the trained part's tensor becomes the whole filter; an
+expansion is appended), so what refers to the training model's tensors, checkpoints
+included, still does; operator indices do after a TT_POINTWISE_DEPTHWISE."""
 from __future__ import annotations
 
 import copy
@@ -12,7 +13,7 @@ import copy
 import numpy as np
 
 from ..ir import Graph
-from ..ops import tt_forward
+from ..ops import tt_forward, tt_stream
 from ..training_ops import make_op, options_of
 from .split_filters import SPLIT_GRADS
 
@@ -21,7 +22,8 @@ JOIN_GRADS = {v: k for k, v in SPLIT_GRADS.items()}
 
 def joined(graph: Graph) -> Graph:
     g = copy.deepcopy(graph)
-    if not any(op.kind in tt_forward.FORWARD or op.kind in JOIN_GRADS for op in g.operators):
+    if not any(op.kind in tt_forward.FORWARD or op.kind in JOIN_GRADS
+               or op.kind == tt_stream.KIND for op in g.operators):
         return g
     init = next((op for op in g.operators if op.kind == "TT_INIT"), None)
     initial = {} if init is None else dict(zip(init.inputs[1::2], init.inputs[0::2]))
@@ -39,6 +41,9 @@ def joined(graph: Graph) -> Graph:
             dy, mask, part, _, label = op.inputs
             g.operators[k] = make_op(JOIN_GRADS[op.kind], [dy, mask, part, label],
                                      list(op.outputs), **options_of(op))
+    g.operators = [new for op in g.operators
+                   for new in (tt_stream.to_builtins(g, op) if op.kind == tt_stream.KIND
+                               else [op])]
     return g
 
 

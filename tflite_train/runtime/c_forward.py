@@ -80,7 +80,11 @@ def _pointer(a):
 
 def call(name: str, *args):
     """tt_`name`(*args): numpy arrays and structs are passed by address, scalars as the
-    header declares them. Arrays must be C-contiguous and of the kernel's element type."""
+    header declares them. Arrays must be C-contiguous and of the kernel's element type.
+    Functions of the other kernel headers (tt_stream.h, ...) go through kernel_calls, which
+    declares them all."""
+    if name not in FUNCTIONS:
+        return K.host_call(name, *args)
     fn = getattr(library(), name)
     return fn(*[_pointer(a) if a is None or isinstance(a, (np.ndarray, C.Structure)) else a
                 for a in args])
@@ -292,6 +296,26 @@ def _tt_forward(graph: Graph, op: Operator) -> KernelCall:
                        Out(0)])
 
 
+def _tt_stream(graph: Graph, op: Operator) -> KernelCall:
+    """TT_POINTWISE_DEPTHWISE: tt_pointwise_depthwise_s8 with its window as scratch."""
+    from ..ops import tt_stream as st
+    o = options_of(op)
+    x_t, y_t = graph.tensors[op.inputs[st.X]], graph.tensors[op.outputs[0]]
+    mid = st.mid_tensor(graph, op)
+    pw_t, dw_t = graph.tensors[op.inputs[st.PW_FILTER]], graph.tensors[op.inputs[st.DW_FILTER]]
+    pw = ConvParams(1, 1, 1, 1, 0, 0, -x_t.quant.zp, o["mid_zero_point"], o["pw_act_min"],
+                    o["pw_act_max"])
+    dw = ConvParams(o["stride_h"], o["stride_w"], o["dilation_h"], o["dilation_w"],
+                    o["pad_top"], o["pad_left"], -o["mid_zero_point"], y_t.quant.zp,
+                    o["act_min"], o["act_max"])
+    return KernelCall("tt_pointwise_depthwise_s8",
+                      [pw, In(st.PW_M), In(st.PW_S), _nhwc(x_t.shape), In(st.X),
+                       _nhwc(pw_t.shape), In(st.PW_FILTER), _opt_in(op, st.PW_BIAS),
+                       dw, In(st.DW_M), In(st.DW_S), _nhwc(mid.shape), _nhwc(dw_t.shape),
+                       In(st.DW_FILTER), _opt_in(op, st.DW_BIAS), _nhwc(y_t.shape), Out(0),
+                       Scratch(st.window_bytes(graph, op))])
+
+
 def in_place_offset(graph: Graph, op: Operator) -> int:
     """Bytes from the output's first byte to the input's in the in-place layout the kernels
     take (schema: TT_CONV2D / TT_DEPTHWISE_CONV2D in_place), 16-byte aligned as TFLM places
@@ -345,7 +369,7 @@ PREPARERS = {
     "MEAN": _mean, "SOFTMAX": _softmax, "QUANTIZE": _quantize, "DEQUANTIZE": _dequantize,
     "RESHAPE": _reshape, "TRANSPOSE": _transpose,
     "TT_CONV2D": _tt_forward, "TT_DEPTHWISE_CONV2D": _tt_forward,
-    "TT_FULLY_CONNECTED": _tt_forward,
+    "TT_FULLY_CONNECTED": _tt_forward, "TT_POINTWISE_DEPTHWISE": _tt_stream,
 }
 
 

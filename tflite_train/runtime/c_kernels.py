@@ -423,8 +423,9 @@ STATEFUL = {"TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS", "TT_BIAS_UPDATE", "TT_CONV2D_W
             "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE", "TT_FULLY_CONNECTED_WEIGHT_UPDATE"}
 
 def forward_op(graph: Graph, op: Operator, inputs) -> list:
-    """TT_CONV2D, TT_DEPTHWISE_CONV2D, TT_FULLY_CONNECTED: the int8 forward kernels
-    (runtime/c_forward.py, whose preparation the executor keeps; this runs one op)."""
+    """TT_CONV2D, TT_DEPTHWISE_CONV2D, TT_POINTWISE_DEPTHWISE, TT_FULLY_CONNECTED: the int8
+    forward kernels (runtime/c_forward.py, whose preparation the executor keeps; this runs
+    one op)."""
     from . import c_forward
     return c_forward.prepare(graph, op)(inputs)
 
@@ -433,6 +434,7 @@ def forward_op(graph: Graph, op: Operator, inputs) -> list:
 C_KERNELS = {"TT_INIT": (init, True),
              **{kind: (run, kind in STATEFUL) for kind in DESCRIBERS},
              **{kind: (forward_op, False) for kind in ("TT_CONV2D", "TT_DEPTHWISE_CONV2D",
+                                                       "TT_POINTWISE_DEPTHWISE",
                                                        "TT_FULLY_CONNECTED")}}
 
 # each TT_* op's kernel by name, as the tests call them directly (all the same runner)
