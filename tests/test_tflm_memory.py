@@ -579,7 +579,35 @@ def broken_models() -> list[tuple[str, bytes, str]]:
          or setattr(g.tensors[op.inputs[1]], "data", g.tensors[op.inputs[1]].data[:, :3]))
     case("fully connected filter_rest a variable", fc, "filter_rest must be constant",
          lambda g, op: _add_rest(g, op, variable=True))
+    # TT_POINTWISE_DEPTHWISE
+    base = streamed(expansion_graph(9, 8, 5, 12, 3, 2, 0, seed=0), strided_only=False)
+    st = next(k for k, op in enumerate(base.operators) if op.kind == "TT_POINTWISE_DEPTHWISE")
+    case("streamed dw_filter depth", st, "shapes do not match",
+         lambda g, op: _shorten_last(g, op.inputs[5]))
+    case("streamed pw_filter not 1x1", st, "pw_filter must be",
+         lambda g, op: setattr(g.tensors[op.inputs[1]], "shape", (6, 2, 1, 5))
+         or setattr(g.tensors[op.inputs[1]], "data", g.tensors[op.inputs[1]].data.reshape(
+             6, 2, 1, 5)))
+    case("streamed dw shifts short", st, "multipliers and shifts need",
+         lambda g, op: _shorten(g, op.inputs[8]))
+    case("streamed option missing", st, "option 'mid_zero_point'",
+         lambda g, op: options(op, mid_zero_point=None))
+    case("streamed pw range", st, "act_min/act_max", lambda g, op: options(op, pw_act_min=9,
+                                                                         pw_act_max=3))
+    case("streamed batch 2", st, "batch 1 only", lambda g, op: _batch2(g, op))
+    case("streamed too few inputs", st, "inputs and",
+         lambda g, op: setattr(op, "inputs", op.inputs[:8]))
     return cases
+
+
+def _shorten_last(g, t):
+    g.tensors[t].data = g.tensors[t].data[..., :-1].copy()
+    g.tensors[t].shape = g.tensors[t].data.shape
+
+
+def _batch2(g, op):
+    for t in (op.inputs[0], op.outputs[0]):
+        g.tensors[t].shape = (2,) + g.tensors[t].shape[1:]
 
 
 def _shorten(g, t):
