@@ -113,7 +113,7 @@ def expansion_graph(h: int, w: int, ci: int, cm: int, kernel: int, stride: int,
     rng = np.random.default_rng(seed)
 
     def q(scale, zp=0, n=1):
-        return Q(np.full(n, scale, np.float32), np.full(n, zp, np.int64), 0 if n == 1 else 0)
+        return Q(np.full(n, scale, np.float32), np.full(n, zp, np.int64), 0)
     pw_scales = Q(rng.uniform(0.002, 0.02, cm).astype(np.float32), np.zeros(cm, np.int64), 0)
     oh, ow = (out_size(padding, n, kernel, stride, 1) for n in (h, w))
     t = [Tensor("x", (1, h, w, ci), "int8", q(0.05, 3)),
