@@ -24,7 +24,8 @@ RUNS = {
     "mcu_kernels": ["mcu_kernels.py", "--json", "mcu_kernels.json"],
     "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
     "codegen": ["codegen.py", "--json", "codegen_results.json"],
-    "fuzz": ["fuzz.py", "--runs", "12000", "--glue", "1000", "--seed", "0", "--jobs", "2",
+    "tflm_memory": ["tflm_memory.py", "--json", "tflm_memory.json"],
+    "fuzz": ["fuzz.py", "--runs", "10000", "--glue", "500", "--seed", "0", "--jobs", "2",
              "--json", "fuzz_results.json"],
     # these print tables that RESULTS.md does not render from JSON yet (see its top)
     "train_speed": ["train_speed.py"],

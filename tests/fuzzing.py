@@ -524,7 +524,8 @@ def commands(seed: Seed, model: str, out: str) -> list[list[str]]:
     if seed.kind in ("state", "blob"):
         return [["export", "train.tflite", "--state", model, "-o", out]]
     common = [["inspect", model], ["inspect", model, "--json"], ["plan", model],
-              ["plan", model, "--json", "--timeline"]]
+              ["plan", model, "--json", "--timeline"],
+              ["plan", model, "--target", "wheel-x86_64"]]       # measured in the wheel
     if seed.kind == "tflite":
         return common + [["verify", model, "--samples", "1"],
                          ["augment", model, "-o", out, "--num-classes", "3"],
@@ -556,6 +557,8 @@ def command_name(argv: list[str]) -> str:
         name += " --json"
     elif name == "plan" and "--write-offline" in argv:
         name += " --write-offline"
+    elif name == "plan" and "--target" in argv:
+        name += " --target " + argv[argv.index("--target") + 1]
     elif name == "augment" and "--no-fuse" in argv:
         name += " --no-fuse"
     elif name == "augment" and "auto" in argv:
@@ -733,6 +736,7 @@ def sanitized_glue(folder: Path) -> tuple[Path, dict] | None:
     subprocess.run(["g++", "-std=c++17", *sanitize, "-shared", "-DTT_TFLM_WHEEL_ABI",
                     "-DFLATBUFFERS_LOCALE_INDEPENDENT=0", "-I", str(kernels / "include"),
                     "-I", str(kernels / "tflm"), str(kernels / "tflm" / "tt_tflm_ops.cc"),
+                    str(kernels / "tflm" / "tt_tflm_forward_ops.cc"),
                     str(kernels / "tflm" / "tt_tflm_wheel.cc"), *map(str, objs), "-o",
                     str(lib)], check=True)
     env = {"LD_PRELOAD": f"{asan} {ubsan}", "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",

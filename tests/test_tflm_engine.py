@@ -226,6 +226,10 @@ def test_zoo_graphs_train_bit_identically_in_tflm(zoo, tmp_path):
     assert_identical(graph, results)
     assert sum(moved(graph, results[1][1]).values()) > 0
     from tflite_train import training_ops
+    # the forward ops and split-filter gradients of augment's memory passes train in TFLM
+    # in tests/test_tflm_memory.py
+    seen |= {"TT_POINTWISE_DEPTHWISE", "TT_CONV2D_SPLIT_INPUT_GRAD",
+             "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD"}
     assert seen == set(training_ops.schema()["ops"]), \
         set(training_ops.schema()["ops"]) - seen
 
