@@ -91,7 +91,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2, help="fork servers run in parallel")
     ap.add_argument("--timeout", type=float, default=120.0,
-                    help="seconds after which a command counts as hung")
+                    help="CPU seconds after which a command counts as hung (or "
+                         f"{fuzzing.WALL_FACTOR}x that of wall-clock time)")
     ap.add_argument("--failures", type=Path, default=HERE / "fuzz_failures")
     ap.add_argument("--only", nargs="+", default=[], metavar="COMMAND",
                     help="run only these commands (on the seeds they apply to)")

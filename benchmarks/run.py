@@ -25,7 +25,7 @@ RUNS = {
     "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
     "codegen": ["codegen.py", "--json", "codegen_results.json"],
     "tflm_memory": ["tflm_memory.py", "--json", "tflm_memory.json"],
-    "fuzz": ["fuzz.py", "--runs", "10000", "--glue", "500", "--seed", "0", "--jobs", "2",
+    "fuzz": ["fuzz.py", "--runs", "10000", "--glue", "300", "--seed", "0", "--jobs", "2",
              "--json", "fuzz_results.json"],
     # these print tables that RESULTS.md does not render from JSON yet (see its top)
     "train_speed": ["train_speed.py"],

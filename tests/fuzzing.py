@@ -10,9 +10,12 @@ mutations (shapes, types, scales, options, indices, custom options), corrupt zip
 pickle bytes and configurations. Each case runs one command on one mutant.
 
 Commands run in children forked from a `ForkServer`, a process that imported everything
-(and built the C libraries) once: a crash (a signal), a hang (the timeout) or a traceback
-(an exception escaping `cli.main`) is observed from outside, never takes the fuzzer down,
-and costs a fork, not an interpreter start. `classify` names the outcome of a case.
+(and built the C libraries) once: a crash (a signal), a hang or a traceback (an exception
+escaping `cli.main`) is observed from outside, never takes the fuzzer down, and costs a
+fork, not an interpreter start. `classify` names the outcome of a case. A hang is a child
+that spends more than the timeout in CPU time (RLIMIT_CPU: a loop), or WALL_FACTOR times
+the timeout in wall-clock time (blocked): on a machine shared with other jobs, wall-clock
+time alone would call a slow command hung.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import json
 import os
 import pickle
 import random
+import resource
 import select
 import signal
 import subprocess
@@ -35,6 +39,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACEBACK_EXIT = 70          # the child's code for an exception escaping cli.main
+WALL_FACTOR = 10             # a child blocked this many timeouts of wall-clock time hangs
 
 
 # --- seeds -----------------------------------------------------------------------------------
@@ -770,6 +775,8 @@ def _serve() -> None:
         if pid == 0:
             code = TRACEBACK_EXIT
             try:
+                cpu = max(1, int(req["timeout"]))        # SIGXCPU after `timeout` CPU seconds
+                resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
                 os.chdir(req["cwd"])
                 for fd, name in ((1, ".stdout"), (2, ".stderr")):
                     f = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -793,7 +800,8 @@ def _serve() -> None:
                 sys.stderr.flush()
                 code = TRACEBACK_EXIT
             os._exit(code if isinstance(code, int) else TRACEBACK_EXIT)
-        status, hang = _wait(pid, req["timeout"])
+        status, hang = _wait(pid, WALL_FACTOR * req["timeout"])
+        hang = hang or os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU
         result = {"exit": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
                   "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) and not hang
                   else None, "hang": hang, "seconds": time.monotonic() - start}

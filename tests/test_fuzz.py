@@ -61,12 +61,12 @@ def test_no_mutant_crashes_any_command(shard, seeds, server, tmp_path):
 
 
 def test_the_fuzzer_sees_crashes_hangs_and_tracebacks(server, tmp_path):
-    """The harness itself: a segfault, a hang and an escaping exception in a child."""
-    cases = {"crash": "import ctypes; ctypes.string_at(0)",
-             "hang": "import time; time.sleep(60)",
-             "traceback": "raise KeyError('x')"}
-    for want, code in cases.items():
-        res = server.run([], tmp_path, timeout=2, python=code)
+    """The harness itself: a segfault, a loop and a blocked child (both hangs: by CPU time
+    and by wall-clock time) and an escaping exception in a child."""
+    cases = [("crash", "import ctypes; ctypes.string_at(0)"), ("hang", "while True: pass"),
+             ("hang", "import time; time.sleep(60)"), ("traceback", "raise KeyError('x')")]
+    for want, code in cases:
+        res = server.run([], tmp_path, timeout=0.5, python=code)
         stderr = (tmp_path / ".stderr").read_text()
         kind, _ = fuzzing.classify(res["exit"], res["signal"], res["hang"], stderr, False, [],
                                    True)
