@@ -6,6 +6,7 @@
  * rewinds per-op state (TT_INIT's flag, the update ops' RNG and step). Every op but TT_INIT
  * reads the label (its last input) and does nothing for label < 0 (inference only).
  */
+#include <float.h>
 #include <string.h>
 
 #include "tt_kernels.h"
@@ -182,6 +183,12 @@ class Prepare {
       Fail("%s needs 1 or %d scales", what, static_cast<int>(count));
       return nullptr;
     }
+    /* The updates divide by them: a zero scale would saturate the parameter. */
+    for (int i = 0; i < q->scale->size; ++i)
+      if (!(q->scale->data[i] > 0.0f && q->scale->data[i] <= FLT_MAX)) {
+        Fail("%s scales must be finite and positive", what);
+        return nullptr;
+      }
     if (q->scale->size == count) return q->scale->data;
     float *out = static_cast<float *>(AllocatePersistent(context_, sizeof(float) * count));
     if (out == nullptr) {
