@@ -78,7 +78,7 @@ ZOO_CASES = [
     ("depthwise", "bias-only", Hyper(), True),
     ("branches", "full", Hyper(momentum=0.9), True),      # RESHAPE (a view), TRANSPOSE, pools
     ("pool", "last:2", Hyper(), True),
-    ("mean", "full", Hyper(), False),
+    ("mean", "full", Hyper(half_life=2), False),
     ("classifier_1x1", "bias-only", Hyper(), True),
     ("conv_per_tensor", "full", Hyper(), True),
 ]

@@ -302,7 +302,7 @@ def cmd_augment(args) -> int:
         raise TTError("--lr auto tunes the bias rates too; drop --bias-lr")
     hyper = Hyper(lr=None if auto else args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
                   qas=not args.no_qas, rounding=args.rounding, seed=args.seed,
-                  decay_steps=args.lr_decay_steps)
+                  decay_steps=args.lr_decay_steps, half_life=args.lr_half_life)
     lr_record = None
     if auto:
         test = _lr_auto(args, copy.deepcopy(graph), hyper)
@@ -316,7 +316,9 @@ def cmd_augment(args) -> int:
           + (f", new {args.num_classes}-class head" if result.head is not None else "")
           + f"; QAS {'on' if hyper.qas else 'off'}, " + _describe_rates(result.metadata)
           + (f", momentum {hyper.momentum:g}" if hyper.momentum else "")
-          + (f", cosine decay over {hyper.decay_steps} steps" if hyper.decay_steps else "")
+          + (f", cosine decay over {hyper.decay_steps} steps" if hyper.decay_steps else
+             f", inverse-time decay (half at step {hyper.effective_half_life})"
+             if hyper.effective_half_life else ", constant rates")
           + f", rounding {hyper.rounding}, seed {hyper.seed}")
     print(f"  {'op':>4}  {'kind':<18} {'layer (output tensor)':<44} {'weights':>16} {'bias':>5} "
           f"{'params':>8} {'lr':>9} {'bias lr':>9}")
@@ -620,7 +622,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--momentum", type=_unit_float, default=0.0, help="SGD momentum, [0, 1)")
     s.add_argument("--lr-decay-steps", type=_seed, default=0, metavar="N",
                    help="cosine-decay both learning rates to 0 over N training steps "
-                        "(default 0: constant)")
+                        "(instead of the default inverse-time decay)")
+    s.add_argument("--lr-half-life", type=_seed, default=None, metavar="T",
+                   help="inverse-time decay lr * T / (T + step): the rates halve at step T "
+                        "(default 50, unless --lr-decay-steps); 0: a constant rate")
     s.add_argument("--rounding", choices=["nearest", "stochastic"], default="stochastic",
                    help="how fractional integer updates are rounded (default stochastic: "
                         "sub-LSB updates then survive on average)")
