@@ -24,6 +24,8 @@ RUNS = {
     "mcu_kernels": ["mcu_kernels.py", "--json", "mcu_kernels.json"],
     "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
     "codegen": ["codegen.py", "--json", "codegen_results.json"],
+    "default_schedule": ["default_schedule.py", "--schedules", "inv50,inv30x3,const"],
+    "person_ceiling": ["person_ceiling.py"],
     # these print tables that RESULTS.md does not render from JSON yet (see its top)
     "train_speed": ["train_speed.py"],
     "paper_accuracy": ["paper_accuracy.py"],

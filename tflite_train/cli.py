@@ -543,6 +543,7 @@ _seed = _ranged(int, lambda v: 0 <= v <= 0xFFFFFFFF, "in 0..4294967295")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .lr import HALF_LIFE, HALF_LIFE_BOOST
     p = argparse.ArgumentParser(
         prog="tflite-train",
         description="On-device training for int8 TensorFlow Lite models on microcontrollers.")
@@ -625,7 +626,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(instead of the default inverse-time decay)")
     s.add_argument("--lr-half-life", type=_seed, default=None, metavar="T",
                    help="inverse-time decay lr * T / (T + step): the rates halve at step T "
-                        "(default 50, unless --lr-decay-steps); 0: a constant rate")
+                        f"(default {HALF_LIFE} unless --lr-decay-steps; model-derived rates "
+                        f"then start at {HALF_LIFE_BOOST:g}x their constant-rate values); 0: "
+                        "a constant rate")
     s.add_argument("--rounding", choices=["nearest", "stochastic"], default="stochastic",
                    help="how fractional integer updates are rounded (default stochastic: "
                         "sub-LSB updates then survive on average)")

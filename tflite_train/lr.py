@@ -51,8 +51,8 @@ PROBE_SAMPLES = 4
 # needs no run length (train's --steps is rarely known when the model is augmented), from
 # HALF_LIFE_BOOST times the rates above: those are tuned for a constant rate, and a decaying
 # one can start higher and settle lower (benchmarks/RESULTS.md, "Default schedule").
-HALF_LIFE = 50
-HALF_LIFE_BOOST = 2.0
+HALF_LIFE = 30
+HALF_LIFE_BOOST = 3.0
 # `--lr auto`: factors on the model-derived rates, each trained for `steps` on the data
 AUTO_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 AUTO_STEPS = 100
