@@ -112,11 +112,13 @@ def recording(calls: list[Call]):
 
 def training_steps(fuse: bool) -> list[list[Call]]:
     """Three training steps of the example model on the C engine (every layer trained, a
-    new 4-class head, momentum, stochastic rounding, a cosine decay over 6 steps): the calls
-    of each step."""
+    new 4-class head, momentum, stochastic rounding; fused: a cosine decay over 6 steps,
+    separate: the inverse-time decay with half-life 2, whose double division is libgcc's
+    soft float on the board): the calls of each step."""
+    schedule = {"decay_steps": 6} if fuse else {"half_life": 2}
     r = augment.augment(tflite_io.load(EXAMPLE), "full", 4,
                         Hyper(lr=0.05, momentum=0.5, rounding="stochastic", seed=5,
-                              decay_steps=6), fuse=fuse)
+                              **schedule), fuse=fuse)
     ex = Executor(r.graph, "c")
     rng = np.random.default_rng(0)
     steps = []
