@@ -25,8 +25,9 @@ RUNS = {
     "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
     "codegen": ["codegen.py", "--json", "codegen_results.json"],
     "tflm_memory": ["tflm_memory.py", "--json", "tflm_memory.json"],
-    "default_schedule": ["default_schedule.py", "--schedules", "inv50x2,inv30x3"],
-    "person_ceiling": ["person_ceiling.py"],
+    "default_schedule": ["default_schedule.py", "--schedules", "inv50x2,inv30x3",
+                         "--json", "default_schedule.json"],
+    "person_ceiling": ["person_ceiling.py", "--json", "person_ceiling.json"],
     # these print tables that RESULTS.md does not render from JSON yet (see its top)
     "train_speed": ["train_speed.py"],
     "paper_accuracy": ["paper_accuracy.py"],
