@@ -98,6 +98,9 @@ def check_gradients(model_bytes, scheme, num_classes=None, seed=0, tol=REL_TOL):
     graph = tflite_io.parse(model_bytes)
     result = augment.augment(graph, scheme, num_classes, Hyper(lr=1e-3, seed=seed), fuse=False)
     g = result.graph
+    # every layer the scheme trains gets its gradient (a backward rule that sends its input
+    # gradient elsewhere cuts the layers before it off, and only compared tensors are seen)
+    assert set(result.backward.trained) == set(result.scheme.trained_ops())
     init_values = {}
     init_op = g.operators[0]
     for const, var in zip(init_op.inputs[0::2], init_op.inputs[1::2]):
@@ -148,3 +151,9 @@ def test_zoo_gradients_match_tensorflow(zoo):
 def test_example_model_with_new_head():
     from tflite_train.demo import EXAMPLE
     check_gradients(EXAMPLE.read_bytes(), "full", num_classes=4)
+
+
+def test_micro_speech_gradients_match_tensorflow():
+    """Its FULLY_CONNECTED reads the depthwise output [1, 25, 20, 8] as it is, flattening it
+    itself: the weight gradient reads the saved input in its [1, 4000] view."""
+    check_gradients(shared_model("micro_speech_quantized").read_bytes(), "full")

@@ -234,7 +234,8 @@ def test_a_tensor_two_layers_share_is_trained_once_per_layer(scheme, frozen, eng
         assert len(r.unshared) == (2 if share else 0)
         assert all(len(u["copies"]) == 1 and u["readers"] == 2 for u in r.unshared)
         assert r.metadata["unshared"] == r.unshared
-        op3 = next(op for op in r.graph.operators if op.outputs == r.backward.forward_ops[3].outputs)
+        op3 = next(op for op in r.graph.operators
+                   if op.outputs == r.backward.forward_ops[3].outputs)
         assert r.graph.tensors[op3.inputs[1]].is_variable != frozen
         ex = Executor(r.graph, engine)
         for i, x in enumerate(xs):
