@@ -157,3 +157,23 @@ def test_micro_speech_gradients_match_tensorflow():
     """Its FULLY_CONNECTED reads the depthwise output [1, 25, 20, 8] as it is, flattening it
     itself: the weight gradient reads the saved input in its [1, 4000] view."""
     check_gradients(shared_model("micro_speech_quantized").read_bytes(), "full")
+
+
+def test_a_pad_of_channels_before_a_conv_is_not_taken_for_spatial_padding():
+    """A convolution takes over a PAD of its input's rows and columns (it reads the PAD's
+    input with larger pads); a PAD of channels it must leave alone."""
+    from test_c_forward import Builder
+    b = Builder(5)
+    x = b.act((1, 4, 4, 2), 0.03, 2)
+    padded = b.act((1, 4, 4, 4), 0.03, 2)
+    b.op("PAD", [x, b.const(np.array([[0, 0], [0, 0], [0, 0], [0, 2]], np.int32))], [padded],
+         "PadOptions")
+    y = b.conv(padded, "CONV_2D", (1, 4, 4, 3), (1, 1))
+    f = b.act((1, 48), 0.08, 5)
+    b.op("RESHAPE", [y, b.const(np.array([1, 48], np.int32))], [f], "ReshapeOptions",
+         new_shape=np.array([1, 48], np.int32))
+    w, ws = b.weights((4, 48), 1, 0, False)
+    o = b.act((1, 4), 0.1, 1)
+    b.op("FULLY_CONNECTED", [f, w, b.bias(4, 0.08, ws)], [o], "FullyConnectedOptions",
+         fused_activation_function=0)
+    check_gradients(tflite_io.serialize(b.graph([x], [o], "channel_pad")), "full")

@@ -109,6 +109,19 @@ def test_stochastic_rounding_adds_in_float32_as_the_c_kernel_does():
     assert np.count_nonzero(got != exact) > n // 4       # the cases are there: 1,029 of 2,000
 
 
+def test_bias_steps_past_float32_integers_saturate_in_numpy_and_c():
+    """Steps of 2^23 LSBs and more (float32 holds only integers there: the C kernel adds them
+    without its rounding step, converting through int64) up to 1e12 (clamped to 2^33): the
+    int32 bias saturates at its limits, in numpy and in C, with either rounding."""
+    d = np.array([2.0**23, -(2.0**23) - 2, 2.0**24 + 2, 2.0**31 - 128, 3 * 2.0**30, 2.0**32,
+                  -(2.0**32), 1e12, -1e12], np.float32)
+    want = [2**23, -(2**23) - 2, 2**24 + 2, 2**31 - 128] + [2**31 - 1, 2**31 - 1, -2**31,
+                                                             2**31 - 1, -2**31]
+    for rounding in (0, 1):
+        assert run_update(d, rounding).tolist() == want
+        assert run_update(d, rounding, engine="c").tolist() == want
+
+
 def test_nearest_rounds_half_to_even():
     assert run_update([0.5, 1.5, 2.5, -0.5, 0.49], 0).tolist() == [0, 2, 2, 0, 0]
 
