@@ -24,6 +24,7 @@ RUNS = {
     "mcu_kernels": ["mcu_kernels.py", "--json", "mcu_kernels.json"],
     "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
     "codegen": ["codegen.py", "--json", "codegen_results.json"],
+    "tflm_memory": ["tflm_memory.py", "--json", "tflm_memory.json"],
     "train_speed": ["train_speed.py", "--json", "train_speed.json"],
     "mcu_step": ["mcu_step.py", "--json", "mcu_step.json"],
     # prints a table that RESULTS.md does not render from JSON yet (see its top)
