@@ -44,7 +44,7 @@ SCHEMES = ["bias-only", "last:2", str(SPARSE)]
 
 def run(scheme: str, variant: str, args, ds, train_idx, val_idx) -> dict:
     hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
-                  decay_steps=args.steps if args.cosine else 0,
+                  decay_steps=args.steps if args.cosine else 0, half_life=0,
                   qas=variant != "int8",
                   rounding="nearest" if variant == "qas-nearest" else "stochastic",
                   seed=args.seed)

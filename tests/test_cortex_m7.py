@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import test_micro_kernels
 from conftest import require_tool
@@ -112,11 +111,13 @@ def recording(calls: list[Call]):
 
 def training_steps(fuse: bool) -> list[list[Call]]:
     """Three training steps of the example model on the C engine (every layer trained, a
-    new 4-class head, momentum, stochastic rounding, a cosine decay over 6 steps): the calls
-    of each step."""
+    new 4-class head, momentum, stochastic rounding; fused: a cosine decay over 6 steps,
+    separate: the inverse-time decay with half-life 2, whose double division is libgcc's
+    soft float on the board): the calls of each step."""
+    schedule = {"decay_steps": 6} if fuse else {"half_life": 2}
     r = augment.augment(tflite_io.load(EXAMPLE), "full", 4,
                         Hyper(lr=0.05, momentum=0.5, rounding="stochastic", seed=5,
-                              decay_steps=6), fuse=fuse)
+                              **schedule), fuse=fuse)
     ex = Executor(r.graph, "c")
     rng = np.random.default_rng(0)
     steps = []
@@ -292,9 +293,8 @@ def run_on_rig(program: Program, tmp_path, link=RIG / "link.ld", icount: bool = 
 
 def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):
     gcc, qemu = shutil.which("arm-none-eabi-gcc"), shutil.which("qemu-system-arm")
-    if gcc is None or qemu is None:
-        pytest.skip("the Cortex-M7 rig needs gcc-arm-none-eabi and qemu-system-arm "
-                    "(make setup installs them)")
+    require_tool(gcc is not None and qemu is not None,
+                 "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     calls = (latest_calls(training_steps(fuse=True)) + latest_calls(training_steps(fuse=False))
              + direct_calls())
     missing = header_functions() - {c.name for c in calls}

@@ -193,7 +193,8 @@ def test_a_different_wheel_version_is_refused(monkeypatch):
     ("full", True, Hyper(lr=0.05, momentum=0.5, rounding="stochastic", seed=3)),
     ("full", False, Hyper(lr=0.05, momentum=0.9, rounding="nearest", seed=1)),
     ("last:2", True, Hyper(lr=0.1, decay_steps=6, seed=2)),
-    ("bias-only", True, Hyper(lr=0.05, seed=4)),
+    ("bias-only", True, Hyper(lr=0.05, seed=4, half_life=2)),
+    ("last:2", False, Hyper(lr=0.05, seed=5, half_life=0)),
 ])
 def test_tflm_trains_bit_identically_to_the_c_engine(scheme, fuse, hyper):
     graph = augment.augment(tflite_io.load(EXAMPLE), scheme, 4, hyper, fuse=fuse).graph

@@ -342,7 +342,7 @@ def cmd_augment(args) -> int:
         raise TTError("--lr auto tunes the bias rates too; drop --bias-lr")
     hyper = Hyper(lr=None if auto else args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
                   qas=not args.no_qas, rounding=args.rounding, seed=args.seed,
-                  decay_steps=args.lr_decay_steps)
+                  decay_steps=args.lr_decay_steps, half_life=args.lr_half_life)
     lr_record = None
     if auto:
         test = _lr_auto(args, copy.deepcopy(graph), hyper)
@@ -359,7 +359,9 @@ def cmd_augment(args) -> int:
           + (f", new {args.num_classes}-class head" if result.head is not None else "")
           + f"; QAS {'on' if hyper.qas else 'off'}, " + _describe_rates(result.metadata)
           + (f", momentum {hyper.momentum:g}" if hyper.momentum else "")
-          + (f", cosine decay over {hyper.decay_steps} steps" if hyper.decay_steps else "")
+          + (f", cosine decay over {hyper.decay_steps} steps" if hyper.decay_steps else
+             f", inverse-time decay (half at step {hyper.effective_half_life})"
+             if hyper.effective_half_life else ", constant rates")
           + f", rounding {hyper.rounding}, seed {hyper.seed}")
     print(f"  {'op':>4}  {'kind':<18} {'layer (output tensor)':<44} {'weights':>16} {'bias':>5} "
           f"{'params':>8} {'lr':>9} {'bias lr':>9}")
@@ -383,6 +385,10 @@ def cmd_augment(args) -> int:
               f"{f'{lr_b:.3g}' if upd.bias else '-':>9}")
     parts = training_parts(g)
     print(f"trained parameters: {total_w + total_b:,} ({total_w:,} weights, {total_b:,} biases)")
+    for u in result.unshared:
+        n = len(u["copies"])
+        print(f"shared tensor {_short(u['tensor'], 44)} (read by {u['readers']} operators): "
+              f"{n} {'copy' if n == 1 else 'copies'}, so that each layer training it has its own")
     print(f"saved activations: {parts.saved_bytes:,} bytes in {len(parts.saved)} tensors "
           f"({parts.mask_bytes:,} bytes of 1-bit masks)")
     counts = Counter(op.kind for op in result.backward.backward_ops)
@@ -626,6 +632,7 @@ _seed = _ranged(int, lambda v: 0 <= v <= 0xFFFFFFFF, "in 0..4294967295")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .lr import HALF_LIFE, HALF_LIFE_BOOST
     p = argparse.ArgumentParser(
         prog="tflite-train",
         description="On-device training for int8 TensorFlow Lite models on microcontrollers.")
@@ -708,7 +715,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--momentum", type=_unit_float, default=0.0, help="SGD momentum, [0, 1)")
     s.add_argument("--lr-decay-steps", type=_seed, default=0, metavar="N",
                    help="cosine-decay both learning rates to 0 over N training steps "
-                        "(default 0: constant)")
+                        "(instead of the default inverse-time decay)")
+    s.add_argument("--lr-half-life", type=_seed, default=None, metavar="T",
+                   help="inverse-time decay lr * T / (T + step): the rates halve at step T "
+                        f"(default {HALF_LIFE} unless --lr-decay-steps; model-derived rates "
+                        f"then start at {HALF_LIFE_BOOST:g}x their constant-rate values); 0: "
+                        "a constant rate")
     s.add_argument("--rounding", choices=["nearest", "stochastic"], default="stochastic",
                    help="how fractional integer updates are rounded (default stochastic: "
                         "sub-LSB updates then survive on average)")

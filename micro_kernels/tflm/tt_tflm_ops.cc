@@ -771,6 +771,7 @@ void ReadSgd(Options &o, LayerData *d, bool weights) {
   d->sgd.qas = o.Bool("qas") ? 1 : 0;
   d->sgd.rounding = o.Int("rounding");
   d->sgd.decay_steps = o.Int("decay_steps");
+  d->sgd.half_life = o.Int("half_life_steps");
   d->seed = o.UInt("seed");
   if (weights) {
     d->channels = o.Int("channels");
@@ -846,6 +847,9 @@ bool SgdOk(Prepare &p, const LayerData *d) {
   if (!(d->sgd.lr >= 0) || !(d->sgd.momentum >= 0 && d->sgd.momentum < 1))
     return p.Fail("lr must be >= 0 and momentum in [0, 1)"), false;
   if (d->sgd.decay_steps < 0) return p.Fail("decay_steps must be >= 0"), false;
+  if (d->sgd.half_life < 0) return p.Fail("half_life_steps must be >= 0"), false;
+  if (d->sgd.decay_steps > 0 && d->sgd.half_life > 0)
+    return p.Fail("decay_steps and half_life_steps are both set; one schedule at most"), false;
   return true;
 }
 

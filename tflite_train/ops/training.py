@@ -101,13 +101,17 @@ def _round(delta: np.ndarray, rounding: int, state: dict, seed: int) -> np.ndarr
 
 
 def learning_rate(o: dict, step: int) -> np.float32:
-    """The op's lr at its `step`-th training Invoke: constant, or cosine-decayed to 0, as
-    tt_learning_rate computes it from the float32 option (the cosine is the C kernels' own,
-    cos_pi_ratio), so the lr is bit-identical to theirs."""
+    """The op's lr at its `step`-th training Invoke: cosine-decayed to 0, inverse-time
+    decayed, or constant, as tt_learning_rate computes it from the float32 option: the same
+    double operations in the same order (Python floats are IEEE doubles; the cosine is the C
+    kernels' own, cos_pi_ratio), so the lr is bit-identical to theirs."""
     n, lr = o["decay_steps"], np.float32(o["lr"])          # tt_sgd.lr is a float
-    if n == 0:
-        return lr
-    return np.float32(float(lr) * 0.5 * (1.0 + cos_pi_ratio(min(step, n), n)))
+    if n > 0:
+        return np.float32(float(lr) * 0.5 * (1.0 + cos_pi_ratio(min(step, n), n)))
+    t = o["half_life_steps"]
+    if t > 0:
+        return np.float32(float(lr) * float(t) / (float(t) + float(step)))
+    return lr
 
 
 def _sgd_delta(grad: np.ndarray, scale: np.ndarray, momentum_buf, o: dict,
