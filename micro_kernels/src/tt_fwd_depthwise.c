@@ -5,6 +5,9 @@
  * arithmetic; only where the rows go differs. */
 #include "tt_forward.h"
 #include "tt_fwd_internal.h"
+#if TT_FWD_DSP
+#include "tt_fwd_dsp.h"
+#endif
 
 /* One output element of any depth multiplier: output channel oc (input channel c = oc / m,
  * cm = c_in * m channels) at the window origin (iy0, ix0) of batch b. */
@@ -110,6 +113,282 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
   }
 }
 
+#if TT_FWD_DSP
+/* --- DSP: depth multiplier 1 --------------------------------------------------------------
+ * Four channels, one output row at a time, as dw_row. The window's rows are taken in pairs
+ * (2q, 2q + 1): staged per input column, channel j's two taps (x + input_offset) make one
+ * int16 pair, and one SMLAD multiplies it with the filter's matching pair, packed once per
+ * channel group. An odd last row is staged as [x0, x2], [x1, x3] and meets SMLABB/SMLATT.
+ * A column is wc = 4 (kh / 2) + 2 (kh % 2) words; the columns an output row's windows cover
+ * are staged once (in chunks that fit the band) and shared by the kw / stride_w windows that
+ * read each. Taps outside the image are staged as zeros (TFLM skips them: the same sum). */
+#define DW_DSP_MAX_KH 16
+
+typedef struct {
+  tt_dsp_word *w, *band;      /* packed filter (kw * wc words), staged columns */
+  int32_t *sums;              /* a chunk's accumulators, [chunk][4] */
+  int32_t wc, chunk;          /* words per column, outputs per chunk */
+  int32_t bias[4];
+  tt_dsp_rq_params q[4];
+  int fast, full;
+} dw_dsp;
+
+/* g (1..4) int8 of a channel group; nothing past them is read. */
+static inline uint32_t load_group(const int8_t *p, int32_t g) {
+  return g == 4 ? tt_dsp_load4(p) : tt_dsp_load_partial(p, g);
+}
+
+/* Channels 0..3 of two rows a, b as the four pairs [a_j, b_j] (+ the offset pair off). */
+static inline __attribute__((always_inline)) void stage_pair(tt_dsp_word *s, uint32_t a,
+                                                             uint32_t b, uint32_t off) {
+  const uint32_t lo = tt_dsp_low_halves(a, b), hi = tt_dsp_high_halves(a, b);
+  tt_dsp_strd(s, __sxtab16(off, lo), tt_dsp_sxtab16_odd(off, lo));
+  tt_dsp_strd(s + 2, __sxtab16(off, hi), tt_dsp_sxtab16_odd(off, hi));
+}
+
+/* Channels 0..3 of one row as [x0, x2], [x1, x3] (+ off). */
+static inline __attribute__((always_inline)) void stage_single(tt_dsp_word *s, uint32_t a,
+                                                               uint32_t off) {
+  tt_dsp_strd(s, __sxtab16(off, a), tt_dsp_sxtab16_odd(off, a));
+}
+
+/* Packs channel group [c, c + g)'s filter and splits buf; 0 when the kernel does not fit. */
+static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_dsp_word *buf) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t kh = L->kh, kw = L->kw, C = L->in->c, pairs = kh >> 1, sw = p->stride_w;
+  const int32_t wc = 4 * pairs + 2 * (kh & 1), words = TT_FWD_DSP_STAGE_BYTES / 4;
+  const int32_t span = (kw - 1) * p->dilation_w + 1;       /* columns of one window */
+  /* n outputs need ((n - 1) sw + span) wc words of columns and 4 n of sums */
+  const int32_t free = words - kw * wc - span * wc + sw * wc;
+  if (kh > DW_DSP_MAX_KH || free < sw * wc + 4) return 0;
+  D->chunk = free / (sw * wc + 4);
+  if (D->chunk > L->out->w) D->chunk = L->out->w;
+  D->wc = wc;
+  D->w = buf;
+  D->sums = (int32_t *)(buf + kw * wc);
+  D->band = buf + kw * wc + 4 * D->chunk;
+  tt_dsp_word *w = D->w;
+  for (int32_t kx = 0; kx < kw; ++kx) {
+    const int8_t *f = L->filter + kx * C + c;
+    for (int32_t q = 0; q < pairs; ++q, w += 4)
+      stage_pair(w, load_group(f + 2 * q * kw * C, g), load_group(f + (2 * q + 1) * kw * C, g),
+                 0);
+    if (kh & 1) {
+      stage_single(w, load_group(f + (kh - 1) * kw * C, g), 0);
+      w += 2;
+    }
+  }
+  D->fast = tt_dsp_sums_bounded(kh * kw, p->input_offset) &&
+            tt_dsp_rq_offset_ok(p->output_offset);
+  D->full = p->act_min == -128 && p->act_max == 127;
+  for (int32_t j = 0; j < 4; ++j) {
+    D->bias[j] = j < g && L->bias ? L->bias[c + j] : 0;
+    if (j < g)
+      D->fast = D->fast && tt_dsp_bias_bounded(D->bias[j]) &&
+                tt_dsp_rq_init(L->multiplier[c + j], L->shift[c + j], p->output_offset,
+                               &D->q[j]);
+  }
+  /* On the fast path the weights and biases are doubled (|2w| <= 256 fits the lanes,
+   * |2 acc| < 2^30): the sums come out as 2 acc, which tt_dsp_rq_doubled requantizes one
+   * instruction cheaper. */
+  if (D->fast) {
+    for (tt_dsp_word *v = D->w; v != w; ++v) *v = __sadd16(*v, *v);
+    for (int32_t j = 0; j < 4; ++j) D->bias[j] *= 2;
+  }
+  return 1;
+}
+
+/* Stages n in-image columns from column ix of the window rows `rows` (NULL: a row outside
+ * the image, staged as zeros) for a group of g channels. */
+static void dw_dsp_stage(tt_dsp_word *s, const int8_t *const *rows, int32_t kh, int32_t C,
+                         int32_t g, int32_t ix, int32_t n, uint32_t off) {
+  const int32_t pairs = kh >> 1;
+  uint32_t off_pair[DW_DSP_MAX_KH / 2], off_last = rows[kh - 1] ? off : 0;
+  for (int32_t q = 0; q < pairs; ++q)   /* the offset only in the lanes of in-image rows */
+    off_pair[q] = (rows[2 * q] ? off & 0xFFFFu : 0) | (rows[2 * q + 1] ? off & 0xFFFF0000u : 0);
+  for (int32_t at = ix * C, end = (ix + n) * C; at != end; at += C) {
+    for (int32_t q = 0; q < pairs; ++q, s += 4)
+      stage_pair(s, rows[2 * q] ? load_group(rows[2 * q] + at, g) : 0,
+                 rows[2 * q + 1] ? load_group(rows[2 * q + 1] + at, g) : 0, off_pair[q]);
+    if (kh & 1) {
+      stage_single(s, rows[kh - 1] ? load_group(rows[kh - 1] + at, g) : 0, off_last);
+      s += 2;
+    }
+  }
+}
+
+/* dw_dsp_stage when every window row is inside the image and the group has four channels:
+ * the hot case, without a test per load; kh a constant where it is inlined. */
+static inline __attribute__((always_inline)) void dw_dsp_stage_inner(
+    tt_dsp_word *s, const int8_t *const *rows, const int32_t kh, int32_t C, int32_t ix,
+    int32_t n, uint32_t off) {
+  const int8_t *r[DW_DSP_MAX_KH];
+  for (int32_t k = 0; k < kh; ++k) r[k] = rows[k] + ix * C;
+  for (int32_t j = 0, at = 0; j < n; ++j, at += C) {
+#pragma GCC unroll 8
+    for (int32_t q = 0; q < kh >> 1; ++q, s += 4)
+      stage_pair(s, tt_dsp_load4(r[2 * q] + at), tt_dsp_load4(r[2 * q + 1] + at), off);
+    if (kh & 1) {
+      stage_single(s, tt_dsp_load4(r[kh - 1] + at), off);
+      s += 2;
+    }
+  }
+}
+
+/* The sums of the n windows of a staged chunk (window k starts at column k * stride_w) into
+ * D->sums; the window rows make kh / 2 pairs and kh % 2 single rows. kh, kw are constants
+ * where it is inlined for the usual kernels. */
+static inline __attribute__((always_inline)) void dw_dsp_sums(const dw_dsp *D,
+                                                              const dw_layer *L, int32_t n,
+                                                              const int32_t kh,
+                                                              const int32_t kw,
+                                                              const int32_t dilation) {
+  const int32_t pairs = kh >> 1, step = L->p->stride_w * D->wc;
+  const int32_t skip = (dilation - 1) * D->wc;
+  const int32_t b0 = D->bias[0], b1 = D->bias[1], b2 = D->bias[2], b3 = D->bias[3];
+  int32_t *sum = D->sums;
+  const tt_dsp_word *start = D->band;
+  for (int32_t k = 0; k < n; ++k, sum += 4, start += step) {
+    const tt_dsp_word *s = start, *w = D->w;
+    int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3;
+#pragma GCC unroll 3
+    for (int32_t kx = 0; kx < kw; ++kx, s += skip) {
+#pragma GCC unroll 8
+      for (int32_t q = 0; q < pairs; ++q, s += 4, w += 4) {
+        uint32_t x0, x1, w0, w1;
+        tt_dsp_ldrd(s, &x0, &x1);
+        tt_dsp_ldrd(w, &w0, &w1);
+        a0 = __smlad(x0, w0, a0);
+        a1 = __smlad(x1, w1, a1);
+        tt_dsp_ldrd(s + 2, &x0, &x1);
+        tt_dsp_ldrd(w + 2, &w0, &w1);
+        a2 = __smlad(x0, w0, a2);
+        a3 = __smlad(x1, w1, a3);
+      }
+      if (kh & 1) {
+        uint32_t x0, x1, w0, w1;
+        tt_dsp_ldrd(s, &x0, &x1);
+        tt_dsp_ldrd(w, &w0, &w1);
+        a0 = __smlabb((int32_t)x0, (int32_t)w0, a0);
+        a2 = __smlatt((int32_t)x0, (int32_t)w0, a2);
+        a1 = __smlabb((int32_t)x1, (int32_t)w1, a1);
+        a3 = __smlatt((int32_t)x1, (int32_t)w1, a3);
+        s += 2;
+        w += 2;
+      }
+    }
+    sum[0] = a0;
+    sum[1] = a1;
+    sum[2] = a2;
+    sum[3] = a3;
+  }
+}
+
+/* Channel j of the n sums requantized to out[k * stride + j]: one channel's constants at a
+ * time, in registers. */
+static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t n,
+                         int8_t *out, int32_t stride) {
+  const int32_t lo = L->p->act_min, hi = L->p->act_max, out_off = L->p->output_offset;
+  for (int32_t j = 0; j < g; ++j) {
+    const int32_t *sum = D->sums + j, *end = sum + 4 * n;
+    int8_t *y = out + j;
+    if (D->fast && D->full) {
+      const tt_dsp_rq_params q = D->q[j];
+#pragma GCC unroll 2
+      for (; sum != end; sum += 4, y += stride)
+        *y = (int8_t)__ssat(tt_dsp_rq_doubled(*sum, &q), 8);
+    } else if (D->fast) {
+      const tt_dsp_rq_params q = D->q[j];
+      for (; sum != end; sum += 4, y += stride)
+        *y = (int8_t)tt_fwd_clamp(tt_dsp_rq_doubled(*sum, &q), lo, hi);
+    } else {
+      const int32_t m = L->multiplier[c + j], sh = L->shift[c + j];
+      for (; sum != end; sum += 4, y += stride)
+        *y = tt_fwd_requantize(*sum, m, sh, out_off, lo, hi);
+    }
+  }
+}
+
+/* dw_row for channels [c, c + g) with the group packed in D. */
+static void dw_dsp_row(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t b,
+                       int32_t oy, int8_t *out, int32_t stride) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t C = L->in->c, H = L->in->h, W = L->in->w, kh = L->kh, kw = L->kw, wc = D->wc;
+  const int32_t sw = p->stride_w, span = (kw - 1) * p->dilation_w + 1;
+  const int8_t *rows[DW_DSP_MAX_KH];
+  int inner = g == 4;
+  for (int32_t ky = 0; ky < kh; ++ky) {
+    const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dilation_h;
+    rows[ky] = iy >= 0 && iy < H ? L->input + ((b * H + iy) * W) * C + c : 0;
+    inner = inner && rows[ky];
+  }
+  const uint32_t off = tt_dsp_offset_pair(p->input_offset);
+  for (int32_t ox0 = 0; ox0 < L->out->w; ox0 += D->chunk, out += D->chunk * stride) {
+    const int32_t n = L->out->w - ox0 < D->chunk ? L->out->w - ox0 : D->chunk;
+    /* columns [ix, ix + cols): zeros left and right of the image, the inside in between */
+    const int32_t ix = ox0 * sw - p->pad_left, cols = (n - 1) * sw + span;
+    const int32_t a = ix < 0 ? 0 : (ix < W ? ix : W);
+    const int32_t e = ix + cols < 0 ? 0 : (ix + cols < W ? ix + cols : W);
+    const int32_t left = a - ix > 0 ? a - ix : 0, mid = e > a ? e - a : 0;
+    tt_dsp_word *s = D->band + left * wc;
+    for (tt_dsp_word *z = D->band; z != s; ++z) *z = 0;
+    if (!inner)
+      dw_dsp_stage(s, rows, kh, C, g, a, mid, off);
+    else if (kh == 3)
+      dw_dsp_stage_inner(s, rows, 3, C, a, mid, off);
+    else
+      dw_dsp_stage_inner(s, rows, kh, C, a, mid, off);
+    for (tt_dsp_word *z = s + mid * wc; z != D->band + cols * wc; ++z) *z = 0;
+    if (p->dilation_w != 1)
+      dw_dsp_sums(D, L, n, kh, kw, p->dilation_w);
+    else if (kh == 3 && kw == 3)
+      dw_dsp_sums(D, L, n, 3, 3, 1);
+    else
+      dw_dsp_sums(D, L, n, kh, kw, 1);
+    dw_dsp_store(D, L, c, g, n, out, stride);
+  }
+}
+#endif
+
+/* The rows of one channel group [c, c + g), however they are computed: the DSP version when
+ * the target has one and the group's kernel fits its buffer, else dw_row. */
+typedef struct {
+  const dw_layer *L;
+  int32_t c, g;
+#if TT_FWD_DSP
+  dw_dsp dsp;
+  int use_dsp;
+#endif
+} dw_group;
+
+static void dw_group_init(dw_group *G, const dw_layer *L, int32_t c, int32_t g, void *buf) {
+  G->L = L;
+  G->c = c;
+  G->g = g;
+#if TT_FWD_DSP
+  G->use_dsp = dw_dsp_init(&G->dsp, L, c, g, (tt_dsp_word *)buf);
+#else
+  (void)buf;
+#endif
+}
+
+static void dw_group_row(const dw_group *G, int32_t b, int32_t oy, int8_t *out, int32_t stride) {
+#if TT_FWD_DSP
+  if (G->use_dsp) {
+    dw_dsp_row(&G->dsp, G->L, G->c, G->g, b, oy, out, stride);
+    return;
+  }
+#endif
+  dw_row(G->L, b, oy, G->c, G->g, out, stride);
+}
+
+/* The DSP versions' buffer, on the kernels' stack (nothing elsewhere). */
+#if TT_FWD_DSP
+#define DW_BUFFER(name) tt_dsp_word name[TT_FWD_DSP_STAGE_BYTES / 4]
+#else
+#define DW_BUFFER(name) char name[1]
+#endif
+
 void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                             const int32_t *shift, const tt_fwd_dims *input_dims,
                             const int8_t *input, const tt_fwd_dims *filter_dims,
@@ -120,11 +399,14 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
                 kw = filter_dims->w;
   if (m == 1) {
     const dw_layer L = {p, multiplier, shift, bias, in, out, input, filter, kh, kw};
+    DW_BUFFER(buf);
     for (int32_t b = 0; b < out->n; ++b)
-      for (int32_t c = 0; c < c_in; c += 4)
+      for (int32_t c = 0; c < c_in; c += 4) {
+        dw_group G;
+        dw_group_init(&G, &L, c, c_in - c < 4 ? c_in - c : 4, buf);
         for (int32_t oy = 0; oy < out->h; ++oy)
-          dw_row(&L, b, oy, c, c_in - c < 4 ? c_in - c : 4,
-                 output + (b * out->h + oy) * out->w * cm + c, cm);
+          dw_group_row(&G, b, oy, output + (b * out->h + oy) * out->w * cm + c, cm);
+      }
     return;
   }
   TT_FWD_FOR_EACH_WINDOW(in, out, p->stride_h, p->stride_w, p->pad_top, p->pad_left,
@@ -196,12 +478,15 @@ int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *m
   const dw_layer L = {p, multiplier, shift, bias, in, out, data, filter, filter_dims->h,
                       filter_dims->w};
   const int32_t C = in->c, lines = ring_lines(p, in, out), line = out->w * group_of(in);
+  DW_BUFFER(buf);
   for (int32_t b = 0; b < out->n; ++b) {
     for (int32_t c = 0; c < C; c += 4) {
       const int32_t g = C - c < 4 ? C - c : 4;
+      dw_group G;
+      dw_group_init(&G, &L, c, g, buf);
       int32_t next = 0;                                  /* first row not yet written back */
       for (int32_t oy = 0; oy < out->h; ++oy) {
-        dw_row(&L, b, oy, c, g, scratch + (oy % lines) * line, g);
+        dw_group_row(&G, b, oy, scratch + (oy % lines) * line, g);
         for (; next <= oy && row_writable(p, in, out, b, next, oy); ++next) {
           const int8_t *src = scratch + (next % lines) * line;
           int8_t *dst = data + (b * out->h + next) * out->w * C + c;

@@ -1,0 +1,178 @@
+/* The DSP matrix product of the forward kernels (tt_fwd_dsp.h): staged int16 columns times
+ * int8 filter rows with SMLAD, shared by the convolutions (pointwise and im2col), the fully
+ * connected layers and the depthwise convolutions with a depth multiplier.
+ *
+ * One row (output channel) at a time against a block of P columns: a filter word is loaded
+ * and sign-extended once ([w0, w2], [w1, w3]) and meets the P staged columns in 2P SMLADs;
+ * the P accumulators share the row's requantization constants. Per four input elements and
+ * P columns: one load and two extensions of weights, P double-word loads, 2P SMLADs. */
+#include "tt_fwd_internal.h"
+
+#if TT_FWD_DSP
+#include "tt_fwd_dsp.h"
+
+int32_t tt_dsp_block_columns(const tt_dsp_mm *m) {
+  const int32_t bytes = 4 * tt_dsp_column_words(m);
+  for (int32_t P = 8; P >= 1; P >>= 1)
+    if (P * bytes <= TT_FWD_DSP_STAGE_BYTES) return P;
+  return 0;
+}
+
+/* Where element i of column p goes: lane i % 4 of group i / 4 ([x0, x2] then [x1, x3]). */
+static inline int32_t half_index(int32_t P, int32_t p, int32_t i) {
+  return 2 * (2 * ((i >> 2) * P + p) + (i & 1)) + ((i >> 1) & 1);
+}
+
+void tt_dsp_stage(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i0, const int8_t *x,
+                  int32_t n, int32_t input_offset) {
+  tt_dsp_half *h = (tt_dsp_half *)stage;
+  int32_t i = 0;
+  for (; i < n && ((i0 + i) & 3); ++i) h[half_index(P, p, i0 + i)] = (int16_t)(x[i] + input_offset);
+  const uint32_t off = tt_dsp_offset_pair(input_offset);
+  tt_dsp_word *s = stage + 2 * (((i0 + i) >> 2) * P + p);
+  for (; i + 4 <= n; i += 4, s += 2 * P) {
+    const uint32_t v = tt_dsp_load4(x + i);
+    s[0] = __sxtab16(off, v);
+    s[1] = tt_dsp_sxtab16_odd(off, v);
+  }
+  for (; i < n; ++i) h[half_index(P, p, i0 + i)] = (int16_t)(x[i] + input_offset);
+}
+
+void tt_dsp_stage_zeros(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i0, int32_t n) {
+  tt_dsp_half *h = (tt_dsp_half *)stage;
+  int32_t i = 0;
+  for (; i < n && ((i0 + i) & 3); ++i) h[half_index(P, p, i0 + i)] = 0;
+  tt_dsp_word *s = stage + 2 * (((i0 + i) >> 2) * P + p);
+  for (; i + 4 <= n; i += 4, s += 2 * P) s[0] = s[1] = 0;
+  for (; i < n; ++i) h[half_index(P, p, i0 + i)] = 0;
+}
+
+void tt_dsp_stage_pad(const tt_dsp_mm *m, tt_dsp_word *stage, int32_t P, int32_t p) {
+  const int32_t lo = (m->n_lo + 3) & ~3, hi = (m->n_hi + 3) & ~3;
+  tt_dsp_stage_zeros(stage, P, p, m->n_lo, lo - m->n_lo);
+  tt_dsp_stage_zeros(stage, P, p, lo + m->n_hi, hi - m->n_hi);
+}
+
+/* Both words of a staged group (one LDRD); the second form also advances s by `step`. */
+static inline void pair(const tt_dsp_word *s, uint32_t *lo, uint32_t *hi) {
+  tt_dsp_ldrd(s, lo, hi);
+}
+#define TT_DSP_PAIR_NEXT(s, lo, hi, step)                                                   \
+  __asm__("ldrd %0, %1, [%2], %4" : "=r"(lo), "=r"(hi), "+r"(s)                           \
+          : "m"(*(const tt_dsp_dword *)(s)), "i"(step))
+
+/* acc[p] += the four weights in v times group 0 of the block at *s; *s moves to the next
+ * group. */
+static inline __attribute__((always_inline)) void mac_group(const tt_dsp_word **s, uint32_t v,
+                                                            const int32_t P, int32_t acc[8]) {
+  const uint32_t even = __sxtb16(v), odd = tt_dsp_sxtb16_odd(v);
+  const tt_dsp_word *t = *s;
+  uint32_t x0, x1;
+#pragma GCC unroll 8
+  for (int32_t p = 0; p < P - 1; ++p) {
+    pair(t + 2 * p, &x0, &x1);
+    acc[p] = __smlad(x0, even, acc[p]);
+    acc[p] = __smlad(x1, odd, acc[p]);
+  }
+  t += 2 * (P - 1);
+  TT_DSP_PAIR_NEXT(t, x0, x1, 8);
+  acc[P - 1] = __smlad(x0, even, acc[P - 1]);
+  acc[P - 1] = __smlad(x1, odd, acc[P - 1]);
+  *s = t;
+}
+
+/* acc[p] += sum over the n weights w[i] and the staged elements of column p. */
+static inline __attribute__((always_inline)) void mac(const tt_dsp_word *s, const int8_t *w,
+                                                      int32_t n, const int32_t P,
+                                                      int32_t acc[8]) {
+  for (const int8_t *end = w + (n & ~3); w != end; w += 4) mac_group(&s, tt_dsp_load4(w), P, acc);
+  /* the staged padding is zero: the missing weights may be anything, here zeros */
+  if (n & 3) mac_group(&s, tt_dsp_load_partial(w, n & 3), P, acc);
+}
+
+static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
+                                                       const tt_dsp_word *stage, const int32_t P,
+                                                       int8_t *out, int32_t col_stride) {
+  /* locals: every output store could alias *m for the compiler (char type) */
+  const int8_t *w_lo = m->w_lo, *w_hi = m->w_hi;
+  const int32_t lo_stride = m->lo_stride, hi_stride = m->hi_stride, n_lo = m->n_lo,
+                n_hi = m->n_hi, rows = m->rows;
+  const int32_t *bias = m->bias, *mult = m->multiplier, *shift = m->shift;
+  const int32_t lo = m->act_min, hi = m->act_max, out_off = m->output_offset;
+  const tt_dsp_word *stage_hi = stage + 2 * P * ((n_lo + 3) >> 2);
+  const int fast = tt_dsp_sums_bounded(n_lo + n_hi, m->input_offset) &&
+                   tt_dsp_rq_offset_ok(out_off);
+  const int full = lo == -128 && hi == 127;
+  for (int32_t r = 0; r < rows; ++r) {
+    const int32_t b = bias ? bias[r] : 0;
+    int32_t acc[8];
+#pragma GCC unroll 8
+    for (int32_t p = 0; p < P; ++p) acc[p] = b;
+    mac(stage, w_lo + r * lo_stride, n_lo, P, acc);
+    if (n_hi > 0) mac(stage_hi, w_hi + r * hi_stride, n_hi, P, acc);
+    /* one pointer walks the row's outputs (not P induction variables across rows) */
+    int8_t *y = out + r;
+    __asm__("" : "+r"(y));
+    tt_dsp_rq_params q;
+    if (fast && tt_dsp_bias_bounded(b) && tt_dsp_rq_init(mult[r], shift[r], out_off, &q)) {
+      if (full) {
+#pragma GCC unroll 8
+        for (int32_t p = 0; p < P; ++p, y += col_stride) *y = (int8_t)__ssat(tt_dsp_rq(acc[p], &q), 8);
+      } else {
+#pragma GCC unroll 8
+        for (int32_t p = 0; p < P; ++p, y += col_stride)
+          *y = (int8_t)tt_fwd_clamp(tt_dsp_rq(acc[p], &q), lo, hi);
+      }
+    } else {
+#pragma GCC unroll 8
+      for (int32_t p = 0; p < P; ++p, y += col_stride)
+        *y = tt_fwd_requantize(acc[p], mult[r], shift[r], out_off, lo, hi);
+    }
+  }
+}
+
+void tt_dsp_mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
+                     int32_t col_stride) {
+  switch (P) {
+    case 8: rows(m, stage, 8, out, col_stride); break;
+    case 4: rows(m, stage, 4, out, col_stride); break;
+    case 2: rows(m, stage, 2, out, col_stride); break;
+    default: rows(m, stage, 1, out, col_stride); break;
+  }
+}
+
+int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
+                         int32_t in_stride, int8_t *output, int32_t col_stride) {
+  int32_t P = tt_dsp_block_columns(m);
+  if (P == 0) return 0;
+  tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
+  const int32_t hi0 = (m->n_lo + 3) & ~3;
+  const int simple = m->n_hi == 0 && (m->n_lo & 3) == 0;
+  const uint32_t off = tt_dsp_offset_pair(m->input_offset);
+  for (int32_t c = 0; c < columns; c += P) {
+    while (c + P > columns) P >>= 1;
+    if (simple) {                 /* one segment of whole groups: the hot case, inline */
+      for (int32_t p = 0; p < P; ++p) {
+        const int8_t *x = input + (c + p) * in_stride, *end = x + m->n_lo;
+        for (tt_dsp_word *s = stage + 2 * p; x != end; x += 4, s += 2 * P) {
+          const uint32_t v = tt_dsp_load4(x);
+          s[0] = __sxtab16(off, v);
+          s[1] = tt_dsp_sxtab16_odd(off, v);
+        }
+      }
+    } else {
+      for (int32_t p = 0; p < P; ++p) {
+        const int8_t *x = input + (c + p) * in_stride;
+        tt_dsp_stage(stage, P, p, 0, x, m->n_lo, m->input_offset);
+        tt_dsp_stage(stage, P, p, hi0, x + m->n_lo, m->n_hi, m->input_offset);
+        tt_dsp_stage_pad(m, stage, P, p);
+      }
+    }
+    tt_dsp_mm_block(m, stage, P, output + c * col_stride, col_stride);
+  }
+  return 1;
+}
+
+#else
+typedef int tt_fwd_dsp_unused;     /* ISO C: a translation unit is not empty */
+#endif
