@@ -125,7 +125,7 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
   const tt_dsp_mm m = {filter_lo, filter_hi, taps * k, taps * rest, taps * k, taps * rest, co,
                        bias, multiplier, shift, p->input_offset, p->output_offset,
                        p->act_min, p->act_max};
-  int32_t P = tt_dsp_block_columns(&m);
+  int32_t P = tt_dsp_block_columns(&m, TT_FWD_DSP_STAGE_BYTES);
   if (P == 0) return 0;
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
   const int32_t hi0 = (m.n_lo + 3) & ~3, columns = out->n * out->h * out->w;

@@ -348,6 +348,58 @@ static void dw_dsp_row(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g,
     dw_dsp_store(D, L, c, g, n, out, stride);
   }
 }
+
+/* --- DSP: a depth multiplier m > 1 -------------------------------------------------------
+ * Input channel c feeds output channels [c m, c m + m): a convolution from one channel to m,
+ * i.e. the matrix product of tt_fwd_dsp.c with the m filter rows (the filter's [kh, kw] taps
+ * of each output channel, gathered once per input channel) and one im2col column of kh kw
+ * taps per output pixel. Returns 0 when the filter and one column do not fit the buffer. */
+static int dw_dsp_multiplier(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                             const int32_t *shift, const tt_fwd_dims *in, const int8_t *input,
+                             const tt_fwd_dims *f, const int8_t *filter, const int32_t *bias,
+                             const tt_fwd_dims *out, int8_t *output) {
+  const int32_t c_in = in->c, cm = out->c, m = cm / c_in, kh = f->h, kw = f->w, K = kh * kw;
+  const int32_t rows_bytes = (m * K + 3) & ~3;
+  tt_dsp_word buf[TT_FWD_DSP_STAGE_BYTES / 4];
+  if (rows_bytes >= TT_FWD_DSP_STAGE_BYTES) return 0;
+  int8_t *rows = (int8_t *)buf;
+  tt_dsp_word *stage = buf + rows_bytes / 4;
+  tt_dsp_mm mm = {rows, 0, K, 0, K, 0, m, 0, 0, 0, p->input_offset, p->output_offset,
+                  p->act_min, p->act_max};
+  const int32_t P0 = tt_dsp_block_columns(&mm, TT_FWD_DSP_STAGE_BYTES - rows_bytes);
+  if (P0 == 0) return 0;
+  const int32_t pixels = out->h * out->w, columns = out->n * pixels;
+  for (int32_t c = 0; c < c_in; ++c) {
+    for (int32_t j = 0; j < m; ++j)
+      for (int32_t t = 0; t < K; ++t) rows[j * K + t] = filter[t * cm + c * m + j];
+    mm.bias = bias ? bias + c * m : 0;
+    mm.multiplier = multiplier + c * m;
+    mm.shift = shift + c * m;
+    int32_t P = P0;
+    for (int32_t col = 0; col < columns; col += P) {
+      while (col + P > columns) P >>= 1;
+      for (int32_t q = 0; q < P; ++q) {
+        const int32_t b = (col + q) / pixels, pix = (col + q) % pixels;
+        const int32_t iy0 = pix / out->w * p->stride_h - p->pad_top;
+        const int32_t ix0 = pix % out->w * p->stride_w - p->pad_left;
+        for (int32_t ky = 0, t = 0; ky < kh; ++ky) {
+          const int32_t iy = iy0 + ky * p->dilation_h;
+          for (int32_t kx = 0; kx < kw; ++kx, ++t) {
+            const int32_t ix = ix0 + kx * p->dilation_w;
+            const int inside = iy >= 0 && iy < in->h && ix >= 0 && ix < in->w;
+            tt_dsp_stage_one(stage, P, q, t,
+                             inside ? input[((b * in->h + iy) * in->w + ix) * c_in + c] +
+                                          p->input_offset
+                                    : 0);
+          }
+        }
+        tt_dsp_stage_pad(&mm, stage, P, q);
+      }
+      tt_dsp_mm_block(&mm, stage, P, output + col * cm + c * m, cm);
+    }
+  }
+  return 1;
+}
 #endif
 
 /* The rows of one channel group [c, c + g), however they are computed: the DSP version when
@@ -409,6 +461,10 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
       }
     return;
   }
+#if TT_FWD_DSP
+  if (dw_dsp_multiplier(p, multiplier, shift, in, input, filter_dims, filter, bias, out, output))
+    return;
+#endif
   TT_FWD_FOR_EACH_WINDOW(in, out, p->stride_h, p->stride_w, p->pad_top, p->pad_left,
                          p->dilation_h, p->dilation_w, kh, kw, {
     int8_t *y = output + ((b * out->h + oy) * out->w + ox) * cm;

@@ -11,23 +11,17 @@
 #if TT_FWD_DSP
 #include "tt_fwd_dsp.h"
 
-int32_t tt_dsp_block_columns(const tt_dsp_mm *m) {
-  const int32_t bytes = 4 * tt_dsp_column_words(m);
+int32_t tt_dsp_block_columns(const tt_dsp_mm *m, int32_t bytes) {
+  const int32_t column = 4 * tt_dsp_column_words(m);
   for (int32_t P = 8; P >= 1; P >>= 1)
-    if (P * bytes <= TT_FWD_DSP_STAGE_BYTES) return P;
+    if (P * column <= bytes) return P;
   return 0;
-}
-
-/* Where element i of column p goes: lane i % 4 of group i / 4 ([x0, x2] then [x1, x3]). */
-static inline int32_t half_index(int32_t P, int32_t p, int32_t i) {
-  return 2 * (2 * ((i >> 2) * P + p) + (i & 1)) + ((i >> 1) & 1);
 }
 
 void tt_dsp_stage(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i0, const int8_t *x,
                   int32_t n, int32_t input_offset) {
-  tt_dsp_half *h = (tt_dsp_half *)stage;
   int32_t i = 0;
-  for (; i < n && ((i0 + i) & 3); ++i) h[half_index(P, p, i0 + i)] = (int16_t)(x[i] + input_offset);
+  for (; i < n && ((i0 + i) & 3); ++i) tt_dsp_stage_one(stage, P, p, i0 + i, x[i] + input_offset);
   const uint32_t off = tt_dsp_offset_pair(input_offset);
   tt_dsp_word *s = stage + 2 * (((i0 + i) >> 2) * P + p);
   for (; i + 4 <= n; i += 4, s += 2 * P) {
@@ -35,16 +29,15 @@ void tt_dsp_stage(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i0, const in
     s[0] = __sxtab16(off, v);
     s[1] = tt_dsp_sxtab16_odd(off, v);
   }
-  for (; i < n; ++i) h[half_index(P, p, i0 + i)] = (int16_t)(x[i] + input_offset);
+  for (; i < n; ++i) tt_dsp_stage_one(stage, P, p, i0 + i, x[i] + input_offset);
 }
 
 void tt_dsp_stage_zeros(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i0, int32_t n) {
-  tt_dsp_half *h = (tt_dsp_half *)stage;
   int32_t i = 0;
-  for (; i < n && ((i0 + i) & 3); ++i) h[half_index(P, p, i0 + i)] = 0;
+  for (; i < n && ((i0 + i) & 3); ++i) tt_dsp_stage_one(stage, P, p, i0 + i, 0);
   tt_dsp_word *s = stage + 2 * (((i0 + i) >> 2) * P + p);
   for (; i + 4 <= n; i += 4, s += 2 * P) s[0] = s[1] = 0;
-  for (; i < n; ++i) h[half_index(P, p, i0 + i)] = 0;
+  for (; i < n; ++i) tt_dsp_stage_one(stage, P, p, i0 + i, 0);
 }
 
 void tt_dsp_stage_pad(const tt_dsp_mm *m, tt_dsp_word *stage, int32_t P, int32_t p) {
@@ -143,7 +136,7 @@ void tt_dsp_mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, in
 
 int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
                          int32_t in_stride, int8_t *output, int32_t col_stride) {
-  int32_t P = tt_dsp_block_columns(m);
+  int32_t P = tt_dsp_block_columns(m, TT_FWD_DSP_STAGE_BYTES);
   if (P == 0) return 0;
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
   const int32_t hi0 = (m->n_lo + 3) & ~3;

@@ -177,8 +177,16 @@ static inline int32_t tt_dsp_column_words(const tt_dsp_mm *m) {
   return 2 * (((m->n_lo + 3) >> 2) + ((m->n_hi + 3) >> 2));
 }
 
-/* Columns per staged block within the budget (8, 4, 2 or 1), 0 when one does not fit. */
-int32_t tt_dsp_block_columns(const tt_dsp_mm *m);
+/* Columns per staged block in `bytes` (8, 4, 2 or 1), 0 when one does not fit. */
+int32_t tt_dsp_block_columns(const tt_dsp_mm *m, int32_t bytes);
+
+/* Element i of column p (of a block of P): int16 lane i % 4 of group i / 4, i.e. [x0, x2]
+ * then [x1, x3]. */
+static inline void tt_dsp_stage_one(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i,
+                                    int32_t value) {
+  ((tt_dsp_half *)stage)[2 * (2 * ((i >> 2) * P + p) + (i & 1)) + ((i >> 1) & 1)] =
+      (int16_t)value;
+}
 
 /* Stages elements [i0, i0 + n) of column p (of a block of P) from x[0, n), or zeros. */
 void tt_dsp_stage(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i0, const int8_t *x,
