@@ -10,9 +10,10 @@ Rig: a forward pass of the person detector and of MCUNet-5FPS (imported, 128x128
 recorder), and replayed on QEMU's mps2-an500 with -icount shift=0: SysTick ticks every 40
 instructions, read around each kernel call only (copying the recorded inputs in is not
 counted). Portable C99 at -O2 for the STM32F746 (-mfpu=fpv5-sp-d16). QEMU does not model the
-pipeline or caches: these are instruction counts, not cycles. Every call's outputs are
-compared with the host's, as in the test. The in-place depthwise kernel is timed on the same
-layers (data in place, a ring of lines as scratch).
+pipeline or caches: these are instruction counts, not cycles. Twice: the portable build
+(-DTT_FWD_PORTABLE) and the DSP versions a Cortex-M7 build picks (SMLAD, ...); every call's
+outputs are compared with the host's, as in the test. The in-place depthwise kernel is timed
+on the same layers (data in place, a ring of lines as scratch).
 
 Host: steps/s of `train` (batch 1, Fashion-MNIST) for MobileNetV2-w0.35 with its 99kb scheme
 (import + augment --num-classes 10 --scheme benchmarks/schemes/mbv2-w0.35_99kb.json) on one
@@ -106,13 +107,14 @@ def timed_source(program, first: int) -> str:
     return text.replace('  tt_rig_print(fails ? "FAIL', report + '  tt_rig_print(fails ? "FAIL', 1)
 
 
-def rig_instructions(calls, tmp: Path) -> list[int]:
+def rig_instructions(calls, tmp: Path, defines: tuple[str, ...] = ()) -> list[int]:
     """Instructions of each recorded call on the rig (outputs checked bit for bit)."""
     from test_cortex_m7_forward import build, programs, run_rig
     counts: dict[int, int] = {}
     first = 0
     for k, program in enumerate(programs([c for _, c in calls])):
-        res = run_rig(build(tmp, f"bench{k}", timed_source(program, first)), icount=True)
+        res = run_rig(build(tmp, f"bench{k}", timed_source(program, first), defines),
+                      icount=True)
         out = res.stdout + res.stderr
         if res.returncode != 0 or "PASS" not in out:
             raise SystemExit(f"the rig failed: {out[-800:]}")
@@ -140,53 +142,66 @@ def describe(graph, k: int) -> tuple[str, int]:
     return label, macs
 
 
+BUILDS = (("portable", ("-DTT_FWD_PORTABLE",)), ("DSP", ()))
+
+
 def rig_tables(models, tmp: Path) -> None:
     for title, graph in models:
         calls = layer_calls(graph)
-        counts = rig_instructions(calls, tmp)
-        groups = defaultdict(lambda: [0, 0, 0, []])
-        forward = 0
-        for (k, call), n in zip(calls, counts):
+        counts = {label: rig_instructions(calls, tmp, defines) for label, defines in BUILDS}
+        groups = defaultdict(lambda: [0, 0, {label: [0, []] for label, _ in BUILDS}])
+        forward = dict.fromkeys(counts, 0)
+        for i, (k, call) in enumerate(calls):
             label, macs = describe(graph, k)
             if call.name == "tt_depthwise_conv2d_inplace_s8":
                 label += ", in place"
-            else:
-                forward += n
             g = groups[(call.name, label)]
             g[0] += 1
             g[1] += macs
-            g[2] += n
-            if macs:
-                g[3].append(n / macs)
+            for build, n in counts.items():
+                if call.name != "tt_depthwise_conv2d_inplace_s8":
+                    forward[build] += n[i]
+                g[2][build][0] += n[i]
+                if macs:
+                    g[2][build][1].append(n[i] / macs)
         total_macs = sum(describe(graph, k)[1] for k in range(len(graph.operators)))
-        print(f"\n**{title}**: one inference (every forward kernel call) "
-              f"{forward:,} instructions for {total_macs:,} MACs "
-              f"({forward / total_macs:.2f} instructions/MAC)\n")
-        print("| kernel | layers | MACs | instructions | instructions/MAC (range over layers) |")
-        print("|---|---:|---:|---:|---:|")
-        for (name, label), (layers, macs, n, per) in sorted(groups.items(),
-                                                             key=lambda kv: -kv[1][2]):
-            rng = f"{min(per):.2f}-{max(per):.2f}" if len(per) > 1 else ""
-            ratio = f"{n / macs:.2f}" + (f" ({rng})" if rng else "") if macs else "-"
-            print(f"| {name}: {label} | {layers} | {macs:,} | {n:,} | {ratio} |")
+        p, d = forward["portable"], forward["DSP"]
+        print(f"\n**{title}**: one inference (every forward kernel call, {total_macs:,} MACs): "
+              f"portable {p:,} instructions ({p / total_macs:.2f}/MAC), DSP {d:,} "
+              f"({d / total_macs:.2f}/MAC), {p / d:.2f}x fewer\n")
+        print("| kernel | layers | MACs | portable instructions/MAC | DSP instructions/MAC "
+              "(range over layers) | DSP instructions |")
+        print("|---|---:|---:|---:|---:|---:|")
+
+        def ratio(n, per, macs):
+            if not macs:
+                return "-"
+            rng = f" ({min(per):.2f}-{max(per):.2f})" if len(per) > 1 else ""
+            return f"{n / macs:.2f}{rng}"
+        for (name, label), (layers, macs, by) in sorted(groups.items(),
+                                                         key=lambda kv: -kv[1][2]["DSP"][0]):
+            print(f"| {name}: {label} | {layers} | {macs:,} | "
+                  f"{ratio(by['portable'][0], [], macs)} | "
+                  f"{ratio(by['DSP'][0], by['DSP'][1], macs)} | {by['DSP'][0]:,} |")
 
 
 def kernel_text(tmp: Path) -> None:
     from test_cortex_m7_forward import BOARD_CPU, SOURCES
     from tflite_train.runtime import c_forward
-    print("\n| forward kernel source (arm-none-eabi-gcc 12.2, fpv5-sp-d16) | .text -O2 | .text -Os |")
-    print("|---|---:|---:|")
+    print("\n| forward kernel source (arm-none-eabi-gcc 12.2, fpv5-sp-d16) | .text -O2 portable "
+          "| .text -O2 DSP | .text -Os DSP |")
+    print("|---|---:|---:|---:|")
     for src in SOURCES:
         sizes = []
-        for opt in ("-O2", "-Os"):
+        for opt, defines in (("-O2", ["-DTT_FWD_PORTABLE"]), ("-O2", []), ("-Os", [])):
             obj = tmp / f"{src.stem}{opt}.o"
-            subprocess.run(["arm-none-eabi-gcc", *BOARD_CPU, "-std=c99", opt, "-I",
+            subprocess.run(["arm-none-eabi-gcc", *BOARD_CPU, "-std=c99", opt, *defines, "-I",
                             str(c_forward.MICRO_KERNELS / "include"), "-c", str(src), "-o",
                             str(obj)], check=True)
             out = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True,
                                  text=True, check=True).stdout
             sizes.append(int(out.splitlines()[1].split()[0]))
-        print(f"| {src.name} | {sizes[0]:,} | {sizes[1]:,} |")
+        print(f"| {src.name} | {sizes[0]:,} | {sizes[1]:,} | {sizes[2]:,} |")
 
 
 def rig(tmp: Path) -> None:
@@ -202,7 +217,9 @@ def rig(tmp: Path) -> None:
     if not models:
         raise SystemExit("../shared/models is missing: nothing to measure")
     print("Instructions on the Cortex-M7 rig (QEMU mps2-an500, -icount shift=0; instruction "
-          "counts, not cycles), portable C99 -O2 -mfpu=fpv5-sp-d16, rounded to 40.")
+          "counts, not cycles), -O2 -mcpu=cortex-m7 -mfpu=fpv5-sp-d16, each call rounded to "
+          "40; portable C99 (-DTT_FWD_PORTABLE) and the DSP versions, both bit-identical to "
+          "the host.")
     rig_tables(models, tmp)
     kernel_text(tmp)
 
