@@ -3,6 +3,8 @@
  * w * (x + input_offset) in int32, then requantized per output channel. Both kernels of
  * depth multiplier 1 compute through dw_row, so in place and out of place are the same
  * arithmetic; only where the rows go differs. */
+#include <string.h>
+
 #include "tt_forward.h"
 #include "tt_fwd_internal.h"
 #if TT_FWD_DSP
@@ -126,12 +128,40 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
 
 typedef struct {
   tt_dsp_word *w, *band;      /* packed filter (kw * wc words), staged columns */
-  int32_t *sums;              /* a chunk's accumulators, [chunk][4] */
+  int32_t *sums;              /* a chunk's accumulators, [4][chunk] */
   int32_t wc, chunk;          /* words per column, outputs per chunk */
+  int32_t whole;              /* 1: one chunk spans the row, its zero columns staged once */
   int32_t bias[4];
   tt_dsp_rq_params q[4];
   int fast, full;
 } dw_dsp;
+
+/* The columns of chunk [ox0, ox0 + n): [ix, ix + cols), of which [a, a + mid) are inside
+ * the image, `left` zero columns before them, the rest zeros after. */
+typedef struct {
+  int32_t ix, cols, a, mid, left;
+} dw_chunk;
+
+static dw_chunk chunk_columns(const dw_layer *L, int32_t ox0, int32_t n) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t W = L->in->w, span = (L->kw - 1) * p->dilation_w + 1;
+  dw_chunk k;
+  k.ix = ox0 * p->stride_w - p->pad_left;
+  k.cols = (n - 1) * p->stride_w + span;
+  k.a = k.ix < 0 ? 0 : (k.ix < W ? k.ix : W);
+  const int32_t e = k.ix + k.cols < 0 ? 0 : (k.ix + k.cols < W ? k.ix + k.cols : W);
+  k.left = k.a - k.ix;
+  k.mid = e > k.a ? e - k.a : 0;
+  return k;
+}
+
+/* Zeros for the chunk's columns outside the image. */
+static void zero_columns(const dw_dsp *D, const dw_chunk *k) {
+  for (tt_dsp_word *z = D->band; z != D->band + k->left * D->wc; ++z) *z = 0;
+  for (tt_dsp_word *z = D->band + (k->left + k->mid) * D->wc; z != D->band + k->cols * D->wc;
+       ++z)
+    *z = 0;
+}
 
 /* g (1..4) int8 of a channel group; nothing past them is read. */
 static inline uint32_t load_group(const int8_t *p, int32_t g) {
@@ -162,7 +192,8 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
   const int32_t free = words - kw * wc - span * wc + sw * wc;
   if (kh > DW_DSP_MAX_KH || free < sw * wc + 4) return 0;
   D->chunk = free / (sw * wc + 4);
-  if (D->chunk > L->out->w) D->chunk = L->out->w;
+  D->whole = D->chunk >= L->out->w;
+  if (D->whole) D->chunk = L->out->w;
   D->wc = wc;
   D->w = buf;
   D->sums = (int32_t *)(buf + kw * wc);
@@ -194,6 +225,10 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
   if (D->fast) {
     for (tt_dsp_word *v = D->w; v != w; ++v) *v = __sadd16(*v, *v);
     for (int32_t j = 0; j < 4; ++j) D->bias[j] *= 2;
+  }
+  if (D->whole) {
+    const dw_chunk k = chunk_columns(L, 0, D->chunk);
+    zero_columns(D, &k);
   }
   return 1;
 }
@@ -247,8 +282,9 @@ static inline __attribute__((always_inline)) void dw_dsp_sums(const dw_dsp *D,
   const int32_t skip = (dilation - 1) * D->wc;
   const int32_t b0 = D->bias[0], b1 = D->bias[1], b2 = D->bias[2], b3 = D->bias[3];
   int32_t *sum = D->sums;
+  const int32_t chunk = D->chunk;
   const tt_dsp_word *start = D->band;
-  for (int32_t k = 0; k < n; ++k, sum += 4, start += step) {
+  for (int32_t k = 0; k < n; ++k, ++sum, start += step) {
     const tt_dsp_word *s = start, *w = D->w;
     int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3;
 #pragma GCC unroll 3
@@ -278,34 +314,71 @@ static inline __attribute__((always_inline)) void dw_dsp_sums(const dw_dsp *D,
       }
     }
     sum[0] = a0;
-    sum[1] = a1;
-    sum[2] = a2;
-    sum[3] = a3;
+    sum[chunk] = a1;
+    sum[2 * chunk] = a2;
+    sum[3 * chunk] = a3;
   }
 }
 
 /* Channel j of the n sums requantized to out[k * stride + j]: one channel's constants at a
- * time, in registers. */
+ * time, in registers, two outputs a pass. */
 static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t n,
                          int8_t *out, int32_t stride) {
   const int32_t lo = L->p->act_min, hi = L->p->act_max, out_off = L->p->output_offset;
   for (int32_t j = 0; j < g; ++j) {
-    const int32_t *sum = D->sums + j, *end = sum + 4 * n;
+    const int32_t *sum = D->sums + j * D->chunk, *end = sum + n;
     int8_t *y = out + j;
     if (D->fast && D->full) {
       const tt_dsp_rq_params q = D->q[j];
-#pragma GCC unroll 2
-      for (; sum != end; sum += 4, y += stride)
-        *y = (int8_t)__ssat(tt_dsp_rq_doubled(*sum, &q), 8);
+      for (; sum + 2 <= end; sum += 2, y += 2 * stride) {
+        y[0] = (int8_t)__ssat(tt_dsp_rq_doubled(sum[0], &q), 8);
+        y[stride] = (int8_t)__ssat(tt_dsp_rq_doubled(sum[1], &q), 8);
+      }
+      if (sum != end) *y = (int8_t)__ssat(tt_dsp_rq_doubled(*sum, &q), 8);
     } else if (D->fast) {
       const tt_dsp_rq_params q = D->q[j];
-      for (; sum != end; sum += 4, y += stride)
+      for (; sum != end; ++sum, y += stride)
         *y = (int8_t)tt_fwd_clamp(tt_dsp_rq_doubled(*sum, &q), lo, hi);
     } else {
       const int32_t m = L->multiplier[c + j], sh = L->shift[c + j];
-      for (; sum != end; sum += 4, y += stride)
-        *y = tt_fwd_requantize(*sum, m, sh, out_off, lo, hi);
+      for (; sum != end; ++sum, y += stride) *y = tt_fwd_requantize(*sum, m, sh, out_off, lo, hi);
     }
+  }
+}
+
+/* The instances dw_dsp_row calls, each compiled on its own (inlined together, gcc 12
+ * spills their loop registers). */
+static __attribute__((noinline)) void stage_inner_3(tt_dsp_word *s, const int8_t *const *rows,
+                                                    int32_t C, int32_t ix, int32_t n,
+                                                    uint32_t off) {
+  dw_dsp_stage_inner(s, rows, 3, C, ix, n, off);
+}
+static __attribute__((noinline)) void stage_inner_any(tt_dsp_word *s,
+                                                      const int8_t *const *rows, int32_t kh,
+                                                      int32_t C, int32_t ix, int32_t n,
+                                                      uint32_t off) {
+  dw_dsp_stage_inner(s, rows, kh, C, ix, n, off);
+}
+#define DW_DSP_SUMS(name, kh, kw, dilation)                                                \
+  static __attribute__((noinline)) void name(const dw_dsp *D, const dw_layer *L, int32_t n) { \
+    dw_dsp_sums(D, L, n, kh, kw, dilation);                                                 \
+  }
+DW_DSP_SUMS(sums_3x3, 3, 3, 1)                /* MobileNets */
+DW_DSP_SUMS(sums_5x5, 5, 5, 1)                /* MCUNet */
+DW_DSP_SUMS(sums_7x7, 7, 7, 1)
+DW_DSP_SUMS(sums_4x4, 4, 4, 1)                /* the imported models' grown stride-2 kernels */
+DW_DSP_SUMS(sums_8x8, 8, 8, 1)
+DW_DSP_SUMS(sums_any, L->kh, L->kw, L->p->dilation_w)
+
+static void dw_dsp_sums_of(const dw_dsp *D, const dw_layer *L, int32_t n) {
+  const int32_t k = L->p->dilation_w == 1 && L->kh == L->kw ? L->kh : 0;
+  switch (k) {
+    case 3: sums_3x3(D, L, n); break;
+    case 4: sums_4x4(D, L, n); break;
+    case 5: sums_5x5(D, L, n); break;
+    case 7: sums_7x7(D, L, n); break;
+    case 8: sums_8x8(D, L, n); break;
+    default: sums_any(D, L, n); break;
   }
 }
 
@@ -313,8 +386,7 @@ static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t 
 static void dw_dsp_row(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t b,
                        int32_t oy, int8_t *out, int32_t stride) {
   const tt_fwd_conv_params *p = L->p;
-  const int32_t C = L->in->c, H = L->in->h, W = L->in->w, kh = L->kh, kw = L->kw, wc = D->wc;
-  const int32_t sw = p->stride_w, span = (kw - 1) * p->dilation_w + 1;
+  const int32_t C = L->in->c, H = L->in->h, W = L->in->w, kh = L->kh, wc = D->wc;
   const int8_t *rows[DW_DSP_MAX_KH];
   int inner = g == 4;
   for (int32_t ky = 0; ky < kh; ++ky) {
@@ -325,26 +397,16 @@ static void dw_dsp_row(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g,
   const uint32_t off = tt_dsp_offset_pair(p->input_offset);
   for (int32_t ox0 = 0; ox0 < L->out->w; ox0 += D->chunk, out += D->chunk * stride) {
     const int32_t n = L->out->w - ox0 < D->chunk ? L->out->w - ox0 : D->chunk;
-    /* columns [ix, ix + cols): zeros left and right of the image, the inside in between */
-    const int32_t ix = ox0 * sw - p->pad_left, cols = (n - 1) * sw + span;
-    const int32_t a = ix < 0 ? 0 : (ix < W ? ix : W);
-    const int32_t e = ix + cols < 0 ? 0 : (ix + cols < W ? ix + cols : W);
-    const int32_t left = a - ix > 0 ? a - ix : 0, mid = e > a ? e - a : 0;
-    tt_dsp_word *s = D->band + left * wc;
-    for (tt_dsp_word *z = D->band; z != s; ++z) *z = 0;
+    const dw_chunk k = chunk_columns(L, ox0, n);
+    if (!D->whole) zero_columns(D, &k);          /* a whole row's were staged once */
+    tt_dsp_word *s = D->band + k.left * wc;
     if (!inner)
-      dw_dsp_stage(s, rows, kh, C, g, a, mid, off);
+      dw_dsp_stage(s, rows, kh, C, g, k.a, k.mid, off);
     else if (kh == 3)
-      dw_dsp_stage_inner(s, rows, 3, C, a, mid, off);
+      stage_inner_3(s, rows, C, k.a, k.mid, off);
     else
-      dw_dsp_stage_inner(s, rows, kh, C, a, mid, off);
-    for (tt_dsp_word *z = s + mid * wc; z != D->band + cols * wc; ++z) *z = 0;
-    if (p->dilation_w != 1)
-      dw_dsp_sums(D, L, n, kh, kw, p->dilation_w);
-    else if (kh == 3 && kw == 3)
-      dw_dsp_sums(D, L, n, 3, 3, 1);
-    else
-      dw_dsp_sums(D, L, n, kh, kw, 1);
+      stage_inner_any(s, rows, kh, C, k.a, k.mid, off);
+    dw_dsp_sums_of(D, L, n);
     dw_dsp_store(D, L, c, g, n, out, stride);
   }
 }
@@ -546,8 +608,11 @@ int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *m
         for (; next <= oy && row_writable(p, in, out, b, next, oy); ++next) {
           const int8_t *src = scratch + (next % lines) * line;
           int8_t *dst = data + (b * out->h + next) * out->w * C + c;
-          for (int32_t ox = 0; ox < out->w; ++ox)
-            for (int32_t j = 0; j < g; ++j) dst[ox * C + j] = src[ox * g + j];
+          if (g == 4)           /* a word per pixel (one LDR/STR where unaligned is fine) */
+            for (int32_t ox = 0; ox < out->w; ++ox) memcpy(dst + ox * C, src + ox * 4, 4);
+          else
+            for (int32_t ox = 0; ox < out->w; ++ox)
+              for (int32_t j = 0; j < g; ++j) dst[ox * C + j] = src[ox * g + j];
         }
       }
     }
