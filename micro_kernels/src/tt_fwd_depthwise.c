@@ -131,6 +131,8 @@ typedef struct {
   int32_t *sums;              /* a chunk's accumulators, [4][chunk] */
   int32_t wc, chunk;          /* words per column, outputs per chunk */
   int32_t whole;              /* 1: one chunk spans the row, its zero columns staged once */
+  int32_t m;                  /* depth multiplier: 1, or a multiple of 4 (the group's four
+                                 output channels then read one input channel) */
   int32_t bias[4];
   tt_dsp_rq_params q[4];
   int fast, full;
@@ -168,6 +170,12 @@ static inline uint32_t load_group(const int8_t *p, int32_t g) {
   return g == 4 ? tt_dsp_load4(p) : tt_dsp_load_partial(p, g);
 }
 
+/* The input lanes of a group: its four channels, or (a depth multiplier of 4k) the one
+ * input channel its four output channels read, in every lane. */
+static inline uint32_t load_lanes(const int8_t *p, int32_t g, const int one) {
+  return one ? (uint8_t)*p * 0x01010101u : load_group(p, g);
+}
+
 /* Channels 0..3 of two rows a, b as the four pairs [a_j, b_j] (+ the offset pair off). */
 static inline __attribute__((always_inline)) void stage_pair(tt_dsp_word *s, uint32_t a,
                                                              uint32_t b, uint32_t off) {
@@ -185,7 +193,7 @@ static inline __attribute__((always_inline)) void stage_single(tt_dsp_word *s, u
 /* Packs channel group [c, c + g)'s filter and splits buf; 0 when the kernel does not fit. */
 static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_dsp_word *buf) {
   const tt_fwd_conv_params *p = L->p;
-  const int32_t kh = L->kh, kw = L->kw, C = L->in->c, pairs = kh >> 1, sw = p->stride_w;
+  const int32_t kh = L->kh, kw = L->kw, C = L->out->c, pairs = kh >> 1, sw = p->stride_w;
   const int32_t wc = 4 * pairs + 2 * (kh & 1), words = TT_FWD_DSP_STAGE_BYTES / 4;
   const int32_t span = (kw - 1) * p->dilation_w + 1;       /* columns of one window */
   /* n outputs need ((n - 1) sw + span) wc words of columns and 4 n of sums */
@@ -195,6 +203,7 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
   D->whole = D->chunk >= L->out->w;
   if (D->whole) D->chunk = L->out->w;
   D->wc = wc;
+  D->m = L->out->c / L->in->c;
   D->w = buf;
   D->sums = (int32_t *)(buf + kw * wc);
   D->band = buf + kw * wc + 4 * D->chunk;
@@ -236,17 +245,17 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
 /* Stages n in-image columns from column ix of the window rows `rows` (NULL: a row outside
  * the image, staged as zeros) for a group of g channels. */
 static void dw_dsp_stage(tt_dsp_word *s, const int8_t *const *rows, int32_t kh, int32_t C,
-                         int32_t g, int32_t ix, int32_t n, uint32_t off) {
+                         int32_t g, int32_t ix, int32_t n, uint32_t off, int one) {
   const int32_t pairs = kh >> 1;
   uint32_t off_pair[DW_DSP_MAX_KH / 2], off_last = rows[kh - 1] ? off : 0;
   for (int32_t q = 0; q < pairs; ++q)   /* the offset only in the lanes of in-image rows */
     off_pair[q] = (rows[2 * q] ? off & 0xFFFFu : 0) | (rows[2 * q + 1] ? off & 0xFFFF0000u : 0);
   for (int32_t at = ix * C, end = (ix + n) * C; at != end; at += C) {
     for (int32_t q = 0; q < pairs; ++q, s += 4)
-      stage_pair(s, rows[2 * q] ? load_group(rows[2 * q] + at, g) : 0,
-                 rows[2 * q + 1] ? load_group(rows[2 * q + 1] + at, g) : 0, off_pair[q]);
+      stage_pair(s, rows[2 * q] ? load_lanes(rows[2 * q] + at, g, one) : 0,
+                 rows[2 * q + 1] ? load_lanes(rows[2 * q + 1] + at, g, one) : 0, off_pair[q]);
     if (kh & 1) {
-      stage_single(s, rows[kh - 1] ? load_group(rows[kh - 1] + at, g) : 0, off_last);
+      stage_single(s, rows[kh - 1] ? load_lanes(rows[kh - 1] + at, g, one) : 0, off_last);
       s += 2;
     }
   }
@@ -256,15 +265,16 @@ static void dw_dsp_stage(tt_dsp_word *s, const int8_t *const *rows, int32_t kh, 
  * the hot case, without a test per load; kh a constant where it is inlined. */
 static inline __attribute__((always_inline)) void dw_dsp_stage_inner(
     tt_dsp_word *s, const int8_t *const *rows, const int32_t kh, int32_t C, int32_t ix,
-    int32_t n, uint32_t off) {
+    int32_t n, uint32_t off, const int one) {
   const int8_t *r[DW_DSP_MAX_KH];
   for (int32_t k = 0; k < kh; ++k) r[k] = rows[k] + ix * C;
   for (int32_t j = 0, at = 0; j < n; ++j, at += C) {
 #pragma GCC unroll 8
     for (int32_t q = 0; q < kh >> 1; ++q, s += 4)
-      stage_pair(s, tt_dsp_load4(r[2 * q] + at), tt_dsp_load4(r[2 * q + 1] + at), off);
+      stage_pair(s, load_lanes(r[2 * q] + at, 4, one), load_lanes(r[2 * q + 1] + at, 4, one),
+                 off);
     if (kh & 1) {
-      stage_single(s, tt_dsp_load4(r[kh - 1] + at), off);
+      stage_single(s, load_lanes(r[kh - 1] + at, 4, one), off);
       s += 2;
     }
   }
@@ -321,27 +331,35 @@ static inline __attribute__((always_inline)) void dw_dsp_sums(const dw_dsp *D,
 }
 
 /* Channel j of the n sums requantized to out[k * stride + j]: one channel's constants at a
- * time, in registers, two outputs a pass. */
+ * time, in registers; the full-range case two outputs a pass. */
 static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t n,
                          int8_t *out, int32_t stride) {
   const int32_t lo = L->p->act_min, hi = L->p->act_max, out_off = L->p->output_offset;
-  for (int32_t j = 0; j < g; ++j) {
-    const int32_t *sum = D->sums + j * D->chunk, *end = sum + n;
-    int8_t *y = out + j;
-    if (D->fast && D->full) {
+  const int32_t *sums = D->sums;
+  if (D->fast && D->full) {
+    for (int32_t j = 0; j < g; ++j, sums += D->chunk) {
       const tt_dsp_rq_params q = D->q[j];
-      for (; sum + 2 <= end; sum += 2, y += 2 * stride) {
+      const int32_t *sum = sums, *end = sums + (n & ~1);
+      int8_t *y = out + j;
+      for (; sum != end; sum += 2, y += 2 * stride) {
         y[0] = (int8_t)__ssat(tt_dsp_rq_doubled(sum[0], &q), 8);
         y[stride] = (int8_t)__ssat(tt_dsp_rq_doubled(sum[1], &q), 8);
       }
-      if (sum != end) *y = (int8_t)__ssat(tt_dsp_rq_doubled(*sum, &q), 8);
-    } else if (D->fast) {
+      if (n & 1) *y = (int8_t)__ssat(tt_dsp_rq_doubled(*sum, &q), 8);
+    }
+  } else if (D->fast) {
+    for (int32_t j = 0; j < g; ++j, sums += D->chunk) {
       const tt_dsp_rq_params q = D->q[j];
-      for (; sum != end; ++sum, y += stride)
-        *y = (int8_t)tt_fwd_clamp(tt_dsp_rq_doubled(*sum, &q), lo, hi);
-    } else {
+      int8_t *y = out + j;
+      for (int32_t k = 0; k < n; ++k, y += stride)
+        *y = (int8_t)tt_fwd_clamp(tt_dsp_rq_doubled(sums[k], &q), lo, hi);
+    }
+  } else {
+    for (int32_t j = 0; j < g; ++j, sums += D->chunk) {
       const int32_t m = L->multiplier[c + j], sh = L->shift[c + j];
-      for (; sum != end; ++sum, y += stride) *y = tt_fwd_requantize(*sum, m, sh, out_off, lo, hi);
+      int8_t *y = out + j;
+      for (int32_t k = 0; k < n; ++k, y += stride)
+        *y = tt_fwd_requantize(sums[k], m, sh, out_off, lo, hi);
     }
   }
 }
@@ -351,13 +369,55 @@ static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t 
 static __attribute__((noinline)) void stage_inner_3(tt_dsp_word *s, const int8_t *const *rows,
                                                     int32_t C, int32_t ix, int32_t n,
                                                     uint32_t off) {
-  dw_dsp_stage_inner(s, rows, 3, C, ix, n, off);
+  dw_dsp_stage_inner(s, rows, 3, C, ix, n, off, 0);
 }
 static __attribute__((noinline)) void stage_inner_any(tt_dsp_word *s,
                                                       const int8_t *const *rows, int32_t kh,
                                                       int32_t C, int32_t ix, int32_t n,
                                                       uint32_t off) {
-  dw_dsp_stage_inner(s, rows, kh, C, ix, n, off);
+  dw_dsp_stage_inner(s, rows, kh, C, ix, n, off, 0);
+}
+/* dw_dsp_stage for a group of four channels, window rows outside the image included: their
+ * pointers are any row of the image (every load is inside it) and mask[k] = 0 zeros what
+ * they load; the offset is in the lanes of the rows inside only (off_pair, off_last). No
+ * test per load. */
+static __attribute__((noinline)) void stage_masked(tt_dsp_word *s, const int8_t *const *rows,
+                                                   const uint32_t *mask, int32_t kh, int32_t C,
+                                                   int32_t ix, int32_t n,
+                                                   const uint32_t *off_pair,
+                                                   uint32_t off_last) {
+  for (int32_t at = ix * C, end = (ix + n) * C; at != end; at += C) {
+    for (int32_t q = 0; q < kh >> 1; ++q, s += 4)
+      stage_pair(s, tt_dsp_load4(rows[2 * q] + at) & mask[2 * q],
+                 tt_dsp_load4(rows[2 * q + 1] + at) & mask[2 * q + 1], off_pair[q]);
+    if (kh & 1) {
+      stage_single(s, tt_dsp_load4(rows[kh - 1] + at) & mask[kh - 1], off_last);
+      s += 2;
+    }
+  }
+}
+
+/* dw_dsp_stage_inner for a depth multiplier of 4k: the four lanes hold one input channel,
+ * so each pair word is built once and stored four times. */
+static __attribute__((noinline)) void stage_inner_one(tt_dsp_word *s,
+                                                      const int8_t *const *rows, int32_t kh,
+                                                      int32_t C, int32_t ix, int32_t n,
+                                                      uint32_t off) {
+  const int32_t o = (int16_t)(off & 0xFFFFu);
+  for (int32_t at = ix * C, end = (ix + n) * C; at != end; at += C) {
+    for (int32_t q = 0; q < kh >> 1; ++q, s += 4) {
+      const uint32_t v = tt_dsp_low_halves((uint32_t)(rows[2 * q][at] + o),
+                                           (uint32_t)(rows[2 * q + 1][at] + o));
+      tt_dsp_strd(s, v, v);
+      tt_dsp_strd(s + 2, v, v);
+    }
+    if (kh & 1) {
+      const uint32_t x = (uint32_t)(rows[kh - 1][at] + o);
+      const uint32_t v = tt_dsp_low_halves(x, x);
+      tt_dsp_strd(s, v, v);
+      s += 2;
+    }
+  }
 }
 #define DW_DSP_SUMS(name, kh, kw, dilation)                                                \
   static __attribute__((noinline)) void name(const dw_dsp *D, const dw_layer *L, int32_t n) { \
@@ -382,32 +442,59 @@ static void dw_dsp_sums_of(const dw_dsp *D, const dw_layer *L, int32_t n) {
   }
 }
 
-/* dw_row for channels [c, c + g) with the group packed in D. */
-static void dw_dsp_row(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t b,
-                       int32_t oy, int8_t *out, int32_t stride) {
+/* Output rows [oy0, oy1) of batch b for channels [c, c + g) with the group packed in D, row
+ * oy0 + k at out + k * row_step (dw_row's element layout). */
+static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t b,
+                        int32_t oy0, int32_t oy1, int8_t *out, int32_t row_step,
+                        int32_t stride) {
   const tt_fwd_conv_params *p = L->p;
   const int32_t C = L->in->c, H = L->in->h, W = L->in->w, kh = L->kh, wc = D->wc;
-  const int8_t *rows[DW_DSP_MAX_KH];
-  int inner = g == 4;
-  for (int32_t ky = 0; ky < kh; ++ky) {
-    const int32_t iy = oy * p->stride_h - p->pad_top + ky * p->dilation_h;
-    rows[ky] = iy >= 0 && iy < H ? L->input + ((b * H + iy) * W) * C + c : 0;
-    inner = inner && rows[ky];
-  }
+  const int32_t ow = L->out->w, chunk = D->chunk;
+  const int8_t *const base = L->input + b * H * W * C + c / D->m;
   const uint32_t off = tt_dsp_offset_pair(p->input_offset);
-  for (int32_t ox0 = 0; ox0 < L->out->w; ox0 += D->chunk, out += D->chunk * stride) {
-    const int32_t n = L->out->w - ox0 < D->chunk ? L->out->w - ox0 : D->chunk;
-    const dw_chunk k = chunk_columns(L, ox0, n);
-    if (!D->whole) zero_columns(D, &k);          /* a whole row's were staged once */
-    tt_dsp_word *s = D->band + k.left * wc;
-    if (!inner)
-      dw_dsp_stage(s, rows, kh, C, g, k.a, k.mid, off);
-    else if (kh == 3)
-      stage_inner_3(s, rows, C, k.a, k.mid, off);
-    else
-      stage_inner_any(s, rows, kh, C, k.a, k.mid, off);
-    dw_dsp_sums_of(D, L, n);
-    dw_dsp_store(D, L, c, g, n, out, stride);
+  const dw_chunk whole = chunk_columns(L, 0, chunk);
+  for (int32_t oy = oy0; oy < oy1; ++oy, out += row_step) {
+    const int8_t *rows[DW_DSP_MAX_KH];
+    int inner = g == 4;
+    for (int32_t ky = 0, iy = oy * p->stride_h - p->pad_top; ky < kh; ++ky, iy += p->dilation_h) {
+      rows[ky] = iy >= 0 && iy < H ? base + iy * W * C : 0;
+      inner = inner && rows[ky];
+    }
+    /* a border row of a four-channel group: rows outside the image masked, not tested */
+    const int masked = !inner && g == 4 && D->m == 1;
+    const int8_t *any[DW_DSP_MAX_KH];
+    uint32_t mask[DW_DSP_MAX_KH], off_pair[DW_DSP_MAX_KH / 2], off_last = 0;
+    if (masked) {
+      for (int32_t ky = 0; ky < kh; ++ky) {
+        any[ky] = rows[ky] ? rows[ky] : base;
+        mask[ky] = rows[ky] ? 0xFFFFFFFFu : 0;
+      }
+      for (int32_t q = 0; q < kh >> 1; ++q)
+        off_pair[q] = (off & mask[2 * q] & 0xFFFFu) | (off & mask[2 * q + 1] & 0xFFFF0000u);
+      off_last = off & mask[kh - 1];
+    }
+    int8_t *y = out;
+    for (int32_t ox0 = 0; ox0 < ow; ox0 += chunk, y += chunk * stride) {
+      const int32_t n = ow - ox0 < chunk ? ow - ox0 : chunk;
+      dw_chunk k = whole;
+      if (!D->whole) {                          /* a whole row's zeros were staged once */
+        k = chunk_columns(L, ox0, n);
+        zero_columns(D, &k);
+      }
+      tt_dsp_word *s = D->band + k.left * wc;
+      if (masked)
+        stage_masked(s, any, mask, kh, C, k.a, k.mid, off_pair, off_last);
+      else if (!inner)
+        dw_dsp_stage(s, rows, kh, C, g, k.a, k.mid, off, D->m > 1);
+      else if (D->m > 1)
+        stage_inner_one(s, rows, kh, C, k.a, k.mid, off);
+      else if (kh == 3)
+        stage_inner_3(s, rows, C, k.a, k.mid, off);
+      else
+        stage_inner_any(s, rows, kh, C, k.a, k.mid, off);
+      dw_dsp_sums_of(D, L, n);
+      dw_dsp_store(D, L, c, g, n, y, stride);
+    }
   }
 }
 
@@ -486,14 +573,17 @@ static void dw_group_init(dw_group *G, const dw_layer *L, int32_t c, int32_t g, 
 #endif
 }
 
-static void dw_group_row(const dw_group *G, int32_t b, int32_t oy, int8_t *out, int32_t stride) {
+/* Rows [oy0, oy1) of batch b, row oy0 + k at out + k * row_step. */
+static void dw_group_rows(const dw_group *G, int32_t b, int32_t oy0, int32_t oy1, int8_t *out,
+                          int32_t row_step, int32_t stride) {
 #if TT_FWD_DSP
   if (G->use_dsp) {
-    dw_dsp_row(&G->dsp, G->L, G->c, G->g, b, oy, out, stride);
+    dw_dsp_rows(&G->dsp, G->L, G->c, G->g, b, oy0, oy1, out, row_step, stride);
     return;
   }
 #endif
-  dw_row(G->L, b, oy, G->c, G->g, out, stride);
+  for (int32_t oy = oy0; oy < oy1; ++oy, out += row_step)
+    dw_row(G->L, b, oy, G->c, G->g, out, stride);
 }
 
 /* The DSP versions' buffer, on the kernels' stack (nothing elsewhere). */
@@ -518,12 +608,26 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
       for (int32_t c = 0; c < c_in; c += 4) {
         dw_group G;
         dw_group_init(&G, &L, c, c_in - c < 4 ? c_in - c : 4, buf);
-        for (int32_t oy = 0; oy < out->h; ++oy)
-          dw_group_row(&G, b, oy, output + (b * out->h + oy) * out->w * cm + c, cm);
+        dw_group_rows(&G, b, 0, out->h, output + b * out->h * out->w * cm + c, out->w * cm, cm);
       }
     return;
   }
 #if TT_FWD_DSP
+  if (m % 4 == 0) {         /* groups of four output channels of one input channel */
+    const dw_layer L = {p, multiplier, shift, bias, in, out, input, filter, kh, kw};
+    DW_BUFFER(buf);
+    dw_group G;
+    dw_group_init(&G, &L, 0, 4, buf);
+    if (G.use_dsp) {        /* the buffer fits the kernel: then every group's */
+      for (int32_t b = 0; b < out->n; ++b)
+        for (int32_t c = 0; c < cm; c += 4) {
+          if (b > 0 || c > 0) dw_group_init(&G, &L, c, 4, buf);
+          dw_group_rows(&G, b, 0, out->h, output + b * out->h * out->w * cm + c, out->w * cm,
+                        cm);
+        }
+      return;
+    }
+  }
   if (dw_dsp_multiplier(p, multiplier, shift, in, input, filter_dims, filter, bias, out, output))
     return;
 #endif
@@ -604,7 +708,7 @@ int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *m
       dw_group_init(&G, &L, c, g, buf);
       int32_t next = 0;                                  /* first row not yet written back */
       for (int32_t oy = 0; oy < out->h; ++oy) {
-        dw_group_row(&G, b, oy, scratch + (oy % lines) * line, g);
+        dw_group_rows(&G, b, oy, oy + 1, scratch + (oy % lines) * line, line, g);
         for (; next <= oy && row_writable(p, in, out, b, next, oy); ++next) {
           const int8_t *src = scratch + (next % lines) * line;
           int8_t *dst = data + (b * out->h + next) * out->w * C + c;
