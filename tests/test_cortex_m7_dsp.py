@@ -161,7 +161,9 @@ def depthwise_calls(rng) -> None:
         (1, 12, 12, 1, 8, 3, 3, 2, 1, 0, 0, 6, 6),     # the person detector's first layer
         (2, 7, 6, 3, 2, 3, 3, 1, 1, 1, 1, 7, 6),       # depth multiplier 2, batches
         (1, 6, 6, 2, 3, 5, 5, 2, 2, 3, 3, 3, 3),       # 3, dilation 2
-        (1, 5, 5, 1, 64, 7, 7, 1, 1, 3, 3, 5, 5),      # a filter past the buffer: portable
+        (1, 5, 5, 1, 64, 7, 7, 1, 1, 3, 3, 5, 5),      # 64: groups of one input channel
+        (1, 20, 24, 1, 4, 15, 20, 1, 1, 7, 9, 6, 5),   # those past the buffer: im2col
+        (1, 17, 17, 1, 7, 17, 17, 1, 1, 0, 0, 1, 1),   # a filter past the buffer: portable
     ]
     for k, (n, h, w, c, mult, kh, kw, s, d, pt, pl, oh, ow) in enumerate(shapes):
         act = ACTIVATIONS[k % len(ACTIVATIONS)]
