@@ -4,10 +4,15 @@ detector's last blocks (operators 22-28 of person_detect.tflite, with a new 10-c
 and the code size (.text) of the kernel library and of the TFLM glue.
 
     .venv/bin/python benchmarks/mcu_kernels.py        # prints markdown tables
+    .venv/bin/python benchmarks/mcu_kernels.py --kernels OTHER/micro_kernels   # another copy
 
-QEMU does not model the pipeline or caches: these are instruction counts, not cycles.
-Numbers are rounded to whole SysTick ticks (40 instructions). Inputs are pseudo-random; the
-kernels' work does not depend on the values (masks are absent, so every element counts).
+Built for the paper's board (TFLITE_TRAIN_CORTEX_M7_FLAGS: -mfpu=fpv5-sp-d16, single
+precision only; QEMU's FPU could do double, the code does not ask it to). QEMU does not model
+the pipeline or caches: these are instruction counts, not cycles. Numbers are rounded to
+whole SysTick ticks (40 instructions). Inputs are pseudo-random; the kernels' work does not
+depend on the values, except where a row says "masked": there the ReLU mask has about half
+its bits set and masked elements are skipped (otherwise masks are absent and every element
+counts).
 """
 from __future__ import annotations
 
@@ -18,10 +23,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tflite_train.runtime.c_kernels import cortex_m7_flags
+
 ROOT = Path(__file__).resolve().parent.parent / "micro_kernels"
 RIG = ROOT / "targets" / "mps2_an500"
-SOURCES = sorted((ROOT / "src").glob("*.c"))
-CPU = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"]
+CPU = cortex_m7_flags()
 
 # Buffers of the program below: dy in f_a, outputs / scratch in f_b, int8 weights in w,
 # int8 saved activations in x, int32 biases in b. `same` is a 1x1 window, `dw1`/`dw2` the
@@ -63,9 +69,15 @@ def depthwise(h, c, stride):
 
 CASES = [c for c in [
     *pointwise(6, 128, 128),                                           # operator 22
+    ("conv 1x1 128->128 @6x6, input grad, masked",
+     "tt_conv2d_input_grad_f32(f_a, mask, 1, 6, 6, 128, w, scales, 1, 1, &same, 6, 6, 128, f_b)",
+     6 * 6 * 128 * 128),
     *depthwise(6, 128, 2),                                             # operator 23
     *pointwise(3, 128, 256),                                           # operator 24
     *depthwise(3, 256, 1),                                             # operator 25
+    ("dw 3x3/1 256 @3x3, input grad, masked",
+     "tt_depthwise_conv2d_input_grad_f32(f_a, mask, 1, 3, 3, 256, 1, w, scales, 3, 3, &dw1, 3, "
+     "3, f_b)", 3 * 3 * 256 * 9),
     *pointwise(3, 256, 256),                                           # operator 26
     ("average pool 3x3 -> 1x1, 256, grad",
      "tt_average_pool_grad_f32(f_a, 1, 1, 1, 256, 3, 3, &same, 3, 3, f_b)", 0),
@@ -111,8 +123,9 @@ int main(void) {
   for (int i = 0; i < 256 * 256; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
   for (int i = 0; i < 6 * 6 * 256; ++i) x[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
   for (int i = 0; i < 256; ++i) scales[i] = 0.01f;
+  for (int i = 0; i < 4608 / 8; ++i) mask[i] = (uint8_t)(tt_xorshift32_next(&r) & 0xFF);
   const tt_window same = {1, 1, 1, 1, 0, 0}, dw1 = {1, 1, 1, 1, 1, 1}, dw2 = {2, 2, 1, 1, 0, 0};
-  tt_sgd sgd = {0.05, 0.0f, 1, 1, 0};
+  tt_sgd sgd = {0.05f, 0.0f, 1, 1, 0};
   tt_update_state st; tt_update_state_init(&st, 7);
   tt_rig_ticks_start();
 %CALLS%
@@ -128,7 +141,7 @@ def text_size(obj: Path) -> int:
     return int(out.splitlines()[1].split()[0])
 
 
-def glue_text(tmp: Path) -> dict[str, int] | None:
+def glue_text(root: Path, tmp: Path) -> dict[str, int] | None:
     """.text of micro_kernels/tflm/tt_tflm_ops.cc for the Cortex-M7, compiled against the
     wheel_abi declarations (TFLM's own headers are not installable here; the glue's code
     does not depend on which)."""
@@ -143,36 +156,39 @@ def glue_text(tmp: Path) -> dict[str, int] | None:
         obj = tmp / f"glue{opt}.o"
         subprocess.run([gxx, *CPU, "-std=c++17", opt, "-ffp-contract=off", "-fno-exceptions",
                         "-fno-rtti", "-DTT_TFLM_WHEEL_ABI", "-DFLATBUFFERS_LOCALE_INDEPENDENT=0",
-                        "-I", str(ROOT / "include"), "-I", str(ROOT / "tflm"),
-                        "-isystem", str(include), "-c", str(ROOT / "tflm" / "tt_tflm_ops.cc"),
+                        "-I", str(root / "include"), "-I", str(root / "tflm"),
+                        "-isystem", str(include), "-c", str(root / "tflm" / "tt_tflm_ops.cc"),
                         "-o", str(obj)], check=True)
         sizes[opt] = text_size(obj)
     return sizes
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kernels", type=Path, default=ROOT,
+                    help="the micro_kernels folder to measure (default: this checkout's)")
+    root = ap.parse_args().kernels.resolve()
+    sources = sorted((root / "src").glob("*.c"))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         labels = [f"k{i}" for i in range(len(CASES))]
         calls = "\n".join(f'  TIME("{lab}", {call});' for lab, (_, call, _) in zip(labels, CASES))
         (tmp / "bench.c").write_text(PROGRAM.replace("%CALLS%", calls))
-        flags = [*CPU, "-std=c99", "-O2", "-ffp-contract=off", "-I", str(ROOT / "include")]
+        flags = [*CPU, "-std=c99", "-O2", "-ffp-contract=off", "-I", str(root / "include")]
         elf = tmp / "bench.elf"
         subprocess.run(["arm-none-eabi-gcc", *flags, "-ffunction-sections", "-fdata-sections",
                         "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
                         "-T", str(RIG / "link.ld"), "-Wl,--gc-sections",
-                        str(RIG / "startup.c"), *map(str, SOURCES),
+                        str(RIG / "startup.c"), *map(str, sources),
                         str(tmp / "bench.c"), "-o", str(elf)], check=True)
-        kernels_text = {}
+        kernels_text = {}                       # (source, opt) -> .text bytes
         for opt in ("-O2", "-Os"):
-            kernels_text[opt] = 0
-            for src in SOURCES:
+            for src in sources:
                 obj = tmp / f"{src.stem}{opt}.o"
                 subprocess.run(["arm-none-eabi-gcc", *flags, opt, "-c", str(src), "-o", str(obj)],
                                check=True)
-                kernels_text[opt] += text_size(obj)
-        glue = glue_text(tmp)
+                kernels_text[src.name, opt] = text_size(obj)
+        glue = glue_text(root, tmp)
         res = subprocess.run(["timeout", "300", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
                               "cortex-m7", "-nographic", "-monitor", "none", "-serial", "stdio",
                               "-icount", "shift=0,align=off,sleep=off", "-semihosting-config",
@@ -192,8 +208,12 @@ def main() -> None:
     print("\n| code (arm-none-eabi-gcc/g++ 12.2, -mcpu=cortex-m7, hard float) | .text -O2 "
           "| .text -Os |")
     print("|---|---:|---:|")
-    print(f"| kernel library (micro_kernels/src, portable C99) | {kernels_text['-O2']:,} | "
-          f"{kernels_text['-Os']:,} |")
+    for src in sources:
+        print(f"| micro_kernels/src/{src.name} | {kernels_text[src.name, '-O2']:,} | "
+              f"{kernels_text[src.name, '-Os']:,} |")
+    total = {opt: sum(v for (_, o), v in kernels_text.items() if o == opt)
+             for opt in ("-O2", "-Os")}
+    print(f"| micro_kernels/src, all (portable C99) | {total['-O2']:,} | {total['-Os']:,} |")
     if glue:
         print(f"| TFLM glue (micro_kernels/tflm/tt_tflm_ops.cc, 26 registrations) | "
               f"{glue['-O2']:,} | {glue['-Os']:,} |")

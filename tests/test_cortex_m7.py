@@ -1,5 +1,7 @@
 """Every C kernel on a Cortex-M7 (QEMU mps2-an500, ../shared/MCU_RIG.md), bit for bit against
-the host build of the same kernels.
+the host build of the same kernels. Built for the paper's board, the STM32F746
+(`-mfpu=fpv5-sp-d16`: single precision only, so the once-per-step double math runs in
+libgcc's software routines, as it would there; QEMU's FPU is double precision, unused).
 
 While the host C library runs, every ctypes call into it is recorded: the bytes of each
 array and struct argument before and after the call, the scalars, the return value. Each
@@ -8,7 +10,8 @@ recorded call becomes one call in a C program for the Cortex-M7, which copies th
 parameters, momentum, RNG state, and the inputs, which must stay untouched) and the return
 value against the host's. The calls come from real training steps of the example model
 (fused and separate updates, momentum, stochastic rounding, the step mid-way through a
-cosine lr decay), from the direct-input tests of test_micro_kernels (pools, softmax,
+cosine lr decay), from the direct-input tests of test_micro_kernels (every code path of the
+layer gradients: strides, dilations, pads, masks, depth multipliers; pools, softmax,
 mask/pad/transpose/reshape gradients, saved slices, the broadcast sum, fused updates of a
 depthwise layer with depth multiplier 2) and from direct calls of the math (tt_exp, tt_log,
 tt_cos_pi_ratio, tt_learning_rate, xorshift32). Every function of tt_kernels.h must be
@@ -23,11 +26,13 @@ import shutil
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import test_micro_kernels
+from conftest import require_tool
 from tflite_train import augment, tflite_io
 from tflite_train.autodiff import Hyper
 from tflite_train.demo import EXAMPLE
@@ -35,7 +40,7 @@ from tflite_train.runtime import c_kernels
 from tflite_train.runtime.numpy_exec import Executor
 
 RIG = c_kernels.ROOT / "targets" / "mps2_an500"
-CPU = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"]
+CPU = c_kernels.cortex_m7_flags()
 RETURN_C = {C.c_int: "int", C.c_float: "float", C.c_double: "double", C.c_uint32: "uint32_t"}
 STRUCT_C = {c_kernels.Window: "tt_window", c_kernels.Sgd: "tt_sgd",
             c_kernels.UpdateState: "tt_update_state"}
@@ -137,6 +142,7 @@ def direct_calls() -> list[Call]:
     with recording(calls):
         t = test_micro_kernels
         t.test_pool_softmax_and_slice_kernels()
+        t.test_layer_gradient_kernels_on_every_code_path()
         t.test_data_movement_kernels()
         t.test_broadcast_sum_kernel()
         t.test_fused_update_equals_gradient_then_update("depthwise", True)
@@ -163,13 +169,16 @@ def direct_calls() -> list[Call]:
 
 class Program:
     """One C function per recorded call; inputs and expected bytes as deduplicated constant
-    blobs in flash, each call's arguments copied into one RAM arena."""
+    blobs in flash, each call's arguments copied into one RAM arena. `timed`: no checks, but
+    each call's SysTick ticks (40 instructions under -icount shift=0) printed as `T<k> <n>`
+    (benchmarks/mcu_step.py)."""
 
-    def __init__(self):
+    def __init__(self, timed: bool = False):
         self.blobs: dict[bytes, str] = {}
         self.cases: list[str] = []
         self.arena = 8
         self.structs: dict[str, int] = {}
+        self.timed = timed
 
     def blob(self, data: bytes) -> str:
         if data not in self.blobs:
@@ -189,6 +198,13 @@ class Program:
                 offset += (len(arg.before) + 7) // 8 * 8
         self.arena = max(self.arena, offset)
         invocation = f"{call.name}({', '.join(values)})"
+        if self.timed:
+            lines.append("  const uint32_t t0 = tt_rig_ticks();")
+            lines.append(f"  (void){invocation};")
+            lines.append(f"  ticks[{k}] = (t0 - tt_rig_ticks()) & 0xFFFFFFu;")
+            self.cases.append(f"static int case{k}(void) {{\n" + "\n".join(lines)
+                              + "\n  return 0;\n}")
+            return
         if call.restype is None:
             lines.append(f"  {invocation};")
         else:
@@ -223,21 +239,55 @@ class Program:
         sizes = [f"typedef char size_of_{name}[sizeof({name}) == {C.sizeof(cls)} ? 1 : -1];"
                  for cls, name in STRUCT_C.items()]
         calls = "\n".join(f"  fails += case{k}();" for k in range(len(self.cases)))
+        timing = [
+            "void tt_rig_ticks_start(void);", "uint32_t tt_rig_ticks(void);",
+            f"static uint32_t ticks[{len(self.cases)}];",
+            "static void put(unsigned k, uint32_t n) {",
+            "  char buf[32]; int i = 31; buf[i] = 0;",
+            "  do { buf[--i] = (char)('0' + n % 10); n /= 10; } while (n);",
+            "  buf[--i] = ' ';",
+            "  do { buf[--i] = (char)('0' + k % 10); k /= 10; } while (k);",
+            "  buf[--i] = 'T'; tt_rig_print(buf + i); tt_rig_print(\"\\n\");", "}"]
+        report = [f"  for (unsigned k = 0; k < {len(self.cases)}u; ++k) put(k, ticks[k]);"]
         return "\n".join([
             "#include <stdint.h>", "#include <string.h>", '#include "tt_kernels.h"',
             "void tt_rig_print(const char *text);", *sizes, *blobs,
+            *(timing if self.timed else []),
             f"static union {{ double align; uint8_t bytes[{self.arena}]; }} A;",
-            "static int check(const char *label, const void *got, const void *want, "
-            "unsigned n) {",
-            "  if (memcmp(got, want, n) == 0) return 0;",
-            '  tt_rig_print("MISMATCH "); tt_rig_print(label); tt_rig_print("\\n");',
-            "  return 1;", "}", *self.cases,
-            "int main(void) {", "  int fails = 0;", calls,
+            *([] if self.timed else [
+                "static int check(const char *label, const void *got, const void *want, "
+                "unsigned n) {",
+                "  if (memcmp(got, want, n) == 0) return 0;",
+                '  tt_rig_print("MISMATCH "); tt_rig_print(label); tt_rig_print("\\n");',
+                "  return 1;", "}"]), *self.cases,
+            "int main(void) {", "  int fails = 0;",
+            *(["  tt_rig_ticks_start();"] if self.timed else []), calls,
+            *(report if self.timed else []),
             '  tt_rig_print(fails ? "FAIL\\n" : "PASS\\n");', "  return fails;", "}", ""])
 
 
 def header_functions() -> set[str]:
     return set(re.findall(r"^\w+\s+(tt_\w+)\(", c_kernels.HEADER.read_text(), re.M))
+
+
+def run_on_rig(program: Program, tmp_path, link=RIG / "link.ld", icount: bool = False) -> str:
+    """Build `program` with the kernels for the board and run it under QEMU; its output."""
+    (tmp_path / "main.c").write_text(program.source())
+    elf = tmp_path / "test.elf"
+    subprocess.run(["arm-none-eabi-gcc", *CPU, "-std=c99", "-O2", "-ffp-contract=off", "-Wall",
+                    "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections",
+                    "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-T",
+                    str(link), "-Wl,--gc-sections", "-I", str(c_kernels.ROOT / "include"),
+                    str(RIG / "startup.c"), *map(str, test_micro_kernels.SOURCES),
+                    str(tmp_path / "main.c"), "-o", str(elf)], check=True)
+    res = subprocess.run(["timeout", "600", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
+                          "cortex-m7", "-nographic", "-monitor", "none", "-serial", "stdio",
+                          *(["-icount", "shift=0,align=off,sleep=off"] if icount else []),
+                          "-semihosting-config", "enable=on,target=native", "-kernel",
+                          str(elf)], capture_output=True, text=True)
+    output = res.stdout + res.stderr
+    assert res.returncode == 0 and "PASS" in output, output[-2000:]
+    return output
 
 
 def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):
@@ -252,19 +302,45 @@ def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):
     program = Program()
     for call in calls:
         program.add(call)
-    (tmp_path / "main.c").write_text(program.source())
-    elf = tmp_path / "test.elf"
-    subprocess.run([gcc, *CPU, "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra",
-                    "-Werror", "-ffunction-sections", "-fdata-sections", "-nostartfiles",
-                    "--specs=nano.specs", "--specs=nosys.specs", "-T", str(RIG / "link.ld"),
-                    "-Wl,--gc-sections", "-I", str(c_kernels.ROOT / "include"),
-                    str(RIG / "startup.c"), *map(str, test_micro_kernels.SOURCES),
-                    str(tmp_path / "main.c"), "-o", str(elf)], check=True)
-    res = subprocess.run(["timeout", "120", qemu, "-M", "mps2-an500", "-cpu", "cortex-m7",
-                          "-nographic", "-monitor", "none", "-serial", "stdio",
-                          "-semihosting-config", "enable=on,target=native", "-kernel",
-                          str(elf)], capture_output=True, text=True)
-    output = res.stdout + res.stderr
+    run_on_rig(program, tmp_path)
     print(f"{len(calls)} calls of {len({c.name for c in calls})} functions, "
           f"{sum(map(len, program.blobs)):,} bytes of vectors")
-    assert res.returncode == 0 and "PASS" in output, output[-2000:]
+
+
+def hard_float_use(archive) -> list[str]:
+    """Tag_ABI_HardFP_use of every member of a static library ("SP only" for the board's
+    FPU; absent for a double-precision one)."""
+    out = subprocess.run(["arm-none-eabi-readelf", "-A", str(archive)], capture_output=True,
+                         text=True, check=True).stdout
+    members = out.split("File: ")[1:]
+    return [re.search(r"Tag_ABI_HardFP_use: (.+)", m).group(1).strip()
+            if "Tag_ABI_HardFP_use" in m else "no tag (double precision or no FPU)"
+            for m in members]
+
+
+def test_board_builds_default_to_its_single_precision_fpu(tmp_path):
+    """The kernels' Makefile target for the board, and micro_kernels/CMakeLists.txt
+    cross-compiled for an ARM processor with no FPU flags of its own (the CMake default),
+    give objects for the STM32F746's FPU: single precision only."""
+    require_tool(all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-g++",
+                                               "arm-none-eabi-readelf", "cmake", "make")),
+                 "gcc-arm-none-eabi, cmake and make")
+    require_tool(Path("/usr/include/newlib/c++").exists(), "libstdc++-arm-none-eabi-dev")
+    root = c_kernels.ROOT
+    subprocess.run(["make", "-C", str(root), f"BUILD={tmp_path / 'make'}", "cortex-m7"],
+                   check=True, capture_output=True)
+    uses = hard_float_use(tmp_path / "make" / "m7" / "libtt_kernels.a")
+    assert uses and set(uses) == {"SP only"}, uses
+    include = tmp_path / "include"                     # flexbuffers.h without host libc
+    include.mkdir()
+    (include / "flatbuffers").symlink_to("/usr/include/flatbuffers")
+    build = tmp_path / "cmake"
+    subprocess.run(["cmake", "-S", str(root), "-B", str(build), "-DCMAKE_SYSTEM_NAME=Generic",
+                    "-DCMAKE_SYSTEM_PROCESSOR=arm", "-DCMAKE_C_COMPILER=arm-none-eabi-gcc",
+                    "-DCMAKE_CXX_COMPILER=arm-none-eabi-g++",
+                    "-DCMAKE_TRY_COMPILE_TARGET_TYPE=STATIC_LIBRARY",
+                    "-DTFLITE_TRAIN_WHEEL_ABI=ON", f"-DCMAKE_CXX_FLAGS=-isystem {include}"],
+                   check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build), "-j", "2"], check=True, capture_output=True)
+    uses = hard_float_use(build / "libtflite_train.a")
+    assert len(uses) == len(test_micro_kernels.SOURCES) + 1 and set(uses) == {"SP only"}, uses

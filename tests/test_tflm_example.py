@@ -20,6 +20,7 @@ import wheel_elf
 from conftest import ROOT
 from tflite_train.cli import EXIT_ERROR, main
 from tflite_train.demo import EXAMPLE
+from tflite_train.runtime import c_kernels
 
 APP = ROOT / "examples" / "tflm_app"
 STRICT = ("-std=c++17 -O2 -Wall -Wextra -Werror -fno-exceptions -fno-rtti "
@@ -188,8 +189,8 @@ def test_the_glue_and_the_example_compile_for_cortex_m7(model_dir, tmp_path):
     include.mkdir()
     (include / "flatbuffers").symlink_to("/usr/include/flatbuffers")
     kernels = ROOT / "micro_kernels"
-    flags = [*STRICT.split(), "-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16",
-             "-mfloat-abi=hard", "-ffp-contract=off", "-DTT_TFLM_WHEEL_ABI",
+    flags = [*STRICT.split(), *c_kernels.cortex_m7_flags(), "-ffp-contract=off",
+             "-DTT_TFLM_WHEEL_ABI",
              "-DFLATBUFFERS_LOCALE_INDEPENDENT=0", "-I", str(kernels / "include"),
              "-I", str(kernels / "tflm"), "-I", str(kernels / "tflm" / "wheel_abi"),
              "-isystem", str(include), "-I", str(model_dir), "-c"]

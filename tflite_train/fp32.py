@@ -2,9 +2,10 @@
 the dequantized float model, batch 1, same SGD (learning rates, momentum), same samples.
 
 Everything is read from the training model itself: the forward ops (the builtins), the
-initial parameter values (TT_INIT's constants), what is trained and how (the TT_UPDATE_*
-ops' inputs and options), and the logits (TT_LOSS_SOFTMAX_CE's input). Requires TensorFlow
-(the `dev` extra).
+initial parameter values (TT_INIT's constants), what is trained and how (the update ops'
+inputs and options: separate TT_UPDATE_* ops or the fused gradient+update ops augment writes
+by default), and the logits (TT_LOSS_SOFTMAX_CE's input). Requires TensorFlow (the `dev`
+extra).
 """
 from __future__ import annotations
 
@@ -13,7 +14,18 @@ import numpy as np
 from .ir import Graph
 from .ops.training import learning_rate
 from .tf_float import _tf, apply, dequantize
-from .training_ops import options_of
+from .training_ops import options_of, spec
+
+
+def updates(graph: Graph):
+    """(parameter tensor, options) of every update op of a training model, separate
+    (TT_UPDATE_WEIGHT / TT_UPDATE_BIAS) or fused (TT_*_WEIGHT_UPDATE, TT_BIAS_UPDATE): the
+    schema's ops with a learning rate, whose parameter is their `weights` or `bias` input."""
+    for op in graph.operators:
+        if not op.kind.startswith("TT_") or "lr" not in spec(op.kind)["options"]:
+            continue
+        names = [i["name"] for i in spec(op.kind)["inputs"]]
+        yield op.inputs[names.index("weights" if "weights" in names else "bias")], options_of(op)
 
 
 class FloatTrainer:
@@ -31,13 +43,9 @@ class FloatTrainer:
         self.params: dict[int, object] = {}
         self.rules = []                      # (variable, update options, channels, buffer)
         self.t = 0                           # training steps so far (for lr decay)
-        for op in graph.operators:
-            if op.kind not in ("TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS"):
-                continue
-            p = op.inputs[0]
-            o = options_of(op)
+        for p, o in updates(graph):
             t = graph.tensors[p]
-            axis = o["axis"] if op.kind == "TT_UPDATE_WEIGHT" else 0
+            axis = o.get("axis", 0)                 # biases: one scale per element
             var = tf.Variable(dequantize(t, initial[p], axis=axis), name=t.name.replace("/", "_"))
             self.params[p] = var
             channels = o.get("channels", t.shape[-1])

@@ -168,3 +168,72 @@ def cos_pi_ratio(t: int, n: int) -> float:
     if 4 * t > n:
         return sign * _sin_taylor(_PI * float(n - 2 * t) / float(2 * n))
     return sign * _cos_taylor(_PI * float(t) / float(n))
+
+
+# --- exp and log, as micro_kernels/src/tt_math.c computes them (schema: math.exp, math.log) --
+# The loss's elementary functions, bit-identical to tt_exp / tt_log for the same reasons as
+# cos_pi_ratio above, so that the numpy loss equals the C loss bit for bit.
+
+_LN2_HI = float.fromhex("0x1.62e42feep-1")
+_LN2_LO = float.fromhex("0x1.a39ef35793c76p-33")
+_INV_LN2 = float.fromhex("0x1.71547652b82fep+0")
+_SQRT2 = float.fromhex("0x1.6a09e667f3bcdp+0")
+_EXP_UNDERFLOW = -745.1332191019412
+_EXP_OVERFLOW = 709.782712893384
+_EXP = tuple(1.0 / math.factorial(k) for k in range(14))                     # 1/0!, .., 1/13!
+_ATANH = tuple(2.0 / (2 * j + 1) for j in range(1, 11))                      # 2/3, .., 2/21
+
+
+def _scale_pow2(y: float, n: int) -> float:
+    """y * 2^n as tt_math.c's scale_pow2: at most two multiplications by exact powers."""
+    if n > 1000:
+        return y * math.ldexp(1.0, n - 1000) * math.ldexp(1.0, 1000)
+    if n < -1000:
+        return y * math.ldexp(1.0, n + 1000) * math.ldexp(1.0, -1000)
+    return y * math.ldexp(1.0, n)
+
+
+def exp(x: float) -> float:
+    """tt_exp(x): Cody-Waite reduction by ln 2, then Taylor to r^13 by Horner."""
+    if x != x:
+        return x
+    if x < _EXP_UNDERFLOW:
+        return 0.0
+    if x > _EXP_OVERFLOW:
+        return math.inf
+    t = x * _INV_LN2
+    n = int(t - 0.5) if t < 0.0 else int(t + 0.5)            # C's conversion truncates
+    r = (x - float(n) * _LN2_HI) - float(n) * _LN2_LO
+    p = _EXP[13]
+    for c in reversed(_EXP[:13]):
+        p = c + r * p
+    return _scale_pow2(p, n)
+
+
+def log(x: float) -> float:
+    """tt_log(x): x = m 2^e with m in [sqrt(1/2), sqrt(2)), fdlibm's log(1 + f) = 2 atanh(s)."""
+    if x != x or x < 0.0:
+        return math.nan
+    if x == 0.0:
+        return -math.inf
+    if x == math.inf:
+        return x
+    u = int(np.float64(x).view(np.uint64))
+    e = 0
+    if u < (1 << 52):                                         # subnormal: make it normal
+        u = int(np.float64(x * 18014398509481984.0).view(np.uint64))
+        e = -54
+    e += (u >> 52) - 1023
+    m = float(np.uint64((u & ((1 << 52) - 1)) | (1023 << 52)).view(np.float64))
+    if m >= _SQRT2:
+        m *= 0.5
+        e += 1
+    f = m - 1.0
+    s = f / (2.0 + f)
+    hfsq = 0.5 * f * f
+    z = s * s
+    p = _ATANH[9]
+    for c in reversed(_ATANH[:9]):
+        p = c + z * p
+    k = float(e)
+    return k * _LN2_HI - ((hfsq - (s * (hfsq + z * p) + k * _LN2_LO)) - f)

@@ -1,13 +1,37 @@
 /* tflite-train training kernels: portable C99, no TFLM types.
  *
- * One function per TT_* operation of schema/training_ops.json (read it for the semantics;
- * the comments here give shapes and quantization). Layouts are NHWC and row-major; weights
- * are [Co, KH, KW, Ci] (CONV_2D), [1, KH, KW, C*M] (DEPTHWISE_CONV_2D) or [units, depth]
- * (FULLY_CONNECTED), int8 with per-output-channel scales. Gradients are float32 and are
- * gradients with respect to REAL values; sums are accumulated in double and stored as float
- * so that the results agree with the numpy reference to float32 rounding. A `mask` is the
- * bit-packed activation mask (bit i, LSB first, of element i of dy); NULL means none.
- * Label gating (label < 0: do nothing) is the caller's job.
+ * One function per TT_* operation and data type of schema/training_ops.json (read it for the
+ * semantics); the comments here give every argument's shape and quantization and, for every
+ * kernel that sums, the order of its float32 sum. The sources are one file per operation
+ * family, as CMSIS-NN does it (int8-gradient and Cortex-M DSP versions go beside the float32
+ * ones, behind the same signatures):
+ *   src/tt_input_grad.c  activation gradients through convolutions and fully connected layers
+ *   src/tt_param_grad.c  weight and bias gradients, the QAS SGD updates, fused gradient+update
+ *   src/tt_loss.c        softmax cross-entropy loss, softmax gradient
+ *   src/tt_pool_grad.c   average- and max-pool gradients
+ *   src/tt_plumbing.c    init copies, saved masks and slices, element-wise and data-movement
+ *                        gradients (mask, add, broadcast sum, mean, pad, transpose)
+ *   src/tt_math.c        once-per-step double math: libm-free exp, log, cos(pi t / n), the
+ *                        learning-rate decay
+ *
+ * Conventions. Layouts are NHWC and row-major; weights are [Co, KH, KW, Ci] (CONV_2D),
+ * [1, KH, KW, C*M] (DEPTHWISE_CONV_2D) or [units, depth] (FULLY_CONNECTED), int8, symmetric
+ * (zero point 0), with per-output-channel float32 scales (one scale means per-tensor). Saved
+ * activations are int8 with a float32 scale and an int32 zero point; a real value is
+ * scale * (q - zero_point). Gradients are float32 gradients with respect to REAL values.
+ * A `mask` is the bit-packed activation mask of dy (bit i, LSB first, of byte i / 8 belongs to
+ * element i of dy); NULL means none. An element whose bit is 0 contributes nothing: its terms
+ * are skipped. Label gating (label < 0: do nothing) is the caller's job.
+ *
+ * Arithmetic. Every per-element operation is float32 (+, -, *, / correctly rounded, no FMA:
+ * build with -ffp-contract=off and without fast-math), so that the kernels run on the
+ * single-precision FPU of the Cortex-M7 (-mfpu=fpv5-sp-d16), where a double would be a
+ * software call. Only once-per-step scalar math is double: the loss's exp/log and the
+ * learning-rate decay (tests/test_micro_kernels.py checks the objects for __aeabi_d* calls).
+ * A sum is a float32 accumulator that starts at +0.0f and adds its terms one at a time in the
+ * order documented at the kernel; a skipped term (masked, or a tap outside the image) changes
+ * nothing, exactly as adding +0.0f would. The numpy reference kernels (tflite_train/ops/) add
+ * in the same orders, so numpy and C agree bit for bit.
  */
 #ifndef TT_KERNELS_H
 #define TT_KERNELS_H
@@ -21,14 +45,18 @@ extern "C" {
 #define TT_OK 0
 #define TT_ERROR_LABEL 1
 
-/* Geometry of a convolution or pooling window: leading pads of the forward op. */
+/* Positions per partial sum of the bias gradient (see tt_bias_grad_f32). */
+#define TT_BIAS_GRAD_BLOCK 16
+
+/* Geometry of a convolution or pooling window: leading pads of the forward op. Output
+ * position o's tap k reads input position o * stride + k * dilation - pad (per axis). */
 typedef struct {
   int stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
 } tt_window;
 
 /* SGD + QAS options shared by the update kernels (schema: TT_UPDATE_WEIGHT). */
 typedef struct {
-  double lr;           /* learning rate before decay (the option, a double) */
+  float lr;            /* learning rate before decay: the option rounded to float32 */
   float momentum;      /* 0: no momentum buffer */
   int qas;             /* 1: g = grad / scale (QAS); 0: g = grad * scale */
   int rounding;        /* 0 nearest (rintf), 1 stochastic */
@@ -41,128 +69,97 @@ typedef struct {
   int32_t step;
 } tt_update_state;
 
-/* xorshift32: x ^= x << 13; x ^= x >> 17; x ^= x << 5. A zero state becomes 2463534242. */
-uint32_t tt_xorshift32_next(uint32_t *state);
-void tt_update_state_init(tt_update_state *s, uint32_t seed);
-/* lr_t = lr * 0.5 * (1 + tt_cos_pi_ratio(min(t, N), N)), in double, returned as float. */
-float tt_learning_rate(const tt_sgd *o, int32_t step);
+/* ==== src/tt_input_grad.c: activation gradients through the layers ======================= */
 
-/* libm-free elementary functions in double arithmetic (src/tt_math.c; formulas in the
- * schema's "math"). glibc and newlib differ in the last bits of exp/log/cos; these give the
- * same bits on every IEEE-754 target compiled without FMA contraction, and
- * tflite_train/training_ops.py repeats tt_cos_pi_ratio exactly. Within about 1 ulp of double
- * (exp, log) and 2 ulp (cos_pi_ratio), tested; not correctly rounded. */
-double tt_exp(double x);                       /* any x (softmax: x <= 0); 0 below -745.13 */
-double tt_log(double x);                       /* x > 0, finite */
-double tt_cos_pi_ratio(int32_t t, int32_t n);  /* cos(pi * t / n), 0 <= t <= n, n > 0 */
-
-/* TT_INIT: copy bytes. */
-void tt_init_copy(const void *src, void *dst, int32_t bytes);
-
-/* TT_SAVE_MASK: mask[ceil(size/8)], bit i = lo < y[i] < hi. */
-void tt_save_mask_s8(const int8_t *y, int32_t size, int32_t lo, int32_t hi, uint8_t *mask);
-
-/* TT_SAVE_SLICE: out[outer, channels] = x[outer, :channels] of x[outer, depth]. */
-void tt_save_slice_s8(const int8_t *x, int32_t outer, int32_t depth, int32_t channels,
-                      int8_t *out);
-
-/* TT_LOSS_SOFTMAX_CE: p = softmax(scale * (logits - zp)); loss = -log p[label];
- * dlogits = p - onehot(label). logits [classes] int8; dlogits [classes]; loss [1]. float32
- * arithmetic with tt_exp / tt_log rounded to float. 0 <= label; returns TT_ERROR_LABEL when
- * label >= classes. */
-int tt_loss_softmax_ce_s8(const int8_t *logits, int32_t classes, float scale, int32_t zp,
-                          int32_t label, float *loss, float *dlogits);
-
-/* TT_BIAS_GRAD: db[c] = sum over outer of (dy * mask)[outer, c]. */
-void tt_bias_grad_f32(const float *dy, const uint8_t *mask, int32_t outer, int32_t channels,
-                      float *db);
-
-/* TT_MASK_GRAD: dx = dy * mask. */
-void tt_mask_grad_f32(const float *dy, const uint8_t *mask, int32_t size, float *dx);
-
-/* TT_SUM_GRAD with two inputs: dx = a + b. */
-void tt_add_grad_f32(const float *a, const float *b, int32_t size, float *dx);
-
-/* TT_SUM_GRAD with one input: dx = dy summed over the axes where the forward input was
- * broadcast. dy [dy_dims]; dx [dx_dims] of the same rank (a lower-rank forward input is
- * given leading 1s), each dx_dims[d] either dy_dims[d] or 1. rank <= 6. */
-void tt_sum_broadcast_grad_f32(const float *dy, const int32_t *dy_dims,
-                               const int32_t *dx_dims, int32_t rank, float *dx);
-
-/* TT_CONV2D_INPUT_GRAD. dy [n, oh, ow, co]; w [co, kh, kw, ci] with w_scales[co];
- * dx [n, h, w, ci]. */
+/* TT_CONV2D_INPUT_GRAD. dy [n, oh, ow, co] float32 (mask over dy or NULL); w [co, kh, kw, ci]
+ * int8 with w_scales[co] (per-tensor weights: the one scale repeated co times); win: the
+ * forward's strides, dilations and leading pads; dx [n, h, wd, ci] float32, overwritten.
+ * Order: dx[b, iy, ix, c] sums, over the dy positions (b, oy, ox) whose tap (ky, kx) reads
+ * (iy, ix), in row-major order (so ky and kx descending), and within a position over o
+ * ascending, the terms (dy[b, oy, ox, o] * w_scales[o]) * (float)w[o, ky, kx, c]. */
 void tt_conv2d_input_grad_f32(const float *dy, const uint8_t *mask, int32_t n, int32_t oh,
                               int32_t ow, int32_t co, const int8_t *w, const float *w_scales,
                               int32_t kh, int32_t kw, const tt_window *win, int32_t h,
                               int32_t wd, int32_t ci, float *dx);
 
-/* TT_CONV2D_WEIGHT_GRAD. saved [n, h, w, k] int8 (scale x_scale, zero point x_zp);
- * dw [co, kh, kw, k]. */
-void tt_conv2d_weight_grad_f32(const float *dy, const uint8_t *mask, int32_t n, int32_t oh,
-                               int32_t ow, int32_t co, const int8_t *saved, float x_scale,
-                               int32_t x_zp, int32_t h, int32_t wd, int32_t k, int32_t kh,
-                               int32_t kw, const tt_window *win, float *dw);
-
-/* TT_DEPTHWISE_CONV2D_INPUT_GRAD. dy [n, oh, ow, c*m]; w [1, kh, kw, c*m]; dx [n, h, w, c]. */
+/* TT_DEPTHWISE_CONV2D_INPUT_GRAD. dy [n, oh, ow, c*m] float32 (mask over dy or NULL); m the
+ * depth multiplier; w [1, kh, kw, c*m] int8 with w_scales[c*m] (per-tensor: repeated);
+ * dx [n, h, wd, c] float32, overwritten. Order: dx[b, iy, ix, ch] sums, over the dy positions
+ * whose tap reads (iy, ix) in row-major order (ky and kx descending), and within a position
+ * over j = 0..m-1, the terms (dy[b, oy, ox, o] * w_scales[o]) * (float)w[0, ky, kx, o] with
+ * o = ch * m + j. */
 void tt_depthwise_conv2d_input_grad_f32(const float *dy, const uint8_t *mask, int32_t n,
                                         int32_t oh, int32_t ow, int32_t c, int32_t m,
                                         const int8_t *w, const float *w_scales, int32_t kh,
                                         int32_t kw, const tt_window *win, int32_t h,
                                         int32_t wd, float *dx);
 
-/* TT_DEPTHWISE_CONV2D_WEIGHT_GRAD. saved [n, h, w, c]; dw [1, kh, kw, c*m]. */
+/* TT_FULLY_CONNECTED_INPUT_GRAD. dy [batches, units] float32 (mask over dy or NULL);
+ * w [units, depth] int8 with w_scales[units] (per-tensor: repeated); dx [batches, depth]
+ * float32, overwritten. Order: dx[b, d] sums over u ascending the terms
+ * (dy[b, u] * w_scales[u]) * (float)w[u, d]. */
+void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int32_t batches,
+                                       int32_t units, const int8_t *w, const float *w_scales,
+                                       int32_t depth, float *dx);
+
+/* ==== src/tt_param_grad.c: weight and bias gradients and their QAS SGD updates ============ */
+
+/* xorshift32: x ^= x << 13; x ^= x >> 17; x ^= x << 5. A zero state becomes 2463534242. */
+uint32_t tt_xorshift32_next(uint32_t *state);
+void tt_update_state_init(tt_update_state *s, uint32_t seed);
+
+/* The weight gradients sum over the dy positions row by row: a row partial R (b, oy fixed)
+ * sums over ox ascending, then the gradient's accumulator T sums the row partials over
+ * (b, oy) in row-major order, and the result is x_scale * T. Terms of taps outside the
+ * image and of masked dy elements are skipped. */
+
+/* TT_CONV2D_WEIGHT_GRAD. dy [n, oh, ow, co] float32 (mask or NULL); saved [n, h, wd, k] int8
+ * (scale x_scale, zero point x_zp): the forward input's first k channels; dw [co, kh, kw, k]
+ * float32, overwritten. Terms: dy[b, oy, ox, o] * (float)(saved[b, iy, ix, c] - x_zp) with
+ * (iy, ix) the input position tap (ky, kx) of (oy, ox) reads. */
+void tt_conv2d_weight_grad_f32(const float *dy, const uint8_t *mask, int32_t n, int32_t oh,
+                               int32_t ow, int32_t co, const int8_t *saved, float x_scale,
+                               int32_t x_zp, int32_t h, int32_t wd, int32_t k, int32_t kh,
+                               int32_t kw, const tt_window *win, float *dw);
+
+/* TT_DEPTHWISE_CONV2D_WEIGHT_GRAD. dy [n, oh, ow, c*m] (mask or NULL); saved [n, h, wd, c]
+ * int8 (x_scale, x_zp); dw [1, kh, kw, c*m] float32, overwritten. Terms:
+ * dy[b, oy, ox, o] * (float)(saved[b, iy, ix, o / m] - x_zp). */
 void tt_depthwise_conv2d_weight_grad_f32(const float *dy, const uint8_t *mask, int32_t n,
                                          int32_t oh, int32_t ow, int32_t c, int32_t m,
                                          const int8_t *saved, float x_scale, int32_t x_zp,
                                          int32_t h, int32_t wd, int32_t kh, int32_t kw,
                                          const tt_window *win, float *dw);
 
-/* TT_FULLY_CONNECTED_INPUT_GRAD. dy [b, units]; w [units, depth]; dx [b, depth]. */
-void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int32_t batches,
-                                       int32_t units, const int8_t *w, const float *w_scales,
-                                       int32_t depth, float *dx);
-
-/* TT_FULLY_CONNECTED_WEIGHT_GRAD. saved [b, k]; dw [units, k]. */
+/* TT_FULLY_CONNECTED_WEIGHT_GRAD. dy [batches, units] (mask or NULL); saved [batches, k] int8
+ * (x_scale, x_zp): the input's first k columns; dw [units, k] float32, overwritten.
+ * dw[u, j] = x_scale * T, T summing over b ascending dy[b, u] * (float)(saved[b, j] - x_zp)
+ * (every batch row is one term: the row rule above). */
 void tt_fully_connected_weight_grad_f32(const float *dy, const uint8_t *mask, int32_t batches,
                                         int32_t units, const int8_t *saved, float x_scale,
                                         int32_t x_zp, int32_t k, float *dw);
 
-/* TT_AVERAGE_POOL_GRAD: dy [n, oh, ow, c] shared among each window's in-image taps. */
-void tt_average_pool_grad_f32(const float *dy, int32_t n, int32_t oh, int32_t ow, int32_t c,
-                              int32_t fh, int32_t fw, const tt_window *win, int32_t h,
-                              int32_t wd, float *dx);
+/* TT_BIAS_GRAD. dy [outer, channels] float32 (mask or NULL); db [channels], overwritten.
+ * Order: db[c] sums block partials in block order; block q's partial sums
+ * dy[p, c] over p = q * TT_BIAS_GRAD_BLOCK .. (q + 1) * TT_BIAS_GRAD_BLOCK - 1 (< outer),
+ * ascending. */
+void tt_bias_grad_f32(const float *dy, const uint8_t *mask, int32_t outer, int32_t channels,
+                      float *db);
 
-/* TT_MAX_POOL_GRAD: to the first (row-major) in-image tap holding the window's maximum. */
-void tt_max_pool_grad_f32(const float *dy, const int8_t *saved, int32_t n, int32_t oh,
-                          int32_t ow, int32_t c, int32_t fh, int32_t fw, const tt_window *win,
-                          int32_t h, int32_t wd, float *dx);
-
-/* TT_SOFTMAX_GRAD: p = scale * (saved - zp); dx = p * (dy - sum(p * dy)) per row. */
-void tt_softmax_grad_f32(const float *dy, const int8_t *saved, float scale, int32_t zp,
-                         int32_t rows, int32_t depth, float *dx);
-
-/* TT_MEAN_GRAD: dy has the input's shape with the reduced axes of size 1; dx [dims] gets
- * dy / count broadcast. `reduced[d]` is 1 for a reduced axis. rank <= 6. */
-void tt_mean_grad_f32(const float *dy, const int32_t *dims, const int32_t *reduced,
-                      int32_t rank, float *dx);
-
-/* TT_PAD_GRAD: dx[dims] = dy[before + index] with dy of shape dims + paddings. rank <= 6. */
-void tt_pad_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *before,
-                     const int32_t *dims, int32_t rank, float *dx);
-
-/* TT_TRANSPOSE_GRAD: dx = transpose(dy, inverse of perm); dy_dims are dy's. rank <= 6. */
-void tt_transpose_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *perm,
-                           int32_t rank, float *dx);
-
-/* TT_UPDATE_WEIGHT: w [outer..., depth] int8, updated in place on its first `channels`
- * input channels (last axis); scales along `axis` (0: first axis, else last axis);
- * grad [..., channels]; momentum_buf like grad or NULL. */
+/* TT_UPDATE_WEIGHT: w [dims[0], ..., dims[rank-1]] int8, updated in place on its first
+ * `channels` elements of the last axis; scales[n_scales] float32 (1, or one per output
+ * channel along `axis`: 0 the first axis, else the last); grad [..., channels] float32;
+ * momentum_buf like grad, or NULL. One learning-rate step per call; stochastic rounding
+ * draws one uniform per updated element, row-major. The per-element update is float32:
+ * g = qas ? grad / scale : grad * scale; m = momentum * m + g; delta = (-lr) * (m or g);
+ * w = clamp(w + round(delta), -127, 127). */
 void tt_update_weight_s8(int8_t *w, const int32_t *dims, int32_t rank, int32_t axis,
                          const float *scales, int32_t n_scales, const float *grad,
                          int32_t channels, float *momentum_buf, const tt_sgd *o,
                          tt_update_state *s);
 
-/* TT_UPDATE_BIAS: b [c] int32 with scales[c] (s_x * s_w), saturating. */
+/* TT_UPDATE_BIAS: b [c] int32 with scales[c] (s_x * s_w[c]), updated in place, saturating;
+ * grad [c]; momentum_buf [c] or NULL. Arithmetic as tt_update_weight_s8. */
 void tt_update_bias_s32(int32_t *b, int32_t c, const float *scales, const float *grad,
                         float *momentum_buf, const tt_sgd *o, tt_update_state *s);
 
@@ -172,9 +169,10 @@ void tt_update_bias_s32(int32_t *b, int32_t c, const float *scales, const float 
  * existing. `scratch` is caller-provided float memory of the size given; `momentum` is
  * shaped like the trained region or NULL. The learning rate and step advance once per call. */
 
-/* TT_CONV2D_WEIGHT_UPDATE, one output channel at a time. w [co, kh, kw, ci] int8 with
- * w_scales[n_scales] (1 or co), updated on its first k input channels; saved [n, h, wd, k];
- * momentum [co, kh, kw, k]; scratch kh * kw * k floats. */
+/* TT_CONV2D_WEIGHT_UPDATE, one output channel at a time. dy, mask, saved, x_scale, x_zp as
+ * tt_conv2d_weight_grad_f32; w [co, kh, kw, ci] int8 with w_scales[n_scales] (1 or co),
+ * updated on its first k input channels; momentum [co, kh, kw, k] or NULL;
+ * scratch kh * kw * k floats. */
 void tt_conv2d_weight_update_s8(const float *dy, const uint8_t *mask, int32_t n, int32_t oh,
                                 int32_t ow, int32_t co, const int8_t *saved, float x_scale,
                                 int32_t x_zp, int32_t h, int32_t wd, int32_t k, int8_t *w,
@@ -182,9 +180,10 @@ void tt_conv2d_weight_update_s8(const float *dy, const uint8_t *mask, int32_t n,
                                 int32_t n_scales, const tt_window *win, float *momentum,
                                 const tt_sgd *o, tt_update_state *s, float *scratch);
 
-/* TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE. w [1, kh, kw, c*m] with w_scales[n_scales] (1 or c*m,
- * along the last axis); saved [n, h, wd, c]; momentum [1, kh, kw, c*m];
- * scratch kh * kw * c * m floats (the whole, small, depthwise gradient). */
+/* TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE. dy, mask, saved as tt_depthwise_conv2d_weight_grad_f32;
+ * w [1, kh, kw, c*m] int8 with w_scales[n_scales] (1 or c*m, along the last axis);
+ * momentum [1, kh, kw, c*m] or NULL; scratch kh * kw * c * m floats (the whole, small,
+ * depthwise gradient). */
 void tt_depthwise_conv2d_weight_update_s8(const float *dy, const uint8_t *mask, int32_t n,
                                           int32_t oh, int32_t ow, int32_t c, int32_t m,
                                           const int8_t *saved, float x_scale, int32_t x_zp,
@@ -193,9 +192,9 @@ void tt_depthwise_conv2d_weight_update_s8(const float *dy, const uint8_t *mask, 
                                           const tt_window *win, float *momentum,
                                           const tt_sgd *o, tt_update_state *s, float *scratch);
 
-/* TT_FULLY_CONNECTED_WEIGHT_UPDATE, one unit at a time. w [units, depth] with
- * w_scales[n_scales] (1 or units), updated on its first k columns; saved [batches, k];
- * momentum [units, k]; scratch k floats. */
+/* TT_FULLY_CONNECTED_WEIGHT_UPDATE, one unit at a time. dy, mask, saved as
+ * tt_fully_connected_weight_grad_f32; w [units, depth] int8 with w_scales[n_scales] (1 or
+ * units), updated on its first k columns; momentum [units, k] or NULL; scratch k floats. */
 void tt_fully_connected_weight_update_s8(const float *dy, const uint8_t *mask,
                                          int32_t batches, int32_t units, const int8_t *saved,
                                          float x_scale, int32_t x_zp, int32_t k, int8_t *w,
@@ -203,11 +202,106 @@ void tt_fully_connected_weight_update_s8(const float *dy, const uint8_t *mask,
                                          int32_t n_scales, float *momentum, const tt_sgd *o,
                                          tt_update_state *s, float *scratch);
 
-/* TT_BIAS_UPDATE. dy [outer, channels]; b [channels] int32 with b_scales[channels];
- * momentum [channels]; scratch channels floats. */
+/* TT_BIAS_UPDATE. dy [outer, channels] float32 (mask or NULL); b [channels] int32 with
+ * b_scales[channels] (s_x * s_w[c]); momentum [channels] or NULL; scratch channels floats. */
 void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int32_t channels,
                         int32_t *b, const float *b_scales, float *momentum, const tt_sgd *o,
                         tt_update_state *s, float *scratch);
+
+/* ==== src/tt_loss.c: the loss and the softmax gradient ==================================== */
+
+/* TT_LOSS_SOFTMAX_CE: logits [classes] int8 (scale, zp); label in [0, classes) (returns
+ * TT_ERROR_LABEL when label >= classes); loss [1] and dlogits [classes] float32.
+ * v_i = scale * ((float)logits_i - (float)zp); m = max v_i; e_i = (float)tt_exp(v_i - m);
+ * total = sum of e_i over i ascending; loss = (float)tt_log(total) - (v_label - m);
+ * dlogits_i = e_i / total, then dlogits_label -= 1. Float32 except tt_exp / tt_log, which
+ * are double (once per class per step). */
+int tt_loss_softmax_ce_s8(const int8_t *logits, int32_t classes, float scale, int32_t zp,
+                          int32_t label, float *loss, float *dlogits);
+
+/* TT_SOFTMAX_GRAD: dy [rows, depth] float32; saved [rows, depth] int8, the softmax's output
+ * (scale, zp); dx [rows, depth] float32. Per row: p_i = scale * (float)(saved_i - zp);
+ * dot = sum over i ascending of p_i * dy_i; dx_i = p_i * (dy_i - dot). */
+void tt_softmax_grad_f32(const float *dy, const int8_t *saved, float scale, int32_t zp,
+                         int32_t rows, int32_t depth, float *dx);
+
+/* ==== src/tt_pool_grad.c: pooling gradients =============================================== */
+
+/* TT_AVERAGE_POOL_GRAD: dy [n, oh, ow, c] float32; a fh x fw window (win: strides and leading
+ * pads; dilations unused); dx [n, h, wd, c] float32, overwritten. Each dy element is shared
+ * equally among its window's in-image taps (TFLM's divisor): share = dy / (float)count, one
+ * division per dy element. Order: dx[b, iy, ix, ch] sums the shares of the windows that
+ * contain it in row-major order of (b, oy, ox). */
+void tt_average_pool_grad_f32(const float *dy, int32_t n, int32_t oh, int32_t ow, int32_t c,
+                              int32_t fh, int32_t fw, const tt_window *win, int32_t h,
+                              int32_t wd, float *dx);
+
+/* TT_MAX_POOL_GRAD: dy [n, oh, ow, c] float32; saved [n, h, wd, c] int8, the pool's input;
+ * dx [n, h, wd, c] float32, overwritten. Each dy element goes to the first (row-major)
+ * in-image tap holding its window's maximum; dx sums what it receives in row-major order of
+ * (b, oy, ox). */
+void tt_max_pool_grad_f32(const float *dy, const int8_t *saved, int32_t n, int32_t oh,
+                          int32_t ow, int32_t c, int32_t fh, int32_t fw, const tt_window *win,
+                          int32_t h, int32_t wd, float *dx);
+
+/* ==== src/tt_plumbing.c: saved tensors, element-wise and data-movement gradients ========== */
+
+/* TT_INIT: copy `bytes` bytes. */
+void tt_init_copy(const void *src, void *dst, int32_t bytes);
+
+/* TT_SAVE_MASK: y [size] int8; mask [ceil(size / 8)], bit i = lo < y[i] < hi. */
+void tt_save_mask_s8(const int8_t *y, int32_t size, int32_t lo, int32_t hi, uint8_t *mask);
+
+/* TT_SAVE_SLICE: x [outer, depth] int8; out [outer, channels] = x[:, :channels]. */
+void tt_save_slice_s8(const int8_t *x, int32_t outer, int32_t depth, int32_t channels,
+                      int8_t *out);
+
+/* TT_MASK_GRAD: dy [size] float32, mask over dy; dx [size] = dy where the bit is 1, else
+ * +0.0f. */
+void tt_mask_grad_f32(const float *dy, const uint8_t *mask, int32_t size, float *dx);
+
+/* TT_SUM_GRAD with two inputs: a, b, dx [size] float32; dx = a + b. */
+void tt_add_grad_f32(const float *a, const float *b, int32_t size, float *dx);
+
+/* TT_SUM_GRAD with one input: dy [dy_dims] float32 summed over the axes where the forward
+ * input was broadcast; dx [dx_dims] of the same rank (a lower-rank forward input is given
+ * leading 1s), each dx_dims[d] either dy_dims[d] or 1; rank <= 6. Order: each dx element
+ * sums its dy elements in row-major order. */
+void tt_sum_broadcast_grad_f32(const float *dy, const int32_t *dy_dims,
+                               const int32_t *dx_dims, int32_t rank, float *dx);
+
+/* TT_MEAN_GRAD: dy has the input's shape with the reduced axes of size 1; dx [dims] float32
+ * gets dy / (float)count broadcast (count: the number of elements each mean averaged).
+ * `reduced[d]` is 1 for a reduced axis. rank <= 6. */
+void tt_mean_grad_f32(const float *dy, const int32_t *dims, const int32_t *reduced,
+                      int32_t rank, float *dx);
+
+/* TT_PAD_GRAD: dy [dy_dims] float32 = dims + paddings; dx [dims] = dy[before + index].
+ * rank <= 6. */
+void tt_pad_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *before,
+                     const int32_t *dims, int32_t rank, float *dx);
+
+/* TT_TRANSPOSE_GRAD: dy [dy_dims] float32 = transpose(x, perm); dx = transpose(dy, inverse
+ * of perm). rank <= 6. */
+void tt_transpose_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *perm,
+                           int32_t rank, float *dx);
+
+/* ==== src/tt_math.c: once-per-step double math ============================================= */
+
+/* libm-free elementary functions in double arithmetic (formulas in the schema's "math").
+ * glibc and newlib differ in the last bits of exp/log/cos; these give the same bits on every
+ * IEEE-754 target compiled without FMA contraction, and tflite_train/training_ops.py repeats
+ * them exactly. Within about 1 ulp of double (exp, log) and 2 ulp (cos_pi_ratio), tested; not
+ * correctly rounded. Double on purpose, and only for the loss and the learning-rate decay:
+ * a few calls per training step. */
+double tt_exp(double x);                       /* any x (softmax: x <= 0); 0 below -745.13 */
+double tt_log(double x);                       /* x > 0, finite */
+double tt_cos_pi_ratio(int32_t t, int32_t n);  /* cos(pi * t / n), 0 <= t <= n, n > 0 */
+
+/* The learning rate of update step `step` (the update kernels call it once per call): o->lr
+ * when decay_steps == 0, else
+ * (float)((double)o->lr * 0.5 * (1.0 + tt_cos_pi_ratio(min(step, N), N))), left to right. */
+float tt_learning_rate(const tt_sgd *o, int32_t step);
 
 #ifdef __cplusplus
 }

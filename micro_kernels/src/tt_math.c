@@ -149,3 +149,12 @@ double tt_cos_pi_ratio(int32_t t, int32_t n) {
   if (4 * a > d) return sign * sin_taylor(PI * (double)(d - 2 * a) / (double)(2 * d));
   return sign * cos_taylor(PI * (double)a / (double)d);
 }
+
+/* Once per update-op call, in its own translation unit so that no update kernel contains
+ * double arithmetic (tests/test_micro_kernels.py reads the objects): the decay's cosine in
+ * double stays monotone over long schedules, for a few hundred instructions per step. */
+float tt_learning_rate(const tt_sgd *o, int32_t step) {
+  if (o->decay_steps <= 0) return o->lr;
+  const int32_t t = step < o->decay_steps ? step : o->decay_steps;
+  return (float)((double)o->lr * 0.5 * (1.0 + tt_cos_pi_ratio(t, o->decay_steps)));
+}

@@ -705,7 +705,7 @@ struct LayerData {
 };
 
 void ReadSgd(Options &o, LayerData *d, bool weights) {
-  d->sgd.lr = o.Float("lr");
+  d->sgd.lr = static_cast<float>(o.Float("lr"));
   d->sgd.momentum = static_cast<float>(o.Float("momentum"));
   d->sgd.qas = o.Bool("qas") ? 1 : 0;
   d->sgd.rounding = o.Int("rounding");

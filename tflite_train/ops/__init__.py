@@ -88,15 +88,28 @@ def saturate_int8(x) -> np.ndarray:
 
 
 def unpack_mask(mask: np.ndarray, dims) -> np.ndarray:
-    """The bit-packed activation mask (LSB first) as a float32 array of shape `dims`."""
+    """The bit-packed activation mask (LSB first) as a boolean array of shape `dims`."""
     size = int(np.prod(dims))
     bits = np.unpackbits(np.asarray(mask, np.uint8), bitorder="little")[:size]
-    return bits.reshape(dims).astype(np.float32)
+    return bits.reshape(dims).astype(bool)
 
 
 def masked(dy: np.ndarray, mask) -> np.ndarray:
-    """dy times the activation mask; an absent mask (None) means no clamp."""
-    return dy if mask is None else dy * unpack_mask(mask, dy.shape)
+    """dy as float32 with the activation mask applied: a masked-out element is +0.0 (the C
+    kernels skip its terms, which gives the same bits); an absent mask (None) means no
+    clamp."""
+    dy = np.asarray(dy, np.float32)
+    return dy if mask is None else np.where(unpack_mask(mask, dy.shape), dy, np.float32(0))
+
+
+def channel_scales(quant, n: int) -> np.ndarray:
+    """The float32 scale of each of n output channels (a per-tensor scale repeated)."""
+    return np.ascontiguousarray(np.broadcast_to(quant.scale.astype(np.float32), (n,)))
+
+
+def centered(q: np.ndarray, zero_point: int) -> np.ndarray:
+    """float32(q - zero_point) of an int8 tensor: exact, as the C kernels convert it."""
+    return (q.astype(np.int16) - np.int16(zero_point)).astype(np.float32)
 
 
 def real_weights(w: np.ndarray, quant, axis: int) -> np.ndarray:
@@ -105,10 +118,6 @@ def real_weights(w: np.ndarray, quant, axis: int) -> np.ndarray:
     dims[axis] = -1
     scale = quant.scale.astype(np.float64)
     return w.astype(np.float64) * (scale.reshape(dims) if scale.size > 1 else scale[0])
-
-
-def real_activation(x: np.ndarray, quant) -> np.ndarray:
-    return quant.s * (x.astype(np.float64) - quant.zp)
 
 
 # Importing the modules fills REGISTRY.

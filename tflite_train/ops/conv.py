@@ -7,8 +7,9 @@ import numpy as np
 
 from ..ir import Graph, Operator
 from ..training_ops import options_of
-from . import (OpDef, fused_activation, masked, real_activation, real_weights, register,
-               require, require_int8_io)
+from . import (OpDef, centered, channel_scales, fused_activation, masked, register, require,
+               require_int8_io)
+from .accumulate import F32, in_order, row_sums, transposed
 from .requant import conv_multipliers, exact_int, requantize
 from .window import expected_out, geometry, windows
 
@@ -150,28 +151,21 @@ def _opts(op: Operator):
             (o["pad_top"], o["pad_left"]))
 
 
-def _scatter_taps(dx_shape, kernel, stride, dilation, pads, out_hw, contrib):
-    """Sum per-tap contributions [N,OH,OW,C] back onto the input grid (transposed conv)."""
-    n, h, w, c = dx_shape
-    (kh, kw), (sh, sw), (dh, dw), (ph, pw), (oh, ow) = kernel, stride, dilation, pads, out_hw
-    hp = max((oh - 1) * sh + (kh - 1) * dh + 1, ph + h)
-    wp = max((ow - 1) * sw + (kw - 1) * dw + 1, pw + w)
-    grid = np.zeros((n, hp, wp, c), np.float64)
-    for i in range(kh):
-        for j in range(kw):
-            grid[:, i * dh:i * dh + (oh - 1) * sh + 1:sh,
-                 j * dw:j * dw + (ow - 1) * sw + 1:sw, :] += contrib(i, j)
-    return grid[:, ph:ph + h, pw:pw + w, :].astype(np.float32)
-
-
 def conv_input_grad(graph: Graph, op: Operator, inputs) -> list:
-    dy = masked(inputs[0], inputs[1]).astype(np.float64)
-    w_t = graph.tensors[op.inputs[2]]
-    w = real_weights(inputs[2], w_t.quant, 0)                      # [Co, KH, KW, Ci]
+    """tt_conv2d_input_grad_f32's sums: per tap (descending), over output channels o
+    ascending, the terms (dy * s_w[o]) * w[o, tap, :] of every dy position at once."""
+    w = inputs[2]
+    co = w.shape[0]
+    gs = masked(inputs[0], inputs[1]) * channel_scales(graph.tensors[op.inputs[2]].quant, co)
+    wf = w.astype(F32)                                             # [Co, KH, KW, Ci]
     stride, dilation, pads = _opts(op)
-    dx_shape = graph.tensors[op.outputs[0]].shape
-    return [_scatter_taps(dx_shape, w.shape[1:3], stride, dilation, pads, dy.shape[1:3],
-                          lambda i, j: dy @ w[:, i, j, :])]
+
+    runs = np.moveaxis(gs, 3, 0)[..., None]                         # [Co, N, OH, OW, 1]
+
+    def add_tap(view, i, j):
+        view[...] = in_order(runs * wf[:, None, None, None, i, j], start=view)
+    return [transposed(graph.tensors[op.outputs[0]].shape, w.shape[1:3], stride, dilation,
+                       pads, gs.shape[1:3], add_tap)]
 
 
 def conv_weight_grad(graph: Graph, op: Operator, inputs) -> list:
@@ -179,29 +173,43 @@ def conv_weight_grad(graph: Graph, op: Operator, inputs) -> list:
     return [conv_weight_grad_values(graph, op, inputs, kernel)]
 
 
-def conv_weight_grad_values(graph: Graph, op: Operator, inputs, kernel) -> np.ndarray:
-    """[Co, KH, KW, k] from inputs (dy, mask, saved, ...) of a weight-grad or fused op."""
-    dy = masked(inputs[0], inputs[1]).astype(np.float64)
+def _saved_windows(graph: Graph, op: Operator, inputs, kernel, out_hw) -> np.ndarray:
+    """[N, OH, OW, KH, KW, K] float32 (saved - zp) under each tap, 0 outside the image."""
     x_t = graph.tensors[op.inputs[2]]
-    x = real_activation(inputs[2], x_t.quant)
     stride, dilation, pads = _opts(op)
-    win = windows(x, kernel, stride, dilation, pads, dy.shape[1:3], fill=0.0)
-    return np.tensordot(dy, win, axes=([0, 1, 2], [0, 1, 2])).astype(np.float32)
+    return windows(centered(inputs[2], x_t.quant.zp), kernel, stride, dilation, pads, out_hw,
+                   fill=F32(0))
+
+
+def conv_weight_grad_values(graph: Graph, op: Operator, inputs, kernel) -> np.ndarray:
+    """[Co, KH, KW, k] from inputs (dy, mask, saved, ...) of a weight-grad or fused op, summed
+    as tt_conv2d_weight_grad_f32 does (row by row)."""
+    g = masked(inputs[0], inputs[1])                               # [N, OH, OW, Co]
+    n, oh, ow, co = g.shape
+    xw = _saved_windows(graph, op, inputs, kernel, (oh, ow))       # [N, OH, OW, KH, KW, k]
+    rows = n * oh
+
+    def terms(ox):
+        t = g[:, :, ox, :, None, None, None] * xw[:, :, ox, None]
+        return t.reshape((rows,) + t.shape[2:])
+    return F32(graph.tensors[op.inputs[2]].quant.s) * row_sums(terms, ow)
 
 
 def dw_input_grad(graph: Graph, op: Operator, inputs) -> list:
-    dy = masked(inputs[0], inputs[1]).astype(np.float64)
-    w_t = graph.tensors[op.inputs[2]]
-    w = real_weights(inputs[2], w_t.quant, 3)[0]                   # [KH, KW, C*M]
+    """tt_depthwise_conv2d_input_grad_f32's sums: per tap (descending), per j < M, the terms
+    (dy * s_w) * w of the output channels ch * M + j."""
+    w = inputs[2]
+    cm = w.shape[3]
+    gs = masked(inputs[0], inputs[1]) * channel_scales(graph.tensors[op.inputs[2]].quant, cm)
+    wf = w[0].astype(F32)                                          # [KH, KW, C*M]
     mult = options_of(op)["depth_multiplier"]
     stride, dilation, pads = _opts(op)
-    dx_shape = graph.tensors[op.outputs[0]].shape
-    c = dx_shape[3]
 
-    def contrib(i, j):
-        return (dy * w[i, j]).reshape(dy.shape[:3] + (c, mult)).sum(axis=4)
-    return [_scatter_taps(dx_shape, w.shape[:2], stride, dilation, pads, dy.shape[1:3],
-                          contrib)]
+    def add_tap(view, i, j):
+        for k in range(mult):
+            view += gs[..., k::mult] * wf[i, j, k::mult]
+    return [transposed(graph.tensors[op.outputs[0]].shape, w.shape[1:3], stride, dilation,
+                       pads, gs.shape[1:3], add_tap)]
 
 
 def dw_weight_grad(graph: Graph, op: Operator, inputs) -> list:
@@ -209,17 +217,18 @@ def dw_weight_grad(graph: Graph, op: Operator, inputs) -> list:
 
 
 def dw_weight_grad_values(graph: Graph, op: Operator, inputs, dw_shape) -> np.ndarray:
-    """[1, KH, KW, C*M] from inputs (dy, mask, saved, ...) of a weight-grad or fused op."""
-    dy = masked(inputs[0], inputs[1]).astype(np.float64)
-    x_t = graph.tensors[op.inputs[2]]
-    x = real_activation(inputs[2], x_t.quant)
-    mult = options_of(op)["depth_multiplier"]
-    stride, dilation, pads = _opts(op)
-    win = windows(x, dw_shape[1:3], stride, dilation, pads, dy.shape[1:3], fill=0.0)
-    c = x.shape[3]
-    d = dy.reshape(dy.shape[:3] + (c, mult))
-    dw = np.einsum("nhwijc,nhwcm->ijcm", win, d, optimize=True)
-    return dw.reshape(dw_shape).astype(np.float32)
+    """[1, KH, KW, C*M] from inputs (dy, mask, saved, ...) of a weight-grad or fused op,
+    summed as tt_depthwise_conv2d_weight_grad_f32 does (row by row)."""
+    g = masked(inputs[0], inputs[1])                               # [N, OH, OW, C*M]
+    n, oh, ow, cm = g.shape
+    xw = _saved_windows(graph, op, inputs, dw_shape[1:3], (oh, ow))   # [N, OH, OW, KH, KW, C]
+    channel = np.arange(cm) // options_of(op)["depth_multiplier"]
+
+    def terms(ox):
+        t = g[:, :, ox, None, None, :] * xw[:, :, ox][..., channel]
+        return t.reshape((n * oh,) + t.shape[2:])
+    dw = F32(graph.tensors[op.inputs[2]].quant.s) * row_sums(terms, ow)
+    return dw.reshape(dw_shape)
 
 
 def _fused_update(grad_values):

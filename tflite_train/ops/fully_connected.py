@@ -7,8 +7,9 @@ import numpy as np
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
 from ..training_ops import options_of
-from . import (OpDef, fused_activation, masked, real_activation, real_weights, register,
-               require, require_int8_io)
+from . import (OpDef, centered, channel_scales, fused_activation, masked, register, require,
+               require_int8_io)
+from .accumulate import F32, in_order
 from .requant import conv_multipliers, exact_int, requantize
 
 
@@ -97,10 +98,15 @@ def _reshape_op(src: int, dst: int, shape) -> Operator:
 
 
 def input_grad(graph: Graph, op: Operator, inputs) -> list:
-    dy = masked(inputs[0], inputs[1]).astype(np.float64)
-    w = real_weights(inputs[2], graph.tensors[op.inputs[2]].quant, 0)
-    dx = dy.reshape(-1, w.shape[0]) @ w
-    return [dx.reshape(graph.tensors[op.outputs[0]].shape).astype(np.float32)]
+    """tt_fully_connected_input_grad_f32's sums: over units ascending, the terms
+    (dy[:, u] * s_w[u]) * w[u, :]."""
+    w = inputs[2]
+    units = w.shape[0]
+    gs = masked(inputs[0], inputs[1]).reshape(-1, units)
+    gs = gs * channel_scales(graph.tensors[op.inputs[2]].quant, units)
+    wf = w.astype(F32)
+    dx = in_order(gs.T[:, :, None] * wf[:, None, :])                # terms [units, B, depth]
+    return [dx.reshape(graph.tensors[op.outputs[0]].shape)]
 
 
 def weight_grad(graph: Graph, op: Operator, inputs) -> list:
@@ -108,11 +114,14 @@ def weight_grad(graph: Graph, op: Operator, inputs) -> list:
 
 
 def weight_grad_values(graph: Graph, op: Operator, inputs) -> np.ndarray:
-    """[units, k] from inputs (dy, mask, saved, ...) of a weight-grad or fused op."""
-    dy = masked(inputs[0], inputs[1]).astype(np.float64)
-    x = real_activation(inputs[2], graph.tensors[op.inputs[2]].quant)
-    dw = dy.reshape(-1, dy.shape[-1]).T @ x.reshape(-1, x.shape[-1])
-    return dw.astype(np.float32)
+    """[units, k] from inputs (dy, mask, saved, ...) of a weight-grad or fused op:
+    x_scale * (the sum over batches ascending of dy[b, u] * (saved[b, j] - zp))."""
+    g = masked(inputs[0], inputs[1])
+    g = g.reshape(-1, g.shape[-1])                                 # [B, units]
+    x_t = graph.tensors[op.inputs[2]]
+    x = centered(inputs[2], x_t.quant.zp)
+    x = x.reshape(-1, x.shape[-1])                                 # [B, k]
+    return F32(x_t.quant.s) * in_order(g[:, :, None] * x[:, None, :])
 
 
 def weight_update(graph: Graph, op: Operator, inputs, state) -> list:

@@ -53,8 +53,8 @@ def mean_grad(graph: Graph, op: Operator, inputs) -> list:
     shape = graph.tensors[op.outputs[0]].shape
     keep = [1 if i in ax else n for i, n in enumerate(shape)]
     count = int(np.prod([shape[a] for a in ax]))
-    dy = inputs[0].astype(np.float64).reshape(keep)
-    return [np.broadcast_to(dy / count, shape).astype(np.float32)]
+    dy = inputs[0].astype(np.float32).reshape(keep)
+    return [np.ascontiguousarray(np.broadcast_to(dy / np.float32(count), shape))]
 
 
 register(OpDef("MEAN", forward, check=_check, backward=backward))

@@ -6,6 +6,7 @@ import numpy as np
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
 from . import OpDef, fused_activation, register, require, require_int8_io, saturate_int8
+from .accumulate import F32, transposed
 from .window import expected_out, geometry, windows
 
 
@@ -85,36 +86,34 @@ def _tt_geometry(graph: Graph, op: Operator, dy_shape):
             (o["pad_top"], o["pad_left"]), tuple(dy_shape[1:3]))
 
 
-def _scatter(dx_shape, geo, contrib) -> np.ndarray:
-    (kh, kw), (sh, sw), _, (ph, pw), (oh, ow) = geo
-    n, h, w, c = dx_shape
-    hp = max((oh - 1) * sh + kh, ph + h)
-    wp = max((ow - 1) * sw + kw, pw + w)
-    grid = np.zeros((n, hp, wp, c), np.float64)
-    for i in range(kh):
-        for j in range(kw):
-            grid[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw, :] += contrib(i, j)
-    return grid[:, ph:ph + h, pw:pw + w, :].astype(np.float32)
-
-
 def average_grad(graph: Graph, op: Operator, inputs) -> list:
-    dy = inputs[0].astype(np.float64)
+    """tt_average_pool_grad_f32: share = dy / (in-image taps of its window), float32, added
+    to the window's taps, each dx element in dy's row-major order."""
+    dy = np.asarray(inputs[0], F32)
     dx_shape = graph.tensors[op.outputs[0]].shape
     geo = _tt_geometry(graph, op, dy.shape)
-    ones = np.ones((1,) + tuple(dx_shape[1:3]) + (1,), np.float64)
-    count = windows(ones, *geo, fill=0.0).sum(axis=(3, 4))           # in-image taps
-    share = dy / count
-    return [_scatter(dx_shape, geo, lambda i, j: share)]
+    ones = np.ones((1,) + tuple(dx_shape[1:3]) + (1,), np.int32)
+    count = windows(ones, *geo, fill=0).sum(axis=(3, 4))               # TFLM's divisor
+    # (a window without in-image taps adds nothing: its share lands in the cut-off padding)
+    share = dy / np.maximum(count, 1).astype(F32)
+
+    def add_tap(view, i, j):
+        view += share
+    return [transposed(dx_shape, *geo, add_tap)]
 
 
 def max_grad(graph: Graph, op: Operator, inputs) -> list:
-    dy = inputs[0].astype(np.float64)
+    """tt_max_pool_grad_f32: dy to the first in-image tap holding its window's maximum."""
+    dy = np.asarray(inputs[0], F32)
     dx_shape = graph.tensors[op.outputs[0]].shape
     geo = _tt_geometry(graph, op, dy.shape)
     win = windows(inputs[1].astype(np.int16), *geo, fill=-32768)       # [N,OH,OW,KH,KW,C]
     kh, kw = geo[0]
     first = win.reshape(win.shape[:3] + (kh * kw, win.shape[5])).argmax(axis=3)
-    return [_scatter(dx_shape, geo, lambda i, j: dy * (first == i * kw + j))]
+
+    def add_tap(view, i, j):
+        view += np.where(first == i * kw + j, dy, F32(0))
+    return [transposed(dx_shape, *geo, add_tap)]
 
 
 register(OpDef("AVERAGE_POOL_2D", average, check=_check, backward=backward))

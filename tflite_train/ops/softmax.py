@@ -7,7 +7,8 @@ import numpy as np
 
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
-from . import OpDef, register, require, require_int8_io
+from . import OpDef, centered, register, require, require_int8_io
+from .accumulate import F32, in_order
 
 SCALED_DIFF_INTEGER_BITS = 5
 ACCUMULATION_INTEGER_BITS = 12
@@ -57,10 +58,14 @@ def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int
 
 
 def softmax_grad(graph: Graph, op: Operator, inputs) -> list:
+    """tt_softmax_grad_f32, float32: p = s * (saved - zp); dx = p * (dy - dot) per row, with
+    dot = sum of p * dy over the row in order."""
     q = graph.tensors[op.inputs[1]].quant
-    p = q.s * (inputs[1].astype(np.float64) - q.zp)
-    dy = inputs[0].astype(np.float64)
-    return [(p * (dy - (p * dy).sum(axis=-1, keepdims=True))).astype(np.float32)]
+    dy = np.asarray(inputs[0], F32)
+    p = F32(q.s) * centered(inputs[1], q.zp)
+    rows_p, rows_dy = p.reshape(-1, p.shape[-1]), dy.reshape(-1, dy.shape[-1])
+    dot = in_order((rows_p * rows_dy).T)
+    return [(rows_p * (rows_dy - dot[:, None])).reshape(dy.shape)]
 
 
 register(OpDef("SOFTMAX", forward, check=_check, backward=backward))

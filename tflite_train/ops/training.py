@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph, Operator
+from .. import training_ops
 from ..training_ops import cos_pi_ratio, options_of, seed_state, uniform
 from . import OpDef, masked, register
+from .accumulate import F32, blocked, in_order
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
@@ -32,20 +34,21 @@ def save_slice(graph: Graph, op: Operator, inputs) -> list:
 
 
 def loss_softmax_ce(graph: Graph, op: Operator, inputs) -> list:
+    """tt_loss_softmax_ce_s8, operation for operation: float32, with the C kernels' double
+    exp and log (training_ops.exp / log) rounded to float32."""
     q = graph.tensors[op.inputs[0]].quant
-    logits = np.float32(q.s) * (inputs[0].astype(np.float32) - np.float32(q.zp))
+    logits = inputs[0].ravel()
     label = int(np.ravel(inputs[1])[0])
-    flat = logits.ravel()
-    if label >= flat.size:
-        raise ValueError(f"label {label} out of range for {flat.size} classes")
-    shifted = flat - flat.max()
-    exp = np.exp(shifted, dtype=np.float32)
-    total = exp.sum(dtype=np.float32)
-    p = exp / total
-    loss = np.float32(np.log(total) - shifted[label])
-    grad = p.copy()
-    grad[label] -= np.float32(1.0)
-    return [np.array([loss], np.float32), grad.reshape(inputs[0].shape).astype(np.float32)]
+    if label >= logits.size:
+        raise ValueError(f"label {label} out of range for {logits.size} classes")
+    v = F32(q.s) * (logits.astype(F32) - F32(q.zp))
+    top = v.max()
+    e = np.array([training_ops.exp(float(d)) for d in v - top], F32)
+    total = in_order(e)
+    loss = F32(training_ops.log(float(total))) - (v[label] - top)
+    grad = e / total
+    grad[label] -= F32(1)
+    return [np.array([loss], F32), grad.reshape(inputs[0].shape)]
 
 
 def bias_grad(graph: Graph, op: Operator, inputs) -> list:
@@ -53,8 +56,9 @@ def bias_grad(graph: Graph, op: Operator, inputs) -> list:
 
 
 def bias_grad_values(dy, mask) -> np.ndarray:
-    dy = masked(dy, mask)
-    return dy.reshape(-1, dy.shape[-1]).sum(axis=0, dtype=np.float64).astype(np.float32)
+    """tt_bias_grad_f32's order: partial sums over blocks of 16 positions, then the blocks."""
+    g = masked(dy, mask)
+    return blocked(g.reshape(-1, g.shape[-1]))
 
 
 def bias_update(graph: Graph, op: Operator, inputs, state) -> list:
@@ -65,19 +69,22 @@ def bias_update(graph: Graph, op: Operator, inputs, state) -> list:
 
 
 def mask_grad(graph: Graph, op: Operator, inputs) -> list:
-    return [masked(inputs[0], inputs[1]).astype(np.float32)]
+    return [masked(inputs[0], inputs[1])]
 
 
 def sum_grad(graph: Graph, op: Operator, inputs) -> list:
     a, b = inputs[0], inputs[1]
     out_shape = graph.tensors[op.outputs[0]].shape
     if b is not None:
-        return [(a + b).astype(np.float32)]
-    # sum the broadcast axes of a back to the forward input's shape
-    extra = a.ndim - len(out_shape)
-    total = a.sum(axis=tuple(range(extra))) if extra else a
-    axes = tuple(i for i, n in enumerate(out_shape) if n == 1 and total.shape[i] != 1)
-    return [total.sum(axis=axes, keepdims=True).astype(np.float32).reshape(out_shape)]
+        return [np.asarray(a, F32) + np.asarray(b, F32)]
+    # tt_sum_broadcast_grad_f32: each element sums the dy elements broadcast from it, in
+    # row-major order of the broadcast axes (a lower-rank input gets leading 1s)
+    a = np.asarray(a, F32)
+    dims = (1,) * (a.ndim - len(out_shape)) + tuple(out_shape)
+    axes = [d for d in range(a.ndim) if dims[d] != a.shape[d]]
+    kept = [d for d in range(a.ndim) if d not in axes]
+    moved = np.transpose(a, axes + kept).reshape((-1,) + tuple(a.shape[d] for d in kept))
+    return [in_order(moved).reshape(out_shape)]
 
 
 def reshape_grad(graph: Graph, op: Operator, inputs) -> list:
@@ -93,12 +100,13 @@ def _round(delta: np.ndarray, rounding: int, state: dict, seed: int) -> np.ndarr
 
 
 def learning_rate(o: dict, step: int) -> np.float32:
-    """The op's lr at its `step`-th training Invoke: constant, or cosine-decayed to 0. The
-    cosine is the C kernels' own (cos_pi_ratio), so the lr is bit-identical to theirs."""
-    n = o["decay_steps"]
+    """The op's lr at its `step`-th training Invoke: constant, or cosine-decayed to 0, as
+    tt_learning_rate computes it from the float32 option (the cosine is the C kernels' own,
+    cos_pi_ratio), so the lr is bit-identical to theirs."""
+    n, lr = o["decay_steps"], np.float32(o["lr"])          # tt_sgd.lr is a float
     if n == 0:
-        return np.float32(o["lr"])
-    return np.float32(o["lr"] * 0.5 * (1.0 + cos_pi_ratio(min(step, n), n)))
+        return lr
+    return np.float32(float(lr) * 0.5 * (1.0 + cos_pi_ratio(min(step, n), n)))
 
 
 def _sgd_delta(grad: np.ndarray, scale: np.ndarray, momentum_buf, o: dict,

@@ -19,13 +19,20 @@ LIBRARY = BUILD / "libtt_kernels.so"
 HEADER = ROOT / "include" / "tt_kernels.h"
 
 
+def cortex_m7_flags() -> list[str]:
+    """The paper's board's compiler flags (STM32F746: Cortex-M7, single-precision FPU), from
+    their one definition in micro_kernels/tflite_train.inc."""
+    text = (ROOT / "tflite_train.inc").read_text()
+    return re.search(r"^TFLITE_TRAIN_CORTEX_M7_FLAGS\s*:=\s*(.+)$", text, re.M).group(1).split()
+
+
 class Window(C.Structure):
     _fields_ = [("stride_h", C.c_int32), ("stride_w", C.c_int32), ("dilation_h", C.c_int32),
                 ("dilation_w", C.c_int32), ("pad_top", C.c_int32), ("pad_left", C.c_int32)]
 
 
 class Sgd(C.Structure):
-    _fields_ = [("lr", C.c_double), ("momentum", C.c_float), ("qas", C.c_int),
+    _fields_ = [("lr", C.c_float), ("momentum", C.c_float), ("qas", C.c_int),
                 ("rounding", C.c_int), ("decay_steps", C.c_int)]
 
 

@@ -1,0 +1,541 @@
+/* Weight and bias gradients (float32, in the orders documented in include/tt_kernels.h), the
+ * QAS SGD updates of int8 weights and int32 biases, and the in-place fused gradient+update
+ * kernels, which share the gradient and update code with the separate ones so that both
+ * give the same bits by construction. */
+#include "tt_common.h"
+
+#define TT_DEFAULT_SEED 2463534242u
+
+uint32_t tt_xorshift32_next(uint32_t *state) {
+  uint32_t x = *state;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  *state = x;
+  return x;
+}
+
+void tt_update_state_init(tt_update_state *s, uint32_t seed) {
+  s->rng = seed ? seed : TT_DEFAULT_SEED;
+  s->step = 0;
+}
+
+/* ---- weight gradients ----------------------------------------------------------------------- */
+
+/* The operands of a CONV_2D weight gradient (the arguments of tt_conv2d_weight_grad_f32). */
+typedef struct {
+  const float *dy;
+  const uint8_t *mask;
+  int32_t n, oh, ow, co;
+  const int8_t *saved;
+  float x_scale;
+  int32_t x_zp, h, wd, k, kh, kw;
+  const tt_window *win;
+} conv_weight_grad_args;
+
+/* The row-by-row sums of one tap of output channel o over the dy positions whose tap reads
+ * inside the image (oy in [oy0, oy1), ox in [ox0, ox1)): out[c] = x_scale * T[c] for c in
+ * [c0, c0 + 8), eight channels in registers, so that each dy element is loaded and its mask
+ * tested once per eight channels. */
+static void conv_tap_8(const conv_weight_grad_args *a, int32_t o, int32_t ky, int32_t kx,
+                       int32_t oy0, int32_t oy1, int32_t ox0, int32_t ox1, int32_t c0,
+                       float *out) {
+  const tt_window v = *a->win;
+  const float zp = (float)a->x_zp;
+  float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f, t3 = 0.0f, t4 = 0.0f, t5 = 0.0f, t6 = 0.0f, t7 = 0.0f;
+  for (int32_t b = 0; b < a->n; ++b)
+    for (int32_t oy = oy0; oy < oy1; ++oy) {
+      const int32_t iy = oy * v.stride_h + ky * v.dilation_h - v.pad_top;
+      const int8_t *xp = a->saved + ((b * a->h + iy) * a->wd + ox0 * v.stride_w +
+                                     kx * v.dilation_w - v.pad_left) * a->k + c0;
+      const int32_t x_step = v.stride_w * a->k;
+      int32_t i = ((b * a->oh + oy) * a->ow + ox0) * a->co + o;
+      float r0 = 0.0f, r1 = 0.0f, r2 = 0.0f, r3 = 0.0f, r4 = 0.0f, r5 = 0.0f, r6 = 0.0f;
+      float r7 = 0.0f;
+      for (int32_t ox = ox0; ox < ox1; ++ox, i += a->co, xp += x_step) {
+        if (!tt_live(a->mask, i)) continue;
+        const float g = a->dy[i];
+        r0 += g * ((float)xp[0] - zp);
+        r1 += g * ((float)xp[1] - zp);
+        r2 += g * ((float)xp[2] - zp);
+        r3 += g * ((float)xp[3] - zp);
+        r4 += g * ((float)xp[4] - zp);
+        r5 += g * ((float)xp[5] - zp);
+        r6 += g * ((float)xp[6] - zp);
+        r7 += g * ((float)xp[7] - zp);
+      }
+      t0 += r0;
+      t1 += r1;
+      t2 += r2;
+      t3 += r3;
+      t4 += r4;
+      t5 += r5;
+      t6 += r6;
+      t7 += r7;
+    }
+  out[c0] = a->x_scale * t0;
+  out[c0 + 1] = a->x_scale * t1;
+  out[c0 + 2] = a->x_scale * t2;
+  out[c0 + 3] = a->x_scale * t3;
+  out[c0 + 4] = a->x_scale * t4;
+  out[c0 + 5] = a->x_scale * t5;
+  out[c0 + 6] = a->x_scale * t6;
+  out[c0 + 7] = a->x_scale * t7;
+}
+
+/* conv_tap_8 for the one channel c. */
+static void conv_tap_1(const conv_weight_grad_args *a, int32_t o, int32_t ky, int32_t kx,
+                       int32_t oy0, int32_t oy1, int32_t ox0, int32_t ox1, int32_t c,
+                       float *out) {
+  const tt_window v = *a->win;
+  const float zp = (float)a->x_zp;
+  float t = 0.0f;
+  for (int32_t b = 0; b < a->n; ++b)
+    for (int32_t oy = oy0; oy < oy1; ++oy) {
+      const int32_t iy = oy * v.stride_h + ky * v.dilation_h - v.pad_top;
+      const int8_t *xp = a->saved + ((b * a->h + iy) * a->wd + ox0 * v.stride_w +
+                                     kx * v.dilation_w - v.pad_left) * a->k + c;
+      int32_t i = ((b * a->oh + oy) * a->ow + ox0) * a->co + o;
+      float r = 0.0f;
+      for (int32_t ox = ox0; ox < ox1; ++ox, i += a->co, xp += v.stride_w * a->k)
+        if (tt_live(a->mask, i)) r += a->dy[i] * ((float)xp[0] - zp);
+      t += r;
+    }
+  out[c] = a->x_scale * t;
+}
+
+/* dw_o [kh, kw, k]: the gradient of output channel o's filter. The separate and the fused
+ * kernel both call this, so their gradients are the same values by construction. */
+static void conv2d_weight_grad_channel(const conv_weight_grad_args *args, int32_t o,
+                                       float *dw_o) {
+  const conv_weight_grad_args a = *args;   /* a local copy: dw_o cannot alias it */
+  const tt_window v = *a.win;
+  for (int32_t ky = 0; ky < a.kh; ++ky) {
+    int32_t oy0, oy1;
+    tt_out_range(ky, v.stride_h, v.dilation_h, v.pad_top, a.h, a.oh, &oy0, &oy1);
+    for (int32_t kx = 0; kx < a.kw; ++kx) {
+      int32_t ox0, ox1;
+      tt_out_range(kx, v.stride_w, v.dilation_w, v.pad_left, a.wd, a.ow, &ox0, &ox1);
+      const int32_t oy_end = ox0 < ox1 ? oy1 : oy0;     /* no column: no row to walk */
+      float *out = dw_o + (ky * a.kw + kx) * a.k;
+      int32_t c = 0;
+      for (; c + 8 <= a.k; c += 8) conv_tap_8(&a, o, ky, kx, oy0, oy_end, ox0, ox1, c, out);
+      for (; c < a.k; ++c) conv_tap_1(&a, o, ky, kx, oy0, oy_end, ox0, ox1, c, out);
+    }
+  }
+}
+
+void tt_conv2d_weight_grad_f32(const float *dy, const uint8_t *mask, int32_t n, int32_t oh,
+                               int32_t ow, int32_t co, const int8_t *saved, float x_scale,
+                               int32_t x_zp, int32_t h, int32_t wd, int32_t k, int32_t kh,
+                               int32_t kw, const tt_window *win, float *dw) {
+  const conv_weight_grad_args a = {dy, mask, n, oh, ow, co, saved, x_scale, x_zp,
+                                   h, wd, k, kh, kw, win};
+  for (int32_t o = 0; o < co; ++o) conv2d_weight_grad_channel(&a, o, dw + o * kh * kw * k);
+}
+
+/* The operands of a DEPTHWISE_CONV_2D weight gradient, and one tap's position ranges. */
+typedef struct {
+  const float *dy;
+  const uint8_t *mask;
+  int32_t n, oh, ow, c, m;
+  const int8_t *saved;
+  float x_scale;
+  int32_t x_zp, h, wd;
+  tt_window win;
+  int32_t ky, kx, oy0, oy1, ox0, ox1;
+} depthwise_tap;
+
+/* out[o] for o in [o0, o0 + 8) of one tap, depth multiplier 1 (input channel = o): as
+ * conv_tap_8, eight channels in registers. */
+static void depthwise_tap_8(const depthwise_tap *a, int32_t o0, float *out) {
+  const tt_window v = a->win;
+  const float zp = (float)a->x_zp;
+  float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f, t3 = 0.0f, t4 = 0.0f, t5 = 0.0f, t6 = 0.0f, t7 = 0.0f;
+  for (int32_t b = 0; b < a->n; ++b)
+    for (int32_t oy = a->oy0; oy < a->oy1; ++oy) {
+      const int32_t iy = oy * v.stride_h + a->ky * v.dilation_h - v.pad_top;
+      const int8_t *xp = a->saved + ((b * a->h + iy) * a->wd + a->ox0 * v.stride_w +
+                                     a->kx * v.dilation_w - v.pad_left) * a->c + o0;
+      int32_t i = ((b * a->oh + oy) * a->ow + a->ox0) * a->c + o0;
+      float r0 = 0.0f, r1 = 0.0f, r2 = 0.0f, r3 = 0.0f, r4 = 0.0f, r5 = 0.0f, r6 = 0.0f;
+      float r7 = 0.0f;
+      for (int32_t ox = a->ox0; ox < a->ox1; ++ox, i += a->c, xp += v.stride_w * a->c) {
+        const float *g = a->dy + i;
+        if (tt_live(a->mask, i)) r0 += g[0] * ((float)xp[0] - zp);
+        if (tt_live(a->mask, i + 1)) r1 += g[1] * ((float)xp[1] - zp);
+        if (tt_live(a->mask, i + 2)) r2 += g[2] * ((float)xp[2] - zp);
+        if (tt_live(a->mask, i + 3)) r3 += g[3] * ((float)xp[3] - zp);
+        if (tt_live(a->mask, i + 4)) r4 += g[4] * ((float)xp[4] - zp);
+        if (tt_live(a->mask, i + 5)) r5 += g[5] * ((float)xp[5] - zp);
+        if (tt_live(a->mask, i + 6)) r6 += g[6] * ((float)xp[6] - zp);
+        if (tt_live(a->mask, i + 7)) r7 += g[7] * ((float)xp[7] - zp);
+      }
+      t0 += r0;
+      t1 += r1;
+      t2 += r2;
+      t3 += r3;
+      t4 += r4;
+      t5 += r5;
+      t6 += r6;
+      t7 += r7;
+    }
+  out[o0] = a->x_scale * t0;
+  out[o0 + 1] = a->x_scale * t1;
+  out[o0 + 2] = a->x_scale * t2;
+  out[o0 + 3] = a->x_scale * t3;
+  out[o0 + 4] = a->x_scale * t4;
+  out[o0 + 5] = a->x_scale * t5;
+  out[o0 + 6] = a->x_scale * t6;
+  out[o0 + 7] = a->x_scale * t7;
+}
+
+/* out[o] of one tap, any depth multiplier (input channel o / m). */
+static void depthwise_tap_1(const depthwise_tap *a, int32_t o, float *out) {
+  const tt_window v = a->win;
+  const float zp = (float)a->x_zp;
+  const int32_t cm = a->c * a->m;
+  float t = 0.0f;
+  for (int32_t b = 0; b < a->n; ++b)
+    for (int32_t oy = a->oy0; oy < a->oy1; ++oy) {
+      const int32_t iy = oy * v.stride_h + a->ky * v.dilation_h - v.pad_top;
+      const int8_t *xp = a->saved + ((b * a->h + iy) * a->wd + a->ox0 * v.stride_w +
+                                     a->kx * v.dilation_w - v.pad_left) * a->c + o / a->m;
+      int32_t i = ((b * a->oh + oy) * a->ow + a->ox0) * cm + o;
+      float r = 0.0f;
+      for (int32_t ox = a->ox0; ox < a->ox1; ++ox, i += cm, xp += v.stride_w * a->c)
+        if (tt_live(a->mask, i)) r += a->dy[i] * ((float)xp[0] - zp);
+      t += r;
+    }
+  out[o] = a->x_scale * t;
+}
+
+void tt_depthwise_conv2d_weight_grad_f32(const float *dy, const uint8_t *mask, int32_t n,
+                                         int32_t oh, int32_t ow, int32_t c, int32_t m,
+                                         const int8_t *saved, float x_scale, int32_t x_zp,
+                                         int32_t h, int32_t wd, int32_t kh, int32_t kw,
+                                         const tt_window *win, float *dw) {
+  depthwise_tap a = {dy, mask, n, oh, ow, c, m, saved, x_scale, x_zp, h, wd, *win,
+                     0, 0, 0, 0, 0, 0};
+  const int32_t cm = c * m;
+  for (a.ky = 0; a.ky < kh; ++a.ky) {
+    for (a.kx = 0; a.kx < kw; ++a.kx) {
+      tt_out_range(a.ky, a.win.stride_h, a.win.dilation_h, a.win.pad_top, h, oh, &a.oy0,
+                   &a.oy1);
+      tt_out_range(a.kx, a.win.stride_w, a.win.dilation_w, a.win.pad_left, wd, ow, &a.ox0,
+                   &a.ox1);
+      if (a.ox0 == a.ox1) a.oy1 = a.oy0;               /* no column: no row to walk */
+      float *out = dw + (a.ky * kw + a.kx) * cm;
+      int32_t o = 0;
+      if (m == 1)
+        for (; o + 8 <= cm; o += 8) depthwise_tap_8(&a, o, out);
+      for (; o < cm; ++o) depthwise_tap_1(&a, o, out);
+    }
+  }
+}
+
+/* dw_u [k]: the gradient of unit u's weights (shared by the separate and fused kernels). */
+static void fully_connected_weight_grad_unit(const float *dy, const uint8_t *mask,
+                                             int32_t batches, int32_t units, int32_t u,
+                                             const int8_t *saved, float x_scale, int32_t x_zp,
+                                             int32_t k, float *dw_u) {
+  for (int32_t j = 0; j < k; ++j) dw_u[j] = 0.0f;
+  for (int32_t b = 0; b < batches; ++b) {
+    const int32_t i = b * units + u;
+    if (!tt_live(mask, i)) continue;
+    const float g = dy[i];
+    const int8_t *xp = saved + b * k;
+    for (int32_t j = 0; j < k; ++j) dw_u[j] += g * (float)(xp[j] - x_zp);
+  }
+  for (int32_t j = 0; j < k; ++j) dw_u[j] = x_scale * dw_u[j];
+}
+
+void tt_fully_connected_weight_grad_f32(const float *dy, const uint8_t *mask, int32_t batches,
+                                        int32_t units, const int8_t *saved, float x_scale,
+                                        int32_t x_zp, int32_t k, float *dw) {
+  for (int32_t u = 0; u < units; ++u)
+    fully_connected_weight_grad_unit(dy, mask, batches, units, u, saved, x_scale, x_zp, k,
+                                     dw + u * k);
+}
+
+/* db[c0 .. c0 + 8) in registers: block partials r, their sum t (tt_bias_grad_f32's order). */
+static void bias_grad_8(const float *dy, const uint8_t *mask, int32_t outer, int32_t channels,
+                        int32_t c0, float *db) {
+  float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f, t3 = 0.0f, t4 = 0.0f, t5 = 0.0f, t6 = 0.0f, t7 = 0.0f;
+  for (int32_t p0 = 0; p0 < outer; p0 += TT_BIAS_GRAD_BLOCK) {
+    const int32_t end = outer - p0 < TT_BIAS_GRAD_BLOCK ? outer : p0 + TT_BIAS_GRAD_BLOCK;
+    float r0 = 0.0f, r1 = 0.0f, r2 = 0.0f, r3 = 0.0f, r4 = 0.0f, r5 = 0.0f, r6 = 0.0f;
+    float r7 = 0.0f;
+    for (int32_t p = p0; p < end; ++p) {
+      const int32_t i = p * channels + c0;
+      const float *g = dy + i;
+      if (!mask) {
+        r0 += g[0];
+        r1 += g[1];
+        r2 += g[2];
+        r3 += g[3];
+        r4 += g[4];
+        r5 += g[5];
+        r6 += g[6];
+        r7 += g[7];
+        continue;
+      }
+      if (tt_live(mask, i)) r0 += g[0];
+      if (tt_live(mask, i + 1)) r1 += g[1];
+      if (tt_live(mask, i + 2)) r2 += g[2];
+      if (tt_live(mask, i + 3)) r3 += g[3];
+      if (tt_live(mask, i + 4)) r4 += g[4];
+      if (tt_live(mask, i + 5)) r5 += g[5];
+      if (tt_live(mask, i + 6)) r6 += g[6];
+      if (tt_live(mask, i + 7)) r7 += g[7];
+    }
+    t0 += r0;
+    t1 += r1;
+    t2 += r2;
+    t3 += r3;
+    t4 += r4;
+    t5 += r5;
+    t6 += r6;
+    t7 += r7;
+  }
+  db[c0] = t0;
+  db[c0 + 1] = t1;
+  db[c0 + 2] = t2;
+  db[c0 + 3] = t3;
+  db[c0 + 4] = t4;
+  db[c0 + 5] = t5;
+  db[c0 + 6] = t6;
+  db[c0 + 7] = t7;
+}
+
+void tt_bias_grad_f32(const float *dy, const uint8_t *mask, int32_t outer, int32_t channels,
+                      float *db) {
+  int32_t c = 0;
+  for (; c + 8 <= channels; c += 8) bias_grad_8(dy, mask, outer, channels, c, db);
+  for (; c < channels; ++c) {
+    float t = 0.0f;
+    for (int32_t p0 = 0; p0 < outer; p0 += TT_BIAS_GRAD_BLOCK) {
+      const int32_t end = outer - p0 < TT_BIAS_GRAD_BLOCK ? outer : p0 + TT_BIAS_GRAD_BLOCK;
+      float r = 0.0f;
+      for (int32_t p = p0; p < end; ++p) {
+        const int32_t i = p * channels + c;
+        if (tt_live(mask, i)) r += dy[i];
+      }
+      t += r;
+    }
+    db[c] = t;
+  }
+}
+
+/* ---- QAS SGD updates -------------------------------------------------------------------- */
+
+/* The loop-invariant part of one update-op call, in locals: the kernels store int8 weights,
+ * which may alias anything, so options and RNG state read through pointers would be
+ * reloaded for every element. */
+typedef struct {
+  float neg_lr;        /* -lr of this call */
+  float momentum;
+  int use_momentum;    /* momentum > 0 and a buffer given */
+  int qas;
+  int stochastic;
+  uint32_t rng;
+} sgd_call;
+
+/* The learning rate of this call; the step counter advances once per update-op call. */
+static sgd_call begin_update(const tt_sgd *o, tt_update_state *s, const float *momentum) {
+  sgd_call c;
+  c.neg_lr = -tt_learning_rate(o, s->step);
+  ++s->step;
+  c.momentum = o->momentum;
+  c.use_momentum = o->momentum > 0.0f && momentum != 0;
+  c.qas = o->qas;
+  c.stochastic = o->rounding != 0;
+  c.rng = s->rng;
+  return c;
+}
+
+/* The float32 value to round, in the schema's operation order: g = grad / scale (QAS) or
+ * grad * scale; m = momentum * m + g, g = m; delta = (-lr) * g; plus the uniform
+ * u = (x >> 8) * 2^-24 of the next xorshift32 state x when rounding stochastically. The
+ * flags are arguments so that a call with constants compiles to a loop without tests. */
+static inline float sgd_value(sgd_call *c, float grad, float scale, float *m, int qas,
+                              int use_momentum, int stochastic) {
+  float g = qas ? grad / scale : grad * scale;
+  if (use_momentum) {
+    *m = c->momentum * *m + g;
+    g = *m;
+  }
+  float v = c->neg_lr * g;
+  if (stochastic) {
+    uint32_t x = c->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    c->rng = x;
+    v = v + (float)(x >> 8) * (1.0f / 16777216.0f);
+  }
+  return v;
+}
+
+/* v clamped to [-limit, limit], NaN to -limit: a step beyond the limit saturates the
+ * parameter either way, and the clamp keeps the rounding below exact and the conversion to
+ * an integer defined. Clamping before rounding gives the same integer as after. */
+static inline float clamp_step(float v, float limit) {
+  if (!(v > -limit)) return -limit;
+  return v > limit ? limit : v;
+}
+
+/* The integer step of a value |v| < 2^23, without libm: floorf (stochastic,
+ * floor(v + u)) or rintf (nearest, half to even). For floor the conversion truncates toward
+ * zero; for rint adding and subtracting 2^23 in float32 rounds to an integer, half to even
+ * (the default rounding mode). */
+static inline float round_step(float v, int stochastic) {
+  if (stochastic) {
+    const float t = (float)(int32_t)v;
+    return t > v ? t - 1.0f : t;
+  }
+  const float big = 8388608.0f;
+  return v >= 0.0f ? (v + big) - big : (v - big) + big;
+}
+
+/* `rows` rows of int8 weights (row stride `depth`) updated in place on their first
+ * `channels` elements, row-major: the order of the RNG draws. grad and momentum (or NULL)
+ * are [rows, channels]; element (r, j) has scale scales[j] when per_column, else scales[0].
+ * Every weight update, separate or fused, goes through here. */
+static void update_rows_s8(int8_t *w, int32_t rows, int32_t depth, int32_t channels,
+                           const float *scales, int per_column, const float *grad,
+                           float *momentum, sgd_call *c) {
+  sgd_call call = *c;
+  const int32_t scale_step = per_column ? 1 : 0;
+  const int common = call.qas && call.stochastic && !call.use_momentum;   /* the defaults */
+  float unused = 0.0f;
+  for (int32_t r = 0; r < rows; ++r) {
+    int8_t *wr = w + r * depth;
+    const float *gr = grad + r * channels;
+    float *mr = call.use_momentum ? momentum + r * channels : 0;
+    for (int32_t j = 0; j < channels; ++j) {
+      const float scale = scales[j * scale_step];
+      const float v = common ? sgd_value(&call, gr[j], scale, &unused, 1, 0, 1)
+                             : sgd_value(&call, gr[j], scale, mr ? &mr[j] : &unused, call.qas,
+                                         call.use_momentum, call.stochastic);
+      int32_t q = (int32_t)wr[j] + (int32_t)round_step(clamp_step(v, 256.0f), call.stochastic);
+      wr[j] = (int8_t)(q < -127 ? -127 : q > 127 ? 127 : q);
+    }
+  }
+  c->rng = call.rng;
+}
+
+/* c int32 biases updated in place, saturating; grad and momentum (or NULL) are [c]. A step
+ * is clamped to 2^33 (beyond the int32 range either way); float32 values of 2^23 and more
+ * are integers already. */
+static void update_biases_s32(int32_t *b, int32_t c, const float *scales, const float *grad,
+                              float *momentum, sgd_call *call) {
+  float unused = 0.0f;
+  for (int32_t i = 0; i < c; ++i) {
+    const float v = clamp_step(sgd_value(call, grad[i], scales[i],
+                                         call->use_momentum ? &momentum[i] : &unused,
+                                         call->qas, call->use_momentum, call->stochastic),
+                               8589934592.0f);
+    int64_t q;
+    if (v < 8388608.0f && v > -8388608.0f) {     /* the common case: a hardware conversion */
+      q = (int64_t)b[i] + (int32_t)round_step(v, call->stochastic);
+    } else {
+      q = (int64_t)b[i] + (int64_t)v;
+    }
+    b[i] = (int32_t)(q < INT32_MIN ? INT32_MIN : q > INT32_MAX ? INT32_MAX : q);
+  }
+}
+
+/* The RNG state back into the op's state at the end of a call. */
+static void end_update(const sgd_call *c, tt_update_state *s) { s->rng = c->rng; }
+
+void tt_update_weight_s8(int8_t *w, const int32_t *dims, int32_t rank, int32_t axis,
+                         const float *scales, int32_t n_scales, const float *grad,
+                         int32_t channels, float *momentum_buf, const tt_sgd *o,
+                         tt_update_state *s) {
+  sgd_call c = begin_update(o, s, momentum_buf);
+  const int32_t depth = dims[rank - 1];
+  int32_t outer = 1;
+  for (int32_t d = 0; d < rank - 1; ++d) outer *= dims[d];
+  if (n_scales == 1 || axis != 0) {
+    update_rows_s8(w, outer, depth, channels, scales, n_scales > 1, grad, momentum_buf, &c);
+  } else {
+    /* per-channel scales along the first axis: one run of rows per output channel */
+    const int32_t first = rank > 1 ? dims[0] : 1;
+    const int32_t rows = outer / first;
+    for (int32_t i = 0; i < first; ++i) {
+      const int32_t e = i * rows * channels;
+      update_rows_s8(w + i * rows * depth, rows, depth, channels, &scales[i], 0, grad + e,
+                     momentum_buf ? momentum_buf + e : 0, &c);
+    }
+  }
+  end_update(&c, s);
+}
+
+void tt_update_bias_s32(int32_t *b, int32_t c, const float *scales, const float *grad,
+                        float *momentum_buf, const tt_sgd *o, tt_update_state *s) {
+  sgd_call call = begin_update(o, s, momentum_buf);
+  update_biases_s32(b, c, scales, grad, momentum_buf, &call);
+  end_update(&call, s);
+}
+
+/* ---- fused gradient + update ------------------------------------------------------------ */
+
+void tt_conv2d_weight_update_s8(const float *dy, const uint8_t *mask, int32_t n, int32_t oh,
+                                int32_t ow, int32_t co, const int8_t *saved, float x_scale,
+                                int32_t x_zp, int32_t h, int32_t wd, int32_t k, int8_t *w,
+                                int32_t kh, int32_t kw, int32_t ci, const float *w_scales,
+                                int32_t n_scales, const tt_window *win, float *momentum,
+                                const tt_sgd *o, tt_update_state *s, float *scratch) {
+  const conv_weight_grad_args a = {dy, mask, n, oh, ow, co, saved, x_scale, x_zp,
+                                   h, wd, k, kh, kw, win};
+  sgd_call call = begin_update(o, s, momentum);
+  const int32_t rows = kh * kw;      /* one output channel's filter: kh * kw rows of ci */
+  for (int32_t c = 0; c < co; ++c) {
+    conv2d_weight_grad_channel(&a, c, scratch);
+    update_rows_s8(w + c * rows * ci, rows, ci, k, &w_scales[n_scales > 1 ? c : 0], 0, scratch,
+                   momentum ? momentum + c * rows * k : 0, &call);
+  }
+  end_update(&call, s);
+}
+
+void tt_depthwise_conv2d_weight_update_s8(const float *dy, const uint8_t *mask, int32_t n,
+                                          int32_t oh, int32_t ow, int32_t c, int32_t m,
+                                          const int8_t *saved, float x_scale, int32_t x_zp,
+                                          int32_t h, int32_t wd, int8_t *w, int32_t kh,
+                                          int32_t kw, const float *w_scales, int32_t n_scales,
+                                          const tt_window *win, float *momentum,
+                                          const tt_sgd *o, tt_update_state *s, float *scratch) {
+  /* the scales run along the last axis, so no output channel is a contiguous run of rows;
+   * the gradient is small (kh * kw * c * m) and is computed whole */
+  sgd_call call = begin_update(o, s, momentum);
+  tt_depthwise_conv2d_weight_grad_f32(dy, mask, n, oh, ow, c, m, saved, x_scale, x_zp, h, wd,
+                                      kh, kw, win, scratch);
+  update_rows_s8(w, kh * kw, c * m, c * m, w_scales, n_scales > 1, scratch, momentum, &call);
+  end_update(&call, s);
+}
+
+void tt_fully_connected_weight_update_s8(const float *dy, const uint8_t *mask,
+                                         int32_t batches, int32_t units, const int8_t *saved,
+                                         float x_scale, int32_t x_zp, int32_t k, int8_t *w,
+                                         int32_t depth, const float *w_scales,
+                                         int32_t n_scales, float *momentum, const tt_sgd *o,
+                                         tt_update_state *s, float *scratch) {
+  sgd_call call = begin_update(o, s, momentum);
+  for (int32_t u = 0; u < units; ++u) {
+    fully_connected_weight_grad_unit(dy, mask, batches, units, u, saved, x_scale, x_zp, k,
+                                     scratch);
+    update_rows_s8(w + u * depth, 1, depth, k, &w_scales[n_scales > 1 ? u : 0], 0, scratch,
+                   momentum ? momentum + u * k : 0, &call);
+  }
+  end_update(&call, s);
+}
+
+void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int32_t channels,
+                        int32_t *b, const float *b_scales, float *momentum, const tt_sgd *o,
+                        tt_update_state *s, float *scratch) {
+  sgd_call call = begin_update(o, s, momentum);
+  tt_bias_grad_f32(dy, mask, outer, channels, scratch);
+  update_biases_s32(b, channels, b_scales, scratch, momentum, &call);
+  end_update(&call, s);
+}

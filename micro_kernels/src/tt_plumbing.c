@@ -1,0 +1,120 @@
+/* Saved tensors (init copies, activation masks, channel slices) and the element-wise and
+ * data-movement gradients: mask, add, broadcast sum, mean, pad, transpose. */
+#include <string.h>
+
+#include "tt_common.h"
+
+void tt_init_copy(const void *src, void *dst, int32_t bytes) { memcpy(dst, src, (size_t)bytes); }
+
+/* lo < v < hi as one unsigned comparison, width = hi - lo - 1: v - lo - 1 (modulo 2^32, so
+ * no overflow whatever the options) wraps to a large value for v <= lo. */
+static inline uint32_t inside(int32_t v, int32_t lo, uint32_t width) {
+  return (uint32_t)v - (uint32_t)lo - 1u < width;
+}
+
+void tt_save_mask_s8(const int8_t *y, int32_t size, int32_t lo, int32_t hi, uint8_t *mask) {
+  const uint32_t width = hi > lo ? (uint32_t)hi - (uint32_t)lo - 1u : 0u;  /* values inside */
+  int32_t i = 0;
+  for (; i + 8 <= size; i += 8)                   /* a whole byte at a time */
+    mask[i >> 3] = (uint8_t)(inside(y[i], lo, width) | inside(y[i + 1], lo, width) << 1 |
+                             inside(y[i + 2], lo, width) << 2 | inside(y[i + 3], lo, width) << 3 |
+                             inside(y[i + 4], lo, width) << 4 | inside(y[i + 5], lo, width) << 5 |
+                             inside(y[i + 6], lo, width) << 6 | inside(y[i + 7], lo, width) << 7);
+  if (i < size) {
+    uint32_t last = 0;
+    for (int32_t j = 0; i + j < size; ++j) last |= inside(y[i + j], lo, width) << j;
+    mask[i >> 3] = (uint8_t)last;
+  }
+}
+
+void tt_save_slice_s8(const int8_t *x, int32_t outer, int32_t depth, int32_t channels,
+                      int8_t *out) {
+  for (int32_t o = 0; o < outer; ++o) {
+    memcpy(out + (size_t)o * channels, x + (size_t)o * depth, (size_t)channels);
+  }
+}
+
+void tt_mask_grad_f32(const float *dy, const uint8_t *mask, int32_t size, float *dx) {
+  for (int32_t i = 0; i < size; ++i) dx[i] = tt_live(mask, i) ? dy[i] : 0.0f;
+}
+
+void tt_add_grad_f32(const float *a, const float *b, int32_t size, float *dx) {
+  for (int32_t i = 0; i < size; ++i) dx[i] = a[i] + b[i];
+}
+
+/* The float32 sum, in row-major order, of the dy elements at `dy` + every index of `dims`
+ * (the broadcast axes' sizes, 1 on the kept axes) under dy's strides. */
+static float sum_broadcast_axes(const float *dy, const int32_t *dims, const int32_t *strides,
+                                int32_t rank) {
+  int32_t index[6] = {0};
+  const int32_t count = tt_count_of(dims, rank);
+  float acc = 0.0f;
+  for (int32_t j = 0; j < count; ++j) {
+    int32_t offset = 0;
+    for (int32_t d = 0; d < rank; ++d) offset += index[d] * strides[d];
+    acc += dy[offset];
+    tt_next_index(index, dims, rank);
+  }
+  return acc;
+}
+
+void tt_sum_broadcast_grad_f32(const float *dy, const int32_t *dy_dims,
+                               const int32_t *dx_dims, int32_t rank, float *dx) {
+  int32_t dy_strides[6], broadcast[6], index[6] = {0};
+  tt_strides_of(dy_dims, rank, dy_strides);
+  for (int32_t d = 0; d < rank; ++d) broadcast[d] = dx_dims[d] == dy_dims[d] ? 1 : dy_dims[d];
+  const int32_t total = tt_count_of(dx_dims, rank);
+  for (int32_t i = 0; i < total; ++i) {
+    int32_t base = 0;       /* index[d] is 0 on the broadcast axes */
+    for (int32_t d = 0; d < rank; ++d) base += index[d] * dy_strides[d];
+    dx[i] = sum_broadcast_axes(dy + base, broadcast, dy_strides, rank);
+    tt_next_index(index, dx_dims, rank);
+  }
+}
+
+void tt_mean_grad_f32(const float *dy, const int32_t *dims, const int32_t *reduced,
+                      int32_t rank, float *dx) {
+  int32_t out_dims[6], out_strides[6], index[6] = {0};
+  int32_t count = 1;
+  for (int32_t d = 0; d < rank; ++d) {
+    out_dims[d] = reduced[d] ? 1 : dims[d];
+    if (reduced[d]) count *= dims[d];
+  }
+  tt_strides_of(out_dims, rank, out_strides);
+  const float divisor = (float)count;
+  const int32_t total = tt_count_of(dims, rank);
+  for (int32_t i = 0; i < total; ++i) {
+    int32_t src = 0;
+    for (int32_t d = 0; d < rank; ++d) src += (reduced[d] ? 0 : index[d]) * out_strides[d];
+    dx[i] = dy[src] / divisor;
+    tt_next_index(index, dims, rank);
+  }
+}
+
+void tt_pad_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *before,
+                     const int32_t *dims, int32_t rank, float *dx) {
+  int32_t dy_strides[6], index[6] = {0};
+  tt_strides_of(dy_dims, rank, dy_strides);
+  const int32_t total = tt_count_of(dims, rank);
+  for (int32_t i = 0; i < total; ++i) {
+    int32_t src = 0;
+    for (int32_t d = 0; d < rank; ++d) src += (index[d] + before[d]) * dy_strides[d];
+    dx[i] = dy[src];
+    tt_next_index(index, dims, rank);
+  }
+}
+
+void tt_transpose_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *perm,
+                           int32_t rank, float *dx) {
+  /* dy = transpose(x, perm): dy axis a is x axis perm[a]; walk x (= dx) in row-major order */
+  int32_t dims[6], dy_strides[6], index[6] = {0};
+  for (int32_t a = 0; a < rank; ++a) dims[perm[a]] = dy_dims[a];
+  tt_strides_of(dy_dims, rank, dy_strides);
+  const int32_t total = tt_count_of(dims, rank);
+  for (int32_t i = 0; i < total; ++i) {
+    int32_t src = 0;
+    for (int32_t a = 0; a < rank; ++a) src += index[perm[a]] * dy_strides[a];
+    dx[i] = dy[src];
+    tt_next_index(index, dims, rank);
+  }
+}
