@@ -130,6 +130,7 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
   const int32_t hi0 = (m.n_lo + 3) & ~3, columns = out->n * out->h * out->w;
   const int whole_rows = rest == 0 && p->dilation_w == 1;
+  const uint32_t off_pair = tt_dsp_offset_pair(p->input_offset);
   for (int32_t c = 0; c < columns; c += P) {
     while (c + P > columns) P >>= 1;
     for (int32_t j = 0; j < P; ++j) {
@@ -146,7 +147,15 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
           continue;
         }
         const int8_t *row = input + (b * in->h + iy) * in->w * ci;
-        if (whole_rows && kx0 == 0 && kx1 == kw) {   /* kw * ci contiguous bytes */
+        if (whole_rows && kx0 == 0 && kx1 == kw && (t0 * k & 3) == 0 && (kw * ci & 3) == 0) {
+          /* kw * ci contiguous bytes, whole groups: a word at a time, inline */
+          const int8_t *x = row + ix0 * ci, *end = x + kw * ci;
+          for (tt_dsp_word *s = stage + 2 * ((t0 * k >> 2) * P + j); x != end; x += 4, s += 2 * P) {
+            const uint32_t v = tt_dsp_load4(x);
+            s[0] = __sxtab16(off_pair, v);
+            s[1] = tt_dsp_sxtab16_odd(off_pair, v);
+          }
+        } else if (whole_rows && kx0 == 0 && kx1 == kw) {
           tt_dsp_stage(stage, P, j, t0 * k, row + ix0 * ci, kw * ci, p->input_offset);
         } else {
           for (int32_t kx = 0; kx < kw; ++kx) {

@@ -124,7 +124,7 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
  * A column is wc = 4 (kh / 2) + 2 (kh % 2) words; the columns an output row's windows cover
  * are staged once (in chunks that fit the band) and shared by the kw / stride_w windows that
  * read each. Taps outside the image are staged as zeros (TFLM skips them: the same sum). */
-#define DW_DSP_MAX_KH 16
+#define DW_DSP_MAX_KH 8            /* the paper's models: 3, 5, 7; imported: 4, 8 */
 
 typedef struct {
   tt_dsp_word *w, *band;      /* packed filter (kw * wc words), staged columns */
