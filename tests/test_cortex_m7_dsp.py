@@ -92,8 +92,11 @@ def conv_calls(rng) -> None:
         (1, 5, 7, 3, 5, 1, 1, 1, 1, 0, 0, 5, 7),       # pointwise: 35 columns, 8 + ... + 2 + 1
         (2, 3, 3, 13, 6, 1, 1, 1, 1, 0, 0, 3, 3),      # batches, 13 channels: a tail group
         (1, 4, 4, 64, 17, 1, 1, 1, 1, 0, 0, 4, 4),
-        (1, 2, 3, 300, 3, 1, 1, 1, 1, 0, 0, 2, 3),     # 600-byte columns: blocks of 2
-        (1, 1, 3, 1100, 2, 1, 1, 1, 1, 0, 0, 1, 3),    # a column past the buffer: portable
+        (1, 2, 3, 300, 3, 1, 1, 1, 1, 0, 0, 2, 3),     # 600-byte columns: in chunks
+        (1, 3, 3, 320, 40, 1, 1, 1, 1, 0, 0, 3, 3),    # chunks, three blocks of rows
+        (1, 2, 3, 301, 5, 1, 1, 1, 1, 0, 0, 2, 3),     # 301: blocks of 2 whole columns
+        (1, 1, 3, 1100, 2, 1, 1, 1, 1, 0, 0, 1, 3),    # a column past the buffer: chunks
+        (1, 1, 3, 1101, 2, 1, 1, 1, 1, 0, 0, 1, 3),    # and not whole groups: portable
         (1, 9, 9, 3, 7, 3, 3, 2, 1, 1, 1, 5, 5),       # im2col, padding
         (1, 12, 12, 3, 16, 4, 4, 2, 1, 1, 1, 6, 6),    # MCUNet's first layer, smaller
         (2, 7, 6, 5, 4, 3, 3, 1, 2, 2, 1, 6, 5),       # dilation 2, batches, odd sizes
@@ -120,7 +123,8 @@ def conv_calls(rng) -> None:
                            lo, split, hi, b, dims(y.shape), y)
     # fully connected: (batches, depth, units)
     for k, (batches, depth, units) in enumerate([(1, 7, 5), (3, 33, 10), (9, 256, 4),
-                                                 (1, 1, 3), (2, 1100, 2), (5, 20, 6)]):
+                                                 (1, 1, 3), (2, 1100, 2), (5, 20, 6),
+                                                 (1, 600, 20)]):
         act = ACTIVATIONS[k % len(ACTIVATIONS)]
         p = c_forward.FcParams(*act)
         x, f = int8(rng, (batches, depth)), weights(rng, (units, depth))
