@@ -95,8 +95,9 @@ def conv_calls(rng) -> None:
         (1, 2, 3, 300, 3, 1, 1, 1, 1, 0, 0, 2, 3),     # 600-byte columns: in chunks
         (1, 3, 3, 320, 40, 1, 1, 1, 1, 0, 0, 3, 3),    # chunks, three blocks of rows
         (1, 2, 3, 301, 5, 1, 1, 1, 1, 0, 0, 2, 3),     # 301: blocks of 2 whole columns
-        (1, 1, 3, 1100, 2, 1, 1, 1, 1, 0, 0, 1, 3),    # a column past the buffer: chunks
-        (1, 1, 3, 1101, 2, 1, 1, 1, 1, 0, 0, 1, 3),    # and not whole groups: portable
+        (1, 2, 4, 1100, 3, 1, 1, 1, 1, 0, 0, 2, 4),    # a column past the buffer: chunks
+        (1, 1, 3, 1100, 2, 1, 1, 1, 1, 0, 0, 1, 3),    # and not 8 of them: portable
+        (1, 2, 4, 1101, 2, 1, 1, 1, 1, 0, 0, 2, 4),    # nor whole groups: portable
         (1, 9, 9, 3, 7, 3, 3, 2, 1, 1, 1, 5, 5),       # im2col, padding
         (1, 12, 12, 3, 16, 4, 4, 2, 1, 1, 1, 6, 6),    # MCUNet's first layer, smaller
         (2, 7, 6, 5, 4, 3, 3, 1, 2, 2, 1, 6, 5),       # dilation 2, batches, odd sizes

@@ -38,9 +38,10 @@
  * src/tt_fwd_dsp.h): their deepest call chain takes about 3.0 KB of stack instead of 0.6 KB
  * (arm-none-eabi-gcc 12 -O2 -fstack-usage). A layer whose data does not fit that buffer runs
  * the portable code: convolution windows (kh kw ci) of more than 1024 elements, except
- * pointwise and fully connected ones of whole groups of four channels without a split
- * (taken in chunks); depthwise kernels taller than 8 rows or whose packed filter and one
- * window do not fit (a depth multiplier > 1 then tries an im2col form first).
+ * pointwise and fully connected layers of a multiple of 8 pixels (batches), whole groups of
+ * four channels and no split (taken in chunks); depthwise kernels taller than 8 rows or
+ * whose packed filter and one window do not fit (a depth multiplier > 1 then tries an
+ * im2col form first).
  */
 #ifndef TT_FORWARD_H
 #define TT_FORWARD_H

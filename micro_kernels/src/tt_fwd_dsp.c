@@ -139,14 +139,32 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
   }
 }
 
+/* One compiled copy of rows per block width, and one for chunks of eight columns. */
+#define TT_DSP_ROWS(P)                                                                      \
+  static __attribute__((noinline)) void rows##P(const tt_dsp_mm *m,                        \
+                                                const tt_dsp_word *stage, int8_t *out,      \
+                                                int32_t col_stride) {                       \
+    rows(m, stage, P, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride);                    \
+  }
+TT_DSP_ROWS(8)
+TT_DSP_ROWS(4)
+TT_DSP_ROWS(2)
+TT_DSP_ROWS(1)
+
+static __attribute__((noinline)) void rows_chunk8(const tt_dsp_mm *m, const tt_dsp_word *stage,
+                                                  int32_t r0, int32_t r1, int32_t k0,
+                                                  int32_t n, int32_t (*part)[8], int first,
+                                                  int last, int8_t *out, int32_t col_stride) {
+  rows(m, stage, 8, r0, r1, k0, n, part, first, last, out, col_stride);
+}
+
 void tt_dsp_mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
                      int32_t col_stride) {
-  const int32_t R = m->rows, n = m->n_lo;
   switch (P) {
-    case 8: rows(m, stage, 8, 0, R, 0, n, 0, 1, 1, out, col_stride); break;
-    case 4: rows(m, stage, 4, 0, R, 0, n, 0, 1, 1, out, col_stride); break;
-    case 2: rows(m, stage, 2, 0, R, 0, n, 0, 1, 1, out, col_stride); break;
-    default: rows(m, stage, 1, 0, R, 0, n, 0, 1, 1, out, col_stride); break;
+    case 8: rows8(m, stage, out, col_stride); break;
+    case 4: rows4(m, stage, out, col_stride); break;
+    case 2: rows2(m, stage, out, col_stride); break;
+    default: rows1(m, stage, out, col_stride); break;
   }
 }
 
@@ -163,7 +181,7 @@ static void stage_words(tt_dsp_word *stage, int32_t P, const int8_t *x, int32_t 
   }
 }
 
-/* A block of P columns of more elements than fit the buffer P at a time: the reduction in
+/* A block of 8 columns of more elements than fit the buffer 4 at a time: the reduction in
  * chunks of KC elements, every chunk staged once per ROW_BLOCK rows, whose sums wait in
  * `part` between chunks. Staging again costs about 1.5 instructions an element per
  * ROW_BLOCK rows; measured on the rig, 8 columns chunked beat 2 or 1 whole ones (1.28
@@ -172,9 +190,8 @@ static void stage_words(tt_dsp_word *stage, int32_t P, const int8_t *x, int32_t 
 #define ROW_BLOCK 16
 #define KC ((TT_FWD_DSP_STAGE_BYTES / 4 - 8 * ROW_BLOCK) / 16 * 4)
 
-static void chunked_block(const tt_dsp_mm *m, const int32_t P, const int8_t *x,
-                          int32_t in_stride, int8_t *out, int32_t col_stride,
-                          tt_dsp_word *stage) {
+static void chunked_block(const tt_dsp_mm *m, const int8_t *x, int32_t in_stride, int8_t *out,
+                          int32_t col_stride, tt_dsp_word *stage) {
   int32_t (*part)[8] = (int32_t(*)[8])(stage + 4 * KC);
   const uint32_t off = tt_dsp_offset_pair(m->input_offset);
   const int32_t K = m->n_lo;
@@ -182,13 +199,8 @@ static void chunked_block(const tt_dsp_mm *m, const int32_t P, const int8_t *x,
     const int32_t r1 = m->rows - r0 < ROW_BLOCK ? m->rows : r0 + ROW_BLOCK;
     for (int32_t k0 = 0; k0 < K; k0 += KC) {
       const int32_t n = K - k0 < KC ? K - k0 : KC;
-      stage_words(stage, P, x, in_stride, k0, n, off);
-      switch (P) {
-        case 8: rows(m, stage, 8, r0, r1, k0, n, part, k0 == 0, k0 + n == K, out, col_stride); break;
-        case 4: rows(m, stage, 4, r0, r1, k0, n, part, k0 == 0, k0 + n == K, out, col_stride); break;
-        case 2: rows(m, stage, 2, r0, r1, k0, n, part, k0 == 0, k0 + n == K, out, col_stride); break;
-        default: rows(m, stage, 1, r0, r1, k0, n, part, k0 == 0, k0 + n == K, out, col_stride); break;
-      }
+      stage_words(stage, 8, x, in_stride, k0, n, off);
+      rows_chunk8(m, stage, r0, r1, k0, n, part, k0 == 0, k0 + n == K, out, col_stride);
     }
   }
 }
@@ -196,22 +208,22 @@ static void chunked_block(const tt_dsp_mm *m, const int32_t P, const int8_t *x,
 int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
                          int32_t in_stride, int8_t *output, int32_t col_stride) {
   const int32_t fit = tt_dsp_block_columns(m, TT_FWD_DSP_STAGE_BYTES);
-  const int simple = m->n_hi == 0 && (m->n_lo & 3) == 0;
-  if (fit == 0 && !simple) return 0;
+  const int chunks = fit < 4 && m->n_hi == 0 && (m->n_lo & 3) == 0;  /* for blocks of 8 */
+  if (fit == 0 && !(chunks && columns % 8 == 0)) return 0;
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
   const int32_t hi0 = (m->n_lo + 3) & ~3;
   const uint32_t off = tt_dsp_offset_pair(m->input_offset);
   for (int32_t c = 0, P; c < columns; c += P) {
-    for (P = 8; c + P > columns; P >>= 1) {
-    }
     const int8_t *x = input + c * in_stride;
     int8_t *out = output + c * col_stride;
-    if (P > fit && fit < 4 && simple) {    /* a block of 4 whole columns beats chunks */
-      chunked_block(m, P, x, in_stride, out, col_stride, stage);
+    if (chunks && columns - c >= 8) {
+      chunked_block(m, x, in_stride, out, col_stride, stage);
+      P = 8;
       continue;
     }
-    if (P > fit) P = fit;
-    if (simple) {                 /* one segment of whole groups: the hot case */
+    for (P = fit; c + P > columns; P >>= 1) {
+    }
+    if (m->n_hi == 0 && (m->n_lo & 3) == 0) {     /* one segment of whole groups: hot */
       stage_words(stage, P, x, in_stride, 0, m->n_lo, off);
     } else {
       for (int32_t p = 0; p < P; ++p) {
