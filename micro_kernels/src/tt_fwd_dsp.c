@@ -46,11 +46,8 @@ void tt_dsp_stage_pad(const tt_dsp_mm *m, tt_dsp_word *stage, int32_t P, int32_t
   tt_dsp_stage_zeros(stage, P, p, lo + m->n_hi, hi - m->n_hi);
 }
 
-/* Both words of a staged group (one LDRD); the second form also advances s by `step`. */
-static inline void pair(const tt_dsp_word *s, uint32_t *lo, uint32_t *hi) {
-  tt_dsp_ldrd(s, lo, hi);
-}
-#define TT_DSP_PAIR_NEXT(s, lo, hi, step)                                                   \
+/* tt_dsp_ldrd that also advances s by `step` bytes (post-indexed): saves the add. */
+#define TT_DSP_LDRD_NEXT(s, lo, hi, step)                                                   \
   __asm__("ldrd %0, %1, [%2], %4" : "=r"(lo), "=r"(hi), "+r"(s)                           \
           : "m"(*(const tt_dsp_dword *)(s)), "i"(step))
 
@@ -63,12 +60,12 @@ static inline __attribute__((always_inline)) void mac_group(const tt_dsp_word **
   uint32_t x0, x1;
 #pragma GCC unroll 8
   for (int32_t p = 0; p < P - 1; ++p) {
-    pair(t + 2 * p, &x0, &x1);
+    tt_dsp_ldrd(t + 2 * p, &x0, &x1);
     acc[p] = __smlad(x0, even, acc[p]);
     acc[p] = __smlad(x1, odd, acc[p]);
   }
   t += 2 * (P - 1);
-  TT_DSP_PAIR_NEXT(t, x0, x1, 8);
+  TT_DSP_LDRD_NEXT(t, x0, x1, 8);
   acc[P - 1] = __smlad(x0, even, acc[P - 1]);
   acc[P - 1] = __smlad(x1, odd, acc[P - 1]);
   *s = t;
@@ -125,7 +122,8 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
     if (fast && tt_dsp_bias_bounded(b) && tt_dsp_rq_init(mult[r], shift[r], out_off, &q)) {
       if (full) {
 #pragma GCC unroll 8
-        for (int32_t p = 0; p < P; ++p, y += col_stride) *y = (int8_t)__ssat(tt_dsp_rq(acc[p], &q), 8);
+        for (int32_t p = 0; p < P; ++p, y += col_stride)
+          *y = (int8_t)__ssat(tt_dsp_rq(acc[p], &q), 8);
       } else {
 #pragma GCC unroll 8
         for (int32_t p = 0; p < P; ++p, y += col_stride)

@@ -25,7 +25,8 @@
 typedef uint32_t tt_dsp_word __attribute__((may_alias));
 typedef int16_t tt_dsp_half __attribute__((may_alias));
 
-/* Four int8 at any address (the Cortex-M7 allows unaligned LDR; memcpy says so to C). */
+/* Four int8 at any address: ARMv7E-M and v8-M load them with one LDR unless CCR.UNALIGN_TRP
+ * is set (it is clear after reset); memcpy says so to C. */
 static inline uint32_t tt_dsp_load4(const int8_t *p) {
   uint32_t v;
   memcpy(&v, p, 4);
@@ -126,9 +127,10 @@ static inline int32_t tt_dsp_rq(int32_t acc, const tt_dsp_rq_params *q) {
   return tt_dsp_smmlar(acc, q->b2, acc + q->c + (acc >> 31)) >> q->e;
 }
 
-/* The same from twice the accumulator (|2 acc| < 2^30, e.g. sums of doubled weights):
- * SMMLAR(2a, m, R) = R + floor((2 a m + 2^31) / 2^32) = R + h, so R = c - [a < 0] and the
- * multiplier needs no doubling. One instruction less. */
+/* The same from twice the accumulator, a2 = 2a (sums of doubled weights and bias; the same
+ * conditions, so |a2| < 2^30 and [a < 0] = [a2 < 0]): SMMLAR(a2, m, R) returns
+ * R + floor((2 a m + 2^31) / 2^32) = R + h, so R = c - [a < 0] and m needs no doubling. One
+ * instruction less. The activation clamp is a single SSAT when its range is all of int8. */
 static inline int32_t tt_dsp_rq_doubled(int32_t acc2, const tt_dsp_rq_params *q) {
   return tt_dsp_smmlar(acc2, q->m, q->c + (acc2 >> 31)) >> q->e;
 }
@@ -147,12 +149,6 @@ static inline int tt_dsp_sums_bounded(int32_t taps, int32_t input_offset) {
 
 static inline int tt_dsp_bias_bounded(int32_t bias) {
   return bias > -(1 << 28) && bias < (1 << 28);
-}
-
-/* The activation clamp of requantized outputs: one SSAT when the range is all of int8. */
-static inline int8_t tt_dsp_clamp(int32_t y, int32_t act_min, int32_t act_max, int full) {
-  if (full) return (int8_t)__ssat(y, 8);
-  return (int8_t)tt_fwd_clamp(y, act_min, act_max);
 }
 
 /* --- matrix product over staged columns (tt_fwd_dsp.c) --------------------------------------
