@@ -11,7 +11,7 @@ recorder), and replayed on QEMU's mps2-an500 with -icount shift=0: SysTick ticks
 instructions, read around each kernel call only (copying the recorded inputs in is not
 counted). Portable C99 at -O2 for the STM32F746 (-mfpu=fpv5-sp-d16). QEMU does not model the
 pipeline or caches: these are instruction counts, not cycles. Twice: the portable build
-(-DTT_FWD_PORTABLE) and the DSP versions a Cortex-M7 build picks (SMLAD, ...); every call's
+(-DTT_PORTABLE) and the DSP versions a Cortex-M7 build picks (SMLAD, ...); every call's
 outputs are compared with the host's, as in the test. The in-place depthwise kernel is timed
 on the same layers (data in place, a ring of lines as scratch).
 
@@ -143,7 +143,7 @@ def describe(graph, k: int) -> tuple[str, int]:
     return label, macs
 
 
-BUILDS = (("portable", ("-DTT_FWD_PORTABLE",)), ("DSP", ()))
+BUILDS = (("portable", ("-DTT_PORTABLE",)), ("DSP", ()))
 
 
 def model_data(title: str, graph, tmp: Path) -> dict:
@@ -180,7 +180,7 @@ def kernel_text(tmp: Path) -> dict:
     out = {}
     for src in SOURCES:
         sizes = {}
-        for key, opt, defines in (("portable -O2", "-O2", ["-DTT_FWD_PORTABLE"]),
+        for key, opt, defines in (("portable -O2", "-O2", ["-DTT_PORTABLE"]),
                                   ("DSP -O2", "-O2", []), ("DSP -Os", "-Os", [])):
             obj = tmp / f"{src.stem}{opt}.o"
             subprocess.run(["arm-none-eabi-gcc", *BOARD_CPU, "-std=c99", opt, *defines, "-I",
@@ -248,7 +248,7 @@ def rig(tmp: Path, json_path: Path | None) -> None:
             "text": kernel_text(tmp)}
     print("Instructions on the Cortex-M7 rig (QEMU mps2-an500, -icount shift=0; instruction "
           "counts, not cycles), -O2 -mcpu=cortex-m7 -mfpu=fpv5-sp-d16, each call rounded to "
-          "40; portable C99 (-DTT_FWD_PORTABLE) and the DSP versions, both bit-identical to "
+          "40; portable C99 (-DTT_PORTABLE) and the DSP versions, both bit-identical to "
           "the host.\n")
     print(render_models(data))
     print(render_code(data))

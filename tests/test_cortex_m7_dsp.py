@@ -2,7 +2,7 @@
 tt_fwd_dsp.h) against the portable C99 ones, bit for bit.
 
 A build for a core with the DSP extension (the board's Cortex-M7) compiles the DSP versions;
--DTT_FWD_PORTABLE, or a core without it (Cortex-M0+, M3), compiles the portable ones. The
+-DTT_PORTABLE, or a core without it (Cortex-M0+, M3), compiles the portable ones. The
 reference is the host build (portable C on x86): every call below is made there first and
 recorded (test_cortex_m7_forward's recorder), then replayed on the rig (QEMU mps2-an500) in
 both Cortex-M7 builds, which must give the host's bytes. The calls: edge shapes the DSP code
@@ -18,6 +18,7 @@ test_cortex_m7_forward, against the same host results.
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -30,6 +31,8 @@ from test_cortex_m7_forward import (BOARD_CPU, SOURCES, build, forward_calls, pr
                                     recording, rig_available, run_rig, source)
 from test_c_forward import built_models
 from tflite_train import tflite_io
+from tflite_train.cli import main
+from tflite_train.demo import EXAMPLE
 from tflite_train.runtime import c_forward
 
 DSP_KERNELS = {"tt_conv2d_s8", "tt_conv2d_split_s8", "tt_fully_connected_s8",
@@ -252,14 +255,14 @@ def disassembly(tmp_path, src, cpu: str, fpu: str | None, defines=()) -> str:
 
 def test_dsp_versions_are_chosen_at_compile_time(tmp_path):
     """Cores with the DSP extension compile the SMLAD versions of the convolution and
-    depthwise kernels; -DTT_FWD_PORTABLE on the Cortex-M7, the Cortex-M3 and the Cortex-M0+
+    depthwise kernels; -DTT_PORTABLE on the Cortex-M7, the Cortex-M3 and the Cortex-M0+
     (no DSP extension) compile every forward source without warnings and without the DSP
     versions' instructions (gcc itself may pick SMLABB or SSAT for portable C on a DSP core,
     never SMLAD, SXTAB16 or SMMLAR)."""
     require_tool(bool(shutil.which("arm-none-eabi-gcc")), "arm-none-eabi-gcc")
     dsp = re.compile(r"\s(smlad|sxtab16|smmlar)\s")
     for cpu, fpu, has_dsp in CORES:
-        for defines in ([()] + ([("-DTT_FWD_PORTABLE",)] if has_dsp else [])):
+        for defines in ([()] + ([("-DTT_PORTABLE",)] if has_dsp else [])):
             portable = not has_dsp or defines
             code = {src.name: disassembly(tmp_path, src, cpu, fpu, defines) for src in SOURCES}
             used = {name for name, text in code.items()
@@ -273,7 +276,7 @@ def test_dsp_versions_are_chosen_at_compile_time(tmp_path):
 
 def run_builds(tmp_path, calls, name: str) -> None:
     """Every call replayed on the rig in the DSP build and in the portable one."""
-    for label, defines in (("dsp", ()), ("portable", ("-DTT_FWD_PORTABLE",))):
+    for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
         for k, program in enumerate(programs(calls)):
             res = run_rig(build(tmp_path, f"{name}-{label}{k}", source(program), defines))
             output = res.stdout + res.stderr
@@ -294,3 +297,73 @@ def test_dsp_equals_portable_on_real_layers(tmp_path, zoo):
     assert {c.name for c in calls} >= {"tt_conv2d_s8", "tt_depthwise_conv2d_s8",
                                        "tt_fully_connected_s8"}
     run_builds(tmp_path, calls, "layers")
+
+
+# --- the build flag: TFLITE_TRAIN_KERNELS ------------------------------------------------------
+
+def dsp_symbols(archive_or_object) -> set[str]:
+    """The DSP versions' functions (tt_fwd_dsp.c: tt_dsp_*) a Cortex-M7 build defines."""
+    res = subprocess.run(["arm-none-eabi-nm", "--defined-only", str(archive_or_object)],
+                         capture_output=True, text=True, check=True)
+    return {line.split()[-1] for line in res.stdout.splitlines()
+            if line.split() and line.split()[-1].startswith("tt_dsp_")}
+
+
+def test_build_flag_selects_the_kernels(tmp_path):
+    """TFLITE_TRAIN_KERNELS (micro_kernels/tflite_train.inc) through the kernels' Makefile and
+    CMakeLists.txt for the board: dsp (the default) builds the DSP versions, portable does
+    not, anything else is refused."""
+    require_tool(all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-nm",
+                                               "cmake", "make")),
+                 "gcc-arm-none-eabi, cmake and make")
+    root = c_forward.MICRO_KERNELS
+    make = ["make", "-s", "-C", str(root), f"BUILD={tmp_path / 'make'}", "cortex-m7"]
+    subprocess.run(make, check=True, capture_output=True)
+    subprocess.run(make + ["TFLITE_TRAIN_KERNELS=portable"], check=True, capture_output=True)
+    assert "tt_dsp_mm_block" in dsp_symbols(tmp_path / "make" / "m7" / "libtt_kernels.a")
+    assert not dsp_symbols(tmp_path / "make" / "m7-portable" / "libtt_kernels.a")
+    res = subprocess.run(make + ["TFLITE_TRAIN_KERNELS=neon"], capture_output=True, text=True)
+    assert res.returncode != 0 and "TFLITE_TRAIN_KERNELS must be dsp or portable" in res.stderr
+    # CMake: only tt_fwd_dsp.c's object (the rest is the Makefile's sources)
+    build = tmp_path / "cmake"
+    configure = ["cmake", "-S", str(root), "-B", str(build), "-DCMAKE_SYSTEM_NAME=Generic",
+                 "-DCMAKE_SYSTEM_PROCESSOR=arm", "-DCMAKE_C_COMPILER=arm-none-eabi-gcc",
+                 "-DCMAKE_CXX_COMPILER=arm-none-eabi-g++",
+                 "-DCMAKE_TRY_COMPILE_TARGET_TYPE=STATIC_LIBRARY", "-DTFLITE_TRAIN_WHEEL_ABI=ON"]
+    obj = build / "CMakeFiles" / "tflite_train.dir" / "src" / "tt_fwd_dsp.c.obj"
+    for value, expected in (("dsp", True), ("portable", False)):
+        subprocess.run(configure + [f"-DTFLITE_TRAIN_KERNELS={value}"], check=True,
+                       capture_output=True)
+        obj.unlink(missing_ok=True)
+        subprocess.run(["make", "-s", "-C", str(build), "src/tt_fwd_dsp.obj"], check=True,
+                       capture_output=True)
+        assert bool(dsp_symbols(obj)) == expected, value
+    res = subprocess.run(configure + ["-DTFLITE_TRAIN_KERNELS=neon"], capture_output=True,
+                         text=True)
+    assert res.returncode != 0 and "TFLITE_TRAIN_KERNELS must be dsp or portable" in res.stderr
+
+
+def test_codegen_rig_builds_either_kernels(tmp_path, capsys):
+    """`tflite-train codegen --rig --kernels portable|dsp`: the generated program with the
+    portable or the DSP kernels on the rig, both bit-identical to --engine c; the DSP build
+    has the DSP versions and needs fewer instructions per inference."""
+    require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    model = tmp_path / "tiny.train.tflite"
+    assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "10",
+                 "--scheme", "last:2"]) == 0
+    runs = {}
+    for kernels in ("portable", "dsp"):
+        capsys.readouterr()
+        out = tmp_path / kernels
+        assert main(["codegen", str(model), "-o", str(out), "--rig", "--steps", "1",
+                     "--kernels", kernels, "--json"]) == 0
+        runs[kernels] = json.loads(capsys.readouterr().out)
+        assert runs[kernels]["identical_to_engine_c"] is True, runs[kernels]["differences"]
+        assert runs[kernels]["kernels"] == kernels
+        assert bool(dsp_symbols(out / "build" / "rig.elf")) == (kernels == "dsp")
+    assert (runs["dsp"]["instructions_per_inference"]
+            < runs["portable"]["instructions_per_inference"])
+    assert main(["codegen", str(model), "-o", str(tmp_path / "x"), "--rig",
+                 "--kernels", "neon"]) == 2
+    err = capsys.readouterr().err
+    assert err == "tflite-train: error: --kernels must be dsp or portable, not 'neon'\n"

@@ -33,7 +33,8 @@
  * that stage int8 data as int16 pairs and multiply-accumulate two at a time (SMLAD),
  * requantizing with one SMMLAR; every other core (M0+, M3, x86) compiles the portable C99.
  * Same signatures, same bits (the DSP build is tested against the portable one on the
- * Cortex-M7, tests/test_cortex_m7_dsp.py); -DTT_FWD_PORTABLE forces the portable code. The
+ * Cortex-M7, tests/test_cortex_m7_dsp.py); -DTT_PORTABLE forces the portable code (the
+ * build flag TFLITE_TRAIN_KERNELS=portable: tflite_train.inc, CMakeLists.txt). The
  * DSP versions' only extra memory is a stack buffer of TT_FWD_DSP_STAGE_BYTES (default 2048,
  * src/tt_fwd_dsp.h): their deepest call chain takes about 3.0 KB of stack instead of 0.6 KB
  * (arm-none-eabi-gcc 12 -O2 -fstack-usage). A layer whose data does not fit that buffer runs
