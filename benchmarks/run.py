@@ -24,7 +24,8 @@ RUNS = {
     "mcu_kernels": ["mcu_kernels.py", "--json", "mcu_kernels.json"],
     "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
     "mcu_forward": ["mcu_forward.py", "--rig-only", "--json", "mcu_forward.json"],
-    "codegen": ["codegen.py", "--json", "codegen_results.json"],
+    "codegen": ["codegen.py", "--kernels", "dsp,portable", "--json", "codegen_results.json"],
+    "tflm_memory": ["tflm_memory.py", "--json", "tflm_memory.json"],
     # these print tables that RESULTS.md does not render from JSON yet (see its top)
     "train_speed": ["train_speed.py"],
     "paper_accuracy": ["paper_accuracy.py"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from . import autodiff, ops
 from . import scheme as schemes
 from .errors import ModelError, TTError
 from .ir import Graph, Operator, Quantization, Tensor
+from .memory import OFFLINE_KEY
 from .training_ops import make_op
 
 METADATA_KEY = "tflite_train"
@@ -38,6 +39,36 @@ HEAD_LOGIT_RANGE = 16.0
 
 
 @dataclass
+class MemoryOptions:
+    """augment's memory passes (passes/), each on unless turned off."""
+    split_filters: bool = True      # only the trained input channels of a filter in SRAM
+    in_place: bool = True           # outputs over inputs where that lowers the arena's peak
+    flash_requant: bool = True      # TT_* forward ops where their flash requantization
+    target: str = "cortex-m7"       # lowers TFLM's persistent data (on this target)
+    stream: bool = True             # expansions computed row by row where that lowers the arena
+
+
+@dataclass
+class MemoryChoices:
+    """What the memory passes did, for the report and the metadata."""
+    split: list = field(default_factory=list)
+    in_place: list = field(default_factory=list)
+    flash_requant: list = field(default_factory=list)
+    streamed: list = field(default_factory=list)
+    pruned_bytes: int = 0
+
+    def record(self) -> dict:
+        return {
+            "split_filters": [{"layer": s.layer, "trained_channels": s.trained,
+                               "channels": s.channels} for s in self.split],
+            "in_place": [{"layer": c.layer, "kind": c.kind} for c in self.in_place],
+            "flash_requantization": [c.layer for c in self.flash_requant],
+            "streamed": [{"layer": c.layer, "window_bytes": c.window_bytes}
+                         for c in self.streamed],
+        }
+
+
+@dataclass
 class Augmented:
     graph: Graph
     scheme: schemes.Scheme
@@ -48,6 +79,7 @@ class Augmented:
     loss: int
     metadata: dict
     hyper: autodiff.Hyper | None = None     # as used: with the per-layer rates it chose
+    memory: MemoryChoices | None = None     # what the memory passes chose
 
 
 def find_logits(graph: Graph) -> int:
@@ -158,12 +190,17 @@ def _make_variables(graph: Graph, params: list[int], momentum: list[int]) -> Ope
 
 def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | None = None,
             hyper: autodiff.Hyper | None = None, fuse: bool = True,
-            reorder: bool = True, lr_rule: dict | None = None) -> Augmented:
+            reorder: bool = True, lr_rule: dict | None = None,
+            memory: MemoryOptions | None = None) -> Augmented:
     """`fuse`: compute weight and bias gradients inside their update ops (in-place update,
     the default); False keeps them as tensors, which the gradient checks read.
     `reorder`: keep schedule.greedy's operator order when its arena plan is smaller.
     Without hyper.lr (and layer_lrs), each layer's rates are derived from the model
-    (lr.model_rates). `lr_rule`: how the layer_lrs were chosen, for the metadata."""
+    (lr.model_rates). `lr_rule`: how the layer_lrs were chosen, for the metadata.
+    `memory`: which of the memory passes run (passes/: filters split into trained and frozen
+    parts, in-place operators, requantization in flash, expansions computed row by row); they
+    change where bytes live, not what is computed."""
+    memory = MemoryOptions() if memory is None else memory
     hyper = hyper or autodiff.Hyper()
     _check_hyper(hyper)
     if METADATA_KEY in graph.metadata:
@@ -174,6 +211,7 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
     elif lr_rule is None:
         lr_rule = ({"rule": "given", "lr": hyper.lr, "bias_lr": hyper.effective_bias_lr}
                    if hyper.layer_lrs is None else {"rule": "given per layer"})
+    n_original = len(graph.tensors)
     head = None
     if num_classes is not None:
         head, logits = replace_head(graph, num_classes, hyper.seed)
@@ -188,6 +226,13 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
     label = graph.add_tensor(Tensor("label", (1,), "int32"))
     loss = graph.add_tensor(Tensor("loss", (1,), "float32"))
     bwd = autodiff.build(graph, scheme, hyper, logits, label, loss, fuse=fuse)
+    filter_channels = {k: graph.tensors[bwd.forward_ops[k].inputs[1]].shape[-1]
+                       for k, u in bwd.trained.items() if u.weight_channels}
+    graph.metadata.pop(OFFLINE_KEY, None)        # the inference model's plan, if any
+    choices = MemoryChoices()
+    if memory.split_filters:
+        from .passes.split_filters import split_filters
+        choices.split = split_filters(graph, bwd.variables)
     init = _make_variables(graph, bwd.variables, bwd.momentum)
     graph.operators.insert(0, init)
     order_name = "autodiff"
@@ -195,6 +240,25 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         order_name = _reorder(graph)
     graph.inputs = graph.inputs + [label]
     graph.outputs = graph.outputs + [loss]
+    gone: list[int] = []
+    if memory.stream:
+        from .passes.stream import stream
+        choices.streamed, gone = stream(graph)
+    if memory.in_place:
+        from .passes.inplace import in_place
+        choices.in_place = in_place(graph)
+    if memory.flash_requant:
+        from .passes.forward_ops import to_tt_ops
+        choices.flash_requant = to_tt_ops(graph, memory.target)
+    logits, label, loss = _prune(graph, bwd, choices, n_original, set(gone), logits, label,
+                                 loss)
+    from . import alias_plan
+    if alias_plan.aliases(graph):
+        table = alias_plan.plan(graph)[0]
+        unsafe = alias_plan.problems(graph, table)
+        if unsafe:
+            raise AssertionError(f"internal: an unsafe in-place plan: {unsafe[0]}")
+        graph.metadata[OFFLINE_KEY] = alias_plan.metadata(table)
     meta = {
         "format": "tflite-train training model", "version": FORMAT_VERSION,
         "scheme": scheme.name, "num_classes": num_classes,
@@ -206,13 +270,34 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         "logits": graph.tensors[logits].name,
         "trained": [{"layer": _layer_name(graph, bwd, k), "bias": u.bias,
                      "weight_channels": u.weight_channels,
+                     "filter_channels": filter_channels.get(k),
                      "lr": hyper.rates(k)[0] if u.weight_channels else None,
                      "bias_lr": hyper.rates(k)[1] if u.bias else None}
                     for k, u in sorted(bwd.trained.items())],
         "variables": [graph.tensors[v].name for v in dict.fromkeys(bwd.variables)],
+        "memory": choices.record(),
     }
     graph.metadata[METADATA_KEY] = json.dumps(meta).encode()
-    return Augmented(graph, scheme, bwd, head, logits, label, loss, meta, hyper)
+    return Augmented(graph, scheme, bwd, head, logits, label, loss, meta, hyper, choices)
+
+
+def _prune(graph: Graph, bwd: autodiff.BackwardGraph, choices: MemoryChoices,
+           n_original: int, gone: set[int], *tensors: int) -> list[int]:
+    """Drop the tensors nothing uses any more (passes/prune.py), renumbering the record of
+    what autodiff built along with the graph; returns `tensors` renumbered. The bytes
+    reported are the input model's constants dropped (its replaced classifier)."""
+    from .passes.prune import prune_tensors
+    record = bwd.forward_ops + bwd.save_ops + bwd.backward_ops + \
+        ([bwd.loss_op] if bwd.loss_op is not None else [])
+    original = graph.tensors[:n_original]
+    new = prune_tensors(graph, record, drop=gone)
+    bwd.variables = [new[t] for t in bwd.variables]
+    bwd.momentum = [new[t] for t in bwd.momentum]
+    bwd.grads = {new[a]: new[b] for a, b in bwd.grads.items()}
+    bwd.param_grads = {new[a]: new[b] for a, b in bwd.param_grads.items()}
+    choices.pruned_bytes = sum(t.nbytes for i, t in enumerate(original)
+                               if i not in new and t.data is not None)
+    return [new[t] for t in tensors]
 
 
 def default_rates(graph: Graph, scheme_spec: str, num_classes: int | None,

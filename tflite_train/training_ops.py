@@ -31,6 +31,12 @@ def spec(name: str) -> dict:
         raise ModelError(f"{name} is not a TT_* op of the schema") from None
 
 
+def is_forward(kind: str) -> bool:
+    """A TT_* forward op (schema "forward"): runs whatever the label, takes no label input."""
+    op = schema()["ops"].get(kind)
+    return bool(op and op.get("forward"))
+
+
 def check_options(name: str, options: dict) -> None:
     """Every option named in the schema, of its type and in its range; nothing else."""
     wanted = spec(name)["options"]

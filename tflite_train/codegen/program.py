@@ -353,7 +353,9 @@ def build(graph: Graph, model: bytes) -> Program:
     """Decides everything about the generated program; CodegenError when the graph has
     something no kernel runs."""
     sample, label, scores, loss = _check_interface(graph)
-    graph = hoist_bias_updates(graph)
+    # augment's TFLM memory passes undone (same tensors): codegen plans memory its own way
+    from ..passes.builtins import joined
+    graph = hoist_bias_updates(joined(graph))
     calls = {k: kernel_call(graph, k) for k in range(len(graph.operators))}
     calls = {k: c for k, c in calls.items() if c is not None}
     init = next((op for op in graph.operators if op.kind == "TT_INIT"), None)
