@@ -26,8 +26,9 @@ RUNS = {
     "mcu_forward": ["mcu_forward.py", "--rig-only", "--json", "mcu_forward.json"],
     "codegen": ["codegen.py", "--kernels", "dsp,portable", "--json", "codegen_results.json"],
     "tflm_memory": ["tflm_memory.py", "--json", "tflm_memory.json"],
-    # these print tables that RESULTS.md does not render from JSON yet (see its top)
-    "train_speed": ["train_speed.py"],
+    "train_speed": ["train_speed.py", "--json", "train_speed.json"],
+    "mcu_step": ["mcu_step.py", "--json", "mcu_step.json"],
+    # prints a table that RESULTS.md does not render from JSON yet (see its top)
     "paper_accuracy": ["paper_accuracy.py"],
     "mutation": ["mutation.py", "--json", "mutation_results.json"],
 }
@@ -39,6 +40,8 @@ RECORDS = {
                                "--json mcu_kernels_before.json",
     "mcu_kernels_before_d16.json": "mcu_kernels.py --json at commit 654972d, whose kernels "
                                    "were d63dde6's and whose flags were -mfpu=fpv5-d16",
+    "train_speed_before.json": "PYTHONPATH=<git archive d63dde6, make -C micro_kernels all "
+                               "tflm-wheel> train_speed.py --json train_speed_before.json",
 }
 
 

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import test_micro_kernels
 from conftest import require_tool
@@ -292,9 +291,8 @@ def run_on_rig(program: Program, tmp_path, link=RIG / "link.ld", icount: bool = 
 
 def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):
     gcc, qemu = shutil.which("arm-none-eabi-gcc"), shutil.which("qemu-system-arm")
-    if gcc is None or qemu is None:
-        pytest.skip("the Cortex-M7 rig needs gcc-arm-none-eabi and qemu-system-arm "
-                    "(make setup installs them)")
+    require_tool(gcc is not None and qemu is not None,
+                 "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     calls = (latest_calls(training_steps(fuse=True)) + latest_calls(training_steps(fuse=False))
              + direct_calls())
     missing = header_functions() - {c.name for c in calls}

@@ -299,8 +299,7 @@ def test_builds_warning_free_and_without_libm_for_x86_and_cortex_m7(tmp_path):
         outside = {s for s in undefined_symbols(nm, objects)
                    if not s.startswith(("tt_", "__aeabi_")) and s not in ("memcpy", "memset")}
         assert not outside, (name, outside)
-    if arm is None:
-        pytest.skip("arm-none-eabi-gcc is not installed (make setup installs it)")
+    require_tool(arm is not None, "arm-none-eabi-gcc (the Cortex-M7 half of this test)")
 
 
 # --- no double arithmetic on the board's single-precision FPU ---------------------------------
@@ -384,8 +383,7 @@ def test_kernels_are_clean_under_asan_and_ubsan(tmp_path):
                           text=True).stdout.strip()
     ubsan = subprocess.run(["gcc", "-print-file-name=libubsan.so"], capture_output=True,
                            text=True).stdout.strip()
-    if not os.path.isabs(asan) or not os.path.exists(asan):
-        pytest.skip("gcc's libasan is not available")
+    require_tool(os.path.isabs(asan) and os.path.exists(asan), "gcc's libasan")
     code = (
         "import sys; sys.path.insert(0, 'tests')\n"
         "from tflite_train.runtime import c_kernels\n"

@@ -1,6 +1,7 @@
 """The `augment` pipeline: inference model -> training model.
 
-load -> (new head) -> scheme -> autodiff -> trainable variables + TT_INIT -> metadata.
+load -> (new head) -> scheme -> unshare -> autodiff -> trainable variables + TT_INIT ->
+metadata.
 The result follows the training-model contract of DESIGN.md: inputs = original inputs +
 `label` (int32 [1]); outputs = original outputs + `loss` (float32 [1]); trained parameters
 are variable tensors with empty buffers that TT_INIT fills from constant copies on the first
@@ -8,9 +9,10 @@ Invoke; operator order is execution order.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -80,6 +82,7 @@ class Augmented:
     metadata: dict
     hyper: autodiff.Hyper | None = None     # as used: with the per-layer rates it chose
     memory: MemoryChoices | None = None     # what the memory passes chose
+    unshared: list[dict] | None = None      # trained tensors given to each layer (unshare)
 
 
 def find_logits(graph: Graph) -> int:
@@ -170,6 +173,43 @@ def replace_head(graph: Graph, num_classes: int, seed: int) -> tuple[int, int]:
     return head, logits
 
 
+def unshare(graph: Graph, scheme: schemes.Scheme) -> list[dict]:
+    """Give each trained layer its own copy of a trained tensor other operators read too.
+
+    The converter stores equal constants once: two layers built with equal weights (the same
+    seeded initializer, zero biases) read one tensor. Trained as it is, that tensor would get
+    both layers' updates every step, and a layer the scheme leaves frozen would change too.
+    The user built separate layers, so each is trained on its own: the layers that train the
+    tensor get copies (the first keeps the original when nobody else reads it), the other
+    readers keep the constant. A copy costs its bytes twice (a variable and TT_INIT's
+    initial value), as two unshared tensors would have. Returns what was copied."""
+    readers: dict[int, int] = {}
+    for op in graph.operators:
+        for t in set(op.inputs):
+            readers[t] = readers.get(t, 0) + 1
+    trained: dict[int, list[tuple[int, int]]] = {}      # tensor -> (layer, input slot)
+    for k, u in sorted(scheme.layers.items()):
+        inputs = graph.operators[k].inputs
+        for slot, on in ((1, u.weight_channels > 0), (2, u.bias)):
+            if on and slot < len(inputs) and inputs[slot] >= 0:
+                trained.setdefault(inputs[slot], []).append((k, slot))
+    record = []
+    for t, users in trained.items():
+        if readers[t] == 1:
+            continue
+        src = graph.tensors[t]
+        moved = users[1:] if readers[t] == len(users) else users
+        copies = []
+        for n, (k, slot) in enumerate(moved, 1):
+            c = graph.add_tensor(replace(src, name=f"{src.name}/copy{n}",
+                                         quant=copy.deepcopy(src.quant), data=src.data.copy()))
+            graph.operators[k].inputs[slot] = c
+            copies.append({"name": graph.tensors[c].name,
+                           "layer": graph.tensors[graph.operators[k].outputs[0]].name})
+        record.append({"tensor": src.name, "readers": readers[t], "copies": copies})
+    return record
+
+
 def _make_variables(graph: Graph, params: list[int], momentum: list[int]) -> Operator:
     """Trainable tensors become variables with empty buffers; TT_INIT copies their
     initial values from new constant tensors."""
@@ -223,6 +263,7 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         scheme.layers[head] = schemes.LayerUpdate(head, bias=True, weight_channels=depth)
     if not scheme.layers:
         raise TTError(f"scheme {scheme_spec!r} trains nothing")
+    unshared = unshare(graph, scheme)
     label = graph.add_tensor(Tensor("label", (1,), "int32"))
     loss = graph.add_tensor(Tensor("loss", (1,), "float32"))
     bwd = autodiff.build(graph, scheme, hyper, logits, label, loss, fuse=fuse)
@@ -276,9 +317,11 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
                     for k, u in sorted(bwd.trained.items())],
         "variables": [graph.tensors[v].name for v in dict.fromkeys(bwd.variables)],
         "memory": choices.record(),
+        "unshared": unshared,
     }
     graph.metadata[METADATA_KEY] = json.dumps(meta).encode()
-    return Augmented(graph, scheme, bwd, head, logits, label, loss, meta, hyper, choices)
+    return Augmented(graph, scheme, bwd, head, logits, label, loss, meta, hyper, choices,
+                     unshared)
 
 
 def _prune(graph: Graph, bwd: autodiff.BackwardGraph, choices: MemoryChoices,
@@ -304,8 +347,6 @@ def default_rates(graph: Graph, scheme_spec: str, num_classes: int | None,
                   hyper: autodiff.Hyper) -> tuple[autodiff.Hyper, dict]:
     """Hyper with the model-derived per-layer rates (lr.py), and their record. An explicit
     bias lr replaces every bias's rate."""
-    from dataclasses import replace
-
     from . import lr as lr_rule
     rates = lr_rule.model_rates(graph, scheme_spec, num_classes, hyper.seed)
     layer_lrs = {k: (r.weight, hyper.bias_lr if hyper.bias_lr is not None else r.bias)

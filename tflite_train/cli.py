@@ -380,6 +380,10 @@ def cmd_augment(args) -> int:
               f"{f'{lr_b:.3g}' if upd.bias else '-':>9}")
     parts = training_parts(g)
     print(f"trained parameters: {total_w + total_b:,} ({total_w:,} weights, {total_b:,} biases)")
+    for u in result.unshared:
+        n = len(u["copies"])
+        print(f"shared tensor {_short(u['tensor'], 44)} (read by {u['readers']} operators): "
+              f"{n} {'copy' if n == 1 else 'copies'}, so that each layer training it has its own")
     print(f"saved activations: {parts.saved_bytes:,} bytes in {len(parts.saved)} tensors "
           f"({parts.mask_bytes:,} bytes of 1-bit masks)")
     counts = Counter(op.kind for op in result.backward.backward_ops)
