@@ -522,10 +522,15 @@ def cmd_codegen(args) -> int:
     from .codegen import rig
     if args.steps is not None and not args.rig:
         raise TTError("--steps runs on the rig: add --rig")
+    if args.kernels not in rig.KERNELS:
+        raise TTError(f"--kernels must be dsp or portable, not {args.kernels!r}")
+    if args.kernels != "dsp" and not args.rig:
+        raise TTError("--kernels chooses the rig's build: add --rig (the folder's Makefile "
+                      "and CMakeLists.txt take TFLITE_TRAIN_KERNELS)")
     program, m = codegen.generate(args.model, args.output,
                                   rig_steps=(args.steps or 3) if args.rig else None,
                                   sram_budget=args.sram_budget, flash_budget=args.flash_budget,
-                                  seed=args.seed, data=args.data)
+                                  seed=args.seed, data=args.data, kernels=args.kernels)
     plan = program.plan
     if args.json:
         info = {"model": args.model, "output": args.output,
@@ -552,8 +557,8 @@ def cmd_codegen(args) -> int:
     s, f = m.sram_bytes, m.flash_bytes
     same = {True: "bit-identical to --engine c", False: "DIFFERS from --engine c",
             None: "not compared"}[m.identical_to_engine_c]
-    print(f"Cortex-M7 rig (QEMU mps2-an500, -mfpu=fpv5-sp-d16), {len(m.losses)} training "
-          f"steps, {same}:")
+    print(f"Cortex-M7 rig (QEMU mps2-an500, -mfpu=fpv5-sp-d16, {m.kernels} kernels), "
+          f"{len(m.losses)} training steps, {same}:")
     print(f"  SRAM   {kb(s['total']):>10} = arena {kb(s['arena'])} + other .data/.bss "
           f"{kb(s['data_bss'])} + stack {kb(s['stack'])}  (budget {kb(m.sram_budget)})")
     print(f"  flash  {kb(f['total']):>10} = code {kb(f['code'])} + model constants "
@@ -589,6 +594,9 @@ def _add_codegen_parser(sub) -> None:
                         "check the run against --engine c")
     s.add_argument("--steps", type=_positive_int, default=None,
                    help="training steps on the rig (default 3)")
+    s.add_argument("--kernels", default="dsp", metavar="{dsp,portable}",
+                   help="the rig's build of the kernels that have Cortex-M DSP versions: "
+                        "those (default) or their portable C99 (same bits)")
     s.add_argument("--sram-budget", type=_byte_size, default=None, metavar="SIZE",
                    help="SRAM the linker allows (default 256K; the rig has 4M)")
     s.add_argument("--flash-budget", type=_byte_size, default=None, metavar="SIZE",

@@ -27,10 +27,11 @@ def files(program: Program, source: str) -> dict[str, str]:
 
 def generate(model_path: str | Path, out_dir: str | Path, rig_steps: int | None = None,
              sram_budget: int | None = None, flash_budget: int | None = None, seed: int = 0,
-             data: str | None = None, verify: bool = True):
+             data: str | None = None, verify: bool = True, kernels: str = "dsp"):
     """Writes the folder atomically; with `rig_steps`, also builds it for the Cortex-M7
-    rig, runs that many training steps there and measures it (the folder is only kept if
-    all of that succeeds). Returns (program, rig.Measurement or None)."""
+    rig (the kernels' DSP versions, or their portable C99 with kernels="portable"), runs
+    that many training steps there and measures it (the folder is only kept if all of that
+    succeeds). Returns (program, rig.Measurement or None)."""
     from . import check, rig
     program = load(model_path)
     measurement = None
@@ -41,5 +42,5 @@ def generate(model_path: str | Path, out_dir: str | Path, rig_steps: int | None 
             write_files(tmp, rig_files(program, xs, labels))
             measurement = rig.measure(program, tmp, xs, labels,
                                       sram_budget or rig.SRAM_BUDGET,
-                                      flash_budget or rig.FLASH_BUDGET, verify)
+                                      flash_budget or rig.FLASH_BUDGET, verify, kernels)
     return program, measurement
