@@ -294,6 +294,14 @@ def plan(graph: Graph) -> Plan:
                 trainable, optimizer, training)
 
 
+def planned_total(graph: Graph, data: bytes) -> tuple[Plan, int | None, int]:
+    """(plan, TFLM's persistent bytes or None, the total SRAM `plan` prints): the planned
+    arena + trained parameters + optimizer state + persistent data."""
+    p = plan(graph)
+    persistent = tflm_persistent_bytes(graph, data, p.training)
+    return p, persistent, p.total_bytes + (persistent or 0)
+
+
 def tflm_persistent_bytes(graph: Graph, data: bytes, training: bool) -> int | None:
     """TFLM's persistent tail for the model (a training model with our ops registered), less
     the variables it holds, which a plan lists as trained parameters and optimizer state;

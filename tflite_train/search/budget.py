@@ -1,0 +1,86 @@
+"""The memory of a scheme: the training model `augment --scheme` writes for it (built in
+memory, no file), planned for the chosen target exactly as `plan` plans it, so the total is
+the one `plan` prints for that model, not an estimate of our own. Cached by scheme: the
+evolution asks for the same schemes again and again, and the cache file keeps them for the
+next search.
+
+Targets: `tflm` (the training model inside TFLM: planned arena + trained parameters +
+optimizer state + TFLM's persistent data, `memory.planned_total`) and `codegen` (the
+generated standalone program's plan, once the code generator is in this build).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .. import augment, memory, tflite_io
+from ..autodiff import Hyper
+from ..compare import step_macs
+from ..errors import TTError
+from .space import Point
+
+TARGETS = ("tflm", "codegen")
+
+# Learning rates and seeds change no byte of the plan; a fixed rate spares augment from
+# deriving rates from the model for every scheme it builds here.
+_PLAN_LR = 0.05
+
+
+@dataclass(frozen=True)
+class Cost:
+    total: int                 # bytes, as `plan` totals them for the target
+    parts: dict                # what the total is made of
+    macs: int                  # one training step (forward + backward + updates)
+
+
+def _tflm(graph, data: bytes) -> tuple[int, dict]:
+    p, persistent, total = memory.planned_total(graph, data)
+    return total, {"arena": p.arena_bytes, "trainable_parameters": p.trainable_bytes,
+                   "optimizer_state": p.optimizer_bytes, "tflm_persistent": persistent}
+
+
+def _codegen_planner():
+    try:
+        from .. import codegen        # noqa: F401
+    except ImportError:
+        raise TTError("--target codegen needs the code generator's memory planner "
+                      "(`tflite-train codegen`), which this build does not have yet; use "
+                      "--target tflm") from None
+    raise TTError("--target codegen: the code generator's planner is not wired into search "
+                  "yet; use --target tflm")
+
+
+def planner(target: str):
+    if target == "tflm":
+        return _tflm
+    if target == "codegen":
+        return _codegen_planner()
+    raise TTError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}")
+
+
+class MemoryModel:
+    def __init__(self, model: bytes, num_classes: int, target: str, known: dict):
+        """`known`: key -> cost as a dict (the cache file's memory table, updated here)."""
+        self.model = model
+        self.num_classes = num_classes
+        self.target = target
+        self.measure = planner(target)
+        self.known = known
+        self.planned = 0            # schemes planned by this instance (cache misses)
+        self.asked = 0
+
+    def key(self, point: Point) -> str:
+        return f"{self.target}|classes={self.num_classes}|{point.key}"
+
+    def cost(self, point: Point) -> Cost:
+        self.asked += 1
+        key = self.key(point)
+        if key not in self.known:
+            self.known[key] = asdict(self._plan(point))
+            self.planned += 1
+        return Cost(**self.known[key])
+
+    def _plan(self, point: Point) -> Cost:
+        graph = tflite_io.parse(self.model)
+        result = augment.augment(graph, point.doc(), self.num_classes, Hyper(lr=_PLAN_LR))
+        total, parts = self.measure(result.graph, tflite_io.serialize(result.graph))
+        return Cost(total, parts, step_macs(result.graph))
