@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .. import augment, tflite_io
+from .. import __version__, augment, tflite_io
 from ..autodiff import Hyper
 from ..data import Dataset
 from ..errors import TTError
@@ -35,8 +35,18 @@ class Settings:
     val_samples: int
     engine: str
 
+    def hyper(self) -> Hyper:
+        """augment's default hyper-parameters (learning rates included), with the learning
+        rates decayed to 0 over the run along a cosine: a constant-rate batch-1 run ends
+        wherever its oscillation happens to be, and its last accuracy does not compare two
+        runs (benchmarks/RESULTS.md, transfer learning)."""
+        return Hyper(seed=self.seed, decay_steps=self.steps)
+
     def id(self, data_digest: str) -> str:
-        text = json.dumps({**asdict(self), "data": data_digest}, sort_keys=True)
+        """Changes with anything that changes a run: the settings, the data, and augment's
+        defaults (a tflite-train whose defaults differ does not reuse these runs)."""
+        text = json.dumps({**asdict(self), "data": data_digest, "hyper": repr(self.hyper()),
+                           "version": __version__}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -87,7 +97,7 @@ def fine_tune(model: bytes, dataset: Dataset, settings: Settings, job: Job) -> d
     from ..train import train
     cpu, wall = time.process_time(), time.perf_counter()
     result = augment.augment(tflite_io.parse(model), job.scheme, settings.num_classes,
-                             Hyper(seed=settings.seed))
+                             settings.hyper())
     if job.head is not None:
         start_from(result.graph, decode_arrays(job.head))
     trainer, history = train(result.graph, dataset, steps=settings.steps,
