@@ -9,14 +9,18 @@ sparse-update scheme under a memory budget, on the user's own data.
   evolution.py  the search itself
 
 The analysis runs only candidates whose own scheme fits the budget (and the runs their gains
-are measured against): a scheme that trains more never needs less memory, so a candidate
-over budget cannot be part of a scheme within it. Every scheme the search keeps is planned
-for real, so the result is within budget whatever the planner does.
+are measured against): a scheme that trains all a candidate trains and more keeps its saved
+activations and trained parameters, so a candidate over budget cannot be part of a scheme
+within it. (Not every larger scheme needs more memory: training a slice of a filter adds an
+operator, the channel slice of its saved input, whose TFLM data the whole filter does not
+need.) Every scheme the
+search keeps is planned for real, so the result is within budget whatever the planner does.
 """
 from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -74,6 +78,7 @@ class Outcome:
     runs_needed: int
     runs_new: int
     cpu_seconds: float             # every run of the analysis, cached ones included
+    wall_seconds: float            # the fine-tuning of the new runs
     schemes_planned: int
     generations: int
     cache_path: Path
@@ -136,11 +141,12 @@ def search(model_path: str, data_spec: str, output: str, opts: Options, *,
     settings = analysis.Settings(n_classes, opts.steps, opts.seed, opts.val_split,
                                  opts.val_samples, opts.engine)
     digest = analysis.data_digest(dataset)
-    results = cache.runs(settings.id(digest), {**asdict(settings), "data": data_spec,
+    results = cache.runs(settings.id(digest, model), {**asdict(settings), "data": data_spec,
                                                "data_digest": digest})
     todo = [r for r in runs if r.key in needed and r.key not in results]
     new = 0
     bar = _bar(progress, len(needed), "fine-tuning", initial=len(needed) - len(todo))
+    started = time.perf_counter()
     pool = executor(model, dataset, settings, opts.workers, opts.ray) if todo else None
     try:
         if todo and todo[0].key == "head":
@@ -157,6 +163,7 @@ def search(model_path: str, data_spec: str, output: str, opts: Options, *,
         bar.close()
         if pool is not None:
             pool.close()
+    wall = time.perf_counter() - started
 
     acc0 = results["head"]["accuracy"]
     table = []
@@ -185,7 +192,7 @@ def search(model_path: str, data_spec: str, output: str, opts: Options, *,
                       settings, data_spec, digest, len(needed))
     write_atomic(out, (json.dumps(doc, indent=2) + "\n").encode())
     return Outcome(best, cost, gains.score(best), acc0, minimum, table, len(needed), new,
-                   sum(results[k]["cpu_seconds"] for k in needed), mem.planned,
+                   sum(results[k]["cpu_seconds"] for k in needed), wall, mem.planned,
                    generations, cache.path, doc)
 
 

@@ -42,11 +42,14 @@ class Settings:
         runs (benchmarks/RESULTS.md, transfer learning)."""
         return Hyper(seed=self.seed, decay_steps=self.steps)
 
-    def id(self, data_digest: str) -> str:
+    def id(self, data_digest: str, model: bytes) -> str:
         """Changes with anything that changes a run: the settings, the data, and augment's
-        defaults (a tflite-train whose defaults differ does not reuse these runs)."""
+        defaults (a tflite-train whose defaults differ does not reuse these runs: the
+        training record augment writes for the head alone, rates included, is part of it)."""
+        record = augment.augment(tflite_io.parse(model), {}, self.num_classes,
+                                 self.hyper()).metadata
         text = json.dumps({**asdict(self), "data": data_digest, "hyper": repr(self.hyper()),
-                           "version": __version__}, sort_keys=True)
+                           "augment": record, "version": __version__}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

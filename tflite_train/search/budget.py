@@ -68,19 +68,21 @@ class MemoryModel:
         self.planned = 0            # schemes planned by this instance (cache misses)
         self.asked = 0
 
-    def key(self, point: Point) -> str:
-        return f"{self.target}|classes={self.num_classes}|{point.key}"
-
     def cost(self, point: Point) -> Cost:
+        return self.cost_of(point.key, point.doc())
+
+    def cost_of(self, name: str, scheme: dict | str) -> Cost:
+        """The cost of any scheme `augment` takes (a JSON document or its --scheme text),
+        cached under `name`."""
         self.asked += 1
-        key = self.key(point)
+        key = f"{self.target}|classes={self.num_classes}|{name}"
         if key not in self.known:
-            self.known[key] = asdict(self._plan(point))
+            self.known[key] = asdict(self._plan(scheme))
             self.planned += 1
         return Cost(**self.known[key])
 
-    def _plan(self, point: Point) -> Cost:
+    def _plan(self, scheme: dict | str) -> Cost:
         graph = tflite_io.parse(self.model)
-        result = augment.augment(graph, point.doc(), self.num_classes, Hyper(lr=_PLAN_LR))
+        result = augment.augment(graph, scheme, self.num_classes, Hyper(lr=_PLAN_LR))
         total, parts = self.measure(result.graph, tflite_io.serialize(result.graph))
         return Cost(total, parts, step_macs(result.graph))

@@ -1,0 +1,316 @@
+"""Sparse-update search (`tflite-train search`) against fixed schemes: the person detector
+and MCUNet-5FPS, each with a new 10-class head, fine-tuned on Fashion-MNIST.
+
+Per model and budget: the searched scheme, bias-only:K and last:K with the largest K that
+fits the budget, (MCUNet) the paper's hand-written 99kb scheme at a budget equal to its own
+memory, and a few last-k schemes over budget for reference. Memory is `plan`'s total for
+the TFLM target (the search's own number; `augment --scheme` + `plan` give the same). Every
+scheme is trained from a fresh head with augment's defaults (learning rates decayed to 0 over
+the run, as in the analysis) for --eval-steps steps on the Fashion-MNIST training set and
+scored on the first --test-samples images of its test set (never seen by the search, which
+scores on a split of the training set); --seeds seeds (head initialisation, rounding, data
+order); mean and standard error over the seeds.
+
+    nice .venv/bin/python benchmarks/search.py [--models person_detect,mcunet]
+        [--workdir DIR] [--workers 2] [--seeds 3] [--eval-steps 1000] [--test-samples 3000]
+        [--analysis-steps 500] [--analysis-val 1000] [--speedup] [--json FILE]
+
+Everything is kept in --workdir (the search caches, scheme files, every evaluation), so the
+benchmark killed and started again redoes only what is missing, and prints what it has.
+--speedup also times one analysis (the person detector at 100 KB, 200 steps per run) with 1
+and with 2 workers.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+
+from tflite_train import augment, data, ops, tflite_io  # noqa: E402
+from tflite_train.search import Options, search  # noqa: E402
+from tflite_train.search.analysis import Settings  # noqa: E402
+from tflite_train.search.budget import MemoryModel  # noqa: E402
+from tflite_train.search.cache import Cache  # noqa: E402
+from tflite_train.search.space import Point, Space  # noqa: E402
+from tflite_train.tflite_io import write_atomic  # noqa: E402
+from tflite_train.train import Trainer, sample_order  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+SHARED = HERE.parent.parent / "shared" / "models"
+HAND_MCUNET = HERE / "schemes" / "mcunet-5fps_99kb.json"
+MODELS = {
+    "person_detect": {"tflite": SHARED / "tflm" / "person_detect.tflite",
+                      "budgets_kb": [100, 150, 200], "ladder": [1, 2, 3]},
+    "mcunet": {"pkl": SHARED / "tiny-training" / "mcunet-5fps.pkl",
+               "budgets_kb": [256, 320], "ladder": [1, 2], "hand": HAND_MCUNET},
+}
+CLASSES = 10
+KB = 1024
+
+
+class Store:
+    """A JSON file of results by key, rewritten atomically after every change."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.doc = json.loads(path.read_text()) if path.exists() else {}
+
+    def __contains__(self, key):
+        return key in self.doc
+
+    def __getitem__(self, key):
+        return self.doc[key]
+
+    def put(self, key, value) -> None:
+        self.doc[key] = value
+        write_atomic(self.path, json.dumps(self.doc, indent=1).encode())
+
+
+def model_file(name: str, workdir: Path) -> Path:
+    spec = MODELS[name]
+    if "tflite" in spec:
+        return spec["tflite"]
+    out = workdir / f"{name}.tflite"
+    if not out.exists():
+        from tflite_train.importers.tiny_training import import_pkl
+        graph = import_pkl(str(spec["pkl"]), "kernel")
+        ops.validate(graph)
+        tflite_io.save(graph, out)
+    return out
+
+
+# --- evaluation: a fresh head, train, score on the test set --------------------------------
+
+_data = None
+
+
+def fashion_train_test() -> tuple[data.Dataset, np.ndarray, np.ndarray]:
+    """The training set followed by the test set in one Dataset; (data, train, test indices)."""
+    global _data
+    if _data is None:
+        train = data.fashion_mnist()
+        folder = data.FASHION_MNIST_DIR
+        x = data._idx(folder / "t10k-images-idx3-ubyte.gz")
+        y = data._idx(folder / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+        ds = data.Dataset("fashion-mnist train+test", np.concatenate([train.images, x]),
+                          np.concatenate([train.labels, y]), train.classes)
+        _data = ds, np.arange(len(train)), len(train) + np.arange(len(y))
+    return _data
+
+
+def evaluate(model: str, scheme, seed: int, steps: int, test_samples: int) -> dict:
+    ds, train_idx, test_idx = fashion_train_test()
+    cpu = time.process_time()
+    hyper = Settings(CLASSES, steps, seed, 0.0, 0, "c").hyper()
+    result = augment.augment(tflite_io.load(model), scheme, CLASSES, hyper)
+    trainer = Trainer(result.graph, ds, engine="c")
+    for i in sample_order(train_idx, steps, seed):
+        trainer.step(i)
+    return {"accuracy": trainer.accuracy(test_idx[:test_samples]),
+            "cpu_seconds": time.process_time() - cpu}
+
+
+def eval_key(model: Path, scheme, seed: int, args) -> str:
+    text = json.dumps([model.name, scheme, seed, args.eval_steps, args.test_samples,
+                       repr(Settings(CLASSES, args.eval_steps, seed, 0.0, 0, "c").hyper())],
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def run_evaluations(todo: list[tuple[str, Path, object, int]], store: Store, args) -> None:
+    """todo: (key, model, scheme, seed); results go to the store as they finish."""
+    todo = [t for t in todo if t[0] not in store]
+    if not todo:
+        return
+    print(f"evaluating {len(todo)} training runs ({args.workers} workers)", flush=True)
+    t0 = time.time()
+    with cf.ProcessPoolExecutor(args.workers,
+                                mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(evaluate, str(m), s, seed, args.eval_steps, args.test_samples):
+                   key for key, m, s, seed in todo}
+        for n, f in enumerate(cf.as_completed(futures), 1):
+            store.put(futures[f], f.result())
+            print(f"  {n}/{len(todo)} done, {time.time() - t0:.0f} s", flush=True)
+
+
+# --- the comparison ------------------------------------------------------------------------
+
+def describe(point: Point) -> str:
+    return f"biases of last {point.k}" + (f", weights of {len(point.weights)} layers "
+                                          f"({', '.join(f'{p}x{r}' for p, r in point.weights)})"
+                                          if point.weights else "")
+
+
+def point_of(doc: dict) -> Point:
+    from fractions import Fraction
+    return Point(doc["n_bias_update"],
+                 tuple(sorted((w["layer"], Fraction(w["ratio"]).limit_denominator(64))
+                              for w in doc.get("weight_update", []))))
+
+
+def bench_model(name: str, args, searches: Store, evals: Store) -> list[dict]:
+    workdir = args.workdir
+    model = model_file(name, workdir)
+    blob = model.read_bytes()
+    spec = MODELS[name]
+    cache_path = workdir / f"{name}.cache.json"
+    cache = Cache(cache_path, blob)
+    mem = MemoryModel(blob, CLASSES, "tflm", cache.memory)
+    space = Space(tflite_io.load(model), CLASSES)
+    minimum = mem.cost(Point(0)).total
+    budgets = [b * KB for b in spec["budgets_kb"]]
+    hand = None
+    if "hand" in spec:
+        hand = json.loads(spec["hand"].read_text())
+        hand_cost = mem.cost_of(f"hand:{spec['hand'].name}", hand).total
+        budgets.append(hand_cost)
+    cache.save()
+    rows = []
+    for budget in sorted(budgets, reverse=True):      # the largest first: its analysis
+        out = workdir / f"{name}_{budget}.json"         # covers the smaller budgets'
+        key = f"{name}|{budget}|{args.analysis_steps}|{args.analysis_val}"
+        done = search(str(model), "fashion-mnist", str(out),
+                      Options(budget=budget, num_classes=CLASSES, steps=args.analysis_steps,
+                              val_samples=args.analysis_val, workers=args.workers,
+                              cache=cache_path))
+        if key not in searches or done.runs_new:
+            searches.put(key, {"runs": done.runs_needed, "new_runs": done.runs_new,
+                               "cpu_seconds": done.cpu_seconds,
+                               "wall_seconds": done.wall_seconds,
+                               "schemes_planned": done.schemes_planned})
+        cache = Cache(cache_path, blob)              # as the search left it
+        mem = MemoryModel(blob, CLASSES, "tflm", cache.memory)
+        schemes = [("searched", done.scheme)]
+        fits = [k for k in range(space.n + 1) if mem.cost(Point(k)).total <= budget]
+        schemes.append((f"bias-only:{max(fits)}", f"bias-only:{max(fits)}"))
+        last = [k for k in range(1, space.n + 1) if mem.cost_of(f"last:{k}", f"last:{k}")
+                .total <= budget]
+        if last:
+            schemes.append((f"last:{max(last)}", f"last:{max(last)}"))
+        if hand is not None and budget == hand_cost:
+            schemes.append(("hand-written 99kb", hand))
+        for label, scheme in schemes:
+            cost = mem.cost_of(label if label != "searched" else f"searched@{budget}",
+                               scheme)
+            rows.append({"model": name, "budget": budget, "scheme": label, "doc": scheme,
+                         "cost": cost, "search": searches[key] if label == "searched"
+                         else None})
+    for k in spec["ladder"]:
+        if not any(r["scheme"] == f"last:{k}" for r in rows):
+            rows.append({"model": name, "budget": None, "scheme": f"last:{k}",
+                         "doc": f"last:{k}", "cost": mem.cost_of(f"last:{k}", f"last:{k}"),
+                         "search": None})
+    cache.save()
+    todo = []
+    for r in rows:
+        r["keys"] = [eval_key(model, r["doc"], s, args) for s in range(args.seeds)]
+        todo += [(k, model, r["doc"], s) for s, k in enumerate(r["keys"])]
+    run_evaluations(list({t[0]: t for t in todo}.values()), evals, args)
+    for r in rows:
+        accs = [evals[k]["accuracy"] for k in r["keys"]]
+        r["accuracy"] = float(np.mean(accs))
+        r["stderr"] = float(np.std(accs, ddof=1) / math.sqrt(len(accs))) if len(accs) > 1 \
+            else None
+        r["accuracies"] = accs
+        r["minimum"] = minimum
+        r["trains"] = describe(point_of(r["doc"])) if isinstance(r["doc"], dict) else \
+            r["doc"]
+    return rows
+
+
+def speedup(args, searches: Store) -> dict:
+    """One analysis (person detector, 100 KB, 200 steps, 300 samples) with 1 and 2 workers,
+    each from an empty run cache (the planned schemes copied: this times fine-tuning)."""
+    name = "person_detect"
+    model = model_file(name, args.workdir)
+    src = args.workdir / f"{name}.cache.json"
+    out = {}
+    for workers in (1, 2):
+        key = f"speedup|{workers}"
+        if key in searches:
+            out[workers] = searches[key]
+            continue
+        cache = args.workdir / f"speedup-{workers}.json"
+        doc = json.loads(src.read_text()) if src.exists() else None
+        if doc is not None:
+            doc["analyses"] = {}
+            cache.write_text(json.dumps(doc))
+        elif cache.exists():
+            cache.unlink()
+        done = search(str(model), "fashion-mnist", str(args.workdir / "speedup.json"),
+                      Options(budget=100 * KB, num_classes=CLASSES, steps=200,
+                              val_samples=300, workers=workers, cache=cache))
+        searches.put(key, {"runs": done.runs_new, "wall_seconds": done.wall_seconds,
+                           "cpu_seconds": done.cpu_seconds})
+        out[workers] = searches[key]
+    return out
+
+
+def print_table(rows: list[dict], searches: Store, speed: dict | None) -> None:
+    print("\n| model | budget | scheme | trains (besides the head) | memory KB | above head "
+          "alone KB | MACs/step | accuracy (mean +- s.e.) | seeds |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---|")
+    for r in rows:
+        se = f" +- {100 * r['stderr']:.1f}" if r["stderr"] is not None else ""
+        budget = f"{r['budget'] / KB:.1f} KB" if r["budget"] else "-"
+        print(f"| {r['model']} | {budget} | {r['scheme']} | {r['trains']} | "
+              f"{r['cost'].total / KB:.1f} | {(r['cost'].total - r['minimum']) / KB:.1f} | "
+              f"{r['cost'].macs / 1e6:.1f} M | {100 * r['accuracy']:.1f}%{se} | "
+              f"{' / '.join(f'{100 * a:.1f}' for a in r['accuracies'])} |")
+    print("\nsearch cost (analysis runs needed for the budget; CPU time of those runs):")
+    for key, v in searches.doc.items():
+        if key.startswith("speedup"):
+            continue
+        print(f"  {key}: {v['runs']} runs, {v['cpu_seconds'] / 3600:.2f} core-hours; wall "
+              f"{v['wall_seconds'] / 60:.1f} min when it ran {v['new_runs']} of them")
+    if speed:
+        w1, w2 = speed[1], speed[2]
+        print(f"speed-up with 2 workers: {w1['runs']} runs in {w1['wall_seconds']:.0f} s with 1, "
+              f"{w2['wall_seconds']:.0f} s with 2: x{w1['wall_seconds'] / w2['wall_seconds']:.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="person_detect,mcunet")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/tflite-train-search-bench"))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--eval-steps", type=int, default=1000)
+    ap.add_argument("--test-samples", type=int, default=3000)
+    ap.add_argument("--analysis-steps", type=int, default=500)
+    ap.add_argument("--analysis-val", type=int, default=1000)
+    ap.add_argument("--speedup", action="store_true")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    searches = Store(args.workdir / "searches.json")
+    evals = Store(args.workdir / "evaluations.json")
+    rows = []
+    for name in filter(None, args.models.split(",")):
+        if name not in MODELS:
+            sys.exit(f"unknown model {name!r}: one of {', '.join(MODELS)}")
+        rows += bench_model(name, args, searches, evals)
+    speed = speedup(args, searches) if args.speedup else None
+    print_table(rows, searches, speed)
+    if args.json:
+        for r in rows:
+            r["cost"] = r["cost"].__dict__
+        write_atomic(args.json, json.dumps({"rows": rows, "searches": searches.doc,
+                                            "args": {k: str(v) for k, v in vars(args).items()}},
+                                           indent=1).encode())
+
+
+if __name__ == "__main__":
+    main()
