@@ -86,8 +86,10 @@ class Ray:
                 ray.init(address=address, logging_level="ERROR", log_to_driver=False,
                          runtime_env={"env_vars": _THREADS})
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise TTError(f"--ray {address}: cannot connect to a Ray cluster "
-                              f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                hint = "" if os.environ.get("RAY_AUTH_MODE") else \
+                    "; a cluster with token authentication needs RAY_AUTH_MODE=token"
+                raise TTError(f"--ray {address}: cannot connect to a Ray cluster ({why}{hint})"
                               ) from None
         self.refs = (ray.put(model), ray.put(dataset), settings)
         self.remote = ray.remote(num_cpus=1)(_ray_fine_tune)
