@@ -62,7 +62,7 @@ class Entry:
     run: Run
     description: str
     cost: Cost
-    status: str                    # "measured", "over budget", "over MACs"
+    status: str                    # "measured", "over budget", "over MACs", "failed: why"
     accuracy: float | None = None
     gain: float | None = None      # against the run's reference
 
@@ -154,6 +154,9 @@ def search(model_path: str, data_spec: str, output: str, opts: Options, *,
             job = analysis.Job("head", Point(0).doc(), None)
             for _, result in pool.run([job]):
                 new += _record(cache, results, "head", result, bar, stop_after, new)
+        if results["head"]["accuracy"] is None:
+            raise TTError(f"the baseline run (the new head alone) failed: "
+                          f"{results['head']['failed']}")
         head = results["head"]["head"]
         jobs = [analysis.Job(r.key, r.point.doc(), head) for r in todo]
         if jobs:
@@ -172,8 +175,11 @@ def search(model_path: str, data_spec: str, output: str, opts: Options, *,
         entry = Entry(run, space.describe(run), costs[run.key], status)
         if run.key in results:
             entry.accuracy = results[run.key]["accuracy"]
-            if run.reference is not None:
-                entry.gain = entry.accuracy - results[run.reference]["accuracy"]
+            reference = results[run.reference]["accuracy"] if run.reference else None
+            if entry.accuracy is None:
+                entry.status = "failed: " + results[run.key]["failed"]
+            elif reference is not None:
+                entry.gain = entry.accuracy - reference
         table.append(entry)
     gains = evolution.Gains(
         bias={0: 0.0, **{e.run.point.k: e.gain for e in table

@@ -96,16 +96,23 @@ def start_from(graph: Graph, values: dict[str, np.ndarray]) -> None:
 
 def fine_tune(model: bytes, dataset: Dataset, settings: Settings, job: Job) -> dict:
     """One run: the training model of `job.scheme` (augment's default hyper-parameters), the
-    head started from `job.head`, trained and scored on the held-out split."""
+    head started from `job.head`, trained and scored on the held-out split. A run whose
+    training fails (a diverging loss) is recorded as failed: it contributes nothing."""
     from ..train import train
     cpu, wall = time.process_time(), time.perf_counter()
     result = augment.augment(tflite_io.parse(model), job.scheme, settings.num_classes,
                              settings.hyper())
     if job.head is not None:
         start_from(result.graph, decode_arrays(job.head))
-    trainer, history = train(result.graph, dataset, steps=settings.steps,
-                             val_split=settings.val_split, val_max=settings.val_samples,
-                             seed=settings.seed, engine=settings.engine)
+    try:
+        trainer, history = train(result.graph, dataset, steps=settings.steps,
+                                 val_split=settings.val_split, val_max=settings.val_samples,
+                                 seed=settings.seed, engine=settings.engine)
+    except TTError as exc:       # the data passed every check: the training itself failed
+        return {"accuracy": None, "failed": str(exc), "steps": settings.steps,
+                "seed": settings.seed, "val_samples": settings.val_samples,
+                "cpu_seconds": time.process_time() - cpu,
+                "wall_seconds": time.perf_counter() - wall}
     last = history.points[-1]
     out = {"accuracy": last.val_accuracy, "val_samples": history.val_samples,
            "steps": history.steps, "train_samples": history.train_samples,
