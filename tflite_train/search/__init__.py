@@ -144,43 +144,10 @@ def search(model_path: str, data_spec: str, output: str, opts: Options, *,
     results = cache.runs(settings.id(digest, model), {**asdict(settings), "data": data_spec,
                                                "data_digest": digest})
     todo = [r for r in runs if r.key in needed and r.key not in results]
-    new = 0
-    bar = _bar(progress, len(needed), "fine-tuning", initial=len(needed) - len(todo))
-    started = time.perf_counter()
-    pool = executor(model, dataset, settings, opts.workers, opts.ray) if todo else None
-    try:
-        if todo and todo[0].key == "head":
-            todo = todo[1:]
-            job = analysis.Job("head", Point(0).doc(), None)
-            for _, result in pool.run([job]):
-                new += _record(cache, results, "head", result, bar, stop_after, new)
-        if results["head"]["accuracy"] is None:
-            raise TTError(f"the baseline run (the new head alone) failed: "
-                          f"{results['head']['failed']}")
-        head = results["head"]["head"]
-        jobs = [analysis.Job(r.key, r.point.doc(), head) for r in todo]
-        if jobs:
-            for job, result in pool.run(jobs):
-                new += _record(cache, results, job.key, result, bar, stop_after, new)
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.close()
-    wall = time.perf_counter() - started
-
+    new, wall = _fine_tune(todo, results, cache, model, dataset, settings, opts,
+                           len(needed), progress, stop_after)
     acc0 = results["head"]["accuracy"]
-    table = []
-    for run in runs:
-        status = fits(costs[run.key]) if run.key != "head" else "measured"
-        entry = Entry(run, space.describe(run), costs[run.key], status)
-        if run.key in results:
-            entry.accuracy = results[run.key]["accuracy"]
-            reference = results[run.reference]["accuracy"] if run.reference else None
-            if entry.accuracy is None:
-                entry.status = "failed: " + results[run.key]["failed"]
-            elif reference is not None:
-                entry.gain = entry.accuracy - reference
-        table.append(entry)
+    table = _table(runs, costs, results, fits, space)
     gains = evolution.Gains(
         bias={0: 0.0, **{e.run.point.k: e.gain for e in table
                          if e.gain is not None and e.run.weight is None}},
@@ -200,6 +167,52 @@ def search(model_path: str, data_spec: str, output: str, opts: Options, *,
     return Outcome(best, cost, gains.score(best), acc0, minimum, table, len(needed), new,
                    sum(results[k]["cpu_seconds"] for k in needed), wall, mem.planned,
                    generations, cache.path, doc)
+
+
+def _fine_tune(todo: list[Run], results: dict, cache: Cache, model: bytes, dataset,
+               settings: analysis.Settings, opts: Options, needed: int, progress: bool,
+               stop_after: int | None) -> tuple[int, float]:
+    """Runs `todo` (the baseline first: the others start from its head), each result into
+    the cache file as it finishes. (new runs, wall seconds)"""
+    new = 0
+    bar = _bar(progress, needed, "fine-tuning", initial=needed - len(todo))
+    started = time.perf_counter()
+    pool = executor(model, dataset, settings, opts.workers, opts.ray) if todo else None
+    try:
+        if todo and todo[0].key == "head":
+            todo = todo[1:]
+            for _, result in pool.run([analysis.Job("head", Point(0).doc(), None)]):
+                new += _record(cache, results, "head", result, bar, stop_after, new)
+        if results["head"]["accuracy"] is None:
+            raise TTError(f"the baseline run (the new head alone) failed: "
+                          f"{results['head']['failed']}")
+        jobs = [analysis.Job(r.key, r.point.doc(), results["head"]["head"]) for r in todo]
+        if jobs:
+            for job, result in pool.run(jobs):
+                new += _record(cache, results, job.key, result, bar, stop_after, new)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.close()
+    return new, time.perf_counter() - started
+
+
+def _table(runs: list[Run], costs: dict, results: dict, fits, space: Space) -> list[Entry]:
+    table = []
+    for run in runs:
+        status = fits(costs[run.key]) if run.key != "head" else "measured"
+        entry = Entry(run, space.describe(run), costs[run.key], status)
+        if run.key in results:
+            if status != "measured":
+                entry.status += ", run as a reference"
+            entry.accuracy = results[run.key]["accuracy"]
+            reference = results[run.reference]["accuracy"] if run.reference else None
+            if entry.accuracy is None:
+                entry.status = "failed: " + results[run.key]["failed"]
+            elif reference is not None:
+                entry.gain = entry.accuracy - reference
+        table.append(entry)
+    return table
 
 
 def _bar(progress: bool, total: int, what: str, initial: int = 0):
