@@ -13,7 +13,8 @@ order); mean and standard error over the seeds.
 
     nice .venv/bin/python benchmarks/search.py [--models person_detect,mcunet]
         [--workdir DIR] [--workers 2] [--seeds 3] [--eval-steps 1000] [--test-samples 3000]
-        [--analysis-steps 500] [--analysis-val 1000] [--speedup] [--json FILE]
+        [--analysis-steps 500] [--analysis-val 1000] [--budgets KB,..] [--speedup]
+        [--json FILE]
 
 Everything is kept in --workdir (the search caches, scheme files, every evaluation), so the
 benchmark killed and started again redoes only what is missing, and prints what it has.
@@ -170,7 +171,7 @@ def bench_model(name: str, args, searches: Store, evals: Store) -> list[dict]:
     mem = MemoryModel(blob, CLASSES, "tflm", cache.memory)
     space = Space(tflite_io.load(model), CLASSES)
     minimum = mem.cost(Point(0)).total
-    budgets = [b * KB for b in spec["budgets_kb"]]
+    budgets = [b * KB for b in (args.budgets or spec["budgets_kb"])]
     hand = None
     if "hand" in spec:
         hand = json.loads(spec["hand"].read_text())
@@ -291,6 +292,9 @@ def main() -> None:
     ap.add_argument("--test-samples", type=int, default=3000)
     ap.add_argument("--analysis-steps", type=int, default=500)
     ap.add_argument("--analysis-val", type=int, default=1000)
+    ap.add_argument("--budgets", type=lambda t: [int(b) for b in t.split(",")],
+                    help="budgets in KB instead of the model's (comma-separated; MCUNet "
+                         "always adds the hand-written scheme's own memory)")
     ap.add_argument("--speedup", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
