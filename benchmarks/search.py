@@ -171,7 +171,7 @@ def bench_model(name: str, args, searches: Store, evals: Store) -> list[dict]:
     mem = MemoryModel(blob, CLASSES, "tflm", cache.memory)
     space = Space(tflite_io.load(model), CLASSES)
     minimum = mem.cost(Point(0)).total
-    budgets = [b * KB for b in (args.budgets or spec["budgets_kb"])]
+    budgets = [b * KB for b in (spec["budgets_kb"] if args.budgets is None else args.budgets)]
     hand = None
     if "hand" in spec:
         hand = json.loads(spec["hand"].read_text())
@@ -292,7 +292,7 @@ def main() -> None:
     ap.add_argument("--test-samples", type=int, default=3000)
     ap.add_argument("--analysis-steps", type=int, default=500)
     ap.add_argument("--analysis-val", type=int, default=1000)
-    ap.add_argument("--budgets", type=lambda t: [int(b) for b in t.split(",")],
+    ap.add_argument("--budgets", type=lambda t: [int(b) for b in t.split(",") if b],
                     help="budgets in KB instead of the model's (comma-separated; MCUNet "
                          "always adds the hand-written scheme's own memory)")
     ap.add_argument("--speedup", action="store_true")
