@@ -220,8 +220,38 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _lr_auto(args, graph, hyper):
+    """`--lr auto`: the range test on --data, with a progress bar and a line per candidate."""
+    from tqdm import tqdm
+
+    from . import data as datasets
+    from . import lr as lr_rule
+    dataset = datasets.load(args.data, graph.tensors[graph.inputs[0]].shape)
+    factors = lr_rule.AUTO_FACTORS
+    print(f"--lr auto: {len(factors)} candidate rates x {args.lr_test_steps} steps on "
+          f"{dataset.name} (engine c, seed {hyper.seed})", flush=True)
+    bar = tqdm(total=len(factors) * args.lr_test_steps, unit="step", disable=None,
+               file=sys.stderr, leave=False)
+
+    def report(c):
+        loss = "diverged" if c["diverged"] else f"held-out loss {c['held_out_loss']:.4f}"
+        line = f"  model rates x {c['factor']:g}: {loss}"
+        bar.write(line) if not bar.disable else print(line, flush=True)
+
+    try:
+        test = lr_rule.range_test(graph, args.scheme, args.num_classes, hyper, dataset,
+                                  steps=args.lr_test_steps, report=report,
+                                  progress=bar.update)
+    finally:
+        bar.close()
+    print(f"--lr auto chose the model-derived rates x {test.factor:g}")
+    return test
+
+
 def cmd_augment(args) -> int:
+    import copy
     from collections import Counter
+    from dataclasses import replace
 
     from .augment import augment
     from .autodiff import Hyper
@@ -231,20 +261,33 @@ def cmd_augment(args) -> int:
     out = Path(args.output)
     if out.resolve() == Path(args.model).resolve():
         raise TTError("the output would overwrite the input model; choose another -o")
-    hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum, qas=not args.no_qas,
-                  rounding=args.rounding, seed=args.seed, decay_steps=args.lr_decay_steps)
-    result = augment(graph, args.scheme, args.num_classes, hyper, fuse=not args.no_fuse)
+    auto = args.lr == "auto"
+    if auto and not args.data:
+        raise TTError("--lr auto needs --data D: the data the learning rate is tuned on")
+    if args.data and not auto:
+        raise TTError("--data is only used by --lr auto (train takes the data)")
+    if auto and args.bias_lr is not None:
+        raise TTError("--lr auto tunes the bias rates too; drop --bias-lr")
+    hyper = Hyper(lr=None if auto else args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
+                  qas=not args.no_qas, rounding=args.rounding, seed=args.seed,
+                  decay_steps=args.lr_decay_steps)
+    lr_record = None
+    if auto:
+        test = _lr_auto(args, copy.deepcopy(graph), hyper)
+        hyper, lr_record = replace(hyper, layer_lrs=test.layer_lrs), test.record
+    result = augment(graph, args.scheme, args.num_classes, hyper, fuse=not args.no_fuse,
+                     lr_rule=lr_record)
+    hyper = result.hyper
     g = result.graph
     print(f"{args.model} -> {out}")
     print(f"scheme {result.scheme.name}"
           + (f", new {args.num_classes}-class head" if result.head is not None else "")
-          + f"; QAS {'on' if hyper.qas else 'off'}, lr {hyper.lr:g}"
-          + f", bias lr {hyper.effective_bias_lr:g}"
+          + f"; QAS {'on' if hyper.qas else 'off'}, " + _describe_rates(result.metadata)
           + (f", momentum {hyper.momentum:g}" if hyper.momentum else "")
           + (f", cosine decay over {hyper.decay_steps} steps" if hyper.decay_steps else "")
           + f", rounding {hyper.rounding}, seed {hyper.seed}")
     print(f"  {'op':>4}  {'kind':<18} {'layer (output tensor)':<44} {'weights':>16} {'bias':>5} "
-          f"{'params':>8}")
+          f"{'params':>8} {'lr':>9} {'bias lr':>9}")
     total_w = total_b = 0
     for k, upd in sorted(result.backward.trained.items()):
         op = result.backward.forward_ops[k]
@@ -256,8 +299,11 @@ def cmd_augment(args) -> int:
         total_w, total_b = total_w + n_w, total_b + n_b
         name = "new head" if k == result.head else g.tensors[op.outputs[0]].name
         chans = (f"{upd.weight_channels}/{w.shape[-1]} ch" if upd.weight_channels else "-")
+        lr_w, lr_b = hyper.rates(k)
         print(f"  {k:>4}  {op.kind:<18} {_short(name, 44):<44} {chans:>16} "
-              f"{'yes' if upd.bias else '-':>5} {n_w + n_b:>8,}")
+              f"{'yes' if upd.bias else '-':>5} {n_w + n_b:>8,} "
+              f"{f'{lr_w:.3g}' if upd.weight_channels else '-':>9} "
+              f"{f'{lr_b:.3g}' if upd.bias else '-':>9}")
     parts = training_parts(g)
     print(f"trained parameters: {total_w + total_b:,} ({total_w:,} weights, {total_b:,} biases)")
     print(f"saved activations: {parts.saved_bytes:,} bytes in {len(parts.saved)} tensors "
@@ -270,6 +316,15 @@ def cmd_augment(args) -> int:
     save(g, out)
     print(f"wrote {out} ({out.stat().st_size:,} bytes, {len(g.operators)} operators)")
     return 0
+
+
+def _describe_rates(meta: dict) -> str:
+    rule = meta["lr_rule"]
+    if rule["rule"] == "given":
+        return f"lr {rule['lr']:g}, bias lr {rule['bias_lr']:g}"
+    how = {"model-derived": "derived from the model (README: how the default is chosen)",
+           "range test": f"model-derived x {rule.get('chosen_factor', 1):g} (--lr auto)"}
+    return f"per-layer rates {how.get(rule['rule'], rule['rule'])}"
 
 
 def cmd_train(args) -> int:
@@ -291,6 +346,10 @@ def cmd_train(args) -> int:
             line += f"  val accuracy {100 * p.val_accuracy:.1f}%"
         (bar.write(line) if bar else print(line, flush=True))
 
+    def warn(line):
+        line = f"tflite-train: warning: {line}"
+        (bar.write(line, file=sys.stderr) if bar else print(line, file=sys.stderr, flush=True))
+
     print(f"training {args.model} on {dataset.name} ({len(dataset):,} samples, "
           f"{len(dataset.classes)} classes), engine {args.engine}", flush=True)
     if bar is None and args.epochs is None:
@@ -298,7 +357,7 @@ def cmd_train(args) -> int:
     trainer, history = train(graph, dataset, steps=args.steps, epochs=args.epochs,
                              val_split=args.val_split, val_max=args.val_samples,
                              seed=args.seed, progress=progress, report=report,
-                             engine=args.engine)
+                             engine=args.engine, warn=warn)
     if bar:
         bar.close()
     first, last = history.points[0], history.points[-1]
@@ -448,6 +507,16 @@ def _ranged(convert, ok, rule: str):
 _positive_float = _ranged(float, lambda v: 0 < v < float("inf"), "a positive number")
 _unit_float = _ranged(float, lambda v: 0 <= v < 1, "in [0, 1)")
 _positive_int = _ranged(int, lambda v: v >= 1, "at least 1")
+
+
+def _lr_value(text: str):
+    if text == "auto":
+        return text
+    try:
+        return _positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive number or auto, got {text!r}") \
+            from None
 _seed = _ranged(int, lambda v: 0 <= v <= 0xFFFFFFFF, "in 0..4294967295")
 
 
@@ -493,7 +562,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="also train each variant on this data and report accuracy")
     s.add_argument("--steps", type=_positive_int, default=200,
                    help="training steps per variant with --data (default 200)")
-    s.add_argument("--lr", type=_positive_float, default=0.05)
+    s.add_argument("--lr", type=_positive_float, default=None,
+                   help="one weight learning rate (default: per-layer rates derived from "
+                        "each variant's model, as augment)")
     s.add_argument("--bias-lr", type=_positive_float, default=None)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_compare)
@@ -515,11 +586,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace the classifier with a new N-class head (always trained)")
     s.add_argument("--scheme", default="bias-only",
                    help="full, bias-only[:K], last:N or a .json scheme file (default bias-only)")
-    s.add_argument("--lr", type=_positive_float, default=0.05,
-                   help="weight learning rate (default 0.05)")
+    s.add_argument("--lr", type=_lr_value, default=None,
+                   help="weight learning rate of every layer, or `auto` (a short range test "
+                        "on --data). Default: per-layer rates derived from the model, each "
+                        "tensor moving a fixed fraction of its norm per step (README)")
     s.add_argument("--bias-lr", type=_positive_float, default=None,
-                   help="bias learning rate (default: lr / 100; a bias gradient sums over "
-                        "every position of its layer)")
+                   help="bias learning rate of every layer (default: with --lr, lr / 100; "
+                        "otherwise derived per layer like the weights')")
+    s.add_argument("--data", help="with --lr auto: the data to tune the learning rate on "
+                                  "(as train's --data)")
+    s.add_argument("--lr-test-steps", type=_positive_int, default=100, metavar="N",
+                   help="with --lr auto: training steps per candidate rate (default 100)")
     s.add_argument("--momentum", type=_unit_float, default=0.0, help="SGD momentum, [0, 1)")
     s.add_argument("--lr-decay-steps", type=_seed, default=0, metavar="N",
                    help="cosine-decay both learning rates to 0 over N training steps "
