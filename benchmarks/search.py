@@ -13,7 +13,7 @@ order); mean and standard error over the seeds.
 
     nice .venv/bin/python benchmarks/search.py [--models person_detect,mcunet]
         [--workdir DIR] [--workers 2] [--seeds 3] [--eval-steps 1000] [--test-samples 3000]
-        [--analysis-steps 500] [--analysis-val 1000] [--budgets KB,..] [--speedup]
+        [--analysis-steps 500] [--analysis-val 1000] [--budgets KB,..] [--no-hand-budget] [--speedup]
         [--json FILE]
 
 Everything is kept in --workdir (the search caches, scheme files, every evaluation), so the
@@ -176,11 +176,12 @@ def bench_model(name: str, args, searches: Store, evals: Store) -> list[dict]:
     if "hand" in spec:
         hand = json.loads(spec["hand"].read_text())
         hand_cost = mem.cost_of(f"hand:{spec['hand'].name}", hand).total
-        budgets.append(hand_cost)
+        if not args.no_hand_budget:
+            budgets.append(hand_cost)
     cache.save()
     rows = []
-    for budget in sorted(budgets, reverse=True):      # the largest first: its analysis
-        out = workdir / f"{name}_{budget}.json"         # covers the smaller budgets'
+    for budget in sorted(budgets):       # the smallest first: complete rows come early, and
+        out = workdir / f"{name}_{budget}.json"   # each larger budget adds to the analysis
         key = f"{name}|{budget}|{args.analysis_steps}|{args.analysis_val}"
         done = search(str(model), "fashion-mnist", str(out),
                       Options(budget=budget, num_classes=CLASSES, steps=args.analysis_steps,
@@ -202,18 +203,32 @@ def bench_model(name: str, args, searches: Store, evals: Store) -> list[dict]:
             schemes.append((f"last:{max(last)}", f"last:{max(last)}"))
         if hand is not None and budget == hand_cost:
             schemes.append(("hand-written 99kb", hand))
+        new_rows = []
         for label, scheme in schemes:
             cost = mem.cost_of(label if label != "searched" else f"searched@{budget}",
                                scheme)
-            rows.append({"model": name, "budget": budget, "scheme": label, "doc": scheme,
-                         "cost": cost, "search": searches[key] if label == "searched"
-                         else None})
-    for k in spec["ladder"]:
-        if not any(r["scheme"] == f"last:{k}" for r in rows):
-            rows.append({"model": name, "budget": None, "scheme": f"last:{k}",
-                         "doc": f"last:{k}", "cost": mem.cost_of(f"last:{k}", f"last:{k}"),
-                         "search": None})
+            new_rows.append({"model": name, "budget": budget, "scheme": label,
+                             "doc": scheme, "cost": cost,
+                             "search": searches[key] if label == "searched" else None})
+        cache.save()
+        evaluate_rows(model, new_rows, evals, args)
+        rows += new_rows
+    ladder = [{"model": name, "budget": None, "scheme": f"last:{k}", "doc": f"last:{k}",
+               "cost": mem.cost_of(f"last:{k}", f"last:{k}"), "search": None}
+              for k in spec["ladder"] if not any(r["scheme"] == f"last:{k}" for r in rows)]
+    if hand is not None and not any(r["scheme"] == "hand-written 99kb" for r in rows):
+        ladder.append({"model": name, "budget": None, "scheme": "hand-written 99kb",
+                       "doc": hand, "cost": mem.cost_of(f"hand:{spec['hand'].name}", hand),
+                       "search": None})
     cache.save()
+    evaluate_rows(model, ladder, evals, args)
+    rows += ladder
+    for r in rows:
+        r["minimum"] = minimum
+    return rows
+
+
+def evaluate_rows(model: Path, rows: list[dict], evals: Store, args) -> None:
     todo = []
     for r in rows:
         r["keys"] = [eval_key(model, r["doc"], s, args) for s in range(args.seeds)]
@@ -225,10 +240,8 @@ def bench_model(name: str, args, searches: Store, evals: Store) -> list[dict]:
         r["stderr"] = float(np.std(accs, ddof=1) / math.sqrt(len(accs))) if len(accs) > 1 \
             else None
         r["accuracies"] = accs
-        r["minimum"] = minimum
         r["trains"] = describe(point_of(r["doc"])) if isinstance(r["doc"], dict) else \
             r["doc"]
-    return rows
 
 
 def speedup(args, searches: Store) -> dict:
@@ -295,6 +308,9 @@ def main() -> None:
     ap.add_argument("--budgets", type=lambda t: [int(b) for b in t.split(",") if b],
                     help="budgets in KB instead of the model's (comma-separated; MCUNet "
                          "always adds the hand-written scheme's own memory)")
+    ap.add_argument("--no-hand-budget", action="store_true",
+                    help="MCUNet: no search at the hand-written scheme's memory (the scheme "
+                         "is still trained, as a reference row)")
     ap.add_argument("--speedup", action="store_true")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()

@@ -143,7 +143,10 @@ def search(model_path: str, data_spec: str, output: str, opts: Options, *,
     digest = analysis.data_digest(dataset)
     results = cache.runs(settings.id(digest, model), {**asdict(settings), "data": data_spec,
                                                "data_digest": digest})
-    todo = [r for r in runs if r.key in needed and r.key not in results]
+    # the head first (every other run starts from it), then the cheapest: a search stopped
+    # half-way has then finished the runs of the smaller budgets
+    todo = sorted((r for r in runs if r.key in needed and r.key not in results),
+                  key=lambda r: (r.key != "head", costs[r.key].total, r.key))
     new, wall = _fine_tune(todo, results, cache, model, dataset, settings, opts,
                            len(needed), progress, stop_after)
     acc0 = results["head"]["accuracy"]
