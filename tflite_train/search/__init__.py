@@ -150,7 +150,7 @@ def search(model_path: str, data_spec: str, output: str, opts: Options, *,
     new, wall = _fine_tune(todo, results, cache, model, dataset, settings, opts,
                            len(needed), progress, stop_after)
     acc0 = results["head"]["accuracy"]
-    table = _table(runs, costs, results, fits, space)
+    table = _table(runs, costs, results, fits, space, needed)
     gains = evolution.Gains(
         bias={0: 0.0, **{e.run.point.k: e.gain for e in table
                          if e.gain is not None and e.run.weight is None}},
@@ -200,14 +200,16 @@ def _fine_tune(todo: list[Run], results: dict, cache: Cache, model: bytes, datas
     return new, time.perf_counter() - started
 
 
-def _table(runs: list[Run], costs: dict, results: dict, fits, space: Space) -> list[Entry]:
+def _table(runs: list[Run], costs: dict, results: dict, fits, space: Space,
+           needed: set[str]) -> list[Entry]:
     table = []
     for run in runs:
         status = fits(costs[run.key]) if run.key != "head" else "measured"
         entry = Entry(run, space.describe(run), costs[run.key], status)
         if run.key in results:
             if status != "measured":
-                entry.status += ", run as a reference"
+                entry.status += (", run as a reference" if run.key in needed else
+                                 ", run for a larger budget")
             entry.accuracy = results[run.key]["accuracy"]
             reference = results[run.reference]["accuracy"] if run.reference else None
             if entry.accuracy is None:
