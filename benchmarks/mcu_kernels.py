@@ -5,6 +5,10 @@ and the code size (.text) of the kernel library and of the TFLM glue.
 
     .venv/bin/python benchmarks/mcu_kernels.py        # prints markdown tables
     .venv/bin/python benchmarks/mcu_kernels.py --kernels OTHER/micro_kernels   # another copy
+    .venv/bin/python benchmarks/mcu_kernels.py --json benchmarks/mcu_kernels.json
+
+With --json benchmarks/mcu_kernels.json (this checkout's kernels) the tables of RESULTS.md
+are re-rendered from it (benchmarks/results.py).
 
 Built for the paper's board (TFLITE_TRAIN_CORTEX_M7_FLAGS: -mfpu=fpv5-sp-d16, single
 precision only; QEMU's FPU could do double, the code does not ask it to). QEMU does not model
@@ -20,10 +24,14 @@ import argparse
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from tflite_train.runtime.c_kernels import cortex_m7_flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent / "micro_kernels"
 RIG = ROOT / "targets" / "mps2_an500"
@@ -167,7 +175,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kernels", type=Path, default=ROOT,
                     help="the micro_kernels folder to measure (default: this checkout's)")
-    root = ap.parse_args().kernels.resolve()
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    root = args.kernels.resolve()
     sources = sorted((root / "src").glob("*.c"))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -198,27 +208,57 @@ def main() -> None:
     if "DONE" not in out:
         raise SystemExit(f"the rig did not finish: {out[-500:]}")
     ticks = dict(re.findall(r"(k\d+) (\d+)", out))
-    print("| kernel (person_detect operators 22-28, new 10-class head) | instructions | MACs "
-          "| instructions / MAC |")
-    print("|---|---:|---:|---:|")
-    for lab, (name, _, macs) in zip(labels, CASES):
-        n = int(ticks[lab]) * 40
-        per = f"{n / macs:.1f}" if macs else "-"
-        print(f"| {name} | {n:,} | {macs:,} | {per} |")
-    print("\n| code (arm-none-eabi-gcc/g++ 12.2, -mcpu=cortex-m7, hard float) | .text -O2 "
-          "| .text -Os |")
-    print("|---|---:|---:|")
-    for src in sources:
-        print(f"| micro_kernels/src/{src.name} | {kernels_text[src.name, '-O2']:,} | "
-              f"{kernels_text[src.name, '-Os']:,} |")
-    total = {opt: sum(v for (_, o), v in kernels_text.items() if o == opt)
-             for opt in ("-O2", "-Os")}
-    print(f"| micro_kernels/src, all (portable C99) | {total['-O2']:,} | {total['-Os']:,} |")
+    data = {"kernels": [{"kernel": name, "instructions": int(ticks[lab]) * 40, "macs": macs}
+                        for lab, (name, _, macs) in zip(labels, CASES)],
+            "sources_text": {src.name: {opt: kernels_text[src.name, opt] for opt in ("-O2", "-Os")}
+                             for src in sources},
+            "glue_text": glue}
+    print(render_text(data))
+    if args.json:
+        results.write_json(args.json, data)
+        if args.json.resolve() == (Path(__file__).resolve().parent / JSON).resolve():
+            results.publish(TABLES)
+
+
+def render_kernels(before_d16: dict, before: dict, now: dict) -> str:
+    """Instructions per MAC (instructions where a row has no MACs), before and now: the
+    double-accumulating kernels of commit d63dde6 built for fpv5-d16 and for the board's
+    fpv5-sp-d16, and this checkout's float32 kernels; "-" where a run lacks the row."""
+    def per(run, name):
+        k = next((k for k in run["kernels"] if k["kernel"] == name), None)
+        if k is None:
+            return "-"
+        return f"{k['instructions'] / k['macs']:.1f}" if k["macs"] else f"{k['instructions']:,}"
+    out = ["| kernel (person_detect operators 22-28, new 10-class head) | MACs | before: double, "
+           "fpv5-d16 | before: double, fpv5-sp-d16 | now: float32, fpv5-sp-d16 | now: "
+           "instructions |", "|---|---:|---:|---:|---:|---:|"]
+    for k in now["kernels"]:
+        name = k["kernel"]
+        out.append(f"| {name} | {k['macs']:,} | {per(before_d16, name)} | {per(before, name)} | "
+                   f"{per(now, name)} | {k['instructions']:,} |")
+    return "\n".join(out)
+
+
+def render_text(data: dict) -> str:
+    out = ["| code now (arm-none-eabi-gcc/g++ 12.2, -mcpu=cortex-m7, fpv5-sp-d16) | .text -O2 "
+           "| .text -Os |", "|---|---:|---:|"]
+    for name, t in data["sources_text"].items():
+        out.append(f"| micro_kernels/src/{name} | {t['-O2']:,} | {t['-Os']:,} |")
+    total = {opt: sum(t[opt] for t in data["sources_text"].values()) for opt in ("-O2", "-Os")}
+    out.append(f"| micro_kernels/src, all (portable C99) | {total['-O2']:,} | {total['-Os']:,} |")
+    glue = data["glue_text"]
     if glue:
-        print(f"| TFLM glue (micro_kernels/tflm/tt_tflm_ops.cc, 26 registrations) | "
-              f"{glue['-O2']:,} | {glue['-Os']:,} |")
+        out.append(f"| TFLM glue (micro_kernels/tflm/tt_tflm_ops.cc, 26 registrations) | "
+                   f"{glue['-O2']:,} | {glue['-Os']:,} |")
     else:
-        print("| TFLM glue | n/a (needs arm-none-eabi-g++ and libstdc++-arm-none-eabi-dev) | |")
+        out.append("| TFLM glue | n/a (needs arm-none-eabi-g++ and libstdc++-arm-none-eabi-dev) | |")
+    return "\n".join(out)
+
+
+JSON = "mcu_kernels.json"
+TABLES = {"mcu-kernels": (["mcu_kernels_before_d16.json", "mcu_kernels_before.json", JSON],
+                          render_kernels),
+          "mcu-code": ([JSON], render_text)}
 
 
 if __name__ == "__main__":

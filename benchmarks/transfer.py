@@ -6,6 +6,11 @@ dequantized model).
 
     .venv/bin/python benchmarks/transfer.py [--steps 1000] [--val 1000] [--json out.json]
 
+With --json NAME.json in benchmarks/, the tables of RESULTS.md that read that file are
+re-rendered (benchmarks/results.py): transfer_results.json (seed 0, every variant),
+transfer_seed1.json and transfer_seed2.json (--variants qas,fp32), transfer_constant_lr.json
+(--constant-lr).
+
 --model, --data and --schemes run the same comparison on another model (the tests run it on
 the built-in example model and a small .npz).
 """
@@ -29,6 +34,9 @@ from tflite_train.compare import trained_params  # noqa: E402
 from tflite_train.train import Trainer, sample_order, split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+import results  # noqa: E402
+
 MODEL = ROOT.parent.parent / "shared" / "models" / "tflm" / "person_detect.tflite"
 SPARSE = ROOT / "schemes" / "person_detect_sparse.json"
 SCHEMES = ["bias-only", "last:2", str(SPARSE)]
@@ -102,9 +110,47 @@ def main() -> None:
                   f"{r['trained_params']:,} | {r['saved_activation_bytes']:,} "
                   f"({r['mask_bytes']:,} masks) |", flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json),
-                                                                "model": str(args.model)},
-                                         "rows": rows}, indent=2))
+        results.write_json(args.json, {"args": vars(args) | {"json": str(args.json),
+                                                              "model": str(args.model)},
+                                       "rows": rows})
+        if args.json.resolve().parent == ROOT:
+            results.publish([name for name, (files, _) in TABLES.items()
+                             if args.json.name in files
+                             and all((ROOT / f).exists() for f in files)])
+
+
+def render_rows(data: dict) -> str:
+    out = ["| scheme | variant | val accuracy | trained params | saved activations (bytes) |",
+           "|---|---|---:|---:|---:|"]
+    for r in data["rows"]:
+        out.append(f"| {r['scheme']} | {r['variant']} | {100 * r['val_accuracy']:.1f}% | "
+                   f"{r['trained_params']:,} | {r['saved_activation_bytes']:,} "
+                   f"({r['mask_bytes']:,} masks) |")
+    return "\n".join(out)
+
+
+def render_seeds(*runs: dict) -> str:
+    """int8 + QAS against fp32 over the seeds of `runs` (one JSON per seed)."""
+    out = ["| scheme | int8 + QAS, seeds " + "/".join(str(i) for i in range(len(runs))) +
+           " | mean | fp32, seeds " + "/".join(str(i) for i in range(len(runs))) +
+           " | mean | int8 + QAS - fp32 |", "|---|---|---:|---|---:|---:|"]
+    for scheme in dict.fromkeys(r["scheme"] for r in runs[0]["rows"]):
+        acc = {v: [100 * next(r["val_accuracy"] for r in run["rows"]
+                              if r["scheme"] == scheme and r["variant"] == v) for run in runs]
+               for v in ("int8 + QAS", "fp32")}
+        mean = {v: sum(a) / len(a) for v, a in acc.items()}
+        out.append(f"| {scheme} | {' / '.join(f'{a:.1f}' for a in acc['int8 + QAS'])} | "
+                   f"{mean['int8 + QAS']:.1f}% | {' / '.join(f'{a:.1f}' for a in acc['fp32'])} | "
+                   f"{mean['fp32']:.1f}% | {mean['int8 + QAS'] - mean['fp32']:+.1f} |")
+    return "\n".join(out)
+
+
+TABLES = {
+    "transfer": (["transfer_results.json"], render_rows),
+    "transfer-seeds": (["transfer_results.json", "transfer_seed1.json", "transfer_seed2.json"],
+                       render_seeds),
+    "transfer-constant-lr": (["transfer_constant_lr.json"], render_rows),
+}
 
 
 if __name__ == "__main__":

@@ -145,7 +145,8 @@ def cmd_plan(args) -> int:
             "trainable_bytes": p.trainable_bytes, "optimizer_bytes": p.optimizer_bytes,
             "persistent_bytes": persistent,
             "total_bytes": total,
-            "timeline": [{"op": k, "kind": kinds[k], **t} for k, t in enumerate(p.timeline)]}
+            "timeline": [{"op": k, "kind": kinds[k], **t} for k, t in enumerate(p.timeline)],
+            "codegen": _codegen_plan(graph, data) if p.training else None}
     if args.plot:
         from .plot import memory_chart
         what = "training" if p.training else "inference"
@@ -172,6 +173,15 @@ def cmd_plan(args) -> int:
     lower = max(sum(t.values()) for t in p.timeline) if p.timeline else 0
     print(f"offline plan         {kb(offline_bytes)}  ({order}; the live peak, a lower bound "
           f"for any plan without in-place ops, is {kb(lower).strip()})")
+    cg = info["codegen"]
+    if cg is not None and "error" in cg:
+        print(f"generated program    n/a ({cg['error']})")
+    elif cg is not None:
+        print(f"generated program    {kb(cg['total_bytes'])}  (`codegen`: arena "
+              f"{kb(cg['arena_bytes']).strip()} with {cg['in_place_ops']} operators in place, "
+              f"+ trained parameters {kb(cg['trained_parameter_bytes']).strip()} "
+              f"({cg['split_filters']} filters split) + momentum "
+              f"{kb(cg['momentum_bytes']).strip()}; no interpreter data; stack not included)")
     if args.write_offline:
         print(f"wrote {args.write_offline} with the offline plan as {memory.OFFLINE_KEY} "
               "metadata")
@@ -183,6 +193,27 @@ def cmd_plan(args) -> int:
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
+
+
+def _codegen_plan(graph, data: bytes) -> dict:
+    """The generated program's SRAM by its plan (what `codegen` builds), or why there is none."""
+    from .codegen import CodegenError, build
+    try:
+        program = build(graph, data)
+    except CodegenError as exc:
+        return {"error": str(exc)}
+    plan = program.plan
+    params = sum(program.param_bytes(v) for _, v in program.params)
+    momentum = sum(graph.tensors[m].nbytes for m in program.momentum)
+    states = 8 * len(program.updates)
+    return {"arena_bytes": plan.arena_bytes, "trained_parameter_bytes": params,
+            "momentum_bytes": momentum, "update_state_bytes": states,
+            "total_bytes": plan.arena_bytes + params + momentum + states,
+            "peak_op": plan.peak_op, "peak_op_kind": graph.operators[plan.peak_op].kind,
+            "live_at_peak": [{"buffer": name, "bytes": n}
+                             for name, n in plan.live_at(plan.peak_op, program.graph)],
+            "in_place_ops": sum(not r.view for r in plan.aliases),
+            "views": sum(r.view for r in plan.aliases), "split_filters": len(program.splits)}
 
 
 def cmd_compare(args) -> int:
@@ -489,6 +520,89 @@ def _add_search_parser(sub) -> None:
     s.set_defaults(func=cmd_search)
 
 
+def cmd_codegen(args) -> int:
+    from . import codegen
+    from .codegen import rig
+    if args.steps is not None and not args.rig:
+        raise TTError("--steps runs on the rig: add --rig")
+    program, m = codegen.generate(args.model, args.output,
+                                  rig_steps=(args.steps or 3) if args.rig else None,
+                                  sram_budget=args.sram_budget, flash_budget=args.flash_budget,
+                                  seed=args.seed, data=args.data)
+    plan = program.plan
+    if args.json:
+        info = {"model": args.model, "output": args.output,
+                "planned": {"arena": plan.arena_bytes, "arena_order": plan.order,
+                            "trained_parameters": sum(program.param_bytes(v)
+                                                      for _, v in program.params),
+                            "split_filters": len(program.splits),
+                            "in_place_ops": sum(not r.view for r in plan.aliases),
+                            "views": sum(r.view for r in plan.aliases)}}
+        if m is not None:
+            measured = m.to_json()
+            info["planned"].update(measured.pop("planned"))
+            info.update(measured)
+        print(json.dumps(info, indent=2))
+        return 0 if m is None or m.identical_to_engine_c is not False else EXIT_MISMATCH
+    kb = lambda n: f"{n / 1024:,.1f} KB"                      # noqa: E731
+    inplace = sum(not r.view for r in plan.aliases)
+    print(f"{args.model} -> {args.output}/: tt_model.c, tt_model.h, Makefile, CMakeLists.txt, "
+          "README.md" + (", rig/" if m is not None else ""))
+    print(f"planned SRAM: {rig.sram_parts(program)}; {inplace} operators in place, "
+          f"{sum(r.view for r in plan.aliases)} views, {len(program.splits)} split filters")
+    if m is None:
+        return 0
+    s, f = m.sram_bytes, m.flash_bytes
+    same = {True: "bit-identical to --engine c", False: "DIFFERS from --engine c",
+            None: "not compared"}[m.identical_to_engine_c]
+    print(f"Cortex-M7 rig (QEMU mps2-an500, -mfpu=fpv5-sp-d16), {len(m.losses)} training "
+          f"steps, {same}:")
+    print(f"  SRAM   {kb(s['total']):>10} = arena {kb(s['arena'])} + other .data/.bss "
+          f"{kb(s['data_bss'])} + stack {kb(s['stack'])}  (budget {kb(m.sram_budget)})")
+    print(f"  flash  {kb(f['total']):>10} = code {kb(f['code'])} + model constants "
+          f"{kb(f['model'])}" + (f" + .data {kb(f['data_init'])}" if f["data_init"] else "")
+          + f"  (budget {kb(m.flash_budget)})")
+    print(f"  instructions per training step {m.instructions_per_step:,}, per inference "
+          f"{m.instructions_per_inference:,} (QEMU counts instructions, not cycles)")
+    print("  losses " + " ".join(f"{v:.6g}" for v in m.losses))
+    for line in m.differences:
+        print(f"  differs: {line}")
+    return 0 if m.identical_to_engine_c is not False else EXIT_MISMATCH
+
+
+def _byte_size(text: str) -> int:
+    """256K, 1M, 4MiB, 262144 -> bytes (K and M are 1024 and 1024^2)."""
+    import re
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmM]?)(i?[bB])?\s*", text)
+    if not m or int(m.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 256K or 1M, got {text!r}")
+    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
+
+
+def _add_codegen_parser(sub) -> None:
+    s = sub.add_parser("codegen", help="a standalone C training program (no interpreter, a "
+                                       "static memory plan); --rig measures it on the "
+                                       "Cortex-M7")
+    s.add_argument("model", help="a training model written by `augment`")
+    s.add_argument("-o", "--output", required=True,
+                   help="the folder to write (replaced if it is an earlier codegen output)")
+    s.add_argument("--rig", action="store_true",
+                   help="also build it for the Cortex-M7 rig (QEMU mps2-an500, fpv5-sp-d16), "
+                        "run training steps there, measure SRAM, flash and instructions and "
+                        "check the run against --engine c")
+    s.add_argument("--steps", type=_positive_int, default=None,
+                   help="training steps on the rig (default 3)")
+    s.add_argument("--sram-budget", type=_byte_size, default=None, metavar="SIZE",
+                   help="SRAM the linker allows (default 256K; the rig has 4M)")
+    s.add_argument("--flash-budget", type=_byte_size, default=None, metavar="SIZE",
+                   help="flash the linker allows (default 1M; the rig has 4M)")
+    s.add_argument("--data", help="train on the first samples of this dataset (train's "
+                                  "--data spellings) instead of seeded random ones")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the random samples")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_codegen)
+
+
 def _ranged(convert, ok, rule: str):
     """An argparse type: `convert` the text, then require `ok(value)` (`rule` says what)."""
     noun = "an integer" if convert is int else "a number"
@@ -637,6 +751,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_header_parser(sub)
     _add_export_parser(sub)
     _add_search_parser(sub)
+    _add_codegen_parser(sub)
     return p
 
 
