@@ -24,6 +24,7 @@ RUNS = {
     "mcu_kernels": ["mcu_kernels.py", "--json", "mcu_kernels.json"],
     "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
     "codegen": ["codegen.py", "--json", "codegen_results.json"],
+    "search": ["search.py", "--speedup", "--json", "search_results.json"],
     # these print tables that RESULTS.md does not render from JSON yet (see its top)
     "train_speed": ["train_speed.py"],
     "paper_accuracy": ["paper_accuracy.py"],

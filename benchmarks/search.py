@@ -9,17 +9,19 @@ scheme is trained from a fresh head with augment's defaults (learning rates deca
 the run, as in the analysis) for --eval-steps steps on the Fashion-MNIST training set and
 scored on the first --test-samples images of its test set (never seen by the search, which
 scores on a split of the training set); --seeds seeds (head initialisation, rounding, data
-order); mean and standard error over the seeds.
+order); mean and standard error over the seeds. The analysis runs --analysis-steps steps
+each, scored on --analysis-val held-out samples (default per model: MODELS).
 
     nice .venv/bin/python benchmarks/search.py [--models person_detect,mcunet]
         [--workdir DIR] [--workers 2] [--seeds 3] [--eval-steps 1000] [--test-samples 3000]
-        [--analysis-steps 500] [--analysis-val 1000] [--budgets KB,..] [--no-hand-budget] [--speedup]
-        [--json FILE]
+        [--analysis-steps N] [--analysis-val N] [--budgets KB,..] [--no-hand-budget]
+        [--speedup] [--json FILE]
 
 Everything is kept in --workdir (the search caches, scheme files, every evaluation), so the
 benchmark killed and started again redoes only what is missing, and prints what it has.
 --speedup also times one analysis (the person detector at 100 KB, 200 steps per run) with 1
-and with 2 workers.
+and with 2 workers. --json FILE replaces the entries of the models run in FILE and keeps the
+others; with benchmarks/search_results.json it re-renders the tables in RESULTS.md.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
+import results  # noqa: E402
 from tflite_train import augment, data, ops, tflite_io  # noqa: E402
 from tflite_train.search import Options, search  # noqa: E402
 from tflite_train.search.analysis import Settings  # noqa: E402
@@ -51,12 +54,17 @@ from tflite_train.train import Trainer, sample_order  # noqa: E402
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "models"
 HAND_MCUNET = HERE / "schemes" / "mcunet-5fps_99kb.json"
+# analysis: (steps per run, held-out samples) by default; MCUNet's runs cost 2-3x the
+# person detector's and it has 130 candidates within its largest budget, hence fewer steps.
 MODELS = {
     "person_detect": {"tflite": SHARED / "tflm" / "person_detect.tflite",
-                      "budgets_kb": [100, 150, 200], "ladder": [1, 2, 3]},
+                      "budgets_kb": [100, 150, 200], "ladder": [1, 2, 3],
+                      "analysis": (500, 1000)},
     "mcunet": {"pkl": SHARED / "tiny-training" / "mcunet-5fps.pkl",
-               "budgets_kb": [256, 320], "ladder": [1, 2], "hand": HAND_MCUNET},
+               "budgets_kb": [256, 320], "ladder": [1, 2], "hand": HAND_MCUNET,
+               "analysis": (300, 500)},
 }
+LABELS = {"person_detect": "person detector", "mcunet": "MCUNet-5FPS"}
 CLASSES = 10
 KB = 1024
 
@@ -166,6 +174,8 @@ def bench_model(name: str, args, searches: Store, evals: Store) -> list[dict]:
     model = model_file(name, workdir)
     blob = model.read_bytes()
     spec = MODELS[name]
+    steps, val = spec["analysis"]
+    steps, val = args.analysis_steps or steps, args.analysis_val or val
     cache_path = workdir / f"{name}.cache.json"
     cache = Cache(cache_path, blob)
     mem = MemoryModel(blob, CLASSES, "tflm", cache.memory)
@@ -182,11 +192,10 @@ def bench_model(name: str, args, searches: Store, evals: Store) -> list[dict]:
     rows = []
     for budget in sorted(budgets):       # the smallest first: complete rows come early, and
         out = workdir / f"{name}_{budget}.json"   # each larger budget adds to the analysis
-        key = f"{name}|{budget}|{args.analysis_steps}|{args.analysis_val}"
+        key = f"{name}|{budget}|{steps}|{val}"
         done = search(str(model), "fashion-mnist", str(out),
-                      Options(budget=budget, num_classes=CLASSES, steps=args.analysis_steps,
-                              val_samples=args.analysis_val, workers=args.workers,
-                              cache=cache_path))
+                      Options(budget=budget, num_classes=CLASSES, steps=steps,
+                              val_samples=val, workers=args.workers, cache=cache_path))
         if key not in searches or done.runs_new:
             searches.put(key, {"runs": done.runs_needed, "new_runs": done.runs_new,
                                "cpu_seconds": done.cpu_seconds,
@@ -225,6 +234,8 @@ def bench_model(name: str, args, searches: Store, evals: Store) -> list[dict]:
     rows += ladder
     for r in rows:
         r["minimum"] = minimum
+        r["cost"] = r["cost"].__dict__
+        r.pop("keys")
     return rows
 
 
@@ -267,32 +278,61 @@ def speedup(args, searches: Store) -> dict:
                       Options(budget=100 * KB, num_classes=CLASSES, steps=200,
                               val_samples=300, workers=workers, cache=cache))
         searches.put(key, {"runs": done.runs_new, "wall_seconds": done.wall_seconds,
-                           "cpu_seconds": done.cpu_seconds})
+                           "cpu_seconds": done.cpu_seconds,
+                           "load_average_1min": os.getloadavg()[0]})
         out[workers] = searches[key]
     return out
 
 
-def print_table(rows: list[dict], searches: Store, speed: dict | None) -> None:
-    print("\n| model | budget | scheme | trains (besides the head) | memory KB | above head "
-          "alone KB | MACs/step | accuracy (mean +- s.e.) | seeds |")
-    print("|---|---:|---|---|---:|---:|---:|---:|---|")
-    for r in rows:
-        se = f" +- {100 * r['stderr']:.1f}" if r["stderr"] is not None else ""
-        budget = f"{r['budget'] / KB:.1f} KB" if r["budget"] else "-"
-        print(f"| {r['model']} | {budget} | {r['scheme']} | {r['trains']} | "
-              f"{r['cost'].total / KB:.1f} | {(r['cost'].total - r['minimum']) / KB:.1f} | "
-              f"{r['cost'].macs / 1e6:.1f} M | {100 * r['accuracy']:.1f}%{se} | "
-              f"{' / '.join(f'{100 * a:.1f}' for a in r['accuracies'])} |")
-    print("\nsearch cost (analysis runs needed for the budget; CPU time of those runs):")
-    for key, v in searches.doc.items():
-        if key.startswith("speedup"):
-            continue
-        print(f"  {key}: {v['runs']} runs, {v['cpu_seconds'] / 3600:.2f} core-hours; wall "
-              f"{v['wall_seconds'] / 60:.1f} min when it ran {v['new_runs']} of them")
+def render(data: dict) -> str:
+    """The comparison table and the search's cost, from search_results.json."""
+    out = ["| model | budget | scheme | trains (besides the head) | memory KB | above head "
+           "alone KB | MACs/step | test accuracy (mean +- s.e.) | per seed |",
+           "|---|---:|---|---|---:|---:|---:|---:|---|"]
+    for name, m in data["models"].items():
+        for r in m["rows"]:
+            se = f" +- {100 * r['stderr']:.1f}" if r["stderr"] is not None else ""
+            budget = f"{r['budget'] / KB:.1f}" if r["budget"] else "-"
+            cost = r["cost"]
+            out.append(f"| {LABELS[name]} | {budget} | {r['scheme']} | {r['trains']} | "
+                       f"{cost['total'] / KB:.1f} | {(cost['total'] - r['minimum']) / KB:.1f} | "
+                       f"{cost['macs'] / 1e6:.1f} M | {100 * r['accuracy']:.1f}%{se} | "
+                       f"{' / '.join(f'{100 * a:.1f}' for a in r['accuracies'])} |")
+    out += ["", "| model | analysis: steps per run, held-out samples | budget KB | runs within "
+            "budget | CPU of those runs | schemes planned by its search |",
+            "|---|---|---:|---:|---:|---:|"]
+    for name, m in data["models"].items():
+        for v in m["searches"]:
+            out.append(f"| {LABELS[name]} | {v['analysis_steps']}, {v['analysis_val']} | "
+                       f"{v['budget'] / KB:.1f} | {v['runs']} | "
+                       f"{v['cpu_seconds'] / 3600:.2f} core-hours | {v['schemes_planned']:,} |")
+    speed = data.get("speedup")
     if speed:
-        w1, w2 = speed[1], speed[2]
-        print(f"speed-up with 2 workers: {w1['runs']} runs in {w1['wall_seconds']:.0f} s with 1, "
-              f"{w2['wall_seconds']:.0f} s with 2: x{w1['wall_seconds'] / w2['wall_seconds']:.2f}")
+        w1, w2 = speed["1"], speed["2"]
+        out += ["", f"Speed-up with 2 workers (one analysis, the person detector at 100 KB, "
+                f"{w1['runs']} runs of 200 steps): {w1['wall_seconds']:.0f} s with 1 worker "
+                f"(load average {w1.get('load_average_1min', float('nan')):.1f}), "
+                f"{w2['wall_seconds']:.0f} s with 2 (load average "
+                f"{w2.get('load_average_1min', float('nan')):.1f}): "
+                f"x{w1['wall_seconds'] / w2['wall_seconds']:.2f}; CPU "
+                f"{w1['cpu_seconds']:.0f} s and {w2['cpu_seconds']:.0f} s."]
+    return "\n".join(out)
+
+
+def model_entry(name: str, rows: list[dict], searches: Store, args) -> dict:
+    steps, val = MODELS[name]["analysis"]
+    steps, val = args.analysis_steps or steps, args.analysis_val or val
+    runs = []
+    for key, v in searches.doc.items():           # key: model|budget|steps|held-out
+        model, budget, *analysis = key.split("|")
+        if model == name and analysis == [str(steps), str(val)]:
+            runs.append({**v, "budget": int(budget), "analysis_steps": steps,
+                         "analysis_val": val})
+    return {"rows": rows, "searches": sorted(runs, key=lambda v: v["budget"]),
+            "settings": {"seeds": args.seeds, "eval_steps": args.eval_steps,
+                         "test_samples": args.test_samples,
+                         "analysis_steps": steps, "analysis_val": val,
+                         "workers": args.workers}}
 
 
 def main() -> None:
@@ -303,8 +343,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--eval-steps", type=int, default=1000)
     ap.add_argument("--test-samples", type=int, default=3000)
-    ap.add_argument("--analysis-steps", type=int, default=500)
-    ap.add_argument("--analysis-val", type=int, default=1000)
+    ap.add_argument("--analysis-steps", type=int, help="default: the model's (MODELS)")
+    ap.add_argument("--analysis-val", type=int, help="default: the model's (MODELS)")
     ap.add_argument("--budgets", type=lambda t: [int(b) for b in t.split(",") if b],
                     help="budgets in KB instead of the model's (comma-separated; MCUNet "
                          "always adds the hand-written scheme's own memory)")
@@ -317,19 +357,31 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     searches = Store(args.workdir / "searches.json")
     evals = Store(args.workdir / "evaluations.json")
-    rows = []
+    models = {}
     for name in filter(None, args.models.split(",")):
         if name not in MODELS:
             sys.exit(f"unknown model {name!r}: one of {', '.join(MODELS)}")
-        rows += bench_model(name, args, searches, evals)
+        models[name] = model_entry(name, bench_model(name, args, searches, evals), searches,
+                                   args)
     speed = speedup(args, searches) if args.speedup else None
-    print_table(rows, searches, speed)
+    doc = {"models": models}
+    if speed:
+        doc["speedup"] = {str(k): v for k, v in speed.items()}
+    if args.json and args.json.exists():           # the other models' entries stay
+        old = json.loads(args.json.read_text())
+        doc = {"models": {**{k: v for k, v in old["models"].items() if k not in models},
+                          **models},
+               "speedup": doc.get("speedup", old.get("speedup"))}
+        doc = {k: v for k, v in doc.items() if v is not None}
+    print(render(doc))
     if args.json:
-        for r in rows:
-            r["cost"] = r["cost"].__dict__
-        write_atomic(args.json, json.dumps({"rows": rows, "searches": searches.doc,
-                                            "args": {k: str(v) for k, v in vars(args).items()}},
-                                           indent=1).encode())
+        results.write_json(args.json, doc)
+        if args.json.resolve() == (HERE / JSON).resolve():
+            results.publish(TABLES)
+
+
+JSON = "search_results.json"
+TABLES = {"search": ([JSON], render)}
 
 
 if __name__ == "__main__":

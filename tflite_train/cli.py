@@ -197,23 +197,11 @@ def cmd_plan(args) -> int:
 
 def _codegen_plan(graph, data: bytes) -> dict:
     """The generated program's SRAM by its plan (what `codegen` builds), or why there is none."""
-    from .codegen import CodegenError, build
+    from .codegen import CodegenError, planned_sram
     try:
-        program = build(graph, data)
+        return planned_sram(graph, data)
     except CodegenError as exc:
         return {"error": str(exc)}
-    plan = program.plan
-    params = sum(program.param_bytes(v) for _, v in program.params)
-    momentum = sum(graph.tensors[m].nbytes for m in program.momentum)
-    states = 8 * len(program.updates)
-    return {"arena_bytes": plan.arena_bytes, "trained_parameter_bytes": params,
-            "momentum_bytes": momentum, "update_state_bytes": states,
-            "total_bytes": plan.arena_bytes + params + momentum + states,
-            "peak_op": plan.peak_op, "peak_op_kind": graph.operators[plan.peak_op].kind,
-            "live_at_peak": [{"buffer": name, "bytes": n}
-                             for name, n in plan.live_at(plan.peak_op, program.graph)],
-            "in_place_ops": sum(not r.view for r in plan.aliases),
-            "views": sum(r.view for r in plan.aliases), "split_filters": len(program.splits)}
 
 
 def cmd_compare(args) -> int:

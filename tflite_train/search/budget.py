@@ -6,7 +6,8 @@ next search.
 
 Targets: `tflm` (the training model inside TFLM: planned arena + trained parameters +
 optimizer state + TFLM's persistent data, `memory.planned_total`) and `codegen` (the
-generated standalone program's plan, once the code generator is in this build).
+generated standalone program's plan, `codegen.planned_sram`: its arena + trained parameters
++ momentum + the update ops' stream states; `plan` prints it as "generated program").
 """
 from __future__ import annotations
 
@@ -38,22 +39,20 @@ def _tflm(graph, data: bytes) -> tuple[int, dict]:
                    "optimizer_state": p.optimizer_bytes, "tflm_persistent": persistent}
 
 
-def _codegen_planner():
-    try:
-        from .. import codegen        # noqa: F401
-    except ImportError:
-        raise TTError("--target codegen needs the code generator's memory planner "
-                      "(`tflite-train codegen`), which this build does not have yet; use "
-                      "--target tflm") from None
-    raise TTError("--target codegen: the code generator's planner is not wired into search "
-                  "yet; use --target tflm")
+def _codegen(graph, data: bytes) -> tuple[int, dict]:
+    from ..codegen import planned_sram
+    c = planned_sram(graph, data)
+    return c["total_bytes"], {"arena": c["arena_bytes"],
+                              "trainable_parameters": c["trained_parameter_bytes"],
+                              "optimizer_state": c["momentum_bytes"],
+                              "update_streams": c["update_state_bytes"]}
 
 
 def planner(target: str):
     if target == "tflm":
         return _tflm
     if target == "codegen":
-        return _codegen_planner()
+        return _codegen
     raise TTError(f"--target must be one of {', '.join(TARGETS)}, got {target!r}")
 
 
