@@ -188,22 +188,31 @@ def bench_model(name: str, args, searches: Store, evals: Store) -> list[dict]:
         hand_cost = mem.cost_of(f"hand:{spec['hand'].name}", hand).total
         if not args.no_hand_budget:
             budgets.append(hand_cost)
-    cache.save()
+    if not args.report_only:
+        cache.save()
     rows = []
     for budget in sorted(budgets):       # the smallest first: complete rows come early, and
         out = workdir / f"{name}_{budget}.json"   # each larger budget adds to the analysis
         key = f"{name}|{budget}|{steps}|{val}"
-        done = search(str(model), "fashion-mnist", str(out),
-                      Options(budget=budget, num_classes=CLASSES, steps=steps,
-                              val_samples=val, workers=args.workers, cache=cache_path))
-        if key not in searches or done.runs_new:
+        if args.report_only:
+            if not out.exists() or key not in searches:
+                print(f"{name} at {budget / KB:.1f} KB: not searched yet", file=sys.stderr)
+                continue
+            searched = json.loads(out.read_text())
+            done = None
+        else:
+            done = search(str(model), "fashion-mnist", str(out),
+                          Options(budget=budget, num_classes=CLASSES, steps=steps,
+                                  val_samples=val, workers=args.workers, cache=cache_path))
+            searched = done.scheme
+        if done is not None and (key not in searches or done.runs_new):
             searches.put(key, {"runs": done.runs_needed, "new_runs": done.runs_new,
                                "cpu_seconds": done.cpu_seconds,
                                "wall_seconds": done.wall_seconds,
                                "schemes_planned": done.schemes_planned})
         cache = Cache(cache_path, blob)              # as the search left it
         mem = MemoryModel(blob, CLASSES, "tflm", cache.memory)
-        schemes = [("searched", done.scheme)]
+        schemes = [("searched", searched)]
         fits = [k for k in range(space.n + 1) if mem.cost(Point(k)).total <= budget]
         schemes.append((f"bias-only:{max(fits)}", f"bias-only:{max(fits)}"))
         last = [k for k in range(1, space.n + 1) if mem.cost_of(f"last:{k}", f"last:{k}")
@@ -219,7 +228,8 @@ def bench_model(name: str, args, searches: Store, evals: Store) -> list[dict]:
             new_rows.append({"model": name, "budget": budget, "scheme": label,
                              "doc": scheme, "cost": cost,
                              "search": searches[key] if label == "searched" else None})
-        cache.save()
+        if not args.report_only:
+            cache.save()
         evaluate_rows(model, new_rows, evals, args)
         rows += new_rows
     ladder = [{"model": name, "budget": None, "scheme": f"last:{k}", "doc": f"last:{k}",
@@ -229,7 +239,8 @@ def bench_model(name: str, args, searches: Store, evals: Store) -> list[dict]:
         ladder.append({"model": name, "budget": None, "scheme": "hand-written 99kb",
                        "doc": hand, "cost": mem.cost_of(f"hand:{spec['hand'].name}", hand),
                        "search": None})
-    cache.save()
+    if not args.report_only:
+        cache.save()
     evaluate_rows(model, ladder, evals, args)
     rows += ladder
     for r in rows:
@@ -244,10 +255,13 @@ def evaluate_rows(model: Path, rows: list[dict], evals: Store, args) -> None:
     for r in rows:
         r["keys"] = [eval_key(model, r["doc"], s, args) for s in range(args.seeds)]
         todo += [(k, model, r["doc"], s) for s, k in enumerate(r["keys"])]
-    run_evaluations(list({t[0]: t for t in todo}.values()), evals, args)
+    # seed by seed: a benchmark stopped half-way has every row's first seeds
+    todo.sort(key=lambda t: t[3])
+    if not args.report_only:
+        run_evaluations(list({t[0]: t for t in todo}.values()), evals, args)
     for r in rows:
-        accs = [evals[k]["accuracy"] for k in r["keys"]]
-        r["accuracy"] = float(np.mean(accs))
+        accs = [evals[k]["accuracy"] for k in r["keys"] if k in evals]
+        r["accuracy"] = float(np.mean(accs)) if accs else None
         r["stderr"] = float(np.std(accs, ddof=1) / math.sqrt(len(accs))) if len(accs) > 1 \
             else None
         r["accuracies"] = accs
@@ -274,12 +288,13 @@ def speedup(args, searches: Store) -> dict:
             cache.write_text(json.dumps(doc))
         elif cache.exists():
             cache.unlink()
+        load = os.getloadavg()[0]
         done = search(str(model), "fashion-mnist", str(args.workdir / "speedup.json"),
                       Options(budget=100 * KB, num_classes=CLASSES, steps=200,
                               val_samples=300, workers=workers, cache=cache))
         searches.put(key, {"runs": done.runs_new, "wall_seconds": done.wall_seconds,
                            "cpu_seconds": done.cpu_seconds,
-                           "load_average_1min": os.getloadavg()[0]})
+                           "load_average_1min": load})
         out[workers] = searches[key]
     return out
 
@@ -292,11 +307,13 @@ def render(data: dict) -> str:
     for name, m in data["models"].items():
         for r in m["rows"]:
             se = f" +- {100 * r['stderr']:.1f}" if r["stderr"] is not None else ""
+            acc = f"{100 * r['accuracy']:.1f}%{se}" if r["accuracy"] is not None else \
+                "not run"
             budget = f"{r['budget'] / KB:.1f}" if r["budget"] else "-"
             cost = r["cost"]
             out.append(f"| {LABELS[name]} | {budget} | {r['scheme']} | {r['trains']} | "
                        f"{cost['total'] / KB:.1f} | {(cost['total'] - r['minimum']) / KB:.1f} | "
-                       f"{cost['macs'] / 1e6:.1f} M | {100 * r['accuracy']:.1f}%{se} | "
+                       f"{cost['macs'] / 1e6:.1f} M | {acc} | "
                        f"{' / '.join(f'{100 * a:.1f}' for a in r['accuracies'])} |")
     out += ["", "| model | analysis: steps per run, held-out samples | budget KB | runs within "
             "budget | CPU of those runs | schemes planned by its search |",
@@ -309,12 +326,15 @@ def render(data: dict) -> str:
     speed = data.get("speedup")
     if speed:
         w1, w2 = speed["1"], speed["2"]
+
+        def load(w):
+            return f" (1-minute load average before: {w['load_average_1min']:.1f})" \
+                if "load_average_1min" in w else ""
         out += ["", f"Speed-up with 2 workers (one analysis, the person detector at 100 KB, "
-                f"{w1['runs']} runs of 200 steps): {w1['wall_seconds']:.0f} s with 1 worker "
-                f"(load average {w1.get('load_average_1min', float('nan')):.1f}), "
-                f"{w2['wall_seconds']:.0f} s with 2 (load average "
-                f"{w2.get('load_average_1min', float('nan')):.1f}): "
-                f"x{w1['wall_seconds'] / w2['wall_seconds']:.2f}; CPU "
+                f"{w1['runs']} runs of 200 steps, 300 held-out samples): "
+                f"{w1['wall_seconds']:.0f} s with 1 worker{load(w1)}, "
+                f"{w2['wall_seconds']:.0f} s with 2{load(w2)}: "
+                f"x{w1['wall_seconds'] / w2['wall_seconds']:.2f}; CPU time of the runs "
                 f"{w1['cpu_seconds']:.0f} s and {w2['cpu_seconds']:.0f} s."]
     return "\n".join(out)
 
@@ -352,6 +372,9 @@ def main() -> None:
                     help="MCUNet: no search at the hand-written scheme's memory (the scheme "
                          "is still trained, as a reference row)")
     ap.add_argument("--speedup", action="store_true")
+    ap.add_argument("--report-only", action="store_true",
+                    help="run nothing: the table of what --workdir holds (budgets searched, "
+                         "the seeds evaluated so far)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -363,7 +386,12 @@ def main() -> None:
             sys.exit(f"unknown model {name!r}: one of {', '.join(MODELS)}")
         models[name] = model_entry(name, bench_model(name, args, searches, evals), searches,
                                    args)
-    speed = speedup(args, searches) if args.speedup else None
+    speed = None
+    if args.speedup and args.report_only:
+        if all(f"speedup|{w}" in searches for w in (1, 2)):
+            speed = {w: searches[f"speedup|{w}"] for w in (1, 2)}
+    elif args.speedup:
+        speed = speedup(args, searches)
     doc = {"models": models}
     if speed:
         doc["speedup"] = {str(k): v for k, v in speed.items()}

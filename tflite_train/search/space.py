@@ -110,4 +110,5 @@ class Space:
         p, r = run.weight
         layer = self.layers[p]
         return (f"layer {p} ({layer.kind.lower().replace('_2d', '')}) weights "
-                f"{math.ceil(r * layer.channels)}/{layer.channels} ch, biases of the last {run.point.k}")
+                f"{math.ceil(r * layer.channels)}/{layer.channels} ch, biases of the last "
+                f"{run.point.k}")
