@@ -33,6 +33,7 @@ RUNS = {
     "person_ceiling": ["person_ceiling.py", "--json", "person_ceiling.json"],
     "train_speed": ["train_speed.py", "--json", "train_speed.json"],
     "mcu_step": ["mcu_step.py", "--json", "mcu_step.json"],
+    "search": ["search.py", "--speedup", "--json", "search_results.json"],
     # prints a table that RESULTS.md does not render from JSON yet (see its top)
     "paper_accuracy": ["paper_accuracy.py"],
     "mutation": ["mutation.py", "--json", "mutation_results.json"],

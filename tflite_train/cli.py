@@ -238,23 +238,11 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
 
 def _codegen_plan(graph, data: bytes) -> dict:
     """The generated program's SRAM by its plan (what `codegen` builds), or why there is none."""
-    from .codegen import CodegenError, build
+    from .codegen import CodegenError, planned_sram
     try:
-        program = build(graph, data)
+        return planned_sram(graph, data)
     except CodegenError as exc:
         return {"error": str(exc)}
-    plan = program.plan
-    params = sum(program.param_bytes(v) for _, v in program.params)
-    momentum = sum(graph.tensors[m].nbytes for m in program.momentum)
-    states = 8 * len(program.updates)
-    return {"arena_bytes": plan.arena_bytes, "trained_parameter_bytes": params,
-            "momentum_bytes": momentum, "update_state_bytes": states,
-            "total_bytes": plan.arena_bytes + params + momentum + states,
-            "peak_op": plan.peak_op, "peak_op_kind": graph.operators[plan.peak_op].kind,
-            "live_at_peak": [{"buffer": name, "bytes": n}
-                             for name, n in plan.live_at(plan.peak_op, program.graph)],
-            "in_place_ops": sum(not r.view for r in plan.aliases),
-            "views": sum(r.view for r in plan.aliases), "split_filters": len(program.splits)}
 
 
 def cmd_compare(args) -> int:
@@ -515,6 +503,101 @@ def cmd_export(args) -> int:
           f"{g.tensors[g.inputs[0]].dtype}, output {shape(g.tensors[g.outputs[0]])} "
           f"{g.tensors[g.outputs[0]].dtype}; {done['bytes']:,} bytes")
     return 0
+
+
+def cmd_search(args) -> int:
+    from .search import Options, evolution, search
+    from .search.space import ratio_number
+    if args.ray and args.workers != 1:
+        raise TTError("--workers is for the local process pool; with --ray the cluster's "
+                      "CPUs run the fine-tuning")
+    opts = Options(budget=args.budget, num_classes=args.num_classes, steps=args.steps,
+                   val_samples=args.val_samples, val_split=args.val_split, seed=args.seed,
+                   workers=args.workers, ray=args.ray, target=args.target,
+                   cache=Path(args.cache) if args.cache else None, max_macs=args.max_macs,
+                   engine=args.engine,
+                   evolution=evolution.Settings(population=args.population,
+                                                generations=args.generations))
+    done = search(args.model, args.data, args.output, opts)
+    kb = lambda n: f"{n / 1024:.1f}"                          # noqa: E731
+    pp = lambda v: "" if v is None else f"{100 * v:+.1f}"     # noqa: E731
+    print(f"contribution analysis of {args.model} on {args.data}: {len(done.table)} "
+          f"candidates, {done.runs_needed} runs within budget ({done.runs_new} new, the rest "
+          f"from {done.cache_path}); {args.steps} steps each, seed {args.seed}, accuracy on "
+          f"{args.val_samples} held-out samples at most")
+    head = (f"{'run':<16} {'what is trained (besides the head)':<44} {'memory KB':>9} "
+            f"{'accuracy':>8} {'gain pp':>8}")
+    print(head)
+    print("-" * len(head))
+    for e in done.table:
+        acc = "" if e.accuracy is None else f"{100 * e.accuracy:.1f}%"
+        note = "" if e.status == "measured" else f"  ({e.status})"
+        print(f"{e.run.key:<16} {_short(e.description, 44):<44} {kb(e.cost.total):>9} "
+              f"{acc:>8} {pp(e.gain):>8}{note}")
+    print(f"gain: against the head alone (bias runs) or against the bias run of the same "
+          f"depth (weight runs); baseline accuracy {100 * done.baseline_accuracy:.1f}%")
+    p = done.point
+    print(f"search: {done.generations} generations, {done.schemes_planned} schemes planned "
+          f"(the rest from the cache); minimum {kb(done.minimum)} KB")
+    print(f"best scheme: biases of the last {p.k} layers"
+          + "".join(f", layer {q} weights x{ratio_number(r)}" for q, r in p.weights)
+          + f"; summed gain {100 * done.score:+.1f} pp")
+    print(f"memory {done.cost.total:,} bytes ({kb(done.cost.total)} KB, budget "
+          f"{kb(args.budget)} KB, target {args.target}); {done.cost.macs:,} MACs per step")
+    print(f"wrote {args.output}; use it with: tflite-train augment {args.model} "
+          f"--num-classes {done.scheme['search']['num_classes']} --scheme {args.output}")
+    return 0
+
+
+def _byte_size(text: str) -> int:
+    """100KB, 256K, 1M, 4MiB, 262144 -> bytes (K and M are 1024 and 1024^2)."""
+    import re
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmM]?)(i?[bB])?\s*", text)
+    if not m or int(m.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 100KB or 1M, got {text!r}")
+    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
+
+
+def _add_search_parser(sub) -> None:
+    s = sub.add_parser("search", help="contribution analysis on your data and an "
+                                      "evolutionary search for the sparse-update scheme "
+                                      "that fits a memory budget")
+    s.add_argument("model", help="an int8 .tflite model")
+    s.add_argument("--data", required=True,
+                   help="fashion-mnist, an .npz with x and y, or a folder of class folders")
+    s.add_argument("--budget", required=True, type=_byte_size, metavar="SIZE",
+                   help="SRAM the training model may use, as `plan` totals it for --target "
+                        "(100KB, 256K, 1M; K = 1024 bytes)")
+    s.add_argument("-o", "--output", required=True,
+                   help="the JSON scheme to write (for augment --scheme)")
+    s.add_argument("--num-classes", type=_positive_int, default=None,
+                   help="classes of the new head (default: the data's)")
+    s.add_argument("--steps", type=_positive_int, default=500,
+                   help="training steps of each analysis run (default 500)")
+    s.add_argument("--val-samples", type=_positive_int, default=1000,
+                   help="held-out samples each run is scored on, at most (default 1000)")
+    s.add_argument("--val-split", type=_unit_float, default=0.1,
+                   help="fraction of the data held out (default 0.1)")
+    s.add_argument("--seed", type=_seed, default=0,
+                   help="seed of the runs (head, data order, rounding) and of the evolution")
+    s.add_argument("--workers", type=_positive_int, default=1,
+                   help="fine-tuning runs in parallel on this machine (default 1)")
+    s.add_argument("--ray", metavar="ADDRESS",
+                   help="run the fine-tuning on this Ray cluster (needs the ray extra)")
+    s.add_argument("--target", choices=["tflm", "codegen"], default="tflm",
+                   help="whose memory plan the budget is for (default tflm)")
+    s.add_argument("--cache", metavar="FILE",
+                   help="the file finished runs and planned schemes are kept in (default: "
+                        "one per model under ~/.cache/tflite-train/search)")
+    s.add_argument("--max-macs", type=_positive_int, default=None,
+                   help="also keep a training step's MACs at most this")
+    s.add_argument("--engine", choices=ENGINES, default="c",
+                   help="the host training engine of the runs (default c)")
+    s.add_argument("--population", type=_positive_int, default=40,
+                   help="schemes per generation of the evolution (default 40)")
+    s.add_argument("--generations", type=_positive_int, default=25,
+                   help="generations of the evolution (default 25)")
+    s.set_defaults(func=cmd_search)
 
 
 def cmd_codegen(args) -> int:
@@ -779,6 +862,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_header_parser(sub)
     _add_export_parser(sub)
+    _add_search_parser(sub)
     _add_codegen_parser(sub)
     return p
 

@@ -11,12 +11,31 @@ from .emit import render
 from .program import CodegenError, Program, build
 from .project import project_files, rig_files, staged, write_files
 
-__all__ = ["CodegenError", "Program", "build", "load", "files", "generate"]
+__all__ = ["CodegenError", "Program", "build", "load", "files", "generate", "planned_sram"]
 
 
 def load(model_path: str | Path) -> Program:
     path = Path(model_path)
     return build(tflite_io.load(path), path.read_bytes())
+
+
+def planned_sram(graph, data: bytes) -> dict:
+    """The generated program's SRAM by its plan, as `plan` prints it: arena + trained
+    parameters + momentum + the update ops' random-stream states (no interpreter data, stack
+    not included). CodegenError when the graph cannot be generated."""
+    program = build(graph, data)
+    plan = program.plan
+    params = sum(program.param_bytes(v) for _, v in program.params)
+    momentum = sum(graph.tensors[m].nbytes for m in program.momentum)
+    states = 8 * len(program.updates)
+    return {"arena_bytes": plan.arena_bytes, "trained_parameter_bytes": params,
+            "momentum_bytes": momentum, "update_state_bytes": states,
+            "total_bytes": plan.arena_bytes + params + momentum + states,
+            "peak_op": plan.peak_op, "peak_op_kind": graph.operators[plan.peak_op].kind,
+            "live_at_peak": [{"buffer": name, "bytes": n}
+                             for name, n in plan.live_at(plan.peak_op, program.graph)],
+            "in_place_ops": sum(not r.view for r in plan.aliases),
+            "views": sum(r.view for r in plan.aliases), "split_filters": len(program.splits)}
 
 
 def files(program: Program, source: str) -> dict[str, str]:
