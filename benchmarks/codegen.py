@@ -172,9 +172,7 @@ def main() -> int:
                                  "arm-none-eabi-gcc 12.2 -O2 -mfpu=fpv5-sp-d16"}
     print(render(data))
     if args.json:
-        results.write_json(args.json, data)
-        if args.json.resolve() == (HERE / JSON).resolve():
-            results.publish(TABLES)
+        results.save(args.json, data, JSON, TABLES)
     return 0
 
 

@@ -162,9 +162,7 @@ def main() -> int:
     print()
     print(render(data))
     if args.json:
-        results.write_json(args.json, data)
-        if args.json.resolve() == (HERE / JSON).resolve():
-            results.publish(TABLES)
+        results.save(args.json, data, JSON, TABLES)
     return 1 if bad else 0
 
 

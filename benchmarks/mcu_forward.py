@@ -253,9 +253,7 @@ def rig(tmp: Path, json_path: Path | None) -> None:
     print(render_models(data))
     print(render_code(data))
     if json_path:
-        results.write_json(json_path, data)
-        if json_path.resolve() == (Path(__file__).resolve().parent / JSON).resolve():
-            results.publish(TABLES)
+        results.save(json_path, data, JSON, TABLES)
 
 
 # --- host training speed ----------------------------------------------------------------------

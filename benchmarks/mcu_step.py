@@ -88,9 +88,7 @@ def main() -> None:
     print(render_step(data) + "\n\n" + render_kernels(data))
     if args.json:
         import results
-        results.write_json(args.json, data)
-        if args.json.resolve().parent == HERE and args.json.name == JSON:
-            results.publish(TABLES)
+        results.save(args.json, data, JSON, TABLES)
 
 
 def render_step(data: dict) -> str:

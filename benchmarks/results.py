@@ -58,6 +58,14 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def save(path: Path, data: dict, json_name: str, tables: dict) -> None:
+    """A benchmark's JSON written to `path`; when that is the results file itself
+    (benchmarks/`json_name`), its `tables` re-rendered into RESULTS.md as well."""
+    write_json(path, data)
+    if Path(path).resolve() == (HERE / json_name).resolve():
+        publish(tables)
+
+
 def caption(data: list[dict]) -> str:
     """"Measured DATE on MACHINE" for the data that record it."""
     stamps = [d["measured"] for d in data if isinstance(d, dict) and d.get("measured")]

@@ -403,9 +403,7 @@ def main() -> None:
         doc = {k: v for k, v in doc.items() if v is not None}
     print(render(doc))
     if args.json:
-        results.write_json(args.json, doc)
-        if args.json.resolve() == (HERE / JSON).resolve():
-            results.publish(TABLES)
+        results.save(args.json, doc, JSON, TABLES)
 
 
 JSON = "search_results.json"
