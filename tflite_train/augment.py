@@ -18,7 +18,7 @@ from . import autodiff, ops
 from . import scheme as schemes
 from .errors import ModelError, TTError
 from .ir import Graph, Operator, Quantization, Tensor
-from .training_ops import make_op
+from .training_ops import GRAD_DTYPES, make_op
 
 METADATA_KEY = "tflite_train"
 FORMAT_VERSION = 1
@@ -185,6 +185,9 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
     order_name = "autodiff"
     if reorder:
         order_name = _reorder(graph)
+    if hyper.grad == "int8":
+        from .memory import choose_passes
+        choose_passes(graph)
     graph.inputs = graph.inputs + [label]
     graph.outputs = graph.outputs + [loss]
     meta = {
@@ -195,6 +198,8 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         "bias_lr": hyper.effective_bias_lr,
         "momentum": hyper.momentum, "rounding": hyper.rounding, "seed": hyper.seed,
         "decay_steps": hyper.decay_steps, "fused_updates": fuse, "schedule": order_name,
+        "grad": hyper.grad,
+        **({"grad_rounding": hyper.grad_rounding} if hyper.grad == "int8" else {}),
         "logits": graph.tensors[logits].name,
         "trained": [{"layer": _layer_name(graph, bwd, k), "bias": u.bias,
                      "weight_channels": u.weight_channels}
@@ -234,6 +239,10 @@ def _check_hyper(h: autodiff.Hyper) -> None:
         raise TTError(f"--lr-decay-steps must be >= 0, got {h.decay_steps}")
     if not 0 <= h.seed <= 0xFFFFFFFF:
         raise TTError(f"--seed must be in 0..4294967295, got {h.seed}")
+    if h.grad not in GRAD_DTYPES:
+        raise TTError(f"--grad must be {' or '.join(GRAD_DTYPES)}, got {h.grad!r}")
+    if h.grad_rounding not in ("nearest", "stochastic"):
+        raise TTError(f"--grad-rounding must be nearest or stochastic, got {h.grad_rounding!r}")
 
 
 def training_metadata(graph: Graph) -> dict:

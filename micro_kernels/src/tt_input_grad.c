@@ -157,3 +157,253 @@ void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int
     add_position(dx + b * depth, depth, dy + b * units, mask, b * units, units, w_scales, w,
                  depth);
 }
+
+
+/* ---- int8 gradients ------------------------------------------------------------------------
+ * Each dx element gathers its terms (the dy positions whose taps read it), eight channels at
+ * a time in registers, so that a block's accumulators are complete at once: the two-pass
+ * form computes every block twice (once for A, once to round) and never holds more than
+ * eight accumulators; with scratch the blocks are stored, then rounded. Both visit dx in
+ * row-major order, the order of the rounding's random draws. */
+
+/* One layer's int8 input gradient: the operands and, per call, the tap steps. */
+typedef struct {
+  const int8_t *dy;
+  const uint8_t *mask;
+  int32_t n, oh, ow, co;        /* dy [n, oh, ow, co]; co = c * m for depthwise */
+  const int8_t *w;
+  const int16_t *mult;
+  int32_t kh, kw, m;            /* m: depth multiplier (depthwise) */
+  tt_window v;
+  int32_t h, wd, ci;            /* dx [n, h, wd, ci] */
+  tt_tap_run ty, tx;            /* the steps, then one dx position's runs */
+} layer_s8;
+
+/* One dy position's terms for channels c0 .. c0 + 8 of a convolution: s[j] += the sum over
+ * o of h[o] * wt[o * w_stride + j], h[o] = g[o] * mult[o] (0 where masked), o in pairs (an
+ * int16 h times a sign-extended int8 w, twice: SMLAD's operation). */
+static void conv_terms_8(const int8_t *g, const uint8_t *mask, int32_t at, int32_t co,
+                         const int16_t *mult, const int8_t *wt, int32_t w_stride, int32_t *s) {
+  int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3], s4 = s[4], s5 = s[5], s6 = s[6];
+  int32_t s7 = s[7];
+  int32_t o = 0;
+  for (; o + 2 <= co; o += 2, wt += 2 * w_stride) {
+    const int32_t h0 = tt_live(mask, at + o) ? (int32_t)g[o] * mult[o] : 0;
+    const int32_t h1 = tt_live(mask, at + o + 1) ? (int32_t)g[o + 1] * mult[o + 1] : 0;
+    if ((h0 | h1) == 0) continue;
+    const int8_t *w0 = wt, *w1 = wt + w_stride;
+    s0 += h0 * w0[0] + h1 * w1[0];
+    s1 += h0 * w0[1] + h1 * w1[1];
+    s2 += h0 * w0[2] + h1 * w1[2];
+    s3 += h0 * w0[3] + h1 * w1[3];
+    s4 += h0 * w0[4] + h1 * w1[4];
+    s5 += h0 * w0[5] + h1 * w1[5];
+    s6 += h0 * w0[6] + h1 * w1[6];
+    s7 += h0 * w0[7] + h1 * w1[7];
+  }
+  if (o < co && tt_live(mask, at + o)) {
+    const int32_t h0 = (int32_t)g[o] * mult[o];
+    s0 += h0 * wt[0];
+    s1 += h0 * wt[1];
+    s2 += h0 * wt[2];
+    s3 += h0 * wt[3];
+    s4 += h0 * wt[4];
+    s5 += h0 * wt[5];
+    s6 += h0 * wt[6];
+    s7 += h0 * wt[7];
+  }
+  s[0] = s0;
+  s[1] = s1;
+  s[2] = s2;
+  s[3] = s3;
+  s[4] = s4;
+  s[5] = s5;
+  s[6] = s6;
+  s[7] = s7;
+}
+
+/* conv_terms_8 for nc < 8 channels. */
+static void conv_terms(const int8_t *g, const uint8_t *mask, int32_t at, int32_t co,
+                       const int16_t *mult, const int8_t *wt, int32_t w_stride, int32_t nc,
+                       int32_t *s) {
+  for (int32_t o = 0; o < co; ++o, wt += w_stride) {
+    if (!tt_live(mask, at + o)) continue;
+    const int32_t h0 = (int32_t)g[o] * mult[o];
+    for (int32_t j = 0; j < nc; ++j) s[j] += h0 * wt[j];
+  }
+}
+
+/* acc[0 .. nc) = the accumulators of dx[b, iy, ix, c0 .. c0 + nc), nc <= 8; the tap runs
+ * of (iy, ix) are in a->ty and a->tx. */
+static void conv_block(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc, int32_t *acc) {
+  const int32_t w_stride = a->kh * a->kw * a->ci;        /* w[o, ky, kx, c] to w[o + 1, ...] */
+  for (int32_t j = 0; j < 8; ++j) acc[j] = 0;
+  for (int32_t t = 0; t < a->ty.n; ++t) {
+    const int32_t ky = a->ty.k0 + t * a->ty.kstep, oy = a->ty.o0 - t * a->ty.ostep;
+    for (int32_t u = 0; u < a->tx.n; ++u) {
+      const int32_t kx = a->tx.k0 + u * a->tx.kstep, ox = a->tx.o0 - u * a->tx.ostep;
+      const int32_t at = ((b * a->oh + oy) * a->ow + ox) * a->co;
+      const int8_t *wt = a->w + (ky * a->kw + kx) * a->ci + c0;
+      if (nc == 8)
+        conv_terms_8(a->dy + at, a->mask, at, a->co, a->mult, wt, w_stride, acc);
+      else
+        conv_terms(a->dy + at, a->mask, at, a->co, a->mult, wt, w_stride, nc, acc);
+    }
+  }
+}
+
+/* The depthwise form: channel ch of dx sums, over the taps reading it and j < m, the terms
+ * h[o] * w[0, ky, kx, o] with o = ch * m + j. mult[o] is constant over the taps, so
+ * acc = sum over j of mult[o] * (the sum over taps of g[o] * w[o]): the same integer, one
+ * multiplication by mult per channel instead of one per term. */
+static void depthwise_block(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc,
+                            int32_t *acc) {
+  const int32_t cm = a->co;
+  for (int32_t j = 0; j < 8; ++j) acc[j] = 0;
+  if (a->m == 1 && nc == 8) {
+    int32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, t4 = 0, t5 = 0, t6 = 0, t7 = 0;
+    for (int32_t t = 0; t < a->ty.n; ++t) {
+      const int32_t ky = a->ty.k0 + t * a->ty.kstep, oy = a->ty.o0 - t * a->ty.ostep;
+      for (int32_t u = 0; u < a->tx.n; ++u) {
+        const int32_t kx = a->tx.k0 + u * a->tx.kstep, ox = a->tx.o0 - u * a->tx.ostep;
+        const int32_t at = ((b * a->oh + oy) * a->ow + ox) * cm + c0;
+        const int8_t *g = a->dy + at;
+        const int8_t *wt = a->w + (ky * a->kw + kx) * cm + c0;
+        if (a->mask == 0) {
+          t0 += g[0] * wt[0];
+          t1 += g[1] * wt[1];
+          t2 += g[2] * wt[2];
+          t3 += g[3] * wt[3];
+          t4 += g[4] * wt[4];
+          t5 += g[5] * wt[5];
+          t6 += g[6] * wt[6];
+          t7 += g[7] * wt[7];
+          continue;
+        }
+        if (tt_live(a->mask, at)) t0 += g[0] * wt[0];
+        if (tt_live(a->mask, at + 1)) t1 += g[1] * wt[1];
+        if (tt_live(a->mask, at + 2)) t2 += g[2] * wt[2];
+        if (tt_live(a->mask, at + 3)) t3 += g[3] * wt[3];
+        if (tt_live(a->mask, at + 4)) t4 += g[4] * wt[4];
+        if (tt_live(a->mask, at + 5)) t5 += g[5] * wt[5];
+        if (tt_live(a->mask, at + 6)) t6 += g[6] * wt[6];
+        if (tt_live(a->mask, at + 7)) t7 += g[7] * wt[7];
+      }
+    }
+    const int16_t *mu = a->mult + c0;
+    acc[0] = t0 * mu[0];
+    acc[1] = t1 * mu[1];
+    acc[2] = t2 * mu[2];
+    acc[3] = t3 * mu[3];
+    acc[4] = t4 * mu[4];
+    acc[5] = t5 * mu[5];
+    acc[6] = t6 * mu[6];
+    acc[7] = t7 * mu[7];
+    return;
+  }
+  for (int32_t j = 0; j < nc; ++j)
+    for (int32_t k = 0; k < a->m; ++k) {
+      const int32_t o = (c0 + j) * a->m + k;
+      int32_t sum = 0;
+      for (int32_t t = 0; t < a->ty.n; ++t) {
+        const int32_t ky = a->ty.k0 + t * a->ty.kstep, oy = a->ty.o0 - t * a->ty.ostep;
+        for (int32_t u = 0; u < a->tx.n; ++u) {
+          const int32_t kx = a->tx.k0 + u * a->tx.kstep, ox = a->tx.o0 - u * a->tx.ostep;
+          const int32_t at = ((b * a->oh + oy) * a->ow + ox) * cm + o;
+          if (tt_live(a->mask, at)) sum += a->dy[at] * a->w[(ky * a->kw + kx) * cm + o];
+        }
+      }
+      acc[j] += sum * a->mult[o];
+    }
+}
+
+typedef void (*block_fn)(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc, int32_t *acc);
+
+/* Walks dx in row-major order, block by block: stores the accumulators in `store`, or
+ * tracks their largest magnitude in *amax, or rounds them into dx with `r`. */
+static void walk_s8(layer_s8 *a, block_fn block, int32_t *store, uint32_t *amax, tt_rounder *r,
+                    int8_t *dx) {
+  const tt_window v = a->v;
+  int32_t acc[8];
+  uint32_t top = 0;
+  int32_t i = 0;                                  /* dx element index */
+  for (int32_t b = 0; b < a->n; ++b)
+    for (int32_t iy = 0; iy < a->h; ++iy) {
+      tt_taps_reading(iy, v.stride_h, v.dilation_h, v.pad_top, a->kh, a->oh, &a->ty);
+      for (int32_t ix = 0; ix < a->wd; ++ix) {
+        tt_taps_reading(ix, v.stride_w, v.dilation_w, v.pad_left, a->kw, a->ow, &a->tx);
+        for (int32_t c0 = 0; c0 < a->ci; c0 += 8) {
+          const int32_t nc = a->ci - c0 < 8 ? a->ci - c0 : 8;
+          block(a, b, c0, nc, acc);
+          for (int32_t j = 0; j < nc; ++j, ++i) {
+            if (store != 0) {
+              store[i] = acc[j];
+            } else if (r != 0) {
+              dx[i] = tt_round_grad(r, acc[j]);
+            } else {
+              const uint32_t mag = tt_magnitude(acc[j]);
+              if (mag > top) top = mag;
+            }
+          }
+        }
+      }
+    }
+  if (amax != 0) *amax = top;
+}
+
+/* The two forms of every layer's int8 input gradient. */
+static void input_grad_s8(layer_s8 *a, block_fn block, float unit, int8_t *dx, float *dx_scale,
+                          tt_update_state *rounding, int32_t *scratch) {
+  if (scratch != 0) {
+    walk_s8(a, block, scratch, 0, 0, 0);
+    tt_quantize_grad_s8(scratch, a->n * a->h * a->wd * a->ci, unit, rounding, dx, dx_scale);
+    return;
+  }
+  uint32_t amax = 0;
+  walk_s8(a, block, 0, &amax, 0, 0);
+  tt_rounder r;
+  tt_rounder_begin(&r, amax, unit, rounding, dx_scale);
+  walk_s8(a, block, 0, 0, &r, dx);
+  tt_rounder_end(&r, rounding);
+}
+
+void tt_conv2d_input_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask, int32_t n,
+                             int32_t oh, int32_t ow, int32_t co, const int8_t *w,
+                             const int16_t *w_mult, float w_unit, int32_t kh, int32_t kw,
+                             const tt_window *win, int32_t h, int32_t wd, int32_t ci,
+                             int8_t *dx, float *dx_scale, tt_update_state *rounding,
+                             int32_t *scratch) {
+  layer_s8 a = {dy, mask, n, oh, ow, co, w, w_mult, kh, kw, 1, *win, h, wd, ci,
+                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}};
+  tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
+  tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
+  input_grad_s8(&a, conv_block, dy_scale * w_unit, dx, dx_scale, rounding, scratch);
+}
+
+void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
+                                       int32_t n, int32_t oh, int32_t ow, int32_t c, int32_t m,
+                                       const int8_t *w, const int16_t *w_mult, float w_unit,
+                                       int32_t kh, int32_t kw, const tt_window *win, int32_t h,
+                                       int32_t wd, int8_t *dx, float *dx_scale,
+                                       tt_update_state *rounding, int32_t *scratch) {
+  layer_s8 a = {dy, mask, n, oh, ow, c * m, w, w_mult, kh, kw, m, *win, h, wd, c,
+                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}};
+  tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
+  tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
+  input_grad_s8(&a, depthwise_block, dy_scale * w_unit, dx, dx_scale, rounding, scratch);
+}
+
+/* A fully connected layer is a 1x1 convolution over `batches` positions: dx[b, d] sums
+ * h[b, u] * w[u, d] over u. */
+void tt_fully_connected_input_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
+                                      int32_t batches, int32_t units, const int8_t *w,
+                                      const int16_t *w_mult, float w_unit, int32_t depth,
+                                      int8_t *dx, float *dx_scale, tt_update_state *rounding,
+                                      int32_t *scratch) {
+  static const tt_window one = {1, 1, 1, 1, 0, 0};
+  layer_s8 a = {dy, mask, batches, 1, 1, units, w, w_mult, 1, 1, 1, one, 1, 1, depth,
+                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}};
+  tt_tap_steps(1, 1, &a.ty);
+  tt_tap_steps(1, 1, &a.tx);
+  input_grad_s8(&a, conv_block, dy_scale * w_unit, dx, dx_scale, rounding, scratch);
+}

@@ -23,6 +23,9 @@ class Options {
   /* The first key that was missing or of the wrong type, or NULL. */
   const char *bad_key() const { return bad_key_; }
 
+  /* Whether the map has `key` (for the options of one gradient mode only). */
+  bool Has(const char *key) const { return !map_[key].IsNull(); }
+
   int32_t Int(const char *key) {
     flexbuffers::Reference r = map_[key];
     if (!r.IsInt() && !r.IsUInt() && !r.IsBool()) return Bad(key), 0;

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import TTError
 from ..ir import Graph, Operator
-from ..training_ops import options_of, seed_state
+from ..training_ops import grad_mode, options_of, seed_state
 from .build import BUILD, MICRO_KERNELS, micro_kernels_library
 
 ROOT = MICRO_KERNELS
@@ -46,6 +46,7 @@ def library() -> C.CDLL:
 
 
 RETURN_CTYPES = {"void": None, "int": C.c_int, "float": C.c_float, "double": C.c_double,
+                 "int32_t": C.c_int32, "int16_t": C.c_int16,
                  "uint32_t": C.c_uint32}
 
 
@@ -63,7 +64,7 @@ def _p(array, ctype):
     return array.ctypes.data_as(C.POINTER(ctype))
 
 
-F32, I8, U8, I32 = C.c_float, C.c_int8, C.c_uint8, C.c_int32
+F32, I8, U8, I16, I32 = C.c_float, C.c_int8, C.c_uint8, C.c_int16, C.c_int32
 
 
 def _f32(a):
@@ -76,6 +77,30 @@ def _i8(a):
 
 def _mask(m):
     return None if m is None else np.ascontiguousarray(m, np.uint8)
+
+
+def _s8(a):
+    return np.ascontiguousarray(a, np.int8)
+
+
+def _scale(a) -> C.c_float:
+    """An int8 gradient's scale, from its float32 [1] tensor."""
+    return F32(float(np.ravel(a)[0]))
+
+
+def _int8_grads(graph: Graph, op: Operator) -> bool:
+    return grad_mode(graph, op) == "int8"
+
+
+def _rounding(op: Operator, state: dict):
+    """The tt_update_state a rounding op draws from (byref), or None (nearest); the C state
+    lives in the executor's per-op state dict, as the numpy kernels' does."""
+    o = options_of(op)
+    return C.byref(_state({} if state is None else state, o)) if o.get("rounding") else None
+
+
+def _new_scale() -> np.ndarray:
+    return np.zeros(1, np.float32)
 
 
 def _window(op: Operator) -> Window:
@@ -104,40 +129,84 @@ def save_slice(graph: Graph, op: Operator, inputs) -> list:
     return [out]
 
 
-def loss(graph: Graph, op: Operator, inputs) -> list:
+def loss(graph: Graph, op: Operator, inputs, state=None) -> list:
     q = graph.tensors[op.inputs[0]].quant
     logits = _i8(inputs[0])
+    label = int(np.ravel(inputs[1])[0])
     out, grad = np.zeros(1, np.float32), np.empty(logits.shape, np.float32)
-    status = library().tt_loss_softmax_ce_s8(_p(logits, I8), logits.size, F32(q.s), q.zp,
-                                              int(np.ravel(inputs[1])[0]), _p(out, F32),
-                                              _p(grad, F32))
+    if _int8_grads(graph, op):
+        dq, scale = np.empty(logits.shape, np.int8), _new_scale()
+        status = library().tt_loss_softmax_ce_s8_s8(
+            _p(logits, I8), logits.size, F32(q.s), q.zp, label, _p(out, F32), _p(dq, I8),
+            _p(scale, F32), _rounding(op, state), _p(grad, F32))
+        result = [out, dq, scale]
+    else:
+        status = library().tt_loss_softmax_ce_s8(_p(logits, I8), logits.size, F32(q.s), q.zp,
+                                                  label, _p(out, F32), _p(grad, F32))
+        result = [out, grad]
     if status:
-        raise ValueError(f"label {int(np.ravel(inputs[1])[0])} out of range")
-    return [out, grad]
+        raise ValueError(f"label {label} out of range")
+    return result
 
 
-def bias_grad(graph: Graph, op: Operator, inputs) -> list:
+def bias_grad(graph: Graph, op: Operator, inputs, state=None) -> list:
+    out = np.empty(inputs[0].shape[-1], np.float32)
+    if _int8_grads(graph, op):
+        dy = _s8(inputs[0])
+        library().tt_bias_grad_s8(_p(dy, I8), _scale(inputs[2]), _p(_mask(inputs[1]), U8),
+                                  dy.size // dy.shape[-1], dy.shape[-1], _p(out, F32))
+        return [out]
     dy = _f32(inputs[0])
-    out = np.empty(dy.shape[-1], np.float32)
     library().tt_bias_grad_f32(_p(dy, F32), _p(_mask(inputs[1]), U8), dy.size // dy.shape[-1],
                                dy.shape[-1], _p(out, F32))
     return [out]
 
 
 def mask_grad(graph: Graph, op: Operator, inputs) -> list:
+    if np.asarray(inputs[0]).dtype == np.int8:
+        dy = _s8(inputs[0])
+        out = np.empty_like(dy)
+        library().tt_mask_grad_s8(_p(dy, I8), _p(_mask(inputs[1]), U8), dy.size, _p(out, I8))
+        return [out]
     dy = _f32(inputs[0])
     out = np.empty_like(dy)
     library().tt_mask_grad_f32(_p(dy, F32), _p(_mask(inputs[1]), U8), dy.size, _p(out, F32))
     return [out]
 
 
-def conv_input_grad(graph: Graph, op: Operator, inputs) -> list:
-    dy, w_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
-    w = _i8(inputs[2])
-    n, oh, ow, co = dy.shape
+def _input_grad_s8(graph: Graph, op: Operator, inputs, state, fn, args_between) -> list:
+    """An int8 layer input gradient: (dy, dy_scale, mask, `args_between`..., dx, dx_scale,
+    rounding, scratch) with the multipliers' unit computed as the TFLM glue's Prepare does,
+    and scratch when the op's `passes` is 1."""
     dx_shape = graph.tensors[op.outputs[0]].shape
-    dx = np.empty(dx_shape, np.float32)
+    dx, scale = np.empty(dx_shape, np.int8), _new_scale()
+    scratch = (np.empty(int(np.prod(dx_shape)), np.int32)
+               if options_of(op)["passes"] == 1 else None)
+    dy = _s8(inputs[0])
+    fn(_p(dy, I8), _scale(inputs[4]), _p(_mask(inputs[1]), U8), *args_between(dy),
+       _p(dx, I8), _p(scale, F32), _rounding(op, state), _p(scratch, I32))
+    return [dx, scale]
+
+
+def _multipliers(graph: Graph, op: Operator, inputs):
+    from ..ops.conv import input_grad_unit
+    mult = np.ascontiguousarray(inputs[3], np.int16)
+    return _p(mult, I16), F32(input_grad_unit(graph, op)), mult
+
+
+def conv_input_grad(graph: Graph, op: Operator, inputs, state=None) -> list:
+    w_t = graph.tensors[op.inputs[2]]
+    w = _i8(inputs[2])
+    dx_shape = graph.tensors[op.outputs[0]].shape
     win = _window(op)
+    if _int8_grads(graph, op):
+        mult, unit, keep = _multipliers(graph, op, inputs)
+        return _input_grad_s8(graph, op, inputs, state, library().tt_conv2d_input_grad_s8,
+                              lambda dy: (*dy.shape, _p(w, I8), mult, unit, w.shape[1],
+                                          w.shape[2], C.byref(win), *dx_shape[1:]))
+    dy = _f32(inputs[0])
+    n, oh, ow, co = dy.shape
+    dx = np.empty(dx_shape, np.float32)
     library().tt_conv2d_input_grad_f32(
         _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, co, _p(w, I8),
         _p(_scales(w_t.quant, co), F32), w.shape[1], w.shape[2], C.byref(win),
@@ -145,27 +214,45 @@ def conv_input_grad(graph: Graph, op: Operator, inputs) -> list:
     return [dx]
 
 
-def conv_weight_grad(graph: Graph, op: Operator, inputs) -> list:
-    dy, x_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
+def _dy(graph: Graph, op: Operator, inputs, scale_at: int):
+    """dy's pointer and the leading scale argument of an int8 kernel ([]: float32 mode)."""
+    if _int8_grads(graph, op):
+        dy = _s8(inputs[0])
+        return dy, [_p(dy, I8), _scale(inputs[scale_at])], "_s8"
+    dy = _f32(inputs[0])
+    return dy, [_p(dy, F32)], "_f32"
+
+
+def conv_weight_grad(graph: Graph, op: Operator, inputs, state=None) -> list:
+    x_t = graph.tensors[op.inputs[2]]
+    dy, head, kind = _dy(graph, op, inputs, 3)
     x = _i8(inputs[2])
     n, oh, ow, co = dy.shape
     dw = np.empty(graph.tensors[op.outputs[0]].shape, np.float32)
     win = _window(op)
-    library().tt_conv2d_weight_grad_f32(
-        _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, co, _p(x, I8), F32(x_t.quant.s),
+    getattr(library(), "tt_conv2d_weight_grad" + kind)(
+        *head, _p(_mask(inputs[1]), U8), n, oh, ow, co, _p(x, I8), F32(x_t.quant.s),
         x_t.quant.zp, x.shape[1], x.shape[2], x.shape[3], dw.shape[1], dw.shape[2],
         C.byref(win), _p(dw, F32))
     return [dw]
 
 
-def dw_input_grad(graph: Graph, op: Operator, inputs) -> list:
-    dy, w_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
+def dw_input_grad(graph: Graph, op: Operator, inputs, state=None) -> list:
+    w_t = graph.tensors[op.inputs[2]]
     w = _i8(inputs[2])
-    n, oh, ow, cm = dy.shape
     m = options_of(op)["depth_multiplier"]
     dx_shape = graph.tensors[op.outputs[0]].shape
-    dx = np.empty(dx_shape, np.float32)
     win = _window(op)
+    if _int8_grads(graph, op):
+        mult, unit, keep = _multipliers(graph, op, inputs)
+        return _input_grad_s8(graph, op, inputs, state,
+                              library().tt_depthwise_conv2d_input_grad_s8,
+                              lambda dy: (*dy.shape[:3], dy.shape[3] // m, m, _p(w, I8), mult,
+                                          unit, w.shape[1], w.shape[2], C.byref(win),
+                                          dx_shape[1], dx_shape[2]))
+    dy = _f32(inputs[0])
+    n, oh, ow, cm = dy.shape
+    dx = np.empty(dx_shape, np.float32)
     library().tt_depthwise_conv2d_input_grad_f32(
         _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, cm // m, m, _p(w, I8),
         _p(_scales(w_t.quant, cm), F32), w.shape[1], w.shape[2], C.byref(win), dx_shape[1],
@@ -173,24 +260,32 @@ def dw_input_grad(graph: Graph, op: Operator, inputs) -> list:
     return [dx]
 
 
-def dw_weight_grad(graph: Graph, op: Operator, inputs) -> list:
-    dy, x_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
+def dw_weight_grad(graph: Graph, op: Operator, inputs, state=None) -> list:
+    x_t = graph.tensors[op.inputs[2]]
+    dy, head, kind = _dy(graph, op, inputs, 3)
     x = _i8(inputs[2])
     n, oh, ow, cm = dy.shape
     m = options_of(op)["depth_multiplier"]
     dw = np.empty(graph.tensors[op.outputs[0]].shape, np.float32)
     win = _window(op)
-    library().tt_depthwise_conv2d_weight_grad_f32(
-        _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, cm // m, m, _p(x, I8),
+    getattr(library(), "tt_depthwise_conv2d_weight_grad" + kind)(
+        *head, _p(_mask(inputs[1]), U8), n, oh, ow, cm // m, m, _p(x, I8),
         F32(x_t.quant.s), x_t.quant.zp, x.shape[1], x.shape[2], dw.shape[1], dw.shape[2],
         C.byref(win), _p(dw, F32))
     return [dw]
 
 
-def fc_input_grad(graph: Graph, op: Operator, inputs) -> list:
-    dy, w_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
+def fc_input_grad(graph: Graph, op: Operator, inputs, state=None) -> list:
+    w_t = graph.tensors[op.inputs[2]]
     w = _i8(inputs[2])
     units, depth = w.shape
+    if _int8_grads(graph, op):
+        mult, unit, keep = _multipliers(graph, op, inputs)
+        return _input_grad_s8(graph, op, inputs, state,
+                              library().tt_fully_connected_input_grad_s8,
+                              lambda dy: (dy.size // units, units, _p(w, I8), mult, unit,
+                                          depth))
+    dy = _f32(inputs[0])
     dx = np.empty(graph.tensors[op.outputs[0]].shape, np.float32)
     library().tt_fully_connected_input_grad_f32(
         _p(dy, F32), _p(_mask(inputs[1]), U8), dy.size // units, units, _p(w, I8),
@@ -198,44 +293,60 @@ def fc_input_grad(graph: Graph, op: Operator, inputs) -> list:
     return [dx]
 
 
-def fc_weight_grad(graph: Graph, op: Operator, inputs) -> list:
-    dy, x_t = _f32(inputs[0]), graph.tensors[op.inputs[2]]
+def fc_weight_grad(graph: Graph, op: Operator, inputs, state=None) -> list:
+    x_t = graph.tensors[op.inputs[2]]
+    dy, head, kind = _dy(graph, op, inputs, 3)
     x = _i8(inputs[2])
     units, k = dy.shape[-1], x.shape[-1]
     dw = np.empty((units, k), np.float32)
-    library().tt_fully_connected_weight_grad_f32(
-        _p(dy, F32), _p(_mask(inputs[1]), U8), dy.size // units, units, _p(x, I8),
+    getattr(library(), "tt_fully_connected_weight_grad" + kind)(
+        *head, _p(_mask(inputs[1]), U8), dy.size // units, units, _p(x, I8),
         F32(x_t.quant.s), x_t.quant.zp, k, _p(dw, F32))
     return [dw]
 
 
-def _pool(graph: Graph, op: Operator, inputs, fn, saved=None) -> list:
+def _pool(graph: Graph, op: Operator, inputs, state, name, saved=None) -> list:
     o = options_of(op)
-    dy = _f32(inputs[0])
-    n, oh, ow, c = dy.shape
+    n, oh, ow, c = inputs[0].shape
     dx_shape = graph.tensors[op.outputs[0]].shape
-    dx = np.empty(dx_shape, np.float32)
     win = Window(o["stride_h"], o["stride_w"], 1, 1, o["pad_top"], o["pad_left"])
-    args = [_p(dy, F32)] + ([_p(_i8(saved), I8)] if saved is not None else [])
-    fn(*args, n, oh, ow, c, o["filter_h"], o["filter_w"], C.byref(win), dx_shape[1],
-       dx_shape[2], _p(dx, F32))
+    geometry = (n, oh, ow, c, o["filter_h"], o["filter_w"], C.byref(win), dx_shape[1],
+                dx_shape[2])
+    saved_arg = [_p(_i8(saved), I8)] if saved is not None else []
+    if _int8_grads(graph, op):
+        dy = _s8(inputs[0])
+        dx, scale = np.empty(dx_shape, np.int8), _new_scale()
+        getattr(library(), name + "_s8")(_p(dy, I8), _scale(inputs[-2]), *saved_arg, *geometry,
+                                         _p(dx, I8), _p(scale, F32), _rounding(op, state))
+        return [dx, scale]
+    dy = _f32(inputs[0])
+    dx = np.empty(dx_shape, np.float32)
+    getattr(library(), name + "_f32")(_p(dy, F32), *saved_arg, *geometry, _p(dx, F32))
     return [dx]
 
 
-def avg_pool_grad(graph: Graph, op: Operator, inputs) -> list:
-    return _pool(graph, op, inputs, library().tt_average_pool_grad_f32)
+def avg_pool_grad(graph: Graph, op: Operator, inputs, state=None) -> list:
+    return _pool(graph, op, inputs, state, "tt_average_pool_grad")
 
 
-def max_pool_grad(graph: Graph, op: Operator, inputs) -> list:
-    return _pool(graph, op, inputs, library().tt_max_pool_grad_f32, saved=inputs[1])
+def max_pool_grad(graph: Graph, op: Operator, inputs, state=None) -> list:
+    return _pool(graph, op, inputs, state, "tt_max_pool_grad", saved=inputs[1])
 
 
-def softmax_grad(graph: Graph, op: Operator, inputs) -> list:
+def softmax_grad(graph: Graph, op: Operator, inputs, state=None) -> list:
     q = graph.tensors[op.inputs[1]].quant
-    dy, p = _f32(inputs[0]), _i8(inputs[1])
+    p = _i8(inputs[1])
+    rows, depth = inputs[0].size // inputs[0].shape[-1], inputs[0].shape[-1]
+    if _int8_grads(graph, op):
+        dy = _s8(inputs[0])
+        dx, scale = np.empty_like(dy), _new_scale()
+        library().tt_softmax_grad_s8(_p(dy, I8), _scale(inputs[2]), _p(p, I8), q.zp, rows,
+                                     depth, _p(dx, I8), _p(scale, F32), _rounding(op, state))
+        return [dx, scale]
+    dy = _f32(inputs[0])
     dx = np.empty_like(dy)
-    library().tt_softmax_grad_f32(_p(dy, F32), _p(p, I8), F32(q.s), q.zp,
-                                  dy.size // dy.shape[-1], dy.shape[-1], _p(dx, F32))
+    library().tt_softmax_grad_f32(_p(dy, F32), _p(p, I8), F32(q.s), q.zp, rows, depth,
+                                  _p(dx, F32))
     return [dx]
 
 
@@ -245,40 +356,54 @@ def _dims(shape) -> np.ndarray:
     return np.array(shape, np.int32)
 
 
-def mean_grad(graph: Graph, op: Operator, inputs) -> list:
+def mean_grad(graph: Graph, op: Operator, inputs, state=None) -> list:
     shape = graph.tensors[op.outputs[0]].shape
     axes = set(options_of(op)["axes"])
     reduced = np.array([1 if d in axes else 0 for d in range(len(shape))], np.int32)
+    if _int8_grads(graph, op):
+        dx, scale = np.empty(shape, np.int8), _new_scale()
+        library().tt_mean_grad_s8(_p(_s8(inputs[0]), I8), _scale(inputs[1]),
+                                  _p(_dims(shape), I32), _p(reduced, I32), len(shape),
+                                  _p(dx, I8), _p(scale, F32))
+        return [dx, scale]
     dx = np.empty(shape, np.float32)
     library().tt_mean_grad_f32(_p(_f32(inputs[0]), F32), _p(_dims(shape), I32),
                                _p(reduced, I32), len(shape), _p(dx, F32))
     return [dx]
 
 
+def _moved(inputs) -> tuple[np.ndarray, type, str, type]:
+    """dy as its kernel takes it: (array, numpy dtype, kernel suffix, ctype)."""
+    if np.asarray(inputs[0]).dtype == np.int8:
+        return _s8(inputs[0]), np.int8, "_s8", I8
+    return _f32(inputs[0]), np.float32, "_f32", F32
+
+
 def pad_grad(graph: Graph, op: Operator, inputs) -> list:
-    dy = _f32(inputs[0])
+    dy, dtype, kind, ctype = _moved(inputs)
     shape = graph.tensors[op.outputs[0]].shape
     before = np.array(options_of(op)["before"], np.int32)
-    dx = np.empty(shape, np.float32)
-    library().tt_pad_grad_f32(_p(dy, F32), _p(_dims(dy.shape), I32), _p(before, I32),
-                              _p(_dims(shape), I32), len(shape), _p(dx, F32))
+    dx = np.empty(shape, dtype)
+    getattr(library(), "tt_pad_grad" + kind)(_p(dy, ctype), _p(_dims(dy.shape), I32),
+                                             _p(before, I32), _p(_dims(shape), I32),
+                                             len(shape), _p(dx, ctype))
     return [dx]
 
 
 def transpose_grad(graph: Graph, op: Operator, inputs) -> list:
-    dy = _f32(inputs[0])
+    dy, dtype, kind, ctype = _moved(inputs)
     perm = np.array(options_of(op)["perm"], np.int32)
-    dx = np.empty(graph.tensors[op.outputs[0]].shape, np.float32)
-    library().tt_transpose_grad_f32(_p(dy, F32), _p(_dims(dy.shape), I32), _p(perm, I32),
-                                    dy.ndim, _p(dx, F32))
+    dx = np.empty(graph.tensors[op.outputs[0]].shape, dtype)
+    getattr(library(), "tt_transpose_grad" + kind)(_p(dy, ctype), _p(_dims(dy.shape), I32),
+                                                   _p(perm, I32), dy.ndim, _p(dx, ctype))
     return [dx]
 
 
 def reshape_grad(graph: Graph, op: Operator, inputs) -> list:
     """dx = dy in another shape: the same bytes (tt_init_copy is the device's memcpy)."""
-    dy = _f32(inputs[0])
-    dx = np.empty(graph.tensors[op.outputs[0]].shape, np.float32)
-    library().tt_init_copy(_p(dy, F32), _p(dx, F32), dy.nbytes)
+    dy, dtype, _, ctype = _moved(inputs)
+    dx = np.empty(graph.tensors[op.outputs[0]].shape, dtype)
+    library().tt_init_copy(_p(dy, ctype), _p(dx, ctype), dy.nbytes)
     return [dx]
 
 
@@ -291,9 +416,24 @@ def init(graph: Graph, op: Operator, inputs, state) -> list:
     return []
 
 
-def sum_grad(graph: Graph, op: Operator, inputs) -> list:
+def sum_grad(graph: Graph, op: Operator, inputs, state=None) -> list:
+    shape = graph.tensors[op.outputs[0]].shape
+    if _int8_grads(graph, op):
+        a, scale = _s8(inputs[0]), _new_scale()
+        dx = np.empty(shape, np.int8)
+        if inputs[1] is None:
+            dx_dims = (1,) * (a.ndim - len(shape)) + tuple(shape)
+            library().tt_sum_broadcast_grad_s8(_p(a, I8), _scale(inputs[2]),
+                                               _p(_dims(a.shape), I32), _p(_dims(dx_dims), I32),
+                                               a.ndim, _p(dx, I8), _p(scale, F32),
+                                               _rounding(op, state))
+        else:
+            b = _s8(inputs[1])
+            library().tt_add_grad_s8(_p(a, I8), _scale(inputs[2]), _p(b, I8), _scale(inputs[3]),
+                                     a.size, _p(dx, I8), _p(scale, F32), _rounding(op, state))
+        return [dx, scale]
     if inputs[1] is None:
-        return [_sum_broadcast(_f32(inputs[0]), graph.tensors[op.outputs[0]].shape)]
+        return [_sum_broadcast(_f32(inputs[0]), shape)]
     a, b = _f32(inputs[0]), _f32(inputs[1])
     out = np.empty_like(a)
     library().tt_add_grad_f32(_p(a, F32), _p(b, F32), a.size, _p(out, F32))
@@ -352,7 +492,8 @@ def update_bias(graph: Graph, op: Operator, inputs, state) -> list:
 # the gradient piece by piece into `scratch`, of the schema's scratch_floats size.
 
 def conv_weight_update(graph: Graph, op: Operator, inputs, state) -> list:
-    dy, x_t, o = _f32(inputs[0]), graph.tensors[op.inputs[2]], options_of(op)
+    x_t, o = graph.tensors[op.inputs[2]], options_of(op)
+    dy, head, kind = _dy(graph, op, inputs, 5)
     x, w = _i8(inputs[2]), inputs[3]
     n, oh, ow, co = dy.shape
     _, kh, kw, ci = w.shape
@@ -360,8 +501,8 @@ def conv_weight_update(graph: Graph, op: Operator, inputs, state) -> list:
     scales = _weight_scales(graph, op, 3)
     scratch = np.empty(kh * kw * k, np.float32)
     win, sgd, st = _window(op), _sgd(o), _state(state, o)
-    library().tt_conv2d_weight_update_s8(
-        _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, co, _p(x, I8), F32(x_t.quant.s),
+    getattr(library(), "tt_conv2d_weight_update_s8" + _update_suffix(kind))(
+        *head, _p(_mask(inputs[1]), U8), n, oh, ow, co, _p(x, I8), F32(x_t.quant.s),
         x_t.quant.zp, x.shape[1], x.shape[2], k, _p(w, I8), kh, kw, ci, _p(scales, F32),
         scales.size, C.byref(win), _p(inputs[4], F32), C.byref(sgd), C.byref(st),
         _p(scratch, F32))
@@ -369,7 +510,8 @@ def conv_weight_update(graph: Graph, op: Operator, inputs, state) -> list:
 
 
 def dw_weight_update(graph: Graph, op: Operator, inputs, state) -> list:
-    dy, x_t, o = _f32(inputs[0]), graph.tensors[op.inputs[2]], options_of(op)
+    x_t, o = graph.tensors[op.inputs[2]], options_of(op)
+    dy, head, kind = _dy(graph, op, inputs, 5)
     x, w = _i8(inputs[2]), inputs[3]
     n, oh, ow, cm = dy.shape
     m = o["depth_multiplier"]
@@ -377,8 +519,8 @@ def dw_weight_update(graph: Graph, op: Operator, inputs, state) -> list:
     scales = _weight_scales(graph, op, 3)
     scratch = np.empty(kh * kw * cm, np.float32)
     win, sgd, st = _window(op), _sgd(o), _state(state, o)
-    library().tt_depthwise_conv2d_weight_update_s8(
-        _p(dy, F32), _p(_mask(inputs[1]), U8), n, oh, ow, cm // m, m, _p(x, I8),
+    getattr(library(), "tt_depthwise_conv2d_weight_update_s8" + _update_suffix(kind))(
+        *head, _p(_mask(inputs[1]), U8), n, oh, ow, cm // m, m, _p(x, I8),
         F32(x_t.quant.s), x_t.quant.zp, x.shape[1], x.shape[2], _p(w, I8), kh, kw,
         _p(scales, F32), scales.size, C.byref(win), _p(inputs[4], F32), C.byref(sgd),
         C.byref(st), _p(scratch, F32))
@@ -386,27 +528,35 @@ def dw_weight_update(graph: Graph, op: Operator, inputs, state) -> list:
 
 
 def fc_weight_update(graph: Graph, op: Operator, inputs, state) -> list:
-    dy, x_t, o = _f32(inputs[0]), graph.tensors[op.inputs[2]], options_of(op)
+    x_t, o = graph.tensors[op.inputs[2]], options_of(op)
+    dy, head, kind = _dy(graph, op, inputs, 5)
     x, w = _i8(inputs[2]), inputs[3]
     units, depth = w.shape
     k = o["channels"]
     scales = _weight_scales(graph, op, 3)
     scratch = np.empty(k, np.float32)
     sgd, st = _sgd(o), _state(state, o)
-    library().tt_fully_connected_weight_update_s8(
-        _p(dy, F32), _p(_mask(inputs[1]), U8), dy.size // units, units, _p(x, I8),
+    getattr(library(), "tt_fully_connected_weight_update_s8" + _update_suffix(kind))(
+        *head, _p(_mask(inputs[1]), U8), dy.size // units, units, _p(x, I8),
         F32(x_t.quant.s), x_t.quant.zp, k, _p(w, I8), depth, _p(scales, F32), scales.size,
         _p(inputs[4], F32), C.byref(sgd), C.byref(st), _p(scratch, F32))
     return []
 
 
+def _update_suffix(kind: str) -> str:
+    """The fused update kernels: the float32-dy ones are named for their parameters only
+    (tt_conv2d_weight_update_s8), the int8-dy ones add dy's type (..._s8_s8)."""
+    return "_s8" if kind == "_s8" else ""
+
+
 def bias_update(graph: Graph, op: Operator, inputs, state) -> list:
-    dy, b, o = _f32(inputs[0]), inputs[2], options_of(op)
+    b, o = inputs[2], options_of(op)
+    dy, head, kind = _dy(graph, op, inputs, 4)
     scales = _scales(graph.tensors[op.inputs[2]].quant, b.size)
     scratch = np.empty(b.size, np.float32)
     sgd, st = _sgd(o), _state(state, o)
-    library().tt_bias_update_s32(
-        _p(dy, F32), _p(_mask(inputs[1]), U8), dy.size // b.size, b.size, _p(b, I32),
+    getattr(library(), "tt_bias_update_s32" + _update_suffix(kind))(
+        *head, _p(_mask(inputs[1]), U8), dy.size // b.size, b.size, _p(b, I32),
         _p(scales, F32), _p(inputs[3], F32), C.byref(sgd), C.byref(st), _p(scratch, F32))
     return []
 
@@ -414,25 +564,25 @@ def bias_update(graph: Graph, op: Operator, inputs, state) -> list:
 # op name -> (C-backed kernel, stateful)
 C_KERNELS = {
     "TT_INIT": (init, True),
-    "TT_MEAN_GRAD": (mean_grad, False),
+    "TT_MEAN_GRAD": (mean_grad, True),
     "TT_PAD_GRAD": (pad_grad, False),
     "TT_TRANSPOSE_GRAD": (transpose_grad, False),
     "TT_RESHAPE_GRAD": (reshape_grad, False),
     "TT_SAVE_MASK": (save_mask, False),
     "TT_SAVE_SLICE": (save_slice, False),
-    "TT_LOSS_SOFTMAX_CE": (loss, False),
-    "TT_BIAS_GRAD": (bias_grad, False),
+    "TT_LOSS_SOFTMAX_CE": (loss, True),
+    "TT_BIAS_GRAD": (bias_grad, True),
     "TT_MASK_GRAD": (mask_grad, False),
-    "TT_SUM_GRAD": (sum_grad, False),
-    "TT_CONV2D_INPUT_GRAD": (conv_input_grad, False),
-    "TT_CONV2D_WEIGHT_GRAD": (conv_weight_grad, False),
-    "TT_DEPTHWISE_CONV2D_INPUT_GRAD": (dw_input_grad, False),
-    "TT_DEPTHWISE_CONV2D_WEIGHT_GRAD": (dw_weight_grad, False),
-    "TT_FULLY_CONNECTED_INPUT_GRAD": (fc_input_grad, False),
-    "TT_FULLY_CONNECTED_WEIGHT_GRAD": (fc_weight_grad, False),
-    "TT_AVERAGE_POOL_GRAD": (avg_pool_grad, False),
-    "TT_MAX_POOL_GRAD": (max_pool_grad, False),
-    "TT_SOFTMAX_GRAD": (softmax_grad, False),
+    "TT_SUM_GRAD": (sum_grad, True),
+    "TT_CONV2D_INPUT_GRAD": (conv_input_grad, True),
+    "TT_CONV2D_WEIGHT_GRAD": (conv_weight_grad, True),
+    "TT_DEPTHWISE_CONV2D_INPUT_GRAD": (dw_input_grad, True),
+    "TT_DEPTHWISE_CONV2D_WEIGHT_GRAD": (dw_weight_grad, True),
+    "TT_FULLY_CONNECTED_INPUT_GRAD": (fc_input_grad, True),
+    "TT_FULLY_CONNECTED_WEIGHT_GRAD": (fc_weight_grad, True),
+    "TT_AVERAGE_POOL_GRAD": (avg_pool_grad, True),
+    "TT_MAX_POOL_GRAD": (max_pool_grad, True),
+    "TT_SOFTMAX_GRAD": (softmax_grad, True),
     "TT_UPDATE_WEIGHT": (update_weight, True),
     "TT_UPDATE_BIAS": (update_bias, True),
     "TT_BIAS_UPDATE": (bias_update, True),
