@@ -233,7 +233,8 @@ def cmd_augment(args) -> int:
     if out.resolve() == Path(args.model).resolve():
         raise TTError("the output would overwrite the input model; choose another -o")
     hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum, qas=not args.no_qas,
-                  rounding=args.rounding, seed=args.seed, decay_steps=args.lr_decay_steps)
+                  rounding=args.rounding, seed=args.seed, decay_steps=args.lr_decay_steps,
+                  grad=args.grad, grad_rounding=args.grad_rounding)
     result = augment(graph, args.scheme, args.num_classes, hyper, fuse=not args.no_fuse)
     g = result.graph
     print(f"{args.model} -> {out}")
@@ -243,7 +244,9 @@ def cmd_augment(args) -> int:
           + f", bias lr {hyper.effective_bias_lr:g}"
           + (f", momentum {hyper.momentum:g}" if hyper.momentum else "")
           + (f", cosine decay over {hyper.decay_steps} steps" if hyper.decay_steps else "")
-          + f", rounding {hyper.rounding}, seed {hyper.seed}")
+          + f", rounding {hyper.rounding}, seed {hyper.seed}"
+          + (f"; int8 gradients ({hyper.grad_rounding} rounding)" if hyper.grad == "int8"
+             else "; float32 gradients"))
     print(f"  {'op':>4}  {'kind':<18} {'layer (output tensor)':<44} {'weights':>16} {'bias':>5} "
           f"{'params':>8}")
     total_w = total_b = 0
@@ -437,6 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the new head's weights and of stochastic rounding")
     s.add_argument("--no-qas", action="store_true",
                    help="plain SGD on the integer parameters (the baseline QAS fixes)")
+    s.add_argument("--grad", default="float32", metavar="{float32,int8}",
+                   help="activation gradients: float32 (default), or int8 with a per-tensor "
+                        "scale found at run time and int32 sums (a quarter of the memory)")
+    s.add_argument("--grad-rounding", default="stochastic", metavar="{stochastic,nearest}",
+                   help="how int8 gradients are rounded (default stochastic)")
     s.add_argument("--no-fuse", action="store_true",
                    help="keep weight and bias gradients as whole tensors instead of computing "
                         "them inside the in-place update ops (a larger peak)")
