@@ -90,8 +90,10 @@ def mean_se(values: list[float]) -> tuple[float, float]:
 
 def summary(rows: list[dict], val: int) -> list[str]:
     """Per row over seeds, then the paired differences, as markdown (points of accuracy)."""
-    out = ["", f"Validation accuracy in % over seeds (each on {val} samples, binomial standard "
-                "error about 0.9 points at 50%): per-seed values, mean, standard error of the mean",
+    binomial = 100 * math.sqrt(0.25 / val)
+    out = ["", f"Validation accuracy in % over seeds (each on {val} samples: binomial standard "
+                f"error at most {binomial:.1f} points): per-seed values, mean, standard error of "
+                "the mean over the seeds",
            "", "| scheme | variant | gradients | seeds | mean | s.e. |", "|---|---|---|---|---:|---:|"]
     groups: dict[tuple, dict[int, float]] = {}
     for r in rows:
