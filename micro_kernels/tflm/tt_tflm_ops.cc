@@ -248,6 +248,7 @@ bool WindowOk(Prepare &p, const tt_window &w) {
  * input gradients) and, when it rounds stochastically, its stream. */
 struct GradMode {
   bool options;              /* Init found them (int8 mode has them, float32 mode not) */
+  const char *bad_key;       /* the first of them missing or mistyped */
   int32_t rounding, passes;
   uint32_t seed;
   tt_update_state state;
@@ -259,11 +260,13 @@ void ReadGradOptions(Options &o, GradMode *g, bool passes) {
   g->rounding = o.Int("rounding");
   g->seed = o.UInt("seed");
   g->passes = passes ? o.Int("passes") : 2;
+  g->bad_key = o.bad_key();
   tt_update_state_init(&g->state, g->seed);
 }
 
 /* The options match the mode and are in range. */
 bool GradOptionsOk(Prepare &p, const GradMode &g, bool int8) {
+  if (!p.Options(g.bad_key)) return false;
   if (!int8) {
     if (g.options) return p.Fail("options 'rounding' and 'seed' are for int8 gradients"), false;
     return true;
