@@ -2,12 +2,14 @@
 head) through our C kernels on the Cortex-M7 rig (QEMU mps2-an500, `-icount shift=0`,
 built for the board: TFLITE_TRAIN_CORTEX_M7_FLAGS), per kernel function.
 
-    .venv/bin/python benchmarks/mcu_step.py [--schemes bias-only,sparse]
+    .venv/bin/python benchmarks/mcu_step.py [--schemes bias-only,sparse] [--grad float32,int8]
 
 Every kernel call of the second training step on the C engine (seeded random image and
 label) is recorded on the host and replayed on the rig with its real inputs; each call is
 timed in SysTick ticks of 40 instructions. The forward pass is not included (TFLM's kernels,
-or the int8 forward kernels, run it). QEMU counts instructions, not cycles. The replay has
+or the int8 forward kernels, run it). --grad int8: the training model `augment --grad int8`
+writes (int8 activation gradients, stochastic rounding, the planner's one or two passes per
+input gradient). QEMU counts instructions, not cycles. The replay has
 its inputs in a memory larger than the board's (all the step's vectors at once), which
 changes no instruction count.
 """
@@ -26,9 +28,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import test_cortex_m7 as rig  # noqa: E402
-from tflite_train import augment, ops, tflite_io  # noqa: E402
+from tflite_train import augment, memory, ops, tflite_io  # noqa: E402
 from tflite_train.autodiff import Hyper  # noqa: E402
 from tflite_train.runtime.numpy_exec import Executor  # noqa: E402
+from tflite_train.training_ops import options_of, set_option  # noqa: E402
 
 MODEL = HERE.parent.parent / "shared" / "models" / "tflm" / "person_detect.tflite"
 SCHEMES = {"bias-only": "bias-only", "sparse": str(HERE / "schemes" / "person_detect_sparse.json")}
@@ -55,12 +58,20 @@ def backward_macs(graph) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--schemes", default="bias-only,sparse")
+    ap.add_argument("--grad", default="float32",
+                    help="comma-separated: float32, int8 (the planner's passes), int8-1pass "
+                         "(every int8 input gradient in one pass, whatever the memory)")
     args = ap.parse_args()
     if not MODEL.exists():
         sys.exit(f"{MODEL} is not present: this benchmark needs ../shared/models")
-    for name in args.schemes.split(","):
+    for name, grad in [(n, g) for n in args.schemes.split(",") for g in args.grad.split(",")]:
         graph = augment.augment(tflite_io.load(MODEL), SCHEMES.get(name, name), 10,
-                                Hyper()).graph
+                                Hyper(grad=grad.split("-")[0])).graph
+        if grad == "int8-1pass":
+            for op in graph.operators:
+                if "passes" in options_of(op):
+                    set_option(op, "passes", 1)
+        arena = memory.plan(graph).arena_bytes
         calls = step_calls(graph)
         program = rig.Program(timed=True)
         for call in calls:
@@ -77,8 +88,9 @@ def main() -> None:
             per[call.name][0] += 1
             per[call.name][1] += 40 * ticks[k]
         total = sum(v[1] for v in per.values())
-        print(f"\n{name}: {total:,} instructions for {backward_macs(graph):,} MACs of the "
-              f"backward ops, {len(calls)} kernel calls\n")
+        print(f"\n{name}, {grad} gradients: {total:,} instructions for "
+              f"{backward_macs(graph):,} MACs of the backward ops, {len(calls)} kernel calls; "
+              f"arena {arena:,} bytes\n")
         print("| kernel | calls | instructions | share |\n|---|---:|---:|---:|")
         for fn, (n, instr) in sorted(per.items(), key=lambda kv: -kv[1][1]):
             print(f"| {fn} | {n} | {instr:,} | {100 * instr / total:.1f}% |")

@@ -110,10 +110,17 @@ static inline void tt_next_index(int32_t *index, const int32_t *dims, int32_t ra
 static inline uint32_t tt_magnitude(int32_t v) { return v < 0 ? 0u - (uint32_t)v : (uint32_t)v; }
 
 /* One call's rounding: from A = max |acc|, once, then tt_round_grad per element, in the
- * output's row-major order (the order of the random draws). */
+ * output's row-major order (the order of the random draws). The rule's
+ * (acc * r + bias) >> shift is computed as the high word of the 64-bit sum shifted right by
+ * shift - 32 (a floor of a floor: the same integer), so that the product and the sum are
+ * one multiply-accumulate of 32-bit halves; for shift 31 (127 < A < 256) the accumulator
+ * is doubled instead: (2 acc * r + 2 bias) >> 32 is the same integer. */
 typedef struct {
   int32_t r;            /* floor(127 * 2^shift / A), in [127 * 2^23, 127 * 2^24] */
-  int32_t shift;        /* bit length of A + 23 */
+  int32_t times;        /* 2 when shift is 31, else 1 */
+  int32_t hi_shift;     /* max(shift, 32) - 32 */
+  int32_t noise_shift;  /* stochastic: the 24 random bits go to bit max(shift, 32) - 24 */
+  int64_t half;         /* nearest: 2^(max(shift, 32) - 1) */
   int32_t exact;        /* A <= 127: q = acc, nothing rounded, no draws */
   int32_t stochastic;
   uint32_t rng;
@@ -127,21 +134,23 @@ void tt_rounder_begin(tt_rounder *q, uint32_t amax, float unit, const tt_update_
 
 static inline int8_t tt_round_grad(tt_rounder *q, int32_t acc) {
   if (q->exact) return (int8_t)acc;
-  int64_t add;
+  int64_t add = q->half;
   if (q->stochastic) {
     uint32_t x = q->rng;
     x ^= x << 13;
     x ^= x >> 17;
     x ^= x << 5;
     q->rng = x;
-    add = (int64_t)(x >> 8) << (q->shift - 24);
-  } else {
-    add = (int64_t)1 << (q->shift - 1);
+    add = (int64_t)(x >> 8) << q->noise_shift;
   }
-  /* |acc * r| <= 127 * 2^shift < 2^62, and the sum's floor division by 2^shift (an
-   * arithmetic shift) lies in [-127, 127] by the choice of r */
-  return (int8_t)(((int64_t)acc * q->r + add) >> q->shift);
+  /* |acc * times * r| <= 127 * 2^max(shift, 32) < 2^63; the high word's arithmetic shift
+   * is the rule's floor, in [-127, 127] by the choice of r */
+  const int64_t t = (int64_t)(acc * q->times) * q->r + add;
+  return (int8_t)((int32_t)(t >> 32) >> q->hi_shift);
 }
+
+/* tt_round_grad over n stored accumulators, into out (the same integers, faster). */
+void tt_round_grads(tt_rounder *q, const int32_t *acc, int32_t n, int8_t *out);
 
 /* The random stream back into the op's state, and its step counter advanced. */
 static inline void tt_rounder_end(const tt_rounder *q, tt_update_state *state) {

@@ -160,11 +160,16 @@ void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int
 
 
 /* ---- int8 gradients ------------------------------------------------------------------------
- * Each dx element gathers its terms (the dy positions whose taps read it), eight channels at
- * a time in registers, so that a block's accumulators are complete at once: the two-pass
- * form computes every block twice (once for A, once to round) and never holds more than
- * eight accumulators; with scratch the blocks are stored, then rounded. Both visit dx in
- * row-major order, the order of the rounding's random draws. */
+ * The accumulators are exact int32 sums, so any order gives the same integers and both
+ * forms below give the same bits. Two passes (no scratch): each dx element gathers its
+ * terms (the dy positions whose taps read it), eight channels at a time in registers, so
+ * that a block is complete at once; every block is computed twice, once for A and once to
+ * round. One pass: the accumulators go to the int32 scratch, then the rule runs over it;
+ * a depthwise layer then scatters each dy position into the scratch (as the float32 kernel
+ * does into dx), a convolution still gathers (its terms per element are many). Rounding
+ * visits dx in row-major order, the order of the random draws. */
+
+#define TT_IG_BLOCK 8          /* dx channels in registers per gather */
 
 /* One layer's int8 input gradient: the operands and, per call, the tap steps. */
 typedef struct {
@@ -237,14 +242,14 @@ static void conv_terms(const int8_t *g, const uint8_t *mask, int32_t at, int32_t
  * of (iy, ix) are in a->ty and a->tx. */
 static void conv_block(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc, int32_t *acc) {
   const int32_t w_stride = a->kh * a->kw * a->ci;        /* w[o, ky, kx, c] to w[o + 1, ...] */
-  for (int32_t j = 0; j < 8; ++j) acc[j] = 0;
+  for (int32_t j = 0; j < TT_IG_BLOCK; ++j) acc[j] = 0;
   for (int32_t t = 0; t < a->ty.n; ++t) {
     const int32_t ky = a->ty.k0 + t * a->ty.kstep, oy = a->ty.o0 - t * a->ty.ostep;
     for (int32_t u = 0; u < a->tx.n; ++u) {
       const int32_t kx = a->tx.k0 + u * a->tx.kstep, ox = a->tx.o0 - u * a->tx.ostep;
       const int32_t at = ((b * a->oh + oy) * a->ow + ox) * a->co;
       const int8_t *wt = a->w + (ky * a->kw + kx) * a->ci + c0;
-      if (nc == 8)
+      if (nc == TT_IG_BLOCK)
         conv_terms_8(a->dy + at, a->mask, at, a->co, a->mult, wt, w_stride, acc);
       else
         conv_terms(a->dy + at, a->mask, at, a->co, a->mult, wt, w_stride, nc, acc);
@@ -254,21 +259,22 @@ static void conv_block(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc, int
 
 /* The depthwise form: channel ch of dx sums, over the taps reading it and j < m, the terms
  * h[o] * w[0, ky, kx, o] with o = ch * m + j. mult[o] is constant over the taps, so
- * acc = sum over j of mult[o] * (the sum over taps of g[o] * w[o]): the same integer, one
+ * acc = the sum over j of mult[o] * (the sum over taps of g[o] * w[o]): the same integer, one
  * multiplication by mult per channel instead of one per term. */
 static void depthwise_block(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc,
                             int32_t *acc) {
   const int32_t cm = a->co;
-  for (int32_t j = 0; j < 8; ++j) acc[j] = 0;
-  if (a->m == 1 && nc == 8) {
+  for (int32_t j = 0; j < TT_IG_BLOCK; ++j) acc[j] = 0;
+  if (a->m == 1 && nc == TT_IG_BLOCK) {
     int32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, t4 = 0, t5 = 0, t6 = 0, t7 = 0;
     for (int32_t t = 0; t < a->ty.n; ++t) {
       const int32_t ky = a->ty.k0 + t * a->ty.kstep, oy = a->ty.o0 - t * a->ty.ostep;
+      const int8_t *g_row = a->dy + (b * a->oh + oy) * a->ow * cm + c0;
+      const int8_t *w_row = a->w + ky * a->kw * cm + c0;
       for (int32_t u = 0; u < a->tx.n; ++u) {
         const int32_t kx = a->tx.k0 + u * a->tx.kstep, ox = a->tx.o0 - u * a->tx.ostep;
-        const int32_t at = ((b * a->oh + oy) * a->ow + ox) * cm + c0;
-        const int8_t *g = a->dy + at;
-        const int8_t *wt = a->w + (ky * a->kw + kx) * cm + c0;
+        const int8_t *g = g_row + ox * cm;
+        const int8_t *wt = w_row + kx * cm;
         if (a->mask == 0) {
           t0 += g[0] * wt[0];
           t1 += g[1] * wt[1];
@@ -280,6 +286,7 @@ static void depthwise_block(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc
           t7 += g[7] * wt[7];
           continue;
         }
+        const int32_t at = (int32_t)(g - a->dy);
         if (tt_live(a->mask, at)) t0 += g[0] * wt[0];
         if (tt_live(a->mask, at + 1)) t1 += g[1] * wt[1];
         if (tt_live(a->mask, at + 2)) t2 += g[2] * wt[2];
@@ -317,30 +324,32 @@ static void depthwise_block(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc
     }
 }
 
-typedef void (*block_fn)(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc, int32_t *acc);
-
 /* Walks dx in row-major order, block by block: stores the accumulators in `store`, or
  * tracks their largest magnitude in *amax, or rounds them into dx with `r`. */
-static void walk_s8(layer_s8 *a, block_fn block, int32_t *store, uint32_t *amax, tt_rounder *r,
+static void walk_s8(layer_s8 *a, int depthwise, int32_t *store, uint32_t *amax, tt_rounder *r,
                     int8_t *dx) {
   const tt_window v = a->v;
-  int32_t acc[8];
+  int32_t acc[TT_IG_BLOCK];
   uint32_t top = 0;
-  int32_t i = 0;                                  /* dx element index */
+  int8_t *out = dx;
   for (int32_t b = 0; b < a->n; ++b)
     for (int32_t iy = 0; iy < a->h; ++iy) {
       tt_taps_reading(iy, v.stride_h, v.dilation_h, v.pad_top, a->kh, a->oh, &a->ty);
       for (int32_t ix = 0; ix < a->wd; ++ix) {
         tt_taps_reading(ix, v.stride_w, v.dilation_w, v.pad_left, a->kw, a->ow, &a->tx);
-        for (int32_t c0 = 0; c0 < a->ci; c0 += 8) {
-          const int32_t nc = a->ci - c0 < 8 ? a->ci - c0 : 8;
-          block(a, b, c0, nc, acc);
-          for (int32_t j = 0; j < nc; ++j, ++i) {
-            if (store != 0) {
-              store[i] = acc[j];
-            } else if (r != 0) {
-              dx[i] = tt_round_grad(r, acc[j]);
-            } else {
+        for (int32_t c0 = 0; c0 < a->ci; c0 += TT_IG_BLOCK) {
+          const int32_t nc = a->ci - c0 < TT_IG_BLOCK ? a->ci - c0 : TT_IG_BLOCK;
+          if (depthwise)
+            depthwise_block(a, b, c0, nc, acc);
+          else
+            conv_block(a, b, c0, nc, acc);
+          if (store != 0) {
+            for (int32_t j = 0; j < nc; ++j) *store++ = acc[j];
+          } else if (r != 0) {
+            tt_round_grads(r, acc, nc, out);
+            out += nc;
+          } else {
+            for (int32_t j = 0; j < nc; ++j) {
               const uint32_t mag = tt_magnitude(acc[j]);
               if (mag > top) top = mag;
             }
@@ -351,19 +360,76 @@ static void walk_s8(layer_s8 *a, block_fn block, int32_t *store, uint32_t *amax,
   if (amax != 0) *amax = top;
 }
 
+/* The one-pass depthwise form: every dy position's terms scattered into acc [n, h, wd, c]
+ * (zeroed here): h = dy * mult (0 where masked), four channels in registers for all the
+ * window's taps. */
+static void depthwise_scatter(const layer_s8 *a, int32_t *acc) {
+  const tt_window v = a->v;
+  const int32_t c = a->ci, m = a->m, cm = a->co;
+  memset(acc, 0, sizeof(int32_t) * (size_t)a->n * (size_t)a->h * (size_t)a->wd * (size_t)c);
+  for (int32_t b = 0; b < a->n; ++b)
+    for (int32_t oy = 0; oy < a->oh; ++oy) {
+      int32_t ky0, ky1;
+      tt_tap_range(oy, v.stride_h, v.dilation_h, v.pad_top, a->h, a->kh, &ky0, &ky1);
+      for (int32_t ox = 0; ox < a->ow; ++ox) {
+        int32_t kx0, kx1;
+        tt_tap_range(ox, v.stride_w, v.dilation_w, v.pad_left, a->wd, a->kw, &kx0, &kx1);
+        const int32_t at = ((b * a->oh + oy) * a->ow + ox) * cm;
+        const int8_t *g = a->dy + at;
+        /* tap (ky, kx) reads (iy0 + ky * dilation_h, ix0 + kx * dilation_w) of image b */
+        const int32_t iy0 = b * a->h + oy * v.stride_h - v.pad_top;
+        const int32_t ix0 = ox * v.stride_w - v.pad_left;
+        int32_t ch = 0;
+        if (m == 1)
+          for (; ch + 4 <= c; ch += 4) {
+            const int32_t h0 = tt_live(a->mask, at + ch) ? g[ch] * a->mult[ch] : 0;
+            const int32_t h1 = tt_live(a->mask, at + ch + 1) ? g[ch + 1] * a->mult[ch + 1] : 0;
+            const int32_t h2 = tt_live(a->mask, at + ch + 2) ? g[ch + 2] * a->mult[ch + 2] : 0;
+            const int32_t h3 = tt_live(a->mask, at + ch + 3) ? g[ch + 3] * a->mult[ch + 3] : 0;
+            if ((h0 | h1 | h2 | h3) == 0) continue;
+            for (int32_t ky = ky0; ky < ky1; ++ky) {
+              int32_t *d = acc + ((iy0 + ky * v.dilation_h) * a->wd + ix0) * c + ch;
+              const int8_t *wt = a->w + ky * a->kw * cm + ch;
+              for (int32_t kx = kx0; kx < kx1; ++kx) {
+                int32_t *dk = d + kx * v.dilation_w * c;
+                const int8_t *wk = wt + kx * cm;
+                dk[0] += h0 * wk[0];
+                dk[1] += h1 * wk[1];
+                dk[2] += h2 * wk[2];
+                dk[3] += h3 * wk[3];
+              }
+            }
+          }
+        for (; ch < c; ++ch)
+          for (int32_t j = 0; j < m; ++j) {
+            const int32_t o = ch * m + j;
+            if (!tt_live(a->mask, at + o)) continue;
+            const int32_t h0 = g[o] * a->mult[o];
+            for (int32_t ky = ky0; ky < ky1; ++ky)
+              for (int32_t kx = kx0; kx < kx1; ++kx)
+                acc[((iy0 + ky * v.dilation_h) * a->wd + ix0 + kx * v.dilation_w) * c + ch] +=
+                    h0 * a->w[(ky * a->kw + kx) * cm + o];
+          }
+      }
+    }
+}
+
 /* The two forms of every layer's int8 input gradient. */
-static void input_grad_s8(layer_s8 *a, block_fn block, float unit, int8_t *dx, float *dx_scale,
+static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, float *dx_scale,
                           tt_update_state *rounding, int32_t *scratch) {
   if (scratch != 0) {
-    walk_s8(a, block, scratch, 0, 0, 0);
+    if (depthwise)
+      depthwise_scatter(a, scratch);
+    else
+      walk_s8(a, 0, scratch, 0, 0, 0);
     tt_quantize_grad_s8(scratch, a->n * a->h * a->wd * a->ci, unit, rounding, dx, dx_scale);
     return;
   }
   uint32_t amax = 0;
-  walk_s8(a, block, 0, &amax, 0, 0);
+  walk_s8(a, depthwise, 0, &amax, 0, 0);
   tt_rounder r;
   tt_rounder_begin(&r, amax, unit, rounding, dx_scale);
-  walk_s8(a, block, 0, 0, &r, dx);
+  walk_s8(a, depthwise, 0, 0, &r, dx);
   tt_rounder_end(&r, rounding);
 }
 
@@ -377,7 +443,7 @@ void tt_conv2d_input_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *ma
                 {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}};
   tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
   tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
-  input_grad_s8(&a, conv_block, dy_scale * w_unit, dx, dx_scale, rounding, scratch);
+  input_grad_s8(&a, 0, dy_scale * w_unit, dx, dx_scale, rounding, scratch);
 }
 
 void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
@@ -390,7 +456,7 @@ void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, float dy_scale, const u
                 {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}};
   tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
   tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
-  input_grad_s8(&a, depthwise_block, dy_scale * w_unit, dx, dx_scale, rounding, scratch);
+  input_grad_s8(&a, 1, dy_scale * w_unit, dx, dx_scale, rounding, scratch);
 }
 
 /* A fully connected layer is a 1x1 convolution over `batches` positions: dx[b, d] sums
@@ -405,5 +471,5 @@ void tt_fully_connected_input_grad_s8(const int8_t *dy, float dy_scale, const ui
                 {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}};
   tt_tap_steps(1, 1, &a.ty);
   tt_tap_steps(1, 1, &a.tx);
-  input_grad_s8(&a, conv_block, dy_scale * w_unit, dx, dx_scale, rounding, scratch);
+  input_grad_s8(&a, 0, dy_scale * w_unit, dx, dx_scale, rounding, scratch);
 }

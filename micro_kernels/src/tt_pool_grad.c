@@ -105,12 +105,12 @@ static inline int32_t share_of(const pool_s8 *a, int32_t count) {
   return (int32_t)((((int64_t)a->cmin << (a->shift + 1)) + count) / (2 * (int64_t)count));
 }
 
-/* Whether input (iy, ix) of channel ch is the first in-image maximum of window (oy, ox). */
-static int window_max_is(const pool_s8 *a, int32_t b, int32_t oy, int32_t ox, int32_t ch,
-                         int32_t iy, int32_t ix) {
-  int32_t ky0, ky1, kx0, kx1, best_y = -1, best_x = -1, best = -1000;
-  tt_tap_range(oy, a->v.stride_h, 1, a->v.pad_top, a->h, a->fh, &ky0, &ky1);
-  tt_tap_range(ox, a->v.stride_w, 1, a->v.pad_left, a->wd, a->fw, &kx0, &kx1);
+/* Whether input (iy, ix) of channel ch is the first in-image maximum of the window whose
+ * in-image taps are [ky0, ky1) x [kx0, kx1) at output (oy, ox). */
+static int window_max_is(const pool_s8 *a, int32_t b, int32_t oy, int32_t ox, int32_t ky0,
+                         int32_t ky1, int32_t kx0, int32_t kx1, int32_t ch, int32_t iy,
+                         int32_t ix) {
+  int32_t best_y = -1, best_x = -1, best = -1000;
   for (int32_t ky = ky0; ky < ky1; ++ky) {
     const int32_t y = oy * a->v.stride_h + ky - a->v.pad_top;
     for (int32_t kx = kx0; kx < kx1; ++kx) {
@@ -126,40 +126,56 @@ static int window_max_is(const pool_s8 *a, int32_t b, int32_t oy, int32_t ox, in
   return best_y == iy && best_x == ix;
 }
 
+/* acc[0 .. nc) of dx[b, iy, ix, c0 .. c0 + nc), nc <= 8: the windows of the tap runs ty, tx
+ * (those containing the element), each window's share (average pool) or maximum (max pool)
+ * found once per window for the block. */
+static void pool_block(const pool_s8 *a, const tt_tap_run *ty, const tt_tap_run *tx, int32_t b,
+                       int32_t iy, int32_t ix, int32_t c0, int32_t nc, int32_t *acc) {
+  for (int32_t j = 0; j < nc; ++j) acc[j] = 0;
+  for (int32_t t = 0; t < ty->n; ++t) {
+    const int32_t oy = ty->o0 - t * ty->ostep;
+    int32_t ky0, ky1;
+    tt_tap_range(oy, a->v.stride_h, 1, a->v.pad_top, a->h, a->fh, &ky0, &ky1);
+    for (int32_t u = 0; u < tx->n; ++u) {
+      const int32_t ox = tx->o0 - u * tx->ostep;
+      int32_t kx0, kx1;
+      tt_tap_range(ox, a->v.stride_w, 1, a->v.pad_left, a->wd, a->fw, &kx0, &kx1);
+      const int8_t *g = a->dy + ((b * a->oh + oy) * a->ow + ox) * a->c + c0;
+      if (a->saved == 0) {
+        const int32_t share = share_of(a, (ky1 - ky0) * (kx1 - kx0));
+        for (int32_t j = 0; j < nc; ++j) acc[j] += g[j] * share;
+      } else {
+        for (int32_t j = 0; j < nc; ++j)
+          if (g[j] != 0 && window_max_is(a, b, oy, ox, ky0, ky1, kx0, kx1, c0 + j, iy, ix))
+            acc[j] += g[j];
+      }
+    }
+  }
+}
+
 /* dx in row-major order: each accumulator into the maximum or through the rounder. */
 static void pool_walk_s8(const pool_s8 *a, uint32_t *amax, tt_rounder *r, int8_t *dx) {
   tt_tap_run ty, tx;
   tt_tap_steps(a->v.stride_h, 1, &ty);
   tt_tap_steps(a->v.stride_w, 1, &tx);
   uint32_t top = 0;
-  int32_t i = 0;
+  int32_t acc[8];
+  int8_t *out = dx;
   for (int32_t b = 0; b < a->n; ++b)
     for (int32_t iy = 0; iy < a->h; ++iy) {
       tt_taps_reading(iy, a->v.stride_h, 1, a->v.pad_top, a->fh, a->oh, &ty);
       for (int32_t ix = 0; ix < a->wd; ++ix) {
         tt_taps_reading(ix, a->v.stride_w, 1, a->v.pad_left, a->fw, a->ow, &tx);
-        for (int32_t ch = 0; ch < a->c; ++ch, ++i) {
-          int32_t acc = 0;
-          for (int32_t t = 0; t < ty.n; ++t) {
-            const int32_t oy = ty.o0 - t * ty.ostep;
-            const int32_t cy = taps_in_image(oy, a->v.stride_h, a->v.pad_top, a->h, a->fh);
-            for (int32_t u = 0; u < tx.n; ++u) {
-              const int32_t ox = tx.o0 - u * tx.ostep;
-              const int32_t g = a->dy[((b * a->oh + oy) * a->ow + ox) * a->c + ch];
-              if (g == 0) continue;
-              if (a->saved != 0) {
-                if (window_max_is(a, b, oy, ox, ch, iy, ix)) acc += g;
-              } else {
-                const int32_t cx = taps_in_image(ox, a->v.stride_w, a->v.pad_left, a->wd,
-                                                 a->fw);
-                acc += g * share_of(a, cy * cx);
-              }
-            }
-          }
+        for (int32_t c0 = 0; c0 < a->c; c0 += 8) {
+          const int32_t nc = a->c - c0 < 8 ? a->c - c0 : 8;
+          pool_block(a, &ty, &tx, b, iy, ix, c0, nc, acc);
           if (r != 0) {
-            dx[i] = tt_round_grad(r, acc);
-          } else {
-            const uint32_t m = tt_magnitude(acc);
+            tt_round_grads(r, acc, nc, out);
+            out += nc;
+            continue;
+          }
+          for (int32_t j = 0; j < nc; ++j) {
+            const uint32_t m = tt_magnitude(acc[j]);
             if (m > top) top = m;
           }
         }
