@@ -349,6 +349,19 @@ static inline int32_t live_s8(const int8_t *dy, const uint8_t *mask, int32_t i) 
   return tt_live(mask, i) ? dy[i] : 0;
 }
 
+/* out[j] = (float)t_j * unit for a block's eight exact sums: their one conversion. */
+static inline void convert_8(float *out, int32_t t0, int32_t t1, int32_t t2, int32_t t3,
+                             int32_t t4, int32_t t5, int32_t t6, int32_t t7, float unit) {
+  out[0] = (float)t0 * unit;
+  out[1] = (float)t1 * unit;
+  out[2] = (float)t2 * unit;
+  out[3] = (float)t3 * unit;
+  out[4] = (float)t4 * unit;
+  out[5] = (float)t5 * unit;
+  out[6] = (float)t6 * unit;
+  out[7] = (float)t7 * unit;
+}
+
 /* out[c] for c in [c0, c0 + 8) of tap (ky, kx) of output channel o: the sum over the dy
  * positions whose tap reads inside the image. */
 static void conv_tap_s8_8(const conv_weight_grad_s8 *a, int32_t o, int32_t ky, int32_t kx,
@@ -389,14 +402,7 @@ static void conv_tap_s8_8(const conv_weight_grad_s8 *a, int32_t o, int32_t ky, i
         t7 += g0 * (xp[7] - zp);
       }
     }
-  out[c0] = (float)t0 * a->unit;
-  out[c0 + 1] = (float)t1 * a->unit;
-  out[c0 + 2] = (float)t2 * a->unit;
-  out[c0 + 3] = (float)t3 * a->unit;
-  out[c0 + 4] = (float)t4 * a->unit;
-  out[c0 + 5] = (float)t5 * a->unit;
-  out[c0 + 6] = (float)t6 * a->unit;
-  out[c0 + 7] = (float)t7 * a->unit;
+  convert_8(out + c0, t0, t1, t2, t3, t4, t5, t6, t7, a->unit);
 }
 
 /* conv_tap_s8_8 for the one channel c. */
@@ -483,14 +489,7 @@ void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, float dy_scale, const 
                 t7 += live_s8(dy, mask, i + 7) * (xp[7] - x_zp);
               }
             }
-          out[o] = (float)t0 * unit;
-          out[o + 1] = (float)t1 * unit;
-          out[o + 2] = (float)t2 * unit;
-          out[o + 3] = (float)t3 * unit;
-          out[o + 4] = (float)t4 * unit;
-          out[o + 5] = (float)t5 * unit;
-          out[o + 6] = (float)t6 * unit;
-          out[o + 7] = (float)t7 * unit;
+          convert_8(out + o, t0, t1, t2, t3, t4, t5, t6, t7, unit);
         }
       for (; o < cm; ++o) {
         int32_t t = 0;
@@ -546,14 +545,7 @@ void tt_bias_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask, int3
       t6 += live_s8(dy, mask, i + 6);
       t7 += live_s8(dy, mask, i + 7);
     }
-    db[c] = (float)t0 * dy_scale;
-    db[c + 1] = (float)t1 * dy_scale;
-    db[c + 2] = (float)t2 * dy_scale;
-    db[c + 3] = (float)t3 * dy_scale;
-    db[c + 4] = (float)t4 * dy_scale;
-    db[c + 5] = (float)t5 * dy_scale;
-    db[c + 6] = (float)t6 * dy_scale;
-    db[c + 7] = (float)t7 * dy_scale;
+    convert_8(db + c, t0, t1, t2, t3, t4, t5, t6, t7, dy_scale);
   }
   for (; c < channels; ++c) {
     int32_t t = 0;
@@ -716,6 +708,54 @@ void tt_update_bias_s32(int32_t *b, int32_t c, const float *scales, const float 
 
 /* ---- fused gradient + update ------------------------------------------------------------ */
 
+/* One output channel's (or unit's) weight gradient into `out`, from the kernel's operands. */
+typedef void (*channel_grad)(const void *args, int32_t o, float *out);
+
+/* The fused update of `channels` filters, each `rows` rows of `depth` int8 weights trained on
+ * their first k: one filter's gradient at a time into scratch, updated at once. */
+static void update_channels(channel_grad grad, const void *args, int32_t channels, int8_t *w,
+                            int32_t rows, int32_t depth, int32_t k, const float *w_scales,
+                            int32_t n_scales, float *momentum, const tt_sgd *o,
+                            tt_update_state *s, float *scratch) {
+  sgd_call call = begin_update(o, s, momentum);
+  for (int32_t c = 0; c < channels; ++c) {
+    grad(args, c, scratch);
+    update_rows_s8(w + c * rows * depth, rows, depth, k, &w_scales[n_scales > 1 ? c : 0], 0,
+                   scratch, momentum ? momentum + c * rows * k : 0, &call);
+  }
+  end_update(&call, s);
+}
+
+static void conv_channel(const void *args, int32_t o, float *out) {
+  conv2d_weight_grad_channel((const conv_weight_grad_args *)args, o, out);
+}
+
+static void conv_channel_s8(const void *args, int32_t o, float *out) {
+  conv2d_weight_grad_channel_s8((const conv_weight_grad_s8 *)args, o, out);
+}
+
+/* The operands of a fully connected weight gradient (float32 or int8 dy). */
+typedef struct {
+  const void *dy;
+  const uint8_t *mask;
+  int32_t batches, units;
+  const int8_t *saved;
+  float scale;                  /* x_scale, or dy_scale * x_scale for int8 dy */
+  int32_t x_zp, k;
+} fc_grad_args;
+
+static void fc_unit(const void *args, int32_t u, float *out) {
+  const fc_grad_args *a = (const fc_grad_args *)args;
+  fully_connected_weight_grad_unit((const float *)a->dy, a->mask, a->batches, a->units, u,
+                                   a->saved, a->scale, a->x_zp, a->k, out);
+}
+
+static void fc_unit_s8(const void *args, int32_t u, float *out) {
+  const fc_grad_args *a = (const fc_grad_args *)args;
+  fully_connected_weight_grad_unit_s8((const int8_t *)a->dy, a->mask, a->batches, a->units, u,
+                                      a->saved, a->scale, a->x_zp, a->k, out);
+}
+
 void tt_conv2d_weight_update_s8(const float *dy, const uint8_t *mask, int32_t n, int32_t oh,
                                 int32_t ow, int32_t co, const int8_t *saved, float x_scale,
                                 int32_t x_zp, int32_t h, int32_t wd, int32_t k, int8_t *w,
@@ -724,14 +764,9 @@ void tt_conv2d_weight_update_s8(const float *dy, const uint8_t *mask, int32_t n,
                                 const tt_sgd *o, tt_update_state *s, float *scratch) {
   const conv_weight_grad_args a = {dy, mask, n, oh, ow, co, saved, x_scale, x_zp,
                                    h, wd, k, kh, kw, win};
-  sgd_call call = begin_update(o, s, momentum);
-  const int32_t rows = kh * kw;      /* one output channel's filter: kh * kw rows of ci */
-  for (int32_t c = 0; c < co; ++c) {
-    conv2d_weight_grad_channel(&a, c, scratch);
-    update_rows_s8(w + c * rows * ci, rows, ci, k, &w_scales[n_scales > 1 ? c : 0], 0, scratch,
-                   momentum ? momentum + c * rows * k : 0, &call);
-  }
-  end_update(&call, s);
+  /* one output channel's filter: kh * kw rows of ci */
+  update_channels(conv_channel, &a, co, w, kh * kw, ci, k, w_scales, n_scales, momentum, o, s,
+                  scratch);
 }
 
 void tt_depthwise_conv2d_weight_update_s8(const float *dy, const uint8_t *mask, int32_t n,
@@ -756,14 +791,9 @@ void tt_fully_connected_weight_update_s8(const float *dy, const uint8_t *mask,
                                          int32_t depth, const float *w_scales,
                                          int32_t n_scales, float *momentum, const tt_sgd *o,
                                          tt_update_state *s, float *scratch) {
-  sgd_call call = begin_update(o, s, momentum);
-  for (int32_t u = 0; u < units; ++u) {
-    fully_connected_weight_grad_unit(dy, mask, batches, units, u, saved, x_scale, x_zp, k,
-                                     scratch);
-    update_rows_s8(w + u * depth, 1, depth, k, &w_scales[n_scales > 1 ? u : 0], 0, scratch,
-                   momentum ? momentum + u * k : 0, &call);
-  }
-  end_update(&call, s);
+  const fc_grad_args a = {dy, mask, batches, units, saved, x_scale, x_zp, k};
+  update_channels(fc_unit, &a, units, w, 1, depth, k, w_scales, n_scales, momentum, o, s,
+                  scratch);
 }
 
 void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int32_t channels,
@@ -787,14 +817,8 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, float dy_scale, const uint8
                                    tt_update_state *s, float *scratch) {
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
                                  *win, dy_scale * x_scale};
-  sgd_call call = begin_update(o, s, momentum);
-  const int32_t rows = kh * kw;
-  for (int32_t c = 0; c < co; ++c) {
-    conv2d_weight_grad_channel_s8(&a, c, scratch);
-    update_rows_s8(w + c * rows * ci, rows, ci, k, &w_scales[n_scales > 1 ? c : 0], 0, scratch,
-                   momentum ? momentum + c * rows * k : 0, &call);
-  }
-  end_update(&call, s);
+  update_channels(conv_channel_s8, &a, co, w, kh * kw, ci, k, w_scales, n_scales, momentum, o,
+                  s, scratch);
 }
 
 void tt_depthwise_conv2d_weight_update_s8_s8(const int8_t *dy, float dy_scale,
@@ -820,15 +844,9 @@ void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, float dy_scale,
                                             const float *w_scales, int32_t n_scales,
                                             float *momentum, const tt_sgd *o,
                                             tt_update_state *s, float *scratch) {
-  const float unit = dy_scale * x_scale;
-  sgd_call call = begin_update(o, s, momentum);
-  for (int32_t u = 0; u < units; ++u) {
-    fully_connected_weight_grad_unit_s8(dy, mask, batches, units, u, saved, unit, x_zp, k,
-                                        scratch);
-    update_rows_s8(w + u * depth, 1, depth, k, &w_scales[n_scales > 1 ? u : 0], 0, scratch,
-                   momentum ? momentum + u * k : 0, &call);
-  }
-  end_update(&call, s);
+  const fc_grad_args a = {dy, mask, batches, units, saved, dy_scale * x_scale, x_zp, k};
+  update_channels(fc_unit_s8, &a, units, w, 1, depth, k, w_scales, n_scales, momentum, o, s,
+                  scratch);
 }
 
 void tt_bias_update_s32_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,

@@ -72,8 +72,19 @@ void tt_sum_broadcast_grad_f32(const float *dy, const int32_t *dy_dims,
   }
 }
 
-void tt_mean_grad_f32(const float *dy, const int32_t *dims, const int32_t *reduced,
-                      int32_t rank, float *dx) {
+/* The data-movement gradients move float32 or int8 elements: one walk serves both. */
+static inline void move_element(const void *src, int32_t from, void *dst, int32_t to,
+                                int32_t bytes) {
+  if (bytes == 4)
+    ((float *)dst)[to] = ((const float *)src)[from];
+  else
+    ((int8_t *)dst)[to] = ((const int8_t *)src)[from];
+}
+
+/* dx [dims] = dy broadcast over the reduced axes (dy has the kept ones); returns the number
+ * of elements each mean averaged. */
+static int32_t broadcast_back(const void *dy, const int32_t *dims, const int32_t *reduced,
+                              int32_t rank, int32_t bytes, void *dx) {
   int32_t out_dims[6], out_strides[6], index[6] = {0};
   int32_t count = 1;
   for (int32_t d = 0; d < rank; ++d) {
@@ -81,31 +92,43 @@ void tt_mean_grad_f32(const float *dy, const int32_t *dims, const int32_t *reduc
     if (reduced[d]) count *= dims[d];
   }
   tt_strides_of(out_dims, rank, out_strides);
-  const float divisor = (float)count;
   const int32_t total = tt_count_of(dims, rank);
   for (int32_t i = 0; i < total; ++i) {
     int32_t src = 0;
     for (int32_t d = 0; d < rank; ++d) src += (reduced[d] ? 0 : index[d]) * out_strides[d];
-    dx[i] = dy[src] / divisor;
+    move_element(dy, src, dx, i, bytes);
     tt_next_index(index, dims, rank);
   }
+  return count;
 }
 
-void tt_pad_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *before,
-                     const int32_t *dims, int32_t rank, float *dx) {
+void tt_mean_grad_f32(const float *dy, const int32_t *dims, const int32_t *reduced,
+                      int32_t rank, float *dx) {
+  const float divisor = (float)broadcast_back(dy, dims, reduced, rank, 4, dx);
+  const int32_t total = tt_count_of(dims, rank);
+  for (int32_t i = 0; i < total; ++i) dx[i] = dx[i] / divisor;
+}
+
+static void pad_move(const void *dy, const int32_t *dy_dims, const int32_t *before,
+                     const int32_t *dims, int32_t rank, int32_t bytes, void *dx) {
   int32_t dy_strides[6], index[6] = {0};
   tt_strides_of(dy_dims, rank, dy_strides);
   const int32_t total = tt_count_of(dims, rank);
   for (int32_t i = 0; i < total; ++i) {
     int32_t src = 0;
     for (int32_t d = 0; d < rank; ++d) src += (index[d] + before[d]) * dy_strides[d];
-    dx[i] = dy[src];
+    move_element(dy, src, dx, i, bytes);
     tt_next_index(index, dims, rank);
   }
 }
 
-void tt_transpose_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *perm,
-                           int32_t rank, float *dx) {
+void tt_pad_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *before,
+                     const int32_t *dims, int32_t rank, float *dx) {
+  pad_move(dy, dy_dims, before, dims, rank, 4, dx);
+}
+
+static void transpose_move(const void *dy, const int32_t *dy_dims, const int32_t *perm,
+                           int32_t rank, int32_t bytes, void *dx) {
   /* dy = transpose(x, perm): dy axis a is x axis perm[a]; walk x (= dx) in row-major order */
   int32_t dims[6], dy_strides[6], index[6] = {0};
   for (int32_t a = 0; a < rank; ++a) dims[perm[a]] = dy_dims[a];
@@ -114,9 +137,14 @@ void tt_transpose_grad_f32(const float *dy, const int32_t *dy_dims, const int32_
   for (int32_t i = 0; i < total; ++i) {
     int32_t src = 0;
     for (int32_t a = 0; a < rank; ++a) src += index[perm[a]] * dy_strides[a];
-    dx[i] = dy[src];
+    move_element(dy, src, dx, i, bytes);
     tt_next_index(index, dims, rank);
   }
+}
+
+void tt_transpose_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *perm,
+                           int32_t rank, float *dx) {
+  transpose_move(dy, dy_dims, perm, rank, 4, dx);
 }
 
 /* ---- int8 gradients ------------------------------------------------------------------------ */
@@ -192,46 +220,15 @@ void tt_sum_broadcast_grad_s8(const int8_t *dy, float dy_scale, const int32_t *d
 
 void tt_mean_grad_s8(const int8_t *dy, float dy_scale, const int32_t *dims,
                      const int32_t *reduced, int32_t rank, int8_t *dx, float *dx_scale) {
-  int32_t out_dims[6], out_strides[6], index[6] = {0};
-  int32_t count = 1;
-  for (int32_t d = 0; d < rank; ++d) {
-    out_dims[d] = reduced[d] ? 1 : dims[d];
-    if (reduced[d]) count *= dims[d];
-  }
-  tt_strides_of(out_dims, rank, out_strides);
-  const int32_t total = tt_count_of(dims, rank);
-  for (int32_t i = 0; i < total; ++i) {
-    int32_t src = 0;
-    for (int32_t d = 0; d < rank; ++d) src += (reduced[d] ? 0 : index[d]) * out_strides[d];
-    dx[i] = dy[src];
-    tt_next_index(index, dims, rank);
-  }
-  *dx_scale = dy_scale / (float)count;
+  *dx_scale = dy_scale / (float)broadcast_back(dy, dims, reduced, rank, 1, dx);
 }
 
 void tt_pad_grad_s8(const int8_t *dy, const int32_t *dy_dims, const int32_t *before,
                     const int32_t *dims, int32_t rank, int8_t *dx) {
-  int32_t dy_strides[6], index[6] = {0};
-  tt_strides_of(dy_dims, rank, dy_strides);
-  const int32_t total = tt_count_of(dims, rank);
-  for (int32_t i = 0; i < total; ++i) {
-    int32_t src = 0;
-    for (int32_t d = 0; d < rank; ++d) src += (index[d] + before[d]) * dy_strides[d];
-    dx[i] = dy[src];
-    tt_next_index(index, dims, rank);
-  }
+  pad_move(dy, dy_dims, before, dims, rank, 1, dx);
 }
 
 void tt_transpose_grad_s8(const int8_t *dy, const int32_t *dy_dims, const int32_t *perm,
                           int32_t rank, int8_t *dx) {
-  int32_t dims[6], dy_strides[6], index[6] = {0};
-  for (int32_t a = 0; a < rank; ++a) dims[perm[a]] = dy_dims[a];
-  tt_strides_of(dy_dims, rank, dy_strides);
-  const int32_t total = tt_count_of(dims, rank);
-  for (int32_t i = 0; i < total; ++i) {
-    int32_t src = 0;
-    for (int32_t a = 0; a < rank; ++a) src += index[perm[a]] * dy_strides[a];
-    dx[i] = dy[src];
-    tt_next_index(index, dims, rank);
-  }
+  transpose_move(dy, dy_dims, perm, rank, 1, dx);
 }
