@@ -48,6 +48,8 @@ kernels:
 mcu-test:
 	$(PY) -m pytest -q tests/test_cortex_m7.py tests/test_cortex_m7_forward.py
 
+# Every benchmark, each writing its JSON and re-rendering its tables in benchmarks/RESULTS.md
+# (long: benchmarks/run.py lists them; `--only NAME` runs one).
 bench:
 	$(PY) benchmarks/run.py
 

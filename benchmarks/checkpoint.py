@@ -4,7 +4,10 @@ SysTick ticks every 40 instructions), for the checkpoint of the person detector'
 training model with momentum (the built-in example's when ../shared is absent), and the
 code size and stack of the checkpoint code.
 
-    .venv/bin/python benchmarks/checkpoint.py        # prints markdown tables
+    .venv/bin/python benchmarks/checkpoint.py [--json benchmarks/checkpoint.json]
+
+Prints markdown tables; with --json benchmarks/checkpoint.json the tables of RESULTS.md are
+re-rendered from it (benchmarks/results.py).
 
 The flash is simulated in RAM (memcpy for reads, a byte loop for programming): the counts
 are the CPU's work in the checkpoint code and those callbacks, not a real flash's erase and
@@ -22,6 +25,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+import results  # noqa: E402
 
 from tflite_train import augment, checkpoint, tflite_io  # noqa: E402
 from tflite_train.autodiff import Hyper  # noqa: E402
@@ -130,7 +135,9 @@ def code(tmp: Path) -> dict[str, tuple[int, int, int]]:
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
     name, ckpt = model()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -151,21 +158,40 @@ def main() -> None:
     if "DONE" not in out:
         raise SystemExit(f"the rig did not finish: {out[-500:]}")
     ticks = {k: int(v) * 40 for k, v in re.findall(r"(\w+) (\d+)\n", out)}
-    size = checkpoint.blob_bytes(ckpt.regions)
-    print(f"| {name}: {size:,}-byte checkpoint, {len(ckpt.regions)} regions, {PAGE}-byte "
-          "pages | instructions | per checkpoint byte |")
-    print("|---|---:|---:|")
+    measured = {"model": name, "bytes": checkpoint.blob_bytes(ckpt.regions),
+                "regions": len(ckpt.regions), "page": PAGE, "instructions": ticks,
+                "code": {opt: dict(zip(("text", "rodata", "stack"), v))
+                         for opt, v in sizes.items()}}
+    print(render_calls(measured) + "\n\n" + render_code(measured))
+    if args.json:
+        results.write_json(args.json, measured)
+        if args.json.resolve() == (HERE / JSON).resolve():
+            results.publish(TABLES)
+
+
+def render_calls(data: dict) -> str:
+    size, ticks = data["bytes"], data["instructions"]
+    out = [f"| {data['model']}: {size:,}-byte checkpoint, {data['regions']} regions, "
+           f"{data['page']}-byte pages | instructions | per checkpoint byte |", "|---|---:|---:|"]
     for key, what in (("first", "save into erased flash"),
                       ("steady", "save, both slots valid (the newest one's CRC checked, "
                                  "the other slot erased and written, then read back)"),
                       ("restore", "restore at boot (the newest slot's CRC, then the copy)"),
                       ("fallback", "restore, the newest slot corrupt (both CRCs)")):
-        print(f"| {what} | {ticks[key]:,} | {ticks[key] / size:.1f} |")
-    print("\n| tt_checkpoint.c (arm-none-eabi-gcc 12.2, -mcpu=cortex-m7) | .text | .rodata "
-          "(CRC table) | deepest stack (save) |")
-    print("|---|---:|---:|---:|")
-    for opt, (text, rodata, stack) in sizes.items():
-        print(f"| {opt} | {text:,} | {rodata:,} | {stack} bytes |")
+        out.append(f"| {what} | {ticks[key]:,} | {ticks[key] / size:.1f} |")
+    return "\n".join(out)
+
+
+def render_code(data: dict) -> str:
+    out = ["| tt_checkpoint.c (arm-none-eabi-gcc 12.2, -mcpu=cortex-m7) | .text | .rodata "
+           "(CRC table) | deepest stack (save) |", "|---|---:|---:|---:|"]
+    for opt, c in data["code"].items():
+        out.append(f"| {opt} | {c['text']:,} | {c['rodata']:,} | {c['stack']} bytes |")
+    return "\n".join(out)
+
+
+JSON = "checkpoint.json"
+TABLES = {"checkpoint-calls": ([JSON], render_calls), "checkpoint-code": ([JSON], render_code)}
 
 
 if __name__ == "__main__":

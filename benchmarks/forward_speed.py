@@ -1,15 +1,17 @@
 """Speed of the numpy int8 forward (one core) next to the TFLM interpreter, per model.
 
-    .venv/bin/python benchmarks/forward_speed.py [--repeats N] [--markdown]
+    .venv/bin/python benchmarks/forward_speed.py [--repeats N] [--json benchmarks/forward_speed.json]
 
 Prints one row per model: MACs, median wall time of our forward and of TFLM's Invoke
-(reference kernels, x86), over N runs after one warm-up.
+(reference kernels, x86), over N runs after one warm-up. With --json
+benchmarks/forward_speed.json the table of RESULTS.md is re-rendered from it.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +26,9 @@ from tflite_train.runtime.tflm import TFLMInterpreter  # noqa: E402
 from tflite_train.verify import random_inputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import results  # noqa: E402
+
 MODELS = [ROOT / "tflite_train" / "data" / "tiny_cnn.tflite"] + [
     ROOT.parent / "shared" / "models" / "tflm" / f"{m}.tflite"
     for m in ("person_detect", "micro_speech_quantized", "hello_world_int8")]
@@ -42,7 +47,7 @@ def median_time(fn, repeats: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     rows = []
     for path in MODELS:
@@ -55,15 +60,25 @@ def main() -> None:
         t_np = median_time(lambda: numpy_exec.run(graph, xs), args.repeats)
         it = TFLMInterpreter(path.read_bytes(), preserve_all=False)
         t_tflm = median_time(lambda: it.invoke(xs), args.repeats)
-        rows.append((path.name, macs, t_np * 1e3, t_tflm * 1e3))
-    if args.markdown:
-        print("| model | MACs | numpy forward (ms) | TFLM invoke (ms) |\n|---|---:|---:|---:|")
-        for name, macs, a, b in rows:
-            print(f"| {name} | {macs:,} | {a:.2f} | {b:.2f} |")
-    else:
-        print(f"{'model':<32} {'MACs':>12} {'numpy ms':>10} {'TFLM ms':>10}")
-        for name, macs, a, b in rows:
-            print(f"{name:<32} {macs:>12,} {a:>10.2f} {b:>10.2f}")
+        rows.append({"model": path.name, "macs": macs, "numpy_ms": round(t_np * 1e3, 2),
+                     "tflm_ms": round(t_tflm * 1e3, 2)})
+    data = {"repeats": args.repeats, "rows": rows}
+    print(render(data))
+    if args.json:
+        results.write_json(args.json, data)
+        if args.json.resolve() == (ROOT / "benchmarks" / JSON).resolve():
+            results.publish(TABLES)
+
+
+def render(data: dict) -> str:
+    out = ["| model | MACs | numpy forward (ms) | TFLM invoke (ms) |", "|---|---:|---:|---:|"]
+    for r in data["rows"]:
+        out.append(f"| {r['model']} | {r['macs']:,} | {r['numpy_ms']:.2f} | {r['tflm_ms']:.2f} |")
+    return "\n".join(out)
+
+
+JSON = "forward_speed.json"
+TABLES = {"forward-speed": ([JSON], render)}
 
 
 if __name__ == "__main__":

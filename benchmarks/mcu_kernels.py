@@ -5,6 +5,10 @@ and the code size (.text) of the kernel library and of the TFLM glue.
 
     .venv/bin/python benchmarks/mcu_kernels.py        # prints markdown tables
     .venv/bin/python benchmarks/mcu_kernels.py --kernels OTHER/micro_kernels   # another copy
+    .venv/bin/python benchmarks/mcu_kernels.py --json benchmarks/mcu_kernels.json
+
+With --json benchmarks/mcu_kernels.json (this checkout's kernels) the tables of RESULTS.md
+are re-rendered from it (benchmarks/results.py).
 
 Built for the paper's board (TFLITE_TRAIN_CORTEX_M7_FLAGS: -mfpu=fpv5-sp-d16, single
 precision only; QEMU's FPU could do double, the code does not ask it to). QEMU does not model
@@ -20,10 +24,14 @@ import argparse
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 from tflite_train.runtime.c_kernels import cortex_m7_flags
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent / "micro_kernels"
 RIG = ROOT / "targets" / "mps2_an500"
@@ -72,16 +80,16 @@ def pointwise_s8(h, ci, co):
     """The int8-gradient kernels of a 1x1 conv: input gradient in two passes and in one
     (int32 scratch), weight gradient, fused update."""
     macs = h * h * ci * co
-    ig = (f"tt_conv2d_input_grad_s8(g8, 0.01f, 0, 1, {h}, {h}, {co}, w, mult, 3.9e-5f, 1, 1, "
+    ig = (f"tt_conv2d_input_grad_s8(g8, &sdy, 0, 1, {h}, {h}, {co}, w, mult, 3.9e-5f, 1, 1, "
           f"&same, {h}, {h}, {ci}, o8, &dxs, &st, %s)")
     return [
         (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, input grad, 2 passes", ig % "0", macs),
         (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, input grad, 1 pass", ig % "s32", macs),
         (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, weight grad",
-         f"tt_conv2d_weight_grad_s8(g8, 0.01f, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, {h}, {h}, "
+         f"tt_conv2d_weight_grad_s8(g8, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, {h}, {h}, "
          f"{ci}, 1, 1, &same, f_b)", macs) if ci * co <= 128 * 128 else None,
         (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, fused weight update",
-         f"tt_conv2d_weight_update_s8_s8(g8, 0.01f, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, {h}, "
+         f"tt_conv2d_weight_update_s8_s8(g8, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, {h}, "
          f"{h}, {ci}, w, 1, 1, {ci}, scales, {co}, &same, 0, &sgd, &st, f_b)", macs),
     ]
 
@@ -91,16 +99,16 @@ def depthwise_s8(h, c, stride):
     win = "&dw1" if stride == 1 else "&dw2"
     macs = oh * oh * c * 9
     name = f"int8 grad: dw 3x3/{stride} {c} @{h}x{h}"
-    ig = (f"tt_depthwise_conv2d_input_grad_s8(g8, 0.01f, 0, 1, {oh}, {oh}, {c}, 1, w, mult, "
+    ig = (f"tt_depthwise_conv2d_input_grad_s8(g8, &sdy, 0, 1, {oh}, {oh}, {c}, 1, w, mult, "
           f"3.9e-5f, 3, 3, {win}, {h}, {h}, o8, &dxs, &st, %s)")
     return [
         (f"{name}, input grad, 2 passes", ig % "0", macs),
         (f"{name}, input grad, 1 pass", ig % "s32", macs),
         (f"{name}, weight grad",
-         f"tt_depthwise_conv2d_weight_grad_s8(g8, 0.01f, 0, 1, {oh}, {oh}, {c}, 1, x, 0.02f, "
+         f"tt_depthwise_conv2d_weight_grad_s8(g8, &sdy, 0, 1, {oh}, {oh}, {c}, 1, x, 0.02f, "
          f"-128, {h}, {h}, 3, 3, {win}, f_b)", macs),
         (f"{name}, fused weight update",
-         f"tt_depthwise_conv2d_weight_update_s8_s8(g8, 0.01f, 0, 1, {oh}, {oh}, {c}, 1, x, "
+         f"tt_depthwise_conv2d_weight_update_s8_s8(g8, &sdy, 0, 1, {oh}, {oh}, {c}, 1, x, "
          f"0.02f, -128, {h}, {h}, w, 3, 3, scales, {c}, {win}, 0, &sgd, &st, f_b)", macs),
     ]
 
@@ -136,19 +144,19 @@ CASES = [c for c in [
     # rounding of the int8 outputs
     *pointwise_s8(6, 128, 128),
     ("int8 grad: conv 1x1 128->128 @6x6, input grad, 2 passes, masked",
-     "tt_conv2d_input_grad_s8(g8, 0.01f, mask, 1, 6, 6, 128, w, mult, 3.9e-5f, 1, 1, &same, 6, "
+     "tt_conv2d_input_grad_s8(g8, &sdy, mask, 1, 6, 6, 128, w, mult, 3.9e-5f, 1, 1, &same, 6, "
      "6, 128, o8, &dxs, &st, 0)", 6 * 6 * 128 * 128),
     *depthwise_s8(6, 128, 2),
     *pointwise_s8(3, 128, 256),
     *depthwise_s8(3, 256, 1),
     *pointwise_s8(3, 256, 256),
     ("int8 grad: average pool 3x3 -> 1x1, 256, grad",
-     "tt_average_pool_grad_s8(g8, 0.01f, 1, 1, 1, 256, 3, 3, &same, 3, 3, o8, &dxs, &st)", 0),
+     "tt_average_pool_grad_s8(g8, &sdy, 1, 1, 1, 256, 3, 3, &same, 3, 3, o8, &dxs, &st)", 0),
     ("int8 grad: FC head 256->10, input grad, 1 pass",
-     "tt_fully_connected_input_grad_s8(g8, 0.01f, 0, 1, 10, w, mult, 3.9e-5f, 256, o8, &dxs, "
+     "tt_fully_connected_input_grad_s8(g8, &sdy, 0, 1, 10, w, mult, 3.9e-5f, 256, o8, &dxs, "
      "&st, s32)", 2560),
     ("int8 grad: FC head 256->10, fused weight update",
-     "tt_fully_connected_weight_update_s8_s8(g8, 0.01f, 0, 1, 10, x, 0.02f, -128, 256, w, 256, "
+     "tt_fully_connected_weight_update_s8_s8(g8, &sdy, 0, 1, 10, x, 0.02f, -128, 256, w, 256, "
      "scales, 10, 0, &sgd, &st, f_b)", 2560),
     ("int8 grad: softmax cross-entropy loss, 10 classes",
      "tt_loss_softmax_ce_s8_s8(x, 10, 0.1f, -3, 4, &loss, o8, &dxs, &st, f_b)", 0),
@@ -157,7 +165,7 @@ CASES = [c for c in [
     ("int8 grad: the rule on 4608 int32 accumulators, nearest",
      "tt_quantize_grad_s8(s32, 4608, 1e-6f, 0, o8, &dxs)", 0),
     ("int8 grad: bias grad + update 256 @3x3 (fused)",
-     "tt_bias_update_s32_s8(g8, 0.01f, 0, 9, 256, b, scales, 0, &sgd, &st, f_b)", 0),
+     "tt_bias_update_s32_s8(g8, &sdy, 0, 9, 256, b, scales, 0, &sgd, &st, f_b)", 0),
 ] if c is not None]
 
 PROGRAM = r"""
@@ -168,7 +176,7 @@ void tt_rig_print(const char *text);
 void tt_rig_ticks_start(void);
 uint32_t tt_rig_ticks(void);
 /* sized for the largest case; all of it fits the rig's 320 KB SRAM budget */
-static float f_a[128 * 128], f_b[128 * 128], scales[256], loss, dxs;
+static float f_a[128 * 128], f_b[128 * 128], scales[256], loss, dxs, sdy = 0.01f;
 static int8_t w[256 * 256], x[6 * 6 * 256], g8[128 * 128], o8[128 * 128];
 static int16_t mult[256];
 static int32_t s32[6 * 6 * 256];
@@ -191,7 +199,8 @@ int main(void) {
   for (int i = 0; i < 256; ++i) scales[i] = 0.01f;
   for (int i = 0; i < 128 * 128; ++i) g8[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
   for (int i = 0; i < 256; ++i) mult[i] = (int16_t)(128 + (tt_xorshift32_next(&r) & 127));
-  for (int i = 0; i < 6 * 6 * 256; ++i) s32[i] = (int32_t)(tt_xorshift32_next(&r) & 0xFFFFF) - 0x80000;
+  for (int i = 0; i < 6 * 6 * 256; ++i)
+    s32[i] = (int32_t)(tt_xorshift32_next(&r) & 0xFFFFF) - 0x80000;
   for (int i = 0; i < 4608 / 8; ++i) mask[i] = (uint8_t)(tt_xorshift32_next(&r) & 0xFF);
   const tt_window same = {1, 1, 1, 1, 0, 0}, dw1 = {1, 1, 1, 1, 1, 1}, dw2 = {2, 2, 1, 1, 0, 0};
   tt_sgd sgd = {0.05f, 0.0f, 1, 1, 0};
@@ -236,7 +245,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kernels", type=Path, default=ROOT,
                     help="the micro_kernels folder to measure (default: this checkout's)")
-    root = ap.parse_args().kernels.resolve()
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    root = args.kernels.resolve()
     sources = sorted((root / "src").glob("*.c"))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -267,27 +278,84 @@ def main() -> None:
     if "DONE" not in out:
         raise SystemExit(f"the rig did not finish: {out[-500:]}")
     ticks = dict(re.findall(r"(k\d+) (\d+)", out))
-    print("| kernel (person_detect operators 22-28, new 10-class head) | instructions | MACs "
-          "| instructions / MAC |")
-    print("|---|---:|---:|---:|")
-    for lab, (name, _, macs) in zip(labels, CASES):
-        n = int(ticks[lab]) * 40
-        per = f"{n / macs:.1f}" if macs else "-"
-        print(f"| {name} | {n:,} | {macs:,} | {per} |")
-    print("\n| code (arm-none-eabi-gcc/g++ 12.2, -mcpu=cortex-m7, hard float) | .text -O2 "
-          "| .text -Os |")
-    print("|---|---:|---:|")
-    for src in sources:
-        print(f"| micro_kernels/src/{src.name} | {kernels_text[src.name, '-O2']:,} | "
-              f"{kernels_text[src.name, '-Os']:,} |")
-    total = {opt: sum(v for (_, o), v in kernels_text.items() if o == opt)
-             for opt in ("-O2", "-Os")}
-    print(f"| micro_kernels/src, all (portable C99) | {total['-O2']:,} | {total['-Os']:,} |")
+    data = {"kernels": [{"kernel": name, "instructions": int(ticks[lab]) * 40, "macs": macs}
+                        for lab, (name, _, macs) in zip(labels, CASES)],
+            "sources_text": {src.name: {opt: kernels_text[src.name, opt] for opt in ("-O2", "-Os")}
+                             for src in sources},
+            "glue_text": glue}
+    print(render_text(data))
+    if args.json:
+        results.write_json(args.json, data)
+        if args.json.resolve() == (Path(__file__).resolve().parent / JSON).resolve():
+            results.publish(TABLES)
+
+
+def render_kernels(before_d16: dict, before: dict, now: dict) -> str:
+    """Instructions per MAC (instructions where a row has no MACs), before and now: the
+    double-accumulating kernels of commit d63dde6 built for fpv5-d16 and for the board's
+    fpv5-sp-d16, and this checkout's float32 kernels; "-" where a run lacks the row."""
+    def per(run, name):
+        k = next((k for k in run["kernels"] if k["kernel"] == name), None)
+        if k is None:
+            return "-"
+        return f"{k['instructions'] / k['macs']:.1f}" if k["macs"] else f"{k['instructions']:,}"
+    out = ["| kernel (person_detect operators 22-28, new 10-class head) | MACs | before: double, "
+           "fpv5-d16 | before: double, fpv5-sp-d16 | now: float32, fpv5-sp-d16 | now: "
+           "instructions |", "|---|---:|---:|---:|---:|---:|"]
+    for k in now["kernels"]:
+        name = k["kernel"]
+        if name.startswith(INT8):
+            continue
+        out.append(f"| {name} | {k['macs']:,} | {per(before_d16, name)} | {per(before, name)} | "
+                   f"{per(now, name)} | {k['instructions']:,} |")
+    return "\n".join(out)
+
+
+def render_text(data: dict) -> str:
+    out = ["| code now (arm-none-eabi-gcc/g++ 12.2, -mcpu=cortex-m7, fpv5-sp-d16) | .text -O2 "
+           "| .text -Os |", "|---|---:|---:|"]
+    for name, t in data["sources_text"].items():
+        out.append(f"| micro_kernels/src/{name} | {t['-O2']:,} | {t['-Os']:,} |")
+    total = {opt: sum(t[opt] for t in data["sources_text"].values()) for opt in ("-O2", "-Os")}
+    out.append(f"| micro_kernels/src, all (portable C99) | {total['-O2']:,} | {total['-Os']:,} |")
+    glue = data["glue_text"]
     if glue:
-        print(f"| TFLM glue (micro_kernels/tflm/tt_tflm_ops.cc, 26 registrations, both gradient modes) | "
-              f"{glue['-O2']:,} | {glue['-Os']:,} |")
+        out.append(f"| TFLM glue (micro_kernels/tflm/tt_tflm_ops.cc, 26 registrations, both "
+                   f"gradient types) | {glue['-O2']:,} | {glue['-Os']:,} |")
     else:
-        print("| TFLM glue | n/a (needs arm-none-eabi-g++ and libstdc++-arm-none-eabi-dev) | |")
+        out.append("| TFLM glue | n/a (needs arm-none-eabi-g++ and libstdc++-arm-none-eabi-dev) | |")
+    return "\n".join(out)
+
+
+def render_int8(now: dict) -> str:
+    """The int8-gradient kernels beside the float32-gradient ones of the same layer:
+    instructions per MAC (instructions where a row has no MACs)."""
+    rows = {k["kernel"]: k for k in now["kernels"]}
+
+    def per(k):
+        if k is None:
+            return "-"
+        return f"{k['instructions'] / k['macs']:.1f}" if k["macs"] else f"{k['instructions']:,}"
+    out = ["| kernel (person_detect operators 22-28, new 10-class head) | MACs | float32 "
+           "gradients | int8 gradients | int8: instructions |", "|---|---:|---:|---:|---:|"]
+    for k in now["kernels"]:
+        name = k["kernel"]
+        if not name.startswith(INT8):
+            continue
+        base = name[len(INT8):]
+        for form in (", 2 passes", ", 1 pass"):
+            base = base.replace(form, "")
+        out.append(f"| {name[len(INT8):]} | {k['macs']:,} | {per(rows.get(base))} | {per(k)} | "
+                   f"{k['instructions']:,} |")
+    return "\n".join(out)
+
+
+INT8 = "int8 grad: "       # the rows of the int8-gradient kernels
+JSON = "mcu_kernels.json"
+TABLES = {"mcu-kernels": (["mcu_kernels_before_d16.json", "mcu_kernels_before.json", JSON],
+                          render_kernels),
+          "mcu-kernels-int8": ([JSON], render_int8),
+          "mcu-code": ([JSON], render_text)}
 
 
 if __name__ == "__main__":

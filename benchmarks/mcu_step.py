@@ -3,6 +3,7 @@ head) through our C kernels on the Cortex-M7 rig (QEMU mps2-an500, `-icount shif
 built for the board: TFLITE_TRAIN_CORTEX_M7_FLAGS), per kernel function.
 
     .venv/bin/python benchmarks/mcu_step.py [--schemes bias-only,sparse] [--grad float32,int8]
+        [--json benchmarks/mcu_step.json]
 
 Every kernel call of the second training step on the C engine (seeded random image and
 label) is recorded on the host and replayed on the rig with its real inputs; each call is
@@ -27,6 +28,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
+import results  # noqa: E402
 import test_cortex_m7 as rig  # noqa: E402
 from tflite_train import augment, memory, ops, tflite_io  # noqa: E402
 from tflite_train.autodiff import Hyper  # noqa: E402
@@ -55,45 +57,80 @@ def backward_macs(graph) -> int:
                if op.kind.startswith("TT_"))
 
 
+def measure(name: str, grad: str) -> dict:
+    graph = augment.augment(tflite_io.load(MODEL), SCHEMES.get(name, name), 10,
+                            Hyper(grad=grad.split("-")[0])).graph
+    if grad == "int8-1pass":
+        for op in graph.operators:
+            if "passes" in options_of(op):
+                set_option(op, "passes", 1)
+    arena = memory.plan(graph).arena_bytes
+    calls = step_calls(graph)
+    program = rig.Program(timed=True)
+    for call in calls:
+        program.add(call)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        link = tmp / "link.ld"                 # the rig's 4 MB + 4 MB for the vectors
+        link.write_text(re.sub(r"(FLASH|RAM)_SIZE = \d+K;", r"\1_SIZE = 4000K;",
+                               (rig.RIG / "link.ld").read_text()))
+        out = rig.run_on_rig(program, tmp, link=link, icount=True)
+    ticks = {int(k): int(n) for k, n in re.findall(r"T(\d+) (\d+)", out)}
+    per = defaultdict(lambda: [0, 0])
+    for k, call in enumerate(calls):
+        per[call.name][0] += 1
+        per[call.name][1] += 40 * ticks[k]
+    return {"scheme": name, "grad": grad, "arena": arena, "macs": backward_macs(graph),
+            "calls": len(calls),
+            "kernels": [{"kernel": fn, "calls": n, "instructions": instr}
+                        for fn, (n, instr) in sorted(per.items(), key=lambda kv: -kv[1][1])]}
+
+
+def render(data: dict) -> str:
+    """The whole backward step per scheme and gradient type: instructions, the arena it
+    needs, and where the instructions go."""
+    out = ["| scheme | gradients | arena (bytes) | backward MACs | instructions | "
+           "instructions / MAC | the largest parts |", "|---|---|---:|---:|---:|---:|---|"]
+    for r in data["runs"]:
+        total = sum(k["instructions"] for k in r["kernels"])
+        top = ", ".join(f"{k['kernel']} {k['instructions'] / 1e6:.1f} M"
+                        for k in r["kernels"][:3])
+        out.append(f"| {r['scheme']} | {r['grad']} | {r['arena']:,} | {r['macs']:,} | "
+                   f"{total / 1e6:.1f} M | {total / r['macs']:.1f} | {top} |")
+    return "\n".join(out)
+
+
+JSON = "mcu_step.json"
+TABLES = {"mcu-step": ([JSON], render)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--schemes", default="bias-only,sparse")
     ap.add_argument("--grad", default="float32",
                     help="comma-separated: float32, int8 (the planner's passes), int8-1pass "
                          "(every int8 input gradient in one pass, whatever the memory)")
+    ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     if not MODEL.exists():
         sys.exit(f"{MODEL} is not present: this benchmark needs ../shared/models")
-    for name, grad in [(n, g) for n in args.schemes.split(",") for g in args.grad.split(",")]:
-        graph = augment.augment(tflite_io.load(MODEL), SCHEMES.get(name, name), 10,
-                                Hyper(grad=grad.split("-")[0])).graph
-        if grad == "int8-1pass":
-            for op in graph.operators:
-                if "passes" in options_of(op):
-                    set_option(op, "passes", 1)
-        arena = memory.plan(graph).arena_bytes
-        calls = step_calls(graph)
-        program = rig.Program(timed=True)
-        for call in calls:
-            program.add(call)
-        with tempfile.TemporaryDirectory() as tmp:
-            tmp = Path(tmp)
-            link = tmp / "link.ld"                 # the rig's 4 MB + 4 MB for the vectors
-            link.write_text(re.sub(r"(FLASH|RAM)_SIZE = \d+K;", r"\1_SIZE = 4000K;",
-                                   (rig.RIG / "link.ld").read_text()))
-            out = rig.run_on_rig(program, tmp, link=link, icount=True)
-        ticks = {int(k): int(n) for k, n in re.findall(r"T(\d+) (\d+)", out)}
-        per = defaultdict(lambda: [0, 0])
-        for k, call in enumerate(calls):
-            per[call.name][0] += 1
-            per[call.name][1] += 40 * ticks[k]
-        total = sum(v[1] for v in per.values())
-        print(f"\n{name}, {grad} gradients: {total:,} instructions for "
-              f"{backward_macs(graph):,} MACs of the backward ops, {len(calls)} kernel calls; "
-              f"arena {arena:,} bytes\n")
+    data = {"runs": [measure(n, g) for n in args.schemes.split(",")
+                     for g in args.grad.split(",")]}
+    for r in data["runs"]:
+        total = sum(k["instructions"] for k in r["kernels"])
+        print(f"\n{r['scheme']}, {r['grad']} gradients: {total:,} instructions for "
+              f"{r['macs']:,} MACs of the backward ops, {r['calls']} kernel calls; arena "
+              f"{r['arena']:,} bytes\n")
         print("| kernel | calls | instructions | share |\n|---|---:|---:|---:|")
-        for fn, (n, instr) in sorted(per.items(), key=lambda kv: -kv[1][1]):
-            print(f"| {fn} | {n} | {instr:,} | {100 * instr / total:.1f}% |")
+        for k in r["kernels"]:
+            print(f"| {k['kernel']} | {k['calls']} | {k['instructions']:,} | "
+                  f"{100 * k['instructions'] / total:.1f}% |")
+    print()
+    print(render(data))
+    if args.json:
+        results.write_json(args.json, data)
+        if args.json.resolve() == (HERE / JSON).resolve():
+            results.publish(TABLES)
 
 
 if __name__ == "__main__":

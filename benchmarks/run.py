@@ -1,11 +1,61 @@
-"""`make bench`: every benchmark in this folder, each printing its table."""
+"""`make bench`: every benchmark in this folder, each writing its JSON into benchmarks/ and
+re-rendering its tables in RESULTS.md (benchmarks/results.py). Long: the transfer runs take
+about an hour on one core, the mutation run about half an hour on two.
+
+    .venv/bin/python benchmarks/run.py [--only NAME,...]
+"""
+import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+TRANSFER = ["transfer.py", "--steps", "1000", "--val", "1000"]
+# name -> the command line (relative to benchmarks/) that writes the JSON its tables read
+RUNS = {
+    "forward_speed": ["forward_speed.py", "--json", "forward_speed.json"],
+    "transfer": [*TRANSFER, "--json", "transfer_results.json"],
+    "transfer_seed1": [*TRANSFER, "--seed", "1", "--variants", "qas,fp32",
+                       "--json", "transfer_seed1.json"],
+    "transfer_seed2": [*TRANSFER, "--seed", "2", "--variants", "qas,fp32",
+                       "--json", "transfer_seed2.json"],
+    "transfer_constant_lr": [*TRANSFER, "--constant-lr", "--json", "transfer_constant_lr.json"],
+    "paper_memory": ["paper_memory.py", "--json", "paper_memory_results.json"],
+    "mcu_kernels": ["mcu_kernels.py", "--json", "mcu_kernels.json"],
+    "mcu_step": ["mcu_step.py", "--grad", "float32,int8,int8-1pass", "--json", "mcu_step.json"],
+    "grad_memory": ["grad_memory.py", "--json", "grad_memory.json"],
+    "transfer_int8_grads": ["transfer.py", "--steps", "1000", "--val", "3000", "--seeds", "0,1,2",
+                            "--variants", "qas,fp32", "--grad", "float32,int8,int8-nearest",
+                            "--json", "transfer_int8_grads.json"],
+    "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
+    "codegen": ["codegen.py", "--json", "codegen_results.json"],
+    # these print tables that RESULTS.md does not render from JSON yet (see its top)
+    "train_speed": ["train_speed.py"],
+    "paper_accuracy": ["paper_accuracy.py"],
+    "mutation": ["mutation.py", "--json", "mutation_results.json"],
+}
 
-for script in ("forward_speed.py", "train_speed.py", "transfer.py", "paper_memory.py",
-               "mcu_kernels.py", "checkpoint.py"):
-    print(f"\n$ python benchmarks/{script}", flush=True)
-    subprocess.run([sys.executable, str(HERE / script)], check=True)
+
+# JSON of "before" columns: runs of an older checkout, kept as records, not repeated here.
+RECORDS = {
+    "mcu_kernels_before.json": "mcu_kernels.py --kernels <git archive d63dde6>/micro_kernels "
+                               "--json mcu_kernels_before.json",
+    "mcu_kernels_before_d16.json": "mcu_kernels.py --json at commit 654972d, whose kernels "
+                                   "were d63dde6's and whose flags were -mfpu=fpv5-d16",
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help="comma-separated names of " + ", ".join(RUNS))
+    args = ap.parse_args()
+    for name in args.only.split(",") if args.only else RUNS:
+        if name not in RUNS:
+            ap.error(f"unknown benchmark {name!r}")
+        script, *rest = RUNS[name]
+        print(f"\n$ python benchmarks/{script} {' '.join(rest)}", flush=True)
+        subprocess.run([sys.executable, str(HERE / script), *rest], check=True, cwd=HERE)
+
+
+if __name__ == "__main__":
+    main()

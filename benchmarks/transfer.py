@@ -13,6 +13,11 @@ With several seeds (head initialisation and sample order; the split is fixed) it
 each row's mean and standard error over the seeds, and the paired differences (same seed,
 same samples) of int8 against float32 gradients and of int8 + QAS against fp32.
 
+With --json NAME.json in benchmarks/, the tables of RESULTS.md that read that file are
+re-rendered (benchmarks/results.py): transfer_results.json (seed 0, every variant),
+transfer_seed1.json and transfer_seed2.json (--variants qas,fp32), transfer_constant_lr.json
+(--constant-lr).
+
 --model, --data and --schemes run the same comparison on another model (the tests run it on
 the built-in example model and a small .npz).
 """
@@ -37,6 +42,9 @@ from tflite_train.compare import trained_params  # noqa: E402
 from tflite_train.train import Trainer, sample_order, split  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+import results  # noqa: E402
+
 MODEL = ROOT.parent.parent / "shared" / "models" / "tflm" / "person_detect.tflite"
 SPARSE = ROOT / "schemes" / "person_detect_sparse.json"
 SCHEMES = ["bias-only", "last:2", str(SPARSE)]
@@ -88,44 +96,39 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / n)
 
 
-def summary(rows: list[dict], val: int) -> list[str]:
-    """Per row over seeds, then the paired differences, as markdown (points of accuracy)."""
-    binomial = 100 * math.sqrt(0.25 / val)
-    out = ["", f"Validation accuracy in % over seeds (each on {val} samples: binomial standard "
-                f"error at most {binomial:.1f} points): per-seed values, mean, standard error of "
-                "the mean over the seeds",
-           "", "| scheme | variant | gradients | seeds | mean | s.e. |", "|---|---|---|---|---:|---:|"]
+def summary(rows: list[dict]) -> str:
+    """Per row over seeds (points of accuracy: each seed's, the mean, the standard error of
+    the mean), then the paired differences of int8 against float32 gradients and of int8 +
+    QAS against fp32 (same seed: same head, samples and validation set), as markdown."""
+    out = ["| scheme | variant | gradients | seeds | mean | s.e. |",
+           "|---|---|---|---|---:|---:|"]
     groups: dict[tuple, dict[int, float]] = {}
     for r in rows:
-        groups.setdefault((r["scheme"], r["variant"], r["grad"]), {})[r["seed"]] = \
-            100 * r["val_accuracy"]
+        groups.setdefault((r["scheme"], r["variant"], r.get("grad", "float32")), {})[
+            r.get("seed", 0)] = 100 * r["val_accuracy"]
     for (scheme, variant, grad), by_seed in groups.items():
         m, se = mean_se(list(by_seed.values()))
         out.append(f"| {scheme} | {variant} | {grad} | "
                    f"{' / '.join(f'{v:.1f}' for v in by_seed.values())} | {m:.2f} | {se:.2f} |")
     pairs = []
     for (scheme, variant, grad), by_seed in groups.items():
-        if variant == VARIANTS["fp32"]:
+        if variant == VARIANTS["fp32"] or grad == "float32":
             continue
         for other, label in (((scheme, variant, "float32"), "float32 gradients"),
                              ((scheme, VARIANTS["fp32"], "-"), "fp32")):
             base = groups.get(other)
-            if base is None or other == (scheme, variant, grad):
+            seeds = sorted(set(by_seed) & set(base or {}))
+            if not seeds or (label == "fp32" and variant != VARIANTS["qas"]):
                 continue
-            if other[1] == VARIANTS["fp32"] and (variant != VARIANTS["qas"] or grad == "float32"):
-                continue
-            seeds = sorted(set(by_seed) & set(base))
-            if seeds:
-                d = [by_seed[s] - base[s] for s in seeds]
-                m, se = mean_se(d)
-                pairs.append(f"| {scheme} | {variant}, {grad} gradients | {label} | "
-                             f"{' / '.join(f'{v:+.1f}' for v in d)} | {m:+.2f} | {se:.2f} |")
+            d = [by_seed[s] - base[s] for s in seeds]
+            m, se = mean_se(d)
+            pairs.append(f"| {scheme} | {variant}, {grad} gradients | {label} | "
+                         f"{' / '.join(f'{v:+.1f}' for v in d)} | {m:+.2f} | {se:.2f} |")
     if pairs:
-        out += ["", "Paired differences (same seed: same head, samples and validation set), "
-                    "points:", "",
-                "| scheme | row | minus | per seed | mean | s.e. |",
+        out += ["", "Paired differences in points (same seed: same head, samples and "
+                    "validation set):", "", "| scheme | row | minus | per seed | mean | s.e. |",
                 "|---|---|---|---|---:|---:|", *pairs]
-    return out
+    return "\n".join(out)
 
 
 def main() -> None:
@@ -181,11 +184,58 @@ def main() -> None:
                           f"{r['saved_activation_bytes']:,} ({r['mask_bytes']:,} masks) |",
                           flush=True)
     if len(seeds) > 1 or len(grads) > 1:
-        print("\n".join(summary(rows, len(val_idx))))
+        print(f"\nValidation accuracy in % ({len(val_idx)} samples each: binomial standard "
+              f"error at most {100 * math.sqrt(0.25 / len(val_idx)):.1f} points)\n")
+        print(summary(rows))
     if args.json:
-        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json),
-                                                                "model": str(args.model)},
-                                         "rows": rows}, indent=2))
+        results.write_json(args.json, {"args": vars(args) | {"json": str(args.json),
+                                                              "model": str(args.model)},
+                                       "rows": rows})
+        if args.json.resolve().parent == ROOT:
+            results.publish([name for name, (files, _) in TABLES.items()
+                             if args.json.name in files
+                             and all((ROOT / f).exists() for f in files)])
+
+
+def render_rows(data: dict) -> str:
+    out = ["| scheme | variant | val accuracy | trained params | saved activations (bytes) |",
+           "|---|---|---:|---:|---:|"]
+    for r in data["rows"]:
+        out.append(f"| {r['scheme']} | {r['variant']} | {100 * r['val_accuracy']:.1f}% | "
+                   f"{r['trained_params']:,} | {r['saved_activation_bytes']:,} "
+                   f"({r['mask_bytes']:,} masks) |")
+    return "\n".join(out)
+
+
+def render_seeds(*runs: dict) -> str:
+    """int8 + QAS against fp32 over the seeds of `runs` (one JSON per seed)."""
+    out = ["| scheme | int8 + QAS, seeds " + "/".join(str(i) for i in range(len(runs))) +
+           " | mean | fp32, seeds " + "/".join(str(i) for i in range(len(runs))) +
+           " | mean | int8 + QAS - fp32 |", "|---|---|---:|---|---:|---:|"]
+    for scheme in dict.fromkeys(r["scheme"] for r in runs[0]["rows"]):
+        acc = {v: [100 * next(r["val_accuracy"] for r in run["rows"]
+                              if r["scheme"] == scheme and r["variant"] == v) for run in runs]
+               for v in ("int8 + QAS", "fp32")}
+        mean = {v: sum(a) / len(a) for v, a in acc.items()}
+        out.append(f"| {scheme} | {' / '.join(f'{a:.1f}' for a in acc['int8 + QAS'])} | "
+                   f"{mean['int8 + QAS']:.1f}% | {' / '.join(f'{a:.1f}' for a in acc['fp32'])} | "
+                   f"{mean['fp32']:.1f}% | {mean['int8 + QAS'] - mean['fp32']:+.1f} |")
+    return "\n".join(out)
+
+
+def render_grads(*runs: dict) -> str:
+    """int8 against float32 activation gradients (and fp32), over seeds: one or more runs of
+    --grad float32,int8,... --seeds ..., their rows together."""
+    return summary([r for run in runs for r in run["rows"]])
+
+
+TABLES = {
+    "transfer": (["transfer_results.json"], render_rows),
+    "transfer-int8-grads": (["transfer_int8_grads.json"], render_grads),
+    "transfer-seeds": (["transfer_results.json", "transfer_seed1.json", "transfer_seed2.json"],
+                       render_seeds),
+    "transfer-constant-lr": (["transfer_constant_lr.json"], render_rows),
+}
 
 
 if __name__ == "__main__":

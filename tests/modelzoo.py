@@ -13,6 +13,10 @@ Notes on the options:
     2 after) and "conv_strided" a 3x3 kernel on a 12x12 input (0 before, 1 after).
   * Keras cannot combine stride > 1 with dilation > 1, so dilated convs are stride 1.
   * Conv/FC biases use a random initializer so the bias path is exercised.
+  * Fused activations: the converter calibrates their outputs to the activation's own
+    range, which puts every RELU6 / RELU_N1_TO_1 bound on the int8 limits; the "clamps"
+    entry edits its converted file so that every bound lies inside (see
+    `widen_clamped_outputs`).
   * Per-tensor weights come from `converter._experimental_disable_per_channel = True`.
     FULLY_CONNECTED weights are per-tensor either way (the converter's default for FC).
 """
@@ -236,6 +240,81 @@ def float_io_model():
     return tf.keras.Model(inp, L.Dense(3, bias_initializer=b)(x))
 
 
+def clamps_model():
+    """Every fused clamp inside the int8 range (after `widen_clamped_outputs`): CONV_2D
+    RELU6 and RELU, DEPTHWISE_CONV_2D and FULLY_CONNECTED RELU_N1_TO_1 (a clip to [-1, 1]),
+    ADD RELU6 (Add -> ReLU(6), of a RELU6 output and a linear conv's), FULLY_CONNECTED RELU6;
+    weights large enough that the pre-activations of full-range inputs run far past every
+    bound. One initializer per layer: a shared one gives same-shaped layers equal weights,
+    which the converter stores once, as one tensor two layers read."""
+    tf, L = _tf()
+    b = _init(0.5)
+    x = inp = tf.keras.Input((8, 8, 3), batch_size=1)
+    a = L.Conv2D(8, 3, padding="same", activation="relu6", kernel_initializer=_init(2.0),
+                 bias_initializer=b)(x)
+    n = L.DepthwiseConv2D(3, padding="same", depthwise_initializer=_init(1.0),
+                          bias_initializer=b)(a)
+    n = _lambda(lambda t: tf.clip_by_value(t, -1.0, 1.0), "clip_dw")(n)
+    r = L.Conv2D(8, 1, activation="relu", kernel_initializer=_init(1.0), bias_initializer=b)(n)
+    r = L.Conv2D(8, 1, kernel_initializer=_init(1.0), bias_initializer=b)(r)  # either sign
+    s = L.ReLU(max_value=6.0)(L.Add()([a, r]))
+    s = L.GlobalAveragePooling2D()(s)
+    d = L.Dense(12, activation="relu6", kernel_initializer=_init(6.0), bias_initializer=b)(s)
+    d = L.Dense(16, kernel_initializer=_init(1.0), bias_initializer=b)(d)
+    d = _lambda(lambda t: tf.clip_by_value(t, -1.0, 1.0), "clip_fc")(d)
+    return tf.keras.Model(inp, L.Dense(4, bias_initializer=b)(d))
+
+
+# The converter calibrates a fused activation's output to the activation's own range, so a
+# RELU6 output always spans [0, 6] on the whole int8 grid: q(6) = 127 and q(0) = -128 are
+# the int8 limits themselves, and a wrong rounding of the clamp (or no clamp at all) cannot
+# show. `widen_clamped_outputs` moves each fused activation's output grid so that its bounds
+# fall inside [-128, 127] (the model stays a valid int8 model: every reader of the tensor
+# requantizes from its quantization). Each activation kind's bounds, in LSBs from the zero
+# point, alternate between a fraction of .7 and an exact tie .5 (140.5 is exact in float32):
+# TFLite's roundf (halves away from zero) puts them on another integer than floor, ceil,
+# truncation or round-half-even would. Fractions below .5 are left out on purpose: they
+# round a bound to a real value inside the float one (q(6) * s < 6), where the int8 clamp
+# and a float ReLU6 at the dequantized output disagree about the gradient, and
+# tests/test_backward.py takes the float one as its reference.
+WIDEN = {1: (-96, None), 3: (-100, 6.0), 2: (0, 1.0)}      # activation -> (zero point, bound)
+WIDEN_LSBS = {3: (160.7, 140.5), 2: (70.7, 50.5)}
+
+
+def widen_clamped_outputs(buf: bytes) -> bytes:
+    """Rewrite, in place in the flatbuffer, the scale and zero point of the output of every
+    CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED / ADD with a fused activation: RELU gets
+    zero point -96 (its q(0) bound inside the grid), RELU6 zero point -100 and 6.0 at 160.7
+    or 140.5 LSBs, RELU_N1_TO_1 zero point 0 and 1.0 at 70.7 or 50.5 LSBs, in turn."""
+    import tflite
+    data = bytearray(buf)
+    model = tflite.Model.GetRootAs(data, 0)
+    sg = model.Subgraphs(0)
+    seen = {kind: 0 for kind in WIDEN}
+    for i in range(sg.OperatorsLength()):
+        op = sg.Operators(i)
+        name = _opname(model, op)
+        cls = {"CONV_2D": tflite.Conv2DOptions, "DEPTHWISE_CONV_2D":
+               tflite.DepthwiseConv2DOptions, "FULLY_CONNECTED": tflite.FullyConnectedOptions,
+               "ADD": tflite.AddOptions}.get(name)
+        if cls is None:
+            continue
+        table, o = op.BuiltinOptions(), cls()
+        o.Init(table.Bytes, table.Pos)
+        act = o.FusedActivationFunction()
+        if act not in WIDEN:
+            continue
+        q = sg.Tensors(op.Outputs(0)).Quantization()
+        scale, zp = q.ScaleAsNumpy(), q.ZeroPointAsNumpy()    # views into `data`
+        zero, bound = WIDEN[act]
+        zp[0] = zero
+        if bound is not None:
+            lsbs = WIDEN_LSBS[act][seen[act] % 2]
+            scale[0] = np.float32(bound / lsbs)
+        seen[act] += 1
+    return bytes(data)
+
+
 # ----------------------------------------------------------------------------- registry
 @dataclass(frozen=True)
 class Entry:
@@ -245,6 +324,7 @@ class Entry:
     ops: frozenset
     per_tensor: bool = False
     float_io: bool = False
+    edit: Callable | None = None         # bytes -> bytes, applied after conversion
     doc: str = field(default="", compare=False)
 
     def __call__(self, seed: int | None = None):
@@ -286,6 +366,8 @@ MODELS: dict[str, Entry] = {
     "float_io": _entry(float_io_model,
                        "QUANTIZE CONV_2D DEPTHWISE_CONV_2D FULLY_CONNECTED DEQUANTIZE",
                        float_io=True),
+    "clamps": _entry(clamps_model, "CONV_2D DEPTHWISE_CONV_2D ADD MEAN FULLY_CONNECTED",
+                     edit=widen_clamped_outputs),
 }
 
 
@@ -330,6 +412,8 @@ def convert(name: str, *, per_tensor: bool = False, float_io: bool = False,
     with _quiet():
         import tensorflow as tf
         buf = _convert(tf, entry(seed), per_tensor, float_io, seed)
+    if entry.edit is not None:
+        buf = entry.edit(buf)
     ops = set(op_names(buf))
     expect = set(entry.ops) | ({"QUANTIZE", "DEQUANTIZE"} if float_io else set())
     if expect - ops or ops - SUPPORTED_OPS:
@@ -460,9 +544,11 @@ REQUIRED = {(op,) for op in SUPPORTED_OPS} | {
                                                "AVERAGE_POOL_2D", "MAX_POOL_2D")],
     ("DEPTHWISE_CONV_2D", "multiplier", 1), ("DEPTHWISE_CONV_2D", "multiplier", 2),
     ("DEPTHWISE_CONV_2D", "act", "RELU6"), ("DEPTHWISE_CONV_2D", "act", "NONE"),
+    ("DEPTHWISE_CONV_2D", "act", "RELU_N1_TO_1"),
     ("FULLY_CONNECTED", "bias", True), ("FULLY_CONNECTED", "bias", False),
     ("FULLY_CONNECTED", "act", "RELU"), ("FULLY_CONNECTED", "act", "NONE"),
-    ("ADD", "act", "NONE"), ("ADD", "act", "RELU"),
+    ("FULLY_CONNECTED", "act", "RELU6"), ("FULLY_CONNECTED", "act", "RELU_N1_TO_1"),
+    ("ADD", "act", "NONE"), ("ADD", "act", "RELU"), ("ADD", "act", "RELU6"),
     ("MEAN", "keepdims", True), ("MEAN", "keepdims", False),
 }
 

@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED_MODELS, SHARED_TFLM, shared_model
+from conftest import ROOT, SHARED_MODELS, SHARED_TFLM, require_tool, shared_file, shared_model
 from tflite_train import fixedpoint as fp
 from tflite_train import ops, tflite_io
 from tflite_train.ir import Graph, Operator, Quantization, Tensor
@@ -74,10 +74,7 @@ def test_shared_models(name):
 
 def paper_model(name: str, padding: str) -> Graph:
     from tflite_train.importers.tiny_training import import_pkl
-    path = SHARED_MODELS / "tiny-training" / f"{name}.pkl"
-    if not path.exists():
-        pytest.skip(f"{path} not present (../shared/models is only beside a project checkout)")
-    return import_pkl(path, padding)
+    return import_pkl(shared_file("tiny-training", f"{name}.pkl"), padding)
 
 
 @pytest.mark.parametrize("name", PKLS)
@@ -451,8 +448,8 @@ def test_forward_kernels_are_clean_under_asan_and_ubsan(tmp_path, zoo):
                     str(lib)], check=True)
     libs = [subprocess.run(["gcc", f"-print-file-name=lib{s}.so"], capture_output=True,
                            text=True).stdout.strip() for s in ("asan", "ubsan")]
-    if not all(os.path.isabs(p) and os.path.exists(p) for p in libs):
-        pytest.skip("gcc's sanitizer runtimes are not available")
+    require_tool(all(os.path.isabs(p) and os.path.exists(p) for p in libs),
+                 "gcc's sanitizer runtimes (libasan, libubsan)")
     paths = {n: str(zoo[n]) for n in ("mobile", "branches")}
     code = (
         "import sys, json, ctypes, pathlib; sys.path.insert(0, 'tests')\n"

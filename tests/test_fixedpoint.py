@@ -1,6 +1,8 @@
 """The vectorized fixed-point helpers against scalar transcriptions of the C code written
 with Python's unbounded ints (C division truncates toward zero; shifts are arithmetic)."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,83 @@ def test_clz():
     assert list(fp.count_leading_zeros32(x)) == [32, 31, 30, 30, 11, 1, 0]
     assert all(32 - int(v).bit_length() == c
                for v, c in zip(x, fp.count_leading_zeros32(x)))
+
+
+def test_quantize_multiplier_carries_a_mantissa_that_rounds_up_to_one():
+    """q * 2^31 rounding to 2^31 (q just below 1) becomes 2^30 with the exponent one up,
+    as TFLite's QuantizeMultiplier does."""
+    for real, shift in (((2**31 - 0.25) / 2**31, 1), ((2**31 - 0.25) / 2**29, 3)):
+        assert fp.quantize_multiplier(real) == (1 << 30, shift)
+
+
+# gemmlowp's fixed-point exp and reciprocal (fixedpoint.h), transcribed with Python ints;
+# every constant from its definition (gemmlowp's GEMMLOWP_CHECKED_FIXEDPOINT_CONSTANT checks
+# the same: the raw value is the real one rounded to the format), none copied.
+def wrap(x: int) -> int:
+    return ((x + (1 << 31)) % (1 << 32)) - (1 << 31)
+
+
+def srmpot_ref(x: int, e: int) -> int:
+    """SaturatingRoundingMultiplyByPOT<e>."""
+    if e <= 0:
+        return rdbp_ref(x, -e) if e else x
+    threshold = (1 << (31 - e)) - 1
+    return (1 << 31) - 1 if x > threshold else -(1 << 31) if x < -threshold else x << e
+
+
+def q31(real: float) -> int:
+    return round(real * 2**31)
+
+
+def exp_interval_ref(a: int) -> int:
+    """exp on [-1/4, 0): Taylor around -1/8."""
+    x = wrap(a + (1 << 28))
+    x2 = srdhm_ref(x, x)
+    x3 = srdhm_ref(x2, x)
+    x4_over_4 = srmpot_ref(srdhm_ref(x2, x2), -2)
+    poly = srmpot_ref(wrap(srdhm_ref(wrap(x4_over_4 + x3), q31(1 / 3)) + x2), -1)
+    return wrap(q31(math.exp(-1 / 8)) + srdhm_ref(q31(math.exp(-1 / 8)), wrap(x + poly)))
+
+
+def exp_ref(a: int, integer_bits: int) -> int:
+    frac = 31 - integer_bits
+    quarter = 1 << (frac - 2)
+    a_mod = wrap((a & (quarter - 1)) - quarter)
+    result = exp_interval_ref(srmpot_ref(a_mod, integer_bits))
+    remainder = wrap(a_mod - a)
+    for e in range(-2, 5):
+        if integer_bits > e and remainder & (1 << (frac + e)):
+            result = srdhm_ref(result, q31(math.exp(-2.0**e)))
+    if integer_bits > 5 and a < -(1 << (36 - integer_bits)):
+        result = 0
+    return (1 << 31) - 1 if a == 0 else result
+
+
+def reciprocal_ref(a: int) -> int:
+    """1 / (1 + a), a in [0, 1): Newton-Raphson from 48/17 - 32/17 d, in Q2.29."""
+    s = a + (1 << 31) - 1                          # RoundingHalfSum(a, One())
+    half_d = c_div(s + (1 if s >= 0 else -1), 2)
+    x = wrap(round(48 / 17 * 2**29) + srdhm_ref(half_d, round(-32 / 17 * 2**29)))
+    for _ in range(3):
+        one_minus = wrap((1 << 29) - srdhm_ref(half_d, x))
+        x = wrap(x + srmpot_ref(srdhm_ref(x, one_minus), 2))
+    return srmpot_ref(x, 1)
+
+
+@pytest.mark.parametrize("integer_bits", [5, 6])
+def test_exp_on_negative_values_is_gemmlowps(integer_bits):
+    """Bit for bit (the softmax's exactness rests on it; a changed constant moves results by
+    far less than an int8 step, which the forward tests cannot see). Integer bits 5 is the
+    softmax's; 6 reaches the clamp below -32."""
+    rng = np.random.default_rng(integer_bits)
+    a = np.concatenate([-rng.integers(0, 1 << 31, 3000), [0, -1, -(1 << 31), -(1 << 30)],
+                        -(np.arange(0, 40) << (31 - integer_bits))])
+    got = fp.exp_on_negative_values(a, integer_bits)
+    assert list(got) == [exp_ref(int(v), integer_bits) for v in a]
+
+
+def test_reciprocal_is_gemmlowps():
+    a = np.concatenate([np.random.default_rng(3).integers(0, 1 << 31, 3000),
+                        [0, 1, (1 << 31) - 1, 1 << 30]])
+    got = fp.one_over_one_plus_x_for_x_in_0_1(a)
+    assert list(got) == [reciprocal_ref(int(v)) for v in a]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pkl_reference as ref
-from conftest import SHARED_MODELS
+from conftest import shared_file
 from tflite_train import ops, tflite_io
 from tflite_train.cli import EXIT_ERROR, main
 from tflite_train.errors import ModelError
@@ -19,10 +19,7 @@ PKLS = ["mcunet-5fps", "mbv2-w0.35"]
 
 
 def pkl_path(name):
-    path = SHARED_MODELS / "tiny-training" / f"{name}.pkl"
-    if not path.exists():
-        pytest.skip(f"{path} not present (../shared/models is only beside a project checkout)")
-    return path
+    return shared_file("tiny-training", f"{name}.pkl")
 
 
 def write_zip(path, payload: bytes):
@@ -97,17 +94,29 @@ def test_grown_kernels_compute_exactly_what_explicit_pads_do(name):
     assert np.array_equal(numpy_exec.outputs(a, [x])[0], numpy_exec.outputs(b, [x])[0])
 
 
+def boundary_case(real: np.ndarray, bound) -> np.ndarray:
+    """Elements whose reference value lies within `bound` of a rounding boundary (k + 1/2):
+    there the reference's float32 arithmetic and TFLite's fixed point may round apart."""
+    r = real.astype(np.float64)
+    return np.abs(r - np.floor(r) - 0.5) <= bound
+
+
 @pytest.mark.parametrize("name", PKLS)
 @pytest.mark.parametrize("padding", ["kernel", "pad"])
 def test_every_tensor_agrees_with_the_reference_arithmetic(name, padding):
-    """Each layer of the reference, fed the same int8 input as our layer, gives our output
-    within +-1 LSB on >= 99% of elements (their float scales and round-half-even vs TFLite's
-    fixed-point multipliers)."""
+    """Each layer of the reference, fed the same int8 input as our layer: our output equals
+    its output except on boundary cases, where they differ by exactly 1 LSB. A boundary case
+    is an element whose reference value lies within the two sides' arithmetic error
+    (pkl_reference.conv_real's bound: float32 on theirs, TFLite's double rounding on ours)
+    of a half-integer; for the residual ADD and the average pool only exact ties count (the
+    reference rounds them to even, TFLite away from zero). Measured on two inputs: 5,417
+    (MCUNet) and 5,932 (MobileNetV2) elements of about 1.7 M differ, all among 11,069 and
+    12,411 boundary cases; no residual element differs."""
     cfg = load_pkl(pkl_path(name))
     g = import_pkl(pkl_path(name), padding)
     by_name = {t.name: i for i, t in enumerate(g.tensors)}
     producers = g.producers()
-    checked = 0
+    checked, differing, boundary = 0, 0, 0
     for seed in range(2):
         x = np.random.default_rng(seed).integers(-128, 128, (1, 128, 128, 3)).astype(np.int8)
         v = numpy_exec.run(g, [x])
@@ -120,12 +129,16 @@ def test_every_tensor_agrees_with_the_reference_arithmetic(name, padding):
                 t = g.operators[prev].inputs[0]          # the reference pads by itself
             return v[t]
 
-        def check(out_name, expected):
-            nonlocal checked
-            got = v[by_name[out_name]].reshape(expected.shape).astype(int)
-            diff = np.abs(got - expected.astype(int))
-            assert np.mean(diff <= 1) >= 0.99, (out_name, np.mean(diff <= 1), diff.max())
+        def check(out_name, real, bound=0.0):
+            nonlocal checked, differing, boundary
+            got = v[by_name[out_name]].reshape(real.shape).astype(int)
+            diff = np.abs(got - ref.to_int8(real).astype(int))
+            near = boundary_case(real, bound) & (real > -128.5) & (real < 127.5)
+            assert np.all(diff <= near), (out_name, int(diff.max()),
+                                          int(np.count_nonzero(diff > near)))
             checked += 1
+            differing += int(np.count_nonzero(diff))
+            boundary += int(np.count_nonzero(near))
 
         convs = [("first_conv", cfg["first_conv"])]
         for i, blk in enumerate(cfg["blocks"]):
@@ -133,20 +146,22 @@ def test_every_tensor_agrees_with_the_reference_arithmetic(name, padding):
                 if blk.get(part) is not None:
                     convs.append((f"blocks.{i}.{part}", blk[part]))
         for out_name, c in convs:
-            check(out_name, ref.conv(c, conv_input(out_name)))
+            check(out_name, *ref.conv_real(c, conv_input(out_name)))
         for i, blk in enumerate(cfg["blocks"]):
             if blk.get("residual") is None:
                 continue
             add_op = g.operators[producers[by_name[f"blocks.{i}.residual"]]]
             pw2 = blk["pointwise2"]["params"]
             check(f"blocks.{i}.residual",
-                  ref.add(blk["residual"], v[add_op.inputs[0]], pw2["y_zero"], pw2["y_scale"],
-                          v[add_op.inputs[1]]))
+                  ref.add_real(blk["residual"], v[add_op.inputs[0]], pw2["y_zero"],
+                               pw2["y_scale"], v[add_op.inputs[1]]))
         pool_in = g.operators[producers[by_name["avgpool"]]].inputs[0]
-        check("avgpool", ref.avgpool(v[pool_in]))
+        check("avgpool", ref.avgpool_real(v[pool_in]))
         cls = dict(cfg["classifier"], stride=1)
-        check("classifier", ref.conv(cls, v[by_name["avgpool"]]))
+        check("classifier", *ref.conv_real(cls, v[by_name["avgpool"]]))
     assert checked > 80
+    print(f"{name} {padding}: {differing} elements differ, all among {boundary} boundary cases")
+    assert 0 < differing <= boundary
 
 
 def test_import_cli_writes_a_model_and_refuses_to_overwrite(tmp_path, capsys):

@@ -426,7 +426,8 @@ def test_shift_multipliers_and_unit_in_c_and_python():
         k = lib.tt_grad_shift(terms)
         assert k == quantgrad.grad_shift(terms), terms
         if k >= 0:
-            assert terms * 127 * 128 << k < 2**31 and (k == 8 or terms * 127 * 128 << (k + 1) >= 2**31)
+            bound = terms * 127 * 128
+            assert bound << k < 2**31 and (k == 8 or bound << (k + 1) >= 2**31)
     rng = np.random.default_rng(15)
     scales = np.concatenate([rng.uniform(1e-5, 1.0, 500), [0.0, -1.0, 1e-38, 1.0]])
     top = np.float32(0.75)

@@ -122,7 +122,8 @@ def test_compare_lists_each_scheme_with_its_parts(tmp_path, capsys):
     assert l2["peak_fused"] < l2["peak_separate"]
     for r in rows.values():
         assert r["peak_fused"] == r["arena_fused"] + r["trainable_bytes"] + r["optimizer_bytes"]
-        assert 0 <= r["accuracy"] <= 1 and r["flash_bytes"] > 12_000
+        # the training model file holds the whole forward model and more
+        assert 0 <= r["accuracy"] <= 1 and r["flash_bytes"] > len(EXAMPLE.read_bytes())
     assert main(["compare", str(EXAMPLE), "--schemes", "most"]) == 2
     assert "unknown scheme" in capsys.readouterr().err
 

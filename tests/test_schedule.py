@@ -45,16 +45,22 @@ def test_a_reordered_graph_trains_bit_identically(search):
         assert np.array_equal(a[name], b[name]), name
 
 
+# TFLM's greedy arena plan (memory.plan, equal to TFLM's own head: tests/test_memory.py)
+# minus the live peak of the file order, a lower bound of any plan: the bytes the planner's
+# first-fit placement loses to fragmentation. Measured; zero where the plan reaches the bound.
+FRAGMENTATION = {"mobile": 144, "depthwise": 0, "conv": 0, "classifier_1x1": 0}
+
+
 def test_exact_search_bounds_the_greedy_heuristic(zoo):
     checked = 0
-    for name in ("mobile", "depthwise", "conv", "classifier_1x1"):
+    for name, lost in FRAGMENTATION.items():
         g = augment.augment(tflite_io.load(zoo[name]), "last:1", None).graph
         file_order = list(range(len(g.operators)))
         best = schedule.peak(g, schedule.exact(g))
         assert best <= schedule.peak(g, schedule.greedy(g))
         assert best <= schedule.peak(g, file_order)
-        # the live peak is what TFLM's greedy planner achieves on these graphs
-        assert memory.plan(g).arena_bytes >= schedule.peak(g, file_order)
+        # the live peak is what TFLM's greedy planner achieves, up to its fragmentation
+        assert memory.plan(g).arena_bytes - schedule.peak(g, file_order) == lost, name
         checked += 1
     assert checked == 4
 

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import numpy_equals_c, require_tool
 from tflite_train import tflite_io
 from tflite_train.cli import EXIT_ERROR, main
 from tflite_train.demo import EXAMPLE
@@ -76,7 +77,10 @@ def test_train_loss_falls_and_beats_chance(tmp_path, capsys, trained_model):
     loss = [float(v) for v in summary.split("loss ")[1].split(";")[0].split(" -> ")]
     assert loss[1] < loss[0]
     acc = float(summary.split("validation accuracy ")[1].split("%")[0])
-    assert acc > 60                                   # chance is 33%
+    # chance is 33%; measured 100% (the blobs are separable). The bar sits between the two
+    # so that changed training defaults do not break it, while a model that stops
+    # learning (chance) does.
+    assert acc > 60
     saved = np.load(state)
     assert "head/weights" in saved.files
     info = json.loads(str(saved["__history__"]))
@@ -94,6 +98,12 @@ def test_train_is_reproducible(tmp_path, capsys, trained_model):
     for name in runs[0].files:
         if name != "__history__":
             assert np.array_equal(runs[0][name], runs[1][name])
+    # and it is a training that repeats, not two runs that changed nothing
+    g = tflite_io.load(model)
+    init = next(op for op in g.operators if op.kind == "TT_INIT")
+    initial = {g.tensors[v].name: g.tensors[c].data
+               for c, v in zip(init.inputs[0::2], init.inputs[1::2])}
+    assert any(not np.array_equal(runs[0][n], value) for n, value in initial.items())
 
 
 def test_image_folder_dataset(tmp_path, capsys, trained_model):
@@ -169,8 +179,8 @@ def test_bad_augment_inputs(tmp_path, capsys, trained_model):
 
 def test_fashion_mnist_loads_and_maps_to_the_model_input():
     from tflite_train import data
-    if not (data.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip("Debian's dataset-fashion-mnist is not installed (make setup installs it)")
+    require_tool((data.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
+                 "Debian's dataset-fashion-mnist")
     ds = data.fashion_mnist()
     assert ds.images.shape == (60000, 28, 28) and ds.images.dtype == np.uint8
     assert sorted(np.unique(ds.labels)) == list(range(10)) and len(ds.classes) == 10
@@ -182,9 +192,8 @@ def test_fashion_mnist_loads_and_maps_to_the_model_input():
 
 
 def test_the_three_engines_train_alike_from_the_command_line(tmp_path, capsys):
-    """train --engine numpy / c / tflm on the same data: c and tflm end with identical
-    parameters (every array), numpy and c with identical integer parameters (floats, the
-    momentum buffers, differ in summation order)."""
+    """train --engine numpy / c / tflm on the same data: all three end with identical
+    parameters and momentum buffers, bit for bit."""
     from tflite_train.demo import new_task
     model = tmp_path / "t.tflite"
     assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
@@ -200,5 +209,4 @@ def test_the_three_engines_train_alike_from_the_command_line(tmp_path, capsys):
     assert any(states["c"][n].dtype == np.float32 for n in names)      # momentum is there
     for name in names:
         assert np.array_equal(states["c"][name], states["tflm"][name]), name
-        if states["c"][name].dtype != np.float32:
-            assert np.array_equal(states["numpy"][name], states["c"][name]), name
+        assert numpy_equals_c(states["numpy"][name], states["c"][name]), name

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require_tool
+
 
 def runtime_library() -> Path:
     import tflite_micro
@@ -22,8 +24,8 @@ def runtime_library() -> Path:
 def require_binutils() -> None:
     if sys.platform != "linux" or sys.maxsize <= 2 ** 32:
         pytest.skip("the measured layout is the x86_64 Linux wheel's")
-    if not all(shutil.which(t) for t in ("nm", "readelf", "objdump")):
-        pytest.skip("binutils (nm, readelf, objdump) are needed to read the wheel's layout")
+    require_tool(all(shutil.which(t) for t in ("nm", "readelf", "objdump")),
+                 "binutils (nm, readelf, objdump), which read the wheel's layout,")
 
 
 def _run(*cmd) -> str:

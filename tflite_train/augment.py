@@ -47,6 +47,7 @@ class Augmented:
     label: int
     loss: int
     metadata: dict
+    hyper: autodiff.Hyper | None = None     # as used: with the per-layer rates it chose
 
 
 def find_logits(graph: Graph) -> int:
@@ -157,15 +158,22 @@ def _make_variables(graph: Graph, params: list[int], momentum: list[int]) -> Ope
 
 def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | None = None,
             hyper: autodiff.Hyper | None = None, fuse: bool = True,
-            reorder: bool = True) -> Augmented:
+            reorder: bool = True, lr_rule: dict | None = None) -> Augmented:
     """`fuse`: compute weight and bias gradients inside their update ops (in-place update,
     the default); False keeps them as tensors, which the gradient checks read.
-    `reorder`: keep schedule.greedy's operator order when its arena plan is smaller."""
+    `reorder`: keep schedule.greedy's operator order when its arena plan is smaller.
+    Without hyper.lr (and layer_lrs), each layer's rates are derived from the model
+    (lr.model_rates). `lr_rule`: how the layer_lrs were chosen, for the metadata."""
     hyper = hyper or autodiff.Hyper()
     _check_hyper(hyper)
     if METADATA_KEY in graph.metadata:
         raise ModelError("this is already a training model (it has tflite_train metadata)")
     ops.validate(graph)
+    if hyper.lr is None and hyper.layer_lrs is None:
+        hyper, lr_rule = default_rates(graph, scheme_spec, num_classes, hyper)
+    elif lr_rule is None:
+        lr_rule = ({"rule": "given", "lr": hyper.lr, "bias_lr": hyper.effective_bias_lr}
+                   if hyper.layer_lrs is None else {"rule": "given per layer"})
     head = None
     if num_classes is not None:
         head, logits = replace_head(graph, num_classes, hyper.seed)
@@ -195,19 +203,35 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         "scheme": scheme.name, "num_classes": num_classes,
         "new_head": head is not None,
         "qas": hyper.qas, "lr": hyper.lr,
-        "bias_lr": hyper.effective_bias_lr,
+        "bias_lr": hyper.effective_bias_lr, "lr_rule": lr_rule,
         "momentum": hyper.momentum, "rounding": hyper.rounding, "seed": hyper.seed,
         "decay_steps": hyper.decay_steps, "fused_updates": fuse, "schedule": order_name,
         "grad": hyper.grad,
         **({"grad_rounding": hyper.grad_rounding} if hyper.grad == "int8" else {}),
         "logits": graph.tensors[logits].name,
         "trained": [{"layer": _layer_name(graph, bwd, k), "bias": u.bias,
-                     "weight_channels": u.weight_channels}
+                     "weight_channels": u.weight_channels,
+                     "lr": hyper.rates(k)[0] if u.weight_channels else None,
+                     "bias_lr": hyper.rates(k)[1] if u.bias else None}
                     for k, u in sorted(bwd.trained.items())],
         "variables": [graph.tensors[v].name for v in dict.fromkeys(bwd.variables)],
     }
     graph.metadata[METADATA_KEY] = json.dumps(meta).encode()
-    return Augmented(graph, scheme, bwd, head, logits, label, loss, meta)
+    return Augmented(graph, scheme, bwd, head, logits, label, loss, meta, hyper)
+
+
+def default_rates(graph: Graph, scheme_spec: str, num_classes: int | None,
+                  hyper: autodiff.Hyper) -> tuple[autodiff.Hyper, dict]:
+    """Hyper with the model-derived per-layer rates (lr.py), and their record. An explicit
+    bias lr replaces every bias's rate."""
+    from dataclasses import replace
+
+    from . import lr as lr_rule
+    rates = lr_rule.model_rates(graph, scheme_spec, num_classes, hyper.seed)
+    layer_lrs = {k: (r.weight, hyper.bias_lr if hyper.bias_lr is not None else r.bias)
+                 for k, r in rates.items()}
+    record = lr_rule.base_record()
+    return replace(hyper, layer_lrs=layer_lrs), record
 
 
 def _reorder(graph: Graph) -> str:
@@ -227,7 +251,7 @@ def _layer_name(graph: Graph, bwd: autodiff.BackwardGraph, k: int) -> str:
 
 
 def _check_hyper(h: autodiff.Hyper) -> None:
-    if not (math.isfinite(h.lr) and h.lr > 0):
+    if h.lr is not None and not (math.isfinite(h.lr) and h.lr > 0):
         raise TTError(f"--lr must be a positive number, got {h.lr}")
     if h.bias_lr is not None and not (math.isfinite(h.bias_lr) and h.bias_lr > 0):
         raise TTError(f"--bias-lr must be a positive number, got {h.bias_lr}")

@@ -29,10 +29,11 @@ from .training_ops import inputs_of, make_op, options_spec, outputs_of, spec
 
 @dataclass
 class Hyper:
-    lr: float = 0.05
-    # None: lr / 100. A bias gradient sums the output gradient over every position of its
-    # layer (2304 in the person detector's first layers), so the weights' lr moves biases
-    # far further; lr/100 trained both the example model and the person detector well.
+    # None: per-layer rates derived from the model (lr.py: normalized LMS for a new head, a
+    # trust ratio for pretrained tensors); a number: that lr for every layer's weights.
+    lr: float | None = None
+    # None: with an explicit lr, lr / 100 (a bias gradient sums the output gradient over
+    # every position of its layer); with model-derived rates, each bias its own rate.
     bias_lr: float | None = None
     momentum: float = 0.0
     qas: bool = True
@@ -41,17 +42,31 @@ class Hyper:
     rounding: str = "stochastic"        # or "nearest"
     seed: int = 0
     decay_steps: int = 0                # 0: constant lr; N: cosine decay to 0 over N steps
+    # forward op index -> (weight lr, bias lr); augment fills it when lr is None. A layer
+    # not in it gets lr / effective_bias_lr.
+    layer_lrs: dict[int, tuple[float, float]] | None = None
     # activation gradients: "float32", or "int8" with a run-time scale per tensor
     # (schema: int8_gradients), rounded to nearest or stochastically
     grad: str = "float32"
     grad_rounding: str = "stochastic"
 
     @property
-    def effective_bias_lr(self) -> float:
-        return self.bias_lr if self.bias_lr is not None else self.lr / 100
+    def effective_bias_lr(self) -> float | None:
+        if self.bias_lr is not None:
+            return self.bias_lr
+        return None if self.lr is None else self.lr / 100
 
-    def options(self, bias: bool, seed: int) -> dict:
-        return {"lr": float(self.effective_bias_lr if bias else self.lr),
+    def rates(self, k: int) -> tuple[float, float]:
+        if self.layer_lrs and k in self.layer_lrs:
+            return self.layer_lrs[k]
+        if self.lr is None:
+            raise ValueError(f"no learning rate for operator {k}: neither lr nor "
+                             "layer_lrs gives one")
+        return self.lr, self.effective_bias_lr
+
+    def options(self, bias: bool, seed: int, k: int) -> dict:
+        lr_w, lr_b = self.rates(k)
+        return {"lr": float(lr_b if bias else lr_w),
                 "momentum": float(self.momentum), "qas": bool(self.qas),
                 "rounding": 1 if self.rounding == "stochastic" else 0,
                 "seed": int(seed) & 0xFFFFFFFF, "decay_steps": int(self.decay_steps)}
@@ -243,13 +258,13 @@ class GradBuilder:
             mom = self._momentum(w, shape)
             self.emit(grad_kind.replace("_WEIGHT_GRAD", "_WEIGHT_UPDATE"),
                       grad_inputs + [w, mom], [], **geometry,
-                      **self._options(bias=False), channels=channels, axis=axis)
+                      **self._options(False, k), channels=channels, axis=axis)
             self._record(w, None)
             return
         dw = self.tensor(f"{self.graph.tensors[w].name}/grad", shape)
         self.emit(grad_kind, grad_inputs, [dw], **geometry)
         self.emit("TT_UPDATE_WEIGHT", [w, dw, self._momentum(w, shape)], [],
-                  **self._options(bias=False), channels=channels, axis=axis)
+                  **self._options(False, k), channels=channels, axis=axis)
         self._record(w, dw)
 
     def update_bias(self, k: int, dy: int, mask: int) -> None:
@@ -264,19 +279,19 @@ class GradBuilder:
         self.result.trained.setdefault(k, LayerUpdate(k)).bias = True
         if self.fuse:
             mom = self._momentum(b, bt.shape)
-            self.emit("TT_BIAS_UPDATE", [dy, mask, b, mom], [], **self._options(bias=True))
+            self.emit("TT_BIAS_UPDATE", [dy, mask, b, mom], [], **self._options(True, k))
             self._record(b, None)
             return
         db = self.tensor(f"{bt.name}/grad", bt.shape)
         self.emit("TT_BIAS_GRAD", [dy, mask], [db])
         self.emit("TT_UPDATE_BIAS", [b, db, self._momentum(b, bt.shape)], [],
-                  **self._options(bias=True))
+                  **self._options(True, k))
         self._record(b, db)
 
-    def _options(self, bias: bool) -> dict:
+    def _options(self, bias: bool, k: int) -> dict:
         # one seed per update op, so that stochastic rounding streams never overlap
         seed = self.hyper.seed * 1000003 + len(self.result.variables) + 1
-        return self.hyper.options(bias, seed)
+        return self.hyper.options(bias, seed, k)
 
     def _momentum(self, param: int, shape) -> int:
         if self.hyper.momentum <= 0:

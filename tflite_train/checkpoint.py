@@ -18,7 +18,8 @@ import numpy as np
 
 from .errors import TTError
 from .ir import Graph
-from .training_ops import grad_mode, grad_slots, options_of, schema
+from .training_ops import grad_mode, grad_slots, schema
+from .training_ops import options_of as options_of_op
 
 MAGIC = 0x4B435454                 # "TTCK"
 VERSION = 1
@@ -70,7 +71,7 @@ def update_ops(graph: Graph) -> list[tuple[int, int, int]]:
             param = next(p for p, i in enumerate(spec["inputs"])
                          if i.get("variable") and p != mom)
             out.append((k, op.inputs[param], op.inputs[mom]))
-        elif spec and grad_mode(graph, op) == "int8" and options_of(op).get("rounding") == 1:
+        elif spec and grad_mode(graph, op) == "int8" and options_of_op(op).get("rounding") == 1:
             out.append((k, op.outputs[grad_slots(op.kind)[1][0]], -1))
     return out
 
@@ -83,14 +84,29 @@ def trained_parameters(graph: Graph) -> list[int]:
     return sorted(init.inputs[1::2])
 
 
-def layout(graph: Graph) -> list[Region]:
+def trained_channels(graph: Graph) -> dict[int, int]:
+    """Filter -> the input channels (last axis) its update touches, for the filters trained
+    on fewer than all of them: a generated program (codegen) keeps only those in SRAM, so its
+    checkpoint region of such a filter holds just them."""
+    out = {}
+    for k, p, _ in update_ops(graph):
+        o = options_of_op(graph.operators[k])
+        depth = graph.tensors[p].shape[-1]
+        if "channels" in o and o.get("axis", 0) == 0 and 0 < o["channels"] < depth:
+            out[p] = o["channels"]
+    return out
+
+
+def layout(graph: Graph, partial: dict[int, int] | None = None) -> list[Region]:
     """The regions of this training model's checkpoint, in blob order: parameters by
     tensor index, then momentum buffers by tensor index, then update states by the index
-    of the parameter they update."""
+    of the parameter they update. `partial`: filter -> k, filters whose region is their
+    first k input channels (a generated program's split filters)."""
     regions = []
     for i in trained_parameters(graph):
         t = graph.tensors[i]
-        regions.append(Region(PARAMETER, i, t.shape, t.dtype, t.name))
+        shape = t.shape if i not in (partial or {}) else (*t.shape[:-1], partial[i])
+        regions.append(Region(PARAMETER, i, shape, t.dtype, t.name))
     updates = update_ops(graph)
     for m in sorted(m for _, _, m in updates if m >= 0):
         t = graph.tensors[m]
@@ -176,16 +192,27 @@ def from_blob(data: bytes, graph: Graph, model: bytes, what: str = "checkpoint")
                       f"{mid:#018x}, this model's is {want:#018x})")
     regions = layout(graph)
     table = [ENTRY.unpack_from(data, HEADER_BYTES + ENTRY.size * i) for i in range(count)]
-    expected = [(r.kind, r.id, r.nbytes) for r in regions]
-    if table != expected:
+    # a generated program's checkpoint holds split filters' trained channels only
+    partial = {r.id: k for r, (kind, id_, nbytes) in zip(regions, table)
+               for p, k in trained_channels(graph).items()
+               if r.kind == kind == PARAMETER and r.id == id_ == p and nbytes != r.nbytes}
+    stored = layout(graph, partial)
+    if table != [(r.kind, r.id, r.nbytes) for r in stored]:
         raise TTError(f"{what}: its region table does not match this training model's "
                       f"({count} regions, the model has {len(regions)})")
+    init = {var: const for op in graph.operators if op.kind == "TT_INIT"
+            for const, var in zip(op.inputs[0::2], op.inputs[1::2])}
     values, pos = [], HEADER_BYTES + ENTRY.size * count
-    for r in regions:
-        raw = data[pos:pos + r.nbytes]
-        values.append(np.frombuffer(raw, np.dtype(r.dtype).newbyteorder("<"))
-                      .astype(r.dtype).reshape(r.shape))
-        pos += -(-r.nbytes // 4) * 4
+    for r, s in zip(regions, stored):
+        raw = data[pos:pos + s.nbytes]
+        value = np.frombuffer(raw, np.dtype(s.dtype).newbyteorder("<")).astype(s.dtype) \
+            .reshape(s.shape)
+        if s.shape != r.shape:          # the frozen channels never change: the initial ones
+            whole = graph.tensors[init[r.id]].data.astype(r.dtype).copy()
+            whole[..., :s.shape[-1]] = value
+            value = whole
+        values.append(value)
+        pos += -(-s.nbytes // 4) * 4
     return Checkpoint(mid, regions, values, seq)
 
 

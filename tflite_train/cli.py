@@ -146,7 +146,8 @@ def cmd_plan(args) -> int:
             "trainable_bytes": p.trainable_bytes, "optimizer_bytes": p.optimizer_bytes,
             "persistent_bytes": persistent,
             "total_bytes": p.total_bytes + (persistent or 0),
-            "timeline": [{"op": k, "kind": kinds[k], **t} for k, t in enumerate(p.timeline)]}
+            "timeline": [{"op": k, "kind": kinds[k], **t} for k, t in enumerate(p.timeline)],
+            "codegen": _codegen_plan(graph, data) if p.training else None}
     if args.plot:
         from .plot import memory_chart
         what = "training" if p.training else "inference"
@@ -173,6 +174,15 @@ def cmd_plan(args) -> int:
     lower = max(sum(t.values()) for t in p.timeline) if p.timeline else 0
     print(f"offline plan         {kb(offline_bytes)}  ({order}; the live peak, a lower bound "
           f"for any plan without in-place ops, is {kb(lower).strip()})")
+    cg = info["codegen"]
+    if cg is not None and "error" in cg:
+        print(f"generated program    n/a ({cg['error']})")
+    elif cg is not None:
+        print(f"generated program    {kb(cg['total_bytes'])}  (`codegen`: arena "
+              f"{kb(cg['arena_bytes']).strip()} with {cg['in_place_ops']} operators in place, "
+              f"+ trained parameters {kb(cg['trained_parameter_bytes']).strip()} "
+              f"({cg['split_filters']} filters split) + momentum "
+              f"{kb(cg['momentum_bytes']).strip()}; no interpreter data; stack not included)")
     if args.write_offline:
         print(f"wrote {args.write_offline} with the offline plan as {memory.OFFLINE_KEY} "
               "metadata")
@@ -184,6 +194,27 @@ def cmd_plan(args) -> int:
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
+
+
+def _codegen_plan(graph, data: bytes) -> dict:
+    """The generated program's SRAM by its plan (what `codegen` builds), or why there is none."""
+    from .codegen import CodegenError, build
+    try:
+        program = build(graph, data)
+    except CodegenError as exc:
+        return {"error": str(exc)}
+    plan = program.plan
+    params = sum(program.param_bytes(v) for _, v in program.params)
+    momentum = sum(graph.tensors[m].nbytes for m in program.momentum)
+    states = 8 * len(program.updates)
+    return {"arena_bytes": plan.arena_bytes, "trained_parameter_bytes": params,
+            "momentum_bytes": momentum, "update_state_bytes": states,
+            "total_bytes": plan.arena_bytes + params + momentum + states,
+            "peak_op": plan.peak_op, "peak_op_kind": graph.operators[plan.peak_op].kind,
+            "live_at_peak": [{"buffer": name, "bytes": n}
+                             for name, n in plan.live_at(plan.peak_op, program.graph)],
+            "in_place_ops": sum(not r.view for r in plan.aliases),
+            "views": sum(r.view for r in plan.aliases), "split_filters": len(program.splits)}
 
 
 def cmd_compare(args) -> int:
@@ -221,8 +252,38 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _lr_auto(args, graph, hyper):
+    """`--lr auto`: the range test on --data, with a progress bar and a line per candidate."""
+    from tqdm import tqdm
+
+    from . import data as datasets
+    from . import lr as lr_rule
+    dataset = datasets.load(args.data, graph.tensors[graph.inputs[0]].shape)
+    factors = lr_rule.AUTO_FACTORS
+    print(f"--lr auto: {len(factors)} candidate rates x {args.lr_test_steps} steps on "
+          f"{dataset.name} (engine c, seed {hyper.seed})", flush=True)
+    bar = tqdm(total=len(factors) * args.lr_test_steps, unit="step", disable=None,
+               file=sys.stderr, leave=False)
+
+    def report(c):
+        loss = "diverged" if c["diverged"] else f"held-out loss {c['held_out_loss']:.4f}"
+        line = f"  model rates x {c['factor']:g}: {loss}"
+        bar.write(line) if not bar.disable else print(line, flush=True)
+
+    try:
+        test = lr_rule.range_test(graph, args.scheme, args.num_classes, hyper, dataset,
+                                  steps=args.lr_test_steps, report=report,
+                                  progress=bar.update)
+    finally:
+        bar.close()
+    print(f"--lr auto chose the model-derived rates x {test.factor:g}")
+    return test
+
+
 def cmd_augment(args) -> int:
+    import copy
     from collections import Counter
+    from dataclasses import replace
 
     from .augment import augment
     from .autodiff import Hyper
@@ -232,23 +293,36 @@ def cmd_augment(args) -> int:
     out = Path(args.output)
     if out.resolve() == Path(args.model).resolve():
         raise TTError("the output would overwrite the input model; choose another -o")
-    hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum, qas=not args.no_qas,
-                  rounding=args.rounding, seed=args.seed, decay_steps=args.lr_decay_steps,
-                  grad=args.grad, grad_rounding=args.grad_rounding)
-    result = augment(graph, args.scheme, args.num_classes, hyper, fuse=not args.no_fuse)
+    auto = args.lr == "auto"
+    if auto and not args.data:
+        raise TTError("--lr auto needs --data D: the data the learning rate is tuned on")
+    if args.data and not auto:
+        raise TTError("--data is only used by --lr auto (train takes the data)")
+    if auto and args.bias_lr is not None:
+        raise TTError("--lr auto tunes the bias rates too; drop --bias-lr")
+    hyper = Hyper(lr=None if auto else args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
+                  qas=not args.no_qas, rounding=args.rounding, seed=args.seed,
+                  decay_steps=args.lr_decay_steps, grad=args.grad,
+                  grad_rounding=args.grad_rounding)
+    lr_record = None
+    if auto:
+        test = _lr_auto(args, copy.deepcopy(graph), hyper)
+        hyper, lr_record = replace(hyper, layer_lrs=test.layer_lrs), test.record
+    result = augment(graph, args.scheme, args.num_classes, hyper, fuse=not args.no_fuse,
+                     lr_rule=lr_record)
+    hyper = result.hyper
     g = result.graph
     print(f"{args.model} -> {out}")
     print(f"scheme {result.scheme.name}"
           + (f", new {args.num_classes}-class head" if result.head is not None else "")
-          + f"; QAS {'on' if hyper.qas else 'off'}, lr {hyper.lr:g}"
-          + f", bias lr {hyper.effective_bias_lr:g}"
+          + f"; QAS {'on' if hyper.qas else 'off'}, " + _describe_rates(result.metadata)
           + (f", momentum {hyper.momentum:g}" if hyper.momentum else "")
           + (f", cosine decay over {hyper.decay_steps} steps" if hyper.decay_steps else "")
           + f", rounding {hyper.rounding}, seed {hyper.seed}"
           + (f"; int8 gradients ({hyper.grad_rounding} rounding)" if hyper.grad == "int8"
              else "; float32 gradients"))
     print(f"  {'op':>4}  {'kind':<18} {'layer (output tensor)':<44} {'weights':>16} {'bias':>5} "
-          f"{'params':>8}")
+          f"{'params':>8} {'lr':>9} {'bias lr':>9}")
     total_w = total_b = 0
     for k, upd in sorted(result.backward.trained.items()):
         op = result.backward.forward_ops[k]
@@ -260,8 +334,11 @@ def cmd_augment(args) -> int:
         total_w, total_b = total_w + n_w, total_b + n_b
         name = "new head" if k == result.head else g.tensors[op.outputs[0]].name
         chans = (f"{upd.weight_channels}/{w.shape[-1]} ch" if upd.weight_channels else "-")
+        lr_w, lr_b = hyper.rates(k)
         print(f"  {k:>4}  {op.kind:<18} {_short(name, 44):<44} {chans:>16} "
-              f"{'yes' if upd.bias else '-':>5} {n_w + n_b:>8,}")
+              f"{'yes' if upd.bias else '-':>5} {n_w + n_b:>8,} "
+              f"{f'{lr_w:.3g}' if upd.weight_channels else '-':>9} "
+              f"{f'{lr_b:.3g}' if upd.bias else '-':>9}")
     parts = training_parts(g)
     print(f"trained parameters: {total_w + total_b:,} ({total_w:,} weights, {total_b:,} biases)")
     print(f"saved activations: {parts.saved_bytes:,} bytes in {len(parts.saved)} tensors "
@@ -274,6 +351,15 @@ def cmd_augment(args) -> int:
     save(g, out)
     print(f"wrote {out} ({out.stat().st_size:,} bytes, {len(g.operators)} operators)")
     return 0
+
+
+def _describe_rates(meta: dict) -> str:
+    rule = meta["lr_rule"]
+    if rule["rule"] == "given":
+        return f"lr {rule['lr']:g}, bias lr {rule['bias_lr']:g}"
+    how = {"model-derived": "derived from the model (README: how the default is chosen)",
+           "range test": f"model-derived x {rule.get('chosen_factor', 1):g} (--lr auto)"}
+    return f"per-layer rates {how.get(rule['rule'], rule['rule'])}"
 
 
 def cmd_train(args) -> int:
@@ -295,6 +381,10 @@ def cmd_train(args) -> int:
             line += f"  val accuracy {100 * p.val_accuracy:.1f}%"
         (bar.write(line) if bar else print(line, flush=True))
 
+    def warn(line):
+        line = f"tflite-train: warning: {line}"
+        (bar.write(line, file=sys.stderr) if bar else print(line, file=sys.stderr, flush=True))
+
     print(f"training {args.model} on {dataset.name} ({len(dataset):,} samples, "
           f"{len(dataset.classes)} classes), engine {args.engine}", flush=True)
     if bar is None and args.epochs is None:
@@ -302,7 +392,7 @@ def cmd_train(args) -> int:
     trainer, history = train(graph, dataset, steps=args.steps, epochs=args.epochs,
                              val_split=args.val_split, val_max=args.val_samples,
                              seed=args.seed, progress=progress, report=report,
-                             engine=args.engine)
+                             engine=args.engine, warn=warn)
     if bar:
         bar.close()
     first, last = history.points[0], history.points[-1]
@@ -339,6 +429,89 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_codegen(args) -> int:
+    from . import codegen
+    from .codegen import rig
+    if args.steps is not None and not args.rig:
+        raise TTError("--steps runs on the rig: add --rig")
+    program, m = codegen.generate(args.model, args.output,
+                                  rig_steps=(args.steps or 3) if args.rig else None,
+                                  sram_budget=args.sram_budget, flash_budget=args.flash_budget,
+                                  seed=args.seed, data=args.data)
+    plan = program.plan
+    if args.json:
+        info = {"model": args.model, "output": args.output,
+                "planned": {"arena": plan.arena_bytes, "arena_order": plan.order,
+                            "trained_parameters": sum(program.param_bytes(v)
+                                                      for _, v in program.params),
+                            "split_filters": len(program.splits),
+                            "in_place_ops": sum(not r.view for r in plan.aliases),
+                            "views": sum(r.view for r in plan.aliases)}}
+        if m is not None:
+            measured = m.to_json()
+            info["planned"].update(measured.pop("planned"))
+            info.update(measured)
+        print(json.dumps(info, indent=2))
+        return 0 if m is None or m.identical_to_engine_c is not False else EXIT_MISMATCH
+    kb = lambda n: f"{n / 1024:,.1f} KB"                      # noqa: E731
+    inplace = sum(not r.view for r in plan.aliases)
+    print(f"{args.model} -> {args.output}/: tt_model.c, tt_model.h, Makefile, CMakeLists.txt, "
+          "README.md" + (", rig/" if m is not None else ""))
+    print(f"planned SRAM: {rig.sram_parts(program)}; {inplace} operators in place, "
+          f"{sum(r.view for r in plan.aliases)} views, {len(program.splits)} split filters")
+    if m is None:
+        return 0
+    s, f = m.sram_bytes, m.flash_bytes
+    same = {True: "bit-identical to --engine c", False: "DIFFERS from --engine c",
+            None: "not compared"}[m.identical_to_engine_c]
+    print(f"Cortex-M7 rig (QEMU mps2-an500, -mfpu=fpv5-sp-d16), {len(m.losses)} training "
+          f"steps, {same}:")
+    print(f"  SRAM   {kb(s['total']):>10} = arena {kb(s['arena'])} + other .data/.bss "
+          f"{kb(s['data_bss'])} + stack {kb(s['stack'])}  (budget {kb(m.sram_budget)})")
+    print(f"  flash  {kb(f['total']):>10} = code {kb(f['code'])} + model constants "
+          f"{kb(f['model'])}" + (f" + .data {kb(f['data_init'])}" if f["data_init"] else "")
+          + f"  (budget {kb(m.flash_budget)})")
+    print(f"  instructions per training step {m.instructions_per_step:,}, per inference "
+          f"{m.instructions_per_inference:,} (QEMU counts instructions, not cycles)")
+    print("  losses " + " ".join(f"{v:.6g}" for v in m.losses))
+    for line in m.differences:
+        print(f"  differs: {line}")
+    return 0 if m.identical_to_engine_c is not False else EXIT_MISMATCH
+
+
+def _byte_size(text: str) -> int:
+    """256K, 1M, 4MiB, 262144 -> bytes (K and M are 1024 and 1024^2)."""
+    import re
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmM]?)(i?[bB])?\s*", text)
+    if not m or int(m.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 256K or 1M, got {text!r}")
+    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
+
+
+def _add_codegen_parser(sub) -> None:
+    s = sub.add_parser("codegen", help="a standalone C training program (no interpreter, a "
+                                       "static memory plan); --rig measures it on the "
+                                       "Cortex-M7")
+    s.add_argument("model", help="a training model written by `augment`")
+    s.add_argument("-o", "--output", required=True,
+                   help="the folder to write (replaced if it is an earlier codegen output)")
+    s.add_argument("--rig", action="store_true",
+                   help="also build it for the Cortex-M7 rig (QEMU mps2-an500, fpv5-sp-d16), "
+                        "run training steps there, measure SRAM, flash and instructions and "
+                        "check the run against --engine c")
+    s.add_argument("--steps", type=_positive_int, default=None,
+                   help="training steps on the rig (default 3)")
+    s.add_argument("--sram-budget", type=_byte_size, default=None, metavar="SIZE",
+                   help="SRAM the linker allows (default 256K; the rig has 4M)")
+    s.add_argument("--flash-budget", type=_byte_size, default=None, metavar="SIZE",
+                   help="flash the linker allows (default 1M; the rig has 4M)")
+    s.add_argument("--data", help="train on the first samples of this dataset (train's "
+                                  "--data spellings) instead of seeded random ones")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the random samples")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_codegen)
+
+
 def _ranged(convert, ok, rule: str):
     """An argparse type: `convert` the text, then require `ok(value)` (`rule` says what)."""
     noun = "an integer" if convert is int else "a number"
@@ -357,6 +530,16 @@ def _ranged(convert, ok, rule: str):
 _positive_float = _ranged(float, lambda v: 0 < v < float("inf"), "a positive number")
 _unit_float = _ranged(float, lambda v: 0 <= v < 1, "in [0, 1)")
 _positive_int = _ranged(int, lambda v: v >= 1, "at least 1")
+
+
+def _lr_value(text: str):
+    if text == "auto":
+        return text
+    try:
+        return _positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive number or auto, got {text!r}") \
+            from None
 _seed = _ranged(int, lambda v: 0 <= v <= 0xFFFFFFFF, "in 0..4294967295")
 
 
@@ -402,7 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="also train each variant on this data and report accuracy")
     s.add_argument("--steps", type=_positive_int, default=200,
                    help="training steps per variant with --data (default 200)")
-    s.add_argument("--lr", type=_positive_float, default=0.05)
+    s.add_argument("--lr", type=_positive_float, default=None,
+                   help="one weight learning rate (default: per-layer rates derived from "
+                        "each variant's model, as augment)")
     s.add_argument("--bias-lr", type=_positive_float, default=None)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_compare)
@@ -424,11 +609,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace the classifier with a new N-class head (always trained)")
     s.add_argument("--scheme", default="bias-only",
                    help="full, bias-only[:K], last:N or a .json scheme file (default bias-only)")
-    s.add_argument("--lr", type=_positive_float, default=0.05,
-                   help="weight learning rate (default 0.05)")
+    s.add_argument("--lr", type=_lr_value, default=None,
+                   help="weight learning rate of every layer, or `auto` (a short range test "
+                        "on --data). Default: per-layer rates derived from the model, each "
+                        "tensor moving a fixed fraction of its norm per step (README)")
     s.add_argument("--bias-lr", type=_positive_float, default=None,
-                   help="bias learning rate (default: lr / 100; a bias gradient sums over "
-                        "every position of its layer)")
+                   help="bias learning rate of every layer (default: with --lr, lr / 100; "
+                        "otherwise derived per layer like the weights')")
+    s.add_argument("--data", help="with --lr auto: the data to tune the learning rate on "
+                                  "(as train's --data)")
+    s.add_argument("--lr-test-steps", type=_positive_int, default=100, metavar="N",
+                   help="with --lr auto: training steps per candidate rate (default 100)")
     s.add_argument("--momentum", type=_unit_float, default=0.0, help="SGD momentum, [0, 1)")
     s.add_argument("--lr-decay-steps", type=_seed, default=0, metavar="N",
                    help="cosine-decay both learning rates to 0 over N training steps "
@@ -473,6 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_header_parser(sub)
     _add_export_parser(sub)
+    _add_codegen_parser(sub)
     return p
 
 

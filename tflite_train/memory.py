@@ -29,10 +29,17 @@ class Buffer:
     last: int              # last allocation scope that uses it
     tensor: int | None = None      # tensor index, None for scratch
     op: int | None = None          # requesting operator, for scratch
+    align: int = ARENA_ALIGN       # sizes are rounded up to this (TFLM: 16)
+    tensors: tuple[int, ...] = ()  # codegen plan: every tensor sharing these bytes
+    parts: tuple = ()              # codegen plan: (first, last, lo, hi) of each, within it
 
     @property
     def aligned(self) -> int:
-        return align_up(self.size)
+        return align_up(self.size, self.align)
+
+    def rects(self) -> tuple:
+        """(first, last, lo, hi): the bytes it occupies over time, relative to its offset."""
+        return self.parts or ((self.first, self.last, 0, self.aligned),)
 
 
 def _options(op):
@@ -73,7 +80,12 @@ def scratch_requests(graph: Graph, k: int) -> list[int]:
     return []
 
 
-def tflm_buffers(graph: Graph) -> list[Buffer]:
+def lifetimes(graph: Graph, keep_outputs: bool = True) -> tuple[dict[int, int], dict[int, int]]:
+    """(first, last) allocation scope of every tensor an operator or the graph touches:
+    graph inputs are created at scope 0, operator k's tensors at scope k + 1, and graph
+    outputs stay alive to the last scope (TFLM's rules; `keep_outputs` False: a generated
+    program hands an output over as soon as it is made, so it lives only until its last
+    reader)."""
     first: dict[int, int] = {}
     last: dict[int, int] = {}
 
@@ -84,7 +96,6 @@ def tflm_buffers(graph: Graph) -> list[Buffer]:
 
     for t in graph.inputs:
         touch(t, 0, True)
-    scratch: list[Buffer] = []
     for k, op in enumerate(graph.operators):
         scope = k + 1
         for t in op.outputs:
@@ -94,12 +105,19 @@ def tflm_buffers(graph: Graph) -> list[Buffer]:
                 touch(t, scope, False)
         for t in op.outputs:
             touch(t, scope, False)
-        for j, size in enumerate(scratch_requests(graph, k)):
-            scratch.append(Buffer(f"scratch{j}@{k}:{op.kind}", size, scope, scope, op=k))
     end = len(graph.operators)
     for t in graph.outputs:
-        touch(t, end, True)
+        touch(t, end if keep_outputs else first.get(t, 0), True)
+        if not keep_outputs:
+            last[t] = max(last[t], first[t])
+    return first, last
 
+
+def tflm_buffers(graph: Graph) -> list[Buffer]:
+    first, last = lifetimes(graph)
+    scratch = [Buffer(f"scratch{j}@{k}:{op.kind}", size, k + 1, k + 1, op=k)
+               for k, op in enumerate(graph.operators)
+               for j, size in enumerate(scratch_requests(graph, k))]
     buffers = []
     for index, t in enumerate(graph.tensors):
         if t.is_constant or t.is_variable or t.nbytes == 0 or index not in first:
@@ -143,6 +161,27 @@ def place(buffers: list[Buffer], order: list[int]) -> tuple[list[int], int]:
     return offsets, max(offsets[i] + buffers[i].aligned for i in range(n))
 
 
+def place_parts(buffers: list[Buffer], order: list[int]) -> tuple[list[int], int]:
+    """First-fit placement in `order` of buffers made of parts (Buffer.rects: a tensor group
+    whose members live at different times): each goes to the lowest offset where none of
+    its parts overlaps, in time and space, a part already placed."""
+    placed: list[tuple[int, int, int, int]] = []       # absolute (first, last, lo, hi)
+    offsets = [0] * len(buffers)
+    for i in order:
+        rects = buffers[i].rects()
+        near = [p for p in placed if any(p[0] <= r[1] and r[0] <= p[1] for r in rects)]
+        bases = sorted({0} | {p[3] - r[2] for p in near for r in rects if p[3] - r[2] > 0})
+        for base in bases:
+            if not any(p[0] <= r[1] and r[0] <= p[1] and p[2] < base + r[3] and
+                       base + r[2] < p[3] for r in rects for p in near):
+                break
+        offsets[i] = base
+        placed += [(r[0], r[1], base + r[2], base + r[3]) for r in rects]
+    arena = max((offsets[i] + r[3] for i, b in enumerate(buffers) for r in b.rects()),
+                default=0)
+    return offsets, arena
+
+
 # Orders tried by our own offline planner; TFLM's (largest first) is one of them, so the
 # offline plan is never worse than what TFLM would do online.
 PLAN_ORDERS = {
@@ -153,15 +192,19 @@ PLAN_ORDERS = {
 }
 
 
-def offline_plan(buffers: list[Buffer]) -> tuple[list[int], int, str]:
-    """The smallest of the first-fit plans over PLAN_ORDERS: (offsets, bytes, order name)."""
+def offline_plan(buffers: list[Buffer], placer=None) -> tuple[list[int], int, str]:
+    """The smallest of the first-fit plans over PLAN_ORDERS: (offsets, bytes, order name).
+    `placer(buffers, order)`: place (TFLM's rule) unless given."""
     best = None
     for name, key in PLAN_ORDERS.items():
-        if name.endswith("(TFLM)"):
+        if name.endswith("(TFLM)") and placer is None:
             offsets, size = greedy_plan(buffers)
+        elif name.endswith("(TFLM)"):
+            offsets, size = placer(buffers, sorted(range(len(buffers)),
+                                                   key=lambda i: (-buffers[i].aligned, -i)))
         else:
-            offsets, size = place(buffers, sorted(range(len(buffers)),
-                                                  key=lambda i: key(buffers[i]) + (i,)))
+            offsets, size = (placer or place)(buffers, sorted(
+                range(len(buffers)), key=lambda i: key(buffers[i]) + (i,)))
         if best is None or size < best[1]:
             best = (offsets, size, name)
     return best
@@ -336,3 +379,173 @@ def tflm_persistent_bytes(graph: Graph, data: bytes, training: bool) -> int | No
     except (RuntimeError, ValueError, TTError):
         return None
     return tail - sum(align_up(t.nbytes) for t in graph.tensors if t.is_variable)
+
+
+# --- the generated program's plan (codegen) ----------------------------------------------------
+#
+# A generated program (tflite_train/codegen) has no interpreter: its arena holds exactly the
+# activations, saved activations, gradients and kernel scratch of one training step, sized
+# to 4 bytes (float32 is the widest element it holds), and it may let one tensor reuse
+# another's bytes where the plan proves it safe:
+#   - a view (RESHAPE and its gradient): the output IS the input's bytes; both stay
+#     readable, so the shared bytes live as long as either;
+#   - an overwrite (in-place depthwise convolution, ADD or requantization of same-shape
+#     tensors): the kernel writes the output over its input's first bytes, which is safe
+#     only when nothing reads those bytes after that operator: the input and every tensor
+#     already sharing its bytes are last read there.
+
+CODEGEN_ALIGN = 4
+
+
+@dataclass(frozen=True)
+class AliasRequest:
+    op: int                # the operator that makes `output`
+    output: int            # tensor
+    input: int             # tensor whose bytes `output` would reuse
+    view: bool             # True: same bytes, both readable; False: output overwrites input
+    scratch: int = 0       # bytes of working memory the in-place form needs at `op`
+    shift: int = 0         # the output starts this many bytes before the input (a kernel
+                           # that writes its output rows only over input rows already read)
+
+
+@dataclass
+class CodegenPlan:
+    buffers: list[Buffer]          # tensor groups (Buffer.tensors) and scratch (Buffer.op)
+    offsets: list[int]             # of each buffer
+    arena_bytes: int
+    order: str                     # the placement order that gave the smallest arena
+    aliases: list[AliasRequest]    # the requests the plan accepted
+    refused: list[AliasRequest]    # and those it could not (the input is read later)
+    live: list[int]                # bytes alive during each operator
+    peak_op: int                   # operator with the most bytes alive
+    within: dict[int, int]         # tensor -> its offset inside its buffer
+
+    def offset_of(self, tensor: int) -> int:
+        for b, off in zip(self.buffers, self.offsets):
+            if tensor in b.tensors:
+                return off + self.within[tensor]
+        raise KeyError(tensor)
+
+    def scratch_offset(self, op: int, j: int = 0) -> int:
+        found = [off for b, off in zip(self.buffers, self.offsets) if b.op == op]
+        return found[j]
+
+    def live_at(self, k: int, graph: Graph) -> list[tuple[str, int]]:
+        """(tensor or scratch, bytes) of what is alive during operator k, largest first."""
+        out = []
+        for b in self.buffers:
+            if b.op is not None:
+                if b.first <= k + 1 <= b.last:
+                    out.append((b.name, b.aligned))
+                continue
+            for t in b.tensors:
+                f, la, lo, hi = next(r for r, m in zip(b.rects(), b.tensors) if m == t)
+                if f <= k + 1 <= la:
+                    out.append((graph.tensors[t].name or f"tensor{t}", hi - lo))
+        return sorted(out, key=lambda x: -x[1])
+
+
+def _place_codegen(buffers: list[Buffer], tries: int = 32) -> tuple[list[int], int, str]:
+    """The smallest first-fit placement (place_parts) over the offline planner's orders,
+    largest part first, and `tries` seeded shuffles of it within 4 KB size classes (first
+    fit is sensitive to the order of near-equal buffers; the seeds make it repeatable)."""
+    import random
+    offsets, arena, name = offline_plan(buffers, place_parts)
+    biggest = [max(r[3] - r[2] for r in b.rects()) for b in buffers]
+    by_part = sorted(range(len(buffers)), key=lambda i: (-biggest[i], i))
+    candidates = [("largest part first", by_part)]
+    rng = random.Random(0)
+    for t in range(tries):
+        order = list(range(len(buffers)))
+        rng.shuffle(order)
+        candidates.append((f"largest part first, shuffle {t}",
+                           sorted(order, key=lambda i: -(biggest[i] // 4096))))
+    for cand_name, order in candidates:
+        o, a = place_parts(buffers, order)
+        if a < arena:
+            offsets, arena, name = o, a, cand_name
+    return offsets, arena, name
+
+
+def _covered(spans: list[tuple[int, int]]) -> int:
+    """Bytes in the union of [lo, hi) spans (members of one group may share bytes)."""
+    total, reach = 0, None
+    for lo, hi in sorted(spans):
+        if reach is None or lo >= reach:
+            total += hi - lo
+            reach = hi
+        elif hi > reach:
+            total += hi - reach
+            reach = hi
+    return total
+
+
+def codegen_plan(graph: Graph, arena_tensors: set[int], scratch: dict[int, list[int]],
+                 requests: list[AliasRequest], reads: dict[int, int] | None = None
+                 ) -> CodegenPlan:
+    """The arena of a generated program: `arena_tensors` (the tensors it places), the
+    scratch bytes each operator's kernel needs, and the aliasing its kernels allow; the
+    requests are granted in operator order where safe (see above). `reads`: tensor ->
+    operator that reads it although the graph does not say so (a fused pair of operators
+    runs at the second one's place)."""
+    first, last = lifetimes(graph, keep_outputs=False)
+    for t, k in (reads or {}).items():
+        last[t] = max(last.get(t, 0), k + 1)
+    group = {t: t for t in arena_tensors}
+
+    def root(t: int) -> int:
+        while group[t] != t:
+            t = group[t]
+        return t
+
+    nbytes = {t: graph.tensors[t].nbytes for t in arena_tensors}
+    members: dict[int, dict[int, int]] = {t: {t: 0} for t in arena_tensors}   # tensor -> offset
+    end: dict[int, int] = {t: last.get(t, first.get(t, 0)) for t in arena_tensors}
+    granted, refused = [], []
+    for r in sorted(requests, key=lambda r: r.op):
+        if r.output not in group or r.input not in group or root(r.output) != r.output \
+                or len(members[r.output]) > 1:
+            refused.append(r)
+            continue
+        host = root(r.input)
+        size = max(o + nbytes[m] for m, o in members[host].items())
+        if not r.view and (end[host] > r.op + 1 or r.output in graph.inputs
+                           or (r.shift == 0 and nbytes[r.output] > size)):
+            refused.append(r)
+            continue
+        at = members[host][r.input] - align_up(r.shift, CODEGEN_ALIGN)
+        if at < 0:                           # the group grows downwards
+            members[host] = {m: o - at for m, o in members[host].items()}
+            at = 0
+        del members[r.output]
+        members[host][r.output] = at
+        group[r.output] = host
+        end[host] = max(end[host], end.pop(r.output))
+        granted.append(r)
+    buffers, within = [], {}
+    for host, ts in members.items():
+        t = graph.tensors[host]
+        start = min(first.get(m, 0) for m in ts)
+        size = max(o + nbytes[m] for m, o in ts.items())
+        # the group's bytes over time: each member's own bytes while it lives
+        parts = tuple((first.get(m, 0), max(last.get(m, first.get(m, 0)), first.get(m, 0)), ts[m],
+                       ts[m] + align_up(nbytes[m], CODEGEN_ALIGN)) for m in sorted(ts))
+        buffers.append(Buffer(t.name or f"tensor{host}", size, start, max(end[host], start),
+                              tensor=host, align=CODEGEN_ALIGN, tensors=tuple(sorted(ts)),
+                              parts=parts))
+        within.update(ts)
+    buffers.sort(key=lambda b: (b.first, b.tensor))
+    scratch = {k: list(v) for k, v in scratch.items()}
+    for r in granted:
+        if r.scratch > 0:
+            scratch.setdefault(r.op, []).append(r.scratch)
+    for k in sorted(scratch):
+        for j, n in enumerate(scratch[k]):
+            if n > 0:
+                buffers.append(Buffer(f"scratch{j}@{k}:{graph.operators[k].kind}", n,
+                                      k + 1, k + 1, op=k, align=CODEGEN_ALIGN))
+    offsets, arena, order = _place_codegen(buffers)
+    live = [sum(_covered([(lo, hi) for f, la, lo, hi in b.rects() if f <= k + 1 <= la])
+                for b in buffers) for k in range(len(graph.operators))]
+    peak = max(range(len(live)), key=live.__getitem__) if live else 0
+    return CodegenPlan(buffers, offsets, arena, order, granted, refused, live, peak, within)

@@ -61,6 +61,54 @@ def sample_order(train_idx: np.ndarray, steps: int, seed: int):
         pos += 1
 
 
+class DivergedError(TTError):
+    pass
+
+
+ADVICE = "augment again with a lower --lr, or with --lr auto --data D"
+
+
+class DivergenceGuard:
+    """Watches the per-step losses. A non-finite loss stops training (DivergedError: nothing
+    is written). A smoothed loss that keeps rising gives one warning: an exponential moving
+    average over about 1/ALPHA steps (bias-corrected, so it starts at the first losses),
+    warned about when, for PATIENCE steps in a row, it stands above RISE x the lowest value
+    it had since step SETTLE, plus MARGIN nats. Batch-1 losses scatter by about one nat:
+    after SETTLE steps the average scatters by about 1 / sqrt(SETTLE) = 0.35 nat, later
+    by sqrt(ALPHA / 2) = 0.16, so a run that merely plateaus never warns, and one that
+    blows up in its first steps (a far too high lr) is caught too."""
+    ALPHA = 0.05
+    SETTLE = 8
+    RISE, MARGIN = 1.5, 0.5
+    PATIENCE = 10
+
+    def __init__(self, warn=None):
+        self.warn = warn
+        self.ema = 0.0
+        self.steps = 0
+        self.lowest = math.inf
+        self.above = 0
+        self.warned = False
+
+    def update(self, loss: float) -> None:
+        self.steps += 1
+        if not math.isfinite(loss):
+            raise DivergedError(f"training diverged at step {self.steps}: the loss is "
+                                f"{loss}; {ADVICE}")
+        self.ema += self.ALPHA * (loss - self.ema)
+        smooth = self.ema / (1 - (1 - self.ALPHA) ** self.steps)
+        if self.steps < self.SETTLE:
+            return
+        self.lowest = min(self.lowest, smooth)
+        self.above = self.above + 1 if smooth > self.RISE * self.lowest + self.MARGIN else 0
+        if self.above >= self.PATIENCE and not self.warned:
+            self.warned = True
+            if self.warn:
+                self.warn(f"the smoothed training loss rose from {self.lowest:.3g} to "
+                          f"{smooth:.3g} by step {self.steps}: the learning rate is "
+                          f"probably too high; {ADVICE}")
+
+
 class Trainer:
     def __init__(self, graph: Graph, dataset: Dataset, engine: str = "numpy"):
         self.graph = graph
@@ -102,9 +150,12 @@ class Trainer:
 def train(graph: Graph, dataset: Dataset, *, steps: int | None = None,
           epochs: float | None = None, val_split: float = 0.1, val_max: int = 1000,
           eval_points: int = 5, seed: int = 0, progress=None, report=None,
-          engine: str = "numpy"):
-    """Returns (trainer, history). `progress(n)` advances a bar; `report(point)` prints."""
+          engine: str = "numpy", warn=None):
+    """Returns (trainer, history). `progress(n)` advances a bar; `report(point)` prints;
+    `warn(line)` is told once when the loss keeps rising. A non-finite loss raises
+    DivergedError."""
     trainer = Trainer(graph, dataset, engine)
+    guard = DivergenceGuard(warn)
     train_idx, val_idx = split(len(dataset), val_split, val_max, seed)
     if steps is None:
         epochs = 1.0 if epochs is None else epochs
@@ -120,6 +171,7 @@ def train(graph: Graph, dataset: Dataset, *, steps: int | None = None,
     losses = []
     for s, i in enumerate(sample_order(train_idx, steps, seed), start=1):
         losses.append(trainer.step(i))
+        guard.update(losses[-1])
         if progress:
             progress(1)
         epoch_end = s % len(train_idx) == 0

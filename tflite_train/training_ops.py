@@ -144,12 +144,6 @@ def seed_state(seed: int) -> int:
     return (seed & 0xFFFFFFFF) or DEFAULT_SEED
 
 
-def _step(x):
-    x = x ^ ((x << 13) & 0xFFFFFFFF)
-    x = x ^ (x >> 17)
-    return x ^ ((x << 5) & 0xFFFFFFFF)
-
-
 @lru_cache(maxsize=8)
 def _jump_table(n: int) -> np.ndarray:
     """table[k, j] = state after k+1 steps starting from the single bit j. xorshift is

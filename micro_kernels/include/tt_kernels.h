@@ -56,8 +56,10 @@
  * sums below 2^31 (stated at each) and any order or factoring gives the same bits. All the
  * per-element arithmetic is integer; float32 appears only in the per-tensor and
  * per-channel scale factors, so numpy, x86, the Cortex-M7 and TFLM agree bit for bit.
- * `rounding` arguments: NULL rounds to nearest, else the op's tt_update_state, whose stream
- * the stochastic rounding draws from and whose step counter advances once per call.
+ * A scale travels as its float32 [1] tensor: the kernels read *dy_scale (*a_scale, *b_scale)
+ * and write *dx_scale. `rounding` arguments: NULL rounds to nearest, else the op's
+ * tt_update_state, whose stream the stochastic rounding draws from and whose step counter
+ * advances once per call.
  * Layer input gradients fold the per-channel weight scales into int16 multipliers
  * (tt_grad_shift, tt_grad_multiplier_s16) so that their inner products are int16 x int8
  * terms: pairs of them are what the Cortex-M DSP's SMLAD takes.
@@ -140,32 +142,33 @@ void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int
                                        int32_t units, const int8_t *w, const float *w_scales,
                                        int32_t depth, float *dx);
 
-/* Int8 gradients (the rule at the top). dy int8 with scale dy_scale (mask or NULL); the
+/* Int8 gradients (the rule at the top). dy int8 with scale *dy_scale (mask or NULL); the
  * weights' per-channel scales enter as int16 multipliers and one float unit,
  *   k = tt_grad_shift(terms), w_mult[o] = tt_grad_multiplier_s16(w_scales[o], max w_scales, k),
  *   w_unit = tt_grad_unit(max w_scales, k),
  * terms = co * kh * kw (conv), kh * kw * m (depthwise), units (fully connected): the most
  * products one dx element sums. Then h = dy[.., o] * w_mult[o] (0 where masked;
  * |h| <= 127 * 2^k <= 32512, an int16) and acc = the sum of h * w over the terms of the f32
- * kernel (|acc| < terms * 127 * 128 * 2^k < 2^31 by the choice of k), unit = dy_scale * w_unit;
- * dx [.., ci] int8 and *dx_scale by the rule. `rounding`: NULL or the op's state.
- * `scratch`: NULL computes every accumulator twice (once for A, once to round); else int32
- * memory of dx's element count that holds them in one pass. Same bits either way. */
-void tt_conv2d_input_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask, int32_t n,
-                             int32_t oh, int32_t ow, int32_t co, const int8_t *w,
+ * kernel (|acc| < terms * 127 * 128 * 2^k < 2^31 by the choice of k),
+ * unit = *dy_scale * w_unit; dx [.., ci] int8 and *dx_scale by the rule. `rounding`: NULL
+ * or the op's state. `scratch`: NULL computes every accumulator twice (once for A, once to
+ * round); else int32 memory of dx's element count that holds them in one pass. Same bits
+ * either way. */
+void tt_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                             int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *w,
                              const int16_t *w_mult, float w_unit, int32_t kh, int32_t kw,
                              const tt_window *win, int32_t h, int32_t wd, int32_t ci,
                              int8_t *dx, float *dx_scale, tt_update_state *rounding,
                              int32_t *scratch);
 
-void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
+void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                                        int32_t n, int32_t oh, int32_t ow, int32_t c, int32_t m,
                                        const int8_t *w, const int16_t *w_mult, float w_unit,
                                        int32_t kh, int32_t kw, const tt_window *win, int32_t h,
                                        int32_t wd, int8_t *dx, float *dx_scale,
                                        tt_update_state *rounding, int32_t *scratch);
 
-void tt_fully_connected_input_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
+void tt_fully_connected_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                                       int32_t batches, int32_t units, const int8_t *w,
                                       const int16_t *w_mult, float w_unit, int32_t depth,
                                       int8_t *dx, float *dx_scale, tt_update_state *rounding,
@@ -221,22 +224,23 @@ void tt_bias_grad_f32(const float *dy, const uint8_t *mask, int32_t outer, int32
  * db = (float)T_b * dy_scale with T_b = the sum of dy. |dy * (saved - x_zp)| <= 127 * 255, so
  * a weight gradient sums at most TT_GRAD_MAX_POSITIONS positions (n * oh * ow, or batches),
  * which callers check; dw and db are float32, as the f32 kernels'. */
-void tt_conv2d_weight_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask, int32_t n,
-                              int32_t oh, int32_t ow, int32_t co, const int8_t *saved,
+void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                              int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *saved,
                               float x_scale, int32_t x_zp, int32_t h, int32_t wd, int32_t k,
                               int32_t kh, int32_t kw, const tt_window *win, float *dw);
 
-void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
-                                        int32_t n, int32_t oh, int32_t ow, int32_t c, int32_t m,
+void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale,
+                                        const uint8_t *mask, int32_t n, int32_t oh,
+                                        int32_t ow, int32_t c, int32_t m,
                                         const int8_t *saved, float x_scale, int32_t x_zp,
                                         int32_t h, int32_t wd, int32_t kh, int32_t kw,
                                         const tt_window *win, float *dw);
 
-void tt_fully_connected_weight_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
+void tt_fully_connected_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                                        int32_t batches, int32_t units, const int8_t *saved,
                                        float x_scale, int32_t x_zp, int32_t k, float *dw);
 
-void tt_bias_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask, int32_t outer,
+void tt_bias_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask, int32_t outer,
                      int32_t channels, float *db);
 
 /* TT_UPDATE_WEIGHT: w [dims[0], ..., dims[rank-1]] int8, updated in place on its first
@@ -304,7 +308,7 @@ void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int
 /* The fused updates of int8 dy (first suffix: the parameters' type, second: dy's): the
  * arguments of the f32-dy versions with dy int8 and its scale after it; gradients of the
  * _s8 gradient kernels, the same update, the same scratch. */
-void tt_conv2d_weight_update_s8_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
+void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                                    int32_t n, int32_t oh, int32_t ow, int32_t co,
                                    const int8_t *saved, float x_scale, int32_t x_zp, int32_t h,
                                    int32_t wd, int32_t k, int8_t *w, int32_t kh, int32_t kw,
@@ -312,7 +316,7 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, float dy_scale, const uint8
                                    const tt_window *win, float *momentum, const tt_sgd *o,
                                    tt_update_state *s, float *scratch);
 
-void tt_depthwise_conv2d_weight_update_s8_s8(const int8_t *dy, float dy_scale,
+void tt_depthwise_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale,
                                              const uint8_t *mask, int32_t n, int32_t oh,
                                              int32_t ow, int32_t c, int32_t m,
                                              const int8_t *saved, float x_scale, int32_t x_zp,
@@ -322,7 +326,7 @@ void tt_depthwise_conv2d_weight_update_s8_s8(const int8_t *dy, float dy_scale,
                                              float *momentum, const tt_sgd *o,
                                              tt_update_state *s, float *scratch);
 
-void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, float dy_scale,
+void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, const float *dy_scale,
                                             const uint8_t *mask, int32_t batches, int32_t units,
                                             const int8_t *saved, float x_scale, int32_t x_zp,
                                             int32_t k, int8_t *w, int32_t depth,
@@ -330,7 +334,7 @@ void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, float dy_scale,
                                             float *momentum, const tt_sgd *o,
                                             tt_update_state *s, float *scratch);
 
-void tt_bias_update_s32_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
+void tt_bias_update_s32_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                            int32_t outer, int32_t channels, int32_t *b, const float *b_scales,
                            float *momentum, const tt_sgd *o, tt_update_state *s,
                            float *scratch);
@@ -366,7 +370,7 @@ int tt_loss_softmax_ce_s8_s8(const int8_t *logits, int32_t classes, float scale,
  * arithmetic shift), shift the least with 255 * 127 * (256 + 255 * depth) < 2^(31 + shift)
  * (0 for depth <= 257), unit = (dy_scale * 2^-16) * 2^shift; dx and *dx_scale by the rule over
  * all rows. depth < 66000. */
-void tt_softmax_grad_s8(const int8_t *dy, float dy_scale, const int8_t *saved, int32_t zp,
+void tt_softmax_grad_s8(const int8_t *dy, const float *dy_scale, const int8_t *saved, int32_t zp,
                         int32_t rows, int32_t depth, int8_t *dx, float *dx_scale,
                         tt_update_state *rounding);
 
@@ -397,14 +401,14 @@ void tt_max_pool_grad_f32(const float *dy, const int8_t *saved, int32_t n, int32
  * 127 * W * 2^k < 2^31, W = ceil(fh / stride_h) * ceil(fw / stride_w) the most windows one
  * element is in, unit = (dy_scale / (float)cmin) * 2^-k. acc = the sum of the shares of the
  * windows containing the element; dx [n, h, wd, c] and *dx_scale by the rule. */
-void tt_average_pool_grad_s8(const int8_t *dy, float dy_scale, int32_t n, int32_t oh,
+void tt_average_pool_grad_s8(const int8_t *dy, const float *dy_scale, int32_t n, int32_t oh,
                              int32_t ow, int32_t c, int32_t fh, int32_t fw,
                              const tt_window *win, int32_t h, int32_t wd, int8_t *dx,
                              float *dx_scale, tt_update_state *rounding);
 
 /* TT_MAX_POOL_GRAD of int8 dy: acc = the sum of the dy elements whose window's first
  * in-image maximum (tt_max_pool_grad_f32's) is the element; unit = dy_scale; the rule. */
-void tt_max_pool_grad_s8(const int8_t *dy, float dy_scale, const int8_t *saved, int32_t n,
+void tt_max_pool_grad_s8(const int8_t *dy, const float *dy_scale, const int8_t *saved, int32_t n,
                          int32_t oh, int32_t ow, int32_t c, int32_t fh, int32_t fw,
                          const tt_window *win, int32_t h, int32_t wd, int8_t *dx,
                          float *dx_scale, tt_update_state *rounding);
@@ -458,18 +462,18 @@ void tt_mask_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t size, int8_t
 /* TT_SUM_GRAD, two int8 inputs: with top = max(a_scale, b_scale), ma and mb
  * = tt_grad_multiplier_s16(scale, top, TT_ADD_GRAD_SHIFT), acc = a * ma + b * mb,
  * unit = tt_grad_unit(top, TT_ADD_GRAD_SHIFT); dx and *dx_scale by the rule. */
-void tt_add_grad_s8(const int8_t *a, float a_scale, const int8_t *b, float b_scale,
+void tt_add_grad_s8(const int8_t *a, const float *a_scale, const int8_t *b, const float *b_scale,
                     int32_t size, int8_t *dx, float *dx_scale, tt_update_state *rounding);
 
 /* TT_SUM_GRAD, one int8 input: acc = the int32 sum of each dx element's dy elements
  * (tt_sum_broadcast_grad_f32's), unit = dy_scale; the rule. */
-void tt_sum_broadcast_grad_s8(const int8_t *dy, float dy_scale, const int32_t *dy_dims,
+void tt_sum_broadcast_grad_s8(const int8_t *dy, const float *dy_scale, const int32_t *dy_dims,
                               const int32_t *dx_dims, int32_t rank, int8_t *dx,
                               float *dx_scale, tt_update_state *rounding);
 
 /* TT_MEAN_GRAD of int8 dy: dx = dy broadcast, unchanged, *dx_scale = dy_scale / (float)count:
  * nothing is rounded. */
-void tt_mean_grad_s8(const int8_t *dy, float dy_scale, const int32_t *dims,
+void tt_mean_grad_s8(const int8_t *dy, const float *dy_scale, const int32_t *dims,
                      const int32_t *reduced, int32_t rank, int8_t *dx, float *dx_scale);
 
 void tt_pad_grad_s8(const int8_t *dy, const int32_t *dy_dims, const int32_t *before,

@@ -433,8 +433,8 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   tt_rounder_end(&r, rounding);
 }
 
-void tt_conv2d_input_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask, int32_t n,
-                             int32_t oh, int32_t ow, int32_t co, const int8_t *w,
+void tt_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                             int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *w,
                              const int16_t *w_mult, float w_unit, int32_t kh, int32_t kw,
                              const tt_window *win, int32_t h, int32_t wd, int32_t ci,
                              int8_t *dx, float *dx_scale, tt_update_state *rounding,
@@ -443,10 +443,10 @@ void tt_conv2d_input_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *ma
                 {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}};
   tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
   tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
-  input_grad_s8(&a, 0, dy_scale * w_unit, dx, dx_scale, rounding, scratch);
+  input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch);
 }
 
-void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
+void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                                        int32_t n, int32_t oh, int32_t ow, int32_t c, int32_t m,
                                        const int8_t *w, const int16_t *w_mult, float w_unit,
                                        int32_t kh, int32_t kw, const tt_window *win, int32_t h,
@@ -456,12 +456,12 @@ void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, float dy_scale, const u
                 {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}};
   tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
   tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
-  input_grad_s8(&a, 1, dy_scale * w_unit, dx, dx_scale, rounding, scratch);
+  input_grad_s8(&a, 1, *dy_scale * w_unit, dx, dx_scale, rounding, scratch);
 }
 
 /* A fully connected layer is a 1x1 convolution over `batches` positions: dx[b, d] sums
  * h[b, u] * w[u, d] over u. */
-void tt_fully_connected_input_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
+void tt_fully_connected_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                                       int32_t batches, int32_t units, const int8_t *w,
                                       const int16_t *w_mult, float w_unit, int32_t depth,
                                       int8_t *dx, float *dx_scale, tt_update_state *rounding,
@@ -471,5 +471,5 @@ void tt_fully_connected_input_grad_s8(const int8_t *dy, float dy_scale, const ui
                 {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}};
   tt_tap_steps(1, 1, &a.ty);
   tt_tap_steps(1, 1, &a.tx);
-  input_grad_s8(&a, 0, dy_scale * w_unit, dx, dx_scale, rounding, scratch);
+  input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch);
 }

@@ -85,7 +85,7 @@ static void softmax_row_s8(const int8_t *g, const int8_t *q, int32_t zp, int32_t
   }
 }
 
-void tt_softmax_grad_s8(const int8_t *dy, float dy_scale, const int8_t *saved, int32_t zp,
+void tt_softmax_grad_s8(const int8_t *dy, const float *dy_scale, const int8_t *saved, int32_t zp,
                         int32_t rows, int32_t depth, int8_t *dx, float *dx_scale,
                         tt_update_state *rounding) {
   const int32_t shift = softmax_shift(depth);
@@ -93,7 +93,7 @@ void tt_softmax_grad_s8(const int8_t *dy, float dy_scale, const int8_t *saved, i
   for (int32_t row = 0; row < rows; ++row)
     softmax_row_s8(dy + row * depth, saved + row * depth, zp, depth, shift, &amax, 0, 0);
   tt_rounder r;
-  tt_rounder_begin(&r, amax, (dy_scale * (1.0f / 65536.0f)) * (float)(1 << shift), rounding,
+  tt_rounder_begin(&r, amax, (*dy_scale * (1.0f / 65536.0f)) * (float)(1 << shift), rounding,
                    dx_scale);
   for (int32_t row = 0; row < rows; ++row)
     softmax_row_s8(dy + row * depth, saved + row * depth, zp, depth, shift, 0, &r,

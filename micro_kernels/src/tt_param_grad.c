@@ -444,23 +444,24 @@ static void conv2d_weight_grad_channel_s8(const conv_weight_grad_s8 *args, int32
   }
 }
 
-void tt_conv2d_weight_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask, int32_t n,
-                              int32_t oh, int32_t ow, int32_t co, const int8_t *saved,
+void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                              int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *saved,
                               float x_scale, int32_t x_zp, int32_t h, int32_t wd, int32_t k,
                               int32_t kh, int32_t kw, const tt_window *win, float *dw) {
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
-                                 *win, dy_scale * x_scale};
+                                 *win, *dy_scale * x_scale};
   for (int32_t o = 0; o < co; ++o) conv2d_weight_grad_channel_s8(&a, o, dw + o * kh * kw * k);
 }
 
-void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
-                                        int32_t n, int32_t oh, int32_t ow, int32_t c, int32_t m,
+void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale,
+                                        const uint8_t *mask, int32_t n, int32_t oh,
+                                        int32_t ow, int32_t c, int32_t m,
                                         const int8_t *saved, float x_scale, int32_t x_zp,
                                         int32_t h, int32_t wd, int32_t kh, int32_t kw,
                                         const tt_window *win, float *dw) {
   const tt_window v = *win;
   const int32_t cm = c * m;
-  const float unit = dy_scale * x_scale;
+  const float unit = *dy_scale * x_scale;
   for (int32_t ky = 0; ky < kh; ++ky)
     for (int32_t kx = 0; kx < kw; ++kx) {
       int32_t oy0, oy1, ox0, ox1;
@@ -520,16 +521,16 @@ static void fully_connected_weight_grad_unit_s8(const int8_t *dy, const uint8_t 
   }
 }
 
-void tt_fully_connected_weight_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
+void tt_fully_connected_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                                        int32_t batches, int32_t units, const int8_t *saved,
                                        float x_scale, int32_t x_zp, int32_t k, float *dw) {
-  const float unit = dy_scale * x_scale;
+  const float unit = *dy_scale * x_scale;
   for (int32_t u = 0; u < units; ++u)
     fully_connected_weight_grad_unit_s8(dy, mask, batches, units, u, saved, unit, x_zp, k,
                                         dw + u * k);
 }
 
-void tt_bias_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask, int32_t outer,
+void tt_bias_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask, int32_t outer,
                      int32_t channels, float *db) {
   int32_t c = 0;
   for (; c + 8 <= channels; c += 8) {
@@ -545,12 +546,12 @@ void tt_bias_grad_s8(const int8_t *dy, float dy_scale, const uint8_t *mask, int3
       t6 += live_s8(dy, mask, i + 6);
       t7 += live_s8(dy, mask, i + 7);
     }
-    convert_8(db + c, t0, t1, t2, t3, t4, t5, t6, t7, dy_scale);
+    convert_8(db + c, t0, t1, t2, t3, t4, t5, t6, t7, *dy_scale);
   }
   for (; c < channels; ++c) {
     int32_t t = 0;
     for (int32_t p = 0; p < outer; ++p) t += live_s8(dy, mask, p * channels + c);
-    db[c] = (float)t * dy_scale;
+    db[c] = (float)t * *dy_scale;
   }
 }
 
@@ -808,7 +809,7 @@ void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int
 /* The fused updates of int8 dy: the int8-dy gradient kernels' values, then the same update
  * path, so they equal tt_*_weight_grad_s8 followed by tt_update_weight_s8 bit for bit. */
 
-void tt_conv2d_weight_update_s8_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
+void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                                    int32_t n, int32_t oh, int32_t ow, int32_t co,
                                    const int8_t *saved, float x_scale, int32_t x_zp, int32_t h,
                                    int32_t wd, int32_t k, int8_t *w, int32_t kh, int32_t kw,
@@ -816,12 +817,12 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, float dy_scale, const uint8
                                    const tt_window *win, float *momentum, const tt_sgd *o,
                                    tt_update_state *s, float *scratch) {
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
-                                 *win, dy_scale * x_scale};
+                                 *win, *dy_scale * x_scale};
   update_channels(conv_channel_s8, &a, co, w, kh * kw, ci, k, w_scales, n_scales, momentum, o,
                   s, scratch);
 }
 
-void tt_depthwise_conv2d_weight_update_s8_s8(const int8_t *dy, float dy_scale,
+void tt_depthwise_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale,
                                              const uint8_t *mask, int32_t n, int32_t oh,
                                              int32_t ow, int32_t c, int32_t m,
                                              const int8_t *saved, float x_scale, int32_t x_zp,
@@ -837,19 +838,19 @@ void tt_depthwise_conv2d_weight_update_s8_s8(const int8_t *dy, float dy_scale,
   end_update(&call, s);
 }
 
-void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, float dy_scale,
+void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, const float *dy_scale,
                                             const uint8_t *mask, int32_t batches, int32_t units,
                                             const int8_t *saved, float x_scale, int32_t x_zp,
                                             int32_t k, int8_t *w, int32_t depth,
                                             const float *w_scales, int32_t n_scales,
                                             float *momentum, const tt_sgd *o,
                                             tt_update_state *s, float *scratch) {
-  const fc_grad_args a = {dy, mask, batches, units, saved, dy_scale * x_scale, x_zp, k};
+  const fc_grad_args a = {dy, mask, batches, units, saved, *dy_scale * x_scale, x_zp, k};
   update_channels(fc_unit_s8, &a, units, w, 1, depth, k, w_scales, n_scales, momentum, o, s,
                   scratch);
 }
 
-void tt_bias_update_s32_s8(const int8_t *dy, float dy_scale, const uint8_t *mask,
+void tt_bias_update_s32_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                            int32_t outer, int32_t channels, int32_t *b, const float *b_scales,
                            float *momentum, const tt_sgd *o, tt_update_state *s,
                            float *scratch) {

@@ -153,11 +153,11 @@ void tt_mask_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t size, int8_t
   for (int32_t i = 0; i < size; ++i) dx[i] = tt_live(mask, i) ? dy[i] : 0;
 }
 
-void tt_add_grad_s8(const int8_t *a, float a_scale, const int8_t *b, float b_scale,
+void tt_add_grad_s8(const int8_t *a, const float *a_scale, const int8_t *b, const float *b_scale,
                     int32_t size, int8_t *dx, float *dx_scale, tt_update_state *rounding) {
-  const float top = a_scale > b_scale ? a_scale : b_scale;
-  const int32_t ma = tt_grad_multiplier_s16(a_scale, top, TT_ADD_GRAD_SHIFT);
-  const int32_t mb = tt_grad_multiplier_s16(b_scale, top, TT_ADD_GRAD_SHIFT);
+  const float top = *a_scale > *b_scale ? *a_scale : *b_scale;
+  const int32_t ma = tt_grad_multiplier_s16(*a_scale, top, TT_ADD_GRAD_SHIFT);
+  const int32_t mb = tt_grad_multiplier_s16(*b_scale, top, TT_ADD_GRAD_SHIFT);
   uint32_t amax = 0;
   for (int32_t i = 0; i < size; ++i) {
     const uint32_t m = tt_magnitude(a[i] * ma + b[i] * mb);
@@ -207,20 +207,20 @@ static void sum_broadcast_walk_s8(const int8_t *dy, const int32_t *dy_dims,
   }
 }
 
-void tt_sum_broadcast_grad_s8(const int8_t *dy, float dy_scale, const int32_t *dy_dims,
+void tt_sum_broadcast_grad_s8(const int8_t *dy, const float *dy_scale, const int32_t *dy_dims,
                               const int32_t *dx_dims, int32_t rank, int8_t *dx,
                               float *dx_scale, tt_update_state *rounding) {
   uint32_t amax = 0;
   sum_broadcast_walk_s8(dy, dy_dims, dx_dims, rank, &amax, 0, 0);
   tt_rounder r;
-  tt_rounder_begin(&r, amax, dy_scale, rounding, dx_scale);
+  tt_rounder_begin(&r, amax, *dy_scale, rounding, dx_scale);
   sum_broadcast_walk_s8(dy, dy_dims, dx_dims, rank, 0, &r, dx);
   tt_rounder_end(&r, rounding);
 }
 
-void tt_mean_grad_s8(const int8_t *dy, float dy_scale, const int32_t *dims,
+void tt_mean_grad_s8(const int8_t *dy, const float *dy_scale, const int32_t *dims,
                      const int32_t *reduced, int32_t rank, int8_t *dx, float *dx_scale) {
-  *dx_scale = dy_scale / (float)broadcast_back(dy, dims, reduced, rank, 1, dx);
+  *dx_scale = *dy_scale / (float)broadcast_back(dy, dims, reduced, rank, 1, dx);
 }
 
 void tt_pad_grad_s8(const int8_t *dy, const int32_t *dy_dims, const int32_t *before,

@@ -199,7 +199,7 @@ static int32_t windows_per_element(int32_t kernel, int32_t stride) {
   return (kernel + stride - 1) / stride;
 }
 
-void tt_average_pool_grad_s8(const int8_t *dy, float dy_scale, int32_t n, int32_t oh,
+void tt_average_pool_grad_s8(const int8_t *dy, const float *dy_scale, int32_t n, int32_t oh,
                              int32_t ow, int32_t c, int32_t fh, int32_t fw,
                              const tt_window *win, int32_t h, int32_t wd, int8_t *dx,
                              float *dx_scale, tt_update_state *rounding) {
@@ -209,7 +209,7 @@ void tt_average_pool_grad_s8(const int8_t *dy, float dy_scale, int32_t n, int32_
   count_range(ow, win->stride_w, win->pad_left, wd, fw, &xlo, &xhi);
   a.cmin = ylo * xlo;
   a.uniform = ylo == yhi && xlo == xhi;
-  float unit = dy_scale / (float)a.cmin;
+  float unit = *dy_scale / (float)a.cmin;
   if (!a.uniform) {
     /* 127 * (windows per element) * 2^shift < 2^31: shares are at most 2^shift */
     const int64_t windows = (int64_t)windows_per_element(fh, win->stride_h) *
@@ -221,10 +221,10 @@ void tt_average_pool_grad_s8(const int8_t *dy, float dy_scale, int32_t n, int32_
   pool_grad_s8(&a, unit, dx, dx_scale, rounding);
 }
 
-void tt_max_pool_grad_s8(const int8_t *dy, float dy_scale, const int8_t *saved, int32_t n,
+void tt_max_pool_grad_s8(const int8_t *dy, const float *dy_scale, const int8_t *saved, int32_t n,
                          int32_t oh, int32_t ow, int32_t c, int32_t fh, int32_t fw,
                          const tt_window *win, int32_t h, int32_t wd, int8_t *dx,
                          float *dx_scale, tt_update_state *rounding) {
   const pool_s8 a = {dy, saved, n, oh, ow, c, fh, fw, h, wd, *win, 1, 0, 1};
-  pool_grad_s8(&a, dy_scale, dx, dx_scale, rounding);
+  pool_grad_s8(&a, *dy_scale, dx, dx_scale, rounding);
 }

@@ -543,7 +543,7 @@ TfLiteStatus SoftmaxGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   const int8_t *saved = Data<int8_t>(EvalInput(context, node, 1));
   if (d->int8) {
-    tt_softmax_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 2))[0], saved,
+    tt_softmax_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 2)), saved,
                        d->zero_point, Count(dy->dims) / Last(dy), Last(dy),
                        Data<int8_t>(EvalOutput(context, node, 0)),
                        Data<float>(EvalOutput(context, node, 1)), Rounding(&d->grad));
@@ -610,7 +610,7 @@ TfLiteStatus BiasGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
   float *db = Data<float>(EvalOutput(context, node, 0));
   if (IsInt8(dy)) {
-    tt_bias_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 2))[0], mask,
+    tt_bias_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 2)), mask,
                     Count(dy->dims) / Last(dy), Last(dy), db);
     return kTfLiteOk;
   }
@@ -689,13 +689,14 @@ TfLiteStatus SumGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
   int32_t dx_dims[kMaxRank];
   const int rank = a->dims->size, lead = rank - dx->dims->size;
-  for (int i = 0; b == nullptr && i < rank; ++i) dx_dims[i] = i < lead ? 1 : dx->dims->data[i - lead];
+  for (int i = 0; b == nullptr && i < rank; ++i)
+    dx_dims[i] = i < lead ? 1 : dx->dims->data[i - lead];
   if (d->int8) {
-    const float a_scale = Data<float>(EvalInput(context, node, 2))[0];
+    const float *a_scale = Data<float>(EvalInput(context, node, 2));
     float *dx_scale = Data<float>(EvalOutput(context, node, 1));
     if (b != nullptr)
       tt_add_grad_s8(Data<int8_t>(a), a_scale, Data<int8_t>(b),
-                     Data<float>(EvalInput(context, node, 3))[0], Count(a->dims),
+                     Data<float>(EvalInput(context, node, 3)), Count(a->dims),
                      Data<int8_t>(dx), dx_scale, Rounding(&d->grad));
     else
       tt_sum_broadcast_grad_s8(Data<int8_t>(a), a_scale, Dims32(a->dims).v, dx_dims, rank,
@@ -829,7 +830,7 @@ TfLiteStatus MeanGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   int32_t reduced[kMaxRank] = {0};
   for (int a = 0; a < d->n; ++a) reduced[d->v[a] < 0 ? d->v[a] + dx->dims->size : d->v[a]] = 1;
   if (IsInt8(dy))
-    tt_mean_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 1))[0],
+    tt_mean_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 1)),
                     Dims32(dx->dims).v, reduced, dx->dims->size, Data<int8_t>(dx),
                     Data<float>(EvalOutput(context, node, 1)));
   else
@@ -895,7 +896,7 @@ TfLiteStatus AvgPoolGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
   if (d->int8) {
-    tt_average_pool_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 1))[0],
+    tt_average_pool_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 1)),
                             Dim(dy, 0), Dim(dy, 1), Dim(dy, 2), Dim(dy, 3), d->filter_h,
                             d->filter_w, &d->window, Dim(dx, 1), Dim(dx, 2), Data<int8_t>(dx),
                             Data<float>(EvalOutput(context, node, 1)), Rounding(&d->grad));
@@ -915,7 +916,7 @@ TfLiteStatus MaxPoolGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   const int8_t *saved = Data<int8_t>(EvalInput(context, node, 1));
   TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
   if (d->int8) {
-    tt_max_pool_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 2))[0], saved,
+    tt_max_pool_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 2)), saved,
                         Dim(dy, 0), Dim(dy, 1), Dim(dy, 2), Dim(dy, 3), d->filter_h,
                         d->filter_w, &d->window, Dim(dx, 1), Dim(dx, 2), Data<int8_t>(dx),
                         Data<float>(EvalOutput(context, node, 1)), Rounding(&d->grad));
@@ -1117,7 +1118,7 @@ TfLiteStatus InputGradPrepare(TfLiteContext *context, TfLiteNode *node) {
 template <Layer kLayer>
 TfLiteStatus InputGradInvokeInt8(TfLiteContext *context, TfLiteNode *node, LayerData *d) {
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
-  const float dy_scale = Data<float>(EvalInput(context, node, 4))[0];
+  const float *dy_scale = Data<float>(EvalInput(context, node, 4));
   const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
   const TfLiteEvalTensor *w = EvalInput(context, node, 2);
   TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
@@ -1221,7 +1222,7 @@ TfLiteStatus WeightGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   const TfLiteEvalTensor *x = EvalInput(context, node, 2);
   TfLiteEvalTensor *dw = EvalOutput(context, node, 0);
   if (d->int8) {
-    const float dy_scale = Data<float>(EvalInput(context, node, 3))[0];
+    const float *dy_scale = Data<float>(EvalInput(context, node, 3));
     if (kLayer == kConv) {
       tt_conv2d_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
                                Dim(dy, 2), Dim(dy, 3), Data<int8_t>(x), d->x_scale,
@@ -1317,7 +1318,7 @@ TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   float *momentum = Data<float>(EvalInput(context, node, 4));
   float *scratch = static_cast<float *>(Scratch(context, d->scratch));
   if (d->int8) {
-    const float dy_scale = Data<float>(EvalInput(context, node, 5))[0];
+    const float *dy_scale = Data<float>(EvalInput(context, node, 5));
     if (kLayer == kConv) {
       tt_conv2d_weight_update_s8_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
                                     Dim(dy, 2), Dim(dy, 3), Data<int8_t>(x), d->x_scale,
@@ -1386,7 +1387,7 @@ TfLiteStatus BiasUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   if (!Training(context, node)) return kTfLiteOk;
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   if (d->int8) {
-    tt_bias_update_s32_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 4))[0],
+    tt_bias_update_s32_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 4)),
                           Data<uint8_t>(EvalInput(context, node, 1)), Count(dy->dims) / Last(dy),
                           Last(dy), Data<int32_t>(EvalInput(context, node, 2)), d->scales,
                           Data<float>(EvalInput(context, node, 3)), &d->sgd, &d->state,

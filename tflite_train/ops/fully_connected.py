@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import fixedpoint as fp
 from ..ir import Graph, Operator
 from ..training_ops import options_of
 from . import (OpDef, by_grad, centered, channel_scales, fused_activation, masked, masked_int,
@@ -27,14 +26,11 @@ def _check(graph: Graph, index: int, op: Operator) -> None:
 def multipliers(graph: Graph, op: Operator):
     x, w, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
                graph.tensors[op.outputs[0]])
-    units = w.shape[0]
-    if w.quant.per_channel:
-        return conv_multipliers(x, w, y, units)
-    # Per-tensor path of TFLM's FC: GetQuantizedConvolutionMultipler takes the product of
-    # the two float32 scales in float32 before widening (conv widens first).
-    real = np.float64(np.float32(x.quant.s) * np.float32(w.quant.s)) / np.float64(y.quant.s)
-    m, s = fp.quantize_multiplier(float(real))
-    return np.full(units, m, np.int64), np.full(units, s, np.int64)
+    # Per-channel and per-tensor alike, the pinned TFLM widens both scales to double before
+    # multiplying them, as conv does (a float32 product gives another multiplier for most
+    # scales, and another output at accumulators near a rounding boundary:
+    # tests/test_forward_exact.py builds one).
+    return conv_multipliers(x, w, y, w.shape[0])
 
 
 def forward(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:

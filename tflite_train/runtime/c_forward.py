@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes as C
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -27,40 +26,28 @@ from ..ops import add, fully_connected, mean, pad, pool, shape, softmax
 from ..ops import fused_activation
 from ..ops.requant import conv_multipliers, rescale_multiplier
 from ..ops.window import geometry
+from . import kernel_calls as K
 from .build import MICRO_KERNELS, micro_kernels_library
+from .kernel_calls import In, KernelCall, Out, Scratch
 
 HEADER = MICRO_KERNELS / "include" / "tt_forward.h"
 LIBRARY_NAME = "libtt_kernels.so"
 MAX_RANK = 6
 
-SCALAR_CTYPES = {"int32_t": C.c_int32, "int": C.c_int, "float": C.c_float,
-                 "uint32_t": C.c_uint32, "int8_t": C.c_int8, "void": None}
-
-
 def _declarations() -> tuple[dict, dict]:
-    """(struct name -> ctypes.Structure, function name -> (restype, argtypes)) of the header."""
-    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
-    structs = {}
-    for body, name in re.findall(r"typedef struct \{([^}]*)\}\s*(\w+);", text):
-        fields = []
-        for decl in body.split(";"):
-            words = decl.split()
-            if not words:
-                continue
-            if words[0] != "int32_t":
-                raise TTError(f"{HEADER.name}: {name} has a non-int32_t field ({decl.strip()})")
-            fields += [(f.strip(), C.c_int32) for f in " ".join(words[1:]).split(",")]
-        structs[name] = type(name, (C.Structure,), {"_fields_": fields})
+    """(struct name -> ctypes.Structure, function name -> (restype, argtypes)) of the
+    forward kernels, from the signatures kernel_calls reads out of the headers."""
+    structs = {name: K.struct_class(name) for name in K.structs() if name.startswith("tt_fwd")}
     functions = {}
-    for ret, name, params in re.findall(r"^(\w+)\s+(tt_\w+)\(([^)]*)\);", text, re.M):
-        argtypes = []
-        for param in params.split(","):
-            ctype = " ".join(param.split()[:-1]).replace("const ", "")
-            argtypes.append(C.c_void_p if "*" in param else SCALAR_CTYPES[ctype])
-        functions[name] = (SCALAR_CTYPES[ret], argtypes)
+    for name, sig in K.signatures().items():
+        if name in HEADER_FUNCTIONS:
+            functions[name] = (K.CTYPES[sig.ret], [C.c_void_p if p.pointer else K.CTYPES[p.ctype]
+                                                   for p in sig.params])
     return structs, functions
 
 
+HEADER_FUNCTIONS = set(re.findall(r"^\w+\s+(tt_\w+)\(", K.strip_comments(HEADER.read_text()),
+                                  re.M))
 STRUCTS, FUNCTIONS = _declarations()
 Dims, ConvParams, FcParams = STRUCTS["tt_fwd_dims"], STRUCTS["tt_fwd_conv_params"], \
     STRUCTS["tt_fwd_fc_params"]
@@ -113,34 +100,6 @@ def _nhwc(shape) -> Dims:
 
 
 # --- what each operator calls ---------------------------------------------------------------
-
-@dataclass(frozen=True)
-class In:
-    """The operator's k-th input tensor: its data (`value`: its first element, an int)."""
-    k: int
-    value: bool = False
-
-
-@dataclass(frozen=True)
-class Out:
-    """The operator's k-th output tensor."""
-    k: int
-
-
-@dataclass(frozen=True)
-class Scratch:
-    """Caller-provided scratch memory of this many bytes."""
-    nbytes: int
-
-
-@dataclass
-class KernelCall:
-    """One kernel call of an operator: the function and its arguments, everything but the
-    tensors already computed (structs, int32 parameter arrays, shapes, scalars). The
-    executor binds the tensors at run time; a code generator emits the same call."""
-    name: str
-    args: list
-
 
 def conv_params(graph: Graph, op: Operator) -> tuple[ConvParams, np.ndarray, np.ndarray]:
     """The window, offsets, activation range and per-channel (multiplier, shift) of a
@@ -311,7 +270,8 @@ def kernel_call(graph: Graph, op: Operator) -> KernelCall | None:
     ranks = [len(graph.tensors[i].shape) for i in list(op.inputs[:1]) + list(op.outputs)]
     if max(ranks) > MAX_RANK:
         return None
-    return preparer(graph, op)
+    kc = preparer(graph, op)
+    return None if kc is None else kc.check()
 
 
 def bind(graph: Graph, op: Operator, kc: KernelCall):

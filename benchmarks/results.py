@@ -1,0 +1,129 @@
+"""The tables of benchmarks/RESULTS.md come from the JSON the benchmark scripts write.
+
+A script that publishes tables defines `TABLES = {name: (json_files, render)}`: `render`
+takes the loaded JSON of each file (in benchmarks/) and returns the markdown between
+`<!-- table:NAME -->` and `<!-- /table:NAME -->` in RESULTS.md. `publish(...)` writes a
+script's JSON and re-renders its tables in place; `stale()` re-renders every table from the
+JSON on disk and names those that differ from RESULTS.md (tests/test_results.py), so that
+no figure in a table is typed by hand. Everything outside the markers is prose and stays
+as it is.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "RESULTS.md"
+# the scripts whose TABLES are in RESULTS.md; `make bench` runs them (benchmarks/run.py)
+SCRIPTS = ["forward_speed", "transfer", "paper_memory", "mcu_kernels", "checkpoint",
+           "mutation", "codegen", "grad_memory", "mcu_step"]
+MARKER = re.compile(r"<!-- table:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /table:(?P=name) -->",
+                    re.S)
+
+
+def machine() -> dict:
+    """Where and when: the date, the CPU and its cores, Python and numpy."""
+    import datetime
+    import platform
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import numpy
+        np_version = numpy.__version__
+    except ImportError:
+        np_version = None
+    return {"date": datetime.date.today().isoformat(), "cpu": cpu, "cores": os.cpu_count(),
+            "python": platform.python_version(), "numpy": np_version}
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomically, with a trailing newline; adds where and when ("measured")."""
+    path = Path(path)
+    data = {**data, "measured": data.get("measured") or machine()}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def caption(data: list[dict]) -> str:
+    """"Measured DATE on MACHINE" for the data that record it."""
+    stamps = [d["measured"] for d in data if isinstance(d, dict) and d.get("measured")]
+    if not stamps:
+        return ""
+    dates = " / ".join(dict.fromkeys(m["date"] for m in stamps))
+    if len(stamps) < len(data):
+        dates += " and earlier (a JSON written before dates were recorded)"
+    m = stamps[-1]
+    return (f"Measured {dates}: {m['cpu']}, {m['cores']} cores, Python {m['python']}, "
+            f"numpy {m['numpy']}.\n\n")
+
+
+def tables() -> dict[str, tuple]:
+    """name -> (json files, render) over every script in SCRIPTS."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    out = {}
+    for script in SCRIPTS:
+        for name, entry in importlib.import_module(script).TABLES.items():
+            if name in out:
+                raise ValueError(f"table {name!r} is defined twice")
+            out[name] = entry
+    return out
+
+
+def render(name: str, *data) -> str:
+    """The markdown of table `name`, from the given JSON data or else from its files."""
+    files, fn = tables()[name]
+    if not data:
+        data = [json.loads((HERE / f).read_text()) for f in files]
+    return caption(list(data)) + fn(*data).rstrip("\n") + "\n"
+
+
+def publish(names, text: str | None = None) -> None:
+    """Re-render the tables `names` into RESULTS.md from their JSON files (atomically)."""
+    text = RESULTS.read_text() if text is None else text
+    for name in names:
+        block = f"<!-- table:{name} -->\n{render(name)}<!-- /table:{name} -->"
+        text = MARKER.sub(lambda m, b=block: b if m["name"] == name else m[0], text)
+        if not any(m["name"] == name for m in MARKER.finditer(text)):
+            raise ValueError(f"RESULTS.md has no <!-- table:{name} --> markers")
+    tmp = RESULTS.with_name(f".{RESULTS.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, RESULTS)
+
+
+def stale(text: str | None = None) -> list[str]:
+    """Tables whose text in RESULTS.md (or `text`) is not what their JSON renders to, and
+    tables that are defined but have no markers."""
+    defined = tables()
+    text = RESULTS.read_text() if text is None else text
+    found = {m["name"]: m["body"] for m in MARKER.finditer(text)}
+    out = [f"{name}: no markers in RESULTS.md" for name in defined if name not in found]
+    for name, body in found.items():
+        missing = [f for f in defined.get(name, ((), None))[0] if not (HERE / f).exists()]
+        if name not in defined:
+            out.append(f"{name}: no script defines it")
+        elif missing:
+            out.append(f"{name}: benchmarks/{missing[0]} is missing (benchmarks/run.py writes it)")
+        elif body != render(name):
+            out.append(f"{name}: RESULTS.md differs from {', '.join(defined[name][0])}")
+    return out
+
+
+def fmt_int(n) -> str:
+    return f"{n:,}"
+
+
+def kb(n) -> str:
+    return f"{n / 1024:,.0f}"

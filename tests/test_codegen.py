@@ -1,0 +1,550 @@
+"""`tflite-train codegen`: the generated C program trains exactly as `--engine c` does.
+
+On the host: each generated folder is built with its own Makefile (`make shared`) and driven
+through ctypes (codegen/host.py); on the Cortex-M7 rig: `--rig` builds it for QEMU's
+mps2-an500 with the STM32F746's CPU and single-precision FPU and runs it there. Either way,
+N training steps of seeded random samples must give --engine c's losses (float32 bits),
+every checkpoint region (trained parameters, momentum, the update ops' random streams and
+step counters) and the scores of an inference, bit for bit; on the rig the regions are
+compared by their CRC-32, which the program computes.
+
+Models: the zoo and the example model under several schemes (full with momentum and a
+cosine decay, last:2 with separate gradient and update ops and nearest rounding, bias-only,
+and a channel-ratio scheme whose filters are split between SRAM and flash), the person
+detector (bias-only and its sparse scheme) and MCUNet-5FPS with the paper's 99kb scheme.
+Also: the plan `plan` reports is the arena the program has; the kernels codegen adds
+(split-filter input gradients, the row-streamed pointwise + depthwise pair) equal the
+kernels they stand for; bad input and budget overflows are one-line errors that leave no
+folder behind.
+"""
+from __future__ import annotations
+
+import ctypes as C
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_MODELS, ROOT, require_tool, shared_model
+from tflite_train import augment, memory, tflite_io
+from tflite_train.autodiff import Hyper
+from tflite_train.cli import EXIT_ERROR, main
+from tflite_train.codegen import check, host, rig
+from tflite_train.codegen import generate, load
+from tflite_train.demo import EXAMPLE
+from tflite_train.runtime import c_forward, c_kernels
+from tflite_train.runtime import kernel_calls as K
+
+SCHEMES = ROOT / "benchmarks" / "schemes"
+
+
+def training_model(tmp_path: Path, source, scheme: str, classes=4, hyper=None, fuse=True,
+                   name="m") -> Path:
+    r = augment.augment(tflite_io.load(source), scheme, classes, hyper or Hyper(), fuse=fuse)
+    path = tmp_path / f"{name}.train.tflite"
+    tflite_io.save(r.graph, path)
+    return path
+
+
+def ratio_scheme(tmp_path: Path, layers: list[tuple[int, float]], n_bias: int) -> str:
+    path = tmp_path / "ratios.json"
+    path.write_text(json.dumps({"n_bias_update": n_bias, "weight_update": [
+        {"layer": k, "ratio": r} for k, r in layers]}))
+    return str(path)
+
+
+def host_run(model: Path, out: Path, steps: int = 3):
+    """Generate, build for the host, train `steps` steps there and on --engine c."""
+    program, _ = generate(model, out)
+    xs, labels = check.samples(program, steps, seed=1)
+    got = host.HostProgram(out, len(program.checkpoint_regions())).run(xs, labels,
+                                                                        program.classes)
+    return program, got, check.reference(program, xs, labels)
+
+
+def assert_identical(program, got, want):
+    assert not check.differences(program, want, got), check.differences(program, want, got)
+    assert len(got.losses) and np.all(np.isfinite(got.loss_values()))
+
+
+# --- the generated program on the host ----------------------------------------------------------
+
+ZOO_CASES = [
+    ("mobile", "full", Hyper(momentum=0.5, decay_steps=5, seed=3), True),
+    ("mobile", "last:2", Hyper(rounding="nearest"), False),
+    ("depthwise", "bias-only", Hyper(), True),
+    ("branches", "full", Hyper(momentum=0.9), True),      # RESHAPE (a view), TRANSPOSE, pools
+    ("pool", "last:2", Hyper(), True),
+    ("mean", "full", Hyper(), False),
+    ("classifier_1x1", "bias-only", Hyper(), True),
+    ("conv_per_tensor", "full", Hyper(), True),
+]
+
+
+@pytest.mark.parametrize("name, scheme, hyper, fuse", ZOO_CASES,
+                         ids=[f"{c[0]}-{c[1]}-{'fused' if c[3] else 'separate'}"
+                              for c in ZOO_CASES])
+def test_zoo_programs_train_like_engine_c(name, scheme, hyper, fuse, zoo, tmp_path):
+    model = training_model(tmp_path, zoo[name], scheme, hyper=hyper, fuse=fuse)
+    assert_identical(*host_run(model, tmp_path / "gen"))
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_split_filters_train_like_engine_c(fuse, tmp_path):
+    """Filters of which only the first input channels train: those channels in SRAM, the
+    rest in flash; the gradient flows on through them to trained biases before."""
+    scheme = ratio_scheme(tmp_path, [(-1, 0.5), (-3, 0.25), (-2, 1)], n_bias=5)
+    model = training_model(tmp_path, EXAMPLE, scheme, hyper=Hyper(momentum=0.9), fuse=fuse)
+    program, got, want = host_run(model, tmp_path / "gen")
+    assert len(program.splits) >= 2
+    assert_identical(program, got, want)
+    text = (tmp_path / "gen" / "tt_model.c").read_text()
+    assert "tt_conv2d_split_s8" in text and "_split_f32" in text
+
+
+@pytest.mark.parametrize("scheme", ["bias-only", "sparse"])
+def test_person_detector_trains_like_engine_c(scheme, tmp_path):
+    """The README's person detector with a new 10-class head: bias-only (the gradient runs
+    through every layer) and its sparse scheme (split filters, fused updates)."""
+    spec = "bias-only" if scheme == "bias-only" else str(SCHEMES / "person_detect_sparse.json")
+    model = training_model(tmp_path, shared_model("person_detect"), spec, classes=10)
+    program, got, want = host_run(model, tmp_path / "gen")
+    assert_identical(program, got, want)
+    streamed = sum(s.call is not None and s.call.name == "tt_pointwise_depthwise_s8"
+                   for s in program.steps)
+    # MobileNet v1's pointwise -> stride-2 depthwise pairs, where no mask is saved between
+    assert streamed == (0 if scheme == "bias-only" else 3)
+
+
+def mcunet(tmp_path: Path) -> Path:
+    pkl = SHARED_MODELS / "tiny-training" / "mcunet-5fps.pkl"
+    if not pkl.exists():
+        pytest.skip(f"{pkl} not present (../shared/models is only beside a project checkout)")
+    assert main(["import", str(pkl), "-o", str(tmp_path / "mc.tflite")]) == 0
+    return training_model(tmp_path, tmp_path / "mc.tflite",
+                          str(SCHEMES / "mcunet-5fps_99kb.json"), classes=10, name="mc")
+
+
+def test_mcunet_99kb_trains_like_engine_c(tmp_path, capsys):
+    model = mcunet(tmp_path)
+    capsys.readouterr()
+    program, got, want = host_run(model, tmp_path / "gen", steps=2)
+    assert_identical(program, got, want)
+    assert len(program.splits) == 2                       # layers 36 (1/8) and 39 (1/4)
+    assert program.plan.arena_bytes < 128 * 1024          # the 128 KB expansion is streamed
+
+
+def test_checkpoint_regions_resume_training(tmp_path):
+    """tt_model_checkpoint is all the state: 2 steps, copy the regions out, 2 more steps;
+    then tt_model_init, copy them back, the same 2 steps: the same bytes as straight on."""
+    scheme = ratio_scheme(tmp_path, [(-1, 0.5), (-2, 1)], n_bias=3)
+    model = training_model(tmp_path, EXAMPLE, scheme,
+                           hyper=Hyper(momentum=0.9, decay_steps=6, rounding="stochastic"))
+    program, _ = generate(model, tmp_path / "gen")
+    xs, labels = check.samples(program, 4, seed=2)
+    h = host.HostProgram(tmp_path / "gen", len(program.checkpoint_regions()))
+    for i in range(2):
+        h.train_step(xs[i], labels[i])
+    saved = h.regions()
+    straight = [h.train_step(xs[i], labels[i]) for i in (2, 3)]
+    after = h.regions()
+    h.lib.tt_model_init()
+    assert h.regions() != saved                           # init really reset them
+    for region, data in zip(h.table, saved):
+        C.memmove(region.data, data, len(data))
+    resumed = [h.train_step(xs[i], labels[i]) for i in (2, 3)]
+    assert resumed == straight and h.regions() == after
+
+
+def test_device_checkpoint_of_a_generated_program_exports(tmp_path, capsys):
+    """tt_checkpoint_save of tt_model_checkpoint (split filters: their SRAM part) in the
+    program's own library, then `export --state` of that blob: the exported model holds
+    --engine c's trained parameters, frozen channels included."""
+    from checkpoint_helpers import Flash
+    from tflite_train import checkpoint
+    scheme = ratio_scheme(tmp_path, [(-1, 0.5), (-3, 0.25)], n_bias=4)
+    model = training_model(tmp_path, EXAMPLE, scheme, hyper=Hyper(momentum=0.9))
+    program, _ = generate(model, tmp_path / "gen")
+    assert len(program.splits) == 2
+    xs, labels = check.samples(program, 3, seed=4)
+    h = host.HostProgram(tmp_path / "gen", len(program.checkpoint_regions()))
+    for x, label in zip(xs, labels):
+        h.train_step(x, label)
+    blob_bytes = checkpoint.blob_bytes([r for r, _ in program.checkpoint_regions()])
+    flash = Flash(-(-blob_bytes // 256) * 256)
+    h.lib.tt_checkpoint_save.argtypes = [C.c_void_p, C.c_uint64, C.c_void_p, C.c_int32,
+                                         C.c_void_p]
+    assert h.lib.tt_checkpoint_save(C.addressof(flash.struct), checkpoint.model_id(
+        model.read_bytes()), C.addressof(h.table), len(h.table), None) == 0
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(flash.image[:blob_bytes])
+    graph = tflite_io.load(model)
+    ckpt = checkpoint.from_blob(blob.read_bytes(), graph, model.read_bytes())
+    ex = c_kernels_executor(graph, xs, labels)
+    for tensor, value in ckpt.parameters().items():
+        assert np.array_equal(value, ex.variables[tensor]), graph.tensors[tensor].name
+    assert main(["export", str(model), "--state", str(blob), "-o",
+                 str(tmp_path / "tuned.tflite")]) == 0
+    capsys.readouterr()
+
+
+def c_kernels_executor(graph, xs, labels):
+    from tflite_train.runtime.numpy_exec import Executor
+    ex = Executor(graph, "c")
+    for x, label in zip(xs, labels):
+        ex.invoke([x, np.array([label], np.int32)])
+    return ex
+
+
+# --- the plan -----------------------------------------------------------------------------------
+
+def test_plan_predicts_the_programs_arena(tmp_path, capsys):
+    scheme = ratio_scheme(tmp_path, [(-1, 0.5), (-3, 0.25)], n_bias=4)
+    model = training_model(tmp_path, EXAMPLE, scheme)
+    assert main(["plan", str(model), "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)["codegen"]
+    program, _ = generate(model, tmp_path / "gen")
+    header = (tmp_path / "gen" / "tt_model.h").read_text()
+    assert f"#define TT_MODEL_ARENA_BYTES {planned['arena_bytes']} " in header
+    subprocess.run(["make", "-s", "-C", str(tmp_path / "gen"), "shared"], check=True)
+    nm = subprocess.run(["nm", "-S", str(tmp_path / "gen" / "build" / "libtt_model.so")],
+                        capture_output=True, text=True, check=True).stdout
+    size = next(int(line.split()[1], 16) for line in nm.splitlines()
+                if line.endswith(" tt_arena"))
+    assert size == planned["arena_bytes"] == program.plan.arena_bytes
+    assert planned["trained_parameter_bytes"] == sum(program.param_bytes(v)
+                                                     for _, v in program.params)
+
+
+def test_aliasing_rules():
+    """A view shares its input's bytes however long both live; an overwrite is granted only
+    where nothing reads the input (or anything sharing its bytes) afterwards."""
+    from tflite_train.ir import Graph, Operator, Tensor
+    t = [Tensor(f"t{i}", (16,), "int8") for i in range(6)]
+    ops = [Operator("RESHAPE", [0], [1]),       # 1 views 0
+           Operator("ADD", [1, 1], [2]),        # 2 over 1? 0 and 1 are read again by op 3
+           Operator("ADD", [0, 2], [3]),        # 3 over 2 (2 dies here)
+           Operator("ADD", [3, 3], [4]),        # 4 over 3
+           Operator("ADD", [4, 0], [5])]
+    g = Graph(t, ops, [0], [5])
+    requests = [memory.AliasRequest(0, 1, 0, view=True),
+                memory.AliasRequest(1, 2, 1, view=False),
+                memory.AliasRequest(2, 3, 2, view=False),
+                memory.AliasRequest(3, 4, 3, view=False)]
+    plan = memory.codegen_plan(g, set(range(6)), {}, requests)
+    assert [r.op for r in plan.aliases] == [0, 2, 3] and [r.op for r in plan.refused] == [1]
+    assert plan.offset_of(0) == plan.offset_of(1)
+    assert plan.offset_of(2) == plan.offset_of(3) == plan.offset_of(4)
+    assert plan.offset_of(2) != plan.offset_of(0)         # both alive at op 2
+    assert plan.arena_bytes == 3 * 16                     # {0,1}, {2,3,4}, 5
+    # an output that starts before its input (a row-by-row convolution): the group grows
+    t = [Tensor("x", (40,), "int8"), Tensor("y", (64,), "int8"), Tensor("z", (8,), "int8")]
+    g = Graph(t, [Operator("CONV_2D", [0], [1]), Operator("CONV_2D", [1], [2])], [0], [2])
+    plan = memory.codegen_plan(g, {0, 1, 2}, {}, [memory.AliasRequest(0, 1, 0, view=False,
+                                                                      shift=30)])
+    assert plan.offset_of(0) - plan.offset_of(1) == 32      # the shift, in 4-byte units
+    assert plan.arena_bytes == 32 + 40          # z fits where x was, after x is read
+
+
+# --- the kernels codegen adds ------------------------------------------------------------------
+
+def test_split_input_gradients_equal_whole_filter_ones():
+    rng = np.random.default_rng(0)
+    lib = c_kernels.library()
+    n, h, wd, ci, co, kh, kw = 1, 7, 6, 10, 5, 3, 3
+    win = c_kernels.Window(2, 1, 1, 2, 1, 2)
+    oh, ow = 4, 5
+    dy = rng.normal(size=(n, oh, ow, co)).astype(np.float32)
+    mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+    w = rng.integers(-127, 128, (co, kh, kw, ci)).astype(np.int8)
+    scales = rng.uniform(1e-3, 1e-2, co).astype(np.float32)
+    p = lambda a, t: c_kernels._p(a, t)                              # noqa: E731
+    whole = np.empty((n, h, wd, ci), np.float32)
+    lib.tt_conv2d_input_grad_f32(p(dy, C.c_float), p(mask, C.c_uint8), n, oh, ow, co,
+                                 p(w, C.c_int8), p(scales, C.c_float), kh, kw, C.byref(win),
+                                 h, wd, ci, p(whole, C.c_float))
+    for k in (1, 3, 8, ci):
+        lo, hi = np.ascontiguousarray(w[..., :k]), np.ascontiguousarray(w[..., k:])
+        split = np.empty_like(whole)
+        lib.tt_conv2d_input_grad_split_f32(
+            p(dy, C.c_float), p(mask, C.c_uint8), n, oh, ow, co, p(lo, C.c_int8), k,
+            p(hi, C.c_int8) if k < ci else None, p(scales, C.c_float), kh, kw, C.byref(win),
+            h, wd, ci, p(split, C.c_float))
+        assert whole.tobytes() == split.tobytes(), k
+    units, depth, b = 7, 12, 2
+    dy = rng.normal(size=(b, units)).astype(np.float32)
+    w = rng.integers(-127, 128, (units, depth)).astype(np.int8)
+    scales = rng.uniform(1e-3, 1e-2, units).astype(np.float32)
+    whole = np.empty((b, depth), np.float32)
+    lib.tt_fully_connected_input_grad_f32(p(dy, C.c_float), None, b, units, p(w, C.c_int8),
+                                          p(scales, C.c_float), depth, p(whole, C.c_float))
+    for k in (1, 5, depth):
+        lo, hi = np.ascontiguousarray(w[:, :k]), np.ascontiguousarray(w[:, k:])
+        split = np.empty_like(whole)
+        lib.tt_fully_connected_input_grad_split_f32(
+            p(dy, C.c_float), None, b, units, p(lo, C.c_int8), k,
+            p(hi, C.c_int8) if k < depth else None, p(scales, C.c_float), depth,
+            p(split, C.c_float))
+        assert whole.tobytes() == split.tobytes(), k
+
+
+STREAM_CASES = [  # (h, w, ci, cm, kernel, stride, dilation, pad_top, pad_left)
+    (16, 16, 8, 24, 3, 2, 1, 1, 1), (16, 16, 8, 24, 3, 2, 1, 0, 0), (15, 13, 5, 12, 3, 2, 1, 1, 1),
+    (16, 16, 4, 8, 4, 2, 1, 1, 1), (16, 12, 4, 8, 8, 2, 1, 3, 3), (12, 12, 3, 6, 5, 2, 2, 4, 4),
+    (9, 9, 4, 4, 3, 3, 1, 1, 1), (10, 10, 4, 8, 3, 1, 1, 1, 1), (7, 9, 2, 5, 7, 2, 1, 3, 3)]
+
+
+@pytest.mark.parametrize("case", STREAM_CASES)
+def test_streamed_pointwise_depthwise_equals_the_two_layers(case):
+    h, w, ci, cm, kernel, stride, dilation, pad_top, pad_left = case
+    rng = np.random.default_rng(sum(case))
+    D, P = c_forward.Dims, c_forward.ConvParams
+    pw = P(1, 1, 1, 1, 0, 0, 3, -128, -128, 127)
+    dw = P(stride, stride, dilation, dilation, pad_top, pad_left, 128, -5, -128, 127)
+    span = (kernel - 1) * dilation + 1
+    oh = (h + 2 * pad_top - span) // stride + 1
+    ow = (w + 2 * pad_left - span) // stride + 1
+    x = rng.integers(-128, 128, (1, h, w, ci)).astype(np.int8)
+    pf = rng.integers(-127, 128, (cm, 1, 1, ci)).astype(np.int8)
+    df = rng.integers(-127, 128, (1, kernel, kernel, cm)).astype(np.int8)
+    pb, db = (rng.integers(-5000, 5000, cm).astype(np.int32) for _ in range(2))
+    pm, dm = (rng.integers(1 << 30, (1 << 31) - 1, cm).astype(np.int32) for _ in range(2))
+    ps, ds = (rng.integers(-9, -6, cm).astype(np.int32) for _ in range(2))
+    mid = np.empty((1, h, w, cm), np.int8)
+    want = np.empty((1, oh, ow, cm), np.int8)
+    c_forward.call("tt_conv2d_s8", pw, pm, ps, D(*x.shape), x, D(*pf.shape), pf, pb,
+                   D(*mid.shape), mid)
+    c_forward.call("tt_depthwise_conv2d_s8", dw, dm, ds, D(*mid.shape), mid, D(*df.shape), df,
+                   db, D(*want.shape), want)
+    nbytes = K.host_call("tt_pointwise_depthwise_s8_window_bytes", dw, D(*mid.shape),
+                         D(*df.shape), D(*want.shape))
+    assert nbytes == min(span, h) * w * cm
+    guard = 32
+    buf = np.full(nbytes + 2 * guard, 55, np.int8)
+    got = np.zeros_like(want)
+    status = K.host_call("tt_pointwise_depthwise_s8", pw, pm, ps, D(*x.shape), x,
+                         D(*pf.shape), pf, pb, dw, dm, ds, D(*mid.shape), D(*df.shape), df, db,
+                         D(*want.shape), got, buf[guard:guard + nbytes])
+    assert status == 0 and np.array_equal(got, want)
+    assert (buf[:guard] == 55).all() and (buf[guard + nbytes:] == 55).all()
+
+
+ROWS_CASES = [  # (h, w, ci, co, kernel, stride, pad_top, pad_left): stem, projection, ...
+    (16, 16, 3, 16, 4, 2, 1, 1), (16, 16, 3, 8, 3, 2, 1, 1), (12, 12, 16, 8, 1, 1, 0, 0),
+    (12, 10, 8, 24, 1, 1, 0, 0), (11, 9, 4, 6, 3, 1, 1, 1), (13, 13, 4, 4, 5, 2, 2, 2),
+    (9, 9, 6, 6, 3, 1, 0, 0)]
+
+
+@pytest.mark.parametrize("case", ROWS_CASES)
+def test_row_by_row_convolution_over_its_own_input(case):
+    """tt_conv2d_rows_s8 with its output starting tt_conv2d_rows_s8_shift bytes before its
+    input in one buffer == tt_conv2d_s8 on separate ones."""
+    h, w, ci, co, kernel, stride, pad_top, pad_left = case
+    rng = np.random.default_rng(sum(case))
+    D = c_forward.Dims
+    p = c_forward.ConvParams(stride, stride, 1, 1, pad_top, pad_left, 7, -3, -128, 127)
+    oh = (h + 2 * pad_top - kernel) // stride + 1
+    ow = (w + 2 * pad_left - kernel) // stride + 1
+    x = rng.integers(-128, 128, (1, h, w, ci)).astype(np.int8)
+    f = rng.integers(-127, 128, (co, kernel, kernel, ci)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, co).astype(np.int32)
+    m = rng.integers(1 << 30, (1 << 31) - 1, co).astype(np.int32)
+    sh = rng.integers(-10, -7, co).astype(np.int32)
+    want = np.empty((1, oh, ow, co), np.int8)
+    c_forward.call("tt_conv2d_s8", p, m, sh, D(*x.shape), x, D(*f.shape), f, bias,
+                   D(*want.shape), want)
+    shift = K.host_call("tt_conv2d_rows_s8_shift", p, D(*x.shape), D(*f.shape), D(*want.shape))
+    assert shift >= 0
+    guard = 16
+    size = max(want.size, shift + x.size)
+    buf = np.full(size + 2 * guard, 99, np.int8)
+    buf[guard + shift:guard + shift + x.size] = x.ravel()
+    status = K.host_call("tt_conv2d_rows_s8", p, m, sh, D(*x.shape),
+                         buf[guard + shift:guard + shift + x.size], D(*f.shape), f, bias,
+                         D(*want.shape), buf[guard:guard + want.size])
+    assert status == 0
+    assert np.array_equal(buf[guard:guard + want.size], want.ravel())
+    assert (buf[:guard] == 99).all() and (buf[guard + size:] == 99).all()
+    in_row, out_row = w * ci, ow * co     # the header's bound, computed here too
+    rows = [max(0, oy * stride - pad_top) for oy in range(oh)]
+    assert shift == max([0] + [(oy + 1) * out_row - r * in_row
+                               for oy, r in enumerate(rows) if r < h])
+
+
+INPLACE_GRAD_CASES = [  # (h, w, c, kernel, dilation, pad, mask)
+    (8, 8, 16, 3, 1, 1, True), (8, 8, 12, 3, 1, 1, False), (7, 5, 8, 5, 1, 2, True),
+    (6, 6, 8, 3, 2, 2, True), (9, 4, 4, 7, 1, 3, False), (1, 3, 8, 3, 1, 1, True)]
+
+
+@pytest.mark.parametrize("case", INPLACE_GRAD_CASES)
+def test_inplace_depthwise_input_gradient_equals_out_of_place(case):
+    h, w, c, kernel, dilation, pad, use_mask = case
+    rng = np.random.default_rng(sum(case))
+    lib = c_kernels.library()
+    fp, u8, i8 = C.c_float, C.c_uint8, C.c_int8
+    p = lambda a, t: None if a is None else c_kernels._p(a, t)     # noqa: E731
+    win = c_kernels.Window(1, 1, dilation, dilation, pad, pad)
+    dy = rng.normal(size=(1, h, w, c)).astype(np.float32)
+    mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8) if use_mask else None
+    wt = rng.integers(-127, 128, (1, kernel, kernel, c)).astype(np.int8)
+    scales = rng.uniform(1e-3, 1e-2, c).astype(np.float32)
+    want = np.empty_like(dy)
+    lib.tt_depthwise_conv2d_input_grad_f32(p(dy, fp), p(mask, u8), 1, h, w, c, 1, p(wt, i8),
+                                           p(scales, fp), kernel, kernel, C.byref(win), h, w,
+                                           p(want, fp))
+    nbytes = K.host_call("tt_depthwise_conv2d_input_grad_inplace_f32_scratch_bytes", 1, h, w, c,
+                         1, kernel, kernel, win, h, w, int(use_mask))
+    assert nbytes == min(h, max(1, (kernel - 1) * dilation - pad + 1)) * w * c * 4
+    data, scratch = dy.copy(), np.empty(nbytes // 4, np.float32)
+    assert lib.tt_depthwise_conv2d_input_grad_inplace_f32(
+        p(data, fp), p(mask, u8), 1, h, w, c, 1, p(wt, i8), p(scales, fp), kernel, kernel,
+        C.byref(win), h, w, p(scratch, fp)) == 0
+    assert data.tobytes() == want.tobytes()
+
+
+def test_inplace_depthwise_input_gradient_refuses_what_it_cannot_do():
+    win, strided = c_kernels.Window(1, 1, 1, 1, 1, 1), c_kernels.Window(2, 2, 1, 1, 1, 1)
+    size = lambda *a: K.host_call(                                 # noqa: E731
+        "tt_depthwise_conv2d_input_grad_inplace_f32_scratch_bytes", *a)
+    assert size(1, 8, 8, 8, 1, 3, 3, win, 8, 8, 1) > 0
+    assert size(2, 8, 8, 8, 1, 3, 3, win, 8, 8, 1) == 0          # batch
+    assert size(1, 8, 8, 8, 2, 3, 3, win, 8, 8, 1) == 0          # depth multiplier
+    assert size(1, 4, 4, 8, 1, 3, 3, strided, 8, 8, 1) == 0      # stride
+    assert size(1, 8, 3, 5, 1, 3, 3, win, 8, 3, 1) == 0          # mask rows not on a byte
+    assert size(1, 8, 3, 5, 1, 3, 3, win, 8, 3, 0) > 0
+
+
+# --- the folder and the CLI --------------------------------------------------------------------
+
+def test_folder_builds_with_make_and_cmake(tmp_path, capsys):
+    model = training_model(tmp_path, EXAMPLE, "last:2")
+    out = tmp_path / "gen"
+    assert main(["codegen", str(model), "-o", str(out)]) == 0
+    assert "tt_model.c" in capsys.readouterr().out
+    names = {p.name for p in out.iterdir()}
+    assert {"tt_model.c", "tt_model.h", "Makefile", "CMakeLists.txt", "README.md"} <= names
+    subprocess.run(["make", "-s", "-C", str(out), "CFLAGS=-std=c99 -O1 -Wall -Wextra -Werror"],
+                   check=True)
+    assert (out / "build" / "libtt_model.a").exists()
+    require_tool(bool(shutil.which("cmake")), "cmake")
+    build = tmp_path / "cmake"
+    subprocess.run(["cmake", "-S", str(out), "-B", str(build), "-DCMAKE_C_FLAGS=-Werror"],
+                   check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True)
+    assert list(build.glob("libtt_model.a"))
+
+
+def test_bad_input_is_one_line_and_leaves_no_folder(tmp_path, capsys, zoo):
+    out = tmp_path / "gen"
+    float_model = training_model(tmp_path, zoo["float_io"], "bias-only", name="float")
+    for argv in (["codegen", str(zoo["mobile"]), "-o", str(out)],              # not training
+                 ["codegen", str(float_model), "-o", str(out)],               # float input
+                 ["codegen", str(tmp_path / "missing.tflite"), "-o", str(out)],
+                 ["codegen", str(float_model), "-o", str(out), "--steps", "2"]):
+        assert main(argv) == EXIT_ERROR
+        err = capsys.readouterr().err
+        assert err.startswith("tflite-train: error: ") and err.count("\n") == 1, err
+        assert not out.exists()
+    # an earlier codegen folder is replaced; any other folder is not touched
+    model = training_model(tmp_path, EXAMPLE, "bias-only")
+    assert main(["codegen", str(model), "-o", str(out)]) == 0
+    assert main(["codegen", str(model), "-o", str(out)]) == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    assert main(["codegen", str(model), "-o", str(other)]) == EXIT_ERROR
+    assert (other / "keep.txt").read_text() == "mine" and len(list(other.iterdir())) == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]   # no temp folders
+
+
+# --- on the Cortex-M7 rig ----------------------------------------------------------------------
+
+def test_mcunet_on_the_rig(tmp_path, capsys):
+    """MCUNet-5FPS with the paper's 99kb scheme (split filters, fused updates, in-place,
+    row-by-row and streamed layers, in-place input gradients) built for the STM32F746's CPU
+    and FPU, 2 steps under QEMU: bit-identical to --engine c; SRAM, flash and instructions
+    measured as parts, within the board's budgets."""
+    require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    model = mcunet(tmp_path)
+    capsys.readouterr()
+    out = tmp_path / "gen"
+    assert main(["codegen", str(model), "-o", str(out), "--rig", "--steps", "2", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["identical_to_engine_c"] is True and m["differences"] == []
+    s, f = m["sram_bytes"], m["flash_bytes"]
+    program = load(model)
+    assert s["arena"] == program.plan.arena_bytes == m["planned"]["arena"]
+    assert s["data_bss"] >= m["planned"]["trained_parameters"]
+    assert 0 < s["stack"] < 8192 and s["total"] == s["arena"] + s["data_bss"] + s["stack"]
+    assert s["total"] <= 256 * 1024 and f["total"] <= 1024 * 1024
+    assert f["model"] > 500_000 and 0 < f["code"] < 100_000
+    assert len(m["losses"]) == 2 and len(m["instructions_each_step"]) == 2
+    assert m["instructions_per_step"] > m["instructions_per_inference"] > 100_000_000
+    assert (out / "build" / "rig.elf").exists()
+    text = (out / "tt_model.c").read_text()           # the kernels codegen adds ran there too
+    for kernel in ("tt_conv2d_split_s8", "tt_conv2d_input_grad_split_f32",
+                   "tt_pointwise_depthwise_s8", "tt_conv2d_rows_s8",
+                   "tt_depthwise_conv2d_input_grad_inplace_f32", "tt_depthwise_conv2d_inplace_s8"):
+        assert f"{kernel}(" in text, kernel
+
+
+SPIN = r"""
+#include <stdint.h>
+void tt_rig_print(const char *text);
+void tt_rig_ticks64_start(void);
+uint64_t tt_rig_ticks64(void);
+static void spin(uint32_t n) { __asm__ volatile("1: subs %0, %0, #1\n bne 1b" : "+r"(n)); }
+static void put(uint64_t v) {
+  char buf[24]; int i = 23; buf[i] = 0;
+  do { buf[--i] = (char)('0' + (int)(v % 10u)); v /= 10u; } while (v);
+  tt_rig_print(buf + i); tt_rig_print("\n");
+}
+int main(void) {
+  tt_rig_ticks64_start();
+  uint64_t t0 = tt_rig_ticks64();
+  spin(1000000u);
+  uint64_t t1 = tt_rig_ticks64();
+  spin(360000000u);
+  uint64_t t2 = tt_rig_ticks64();
+  put(t1 - t0); put(t2 - t1);
+  return 0;
+}
+"""
+
+
+def test_rig_ticks_count_the_counters_wraps(tmp_path):
+    """A loop of 2 instructions an iteration, 360 M iterations: 18 M SysTick ticks, past the
+    24-bit counter's 16.8 M; the wraps counted in its interrupt make it whole."""
+    require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    from tflite_train.codegen.project import BOARD_CPU
+    from tflite_train.runtime.build import MICRO_KERNELS
+    (tmp_path / "spin.c").write_text(SPIN)
+    elf = tmp_path / "spin.elf"
+    rig_dir = MICRO_KERNELS / "targets" / "mps2_an500"
+    subprocess.run(["arm-none-eabi-gcc", *BOARD_CPU.split(), "-O2", "-nostartfiles",
+                    "--specs=nano.specs", "--specs=nosys.specs", "-T", str(rig_dir / "link.ld"),
+                    str(rig_dir / "startup.c"), str(tmp_path / "spin.c"), "-o", str(elf)],
+                   check=True)
+    out = rig.run_qemu_raw(elf, timeout=120)
+    short, long = (int(v) for v in out.split()[:2])
+    assert abs(short * 40 - 2_000_000) < 400
+    assert long > 1 << 24 and abs(long * 40 - 720_000_000) < 400
+
+
+def test_budget_overflow_says_by_how_much_and_what_is_live(tmp_path, capsys):
+    require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    model = training_model(tmp_path, EXAMPLE, "full")
+    out = tmp_path / "gen"
+    assert main(["codegen", str(model), "-o", str(out), "--rig", "--steps", "1",
+                 "--sram-budget", "8K"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SRAM budget exceeded by" in err
+    assert "most alive at operator" in err and "trained parameters" in err
+    assert not out.exists()
+    assert main(["codegen", str(model), "-o", str(out), "--rig", "--steps", "1",
+                 "--flash-budget", "16K"]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "flash budget exceeded by" in err and not out.exists()

@@ -1,0 +1,45 @@
+"""`tflite-train codegen`: a training model as a standalone C99 program (no interpreter, no
+malloc, one static arena planned offline), with its project files. program.py decides,
+emit.py writes the C, project.py the folder, rig.py builds and measures it on the Cortex-M7
+rig, host.py builds it for the host, check.py says what it must reproduce."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import tflite_io
+from .emit import render
+from .program import CodegenError, Program, build
+from .project import project_files, rig_files, staged, write_files
+
+__all__ = ["CodegenError", "Program", "build", "load", "files", "generate"]
+
+
+def load(model_path: str | Path) -> Program:
+    path = Path(model_path)
+    return build(tflite_io.load(path), path.read_bytes())
+
+
+def files(program: Program, source: str) -> dict[str, str]:
+    """Every file of the generated folder (without the rig's)."""
+    code, constants = render(program, source)
+    return project_files(program, code, constants, source)
+
+
+def generate(model_path: str | Path, out_dir: str | Path, rig_steps: int | None = None,
+             sram_budget: int | None = None, flash_budget: int | None = None, seed: int = 0,
+             data: str | None = None, verify: bool = True):
+    """Writes the folder atomically; with `rig_steps`, also builds it for the Cortex-M7
+    rig, runs that many training steps there and measures it (the folder is only kept if
+    all of that succeeds). Returns (program, rig.Measurement or None)."""
+    from . import check, rig
+    program = load(model_path)
+    measurement = None
+    with staged(out_dir) as tmp:
+        write_files(tmp, files(program, Path(model_path).name))
+        if rig_steps is not None:
+            xs, labels = check.samples(program, rig_steps, seed, data)
+            write_files(tmp, rig_files(program, xs, labels))
+            measurement = rig.measure(program, tmp, xs, labels,
+                                      sram_budget or rig.SRAM_BUDGET,
+                                      flash_budget or rig.FLASH_BUDGET, verify)
+    return program, measurement

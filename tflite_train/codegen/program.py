@@ -1,0 +1,441 @@
+"""A training model as a static program: which kernel call each operator makes, where every
+tensor lives, and the arena plan, decided once from the graph (no C is written here; emit.py
+writes it).
+
+Where tensors live:
+  - frozen constants (weights, biases, quantization arrays): `const` arrays, i.e. flash;
+  - trained parameters: SRAM arrays, filled from their initial values (constants, stored
+    once) by tt_model_init(); a filter that trains only its first k input channels keeps just
+    those in SRAM (`Split`), its frozen channels stay a constant;
+  - momentum buffers and the update ops' random streams: SRAM, reset by tt_model_init();
+  - everything else (sample, activations, saved activations, masks, gradients, kernel
+    scratch): one static arena, planned by memory.codegen_plan, where a reshape is a view
+    of its input and a depthwise convolution, ADD or requantization may write its output
+    over an input nothing reads afterwards;
+  - the label and the loss: arguments of tt_train_step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import checkpoint, memory
+from ..augment import training_metadata
+from ..errors import ModelError, TTError
+from ..ir import Graph
+from ..runtime import c_forward, c_kernels
+from ..runtime import kernel_calls as K
+from ..runtime.kernel_calls import In, KernelCall, Scratch
+from ..training_ops import options_of
+
+
+class CodegenError(TTError):
+    """A training model the code generator cannot turn into a program."""
+
+
+@dataclass(frozen=True)
+class SplitPart:
+    """The SRAM part (lo: the first k input channels) or the flash part (hi: the rest) of a
+    partially trained filter."""
+    tensor: int
+    part: str
+
+
+@dataclass(frozen=True)
+class TensorArg:
+    """A tensor by index (a fused call reads the tensors of two operators)."""
+    tensor: int
+
+
+@dataclass
+class Split:
+    tensor: int                     # the trained filter (a variable of the training model)
+    k: int                          # input channels trained (last axis), kept in SRAM
+    shape_whole: tuple[int, ...]    # the filter's shape, [.., depth]
+
+    @property
+    def depth(self) -> int:
+        return self.shape_whole[-1]
+
+    def shape(self, part: str) -> tuple[int, ...]:
+        return (*self.shape_whole[:-1], self.k if part == "lo" else self.depth - self.k)
+
+
+@dataclass
+class Step:
+    op: int                    # operator index in the training model
+    kind: str
+    call: KernelCall | None    # None: nothing to run (a view, TT_INIT)
+    training: bool             # runs only in tt_train_step (TT_* ops)
+    note: str = ""             # what the generated comment says beside the call
+
+
+@dataclass
+class Program:
+    graph: Graph
+    model: bytes
+    steps: list[Step]
+    plan: memory.CodegenPlan
+    arena_tensors: set[int]
+    views: dict[int, int]            # tensor -> the tensor whose storage it is (outside the arena)
+    splits: dict[int, Split]
+    params: list[tuple[int, int]]    # (initial-value constant, trained variable), TT_INIT order
+    momentum: list[int]
+    updates: list[tuple[int, int]]   # (update op, parameter), in execution order: state index
+    sample: int
+    label: int
+    scores: int
+    loss: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def classes(self) -> int:
+        return self.graph.tensors[self.scores].size
+
+    def storage_of(self, tensor: int) -> int:
+        """The tensor whose storage `tensor` uses (itself unless a view of a non-arena one)."""
+        while tensor in self.views:
+            tensor = self.views[tensor]
+        return tensor
+
+    def param_bytes(self, tensor: int) -> int:
+        """SRAM bytes of a trained parameter (only the trained channels of a split one)."""
+        t = self.graph.tensors[tensor]
+        split = self.splits.get(tensor)
+        if split is None:
+            return t.nbytes
+        return int(np.prod(split.shape("lo"))) * np.dtype(t.dtype).itemsize
+
+    def checkpoint_regions(self) -> list[tuple[checkpoint.Region, int]]:
+        """The checkpoint's regions in checkpoint.layout's order (a split filter's region: its
+        SRAM part, which `export --state` completes with the frozen channels) and bytes."""
+        partial = {w: s.k for w, s in self.splits.items()}
+        return [(r, r.nbytes) for r in checkpoint.layout(self.graph, partial)]
+
+
+# --- which operators a partially trained filter is read by, and how the call changes ----------
+
+# kernel -> (the argument that reads the filter, the kernel of the split form); the split form
+# takes `<name>_lo, k, <name>_hi` in place of the filter and every other argument by name
+SPLIT_READERS = {
+    "tt_conv2d_s8": ("filter", "tt_conv2d_split_s8"),
+    "tt_fully_connected_s8": ("weights", "tt_fully_connected_split_s8"),
+    "tt_conv2d_input_grad_f32": ("w", "tt_conv2d_input_grad_split_f32"),
+    "tt_fully_connected_input_grad_f32": ("w", "tt_fully_connected_input_grad_split_f32"),
+}
+# in-place updates of the trained channels: the argument holding the filter and the one
+# holding its input-channel count, which becomes k (the SRAM part is a whole [.., k] filter)
+SPLIT_UPDATERS = {
+    "tt_conv2d_weight_update_s8": ("w", "ci"),
+    "tt_fully_connected_weight_update_s8": ("w", "depth"),
+    "tt_update_weight_s8": ("w", None),
+}
+
+
+def _reads(call: KernelCall, op, tensor: int) -> list[str]:
+    """Names of the call's arguments that read `tensor`."""
+    return [p.name for p, a in zip(call.signature.params, call.args)
+            if isinstance(a, In) and not a.value and op.inputs[a.k] == tensor]
+
+
+def _split_call(call: KernelCall, split: Split) -> KernelCall:
+    if call.name in SPLIT_READERS:
+        name, kernel = SPLIT_READERS[call.name]
+        old = dict(zip((p.name for p in call.signature.params), call.args))
+        args = []
+        for p in K.signatures()[kernel].params:
+            if p.name == f"{name}_lo":
+                args.append(SplitPart(split.tensor, "lo"))
+            elif p.name == f"{name}_hi":
+                args.append(SplitPart(split.tensor, "hi"))
+            elif p.name == "k":
+                args.append(split.k)
+            else:
+                args.append(old[p.name])
+        return KernelCall(kernel, args).check()
+    name, count = SPLIT_UPDATERS[call.name]
+    args = list(call.args)
+    sig = call.signature
+    args[sig.index(name)] = SplitPart(split.tensor, "lo")
+    if count is not None:
+        args[sig.index(count)] = split.k
+    else:                                   # tt_update_weight_s8: the filter's dims
+        args[sig.index("dims")] = K.i32(split.shape("lo"))
+    return KernelCall(call.name, args).check()
+
+
+def _splits(graph: Graph, calls: dict[int, KernelCall]) -> dict[int, Split]:
+    """Trained filters whose update touches fewer than all input channels and whose every
+    reader has a split form."""
+    trained: dict[int, int] = {}
+    for k, op in enumerate(graph.operators):
+        call = calls.get(k)
+        if call is None or call.name not in SPLIT_UPDATERS:
+            continue
+        o = options_of(op)
+        w = op.inputs[0 if op.kind == "TT_UPDATE_WEIGHT" else 3]
+        depth = graph.tensors[w].shape[-1]
+        if o.get("axis", 0) == 0 and 0 < o["channels"] < depth:
+            trained[w] = o["channels"]
+    out = {}
+    for w, k in trained.items():
+        ok = True
+        for j, op in enumerate(graph.operators):
+            if w not in op.inputs or op.kind == "TT_INIT":
+                continue
+            call = calls.get(j)
+            names = _reads(call, op, w) if call is not None else ["?"]
+            allowed = {SPLIT_READERS.get(call.name, (None,))[0],
+                       SPLIT_UPDATERS.get(call.name, (None,))[0]} if call else set()
+            if not names or any(n not in allowed for n in names):
+                ok = False
+        if ok:
+            t = graph.tensors[w]
+            out[w] = Split(w, k, tuple(t.shape))
+    return out
+
+
+# --- row streaming: a pointwise layer fused with the depthwise layer that reads it --------------
+
+def _fusable(graph: Graph, calls: dict[int, KernelCall], consumers: dict[int, list[int]],
+             k: int) -> bool:
+    """Operator k (a 1x1 stride-1 unpadded CONV_2D of batch 1) whose output only operator
+    k + 1, a strided DEPTHWISE_CONV_2D, reads: tt_pointwise_depthwise_s8 runs the two
+    without the pointwise output (a quarter of it stays: the depthwise output)."""
+    if k + 1 >= len(graph.operators):
+        return False
+    pw, dw = graph.operators[k], graph.operators[k + 1]
+    a, b = calls.get(k), calls.get(k + 1)
+    if a is None or b is None or a.name != "tt_conv2d_s8" or \
+            b.name != "tt_depthwise_conv2d_s8":
+        return False
+    mid = pw.outputs[0]
+    if dw.inputs[0] != mid or consumers.get(mid) != [k + 1] or mid in graph.outputs:
+        return False
+    p, q = a.args[0], b.args[0]
+    w = graph.tensors[pw.inputs[1]]
+    x = graph.tensors[pw.inputs[0]]
+    return (w.shape[1:3] == (1, 1) and p.stride_h == p.stride_w == 1 and p.pad_top == 0
+            and p.pad_left == 0 and x.shape[0] == 1 and q.stride_h * q.stride_w > 1)
+
+
+def _fused_call(graph: Graph, pw_call: KernelCall, dw_call: KernelCall, k: int
+                ) -> tuple[KernelCall, int]:
+    """The tt_pointwise_depthwise_s8 call for operators k, k + 1 and its window bytes."""
+    pw = graph.operators[k]
+
+    def ref(a):
+        return TensorArg(pw.inputs[a.k]) if isinstance(a, In) and pw.inputs[a.k] >= 0 \
+            else (None if isinstance(a, In) else a)
+    pp, pm, ps, pin_dims, pin, pf_dims, pf, pbias, _, _ = pw_call.args
+    dp, dm, ds, mid_dims, _, df_dims, df, dbias, out_dims, out = dw_call.args
+    window = int(K.host_call("tt_pointwise_depthwise_s8_window_bytes", dp, mid_dims, df_dims,
+                             out_dims))
+    call = KernelCall("tt_pointwise_depthwise_s8",
+                      [pp, pm, ps, pin_dims, ref(pin), pf_dims, ref(pf), ref(pbias),
+                       dp, dm, ds, mid_dims, df_dims, df, dbias, out_dims, out,
+                       Scratch(window)])
+    return call.check(), window
+
+
+# --- in place: kernels that write their output over their input --------------------------------
+
+def _inplace_call(graph: Graph, op, call: KernelCall) -> tuple[KernelCall, dict] | None:
+    """(the call that writes op's output over its input 0, the AliasRequest's fields) where a
+    kernel can: a depthwise convolution (a ring of output rows), a convolution row by row
+    (its output starting `shift` bytes before its input), the input gradient of a stride-1
+    depthwise layer (a ring of dx rows)."""
+    if call.name == "tt_depthwise_conv2d_s8":
+        inplace = c_forward.inplace_depthwise_call(graph, op)
+        if inplace is None:
+            return None
+        ring = next(a.nbytes for a in inplace.args if isinstance(a, Scratch))
+        return inplace.check(), {"view": False, "scratch": ring}
+    if call.name == "tt_conv2d_s8":
+        p, _, _, x_dims, _, f_dims, _, _, y_dims, _ = call.args
+        if x_dims.n != 1:
+            return None
+        shift = int(K.host_call("tt_conv2d_rows_s8_shift", p, x_dims, f_dims, y_dims))
+        x, y = graph.tensors[op.inputs[0]].nbytes, graph.tensors[op.outputs[0]].nbytes
+        if max(y, shift + x) >= x + y:
+            return None                    # overlapping would save nothing
+        return KernelCall("tt_conv2d_rows_s8", list(call.args)).check(), \
+            {"view": False, "shift": shift}
+    if call.name == "tt_depthwise_conv2d_input_grad_f32":
+        dy, mask, n, oh, ow, c, m, w, scales, kh, kw, win, h, wd, _ = call.args
+        ring = int(K.host_call("tt_depthwise_conv2d_input_grad_inplace_f32_scratch_bytes", n, oh,
+                               ow, c, m, kh, kw, win, h, wd, int(mask is not None)))
+        if ring <= 0:
+            return None
+        return KernelCall("tt_depthwise_conv2d_input_grad_inplace_f32",
+                          [dy, mask, n, oh, ow, c, m, w, scales, kh, kw, win, h, wd,
+                           Scratch(ring)]).check(), {"view": False, "scratch": ring}
+    return None
+
+
+def _without_needless_rows(graph: Graph, plan: memory.CodegenPlan, arena: set[int],
+                           scratch: dict, requests: list, reads: dict) -> memory.CodegenPlan:
+    """A convolution row by row costs a kernel call per row (a few % of the forward's
+    instructions): keep it only where the arena needs it. Those whose operator would stay
+    within the arena with input and output apart are planned again without; the plan with
+    fewer is kept unless its arena is larger."""
+    needless = set()
+    for r in plan.aliases:
+        if r.shift > 0:
+            x, y = graph.tensors[r.input].nbytes, graph.tensors[r.output].nbytes
+            together = max(y, r.shift + x)
+            if plan.live[r.op] - together + x + y <= plan.arena_bytes:
+                needless.add(r)
+    if not needless:
+        return plan
+    fewer = memory.codegen_plan(graph, arena, scratch, [r for r in requests if r not in needless],
+                                reads)
+    return fewer if fewer.arena_bytes <= plan.arena_bytes else plan
+
+
+def hoist_bias_updates(graph: Graph) -> Graph:
+    """The graph with each bias update moved up to just after the last operator making what
+    it reads (its dy and mask): it writes only its bias, which nothing after the loss reads,
+    and has its own random stream, so the step computes the same; and dy no longer has to
+    outlive the input gradient computed from it, which may then overwrite it."""
+    order = list(graph.operators)
+    for op in graph.operators:
+        if op.kind not in ("TT_BIAS_UPDATE", "TT_UPDATE_BIAS"):
+            continue
+        order.remove(op)
+        made = {t: j for j, o in enumerate(order) for t in o.outputs}
+        after = max((made[t] for t in op.inputs if t in made), default=-1)
+        order.insert(after + 1, op)
+    if order == graph.operators:
+        return graph
+    return Graph(graph.tensors, order, graph.inputs, graph.outputs, graph.name,
+                 graph.description, graph.metadata, graph.version)
+
+
+# --- the program -------------------------------------------------------------------------------
+
+def _check_interface(graph: Graph) -> tuple[int, int, int, int]:
+    training_metadata(graph)                 # a model augment did not write is refused here
+    if len(graph.inputs) != 2 or len(graph.outputs) != 2:
+        raise CodegenError(f"the training model has {len(graph.inputs)} inputs and "
+                           f"{len(graph.outputs)} outputs; the generated API takes one sample "
+                           "and a label and gives one output and the loss")
+    sample, label = graph.inputs
+    scores, loss = graph.outputs
+    s, l_, y, lo = (graph.tensors[i] for i in (sample, label, scores, loss))
+    if s.dtype != "int8":
+        raise CodegenError(f"the model's input {s.name!r} is {s.dtype}; the generated "
+                           "tt_train_step takes an int8 sample")
+    if y.dtype != "int8":
+        raise CodegenError(f"the model's output {y.name!r} is {y.dtype}; the generated "
+                           "tt_predict gives int8 scores")
+    if l_.dtype != "int32" or lo.dtype != "float32":
+        raise ModelError("not a training model written by augment (label/loss types)")
+    return sample, label, scores, loss
+
+
+def kernel_call(graph: Graph, k: int) -> KernelCall | None:
+    op = graph.operators[k]
+    if op.kind == "TT_INIT":
+        return None
+    call = c_kernels.kernel_call(graph, op) if op.kind.startswith("TT_") else \
+        c_forward.kernel_call(graph, op)
+    if call is None:
+        shapes = " ".join("x".join(map(str, graph.tensors[i].shape)) + ":" + graph.tensors[i].dtype
+                          for i in op.inputs[:1] if i >= 0)
+        raise CodegenError(f"operator {k} ({op.kind}, input {shapes}) has no C kernel: "
+                           "the generated program cannot run it")
+    return call
+
+
+def build(graph: Graph, model: bytes) -> Program:
+    """Decides everything about the generated program; CodegenError when the graph has
+    something no kernel runs."""
+    sample, label, scores, loss = _check_interface(graph)
+    graph = hoist_bias_updates(graph)
+    calls = {k: kernel_call(graph, k) for k in range(len(graph.operators))}
+    calls = {k: c for k, c in calls.items() if c is not None}
+    init = next((op for op in graph.operators if op.kind == "TT_INIT"), None)
+    if init is None:
+        raise ModelError("training model without a TT_INIT op: nothing is trained")
+    params = list(zip(init.inputs[0::2], init.inputs[1::2]))
+    splits = _splits(graph, calls)
+
+    # views of tensors outside the arena (a RESHAPE of a constant) share their storage
+    views: dict[int, int] = {}
+    outside = {label, loss}
+    arena = set()
+    for i, t in enumerate(graph.tensors):
+        if not t.is_constant and not t.is_variable and t.nbytes > 0 and i not in outside:
+            arena.add(i)
+    requests: list[memory.AliasRequest] = []
+    scratch: dict[int, list[int]] = {}
+    inplace_calls: dict[int, KernelCall] = {}
+    fused: dict[int, KernelCall] = {}          # the second operator of a fused pair -> call
+    reads: dict[int, int] = {}
+    consumers = graph.consumers()
+    for k in range(len(graph.operators)):
+        if k not in fused and k - 1 not in fused and _fusable(graph, calls, consumers, k) \
+                and not any(w in splits for w in graph.operators[k].inputs):
+            fused[k + 1], window = _fused_call(graph, calls[k], calls[k + 1], k)
+            arena.discard(graph.operators[k].outputs[0])
+            reads[graph.operators[k].inputs[0]] = k + 1
+            scratch[k + 1] = [window]
+    for k, op in enumerate(graph.operators):
+        call = calls.get(k)
+        if call is None or k in fused or k + 1 in fused:
+            continue
+        if op.kind in ("RESHAPE", "TT_RESHAPE_GRAD"):
+            x, y = op.inputs[0], op.outputs[0]
+            if x in arena:
+                requests.append(memory.AliasRequest(k, y, x, view=True))
+            else:
+                views[y] = x
+                arena.discard(y)
+            continue
+        if op.inputs and op.inputs[0] in arena and not any(w in splits for w in op.inputs):
+            inplace = _inplace_call(graph, op, call)
+            if inplace is not None:
+                inplace_calls[k], request = inplace[0], inplace[1]
+                requests.append(memory.AliasRequest(k, op.outputs[0], op.inputs[0], **request))
+        if call.name in ("tt_add_s8", "tt_requantize_s8"):
+            for j in ((0, 1) if call.name == "tt_add_s8" else (0,)):
+                if op.inputs[j] in arena:
+                    requests.append(memory.AliasRequest(k, op.outputs[0], op.inputs[j],
+                                                        view=False))
+        sizes = [a.nbytes for a in call.args if isinstance(a, Scratch)]
+        if sizes:
+            scratch[k] = sizes
+    plan = memory.codegen_plan(graph, arena, scratch, requests, reads)
+    plan = _without_needless_rows(graph, plan, arena, scratch, requests, reads)
+    granted = {r.op for r in plan.aliases}
+
+    steps = []
+    for k, op in enumerate(graph.operators):
+        call = calls.get(k)
+        note = ""
+        if k + 1 in fused:
+            call, note = None, f"runs row by row inside operator {k + 1}"
+        elif k in fused:
+            call, note = fused[k], (f"with operator {k - 1}, row by row: its output never "
+                                    "exists whole")
+        elif op.kind in ("RESHAPE", "TT_RESHAPE_GRAD"):
+            call, note = None, "a view of its input: nothing to run"
+        elif k in inplace_calls and k in granted:
+            call = inplace_calls[k]
+            note = ("row by row, the output over the input rows already read"
+                    if call.name == "tt_conv2d_rows_s8" else "in place: the output over its input")
+        elif call is not None and k in granted:
+            note = "in place: the output over an input read for the last time"
+        if call is not None:
+            for w, split in splits.items():
+                if w in op.inputs and _reads(call, op, w):
+                    call = _split_call(call, split)
+                    note = (note + "; " if note else "") + \
+                        f"filter split: {split.k} of {split.depth} input channels in SRAM"
+        steps.append(Step(k, op.kind, call, op.kind.startswith("TT_"), note))
+    momentum = sorted(m for _, _, m in checkpoint.update_ops(graph) if m >= 0)
+    updates = [(k, p) for k, p, _ in checkpoint.update_ops(graph)]
+    return Program(graph, model, steps, plan, arena, views, splits, params, momentum, updates,
+                   sample, label, scores, loss, training_metadata(graph))

@@ -1,0 +1,233 @@
+"""The generated program on the Cortex-M7 rig (QEMU mps2-an500 with the STM32F746's CPU and
+single-precision FPU, ../shared/MCU_RIG.md): build it with the budgets in the linker
+script, run N training steps and one inference, and measure it.
+
+SRAM is reported as its parts: the static arena, every other byte of .data and .bss
+(trained parameters, momentum, update states, the harness's few bytes) and the stack's
+painted high-water mark. Flash: code (.text: the program, the kernels, libc, start-up) and
+the model's constants (tt_model.c's .rodata). QEMU counts instructions, not cycles: one
+SysTick tick is 40 instructions under `-icount shift=0`, so counts are whole ticks.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TTError
+from .check import Run, differences, reference
+from .program import Program
+
+INSTRUCTIONS_PER_TICK = 40
+SRAM_BUDGET = 256 * 1024
+FLASH_BUDGET = 1024 * 1024
+RIG_MEMORY = 4 * 1024 * 1024       # what QEMU's mps2-an500 has in each of flash and SRAM
+
+
+@dataclass
+class Measurement:
+    sram_bytes: dict
+    flash_bytes: dict
+    instructions_per_step: int
+    instructions_per_inference: int
+    losses: list[float]
+    instructions_each_step: list[int] = field(default_factory=list)
+    sram_budget: int = SRAM_BUDGET
+    flash_budget: int = FLASH_BUDGET
+    identical_to_engine_c: bool | None = None
+    differences: list[str] = field(default_factory=list)
+    planned: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def available() -> bool:
+    return bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1024:.1f} KB"
+
+
+def _sections(elf: Path) -> dict[str, int]:
+    res = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True,
+                         check=True)
+    out = {}
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def _symbol_size(elf: Path, name: str) -> int:
+    res = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True,
+                         check=True)
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[3] == name:
+            return int(parts[1], 16)
+    return 0
+
+
+def _make(folder: Path, sram: int, flash: int) -> subprocess.CompletedProcess:
+    """`make rig` as the folder's Makefile says, warnings as errors (ours are all clean)."""
+    from .project import BOARD_CPU
+    return subprocess.run(["make", "-s", "-C", str(folder), "rig", f"SRAM_BUDGET={sram}",
+                           f"FLASH_BUDGET={flash}",
+                           f"RIG_CFLAGS=-std=c99 -O2 -Wall -Wextra -Werror {BOARD_CPU}"],
+                          capture_output=True, text=True)
+
+
+def sram_parts(program: Program) -> str:
+    """What is in SRAM by the plan, and what is live at the arena's peak, in one line."""
+    g, plan = program.graph, program.plan
+    op = g.operators[plan.peak_op]
+    live = ", ".join(f"{name} {_kb(n)}" for name, n in plan.live_at(plan.peak_op, g)[:4])
+    params = sum(program.param_bytes(v) for _, v in program.params)
+    momentum = sum(g.tensors[m].nbytes for m in program.momentum)
+    return (f"arena {_kb(plan.arena_bytes)} (most alive at operator {plan.peak_op} {op.kind}, "
+            f"{_kb(plan.live[plan.peak_op])}: {live}, ...) + trained parameters {_kb(params)} + "
+            f"momentum {_kb(momentum)}")
+
+
+def _over_budget(program: Program, folder: Path, sram: int, flash: int) -> TTError:
+    """The message for a link that failed its budget: relinked with the rig's whole memory
+    to measure by how much."""
+    res = _make(folder, RIG_MEMORY, RIG_MEMORY)
+    if res.returncode != 0:
+        return TTError(f"building for the rig failed: {(res.stderr or res.stdout).strip()[-600:]}")
+    s = _sections(folder / "build" / "rig.elf")
+    used_sram = s.get(".data", 0) + s.get(".bss", 0)
+    used_flash = s.get(".text", 0) + s.get(".model", 0) + s.get(".ARM.exidx", 0) + \
+        s.get(".data", 0)
+    if used_sram > sram:
+        return TTError(f"SRAM budget exceeded by {_kb(used_sram - sram)} before the stack: "
+                       f".data+.bss {_kb(used_sram)} > {_kb(sram)}; {sram_parts(program)}")
+    return TTError(f"flash budget exceeded by {_kb(used_flash - flash)}: code "
+                   f"{_kb(used_flash - s.get('.model', 0))} + model constants "
+                   f"{_kb(s.get('.model', 0))} > {_kb(flash)}")
+
+
+def build(program: Program, folder: Path, sram: int = SRAM_BUDGET,
+          flash: int = FLASH_BUDGET) -> Path:
+    """`make rig` in the generated folder; a budget overflow is one TTError that says by how
+    much and what is in SRAM."""
+    if not available():
+        raise TTError("--rig needs gcc-arm-none-eabi and qemu-system-arm (make setup "
+                      "installs them)")
+    res = _make(folder, sram, flash)
+    if res.returncode != 0:
+        if "budget exceeded" in res.stderr + res.stdout:
+            raise _over_budget(program, folder, sram, flash)
+        raise TTError(f"building for the rig failed: {(res.stderr or res.stdout).strip()[-800:]}")
+    return folder / "build" / "rig.elf"
+
+
+LINE = re.compile(r"^TT (step|predict|region|stack|done)\b(.*)$")
+
+
+def _fields(text: str) -> dict[str, str]:
+    words = text.split()
+    return dict(zip(words[0::2], words[1::2]))
+
+
+def run_qemu_raw(elf: Path, timeout: int) -> str:
+    """What a program prints under QEMU (instructions counted: -icount shift=0); TTError if
+    it fails or does not finish in `timeout` seconds."""
+    try:
+        res = subprocess.run(
+            ["qemu-system-arm", "-M", "mps2-an500", "-cpu", "cortex-m7", "-nographic",
+             "-monitor", "none", "-serial", "stdio", "-icount", "shift=0,align=off,sleep=off",
+             "-semihosting-config", "enable=on,target=native", "-kernel", str(elf)],
+            capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TTError(f"the rig did not finish within {timeout} s") from None
+    output = res.stdout + res.stderr
+    if res.returncode != 0:
+        raise TTError(f"the program failed on the rig (exit {res.returncode}): "
+                      f"{output.strip()[-400:]}")
+    return output
+
+
+def run_qemu(elf: Path, timeout: int) -> str:
+    output = run_qemu_raw(elf, timeout)
+    if "TT done" not in output:
+        raise TTError(f"the program stopped early on the rig: {output.strip()[-400:]}")
+    return output
+
+
+def parse(output: str, classes: int) -> tuple[Run, list[int], int, int]:
+    """(the run, ticks of each step, ticks of the inference, stack high-water)."""
+    losses, ticks, crcs = [], [], []
+    predict_ticks = stack = 0
+    scores = np.zeros(classes, np.int8)
+    for line in output.splitlines():
+        m = LINE.match(line.strip())
+        if not m:
+            continue
+        kind, rest = m.group(1), m.group(2).split()
+        if kind == "step":
+            f = _fields(" ".join(rest[1:]))
+            if f["status"] != "0":
+                raise TTError(f"tt_train_step returned {f['status']} on the rig")
+            ticks.append(int(f["ticks"]))
+            losses.append(int.from_bytes(bytes.fromhex(f["loss"]), "little"))
+        elif kind == "predict":
+            f = _fields(" ".join(rest))
+            if f["status"] != "0":
+                raise TTError(f"tt_predict returned {f['status']} on the rig")
+            predict_ticks = int(f["ticks"])
+            scores = np.frombuffer(bytes.fromhex(f["scores"]), np.int8).copy()
+        elif kind == "region":
+            crcs.append(int(_fields(" ".join(rest[1:]))["crc"]))
+        elif kind == "stack":
+            stack = int(rest[0])
+    return Run(np.array(losses, np.uint32), scores, crcs=crcs), ticks, predict_ticks, stack
+
+
+def measure(program: Program, folder: Path, xs: np.ndarray, labels: np.ndarray,
+            sram: int = SRAM_BUDGET, flash: int = FLASH_BUDGET, verify: bool = True
+            ) -> Measurement:
+    """Builds, runs and measures; checks the run against --engine c when `verify`."""
+    elf = build(program, folder, sram, flash)
+    output = run_qemu(elf, timeout=120 + 60 * len(labels))
+    got, ticks, predict_ticks, stack = parse(output, program.classes)
+    s = _sections(elf)
+    arena = _symbol_size(elf, "tt_arena")
+    data_bss = s.get(".data", 0) + s.get(".bss", 0) - arena
+    total_sram = arena + data_bss + stack
+    free = sram - (s.get(".data", 0) + s.get(".bss", 0))
+    if stack >= free - 4:
+        raise TTError(f"the stack overflowed its {_kb(free)} above .bss on the rig; "
+                      f"{sram_parts(program)}")
+    if total_sram > sram:
+        raise TTError(f"SRAM budget exceeded by {_kb(total_sram - sram)}: arena {_kb(arena)} "
+                      f"+ .data/.bss {_kb(data_bss)} + stack {_kb(stack)} > {_kb(sram)}; "
+                      f"{sram_parts(program)}")
+    code = s.get(".text", 0) + s.get(".ARM.exidx", 0)
+    model = s.get(".model", 0)
+    each = [t * INSTRUCTIONS_PER_TICK for t in ticks]
+    g = program.graph
+    m = Measurement(
+        sram_bytes={"arena": arena, "data_bss": data_bss, "stack": stack,
+                    "total": total_sram},
+        flash_bytes={"code": code, "model": model, "data_init": s.get(".data", 0),
+                     "total": code + model + s.get(".data", 0)},
+        instructions_per_step=int(round(sum(each) / len(each))) if each else 0,
+        instructions_per_inference=predict_ticks * INSTRUCTIONS_PER_TICK,
+        losses=got.loss_values(), instructions_each_step=each, sram_budget=sram,
+        flash_budget=flash,
+        planned={"arena": program.plan.arena_bytes,
+                 "trained_parameters": sum(program.param_bytes(v) for _, v in program.params),
+                 "momentum": sum(g.tensors[t].nbytes for t in program.momentum),
+                 "update_states": 8 * len(program.updates)})
+    if verify:
+        diffs = differences(program, reference(program, xs, labels), got)
+        m.identical_to_engine_c, m.differences = not diffs, diffs
+    return m

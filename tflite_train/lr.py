@@ -1,0 +1,257 @@
+"""Learning rates derived from the model (augment's default) and the range test of
+`augment --lr auto --data D`.
+
+Why one constant cannot serve: QAS makes an int8 step exactly an fp32 SGD step on the real
+values (dW = -lr * G_W), so what an lr does depends on the real-valued gradient next to the
+real-valued parameter, and those differ by orders of magnitude between models. The new head
+of MCUNet-5FPS and MobileNetV2-w0.35 reads linear (BN-folded, un-activated) features of
+range +-20 whose squared norm is about 350; the person detector's reads average-pooled
+ReLU6 features whose squared norm is about 2. The head's weight gradient is the logit
+gradient times the features, so one step of the same lr moves the logits about 200x further
+on the paper's models: lr 0.05 throws them about, while 0.2 is right for the person
+detector. Inside the network, BN folding, activation ranges and the number of positions a
+bias gradient sums over change |G| / |W| by another 10x from layer to layer.
+
+The rule, per update op, on real values measured by `probe`:
+  * the new head (random, must learn everything): normalized LMS, lr = ETA_HEAD / |x|^2
+    with |x|^2 the mean squared norm of its input features, so that one step moves the
+    sample's logits by ETA_HEAD times their gradient (dz = -lr |x|^2 g), whatever the
+    features' scale. Stable for ETA_HEAD < 2 on a linear model; the softmax's curvature is
+    at most 1/2. Its bias gets the same lr (a weight on a constant input 1).
+  * pretrained weights and biases (they hold features a fine-tuning step must only nudge):
+    a trust ratio as in LARS, lr = rho * |p| / |G_p|, so one step moves each tensor by the
+    same fraction rho of its own norm whatever its BN-folded scale, fan-in or positions.
+    Biases get a 20x smaller fraction than weights: a bias gradient sums the output gradient
+    over every position of its layer, so its batch-1 steps are the noisiest. Measured on
+    MobileNetV2-w0.35's 99kb scheme, 300 constant-rate steps on Fashion-MNIST (one run each,
+    end-point accuracy): every tensor at 5e-3: 20%; weights 5e-3, biases 5e-5: 26%;
+    weights 1e-3 or 5e-4, biases 5e-5: 49% or 53%.
+`probe` runs the training graph's backward pass (no update) on PROBE_SAMPLES seeded random
+inputs spread over the input's whole code range, with random labels: on the three shared
+models the |G| / |p| it measures are within 2x of those measured on Fashion-MNIST images
+(the gradient scale comes from the weights and activation scales, not from the data).
+`--lr auto` tunes the one global factor that remains on the user's data.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import TTError
+from .ir import Graph
+
+ETA_HEAD = 0.5            # new head: one step moves a sample's logits by this x their gradient
+RHO_WEIGHTS = 1e-3        # pretrained weights: fraction of their norm moved per step
+RHO_BIASES = 5e-5         # pretrained biases: the same (see above)
+PROBE_SAMPLES = 4
+# `--lr auto`: factors on the model-derived rates, each trained for `steps` on the data
+AUTO_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+AUTO_STEPS = 100
+AUTO_HELD_OUT = 64
+
+
+@dataclass
+class LayerRates:
+    weight: float              # lr of the layer's weights (also used when only the bias trains)
+    bias: float
+    rule: str                  # "nlms" (the new head) or "trust ratio"
+    weight_ratio: float | None = None    # measured |G_W| / |W|
+    bias_ratio: float | None = None      # measured |G_b| / |b|
+
+
+def probe_inputs(graph: Graph, n: int, seed: int) -> list[np.ndarray]:
+    """Seeded random inputs spread uniformly over the input's whole range: every int8 code,
+    or for a float input the real range of the QUANTIZE that reads it (the data path also
+    maps pixels onto the whole range)."""
+    t = graph.tensors[graph.inputs[0]]
+    rng = np.random.default_rng(seed)
+    codes = [rng.integers(-128, 128, size=t.shape) for _ in range(n)]
+    if t.dtype == "int8":
+        return [c.astype(np.int8) for c in codes]
+    reader = next((op for op in graph.operators if op.inputs and op.inputs[0] == graph.inputs[0]
+                   and op.kind == "QUANTIZE"), None)
+    if t.dtype != "float32" or reader is None:
+        raise TTError(f"cannot derive learning rates: input {t.name} is {t.dtype} (int8, or "
+                      "float32 read by a QUANTIZE, expected); give --lr")
+    q = graph.tensors[reader.outputs[0]].quant
+    return [(np.float32(q.s) * (c - q.zp)).astype(np.float32) for c in codes]
+
+
+def probe(graph: Graph, scheme_spec: str, num_classes: int | None, seed: int,
+          samples: int = PROBE_SAMPLES) -> tuple[dict[int, dict], int | None]:
+    """Real-valued norms of each trained layer's parameters and gradients at the initial
+    point: forward op index -> {"w": |W|, "gw": rms |G_W|, "b": |b|, "gb": rms |G_b|} (only
+    the trained ones), and the new head's op index. Runs on a copy: `graph` is untouched."""
+    from .augment import augment
+    from .autodiff import Hyper
+    from .runtime.numpy_exec import Executor
+    from .tf_float import dequantize
+    g = copy.deepcopy(graph)
+    # any explicit lr: the update ops are dropped below
+    result = augment(g, scheme_spec, num_classes, Hyper(lr=1.0, seed=seed), fuse=False,
+                     reorder=False)
+    tg = result.graph
+    # gradients only: the update ops are dropped, so every sample sees the initial point
+    tg.operators = [op for op in tg.operators
+                    if op.kind not in ("TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS")]
+    initial = {}
+    init = next(op for op in tg.operators if op.kind == "TT_INIT")
+    for c, v in zip(init.inputs[0::2], init.inputs[1::2]):
+        initial[v] = tg.tensors[c].data
+    owner = {}
+    for k, op in enumerate(result.backward.forward_ops):
+        if k in result.backward.trained:
+            u = result.backward.trained[k]
+            if u.weight_channels:
+                owner[op.inputs[1]] = (k, "w")
+            if u.bias:
+                owner[op.inputs[2]] = (k, "b")
+    ex = Executor(tg)
+    classes = tg.tensors[result.logits].size
+    rng = np.random.default_rng(seed + 1)
+    sums: dict[int, dict] = {}
+    for x in probe_inputs(tg, samples, seed):
+        label = np.array([rng.integers(0, classes)], np.int32)
+        values = ex.invoke([x, label])
+        for p, grad in result.backward.param_grads.items():
+            k, kind = owner[p]
+            entry = sums.setdefault(k, {})
+            if kind not in entry:
+                # the whole tensor, also where a ratio < 1 trains its first input channels
+                real = dequantize(tg.tensors[p], initial[p]).astype(np.float64)
+                entry[kind] = float(np.linalg.norm(real))
+            entry["g" + kind + "2"] = entry.get("g" + kind + "2", 0.0) + float(
+                np.sum(values[grad].astype(np.float64) ** 2))
+    for entry in sums.values():
+        for kind in ("w", "b"):
+            if "g" + kind + "2" in entry:
+                entry["g" + kind] = math.sqrt(entry["g" + kind + "2"] / samples)
+    return sums, result.head
+
+
+def model_rates(graph: Graph, scheme_spec: str, num_classes: int | None,
+                seed: int) -> dict[int, LayerRates]:
+    """The default per-layer learning rates (module docstring): forward op -> rates."""
+    norms, head = probe(graph, scheme_spec, num_classes, seed)
+    rates: dict[int, LayerRates] = {}
+    for k, n in norms.items():
+        w_ratio = n["gw"] / n["w"] if "gw" in n and n["w"] > 0 else None
+        b_ratio = n["gb"] / n["b"] if "gb" in n and n["b"] > 0 else None
+        if k == head:
+            # NLMS: |G_W|^2 / |G_b|^2 = |x|^2 per sample (G_W = g x^T, G_b = g)
+            features = n["gw2"] / n["gb2"] if n["gb2"] > 0 else 0.0
+            lr_head = ETA_HEAD / features if features > 0 else ETA_HEAD
+            rates[k] = LayerRates(_sig(lr_head), _sig(lr_head), "nlms", w_ratio, b_ratio)
+            continue
+        lr_w = RHO_WEIGHTS / w_ratio if w_ratio else None
+        if b_ratio:
+            lr_b = RHO_BIASES / b_ratio
+        elif "gb" in n:
+            # a zero bias has no norm to keep a fraction of: move it by RHO_BIASES of one
+            # real unit per unit of gradient
+            lr_b = RHO_BIASES / n["gb"] if n["gb"] > 0 else RHO_BIASES
+        else:
+            lr_b = None
+        lr_w = lr_w if lr_w is not None else lr_b
+        lr_b = lr_b if lr_b is not None else lr_w
+        rates[k] = LayerRates(_sig(lr_w), _sig(lr_b), "trust ratio", w_ratio, b_ratio)
+    return rates
+
+
+def _sig(v: float) -> float:
+    """Three significant digits: the rates are printed and stored, and no more is meant."""
+    return float(f"{v:.3g}")
+
+
+def scaled(rates: dict[int, LayerRates], factor: float) -> dict[int, tuple[float, float]]:
+    return {k: (_sig(r.weight * factor), _sig(r.bias * factor)) for k, r in rates.items()}
+
+
+def base_record() -> dict:
+    """The model-derived rule and its constants, as the metadata records them."""
+    return {"rule": "model-derived", "eta_head": ETA_HEAD, "rho_weights": RHO_WEIGHTS,
+            "rho_biases": RHO_BIASES, "probe_samples": PROBE_SAMPLES}
+
+
+def held_out_loss(trainer, indices) -> float:
+    """Mean cross-entropy of the current parameters on `indices`, inference only (label
+    -1: no update), from the dequantized logits the loss op reads."""
+    graph = trainer.graph
+    logits = next(op.inputs[0] for op in graph.operators if op.kind == "TT_LOSS_SOFTMAX_CE")
+    q = graph.tensors[logits].quant
+    total = 0.0
+    for i in indices:
+        x = to_model_input_of(trainer, i)
+        z = q.s * (trainer.executor.invoke([x, np.array([-1], np.int32)])[logits]
+                   .astype(np.float64).ravel() - q.zp)
+        z -= z.max()
+        total += math.log(np.exp(z).sum()) - z[int(trainer.data.labels[i])]
+    return total / len(indices)
+
+
+def to_model_input_of(trainer, i: int) -> np.ndarray:
+    from .data import to_model_input
+    return to_model_input(trainer.data.images[i], trainer.input)
+
+
+@dataclass
+class RangeTest:
+    factor: float                       # the chosen multiple of the model-derived rates
+    layer_lrs: dict[int, tuple[float, float]]
+    record: dict                        # what the metadata keeps
+
+
+def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, dataset,
+               steps: int = AUTO_STEPS, factors=AUTO_FACTORS, engine: str = "c",
+               report=None, progress=None) -> RangeTest:
+    """`--lr auto`: the model-derived rates times each factor, trained `steps` from the same
+    start on the same seeded samples, scored by the mean loss on AUTO_HELD_OUT held-out
+    samples. Both come from the part of the data `train` (default --val-split and --seed)
+    trains on, so its validation samples stay unseen. `graph` is not touched."""
+    from dataclasses import replace
+
+    from .augment import augment
+    from .train import Trainer, sample_order, split
+    train_idx, _ = split(len(dataset), 0.1, 0, 0)
+    order = np.random.default_rng(hyper.seed).permutation(train_idx)
+    held, fit = order[:AUTO_HELD_OUT], order[AUTO_HELD_OUT:]
+    if len(held) < 8 or len(fit) < 8:
+        raise LRTestError(f"--lr auto: {dataset.name} has too few samples for a range test "
+                          f"({len(dataset)}; at least {AUTO_HELD_OUT + 8 * 2} wanted)")
+    rates = model_rates(graph, scheme_spec, num_classes, hyper.seed)
+    candidates = []
+    for f in factors:
+        layer_lrs = scaled(rates, f)
+        result = augment(copy.deepcopy(graph), scheme_spec, num_classes,
+                         replace(hyper, lr=None, bias_lr=None, layer_lrs=layer_lrs))
+        trainer = Trainer(result.graph, dataset, engine)
+        losses = []
+        for i in sample_order(fit, steps, hyper.seed):
+            losses.append(trainer.step(i))
+            if progress:
+                progress(1)
+            if not math.isfinite(losses[-1]):
+                break
+        diverged = not math.isfinite(losses[-1])
+        score = math.inf if diverged else held_out_loss(trainer, held)
+        tail = losses[len(losses) // 2:]
+        candidates.append({"factor": f, "held_out_loss": None if diverged else round(score, 4),
+                           "train_loss_last_half": round(float(np.mean(tail)), 4)
+                           if not diverged else None, "diverged": diverged})
+        if report:
+            report(candidates[-1])
+    finite = [c for c in candidates if not c["diverged"]]
+    if not finite:
+        raise LRTestError("--lr auto: every candidate learning rate diverged on this data")
+    best = min(finite, key=lambda c: c["held_out_loss"])
+    record = {"rule": "range test", "base": base_record(), "chosen_factor": best["factor"],
+              "steps_per_candidate": steps, "held_out_samples": len(held),
+              "data": dataset.name, "engine": engine, "candidates": candidates}
+    return RangeTest(best["factor"], scaled(rates, best["factor"]), record)
+
+
+class LRTestError(TTError):
+    pass
