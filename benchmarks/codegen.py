@@ -5,10 +5,11 @@ update, and the person detector (bias-only, its sparse scheme), each built by
 -mfpu=fpv5-sp-d16 -mfloat-abi=hard`, -O2) and run under QEMU mps2-an500.
 
     nice .venv/bin/python benchmarks/codegen.py [--steps 3] [--models mcunet,mbv2,person]
-        [--grad float32] [--no-full] [--json benchmarks/codegen_results.json]
+        [--grad float32|int8] [--no-full] [--json benchmarks/codegen_results.json]
 
-With --json benchmarks/codegen_results.json the table of benchmarks/RESULTS.md is
-re-rendered from it (benchmarks/results.py).
+With --json benchmarks/codegen_results.json (float32 activation gradients) or
+benchmarks/codegen_int8.json (--grad int8 --no-full) the table of benchmarks/RESULTS.md
+that reads it is re-rendered (benchmarks/results.py).
 
 SRAM is all of it, measured: the static arena, every other byte of .data/.bss (trained
 parameters, optimizer state, update states) and the painted stack's high-water mark.
@@ -16,8 +17,8 @@ Flash: code (.text) and the model's constants. QEMU counts instructions, not cyc
 SysTick tick = 40 instructions under -icount shift=0; counts are whole ticks). Every run is
 checked bit for bit against `--engine c` (losses, CRC-32 of every checkpoint region, the
 scores of an inference). The full update is measured with the rig's whole 4 MiB of SRAM
-when it fits there, and planned otherwise. `--grad` is passed to `augment` (float32
-activation gradients are the only kind today; the column is there for int8).
+when it fits there, and planned otherwise. `--grad` is passed to `augment`: float32 or
+int8 activation gradients.
 """
 from __future__ import annotations
 
@@ -160,13 +161,14 @@ def main() -> int:
     print(render(data))
     if args.json:
         results.write_json(args.json, data)
-        if args.json.resolve() == (HERE / JSON).resolve():
-            results.publish(TABLES)
+        if args.json.resolve().parent == HERE:
+            results.publish([name for name, (files, _) in TABLES.items()
+                             if args.json.name in files])
     return 0
 
 
-JSON = "codegen_results.json"
-TABLES = {"codegen-fig10": ([JSON], render)}
+TABLES = {"codegen-fig10": (["codegen_results.json"], render),
+          "codegen-int8": (["codegen_int8.json"], render)}
 
 
 if __name__ == "__main__":

@@ -345,22 +345,26 @@ def plan(graph: Graph) -> Plan:
                 trainable, optimizer, training)
 
 
-def choose_passes(graph: Graph) -> list[int]:
+def choose_passes(graph: Graph, arena_of=None) -> list[int]:
     """The int8 input gradients' form (schema: option passes): one pass, into an int32
-    scratch of dx's size, wherever that scratch does not raise the arena (TFLM's greedy plan
-    of this operator order), two passes (the accumulators computed twice, no scratch)
-    elsewhere: the peak decides, then speed. Tries the largest scratch first; sets the
-    options in place and returns the operators left at two passes."""
+    scratch of dx's size, wherever that scratch does not raise the arena (`arena_of(graph)`,
+    by default TFLM's greedy plan of this operator order; codegen passes its own), two
+    passes (the accumulators computed twice, no scratch) elsewhere: the peak decides, then
+    speed. Tries the largest scratch first; sets the options in place and returns the
+    operators left at two passes."""
     from .training_ops import set_option
+    arena_of = arena_of or (lambda g: plan(g).arena_bytes)
     ops_ = [k for k, op in enumerate(graph.operators)
             if op.kind in INPUT_GRADS and "passes" in _options(op)]
+    if not ops_:
+        return []
     for k in ops_:
         set_option(graph.operators[k], "passes", 2)
-    arena = plan(graph).arena_bytes
+    arena = arena_of(graph)
     two = []
     for k in sorted(ops_, key=lambda k: -graph.tensors[graph.operators[k].outputs[0]].size):
         set_option(graph.operators[k], "passes", 1)
-        if plan(graph).arena_bytes > arena:
+        if arena_of(graph) > arena:
             set_option(graph.operators[k], "passes", 2)
             two.append(k)
     return sorted(two)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "tt_common.h"
+#include "tt_split_grad.h"
 
 /* One dy position's contribution to one dx position: d[c] += (g[o] * s[o]) *
  * (float)wt[o * w_stride + c] for o ascending, every c < ci. Eight channels at a time stay
@@ -182,6 +183,10 @@ typedef struct {
   tt_window v;
   int32_t h, wd, ci;            /* dx [n, h, wd, ci] */
   tt_tap_run ty, tx;            /* the steps, then one dx position's runs */
+  /* a split convolution filter (tt_split_grad.h): w [co, kh, kw, k] holds input channels
+   * [0, k), w_hi [co, kh, kw, ci - k] the rest; k == ci and w_hi NULL for a whole one */
+  int32_t k;
+  const int8_t *w_hi;
 } layer_s8;
 
 /* One dy position's terms for channels c0 .. c0 + 8 of a convolution: s[j] += the sum over
@@ -241,18 +246,28 @@ static void conv_terms(const int8_t *g, const uint8_t *mask, int32_t at, int32_t
 /* acc[0 .. nc) = the accumulators of dx[b, iy, ix, c0 .. c0 + nc), nc <= 8; the tap runs
  * of (iy, ix) are in a->ty and a->tx. */
 static void conv_block(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc, int32_t *acc) {
-  const int32_t w_stride = a->kh * a->kw * a->ci;        /* w[o, ky, kx, c] to w[o + 1, ...] */
+  /* channels [c0, c0 + lo) from w, the rest of the block from w_hi (a split filter); the
+   * sums are exact integers, so splitting a block changes no bit */
+  const int32_t lo = a->k - c0 >= nc ? nc : (a->k > c0 ? a->k - c0 : 0);
+  const int32_t rest = a->ci - a->k;
+  const int32_t w_stride = a->kh * a->kw * a->k;         /* w[o, ky, kx, c] to w[o + 1, ...] */
   for (int32_t j = 0; j < TT_IG_BLOCK; ++j) acc[j] = 0;
   for (int32_t t = 0; t < a->ty.n; ++t) {
     const int32_t ky = a->ty.k0 + t * a->ty.kstep, oy = a->ty.o0 - t * a->ty.ostep;
     for (int32_t u = 0; u < a->tx.n; ++u) {
       const int32_t kx = a->tx.k0 + u * a->tx.kstep, ox = a->tx.o0 - u * a->tx.ostep;
       const int32_t at = ((b * a->oh + oy) * a->ow + ox) * a->co;
-      const int8_t *wt = a->w + (ky * a->kw + kx) * a->ci + c0;
-      if (nc == TT_IG_BLOCK)
-        conv_terms_8(a->dy + at, a->mask, at, a->co, a->mult, wt, w_stride, acc);
-      else
-        conv_terms(a->dy + at, a->mask, at, a->co, a->mult, wt, w_stride, nc, acc);
+      const int32_t tap = ky * a->kw + kx;
+      if (lo == TT_IG_BLOCK)
+        conv_terms_8(a->dy + at, a->mask, at, a->co, a->mult, a->w + tap * a->k + c0, w_stride,
+                     acc);
+      else if (lo > 0)
+        conv_terms(a->dy + at, a->mask, at, a->co, a->mult, a->w + tap * a->k + c0, w_stride,
+                   lo, acc);
+      if (lo < nc)
+        conv_terms(a->dy + at, a->mask, at, a->co, a->mult,
+                   a->w_hi + tap * rest + (c0 + lo - a->k), a->kh * a->kw * rest, nc - lo,
+                   acc + lo);
     }
   }
 }
@@ -439,8 +454,19 @@ void tt_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint
                              const tt_window *win, int32_t h, int32_t wd, int32_t ci,
                              int8_t *dx, float *dx_scale, tt_update_state *rounding,
                              int32_t *scratch) {
-  layer_s8 a = {dy, mask, n, oh, ow, co, w, w_mult, kh, kw, 1, *win, h, wd, ci,
-                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}};
+  tt_conv2d_input_grad_split_s8(dy, dy_scale, mask, n, oh, ow, co, w, ci, 0, w_mult, w_unit,
+                                kh, kw, win, h, wd, ci, dx, dx_scale, rounding, scratch);
+}
+
+void tt_conv2d_input_grad_split_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                                   int32_t n, int32_t oh, int32_t ow, int32_t co,
+                                   const int8_t *w_lo, int32_t k, const int8_t *w_hi,
+                                   const int16_t *w_mult, float w_unit, int32_t kh, int32_t kw,
+                                   const tt_window *win, int32_t h, int32_t wd, int32_t ci,
+                                   int8_t *dx, float *dx_scale, tt_update_state *rounding,
+                                   int32_t *scratch) {
+  layer_s8 a = {dy, mask, n, oh, ow, co, w_lo, w_mult, kh, kw, 1, *win, h, wd, ci,
+                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, k, w_hi};
   tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
   tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
   input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch);
@@ -453,7 +479,7 @@ void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, 
                                        int32_t wd, int8_t *dx, float *dx_scale,
                                        tt_update_state *rounding, int32_t *scratch) {
   layer_s8 a = {dy, mask, n, oh, ow, c * m, w, w_mult, kh, kw, m, *win, h, wd, c,
-                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}};
+                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, c, 0};
   tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
   tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
   input_grad_s8(&a, 1, *dy_scale * w_unit, dx, dx_scale, rounding, scratch);
@@ -466,9 +492,19 @@ void tt_fully_connected_input_grad_s8(const int8_t *dy, const float *dy_scale, c
                                       const int16_t *w_mult, float w_unit, int32_t depth,
                                       int8_t *dx, float *dx_scale, tt_update_state *rounding,
                                       int32_t *scratch) {
+  tt_fully_connected_input_grad_split_s8(dy, dy_scale, mask, batches, units, w, depth, 0, w_mult,
+                                         w_unit, depth, dx, dx_scale, rounding, scratch);
+}
+
+void tt_fully_connected_input_grad_split_s8(const int8_t *dy, const float *dy_scale,
+                                            const uint8_t *mask, int32_t batches, int32_t units,
+                                            const int8_t *w_lo, int32_t k, const int8_t *w_hi,
+                                            const int16_t *w_mult, float w_unit, int32_t depth,
+                                            int8_t *dx, float *dx_scale,
+                                            tt_update_state *rounding, int32_t *scratch) {
   static const tt_window one = {1, 1, 1, 1, 0, 0};
-  layer_s8 a = {dy, mask, batches, 1, 1, units, w, w_mult, 1, 1, 1, one, 1, 1, depth,
-                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}};
+  layer_s8 a = {dy, mask, batches, 1, 1, units, w_lo, w_mult, 1, 1, 1, one, 1, 1, depth,
+                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, k, w_hi};
   tt_tap_steps(1, 1, &a.ty);
   tt_tap_steps(1, 1, &a.tx);
   input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch);
