@@ -2,11 +2,13 @@
 (tflite_train/checkpoint.py): the blob the C code writes is the one the host builds, byte
 for byte; restore picks the newest valid slot and refuses other models; power cuts at every
 byte of a save, on the host and on the Cortex-M7 rig (tests/checkpoint_powercut.c), never
-lose the previous checkpoint; a run resumed from a checkpoint equals the uninterrupted run.
+lose the previous checkpoint; a run resumed from a checkpoint equals the uninterrupted run
+(the host engines, and a generated program across a reset on the Cortex-M7 rig).
 """
 from __future__ import annotations
 
 import ctypes as C
+import json
 import re
 import shutil
 import subprocess
@@ -22,12 +24,14 @@ from checkpoint_helpers import (BAD_ARGUMENT, EMPTY, FLASH_ERROR, OK, OTHER_MODE
 from conftest import ROOT, SHARED_MODELS, require_tool
 from tflite_train import augment, checkpoint, tflite_io
 from tflite_train.autodiff import Hyper
+from tflite_train.cli import main
 from tflite_train.demo import EXAMPLE
 from tflite_train.runtime import make_executor
 from tflite_train.runtime.numpy_exec import Executor
 
 KERNELS = ROOT / "micro_kernels"
 POWERCUT = ROOT / "tests" / "checkpoint_powercut.c"
+RESUME_RIG = ROOT / "tests" / "codegen_resume_rig.c"
 CHECKPOINT_C = KERNELS / "src" / "tt_checkpoint.c"
 M7_SP = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"]   # STM32F746
 
@@ -356,3 +360,87 @@ def test_a_resumed_run_equals_the_uninterrupted_one(engine, fuse, grad):
     assert rest != want[n:]
     assert not states_equal(checkpoint.capture(fresh, graph, mid),
                             checkpoint.capture(straight, graph, mid))
+
+
+def rig_phases(output: str) -> list[tuple[str, str]]:
+    """The parts of codegen_resume_rig.c's output, each after its "TT phase NAME" line."""
+    parts = re.split(r"^TT phase (\w+)$", output, flags=re.M)
+    return list(zip(parts[1::2], parts[2::2]))
+
+
+def rig_call(text: str, what: str) -> tuple[int, int, int]:
+    """(instructions, status, value) of a "TT save" or "TT restore" line."""
+    ticks, status, value = re.search(rf"^TT {what} ticks (\d+) status (\d+) value (\d+)$",
+                                     text, re.M).groups()
+    return int(ticks) * 40, int(status), int(value)     # one SysTick tick = 40 instructions
+
+
+def test_a_generated_program_resumes_across_a_reset_on_the_cortex_m7(tmp_path, capsys):
+    """A generated program (tflite-train codegen; split filters, momentum, stochastic
+    rounding, a cosine decay) on the Cortex-M7 rig, one QEMU run of
+    tests/codegen_resume_rig.c: 6 steps straight; then tt_model_init, 3 steps,
+    tt_checkpoint_save into a RAM-backed flash, a system reset (start-up code again, .data
+    and .bss re-initialised, the flash kept), tt_model_init, tt_checkpoint_restore, 3 more
+    steps. Both runs give --engine c's 6 losses, inference scores and checkpoint regions
+    (CRC-32s), bit for bit; the blob the device saved is the host's blob of --engine c's
+    state after 3 steps, byte for byte, and `export --state` of it gives a model that
+    passes `verify`."""
+    from tflite_train.codegen import check, generate, rig
+    from tflite_train.codegen.project import rig_files, write_files
+    require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    scheme = tmp_path / "ratios.json"
+    scheme.write_text(json.dumps({"n_bias_update": 3, "weight_update": [
+        {"layer": -1, "ratio": 0.5}, {"layer": -2, "ratio": 1}]}))
+    r = augment.augment(tflite_io.load(EXAMPLE), str(scheme), 4,
+                        Hyper(lr=0.05, momentum=0.9, rounding="stochastic", seed=9,
+                              decay_steps=6))
+    model = tmp_path / "m.train.tflite"
+    tflite_io.save(r.graph, model)
+    folder = tmp_path / "gen"
+    program, _ = generate(model, folder)
+    assert program.splits                    # a region that holds part of its filter
+    n, m = 3, 3
+    xs, labels = check.samples(program, n + m, seed=5)
+    write_files(folder, rig_files(program, xs, labels))
+    (folder / "rig" / "rig_main.c").write_text(f"#define RIG_RESUME_AT {n}\n"
+                                               + RESUME_RIG.read_text())
+    output = rig.run_qemu(rig.build(program, folder), timeout=300)
+    phases = rig_phases(output)
+    assert [name for name, _ in phases] == ["boot", "straight", "first", "boot", "resumed"]
+    (_, boot), (_, straight), (_, first), (_, reboot), (_, resumed) = phases
+    parse = lambda text: rig.parse(text, program.classes)[0]           # noqa: E731
+
+    want = check.reference(program, xs, labels)
+    assert check.differences(program, want, parse(straight)) == []
+    got = parse(resumed)
+    got.losses = np.concatenate([parse(first).losses, got.losses])
+    assert check.differences(program, want, got) == []
+
+    # the reset and tt_model_init really started over: the state after 3 steps is not there
+    ex = Executor(r.graph, "c")
+    for x, label in zip(xs[:n], labels[:n]):
+        ex.invoke([x, np.array([label], np.int32)])
+    saved = check.region_bytes(program, ex)
+    assert parse(boot).crcs == parse(reboot).crcs
+    regions = [region for region, _ in program.checkpoint_regions()]
+    for region, crc, data in zip(regions, parse(reboot).crcs, saved):
+        if region.kind != checkpoint.PARAMETER:         # step counters, momentum
+            assert crc != zlib.crc32(data), region.describe()
+
+    save_instructions, status, sequence = rig_call(first, "save")
+    assert (status, sequence) == (OK, 1)
+    restore_instructions, status, sequence = rig_call(resumed, "restore")
+    assert (status, sequence) == (OK, 1)
+    blob = bytes.fromhex(re.search(r"^TT blob ([0-9a-f]+)$", resumed, re.M).group(1))
+    values = [np.frombuffer(data, np.dtype(region.dtype).newbyteorder("<")).reshape(region.shape)
+              for region, data in zip(regions, saved)]
+    assert blob == checkpoint.to_blob(checkpoint.Checkpoint(
+        checkpoint.model_id(model.read_bytes()), regions, values, sequence=1))
+    (tmp_path / "blob.bin").write_bytes(blob)
+    tuned = tmp_path / "m.tuned.tflite"
+    assert main(["export", str(model), "--state", str(tmp_path / "blob.bin"), "-o",
+                 str(tuned)]) == 0
+    assert main(["verify", str(tuned)]) == 0
+    capsys.readouterr()
+    print(f"{len(blob):,}-byte checkpoint of a generated program on the Cortex-M7: "
+          f"save {save_instructions:,} instructions, restore {restore_instructions:,}")

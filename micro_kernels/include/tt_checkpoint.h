@@ -16,7 +16,8 @@
  *            copied into the regions. Nothing is written to RAM before the CRC holds.
  *
  * Restore into a running model after its first Invoke (TT_INIT copies the initial
- * parameters in on that Invoke and would overwrite restored ones on a later first Invoke).
+ * parameters in on that Invoke and would overwrite restored ones on a later first Invoke);
+ * a generated program (`tflite-train codegen`): after tt_model_init().
  *
  * The blob (one slot's content; what `tflite-train export --state blob.bin` reads). All
  * header fields little-endian; region data is the target's memory, little-endian on every

@@ -64,7 +64,7 @@ RIG_STARTUP := $(TFLITE_TRAIN_DIR)/targets/mps2_an500/startup.c
 rig: $(OUT)/rig.elf
 $(OUT)/rig/%.o: %.c tt_model.h | $(OUT)/rig
 \t$(ARM_CC) $(RIG_CFLAGS) $(FLAGS) -Irig -c -o $@ $<
-$(OUT)/rig/%.o: rig/%.c rig/rig_data.h tt_model.h | $(OUT)/rig
+$(OUT)/rig/%.o: rig/%.c rig/rig_data.h rig/rig_lines.h tt_model.h | $(OUT)/rig
 \t$(ARM_CC) $(RIG_CFLAGS) $(FLAGS) -Irig -c -o $@ $<
 $(OUT)/rig/%.o: $(TFLITE_TRAIN_DIR)/src/%.c | $(OUT)/rig
 \t$(ARM_CC) $(RIG_CFLAGS) $(FLAGS) -c -o $@ $<
@@ -114,9 +114,10 @@ API (`tt_model.h`):
     tt_predict(sample, scores);            /* inference: {classes} int8 scores */
 
 `tt_model_checkpoint[]` lists what training changes (trained parameters, momentum, the
-update ops' random streams and step counters) as `tt_checkpoint_region`s: pass it to
-`tt_checkpoint_save` / `tt_checkpoint_restore` (micro_kernels/include/tt_checkpoint.h) to keep
-training across resets.
+update ops' random streams and step counters) as `tt_checkpoint_region`s: pass it with
+`TT_MODEL_ID` and `TT_MODEL_CHECKPOINT_REGIONS` to `tt_checkpoint_save` /
+`tt_checkpoint_restore` (micro_kernels/include/tt_checkpoint.h; restore after
+`tt_model_init()`) to keep training across resets; a slot needs `TT_MODEL_CHECKPOINT_BYTES`.
 
 Memory, as planned:
 
@@ -155,8 +156,8 @@ def project_files(program: Program, files: dict[str, str], constants: int,
 
 
 def rig_files(program: Program, samples: np.ndarray, labels: np.ndarray) -> dict[str, str]:
-    """rig/: the harness, the linker script and the samples it trains on (the start-up code
-    is the rig's own, micro_kernels/targets/mps2_an500/startup.c)."""
+    """rig/: the harness (rig_main.c, rig_lines.h), the linker script and the samples it
+    trains on (the start-up code is the rig's own, micro_kernels/targets/mps2_an500)."""
     rows = []
     for x in samples:
         flat = np.ascontiguousarray(x, np.int8).ravel()
@@ -174,7 +175,7 @@ def rig_files(program: Program, samples: np.ndarray, labels: np.ndarray) -> dict
         + ", ".join(str(int(v)) for v in labels) + "};",
         "#endif", ""])
     out = {f"rig/{p.name}": p.read_text() for p in sorted(RIG_TEMPLATES.glob("*"))
-           if p.suffix in (".c", ".ld")}
+           if p.suffix in (".c", ".h", ".ld")}
     out["rig/rig_data.h"] = data
     return out
 

@@ -1,0 +1,98 @@
+/* The lines a generated program prints on the Cortex-M7 rig, which the host reads
+ * (tflite_train/codegen/rig.py parses them): training steps, an inference and the
+ * checkpoint regions, each timed in SysTick ticks (40 instructions each under
+ * `qemu -icount shift=0`). Shared by rig_main.c and the checkpoint test's harness
+ * (tests/codegen_resume_rig.c); the start-up code (micro_kernels/targets/mps2_an500)
+ * provides the tt_rig_* functions. */
+#ifndef RIG_LINES_H
+#define RIG_LINES_H
+
+#include <stdint.h>
+
+#include "rig_data.h"
+#include "tt_checkpoint.h"
+#include "tt_model.h"
+
+void tt_rig_print(const char *text);
+void tt_rig_ticks64_start(void);
+uint64_t tt_rig_ticks64(void);
+uint32_t tt_rig_stack_high_water(void);
+
+static inline void rig_print_u64(uint64_t v) {
+  char buf[24];
+  int i = 23;
+  buf[i] = 0;
+  do {
+    buf[--i] = (char)('0' + (int)(v % 10u));
+    v /= 10u;
+  } while (v);
+  tt_rig_print(buf + i);
+}
+
+static inline void rig_print_hex(const void *data, uint32_t bytes) {
+  static const char digits[] = "0123456789abcdef";
+  const uint8_t *p = (const uint8_t *)data;
+  char buf[65];
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < bytes; ++i) {
+    buf[n++] = digits[p[i] >> 4];
+    buf[n++] = digits[p[i] & 15];
+    if (n == 64 || i + 1 == bytes) {
+      buf[n] = 0;
+      tt_rig_print(buf);
+      n = 0;
+    }
+  }
+}
+
+/* Steps from .. to - 1 on the samples of rig_data.h, one "TT step" line each; stops at the
+ * first status that is not TT_MODEL_OK and returns it. */
+static inline int rig_train(int32_t from, int32_t to) {
+  int status = TT_MODEL_OK;
+  for (int32_t i = from; i < to && status == TT_MODEL_OK; ++i) {
+    float loss = 0.0f;
+    const uint64_t t0 = tt_rig_ticks64();
+    status = tt_train_step(rig_samples[i % RIG_SAMPLES], rig_labels[i], &loss);
+    const uint64_t t1 = tt_rig_ticks64();
+    tt_rig_print("TT step ");
+    rig_print_u64((uint64_t)i);
+    tt_rig_print(" ticks ");
+    rig_print_u64(t1 - t0);
+    tt_rig_print(" status ");
+    rig_print_u64((uint64_t)status);
+    tt_rig_print(" loss ");
+    rig_print_hex(&loss, sizeof loss);
+    tt_rig_print("\n");
+  }
+  return status;
+}
+
+/* An inference of the first sample: one "TT predict" line. */
+static inline int rig_predict(void) {
+  static int8_t scores[TT_MODEL_CLASSES];
+  const uint64_t t0 = tt_rig_ticks64();
+  const int status = tt_predict(rig_samples[0], scores);
+  const uint64_t t1 = tt_rig_ticks64();
+  tt_rig_print("TT predict ticks ");
+  rig_print_u64(t1 - t0);
+  tt_rig_print(" status ");
+  rig_print_u64((uint64_t)status);
+  tt_rig_print(" scores ");
+  rig_print_hex(scores, sizeof scores);
+  tt_rig_print("\n");
+  return status;
+}
+
+/* The CRC-32 of every checkpoint region: one "TT region" line each. */
+static inline void rig_print_regions(void) {
+  for (int32_t r = 0; r < TT_MODEL_CHECKPOINT_REGIONS; ++r) {
+    const tt_checkpoint_region *region = &tt_model_checkpoint[r];
+    tt_rig_print("TT region ");
+    rig_print_u64((uint64_t)r);
+    tt_rig_print(" crc ");
+    rig_print_u64(tt_crc32(0, region->data, region->bytes));
+    tt_rig_print("\n");
+  }
+}
+
+#endif /* RIG_LINES_H */
