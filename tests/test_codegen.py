@@ -608,6 +608,28 @@ def test_int8_gradients_on_the_rig(tmp_path, capsys):
         assert f"{kernel}(" in text, kernel
 
 
+@pytest.mark.parametrize("scheme", ["bias-only", "sparse"])
+def test_person_detector_int8_200_steps_on_the_rig(scheme, tmp_path, capsys):
+    """Issue 9's check on the board's CPU: the person detector with int8 activation
+    gradients as `augment --grad int8` writes them (stochastic rounding), 200 training steps
+    of the generated program under QEMU, bit-identical to --engine c (every loss, the CRC-32
+    of every trained parameter and random stream, the scores); --engine c equals numpy and
+    TFLM on 200 steps (test_int8_grads). The 200 samples (1.8 MB) are the rig harness's, in
+    the rig's 4 MiB of flash; the program itself stays within the board's budgets."""
+    require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    spec = "bias-only" if scheme == "bias-only" else str(SCHEMES / "person_detect_sparse.json")
+    model = tmp_path / "pd.train.tflite"
+    assert main(["augment", str(shared_model("person_detect")), "-o", str(model),
+                 "--num-classes", "10", "--scheme", spec, "--grad", "int8"]) == 0
+    capsys.readouterr()
+    assert main(["codegen", str(model), "-o", str(tmp_path / "gen"), "--rig", "--steps", "200",
+                 "--flash-budget", "4M", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["identical_to_engine_c"] is True and m["differences"] == []
+    assert len(m["losses"]) == 200
+    assert m["sram_bytes"]["total"] <= 256 * 1024 and m["flash_bytes"]["total"] <= 1024 * 1024
+
+
 SPIN = r"""
 #include <stdint.h>
 void tt_rig_print(const char *text);
