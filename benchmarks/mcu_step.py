@@ -100,8 +100,43 @@ def render(data: dict) -> str:
     return "\n".join(out)
 
 
+def float32_runs(data: dict) -> list[dict]:
+    return [r for r in data["runs"] if r["grad"] == "float32"]
+
+
+def render_float32(data: dict) -> str:
+    """The float32-gradient step per scheme: MACs, kernel calls, instructions."""
+    out = ["| scheme | backward MACs | kernel calls | instructions | per MAC |",
+           "|---|---:|---:|---:|---:|"]
+    for r in float32_runs(data):
+        total = sum(k["instructions"] for k in r["kernels"])
+        out.append(f"| {r['scheme']} | {r['macs']:,} | {r['calls']:,} | {total / 1e6:,.1f} M | "
+                   f"{total / r['macs']:.1f} |")
+    return "\n".join(out)
+
+
+def render_kernels(data: dict) -> str:
+    """Each kernel function's share of the float32-gradient step, largest first, down to 1%."""
+    out = ["| scheme | kernel | calls | instructions | share |", "|---|---|---:|---:|---:|"]
+    for r in float32_runs(data):
+        total = sum(k["instructions"] for k in r["kernels"])
+        rest = [0, 0]
+        for k in r["kernels"]:
+            share = k["instructions"] / total
+            if share >= 0.01:
+                out.append(f"| {r['scheme']} | {k['kernel']} | {k['calls']} | "
+                           f"{k['instructions']:,} | {100 * share:.1f}% |")
+            else:
+                rest = [rest[0] + k["calls"], rest[1] + k["instructions"]]
+        if rest[0]:
+            out.append(f"| {r['scheme']} | the others (under 1% each) | {rest[0]} | "
+                       f"{rest[1]:,} | {100 * rest[1] / total:.1f}% |")
+    return "\n".join(out)
+
+
 JSON = "mcu_step.json"
-TABLES = {"mcu-step": ([JSON], render)}
+TABLES = {"mcu-step": ([JSON], render), "mcu-step-float32": ([JSON], render_float32),
+          "mcu-step-kernels": ([JSON], render_kernels)}
 
 
 def main() -> None:

@@ -46,19 +46,31 @@ OPS = ["add", "conv", "fully_connected", "mean", "pad", "pool", "quantize", "req
        "shape", "softmax", "window"]
 # group -> (sources, tests); tests fastest first, since a run stops at the first failure.
 # Slow tests (200-step runs, the sanitizer and cross builds) are left out: they are not the
-# ones that see arithmetic, and they would make a mutant cost minutes. The C group leaves
-# out the TFLM-engine tests too: they rebuild the C++ glue per mutant and compare C with C
+# ones that see arithmetic, and they would make a mutant cost minutes. The C group runs the
+# forward kernels' tests (test_c_forward: every kernel against numpy) and leaves out the
+# TFLM-engine tests: they rebuild the C++ glue per mutant and compare C with C
 # (their numpy comparison is the one test_micro_kernels makes on every kernel).
+# The kernels only generated programs call (streamed, row-by-row, in-place and split), each
+# compared with the plain kernels or numpy; not the whole-program tests, which compile and
+# run a generated program per case.
+CODEGEN_KERNEL_TESTS = [f"tests/test_codegen.py::test_{name}" for name in (
+    "split_input_gradients_equal_whole_filter_ones",
+    "streamed_pointwise_depthwise_equals_the_two_layers",
+    "row_by_row_convolution_over_its_own_input",
+    "inplace_depthwise_input_gradient_equals_out_of_place")]
 GROUPS = {
     "fixedpoint": (["tflite_train/fixedpoint.py"],
                    ["tests/test_fixedpoint.py", "tests/test_forward_exact.py"]),
     "ops": ([f"tflite_train/ops/{m}.py" for m in OPS],
             ["tests/test_forward_exact.py", "tests/test_training_graph.py",
-             "tests/test_backward.py"]),
-    "training": (["tflite_train/training_ops.py", "tflite_train/ops/training.py"],
+             "tests/test_backward.py", "tests/test_cli.py::test_inspect_json_counts_params"]),
+    "training": (["tflite_train/training_ops.py", "tflite_train/ops/training.py",
+                  "tflite_train/ops/accumulate.py"],
                  ["tests/test_training_ops.py", "tests/test_training_graph.py",
                   "tests/test_micro_kernels.py", "tests/test_backward.py"]),
-    "c": (["micro_kernels/src/*.c"], ["tests/test_micro_kernels.py", "tests/test_checkpoint.py"]),
+    "c": (["micro_kernels/src/*.c"],
+          ["tests/test_training_ops.py", "tests/test_micro_kernels.py", "tests/test_c_forward.py",
+           "tests/test_checkpoint.py", *CODEGEN_KERNEL_TESTS]),
 }
 DESELECT = ("not person_detect_trains and not asan and not builds_warning_free and not power_cut "
             "and not person_detect_gradients_match_tensorflow and not child_process "
@@ -409,17 +421,27 @@ def _score(r: dict) -> str:
 
 
 def render_scores(data: dict) -> str:
-    out = ["| module | sources | mutants (sample) | killed | survived | invalid | score |"
-           + (" score before |" if any("before" in r for r in data["rows"]) else ""),
-           "|---|---|---:|---:|---:|---:|---:|"
-           + ("---:|" if any("before" in r for r in data["rows"]) else "")]
+    """Scores per group; an earlier run given with --before (and the one before that, when
+    that run had one) in columns beside."""
+    earlier = []                       # rows -> their earlier runs, newest first
     for r in data["rows"]:
+        chain, row = [], r
+        while "before" in row:
+            row = row["before"]
+            chain.append(row)
+        earlier.append(chain)
+    depth = max(map(len, earlier), default=0)
+    names = ["score before", "score before that"][:depth]
+    out = ["| module | sources | mutants (sample) | killed | survived | invalid | score |"
+           + "".join(f" {n} |" for n in names),
+           "|---|---|---:|---:|---:|---:|---:|" + "---:|" * depth]
+    for r, chain in zip(data["rows"], earlier):
         run = r["killed"] + r["survived"] + r["invalid"]
         line = (f"| {r['module']} | {', '.join(r['sources'])} | {r['mutants']:,} ({run}) | "
                 f"{r['killed']} | {r['survived']} | {r['invalid']} | {_score(r)} |")
-        if "before" in r:
-            b = r["before"]
-            line += f" {_score(b)} ({b['killed']} of {b['killed'] + b['survived']}) |"
+        for b in chain + [None] * (depth - len(chain)):
+            line += " - |" if b is None else \
+                f" {_score(b)} ({b['killed']} of {b['killed'] + b['survived']}) |"
         out.append(line)
     return "\n".join(out)
 

@@ -34,8 +34,9 @@ RUNS = {
     "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
     "codegen": ["codegen.py", "--json", "codegen_results.json"],
     "codegen_int8": ["codegen.py", "--grad", "int8", "--no-full", "--json", "codegen_int8.json"],
-    # these print tables that RESULTS.md does not render from JSON yet (see its top)
-    "train_speed": ["train_speed.py"],
+    "tflm_memory": ["tflm_memory.py", "--json", "tflm_memory.json"],
+    "train_speed": ["train_speed.py", "--json", "train_speed.json"],
+    # prints a table that RESULTS.md does not render from JSON yet (see its top)
     "paper_accuracy": ["paper_accuracy.py"],
     "mutation": ["mutation.py", "--json", "mutation_results.json"],
 }
@@ -47,6 +48,8 @@ RECORDS = {
                                "--json mcu_kernels_before.json",
     "mcu_kernels_before_d16.json": "mcu_kernels.py --json at commit 654972d, whose kernels "
                                    "were d63dde6's and whose flags were -mfpu=fpv5-d16",
+    "train_speed_before.json": "PYTHONPATH=<git archive d63dde6, make -C micro_kernels all "
+                               "tflm-wheel> train_speed.py --json train_speed_before.json",
 }
 
 

@@ -102,6 +102,9 @@ def check_gradients(model_bytes, scheme, num_classes=None, seed=0, tol=REL_TOL,
     result = augment.augment(graph, scheme, num_classes, Hyper(lr=1e-3, seed=seed, grad=grad),
                              fuse=False)
     g = result.graph
+    # every layer the scheme trains gets its gradient (a backward rule that sends its input
+    # gradient elsewhere cuts the layers before it off, and only compared tensors are seen)
+    assert set(result.backward.trained) == set(result.scheme.trained_ops())
     init_values = {}
     init_op = g.operators[0]
     for const, var in zip(init_op.inputs[0::2], init_op.inputs[1::2]):
@@ -176,3 +179,29 @@ def test_int8_gradients_match_tensorflow_within_their_rounding(name, scheme, cla
     worst = check_gradients(path.read_bytes(), scheme, classes, tol=1.25 * measured,
                             grad="int8")
     assert worst > measured / 2          # the comparison sees the int8 gradients
+
+
+def test_micro_speech_gradients_match_tensorflow():
+    """Its FULLY_CONNECTED reads the depthwise output [1, 25, 20, 8] as it is, flattening it
+    itself: the weight gradient reads the saved input in its [1, 4000] view."""
+    check_gradients(shared_model("micro_speech_quantized").read_bytes(), "full")
+
+
+def test_a_pad_of_channels_before_a_conv_is_not_taken_for_spatial_padding():
+    """A convolution takes over a PAD of its input's rows and columns (it reads the PAD's
+    input with larger pads); a PAD of channels it must leave alone."""
+    from test_c_forward import Builder
+    b = Builder(5)
+    x = b.act((1, 4, 4, 2), 0.03, 2)
+    padded = b.act((1, 4, 4, 4), 0.03, 2)
+    b.op("PAD", [x, b.const(np.array([[0, 0], [0, 0], [0, 0], [0, 2]], np.int32))], [padded],
+         "PadOptions")
+    y = b.conv(padded, "CONV_2D", (1, 4, 4, 3), (1, 1))
+    f = b.act((1, 48), 0.08, 5)
+    b.op("RESHAPE", [y, b.const(np.array([1, 48], np.int32))], [f], "ReshapeOptions",
+         new_shape=np.array([1, 48], np.int32))
+    w, ws = b.weights((4, 48), 1, 0, False)
+    o = b.act((1, 4), 0.1, 1)
+    b.op("FULLY_CONNECTED", [f, w, b.bias(4, 0.08, ws)], [o], "FullyConnectedOptions",
+         fused_activation_function=0)
+    check_gradients(tflite_io.serialize(b.graph([x], [o], "channel_pad")), "full")

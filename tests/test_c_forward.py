@@ -206,6 +206,12 @@ def built_models() -> list[Graph]:
     d = b.act((1, 1000), dtype="float32")
     b.op("DEQUANTIZE", [sm], [d])
     models.append(b.graph([x], [d], "float_softmax"))
+
+    b = Builder(4)          # dilated SAME windows with output positions that see no pixel
+    x = b.act((1, 2, 2, 4), 0.03, 2)      # 2x2 taps 3 apart, pad 1: (0, 0) reads (-1, 2)^2
+    y = b.conv(x, "DEPTHWISE_CONV_2D", (1, 2, 2, 4), (2, 2), dilation=3)
+    z = b.conv(x, "CONV_2D", (1, 2, 2, 3), (2, 2), dilation=3)
+    models.append(b.graph([x], [y, z], "dilated_past_the_image"))
     return models
 
 
@@ -216,7 +222,8 @@ def test_built_models_and_kernel_coverage():
     for g in built_models():
         called |= assert_c_exact(g, tflite_io.serialize(g), seeds=(0, 1, 2))
     direct = {"tt_depthwise_conv2d_inplace_s8", "tt_depthwise_conv2d_inplace_s8_scratch_bytes",
-              "tt_conv2d_split_s8", "tt_fully_connected_split_s8"}
+              "tt_conv2d_split_s8", "tt_fully_connected_split_s8",
+              "tt_conv2d_split_inplace_s8"}      # the split and in-place ones: test_tflm_memory
     assert called | direct == set(c_forward.FUNCTIONS), set(c_forward.FUNCTIONS) - called
 
 

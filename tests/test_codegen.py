@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED_MODELS, ROOT, require_tool, shared_model
+from conftest import ROOT, require_tool, shared_file, shared_model
 from tflite_train import augment, memory, tflite_io
 from tflite_train.autodiff import Hyper
 from tflite_train.cli import EXIT_ERROR, main
@@ -146,9 +146,7 @@ def test_person_detector_trains_like_engine_c(scheme, grad, tmp_path):
 
 
 def mcunet(tmp_path: Path, grad: str = "float32") -> Path:
-    pkl = SHARED_MODELS / "tiny-training" / "mcunet-5fps.pkl"
-    if not pkl.exists():
-        pytest.skip(f"{pkl} not present (../shared/models is only beside a project checkout)")
+    pkl = shared_file("tiny-training", "mcunet-5fps.pkl")
     assert main(["import", str(pkl), "-o", str(tmp_path / "mc.tflite")]) == 0
     return training_model(tmp_path, tmp_path / "mc.tflite",
                           str(SCHEMES / "mcunet-5fps_99kb.json"), classes=10, name="mc",

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import test_int8_grads
 import test_micro_kernels
@@ -276,6 +275,7 @@ class Program:
         report = [f"  for (unsigned k = 0; k < {len(self.cases)}u; ++k) put(k, ticks[k]);"]
         return "\n".join([
             "#include <stdint.h>", "#include <string.h>", '#include "tt_kernels.h"',
+            '#include "tt_split_grad.h"',
             "void tt_rig_print(const char *text);", *sizes, *blobs,
             *(timing if self.timed else []),
             f"static union {{ double align; uint8_t bytes[{self.arena}]; }} A;",
@@ -317,9 +317,8 @@ def run_on_rig(program: Program, tmp_path, link=RIG / "link.ld", icount: bool = 
 
 def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):
     gcc, qemu = shutil.which("arm-none-eabi-gcc"), shutil.which("qemu-system-arm")
-    if gcc is None or qemu is None:
-        pytest.skip("the Cortex-M7 rig needs gcc-arm-none-eabi and qemu-system-arm "
-                    "(make setup installs them)")
+    require_tool(gcc is not None and qemu is not None,
+                 "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     # two programs (float32 gradients, int8 gradients): one would not fit the 1 MB flash
     groups = [[c for fuse in (True, False) for c in latest_calls(training_steps(fuse))]
               + direct_calls(),
@@ -373,4 +372,5 @@ def test_board_builds_default_to_its_single_precision_fpu(tmp_path):
                    check=True, capture_output=True)
     subprocess.run(["cmake", "--build", str(build), "-j", "2"], check=True, capture_output=True)
     uses = hard_float_use(build / "libtflite_train.a")
-    assert len(uses) == len(test_micro_kernels.SOURCES) + 1 and set(uses) == {"SP only"}, uses
+    # the kernels and the glue's two sources
+    assert len(uses) == len(test_micro_kernels.SOURCES) + 2 and set(uses) == {"SP only"}, uses

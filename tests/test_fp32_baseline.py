@@ -1,13 +1,14 @@
 """The fp32 baseline (tflite_train/fp32.py): TensorFlow fine-tuning of the same trainable set,
 read from the training model, whether its updates are fused (augment's default) or separate;
 and benchmarks/transfer.py running it beside int8 training, on the built-in example model."""
+import importlib.util
 import json
 import subprocess
 import sys
 
 import numpy as np
-import pytest
 
+from conftest import require_tool
 from tflite_train import augment, tflite_io
 from tflite_train.autodiff import Hyper
 from tflite_train.demo import EXAMPLE
@@ -20,7 +21,8 @@ def test_float_trainer_trains_the_same_set_fused_or_separate():
     float trainer builds the same variables and its steps give the same losses (bit for
     bit: the same TensorFlow computation); the trainable set is exactly the int8 model's
     (every integer variable TT_INIT fills); and the updates are applied."""
-    pytest.importorskip("tensorflow")
+    require_tool(importlib.util.find_spec("tensorflow") is not None,
+                 "tensorflow-cpu (a dev dependency)")
     from tflite_train.fp32 import FloatTrainer, updates
     rng = np.random.default_rng(0)
     xs = rng.integers(-128, 128, (4, 1, 32, 32, 1)).astype(np.int8)
@@ -45,7 +47,8 @@ def test_float_trainer_trains_the_same_set_fused_or_separate():
 def test_transfer_benchmark_runs_fp32_beside_int8(tmp_path):
     """benchmarks/transfer.py --variants qas,fp32 end to end on the example model (32x32x1)
     and a small .npz of 4 classes: one row per scheme and variant, accuracies in [0, 1]."""
-    pytest.importorskip("tensorflow")
+    require_tool(importlib.util.find_spec("tensorflow") is not None,
+                 "tensorflow-cpu (a dev dependency)")
     rng = np.random.default_rng(1)
     y = np.arange(40) % 4
     x = (rng.integers(0, 64, (40, 32, 32)) + 48 * y[:, None, None]).astype(np.uint8)

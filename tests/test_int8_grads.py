@@ -149,7 +149,13 @@ def test_every_int8_kernel_matches_numpy_on_real_training_steps(zoo, tmp_path):
                                           "depthwise", "mobile")
                              for fuse, rounding in ((False, "stochastic"), (True, "nearest"))]
     seen = compare_cases(cases)
-    assert seen == set(schema()["ops"]), set(schema()["ops"]) - seen
+    # not here: the TT_* forward ops (no gradient; tested against TFLM's builtins elsewhere)
+    # and TFLM's split-filter input gradients, float32 only so far (with int8 gradients
+    # augment keeps the filters whole in TFLM)
+    from tflite_train.training_ops import is_forward
+    float32_only = {"TT_CONV2D_SPLIT_INPUT_GRAD", "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD"}
+    wanted = {k for k in schema()["ops"] if not is_forward(k)} - float32_only
+    assert wanted <= seen, wanted - seen
 
 
 def test_one_pass_and_two_passes_give_the_same_bits():

@@ -64,7 +64,7 @@ def test_plan_command_inference_parts_are_tflm_numbers(capsys):
 
     from tflite_train.cli import main
     path = shared_model("person_detect")
-    assert main(["plan", str(path), "--json"]) == 0
+    assert main(["plan", str(path), "--json", "--target", "wheel-x86_64"]) == 0
     info = json.loads(capsys.readouterr().out)
     usage = arena_usage(path.read_bytes())
     assert info["arena_bytes"] == usage["head"]
@@ -84,11 +84,13 @@ def test_plan_of_a_training_model_splits_its_parts(tmp_path, capsys):
     model = tmp_path / "t.tflite"
     tflite_io.save(r.graph, model)
     png = tmp_path / "plan.png"
-    assert main(["plan", str(model), "--json", "--plot", str(png)]) == 0
+    assert main(["plan", str(model), "--json", "--plot", str(png), "--target",
+                 "wheel-x86_64"]) == 0
     info = json.loads(capsys.readouterr().out)
     parts = memory.training_parts(r.graph)
-    assert info["training"] and info["trainable_bytes"] == parts.trainable_bytes
-    assert info["optimizer_bytes"] == parts.optimizer_bytes > 0
+    # the variables as TFLM places them in the arena's tail, alignment included
+    assert info["training"] and info["trainable_bytes"] >= parts.trainable_bytes
+    assert info["optimizer_bytes"] >= parts.optimizer_bytes > 0
     peak = info["arena_at_peak"]
     assert peak["gradients"] > 0 and peak["saved activations"] >= 0
     assert info["arena_bytes"] >= sum(peak.values())
@@ -98,8 +100,10 @@ def test_plan_of_a_training_model_splits_its_parts(tmp_path, capsys):
     from tflite_train.runtime.tflm_engine import training_arena_usage
     usage = training_arena_usage(model.read_bytes())
     assert info["arena_bytes"] == usage["head"]
-    variables = sum(memory.align_up(t.nbytes) for t in r.graph.tensors if t.is_variable)
+    variables = info["trainable_bytes"] + info["optimizer_bytes"]
     assert info["persistent_bytes"] == usage["tail"] - variables > 0
+    assert variables - parts.trainable_bytes - parts.optimizer_bytes < 16 * sum(
+        t.is_variable for t in r.graph.tensors)
     assert main(["plan", str(model), "--timeline"]) == 0
     assert "TT_LOSS_SOFTMAX_CE" in capsys.readouterr().out
 

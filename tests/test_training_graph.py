@@ -67,8 +67,9 @@ def test_saved_activation_bytes_match_a_hand_count(tmp_path):
     r = augment.augment(tflite_io.load(EXAMPLE), str(p), num_classes=4)
     parts = memory.training_parts(r.graph)
     assert parts.saved_bytes == 32 + 128 + 64
-    # trained parameters: head 4x32 int8 + 4 int32, op 7's 32x1x1x16 int8 + 32 int32
-    assert parts.trainable_bytes == 4 * 32 + 4 * 4 + 32 * 16 + 32 * 4
+    # trained parameters: head 4x32 int8 + 4 int32, op 7's trained 8 of its 16 input
+    # channels (32x1x1x8 int8: the split filter's SRAM part) + 32 int32
+    assert parts.trainable_bytes == 4 * 32 + 4 * 4 + 32 * 8 + 32 * 4
 
 
 def test_written_model_follows_the_contract(tmp_path):
@@ -200,3 +201,51 @@ def test_fusion_lowers_the_training_peak():
     p, f = memory.plan(plain.graph), memory.plan(fused.graph)
     # the 256x256 pointwise layer's float gradient (256 KB) is never materialised
     assert f.arena_bytes < p.arena_bytes - 200_000
+
+
+def example_with_shared_layer(share: bool):
+    """The built-in example with depthwise layer op 6 reading the weights and bias of
+    depthwise op 3 (same shapes): one tensor for both (`share`: the converter stores equal
+    constants once, see tests/modelzoo.py clamps_model) or an equal copy of each."""
+    from dataclasses import replace
+    g = tflite_io.load(EXAMPLE)
+    for slot in (1, 2):
+        t = g.operators[3].inputs[slot]
+        g.operators[6].inputs[slot] = t if share else g.add_tensor(
+            replace(g.tensors[t], name=f"copy {slot}", data=g.tensors[t].data.copy()))
+    return g
+
+
+@pytest.mark.parametrize("engine", ["numpy", "c"])
+@pytest.mark.parametrize("scheme, frozen", [("full", False), ("last:3", True)])
+def test_a_tensor_two_layers_share_is_trained_once_per_layer(scheme, frozen, engine):
+    """Two layers reading one weight tensor and one bias train exactly like two layers with
+    equal copies, bit for bit: each trained layer updates its own copy once per step (not
+    the shared tensor twice), and a layer the scheme freezes (op 3 under last:3, which
+    trains op 6) keeps reading the original values."""
+    hyper = Hyper(lr=0.05, momentum=0.9, rounding="stochastic", seed=3)
+    rng = np.random.default_rng(0)
+    xs = [rng.integers(-128, 128, (1, 32, 32, 1)).astype(np.int8) for _ in range(6)]
+    finals = []
+    for share in (True, False):
+        g = example_with_shared_layer(share)
+        before = {slot: g.tensors[g.operators[3].inputs[slot]].data.copy() for slot in (1, 2)}
+        r = augment.augment(g, scheme, num_classes=4, hyper=hyper)
+        assert len(set(r.backward.variables)) == len(r.backward.variables)
+        assert len(r.unshared) == (2 if share else 0)
+        assert all(len(u["copies"]) == 1 and u["readers"] == 2 for u in r.unshared)
+        assert r.metadata["unshared"] == r.unshared
+        op3 = next(op for op in r.graph.operators
+                   if op.outputs == r.backward.forward_ops[3].outputs)
+        assert r.graph.tensors[op3.inputs[1]].is_variable != frozen
+        ex = Executor(r.graph, engine)
+        for i, x in enumerate(xs):
+            ex.invoke([x, np.array([i % 4], np.int32)])
+        if frozen:
+            for slot in (1, 2):
+                assert np.array_equal(ex.constants[op3.inputs[slot]], before[slot])
+        variables = list(dict.fromkeys(r.backward.variables)) + r.backward.momentum
+        finals.append([ex.variables[v] for v in variables])
+    assert len(finals[0]) == len(finals[1])
+    for i, (a, b) in enumerate(zip(*finals)):
+        assert a.tobytes() == b.tobytes(), i

@@ -48,8 +48,9 @@ def test_stream_continues_across_calls():
     assert np.array_equal(np.concatenate([a, b]), whole)
 
 
-def run_update(delta_values, rounding, seed=5, steps=1):
-    """Apply TT_UPDATE_BIAS with a gradient chosen so that the float update is `delta`."""
+def run_update(delta_values, rounding, seed=5, steps=1, engine="numpy"):
+    """Apply TT_UPDATE_BIAS with a gradient chosen so that the float update is `delta`, in
+    the numpy kernel or (engine "c") the C one."""
     from tflite_train.ir import Graph, Quantization, Tensor
     n = len(delta_values)
     g = Graph(tensors=[Tensor("b", (n,), "int32", Quantization(np.ones(n, np.float32),
@@ -61,9 +62,13 @@ def run_update(delta_values, rounding, seed=5, steps=1):
                               qas=True, rounding=rounding, seed=seed, decay_steps=0)
     b = np.zeros(n, np.int32)
     state = {}
+    update = ops.REGISTRY["TT_UPDATE_BIAS"].forward
+    if engine == "c":
+        from tflite_train.runtime.c_kernels import C_KERNELS
+        update = C_KERNELS["TT_UPDATE_BIAS"][0]
     for _ in range(steps):
-        ops.REGISTRY["TT_UPDATE_BIAS"].forward(
-            g, op, [b, -np.asarray(delta_values, np.float32), None, np.array([0])], state)
+        update(g, op, [b, -np.asarray(delta_values, np.float32), None, np.array([0], np.int32)],
+               state)
     return b
 
 
@@ -89,6 +94,32 @@ def test_stochastic_rounding_is_unbiased_and_nearest_loses_small_updates():
     assert abs(neg.mean() + 0.7) < se(0.3, 20000)
     # over many steps the stochastic sum tracks the float sum (40 draws of Bernoulli(0.05))
     assert abs(run_update(np.full(500, 0.05), 1, steps=40).mean() - 2.0) < se(0.05, 500, 40)
+
+
+def test_stochastic_rounding_adds_in_float32_as_the_c_kernel_does():
+    """floor(delta + u) with the sum rounded to float32 (tt_param_grad.c), not taken exactly:
+    updates of about 101 LSBs (float32 steps of 2^-17) made to land just beside an integer
+    once the stream's u is added, where the two differ, give the C kernel's integers."""
+    n = 2000
+    u, _ = training_ops.uniform(training_ops.seed_state(5), n)
+    delta = (101.0 - u.astype(np.float64)).astype(np.float32)
+    exact = np.floor(delta.astype(np.float64) + u.astype(np.float64))
+    got = run_update(delta, 1)
+    assert np.array_equal(got, run_update(delta, 1, engine="c"))
+    assert np.count_nonzero(got != exact) > n // 4       # the cases are there: 1,029 of 2,000
+
+
+def test_bias_steps_past_float32_integers_saturate_in_numpy_and_c():
+    """Steps of 2^23 LSBs and more (float32 holds only integers there: the C kernel adds them
+    without its rounding step, converting through int64) up to 1e12 (clamped to 2^33): the
+    int32 bias saturates at its limits, in numpy and in C, with either rounding."""
+    d = np.array([2.0**23, -(2.0**23) - 2, 2.0**24 + 2, 2.0**31 - 128, 3 * 2.0**30, 2.0**32,
+                  -(2.0**32), 1e12, -1e12], np.float32)
+    want = [2**23, -(2**23) - 2, 2**24 + 2, 2**31 - 128] + [2**31 - 1, 2**31 - 1, -2**31,
+                                                             2**31 - 1, -2**31]
+    for rounding in (0, 1):
+        assert run_update(d, rounding).tolist() == want
+        assert run_update(d, rounding, engine="c").tolist() == want
 
 
 def test_nearest_rounds_half_to_even():

@@ -1,6 +1,7 @@
 """The `augment` pipeline: inference model -> training model.
 
-load -> (new head) -> scheme -> autodiff -> trainable variables + TT_INIT -> metadata.
+load -> (new head) -> scheme -> unshare -> autodiff -> trainable variables + TT_INIT ->
+metadata.
 The result follows the training-model contract of DESIGN.md: inputs = original inputs +
 `label` (int32 [1]); outputs = original outputs + `loss` (float32 [1]); trained parameters
 are variable tensors with empty buffers that TT_INIT fills from constant copies on the first
@@ -8,9 +9,10 @@ Invoke; operator order is execution order.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -18,6 +20,7 @@ from . import autodiff, ops
 from . import scheme as schemes
 from .errors import ModelError, TTError
 from .ir import Graph, Operator, Quantization, Tensor
+from .memory import OFFLINE_KEY
 from .training_ops import GRAD_DTYPES, make_op
 
 METADATA_KEY = "tflite_train"
@@ -38,6 +41,36 @@ HEAD_LOGIT_RANGE = 16.0
 
 
 @dataclass
+class MemoryOptions:
+    """augment's memory passes (passes/), each on unless turned off."""
+    split_filters: bool = True      # only the trained input channels of a filter in SRAM
+    in_place: bool = True           # outputs over inputs where that lowers the arena's peak
+    flash_requant: bool = True      # TT_* forward ops where their flash requantization
+    target: str = "cortex-m7"       # lowers TFLM's persistent data (on this target)
+    stream: bool = True             # expansions computed row by row where that lowers the arena
+
+
+@dataclass
+class MemoryChoices:
+    """What the memory passes did, for the report and the metadata."""
+    split: list = field(default_factory=list)
+    in_place: list = field(default_factory=list)
+    flash_requant: list = field(default_factory=list)
+    streamed: list = field(default_factory=list)
+    pruned_bytes: int = 0
+
+    def record(self) -> dict:
+        return {
+            "split_filters": [{"layer": s.layer, "trained_channels": s.trained,
+                               "channels": s.channels} for s in self.split],
+            "in_place": [{"layer": c.layer, "kind": c.kind} for c in self.in_place],
+            "flash_requantization": [c.layer for c in self.flash_requant],
+            "streamed": [{"layer": c.layer, "window_bytes": c.window_bytes}
+                         for c in self.streamed],
+        }
+
+
+@dataclass
 class Augmented:
     graph: Graph
     scheme: schemes.Scheme
@@ -48,6 +81,8 @@ class Augmented:
     loss: int
     metadata: dict
     hyper: autodiff.Hyper | None = None     # as used: with the per-layer rates it chose
+    memory: MemoryChoices | None = None     # what the memory passes chose
+    unshared: list[dict] | None = None      # trained tensors given to each layer (unshare)
 
 
 def find_logits(graph: Graph) -> int:
@@ -138,6 +173,43 @@ def replace_head(graph: Graph, num_classes: int, seed: int) -> tuple[int, int]:
     return head, logits
 
 
+def unshare(graph: Graph, scheme: schemes.Scheme) -> list[dict]:
+    """Give each trained layer its own copy of a trained tensor other operators read too.
+
+    The converter stores equal constants once: two layers built with equal weights (the same
+    seeded initializer, zero biases) read one tensor. Trained as it is, that tensor would get
+    both layers' updates every step, and a layer the scheme leaves frozen would change too.
+    The user built separate layers, so each is trained on its own: the layers that train the
+    tensor get copies (the first keeps the original when nobody else reads it), the other
+    readers keep the constant. A copy costs its bytes twice (a variable and TT_INIT's
+    initial value), as two unshared tensors would have. Returns what was copied."""
+    readers: dict[int, int] = {}
+    for op in graph.operators:
+        for t in set(op.inputs):
+            readers[t] = readers.get(t, 0) + 1
+    trained: dict[int, list[tuple[int, int]]] = {}      # tensor -> (layer, input slot)
+    for k, u in sorted(scheme.layers.items()):
+        inputs = graph.operators[k].inputs
+        for slot, on in ((1, u.weight_channels > 0), (2, u.bias)):
+            if on and slot < len(inputs) and inputs[slot] >= 0:
+                trained.setdefault(inputs[slot], []).append((k, slot))
+    record = []
+    for t, users in trained.items():
+        if readers[t] == 1:
+            continue
+        src = graph.tensors[t]
+        moved = users[1:] if readers[t] == len(users) else users
+        copies = []
+        for n, (k, slot) in enumerate(moved, 1):
+            c = graph.add_tensor(replace(src, name=f"{src.name}/copy{n}",
+                                         quant=copy.deepcopy(src.quant), data=src.data.copy()))
+            graph.operators[k].inputs[slot] = c
+            copies.append({"name": graph.tensors[c].name,
+                           "layer": graph.tensors[graph.operators[k].outputs[0]].name})
+        record.append({"tensor": src.name, "readers": readers[t], "copies": copies})
+    return record
+
+
 def _make_variables(graph: Graph, params: list[int], momentum: list[int]) -> Operator:
     """Trainable tensors become variables with empty buffers; TT_INIT copies their
     initial values from new constant tensors."""
@@ -158,12 +230,17 @@ def _make_variables(graph: Graph, params: list[int], momentum: list[int]) -> Ope
 
 def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | None = None,
             hyper: autodiff.Hyper | None = None, fuse: bool = True,
-            reorder: bool = True, lr_rule: dict | None = None) -> Augmented:
+            reorder: bool = True, lr_rule: dict | None = None,
+            memory: MemoryOptions | None = None) -> Augmented:
     """`fuse`: compute weight and bias gradients inside their update ops (in-place update,
     the default); False keeps them as tensors, which the gradient checks read.
     `reorder`: keep schedule.greedy's operator order when its arena plan is smaller.
     Without hyper.lr (and layer_lrs), each layer's rates are derived from the model
-    (lr.model_rates). `lr_rule`: how the layer_lrs were chosen, for the metadata."""
+    (lr.model_rates). `lr_rule`: how the layer_lrs were chosen, for the metadata.
+    `memory`: which of the memory passes run (passes/: filters split into trained and frozen
+    parts, in-place operators, requantization in flash, expansions computed row by row); they
+    change where bytes live, not what is computed."""
+    memory = MemoryOptions() if memory is None else memory
     hyper = hyper or autodiff.Hyper()
     _check_hyper(hyper)
     if METADATA_KEY in graph.metadata:
@@ -174,6 +251,7 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
     elif lr_rule is None:
         lr_rule = ({"rule": "given", "lr": hyper.lr, "bias_lr": hyper.effective_bias_lr}
                    if hyper.layer_lrs is None else {"rule": "given per layer"})
+    n_original = len(graph.tensors)
     head = None
     if num_classes is not None:
         head, logits = replace_head(graph, num_classes, hyper.seed)
@@ -185,9 +263,19 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         scheme.layers[head] = schemes.LayerUpdate(head, bias=True, weight_channels=depth)
     if not scheme.layers:
         raise TTError(f"scheme {scheme_spec!r} trains nothing")
+    unshared = unshare(graph, scheme)
     label = graph.add_tensor(Tensor("label", (1,), "int32"))
     loss = graph.add_tensor(Tensor("loss", (1,), "float32"))
     bwd = autodiff.build(graph, scheme, hyper, logits, label, loss, fuse=fuse)
+    filter_channels = {k: graph.tensors[bwd.forward_ops[k].inputs[1]].shape[-1]
+                       for k, u in bwd.trained.items() if u.weight_channels}
+    graph.metadata.pop(OFFLINE_KEY, None)        # the inference model's plan, if any
+    choices = MemoryChoices()
+    # TFLM's split-filter input gradients (TT_*_SPLIT_INPUT_GRAD) take float32 gradients
+    # only so far: with int8 ones the filters stay whole in TFLM (codegen still splits them)
+    if memory.split_filters and hyper.grad != "int8":
+        from .passes.split_filters import split_filters
+        choices.split = split_filters(graph, bwd.variables)
     init = _make_variables(graph, bwd.variables, bwd.momentum)
     graph.operators.insert(0, init)
     order_name = "autodiff"
@@ -198,6 +286,25 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         choose_passes(graph)
     graph.inputs = graph.inputs + [label]
     graph.outputs = graph.outputs + [loss]
+    gone: list[int] = []
+    if memory.stream:
+        from .passes.stream import stream
+        choices.streamed, gone = stream(graph)
+    if memory.in_place:
+        from .passes.inplace import in_place
+        choices.in_place = in_place(graph)
+    if memory.flash_requant:
+        from .passes.forward_ops import to_tt_ops
+        choices.flash_requant = to_tt_ops(graph, memory.target)
+    logits, label, loss = _prune(graph, bwd, choices, n_original, set(gone), logits, label,
+                                 loss)
+    from . import alias_plan
+    if alias_plan.aliases(graph):
+        table = alias_plan.plan(graph)[0]
+        unsafe = alias_plan.problems(graph, table)
+        if unsafe:
+            raise AssertionError(f"internal: an unsafe in-place plan: {unsafe[0]}")
+        graph.metadata[OFFLINE_KEY] = alias_plan.metadata(table)
     meta = {
         "format": "tflite-train training model", "version": FORMAT_VERSION,
         "scheme": scheme.name, "num_classes": num_classes,
@@ -211,21 +318,43 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         "logits": graph.tensors[logits].name,
         "trained": [{"layer": _layer_name(graph, bwd, k), "bias": u.bias,
                      "weight_channels": u.weight_channels,
+                     "filter_channels": filter_channels.get(k),
                      "lr": hyper.rates(k)[0] if u.weight_channels else None,
                      "bias_lr": hyper.rates(k)[1] if u.bias else None}
                     for k, u in sorted(bwd.trained.items())],
         "variables": [graph.tensors[v].name for v in dict.fromkeys(bwd.variables)],
+        "memory": choices.record(),
+        "unshared": unshared,
     }
     graph.metadata[METADATA_KEY] = json.dumps(meta).encode()
-    return Augmented(graph, scheme, bwd, head, logits, label, loss, meta, hyper)
+    return Augmented(graph, scheme, bwd, head, logits, label, loss, meta, hyper, choices,
+                     unshared)
+
+
+def _prune(graph: Graph, bwd: autodiff.BackwardGraph, choices: MemoryChoices,
+           n_original: int, gone: set[int], *tensors: int) -> list[int]:
+    """Drop the tensors nothing uses any more (passes/prune.py), renumbering the record of
+    what autodiff built along with the graph; returns `tensors` renumbered. The bytes
+    reported are the input model's constants dropped (its replaced classifier)."""
+    from .passes.prune import prune_tensors
+    record = bwd.forward_ops + bwd.save_ops + bwd.backward_ops + \
+        ([bwd.loss_op] if bwd.loss_op is not None else [])
+    original = graph.tensors[:n_original]
+    new = prune_tensors(graph, record, drop=gone)
+    bwd.variables = [new[t] for t in bwd.variables]
+    bwd.momentum = [new[t] for t in bwd.momentum]
+    bwd.grads = {new[a]: new[b] for a, b in bwd.grads.items()}
+    bwd.param_grads = {new[a]: new[b] for a, b in bwd.param_grads.items()}
+    bwd.grad_scales = {new[a]: new[b] for a, b in bwd.grad_scales.items()}
+    choices.pruned_bytes = sum(t.nbytes for i, t in enumerate(original)
+                               if i not in new and t.data is not None)
+    return [new[t] for t in tensors]
 
 
 def default_rates(graph: Graph, scheme_spec: str, num_classes: int | None,
                   hyper: autodiff.Hyper) -> tuple[autodiff.Hyper, dict]:
     """Hyper with the model-derived per-layer rates (lr.py), and their record. An explicit
     bias lr replaces every bias's rate."""
-    from dataclasses import replace
-
     from . import lr as lr_rule
     rates = lr_rule.model_rates(graph, scheme_spec, num_classes, hyper.seed)
     layer_lrs = {k: (r.weight, hyper.bias_lr if hyper.bias_lr is not None else r.bias)

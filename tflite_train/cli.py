@@ -124,30 +124,43 @@ def cmd_import(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from . import memory, ops
+    from . import alias_plan, memory, ops, tflm_memory
     graph, data = _load(args.model)
     ops.validate(graph)
     p = memory.plan(graph)
-    persistent = memory.tflm_persistent_bytes(graph, data, p.training)
+    target = tflm_memory.account(graph, len(data), args.target)
     kinds = [op.kind for op in graph.operators]
     buffers = memory.tflm_buffers(graph)
-    offsets, offline_bytes, order = memory.offline_plan(buffers)
+    if alias_plan.aliases(graph):
+        table, offline_bytes, order = alias_plan.plan(graph)
+    else:
+        offsets, offline_bytes, order = memory.offline_plan(buffers)
     if args.write_offline:
         out = Path(args.write_offline)
         if out.resolve() == Path(args.model).resolve():
             raise TTError("the output would overwrite the input model; choose another path")
         from .tflite_io import save
-        graph.metadata[memory.OFFLINE_KEY] = memory.offline_metadata(graph, buffers, offsets)
+        graph.metadata[memory.OFFLINE_KEY] = (
+            alias_plan.metadata(table) if alias_plan.aliases(graph)
+            else memory.offline_metadata(graph, buffers, offsets))
         save(graph, out)
-    info = {"model": args.model, "training": p.training,
+    wheel_tail = memory.tflm_persistent_bytes(graph, data, p.training) \
+        if args.target.startswith("wheel") else None
+    info = {"model": args.model, "training": p.training, "target": args.target,
             "offline_plan_bytes": offline_bytes, "offline_plan_order": order,
-            "arena_bytes": p.arena_bytes, "peak_op": p.peak_op, "peak_op_kind": kinds[p.peak_op]
-            if kinds else None, "arena_at_peak": p.peak_parts,
-            "trainable_bytes": p.trainable_bytes, "optimizer_bytes": p.optimizer_bytes,
-            "persistent_bytes": persistent,
-            "total_bytes": p.total_bytes + (persistent or 0),
+            "arena_bytes": target["arena"], "offline_plan_used": target["offline_plan"],
+            "in_place_ops": target["in_place_ops"], "aliased_ops": target["aliased"],
+            "peak_op": p.peak_op, "peak_op_kind": kinds[p.peak_op] if kinds else None,
+            "arena_at_peak": p.peak_parts,
+            "trainable_bytes": target["trained"], "optimizer_bytes": target["optimizer"],
+            "persistent_bytes": target["persistent"],
+            "persistent_parts": target["persistent_parts"],
+            "total_bytes": target["sram_total"], "flash": target["flash"],
+            "budgets": target["budgets"],
             "timeline": [{"op": k, "kind": kinds[k], **t} for k, t in enumerate(p.timeline)],
             "codegen": _codegen_plan(graph, data) if p.training else None}
+    if wheel_tail is not None:
+        info["wheel_measured_persistent_bytes"] = wheel_tail
     if args.plot:
         from .plot import memory_chart
         what = "training" if p.training else "inference"
@@ -156,24 +169,49 @@ def cmd_plan(args) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
+    _print_plan(args, info, p, kinds)
+    return 0
+
+
+def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
+    from . import memory
     kb = lambda n: f"{n / 1024:8.1f} KB"                      # noqa: E731
+    where = {"cortex-m7": "TFLM on the Cortex-M7 (32-bit structs, TFLM 90b983c2b)",
+             "wheel-x86_64": "the pinned tflite-micro wheel on this host (64-bit)"}[args.target]
     print(f"{args.model}: {'training' if p.training else 'inference'} model, "
-          f"{len(kinds)} operators")
-    print(f"peak SRAM            {kb(info['total_bytes'])}  (sum of the parts below)")
-    print(f"  arena (planned)    {kb(p.arena_bytes)}  TFLM greedy plan, file order; live at "
-          f"the peak, operator {p.peak_op} ({kinds[p.peak_op]}):")
-    for c in memory.CATEGORIES:
-        print(f"    {c:<17}{kb(p.peak_parts.get(c, 0))}")
-    print(f"  trainable params   {kb(p.trainable_bytes)}  variables (SRAM copies)")
-    print(f"  optimizer state    {kb(p.optimizer_bytes)}  momentum buffers")
-    if persistent is not None:
-        print(f"  persistent data    {kb(persistent)}  op data, tensor structs (TFLM, measured "
-              f"on the 64-bit host)")
+          f"{len(kinds)} operators; {where}")
+    budget = info["budgets"]
+    print(f"SRAM                 {kb(info['total_bytes'])}  (sum of the parts below; budget "
+          f"{kb(budget['sram']).strip()})")
+    if info["offline_plan_used"]:
+        how = (f"our offline plan in the model, {info['aliased_ops']} output(s) over their "
+               "input, proved safe")
     else:
-        print("  persistent data         n/a  (TFLM could not allocate this model)")
+        how = "TFLM's greedy plan of the file's order" + (
+            f" ({info['in_place_ops']} in-place op(s) run apart: no offline plan)"
+            if info["in_place_ops"] else "")
+    print(f"  arena              {kb(info['arena_bytes'])}  {how}")
+    if not info["offline_plan_used"]:
+        print(f"    live at the peak, operator {p.peak_op} ({kinds[p.peak_op]}):")
+        for c in memory.CATEGORIES:
+            print(f"      {c:<17}{kb(p.peak_parts.get(c, 0))}")
+    print(f"  TFLM persistent    {kb(info['persistent_bytes'])}  modelled (tflm_memory.py):")
+    for part, n in info["persistent_parts"].items():
+        print(f"      {part:<17}{kb(n)}")
+    if "wheel_measured_persistent_bytes" in info:
+        m = info["wheel_measured_persistent_bytes"]
+        print(f"      (measured in the wheel: {'n/a' if m is None else f'{m:,} bytes'})")
+    print(f"  trained params     {kb(info['trainable_bytes'])}  variables")
+    print(f"  optimizer state    {kb(info['optimizer_bytes'])}  momentum buffers")
+    f = info["flash"]
+    print(f"flash                {kb(f['total'])}  (budget {kb(budget['flash']).strip()})")
+    print(f"  training model     {kb(f['model'])}  the .tflite")
+    print(f"  TFLM + our code    {kb(f['tflm_code'])}  reference kernels, our glue and kernels "
+          "(measured once on the Cortex-M7 rig before the TT_* forward ops; tflm_memory.py)")
     lower = max(sum(t.values()) for t in p.timeline) if p.timeline else 0
-    print(f"offline plan         {kb(offline_bytes)}  ({order}; the live peak, a lower bound "
-          f"for any plan without in-place ops, is {kb(lower).strip()})")
+    print(f"offline plan         {kb(info['offline_plan_bytes'])}  "
+          f"({info['offline_plan_order']}; the live peak without in-place operators is "
+          f"{kb(lower).strip()})")
     cg = info["codegen"]
     if cg is not None and "error" in cg:
         print(f"generated program    n/a ({cg['error']})")
@@ -193,7 +231,6 @@ def cmd_plan(args) -> int:
                   + "".join(f"{row[c]:>12,}" for c in memory.CATEGORIES))
     if args.plot:
         print(f"wrote {args.plot}")
-    return 0
 
 
 def _codegen_plan(graph, data: bytes) -> dict:
@@ -308,8 +345,11 @@ def cmd_augment(args) -> int:
     if auto:
         test = _lr_auto(args, copy.deepcopy(graph), hyper)
         hyper, lr_record = replace(hyper, layer_lrs=test.layer_lrs), test.record
+    from .augment import MemoryOptions
+    memory = MemoryOptions(split_filters=not args.no_split_filters, in_place=not args.no_in_place,
+                           flash_requant=not args.keep_builtins, stream=not args.no_stream)
     result = augment(graph, args.scheme, args.num_classes, hyper, fuse=not args.no_fuse,
-                     lr_rule=lr_record)
+                     lr_rule=lr_record, memory=memory)
     hyper = result.hyper
     g = result.graph
     print(f"{args.model} -> {out}")
@@ -324,6 +364,7 @@ def cmd_augment(args) -> int:
     print(f"  {'op':>4}  {'kind':<18} {'layer (output tensor)':<44} {'weights':>16} {'bias':>5} "
           f"{'params':>8} {'lr':>9} {'bias lr':>9}")
     total_w = total_b = 0
+    filter_channels = {r["layer"]: r["filter_channels"] for r in result.metadata["trained"]}
     for k, upd in sorted(result.backward.trained.items()):
         op = result.backward.forward_ops[k]
         w = g.tensors[op.inputs[1]]
@@ -333,7 +374,8 @@ def cmd_augment(args) -> int:
         n_b = g.tensors[op.inputs[2]].size if upd.bias else 0
         total_w, total_b = total_w + n_w, total_b + n_b
         name = "new head" if k == result.head else g.tensors[op.outputs[0]].name
-        chans = (f"{upd.weight_channels}/{w.shape[-1]} ch" if upd.weight_channels else "-")
+        chans = (f"{upd.weight_channels}/{filter_channels[g.tensors[op.outputs[0]].name]} ch"
+                 if upd.weight_channels else "-")
         lr_w, lr_b = hyper.rates(k)
         print(f"  {k:>4}  {op.kind:<18} {_short(name, 44):<44} {chans:>16} "
               f"{'yes' if upd.bias else '-':>5} {n_w + n_b:>8,} "
@@ -341,6 +383,10 @@ def cmd_augment(args) -> int:
               f"{f'{lr_b:.3g}' if upd.bias else '-':>9}")
     parts = training_parts(g)
     print(f"trained parameters: {total_w + total_b:,} ({total_w:,} weights, {total_b:,} biases)")
+    for u in result.unshared:
+        n = len(u["copies"])
+        print(f"shared tensor {_short(u['tensor'], 44)} (read by {u['readers']} operators): "
+              f"{n} {'copy' if n == 1 else 'copies'}, so that each layer training it has its own")
     print(f"saved activations: {parts.saved_bytes:,} bytes in {len(parts.saved)} tensors "
           f"({parts.mask_bytes:,} bytes of 1-bit masks)")
     counts = Counter(op.kind for op in result.backward.backward_ops)
@@ -348,9 +394,49 @@ def cmd_augment(args) -> int:
           f"{len(result.backward.save_ops)} save ops")
     for kind, n in sorted(counts.items()):
         print(f"  {n:>4} x {kind}")
+    _print_memory_choices(result)
     save(g, out)
     print(f"wrote {out} ({out.stat().st_size:,} bytes, {len(g.operators)} operators)")
     return 0
+
+
+def _print_memory_choices(result) -> None:
+    """What augment's memory passes chose (passes/), and what each saved."""
+    m = result.memory
+    kb = lambda n: f"{n / 1024:.1f} KB"                      # noqa: E731
+    print("memory (TFLM on the Cortex-M7; `tflite-train plan` for the whole account):")
+    if m.split:
+        print(f"  trained input channels only in SRAM, the rest in flash: {len(m.split)} "
+              f"layer(s), {kb(sum(s.sram_saved for s in m.split))} less SRAM "
+              "(--no-split-filters: whole filters)")
+        for s in m.split:
+            print(f"    {_short(s.layer, 56):<56} {s.trained}/{s.channels} input channels")
+    else:
+        print("  no filter trains only some of its input channels: nothing to split")
+    if m.streamed:
+        print(f"  expansions computed row by row (pointwise + strided depthwise as one op): "
+              f"{len(m.streamed)}, arena peak {kb(sum(c.arena_saved for c in m.streamed))} "
+              "lower (--no-stream: none)")
+        for c in m.streamed:
+            print(f"    {_short(c.layer, 56):<56} {kb(c.expansion_bytes)} -> "
+                  f"{kb(c.window_bytes)} window")
+    else:
+        print("  no expansion computed row by row lowers the arena's peak: none")
+    if m.in_place:
+        print(f"  outputs written over inputs: {len(m.in_place)} operator(s), arena peak "
+              f"{kb(sum(c.arena_saved for c in m.in_place))} lower (--no-in-place: none)")
+        for c in m.in_place:
+            print(f"    {_short(c.layer, 56):<56} {c.kind}")
+    else:
+        print("  no in-place operator lowers the arena's peak: none used")
+    if m.flash_requant:
+        print(f"  requantization in flash (our forward ops): {len(m.flash_requant)} layer(s), "
+              f"{kb(sum(c.sram_saved for c in m.flash_requant))} less SRAM, "
+              f"{kb(sum(c.flash_added for c in m.flash_requant))} more flash "
+              "(--keep-builtins: TFLM's kernels)")
+    if m.pruned_bytes:
+        print(f"  unused constants dropped (the replaced classifier): {kb(m.pruned_bytes)} "
+              "less flash")
 
 
 def _describe_rates(meta: dict) -> str:
@@ -573,6 +659,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--write-offline", metavar="OUT.tflite",
                    help="write a copy of the model with our offline arena plan embedded as "
                         "OfflineMemoryAllocation metadata (TFLM then uses it)")
+    s.add_argument("--target", choices=["cortex-m7", "wheel-x86_64"], default="cortex-m7",
+                   help="whose TFLM: a 32-bit Cortex-M7 build (default), or the pinned "
+                        "64-bit wheel our tools run (then also measured)")
     s.set_defaults(func=cmd_plan)
 
     s = sub.add_parser("compare", help="update schemes side by side: trained parameters, "
@@ -640,6 +729,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-fuse", action="store_true",
                    help="keep weight and bias gradients as whole tensors instead of computing "
                         "them inside the in-place update ops (a larger peak)")
+    s.add_argument("--no-split-filters", action="store_true",
+                   help="keep a partially trained filter whole in SRAM (default: only its "
+                        "trained input channels are a variable, the rest stays in flash)")
+    s.add_argument("--no-in-place", action="store_true",
+                   help="never write an output over its input (default: depthwise and 1x1 "
+                        "convolutions do, where that lowers the arena's peak)")
+    s.add_argument("--no-stream", action="store_true",
+                   help="never compute a 1x1 expansion row by row inside the strided "
+                        "depthwise layer that reads it (default: where that lowers the "
+                        "arena's peak)")
+    s.add_argument("--keep-builtins", action="store_true",
+                   help="leave CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED as TFLM builtins "
+                        "unless a split filter or an in-place output needs our op (default: "
+                        "our ops, with requantization in flash, where that lowers TFLM's "
+                        "persistent SRAM)")
     s.set_defaults(func=cmd_augment)
 
     s = sub.add_parser("train", help="train a training model on the host, batch 1, exactly "

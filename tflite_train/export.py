@@ -59,6 +59,7 @@ def export(graph: Graph, parameters: dict[int, np.ndarray], record: dict) -> Gra
     missing = [graph.tensors[i].name for i in trained if i not in parameters]
     if missing:
         raise TTError(f"the state has no values for trained tensor {missing[0]!r}")
+    graph = _builtin_forward(graph, parameters)
     forward = [op for op in graph.operators if op.opcode != "CUSTOM"]
     inputs, outputs = graph.inputs[:-1], graph.outputs[:-1]
     produced = {t for op in forward for t in op.outputs} | set(inputs)
@@ -100,6 +101,34 @@ def export(graph: Graph, parameters: dict[int, np.ndarray], record: dict) -> Gra
                 description=graph.description, metadata=metadata, version=graph.version)
     ops.validate(out)
     return out
+
+
+def _builtin_forward(graph: Graph, parameters: dict[int, np.ndarray]) -> Graph:
+    """The graph with each TT_* forward op (augment's memory passes) replaced by the builtin
+    it stands for; a filter in two parts becomes one constant: the trained part's values
+    (`parameters`) joined with the frozen rest."""
+    from .ops import tt_forward, tt_stream
+    tensors, operators = list(graph.tensors), list(graph.operators)
+    for k, op in enumerate(operators):
+        if op.kind == tt_stream.KIND:
+            operators[k] = tt_stream.to_builtins(replace(graph, tensors=tensors), op)
+            continue
+        if op.kind not in tt_forward.FORWARD:
+            continue
+        pos = tt_forward.positions(op.kind)
+        part = op.inputs[pos["filter"]]
+        rest = op.inputs[pos["rest"]] if pos["rest"] is not None else -1
+        w = part
+        if rest >= 0:
+            p = tensors[part]
+            value = parameters[part] if p.is_variable else p.data
+            tensors.append(replace(p, shape=p.shape[:-1] + (p.shape[-1] + tensors[rest].shape[-1],),
+                                   data=np.concatenate([value, tensors[rest].data], axis=-1),
+                                   is_variable=False))
+            w = len(tensors) - 1
+        operators[k] = tt_forward.to_builtin(replace(graph, tensors=tensors), op, w)
+    operators = [new for op in operators for new in (op if isinstance(op, list) else [op])]
+    return replace(graph, tensors=tensors, operators=operators)
 
 
 def exports(graph: Graph) -> list[dict]:

@@ -30,7 +30,9 @@ def updates(graph: Graph):
 
 class FloatTrainer:
     def __init__(self, graph: Graph):
+        from .passes.builtins import joined
         tf = _tf()
+        graph = joined(graph)             # builtins, whole filters (augment's memory passes)
         self.graph = graph
         init = next(op for op in graph.operators if op.kind == "TT_INIT")
         initial = {var: graph.tensors[c].data for c, var in zip(init.inputs[0::2],

@@ -85,14 +85,14 @@ def probe(graph: Graph, scheme_spec: str, num_classes: int | None, seed: int,
     """Real-valued norms of each trained layer's parameters and gradients at the initial
     point: forward op index -> {"w": |W|, "gw": rms |G_W|, "b": |b|, "gb": rms |G_b|} (only
     the trained ones), and the new head's op index. Runs on a copy: `graph` is untouched."""
-    from .augment import augment
+    from .augment import MemoryOptions, augment
     from .autodiff import Hyper
     from .runtime.numpy_exec import Executor
     from .tf_float import dequantize
     g = copy.deepcopy(graph)
     # any explicit lr: the update ops are dropped below
     result = augment(g, scheme_spec, num_classes, Hyper(lr=1.0, seed=seed), fuse=False,
-                     reorder=False)
+                     reorder=False, memory=MemoryOptions(False, False, False))
     tg = result.graph
     # gradients only: the update ops are dropped, so every sample sees the initial point
     tg.operators = [op for op in tg.operators

@@ -66,6 +66,13 @@ INPUT_GRADS = ("TT_CONV2D_INPUT_GRAD", "TT_DEPTHWISE_CONV2D_INPUT_GRAD",
 def scratch_requests(graph: Graph, k: int) -> list[int]:
     """Bytes of the scratch buffers TFLM's reference kernel for operator k requests."""
     op = graph.operators[k]
+    if op.kind in ("TT_CONV2D", "TT_DEPTHWISE_CONV2D"):
+        from .ops.tt_forward import scratch_bytes
+        n = scratch_bytes(graph, op)
+        return [n] if n else []
+    if op.kind == "TT_POINTWISE_DEPTHWISE":
+        from .ops.tt_stream import window_bytes
+        return [window_bytes(graph, op)]
     if op.kind in FUSED_UPDATE_SCRATCH:
         return [4 * FUSED_UPDATE_SCRATCH[op.kind](graph, op)]
     if op.kind in INPUT_GRADS and _options(op).get("passes") == 1:
@@ -134,9 +141,11 @@ def greedy_plan(buffers: list[Buffer]) -> tuple[list[int], int]:
     return place(buffers, sorted(range(len(buffers)), key=lambda i: (-buffers[i].aligned, -i)))
 
 
-def place(buffers: list[Buffer], order: list[int]) -> tuple[list[int], int]:
+def place(buffers: list[Buffer], order: list[int],
+          fixed: dict[int, int] | None = None) -> tuple[list[int], int]:
     """First-fit placement in `order`: each buffer goes to the lowest offset that does not
-    overlap, in space, any already placed buffer alive at the same time (TFLM's rule)."""
+    overlap, in space, any already placed buffer alive at the same time (TFLM's rule).
+    `fixed`: buffers with an offline offset, which TFLM takes as given."""
     n = len(buffers)
     if n == 0:
         return [], 0
@@ -145,13 +154,15 @@ def place(buffers: list[Buffer], order: list[int]) -> tuple[list[int], int]:
     for i in order:
         b = buffers[i]
         candidate = 0
-        for off, j in placed:
+        for off, j in ([] if fixed and i in fixed else placed):
             o = buffers[j]
             if o.first > b.last or b.first > o.last:
                 continue                        # not alive at the same time
             if off - candidate >= b.aligned:
                 break                           # fits in the gap before this one
             candidate = max(candidate, off + o.aligned)
+        if fixed and i in fixed:
+            candidate = fixed[i]
         offsets[i] = candidate
         # insert after every entry with offset <= candidate (TFLM's list order)
         pos = 0

@@ -31,6 +31,12 @@ def spec(name: str) -> dict:
         raise ModelError(f"{name} is not a TT_* op of the schema") from None
 
 
+def is_forward(kind: str) -> bool:
+    """A TT_* forward op (schema "forward"): runs whatever the label, takes no label input."""
+    op = schema()["ops"].get(kind)
+    return bool(op and op.get("forward"))
+
+
 GRAD_DTYPES = ("float32", "int8")
 
 

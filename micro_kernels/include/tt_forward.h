@@ -84,6 +84,21 @@ void tt_conv2d_split_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                         const int8_t *filter_lo, int32_t k, const int8_t *filter_hi,
                         const int32_t *bias, const tt_fwd_dims *output_dims, int8_t *output);
 
+/* tt_conv2d_split_s8 of a 1x1 filter at stride 1 without padding (output [n, h, w, co] of
+ * input [n, h, w, ci]) whose output may overlap its input: `input` may start at `output`
+ * when co <= ci, and must start at least n*h*w*(co - ci) bytes after it when co > ci (the
+ * input at the end of the output's bytes); or the two may not overlap at all. Rows of w
+ * pixels are computed one at a time into `scratch` (w * co bytes) and copied over input
+ * rows already read. Bit-identical to tt_conv2d_split_s8. Returns TT_FWD_UNSUPPORTED,
+ * touching nothing, for another filter, window or placement. */
+int32_t tt_conv2d_split_inplace_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                                   const int32_t *shift, const tt_fwd_dims *input_dims,
+                                   const int8_t *input, const tt_fwd_dims *filter_dims,
+                                   const int8_t *filter_lo, int32_t k,
+                                   const int8_t *filter_hi, const int32_t *bias,
+                                   const tt_fwd_dims *output_dims, int8_t *output,
+                                   int8_t *scratch);
+
 /* DEPTHWISE_CONV_2D (TFLM reference DepthwiseConvPerChannel), any depth multiplier
  * m = output c / input c and dilation. input [n, h, w, c]; filter [1, kh, kw, c * m];
  * bias [c * m] or NULL; multiplier/shift [c * m]; output [n, oh, ow, c * m], not overlapping

@@ -15,11 +15,19 @@
 
 namespace tflite_train {
 
-/* The TT_* custom ops of schema/training_ops.json, all of them. */
-constexpr int kNumTrainingOps = 26;
+namespace tflm {
+/* tt_tflm_forward_ops.cc: the forward ops (TT_CONV2D, ...) and the input gradients of a
+ * filter in two parts, registered with the rest by AddTrainingOps. */
+constexpr int kNumForwardOps = 6;
+const char *ForwardOpName(int i);
+const Registration *ForwardOpRegistration(int i);
+}  // namespace tflm
 
-/* Name (e.g. "TT_CONV2D_INPUT_GRAD") and registration of training op i, 0 <= i < 26;
- * NULL outside that range. Both live for the whole program. */
+/* The TT_* custom ops of schema/training_ops.json, all of them. */
+constexpr int kNumTrainingOps = 32;
+
+/* Name (e.g. "TT_CONV2D_INPUT_GRAD") and registration of training op i,
+ * 0 <= i < kNumTrainingOps; NULL outside that range. Both live for the whole program. */
 const char *TrainingOpName(int i);
 const tflm::Registration *TrainingOpRegistration(int i);
 

@@ -1467,7 +1467,10 @@ struct Entry {
   TFLMRegistration registration;
 };
 
-constexpr Entry kOps[kNumTrainingOps] = {
+/* the gradient, loss, update and plumbing ops; tt_tflm_forward_ops.cc has the rest */
+constexpr int kNumGlueOps = kNumTrainingOps - kNumForwardOps;
+
+constexpr Entry kOps[kNumGlueOps] = {
     {"TT_INIT", Op(InitInit, InitPrepare, InitInvoke, InitReset)},
     {"TT_SAVE_MASK", Op(IntsInit<kMaskKeys, 2>, SaveMaskPrepare, SaveMaskInvoke)},
     {"TT_SAVE_SLICE", Op(IntsInit<kSliceKeys, 1>, SlicePrepare, SliceInvoke)},
@@ -1521,11 +1524,13 @@ void ReportTrainedTensorsTo(TrainedTensors *sink) { tflm::g_trained_sink = sink;
 void ReportUpdateStatesTo(UpdateOpStates *sink) { tflm::g_update_sink = sink; }
 
 const char *TrainingOpName(int i) {
-  return i >= 0 && i < kNumTrainingOps ? tflm::kOps[i].name : nullptr;
+  if (i >= tflm::kNumGlueOps) return tflm::ForwardOpName(i - tflm::kNumGlueOps);
+  return i >= 0 ? tflm::kOps[i].name : nullptr;
 }
 
 const tflm::Registration *TrainingOpRegistration(int i) {
-  return i >= 0 && i < kNumTrainingOps ? &tflm::kOps[i].registration : nullptr;
+  if (i >= tflm::kNumGlueOps) return tflm::ForwardOpRegistration(i - tflm::kNumGlueOps);
+  return i >= 0 ? &tflm::kOps[i].registration : nullptr;
 }
 
 }  // namespace tflite_train

@@ -413,7 +413,9 @@ def build(graph: Graph, model: bytes) -> Program:
     """Decides everything about the generated program; CodegenError when the graph has
     something no kernel runs."""
     sample, label, scores, loss = _check_interface(graph)
-    graph = hoist_bias_updates(graph)
+    # augment's TFLM memory passes undone (same tensors): codegen plans memory its own way
+    from ..passes.builtins import joined
+    graph = hoist_bias_updates(joined(graph))
     init = next((op for op in graph.operators if op.kind == "TT_INIT"), None)
     if init is None:
         raise ModelError("training model without a TT_INIT op: nothing is trained")

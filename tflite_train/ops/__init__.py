@@ -153,3 +153,5 @@ def real_weights(w: np.ndarray, quant, axis: int) -> np.ndarray:
 # Importing the modules fills REGISTRY.
 from . import conv, fully_connected, add, pad, pool, mean, shape, softmax, quantize  # noqa: E402,F401
 from . import training  # noqa: E402,F401
+from . import tt_forward  # noqa: E402,F401
+from . import tt_stream  # noqa: E402,F401

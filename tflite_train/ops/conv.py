@@ -42,11 +42,17 @@ def _acc(graph: Graph, op: Operator, inputs) -> tuple[np.ndarray, int]:
     y_t = graph.tensors[op.outputs[0]]
     x, w = inputs[0], inputs[1]
     bias = inputs[2] if len(inputs) > 2 else None
-    # Out-of-image taps add nothing: padding with 0 after subtracting the zero point.
-    xs = x.astype(np.float64) - x_t.quant.zp
     geo = geometry(op, x.shape, w.shape[1:3], y_t.shape)
+    return accumulate(x, x_t.quant.zp, w, bias, geo, op.kind == "DEPTHWISE_CONV_2D"), y_t.shape[3]
+
+
+def accumulate(x, x_zp: int, w, bias, geo, depthwise: bool) -> np.ndarray:
+    """int64 accumulators [N, OH, OW, Co] of a convolution with window `geo` (kernel,
+    stride, dilation, pads, out), bias included."""
+    # Out-of-image taps add nothing: padding with 0 after subtracting the zero point.
+    xs = x.astype(np.float64) - x_zp
     win = windows(xs, *geo, fill=0.0)                          # [N,OH,OW,KH,KW,C]
-    if op.kind == "CONV_2D":
+    if not depthwise:
         acc = np.tensordot(win, w.astype(np.float64), axes=([3, 4, 5], [1, 2, 3]))
     else:
         c_in = x.shape[3]
@@ -57,7 +63,7 @@ def _acc(graph: Graph, op: Operator, inputs) -> tuple[np.ndarray, int]:
     acc = exact_int(acc)
     if bias is not None:
         acc = acc + bias.astype(np.int64)
-    return acc, y_t.shape[3]
+    return acc
 
 
 def forward(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:

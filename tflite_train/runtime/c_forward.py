@@ -22,10 +22,11 @@ import numpy as np
 from .. import fixedpoint as fp
 from ..errors import TTError
 from ..ir import Graph, Operator
-from ..ops import add, fully_connected, mean, pad, pool, shape, softmax
+from ..ops import add, fully_connected, mean, pad, pool, shape, softmax, tt_forward
 from ..ops import fused_activation
 from ..ops.requant import conv_multipliers, rescale_multiplier
 from ..ops.window import geometry
+from ..training_ops import options_of
 from . import kernel_calls as K
 from .build import MICRO_KERNELS, micro_kernels_library
 from .kernel_calls import In, KernelCall, Out, Scratch
@@ -79,7 +80,11 @@ def _pointer(a):
 
 def call(name: str, *args):
     """tt_`name`(*args): numpy arrays and structs are passed by address, scalars as the
-    header declares them. Arrays must be C-contiguous and of the kernel's element type."""
+    header declares them. Arrays must be C-contiguous and of the kernel's element type.
+    Functions of the other kernel headers (tt_stream.h, ...) go through kernel_calls, which
+    declares them all."""
+    if name not in FUNCTIONS:
+        return K.host_call(name, *args)
     fn = getattr(library(), name)
     return fn(*[_pointer(a) if a is None or isinstance(a, (np.ndarray, C.Structure)) else a
                 for a in args])
@@ -253,11 +258,118 @@ def _transpose(graph: Graph, op: Operator) -> KernelCall | None:
                                           _dims(shape.perm(graph, op)), len(x_t.shape), Out(0)])
 
 
+def _tt_params(graph: Graph, op: Operator) -> ConvParams:
+    """A TT_* forward op's window and offsets: its options and its tensors' zero points."""
+    o = options_of(op)
+    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    return ConvParams(o.get("stride_h", 1), o.get("stride_w", 1), o.get("dilation_h", 1),
+                      o.get("dilation_w", 1), o.get("pad_top", 0), o.get("pad_left", 0),
+                      -x_t.quant.zp, y_t.quant.zp, o["act_min"], o["act_max"])
+
+
+def _opt_in(op: Operator, k: int):
+    return In(k) if k < len(op.inputs) and op.inputs[k] >= 0 else None
+
+
+def _tt_forward(graph: Graph, op: Operator) -> KernelCall:
+    """TT_CONV2D, TT_DEPTHWISE_CONV2D, TT_FULLY_CONNECTED out of place: the multipliers and
+    shifts are the op's constant inputs."""
+    pos = tt_forward.positions(op.kind)
+    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    w_t = graph.tensors[op.inputs[pos["filter"]]]
+    whole = tt_forward.whole_filter_tensor(graph, op)
+    p = _tt_params(graph, op)
+    m, s, bias = In(pos["multipliers"]), In(pos["shifts"]), _opt_in(op, pos["bias"])
+    if op.kind == "TT_FULLY_CONNECTED":
+        units, depth = whole.shape
+        fc = FcParams(p.input_offset, p.output_offset, p.act_min, p.act_max)
+        return KernelCall("tt_fully_connected_split_s8",
+                          [fc, m, s, x_t.size // depth, depth, In(0), units, In(1),
+                           w_t.shape[1], _opt_in(op, pos["rest"]), bias, Out(0)])
+    if op.kind == "TT_DEPTHWISE_CONV2D":
+        return KernelCall("tt_depthwise_conv2d_s8",
+                          [p, m, s, _nhwc(x_t.shape), In(0), _nhwc(whole.shape), In(1), bias,
+                           _nhwc(y_t.shape), Out(0)])
+    return KernelCall("tt_conv2d_split_s8",
+                      [p, m, s, _nhwc(x_t.shape), In(0), _nhwc(whole.shape), In(1),
+                       w_t.shape[3], _opt_in(op, pos["rest"]), bias, _nhwc(y_t.shape),
+                       Out(0)])
+
+
+def _tt_stream(graph: Graph, op: Operator) -> KernelCall:
+    """TT_POINTWISE_DEPTHWISE: tt_pointwise_depthwise_s8 with its window as scratch."""
+    from ..ops import tt_stream as st
+    o = options_of(op)
+    x_t, y_t = graph.tensors[op.inputs[st.X]], graph.tensors[op.outputs[0]]
+    mid = st.mid_tensor(graph, op)
+    pw_t, dw_t = graph.tensors[op.inputs[st.PW_FILTER]], graph.tensors[op.inputs[st.DW_FILTER]]
+    pw = ConvParams(1, 1, 1, 1, 0, 0, -x_t.quant.zp, o["mid_zero_point"], o["pw_act_min"],
+                    o["pw_act_max"])
+    dw = ConvParams(o["stride_h"], o["stride_w"], o["dilation_h"], o["dilation_w"],
+                    o["pad_top"], o["pad_left"], -o["mid_zero_point"], y_t.quant.zp,
+                    o["act_min"], o["act_max"])
+    return KernelCall("tt_pointwise_depthwise_s8",
+                      [pw, In(st.PW_M), In(st.PW_S), _nhwc(x_t.shape), In(st.X),
+                       _nhwc(pw_t.shape), In(st.PW_FILTER), _opt_in(op, st.PW_BIAS),
+                       dw, In(st.DW_M), In(st.DW_S), _nhwc(mid.shape), _nhwc(dw_t.shape),
+                       In(st.DW_FILTER), _opt_in(op, st.DW_BIAS), _nhwc(y_t.shape), Out(0),
+                       Scratch(st.window_bytes(graph, op))])
+
+
+def in_place_offset(graph: Graph, op: Operator) -> int:
+    """Bytes from the output's first byte to the input's in the in-place layout the kernels
+    take (schema: TT_CONV2D / TT_DEPTHWISE_CONV2D in_place), 16-byte aligned as TFLM places
+    tensors."""
+    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    grow = max(0, y_t.nbytes - x_t.nbytes)
+    return -(-grow // 16) * 16
+
+
+def _tt_in_place(graph: Graph, op: Operator):
+    """`run(inputs) -> outputs` of an in_place TT_CONV2D / TT_DEPTHWISE_CONV2D: the input is
+    copied into one buffer at the in-place layout and the kernel overwrites it, as on the
+    device, so the in-place kernels themselves are what runs."""
+    pos = tt_forward.positions(op.kind)
+    x_t, y_t = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    whole = tt_forward.whole_filter_tensor(graph, op)
+    p = _tt_params(graph, op)
+    dims = [_nhwc(x_t.shape), _nhwc(whole.shape), _nhwc(y_t.shape)]
+    at = in_place_offset(graph, op)
+    size = max(at + x_t.nbytes, y_t.nbytes)
+    bias_k, rest_k = pos["bias"], pos["rest"]
+    if op.kind == "TT_DEPTHWISE_CONV2D":
+        scratch = np.empty(call("tt_depthwise_conv2d_inplace_s8_scratch_bytes", p, *dims),
+                           np.int8)
+    else:
+        scratch = np.empty(y_t.shape[2] * y_t.shape[3], np.int8)
+    k_lo = graph.tensors[op.inputs[pos["filter"]]].shape[-1]
+
+    def run(inputs):
+        def opt(k):
+            return None if k is None or k >= len(inputs) else inputs[k]
+        data = np.zeros(size, np.int8)
+        data[at:at + x_t.nbytes] = inputs[0].reshape(-1)
+        m, s = inputs[pos["multipliers"]], inputs[pos["shifts"]]
+        if op.kind == "TT_DEPTHWISE_CONV2D":
+            status = call("tt_depthwise_conv2d_inplace_s8", p, m, s, dims[0], data, dims[1],
+                          inputs[1], opt(bias_k), dims[2], scratch)
+        else:
+            status = call("tt_conv2d_split_inplace_s8", p, m, s, dims[0], data[at:],
+                          dims[1], inputs[1], k_lo, opt(rest_k), opt(bias_k), dims[2], data,
+                          scratch)
+        if status:
+            raise TTError(f"the in-place kernel refused operator {op.kind}")
+        return [data[:y_t.nbytes].reshape(y_t.shape).copy()]
+    return run
+
+
 PREPARERS = {
     "CONV_2D": _conv, "DEPTHWISE_CONV_2D": _conv, "FULLY_CONNECTED": _fully_connected,
     "ADD": _add, "PAD": _pad, "PADV2": _pad, "AVERAGE_POOL_2D": _pool, "MAX_POOL_2D": _pool,
     "MEAN": _mean, "SOFTMAX": _softmax, "QUANTIZE": _quantize, "DEQUANTIZE": _dequantize,
     "RESHAPE": _reshape, "TRANSPOSE": _transpose,
+    "TT_CONV2D": _tt_forward, "TT_DEPTHWISE_CONV2D": _tt_forward,
+    "TT_FULLY_CONNECTED": _tt_forward, "TT_POINTWISE_DEPTHWISE": _tt_stream,
 }
 
 
@@ -304,5 +416,7 @@ def bind(graph: Graph, op: Operator, kc: KernelCall):
 def prepare(graph: Graph, op: Operator):
     """`run(inputs) -> outputs` running `op` in C, or None (see kernel_call): the caller
     keeps the numpy reference for those."""
+    if op.kind in tt_forward.FORWARD and options_of(op).get("in_place"):
+        return _tt_in_place(graph, op)
     kc = kernel_call(graph, op)
     return None if kc is None else bind(graph, op, kc)

@@ -219,6 +219,23 @@ def _fc_input_grad(g, op):
         Out(0)])
 
 
+def _conv_split_input_grad(g, op):
+    """TT_CONV2D_SPLIT_INPUT_GRAD (dy, mask, weights, weights_rest, label): tt_split_grad.h."""
+    (n, oh, ow, co), w = _t(g, op, 0).shape, _t(g, op, 2)
+    _, h, wd, ci = g.tensors[op.outputs[0]].shape
+    return KernelCall("tt_conv2d_input_grad_split_f32", [
+        In(0), _optional(op, 1), n, oh, ow, co, In(2), w.shape[3], In(3), _scales(w.quant, co),
+        w.shape[1], w.shape[2], _window(op), h, wd, ci, Out(0)])
+
+
+def _fc_split_input_grad(g, op):
+    dy, w, rest = _t(g, op, 0), _t(g, op, 2), _t(g, op, 3)
+    units, k = w.shape
+    return KernelCall("tt_fully_connected_input_grad_split_f32", [
+        In(0), _optional(op, 1), dy.size // units, units, In(2), k, In(3),
+        _scales(w.quant, units), k + rest.shape[1], Out(0)])
+
+
 def _fc_weight_grad(g, op):
     dy, x = _t(g, op, 0), _t(g, op, 2)
     units = dy.shape[-1]
@@ -382,6 +399,8 @@ DESCRIBERS = {
     "TT_BIAS_UPDATE": _bias_update, "TT_CONV2D_WEIGHT_UPDATE": _conv_weight_update,
     "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE": _dw_weight_update,
     "TT_FULLY_CONNECTED_WEIGHT_UPDATE": _fc_weight_update,
+    "TT_CONV2D_SPLIT_INPUT_GRAD": _conv_split_input_grad,
+    "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD": _fc_split_input_grad,
 }
 
 
@@ -480,9 +499,20 @@ STATEFUL = {"TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS", "TT_BIAS_UPDATE", "TT_CONV2D_W
             "TT_FULLY_CONNECTED_INPUT_GRAD", "TT_SUM_GRAD", "TT_AVERAGE_POOL_GRAD",
             "TT_MAX_POOL_GRAD", "TT_SOFTMAX_GRAD"}
 
+def forward_op(graph: Graph, op: Operator, inputs) -> list:
+    """TT_CONV2D, TT_DEPTHWISE_CONV2D, TT_POINTWISE_DEPTHWISE, TT_FULLY_CONNECTED: the int8
+    forward kernels (runtime/c_forward.py, whose preparation the executor keeps; this runs
+    one op)."""
+    from . import c_forward
+    return c_forward.prepare(graph, op)(inputs)
+
+
 # op name -> (C-backed kernel, stateful)
 C_KERNELS = {"TT_INIT": (init, True),
-             **{kind: (run, kind in STATEFUL) for kind in DESCRIBERS}}
+             **{kind: (run, kind in STATEFUL) for kind in DESCRIBERS},
+             **{kind: (forward_op, False) for kind in ("TT_CONV2D", "TT_DEPTHWISE_CONV2D",
+                                                       "TT_POINTWISE_DEPTHWISE",
+                                                       "TT_FULLY_CONNECTED")}}
 
 # each TT_* op's kernel by name, as the tests call them directly (all the same runner)
 save_mask = save_slice = loss = bias_grad = mask_grad = conv_input_grad = conv_weight_grad = run

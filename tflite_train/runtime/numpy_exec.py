@@ -12,7 +12,7 @@ import numpy as np
 from .. import ops
 from ..errors import TTError
 from ..ir import Graph
-from ..training_ops import options_of, seed_state
+from ..training_ops import is_forward, options_of, seed_state
 
 
 def check_inputs(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -60,10 +60,11 @@ class Executor:
         which then outputs 0."""
         graph, opdef = self.graph, self.opdefs[k]
         gate = 0
-        if op.kind.startswith("TT_") and op.kind != "TT_INIT":
+        forward = is_forward(op.kind)
+        if op.kind.startswith("TT_") and op.kind != "TT_INIT" and not forward:
             gate = 2 if op.kind == "TT_LOSS_SOFTMAX_CE" else 1
         run = None
-        if self.engine == "c" and not op.kind.startswith("TT_"):
+        if self.engine == "c" and (forward or not op.kind.startswith("TT_")):
             from . import c_forward
             run = c_forward.prepare(graph, op)
         convert = run is None

@@ -1,0 +1,638 @@
+/* TFLM registrations of the TT_* forward ops (schema/training_ops.json): TT_CONV2D,
+ * TT_DEPTHWISE_CONV2D, TT_POINTWISE_DEPTHWISE and TT_FULLY_CONNECTED, which replace builtins
+ * bit for bit where memory needs what the builtins cannot do (a filter in two parts along
+ * its input channels, an output written over its input, an expansion that never exists
+ * whole, requantization parameters in flash instead of TFLM's persistent memory), and the
+ * input gradients of a filter in two parts
+ * (TT_CONV2D_SPLIT_INPUT_GRAD, TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD).
+ *
+ * Same pattern as tt_tflm_ops.cc: Init parses the options, Prepare checks every tensor the
+ * kernels will read (a model that does not match gets an error status and a one-line
+ * message, never a crash), Invoke maps tensors onto the kernels of tt_forward.h and
+ * tt_kernels.h. The forward ops run whatever the label and have no label input.
+ */
+#include <string.h>
+
+#include "tt_forward.h"
+#include "tt_kernels.h"
+#include "tt_split_grad.h"
+#include "tt_stream.h"
+#include "tt_tflm.h"
+#include "tt_tflm_options.h"
+
+namespace tflite_train {
+namespace tflm {
+namespace {
+
+constexpr int kMaxTemps = 12;
+/* Elements of one tensor: every index and byte count the kernels compute then fits int32. */
+constexpr int64_t kMaxElements = int64_t{1} << 28;
+
+int32_t Elements(const TfLiteIntArray *dims) {
+  int32_t n = 1;
+  for (int i = 0; i < dims->size; ++i) n *= dims->data[i];
+  return n;
+}
+
+int32_t Dim(const TfLiteEvalTensor *t, int i) { return t->dims->data[i]; }
+
+template <typename T>
+T *Data(const TfLiteEvalTensor *t) {
+  return t == nullptr ? nullptr : reinterpret_cast<T *>(t->data.data);
+}
+
+/* Prepare's checks: one-line messages, temporary tensors released on return. */
+class Check {
+ public:
+  Check(TfLiteContext *context, TfLiteNode *node, const char *op)
+      : context_(context), node_(node), op_(op) {}
+  ~Check() {
+    for (int i = 0; i < temps_; ++i) Release(context_, temp_[i]);
+  }
+
+  TfLiteStatus Fail(const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    VLog(op_, format, args);
+    va_end(args);
+    return kTfLiteError;
+  }
+
+  bool Arity(int inputs, int outputs) {
+    if (InputCount(node_) == inputs && OutputCount(node_) == outputs) return true;
+    Fail("%d inputs and %d outputs, the schema says %d and %d", InputCount(node_),
+         OutputCount(node_), inputs, outputs);
+    return false;
+  }
+
+  /* Input `index` of `type` and `rank` (-1: any), sane dimensions; NULL (after a message)
+   * otherwise, or silently when it is optional and absent. */
+  TfLiteTensor *In(int index, TfLiteType type, int rank, const char *what,
+                   bool optional = false) {
+    if (!HasInput(node_, index)) {
+      if (!optional) Fail("input %d (%s) is missing", index, what);
+      return nullptr;
+    }
+    return Keep(TempInput(context_, node_, index), type, rank, what);
+  }
+  TfLiteTensor *Out(int index, TfLiteType type, int rank, const char *what) {
+    return Keep(TempOutput(context_, node_, index), type, rank, what);
+  }
+
+  /* A per-tensor quantization's zero point (int8 activations). */
+  bool ZeroPoint(const TfLiteTensor *t, const char *what, int32_t *zero_point) {
+    const TfLiteAffineQuantization *q =
+        t->quantization.type == kTfLiteAffineQuantization
+            ? static_cast<const TfLiteAffineQuantization *>(t->quantization.params)
+            : nullptr;
+    if (q == nullptr || q->scale == nullptr || q->scale->size != 1) {
+      Fail("%s needs per-tensor quantization", what);
+      return false;
+    }
+    *zero_point = q->zero_point != nullptr && q->zero_point->size > 0 ? q->zero_point->data[0]
+                                                                      : 0;
+    return true;
+  }
+
+  /* A parameter in SRAM (variable) or in the model (constant): never an activation. */
+  bool Parameter(const TfLiteTensor *t, const char *what, bool may_be_variable) {
+    if (t->allocation_type == kTfLiteMmapRo && !t->is_variable) return true;
+    if (may_be_variable && t->is_variable) return true;
+    Fail(may_be_variable ? "%s must be constant or a variable" : "%s must be constant", what);
+    return false;
+  }
+
+  /* The requantization inputs: constant int32 [channels], multipliers >= 0 and shifts in
+   * [-31, 31], the range the kernels' shifts are defined on. */
+  bool Requantization(int index, int32_t channels) {
+    TfLiteTensor *m = In(index, kTfLiteInt32, 1, "multipliers");
+    TfLiteTensor *s = In(index + 1, kTfLiteInt32, 1, "shifts");
+    if (m == nullptr || s == nullptr || !Parameter(m, "multipliers", false) ||
+        !Parameter(s, "shifts", false))
+      return false;
+    if (m->dims->data[0] != channels || s->dims->data[0] != channels) {
+      Fail("multipliers and shifts need %d entries", static_cast<int>(channels));
+      return false;
+    }
+    for (int32_t c = 0; c < channels; ++c) {
+      if (m->data.i32[c] < 0 || s->data.i32[c] < -31 || s->data.i32[c] > 31) {
+        Fail("channel %d: multiplier %d or shift %d out of range", static_cast<int>(c),
+             static_cast<int>(m->data.i32[c]), static_cast<int>(s->data.i32[c]));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /* An optional int32 bias of `channels`. */
+  bool Bias(int index, int32_t channels) {
+    if (!HasInput(node_, index)) return true;
+    TfLiteTensor *b = In(index, kTfLiteInt32, -1, "bias");
+    if (b == nullptr || !Parameter(b, "bias", true)) return false;
+    if (Elements(b->dims) == channels) return true;
+    Fail("bias must have %d entries", static_cast<int>(channels));
+    return false;
+  }
+
+  /* Weight scales for the gradient kernels: the per-channel array TFLM points into the
+   * flatbuffer, or a per-tensor scale repeated into persistent memory. */
+  const float *Scales(const TfLiteTensor *t, int32_t count) {
+    const TfLiteAffineQuantization *q =
+        t->quantization.type == kTfLiteAffineQuantization
+            ? static_cast<const TfLiteAffineQuantization *>(t->quantization.params)
+            : nullptr;
+    if (q == nullptr || q->scale == nullptr || (q->scale->size != 1 && q->scale->size != count)) {
+      Fail("the weights need 1 or %d scales", static_cast<int>(count));
+      return nullptr;
+    }
+    if (q->scale->size == count) return q->scale->data;
+    float *out = static_cast<float *>(AllocatePersistent(context_, sizeof(float) * count));
+    if (out == nullptr) {
+      Fail("no persistent memory for %d scales", static_cast<int>(count));
+      return nullptr;
+    }
+    for (int32_t i = 0; i < count; ++i) out[i] = q->scale->data[0];
+    return out;
+  }
+
+  bool Scratch(size_t bytes, int *index) {
+    if (RequestScratch(context_, bytes, index)) return true;
+    Fail("could not get %u bytes of scratch", static_cast<unsigned>(bytes));
+    return false;
+  }
+
+ private:
+  TfLiteTensor *Keep(TfLiteTensor *t, TfLiteType type, int rank, const char *what) {
+    if (t != nullptr && temps_ < kMaxTemps) temp_[temps_++] = t;
+    if (t == nullptr || t->type != type) {
+      Fail("%s has type %d, wants %d", what, t ? static_cast<int>(t->type) : -1,
+           static_cast<int>(type));
+      return nullptr;
+    }
+    bool ok = t->dims != nullptr && (rank < 0 || t->dims->size == rank) && t->dims->size <= 6;
+    int64_t n = 1;
+    for (int i = 0; ok && i < t->dims->size; ++i) {
+      ok = t->dims->data[i] >= 1;
+      n *= ok ? t->dims->data[i] : 1;
+      ok = ok && n <= kMaxElements;
+    }
+    if (ok) return t;
+    Fail(rank < 0 ? "%s: positive dimensions and at most 2^28 elements expected"
+                  : "%s: rank %d, positive dimensions and at most 2^28 elements expected",
+         what, rank);
+    return nullptr;
+  }
+
+  TfLiteContext *context_;
+  TfLiteNode *node_;
+  const char *op_;
+  TfLiteTensor *temp_[kMaxTemps];
+  int temps_ = 0;
+};
+
+template <typename T>
+T *New(TfLiteContext *context) {
+  void *p = AllocatePersistent(context, sizeof(T));
+  if (p != nullptr) memset(p, 0, sizeof(T));
+  return static_cast<T *>(p);
+}
+
+bool Overlap(const void *a, size_t a_bytes, const void *b, size_t b_bytes) {
+  const uintptr_t x = reinterpret_cast<uintptr_t>(a), y = reinterpret_cast<uintptr_t>(b);
+  return x < y + b_bytes && y < x + a_bytes;
+}
+
+/* ---- TT_CONV2D, TT_DEPTHWISE_CONV2D, TT_FULLY_CONNECTED -------------------------------- */
+
+enum Kind { kConv, kDepthwise, kFullyConnected };
+
+struct ForwardData {
+  const char *bad_key;
+  tt_fwd_conv_params params;   /* window from the options, offsets from Prepare */
+  tt_fwd_fc_params fc;         /* the same offsets and range, for fully connected */
+  bool in_place;
+  int scratch;
+  int32_t k;                   /* the filter's first part: its input channels */
+};
+
+template <Kind kKind>
+void *ForwardInit(TfLiteContext *context, const char *buffer, size_t length) {
+  ForwardData *d = New<ForwardData>(context);
+  if (d == nullptr) return nullptr;
+  Options o(buffer, length);
+  tt_fwd_conv_params &p = d->params;
+  p.stride_h = p.stride_w = p.dilation_h = p.dilation_w = 1;
+  if (kKind != kFullyConnected) {
+    p.stride_h = o.Int("stride_h");
+    p.stride_w = o.Int("stride_w");
+    p.dilation_h = o.Int("dilation_h");
+    p.dilation_w = o.Int("dilation_w");
+    p.pad_top = o.Int("pad_top");
+    p.pad_left = o.Int("pad_left");
+    d->in_place = o.Bool("in_place");
+  }
+  p.act_min = o.Int("act_min");
+  p.act_max = o.Int("act_max");
+  d->bad_key = o.bad_key();
+  return d;
+}
+
+/* Input positions: TT_CONV2D and TT_FULLY_CONNECTED (input, filter, filter_rest, bias,
+ * multipliers, shifts); TT_DEPTHWISE_CONV2D (input, filter, bias, multipliers, shifts). */
+template <Kind kKind>
+struct Pos {
+  static constexpr int kRest = kKind == kDepthwise ? -1 : 2;
+  static constexpr int kBias = kKind == kDepthwise ? 2 : 3;
+  static constexpr int kRequant = kBias + 1;
+  static constexpr int kInputs = kRequant + 2;
+};
+
+constexpr const char *kForwardNames[] = {"TT_CONV2D", "TT_DEPTHWISE_CONV2D",
+                                         "TT_FULLY_CONNECTED"};
+
+template <Kind kKind>
+TfLiteStatus ForwardPrepare(TfLiteContext *context, TfLiteNode *node) {
+  using P = Pos<kKind>;
+  Check c(context, node, kForwardNames[kKind]);
+  ForwardData *d = static_cast<ForwardData *>(node->user_data);
+  if (d == nullptr) return c.Fail("no persistent memory for op data");
+  if (d->bad_key != nullptr)
+    return c.Fail("option '%s' is missing, of the wrong type or out of range", d->bad_key);
+  if (!c.Arity(P::kInputs, 1)) return kTfLiteError;
+  tt_fwd_conv_params &p = d->params;
+  if (p.stride_h < 1 || p.stride_w < 1 || p.dilation_h < 1 || p.dilation_w < 1 ||
+      p.pad_top < 0 || p.pad_left < 0 || p.pad_top > kMaxElements || p.pad_left > kMaxElements)
+    return c.Fail("strides and dilations must be positive and pads non-negative");
+  if (p.act_min < -128 || p.act_max > 127 || p.act_min > p.act_max)
+    return c.Fail("act_min/act_max must be a range within [-128, 127]");
+  const int rank = kKind == kFullyConnected ? -1 : 4;
+  TfLiteTensor *x = c.In(0, kTfLiteInt8, rank, "input");
+  TfLiteTensor *w = c.In(1, kTfLiteInt8, kKind == kFullyConnected ? 2 : 4, "filter");
+  TfLiteTensor *y = c.Out(0, kTfLiteInt8, rank, "output");
+  if (x == nullptr || w == nullptr || y == nullptr || !c.Parameter(w, "filter", true))
+    return kTfLiteError;
+  int32_t x_zp, y_zp;
+  if (!c.ZeroPoint(x, "input", &x_zp) || !c.ZeroPoint(y, "output", &y_zp)) return kTfLiteError;
+  p.input_offset = -x_zp;
+  p.output_offset = y_zp;
+  d->fc = tt_fwd_fc_params{p.input_offset, p.output_offset, p.act_min, p.act_max};
+  const int last = w->dims->size - 1;
+  d->k = w->dims->data[last];
+  int32_t whole = d->k;
+  if (P::kRest >= 0 && HasInput(node, P::kRest)) {
+    TfLiteTensor *rest = c.In(P::kRest, kTfLiteInt8, w->dims->size, "filter_rest");
+    if (rest == nullptr || !c.Parameter(rest, "filter_rest", false)) return kTfLiteError;
+    for (int i = 0; i < last; ++i)
+      if (rest->dims->data[i] != w->dims->data[i])
+        return c.Fail("filter and filter_rest must differ only in their last axis");
+    whole += rest->dims->data[last];
+  }
+  int32_t channels;
+  if (kKind == kFullyConnected) {
+    channels = w->dims->data[0];
+    const int32_t batches = Elements(x->dims) / whole;
+    if (Elements(x->dims) % whole != 0 || Elements(y->dims) != batches * channels)
+      return c.Fail("input, weights [%d, %d] and output do not match",
+                    static_cast<int>(channels), static_cast<int>(whole));
+  } else {
+    channels = y->dims->data[3];
+    const bool ok = kKind == kConv
+                        ? w->dims->data[0] == channels && whole == x->dims->data[3]
+                        : w->dims->data[0] == 1 && whole == channels &&
+                              x->dims->data[3] == channels;
+    if (!ok || x->dims->data[0] != y->dims->data[0])
+      return c.Fail("input, filter and output shapes do not match");
+  }
+  if (!c.Bias(P::kBias, channels) || !c.Requantization(P::kRequant, channels))
+    return kTfLiteError;
+  if (!d->in_place) return kTfLiteOk;
+  const tt_fwd_dims xd = {x->dims->data[0], x->dims->data[1], x->dims->data[2],
+                          x->dims->data[3]};
+  const tt_fwd_dims wd = {w->dims->data[0], w->dims->data[1], w->dims->data[2], whole};
+  const tt_fwd_dims yd = {y->dims->data[0], y->dims->data[1], y->dims->data[2],
+                          y->dims->data[3]};
+  int32_t scratch;
+  if (kKind == kConv) {
+    if (wd.h != 1 || wd.w != 1 || p.stride_h != 1 || p.stride_w != 1 || p.pad_top != 0 ||
+        p.pad_left != 0 || xd.h != yd.h || xd.w != yd.w)
+      return c.Fail("in_place needs a 1x1 filter at stride 1 without padding");
+    scratch = yd.w * yd.c;
+  } else {
+    scratch = tt_depthwise_conv2d_inplace_s8_scratch_bytes(&p, &xd, &wd, &yd);
+    if (scratch <= 0) return c.Fail("this layer has no in-place form (output > input?)");
+  }
+  return c.Scratch(static_cast<size_t>(scratch), &d->scratch) ? kTfLiteOk : kTfLiteError;
+}
+
+tt_fwd_dims Dims4(const TfLiteEvalTensor *t, int32_t last) {
+  return tt_fwd_dims{Dim(t, 0), Dim(t, 1), Dim(t, 2), last};
+}
+
+template <Kind kKind>
+TfLiteStatus ForwardInvoke(TfLiteContext *context, TfLiteNode *node) {
+  using P = Pos<kKind>;
+  const ForwardData *d = static_cast<const ForwardData *>(node->user_data);
+  const TfLiteEvalTensor *x = EvalInput(context, node, 0);
+  const TfLiteEvalTensor *w = EvalInput(context, node, 1);
+  const TfLiteEvalTensor *rest = P::kRest >= 0 ? EvalInput(context, node, P::kRest) : nullptr;
+  const int32_t *bias = Data<int32_t>(EvalInput(context, node, P::kBias));
+  const int32_t *m = Data<int32_t>(EvalInput(context, node, P::kRequant));
+  const int32_t *s = Data<int32_t>(EvalInput(context, node, P::kRequant + 1));
+  TfLiteEvalTensor *y = EvalOutput(context, node, 0);
+  const int8_t *lo = Data<int8_t>(w), *hi = Data<int8_t>(rest);
+  const int32_t whole = d->k + (rest != nullptr ? rest->dims->data[rest->dims->size - 1] : 0);
+  const size_t x_bytes = static_cast<size_t>(Elements(x->dims));
+  const size_t y_bytes = static_cast<size_t>(Elements(y->dims));
+  const bool overlap = Overlap(x->data.data, x_bytes, y->data.data, y_bytes);
+  if (kKind == kFullyConnected) {
+    if (overlap) {
+      Log(kForwardNames[kKind], "the output overlaps the input");
+      return kTfLiteError;
+    }
+    const int32_t units = Dim(w, 0);
+    tt_fully_connected_split_s8(&d->fc, m, s, Elements(x->dims) / whole, whole, Data<int8_t>(x),
+                                units, lo, d->k, hi, bias, Data<int8_t>(y));
+    return kTfLiteOk;
+  }
+  const tt_fwd_dims xd = Dims4(x, Dim(x, 3)), yd = Dims4(y, Dim(y, 3));
+  const tt_fwd_dims wd = Dims4(w, whole);
+  int8_t *scratch = d->in_place ? static_cast<int8_t *>(Scratch(context, d->scratch)) : nullptr;
+  if (kKind == kConv && d->in_place) {
+    if (tt_conv2d_split_inplace_s8(&d->params, m, s, &xd, Data<int8_t>(x), &wd, lo, d->k, hi,
+                                   bias, &yd, Data<int8_t>(y), scratch) == TT_FWD_OK)
+      return kTfLiteOk;
+  } else if (kKind == kDepthwise && d->in_place && x->data.data == y->data.data) {
+    if (tt_depthwise_conv2d_inplace_s8(&d->params, m, s, &xd, Data<int8_t>(y), &wd, lo, bias,
+                                       &yd, scratch) == TT_FWD_OK)
+      return kTfLiteOk;
+  } else if (!overlap) {
+    if (kKind == kConv)
+      tt_conv2d_split_s8(&d->params, m, s, &xd, Data<int8_t>(x), &wd, lo, d->k, hi, bias, &yd,
+                         Data<int8_t>(y));
+    else
+      tt_depthwise_conv2d_s8(&d->params, m, s, &xd, Data<int8_t>(x), &wd, lo, bias, &yd,
+                             Data<int8_t>(y));
+    return kTfLiteOk;
+  }
+  /* a memory plan that placed the output over the input where the kernel cannot take it */
+  Log(kForwardNames[kKind], "the output overlaps the input in a way the kernel does not allow");
+  return kTfLiteError;
+}
+
+/* ---- TT_POINTWISE_DEPTHWISE --------------------------------------------------------------- */
+
+struct StreamData {
+  const char *bad_key;
+  tt_fwd_conv_params pw;       /* 1x1, stride 1; offsets: the input's and mid's zero points */
+  tt_fwd_conv_params dw;       /* the window from the options; offsets: mid's and the output's */
+  int scratch;                 /* the window of mid rows */
+};
+
+/* input, pw_filter, pw_bias, pw_multipliers, pw_shifts, dw_filter, dw_bias, dw_multipliers,
+ * dw_shifts */
+enum StreamInput { kX, kPwFilter, kPwBias, kPwRequant, kDwFilter = 5, kDwBias, kDwRequant };
+
+void *StreamInit(TfLiteContext *context, const char *buffer, size_t length) {
+  StreamData *d = New<StreamData>(context);
+  if (d == nullptr) return nullptr;
+  Options o(buffer, length);
+  tt_fwd_conv_params &pw = d->pw, &dw = d->dw;
+  pw.stride_h = pw.stride_w = pw.dilation_h = pw.dilation_w = 1;
+  pw.act_min = o.Int("pw_act_min");
+  pw.act_max = o.Int("pw_act_max");
+  const int32_t mid_zero_point = o.Int("mid_zero_point");
+  pw.output_offset = mid_zero_point;
+  dw.input_offset = -mid_zero_point;
+  dw.stride_h = o.Int("stride_h");
+  dw.stride_w = o.Int("stride_w");
+  dw.dilation_h = o.Int("dilation_h");
+  dw.dilation_w = o.Int("dilation_w");
+  dw.pad_top = o.Int("pad_top");
+  dw.pad_left = o.Int("pad_left");
+  dw.act_min = o.Int("act_min");
+  dw.act_max = o.Int("act_max");
+  d->bad_key = o.bad_key();
+  return d;
+}
+
+TfLiteStatus StreamPrepare(TfLiteContext *context, TfLiteNode *node) {
+  Check c(context, node, "TT_POINTWISE_DEPTHWISE");
+  StreamData *d = static_cast<StreamData *>(node->user_data);
+  if (d == nullptr) return c.Fail("no persistent memory for op data");
+  if (d->bad_key != nullptr)
+    return c.Fail("option '%s' is missing, of the wrong type or out of range", d->bad_key);
+  if (!c.Arity(9, 1)) return kTfLiteError;
+  tt_fwd_conv_params &pw = d->pw, &dw = d->dw;
+  if (dw.stride_h < 1 || dw.stride_w < 1 || dw.dilation_h < 1 || dw.dilation_w < 1 ||
+      dw.pad_top < 0 || dw.pad_left < 0 || dw.pad_top > kMaxElements ||
+      dw.pad_left > kMaxElements)
+    return c.Fail("strides and dilations must be positive and pads non-negative");
+  if (pw.act_min < -128 || pw.act_max > 127 || pw.act_min > pw.act_max || dw.act_min < -128 ||
+      dw.act_max > 127 || dw.act_min > dw.act_max || dw.input_offset < -127 ||
+      dw.input_offset > 128)
+    return c.Fail("act_min/act_max and pw_act_min/pw_act_max must be ranges within "
+                  "[-128, 127], mid_zero_point within it");
+  TfLiteTensor *x = c.In(kX, kTfLiteInt8, 4, "input");
+  TfLiteTensor *pf = c.In(kPwFilter, kTfLiteInt8, 4, "pw_filter");
+  TfLiteTensor *df = c.In(kDwFilter, kTfLiteInt8, 4, "dw_filter");
+  TfLiteTensor *y = c.Out(0, kTfLiteInt8, 4, "output");
+  if (x == nullptr || pf == nullptr || df == nullptr || y == nullptr ||
+      !c.Parameter(pf, "pw_filter", true) || !c.Parameter(df, "dw_filter", true))
+    return kTfLiteError;
+  int32_t x_zp, y_zp;
+  if (!c.ZeroPoint(x, "input", &x_zp) || !c.ZeroPoint(y, "output", &y_zp)) return kTfLiteError;
+  pw.input_offset = -x_zp;
+  dw.output_offset = y_zp;
+  const int32_t cm = pf->dims->data[0];
+  if (x->dims->data[0] != 1 || y->dims->data[0] != 1)
+    return c.Fail("batch 1 only");
+  if (pf->dims->data[1] != 1 || pf->dims->data[2] != 1 || pf->dims->data[3] != x->dims->data[3])
+    return c.Fail("pw_filter must be [CM, 1, 1, input channels]");
+  if (df->dims->data[0] != 1 || df->dims->data[3] != cm || y->dims->data[3] != cm)
+    return c.Fail("dw_filter, pw_filter and output shapes do not match");
+  /* any output size is safe (rows and columns outside mid are padding); the kernel's row
+   * and column positions o * stride + k * dilation - pad must stay within int32 */
+  const int64_t reach_h = int64_t{y->dims->data[1] - 1} * dw.stride_h +
+                          int64_t{df->dims->data[1] - 1} * dw.dilation_h + 1;
+  const int64_t reach_w = int64_t{y->dims->data[2] - 1} * dw.stride_w +
+                          int64_t{df->dims->data[2] - 1} * dw.dilation_w + 1;
+  if (reach_h > kMaxElements || reach_w > kMaxElements)
+    return c.Fail("the window's strides, dilations or size are too large for its tensors");
+  if (!c.Bias(kPwBias, cm) || !c.Requantization(kPwRequant, cm) || !c.Bias(kDwBias, cm) ||
+      !c.Requantization(kDwRequant, cm))
+    return kTfLiteError;
+  const tt_fwd_dims mid = {1, x->dims->data[1], x->dims->data[2], cm};
+  const tt_fwd_dims dfd = {1, df->dims->data[1], df->dims->data[2], cm};
+  const tt_fwd_dims yd = {1, y->dims->data[1], y->dims->data[2], cm};
+  const int32_t window = tt_pointwise_depthwise_s8_window_bytes(&dw, &mid, &dfd, &yd);
+  return c.Scratch(static_cast<size_t>(window), &d->scratch) ? kTfLiteOk : kTfLiteError;
+}
+
+TfLiteStatus StreamInvoke(TfLiteContext *context, TfLiteNode *node) {
+  const StreamData *d = static_cast<const StreamData *>(node->user_data);
+  const TfLiteEvalTensor *x = EvalInput(context, node, kX);
+  const TfLiteEvalTensor *pf = EvalInput(context, node, kPwFilter);
+  const TfLiteEvalTensor *df = EvalInput(context, node, kDwFilter);
+  TfLiteEvalTensor *y = EvalOutput(context, node, 0);
+  if (Overlap(x->data.data, static_cast<size_t>(Elements(x->dims)), y->data.data,
+              static_cast<size_t>(Elements(y->dims)))) {
+    Log("TT_POINTWISE_DEPTHWISE", "the output overlaps the input");
+    return kTfLiteError;
+  }
+  const int32_t cm = Dim(pf, 0);
+  const tt_fwd_dims xd = Dims4(x, Dim(x, 3)), pfd = Dims4(pf, Dim(pf, 3));
+  const tt_fwd_dims mid = {1, Dim(x, 1), Dim(x, 2), cm};
+  const tt_fwd_dims dfd = Dims4(df, cm), yd = Dims4(y, cm);
+  const int status = tt_pointwise_depthwise_s8(
+      &d->pw, Data<int32_t>(EvalInput(context, node, kPwRequant)),
+      Data<int32_t>(EvalInput(context, node, kPwRequant + 1)), &xd, Data<int8_t>(x), &pfd,
+      Data<int8_t>(pf), Data<int32_t>(EvalInput(context, node, kPwBias)), &d->dw,
+      Data<int32_t>(EvalInput(context, node, kDwRequant)),
+      Data<int32_t>(EvalInput(context, node, kDwRequant + 1)), &mid, &dfd, Data<int8_t>(df),
+      Data<int32_t>(EvalInput(context, node, kDwBias)), &yd, Data<int8_t>(y),
+      static_cast<int8_t *>(Scratch(context, d->scratch)));
+  return status == TT_FWD_OK ? kTfLiteOk : kTfLiteError;
+}
+
+/* ---- TT_CONV2D_SPLIT_INPUT_GRAD, TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD ------------------- */
+
+struct GradData {
+  const char *bad_key;
+  tt_window window;
+  const float *scales;      /* of the weights, one per output channel */
+};
+
+template <bool kConvGrad>
+void *GradInit(TfLiteContext *context, const char *buffer, size_t length) {
+  GradData *d = New<GradData>(context);
+  if (d == nullptr) return nullptr;
+  Options o(buffer, length);
+  d->window = tt_window{1, 1, 1, 1, 0, 0};
+  if (kConvGrad) {
+    d->window.stride_h = o.Int("stride_h");
+    d->window.stride_w = o.Int("stride_w");
+    d->window.dilation_h = o.Int("dilation_h");
+    d->window.dilation_w = o.Int("dilation_w");
+    d->window.pad_top = o.Int("pad_top");
+    d->window.pad_left = o.Int("pad_left");
+  }
+  d->bad_key = o.bad_key();
+  return d;
+}
+
+constexpr const char *kGradNames[] = {"TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD",
+                                      "TT_CONV2D_SPLIT_INPUT_GRAD"};
+
+/* dy, mask, weights, weights_rest, label -> dx */
+template <bool kConvGrad>
+TfLiteStatus GradPrepare(TfLiteContext *context, TfLiteNode *node) {
+  Check c(context, node, kGradNames[kConvGrad]);
+  GradData *d = static_cast<GradData *>(node->user_data);
+  if (d == nullptr) return c.Fail("no persistent memory for op data");
+  if (d->bad_key != nullptr)
+    return c.Fail("option '%s' is missing, of the wrong type or out of range", d->bad_key);
+  if (!c.Arity(5, 1)) return kTfLiteError;
+  const tt_window &v = d->window;
+  if (v.stride_h < 1 || v.stride_w < 1 || v.dilation_h < 1 || v.dilation_w < 1 ||
+      v.pad_top < 0 || v.pad_left < 0 || v.pad_top > kMaxElements || v.pad_left > kMaxElements)
+    return c.Fail("strides and dilations must be positive and pads non-negative");
+  const int rank = kConvGrad ? 4 : -1;
+  TfLiteTensor *dy = c.In(0, kTfLiteFloat32, rank, "dy");
+  TfLiteTensor *mask = c.In(1, kTfLiteUInt8, -1, "mask", true);
+  TfLiteTensor *w = c.In(2, kTfLiteInt8, kConvGrad ? 4 : 2, "weights");
+  TfLiteTensor *rest = c.In(3, kTfLiteInt8, kConvGrad ? 4 : 2, "weights_rest");
+  TfLiteTensor *label = c.In(4, kTfLiteInt32, -1, "label");
+  TfLiteTensor *dx = c.Out(0, kTfLiteFloat32, rank, "dx");
+  if (dy == nullptr || w == nullptr || rest == nullptr || label == nullptr || dx == nullptr ||
+      (HasInput(node, 1) && mask == nullptr))
+    return kTfLiteError;
+  if (!c.Parameter(w, "weights", true) || !c.Parameter(rest, "weights_rest", false))
+    return kTfLiteError;
+  if (mask != nullptr && Elements(mask->dims) != (Elements(dy->dims) + 7) / 8)
+    return c.Fail("mask must hold one bit per dy element");
+  const int last = w->dims->size - 1;
+  for (int i = 0; i < last; ++i)
+    if (rest->dims->data[i] != w->dims->data[i])
+      return c.Fail("weights and weights_rest must differ only in their last axis");
+  const int32_t co = w->dims->data[0];
+  const int32_t ci = w->dims->data[last] + rest->dims->data[last];
+  if (kConvGrad) {
+    if (dy->dims->data[3] != co || dx->dims->data[3] != ci ||
+        dx->dims->data[0] != dy->dims->data[0])
+      return c.Fail("dy, weights [co, kh, kw, ci] and dx do not match");
+    /* the walk's positions o * stride + k * dilation - pad stay within int32 */
+    const int64_t h = int64_t{dy->dims->data[1] - 1} * v.stride_h +
+                      int64_t{w->dims->data[1] - 1} * v.dilation_h + 1;
+    const int64_t ww = int64_t{dy->dims->data[2] - 1} * v.stride_w +
+                       int64_t{w->dims->data[2] - 1} * v.dilation_w + 1;
+    if (h > kMaxElements || ww > kMaxElements)
+      return c.Fail("the window's strides, dilations or size are too large for its tensors");
+  } else {
+    if (Elements(dy->dims) % co != 0 ||
+        Elements(dx->dims) != Elements(dy->dims) / co * ci)
+      return c.Fail("dy, weights [units, depth] and dx do not match");
+  }
+  d->scales = c.Scales(w, co);
+  return d->scales != nullptr ? kTfLiteOk : kTfLiteError;
+}
+
+template <bool kConvGrad>
+TfLiteStatus GradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (EvalInput(context, node, 4)->data.i32[0] < 0) return kTfLiteOk;
+  const GradData *d = static_cast<const GradData *>(node->user_data);
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
+  const TfLiteEvalTensor *w = EvalInput(context, node, 2);
+  const TfLiteEvalTensor *rest = EvalInput(context, node, 3);
+  TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
+  if (kConvGrad) {
+    tt_conv2d_input_grad_split_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
+                                   Dim(dy, 3), Data<int8_t>(w), Dim(w, 3), Data<int8_t>(rest),
+                                   d->scales, Dim(w, 1), Dim(w, 2), &d->window, Dim(dx, 1),
+                                   Dim(dx, 2), Dim(dx, 3), Data<float>(dx));
+  } else {
+    const int32_t units = Dim(w, 0), dt = Dim(w, 1);
+    tt_fully_connected_input_grad_split_f32(Data<float>(dy), mask, Elements(dy->dims) / units,
+                                            units, Data<int8_t>(w), dt, Data<int8_t>(rest),
+                                            d->scales, dt + Dim(rest, 1), Data<float>(dx));
+  }
+  return kTfLiteOk;
+}
+
+/* ---- the table --------------------------------------------------------------------------- */
+
+constexpr TFLMRegistration Op(void *(*init)(TfLiteContext *, const char *, size_t),
+                              TfLiteStatus (*prepare)(TfLiteContext *, TfLiteNode *),
+                              TfLiteStatus (*invoke)(TfLiteContext *, TfLiteNode *)) {
+  return TFLMRegistration{init, nullptr, prepare, invoke, nullptr, 0, nullptr};
+}
+
+struct Entry {
+  const char *name;
+  TFLMRegistration registration;
+};
+
+constexpr Entry kOps[kNumForwardOps] = {
+    {"TT_CONV2D", Op(ForwardInit<kConv>, ForwardPrepare<kConv>, ForwardInvoke<kConv>)},
+    {"TT_DEPTHWISE_CONV2D",
+     Op(ForwardInit<kDepthwise>, ForwardPrepare<kDepthwise>, ForwardInvoke<kDepthwise>)},
+    {"TT_FULLY_CONNECTED", Op(ForwardInit<kFullyConnected>, ForwardPrepare<kFullyConnected>,
+                              ForwardInvoke<kFullyConnected>)},
+    {"TT_POINTWISE_DEPTHWISE", Op(StreamInit, StreamPrepare, StreamInvoke)},
+    {"TT_CONV2D_SPLIT_INPUT_GRAD", Op(GradInit<true>, GradPrepare<true>, GradInvoke<true>)},
+    {"TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD",
+     Op(GradInit<false>, GradPrepare<false>, GradInvoke<false>)},
+};
+
+}  // namespace
+
+const char *ForwardOpName(int i) {
+  return i >= 0 && i < kNumForwardOps ? kOps[i].name : nullptr;
+}
+
+const Registration *ForwardOpRegistration(int i) {
+  return i >= 0 && i < kNumForwardOps ? &kOps[i].registration : nullptr;
+}
+
+}  // namespace tflm
+}  // namespace tflite_train

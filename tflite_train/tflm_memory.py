@@ -1,0 +1,444 @@
+"""TFLM's persistent arena data for a model, on the target: a model of every allocation TFLM's
+MicroAllocator makes in the arena's tail, parameterised by the target's struct sizes.
+
+`memory.plan` gives the arena's head (TFLM's planner, reproduced); this module gives its
+tail: the allocator objects, a TfLiteEvalTensor per tensor, a NodeAndRegistration per
+operator, each builtin's parsed options ("builtin data"), each kernel's op data from its
+Init and Prepare (TFLM's reference kernels and our glue, micro_kernels/tflm/), the scratch
+buffer handles, the variables, and the TfLiteTensor structs the interpreter keeps for the
+graph's inputs and outputs. Every allocation is placed as TFLM places it: downwards from the
+arena's end, each aligned down to its alignment, in TFLM's order (TFLM commit 90b983c2b,
+micro_allocator.cc and micro_interpreter.cc: AllocateTensors), so the sum includes the
+padding between them.
+
+The sizes come from compilers, not from reading structs by eye:
+- TFLM_STRUCTS: TFLM's headers at commit 90b983c2b with TF_LITE_STATIC_MEMORY, compiled
+  twice: "wheel-x86_64" by g++ 12.2 for x86-64 with USE_TFLM_COMPRESSION, as the pinned
+  wheel is built (its conv and fully-connected op data carry the compressed weights' scratch
+  indices), and "cortex-m7" by arm-none-eabi-g++ 12.2 for `-mcpu=cortex-m7 -mfpu=fpv5-sp-d16
+  -mfloat-abi=hard` as TFLM builds by default, without compression (short enums, as every
+  Cortex-M build of TFLM with this compiler). `benchmarks/tflm_struct_sizes.py` prints the
+  table from a TFLM checkout.
+- GLUE_STRUCTS: our glue's op data, compiled the same two ways by
+  tests/test_tflm_memory.py, which fails when this table is stale.
+
+Validation: with the 64-bit sizes and the wheel's allocator (RecordingMicroAllocator, which
+the wheel's Python interpreter uses to report allocations), the model must reproduce exactly
+what the pinned wheel reports: the tail and each recorded category's requested bytes, used
+bytes and count (tests/test_tflm_memory.py, on inference and training models). A Cortex-M
+build allocates with the plain MicroAllocator, whose objects are smaller.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from .ir import Graph, Operator
+
+ARENA_ALIGN = 16          # MicroArenaBufferAlignment(): every kernel's persistent buffer
+
+# (size, alignment) per target; see the module docstring for where they come from.
+TFLM_STRUCTS = {
+    "wheel-x86_64": {
+        "TfLiteEvalTensor": (24, 8), "TfLiteTensor": (64, 8),
+        "TfLiteAffineQuantization": (24, 8), "NodeAndRegistration": (64, 8),
+        "SubgraphAllocations": (24, 8), "ScratchBufferHandle": (8, 8),
+        "SingleArenaBufferAllocator": (72, 8), "RecordingSingleArenaBufferAllocator": (104, 8),
+        "GreedyMemoryPlanner": (72, 8), "MicroAllocator": (72, 8),
+        "RecordingMicroAllocator": (272, 8), "MicroBuiltinDataAllocator": (16, 8),
+        "OpDataConv": (80, 8), "OpDataFullyConnected": (72, 8), "OpDataAdd": (60, 4),
+        "OpDataPad": (56, 4), "OpDataPooling": (32, 4), "OpDataReduce": (44, 4),
+        "SoftmaxParams": (80, 8), "OpDataQuantizeReference": (32, 8),
+        "DequantizeOpData": (32, 8), "TfLiteConvParams": (28, 4),
+        "TfLiteDepthwiseConvParams": (28, 4), "TfLiteFullyConnectedParams": (32, 8),
+        "TfLiteAddParams": (8, 4), "TfLitePoolParams": (40, 4), "TfLiteReducerParams": (1, 1),
+        "TfLiteReshapeParams": (36, 4), "TfLiteSoftmaxParams": (4, 4),
+    },
+    "cortex-m7": {
+        "TfLiteEvalTensor": (12, 4), "TfLiteTensor": (32, 4),
+        "TfLiteAffineQuantization": (12, 4), "NodeAndRegistration": (32, 4),
+        "SubgraphAllocations": (8, 4), "ScratchBufferHandle": (4, 4),
+        "SingleArenaBufferAllocator": (36, 4), "RecordingSingleArenaBufferAllocator": (52, 4),
+        "GreedyMemoryPlanner": (44, 4), "MicroAllocator": (36, 4),
+        "RecordingMicroAllocator": (124, 4), "MicroBuiltinDataAllocator": (8, 4),
+        "OpDataConv": (56, 4), "OpDataFullyConnected": (48, 4), "OpDataAdd": (60, 4),
+        "OpDataPad": (56, 4), "OpDataPooling": (32, 4), "OpDataReduce": (44, 4),
+        "SoftmaxParams": (56, 8), "OpDataQuantizeReference": (32, 8),
+        "DequantizeOpData": (32, 8), "TfLiteConvParams": (28, 4),
+        "TfLiteDepthwiseConvParams": (28, 4), "TfLiteFullyConnectedParams": (5, 1),
+        "TfLiteAddParams": (2, 1), "TfLitePoolParams": (40, 4), "TfLiteReducerParams": (1, 1),
+        "TfLiteReshapeParams": (36, 4), "TfLiteSoftmaxParams": (4, 4),
+    },
+}
+
+# Our glue's op data (micro_kernels/tflm/tt_tflm_ops.cc), (size, alignment) per target.
+GLUE_STRUCTS = {
+    "wheel-x86_64": {"InitData": (1, 1), "IntsData": (40, 8), "QuantData": (8, 4),
+                     "PoolData": (40, 8), "LayerData": (104, 8), "ForwardData": (80, 8),
+                     "GradData": (40, 8), "StreamData": (96, 8)},
+    "cortex-m7": {"InitData": (1, 1), "IntsData": (32, 4), "QuantData": (8, 4),
+                  "PoolData": (36, 4), "LayerData": (92, 4), "ForwardData": (72, 4),
+                  "GradData": (32, 4), "StreamData": (88, 4)},
+}
+
+TARGETS = tuple(TFLM_STRUCTS)
+
+# Each builtin's parsed options (flatbuffer_conversions.cc: Parse*), its Init's op data and
+# whether its Prepare allocates per-channel requantization arrays (and along which axis of
+# the filter): TFLM's reference kernels at the commit above.
+BUILTINS = {
+    #                    builtin data                 Init op data           per-channel axis
+    "CONV_2D": ("TfLiteConvParams", "OpDataConv", 0),
+    "DEPTHWISE_CONV_2D": ("TfLiteDepthwiseConvParams", "OpDataConv", 3),
+    "FULLY_CONNECTED": ("TfLiteFullyConnectedParams", "OpDataFullyConnected", "per-channel"),
+    "ADD": ("TfLiteAddParams", "OpDataAdd", None),
+    "PAD": (None, "OpDataPad", None),
+    "PADV2": (None, "OpDataPad", None),
+    "AVERAGE_POOL_2D": ("TfLitePoolParams", "OpDataPooling", None),
+    "MAX_POOL_2D": ("TfLitePoolParams", "OpDataPooling", None),
+    "MEAN": ("TfLiteReducerParams", "OpDataReduce", None),
+    "RESHAPE": ("TfLiteReshapeParams", None, None),
+    "SOFTMAX": ("TfLiteSoftmaxParams", "SoftmaxParams", None),
+    "QUANTIZE": (None, "OpDataQuantizeReference", None),
+    "DEQUANTIZE": (None, "DequantizeOpData", None),
+    "TRANSPOSE": (None, None, None),
+}
+
+# The glue's Init data per TT_* op (tt_tflm_ops.cc and tt_tflm_forward_ops.cc: the
+# registration tables' init functions; None: the op's Init allocates nothing).
+GLUE_INIT = {
+    "TT_INIT": "InitData", "TT_SAVE_MASK": "IntsData", "TT_SAVE_SLICE": "IntsData",
+    "TT_LOSS_SOFTMAX_CE": "QuantData", "TT_SOFTMAX_GRAD": "QuantData",
+    "TT_TRANSPOSE_GRAD": "IntsData", "TT_PAD_GRAD": "IntsData", "TT_MEAN_GRAD": "IntsData",
+    "TT_AVERAGE_POOL_GRAD": "PoolData", "TT_MAX_POOL_GRAD": "PoolData",
+    "TT_BIAS_GRAD": None, "TT_MASK_GRAD": None, "TT_SUM_GRAD": None, "TT_RESHAPE_GRAD": None,
+    **{kind: "LayerData" for kind in (
+        "TT_CONV2D_INPUT_GRAD", "TT_CONV2D_WEIGHT_GRAD", "TT_DEPTHWISE_CONV2D_INPUT_GRAD",
+        "TT_DEPTHWISE_CONV2D_WEIGHT_GRAD", "TT_FULLY_CONNECTED_INPUT_GRAD",
+        "TT_FULLY_CONNECTED_WEIGHT_GRAD", "TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS",
+        "TT_CONV2D_WEIGHT_UPDATE", "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE",
+        "TT_FULLY_CONNECTED_WEIGHT_UPDATE", "TT_BIAS_UPDATE")},
+    "TT_CONV2D": "ForwardData", "TT_DEPTHWISE_CONV2D": "ForwardData",
+    "TT_FULLY_CONNECTED": "ForwardData", "TT_CONV2D_SPLIT_INPUT_GRAD": "GradData",
+    "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD": "GradData", "TT_POINTWISE_DEPTHWISE": "StreamData",
+}
+
+
+def _glue_scales(graph: Graph, op: Operator) -> list[int]:
+    """Bytes the glue's Prepare allocates for op: a per-tensor weight or bias scale repeated
+    per output channel (Prepare::Scales; per-channel scales stay in the flatbuffer)."""
+    from .training_ops import options_of
+
+    def repeated(t: int, count: int) -> list[int]:
+        q = graph.tensors[t].quant
+        return [4 * count] if q is not None and q.scale.size == 1 else []
+
+    kind = op.kind
+    if kind in ("TT_CONV2D_INPUT_GRAD", "TT_FULLY_CONNECTED_INPUT_GRAD",
+                "TT_CONV2D_WEIGHT_UPDATE", "TT_FULLY_CONNECTED_WEIGHT_UPDATE",
+                "TT_CONV2D_SPLIT_INPUT_GRAD", "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD"):
+        w = op.inputs[2] if kind.endswith("INPUT_GRAD") else op.inputs[3]
+        return repeated(w, graph.tensors[w].shape[0])
+    if kind in ("TT_DEPTHWISE_CONV2D_INPUT_GRAD", "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE"):
+        w = op.inputs[2] if kind.endswith("INPUT_GRAD") else op.inputs[3]
+        return repeated(w, graph.tensors[w].shape[-1])
+    if kind == "TT_BIAS_UPDATE":
+        return repeated(op.inputs[2], graph.tensors[op.inputs[2]].size)
+    if kind in ("TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS"):
+        p = graph.tensors[op.inputs[0]]
+        if kind == "TT_UPDATE_BIAS":
+            return repeated(op.inputs[0], p.size)
+        return repeated(op.inputs[0], p.shape[0] if options_of(op)["axis"] == 0
+                        else p.shape[-1])
+    return []
+
+
+@dataclass
+class Allocation:
+    part: str                # what it is for (PARTS)
+    what: str
+    size: int
+    align: int
+    count: int = 1           # structs in it (one array of tensor or node structs)
+    dtype: str = ""          # of a variable
+
+
+# The parts of the tail, in the order plan prints them. `recorded` maps the wheel's
+# RecordingMicroAllocator categories onto them (for the validation).
+PARTS = ("allocator objects", "tensor structs", "node structs", "builtin options",
+         "kernel op data", "glue op data", "scratch handles", "interpreter I/O",
+         "variables")
+RECORDED = {
+    "TfLiteEvalTensor data": ("tensor structs",),
+    "NodeAndRegistration struct": ("node structs",),
+    "Persistent buffer data": ("kernel op data", "glue op data", "interpreter I/O arrays"),
+    "Persistent TfLiteTensor data": ("interpreter I/O tensors",),
+    "Persistent TfLiteTensor quantization data": ("interpreter I/O quantization",),
+    "TfLiteTensor variable buffer data": ("variables",),
+}
+
+
+@dataclass
+class Tail:
+    """TFLM's persistent allocations for one model on one target, in allocation order."""
+    target: str
+    allocations: list[Allocation] = field(default_factory=list)
+
+    def placed(self) -> list[tuple[Allocation, int]]:
+        """Each allocation with the bytes it moved the tail (its size plus the padding that
+        aligns it), the arena's end being 16-byte aligned."""
+        out, used = [], 0
+        for a in self.allocations:
+            new = -(-(used + a.size) // a.align) * a.align
+            out.append((a, new - used))
+            used = new
+        return out
+
+    @property
+    def bytes(self) -> int:
+        return sum(u for _, u in self.placed())
+
+    def by_part(self) -> "OrderedDict[str, int]":
+        parts: OrderedDict[str, int] = OrderedDict()
+        for a, used in self.placed():
+            key = "interpreter I/O" if a.part.startswith("interpreter I/O") else a.part
+            parts[key] = parts.get(key, 0) + used
+        return parts
+
+    def recorded(self) -> dict[str, tuple[int, int, int]]:
+        """(requested, used, count) per RecordingMicroAllocator category, as the wheel
+        prints them."""
+        out = {}
+        placed = self.placed()
+        for name, parts in RECORDED.items():
+            hits = [(a, u) for a, u in placed if a.part in parts]
+            if hits:
+                # the recorder counts the one array of tensors (or nodes) as one per element
+                count = sum(a.count for a, _ in hits)
+                out[name] = (sum(a.size for a, _ in hits), sum(u for _, u in hits), count)
+        return out
+
+    @property
+    def variable_bytes(self) -> int:
+        return sum(u for a, u in self.placed() if a.part == "variables")
+
+
+def persistent_tail(graph: Graph, target: str = "cortex-m7", recording: bool = False) -> Tail:
+    """Every allocation TFLM makes in the arena's tail for `graph` (as a training model with
+    our glue registered, or an inference model) on `target`. `recording`: the wheel's
+    RecordingMicroAllocator instead of the plain MicroAllocator an application gets from
+    MicroInterpreter(model, resolver, arena, size)."""
+    if target not in TFLM_STRUCTS:
+        raise ValueError(f"unknown target {target!r}; known: {', '.join(TARGETS)}")
+    s, g = TFLM_STRUCTS[target], GLUE_STRUCTS[target]
+    tail = Tail(target)
+
+    def add(part: str, what: str, struct: str | None = None, size: int | None = None,
+            align: int = ARENA_ALIGN, count: int = 1) -> None:
+        if struct is not None:
+            size, align = s[struct] if struct in s else g[struct]
+            size *= count
+        tail.allocations.append(Allocation(part, what, size, align, count))
+
+    # MicroAllocator::Create (micro_allocator.cc) or RecordingMicroAllocator::Create
+    if recording:
+        for struct in ("RecordingSingleArenaBufferAllocator", "GreedyMemoryPlanner",
+                       "RecordingMicroAllocator"):
+            add("allocator objects", struct, struct)
+    else:
+        for struct in ("SingleArenaBufferAllocator", "GreedyMemoryPlanner", "MicroAllocator"):
+            add("allocator objects", struct, struct)
+    # StartModelAllocation
+    add("allocator objects", "MicroBuiltinDataAllocator", "MicroBuiltinDataAllocator")
+    add("allocator objects", "SubgraphAllocations", "SubgraphAllocations")
+    add("tensor structs", f"{len(graph.tensors)} TfLiteEvalTensor", "TfLiteEvalTensor",
+        count=len(graph.tensors))
+    add("node structs", f"{len(graph.operators)} NodeAndRegistration", "NodeAndRegistration",
+        count=len(graph.operators))
+    # PrepareNodeAndRegistrationDataFromFlatbuffer: builtin options, in operator order
+    for k, op in enumerate(graph.operators):
+        if op.opcode != "CUSTOM":
+            struct = _builtin(op)[0]
+            if struct is not None:
+                add("builtin options", f"{k}:{op.kind}", struct)
+    # InitSubgraphs, then PrepareSubgraphs
+    for k, op in enumerate(graph.operators):
+        for part, what, size in _init(graph, op, s, g):
+            add(part, f"{k}:{op.kind} {what}", size=size)
+    for k, op in enumerate(graph.operators):
+        for part, what, size in _prepare(graph, op):
+            add(part, f"{k}:{op.kind} {what}", size=size)
+    # FinishModelAllocation: scratch buffer handles, then the variables
+    from .memory import scratch_requests
+    handles = sum(len(scratch_requests(graph, k)) for k in range(len(graph.operators)))
+    if handles:
+        add("scratch handles", f"{handles} ScratchBufferHandle", "ScratchBufferHandle",
+            count=handles)
+    for i, t in enumerate(graph.tensors):
+        if t.is_variable:
+            add("variables", t.name or f"tensor {i}", size=t.nbytes)
+            tail.allocations[-1].dtype = t.dtype
+    # MicroInterpreter::AllocateTensors: the inputs' and outputs' TfLiteTensor structs
+    pointer = s["ScratchBufferHandle"][0]          # one pointer
+    for kind, tensors in (("input", graph.inputs), ("output", graph.outputs)):
+        add("interpreter I/O arrays", f"{kind} tensor pointers", size=pointer * len(tensors))
+        for i in tensors:
+            add("interpreter I/O tensors", f"{kind} {i} TfLiteTensor", "TfLiteTensor")
+            q = graph.tensors[i].quant
+            if q is not None and q.scale.size > 0 and q.zero_point.size > 0:
+                add("interpreter I/O quantization", f"{kind} {i} quantization",
+                    "TfLiteAffineQuantization")
+                add("interpreter I/O quantization", f"{kind} {i} zero points",
+                    size=4 + 4 * q.scale.size, align=4)
+    return tail
+
+
+def _builtin(op: Operator) -> tuple:
+    try:
+        return BUILTINS[op.kind]
+    except KeyError:
+        raise ValueError(f"no TFLM memory model for builtin {op.kind}") from None
+
+
+def _init(graph: Graph, op: Operator, s: dict, g: dict) -> list[tuple[str, str, int]]:
+    if op.opcode == "CUSTOM":
+        if op.kind not in GLUE_INIT:
+            raise ValueError(f"no TFLM memory model for {op.kind}")
+        struct = GLUE_INIT[op.kind]
+        return [] if struct is None else [("glue op data", struct, g[struct][0])]
+    struct = _builtin(op)[1]
+    return [] if struct is None else [("kernel op data", struct, s[struct][0])]
+
+
+def _prepare(graph: Graph, op: Operator) -> list[tuple[str, str, int]]:
+    if op.opcode == "CUSTOM":
+        return [("glue op data", "scales", n) for n in _glue_scales(graph, op)]
+    axis = _builtin(op)[2]
+    if axis is None:
+        return []
+    w = graph.tensors[op.inputs[1]]
+    if axis == "per-channel":            # FULLY_CONNECTED: only per-channel filters
+        if w.quant is None or w.quant.scale.size <= 1:
+            return []
+        channels = w.quant.scale.size
+    else:
+        channels = w.shape[axis]
+    return [("kernel op data", "output multipliers", 4 * channels),
+            ("kernel op data", "output shifts", 4 * channels)]
+
+
+@dataclass
+class TargetMemory:
+    """A model's SRAM on a TFLM target, as its parts (bytes)."""
+    target: str
+    arena: int                 # TFLM's planned head (activations, saved, gradients, scratch)
+    persistent: int            # TFLM's tail without the variables
+    trained: int               # trained parameters (variables)
+    optimizer: int             # momentum buffers (float32 variables)
+    offline: bool              # the arena follows an offline plan (in-place operators)
+
+    @property
+    def total(self) -> int:
+        return self.arena + self.persistent + self.trained + self.optimizer
+
+
+def target_memory(graph: Graph, target: str = "cortex-m7") -> TargetMemory:
+    """SRAM of `graph` in TFLM on `target`: the head TFLM plans (our offline plan when the
+    graph has in-place operators or carries one), the persistent tail of this module's
+    model split into TFLM's own data and the variables (trained parameters: int8/int32;
+    optimizer state: float32)."""
+    from . import alias_plan, memory
+    table = offline_table(graph)
+    if table is None and alias_plan.aliases(graph):
+        table = alias_plan.plan(graph)[0]
+    arena = memory.plan(graph).arena_bytes if table is None \
+        else alias_plan.tflm_head(graph, table)
+    tail = persistent_tail(graph, target)
+    trained = optimizer = 0
+    for a, used in tail.placed():
+        if a.part == "variables":
+            if a.dtype == "float32":
+                optimizer += used
+            else:
+                trained += used
+    return TargetMemory(target, arena, tail.bytes - trained - optimizer, trained, optimizer,
+                        table is not None)
+
+
+def offline_table(graph: Graph):
+    """The OfflineMemoryAllocation offsets a model carries (None: it has none)."""
+    import numpy as np
+    from .memory import OFFLINE_KEY
+    blob = graph.metadata.get(OFFLINE_KEY)
+    if blob is None:
+        return None
+    words = np.frombuffer(blob, np.int32)
+    if len(words) < 3 or words[0] != 0 or words[1] != 1 or words[2] != len(graph.tensors) \
+            or len(words) != 3 + len(graph.tensors):
+        from .errors import ModelError
+        raise ModelError(f"{OFFLINE_KEY} metadata does not hold one offset per tensor of "
+                         "one subgraph")
+    return words[3:].copy()
+
+
+# TFLM's own code with its reference kernels and our glue and kernels, for the Cortex-M7
+# (-O2): 141 KB measured once on the rig (../shared/MCU_RIG.md: MCUNet-5FPS's training
+# image, 1.09 MB of .text, less the 946 KB training model it held; TFLM 90b983c2b, our code
+# as of commit ced9c24). Not re-measured since the TT_* forward ops were added to the glue
+# (TFLM's sources are not installable here, so no test builds that image): a figure from
+# then, which `plan` prints as such.
+TFLM_CODE_BYTES = 141 * 1024
+
+# the paper's budgets for the STM32F746 (320 KB of SRAM, 1 MB of flash): training within
+# 256 KB of SRAM leaves the rest to the application
+SRAM_BUDGET = 256 * 1024
+FLASH_BUDGET = 1024 * 1024
+
+
+def account(graph: Graph, model_bytes: int, target: str = "cortex-m7") -> dict:
+    """Everything `plan` reports for TFLM on `target`: SRAM as its parts (arena, TFLM's
+    persistent data and what it is, trained parameters, optimizer state) and flash (the
+    model file, TFLM's code). The arena follows the model's offline plan when it has one,
+    after alias_plan proved it safe (ModelError otherwise)."""
+    from . import alias_plan, memory
+    from .errors import ModelError
+    table = offline_table(graph)
+    in_place = alias_plan.aliases(graph)
+    if table is not None:
+        unsafe = alias_plan.problems(graph, table)
+        if unsafe:
+            raise ModelError(f"the model's {memory.OFFLINE_KEY} plan is unsafe: {unsafe[0]}")
+        arena = alias_plan.tflm_head(graph, table)
+    else:
+        arena = memory.plan(graph).arena_bytes
+    wheel = target.startswith("wheel")
+    tail = persistent_tail(graph, target, recording=wheel)
+    parts = tail.by_part()
+    trained = optimizer = 0
+    for a, used in tail.placed():
+        if a.part == "variables":
+            if a.dtype == "float32":
+                optimizer += used
+            else:
+                trained += used
+    persistent = tail.bytes - trained - optimizer
+    parts.pop("variables", None)
+    sram = arena + persistent + trained + optimizer
+    flash = {"model": model_bytes, "tflm_code": TFLM_CODE_BYTES}
+    return {
+        "target": target, "arena": arena, "offline_plan": table is not None,
+        "in_place_ops": len(in_place),
+        "aliased": sum(1 for a in in_place if table is not None
+                       and _aliased(graph, table, a)),
+        "persistent": persistent, "persistent_parts": dict(parts),
+        "trained": trained, "optimizer": optimizer, "sram_total": sram,
+        "flash": {**flash, "total": sum(flash.values())},
+        "budgets": {"sram": SRAM_BUDGET, "flash": FLASH_BUDGET},
+    }
+
+
+def _aliased(graph: Graph, table, a) -> bool:
+    """Whether the offline plan puts the in-place op's output over its input."""
+    x, y = graph.tensors[a.input], graph.tensors[a.output]
+    ox, oy = int(table[a.input]), int(table[a.output])
+    return ox >= 0 and oy >= 0 and ox < oy + y.nbytes and oy < ox + x.nbytes
