@@ -172,7 +172,8 @@ def assert_passes_chosen_by_the_programs_arena(model: Path, program):
     own arena: that of two passes everywhere, with one pass wherever it costs nothing."""
     from tflite_train.codegen import program as P
     from tflite_train.training_ops import options_of, set_option
-    graph = P.hoist_bias_updates(tflite_io.load(model))
+    from tflite_train.passes.builtins import joined
+    graph = P.hoist_bias_updates(joined(tflite_io.load(model)))
     outside = {graph.inputs[1], graph.outputs[1]}
     by_augment = P._layout(graph, outside)[-1].arena_bytes
     for op in graph.operators:
