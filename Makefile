@@ -38,15 +38,15 @@ test:
 demo:
 	$(PY) -m tflite_train.demo
 
-# The C training kernels for the host and the TFLM glue for the pinned wheel (also built on
-# first use by --engine c / --engine tflm).
+# The C training kernels for the host and the TFLM glue for the pinned wheel, into
+# micro_kernels/build (--engine c / --engine tflm build theirs into the user's cache).
 kernels:
 	$(MAKE) -C micro_kernels all tflm-wheel
 
-# The kernels (training and forward) cross-compiled for Cortex-M7 and run under QEMU (part
-# of `make test`).
+# The kernels (training and forward, portable and DSP) cross-compiled for Cortex-M7 and run
+# under QEMU (part of `make test`).
 mcu-test:
-	$(PY) -m pytest -q tests/test_cortex_m7.py tests/test_cortex_m7_forward.py
+	$(PY) -m pytest -q tests/test_cortex_m7.py tests/test_cortex_m7_forward.py tests/test_cortex_m7_dsp.py
 
 # Every benchmark, each writing its JSON and re-rendering its tables in benchmarks/RESULTS.md
 # (long: benchmarks/run.py lists them; `--only NAME` runs one).

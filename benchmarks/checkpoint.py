@@ -164,9 +164,7 @@ def main() -> None:
                          for opt, v in sizes.items()}}
     print(render_calls(measured) + "\n\n" + render_code(measured))
     if args.json:
-        results.write_json(args.json, measured)
-        if args.json.resolve() == (HERE / JSON).resolve():
-            results.publish(TABLES)
+        results.save(args.json, measured, JSON, TABLES)
 
 
 def render_calls(data: dict) -> str:

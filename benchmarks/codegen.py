@@ -5,7 +5,8 @@ update, and the person detector (bias-only, its sparse scheme), each built by
 -mfpu=fpv5-sp-d16 -mfloat-abi=hard`, -O2) and run under QEMU mps2-an500.
 
     nice .venv/bin/python benchmarks/codegen.py [--steps 3] [--models mcunet,mbv2,person]
-        [--grad float32|int8] [--no-full] [--json benchmarks/codegen_results.json]
+        [--grad float32|int8] [--kernels dsp,portable] [--no-full]
+        [--json benchmarks/codegen_results.json]
 
 With --json benchmarks/codegen_results.json (float32 activation gradients) or
 benchmarks/codegen_int8.json (--grad int8 --no-full) the table of benchmarks/RESULTS.md
@@ -18,7 +19,9 @@ SysTick tick = 40 instructions under -icount shift=0; counts are whole ticks). E
 checked bit for bit against `--engine c` (losses, CRC-32 of every checkpoint region, the
 scores of an inference). The full update is measured with the rig's whole 4 MiB of SRAM
 when it fits there, and planned otherwise. `--grad` is passed to `augment`: float32 or
-int8 activation gradients.
+int8 activation gradients. `--kernels`: the builds to measure, the kernels' Cortex-M DSP
+versions (`dsp`, what a Cortex-M7 build compiles) and/or their portable C99 (`portable`,
+TFLITE_TRAIN_KERNELS=portable); same bits.
 """
 from __future__ import annotations
 
@@ -73,12 +76,13 @@ def training_model(work: Path, name: str, scheme: str, grad: str) -> Path:
     return out
 
 
-def measure(model: Path, work: Path, steps: int, budget: int | None = None) -> dict:
+def measure(model: Path, work: Path, steps: int, budget: int | None = None,
+            kernels: str = "dsp") -> dict:
     """The rig's measurement, or the plan's figures when the program does not fit."""
     out = work / (model.stem + "-gen")
     try:
         program, m = codegen.generate(model, out, rig_steps=steps, sram_budget=budget,
-                                      flash_budget=budget)
+                                      flash_budget=budget, kernels=kernels)
         return {"measured": True, **m.to_json()}
     except TTError as exc:
         program = codegen.load(model)
@@ -95,10 +99,12 @@ def kb(n: float) -> str:
 
 def row(r: dict) -> str:
     label, scheme, grad = r["label"], r["scheme"], r["grad"]
+    kernels = r.get("kernels", "portable")    # rows measured before there was a choice
     if not r["measured"]:
         p = r["planned"]
         total = p["arena"] + p["trained_parameters"] + p["momentum"]
-        return (f"| {label} | {scheme} | {grad} | planned {kb(total)} = {kb(p['arena'])} + "
+        return (f"| {label} | {scheme} | {grad} | {kernels} | planned {kb(total)} = "
+                f"{kb(p['arena'])} + "
                 f"{kb(p['trained_parameters'] + p['momentum'])} + stack | - | - | - | - | "
                 f"not run: {r['why'][:90]} |")
     s, f = r["sram_bytes"], r["flash_bytes"]
@@ -109,7 +115,8 @@ def row(r: dict) -> str:
     if r.get("goal"):
         notes.append(f"goal <= {r['goal'][0]} KB, <= {r['goal'][1] / 1e6:.0f} M")
     same = "yes" if r["identical_to_engine_c"] else "NO"
-    return (f"| {label} | {scheme} | {grad} | **{kb(s['total'])}** = {kb(s['arena'])} + "
+    return (f"| {label} | {scheme} | {grad} | {kernels} | **{kb(s['total'])}** = "
+            f"{kb(s['arena'])} + "
             f"{kb(s['data_bss'])} + {kb(s['stack'])} | **{kb(f['total'])}** = "
             f"{kb(f['code'])} + {kb(f['model'] + f['data_init'])} | "
             f"{r['instructions_per_step'] / 1e6:,.1f} M | "
@@ -117,9 +124,9 @@ def row(r: dict) -> str:
 
 
 def render(data: dict) -> str:
-    head = ("| model | scheme | grad | SRAM KB = arena + .data/.bss + stack | flash KB = code "
-            "+ model | instructions / step | / inference | = --engine c | reference |\n"
-            "|---|---|---|---|---|---:|---:|---|---|")
+    head = ("| model | scheme | grad | kernels | SRAM KB = arena + .data/.bss + stack | flash "
+            "KB = code + model | instructions / step | / inference | = --engine c | reference "
+            "|\n|---|---|---|---|---|---|---:|---:|---|---|")
     return "\n".join([head, *map(row, data["rows"])])
 
 
@@ -128,10 +135,15 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--models", default="mcunet,mbv2,person")
     ap.add_argument("--grad", default="float32")
+    ap.add_argument("--kernels", default="dsp",
+                    help="comma-separated builds: dsp (Cortex-M DSP versions), portable")
     ap.add_argument("--no-full", action="store_true", help="skip the full-update rows")
     ap.add_argument("--json", type=Path, help="write the measurements to this file (the "
                                               "one in benchmarks/ re-renders RESULTS.md)")
     args = ap.parse_args()
+    builds = args.kernels.split(",")
+    if not set(builds) <= set(rig.KERNELS):
+        ap.error(f"--kernels: comma-separated {' and '.join(rig.KERNELS)}")
     if not rig.available():
         print("the Cortex-M7 rig is not installed (make setup installs it)")
         return 1
@@ -150,25 +162,25 @@ def main() -> int:
             for scheme_label, scheme in schemes:
                 model = training_model(work, name, scheme, args.grad)
                 full = scheme == "full"
-                r = measure(model, work, 1 if full else args.steps,
-                            rig.RIG_MEMORY if full else None)
-                rows.append({"label": label, "scheme": scheme_label, "grad": args.grad,
-                             "tte": None if full else tte,
-                             "goal": None if full else GOALS.get(name), **r})
-                print(row(rows[-1]), flush=True)
+                for kernels in builds:
+                    r = measure(model, work, 1 if full else args.steps,
+                                rig.RIG_MEMORY if full else None, kernels)
+                    rows.append({"label": label, "scheme": scheme_label, "grad": args.grad,
+                                 "kernels": kernels, "tte": None if full else tte,
+                                 "goal": None if full else GOALS.get(name), **r})
+                    print(row(rows[-1]), flush=True)
     data = {"rows": rows, "rig": "QEMU 7.2 mps2-an500 (Cortex-M7), -icount shift=0; "
                                  "arm-none-eabi-gcc 12.2 -O2 -mfpu=fpv5-sp-d16"}
     print(render(data))
     if args.json:
-        results.write_json(args.json, data)
-        if args.json.resolve().parent == HERE:
-            results.publish([name for name, (files, _) in TABLES.items()
-                             if args.json.name in files])
+        # the table that reads this file, when it is one of ours in benchmarks/
+        tables = {t: e for t, e in TABLES.items() if args.json.name in e[0]}
+        results.save(args.json, data, args.json.name if tables else JSON, tables or TABLES)
     return 0
 
 
-TABLES = {"codegen-fig10": (["codegen_results.json"], render),
-          "codegen-int8": (["codegen_int8.json"], render)}
+JSON = "codegen_results.json"
+TABLES = {"codegen-fig10": ([JSON], render), "codegen-int8": (["codegen_int8.json"], render)}
 
 
 if __name__ == "__main__":

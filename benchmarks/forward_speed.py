@@ -65,9 +65,7 @@ def main() -> None:
     data = {"repeats": args.repeats, "rows": rows}
     print(render(data))
     if args.json:
-        results.write_json(args.json, data)
-        if args.json.resolve() == (ROOT / "benchmarks" / JSON).resolve():
-            results.publish(TABLES)
+        results.save(args.json, data, JSON, TABLES)
 
 
 def render(data: dict) -> str:

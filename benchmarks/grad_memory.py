@@ -76,9 +76,7 @@ def main() -> None:
     print(render(data))
     print("\nKB = 1024 bytes; arena parts: the buffers live at the arena's peak operator.")
     if args.json:
-        results.write_json(args.json, data)
-        if args.json.resolve() == (HERE / JSON).resolve():
-            results.publish(TABLES)
+        results.save(args.json, data, JSON, TABLES)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 Cortex-M7 rig, a whole inference in instructions, and host training speed with them.
 
     .venv/bin/python benchmarks/mcu_forward.py                 # rig + host, markdown tables
-    .venv/bin/python benchmarks/mcu_forward.py --rig-only
+    .venv/bin/python benchmarks/mcu_forward.py --rig-only --json benchmarks/mcu_forward.json
     .venv/bin/python benchmarks/mcu_forward.py --host-only --source DIR   # another checkout
 
 Rig: a forward pass of the person detector and of MCUNet-5FPS (imported, 128x128) through
@@ -10,9 +10,10 @@ Rig: a forward pass of the person detector and of MCUNet-5FPS (imported, 128x128
 recorder), and replayed on QEMU's mps2-an500 with -icount shift=0: SysTick ticks every 40
 instructions, read around each kernel call only (copying the recorded inputs in is not
 counted). Portable C99 at -O2 for the STM32F746 (-mfpu=fpv5-sp-d16). QEMU does not model the
-pipeline or caches: these are instruction counts, not cycles. Every call's outputs are
-compared with the host's, as in the test. The in-place depthwise kernel is timed on the same
-layers (data in place, a ring of lines as scratch).
+pipeline or caches: these are instruction counts, not cycles. Twice: the portable build
+(-DTT_PORTABLE) and the DSP versions a Cortex-M7 build picks (SMLAD, ...); every call's
+outputs are compared with the host's, as in the test. The in-place depthwise kernel is timed
+on the same layers (data in place, a ring of lines as scratch).
 
 Host: steps/s of `train` (batch 1, Fashion-MNIST) for MobileNetV2-w0.35 with its 99kb scheme
 (import + augment --num-classes 10 --scheme benchmarks/schemes/mbv2-w0.35_99kb.json) on one
@@ -37,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 SHARED = ROOT.parent / "shared" / "models"
 TICK = 40                           # instructions per SysTick tick under -icount shift=0
 
@@ -106,13 +108,14 @@ def timed_source(program, first: int) -> str:
     return text.replace('  tt_rig_print(fails ? "FAIL', report + '  tt_rig_print(fails ? "FAIL', 1)
 
 
-def rig_instructions(calls, tmp: Path) -> list[int]:
+def rig_instructions(calls, tmp: Path, defines: tuple[str, ...] = ()) -> list[int]:
     """Instructions of each recorded call on the rig (outputs checked bit for bit)."""
     from test_cortex_m7_forward import build, programs, run_rig
     counts: dict[int, int] = {}
     first = 0
     for k, program in enumerate(programs([c for _, c in calls])):
-        res = run_rig(build(tmp, f"bench{k}", timed_source(program, first)), icount=True)
+        res = run_rig(build(tmp, f"bench{k}", timed_source(program, first), defines),
+                      icount=True)
         out = res.stdout + res.stderr
         if res.returncode != 0 or "PASS" not in out:
             raise SystemExit(f"the rig failed: {out[-800:]}")
@@ -140,56 +143,96 @@ def describe(graph, k: int) -> tuple[str, int]:
     return label, macs
 
 
-def rig_tables(models, tmp: Path) -> None:
-    for title, graph in models:
-        calls = layer_calls(graph)
-        counts = rig_instructions(calls, tmp)
-        groups = defaultdict(lambda: [0, 0, 0, []])
-        forward = 0
-        for (k, call), n in zip(calls, counts):
-            label, macs = describe(graph, k)
-            if call.name == "tt_depthwise_conv2d_inplace_s8":
-                label += ", in place"
-            else:
-                forward += n
-            g = groups[(call.name, label)]
-            g[0] += 1
-            g[1] += macs
-            g[2] += n
+BUILDS = (("portable", ("-DTT_PORTABLE",)), ("DSP", ()))
+
+
+def model_data(title: str, graph, tmp: Path) -> dict:
+    """Instructions of every kernel call of one inference (and the in-place depthwise calls),
+    in both builds, grouped by kernel and layer kind."""
+    calls = layer_calls(graph)
+    counts = {label: rig_instructions(calls, tmp, defines) for label, defines in BUILDS}
+    groups: dict = {}
+    forward = dict.fromkeys(counts, 0)
+    for i, (k, call) in enumerate(calls):
+        label, macs = describe(graph, k)
+        if call.name == "tt_depthwise_conv2d_inplace_s8":
+            label += ", in place"
+        g = groups.setdefault((call.name, label), {
+            "kernel": call.name, "label": label, "layers": 0, "macs": 0,
+            "instructions": dict.fromkeys(counts, 0), "per_layer": {b: [] for b in counts}})
+        g["layers"] += 1
+        g["macs"] += macs
+        for build, n in counts.items():
+            if call.name != "tt_depthwise_conv2d_inplace_s8":
+                forward[build] += n[i]
+            g["instructions"][build] += n[i]
             if macs:
-                g[3].append(n / macs)
-        total_macs = sum(describe(graph, k)[1] for k in range(len(graph.operators)))
-        print(f"\n**{title}**: one inference (every forward kernel call) "
-              f"{forward:,} instructions for {total_macs:,} MACs "
-              f"({forward / total_macs:.2f} instructions/MAC)\n")
-        print("| kernel | layers | MACs | instructions | instructions/MAC (range over layers) |")
-        print("|---|---:|---:|---:|---:|")
-        for (name, label), (layers, macs, n, per) in sorted(groups.items(),
-                                                             key=lambda kv: -kv[1][2]):
-            rng = f"{min(per):.2f}-{max(per):.2f}" if len(per) > 1 else ""
-            ratio = f"{n / macs:.2f}" + (f" ({rng})" if rng else "") if macs else "-"
-            print(f"| {name}: {label} | {layers} | {macs:,} | {n:,} | {ratio} |")
+                g["per_layer"][build].append(round(n[i] / macs, 4))
+    return {"model": title, "macs": sum(describe(graph, k)[1]
+                                        for k in range(len(graph.operators))),
+            "forward": forward, "kernels": list(groups.values())}
 
 
-def kernel_text(tmp: Path) -> None:
+def kernel_text(tmp: Path) -> dict:
+    """.text of every forward source, portable and DSP, at -O2 and -Os."""
     from test_cortex_m7_forward import BOARD_CPU, SOURCES
     from tflite_train.runtime import c_forward
-    print("\n| forward kernel source (arm-none-eabi-gcc 12.2, fpv5-sp-d16) | .text -O2 | .text -Os |")
-    print("|---|---:|---:|")
+    out = {}
     for src in SOURCES:
-        sizes = []
-        for opt in ("-O2", "-Os"):
+        sizes = {}
+        for key, opt, defines in (("portable -O2", "-O2", ["-DTT_PORTABLE"]),
+                                  ("DSP -O2", "-O2", []), ("DSP -Os", "-Os", [])):
             obj = tmp / f"{src.stem}{opt}.o"
-            subprocess.run(["arm-none-eabi-gcc", *BOARD_CPU, "-std=c99", opt, "-I",
+            subprocess.run(["arm-none-eabi-gcc", *BOARD_CPU, "-std=c99", opt, *defines, "-I",
                             str(c_forward.MICRO_KERNELS / "include"), "-c", str(src), "-o",
                             str(obj)], check=True)
-            out = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True,
-                                 text=True, check=True).stdout
-            sizes.append(int(out.splitlines()[1].split()[0]))
-        print(f"| {src.name} | {sizes[0]:,} | {sizes[1]:,} |")
+            out_ = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True,
+                                  text=True, check=True).stdout
+            sizes[key] = int(out_.splitlines()[1].split()[0])
+        out[src.name] = sizes
+    return out
 
 
-def rig(tmp: Path) -> None:
+def render_models(data: dict) -> str:
+    """Per model: the whole inference, then instructions per MAC of each kernel and layer
+    kind, portable and DSP (the range over layers for DSP)."""
+    out = []
+    for m in data["models"]:
+        p, d, macs = m["forward"]["portable"], m["forward"]["DSP"], m["macs"]
+        out += [f"**{m['model']}**: one inference (every forward kernel call, {macs:,} MACs): "
+                f"portable {p:,} instructions ({p / macs:.2f}/MAC), DSP {d:,} "
+                f"({d / macs:.2f}/MAC), {p / d:.2f}x fewer", "",
+                "| kernel | layers | MACs | portable instructions/MAC | DSP instructions/MAC "
+                "(range over layers) | DSP instructions |", "|---|---:|---:|---:|---:|---:|"]
+        for g in sorted(m["kernels"], key=lambda g: -g["instructions"]["DSP"]):
+            def ratio(build, with_range):
+                if not g["macs"]:
+                    return "-"
+                per = g["per_layer"][build]
+                rng = (f" ({min(per):.2f}-{max(per):.2f})"
+                       if with_range and len(per) > 1 else "")
+                return f"{g['instructions'][build] / g['macs']:.2f}{rng}"
+            out.append(f"| {g['kernel']}: {g['label']} | {g['layers']} | {g['macs']:,} | "
+                       f"{ratio('portable', False)} | {ratio('DSP', True)} | "
+                       f"{g['instructions']['DSP']:,} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def render_code(data: dict) -> str:
+    out = ["| forward kernel source (arm-none-eabi-gcc 12.2, fpv5-sp-d16) | .text -O2 portable "
+           "| .text -O2 DSP | .text -Os DSP |", "|---|---:|---:|---:|"]
+    for name, t in data["text"].items():
+        out.append(f"| {name} | {t['portable -O2']:,} | {t['DSP -O2']:,} | {t['DSP -Os']:,} |")
+    return "\n".join(out)
+
+
+JSON = "mcu_forward.json"
+TABLES = {"mcu-forward": ([JSON], render_models), "mcu-forward-code": ([JSON], render_code)}
+
+
+def rig(tmp: Path, json_path: Path | None) -> None:
+    import results
     from tflite_train import tflite_io
     from tflite_train.importers.tiny_training import import_pkl
     models = []
@@ -201,10 +244,16 @@ def rig(tmp: Path) -> None:
         models.append(("MCUNet-5FPS (128x128, imported, 1000 classes)", import_pkl(mcunet)))
     if not models:
         raise SystemExit("../shared/models is missing: nothing to measure")
+    data = {"models": [model_data(title, graph, tmp) for title, graph in models],
+            "text": kernel_text(tmp)}
     print("Instructions on the Cortex-M7 rig (QEMU mps2-an500, -icount shift=0; instruction "
-          "counts, not cycles), portable C99 -O2 -mfpu=fpv5-sp-d16, rounded to 40.")
-    rig_tables(models, tmp)
-    kernel_text(tmp)
+          "counts, not cycles), -O2 -mcpu=cortex-m7 -mfpu=fpv5-sp-d16, each call rounded to "
+          "40; portable C99 (-DTT_PORTABLE) and the DSP versions, both bit-identical to "
+          "the host.\n")
+    print(render_models(data))
+    print(render_code(data))
+    if json_path:
+        results.save(json_path, data, JSON, TABLES)
 
 
 # --- host training speed ----------------------------------------------------------------------
@@ -271,10 +320,13 @@ def main() -> None:
     ap.add_argument("--source", type=Path, default=ROOT,
                     help="checkout whose tflite_train the host part runs (default: this one)")
     ap.add_argument("--steps", type=int, default=100, help="timed training steps per engine")
+    ap.add_argument("--json", type=Path,
+                    help="write the rig's numbers there (benchmarks/mcu_forward.json also "
+                         "re-renders their tables in RESULTS.md)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.host_only:
-            rig(Path(tmp))
+            rig(Path(tmp), args.json)
         if not args.rig_only:
             host(args.source.resolve(), args.steps, Path(tmp))
 

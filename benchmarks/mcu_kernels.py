@@ -285,9 +285,7 @@ def main() -> None:
             "glue_text": glue}
     print(render_text(data))
     if args.json:
-        results.write_json(args.json, data)
-        if args.json.resolve() == (Path(__file__).resolve().parent / JSON).resolve():
-            results.publish(TABLES)
+        results.save(args.json, data, JSON, TABLES)
 
 
 def render_kernels(before_d16: dict, before: dict, now: dict) -> str:

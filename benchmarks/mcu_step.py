@@ -163,9 +163,7 @@ def main() -> None:
     print()
     print(render(data))
     if args.json:
-        results.write_json(args.json, data)
-        if args.json.resolve() == (HERE / JSON).resolve():
-            results.publish(TABLES)
+        results.save(args.json, data, JSON, TABLES)
 
 
 if __name__ == "__main__":

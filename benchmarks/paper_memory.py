@@ -102,9 +102,7 @@ def main() -> None:
     for fn in (render_table, render_ratios, render_tf):
         print(fn(data) + "\n")
     if args.json:
-        results.write_json(args.json, data)
-        if args.json.resolve() == (HERE / JSON).resolve():
-            results.publish(TABLES)
+        results.save(args.json, data, JSON, TABLES)
 
 
 def render_table(data: dict) -> str:

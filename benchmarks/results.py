@@ -21,7 +21,8 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 # the scripts whose TABLES are in RESULTS.md; `make bench` runs them (benchmarks/run.py)
 SCRIPTS = ["forward_speed", "transfer", "paper_memory", "mcu_kernels", "checkpoint",
-           "mutation", "codegen", "grad_memory", "tflm_memory", "train_speed", "mcu_step"]
+           "mutation", "codegen", "grad_memory", "tflm_memory", "train_speed", "mcu_step",
+           "default_schedule", "person_ceiling", "fuzz", "mcu_forward", "search"]
 MARKER = re.compile(r"<!-- table:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /table:(?P=name) -->",
                     re.S)
 
@@ -54,6 +55,14 @@ def write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
+
+
+def save(path: Path, data: dict, json_name: str, tables: dict) -> None:
+    """A benchmark's JSON written to `path`; when that is the results file itself
+    (benchmarks/`json_name`), its `tables` re-rendered into RESULTS.md as well."""
+    write_json(path, data)
+    if Path(path).resolve() == (HERE / json_name).resolve():
+        publish(tables)
 
 
 def caption(data: list[dict]) -> str:

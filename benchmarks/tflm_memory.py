@@ -130,9 +130,7 @@ def main() -> int:
                                     "as `tflite-train plan` models it"}
     print(render(data))
     if args.json:
-        results.write_json(args.json, data)
-        if args.json.resolve() == (HERE / JSON).resolve():
-            results.publish(TABLES)
+        results.save(args.json, data, JSON, TABLES)
     return 0
 
 

@@ -65,9 +65,7 @@ def main() -> None:
     print(render(data))
     if args.json:
         import results
-        results.write_json(args.json, data)
-        if args.json.resolve().parent == HERE and args.json.name == JSON:
-            results.publish(TABLES)
+        results.save(args.json, data, JSON, TABLES)
 
 
 def render(now: dict, before: dict | None = None) -> str:

@@ -58,7 +58,7 @@ GRADS = {"float32": ("float32", "stochastic"), "int8": ("int8", "stochastic"),
 def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, val_idx) -> dict:
     dtype, grad_rounding = GRADS[grad if variant != "fp32" else "float32"]
     hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
-                  decay_steps=args.steps if args.cosine else 0,
+                  decay_steps=args.steps if args.cosine else 0, half_life=0,
                   qas=variant != "int8",
                   rounding="nearest" if variant == "qas-nearest" else "stochastic",
                   seed=seed, grad=dtype, grad_rounding=grad_rounding)

@@ -78,7 +78,7 @@ ZOO_CASES = [
     ("depthwise", "bias-only", Hyper(), True),
     ("branches", "full", Hyper(momentum=0.9), True),      # RESHAPE (a view), TRANSPOSE, pools
     ("pool", "last:2", Hyper(), True),
-    ("mean", "full", Hyper(), False),
+    ("mean", "full", Hyper(half_life=2), False),
     ("classifier_1x1", "bias-only", Hyper(), True),
     ("conv_per_tensor", "full", Hyper(), True),
 ]
@@ -582,7 +582,9 @@ def test_mcunet_on_the_rig(tmp_path, capsys):
     assert s["total"] <= 256 * 1024 and f["total"] <= 1024 * 1024
     assert f["model"] > 500_000 and 0 < f["code"] < 100_000
     assert len(m["losses"]) == 2 and len(m["instructions_each_step"]) == 2
-    assert m["instructions_per_step"] > m["instructions_per_inference"] > 100_000_000
+    # MCUNet's inference: about 150 M instructions with portable forward kernels, 55 M
+    # with the Cortex-M7's DSP versions (benchmarks/RESULTS.md)
+    assert m["instructions_per_step"] > m["instructions_per_inference"] > 40_000_000
     assert (out / "build" / "rig.elf").exists()
     text = (out / "tt_model.c").read_text()           # the kernels codegen adds ran there too
     for kernel in ("tt_conv2d_split_s8", "tt_conv2d_input_grad_split_f32",

@@ -116,12 +116,15 @@ def recording(calls: list[Call]):
 
 def training_steps(fuse: bool, grad: str = "float32") -> list[list[Call]]:
     """Three training steps of the example model on the C engine (every layer trained, a
-    new 4-class head, momentum, stochastic rounding, a cosine decay over 6 steps): the calls
-    of each step. int8 gradients: rounded stochastically, every other layer input gradient
-    in one pass (int32 scratch) and the others in two."""
+    new 4-class head, momentum, stochastic rounding; fused: a cosine decay over 6 steps,
+    separate: the inverse-time decay with half-life 2, whose double division is libgcc's
+    soft float on the board): the calls of each step. int8 gradients: rounded
+    stochastically, every other layer input gradient in one pass (int32 scratch) and the
+    others in two."""
+    schedule = {"decay_steps": 6} if fuse else {"half_life": 2}
     r = augment.augment(tflite_io.load(EXAMPLE), "full", 4,
                         Hyper(lr=0.05, momentum=0.5, rounding="stochastic", seed=5,
-                              decay_steps=6, grad=grad), fuse=fuse)
+                              grad=grad, **schedule), fuse=fuse)
     if grad == "int8":
         test_int8_grads.alternate_passes(r.graph)
     ex = Executor(r.graph, "c")

@@ -93,12 +93,13 @@ def source(program: Program) -> str:
                                     '#include "tt_kernels.h"\n#include "tt_forward.h"')
 
 
-def build(tmp_path, name: str, main_c: str) -> str:
+def build(tmp_path, name: str, main_c: str, defines: tuple[str, ...] = ()) -> str:
     """The kernels at -O2 for the board with `main_c`, which is compiled on its own with
-    -fno-builtin: gcc would otherwise copy constant vectors it memcpy's (+60% flash)."""
+    -fno-builtin: gcc would otherwise copy constant vectors it memcpy's (+60% flash).
+    `defines` go to every file (e.g. -DTT_PORTABLE: the portable kernels on the M7)."""
     gcc = shutil.which("arm-none-eabi-gcc")
     flags = [*BOARD_CPU, "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
-             "-ffunction-sections", "-fdata-sections", "-I",
+             "-ffunction-sections", "-fdata-sections", *defines, "-I",
              str(c_forward.MICRO_KERNELS / "include")]
     (tmp_path / f"{name}.c").write_text(main_c)
     main_o, elf = tmp_path / f"{name}.o", tmp_path / f"{name}.elf"

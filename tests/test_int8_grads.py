@@ -728,3 +728,46 @@ def test_augment_and_train_int8_in_tflm_from_the_command_line(tmp_path, capsys):
     state = json.loads(str(states["c"]["__state__"]))
     rounding = [k for k in state["update_states"] if k.endswith("/grad") or k == "dlogits"]
     assert "dlogits" in rounding            # the loss's stream is part of the state
+
+
+def test_validation_reads_int8_ops_in_their_mode():
+    """The one validation layer (validate.py, ops/ttcheck.py) reads an op's gradient mode
+    from its gradient tensors: a valid int8 training model passes as written; the glue's
+    int8 checks are made in Python too, each a one-line ModelError: multipliers that do not
+    match the weights' scales, an int8-only option missing, int8-only options on a float32
+    op, a float32 gradient slot beside int8 ones, a scale tensor that is not [1]."""
+    from tflite_train.errors import ModelError
+    from tflite_train.training_ops import encode_options
+
+    def refused(graph, text):
+        with pytest.raises(ModelError, match=text) as e:
+            tflite_io.parse(tflite_io.serialize(graph))
+        assert "\n" not in str(e.value)
+    data = tflite_io.serialize(int8_model(EXAMPLE, "full", 4).graph)
+    g = tflite_io.parse(data)
+    assert any(grad_mode(g, op) == "int8" for op in g.operators)
+    k = next(k for k, op in enumerate(g.operators) if op.kind == "TT_CONV2D_INPUT_GRAD")
+    mult = g.tensors[g.operators[k].inputs[3]]
+    mult.data = mult.data.copy()
+    mult.data[0] += 1
+    refused(g, r"TT_CONV2D_INPUT_GRAD\): the multipliers do not match the weights' scales")
+    g = tflite_io.parse(data)
+    op = next(op for op in g.operators if op.kind == "TT_SUM_GRAD")
+    o = dict(options_of(op))
+    del o["seed"]
+    op.custom_options = encode_options(o)
+    refused(g, r"TT_SUM_GRAD\): options .* != schema")
+    g = tflite_io.parse(data)
+    op = next(op for op in g.operators if op.kind == "TT_MEAN_GRAD" or
+              op.kind == "TT_SOFTMAX_GRAD" or op.kind == "TT_AVERAGE_POOL_GRAD"
+              or op.kind == "TT_CONV2D_INPUT_GRAD")
+    g.tensors[op.outputs[0]].dtype = "float32"
+    refused(g, r"output 0 \(dx\) is float32, wants int8")
+    g = tflite_io.parse(data)
+    op = next(op for op in g.operators if op.kind == "TT_CONV2D_INPUT_GRAD")
+    g.tensors[op.outputs[1]].shape = (2,)
+    refused(g, r"output 1 \(dx_scale\) is \[2\], not \[1\]")
+    g = augment.augment(tflite_io.load(EXAMPLE), "full", 4, Hyper()).graph
+    op = next(op for op in g.operators if op.kind == "TT_LOSS_SOFTMAX_CE")
+    op.custom_options = encode_options({"rounding": 0, "seed": 1})
+    refused(g, r"TT_LOSS_SOFTMAX_CE\): options \['rounding', 'seed'\] != schema \[\]")

@@ -25,6 +25,7 @@ import pytest
 
 import wheel_elf
 from conftest import ROOT, numpy_equals_c, require_tool, shared_model
+from fuzzing import sanitized_glue
 from tflite_train import augment, tflite_io
 from tflite_train.autodiff import Hyper
 from tflite_train.demo import EXAMPLE
@@ -140,13 +141,13 @@ import numpy as np
 from tflite_train import augment, tflite_io
 from tflite_train.autodiff import Hyper
 from tflite_train.demo import EXAMPLE
-from tflite_train.runtime import tflm_engine
+from tflite_train.runtime import tflm, tflm_engine
 
 @contextlib.contextmanager
 def uncaptured():                      # let a sanitizer's report reach stderr
     yield {"text": ""}
 
-tflm_engine.captured_c_output = uncaptured
+tflm.captured_c_output = uncaptured
 lib = ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)
 tflm_engine.glue_library = lambda: lib
 models = [(EXAMPLE, 4, s, f) for s, f in (("full", True), ("full", False), ("last:2", True))]
@@ -172,29 +173,10 @@ def test_the_glue_is_clean_under_asan_and_ubsan(tmp_path, zoo):
     int8 gradients). UBSan's vptr check is
     off: the glue calls the wheel's MicroContext through tt_tflm_compat.h's declaration of
     it, a type UBSan cannot know is the same one."""
-    asan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True,
-                          text=True).stdout.strip()
-    ubsan = subprocess.run(["gcc", "-print-file-name=libubsan.so"], capture_output=True,
-                           text=True).stdout.strip()
-    require_tool(asan.startswith("/") and ubsan.startswith("/"),
-                 "gcc's sanitizer runtimes (libasan, libubsan)")
-    kernels = ROOT / "micro_kernels"
-    lib = tmp_path / "libtt_tflm_wheel.so"
-    sanitize = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize=vptr",
-                "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-fPIC"]
-    objs = []
-    for src in sorted((kernels / "src").glob("*.c")):
-        objs.append(tmp_path / f"{src.stem}.o")
-        subprocess.run(["gcc", "-std=c99", *sanitize, "-I", str(kernels / "include"), "-c",
-                        str(src), "-o", str(objs[-1])], check=True)
-    subprocess.run(["g++", "-std=c++17", *sanitize, "-shared", "-DTT_TFLM_WHEEL_ABI",
-                    "-DFLATBUFFERS_LOCALE_INDEPENDENT=0", "-I", str(kernels / "include"),
-                    "-I", str(kernels / "tflm"), str(kernels / "tflm" / "tt_tflm_ops.cc"),
-                    str(kernels / "tflm" / "tt_tflm_forward_ops.cc"),
-                    str(kernels / "tflm" / "tt_tflm_wheel.cc"), *map(str, objs), "-o",
-                    str(lib)], check=True)
-    env = dict(__import__("os").environ, LD_PRELOAD=f"{asan} {ubsan}",
-               ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+    built = sanitized_glue(tmp_path)
+    require_tool(built is not None, "gcc's sanitizer runtimes (libasan, libubsan)")
+    lib, sanitizers = built
+    env = dict(__import__("os").environ, **sanitizers)
     zoo_models = [str(zoo[n]) for n in ("branches", "mobile", "softmax_mid")]
     res = subprocess.run([sys.executable, "-c", SANITIZED_RUN, str(lib), *zoo_models],
                          capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=600)
@@ -213,7 +195,8 @@ def test_a_different_wheel_version_is_refused(monkeypatch):
     ("full", True, Hyper(lr=0.05, momentum=0.5, rounding="stochastic", seed=3)),
     ("full", False, Hyper(lr=0.05, momentum=0.9, rounding="nearest", seed=1)),
     ("last:2", True, Hyper(lr=0.1, decay_steps=6, seed=2)),
-    ("bias-only", True, Hyper(lr=0.05, seed=4)),
+    ("bias-only", True, Hyper(lr=0.05, seed=4, half_life=2)),
+    ("last:2", False, Hyper(lr=0.05, seed=5, half_life=0)),
 ])
 def test_tflm_trains_bit_identically_to_the_c_engine(scheme, fuse, hyper):
     graph = augment.augment(tflite_io.load(EXAMPLE), scheme, 4, hyper, fuse=fuse).graph

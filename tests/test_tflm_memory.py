@@ -630,17 +630,21 @@ def _add_rest(g, op, variable):
     op.inputs[2] = g.add_tensor(rest)
 
 
+# The bytes go to the wheel's TFLM as they are: TFLMInterpreter would validate them first
+# (and refuse most of these in Python), while this test is about the glue's Prepare.
 GLUE_CHILD = r"""
 import sys, json
 sys.path.insert(0, {tests!r})
-from tflite_train.runtime.tflm import TFLMInterpreter, captured_c_output
+from tflite_micro.python.tflite_micro import runtime
+from tflite_train.runtime.tflm import captured_c_output
 from tflite_train.runtime.tflm_engine import REGISTERER, glue_library
 glue_library()
 for path in sys.argv[1:]:
     with captured_c_output() as out:
         try:
-            TFLMInterpreter(open(path, "rb").read(), preserve_all=False,
-                            registerers=[REGISTERER])
+            runtime.Interpreter.from_bytes(open(path, "rb").read(),
+                                           custom_op_registerers=[REGISTERER],
+                                           arena_size=64 << 20)
             status = "allocated"
         except RuntimeError:
             status = "refused"

@@ -97,6 +97,39 @@ def test_update_ops_carry_the_layer_rates_and_metadata_records_them():
     assert len(set(update_lrs)) > 2                      # per layer, not one constant
 
 
+@pytest.mark.parametrize("options, half_life, boost", [
+    ({}, lr.HALF_LIFE, lr.HALF_LIFE_BOOST),             # the default: inverse-time decay
+    ({"decay_steps": 300}, 0, 1.0),                     # a cosine instead
+    ({"half_life": 0}, 0, 1.0),                         # a constant rate
+    ({"half_life": 20}, 20, lr.HALF_LIFE_BOOST),
+])
+def test_the_schedule_and_its_starting_rates(options, half_life, boost):
+    """Without options every update op decays its rate (inverse time, half at step
+    HALF_LIFE) from HALF_LIFE_BOOST x the constant-rate rule; a cosine or a constant rate
+    starts at the rule's own rates. The metadata says which."""
+    from tflite_train.training_ops import options_of
+    graph = tflite_io.load(EXAMPLE)
+    rates = lr.model_rates(graph, "full", 4, seed=0)
+    result = augment.augment(graph, "full", 4, Hyper(**options))
+    updates = [options_of(op) for op in result.graph.operators if op.kind.endswith("_UPDATE")]
+    assert updates and all(o["half_life_steps"] == half_life for o in updates)
+    assert all(o["decay_steps"] == options.get("decay_steps", 0) for o in updates)
+    assert result.metadata["half_life_steps"] == half_life
+    assert result.metadata["lr_rule"]["schedule_boost"] == boost
+    for k, r in rates.items():
+        # both sides keep 3 significant digits: each rounding is within 0.5%
+        assert result.hyper.layer_lrs[k] == pytest.approx((r.weight * boost, r.bias * boost),
+                                                          rel=1e-2)
+
+
+def test_two_schedules_at_once_is_a_usage_error(tmp_path, capsys):
+    out = tmp_path / "m.tflite"
+    line = one_line_error(capsys, "augment", EXAMPLE, "-o", out, "--num-classes", 3,
+                          "--lr-decay-steps", 300, "--lr-half-life", 50)
+    assert "--lr-decay-steps (cosine) and --lr-half-life (inverse time)" in line
+    assert not out.exists()
+
+
 def test_explicit_lr_is_one_rate_as_before():
     result = augment.augment(tflite_io.load(EXAMPLE), "full", 4, Hyper(lr=0.03))
     from tflite_train.training_ops import options_of

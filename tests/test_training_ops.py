@@ -59,7 +59,8 @@ def run_update(delta_values, rounding, seed=5, steps=1, engine="numpy"):
                        Tensor("g", (n,), "float32"), Tensor("label", (1,), "int32")],
               operators=[], inputs=[], outputs=[])
     op = training_ops.make_op("TT_UPDATE_BIAS", [0, 1, -1, 2], [], lr=1.0, momentum=0.0,
-                              qas=True, rounding=rounding, seed=seed, decay_steps=0)
+                              qas=True, rounding=rounding, seed=seed, decay_steps=0,
+                              half_life_steps=0)
     b = np.zeros(n, np.int32)
     state = {}
     update = ops.REGISTRY["TT_UPDATE_BIAS"].forward
@@ -154,10 +155,17 @@ def test_requantize_and_reshape_grads_are_identities():
     assert np.array_equal(dx, dy.ravel())
 
 
-def test_cosine_learning_rate_decay():
+def test_learning_rate_schedules():
     from tflite_train.ops.training import learning_rate
-    o = {"lr": 0.2, "decay_steps": 100}
+    o = {"lr": 0.2, "decay_steps": 100, "half_life_steps": 0}
     assert learning_rate(o, 0) == np.float32(0.2)
     assert learning_rate(o, 50) == np.float32(0.1)
     assert learning_rate(o, 100) == 0 and learning_rate(o, 150) == 0
-    assert learning_rate({"lr": 0.2, "decay_steps": 0}, 10_000) == np.float32(0.2)
+    constant = {"lr": 0.2, "decay_steps": 0, "half_life_steps": 0}
+    assert learning_rate(constant, 10_000) == np.float32(0.2)
+    inverse = {"lr": 0.2, "decay_steps": 0, "half_life_steps": 50}
+    assert learning_rate(inverse, 0) == np.float32(0.2)
+    assert learning_rate(inverse, 50) == np.float32(0.1)        # half at step T
+    assert learning_rate(inverse, 150) == np.float32(0.05)
+    rates = [learning_rate(inverse, t) for t in range(0, 100_000, 997)]
+    assert all(a > b > 0 for a, b in zip(rates, rates[1:]))      # falls, never reaches 0

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import autodiff, ops
 from . import scheme as schemes
-from .errors import ModelError, TTError
+from .errors import ModelError, TTError, printable
 from .ir import Graph, Operator, Quantization, Tensor
 from .memory import OFFLINE_KEY
 from .training_ops import GRAD_DTYPES, make_op
@@ -312,8 +312,8 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         "qas": hyper.qas, "lr": hyper.lr,
         "bias_lr": hyper.effective_bias_lr, "lr_rule": lr_rule,
         "momentum": hyper.momentum, "rounding": hyper.rounding, "seed": hyper.seed,
-        "decay_steps": hyper.decay_steps, "fused_updates": fuse, "schedule": order_name,
-        "grad": hyper.grad,
+        "decay_steps": hyper.decay_steps, "half_life_steps": hyper.effective_half_life,
+        "fused_updates": fuse, "schedule": order_name, "grad": hyper.grad,
         **({"grad_rounding": hyper.grad_rounding} if hyper.grad == "int8" else {}),
         "logits": graph.tensors[logits].name,
         "trained": [{"layer": _layer_name(graph, bwd, k), "bias": u.bias,
@@ -357,9 +357,10 @@ def default_rates(graph: Graph, scheme_spec: str, num_classes: int | None,
     bias lr replaces every bias's rate."""
     from . import lr as lr_rule
     rates = lr_rule.model_rates(graph, scheme_spec, num_classes, hyper.seed)
-    layer_lrs = {k: (r.weight, hyper.bias_lr if hyper.bias_lr is not None else r.bias)
-                 for k, r in rates.items()}
-    record = lr_rule.base_record()
+    boost = lr_rule.schedule_boost(hyper)
+    layer_lrs = {k: (w, hyper.bias_lr if hyper.bias_lr is not None else b)
+                 for k, (w, b) in lr_rule.scaled(rates, boost).items()}
+    record = lr_rule.base_record(boost)
     return replace(hyper, layer_lrs=layer_lrs), record
 
 
@@ -390,6 +391,11 @@ def _check_hyper(h: autodiff.Hyper) -> None:
         raise TTError(f"--rounding must be nearest or stochastic, got {h.rounding!r}")
     if h.decay_steps < 0:
         raise TTError(f"--lr-decay-steps must be >= 0, got {h.decay_steps}")
+    if h.half_life is not None and h.half_life < 0:
+        raise TTError(f"--lr-half-life must be >= 0, got {h.half_life}")
+    if h.decay_steps and h.half_life:
+        raise TTError("--lr-decay-steps (cosine) and --lr-half-life (inverse time) are two "
+                      "schedules; give one")
     if not 0 <= h.seed <= 0xFFFFFFFF:
         raise TTError(f"--seed must be in 0..4294967295, got {h.seed}")
     if h.grad not in GRAD_DTYPES:
@@ -405,9 +411,12 @@ def training_metadata(graph: Graph) -> dict:
                          "`tflite-train augment` first")
     try:
         meta = json.loads(blob)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ModelError("the tflite_train metadata is corrupt") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("logits"), str):
+        raise ModelError("the tflite_train metadata is corrupt (no logits tensor named)")
     if meta.get("version") != FORMAT_VERSION:
-        raise ModelError(f"training model format version {meta.get('version')} is not "
+        raise ModelError(f"training model format version {printable(repr(meta.get('version')))}"
+                         " is not "
                          f"supported (this tflite-train reads version {FORMAT_VERSION})")
     return meta

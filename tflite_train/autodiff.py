@@ -41,7 +41,11 @@ class Hyper:
     # and int8 training falls behind fp32 (benchmarks/RESULTS.md)
     rounding: str = "stochastic"        # or "nearest"
     seed: int = 0
-    decay_steps: int = 0                # 0: constant lr; N: cosine decay to 0 over N steps
+    decay_steps: int = 0                # N > 0: cosine decay to 0 over N steps
+    # T > 0: inverse-time decay lr * T / (T + t), the lr halves at step T and keeps falling
+    # without knowing the run's length; 0: none (with decay_steps 0, a constant lr). None:
+    # lr.HALF_LIFE unless decay_steps asks for a cosine.
+    half_life: int | None = None
     # forward op index -> (weight lr, bias lr); augment fills it when lr is None. A layer
     # not in it gets lr / effective_bias_lr.
     layer_lrs: dict[int, tuple[float, float]] | None = None
@@ -56,6 +60,13 @@ class Hyper:
             return self.bias_lr
         return None if self.lr is None else self.lr / 100
 
+    @property
+    def effective_half_life(self) -> int:
+        if self.half_life is not None:
+            return self.half_life
+        from .lr import HALF_LIFE
+        return 0 if self.decay_steps else HALF_LIFE
+
     def rates(self, k: int) -> tuple[float, float]:
         if self.layer_lrs and k in self.layer_lrs:
             return self.layer_lrs[k]
@@ -69,7 +80,8 @@ class Hyper:
         return {"lr": float(lr_b if bias else lr_w),
                 "momentum": float(self.momentum), "qas": bool(self.qas),
                 "rounding": 1 if self.rounding == "stochastic" else 0,
-                "seed": int(seed) & 0xFFFFFFFF, "decay_steps": int(self.decay_steps)}
+                "seed": int(seed) & 0xFFFFFFFF, "decay_steps": int(self.decay_steps),
+                "half_life_steps": int(self.effective_half_life)}
 
 
 @dataclass

@@ -18,9 +18,12 @@ from .runtime import ENGINES
 
 EXIT_MISMATCH = 1      # verify ran and found differences
 EXIT_ERROR = 2         # bad input (also argparse's code for bad usage)
+EXIT_PIPE = 141        # the reader of our output went away (128 + SIGPIPE, as a shell reports)
 
 
 def _load(path: str):
+    """The validated graph and the file's bytes (for its size and identity; TFLM is handed
+    the model written from the validated graph, runtime/tflm.py)."""
     from . import tflite_io
     graph = tflite_io.load(path)
     return graph, Path(path).read_bytes()
@@ -76,14 +79,14 @@ def cmd_inspect(args) -> int:
 
 def cmd_verify(args) -> int:
     from .verify import verify
-    graph, data = _load(args.model)
+    graph, _ = _load(args.model)
 
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty():
             print(f"\r  sample {done}/{total}", end="" if done < total else "\n",
                   file=sys.stderr, flush=True)
 
-    result = verify(graph, data, samples=args.samples, seed=args.seed, progress=progress)
+    result = verify(graph, samples=args.samples, seed=args.seed, progress=progress)
     compared = [d for d in result.tensors]
     print(f"{args.model}: numpy forward vs TFLM interpreter, {result.samples} seeded random "
           f"input(s) (seed {args.seed}), {len(compared)} tensors compared")
@@ -135,15 +138,6 @@ def cmd_plan(args) -> int:
         table, offline_bytes, order = alias_plan.plan(graph)
     else:
         offsets, offline_bytes, order = memory.offline_plan(buffers)
-    if args.write_offline:
-        out = Path(args.write_offline)
-        if out.resolve() == Path(args.model).resolve():
-            raise TTError("the output would overwrite the input model; choose another path")
-        from .tflite_io import save
-        graph.metadata[memory.OFFLINE_KEY] = (
-            alias_plan.metadata(table) if alias_plan.aliases(graph)
-            else memory.offline_metadata(graph, buffers, offsets))
-        save(graph, out)
     wheel_tail = memory.tflm_persistent_bytes(graph, data, p.training) \
         if args.target.startswith("wheel") else None
     info = {"model": args.model, "training": p.training, "target": args.target,
@@ -161,6 +155,15 @@ def cmd_plan(args) -> int:
             "codegen": _codegen_plan(graph, data) if p.training else None}
     if wheel_tail is not None:
         info["wheel_measured_persistent_bytes"] = wheel_tail
+    if args.write_offline:           # after everything that can refuse the model
+        out = Path(args.write_offline)
+        if out.resolve() == Path(args.model).resolve():
+            raise TTError("the output would overwrite the input model; choose another path")
+        from .tflite_io import save
+        graph.metadata[memory.OFFLINE_KEY] = (
+            alias_plan.metadata(table) if alias_plan.aliases(graph)
+            else memory.offline_metadata(graph, buffers, offsets))
+        save(graph, out)
     if args.plot:
         from .plot import memory_chart
         what = "training" if p.training else "inference"
@@ -235,23 +238,11 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
 
 def _codegen_plan(graph, data: bytes) -> dict:
     """The generated program's SRAM by its plan (what `codegen` builds), or why there is none."""
-    from .codegen import CodegenError, build
+    from .codegen import CodegenError, planned_sram
     try:
-        program = build(graph, data)
+        return planned_sram(graph, data)
     except CodegenError as exc:
         return {"error": str(exc)}
-    plan = program.plan
-    params = sum(program.param_bytes(v) for _, v in program.params)
-    momentum = sum(graph.tensors[m].nbytes for m in program.momentum)
-    states = 8 * len(program.updates)
-    return {"arena_bytes": plan.arena_bytes, "trained_parameter_bytes": params,
-            "momentum_bytes": momentum, "update_state_bytes": states,
-            "total_bytes": plan.arena_bytes + params + momentum + states,
-            "peak_op": plan.peak_op, "peak_op_kind": graph.operators[plan.peak_op].kind,
-            "live_at_peak": [{"buffer": name, "bytes": n}
-                             for name, n in plan.live_at(plan.peak_op, program.graph)],
-            "in_place_ops": sum(not r.view for r in plan.aliases),
-            "views": sum(r.view for r in plan.aliases), "split_filters": len(program.splits)}
 
 
 def cmd_compare(args) -> int:
@@ -339,7 +330,7 @@ def cmd_augment(args) -> int:
         raise TTError("--lr auto tunes the bias rates too; drop --bias-lr")
     hyper = Hyper(lr=None if auto else args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
                   qas=not args.no_qas, rounding=args.rounding, seed=args.seed,
-                  decay_steps=args.lr_decay_steps, grad=args.grad,
+                  decay_steps=args.lr_decay_steps, half_life=args.lr_half_life, grad=args.grad,
                   grad_rounding=args.grad_rounding)
     lr_record = None
     if auto:
@@ -357,7 +348,9 @@ def cmd_augment(args) -> int:
           + (f", new {args.num_classes}-class head" if result.head is not None else "")
           + f"; QAS {'on' if hyper.qas else 'off'}, " + _describe_rates(result.metadata)
           + (f", momentum {hyper.momentum:g}" if hyper.momentum else "")
-          + (f", cosine decay over {hyper.decay_steps} steps" if hyper.decay_steps else "")
+          + (f", cosine decay over {hyper.decay_steps} steps" if hyper.decay_steps else
+             f", inverse-time decay (half at step {hyper.effective_half_life})"
+             if hyper.effective_half_life else ", constant rates")
           + f", rounding {hyper.rounding}, seed {hyper.seed}"
           + (f"; int8 gradients ({hyper.grad_rounding} rounding)" if hyper.grad == "int8"
              else "; float32 gradients"))
@@ -515,15 +508,115 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_search(args) -> int:
+    from .search import Options, evolution, search
+    from .search.space import ratio_number
+    if args.ray and args.workers != 1:
+        raise TTError("--workers is for the local process pool; with --ray the cluster's "
+                      "CPUs run the fine-tuning")
+    opts = Options(budget=args.budget, num_classes=args.num_classes, steps=args.steps,
+                   val_samples=args.val_samples, val_split=args.val_split, seed=args.seed,
+                   workers=args.workers, ray=args.ray, target=args.target,
+                   cache=Path(args.cache) if args.cache else None, max_macs=args.max_macs,
+                   engine=args.engine,
+                   evolution=evolution.Settings(population=args.population,
+                                                generations=args.generations))
+    done = search(args.model, args.data, args.output, opts)
+    kb = lambda n: f"{n / 1024:.1f}"                          # noqa: E731
+    pp = lambda v: "" if v is None else f"{100 * v:+.1f}"     # noqa: E731
+    print(f"contribution analysis of {args.model} on {args.data}: {len(done.table)} "
+          f"candidates, {done.runs_needed} runs within budget ({done.runs_new} new, the rest "
+          f"from {done.cache_path}); {args.steps} steps each, seed {args.seed}, accuracy on "
+          f"{args.val_samples} held-out samples at most")
+    head = (f"{'run':<16} {'what is trained (besides the head)':<44} {'memory KB':>9} "
+            f"{'accuracy':>8} {'gain pp':>8}")
+    print(head)
+    print("-" * len(head))
+    for e in done.table:
+        acc = "" if e.accuracy is None else f"{100 * e.accuracy:.1f}%"
+        note = "" if e.status == "measured" else f"  ({e.status})"
+        print(f"{e.run.key:<16} {_short(e.description, 44):<44} {kb(e.cost.total):>9} "
+              f"{acc:>8} {pp(e.gain):>8}{note}")
+    print(f"gain: against the head alone (bias runs) or against the bias run of the same "
+          f"depth (weight runs); baseline accuracy {100 * done.baseline_accuracy:.1f}%")
+    p = done.point
+    print(f"search: {done.generations} generations, {done.schemes_planned} schemes planned "
+          f"(the rest from the cache); minimum {kb(done.minimum)} KB")
+    print(f"best scheme: biases of the last {p.k} layers"
+          + "".join(f", layer {q} weights x{ratio_number(r)}" for q, r in p.weights)
+          + f"; summed gain {100 * done.score:+.1f} pp")
+    print(f"memory {done.cost.total:,} bytes ({kb(done.cost.total)} KB, budget "
+          f"{kb(args.budget)} KB, target {args.target}); {done.cost.macs:,} MACs per step")
+    print(f"wrote {args.output}; use it with: tflite-train augment {args.model} "
+          f"--num-classes {done.scheme['search']['num_classes']} --scheme {args.output}")
+    return 0
+
+
+def _byte_size(text: str) -> int:
+    """100KB, 256K, 1M, 4MiB, 262144 -> bytes (K and M are 1024 and 1024^2)."""
+    import re
+    m = re.fullmatch(r"\s*(\d+)\s*([kKmM]?)(i?[bB])?\s*", text)
+    if not m or int(m.group(1)) == 0:
+        raise argparse.ArgumentTypeError(f"expected a size such as 100KB or 1M, got {text!r}")
+    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
+
+
+def _add_search_parser(sub) -> None:
+    s = sub.add_parser("search", help="contribution analysis on your data and an "
+                                      "evolutionary search for the sparse-update scheme "
+                                      "that fits a memory budget")
+    s.add_argument("model", help="an int8 .tflite model")
+    s.add_argument("--data", required=True,
+                   help="fashion-mnist, an .npz with x and y, or a folder of class folders")
+    s.add_argument("--budget", required=True, type=_byte_size, metavar="SIZE",
+                   help="SRAM the training model may use, as `plan` totals it for --target "
+                        "(100KB, 256K, 1M; K = 1024 bytes)")
+    s.add_argument("-o", "--output", required=True,
+                   help="the JSON scheme to write (for augment --scheme)")
+    s.add_argument("--num-classes", type=_positive_int, default=None,
+                   help="classes of the new head (default: the data's)")
+    s.add_argument("--steps", type=_positive_int, default=500,
+                   help="training steps of each analysis run (default 500)")
+    s.add_argument("--val-samples", type=_positive_int, default=1000,
+                   help="held-out samples each run is scored on, at most (default 1000)")
+    s.add_argument("--val-split", type=_unit_float, default=0.1,
+                   help="fraction of the data held out (default 0.1)")
+    s.add_argument("--seed", type=_seed, default=0,
+                   help="seed of the runs (head, data order, rounding) and of the evolution")
+    s.add_argument("--workers", type=_positive_int, default=1,
+                   help="fine-tuning runs in parallel on this machine (default 1)")
+    s.add_argument("--ray", metavar="ADDRESS",
+                   help="run the fine-tuning on this Ray cluster (needs the ray extra)")
+    s.add_argument("--target", choices=["tflm", "codegen"], default="tflm",
+                   help="whose memory plan the budget is for (default tflm)")
+    s.add_argument("--cache", metavar="FILE",
+                   help="the file finished runs and planned schemes are kept in (default: "
+                        "one per model under ~/.cache/tflite-train/search)")
+    s.add_argument("--max-macs", type=_positive_int, default=None,
+                   help="also keep a training step's MACs at most this")
+    s.add_argument("--engine", choices=ENGINES, default="c",
+                   help="the host training engine of the runs (default c)")
+    s.add_argument("--population", type=_positive_int, default=40,
+                   help="schemes per generation of the evolution (default 40)")
+    s.add_argument("--generations", type=_positive_int, default=25,
+                   help="generations of the evolution (default 25)")
+    s.set_defaults(func=cmd_search)
+
+
 def cmd_codegen(args) -> int:
     from . import codegen
     from .codegen import rig
     if args.steps is not None and not args.rig:
         raise TTError("--steps runs on the rig: add --rig")
+    if args.kernels not in rig.KERNELS:
+        raise TTError(f"--kernels must be dsp or portable, not {args.kernels!r}")
+    if args.kernels != "dsp" and not args.rig:
+        raise TTError("--kernels chooses the rig's build: add --rig (the folder's Makefile "
+                      "and CMakeLists.txt take TFLITE_TRAIN_KERNELS)")
     program, m = codegen.generate(args.model, args.output,
                                   rig_steps=(args.steps or 3) if args.rig else None,
                                   sram_budget=args.sram_budget, flash_budget=args.flash_budget,
-                                  seed=args.seed, data=args.data)
+                                  seed=args.seed, data=args.data, kernels=args.kernels)
     plan = program.plan
     if args.json:
         info = {"model": args.model, "output": args.output,
@@ -550,8 +643,8 @@ def cmd_codegen(args) -> int:
     s, f = m.sram_bytes, m.flash_bytes
     same = {True: "bit-identical to --engine c", False: "DIFFERS from --engine c",
             None: "not compared"}[m.identical_to_engine_c]
-    print(f"Cortex-M7 rig (QEMU mps2-an500, -mfpu=fpv5-sp-d16), {len(m.losses)} training "
-          f"steps, {same}:")
+    print(f"Cortex-M7 rig (QEMU mps2-an500, -mfpu=fpv5-sp-d16, {m.kernels} kernels), "
+          f"{len(m.losses)} training steps, {same}:")
     print(f"  SRAM   {kb(s['total']):>10} = arena {kb(s['arena'])} + other .data/.bss "
           f"{kb(s['data_bss'])} + stack {kb(s['stack'])}  (budget {kb(m.sram_budget)})")
     print(f"  flash  {kb(f['total']):>10} = code {kb(f['code'])} + model constants "
@@ -587,6 +680,9 @@ def _add_codegen_parser(sub) -> None:
                         "check the run against --engine c")
     s.add_argument("--steps", type=_positive_int, default=None,
                    help="training steps on the rig (default 3)")
+    s.add_argument("--kernels", default="dsp", metavar="{dsp,portable}",
+                   help="the rig's build of the kernels that have Cortex-M DSP versions: "
+                        "those (default) or their portable C99 (same bits)")
     s.add_argument("--sram-budget", type=_byte_size, default=None, metavar="SIZE",
                    help="SRAM the linker allows (default 256K; the rig has 4M)")
     s.add_argument("--flash-budget", type=_byte_size, default=None, metavar="SIZE",
@@ -630,6 +726,7 @@ _seed = _ranged(int, lambda v: 0 <= v <= 0xFFFFFFFF, "in 0..4294967295")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .lr import HALF_LIFE, HALF_LIFE_BOOST
     p = argparse.ArgumentParser(
         prog="tflite-train",
         description="On-device training for int8 TensorFlow Lite models on microcontrollers.")
@@ -712,7 +809,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--momentum", type=_unit_float, default=0.0, help="SGD momentum, [0, 1)")
     s.add_argument("--lr-decay-steps", type=_seed, default=0, metavar="N",
                    help="cosine-decay both learning rates to 0 over N training steps "
-                        "(default 0: constant)")
+                        "(instead of the default inverse-time decay)")
+    s.add_argument("--lr-half-life", type=_seed, default=None, metavar="T",
+                   help="inverse-time decay lr * T / (T + step): the rates halve at step T "
+                        f"(default {HALF_LIFE} unless --lr-decay-steps; model-derived rates "
+                        f"then start at {HALF_LIFE_BOOST:g}x their constant-rate values); 0: "
+                        "a constant rate")
     s.add_argument("--rounding", choices=["nearest", "stochastic"], default="stochastic",
                    help="how fractional integer updates are rounded (default stochastic: "
                         "sub-LSB updates then survive on average)")
@@ -769,6 +871,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_header_parser(sub)
     _add_export_parser(sub)
+    _add_search_parser(sub)
     _add_codegen_parser(sub)
     return p
 
@@ -794,16 +897,30 @@ def _add_header_parser(sub) -> None:
     s.set_defaults(func=cmd_header)
 
 
+def one_line(text: str, width: int = 4000) -> str:
+    """An error message as one line of printable text: whatever a file smuggles into it
+    (names with newlines or control characters) cannot break the line."""
+    text = "".join(c if c.isprintable() else " " if c in "\n\r\t" else "?" for c in text)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()          # a closed pipe shows here, not at interpreter exit
+        return code
     except TTError as exc:
         if args.debug:
             raise
-        print(f"tflite-train: error: {exc}", file=sys.stderr)
+        print(f"tflite-train: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        # `inspect MODEL | head`: the reader has gone; stop quietly, and keep Python's exit
+        # flush from failing again on the closed pipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
     except KeyboardInterrupt:
         print("tflite-train: interrupted", file=sys.stderr)
         return 130

@@ -86,6 +86,9 @@ def npz(path: Path) -> Dataset:
     if x.ndim not in (3, 4) or len(x) != len(y) or y.ndim != 1:
         raise DataError(f"{path}: x must be [N, H, W] or [N, H, W, C] and y [N], got "
                         f"{x.shape} and {y.shape}")
+    if x.ndim == 4 and x.shape[3] not in (1, 3):
+        raise DataError(f"{path}: images must be grey (1 channel) or RGB (3), got "
+                        f"{x.shape[3]} channels")
     if not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{path}: labels y must be integers, got {y.dtype}")
     if x.dtype != np.uint8:

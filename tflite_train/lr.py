@@ -47,6 +47,12 @@ ETA_HEAD = 0.5            # new head: one step moves a sample's logits by this x
 RHO_WEIGHTS = 1e-3        # pretrained weights: fraction of their norm moved per step
 RHO_BIASES = 5e-5         # pretrained biases: the same (see above)
 PROBE_SAMPLES = 4
+# The default schedule: inverse-time decay lr_t = lr_0 * HALF_LIFE / (HALF_LIFE + t), which
+# needs no run length (train's --steps is rarely known when the model is augmented), from
+# HALF_LIFE_BOOST times the rates above: those are tuned for a constant rate, and a decaying
+# one can start higher and settle lower (benchmarks/RESULTS.md, "Default schedule").
+HALF_LIFE = 30
+HALF_LIFE_BOOST = 3.0
 # `--lr auto`: factors on the model-derived rates, each trained for `steps` on the data
 AUTO_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 AUTO_STEPS = 100
@@ -170,10 +176,18 @@ def scaled(rates: dict[int, LayerRates], factor: float) -> dict[int, tuple[float
     return {k: (_sig(r.weight * factor), _sig(r.bias * factor)) for k, r in rates.items()}
 
 
-def base_record() -> dict:
+def schedule_boost(hyper) -> float:
+    """The factor on the constant-rate rule for `hyper`'s schedule: HALF_LIFE_BOOST under
+    the inverse-time decay, else 1 (a constant rate, or a cosine, which starts at the rule's
+    rate and spends half the run above half of it)."""
+    return HALF_LIFE_BOOST if hyper.effective_half_life > 0 else 1.0
+
+
+def base_record(boost: float = 1.0) -> dict:
     """The model-derived rule and its constants, as the metadata records them."""
     return {"rule": "model-derived", "eta_head": ETA_HEAD, "rho_weights": RHO_WEIGHTS,
-            "rho_biases": RHO_BIASES, "probe_samples": PROBE_SAMPLES}
+            "rho_biases": RHO_BIASES, "probe_samples": PROBE_SAMPLES,
+            "schedule_boost": boost}
 
 
 def held_out_loss(trainer, indices) -> float:
@@ -222,9 +236,10 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
         raise LRTestError(f"--lr auto: {dataset.name} has too few samples for a range test "
                           f"({len(dataset)}; at least {AUTO_HELD_OUT + 8 * 2} wanted)")
     rates = model_rates(graph, scheme_spec, num_classes, hyper.seed)
+    boost = schedule_boost(hyper)
     candidates = []
     for f in factors:
-        layer_lrs = scaled(rates, f)
+        layer_lrs = scaled(rates, f * boost)
         result = augment(copy.deepcopy(graph), scheme_spec, num_classes,
                          replace(hyper, lr=None, bias_lr=None, layer_lrs=layer_lrs))
         trainer = Trainer(result.graph, dataset, engine)
@@ -247,10 +262,10 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
     if not finite:
         raise LRTestError("--lr auto: every candidate learning rate diverged on this data")
     best = min(finite, key=lambda c: c["held_out_loss"])
-    record = {"rule": "range test", "base": base_record(), "chosen_factor": best["factor"],
+    record = {"rule": "range test", "base": base_record(boost), "chosen_factor": best["factor"],
               "steps_per_candidate": steps, "held_out_samples": len(held),
               "data": dataset.name, "engine": engine, "candidates": candidates}
-    return RangeTest(best["factor"], scaled(rates, best["factor"]), record)
+    return RangeTest(best["factor"], scaled(rates, best["factor"] * boost), record)
 
 
 class LRTestError(TTError):

@@ -381,7 +381,7 @@ def choose_passes(graph: Graph, arena_of=None) -> list[int]:
     return sorted(two)
 
 
-def tflm_persistent_bytes(graph: Graph, data: bytes, training: bool) -> int | None:
+def tflm_persistent_bytes(graph: Graph, model: Graph | bytes, training: bool) -> int | None:
     """TFLM's persistent tail for the model (a training model with our ops registered), less
     the variables it holds, which a plan lists as trained parameters and optimizer state;
     None when TFLM cannot allocate it. Measured in the 64-bit wheel: an upper bound for a
@@ -390,7 +390,7 @@ def tflm_persistent_bytes(graph: Graph, data: bytes, training: bool) -> int | No
     from .runtime.tflm import arena_usage
     from .runtime.tflm_engine import training_arena_usage
     try:
-        tail = (training_arena_usage(data) if training else arena_usage(data))["tail"]
+        tail = (training_arena_usage(model) if training else arena_usage(model))["tail"]
     except (RuntimeError, ValueError, TTError):
         return None
     return tail - sum(align_up(t.nbytes) for t in graph.tensors if t.is_variable)

@@ -135,9 +135,11 @@ def _count(text: str, spec: str, n_layers: int) -> int:
     return k
 
 
-def parse(spec: str, graph: Graph, exclude: set[int] = frozenset()) -> Scheme:
-    """A scheme from its `--scheme` text. `exclude`: operator indices not counted as layers
-    (the replaced classifier)."""
+def parse(spec: str | dict, graph: Graph, exclude: set[int] = frozenset()) -> Scheme:
+    """A scheme from its `--scheme` text, or a JSON scheme's document (`search` builds them
+    in memory). `exclude`: operator indices not counted as layers (the replaced classifier)."""
+    if isinstance(spec, dict):
+        return from_dict(spec, graph, exclude)
     layers = layer_ops(graph, exclude)
     n = len(layers)
     if spec == "full":
@@ -180,7 +182,8 @@ def from_dict(doc, graph: Graph, exclude: set[int] = frozenset(),
     if not isinstance(doc, dict):
         raise SchemeError(f"{name}: expected a JSON object with n_bias_update and "
                           "weight_update")
-    unknown = set(doc) - {"n_bias_update", "weight_update", "comment"}
+    # "search": what `tflite-train search` predicted and summed for this scheme; not read here
+    unknown = set(doc) - {"n_bias_update", "weight_update", "comment", "search"}
     if unknown:
         raise SchemeError(f"{name}: unknown key(s) {sorted(unknown)}")
     layers = layer_ops(graph, exclude)

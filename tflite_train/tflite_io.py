@@ -7,6 +7,7 @@ over the generated classes, so any builtin operator round-trips, not only the on
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import re
 import tempfile
@@ -16,7 +17,7 @@ import flatbuffers
 import numpy as np
 import tflite
 
-from .errors import ModelError
+from .errors import ModelError, printable
 from .ir import TENSOR_TYPES, TYPE_CODES, Graph, Operator, Quantization, Tensor
 
 BUILTIN_NAMES: dict[int, str] = {
@@ -55,141 +56,204 @@ def _options_module(options_type: str):
 # ----------------------------------------------------------------------------- reading
 
 def load(path: str | os.PathLike) -> Graph:
-    """Load a .tflite file. Every problem is a ModelError with a one-line message."""
+    """Load and validate a .tflite file. Every problem is a ModelError with a one-line
+    message; the graph returned has passed `validate.check`."""
     path = Path(path)
-    if not path.exists():
-        raise ModelError(f"{path}: no such file")
-    if path.is_dir():
-        raise ModelError(f"{path}: is a directory, not a .tflite file")
-    return parse(path.read_bytes(), str(path))
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: is a directory, not a .tflite file") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") \
+            from None
+    return parse(data, str(path))
 
 
 def parse(data: bytes, what: str = "model") -> Graph:
+    """The IR of .tflite bytes, validated (`validate.check`): nothing malformed gets past."""
+    from .validate import check
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ModelError(f"{what}: not a TensorFlow Lite flatbuffer (no 'TFL3' identifier)")
+    if len(data) > MAX_FILE_BYTES:
+        raise ModelError(f"{what}: {len(data):,} bytes; files over {MAX_FILE_BYTES:,} bytes "
+                         "are refused")
     try:
-        return _parse(data)
+        return check(_Reader(bytes(data)).graph())
     except ModelError as exc:
         raise ModelError(f"{what}: {exc}") from exc
-    except Exception as exc:  # a malformed flatbuffer fails in the generated accessors
-        raise ModelError(f"{what}: malformed or truncated .tflite "
-                         f"({type(exc).__name__}: {exc})") from exc
 
 
-def _buffer_bytes(model, data: bytes, index: int) -> bytes | None:
-    if index <= 0 or index >= model.BuffersLength():
-        return None
-    buf = model.Buffers(index)
-    if buf.Offset() > 1:                      # large models keep data after the flatbuffer
-        start, size = buf.Offset(), buf.Size()
-        if start + size > len(data):
-            raise ModelError(f"buffer {index} lies past the end of the file (truncated?)")
-        return bytes(data[start:start + size])
-    if buf.DataLength() == 0:
-        return None
-    raw = buf.DataAsNumpy()
-    return raw.tobytes()
+# Far beyond any model a microcontroller runs (1 MB of flash), and the flatbuffer format's
+# own 2 GB limit.
+MAX_FILE_BYTES = (1 << 31) - 1
 
 
-def _parse(data: bytes) -> Graph:
-    model = tflite.Model.GetRootAs(data, 0)
-    n_sub = model.SubgraphsLength()
-    if n_sub == 0:
-        raise ModelError("the model has no subgraph")
-    if n_sub > 1:
-        raise ModelError(f"the model has {n_sub} subgraphs; only single-subgraph models "
-                         "(no control flow) are supported")
-    sub = model.Subgraphs(0)
+class _Reader:
+    """The flatbuffer through the `tflite` package's generated accessors. A malformed file
+    makes them raise anything (struct.error, IndexError, ValueError, ...) or return
+    nonsense; every table is read inside `_part`, which turns the former into a ModelError
+    naming the part, and every vector length is checked against the file size before
+    anything is allocated for it. Values are checked by `validate` once the IR exists."""
 
-    tensors = []
-    for i in range(sub.TensorsLength()):
-        t = sub.Tensors(i)
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def _part(self, where: str, read):
+        try:
+            return read()
+        except ModelError:
+            raise
+        except Exception:
+            raise ModelError(f"{where} is unreadable: the file is malformed or truncated") \
+                from None
+
+    def _length(self, n: int, itemsize: int, where: str) -> int:
+        if n < 0 or n * itemsize > len(self.data):
+            raise ModelError(f"{where}: a length of {n:,} runs past the end of the file "
+                             "(malformed or truncated)")
+        return n
+
+    def _ints(self, table, name: str, where: str) -> list[int]:
+        n = self._length(getattr(table, name + "Length")(), 4, f"{where} {_snake(name)}")
+        return [int(x) for x in getattr(table, name + "AsNumpy")()] if n else []
+
+    def graph(self) -> Graph:
+        model = self._part("the model table", lambda: tflite.Model.GetRootAs(self.data, 0))
+        n_sub = self._part("the subgraph list", model.SubgraphsLength)
+        if n_sub == 0:
+            raise ModelError("the model has no subgraph")
+        if n_sub > 1:
+            raise ModelError(f"the model has {n_sub} subgraphs; only single-subgraph models "
+                             "(no control flow) are supported")
+        sub = self._part("subgraph 0", lambda: model.Subgraphs(0))
+        self.n_buffers = self._length(self._part("the buffer list", model.BuffersLength), 4,
+                                      "the buffer list")
+        n_tensors = self._length(self._part("the tensor list", sub.TensorsLength), 4,
+                                 "the tensor list")
+        tensors = [self._part(f"tensor {i}", lambda i=i: self._tensor(model, sub.Tensors(i), i))
+                   for i in range(n_tensors)]
+        n_codes = self._length(self._part("the operator codes", model.OperatorCodesLength), 4,
+                               "the operator codes")
+        opcodes = [self._part(f"operator code {i}",
+                              lambda i=i: self._opcode(model.OperatorCodes(i)))
+                   for i in range(n_codes)]
+        n_ops = self._length(self._part("the operator list", sub.OperatorsLength), 4,
+                             "the operator list")
+        operators = [self._part(f"operator {k}",
+                                lambda k=k: self._operator(sub.Operators(k), k, opcodes))
+                     for k in range(n_ops)]
+        n_meta = self._length(self._part("the metadata list", model.MetadataLength), 4,
+                              "the metadata list")
+        metadata = {}
+        for i in range(n_meta):
+            name, blob = self._part(f"metadata {i}", lambda i=i: self._metadata(model, i))
+            metadata[name] = blob
+        return self._part("subgraph 0", lambda: Graph(
+            tensors=tensors, operators=operators,
+            inputs=self._ints(sub, "Inputs", "the subgraph's"),
+            outputs=self._ints(sub, "Outputs", "the subgraph's"),
+            name=_text(sub.Name()), description=_text(model.Description()),
+            metadata=metadata, version=int(model.Version())))
+
+    def _buffer(self, model, index: int, where: str) -> bytes | None:
+        if index == 0:
+            return None
+        if index >= self.n_buffers:
+            raise ModelError(f"{where} refers to buffer {index}, but there are only "
+                             f"{self.n_buffers}")
+        buf = model.Buffers(index)
+        if buf.Offset() > 1:                      # large models keep data after the flatbuffer
+            start, size = buf.Offset(), buf.Size()
+            if start + size > len(self.data):
+                raise ModelError(f"{where}: buffer {index} lies past the end of the file "
+                                 "(truncated?)")
+            return bytes(self.data[start:start + size])
+        if self._length(buf.DataLength(), 1, f"{where}: buffer {index}") == 0:
+            return None
+        return buf.DataAsNumpy().tobytes()
+
+    def _tensor(self, model, t, i: int) -> Tensor:
+        where = f"tensor {i}"
         dtype = TENSOR_TYPES.get(t.Type())
         if dtype is None:
-            raise ModelError(f"tensor {i} has unknown type code {t.Type()}")
+            raise ModelError(f"{where} has unknown type code {t.Type()}")
         if t.Sparsity() is not None:
-            raise ModelError(f"tensor {i} ({t.Name().decode()}) is sparse; not supported")
-        shape = tuple(int(s) for s in t.ShapeAsNumpy()) if t.ShapeLength() else ()
-        sig = (tuple(int(s) for s in t.ShapeSignatureAsNumpy())
-               if t.ShapeSignatureLength() else None)
+            raise ModelError(f"{where} ({printable(_text(t.Name()))}) is sparse; not supported")
+        shape = tuple(self._ints(t, "Shape", where))
+        sig = tuple(self._ints(t, "ShapeSignature", where)) if t.ShapeSignatureLength() else None
         quant = None
         q = t.Quantization()
-        if q is not None and q.ScaleLength() > 0:
-            zp = q.ZeroPointAsNumpy() if q.ZeroPointLength() else np.zeros(q.ScaleLength())
+        if q is not None and self._length(q.ScaleLength(), 4, f"{where} scales") > 0:
+            n_zp = self._length(q.ZeroPointLength(), 8, f"{where} zero points")
+            n_min = self._length(q.MinLength(), 4, f"{where} min")
+            n_max = self._length(q.MaxLength(), 4, f"{where} max")
             quant = Quantization(
                 scale=np.array(q.ScaleAsNumpy(), dtype=np.float32),
-                zero_point=np.array(zp, dtype=np.int64),
+                zero_point=(np.array(q.ZeroPointAsNumpy(), dtype=np.int64) if n_zp
+                            else np.zeros(q.ScaleLength(), np.int64)),
                 axis=int(q.QuantizedDimension()),
-                min=np.array(q.MinAsNumpy(), np.float32) if q.MinLength() else None,
-                max=np.array(q.MaxAsNumpy(), np.float32) if q.MaxLength() else None)
-        raw = _buffer_bytes(model, data, t.Buffer())
+                min=np.array(q.MinAsNumpy(), np.float32) if n_min else None,
+                max=np.array(q.MaxAsNumpy(), np.float32) if n_max else None)
+        raw = self._buffer(model, t.Buffer(), where)
         array = None
         if raw is not None:
             array = _decode(raw, dtype, shape, i)
-        tensors.append(Tensor(name=t.Name().decode("utf-8", "replace") if t.Name() else "",
-                              shape=shape, dtype=dtype, quant=quant, data=array,
-                              is_variable=bool(t.IsVariable()), shape_signature=sig))
+        return Tensor(name=_text(t.Name()), shape=shape, dtype=dtype, quant=quant, data=array,
+                      is_variable=bool(t.IsVariable()), shape_signature=sig)
 
-    opcodes = []
-    for i in range(model.OperatorCodesLength()):
-        oc = model.OperatorCodes(i)
+    def _opcode(self, oc) -> tuple[str, str | None, int]:
         code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
         name = BUILTIN_NAMES.get(code, f"UNKNOWN_{code}")
-        custom = oc.CustomCode().decode() if oc.CustomCode() is not None else None
-        opcodes.append((name, custom, oc.Version()))
+        custom = _text(oc.CustomCode()) if oc.CustomCode() is not None else None
+        return name, custom, int(oc.Version())
 
-    operators = []
-    for k in range(sub.OperatorsLength()):
-        o = sub.Operators(k)
+    def _operator(self, o, k: int, opcodes) -> Operator:
+        where = f"operator {k}"
         if o.OpcodeIndex() >= len(opcodes):
-            raise ModelError(f"operator {k} refers to missing operator code {o.OpcodeIndex()}")
+            raise ModelError(f"{where} refers to missing operator code {o.OpcodeIndex()}")
         name, custom, version = opcodes[o.OpcodeIndex()]
         options, options_type = {}, None
         if o.BuiltinOptionsType() != 0:
             options_type = OPTIONS_NAMES.get(o.BuiltinOptionsType())
             if options_type is None:
-                raise ModelError(f"operator {k} ({name}) has unknown options type "
+                raise ModelError(f"{where} ({name}) has unknown options type "
                                  f"{o.BuiltinOptionsType()}")
-            options = _read_options(o.BuiltinOptions(), options_type)
-        custom_options = o.CustomOptionsAsNumpy().tobytes() if o.CustomOptionsLength() else None
-        operators.append(Operator(
+            table = o.BuiltinOptions()
+            if table is None:
+                raise ModelError(f"{where} ({name}) names {options_type} but has none")
+            options = _read_options(table, options_type)
+        n_custom = self._length(o.CustomOptionsLength(), 1, f"{where} custom options")
+        return Operator(
             opcode=name, custom_code=custom, version=version,
-            inputs=[int(x) for x in o.InputsAsNumpy()] if o.InputsLength() else [],
-            outputs=[int(x) for x in o.OutputsAsNumpy()] if o.OutputsLength() else [],
-            intermediates=([int(x) for x in o.IntermediatesAsNumpy()]
-                           if o.IntermediatesLength() else []),
-            options=options, options_type=options_type, custom_options=custom_options))
+            inputs=self._ints(o, "Inputs", where), outputs=self._ints(o, "Outputs", where),
+            intermediates=self._ints(o, "Intermediates", where),
+            options=options, options_type=options_type,
+            custom_options=o.CustomOptionsAsNumpy().tobytes() if n_custom else None)
 
-    n = len(tensors)
-    for k, op in enumerate(operators):
-        for t in op.inputs + op.outputs:
-            if t >= n:
-                raise ModelError(f"operator {k} ({op.kind}) refers to tensor {t}, "
-                                 f"but there are only {n}")
-
-    metadata = {}
-    for i in range(model.MetadataLength()):
+    def _metadata(self, model, i: int) -> tuple[str, bytes]:
         m = model.Metadata(i)
-        metadata[m.Name().decode()] = _buffer_bytes(model, data, m.Buffer()) or b""
+        return _text(m.Name()), self._buffer(model, m.Buffer(), f"metadata {i}") or b""
 
-    return Graph(
-        tensors=tensors, operators=operators,
-        inputs=[int(x) for x in sub.InputsAsNumpy()] if sub.InputsLength() else [],
-        outputs=[int(x) for x in sub.OutputsAsNumpy()] if sub.OutputsLength() else [],
-        name=sub.Name().decode() if sub.Name() else "",
-        description=model.Description().decode() if model.Description() else "",
-        metadata=metadata, version=model.Version())
+
+def _text(raw: bytes | None) -> str:
+    """A flatbuffer string; bytes that are not UTF-8 become U+FFFD, never an exception."""
+    return raw.decode("utf-8", "replace") if raw else ""
 
 
 def _decode(raw: bytes, dtype: str, shape: tuple, index: int) -> np.ndarray:
     if dtype in ("int4", "string", "resource", "variant"):
         return np.frombuffer(raw, np.uint8).copy()      # kept as raw bytes
-    arr = np.frombuffer(raw, np.dtype(dtype).newbyteorder("<"))
-    size = int(np.prod(shape, dtype=np.int64))
-    if arr.size != size:
-        raise ModelError(f"tensor {index}: buffer holds {arr.size} elements, shape {shape} "
-                         f"needs {size}")
-    return arr.astype(np.dtype(dtype)).reshape(shape)
+    if any(d < 0 for d in shape):
+        raise ModelError(f"tensor {index}: constant with negative dimension in {list(shape)}")
+    size = math.prod(shape)
+    itemsize = np.dtype(dtype).itemsize
+    if len(raw) != size * itemsize:
+        raise ModelError(f"tensor {index}: buffer holds {len(raw):,} bytes, shape "
+                         f"{list(shape)} {dtype} needs {size * itemsize:,}")
+    return np.frombuffer(raw, np.dtype(dtype).newbyteorder("<")).astype(
+        np.dtype(dtype)).reshape(shape)
 
 
 def _read_options(table, options_type: str) -> dict:
@@ -204,7 +268,7 @@ def _read_options(table, options_type: str) -> dict:
             continue
         value = getattr(obj, camel)()
         if isinstance(value, bytes):
-            value = value.decode()
+            value = _text(value)
         elif value is not None and not isinstance(value, (int, float, bool)):
             raise ModelError(f"{options_type}.{snake}: nested option tables not supported")
         out[snake] = value

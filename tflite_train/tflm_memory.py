@@ -74,10 +74,10 @@ TFLM_STRUCTS = {
 # Our glue's op data (micro_kernels/tflm/tt_tflm_ops.cc), (size, alignment) per target.
 GLUE_STRUCTS = {
     "wheel-x86_64": {"InitData": (1, 1), "IntsData": (40, 8), "QuantData": (56, 8),
-                     "PoolData": (88, 8), "LayerData": (160, 8), "ForwardData": (80, 8),
+                     "PoolData": (88, 8), "LayerData": (168, 8), "ForwardData": (80, 8),
                      "GradData": (40, 8), "StreamData": (96, 8), "SumData": (48, 8)},
     "cortex-m7": {"InitData": (1, 1), "IntsData": (32, 4), "QuantData": (44, 4),
-                  "PoolData": (68, 4), "LayerData": (136, 4), "ForwardData": (72, 4),
+                  "PoolData": (68, 4), "LayerData": (140, 4), "ForwardData": (72, 4),
                   "GradData": (32, 4), "StreamData": (88, 4), "SumData": (32, 4)},
 }
 

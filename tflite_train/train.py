@@ -219,12 +219,13 @@ def load_state(path, graph: Graph, model: bytes) -> tuple[dict[int, np.ndarray],
             arrays = {name: f[name] for name in f.files}
     except Exception as exc:      # zipfile, zlib and format errors of a damaged file
         raise TTError(f"{path}: not a readable .npz state file, truncated or corrupt "
-                      f"({type(exc).__name__}: {exc})") from None
+                      f"({type(exc).__name__})") from None
     try:
         state = json.loads(str(arrays["__state__"]))
         history = json.loads(str(arrays.get("__history__", "{}")))
-    except (KeyError, ValueError):
-        state = None
+    except (KeyError, ValueError, RecursionError):
+        state = history = None
+    history = history if isinstance(history, dict) else {}
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise TTError(f"{path}: not a tflite-train state file (no __state__ record; write "
                       "one with `train -o`)")

@@ -65,16 +65,17 @@ def grad_slots(name: str) -> tuple[list[int], list[int]]:
 
 def grad_mode(graph, op: Operator) -> str:
     """"int8" when the op's gradient slots hold int8 gradients, else "float32" (cached on the
-    operator): what the kernels dispatch on."""
+    operator; a builtin's options are its flatbuffer table, so builtins are never cached
+    on): what the kernels dispatch on."""
+    if not (op.kind.startswith("TT_") and op.kind in schema()["ops"]):
+        return "float32"
     mode = op.options.get("_grad")
     if mode is None:
-        mode = "float32"
-        if op.kind.startswith("TT_") and op.kind in schema()["ops"]:
-            ins, outs = grad_slots(op.kind)
-            tensors = [op.inputs[p] for p in ins if p < len(op.inputs)] + \
-                      [op.outputs[p] for p in outs if p < len(op.outputs)]
-            if any(t >= 0 and graph.tensors[t].dtype == "int8" for t in tensors):
-                mode = "int8"
+        ins, outs = grad_slots(op.kind)
+        tensors = [op.inputs[p] for p in ins if p < len(op.inputs)] + \
+                  [op.outputs[p] for p in outs if p < len(op.outputs)]
+        mode = "int8" if any(t >= 0 and graph.tensors[t].dtype == "int8"
+                             for t in tensors) else "float32"
         op.options["_grad"] = mode
     return mode
 
@@ -82,22 +83,84 @@ def grad_mode(graph, op: Operator) -> str:
 def check_options(name: str, options: dict, grad: str = "float32") -> None:
     """Every option named in the schema for this gradient mode, of its type and in its
     range; nothing else."""
+    problem = options_problem(name, options, grad)
+    if problem is not None:
+        raise ModelError(f"{name}: {problem}")
+
+
+INT32 = (-(1 << 31), (1 << 31) - 1)
+# The kernels hold float options as float32: a larger double would become inf there.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def options_problem(name: str, options: dict, grad: str = "float32") -> str | None:
+    """What is wrong with a TT_* op's options in gradient mode `grad` (None: nothing). Ints
+    must fit the C side's int32 (or the rule's wider range), floats must be finite as
+    float32."""
     wanted = options_spec(name, grad)
     if set(options) != set(wanted):
-        raise ModelError(f"{name}: options {sorted(options)} != schema {sorted(wanted)}")
+        return f"options {sorted(options)} != schema {sorted(wanted)}"
     for key, rule in wanted.items():
         v = options[key]
         kind = rule["type"]
         ok = {"int": isinstance(v, (int, np.integer)) and not isinstance(v, bool),
-              "float": isinstance(v, (int, float, np.floating)) and not isinstance(v, bool),
+              "float": isinstance(v, (int, float, np.floating)) and not isinstance(v, bool)
+              and math.isfinite(v) and abs(v) <= FLOAT32_MAX,
               "bool": isinstance(v, (bool, np.bool_)),
               "int_vector": isinstance(v, (list, tuple)) and all(
-                  isinstance(x, (int, np.integer)) for x in v)}[kind]
+                  isinstance(x, (int, np.integer)) and INT32[0] <= x <= INT32[1]
+                  for x in v)}[kind]
         if not ok:
-            raise ModelError(f"{name}: option {key}={v!r} is not {kind}")
-        if "min" in rule and v < rule["min"] or "max" in rule and v > rule["max"]:
-            raise ModelError(f"{name}: option {key}={v!r} out of range "
-                             f"[{rule.get('min')}, {rule.get('max')}]")
+            return f"option {key}={v!r} is not {'a float32' if kind == 'float' else kind}"
+        lo, hi = rule.get("min"), rule.get("max")
+        if kind == "int":
+            lo = INT32[0] if lo is None else lo
+            hi = INT32[1] if hi is None else hi
+        if lo is not None and v < lo or hi is not None and v > hi:
+            return f"option {key}={v!r} out of range [{lo}, {hi}]"
+    return None
+
+
+# A TT_* op's options are a flat map of a few scalars and short int vectors; anything
+# larger is not one of ours (and is not decoded).
+_MAX_KEYS = 32
+_MAX_VECTOR = 16
+
+
+def decode_options(blob: bytes | None) -> dict:
+    """A TT_* op's flexbuffer options as a dict, read with bounds: a malformed buffer is a
+    ModelError (whose message shows no bytes), never an exception from the decoder or an
+    unbounded walk of nested vectors."""
+    if not blob:
+        return {}
+    try:
+        root = flexbuffers.GetRoot(bytes(blob))
+        if not root.IsMap:
+            raise ModelError("custom options are not a flexbuffer map")
+        keys, values = root.AsMap.Keys, root.AsMap.Values
+        if len(keys) != len(values) or len(keys) > _MAX_KEYS:
+            raise ModelError("custom options are not a flexbuffer map of a few options")
+        return {keys[i].AsKeyBytes.decode("ascii"): _option_value(values[i])
+                for i in range(len(keys))}
+    except ModelError:
+        raise
+    except Exception:
+        raise ModelError("custom options are not a valid flexbuffer") from None
+
+
+def _option_value(ref):
+    if ref.IsBool:
+        return ref.AsBool
+    if ref.IsInt:
+        return ref.AsInt
+    if ref.IsFloat:
+        return ref.AsFloat
+    if ref.IsVector or ref.IsTypedVector:
+        v = ref.AsVector if ref.IsVector else ref.AsTypedVector
+        if len(v) > _MAX_VECTOR or not all(v[i].IsInt for i in range(len(v))):
+            raise ModelError("custom options: a flexbuffer vector option is not a few ints")
+        return [v[i].AsInt for i in range(len(v))]
+    raise ModelError("custom options: a flexbuffer value is not a number, bool or int vector")
 
 
 def encode_options(options: dict) -> bytes:
@@ -112,7 +175,7 @@ def options_of(op: Operator) -> dict:
     """The decoded flexbuffer options of a TT_* op (cached on the operator)."""
     cached = op.options.get("_tt")
     if cached is None:
-        cached = flexbuffers.Loads(op.custom_options) if op.custom_options else {}
+        cached = decode_options(op.custom_options)
         op.options["_tt"] = cached
     return cached
 

@@ -27,6 +27,22 @@
  *
  * Arrays of parameters and shapes are read-only and may live in flash. No parameter struct
  * holds a pointer, so a code generator can emit them as `static const` data.
+ *
+ * Cortex-M DSP versions. On a core with the DSP extension (__ARM_FEATURE_DSP: Cortex-M4,
+ * M7, M33, ...) the convolution, fully connected and depthwise kernels compile to versions
+ * that stage int8 data as int16 pairs and multiply-accumulate two at a time (SMLAD),
+ * requantizing with one SMMLAR; every other core (M0+, M3, x86) compiles the portable C99.
+ * Same signatures, same bits (the DSP build is tested against the portable one on the
+ * Cortex-M7, tests/test_cortex_m7_dsp.py); -DTT_PORTABLE forces the portable code (the
+ * build flag TFLITE_TRAIN_KERNELS=portable: tflite_train.inc, CMakeLists.txt). The
+ * DSP versions' only extra memory is a stack buffer of TT_FWD_DSP_STAGE_BYTES (default 2048,
+ * src/tt_fwd_dsp.h): their deepest call chain takes about 3.0 KB of stack instead of 0.6 KB
+ * (arm-none-eabi-gcc 12 -O2 -fstack-usage). A layer whose data does not fit that buffer runs
+ * the portable code: convolution windows (kh kw ci) of more than 1024 elements, except
+ * pointwise and fully connected layers of a multiple of 8 pixels (batches), whole groups of
+ * four channels and no split (taken in chunks); depthwise kernels taller than 8 rows or
+ * whose packed filter and one window do not fit (a depth multiplier > 1 then tries an
+ * im2col form first).
  */
 #ifndef TT_FORWARD_H
 #define TT_FORWARD_H

@@ -100,7 +100,10 @@ typedef struct {
   float momentum;      /* 0: no momentum buffer */
   int qas;             /* 1: g = grad / scale (QAS); 0: g = grad * scale */
   int rounding;        /* 0 nearest (rintf), 1 stochastic */
-  int decay_steps;     /* 0 constant; N cosine decay to 0 over N steps */
+  int decay_steps;     /* 0, or N > 0: cosine decay to 0 over N steps */
+  int half_life;       /* 0, or T > 0: inverse-time decay lr * T / (T + t), half at step T;
+                        * at most one of decay_steps and half_life is non-zero (neither:
+                        * constant) */
 } tt_sgd;
 
 /* Per-op state kept across Invokes: the xorshift32 stream and the step counter. */
@@ -517,9 +520,11 @@ double tt_exp(double x);                       /* any x (softmax: x <= 0); 0 bel
 double tt_log(double x);                       /* x > 0, finite */
 double tt_cos_pi_ratio(int32_t t, int32_t n);  /* cos(pi * t / n), 0 <= t <= n, n > 0 */
 
-/* The learning rate of update step `step` (the update kernels call it once per call): o->lr
- * when decay_steps == 0, else
- * (float)((double)o->lr * 0.5 * (1.0 + tt_cos_pi_ratio(min(step, N), N))), left to right. */
+/* The learning rate of update step `step` (the update kernels call it once per call), left
+ * to right in double from the float32 lr, rounded to float32:
+ *   decay_steps N > 0: (float)((double)o->lr * 0.5 * (1.0 + tt_cos_pi_ratio(min(step, N), N)));
+ *   half_life T > 0:   (float)((double)o->lr * (double)T / ((double)T + (double)step));
+ *   neither:           o->lr. */
 float tt_learning_rate(const tt_sgd *o, int32_t step);
 
 #ifdef __cplusplus

@@ -8,6 +8,9 @@
  * addition wraps and is associative, and TFLM's own sum does not overflow. */
 #include "tt_forward.h"
 #include "tt_fwd_internal.h"
+#if TT_FWD_DSP
+#include "tt_fwd_dsp.h"
+#endif
 
 /* acc[j] += sum_i (x[i] + offset) * w_j[i] for the four filter rows w_0 = w, w_j = w + o[j]
  * (a block of fewer than four channels repeats its last row: o[j] = o[j - 1]). */
@@ -107,6 +110,75 @@ static void pointwise(const tt_fwd_conv_params *p, const int32_t *multiplier,
   }
 }
 
+#if TT_FWD_DSP
+/* A convolution as a matrix product over im2col columns (one per output pixel): the window's
+ * in-image taps staged as x + input_offset, padding as zeros (TFLM skips those taps: they add
+ * nothing either way), the trained channels of every tap first, then the frozen ones, in the
+ * order of the rows of filter_lo [co, kh, kw, k] and filter_hi [co, kh, kw, ci - k]. Returns
+ * 0 when a column does not fit the staging budget. */
+static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                      const int32_t *shift, const tt_fwd_dims *in, const int8_t *input,
+                      const tt_fwd_dims *f, const int8_t *filter_lo, int32_t k,
+                      const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
+                      int8_t *output) {
+  const int32_t ci = in->c, co = f->n, kh = f->h, kw = f->w, rest = ci - k, taps = kh * kw;
+  const tt_dsp_mm m = {filter_lo, filter_hi, taps * k, taps * rest, taps * k, taps * rest, co,
+                       bias, multiplier, shift, p->input_offset, p->output_offset,
+                       p->act_min, p->act_max};
+  int32_t P = tt_dsp_block_columns(&m, TT_FWD_DSP_STAGE_BYTES);
+  if (P == 0) return 0;
+  tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
+  const int32_t hi0 = (m.n_lo + 3) & ~3, columns = out->n * out->h * out->w;
+  const int whole_rows = rest == 0 && p->dilation_w == 1;
+  const uint32_t off_pair = tt_dsp_offset_pair(p->input_offset);
+  for (int32_t c = 0; c < columns; c += P) {
+    while (c + P > columns) P >>= 1;
+    for (int32_t j = 0; j < P; ++j) {
+      const int32_t b = (c + j) / (out->h * out->w), pix = (c + j) % (out->h * out->w);
+      const int32_t iy0 = pix / out->w * p->stride_h - p->pad_top;
+      const int32_t ix0 = pix % out->w * p->stride_w - p->pad_left;
+      int32_t kx0, kx1;
+      tt_fwd_tap_range(ix0, p->dilation_w, kw, in->w, &kx0, &kx1);
+      for (int32_t ky = 0; ky < kh; ++ky) {
+        const int32_t iy = iy0 + ky * p->dilation_h, t0 = ky * kw;
+        if (iy < 0 || iy >= in->h) {
+          tt_dsp_stage_zeros(stage, P, j, t0 * k, kw * k);
+          tt_dsp_stage_zeros(stage, P, j, hi0 + t0 * rest, kw * rest);
+          continue;
+        }
+        const int8_t *row = input + (b * in->h + iy) * in->w * ci;
+        if (whole_rows && kx0 == 0 && kx1 == kw && (t0 * k & 3) == 0 && (kw * ci & 3) == 0) {
+          /* kw * ci contiguous bytes, whole groups: a word at a time, inline */
+          const int8_t *x = row + ix0 * ci, *end = x + kw * ci;
+          for (tt_dsp_word *s = stage + 2 * ((t0 * k >> 2) * P + j); x != end; x += 4, s += 2 * P) {
+            const uint32_t v = tt_dsp_load4(x);
+            s[0] = __sxtab16(off_pair, v);
+            s[1] = tt_dsp_sxtab16_odd(off_pair, v);
+          }
+        } else if (whole_rows && kx0 == 0 && kx1 == kw) {
+          tt_dsp_stage(stage, P, j, t0 * k, row + ix0 * ci, kw * ci, p->input_offset);
+        } else {
+          for (int32_t kx = 0; kx < kw; ++kx) {
+            const int32_t t = t0 + kx;
+            if (kx < kx0 || kx >= kx1) {
+              tt_dsp_stage_zeros(stage, P, j, t * k, k);
+              tt_dsp_stage_zeros(stage, P, j, hi0 + t * rest, rest);
+            } else {
+              const int8_t *x = row + (ix0 + kx * p->dilation_w) * ci;
+              tt_dsp_stage(stage, P, j, t * k, x, k, p->input_offset);
+              tt_dsp_stage(stage, P, j, hi0 + t * rest, x + k, rest, p->input_offset);
+            }
+          }
+        }
+      }
+      tt_dsp_stage_pad(&m, stage, P, j);
+    }
+    tt_dsp_mm_block(&m, stage, P, output + c * co, co);
+  }
+  return 1;
+}
+#endif
+
 /* The filter is filter_lo [co, kh, kw, k] followed along input channels by filter_hi
  * [co, kh, kw, ci - k]. */
 static void conv_core(const tt_fwd_conv_params *p, const int32_t *multiplier,
@@ -119,10 +191,20 @@ static void conv_core(const tt_fwd_conv_params *p, const int32_t *multiplier,
   const int32_t off = p->input_offset;
   if (kh == 1 && kw == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
       p->pad_left == 0 && in->h == out->h && in->w == out->w) {
+#if TT_FWD_DSP
+    const tt_dsp_mm m = {filter_lo, filter_hi, k, rest, k, rest, co, bias, multiplier, shift,
+                         off, p->output_offset, p->act_min, p->act_max};
+    if (tt_dsp_mm_contiguous(&m, out->n * out->h * out->w, input, ci, output, co)) return;
+#endif
     pointwise(p, multiplier, shift, out->n * out->h * out->w, ci, input, co, filter_lo, k,
               filter_hi, bias, output);
     return;
   }
+#if TT_FWD_DSP
+  if (dsp_im2col(p, multiplier, shift, in, input, f, filter_lo, k, filter_hi, bias, out,
+                 output))
+    return;
+#endif
   TT_FWD_FOR_EACH_WINDOW(in, out, p->stride_h, p->stride_w, p->pad_top, p->pad_left,
                          p->dilation_h, p->dilation_w, kh, kw, {
     int8_t *y = output + ((b * out->h + oy) * out->w + ox) * co;

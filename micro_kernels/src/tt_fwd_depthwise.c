@@ -3,8 +3,13 @@
  * w * (x + input_offset) in int32, then requantized per output channel. Both kernels of
  * depth multiplier 1 compute through dw_row, so in place and out of place are the same
  * arithmetic; only where the rows go differs. */
+#include <string.h>
+
 #include "tt_forward.h"
 #include "tt_fwd_internal.h"
+#if TT_FWD_DSP
+#include "tt_fwd_dsp.h"
+#endif
 
 /* One output element of any depth multiplier: output channel oc (input channel c = oc / m,
  * cm = c_in * m channels) at the window origin (iy0, ix0) of batch b. */
@@ -110,6 +115,484 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
   }
 }
 
+#if TT_FWD_DSP
+/* --- DSP: depth multiplier 1 --------------------------------------------------------------
+ * Four channels, one output row at a time, as dw_row. The window's rows are taken in pairs
+ * (2q, 2q + 1): staged per input column, channel j's two taps (x + input_offset) make one
+ * int16 pair, and one SMLAD multiplies it with the filter's matching pair, packed once per
+ * channel group. An odd last row is staged as [x0, x2], [x1, x3] and meets SMLABB/SMLATT.
+ * A column is wc = 4 (kh / 2) + 2 (kh % 2) words; the columns an output row's windows cover
+ * are staged once (in chunks that fit the band) and shared by the kw / stride_w windows that
+ * read each. Taps outside the image are staged as zeros (TFLM skips them: the same sum). */
+#define DW_DSP_MAX_KH 8            /* the paper's models: 3, 5, 7; imported: 4, 8 */
+
+typedef struct {
+  tt_dsp_word *w, *band;      /* packed filter (kw * wc words), staged columns */
+  int32_t *sums;              /* a chunk's accumulators, [4][chunk] */
+  int32_t wc, chunk;          /* words per column, outputs per chunk */
+  int32_t whole;              /* 1: one chunk spans the row, its zero columns staged once */
+  int32_t m;                  /* depth multiplier: 1, or a multiple of 4 (the group's four
+                                 output channels then read one input channel) */
+  int32_t bias[4];
+  tt_dsp_rq_params q[4];
+  int fast, full;
+} dw_dsp;
+
+/* The columns of chunk [ox0, ox0 + n): [ix, ix + cols), of which [a, a + mid) are inside
+ * the image, `left` zero columns before them, the rest zeros after. */
+typedef struct {
+  int32_t ix, cols, a, mid, left;
+} dw_chunk;
+
+static dw_chunk chunk_columns(const dw_layer *L, int32_t ox0, int32_t n) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t W = L->in->w, span = (L->kw - 1) * p->dilation_w + 1;
+  dw_chunk k;
+  k.ix = ox0 * p->stride_w - p->pad_left;
+  k.cols = (n - 1) * p->stride_w + span;
+  k.a = k.ix < 0 ? 0 : (k.ix < W ? k.ix : W);
+  const int32_t e = k.ix + k.cols < 0 ? 0 : (k.ix + k.cols < W ? k.ix + k.cols : W);
+  k.left = k.a - k.ix;
+  k.mid = e > k.a ? e - k.a : 0;
+  return k;
+}
+
+/* Zeros for the chunk's columns outside the image. */
+static void zero_columns(const dw_dsp *D, const dw_chunk *k) {
+  for (tt_dsp_word *z = D->band; z != D->band + k->left * D->wc; ++z) *z = 0;
+  for (tt_dsp_word *z = D->band + (k->left + k->mid) * D->wc; z != D->band + k->cols * D->wc;
+       ++z)
+    *z = 0;
+}
+
+/* g (1..4) int8 of a channel group; nothing past them is read. */
+static inline uint32_t load_group(const int8_t *p, int32_t g) {
+  return g == 4 ? tt_dsp_load4(p) : tt_dsp_load_partial(p, g);
+}
+
+/* The input lanes of a group: its four channels, or (a depth multiplier of 4k) the one
+ * input channel its four output channels read, in every lane. */
+static inline uint32_t load_lanes(const int8_t *p, int32_t g, const int one) {
+  return one ? (uint8_t)*p * 0x01010101u : load_group(p, g);
+}
+
+/* Channels 0..3 of two rows a, b as the four pairs [a_j, b_j] (+ the offset pair off). */
+static inline __attribute__((always_inline)) void stage_pair(tt_dsp_word *s, uint32_t a,
+                                                             uint32_t b, uint32_t off) {
+  const uint32_t lo = tt_dsp_low_halves(a, b), hi = tt_dsp_high_halves(a, b);
+  tt_dsp_strd(s, __sxtab16(off, lo), tt_dsp_sxtab16_odd(off, lo));
+  tt_dsp_strd(s + 2, __sxtab16(off, hi), tt_dsp_sxtab16_odd(off, hi));
+}
+
+/* Channels 0..3 of one row as [x0, x2], [x1, x3] (+ off). */
+static inline __attribute__((always_inline)) void stage_single(tt_dsp_word *s, uint32_t a,
+                                                               uint32_t off) {
+  tt_dsp_strd(s, __sxtab16(off, a), tt_dsp_sxtab16_odd(off, a));
+}
+
+/* Packs channel group [c, c + g)'s filter and splits buf; 0 when the kernel does not fit. */
+static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_dsp_word *buf) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t kh = L->kh, kw = L->kw, C = L->out->c, pairs = kh >> 1, sw = p->stride_w;
+  const int32_t wc = 4 * pairs + 2 * (kh & 1), words = TT_FWD_DSP_STAGE_BYTES / 4;
+  const int32_t span = (kw - 1) * p->dilation_w + 1;       /* columns of one window */
+  /* n outputs need ((n - 1) sw + span) wc words of columns and 4 n of sums */
+  const int32_t free = words - kw * wc - span * wc + sw * wc;
+  if (kh > DW_DSP_MAX_KH || free < sw * wc + 4) return 0;
+  D->chunk = free / (sw * wc + 4);
+  D->whole = D->chunk >= L->out->w;
+  if (D->whole) D->chunk = L->out->w;
+  D->wc = wc;
+  D->m = L->out->c / L->in->c;
+  D->w = buf;
+  D->sums = (int32_t *)(buf + kw * wc);
+  D->band = buf + kw * wc + 4 * D->chunk;
+  tt_dsp_word *w = D->w;
+  for (int32_t kx = 0; kx < kw; ++kx) {
+    const int8_t *f = L->filter + kx * C + c;
+    for (int32_t q = 0; q < pairs; ++q, w += 4)
+      stage_pair(w, load_group(f + 2 * q * kw * C, g), load_group(f + (2 * q + 1) * kw * C, g),
+                 0);
+    if (kh & 1) {
+      stage_single(w, load_group(f + (kh - 1) * kw * C, g), 0);
+      w += 2;
+    }
+  }
+  D->fast = tt_dsp_sums_bounded(kh * kw, p->input_offset) &&
+            tt_dsp_rq_offset_ok(p->output_offset);
+  D->full = p->act_min == -128 && p->act_max == 127;
+  for (int32_t j = 0; j < 4; ++j) {
+    D->bias[j] = j < g && L->bias ? L->bias[c + j] : 0;
+    if (j < g)
+      D->fast = D->fast && tt_dsp_bias_bounded(D->bias[j]) &&
+                tt_dsp_rq_init(L->multiplier[c + j], L->shift[c + j], p->output_offset,
+                               &D->q[j]);
+  }
+  /* On the fast path the weights and biases are doubled (|2w| <= 256 fits the lanes,
+   * |2 acc| < 2^30): the sums come out as 2 acc, which tt_dsp_rq_doubled requantizes one
+   * instruction cheaper. */
+  if (D->fast) {
+    for (tt_dsp_word *v = D->w; v != w; ++v) *v = __sadd16(*v, *v);
+    for (int32_t j = 0; j < 4; ++j) D->bias[j] *= 2;
+  }
+  if (D->whole) {
+    const dw_chunk k = chunk_columns(L, 0, D->chunk);
+    zero_columns(D, &k);
+  }
+  return 1;
+}
+
+/* Stages n in-image columns from column ix of the window rows `rows` (NULL: a row outside
+ * the image, staged as zeros) for a group of g channels. */
+static void dw_dsp_stage(tt_dsp_word *s, const int8_t *const *rows, int32_t kh, int32_t C,
+                         int32_t g, int32_t ix, int32_t n, uint32_t off, int one) {
+  const int32_t pairs = kh >> 1;
+  uint32_t off_pair[DW_DSP_MAX_KH / 2], off_last = rows[kh - 1] ? off : 0;
+  for (int32_t q = 0; q < pairs; ++q)   /* the offset only in the lanes of in-image rows */
+    off_pair[q] = (rows[2 * q] ? off & 0xFFFFu : 0) | (rows[2 * q + 1] ? off & 0xFFFF0000u : 0);
+  for (int32_t at = ix * C, end = (ix + n) * C; at != end; at += C) {
+    for (int32_t q = 0; q < pairs; ++q, s += 4)
+      stage_pair(s, rows[2 * q] ? load_lanes(rows[2 * q] + at, g, one) : 0,
+                 rows[2 * q + 1] ? load_lanes(rows[2 * q + 1] + at, g, one) : 0, off_pair[q]);
+    if (kh & 1) {
+      stage_single(s, rows[kh - 1] ? load_lanes(rows[kh - 1] + at, g, one) : 0, off_last);
+      s += 2;
+    }
+  }
+}
+
+/* dw_dsp_stage when every window row is inside the image and the group has four channels:
+ * the hot case, without a test per load; kh a constant where it is inlined. */
+static inline __attribute__((always_inline)) void dw_dsp_stage_inner(
+    tt_dsp_word *s, const int8_t *const *rows, const int32_t kh, int32_t C, int32_t ix,
+    int32_t n, uint32_t off, const int one) {
+  const int8_t *r[DW_DSP_MAX_KH];
+  for (int32_t k = 0; k < kh; ++k) r[k] = rows[k] + ix * C;
+  for (int32_t j = 0, at = 0; j < n; ++j, at += C) {
+#pragma GCC unroll 8
+    for (int32_t q = 0; q < kh >> 1; ++q, s += 4)
+      stage_pair(s, load_lanes(r[2 * q] + at, 4, one), load_lanes(r[2 * q + 1] + at, 4, one),
+                 off);
+    if (kh & 1) {
+      stage_single(s, load_lanes(r[kh - 1] + at, 4, one), off);
+      s += 2;
+    }
+  }
+}
+
+/* The sums of the n windows of a staged chunk (window k starts at column k * stride_w) into
+ * D->sums; the window rows make kh / 2 pairs and kh % 2 single rows. kh, kw are constants
+ * where it is inlined for the usual kernels. */
+static inline __attribute__((always_inline)) void dw_dsp_sums(const dw_dsp *D,
+                                                              const dw_layer *L, int32_t n,
+                                                              const int32_t kh,
+                                                              const int32_t kw,
+                                                              const int32_t dilation) {
+  const int32_t pairs = kh >> 1, step = L->p->stride_w * D->wc;
+  const int32_t skip = (dilation - 1) * D->wc;
+  const int32_t b0 = D->bias[0], b1 = D->bias[1], b2 = D->bias[2], b3 = D->bias[3];
+  int32_t *sum = D->sums;
+  const int32_t chunk = D->chunk;
+  const tt_dsp_word *start = D->band;
+  for (int32_t k = 0; k < n; ++k, ++sum, start += step) {
+    const tt_dsp_word *s = start, *w = D->w;
+    int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3;
+#pragma GCC unroll 3
+    for (int32_t kx = 0; kx < kw; ++kx, s += skip) {
+#pragma GCC unroll 8
+      for (int32_t q = 0; q < pairs; ++q, s += 4, w += 4) {
+        uint32_t x0, x1, w0, w1;
+        tt_dsp_ldrd(s, &x0, &x1);
+        tt_dsp_ldrd(w, &w0, &w1);
+        a0 = __smlad(x0, w0, a0);
+        a1 = __smlad(x1, w1, a1);
+        tt_dsp_ldrd(s + 2, &x0, &x1);
+        tt_dsp_ldrd(w + 2, &w0, &w1);
+        a2 = __smlad(x0, w0, a2);
+        a3 = __smlad(x1, w1, a3);
+      }
+      if (kh & 1) {
+        uint32_t x0, x1, w0, w1;
+        tt_dsp_ldrd(s, &x0, &x1);
+        tt_dsp_ldrd(w, &w0, &w1);
+        a0 = __smlabb((int32_t)x0, (int32_t)w0, a0);
+        a2 = __smlatt((int32_t)x0, (int32_t)w0, a2);
+        a1 = __smlabb((int32_t)x1, (int32_t)w1, a1);
+        a3 = __smlatt((int32_t)x1, (int32_t)w1, a3);
+        s += 2;
+        w += 2;
+      }
+    }
+    sum[0] = a0;
+    sum[chunk] = a1;
+    sum[2 * chunk] = a2;
+    sum[3 * chunk] = a3;
+  }
+}
+
+/* Channel j of the n sums requantized to out[k * stride + j]: one channel's constants at a
+ * time, in registers; the full-range case two outputs a pass. */
+static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t n,
+                         int8_t *out, int32_t stride) {
+  const int32_t lo = L->p->act_min, hi = L->p->act_max, out_off = L->p->output_offset;
+  const int32_t *sums = D->sums;
+  if (D->fast && D->full) {
+    for (int32_t j = 0; j < g; ++j, sums += D->chunk) {
+      const tt_dsp_rq_params q = D->q[j];
+      const int32_t *sum = sums, *end = sums + (n & ~1);
+      int8_t *y = out + j;
+      for (; sum != end; sum += 2, y += 2 * stride) {
+        y[0] = (int8_t)__ssat(tt_dsp_rq_doubled(sum[0], &q), 8);
+        y[stride] = (int8_t)__ssat(tt_dsp_rq_doubled(sum[1], &q), 8);
+      }
+      if (n & 1) *y = (int8_t)__ssat(tt_dsp_rq_doubled(*sum, &q), 8);
+    }
+  } else if (D->fast) {
+    for (int32_t j = 0; j < g; ++j, sums += D->chunk) {
+      const tt_dsp_rq_params q = D->q[j];
+      int8_t *y = out + j;
+      for (int32_t k = 0; k < n; ++k, y += stride)
+        *y = (int8_t)tt_fwd_clamp(tt_dsp_rq_doubled(sums[k], &q), lo, hi);
+    }
+  } else {
+    for (int32_t j = 0; j < g; ++j, sums += D->chunk) {
+      const int32_t m = L->multiplier[c + j], sh = L->shift[c + j];
+      int8_t *y = out + j;
+      for (int32_t k = 0; k < n; ++k, y += stride)
+        *y = tt_fwd_requantize(sums[k], m, sh, out_off, lo, hi);
+    }
+  }
+}
+
+/* The instances dw_dsp_row calls, each compiled on its own (inlined together, gcc 12
+ * spills their loop registers). */
+static __attribute__((noinline)) void stage_inner_3(tt_dsp_word *s, const int8_t *const *rows,
+                                                    int32_t C, int32_t ix, int32_t n,
+                                                    uint32_t off) {
+  dw_dsp_stage_inner(s, rows, 3, C, ix, n, off, 0);
+}
+static __attribute__((noinline)) void stage_inner_any(tt_dsp_word *s,
+                                                      const int8_t *const *rows, int32_t kh,
+                                                      int32_t C, int32_t ix, int32_t n,
+                                                      uint32_t off) {
+  dw_dsp_stage_inner(s, rows, kh, C, ix, n, off, 0);
+}
+/* dw_dsp_stage for a group of four channels, window rows outside the image included: their
+ * pointers are any row of the image (every load is inside it) and mask[k] = 0 zeros what
+ * they load; the offset is in the lanes of the rows inside only (off_pair, off_last). No
+ * test per load. */
+static __attribute__((noinline)) void stage_masked(tt_dsp_word *s, const int8_t *const *rows,
+                                                   const uint32_t *mask, int32_t kh, int32_t C,
+                                                   int32_t ix, int32_t n,
+                                                   const uint32_t *off_pair,
+                                                   uint32_t off_last) {
+  for (int32_t at = ix * C, end = (ix + n) * C; at != end; at += C) {
+    for (int32_t q = 0; q < kh >> 1; ++q, s += 4)
+      stage_pair(s, tt_dsp_load4(rows[2 * q] + at) & mask[2 * q],
+                 tt_dsp_load4(rows[2 * q + 1] + at) & mask[2 * q + 1], off_pair[q]);
+    if (kh & 1) {
+      stage_single(s, tt_dsp_load4(rows[kh - 1] + at) & mask[kh - 1], off_last);
+      s += 2;
+    }
+  }
+}
+
+/* dw_dsp_stage_inner for a depth multiplier of 4k: the four lanes hold one input channel,
+ * so each pair word is built once and stored four times. */
+static __attribute__((noinline)) void stage_inner_one(tt_dsp_word *s,
+                                                      const int8_t *const *rows, int32_t kh,
+                                                      int32_t C, int32_t ix, int32_t n,
+                                                      uint32_t off) {
+  const int32_t o = (int16_t)(off & 0xFFFFu);
+  for (int32_t at = ix * C, end = (ix + n) * C; at != end; at += C) {
+    for (int32_t q = 0; q < kh >> 1; ++q, s += 4) {
+      const uint32_t v = tt_dsp_low_halves((uint32_t)(rows[2 * q][at] + o),
+                                           (uint32_t)(rows[2 * q + 1][at] + o));
+      tt_dsp_strd(s, v, v);
+      tt_dsp_strd(s + 2, v, v);
+    }
+    if (kh & 1) {
+      const uint32_t x = (uint32_t)(rows[kh - 1][at] + o);
+      const uint32_t v = tt_dsp_low_halves(x, x);
+      tt_dsp_strd(s, v, v);
+      s += 2;
+    }
+  }
+}
+#define DW_DSP_SUMS(name, kh, kw, dilation)                                                \
+  static __attribute__((noinline)) void name(const dw_dsp *D, const dw_layer *L, int32_t n) { \
+    dw_dsp_sums(D, L, n, kh, kw, dilation);                                                 \
+  }
+DW_DSP_SUMS(sums_3x3, 3, 3, 1)                /* MobileNets */
+DW_DSP_SUMS(sums_5x5, 5, 5, 1)                /* MCUNet */
+DW_DSP_SUMS(sums_7x7, 7, 7, 1)
+DW_DSP_SUMS(sums_4x4, 4, 4, 1)                /* the imported models' grown stride-2 kernels */
+DW_DSP_SUMS(sums_8x8, 8, 8, 1)
+DW_DSP_SUMS(sums_any, L->kh, L->kw, L->p->dilation_w)
+
+static void dw_dsp_sums_of(const dw_dsp *D, const dw_layer *L, int32_t n) {
+  const int32_t k = L->p->dilation_w == 1 && L->kh == L->kw ? L->kh : 0;
+  switch (k) {
+    case 3: sums_3x3(D, L, n); break;
+    case 4: sums_4x4(D, L, n); break;
+    case 5: sums_5x5(D, L, n); break;
+    case 7: sums_7x7(D, L, n); break;
+    case 8: sums_8x8(D, L, n); break;
+    default: sums_any(D, L, n); break;
+  }
+}
+
+/* Output rows [oy0, oy1) of batch b for channels [c, c + g) with the group packed in D, row
+ * oy0 + k at out + k * row_step (dw_row's element layout). */
+static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t b,
+                        int32_t oy0, int32_t oy1, int8_t *out, int32_t row_step,
+                        int32_t stride) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t C = L->in->c, H = L->in->h, W = L->in->w, kh = L->kh, wc = D->wc;
+  const int32_t ow = L->out->w, chunk = D->chunk;
+  const int8_t *const base = L->input + b * H * W * C + c / D->m;
+  const uint32_t off = tt_dsp_offset_pair(p->input_offset);
+  const dw_chunk whole = chunk_columns(L, 0, chunk);
+  for (int32_t oy = oy0; oy < oy1; ++oy, out += row_step) {
+    const int8_t *rows[DW_DSP_MAX_KH];
+    int inner = g == 4;
+    for (int32_t ky = 0, iy = oy * p->stride_h - p->pad_top; ky < kh; ++ky, iy += p->dilation_h) {
+      rows[ky] = iy >= 0 && iy < H ? base + iy * W * C : 0;
+      inner = inner && rows[ky];
+    }
+    /* a border row of a four-channel group: rows outside the image masked, not tested */
+    const int masked = !inner && g == 4 && D->m == 1;
+    const int8_t *any[DW_DSP_MAX_KH];
+    uint32_t mask[DW_DSP_MAX_KH], off_pair[DW_DSP_MAX_KH / 2], off_last = 0;
+    if (masked) {
+      for (int32_t ky = 0; ky < kh; ++ky) {
+        any[ky] = rows[ky] ? rows[ky] : base;
+        mask[ky] = rows[ky] ? 0xFFFFFFFFu : 0;
+      }
+      for (int32_t q = 0; q < kh >> 1; ++q)
+        off_pair[q] = (off & mask[2 * q] & 0xFFFFu) | (off & mask[2 * q + 1] & 0xFFFF0000u);
+      off_last = off & mask[kh - 1];
+    }
+    int8_t *y = out;
+    for (int32_t ox0 = 0; ox0 < ow; ox0 += chunk, y += chunk * stride) {
+      const int32_t n = ow - ox0 < chunk ? ow - ox0 : chunk;
+      dw_chunk k = whole;
+      if (!D->whole) {                          /* a whole row's zeros were staged once */
+        k = chunk_columns(L, ox0, n);
+        zero_columns(D, &k);
+      }
+      tt_dsp_word *s = D->band + k.left * wc;
+      if (masked)
+        stage_masked(s, any, mask, kh, C, k.a, k.mid, off_pair, off_last);
+      else if (!inner)
+        dw_dsp_stage(s, rows, kh, C, g, k.a, k.mid, off, D->m > 1);
+      else if (D->m > 1)
+        stage_inner_one(s, rows, kh, C, k.a, k.mid, off);
+      else if (kh == 3)
+        stage_inner_3(s, rows, C, k.a, k.mid, off);
+      else
+        stage_inner_any(s, rows, kh, C, k.a, k.mid, off);
+      dw_dsp_sums_of(D, L, n);
+      dw_dsp_store(D, L, c, g, n, y, stride);
+    }
+  }
+}
+
+/* --- DSP: a depth multiplier m > 1 -------------------------------------------------------
+ * Input channel c feeds output channels [c m, c m + m): a convolution from one channel to m,
+ * i.e. the matrix product of tt_fwd_dsp.c with the m filter rows (the filter's [kh, kw] taps
+ * of each output channel, gathered once per input channel) and one im2col column of kh kw
+ * taps per output pixel. Returns 0 when the filter and one column do not fit the buffer. */
+static int dw_dsp_multiplier(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                             const int32_t *shift, const tt_fwd_dims *in, const int8_t *input,
+                             const tt_fwd_dims *f, const int8_t *filter, const int32_t *bias,
+                             const tt_fwd_dims *out, int8_t *output) {
+  const int32_t c_in = in->c, cm = out->c, m = cm / c_in, kh = f->h, kw = f->w, K = kh * kw;
+  const int32_t rows_bytes = (m * K + 3) & ~3;
+  tt_dsp_word buf[TT_FWD_DSP_STAGE_BYTES / 4];
+  if (rows_bytes >= TT_FWD_DSP_STAGE_BYTES) return 0;
+  int8_t *rows = (int8_t *)buf;
+  tt_dsp_word *stage = buf + rows_bytes / 4;
+  tt_dsp_mm mm = {rows, 0, K, 0, K, 0, m, 0, 0, 0, p->input_offset, p->output_offset,
+                  p->act_min, p->act_max};
+  const int32_t P0 = tt_dsp_block_columns(&mm, TT_FWD_DSP_STAGE_BYTES - rows_bytes);
+  if (P0 == 0) return 0;
+  const int32_t pixels = out->h * out->w, columns = out->n * pixels;
+  for (int32_t c = 0; c < c_in; ++c) {
+    for (int32_t j = 0; j < m; ++j)
+      for (int32_t t = 0; t < K; ++t) rows[j * K + t] = filter[t * cm + c * m + j];
+    mm.bias = bias ? bias + c * m : 0;
+    mm.multiplier = multiplier + c * m;
+    mm.shift = shift + c * m;
+    int32_t P = P0;
+    for (int32_t col = 0; col < columns; col += P) {
+      while (col + P > columns) P >>= 1;
+      for (int32_t q = 0; q < P; ++q) {
+        const int32_t b = (col + q) / pixels, pix = (col + q) % pixels;
+        const int32_t iy0 = pix / out->w * p->stride_h - p->pad_top;
+        const int32_t ix0 = pix % out->w * p->stride_w - p->pad_left;
+        for (int32_t ky = 0, t = 0; ky < kh; ++ky) {
+          const int32_t iy = iy0 + ky * p->dilation_h;
+          for (int32_t kx = 0; kx < kw; ++kx, ++t) {
+            const int32_t ix = ix0 + kx * p->dilation_w;
+            const int inside = iy >= 0 && iy < in->h && ix >= 0 && ix < in->w;
+            tt_dsp_stage_one(stage, P, q, t,
+                             inside ? input[((b * in->h + iy) * in->w + ix) * c_in + c] +
+                                          p->input_offset
+                                    : 0);
+          }
+        }
+        tt_dsp_stage_pad(&mm, stage, P, q);
+      }
+      tt_dsp_mm_block(&mm, stage, P, output + col * cm + c * m, cm);
+    }
+  }
+  return 1;
+}
+#endif
+
+/* The rows of one channel group [c, c + g), however they are computed: the DSP version when
+ * the target has one and the group's kernel fits its buffer, else dw_row. */
+typedef struct {
+  const dw_layer *L;
+  int32_t c, g;
+#if TT_FWD_DSP
+  dw_dsp dsp;
+  int use_dsp;
+#endif
+} dw_group;
+
+static void dw_group_init(dw_group *G, const dw_layer *L, int32_t c, int32_t g, void *buf) {
+  G->L = L;
+  G->c = c;
+  G->g = g;
+#if TT_FWD_DSP
+  G->use_dsp = dw_dsp_init(&G->dsp, L, c, g, (tt_dsp_word *)buf);
+#else
+  (void)buf;
+#endif
+}
+
+/* Rows [oy0, oy1) of batch b, row oy0 + k at out + k * row_step. */
+static void dw_group_rows(const dw_group *G, int32_t b, int32_t oy0, int32_t oy1, int8_t *out,
+                          int32_t row_step, int32_t stride) {
+#if TT_FWD_DSP
+  if (G->use_dsp) {
+    dw_dsp_rows(&G->dsp, G->L, G->c, G->g, b, oy0, oy1, out, row_step, stride);
+    return;
+  }
+#endif
+  for (int32_t oy = oy0; oy < oy1; ++oy, out += row_step)
+    dw_row(G->L, b, oy, G->c, G->g, out, stride);
+}
+
+/* The DSP versions' buffer, on the kernels' stack (nothing elsewhere). */
+#if TT_FWD_DSP
+#define DW_BUFFER(name) tt_dsp_word name[TT_FWD_DSP_STAGE_BYTES / 4]
+#else
+#define DW_BUFFER(name) char name[1]
+#endif
+
 void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                             const int32_t *shift, const tt_fwd_dims *input_dims,
                             const int8_t *input, const tt_fwd_dims *filter_dims,
@@ -120,13 +603,34 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
                 kw = filter_dims->w;
   if (m == 1) {
     const dw_layer L = {p, multiplier, shift, bias, in, out, input, filter, kh, kw};
+    DW_BUFFER(buf);
     for (int32_t b = 0; b < out->n; ++b)
-      for (int32_t c = 0; c < c_in; c += 4)
-        for (int32_t oy = 0; oy < out->h; ++oy)
-          dw_row(&L, b, oy, c, c_in - c < 4 ? c_in - c : 4,
-                 output + (b * out->h + oy) * out->w * cm + c, cm);
+      for (int32_t c = 0; c < c_in; c += 4) {
+        dw_group G;
+        dw_group_init(&G, &L, c, c_in - c < 4 ? c_in - c : 4, buf);
+        dw_group_rows(&G, b, 0, out->h, output + b * out->h * out->w * cm + c, out->w * cm, cm);
+      }
     return;
   }
+#if TT_FWD_DSP
+  if (m % 4 == 0) {         /* groups of four output channels of one input channel */
+    const dw_layer L = {p, multiplier, shift, bias, in, out, input, filter, kh, kw};
+    DW_BUFFER(buf);
+    dw_group G;
+    dw_group_init(&G, &L, 0, 4, buf);
+    if (G.use_dsp) {        /* the buffer fits the kernel: then every group's */
+      for (int32_t b = 0; b < out->n; ++b)
+        for (int32_t c = 0; c < cm; c += 4) {
+          if (b > 0 || c > 0) dw_group_init(&G, &L, c, 4, buf);
+          dw_group_rows(&G, b, 0, out->h, output + b * out->h * out->w * cm + c, out->w * cm,
+                        cm);
+        }
+      return;
+    }
+  }
+  if (dw_dsp_multiplier(p, multiplier, shift, in, input, filter_dims, filter, bias, out, output))
+    return;
+#endif
   TT_FWD_FOR_EACH_WINDOW(in, out, p->stride_h, p->stride_w, p->pad_top, p->pad_left,
                          p->dilation_h, p->dilation_w, kh, kw, {
     int8_t *y = output + ((b * out->h + oy) * out->w + ox) * cm;
@@ -196,17 +700,23 @@ int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *m
   const dw_layer L = {p, multiplier, shift, bias, in, out, data, filter, filter_dims->h,
                       filter_dims->w};
   const int32_t C = in->c, lines = ring_lines(p, in, out), line = out->w * group_of(in);
+  DW_BUFFER(buf);
   for (int32_t b = 0; b < out->n; ++b) {
     for (int32_t c = 0; c < C; c += 4) {
       const int32_t g = C - c < 4 ? C - c : 4;
+      dw_group G;
+      dw_group_init(&G, &L, c, g, buf);
       int32_t next = 0;                                  /* first row not yet written back */
       for (int32_t oy = 0; oy < out->h; ++oy) {
-        dw_row(&L, b, oy, c, g, scratch + (oy % lines) * line, g);
+        dw_group_rows(&G, b, oy, oy + 1, scratch + (oy % lines) * line, line, g);
         for (; next <= oy && row_writable(p, in, out, b, next, oy); ++next) {
           const int8_t *src = scratch + (next % lines) * line;
           int8_t *dst = data + (b * out->h + next) * out->w * C + c;
-          for (int32_t ox = 0; ox < out->w; ++ox)
-            for (int32_t j = 0; j < g; ++j) dst[ox * C + j] = src[ox * g + j];
+          if (g == 4)           /* a word per pixel (one LDR/STR where unaligned is fine) */
+            for (int32_t ox = 0; ox < out->w; ++ox) memcpy(dst + ox * C, src + ox * 4, 4);
+          else
+            for (int32_t ox = 0; ox < out->w; ++ox)
+              for (int32_t j = 0; j < g; ++j) dst[ox * C + j] = src[ox * g + j];
         }
       }
     }

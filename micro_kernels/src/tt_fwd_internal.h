@@ -8,6 +8,19 @@
 
 #define TT_FWD_MAX_RANK 6
 
+/* Cortex-M DSP versions (SMLAD, SXTB16, ...: tt_fwd_dsp.h) replace the portable inner loops of
+ * the convolution, depthwise and fully connected kernels when the target has the DSP
+ * extension (ARMv7E-M and later: Cortex-M4, M7, M33, ...), chosen at compile time; the
+ * portable C99 is what every other target (Cortex-M0+, M3, x86) compiles. Both give the same
+ * bits. -DTT_PORTABLE forces the portable code on a DSP target, for every kernel that has a
+ * DSP version (the build flag TFLITE_TRAIN_KERNELS=portable of tflite_train.inc and
+ * CMakeLists.txt sets it; the tests compare the two builds on the Cortex-M7). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(TT_PORTABLE)
+#define TT_FWD_DSP 1
+#else
+#define TT_FWD_DSP 0
+#endif
+
 /* SaturatingRoundingDoublingHighMul: a * b / 2^31 rounded half away from zero; the one
  * overflowing case (INT32_MIN^2) saturates. gemmlowp writes it as
  * (ab + (ab >= 0 ? 2^30 : 1 - 2^30)) / 2^31 with C's truncating division; floor((ab + 2^30)

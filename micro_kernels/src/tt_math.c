@@ -152,9 +152,16 @@ double tt_cos_pi_ratio(int32_t t, int32_t n) {
 
 /* Once per update-op call, in its own translation unit so that no update kernel contains
  * double arithmetic (tests/test_micro_kernels.py reads the objects): the decay's cosine in
- * double stays monotone over long schedules, for a few hundred instructions per step. */
+ * double stays monotone over long schedules, for a few hundred instructions per step. The
+ * inverse-time decay is three double operations, each correctly rounded in hardware and in
+ * libgcc's soft float alike (T and step are exact in double), so every target agrees. */
 float tt_learning_rate(const tt_sgd *o, int32_t step) {
-  if (o->decay_steps <= 0) return o->lr;
-  const int32_t t = step < o->decay_steps ? step : o->decay_steps;
-  return (float)((double)o->lr * 0.5 * (1.0 + tt_cos_pi_ratio(t, o->decay_steps)));
+  if (o->decay_steps > 0) {
+    const int32_t t = step < o->decay_steps ? step : o->decay_steps;
+    return (float)((double)o->lr * 0.5 * (1.0 + tt_cos_pi_ratio(t, o->decay_steps)));
+  }
+  if (o->half_life > 0)
+    return (float)((double)o->lr * (double)o->half_life /
+                   ((double)o->half_life + (double)step));
+  return o->lr;
 }

@@ -11,6 +11,7 @@
  * (the scales, the multipliers, the options only that mode has), Invoke calls the _s8
  * kernels, and an op that rounds stochastically keeps its stream like an update op.
  */
+#include <float.h>
 #include <string.h>
 
 #include "tt_kernels.h"
@@ -23,6 +24,9 @@ namespace {
 
 constexpr int kMaxRank = 6;      /* what the data-movement kernels accept */
 constexpr int kMaxTemps = 8;
+/* Elements of one tensor, and extents of a window's walk: every index and byte count the
+ * kernels compute (float32: 4 bytes an element) then fits int32_t. */
+constexpr int64_t kMaxElements = int64_t{1} << 28;
 
 /* ---- tensors at Invoke ------------------------------------------------------------------ */
 
@@ -88,7 +92,8 @@ class Prepare {
       return false;
     }
     TfLiteTensor *label = In(n - 1);
-    if (label == nullptr || label->type != kTfLiteInt32) {
+    if (label == nullptr || label->type != kTfLiteInt32 || Sane(label, "label") == nullptr ||
+        Count(label->dims) < 1) {
       Fail("the last input (the label) must be an int32 tensor");
       return false;
     }
@@ -109,7 +114,7 @@ class Prepare {
       Fail("input %d (%s) has type %d, wants %d", index, what, t ? t->type : -1, type);
       return nullptr;
     }
-    return t;
+    return Sane(t, what);
   }
   TfLiteTensor *Out(int index, TfLiteType type, const char *what) {
     if (OutputCount(node_) <= index) {
@@ -121,7 +126,30 @@ class Prepare {
       Fail("output %d (%s) has type %d, wants %d", index, what, t ? t->type : -1, type);
       return nullptr;
     }
-    return t;
+    return Sane(t, what);
+  }
+
+  /* Rank <= kMaxRank, every dimension positive, at most kMaxElements elements: what every
+   * kernel's index arithmetic assumes. */
+  TfLiteTensor *Sane(TfLiteTensor *t, const char *what) {
+    int64_t n = 1;
+    bool ok = t->dims != nullptr && t->dims->size >= 0 && t->dims->size <= kMaxRank;
+    for (int i = 0; ok && i < t->dims->size; ++i) {
+      ok = t->dims->data[i] >= 1 && t->dims->data[i] <= kMaxElements;
+      n *= ok ? t->dims->data[i] : 1;
+      ok = ok && n <= kMaxElements;
+    }
+    if (ok) return t;
+    Fail("%s: rank <= %d, positive dimensions and at most 2^28 elements expected", what,
+         kMaxRank);
+    return nullptr;
+  }
+
+  /* At least rank `least`. */
+  bool MinRank(const TfLiteTensor *t, int least, const char *what) {
+    if (t->dims->size >= least) return true;
+    Fail("%s has rank %d, wants at least %d", what, t->dims->size, least);
+    return false;
   }
 
   /* The float32 [1] scale tensor of an int8 gradient, at input or output `index`. */
@@ -166,6 +194,12 @@ class Prepare {
       Fail("%s needs 1 or %d scales", what, static_cast<int>(count));
       return nullptr;
     }
+    /* The updates divide by them: a zero scale would saturate the parameter. */
+    for (int i = 0; i < q->scale->size; ++i)
+      if (!(q->scale->data[i] > 0.0f && q->scale->data[i] <= FLT_MAX)) {
+        Fail("%s scales must be finite and positive", what);
+        return nullptr;
+      }
     if (q->scale->size == count) return q->scale->data;
     float *out = static_cast<float *>(AllocatePersistent(context_, sizeof(float) * count));
     if (out == nullptr) {
@@ -185,7 +219,10 @@ class Prepare {
   /* Reports an option Init found missing or mistyped. */
   bool Options(const char *bad_key) {
     if (bad_key == nullptr) return true;
-    Fail("option '%s' is missing or of the wrong type", bad_key);
+    if (bad_key[0] == '(')
+      Fail("custom options %s", bad_key);
+    else
+      Fail("option '%s' is missing, of the wrong type or out of range", bad_key);
     return false;
   }
 
@@ -325,6 +362,20 @@ void ReportRounding(const TfLiteContext *context, const TfLiteNode *node, GradMo
     ReportState(context, node, &g->state, node->outputs->data[output], -1);
 }
 
+/* The padded extent an (oh x ow)-output window walk of a (kh x kw) kernel spans, and the
+ * pads, within kMaxElements: the kernels' position arithmetic (o * stride + k * dilation -
+ * pad) then never overflows int32_t. */
+bool WindowFits(Prepare &p, const tt_window &w, int32_t kh, int32_t kw, int32_t oh,
+                int32_t ow) {
+  const int64_t h = int64_t{oh - 1} * w.stride_h + int64_t{kh - 1} * w.dilation_h + 1;
+  const int64_t v = int64_t{ow - 1} * w.stride_w + int64_t{kw - 1} * w.dilation_w + 1;
+  if (h <= kMaxElements && v <= kMaxElements && w.pad_top <= kMaxElements &&
+      w.pad_left <= kMaxElements)
+    return true;
+  p.Fail("the window's strides, dilations, pads or size are too large for its tensors");
+  return false;
+}
+
 /* ---- TT_INIT ------------------------------------------------------------------------------ */
 
 struct InitData { bool done; };
@@ -352,7 +403,8 @@ TfLiteStatus InitPrepare(TfLiteContext *context, TfLiteNode *node) {
   for (int i = 0; i < InputCount(node); i += 2) {
     TfLiteTensor *src = TempInput(context, node, i);
     TfLiteTensor *var = TempInput(context, node, i + 1);
-    const bool ok = src != nullptr && var != nullptr && src->type == var->type &&
+    const bool ok = src != nullptr && var != nullptr && p.Sane(src, "initial value") &&
+                    p.Sane(var, "variable") && src->type == var->type &&
                     Count(src->dims) == Count(var->dims) && var->is_variable &&
                     TypeBytes(var->type) > 0;
     Release(context, src);
@@ -429,7 +481,7 @@ TfLiteStatus SlicePrepare(TfLiteContext *context, TfLiteNode *node) {
   if (d == nullptr || !p.Options(d->bad_key) || !p.Inputs(2)) return kTfLiteError;
   TfLiteTensor *x = p.In(0, kTfLiteInt8, "x");
   TfLiteTensor *saved = p.Out(0, kTfLiteInt8, "saved");
-  if (x == nullptr || saved == nullptr) return kTfLiteError;
+  if (x == nullptr || saved == nullptr || !p.MinRank(x, 1, "x")) return kTfLiteError;
   const int32_t depth = x->dims->data[x->dims->size - 1];
   if (d->v[0] < 1 || d->v[0] > depth || Count(saved->dims) != Count(x->dims) / depth * d->v[0])
     return p.Fail("saved must hold the first %d of %d channels", d->v[0], depth);
@@ -524,7 +576,8 @@ TfLiteStatus SoftmaxGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   TfLiteTensor *dy = p.In(0, GradType(d->int8), "dy");
   TfLiteTensor *saved = p.In(1, kTfLiteInt8, "saved");
   TfLiteTensor *dx = p.Out(0, GradType(d->int8), "dx");
-  if (dy == nullptr || saved == nullptr || dx == nullptr) return kTfLiteError;
+  if (dy == nullptr || saved == nullptr || dx == nullptr || !p.MinRank(dy, 1, "dy"))
+    return kTfLiteError;
   if (Count(dy->dims) != Count(saved->dims) || Count(dx->dims) != Count(dy->dims))
     return p.Fail("dy, saved and dx must have one size");
   if (!p.Quant(saved, "saved", &d->scale, &d->zero_point)) return kTfLiteError;
@@ -599,6 +652,7 @@ TfLiteStatus BiasGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   Prepare p(context, node, "TT_BIAS_GRAD");
   TfLiteTensor *dy = p.In(0);
   TfLiteTensor *db = p.Out(0);
+  if (!p.MinRank(dy, 1, "dy")) return kTfLiteError;
   if (Count(db->dims) != dy->dims->data[dy->dims->size - 1])
     return p.Fail("db must have dy's channels");
   return kTfLiteOk;
@@ -813,9 +867,12 @@ TfLiteStatus MeanGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   const IntsData *d;
   if (!VectorPrepare(p, context, node, "TT_MEAN_GRAD", &dy, &dx, &d, true)) return kTfLiteError;
   int32_t kept = Count(dx->dims);
+  int seen = 0;
   for (int a = 0; a < d->n; ++a) {
     const int axis = d->v[a] < 0 ? d->v[a] + dx->dims->size : d->v[a];
     if (axis < 0 || axis >= dx->dims->size) return p.Fail("axis %d out of range", d->v[a]);
+    if (seen >> axis & 1) return p.Fail("axis %d given twice", d->v[a]);
+    seen |= 1 << axis;
     kept /= dx->dims->data[axis];
   }
   if (kept != Count(dy->dims)) return p.Fail("dy must have dx's size over the kept axes");
@@ -873,6 +930,10 @@ TfLiteStatus PoolPrepare(TfLiteContext *context, TfLiteNode *node, const char *o
   if (!GradOptionsOk(p, d->grad, d->int8)) return kTfLiteError;
   if (!p.Rank(dy, 4, "dy") || !p.Rank(dx, 4, "dx")) return kTfLiteError;
   if (d->filter_h < 1 || d->filter_w < 1) return p.Fail("filter must be at least 1x1");
+  if (dy->dims->data[0] != dx->dims->data[0] || dy->dims->data[3] != dx->dims->data[3])
+    return p.Fail("dy and dx batches or channels differ");
+  if (!WindowFits(p, d->window, d->filter_h, d->filter_w, dy->dims->data[1], dy->dims->data[2]))
+    return kTfLiteError;
   if (max) {
     TfLiteTensor *saved = p.In(1, kTfLiteInt8, "saved");
     if (saved == nullptr) return kTfLiteError;
@@ -962,6 +1023,7 @@ void ReadSgd(Options &o, LayerData *d, bool weights) {
   d->sgd.qas = o.Bool("qas") ? 1 : 0;
   d->sgd.rounding = o.Int("rounding");
   d->sgd.decay_steps = o.Int("decay_steps");
+  d->sgd.half_life = o.Int("half_life_steps");
   d->seed = o.UInt("seed");
   if (weights) {
     d->channels = o.Int("channels");
@@ -1012,7 +1074,7 @@ bool LayerPrepareCommon(Prepare &p, TfLiteContext *context, TfLiteNode *node, co
     return false;
   if ((*data)->depth_multiplier < 1) return p.Fail("depth_multiplier must be positive"), false;
   *dy = p.In(0, GradType(int8), "dy");
-  if (*dy == nullptr) return false;
+  if (*dy == nullptr || !p.MinRank(*dy, 1, "dy")) return false;
   if ((layer == kConv || layer == kDepthwise) && !p.Rank(*dy, 4, "dy")) return false;
   if (int8 && !p.ScaleIn(InputCount(node) - 2, "dy_scale")) return false;
   return PrepareMask(context, node, op, true) == kTfLiteOk;
@@ -1028,7 +1090,12 @@ bool PositionsOk(Prepare &p, const LayerData *d, const TfLiteTensor *dy) {
 
 bool SgdOk(Prepare &p, const LayerData *d) {
   if (d->sgd.rounding != 0 && d->sgd.rounding != 1) return p.Fail("rounding must be 0 or 1"), false;
+  if (!(d->sgd.lr >= 0) || !(d->sgd.momentum >= 0 && d->sgd.momentum < 1))
+    return p.Fail("lr must be >= 0 and momentum in [0, 1)"), false;
   if (d->sgd.decay_steps < 0) return p.Fail("decay_steps must be >= 0"), false;
+  if (d->sgd.half_life < 0) return p.Fail("half_life_steps must be >= 0"), false;
+  if (d->sgd.decay_steps > 0 && d->sgd.half_life > 0)
+    return p.Fail("decay_steps and half_life_steps are both set; one schedule at most"), false;
   return true;
 }
 
@@ -1110,6 +1177,9 @@ TfLiteStatus InputGradPrepare(TfLiteContext *context, TfLiteNode *node) {
     if (co != out_channels || dx->dims->data[3] != ci || dx->dims->data[0] != dy->dims->data[0] ||
         (kLayer == kDepthwise && co % d->depth_multiplier != 0))
       return p.Fail("dy, weights and dx channels do not match");
+    if (!WindowFits(p, d->window, w->dims->data[1], w->dims->data[2], dy->dims->data[1],
+                    dy->dims->data[2]))
+      return kTfLiteError;
   }
   if (!CacheWeightScales(p, w, kLayer, d)) return kTfLiteError;
   return d->int8 ? InputGradInt8Prepare(p, node, kLayer, d, w, dx) : kTfLiteOk;
@@ -1177,7 +1247,7 @@ TfLiteStatus InputGradInvoke(TfLiteContext *context, TfLiteNode *node) {
  *    weights, momentum, label) share the saved input's checks. Returns the trained channels. */
 bool SavedOk(Prepare &p, TfLiteTensor *dy, Layer layer, LayerData *d, TfLiteTensor **saved) {
   *saved = p.In(2, kTfLiteInt8, "saved");
-  if (*saved == nullptr) return false;
+  if (*saved == nullptr || !p.MinRank(*saved, 1, "saved")) return false;
   if (layer != kFullyConnected) {
     if (!p.Rank(*saved, 4, "saved")) return false;
     if ((*saved)->dims->data[0] != dy->dims->data[0])
@@ -1210,7 +1280,11 @@ TfLiteStatus WeightGradPrepare(TfLiteContext *context, TfLiteNode *node) {
                 Count(saved->dims) / k == Count(dy->dims) / units
           : dw->dims->size == 4 && dw->dims->data[kLayer == kConv ? 0 : 3] == units &&
                 (kLayer == kDepthwise || dw->dims->data[3] == k);
-  return ok ? kTfLiteOk : p.Fail("dy, saved and dw do not match");
+  if (!ok) return p.Fail("dy, saved and dw do not match");
+  if (kLayer != kFullyConnected && !WindowFits(p, d->window, dw->dims->data[1], dw->dims->data[2],
+                                               dy->dims->data[1], dy->dims->data[2]))
+    return kTfLiteError;
+  return kTfLiteOk;
 }
 
 template <Layer kLayer>
@@ -1280,13 +1354,17 @@ TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   int32_t trained = 0, scratch = 0;
   if (kLayer == kFullyConnected) {
     if (!p.Rank(w, 2, "weights")) return kTfLiteError;
-    if (w->dims->data[0] != units || k != d->channels || k > w->dims->data[1])
-      return p.Fail("weights [units, depth] do not match dy and the %d trained channels",
-                    d->channels);
+    if (w->dims->data[0] != units || k != d->channels || k > w->dims->data[1] ||
+        Count(saved->dims) / k != Count(dy->dims) / units)
+      return p.Fail("weights [units, depth] and saved [batches, k] do not match dy and the %d "
+                    "trained channels", d->channels);
     trained = units * k;
     scratch = k;
   } else {
-    if (!p.Rank(w, 4, "weights")) return kTfLiteError;
+    if (!p.Rank(w, 4, "weights") ||
+        !WindowFits(p, d->window, w->dims->data[1], w->dims->data[2], dy->dims->data[1],
+                    dy->dims->data[2]))
+      return kTfLiteError;
     const int32_t taps = w->dims->data[1] * w->dims->data[2];
     if (kLayer == kConv) {
       if (w->dims->data[0] != units || k != d->channels || k > w->dims->data[3])
@@ -1412,7 +1490,8 @@ TfLiteStatus UpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   TfLiteTensor *param =
       p.In(0, kWeights ? kTfLiteInt8 : kTfLiteInt32, kWeights ? "weights" : "bias");
   TfLiteTensor *grad = p.In(1, kTfLiteFloat32, "grad");
-  if (param == nullptr || grad == nullptr || !p.Variable(param, "the parameter"))
+  if (param == nullptr || grad == nullptr || !p.Variable(param, "the parameter") ||
+      !p.MinRank(param, 1, "the parameter"))
     return kTfLiteError;
   const TfLiteIntArray *dims = param->dims;
   const int32_t depth = dims->data[dims->size - 1];

@@ -11,12 +11,31 @@ from .emit import render
 from .program import CodegenError, Program, build
 from .project import project_files, rig_files, staged, write_files
 
-__all__ = ["CodegenError", "Program", "build", "load", "files", "generate"]
+__all__ = ["CodegenError", "Program", "build", "load", "files", "generate", "planned_sram"]
 
 
 def load(model_path: str | Path) -> Program:
     path = Path(model_path)
     return build(tflite_io.load(path), path.read_bytes())
+
+
+def planned_sram(graph, data: bytes) -> dict:
+    """The generated program's SRAM by its plan, as `plan` prints it: arena + trained
+    parameters + momentum + the update ops' random-stream states (no interpreter data, stack
+    not included). CodegenError when the graph cannot be generated."""
+    program = build(graph, data)
+    plan = program.plan
+    params = sum(program.param_bytes(v) for _, v in program.params)
+    momentum = sum(graph.tensors[m].nbytes for m in program.momentum)
+    states = 8 * len(program.updates)
+    return {"arena_bytes": plan.arena_bytes, "trained_parameter_bytes": params,
+            "momentum_bytes": momentum, "update_state_bytes": states,
+            "total_bytes": plan.arena_bytes + params + momentum + states,
+            "peak_op": plan.peak_op, "peak_op_kind": graph.operators[plan.peak_op].kind,
+            "live_at_peak": [{"buffer": name, "bytes": n}
+                             for name, n in plan.live_at(plan.peak_op, program.graph)],
+            "in_place_ops": sum(not r.view for r in plan.aliases),
+            "views": sum(r.view for r in plan.aliases), "split_filters": len(program.splits)}
 
 
 def files(program: Program, source: str) -> dict[str, str]:
@@ -27,10 +46,11 @@ def files(program: Program, source: str) -> dict[str, str]:
 
 def generate(model_path: str | Path, out_dir: str | Path, rig_steps: int | None = None,
              sram_budget: int | None = None, flash_budget: int | None = None, seed: int = 0,
-             data: str | None = None, verify: bool = True):
+             data: str | None = None, verify: bool = True, kernels: str = "dsp"):
     """Writes the folder atomically; with `rig_steps`, also builds it for the Cortex-M7
-    rig, runs that many training steps there and measures it (the folder is only kept if
-    all of that succeeds). Returns (program, rig.Measurement or None)."""
+    rig (the kernels' DSP versions, or their portable C99 with kernels="portable"), runs
+    that many training steps there and measures it (the folder is only kept if all of that
+    succeeds). Returns (program, rig.Measurement or None)."""
     from . import check, rig
     program = load(model_path)
     measurement = None
@@ -41,5 +61,5 @@ def generate(model_path: str | Path, out_dir: str | Path, rig_steps: int | None 
             write_files(tmp, rig_files(program, xs, labels))
             measurement = rig.measure(program, tmp, xs, labels,
                                       sram_budget or rig.SRAM_BUDGET,
-                                      flash_budget or rig.FLASH_BUDGET, verify)
+                                      flash_budget or rig.FLASH_BUDGET, verify, kernels)
     return program, measurement

@@ -28,6 +28,10 @@ MAKEFILE = """\
 #   make rig       $(OUT)/rig.elf for the Cortex-M7 rig (QEMU mps2-an500), SRAM_BUDGET and
 #                  FLASH_BUDGET in bytes enforced by the linker (`tflite-train codegen --rig`)
 #
+# A Cortex-M4/M7/M33 build compiles the kernels' Cortex-M DSP versions (SMLAD, ...);
+# TFLITE_TRAIN_KERNELS=portable compiles their portable C99 instead (same bits;
+# tflite_train.inc), e.g. `make clean rig TFLITE_TRAIN_KERNELS=portable`.
+#
 # TFLITE_TRAIN_DIR is tflite-train's micro_kernels folder (the kernels' sources).
 TFLITE_TRAIN_DIR ?= {micro_kernels}
 include $(TFLITE_TRAIN_DIR)/tflite_train.inc
@@ -98,6 +102,13 @@ target_include_directories(tt_model PUBLIC ${{CMAKE_CURRENT_SOURCE_DIR}}
 set_target_properties(tt_model PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON)
 # the same float results on every target: no FMA contraction, no fast-math
 target_compile_options(tt_model PRIVATE -ffp-contract=off -fno-fast-math)
+# dsp: the kernels' Cortex-M DSP versions on a core that has them; portable: C99 everywhere
+set(TFLITE_TRAIN_KERNELS dsp CACHE STRING "dsp or portable (same bits)")
+if(TFLITE_TRAIN_KERNELS STREQUAL "portable")
+  target_compile_definitions(tt_model PRIVATE TT_PORTABLE)
+elseif(NOT TFLITE_TRAIN_KERNELS STREQUAL "dsp")
+  message(FATAL_ERROR "TFLITE_TRAIN_KERNELS: dsp or portable, not ${{TFLITE_TRAIN_KERNELS}}")
+endif()
 """
 
 README = """\

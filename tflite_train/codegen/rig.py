@@ -41,6 +41,7 @@ class Measurement:
     identical_to_engine_c: bool | None = None
     differences: list[str] = field(default_factory=list)
     planned: dict = field(default_factory=dict)
+    kernels: str = "dsp"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -75,11 +76,16 @@ def _symbol_size(elf: Path, name: str) -> int:
     return 0
 
 
-def _make(folder: Path, sram: int, flash: int) -> subprocess.CompletedProcess:
-    """`make rig` as the folder's Makefile says, warnings as errors (ours are all clean)."""
+KERNELS = ("dsp", "portable")     # TFLITE_TRAIN_KERNELS (micro_kernels/tflite_train.inc)
+
+
+def _make(folder: Path, sram: int, flash: int, kernels: str = "dsp"
+          ) -> subprocess.CompletedProcess:
+    """`make rig` as the folder's Makefile says, warnings as errors (ours are all clean),
+    with the kernels' DSP versions or their portable C99."""
     from .project import BOARD_CPU
     return subprocess.run(["make", "-s", "-C", str(folder), "rig", f"SRAM_BUDGET={sram}",
-                           f"FLASH_BUDGET={flash}",
+                           f"FLASH_BUDGET={flash}", f"TFLITE_TRAIN_KERNELS={kernels}",
                            f"RIG_CFLAGS=-std=c99 -O2 -Wall -Wextra -Werror {BOARD_CPU}"],
                           capture_output=True, text=True)
 
@@ -96,10 +102,11 @@ def sram_parts(program: Program) -> str:
             f"momentum {_kb(momentum)}")
 
 
-def _over_budget(program: Program, folder: Path, sram: int, flash: int) -> TTError:
+def _over_budget(program: Program, folder: Path, sram: int, flash: int,
+                 kernels: str = "dsp") -> TTError:
     """The message for a link that failed its budget: relinked with the rig's whole memory
     to measure by how much."""
-    res = _make(folder, RIG_MEMORY, RIG_MEMORY)
+    res = _make(folder, RIG_MEMORY, RIG_MEMORY, kernels)
     if res.returncode != 0:
         return TTError(f"building for the rig failed: {(res.stderr or res.stdout).strip()[-600:]}")
     s = _sections(folder / "build" / "rig.elf")
@@ -115,16 +122,19 @@ def _over_budget(program: Program, folder: Path, sram: int, flash: int) -> TTErr
 
 
 def build(program: Program, folder: Path, sram: int = SRAM_BUDGET,
-          flash: int = FLASH_BUDGET) -> Path:
+          flash: int = FLASH_BUDGET, kernels: str = "dsp") -> Path:
     """`make rig` in the generated folder; a budget overflow is one TTError that says by how
-    much and what is in SRAM."""
+    much and what is in SRAM. `kernels`: "dsp" (the Cortex-M7's DSP versions of the kernels
+    that have them) or "portable" (their C99)."""
+    if kernels not in KERNELS:
+        raise TTError(f"kernels must be one of {', '.join(KERNELS)}, not {kernels!r}")
     if not available():
         raise TTError("--rig needs gcc-arm-none-eabi and qemu-system-arm (make setup "
                       "installs them)")
-    res = _make(folder, sram, flash)
+    res = _make(folder, sram, flash, kernels)
     if res.returncode != 0:
         if "budget exceeded" in res.stderr + res.stdout:
-            raise _over_budget(program, folder, sram, flash)
+            raise _over_budget(program, folder, sram, flash, kernels)
         raise TTError(f"building for the rig failed: {(res.stderr or res.stdout).strip()[-800:]}")
     return folder / "build" / "rig.elf"
 
@@ -192,10 +202,11 @@ def parse(output: str, classes: int) -> tuple[Run, list[int], int, int]:
 
 
 def measure(program: Program, folder: Path, xs: np.ndarray, labels: np.ndarray,
-            sram: int = SRAM_BUDGET, flash: int = FLASH_BUDGET, verify: bool = True
-            ) -> Measurement:
-    """Builds, runs and measures; checks the run against --engine c when `verify`."""
-    elf = build(program, folder, sram, flash)
+            sram: int = SRAM_BUDGET, flash: int = FLASH_BUDGET, verify: bool = True,
+            kernels: str = "dsp") -> Measurement:
+    """Builds (`kernels` as build() takes it), runs and measures; checks the run against
+    --engine c when `verify`."""
+    elf = build(program, folder, sram, flash, kernels)
     output = run_qemu(elf, timeout=120 + 60 * len(labels))
     got, ticks, predict_ticks, stack = parse(output, program.classes)
     s = _sections(elf)
@@ -222,7 +233,7 @@ def measure(program: Program, folder: Path, xs: np.ndarray, labels: np.ndarray,
         instructions_per_step=int(round(sum(each) / len(each))) if each else 0,
         instructions_per_inference=predict_ticks * INSTRUCTIONS_PER_TICK,
         losses=got.loss_values(), instructions_each_step=each, sram_budget=sram,
-        flash_budget=flash,
+        flash_budget=flash, kernels=kernels,
         planned={"arena": program.plan.arena_bytes,
                  "trained_parameters": sum(program.param_bytes(v) for _, v in program.params),
                  "momentum": sum(g.tensors[t].nbytes for t in program.momentum),

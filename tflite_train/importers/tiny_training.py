@@ -59,28 +59,153 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
                          "(torch tensors); only numpy arrays are allowed")
 
 
+# A tiny-training model's data.pkl is a few MB; a larger member is not one (or a zip bomb).
+MAX_PICKLE_BYTES = 256 << 20
+
+
 def load_pkl(path: str | Path) -> dict:
+    """The checked configuration of a tiny-training .pkl (`check_config`). Every problem is
+    one line naming the file; no message shows bytes from the file."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such file")
+    raw = _read_member(path)
+    try:
+        cfg = _NumpyOnlyUnpickler(io.BytesIO(raw)).load()
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    except Exception as exc:      # any malformed pickle; its message may quote raw bytes
+        raise ModelError(f"{path}: unreadable pickle ({type(exc).__name__})") from None
+    try:
+        check_config(cfg)
+    except ModelError as exc:
+        raise ModelError(f"{path}: not a tiny-training model: {exc}") from None
+    return cfg
+
+
+def _read_member(path: Path) -> bytes:
     try:
         with zipfile.ZipFile(path) as z:
             names = [n for n in z.namelist() if n.endswith("data.pkl")]
             if not names:
                 raise ModelError(f"{path}: no data.pkl inside; not a tiny-training model")
-            raw = z.read(names[0])
-    except zipfile.BadZipFile:
-        raise ModelError(f"{path}: not a tiny-training model (not a zip archive)") from None
-    try:
-        cfg = _NumpyOnlyUnpickler(io.BytesIO(raw)).load()
+            if z.getinfo(names[0]).file_size > MAX_PICKLE_BYTES:
+                raise ModelError(f"{path}: data.pkl is over {MAX_PICKLE_BYTES:,} bytes; "
+                                 "not a tiny-training model")
+            with z.open(names[0]) as f:
+                raw = f.read(MAX_PICKLE_BYTES + 1)
     except ModelError:
         raise
-    except Exception as exc:
-        raise ModelError(f"{path}: unreadable pickle ({type(exc).__name__}: {exc})") from None
+    except zipfile.BadZipFile:
+        raise ModelError(f"{path}: not a tiny-training model (not a zip archive)") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or 'a corrupt zip archive'})") \
+            from None
+    except Exception as exc:      # corrupt headers, compression, encryption, names
+        raise ModelError(f"{path}: corrupt zip archive ({type(exc).__name__})") from None
+    if len(raw) > MAX_PICKLE_BYTES:
+        raise ModelError(f"{path}: data.pkl is over {MAX_PICKLE_BYTES:,} bytes")
+    return raw
+
+
+# --- the configuration's structure, checked once: to_graph may assume it ------------------
+
+_MAX_SIZE = 1 << 16          # spatial sizes, channels, strides: far above any such model
+
+
+def check_config(cfg) -> None:
+    """Every key `to_graph` reads, of its type and in its range; a ModelError naming the
+    first missing or wrong one (e.g. "blocks.3.depthwise.params.w_scales")."""
     if not isinstance(cfg, dict) or not {"first_conv", "blocks", "classifier"} <= set(cfg):
-        raise ModelError(f"{path}: not a tiny-training model (needs first_conv, blocks, "
-                         "classifier)")
-    return cfg
+        raise ModelError("needs first_conv, blocks, classifier")
+    fc = _dict(cfg["first_conv"], "first_conv")
+    _int(fc, "in_shape", "first_conv", 1, _MAX_SIZE)
+    _int(fc, "in_channel", "first_conv", 1, _MAX_SIZE)
+    _conv_config(fc, "first_conv")
+    blocks = cfg["blocks"]
+    if not isinstance(blocks, (list, tuple)):
+        raise ModelError(f"blocks is a {type(blocks).__name__}, not a list")
+    for i, blk in enumerate(blocks):
+        where = f"blocks.{i}"
+        _dict(blk, where)
+        for part in ("pointwise1", "depthwise", "pointwise2"):
+            if blk.get(part) is not None:
+                _conv_config(blk[part], f"{where}.{part}")
+        res = blk.get("residual")
+        if res is not None:
+            _dict(res, f"{where}.residual")
+            if "kernel_size" not in res:
+                params = _dict(_key(res, "params", f"{where}.residual"),
+                               f"{where}.residual.params")
+                _number(params, "y_scale", f"{where}.residual.params", positive=True)
+                _int(params, "y_zero", f"{where}.residual.params", -128, 127)
+    if cfg.get("feature_mix") is not None:
+        _conv_config(cfg["feature_mix"], "feature_mix")
+    _conv_config(cfg["classifier"], "classifier")
+
+
+def _key(d: dict, key: str, where: str):
+    if key not in d:
+        raise ModelError(f"{where}: '{key}' is missing")
+    return d[key]
+
+
+def _dict(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ModelError(f"{where} is a {type(value).__name__}, not a dict")
+    return value
+
+
+def _number(d: dict, key: str, where: str, positive: bool = False) -> float:
+    v = _key(d, key, where)
+    arr = np.asarray(v) if isinstance(v, (int, float, np.number, np.ndarray)) else None
+    if arr is None or arr.size != 1 or arr.dtype.kind not in "iuf" or isinstance(v, bool):
+        raise ModelError(f"{where}.{key} is not a number")
+    x = float(arr.ravel()[0])
+    if not np.isfinite(x) or (positive and x <= 0):
+        raise ModelError(f"{where}.{key} = {x!r} is not {'positive and ' if positive else ''}"
+                         "finite")
+    return x
+
+
+def _int(d: dict, key: str, where: str, lo: int, hi: int) -> int:
+    x = _number(d, key, where)
+    if x != int(x) or not lo <= x <= hi:
+        raise ModelError(f"{where}.{key} = {x!r} is not an integer in [{lo}, {hi}]")
+    return int(x)
+
+
+def _array(d: dict, key: str, where: str, size: int | None = None) -> np.ndarray:
+    v = _key(d, key, where)
+    if not isinstance(v, np.ndarray) or v.dtype.kind not in "iuf":
+        raise ModelError(f"{where}.{key} is not a numeric array")
+    if size is not None and v.size != size:
+        raise ModelError(f"{where}.{key} has {v.size} values, {size} expected")
+    if not np.all(np.isfinite(v)):
+        raise ModelError(f"{where}.{key} holds values that are not finite")
+    return v
+
+
+def _conv_config(cfg, where: str) -> None:
+    _dict(cfg, where)
+    p = _dict(_key(cfg, "params", where), f"{where}.params")
+    here = f"{where}.params"
+    w = _array(p, "weight", here)
+    if w.ndim != 4 or min(w.shape) < 1 or w.min() < -128 or w.max() > 127:
+        raise ModelError(f"{here}.weight {list(w.shape)} is not OIHW int8 weights")
+    _array(p, "w_scales", here, size=w.shape[0])
+    bias = _array(p, "bias", here, size=w.shape[0])
+    if np.any(bias != np.rint(bias)) or np.abs(bias).max() > 1 << 31:
+        raise ModelError(f"{here}.bias is not int32")
+    for key in ("x_scale", "y_scale"):
+        _number(p, key, here, positive=True)
+    for key in ("x_zero", "y_zero"):
+        _int(p, key, here, -128, 127)
+    if "stride" in cfg or where != "classifier":
+        _int(cfg, "stride", where, 1, _MAX_SIZE)
+    for key in ("groups", "out_shape"):
+        if key in cfg:
+            _int(cfg, key, where, 1, _MAX_SIZE)
 
 
 class _Builder:
@@ -242,4 +367,11 @@ def to_graph(cfg: dict, name: str = "tiny-training", padding_mode: str = "kernel
 
 
 def import_pkl(path: str | Path, padding_mode: str = "kernel") -> Graph:
-    return to_graph(load_pkl(path), Path(path).name, padding_mode)
+    """The validated IR (validate.check) of a tiny-training .pkl; every problem with the
+    file is a one-line ModelError naming it."""
+    from ..validate import check
+    cfg = load_pkl(path)
+    try:
+        return check(to_graph(cfg, Path(path).name, padding_mode))
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ModelError, UnsupportedOpError
+from ..errors import ModelError, UnsupportedOpError, printable
 from ..ir import Graph, Operator
 
 
@@ -50,18 +50,29 @@ def get(graph: Graph, index: int) -> OpDef:
 
 def validate(graph: Graph) -> None:
     """Raise a ModelError naming the first thing in `graph` we cannot run exactly."""
+    supported(graph)
+    check(graph)
+
+
+def supported(graph: Graph) -> None:
+    """Every operator is one we implement, and the model is not a float model."""
     for index, op in enumerate(graph.operators):
         if op.kind in ("QUANTIZE", "DEQUANTIZE") or op.kind.startswith("TT_"):
             continue
         for t in graph.op_inputs(op)[:1] + graph.op_outputs(op):
             if t is not None and t.dtype in ("float32", "float16"):
                 raise ModelError(
-                    f"operator {index} ({op.kind}) computes in {t.dtype}: this is a float "
-                    "model; tflite-train needs a full-integer int8 model (convert with a "
+                    f"operator {index} ({printable(op.kind)}) computes in {t.dtype}: this is a "
+                    "float model; tflite-train needs a full-integer int8 model (convert with a "
                     "representative dataset and TFLITE_BUILTINS_INT8)")
+    for index in range(len(graph.operators)):
+        get(graph, index)
+
+
+def check(graph: Graph) -> None:
+    """Each operator's own check: arity, types, shapes, options (the op modules' _check)."""
     for index, op in enumerate(graph.operators):
-        opdef = get(graph, index)
-        opdef.check(graph, index, op)
+        get(graph, index).check(graph, index, op)
 
 
 def fused_activation(op: Operator) -> int:
@@ -73,14 +84,82 @@ def require(cond: bool, index: int, op: Operator, why: str) -> None:
         raise UnsupportedOpError(index, op.kind, why)
 
 
+def require_arity(index: int, op: Operator, inputs, outputs: int) -> None:
+    """`inputs`: a count or an inclusive (least, most) range; absent optional inputs (-1)
+    count. Inputs before the optional tail must be present."""
+    lo, hi = (inputs, inputs) if isinstance(inputs, int) else inputs
+    require(lo <= len(op.inputs) <= hi, index, op,
+            f"{len(op.inputs)} inputs, expected {lo if lo == hi else f'{lo} to {hi}'}")
+    require(len(op.outputs) == outputs, index, op,
+            f"{len(op.outputs)} outputs, expected {outputs}")
+    require(all(t >= 0 for t in op.inputs[:lo]), index, op, "a required input is absent")
+
+
+def require_options(index: int, op: Operator, table: str, required: bool = True) -> None:
+    """The builtin options table the op's kernel reads (TFLM substitutes zeros for a missing
+    or mismatched table: zero strides, zero beta)."""
+    if op.options_type is None and not required:
+        return
+    require(op.options_type == table, index, op,
+            f"options table {op.options_type or 'missing'}, expected {table}")
+
+
+def require_activation(graph: Graph, index: int, op: Operator) -> None:
+    """A fused activation we implement, whose clamp TFLM can quantize to the output's grid
+    (6 / scale within int32: its float-to-int conversion is undefined beyond)."""
+    act = fused_activation(op)
+    require(act in (0, 1, 2, 3), index, op, f"fused activation {act} not supported")
+    bound = {2: 1.0, 3: 6.0}.get(act)
+    if bound is not None:
+        s = graph.tensors[op.outputs[0]].quant.s
+        require(bound / s < 2.0 ** 31, index, op,
+                f"output scale {s:g} puts the activation's bound {bound:g} beyond int32")
+
+
 def require_int8_io(graph: Graph, index: int, op: Operator, inputs=(0,)) -> None:
+    """The listed inputs and every output: int8 with one scale and zero point."""
     for pos in inputs:
         t = graph.tensors[op.inputs[pos]]
         require(t.dtype == "int8" and t.quant is not None, index, op,
                 f"input {pos} is {t.dtype}; only quantized int8 is supported")
+        require(not t.quant.per_channel, index, op, f"input {pos} is quantized per channel")
     for t in graph.op_outputs(op):
         require(t.dtype == "int8" and t.quant is not None, index, op,
                 f"output is {t.dtype}; only quantized int8 is supported")
+        require(not t.quant.per_channel, index, op, "the output is quantized per channel")
+
+
+def require_same_quant(graph: Graph, index: int, op: Operator) -> None:
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    require(x.quant.zp == y.quant.zp and np.float32(x.quant.s) == np.float32(y.quant.s),
+            index, op, "input and output quantization differ")
+
+
+def require_weights(graph: Graph, index: int, op: Operator, pos: int, rank: int,
+                    channels: int, axis: int) -> None:
+    """An int8 symmetric parameter tensor (constant, or a trained variable) of `rank`, with 1
+    or `channels` scales along `axis`."""
+    w = graph.tensors[op.inputs[pos]]
+    require(w.dtype == "int8" and (w.is_constant or w.is_variable), index, op,
+            f"input {pos} (weights) must be int8 and constant (or a trainable variable)")
+    require(len(w.shape) == rank, index, op, f"weights have rank {len(w.shape)}, "
+                                             f"expected {rank}")
+    require(w.quant is not None and not np.any(w.quant.zero_point), index, op,
+            "weights must be symmetric (zero point 0)")
+    n = w.quant.scale.size
+    require(n == 1 or (n == channels and w.quant.axis == axis), index, op,
+            f"weights have {n} scales (axis {w.quant.axis}); expected 1 or {channels} along "
+            f"axis {axis}")
+
+
+def require_bias(graph: Graph, index: int, op: Operator, pos: int, channels: int) -> None:
+    if len(op.inputs) <= pos or op.inputs[pos] < 0:
+        return
+    b = graph.tensors[op.inputs[pos]]
+    require(b.dtype == "int32" and (b.is_constant or b.is_variable), index, op,
+            f"bias is {b.dtype}{'' if b.is_constant or b.is_variable else ' and computed'}; "
+            "a constant int32 expected")
+    require(b.size == channels, index, op, f"bias has {b.size} elements, expected {channels}")
 
 
 def saturate_int8(x) -> np.ndarray:

@@ -5,7 +5,8 @@ import numpy as np
 
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
-from . import OpDef, fused_activation, register, require, require_int8_io, saturate_int8
+from . import (OpDef, fused_activation, register, require, require_activation, require_arity,
+               require_int8_io, require_options, saturate_int8)
 
 LEFT_SHIFT = 20     # int8 ADD headroom, as in TFLM
 
@@ -21,9 +22,25 @@ def params(graph: Graph, op: Operator):
 
 
 def _check(graph: Graph, index: int, op: Operator) -> None:
+    require_arity(index, op, 2, 1)
+    require_options(index, op, "AddOptions", required=False)
     require_int8_io(graph, index, op, inputs=(0, 1))
-    require(fused_activation(op) in (0, 1, 2, 3), index, op,
-            f"fused activation {fused_activation(op)} not supported")
+    require_activation(graph, index, op)
+    a, b, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
+               graph.tensors[op.outputs[0]])
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        shape = None
+    require(shape == tuple(y.shape), index, op,
+            f"inputs {list(a.shape)} and {list(b.shape)} do not broadcast to the output "
+            f"{list(y.shape)}")
+    # TFLM's Prepare aborts (QuantizeMultiplierSmallerThanOneExp) unless this rescale of
+    # the 2^20-shifted sum to the output is below 1
+    twice_max = 2.0 * float(max(np.float32(a.quant.s), np.float32(b.quant.s)))
+    require(twice_max / ((1 << LEFT_SHIFT) * float(np.float32(y.quant.s))) < 1.0, index, op,
+            "the output scale is too small for the inputs' (TFLM needs "
+            "2 max(s_a, s_b) < 2^20 s_out)")
 
 
 def forward(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:

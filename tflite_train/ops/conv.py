@@ -7,34 +7,52 @@ import numpy as np
 
 from ..ir import Graph, Operator
 from ..training_ops import options_of
+from ..limits import work_limit
 from . import (OpDef, by_grad, centered, channel_scales, exact, fused_activation, masked,
-               masked_int, register, require, require_int8_io, scalar)
+               masked_int, register, require, require_activation, require_arity, require_bias,
+               require_int8_io, require_options, require_weights, scalar, ttcheck)
 from .accumulate import F32, in_order, row_sums, transposed
-from .requant import conv_multipliers, exact_int, requantize
-from .window import expected_out, geometry, windows
+from .requant import conv_multipliers, exact_int, require_multipliers, requantize
+from .ttcheck import tt_check
+from .window import check_window, geometry, windows
 
 
 def _check(graph: Graph, index: int, op: Operator) -> None:
+    depthwise = op.kind == "DEPTHWISE_CONV_2D"
+    require_arity(index, op, (2, 3), 1)
+    require_options(index, op, "DepthwiseConv2DOptions" if depthwise else "Conv2DOptions")
+    # the wheel's TFLM crashes in DEPTHWISE_CONV_2D's Prepare on a third input marked absent
+    require(not depthwise or len(op.inputs) == 2 or op.inputs[2] >= 0, index, op,
+            "an absent bias must be left out, not marked -1 (TFLM's depthwise kernel reads it)")
     require_int8_io(graph, index, op)
     x, w = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
     y = graph.tensors[op.outputs[0]]
-    require(w.dtype == "int8" and (w.is_constant or w.is_variable), index, op,
-            "filter must be int8 and constant (or a trainable variable)")
-    require(w.quant is not None and not np.any(w.quant.zero_point), index, op,
-            "filter must be symmetric (zero point 0)")
-    require(len(x.shape) == 4, index, op, "input must be 4-D NHWC")
-    depthwise = op.kind == "DEPTHWISE_CONV_2D"
-    if not depthwise:
+    require(len(x.shape) == 4 and len(y.shape) == 4, index, op,
+            "input and output must be 4-D NHWC")
+    channels = y.shape[3]
+    require_weights(graph, index, op, 1, 4, channels, 3 if depthwise else 0)
+    if depthwise:
+        mult = int(op.options.get("depth_multiplier") or 0)
+        require(w.shape[0] == 1 and w.shape[3] == channels, index, op,
+                f"filter {list(w.shape)} does not match {channels} output channels")
+        require(mult >= 1 and channels == x.shape[3] * mult, index, op,
+                f"depth multiplier {mult}: {x.shape[3]} input channels do not give "
+                f"{channels} outputs")
+    else:
+        require(w.shape[0] == channels, index, op,
+                f"filter {list(w.shape)} does not match {channels} output channels")
         require(w.shape[3] == x.shape[3], index, op,
                 f"grouped convolution (filter depth {w.shape[3]} != input depth {x.shape[3]})")
-    require(fused_activation(op) in (0, 1, 2, 3), index, op,
-            f"fused activation {fused_activation(op)} not supported")
-    oh, ow = expected_out(op, x.shape, w.shape[1:3])
-    require((oh, ow) == tuple(y.shape[1:3]), index, op,
-            f"output shape {y.shape} does not match the padding/stride rule ({oh}x{ow})")
-    if len(op.inputs) > 2 and op.inputs[2] >= 0:
-        b = graph.tensors[op.inputs[2]]
-        require(b.dtype == "int32", index, op, f"bias is {b.dtype}; int32 expected")
+    require(y.shape[0] == x.shape[0], index, op, "input and output batches differ")
+    require_activation(graph, index, op)
+    check_window(graph, index, op, x.shape, w.shape[1:3], y.shape, dilated=True)
+    require_bias(graph, index, op, 2, channels)
+    real = np.float64(np.float32(x.quant.s)) * w.quant.scale.astype(np.float64) \
+        / np.float64(np.float32(y.quant.s))
+    require_multipliers(real, index, op, "input scale x weight scale / output scale")
+    n, oh, ow = y.shape[:3]
+    work_limit(index, op.kind, n * oh * ow * w.shape[1] * w.shape[2] * x.shape[3],
+               "input windows")
 
 
 def _acc(graph: Graph, op: Operator, inputs) -> tuple[np.ndarray, int]:
@@ -360,20 +378,105 @@ def grad_macs(graph: Graph, op: Operator) -> int:
     return positions * int(np.prod(grad_shape))
 
 
+# --- checks of the gradient ops (shapes the numpy and C kernels rely on) -----------------
+
+def _window(o: dict):
+    return ((o["stride_h"], o["stride_w"]), (o["dilation_h"], o["dilation_w"]),
+            (o["pad_top"], o["pad_left"]))
+
+
+def _input_grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    """dy [N, OH, OW, Co], weights [Co, KH, KW, Ci] (depthwise [1, KH, KW, C*M]),
+    dx [N, H, W, Ci] (depthwise C)."""
+    dy, w, dx = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[2]],
+                 graph.tensors[op.outputs[0]])
+    for t, what in ((dy, "dy"), (w, "the weights"), (dx, "dx")):
+        ttcheck.rank(t, 4, index, op, what)
+    ttcheck.check_mask(graph, index, op, dy.size)
+    co = dy.shape[3]
+    if op.kind == "TT_CONV2D_INPUT_GRAD":
+        require(w.shape[0] == co and w.shape[3] == dx.shape[3], index, op,
+                f"dy {list(dy.shape)}, weights {list(w.shape)} and dx {list(dx.shape)} "
+                "channels do not match")
+        ttcheck.scales(w, co, 0, index, op, "the weights")
+        terms = co * w.shape[1] * w.shape[2]
+    else:
+        require(w.shape[0] == 1 and w.shape[3] == co
+                and co == dx.shape[3] * o["depth_multiplier"], index, op,
+                f"dy {list(dy.shape)}, weights {list(w.shape)} and dx {list(dx.shape)} do not "
+                f"match depth multiplier {o['depth_multiplier']}")
+        ttcheck.scales(w, co, 3, index, op, "the weights")
+        terms = w.shape[1] * w.shape[2] * o["depth_multiplier"]
+    ttcheck.int8_multipliers(graph, index, op, w, co, terms)
+    require(dx.shape[0] == dy.shape[0], index, op, "dy and dx batches differ")
+    stride, dilation, pads = _window(o)
+    ttcheck.window_grid(index, op, dx.shape, w.shape[1:3], stride, dilation, pads,
+                        dy.shape[1:3])
+    ttcheck.loops(index, op, dx.size * w.shape[1] * w.shape[2] * co, "input gradient")
+
+
+def _weight_grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    """dy [N, OH, OW, Co], saved [N, H, W, k], dw [Co, KH, KW, k] (depthwise
+    [1, KH, KW, C*M] with saved [N, H, W, C])."""
+    kernel = _check_saved(graph, index, op, o, graph.tensors[op.outputs[0]].shape)
+    dy = graph.tensors[op.inputs[0]]
+    ttcheck.loops(index, op, dy.size * kernel, "weight gradient")
+
+
+def _update_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    """The fused update: the weight gradient's shapes, with the weights themselves."""
+    from .training import check_weight_update
+    w = graph.tensors[op.inputs[3]]
+    ttcheck.rank(w, 4, index, op, "the weights")
+    region = check_weight_update(graph, index, op, w, o)
+    require(o["axis"] == (3 if "DEPTHWISE" in op.kind else 0), index, op,
+            f"axis {o['axis']} is not the output-channel axis")
+    kernel = _check_saved(graph, index, op, o, region)
+    ttcheck.momentum(graph, index, op, 4, region)
+    ttcheck.loops(index, op, graph.tensors[op.inputs[0]].size * kernel, "weight gradient")
+
+
+def _check_saved(graph: Graph, index: int, op: Operator, o: dict, dw_shape) -> int:
+    """dy, mask and the saved input against a weight gradient of `dw_shape`; returns the
+    taps per output element (KH * KW * k, or KH * KW for depthwise)."""
+    dy, saved = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[2]]
+    for t, what in ((dy, "dy"), (saved, "the saved input")):
+        ttcheck.rank(t, 4, index, op, what)
+    require(len(dw_shape) == 4, index, op, f"the weight gradient {list(dw_shape)} must be 4-D")
+    ttcheck.check_mask(graph, index, op, dy.size)
+    ttcheck.per_tensor(saved, index, op, "the saved input")
+    require(saved.shape[0] == dy.shape[0], index, op, "dy and the saved input batches differ")
+    ttcheck.int8_positions(graph, index, op, dy)
+    co = dy.shape[3]
+    if "DEPTHWISE" in op.kind:
+        ok = (dw_shape[0] == 1 and dw_shape[3] == co
+              and co == saved.shape[3] * o["depth_multiplier"])
+        taps = dw_shape[1] * dw_shape[2]
+    else:
+        ok = dw_shape[0] == co and dw_shape[3] == saved.shape[3]
+        taps = dw_shape[1] * dw_shape[2] * dw_shape[3]
+    require(ok, index, op, f"dy {list(dy.shape)}, saved {list(saved.shape)} and the weight "
+                           f"gradient {list(dw_shape)} do not match")
+    stride, dilation, pads = _window(o)
+    ttcheck.window_grid(index, op, saved.shape, dw_shape[1:3], stride, dilation, pads,
+                        dy.shape[1:3])
+    return taps
+
+
 register(OpDef("TT_CONV2D_INPUT_GRAD", by_grad(conv_input_grad, conv_input_grad_s8), grad_macs,
-               stateful=True))
+               tt_check(_input_grad_shapes), stateful=True))
 register(OpDef("TT_CONV2D_WEIGHT_GRAD", by_grad(conv_weight_grad, lambda g, op, ins, st: [
     conv_weight_grad_values_s8(g, op, ins, g.tensors[op.outputs[0]].shape[1:3])]), grad_macs,
-    stateful=True))
+    tt_check(_weight_grad_shapes), stateful=True))
 register(OpDef("TT_DEPTHWISE_CONV2D_INPUT_GRAD", by_grad(dw_input_grad, dw_input_grad_s8),
-               grad_macs, stateful=True))
+               grad_macs, tt_check(_input_grad_shapes), stateful=True))
 register(OpDef("TT_DEPTHWISE_CONV2D_WEIGHT_GRAD", by_grad(dw_weight_grad, lambda g, op, ins, st: [
     dw_weight_grad_values_s8(g, op, ins, g.tensors[op.outputs[0]].shape)]), grad_macs,
-    stateful=True))
+    tt_check(_weight_grad_shapes), stateful=True))
 register(OpDef("TT_CONV2D_WEIGHT_UPDATE", by_grad(
     _fused_update(lambda g, op, ins, shape: conv_weight_grad_values(g, op, ins, shape[1:3])),
     _fused_update(lambda g, op, ins, shape: conv_weight_grad_values_s8(g, op, ins, shape[1:3])),
-    f32_stateful=True), grad_macs, stateful=True))
+    f32_stateful=True), grad_macs, tt_check(_update_shapes), stateful=True))
 register(OpDef("TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE", by_grad(
     _fused_update(dw_weight_grad_values), _fused_update(dw_weight_grad_values_s8),
-    f32_stateful=True), grad_macs, stateful=True))
+    f32_stateful=True), grad_macs, tt_check(_update_shapes), stateful=True))

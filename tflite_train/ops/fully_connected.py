@@ -7,20 +7,34 @@ import numpy as np
 from ..ir import Graph, Operator
 from ..training_ops import options_of
 from . import (OpDef, by_grad, centered, channel_scales, fused_activation, masked, masked_int,
-               register, require, require_int8_io)
+               register, require, require_activation, require_arity, require_bias,
+               require_int8_io, require_options, require_weights, ttcheck)
 from .accumulate import F32, in_order
-from .requant import conv_multipliers, exact_int, requantize
+from .requant import conv_multipliers, exact_int, require_multipliers, requantize
+from .ttcheck import tt_check
 
 
 def _check(graph: Graph, index: int, op: Operator) -> None:
+    require_arity(index, op, (2, 3), 1)
+    require_options(index, op, "FullyConnectedOptions", required=False)
     require_int8_io(graph, index, op)
-    w = graph.tensors[op.inputs[1]]
-    require(w.dtype == "int8" and w.quant is not None, index, op, "weights must be int8")
-    require(not np.any(w.quant.zero_point), index, op, "weights must be symmetric")
+    x, w, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
+               graph.tensors[op.outputs[0]])
+    require(len(w.shape) == 2, index, op, f"weights {list(w.shape)} are not [units, depth]")
+    units, depth = w.shape
+    require_weights(graph, index, op, 1, 2, units, 0)
     require(int(op.options.get("weights_format", 0) or 0) == 0, index, op,
             "shuffled weights format not supported")
-    require(fused_activation(op) in (0, 1, 2, 3), index, op,
-            f"fused activation {fused_activation(op)} not supported")
+    require_activation(graph, index, op)
+    # TFLM takes the batch count from the output and reads depth inputs per batch
+    require(len(y.shape) >= 1 and y.shape[-1] == units and x.size % depth == 0
+            and y.size == x.size // depth * units, index, op,
+            f"input {list(x.shape)}, weights {list(w.shape)} and output {list(y.shape)} "
+            "do not match")
+    require_bias(graph, index, op, 2, units)
+    real = np.float64(np.float32(x.quant.s)) * w.quant.scale.astype(np.float64) \
+        / np.float64(np.float32(y.quant.s))
+    require_multipliers(real, index, op, "input scale x weight scale / output scale")
 
 
 def multipliers(graph: Graph, op: Operator):
@@ -160,10 +174,52 @@ def grad_macs(graph: Graph, op: Operator) -> int:
     return batches * dy.shape[-1] * graph.tensors[op.inputs[2]].shape[-1]
 
 
+def _input_grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    """dy [B, units], weights [units, depth], dx [B, depth] (any shapes of those sizes)."""
+    dy, w, dx = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[2]],
+                 graph.tensors[op.outputs[0]])
+    ttcheck.rank(w, 2, index, op, "the weights")
+    units, depth = w.shape
+    ttcheck.check_mask(graph, index, op, dy.size)
+    ttcheck.scales(w, units, 0, index, op, "the weights")
+    require(len(dy.shape) >= 1 and dy.shape[-1] == units
+            and dx.size == dy.size // units * depth, index, op,
+            f"dy {list(dy.shape)}, weights {list(w.shape)} and dx {list(dx.shape)} do not match")
+    ttcheck.int8_multipliers(graph, index, op, w, units, units)
+
+
+def _weight_grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    _check_saved(graph, index, op, graph.tensors[op.outputs[0]].shape)
+
+
+def _update_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    from .training import check_weight_update
+    w = graph.tensors[op.inputs[3]]
+    ttcheck.rank(w, 2, index, op, "the weights")
+    require(o["axis"] == 0, index, op, f"axis {o['axis']} is not the output-channel axis")
+    region = check_weight_update(graph, index, op, w, o)
+    _check_saved(graph, index, op, region)
+    ttcheck.momentum(graph, index, op, 4, region)
+
+
+def _check_saved(graph: Graph, index: int, op: Operator, dw_shape) -> None:
+    """dy [B, units], saved [B, k], and a weight gradient [units, k]."""
+    dy, saved = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[2]]
+    ttcheck.check_mask(graph, index, op, dy.size)
+    ttcheck.per_tensor(saved, index, op, "the saved input")
+    ttcheck.int8_positions(graph, index, op, dy)
+    ok = (len(dw_shape) == 2 and len(dy.shape) >= 1 and len(saved.shape) >= 1
+          and dw_shape[0] == dy.shape[-1] and dw_shape[1] == saved.shape[-1]
+          and dy.size // dy.shape[-1] == saved.size // saved.shape[-1])
+    require(ok, index, op, f"dy {list(dy.shape)}, saved {list(saved.shape)} and the weight "
+                           f"gradient {list(dw_shape)} do not match")
+
+
 register(OpDef("TT_FULLY_CONNECTED_INPUT_GRAD", by_grad(input_grad, input_grad_s8), grad_macs,
-               stateful=True))
+               tt_check(_input_grad_shapes), stateful=True))
 register(OpDef("TT_FULLY_CONNECTED_WEIGHT_GRAD", by_grad(weight_grad, lambda g, op, ins, st: [
-    weight_grad_values_s8(g, op, ins)]), grad_macs, stateful=True))
+    weight_grad_values_s8(g, op, ins)]), grad_macs, tt_check(_weight_grad_shapes),
+    stateful=True))
 register(OpDef("TT_FULLY_CONNECTED_WEIGHT_UPDATE", by_grad(
     weight_update, lambda g, op, ins, st: weight_update(g, op, ins, st, weight_grad_values_s8),
-    f32_stateful=True), grad_macs, stateful=True))
+    f32_stateful=True), grad_macs, tt_check(_update_shapes), stateful=True))

@@ -6,8 +6,10 @@ import numpy as np
 
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
-from . import OpDef, by_grad, register, require, require_int8_io, saturate_int8, scalar
-from .requant import rescale_multiplier
+from . import (OpDef, by_grad, register, require, require_arity, require_int8_io,
+               require_options, saturate_int8, scalar)
+from .requant import require_multipliers, rescale_multiplier
+from .ttcheck import tt_check
 
 
 def axes(graph: Graph, op: Operator) -> tuple[int, ...]:
@@ -17,8 +19,21 @@ def axes(graph: Graph, op: Operator) -> tuple[int, ...]:
 
 
 def _check(graph: Graph, index: int, op: Operator) -> None:
+    require_arity(index, op, 2, 1)
+    require_options(index, op, "ReducerOptions", required=False)
     require_int8_io(graph, index, op)
-    require(graph.tensors[op.inputs[1]].is_constant, index, op, "axes must be constant")
+    x, a, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
+               graph.tensors[op.outputs[0]])
+    require(a.is_constant and a.dtype == "int32", index, op, "axes must be constant int32")
+    rank = len(x.shape)
+    raw = np.ravel(a.data)
+    require(rank >= 1 and raw.size >= 1 and all(-rank <= int(v) < rank for v in raw), index, op,
+            f"axes {raw.tolist()} out of range for rank {rank}")
+    kept = x.size // int(np.prod([x.shape[i] for i in axes(graph, op)]))
+    require(y.size == kept, index, op, f"output {list(y.shape)} does not hold the "
+                                       f"{kept} means")
+    require_multipliers(float(np.float32(x.quant.s)) / float(np.float32(y.quant.s)), index, op,
+                        "input scale / output scale")
 
 
 def multiplier(graph: Graph, op: Operator, count: int) -> tuple[int, int]:
@@ -68,5 +83,18 @@ def mean_grad_s8(graph: Graph, op: Operator, inputs, state) -> list:
     return [dx, np.array([scalar(inputs[1]) / np.float32(count)], np.float32)]
 
 
+def _grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    """dx [dims]; dy holds dx's size over the kept axes; the axes are distinct and
+    non-negative, as backward() writes them."""
+    dy, dx = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    ax = o["axes"]
+    require(len(set(ax)) == len(ax) and all(0 <= a < len(dx.shape) for a in ax), index, op,
+            f"axes {ax} are not distinct axes of dx {list(dx.shape)}")
+    kept = dx.size // int(np.prod([dx.shape[a] for a in ax]))
+    require(dy.size == kept, index, op, f"dy {list(dy.shape)} must hold dx {list(dx.shape)} "
+                                        f"over the kept axes ({kept} elements)")
+
+
 register(OpDef("MEAN", forward, check=_check, backward=backward))
-register(OpDef("TT_MEAN_GRAD", by_grad(mean_grad, mean_grad_s8), stateful=True))
+register(OpDef("TT_MEAN_GRAD", by_grad(mean_grad, mean_grad_s8), check=tt_check(_grad_shapes),
+               stateful=True))

@@ -5,10 +5,13 @@ import numpy as np
 
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
-from . import (OpDef, by_grad, exact, fused_activation, register, require, require_int8_io,
-               saturate_int8, scalar)
+from ..limits import work_limit
+from . import (OpDef, by_grad, exact, fused_activation, register, require, require_activation,
+               require_arity, require_int8_io, require_options, require_same_quant,
+               saturate_int8, scalar, ttcheck)
 from .accumulate import F32, transposed
-from .window import expected_out, geometry, windows
+from .ttcheck import tt_check
+from .window import check_window, geometry, windows
 
 
 def kernel(op: Operator) -> tuple[int, int]:
@@ -16,13 +19,20 @@ def kernel(op: Operator) -> tuple[int, int]:
 
 
 def _check(graph: Graph, index: int, op: Operator) -> None:
+    require_arity(index, op, 1, 1)
+    require_options(index, op, "Pool2DOptions")
     require_int8_io(graph, index, op)
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    require(len(x.shape) == 4, index, op, "input must be 4-D NHWC")
-    require(x.quant.zp == y.quant.zp and np.float32(x.quant.s) == np.float32(y.quant.s),
-            index, op, "input and output quantization differ")
-    require(expected_out(op, x.shape, kernel(op)) == tuple(y.shape[1:3]), index, op,
-            "output shape does not match the padding/stride rule")
+    require(len(x.shape) == 4 and len(y.shape) == 4, index, op,
+            "input and output must be 4-D NHWC")
+    require(y.shape[0] == x.shape[0] and y.shape[3] == x.shape[3], index, op,
+            "input and output batches or channels differ")
+    require_same_quant(graph, index, op)
+    require_activation(graph, index, op)
+    check_window(graph, index, op, x.shape, kernel(op), y.shape, dilated=False)
+    n, oh, ow, c = y.shape
+    work_limit(index, op.kind, n * oh * ow * kernel(op)[0] * kernel(op)[1] * c,
+               "input windows")
 
 
 def _geometry(graph: Graph, op: Operator, x: np.ndarray):
@@ -171,7 +181,33 @@ def max_grad_s8(graph: Graph, op: Operator, inputs, state) -> list:
     return _pool_s8(graph, op, state, add_tap, scalar(inputs[2]))
 
 
+def _grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    """dy [N, OH, OW, C] and dx [N, H, W, C] (and the saved input of max pooling, shaped
+    like dx), with a window that a forward pool has: each output window starts inside the
+    image or its leading padding and holds at least one input."""
+    dy, dx = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    ttcheck.rank(dy, 4, index, op, "dy")
+    ttcheck.rank(dx, 4, index, op, "dx")
+    require(dy.shape[0] == dx.shape[0] and dy.shape[3] == dx.shape[3], index, op,
+            f"dy {list(dy.shape)} and dx {list(dx.shape)} batches or channels differ")
+    if op.kind == "TT_MAX_POOL_GRAD":
+        ttcheck.same_shape(graph.tensors[op.inputs[1]], dx, index, op, "saved input and dx")
+    (fh, fw), stride, _, pads, (oh, ow) = _tt_geometry(graph, op, dy.shape)
+    for f, s, p, out, size in ((fh, stride[0], pads[0], oh, dx.shape[1]),
+                               (fw, stride[1], pads[1], ow, dx.shape[2])):
+        require(p < f and (out - 1) * s - p < size, index, op,
+                "a window outside the image (pads must be below the filter size and every "
+                "window must start inside the image)")
+    ttcheck.window_grid(index, op, dx.shape, (fh, fw), stride, (1, 1), pads, (oh, ow))
+    # the C kernels walk every window tap from each input (and count a window's in-image
+    # taps for each of them when averaging)
+    taps = fh * fw * (fh * fw if op.kind == "TT_AVERAGE_POOL_GRAD" else 1)
+    ttcheck.loops(index, op, dx.size * taps, "window walk")
+
+
 register(OpDef("AVERAGE_POOL_2D", average, check=_check, backward=backward))
 register(OpDef("MAX_POOL_2D", maximum, check=_check, backward=backward))
-register(OpDef("TT_AVERAGE_POOL_GRAD", by_grad(average_grad, average_grad_s8), stateful=True))
-register(OpDef("TT_MAX_POOL_GRAD", by_grad(max_grad, max_grad_s8), stateful=True))
+register(OpDef("TT_AVERAGE_POOL_GRAD", by_grad(average_grad, average_grad_s8),
+               check=tt_check(_grad_shapes), stateful=True))
+register(OpDef("TT_MAX_POOL_GRAD", by_grad(max_grad, max_grad_s8), check=tt_check(_grad_shapes),
+               stateful=True))

@@ -5,15 +5,28 @@ import numpy as np
 
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
-from . import OpDef, register, require, saturate_int8
-from .requant import rescale_multiplier
+from . import OpDef, register, require, require_arity, saturate_int8
+from .requant import require_multipliers, rescale_multiplier
+
+
+def _same_shape(graph: Graph, index: int, op: Operator) -> None:
+    require_arity(index, op, 1, 1)
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    require(x.shape == y.shape, index, op, f"input {list(x.shape)} and output "
+                                           f"{list(y.shape)} differ")
 
 
 def _check_quantize(graph: Graph, index: int, op: Operator) -> None:
+    _same_shape(graph, index, op)
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    require(x.dtype in ("float32", "int8"), index, op, f"input type {x.dtype} not supported")
+    require(x.dtype == "float32" or (x.dtype == "int8" and x.quant is not None
+                                     and not x.quant.per_channel),
+            index, op, f"input type {x.dtype} not supported (float32 or per-tensor int8)")
     require(y.dtype == "int8" and y.quant is not None and not y.quant.per_channel,
             index, op, "output must be per-tensor int8")
+    if x.dtype == "int8":
+        require_multipliers(float(np.float32(x.quant.s)) / float(np.float32(y.quant.s)),
+                            index, op, "input scale / output scale")
 
 
 def quantize(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
@@ -29,6 +42,7 @@ def quantize(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
 
 
 def _check_dequantize(graph: Graph, index: int, op: Operator) -> None:
+    _same_shape(graph, index, op)
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     require(x.dtype == "int8" and x.quant is not None and not x.quant.per_channel,
             index, op, "input must be per-tensor int8")

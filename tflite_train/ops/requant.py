@@ -17,6 +17,16 @@ def conv_multipliers(x: Tensor, w: Tensor, y: Tensor, channels: int):
     return fp.quantize_multipliers(real)
 
 
+def require_multipliers(reals, index: int, op, formula: str) -> None:
+    """TFLM's requantization (QuantizeMultiplier + MultiplyByQuantizedMultiplier) is defined
+    for real multipliers below 2^31: beyond, its left shift exceeds 31 bits (undefined in C,
+    and not what numpy's shift does), so such a model has no exact result to match."""
+    from . import require
+    worst = float(np.max(reals))
+    require(worst < 2.0 ** 31, index, op, f"{formula} is {worst:.3g}, 2^31 or more: TFLM "
+                                          "cannot requantize it")
+
+
 def rescale_multiplier(x: Tensor, y: Tensor) -> tuple[int, int]:
     """QuantizeMultiplier(double(s_x) / double(s_y)) of the float32 scales: the int8 -> int8
     QUANTIZE's requantization, and MEAN's before the 1/N is folded in."""

@@ -8,8 +8,10 @@ import numpy as np
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
 from ..errors import UnsupportedOpError
-from . import OpDef, by_grad, centered, register, require, require_int8_io, scalar
+from . import (OpDef, by_grad, centered, register, require, require_arity, require_int8_io,
+               require_options, scalar, ttcheck)
 from .accumulate import F32, in_order
+from .ttcheck import tt_check
 
 SCALED_DIFF_INTEGER_BITS = 5
 ACCUMULATION_INTEGER_BITS = 12
@@ -27,10 +29,22 @@ def params(graph: Graph, op: Operator) -> tuple[int, int, int]:
 
 
 def _check(graph: Graph, index: int, op: Operator) -> None:
+    require_arity(index, op, 1, 1)
+    require_options(index, op, "SoftmaxOptions")
     require_int8_io(graph, index, op)
-    y = graph.tensors[op.outputs[0]]
+    x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    require(len(x.shape) >= 1 and x.shape == y.shape, index, op,
+            f"input {list(x.shape)} and output {list(y.shape)} differ")
     require(y.quant.zp == -128 and np.float32(y.quant.s) == np.float32(1 / 256), index, op,
             "int8 softmax output must have scale 1/256 and zero point -128")
+    beta = op.options.get("beta")
+    require(isinstance(beta, float) and math.isfinite(beta) and beta > 0, index, op,
+            f"beta {beta} must be finite and positive")
+    # TFLM's Prepare aborts (QuantizeMultiplierGreaterThanOne) unless the input multiplier
+    # beta * s_in * 2^(31 - 5) exceeds 1
+    require(float(np.float32(beta)) * x.quant.s * (1 << (31 - SCALED_DIFF_INTEGER_BITS)) > 1.0,
+            index, op, f"beta {beta:g} times the input scale {x.quant.s:g} is below 2^-26, "
+            "which TFLM cannot represent")
 
 
 def forward(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
@@ -99,5 +113,15 @@ def softmax_grad_s8(graph: Graph, op: Operator, inputs, state) -> list:
     return [q, np.array([s], F32)]
 
 
+def _grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    dy, saved, dx = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
+                     graph.tensors[op.outputs[0]])
+    require(len(dy.shape) >= 1, index, op, "dy must have rank >= 1")
+    ttcheck.same_shape(dy, saved, index, op, "dy and the saved output")
+    ttcheck.same_shape(dy, dx, index, op, "dy and dx")
+    ttcheck.per_tensor(saved, index, op, "the saved output")
+
+
 register(OpDef("SOFTMAX", forward, check=_check, backward=backward))
-register(OpDef("TT_SOFTMAX_GRAD", by_grad(softmax_grad, softmax_grad_s8), stateful=True))
+register(OpDef("TT_SOFTMAX_GRAD", by_grad(softmax_grad, softmax_grad_s8),
+               check=tt_check(_grad_shapes), stateful=True))

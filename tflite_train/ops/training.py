@@ -8,8 +8,9 @@ import numpy as np
 from ..ir import Graph, Operator
 from .. import training_ops
 from ..training_ops import cos_pi_ratio, grad_mode, options_of, seed_state, uniform
-from . import OpDef, by_grad, exact, masked, masked_int, register, scalar
+from . import OpDef, by_grad, exact, masked, masked_int, register, require, scalar, ttcheck
 from .accumulate import F32, blocked, in_order
+from .ttcheck import tt_check
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 
@@ -143,13 +144,17 @@ def _round(delta: np.ndarray, rounding: int, state: dict, seed: int) -> np.ndarr
 
 
 def learning_rate(o: dict, step: int) -> np.float32:
-    """The op's lr at its `step`-th training Invoke: constant, or cosine-decayed to 0, as
-    tt_learning_rate computes it from the float32 option (the cosine is the C kernels' own,
-    cos_pi_ratio), so the lr is bit-identical to theirs."""
+    """The op's lr at its `step`-th training Invoke: cosine-decayed to 0, inverse-time
+    decayed, or constant, as tt_learning_rate computes it from the float32 option: the same
+    double operations in the same order (Python floats are IEEE doubles; the cosine is the C
+    kernels' own, cos_pi_ratio), so the lr is bit-identical to theirs."""
     n, lr = o["decay_steps"], np.float32(o["lr"])          # tt_sgd.lr is a float
-    if n == 0:
-        return lr
-    return np.float32(float(lr) * 0.5 * (1.0 + cos_pi_ratio(min(step, n), n)))
+    if n > 0:
+        return np.float32(float(lr) * 0.5 * (1.0 + cos_pi_ratio(min(step, n), n)))
+    t = o["half_life_steps"]
+    if t > 0:
+        return np.float32(float(lr) * float(t) / (float(t) + float(step)))
+    return lr
 
 
 def _sgd_delta(grad: np.ndarray, scale: np.ndarray, momentum_buf, o: dict,
@@ -199,16 +204,125 @@ def apply_bias_update(b, grad, mom, q, o: dict, state: dict) -> None:
     b[...] = np.clip(b.astype(np.int64) + step.astype(np.int64), INT32_MIN, INT32_MAX)
 
 
-register(OpDef("TT_INIT", init, stateful=True))
-register(OpDef("TT_SAVE_MASK", save_mask))
-register(OpDef("TT_SAVE_SLICE", save_slice))
+# --- checks (shapes the kernels rely on; the schema's part is ttcheck.schema_check) ------
+
+def _init_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    for k in range(0, len(op.inputs), 2):
+        src, var = graph.tensors[op.inputs[k]], graph.tensors[op.inputs[k + 1]]
+        require(src.is_constant and var.is_variable and src.dtype == var.dtype
+                and src.size == var.size, index, op,
+                f"pair {k // 2}: needs a constant and a variable of one type and size")
+
+
+def _mask_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    y, mask = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    require(mask.size == (y.size + 7) // 8, index, op, "the mask must hold one bit per element")
+
+
+def _slice_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    x, saved = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    require(len(x.shape) >= 1 and o["channels"] <= x.shape[-1], index, op,
+            f"{o['channels']} channels of {list(x.shape)}")
+    require(tuple(saved.shape) == tuple(x.shape[:-1]) + (o["channels"],), index, op,
+            f"saved {list(saved.shape)} is not the first {o['channels']} channels of "
+            f"{list(x.shape)}")
+
+
+def _loss_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    logits = graph.tensors[op.inputs[0]]
+    loss, dlogits = graph.tensors[op.outputs[0]], graph.tensors[op.outputs[1]]
+    ttcheck.per_tensor(logits, index, op, "the logits")
+    require(loss.shape == (1,), index, op, f"the loss is {list(loss.shape)}, not [1]")
+    ttcheck.same_shape(logits, dlogits, index, op, "logits and their gradient")
+
+
+def _bias_grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    dy, db = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    ttcheck.check_mask(graph, index, op, dy.size)
+    require(len(dy.shape) >= 1 and db.size == dy.shape[-1], index, op,
+            f"db {list(db.shape)} must have dy's {dy.shape[-1] if dy.shape else 0} channels")
+
+
+def _mask_grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    dy, dx = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    ttcheck.check_mask(graph, index, op, dy.size)
+    ttcheck.same_shape(dy, dx, index, op, "dy and dx")
+
+
+def _sum_grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    a, dx = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    b = ttcheck.tensor(graph, op, 1)
+    if b is not None:
+        ttcheck.same_shape(a, b, index, op, "a and b")
+        ttcheck.same_shape(a, dx, index, op, "a and dx")
+        return
+    lead = len(a.shape) - len(dx.shape)
+    require(lead >= 0 and all(n in (1, a.shape[lead + d]) for d, n in enumerate(dx.shape)),
+            index, op, f"dx {list(dx.shape)} does not broadcast to dy {list(a.shape)}")
+
+
+def _reshape_grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    ttcheck.same_size(graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]], index, op,
+                      "dy and dx")
+
+
+def _update_weight_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    w, grad = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    region = check_weight_update(graph, index, op, w, o)
+    require(tuple(grad.shape) == region, index, op,
+            f"grad {list(grad.shape)} is not the trained region {list(region)}")
+    ttcheck.momentum(graph, index, op, 2, region)
+
+
+def check_weight_update(graph: Graph, index: int, op: Operator, w, o: dict) -> tuple:
+    """The options of a weight update against its weights; returns the trained region
+    (the first `channels` input channels, on the last axis)."""
+    require(len(w.shape) in (2, 4), index, op, f"weights {list(w.shape)} must be 2-D or 4-D")
+    depth, axis = w.shape[-1], o["axis"]
+    require(o["channels"] <= depth, index, op, f"{o['channels']} of {depth} input channels")
+    require(axis == 0 or (axis == len(w.shape) - 1 and o["channels"] == depth), index, op,
+            f"axis {axis}: scales run along the first axis, or the last one when every "
+            "channel is trained")
+    ttcheck.scales(w, w.shape[axis], axis, index, op, "the weights")
+    return tuple(w.shape[:-1]) + (o["channels"],)
+
+
+def _update_bias_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    b, grad = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]]
+    check_bias(graph, index, op, b)
+    ttcheck.same_shape(b, grad, index, op, "bias and grad")
+    ttcheck.momentum(graph, index, op, 2, b.shape)
+
+
+def check_bias(graph: Graph, index: int, op: Operator, b) -> None:
+    ttcheck.rank(b, 1, index, op, "the bias")
+    ttcheck.scales(b, b.size, 0, index, op, "the bias")
+
+
+def _bias_update_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
+    dy, b = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[2]]
+    ttcheck.check_mask(graph, index, op, dy.size)
+    check_bias(graph, index, op, b)
+    require(len(dy.shape) >= 1 and b.size == dy.shape[-1], index, op,
+            f"bias {list(b.shape)} must have dy's channels")
+    ttcheck.momentum(graph, index, op, 3, b.shape)
+
+
+register(OpDef("TT_INIT", init, check=tt_check(_init_shapes), stateful=True))
+register(OpDef("TT_SAVE_MASK", save_mask, check=tt_check(_mask_shapes)))
+register(OpDef("TT_SAVE_SLICE", save_slice, check=tt_check(_slice_shapes)))
 register(OpDef("TT_LOSS_SOFTMAX_CE", by_grad(loss_softmax_ce, loss_softmax_ce_s8),
-               stateful=True))
+               check=tt_check(_loss_shapes), stateful=True))
 register(OpDef("TT_BIAS_GRAD", by_grad(bias_grad, lambda g, op, ins, st: [
-    bias_grad_values_s8(ins[0], ins[1], ins[2])]), stateful=True))
-register(OpDef("TT_MASK_GRAD", mask_grad))
-register(OpDef("TT_SUM_GRAD", by_grad(sum_grad, sum_grad_s8), stateful=True))
-register(OpDef("TT_RESHAPE_GRAD", reshape_grad))
-register(OpDef("TT_UPDATE_WEIGHT", update_weight, stateful=True))
-register(OpDef("TT_UPDATE_BIAS", update_bias, stateful=True))
-register(OpDef("TT_BIAS_UPDATE", bias_update, stateful=True))
+    bias_grad_values_s8(ins[0], ins[1], ins[2])]), check=tt_check(_bias_grad_shapes),
+    stateful=True))
+register(OpDef("TT_MASK_GRAD", mask_grad, check=tt_check(_mask_grad_shapes)))
+register(OpDef("TT_SUM_GRAD", by_grad(sum_grad, sum_grad_s8), check=tt_check(_sum_grad_shapes),
+               stateful=True))
+register(OpDef("TT_RESHAPE_GRAD", reshape_grad, check=tt_check(_reshape_grad_shapes)))
+register(OpDef("TT_UPDATE_WEIGHT", update_weight, check=tt_check(_update_weight_shapes),
+               stateful=True))
+register(OpDef("TT_UPDATE_BIAS", update_bias, check=tt_check(_update_bias_shapes),
+               stateful=True))
+register(OpDef("TT_BIAS_UPDATE", bias_update, check=tt_check(_bias_update_shapes),
+               stateful=True))

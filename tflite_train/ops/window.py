@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ..limits import work_limit
+
 SAME, VALID = 0, 1
 
 
@@ -61,3 +63,30 @@ def expected_out(op, in_shape, kernel_hw):
     padding = int(o.get("padding", SAME))
     return tuple(out_size(padding, in_shape[1 + i], kernel_hw[i], stride[i], dilation[i])
                  for i in range(2))
+
+
+def check_window(graph, index: int, op, in_shape, kernel_hw, out_shape, dilated: bool) -> None:
+    """A conv/pool op's window options (strides, dilations >= 1, a known padding) and its
+    output size, as TFLM computes it; its padded input within the host's work limit."""
+    from . import require
+    o = op.options
+    names = ["stride_h", "stride_w"] + (["dilation_h_factor", "dilation_w_factor"]
+                                        if dilated else [])
+    for name in names:
+        v = o.get(name)
+        require(isinstance(v, (int, np.integer)) and 1 <= v < 1 << 31, index, op,
+                f"{name} {v} must be a positive int32")
+    require(o.get("padding") in (SAME, VALID), index, op, f"padding {o.get('padding')} is "
+                                                          "neither SAME nor VALID")
+    require(all(1 <= k < 1 << 31 for k in kernel_hw), index, op,
+            f"window {list(kernel_hw)} must be at least 1x1")
+    out = expected_out(op, in_shape, kernel_hw)
+    require(min(out) >= 1 and out == tuple(out_shape[1:3]), index, op,
+            f"output {list(out_shape)} does not match the padding/stride rule "
+            f"({out[0]}x{out[1]})")
+    (kh, kw), (sh, sw), (dh, dw), (ph, pw), (oh, ow) = geometry(op, in_shape, kernel_hw,
+                                                                 out_shape)
+    padded = [max((oh - 1) * sh + (kh - 1) * dh + 1, ph + in_shape[1]),
+              max((ow - 1) * sw + (kw - 1) * dw + 1, pw + in_shape[2])]
+    work_limit(index, op.kind, in_shape[0] * padded[0] * padded[1] * in_shape[3],
+               "padded input")

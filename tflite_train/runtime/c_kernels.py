@@ -94,7 +94,8 @@ def _weight_scales(graph: Graph, op: Operator, index: int) -> np.ndarray:
 def _sgd(o: dict):
     return K.make_struct("tt_sgd", lr=float(o["lr"]), momentum=float(o["momentum"]),
                          qas=int(bool(o["qas"])), rounding=int(o["rounding"]),
-                         decay_steps=int(o["decay_steps"]))
+                         decay_steps=int(o["decay_steps"]),
+                         half_life=int(o["half_life_steps"]))
 
 
 def _dims(shape) -> np.ndarray:

@@ -18,17 +18,15 @@ from importlib import metadata
 
 import numpy as np
 
-from .. import tflite_io
 from ..errors import TTError
 from ..ir import Graph
 from .build import micro_kernels_library
 from .numpy_exec import check_inputs
-from .tflm import TFLMInterpreter, arena_usage, captured_c_output
+from .tflm import TFLMError, TFLMInterpreter, arena_usage
 
 # micro_kernels/tflm/tt_tflm_compat.h declares this build's layout (../shared/TFLM_ABI.md).
 PINNED_WHEEL = "0.dev20261023182759"
 REGISTERER = "TfliteTrainRegisterOps"
-DEFAULT_ARENA = 16 << 20
 
 
 def check_wheel() -> None:
@@ -52,18 +50,10 @@ def glue_library() -> ctypes.CDLL:
                        mode=ctypes.RTLD_GLOBAL)
 
 
-def training_arena_usage(model: bytes) -> dict[str, int]:
+def training_arena_usage(model: Graph | bytes) -> dict[str, int]:
     """TFLM's arena account (total, head, tail) of a training model, our ops registered."""
     glue_library()
     return arena_usage(model, registerers=[REGISTERER])
-
-
-def _reason(text: str) -> str:
-    """What TFLM printed: our glue's own "TT_...: message" line when there is one (TFLM
-    follows it with a generic "Node ... failed" line), else TFLM's last line."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    ours = [line for line in lines if line.startswith(("TT_", "tflite-train:"))]
-    return (ours or lines or ["no message"])[-1]
 
 
 class _TrainedTensor(ctypes.Structure):
@@ -89,21 +79,17 @@ def _sink(entry, n: int):
 class TFLMExecutor:
     """The Executor interface (invoke, variables, reset) on the real TFLM interpreter."""
 
-    def __init__(self, graph: Graph, arena_size: int = DEFAULT_ARENA):
+    def __init__(self, graph: Graph, arena_size: int | None = None):
         glue_library()
         self.graph = graph
         self._trained = [i for i, t in enumerate(graph.tensors) if t.is_variable]
-        model = tflite_io.serialize(replace(graph, outputs=list(graph.outputs) + self._trained))
-        with captured_c_output() as out:
-            try:
-                self._it = TFLMInterpreter(model, preserve_all=False, arena_size=arena_size,
-                                           registerers=[REGISTERER])
-                error = None
-            except (RuntimeError, ValueError) as e:
-                error = e
-        if error is not None:
-            raise TTError(f"TFLM could not prepare the training model: "
-                          f"{_reason(out['text'])}") from error
+        # the graph was validated when it was read; this copy only lists more outputs
+        try:
+            self._it = TFLMInterpreter(
+                replace(graph, outputs=list(graph.outputs) + self._trained),
+                preserve_all=False, arena_size=arena_size, registerers=[REGISTERER])
+        except TFLMError as exc:
+            raise TTError(str(exc).replace("the model", "the training model", 1)) from exc
         from ..checkpoint import update_ops
         self._update_ops = {k: p for k, p, _ in update_ops(graph)}
         init = [op for op in graph.operators if op.kind == "TT_INIT"]
@@ -112,21 +98,16 @@ class TFLMExecutor:
         self._update_entries, self._update_sink = _sink(_UpdateOpState, len(self._update_ops))
 
     def invoke(self, inputs: list[np.ndarray]) -> dict[int, np.ndarray]:
-        """One Invoke; returns the graph outputs by tensor index."""
+        """One Invoke; returns the graph outputs by tensor index. TFLM's failure (its lines,
+        captured) is a one-line TFLMError."""
         lib = glue_library()
-        with captured_c_output() as out:
-            # the sinks are global in the glue: set for this interpreter's Invoke only
-            lib.TfliteTrainReportTo(ctypes.byref(self._trained_sink),
-                                    ctypes.byref(self._update_sink))
-            try:
-                self._it.invoke(check_inputs(self.graph, inputs))
-                error = None
-            except RuntimeError as e:
-                error = e
-            finally:
-                lib.TfliteTrainReportTo(None, None)
-        if error is not None:
-            raise TTError(f"TFLM Invoke failed: {_reason(out['text'])}") from error
+        # the sinks are global in the glue: set for this interpreter's Invoke only
+        lib.TfliteTrainReportTo(ctypes.byref(self._trained_sink),
+                                ctypes.byref(self._update_sink))
+        try:
+            self._it.invoke(check_inputs(self.graph, inputs))
+        finally:
+            lib.TfliteTrainReportTo(None, None)
         return {index: self._it.output(k).reshape(self.graph.tensors[index].shape)
                 for k, index in enumerate(self.graph.outputs)}
 

@@ -1,0 +1,232 @@
+"""How far a new head on the person detector's frozen features can get on Fashion-MNIST:
+why bias-only training of the person detector stays far below 60% in 300 steps.
+
+The features are what the new head reads (the 256 average-pooled ReLU6 activations of
+person_detect.tflite, dequantized), on `--train` training samples and the `--val` validation
+samples of train's default split (seed 0). On them, in float64 (an upper bound for the int8
+head: QAS makes its step the same SGD step, up to rounding):
+  * batch-1 SGD, one pass over 300 samples from a zero head, like `train --steps 300`: the
+    best of a sweep of normalized rates eta (lr = eta / mean |x|^2) for each schedule, on
+    the raw features (what the head gets), centred, and standardised per feature (what no
+    int8 head can do: its input has one scale and zero point);
+  * the optimum of the convex problem: softmax regression fitted to convergence on 300 and
+    on 3000 samples (full batch, L2 tuned on the validation set: an optimistic bound).
+Also the new head itself, float and simulated int8 (its initial weights, grids and
+stochastic rounding), at the best rate of each schedule; and |x|^2 on the data against
+lr.probe's random inputs, from which augment sets the head's normalized LMS rate. Seeds 0, 1, 2 choose the samples; mean over them.
+
+    nice .venv/bin/python benchmarks/person_ceiling.py [--train 3000] [--val 1000]
+        [--features CACHE.npz]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import results  # noqa: E402
+
+MODEL = HERE.parent.parent / "shared" / "models" / "tflm" / "person_detect.tflite"
+JSON = HERE / "person_ceiling.json"
+ETAS = (0.25, 0.5, 1, 2, 4, 8, 16)
+SCHEDULES = {"constant": lambda t, n: 1.0, "inverse time, T=50": lambda t, n: 50 / (50 + t),
+             "cosine over the run": lambda t, n: 0.5 * (1 + np.cos(np.pi * t / n))}
+SEEDS = (0, 1, 2)
+
+
+def head_quantization() -> dict:
+    """The new head as augment writes it (seed 0): initial weight codes, weight, bias and
+    logit scales, and |x|^2 on lr.probe's inputs."""
+    from tflite_train import augment, lr, tflite_io
+    from tflite_train.autodiff import Hyper
+    norms, _ = lr.probe(tflite_io.load(MODEL), "bias-only", 10, 0)
+    g = augment.augment(tflite_io.load(MODEL), "bias-only", 10, Hyper(half_life=0)).graph
+    fc = next(op for op in g.operators if op.kind == "FULLY_CONNECTED")
+    w, b, z = (g.tensors[t] for t in (fc.inputs[1], fc.inputs[2], fc.outputs[0]))
+    init = next(op for op in g.operators if op.kind == "TT_INIT")
+    codes = next(g.tensors[c].data for c, v in zip(init.inputs[0::2], init.inputs[1::2])
+                 if v == fc.inputs[1])
+    return {"codes": codes.astype(np.float64), "w_scale": float(w.quant.scale[0]),
+            "b_scale": float(b.quant.scale[0]), "z_scale": float(z.quant.s),
+            "probe_x2": next(n["gw2"] / n["gb2"] for n in norms.values() if "gw2" in n)}
+
+
+def features(n_train: int, n_val: int, cache: Path | None):
+    """Pooled features of the bias-only training model (inference Invokes: nothing trains).
+    `cache`: an .npz of earlier features (Xt, yt, Xv, yv, the same definition), used when
+    it holds enough samples, else written."""
+    if cache is not None and cache.exists():
+        f = np.load(cache)
+        if len(f["yt"]) >= n_train and len(f["yv"]) >= n_val:
+            return f["Xt"][:n_train], f["yt"][:n_train], f["Xv"][:n_val], f["yv"][:n_val]
+    out = extract(n_train, n_val)
+    if cache is not None:
+        np.savez(cache, Xt=out[0], yt=out[1], Xv=out[2], yv=out[3])
+    return out
+
+
+def extract(n_train: int, n_val: int):
+    from tflite_train import augment, data, tflite_io
+    from tflite_train.autodiff import Hyper
+    from tflite_train.runtime.numpy_exec import Executor
+    from tflite_train.train import split
+    result = augment.augment(tflite_io.load(MODEL), "bias-only", 10, Hyper())
+    g = result.graph
+    head = next(op for op in g.operators if op.kind == "FULLY_CONNECTED")
+    q = g.tensors[head.inputs[0]].quant
+    ds = data.load("fashion-mnist", g.tensors[g.inputs[0]].shape)
+    train_idx, val_idx = split(len(ds), 0.1, n_val, 0)
+    ex = Executor(g, "c")
+    inp = g.tensors[g.inputs[0]]
+
+    def of(indices):
+        return np.array([q.s * (ex.invoke([data.to_model_input(ds.images[i], inp),
+                                           np.array([-1], np.int32)])[head.inputs[0]]
+                                .astype(np.float64).ravel() - q.zp) for i in indices])
+    return (of(train_idx[:n_train]), ds.labels[train_idx[:n_train]], of(val_idx),
+            ds.labels[val_idx])
+
+
+def softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def sgd(X, y, V, vy, eta, schedule, order):
+    lr0 = eta / float((X[order] ** 2).sum(1).mean())
+    W, b = np.zeros((10, X.shape[1])), np.zeros(10)
+    for t, i in enumerate(order):
+        p = softmax(W @ X[i] + b)
+        p[y[i]] -= 1
+        step = lr0 * SCHEDULES[schedule](t, len(order))
+        W -= step * np.outer(p, X[i])
+        b -= step * p
+    return float((np.argmax(V @ W.T + b, 1) == vy).mean())
+
+
+def head_sgd(X, y, V, vy, eta, schedule, order, head, int8, seed):
+    """The new head from its initial int8 weights, float or simulated int8: weights and
+    biases on their grids with stochastic rounding of each step (QAS: the real step is
+    the float one), weights saturating at +-127, logits rounded to their grid."""
+    rng = np.random.default_rng(seed)
+    sw, sb, sz = head["w_scale"], head["b_scale"], head["z_scale"]
+    lr0 = eta / float((X[order] ** 2).sum(1).mean())
+    W, b = head["codes"] * sw, np.zeros(10)
+
+    def logits(x):
+        z = x @ W.T + b
+        return np.clip(np.rint(z / sz), -128, 127) * sz if int8 else z
+    for t, i in enumerate(order):
+        p = softmax(logits(X[i]))
+        p[y[i]] -= 1
+        step = lr0 * SCHEDULES[schedule](t, len(order))
+        dW, db = -step * np.outer(p, X[i]), -step * p
+        if int8:
+            dW = np.floor(dW / sw + rng.random(dW.shape)) * sw
+            db = np.floor(db / sb + rng.random(db.shape)) * sb
+            W = np.clip(W + dW, -127 * sw, 127 * sw)
+        else:
+            W = W + dW
+        b = b + db
+    return float((np.argmax(logits(V), 1) == vy).mean())
+
+
+def optimum(X, y, V, vy, l2):
+    mu, sd = X.mean(0), X.std(0) + 1e-6           # conditioning only: the same linear models
+    Xs, Vs, n = (X - mu) / sd, (V - mu) / sd, len(y)
+    W, b = np.zeros((10, X.shape[1])), np.zeros(10)
+    for _ in range(2000):
+        P = softmax(Xs @ W.T + b)
+        P[np.arange(n), y] -= 1
+        W -= 0.5 * (P.T @ Xs / n + l2 * W)
+        b -= 0.5 * P.mean(0)
+    return float((np.argmax(Vs @ W.T + b, 1) == vy).mean())
+
+
+def measure(n_train: int, n_val: int, cache: Path | None) -> dict:
+    X, y, V, vy = features(n_train, n_val, cache)
+    head = head_quantization()
+    mu, sd = X.mean(0), X.std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+    inputs = {"raw": (X, V), "centred": (X - mu, V - mu),
+              "standardised": ((X - mu) / sd, (V - mu) / sd)}
+    orders = {s: np.random.default_rng(s).permutation(len(y))[:300] for s in SEEDS}
+    rows = []
+    for name, (A, B) in inputs.items():
+        for schedule in SCHEDULES:
+            by_eta = {eta: float(np.mean([sgd(A, y, B, vy, eta, schedule, orders[s])
+                                          for s in SEEDS])) for eta in ETAS}
+            best = max(by_eta, key=by_eta.get)
+            rows.append({"what": f"batch-1 SGD, 300 steps, {name} features", "schedule":
+                         schedule, "accuracy": by_eta[best], "eta": best, "by_eta": by_eta})
+            if name != "raw":
+                continue
+            for int8 in (False, True):
+                acc = float(np.mean([head_sgd(X, y, V, vy, best, schedule, orders[s], head,
+                                              int8, s) for s in SEEDS]))
+                rows.append({"what": "the same from the new head's initial weights, "
+                             + ("int8 head simulated" if int8 else "float"),
+                             "schedule": schedule, "accuracy": acc, "eta": best})
+    for n in (300, n_train):
+        seeds = SEEDS if n < len(y) else SEEDS[:1]          # all samples: one fit
+        by_l2 = {l2: float(np.mean([optimum(X[o], y[o], V, vy, l2) for o in
+                                    (np.random.default_rng(s).permutation(len(y))[:n]
+                                     for s in seeds)])) for l2 in (1e-3, 1e-2, 1e-1)}
+        best = max(by_l2, key=by_l2.get)
+        rows.append({"what": f"optimum on {n} samples (full batch, to convergence)",
+                     "schedule": f"L2 {best:g}", "accuracy": by_l2[best], "by_l2": by_l2})
+    x2 = float((X ** 2).sum(1).mean())
+    return {"train": n_train, "val": n_val, "rows": rows, "x2_data": x2,
+            "x2_probe": head["probe_x2"], "mean_energy_fraction": float((mu ** 2).sum() / x2),
+            "feature_sd_ratio": float(sd.max() / sd.min())}
+
+
+def render(doc: dict) -> str:
+    out = [f"Head input |x|^2: {doc['x2_data']:.2f} on Fashion-MNIST, {doc['x2_probe']:.2f} "
+           f"on lr.probe's random inputs; the features' common mean holds "
+           f"{100 * doc['mean_energy_fraction']:.0f}% of |x|^2, and their standard "
+           f"deviations differ by {doc['feature_sd_ratio']:.1f}x. Validation: {doc['val']} "
+           f"samples; mean over seeds {', '.join(map(str, SEEDS))}.", "",
+           "| linear head on the frozen features | schedule / L2 | best eta | accuracy |",
+           "|---|---|---:|---:|"]
+    for r in doc["rows"]:
+        out.append(f"| {r['what']} | {r['schedule']} | {r.get('eta', '-')} | "
+                   f"{100 * r['accuracy']:.1f}% |")
+    return "\n".join(out)
+
+
+TABLES = {"person-ceiling": (["person_ceiling.json"], render)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train", type=int, default=3000)
+    ap.add_argument("--val", type=int, default=1000)
+    ap.add_argument("--json", type=Path, default=JSON)
+    ap.add_argument("--features", type=Path, default=None,
+                    help="an .npz cache of the features: read if it holds enough, else written")
+    ap.add_argument("--extract-only", action="store_true",
+                    help="write --features and stop")
+    args = ap.parse_args()
+    if not MODEL.exists():
+        sys.exit(f"{MODEL} is not present: this benchmark needs ../shared/models")
+    if args.extract_only:
+        np.savez(args.features, **dict(zip(("Xt", "yt", "Xv", "yv"),
+                                           extract(args.train, args.val))))
+        return
+    doc = measure(args.train, args.val, args.features)
+    results.write_json(args.json, doc)
+    print(render(doc))
+    if args.json.resolve() == JSON.resolve():
+        results.publish(["person-ceiling"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+/* Cortex-M DSP building blocks of the int8 forward kernels (SMLAD, SXTB16, SMMLAR, SSAT of
+ * ARMv7E-M), used by tt_fwd_conv.c, tt_fwd_depthwise.c and tt_fwd_dsp.c only when
+ * TT_FWD_DSP is set (tt_fwd_internal.h). Everything here is integer arithmetic that gives
+ * the portable kernels' bits; where that needs an argument, the argument is next to the code.
+ *
+ * The kernels stage int8 inputs as int16 pairs (x + input_offset) so that one SMLAD does two
+ * multiply-accumulates; the staging buffers are arrays on the stack of at most
+ * TT_FWD_DSP_STAGE_BYTES (default 2048) per kernel call, the only memory the DSP versions
+ * use besides the portable kernels' arguments. A layer whose staging does not fit runs the
+ * portable code (tt_forward.h says which). */
+#ifndef TT_FWD_DSP_H
+#define TT_FWD_DSP_H
+
+#include <arm_acle.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tt_fwd_internal.h"
+
+#ifndef TT_FWD_DSP_STAGE_BYTES
+#define TT_FWD_DSP_STAGE_BYTES 2048
+#endif
+
+/* 32-bit words of staged data: read and written as words and halfwords of the same array. */
+typedef uint32_t tt_dsp_word __attribute__((may_alias));
+typedef int16_t tt_dsp_half __attribute__((may_alias));
+
+/* Four int8 at any address: ARMv7E-M and v8-M load them with one LDR unless CCR.UNALIGN_TRP
+ * is set (it is clear after reset); memcpy says so to C. */
+static inline uint32_t tt_dsp_load4(const int8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+/* The first n (0..4) int8 at p in the low bytes, zeros above: reads nothing past p + n. */
+static inline uint32_t tt_dsp_load_partial(const int8_t *p, int32_t n) {
+  uint32_t v = 0;
+  for (int32_t i = n - 1; i >= 0; --i) v = (v << 8) | (uint8_t)p[i];
+  return v;
+}
+
+/* Lanes 1 and 3 of x sign-extended to two int16 ([x1, x3]); __sxtb16(x) gives [x0, x2].
+ * The rotated forms are single instructions; gcc 12 does not fold the C rotate into them. */
+static inline uint32_t tt_dsp_sxtb16_odd(uint32_t x) {
+  uint32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+
+/* [x1 + a.lo, x3 + a.hi] (16-bit lanes); __sxtab16(a, x) gives [x0 + a.lo, x2 + a.hi]. */
+static inline uint32_t tt_dsp_sxtab16_odd(uint32_t a, uint32_t x) {
+  uint32_t r;
+  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+  return r;
+}
+
+/* PKHBT a, b, LSL #16: [a.lo, b.lo] (16-bit lanes); PKHTB b, a, ASR #16: [a.hi, b.hi]. */
+static inline uint32_t tt_dsp_low_halves(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+static inline uint32_t tt_dsp_high_halves(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(b), "r"(a));
+  return r;
+}
+
+/* SMMLAR: bits 63..32 of c * 2^32 + a * b + 2^31 (computed modulo 2^64). No ACLE name. */
+static inline int32_t tt_dsp_smmlar(int32_t a, int32_t b, int32_t c) {
+  int32_t r;
+  __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  return r;
+}
+
+/* Two consecutive words with one LDRD (gcc splits a 64-bit load whose halves are used apart
+ * into two LDRs). The words must be 4-byte aligned. */
+typedef uint64_t tt_dsp_dword __attribute__((may_alias));
+static inline void tt_dsp_ldrd(const tt_dsp_word *s, uint32_t *lo, uint32_t *hi) {
+  __asm__("ldrd %0, %1, %2" : "=r"(*lo), "=r"(*hi) : "m"(*(const tt_dsp_dword *)s));
+}
+
+/* The input offset in both 16-bit lanes, for SXTAB16. */
+static inline uint32_t tt_dsp_offset_pair(int32_t input_offset) {
+  return ((uint32_t)input_offset & 0xFFFFu) * 0x10001u;
+}
+
+/* --- requantization in one multiply --------------------------------------------------------
+ * For an output channel whose multiplier m lies in [2^30, 2^31) and shift in [-21, -1]
+ * (a right shift e = -shift, every real convolution's case), with output offset o in
+ * [-256, 255], and an accumulator |a| < 2^29, tt_fwd_requantize(a, m, shift, o, ...) before
+ * the clamp equals
+ *     SMMLAR(a, b2, a + c + (a >> 31)) >> e,   b2 = 2m mod 2^32 (as int32), c = (2o + 1) 2^(e-1).
+ * Proof. tt_fwd_high_mul gives h = floor((a m + 2^30) / 2^31) = floor((2 a m + 2^31) / 2^32)
+ * (m != INT32_MIN, so no saturation). tt_fwd_divide_pot rounds h / 2^e half away from zero,
+ * which is floor((h + 2^(e-1) - [h < 0]) / 2^e); [h < 0] may be replaced by [a < 0]: they
+ * differ only when a < 0 and h = 0, and then both give 0 (0 <= 2^(e-1) - 1 < 2^e). Adding o
+ * inside the floor, the result is floor(Y / 2^e) with Y = h + c - [a < 0]. SMMLAR's operand
+ * b2 = 2m - 2^32, so a b2 = 2 a m - a 2^32, and with its accumulator R = a + c - [a < 0]
+ * (mod 2^32; a wrap changes R 2^32 by a multiple of 2^64, i.e. nothing) it returns
+ * (R - a) + floor((2 a m + 2^31) / 2^32) = Y mod 2^32. |h| <= |a| < 2^29 and
+ * |c| <= 511 * 2^20 < 2^29, so Y fits in int32, the result is Y itself and the arithmetic
+ * shift is floor(Y / 2^e). Outside those ranges the kernels call tt_fwd_requantize. */
+typedef struct {
+  int32_t b2, m, c, e;
+} tt_dsp_rq_params;
+
+/* Whether the one-multiply form applies to an output offset (once per call). */
+static inline int tt_dsp_rq_offset_ok(int32_t output_offset) {
+  return output_offset >= -256 && output_offset <= 255;
+}
+
+/* Whether it applies to a channel (and its output offset is ok); fills q when it does. */
+static inline int tt_dsp_rq_init(int32_t multiplier, int32_t shift, int32_t output_offset,
+                                 tt_dsp_rq_params *q) {
+  if (multiplier < (1 << 30) || (uint32_t)(-shift - 1) >= 21u) return 0;
+  q->e = -shift;
+  q->m = multiplier;
+  q->b2 = (int32_t)((uint32_t)multiplier << 1);
+  q->c = (2 * output_offset + 1) * (1 << (q->e - 1));
+  return 1;
+}
+
+/* Requantized accumulator plus output offset, not yet clamped. */
+static inline int32_t tt_dsp_rq(int32_t acc, const tt_dsp_rq_params *q) {
+  return tt_dsp_smmlar(acc, q->b2, acc + q->c + (acc >> 31)) >> q->e;
+}
+
+/* The same from twice the accumulator, a2 = 2a (sums of doubled weights and bias; the same
+ * conditions, so |a2| < 2^30 and [a < 0] = [a2 < 0]): SMMLAR(a2, m, R) returns
+ * R + floor((2 a m + 2^31) / 2^32) = R + h, so R = c - [a < 0] and m needs no doubling. One
+ * instruction less. The activation clamp is a single SSAT when its range is all of int8. */
+static inline int32_t tt_dsp_rq_doubled(int32_t acc2, const tt_dsp_rq_params *q) {
+  return tt_dsp_smmlar(acc2, q->m, q->c + (acc2 >> 31)) >> q->e;
+}
+
+/* Writes two words with one STRD (8-byte store of a 4-byte aligned address). */
+static inline void tt_dsp_strd(tt_dsp_word *s, uint32_t lo, uint32_t hi) {
+  __asm__("strd %1, %2, %0" : "=m"(*(tt_dsp_dword *)s) : "r"(lo), "r"(hi));
+}
+
+/* Accumulators of `taps` products (x + input_offset) * w plus a bias |bias| < 2^28 stay
+ * below 2^29 when taps * (128 + |input_offset|) * 128 < 2^28 (|x| <= 128, |w| <= 128). */
+static inline int tt_dsp_sums_bounded(int32_t taps, int32_t input_offset) {
+  const int32_t off = input_offset < 0 ? -input_offset : input_offset;
+  return off < (1 << 20) && (int64_t)taps * (128 + off) < (1 << 21);
+}
+
+static inline int tt_dsp_bias_bounded(int32_t bias) {
+  return bias > -(1 << 28) && bias < (1 << 28);
+}
+
+/* --- matrix product over staged columns (tt_fwd_dsp.c) --------------------------------------
+ * Output channel r of a convolution (or fully connected unit) is a row of weights in two
+ * segments along the reduction, w_lo + r * lo_stride (n_lo int8) then w_hi + r * hi_stride
+ * (n_hi int8, the frozen part of a split filter; n_hi = 0 for a whole one). A column is the
+ * matching input vector (a pixel's channels, or an im2col window), staged as int16
+ * x + input_offset (0 for padding), each segment padded with zeros to a multiple of four.
+ * Columns are staged in blocks of P (1, 2, 4 or 8), interleaved by groups of four elements:
+ * group j of column p is the two words at 2 (j P + p): [x0, x2] and [x1, x3], the lanes
+ * SXTB16 gives a filter word's [w0, w2] and (rotated) [w1, w3], so one SMLAD pairs them. */
+typedef struct {
+  const int8_t *w_lo, *w_hi;
+  int32_t lo_stride, hi_stride, n_lo, n_hi;
+  int32_t rows;
+  const int32_t *bias, *multiplier, *shift;    /* [rows]; bias may be NULL */
+  int32_t input_offset, output_offset, act_min, act_max;
+} tt_dsp_mm;
+
+/* 32-bit words of one staged column. */
+static inline int32_t tt_dsp_column_words(const tt_dsp_mm *m) {
+  return 2 * (((m->n_lo + 3) >> 2) + ((m->n_hi + 3) >> 2));
+}
+
+/* Columns per staged block in `bytes` (8, 4, 2 or 1), 0 when one does not fit. */
+int32_t tt_dsp_block_columns(const tt_dsp_mm *m, int32_t bytes);
+
+/* Element i of column p (of a block of P): int16 lane i % 4 of group i / 4, i.e. [x0, x2]
+ * then [x1, x3]. */
+static inline void tt_dsp_stage_one(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i,
+                                    int32_t value) {
+  ((tt_dsp_half *)stage)[2 * (2 * ((i >> 2) * P + p) + (i & 1)) + ((i >> 1) & 1)] =
+      (int16_t)value;
+}
+
+/* Stages elements [i0, i0 + n) of column p (of a block of P) from x[0, n), or zeros. */
+void tt_dsp_stage(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i0, const int8_t *x,
+                  int32_t n, int32_t input_offset);
+void tt_dsp_stage_zeros(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i0, int32_t n);
+
+/* Zeros the padding of both segments of column p (call after staging the column). */
+void tt_dsp_stage_pad(const tt_dsp_mm *m, tt_dsp_word *stage, int32_t P, int32_t p);
+
+/* Every row over a staged block of P columns: out[p * col_stride + r] for r < rows. */
+void tt_dsp_mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
+                     int32_t col_stride);
+
+/* The matrix product of `columns` contiguous input vectors (column p = the n_lo + n_hi
+ * elements input[p * in_stride, ...), split at n_lo like the weights): a pointwise
+ * convolution or a fully connected layer. Returns 0 (and does nothing) when a column does
+ * not fit the staging budget. */
+int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
+                         int32_t in_stride, int8_t *output, int32_t col_stride);
+
+#endif /* TT_FWD_DSP_H */

@@ -1,0 +1,369 @@
+"""The Cortex-M DSP versions of the int8 forward kernels (SMLAD, SXTB16, ...: micro_kernels/src
+tt_fwd_dsp.h) against the portable C99 ones, bit for bit.
+
+A build for a core with the DSP extension (the board's Cortex-M7) compiles the DSP versions;
+-DTT_PORTABLE, or a core without it (Cortex-M0+, M3), compiles the portable ones. The
+reference is the host build (portable C on x86): every call below is made there first and
+recorded (test_cortex_m7_forward's recorder), then replayed on the rig (QEMU mps2-an500) in
+both Cortex-M7 builds, which must give the host's bytes. The calls: edge shapes the DSP code
+handles in a special way (channel counts not a multiple of four, odd and single-column
+blocks, the tail of a staged group, split filters at every alignment, padding, strides,
+dilation, batches, kernels whose buffer does not fit and fall back to the portable code,
+depth multipliers) with requantization parameters on both sides of the one-multiply form's
+conditions (tt_fwd_dsp.h: left shifts, shifts past -21, multipliers below 2^30 or 0, biases
+past 2^28, a large output offset, clamps that are not int8's range), and the convolution,
+depthwise and fully connected calls of a forward pass of the zoo's MobileNet-like model. The
+real models' layers (the person detector and the zoo) run through the DSP build in
+test_cortex_m7_forward, against the same host results.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import require_tool
+from test_cortex_m7_forward import (BOARD_CPU, SOURCES, build, forward_calls, programs,
+                                    recording, rig_available, run_rig, source)
+from test_c_forward import built_models
+from tflite_train import tflite_io
+from tflite_train.cli import main
+from tflite_train.demo import EXAMPLE
+from tflite_train.runtime import c_forward
+
+DSP_KERNELS = {"tt_conv2d_s8", "tt_conv2d_split_s8", "tt_fully_connected_s8",
+               "tt_fully_connected_split_s8", "tt_depthwise_conv2d_s8",
+               "tt_depthwise_conv2d_inplace_s8"}
+INCLUDE = str(c_forward.MICRO_KERNELS / "include")
+# (-mcpu, -mfpu or None, whether the core has the DSP extension)
+CORES = [("cortex-m7", "fpv5-sp-d16", True), ("cortex-m4", "fpv4-sp-d16", True),
+         ("cortex-m33", "fpv5-sp-d16", True), ("cortex-m3", None, False),
+         ("cortex-m0plus", None, False)]
+
+
+def dims(shape) -> c_forward.Dims:
+    return c_forward.Dims(*shape)
+
+
+# --- the calls ---------------------------------------------------------------------------------
+
+def quantization(rng, channels: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel multipliers and shifts: `real` ones (what converters make: [2^30, 2^31),
+    a right shift), or `edge` ones that leave the one-multiply form: 0, 2^30 exactly,
+    2^31 - 1, shifts 0, +3, -21 (its last), -22, -31, small multipliers."""
+    m = rng.integers(1 << 30, 1 << 31, channels, dtype=np.int64)
+    s = rng.integers(-12, -4, channels, dtype=np.int64)
+    if kind == "edge":
+        specials = [(0, -7), (1 << 30, -9), ((1 << 31) - 1, -21), (1 << 30, -1),
+                    (1518500250, 0), (1518500250, 3), (1 << 30, -22), ((1 << 31) - 1, -31),
+                    (12345, -2)]
+        for k in range(channels):
+            if k % 2 == 1:
+                m[k], s[k] = specials[(k // 2) % len(specials)]
+    return m.astype(np.int32), s.astype(np.int32)
+
+
+def biases(rng, channels: int, big: bool) -> np.ndarray:
+    b = rng.integers(-3000, 3000, channels).astype(np.int64)
+    if big:                       # past the one-multiply form's 2^28 (and near int32's ends)
+        b[::3] = rng.choice([1 << 28, -(1 << 28), (1 << 30) + 7, -(1 << 30) - 5], b[::3].size)
+    return b.astype(np.int32)
+
+
+def int8(rng, shape) -> np.ndarray:
+    return rng.integers(-128, 128, shape).astype(np.int8)
+
+
+def weights(rng, shape) -> np.ndarray:
+    return rng.integers(-128, 128, shape).astype(np.int8)    # -128 too: the lanes' extreme
+
+
+# (input offset, output offset, act_min, act_max): int8's whole range, ReLU-like, a narrow
+# clamp, the offsets' extremes, an output offset past the one-multiply form's range
+ACTIVATIONS = [(5, -3, -128, 127), (128, -128, -128, 127), (-127, 127, -128, 127),
+               (0, 17, 17, 127), (-3, 4, -20, 50), (9, 300, -128, 127)]
+
+
+def conv_calls(rng) -> None:
+    """tt_conv2d_s8 / _split_s8 / tt_fully_connected_s8 / _split_s8 on edge shapes."""
+    # (n, h, w, ci, co, kh, kw, stride, dilation, pad_top, pad_left, oh, ow)
+    shapes = [
+        (1, 5, 7, 3, 5, 1, 1, 1, 1, 0, 0, 5, 7),       # pointwise: 35 columns, 8 + ... + 2 + 1
+        (2, 3, 3, 13, 6, 1, 1, 1, 1, 0, 0, 3, 3),      # batches, 13 channels: a tail group
+        (1, 4, 4, 64, 17, 1, 1, 1, 1, 0, 0, 4, 4),
+        (1, 2, 3, 300, 3, 1, 1, 1, 1, 0, 0, 2, 3),     # 600-byte columns: in chunks
+        (1, 3, 3, 320, 40, 1, 1, 1, 1, 0, 0, 3, 3),    # chunks, three blocks of rows
+        (1, 2, 3, 301, 5, 1, 1, 1, 1, 0, 0, 2, 3),     # 301: blocks of 2 whole columns
+        (1, 2, 4, 1100, 3, 1, 1, 1, 1, 0, 0, 2, 4),    # a column past the buffer: chunks
+        (1, 1, 3, 1100, 2, 1, 1, 1, 1, 0, 0, 1, 3),    # and not 8 of them: portable
+        (1, 2, 4, 1101, 2, 1, 1, 1, 1, 0, 0, 2, 4),    # nor whole groups: portable
+        (1, 9, 9, 3, 7, 3, 3, 2, 1, 1, 1, 5, 5),       # im2col, padding
+        (1, 12, 12, 3, 16, 4, 4, 2, 1, 1, 1, 6, 6),    # MCUNet's first layer, smaller
+        (2, 7, 6, 5, 4, 3, 3, 1, 2, 2, 1, 6, 5),       # dilation 2, batches, odd sizes
+        (1, 6, 6, 2, 3, 5, 5, 1, 1, 2, 2, 6, 6),
+        (1, 7, 7, 6, 5, 1, 1, 2, 1, 0, 0, 4, 4),       # 1x1 stride 2: not pointwise
+        (1, 4, 5, 8, 4, 1, 1, 1, 1, 1, 1, 6, 7),       # 1x1 padded: zero columns
+        (1, 6, 5, 4, 3, 2, 3, 1, 1, 0, 1, 5, 5),       # 2x3 kernel
+        (1, 4, 4, 120, 2, 3, 3, 1, 1, 1, 1, 4, 4),     # 1080-element columns: portable
+    ]
+    for k, (n, h, w, ci, co, kh, kw, s, d, pt, pl, oh, ow) in enumerate(shapes):
+        act = ACTIVATIONS[k % len(ACTIVATIONS)]
+        p = c_forward.ConvParams(s, s, d, d, pt, pl, *act)
+        x, f = int8(rng, (n, h, w, ci)), weights(rng, (co, kh, kw, ci))
+        for kind in ("real", "edge"):
+            m, sh = quantization(rng, co, kind)
+            b = biases(rng, co, kind == "edge")
+            y = np.empty((n, oh, ow, co), np.int8)
+            c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f,
+                           b if k % 4 else None, dims(y.shape), y)
+        for split in sorted({1, ci // 2, ci - 1} - {0}):   # every alignment of the seam
+            lo, hi = np.ascontiguousarray(f[..., :split]), np.ascontiguousarray(f[..., split:])
+            y = np.empty((n, oh, ow, co), np.int8)
+            c_forward.call("tt_conv2d_split_s8", p, m, sh, dims(x.shape), x, dims(f.shape),
+                           lo, split, hi, b, dims(y.shape), y)
+    # fully connected: (batches, depth, units)
+    for k, (batches, depth, units) in enumerate([(1, 7, 5), (3, 33, 10), (9, 256, 4),
+                                                 (1, 1, 3), (2, 1100, 2), (5, 20, 6),
+                                                 (1, 600, 20)]):
+        act = ACTIVATIONS[k % len(ACTIVATIONS)]
+        p = c_forward.FcParams(*act)
+        x, f = int8(rng, (batches, depth)), weights(rng, (units, depth))
+        for kind in ("real", "edge"):
+            m, sh = quantization(rng, units, kind)
+            b = biases(rng, units, kind == "edge")
+            y = np.empty((batches, units), np.int8)
+            c_forward.call("tt_fully_connected_s8", p, m, sh, batches, depth, x, units, f,
+                           b if k % 2 else None, y)
+        for split in sorted({1, depth // 2, depth - 1} - {0}):
+            y = np.empty((batches, units), np.int8)
+            c_forward.call("tt_fully_connected_split_s8", p, m, sh, batches, depth, x, units,
+                           np.ascontiguousarray(f[:, :split]), split,
+                           np.ascontiguousarray(f[:, split:]), b, y)
+
+
+def depthwise_calls(rng) -> None:
+    """tt_depthwise_conv2d_s8 (any depth multiplier) and the in-place kernel on edge shapes."""
+    # (n, h, w, c, m, kh, kw, stride, dilation, pad_top, pad_left, oh, ow)
+    shapes = [
+        (1, 9, 9, 8, 1, 3, 3, 1, 1, 1, 1, 9, 9),
+        (1, 8, 7, 5, 1, 3, 3, 2, 1, 0, 1, 4, 4),       # a group of 1 channel, stride 2
+        (2, 6, 6, 7, 1, 3, 3, 1, 1, 1, 1, 6, 6),       # batches, a group of 3
+        (1, 5, 200, 6, 1, 3, 3, 1, 1, 1, 1, 5, 200),   # wide: the band in chunks
+        (1, 12, 12, 4, 1, 5, 5, 1, 1, 2, 2, 12, 12),
+        (1, 10, 10, 3, 1, 7, 7, 1, 1, 3, 3, 10, 10),
+        (1, 16, 16, 12, 1, 4, 4, 2, 1, 1, 1, 8, 8),    # the imported models' grown kernels
+        (1, 16, 40, 8, 1, 8, 8, 2, 1, 3, 3, 8, 20),
+        (1, 7, 7, 4, 1, 2, 2, 1, 1, 0, 0, 6, 6),
+        (1, 6, 6, 9, 1, 1, 1, 1, 1, 0, 0, 6, 6),
+        (1, 6, 5, 4, 1, 3, 1, 1, 1, 1, 0, 6, 5),       # kh != kw
+        (1, 5, 6, 4, 1, 1, 3, 1, 1, 0, 1, 5, 6),
+        (1, 11, 11, 4, 1, 3, 3, 1, 2, 2, 2, 11, 11),   # dilation 2
+        (1, 9, 1, 4, 1, 3, 3, 1, 1, 1, 1, 9, 1),       # one column
+        (1, 3, 3, 1, 1, 3, 3, 3, 1, 0, 0, 1, 1),       # stride 3
+        (1, 20, 20, 4, 1, 17, 17, 1, 1, 8, 8, 4, 4),   # taller than the DSP path: portable
+        (1, 20, 24, 4, 1, 15, 20, 1, 1, 7, 9, 6, 5),   # packed filter past the buffer
+        (1, 12, 12, 1, 8, 3, 3, 2, 1, 0, 0, 6, 6),     # the person detector's first layer
+        (2, 7, 6, 3, 2, 3, 3, 1, 1, 1, 1, 7, 6),       # depth multiplier 2, batches
+        (1, 6, 6, 2, 3, 5, 5, 2, 2, 3, 3, 3, 3),       # 3, dilation 2
+        (1, 5, 5, 1, 64, 7, 7, 1, 1, 3, 3, 5, 5),      # 64: groups of one input channel
+        (1, 20, 24, 1, 4, 15, 20, 1, 1, 7, 9, 6, 5),   # those past the buffer: im2col
+        (1, 17, 17, 1, 7, 17, 17, 1, 1, 0, 0, 1, 1),   # a filter past the buffer: portable
+    ]
+    for k, (n, h, w, c, mult, kh, kw, s, d, pt, pl, oh, ow) in enumerate(shapes):
+        act = ACTIVATIONS[k % len(ACTIVATIONS)]
+        p = c_forward.ConvParams(s, s, d, d, pt, pl, *act)
+        cm = c * mult
+        x, f = int8(rng, (n, h, w, c)), weights(rng, (1, kh, kw, cm))
+        for kind in ("real", "edge"):
+            m, sh = quantization(rng, cm, kind)
+            b = biases(rng, cm, kind == "edge")
+            y = np.empty((n, oh, ow, cm), np.int8)
+            c_forward.call("tt_depthwise_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape),
+                           f, b if k % 3 else None, dims(y.shape), y)
+            if mult == 1 and oh * ow <= h * w:
+                nbytes = c_forward.call("tt_depthwise_conv2d_inplace_s8_scratch_bytes", p,
+                                        dims(x.shape), dims(f.shape), dims(y.shape))
+                data, scratch = x.copy(), np.zeros(max(nbytes, 1), np.int8)
+                assert c_forward.call("tt_depthwise_conv2d_inplace_s8", p, m, sh,
+                                      dims(x.shape), data, dims(f.shape), f, b,
+                                      dims(y.shape), scratch) == 0
+
+
+def requantization_calls() -> None:
+    """Every int8 input through 1x1 convolutions and depthwise layers whose channels hold the
+    one-multiply form's corners: multipliers 2^30 (half of every odd sum a tie), 2^30 + 1,
+    2^31 - 1, right shifts 1, 2, 3, 5 and 21, weights +-1, +-2, 127 and -128, biases of
+    both signs up to 2^27: tens of thousands of accumulators, ties and signs included."""
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 16, 16, 1)
+    mults = [1 << 30, (1 << 30) + 1, (1 << 31) - 1, 1518500250]
+    shifts = [-1, -2, -3, -5, -21]
+    ws = [1, -1, 2, -2, 127, -128]
+    bs = [0, -1, 1, -12345, 98765, (1 << 27) - 1, -(1 << 27)]
+    chans = [(mults[k % 4], shifts[k % 5], ws[k % 6], bs[k % 7]) for k in range(60)]
+    m = np.array([c[0] for c in chans], np.int32)
+    sh = np.array([c[1] for c in chans], np.int32)
+    b = np.array([c[3] for c in chans], np.int32)
+    co = len(chans)
+    for act in ((0, -3, -128, 127), (-1, 6, -128, 127), (3, 0, -100, 90)):
+        p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, *act)
+        f = np.array([c[2] for c in chans], np.int8).reshape(co, 1, 1, 1)
+        y = np.empty((1, 16, 16, co), np.int8)
+        c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f, b,
+                       dims(y.shape), y)
+        xs = np.ascontiguousarray(np.repeat(x, co, axis=3))
+        f = np.ascontiguousarray(f.reshape(1, 1, 1, co))
+        y = np.empty(xs.shape, np.int8)
+        c_forward.call("tt_depthwise_conv2d_s8", p, m, sh, dims(xs.shape), xs, dims(f.shape),
+                       f, b, dims(y.shape), y)
+
+
+def edge_calls() -> list:
+    calls: list = []
+    rng = np.random.default_rng(9)
+    with recording(calls):
+        requantization_calls()
+        conv_calls(rng)
+        depthwise_calls(rng)
+    return calls
+
+
+def layer_calls(zoo) -> list:
+    """The DSP kernels' calls of a forward pass of the zoo's MobileNet-like model and of the
+    graphs test_c_forward builds (batches, a depth multiplier, fully connected)."""
+    calls = forward_calls(tflite_io.load(zoo["mobile"]))
+    for g in built_models():
+        calls += forward_calls(g)
+    return [c for c in calls if c.name in DSP_KERNELS]
+
+
+# --- the tests ---------------------------------------------------------------------------------
+
+def disassembly(tmp_path, src, cpu: str, fpu: str | None, defines=()) -> str:
+    obj = tmp_path / f"{src.stem}-{cpu}.o"
+    flags = [f"-mcpu={cpu}", "-mthumb"] + (
+        [f"-mfpu={fpu}", "-mfloat-abi=hard"] if fpu else ["-mfloat-abi=soft"])
+    subprocess.run(["arm-none-eabi-gcc", *flags, "-std=c99", "-O2", "-Wall", "-Wextra",
+                    "-Werror", *defines, "-I", INCLUDE, "-c", str(src), "-o", str(obj)],
+                   check=True)
+    return subprocess.run(["arm-none-eabi-objdump", "-d", str(obj)], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_dsp_versions_are_chosen_at_compile_time(tmp_path):
+    """Cores with the DSP extension compile the SMLAD versions of the convolution and
+    depthwise kernels; -DTT_PORTABLE on the Cortex-M7, the Cortex-M3 and the Cortex-M0+
+    (no DSP extension) compile every forward source without warnings and without the DSP
+    versions' instructions (gcc itself may pick SMLABB or SSAT for portable C on a DSP core,
+    never SMLAD, SXTAB16 or SMMLAR)."""
+    require_tool(bool(shutil.which("arm-none-eabi-gcc")), "arm-none-eabi-gcc")
+    dsp = re.compile(r"\s(smlad|sxtab16|smmlar)\s")
+    for cpu, fpu, has_dsp in CORES:
+        for defines in ([()] + ([("-DTT_PORTABLE",)] if has_dsp else [])):
+            portable = not has_dsp or defines
+            code = {src.name: disassembly(tmp_path, src, cpu, fpu, defines) for src in SOURCES}
+            used = {name for name, text in code.items()
+                    if dsp.search(text) or "<tt_dsp_" in text}    # or calls tt_fwd_dsp.c
+            if portable:
+                assert not used, (cpu, defines, used)
+            else:
+                assert {"tt_fwd_conv.c", "tt_fwd_depthwise.c", "tt_fwd_dsp.c"} <= used, (
+                    cpu, used)
+
+
+def run_builds(tmp_path, calls, name: str) -> None:
+    """Every call replayed on the rig in the DSP build and in the portable one."""
+    for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
+        for k, program in enumerate(programs(calls)):
+            res = run_rig(build(tmp_path, f"{name}-{label}{k}", source(program), defines))
+            output = res.stdout + res.stderr
+            assert res.returncode == 0 and "PASS" in output, (label, output[-2000:])
+
+
+def test_dsp_equals_portable_on_edge_shapes(tmp_path):
+    require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls = edge_calls()
+    assert {c.name for c in calls} >= DSP_KERNELS
+    run_builds(tmp_path, calls, "edge")
+    print(f"{len(calls)} edge-shape calls")
+
+
+def test_dsp_equals_portable_on_real_layers(tmp_path, zoo):
+    require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls = layer_calls(zoo)
+    assert {c.name for c in calls} >= {"tt_conv2d_s8", "tt_depthwise_conv2d_s8",
+                                       "tt_fully_connected_s8"}
+    run_builds(tmp_path, calls, "layers")
+
+
+# --- the build flag: TFLITE_TRAIN_KERNELS ------------------------------------------------------
+
+def dsp_symbols(archive_or_object) -> set[str]:
+    """The DSP versions' functions (tt_fwd_dsp.c: tt_dsp_*) a Cortex-M7 build defines."""
+    res = subprocess.run(["arm-none-eabi-nm", "--defined-only", str(archive_or_object)],
+                         capture_output=True, text=True, check=True)
+    return {line.split()[-1] for line in res.stdout.splitlines()
+            if line.split() and line.split()[-1].startswith("tt_dsp_")}
+
+
+def test_build_flag_selects_the_kernels(tmp_path):
+    """TFLITE_TRAIN_KERNELS (micro_kernels/tflite_train.inc) through the kernels' Makefile and
+    CMakeLists.txt for the board: dsp (the default) builds the DSP versions, portable does
+    not, anything else is refused."""
+    require_tool(all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-nm",
+                                               "cmake", "make")),
+                 "gcc-arm-none-eabi, cmake and make")
+    root = c_forward.MICRO_KERNELS
+    make = ["make", "-s", "-C", str(root), f"BUILD={tmp_path / 'make'}", "cortex-m7"]
+    subprocess.run(make, check=True, capture_output=True)
+    subprocess.run(make + ["TFLITE_TRAIN_KERNELS=portable"], check=True, capture_output=True)
+    assert "tt_dsp_mm_block" in dsp_symbols(tmp_path / "make" / "m7" / "libtt_kernels.a")
+    assert not dsp_symbols(tmp_path / "make" / "m7-portable" / "libtt_kernels.a")
+    res = subprocess.run(make + ["TFLITE_TRAIN_KERNELS=neon"], capture_output=True, text=True)
+    assert res.returncode != 0 and "TFLITE_TRAIN_KERNELS must be dsp or portable" in res.stderr
+    # CMake: only tt_fwd_dsp.c's object (the rest is the Makefile's sources)
+    build = tmp_path / "cmake"
+    configure = ["cmake", "-S", str(root), "-B", str(build), "-DCMAKE_SYSTEM_NAME=Generic",
+                 "-DCMAKE_SYSTEM_PROCESSOR=arm", "-DCMAKE_C_COMPILER=arm-none-eabi-gcc",
+                 "-DCMAKE_CXX_COMPILER=arm-none-eabi-g++",
+                 "-DCMAKE_TRY_COMPILE_TARGET_TYPE=STATIC_LIBRARY", "-DTFLITE_TRAIN_WHEEL_ABI=ON"]
+    obj = build / "CMakeFiles" / "tflite_train.dir" / "src" / "tt_fwd_dsp.c.obj"
+    for value, expected in (("dsp", True), ("portable", False)):
+        subprocess.run(configure + [f"-DTFLITE_TRAIN_KERNELS={value}"], check=True,
+                       capture_output=True)
+        obj.unlink(missing_ok=True)
+        subprocess.run(["make", "-s", "-C", str(build), "src/tt_fwd_dsp.obj"], check=True,
+                       capture_output=True)
+        assert bool(dsp_symbols(obj)) == expected, value
+    res = subprocess.run(configure + ["-DTFLITE_TRAIN_KERNELS=neon"], capture_output=True,
+                         text=True)
+    assert res.returncode != 0 and "TFLITE_TRAIN_KERNELS must be dsp or portable" in res.stderr
+
+
+def test_codegen_rig_builds_either_kernels(tmp_path, capsys):
+    """`tflite-train codegen --rig --kernels portable|dsp`: the generated program with the
+    portable or the DSP kernels on the rig, both bit-identical to --engine c; the DSP build
+    has the DSP versions and needs fewer instructions per inference."""
+    require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    model = tmp_path / "tiny.train.tflite"
+    assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "10",
+                 "--scheme", "last:2"]) == 0
+    runs = {}
+    for kernels in ("portable", "dsp"):
+        capsys.readouterr()
+        out = tmp_path / kernels
+        assert main(["codegen", str(model), "-o", str(out), "--rig", "--steps", "1",
+                     "--kernels", kernels, "--json"]) == 0
+        runs[kernels] = json.loads(capsys.readouterr().out)
+        assert runs[kernels]["identical_to_engine_c"] is True, runs[kernels]["differences"]
+        assert runs[kernels]["kernels"] == kernels
+        assert bool(dsp_symbols(out / "build" / "rig.elf")) == (kernels == "dsp")
+    assert (runs["dsp"]["instructions_per_inference"]
+            < runs["portable"]["instructions_per_inference"])
+    assert main(["codegen", str(model), "-o", str(tmp_path / "x"), "--rig",
+                 "--kernels", "neon"]) == 2
+    err = capsys.readouterr().err
+    assert err == "tflite-train: error: --kernels must be dsp or portable, not 'neon'\n"

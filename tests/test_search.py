@@ -1,0 +1,295 @@
+"""`tflite-train search` on the built-in example model and a small texture task, with few
+steps: the analysis table, budgets checked with `plan`, seeded results, resuming after a
+stop or a kill, Ray against the process pool, and the one-line errors."""
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, require_tool
+from tflite_train import tflite_io
+from tflite_train.cli import EXIT_ERROR, main
+from tflite_train.demo import EXAMPLE, new_task
+from tflite_train.search import Options, Stopped, evolution, search
+from tflite_train.search.space import Space
+
+STEPS, VAL = 20, 40
+BUDGET = 18 * 1024    # the example model's candidates but those of its first two layers
+#                       (Cortex-M7 totals as plan models them: b6 17,956 B fits, b7 18,596 does not)
+
+
+def options(cache: Path, budget: int = BUDGET, **kw) -> Options:
+    return Options(budget=budget, steps=STEPS, val_samples=VAL, val_split=0.25, cache=cache,
+                   evolution=evolution.Settings(population=16, generations=8), **kw)
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(capsys, *argv) -> str:
+    code, out, err = run_cli(capsys, *argv)
+    assert code == EXIT_ERROR, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tflite-train: error:"), err
+    return lines[0]
+
+
+def fresh_cache(src: Path, dst: Path) -> Path:
+    """A cache with `src`'s planned schemes but none of its runs (planning is not what
+    these tests are about)."""
+    doc = json.loads(src.read_text())
+    doc["analyses"] = {}
+    dst.write_text(json.dumps(doc))
+    return dst
+
+
+def runs_of(cache: Path) -> dict:
+    (analysis,) = json.loads(cache.read_text())["analyses"].values()
+    return analysis["runs"]
+
+
+def scores(runs: dict) -> dict:
+    """What a run computed (its timings aside)."""
+    return {k: {f: v for f, v in r.items() if not f.endswith("seconds")}
+            for k, r in runs.items()}
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    """One analysis for the whole module; xdist workers share it (the first one runs it, a
+    file lock makes the other wait and read it from the cache). Tests copy the cache before
+    they add to it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    tmp = root / "search-task"
+    tmp.mkdir(exist_ok=True)
+    with open(tmp / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = tmp / "textures.npz"
+        if not data.exists():
+            new_task(data, n=200)
+        cache, out = tmp / "cache.json", tmp / "scheme.json"
+        done = search(str(EXAMPLE), str(data), str(out), options(cache), progress=False)
+    return {"data": data, "cache": cache, "out": out, "done": done}
+
+
+def same_runs(cache: Path, reference: Path) -> bool:
+    mine, ref = scores(runs_of(cache)), scores(runs_of(reference))
+    return mine == {k: ref[k] for k in mine}
+
+
+def test_analysis_table_has_one_entry_per_candidate(task):
+    done = task["done"]
+    space = Space(tflite_io.load(EXAMPLE), 4)
+    keys = [e.run.key for e in done.table]
+    assert keys == [r.key for r in space.runs()] and len(set(keys)) == len(keys)
+    # head, a bias run per depth, a weight run per layer and distinct channel count
+    n_weight = sum(len(layer.ratios) for layer in space.layers)
+    assert len(keys) == 1 + space.n + n_weight
+    assert n_weight > space.n                     # several ratios on the pointwise layers
+    runs = runs_of(task["cache"])
+    for e in done.table:
+        within = e.cost.total <= BUDGET
+        assert (e.status == "measured") == within or e.run.key == "head"
+        if within:
+            r = runs[e.run.key]
+            assert (r["steps"], r["seed"], r["val_samples"]) == (STEPS, 0, VAL)
+            assert e.accuracy == r["accuracy"]
+            if e.run.reference is not None:
+                assert e.gain == pytest.approx(r["accuracy"] - runs[e.run.reference]["accuracy"])
+    assert {e.status.split(",")[0] for e in done.table} == {"measured", "over budget"}
+    assert done.runs_needed == len(runs)
+
+
+def test_search_never_exceeds_the_budget_checked_with_plan(task, tmp_path, capsys):
+    minimum = task["done"].minimum
+    cache = shutil.copy(task["cache"], tmp_path / "cache.json")
+    for budget in (minimum, minimum + 1500, BUDGET, 40 * 1024):
+        out = tmp_path / f"s{budget}.json"
+        done = search(str(EXAMPLE), str(task["data"]), str(out), options(cache, budget),
+                      progress=False)
+        model = tmp_path / f"m{budget}.tflite"
+        assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
+                     "--scheme", str(out)]) == 0
+        capsys.readouterr()
+        assert main(["plan", str(model), "--json"]) == 0
+        total = json.loads(capsys.readouterr().out)["total_bytes"]
+        doc = json.loads(out.read_text())
+        assert total == doc["search"]["memory_bytes"] == done.cost.total <= budget
+        contributions = doc["search"]["contributions"]
+        assert contributions["sum"] == pytest.approx(
+            contributions["bias"]["gain"] + sum(w["gain"] for w in contributions["weights"]))
+        if budget == minimum:
+            assert done.point.k == 0 and not done.point.weights
+    # a bigger budget than the analysis covered runs only the candidates it adds
+    assert done.runs_new > 0 and done.runs_needed > task["done"].runs_needed
+
+
+def test_codegen_target_is_the_generated_programs_plan(task, tmp_path, capsys):
+    """--target codegen budgets what `plan` prints as the generated program's SRAM."""
+    cache = shutil.copy(task["cache"], tmp_path / "cache.json")
+    out = tmp_path / "s.json"
+    budget = task["done"].minimum - 1          # below what TFLM needs for the head alone
+    done = search(str(EXAMPLE), str(task["data"]), str(out),
+                  options(cache, budget, target="codegen"), progress=False)
+    model = tmp_path / "m.tflite"
+    assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
+                 "--scheme", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["plan", str(model), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    doc = json.loads(out.read_text())["search"]
+    assert doc["target"] == "codegen"
+    assert info["codegen"]["total_bytes"] == doc["memory_bytes"] == done.cost.total <= budget
+    assert info["total_bytes"] > budget         # TFLM's plan of the same model
+
+
+def test_same_seed_same_scheme(task, tmp_path):
+    a = search(str(EXAMPLE), str(task["data"]), str(tmp_path / "a.json"),
+               options(task["cache"]), progress=False)
+    assert a.runs_new == 0
+    assert json.loads((tmp_path / "a.json").read_text()) == json.loads(task["out"].read_text())
+    assert a.point == task["done"].point
+
+
+def test_resumed_search_equals_an_uninterrupted_one(task, tmp_path):
+    cache = fresh_cache(task["cache"], tmp_path / "cache.json")
+    out = tmp_path / "s.json"
+    with pytest.raises(Stopped):
+        search(str(EXAMPLE), str(task["data"]), str(out), options(cache), progress=False,
+               stop_after=3)
+    assert len(runs_of(cache)) == 3 and not out.exists()
+    done = search(str(EXAMPLE), str(task["data"]), str(out), options(cache), progress=False)
+    assert done.runs_new == done.runs_needed - 3 == task["done"].runs_needed - 3
+    assert same_runs(cache, task["cache"])
+    assert out.read_text() == task["out"].read_text()
+
+
+def test_a_killed_search_resumes(task, tmp_path):
+    """The command line, killed (SIGKILL) once some runs have finished, then run again."""
+    cache = fresh_cache(task["cache"], tmp_path / "cache.json")
+    out = tmp_path / "s.json"
+    argv = [sys.executable, "-m", "tflite_train", "search", str(EXAMPLE), "--data",
+            str(task["data"]), "--budget", str(BUDGET), "-o", str(out), "--steps", str(STEPS),
+            "--val-samples", str(VAL), "--val-split", "0.25", "--cache", str(cache),
+            "--population", "16", "--generations", "8"]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if len(runs_of(cache)) >= 2:
+                    break
+            except ValueError:          # no analysis yet
+                pass
+            time.sleep(0.05)
+        assert proc.poll() is None, "the search ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    killed_at = len(runs_of(cache))
+    assert 2 <= killed_at < task["done"].runs_needed
+    res = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert f"({task['done'].runs_needed - killed_at} new" in res.stdout
+    assert same_runs(cache, task["cache"])
+    assert json.loads(out.read_text())["weight_update"] == \
+        json.loads(task["out"].read_text())["weight_update"]
+
+
+def test_ray_equals_the_process_pool(task, tmp_path):
+    """A local Ray instance (2 CPUs, on loopback) started here; the command line connects to
+    it with --ray, as to any cluster. Its runs and scheme equal the process pool's, and both
+    equal the runs made in this process."""
+    # a single-node instance on the loopback address, not the machine's network address
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    try:
+        import ray
+    except ImportError:
+        ray = None
+    require_tool(ray is not None, "ray (the ray extra)")
+    budget = task["done"].minimum + 3000        # a tiny case: a few runs
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 1024 * 1024,
+             logging_level="ERROR", log_to_driver=False)
+    try:
+        address = ray.get_runtime_context().gcs_address
+        assert address.startswith("127.0.0.1:")
+        cache = fresh_cache(task["cache"], tmp_path / "ray.json")
+        out = tmp_path / "ray.scheme.json"
+        # Ray's instances take a token (~/.ray/auth_token); a client says it uses one
+        env = {**os.environ, "RAY_AUTH_MODE": "token"}
+        res = subprocess.run([sys.executable, "-m", "tflite_train", "search", str(EXAMPLE),
+                              "--data", str(task["data"]), "--budget", str(budget), "-o",
+                              str(out), "--steps", str(STEPS), "--val-samples", str(VAL),
+                              "--val-split", "0.25", "--cache", str(cache), "--population",
+                              "16", "--generations", "8", "--ray", address],
+                             cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+    finally:
+        ray.shutdown()
+    pool_cache = fresh_cache(task["cache"], tmp_path / "pool.json")
+    done = search(str(EXAMPLE), str(task["data"]), str(tmp_path / "pool.scheme.json"),
+                  options(pool_cache, budget, workers=2), progress=False)
+    assert done.runs_new == done.runs_needed >= 3
+    assert f"({done.runs_needed} new" in res.stdout
+    assert scores(runs_of(cache)) == scores(runs_of(pool_cache))
+    assert same_runs(cache, task["cache"])
+    assert out.read_text() == (tmp_path / "pool.scheme.json").read_text()
+
+
+def test_budget_below_the_minimum_is_one_line(task, capsys, tmp_path):
+    line = one_line_error(capsys, "search", EXAMPLE, "--data", task["data"], "--budget", "2KB",
+                          "-o", tmp_path / "s.json", "--cache", task["cache"])
+    minimum = task["done"].minimum
+    assert "below the minimum" in line and f"{minimum:,} bytes" in line
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_bad_inputs_are_one_line(task, capsys, tmp_path):
+    base = ["search", EXAMPLE, "--budget", "30KB", "-o", tmp_path / "s.json"]
+    assert "no such file" in one_line_error(capsys, *base, "--data", tmp_path / "none.npz",
+                                            "--cache", task["cache"])
+    assert "out of range" in one_line_error(capsys, *base, "--data", task["data"],
+                                            "--num-classes", "2", "--cache", task["cache"])
+    junk = tmp_path / "junk.json"
+    junk.write_text("{")
+    assert "not a readable search cache" in one_line_error(capsys, *base, "--data",
+                                                           task["data"], "--cache", junk)
+    other = tmp_path / "other.json"
+    shutil.copy(task["cache"], other)
+    doc = json.loads(other.read_text())
+    doc["model_sha256"] = "0" * 64
+    other.write_text(json.dumps(doc))
+    assert "another model" in one_line_error(capsys, *base, "--data", task["data"],
+                                             "--cache", other)
+    assert "overwrite" in one_line_error(capsys, "search", EXAMPLE, "--budget", "30KB",
+                                         "-o", EXAMPLE, "--data", task["data"])
+    with pytest.raises(SystemExit) as exc:                          # argparse's usage error
+        main([str(a) for a in base] + ["--data", str(task["data"]), "--budget", "lots"])
+    assert exc.value.code == EXIT_ERROR and "expected a size" in capsys.readouterr().err
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_search_writes_a_scheme_augment_reads(task, capsys, tmp_path):
+    """The command line end to end: table, scheme file, and augment --scheme on it."""
+    out = tmp_path / "s.json"
+    code, text, _ = run_cli(capsys, "search", EXAMPLE, "--data", task["data"], "--budget",
+                            f"{BUDGET // 1024}KB", "-o", out, "--steps", STEPS, "--val-samples",
+                            VAL, "--val-split", "0.25", "--cache", task["cache"],
+                            "--population", "16", "--generations", "8")
+    assert code == 0
+    assert "(0 new" in text and "best scheme" in text
+    assert len([line for line in text.splitlines()
+                if line.startswith(("head ", "bias:", "weight:"))]) == len(task["done"].table)
+    assert json.loads(out.read_text()) == json.loads(task["out"].read_text())
