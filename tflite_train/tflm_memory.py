@@ -73,12 +73,12 @@ TFLM_STRUCTS = {
 
 # Our glue's op data (micro_kernels/tflm/tt_tflm_ops.cc), (size, alignment) per target.
 GLUE_STRUCTS = {
-    "wheel-x86_64": {"InitData": (1, 1), "IntsData": (40, 8), "QuantData": (8, 4),
-                     "PoolData": (40, 8), "LayerData": (112, 8), "ForwardData": (80, 8),
-                     "GradData": (40, 8), "StreamData": (96, 8)},
-    "cortex-m7": {"InitData": (1, 1), "IntsData": (32, 4), "QuantData": (8, 4),
-                  "PoolData": (36, 4), "LayerData": (96, 4), "ForwardData": (72, 4),
-                  "GradData": (32, 4), "StreamData": (88, 4)},
+    "wheel-x86_64": {"InitData": (1, 1), "IntsData": (40, 8), "QuantData": (56, 8),
+                     "PoolData": (88, 8), "LayerData": (168, 8), "ForwardData": (80, 8),
+                     "GradData": (40, 8), "StreamData": (96, 8), "SumData": (48, 8)},
+    "cortex-m7": {"InitData": (1, 1), "IntsData": (32, 4), "QuantData": (44, 4),
+                  "PoolData": (68, 4), "LayerData": (140, 4), "ForwardData": (72, 4),
+                  "GradData": (32, 4), "StreamData": (88, 4), "SumData": (32, 4)},
 }
 
 TARGETS = tuple(TFLM_STRUCTS)
@@ -111,7 +111,7 @@ GLUE_INIT = {
     "TT_LOSS_SOFTMAX_CE": "QuantData", "TT_SOFTMAX_GRAD": "QuantData",
     "TT_TRANSPOSE_GRAD": "IntsData", "TT_PAD_GRAD": "IntsData", "TT_MEAN_GRAD": "IntsData",
     "TT_AVERAGE_POOL_GRAD": "PoolData", "TT_MAX_POOL_GRAD": "PoolData",
-    "TT_BIAS_GRAD": None, "TT_MASK_GRAD": None, "TT_SUM_GRAD": None, "TT_RESHAPE_GRAD": None,
+    "TT_BIAS_GRAD": None, "TT_MASK_GRAD": None, "TT_SUM_GRAD": "SumData", "TT_RESHAPE_GRAD": None,
     **{kind: "LayerData" for kind in (
         "TT_CONV2D_INPUT_GRAD", "TT_CONV2D_WEIGHT_GRAD", "TT_DEPTHWISE_CONV2D_INPUT_GRAD",
         "TT_DEPTHWISE_CONV2D_WEIGHT_GRAD", "TT_FULLY_CONNECTED_INPUT_GRAD",
