@@ -93,6 +93,13 @@ def run(cmd: list, what: str) -> None:
         raise Stop(f"{what} failed: {first_error(res.stderr or res.stdout)}")
 
 
+def glue_sources() -> list[Path]:
+    """The glue's C++ files, as tflite_train.inc lists them for an app."""
+    text = (KERNELS / "tflite_train.inc").read_text()
+    block = re.search(r"^TFLITE_TRAIN_CC_SRCS\s*:=(.*?)(?<!\\)\n", text, re.M | re.S)[1]
+    return [KERNELS / "tflm" / name for name in re.findall(r"tflm/(\w+\.cc)", block)]
+
+
 def compile_ours(out: Path, includes: list[str]) -> list[Path]:
     """Our kernels (C99, the DSP versions as the board build defaults to) and the glue
     (C++ against TFLM's headers), two compilers at a time."""
@@ -102,8 +109,8 @@ def compile_ours(out: Path, includes: list[str]) -> list[Path]:
         jobs.append((["arm-none-eabi-gcc", "-std=c99", *cpu, *COMMON,
                       f"-I{KERNELS / 'include'}", "-c", src, "-o", out / f"{src.stem}.o"],
                      src.name))
-    for name in ("tt_tflm_ops.cc", "tt_tflm_forward_ops.cc"):
-        src = KERNELS / "tflm" / name
+    for src in glue_sources():
+        name = src.name
         jobs.append((["arm-none-eabi-g++", *CXX, *cpu, *COMMON, *TFLM_DEFINES,
                       f"-I{KERNELS / 'include'}", f"-I{KERNELS / 'tflm'}", *includes, "-c", src,
                       "-o", out / f"{src.stem}.o"], name))
@@ -137,7 +144,10 @@ def samples_header(xs, labels) -> str:
 
 
 def reference(graph, xs, labels):
-    """The same run on --engine c: each step's loss (float32 bits), then one inference."""
+    """The same run on --engine c: each step's loss (float32 bits), then one inference; and
+    the CRC-32 of each variable after it."""
+    import zlib
+
     import numpy as np
 
     from tflite_train.runtime import make_executor
@@ -145,8 +155,23 @@ def reference(graph, xs, labels):
     losses = [np.float32(ex.invoke([x, np.array([y], np.int32)])[graph.outputs[-1]][0])
               for x, y in zip(xs, labels)]
     scores = ex.invoke([xs[0], np.array([-1], np.int32)])[graph.outputs[0]]
+    crcs = {i: zlib.crc32(np.ascontiguousarray(v).astype(v.dtype.newbyteorder("<")).tobytes())
+            for i, v in ex.variables.items()}
     return (np.array(losses, np.float32).view(np.uint32).tolist(),
-            np.asarray(scores, np.int8).reshape(-1).tobytes().hex())
+            np.asarray(scores, np.int8).reshape(-1).tobytes().hex(), crcs)
+
+
+def planned_places(graph) -> dict[int, int]:
+    """Where plan puts each variable: bytes from the arena's end to its start (TFLM's tail
+    grows down from the end), by tensor index."""
+    from tflite_train import tflm_memory
+    variables = [i for i, t in enumerate(graph.tensors) if t.is_variable]
+    out, used = [], 0
+    for a, step in tflm_memory.persistent_tail(graph, "cortex-m7").placed():
+        used += step
+        if a.part == "variables":
+            out.append(used)
+    return dict(zip(variables, out))
 
 
 def link(folder: Path, objects: list[Path], lib: Path, sram: int, flash: int):
@@ -166,9 +191,8 @@ def symbol_size(elf: Path, pattern: str) -> int:
                if len(p) == 4 and re.fullmatch(pattern, p[3]))
 
 
-ORIGINS = (("TFLM", re.compile(r"libtflm|\.a\(.*(micro|kernel|flatbuffer|tensor|common|"
-                               r"quantization|schema|error_reporter|debug_log)")),
-           ("glue", re.compile(r"tt_tflm_\w+\.o$")),
+# where an input section comes from, by its file (TFLM: the --tflm-lib archive, first)
+ORIGINS = (("glue", re.compile(r"tt_tflm_\w+\.o$")),
            ("kernels", re.compile(r"/tt_\w+\.o$")),
            ("app", re.compile(r"tflm_rig_main\.o$")),
            ("start-up", re.compile(r"startup\.o$")),
@@ -183,7 +207,7 @@ def code_parts(map_file: Path, elf: Path, lib: Path) -> dict[str, int]:
     equal strings of different objects saved (the map lists each object's strings as they
     were before the merge)."""
     lib_name = re.escape(lib.name)
-    origins = (("TFLM", re.compile(rf"{lib_name}\(")),) + ORIGINS[1:]
+    origins = (("TFLM", re.compile(rf"{lib_name}\(")),) + ORIGINS
     parts = {name: 0 for name, _ in origins}
     out_section, pending = None, None
     text = map_file.read_text()
@@ -299,7 +323,10 @@ def measure(label: str, source: Path, scheme: str, steps: int, tmp: Path, ours: 
     if arena["head"] + arena["tail"] != arena["used"]:
         raise Stop(f"{label}: head + tail != arena_used_bytes ({arena})")
     losses = [int.from_bytes(bytes.fromhex(f["loss"]), "little") for f in got["steps"]]
-    ref_losses, ref_scores = reference(g, xs, labels)
+    ref_losses, ref_scores, ref_crcs = reference(g, xs, labels)
+    places = planned_places(g)
+    trained = got["trained"]
+    misplaced = [t["tensor"] for t in trained if places.get(t["tensor"]) != t["from_end"]]
     planned = tflm_memory.account(g, len(data), "cortex-m7")
     parts = code_parts(folder / "rig.map", elf, lib)
     model_flash = s.get(".model", 0)
@@ -312,7 +339,8 @@ def measure(label: str, source: Path, scheme: str, steps: int, tmp: Path, ours: 
         "model": label, "scheme": Path(scheme).stem if scheme.endswith(".json") else scheme,
         "passes": passes, "memory_map": memory_map, "steps": steps,
         "model_bytes": len(data),
-        "arena": arena, "trained_entries": got["trained"],
+        "arena": arena, "trained_entries": trained,
+        "trained_where_planned": f"{len(trained) - len(misplaced)}/{len(trained)}",
         "planned": {k: planned[k] for k in ("arena", "persistent", "persistent_parts",
                                              "trained", "optimizer", "sram_total")},
         "flash": {"code_parts": parts, "code": code, "data_init": s.get(".data", 0),
@@ -326,7 +354,8 @@ def measure(label: str, source: Path, scheme: str, steps: int, tmp: Path, ours: 
         "instructions_begin": int(got["begin"]["ticks"]) * INSTRUCTIONS_PER_TICK,
         "losses": [float(v) for v in np.array(losses, np.uint32).view(np.float32)],
         "identical_to_engine_c": losses == ref_losses
-        and got["predict"]["scores"] == ref_scores,
+        and got["predict"]["scores"] == ref_scores
+        and all(ref_crcs.get(t["tensor"]) == t["crc"] for t in trained),
     }
 
 
@@ -437,9 +466,10 @@ def render_rows(rows: list[dict]) -> str:
     """Memory: measured beside plan's prediction, parts in KB."""
     out = ["| model | arena used = head + tail (measured) | plan: head + tail (tail = TFLM "
            "persistent + trained + optimizer) | head: measured - plan | tail: measured - plan "
+           "| trained tensors where plan puts them "
            "| flash = code + model (+ .data init) | SRAM = .data + .bss (of which the arena array) + "
            "stack |",
-           "|---|---|---|---:|---:|---|---|"]
+           "|---|---|---|---:|---:|---:|---|---|"]
     for r in rows:
         a, p, f, s = r["arena"], r["planned"], r["flash"], r["sram"]
         tail = p["persistent"] + p["trained"] + p["optimizer"]
@@ -449,6 +479,7 @@ def render_rows(rows: list[dict]) -> str:
             f"**{_kb(p['arena'] + tail)}** = {_kb(p['arena'])} + {_kb(tail)} ("
             f"{_kb(p['persistent'])} + {_kb(p['trained'])} + {_kb(p['optimizer'])}) | "
             f"{a['head'] - p['arena']:+,} B | {a['tail'] - tail:+,} B | "
+            f"{r['trained_where_planned']} | "
             f"**{_kb(f['total'])}** = {_kb(f['code'])} + {_kb(f['model'])} "
             f"(+ {f['data_init']:,} B) | **{_kb(sram)}** = {_kb(s['data'])} + "
             f"{_kb(s['bss'])} ({_kb(s['arena_array'])}) + {_kb(s['stack'])}"
@@ -461,13 +492,13 @@ def render_code(data: dict) -> str:
     rows = data["rows"]
     origins = list(rows[0]["flash"]["code_parts"]) if rows else []
     out = ["| model | code KB = " + " + ".join(origins) + " | instructions per training "
-           "step | per inference | losses == --engine c (bits) |",
+           "step | per inference | == --engine c, bit for bit |",
            "|---|---|---:|---:|---|"]
     for r in rows:
         parts = r["flash"]["code_parts"]
         code = sum(parts.values())
-        same = f"yes ({r['steps']} steps + 1 inference)" if r["identical_to_engine_c"] \
-            else "**NO**"
+        same = f"yes ({r['steps']} steps, 1 inference, trained tensors)" \
+            if r["identical_to_engine_c"] else "**NO**"
         out.append(f"| {_name(r)} | **{_kb(code)}** = "
                    + " + ".join(_kb(parts[o]) for o in origins)
                    + f" | {r['instructions_per_step'] / 1e6:,.1f} M | "

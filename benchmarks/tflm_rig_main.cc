@@ -2,7 +2,8 @@
  * (examples/tflm_app/trainer.cc, included whole so that its interpreter and arena are in
  * reach) trains RIG_STEPS steps on the samples of rig_samples.h and runs one inference, each
  * timed in SysTick ticks (40 instructions each under `qemu -icount shift=0`), then prints how
- * TFLM's arena is used and the stack's high-water mark. One "TT ..." line per fact; the host
+ * TFLM's arena is used, where each trained tensor is and its CRC-32, and the stack's
+ * high-water mark. One "TT ..." line per fact; the host
  * parses them.
  *
  * The harness's own code and samples go to .rig sections, outside the flash the app is
@@ -59,6 +60,18 @@ RIG void Field(const char *name, uint64_t value) {
   PrintU64(value);
 }
 
+/* CRC-32 as zlib.crc32, bit by bit: the harness's own (the kernels' tt_crc32 would put code
+ * in the app's flash that the app does not use here). */
+RIG uint32_t Crc32(const void *data, uint32_t bytes) {
+  const uint8_t *p = static_cast<const uint8_t *>(data);
+  uint32_t crc = 0xFFFFFFFFu;
+  for (uint32_t i = 0; i < bytes; ++i) {
+    crc ^= p[i];
+    for (int b = 0; b < 8; ++b) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
 /* TFLM's messages (MicroPrintf) go to semihosting too. */
 RIG void Log(const char *text) { tt_rig_print(text); }
 
@@ -111,14 +124,6 @@ RIG int main(void) {
   Field("head", a->GetNonPersistentUsedBytes());
   Field("tail", a->GetPersistentUsedBytes());
   tt_rig_print("\n");
-  for (int32_t k = 0; k < g_trained.count && k < g_trained.capacity; ++k) {
-    tt_rig_print("TT trained");
-    Field("tensor", static_cast<uint64_t>(g_entries[k].tensor));
-    Field("bytes", static_cast<uint64_t>(g_entries[k].bytes));
-    Field("offset", static_cast<uint64_t>(static_cast<uint8_t *>(g_entries[k].data) - g_arena));
-    tt_rig_print("\n");
-  }
-
   for (int32_t i = 0; i < RIG_STEPS; ++i) {
     float loss = 0.0f;
     t0 = tt_rig_ticks64();
@@ -145,6 +150,19 @@ RIG int main(void) {
   PrintHex(scores, sizeof scores);
   tt_rig_print("\n");
   if (status != 0) return 30 - status;
+
+  /* where each trained tensor is in the arena, and what training made of it */
+  for (int32_t k = 0; k < g_trained.count && k < g_trained.capacity; ++k) {
+    const tflite_train::TrainedTensor &t = g_entries[k];
+    tt_rig_print("TT trained");
+    Field("tensor", static_cast<uint64_t>(t.tensor));
+    Field("bytes", static_cast<uint64_t>(t.bytes));
+    Field("from_end", static_cast<uint64_t>(g_arena + sizeof g_arena -
+                                            static_cast<uint8_t *>(t.data)));
+    Field("crc", Crc32(t.data, static_cast<uint32_t>(t.bytes)));
+    tt_rig_print("\n");
+  }
+  if (g_trained.count > g_trained.capacity) return 40;
 
   tt_rig_print("TT stack");
   Field("high_water", tt_rig_stack_high_water());
