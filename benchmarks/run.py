@@ -5,6 +5,8 @@ about an hour on one core, the mutation run about half an hour on two.
     .venv/bin/python benchmarks/run.py [--only NAME,...]
 """
 import argparse
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +48,13 @@ RUNS = {
     # prints a table that RESULTS.md does not render from JSON yet (see its top)
     "paper_accuracy": ["paper_accuracy.py"],
     "mutation": ["mutation.py", "--json", "mutation_results.json"],
+    # needs TFLM's sources and a TFLM library for the board, which no registry installs:
+    # TFLM_RIG_ARGS="--tflm-src DIR --tflm-lib LIB ..." (see the script); skipped without
+    "tflm_rig": ["tflm_rig.py", *shlex.split(os.environ.get("TFLM_RIG_ARGS", "")),
+                 "--json", "tflm_rig.json"],
 }
+# runs that need something from outside the repository: name -> the environment variable
+EXTERNAL = {"tflm_rig": "TFLM_RIG_ARGS"}
 
 
 # JSON of "before" columns: runs of an older checkout, kept as records, not repeated here.
@@ -68,6 +76,9 @@ def main() -> None:
         if name not in RUNS:
             ap.error(f"unknown benchmark {name!r}")
         script, *rest = RUNS[name]
+        if name in EXTERNAL and not os.environ.get(EXTERNAL[name]):
+            print(f"\n{script}: skipped ({EXTERNAL[name]} is not set)", flush=True)
+            continue
         print(f"\n$ python benchmarks/{script} {' '.join(rest)}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *rest], check=True, cwd=HERE)
 

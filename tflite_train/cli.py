@@ -210,7 +210,7 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
     print(f"flash                {kb(f['total'])}  (budget {kb(budget['flash']).strip()})")
     print(f"  training model     {kb(f['model'])}  the .tflite")
     print(f"  TFLM + our code    {kb(f['tflm_code'])}  reference kernels, our glue and kernels "
-          "(measured once on the Cortex-M7 rig before the TT_* forward ops; tflm_memory.py)")
+          "(measured on the Cortex-M7 rig: benchmarks/tflm_rig.py; tflm_memory.py)")
     lower = max(sum(t.values()) for t in p.timeline) if p.timeline else 0
     print(f"offline plan         {kb(info['offline_plan_bytes'])}  "
           f"({info['offline_plan_order']}; the live peak without in-place operators is "
