@@ -57,7 +57,9 @@ def backward_macs(graph) -> int:
                if op.kind.startswith("TT_"))
 
 
-def measure(name: str, grad: str) -> dict:
+def measure(name: str, grad: str, defines=()) -> dict:
+    """`defines`: ("-DTT_PORTABLE",) measures the portable kernels instead of the DSP
+    versions the board's build picks where a kernel has one."""
     graph = augment.augment(tflite_io.load(MODEL), SCHEMES.get(name, name), 10,
                             Hyper(grad=grad.split("-")[0])).graph
     if grad == "int8-1pass":
@@ -74,7 +76,7 @@ def measure(name: str, grad: str) -> dict:
         link = tmp / "link.ld"                 # the rig's 4 MB + 4 MB for the vectors
         link.write_text(re.sub(r"(FLASH|RAM)_SIZE = \d+K;", r"\1_SIZE = 4000K;",
                                (rig.RIG / "link.ld").read_text()))
-        out = rig.run_on_rig(program, tmp, link=link, icount=True)
+        out = rig.run_on_rig(program, tmp, link=link, icount=True, defines=defines)
     ticks = {int(k): int(n) for k, n in re.findall(r"T(\d+) (\d+)", out)}
     per = defaultdict(lambda: [0, 0])
     for k, call in enumerate(calls):

@@ -298,12 +298,14 @@ def header_functions() -> set[str]:
     return set(re.findall(r"^\w+\s+(tt_\w+)\(", c_kernels.HEADER.read_text(), re.M))
 
 
-def run_on_rig(program: Program, tmp_path, link=RIG / "link.ld", icount: bool = False) -> str:
-    """Build `program` with the kernels for the board and run it under QEMU; its output."""
+def run_on_rig(program: Program, tmp_path, link=RIG / "link.ld", icount: bool = False,
+               defines=()) -> str:
+    """Build `program` with the kernels for the board and run it under QEMU; its output.
+    `defines`: e.g. ("-DTT_PORTABLE",) for the portable kernels instead of the DSP versions."""
     (tmp_path / "main.c").write_text(program.source())
     elf = tmp_path / "test.elf"
     subprocess.run(["arm-none-eabi-gcc", *CPU, "-std=c99", "-O2", "-ffp-contract=off", "-Wall",
-                    "-Wextra", "-Werror", "-ffunction-sections", "-fdata-sections",
+                    "-Wextra", "-Werror", *defines, "-ffunction-sections", "-fdata-sections",
                     "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-T",
                     str(link), "-Wl,--gc-sections", "-I", str(c_kernels.ROOT / "include"),
                     str(RIG / "startup.c"), *map(str, test_micro_kernels.SOURCES),

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "tt_common.h"
+#include "tt_grad_dsp.h"
 #include "tt_split_grad.h"
 
 /* One dy position's contribution to one dx position: d[c] += (g[o] * s[o]) *
@@ -429,6 +430,22 @@ static void depthwise_scatter(const layer_s8 *a, int32_t *acc) {
     }
 }
 
+/* One walk over dx (walk_s8's three uses), by the DSP version where the target has one for
+ * the layer (tt_grad_dsp.h: pointwise layers; stochastic rounding draws in row-major order,
+ * which it does not walk), else by the portable code. */
+static void walk(layer_s8 *a, int depthwise, int32_t *store, uint32_t *amax, tt_rounder *r,
+                 int8_t *dx) {
+#if TT_GRAD_DSP
+  const tt_window v = a->v;
+  if (!depthwise && a->kh == 1 && a->kw == 1 && v.stride_h == 1 && v.stride_w == 1 &&
+      v.pad_top == 0 && v.pad_left == 0 && a->h == a->oh && a->wd == a->ow &&
+      tt_dsp_pointwise_input_grad_s8(a->dy, a->mask, a->n * a->h * a->wd, a->co, a->w, a->k,
+                                     a->w_hi, a->ci, a->mult, store, amax, r, dx))
+    return;
+#endif
+  walk_s8(a, depthwise, store, amax, r, dx);
+}
+
 /* The two forms of every layer's int8 input gradient. */
 static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, float *dx_scale,
                           tt_update_state *rounding, int32_t *scratch) {
@@ -436,15 +453,15 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
     if (depthwise)
       depthwise_scatter(a, scratch);
     else
-      walk_s8(a, 0, scratch, 0, 0, 0);
+      walk(a, 0, scratch, 0, 0, 0);
     tt_quantize_grad_s8(scratch, a->n * a->h * a->wd * a->ci, unit, rounding, dx, dx_scale);
     return;
   }
   uint32_t amax = 0;
-  walk_s8(a, depthwise, 0, &amax, 0, 0);
+  walk(a, depthwise, 0, &amax, 0, 0);
   tt_rounder r;
   tt_rounder_begin(&r, amax, unit, rounding, dx_scale);
-  walk_s8(a, depthwise, 0, 0, &r, dx);
+  walk(a, depthwise, 0, 0, &r, dx);
   tt_rounder_end(&r, rounding);
 }
 

@@ -1,0 +1,202 @@
+"""The Cortex-M DSP versions of the int8-gradient kernels against the portable ones on the
+Cortex-M7 rig (QEMU mps2-an500, `-icount shift=0`: SysTick ticks every 40 instructions),
+built for the board (TFLITE_TRAIN_CORTEX_M7_FLAGS, -O2), once with -DTT_PORTABLE and once
+as the board's build compiles them (the DSP versions where a kernel has one).
+
+    .venv/bin/python benchmarks/mcu_grad_dsp.py                       # prints the tables
+    .venv/bin/python benchmarks/mcu_grad_dsp.py --json benchmarks/mcu_grad_dsp.json
+    .venv/bin/python benchmarks/mcu_grad_dsp.py --no-step             # kernels only
+
+Kernels: the int8-gradient input gradient (tt_conv2d_input_grad_s8) of every 1x1
+convolution shape of the person detector and of MCUNet-5FPS (imported, 128x128; its
+classifier is a 1x1 convolution too), in one pass (int32 scratch) and in two passes
+(rounded to nearest, and stochastically: that second pass stays portable, tt_grad_dsp.h),
+on pseudo-random inputs without a mask, in instructions per MAC of the layer (a two-pass
+call computes every accumulator twice). Step: the backward pass and updates of a whole
+int8-gradient training step of the person detector (benchmarks/mcu_step.py: the second
+step's kernel calls with their real inputs, stochastic rounding, the planner's one or two
+passes), bias-only and the sparse scheme, in both builds.
+
+QEMU counts instructions, not cycles: it models neither the pipeline (SMLAD is one cycle on
+the Cortex-M7, so are most of the instructions here) nor the caches.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+import results  # noqa: E402
+from tflite_train.runtime.c_kernels import cortex_m7_flags  # noqa: E402
+
+ROOT = HERE.parent / "micro_kernels"
+RIG = ROOT / "targets" / "mps2_an500"
+SHARED = HERE.parent.parent / "shared" / "models"
+BUILDS = (("portable", ("-DTT_PORTABLE",)), ("DSP", ()))
+
+# (model, h = w, ci, co) of every 1x1 CONV_2D, stride 1 (from person_detect.tflite and the
+# imported mcunet-5fps.pkl; repeated shapes once). The input gradient runs from dy
+# [h, h, co] to dx [h, h, ci]: it sums over co.
+LAYERS = [
+    ("person detector", 48, 8, 16), ("person detector", 24, 16, 32),
+    ("person detector", 24, 32, 32), ("person detector", 12, 32, 64),
+    ("person detector", 12, 64, 64), ("person detector", 6, 64, 128),
+    ("person detector", 6, 128, 128), ("person detector", 3, 128, 256),
+    ("person detector", 3, 256, 256),
+    ("MCUNet-5FPS", 64, 16, 8), ("MCUNet-5FPS", 64, 8, 32), ("MCUNet-5FPS", 32, 32, 16),
+    ("MCUNet-5FPS", 32, 16, 48), ("MCUNet-5FPS", 32, 48, 16), ("MCUNet-5FPS", 16, 48, 24),
+    ("MCUNet-5FPS", 16, 24, 120), ("MCUNet-5FPS", 16, 120, 24), ("MCUNet-5FPS", 8, 120, 40),
+    ("MCUNet-5FPS", 8, 40, 160), ("MCUNet-5FPS", 8, 160, 40), ("MCUNet-5FPS", 8, 160, 48),
+    ("MCUNet-5FPS", 8, 48, 144), ("MCUNet-5FPS", 8, 144, 48), ("MCUNet-5FPS", 8, 48, 192),
+    ("MCUNet-5FPS", 8, 192, 48), ("MCUNet-5FPS", 8, 48, 240), ("MCUNet-5FPS", 4, 240, 96),
+    ("MCUNet-5FPS", 4, 96, 384), ("MCUNet-5FPS", 4, 384, 96), ("MCUNet-5FPS", 4, 96, 576),
+    ("MCUNet-5FPS", 4, 576, 160), ("MCUNet-5FPS", 1, 160, 1000),
+]
+FORMS = (("1 pass", "s32", "&st"), ("2 passes, nearest", "0", "0"),
+         ("2 passes, stochastic", "0", "&st"))
+
+PROGRAM = r"""
+#include <stdint.h>
+#include "tt_kernels.h"
+void tt_rig_print(const char *text);
+void tt_rig_ticks_start(void);
+uint32_t tt_rig_ticks(void);
+static int8_t dy[%DY%], dx[%DX%], w[%W%];
+static int16_t mult[%CO%];
+static int32_t s32[%DX%];
+static float dxs, sdy = 0.01f;
+static void put(const char *label, uint32_t ticks) {
+  char buf[16]; int i = 15; buf[i] = 0;
+  do { buf[--i] = (char)('0' + ticks % 10); ticks /= 10; } while (ticks);
+  tt_rig_print(label); tt_rig_print(" "); tt_rig_print(buf + i); tt_rig_print("\n");
+}
+#define TIME(label, ...) do { uint32_t t0 = tt_rig_ticks(); __VA_ARGS__; \
+  uint32_t t1 = tt_rig_ticks(); put(label, (t0 - t1) & 0xFFFFFFu); } while (0)
+int main(void) {
+  uint32_t r = 1;
+  for (int i = 0; i < %DY%; ++i) dy[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
+  for (int i = 0; i < %W%; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
+  for (int i = 0; i < %CO%; ++i) mult[i] = (int16_t)(128 + (tt_xorshift32_next(&r) & 127));
+  const tt_window same = {1, 1, 1, 1, 0, 0};
+  tt_update_state st; tt_update_state_init(&st, 7);
+  tt_rig_ticks_start();
+%CALLS%
+  tt_rig_print("DONE\n");
+  return 0;
+}
+"""
+
+
+def cases() -> list[tuple[str, str, str, int]]:
+    out = []
+    for model, h, ci, co in LAYERS:
+        for form, scratch, rounding in FORMS:
+            out.append((f"{model}: conv 1x1 {ci}->{co} @{h}x{h}", form,
+                        f"tt_conv2d_input_grad_s8(dy, &sdy, 0, 1, {h}, {h}, {co}, w, mult, "
+                        f"3.9e-5f, 1, 1, &same, {h}, {h}, {ci}, dx, &dxs, {rounding}, {scratch})",
+                        h * h * ci * co))
+    return out
+
+
+def run_kernels(tmp: Path) -> list[dict]:
+    rows = cases()
+    sizes = {"%DY%": max(h * h * co for _, h, _, co in LAYERS),
+             "%DX%": max(h * h * ci for _, h, ci, _ in LAYERS),
+             "%W%": max(ci * co for _, _, ci, co in LAYERS),
+             "%CO%": max(co for *_, co in LAYERS)}
+    source = PROGRAM
+    for key, value in sizes.items():
+        source = source.replace(key, str(value))
+    calls = "\n".join(f'  TIME("k{i}", {call});' for i, (_, _, call, _) in enumerate(rows))
+    (tmp / "bench.c").write_text(source.replace("%CALLS%", calls))
+    link = tmp / "link.ld"                    # the rig's 4 MB for the largest layers' data
+    link.write_text(re.sub(r"(FLASH|RAM)_SIZE = \d+K;", r"\1_SIZE = 4000K;",
+                           (RIG / "link.ld").read_text()))
+    counts: dict[str, dict[str, int]] = {}
+    for build, defines in BUILDS:
+        elf = tmp / f"bench-{build}.elf"
+        subprocess.run(["arm-none-eabi-gcc", *cortex_m7_flags(), "-std=c99", "-O2",
+                        "-ffp-contract=off", *defines, "-I", str(ROOT / "include"),
+                        "-ffunction-sections", "-fdata-sections", "-nostartfiles",
+                        "--specs=nano.specs", "--specs=nosys.specs", "-T", str(link),
+                        "-Wl,--gc-sections", str(RIG / "startup.c"),
+                        *map(str, sorted((ROOT / "src").glob("*.c"))), str(tmp / "bench.c"),
+                        "-o", str(elf)], check=True)
+        res = subprocess.run(["timeout", "900", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
+                              "cortex-m7", "-nographic", "-monitor", "none", "-serial", "stdio",
+                              "-icount", "shift=0,align=off,sleep=off", "-semihosting-config",
+                              "enable=on,target=native", "-kernel", str(elf)],
+                             capture_output=True, text=True)
+        out = res.stdout + res.stderr
+        if "DONE" not in out:
+            raise SystemExit(f"the rig did not finish ({build}): {out[-500:]}")
+        counts[build] = {k: 40 * int(n) for k, n in re.findall(r"(k\d+) (\d+)", out)}
+    return [{"layer": layer, "form": form, "macs": macs,
+             "instructions": {b: counts[b][f"k{i}"] for b, _ in BUILDS}}
+            for i, (layer, form, _, macs) in enumerate(rows)]
+
+
+def run_step() -> list[dict]:
+    import mcu_step
+    if not mcu_step.MODEL.exists():
+        return []
+    runs = []
+    for scheme in ("bias-only", "sparse"):
+        for build, defines in BUILDS:
+            r = mcu_step.measure(scheme, "int8", defines)
+            runs.append({**r, "build": build})
+    return runs
+
+
+def render_kernels(data: dict) -> str:
+    out = ["| layer (1x1 conv, input gradient, int8 gradients) | MACs | form | portable "
+           "instructions/MAC | DSP instructions/MAC | DSP instructions |",
+           "|---|---:|---|---:|---:|---:|"]
+    for k in data["kernels"]:
+        p, d = k["instructions"]["portable"], k["instructions"]["DSP"]
+        out.append(f"| {k['layer']} | {k['macs']:,} | {k['form']} | {p / k['macs']:.2f} | "
+                   f"{d / k['macs']:.2f} | {d:,} |")
+    return "\n".join(out)
+
+
+def render_step(data: dict) -> str:
+    out = ["| scheme (person detector, int8 gradients) | build | backward MACs | instructions "
+           "| per MAC | the largest parts |", "|---|---|---:|---:|---:|---|"]
+    for r in data["step"]:
+        total = sum(k["instructions"] for k in r["kernels"])
+        top = ", ".join(f"{k['kernel']} {k['instructions'] / 1e6:.1f} M"
+                        for k in r["kernels"][:3])
+        out.append(f"| {r['scheme']} | {r['build']} | {r['macs']:,} | {total / 1e6:.1f} M | "
+                   f"{total / r['macs']:.2f} | {top} |")
+    return "\n".join(out)
+
+
+JSON = "mcu_grad_dsp.json"
+TABLES = {"mcu-grad-dsp": ([JSON], render_kernels), "mcu-grad-dsp-step": ([JSON], render_step)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--no-step", action="store_true", help="the kernels only")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = {"kernels": run_kernels(Path(tmp))}
+    data["step"] = [] if args.no_step else run_step()
+    print(render_kernels(data))
+    if data["step"]:
+        print()
+        print(render_step(data))
+    if args.json:
+        results.save(args.json, data, JSON, TABLES)
+
+
+if __name__ == "__main__":
+    main()

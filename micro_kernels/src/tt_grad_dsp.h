@@ -1,0 +1,41 @@
+/* Cortex-M DSP versions of the int8-gradient training kernels (private). Chosen at compile
+ * time as the forward's are (tt_fwd_internal.h): on a core with the DSP extension
+ * (__ARM_FEATURE_DSP: Cortex-M4, M7, M33, ...) unless -DTT_PORTABLE; every other target
+ * compiles the portable C99 only. Both give the same bits: the DSP code computes the same
+ * exact int32 accumulators in another order (tt_kernels.h: integer sums bounded below 2^31,
+ * so any order or factoring gives the same integers) and rounds them with the same rule.
+ *
+ * The staging buffer is an array on the stack of TT_GRAD_DSP_STAGE_BYTES (default 4096)
+ * per call, the only memory the DSP versions use besides the kernels' arguments. */
+#ifndef TT_GRAD_DSP_H
+#define TT_GRAD_DSP_H
+
+#include "tt_common.h"
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(TT_PORTABLE)
+#define TT_GRAD_DSP 1
+#else
+#define TT_GRAD_DSP 0
+#endif
+
+#ifndef TT_GRAD_DSP_STAGE_BYTES
+#define TT_GRAD_DSP_STAGE_BYTES 4096
+#endif
+
+#if TT_GRAD_DSP
+/* The int8 input gradient of a pointwise layer (a 1x1 convolution of stride 1 without
+ * padding, or a fully connected layer): dx[p, c] = sum over o < co of h[p, o] * w[o, c],
+ * h = dy * mult[o] (0 where masked), for `rows` positions p. dy [rows, co] int8 (mask over
+ * dy or NULL); the weights split at input channel k: w_lo [co, k], w_hi [co, ci - k] (NULL
+ * when k == ci). One of: `store` [rows, ci] receives the accumulators; `amax` receives
+ * their largest magnitude; `r` (a rounder without random draws: nearest or exact) rounds
+ * them into dx [rows, ci]. Returns 0, having done nothing, when the layer is not one it
+ * takes (a multiplier outside [0, 2^TT_GRAD_MAX_SHIFT], co too large for the buffer, a
+ * single row, or a rounder with random draws); the caller then runs the portable code. */
+int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t rows,
+                                   int32_t co, const int8_t *w_lo, int32_t k,
+                                   const int8_t *w_hi, int32_t ci, const int16_t *mult,
+                                   int32_t *store, uint32_t *amax, tt_rounder *r, int8_t *dx);
+#endif
+
+#endif /* TT_GRAD_DSP_H */

@@ -1,0 +1,200 @@
+"""The Cortex-M DSP versions of the int8-gradient kernels (micro_kernels/src/tt_grad_dsp.h)
+against the portable C99 ones, bit for bit.
+
+A Cortex-M7 build compiles the DSP versions (SMLAD, SXTB16); -DTT_PORTABLE, or a core
+without the DSP extension, the portable ones. The reference is the host build (portable C on
+x86): every call below is made there and recorded (test_cortex_m7's recorder), then replayed
+on the rig (QEMU mps2-an500) in both Cortex-M7 builds, which must give the host's bytes
+(outputs, scales, random streams, and untouched inputs). The calls are the edge shapes the
+DSP code treats specially: channel counts that are not multiples of 2, 4 or 8 (a partial dy
+word, a partial block of staged columns), output-channel counts that shrink the staged block
+to 4, 2 and 1 columns or leave the buffer (portable), split filters at every alignment of
+the seam, masks whose bits start mid-byte, gradients of -128 and weights of -128 at the
+largest multiplier (wm = -32768), multipliers outside [0, 256] (portable), one and two
+passes, nearest and stochastic rounding (whose second pass stays portable), and 1x1 layers
+that are not pointwise (stride 2, padding: portable). Whole int8-gradient training steps
+run through the DSP build in test_cortex_m7 (the rig's default build) against the host.
+"""
+from __future__ import annotations
+
+import ctypes as C
+import re
+import shutil
+import subprocess
+
+import numpy as np
+
+import test_cortex_m7 as rig
+from conftest import require_tool
+from tflite_train.runtime import c_kernels
+
+DSP_SOURCE = c_kernels.ROOT / "src" / "tt_input_grad_dsp.c"
+REAL = c_kernels.library()
+
+
+def i8(a):
+    return rig_p(a, C.c_int8)
+
+
+def rig_p(a, ctype):
+    return c_kernels._p(a, ctype)
+
+
+def multipliers(rng, co: int, terms: int, special: bool) -> tuple[np.ndarray, float]:
+    """The layer's int16 multipliers and unit, as augment makes them (tt_grad_shift,
+    tt_grad_multiplier_s16), from random per-channel scales; `special` puts the largest
+    (2^k), 0, and -- for a small layer -- values outside [0, 256] among them."""
+    lib = REAL                                     # not recorded: computed on the host
+    k = lib.tt_grad_shift(terms)
+    scales = rng.uniform(0.001, 0.05, co).astype(np.float32)
+    top = float(scales.max())
+    mult = np.array([lib.tt_grad_multiplier_s16(C.c_float(s), C.c_float(top), k)
+                     for s in scales], np.int16)
+    if special:
+        mult[:: 3] = 1 << k
+        mult[1:: 5] = 0
+    return mult, float(lib.tt_grad_unit(C.c_float(top), k))
+
+
+def dy_of(rng, shape, sparse: bool) -> np.ndarray:
+    dy = rng.integers(-128, 128, shape).astype(np.int8)
+    if sparse:                                      # small sums: the rule's exact case too
+        dy[rng.random(shape) < 0.97] = 0
+    return dy
+
+
+def input_grad_calls(rng) -> None:
+    lib = c_kernels.library()
+    # (n, h, w, co, ci): pointwise layers
+    shapes = [(1, 5, 7, 5, 3), (2, 3, 3, 13, 11), (1, 4, 4, 64, 17), (1, 3, 3, 16, 8),
+              (1, 2, 2, 1, 1), (1, 3, 3, 300, 9),     # 300 outputs: blocks of 4 columns
+              (1, 2, 3, 700, 5),                      # blocks of 2
+              (1, 1, 3, 1100, 3),                     # one column at a time
+              (1, 1, 2, 2100, 3),                     # past the buffer: portable
+              (1, 2, 2, 7, 1)]
+    for k, (n, h, w, co, ci) in enumerate(shapes):
+        dy = dy_of(rng, (n, h, w, co), sparse=k == 3)
+        wt = rng.integers(-128, 128, (co, 1, 1, ci)).astype(np.int8)
+        mult, unit = multipliers(rng, co, co, special=k % 2 == 0)
+        mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+        win = c_kernels.Window(1, 1, 1, 1, 0, 0)
+        for masked in (False, True):
+            for stochastic in (False, True):
+                for one_pass in (False, True):
+                    dx = np.zeros((n, h, w, ci), np.int8)
+                    scale = np.zeros(1, np.float32)
+                    state = c_kernels.UpdateState(12345 + k, 3)
+                    scratch = np.zeros(dx.size, np.int32) if one_pass else None
+                    lib.tt_conv2d_input_grad_s8(
+                        i8(dy), rig_p(np.array([0.01], np.float32), C.c_float),
+                        rig_p(mask if masked else None, C.c_uint8), n, h, w, co, i8(wt),
+                        rig_p(mult, C.c_int16), C.c_float(unit), 1, 1, C.byref(win), h, w, ci,
+                        i8(dx), rig_p(scale, C.c_float),
+                        C.byref(state) if stochastic else None,
+                        rig_p(scratch, C.c_int32))
+        # split filters: the seam at every alignment
+        for split in sorted({1, ci // 2, ci - 1} - {0, ci}):   # (an empty rest: not split)
+            lo = np.ascontiguousarray(wt[..., :split])
+            hi = np.ascontiguousarray(wt[..., split:])
+            for one_pass in (False, True):
+                dx = np.zeros((n, h, w, ci), np.int8)
+                scale = np.zeros(1, np.float32)
+                scratch = np.zeros(dx.size, np.int32) if one_pass else None
+                lib.tt_conv2d_input_grad_split_s8(
+                    i8(dy), rig_p(np.array([0.02], np.float32), C.c_float),
+                    rig_p(mask, C.c_uint8), n, h, w, co, i8(lo), split, i8(hi),
+                    rig_p(mult, C.c_int16), C.c_float(unit), 1, 1, C.byref(win), h, w, ci,
+                    i8(dx), rig_p(scale, C.c_float), None, rig_p(scratch, C.c_int32))
+    # multipliers outside [0, 2^8] (not what augment makes): the portable code
+    dy, wt = dy_of(rng, (1, 3, 3, 6), False), rng.integers(-128, 128, (6, 1, 1, 5)).astype(np.int8)
+    for bad in (300, -5):
+        mult = np.full(6, 100, np.int16)
+        mult[2] = bad
+        dx, scale = np.zeros((1, 3, 3, 5), np.int8), np.zeros(1, np.float32)
+        lib.tt_conv2d_input_grad_s8(i8(dy), rig_p(np.array([0.01], np.float32), C.c_float),
+                                    None, 1, 3, 3, 6, i8(wt), rig_p(mult, C.c_int16),
+                                    C.c_float(1e-4), 1, 1,
+                                    C.byref(c_kernels.Window(1, 1, 1, 1, 0, 0)), 3, 3, 5,
+                                    i8(dx), rig_p(scale, C.c_float), None, None)
+    # 1x1 layers that are not pointwise: stride 2, padding
+    for (s, pad, h, oh) in ((2, 0, 7, 4), (1, 1, 4, 6)):
+        dy = dy_of(rng, (1, oh, oh, 9), False)
+        wt = rng.integers(-128, 128, (9, 1, 1, 6)).astype(np.int8)
+        mult, unit = multipliers(rng, 9, 9, False)
+        dx, scale = np.zeros((1, h, h, 6), np.int8), np.zeros(1, np.float32)
+        lib.tt_conv2d_input_grad_s8(i8(dy), rig_p(np.array([0.01], np.float32), C.c_float),
+                                    None, 1, oh, oh, 9, i8(wt), rig_p(mult, C.c_int16),
+                                    C.c_float(unit), 1, 1,
+                                    C.byref(c_kernels.Window(s, s, 1, 1, pad, pad)), h, h, 6,
+                                    i8(dx), rig_p(scale, C.c_float), None, None)
+    # fully connected: (batches, units, depth)
+    for k, (batches, units, depth) in enumerate([(1, 10, 256), (3, 7, 13), (5, 33, 1),
+                                                 (2, 9, 30)]):
+        dy = dy_of(rng, (batches, units), False)
+        wt = rng.integers(-128, 128, (units, depth)).astype(np.int8)
+        mult, unit = multipliers(rng, units, units, special=True)
+        mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+        for one_pass in (False, True):
+            dx, scale = np.zeros((batches, depth), np.int8), np.zeros(1, np.float32)
+            scratch = np.zeros(dx.size, np.int32) if one_pass else None
+            lib.tt_fully_connected_input_grad_s8(
+                i8(dy), rig_p(np.array([0.03], np.float32), C.c_float),
+                rig_p(mask if k % 2 else None, C.c_uint8), batches, units, i8(wt),
+                rig_p(mult, C.c_int16), C.c_float(unit), depth, i8(dx),
+                rig_p(scale, C.c_float), None, rig_p(scratch, C.c_int32))
+        if depth > 1:
+            split = depth // 2
+            dx, scale = np.zeros((batches, depth), np.int8), np.zeros(1, np.float32)
+            lib.tt_fully_connected_input_grad_split_s8(
+                i8(dy), rig_p(np.array([0.03], np.float32), C.c_float), None, batches, units,
+                i8(np.ascontiguousarray(wt[:, :split])), split,
+                i8(np.ascontiguousarray(wt[:, split:])), rig_p(mult, C.c_int16),
+                C.c_float(unit), depth, i8(dx), rig_p(scale, C.c_float), None, None)
+
+
+def edge_calls() -> list:
+    calls: list = []
+    rng = np.random.default_rng(17)
+    lib = c_kernels.library()
+    for name in ("tt_conv2d_input_grad_split_s8", "tt_fully_connected_input_grad_split_s8"):
+        getattr(lib, name).restype = None     # void (tt_split_grad.h: not declared for ctypes)
+    with rig.recording(calls):
+        input_grad_calls(rng)
+    return calls
+
+
+def test_grad_dsp_versions_are_chosen_at_compile_time(tmp_path):
+    """The Cortex-M7 build of the DSP source has SMLAD and SXTB16; with -DTT_PORTABLE, and for
+    the Cortex-M3 (no DSP extension), it compiles to nothing, without warnings."""
+    require_tool(bool(shutil.which("arm-none-eabi-gcc")), "arm-none-eabi-gcc")
+    include = str(c_kernels.ROOT / "include")
+    for cpu, extra, dsp in (("cortex-m7", [], True), ("cortex-m7", ["-DTT_PORTABLE"], False),
+                            ("cortex-m3", [], False)):
+        obj = tmp_path / f"{cpu}{len(extra)}.o"
+        fpu = (["-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"] if cpu == "cortex-m7"
+               else ["-mfloat-abi=soft"])
+        subprocess.run(["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", *fpu, "-std=c99", "-O2",
+                        "-Wall", "-Wextra", "-Werror", *extra, "-I", include, "-c",
+                        str(DSP_SOURCE), "-o", str(obj)], check=True)
+        text = subprocess.run(["arm-none-eabi-objdump", "-d", str(obj)], capture_output=True,
+                              text=True, check=True).stdout
+        assert bool(re.search(r"\ssmlad\s", text)) == dsp, (cpu, extra)
+        assert ("<tt_dsp_pointwise_input_grad_s8>" in text) == dsp, (cpu, extra)
+
+
+def test_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
+    require_tool(shutil.which("arm-none-eabi-gcc") is not None
+                 and shutil.which("qemu-system-arm") is not None,
+                 "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls = edge_calls()
+    assert {c.name for c in calls} >= {"tt_conv2d_input_grad_s8",
+                                       "tt_conv2d_input_grad_split_s8",
+                                       "tt_fully_connected_input_grad_s8",
+                                       "tt_fully_connected_input_grad_split_s8"}
+    for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
+        program = rig.Program()
+        for call in calls:
+            program.add(call)
+        (tmp_path / label).mkdir()
+        rig.run_on_rig(program, tmp_path / label, defines=defines)
+    print(f"{len(calls)} edge-shape calls")
