@@ -7,12 +7,14 @@ as the board's build compiles them (the DSP versions where a kernel has one).
     .venv/bin/python benchmarks/mcu_grad_dsp.py --json benchmarks/mcu_grad_dsp.json
     .venv/bin/python benchmarks/mcu_grad_dsp.py --no-step             # kernels only
 
-Kernels: the int8-gradient input gradient (tt_conv2d_input_grad_s8) of every 1x1
-convolution shape of the person detector and of MCUNet-5FPS (imported, 128x128; its
-classifier is a 1x1 convolution too), in one pass (int32 scratch) and in two passes
-(rounded to nearest, and stochastically: that second pass stays portable, tt_grad_dsp.h),
-on pseudo-random inputs without a mask, in instructions per MAC of the layer (a two-pass
-call computes every accumulator twice). Step: the backward pass and updates of a whole
+Kernels: the int8-gradient kernels of every 1x1 convolution shape of the person detector
+and of MCUNet-5FPS (imported, 128x128; its classifier is a 1x1 convolution too): the input
+gradient (tt_conv2d_input_grad_s8) in one pass (int32 scratch, then the rule over it) and in
+two passes (rounded to nearest, and stochastically: that second pass stays portable,
+tt_grad_dsp.h), the weight gradient (tt_conv2d_weight_grad_s8) and the fused weight update
+(tt_conv2d_weight_update_s8_s8, stochastic rounding, all input channels trained), on
+pseudo-random inputs without a mask, in instructions per MAC of the layer (a two-pass call
+computes every accumulator twice). Step: the backward pass and updates of a whole
 int8-gradient training step of the person detector (benchmarks/mcu_step.py: the second
 step's kernel calls with their real inputs, stochastic rounding, the planner's one or two
 passes), bias-only and the sparse scheme, in both builds.
@@ -68,8 +70,9 @@ PROGRAM = r"""
 void tt_rig_print(const char *text);
 void tt_rig_ticks_start(void);
 uint32_t tt_rig_ticks(void);
-static int8_t dy[%DY%], dx[%DX%], w[%W%];
+static int8_t dy[%DY%], dx[%DX%], w[%W%], x[%DX%];
 static int16_t mult[%CO%];
+static float dw[%W%], scales[%CO%];
 static int32_t s32[%DX%];
 static float dxs, sdy = 0.01f;
 static void put(const char *label, uint32_t ticks) {
@@ -84,6 +87,9 @@ int main(void) {
   for (int i = 0; i < %DY%; ++i) dy[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
   for (int i = 0; i < %W%; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
   for (int i = 0; i < %CO%; ++i) mult[i] = (int16_t)(128 + (tt_xorshift32_next(&r) & 127));
+  for (int i = 0; i < %DX%; ++i) x[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
+  for (int i = 0; i < %CO%; ++i) scales[i] = 0.01f;
+  tt_sgd sgd = {0.05f, 0.0f, 1, 1, 0, 0};
   const tt_window same = {1, 1, 1, 1, 0, 0};
   tt_update_state st; tt_update_state_init(&st, 7);
   tt_rig_ticks_start();
@@ -97,11 +103,19 @@ int main(void) {
 def cases() -> list[tuple[str, str, str, int]]:
     out = []
     for model, h, ci, co in LAYERS:
+        name = f"{model}: conv 1x1 {ci}->{co} @{h}x{h}"
         for form, scratch, rounding in FORMS:
-            out.append((f"{model}: conv 1x1 {ci}->{co} @{h}x{h}", form,
+            out.append((name, f"input grad, {form}",
                         f"tt_conv2d_input_grad_s8(dy, &sdy, 0, 1, {h}, {h}, {co}, w, mult, "
                         f"3.9e-5f, 1, 1, &same, {h}, {h}, {ci}, dx, &dxs, {rounding}, {scratch})",
                         h * h * ci * co))
+        out.append((name, "weight grad",
+                    f"tt_conv2d_weight_grad_s8(dy, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, "
+                    f"{h}, {h}, {ci}, 1, 1, &same, dw)", h * h * ci * co))
+        out.append((name, "fused weight update",
+                    f"tt_conv2d_weight_update_s8_s8(dy, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, "
+                    f"-128, {h}, {h}, {ci}, w, 1, 1, {ci}, scales, {co}, &same, 0, &sgd, &st, "
+                    f"dw)", h * h * ci * co))
     return out
 
 
@@ -156,7 +170,7 @@ def run_step() -> list[dict]:
 
 
 def render_kernels(data: dict) -> str:
-    out = ["| layer (1x1 conv, input gradient, int8 gradients) | MACs | form | portable "
+    out = ["| layer (1x1 conv, int8 gradients) | MACs | kernel | portable "
            "instructions/MAC | DSP instructions/MAC | DSP instructions |",
            "|---|---:|---|---:|---:|---:|"]
     for k in data["kernels"]:

@@ -1,5 +1,6 @@
-"""The Cortex-M DSP versions of the int8-gradient kernels (micro_kernels/src/tt_grad_dsp.h)
-against the portable C99 ones, bit for bit.
+"""The Cortex-M DSP versions of the int8-gradient kernels (micro_kernels/src/tt_grad_dsp.h:
+the input and weight gradients of pointwise layers) against the portable C99 ones, bit for
+bit.
 
 A Cortex-M7 build compiles the DSP versions (SMLAD, SXTB16); -DTT_PORTABLE, or a core
 without the DSP extension, the portable ones. The reference is the host build (portable C on
@@ -11,8 +12,9 @@ word, a partial block of staged columns), output-channel counts that shrink the 
 to 4, 2 and 1 columns or leave the buffer (portable), split filters at every alignment of
 the seam, masks whose bits start mid-byte, gradients of -128 and weights of -128 at the
 largest multiplier (wm = -32768), multipliers outside [0, 256] (portable), one and two
-passes, nearest and stochastic rounding (whose second pass stays portable), and 1x1 layers
-that are not pointwise (stride 2, padding: portable). Whole int8-gradient training steps
+passes, nearest and stochastic rounding (whose second pass stays portable), a single row
+(portable), and 1x1 layers that are not pointwise (stride 2, padding: portable); for the
+weight gradients and fused updates, weight_grad_calls says which. Whole int8-gradient training steps
 run through the DSP build in test_cortex_m7 (the rig's default build) against the host.
 """
 from __future__ import annotations
@@ -28,7 +30,8 @@ import test_cortex_m7 as rig
 from conftest import require_tool
 from tflite_train.runtime import c_kernels
 
-DSP_SOURCE = c_kernels.ROOT / "src" / "tt_input_grad_dsp.c"
+DSP_SOURCES = [c_kernels.ROOT / "src" / f"tt_{family}_dsp.c" for family in ("input_grad",
+                                                                              "param_grad")]
 REAL = c_kernels.library()
 
 
@@ -152,6 +155,49 @@ def input_grad_calls(rng) -> None:
                 C.c_float(unit), depth, i8(dx), rig_p(scale, C.c_float), None, None)
 
 
+def weight_grad_calls(rng) -> None:
+    """tt_conv2d_weight_grad_s8 and the fused tt_conv2d_weight_update_s8_s8 of pointwise
+    layers: 2 and 3 positions (a partial group), channel counts off the blocks of eight, the
+    zero point's extremes, masks, a saved input past the staging buffer and 1x1 layers that
+    are not pointwise (portable), a single position (portable), momentum and stochastic
+    rounding in the update."""
+    lib = c_kernels.library()
+    # (n, h, w, co, k, ci): dy [n, h, w, co], saved [n, h, w, k] (the trained first k of ci)
+    shapes = [(1, 1, 2, 5, 3, 3), (1, 1, 3, 7, 13, 13), (2, 3, 3, 9, 20, 24),
+              (1, 3, 3, 6, 256, 256), (1, 6, 6, 4, 128, 128),    # 6 KB staged; 9 KB: portable
+              (1, 5, 7, 11, 1, 4), (1, 1, 1, 3, 8, 8), (1, 6, 6, 16, 32, 128)]
+    for t, (n, h, w, co, k, ci) in enumerate(shapes):
+        dy = dy_of(rng, (n, h, w, co), False)
+        saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)
+        mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+        zp = (-128, 127, 5)[t % 3]
+        win = c_kernels.Window(1, 1, 1, 1, 0, 0)
+        for masked in (False, True):
+            dw = np.zeros((co, 1, 1, k), np.float32)
+            lib.tt_conv2d_weight_grad_s8(
+                i8(dy), rig_p(np.array([0.02], np.float32), C.c_float),
+                rig_p(mask if masked else None, C.c_uint8), n, h, w, co, i8(saved),
+                C.c_float(0.05), zp, h, w, k, 1, 1, C.byref(win), rig_p(dw, C.c_float))
+        wt = rng.integers(-127, 128, (co, 1, 1, ci)).astype(np.int8)
+        scales = rng.uniform(0.001, 0.01, co).astype(np.float32)
+        momentum = np.zeros((co, 1, 1, k), np.float32) if t % 2 else None
+        sgd = c_kernels.Sgd(0.05, 0.9 if t % 2 else 0.0, 1, 1, 0)
+        state = c_kernels.UpdateState(777 + t, 2)
+        scratch = np.zeros(k, np.float32)
+        lib.tt_conv2d_weight_update_s8_s8(
+            i8(dy), rig_p(np.array([0.02], np.float32), C.c_float), rig_p(mask, C.c_uint8),
+            n, h, w, co, i8(saved), C.c_float(0.05), zp, h, w, k, i8(wt), 1, 1, ci,
+            rig_p(scales, C.c_float), co, C.byref(win), rig_p(momentum, C.c_float),
+            C.byref(sgd), C.byref(state), rig_p(scratch, C.c_float))
+    # a 1x1 layer of stride 2: portable
+    dy, saved = dy_of(rng, (1, 3, 3, 4), False), rng.integers(-128, 128, (1, 6, 6, 5)).astype(np.int8)
+    dw = np.zeros((4, 1, 1, 5), np.float32)
+    lib.tt_conv2d_weight_grad_s8(i8(dy), rig_p(np.array([0.02], np.float32), C.c_float), None,
+                                 1, 3, 3, 4, i8(saved), C.c_float(0.05), -3, 6, 6, 5, 1, 1,
+                                 C.byref(c_kernels.Window(2, 2, 1, 1, 0, 0)),
+                                 rig_p(dw, C.c_float))
+
+
 def edge_calls() -> list:
     calls: list = []
     rng = np.random.default_rng(17)
@@ -160,26 +206,28 @@ def edge_calls() -> list:
         getattr(lib, name).restype = None     # void (tt_split_grad.h: not declared for ctypes)
     with rig.recording(calls):
         input_grad_calls(rng)
+        weight_grad_calls(rng)
     return calls
 
 
 def test_grad_dsp_versions_are_chosen_at_compile_time(tmp_path):
-    """The Cortex-M7 build of the DSP source has SMLAD and SXTB16; with -DTT_PORTABLE, and for
-    the Cortex-M3 (no DSP extension), it compiles to nothing, without warnings."""
+    """The Cortex-M7 build of the DSP sources has SMLAD; with -DTT_PORTABLE, and for the
+    Cortex-M3 (no DSP extension), they compile to nothing, without warnings."""
     require_tool(bool(shutil.which("arm-none-eabi-gcc")), "arm-none-eabi-gcc")
     include = str(c_kernels.ROOT / "include")
-    for cpu, extra, dsp in (("cortex-m7", [], True), ("cortex-m7", ["-DTT_PORTABLE"], False),
-                            ("cortex-m3", [], False)):
-        obj = tmp_path / f"{cpu}{len(extra)}.o"
-        fpu = (["-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"] if cpu == "cortex-m7"
-               else ["-mfloat-abi=soft"])
-        subprocess.run(["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", *fpu, "-std=c99", "-O2",
-                        "-Wall", "-Wextra", "-Werror", *extra, "-I", include, "-c",
-                        str(DSP_SOURCE), "-o", str(obj)], check=True)
-        text = subprocess.run(["arm-none-eabi-objdump", "-d", str(obj)], capture_output=True,
-                              text=True, check=True).stdout
-        assert bool(re.search(r"\ssmlad\s", text)) == dsp, (cpu, extra)
-        assert ("<tt_dsp_pointwise_input_grad_s8>" in text) == dsp, (cpu, extra)
+    for src in DSP_SOURCES:
+        for cpu, extra, dsp in (("cortex-m7", [], True), ("cortex-m7", ["-DTT_PORTABLE"], False),
+                                ("cortex-m3", [], False)):
+            obj = tmp_path / f"{src.stem}-{cpu}{len(extra)}.o"
+            fpu = (["-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"] if cpu == "cortex-m7"
+                   else ["-mfloat-abi=soft"])
+            subprocess.run(["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", *fpu, "-std=c99",
+                            "-O2", "-Wall", "-Wextra", "-Werror", *extra, "-I", include, "-c",
+                            str(src), "-o", str(obj)], check=True)
+            text = subprocess.run(["arm-none-eabi-objdump", "-d", str(obj)],
+                                  capture_output=True, text=True, check=True).stdout
+            assert bool(re.search(r"\ssmlad\s", text)) == dsp, (src.name, cpu, extra)
+            assert ("<tt_dsp_pointwise_" in text) == dsp, (src.name, cpu, extra)
 
 
 def test_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
@@ -190,7 +238,9 @@ def test_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
     assert {c.name for c in calls} >= {"tt_conv2d_input_grad_s8",
                                        "tt_conv2d_input_grad_split_s8",
                                        "tt_fully_connected_input_grad_s8",
-                                       "tt_fully_connected_input_grad_split_s8"}
+                                       "tt_fully_connected_input_grad_split_s8",
+                                       "tt_conv2d_weight_grad_s8",
+                                       "tt_conv2d_weight_update_s8_s8"}
     for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
         program = rig.Program()
         for call in calls:

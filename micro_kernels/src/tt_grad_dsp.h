@@ -22,6 +22,15 @@
 #define TT_GRAD_DSP_STAGE_BYTES 4096
 #endif
 
+/* The weight gradients' staging of a layer's whole saved input (tt_param_grad_dsp.c): about
+ * 2 * positions * channels bytes, on the stack of the gradient or fused update call (it
+ * holds the person detector's trained pointwise layers: 256 channels at 3x3 take 6 KB). */
+#ifndef TT_GRAD_DSP_WEIGHT_STAGE_BYTES
+#define TT_GRAD_DSP_WEIGHT_STAGE_BYTES 8192
+#endif
+
+typedef uint32_t tt_wdsp_word __attribute__((may_alias));
+
 #if TT_GRAD_DSP
 /* The int8 input gradient of a pointwise layer (a 1x1 convolution of stride 1 without
  * padding, or a fully connected layer): dx[p, c] = sum over o < co of h[p, o] * w[o, c],
@@ -36,6 +45,19 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
                                    int32_t co, const int8_t *w_lo, int32_t k,
                                    const int8_t *w_hi, int32_t ci, const int16_t *mult,
                                    int32_t *store, uint32_t *amax, tt_rounder *r, int8_t *dx);
+
+/* The weight gradient of a pointwise layer (1x1 convolution of stride 1 without padding):
+ * dw[o, c] = (float)T * unit, T = the sum over the positions p < rows of
+ * dy[p, o] * (saved[p, c] - x_zp) (dy [rows, co] int8, 0 where masked; saved [rows, k]).
+ * tt_dsp_pointwise_weight_stage stages `saved` into `stage` (TT_GRAD_DSP_WEIGHT_STAGE_BYTES,
+ * 8-byte aligned) and returns 1, or returns 0 when it does not fit or rows < 2 (the caller
+ * runs the portable code); then tt_dsp_pointwise_weight_channel writes output channel o's
+ * k gradients into out. */
+int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, int32_t x_zp,
+                                  tt_wdsp_word *stage);
+void tt_dsp_pointwise_weight_channel(const tt_wdsp_word *stage, const int8_t *dy,
+                                     const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
+                                     int32_t k, float unit, float *out);
 #endif
 
 #endif /* TT_GRAD_DSP_H */

@@ -3,6 +3,7 @@
  * kernels, which share the gradient and update code with the separate ones so that both
  * give the same bits by construction. */
 #include "tt_common.h"
+#include "tt_grad_dsp.h"
 
 #define TT_DEFAULT_SEED 2463534242u
 
@@ -444,12 +445,42 @@ static void conv2d_weight_grad_channel_s8(const conv_weight_grad_s8 *args, int32
   }
 }
 
+#if TT_GRAD_DSP
+/* Whether the DSP version takes the layer (tt_grad_dsp.h): a pointwise one, each output
+ * position reading the input position it sits on. */
+static int pointwise_s8(const conv_weight_grad_s8 *a) {
+  return a->kh == 1 && a->kw == 1 && a->win.stride_h == 1 && a->win.stride_w == 1 &&
+         a->win.pad_top == 0 && a->win.pad_left == 0 && a->h == a->oh && a->wd == a->ow;
+}
+
+/* A channel of the DSP version: the operands and the staged saved input. */
+typedef struct {
+  const conv_weight_grad_s8 *a;
+  const tt_wdsp_word *stage;
+} conv_dsp_args;
+
+static void conv_channel_dsp(const void *args, int32_t o, float *out) {
+  const conv_dsp_args *d = (const conv_dsp_args *)args;
+  const conv_weight_grad_s8 *a = d->a;
+  tt_dsp_pointwise_weight_channel(d->stage, a->dy, a->mask, a->n * a->h * a->wd, a->co, o,
+                                  a->k, a->unit, out);
+}
+#endif
+
 void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                               int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *saved,
                               float x_scale, int32_t x_zp, int32_t h, int32_t wd, int32_t k,
                               int32_t kh, int32_t kw, const tt_window *win, float *dw) {
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
                                  *win, *dy_scale * x_scale};
+#if TT_GRAD_DSP
+  tt_wdsp_word stage[TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 4] __attribute__((aligned(8)));
+  if (pointwise_s8(&a) && tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage)) {
+    const conv_dsp_args d = {&a, stage};
+    for (int32_t o = 0; o < co; ++o) conv_channel_dsp(&d, o, dw + o * k);
+    return;
+  }
+#endif
   for (int32_t o = 0; o < co; ++o) conv2d_weight_grad_channel_s8(&a, o, dw + o * kh * kw * k);
 }
 
@@ -818,6 +849,15 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
                                    tt_update_state *s, float *scratch) {
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
                                  *win, *dy_scale * x_scale};
+#if TT_GRAD_DSP
+  tt_wdsp_word stage[TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 4] __attribute__((aligned(8)));
+  if (pointwise_s8(&a) && tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage)) {
+    const conv_dsp_args d = {&a, stage};
+    update_channels(conv_channel_dsp, &d, co, w, 1, ci, k, w_scales, n_scales, momentum, o, s,
+                    scratch);
+    return;
+  }
+#endif
   update_channels(conv_channel_s8, &a, co, w, kh * kw, ci, k, w_scales, n_scales, momentum, o,
                   s, scratch);
 }

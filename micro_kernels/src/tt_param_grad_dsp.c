@@ -1,0 +1,95 @@
+/* Cortex-M DSP versions of the int8-dy weight gradients (tt_grad_dsp.h), beside the portable
+ * ones of tt_param_grad.c, which calls them.
+ *
+ * Pointwise layers (1x1 convolution of stride 1 without padding): T[o, c] = the sum over
+ * the positions p of dy[p, o] * (x[p, c] - x_zp). SMLAD pairs run along the reduction, the
+ * positions, but both operands run along channels in memory. The saved activations are
+ * staged once per call, transposed, as int16 x - x_zp (|x - x_zp| <= 255), in blocks of
+ * eight channels and groups of four positions: group g of channel j of a block is the two
+ * words at 2 (g 8 + j), [x(4g) , x(4g + 1)] and [x(4g + 2), x(4g + 3)] (zeros past the
+ * last position and channel). Each output channel's dy column (0 where masked) is staged
+ * the same way, one group = two words. Then per group and eight channels: one double-word
+ * load of dy, eight of x, sixteen SMLADs (32 MACs). The staging of x, about four
+ * instructions an element, is shared by all the output channels; a layer whose staged x
+ * does not fit TT_GRAD_DSP_WEIGHT_STAGE_BYTES runs the portable code.
+ *
+ * T is the portable kernel's integer (the same terms, any order, |T| < 2^31 by
+ * TT_GRAD_MAX_POSITIONS; SMLAD wraps modulo 2^32 like the portable int32 sums), converted
+ * by the same (float)T * unit. */
+#include <string.h>
+
+#include "tt_grad_dsp.h"
+
+#if TT_GRAD_DSP
+#include <arm_acle.h>
+
+typedef uint64_t tt_wdsp_dword __attribute__((may_alias));
+
+static inline void ldrd(const tt_wdsp_word *s, uint32_t *lo, uint32_t *hi) {
+  __asm__("ldrd %0, %1, %2" : "=r"(*lo), "=r"(*hi) : "m"(*(const tt_wdsp_dword *)s));
+}
+
+/* Half index of position p (< 4 groups) of channel j of a block in the layout above. */
+static inline int32_t at(int32_t p, int32_t j) { return 4 * ((p >> 2) * 8 + j) + (p & 3); }
+
+int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, int32_t x_zp,
+                                  tt_wdsp_word *stage) {
+  const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
+  if (rows < 2 || (int64_t)blocks * groups * 64 > TT_GRAD_DSP_WEIGHT_STAGE_BYTES) return 0;
+  memset(stage, 0, (size_t)blocks * (size_t)groups * 64u);
+  int16_t *half = (int16_t *)stage;
+  for (int32_t p = 0; p < rows; ++p) {
+    const int8_t *x = saved + p * k;
+    for (int32_t c = 0; c < k; ++c)
+      half[(c >> 3) * groups * 32 + at(p, c & 7)] = (int16_t)(x[c] - x_zp);
+  }
+  return 1;
+}
+
+/* acc[j] over every group for the eight channels of one block. */
+static inline __attribute__((always_inline)) void block_sums(const tt_wdsp_word *xs,
+                                                             const tt_wdsp_word *ds,
+                                                             int32_t groups, int32_t *acc) {
+  int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (const tt_wdsp_word *end = ds + 2 * groups; ds != end; ds += 2, xs += 16) {
+    uint32_t d0, d1;
+    ldrd(ds, &d0, &d1);
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < 8; ++j) {
+      uint32_t x0, x1;
+      ldrd(xs + 2 * j, &x0, &x1);
+      t[j] = __smlad(x0, d0, t[j]);
+      t[j] = __smlad(x1, d1, t[j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int32_t j = 0; j < 8; ++j) acc[j] = t[j];
+}
+
+static __attribute__((noinline)) void blocks_of(const tt_wdsp_word *stage,
+                                                const tt_wdsp_word *dys, int32_t groups,
+                                                int32_t k, float unit, float *out) {
+  int32_t acc[8];
+  for (int32_t c0 = 0; c0 < k; c0 += 8, stage += 16 * groups) {
+    block_sums(stage, dys, groups, acc);
+    const int32_t nc = k - c0 < 8 ? k - c0 : 8;
+    for (int32_t j = 0; j < nc; ++j) out[c0 + j] = (float)acc[j] * unit;
+  }
+}
+
+void tt_dsp_pointwise_weight_channel(const tt_wdsp_word *stage, const int8_t *dy,
+                                     const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
+                                     int32_t k, float unit, float *out) {
+  const int32_t groups = (rows + 3) >> 2;
+  /* dy's column o: at most TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 64 groups (the stage's bound) */
+  tt_wdsp_word dys[TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 32] __attribute__((aligned(8)));
+  int16_t *half = (int16_t *)dys;
+  int32_t p = 0;
+  for (int32_t i = o; p < rows; ++p, i += co) half[p] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
+  for (; p < 4 * groups; ++p) half[p] = 0;
+  blocks_of(stage, dys, groups, k, unit, out);
+}
+
+#else
+typedef int tt_param_grad_dsp_unused;     /* ISO C: a translation unit is not empty */
+#endif
