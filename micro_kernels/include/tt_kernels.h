@@ -14,6 +14,12 @@
  *   src/tt_math.c        once-per-step double math: libm-free exp, log, cos(pi t / n), the
  *                        learning-rate decay
  *   src/tt_grad_quant.c  int8 gradients: the quantization rule, the layers' multipliers
+ *   src/tt_input_grad_dsp.c, src/tt_param_grad_dsp.c
+ *                        Cortex-M DSP versions (SMLAD, SXTB16) of the int8-gradient input and
+ *                        weight gradients of pointwise layers, which the kernels above call
+ *                        when the target has the DSP extension (__ARM_FEATURE_DSP) and
+ *                        TT_PORTABLE is not defined: same signatures, same bits
+ *                        (src/tt_grad_dsp.h says which layers and what stack they take)
  *
  * Conventions. Layouts are NHWC and row-major; weights are [Co, KH, KW, Ci] (CONV_2D),
  * [1, KH, KW, C*M] (DEPTHWISE_CONV_2D) or [units, depth] (FULLY_CONNECTED), int8, symmetric

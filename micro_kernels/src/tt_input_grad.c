@@ -430,20 +430,22 @@ static void depthwise_scatter(const layer_s8 *a, int32_t *acc) {
     }
 }
 
-/* One walk over dx (walk_s8's three uses), by the DSP version where the target has one for
- * the layer (tt_grad_dsp.h: pointwise layers; stochastic rounding draws in row-major order,
- * which it does not walk), else by the portable code. */
-static void walk(layer_s8 *a, int depthwise, int32_t *store, uint32_t *amax, tt_rounder *r,
-                 int8_t *dx) {
+/* One of walk_s8's three uses by the DSP version, where the target has one for the layer
+ * (tt_grad_dsp.h: pointwise layers; stochastic rounding draws in row-major order, which it
+ * does not walk): 1 if it did the walk, else 0 and the portable walk_s8 runs (its calls stay
+ * as they are, so that the portable code compiles the same beside the dispatch). */
+static int dsp_walk(const layer_s8 *a, int depthwise, int32_t *store, uint32_t *amax,
+                    tt_rounder *r, int8_t *dx) {
 #if TT_GRAD_DSP
   const tt_window v = a->v;
-  if (!depthwise && a->kh == 1 && a->kw == 1 && v.stride_h == 1 && v.stride_w == 1 &&
-      v.pad_top == 0 && v.pad_left == 0 && a->h == a->oh && a->wd == a->ow &&
-      tt_dsp_pointwise_input_grad_s8(a->dy, a->mask, a->n * a->h * a->wd, a->co, a->w, a->k,
-                                     a->w_hi, a->ci, a->mult, store, amax, r, dx))
-    return;
+  return !depthwise && a->kh == 1 && a->kw == 1 && v.stride_h == 1 && v.stride_w == 1 &&
+         v.pad_top == 0 && v.pad_left == 0 && a->h == a->oh && a->wd == a->ow &&
+         tt_dsp_pointwise_input_grad_s8(a->dy, a->mask, a->n * a->h * a->wd, a->co, a->w, a->k,
+                                        a->w_hi, a->ci, a->mult, store, amax, r, dx);
+#else
+  (void)a, (void)depthwise, (void)store, (void)amax, (void)r, (void)dx;
+  return 0;
 #endif
-  walk_s8(a, depthwise, store, amax, r, dx);
 }
 
 /* The two forms of every layer's int8 input gradient. */
@@ -452,16 +454,16 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   if (scratch != 0) {
     if (depthwise)
       depthwise_scatter(a, scratch);
-    else
-      walk(a, 0, scratch, 0, 0, 0);
+    else if (!dsp_walk(a, 0, scratch, 0, 0, 0))
+      walk_s8(a, 0, scratch, 0, 0, 0);
     tt_quantize_grad_s8(scratch, a->n * a->h * a->wd * a->ci, unit, rounding, dx, dx_scale);
     return;
   }
   uint32_t amax = 0;
-  walk(a, depthwise, 0, &amax, 0, 0);
+  if (!dsp_walk(a, depthwise, 0, &amax, 0, 0)) walk_s8(a, depthwise, 0, &amax, 0, 0);
   tt_rounder r;
   tt_rounder_begin(&r, amax, unit, rounding, dx_scale);
-  walk(a, depthwise, 0, 0, &r, dx);
+  if (!dsp_walk(a, depthwise, 0, 0, &r, dx)) walk_s8(a, depthwise, 0, 0, &r, dx);
   tt_rounder_end(&r, rounding);
 }
 
