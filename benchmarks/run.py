@@ -37,6 +37,7 @@ RUNS = {
     "codegen": ["codegen.py", "--kernels", "dsp,portable", "--json", "codegen_results.json"],
     "codegen_int8": ["codegen.py", "--grad", "int8", "--no-full", "--json", "codegen_int8.json"],
     "mcu_forward": ["mcu_forward.py", "--rig-only", "--json", "mcu_forward.json"],
+    "mcu_grad_dsp": ["mcu_grad_dsp.py", "--json", "mcu_grad_dsp.json"],
     "tflm_memory": ["tflm_memory.py", "--json", "tflm_memory.json"],
     "fuzz": ["fuzz.py", "--runs", "10000", "--glue", "300", "--seed", "0", "--jobs", "2",
              "--json", "fuzz_results.json"],

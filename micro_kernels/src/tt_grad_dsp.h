@@ -32,6 +32,16 @@
 typedef uint32_t tt_wdsp_word __attribute__((may_alias));
 
 #if TT_GRAD_DSP
+#include <arm_acle.h>
+#include <string.h>
+
+typedef uint64_t tt_wdsp_dword __attribute__((may_alias));
+
+/* Two consecutive 4-byte aligned words with one LDRD. */
+static inline void tt_gdsp_ldrd(const tt_wdsp_word *s, uint32_t *lo, uint32_t *hi) {
+  __asm__("ldrd %0, %1, %2" : "=r"(*lo), "=r"(*hi) : "m"(*(const tt_wdsp_dword *)s));
+}
+
 /* The int8 input gradient of a pointwise layer (a 1x1 convolution of stride 1 without
  * padding, or a fully connected layer): dx[p, c] = sum over o < co of h[p, o] * w[o, c],
  * h = dy * mult[o] (0 where masked), for `rows` positions p. dy [rows, co] int8 (mask over

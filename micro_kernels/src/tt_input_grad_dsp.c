@@ -24,11 +24,8 @@
 #include "tt_grad_dsp.h"
 
 #if TT_GRAD_DSP
-#include <arm_acle.h>
-
-typedef uint32_t tt_gdsp_word __attribute__((may_alias));
+typedef tt_wdsp_word tt_gdsp_word;
 typedef int16_t tt_gdsp_half __attribute__((may_alias));
-typedef uint64_t tt_gdsp_dword __attribute__((may_alias));
 
 /* [x1, x3] of x's bytes sign-extended (__sxtb16 gives [x0, x2]). */
 static inline uint32_t sxtb16_odd(uint32_t x) {
@@ -37,10 +34,6 @@ static inline uint32_t sxtb16_odd(uint32_t x) {
   return r;
 }
 
-/* Two consecutive 4-byte aligned words with one LDRD. */
-static inline void ldrd(const tt_gdsp_word *s, uint32_t *lo, uint32_t *hi) {
-  __asm__("ldrd %0, %1, %2" : "=r"(*lo), "=r"(*hi) : "m"(*(const tt_gdsp_dword *)s));
-}
 
 /* The four int8 at p (any alignment: one LDR on ARMv7E-M), or the first n < 4 and zeros. */
 static inline uint32_t load4(const int8_t *p) {
@@ -111,7 +104,7 @@ static inline __attribute__((always_inline)) void mac_group(uint32_t v, const tt
 #pragma GCC unroll 8
   for (int32_t j = 0; j < CB; ++j) {
     uint32_t x0, x1;
-    ldrd(s + 2 * j, &x0, &x1);
+    tt_gdsp_ldrd(s + 2 * j, &x0, &x1);
     acc[j] = __smlad(x0, even, acc[j]);
     acc[j] = __smlad(x1, odd, acc[j]);
   }

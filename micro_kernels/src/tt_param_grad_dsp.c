@@ -21,13 +21,6 @@
 #include "tt_grad_dsp.h"
 
 #if TT_GRAD_DSP
-#include <arm_acle.h>
-
-typedef uint64_t tt_wdsp_dword __attribute__((may_alias));
-
-static inline void ldrd(const tt_wdsp_word *s, uint32_t *lo, uint32_t *hi) {
-  __asm__("ldrd %0, %1, %2" : "=r"(*lo), "=r"(*hi) : "m"(*(const tt_wdsp_dword *)s));
-}
 
 /* Half index of position p (< 4 groups) of channel j of a block in the layout above. */
 static inline int32_t at(int32_t p, int32_t j) { return 4 * ((p >> 2) * 8 + j) + (p & 3); }
@@ -53,11 +46,11 @@ static inline __attribute__((always_inline)) void block_sums(const tt_wdsp_word 
   int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for (const tt_wdsp_word *end = ds + 2 * groups; ds != end; ds += 2, xs += 16) {
     uint32_t d0, d1;
-    ldrd(ds, &d0, &d1);
+    tt_gdsp_ldrd(ds, &d0, &d1);
 #pragma GCC unroll 8
     for (int32_t j = 0; j < 8; ++j) {
       uint32_t x0, x1;
-      ldrd(xs + 2 * j, &x0, &x1);
+      tt_gdsp_ldrd(xs + 2 * j, &x0, &x1);
       t[j] = __smlad(x0, d0, t[j]);
       t[j] = __smlad(x1, d1, t[j]);
     }
