@@ -101,6 +101,13 @@ def conv_calls(rng) -> None:
         (1, 2, 4, 1100, 3, 1, 1, 1, 1, 0, 0, 2, 4),    # a column past the buffer: chunks
         (1, 1, 3, 1100, 2, 1, 1, 1, 1, 0, 0, 1, 3),    # and not 8 of them: portable
         (1, 2, 4, 1101, 2, 1, 1, 1, 1, 0, 0, 2, 4),    # nor whole groups: portable
+        # pointwise through tt_dsp_mac8 (the assembly loop: an odd group count enters at
+        # its second copy) and rows sharing their constants over Q staged blocks of 8
+        (1, 7, 13, 8, 6, 1, 1, 1, 1, 0, 0, 7, 13),     # 91 columns: 11 blocks and 3
+        (1, 5, 9, 4, 9, 1, 1, 1, 1, 0, 0, 5, 9),       # one group, 9 channels
+        (1, 3, 11, 20, 7, 1, 1, 1, 1, 0, 0, 3, 11),    # five groups
+        (2, 4, 5, 24, 5, 1, 1, 1, 1, 0, 0, 4, 5),      # six, batches
+        (1, 2, 8, 14, 3, 1, 1, 1, 1, 0, 0, 2, 8),      # three groups and a half
         (1, 9, 9, 3, 7, 3, 3, 2, 1, 1, 1, 5, 5),       # im2col, padding
         (1, 12, 12, 3, 16, 4, 4, 2, 1, 1, 1, 6, 6),    # MCUNet's first layer, smaller
         (2, 7, 6, 5, 4, 3, 3, 1, 2, 2, 1, 6, 5),       # dilation 2, batches, odd sizes

@@ -52,87 +52,184 @@ void tt_dsp_stage_pad(const tt_dsp_mm *m, tt_dsp_word *stage, int32_t P, int32_t
           : "m"(*(const tt_dsp_dword *)(s)), "i"(step))
 
 /* acc[p] += the four weights in v times group 0 of the block at *s; *s moves to the next
- * group. */
+ * group. With `from` the sums start there instead (the bias, as SMLAD's accumulator operand:
+ * no instruction to set them). */
 static inline __attribute__((always_inline)) void mac_group(const tt_dsp_word **s, uint32_t v,
-                                                            const int32_t P, int32_t acc[8]) {
+                                                            const int32_t P, int32_t acc[8],
+                                                            const int start, int32_t from) {
   const uint32_t even = __sxtb16(v), odd = tt_dsp_sxtb16_odd(v);
   const tt_dsp_word *t = *s;
   uint32_t x0, x1;
 #pragma GCC unroll 8
   for (int32_t p = 0; p < P - 1; ++p) {
     tt_dsp_ldrd(t + 2 * p, &x0, &x1);
-    acc[p] = __smlad(x0, even, acc[p]);
+    acc[p] = __smlad(x0, even, start ? from : acc[p]);
     acc[p] = __smlad(x1, odd, acc[p]);
   }
   t += 2 * (P - 1);
   TT_DSP_LDRD_NEXT(t, x0, x1, 8);
-  acc[P - 1] = __smlad(x0, even, acc[P - 1]);
+  acc[P - 1] = __smlad(x0, even, start ? from : acc[P - 1]);
   acc[P - 1] = __smlad(x1, odd, acc[P - 1]);
   *s = t;
 }
 
-/* acc[p] += sum over the n weights w[i] and the staged elements of column p. */
+/* void tt_dsp_mac8(int32_t acc[8], const tt_dsp_word *s, const int8_t *w,
+ *                  const int8_t *end): acc[p] += the groups of weights [w, end) (end - w a
+ * positive multiple of 4) times column p of the block of 8 staged columns at s.
+ *
+ * A function in assembly because its loop holds 14 values (8 sums, the two pointers, a
+ * weight word's two sign-extended halves, a staged double word), every register the core
+ * has: gcc 12 spills three of them from the C version (35 instructions a group instead of
+ * 27 + the loop), and an asm statement with 14 register operands is "impossible" for it at
+ * -O0/-O1/-Og (r7 is the frame pointer) and in some callers at -O2. Per group of four
+ * weights: LDR, 2 SXTB16, 8 LDRD, 16 SMLAD (27 instructions, 32 MACs); per two groups the
+ * loop's end (from the stack), CMP and BNE: 57 instructions per 64 MACs, and about 12 per
+ * call (PUSH, LDM and STM of the sums, POP). An odd group count enters at the second copy. */
+#define TT_DSP_MAC8_GROUP \
+  "  ldr r0, [r2], #4\n" \
+  "  sxtb16 r3, r0, ror #8\n" \
+  "  sxtb16 r0, r0\n" \
+  "  ldrd r12, lr, [r1, #8]\n" \
+  "  smlad r5, r12, r0, r5\n" \
+  "  smlad r5, lr, r3, r5\n" \
+  "  ldrd r12, lr, [r1, #16]\n" \
+  "  smlad r6, r12, r0, r6\n" \
+  "  smlad r6, lr, r3, r6\n" \
+  "  ldrd r12, lr, [r1, #24]\n" \
+  "  smlad r7, r12, r0, r7\n" \
+  "  smlad r7, lr, r3, r7\n" \
+  "  ldrd r12, lr, [r1, #32]\n" \
+  "  smlad r8, r12, r0, r8\n" \
+  "  smlad r8, lr, r3, r8\n" \
+  "  ldrd r12, lr, [r1, #40]\n" \
+  "  smlad r9, r12, r0, r9\n" \
+  "  smlad r9, lr, r3, r9\n" \
+  "  ldrd r12, lr, [r1, #48]\n" \
+  "  smlad r10, r12, r0, r10\n" \
+  "  smlad r10, lr, r3, r10\n" \
+  "  ldrd r12, lr, [r1, #56]\n" \
+  "  smlad r11, r12, r0, r11\n" \
+  "  smlad r11, lr, r3, r11\n" \
+  "  ldrd r12, lr, [r1], #64\n" \
+  "  smlad r4, r12, r0, r4\n" \
+  "  smlad r4, lr, r3, r4\n"
+__asm__(
+    "  .section .text.tt_dsp_mac8,\"ax\",%progbits\n"
+    "  .syntax unified\n"
+    "  .thumb\n"
+    "  .p2align 2\n"
+    "  .global tt_dsp_mac8\n"
+    "  .type tt_dsp_mac8, %function\n"
+    "  .thumb_func\n"
+    "tt_dsp_mac8:\n"
+    "  push {r4-r11, lr}\n"
+    "  strd r0, r3, [sp, #-8]!\n"       /* acc and end: no register is left for them */
+    "  ldm r0, {r4-r11}\n"
+    "  eor r0, r3, r2\n"                /* w and end differ by 4 (mod 8) iff the count is odd */
+    "  tst r0, #4\n"
+    "  bne 2f\n"
+    "1:\n" TT_DSP_MAC8_GROUP
+    "2:\n" TT_DSP_MAC8_GROUP
+    "  ldr r0, [sp, #4]\n"
+    "  cmp r2, r0\n"
+    "  bne 1b\n"
+    "  ldr r0, [sp], #8\n"
+    "  stm r0, {r4-r11}\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size tt_dsp_mac8, . - tt_dsp_mac8\n"
+    "  .text\n");
+#undef TT_DSP_MAC8_GROUP
+void tt_dsp_mac8(int32_t acc[8], const tt_dsp_word *s, const int8_t *w, const int8_t *end);
+
+/* acc[p] += sum over the n weights w[i] and the staged elements of column p; with `start`
+ * the sums begin at `from` instead (the first group's SMLADs take it as their accumulator). */
 static inline __attribute__((always_inline)) void mac(const tt_dsp_word *s, const int8_t *w,
                                                       int32_t n, const int32_t P,
-                                                      int32_t acc[8]) {
-  for (const int8_t *end = w + (n & ~3); w != end; w += 4) mac_group(&s, tt_dsp_load4(w), P, acc);
+                                                      int32_t acc[8], const int start,
+                                                      int32_t from) {
+  const int8_t *end = w + (n & ~3);
+  if (start && P == 8 && w != end) {     /* all groups in tt_dsp_mac8, from memory */
+#pragma GCC unroll 8
+    for (int32_t p = 0; p < P; ++p) acc[p] = from;
+  } else if (start) {
+    if (w != end) {
+      mac_group(&s, tt_dsp_load4(w), P, acc, 1, from);
+      w += 4;
+    } else {
+#pragma GCC unroll 8
+      for (int32_t p = 0; p < P; ++p) acc[p] = from;
+    }
+  }
+  if (P == 8 && w != end) {
+    tt_dsp_mac8(acc, s, w, end);
+    s += 16 * ((end - w) >> 2);
+    w = end;
+  }
+  for (; w != end; w += 4) mac_group(&s, tt_dsp_load4(w), P, acc, 0, 0);
   /* the staged padding is zero: the missing weights may be anything, here zeros */
-  if (n & 3) mac_group(&s, tt_dsp_load_partial(w, n & 3), P, acc);
+  if (n & 3) mac_group(&s, tt_dsp_load_partial(w, n & 3), P, acc, 0, 0);
 }
 
-/* Rows [r0, r1) over a staged block of P columns holding elements [k0, k0 + n) of the low
- * segment (all of both segments when k0 = 0 and n = n_lo). The sums start from the bias
- * (`first`) or part[r - r0][p], and end requantized into out (`last`) or back in part. */
+/* Rows [r0, r1) over Q staged blocks of P columns each (block q at stage + q * block words,
+ * its outputs P * col_stride bytes after block q - 1's) holding elements [k0, k0 + n) of
+ * the low segment (all of both segments when k0 = 0 and n = n_lo). The sums start from the
+ * bias (`first`) or part[r - r0][p] (Q = 1), and end requantized into out (`last`) or back
+ * in part. A row's requantization constants are made once for its Q P outputs. */
 static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
                                                        const tt_dsp_word *stage, const int32_t P,
-                                                       int32_t r0, int32_t r1, int32_t k0,
-                                                       int32_t n, int32_t (*part)[8],
-                                                       int first, int last, int8_t *out,
+                                                       int32_t Q, int32_t r0, int32_t r1,
+                                                       int32_t k0, int32_t n,
+                                                       int32_t (*part)[8], const int first,
+                                                       const int last, int8_t *out,
                                                        int32_t col_stride) {
   /* locals: every output store could alias *m for the compiler (char type) */
   const int8_t *w_lo = m->w_lo + k0, *w_hi = m->w_hi;
   const int32_t lo_stride = m->lo_stride, hi_stride = m->hi_stride, n_hi = m->n_hi;
   const int32_t *bias = m->bias, *mult = m->multiplier, *shift = m->shift;
   const int32_t lo = m->act_min, hi = m->act_max, out_off = m->output_offset;
+  const int32_t block = tt_dsp_column_words(m) * P;
   const tt_dsp_word *stage_hi = stage + 2 * P * ((m->n_lo + 3) >> 2);
   const int fast = tt_dsp_sums_bounded(m->n_lo + n_hi, m->input_offset) &&
                    tt_dsp_rq_offset_ok(out_off);
   const int full = lo == -128 && hi == 127;
   for (int32_t r = r0; r < r1; ++r) {
     const int32_t b = bias ? bias[r] : 0;
-    int32_t acc[8];
-    if (first) {
-#pragma GCC unroll 8
-      for (int32_t p = 0; p < P; ++p) acc[p] = b;
-    } else {
-#pragma GCC unroll 8
-      for (int32_t p = 0; p < P; ++p) acc[p] = part[r - r0][p];
-    }
-    mac(stage, w_lo + r * lo_stride, n, P, acc);
-    if (n_hi > 0) mac(stage_hi, w_hi + r * hi_stride, n_hi, P, acc);
-    if (!last) {
-#pragma GCC unroll 8
-      for (int32_t p = 0; p < P; ++p) part[r - r0][p] = acc[p];
-      continue;
-    }
+    tt_dsp_rq_params q = {0, 0, 0, 0};
+    const int one = last && fast && tt_dsp_bias_bounded(b) &&
+                    tt_dsp_rq_init(mult[r], shift[r], out_off, &q);
+    const int8_t *wr = w_lo + r * lo_stride, *wh = w_hi + r * hi_stride;
     /* one pointer walks the row's outputs (not P induction variables across rows) */
     int8_t *y = out + r;
     __asm__("" : "+r"(y));
-    tt_dsp_rq_params q;
-    if (fast && tt_dsp_bias_bounded(b) && tt_dsp_rq_init(mult[r], shift[r], out_off, &q)) {
-      if (full) {
+    const tt_dsp_word *blk = stage;
+    for (int32_t qb = 0; qb < Q; ++qb, blk += block) {
+      int32_t acc[8];
+      if (first) {
+        mac(blk, wr, n, P, acc, 1, b);
+      } else {
+#pragma GCC unroll 8
+        for (int32_t p = 0; p < P; ++p) acc[p] = part[r - r0][p];
+        mac(blk, wr, n, P, acc, 0, 0);
+      }
+      if (n_hi > 0) mac(blk + (stage_hi - stage), wh, n_hi, P, acc, 0, 0);
+      if (!last) {
+#pragma GCC unroll 8
+        for (int32_t p = 0; p < P; ++p) part[r - r0][p] = acc[p];
+        continue;
+      }
+      if (one && full) {
 #pragma GCC unroll 8
         for (int32_t p = 0; p < P; ++p, y += col_stride)
           *y = (int8_t)__ssat(tt_dsp_rq(acc[p], &q), 8);
-      } else {
+      } else if (one) {
 #pragma GCC unroll 8
         for (int32_t p = 0; p < P; ++p, y += col_stride)
           *y = (int8_t)tt_fwd_clamp(tt_dsp_rq(acc[p], &q), lo, hi);
-      }
-    } else {
+      } else {
 #pragma GCC unroll 8
-      for (int32_t p = 0; p < P; ++p, y += col_stride)
-        *y = tt_fwd_requantize(acc[p], mult[r], shift[r], out_off, lo, hi);
+        for (int32_t p = 0; p < P; ++p, y += col_stride)
+          *y = tt_fwd_requantize(acc[p], mult[r], shift[r], out_off, lo, hi);
+      }
     }
   }
 }
@@ -142,18 +239,31 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
   static __attribute__((noinline)) void rows##P(const tt_dsp_mm *m,                        \
                                                 const tt_dsp_word *stage, int8_t *out,      \
                                                 int32_t col_stride) {                       \
-    rows(m, stage, P, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride);                    \
+    rows(m, stage, P, 1, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride);                 \
   }
 TT_DSP_ROWS(8)
 TT_DSP_ROWS(4)
 TT_DSP_ROWS(2)
 TT_DSP_ROWS(1)
 
+/* Blocks of 8 columns, Q of them staged one after the other. */
+static __attribute__((noinline)) void rows8q(const tt_dsp_mm *m, const tt_dsp_word *stage,
+                                             int32_t Q, int8_t *out, int32_t col_stride) {
+  rows(m, stage, 8, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride);
+}
+
 static __attribute__((noinline)) void rows_chunk8(const tt_dsp_mm *m, const tt_dsp_word *stage,
                                                   int32_t r0, int32_t r1, int32_t k0,
                                                   int32_t n, int32_t (*part)[8], int first,
                                                   int last, int8_t *out, int32_t col_stride) {
-  rows(m, stage, 8, r0, r1, k0, n, part, first, last, out, col_stride);
+  if (first && last)
+    rows(m, stage, 8, 1, r0, r1, k0, n, part, 1, 1, out, col_stride);
+  else if (first)
+    rows(m, stage, 8, 1, r0, r1, k0, n, part, 1, 0, out, col_stride);
+  else if (last)
+    rows(m, stage, 8, 1, r0, r1, k0, n, part, 0, 1, out, col_stride);
+  else
+    rows(m, stage, 8, 1, r0, r1, k0, n, part, 0, 0, out, col_stride);
 }
 
 void tt_dsp_mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
@@ -222,6 +332,17 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
     for (P = fit; c + P > columns; P >>= 1) {
     }
     if (m->n_hi == 0 && (m->n_lo & 3) == 0) {     /* one segment of whole groups: hot */
+      if (P == 8) {     /* as many blocks of 8 as fit: a row's constants serve them all */
+        const int32_t block = 8 * tt_dsp_column_words(m);
+        int32_t Q = (TT_FWD_DSP_STAGE_BYTES / 4) / block;
+        if (Q > (columns - c) / 8) Q = (columns - c) / 8;
+        for (int32_t qb = 0; qb < Q; ++qb)
+          stage_words(stage + qb * block, 8, x + qb * 8 * in_stride, in_stride, 0, m->n_lo,
+                      off);
+        rows8q(m, stage, Q, out, col_stride);
+        P = 8 * Q;
+        continue;
+      }
       stage_words(stage, P, x, in_stride, 0, m->n_lo, off);
     } else {
       for (int32_t p = 0; p < P; ++p) {
