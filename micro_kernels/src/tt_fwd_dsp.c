@@ -9,6 +9,8 @@
 #include "tt_fwd_internal.h"
 
 #if TT_FWD_DSP
+#include <stddef.h>
+
 #include "tt_fwd_dsp.h"
 
 int32_t tt_dsp_block_columns(const tt_dsp_mm *m, int32_t bytes) {
@@ -73,19 +75,38 @@ static inline __attribute__((always_inline)) void mac_group(const tt_dsp_word **
   *s = t;
 }
 
-/* void tt_dsp_mac8(int32_t acc[8], const tt_dsp_word *s, const int8_t *w,
- *                  const int8_t *end): acc[p] += the groups of weights [w, end) (end - w a
- * positive multiple of 4) times column p of the block of 8 staged columns at s.
+/* The arguments of tt_dsp_rows8 besides its pointers, at the offsets its assembly reads. */
+typedef struct {
+  int32_t bias;           /*  0: every sum's start when part_in is NULL */
+  int32_t b2, c, e;       /*  4, 8, 12: the row's tt_dsp_rq_params (when part_out is NULL) */
+  int8_t *y;              /* 16: the first block's column 0's output */
+  int32_t stride;         /* 20: bytes from one column's output to the next's */
+  int32_t *part_in;       /* 24: the 8 sums' starts, or NULL (the bias) */
+  int32_t *part_out;      /* 28: where the 8 sums go, or NULL: requantized into y */
+  int32_t blocks;         /* 32: blocks of 8 columns, one after the other (1 with part_out) */
+} tt_dsp_rows8_args;
+typedef char tt_dsp_rows8_layout[offsetof(tt_dsp_rows8_args, blocks) == 32 ? 1 : -1];
+
+/* void tt_dsp_rows8(const tt_dsp_rows8_args *a, const tt_dsp_word *s, const int8_t *w,
+ *                   const int8_t *end): one filter row [w, end) (end - w a positive
+ * multiple of 4: whole groups) times a->blocks blocks of 8 staged columns, the first at s,
+ * each right after the one before. Per block, the sums start from a->part_in or a->bias and
+ * end in a->part_out, or requantized by the one-multiply form (tt_dsp_rq; int8's whole
+ * range: SSAT) into y + p * a->stride, y = a->y + 8 * a->stride * block.
  *
  * A function in assembly because its loop holds 14 values (8 sums, the two pointers, a
  * weight word's two sign-extended halves, a staged double word), every register the core
  * has: gcc 12 spills three of them from the C version (35 instructions a group instead of
  * 27 + the loop), and an asm statement with 14 register operands is "impossible" for it at
  * -O0/-O1/-Og (r7 is the frame pointer) and in some callers at -O2. Per group of four
- * weights: LDR, 2 SXTB16, 8 LDRD, 16 SMLAD (27 instructions, 32 MACs); per two groups the
- * loop's end (from the stack), CMP and BNE: 57 instructions per 64 MACs, and about 12 per
- * call (PUSH, LDM and STM of the sums, POP). An odd group count enters at the second copy. */
-#define TT_DSP_MAC8_GROUP \
+ * weights: LDR, 2 SXTB16, 8 LDRD, 16 SMLAD (27 instructions, 32 MACs); per four groups the
+ * loop's end (from the stack), CMP and BNE: 111 instructions per 128 MACs. The first group
+ * of a block starts its sums from the bias as SMLAD's accumulator operand (no moves); the
+ * other groups enter the four-group loop at the copy that leaves a multiple of four. Per
+ * output 6.5 instructions (ADD, ADD, SMMLAR, ASR, SSAT, STRB, half the address's ADD), per
+ * block about 20 more (the entry, the loop over blocks, saving the stage pointer), per
+ * call about 12. */
+#define TT_DSP_ROWS8_GROUP \
   "  ldr r0, [r2], #4\n" \
   "  sxtb16 r3, r0, ror #8\n" \
   "  sxtb16 r0, r0\n" \
@@ -114,32 +135,156 @@ static inline __attribute__((always_inline)) void mac_group(const tt_dsp_word **
   "  smlad r4, r12, r0, r4\n" \
   "  smlad r4, lr, r3, r4\n"
 __asm__(
-    "  .section .text.tt_dsp_mac8,\"ax\",%progbits\n"
+    "  .section .text.tt_dsp_rows8,\"ax\",%progbits\n"
     "  .syntax unified\n"
     "  .thumb\n"
     "  .p2align 2\n"
-    "  .global tt_dsp_mac8\n"
-    "  .type tt_dsp_mac8, %function\n"
+    "  .global tt_dsp_rows8\n"
+    "  .type tt_dsp_rows8, %function\n"
     "  .thumb_func\n"
-    "tt_dsp_mac8:\n"
+    "tt_dsp_rows8:\n"
     "  push {r4-r11, lr}\n"
-    "  strd r0, r3, [sp, #-8]!\n"       /* acc and end: no register is left for them */
-    "  ldm r0, {r4-r11}\n"
-    "  eor r0, r3, r2\n"                /* w and end differ by 4 (mod 8) iff the count is odd */
-    "  tst r0, #4\n"
-    "  bne 2f\n"
-    "1:\n" TT_DSP_MAC8_GROUP
-    "2:\n" TT_DSP_MAC8_GROUP
+    "  sub sp, sp, #24\n"             /* [sp]: a, +4 end, +8 the row's w, +12 blocks left, */
+    "  strd r0, r3, [sp]\n"           /* +16 the next block's s, +20 its y */
+    "  str r2, [sp, #8]\n"
+    "  ldr r12, [r0, #32]\n"
+    "  str r12, [sp, #12]\n"
+    "  ldr r12, [r0, #16]\n"
+    "  str r12, [sp, #20]\n"
+    "10:\n"                           /* a block: r1 = s, r2 = w */
+    "  ldr r0, [sp]\n"
+    "  ldr r12, [r0, #24]\n"
+    "  cmp r12, #0\n"
+    "  beq 11f\n"
+    "  ldm r12, {r4-r11}\n"
+    "  b 12f\n"
+    "11:\n"
+    "  ldr r11, [r0]\n"
+    "  ldr r0, [r2], #4\n"
+    "  sxtb16 r3, r0, ror #8\n"
+    "  sxtb16 r0, r0\n"
+    "  ldrd r12, lr, [r1, #8]\n"
+    "  smlad r5, r12, r0, r11\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r12, lr, [r1, #16]\n"
+    "  smlad r6, r12, r0, r11\n"
+    "  smlad r6, lr, r3, r6\n"
+    "  ldrd r12, lr, [r1, #24]\n"
+    "  smlad r7, r12, r0, r11\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #32]\n"
+    "  smlad r8, r12, r0, r11\n"
+    "  smlad r8, lr, r3, r8\n"
+    "  ldrd r12, lr, [r1, #40]\n"
+    "  smlad r9, r12, r0, r11\n"
+    "  smlad r9, lr, r3, r9\n"
+    "  ldrd r12, lr, [r1, #48]\n"
+    "  smlad r10, r12, r0, r11\n"
+    "  smlad r10, lr, r3, r10\n"
+    "  ldrd r12, lr, [r1, #0]\n"
+    "  smlad r4, r12, r0, r11\n"
+    "  smlad r4, lr, r3, r4\n"
+    "  ldrd r12, lr, [r1, #56]\n"
+    "  smlad r11, r12, r0, r11\n"
+    "  smlad r11, lr, r3, r11\n"
+    "  adds r1, r1, #64\n"
+    "12:\n"
+    "  ldr r0, [sp, #4]\n"
+    "  subs r0, r0, r2\n"             /* 4 x the groups left */
+    "  beq 13f\n"
+    "  and r0, r0, #12\n"             /* 4 (groups mod 4) selects the first copy */
+    "  cmp r0, #8\n"
+    "  beq 3f\n"
+    "  bhi 2f\n"
+    "  cmp r0, #4\n"
+    "  beq 4f\n"
+    "1:\n" TT_DSP_ROWS8_GROUP
+    "2:\n" TT_DSP_ROWS8_GROUP
+    "3:\n" TT_DSP_ROWS8_GROUP
+    "4:\n" TT_DSP_ROWS8_GROUP
     "  ldr r0, [sp, #4]\n"
     "  cmp r2, r0\n"
     "  bne 1b\n"
-    "  ldr r0, [sp], #8\n"
-    "  stm r0, {r4-r11}\n"
+    "13:\n"
+    "  ldr r0, [sp]\n"
+    "  ldr r12, [r0, #28]\n"
+    "  cmp r12, #0\n"
+    "  beq 14f\n"
+    "  stm r12, {r4-r11}\n"
+    "  b 15f\n"
+    "14:\n"
+    "  str r1, [sp, #16]\n"
+    "  ldrd r1, r2, [r0, #4]\n"       /* b2, c */
+    "  ldr r3, [r0, #12]\n"           /* e */
+    "  ldr lr, [r0, #20]\n"           /* stride */
+    "  ldr r12, [sp, #20]\n"          /* y */
+    "  add r0, r4, r2\n"
+    "  add r0, r0, r4, asr #31\n"
+    "  smmlar r0, r4, r1, r0\n"
+    "  asr r0, r0, r3\n"
+    "  ssat r0, #8, r0\n"
+    "  strb r0, [r12]\n"
+    "  add r0, r5, r2\n"
+    "  add r0, r0, r5, asr #31\n"
+    "  smmlar r0, r5, r1, r0\n"
+    "  asr r0, r0, r3\n"
+    "  ssat r0, #8, r0\n"
+    "  strb r0, [r12, lr]\n"
+    "  add r12, r12, lr, lsl #1\n"
+    "  add r0, r6, r2\n"
+    "  add r0, r0, r6, asr #31\n"
+    "  smmlar r0, r6, r1, r0\n"
+    "  asr r0, r0, r3\n"
+    "  ssat r0, #8, r0\n"
+    "  strb r0, [r12]\n"
+    "  add r0, r7, r2\n"
+    "  add r0, r0, r7, asr #31\n"
+    "  smmlar r0, r7, r1, r0\n"
+    "  asr r0, r0, r3\n"
+    "  ssat r0, #8, r0\n"
+    "  strb r0, [r12, lr]\n"
+    "  add r12, r12, lr, lsl #1\n"
+    "  add r0, r8, r2\n"
+    "  add r0, r0, r8, asr #31\n"
+    "  smmlar r0, r8, r1, r0\n"
+    "  asr r0, r0, r3\n"
+    "  ssat r0, #8, r0\n"
+    "  strb r0, [r12]\n"
+    "  add r0, r9, r2\n"
+    "  add r0, r0, r9, asr #31\n"
+    "  smmlar r0, r9, r1, r0\n"
+    "  asr r0, r0, r3\n"
+    "  ssat r0, #8, r0\n"
+    "  strb r0, [r12, lr]\n"
+    "  add r12, r12, lr, lsl #1\n"
+    "  add r0, r10, r2\n"
+    "  add r0, r0, r10, asr #31\n"
+    "  smmlar r0, r10, r1, r0\n"
+    "  asr r0, r0, r3\n"
+    "  ssat r0, #8, r0\n"
+    "  strb r0, [r12]\n"
+    "  add r0, r11, r2\n"
+    "  add r0, r0, r11, asr #31\n"
+    "  smmlar r0, r11, r1, r0\n"
+    "  asr r0, r0, r3\n"
+    "  ssat r0, #8, r0\n"
+    "  strb r0, [r12, lr]\n"
+    "  add r12, r12, lr, lsl #1\n"
+    "  str r12, [sp, #20]\n"
+    "  ldrd r1, r2, [sp, #16]\n"       /* the next block's s (and y, overwritten below) */
+    "  ldr r2, [sp, #8]\n"
+    "  ldr r3, [sp, #12]\n"
+    "  subs r3, r3, #1\n"
+    "  str r3, [sp, #12]\n"
+    "  bne 10b\n"
+    "15:\n"
+    "  add sp, sp, #24\n"
     "  pop {r4-r11, pc}\n"
-    "  .size tt_dsp_mac8, . - tt_dsp_mac8\n"
+    "  .size tt_dsp_rows8, . - tt_dsp_rows8\n"
     "  .text\n");
-#undef TT_DSP_MAC8_GROUP
-void tt_dsp_mac8(int32_t acc[8], const tt_dsp_word *s, const int8_t *w, const int8_t *end);
+#undef TT_DSP_ROWS8_GROUP
+void tt_dsp_rows8(const tt_dsp_rows8_args *a, const tt_dsp_word *s, const int8_t *w,
+                  const int8_t *end);
 
 /* acc[p] += sum over the n weights w[i] and the staged elements of column p; with `start`
  * the sums begin at `from` instead (the first group's SMLADs take it as their accumulator). */
@@ -148,9 +293,11 @@ static inline __attribute__((always_inline)) void mac(const tt_dsp_word *s, cons
                                                       int32_t acc[8], const int start,
                                                       int32_t from) {
   const int8_t *end = w + (n & ~3);
-  if (start && P == 8 && w != end) {     /* all groups in tt_dsp_mac8, from memory */
-#pragma GCC unroll 8
-    for (int32_t p = 0; p < P; ++p) acc[p] = from;
+  if (P == 8 && w != end) {                        /* the whole groups in tt_dsp_rows8 */
+    tt_dsp_rows8_args a = {from, 0, 0, 0, 0, 0, start ? 0 : acc, acc, 1};
+    tt_dsp_rows8(&a, s, w, end);
+    s += 16 * ((end - w) >> 2);
+    w = end;
   } else if (start) {
     if (w != end) {
       mac_group(&s, tt_dsp_load4(w), P, acc, 1, from);
@@ -159,11 +306,6 @@ static inline __attribute__((always_inline)) void mac(const tt_dsp_word *s, cons
 #pragma GCC unroll 8
       for (int32_t p = 0; p < P; ++p) acc[p] = from;
     }
-  }
-  if (P == 8 && w != end) {
-    tt_dsp_mac8(acc, s, w, end);
-    s += 16 * ((end - w) >> 2);
-    w = end;
   }
   for (; w != end; w += 4) mac_group(&s, tt_dsp_load4(w), P, acc, 0, 0);
   /* the staged padding is zero: the missing weights may be anything, here zeros */
@@ -192,6 +334,8 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
   const int fast = tt_dsp_sums_bounded(m->n_lo + n_hi, m->input_offset) &&
                    tt_dsp_rq_offset_ok(out_off);
   const int full = lo == -128 && hi == 127;
+  /* one segment of whole groups over blocks of 8: each block and row is one call */
+  const int whole8 = P == 8 && n_hi == 0 && n > 0 && (n & 3) == 0;
   for (int32_t r = r0; r < r1; ++r) {
     const int32_t b = bias ? bias[r] : 0;
     tt_dsp_rq_params q = {0, 0, 0, 0};
@@ -201,22 +345,34 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
     /* one pointer walks the row's outputs (not P induction variables across rows) */
     int8_t *y = out + r;
     __asm__("" : "+r"(y));
+    int32_t acc[8];
+    tt_dsp_rows8_args a = {b, q.b2, q.c, q.e, y, col_stride, first ? 0 : part[r - r0],
+                           !last ? part[r - r0] : (one && full) ? 0 : acc, 1};
+    if (whole8 && !a.part_out) {          /* the row's Q blocks in one call */
+      a.blocks = Q;
+      tt_dsp_rows8(&a, stage, wr, wr + n);
+      continue;
+    }
     const tt_dsp_word *blk = stage;
     for (int32_t qb = 0; qb < Q; ++qb, blk += block) {
-      int32_t acc[8];
-      if (first) {
-        mac(blk, wr, n, P, acc, 1, b);
+      if (whole8) {
+        tt_dsp_rows8(&a, blk, wr, wr + n);
       } else {
+        if (first) {
+          mac(blk, wr, n, P, acc, 1, b);
+        } else {
 #pragma GCC unroll 8
-        for (int32_t p = 0; p < P; ++p) acc[p] = part[r - r0][p];
-        mac(blk, wr, n, P, acc, 0, 0);
-      }
-      if (n_hi > 0) mac(blk + (stage_hi - stage), wh, n_hi, P, acc, 0, 0);
-      if (!last) {
+          for (int32_t p = 0; p < P; ++p) acc[p] = part[r - r0][p];
+          mac(blk, wr, n, P, acc, 0, 0);
+        }
+        if (n_hi > 0) mac(blk + (stage_hi - stage), wh, n_hi, P, acc, 0, 0);
+        if (!last) {
 #pragma GCC unroll 8
-        for (int32_t p = 0; p < P; ++p) part[r - r0][p] = acc[p];
-        continue;
+          for (int32_t p = 0; p < P; ++p) part[r - r0][p] = acc[p];
+          continue;
+        }
       }
+      if (!last) continue;
       if (one && full) {
 #pragma GCC unroll 8
         for (int32_t p = 0; p < P; ++p, y += col_stride)
