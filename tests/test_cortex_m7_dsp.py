@@ -179,6 +179,18 @@ def depthwise_calls(rng) -> None:
         (1, 5, 5, 1, 64, 7, 7, 1, 1, 3, 3, 5, 5),      # 64: groups of one input channel
         (1, 20, 24, 1, 4, 15, 20, 1, 1, 7, 9, 6, 5),   # those past the buffer: im2col
         (1, 17, 17, 1, 7, 17, 17, 1, 1, 0, 0, 1, 1),   # a filter past the buffer: portable
+        # 3x3 windows in pairs (tt_dsp_dw3x3_s1/_s2: int8's whole range, the rows
+        # ACTIVATIONS[k % 6] with k % 6 < 3), an odd last window in C
+        (1, 6, 6, 8, 1, 3, 3, 1, 1, 1, 1, 6, 6),
+        (1, 7, 13, 12, 1, 3, 3, 2, 1, 1, 1, 4, 7),     # stride 2, 7 windows, 3 groups
+        (1, 5, 3, 4, 1, 3, 3, 1, 1, 1, 1, 5, 3),       # 3 windows: 1 pair and 1
+        (1, 9, 9, 2, 4, 3, 3, 2, 1, 1, 1, 5, 5),       # depth multiplier 4
+        (1, 4, 2, 4, 1, 3, 3, 1, 1, 1, 1, 4, 2),
+        (1, 5, 4, 6, 1, 3, 3, 1, 1, 0, 0, 3, 2),       # VALID
+        (1, 5, 5, 9, 1, 3, 3, 1, 1, 1, 1, 5, 5),
+        (1, 6, 1, 4, 1, 3, 3, 1, 1, 1, 1, 6, 1),       # one window: no pair
+        (2, 6, 10, 4, 1, 3, 3, 2, 1, 0, 0, 2, 4),      # stride 2 VALID, batches
+        (1, 4, 64, 8, 1, 3, 3, 1, 1, 1, 1, 4, 64),     # wide
     ]
     for k, (n, h, w, c, mult, kh, kw, s, d, pt, pl, oh, ow) in enumerate(shapes):
         act = ACTIVATIONS[k % len(ACTIVATIONS)]

@@ -3,6 +3,7 @@
  * w * (x + input_offset) in int32, then requantized per output channel. Both kernels of
  * depth multiplier 1 compute through dw_row, so in place and out of place are the same
  * arithmetic; only where the rows go differs. */
+#include <stddef.h>
 #include <string.h>
 
 #include "tt_forward.h"
@@ -364,6 +365,349 @@ static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t 
   }
 }
 
+/* --- DSP: 3x3, dilation 1, stride 1 or 2, four channels, requantized by the one-multiply form
+ * (int8's whole range) ---------------------------------------------------------------------
+ * tt_dsp_dw3x3_s1/_s2(dw3_args *a): a->pairs pairs of adjacent windows of a staged band (the
+ * layout of dw_dsp_sums: per column a row pair's four channel words, then the third row's
+ * two), each pair's 8 sums in registers: the two windows share every filter load (the
+ * filter's 18 words are loaded once per pair), and are requantized (doubled weights and
+ * bias: tt_dsp_rq_doubled) and stored as one word per window (the four channels' bytes,
+ * BFI-packed) at a->y, a->y + a->y_stride, a->y advancing. Per pair of windows (72 MACs): 27
+ * LDRD, 24 SMLAD and 24 SMLABB/SMLATT for the sums (75), 36 for the 8 requantizations (LDM
+ * of a channel's constants, ADD, SMMLAR, ASR, SSAT), 6 BFI, 2 STR, about 20 for the loop.
+ * In assembly for the same reason as tt_dsp_rows8 (tt_fwd_dsp.c): 14 live values. */
+typedef struct {
+  const tt_dsp_word *band;    /*  0: window 0's first column */
+  const tt_dsp_word *w;       /*  4: the packed, doubled filter (3 columns of 6 words) */
+  const int32_t *bias;        /*  8: the 4 doubled biases */
+  const int32_t *q;           /* 12: the 4 channels' tt_dsp_rq_params (b2, m, c, e) */
+  int8_t *y;                  /* 16: window 0's four outputs; advanced */
+  int32_t y_stride;           /* 20: bytes between consecutive windows' outputs */
+  int32_t pairs;              /* 24: pairs of windows, > 0 */
+} dw3_args;
+typedef char dw3_args_layout[offsetof(dw3_args, pairs) == 24 ? 1 : -1];
+typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_params, m) == 4 &&
+                                   offsetof(tt_dsp_rq_params, c) == 8 &&
+                                   offsetof(tt_dsp_rq_params, e) == 12 ? 1 : -1];
+__asm__(
+    "  .section .text.tt_dsp_dw3x3_s1,\"ax\",%progbits\n"
+    "  .syntax unified\n"
+    "  .thumb\n"
+    "  .p2align 2\n"
+    "  .global tt_dsp_dw3x3_s1\n"
+    "  .type tt_dsp_dw3x3_s1, %function\n"
+    "  .thumb_func\n"
+    "tt_dsp_dw3x3_s1:\n"
+    "  push {r4-r11, lr}\n"
+    "  sub sp, sp, #16\n"
+    "  str r0, [sp]\n"
+    "  ldrd r1, r2, [r0]\n"
+    "  ldr r3, [r0, #24]\n"
+    "  str r3, [sp, #4]\n"
+    "1:\n"
+    "  ldr r0, [sp]\n"
+    "  ldr r3, [r0, #8]\n"
+    "  ldm r3, {r4-r7}\n"
+    "  ldm r3, {r8-r11}\n"
+    "  ldrd r0, r3, [r2, #0]\n"
+    "  ldrd r12, lr, [r1, #0]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r12, lr, [r1, #24]\n"
+    "  smlad r8, r12, r0, r8\n"
+    "  smlad r9, lr, r3, r9\n"
+    "  ldrd r0, r3, [r2, #8]\n"
+    "  ldrd r12, lr, [r1, #8]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #32]\n"
+    "  smlad r10, r12, r0, r10\n"
+    "  smlad r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #16]\n"
+    "  ldrd r12, lr, [r1, #16]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #40]\n"
+    "  smlabb r8, r12, r0, r8\n"
+    "  smlatt r10, r12, r0, r10\n"
+    "  smlabb r9, lr, r3, r9\n"
+    "  smlatt r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #24]\n"
+    "  ldrd r12, lr, [r1, #24]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r12, lr, [r1, #48]\n"
+    "  smlad r8, r12, r0, r8\n"
+    "  smlad r9, lr, r3, r9\n"
+    "  ldrd r0, r3, [r2, #32]\n"
+    "  ldrd r12, lr, [r1, #32]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #56]\n"
+    "  smlad r10, r12, r0, r10\n"
+    "  smlad r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #40]\n"
+    "  ldrd r12, lr, [r1, #40]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #64]\n"
+    "  smlabb r8, r12, r0, r8\n"
+    "  smlatt r10, r12, r0, r10\n"
+    "  smlabb r9, lr, r3, r9\n"
+    "  smlatt r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #48]\n"
+    "  ldrd r12, lr, [r1, #48]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r12, lr, [r1, #72]\n"
+    "  smlad r8, r12, r0, r8\n"
+    "  smlad r9, lr, r3, r9\n"
+    "  ldrd r0, r3, [r2, #56]\n"
+    "  ldrd r12, lr, [r1, #56]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #80]\n"
+    "  smlad r10, r12, r0, r10\n"
+    "  smlad r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #64]\n"
+    "  ldrd r12, lr, [r1, #64]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #88]\n"
+    "  smlabb r8, r12, r0, r8\n"
+    "  smlatt r10, r12, r0, r10\n"
+    "  smlabb r9, lr, r3, r9\n"
+    "  smlatt r11, lr, r3, r11\n"
+    "  add r1, r1, #48\n"
+    "  str r1, [sp, #8]\n"
+    "  ldr r0, [sp]\n"
+    "  ldr r12, [r0, #12]\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r4, asr #31\n"
+    "  smmlar r4, r4, r1, lr\n"
+    "  asr r4, r4, r3\n"
+    "  ssat r4, #8, r4\n"
+    "  add lr, r2, r8, asr #31\n"
+    "  smmlar r8, r8, r1, lr\n"
+    "  asr r8, r8, r3\n"
+    "  ssat r8, #8, r8\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r5, asr #31\n"
+    "  smmlar r5, r5, r1, lr\n"
+    "  asr r5, r5, r3\n"
+    "  ssat r5, #8, r5\n"
+    "  add lr, r2, r9, asr #31\n"
+    "  smmlar r9, r9, r1, lr\n"
+    "  asr r9, r9, r3\n"
+    "  ssat r9, #8, r9\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r6, asr #31\n"
+    "  smmlar r6, r6, r1, lr\n"
+    "  asr r6, r6, r3\n"
+    "  ssat r6, #8, r6\n"
+    "  add lr, r2, r10, asr #31\n"
+    "  smmlar r10, r10, r1, lr\n"
+    "  asr r10, r10, r3\n"
+    "  ssat r10, #8, r10\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r7, asr #31\n"
+    "  smmlar r7, r7, r1, lr\n"
+    "  asr r7, r7, r3\n"
+    "  ssat r7, #8, r7\n"
+    "  add lr, r2, r11, asr #31\n"
+    "  smmlar r11, r11, r1, lr\n"
+    "  asr r11, r11, r3\n"
+    "  ssat r11, #8, r11\n"
+    "  ldr r0, [sp]\n"
+    "  bfi r4, r5, #8, #8\n"
+    "  bfi r4, r6, #16, #8\n"
+    "  bfi r4, r7, #24, #8\n"
+    "  bfi r8, r9, #8, #8\n"
+    "  bfi r8, r10, #16, #8\n"
+    "  bfi r8, r11, #24, #8\n"
+    "  ldr r12, [r0, #16]\n"
+    "  ldr lr, [r0, #20]\n"
+    "  str r4, [r12]\n"
+    "  str r8, [r12, lr]\n"
+    "  add r12, r12, lr, lsl #1\n"
+    "  str r12, [r0, #16]\n"
+    "  ldr r1, [sp, #8]\n"
+    "  ldr r2, [r0, #4]\n"
+    "  ldr r3, [sp, #4]\n"
+    "  subs r3, r3, #1\n"
+    "  str r3, [sp, #4]\n"
+    "  bne 1b\n"
+    "  add sp, sp, #16\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size tt_dsp_dw3x3_s1, . - tt_dsp_dw3x3_s1\n"
+    "  .text\n");
+__asm__(
+    "  .section .text.tt_dsp_dw3x3_s2,\"ax\",%progbits\n"
+    "  .syntax unified\n"
+    "  .thumb\n"
+    "  .p2align 2\n"
+    "  .global tt_dsp_dw3x3_s2\n"
+    "  .type tt_dsp_dw3x3_s2, %function\n"
+    "  .thumb_func\n"
+    "tt_dsp_dw3x3_s2:\n"
+    "  push {r4-r11, lr}\n"
+    "  sub sp, sp, #16\n"
+    "  str r0, [sp]\n"
+    "  ldrd r1, r2, [r0]\n"
+    "  ldr r3, [r0, #24]\n"
+    "  str r3, [sp, #4]\n"
+    "1:\n"
+    "  ldr r0, [sp]\n"
+    "  ldr r3, [r0, #8]\n"
+    "  ldm r3, {r4-r7}\n"
+    "  ldm r3, {r8-r11}\n"
+    "  ldrd r0, r3, [r2, #0]\n"
+    "  ldrd r12, lr, [r1, #0]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r12, lr, [r1, #48]\n"
+    "  smlad r8, r12, r0, r8\n"
+    "  smlad r9, lr, r3, r9\n"
+    "  ldrd r0, r3, [r2, #8]\n"
+    "  ldrd r12, lr, [r1, #8]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #56]\n"
+    "  smlad r10, r12, r0, r10\n"
+    "  smlad r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #16]\n"
+    "  ldrd r12, lr, [r1, #16]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #64]\n"
+    "  smlabb r8, r12, r0, r8\n"
+    "  smlatt r10, r12, r0, r10\n"
+    "  smlabb r9, lr, r3, r9\n"
+    "  smlatt r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #24]\n"
+    "  ldrd r12, lr, [r1, #24]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r12, lr, [r1, #72]\n"
+    "  smlad r8, r12, r0, r8\n"
+    "  smlad r9, lr, r3, r9\n"
+    "  ldrd r0, r3, [r2, #32]\n"
+    "  ldrd r12, lr, [r1, #32]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #80]\n"
+    "  smlad r10, r12, r0, r10\n"
+    "  smlad r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #40]\n"
+    "  ldrd r12, lr, [r1, #40]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #88]\n"
+    "  smlabb r8, r12, r0, r8\n"
+    "  smlatt r10, r12, r0, r10\n"
+    "  smlabb r9, lr, r3, r9\n"
+    "  smlatt r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #48]\n"
+    "  ldrd r12, lr, [r1, #48]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r12, lr, [r1, #96]\n"
+    "  smlad r8, r12, r0, r8\n"
+    "  smlad r9, lr, r3, r9\n"
+    "  ldrd r0, r3, [r2, #56]\n"
+    "  ldrd r12, lr, [r1, #56]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #104]\n"
+    "  smlad r10, r12, r0, r10\n"
+    "  smlad r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #64]\n"
+    "  ldrd r12, lr, [r1, #64]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #112]\n"
+    "  smlabb r8, r12, r0, r8\n"
+    "  smlatt r10, r12, r0, r10\n"
+    "  smlabb r9, lr, r3, r9\n"
+    "  smlatt r11, lr, r3, r11\n"
+    "  add r1, r1, #96\n"
+    "  str r1, [sp, #8]\n"
+    "  ldr r0, [sp]\n"
+    "  ldr r12, [r0, #12]\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r4, asr #31\n"
+    "  smmlar r4, r4, r1, lr\n"
+    "  asr r4, r4, r3\n"
+    "  ssat r4, #8, r4\n"
+    "  add lr, r2, r8, asr #31\n"
+    "  smmlar r8, r8, r1, lr\n"
+    "  asr r8, r8, r3\n"
+    "  ssat r8, #8, r8\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r5, asr #31\n"
+    "  smmlar r5, r5, r1, lr\n"
+    "  asr r5, r5, r3\n"
+    "  ssat r5, #8, r5\n"
+    "  add lr, r2, r9, asr #31\n"
+    "  smmlar r9, r9, r1, lr\n"
+    "  asr r9, r9, r3\n"
+    "  ssat r9, #8, r9\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r6, asr #31\n"
+    "  smmlar r6, r6, r1, lr\n"
+    "  asr r6, r6, r3\n"
+    "  ssat r6, #8, r6\n"
+    "  add lr, r2, r10, asr #31\n"
+    "  smmlar r10, r10, r1, lr\n"
+    "  asr r10, r10, r3\n"
+    "  ssat r10, #8, r10\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r7, asr #31\n"
+    "  smmlar r7, r7, r1, lr\n"
+    "  asr r7, r7, r3\n"
+    "  ssat r7, #8, r7\n"
+    "  add lr, r2, r11, asr #31\n"
+    "  smmlar r11, r11, r1, lr\n"
+    "  asr r11, r11, r3\n"
+    "  ssat r11, #8, r11\n"
+    "  ldr r0, [sp]\n"
+    "  bfi r4, r5, #8, #8\n"
+    "  bfi r4, r6, #16, #8\n"
+    "  bfi r4, r7, #24, #8\n"
+    "  bfi r8, r9, #8, #8\n"
+    "  bfi r8, r10, #16, #8\n"
+    "  bfi r8, r11, #24, #8\n"
+    "  ldr r12, [r0, #16]\n"
+    "  ldr lr, [r0, #20]\n"
+    "  str r4, [r12]\n"
+    "  str r8, [r12, lr]\n"
+    "  add r12, r12, lr, lsl #1\n"
+    "  str r12, [r0, #16]\n"
+    "  ldr r1, [sp, #8]\n"
+    "  ldr r2, [r0, #4]\n"
+    "  ldr r3, [sp, #4]\n"
+    "  subs r3, r3, #1\n"
+    "  str r3, [sp, #4]\n"
+    "  bne 1b\n"
+    "  add sp, sp, #16\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size tt_dsp_dw3x3_s2, . - tt_dsp_dw3x3_s2\n"
+    "  .text\n");
+void tt_dsp_dw3x3_s1(dw3_args *a);
+void tt_dsp_dw3x3_s2(dw3_args *a);
+
 /* The instances dw_dsp_row calls, each compiled on its own (inlined together, gcc 12
  * spills their loop registers). */
 static __attribute__((noinline)) void stage_inner_3(tt_dsp_word *s, const int8_t *const *rows,
@@ -453,6 +797,8 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
   const int8_t *const base = L->input + b * H * W * C + c / D->m;
   const uint32_t off = tt_dsp_offset_pair(p->input_offset);
   const dw_chunk whole = chunk_columns(L, 0, chunk);
+  const int pairs3 = kh == 3 && L->kw == 3 && p->dilation_w == 1 && p->stride_w <= 2 &&
+                     g == 4 && D->fast && D->full;
   for (int32_t oy = oy0; oy < oy1; ++oy, out += row_step) {
     const int8_t *rows[DW_DSP_MAX_KH];
     int inner = g == 4;
@@ -492,6 +838,23 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
         stage_inner_3(s, rows, C, k.a, k.mid, off);
       else
         stage_inner_any(s, rows, kh, C, k.a, k.mid, off);
+      if (pairs3) {       /* pairs of windows in assembly, an odd last one in C */
+        const int32_t step = L->p->stride_w * wc;
+        dw3_args a = {D->band, D->w, D->bias, &D->q[0].b2, y, stride, n >> 1};
+        if (a.pairs) {
+          if (L->p->stride_w == 1)
+            tt_dsp_dw3x3_s1(&a);
+          else
+            tt_dsp_dw3x3_s2(&a);
+        }
+        if (n & 1) {
+          dw_dsp last = *D;
+          last.band += (n - 1) * step;
+          dw_dsp_sums_of(&last, L, 1);
+          dw_dsp_store(&last, L, c, g, 1, y + (n - 1) * stride, stride);
+        }
+        continue;
+      }
       dw_dsp_sums_of(D, L, n);
       dw_dsp_store(D, L, c, g, n, y, stride);
     }
