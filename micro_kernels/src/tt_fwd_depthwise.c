@@ -548,6 +548,110 @@ __asm__(
     "  .size tt_dsp_dw3x3_s1, . - tt_dsp_dw3x3_s1\n"
     "  .text\n");
 __asm__(
+    "  .section .text.tt_dsp_dw3x3_1,\"ax\",%progbits\n"
+    "  .syntax unified\n"
+    "  .thumb\n"
+    "  .p2align 2\n"
+    "  .global tt_dsp_dw3x3_1\n"
+    "  .type tt_dsp_dw3x3_1, %function\n"
+    "  .thumb_func\n"
+    "tt_dsp_dw3x3_1:\n"
+    "  push {r4-r11, lr}\n"
+    "  sub sp, sp, #16\n"
+    "  str r0, [sp]\n"
+    "  ldrd r1, r2, [r0]\n"
+    "  ldr r3, [r0, #24]\n"
+    "  str r3, [sp, #4]\n"
+    "1:\n"
+    "  ldr r0, [sp]\n"
+    "  ldr r3, [r0, #8]\n"
+    "  ldm r3, {r4-r7}\n"
+    "  ldrd r0, r3, [r2, #0]\n"
+    "  ldrd r12, lr, [r1, #0]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r0, r3, [r2, #8]\n"
+    "  ldrd r12, lr, [r1, #8]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r0, r3, [r2, #16]\n"
+    "  ldrd r12, lr, [r1, #16]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r0, r3, [r2, #24]\n"
+    "  ldrd r12, lr, [r1, #24]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r0, r3, [r2, #32]\n"
+    "  ldrd r12, lr, [r1, #32]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r0, r3, [r2, #40]\n"
+    "  ldrd r12, lr, [r1, #40]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r0, r3, [r2, #48]\n"
+    "  ldrd r12, lr, [r1, #48]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r0, r3, [r2, #56]\n"
+    "  ldrd r12, lr, [r1, #56]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r0, r3, [r2, #64]\n"
+    "  ldrd r12, lr, [r1, #64]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  add r1, r1, #24\n"
+    "  str r1, [sp, #8]\n"
+    "  ldr r0, [sp]\n"
+    "  ldr r12, [r0, #12]\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r4, asr #31\n"
+    "  smmlar r4, r4, r1, lr\n"
+    "  asr r4, r4, r3\n"
+    "  ssat r4, #8, r4\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r5, asr #31\n"
+    "  smmlar r5, r5, r1, lr\n"
+    "  asr r5, r5, r3\n"
+    "  ssat r5, #8, r5\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r6, asr #31\n"
+    "  smmlar r6, r6, r1, lr\n"
+    "  asr r6, r6, r3\n"
+    "  ssat r6, #8, r6\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r7, asr #31\n"
+    "  smmlar r7, r7, r1, lr\n"
+    "  asr r7, r7, r3\n"
+    "  ssat r7, #8, r7\n"
+    "  ldr r0, [sp]\n"
+    "  bfi r4, r5, #8, #8\n"
+    "  bfi r4, r6, #16, #8\n"
+    "  bfi r4, r7, #24, #8\n"
+    "  ldr r12, [r0, #16]\n"
+    "  ldr lr, [r0, #20]\n"
+    "  str r4, [r12]\n"
+    "  add r12, r12, lr\n"
+    "  str r12, [r0, #16]\n"
+    "  ldr r1, [sp, #8]\n"
+    "  ldr r2, [r0, #4]\n"
+    "  ldr r3, [sp, #4]\n"
+    "  subs r3, r3, #1\n"
+    "  str r3, [sp, #4]\n"
+    "  bne 1b\n"
+    "  add sp, sp, #16\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size tt_dsp_dw3x3_1, . - tt_dsp_dw3x3_1\n"
+    "  .text\n");
+__asm__(
     "  .section .text.tt_dsp_dw3x3_s2,\"ax\",%progbits\n"
     "  .syntax unified\n"
     "  .thumb\n"
@@ -707,6 +811,7 @@ __asm__(
     "  .text\n");
 void tt_dsp_dw3x3_s1(dw3_args *a);
 void tt_dsp_dw3x3_s2(dw3_args *a);
+void tt_dsp_dw3x3_1(dw3_args *a);   /* a->pairs single windows, at stride 1 */
 
 /* The instances dw_dsp_row calls, each compiled on its own (inlined together, gcc 12
  * spills their loop registers). */
@@ -725,11 +830,9 @@ static __attribute__((noinline)) void stage_inner_any(tt_dsp_word *s,
  * pointers are any row of the image (every load is inside it) and mask[k] = 0 zeros what
  * they load; the offset is in the lanes of the rows inside only (off_pair, off_last). No
  * test per load. */
-static __attribute__((noinline)) void stage_masked(tt_dsp_word *s, const int8_t *const *rows,
-                                                   const uint32_t *mask, int32_t kh, int32_t C,
-                                                   int32_t ix, int32_t n,
-                                                   const uint32_t *off_pair,
-                                                   uint32_t off_last) {
+static inline __attribute__((always_inline)) void stage_masked_k(
+    tt_dsp_word *s, const int8_t *const *rows, const uint32_t *mask, const int32_t kh,
+    int32_t C, int32_t ix, int32_t n, const uint32_t *off_pair, uint32_t off_last) {
   for (int32_t at = ix * C, end = (ix + n) * C; at != end; at += C) {
     for (int32_t q = 0; q < kh >> 1; ++q, s += 4)
       stage_pair(s, tt_dsp_load4(rows[2 * q] + at) & mask[2 * q],
@@ -739,6 +842,21 @@ static __attribute__((noinline)) void stage_masked(tt_dsp_word *s, const int8_t 
       s += 2;
     }
   }
+}
+static __attribute__((noinline)) void stage_masked_3(tt_dsp_word *s,
+                                                     const int8_t *const *rows,
+                                                     const uint32_t *mask, int32_t C,
+                                                     int32_t ix, int32_t n,
+                                                     const uint32_t *off_pair,
+                                                     uint32_t off_last) {
+  stage_masked_k(s, rows, mask, 3, C, ix, n, off_pair, off_last);
+}
+static __attribute__((noinline)) void stage_masked(tt_dsp_word *s, const int8_t *const *rows,
+                                                   const uint32_t *mask, int32_t kh, int32_t C,
+                                                   int32_t ix, int32_t n,
+                                                   const uint32_t *off_pair,
+                                                   uint32_t off_last) {
+  stage_masked_k(s, rows, mask, kh, C, ix, n, off_pair, off_last);
 }
 
 /* dw_dsp_stage_inner for a depth multiplier of 4k: the four lanes hold one input channel,
@@ -828,7 +946,9 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
         zero_columns(D, &k);
       }
       tt_dsp_word *s = D->band + k.left * wc;
-      if (masked)
+      if (masked && kh == 3)
+        stage_masked_3(s, any, mask, C, k.a, k.mid, off_pair, off_last);
+      else if (masked)
         stage_masked(s, any, mask, kh, C, k.a, k.mid, off_pair, off_last);
       else if (!inner)
         dw_dsp_stage(s, rows, kh, C, g, k.a, k.mid, off, D->m > 1);
@@ -838,7 +958,7 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
         stage_inner_3(s, rows, C, k.a, k.mid, off);
       else
         stage_inner_any(s, rows, kh, C, k.a, k.mid, off);
-      if (pairs3) {       /* pairs of windows in assembly, an odd last one in C */
+      if (pairs3) {       /* pairs of windows in assembly, an odd last one alone */
         const int32_t step = L->p->stride_w * wc;
         dw3_args a = {D->band, D->w, D->bias, &D->q[0].b2, y, stride, n >> 1};
         if (a.pairs) {
@@ -848,10 +968,9 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
             tt_dsp_dw3x3_s2(&a);
         }
         if (n & 1) {
-          dw_dsp last = *D;
-          last.band += (n - 1) * step;
-          dw_dsp_sums_of(&last, L, 1);
-          dw_dsp_store(&last, L, c, g, 1, y + (n - 1) * stride, stride);
+          a.band = D->band + (n - 1) * step;
+          a.pairs = 1;
+          tt_dsp_dw3x3_1(&a);
         }
         continue;
       }
