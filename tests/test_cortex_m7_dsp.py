@@ -54,7 +54,8 @@ def dims(shape) -> c_forward.Dims:
 def quantization(rng, channels: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel multipliers and shifts: `real` ones (what converters make: [2^30, 2^31),
     a right shift), or `edge` ones that leave the one-multiply form: 0, 2^30 exactly,
-    2^31 - 1, shifts 0, +3, -21 (its last), -22, -31, small multipliers."""
+    2^31 - 1, shifts 0, +3, -21 (its last), -22, -31 (a depthwise channel whose output is
+    its offset for every sum: tt_dsp_rq_init_constant), small multipliers."""
     m = rng.integers(1 << 30, 1 << 31, channels, dtype=np.int64)
     s = rng.integers(-12, -4, channels, dtype=np.int64)
     if kind == "edge":
@@ -182,7 +183,7 @@ def depthwise_calls(rng) -> None:
         # 3x3 windows in pairs (tt_dsp_dw3x3_s1/_s2: int8's whole range, the rows
         # ACTIVATIONS[k % 6] with k % 6 < 3), an odd last window in C
         (1, 6, 6, 8, 1, 3, 3, 1, 1, 1, 1, 6, 6),
-        (1, 7, 13, 12, 1, 3, 3, 2, 1, 1, 1, 4, 7),     # stride 2, 7 windows, 3 groups
+        (1, 7, 13, 16, 1, 3, 3, 2, 1, 1, 1, 4, 7),     # stride 2, 7 windows, 4 groups
         (1, 5, 3, 4, 1, 3, 3, 1, 1, 1, 1, 5, 3),       # 3 windows: 1 pair and 1
         (1, 9, 9, 2, 4, 3, 3, 2, 1, 1, 1, 5, 5),       # depth multiplier 4
         (1, 4, 2, 4, 1, 3, 3, 1, 1, 1, 1, 4, 2),
@@ -190,7 +191,8 @@ def depthwise_calls(rng) -> None:
         (1, 5, 5, 9, 1, 3, 3, 1, 1, 1, 1, 5, 5),
         (1, 6, 1, 4, 1, 3, 3, 1, 1, 1, 1, 6, 1),       # one window: no pair
         (2, 6, 10, 4, 1, 3, 3, 2, 1, 0, 0, 2, 4),      # stride 2 VALID, batches
-        (1, 4, 64, 8, 1, 3, 3, 1, 1, 1, 1, 4, 64),     # wide
+        (1, 4, 64, 16, 1, 3, 3, 1, 1, 1, 1, 4, 64),    # wide; 16 channels: the 'edge'
+        # quantization's fourth group is all shifts -22 and -31 (tt_dsp_rq_init_constant)
     ]
     for k, (n, h, w, c, mult, kh, kw, s, d, pt, pl, oh, ow) in enumerate(shapes):
         act = ACTIVATIONS[k % len(ACTIVATIONS)]

@@ -137,6 +137,7 @@ typedef struct {
   int32_t bias[4];
   tt_dsp_rq_params q[4];
   int fast, full;
+  int pairs3;                 /* 3x3 windows through tt_dsp_dw3x3_* (no sums in memory) */
 } dw_dsp;
 
 /* The columns of chunk [ox0, ox0 + n): [ix, ix + cols), of which [a, a + mid) are inside
@@ -200,14 +201,9 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
   /* n outputs need ((n - 1) sw + span) wc words of columns and 4 n of sums */
   const int32_t free = words - kw * wc - span * wc + sw * wc;
   if (kh > DW_DSP_MAX_KH || free < sw * wc + 4) return 0;
-  D->chunk = free / (sw * wc + 4);
-  D->whole = D->chunk >= L->out->w;
-  if (D->whole) D->chunk = L->out->w;
   D->wc = wc;
   D->m = L->out->c / L->in->c;
   D->w = buf;
-  D->sums = (int32_t *)(buf + kw * wc);
-  D->band = buf + kw * wc + 4 * D->chunk;
   tt_dsp_word *w = D->w;
   for (int32_t kx = 0; kx < kw; ++kx) {
     const int8_t *f = L->filter + kx * C + c;
@@ -222,12 +218,18 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
   D->fast = tt_dsp_sums_bounded(kh * kw, p->input_offset) &&
             tt_dsp_rq_offset_ok(p->output_offset);
   D->full = p->act_min == -128 && p->act_max == 127;
+  /* the largest |sum of w (x + input_offset)|: taps * (128 + |offset|) * 128 */
+  const int64_t max_sum = (int64_t)kh * kw * (128 + (p->input_offset < 0 ? -(int64_t)p->input_offset
+                                                                            : p->input_offset)) *
+                          128;
   for (int32_t j = 0; j < 4; ++j) {
     D->bias[j] = j < g && L->bias ? L->bias[c + j] : 0;
     if (j < g)
       D->fast = D->fast && tt_dsp_bias_bounded(D->bias[j]) &&
-                tt_dsp_rq_init(L->multiplier[c + j], L->shift[c + j], p->output_offset,
-                               &D->q[j]);
+                (tt_dsp_rq_init(L->multiplier[c + j], L->shift[c + j], p->output_offset,
+                                &D->q[j]) ||
+                 tt_dsp_rq_init_constant(L->shift[c + j], D->bias[j], max_sum,
+                                         p->output_offset, &D->q[j]));
   }
   /* On the fast path the weights and biases are doubled (|2w| <= 256 fits the lanes,
    * |2 acc| < 2^30): the sums come out as 2 acc, which tt_dsp_rq_doubled requantizes one
@@ -236,6 +238,15 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
     for (tt_dsp_word *v = D->w; v != w; ++v) *v = __sadd16(*v, *v);
     for (int32_t j = 0; j < 4; ++j) D->bias[j] *= 2;
   }
+  /* 3x3 windows in pairs (tt_dsp_dw3x3_*) keep their sums in registers: no room for them */
+  D->pairs3 = kh == 3 && kw == 3 && p->dilation_w == 1 && sw <= 2 && g == 4 && D->fast &&
+              D->full;
+  const int32_t sums = D->pairs3 ? 0 : 4;
+  D->chunk = free / (sw * wc + sums);
+  D->whole = D->chunk >= L->out->w;
+  if (D->whole) D->chunk = L->out->w;
+  D->sums = (int32_t *)(buf + kw * wc);
+  D->band = buf + kw * wc + sums * D->chunk;
   if (D->whole) {
     const dw_chunk k = chunk_columns(L, 0, D->chunk);
     zero_columns(D, &k);
@@ -915,8 +926,7 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
   const int8_t *const base = L->input + b * H * W * C + c / D->m;
   const uint32_t off = tt_dsp_offset_pair(p->input_offset);
   const dw_chunk whole = chunk_columns(L, 0, chunk);
-  const int pairs3 = kh == 3 && L->kw == 3 && p->dilation_w == 1 && p->stride_w <= 2 &&
-                     g == 4 && D->fast && D->full;
+  const int pairs3 = D->pairs3;
   for (int32_t oy = oy0; oy < oy1; ++oy, out += row_step) {
     const int8_t *rows[DW_DSP_MAX_KH];
     int inner = g == 4;

@@ -122,6 +122,24 @@ static inline int tt_dsp_rq_init(int32_t multiplier, int32_t shift, int32_t outp
   return 1;
 }
 
+/* A channel whose requantization is its output offset o for every accumulator a kernel can
+ * make: shift <= -22 (the "dead" channels of quantized models, shifts down to -29) and
+ * |bias| + max_sum < 2^(e-1), e = -shift. Then |h| <= |a| < 2^(e-1) (tt_fwd_high_mul of a
+ * multiplier below 2^31 in magnitude), and RoundingDivideByPOT of such an h is 0. For the
+ * doubled form (tt_dsp_rq_doubled) q = {m = 0, c = 2o + 1, e = 1} gives exactly o:
+ * SMMLAR(a2, 0, 2o + 1 - [a < 0]) is its accumulator, and (2o + 1 - [a < 0]) >> 1 = o. */
+static inline int tt_dsp_rq_init_constant(int32_t shift, int32_t bias, int64_t max_sum,
+                                          int32_t output_offset, tt_dsp_rq_params *q) {
+  if (shift > -22 || shift < -31) return 0;
+  const int64_t b = bias < 0 ? -(int64_t)bias : bias;
+  if (b + max_sum >= ((int64_t)1 << (-shift - 1))) return 0;
+  q->b2 = 0;
+  q->m = 0;
+  q->c = 2 * output_offset + 1;
+  q->e = 1;
+  return 1;
+}
+
 /* Requantized accumulator plus output offset, not yet clamped. */
 static inline int32_t tt_dsp_rq(int32_t acc, const tt_dsp_rq_params *q) {
   return tt_dsp_smmlar(acc, q->b2, acc + q->c + (acc >> 31)) >> q->e;
