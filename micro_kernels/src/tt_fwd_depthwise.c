@@ -222,15 +222,19 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
   const int64_t max_sum = (int64_t)kh * kw * (128 + (p->input_offset < 0 ? -(int64_t)p->input_offset
                                                                             : p->input_offset)) *
                           128;
+  int constant[4] = {0, 0, 0, 0};
   for (int32_t j = 0; j < 4; ++j) {
     D->bias[j] = j < g && L->bias ? L->bias[c + j] : 0;
-    if (j < g)
-      D->fast = D->fast && tt_dsp_bias_bounded(D->bias[j]) &&
-                (tt_dsp_rq_init(L->multiplier[c + j], L->shift[c + j], p->output_offset,
-                                &D->q[j]) ||
-                 tt_dsp_rq_init_constant(L->shift[c + j], D->bias[j], max_sum,
-                                         p->output_offset, &D->q[j]));
+    if (j >= g || !D->fast) continue;
+    if (!tt_dsp_bias_bounded(D->bias[j]) ||
+        !tt_dsp_rq_init(L->multiplier[c + j], L->shift[c + j], p->output_offset, &D->q[j]))
+      D->fast = constant[j] = tt_dsp_rq_init_constant(L->multiplier[c + j], L->shift[c + j],
+                                                      D->bias[j], max_sum, p->output_offset,
+                                                      &D->q[j]);
   }
+  /* a constant channel's sums do not matter: from 0 (no overflow when doubled) */
+  for (int32_t j = 0; j < 4; ++j)
+    if (D->fast && constant[j]) D->bias[j] = 0;
   /* On the fast path the weights and biases are doubled (|2w| <= 256 fits the lanes,
    * |2 acc| < 2^30): the sums come out as 2 acc, which tt_dsp_rq_doubled requantizes one
    * instruction cheaper. */

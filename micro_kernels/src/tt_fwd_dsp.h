@@ -122,20 +122,26 @@ static inline int tt_dsp_rq_init(int32_t multiplier, int32_t shift, int32_t outp
   return 1;
 }
 
-/* A channel whose requantization is its output offset o for every accumulator a kernel can
- * make: shift <= -22 (the "dead" channels of quantized models, shifts down to -29) and
- * |bias| + max_sum < 2^(e-1), e = -shift. Then |h| <= |a| < 2^(e-1) (tt_fwd_high_mul of a
- * multiplier below 2^31 in magnitude), and RoundingDivideByPOT of such an h is 0. For the
- * doubled form (tt_dsp_rq_doubled) q = {m = 0, c = 2o + 1, e = 1} gives exactly o:
- * SMMLAR(a2, 0, 2o + 1 - [a < 0]) is its accumulator, and (2o + 1 - [a < 0]) >> 1 = o. */
-static inline int tt_dsp_rq_init_constant(int32_t shift, int32_t bias, int64_t max_sum,
-                                          int32_t output_offset, tt_dsp_rq_params *q) {
-  if (shift > -22 || shift < -31) return 0;
-  const int64_t b = bias < 0 ? -(int64_t)bias : bias;
-  if (b + max_sum >= ((int64_t)1 << (-shift - 1))) return 0;
+/* A channel whose requantized output is one value v for every accumulator a kernel can make,
+ * bias + (a sum of magnitude <= max_sum): the "dead" channels of quantized models (shifts
+ * down to -29, biases up to int32's ends). MultiplyByQuantizedMultiplier is non-decreasing
+ * in its argument for a multiplier >= 0 and a shift <= 0 (a rounded product, then a
+ * rounded right shift), so it is v on [bias - max_sum, bias + max_sum] when both ends give
+ * v and the interval lies inside int32 (no sum wraps). For the doubled form
+ * (tt_dsp_rq_doubled) q = {m = 0, c = 2 (v + o) + 1, e = 1} gives exactly v + o, whatever
+ * the accumulator: SMMLAR(a2, 0, R) is R = c - [a2 < 0], and R >> 1 = v + o. */
+static inline int tt_dsp_rq_init_constant(int32_t multiplier, int32_t shift, int32_t bias,
+                                          int64_t max_sum, int32_t output_offset,
+                                          tt_dsp_rq_params *q) {
+  const int64_t lo = (int64_t)bias - max_sum, hi = (int64_t)bias + max_sum;
+  if (multiplier < 0 || shift > 0 || lo < INT32_MIN || hi > INT32_MAX) return 0;
+  const int64_t v = tt_fwd_mbqm((int32_t)lo, multiplier, shift);
+  if (tt_fwd_mbqm((int32_t)hi, multiplier, shift) != v) return 0;
+  const int64_t c = 2 * (v + output_offset) + 1;
+  if (c < INT32_MIN || c > INT32_MAX) return 0;
   q->b2 = 0;
   q->m = 0;
-  q->c = 2 * output_offset + 1;
+  q->c = (int32_t)c;
   q->e = 1;
   return 1;
 }
