@@ -994,6 +994,52 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
   }
 }
 
+/* dw_dsp_rows for 3x3 windows in pairs (D->pairs3) of depth multiplier 1 whose row is one
+ * chunk (D->whole): per output row only its three input rows are found, staged and handed to
+ * the assembly, which on 6x6 maps is most of the work (the generic loop's bookkeeping cost
+ * about a fifth of a row there). */
+static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *L,
+                                               int32_t c, int32_t b, int32_t oy0,
+                                               int32_t oy1, int8_t *out, int32_t row_step,
+                                               int32_t stride) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t C = L->in->c, H = L->in->h, W = L->in->w, wc = D->wc, n = L->out->w;
+  const int8_t *const base = L->input + b * H * W * C + c;
+  const uint32_t off = tt_dsp_offset_pair(p->input_offset);
+  const dw_chunk k = chunk_columns(L, 0, D->chunk);
+  tt_dsp_word *const s = D->band + k.left * wc;
+  const int32_t dh = p->dilation_h * W * C;
+  void (*const pairs_of)(dw3_args *) = p->stride_w == 1 ? tt_dsp_dw3x3_s1 : tt_dsp_dw3x3_s2;
+  const tt_dsp_word *const last = D->band + (n - 1) * p->stride_w * wc;
+  for (int32_t oy = oy0; oy < oy1; ++oy, out += row_step) {
+    const int32_t iy = oy * p->stride_h - p->pad_top;
+    const int8_t *rows[3];
+    if (iy >= 0 && iy + 2 * p->dilation_h < H) {
+      rows[0] = base + iy * W * C;
+      rows[1] = rows[0] + dh;
+      rows[2] = rows[1] + dh;
+      stage_inner_3(s, rows, C, k.a, k.mid, off);
+    } else {              /* rows outside the image: any row, masked to zeros, no offset */
+      uint32_t mask[3], off_pair[1];
+      for (int32_t ky = 0; ky < 3; ++ky) {
+        const int32_t y = iy + ky * p->dilation_h;
+        const int inside = y >= 0 && y < H;
+        rows[ky] = inside ? base + y * W * C : base;
+        mask[ky] = inside ? 0xFFFFFFFFu : 0;
+      }
+      off_pair[0] = (off & mask[0] & 0xFFFFu) | (off & mask[1] & 0xFFFF0000u);
+      stage_masked_3(s, rows, mask, C, k.a, k.mid, off_pair, off & mask[2]);
+    }
+    dw3_args a = {D->band, D->w, D->bias, &D->q[0].b2, out, stride, n >> 1};
+    if (a.pairs) pairs_of(&a);
+    if (n & 1) {
+      a.band = last;
+      a.pairs = 1;
+      tt_dsp_dw3x3_1(&a);
+    }
+  }
+}
+
 /* --- DSP: a depth multiplier m > 1 -------------------------------------------------------
  * Input channel c feeds output channels [c m, c m + m): a convolution from one channel to m,
  * i.e. the matrix product of tt_fwd_dsp.c with the m filter rows (the filter's [kh, kw] taps
@@ -1073,6 +1119,10 @@ static void dw_group_init(dw_group *G, const dw_layer *L, int32_t c, int32_t g, 
 static void dw_group_rows(const dw_group *G, int32_t b, int32_t oy0, int32_t oy1, int8_t *out,
                           int32_t row_step, int32_t stride) {
 #if TT_FWD_DSP
+  if (G->use_dsp && G->dsp.pairs3 && G->dsp.whole && G->dsp.m == 1) {
+    dw3_rows(&G->dsp, G->L, G->c, b, oy0, oy1, out, row_step, stride);
+    return;
+  }
   if (G->use_dsp) {
     dw_dsp_rows(&G->dsp, G->L, G->c, G->g, b, oy0, oy1, out, row_step, stride);
     return;
