@@ -387,16 +387,16 @@ static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t 
  * two), each pair's 8 sums in registers: the two windows share every filter load (the
  * filter's 18 words are loaded once per pair), and are requantized (doubled weights and
  * bias: tt_dsp_rq_doubled) and stored as one word per window (the four channels' bytes,
- * BFI-packed) at a->y, a->y + a->y_stride, a->y advancing. Per pair of windows (72 MACs): 27
+ * BFI-packed) at a->y + k a->y_stride for window k. Per pair of windows (72 MACs): 27
  * LDRD, 24 SMLAD and 24 SMLABB/SMLATT for the sums (75), 36 for the 8 requantizations (LDM
- * of a channel's constants, ADD, SMMLAR, ASR, SSAT), 6 BFI, 2 STR, about 20 for the loop.
+ * of a channel's constants, ADD, SMMLAR, ASR, SSAT), 6 BFI, 2 STR, 15 for the loop.
  * In assembly for the same reason as tt_dsp_rows8 (tt_fwd_dsp.c): 14 live values. */
 typedef struct {
   const tt_dsp_word *band;    /*  0: window 0's first column */
   const tt_dsp_word *w;       /*  4: the packed, doubled filter (3 columns of 6 words) */
   const int32_t *bias;        /*  8: the 4 doubled biases */
   const int32_t *q;           /* 12: the 4 channels' tt_dsp_rq_params (b2, m, c, e) */
-  int8_t *y;                  /* 16: window 0's four outputs; advanced */
+  int8_t *y;                  /* 16: window 0's four outputs */
   int32_t y_stride;           /* 20: bytes between consecutive windows' outputs */
   int32_t pairs;              /* 24: pairs of windows, > 0 */
 } dw3_args;
@@ -414,14 +414,17 @@ __asm__(
     "  .thumb_func\n"
     "tt_dsp_dw3x3_s1:\n"
     "  push {r4-r11, lr}\n"
-    "  sub sp, sp, #16\n"
-    "  str r0, [sp]\n"
+    "  sub sp, sp, #32\n"
     "  ldrd r1, r2, [r0]\n"
+    "  ldrd r3, r12, [r0, #8]\n"
+    "  strd r3, r12, [sp]\n"
+    "  ldrd r3, r12, [r0, #16]\n"
+    "  strd r3, r12, [sp, #8]\n"
     "  ldr r3, [r0, #24]\n"
-    "  str r3, [sp, #4]\n"
+    "  str r3, [sp, #20]\n"
+    "  str r2, [sp, #24]\n"
     "1:\n"
-    "  ldr r0, [sp]\n"
-    "  ldr r3, [r0, #8]\n"
+    "  ldr r3, [sp]\n"
     "  ldm r3, {r4-r7}\n"
     "  ldm r3, {r8-r11}\n"
     "  ldrd r0, r3, [r2, #0]\n"
@@ -500,9 +503,8 @@ __asm__(
     "  smlabb r9, lr, r3, r9\n"
     "  smlatt r11, lr, r3, r11\n"
     "  add r1, r1, #48\n"
-    "  str r1, [sp, #8]\n"
-    "  ldr r0, [sp]\n"
-    "  ldr r12, [r0, #12]\n"
+    "  str r1, [sp, #16]\n"
+    "  ldr r12, [sp, #4]\n"
     "  ldm r12!, {r0, r1, r2, r3}\n"
     "  add lr, r2, r4, asr #31\n"
     "  smmlar r4, r4, r1, lr\n"
@@ -539,26 +541,23 @@ __asm__(
     "  smmlar r11, r11, r1, lr\n"
     "  asr r11, r11, r3\n"
     "  ssat r11, #8, r11\n"
-    "  ldr r0, [sp]\n"
     "  bfi r4, r5, #8, #8\n"
     "  bfi r4, r6, #16, #8\n"
     "  bfi r4, r7, #24, #8\n"
     "  bfi r8, r9, #8, #8\n"
     "  bfi r8, r10, #16, #8\n"
     "  bfi r8, r11, #24, #8\n"
-    "  ldr r12, [r0, #16]\n"
-    "  ldr lr, [r0, #20]\n"
-    "  str r4, [r12]\n"
-    "  str r8, [r12, lr]\n"
-    "  add r12, r12, lr, lsl #1\n"
-    "  str r12, [r0, #16]\n"
-    "  ldr r1, [sp, #8]\n"
-    "  ldr r2, [r0, #4]\n"
-    "  ldr r3, [sp, #4]\n"
+    "  ldrd r0, r1, [sp, #8]\n"
+    "  str r4, [r0]\n"
+    "  str r8, [r0, r1]\n"
+    "  add r0, r0, r1, lsl #1\n"
+    "  str r0, [sp, #8]\n"
+    "  ldrd r1, r3, [sp, #16]\n"
+    "  ldr r2, [sp, #24]\n"
     "  subs r3, r3, #1\n"
-    "  str r3, [sp, #4]\n"
+    "  str r3, [sp, #20]\n"
     "  bne 1b\n"
-    "  add sp, sp, #16\n"
+    "  add sp, sp, #32\n"
     "  pop {r4-r11, pc}\n"
     "  .size tt_dsp_dw3x3_s1, . - tt_dsp_dw3x3_s1\n"
     "  .text\n");
@@ -572,14 +571,17 @@ __asm__(
     "  .thumb_func\n"
     "tt_dsp_dw3x3_1:\n"
     "  push {r4-r11, lr}\n"
-    "  sub sp, sp, #16\n"
-    "  str r0, [sp]\n"
+    "  sub sp, sp, #32\n"
     "  ldrd r1, r2, [r0]\n"
+    "  ldrd r3, r12, [r0, #8]\n"
+    "  strd r3, r12, [sp]\n"
+    "  ldrd r3, r12, [r0, #16]\n"
+    "  strd r3, r12, [sp, #8]\n"
     "  ldr r3, [r0, #24]\n"
-    "  str r3, [sp, #4]\n"
+    "  str r3, [sp, #20]\n"
+    "  str r2, [sp, #24]\n"
     "1:\n"
-    "  ldr r0, [sp]\n"
-    "  ldr r3, [r0, #8]\n"
+    "  ldr r3, [sp]\n"
     "  ldm r3, {r4-r7}\n"
     "  ldrd r0, r3, [r2, #0]\n"
     "  ldrd r12, lr, [r1, #0]\n"
@@ -624,9 +626,8 @@ __asm__(
     "  smlabb r5, lr, r3, r5\n"
     "  smlatt r7, lr, r3, r7\n"
     "  add r1, r1, #24\n"
-    "  str r1, [sp, #8]\n"
-    "  ldr r0, [sp]\n"
-    "  ldr r12, [r0, #12]\n"
+    "  str r1, [sp, #16]\n"
+    "  ldr r12, [sp, #4]\n"
     "  ldm r12!, {r0, r1, r2, r3}\n"
     "  add lr, r2, r4, asr #31\n"
     "  smmlar r4, r4, r1, lr\n"
@@ -647,22 +648,19 @@ __asm__(
     "  smmlar r7, r7, r1, lr\n"
     "  asr r7, r7, r3\n"
     "  ssat r7, #8, r7\n"
-    "  ldr r0, [sp]\n"
     "  bfi r4, r5, #8, #8\n"
     "  bfi r4, r6, #16, #8\n"
     "  bfi r4, r7, #24, #8\n"
-    "  ldr r12, [r0, #16]\n"
-    "  ldr lr, [r0, #20]\n"
-    "  str r4, [r12]\n"
-    "  add r12, r12, lr\n"
-    "  str r12, [r0, #16]\n"
-    "  ldr r1, [sp, #8]\n"
-    "  ldr r2, [r0, #4]\n"
-    "  ldr r3, [sp, #4]\n"
+    "  ldrd r0, r1, [sp, #8]\n"
+    "  str r4, [r0]\n"
+    "  add r0, r0, r1\n"
+    "  str r0, [sp, #8]\n"
+    "  ldrd r1, r3, [sp, #16]\n"
+    "  ldr r2, [sp, #24]\n"
     "  subs r3, r3, #1\n"
-    "  str r3, [sp, #4]\n"
+    "  str r3, [sp, #20]\n"
     "  bne 1b\n"
-    "  add sp, sp, #16\n"
+    "  add sp, sp, #32\n"
     "  pop {r4-r11, pc}\n"
     "  .size tt_dsp_dw3x3_1, . - tt_dsp_dw3x3_1\n"
     "  .text\n");
@@ -676,14 +674,17 @@ __asm__(
     "  .thumb_func\n"
     "tt_dsp_dw3x3_s2:\n"
     "  push {r4-r11, lr}\n"
-    "  sub sp, sp, #16\n"
-    "  str r0, [sp]\n"
+    "  sub sp, sp, #32\n"
     "  ldrd r1, r2, [r0]\n"
+    "  ldrd r3, r12, [r0, #8]\n"
+    "  strd r3, r12, [sp]\n"
+    "  ldrd r3, r12, [r0, #16]\n"
+    "  strd r3, r12, [sp, #8]\n"
     "  ldr r3, [r0, #24]\n"
-    "  str r3, [sp, #4]\n"
+    "  str r3, [sp, #20]\n"
+    "  str r2, [sp, #24]\n"
     "1:\n"
-    "  ldr r0, [sp]\n"
-    "  ldr r3, [r0, #8]\n"
+    "  ldr r3, [sp]\n"
     "  ldm r3, {r4-r7}\n"
     "  ldm r3, {r8-r11}\n"
     "  ldrd r0, r3, [r2, #0]\n"
@@ -762,9 +763,8 @@ __asm__(
     "  smlabb r9, lr, r3, r9\n"
     "  smlatt r11, lr, r3, r11\n"
     "  add r1, r1, #96\n"
-    "  str r1, [sp, #8]\n"
-    "  ldr r0, [sp]\n"
-    "  ldr r12, [r0, #12]\n"
+    "  str r1, [sp, #16]\n"
+    "  ldr r12, [sp, #4]\n"
     "  ldm r12!, {r0, r1, r2, r3}\n"
     "  add lr, r2, r4, asr #31\n"
     "  smmlar r4, r4, r1, lr\n"
@@ -801,26 +801,23 @@ __asm__(
     "  smmlar r11, r11, r1, lr\n"
     "  asr r11, r11, r3\n"
     "  ssat r11, #8, r11\n"
-    "  ldr r0, [sp]\n"
     "  bfi r4, r5, #8, #8\n"
     "  bfi r4, r6, #16, #8\n"
     "  bfi r4, r7, #24, #8\n"
     "  bfi r8, r9, #8, #8\n"
     "  bfi r8, r10, #16, #8\n"
     "  bfi r8, r11, #24, #8\n"
-    "  ldr r12, [r0, #16]\n"
-    "  ldr lr, [r0, #20]\n"
-    "  str r4, [r12]\n"
-    "  str r8, [r12, lr]\n"
-    "  add r12, r12, lr, lsl #1\n"
-    "  str r12, [r0, #16]\n"
-    "  ldr r1, [sp, #8]\n"
-    "  ldr r2, [r0, #4]\n"
-    "  ldr r3, [sp, #4]\n"
+    "  ldrd r0, r1, [sp, #8]\n"
+    "  str r4, [r0]\n"
+    "  str r8, [r0, r1]\n"
+    "  add r0, r0, r1, lsl #1\n"
+    "  str r0, [sp, #8]\n"
+    "  ldrd r1, r3, [sp, #16]\n"
+    "  ldr r2, [sp, #24]\n"
     "  subs r3, r3, #1\n"
-    "  str r3, [sp, #4]\n"
+    "  str r3, [sp, #20]\n"
     "  bne 1b\n"
-    "  add sp, sp, #16\n"
+    "  add sp, sp, #32\n"
     "  pop {r4-r11, pc}\n"
     "  .size tt_dsp_dw3x3_s2, . - tt_dsp_dw3x3_s2\n"
     "  .text\n");
@@ -983,6 +980,7 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
         }
         if (n & 1) {
           a.band = D->band + (n - 1) * step;
+          a.y = y + (n - 1) * stride;
           a.pairs = 1;
           tt_dsp_dw3x3_1(&a);
         }
@@ -1083,6 +1081,7 @@ static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *
     if (a.pairs) pairs_of(&a);
     if (n & 1) {
       a.band = last;
+      a.y = out + (n - 1) * stride;
       a.pairs = 1;
       tt_dsp_dw3x3_1(&a);
     }
