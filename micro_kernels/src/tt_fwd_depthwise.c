@@ -161,10 +161,11 @@ static dw_chunk chunk_columns(const dw_layer *L, int32_t ox0, int32_t n) {
 
 /* Zeros for the chunk's columns outside the image. */
 static void zero_columns(const dw_dsp *D, const dw_chunk *k) {
-  for (tt_dsp_word *z = D->band; z != D->band + k->left * D->wc; ++z) *z = 0;
-  for (tt_dsp_word *z = D->band + (k->left + k->mid) * D->wc; z != D->band + k->cols * D->wc;
-       ++z)
-    *z = 0;
+  const int32_t wc = D->wc;                      /* even: two words a store */
+  for (tt_dsp_word *z = D->band, *e = z + k->left * wc; z != e; z += 2) tt_dsp_strd(z, 0, 0);
+  for (tt_dsp_word *z = D->band + (k->left + k->mid) * wc, *e = D->band + k->cols * wc; z != e;
+       z += 2)
+    tt_dsp_strd(z, 0, 0);
 }
 
 /* g (1..4) int8 of a channel group; nothing past them is read. */
@@ -204,17 +205,6 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
   D->wc = wc;
   D->m = L->out->c / L->in->c;
   D->w = buf;
-  tt_dsp_word *w = D->w;
-  for (int32_t kx = 0; kx < kw; ++kx) {
-    const int8_t *f = L->filter + kx * C + c;
-    for (int32_t q = 0; q < pairs; ++q, w += 4)
-      stage_pair(w, load_group(f + 2 * q * kw * C, g), load_group(f + (2 * q + 1) * kw * C, g),
-                 0);
-    if (kh & 1) {
-      stage_single(w, load_group(f + (kh - 1) * kw * C, g), 0);
-      w += 2;
-    }
-  }
   D->fast = tt_dsp_sums_bounded(kh * kw, p->input_offset) &&
             tt_dsp_rq_offset_ok(p->output_offset);
   D->full = p->act_min == -128 && p->act_max == 127;
@@ -238,9 +228,37 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
   /* On the fast path the weights and biases are doubled (|2w| <= 256 fits the lanes,
    * |2 acc| < 2^30): the sums come out as 2 acc, which tt_dsp_rq_doubled requantizes one
    * instruction cheaper. */
-  if (D->fast) {
-    for (tt_dsp_word *v = D->w; v != w; ++v) *v = __sadd16(*v, *v);
+  const int dbl = D->fast;
+  if (dbl)
     for (int32_t j = 0; j < 4; ++j) D->bias[j] *= 2;
+  tt_dsp_word *w = D->w;
+  for (int32_t kx = 0; kx < kw; ++kx) {
+    const int8_t *f = L->filter + kx * C + c;
+    for (int32_t q = 0; q < pairs; ++q, w += 4) {  /* stage_pair's words, doubled in place */
+      const uint32_t a = load_group(f + 2 * q * kw * C, g);
+      const uint32_t b = load_group(f + (2 * q + 1) * kw * C, g);
+      const uint32_t lo = tt_dsp_low_halves(a, b), hi = tt_dsp_high_halves(a, b);
+      uint32_t v0 = __sxtb16(lo), v1 = tt_dsp_sxtb16_odd(lo);
+      uint32_t v2 = __sxtb16(hi), v3 = tt_dsp_sxtb16_odd(hi);
+      if (dbl) {
+        v0 = __sadd16(v0, v0);
+        v1 = __sadd16(v1, v1);
+        v2 = __sadd16(v2, v2);
+        v3 = __sadd16(v3, v3);
+      }
+      tt_dsp_strd(w, v0, v1);
+      tt_dsp_strd(w + 2, v2, v3);
+    }
+    if (kh & 1) {                                     /* stage_single's */
+      const uint32_t a = load_group(f + (kh - 1) * kw * C, g);
+      uint32_t v0 = __sxtb16(a), v1 = tt_dsp_sxtb16_odd(a);
+      if (dbl) {
+        v0 = __sadd16(v0, v0);
+        v1 = __sadd16(v1, v1);
+      }
+      tt_dsp_strd(w, v0, v1);
+      w += 2;
+    }
   }
   /* 3x3 windows in pairs (tt_dsp_dw3x3_*) keep their sums in registers: no room for them */
   D->pairs3 = kh == 3 && kw == 3 && p->dilation_w == 1 && sw <= 2 && g == 4 && D->fast &&
