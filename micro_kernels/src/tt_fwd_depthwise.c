@@ -124,7 +124,11 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
  * channel group. An odd last row is staged as [x0, x2], [x1, x3] and meets SMLABB/SMLATT.
  * A column is wc = 4 (kh / 2) + 2 (kh % 2) words; the columns an output row's windows cover
  * are staged once (in chunks that fit the band) and shared by the kw / stride_w windows that
- * read each. Taps outside the image are staged as zeros (TFLM skips them: the same sum). */
+ * read each. Taps outside the image are staged as zeros (TFLM skips them: the same sum).
+ * 3x3 windows of four channels requantized by the one-multiply form (the paper's models'
+ * depthwise layers) take a shorter road: dw3_rows stages the rows in assembly
+ * (tt_dsp_dw3_stage) and sums, requantizes and stores pairs of windows in assembly
+ * (tt_dsp_dw3x3_s1/_s2), their sums never in memory. */
 #define DW_DSP_MAX_KH 8            /* the paper's models: 3, 5, 7; imported: 4, 8 */
 
 typedef struct {

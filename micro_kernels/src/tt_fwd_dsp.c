@@ -5,7 +5,15 @@
  * One row (output channel) at a time against a block of P columns: a filter word is loaded
  * and sign-extended once ([w0, w2], [w1, w3]) and meets the P staged columns in 2P SMLADs;
  * the P accumulators share the row's requantization constants. Per four input elements and
- * P columns: one load and two extensions of weights, P double-word loads, 2P SMLADs. */
+ * P columns: one load and two extensions of weights, P double-word loads, 2P SMLADs.
+ *
+ * The row loop itself (sums from the bias, the groups, requantization and stores) is
+ * assembly, tt_dsp_rows8/4/2/1, generated per block width: with 8 columns it needs every
+ * register of the core, which gcc 12 cannot allocate (see tt_dsp_rows8). Assembly inside a
+ * C file keeps the sources and build rules as they are; it is only compiled where
+ * TT_FWD_DSP holds (Thumb-2 with the DSP extension), and the portable C99 stays the
+ * reference it is tested against bit for bit. Hand-written, not copied: the instruction
+ * sequences are the C above, register-allocated by hand. */
 #include "tt_fwd_internal.h"
 
 #if TT_FWD_DSP
@@ -884,42 +892,33 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
   }
 }
 
-/* One compiled copy of rows per block width, and one for chunks of eight columns. */
+/* One compiled copy of rows per block width (8: any number Q of blocks staged one after the
+ * other), and one for chunks of eight columns. */
+static __attribute__((noinline)) void rows8q(const tt_dsp_mm *m, const tt_dsp_word *stage,
+                                             int32_t Q, int8_t *out, int32_t col_stride) {
+  rows(m, stage, 8, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride);
+}
 #define TT_DSP_ROWS(P)                                                                      \
   static __attribute__((noinline)) void rows##P(const tt_dsp_mm *m,                        \
                                                 const tt_dsp_word *stage, int8_t *out,      \
                                                 int32_t col_stride) {                       \
     rows(m, stage, P, 1, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride);                 \
   }
-TT_DSP_ROWS(8)
 TT_DSP_ROWS(4)
 TT_DSP_ROWS(2)
 TT_DSP_ROWS(1)
-
-/* Blocks of 8 columns, Q of them staged one after the other. */
-static __attribute__((noinline)) void rows8q(const tt_dsp_mm *m, const tt_dsp_word *stage,
-                                             int32_t Q, int8_t *out, int32_t col_stride) {
-  rows(m, stage, 8, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride);
-}
 
 static __attribute__((noinline)) void rows_chunk8(const tt_dsp_mm *m, const tt_dsp_word *stage,
                                                   int32_t r0, int32_t r1, int32_t k0,
                                                   int32_t n, int32_t (*part)[8], int first,
                                                   int last, int8_t *out, int32_t col_stride) {
-  if (first && last)
-    rows(m, stage, 8, 1, r0, r1, k0, n, part, 1, 1, out, col_stride);
-  else if (first)
-    rows(m, stage, 8, 1, r0, r1, k0, n, part, 1, 0, out, col_stride);
-  else if (last)
-    rows(m, stage, 8, 1, r0, r1, k0, n, part, 0, 1, out, col_stride);
-  else
-    rows(m, stage, 8, 1, r0, r1, k0, n, part, 0, 0, out, col_stride);
+  rows(m, stage, 8, 1, r0, r1, k0, n, part, first, last, out, col_stride);
 }
 
 void tt_dsp_mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
                      int32_t col_stride) {
   switch (P) {
-    case 8: rows8(m, stage, out, col_stride); break;
+    case 8: rows8q(m, stage, 1, out, col_stride); break;
     case 4: rows4(m, stage, out, col_stride); break;
     case 2: rows2(m, stage, out, col_stride); break;
     default: rows1(m, stage, out, col_stride); break;
