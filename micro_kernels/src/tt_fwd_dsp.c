@@ -775,10 +775,8 @@ __asm__(
     "  .text\n");
 typedef void tt_dsp_rows_fn(const tt_dsp_rows8_args *a, const tt_dsp_word *s, const int8_t *w,
                             const int8_t *end);
+/* tt_dsp_rows4/2/1: the same for blocks of 4, 2 and 1 columns (the bias kept in r11). */
 tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows4, tt_dsp_rows2, tt_dsp_rows1;
-#undef TT_DSP_ROWS8_GROUP
-void tt_dsp_rows8(const tt_dsp_rows8_args *a, const tt_dsp_word *s, const int8_t *w,
-                  const int8_t *end);
 
 /* acc[p] += sum over the n weights w[i] and the staged elements of column p; with `start`
  * the sums begin at `from` instead (the first group's SMLADs take it as their accumulator). */
