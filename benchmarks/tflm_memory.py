@@ -6,7 +6,11 @@ trained parameters + optimizer state; flash = the training model + TFLM's and ou
 off, then on (what each chose is listed), and whether `--engine tflm` (the pinned wheel's
 TFLM with our glue) trains bit for bit like `--engine c` for --steps steps.
 
-    .venv/bin/python benchmarks/tflm_memory.py [--steps 2] [--json benchmarks/tflm_memory.json]
+    .venv/bin/python benchmarks/tflm_memory.py [--steps 2] [--grad float32|int8]
+        [--models "person detector"] [--json benchmarks/tflm_memory.json]
+
+--grad int8 augments with int8 activation gradients (`augment --grad int8`); --models keeps
+the rows whose model label contains the text.
 
 Not measured here: the stack and the image on the rig (benchmarks/tflm_rig.py does that,
 given TFLM's sources).
@@ -66,7 +70,8 @@ def identical(graph, steps: int) -> bool:
     return runs[0] == runs[1]
 
 
-def measure(label: str, source: Path, scheme: str, goal: int, steps: int) -> list[dict]:
+def measure(label: str, source: Path, scheme: str, goal: int, steps: int,
+            grad: str = "float32") -> list[dict]:
     from tflite_train import tflite_io, tflm_memory
     from tflite_train.augment import MemoryOptions, augment
     from tflite_train.autodiff import Hyper
@@ -74,7 +79,7 @@ def measure(label: str, source: Path, scheme: str, goal: int, steps: int) -> lis
     rows = []
     for passes, memory in (("none", MemoryOptions(False, False, False, stream=False)),
                            ("all", MemoryOptions())):
-        r = augment(tflite_io.parse(base), scheme, 10, Hyper(seed=0), memory=memory)
+        r = augment(tflite_io.parse(base), scheme, 10, Hyper(seed=0, grad=grad), memory=memory)
         data = tflite_io.serialize(r.graph)
         g = tflite_io.parse(data)
         a = tflm_memory.account(g, len(data), "cortex-m7")
@@ -83,7 +88,7 @@ def measure(label: str, source: Path, scheme: str, goal: int, steps: int) -> lis
                   "in place": len(m.in_place), "flash requantization": len(m.flash_requant)}
         rows.append({
             "model": label, "scheme": Path(scheme).stem if scheme.endswith(".json") else scheme,
-            "passes": passes, "chosen": chosen, "arena": a["arena"],
+            "grad": grad, "passes": passes, "chosen": chosen, "arena": a["arena"],
             "persistent": a["persistent"], "trained": a["trained"],
             "optimizer": a["optimizer"], "sram": a["sram_total"], "goal_kb": goal,
             "model_flash": a["flash"]["model"], "tflm_code": a["flash"]["tflm_code"],
@@ -94,21 +99,31 @@ def measure(label: str, source: Path, scheme: str, goal: int, steps: int) -> lis
     return rows
 
 
+def _order(r: dict) -> tuple:
+    """MODELS' order, then float32 before int8, passes off before on."""
+    where = [(label, Path(scheme).stem if scheme.endswith(".json") else scheme)
+             for label, _, scheme, _ in MODELS]
+    at = (r["model"], r["scheme"])
+    return (where.index(at) if at in where else len(where), r.get("grad", "float32") != "float32",
+            r["passes"] != "none")
+
+
 def row(r: dict) -> str:
     kb = results.kb
     chosen = ", ".join(f"{v} {k}" for k, v in r["chosen"].items() if v) or "-"
     fits = "yes" if r["sram"] <= r["goal_kb"] * 1024 and r["flash"] <= 1024 * 1024 else "no"
     same = {None: "", True: f"yes ({r['steps']} steps)", False: "NO"}[r["identical_to_engine_c"]]
-    return (f"| {r['model']} | {r['scheme']} | {r['passes']} | {chosen} | **{kb(r['sram'])}** = "
+    return (f"| {r['model']} | {r['scheme']} | {r.get('grad', 'float32')} | {r['passes']} | "
+            f"{chosen} | **{kb(r['sram'])}** = "
             f"{kb(r['arena'])} + {kb(r['persistent'])} + {kb(r['trained'])} + "
             f"{kb(r['optimizer'])} | {r['goal_kb']} | **{kb(r['flash'])}** = "
             f"{kb(r['model_flash'])} + {kb(r['tflm_code'])} | {fits} | {same} |")
 
 
 def render(data: dict) -> str:
-    head = ("| model | scheme | memory passes | chosen | SRAM KB = arena + TFLM persistent + "
-            "trained + optimizer | goal KB | flash KB = model + TFLM code | within goals | "
-            "tflm = c |\n|---|---|---|---|---|---:|---|---|---|")
+    head = ("| model | scheme | gradients | memory passes | chosen | SRAM KB = arena + TFLM "
+            "persistent + trained + optimizer | goal KB | flash KB = model + TFLM code | "
+            "within goals | tflm = c |\n|---|---|---|---|---|---|---:|---|---|---|")
     return "\n".join([head, *map(row, data["rows"])])
 
 
@@ -118,14 +133,28 @@ def main() -> int:
                     help="training steps compared between --engine tflm and c (0: none)")
     ap.add_argument("--json", type=Path, help="write the measurements to this file (the "
                                               "one in benchmarks/ re-renders RESULTS.md)")
+    ap.add_argument("--grad", choices=("float32", "int8"), default="float32",
+                    help="activation gradients of the training models (augment --grad)")
+    ap.add_argument("--models", default="", help="only the models whose label contains this")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory():
         for label, source, scheme, goal in MODELS:
+            if args.models not in label:
+                continue
             if not source.exists():
                 print(f"{label}: {source} not present, skipped")
                 continue
-            rows += measure(label, source, scheme, goal, args.steps)
+            rows += measure(label, source, scheme, goal, args.steps, args.grad)
+    if args.json and args.json.exists() and (args.models or args.grad != "float32"):
+        # a partial run replaces its own rows in the file and keeps the others
+        import json
+
+        def key(r):
+            return r["model"], r["scheme"], r.get("grad", "float32"), r["passes"]
+        ours = {key(r) for r in rows}
+        rows = sorted([r for r in json.loads(args.json.read_text())["rows"]
+                       if key(r) not in ours] + rows, key=_order)
     data = {"rows": rows, "target": "TFLM 90b983c2b for the Cortex-M7 (32-bit structs), "
                                     "as `tflite-train plan` models it"}
     print(render(data))

@@ -33,7 +33,8 @@ from tflite_train.training_ops import (grad_mode, make_op, options_of, schema, s
                                        set_option)
 
 INPUT_GRADS = ("TT_CONV2D_INPUT_GRAD", "TT_DEPTHWISE_CONV2D_INPUT_GRAD",
-               "TT_FULLY_CONNECTED_INPUT_GRAD")
+               "TT_FULLY_CONNECTED_INPUT_GRAD", "TT_CONV2D_SPLIT_INPUT_GRAD",
+               "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD")
 
 
 def same(a, b) -> bool:
@@ -137,24 +138,29 @@ def test_examples_int8_kernels_match_numpy():
 
 def test_every_int8_kernel_matches_numpy_on_real_training_steps(zoo, tmp_path):
     """Three steps each of: the example model (every layer trained, new head; fused and
-    separate updates, momentum, both roundings; half of a layer's input channels trained),
-    the zoo's graphs with pools (average with partial windows, overlapping max), PAD,
+    separate updates, momentum, both roundings; half of a layer's input channels trained, its
+    filter split in two), the zoo's dense graph with a split FULLY_CONNECTED, the zoo's graphs with pools (average with partial windows, overlapping max), PAD,
     TRANSPOSE, MEAN, broadcast and fan-out ADD, a softmax inside the network: every TT_* op
     in int8 mode, every C kernel numpy's twin."""
     half = tmp_path / "half.json"
     half.write_text('{"n_bias_update": 2, "weight_update": [{"layer": -1, "ratio": 0.5}]}')
-    cases = EXAMPLE_CASES + [(EXAMPLE, str(half), 4, True, "stochastic", 0.0)]
+    # a half-trained FULLY_CONNECTED the gradient flows through to the layer before it
+    dense = tmp_path / "dense.json"
+    dense.write_text('{"n_bias_update": 1, "weight_update": [{"layer": -1, "ratio": 0.5}, '
+                     '{"layer": -2, "ratio": 1}]}')
+    cases = EXAMPLE_CASES + [(EXAMPLE, str(half), 4, True, "stochastic", 0.0),
+                             (zoo["dense"], str(dense), None, True, "stochastic", 0.0),
+                             (zoo["dense"], str(dense), None, False, "nearest", 0.5)]
     cases += [(zoo[name], "full", None, fuse, rounding, 0.0)
                              for name in ("branches", "pool", "mean", "softmax_mid",
                                           "depthwise", "mobile")
                              for fuse, rounding in ((False, "stochastic"), (True, "nearest"))]
     seen = compare_cases(cases)
-    # not here: the TT_* forward ops (no gradient; tested against TFLM's builtins elsewhere)
-    # and TFLM's split-filter input gradients, float32 only so far (with int8 gradients
-    # augment keeps the filters whole in TFLM)
+    # not here: the TT_* forward ops (no gradient; tested against TFLM's builtins elsewhere).
+    # The half-trained last layer's filter is split (augment's memory pass), so its input
+    # gradient runs as TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD
     from tflite_train.training_ops import is_forward
-    float32_only = {"TT_CONV2D_SPLIT_INPUT_GRAD", "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD"}
-    wanted = {k for k in schema()["ops"] if not is_forward(k)} - float32_only
+    wanted = {k for k in schema()["ops"] if not is_forward(k)}
     assert wanted <= seen, wanted - seen
 
 
@@ -663,9 +669,11 @@ def test_int8_gradients_take_a_quarter_of_the_gradient_memory():
             set_option(op, "passes", 2)
 
 
-def test_the_glue_checks_the_int8_tensors_and_options():
+def test_the_glue_checks_the_int8_tensors_and_options(tmp_path):
     """Prepare in TFLM refuses, with the op's one-line message: multipliers that do not match
-    the weights' scales, an int8-only option missing, int8-only options on a float32 op."""
+    the weights' scales, an int8-only option missing, int8-only options on a float32 op; a
+    split filter's input gradient with wrong multipliers, multipliers of the wrong type, a
+    dx_scale of two floats."""
     from tflite_train.errors import TTError
     from tflite_train.runtime.tflm_engine import TFLMExecutor
 
@@ -690,6 +698,25 @@ def test_the_glue_checks_the_int8_tensors_and_options():
     op = next(op for op in g.operators if op.kind == "TT_LOSS_SOFTMAX_CE")
     op.custom_options = encode_options({"rounding": 0, "seed": 1})
     refused(g, "TT_LOSS_SOFTMAX_CE: options 'rounding' and 'seed' are for int8 gradients")
+    # a split filter's input gradient: its multipliers come after weights_rest
+    half = tmp_path / "half.json"
+    half.write_text('{"n_bias_update": 2, "weight_update": [{"layer": -1, "ratio": 0.5}]}')
+
+    def split_model():
+        g = int8_model(EXAMPLE, str(half), 4).graph
+        return g, next(op for op in g.operators if op.kind == "TT_CONV2D_SPLIT_INPUT_GRAD")
+    g, op = split_model()
+    mult = g.tensors[op.inputs[4]]
+    mult.data = mult.data.copy()
+    mult.data[1] -= 1
+    refused(g, "TT_CONV2D_SPLIT_INPUT_GRAD: multiplier 1 does not match")
+    g, op = split_model()
+    mult = g.tensors[op.inputs[4]]
+    mult.data, mult.dtype = mult.data.astype(np.int32), "int32"
+    refused(g, r"TT_CONV2D_SPLIT_INPUT_GRAD: input 4 \(multipliers\) has type")
+    g, op = split_model()
+    g.tensors[op.outputs[1]].shape = (2,)
+    refused(g, "TT_CONV2D_SPLIT_INPUT_GRAD: dx_scale must hold one float")
 
 
 def test_zoo_graphs_train_identically_in_c_and_tflm(zoo):
@@ -706,6 +733,30 @@ def test_zoo_graphs_train_identically_in_c_and_tflm(zoo):
             finals = run_engines(g, 4, ("c", "tflm"), shape, classes)
             for k in finals["c"]:
                 assert same(finals["c"][k], finals["tflm"][k]), (name, g.tensors[k].name)
+
+
+def test_split_filters_train_identically_in_numpy_c_and_tflm(zoo, tmp_path):
+    """Filters split by augment (trained input channels a variable, the rest constant) with
+    int8 gradients through them: a half-trained FULLY_CONNECTED whose input gradient feeds
+    the layer before it, and a half-trained CONV_2D (the example) under both roundings, one
+    and two passes: every variable identical in numpy, C and TFLM after 6 steps."""
+    dense = tmp_path / "dense.json"
+    dense.write_text('{"n_bias_update": 1, "weight_update": [{"layer": -1, "ratio": 0.5}, '
+                     '{"layer": -2, "ratio": 1}]}')
+    half = tmp_path / "half.json"
+    half.write_text('{"n_bias_update": 2, "weight_update": [{"layer": -1, "ratio": 0.5}]}')
+    for path, scheme, classes, rounding, kind in (
+            (zoo["dense"], dense, None, "stochastic", "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD"),
+            (EXAMPLE, half, 4, "nearest", "TT_CONV2D_SPLIT_INPUT_GRAD"),
+            (EXAMPLE, half, 4, "stochastic", "TT_CONV2D_SPLIT_INPUT_GRAD")):
+        r = int8_model(path, str(scheme), classes, rounding=rounding, momentum=0.5)
+        assert r.memory.split and kind in {op.kind for op in r.graph.operators}
+        alternate_passes(r.graph)
+        g = r.graph
+        shape = g.tensors[g.inputs[0]].shape
+        n = g.tensors[next(op for op in g.operators
+                           if op.kind == "TT_LOSS_SOFTMAX_CE").inputs[0]].size
+        assert_identical_runs(g, run_engines(g, 6, ("numpy", "c", "tflm"), shape, n))
 
 
 def test_augment_and_train_int8_in_tflm_from_the_command_line(tmp_path, capsys):

@@ -264,13 +264,15 @@ def train(graph, engine: str, steps: int, seed: int = 0):
                     for i, v in ex.variables.items()}
 
 
-def test_split_filters_train_bit_for_bit_like_whole_ones(tmp_path):
+@pytest.mark.parametrize("grad", ["float32", "int8"])
+def test_split_filters_train_bit_for_bit_like_whole_ones(tmp_path, grad):
     """A ratio-1/2 layer: its filter split (trained half a variable, the rest constant) and
     the forward ops with requantization in flash train exactly like the whole filter, on
-    the numpy, C and TFLM engines (momentum and stochastic rounding on)."""
+    the numpy, C and TFLM engines (momentum and stochastic rounding on; with int8 gradients
+    the split input gradient rounds stochastically too, from the whole one's stream)."""
     scheme = tmp_path / "half.json"
     scheme.write_text(json.dumps(SPARSE))
-    hyper = Hyper(lr=0.05, momentum=0.5, seed=3)
+    hyper = Hyper(lr=0.05, momentum=0.5, seed=3, grad=grad, grad_rounding="stochastic")
     whole = augment(tflite_io.load(EXAMPLE), str(scheme), 4, hyper, memory=OFF).graph
     r = augment(tflite_io.load(EXAMPLE), str(scheme), 4, hyper)
     split = tflite_io.parse(tflite_io.serialize(r.graph))
@@ -499,7 +501,7 @@ def test_glue_op_data_sizes_are_the_models(tmp_path):
     tflm = ROOT / "micro_kernels" / "tflm"
     structs = {"tt_tflm_ops.cc": ["InitData", "IntsData", "QuantData", "PoolData", "LayerData",
                                   "SumData"],
-               "tt_tflm_forward_ops.cc": ["ForwardData", "GradData", "StreamData"]}
+               "tt_tflm_forward_ops.cc": ["ForwardData", "StreamData"]}
     for target, compiler in (("wheel-x86_64", [gxx]), ("cortex-m7", [arm, *cortex_m7_flags()])):
         got = {}
         for source, names in structs.items():

@@ -271,9 +271,7 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
                        for k, u in bwd.trained.items() if u.weight_channels}
     graph.metadata.pop(OFFLINE_KEY, None)        # the inference model's plan, if any
     choices = MemoryChoices()
-    # TFLM's split-filter input gradients (TT_*_SPLIT_INPUT_GRAD) take float32 gradients
-    # only so far: with int8 ones the filters stay whole in TFLM (codegen still splits them)
-    if memory.split_filters and hyper.grad != "int8":
+    if memory.split_filters:
         from .passes.split_filters import split_filters
         choices.split = split_filters(graph, bwd.variables)
     init = _make_variables(graph, bwd.variables, bwd.momentum)

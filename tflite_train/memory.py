@@ -60,7 +60,8 @@ FUSED_UPDATE_SCRATCH = {
 
 
 INPUT_GRADS = ("TT_CONV2D_INPUT_GRAD", "TT_DEPTHWISE_CONV2D_INPUT_GRAD",
-               "TT_FULLY_CONNECTED_INPUT_GRAD")
+               "TT_FULLY_CONNECTED_INPUT_GRAD", "TT_CONV2D_SPLIT_INPUT_GRAD",
+               "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD")
 
 
 def scratch_requests(graph: Graph, k: int) -> list[int]:

@@ -75,10 +75,10 @@ TFLM_STRUCTS = {
 GLUE_STRUCTS = {
     "wheel-x86_64": {"InitData": (1, 1), "IntsData": (40, 8), "QuantData": (56, 8),
                      "PoolData": (88, 8), "LayerData": (168, 8), "ForwardData": (80, 8),
-                     "GradData": (40, 8), "StreamData": (96, 8), "SumData": (48, 8)},
+                     "StreamData": (96, 8), "SumData": (48, 8)},
     "cortex-m7": {"InitData": (1, 1), "IntsData": (32, 4), "QuantData": (44, 4),
                   "PoolData": (68, 4), "LayerData": (140, 4), "ForwardData": (72, 4),
-                  "GradData": (32, 4), "StreamData": (88, 4), "SumData": (32, 4)},
+                  "StreamData": (88, 4), "SumData": (32, 4)},
 }
 
 TARGETS = tuple(TFLM_STRUCTS)
@@ -115,12 +115,12 @@ GLUE_INIT = {
     **{kind: "LayerData" for kind in (
         "TT_CONV2D_INPUT_GRAD", "TT_CONV2D_WEIGHT_GRAD", "TT_DEPTHWISE_CONV2D_INPUT_GRAD",
         "TT_DEPTHWISE_CONV2D_WEIGHT_GRAD", "TT_FULLY_CONNECTED_INPUT_GRAD",
-        "TT_FULLY_CONNECTED_WEIGHT_GRAD", "TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS",
+        "TT_FULLY_CONNECTED_WEIGHT_GRAD", "TT_CONV2D_SPLIT_INPUT_GRAD",
+        "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD", "TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS",
         "TT_CONV2D_WEIGHT_UPDATE", "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE",
         "TT_FULLY_CONNECTED_WEIGHT_UPDATE", "TT_BIAS_UPDATE")},
     "TT_CONV2D": "ForwardData", "TT_DEPTHWISE_CONV2D": "ForwardData",
-    "TT_FULLY_CONNECTED": "ForwardData", "TT_CONV2D_SPLIT_INPUT_GRAD": "GradData",
-    "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD": "GradData", "TT_POINTWISE_DEPTHWISE": "StreamData",
+    "TT_FULLY_CONNECTED": "ForwardData", "TT_POINTWISE_DEPTHWISE": "StreamData",
 }
 
 

@@ -16,9 +16,9 @@
 namespace tflite_train {
 
 namespace tflm {
-/* tt_tflm_forward_ops.cc: the forward ops (TT_CONV2D, ...) and the input gradients of a
- * filter in two parts, registered with the rest by AddTrainingOps. */
-constexpr int kNumForwardOps = 6;
+/* tt_tflm_forward_ops.cc: the forward ops (TT_CONV2D, ...), registered with the rest by
+ * AddTrainingOps. */
+constexpr int kNumForwardOps = 4;
 const char *ForwardOpName(int i);
 const Registration *ForwardOpRegistration(int i);
 }  // namespace tflm

@@ -2,9 +2,9 @@
  * TT_DEPTHWISE_CONV2D, TT_POINTWISE_DEPTHWISE and TT_FULLY_CONNECTED, which replace builtins
  * bit for bit where memory needs what the builtins cannot do (a filter in two parts along
  * its input channels, an output written over its input, an expansion that never exists
- * whole, requantization parameters in flash instead of TFLM's persistent memory), and the
- * input gradients of a filter in two parts
- * (TT_CONV2D_SPLIT_INPUT_GRAD, TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD).
+ * whole, requantization parameters in flash instead of TFLM's persistent memory). The
+ * input gradients of a filter in two parts (TT_*_SPLIT_INPUT_GRAD) are tt_tflm_ops.cc's input
+ * gradients, where the int8 gradients' rounding state lives.
  *
  * Same pattern as tt_tflm_ops.cc: Init parses the options, Prepare checks every tensor the
  * kernels will read (a model that does not match gets an error status and a one-line
@@ -15,7 +15,6 @@
 
 #include "tt_forward.h"
 #include "tt_kernels.h"
-#include "tt_split_grad.h"
 #include "tt_stream.h"
 #include "tt_tflm.h"
 #include "tt_tflm_options.h"
@@ -494,111 +493,6 @@ TfLiteStatus StreamInvoke(TfLiteContext *context, TfLiteNode *node) {
   return status == TT_FWD_OK ? kTfLiteOk : kTfLiteError;
 }
 
-/* ---- TT_CONV2D_SPLIT_INPUT_GRAD, TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD ------------------- */
-
-struct GradData {
-  const char *bad_key;
-  tt_window window;
-  const float *scales;      /* of the weights, one per output channel */
-};
-
-template <bool kConvGrad>
-void *GradInit(TfLiteContext *context, const char *buffer, size_t length) {
-  GradData *d = New<GradData>(context);
-  if (d == nullptr) return nullptr;
-  Options o(buffer, length);
-  d->window = tt_window{1, 1, 1, 1, 0, 0};
-  if (kConvGrad) {
-    d->window.stride_h = o.Int("stride_h");
-    d->window.stride_w = o.Int("stride_w");
-    d->window.dilation_h = o.Int("dilation_h");
-    d->window.dilation_w = o.Int("dilation_w");
-    d->window.pad_top = o.Int("pad_top");
-    d->window.pad_left = o.Int("pad_left");
-  }
-  d->bad_key = o.bad_key();
-  return d;
-}
-
-constexpr const char *kGradNames[] = {"TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD",
-                                      "TT_CONV2D_SPLIT_INPUT_GRAD"};
-
-/* dy, mask, weights, weights_rest, label -> dx */
-template <bool kConvGrad>
-TfLiteStatus GradPrepare(TfLiteContext *context, TfLiteNode *node) {
-  Check c(context, node, kGradNames[kConvGrad]);
-  GradData *d = static_cast<GradData *>(node->user_data);
-  if (d == nullptr) return c.Fail("no persistent memory for op data");
-  if (d->bad_key != nullptr)
-    return c.Fail("option '%s' is missing, of the wrong type or out of range", d->bad_key);
-  if (!c.Arity(5, 1)) return kTfLiteError;
-  const tt_window &v = d->window;
-  if (v.stride_h < 1 || v.stride_w < 1 || v.dilation_h < 1 || v.dilation_w < 1 ||
-      v.pad_top < 0 || v.pad_left < 0 || v.pad_top > kMaxElements || v.pad_left > kMaxElements)
-    return c.Fail("strides and dilations must be positive and pads non-negative");
-  const int rank = kConvGrad ? 4 : -1;
-  TfLiteTensor *dy = c.In(0, kTfLiteFloat32, rank, "dy");
-  TfLiteTensor *mask = c.In(1, kTfLiteUInt8, -1, "mask", true);
-  TfLiteTensor *w = c.In(2, kTfLiteInt8, kConvGrad ? 4 : 2, "weights");
-  TfLiteTensor *rest = c.In(3, kTfLiteInt8, kConvGrad ? 4 : 2, "weights_rest");
-  TfLiteTensor *label = c.In(4, kTfLiteInt32, -1, "label");
-  TfLiteTensor *dx = c.Out(0, kTfLiteFloat32, rank, "dx");
-  if (dy == nullptr || w == nullptr || rest == nullptr || label == nullptr || dx == nullptr ||
-      (HasInput(node, 1) && mask == nullptr))
-    return kTfLiteError;
-  if (!c.Parameter(w, "weights", true) || !c.Parameter(rest, "weights_rest", false))
-    return kTfLiteError;
-  if (mask != nullptr && Elements(mask->dims) != (Elements(dy->dims) + 7) / 8)
-    return c.Fail("mask must hold one bit per dy element");
-  const int last = w->dims->size - 1;
-  for (int i = 0; i < last; ++i)
-    if (rest->dims->data[i] != w->dims->data[i])
-      return c.Fail("weights and weights_rest must differ only in their last axis");
-  const int32_t co = w->dims->data[0];
-  const int32_t ci = w->dims->data[last] + rest->dims->data[last];
-  if (kConvGrad) {
-    if (dy->dims->data[3] != co || dx->dims->data[3] != ci ||
-        dx->dims->data[0] != dy->dims->data[0])
-      return c.Fail("dy, weights [co, kh, kw, ci] and dx do not match");
-    /* the walk's positions o * stride + k * dilation - pad stay within int32 */
-    const int64_t h = int64_t{dy->dims->data[1] - 1} * v.stride_h +
-                      int64_t{w->dims->data[1] - 1} * v.dilation_h + 1;
-    const int64_t ww = int64_t{dy->dims->data[2] - 1} * v.stride_w +
-                       int64_t{w->dims->data[2] - 1} * v.dilation_w + 1;
-    if (h > kMaxElements || ww > kMaxElements)
-      return c.Fail("the window's strides, dilations or size are too large for its tensors");
-  } else {
-    if (Elements(dy->dims) % co != 0 ||
-        Elements(dx->dims) != Elements(dy->dims) / co * ci)
-      return c.Fail("dy, weights [units, depth] and dx do not match");
-  }
-  d->scales = c.Scales(w, co);
-  return d->scales != nullptr ? kTfLiteOk : kTfLiteError;
-}
-
-template <bool kConvGrad>
-TfLiteStatus GradInvoke(TfLiteContext *context, TfLiteNode *node) {
-  if (EvalInput(context, node, 4)->data.i32[0] < 0) return kTfLiteOk;
-  const GradData *d = static_cast<const GradData *>(node->user_data);
-  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
-  const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
-  const TfLiteEvalTensor *w = EvalInput(context, node, 2);
-  const TfLiteEvalTensor *rest = EvalInput(context, node, 3);
-  TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
-  if (kConvGrad) {
-    tt_conv2d_input_grad_split_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
-                                   Dim(dy, 3), Data<int8_t>(w), Dim(w, 3), Data<int8_t>(rest),
-                                   d->scales, Dim(w, 1), Dim(w, 2), &d->window, Dim(dx, 1),
-                                   Dim(dx, 2), Dim(dx, 3), Data<float>(dx));
-  } else {
-    const int32_t units = Dim(w, 0), dt = Dim(w, 1);
-    tt_fully_connected_input_grad_split_f32(Data<float>(dy), mask, Elements(dy->dims) / units,
-                                            units, Data<int8_t>(w), dt, Data<int8_t>(rest),
-                                            d->scales, dt + Dim(rest, 1), Data<float>(dx));
-  }
-  return kTfLiteOk;
-}
-
 /* ---- the table --------------------------------------------------------------------------- */
 
 constexpr TFLMRegistration Op(void *(*init)(TfLiteContext *, const char *, size_t),
@@ -619,9 +513,6 @@ constexpr Entry kOps[kNumForwardOps] = {
     {"TT_FULLY_CONNECTED", Op(ForwardInit<kFullyConnected>, ForwardPrepare<kFullyConnected>,
                               ForwardInvoke<kFullyConnected>)},
     {"TT_POINTWISE_DEPTHWISE", Op(StreamInit, StreamPrepare, StreamInvoke)},
-    {"TT_CONV2D_SPLIT_INPUT_GRAD", Op(GradInit<true>, GradPrepare<true>, GradInvoke<true>)},
-    {"TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD",
-     Op(GradInit<false>, GradPrepare<false>, GradInvoke<false>)},
 };
 
 }  // namespace

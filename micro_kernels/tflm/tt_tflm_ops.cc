@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "tt_kernels.h"
+#include "tt_split_grad.h"
 #include "tt_tflm.h"
 #include "tt_tflm_options.h"
 
@@ -23,7 +24,8 @@ namespace tflm {
 namespace {
 
 constexpr int kMaxRank = 6;      /* what the data-movement kernels accept */
-constexpr int kMaxTemps = 8;
+/* temporary tensors one Prepare holds at most (a split filter's int8 input gradient: 9) */
+constexpr int kMaxTemps = 12;
 /* Elements of one tensor, and extents of a window's walk: every index and byte count the
  * kernels compute (float32: 4 bytes an element) then fits int32_t. */
 constexpr int64_t kMaxElements = int64_t{1} << 28;
@@ -1117,14 +1119,16 @@ bool MomentumOk(Prepare &p, TfLiteNode *node, int index, int32_t count) {
 }
 
 /* -- input gradients: dy, mask, weights, label -> dx; int8: dy, mask, weights, multipliers,
- *    dy_scale, label -> dx, dx_scale */
+ *    dy_scale, label -> dx, dx_scale. A filter in two parts (TT_CONV2D_SPLIT_INPUT_GRAD,
+ *    TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD) has weights_rest after the weights, every later
+ *    input one further on: the same kernels read both parts (tt_split_grad.h) */
 
-/* The int8 form's multipliers (checked against the weights' scales, element by element),
- * unit, dx_scale and, for one pass, the int32 scratch of dx. */
+/* The int8 form's multipliers (input `at`, checked against the weights' scales element by
+ * element), unit, dx_scale and, for one pass, the int32 scratch of dx. */
 TfLiteStatus InputGradInt8Prepare(Prepare &p, TfLiteNode *node, Layer layer, LayerData *d,
-                                  const TfLiteTensor *w, const TfLiteTensor *dx) {
+                                  const TfLiteTensor *w, const TfLiteTensor *dx, int at) {
   if (OutputCount(node) != 2 || !p.ScaleOut(1, "dx_scale")) return kTfLiteError;
-  TfLiteTensor *mult = p.In(3, kTfLiteInt16, "multipliers");
+  TfLiteTensor *mult = p.In(at, kTfLiteInt16, "multipliers");
   if (mult == nullptr) return kTfLiteError;
   if (mult->allocation_type != kTfLiteMmapRo || mult->data.i16 == nullptr)
     return p.Fail("multipliers must be a constant tensor");
@@ -1149,31 +1153,48 @@ TfLiteStatus InputGradInt8Prepare(Prepare &p, TfLiteNode *node, Layer layer, Lay
   return kTfLiteOk;
 }
 
-/* -- input gradients: dy, mask, weights, label -> dx */
-template <Layer kLayer>
+/* A split filter's frozen part: constant int8 data, shaped like the weights but for the
+ * last axis. Returns its last dimension (the input channels it holds), -1 after a failure. */
+int32_t RestPrepare(Prepare &p, const TfLiteTensor *w) {
+  const TfLiteTensor *rest = p.In(3, kTfLiteInt8, "weights_rest");
+  if (rest == nullptr || !p.Rank(rest, w->dims->size, "weights_rest")) return -1;
+  if (rest->allocation_type != kTfLiteMmapRo || rest->data.raw == nullptr)
+    return p.Fail("weights_rest must be a constant tensor"), -1;
+  const int last = w->dims->size - 1;
+  for (int i = 0; i < last; ++i)
+    if (rest->dims->data[i] != w->dims->data[i])
+      return p.Fail("weights and weights_rest must differ only in their last axis"), -1;
+  return rest->dims->data[last];
+}
+
+template <Layer kLayer, bool kSplit>
 TfLiteStatus InputGradPrepare(TfLiteContext *context, TfLiteNode *node) {
-  static const char *const names[] = {"TT_CONV2D_INPUT_GRAD", "TT_DEPTHWISE_CONV2D_INPUT_GRAD",
-                                      "TT_FULLY_CONNECTED_INPUT_GRAD"};
-  const char *op = names[kLayer];
+  static const char *const names[2][3] = {
+      {"TT_CONV2D_INPUT_GRAD", "TT_DEPTHWISE_CONV2D_INPUT_GRAD", "TT_FULLY_CONNECTED_INPUT_GRAD"},
+      {"TT_CONV2D_SPLIT_INPUT_GRAD", nullptr, "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD"}};
+  static_assert(!kSplit || kLayer != kDepthwise, "no split depthwise filter");
+  const char *op = names[kSplit][kLayer];
   Prepare p(context, node, op);
   LayerData *d;
   TfLiteTensor *dy;
-  if (!LayerPrepareCommon(p, context, node, op, 4, kLayer, &d, &dy, 2) ||
+  if (!LayerPrepareCommon(p, context, node, op, kSplit ? 5 : 4, kLayer, &d, &dy, 2) ||
       !GradOptionsOk(p, d->grad, d->int8))
     return kTfLiteError;
   TfLiteTensor *w = p.In(2, kTfLiteInt8, "weights");
   TfLiteTensor *dx = p.Out(0, GradType(d->int8), "dx");
   if (w == nullptr || dx == nullptr) return kTfLiteError;
+  if (!p.Rank(w, kLayer == kFullyConnected ? 2 : 4, "weights")) return kTfLiteError;
+  int32_t rest = 0;   /* input channels in weights_rest */
+  if (kSplit && (rest = RestPrepare(p, w)) < 0) return kTfLiteError;
   const int32_t out_channels = dy->dims->data[dy->dims->size - 1];
   if (kLayer == kFullyConnected) {
-    if (!p.Rank(w, 2, "weights")) return kTfLiteError;
     if (w->dims->data[0] != out_channels ||
-        Count(dx->dims) != Count(dy->dims) / out_channels * w->dims->data[1])
+        Count(dx->dims) != Count(dy->dims) / out_channels * (w->dims->data[1] + rest))
       return p.Fail("dy, weights [units, depth] and dx do not match");
   } else {
-    if (!p.Rank(w, 4, "weights") || !p.Rank(dx, 4, "dx")) return kTfLiteError;
+    if (!p.Rank(dx, 4, "dx")) return kTfLiteError;
     const int32_t co = kLayer == kConv ? w->dims->data[0] : w->dims->data[3];
-    const int32_t ci = kLayer == kConv ? w->dims->data[3] : co / d->depth_multiplier;
+    const int32_t ci = kLayer == kConv ? w->dims->data[3] + rest : co / d->depth_multiplier;
     if (co != out_channels || dx->dims->data[3] != ci || dx->dims->data[0] != dy->dims->data[0] ||
         (kLayer == kDepthwise && co % d->depth_multiplier != 0))
       return p.Fail("dy, weights and dx channels do not match");
@@ -1182,51 +1203,82 @@ TfLiteStatus InputGradPrepare(TfLiteContext *context, TfLiteNode *node) {
       return kTfLiteError;
   }
   if (!CacheWeightScales(p, w, kLayer, d)) return kTfLiteError;
-  return d->int8 ? InputGradInt8Prepare(p, node, kLayer, d, w, dx) : kTfLiteOk;
+  return d->int8 ? InputGradInt8Prepare(p, node, kLayer, d, w, dx, kSplit ? 4 : 3) : kTfLiteOk;
 }
 
-template <Layer kLayer>
+/* The filter's parts: lo the weights, hi weights_rest (NULL for a whole filter), k the
+ * input channels of lo. */
+struct Parts {
+  const int8_t *lo, *hi;
+  int32_t k;
+};
+
+template <bool kSplit>
+Parts FilterParts(TfLiteContext *context, TfLiteNode *node) {
+  const TfLiteEvalTensor *w = EvalInput(context, node, 2);
+  const int32_t k = w->dims->data[w->dims->size - 1];
+  if (!kSplit) return Parts{Data<int8_t>(w), nullptr, k};
+  return Parts{Data<int8_t>(w), Data<int8_t>(EvalInput(context, node, 3)), k};
+}
+
+template <Layer kLayer, bool kSplit>
 TfLiteStatus InputGradInvokeInt8(TfLiteContext *context, TfLiteNode *node, LayerData *d) {
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
-  const float *dy_scale = Data<float>(EvalInput(context, node, 4));
+  const float *dy_scale = Data<float>(EvalInput(context, node, InputCount(node) - 2));
   const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
   const TfLiteEvalTensor *w = EvalInput(context, node, 2);
+  const Parts f = FilterParts<kSplit>(context, node);
   TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
   float *dx_scale = Data<float>(EvalOutput(context, node, 1));
   int32_t *scratch =
       d->grad_scratch >= 0 ? static_cast<int32_t *>(Scratch(context, d->grad_scratch)) : nullptr;
   if (kLayer == kConv) {
-    tt_conv2d_input_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
-                            Dim(dy, 2), Dim(dy, 3), Data<int8_t>(w), d->mult, d->w_unit,
-                            Dim(w, 1), Dim(w, 2), &d->window, Dim(dx, 1), Dim(dx, 2),
-                            Dim(dx, 3), Data<int8_t>(dx), dx_scale, Rounding(&d->grad),
-                            scratch);
+    tt_conv2d_input_grad_split_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
+                                  Dim(dy, 2), Dim(dy, 3), f.lo, f.k, f.hi, d->mult, d->w_unit,
+                                  Dim(w, 1), Dim(w, 2), &d->window, Dim(dx, 1), Dim(dx, 2),
+                                  Dim(dx, 3), Data<int8_t>(dx), dx_scale, Rounding(&d->grad),
+                                  scratch);
   } else if (kLayer == kDepthwise) {
     tt_depthwise_conv2d_input_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
                                       Dim(dy, 2), Dim(dy, 3) / d->depth_multiplier,
-                                      d->depth_multiplier, Data<int8_t>(w), d->mult, d->w_unit,
+                                      d->depth_multiplier, f.lo, d->mult, d->w_unit,
                                       Dim(w, 1), Dim(w, 2), &d->window, Dim(dx, 1), Dim(dx, 2),
                                       Data<int8_t>(dx), dx_scale, Rounding(&d->grad), scratch);
   } else {
-    tt_fully_connected_input_grad_s8(Data<int8_t>(dy), dy_scale, mask,
-                                     Count(dy->dims) / Last(dy), Last(dy), Data<int8_t>(w),
-                                     d->mult, d->w_unit, Dim(w, 1), Data<int8_t>(dx), dx_scale,
-                                     Rounding(&d->grad), scratch);
+    const int32_t units = Last(dy);
+    tt_fully_connected_input_grad_split_s8(Data<int8_t>(dy), dy_scale, mask,
+                                           Count(dy->dims) / units, units, f.lo, f.k, f.hi,
+                                           d->mult, d->w_unit, Count(dx->dims) /
+                                           (Count(dy->dims) / units), Data<int8_t>(dx),
+                                           dx_scale, Rounding(&d->grad), scratch);
   }
   return kTfLiteOk;
 }
 
-template <Layer kLayer>
+template <Layer kLayer, bool kSplit>
 TfLiteStatus InputGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   LayerData *d = static_cast<LayerData *>(node->user_data);
   if (d->int8) ReportRounding(context, node, &d->grad, 0);
   if (!Training(context, node)) return kTfLiteOk;
-  if (d->int8) return InputGradInvokeInt8<kLayer>(context, node, d);
+  if (d->int8) return InputGradInvokeInt8<kLayer, kSplit>(context, node, d);
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
   const TfLiteEvalTensor *w = EvalInput(context, node, 2);
   TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
-  if (kLayer == kConv) {
+  if (kSplit) {   /* tt_split_grad.h: the whole-filter kernels' sums in their orders */
+    const Parts f = FilterParts<kSplit>(context, node);
+    if (kLayer == kConv) {
+      tt_conv2d_input_grad_split_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
+                                     Dim(dy, 3), f.lo, f.k, f.hi, d->scales, Dim(w, 1),
+                                     Dim(w, 2), &d->window, Dim(dx, 1), Dim(dx, 2), Dim(dx, 3),
+                                     Data<float>(dx));
+    } else {
+      const int32_t units = Last(dy), batches = Count(dy->dims) / units;
+      tt_fully_connected_input_grad_split_f32(Data<float>(dy), mask, batches, units, f.lo, f.k,
+                                              f.hi, d->scales, Count(dx->dims) / batches,
+                                              Data<float>(dx));
+    }
+  } else if (kLayer == kConv) {
     tt_conv2d_input_grad_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
                              Dim(dy, 3), Data<int8_t>(w), d->scales, Dim(w, 1), Dim(w, 2),
                              &d->window, Dim(dx, 1), Dim(dx, 2), Dim(dx, 3), Data<float>(dx));
@@ -1555,19 +1607,25 @@ constexpr Entry kOps[kNumGlueOps] = {
     {"TT_SAVE_SLICE", Op(IntsInit<kSliceKeys, 1>, SlicePrepare, SliceInvoke)},
     {"TT_LOSS_SOFTMAX_CE", Op(QuantInit, LossPrepare, LossInvoke, GradModeReset)},
     {"TT_CONV2D_INPUT_GRAD",
-     Op(LayerInit<kWindow | kRounding>, InputGradPrepare<kConv>, InputGradInvoke<kConv>,
-        LayerReset)},
+     Op(LayerInit<kWindow | kRounding>, InputGradPrepare<kConv, false>,
+        InputGradInvoke<kConv, false>, LayerReset)},
+    {"TT_CONV2D_SPLIT_INPUT_GRAD",
+     Op(LayerInit<kWindow | kRounding>, InputGradPrepare<kConv, true>,
+        InputGradInvoke<kConv, true>, LayerReset)},
     {"TT_CONV2D_WEIGHT_GRAD",
      Op(LayerInit<kWindow>, WeightGradPrepare<kConv>, WeightGradInvoke<kConv>)},
     {"TT_DEPTHWISE_CONV2D_INPUT_GRAD",
-     Op(LayerInit<kWindow | kMultiplier | kRounding>, InputGradPrepare<kDepthwise>,
-        InputGradInvoke<kDepthwise>, LayerReset)},
+     Op(LayerInit<kWindow | kMultiplier | kRounding>, InputGradPrepare<kDepthwise, false>,
+        InputGradInvoke<kDepthwise, false>, LayerReset)},
     {"TT_DEPTHWISE_CONV2D_WEIGHT_GRAD",
      Op(LayerInit<kWindow | kMultiplier>, WeightGradPrepare<kDepthwise>,
         WeightGradInvoke<kDepthwise>)},
     {"TT_FULLY_CONNECTED_INPUT_GRAD",
-     Op(LayerInit<kRounding>, InputGradPrepare<kFullyConnected>,
-        InputGradInvoke<kFullyConnected>, LayerReset)},
+     Op(LayerInit<kRounding>, InputGradPrepare<kFullyConnected, false>,
+        InputGradInvoke<kFullyConnected, false>, LayerReset)},
+    {"TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD",
+     Op(LayerInit<kRounding>, InputGradPrepare<kFullyConnected, true>,
+        InputGradInvoke<kFullyConnected, true>, LayerReset)},
     {"TT_FULLY_CONNECTED_WEIGHT_GRAD",
      Op(LayerInit<0>, WeightGradPrepare<kFullyConnected>, WeightGradInvoke<kFullyConnected>)},
     {"TT_BIAS_GRAD", Op(NoData, BiasGradPrepare, BiasGradInvoke)},

@@ -261,9 +261,10 @@ def dw_weight_grad_values(graph: Graph, op: Operator, inputs, dw_shape) -> np.nd
 # --- int8 gradients (schema: int8_gradients) ---------------------------------------------
 
 def input_grad_terms(graph: Graph, op: Operator) -> int:
-    """The most products one dx element of a TT_*_INPUT_GRAD sums (int8_gradients)."""
+    """The most products one dx element of a TT_*_INPUT_GRAD sums (int8_gradients; a split
+    filter's weights part has the whole filter's leading axes, which are all it needs)."""
     w = graph.tensors[op.inputs[2]]
-    if op.kind == "TT_FULLY_CONNECTED_INPUT_GRAD":
+    if op.kind.startswith("TT_FULLY_CONNECTED"):
         return w.shape[0]
     if op.kind == "TT_DEPTHWISE_CONV2D_INPUT_GRAD":
         return w.shape[1] * w.shape[2] * options_of(op)["depth_multiplier"]
@@ -394,7 +395,7 @@ def _input_grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
         ttcheck.rank(t, 4, index, op, what)
     ttcheck.check_mask(graph, index, op, dy.size)
     co = dy.shape[3]
-    if op.kind == "TT_CONV2D_INPUT_GRAD":
+    if "DEPTHWISE" not in op.kind:          # TT_CONV2D_(SPLIT_)INPUT_GRAD
         require(w.shape[0] == co and w.shape[3] == dx.shape[3], index, op,
                 f"dy {list(dy.shape)}, weights {list(w.shape)} and dx {list(dx.shape)} "
                 "channels do not match")

@@ -13,9 +13,13 @@ from .. import fixedpoint as fp
 from ..errors import ModelError
 from ..ir import Graph, Operator, Tensor
 from ..training_ops import make_op, options_of
-from . import OpDef, fused_activation, register, require, saturate_int8
-from .conv import accumulate, conv_input_grad
+from . import OpDef, by_grad, fused_activation, register, require, saturate_int8
+from .conv import _input_grad_shapes as conv_input_grad_shapes
+from .conv import accumulate, conv_input_grad, conv_input_grad_s8
+from .fully_connected import _input_grad_shapes as fc_input_grad_shapes
 from .fully_connected import input_grad as fc_input_grad
+from .fully_connected import input_grad_s8 as fc_input_grad_s8
+from .ttcheck import tt_check
 from .requant import conv_multipliers, exact_int
 from .window import geometry
 
@@ -220,13 +224,57 @@ def _check(graph: Graph, index: int, op: Operator) -> None:
             "(conventions.requantization)")
 
 
+# TT_*_SPLIT_INPUT_GRAD -> the whole-filter op it computes. Its inputs are that op's with
+# weights_rest inserted after the weights (both gradient modes: the int8_only inputs follow)
+JOINED = {"TT_CONV2D_SPLIT_INPUT_GRAD": "TT_CONV2D_INPUT_GRAD",
+          "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD": "TT_FULLY_CONNECTED_INPUT_GRAD"}
+
+
+def split_inputs(inputs: list, rest) -> list:
+    """A whole-filter input gradient's inputs with the filter's frozen part after it."""
+    return list(inputs[:3]) + [rest] + list(inputs[3:])
+
+
+def joined_inputs(inputs: list) -> list:
+    """A split input gradient's inputs without weights_rest (the whole-filter op's)."""
+    return list(inputs[:3]) + list(inputs[4:])
+
+
+def _joined_view(op: Operator, weights: int) -> Operator:
+    """The split op as its whole-filter form reads it: the same kind, options and outputs,
+    the inputs without weights_rest and with `weights` (a tensor index) as the filter."""
+    inputs = joined_inputs(op.inputs)
+    inputs[2] = weights
+    return Operator("CUSTOM", inputs, list(op.outputs), custom_code=op.kind,
+                    custom_options=op.custom_options)
+
+
 def _split_input_grad(base):
-    """The numpy kernel of a TT_*_SPLIT_INPUT_GRAD: the whole-filter kernel on both parts
-    joined (the C kernels add the same terms in the same order)."""
-    def run(graph: Graph, op: Operator, inputs) -> list:
+    """The numpy kernel of a TT_*_SPLIT_INPUT_GRAD: the whole-filter kernel (float32 or
+    int8 by the op's gradient mode) on both parts joined (the C kernels add the same terms
+    in the same order, or the same exact int32 sums)."""
+    def run(graph: Graph, op: Operator, inputs, state=None) -> list:
         w = np.concatenate([inputs[2], inputs[3]], axis=-1)
-        return base(graph, op, [inputs[0], inputs[1], w, inputs[4]])
+        view = _joined_view(op, op.inputs[2])
+        return base(graph, view, [inputs[0], inputs[1], w, *inputs[4:]], state)
     return run
+
+
+def _split_grad_shapes(whole_shapes):
+    """The whole-filter op's shape checks on a filter in two parts: the parts differ only in
+    their last axis, then the whole op's checks on a tensor of both parts' shape."""
+    def check(graph: Graph, index: int, op: Operator, o: dict) -> None:
+        import copy
+        w, rest = graph.tensors[op.inputs[2]], graph.tensors[op.inputs[3]]
+        require(len(w.shape) == len(rest.shape) and w.shape[:-1] == rest.shape[:-1], index,
+                op, f"weights {list(w.shape)} and weights_rest {list(rest.shape)} must differ "
+                    "only in their last axis")
+        require(rest.is_constant, index, op, "weights_rest must be a constant")
+        view_graph = copy.copy(graph)
+        view_graph.tensors = list(graph.tensors) + [
+            Tensor(w.name, w.shape[:-1] + (w.shape[-1] + rest.shape[-1],), w.dtype, w.quant)]
+        whole_shapes(view_graph, index, _joined_view(op, len(graph.tensors)), o)
+    return check
 
 
 def split_grad_macs(graph: Graph, op: Operator) -> int:
@@ -333,7 +381,11 @@ def _activation(o: dict, y: Tensor) -> int:
 for _kind in FORWARD:
     register(OpDef(_kind, forward, macs, _check, param_inputs=(1, 2, 3) if _kind !=
                    "TT_DEPTHWISE_CONV2D" else (1, 2)))
-register(OpDef("TT_CONV2D_SPLIT_INPUT_GRAD", _split_input_grad(conv_input_grad),
-               split_grad_macs))
-register(OpDef("TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD", _split_input_grad(fc_input_grad),
-               split_grad_macs))
+register(OpDef("TT_CONV2D_SPLIT_INPUT_GRAD",
+               _split_input_grad(by_grad(conv_input_grad, conv_input_grad_s8)),
+               split_grad_macs, tt_check(_split_grad_shapes(conv_input_grad_shapes)),
+               stateful=True))
+register(OpDef("TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD",
+               _split_input_grad(by_grad(fc_input_grad, fc_input_grad_s8)),
+               split_grad_macs, tt_check(_split_grad_shapes(fc_input_grad_shapes)),
+               stateful=True))

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..ir import Graph
 from ..ops import tt_forward, tt_stream
-from ..training_ops import make_op, options_of
+from ..training_ops import grad_mode, make_op, options_of
 from .split_filters import SPLIT_GRADS
 
 JOIN_GRADS = {v: k for k, v in SPLIT_GRADS.items()}
@@ -38,9 +38,8 @@ def joined(graph: Graph) -> Graph:
                 joined_parts.add(part)
             g.operators[k] = tt_forward.to_builtin(g, op, part)
         elif op.kind in JOIN_GRADS:
-            dy, mask, part, _, label = op.inputs
-            g.operators[k] = make_op(JOIN_GRADS[op.kind], [dy, mask, part, label],
-                                     list(op.outputs), **options_of(op))
+            g.operators[k] = make_op(JOIN_GRADS[op.kind], tt_forward.joined_inputs(op.inputs),
+                                     list(op.outputs), grad_mode(g, op), **options_of(op))
     g.operators = [new for op in g.operators
                    for new in (tt_stream.to_builtins(g, op) if op.kind == tt_stream.KIND
                                else [op])]

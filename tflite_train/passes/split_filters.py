@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..ir import Graph, Tensor
 from ..ops import tt_forward
-from ..training_ops import make_op, options_of
+from ..training_ops import grad_mode, make_op, options_of
 
 SPLIT_GRADS = {"TT_CONV2D_INPUT_GRAD": "TT_CONV2D_SPLIT_INPUT_GRAD",
                "TT_FULLY_CONNECTED_INPUT_GRAD": "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD"}
@@ -51,10 +51,10 @@ def split_filters(graph: Graph, variables: list[int]) -> list[Split]:
                 # the builtin's requantization comes from the whole filter's scales
                 graph.operators[j] = tt_forward.from_builtin(graph, reader, w_index, rest)
             elif reader.kind in SPLIT_GRADS:
-                dy, mask, _, label = reader.inputs
                 graph.operators[j] = make_op(SPLIT_GRADS[reader.kind],
-                                             [dy, mask, w_index, rest, label],
-                                             list(reader.outputs), **options_of(reader))
+                                             tt_forward.split_inputs(reader.inputs, rest),
+                                             list(reader.outputs), grad_mode(graph, reader),
+                                             **options_of(reader))
         before = w.nbytes
         w.data = w.data[..., :trained].copy()
         w.shape = w.data.shape

@@ -159,13 +159,14 @@ def _mask_grad(g, op):
 def _input_grad_s8(g, op, name: str, middle: list):
     """An int8 layer input gradient: dy, its scale, the mask, `middle` (shapes, the weights,
     their multipliers and unit, geometry), dx and its scale, the rounding, and the int32
-    scratch of dx when the op runs in one pass."""
+    scratch of dx when the op runs in one pass. dy_scale is the input before the label
+    (after the multipliers, and after weights_rest in a split op)."""
     from ..ops.conv import input_grad_unit
     dx = g.tensors[op.outputs[0]]
     scratch = Scratch(4 * dx.size) if options_of(op)["passes"] == 1 else None
     middle = [float(input_grad_unit(g, op)) if a == "unit" else a for a in middle]
-    return KernelCall(name, [In(0), In(4), _optional(op, 1), *middle, Out(0), Out(1),
-                             _rounding(op), scratch])
+    return KernelCall(name, [In(0), In(len(op.inputs) - 2), _optional(op, 1), *middle, Out(0),
+                             Out(1), _rounding(op), scratch])
 
 
 def _conv_input_grad(g, op):
@@ -221,9 +222,14 @@ def _fc_input_grad(g, op):
 
 
 def _conv_split_input_grad(g, op):
-    """TT_CONV2D_SPLIT_INPUT_GRAD (dy, mask, weights, weights_rest, label): tt_split_grad.h."""
+    """TT_CONV2D_SPLIT_INPUT_GRAD (dy, mask, weights, weights_rest[, multipliers, dy_scale],
+    label): tt_split_grad.h."""
     (n, oh, ow, co), w = _t(g, op, 0).shape, _t(g, op, 2)
     _, h, wd, ci = g.tensors[op.outputs[0]].shape
+    if _int8(g, op):
+        return _input_grad_s8(g, op, "tt_conv2d_input_grad_split_s8", [
+            n, oh, ow, co, In(2), w.shape[3], In(3), In(4), "unit", w.shape[1], w.shape[2],
+            _window(op), h, wd, ci])
     return KernelCall("tt_conv2d_input_grad_split_f32", [
         In(0), _optional(op, 1), n, oh, ow, co, In(2), w.shape[3], In(3), _scales(w.quant, co),
         w.shape[1], w.shape[2], _window(op), h, wd, ci, Out(0)])
@@ -232,6 +238,9 @@ def _conv_split_input_grad(g, op):
 def _fc_split_input_grad(g, op):
     dy, w, rest = _t(g, op, 0), _t(g, op, 2), _t(g, op, 3)
     units, k = w.shape
+    if _int8(g, op):
+        return _input_grad_s8(g, op, "tt_fully_connected_input_grad_split_s8", [
+            dy.size // units, units, In(2), k, In(3), In(4), "unit", k + rest.shape[1]])
     return KernelCall("tt_fully_connected_input_grad_split_f32", [
         In(0), _optional(op, 1), dy.size // units, units, In(2), k, In(3),
         _scales(w.quant, units), k + rest.shape[1], Out(0)])
@@ -497,7 +506,8 @@ def init(graph: Graph, op: Operator, inputs, state) -> list:
 STATEFUL = {"TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS", "TT_BIAS_UPDATE", "TT_CONV2D_WEIGHT_UPDATE",
             "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE", "TT_FULLY_CONNECTED_WEIGHT_UPDATE",
             "TT_LOSS_SOFTMAX_CE", "TT_CONV2D_INPUT_GRAD", "TT_DEPTHWISE_CONV2D_INPUT_GRAD",
-            "TT_FULLY_CONNECTED_INPUT_GRAD", "TT_SUM_GRAD", "TT_AVERAGE_POOL_GRAD",
+            "TT_FULLY_CONNECTED_INPUT_GRAD", "TT_CONV2D_SPLIT_INPUT_GRAD",
+            "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD", "TT_SUM_GRAD", "TT_AVERAGE_POOL_GRAD",
             "TT_MAX_POOL_GRAD", "TT_SOFTMAX_GRAD"}
 
 def forward_op(graph: Graph, op: Operator, inputs) -> list:
