@@ -22,7 +22,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from multiprocessing import get_context
 from pathlib import Path
@@ -32,6 +31,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import results  # noqa: E402
+
 PKLS = HERE.parent.parent / "shared" / "models" / "tiny-training"
 MODELS = ("mcunet-5fps", "mbv2-w0.35")
 SCHEMES = ("bias-only", "last:6", "99kb")
@@ -44,8 +46,10 @@ def scheme_spec(model: str, scheme: str) -> str:
 
 def run_one(job: dict) -> dict:
     """One (model, scheme, variant, seed): train `steps`, then accuracy on the fixed
-    validation set."""
-    from tflite_train import augment, data, tflite_io
+    validation set. int8 runs train and validate in the C kernels (engine c: the int8
+    forward kernels of micro_kernels and its TT_* kernels, the fastest exact host engine);
+    fp32 runs in TensorFlow on one thread (the runs are the parallelism)."""
+    from tflite_train import augment, data
     from tflite_train.autodiff import Hyper
     from tflite_train.compare import trained_params
     from tflite_train.importers.tiny_training import import_pkl
@@ -55,73 +59,141 @@ def run_one(job: dict) -> dict:
     hyper = Hyper(qas=job["variant"] != "int8", seed=job["seed"], decay_steps=job["steps"])
     # fp32.FloatTrainer reads the separate TT_UPDATE_* ops: build that variant unfused (the
     # same trainable set and rates; fused == separate bit for bit, tests/test_training_graph)
+    # and without augment's memory passes: passes.builtins.joined, which FloatTrainer reads,
+    # does not give back the float model they started from (a TT_* forward op's fused
+    # activation is lost where its int8 range is the full range, so RELU6 becomes NONE, and
+    # the split and streamed layers' float forward moves too): on the default graph the fp32
+    # runs diverged to NaN. The passes change where the int8 model's bytes live, not its
+    # bits, and the rates are derived before them, so the trainable set and rates are the same.
+    fp32 = job["variant"] == "fp32"
+    memory = augment.MemoryOptions(split_filters=False, in_place=False, flash_requant=False,
+                                   stream=False) if fp32 else None
     result = augment.augment(import_pkl(PKLS / f"{job['model']}.pkl"),
                              scheme_spec(job["model"], job["scheme"]), 10, hyper,
-                             fuse=job["variant"] != "fp32")
-    t0 = time.time()
-    losses = []
-    if job["variant"] == "fp32":
+                             fuse=not fp32, memory=memory)
+    if fp32:
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
         from tflite_train.fp32 import FloatTrainer
         ft = FloatTrainer(result.graph)
         inp = result.graph.tensors[result.graph.inputs[0]]
-        for i in sample_order(train_idx, job["steps"], job["seed"]):
-            losses.append(ft.step(data.to_model_input(ds.images[i], inp), int(ds.labels[i])))
-        train_s = time.time() - t0
-        hits = sum(ft.predict(data.to_model_input(ds.images[i], inp)) == ds.labels[i]
-                   for i in val_idx)
+
+        def step(i):
+            return ft.step(data.to_model_input(ds.images[i], inp), int(ds.labels[i]))
+
+        def predict(i):
+            return ft.predict(data.to_model_input(ds.images[i], inp))
     else:
         tr = Trainer(result.graph, ds, engine="c")
-        for i in sample_order(train_idx, job["steps"], job["seed"]):
-            losses.append(tr.step(i))
-        train_s = time.time() - t0
-        hits = sum(tr.predict(int(i)) == ds.labels[i] for i in val_idx)
+        step, predict = tr.step, tr.predict
+    w0, c0 = time.time(), time.process_time()
+    losses = [step(int(i)) for i in sample_order(train_idx, job["steps"], job["seed"])]
+    w1, c1 = time.time(), time.process_time()
+    hits = sum(predict(int(i)) == ds.labels[i] for i in val_idx)
+    w2, c2 = time.time(), time.process_time()
     tail = losses[-max(1, len(losses) // 10):]
     return {**job, "val_accuracy": hits / len(val_idx), "val_samples": len(val_idx),
             "final_train_loss": sum(tail) / len(tail), "trained_params": trained_params(result),
-            "train_seconds": round(train_s, 1), "seconds": round(time.time() - t0, 1)}
+            "engine": "tensorflow" if job["variant"] == "fp32" else "c",
+            "train_seconds": round(w1 - w0, 1), "val_seconds": round(w2 - w1, 1),
+            "train_cpu_seconds": round(c1 - c0, 1), "val_cpu_seconds": round(c2 - c1, 1)}
 
 
 def key(run: dict) -> tuple:
     return (run["model"], run["scheme"], run["variant"], run["seed"], run["steps"], run["val"])
 
 
-def save(path: Path, doc: dict) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-        json.dump(doc, f, indent=1)
-    os.replace(f.name, path)
+def mean_se(vals: list[float]) -> tuple[float, float | None]:
+    """Mean and standard error of the mean (None for one value)."""
+    m = sum(vals) / len(vals)
+    if len(vals) < 2:
+        return m, None
+    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1) / len(vals))
+
+
+def fmt(vals: list[float], sign: str = "") -> str:
+    """Mean +- standard error; `sign` "+" for differences."""
+    if not vals:
+        return "-"
+    m, se = mean_se(vals)
+    return (f"{m:{sign}.1f} (n=1)" if se is None
+            else f"{m:{sign}.1f} +- {se:.1f} (n={len(vals)})")
+
+
+def paired(a: dict[int, float], b: dict[int, float]) -> list[float]:
+    """a - b over the seeds both have (a seed's variants share head, samples and order)."""
+    return [a[s] - b[s] for s in sorted(a) if s in b]
+
+
+def verdict(diffs: list[float]) -> str:
+    """int8 + QAS against fp32: within 0.5 point of it or not, on the mean of the paired
+    differences; unresolved where that mean is smaller than its standard error."""
+    if not diffs:
+        return "-"
+    m, se = mean_se(diffs)
+    word = ("within 0.5" if abs(m) <= 0.5 else "QAS ahead" if m > 0 else "QAS behind")
+    if se is None:
+        return f"{word} (one seed)"
+    return f"{word}, unresolved (|diff| < SE)" if abs(m) < se else word
 
 
 def table(runs: list[dict], steps: int, val: int) -> str:
-    """Markdown: one row per model and scheme, a column per variant: mean +- standard
-    error over the seeds (n = seeds), and int8 + QAS minus fp32."""
-    cells: dict[tuple, list[float]] = {}
+    """Markdown: one row per model and scheme, a column per variant: validation accuracy,
+    mean +- standard error over the seeds; int8 + QAS minus fp32 and int8 without QAS minus
+    int8 + QAS, paired by seed (mean +- standard error of the per-seed differences)."""
+    acc: dict[tuple, dict[int, float]] = {}
     params: dict[tuple, int] = {}
     for r in runs:
         if r["steps"] == steps and r["val"] == val:
-            cells.setdefault((r["model"], r["scheme"], r["variant"]), []).append(
+            acc.setdefault((r["model"], r["scheme"], r["variant"]), {})[r["seed"]] = (
                 100 * r["val_accuracy"])
             params[(r["model"], r["scheme"])] = r["trained_params"]
-
-    def fmt(vals):
-        if not vals:
-            return "-"
-        m = sum(vals) / len(vals)
-        if len(vals) < 2:
-            return f"{m:.1f} (n=1)"
-        se = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1) / len(vals))
-        return f"{m:.1f} +- {se:.1f} (n={len(vals)})"
     lines = ["| model | scheme | trained params | " + " | ".join(VARIANTS.values())
-             + " | QAS - fp32 |", "|---|---|---:|" + "---:|" * (len(VARIANTS) + 1)]
+             + " | QAS - fp32 | QAS vs fp32 | no QAS - QAS |",
+             "|---|---|---:|" + "---:|" * (len(VARIANTS) + 1) + "---|---:|"]
     for model in MODELS:
         for scheme in SCHEMES:
             if (model, scheme) not in params:
                 continue
-            row = [fmt(cells.get((model, scheme, v), [])) for v in VARIANTS]
-            q, f = cells.get((model, scheme, "qas")), cells.get((model, scheme, "fp32"))
-            diff = (f"{sum(q) / len(q) - sum(f) / len(f):+.1f}" if q and f else "-")
+            cell = {v: acc.get((model, scheme, v), {}) for v in VARIANTS}
+            qf = paired(cell["qas"], cell["fp32"])
+            nq = paired(cell["int8"], cell["qas"])
             lines.append(f"| {model} | {scheme} | {params[(model, scheme)]:,} | "
-                         + " | ".join(row) + f" | {diff} |")
+                         + " | ".join(fmt(list(cell[v].values())) for v in VARIANTS)
+                         + f" | {fmt(qf, '+')} | {verdict(qf)} | {fmt(nq, '+')} |")
     return "\n".join(lines)
+
+
+def times(runs: list[dict], steps: int, val: int) -> str:
+    """CPU seconds per run (mean over its runs) of training and of validation, per variant."""
+    out = []
+    for v, name in VARIANTS.items():
+        rs = [r for r in runs if r["variant"] == v and r["steps"] == steps and r["val"] == val
+              and "train_cpu_seconds" in r]
+        if rs:
+            t = sum(r["train_cpu_seconds"] for r in rs) / len(rs)
+            e = sum(r["val_cpu_seconds"] for r in rs) / len(rs)
+            out.append(f"{name} ({rs[0]['engine']}): train {t:.0f} s ({1000 * t / steps:.0f} ms "
+                       f"a step), validation {e:.0f} s ({1000 * e / val:.1f} ms a sample)")
+    return "; ".join(out)
+
+
+def render(doc: dict) -> str:
+    steps, val = doc["steps"], doc["val"]
+    runs = [r for r in doc["runs"] if r["steps"] == steps and r["val"] == val]
+    done = len(runs)
+    return (f"{steps} steps, {val} validation samples; {done} of "
+            f"{len(MODELS) * len(SCHEMES) * len(VARIANTS) * len(doc['seeds'])} runs "
+            f"(seeds {','.join(map(str, doc['seeds']))}). Validation accuracy in %, mean +- "
+            "standard error over the n seeds run; the differences are paired by seed (the "
+            "seeds both variants have).\n\n" + table(runs, steps, val)
+            + "\n\nCPU time per run, mean (one process, niced, on the shared machine): "
+            + times(runs, steps, val) + ".\n")
+
+
+JSON_NAME = "paper_accuracy_results.json"
+TABLES = {"paper-accuracy": ([JSON_NAME], render)}
 
 
 def main() -> None:
@@ -133,15 +205,20 @@ def main() -> None:
     ap.add_argument("--schemes", default=",".join(SCHEMES))
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
-    ap.add_argument("--json", type=Path, default=HERE / "paper_accuracy_results.json")
+    ap.add_argument("--json", type=Path, default=HERE / JSON_NAME)
     args = ap.parse_args()
     if not PKLS.exists():
         sys.exit(f"{PKLS} is not present: this benchmark needs ../shared/models")
     doc = json.loads(args.json.read_text()) if args.json.exists() else {"runs": []}
+    seeds = [int(s) for s in args.seeds.split(",")]
+    # the rendered table is of this command's steps and validation size
+    doc.update(steps=args.steps, val=args.val,
+               seeds=sorted(set(doc.get("seeds", []) if doc.get("steps") == args.steps
+                                and doc.get("val") == args.val else []) | set(seeds)))
     done = {key(r) for r in doc["runs"]}
-    jobs = [{"model": m, "scheme": s, "variant": v, "seed": int(seed), "steps": args.steps,
+    jobs = [{"model": m, "scheme": s, "variant": v, "seed": seed, "steps": args.steps,
              "val": args.val}
-            for seed in args.seeds.split(",") for m in args.models.split(",")
+            for seed in seeds for m in args.models.split(",")
             for s in args.schemes.split(",") for v in args.variants.split(",")]
     todo = [j for j in jobs if key(j) not in done]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already in {args.json}; "
@@ -149,11 +226,12 @@ def main() -> None:
     with get_context("spawn").Pool(args.jobs, maxtasksperchild=1) as pool:
         for r in pool.imap_unordered(run_one, todo):
             doc["runs"].append(r)
-            save(args.json, doc)
+            results.save(args.json, doc, JSON_NAME, TABLES)
             print(f"  {r['model']} {r['scheme']} {VARIANTS[r['variant']]} seed {r['seed']}: "
-                  f"{100 * r['val_accuracy']:.1f}% ({r['seconds']:.0f} s)", flush=True)
-    print(f"\n{args.steps} steps, {args.val} validation samples:\n")
-    print(table(doc["runs"], args.steps, args.val))
+                  f"{100 * r['val_accuracy']:.1f}% (CPU: train {r['train_cpu_seconds']:.0f} s, "
+                  f"validation {r['val_cpu_seconds']:.0f} s)", flush=True)
+    print()
+    print(render(doc))
 
 
 if __name__ == "__main__":

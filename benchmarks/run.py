@@ -46,8 +46,8 @@ RUNS = {
     "person_ceiling": ["person_ceiling.py", "--json", "person_ceiling.json"],
     "train_speed": ["train_speed.py", "--json", "train_speed.json"],
     "search": ["search.py", "--speedup", "--json", "search_results.json"],
-    # prints a table that RESULTS.md does not render from JSON yet (see its top)
-    "paper_accuracy": ["paper_accuracy.py"],
+    "paper_accuracy": ["paper_accuracy.py", "--seeds", "0,1,2", "--steps", "1000", "--val",
+                       "3000", "--jobs", "2", "--json", "paper_accuracy_results.json"],
     "mutation": ["mutation.py", "--json", "mutation_results.json"],
     # needs TFLM's sources and a TFLM library for the board, which no registry installs:
     # TFLM_RIG_ARGS="--tflm-src DIR --tflm-lib LIB ..." (see the script); skipped without
