@@ -413,3 +413,20 @@ def test_an_interrupted_evolution_keeps_its_plans(task, tmp_path, monkeypatch):
                progress=False)
     assert len(json.loads(cache.read_text())["memory"]) > known
     assert not (tmp_path / "s.json").exists()
+
+
+def test_plans_of_another_tflite_train_are_planned_again(task, tmp_path):
+    """A cache written before `plan`'s totals changed (the memory table is keyed by scheme
+    only) must not budget with them: its plans are dropped, its runs kept."""
+    cache = tmp_path / "cache.json"
+    doc = json.loads(task["cache"].read_text())
+    doc["planner"] = "0" * 16
+    for cost in doc["memory"].values():
+        cost["total"] //= 2                             # what an older plan said
+    cache.write_text(json.dumps(doc))
+    out = tmp_path / "s.json"
+    done = search(str(EXAMPLE), str(task["data"]), str(out), options(cache), progress=False)
+    assert done.runs_new == 0
+    assert json.loads(out.read_text()) == json.loads(task["out"].read_text())
+    assert json.loads(cache.read_text())["memory"] == json.loads(
+        task["cache"].read_text())["memory"]
