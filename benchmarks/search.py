@@ -15,7 +15,8 @@ each, scored on --analysis-val held-out samples (default per model: MODELS).
     nice .venv/bin/python benchmarks/search.py [--models person_detect,mcunet]
         [--workdir DIR] [--workers 2] [--seeds 3] [--eval-steps 1000] [--test-samples 3000]
         [--analysis-steps N] [--analysis-val N] [--budgets KB,..] [--no-hand-budget]
-        [--speedup] [--speedup-budget KB] [--json FILE] [--replan]
+        [--population N] [--patience N] [--speedup] [--speedup-budget KB] [--json FILE]
+        [--replan]
 
 Everything is kept in --workdir (the search caches, scheme files, every evaluation), so the
 benchmark killed and started again redoes only what is missing, and prints what it has.
@@ -47,7 +48,7 @@ import numpy as np  # noqa: E402
 
 import results  # noqa: E402
 from tflite_train import augment, data, ops, tflite_io  # noqa: E402
-from tflite_train.search import Options, search  # noqa: E402
+from tflite_train.search import Options, evolution, search  # noqa: E402
 from tflite_train.search.analysis import Settings  # noqa: E402
 from tflite_train.search.budget import MemoryModel  # noqa: E402
 from tflite_train.search.cache import Cache  # noqa: E402
@@ -207,7 +208,9 @@ def bench_model(name: str, args, searches: Store, evals: Store) -> list[dict]:
         else:
             done = search(str(model), "fashion-mnist", str(out),
                           Options(budget=budget, num_classes=CLASSES, steps=steps,
-                                  val_samples=val, workers=args.workers, cache=cache_path))
+                                  val_samples=val, workers=args.workers, cache=cache_path,
+                                  evolution=evolution.Settings(
+                                      population=args.population, patience=args.patience)))
             searched = done.scheme
         if done is not None and (key not in searches or done.runs_new):
             searches.put(key, {"runs": done.runs_needed, "new_runs": done.runs_new,
@@ -408,6 +411,9 @@ def main() -> None:
     ap.add_argument("--no-hand-budget", action="store_true",
                     help="MCUNet: no search at the hand-written scheme's memory (the scheme "
                          "is still trained, as a reference row)")
+    ap.add_argument("--population", type=int, default=evolution.Settings.population,
+                    help="the evolution's population (MCUNet's plans cost seconds each)")
+    ap.add_argument("--patience", type=int, default=evolution.Settings.patience)
     ap.add_argument("--speedup", action="store_true")
     ap.add_argument("--speedup-budget", type=int, default=60,
                     help="KB; the speed-up's analysis (default 60: 23 runs, planned totals "
