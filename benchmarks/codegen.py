@@ -5,11 +5,12 @@ update, and the person detector (bias-only, its sparse scheme), each built by
 -mfpu=fpv5-sp-d16 -mfloat-abi=hard`, -O2) and run under QEMU mps2-an500.
 
     nice .venv/bin/python benchmarks/codegen.py [--steps 3] [--models mcunet,mbv2,person]
-        [--grad float32] [--kernels dsp,portable] [--no-full]
+        [--grad float32|int8] [--kernels dsp,portable] [--no-full]
         [--json benchmarks/codegen_results.json]
 
-With --json benchmarks/codegen_results.json the table of benchmarks/RESULTS.md is
-re-rendered from it (benchmarks/results.py).
+With --json benchmarks/codegen_results.json (float32 activation gradients) or
+benchmarks/codegen_int8.json (--grad int8 --no-full) the table of benchmarks/RESULTS.md
+that reads it is re-rendered (benchmarks/results.py).
 
 SRAM is all of it, measured: the static arena, every other byte of .data/.bss (trained
 parameters, optimizer state, update states) and the painted stack's high-water mark.
@@ -17,10 +18,10 @@ Flash: code (.text) and the model's constants. QEMU counts instructions, not cyc
 SysTick tick = 40 instructions under -icount shift=0; counts are whole ticks). Every run is
 checked bit for bit against `--engine c` (losses, CRC-32 of every checkpoint region, the
 scores of an inference). The full update is measured with the rig's whole 4 MiB of SRAM
-when it fits there, and planned otherwise. `--grad` is passed to `augment` (float32
-activation gradients are the only kind today; the column is there for int8). `--kernels`:
-the builds to measure, the kernels' Cortex-M DSP versions (`dsp`, what a Cortex-M7 build
-compiles) and/or their portable C99 (`portable`, TFLITE_TRAIN_KERNELS=portable); same bits.
+when it fits there, and planned otherwise. `--grad` is passed to `augment`: float32 or
+int8 activation gradients. `--kernels`: the builds to measure, the kernels' Cortex-M DSP
+versions (`dsp`, what a Cortex-M7 build compiles) and/or their portable C99 (`portable`,
+TFLITE_TRAIN_KERNELS=portable); same bits.
 """
 from __future__ import annotations
 
@@ -172,12 +173,14 @@ def main() -> int:
                                  "arm-none-eabi-gcc 12.2 -O2 -mfpu=fpv5-sp-d16"}
     print(render(data))
     if args.json:
-        results.save(args.json, data, JSON, TABLES)
+        # the table that reads this file, when it is one of ours in benchmarks/
+        tables = {t: e for t, e in TABLES.items() if args.json.name in e[0]}
+        results.save(args.json, data, args.json.name if tables else JSON, tables or TABLES)
     return 0
 
 
 JSON = "codegen_results.json"
-TABLES = {"codegen-fig10": ([JSON], render)}
+TABLES = {"codegen-fig10": ([JSON], render), "codegen-int8": (["codegen_int8.json"], render)}
 
 
 if __name__ == "__main__":

@@ -38,8 +38,9 @@ RIG = ROOT / "targets" / "mps2_an500"
 CPU = cortex_m7_flags()
 
 # Buffers of the program below: dy in f_a, outputs / scratch in f_b, int8 weights in w,
-# int8 saved activations in x, int32 biases in b. `same` is a 1x1 window, `dw1`/`dw2` the
-# depthwise 3x3 windows at stride 1 and 2 (SAME padding).
+# int8 saved activations in x, int32 biases in b; int8 gradients: dy in g8, dx in o8, the
+# weights' multipliers in mult, the one-pass int32 scratch in s32. `same` is a 1x1 window,
+# `dw1`/`dw2` the depthwise 3x3 windows at stride 1 and 2 (SAME padding).
 
 
 def pointwise(h, ci, co):
@@ -75,6 +76,43 @@ def depthwise(h, c, stride):
     ]
 
 
+def pointwise_s8(h, ci, co):
+    """The int8-gradient kernels of a 1x1 conv: input gradient in two passes and in one
+    (int32 scratch), weight gradient, fused update."""
+    macs = h * h * ci * co
+    ig = (f"tt_conv2d_input_grad_s8(g8, &sdy, 0, 1, {h}, {h}, {co}, w, mult, 3.9e-5f, 1, 1, "
+          f"&same, {h}, {h}, {ci}, o8, &dxs, &st, %s)")
+    return [
+        (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, input grad, 2 passes", ig % "0", macs),
+        (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, input grad, 1 pass", ig % "s32", macs),
+        (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, weight grad",
+         f"tt_conv2d_weight_grad_s8(g8, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, {h}, {h}, "
+         f"{ci}, 1, 1, &same, f_b)", macs) if ci * co <= 128 * 128 else None,
+        (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, fused weight update",
+         f"tt_conv2d_weight_update_s8_s8(g8, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, {h}, "
+         f"{h}, {ci}, w, 1, 1, {ci}, scales, {co}, &same, 0, &sgd, &st, f_b)", macs),
+    ]
+
+
+def depthwise_s8(h, c, stride):
+    oh = (h + stride - 1) // stride
+    win = "&dw1" if stride == 1 else "&dw2"
+    macs = oh * oh * c * 9
+    name = f"int8 grad: dw 3x3/{stride} {c} @{h}x{h}"
+    ig = (f"tt_depthwise_conv2d_input_grad_s8(g8, &sdy, 0, 1, {oh}, {oh}, {c}, 1, w, mult, "
+          f"3.9e-5f, 3, 3, {win}, {h}, {h}, o8, &dxs, &st, %s)")
+    return [
+        (f"{name}, input grad, 2 passes", ig % "0", macs),
+        (f"{name}, input grad, 1 pass", ig % "s32", macs),
+        (f"{name}, weight grad",
+         f"tt_depthwise_conv2d_weight_grad_s8(g8, &sdy, 0, 1, {oh}, {oh}, {c}, 1, x, 0.02f, "
+         f"-128, {h}, {h}, 3, 3, {win}, f_b)", macs),
+        (f"{name}, fused weight update",
+         f"tt_depthwise_conv2d_weight_update_s8_s8(g8, &sdy, 0, 1, {oh}, {oh}, {c}, 1, x, "
+         f"0.02f, -128, {h}, {h}, w, 3, 3, scales, {c}, {win}, 0, &sgd, &st, f_b)", macs),
+    ]
+
+
 CASES = [c for c in [
     *pointwise(6, 128, 128),                                           # operator 22
     ("conv 1x1 128->128 @6x6, input grad, masked",
@@ -102,6 +140,32 @@ CASES = [c for c in [
      "tt_save_mask_s8(x, 4608, -128, 127, mask)", 0),
     ("update 128x128 int8 (separate), stochastic rounding",
      "tt_update_weight_s8(w, dims128, 2, 0, scales, 128, f_a, 128, 0, &sgd, &st)", 0),
+    # the same layers with int8 activation gradients (augment --grad int8), stochastic
+    # rounding of the int8 outputs
+    *pointwise_s8(6, 128, 128),
+    ("int8 grad: conv 1x1 128->128 @6x6, input grad, 2 passes, masked",
+     "tt_conv2d_input_grad_s8(g8, &sdy, mask, 1, 6, 6, 128, w, mult, 3.9e-5f, 1, 1, &same, 6, "
+     "6, 128, o8, &dxs, &st, 0)", 6 * 6 * 128 * 128),
+    *depthwise_s8(6, 128, 2),
+    *pointwise_s8(3, 128, 256),
+    *depthwise_s8(3, 256, 1),
+    *pointwise_s8(3, 256, 256),
+    ("int8 grad: average pool 3x3 -> 1x1, 256, grad",
+     "tt_average_pool_grad_s8(g8, &sdy, 1, 1, 1, 256, 3, 3, &same, 3, 3, o8, &dxs, &st)", 0),
+    ("int8 grad: FC head 256->10, input grad, 1 pass",
+     "tt_fully_connected_input_grad_s8(g8, &sdy, 0, 1, 10, w, mult, 3.9e-5f, 256, o8, &dxs, "
+     "&st, s32)", 2560),
+    ("int8 grad: FC head 256->10, fused weight update",
+     "tt_fully_connected_weight_update_s8_s8(g8, &sdy, 0, 1, 10, x, 0.02f, -128, 256, w, 256, "
+     "scales, 10, 0, &sgd, &st, f_b)", 2560),
+    ("int8 grad: softmax cross-entropy loss, 10 classes",
+     "tt_loss_softmax_ce_s8_s8(x, 10, 0.1f, -3, 4, &loss, o8, &dxs, &st, f_b)", 0),
+    ("int8 grad: the rule on 4608 int32 accumulators, stochastic",
+     "tt_quantize_grad_s8(s32, 4608, 1e-6f, &st, o8, &dxs)", 0),
+    ("int8 grad: the rule on 4608 int32 accumulators, nearest",
+     "tt_quantize_grad_s8(s32, 4608, 1e-6f, 0, o8, &dxs)", 0),
+    ("int8 grad: bias grad + update 256 @3x3 (fused)",
+     "tt_bias_update_s32_s8(g8, &sdy, 0, 9, 256, b, scales, 0, &sgd, &st, f_b)", 0),
 ] if c is not None]
 
 PROGRAM = r"""
@@ -112,8 +176,10 @@ void tt_rig_print(const char *text);
 void tt_rig_ticks_start(void);
 uint32_t tt_rig_ticks(void);
 /* sized for the largest case; all of it fits the rig's 320 KB SRAM budget */
-static float f_a[128 * 128], f_b[128 * 128], scales[256], loss;
-static int8_t w[256 * 256], x[6 * 6 * 256];
+static float f_a[128 * 128], f_b[128 * 128], scales[256], loss, dxs, sdy = 0.01f;
+static int8_t w[256 * 256], x[6 * 6 * 256], g8[128 * 128], o8[128 * 128];
+static int16_t mult[256];
+static int32_t s32[6 * 6 * 256];
 static int32_t b[256];
 static uint8_t mask[4608 / 8];
 static void put(const char *label, uint32_t ticks) {
@@ -131,6 +197,10 @@ int main(void) {
   for (int i = 0; i < 256 * 256; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
   for (int i = 0; i < 6 * 6 * 256; ++i) x[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
   for (int i = 0; i < 256; ++i) scales[i] = 0.01f;
+  for (int i = 0; i < 128 * 128; ++i) g8[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
+  for (int i = 0; i < 256; ++i) mult[i] = (int16_t)(128 + (tt_xorshift32_next(&r) & 127));
+  for (int i = 0; i < 6 * 6 * 256; ++i)
+    s32[i] = (int32_t)(tt_xorshift32_next(&r) & 0xFFFFF) - 0x80000;
   for (int i = 0; i < 4608 / 8; ++i) mask[i] = (uint8_t)(tt_xorshift32_next(&r) & 0xFF);
   const tt_window same = {1, 1, 1, 1, 0, 0}, dw1 = {1, 1, 1, 1, 1, 1}, dw2 = {2, 2, 1, 1, 0, 0};
   tt_sgd sgd = {0.05f, 0.0f, 1, 1, 0};
@@ -232,6 +302,8 @@ def render_kernels(before_d16: dict, before: dict, now: dict) -> str:
            "instructions |", "|---|---:|---:|---:|---:|---:|"]
     for k in now["kernels"]:
         name = k["kernel"]
+        if name.startswith(INT8):
+            continue
         out.append(f"| {name} | {k['macs']:,} | {per(before_d16, name)} | {per(before, name)} | "
                    f"{per(now, name)} | {k['instructions']:,} |")
     return "\n".join(out)
@@ -246,16 +318,41 @@ def render_text(data: dict) -> str:
     out.append(f"| micro_kernels/src, all (portable C99) | {total['-O2']:,} | {total['-Os']:,} |")
     glue = data["glue_text"]
     if glue:
-        out.append(f"| TFLM glue (micro_kernels/tflm/tt_tflm_ops.cc, 26 registrations) | "
-                   f"{glue['-O2']:,} | {glue['-Os']:,} |")
+        out.append(f"| TFLM glue (micro_kernels/tflm/tt_tflm_ops.cc, 26 registrations, both "
+                   f"gradient types) | {glue['-O2']:,} | {glue['-Os']:,} |")
     else:
         out.append("| TFLM glue | n/a (needs arm-none-eabi-g++ and libstdc++-arm-none-eabi-dev) | |")
     return "\n".join(out)
 
 
+def render_int8(now: dict) -> str:
+    """The int8-gradient kernels beside the float32-gradient ones of the same layer:
+    instructions per MAC (instructions where a row has no MACs)."""
+    rows = {k["kernel"]: k for k in now["kernels"]}
+
+    def per(k):
+        if k is None:
+            return "-"
+        return f"{k['instructions'] / k['macs']:.1f}" if k["macs"] else f"{k['instructions']:,}"
+    out = ["| kernel (person_detect operators 22-28, new 10-class head) | MACs | float32 "
+           "gradients | int8 gradients | int8: instructions |", "|---|---:|---:|---:|---:|"]
+    for k in now["kernels"]:
+        name = k["kernel"]
+        if not name.startswith(INT8):
+            continue
+        base = name[len(INT8):]
+        for form in (", 2 passes", ", 1 pass"):
+            base = base.replace(form, "")
+        out.append(f"| {name[len(INT8):]} | {k['macs']:,} | {per(rows.get(base))} | {per(k)} | "
+                   f"{k['instructions']:,} |")
+    return "\n".join(out)
+
+
+INT8 = "int8 grad: "       # the rows of the int8-gradient kernels
 JSON = "mcu_kernels.json"
 TABLES = {"mcu-kernels": (["mcu_kernels_before_d16.json", "mcu_kernels_before.json", JSON],
                           render_kernels),
+          "mcu-kernels-int8": ([JSON], render_int8),
           "mcu-code": ([JSON], render_text)}
 
 

@@ -40,13 +40,21 @@ SCHEDULES = {"constant": lambda t, n: 1.0, "inverse time, T=50": lambda t, n: 50
 SEEDS = (0, 1, 2)
 
 
+def builtins():
+    """augment's memory passes off: the head stays TFLM's FULLY_CONNECTED (the passes move
+    bytes, not values: the same features and head)."""
+    from tflite_train.augment import MemoryOptions
+    return MemoryOptions(split_filters=False, in_place=False, flash_requant=False, stream=False)
+
+
 def head_quantization() -> dict:
     """The new head as augment writes it (seed 0): initial weight codes, weight, bias and
     logit scales, and |x|^2 on lr.probe's inputs."""
     from tflite_train import augment, lr, tflite_io
     from tflite_train.autodiff import Hyper
     norms, _ = lr.probe(tflite_io.load(MODEL), "bias-only", 10, 0)
-    g = augment.augment(tflite_io.load(MODEL), "bias-only", 10, Hyper(half_life=0)).graph
+    g = augment.augment(tflite_io.load(MODEL), "bias-only", 10, Hyper(half_life=0),
+                        memory=builtins()).graph
     fc = next(op for op in g.operators if op.kind == "FULLY_CONNECTED")
     w, b, z = (g.tensors[t] for t in (fc.inputs[1], fc.inputs[2], fc.outputs[0]))
     init = next(op for op in g.operators if op.kind == "TT_INIT")
@@ -76,7 +84,7 @@ def extract(n_train: int, n_val: int):
     from tflite_train.autodiff import Hyper
     from tflite_train.runtime.numpy_exec import Executor
     from tflite_train.train import split
-    result = augment.augment(tflite_io.load(MODEL), "bias-only", 10, Hyper())
+    result = augment.augment(tflite_io.load(MODEL), "bias-only", 10, Hyper(), memory=builtins())
     g = result.graph
     head = next(op for op in g.operators if op.kind == "FULLY_CONNECTED")
     q = g.tensors[head.inputs[0]].quant
@@ -138,6 +146,18 @@ def head_sgd(X, y, V, vy, eta, schedule, order, head, int8, seed):
     return float((np.argmax(logits(V), 1) == vy).mean())
 
 
+def class_means(X, y, V, vy, per_feature_variance):
+    """No SGD at all: the head set from the 300 samples' class means (weight imprinting, a
+    nearest-class-mean classifier in Euclidean distance), optionally divided by the pooled
+    within-class variance of each feature (diagonal LDA). A device could accumulate either
+    in one pass; it shows whether a data-derived starting head could reach 60%."""
+    M = np.stack([X[y == c].mean(0) if (y == c).any() else np.zeros(X.shape[1])
+                  for c in range(10)])
+    var = ((X - M[y]) ** 2).mean(0) + 1e-6 if per_feature_variance else np.ones(X.shape[1])
+    W, b = M / var, -0.5 * (M ** 2 / var).sum(1)
+    return float((np.argmax(V @ W.T + b, 1) == vy).mean())
+
+
 def optimum(X, y, V, vy, l2):
     mu, sd = X.mean(0), X.std(0) + 1e-6           # conditioning only: the same linear models
     Xs, Vs, n = (X - mu) / sd, (V - mu) / sd, len(y)
@@ -174,6 +194,13 @@ def measure(n_train: int, n_val: int, cache: Path | None) -> dict:
                 rows.append({"what": "the same from the new head's initial weights, "
                              + ("int8 head simulated" if int8 else "float"),
                              "schedule": schedule, "accuracy": acc, "eta": best})
+    for per_feature_variance, what in ((False, "class means of the 300 samples (imprinting, "
+                                        "nearest class mean)"),
+                                       (True, "class means / per-feature variance (diagonal "
+                                        "LDA)")):
+        acc = float(np.mean([class_means(X[orders[s]], y[orders[s]], V, vy,
+                                         per_feature_variance) for s in SEEDS]))
+        rows.append({"what": what, "schedule": "one pass, no SGD", "accuracy": acc})
     for n in (300, n_train):
         seeds = SEEDS if n < len(y) else SEEDS[:1]          # all samples: one fit
         by_l2 = {l2: float(np.mean([optimum(X[o], y[o], V, vy, l2) for o in

@@ -21,9 +21,8 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "RESULTS.md"
 # the scripts whose TABLES are in RESULTS.md; `make bench` runs them (benchmarks/run.py)
 SCRIPTS = ["forward_speed", "transfer", "paper_memory", "mcu_kernels", "checkpoint",
-           "mutation", "codegen", "tflm_memory", "train_speed", "mcu_step", "default_schedule",
-           "person_ceiling", "fuzz", "mcu_forward",
-           "search"]
+           "mutation", "codegen", "grad_memory", "tflm_memory", "train_speed", "mcu_step",
+           "default_schedule", "person_ceiling", "fuzz", "mcu_forward", "search", "tflm_rig"]
 MARKER = re.compile(r"<!-- table:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /table:(?P=name) -->",
                     re.S)
 

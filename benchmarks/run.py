@@ -5,6 +5,8 @@ about an hour on one core, the mutation run about half an hour on two.
     .venv/bin/python benchmarks/run.py [--only NAME,...]
 """
 import argparse
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +24,19 @@ RUNS = {
     "transfer_constant_lr": [*TRANSFER, "--constant-lr", "--json", "transfer_constant_lr.json"],
     "paper_memory": ["paper_memory.py", "--json", "paper_memory_results.json"],
     "mcu_kernels": ["mcu_kernels.py", "--json", "mcu_kernels.json"],
+    "mcu_step": ["mcu_step.py", "--grad", "float32,int8,int8-1pass", "--json", "mcu_step.json"],
+    "grad_memory": ["grad_memory.py", "--json", "grad_memory.json"],
+    "transfer_int8_grads": ["transfer.py", "--steps", "1000", "--val", "3000", "--seeds", "0,1,2",
+                            "--variants", "qas,fp32", "--grad", "float32,int8,int8-nearest",
+                            "--json", "transfer_int8_grads.json"],
+    "transfer_int8_grads_more": ["transfer.py", "--schemes", "bias-only", "--steps", "1000",
+                                 "--val", "3000", "--seeds", "3,4,5", "--variants", "qas",
+                                 "--grad", "float32,int8", "--json",
+                                 "transfer_int8_grads_more.json"],
     "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
-    "mcu_forward": ["mcu_forward.py", "--rig-only", "--json", "mcu_forward.json"],
     "codegen": ["codegen.py", "--kernels", "dsp,portable", "--json", "codegen_results.json"],
+    "codegen_int8": ["codegen.py", "--grad", "int8", "--no-full", "--json", "codegen_int8.json"],
+    "mcu_forward": ["mcu_forward.py", "--rig-only", "--json", "mcu_forward.json"],
     "tflm_memory": ["tflm_memory.py", "--json", "tflm_memory.json"],
     "fuzz": ["fuzz.py", "--runs", "10000", "--glue", "300", "--seed", "0", "--jobs", "2",
              "--json", "fuzz_results.json"],
@@ -32,12 +44,17 @@ RUNS = {
                          "--json", "default_schedule.json"],
     "person_ceiling": ["person_ceiling.py", "--json", "person_ceiling.json"],
     "train_speed": ["train_speed.py", "--json", "train_speed.json"],
-    "mcu_step": ["mcu_step.py", "--json", "mcu_step.json"],
     "search": ["search.py", "--speedup", "--json", "search_results.json"],
     # prints a table that RESULTS.md does not render from JSON yet (see its top)
     "paper_accuracy": ["paper_accuracy.py"],
     "mutation": ["mutation.py", "--json", "mutation_results.json"],
+    # needs TFLM's sources and a TFLM library for the board, which no registry installs:
+    # TFLM_RIG_ARGS="--tflm-src DIR --tflm-lib LIB ..." (see the script); skipped without
+    "tflm_rig": ["tflm_rig.py", *shlex.split(os.environ.get("TFLM_RIG_ARGS", "")),
+                 "--json", "tflm_rig.json"],
 }
+# runs that need something from outside the repository: name -> the environment variable
+EXTERNAL = {"tflm_rig": "TFLM_RIG_ARGS"}
 
 
 # JSON of "before" columns: runs of an older checkout, kept as records, not repeated here.
@@ -59,6 +76,9 @@ def main() -> None:
         if name not in RUNS:
             ap.error(f"unknown benchmark {name!r}")
         script, *rest = RUNS[name]
+        if name in EXTERNAL and not os.environ.get(EXTERNAL[name]):
+            print(f"\n{script}: skipped ({EXTERNAL[name]} is not set)", flush=True)
+            continue
         print(f"\n$ python benchmarks/{script} {' '.join(rest)}", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *rest], check=True, cwd=HERE)
 

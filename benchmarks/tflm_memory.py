@@ -1,15 +1,15 @@
 """Issue 11: training inside TFLM on the paper's board, as `tflite-train plan` accounts it for
 a 32-bit Cortex-M7 build of TFLM: SRAM = arena (our offline plan when the model has one) +
 TFLM's persistent data (modelled from TFLM's and our glue's struct sizes on that target) +
-trained parameters + optimizer state; flash = the training model + TFLM's code (141 KB,
-measured once on the rig). One row per model and scheme with every memory pass of augment
+trained parameters + optimizer state; flash = the training model + TFLM's and our code
+(185 KB, tflm_memory.TFLM_CODE_BYTES, measured by benchmarks/tflm_rig.py). One row per model and scheme with every memory pass of augment
 off, then on (what each chose is listed), and whether `--engine tflm` (the pinned wheel's
 TFLM with our glue) trains bit for bit like `--engine c` for --steps steps.
 
     .venv/bin/python benchmarks/tflm_memory.py [--steps 2] [--json benchmarks/tflm_memory.json]
 
-Not measured here: the stack and TFLM's code with today's glue (TFLM's sources are not
-installable here, so no Cortex-M7 image of TFLM is built; ../shared/MCU_RIG.md).
+Not measured here: the stack and the image on the rig (benchmarks/tflm_rig.py does that,
+given TFLM's sources).
 """
 from __future__ import annotations
 

@@ -1,10 +1,17 @@
 """Transfer learning with real data: the VWW person detector to Fashion-MNIST (10 classes,
-96x96), batch 1, the same steps and samples for every row. Each scheme as int8 + QAS
-(stochastic rounding, the default), int8 + QAS with nearest rounding, int8 without QAS (plain
-SGD on the integers), and fp32 (the same trainable set fine-tuned in TensorFlow on the
-dequantized model).
+96x96), batch 1, the same steps and samples for every row of a seed. Each scheme as int8 +
+QAS (stochastic rounding, the default), int8 + QAS with nearest rounding, int8 without QAS
+(plain SGD on the integers), and fp32 (the same trainable set fine-tuned in TensorFlow on
+the dequantized model); the int8 variants with float32 activation gradients, int8 ones
+(`augment --grad int8`, stochastic rounding) or int8 ones rounded to nearest (--grad).
 
     .venv/bin/python benchmarks/transfer.py [--steps 1000] [--val 1000] [--json out.json]
+    .venv/bin/python benchmarks/transfer.py --grad float32,int8 --seeds 0,1,2 --val 3000 \\
+        --variants qas,fp32
+
+With several seeds (head initialisation and sample order; the split is fixed) it also prints
+each row's mean and standard error over the seeds, and the paired differences (same seed,
+same samples) of int8 against float32 gradients and of int8 + QAS against fp32.
 
 With --json NAME.json in benchmarks/, the tables of RESULTS.md that read that file are
 re-rendered (benchmarks/results.py): transfer_results.json (seed 0, every variant),
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -40,14 +48,20 @@ import results  # noqa: E402
 MODEL = ROOT.parent.parent / "shared" / "models" / "tflm" / "person_detect.tflite"
 SPARSE = ROOT / "schemes" / "person_detect_sparse.json"
 SCHEMES = ["bias-only", "last:2", str(SPARSE)]
+VARIANTS = {"qas": "int8 + QAS", "qas-nearest": "int8 + QAS, nearest rounding",
+            "int8": "int8, no QAS", "fp32": "fp32"}
+# --grad: the activation gradients of the int8 variants (fp32 is TensorFlow's float32)
+GRADS = {"float32": ("float32", "stochastic"), "int8": ("int8", "stochastic"),
+         "int8-nearest": ("int8", "nearest")}
 
 
-def run(scheme: str, variant: str, args, ds, train_idx, val_idx) -> dict:
+def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, val_idx) -> dict:
+    dtype, grad_rounding = GRADS[grad if variant != "fp32" else "float32"]
     hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
                   decay_steps=args.steps if args.cosine else 0, half_life=0,
                   qas=variant != "int8",
                   rounding="nearest" if variant == "qas-nearest" else "stochastic",
-                  seed=args.seed)
+                  seed=seed, grad=dtype, grad_rounding=grad_rounding)
     result = augment.augment(tflite_io.load(args.model), scheme, len(ds.classes), hyper)
     parts = memory.training_parts(result.graph)
     t0 = time.time()
@@ -55,21 +69,66 @@ def run(scheme: str, variant: str, args, ds, train_idx, val_idx) -> dict:
         from tflite_train.fp32 import FloatTrainer
         ft = FloatTrainer(result.graph)
         inp = result.graph.tensors[result.graph.inputs[0]]
-        for i in sample_order(train_idx, args.steps, args.seed):
+        for i in sample_order(train_idx, args.steps, seed):
             ft.step(data.to_model_input(ds.images[i], inp), int(ds.labels[i]))
         hits = sum(ft.predict(data.to_model_input(ds.images[i], inp)) == ds.labels[i]
                    for i in val_idx)
     else:
-        tr = Trainer(result.graph, ds)
-        for i in sample_order(train_idx, args.steps, args.seed):
+        tr = Trainer(result.graph, ds, args.engine)
+        for i in sample_order(train_idx, args.steps, seed):
             tr.step(i)
         hits = sum(tr.predict(int(i)) == ds.labels[i] for i in val_idx)
     return {"scheme": Path(scheme).stem if scheme.endswith(".json") else scheme,
-            "variant": {"qas": "int8 + QAS", "qas-nearest": "int8 + QAS, nearest rounding",
-                        "int8": "int8, no QAS", "fp32": "fp32"}[variant],
-            "val_accuracy": hits / len(val_idx), "trained_params": trained_params(result),
+            "variant": VARIANTS[variant], "grad": "-" if variant == "fp32" else grad,
+            "seed": seed, "val_accuracy": hits / len(val_idx),
+            "trained_params": trained_params(result),
             "saved_activation_bytes": parts.saved_bytes, "mask_bytes": parts.mask_bytes,
             "seconds": round(time.time() - t0, 1)}
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (sample standard deviation / sqrt(n))."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def summary(rows: list[dict]) -> str:
+    """Per row over seeds (points of accuracy: each seed's, the mean, the standard error of
+    the mean), then the paired differences of int8 against float32 gradients and of int8 +
+    QAS against fp32 (same seed: same head, samples and validation set), as markdown."""
+    out = ["| scheme | variant | gradients | seeds | mean | s.e. |",
+           "|---|---|---|---|---:|---:|"]
+    groups: dict[tuple, dict[int, float]] = {}
+    for r in rows:
+        groups.setdefault((r["scheme"], r["variant"], r.get("grad", "float32")), {})[
+            r.get("seed", 0)] = 100 * r["val_accuracy"]
+    for (scheme, variant, grad), by_seed in groups.items():
+        m, se = mean_se(list(by_seed.values()))
+        out.append(f"| {scheme} | {variant} | {grad} | "
+                   f"{' / '.join(f'{v:.1f}' for v in by_seed.values())} | {m:.2f} | {se:.2f} |")
+    pairs = []
+    for (scheme, variant, grad), by_seed in groups.items():
+        if variant == VARIANTS["fp32"] or grad == "float32":
+            continue
+        for other, label in (((scheme, variant, "float32"), "float32 gradients"),
+                             ((scheme, VARIANTS["fp32"], "-"), "fp32")):
+            base = groups.get(other)
+            seeds = sorted(set(by_seed) & set(base or {}))
+            if not seeds or (label == "fp32" and variant != VARIANTS["qas"]):
+                continue
+            d = [by_seed[s] - base[s] for s in seeds]
+            m, se = mean_se(d)
+            pairs.append(f"| {scheme} | {variant}, {grad} gradients | {label} | "
+                         f"{' / '.join(f'{v:+.1f}' for v in d)} | {m:+.2f} | {se:.2f} |")
+    if pairs:
+        out += ["", "Paired differences in points (same seed: same head, samples and "
+                    "validation set):", "", "| scheme | row | minus | per seed | mean | s.e. |",
+                "|---|---|---|---|---:|---:|", *pairs]
+    return "\n".join(out)
 
 
 def main() -> None:
@@ -83,8 +142,14 @@ def main() -> None:
                     help="no cosine decay of the learning rates over the run")
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the new head and of the sample order (the split is fixed)")
+    ap.add_argument("--seeds", help="comma-separated seeds (overrides --seed)")
     ap.add_argument("--variants", default="qas,qas-nearest,int8,fp32",
                     help="comma-separated subset of qas, qas-nearest, int8, fp32")
+    ap.add_argument("--grad", default="float32",
+                    help="comma-separated activation gradients of the int8 variants: float32, "
+                         "int8 (stochastic rounding), int8-nearest")
+    ap.add_argument("--engine", default="c", choices=["numpy", "c", "tflm"],
+                    help="executor of the int8 variants (bit-identical; c is the fastest)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--model", type=Path, default=MODEL,
                     help="the int8 model to fine-tune with a new head (default: the person "
@@ -97,18 +162,31 @@ def main() -> None:
     args = ap.parse_args()
     if not args.model.exists():
         sys.exit(f"{args.model} is not present: this benchmark needs ../shared/models")
+    grads = args.grad.split(",")
+    unknown = [g for g in grads if g not in GRADS] + [
+        v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        sys.exit(f"unknown --grad or --variants value: {', '.join(unknown)}")
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
     ds = data.load(args.data)
     train_idx, val_idx = split(len(ds), 0.1, args.val, 0)
     rows = []
-    print("| scheme | variant | val accuracy | trained params | saved activations (bytes) |"
-          "\n|---|---|---:|---:|---:|", flush=True)
+    print("| scheme | variant | gradients | seed | val accuracy | trained params | "
+          "saved activations (bytes) |\n|---|---|---|---:|---:|---:|---:|", flush=True)
     for scheme in args.schemes.split(","):
-        for variant in args.variants.split(","):
-            r = run(scheme, variant, args, ds, train_idx, val_idx)
-            rows.append(r)
-            print(f"| {r['scheme']} | {r['variant']} | {100 * r['val_accuracy']:.1f}% | "
-                  f"{r['trained_params']:,} | {r['saved_activation_bytes']:,} "
-                  f"({r['mask_bytes']:,} masks) |", flush=True)
+        for seed in seeds:
+            for variant in args.variants.split(","):
+                for grad in (grads if variant != "fp32" else ["-"]):
+                    r = run(scheme, variant, grad, seed, args, ds, train_idx, val_idx)
+                    rows.append(r)
+                    print(f"| {r['scheme']} | {r['variant']} | {r['grad']} | {seed} | "
+                          f"{100 * r['val_accuracy']:.1f}% | {r['trained_params']:,} | "
+                          f"{r['saved_activation_bytes']:,} ({r['mask_bytes']:,} masks) |",
+                          flush=True)
+    if len(seeds) > 1 or len(grads) > 1:
+        print(f"\nValidation accuracy in % ({len(val_idx)} samples each: binomial standard "
+              f"error at most {100 * math.sqrt(0.25 / len(val_idx)):.1f} points)\n")
+        print(summary(rows))
     if args.json:
         results.write_json(args.json, {"args": vars(args) | {"json": str(args.json),
                                                               "model": str(args.model)},
@@ -145,8 +223,16 @@ def render_seeds(*runs: dict) -> str:
     return "\n".join(out)
 
 
+def render_grads(*runs: dict) -> str:
+    """int8 against float32 activation gradients (and fp32), over seeds: one or more runs of
+    --grad float32,int8,... --seeds ..., their rows together."""
+    return summary([r for run in runs for r in run["rows"]])
+
+
 TABLES = {
     "transfer": (["transfer_results.json"], render_rows),
+    "transfer-int8-grads": (["transfer_int8_grads.json", "transfer_int8_grads_more.json"],
+                            render_grads),
     "transfer-seeds": (["transfer_results.json", "transfer_seed1.json", "transfer_seed2.json"],
                        render_seeds),
     "transfer-constant-lr": (["transfer_constant_lr.json"], render_rows),

@@ -56,8 +56,9 @@ class Seed:
 
 
 def make_seeds(tflite_paths: list[Path], pkl_paths: list[Path], workdir: Path,
-               train_from: list[tuple[Path, str, bool]]) -> list[Seed]:
-    """Seeds from the given models; `train_from`: (model, scheme, fuse) to augment."""
+               train_from: list[tuple]) -> list[Seed]:
+    """Seeds from the given models; `train_from`: (model, scheme, fuse) to augment, or
+    (model, scheme, fuse, grad) with grad "int8" for int8 activation gradients."""
     from tflite_train import augment, tflite_io
     from tflite_train.autodiff import Hyper
     workdir.mkdir(parents=True, exist_ok=True)
@@ -71,16 +72,18 @@ def make_seeds(tflite_paths: list[Path], pkl_paths: list[Path], workdir: Path,
             npz = workdir / f"images{k}.npz"        # for augment --lr auto's range test
             _images(npz, shape, 96, k)
         seeds.append(Seed(path.stem, "tflite", data, flatbuffer_positions(data), npz))
-    for k, (path, scheme, fuse) in enumerate(train_from):
+    for k, (path, scheme, fuse, *grad) in enumerate(train_from):
+        grad = grad[0] if grad else "float32"
         result = augment.augment(tflite_io.load(path), scheme, 3,
-                                 Hyper(momentum=0.5 if k % 2 else 0.0, decay_steps=10 * (k % 3)),
-                                 fuse=fuse)
+                                 Hyper(momentum=0.5 if k % 2 else 0.0, decay_steps=10 * (k % 3),
+                                       grad=grad), fuse=fuse)
         data = tflite_io.serialize(result.graph)
         g = result.graph
         shape = g.tensors[g.inputs[0]].shape
         npz = workdir / f"train{k}.npz"
         _images(npz, shape, 6, k)
-        name = f"{path.stem}.{scheme}{'' if fuse else '.nofuse'}"
+        name = (f"{path.stem}.{scheme}{'' if fuse else '.nofuse'}"
+                f"{'.int8' if grad == 'int8' else ''}")
         state = None
         if len(shape) == 4:             # image data trains it: a state to export too
             state, blob = _training_state(g, data, npz, workdir / f"train{k}")

@@ -94,9 +94,13 @@ def tf_backward(graph, result, values, init_values):
     return grads, param_grads
 
 
-def check_gradients(model_bytes, scheme, num_classes=None, seed=0, tol=REL_TOL):
+def check_gradients(model_bytes, scheme, num_classes=None, seed=0, tol=REL_TOL,
+                    grad="float32"):
+    """Every gradient of one step against TF's; returns the largest relative error.
+    With int8 gradients each is compared by its real values (int8 times its scale)."""
     graph = tflite_io.parse(model_bytes)
-    result = augment.augment(graph, scheme, num_classes, Hyper(lr=1e-3, seed=seed), fuse=False)
+    result = augment.augment(graph, scheme, num_classes, Hyper(lr=1e-3, seed=seed, grad=grad),
+                             fuse=False)
     g = result.graph
     # every layer the scheme trains gets its gradient (a backward rule that sends its input
     # gradient elsewhere cuts the layers before it off, and only compared tensors are seen)
@@ -112,21 +116,25 @@ def check_gradients(model_bytes, scheme, num_classes=None, seed=0, tol=REL_TOL):
           np.array([rng.integers(n_classes)], np.int32)]
     values = Executor(g).invoke(xs)
     tf_grads, tf_param_grads = tf_backward(g, result, values, init_values)
-    checked = 0
+    checked, worst = 0, 0.0
+    scales = result.backward.grad_scales
     for t, gt in result.backward.grads.items():
         if t in tf_grads and gt in values:
-            err = rel_err(values[gt].ravel(), np.ravel(tf_grads[t]))
+            ours = values[gt].astype(np.float64).ravel()
+            if gt in scales:
+                ours = ours * float(values[scales[gt]][0])
+            err = rel_err(ours, np.ravel(tf_grads[t]))
             assert err <= tol, f"grad of {g.tensors[t].name}: rel err {err:.2e}"
-            checked += 1
+            checked, worst = checked + 1, max(worst, err)
     for p, gp in result.backward.param_grads.items():
         ours = values[gp]
         theirs = np.asarray(tf_param_grads[p])
         theirs = theirs[..., :ours.shape[-1]].reshape(ours.shape)   # trained channels only
         err = rel_err(ours, theirs)
         assert err <= tol, f"grad of {g.tensors[p].name}: rel err {err:.2e}"
-        checked += 1
+        checked, worst = checked + 1, max(worst, err)
     assert checked >= 2
-    return checked
+    return worst
 
 
 @pytest.mark.parametrize("scheme", ["full", "bias-only", "last:2"])
@@ -151,6 +159,26 @@ def test_zoo_gradients_match_tensorflow(zoo):
 def test_example_model_with_new_head():
     from tflite_train.demo import EXAMPLE
     check_gradients(EXAMPLE.read_bytes(), "full", num_classes=4)
+
+
+# Int8 gradients (augment --grad int8, stochastic rounding): every gradient against TF's by
+# its real values. The difference is the int8 rounding, not a summation order: each layer
+# rounds its input gradient once more (up to half a step per element to nearest, one step
+# stochastically: 0.5-2% relative L2 per layer, tests/test_int8_grads.py), and a gradient
+# inherits the error of every layer above it. Measured with seed 0: the person detector's
+# bias-only path (28 layers deep) 0.233, its last two layers 0.0213, the example model 0.0280;
+# the tolerances are those plus a quarter.
+INT8_CASES = [("person_detect", "bias-only", 10, 0.233), ("person_detect", "last:2", 10, 0.0213),
+              ("example", "full", 4, 0.0280)]
+
+
+@pytest.mark.parametrize("name, scheme, classes, measured", INT8_CASES)
+def test_int8_gradients_match_tensorflow_within_their_rounding(name, scheme, classes, measured):
+    from tflite_train.demo import EXAMPLE
+    path = EXAMPLE if name == "example" else shared_model(name)
+    worst = check_gradients(path.read_bytes(), scheme, classes, tol=1.25 * measured,
+                            grad="int8")
+    assert worst > measured / 2          # the comparison sees the int8 gradients
 
 
 def test_micro_speech_gradients_match_tensorflow():

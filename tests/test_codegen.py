@@ -92,6 +92,29 @@ def test_zoo_programs_train_like_engine_c(name, scheme, hyper, fuse, zoo, tmp_pa
     assert_identical(*host_run(model, tmp_path / "gen"))
 
 
+# int8 activation gradients (augment --grad int8): the int8 kernels' calls, their scale
+# tensors, one- and two-pass input gradients with their int32 scratch in the arena, and the
+# random streams of stochastic rounding in the checkpoint regions
+INT8_CASES = [
+    ("mobile", "full", Hyper(grad="int8", momentum=0.5, decay_steps=5, seed=3), True),
+    ("mobile", "last:2", Hyper(grad="int8", grad_rounding="nearest"), False),
+    ("depthwise", "bias-only", Hyper(grad="int8"), True),
+    ("branches", "full", Hyper(grad="int8"), True),
+    ("pool", "full", Hyper(grad="int8"), False),
+    ("mean", "full", Hyper(grad="int8", grad_rounding="nearest"), True),
+]
+
+
+@pytest.mark.parametrize("name, scheme, hyper, fuse", INT8_CASES,
+                         ids=[f"{c[0]}-{c[1]}-{c[2].grad_rounding}-"
+                              f"{'fused' if c[3] else 'separate'}" for c in INT8_CASES])
+def test_int8_gradient_programs_train_like_engine_c(name, scheme, hyper, fuse, zoo, tmp_path):
+    model = training_model(tmp_path, zoo[name], scheme, hyper=hyper, fuse=fuse)
+    program, got, want = host_run(model, tmp_path / "gen")
+    assert_identical(program, got, want)
+    assert "_input_grad_s8(" in (tmp_path / "gen" / "tt_model.c").read_text()
+
+
 @pytest.mark.parametrize("fuse", [True, False])
 def test_split_filters_train_like_engine_c(fuse, tmp_path):
     """Filters of which only the first input channels train: those channels in SRAM, the
@@ -105,12 +128,15 @@ def test_split_filters_train_like_engine_c(fuse, tmp_path):
     assert "tt_conv2d_split_s8" in text and "_split_f32" in text
 
 
-@pytest.mark.parametrize("scheme", ["bias-only", "sparse"])
-def test_person_detector_trains_like_engine_c(scheme, tmp_path):
+@pytest.mark.parametrize("scheme, grad", [("bias-only", "float32"), ("sparse", "float32"),
+                                          ("bias-only", "int8"), ("sparse", "int8")])
+def test_person_detector_trains_like_engine_c(scheme, grad, tmp_path):
     """The README's person detector with a new 10-class head: bias-only (the gradient runs
-    through every layer) and its sparse scheme (split filters, fused updates)."""
+    through every layer) and its sparse scheme (split filters, fused updates), with float32
+    and int8 activation gradients."""
     spec = "bias-only" if scheme == "bias-only" else str(SCHEMES / "person_detect_sparse.json")
-    model = training_model(tmp_path, shared_model("person_detect"), spec, classes=10)
+    model = training_model(tmp_path, shared_model("person_detect"), spec, classes=10,
+                           hyper=Hyper(grad=grad))
     program, got, want = host_run(model, tmp_path / "gen")
     assert_identical(program, got, want)
     streamed = sum(s.call is not None and s.call.name == "tt_pointwise_depthwise_s8"
@@ -119,20 +145,45 @@ def test_person_detector_trains_like_engine_c(scheme, tmp_path):
     assert streamed == (0 if scheme == "bias-only" else 3)
 
 
-def mcunet(tmp_path: Path) -> Path:
+def mcunet(tmp_path: Path, grad: str = "float32") -> Path:
     pkl = shared_file("tiny-training", "mcunet-5fps.pkl")
     assert main(["import", str(pkl), "-o", str(tmp_path / "mc.tflite")]) == 0
     return training_model(tmp_path, tmp_path / "mc.tflite",
-                          str(SCHEMES / "mcunet-5fps_99kb.json"), classes=10, name="mc")
+                          str(SCHEMES / "mcunet-5fps_99kb.json"), classes=10, name="mc",
+                          hyper=Hyper(grad=grad))
 
 
-def test_mcunet_99kb_trains_like_engine_c(tmp_path, capsys):
-    model = mcunet(tmp_path)
+@pytest.mark.parametrize("grad", ["float32", "int8"])
+def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
+    model = mcunet(tmp_path, grad)
     capsys.readouterr()
     program, got, want = host_run(model, tmp_path / "gen", steps=2)
     assert_identical(program, got, want)
     assert len(program.splits) == 2                       # layers 36 (1/8) and 39 (1/4)
     assert program.plan.arena_bytes < 128 * 1024          # the 128 KB expansion is streamed
+    if grad == "int8":
+        assert "tt_conv2d_input_grad_split_s8(" in (tmp_path / "gen" / "tt_model.c").read_text()
+        assert_passes_chosen_by_the_programs_arena(model, program)
+
+
+def assert_passes_chosen_by_the_programs_arena(model: Path, program):
+    """augment chose one pass or two for the int8 input gradients by TFLM's arena, which
+    here would put a 60 KB int32 scratch at the program's peak; codegen chooses again by its
+    own arena: that of two passes everywhere, with one pass wherever it costs nothing."""
+    from tflite_train.codegen import program as P
+    from tflite_train.training_ops import options_of, set_option
+    from tflite_train.passes.builtins import joined
+    graph = P.hoist_bias_updates(joined(tflite_io.load(model)))
+    outside = {graph.inputs[1], graph.outputs[1]}
+    by_augment = P._layout(graph, outside)[-1].arena_bytes
+    for op in graph.operators:
+        if op.kind in memory.INPUT_GRADS:
+            set_option(op, "passes", 2)
+    two_passes = P._layout(graph, outside)[-1].arena_bytes
+    chosen = [options_of(op)["passes"] for op in program.graph.operators
+              if op.kind in memory.INPUT_GRADS]
+    assert program.plan.arena_bytes == two_passes < by_augment
+    assert 1 in chosen and 2 in chosen
 
 
 def test_checkpoint_regions_resume_training(tmp_path):
@@ -287,6 +338,57 @@ def test_split_input_gradients_equal_whole_filter_ones():
             p(hi, C.c_int8) if k < depth else None, p(scales, C.c_float), depth,
             p(split, C.c_float))
         assert whole.tobytes() == split.tobytes(), k
+
+
+def test_split_int8_input_gradients_equal_whole_filter_ones():
+    """Int8 gradients: the same dx bytes and scale, and the same random stream after, for
+    splits inside and at the edges of the kernels' blocks of 8 channels, two passes and one
+    (an int32 scratch), stochastic and nearest rounding."""
+    rng = np.random.default_rng(1)
+    n, h, wd, ci, co, kh, kw = 1, 7, 6, 19, 6, 3, 3
+    win = c_kernels.Window(2, 1, 1, 2, 1, 2)
+    oh, ow = 4, 5
+    dy = rng.integers(-127, 128, (n, oh, ow, co)).astype(np.int8)
+    mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+    w = rng.integers(-127, 128, (co, kh, kw, ci)).astype(np.int8)
+    mult = rng.integers(1, 1 << 8, co).astype(np.int16)
+    dy_scale = np.array([0.013], np.float32)
+    units, depth, b = 7, 20, 2
+    fdy = rng.integers(-127, 128, (b, units)).astype(np.int8)
+    fw = rng.integers(-127, 128, (units, depth)).astype(np.int8)
+    fmult = rng.integers(1, 1 << 8, units).astype(np.int16)
+
+    def run(kernel, head, tail, dx_shape, seed, one_pass):
+        state = c_kernels.UpdateState()
+        if seed is not None:
+            K.host_call("tt_update_state_init", state, seed)
+        dx, scale = np.zeros(dx_shape, np.int8), np.zeros(1, np.float32)
+        scratch = np.zeros(dx_shape, np.int32) if one_pass else None
+        K.host_call(kernel, *head, *tail, dx, scale, state if seed is not None else None,
+                    scratch)
+        return dx.tobytes(), scale.tobytes(), bytes(state)
+
+    for seed in (None, 7):
+        for one_pass in (False, True):
+            tail = (mult, 1.5e-4, kh, kw, win, h, wd, ci)
+            whole = run("tt_conv2d_input_grad_s8", (dy, dy_scale, mask, n, oh, ow, co, w), tail,
+                        (n, h, wd, ci), seed, one_pass)
+            assert np.count_nonzero(np.frombuffer(whole[0], np.int8)) > n * h * wd * ci // 2
+            for k in (1, 5, 8, 11, 16, ci):
+                lo, hi = np.ascontiguousarray(w[..., :k]), np.ascontiguousarray(w[..., k:])
+                split = run("tt_conv2d_input_grad_split_s8",
+                            (dy, dy_scale, mask, n, oh, ow, co, lo, k, hi if k < ci else None),
+                            tail, (n, h, wd, ci), seed, one_pass)
+                assert split == whole, (seed, one_pass, k)
+            tail = (fmult, 2.5e-4, depth)
+            whole = run("tt_fully_connected_input_grad_s8", (fdy, dy_scale, None, b, units, fw),
+                        tail, (b, depth), seed, one_pass)
+            for k in (3, 8, 13, depth):
+                lo, hi = np.ascontiguousarray(fw[:, :k]), np.ascontiguousarray(fw[:, k:])
+                split = run("tt_fully_connected_input_grad_split_s8",
+                            (fdy, dy_scale, None, b, units, lo, k, hi if k < depth else None),
+                            tail, (b, depth), seed, one_pass)
+                assert split == whole, (seed, one_pass, k)
 
 
 STREAM_CASES = [  # (h, w, ci, cm, kernel, stride, dilation, pad_top, pad_left)
@@ -489,6 +591,44 @@ def test_mcunet_on_the_rig(tmp_path, capsys):
                    "tt_pointwise_depthwise_s8", "tt_conv2d_rows_s8",
                    "tt_depthwise_conv2d_input_grad_inplace_f32", "tt_depthwise_conv2d_inplace_s8"):
         assert f"{kernel}(" in text, kernel
+
+
+def test_int8_gradients_on_the_rig(tmp_path, capsys):
+    """The example model with int8 activation gradients, split filters (the int8 split input
+    gradients) and stochastic rounding, 3 steps under QEMU: bit-identical to --engine c."""
+    require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    scheme = ratio_scheme(tmp_path, [(-1, 0.5), (-3, 0.25), (-2, 1)], n_bias=5)
+    model = training_model(tmp_path, EXAMPLE, scheme, hyper=Hyper(grad="int8", momentum=0.9))
+    out = tmp_path / "gen"
+    assert main(["codegen", str(model), "-o", str(out), "--rig", "--steps", "3", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["identical_to_engine_c"] is True and m["differences"] == []
+    text = (out / "tt_model.c").read_text()
+    for kernel in ("tt_conv2d_input_grad_split_s8", "tt_conv2d_weight_update_s8_s8",
+                   "tt_depthwise_conv2d_input_grad_s8", "tt_loss_softmax_ce_s8_s8"):
+        assert f"{kernel}(" in text, kernel
+
+
+@pytest.mark.parametrize("scheme", ["bias-only", "sparse"])
+def test_person_detector_int8_200_steps_on_the_rig(scheme, tmp_path, capsys):
+    """Issue 9's check on the board's CPU: the person detector with int8 activation
+    gradients as `augment --grad int8` writes them (stochastic rounding), 200 training steps
+    of the generated program under QEMU, bit-identical to --engine c (every loss, the CRC-32
+    of every trained parameter and random stream, the scores); --engine c equals numpy and
+    TFLM on 200 steps (test_int8_grads). The 200 samples (1.8 MB) are the rig harness's, in
+    the rig's 4 MiB of flash; the program itself stays within the board's budgets."""
+    require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    spec = "bias-only" if scheme == "bias-only" else str(SCHEMES / "person_detect_sparse.json")
+    model = tmp_path / "pd.train.tflite"
+    assert main(["augment", str(shared_model("person_detect")), "-o", str(model),
+                 "--num-classes", "10", "--scheme", spec, "--grad", "int8"]) == 0
+    capsys.readouterr()
+    assert main(["codegen", str(model), "-o", str(tmp_path / "gen"), "--rig", "--steps", "200",
+                 "--flash-budget", "4M", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["identical_to_engine_c"] is True and m["differences"] == []
+    assert len(m["losses"]) == 200
+    assert m["sram_bytes"]["total"] <= 256 * 1024 and m["flash_bytes"]["total"] <= 1024 * 1024
 
 
 SPIN = r"""

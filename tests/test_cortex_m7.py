@@ -13,8 +13,11 @@ value against the host's. The calls come from real training steps of the example
 cosine lr decay), from the direct-input tests of test_micro_kernels (every code path of the
 layer gradients: strides, dilations, pads, masks, depth multipliers; pools, softmax,
 mask/pad/transpose/reshape gradients, saved slices, the broadcast sum, fused updates of a
-depthwise layer with depth multiplier 2) and from direct calls of the math (tt_exp, tt_log,
-tt_cos_pi_ratio, tt_learning_rate, xorshift32). Every function of tt_kernels.h must be
+depthwise layer with depth multiplier 2), the same training steps with int8 gradients
+(stochastic rounding, one and two passes) and test_int8_grads' direct cases (every layer
+input-gradient geometry, the pools, a 300-class softmax, the rule's edge cases, the
+multipliers), and from direct calls of the math (tt_exp, tt_log, tt_cos_pi_ratio,
+tt_learning_rate, xorshift32). Every function of tt_kernels.h must be
 among them: the loss and the lr decay included, since tt_math.c replaced libm, whose last
 bits differ between glibc and newlib.
 """
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+import test_int8_grads
 import test_micro_kernels
 from conftest import require_tool
 from tflite_train import augment, tflite_io
@@ -40,7 +44,8 @@ from tflite_train.runtime.numpy_exec import Executor
 
 RIG = c_kernels.ROOT / "targets" / "mps2_an500"
 CPU = c_kernels.cortex_m7_flags()
-RETURN_C = {C.c_int: "int", C.c_float: "float", C.c_double: "double", C.c_uint32: "uint32_t"}
+RETURN_C = {C.c_int: "int", C.c_float: "float", C.c_double: "double", C.c_uint32: "uint32_t",
+            C.c_int16: "int16_t"}
 STRUCT_C = {c_kernels.Window: "tt_window", c_kernels.Sgd: "tt_sgd",
             c_kernels.UpdateState: "tt_update_state"}
 
@@ -109,15 +114,19 @@ def recording(calls: list[Call]):
 
 # --- where the calls come from -----------------------------------------------------------------
 
-def training_steps(fuse: bool) -> list[list[Call]]:
+def training_steps(fuse: bool, grad: str = "float32") -> list[list[Call]]:
     """Three training steps of the example model on the C engine (every layer trained, a
     new 4-class head, momentum, stochastic rounding; fused: a cosine decay over 6 steps,
     separate: the inverse-time decay with half-life 2, whose double division is libgcc's
-    soft float on the board): the calls of each step."""
+    soft float on the board): the calls of each step. int8 gradients: rounded
+    stochastically, every other layer input gradient in one pass (int32 scratch) and the
+    others in two."""
     schedule = {"decay_steps": 6} if fuse else {"half_life": 2}
     r = augment.augment(tflite_io.load(EXAMPLE), "full", 4,
                         Hyper(lr=0.05, momentum=0.5, rounding="stochastic", seed=5,
-                              **schedule), fuse=fuse)
+                              grad=grad, **schedule), fuse=fuse)
+    if grad == "int8":
+        test_int8_grads.alternate_passes(r.graph)
     ex = Executor(r.graph, "c")
     rng = np.random.default_rng(0)
     steps = []
@@ -163,6 +172,23 @@ def direct_calls() -> list[Call]:
         rng = C.c_uint32(state.rng)
         for _ in range(3):
             lib.tt_xorshift32_next(C.byref(rng))
+    return calls
+
+
+def int8_direct_calls() -> list[Call]:
+    """The int8-gradient kernels the example model does not reach, and the rule's edge
+    cases, through test_int8_grads' direct-input tests."""
+    calls: list[Call] = []
+    i8 = test_int8_grads
+    with recording(calls):
+        for name in i8.LAYER_GEOMETRIES:
+            i8.test_layer_input_gradients_on_every_code_path(name)
+        for kind in ("TT_AVERAGE_POOL_GRAD", "TT_MAX_POOL_GRAD"):
+            i8.test_pool_gradients_on_every_code_path(kind)
+        i8.test_softmax_gradient_beyond_257_classes_shifts()
+        i8.test_data_movement_mask_and_broadcast_sum_in_int8()
+        i8.test_the_rule_in_c_and_python()
+        i8.test_shift_multipliers_and_unit_in_c_and_python()
     return calls
 
 
@@ -252,6 +278,7 @@ class Program:
         report = [f"  for (unsigned k = 0; k < {len(self.cases)}u; ++k) put(k, ticks[k]);"]
         return "\n".join([
             "#include <stdint.h>", "#include <string.h>", '#include "tt_kernels.h"',
+            '#include "tt_split_grad.h"',
             "void tt_rig_print(const char *text);", *sizes, *blobs,
             *(timing if self.timed else []),
             f"static union {{ double align; uint8_t bytes[{self.arena}]; }} A;",
@@ -295,16 +322,21 @@ def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):
     gcc, qemu = shutil.which("arm-none-eabi-gcc"), shutil.which("qemu-system-arm")
     require_tool(gcc is not None and qemu is not None,
                  "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
-    calls = (latest_calls(training_steps(fuse=True)) + latest_calls(training_steps(fuse=False))
-             + direct_calls())
-    missing = header_functions() - {c.name for c in calls}
+    # two programs (float32 gradients, int8 gradients): one would not fit the 1 MB flash
+    groups = [[c for fuse in (True, False) for c in latest_calls(training_steps(fuse))]
+              + direct_calls(),
+              [c for fuse in (True, False) for c in latest_calls(training_steps(fuse, "int8"))]
+              + int8_direct_calls()]
+    missing = header_functions() - {c.name for calls in groups for c in calls}
     assert not missing, missing
-    program = Program()
-    for call in calls:
-        program.add(call)
-    run_on_rig(program, tmp_path)
-    print(f"{len(calls)} calls of {len({c.name for c in calls})} functions, "
-          f"{sum(map(len, program.blobs)):,} bytes of vectors")
+    for k, calls in enumerate(groups):
+        program = Program()
+        for call in calls:
+            program.add(call)
+        (tmp_path / str(k)).mkdir()
+        run_on_rig(program, tmp_path / str(k))
+        print(f"{len(calls)} calls of {len({c.name for c in calls})} functions, "
+              f"{sum(map(len, program.blobs)):,} bytes of vectors")
 
 
 def hard_float_use(archive) -> list[str]:

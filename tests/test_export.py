@@ -59,18 +59,20 @@ def check_plain(exported, graph) -> None:
 @pytest.fixture(scope="module")
 def models(request):
     """name -> a training model of a real model: the person detector's bias-only with a new
-    10-class head, a zoo model's last three layers with a new 5-class head."""
+    10-class head (float32 or int8 gradients), a zoo model's last three layers with a new
+    5-class head."""
     def make(name):
-        if name == "person_detect":
+        if name.startswith("person_detect"):
             base = tflite_io.load(shared_model("person_detect"))
-            return augment.augment(base, "bias-only", 10, Hyper(seed=2)).graph
+            grad = "int8" if name.endswith("int8") else "float32"
+            return augment.augment(base, "bias-only", 10, Hyper(seed=2, grad=grad)).graph
         base = tflite_io.load(request.getfixturevalue("zoo")["mobile"])
         return augment.augment(base, "last:3", 5, Hyper(momentum=0.5, seed=2)).graph
     return make
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("name", ["person_detect", "zoo_mobile"])
+@pytest.mark.parametrize("name", ["person_detect", "person_detect_int8", "zoo_mobile"])
 def test_export_is_bit_identical_to_the_training_models_inference(models, name, engine):
     graph = models(name)
     executor = make_executor(graph, engine)

@@ -32,7 +32,9 @@ def seeds(zoo, tmp_path_factory):
     pkls = sorted((SHARED_MODELS / "tiny-training").glob("*.pkl"))
     train = [(EXAMPLE, "full", True), (EXAMPLE, "full", False), (EXAMPLE, "bias-only", True),
              (zoo["mobile"], "last:2", True), (zoo["branches"], "full", True),
-             (zoo["pool"], "full", False)]
+             (zoo["pool"], "full", False),
+             # int8 activation gradients: their own glue paths, options and checkpoints
+             (EXAMPLE, "full", True, "int8"), (zoo["branches"], "full", False, "int8")]
     return fuzzing.make_seeds(list(zoo.values()) + tflm + [EXAMPLE], pkls,
                               tmp_path_factory.mktemp("seeds"), train)
 

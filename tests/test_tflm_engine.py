@@ -152,9 +152,10 @@ lib = ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)
 tflm_engine.glue_library = lambda: lib
 models = [(EXAMPLE, 4, s, f) for s, f in (("full", True), ("full", False), ("last:2", True))]
 models += [(path, None, "full", True) for path in sys.argv[2:]]
-for path, classes, scheme, fuse in models:
+models = [(*m, grad) for m in models for grad in ("float32", "int8")]
+for path, classes, scheme, fuse, grad in models:
     g = augment.augment(tflite_io.load(path), scheme, classes,
-                        Hyper(momentum=0.5, decay_steps=3, seed=1), fuse=fuse).graph
+                        Hyper(momentum=0.5, decay_steps=3, seed=1, grad=grad), fuse=fuse).graph
     ex = tflm_engine.TFLMExecutor(g)
     rng = np.random.default_rng(0)
     shape = g.tensors[g.inputs[0]].shape
@@ -168,7 +169,8 @@ print("sanitized run ok")
 
 def test_the_glue_is_clean_under_asan_and_ubsan(tmp_path, zoo):
     """The glue and kernels built with AddressSanitizer + UBSan, training in the wheel's
-    TFLM (every TT_* op: the example's graphs and three zoo models). UBSan's vptr check is
+    TFLM (every TT_* op: the example's graphs and three zoo models, with float32 and with
+    int8 gradients). UBSan's vptr check is
     off: the glue calls the wheel's MicroContext through tt_tflm_compat.h's declaration of
     it, a type UBSan cannot know is the same one."""
     built = sanitized_glue(tmp_path)

@@ -497,7 +497,8 @@ def test_glue_op_data_sizes_are_the_models(tmp_path):
                  and Path("/usr/include/newlib/c++").exists(),
                  "g++, arm-none-eabi-g++ with libstdc++-arm-none-eabi-dev and nm")
     tflm = ROOT / "micro_kernels" / "tflm"
-    structs = {"tt_tflm_ops.cc": ["InitData", "IntsData", "QuantData", "PoolData", "LayerData"],
+    structs = {"tt_tflm_ops.cc": ["InitData", "IntsData", "QuantData", "PoolData", "LayerData",
+                                  "SumData"],
                "tt_tflm_forward_ops.cc": ["ForwardData", "GradData", "StreamData"]}
     for target, compiler in (("wheel-x86_64", [gxx]), ("cortex-m7", [arm, *cortex_m7_flags()])):
         got = {}

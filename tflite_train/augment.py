@@ -21,7 +21,7 @@ from . import scheme as schemes
 from .errors import ModelError, TTError, printable
 from .ir import Graph, Operator, Quantization, Tensor
 from .memory import OFFLINE_KEY
-from .training_ops import make_op
+from .training_ops import GRAD_DTYPES, make_op
 
 METADATA_KEY = "tflite_train"
 FORMAT_VERSION = 1
@@ -271,7 +271,9 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
                        for k, u in bwd.trained.items() if u.weight_channels}
     graph.metadata.pop(OFFLINE_KEY, None)        # the inference model's plan, if any
     choices = MemoryChoices()
-    if memory.split_filters:
+    # TFLM's split-filter input gradients (TT_*_SPLIT_INPUT_GRAD) take float32 gradients
+    # only so far: with int8 ones the filters stay whole in TFLM (codegen still splits them)
+    if memory.split_filters and hyper.grad != "int8":
         from .passes.split_filters import split_filters
         choices.split = split_filters(graph, bwd.variables)
     init = _make_variables(graph, bwd.variables, bwd.momentum)
@@ -279,6 +281,9 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
     order_name = "autodiff"
     if reorder:
         order_name = _reorder(graph)
+    if hyper.grad == "int8":
+        from .memory import choose_passes
+        choose_passes(graph)
     graph.inputs = graph.inputs + [label]
     graph.outputs = graph.outputs + [loss]
     gone: list[int] = []
@@ -308,7 +313,8 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         "bias_lr": hyper.effective_bias_lr, "lr_rule": lr_rule,
         "momentum": hyper.momentum, "rounding": hyper.rounding, "seed": hyper.seed,
         "decay_steps": hyper.decay_steps, "half_life_steps": hyper.effective_half_life,
-        "fused_updates": fuse, "schedule": order_name,
+        "fused_updates": fuse, "schedule": order_name, "grad": hyper.grad,
+        **({"grad_rounding": hyper.grad_rounding} if hyper.grad == "int8" else {}),
         "logits": graph.tensors[logits].name,
         "trained": [{"layer": _layer_name(graph, bwd, k), "bias": u.bias,
                      "weight_channels": u.weight_channels,
@@ -339,6 +345,7 @@ def _prune(graph: Graph, bwd: autodiff.BackwardGraph, choices: MemoryChoices,
     bwd.momentum = [new[t] for t in bwd.momentum]
     bwd.grads = {new[a]: new[b] for a, b in bwd.grads.items()}
     bwd.param_grads = {new[a]: new[b] for a, b in bwd.param_grads.items()}
+    bwd.grad_scales = {new[a]: new[b] for a, b in bwd.grad_scales.items()}
     choices.pruned_bytes = sum(t.nbytes for i, t in enumerate(original)
                                if i not in new and t.data is not None)
     return [new[t] for t in tensors]
@@ -391,6 +398,10 @@ def _check_hyper(h: autodiff.Hyper) -> None:
                       "schedules; give one")
     if not 0 <= h.seed <= 0xFFFFFFFF:
         raise TTError(f"--seed must be in 0..4294967295, got {h.seed}")
+    if h.grad not in GRAD_DTYPES:
+        raise TTError(f"--grad must be {' or '.join(GRAD_DTYPES)}, got {h.grad!r}")
+    if h.grad_rounding not in ("nearest", "stochastic"):
+        raise TTError(f"--grad-rounding must be nearest or stochastic, got {h.grad_rounding!r}")
 
 
 def training_metadata(graph: Graph) -> dict:

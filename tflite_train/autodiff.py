@@ -23,7 +23,8 @@ from . import ops
 from .errors import ModelError, UnsupportedOpError
 from .ir import Graph, Operator, Quantization, Tensor
 from .scheme import LayerUpdate, Scheme
-from .training_ops import make_op
+from .ops.quantgrad import MAX_POSITIONS, layer_multipliers
+from .training_ops import inputs_of, make_op, options_spec, outputs_of, spec
 
 
 @dataclass
@@ -48,6 +49,10 @@ class Hyper:
     # forward op index -> (weight lr, bias lr); augment fills it when lr is None. A layer
     # not in it gets lr / effective_bias_lr.
     layer_lrs: dict[int, tuple[float, float]] | None = None
+    # activation gradients: "float32", or "int8" with a run-time scale per tensor
+    # (schema: int8_gradients), rounded to nearest or stochastically
+    grad: str = "float32"
+    grad_rounding: str = "stochastic"
 
     @property
     def effective_bias_lr(self) -> float | None:
@@ -91,6 +96,7 @@ class BackwardGraph:
     momentum: list[int] = field(default_factory=list)      # optimizer state tensors
     grads: dict[int, int] = field(default_factory=dict)    # forward tensor -> its gradient
     param_grads: dict[int, int] = field(default_factory=dict)   # parameter -> its gradient
+    grad_scales: dict[int, int] = field(default_factory=dict)   # int8 gradient -> its scale
 
 
 class GradBuilder:
@@ -110,6 +116,9 @@ class GradBuilder:
         self.result = BackwardGraph(forward_ops=list(graph.operators))
         self._producer = graph.producers()      # forward op that makes each tensor
         self._consumers = graph.consumers()
+        self.scales = self.result.grad_scales   # int8 gradient -> its scale tensor
+        self._multipliers: dict[int, int] = {}
+        self._rounders = 0
 
     # -- tensors and ops
     def tensor(self, name: str, shape, dtype: str = "float32",
@@ -118,11 +127,74 @@ class GradBuilder:
                                             dtype=dtype, quant=quant))
 
     def grad_like(self, t: int, suffix: str = "grad") -> int:
+        """A new activation gradient shaped like tensor t, of the graph's gradient dtype."""
         src = self.graph.tensors[t]
-        return self.tensor(f"{src.name}/{suffix}", src.shape)
+        return self.tensor(f"{src.name}/{suffix}", src.shape, self.hyper.grad)
 
-    def emit(self, name: str, inputs: list[int], outputs: list[int], **options) -> None:
-        self.backward.append(make_op(name, list(inputs) + [self.label], outputs, **options))
+    def emit(self, name: str, inputs: list[int], outputs: list[int],
+             extra: dict[str, int] | None = None, **options) -> None:
+        self.backward.append(self.make(name, inputs, outputs, extra, **options))
+
+    def make(self, name: str, inputs: list[int], outputs: list[int],
+             extra: dict[str, int] | None = None, **options) -> Operator:
+        """A TT_* op from its float32-mode inputs (without the label), outputs and options;
+        with int8 gradients it gets its int8_only inputs (scales of its gradient inputs, and
+        `extra` by name), scale outputs (new scale tensors) and options (the gradient's
+        rounding and seed; `passes` 2 until augment's planner chooses)."""
+        inputs, outputs = list(inputs), list(outputs)
+        grad_in = [p for p, i in enumerate(spec(name)["inputs"]) if "|" in i.get("dtype", "")]
+        if self.hyper.grad != "int8" or not grad_in and not any(
+                "|" in o.get("dtype", "") for o in spec(name)["outputs"]):
+            return make_op(name, inputs + [self.label], outputs, **options)
+        names = [i["name"] for i in inputs_of(name, "int8")]
+        for i in inputs_of(name, "int8")[len(inputs):-1]:
+            if i["name"].endswith("_scale"):
+                of = inputs[names.index(i["name"][:-len("_scale")])]
+                inputs.append(self.scales[of] if of >= 0 else -1)
+            else:
+                inputs.append((extra or {})[i["name"]])
+        out_names = [o["name"] for o in outputs_of(name, "int8")]
+        for o in outputs_of(name, "int8")[len(outputs):]:
+            of = outputs[out_names.index(o["name"][:-len("_scale")])]
+            outputs.append(self.new_scale(of))
+        if len(outputs) == len(outputs_of(name, "float32")):   # data movement: dy's scale
+            for p, o in enumerate(spec(name)["outputs"]):
+                if "|" in o.get("dtype", ""):
+                    self.scales[outputs[p]] = self.scales[inputs[grad_in[0]]]
+        wanted = options_spec(name, "int8")
+        if "rounding" in wanted and "rounding" not in options:
+            options["rounding"] = 1 if self.hyper.grad_rounding == "stochastic" else 0
+            options["seed"] = (self.hyper.seed * 1000003 + 0x5EED0000 + self._rounders) \
+                & 0xFFFFFFFF
+            self._rounders += 1
+        if "passes" in wanted:
+            options.setdefault("passes", 2)
+        return make_op(name, inputs + [self.label], outputs, grad="int8", **options)
+
+    def new_scale(self, g: int) -> int:
+        """The float32 [1] run-time scale tensor of int8 gradient g."""
+        s = self.tensor(f"{self.graph.tensors[g].name}_scale", (1,), "float32")
+        self.scales[g] = s
+        return s
+
+    def input_grad_multipliers(self, k: int, terms: int) -> dict[str, int]:
+        """`extra` of forward op k's input gradient in int8 mode: its weights' scales as a
+        constant int16 tensor of multipliers (schema: int8_gradients.multipliers)."""
+        if self.hyper.grad != "int8":
+            return {}
+        w = self.graph.operators[k].inputs[1]
+        if w not in self._multipliers:
+            wt = self.graph.tensors[w]
+            channels = wt.shape[3] if self.graph.operators[k].kind == "DEPTHWISE_CONV_2D" \
+                else wt.shape[0]
+            scales = np.broadcast_to(wt.quant.scale.astype(np.float32), (channels,))
+            try:
+                mult, _ = layer_multipliers(scales, terms)
+            except ValueError as e:
+                raise ModelError(f"operator {k} ({self.graph.operators[k].kind}): {e}") from None
+            self._multipliers[w] = self.graph.add_tensor(Tensor(
+                f"{wt.name}/grad_multipliers", mult.shape, "int16", data=mult))
+        return {"multipliers": self._multipliers[w]}
 
     # -- saved state of the forward pass
     def add_after(self, k: int, op: Operator) -> None:
@@ -187,6 +259,12 @@ class GradBuilder:
         that the layer's weight gradient [`shape`] never exists as a whole."""
         w = self.graph.operators[k].inputs[1]
         channels = int(shape[-1])
+        dy = self.graph.tensors[grad_inputs[0]]
+        positions = dy.size // dy.shape[-1]
+        if self.hyper.grad == "int8" and positions > MAX_POSITIONS:
+            raise ModelError(f"operator {k} ({self.graph.operators[k].kind}): its weight "
+                             f"gradient sums {positions} positions, more than the "
+                             f"{MAX_POSITIONS} int8 gradients' int32 sums allow")
         self.result.trained.setdefault(k, LayerUpdate(k)).weight_channels = channels
         if self.fuse:
             mom = self._momentum(w, shape)
@@ -257,8 +335,8 @@ def build(graph: Graph, scheme: Scheme, hyper: Hyper, logits: int, label: int,
     and bias gradients are computed inside their update ops (in-place update: no layer's
     whole gradient is ever materialised)."""
     b = GradBuilder(graph, scheme, hyper, label, fuse)
-    dlogits = b.tensor("dlogits", graph.tensors[logits].shape)
-    loss_op = make_op("TT_LOSS_SOFTMAX_CE", [logits, label], [loss, dlogits])
+    dlogits = b.tensor("dlogits", graph.tensors[logits].shape, hyper.grad)
+    loss_op = b.make("TT_LOSS_SOFTMAX_CE", [logits], [loss, dlogits])
     b.result.loss_op = loss_op
     needs = needs_gradient(graph, scheme)
     grads: dict[int, int] = {logits: dlogits}

@@ -18,8 +18,8 @@ import numpy as np
 
 from .errors import TTError
 from .ir import Graph
+from .training_ops import grad_mode, grad_slots, schema
 from .training_ops import options_of as options_of_op
-from .training_ops import schema
 
 MAGIC = 0x4B435454                 # "TTCK"
 VERSION = 1
@@ -56,18 +56,23 @@ class Region:
 
 
 def update_ops(graph: Graph) -> list[tuple[int, int, int]]:
-    """(op index, parameter tensor, momentum tensor or -1) of every update op, in execution
-    order. From the schema: an update op has a momentum_buffer input; its parameter is the
-    other input the op writes (`variable`)."""
+    """(op index, key tensor, momentum tensor or -1) of every op with a random stream and
+    step counter to save, in execution order. From the schema: an update op has a
+    momentum_buffer input, and its key is its parameter, the other input the op writes
+    (`variable`); an op that rounds an int8 gradient stochastically (option rounding 1 in
+    int8 mode) is keyed by that gradient, its output at the gradient slot
+    (schema: int8_gradients.rounding)."""
     out = []
     for k, op in enumerate(graph.operators):
         spec = schema()["ops"].get(op.kind) if op.kind.startswith("TT_") else None
         names = [i["name"] for i in spec["inputs"]] if spec else []
-        if "momentum_buffer" not in names:
-            continue
-        mom = names.index("momentum_buffer")
-        param = next(p for p, i in enumerate(spec["inputs"]) if i.get("variable") and p != mom)
-        out.append((k, op.inputs[param], op.inputs[mom]))
+        if "momentum_buffer" in names:
+            mom = names.index("momentum_buffer")
+            param = next(p for p, i in enumerate(spec["inputs"])
+                         if i.get("variable") and p != mom)
+            out.append((k, op.inputs[param], op.inputs[mom]))
+        elif spec and grad_mode(graph, op) == "int8" and options_of_op(op).get("rounding") == 1:
+            out.append((k, op.outputs[grad_slots(op.kind)[1][0]], -1))
     return out
 
 

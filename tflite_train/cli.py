@@ -210,7 +210,7 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
     print(f"flash                {kb(f['total'])}  (budget {kb(budget['flash']).strip()})")
     print(f"  training model     {kb(f['model'])}  the .tflite")
     print(f"  TFLM + our code    {kb(f['tflm_code'])}  reference kernels, our glue and kernels "
-          "(measured once on the Cortex-M7 rig before the TT_* forward ops; tflm_memory.py)")
+          "(measured on the Cortex-M7 rig: benchmarks/tflm_rig.py; tflm_memory.py)")
     lower = max(sum(t.values()) for t in p.timeline) if p.timeline else 0
     print(f"offline plan         {kb(info['offline_plan_bytes'])}  "
           f"({info['offline_plan_order']}; the live peak without in-place operators is "
@@ -330,7 +330,8 @@ def cmd_augment(args) -> int:
         raise TTError("--lr auto tunes the bias rates too; drop --bias-lr")
     hyper = Hyper(lr=None if auto else args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
                   qas=not args.no_qas, rounding=args.rounding, seed=args.seed,
-                  decay_steps=args.lr_decay_steps, half_life=args.lr_half_life)
+                  decay_steps=args.lr_decay_steps, half_life=args.lr_half_life, grad=args.grad,
+                  grad_rounding=args.grad_rounding)
     lr_record = None
     if auto:
         test = _lr_auto(args, copy.deepcopy(graph), hyper)
@@ -350,7 +351,9 @@ def cmd_augment(args) -> int:
           + (f", cosine decay over {hyper.decay_steps} steps" if hyper.decay_steps else
              f", inverse-time decay (half at step {hyper.effective_half_life})"
              if hyper.effective_half_life else ", constant rates")
-          + f", rounding {hyper.rounding}, seed {hyper.seed}")
+          + f", rounding {hyper.rounding}, seed {hyper.seed}"
+          + (f"; int8 gradients ({hyper.grad_rounding} rounding)" if hyper.grad == "int8"
+             else "; float32 gradients"))
     print(f"  {'op':>4}  {'kind':<18} {'layer (output tensor)':<44} {'weights':>16} {'bias':>5} "
           f"{'params':>8} {'lr':>9} {'bias lr':>9}")
     total_w = total_b = 0
@@ -823,6 +826,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the new head's weights and of stochastic rounding")
     s.add_argument("--no-qas", action="store_true",
                    help="plain SGD on the integer parameters (the baseline QAS fixes)")
+    s.add_argument("--grad", default="float32", metavar="{float32,int8}",
+                   help="activation gradients: float32 (default), or int8 with a per-tensor "
+                        "scale found at run time and exact int32 sums (the same accuracy, a "
+                        "quarter of the gradient memory; README: why not yet the default)")
+    s.add_argument("--grad-rounding", default="stochastic", metavar="{stochastic,nearest}",
+                   help="how int8 gradients are rounded (default stochastic)")
     s.add_argument("--no-fuse", action="store_true",
                    help="keep weight and bias gradients as whole tensors instead of computing "
                         "them inside the in-place update ops (a larger peak)")

@@ -60,6 +60,10 @@ FUSED_UPDATE_SCRATCH = {
 }
 
 
+INPUT_GRADS = ("TT_CONV2D_INPUT_GRAD", "TT_DEPTHWISE_CONV2D_INPUT_GRAD",
+               "TT_FULLY_CONNECTED_INPUT_GRAD")
+
+
 def scratch_requests(graph: Graph, k: int) -> list[int]:
     """Bytes of the scratch buffers TFLM's reference kernel for operator k requests."""
     op = graph.operators[k]
@@ -72,6 +76,10 @@ def scratch_requests(graph: Graph, k: int) -> list[int]:
         return [window_bytes(graph, op)]
     if op.kind in FUSED_UPDATE_SCRATCH:
         return [4 * FUSED_UPDATE_SCRATCH[op.kind](graph, op)]
+    if op.kind in INPUT_GRADS and _options(op).get("passes") == 1:
+        return [4 * graph.tensors[op.outputs[0]].size]    # int8 gradients, one pass: int32 dx
+    if op.kind == "TT_LOSS_SOFTMAX_CE" and len(op.outputs) > 2:
+        return [4 * graph.tensors[op.outputs[1]].size]    # int8 gradients: float32 dlogits
     if op.kind == "MEAN":
         x, axes, y = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
                       graph.tensors[op.outputs[0]])
@@ -380,6 +388,31 @@ def plan(graph: Graph) -> Plan:
         trainable, optimizer = parts.trainable_bytes, parts.optimizer_bytes
     return Plan(arena, peak_op, timeline[peak_op] if timeline else {}, timeline,
                 trainable, optimizer, training)
+
+
+def choose_passes(graph: Graph, arena_of=None) -> list[int]:
+    """The int8 input gradients' form (schema: option passes): one pass, into an int32
+    scratch of dx's size, wherever that scratch does not raise the arena (`arena_of(graph)`,
+    by default TFLM's greedy plan of this operator order; codegen passes its own), two
+    passes (the accumulators computed twice, no scratch) elsewhere: the peak decides, then
+    speed. Tries the largest scratch first; sets the options in place and returns the
+    operators left at two passes."""
+    from .training_ops import set_option
+    arena_of = arena_of or (lambda g: plan(g).arena_bytes)
+    ops_ = [k for k, op in enumerate(graph.operators)
+            if op.kind in INPUT_GRADS and "passes" in _options(op)]
+    if not ops_:
+        return []
+    for k in ops_:
+        set_option(graph.operators[k], "passes", 2)
+    arena = arena_of(graph)
+    two = []
+    for k in sorted(ops_, key=lambda k: -graph.tensors[graph.operators[k].outputs[0]].size):
+        set_option(graph.operators[k], "passes", 1)
+        if arena_of(graph) > arena:
+            set_option(graph.operators[k], "passes", 2)
+            two.append(k)
+    return sorted(two)
 
 
 def tflm_persistent_bytes(graph: Graph, model: Graph | bytes, training: bool) -> int | None:

@@ -37,9 +37,53 @@ def is_forward(kind: str) -> bool:
     return bool(op and op.get("forward"))
 
 
-def check_options(name: str, options: dict) -> None:
-    """Every option named in the schema, of its type and in its range; nothing else."""
-    problem = options_problem(name, options)
+GRAD_DTYPES = ("float32", "int8")
+
+
+def inputs_of(name: str, grad: str = "float32") -> list[dict]:
+    """The schema's inputs of op `name` in gradient mode `grad` ("float32" or "int8"): the
+    int8_only ones exist in int8 mode only (schema: int8_gradients.mode)."""
+    return [i for i in spec(name)["inputs"] if grad == "int8" or not i.get("int8_only")]
+
+
+def outputs_of(name: str, grad: str = "float32") -> list[dict]:
+    return [o for o in spec(name)["outputs"] if grad == "int8" or not o.get("int8_only")]
+
+
+def options_spec(name: str, grad: str = "float32") -> dict:
+    return {k: v for k, v in spec(name)["options"].items()
+            if grad == "int8" or not v.get("int8_only")}
+
+
+def grad_slots(name: str) -> tuple[list[int], list[int]]:
+    """Positions of the gradient slots (dtype "float32|int8") among the op's inputs and
+    outputs; the same positions in both modes."""
+    s = spec(name)
+    return ([p for p, i in enumerate(s["inputs"]) if "|" in i.get("dtype", "")],
+            [p for p, o in enumerate(s["outputs"]) if "|" in o.get("dtype", "")])
+
+
+def grad_mode(graph, op: Operator) -> str:
+    """"int8" when the op's gradient slots hold int8 gradients, else "float32" (cached on the
+    operator; a builtin's options are its flatbuffer table, so builtins are never cached
+    on): what the kernels dispatch on."""
+    if not (op.kind.startswith("TT_") and op.kind in schema()["ops"]):
+        return "float32"
+    mode = op.options.get("_grad")
+    if mode is None:
+        ins, outs = grad_slots(op.kind)
+        tensors = [op.inputs[p] for p in ins if p < len(op.inputs)] + \
+                  [op.outputs[p] for p in outs if p < len(op.outputs)]
+        mode = "int8" if any(t >= 0 and graph.tensors[t].dtype == "int8"
+                             for t in tensors) else "float32"
+        op.options["_grad"] = mode
+    return mode
+
+
+def check_options(name: str, options: dict, grad: str = "float32") -> None:
+    """Every option named in the schema for this gradient mode, of its type and in its
+    range; nothing else."""
+    problem = options_problem(name, options, grad)
     if problem is not None:
         raise ModelError(f"{name}: {problem}")
 
@@ -49,10 +93,11 @@ INT32 = (-(1 << 31), (1 << 31) - 1)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def options_problem(name: str, options: dict) -> str | None:
-    """What is wrong with a TT_* op's options (None: nothing). Ints must fit the C side's
-    int32 (or the rule's wider range), floats must be finite as float32."""
-    wanted = spec(name)["options"]
+def options_problem(name: str, options: dict, grad: str = "float32") -> str | None:
+    """What is wrong with a TT_* op's options in gradient mode `grad` (None: nothing). Ints
+    must fit the C side's int32 (or the rule's wider range), floats must be finite as
+    float32."""
+    wanted = options_spec(name, grad)
     if set(options) != set(wanted):
         return f"options {sorted(options)} != schema {sorted(wanted)}"
     for key, rule in wanted.items():
@@ -135,11 +180,25 @@ def options_of(op: Operator) -> dict:
     return cached
 
 
-def make_op(name: str, inputs: list[int], outputs: list[int], **options) -> Operator:
-    check_options(name, options)
-    n_in = len(spec(name)["inputs"])
+def set_option(op: Operator, key: str, value) -> None:
+    """Changes one option of a TT_* op (re-encoding its flexbuffer)."""
+    options = dict(options_of(op))
+    options[key] = value
+    op.custom_options = encode_options(options)
+    op.options.pop("_tt", None)           # decoded again on next use, as read from a file
+
+
+def make_op(name: str, inputs: list[int], outputs: list[int], grad: str = "float32",
+            **options) -> Operator:
+    """A TT_* op in gradient mode `grad` (its int8_only inputs, outputs and options are the
+    caller's in int8 mode)."""
+    check_options(name, options, grad)
+    n_in = len(inputs_of(name, grad))
     if not spec(name)["inputs"][0].get("repeated") and len(inputs) != n_in:
         raise ModelError(f"{name}: {len(inputs)} inputs, schema says {n_in}")
+    n_out = len(outputs_of(name, grad))
+    if len(outputs) != n_out:
+        raise ModelError(f"{name}: {len(outputs)} outputs, schema says {n_out}")
     op = Operator(opcode="CUSTOM", custom_code=name, inputs=list(inputs),
                   outputs=list(outputs), custom_options=encode_options(options))
     return op
@@ -170,16 +229,24 @@ def _jump_table(n: int) -> np.ndarray:
     return table
 
 
+_STREAM_BLOCK = 4096      # the largest table: longer streams are made block by block
+
+
 def xorshift32_stream(state: int, n: int) -> tuple[np.ndarray, int]:
     """The next n outputs of xorshift32 from `state`, and the new state."""
     if n == 0:
         return np.zeros(0, np.uint32), state
-    table = _jump_table(_bucket(n))[:n]
-    out = np.zeros(n, np.uint64)
-    for j in range(32):
-        if state >> j & 1:
-            out ^= table[:, j]
-    return out.astype(np.uint32), int(out[-1])
+    table = _jump_table(min(_bucket(n), _STREAM_BLOCK))
+    out = np.empty(n, np.uint32)
+    for pos in range(0, n, len(table)):
+        m = min(len(table), n - pos)
+        block = np.zeros(m, np.uint64)
+        for j in range(32):
+            if state >> j & 1:
+                block ^= table[:m, j]
+        out[pos:pos + m] = block
+        state = int(block[-1])
+    return out, state
 
 
 def _bucket(n: int) -> int:

@@ -13,6 +13,7 @@
  *                        gradients (mask, add, broadcast sum, mean, pad, transpose)
  *   src/tt_math.c        once-per-step double math: libm-free exp, log, cos(pi t / n), the
  *                        learning-rate decay
+ *   src/tt_grad_quant.c  int8 gradients: the quantization rule, the layers' multipliers
  *
  * Conventions. Layouts are NHWC and row-major; weights are [Co, KH, KW, Ci] (CONV_2D),
  * [1, KH, KW, C*M] (DEPTHWISE_CONV_2D) or [units, depth] (FULLY_CONNECTED), int8, symmetric
@@ -32,6 +33,36 @@
  * order documented at the kernel; a skipped term (masked, or a tap outside the image) changes
  * nothing, exactly as adding +0.0f would. The numpy reference kernels (tflite_train/ops/) add
  * in the same orders, so numpy and C agree bit for bit.
+ *
+ * Int8 gradients (`tflite-train augment --grad int8`; the `_s8` kernels below, beside their
+ * `_f32` versions). An activation gradient is an int8 tensor q (zero point 0) plus a float32
+ * scale s found at run time: real value s * q. A kernel that makes one sums exact int32
+ * accumulators acc[i] whose real values are unit * acc[i] (unit: a float32 per-tensor
+ * factor the kernel documents), then applies THE RULE:
+ *   A = max |acc[i]| over the whole output;
+ *   A <= 127: q[i] = acc[i], s = unit (exact: nothing is rounded, nothing drawn);
+ *   else, with b the bit length of A (A < 2^b), shift = b + 23 and the int32
+ *   r = floor(127 * 2^shift / A) (one 64-bit division per call; 127 * 2^23 <= r <= 127 * 2^24):
+ *     q[i] = (acc[i] * r + bias_i) >> shift   (int64 product, arithmetic shift: a floor)
+ *     bias_i = 2^(shift - 1) to round to nearest (a tie rounds up), or
+ *     bias_i = (x_i >> 8) << (shift - 24) to round stochastically, x_i the next xorshift32
+ *              state of the op's stream, one per element in the output's row-major order;
+ *     s = (unit * (float)A) / 127.0f.
+ *   |q[i]| <= 127 always. acc[i] * r / 2^shift is acc[i] * 127 / A up to a relative 2^-30,
+ *   so a nearest q is the nearest integer to acc[i] * 127 / A except within 1.2e-7 of a
+ *   half; each element's error is at most half a step (s / 2) to nearest, below one step
+ *   stochastically (unbiased to 2^-24 of a step).
+ * Accumulators are integers, so their order does not matter: every kernel below bounds its
+ * sums below 2^31 (stated at each) and any order or factoring gives the same bits. All the
+ * per-element arithmetic is integer; float32 appears only in the per-tensor and
+ * per-channel scale factors, so numpy, x86, the Cortex-M7 and TFLM agree bit for bit.
+ * A scale travels as its float32 [1] tensor: the kernels read *dy_scale (*a_scale, *b_scale)
+ * and write *dx_scale. `rounding` arguments: NULL rounds to nearest, else the op's
+ * tt_update_state, whose stream the stochastic rounding draws from and whose step counter
+ * advances once per call.
+ * Layer input gradients fold the per-channel weight scales into int16 multipliers
+ * (tt_grad_shift, tt_grad_multiplier_s16) so that their inner products are int16 x int8
+ * terms: pairs of them are what the Cortex-M DSP's SMLAD takes.
  */
 #ifndef TT_KERNELS_H
 #define TT_KERNELS_H
@@ -47,6 +78,15 @@ extern "C" {
 
 /* Positions per partial sum of the bias gradient (see tt_bias_grad_f32). */
 #define TT_BIAS_GRAD_BLOCK 16
+
+/* Int8 gradients: the largest shift of the layers' weight-scale multipliers (tt_grad_shift),
+ * and the shift of TT_SUM_GRAD's two scale multipliers (tt_add_grad_s8). */
+#define TT_GRAD_MAX_SHIFT 8
+#define TT_ADD_GRAD_SHIFT 14
+
+/* Positions a weight gradient of int8 dy may sum: |dy * (saved - x_zp)| <= 127 * 255, and
+ * 66311 * 127 * 255 < 2^31. */
+#define TT_GRAD_MAX_POSITIONS 66311
 
 /* Geometry of a convolution or pooling window: leading pads of the forward op. Output
  * position o's tap k reads input position o * stride + k * dilation - pad (per axis). */
@@ -105,6 +145,38 @@ void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int
                                        int32_t units, const int8_t *w, const float *w_scales,
                                        int32_t depth, float *dx);
 
+/* Int8 gradients (the rule at the top). dy int8 with scale *dy_scale (mask or NULL); the
+ * weights' per-channel scales enter as int16 multipliers and one float unit,
+ *   k = tt_grad_shift(terms), w_mult[o] = tt_grad_multiplier_s16(w_scales[o], max w_scales, k),
+ *   w_unit = tt_grad_unit(max w_scales, k),
+ * terms = co * kh * kw (conv), kh * kw * m (depthwise), units (fully connected): the most
+ * products one dx element sums. Then h = dy[.., o] * w_mult[o] (0 where masked;
+ * |h| <= 127 * 2^k <= 32512, an int16) and acc = the sum of h * w over the terms of the f32
+ * kernel (|acc| < terms * 127 * 128 * 2^k < 2^31 by the choice of k),
+ * unit = *dy_scale * w_unit; dx [.., ci] int8 and *dx_scale by the rule. `rounding`: NULL
+ * or the op's state. `scratch`: NULL computes every accumulator twice (once for A, once to
+ * round); else int32 memory of dx's element count that holds them in one pass. Same bits
+ * either way. */
+void tt_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                             int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *w,
+                             const int16_t *w_mult, float w_unit, int32_t kh, int32_t kw,
+                             const tt_window *win, int32_t h, int32_t wd, int32_t ci,
+                             int8_t *dx, float *dx_scale, tt_update_state *rounding,
+                             int32_t *scratch);
+
+void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                                       int32_t n, int32_t oh, int32_t ow, int32_t c, int32_t m,
+                                       const int8_t *w, const int16_t *w_mult, float w_unit,
+                                       int32_t kh, int32_t kw, const tt_window *win, int32_t h,
+                                       int32_t wd, int8_t *dx, float *dx_scale,
+                                       tt_update_state *rounding, int32_t *scratch);
+
+void tt_fully_connected_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                                      int32_t batches, int32_t units, const int8_t *w,
+                                      const int16_t *w_mult, float w_unit, int32_t depth,
+                                      int8_t *dx, float *dx_scale, tt_update_state *rounding,
+                                      int32_t *scratch);
+
 /* ==== src/tt_param_grad.c: weight and bias gradients and their QAS SGD updates ============ */
 
 /* xorshift32: x ^= x << 13; x ^= x >> 17; x ^= x << 5. A zero state becomes 2463534242. */
@@ -148,6 +220,31 @@ void tt_fully_connected_weight_grad_f32(const float *dy, const uint8_t *mask, in
  * ascending. */
 void tt_bias_grad_f32(const float *dy, const uint8_t *mask, int32_t outer, int32_t channels,
                       float *db);
+
+/* The weight and bias gradients of int8 dy (scale dy_scale; mask or NULL): the same sums as
+ * the f32 kernels in exact int32, T = the sum of dy * (saved - x_zp) over the positions
+ * (any order), converted once: dw = (float)T * (dy_scale * x_scale) (float32, in this order),
+ * db = (float)T_b * dy_scale with T_b = the sum of dy. |dy * (saved - x_zp)| <= 127 * 255, so
+ * a weight gradient sums at most TT_GRAD_MAX_POSITIONS positions (n * oh * ow, or batches),
+ * which callers check; dw and db are float32, as the f32 kernels'. */
+void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                              int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *saved,
+                              float x_scale, int32_t x_zp, int32_t h, int32_t wd, int32_t k,
+                              int32_t kh, int32_t kw, const tt_window *win, float *dw);
+
+void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale,
+                                        const uint8_t *mask, int32_t n, int32_t oh,
+                                        int32_t ow, int32_t c, int32_t m,
+                                        const int8_t *saved, float x_scale, int32_t x_zp,
+                                        int32_t h, int32_t wd, int32_t kh, int32_t kw,
+                                        const tt_window *win, float *dw);
+
+void tt_fully_connected_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                                       int32_t batches, int32_t units, const int8_t *saved,
+                                       float x_scale, int32_t x_zp, int32_t k, float *dw);
+
+void tt_bias_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask, int32_t outer,
+                     int32_t channels, float *db);
 
 /* TT_UPDATE_WEIGHT: w [dims[0], ..., dims[rank-1]] int8, updated in place on its first
  * `channels` elements of the last axis; scales[n_scales] float32 (1, or one per output
@@ -211,6 +308,40 @@ void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int
                         int32_t *b, const float *b_scales, float *momentum, const tt_sgd *o,
                         tt_update_state *s, float *scratch);
 
+/* The fused updates of int8 dy (first suffix: the parameters' type, second: dy's): the
+ * arguments of the f32-dy versions with dy int8 and its scale after it; gradients of the
+ * _s8 gradient kernels, the same update, the same scratch. */
+void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                                   int32_t n, int32_t oh, int32_t ow, int32_t co,
+                                   const int8_t *saved, float x_scale, int32_t x_zp, int32_t h,
+                                   int32_t wd, int32_t k, int8_t *w, int32_t kh, int32_t kw,
+                                   int32_t ci, const float *w_scales, int32_t n_scales,
+                                   const tt_window *win, float *momentum, const tt_sgd *o,
+                                   tt_update_state *s, float *scratch);
+
+void tt_depthwise_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale,
+                                             const uint8_t *mask, int32_t n, int32_t oh,
+                                             int32_t ow, int32_t c, int32_t m,
+                                             const int8_t *saved, float x_scale, int32_t x_zp,
+                                             int32_t h, int32_t wd, int8_t *w, int32_t kh,
+                                             int32_t kw, const float *w_scales,
+                                             int32_t n_scales, const tt_window *win,
+                                             float *momentum, const tt_sgd *o,
+                                             tt_update_state *s, float *scratch);
+
+void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, const float *dy_scale,
+                                            const uint8_t *mask, int32_t batches, int32_t units,
+                                            const int8_t *saved, float x_scale, int32_t x_zp,
+                                            int32_t k, int8_t *w, int32_t depth,
+                                            const float *w_scales, int32_t n_scales,
+                                            float *momentum, const tt_sgd *o,
+                                            tt_update_state *s, float *scratch);
+
+void tt_bias_update_s32_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                           int32_t outer, int32_t channels, int32_t *b, const float *b_scales,
+                           float *momentum, const tt_sgd *o, tt_update_state *s,
+                           float *scratch);
+
 /* ==== src/tt_loss.c: the loss and the softmax gradient ==================================== */
 
 /* TT_LOSS_SOFTMAX_CE: logits [classes] int8 (scale, zp); label in [0, classes) (returns
@@ -227,6 +358,24 @@ int tt_loss_softmax_ce_s8(const int8_t *logits, int32_t classes, float scale, in
  * dot = sum over i ascending of p_i * dy_i; dx_i = p_i * (dy_i - dot). */
 void tt_softmax_grad_f32(const float *dy, const int8_t *saved, float scale, int32_t zp,
                          int32_t rows, int32_t depth, float *dx);
+
+/* TT_LOSS_SOFTMAX_CE with an int8 gradient: loss and d_i as tt_loss_softmax_ce_s8 computes
+ * dlogits (into `scratch`, classes floats), then acc_i = (int32)(d_i * 2^30) (exact scaling,
+ * truncated: |d_i| <= 1) and dlogits [classes] int8 and *dlogits_scale by the rule with
+ * unit 2^-30. Returns TT_ERROR_LABEL as tt_loss_softmax_ce_s8. */
+int tt_loss_softmax_ce_s8_s8(const int8_t *logits, int32_t classes, float scale, int32_t zp,
+                             int32_t label, float *loss, int8_t *dlogits, float *dlogits_scale,
+                             tt_update_state *rounding, float *scratch);
+
+/* TT_SOFTMAX_GRAD of int8 dy: saved is an int8 softmax output at scale 1/256 (TFLite's int8
+ * softmax) with zero point zp, p_i = saved_i - zp in [0, 255]. Per row, dot = the sum of
+ * p_i * dy_i (int32), acc_i = (p_i * (256 * dy_i - dot)) >> shift (int64 product,
+ * arithmetic shift), shift the least with 255 * 127 * (256 + 255 * depth) < 2^(31 + shift)
+ * (0 for depth <= 257), unit = (dy_scale * 2^-16) * 2^shift; dx and *dx_scale by the rule over
+ * all rows. depth < 66000. */
+void tt_softmax_grad_s8(const int8_t *dy, const float *dy_scale, const int8_t *saved, int32_t zp,
+                        int32_t rows, int32_t depth, int8_t *dx, float *dx_scale,
+                        tt_update_state *rounding);
 
 /* ==== src/tt_pool_grad.c: pooling gradients =============================================== */
 
@@ -246,6 +395,26 @@ void tt_average_pool_grad_f32(const float *dy, int32_t n, int32_t oh, int32_t ow
 void tt_max_pool_grad_f32(const float *dy, const int8_t *saved, int32_t n, int32_t oh,
                           int32_t ow, int32_t c, int32_t fh, int32_t fw, const tt_window *win,
                           int32_t h, int32_t wd, float *dx);
+
+/* TT_AVERAGE_POOL_GRAD of int8 dy (scale dy_scale): a window with `count` in-image taps
+ * shares each dy element as dy * R(count). cmin, cmax: the least and most taps of a window
+ * that has any (products of the per-axis extremes). Every window alike (cmin == cmax): R = 1,
+ * unit = dy_scale / (float)cmin, so that a non-overlapping pool moves dy unchanged. Else
+ * R(count) = round(2^k * cmin / count) (a tie up, integer division), k the largest <= 16 with
+ * 127 * W * 2^k < 2^31, W = ceil(fh / stride_h) * ceil(fw / stride_w) the most windows one
+ * element is in, unit = (dy_scale / (float)cmin) * 2^-k. acc = the sum of the shares of the
+ * windows containing the element; dx [n, h, wd, c] and *dx_scale by the rule. */
+void tt_average_pool_grad_s8(const int8_t *dy, const float *dy_scale, int32_t n, int32_t oh,
+                             int32_t ow, int32_t c, int32_t fh, int32_t fw,
+                             const tt_window *win, int32_t h, int32_t wd, int8_t *dx,
+                             float *dx_scale, tt_update_state *rounding);
+
+/* TT_MAX_POOL_GRAD of int8 dy: acc = the sum of the dy elements whose window's first
+ * in-image maximum (tt_max_pool_grad_f32's) is the element; unit = dy_scale; the rule. */
+void tt_max_pool_grad_s8(const int8_t *dy, const float *dy_scale, const int8_t *saved, int32_t n,
+                         int32_t oh, int32_t ow, int32_t c, int32_t fh, int32_t fw,
+                         const tt_window *win, int32_t h, int32_t wd, int8_t *dx,
+                         float *dx_scale, tt_update_state *rounding);
 
 /* ==== src/tt_plumbing.c: saved tensors, element-wise and data-movement gradients ========== */
 
@@ -288,6 +457,56 @@ void tt_pad_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *bef
  * of perm). rank <= 6. */
 void tt_transpose_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *perm,
                            int32_t rank, float *dx);
+
+/* Int8 gradients. Data movement (mask, pad, transpose, and TT_RESHAPE_GRAD's tt_init_copy)
+ * moves the int8 values and leaves the scale as it is (dx's scale is dy's scale tensor). */
+void tt_mask_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t size, int8_t *dx);
+
+/* TT_SUM_GRAD, two int8 inputs: with top = max(a_scale, b_scale), ma and mb
+ * = tt_grad_multiplier_s16(scale, top, TT_ADD_GRAD_SHIFT), acc = a * ma + b * mb,
+ * unit = tt_grad_unit(top, TT_ADD_GRAD_SHIFT); dx and *dx_scale by the rule. */
+void tt_add_grad_s8(const int8_t *a, const float *a_scale, const int8_t *b, const float *b_scale,
+                    int32_t size, int8_t *dx, float *dx_scale, tt_update_state *rounding);
+
+/* TT_SUM_GRAD, one int8 input: acc = the int32 sum of each dx element's dy elements
+ * (tt_sum_broadcast_grad_f32's), unit = dy_scale; the rule. */
+void tt_sum_broadcast_grad_s8(const int8_t *dy, const float *dy_scale, const int32_t *dy_dims,
+                              const int32_t *dx_dims, int32_t rank, int8_t *dx,
+                              float *dx_scale, tt_update_state *rounding);
+
+/* TT_MEAN_GRAD of int8 dy: dx = dy broadcast, unchanged, *dx_scale = dy_scale / (float)count:
+ * nothing is rounded. */
+void tt_mean_grad_s8(const int8_t *dy, const float *dy_scale, const int32_t *dims,
+                     const int32_t *reduced, int32_t rank, int8_t *dx, float *dx_scale);
+
+void tt_pad_grad_s8(const int8_t *dy, const int32_t *dy_dims, const int32_t *before,
+                    const int32_t *dims, int32_t rank, int8_t *dx);
+
+void tt_transpose_grad_s8(const int8_t *dy, const int32_t *dy_dims, const int32_t *perm,
+                          int32_t rank, int8_t *dx);
+
+/* ==== src/tt_grad_quant.c: int8 gradients' rule and multipliers =========================== */
+
+/* THE RULE on acc [n] (exact accumulators of real value unit * acc): q [n] and *scale.
+ * `rounding` NULL rounds to nearest, else stochastically from the op's stream. The kernels
+ * apply it element by element as they produce their accumulators; this is the same rule on
+ * stored ones (the one-pass input gradients use it). */
+void tt_quantize_grad_s8(const int32_t *acc, int32_t n, float unit, tt_update_state *rounding,
+                         int8_t *q, float *scale);
+
+/* k of a layer's input gradient: the largest k <= TT_GRAD_MAX_SHIFT with
+ * terms * 127 * 128 * 2^k < 2^31 (terms: the most products one dx element sums); -1 when
+ * even k = 0 could overflow (more than 132104 terms). */
+int32_t tt_grad_shift(int32_t terms);
+
+/* round(2^shift * scale / scale_max) in [0, 2^shift], shift <= 14: float32, in this order,
+ * (scale / scale_max) * 2^shift + 0.5f, truncated; 2^shift when scale >= scale_max, 0 when
+ * either is not positive. */
+int16_t tt_grad_multiplier_s16(float scale, float scale_max, int32_t shift);
+
+/* scale_max * 2^-shift (float32: scale_max * (1.0f / (float)(1 << shift))): the real value
+ * of one unit of a multiplier. */
+float tt_grad_unit(float scale_max, int32_t shift);
 
 /* ==== src/tt_math.c: once-per-step double math ============================================= */
 

@@ -44,6 +44,43 @@ static inline void tt_out_range(int32_t k, int32_t stride, int32_t dilation, int
   *hi = b;
 }
 
+/* Along one axis, the taps that read input position i (i = o * stride + k * dilation - pad,
+ * 0 <= o < out, 0 <= k < kernel): k = k0 + t * kstep, o = o0 - t * ostep for t < n. The
+ * taps whose k * dilation is congruent to i + pad modulo stride form an arithmetic
+ * progression of step stride / gcd(stride, dilation), and o decreases along it, so those
+ * inside [0, out) are one run of it. kstep and ostep are the caller's (tt_tap_steps). */
+typedef struct {
+  int32_t k0, o0, n, kstep, ostep;
+} tt_tap_run;
+
+static inline void tt_tap_steps(int32_t stride, int32_t dilation, tt_tap_run *r) {
+  int32_t a = stride, b = dilation;
+  while (b != 0) {
+    const int32_t t = a % b;
+    a = b;
+    b = t;
+  }
+  r->kstep = stride / a;
+  r->ostep = r->kstep * dilation / stride;
+}
+
+static inline void tt_taps_reading(int32_t i, int32_t stride, int32_t dilation, int32_t pad,
+                                   int32_t kernel, int32_t out, tt_tap_run *r) {
+  int32_t n = 0;
+  r->k0 = 0;
+  r->o0 = 0;
+  for (int32_t k = 0; k < kernel; ++k) {
+    const int32_t t = i + pad - k * dilation;            /* o * stride */
+    if (t < 0) break;                                    /* t decreases with k */
+    if (t % stride != 0 || t / stride >= out) continue;
+    if (n++ == 0) {
+      r->k0 = k;
+      r->o0 = t / stride;
+    }
+  }
+  r->n = n;
+}
+
 /* Row-major strides of a shape. */
 static inline void tt_strides_of(const int32_t *dims, int32_t rank, int32_t *strides) {
   int32_t s = 1;
@@ -64,6 +101,62 @@ static inline void tt_next_index(int32_t *index, const int32_t *dims, int32_t ra
   for (int32_t d = rank - 1; d >= 0; --d) {
     if (++index[d] < dims[d]) return;
     index[d] = 0;
+  }
+}
+
+/* ---- int8 gradients: the quantization rule of tt_kernels.h, element by element ---------- */
+
+/* |v| of an accumulator (never INT32_MIN: the kernels bound their sums below 2^31). */
+static inline uint32_t tt_magnitude(int32_t v) { return v < 0 ? 0u - (uint32_t)v : (uint32_t)v; }
+
+/* One call's rounding: from A = max |acc|, once, then tt_round_grad per element, in the
+ * output's row-major order (the order of the random draws). The rule's
+ * (acc * r + bias) >> shift is computed as the high word of the 64-bit sum shifted right by
+ * shift - 32 (a floor of a floor: the same integer), so that the product and the sum are
+ * one multiply-accumulate of 32-bit halves; for shift 31 (127 < A < 256) the accumulator
+ * is doubled instead: (2 acc * r + 2 bias) >> 32 is the same integer. */
+typedef struct {
+  int32_t r;            /* floor(127 * 2^shift / A), in [127 * 2^23, 127 * 2^24] */
+  int32_t times;        /* 2 when shift is 31, else 1 */
+  int32_t hi_shift;     /* max(shift, 32) - 32 */
+  int32_t noise_shift;  /* stochastic: the 24 random bits go to bit max(shift, 32) - 24 */
+  int64_t half;         /* nearest: 2^(max(shift, 32) - 1) */
+  int32_t exact;        /* A <= 127: q = acc, nothing rounded, no draws */
+  int32_t stochastic;
+  uint32_t rng;
+} tt_rounder;
+
+/* Sets up the rule for accumulators of largest magnitude `amax` whose unit (the real value
+ * of an accumulator of 1) is `unit`, and writes the output's scale. `state` NULL: round to
+ * nearest; else stochastic rounding from its stream (tt_rounder_end stores it back). */
+void tt_rounder_begin(tt_rounder *q, uint32_t amax, float unit, const tt_update_state *state,
+                      float *scale);
+
+static inline int8_t tt_round_grad(tt_rounder *q, int32_t acc) {
+  if (q->exact) return (int8_t)acc;
+  int64_t add = q->half;
+  if (q->stochastic) {
+    uint32_t x = q->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    q->rng = x;
+    add = (int64_t)(x >> 8) << q->noise_shift;
+  }
+  /* |acc * times * r| <= 127 * 2^max(shift, 32) < 2^63; the high word's arithmetic shift
+   * is the rule's floor, in [-127, 127] by the choice of r */
+  const int64_t t = (int64_t)(acc * q->times) * q->r + add;
+  return (int8_t)((int32_t)(t >> 32) >> q->hi_shift);
+}
+
+/* tt_round_grad over n stored accumulators, into out (the same integers, faster). */
+void tt_round_grads(tt_rounder *q, const int32_t *acc, int32_t n, int8_t *out);
+
+/* The random stream back into the op's state, and its step counter advanced. */
+static inline void tt_rounder_end(const tt_rounder *q, tt_update_state *state) {
+  if (state != 0) {
+    state->rng = q->rng;
+    ++state->step;
   }
 }
 

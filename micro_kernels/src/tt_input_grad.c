@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "tt_common.h"
+#include "tt_split_grad.h"
 
 /* One dy position's contribution to one dx position: d[c] += (g[o] * s[o]) *
  * (float)wt[o * w_stride + c] for o ascending, every c < ci. Eight channels at a time stay
@@ -156,4 +157,355 @@ void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int
   for (int32_t b = 0; b < batches; ++b)
     add_position(dx + b * depth, depth, dy + b * units, mask, b * units, units, w_scales, w,
                  depth);
+}
+
+
+/* ---- int8 gradients ------------------------------------------------------------------------
+ * The accumulators are exact int32 sums, so any order gives the same integers and both
+ * forms below give the same bits. Two passes (no scratch): each dx element gathers its
+ * terms (the dy positions whose taps read it), eight channels at a time in registers, so
+ * that a block is complete at once; every block is computed twice, once for A and once to
+ * round. One pass: the accumulators go to the int32 scratch, then the rule runs over it;
+ * a depthwise layer then scatters each dy position into the scratch (as the float32 kernel
+ * does into dx), a convolution still gathers (its terms per element are many). Rounding
+ * visits dx in row-major order, the order of the random draws. */
+
+#define TT_IG_BLOCK 8          /* dx channels in registers per gather */
+
+/* One layer's int8 input gradient: the operands and, per call, the tap steps. */
+typedef struct {
+  const int8_t *dy;
+  const uint8_t *mask;
+  int32_t n, oh, ow, co;        /* dy [n, oh, ow, co]; co = c * m for depthwise */
+  const int8_t *w;
+  const int16_t *mult;
+  int32_t kh, kw, m;            /* m: depth multiplier (depthwise) */
+  tt_window v;
+  int32_t h, wd, ci;            /* dx [n, h, wd, ci] */
+  tt_tap_run ty, tx;            /* the steps, then one dx position's runs */
+  /* a split convolution filter (tt_split_grad.h): w [co, kh, kw, k] holds input channels
+   * [0, k), w_hi [co, kh, kw, ci - k] the rest; k == ci and w_hi NULL for a whole one */
+  int32_t k;
+  const int8_t *w_hi;
+} layer_s8;
+
+/* One dy position's terms for channels c0 .. c0 + 8 of a convolution: s[j] += the sum over
+ * o of h[o] * wt[o * w_stride + j], h[o] = g[o] * mult[o] (0 where masked), o in pairs (an
+ * int16 h times a sign-extended int8 w, twice: SMLAD's operation). */
+static void conv_terms_8(const int8_t *g, const uint8_t *mask, int32_t at, int32_t co,
+                         const int16_t *mult, const int8_t *wt, int32_t w_stride, int32_t *s) {
+  int32_t s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3], s4 = s[4], s5 = s[5], s6 = s[6];
+  int32_t s7 = s[7];
+  int32_t o = 0;
+  for (; o + 2 <= co; o += 2, wt += 2 * w_stride) {
+    const int32_t h0 = tt_live(mask, at + o) ? (int32_t)g[o] * mult[o] : 0;
+    const int32_t h1 = tt_live(mask, at + o + 1) ? (int32_t)g[o + 1] * mult[o + 1] : 0;
+    if ((h0 | h1) == 0) continue;
+    const int8_t *w0 = wt, *w1 = wt + w_stride;
+    s0 += h0 * w0[0] + h1 * w1[0];
+    s1 += h0 * w0[1] + h1 * w1[1];
+    s2 += h0 * w0[2] + h1 * w1[2];
+    s3 += h0 * w0[3] + h1 * w1[3];
+    s4 += h0 * w0[4] + h1 * w1[4];
+    s5 += h0 * w0[5] + h1 * w1[5];
+    s6 += h0 * w0[6] + h1 * w1[6];
+    s7 += h0 * w0[7] + h1 * w1[7];
+  }
+  if (o < co && tt_live(mask, at + o)) {
+    const int32_t h0 = (int32_t)g[o] * mult[o];
+    s0 += h0 * wt[0];
+    s1 += h0 * wt[1];
+    s2 += h0 * wt[2];
+    s3 += h0 * wt[3];
+    s4 += h0 * wt[4];
+    s5 += h0 * wt[5];
+    s6 += h0 * wt[6];
+    s7 += h0 * wt[7];
+  }
+  s[0] = s0;
+  s[1] = s1;
+  s[2] = s2;
+  s[3] = s3;
+  s[4] = s4;
+  s[5] = s5;
+  s[6] = s6;
+  s[7] = s7;
+}
+
+/* conv_terms_8 for nc < 8 channels. */
+static void conv_terms(const int8_t *g, const uint8_t *mask, int32_t at, int32_t co,
+                       const int16_t *mult, const int8_t *wt, int32_t w_stride, int32_t nc,
+                       int32_t *s) {
+  for (int32_t o = 0; o < co; ++o, wt += w_stride) {
+    if (!tt_live(mask, at + o)) continue;
+    const int32_t h0 = (int32_t)g[o] * mult[o];
+    for (int32_t j = 0; j < nc; ++j) s[j] += h0 * wt[j];
+  }
+}
+
+/* acc[0 .. nc) = the accumulators of dx[b, iy, ix, c0 .. c0 + nc), nc <= 8; the tap runs
+ * of (iy, ix) are in a->ty and a->tx. */
+static void conv_block(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc, int32_t *acc) {
+  /* channels [c0, c0 + lo) from w, the rest of the block from w_hi (a split filter); the
+   * sums are exact integers, so splitting a block changes no bit */
+  const int32_t lo = a->k - c0 >= nc ? nc : (a->k > c0 ? a->k - c0 : 0);
+  const int32_t rest = a->ci - a->k;
+  const int32_t w_stride = a->kh * a->kw * a->k;         /* w[o, ky, kx, c] to w[o + 1, ...] */
+  for (int32_t j = 0; j < TT_IG_BLOCK; ++j) acc[j] = 0;
+  for (int32_t t = 0; t < a->ty.n; ++t) {
+    const int32_t ky = a->ty.k0 + t * a->ty.kstep, oy = a->ty.o0 - t * a->ty.ostep;
+    for (int32_t u = 0; u < a->tx.n; ++u) {
+      const int32_t kx = a->tx.k0 + u * a->tx.kstep, ox = a->tx.o0 - u * a->tx.ostep;
+      const int32_t at = ((b * a->oh + oy) * a->ow + ox) * a->co;
+      const int32_t tap = ky * a->kw + kx;
+      if (lo == TT_IG_BLOCK)
+        conv_terms_8(a->dy + at, a->mask, at, a->co, a->mult, a->w + tap * a->k + c0, w_stride,
+                     acc);
+      else if (lo > 0)
+        conv_terms(a->dy + at, a->mask, at, a->co, a->mult, a->w + tap * a->k + c0, w_stride,
+                   lo, acc);
+      if (lo < nc)
+        conv_terms(a->dy + at, a->mask, at, a->co, a->mult,
+                   a->w_hi + tap * rest + (c0 + lo - a->k), a->kh * a->kw * rest, nc - lo,
+                   acc + lo);
+    }
+  }
+}
+
+/* The depthwise form: channel ch of dx sums, over the taps reading it and j < m, the terms
+ * h[o] * w[0, ky, kx, o] with o = ch * m + j. mult[o] is constant over the taps, so
+ * acc = the sum over j of mult[o] * (the sum over taps of g[o] * w[o]): the same integer, one
+ * multiplication by mult per channel instead of one per term. */
+static void depthwise_block(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc,
+                            int32_t *acc) {
+  const int32_t cm = a->co;
+  for (int32_t j = 0; j < TT_IG_BLOCK; ++j) acc[j] = 0;
+  if (a->m == 1 && nc == TT_IG_BLOCK) {
+    int32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, t4 = 0, t5 = 0, t6 = 0, t7 = 0;
+    for (int32_t t = 0; t < a->ty.n; ++t) {
+      const int32_t ky = a->ty.k0 + t * a->ty.kstep, oy = a->ty.o0 - t * a->ty.ostep;
+      const int8_t *g_row = a->dy + (b * a->oh + oy) * a->ow * cm + c0;
+      const int8_t *w_row = a->w + ky * a->kw * cm + c0;
+      for (int32_t u = 0; u < a->tx.n; ++u) {
+        const int32_t kx = a->tx.k0 + u * a->tx.kstep, ox = a->tx.o0 - u * a->tx.ostep;
+        const int8_t *g = g_row + ox * cm;
+        const int8_t *wt = w_row + kx * cm;
+        if (a->mask == 0) {
+          t0 += g[0] * wt[0];
+          t1 += g[1] * wt[1];
+          t2 += g[2] * wt[2];
+          t3 += g[3] * wt[3];
+          t4 += g[4] * wt[4];
+          t5 += g[5] * wt[5];
+          t6 += g[6] * wt[6];
+          t7 += g[7] * wt[7];
+          continue;
+        }
+        const int32_t at = (int32_t)(g - a->dy);
+        if (tt_live(a->mask, at)) t0 += g[0] * wt[0];
+        if (tt_live(a->mask, at + 1)) t1 += g[1] * wt[1];
+        if (tt_live(a->mask, at + 2)) t2 += g[2] * wt[2];
+        if (tt_live(a->mask, at + 3)) t3 += g[3] * wt[3];
+        if (tt_live(a->mask, at + 4)) t4 += g[4] * wt[4];
+        if (tt_live(a->mask, at + 5)) t5 += g[5] * wt[5];
+        if (tt_live(a->mask, at + 6)) t6 += g[6] * wt[6];
+        if (tt_live(a->mask, at + 7)) t7 += g[7] * wt[7];
+      }
+    }
+    const int16_t *mu = a->mult + c0;
+    acc[0] = t0 * mu[0];
+    acc[1] = t1 * mu[1];
+    acc[2] = t2 * mu[2];
+    acc[3] = t3 * mu[3];
+    acc[4] = t4 * mu[4];
+    acc[5] = t5 * mu[5];
+    acc[6] = t6 * mu[6];
+    acc[7] = t7 * mu[7];
+    return;
+  }
+  for (int32_t j = 0; j < nc; ++j)
+    for (int32_t k = 0; k < a->m; ++k) {
+      const int32_t o = (c0 + j) * a->m + k;
+      int32_t sum = 0;
+      for (int32_t t = 0; t < a->ty.n; ++t) {
+        const int32_t ky = a->ty.k0 + t * a->ty.kstep, oy = a->ty.o0 - t * a->ty.ostep;
+        for (int32_t u = 0; u < a->tx.n; ++u) {
+          const int32_t kx = a->tx.k0 + u * a->tx.kstep, ox = a->tx.o0 - u * a->tx.ostep;
+          const int32_t at = ((b * a->oh + oy) * a->ow + ox) * cm + o;
+          if (tt_live(a->mask, at)) sum += a->dy[at] * a->w[(ky * a->kw + kx) * cm + o];
+        }
+      }
+      acc[j] += sum * a->mult[o];
+    }
+}
+
+/* Walks dx in row-major order, block by block: stores the accumulators in `store`, or
+ * tracks their largest magnitude in *amax, or rounds them into dx with `r`. */
+static void walk_s8(layer_s8 *a, int depthwise, int32_t *store, uint32_t *amax, tt_rounder *r,
+                    int8_t *dx) {
+  const tt_window v = a->v;
+  int32_t acc[TT_IG_BLOCK];
+  uint32_t top = 0;
+  int8_t *out = dx;
+  for (int32_t b = 0; b < a->n; ++b)
+    for (int32_t iy = 0; iy < a->h; ++iy) {
+      tt_taps_reading(iy, v.stride_h, v.dilation_h, v.pad_top, a->kh, a->oh, &a->ty);
+      for (int32_t ix = 0; ix < a->wd; ++ix) {
+        tt_taps_reading(ix, v.stride_w, v.dilation_w, v.pad_left, a->kw, a->ow, &a->tx);
+        for (int32_t c0 = 0; c0 < a->ci; c0 += TT_IG_BLOCK) {
+          const int32_t nc = a->ci - c0 < TT_IG_BLOCK ? a->ci - c0 : TT_IG_BLOCK;
+          if (depthwise)
+            depthwise_block(a, b, c0, nc, acc);
+          else
+            conv_block(a, b, c0, nc, acc);
+          if (store != 0) {
+            for (int32_t j = 0; j < nc; ++j) *store++ = acc[j];
+          } else if (r != 0) {
+            tt_round_grads(r, acc, nc, out);
+            out += nc;
+          } else {
+            for (int32_t j = 0; j < nc; ++j) {
+              const uint32_t mag = tt_magnitude(acc[j]);
+              if (mag > top) top = mag;
+            }
+          }
+        }
+      }
+    }
+  if (amax != 0) *amax = top;
+}
+
+/* The one-pass depthwise form: every dy position's terms scattered into acc [n, h, wd, c]
+ * (zeroed here): h = dy * mult (0 where masked), four channels in registers for all the
+ * window's taps. */
+static void depthwise_scatter(const layer_s8 *a, int32_t *acc) {
+  const tt_window v = a->v;
+  const int32_t c = a->ci, m = a->m, cm = a->co;
+  memset(acc, 0, sizeof(int32_t) * (size_t)a->n * (size_t)a->h * (size_t)a->wd * (size_t)c);
+  for (int32_t b = 0; b < a->n; ++b)
+    for (int32_t oy = 0; oy < a->oh; ++oy) {
+      int32_t ky0, ky1;
+      tt_tap_range(oy, v.stride_h, v.dilation_h, v.pad_top, a->h, a->kh, &ky0, &ky1);
+      for (int32_t ox = 0; ox < a->ow; ++ox) {
+        int32_t kx0, kx1;
+        tt_tap_range(ox, v.stride_w, v.dilation_w, v.pad_left, a->wd, a->kw, &kx0, &kx1);
+        const int32_t at = ((b * a->oh + oy) * a->ow + ox) * cm;
+        const int8_t *g = a->dy + at;
+        /* tap (ky, kx) reads (iy0 + ky * dilation_h, ix0 + kx * dilation_w) of image b */
+        const int32_t iy0 = b * a->h + oy * v.stride_h - v.pad_top;
+        const int32_t ix0 = ox * v.stride_w - v.pad_left;
+        int32_t ch = 0;
+        if (m == 1)
+          for (; ch + 4 <= c; ch += 4) {
+            const int32_t h0 = tt_live(a->mask, at + ch) ? g[ch] * a->mult[ch] : 0;
+            const int32_t h1 = tt_live(a->mask, at + ch + 1) ? g[ch + 1] * a->mult[ch + 1] : 0;
+            const int32_t h2 = tt_live(a->mask, at + ch + 2) ? g[ch + 2] * a->mult[ch + 2] : 0;
+            const int32_t h3 = tt_live(a->mask, at + ch + 3) ? g[ch + 3] * a->mult[ch + 3] : 0;
+            if ((h0 | h1 | h2 | h3) == 0) continue;
+            for (int32_t ky = ky0; ky < ky1; ++ky) {
+              int32_t *d = acc + ((iy0 + ky * v.dilation_h) * a->wd + ix0) * c + ch;
+              const int8_t *wt = a->w + ky * a->kw * cm + ch;
+              for (int32_t kx = kx0; kx < kx1; ++kx) {
+                int32_t *dk = d + kx * v.dilation_w * c;
+                const int8_t *wk = wt + kx * cm;
+                dk[0] += h0 * wk[0];
+                dk[1] += h1 * wk[1];
+                dk[2] += h2 * wk[2];
+                dk[3] += h3 * wk[3];
+              }
+            }
+          }
+        for (; ch < c; ++ch)
+          for (int32_t j = 0; j < m; ++j) {
+            const int32_t o = ch * m + j;
+            if (!tt_live(a->mask, at + o)) continue;
+            const int32_t h0 = g[o] * a->mult[o];
+            for (int32_t ky = ky0; ky < ky1; ++ky)
+              for (int32_t kx = kx0; kx < kx1; ++kx)
+                acc[((iy0 + ky * v.dilation_h) * a->wd + ix0 + kx * v.dilation_w) * c + ch] +=
+                    h0 * a->w[(ky * a->kw + kx) * cm + o];
+          }
+      }
+    }
+}
+
+/* The two forms of every layer's int8 input gradient. */
+static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, float *dx_scale,
+                          tt_update_state *rounding, int32_t *scratch) {
+  if (scratch != 0) {
+    if (depthwise)
+      depthwise_scatter(a, scratch);
+    else
+      walk_s8(a, 0, scratch, 0, 0, 0);
+    tt_quantize_grad_s8(scratch, a->n * a->h * a->wd * a->ci, unit, rounding, dx, dx_scale);
+    return;
+  }
+  uint32_t amax = 0;
+  walk_s8(a, depthwise, 0, &amax, 0, 0);
+  tt_rounder r;
+  tt_rounder_begin(&r, amax, unit, rounding, dx_scale);
+  walk_s8(a, depthwise, 0, 0, &r, dx);
+  tt_rounder_end(&r, rounding);
+}
+
+void tt_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                             int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *w,
+                             const int16_t *w_mult, float w_unit, int32_t kh, int32_t kw,
+                             const tt_window *win, int32_t h, int32_t wd, int32_t ci,
+                             int8_t *dx, float *dx_scale, tt_update_state *rounding,
+                             int32_t *scratch) {
+  tt_conv2d_input_grad_split_s8(dy, dy_scale, mask, n, oh, ow, co, w, ci, 0, w_mult, w_unit,
+                                kh, kw, win, h, wd, ci, dx, dx_scale, rounding, scratch);
+}
+
+void tt_conv2d_input_grad_split_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                                   int32_t n, int32_t oh, int32_t ow, int32_t co,
+                                   const int8_t *w_lo, int32_t k, const int8_t *w_hi,
+                                   const int16_t *w_mult, float w_unit, int32_t kh, int32_t kw,
+                                   const tt_window *win, int32_t h, int32_t wd, int32_t ci,
+                                   int8_t *dx, float *dx_scale, tt_update_state *rounding,
+                                   int32_t *scratch) {
+  layer_s8 a = {dy, mask, n, oh, ow, co, w_lo, w_mult, kh, kw, 1, *win, h, wd, ci,
+                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, k, w_hi};
+  tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
+  tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
+  input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch);
+}
+
+void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                                       int32_t n, int32_t oh, int32_t ow, int32_t c, int32_t m,
+                                       const int8_t *w, const int16_t *w_mult, float w_unit,
+                                       int32_t kh, int32_t kw, const tt_window *win, int32_t h,
+                                       int32_t wd, int8_t *dx, float *dx_scale,
+                                       tt_update_state *rounding, int32_t *scratch) {
+  layer_s8 a = {dy, mask, n, oh, ow, c * m, w, w_mult, kh, kw, m, *win, h, wd, c,
+                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, c, 0};
+  tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
+  tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
+  input_grad_s8(&a, 1, *dy_scale * w_unit, dx, dx_scale, rounding, scratch);
+}
+
+/* A fully connected layer is a 1x1 convolution over `batches` positions: dx[b, d] sums
+ * h[b, u] * w[u, d] over u. */
+void tt_fully_connected_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                                      int32_t batches, int32_t units, const int8_t *w,
+                                      const int16_t *w_mult, float w_unit, int32_t depth,
+                                      int8_t *dx, float *dx_scale, tt_update_state *rounding,
+                                      int32_t *scratch) {
+  tt_fully_connected_input_grad_split_s8(dy, dy_scale, mask, batches, units, w, depth, 0, w_mult,
+                                         w_unit, depth, dx, dx_scale, rounding, scratch);
+}
+
+void tt_fully_connected_input_grad_split_s8(const int8_t *dy, const float *dy_scale,
+                                            const uint8_t *mask, int32_t batches, int32_t units,
+                                            const int8_t *w_lo, int32_t k, const int8_t *w_hi,
+                                            const int16_t *w_mult, float w_unit, int32_t depth,
+                                            int8_t *dx, float *dx_scale,
+                                            tt_update_state *rounding, int32_t *scratch) {
+  static const tt_window one = {1, 1, 1, 1, 0, 0};
+  layer_s8 a = {dy, mask, batches, 1, 1, units, w_lo, w_mult, 1, 1, 1, one, 1, 1, depth,
+                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, k, w_hi};
+  tt_tap_steps(1, 1, &a.ty);
+  tt_tap_steps(1, 1, &a.tx);
+  input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch);
 }

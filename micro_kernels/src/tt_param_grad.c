@@ -327,6 +327,234 @@ void tt_bias_grad_f32(const float *dy, const uint8_t *mask, int32_t outer, int32
   }
 }
 
+/* ---- weight and bias gradients of int8 dy ---------------------------------------------------
+ * The same sums in exact int32 (any order gives the same integer), each converted once:
+ * gradient = (float)T * unit with unit = dy_scale * x_scale (or dy_scale for biases). The
+ * positions are taken in pairs (two int8 dy times two int16 saved - x_zp: SMLAD's
+ * operation). */
+
+/* The operands of an int8-dy CONV_2D weight gradient. */
+typedef struct {
+  const int8_t *dy;
+  const uint8_t *mask;
+  int32_t n, oh, ow, co;
+  const int8_t *saved;
+  int32_t x_zp, h, wd, k, kh, kw;
+  tt_window win;
+  float unit;
+} conv_weight_grad_s8;
+
+/* dy[i] where it takes part, else 0. */
+static inline int32_t live_s8(const int8_t *dy, const uint8_t *mask, int32_t i) {
+  return tt_live(mask, i) ? dy[i] : 0;
+}
+
+/* out[j] = (float)t_j * unit for a block's eight exact sums: their one conversion. */
+static inline void convert_8(float *out, int32_t t0, int32_t t1, int32_t t2, int32_t t3,
+                             int32_t t4, int32_t t5, int32_t t6, int32_t t7, float unit) {
+  out[0] = (float)t0 * unit;
+  out[1] = (float)t1 * unit;
+  out[2] = (float)t2 * unit;
+  out[3] = (float)t3 * unit;
+  out[4] = (float)t4 * unit;
+  out[5] = (float)t5 * unit;
+  out[6] = (float)t6 * unit;
+  out[7] = (float)t7 * unit;
+}
+
+/* out[c] for c in [c0, c0 + 8) of tap (ky, kx) of output channel o: the sum over the dy
+ * positions whose tap reads inside the image. */
+static void conv_tap_s8_8(const conv_weight_grad_s8 *a, int32_t o, int32_t ky, int32_t kx,
+                          int32_t oy0, int32_t oy1, int32_t ox0, int32_t ox1, int32_t c0,
+                          float *out) {
+  const tt_window v = a->win;
+  const int32_t zp = a->x_zp, x_step = v.stride_w * a->k, co = a->co;
+  int32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, t4 = 0, t5 = 0, t6 = 0, t7 = 0;
+  for (int32_t b = 0; b < a->n; ++b)
+    for (int32_t oy = oy0; oy < oy1; ++oy) {
+      const int32_t iy = oy * v.stride_h + ky * v.dilation_h - v.pad_top;
+      const int8_t *xp = a->saved + ((b * a->h + iy) * a->wd + ox0 * v.stride_w +
+                                     kx * v.dilation_w - v.pad_left) * a->k + c0;
+      int32_t i = ((b * a->oh + oy) * a->ow + ox0) * co + o;
+      int32_t ox = ox0;
+      for (; ox + 2 <= ox1; ox += 2, i += 2 * co, xp += 2 * x_step) {
+        const int32_t g0 = live_s8(a->dy, a->mask, i), g1 = live_s8(a->dy, a->mask, i + co);
+        if ((g0 | g1) == 0) continue;
+        const int8_t *x1 = xp + x_step;
+        t0 += g0 * (xp[0] - zp) + g1 * (x1[0] - zp);
+        t1 += g0 * (xp[1] - zp) + g1 * (x1[1] - zp);
+        t2 += g0 * (xp[2] - zp) + g1 * (x1[2] - zp);
+        t3 += g0 * (xp[3] - zp) + g1 * (x1[3] - zp);
+        t4 += g0 * (xp[4] - zp) + g1 * (x1[4] - zp);
+        t5 += g0 * (xp[5] - zp) + g1 * (x1[5] - zp);
+        t6 += g0 * (xp[6] - zp) + g1 * (x1[6] - zp);
+        t7 += g0 * (xp[7] - zp) + g1 * (x1[7] - zp);
+      }
+      if (ox < ox1) {
+        const int32_t g0 = live_s8(a->dy, a->mask, i);
+        t0 += g0 * (xp[0] - zp);
+        t1 += g0 * (xp[1] - zp);
+        t2 += g0 * (xp[2] - zp);
+        t3 += g0 * (xp[3] - zp);
+        t4 += g0 * (xp[4] - zp);
+        t5 += g0 * (xp[5] - zp);
+        t6 += g0 * (xp[6] - zp);
+        t7 += g0 * (xp[7] - zp);
+      }
+    }
+  convert_8(out + c0, t0, t1, t2, t3, t4, t5, t6, t7, a->unit);
+}
+
+/* conv_tap_s8_8 for the one channel c. */
+static void conv_tap_s8_1(const conv_weight_grad_s8 *a, int32_t o, int32_t ky, int32_t kx,
+                          int32_t oy0, int32_t oy1, int32_t ox0, int32_t ox1, int32_t c,
+                          float *out) {
+  const tt_window v = a->win;
+  int32_t t = 0;
+  for (int32_t b = 0; b < a->n; ++b)
+    for (int32_t oy = oy0; oy < oy1; ++oy) {
+      const int32_t iy = oy * v.stride_h + ky * v.dilation_h - v.pad_top;
+      const int8_t *xp = a->saved + ((b * a->h + iy) * a->wd + ox0 * v.stride_w +
+                                     kx * v.dilation_w - v.pad_left) * a->k + c;
+      int32_t i = ((b * a->oh + oy) * a->ow + ox0) * a->co + o;
+      for (int32_t ox = ox0; ox < ox1; ++ox, i += a->co, xp += v.stride_w * a->k)
+        t += live_s8(a->dy, a->mask, i) * (xp[0] - a->x_zp);
+    }
+  out[c] = (float)t * a->unit;
+}
+
+/* dw_o [kh, kw, k]: output channel o's filter gradient (shared by the separate and the fused
+ * kernel). */
+static void conv2d_weight_grad_channel_s8(const conv_weight_grad_s8 *args, int32_t o,
+                                          float *dw_o) {
+  const conv_weight_grad_s8 a = *args;
+  const tt_window v = a.win;
+  for (int32_t ky = 0; ky < a.kh; ++ky) {
+    int32_t oy0, oy1;
+    tt_out_range(ky, v.stride_h, v.dilation_h, v.pad_top, a.h, a.oh, &oy0, &oy1);
+    for (int32_t kx = 0; kx < a.kw; ++kx) {
+      int32_t ox0, ox1;
+      tt_out_range(kx, v.stride_w, v.dilation_w, v.pad_left, a.wd, a.ow, &ox0, &ox1);
+      const int32_t oy_end = ox0 < ox1 ? oy1 : oy0;
+      float *out = dw_o + (ky * a.kw + kx) * a.k;
+      int32_t c = 0;
+      for (; c + 8 <= a.k; c += 8) conv_tap_s8_8(&a, o, ky, kx, oy0, oy_end, ox0, ox1, c, out);
+      for (; c < a.k; ++c) conv_tap_s8_1(&a, o, ky, kx, oy0, oy_end, ox0, ox1, c, out);
+    }
+  }
+}
+
+void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                              int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *saved,
+                              float x_scale, int32_t x_zp, int32_t h, int32_t wd, int32_t k,
+                              int32_t kh, int32_t kw, const tt_window *win, float *dw) {
+  const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
+                                 *win, *dy_scale * x_scale};
+  for (int32_t o = 0; o < co; ++o) conv2d_weight_grad_channel_s8(&a, o, dw + o * kh * kw * k);
+}
+
+void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale,
+                                        const uint8_t *mask, int32_t n, int32_t oh,
+                                        int32_t ow, int32_t c, int32_t m,
+                                        const int8_t *saved, float x_scale, int32_t x_zp,
+                                        int32_t h, int32_t wd, int32_t kh, int32_t kw,
+                                        const tt_window *win, float *dw) {
+  const tt_window v = *win;
+  const int32_t cm = c * m;
+  const float unit = *dy_scale * x_scale;
+  for (int32_t ky = 0; ky < kh; ++ky)
+    for (int32_t kx = 0; kx < kw; ++kx) {
+      int32_t oy0, oy1, ox0, ox1;
+      tt_out_range(ky, v.stride_h, v.dilation_h, v.pad_top, h, oh, &oy0, &oy1);
+      tt_out_range(kx, v.stride_w, v.dilation_w, v.pad_left, wd, ow, &ox0, &ox1);
+      if (ox0 == ox1) oy1 = oy0;                         /* no column: no row to walk */
+      float *out = dw + (ky * kw + kx) * cm;
+      int32_t o = 0;
+      if (m == 1)
+        for (; o + 8 <= cm; o += 8) {
+          int32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, t4 = 0, t5 = 0, t6 = 0, t7 = 0;
+          for (int32_t b = 0; b < n; ++b)
+            for (int32_t oy = oy0; oy < oy1; ++oy) {
+              const int32_t iy = oy * v.stride_h + ky * v.dilation_h - v.pad_top;
+              const int8_t *xp = saved + ((b * h + iy) * wd + ox0 * v.stride_w +
+                                          kx * v.dilation_w - v.pad_left) * c + o;
+              int32_t i = ((b * oh + oy) * ow + ox0) * cm + o;
+              for (int32_t ox = ox0; ox < ox1; ++ox, i += cm, xp += v.stride_w * c) {
+                t0 += live_s8(dy, mask, i) * (xp[0] - x_zp);
+                t1 += live_s8(dy, mask, i + 1) * (xp[1] - x_zp);
+                t2 += live_s8(dy, mask, i + 2) * (xp[2] - x_zp);
+                t3 += live_s8(dy, mask, i + 3) * (xp[3] - x_zp);
+                t4 += live_s8(dy, mask, i + 4) * (xp[4] - x_zp);
+                t5 += live_s8(dy, mask, i + 5) * (xp[5] - x_zp);
+                t6 += live_s8(dy, mask, i + 6) * (xp[6] - x_zp);
+                t7 += live_s8(dy, mask, i + 7) * (xp[7] - x_zp);
+              }
+            }
+          convert_8(out + o, t0, t1, t2, t3, t4, t5, t6, t7, unit);
+        }
+      for (; o < cm; ++o) {
+        int32_t t = 0;
+        for (int32_t b = 0; b < n; ++b)
+          for (int32_t oy = oy0; oy < oy1; ++oy) {
+            const int32_t iy = oy * v.stride_h + ky * v.dilation_h - v.pad_top;
+            const int8_t *xp = saved + ((b * h + iy) * wd + ox0 * v.stride_w +
+                                        kx * v.dilation_w - v.pad_left) * c + o / m;
+            int32_t i = ((b * oh + oy) * ow + ox0) * cm + o;
+            for (int32_t ox = ox0; ox < ox1; ++ox, i += cm, xp += v.stride_w * c)
+              t += live_s8(dy, mask, i) * (xp[0] - x_zp);
+          }
+        out[o] = (float)t * unit;
+      }
+    }
+}
+
+/* dw_u [k]: unit u's weight gradient (shared by the separate and fused kernels). */
+static void fully_connected_weight_grad_unit_s8(const int8_t *dy, const uint8_t *mask,
+                                                int32_t batches, int32_t units, int32_t u,
+                                                const int8_t *saved, float unit, int32_t x_zp,
+                                                int32_t k, float *dw_u) {
+  for (int32_t j = 0; j < k; ++j) {
+    int32_t t = 0;
+    for (int32_t b = 0; b < batches; ++b)
+      t += live_s8(dy, mask, b * units + u) * (saved[b * k + j] - x_zp);
+    dw_u[j] = (float)t * unit;
+  }
+}
+
+void tt_fully_connected_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                                       int32_t batches, int32_t units, const int8_t *saved,
+                                       float x_scale, int32_t x_zp, int32_t k, float *dw) {
+  const float unit = *dy_scale * x_scale;
+  for (int32_t u = 0; u < units; ++u)
+    fully_connected_weight_grad_unit_s8(dy, mask, batches, units, u, saved, unit, x_zp, k,
+                                        dw + u * k);
+}
+
+void tt_bias_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask, int32_t outer,
+                     int32_t channels, float *db) {
+  int32_t c = 0;
+  for (; c + 8 <= channels; c += 8) {
+    int32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, t4 = 0, t5 = 0, t6 = 0, t7 = 0;
+    for (int32_t p = 0; p < outer; ++p) {
+      const int32_t i = p * channels + c;
+      t0 += live_s8(dy, mask, i);
+      t1 += live_s8(dy, mask, i + 1);
+      t2 += live_s8(dy, mask, i + 2);
+      t3 += live_s8(dy, mask, i + 3);
+      t4 += live_s8(dy, mask, i + 4);
+      t5 += live_s8(dy, mask, i + 5);
+      t6 += live_s8(dy, mask, i + 6);
+      t7 += live_s8(dy, mask, i + 7);
+    }
+    convert_8(db + c, t0, t1, t2, t3, t4, t5, t6, t7, *dy_scale);
+  }
+  for (; c < channels; ++c) {
+    int32_t t = 0;
+    for (int32_t p = 0; p < outer; ++p) t += live_s8(dy, mask, p * channels + c);
+    db[c] = (float)t * *dy_scale;
+  }
+}
+
 /* ---- QAS SGD updates -------------------------------------------------------------------- */
 
 /* The loop-invariant part of one update-op call, in locals: the kernels store int8 weights,
@@ -481,6 +709,54 @@ void tt_update_bias_s32(int32_t *b, int32_t c, const float *scales, const float 
 
 /* ---- fused gradient + update ------------------------------------------------------------ */
 
+/* One output channel's (or unit's) weight gradient into `out`, from the kernel's operands. */
+typedef void (*channel_grad)(const void *args, int32_t o, float *out);
+
+/* The fused update of `channels` filters, each `rows` rows of `depth` int8 weights trained on
+ * their first k: one filter's gradient at a time into scratch, updated at once. */
+static void update_channels(channel_grad grad, const void *args, int32_t channels, int8_t *w,
+                            int32_t rows, int32_t depth, int32_t k, const float *w_scales,
+                            int32_t n_scales, float *momentum, const tt_sgd *o,
+                            tt_update_state *s, float *scratch) {
+  sgd_call call = begin_update(o, s, momentum);
+  for (int32_t c = 0; c < channels; ++c) {
+    grad(args, c, scratch);
+    update_rows_s8(w + c * rows * depth, rows, depth, k, &w_scales[n_scales > 1 ? c : 0], 0,
+                   scratch, momentum ? momentum + c * rows * k : 0, &call);
+  }
+  end_update(&call, s);
+}
+
+static void conv_channel(const void *args, int32_t o, float *out) {
+  conv2d_weight_grad_channel((const conv_weight_grad_args *)args, o, out);
+}
+
+static void conv_channel_s8(const void *args, int32_t o, float *out) {
+  conv2d_weight_grad_channel_s8((const conv_weight_grad_s8 *)args, o, out);
+}
+
+/* The operands of a fully connected weight gradient (float32 or int8 dy). */
+typedef struct {
+  const void *dy;
+  const uint8_t *mask;
+  int32_t batches, units;
+  const int8_t *saved;
+  float scale;                  /* x_scale, or dy_scale * x_scale for int8 dy */
+  int32_t x_zp, k;
+} fc_grad_args;
+
+static void fc_unit(const void *args, int32_t u, float *out) {
+  const fc_grad_args *a = (const fc_grad_args *)args;
+  fully_connected_weight_grad_unit((const float *)a->dy, a->mask, a->batches, a->units, u,
+                                   a->saved, a->scale, a->x_zp, a->k, out);
+}
+
+static void fc_unit_s8(const void *args, int32_t u, float *out) {
+  const fc_grad_args *a = (const fc_grad_args *)args;
+  fully_connected_weight_grad_unit_s8((const int8_t *)a->dy, a->mask, a->batches, a->units, u,
+                                      a->saved, a->scale, a->x_zp, a->k, out);
+}
+
 void tt_conv2d_weight_update_s8(const float *dy, const uint8_t *mask, int32_t n, int32_t oh,
                                 int32_t ow, int32_t co, const int8_t *saved, float x_scale,
                                 int32_t x_zp, int32_t h, int32_t wd, int32_t k, int8_t *w,
@@ -489,14 +765,9 @@ void tt_conv2d_weight_update_s8(const float *dy, const uint8_t *mask, int32_t n,
                                 const tt_sgd *o, tt_update_state *s, float *scratch) {
   const conv_weight_grad_args a = {dy, mask, n, oh, ow, co, saved, x_scale, x_zp,
                                    h, wd, k, kh, kw, win};
-  sgd_call call = begin_update(o, s, momentum);
-  const int32_t rows = kh * kw;      /* one output channel's filter: kh * kw rows of ci */
-  for (int32_t c = 0; c < co; ++c) {
-    conv2d_weight_grad_channel(&a, c, scratch);
-    update_rows_s8(w + c * rows * ci, rows, ci, k, &w_scales[n_scales > 1 ? c : 0], 0, scratch,
-                   momentum ? momentum + c * rows * k : 0, &call);
-  }
-  end_update(&call, s);
+  /* one output channel's filter: kh * kw rows of ci */
+  update_channels(conv_channel, &a, co, w, kh * kw, ci, k, w_scales, n_scales, momentum, o, s,
+                  scratch);
 }
 
 void tt_depthwise_conv2d_weight_update_s8(const float *dy, const uint8_t *mask, int32_t n,
@@ -521,14 +792,9 @@ void tt_fully_connected_weight_update_s8(const float *dy, const uint8_t *mask,
                                          int32_t depth, const float *w_scales,
                                          int32_t n_scales, float *momentum, const tt_sgd *o,
                                          tt_update_state *s, float *scratch) {
-  sgd_call call = begin_update(o, s, momentum);
-  for (int32_t u = 0; u < units; ++u) {
-    fully_connected_weight_grad_unit(dy, mask, batches, units, u, saved, x_scale, x_zp, k,
-                                     scratch);
-    update_rows_s8(w + u * depth, 1, depth, k, &w_scales[n_scales > 1 ? u : 0], 0, scratch,
-                   momentum ? momentum + u * k : 0, &call);
-  }
-  end_update(&call, s);
+  const fc_grad_args a = {dy, mask, batches, units, saved, x_scale, x_zp, k};
+  update_channels(fc_unit, &a, units, w, 1, depth, k, w_scales, n_scales, momentum, o, s,
+                  scratch);
 }
 
 void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int32_t channels,
@@ -536,6 +802,60 @@ void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int
                         tt_update_state *s, float *scratch) {
   sgd_call call = begin_update(o, s, momentum);
   tt_bias_grad_f32(dy, mask, outer, channels, scratch);
+  update_biases_s32(b, channels, b_scales, scratch, momentum, &call);
+  end_update(&call, s);
+}
+
+/* The fused updates of int8 dy: the int8-dy gradient kernels' values, then the same update
+ * path, so they equal tt_*_weight_grad_s8 followed by tt_update_weight_s8 bit for bit. */
+
+void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                                   int32_t n, int32_t oh, int32_t ow, int32_t co,
+                                   const int8_t *saved, float x_scale, int32_t x_zp, int32_t h,
+                                   int32_t wd, int32_t k, int8_t *w, int32_t kh, int32_t kw,
+                                   int32_t ci, const float *w_scales, int32_t n_scales,
+                                   const tt_window *win, float *momentum, const tt_sgd *o,
+                                   tt_update_state *s, float *scratch) {
+  const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
+                                 *win, *dy_scale * x_scale};
+  update_channels(conv_channel_s8, &a, co, w, kh * kw, ci, k, w_scales, n_scales, momentum, o,
+                  s, scratch);
+}
+
+void tt_depthwise_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale,
+                                             const uint8_t *mask, int32_t n, int32_t oh,
+                                             int32_t ow, int32_t c, int32_t m,
+                                             const int8_t *saved, float x_scale, int32_t x_zp,
+                                             int32_t h, int32_t wd, int8_t *w, int32_t kh,
+                                             int32_t kw, const float *w_scales,
+                                             int32_t n_scales, const tt_window *win,
+                                             float *momentum, const tt_sgd *o,
+                                             tt_update_state *s, float *scratch) {
+  sgd_call call = begin_update(o, s, momentum);
+  tt_depthwise_conv2d_weight_grad_s8(dy, dy_scale, mask, n, oh, ow, c, m, saved, x_scale, x_zp,
+                                     h, wd, kh, kw, win, scratch);
+  update_rows_s8(w, kh * kw, c * m, c * m, w_scales, n_scales > 1, scratch, momentum, &call);
+  end_update(&call, s);
+}
+
+void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, const float *dy_scale,
+                                            const uint8_t *mask, int32_t batches, int32_t units,
+                                            const int8_t *saved, float x_scale, int32_t x_zp,
+                                            int32_t k, int8_t *w, int32_t depth,
+                                            const float *w_scales, int32_t n_scales,
+                                            float *momentum, const tt_sgd *o,
+                                            tt_update_state *s, float *scratch) {
+  const fc_grad_args a = {dy, mask, batches, units, saved, *dy_scale * x_scale, x_zp, k};
+  update_channels(fc_unit_s8, &a, units, w, 1, depth, k, w_scales, n_scales, momentum, o, s,
+                  scratch);
+}
+
+void tt_bias_update_s32_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
+                           int32_t outer, int32_t channels, int32_t *b, const float *b_scales,
+                           float *momentum, const tt_sgd *o, tt_update_state *s,
+                           float *scratch) {
+  sgd_call call = begin_update(o, s, momentum);
+  tt_bias_grad_s8(dy, dy_scale, mask, outer, channels, scratch);
   update_biases_s32(b, channels, b_scales, scratch, momentum, &call);
   end_update(&call, s);
 }

@@ -72,8 +72,19 @@ void tt_sum_broadcast_grad_f32(const float *dy, const int32_t *dy_dims,
   }
 }
 
-void tt_mean_grad_f32(const float *dy, const int32_t *dims, const int32_t *reduced,
-                      int32_t rank, float *dx) {
+/* The data-movement gradients move float32 or int8 elements: one walk serves both. */
+static inline void move_element(const void *src, int32_t from, void *dst, int32_t to,
+                                int32_t bytes) {
+  if (bytes == 4)
+    ((float *)dst)[to] = ((const float *)src)[from];
+  else
+    ((int8_t *)dst)[to] = ((const int8_t *)src)[from];
+}
+
+/* dx [dims] = dy broadcast over the reduced axes (dy has the kept ones); returns the number
+ * of elements each mean averaged. */
+static int32_t broadcast_back(const void *dy, const int32_t *dims, const int32_t *reduced,
+                              int32_t rank, int32_t bytes, void *dx) {
   int32_t out_dims[6], out_strides[6], index[6] = {0};
   int32_t count = 1;
   for (int32_t d = 0; d < rank; ++d) {
@@ -81,31 +92,43 @@ void tt_mean_grad_f32(const float *dy, const int32_t *dims, const int32_t *reduc
     if (reduced[d]) count *= dims[d];
   }
   tt_strides_of(out_dims, rank, out_strides);
-  const float divisor = (float)count;
   const int32_t total = tt_count_of(dims, rank);
   for (int32_t i = 0; i < total; ++i) {
     int32_t src = 0;
     for (int32_t d = 0; d < rank; ++d) src += (reduced[d] ? 0 : index[d]) * out_strides[d];
-    dx[i] = dy[src] / divisor;
+    move_element(dy, src, dx, i, bytes);
     tt_next_index(index, dims, rank);
   }
+  return count;
 }
 
-void tt_pad_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *before,
-                     const int32_t *dims, int32_t rank, float *dx) {
+void tt_mean_grad_f32(const float *dy, const int32_t *dims, const int32_t *reduced,
+                      int32_t rank, float *dx) {
+  const float divisor = (float)broadcast_back(dy, dims, reduced, rank, 4, dx);
+  const int32_t total = tt_count_of(dims, rank);
+  for (int32_t i = 0; i < total; ++i) dx[i] = dx[i] / divisor;
+}
+
+static void pad_move(const void *dy, const int32_t *dy_dims, const int32_t *before,
+                     const int32_t *dims, int32_t rank, int32_t bytes, void *dx) {
   int32_t dy_strides[6], index[6] = {0};
   tt_strides_of(dy_dims, rank, dy_strides);
   const int32_t total = tt_count_of(dims, rank);
   for (int32_t i = 0; i < total; ++i) {
     int32_t src = 0;
     for (int32_t d = 0; d < rank; ++d) src += (index[d] + before[d]) * dy_strides[d];
-    dx[i] = dy[src];
+    move_element(dy, src, dx, i, bytes);
     tt_next_index(index, dims, rank);
   }
 }
 
-void tt_transpose_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *perm,
-                           int32_t rank, float *dx) {
+void tt_pad_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *before,
+                     const int32_t *dims, int32_t rank, float *dx) {
+  pad_move(dy, dy_dims, before, dims, rank, 4, dx);
+}
+
+static void transpose_move(const void *dy, const int32_t *dy_dims, const int32_t *perm,
+                           int32_t rank, int32_t bytes, void *dx) {
   /* dy = transpose(x, perm): dy axis a is x axis perm[a]; walk x (= dx) in row-major order */
   int32_t dims[6], dy_strides[6], index[6] = {0};
   for (int32_t a = 0; a < rank; ++a) dims[perm[a]] = dy_dims[a];
@@ -114,7 +137,98 @@ void tt_transpose_grad_f32(const float *dy, const int32_t *dy_dims, const int32_
   for (int32_t i = 0; i < total; ++i) {
     int32_t src = 0;
     for (int32_t a = 0; a < rank; ++a) src += index[perm[a]] * dy_strides[a];
-    dx[i] = dy[src];
+    move_element(dy, src, dx, i, bytes);
     tt_next_index(index, dims, rank);
   }
+}
+
+void tt_transpose_grad_f32(const float *dy, const int32_t *dy_dims, const int32_t *perm,
+                           int32_t rank, float *dx) {
+  transpose_move(dy, dy_dims, perm, rank, 4, dx);
+}
+
+/* ---- int8 gradients ------------------------------------------------------------------------ */
+
+void tt_mask_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t size, int8_t *dx) {
+  for (int32_t i = 0; i < size; ++i) dx[i] = tt_live(mask, i) ? dy[i] : 0;
+}
+
+void tt_add_grad_s8(const int8_t *a, const float *a_scale, const int8_t *b, const float *b_scale,
+                    int32_t size, int8_t *dx, float *dx_scale, tt_update_state *rounding) {
+  const float top = *a_scale > *b_scale ? *a_scale : *b_scale;
+  const int32_t ma = tt_grad_multiplier_s16(*a_scale, top, TT_ADD_GRAD_SHIFT);
+  const int32_t mb = tt_grad_multiplier_s16(*b_scale, top, TT_ADD_GRAD_SHIFT);
+  uint32_t amax = 0;
+  for (int32_t i = 0; i < size; ++i) {
+    const uint32_t m = tt_magnitude(a[i] * ma + b[i] * mb);
+    if (m > amax) amax = m;
+  }
+  tt_rounder r;
+  tt_rounder_begin(&r, amax, tt_grad_unit(top, TT_ADD_GRAD_SHIFT), rounding, dx_scale);
+  for (int32_t i = 0; i < size; ++i) dx[i] = tt_round_grad(&r, a[i] * ma + b[i] * mb);
+  tt_rounder_end(&r, rounding);
+}
+
+/* The int32 sum, in any order, of the dy elements at `dy` + every index of `dims` under dy's
+ * strides (as sum_broadcast_axes). */
+static int32_t sum_broadcast_axes_s8(const int8_t *dy, const int32_t *dims,
+                                     const int32_t *strides, int32_t rank) {
+  int32_t index[6] = {0};
+  const int32_t count = tt_count_of(dims, rank);
+  int32_t acc = 0;
+  for (int32_t j = 0; j < count; ++j) {
+    int32_t offset = 0;
+    for (int32_t d = 0; d < rank; ++d) offset += index[d] * strides[d];
+    acc += dy[offset];
+    tt_next_index(index, dims, rank);
+  }
+  return acc;
+}
+
+/* dx in row-major order, into the maximum or through the rounder. */
+static void sum_broadcast_walk_s8(const int8_t *dy, const int32_t *dy_dims,
+                                  const int32_t *dx_dims, int32_t rank, uint32_t *amax,
+                                  tt_rounder *r, int8_t *dx) {
+  int32_t dy_strides[6], broadcast[6], index[6] = {0};
+  tt_strides_of(dy_dims, rank, dy_strides);
+  for (int32_t d = 0; d < rank; ++d) broadcast[d] = dx_dims[d] == dy_dims[d] ? 1 : dy_dims[d];
+  const int32_t total = tt_count_of(dx_dims, rank);
+  for (int32_t i = 0; i < total; ++i) {
+    int32_t base = 0;
+    for (int32_t d = 0; d < rank; ++d) base += index[d] * dy_strides[d];
+    const int32_t acc = sum_broadcast_axes_s8(dy + base, broadcast, dy_strides, rank);
+    if (r != 0) {
+      dx[i] = tt_round_grad(r, acc);
+    } else {
+      const uint32_t m = tt_magnitude(acc);
+      if (m > *amax) *amax = m;
+    }
+    tt_next_index(index, dx_dims, rank);
+  }
+}
+
+void tt_sum_broadcast_grad_s8(const int8_t *dy, const float *dy_scale, const int32_t *dy_dims,
+                              const int32_t *dx_dims, int32_t rank, int8_t *dx,
+                              float *dx_scale, tt_update_state *rounding) {
+  uint32_t amax = 0;
+  sum_broadcast_walk_s8(dy, dy_dims, dx_dims, rank, &amax, 0, 0);
+  tt_rounder r;
+  tt_rounder_begin(&r, amax, *dy_scale, rounding, dx_scale);
+  sum_broadcast_walk_s8(dy, dy_dims, dx_dims, rank, 0, &r, dx);
+  tt_rounder_end(&r, rounding);
+}
+
+void tt_mean_grad_s8(const int8_t *dy, const float *dy_scale, const int32_t *dims,
+                     const int32_t *reduced, int32_t rank, int8_t *dx, float *dx_scale) {
+  *dx_scale = *dy_scale / (float)broadcast_back(dy, dims, reduced, rank, 1, dx);
+}
+
+void tt_pad_grad_s8(const int8_t *dy, const int32_t *dy_dims, const int32_t *before,
+                    const int32_t *dims, int32_t rank, int8_t *dx) {
+  pad_move(dy, dy_dims, before, dims, rank, 1, dx);
+}
+
+void tt_transpose_grad_s8(const int8_t *dy, const int32_t *dy_dims, const int32_t *perm,
+                          int32_t rank, int8_t *dx) {
+  transpose_move(dy, dy_dims, perm, rank, 1, dx);
 }

@@ -5,6 +5,11 @@
  * requested), Invoke only maps tensors onto the portable kernels of tt_kernels.h, and Reset
  * rewinds per-op state (TT_INIT's flag, the update ops' RNG and step). Every op but TT_INIT
  * reads the label (its last input) and does nothing for label < 0 (inference only).
+ *
+ * Int8 gradients (schema: int8_gradients): an op is in int8 mode when its gradient tensors
+ * are int8, as TFLM kernels dispatch on their input types. Prepare checks the mode's tensors
+ * (the scales, the multipliers, the options only that mode has), Invoke calls the _s8
+ * kernels, and an op that rounds stochastically keeps its stream like an update op.
  */
 #include <float.h>
 #include <string.h>
@@ -147,6 +152,12 @@ class Prepare {
     return false;
   }
 
+  /* The float32 [1] scale tensor of an int8 gradient, at input or output `index`. */
+  bool ScaleIn(int index, const char *what) { return Scale(In(index, kTfLiteFloat32, what), what); }
+  bool ScaleOut(int index, const char *what) {
+    return Scale(Out(index, kTfLiteFloat32, what), what);
+  }
+
   bool Rank(const TfLiteTensor *t, int rank, const char *what) {
     if (t->dims->size == rank) return true;
     Fail("%s has rank %d, wants %d", what, t->dims->size, rank);
@@ -216,6 +227,12 @@ class Prepare {
   }
 
  private:
+  bool Scale(const TfLiteTensor *t, const char *what) {
+    if (t == nullptr) return false;
+    if (Count(t->dims) == 1) return true;
+    Fail("%s must hold one float", what);
+    return false;
+  }
   static const TfLiteAffineQuantization *Affine(const TfLiteTensor *t) {
     if (t->quantization.type != kTfLiteAffineQuantization) return nullptr;
     const TfLiteAffineQuantization *q =
@@ -260,6 +277,89 @@ bool WindowOk(Prepare &p, const tt_window &w) {
     return true;
   p.Fail("strides and dilations must be positive and pads non-negative");
   return false;
+}
+
+/* ---- int8 gradients: the mode, the rounding options and stream --------------------------- */
+
+/* An op's int8-gradient options (schema: int8_gradients.rounding; `passes` for the layers'
+ * input gradients) and, when it rounds stochastically, its stream. */
+struct GradMode {
+  bool options;              /* Init found them (int8 mode has them, float32 mode not) */
+  const char *bad_key;       /* the first of them missing or mistyped */
+  int32_t rounding, passes;
+  uint32_t seed;
+  tt_update_state state;
+};
+
+void ReadGradOptions(Options &o, GradMode *g, bool passes) {
+  g->options = o.Has("rounding");
+  if (!g->options) return;
+  g->rounding = o.Int("rounding");
+  g->seed = o.UInt("seed");
+  g->passes = passes ? o.Int("passes") : 2;
+  g->bad_key = o.bad_key();
+  tt_update_state_init(&g->state, g->seed);
+}
+
+/* The options match the mode and are in range. */
+bool GradOptionsOk(Prepare &p, const GradMode &g, bool int8) {
+  if (!p.Options(g.bad_key)) return false;
+  if (!int8) {
+    if (g.options) return p.Fail("options 'rounding' and 'seed' are for int8 gradients"), false;
+    return true;
+  }
+  if (!g.options) return p.Fail("int8 gradients need the options 'rounding' and 'seed'"), false;
+  if (g.rounding != 0 && g.rounding != 1) return p.Fail("rounding must be 0 or 1"), false;
+  if (g.passes != 1 && g.passes != 2) return p.Fail("passes must be 1 or 2"), false;
+  return true;
+}
+
+/* The stream the kernel rounds from: NULL rounds to nearest. */
+tt_update_state *Rounding(GradMode *g) { return g->rounding == 1 ? &g->state : nullptr; }
+
+void GradReset(GradMode *g) {
+  if (g->options) tt_update_state_init(&g->state, g->seed);
+}
+
+bool IsInt8(const TfLiteTensor *t) { return t != nullptr && t->type == kTfLiteInt8; }
+bool IsInt8(const TfLiteEvalTensor *t) { return t != nullptr && t->type == kTfLiteInt8; }
+
+/* The type of a gradient in the op's mode. */
+TfLiteType GradType(bool int8) { return int8 ? kTfLiteInt8 : kTfLiteFloat32; }
+
+/* ---- the ops' random streams and steps, for checkpoints (tt_tflm.h: ReportUpdateStatesTo) -- */
+
+UpdateOpStates *g_update_sink = nullptr;
+
+static_assert(sizeof(tt_update_state) == 8,
+              "tt_checkpoint.h's update-state region is u32 rng, i32 step");
+
+/* Puts an op's entry (found by its key tensor, else appended) in the sink: an update op is
+ * keyed by its parameter, an op rounding an int8 gradient stochastically by that gradient
+ * (`momentum`: the input index of a momentum buffer, or -1). */
+void ReportState(const TfLiteContext *context, const TfLiteNode *node, tt_update_state *state,
+                 int32_t key, int momentum) {
+  UpdateOpStates *sink = g_update_sink;
+  if (sink == nullptr) return;
+  int32_t i = 0;
+  while (i < sink->count && i < sink->capacity && sink->entries[i].parameter != key) ++i;
+  if (i == sink->count) ++sink->count;
+  if (i >= sink->capacity) return;
+  UpdateOpState &e = sink->entries[i];
+  e.parameter = key;
+  e.state = state;
+  e.state_bytes = static_cast<int32_t>(sizeof *state);
+  e.momentum = momentum >= 0 && HasInput(node, momentum) ? node->inputs->data[momentum] : -1;
+  const TfLiteEvalTensor *m = e.momentum >= 0 ? EvalInput(context, node, momentum) : nullptr;
+  e.momentum_data = m != nullptr ? m->data.data : nullptr;
+  e.momentum_bytes = m != nullptr ? Count(m->dims) * static_cast<int32_t>(sizeof(float)) : 0;
+}
+
+/* An op rounding its int8 gradient output `output` stochastically reports its stream. */
+void ReportRounding(const TfLiteContext *context, const TfLiteNode *node, GradMode *g,
+                    int output) {
+  if (g->options && g->rounding == 1)
+    ReportState(context, node, &g->state, node->outputs->data[output], -1);
 }
 
 /* The padded extent an (oh x ow)-output window walk of a (kh x kw) kernel spans, and the
@@ -399,25 +499,49 @@ TfLiteStatus SliceInvoke(TfLiteContext *context, TfLiteNode *node) {
 
 /* ---- TT_LOSS_SOFTMAX_CE, TT_SOFTMAX_GRAD: one cached per-tensor quantization ---------------- */
 
-struct QuantData { float scale; int32_t zero_point; };
+struct QuantData {
+  GradMode grad;
+  float scale;
+  int32_t zero_point;
+  bool int8;
+  int scratch;                 /* the int8 loss: the float32 dlogits before rounding */
+};
 
-void *QuantInit(TfLiteContext *context, const char *, size_t) { return New<QuantData>(context); }
+void *QuantInit(TfLiteContext *context, const char *buffer, size_t length) {
+  QuantData *d = New<QuantData>(context);
+  if (d == nullptr) return nullptr;
+  Options o(buffer, length);
+  ReadGradOptions(o, &d->grad, false);
+  return d;
+}
+
+/* Reset of the ops whose data starts with their GradMode. */
+void GradModeReset(TfLiteContext *, void *data) {
+  if (data != nullptr) GradReset(static_cast<GradMode *>(data));
+}
 
 TfLiteStatus LossPrepare(TfLiteContext *context, TfLiteNode *node) {
   Prepare p(context, node, "TT_LOSS_SOFTMAX_CE");
   QuantData *d = static_cast<QuantData *>(node->user_data);
   if (d == nullptr || !p.Inputs(2)) return kTfLiteError;
+  d->int8 = OutputCount(node) > 1 && IsInt8(p.Out(1));
+  if (!GradOptionsOk(p, d->grad, d->int8)) return kTfLiteError;
+  if (OutputCount(node) != (d->int8 ? 3 : 2)) return p.Fail("wrong number of outputs");
   TfLiteTensor *logits = p.In(0, kTfLiteInt8, "logits");
   TfLiteTensor *loss = p.Out(0, kTfLiteFloat32, "loss");
-  TfLiteTensor *dlogits = p.Out(1, kTfLiteFloat32, "dlogits");
+  TfLiteTensor *dlogits = p.Out(1, GradType(d->int8), "dlogits");
   if (logits == nullptr || loss == nullptr || dlogits == nullptr) return kTfLiteError;
   if (Count(loss->dims) != 1 || Count(dlogits->dims) != Count(logits->dims))
     return p.Fail("loss must be [1] and dlogits shaped like the logits");
+  if (d->int8 && (!p.ScaleOut(2, "dlogits_scale") ||
+                  !p.Scratch(sizeof(float) * Count(logits->dims), &d->scratch)))
+    return kTfLiteError;
   return p.Quant(logits, "logits", &d->scale, &d->zero_point) ? kTfLiteOk : kTfLiteError;
 }
 
 TfLiteStatus LossInvoke(TfLiteContext *context, TfLiteNode *node) {
-  const QuantData *d = static_cast<const QuantData *>(node->user_data);
+  QuantData *d = static_cast<QuantData *>(node->user_data);
+  if (d->int8) ReportRounding(context, node, &d->grad, 1);
   const int32_t label = EvalInput(context, node, 1)->data.i32[0];
   float *loss = Data<float>(EvalOutput(context, node, 0));
   if (label < 0) {
@@ -426,8 +550,15 @@ TfLiteStatus LossInvoke(TfLiteContext *context, TfLiteNode *node) {
   }
   const TfLiteEvalTensor *logits = EvalInput(context, node, 0);
   const int32_t classes = Count(logits->dims);
-  if (tt_loss_softmax_ce_s8(Data<int8_t>(logits), classes, d->scale, d->zero_point, label, loss,
-                            Data<float>(EvalOutput(context, node, 1))) != TT_OK) {
+  const int status =
+      d->int8 ? tt_loss_softmax_ce_s8_s8(Data<int8_t>(logits), classes, d->scale, d->zero_point,
+                                         label, loss, Data<int8_t>(EvalOutput(context, node, 1)),
+                                         Data<float>(EvalOutput(context, node, 2)),
+                                         Rounding(&d->grad),
+                                         static_cast<float *>(Scratch(context, d->scratch)))
+              : tt_loss_softmax_ce_s8(Data<int8_t>(logits), classes, d->scale, d->zero_point,
+                                      label, loss, Data<float>(EvalOutput(context, node, 1)));
+  if (status != TT_OK) {
     Log("TT_LOSS_SOFTMAX_CE", "label %d out of range for %d classes", static_cast<int>(label),
         static_cast<int>(classes));
     return kTfLiteError;
@@ -435,41 +566,69 @@ TfLiteStatus LossInvoke(TfLiteContext *context, TfLiteNode *node) {
   return kTfLiteOk;
 }
 
+/* The int8 softmax gradient: TFLite's int8 softmax output (scale 1/256), depth < 66000. */
 TfLiteStatus SoftmaxGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   Prepare p(context, node, "TT_SOFTMAX_GRAD");
   QuantData *d = static_cast<QuantData *>(node->user_data);
-  if (d == nullptr || !p.Inputs(3)) return kTfLiteError;
-  TfLiteTensor *dy = p.In(0, kTfLiteFloat32, "dy");
+  if (d == nullptr) return kTfLiteError;
+  d->int8 = IsInt8(p.In(0));
+  if (!GradOptionsOk(p, d->grad, d->int8) || !p.Inputs(d->int8 ? 4 : 3)) return kTfLiteError;
+  TfLiteTensor *dy = p.In(0, GradType(d->int8), "dy");
   TfLiteTensor *saved = p.In(1, kTfLiteInt8, "saved");
-  TfLiteTensor *dx = p.Out(0, kTfLiteFloat32, "dx");
+  TfLiteTensor *dx = p.Out(0, GradType(d->int8), "dx");
   if (dy == nullptr || saved == nullptr || dx == nullptr || !p.MinRank(dy, 1, "dy"))
     return kTfLiteError;
   if (Count(dy->dims) != Count(saved->dims) || Count(dx->dims) != Count(dy->dims))
     return p.Fail("dy, saved and dx must have one size");
-  return p.Quant(saved, "saved", &d->scale, &d->zero_point) ? kTfLiteOk : kTfLiteError;
+  if (!p.Quant(saved, "saved", &d->scale, &d->zero_point)) return kTfLiteError;
+  if (!d->int8) return kTfLiteOk;
+  if (!p.ScaleIn(2, "dy_scale") || OutputCount(node) != 2 || !p.ScaleOut(1, "dx_scale"))
+    return kTfLiteError;
+  if (d->scale != 1.0f / 256.0f) return p.Fail("int8 gradients need a softmax of scale 1/256");
+  if (dy->dims->data[dy->dims->size - 1] >= 66000) return p.Fail("depth must be below 66000");
+  return kTfLiteOk;
 }
 
 TfLiteStatus SoftmaxGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  QuantData *d = static_cast<QuantData *>(node->user_data);
+  if (d->int8) ReportRounding(context, node, &d->grad, 0);
   if (!Training(context, node)) return kTfLiteOk;
-  const QuantData *d = static_cast<const QuantData *>(node->user_data);
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
-  tt_softmax_grad_f32(Data<float>(dy), Data<int8_t>(EvalInput(context, node, 1)), d->scale,
-                      d->zero_point, Count(dy->dims) / Last(dy), Last(dy),
-                      Data<float>(EvalOutput(context, node, 0)));
+  const int8_t *saved = Data<int8_t>(EvalInput(context, node, 1));
+  if (d->int8) {
+    tt_softmax_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 2)), saved,
+                       d->zero_point, Count(dy->dims) / Last(dy), Last(dy),
+                       Data<int8_t>(EvalOutput(context, node, 0)),
+                       Data<float>(EvalOutput(context, node, 1)), Rounding(&d->grad));
+    return kTfLiteOk;
+  }
+  tt_softmax_grad_f32(Data<float>(dy), saved, d->scale, d->zero_point, Count(dy->dims) / Last(dy),
+                      Last(dy), Data<float>(EvalOutput(context, node, 0)));
   return kTfLiteOk;
 }
 
 /* ---- elementwise gradient plumbing: TT_BIAS_GRAD, TT_MASK_GRAD, TT_SUM_GRAD, TT_RESHAPE_GRAD */
 
-/* dy (float32) at input 0 and one float32 output, `inputs` inputs in all. */
-TfLiteStatus PrepareDy(TfLiteContext *context, TfLiteNode *node, const char *op, int inputs,
-                       bool same_size) {
+/* How an op holding one gradient dy at input 0 looks in each mode: `inputs` in float32 mode
+ * (label included); int8 mode has dy's scale before the label when `dy_scale`, and dx's scale
+ * as output 1 when `dx_scale`; output 0 is a gradient (`grad_out`) or float32. */
+struct DyForm {
+  int inputs;
+  bool same_size, dy_scale, dx_scale, grad_out;
+};
+
+TfLiteStatus PrepareDy(TfLiteContext *context, TfLiteNode *node, const char *op,
+                       const DyForm &f) {
   Prepare p(context, node, op);
-  if (!p.Inputs(inputs)) return kTfLiteError;
-  TfLiteTensor *dy = p.In(0, kTfLiteFloat32, "dy");
-  TfLiteTensor *dx = p.Out(0, kTfLiteFloat32, "dx");
+  const bool int8 = IsInt8(p.In(0));
+  if (!p.Inputs(f.inputs + (int8 && f.dy_scale ? 1 : 0))) return kTfLiteError;
+  TfLiteTensor *dy = p.In(0, GradType(int8), "dy");
+  TfLiteTensor *dx = p.Out(0, f.grad_out ? GradType(int8) : kTfLiteFloat32, "dx");
   if (dy == nullptr || dx == nullptr) return kTfLiteError;
-  if (same_size && Count(dx->dims) != Count(dy->dims)) return p.Fail("dx and dy differ in size");
+  if (f.same_size && Count(dx->dims) != Count(dy->dims)) return p.Fail("dx and dy differ in size");
+  if (OutputCount(node) != (int8 && f.dx_scale ? 2 : 1)) return p.Fail("wrong number of outputs");
+  if (int8 && f.dy_scale && !p.ScaleIn(InputCount(node) - 2, "dy_scale")) return kTfLiteError;
+  if (int8 && f.dx_scale && !p.ScaleOut(1, "dx_scale")) return kTfLiteError;
   return kTfLiteOk;
 }
 
@@ -486,7 +645,8 @@ TfLiteStatus PrepareMask(TfLiteContext *context, TfLiteNode *node, const char *o
 }
 
 TfLiteStatus BiasGradPrepare(TfLiteContext *context, TfLiteNode *node) {
-  if (PrepareDy(context, node, "TT_BIAS_GRAD", 3, false) != kTfLiteOk ||
+  if (PrepareDy(context, node, "TT_BIAS_GRAD", DyForm{3, false, true, false, false}) !=
+          kTfLiteOk ||
       PrepareMask(context, node, "TT_BIAS_GRAD", true) != kTfLiteOk)
     return kTfLiteError;
   Prepare p(context, node, "TT_BIAS_GRAD");
@@ -501,71 +661,118 @@ TfLiteStatus BiasGradPrepare(TfLiteContext *context, TfLiteNode *node) {
 TfLiteStatus BiasGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   if (!Training(context, node)) return kTfLiteOk;
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
-  tt_bias_grad_f32(Data<float>(dy), Data<uint8_t>(EvalInput(context, node, 1)),
-                   Count(dy->dims) / Last(dy), Last(dy), Data<float>(EvalOutput(context, node, 0)));
+  const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
+  float *db = Data<float>(EvalOutput(context, node, 0));
+  if (IsInt8(dy)) {
+    tt_bias_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 2)), mask,
+                    Count(dy->dims) / Last(dy), Last(dy), db);
+    return kTfLiteOk;
+  }
+  tt_bias_grad_f32(Data<float>(dy), mask, Count(dy->dims) / Last(dy), Last(dy), db);
   return kTfLiteOk;
 }
 
 TfLiteStatus MaskGradPrepare(TfLiteContext *context, TfLiteNode *node) {
-  if (PrepareDy(context, node, "TT_MASK_GRAD", 3, true) != kTfLiteOk) return kTfLiteError;
+  if (PrepareDy(context, node, "TT_MASK_GRAD", DyForm{3, true, false, false, true}) != kTfLiteOk)
+    return kTfLiteError;
   return PrepareMask(context, node, "TT_MASK_GRAD", false);
 }
 
 TfLiteStatus MaskGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   if (!Training(context, node)) return kTfLiteOk;
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
-  tt_mask_grad_f32(Data<float>(dy), Data<uint8_t>(EvalInput(context, node, 1)), Count(dy->dims),
-                   Data<float>(EvalOutput(context, node, 0)));
+  const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
+  TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
+  if (IsInt8(dy))
+    tt_mask_grad_s8(Data<int8_t>(dy), mask, Count(dy->dims), Data<int8_t>(dx));
+  else
+    tt_mask_grad_f32(Data<float>(dy), mask, Count(dy->dims), Data<float>(dx));
   return kTfLiteOk;
+}
+
+/* TT_SUM_GRAD: a, b, label -> dx; int8: a, b, a_scale, b_scale, label -> dx, dx_scale. */
+struct SumData {
+  GradMode grad;
+  bool int8;
+};
+
+void *SumInit(TfLiteContext *context, const char *buffer, size_t length) {
+  SumData *d = New<SumData>(context);
+  if (d == nullptr) return nullptr;
+  Options o(buffer, length);
+  ReadGradOptions(o, &d->grad, false);
+  return d;
 }
 
 TfLiteStatus SumGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   Prepare p(context, node, "TT_SUM_GRAD");
-  if (PrepareDy(context, node, "TT_SUM_GRAD", 3, false) != kTfLiteOk) return kTfLiteError;
-  TfLiteTensor *a = p.In(0);
-  TfLiteTensor *dx = p.Out(0);
+  SumData *d = static_cast<SumData *>(node->user_data);
+  if (d == nullptr) return kTfLiteError;
+  d->int8 = IsInt8(p.In(0));
+  if (!GradOptionsOk(p, d->grad, d->int8) || !p.Inputs(d->int8 ? 5 : 3)) return kTfLiteError;
+  TfLiteTensor *a = p.In(0, GradType(d->int8), "a");
+  TfLiteTensor *dx = p.Out(0, GradType(d->int8), "dx");
+  if (a == nullptr || dx == nullptr) return kTfLiteError;
+  if (OutputCount(node) != (d->int8 ? 2 : 1)) return p.Fail("wrong number of outputs");
+  if (d->int8 && (!p.ScaleIn(2, "a_scale") || !p.ScaleOut(1, "dx_scale"))) return kTfLiteError;
   if (HasInput(node, 1)) {
-    TfLiteTensor *b = p.In(1, kTfLiteFloat32, "b");
+    TfLiteTensor *b = p.In(1, GradType(d->int8), "b");
     if (b == nullptr) return kTfLiteError;
     if (Count(b->dims) != Count(a->dims) || Count(dx->dims) != Count(a->dims))
       return p.Fail("a, b and dx must have one size");
+    if (d->int8 && !p.ScaleIn(3, "b_scale")) return kTfLiteError;
     return kTfLiteOk;
   }
+  if (d->int8 && HasInput(node, 3)) return p.Fail("b_scale without b");
   /* the broadcast form: dx's axes, right-aligned, are dy's or 1 */
   const int rank = a->dims->size, lead = rank - dx->dims->size;
   if (rank > kMaxRank || lead < 0) return p.Fail("dx's rank must be at most dy's (<= 6)");
-  for (int d = 0; d < dx->dims->size; ++d) {
-    const int n = dx->dims->data[d];
-    if (n != 1 && n != a->dims->data[lead + d]) return p.Fail("dx does not broadcast to dy");
+  for (int d_ = 0; d_ < dx->dims->size; ++d_) {
+    const int n = dx->dims->data[d_];
+    if (n != 1 && n != a->dims->data[lead + d_]) return p.Fail("dx does not broadcast to dy");
   }
   return kTfLiteOk;
 }
 
 TfLiteStatus SumGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  SumData *d = static_cast<SumData *>(node->user_data);
+  if (d->int8) ReportRounding(context, node, &d->grad, 0);
   if (!Training(context, node)) return kTfLiteOk;
   const TfLiteEvalTensor *a = EvalInput(context, node, 0);
   const TfLiteEvalTensor *b = EvalInput(context, node, 1);
   TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
-  if (b != nullptr) {
-    tt_add_grad_f32(Data<float>(a), Data<float>(b), Count(a->dims), Data<float>(dx));
-    return kTfLiteOk;
-  }
   int32_t dx_dims[kMaxRank];
   const int rank = a->dims->size, lead = rank - dx->dims->size;
-  for (int d = 0; d < rank; ++d) dx_dims[d] = d < lead ? 1 : dx->dims->data[d - lead];
-  tt_sum_broadcast_grad_f32(Data<float>(a), Dims32(a->dims).v, dx_dims, rank, Data<float>(dx));
+  for (int i = 0; b == nullptr && i < rank; ++i)
+    dx_dims[i] = i < lead ? 1 : dx->dims->data[i - lead];
+  if (d->int8) {
+    const float *a_scale = Data<float>(EvalInput(context, node, 2));
+    float *dx_scale = Data<float>(EvalOutput(context, node, 1));
+    if (b != nullptr)
+      tt_add_grad_s8(Data<int8_t>(a), a_scale, Data<int8_t>(b),
+                     Data<float>(EvalInput(context, node, 3)), Count(a->dims),
+                     Data<int8_t>(dx), dx_scale, Rounding(&d->grad));
+    else
+      tt_sum_broadcast_grad_s8(Data<int8_t>(a), a_scale, Dims32(a->dims).v, dx_dims, rank,
+                               Data<int8_t>(dx), dx_scale, Rounding(&d->grad));
+    return kTfLiteOk;
+  }
+  if (b != nullptr)
+    tt_add_grad_f32(Data<float>(a), Data<float>(b), Count(a->dims), Data<float>(dx));
+  else
+    tt_sum_broadcast_grad_f32(Data<float>(a), Dims32(a->dims).v, dx_dims, rank, Data<float>(dx));
   return kTfLiteOk;
 }
 
 TfLiteStatus ReshapeGradPrepare(TfLiteContext *context, TfLiteNode *node) {
-  return PrepareDy(context, node, "TT_RESHAPE_GRAD", 2, true);
+  return PrepareDy(context, node, "TT_RESHAPE_GRAD", DyForm{2, true, false, false, true});
 }
 
 TfLiteStatus ReshapeGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   if (!Training(context, node)) return kTfLiteOk;
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   tt_init_copy(dy->data.data, EvalOutput(context, node, 0)->data.data,
-               Count(dy->dims) * static_cast<int32_t>(sizeof(float)));
+               Count(dy->dims) * TypeBytes(dy->type));
   return kTfLiteOk;
 }
 
@@ -582,10 +789,12 @@ void *VectorInit(TfLiteContext *context, const char *buffer, size_t length) {
   return d;
 }
 
-/* The checks the three share; the op's own checks follow on the same Prepare. */
+/* The checks the three share; the op's own checks follow on the same Prepare. The mean's
+ * int8 form has the scales (it divides dy's by the count). */
 bool VectorPrepare(Prepare &p, TfLiteContext *context, TfLiteNode *node, const char *op,
-                   TfLiteTensor **dy, TfLiteTensor **dx, const IntsData **d) {
-  if (PrepareDy(context, node, op, 2, false) != kTfLiteOk) return false;
+                   TfLiteTensor **dy, TfLiteTensor **dx, const IntsData **d, bool scales) {
+  if (PrepareDy(context, node, op, DyForm{2, false, scales, scales, true}) != kTfLiteOk)
+    return false;
   *d = static_cast<const IntsData *>(node->user_data);
   if (*d == nullptr || !p.Options((*d)->bad_key)) return false;
   *dy = p.In(0);
@@ -599,7 +808,8 @@ TfLiteStatus TransposeGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   Prepare p(context, node, "TT_TRANSPOSE_GRAD");
   TfLiteTensor *dy, *dx;
   const IntsData *d;
-  if (!VectorPrepare(p, context, node, "TT_TRANSPOSE_GRAD", &dy, &dx, &d)) return kTfLiteError;
+  if (!VectorPrepare(p, context, node, "TT_TRANSPOSE_GRAD", &dy, &dx, &d, false))
+    return kTfLiteError;
   if (d->n != dy->dims->size || Count(dx->dims) != Count(dy->dims))
     return p.Fail("perm must have dy's rank");
   int seen = 0;
@@ -615,8 +825,11 @@ TfLiteStatus TransposeGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   if (!Training(context, node)) return kTfLiteOk;
   const IntsData *d = static_cast<const IntsData *>(node->user_data);
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
-  tt_transpose_grad_f32(Data<float>(dy), Dims32(dy->dims).v, d->v, d->n,
-                        Data<float>(EvalOutput(context, node, 0)));
+  TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
+  if (IsInt8(dy))
+    tt_transpose_grad_s8(Data<int8_t>(dy), Dims32(dy->dims).v, d->v, d->n, Data<int8_t>(dx));
+  else
+    tt_transpose_grad_f32(Data<float>(dy), Dims32(dy->dims).v, d->v, d->n, Data<float>(dx));
   return kTfLiteOk;
 }
 
@@ -624,7 +837,7 @@ TfLiteStatus PadGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   Prepare p(context, node, "TT_PAD_GRAD");
   TfLiteTensor *dy, *dx;
   const IntsData *d;
-  if (!VectorPrepare(p, context, node, "TT_PAD_GRAD", &dy, &dx, &d)) return kTfLiteError;
+  if (!VectorPrepare(p, context, node, "TT_PAD_GRAD", &dy, &dx, &d, false)) return kTfLiteError;
   if (d->n != dy->dims->size || dx->dims->size != d->n)
     return p.Fail("before, dy and dx need one rank");
   for (int a = 0; a < d->n; ++a) {
@@ -639,8 +852,12 @@ TfLiteStatus PadGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   const IntsData *d = static_cast<const IntsData *>(node->user_data);
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
-  tt_pad_grad_f32(Data<float>(dy), Dims32(dy->dims).v, d->v, Dims32(dx->dims).v, d->n,
-                  Data<float>(dx));
+  if (IsInt8(dy))
+    tt_pad_grad_s8(Data<int8_t>(dy), Dims32(dy->dims).v, d->v, Dims32(dx->dims).v, d->n,
+                   Data<int8_t>(dx));
+  else
+    tt_pad_grad_f32(Data<float>(dy), Dims32(dy->dims).v, d->v, Dims32(dx->dims).v, d->n,
+                    Data<float>(dx));
   return kTfLiteOk;
 }
 
@@ -648,7 +865,7 @@ TfLiteStatus MeanGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   Prepare p(context, node, "TT_MEAN_GRAD");
   TfLiteTensor *dy, *dx;
   const IntsData *d;
-  if (!VectorPrepare(p, context, node, "TT_MEAN_GRAD", &dy, &dx, &d)) return kTfLiteError;
+  if (!VectorPrepare(p, context, node, "TT_MEAN_GRAD", &dy, &dx, &d, true)) return kTfLiteError;
   int32_t kept = Count(dx->dims);
   int seen = 0;
   for (int a = 0; a < d->n; ++a) {
@@ -665,20 +882,28 @@ TfLiteStatus MeanGradPrepare(TfLiteContext *context, TfLiteNode *node) {
 TfLiteStatus MeanGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   if (!Training(context, node)) return kTfLiteOk;
   const IntsData *d = static_cast<const IntsData *>(node->user_data);
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
   int32_t reduced[kMaxRank] = {0};
   for (int a = 0; a < d->n; ++a) reduced[d->v[a] < 0 ? d->v[a] + dx->dims->size : d->v[a]] = 1;
-  tt_mean_grad_f32(Data<float>(EvalInput(context, node, 0)), Dims32(dx->dims).v, reduced,
-                   dx->dims->size, Data<float>(dx));
+  if (IsInt8(dy))
+    tt_mean_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 1)),
+                    Dims32(dx->dims).v, reduced, dx->dims->size, Data<int8_t>(dx),
+                    Data<float>(EvalOutput(context, node, 1)));
+  else
+    tt_mean_grad_f32(Data<float>(dy), Dims32(dx->dims).v, reduced, dx->dims->size,
+                     Data<float>(dx));
   return kTfLiteOk;
 }
 
 /* ---- pooling gradients ------------------------------------------------------------------- */
 
 struct PoolData {
+  GradMode grad;
   const char *bad_key;
   tt_window window;
   int32_t filter_h, filter_w;
+  bool int8;
 };
 
 void *PoolInit(TfLiteContext *context, const char *buffer, size_t length) {
@@ -688,17 +913,21 @@ void *PoolInit(TfLiteContext *context, const char *buffer, size_t length) {
   d->window = ReadWindow(o, false);
   d->filter_h = o.Int("filter_h");
   d->filter_w = o.Int("filter_w");
+  ReadGradOptions(o, &d->grad, false);
   d->bad_key = o.bad_key();
   return d;
 }
 
 TfLiteStatus PoolPrepare(TfLiteContext *context, TfLiteNode *node, const char *op, bool max) {
-  if (PrepareDy(context, node, op, max ? 3 : 2, false) != kTfLiteOk) return kTfLiteError;
+  if (PrepareDy(context, node, op, DyForm{max ? 3 : 2, false, true, true, true}) != kTfLiteOk)
+    return kTfLiteError;
   Prepare p(context, node, op);
-  const PoolData *d = static_cast<const PoolData *>(node->user_data);
+  PoolData *d = static_cast<PoolData *>(node->user_data);
   if (d == nullptr || !p.Options(d->bad_key) || !WindowOk(p, d->window)) return kTfLiteError;
   TfLiteTensor *dy = p.In(0);
   TfLiteTensor *dx = p.Out(0);
+  d->int8 = IsInt8(dy);
+  if (!GradOptionsOk(p, d->grad, d->int8)) return kTfLiteError;
   if (!p.Rank(dy, 4, "dy") || !p.Rank(dx, 4, "dx")) return kTfLiteError;
   if (d->filter_h < 1 || d->filter_w < 1) return p.Fail("filter must be at least 1x1");
   if (dy->dims->data[0] != dx->dims->data[0] || dy->dims->data[3] != dx->dims->data[3])
@@ -722,10 +951,18 @@ TfLiteStatus MaxPoolGradPrepare(TfLiteContext *context, TfLiteNode *node) {
 }
 
 TfLiteStatus AvgPoolGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  PoolData *d = static_cast<PoolData *>(node->user_data);
+  if (d->int8) ReportRounding(context, node, &d->grad, 0);
   if (!Training(context, node)) return kTfLiteOk;
-  const PoolData *d = static_cast<const PoolData *>(node->user_data);
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
+  if (d->int8) {
+    tt_average_pool_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 1)),
+                            Dim(dy, 0), Dim(dy, 1), Dim(dy, 2), Dim(dy, 3), d->filter_h,
+                            d->filter_w, &d->window, Dim(dx, 1), Dim(dx, 2), Data<int8_t>(dx),
+                            Data<float>(EvalOutput(context, node, 1)), Rounding(&d->grad));
+    return kTfLiteOk;
+  }
   tt_average_pool_grad_f32(Data<float>(dy), Dim(dy, 0), Dim(dy, 1), Dim(dy, 2), Dim(dy, 3),
                            d->filter_h, d->filter_w, &d->window, Dim(dx, 1), Dim(dx, 2),
                            Data<float>(dx));
@@ -733,13 +970,22 @@ TfLiteStatus AvgPoolGradInvoke(TfLiteContext *context, TfLiteNode *node) {
 }
 
 TfLiteStatus MaxPoolGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  PoolData *d = static_cast<PoolData *>(node->user_data);
+  if (d->int8) ReportRounding(context, node, &d->grad, 0);
   if (!Training(context, node)) return kTfLiteOk;
-  const PoolData *d = static_cast<const PoolData *>(node->user_data);
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  const int8_t *saved = Data<int8_t>(EvalInput(context, node, 1));
   TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
-  tt_max_pool_grad_f32(Data<float>(dy), Data<int8_t>(EvalInput(context, node, 1)), Dim(dy, 0),
-                       Dim(dy, 1), Dim(dy, 2), Dim(dy, 3), d->filter_h, d->filter_w, &d->window,
-                       Dim(dx, 1), Dim(dx, 2), Data<float>(dx));
+  if (d->int8) {
+    tt_max_pool_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 2)), saved,
+                        Dim(dy, 0), Dim(dy, 1), Dim(dy, 2), Dim(dy, 3), d->filter_h,
+                        d->filter_w, &d->window, Dim(dx, 1), Dim(dx, 2), Data<int8_t>(dx),
+                        Data<float>(EvalOutput(context, node, 1)), Rounding(&d->grad));
+    return kTfLiteOk;
+  }
+  tt_max_pool_grad_f32(Data<float>(dy), saved, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2), Dim(dy, 3),
+                       d->filter_h, d->filter_w, &d->window, Dim(dx, 1), Dim(dx, 2),
+                       Data<float>(dx));
   return kTfLiteOk;
 }
 
@@ -763,6 +1009,12 @@ struct LayerData {
   int32_t n_scales;
   float x_scale;               /* of the saved input (weight gradients) */
   int32_t x_zero_point;
+  /* int8 gradients */
+  bool int8;
+  GradMode grad;               /* input gradients: rounding, seed, passes */
+  const int16_t *mult;         /* input gradients: the weights' multipliers (flash) */
+  float w_unit;
+  int grad_scratch;            /* input gradients with one pass: int32 dx */
 };
 
 void ReadSgd(Options &o, LayerData *d, bool weights) {
@@ -781,7 +1033,7 @@ void ReadSgd(Options &o, LayerData *d, bool weights) {
 }
 
 /* kind bits: which options the op has */
-enum { kWindow = 1, kMultiplier = 2, kSgd = 4, kWeightSgd = 8 };
+enum { kWindow = 1, kMultiplier = 2, kSgd = 4, kWeightSgd = 8, kRounding = 16 };
 
 template <int kOptions>
 void *LayerInit(TfLiteContext *context, const char *buffer, size_t length) {
@@ -791,55 +1043,49 @@ void *LayerInit(TfLiteContext *context, const char *buffer, size_t length) {
   d->window = (kOptions & kWindow) ? ReadWindow(o, true) : tt_window{1, 1, 1, 1, 0, 0};
   d->depth_multiplier = (kOptions & kMultiplier) ? o.Int("depth_multiplier") : 1;
   if (kOptions & (kSgd | kWeightSgd)) ReadSgd(o, d, (kOptions & kWeightSgd) != 0);
+  if (kOptions & kRounding) ReadGradOptions(o, &d->grad, true);
   d->bad_key = o.bad_key();
   return d;
 }
 
 void LayerReset(TfLiteContext *, void *data) {
   LayerData *d = static_cast<LayerData *>(data);
-  if (d != nullptr) tt_update_state_init(&d->state, d->seed);
+  if (d == nullptr) return;
+  tt_update_state_init(&d->state, d->seed);
+  GradReset(&d->grad);
 }
 
-/* ---- the update ops' state, for checkpoints (tt_tflm.h: ReportUpdateStatesTo) ---------- */
-
-UpdateOpStates *g_update_sink = nullptr;
-
-static_assert(sizeof(tt_update_state) == 8,
-              "tt_checkpoint.h's update-state region is u32 rng, i32 step");
-
-/* Puts this op's entry (found by its parameter's tensor index, else appended) in the sink. */
 void ReportUpdate(const TfLiteContext *context, const TfLiteNode *node, LayerData *d,
                   int parameter, int momentum) {
-  UpdateOpStates *sink = g_update_sink;
-  if (sink == nullptr) return;
-  const int32_t tensor = node->inputs->data[parameter];
-  int32_t i = 0;
-  while (i < sink->count && i < sink->capacity && sink->entries[i].parameter != tensor) ++i;
-  if (i == sink->count) ++sink->count;
-  if (i >= sink->capacity) return;
-  UpdateOpState &e = sink->entries[i];
-  e.parameter = tensor;
-  e.state = &d->state;
-  e.state_bytes = static_cast<int32_t>(sizeof d->state);
-  e.momentum = HasInput(node, momentum) ? node->inputs->data[momentum] : -1;
-  const TfLiteEvalTensor *m = e.momentum >= 0 ? EvalInput(context, node, momentum) : nullptr;
-  e.momentum_data = m != nullptr ? m->data.data : nullptr;
-  e.momentum_bytes = m != nullptr ? Count(m->dims) * static_cast<int32_t>(sizeof(float)) : 0;
+  ReportState(context, node, &d->state, node->inputs->data[parameter], momentum);
 }
 
-/* Common checks: option errors, the window, dy (float32 rank 4 for convolutions) and its
- * optional mask; `inputs` counts the label. */
+/* Common checks: option errors, the window, dy (float32 or int8, rank 4 for convolutions)
+ * and its optional mask; `inputs` counts the label in float32 mode, int8 mode has `extra`
+ * more, the last of them dy's scale. Sets d->int8. */
 bool LayerPrepareCommon(Prepare &p, TfLiteContext *context, TfLiteNode *node, const char *op,
-                        int inputs, Layer layer, LayerData **data, TfLiteTensor **dy) {
+                        int inputs, Layer layer, LayerData **data, TfLiteTensor **dy,
+                        int extra = 1) {
   *data = static_cast<LayerData *>(node->user_data);
   if (*data == nullptr) return p.Fail("no persistent memory for op data"), false;
-  if (!p.Options((*data)->bad_key) || !p.Inputs(inputs) || !WindowOk(p, (*data)->window))
+  const bool int8 = (*data)->int8 = IsInt8(p.In(0));
+  if (!p.Options((*data)->bad_key) || !p.Inputs(inputs + (int8 ? extra : 0)) ||
+      !WindowOk(p, (*data)->window))
     return false;
   if ((*data)->depth_multiplier < 1) return p.Fail("depth_multiplier must be positive"), false;
-  *dy = p.In(0, kTfLiteFloat32, "dy");
+  *dy = p.In(0, GradType(int8), "dy");
   if (*dy == nullptr || !p.MinRank(*dy, 1, "dy")) return false;
   if ((layer == kConv || layer == kDepthwise) && !p.Rank(*dy, 4, "dy")) return false;
+  if (int8 && !p.ScaleIn(InputCount(node) - 2, "dy_scale")) return false;
   return PrepareMask(context, node, op, true) == kTfLiteOk;
+}
+
+/* An int8-dy weight gradient sums at most TT_GRAD_MAX_POSITIONS positions in int32. */
+bool PositionsOk(Prepare &p, const LayerData *d, const TfLiteTensor *dy) {
+  const int32_t positions = Count(dy->dims) / dy->dims->data[dy->dims->size - 1];
+  if (!d->int8 || positions <= TT_GRAD_MAX_POSITIONS) return true;
+  return p.Fail("int8 gradients: %d positions per weight gradient, at most %d",
+                static_cast<int>(positions), TT_GRAD_MAX_POSITIONS), false;
 }
 
 bool SgdOk(Prepare &p, const LayerData *d) {
@@ -870,6 +1116,39 @@ bool MomentumOk(Prepare &p, TfLiteNode *node, int index, int32_t count) {
   return true;
 }
 
+/* -- input gradients: dy, mask, weights, label -> dx; int8: dy, mask, weights, multipliers,
+ *    dy_scale, label -> dx, dx_scale */
+
+/* The int8 form's multipliers (checked against the weights' scales, element by element),
+ * unit, dx_scale and, for one pass, the int32 scratch of dx. */
+TfLiteStatus InputGradInt8Prepare(Prepare &p, TfLiteNode *node, Layer layer, LayerData *d,
+                                  const TfLiteTensor *w, const TfLiteTensor *dx) {
+  if (OutputCount(node) != 2 || !p.ScaleOut(1, "dx_scale")) return kTfLiteError;
+  TfLiteTensor *mult = p.In(3, kTfLiteInt16, "multipliers");
+  if (mult == nullptr) return kTfLiteError;
+  if (mult->allocation_type != kTfLiteMmapRo || mult->data.i16 == nullptr)
+    return p.Fail("multipliers must be a constant tensor");
+  if (Count(mult->dims) != d->n_scales) return p.Fail("multipliers must have %d elements",
+                                                     static_cast<int>(d->n_scales));
+  const int32_t terms =
+      layer == kFullyConnected ? w->dims->data[0]
+      : layer == kConv ? w->dims->data[0] * w->dims->data[1] * w->dims->data[2]
+                       : w->dims->data[1] * w->dims->data[2] * d->depth_multiplier;
+  const int32_t shift = tt_grad_shift(terms);
+  if (shift < 0) return p.Fail("%d terms per element overflow int32", static_cast<int>(terms));
+  float top = 0.0f;
+  for (int32_t o = 0; o < d->n_scales; ++o) top = d->scales[o] > top ? d->scales[o] : top;
+  for (int32_t o = 0; o < d->n_scales; ++o)
+    if (mult->data.i16[o] != tt_grad_multiplier_s16(d->scales[o], top, shift))
+      return p.Fail("multiplier %d does not match the weights' scales", static_cast<int>(o));
+  d->mult = mult->data.i16;      /* constant data: lives as long as the model */
+  d->w_unit = tt_grad_unit(top, shift);
+  d->grad_scratch = -1;
+  if (d->grad.passes == 1 && !p.Scratch(sizeof(int32_t) * Count(dx->dims), &d->grad_scratch))
+    return kTfLiteError;
+  return kTfLiteOk;
+}
+
 /* -- input gradients: dy, mask, weights, label -> dx */
 template <Layer kLayer>
 TfLiteStatus InputGradPrepare(TfLiteContext *context, TfLiteNode *node) {
@@ -879,9 +1158,11 @@ TfLiteStatus InputGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   Prepare p(context, node, op);
   LayerData *d;
   TfLiteTensor *dy;
-  if (!LayerPrepareCommon(p, context, node, op, 4, kLayer, &d, &dy)) return kTfLiteError;
+  if (!LayerPrepareCommon(p, context, node, op, 4, kLayer, &d, &dy, 2) ||
+      !GradOptionsOk(p, d->grad, d->int8))
+    return kTfLiteError;
   TfLiteTensor *w = p.In(2, kTfLiteInt8, "weights");
-  TfLiteTensor *dx = p.Out(0, kTfLiteFloat32, "dx");
+  TfLiteTensor *dx = p.Out(0, GradType(d->int8), "dx");
   if (w == nullptr || dx == nullptr) return kTfLiteError;
   const int32_t out_channels = dy->dims->data[dy->dims->size - 1];
   if (kLayer == kFullyConnected) {
@@ -900,13 +1181,47 @@ TfLiteStatus InputGradPrepare(TfLiteContext *context, TfLiteNode *node) {
                     dy->dims->data[2]))
       return kTfLiteError;
   }
-  return CacheWeightScales(p, w, kLayer, d) ? kTfLiteOk : kTfLiteError;
+  if (!CacheWeightScales(p, w, kLayer, d)) return kTfLiteError;
+  return d->int8 ? InputGradInt8Prepare(p, node, kLayer, d, w, dx) : kTfLiteOk;
+}
+
+template <Layer kLayer>
+TfLiteStatus InputGradInvokeInt8(TfLiteContext *context, TfLiteNode *node, LayerData *d) {
+  const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  const float *dy_scale = Data<float>(EvalInput(context, node, 4));
+  const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
+  const TfLiteEvalTensor *w = EvalInput(context, node, 2);
+  TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
+  float *dx_scale = Data<float>(EvalOutput(context, node, 1));
+  int32_t *scratch =
+      d->grad_scratch >= 0 ? static_cast<int32_t *>(Scratch(context, d->grad_scratch)) : nullptr;
+  if (kLayer == kConv) {
+    tt_conv2d_input_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
+                            Dim(dy, 2), Dim(dy, 3), Data<int8_t>(w), d->mult, d->w_unit,
+                            Dim(w, 1), Dim(w, 2), &d->window, Dim(dx, 1), Dim(dx, 2),
+                            Dim(dx, 3), Data<int8_t>(dx), dx_scale, Rounding(&d->grad),
+                            scratch);
+  } else if (kLayer == kDepthwise) {
+    tt_depthwise_conv2d_input_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
+                                      Dim(dy, 2), Dim(dy, 3) / d->depth_multiplier,
+                                      d->depth_multiplier, Data<int8_t>(w), d->mult, d->w_unit,
+                                      Dim(w, 1), Dim(w, 2), &d->window, Dim(dx, 1), Dim(dx, 2),
+                                      Data<int8_t>(dx), dx_scale, Rounding(&d->grad), scratch);
+  } else {
+    tt_fully_connected_input_grad_s8(Data<int8_t>(dy), dy_scale, mask,
+                                     Count(dy->dims) / Last(dy), Last(dy), Data<int8_t>(w),
+                                     d->mult, d->w_unit, Dim(w, 1), Data<int8_t>(dx), dx_scale,
+                                     Rounding(&d->grad), scratch);
+  }
+  return kTfLiteOk;
 }
 
 template <Layer kLayer>
 TfLiteStatus InputGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  LayerData *d = static_cast<LayerData *>(node->user_data);
+  if (d->int8) ReportRounding(context, node, &d->grad, 0);
   if (!Training(context, node)) return kTfLiteOk;
-  const LayerData *d = static_cast<const LayerData *>(node->user_data);
+  if (d->int8) return InputGradInvokeInt8<kLayer>(context, node, d);
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
   const TfLiteEvalTensor *w = EvalInput(context, node, 2);
@@ -953,7 +1268,7 @@ TfLiteStatus WeightGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   LayerData *d;
   TfLiteTensor *dy, *saved;
   if (!LayerPrepareCommon(p, context, node, op, 4, kLayer, &d, &dy) ||
-      !SavedOk(p, dy, kLayer, d, &saved))
+      !SavedOk(p, dy, kLayer, d, &saved) || !PositionsOk(p, d, dy))
     return kTfLiteError;
   TfLiteTensor *dw = p.Out(0, kTfLiteFloat32, "dw");
   if (dw == nullptr) return kTfLiteError;
@@ -980,6 +1295,26 @@ TfLiteStatus WeightGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
   const TfLiteEvalTensor *x = EvalInput(context, node, 2);
   TfLiteEvalTensor *dw = EvalOutput(context, node, 0);
+  if (d->int8) {
+    const float *dy_scale = Data<float>(EvalInput(context, node, 3));
+    if (kLayer == kConv) {
+      tt_conv2d_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
+                               Dim(dy, 2), Dim(dy, 3), Data<int8_t>(x), d->x_scale,
+                               d->x_zero_point, Dim(x, 1), Dim(x, 2), Dim(x, 3), Dim(dw, 1),
+                               Dim(dw, 2), &d->window, Data<float>(dw));
+    } else if (kLayer == kDepthwise) {
+      tt_depthwise_conv2d_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0),
+                                         Dim(dy, 1), Dim(dy, 2), Dim(x, 3), d->depth_multiplier,
+                                         Data<int8_t>(x), d->x_scale, d->x_zero_point,
+                                         Dim(x, 1), Dim(x, 2), Dim(dw, 1), Dim(dw, 2),
+                                         &d->window, Data<float>(dw));
+    } else {
+      tt_fully_connected_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask,
+                                        Count(dy->dims) / Last(dy), Last(dy), Data<int8_t>(x),
+                                        d->x_scale, d->x_zero_point, Last(x), Data<float>(dw));
+    }
+    return kTfLiteOk;
+  }
   if (kLayer == kConv) {
     tt_conv2d_weight_grad_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
                               Dim(dy, 3), Data<int8_t>(x), d->x_scale, d->x_zero_point,
@@ -1010,7 +1345,7 @@ TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   LayerData *d;
   TfLiteTensor *dy, *saved;
   if (!LayerPrepareCommon(p, context, node, op, 6, kLayer, &d, &dy) || !SgdOk(p, d) ||
-      !SavedOk(p, dy, kLayer, d, &saved))
+      !SavedOk(p, dy, kLayer, d, &saved) || !PositionsOk(p, d, dy))
     return kTfLiteError;
   TfLiteTensor *w = p.In(3, kTfLiteInt8, "weights");
   if (w == nullptr || !p.Variable(w, "weights")) return kTfLiteError;
@@ -1060,6 +1395,29 @@ TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   TfLiteEvalTensor *w = EvalInput(context, node, 3);
   float *momentum = Data<float>(EvalInput(context, node, 4));
   float *scratch = static_cast<float *>(Scratch(context, d->scratch));
+  if (d->int8) {
+    const float *dy_scale = Data<float>(EvalInput(context, node, 5));
+    if (kLayer == kConv) {
+      tt_conv2d_weight_update_s8_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
+                                    Dim(dy, 2), Dim(dy, 3), Data<int8_t>(x), d->x_scale,
+                                    d->x_zero_point, Dim(x, 1), Dim(x, 2), Dim(x, 3),
+                                    Data<int8_t>(w), Dim(w, 1), Dim(w, 2), Dim(w, 3), d->scales,
+                                    d->n_scales, &d->window, momentum, &d->sgd, &d->state,
+                                    scratch);
+    } else if (kLayer == kDepthwise) {
+      tt_depthwise_conv2d_weight_update_s8_s8(
+          Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2), Dim(x, 3),
+          d->depth_multiplier, Data<int8_t>(x), d->x_scale, d->x_zero_point, Dim(x, 1),
+          Dim(x, 2), Data<int8_t>(w), Dim(w, 1), Dim(w, 2), d->scales, d->n_scales, &d->window,
+          momentum, &d->sgd, &d->state, scratch);
+    } else {
+      tt_fully_connected_weight_update_s8_s8(
+          Data<int8_t>(dy), dy_scale, mask, Count(dy->dims) / Last(dy), Last(dy),
+          Data<int8_t>(x), d->x_scale, d->x_zero_point, Last(x), Data<int8_t>(w), Dim(w, 1),
+          d->scales, d->n_scales, momentum, &d->sgd, &d->state, scratch);
+    }
+    return kTfLiteOk;
+  }
   if (kLayer == kConv) {
     tt_conv2d_weight_update_s8(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
                                Dim(dy, 3), Data<int8_t>(x), d->x_scale, d->x_zero_point,
@@ -1106,6 +1464,14 @@ TfLiteStatus BiasUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   ReportUpdate(context, node, d, 2, 3);
   if (!Training(context, node)) return kTfLiteOk;
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  if (d->int8) {
+    tt_bias_update_s32_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 4)),
+                          Data<uint8_t>(EvalInput(context, node, 1)), Count(dy->dims) / Last(dy),
+                          Last(dy), Data<int32_t>(EvalInput(context, node, 2)), d->scales,
+                          Data<float>(EvalInput(context, node, 3)), &d->sgd, &d->state,
+                          static_cast<float *>(Scratch(context, d->scratch)));
+    return kTfLiteOk;
+  }
   tt_bias_update_s32(Data<float>(dy), Data<uint8_t>(EvalInput(context, node, 1)),
                      Count(dy->dims) / Last(dy), Last(dy),
                      Data<int32_t>(EvalInput(context, node, 2)), d->scales,
@@ -1187,31 +1553,33 @@ constexpr Entry kOps[kNumGlueOps] = {
     {"TT_INIT", Op(InitInit, InitPrepare, InitInvoke, InitReset)},
     {"TT_SAVE_MASK", Op(IntsInit<kMaskKeys, 2>, SaveMaskPrepare, SaveMaskInvoke)},
     {"TT_SAVE_SLICE", Op(IntsInit<kSliceKeys, 1>, SlicePrepare, SliceInvoke)},
-    {"TT_LOSS_SOFTMAX_CE", Op(QuantInit, LossPrepare, LossInvoke)},
+    {"TT_LOSS_SOFTMAX_CE", Op(QuantInit, LossPrepare, LossInvoke, GradModeReset)},
     {"TT_CONV2D_INPUT_GRAD",
-     Op(LayerInit<kWindow>, InputGradPrepare<kConv>, InputGradInvoke<kConv>)},
+     Op(LayerInit<kWindow | kRounding>, InputGradPrepare<kConv>, InputGradInvoke<kConv>,
+        LayerReset)},
     {"TT_CONV2D_WEIGHT_GRAD",
      Op(LayerInit<kWindow>, WeightGradPrepare<kConv>, WeightGradInvoke<kConv>)},
     {"TT_DEPTHWISE_CONV2D_INPUT_GRAD",
-     Op(LayerInit<kWindow | kMultiplier>, InputGradPrepare<kDepthwise>,
-        InputGradInvoke<kDepthwise>)},
+     Op(LayerInit<kWindow | kMultiplier | kRounding>, InputGradPrepare<kDepthwise>,
+        InputGradInvoke<kDepthwise>, LayerReset)},
     {"TT_DEPTHWISE_CONV2D_WEIGHT_GRAD",
      Op(LayerInit<kWindow | kMultiplier>, WeightGradPrepare<kDepthwise>,
         WeightGradInvoke<kDepthwise>)},
     {"TT_FULLY_CONNECTED_INPUT_GRAD",
-     Op(LayerInit<0>, InputGradPrepare<kFullyConnected>, InputGradInvoke<kFullyConnected>)},
+     Op(LayerInit<kRounding>, InputGradPrepare<kFullyConnected>,
+        InputGradInvoke<kFullyConnected>, LayerReset)},
     {"TT_FULLY_CONNECTED_WEIGHT_GRAD",
      Op(LayerInit<0>, WeightGradPrepare<kFullyConnected>, WeightGradInvoke<kFullyConnected>)},
     {"TT_BIAS_GRAD", Op(NoData, BiasGradPrepare, BiasGradInvoke)},
     {"TT_MASK_GRAD", Op(NoData, MaskGradPrepare, MaskGradInvoke)},
-    {"TT_SUM_GRAD", Op(NoData, SumGradPrepare, SumGradInvoke)},
+    {"TT_SUM_GRAD", Op(SumInit, SumGradPrepare, SumGradInvoke, GradModeReset)},
     {"TT_RESHAPE_GRAD", Op(NoData, ReshapeGradPrepare, ReshapeGradInvoke)},
     {"TT_TRANSPOSE_GRAD", Op(VectorInit<0>, TransposeGradPrepare, TransposeGradInvoke)},
     {"TT_PAD_GRAD", Op(VectorInit<1>, PadGradPrepare, PadGradInvoke)},
-    {"TT_AVERAGE_POOL_GRAD", Op(PoolInit, AvgPoolGradPrepare, AvgPoolGradInvoke)},
-    {"TT_MAX_POOL_GRAD", Op(PoolInit, MaxPoolGradPrepare, MaxPoolGradInvoke)},
+    {"TT_AVERAGE_POOL_GRAD", Op(PoolInit, AvgPoolGradPrepare, AvgPoolGradInvoke, GradModeReset)},
+    {"TT_MAX_POOL_GRAD", Op(PoolInit, MaxPoolGradPrepare, MaxPoolGradInvoke, GradModeReset)},
     {"TT_MEAN_GRAD", Op(VectorInit<2>, MeanGradPrepare, MeanGradInvoke)},
-    {"TT_SOFTMAX_GRAD", Op(QuantInit, SoftmaxGradPrepare, SoftmaxGradInvoke)},
+    {"TT_SOFTMAX_GRAD", Op(QuantInit, SoftmaxGradPrepare, SoftmaxGradInvoke, GradModeReset)},
     {"TT_UPDATE_WEIGHT",
      Op(LayerInit<kWeightSgd>, UpdatePrepare<true>, UpdateInvoke<true>, LayerReset)},
     {"TT_UPDATE_BIAS", Op(LayerInit<kSgd>, UpdatePrepare<false>, UpdateInvoke<false>, LayerReset)},

@@ -25,6 +25,9 @@ class Options {
   /* The first key that was missing or of the wrong type, or NULL. */
   const char *bad_key() const { return bad_key_; }
 
+  /* Whether the map has `key` (for the options of one gradient mode only). */
+  bool Has(const char *key) const { return !map_[key].IsNull(); }
+
   /* An int (or bool) that fits int32_t. */
   int32_t Int(const char *key) {
     flexbuffers::Reference r = map_[key];

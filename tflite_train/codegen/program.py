@@ -123,12 +123,16 @@ SPLIT_READERS = {
     "tt_fully_connected_s8": ("weights", "tt_fully_connected_split_s8"),
     "tt_conv2d_input_grad_f32": ("w", "tt_conv2d_input_grad_split_f32"),
     "tt_fully_connected_input_grad_f32": ("w", "tt_fully_connected_input_grad_split_f32"),
+    "tt_conv2d_input_grad_s8": ("w", "tt_conv2d_input_grad_split_s8"),
+    "tt_fully_connected_input_grad_s8": ("w", "tt_fully_connected_input_grad_split_s8"),
 }
 # in-place updates of the trained channels: the argument holding the filter and the one
 # holding its input-channel count, which becomes k (the SRAM part is a whole [.., k] filter)
 SPLIT_UPDATERS = {
     "tt_conv2d_weight_update_s8": ("w", "ci"),
     "tt_fully_connected_weight_update_s8": ("w", "depth"),
+    "tt_conv2d_weight_update_s8_s8": ("w", "ci"),
+    "tt_fully_connected_weight_update_s8_s8": ("w", "depth"),
     "tt_update_weight_s8": ("w", None),
 }
 
@@ -349,24 +353,15 @@ def kernel_call(graph: Graph, k: int) -> KernelCall | None:
     return call
 
 
-def build(graph: Graph, model: bytes) -> Program:
-    """Decides everything about the generated program; CodegenError when the graph has
-    something no kernel runs."""
-    sample, label, scores, loss = _check_interface(graph)
-    # augment's TFLM memory passes undone (same tensors): codegen plans memory its own way
-    from ..passes.builtins import joined
-    graph = hoist_bias_updates(joined(graph))
+def _layout(graph: Graph, outside: set[int]):
+    """The kernel calls, split filters, arena tensors, views, fused pairs, in-place calls
+    and the arena's plan of a training graph (`outside`: tensors the caller holds)."""
     calls = {k: kernel_call(graph, k) for k in range(len(graph.operators))}
     calls = {k: c for k, c in calls.items() if c is not None}
-    init = next((op for op in graph.operators if op.kind == "TT_INIT"), None)
-    if init is None:
-        raise ModelError("training model without a TT_INIT op: nothing is trained")
-    params = list(zip(init.inputs[0::2], init.inputs[1::2]))
     splits = _splits(graph, calls)
 
     # views of tensors outside the arena (a RESHAPE of a constant) share their storage
     views: dict[int, int] = {}
-    outside = {label, loss}
     arena = set()
     for i, t in enumerate(graph.tensors):
         if not t.is_constant and not t.is_variable and t.nbytes > 0 and i not in outside:
@@ -411,6 +406,25 @@ def build(graph: Graph, model: bytes) -> Program:
             scratch[k] = sizes
     plan = memory.codegen_plan(graph, arena, scratch, requests, reads)
     plan = _without_needless_rows(graph, plan, arena, scratch, requests, reads)
+    return calls, splits, arena, views, fused, inplace_calls, plan
+
+
+def build(graph: Graph, model: bytes) -> Program:
+    """Decides everything about the generated program; CodegenError when the graph has
+    something no kernel runs."""
+    sample, label, scores, loss = _check_interface(graph)
+    # augment's TFLM memory passes undone (same tensors): codegen plans memory its own way
+    from ..passes.builtins import joined
+    graph = hoist_bias_updates(joined(graph))
+    init = next((op for op in graph.operators if op.kind == "TT_INIT"), None)
+    if init is None:
+        raise ModelError("training model without a TT_INIT op: nothing is trained")
+    params = list(zip(init.inputs[0::2], init.inputs[1::2]))
+    # int8 input gradients in one pass or two (the same bits): `augment` chose by TFLM's
+    # arena, which streaming, in-place kernels and split filters make another one here;
+    # choose again by this program's own arena
+    memory.choose_passes(graph, lambda g: _layout(g, {label, loss})[-1].arena_bytes)
+    calls, splits, arena, views, fused, inplace_calls, plan = _layout(graph, {label, loss})
     granted = {r.op for r in plan.aliases}
 
     steps = []

@@ -181,6 +181,36 @@ def masked(dy: np.ndarray, mask) -> np.ndarray:
     return dy if mask is None else np.where(unpack_mask(mask, dy.shape), dy, np.float32(0))
 
 
+def masked_int(dy: np.ndarray, mask) -> np.ndarray:
+    """An int8 gradient as exact integers (float64, for BLAS: every int8-gradient sum stays
+    below 2^31, far inside float64's exact integers) with the mask applied."""
+    dy = np.asarray(dy).astype(np.float64)
+    return dy if mask is None else np.where(unpack_mask(mask, dy.shape), dy, 0.0)
+
+
+def exact(values: np.ndarray) -> np.ndarray:
+    """float64 arrays of exact integers as int64."""
+    return np.rint(values).astype(np.int64)
+
+
+def scalar(tensor) -> np.float32:
+    """The float32 value of a [1] tensor (an int8 gradient's scale)."""
+    return np.float32(np.ravel(tensor)[0])
+
+
+def by_grad(f32, s8, f32_stateful: bool = False):
+    """A TT_* op's numpy kernel dispatching on its gradient mode (training_ops.grad_mode):
+    f32(graph, op, inputs[, state]) or s8(graph, op, inputs, state), as the C kernels
+    dispatch on dy's type."""
+    from ..training_ops import grad_mode
+
+    def run(graph, op, inputs, state=None):
+        if grad_mode(graph, op) == "int8":
+            return s8(graph, op, inputs, {} if state is None else state)
+        return f32(graph, op, inputs, state) if f32_stateful else f32(graph, op, inputs)
+    return run
+
+
 def channel_scales(quant, n: int) -> np.ndarray:
     """The float32 scale of each of n output channels (a per-tensor scale repeated)."""
     return np.ascontiguousarray(np.broadcast_to(quant.scale.astype(np.float32), (n,)))

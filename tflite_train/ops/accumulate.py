@@ -18,17 +18,19 @@ F32 = np.float32
 BIAS_GRAD_BLOCK = 16          # TT_BIAS_GRAD_BLOCK
 
 
-def transposed(dx_shape, kernel, stride, dilation, pads, out_hw, add_tap) -> np.ndarray:
+def transposed(dx_shape, kernel, stride, dilation, pads, out_hw, add_tap,
+               dtype=F32) -> np.ndarray:
     """dx [N, H, W, C] of a transposed window op (input gradients, pooling gradients).
     `add_tap(view, i, j)` adds, in place and in order, tap (i, j)'s terms to `view`: the
     [N, OH, OW, C] strided view of the dx positions that tap reads (padding included, cut
     off at the end). Each dx element sums over the dy positions whose tap reads it in dy's
-    row-major order: that is the taps in descending order, one term (or one run) each."""
+    row-major order: that is the taps in descending order, one term (or one run) each.
+    (The int8 gradients' exact integer sums use dtype float64: exact below 2^53.)"""
     n, h, w, c = dx_shape
     (kh, kw), (sh, sw), (dh, dw), (ph, pw), (oh, ow) = kernel, stride, dilation, pads, out_hw
     hp = max((oh - 1) * sh + (kh - 1) * dh + 1, ph + h)
     wp = max((ow - 1) * sw + (kw - 1) * dw + 1, pw + w)
-    grid = np.zeros((n, hp, wp, c), F32)
+    grid = np.zeros((n, hp, wp, c), dtype)
     for i in reversed(range(kh)):
         for j in reversed(range(kw)):
             add_tap(grid[:, i * dh:i * dh + (oh - 1) * sh + 1:sh,

@@ -8,9 +8,9 @@ import numpy as np
 from ..ir import Graph, Operator
 from ..training_ops import options_of
 from ..limits import work_limit
-from . import (OpDef, centered, channel_scales, fused_activation, masked, register, require,
-               require_activation, require_arity, require_bias, require_int8_io,
-               require_options, require_weights, ttcheck)
+from . import (OpDef, by_grad, centered, channel_scales, exact, fused_activation, masked,
+               masked_int, register, require, require_activation, require_arity, require_bias,
+               require_int8_io, require_options, require_weights, scalar, ttcheck)
 from .accumulate import F32, in_order, row_sums, transposed
 from .requant import conv_multipliers, exact_int, require_multipliers, requantize
 from .ttcheck import tt_check
@@ -153,11 +153,14 @@ def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int
     upd = b.update(k)
     # The input gradient reads the weights: emit it before this layer's update.
     out = {}
+    w = g.tensors[op.inputs[1]]
     if 0 in wants:
         dx = b.grad_like(x)
-        b.emit(f"{prefix}_INPUT_GRAD", [dy, mask, op.inputs[1]], [dx], **geo)
+        # the most products one dx element sums (the int8 multipliers' overflow bound)
+        terms = w.shape[1] * w.shape[2] * (geo["depth_multiplier"] if depthwise else w.shape[0])
+        b.emit(f"{prefix}_INPUT_GRAD", [dy, mask, op.inputs[1]], [dx],
+               extra=b.input_grad_multipliers(k, terms), **geo)
         out[x] = dx
-    w = g.tensors[op.inputs[1]]
     if upd is not None and upd.bias:
         b.update_bias(k, dy, mask)
     if upd is not None and upd.weight_channels:
@@ -255,6 +258,92 @@ def dw_weight_grad_values(graph: Graph, op: Operator, inputs, dw_shape) -> np.nd
     return dw.reshape(dw_shape)
 
 
+# --- int8 gradients (schema: int8_gradients) ---------------------------------------------
+
+def input_grad_terms(graph: Graph, op: Operator) -> int:
+    """The most products one dx element of a TT_*_INPUT_GRAD sums (int8_gradients)."""
+    w = graph.tensors[op.inputs[2]]
+    if op.kind == "TT_FULLY_CONNECTED_INPUT_GRAD":
+        return w.shape[0]
+    if op.kind == "TT_DEPTHWISE_CONV2D_INPUT_GRAD":
+        return w.shape[1] * w.shape[2] * options_of(op)["depth_multiplier"]
+    return w.shape[0] * w.shape[1] * w.shape[2]
+
+
+def input_grad_unit(graph: Graph, op: Operator) -> np.float32:
+    """dy_scale's factor in a TT_*_INPUT_GRAD's unit: max s_w * 2^-k."""
+    from .quantgrad import layer_unit
+    return layer_unit(graph.tensors[op.inputs[2]].quant.scale, input_grad_terms(graph, op))
+
+
+def _layer_s8(graph: Graph, op: Operator, inputs, state, acc) -> list:
+    """The rule on a layer input gradient's accumulators: [dx, dx_scale]."""
+    from .quantgrad import quantize, rounding_state
+    unit = scalar(inputs[4]) * input_grad_unit(graph, op)
+    q, s = quantize(exact(acc), unit, rounding_state(options_of(op), state))
+    return [q, np.array([s], F32)]
+
+
+def conv_input_grad_s8(graph: Graph, op: Operator, inputs, state) -> list:
+    """tt_conv2d_input_grad_s8: acc = the sum of (dy * mult[o]) * w[o, tap, :], exact."""
+    w = inputs[2]
+    h = masked_int(inputs[0], inputs[1]) * inputs[3].astype(np.float64)   # [N, OH, OW, Co]
+    wf = w.astype(np.float64)
+    stride, dilation, pads = _opts(op)
+
+    def add_tap(view, i, j):
+        view += h @ wf[:, i, j, :]
+    acc = transposed(graph.tensors[op.outputs[0]].shape, w.shape[1:3], stride, dilation,
+                     pads, h.shape[1:3], add_tap, np.float64)
+    return _layer_s8(graph, op, inputs, state, acc)
+
+
+def dw_input_grad_s8(graph: Graph, op: Operator, inputs, state) -> list:
+    """tt_depthwise_conv2d_input_grad_s8: channel c sums (dy * mult) * w over its taps and
+    its M output channels, exact."""
+    w = inputs[2]
+    h = masked_int(inputs[0], inputs[1]) * inputs[3].astype(np.float64)   # [N, OH, OW, C*M]
+    wf = w[0].astype(np.float64)
+    mult = options_of(op)["depth_multiplier"]
+    stride, dilation, pads = _opts(op)
+
+    def add_tap(view, i, j):
+        for k in range(mult):
+            view += h[..., k::mult] * wf[i, j, k::mult]
+    acc = transposed(graph.tensors[op.outputs[0]].shape, w.shape[1:3], stride, dilation,
+                     pads, h.shape[1:3], add_tap, np.float64)
+    return _layer_s8(graph, op, inputs, state, acc)
+
+
+def _saved_windows_int(graph: Graph, op: Operator, inputs, kernel, out_hw) -> np.ndarray:
+    """[N, OH, OW, KH, KW, K] float64 (saved - zp) under each tap (exact), 0 outside."""
+    x_t = graph.tensors[op.inputs[2]]
+    stride, dilation, pads = _opts(op)
+    x = inputs[2].astype(np.float64) - x_t.quant.zp
+    return windows(x, kernel, stride, dilation, pads, out_hw, fill=0.0)
+
+
+def _grad_s8(graph: Graph, op: Operator, inputs, total) -> np.ndarray:
+    """(float)T * (dy_scale * x_scale) of exact sums T, float32 in that order."""
+    dy_scale = scalar(inputs[5] if op.kind.endswith("_UPDATE") else inputs[3])
+    return exact(total).astype(F32) * (dy_scale * F32(graph.tensors[op.inputs[2]].quant.s))
+
+
+def conv_weight_grad_values_s8(graph: Graph, op: Operator, inputs, kernel) -> np.ndarray:
+    """[Co, KH, KW, k] of tt_conv2d_weight_grad_s8: exact sums of dy * (saved - zp)."""
+    g = masked_int(inputs[0], inputs[1])                           # [N, OH, OW, Co]
+    xw = _saved_windows_int(graph, op, inputs, kernel, g.shape[1:3])
+    return _grad_s8(graph, op, inputs, np.tensordot(g, xw, axes=([0, 1, 2], [0, 1, 2])))
+
+
+def dw_weight_grad_values_s8(graph: Graph, op: Operator, inputs, dw_shape) -> np.ndarray:
+    g = masked_int(inputs[0], inputs[1])                           # [N, OH, OW, C*M]
+    xw = _saved_windows_int(graph, op, inputs, dw_shape[1:3], g.shape[1:3])
+    channel = np.arange(g.shape[3]) // options_of(op)["depth_multiplier"]
+    total = np.einsum("nhwo,nhwijo->ijo", g, xw[..., channel])
+    return _grad_s8(graph, op, inputs, total).reshape(dw_shape)
+
+
 def _fused_update(grad_values):
     """TT_*_WEIGHT_UPDATE = the weight-gradient kernel then TT_UPDATE_WEIGHT, in place."""
     def forward(graph: Graph, op: Operator, inputs, state) -> list:
@@ -310,12 +399,15 @@ def _input_grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
                 f"dy {list(dy.shape)}, weights {list(w.shape)} and dx {list(dx.shape)} "
                 "channels do not match")
         ttcheck.scales(w, co, 0, index, op, "the weights")
+        terms = co * w.shape[1] * w.shape[2]
     else:
         require(w.shape[0] == 1 and w.shape[3] == co
                 and co == dx.shape[3] * o["depth_multiplier"], index, op,
                 f"dy {list(dy.shape)}, weights {list(w.shape)} and dx {list(dx.shape)} do not "
                 f"match depth multiplier {o['depth_multiplier']}")
         ttcheck.scales(w, co, 3, index, op, "the weights")
+        terms = w.shape[1] * w.shape[2] * o["depth_multiplier"]
+    ttcheck.int8_multipliers(graph, index, op, w, co, terms)
     require(dx.shape[0] == dy.shape[0], index, op, "dy and dx batches differ")
     stride, dilation, pads = _window(o)
     ttcheck.window_grid(index, op, dx.shape, w.shape[1:3], stride, dilation, pads,
@@ -354,6 +446,7 @@ def _check_saved(graph: Graph, index: int, op: Operator, o: dict, dw_shape) -> i
     ttcheck.check_mask(graph, index, op, dy.size)
     ttcheck.per_tensor(saved, index, op, "the saved input")
     require(saved.shape[0] == dy.shape[0], index, op, "dy and the saved input batches differ")
+    ttcheck.int8_positions(graph, index, op, dy)
     co = dy.shape[3]
     if "DEPTHWISE" in op.kind:
         ok = (dw_shape[0] == 1 and dw_shape[3] == co
@@ -370,16 +463,20 @@ def _check_saved(graph: Graph, index: int, op: Operator, o: dict, dw_shape) -> i
     return taps
 
 
-register(OpDef("TT_CONV2D_INPUT_GRAD", conv_input_grad, grad_macs, tt_check(_input_grad_shapes)))
-register(OpDef("TT_CONV2D_WEIGHT_GRAD", conv_weight_grad, grad_macs,
-               tt_check(_weight_grad_shapes)))
-register(OpDef("TT_DEPTHWISE_CONV2D_INPUT_GRAD", dw_input_grad, grad_macs,
-               tt_check(_input_grad_shapes)))
-register(OpDef("TT_DEPTHWISE_CONV2D_WEIGHT_GRAD", dw_weight_grad, grad_macs,
-               tt_check(_weight_grad_shapes)))
-register(OpDef("TT_CONV2D_WEIGHT_UPDATE",
-               _fused_update(lambda g, op, ins, shape: conv_weight_grad_values(
-                   g, op, ins, shape[1:3])), grad_macs, tt_check(_update_shapes),
-               stateful=True))
-register(OpDef("TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE", _fused_update(dw_weight_grad_values),
-               grad_macs, tt_check(_update_shapes), stateful=True))
+register(OpDef("TT_CONV2D_INPUT_GRAD", by_grad(conv_input_grad, conv_input_grad_s8), grad_macs,
+               tt_check(_input_grad_shapes), stateful=True))
+register(OpDef("TT_CONV2D_WEIGHT_GRAD", by_grad(conv_weight_grad, lambda g, op, ins, st: [
+    conv_weight_grad_values_s8(g, op, ins, g.tensors[op.outputs[0]].shape[1:3])]), grad_macs,
+    tt_check(_weight_grad_shapes), stateful=True))
+register(OpDef("TT_DEPTHWISE_CONV2D_INPUT_GRAD", by_grad(dw_input_grad, dw_input_grad_s8),
+               grad_macs, tt_check(_input_grad_shapes), stateful=True))
+register(OpDef("TT_DEPTHWISE_CONV2D_WEIGHT_GRAD", by_grad(dw_weight_grad, lambda g, op, ins, st: [
+    dw_weight_grad_values_s8(g, op, ins, g.tensors[op.outputs[0]].shape)]), grad_macs,
+    tt_check(_weight_grad_shapes), stateful=True))
+register(OpDef("TT_CONV2D_WEIGHT_UPDATE", by_grad(
+    _fused_update(lambda g, op, ins, shape: conv_weight_grad_values(g, op, ins, shape[1:3])),
+    _fused_update(lambda g, op, ins, shape: conv_weight_grad_values_s8(g, op, ins, shape[1:3])),
+    f32_stateful=True), grad_macs, tt_check(_update_shapes), stateful=True))
+register(OpDef("TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE", by_grad(
+    _fused_update(dw_weight_grad_values), _fused_update(dw_weight_grad_values_s8),
+    f32_stateful=True), grad_macs, tt_check(_update_shapes), stateful=True))

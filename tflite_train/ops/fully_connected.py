@@ -6,9 +6,9 @@ import numpy as np
 
 from ..ir import Graph, Operator
 from ..training_ops import options_of
-from . import (OpDef, centered, channel_scales, fused_activation, masked, register, require,
-               require_activation, require_arity, require_bias, require_int8_io,
-               require_options, require_weights, ttcheck)
+from . import (OpDef, by_grad, centered, channel_scales, fused_activation, masked, masked_int,
+               register, require, require_activation, require_arity, require_bias,
+               require_int8_io, require_options, require_weights, ttcheck)
 from .accumulate import F32, in_order
 from .requant import conv_multipliers, exact_int, require_multipliers, requantize
 from .ttcheck import tt_check
@@ -82,7 +82,8 @@ def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int
     out = {}
     if 0 in wants:
         dx = b.grad_like(op.inputs[0])
-        b.emit("TT_FULLY_CONNECTED_INPUT_GRAD", [dy, mask, op.inputs[1]], [dx])
+        b.emit("TT_FULLY_CONNECTED_INPUT_GRAD", [dy, mask, op.inputs[1]], [dx],
+               extra=b.input_grad_multipliers(k, units))
         out[op.inputs[0]] = dx
     if upd is not None and upd.bias and len(op.inputs) > 2 and op.inputs[2] >= 0:
         b.update_bias(k, dy, mask)
@@ -134,12 +135,32 @@ def weight_grad_values(graph: Graph, op: Operator, inputs) -> np.ndarray:
     return F32(x_t.quant.s) * in_order(g[:, :, None] * x[:, None, :])
 
 
-def weight_update(graph: Graph, op: Operator, inputs, state) -> list:
+def weight_update(graph: Graph, op: Operator, inputs, state, values=None) -> list:
     """TT_FULLY_CONNECTED_WEIGHT_UPDATE = weight gradient then TT_UPDATE_WEIGHT, in place."""
     from .training import apply_weight_update
-    apply_weight_update(inputs[3], weight_grad_values(graph, op, inputs), inputs[4],
+    apply_weight_update(inputs[3], (values or weight_grad_values)(graph, op, inputs), inputs[4],
                         graph.tensors[op.inputs[3]].quant, options_of(op), state)
     return []
+
+
+# --- int8 gradients (schema: int8_gradients) ---------------------------------------------
+
+def input_grad_s8(graph: Graph, op: Operator, inputs, state) -> list:
+    """tt_fully_connected_input_grad_s8: acc = (dy * mult) @ w, exact."""
+    from .conv import _layer_s8
+    w = inputs[2]
+    h = masked_int(inputs[0], inputs[1]).reshape(-1, w.shape[0]) * inputs[3].astype(np.float64)
+    acc = (h @ w.astype(np.float64)).reshape(graph.tensors[op.outputs[0]].shape)
+    return _layer_s8(graph, op, inputs, state, acc)
+
+
+def weight_grad_values_s8(graph: Graph, op: Operator, inputs) -> np.ndarray:
+    """[units, k] of tt_fully_connected_weight_grad_s8: exact sums over the batches."""
+    from .conv import _grad_s8
+    g = masked_int(inputs[0], inputs[1])
+    g = g.reshape(-1, g.shape[-1])                                 # [B, units]
+    x = inputs[2].astype(np.float64) - graph.tensors[op.inputs[2]].quant.zp
+    return _grad_s8(graph, op, inputs, g.T @ x.reshape(-1, x.shape[-1]))
 
 
 register(OpDef("FULLY_CONNECTED", forward, macs, _check, param_inputs=(1, 2),
@@ -164,6 +185,7 @@ def _input_grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
     require(len(dy.shape) >= 1 and dy.shape[-1] == units
             and dx.size == dy.size // units * depth, index, op,
             f"dy {list(dy.shape)}, weights {list(w.shape)} and dx {list(dx.shape)} do not match")
+    ttcheck.int8_multipliers(graph, index, op, w, units, units)
 
 
 def _weight_grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
@@ -185,6 +207,7 @@ def _check_saved(graph: Graph, index: int, op: Operator, dw_shape) -> None:
     dy, saved = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[2]]
     ttcheck.check_mask(graph, index, op, dy.size)
     ttcheck.per_tensor(saved, index, op, "the saved input")
+    ttcheck.int8_positions(graph, index, op, dy)
     ok = (len(dw_shape) == 2 and len(dy.shape) >= 1 and len(saved.shape) >= 1
           and dw_shape[0] == dy.shape[-1] and dw_shape[1] == saved.shape[-1]
           and dy.size // dy.shape[-1] == saved.size // saved.shape[-1])
@@ -192,9 +215,11 @@ def _check_saved(graph: Graph, index: int, op: Operator, dw_shape) -> None:
                            f"gradient {list(dw_shape)} do not match")
 
 
-register(OpDef("TT_FULLY_CONNECTED_INPUT_GRAD", input_grad, grad_macs,
-               tt_check(_input_grad_shapes)))
-register(OpDef("TT_FULLY_CONNECTED_WEIGHT_GRAD", weight_grad, grad_macs,
-               tt_check(_weight_grad_shapes)))
-register(OpDef("TT_FULLY_CONNECTED_WEIGHT_UPDATE", weight_update, grad_macs,
-               tt_check(_update_shapes), stateful=True))
+register(OpDef("TT_FULLY_CONNECTED_INPUT_GRAD", by_grad(input_grad, input_grad_s8), grad_macs,
+               tt_check(_input_grad_shapes), stateful=True))
+register(OpDef("TT_FULLY_CONNECTED_WEIGHT_GRAD", by_grad(weight_grad, lambda g, op, ins, st: [
+    weight_grad_values_s8(g, op, ins)]), grad_macs, tt_check(_weight_grad_shapes),
+    stateful=True))
+register(OpDef("TT_FULLY_CONNECTED_WEIGHT_UPDATE", by_grad(
+    weight_update, lambda g, op, ins, st: weight_update(g, op, ins, st, weight_grad_values_s8),
+    f32_stateful=True), grad_macs, tt_check(_update_shapes), stateful=True))

@@ -6,8 +6,8 @@ import numpy as np
 
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
-from . import (OpDef, register, require, require_arity, require_int8_io, require_options,
-               saturate_int8)
+from . import (OpDef, by_grad, register, require, require_arity, require_int8_io,
+               require_options, saturate_int8, scalar)
 from .requant import require_multipliers, rescale_multiplier
 from .ttcheck import tt_check
 
@@ -72,6 +72,17 @@ def mean_grad(graph: Graph, op: Operator, inputs) -> list:
     return [np.ascontiguousarray(np.broadcast_to(dy / np.float32(count), shape))]
 
 
+def mean_grad_s8(graph: Graph, op: Operator, inputs, state) -> list:
+    """tt_mean_grad_s8: dy broadcast unchanged, the scale divided by the count."""
+    from ..training_ops import options_of
+    ax = tuple(options_of(op)["axes"])
+    shape = graph.tensors[op.outputs[0]].shape
+    keep = [1 if i in ax else n for i, n in enumerate(shape)]
+    count = int(np.prod([shape[a] for a in ax]))
+    dx = np.ascontiguousarray(np.broadcast_to(inputs[0].reshape(keep), shape))
+    return [dx, np.array([scalar(inputs[1]) / np.float32(count)], np.float32)]
+
+
 def _grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
     """dx [dims]; dy holds dx's size over the kept axes; the axes are distinct and
     non-negative, as backward() writes them."""
@@ -85,4 +96,5 @@ def _grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
 
 
 register(OpDef("MEAN", forward, check=_check, backward=backward))
-register(OpDef("TT_MEAN_GRAD", mean_grad, check=tt_check(_grad_shapes)))
+register(OpDef("TT_MEAN_GRAD", by_grad(mean_grad, mean_grad_s8), check=tt_check(_grad_shapes),
+               stateful=True))

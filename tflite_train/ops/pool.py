@@ -6,8 +6,9 @@ import numpy as np
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
 from ..limits import work_limit
-from . import (OpDef, fused_activation, register, require, require_activation, require_arity,
-               require_int8_io, require_options, require_same_quant, saturate_int8, ttcheck)
+from . import (OpDef, by_grad, exact, fused_activation, register, require, require_activation,
+               require_arity, require_int8_io, require_options, require_same_quant,
+               saturate_int8, scalar, ttcheck)
 from .accumulate import F32, transposed
 from .ttcheck import tt_check
 from .window import check_window, geometry, windows
@@ -126,6 +127,60 @@ def max_grad(graph: Graph, op: Operator, inputs) -> list:
     return [transposed(dx_shape, *geo, add_tap)]
 
 
+# --- int8 gradients (schema: int8_gradients) ---------------------------------------------
+
+def _pool_s8(graph: Graph, op: Operator, state, add_tap, unit) -> list:
+    from ..training_ops import options_of
+    from .quantgrad import quantize, rounding_state
+    dx_shape = graph.tensors[op.outputs[0]].shape
+    dy_shape = graph.tensors[op.inputs[0]].shape
+    acc = transposed(dx_shape, *_tt_geometry(graph, op, dy_shape), add_tap, np.float64)
+    q, s = quantize(exact(acc), unit, rounding_state(options_of(op), state))
+    return [q, np.array([s], F32)]
+
+
+def average_grad_s8(graph: Graph, op: Operator, inputs, state) -> list:
+    """tt_average_pool_grad_s8: shares dy * R(count), R = 1 when every window has the same
+    count, else round(2^k * cmin / count)."""
+    dy = inputs[0].astype(np.float64)
+    dx_shape = graph.tensors[op.outputs[0]].shape
+    geo = _tt_geometry(graph, op, dy.shape)
+    ones = np.ones((1,) + tuple(dx_shape[1:3]) + (1,), np.int64)
+    count = windows(ones, *geo, fill=0).sum(axis=(3, 4))              # [1, OH, OW, 1]
+    live = count[count > 0]
+    cmin = int(live.min()) if live.size else 1
+    unit = scalar(inputs[1]) / F32(cmin)
+    if live.size == 0 or cmin == int(live.max()):
+        share = np.ones(count.shape)
+    else:
+        (fh, fw), (sh, sw) = geo[0], geo[1]
+        windows_per = -(-fh // sh) * -(-fw // sw)
+        k = 16
+        while k > 0 and 127 * windows_per << k >= 1 << 31:
+            k -= 1
+        c = np.maximum(count, 1)
+        share = (((cmin << (k + 1)) + c) // (2 * c)).astype(np.float64)
+        unit = unit * (F32(1) / F32(1 << k))
+    shared = dy * share
+
+    def add_tap(view, i, j):
+        view += shared
+    return _pool_s8(graph, op, state, add_tap, unit)
+
+
+def max_grad_s8(graph: Graph, op: Operator, inputs, state) -> list:
+    """tt_max_pool_grad_s8: dy to the first in-image maximum of its window, summed exact."""
+    dy = inputs[0].astype(np.float64)
+    geo = _tt_geometry(graph, op, dy.shape)
+    win = windows(inputs[1].astype(np.int16), *geo, fill=-32768)      # [N,OH,OW,KH,KW,C]
+    kh, kw = geo[0]
+    first = win.reshape(win.shape[:3] + (kh * kw, win.shape[5])).argmax(axis=3)
+
+    def add_tap(view, i, j):
+        view += np.where(first == i * kw + j, dy, 0.0)
+    return _pool_s8(graph, op, state, add_tap, scalar(inputs[2]))
+
+
 def _grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
     """dy [N, OH, OW, C] and dx [N, H, W, C] (and the saved input of max pooling, shaped
     like dx), with a window that a forward pool has: each output window starts inside the
@@ -152,5 +207,7 @@ def _grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
 
 register(OpDef("AVERAGE_POOL_2D", average, check=_check, backward=backward))
 register(OpDef("MAX_POOL_2D", maximum, check=_check, backward=backward))
-register(OpDef("TT_AVERAGE_POOL_GRAD", average_grad, check=tt_check(_grad_shapes)))
-register(OpDef("TT_MAX_POOL_GRAD", max_grad, check=tt_check(_grad_shapes)))
+register(OpDef("TT_AVERAGE_POOL_GRAD", by_grad(average_grad, average_grad_s8),
+               check=tt_check(_grad_shapes), stateful=True))
+register(OpDef("TT_MAX_POOL_GRAD", by_grad(max_grad, max_grad_s8), check=tt_check(_grad_shapes),
+               stateful=True))

@@ -7,8 +7,9 @@ import numpy as np
 
 from .. import fixedpoint as fp
 from ..ir import Graph, Operator
-from . import (OpDef, centered, register, require, require_arity, require_int8_io,
-               require_options, ttcheck)
+from ..errors import UnsupportedOpError
+from . import (OpDef, by_grad, centered, register, require, require_arity, require_int8_io,
+               require_options, scalar, ttcheck)
 from .accumulate import F32, in_order
 from .ttcheck import tt_check
 
@@ -66,6 +67,10 @@ def forward(graph: Graph, op: Operator, inputs) -> list[np.ndarray]:
 
 
 def backward(b, k: int, op: Operator, dy: int, wants: set[int]) -> dict[int, int]:
+    depth = b.graph.tensors[op.outputs[0]].shape[-1]
+    if b.hyper.grad == "int8" and depth >= 66000:
+        raise UnsupportedOpError(k, op.kind, f"an int8 softmax gradient over {depth} "
+                                 "classes could overflow its int32 sums")
     dx = b.grad_like(op.inputs[0])
     b.emit("TT_SOFTMAX_GRAD", [dy, b.saved(op.outputs[0])], [dx])
     return {op.inputs[0]: dx}
@@ -82,6 +87,32 @@ def softmax_grad(graph: Graph, op: Operator, inputs) -> list:
     return [(rows_p * (rows_dy - dot[:, None])).reshape(dy.shape)]
 
 
+def softmax_shift(depth: int) -> int:
+    """The least shift with 255 * 127 * (256 + 255 * depth) < 2^(31 + shift)."""
+    bound, shift = 255 * 127 * (256 + 255 * depth), 0
+    while bound >> shift >= 1 << 31:
+        shift += 1
+    return shift
+
+
+def softmax_grad_s8(graph: Graph, op: Operator, inputs, state) -> list:
+    """tt_softmax_grad_s8: with p = saved - zp (scale 1/256), acc = (p * (256 dy - dot)) >>
+    shift per row, unit = dy_scale * 2^(shift - 16)."""
+    from ..training_ops import options_of
+    from .quantgrad import quantize, rounding_state
+    q_t = graph.tensors[op.inputs[1]].quant
+    dy = inputs[0].astype(np.int64)
+    depth = dy.shape[-1]
+    p = inputs[1].astype(np.int64) - q_t.zp
+    rows_p, rows_dy = p.reshape(-1, depth), dy.reshape(-1, depth)
+    dot = (rows_p * rows_dy).sum(axis=1, keepdims=True)
+    shift = softmax_shift(depth)
+    acc = (rows_p * (256 * rows_dy - dot)) >> shift
+    unit = (scalar(inputs[2]) * F32(1.0 / 65536)) * F32(1 << shift)
+    q, s = quantize(acc.reshape(dy.shape), unit, rounding_state(options_of(op), state))
+    return [q, np.array([s], F32)]
+
+
 def _grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
     dy, saved, dx = (graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]],
                      graph.tensors[op.outputs[0]])
@@ -92,4 +123,5 @@ def _grad_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None:
 
 
 register(OpDef("SOFTMAX", forward, check=_check, backward=backward))
-register(OpDef("TT_SOFTMAX_GRAD", softmax_grad, check=tt_check(_grad_shapes)))
+register(OpDef("TT_SOFTMAX_GRAD", by_grad(softmax_grad, softmax_grad_s8),
+               check=tt_check(_grad_shapes), stateful=True))

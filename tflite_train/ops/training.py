@@ -7,8 +7,8 @@ import numpy as np
 
 from ..ir import Graph, Operator
 from .. import training_ops
-from ..training_ops import cos_pi_ratio, options_of, seed_state, uniform
-from . import OpDef, masked, register, require, ttcheck
+from ..training_ops import cos_pi_ratio, grad_mode, options_of, seed_state, uniform
+from . import OpDef, by_grad, exact, masked, masked_int, register, require, scalar, ttcheck
 from .accumulate import F32, blocked, in_order
 from .ttcheck import tt_check
 
@@ -52,6 +52,44 @@ def loss_softmax_ce(graph: Graph, op: Operator, inputs) -> list:
     return [np.array([loss], F32), grad.reshape(inputs[0].shape)]
 
 
+def loss_softmax_ce_s8(graph: Graph, op: Operator, inputs, state) -> list:
+    """tt_loss_softmax_ce_s8_s8: the float32 dlogits as above, in fixed point
+    acc_i = (int32)(d_i * 2^30) (truncated), then the rule with unit 2^-30."""
+    from .quantgrad import LOSS_FIXED_BITS, quantize, rounding_state
+    loss, grad = loss_softmax_ce(graph, op, inputs)
+    acc = (grad * F32(1 << LOSS_FIXED_BITS)).astype(np.int32)
+    q, s = quantize(acc, F32(1) / F32(1 << LOSS_FIXED_BITS),
+                    rounding_state(options_of(op), state))
+    return [loss, q, np.array([s], F32)]
+
+
+def bias_grad_values_s8(dy, mask, dy_scale) -> np.ndarray:
+    """tt_bias_grad_s8: (float)T * dy_scale, T the exact sum of dy over every position."""
+    g = masked_int(dy, mask)
+    return exact(g.reshape(-1, g.shape[-1]).sum(axis=0)).astype(F32) * scalar(dy_scale)
+
+
+def sum_grad_s8(graph: Graph, op: Operator, inputs, state) -> list:
+    """tt_add_grad_s8 (a + b rescaled to the larger scale) or tt_sum_broadcast_grad_s8."""
+    from .quantgrad import ADD_GRAD_SHIFT, multiplier, quantize, rounding_state, unit
+    a, b = inputs[0].astype(np.int64), inputs[1]
+    out_shape = graph.tensors[op.outputs[0]].shape
+    rounding = rounding_state(options_of(op), state)
+    a_scale = scalar(inputs[2])
+    if b is not None:
+        b_scale = scalar(inputs[3])
+        top = max(a_scale, b_scale)
+        acc = (a * multiplier(a_scale, top, ADD_GRAD_SHIFT)
+               + b.astype(np.int64) * multiplier(b_scale, top, ADD_GRAD_SHIFT))
+        q, s = quantize(acc, unit(top, ADD_GRAD_SHIFT), rounding)
+    else:
+        dims = (1,) * (a.ndim - len(out_shape)) + tuple(out_shape)
+        axes = tuple(d for d in range(a.ndim) if dims[d] != a.shape[d])
+        acc = a.sum(axis=axes, keepdims=True).reshape(out_shape)
+        q, s = quantize(acc, a_scale, rounding)
+    return [q, np.array([s], F32)]
+
+
 def bias_grad(graph: Graph, op: Operator, inputs) -> list:
     return [bias_grad_values(inputs[0], inputs[1])]
 
@@ -64,12 +102,17 @@ def bias_grad_values(dy, mask) -> np.ndarray:
 
 def bias_update(graph: Graph, op: Operator, inputs, state) -> list:
     """TT_BIAS_UPDATE = TT_BIAS_GRAD then TT_UPDATE_BIAS, without the gradient tensor."""
-    apply_bias_update(inputs[2], bias_grad_values(inputs[0], inputs[1]), inputs[3],
-                      graph.tensors[op.inputs[2]].quant, options_of(op), state)
+    grad = (bias_grad_values_s8(inputs[0], inputs[1], inputs[4])
+            if grad_mode(graph, op) == "int8" else bias_grad_values(inputs[0], inputs[1]))
+    apply_bias_update(inputs[2], grad, inputs[3], graph.tensors[op.inputs[2]].quant,
+                      options_of(op), state)
     return []
 
 
 def mask_grad(graph: Graph, op: Operator, inputs) -> list:
+    """dy where the mask bit is 1, else 0 (float32 +0.0, or int8 0 with dy's scale)."""
+    if np.asarray(inputs[0]).dtype == np.int8:
+        return [masked_int(inputs[0], inputs[1]).astype(np.int8)]
     return [masked(inputs[0], inputs[1])]
 
 
@@ -268,10 +311,14 @@ def _bias_update_shapes(graph: Graph, index: int, op: Operator, o: dict) -> None
 register(OpDef("TT_INIT", init, check=tt_check(_init_shapes), stateful=True))
 register(OpDef("TT_SAVE_MASK", save_mask, check=tt_check(_mask_shapes)))
 register(OpDef("TT_SAVE_SLICE", save_slice, check=tt_check(_slice_shapes)))
-register(OpDef("TT_LOSS_SOFTMAX_CE", loss_softmax_ce, check=tt_check(_loss_shapes)))
-register(OpDef("TT_BIAS_GRAD", bias_grad, check=tt_check(_bias_grad_shapes)))
+register(OpDef("TT_LOSS_SOFTMAX_CE", by_grad(loss_softmax_ce, loss_softmax_ce_s8),
+               check=tt_check(_loss_shapes), stateful=True))
+register(OpDef("TT_BIAS_GRAD", by_grad(bias_grad, lambda g, op, ins, st: [
+    bias_grad_values_s8(ins[0], ins[1], ins[2])]), check=tt_check(_bias_grad_shapes),
+    stateful=True))
 register(OpDef("TT_MASK_GRAD", mask_grad, check=tt_check(_mask_grad_shapes)))
-register(OpDef("TT_SUM_GRAD", sum_grad, check=tt_check(_sum_grad_shapes)))
+register(OpDef("TT_SUM_GRAD", by_grad(sum_grad, sum_grad_s8), check=tt_check(_sum_grad_shapes),
+               stateful=True))
 register(OpDef("TT_RESHAPE_GRAD", reshape_grad, check=tt_check(_reshape_grad_shapes)))
 register(OpDef("TT_UPDATE_WEIGHT", update_weight, check=tt_check(_update_weight_shapes),
                stateful=True))

@@ -8,7 +8,7 @@ from typing import Callable
 from ..errors import ModelError
 from ..ir import Graph, Operator
 from ..limits import MAX_MACS, work_limit
-from ..training_ops import options_of, options_problem, spec
+from ..training_ops import grad_mode, inputs_of, options_of, options_problem, outputs_of, spec
 from . import require
 
 
@@ -22,39 +22,84 @@ def tt_check(shapes: Callable[[Graph, int, Operator, dict], None] | None = None)
 
 
 def schema_check(graph: Graph, index: int, op: Operator) -> dict:
+    """Arity, dtypes, variables and options from the schema, in the op's gradient mode
+    (int8 when any gradient slot holds int8: then every gradient slot must, and the int8-only
+    inputs, outputs and options are there; schema int8_gradients)."""
     s = spec(op.kind)
     try:
         options = options_of(op)
     except ModelError as exc:
         require(False, index, op, str(exc))
-    problem = options_problem(op.kind, options)
+    grad = grad_mode(graph, op)
+    problem = options_problem(op.kind, options, grad)
     require(problem is None, index, op, str(problem))
-    inputs = s["inputs"]
+    inputs, outputs = inputs_of(op.kind, grad), outputs_of(op.kind, grad)
+
+    def dtype(rule) -> str:
+        return grad if "|" in rule["dtype"] else rule["dtype"]
     if inputs and inputs[0].get("repeated"):
         require(len(op.inputs) >= 2 and len(op.inputs) % 2 == 0 and min(op.inputs) >= 0,
                 index, op, "inputs must be (initial value, variable) pairs")
     else:
         require(len(op.inputs) == len(inputs), index, op,
-                f"{len(op.inputs)} inputs, the schema says {len(inputs)}")
+                f"{len(op.inputs)} inputs, the schema says {len(inputs)}"
+                + (" with int8 gradients" if grad == "int8" else ""))
         for pos, (t, rule) in enumerate(zip(op.inputs, inputs)):
             if t < 0:
                 require(rule.get("optional", False), index, op,
                         f"input {pos} ({rule['name']}) is absent")
                 continue
             tensor = graph.tensors[t]
-            require(rule["dtype"] in ("any", tensor.dtype), index, op,
-                    f"input {pos} ({rule['name']}) is {tensor.dtype}, wants {rule['dtype']}")
+            require(dtype(rule) in ("any", tensor.dtype), index, op,
+                    f"input {pos} ({rule['name']}) is {tensor.dtype}, wants {dtype(rule)}")
             require(not rule.get("variable") or tensor.is_variable, index, op,
                     f"input {pos} ({rule['name']}) is not a variable tensor")
+            require(not rule["name"].endswith("_scale") or tensor.shape == (1,), index, op,
+                    f"input {pos} ({rule['name']}) is {list(tensor.shape)}, not [1]")
         label = graph.tensors[op.inputs[-1]]
         require(label.shape == (1,), index, op, f"the label is {list(label.shape)}, not [1]")
-    require(len(op.outputs) == len(s["outputs"]), index, op,
-            f"{len(op.outputs)} outputs, the schema says {len(s['outputs'])}")
-    for pos, (t, rule) in enumerate(zip(op.outputs, s["outputs"])):
-        require(graph.tensors[t].dtype == rule["dtype"], index, op,
-                f"output {pos} ({rule['name']}) is {graph.tensors[t].dtype}, "
-                f"wants {rule['dtype']}")
+    require(len(op.outputs) == len(outputs), index, op,
+            f"{len(op.outputs)} outputs, the schema says {len(outputs)}"
+            + (" with int8 gradients" if grad == "int8" else ""))
+    for pos, (t, rule) in enumerate(zip(op.outputs, outputs)):
+        tensor = graph.tensors[t]
+        require(tensor.dtype == dtype(rule), index, op,
+                f"output {pos} ({rule['name']}) is {tensor.dtype}, wants {dtype(rule)}")
+        require(not rule["name"].endswith("_scale") or tensor.shape == (1,), index, op,
+                f"output {pos} ({rule['name']}) is {list(tensor.shape)}, not [1]")
     return options
+
+
+def int8_multipliers(graph: Graph, index: int, op: Operator, w, channels: int,
+                     terms: int) -> None:
+    """An input gradient in int8 mode: `terms` products per dx element within int32, and its
+    multipliers (input 3) the constant int16 tt_grad_multiplier_s16 of the weights' scales,
+    one per output channel (what the glue's Prepare checks: numpy and C read the tensor)."""
+    import numpy as np
+
+    from . import channel_scales
+    from .quantgrad import grad_shift, multipliers
+    if grad_mode(graph, op) != "int8":
+        return
+    shift = grad_shift(terms)
+    require(shift >= 0, index, op, f"int8 gradients: {terms} terms per element overflow int32")
+    m = graph.tensors[op.inputs[3]]
+    require(m.is_constant and m.size == channels, index, op,
+            f"the multipliers must be a constant of {channels} elements")
+    want = multipliers(channel_scales(w.quant, channels), shift)
+    require(bool(np.array_equal(np.asarray(m.data).ravel(), want)), index, op,
+            "the multipliers do not match the weights' scales")
+
+
+def int8_positions(graph: Graph, index: int, op: Operator, dy) -> None:
+    """A weight gradient of int8 dy sums at most MAX_POSITIONS positions in int32."""
+    from .quantgrad import MAX_POSITIONS
+    if grad_mode(graph, op) != "int8" or not dy.shape:
+        return
+    positions = dy.size // max(dy.shape[-1], 1)
+    require(positions <= MAX_POSITIONS, index, op,
+            f"int8 gradients: {positions} positions per weight gradient, at most "
+            f"{MAX_POSITIONS}")
 
 
 def tensor(graph: Graph, op: Operator, pos: int):

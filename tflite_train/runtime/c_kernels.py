@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import TTError
 from ..ir import Graph, Operator
-from ..training_ops import options_of, seed_state
+from ..training_ops import grad_mode, options_of, seed_state
 from . import kernel_calls as K
 from .build import BUILD, MICRO_KERNELS, micro_kernels_library
 from .kernel_calls import STATE, In, KernelCall, Out, Scratch
@@ -46,7 +46,7 @@ def library() -> C.CDLL:
 
 
 RETURN_CTYPES = {"void": None, "int": C.c_int, "float": C.c_float, "double": C.c_double,
-                 "uint32_t": C.c_uint32}
+                 "uint32_t": C.c_uint32, "int32_t": C.c_int32, "int16_t": C.c_int16}
 
 
 def declare_return_types(lib: C.CDLL) -> C.CDLL:
@@ -104,6 +104,16 @@ def _dims(shape) -> np.ndarray:
     return K.i32(shape)
 
 
+def _int8(g: Graph, op: Operator) -> bool:
+    """The op's gradients are int8 (schema: int8_gradients): its _s8 kernel runs it."""
+    return grad_mode(g, op) == "int8"
+
+
+def _rounding(op: Operator):
+    """An int8 gradient's rounding: the op's stream (stochastic) or NULL (nearest)."""
+    return STATE if options_of(op).get("rounding") else None
+
+
 def _save_mask(g, op):
     o = options_of(op)
     return KernelCall("tt_save_mask_s8", [In(0), _t(g, op, 0).size, o["lo"], o["hi"], Out(0)])
@@ -117,23 +127,53 @@ def _save_slice(g, op):
 
 def _loss(g, op):
     q, logits = _t(g, op, 0).quant, _t(g, op, 0)
+    if _int8(g, op):
+        return KernelCall("tt_loss_softmax_ce_s8_s8", [
+            In(0), logits.size, q.s, q.zp, In(1, value=True), Out(0), Out(1), Out(2),
+            _rounding(op), Scratch(4 * logits.size)])
     return KernelCall("tt_loss_softmax_ce_s8", [In(0), logits.size, q.s, q.zp, In(1, value=True),
                                                 Out(0), Out(1)])
 
 
+def _dy(g, op, scale_slot: int) -> list:
+    """A gradient kernel's leading arguments: dy, and with int8 gradients dy's scale."""
+    return [In(0), In(scale_slot)] if _int8(g, op) else [In(0)]
+
+
+def _kind(g, op) -> str:
+    """The kernel suffix of an op's gradient type."""
+    return "_s8" if _int8(g, op) else "_f32"
+
+
 def _bias_grad(g, op):
     dy = _t(g, op, 0)
-    return KernelCall("tt_bias_grad_f32", [In(0), _optional(op, 1), dy.size // dy.shape[-1],
-                                           dy.shape[-1], Out(0)])
+    return KernelCall("tt_bias_grad" + _kind(g, op), [
+        *_dy(g, op, 2), _optional(op, 1), dy.size // dy.shape[-1], dy.shape[-1], Out(0)])
 
 
 def _mask_grad(g, op):
-    return KernelCall("tt_mask_grad_f32", [In(0), _optional(op, 1), _t(g, op, 0).size, Out(0)])
+    return KernelCall("tt_mask_grad" + _kind(g, op), [In(0), _optional(op, 1), _t(g, op, 0).size,
+                                                      Out(0)])
+
+
+def _input_grad_s8(g, op, name: str, middle: list):
+    """An int8 layer input gradient: dy, its scale, the mask, `middle` (shapes, the weights,
+    their multipliers and unit, geometry), dx and its scale, the rounding, and the int32
+    scratch of dx when the op runs in one pass."""
+    from ..ops.conv import input_grad_unit
+    dx = g.tensors[op.outputs[0]]
+    scratch = Scratch(4 * dx.size) if options_of(op)["passes"] == 1 else None
+    middle = [float(input_grad_unit(g, op)) if a == "unit" else a for a in middle]
+    return KernelCall(name, [In(0), In(4), _optional(op, 1), *middle, Out(0), Out(1),
+                             _rounding(op), scratch])
 
 
 def _conv_input_grad(g, op):
     (n, oh, ow, co), w = _t(g, op, 0).shape, _t(g, op, 2)
     _, h, wd, ci = g.tensors[op.outputs[0]].shape
+    if _int8(g, op):
+        return _input_grad_s8(g, op, "tt_conv2d_input_grad_s8", [
+            n, oh, ow, co, In(2), In(3), "unit", w.shape[1], w.shape[2], _window(op), h, wd, ci])
     return KernelCall("tt_conv2d_input_grad_f32", [
         In(0), _optional(op, 1), n, oh, ow, co, In(2), _scales(w.quant, co), w.shape[1],
         w.shape[2], _window(op), h, wd, ci, Out(0)])
@@ -142,15 +182,19 @@ def _conv_input_grad(g, op):
 def _conv_weight_grad(g, op):
     (n, oh, ow, co), x = _t(g, op, 0).shape, _t(g, op, 2)
     dw = g.tensors[op.outputs[0]].shape
-    return KernelCall("tt_conv2d_weight_grad_f32", [
-        In(0), _optional(op, 1), n, oh, ow, co, In(2), x.quant.s, x.quant.zp, x.shape[1],
-        x.shape[2], x.shape[3], dw[1], dw[2], _window(op), Out(0)])
+    return KernelCall("tt_conv2d_weight_grad" + _kind(g, op), [
+        *_dy(g, op, 3), _optional(op, 1), n, oh, ow, co, In(2), x.quant.s, x.quant.zp,
+        x.shape[1], x.shape[2], x.shape[3], dw[1], dw[2], _window(op), Out(0)])
 
 
 def _dw_input_grad(g, op):
     (n, oh, ow, cm), w = _t(g, op, 0).shape, _t(g, op, 2)
     m = options_of(op)["depth_multiplier"]
     dx = g.tensors[op.outputs[0]].shape
+    if _int8(g, op):
+        return _input_grad_s8(g, op, "tt_depthwise_conv2d_input_grad_s8", [
+            n, oh, ow, cm // m, m, In(2), In(3), "unit", w.shape[1], w.shape[2], _window(op),
+            dx[1], dx[2]])
     return KernelCall("tt_depthwise_conv2d_input_grad_f32", [
         In(0), _optional(op, 1), n, oh, ow, cm // m, m, In(2), _scales(w.quant, cm), w.shape[1],
         w.shape[2], _window(op), dx[1], dx[2], Out(0)])
@@ -160,14 +204,17 @@ def _dw_weight_grad(g, op):
     (n, oh, ow, cm), x = _t(g, op, 0).shape, _t(g, op, 2)
     m = options_of(op)["depth_multiplier"]
     dw = g.tensors[op.outputs[0]].shape
-    return KernelCall("tt_depthwise_conv2d_weight_grad_f32", [
-        In(0), _optional(op, 1), n, oh, ow, cm // m, m, In(2), x.quant.s, x.quant.zp,
+    return KernelCall("tt_depthwise_conv2d_weight_grad" + _kind(g, op), [
+        *_dy(g, op, 3), _optional(op, 1), n, oh, ow, cm // m, m, In(2), x.quant.s, x.quant.zp,
         x.shape[1], x.shape[2], dw[1], dw[2], _window(op), Out(0)])
 
 
 def _fc_input_grad(g, op):
     dy, w = _t(g, op, 0), _t(g, op, 2)
     units, depth = w.shape
+    if _int8(g, op):
+        return _input_grad_s8(g, op, "tt_fully_connected_input_grad_s8", [
+            dy.size // units, units, In(2), In(3), "unit", depth])
     return KernelCall("tt_fully_connected_input_grad_f32", [
         In(0), _optional(op, 1), dy.size // units, units, In(2), _scales(w.quant, units), depth,
         Out(0)])
@@ -193,8 +240,8 @@ def _fc_split_input_grad(g, op):
 def _fc_weight_grad(g, op):
     dy, x = _t(g, op, 0), _t(g, op, 2)
     units = dy.shape[-1]
-    return KernelCall("tt_fully_connected_weight_grad_f32", [
-        In(0), _optional(op, 1), dy.size // units, units, In(2), x.quant.s, x.quant.zp,
+    return KernelCall("tt_fully_connected_weight_grad" + _kind(g, op), [
+        *_dy(g, op, 3), _optional(op, 1), dy.size // units, units, In(2), x.quant.s, x.quant.zp,
         x.shape[-1], Out(0)])
 
 
@@ -205,43 +252,53 @@ def _pool_window(op):
                             pad_left=o["pad_left"])
 
 
-def _avg_pool_grad(g, op):
+def _pool(g, op, name: str, saved: list):
     (n, oh, ow, c), dx = _t(g, op, 0).shape, g.tensors[op.outputs[0]].shape
     o, win = _pool_window(op)
-    return KernelCall("tt_average_pool_grad_f32", [
-        In(0), n, oh, ow, c, o["filter_h"], o["filter_w"], win, dx[1], dx[2], Out(0)])
+    geometry = [n, oh, ow, c, o["filter_h"], o["filter_w"], win, dx[1], dx[2]]
+    if _int8(g, op):
+        return KernelCall(name + "_s8", [In(0), In(len(op.inputs) - 2), *saved, *geometry,
+                                         Out(0), Out(1), _rounding(op)])
+    return KernelCall(name + "_f32", [In(0), *saved, *geometry, Out(0)])
+
+
+def _avg_pool_grad(g, op):
+    return _pool(g, op, "tt_average_pool_grad", [])
 
 
 def _max_pool_grad(g, op):
-    (n, oh, ow, c), dx = _t(g, op, 0).shape, g.tensors[op.outputs[0]].shape
-    o, win = _pool_window(op)
-    return KernelCall("tt_max_pool_grad_f32", [
-        In(0), In(1), n, oh, ow, c, o["filter_h"], o["filter_w"], win, dx[1], dx[2], Out(0)])
+    return _pool(g, op, "tt_max_pool_grad", [In(1)])
 
 
 def _softmax_grad(g, op):
     dy, q = _t(g, op, 0), _t(g, op, 1).quant
-    return KernelCall("tt_softmax_grad_f32", [In(0), In(1), q.s, q.zp,
-                                              dy.size // dy.shape[-1], dy.shape[-1], Out(0)])
+    rows, depth = dy.size // dy.shape[-1], dy.shape[-1]
+    if _int8(g, op):
+        return KernelCall("tt_softmax_grad_s8", [In(0), In(2), In(1), q.zp, rows, depth, Out(0),
+                                                 Out(1), _rounding(op)])
+    return KernelCall("tt_softmax_grad_f32", [In(0), In(1), q.s, q.zp, rows, depth, Out(0)])
 
 
 def _mean_grad(g, op):
     shape = g.tensors[op.outputs[0]].shape
     axes = set(options_of(op)["axes"])
     reduced = K.i32([1 if d in axes else 0 for d in range(len(shape))])
+    if _int8(g, op):
+        return KernelCall("tt_mean_grad_s8", [In(0), In(1), _dims(shape), reduced, len(shape),
+                                              Out(0), Out(1)])
     return KernelCall("tt_mean_grad_f32", [In(0), _dims(shape), reduced, len(shape), Out(0)])
 
 
 def _pad_grad(g, op):
     dy, shape = _t(g, op, 0).shape, g.tensors[op.outputs[0]].shape
-    return KernelCall("tt_pad_grad_f32", [In(0), _dims(dy), K.i32(options_of(op)["before"]),
-                                          _dims(shape), len(shape), Out(0)])
+    return KernelCall("tt_pad_grad" + _kind(g, op), [
+        In(0), _dims(dy), K.i32(options_of(op)["before"]), _dims(shape), len(shape), Out(0)])
 
 
 def _transpose_grad(g, op):
     dy = _t(g, op, 0).shape
-    return KernelCall("tt_transpose_grad_f32", [In(0), _dims(dy), K.i32(options_of(op)["perm"]),
-                                                len(dy), Out(0)])
+    return KernelCall("tt_transpose_grad" + _kind(g, op), [
+        In(0), _dims(dy), K.i32(options_of(op)["perm"]), len(dy), Out(0)])
 
 
 def _reshape_grad(g, op):
@@ -250,12 +307,20 @@ def _reshape_grad(g, op):
 
 
 def _sum_grad(g, op):
+    int8 = _int8(g, op)
     if op.inputs[1] < 0:
         # dy summed back to the forward input's shape, given leading 1s up to dy's rank
         dy, shape = _t(g, op, 0).shape, g.tensors[op.outputs[0]].shape
         dx_dims = (1,) * (len(dy) - len(shape)) + tuple(shape)
+        if int8:
+            return KernelCall("tt_sum_broadcast_grad_s8", [
+                In(0), In(2), _dims(dy), _dims(dx_dims), len(dy), Out(0), Out(1),
+                _rounding(op)])
         return KernelCall("tt_sum_broadcast_grad_f32", [In(0), _dims(dy), _dims(dx_dims),
                                                         len(dy), Out(0)])
+    if int8:
+        return KernelCall("tt_add_grad_s8", [In(0), In(2), In(1), In(3), _t(g, op, 0).size,
+                                             Out(0), Out(1), _rounding(op)])
     return KernelCall("tt_add_grad_f32", [In(0), In(1), _t(g, op, 0).size, Out(0)])
 
 
@@ -281,8 +346,8 @@ def _conv_weight_update(g, op):
     _, kh, kw, ci = _t(g, op, 3).shape
     k = o["channels"]
     scales = _weight_scales(g, op, 3)
-    return KernelCall("tt_conv2d_weight_update_s8", [
-        In(0), _optional(op, 1), n, oh, ow, co, In(2), x.quant.s, x.quant.zp, x.shape[1],
+    return KernelCall("tt_conv2d_weight_update_s8" + _dy_suffix(g, op), [
+        *_dy(g, op, 5), _optional(op, 1), n, oh, ow, co, In(2), x.quant.s, x.quant.zp, x.shape[1],
         x.shape[2], k, In(3), kh, kw, ci, scales, scales.size, _window(op), _optional(op, 4),
         _sgd(o), STATE, Scratch(4 * kh * kw * k)])
 
@@ -292,8 +357,8 @@ def _dw_weight_update(g, op):
     m = o["depth_multiplier"]
     _, kh, kw, _ = _t(g, op, 3).shape
     scales = _weight_scales(g, op, 3)
-    return KernelCall("tt_depthwise_conv2d_weight_update_s8", [
-        In(0), _optional(op, 1), n, oh, ow, cm // m, m, In(2), x.quant.s, x.quant.zp,
+    return KernelCall("tt_depthwise_conv2d_weight_update_s8" + _dy_suffix(g, op), [
+        *_dy(g, op, 5), _optional(op, 1), n, oh, ow, cm // m, m, In(2), x.quant.s, x.quant.zp,
         x.shape[1], x.shape[2], In(3), kh, kw, scales, scales.size, _window(op),
         _optional(op, 4), _sgd(o), STATE, Scratch(4 * kh * kw * cm)])
 
@@ -303,16 +368,22 @@ def _fc_weight_update(g, op):
     units, depth = _t(g, op, 3).shape
     k = o["channels"]
     scales = _weight_scales(g, op, 3)
-    return KernelCall("tt_fully_connected_weight_update_s8", [
-        In(0), _optional(op, 1), dy.size // units, units, In(2), x.quant.s, x.quant.zp, k,
+    return KernelCall("tt_fully_connected_weight_update_s8" + _dy_suffix(g, op), [
+        *_dy(g, op, 5), _optional(op, 1), dy.size // units, units, In(2), x.quant.s, x.quant.zp, k,
         In(3), depth, scales, scales.size, _optional(op, 4), _sgd(o), STATE, Scratch(4 * k)])
+
+
+def _dy_suffix(g, op) -> str:
+    """The fused updates: named for their parameters' type (tt_conv2d_weight_update_s8), the
+    int8-dy ones add dy's (..._s8_s8)."""
+    return "_s8" if _int8(g, op) else ""
 
 
 def _bias_update(g, op):
     dy, b, o = _t(g, op, 0), _t(g, op, 2), options_of(op)
-    return KernelCall("tt_bias_update_s32", [
-        In(0), _optional(op, 1), dy.size // b.size, b.size, In(2), _scales(b.quant, b.size),
-        _optional(op, 3), _sgd(o), STATE, Scratch(4 * b.size)])
+    return KernelCall("tt_bias_update_s32" + _dy_suffix(g, op), [
+        *_dy(g, op, 4), _optional(op, 1), dy.size // b.size, b.size, In(2),
+        _scales(b.quant, b.size), _optional(op, 3), _sgd(o), STATE, Scratch(4 * b.size)])
 
 
 DESCRIBERS = {
@@ -350,11 +421,12 @@ def _prepared(graph: Graph, op: Operator) -> tuple:
     """(call, output shapes and dtypes) of op, described once per (graph, op) object."""
     key = id(op)
     hit = _PREPARED.get(key)
-    if hit is None or hit[0] is not op or hit[1] is not graph:
+    # an op whose options change (training_ops.set_option) is described again
+    if hit is None or hit[0] is not op or hit[1] is not graph or hit[4] is not op.custom_options:
         if len(_PREPARED) > 4096:
             _PREPARED.clear()
         outs = [(graph.tensors[i].shape, np.dtype(graph.tensors[i].dtype)) for i in op.outputs]
-        hit = (op, graph, kernel_call(graph, op), outs)
+        hit = (op, graph, kernel_call(graph, op), outs, op.custom_options)
         _PREPARED[key] = hit
     return hit[2], hit[3]
 
@@ -385,7 +457,7 @@ def run(graph: Graph, op: Operator, inputs, state=None) -> list:
         elif isinstance(a, Scratch):
             args.append(_p(np.empty(a.nbytes // 4, np.float32), C.c_float))
         elif isinstance(a, K.UpdateState):
-            args.append(C.byref(_state(state, options_of(op))))
+            args.append(C.byref(_state({} if state is None else state, options_of(op))))
         elif isinstance(a, np.ndarray):
             args.append(_p(a, ctype))
         elif isinstance(a, C.Structure):
@@ -420,8 +492,13 @@ def init(graph: Graph, op: Operator, inputs, state) -> list:
     return []
 
 
+# the update ops, and the ops that may round an int8 gradient stochastically (schema:
+# int8_gradients.rounding): their tt_update_state lives in the executor's per-op state
 STATEFUL = {"TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS", "TT_BIAS_UPDATE", "TT_CONV2D_WEIGHT_UPDATE",
-            "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE", "TT_FULLY_CONNECTED_WEIGHT_UPDATE"}
+            "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE", "TT_FULLY_CONNECTED_WEIGHT_UPDATE",
+            "TT_LOSS_SOFTMAX_CE", "TT_CONV2D_INPUT_GRAD", "TT_DEPTHWISE_CONV2D_INPUT_GRAD",
+            "TT_FULLY_CONNECTED_INPUT_GRAD", "TT_SUM_GRAD", "TT_AVERAGE_POOL_GRAD",
+            "TT_MAX_POOL_GRAD", "TT_SOFTMAX_GRAD"}
 
 def forward_op(graph: Graph, op: Operator, inputs) -> list:
     """TT_CONV2D, TT_DEPTHWISE_CONV2D, TT_POINTWISE_DEPTHWISE, TT_FULLY_CONNECTED: the int8

@@ -29,10 +29,11 @@ HEADERS = tuple(MICRO_KERNELS / "include" / name
                              "tt_inplace_grad.h"))
 
 CTYPES = {"int32_t": C.c_int32, "int": C.c_int, "float": C.c_float, "double": C.c_double,
-          "uint32_t": C.c_uint32, "int8_t": C.c_int8, "uint8_t": C.c_uint8, "void": None}
+          "uint32_t": C.c_uint32, "int8_t": C.c_int8, "uint8_t": C.c_uint8, "int16_t": C.c_int16,
+          "void": None}
 # the numpy element type behind a pointer parameter (void: raw bytes)
 DTYPES = {"int32_t": np.int32, "float": np.float32, "int8_t": np.int8, "uint8_t": np.uint8,
-          "uint32_t": np.uint32, "void": np.uint8}
+          "uint32_t": np.uint32, "int16_t": np.int16, "void": np.uint8}
 
 
 @dataclass(frozen=True)
