@@ -6,7 +6,7 @@ update, and the person detector (bias-only, its sparse scheme), each built by
 
     nice .venv/bin/python benchmarks/codegen.py [--steps 3] [--models mcunet,mbv2,person]
         [--grad float32|int8] [--kernels dsp,portable] [--no-full]
-        [--json benchmarks/codegen_results.json]
+        [--json benchmarks/codegen_results.json [--merge]]
 
 With --json benchmarks/codegen_results.json (float32 activation gradients) or
 benchmarks/codegen_int8.json (--grad int8 --no-full) the table of benchmarks/RESULTS.md
@@ -130,6 +130,16 @@ def render(data: dict) -> str:
     return "\n".join([head, *map(row, data["rows"])])
 
 
+def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
+    """`old` with the rows `new` measured again (same model, scheme, grad and kernels)
+    replaced in place, and `new`'s other rows after them."""
+    def key(r):
+        return r["label"], r["scheme"], r["grad"], r.get("kernels", "portable")
+    fresh = {key(r): r for r in new}
+    merged = [fresh.pop(key(r), r) for r in old]
+    return merged + [r for r in new if key(r) in fresh]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=3)
@@ -140,6 +150,9 @@ def main() -> int:
     ap.add_argument("--no-full", action="store_true", help="skip the full-update rows")
     ap.add_argument("--json", type=Path, help="write the measurements to this file (the "
                                               "one in benchmarks/ re-renders RESULTS.md)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the rows of the --json file this run did not measure (same "
+                         "model, scheme, grad and kernels: replaced)")
     args = ap.parse_args()
     builds = args.kernels.split(",")
     if not set(builds) <= set(rig.KERNELS):
@@ -172,6 +185,8 @@ def main() -> int:
     data = {"rows": rows, "rig": "QEMU 7.2 mps2-an500 (Cortex-M7), -icount shift=0; "
                                  "arm-none-eabi-gcc 12.2 -O2 -mfpu=fpv5-sp-d16"}
     print(render(data))
+    if args.json and args.merge and args.json.exists():
+        data["rows"] = merge_rows(json.loads(args.json.read_text())["rows"], rows)
     if args.json:
         # the table that reads this file, when it is one of ours in benchmarks/
         tables = {t: e for t, e in TABLES.items() if args.json.name in e[0]}

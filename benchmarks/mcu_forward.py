@@ -143,6 +143,13 @@ def describe(graph, k: int) -> tuple[str, int]:
     return label, macs
 
 
+def layer_shape(graph, k: int) -> str:
+    """'HxWxCi -> OHxOWxCo' of operator k (batch 1)."""
+    op = graph.operators[k]
+    x, y = graph.tensors[op.inputs[0]].shape, graph.tensors[op.outputs[0]].shape
+    return f"{x[1]}x{x[2]}x{x[3]} -> {y[1]}x{y[2]}x{y[3]}"
+
+
 BUILDS = (("portable", ("-DTT_PORTABLE",)), ("DSP", ()))
 
 
@@ -159,9 +166,12 @@ def model_data(title: str, graph, tmp: Path) -> dict:
             label += ", in place"
         g = groups.setdefault((call.name, label), {
             "kernel": call.name, "label": label, "layers": 0, "macs": 0,
-            "instructions": dict.fromkeys(counts, 0), "per_layer": {b: [] for b in counts}})
+            "instructions": dict.fromkeys(counts, 0), "per_layer": {b: [] for b in counts},
+            "shapes": []})
         g["layers"] += 1
         g["macs"] += macs
+        if macs:
+            g["shapes"].append(layer_shape(graph, k))
         for build, n in counts.items():
             if call.name != "tt_depthwise_conv2d_inplace_s8":
                 forward[build] += n[i]
@@ -227,8 +237,33 @@ def render_code(data: dict) -> str:
     return "\n".join(out)
 
 
+def render_before_after(data: dict, before: dict) -> str:
+    """The DSP versions' instructions per MAC of the 1x1 convolutions and the out-of-place
+    depthwise layers, layer shape by layer shape, against `before` (the same calls measured
+    with an earlier version of the kernels; layers in the same order)."""
+    out = ["| model | kernel | layer (input -> output) | layers | DSP instructions/MAC before "
+           "| after |", "|---|---|---|---:|---:|---:|"]
+    for m, mb in zip(data["models"], before["models"]):
+        old = {(g["kernel"], g["label"]): g for g in mb["kernels"]}
+        for g in m["kernels"]:
+            if not g.get("shapes") or "inplace" in g["kernel"]:
+                continue
+            b = old[(g["kernel"], g["label"])]["per_layer"]["DSP"]
+            rows: dict = {}
+            for shape, o, n in zip(g["shapes"], b, g["per_layer"]["DSP"]):
+                rows.setdefault(shape, []).append((o, n))
+            for shape, v in rows.items():
+                o = sum(x for x, _ in v) / len(v)
+                n = sum(y for _, y in v) / len(v)
+                out.append(f"| {m['model'].split(' (')[0]} | {g['label']} | {shape} | {len(v)} "
+                           f"| {o:.2f} | {n:.2f} |")
+    return "\n".join(out)
+
+
 JSON = "mcu_forward.json"
-TABLES = {"mcu-forward": ([JSON], render_models), "mcu-forward-code": ([JSON], render_code)}
+BEFORE = "mcu_forward_before_dsp2.json"
+TABLES = {"mcu-forward": ([JSON], render_models), "mcu-forward-code": ([JSON], render_code),
+          "mcu-forward-dsp2": ([JSON, BEFORE], render_before_after)}
 
 
 def rig(tmp: Path, json_path: Path | None) -> None:

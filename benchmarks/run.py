@@ -65,6 +65,8 @@ RECORDS = {
                                    "were d63dde6's and whose flags were -mfpu=fpv5-d16",
     "train_speed_before.json": "PYTHONPATH=<git archive d63dde6, make -C micro_kernels all "
                                "tflm-wheel> train_speed.py --json train_speed_before.json",
+    "mcu_forward_before_dsp2.json": "mcu_forward.py --rig-only --json mcu_forward.json at "
+                                    "commit 9f23883 (before the dsp2 round)",
 }
 
 

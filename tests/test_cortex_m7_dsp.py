@@ -54,7 +54,8 @@ def dims(shape) -> c_forward.Dims:
 def quantization(rng, channels: int, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel multipliers and shifts: `real` ones (what converters make: [2^30, 2^31),
     a right shift), or `edge` ones that leave the one-multiply form: 0, 2^30 exactly,
-    2^31 - 1, shifts 0, +3, -21 (its last), -22, -31, small multipliers."""
+    2^31 - 1, shifts 0, +3, -21 (its last), -22, -31 (a depthwise channel whose output is
+    its offset for every sum: tt_dsp_rq_init_constant), small multipliers."""
     m = rng.integers(1 << 30, 1 << 31, channels, dtype=np.int64)
     s = rng.integers(-12, -4, channels, dtype=np.int64)
     if kind == "edge":
@@ -101,6 +102,13 @@ def conv_calls(rng) -> None:
         (1, 2, 4, 1100, 3, 1, 1, 1, 1, 0, 0, 2, 4),    # a column past the buffer: chunks
         (1, 1, 3, 1100, 2, 1, 1, 1, 1, 0, 0, 1, 3),    # and not 8 of them: portable
         (1, 2, 4, 1101, 2, 1, 1, 1, 1, 0, 0, 2, 4),    # nor whole groups: portable
+        # pointwise through tt_dsp_mac8 (the assembly loop: an odd group count enters at
+        # its second copy) and rows sharing their constants over Q staged blocks of 8
+        (1, 7, 13, 8, 6, 1, 1, 1, 1, 0, 0, 7, 13),     # 91 columns: 11 blocks and 3
+        (1, 5, 9, 4, 9, 1, 1, 1, 1, 0, 0, 5, 9),       # one group, 9 channels
+        (1, 3, 11, 20, 7, 1, 1, 1, 1, 0, 0, 3, 11),    # five groups
+        (2, 4, 5, 24, 5, 1, 1, 1, 1, 0, 0, 4, 5),      # six, batches
+        (1, 2, 8, 14, 3, 1, 1, 1, 1, 0, 0, 2, 8),      # three groups and a half
         (1, 9, 9, 3, 7, 3, 3, 2, 1, 1, 1, 5, 5),       # im2col, padding
         (1, 12, 12, 3, 16, 4, 4, 2, 1, 1, 1, 6, 6),    # MCUNet's first layer, smaller
         (2, 7, 6, 5, 4, 3, 3, 1, 2, 2, 1, 6, 5),       # dilation 2, batches, odd sizes
@@ -172,6 +180,19 @@ def depthwise_calls(rng) -> None:
         (1, 5, 5, 1, 64, 7, 7, 1, 1, 3, 3, 5, 5),      # 64: groups of one input channel
         (1, 20, 24, 1, 4, 15, 20, 1, 1, 7, 9, 6, 5),   # those past the buffer: im2col
         (1, 17, 17, 1, 7, 17, 17, 1, 1, 0, 0, 1, 1),   # a filter past the buffer: portable
+        # 3x3 windows in pairs (tt_dsp_dw3x3_s1/_s2: int8's whole range, the rows
+        # ACTIVATIONS[k % 6] with k % 6 < 3), an odd last window in C
+        (1, 6, 6, 8, 1, 3, 3, 1, 1, 1, 1, 6, 6),
+        (1, 7, 13, 16, 1, 3, 3, 2, 1, 1, 1, 4, 7),     # stride 2, 7 windows, 4 groups
+        (1, 5, 3, 4, 1, 3, 3, 1, 1, 1, 1, 5, 3),       # 3 windows: 1 pair and 1
+        (1, 9, 9, 2, 4, 3, 3, 2, 1, 1, 1, 5, 5),       # depth multiplier 4
+        (1, 4, 2, 4, 1, 3, 3, 1, 1, 1, 1, 4, 2),
+        (1, 5, 4, 6, 1, 3, 3, 1, 1, 0, 0, 3, 2),       # VALID
+        (1, 5, 5, 9, 1, 3, 3, 1, 1, 1, 1, 5, 5),
+        (1, 6, 1, 4, 1, 3, 3, 1, 1, 1, 1, 6, 1),       # one window: no pair
+        (2, 6, 10, 4, 1, 3, 3, 2, 1, 0, 0, 2, 4),      # stride 2 VALID, batches
+        (1, 4, 64, 16, 1, 3, 3, 1, 1, 1, 1, 4, 64),    # wide; 16 channels: the 'edge'
+        # quantization's fourth group is all shifts -22 and -31 (tt_dsp_rq_init_constant)
     ]
     for k, (n, h, w, c, mult, kh, kw, s, d, pt, pl, oh, ow) in enumerate(shapes):
         act = ACTIVATIONS[k % len(ACTIVATIONS)]

@@ -3,6 +3,7 @@
  * w * (x + input_offset) in int32, then requantized per output channel. Both kernels of
  * depth multiplier 1 compute through dw_row, so in place and out of place are the same
  * arithmetic; only where the rows go differs. */
+#include <stddef.h>
 #include <string.h>
 
 #include "tt_forward.h"
@@ -123,7 +124,11 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
  * channel group. An odd last row is staged as [x0, x2], [x1, x3] and meets SMLABB/SMLATT.
  * A column is wc = 4 (kh / 2) + 2 (kh % 2) words; the columns an output row's windows cover
  * are staged once (in chunks that fit the band) and shared by the kw / stride_w windows that
- * read each. Taps outside the image are staged as zeros (TFLM skips them: the same sum). */
+ * read each. Taps outside the image are staged as zeros (TFLM skips them: the same sum).
+ * 3x3 windows of four channels requantized by the one-multiply form (the paper's models'
+ * depthwise layers) take a shorter road: dw3_rows stages the rows in assembly
+ * (tt_dsp_dw3_stage) and sums, requantizes and stores pairs of windows in assembly
+ * (tt_dsp_dw3x3_s1/_s2), their sums never in memory. */
 #define DW_DSP_MAX_KH 8            /* the paper's models: 3, 5, 7; imported: 4, 8 */
 
 typedef struct {
@@ -136,6 +141,7 @@ typedef struct {
   int32_t bias[4];
   tt_dsp_rq_params q[4];
   int fast, full;
+  int pairs3;                 /* 3x3 windows through tt_dsp_dw3x3_* (no sums in memory) */
 } dw_dsp;
 
 /* The columns of chunk [ox0, ox0 + n): [ix, ix + cols), of which [a, a + mid) are inside
@@ -159,10 +165,11 @@ static dw_chunk chunk_columns(const dw_layer *L, int32_t ox0, int32_t n) {
 
 /* Zeros for the chunk's columns outside the image. */
 static void zero_columns(const dw_dsp *D, const dw_chunk *k) {
-  for (tt_dsp_word *z = D->band; z != D->band + k->left * D->wc; ++z) *z = 0;
-  for (tt_dsp_word *z = D->band + (k->left + k->mid) * D->wc; z != D->band + k->cols * D->wc;
-       ++z)
-    *z = 0;
+  const int32_t wc = D->wc;                      /* even: two words a store */
+  for (tt_dsp_word *z = D->band, *e = z + k->left * wc; z != e; z += 2) tt_dsp_strd(z, 0, 0);
+  for (tt_dsp_word *z = D->band + (k->left + k->mid) * wc, *e = D->band + k->cols * wc; z != e;
+       z += 2)
+    tt_dsp_strd(z, 0, 0);
 }
 
 /* g (1..4) int8 of a channel group; nothing past them is read. */
@@ -199,42 +206,73 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
   /* n outputs need ((n - 1) sw + span) wc words of columns and 4 n of sums */
   const int32_t free = words - kw * wc - span * wc + sw * wc;
   if (kh > DW_DSP_MAX_KH || free < sw * wc + 4) return 0;
-  D->chunk = free / (sw * wc + 4);
-  D->whole = D->chunk >= L->out->w;
-  if (D->whole) D->chunk = L->out->w;
   D->wc = wc;
   D->m = L->out->c / L->in->c;
   D->w = buf;
-  D->sums = (int32_t *)(buf + kw * wc);
-  D->band = buf + kw * wc + 4 * D->chunk;
-  tt_dsp_word *w = D->w;
-  for (int32_t kx = 0; kx < kw; ++kx) {
-    const int8_t *f = L->filter + kx * C + c;
-    for (int32_t q = 0; q < pairs; ++q, w += 4)
-      stage_pair(w, load_group(f + 2 * q * kw * C, g), load_group(f + (2 * q + 1) * kw * C, g),
-                 0);
-    if (kh & 1) {
-      stage_single(w, load_group(f + (kh - 1) * kw * C, g), 0);
-      w += 2;
-    }
-  }
   D->fast = tt_dsp_sums_bounded(kh * kw, p->input_offset) &&
             tt_dsp_rq_offset_ok(p->output_offset);
   D->full = p->act_min == -128 && p->act_max == 127;
+  /* the largest |sum of w (x + input_offset)|: taps * (128 + |offset|) * 128 */
+  const int64_t max_sum = (int64_t)kh * kw * (128 + (p->input_offset < 0 ? -(int64_t)p->input_offset
+                                                                            : p->input_offset)) *
+                          128;
+  int constant[4] = {0, 0, 0, 0};
   for (int32_t j = 0; j < 4; ++j) {
     D->bias[j] = j < g && L->bias ? L->bias[c + j] : 0;
-    if (j < g)
-      D->fast = D->fast && tt_dsp_bias_bounded(D->bias[j]) &&
-                tt_dsp_rq_init(L->multiplier[c + j], L->shift[c + j], p->output_offset,
-                               &D->q[j]);
+    if (j >= g || !D->fast) continue;
+    if (!tt_dsp_bias_bounded(D->bias[j]) ||
+        !tt_dsp_rq_init(L->multiplier[c + j], L->shift[c + j], p->output_offset, &D->q[j]))
+      D->fast = constant[j] = tt_dsp_rq_init_constant(L->multiplier[c + j], L->shift[c + j],
+                                                      D->bias[j], max_sum, p->output_offset,
+                                                      &D->q[j]);
   }
+  /* a constant channel's sums do not matter: from 0 (no overflow when doubled) */
+  for (int32_t j = 0; j < 4; ++j)
+    if (D->fast && constant[j]) D->bias[j] = 0;
   /* On the fast path the weights and biases are doubled (|2w| <= 256 fits the lanes,
    * |2 acc| < 2^30): the sums come out as 2 acc, which tt_dsp_rq_doubled requantizes one
    * instruction cheaper. */
-  if (D->fast) {
-    for (tt_dsp_word *v = D->w; v != w; ++v) *v = __sadd16(*v, *v);
+  const int dbl = D->fast;
+  if (dbl)
     for (int32_t j = 0; j < 4; ++j) D->bias[j] *= 2;
+  tt_dsp_word *w = D->w;
+  for (int32_t kx = 0; kx < kw; ++kx) {
+    const int8_t *f = L->filter + kx * C + c;
+    for (int32_t q = 0; q < pairs; ++q, w += 4) {  /* stage_pair's words, doubled in place */
+      const uint32_t a = load_group(f + 2 * q * kw * C, g);
+      const uint32_t b = load_group(f + (2 * q + 1) * kw * C, g);
+      const uint32_t lo = tt_dsp_low_halves(a, b), hi = tt_dsp_high_halves(a, b);
+      uint32_t v0 = __sxtb16(lo), v1 = tt_dsp_sxtb16_odd(lo);
+      uint32_t v2 = __sxtb16(hi), v3 = tt_dsp_sxtb16_odd(hi);
+      if (dbl) {
+        v0 = __sadd16(v0, v0);
+        v1 = __sadd16(v1, v1);
+        v2 = __sadd16(v2, v2);
+        v3 = __sadd16(v3, v3);
+      }
+      tt_dsp_strd(w, v0, v1);
+      tt_dsp_strd(w + 2, v2, v3);
+    }
+    if (kh & 1) {                                     /* stage_single's */
+      const uint32_t a = load_group(f + (kh - 1) * kw * C, g);
+      uint32_t v0 = __sxtb16(a), v1 = tt_dsp_sxtb16_odd(a);
+      if (dbl) {
+        v0 = __sadd16(v0, v0);
+        v1 = __sadd16(v1, v1);
+      }
+      tt_dsp_strd(w, v0, v1);
+      w += 2;
+    }
   }
+  /* 3x3 windows in pairs (tt_dsp_dw3x3_*) keep their sums in registers: no room for them */
+  D->pairs3 = kh == 3 && kw == 3 && p->dilation_w == 1 && sw <= 2 && g == 4 && D->fast &&
+              D->full;
+  const int32_t sums = D->pairs3 ? 0 : 4;
+  D->chunk = free / (sw * wc + sums);
+  D->whole = D->chunk >= L->out->w;
+  if (D->whole) D->chunk = L->out->w;
+  D->sums = (int32_t *)(buf + kw * wc);
+  D->band = buf + kw * wc + sums * D->chunk;
   if (D->whole) {
     const dw_chunk k = chunk_columns(L, 0, D->chunk);
     zero_columns(D, &k);
@@ -364,6 +402,451 @@ static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t 
   }
 }
 
+/* --- DSP: 3x3, dilation 1, stride 1 or 2, four channels, requantized by the one-multiply form
+ * (int8's whole range) ---------------------------------------------------------------------
+ * tt_dsp_dw3x3_s1/_s2(dw3_args *a): a->pairs pairs of adjacent windows of a staged band (the
+ * layout of dw_dsp_sums: per column a row pair's four channel words, then the third row's
+ * two), each pair's 8 sums in registers: the two windows share every filter load (the
+ * filter's 18 words are loaded once per pair), and are requantized (doubled weights and
+ * bias: tt_dsp_rq_doubled) and stored as one word per window (the four channels' bytes,
+ * BFI-packed) at a->y + k a->y_stride for window k. Per pair of windows (72 MACs): 27
+ * LDRD, 24 SMLAD and 24 SMLABB/SMLATT for the sums (75), 36 for the 8 requantizations (LDM
+ * of a channel's constants, ADD, SMMLAR, ASR, SSAT), 6 BFI, 2 STR, 15 for the loop.
+ * In assembly for the same reason as tt_dsp_rows8 (tt_fwd_dsp.c): 14 live values. */
+typedef struct {
+  const tt_dsp_word *band;    /*  0: window 0's first column */
+  const tt_dsp_word *w;       /*  4: the packed, doubled filter (3 columns of 6 words) */
+  const int32_t *bias;        /*  8: the 4 doubled biases */
+  const int32_t *q;           /* 12: the 4 channels' tt_dsp_rq_params (b2, m, c, e) */
+  int8_t *y;                  /* 16: window 0's four outputs */
+  int32_t y_stride;           /* 20: bytes between consecutive windows' outputs */
+  int32_t pairs;              /* 24: pairs of windows, > 0 */
+} dw3_args;
+typedef char dw3_args_layout[offsetof(dw3_args, pairs) == 24 ? 1 : -1];
+typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_params, m) == 4 &&
+                                   offsetof(tt_dsp_rq_params, c) == 8 &&
+                                   offsetof(tt_dsp_rq_params, e) == 12 ? 1 : -1];
+__asm__(
+    "  .section .text.tt_dsp_dw3x3_s1,\"ax\",%progbits\n"
+    "  .syntax unified\n"
+    "  .thumb\n"
+    "  .p2align 2\n"
+    "  .global tt_dsp_dw3x3_s1\n"
+    "  .type tt_dsp_dw3x3_s1, %function\n"
+    "  .thumb_func\n"
+    "tt_dsp_dw3x3_s1:\n"
+    "  push {r4-r11, lr}\n"
+    "  sub sp, sp, #32\n"
+    "  ldrd r1, r2, [r0]\n"
+    "  ldrd r3, r12, [r0, #8]\n"
+    "  strd r3, r12, [sp]\n"
+    "  ldrd r3, r12, [r0, #16]\n"
+    "  strd r3, r12, [sp, #8]\n"
+    "  ldr r3, [r0, #24]\n"
+    "  str r3, [sp, #20]\n"
+    "  str r2, [sp, #24]\n"
+    "1:\n"
+    "  ldr r3, [sp]\n"
+    "  ldm r3, {r4-r7}\n"
+    "  ldm r3, {r8-r11}\n"
+    "  ldrd r0, r3, [r2, #0]\n"
+    "  ldrd r12, lr, [r1, #0]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r12, lr, [r1, #24]\n"
+    "  smlad r8, r12, r0, r8\n"
+    "  smlad r9, lr, r3, r9\n"
+    "  ldrd r0, r3, [r2, #8]\n"
+    "  ldrd r12, lr, [r1, #8]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #32]\n"
+    "  smlad r10, r12, r0, r10\n"
+    "  smlad r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #16]\n"
+    "  ldrd r12, lr, [r1, #16]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #40]\n"
+    "  smlabb r8, r12, r0, r8\n"
+    "  smlatt r10, r12, r0, r10\n"
+    "  smlabb r9, lr, r3, r9\n"
+    "  smlatt r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #24]\n"
+    "  ldrd r12, lr, [r1, #24]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r12, lr, [r1, #48]\n"
+    "  smlad r8, r12, r0, r8\n"
+    "  smlad r9, lr, r3, r9\n"
+    "  ldrd r0, r3, [r2, #32]\n"
+    "  ldrd r12, lr, [r1, #32]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #56]\n"
+    "  smlad r10, r12, r0, r10\n"
+    "  smlad r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #40]\n"
+    "  ldrd r12, lr, [r1, #40]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #64]\n"
+    "  smlabb r8, r12, r0, r8\n"
+    "  smlatt r10, r12, r0, r10\n"
+    "  smlabb r9, lr, r3, r9\n"
+    "  smlatt r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #48]\n"
+    "  ldrd r12, lr, [r1, #48]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r12, lr, [r1, #72]\n"
+    "  smlad r8, r12, r0, r8\n"
+    "  smlad r9, lr, r3, r9\n"
+    "  ldrd r0, r3, [r2, #56]\n"
+    "  ldrd r12, lr, [r1, #56]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #80]\n"
+    "  smlad r10, r12, r0, r10\n"
+    "  smlad r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #64]\n"
+    "  ldrd r12, lr, [r1, #64]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #88]\n"
+    "  smlabb r8, r12, r0, r8\n"
+    "  smlatt r10, r12, r0, r10\n"
+    "  smlabb r9, lr, r3, r9\n"
+    "  smlatt r11, lr, r3, r11\n"
+    "  add r1, r1, #48\n"
+    "  str r1, [sp, #16]\n"
+    "  ldr r12, [sp, #4]\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r4, asr #31\n"
+    "  smmlar r4, r4, r1, lr\n"
+    "  asr r4, r4, r3\n"
+    "  ssat r4, #8, r4\n"
+    "  add lr, r2, r8, asr #31\n"
+    "  smmlar r8, r8, r1, lr\n"
+    "  asr r8, r8, r3\n"
+    "  ssat r8, #8, r8\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r5, asr #31\n"
+    "  smmlar r5, r5, r1, lr\n"
+    "  asr r5, r5, r3\n"
+    "  ssat r5, #8, r5\n"
+    "  add lr, r2, r9, asr #31\n"
+    "  smmlar r9, r9, r1, lr\n"
+    "  asr r9, r9, r3\n"
+    "  ssat r9, #8, r9\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r6, asr #31\n"
+    "  smmlar r6, r6, r1, lr\n"
+    "  asr r6, r6, r3\n"
+    "  ssat r6, #8, r6\n"
+    "  add lr, r2, r10, asr #31\n"
+    "  smmlar r10, r10, r1, lr\n"
+    "  asr r10, r10, r3\n"
+    "  ssat r10, #8, r10\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r7, asr #31\n"
+    "  smmlar r7, r7, r1, lr\n"
+    "  asr r7, r7, r3\n"
+    "  ssat r7, #8, r7\n"
+    "  add lr, r2, r11, asr #31\n"
+    "  smmlar r11, r11, r1, lr\n"
+    "  asr r11, r11, r3\n"
+    "  ssat r11, #8, r11\n"
+    "  bfi r4, r5, #8, #8\n"
+    "  bfi r4, r6, #16, #8\n"
+    "  bfi r4, r7, #24, #8\n"
+    "  bfi r8, r9, #8, #8\n"
+    "  bfi r8, r10, #16, #8\n"
+    "  bfi r8, r11, #24, #8\n"
+    "  ldrd r0, r1, [sp, #8]\n"
+    "  str r4, [r0]\n"
+    "  str r8, [r0, r1]\n"
+    "  add r0, r0, r1, lsl #1\n"
+    "  str r0, [sp, #8]\n"
+    "  ldrd r1, r3, [sp, #16]\n"
+    "  ldr r2, [sp, #24]\n"
+    "  subs r3, r3, #1\n"
+    "  str r3, [sp, #20]\n"
+    "  bne 1b\n"
+    "  add sp, sp, #32\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size tt_dsp_dw3x3_s1, . - tt_dsp_dw3x3_s1\n"
+    "  .text\n");
+__asm__(
+    "  .section .text.tt_dsp_dw3x3_1,\"ax\",%progbits\n"
+    "  .syntax unified\n"
+    "  .thumb\n"
+    "  .p2align 2\n"
+    "  .global tt_dsp_dw3x3_1\n"
+    "  .type tt_dsp_dw3x3_1, %function\n"
+    "  .thumb_func\n"
+    "tt_dsp_dw3x3_1:\n"
+    "  push {r4-r11, lr}\n"
+    "  sub sp, sp, #32\n"
+    "  ldrd r1, r2, [r0]\n"
+    "  ldrd r3, r12, [r0, #8]\n"
+    "  strd r3, r12, [sp]\n"
+    "  ldrd r3, r12, [r0, #16]\n"
+    "  strd r3, r12, [sp, #8]\n"
+    "  ldr r3, [r0, #24]\n"
+    "  str r3, [sp, #20]\n"
+    "  str r2, [sp, #24]\n"
+    "1:\n"
+    "  ldr r3, [sp]\n"
+    "  ldm r3, {r4-r7}\n"
+    "  ldrd r0, r3, [r2, #0]\n"
+    "  ldrd r12, lr, [r1, #0]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r0, r3, [r2, #8]\n"
+    "  ldrd r12, lr, [r1, #8]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r0, r3, [r2, #16]\n"
+    "  ldrd r12, lr, [r1, #16]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r0, r3, [r2, #24]\n"
+    "  ldrd r12, lr, [r1, #24]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r0, r3, [r2, #32]\n"
+    "  ldrd r12, lr, [r1, #32]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r0, r3, [r2, #40]\n"
+    "  ldrd r12, lr, [r1, #40]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r0, r3, [r2, #48]\n"
+    "  ldrd r12, lr, [r1, #48]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r0, r3, [r2, #56]\n"
+    "  ldrd r12, lr, [r1, #56]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r0, r3, [r2, #64]\n"
+    "  ldrd r12, lr, [r1, #64]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  add r1, r1, #24\n"
+    "  str r1, [sp, #16]\n"
+    "  ldr r12, [sp, #4]\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r4, asr #31\n"
+    "  smmlar r4, r4, r1, lr\n"
+    "  asr r4, r4, r3\n"
+    "  ssat r4, #8, r4\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r5, asr #31\n"
+    "  smmlar r5, r5, r1, lr\n"
+    "  asr r5, r5, r3\n"
+    "  ssat r5, #8, r5\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r6, asr #31\n"
+    "  smmlar r6, r6, r1, lr\n"
+    "  asr r6, r6, r3\n"
+    "  ssat r6, #8, r6\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r7, asr #31\n"
+    "  smmlar r7, r7, r1, lr\n"
+    "  asr r7, r7, r3\n"
+    "  ssat r7, #8, r7\n"
+    "  bfi r4, r5, #8, #8\n"
+    "  bfi r4, r6, #16, #8\n"
+    "  bfi r4, r7, #24, #8\n"
+    "  ldrd r0, r1, [sp, #8]\n"
+    "  str r4, [r0]\n"
+    "  add r0, r0, r1\n"
+    "  str r0, [sp, #8]\n"
+    "  ldrd r1, r3, [sp, #16]\n"
+    "  ldr r2, [sp, #24]\n"
+    "  subs r3, r3, #1\n"
+    "  str r3, [sp, #20]\n"
+    "  bne 1b\n"
+    "  add sp, sp, #32\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size tt_dsp_dw3x3_1, . - tt_dsp_dw3x3_1\n"
+    "  .text\n");
+__asm__(
+    "  .section .text.tt_dsp_dw3x3_s2,\"ax\",%progbits\n"
+    "  .syntax unified\n"
+    "  .thumb\n"
+    "  .p2align 2\n"
+    "  .global tt_dsp_dw3x3_s2\n"
+    "  .type tt_dsp_dw3x3_s2, %function\n"
+    "  .thumb_func\n"
+    "tt_dsp_dw3x3_s2:\n"
+    "  push {r4-r11, lr}\n"
+    "  sub sp, sp, #32\n"
+    "  ldrd r1, r2, [r0]\n"
+    "  ldrd r3, r12, [r0, #8]\n"
+    "  strd r3, r12, [sp]\n"
+    "  ldrd r3, r12, [r0, #16]\n"
+    "  strd r3, r12, [sp, #8]\n"
+    "  ldr r3, [r0, #24]\n"
+    "  str r3, [sp, #20]\n"
+    "  str r2, [sp, #24]\n"
+    "1:\n"
+    "  ldr r3, [sp]\n"
+    "  ldm r3, {r4-r7}\n"
+    "  ldm r3, {r8-r11}\n"
+    "  ldrd r0, r3, [r2, #0]\n"
+    "  ldrd r12, lr, [r1, #0]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r12, lr, [r1, #48]\n"
+    "  smlad r8, r12, r0, r8\n"
+    "  smlad r9, lr, r3, r9\n"
+    "  ldrd r0, r3, [r2, #8]\n"
+    "  ldrd r12, lr, [r1, #8]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #56]\n"
+    "  smlad r10, r12, r0, r10\n"
+    "  smlad r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #16]\n"
+    "  ldrd r12, lr, [r1, #16]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #64]\n"
+    "  smlabb r8, r12, r0, r8\n"
+    "  smlatt r10, r12, r0, r10\n"
+    "  smlabb r9, lr, r3, r9\n"
+    "  smlatt r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #24]\n"
+    "  ldrd r12, lr, [r1, #24]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r12, lr, [r1, #72]\n"
+    "  smlad r8, r12, r0, r8\n"
+    "  smlad r9, lr, r3, r9\n"
+    "  ldrd r0, r3, [r2, #32]\n"
+    "  ldrd r12, lr, [r1, #32]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #80]\n"
+    "  smlad r10, r12, r0, r10\n"
+    "  smlad r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #40]\n"
+    "  ldrd r12, lr, [r1, #40]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #88]\n"
+    "  smlabb r8, r12, r0, r8\n"
+    "  smlatt r10, r12, r0, r10\n"
+    "  smlabb r9, lr, r3, r9\n"
+    "  smlatt r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #48]\n"
+    "  ldrd r12, lr, [r1, #48]\n"
+    "  smlad r4, r12, r0, r4\n"
+    "  smlad r5, lr, r3, r5\n"
+    "  ldrd r12, lr, [r1, #96]\n"
+    "  smlad r8, r12, r0, r8\n"
+    "  smlad r9, lr, r3, r9\n"
+    "  ldrd r0, r3, [r2, #56]\n"
+    "  ldrd r12, lr, [r1, #56]\n"
+    "  smlad r6, r12, r0, r6\n"
+    "  smlad r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #104]\n"
+    "  smlad r10, r12, r0, r10\n"
+    "  smlad r11, lr, r3, r11\n"
+    "  ldrd r0, r3, [r2, #64]\n"
+    "  ldrd r12, lr, [r1, #64]\n"
+    "  smlabb r4, r12, r0, r4\n"
+    "  smlatt r6, r12, r0, r6\n"
+    "  smlabb r5, lr, r3, r5\n"
+    "  smlatt r7, lr, r3, r7\n"
+    "  ldrd r12, lr, [r1, #112]\n"
+    "  smlabb r8, r12, r0, r8\n"
+    "  smlatt r10, r12, r0, r10\n"
+    "  smlabb r9, lr, r3, r9\n"
+    "  smlatt r11, lr, r3, r11\n"
+    "  add r1, r1, #96\n"
+    "  str r1, [sp, #16]\n"
+    "  ldr r12, [sp, #4]\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r4, asr #31\n"
+    "  smmlar r4, r4, r1, lr\n"
+    "  asr r4, r4, r3\n"
+    "  ssat r4, #8, r4\n"
+    "  add lr, r2, r8, asr #31\n"
+    "  smmlar r8, r8, r1, lr\n"
+    "  asr r8, r8, r3\n"
+    "  ssat r8, #8, r8\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r5, asr #31\n"
+    "  smmlar r5, r5, r1, lr\n"
+    "  asr r5, r5, r3\n"
+    "  ssat r5, #8, r5\n"
+    "  add lr, r2, r9, asr #31\n"
+    "  smmlar r9, r9, r1, lr\n"
+    "  asr r9, r9, r3\n"
+    "  ssat r9, #8, r9\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r6, asr #31\n"
+    "  smmlar r6, r6, r1, lr\n"
+    "  asr r6, r6, r3\n"
+    "  ssat r6, #8, r6\n"
+    "  add lr, r2, r10, asr #31\n"
+    "  smmlar r10, r10, r1, lr\n"
+    "  asr r10, r10, r3\n"
+    "  ssat r10, #8, r10\n"
+    "  ldm r12!, {r0, r1, r2, r3}\n"
+    "  add lr, r2, r7, asr #31\n"
+    "  smmlar r7, r7, r1, lr\n"
+    "  asr r7, r7, r3\n"
+    "  ssat r7, #8, r7\n"
+    "  add lr, r2, r11, asr #31\n"
+    "  smmlar r11, r11, r1, lr\n"
+    "  asr r11, r11, r3\n"
+    "  ssat r11, #8, r11\n"
+    "  bfi r4, r5, #8, #8\n"
+    "  bfi r4, r6, #16, #8\n"
+    "  bfi r4, r7, #24, #8\n"
+    "  bfi r8, r9, #8, #8\n"
+    "  bfi r8, r10, #16, #8\n"
+    "  bfi r8, r11, #24, #8\n"
+    "  ldrd r0, r1, [sp, #8]\n"
+    "  str r4, [r0]\n"
+    "  str r8, [r0, r1]\n"
+    "  add r0, r0, r1, lsl #1\n"
+    "  str r0, [sp, #8]\n"
+    "  ldrd r1, r3, [sp, #16]\n"
+    "  ldr r2, [sp, #24]\n"
+    "  subs r3, r3, #1\n"
+    "  str r3, [sp, #20]\n"
+    "  bne 1b\n"
+    "  add sp, sp, #32\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size tt_dsp_dw3x3_s2, . - tt_dsp_dw3x3_s2\n"
+    "  .text\n");
+void tt_dsp_dw3x3_s1(dw3_args *a);
+void tt_dsp_dw3x3_s2(dw3_args *a);
+void tt_dsp_dw3x3_1(dw3_args *a);   /* a->pairs single windows, at stride 1 */
+
 /* The instances dw_dsp_row calls, each compiled on its own (inlined together, gcc 12
  * spills their loop registers). */
 static __attribute__((noinline)) void stage_inner_3(tt_dsp_word *s, const int8_t *const *rows,
@@ -381,11 +864,9 @@ static __attribute__((noinline)) void stage_inner_any(tt_dsp_word *s,
  * pointers are any row of the image (every load is inside it) and mask[k] = 0 zeros what
  * they load; the offset is in the lanes of the rows inside only (off_pair, off_last). No
  * test per load. */
-static __attribute__((noinline)) void stage_masked(tt_dsp_word *s, const int8_t *const *rows,
-                                                   const uint32_t *mask, int32_t kh, int32_t C,
-                                                   int32_t ix, int32_t n,
-                                                   const uint32_t *off_pair,
-                                                   uint32_t off_last) {
+static inline __attribute__((always_inline)) void stage_masked_k(
+    tt_dsp_word *s, const int8_t *const *rows, const uint32_t *mask, const int32_t kh,
+    int32_t C, int32_t ix, int32_t n, const uint32_t *off_pair, uint32_t off_last) {
   for (int32_t at = ix * C, end = (ix + n) * C; at != end; at += C) {
     for (int32_t q = 0; q < kh >> 1; ++q, s += 4)
       stage_pair(s, tt_dsp_load4(rows[2 * q] + at) & mask[2 * q],
@@ -395,6 +876,21 @@ static __attribute__((noinline)) void stage_masked(tt_dsp_word *s, const int8_t 
       s += 2;
     }
   }
+}
+static __attribute__((noinline)) void stage_masked_3(tt_dsp_word *s,
+                                                     const int8_t *const *rows,
+                                                     const uint32_t *mask, int32_t C,
+                                                     int32_t ix, int32_t n,
+                                                     const uint32_t *off_pair,
+                                                     uint32_t off_last) {
+  stage_masked_k(s, rows, mask, 3, C, ix, n, off_pair, off_last);
+}
+static __attribute__((noinline)) void stage_masked(tt_dsp_word *s, const int8_t *const *rows,
+                                                   const uint32_t *mask, int32_t kh, int32_t C,
+                                                   int32_t ix, int32_t n,
+                                                   const uint32_t *off_pair,
+                                                   uint32_t off_last) {
+  stage_masked_k(s, rows, mask, kh, C, ix, n, off_pair, off_last);
 }
 
 /* dw_dsp_stage_inner for a depth multiplier of 4k: the four lanes hold one input channel,
@@ -453,6 +949,7 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
   const int8_t *const base = L->input + b * H * W * C + c / D->m;
   const uint32_t off = tt_dsp_offset_pair(p->input_offset);
   const dw_chunk whole = chunk_columns(L, 0, chunk);
+  const int pairs3 = D->pairs3;
   for (int32_t oy = oy0; oy < oy1; ++oy, out += row_step) {
     const int8_t *rows[DW_DSP_MAX_KH];
     int inner = g == 4;
@@ -482,7 +979,9 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
         zero_columns(D, &k);
       }
       tt_dsp_word *s = D->band + k.left * wc;
-      if (masked)
+      if (masked && kh == 3)
+        stage_masked_3(s, any, mask, C, k.a, k.mid, off_pair, off_last);
+      else if (masked)
         stage_masked(s, any, mask, kh, C, k.a, k.mid, off_pair, off_last);
       else if (!inner)
         dw_dsp_stage(s, rows, kh, C, g, k.a, k.mid, off, D->m > 1);
@@ -492,8 +991,121 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
         stage_inner_3(s, rows, C, k.a, k.mid, off);
       else
         stage_inner_any(s, rows, kh, C, k.a, k.mid, off);
+      if (pairs3) {       /* pairs of windows in assembly, an odd last one alone */
+        const int32_t step = L->p->stride_w * wc;
+        dw3_args a = {D->band, D->w, D->bias, &D->q[0].b2, y, stride, n >> 1};
+        if (a.pairs) {
+          if (L->p->stride_w == 1)
+            tt_dsp_dw3x3_s1(&a);
+          else
+            tt_dsp_dw3x3_s2(&a);
+        }
+        if (n & 1) {
+          a.band = D->band + (n - 1) * step;
+          a.y = y + (n - 1) * stride;
+          a.pairs = 1;
+          tt_dsp_dw3x3_1(&a);
+        }
+        continue;
+      }
       dw_dsp_sums_of(D, L, n);
       dw_dsp_store(D, L, c, g, n, y, stride);
+    }
+  }
+}
+
+/* tt_dsp_dw3_stage(const dw3_stage_args *a): dw_dsp_stage_inner for three rows inside the
+ * image and four channels (n > 0 columns), in assembly: per column 3 LDR, 2 PKH, 6 SXTAB16,
+ * 3 STRD and the loop, 17 instructions (gcc's: 22). */
+typedef struct {
+  tt_dsp_word *s;                    /* the first column's 6 words */
+  const int8_t *row0, *row1, *row2;  /* the first column's four channels in each row */
+  int32_t step;                      /* bytes from one column to the next (C) */
+  int32_t end;                       /* n * step */
+  uint32_t off;                      /* the input offset in both 16-bit lanes */
+} dw3_stage_args;
+__asm__(
+    "  .section .text.tt_dsp_dw3_stage,\"ax\",%progbits\n"
+    "  .syntax unified\n"
+    "  .thumb\n"
+    "  .p2align 2\n"
+    "  .global tt_dsp_dw3_stage\n"
+    "  .type tt_dsp_dw3_stage, %function\n"
+    "  .thumb_func\n"
+    "tt_dsp_dw3_stage:\n"
+    "  push {r4-r11, lr}\n"
+    "  ldm r0, {r1-r7}\n"
+    "  movs r9, #0\n"
+    "1:\n"
+    "  ldr r8, [r2, r9]\n"
+    "  ldr r10, [r3, r9]\n"
+    "  ldr r11, [r4, r9]\n"
+    "  add r9, r9, r5\n"
+    "  pkhbt r12, r8, r10, lsl #16\n"
+    "  pkhtb r10, r10, r8, asr #16\n"
+    "  sxtab16 r8, r7, r10\n"
+    "  sxtab16 r10, r7, r10, ror #8\n"
+    "  strd r8, r10, [r1, #8]\n"
+    "  sxtab16 r8, r7, r11\n"
+    "  sxtab16 r11, r7, r11, ror #8\n"
+    "  strd r8, r11, [r1, #16]\n"
+    "  sxtab16 r8, r7, r12\n"
+    "  sxtab16 r12, r7, r12, ror #8\n"
+    "  strd r8, r12, [r1], #24\n"      /* words 0, 1 last: the post-indexed store writes at r1 */
+    "  cmp r9, r6\n"
+    "  bne 1b\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size tt_dsp_dw3_stage, . - tt_dsp_dw3_stage\n"
+    "  .text\n");
+void tt_dsp_dw3_stage(const dw3_stage_args *a);
+
+/* dw_dsp_rows for 3x3 windows in pairs (D->pairs3) of depth multiplier 1 whose row is one
+ * chunk (D->whole): per output row only its three input rows are found, staged and handed to
+ * the assembly, which on 6x6 maps is most of the work (the generic loop's bookkeeping cost
+ * about a fifth of a row there). */
+static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *L,
+                                               int32_t c, int32_t b, int32_t oy0,
+                                               int32_t oy1, int8_t *out, int32_t row_step,
+                                               int32_t stride) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t C = L->in->c, H = L->in->h, W = L->in->w, wc = D->wc, n = L->out->w;
+  const int8_t *const base = L->input + b * H * W * C + c;
+  const uint32_t off = tt_dsp_offset_pair(p->input_offset);
+  const dw_chunk k = chunk_columns(L, 0, D->chunk);
+  tt_dsp_word *const s = D->band + k.left * wc;
+  const int32_t dh = p->dilation_h * W * C;
+  void (*const pairs_of)(dw3_args *) = p->stride_w == 1 ? tt_dsp_dw3x3_s1 : tt_dsp_dw3x3_s2;
+  const tt_dsp_word *const last = D->band + (n - 1) * p->stride_w * wc;
+  for (int32_t oy = oy0; oy < oy1; ++oy, out += row_step) {
+    const int32_t iy = oy * p->stride_h - p->pad_top;
+    const int8_t *rows[3];
+    if (iy >= 0 && iy + 2 * p->dilation_h < H) {
+      rows[0] = base + iy * W * C;
+      rows[1] = rows[0] + dh;
+      rows[2] = rows[1] + dh;
+      if (k.mid > 0) {
+        const dw3_stage_args st = {s, rows[0] + k.a * C, rows[1] + k.a * C, rows[2] + k.a * C,
+                                   C, k.mid * C, off};
+        tt_dsp_dw3_stage(&st);
+      }
+    } else {              /* rows outside the image: any row, masked to zeros, no offset */
+      uint32_t mask[3], off_pair[1];
+      for (int32_t ky = 0; ky < 3; ++ky) {
+        const int32_t y = iy + ky * p->dilation_h;
+        const int inside = y >= 0 && y < H;
+        rows[ky] = inside ? base + y * W * C : base;
+        mask[ky] = inside ? 0xFFFFFFFFu : 0;
+      }
+      off_pair[0] = (off & mask[0] & 0xFFFFu) | (off & mask[1] & 0xFFFF0000u);
+      stage_masked_3(s, rows, mask, C, k.a, k.mid, off_pair, off & mask[2]);
+    }
+    dw3_args a = {D->band, D->w, D->bias, &D->q[0].b2, out, stride, n >> 1};
+    if (a.pairs) pairs_of(&a);
+    if (n & 1) {
+      a.band = last;
+      a.y = out + (n - 1) * stride;
+      a.pairs = 1;
+      tt_dsp_dw3x3_1(&a);
     }
   }
 }
@@ -577,6 +1189,10 @@ static void dw_group_init(dw_group *G, const dw_layer *L, int32_t c, int32_t g, 
 static void dw_group_rows(const dw_group *G, int32_t b, int32_t oy0, int32_t oy1, int8_t *out,
                           int32_t row_step, int32_t stride) {
 #if TT_FWD_DSP
+  if (G->use_dsp && G->dsp.pairs3 && G->dsp.whole && G->dsp.m == 1) {
+    dw3_rows(&G->dsp, G->L, G->c, b, oy0, oy1, out, row_step, stride);
+    return;
+  }
   if (G->use_dsp) {
     dw_dsp_rows(&G->dsp, G->L, G->c, G->g, b, oy0, oy1, out, row_step, stride);
     return;

@@ -122,6 +122,30 @@ static inline int tt_dsp_rq_init(int32_t multiplier, int32_t shift, int32_t outp
   return 1;
 }
 
+/* A channel whose requantized output is one value v for every accumulator a kernel can make,
+ * bias + (a sum of magnitude <= max_sum): the "dead" channels of quantized models (shifts
+ * down to -29, biases up to int32's ends). MultiplyByQuantizedMultiplier is non-decreasing
+ * in its argument for a multiplier >= 0 and a shift <= 0 (a rounded product, then a
+ * rounded right shift), so it is v on [bias - max_sum, bias + max_sum] when both ends give
+ * v and the interval lies inside int32 (no sum wraps). For the doubled form
+ * (tt_dsp_rq_doubled) q = {m = 0, c = 2 (v + o) + 1, e = 1} gives exactly v + o, whatever
+ * the accumulator: SMMLAR(a2, 0, R) is R = c - [a2 < 0], and R >> 1 = v + o. */
+static inline int tt_dsp_rq_init_constant(int32_t multiplier, int32_t shift, int32_t bias,
+                                          int64_t max_sum, int32_t output_offset,
+                                          tt_dsp_rq_params *q) {
+  const int64_t lo = (int64_t)bias - max_sum, hi = (int64_t)bias + max_sum;
+  if (multiplier < 0 || shift > 0 || lo < INT32_MIN || hi > INT32_MAX) return 0;
+  const int64_t v = tt_fwd_mbqm((int32_t)lo, multiplier, shift);
+  if (tt_fwd_mbqm((int32_t)hi, multiplier, shift) != v) return 0;
+  const int64_t c = 2 * (v + output_offset) + 1;
+  if (c < INT32_MIN || c > INT32_MAX) return 0;
+  q->b2 = 0;
+  q->m = 0;
+  q->c = (int32_t)c;
+  q->e = 1;
+  return 1;
+}
+
 /* Requantized accumulator plus output offset, not yet clamped. */
 static inline int32_t tt_dsp_rq(int32_t acc, const tt_dsp_rq_params *q) {
   return tt_dsp_smmlar(acc, q->b2, acc + q->c + (acc >> 31)) >> q->e;
