@@ -1,5 +1,6 @@
 """The arena plan equals what the real TFLM interpreter allocates, for inference models and
 (with our training ops registered) for training models."""
+import numpy as np
 import pytest
 
 from conftest import SHARED_TFLM, shared_model
@@ -160,3 +161,46 @@ def test_offline_plan_is_used_by_tflm_and_changes_nothing_else(tmp_path, capsys,
         it = TFLMInterpreter(out.read_bytes(), preserve_all=False)
         it.invoke(xs)
         assert np.array_equal(it.output(0), outputs(g, xs)[0])
+
+
+def _place_parts_by_definition(buffers, order):
+    """place_parts as specified: try 0 and every near part's end less a rect's start, in
+    ascending order, checking each against every near part (quadratic; the reference)."""
+    placed, offsets = [], [0] * len(buffers)
+    for i in order:
+        rects = buffers[i].rects()
+        near = [p for p in placed if any(p[0] <= r[1] and r[0] <= p[1] for r in rects)]
+        for base in sorted({0} | {p[3] - r[2] for p in near for r in rects if p[3] > r[2]}):
+            if not any(p[0] <= r[1] and r[0] <= p[1] and p[2] < base + r[3] and
+                       base + r[2] < p[3] for r in rects for p in near):
+                break
+        offsets[i] = base
+        placed += [(r[0], r[1], base + r[2], base + r[3]) for r in rects]
+    return offsets
+
+
+def test_place_parts_is_first_fit_over_its_candidates():
+    """The sweep in place_parts gives the offsets of the definition, for buffers of one
+    part and of several (aliased groups: parts at offsets within the group, over time)."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        buffers = []
+        for _ in range(int(rng.integers(1, 40))):
+            first = int(rng.integers(0, 30))
+            if rng.random() < 0.3:
+                parts, lo = [], 0
+                for _ in range(int(rng.integers(2, 4))):
+                    f = first + int(rng.integers(0, 5))
+                    size = 16 * int(rng.integers(1, 20))
+                    parts.append((f, f + int(rng.integers(0, 6)), lo, lo + size))
+                    lo += 16 * int(rng.integers(-3, 6))
+                    lo = max(lo, 0)
+                buffers.append(memory.Buffer("g", max(p[3] for p in parts),
+                                             min(p[0] for p in parts),
+                                             max(p[1] for p in parts), parts=tuple(parts)))
+            else:
+                buffers.append(memory.Buffer("b", int(rng.integers(1, 400)), first,
+                                             first + int(rng.integers(0, 8))))
+        order = [int(i) for i in rng.permutation(len(buffers))]
+        assert memory.place_parts(buffers, order)[0] == \
+            _place_parts_by_definition(buffers, order)

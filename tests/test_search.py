@@ -2,23 +2,29 @@
 steps: the analysis table, budgets checked with `plan`, seeded results, resuming after a
 stop or a kill, Ray against the process pool, and the one-line errors."""
 import fcntl
+import io
 import json
+import math
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import zlib
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import ROOT, require_tool
 from tflite_train import tflite_io
 from tflite_train.cli import EXIT_ERROR, main
 from tflite_train.demo import EXAMPLE, new_task
-from tflite_train.search import Options, Stopped, evolution, search
-from tflite_train.search.space import Space
+from tflite_train.search import Options, Stopped, evolution, progress, search
+from tflite_train.search.budget import Estimate
+from tflite_train.search.space import Point, Space
 
 STEPS, VAL = 20, 40
 BUDGET = 18 * 1024    # the example model's candidates but those of its first two layers
@@ -293,3 +299,134 @@ def test_search_writes_a_scheme_augment_reads(task, capsys, tmp_path):
     assert len([line for line in text.splitlines()
                 if line.startswith(("head ", "bias:", "weight:"))]) == len(task["done"].table)
     assert json.loads(out.read_text()) == json.loads(task["out"].read_text())
+
+
+def synthetic_space(n: int = 30):
+    """Gains and single-layer costs of a made-up model of n layers; a scheme's planned total
+    is the additive estimate 0-4% off either way (crc32 of its key), as a planner's peaks
+    are off a sum."""
+    rng = np.random.default_rng(1)
+    ratios = [Fraction(1, 8), Fraction(1, 4), Fraction(1, 2), Fraction(1)]
+    bias = {k: 1000 + 40 * k ** 2 for k in range(n + 1)}
+    costs = {Point(k).key: c for k, c in bias.items()}
+    for p in range(n):
+        for r in ratios:
+            costs[Point(n - p, ((p, r),)).key] = bias[n - p] + int(rng.integers(50, 400) * r * 8)
+    gains = evolution.Gains({k: 0.01 * k ** 0.5 for k in range(n + 1)},
+                            {(p, r): float(rng.random()) * 0.05 for p in range(n)
+                             for r in ratios}, n)
+    estimate = Estimate(costs, lambda p: n - p)
+
+    def planned(p: Point) -> int:
+        return int(estimate(p) * (1 + 0.04 * math.sin(zlib.crc32(p.key.encode()))))
+    return gains, estimate, planned
+
+
+def test_evolution_plans_few_schemes_when_few_fit():
+    """The Done-when search (person detector, 100 KB) ran for half an hour in the evolution
+    without end: under a tight budget most children are over it, each was planned (then
+    ~4 s a scheme) and retried up to 50 times. The estimate now skips children clearly over
+    budget and the search stops when its best stops improving: far fewer plans, the same
+    best (here) as the exhaustive version, never a scheme over budget."""
+    gains, estimate, planned = synthetic_space()
+    budget = 5000
+
+    def run(plausible, settings):
+        asked = {}
+
+        def feasible(p):
+            asked[p.key] = planned(p)
+            estimate.observe(p, asked[p.key])
+            return asked[p.key] <= budget
+        best, generations = evolution.evolve(gains, feasible, 0, settings, plausible=plausible)
+        return best, generations, asked
+
+    full, _, asked_full = run(lambda p: True, evolution.Settings(patience=10 ** 6))
+    best, generations, asked = run(lambda p: estimate.plausible(p, budget),
+                                   evolution.Settings())
+    assert len(asked_full) > 1000                       # what the search planned before
+    assert len(asked) < len(asked_full) / 3 and generations < evolution.Settings().generations
+    assert planned(best) <= budget and gains.score(best) == gains.score(full)
+    # every scheme skipped was over budget: the margin covered the estimate's misses
+    assert all(planned(p) > budget for p in map(parse_point, asked_full)
+               if p.key not in asked and not estimate.plausible(p, budget))
+
+
+def parse_point(key: str) -> Point:
+    k, *ws = key.split("+")
+    return Point(int(k[1:]), tuple((int(w[1:].split(":")[0]), Fraction(w.split(":")[1]))
+                                   for w in ws))
+
+
+def test_progress_is_lines_when_stderr_is_not_a_terminal(task, capsys, tmp_path):
+    """A search in a log or a pipe (the Done-when run's stderr was one) reports each
+    finished run with runs done / total and the time left, and each generation."""
+    cache = tmp_path / "cache.json"
+    doc = json.loads(task["cache"].read_text())
+    (analysis,) = doc["analyses"].values()
+    dropped = sorted(k for k in analysis["runs"] if k != "head")[:2]
+    for k in dropped:
+        del analysis["runs"][k]
+    cache.write_text(json.dumps(doc))
+    code, _, err = run_cli(capsys, "search", EXAMPLE, "--data", task["data"], "--budget",
+                           f"{BUDGET // 1024}KB", "-o", tmp_path / "s.json", "--steps", STEPS,
+                           "--val-samples", VAL, "--val-split", "0.25", "--cache", cache,
+                           "--population", "16", "--generations", "8")
+    assert code == 0, err
+    n = task["done"].runs_needed
+    runs = [line for line in err.splitlines() if line.startswith("search: fine-tuning")]
+    assert [line.split()[2] for line in runs] == [f"{n - 1}/{n}", f"{n}/{n}"]
+    assert "left" in runs[0] and "elapsed" in runs[1]
+    assert any(line.startswith("search: evolution 1/8 generations") and "schemes planned"
+               in line for line in err.splitlines())
+
+
+def test_progress_lines_are_throttled_and_estimate_the_time_left():
+    clock = iter([0.0, 10.0, 20.0, 40.0, 50.0, 61.0]).__next__
+    out = io.StringIO()
+    bar = progress.Lines("planning", 5, "scheme", 0, 30.0, stream=out, now=clock)
+    for _ in range(5):
+        bar.update()
+    # at 10 and 20 s nothing (30 s apart at most), at 40 s 3 done, the last always
+    assert out.getvalue().splitlines() == [
+        "search: planning 3/5 schemes, 40s elapsed, about 27s left",
+        "search: planning 5/5 schemes, 1m01s elapsed"]
+
+
+def test_an_interrupted_evolution_keeps_its_plans(task, tmp_path, monkeypatch):
+    """The cache is written while the evolution plans, not only at its end."""
+    cache = tmp_path / "cache.json"
+    doc = json.loads(task["cache"].read_text())
+    singles = {r.point.key for r in Space(tflite_io.load(EXAMPLE), 4).runs()}
+    doc["memory"] = {k: v for k, v in doc["memory"].items() if k.split("|")[-1] in singles}
+    cache.write_text(json.dumps(doc))
+    known = len(doc["memory"])
+    evolve = evolution.evolve
+
+    def stopped(*args, **kw):
+        def on_generation(g, best):
+            raise KeyboardInterrupt
+        return evolve(*args, **{**kw, "on_generation": on_generation})
+    monkeypatch.setattr(evolution, "evolve", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        search(str(EXAMPLE), str(task["data"]), str(tmp_path / "s.json"), options(cache),
+               progress=False)
+    assert len(json.loads(cache.read_text())["memory"]) > known
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_plans_of_another_tflite_train_are_planned_again(task, tmp_path):
+    """A cache written before `plan`'s totals changed (the memory table is keyed by scheme
+    only) must not budget with them: its plans are dropped, its runs kept."""
+    cache = tmp_path / "cache.json"
+    doc = json.loads(task["cache"].read_text())
+    doc["planner"] = "0" * 16
+    for cost in doc["memory"].values():
+        cost["total"] //= 2                             # what an older plan said
+    cache.write_text(json.dumps(doc))
+    out = tmp_path / "s.json"
+    done = search(str(EXAMPLE), str(task["data"]), str(out), options(cache), progress=False)
+    assert done.runs_new == 0
+    assert json.loads(out.read_text()) == json.loads(task["out"].read_text())
+    assert json.loads(cache.read_text())["memory"] == json.loads(
+        task["cache"].read_text())["memory"]

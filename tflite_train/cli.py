@@ -520,7 +520,8 @@ def cmd_search(args) -> int:
                    cache=Path(args.cache) if args.cache else None, max_macs=args.max_macs,
                    engine=args.engine,
                    evolution=evolution.Settings(population=args.population,
-                                                generations=args.generations))
+                                                generations=args.generations,
+                                                patience=args.patience))
     done = search(args.model, args.data, args.output, opts)
     kb = lambda n: f"{n / 1024:.1f}"                          # noqa: E731
     pp = lambda v: "" if v is None else f"{100 * v:+.1f}"     # noqa: E731
@@ -600,6 +601,9 @@ def _add_search_parser(sub) -> None:
                    help="schemes per generation of the evolution (default 40)")
     s.add_argument("--generations", type=_positive_int, default=25,
                    help="generations of the evolution (default 25)")
+    s.add_argument("--patience", type=_positive_int, default=5,
+                   help="stop the evolution after this many generations without a better "
+                        "scheme (default 5)")
     s.set_defaults(func=cmd_search)
 
 

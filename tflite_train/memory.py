@@ -8,6 +8,7 @@ that the peak we report is the arena head TFLM will actually use.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,48 +151,81 @@ def place(buffers: list[Buffer], order: list[int],
     n = len(buffers)
     if n == 0:
         return [], 0
-    placed: list[tuple[int, int]] = []         # (offset, buffer id), kept sorted by offset
+    fixed = fixed or {}
+    size = [b.aligned for b in buffers]
+    first = [b.first for b in buffers]
+    last = [b.last for b in buffers]
+    placed: list[int] = []                     # buffer ids, kept sorted by offset
+    starts: list[int] = []                     # their offsets
     offsets = [0] * n
     for i in order:
-        b = buffers[i]
-        candidate = 0
-        for off, j in ([] if fixed and i in fixed else placed):
-            o = buffers[j]
-            if o.first > b.last or b.first > o.last:
-                continue                        # not alive at the same time
-            if off - candidate >= b.aligned:
-                break                           # fits in the gap before this one
-            candidate = max(candidate, off + o.aligned)
-        if fixed and i in fixed:
+        if i in fixed:
             candidate = fixed[i]
+        else:
+            candidate, born, dies, s = 0, first[i], last[i], size[i]
+            for off, j in zip(starts, placed):
+                if first[j] > dies or born > last[j]:
+                    continue                    # not alive at the same time
+                if off - candidate >= s:
+                    break                       # fits in the gap before this one
+                candidate = max(candidate, off + size[j])
         offsets[i] = candidate
         # insert after every entry with offset <= candidate (TFLM's list order)
-        pos = 0
-        while pos < len(placed) and placed[pos][0] <= candidate:
-            pos += 1
-        placed.insert(pos, (candidate, i))
-    return offsets, max(offsets[i] + buffers[i].aligned for i in range(n))
+        pos = bisect.bisect_right(starts, candidate)
+        placed.insert(pos, i)
+        starts.insert(pos, candidate)
+    return offsets, max(offsets[i] + size[i] for i in range(n))
 
 
 def place_parts(buffers: list[Buffer], order: list[int]) -> tuple[list[int], int]:
     """First-fit placement in `order` of buffers made of parts (Buffer.rects: a tensor group
     whose members live at different times): each goes to the lowest offset where none of
-    its parts overlaps, in time and space, a part already placed."""
+    its parts overlaps, in time and space, a part already placed. The offsets tried are 0
+    and the ends of the parts alive at the same time, each less the start of one of its
+    own parts."""
     placed: list[tuple[int, int, int, int]] = []       # absolute (first, last, lo, hi)
     offsets = [0] * len(buffers)
     for i in order:
         rects = buffers[i].rects()
-        near = [p for p in placed if any(p[0] <= r[1] and r[0] <= p[1] for r in rects)]
-        bases = sorted({0} | {p[3] - r[2] for p in near for r in rects if p[3] - r[2] > 0})
-        for base in bases:
-            if not any(p[0] <= r[1] and r[0] <= p[1] and p[2] < base + r[3] and
-                       base + r[2] < p[3] for r in rects for p in near):
-                break
+        if len(rects) == 1:                  # most buffers: one tensor, one lifetime
+            first, last = rects[0][0], rects[0][1]
+            near = [p for p in placed if p[0] <= last and first <= p[1]]
+        else:
+            near = [p for p in placed if any(p[0] <= r[1] and r[0] <= p[1] for r in rects)]
+        if len(rects) == 1 and rects[0][2] == 0:
+            # first fit by lower end: an offset below a part's end is blocked by it
+            base, size = 0, rects[0][3]
+            for p in sorted(near, key=lambda p: p[2]):
+                if p[2] >= base + size:
+                    break
+                base = max(base, p[3])
+        else:
+            base = _lowest_free(near, rects)
         offsets[i] = base
         placed += [(r[0], r[1], base + r[2], base + r[3]) for r in rects]
     arena = max((offsets[i] + r[3] for i, b in enumerate(buffers) for r in b.rects()),
                 default=0)
     return offsets, arena
+
+
+def _lowest_free(near: list[tuple], rects: tuple) -> int:
+    """The lowest candidate offset (0, or a near part's end less one of `rects`' starts)
+    at which no rect overlaps, in time and space, a near part. A part and a rect alive
+    together forbid the open interval of offsets (part lo - rect hi, part hi - rect lo);
+    candidates in ascending order meet the intervals in the order of their lower ends, so
+    one sweep finds the first candidate that no interval begun below it still covers.
+    (The largest candidate always fits: it puts every rect above every near part.)"""
+    forbidden = sorted((p[2] - r[3], p[3] - r[2]) for r in rects for p in near
+                       if p[0] <= r[1] and r[0] <= p[1])
+    candidates = sorted({0} | {p[3] - r[2] for p in near for r in rects if p[3] - r[2] > 0})
+    j, reach = 0, 0
+    for c in candidates:
+        while j < len(forbidden) and forbidden[j][0] < c:
+            reach = max(reach, forbidden[j][1])
+            j += 1
+        if reach <= c:
+            return c
+    raise AssertionError("unreachable: the largest candidate is free")
 
 
 # Orders tried by our own offline planner; TFLM's (largest first) is one of them, so the

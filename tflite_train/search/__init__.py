@@ -7,6 +7,7 @@ sparse-update scheme under a memory budget, on the user's own data.
   workers.py    where runs go: this process, a process pool, a Ray cluster
   cache.py      the cache file: every finished run and planned scheme
   evolution.py  the search itself
+  progress.py   progress on stderr, a bar on a terminal, lines elsewhere
 
 The analysis runs only candidates whose own scheme fits the budget (and the runs their gains
 are measured against): a scheme that trains all a candidate trains and more keeps its saved
@@ -19,7 +20,6 @@ search keeps is planned for real, so the result is within budget whatever the pl
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,8 +29,9 @@ from .. import data as datasets
 from ..errors import TTError
 from ..tflite_io import write_atomic
 from . import analysis, evolution
-from .budget import Cost, MemoryModel
+from .budget import Cost, Estimate, MemoryModel
 from .cache import Cache, default_path
+from .progress import reporter
 from .space import Point, Run, Space, ratio_number
 from .workers import executor
 
@@ -123,11 +124,13 @@ def search(model_path: str, data_spec: str, output: str, opts: Options, *,
         return "measured"
 
     runs = space.runs()
-    bar = _bar(progress, len(runs), "planning")
+    bar = reporter(progress, "planning", len(runs), "scheme")
     costs = {}
+    saver = _Saver(cache)
     for run in runs:
         costs[run.key] = mem.cost(run.point)
         bar.update()
+        saver.maybe()
     bar.close()
     by_key = {r.key: r for r in runs}
     needed: set[str] = set()
@@ -158,10 +161,29 @@ def search(model_path: str, data_spec: str, output: str, opts: Options, *,
                  if e.gain is not None and e.run.weight is not None},
         n_layers=space.n)
 
-    def feasible(point: Point) -> bool:
-        return fits(mem.cost(point)) == "measured"
+    estimate = Estimate({r.point.key: costs[r.key].total for r in runs}, space.depth)
 
-    best, generations = evolution.evolve(gains, feasible, opts.seed, opts.evolution)
+    def feasible(point: Point) -> bool:
+        cost = mem.cost(point)
+        estimate.observe(point, cost.total)
+        saver.maybe()
+        return fits(cost) == "measured"
+
+    bar = reporter(progress, "evolution", opts.evolution.generations, "generation",
+                   per_item=True, bound=True)
+    planned = mem.planned
+
+    def generation(_: int, best: Point) -> None:
+        bar.update(note=f"{mem.planned - planned} schemes planned, best sum "
+                        f"{100 * gains.score(best):+.1f} pp")
+
+    try:
+        best, generations = evolution.evolve(
+            gains, feasible, opts.seed, opts.evolution,
+            plausible=lambda p: estimate.plausible(p, opts.budget), on_generation=generation)
+    finally:
+        bar.close()
+        cache.save()
     cost = mem.cost(best)
     cache.save()
     doc = _scheme_doc(best, cost, gains, space, acc0, model_path, cache, opts, n_classes,
@@ -178,7 +200,8 @@ def _fine_tune(todo: list[Run], results: dict, cache: Cache, model: bytes, datas
     """Runs `todo` (the baseline first: the others start from its head), each result into
     the cache file as it finishes. (new runs, wall seconds)"""
     new = 0
-    bar = _bar(progress, needed, "fine-tuning", initial=needed - len(todo))
+    bar = reporter(progress, "fine-tuning", needed, "run", initial=needed - len(todo),
+                   per_item=True)
     started = time.perf_counter()
     pool = executor(model, dataset, settings, opts.workers, opts.ray) if todo else None
     try:
@@ -220,11 +243,17 @@ def _table(runs: list[Run], costs: dict, results: dict, fits, space: Space,
     return table
 
 
-def _bar(progress: bool, total: int, what: str, initial: int = 0):
-    from tqdm import tqdm
-    return tqdm(total=total, initial=initial, unit="run" if what == "fine-tuning" else
-                "scheme", desc=what, file=sys.stderr, leave=False,
-                disable=None if progress else True)
+class _Saver:
+    """Writes the cache at most every `every` seconds while schemes are planned (each run
+    is written as it finishes): a search killed while it plans keeps most of its plans."""
+
+    def __init__(self, cache: Cache, every: float = 30.0):
+        self.cache, self.every, self.last = cache, every, time.monotonic()
+
+    def maybe(self) -> None:
+        if time.monotonic() - self.last >= self.every:
+            self.cache.save()
+            self.last = time.monotonic()
 
 
 def _record(cache: Cache, results: dict, key: str, result: dict, bar, stop_after, new) -> int:

@@ -10,6 +10,11 @@ ratio); a child whose weights fall outside its last k gets the smallest measured
 covers them, or loses them. Seeded: the same seed, contributions and memory give the same
 scheme. The start population holds the new head alone and the best bias-only scheme that
 fits, so the search never returns less than they give.
+
+Planning a scheme costs a fraction of a second to seconds (augment's passes plan the arena
+many times), and under a tight budget most children are over it: `plausible`, a cheap
+estimate, drops the children it puts clearly over budget before they are planned, and the
+search stops once its best has not improved for `patience` generations.
 """
 from __future__ import annotations
 
@@ -42,11 +47,17 @@ class Settings:
     # this probability
     density: float = 0.2
     tries: int = 50                    # attempts to make one feasible child
+    patience: int = 5                  # generations without a better best before stopping
 
 
 def evolve(gains: Gains, feasible: Callable[[Point], bool], seed: int,
-           settings: Settings | None = None) -> tuple[Point, int]:
-    """(best scheme, generations run)."""
+           settings: Settings | None = None, *,
+           plausible: Callable[[Point], bool] = lambda p: True,
+           on_generation: Callable[[int, Point], None] = lambda g, best: None
+           ) -> tuple[Point, int]:
+    """(best scheme, generations run). `feasible`: the planner's verdict (every scheme kept
+    has it); `plausible`: a cheap one asked first, False for schemes not worth planning;
+    `on_generation(generation, best)` after each generation."""
     s = settings or Settings()
     rng = np.random.default_rng(seed)
     ks = sorted(gains.bias)
@@ -91,7 +102,7 @@ def evolve(gains: Gains, feasible: Callable[[Point], bool], seed: int,
     population: dict[str, Point] = {}
 
     def admit(p: Point) -> bool:
-        if p.key in population or not feasible(p):
+        if p.key in population or not plausible(p) or not feasible(p):
             return False
         population[p.key] = p
         return True
@@ -104,7 +115,7 @@ def evolve(gains: Gains, feasible: Callable[[Point], bool], seed: int,
         if len(population) >= s.population:
             break
         admit(random_point())
-    generations = 0
+    generations, best, stale = 0, rank(population.values())[0], 0
     for generations in range(1, s.generations + 1):
         parents = rank(population.values())[:s.parents]
         population = {p.key: p for p in parents}
@@ -117,4 +128,10 @@ def evolve(gains: Gains, feasible: Callable[[Point], bool], seed: int,
                     child = cross(parents[int(a)], parents[int(b)])
                 if admit(child):
                     break
-    return rank(population.values())[0], generations
+        top = rank(population.values())[0]
+        stale = stale + 1 if top == best else 0
+        best = top
+        on_generation(generations, best)
+        if stale >= s.patience:
+            break
+    return best, generations
