@@ -24,28 +24,10 @@
 #include "tt_grad_dsp.h"
 
 #if TT_GRAD_DSP
+#include "tt_dsp_common.h"
+
 typedef tt_wdsp_word tt_gdsp_word;
 typedef int16_t tt_gdsp_half __attribute__((may_alias));
-
-/* [x1, x3] of x's bytes sign-extended (__sxtb16 gives [x0, x2]). */
-static inline uint32_t sxtb16_odd(uint32_t x) {
-  uint32_t r;
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
-  return r;
-}
-
-
-/* The four int8 at p (any alignment: one LDR on ARMv7E-M), or the first n < 4 and zeros. */
-static inline uint32_t load4(const int8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-static inline uint32_t load_partial(const int8_t *p, int32_t n) {
-  uint32_t v = 0;
-  for (int32_t i = n - 1; i >= 0; --i) v = (v << 8) | (uint8_t)p[i];
-  return v;
-}
 
 /* The byte lanes of four mask bits. */
 static const uint32_t lanes_of[16] = {
@@ -100,7 +82,7 @@ static void stage_columns(const pointwise *a, int32_t c0, int32_t nc, int32_t CB
 /* acc[j] += group q's four dy of the row (in v, masked) times the staged columns at s. */
 static inline __attribute__((always_inline)) void mac_group(uint32_t v, const tt_gdsp_word *s,
                                                             const int32_t CB, int32_t *acc) {
-  const uint32_t even = __sxtb16(v), odd = sxtb16_odd(v);
+  const uint32_t even = __sxtb16(v), odd = tt_dsp_sxtb16_odd(v);
 #pragma GCC unroll 8
   for (int32_t j = 0; j < CB; ++j) {
     uint32_t x0, x1;
@@ -126,16 +108,16 @@ static inline __attribute__((always_inline)) void row_sums(const pointwise *a, i
   for (int32_t j = 0; j < CB; ++j) t[j] = 0;
   const tt_gdsp_word *s = stage;
   if (!masked) {
-    for (; g != end; g += 4, s += 2 * CB) mac_group(load4(g), s, CB, t);
-    if (tail) mac_group(load_partial(g, tail), s, CB, t);
+    for (; g != end; g += 4, s += 2 * CB) mac_group(tt_dsp_load4(g), s, CB, t);
+    if (tail) mac_group(tt_dsp_load_partial(g, tail), s, CB, t);
   } else {
     int32_t i = p * a->co;
     for (; g != end; g += 4, s += 2 * CB, i += 4) {
-      const uint32_t v = load4(g) & lanes_of[mask_bits(a->mask, i, 4)];
+      const uint32_t v = tt_dsp_load4(g) & lanes_of[mask_bits(a->mask, i, 4)];
       if (v != 0) mac_group(v, s, CB, t);
     }
     if (tail)
-      mac_group(load_partial(g, tail) & lanes_of[mask_bits(a->mask, i, tail)], s, CB, t);
+      mac_group(tt_dsp_load_partial(g, tail) & lanes_of[mask_bits(a->mask, i, tail)], s, CB, t);
   }
 #pragma GCC unroll 8
   for (int32_t j = 0; j < CB; ++j) acc[j] = t[j];

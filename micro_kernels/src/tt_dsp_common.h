@@ -1,0 +1,33 @@
+/* Cortex-M DSP (ARMv7E-M) helpers shared by the forward (tt_fwd_dsp.h) and the gradient
+ * (tt_grad_dsp.h) DSP kernels: loads of packed int8 and the byte extensions ACLE lacks.
+ * Included only where the DSP versions are compiled. */
+#ifndef TT_DSP_COMMON_H
+#define TT_DSP_COMMON_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* Four int8 at any address: ARMv7E-M and v8-M load them with one LDR unless CCR.UNALIGN_TRP
+ * is set (it is clear after reset); memcpy says so to C. */
+static inline uint32_t tt_dsp_load4(const int8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+/* The first n (0..4) int8 at p in the low bytes, zeros above: reads nothing past p + n. */
+static inline uint32_t tt_dsp_load_partial(const int8_t *p, int32_t n) {
+  uint32_t v = 0;
+  for (int32_t i = n - 1; i >= 0; --i) v = (v << 8) | (uint8_t)p[i];
+  return v;
+}
+
+/* Lanes 1 and 3 of x sign-extended to two int16 ([x1, x3]); __sxtb16(x) gives [x0, x2].
+ * The rotated forms are single instructions; gcc 12 does not fold the C rotate into them. */
+static inline uint32_t tt_dsp_sxtb16_odd(uint32_t x) {
+  uint32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
+
+#endif /* TT_DSP_COMMON_H */
