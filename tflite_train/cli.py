@@ -554,7 +554,8 @@ def cmd_search(args) -> int:
 
 
 def _byte_size(text: str) -> int:
-    """100KB, 256K, 1M, 4MiB, 262144 -> bytes (K and M are 1024 and 1024^2)."""
+    """100KB, 256K, 1M, 4MiB, 262144 -> bytes (K and M are 1024 and 1024^2); search's
+    --budget and codegen's --sram-budget/--flash-budget."""
     import re
     m = re.fullmatch(r"\s*(\d+)\s*([kKmM]?)(i?[bB])?\s*", text)
     if not m or int(m.group(1)) == 0:
@@ -660,15 +661,6 @@ def cmd_codegen(args) -> int:
     for line in m.differences:
         print(f"  differs: {line}")
     return 0 if m.identical_to_engine_c is not False else EXIT_MISMATCH
-
-
-def _byte_size(text: str) -> int:
-    """256K, 1M, 4MiB, 262144 -> bytes (K and M are 1024 and 1024^2)."""
-    import re
-    m = re.fullmatch(r"\s*(\d+)\s*([kKmM]?)(i?[bB])?\s*", text)
-    if not m or int(m.group(1)) == 0:
-        raise argparse.ArgumentTypeError(f"expected a size such as 256K or 1M, got {text!r}")
-    return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
 
 
 def _add_codegen_parser(sub) -> None:
