@@ -58,7 +58,7 @@ class MemoryChoices:
     flash_requant: list = field(default_factory=list)
     streamed: list = field(default_factory=list)
     pruned_bytes: int = 0
-    activations: dict = field(default_factory=dict)   # passes.builtins.hidden_activations
+    activations: str = ""           # passes.builtins.hidden_activations
 
     def record(self) -> dict:
         return {

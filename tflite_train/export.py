@@ -115,7 +115,8 @@ def _builtin_forward(graph: Graph, parameters: dict[int, np.ndarray]) -> Graph:
     tensors, operators = list(graph.tensors), list(graph.operators)
     for k, op in enumerate(operators):
         if op.kind == tt_stream.KIND:
-            operators[k] = tt_stream.to_builtins(replace(graph, tensors=tensors), op, acts)
+            operators[k] = tt_stream.to_builtins(replace(graph, tensors=tensors), op,
+                                                 (acts.get((k, 0)), acts.get((k, 1))))
             continue
         if op.kind not in tt_forward.FORWARD:
             continue
@@ -131,7 +132,7 @@ def _builtin_forward(graph: Graph, parameters: dict[int, np.ndarray]) -> Graph:
                                    is_variable=False))
             w = len(tensors) - 1
         operators[k] = tt_forward.to_builtin(replace(graph, tensors=tensors), op, w,
-                                             acts.get(tt_forward.layer_name(graph, op)))
+                                             acts.get((k, 0)))
     operators = [new for op in operators for new in (op if isinstance(op, list) else [op])]
     return replace(graph, tensors=tensors, operators=operators)
 

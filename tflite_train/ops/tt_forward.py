@@ -326,7 +326,7 @@ def make_in_place(op: Operator) -> Operator:
                    **{**options_of(op), "in_place": True})
 
 
-ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}   # fused_activation_function
+ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}  # fused_activation_function
 
 
 def layer_name(graph: Graph, op: Operator) -> str:

@@ -190,18 +190,15 @@ def split(graph: Graph, op: Operator, mid: int) -> tuple[Operator, Operator]:
     return pw, dw
 
 
-def to_builtins(graph: Graph, op: Operator, activations: dict | None = None) \
-        -> list[Operator]:
+def to_builtins(graph: Graph, op: Operator, activations=(None, None)) -> list[Operator]:
     """The CONV_2D and DEPTHWISE_CONV_2D the op stands for; their mid tensor is appended to
-    graph.tensors. `activations`: builtin output name -> fused activation, where the ranges
-    cannot tell (tt_forward.to_builtin)."""
+    graph.tensors. `activations`: their fused activations where the ranges cannot tell
+    (tt_forward.to_builtin), None where they can."""
     graph.tensors.append(mid_tensor(graph, op))
     mid = len(graph.tensors) - 1
     pw, dw = split(graph, op, mid)
-    acts = activations or {}
-    return [tt_forward.to_builtin(graph, part, op.inputs[f],
-                                  acts.get(tt_forward.layer_name(graph, part)))
-            for part, f in ((pw, PW_FILTER), (dw, DW_FILTER))]
+    return [tt_forward.to_builtin(graph, pw, op.inputs[PW_FILTER], activations[0]),
+            tt_forward.to_builtin(graph, dw, op.inputs[DW_FILTER], activations[1])]
 
 
 register(OpDef(KIND, forward, macs, _check, param_inputs=(PW_FILTER, PW_BIAS, DW_FILTER,
