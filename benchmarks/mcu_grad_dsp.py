@@ -6,6 +6,7 @@ as the board's build compiles them (the DSP versions where a kernel has one).
     .venv/bin/python benchmarks/mcu_grad_dsp.py                       # prints the tables
     .venv/bin/python benchmarks/mcu_grad_dsp.py --json benchmarks/mcu_grad_dsp.json
     .venv/bin/python benchmarks/mcu_grad_dsp.py --no-step             # kernels only
+    .venv/bin/python benchmarks/mcu_grad_dsp.py --no-step --only depthwise
 
 Kernels: the int8-gradient kernels of every 1x1 convolution shape of the person detector
 and of MCUNet-5FPS (imported, 128x128; its classifier is a 1x1 convolution too): the input
@@ -60,6 +61,23 @@ LAYERS = [
     ("MCUNet-5FPS", 8, 192, 48), ("MCUNet-5FPS", 8, 48, 240), ("MCUNet-5FPS", 4, 240, 96),
     ("MCUNet-5FPS", 4, 96, 384), ("MCUNet-5FPS", 4, 384, 96), ("MCUNet-5FPS", 4, 96, 576),
     ("MCUNet-5FPS", 4, 576, 160), ("MCUNet-5FPS", 1, 160, 1000),
+]
+# (model, h = w, c, oh = ow, k, stride, pad) of every depthwise layer whose input gradient a
+# training step can need (person_detect.tflite's first one, of depth multiplier 8 on the
+# image, cannot): the input gradient runs from dy [oh, oh, c] to dx [h, h, c].
+DEPTHWISE = [
+    ("person detector", 48, 8, 48, 3, 1, 1), ("person detector", 48, 16, 24, 3, 2, 0),
+    ("person detector", 24, 32, 24, 3, 1, 1), ("person detector", 24, 32, 12, 3, 2, 0),
+    ("person detector", 12, 64, 12, 3, 1, 1), ("person detector", 12, 64, 6, 3, 2, 0),
+    ("person detector", 6, 128, 6, 3, 1, 1), ("person detector", 6, 128, 3, 3, 2, 0),
+    ("person detector", 3, 256, 3, 3, 1, 1),
+    ("MCUNet-5FPS", 64, 16, 64, 3, 1, 1), ("MCUNet-5FPS", 64, 32, 32, 4, 2, 1),
+    ("MCUNet-5FPS", 32, 48, 32, 3, 1, 1), ("MCUNet-5FPS", 32, 48, 16, 8, 2, 3),
+    ("MCUNet-5FPS", 16, 120, 16, 3, 1, 1), ("MCUNet-5FPS", 16, 120, 8, 4, 2, 1),
+    ("MCUNet-5FPS", 8, 160, 8, 7, 1, 3), ("MCUNet-5FPS", 8, 160, 8, 5, 1, 2),
+    ("MCUNet-5FPS", 8, 144, 8, 3, 1, 1), ("MCUNet-5FPS", 8, 192, 8, 3, 1, 1),
+    ("MCUNet-5FPS", 8, 240, 4, 8, 2, 3), ("MCUNet-5FPS", 4, 384, 4, 5, 1, 2),
+    ("MCUNet-5FPS", 4, 576, 4, 3, 1, 1),
 ]
 FORMS = (("1 pass", "s32", "&st"), ("2 passes, nearest", "0", "0"),
          ("2 passes, stochastic", "0", "&st"))
@@ -116,15 +134,26 @@ def cases() -> list[tuple[str, str, str, int]]:
                     f"tt_conv2d_weight_update_s8_s8(dy, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, "
                     f"-128, {h}, {h}, {ci}, w, 1, 1, {ci}, scales, {co}, &same, 0, &sgd, &st, "
                     f"dw)", h * h * ci * co))
+    for model, h, c, oh, k, s, pad in DEPTHWISE:
+        name = f"{model}: depthwise {k}x{k}/{s} {c} @{h}x{h}"
+        for form, scratch, rounding in FORMS:
+            out.append((name, f"input grad, {form}",
+                        f"tt_depthwise_conv2d_input_grad_s8(dy, &sdy, 0, 1, {oh}, {oh}, {c}, 1, "
+                        f"w, mult, 3.9e-5f, {k}, {k}, &(tt_window){{{s}, {s}, 1, 1, {pad}, "
+                        f"{pad}}}, {h}, {h}, dx, &dxs, {rounding}, {scratch})",
+                        oh * oh * c * k * k))
     return out
 
 
-def run_kernels(tmp: Path) -> list[dict]:
-    rows = cases()
-    sizes = {"%DY%": max(h * h * co for _, h, _, co in LAYERS),
-             "%DX%": max(h * h * ci for _, h, ci, _ in LAYERS),
-             "%W%": max(ci * co for _, _, ci, co in LAYERS),
-             "%CO%": max(co for *_, co in LAYERS)}
+def run_kernels(tmp: Path, only: str | None = None) -> list[dict]:
+    rows = [r for r in cases() if only is None or re.search(only, f"{r[0]}: {r[1]}")]
+    sizes = {"%DY%": max([h * h * co for _, h, _, co in LAYERS] +
+                         [oh * oh * c for _, _, c, oh, *_ in DEPTHWISE]),
+             "%DX%": max([h * h * ci for _, h, ci, _ in LAYERS] +
+                         [h * h * c for _, h, c, *_ in DEPTHWISE]),
+             "%W%": max([ci * co for _, _, ci, co in LAYERS] +
+                        [k * k * c for _, _, c, _, k, *_ in DEPTHWISE]),
+             "%CO%": max([co for *_, co in LAYERS] + [c for _, _, c, *_ in DEPTHWISE])}
     source = PROGRAM
     for key, value in sizes.items():
         source = source.replace(key, str(value))
@@ -170,7 +199,7 @@ def run_step() -> list[dict]:
 
 
 def render_kernels(data: dict) -> str:
-    out = ["| layer (1x1 conv, int8 gradients) | MACs | kernel | portable "
+    out = ["| layer (int8 gradients) | MACs | kernel | portable "
            "instructions/MAC | DSP instructions/MAC | DSP instructions |",
            "|---|---:|---|---:|---:|---:|"]
     for k in data["kernels"]:
@@ -200,15 +229,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path)
     ap.add_argument("--no-step", action="store_true", help="the kernels only")
+    ap.add_argument("--only", metavar="REGEX", help="the kernel rows whose 'layer: kernel' "
+                    "matches (e.g. depthwise); the tables are not saved")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data = {"kernels": run_kernels(Path(tmp))}
+        data = {"kernels": run_kernels(Path(tmp), args.only)}
     data["step"] = [] if args.no_step else run_step()
     print(render_kernels(data))
     if data["step"]:
         print()
         print(render_step(data))
-    if args.json:
+    if args.json and not args.only:
         results.save(args.json, data, JSON, TABLES)
 
 
