@@ -1,4 +1,5 @@
-"""The Cortex-M DSP versions of the depthwise int8-gradient kernels
+"""The Cortex-M DSP versions of the depthwise int8-gradient kernels (input gradient, weight
+gradient and with it the fused weight update)
 (micro_kernels/src/tt_depthwise_grad_dsp.h) against the portable C99 ones, bit for bit.
 
 As test_cortex_m7_grad_dsp: every call is made on the host (portable C on x86) and recorded,
@@ -82,11 +83,46 @@ def input_grad_calls(rng) -> None:
                         C.byref(state) if stochastic else None, rig_p(scratch, C.c_int32))
 
 
+def weight_grad_calls(rng) -> None:
+    """tt_depthwise_conv2d_weight_grad_s8 and the fused update (whose gradient it is) on the
+    same shapes: the zero point at its extremes and 0, masks, momentum and stochastic
+    rounding in the update."""
+    lib = c_kernels.library()
+    for k, (n, h, w, c, kh, kw, s, pt, pl, m, dil) in enumerate(INPUT_GRAD_SHAPES):
+        oh, ow = out_size(h, kh, s, pt, dil), out_size(w, kw, s, pl, dil)
+        dy = dy_of(rng, (n, oh, ow, c * m), sparse=k == 4)
+        saved = rng.integers(-128, 128, (n, h, w, c)).astype(np.int8)
+        if k == 0:                                  # the largest terms: -128 * (127 + 128)
+            dy[...] = -128
+            saved[...] = 127
+        zp = (-128, 127, 5, 0)[k % 4]
+        mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+        win = c_kernels.Window(s, s, dil, dil, pt, pl)
+        for masked in (False, True):
+            dw = np.zeros((1, kh, kw, c * m), np.float32)
+            lib.tt_depthwise_conv2d_weight_grad_s8(
+                i8(dy), rig_p(np.array([0.02], np.float32), C.c_float),
+                rig_p(mask if masked else None, C.c_uint8), n, oh, ow, c, m, i8(saved),
+                C.c_float(0.05), zp, h, w, kh, kw, C.byref(win), rig_p(dw, C.c_float))
+        wt = rng.integers(-127, 128, (1, kh, kw, c * m)).astype(np.int8)
+        scales = rng.uniform(0.001, 0.01, c * m).astype(np.float32)
+        momentum = np.zeros((1, kh, kw, c * m), np.float32) if k % 2 else None
+        sgd = c_kernels.Sgd(0.05, 0.9 if k % 2 else 0.0, 1, 1, 0)
+        state = c_kernels.UpdateState(99 + k, 2)
+        scratch = np.zeros(kh * kw * c * m, np.float32)
+        lib.tt_depthwise_conv2d_weight_update_s8_s8(
+            i8(dy), rig_p(np.array([0.02], np.float32), C.c_float), rig_p(mask, C.c_uint8), n,
+            oh, ow, c, m, i8(saved), C.c_float(0.05), zp, h, w, i8(wt), kh, kw,
+            rig_p(scales, C.c_float), c * m, C.byref(win), rig_p(momentum, C.c_float),
+            C.byref(sgd), C.byref(state), rig_p(scratch, C.c_float))
+
+
 def edge_calls() -> list:
     calls: list = []
     rng = np.random.default_rng(23)
     with rig.recording(calls):
         input_grad_calls(rng)
+        weight_grad_calls(rng)
     return calls
 
 
@@ -107,6 +143,7 @@ def test_depthwise_grad_dsp_is_chosen_at_compile_time(tmp_path):
                               text=True, check=True).stdout
         assert bool(re.search(r"\ssmlabb\s", text)) == dsp, (cpu, extra)
         assert ("<tt_dsp_depthwise_input_grad_s8>" in text) == dsp, (cpu, extra)
+        assert ("<tt_dsp_depthwise_weight_grad_s8>" in text) == dsp, (cpu, extra)
 
 
 def test_depthwise_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
@@ -114,7 +151,9 @@ def test_depthwise_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
                  and shutil.which("qemu-system-arm") is not None,
                  "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     calls = edge_calls()
-    assert {c.name for c in calls} >= {"tt_depthwise_conv2d_input_grad_s8"}
+    assert {c.name for c in calls} >= {"tt_depthwise_conv2d_input_grad_s8",
+                                       "tt_depthwise_conv2d_weight_grad_s8",
+                                       "tt_depthwise_conv2d_weight_update_s8_s8"}
     for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
         program = rig.Program()
         for call in calls:

@@ -99,25 +99,41 @@ static void stage_weights(const dw_layer *a, dw_block *blk) {
   }
 }
 
+/* `count` positions (element index i0 of the first one's channel c0, `step` elements
+ * apart) of nc channels as halves, group g at dst + g * gstride, position x at 2 x words
+ * further: dy masked (mask NULL: none), or x - zp (|x - zp| <= 255). */
+static void stage_positions(const int8_t *src, const uint8_t *mask, int32_t i0, int32_t count,
+                            int32_t step, int32_t nb, int32_t nc, int32_t zp,
+                            tt_wdsp_word *dst, int32_t gstride) {
+  const uint32_t zz = (uint32_t)(uint16_t)zp * 0x00010001u;
+  for (int32_t g = 0; g < nb; ++g, dst += gstride) {
+    const int32_t lanes = nc - 4 * g < 4 ? nc - 4 * g : 4;
+    tt_wdsp_word *o = dst;
+    int32_t i = i0 + 4 * g;
+    if (mask != 0)
+      for (int32_t x = 0; x < count; ++x, i += step, o += 2)
+        put_halves(o, load_lanes(src + i, lanes) &
+                          tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, lanes)));
+    else if (zp == 0)
+      for (int32_t x = 0; x < count; ++x, i += step, o += 2)
+        put_halves(o, load_lanes(src + i, lanes));
+    else
+      for (int32_t x = 0; x < count; ++x, i += step, o += 2) {
+        const uint32_t v = load_lanes(src + i, lanes);
+        o[0] = __ssub16(__sxtb16(v), zz);
+        o[1] = __ssub16(tt_dsp_sxtb16_odd(v), zz);
+      }
+  }
+}
+
 /* dy row oy of image b into its ring slot (columns left .. left + ow - 1; the others stay
  * zero from the block's start). */
 static void stage_row(const dw_layer *a, dw_block *blk, int32_t b, int32_t oy) {
   const int32_t slot = oy % a->slots;
-  tt_wdsp_word *row = blk->stage + 2 * (a->kh * a->kw + slot * a->cols);
   blk->tag[slot] = oy;
-  const int32_t i0 = (b * a->oh + oy) * a->ow * a->c + blk->c0;
-  for (int32_t g = 0; g < blk->nb; ++g) {
-    const int32_t lanes = blk->nc - 4 * g < 4 ? blk->nc - 4 * g : 4;
-    tt_wdsp_word *dst = row + g * blk->chunk + 2 * a->left;
-    int32_t i = i0 + 4 * g;
-    if (a->mask == 0)
-      for (int32_t x = 0; x < a->ow; ++x, i += a->c, dst += 2)
-        put_halves(dst, load_lanes(a->dy + i, lanes));
-    else
-      for (int32_t x = 0; x < a->ow; ++x, i += a->c, dst += 2)
-        put_halves(dst, load_lanes(a->dy + i, lanes) &
-                            tt_dsp_mask_lanes(tt_dsp_mask_bits(a->mask, i, lanes)));
-  }
+  stage_positions(a->dy, a->mask, (b * a->oh + oy) * a->ow * a->c + blk->c0, a->ow, a->c,
+                  blk->nb, blk->nc, 0,
+                  blk->stage + 2 * (a->kh * a->kw + slot * a->cols + a->left), blk->chunk);
 }
 
 /* One tap row of one group: NX taps from dp (decreasing columns) and wp (increasing). */
@@ -296,6 +312,112 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
     }
   }
   if (amax != 0) *amax = top;
+  return 1;
+}
+
+/* ---- weight gradient ------------------------------------------------------------------ */
+
+typedef int32_t tt_dw_int __attribute__((may_alias));
+
+/* a0..a3 += the four lanes of staged dy at dp times those of staged x - zp at xp. */
+#define DW_MAC(dp, xp)                                                                     \
+  do {                                                                                     \
+    uint32_t de, dd, xe, xo;                                                               \
+    tt_gdsp_ldrd((dp), &de, &dd);                                                          \
+    tt_gdsp_ldrd((xp), &xe, &xo);                                                          \
+    a0 = __smlabb((int32_t)de, (int32_t)xe, a0);                                           \
+    a2 = __smlatt((int32_t)de, (int32_t)xe, a2);                                           \
+    a1 = __smlabb((int32_t)dd, (int32_t)xo, a1);                                           \
+    a3 = __smlatt((int32_t)dd, (int32_t)xo, a3);                                           \
+  } while (0)
+
+/* T[lane] += the sum over npos positions of staged dy (from d, a position every 2 words)
+ * times staged x - zp (from x, every 2 SW words), per group of the block (group g at
+ * g * dgs and g * xgs words further); T [nc] of the tap, in dw's memory. SW: the stride
+ * along x when it is a constant of the compiled copy (1, 2), else 0 and sw. */
+static inline __attribute__((always_inline)) void tap_sums(const tt_wdsp_word *d,
+                                                           const tt_wdsp_word *x,
+                                                           int32_t npos, const int32_t SW,
+                                                           int32_t sw, int32_t nb, int32_t dgs,
+                                                           int32_t xgs, int32_t nc,
+                                                           tt_dw_int *t) {
+  const int32_t xstep = 2 * (SW > 0 ? SW : sw);
+  for (int32_t g = 0; g < nb; ++g, t += 4) {
+    const int32_t lanes = nc - 4 * g < 4 ? nc - 4 * g : 4;
+    int32_t a0 = t[0], a1 = lanes > 1 ? t[1] : 0, a2 = lanes > 2 ? t[2] : 0;
+    int32_t a3 = lanes > 3 ? t[3] : 0;
+    const tt_wdsp_word *dp = d + g * dgs, *xp = x + g * xgs;
+    const tt_wdsp_word *const pair_end = dp + 2 * (npos & ~1);
+    /* two positions per iteration: their operands at immediate offsets */
+    for (; dp != pair_end; dp += 4, xp += 2 * xstep) {
+      DW_MAC(dp, xp);
+      DW_MAC(dp + 2, xp + xstep);
+    }
+    if (npos & 1) DW_MAC(dp, xp);
+    t[0] = a0;
+    if (lanes > 1) t[1] = a1;
+    if (lanes > 2) t[2] = a2;
+    if (lanes > 3) t[3] = a3;
+  }
+}
+
+typedef void (*tap_fn)(const tt_wdsp_word *d, const tt_wdsp_word *x, int32_t npos, int32_t sw,
+                       int32_t nb, int32_t dgs, int32_t xgs, int32_t nc, tt_dw_int *t);
+#define DW_TAP(NAME, SW)                                                                    \
+  static __attribute__((noinline)) void NAME(const tt_wdsp_word *d, const tt_wdsp_word *x,  \
+                                             int32_t npos, int32_t sw, int32_t nb,          \
+                                             int32_t dgs, int32_t xgs, int32_t nc,          \
+                                             tt_dw_int *t) {                                \
+    tap_sums(d, x, npos, SW, sw, nb, dgs, xgs, nc, t);                                      \
+  }
+DW_TAP(tap_sums_any, 0)
+DW_TAP(tap_sums_1, 1)
+DW_TAP(tap_sums_2, 2)
+
+int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
+                                    int32_t oh, int32_t ow, int32_t c, int32_t m,
+                                    const int8_t *saved, int32_t x_zp, int32_t h, int32_t wd,
+                                    int32_t kh, int32_t kw, const tt_window *win, float unit,
+                                    float *dw) {
+  const tt_window v = *win;
+  if (m != 1 || v.dilation_h != 1 || v.dilation_w != 1 || kh < 1 || kw < 1 ||
+      kw > DW_MAX_K || v.stride_h < 1 || v.stride_w < 1)
+    return 0;
+  const int32_t groups = (c + 3) >> 2;
+  const int32_t per_group = 8 * (ow + wd);          /* a staged dy row and an x row */
+  int32_t nb = TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES / per_group;
+  if (nb > groups) nb = groups;
+  if (nb == 0) return 0;
+  const int32_t sw = v.stride_w;
+  const tap_fn tap = sw == 1 ? tap_sums_1 : sw == 2 ? tap_sums_2 : tap_sums_any;
+  int32_t ox0[DW_MAX_K], ox1[DW_MAX_K];
+  for (int32_t kx = 0; kx < kw; ++kx)
+    tt_out_range(kx, sw, 1, v.pad_left, wd, ow, &ox0[kx], &ox1[kx]);
+  tt_wdsp_word stage[TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES / 4] __attribute__((aligned(8)));
+  tt_dw_int *t = (tt_dw_int *)dw;            /* the exact sums, converted in place at the end */
+  const int32_t taps = kh * kw * c;
+  for (int32_t i = 0; i < taps; ++i) t[i] = 0;
+  for (int32_t g0 = 0; g0 < groups; g0 += nb) {
+    const int32_t c0 = 4 * g0, nbk = groups - g0 < nb ? groups - g0 : nb;
+    const int32_t nc = c - c0 < 4 * nbk ? c - c0 : 4 * nbk;
+    tt_wdsp_word *ds = stage, *xs = stage + 2 * ow * nbk;
+    for (int32_t b = 0; b < n; ++b)
+      for (int32_t oy = 0; oy < oh; ++oy) {
+        stage_positions(dy, mask, (b * oh + oy) * ow * c + c0, ow, c, nbk, nc, 0, ds, 2 * ow);
+        for (int32_t ky = 0; ky < kh; ++ky) {
+          const int32_t iy = oy * v.stride_h + ky - v.pad_top;
+          if (iy < 0 || iy >= h) continue;
+          stage_positions(saved, 0, (b * h + iy) * wd * c + c0, wd, c, nbk, nc, x_zp, xs,
+                          2 * wd);
+          for (int32_t kx = 0; kx < kw; ++kx)
+            if (ox0[kx] < ox1[kx])
+              tap(ds + 2 * ox0[kx], xs + 2 * (ox0[kx] * sw + kx - v.pad_left),
+                  ox1[kx] - ox0[kx], sw, nbk, 2 * ow, 2 * wd, nc,
+                  t + (ky * kw + kx) * c + c0);
+        }
+      }
+  }
+  for (int32_t i = 0; i < taps; ++i) dw[i] = (float)t[i] * unit;
   return 1;
 }
 
