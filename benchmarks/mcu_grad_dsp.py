@@ -8,8 +8,11 @@ as the board's build compiles them (the DSP versions where a kernel has one).
     .venv/bin/python benchmarks/mcu_grad_dsp.py --no-step             # kernels only
     .venv/bin/python benchmarks/mcu_grad_dsp.py --no-step --only depthwise
 
-Kernels: the int8-gradient kernels of every 1x1 convolution shape of the person detector
-and of MCUNet-5FPS (imported, 128x128; its classifier is a 1x1 convolution too): the input
+Kernels: the int8-gradient kernels of every 1x1 and depthwise convolution shape of the person
+detector and of MCUNet-5FPS (imported, 128x128; its classifier is a 1x1 convolution too). The
+depthwise ones (tt_depthwise_grad_dsp.c): the input gradient in one pass and in two (nearest,
+stochastic), the weight gradient and the fused update, in instructions per MAC of the
+forward layer (oh * ow * c * kh * kw, padded taps included). The 1x1 ones: the input
 gradient (tt_conv2d_input_grad_s8) in one pass (int32 scratch, then the rule over it) and in
 two passes (rounded to nearest, and stochastically: that second pass stays portable,
 tt_grad_dsp.h), the weight gradient (tt_conv2d_weight_grad_s8) and the fused weight update
@@ -18,7 +21,8 @@ pseudo-random inputs without a mask, in instructions per MAC of the layer (a two
 computes every accumulator twice). Step: the backward pass and updates of a whole
 int8-gradient training step of the person detector (benchmarks/mcu_step.py: the second
 step's kernel calls with their real inputs, stochastic rounding, the planner's one or two
-passes), bias-only and the sparse scheme, in both builds.
+passes), bias-only and the sparse scheme, and of MCUNet-5FPS with its 99kb scheme (when
+../shared/models has it), in both builds.
 
 QEMU counts instructions, not cycles: it models neither the pipeline (SMLAD is one cycle on
 the Cortex-M7, so are most of the instructions here) nor the caches.
@@ -27,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -37,11 +40,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import results  # noqa: E402
-from tflite_train.runtime.c_kernels import cortex_m7_flags  # noqa: E402
+import rig_timing  # noqa: E402
 
-ROOT = HERE.parent / "micro_kernels"
-RIG = ROOT / "targets" / "mps2_an500"
-SHARED = HERE.parent.parent / "shared" / "models"
 BUILDS = (("portable", ("-DTT_PORTABLE",)), ("DSP", ()))
 
 # (model, h = w, ci, co) of every 1x1 CONV_2D, stride 1 (from person_detect.tflite and the
@@ -85,21 +85,12 @@ FORMS = (("1 pass", "s32", "&st"), ("2 passes, nearest", "0", "0"),
 PROGRAM = r"""
 #include <stdint.h>
 #include "tt_kernels.h"
-void tt_rig_print(const char *text);
-void tt_rig_ticks_start(void);
-uint32_t tt_rig_ticks(void);
+%TIMING%
 static int8_t dy[%DY%], dx[%DX%], w[%W%], x[%DX%];
 static int16_t mult[%CO%];
 static float dw[%W%], scales[%CO%];
 static int32_t s32[%DX%];
 static float dxs, sdy = 0.01f;
-static void put(const char *label, uint32_t ticks) {
-  char buf[16]; int i = 15; buf[i] = 0;
-  do { buf[--i] = (char)('0' + ticks % 10); ticks /= 10; } while (ticks);
-  tt_rig_print(label); tt_rig_print(" "); tt_rig_print(buf + i); tt_rig_print("\n");
-}
-#define TIME(label, ...) do { uint32_t t0 = tt_rig_ticks(); __VA_ARGS__; \
-  uint32_t t1 = tt_rig_ticks(); put(label, (t0 - t1) & 0xFFFFFFu); } while (0)
 int main(void) {
   uint32_t r = 1;
   for (int i = 0; i < %DY%; ++i) dy[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
@@ -142,6 +133,14 @@ def cases() -> list[tuple[str, str, str, int]]:
                         f"w, mult, 3.9e-5f, {k}, {k}, &(tt_window){{{s}, {s}, 1, 1, {pad}, "
                         f"{pad}}}, {h}, {h}, dx, &dxs, {rounding}, {scratch})",
                         oh * oh * c * k * k))
+        win = f"&(tt_window){{{s}, {s}, 1, 1, {pad}, {pad}}}"
+        out.append((name, "weight grad",
+                    f"tt_depthwise_conv2d_weight_grad_s8(dy, &sdy, 0, 1, {oh}, {oh}, {c}, 1, x, "
+                    f"0.02f, -128, {h}, {h}, {k}, {k}, {win}, dw)", oh * oh * c * k * k))
+        out.append((name, "fused weight update",
+                    f"tt_depthwise_conv2d_weight_update_s8_s8(dy, &sdy, 0, 1, {oh}, {oh}, {c}, 1, "
+                    f"x, 0.02f, -128, {h}, {h}, w, {k}, {k}, scales, {c}, {win}, 0, &sgd, &st, "
+                    f"dw)", oh * oh * c * k * k))
     return out
 
 
@@ -157,41 +156,21 @@ def run_kernels(tmp: Path, only: str | None = None) -> list[dict]:
     source = PROGRAM
     for key, value in sizes.items():
         source = source.replace(key, str(value))
-    calls = "\n".join(f'  TIME("k{i}", {call});' for i, (_, _, call, _) in enumerate(rows))
-    (tmp / "bench.c").write_text(source.replace("%CALLS%", calls))
-    link = tmp / "link.ld"                    # the rig's 4 MB for the largest layers' data
-    link.write_text(re.sub(r"(FLASH|RAM)_SIZE = \d+K;", r"\1_SIZE = 4000K;",
-                           (RIG / "link.ld").read_text()))
-    counts: dict[str, dict[str, int]] = {}
-    for build, defines in BUILDS:
-        elf = tmp / f"bench-{build}.elf"
-        subprocess.run(["arm-none-eabi-gcc", *cortex_m7_flags(), "-std=c99", "-O2",
-                        "-ffp-contract=off", *defines, "-I", str(ROOT / "include"),
-                        "-ffunction-sections", "-fdata-sections", "-nostartfiles",
-                        "--specs=nano.specs", "--specs=nosys.specs", "-T", str(link),
-                        "-Wl,--gc-sections", str(RIG / "startup.c"),
-                        *map(str, sorted((ROOT / "src").glob("*.c"))), str(tmp / "bench.c"),
-                        "-o", str(elf)], check=True)
-        res = subprocess.run(["timeout", "900", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
-                              "cortex-m7", "-nographic", "-monitor", "none", "-serial", "stdio",
-                              "-icount", "shift=0,align=off,sleep=off", "-semihosting-config",
-                              "enable=on,target=native", "-kernel", str(elf)],
-                             capture_output=True, text=True)
-        out = res.stdout + res.stderr
-        if "DONE" not in out:
-            raise SystemExit(f"the rig did not finish ({build}): {out[-500:]}")
-        counts[build] = {k: 40 * int(n) for k, n in re.findall(r"(k\d+) (\d+)", out)}
+    counts = {build: rig_timing.time_calls(source, [call for _, _, call, _ in rows], tmp,
+                                           defines=defines, link=rig_timing.big_link(tmp),
+                                           name=f"bench-{build}")
+              for build, defines in BUILDS}
     return [{"layer": layer, "form": form, "macs": macs,
-             "instructions": {b: counts[b][f"k{i}"] for b, _ in BUILDS}}
+             "instructions": {b: counts[b][i] for b, _ in BUILDS}}
             for i, (layer, form, _, macs) in enumerate(rows)]
 
 
 def run_step() -> list[dict]:
     import mcu_step
-    if not mcu_step.MODEL.exists():
-        return []
+    schemes = (["bias-only", "sparse"] if mcu_step.MODEL.exists() else []) + \
+        (["mcunet-99kb"] if mcu_step.MCUNET.exists() else [])
     runs = []
-    for scheme in ("bias-only", "sparse"):
+    for scheme in schemes:
         for build, defines in BUILDS:
             r = mcu_step.measure(scheme, "int8", defines)
             runs.append({**r, "build": build})
@@ -209,14 +188,19 @@ def render_kernels(data: dict) -> str:
     return "\n".join(out)
 
 
+STEP_LABELS = {"bias-only": "person detector, bias-only", "sparse": "person detector, sparse",
+               "mcunet-99kb": "MCUNet-5FPS, 99kb"}
+
+
 def render_step(data: dict) -> str:
-    out = ["| scheme (person detector, int8 gradients) | build | backward MACs | instructions "
+    out = ["| scheme (int8 gradients) | build | backward MACs | instructions "
            "| per MAC | the largest parts |", "|---|---|---:|---:|---:|---|"]
     for r in data["step"]:
         total = sum(k["instructions"] for k in r["kernels"])
         top = ", ".join(f"{k['kernel']} {k['instructions'] / 1e6:.1f} M"
                         for k in r["kernels"][:3])
-        out.append(f"| {r['scheme']} | {r['build']} | {r['macs']:,} | {total / 1e6:.1f} M | "
+        scheme = STEP_LABELS.get(r["scheme"], r["scheme"])
+        out.append(f"| {scheme} | {r['build']} | {r['macs']:,} | {total / 1e6:.1f} M | "
                    f"{total / r['macs']:.2f} | {top} |")
     return "\n".join(out)
 
