@@ -234,19 +234,8 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
                                    const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
                                    const tt_window *win, int32_t h, int32_t wd, int32_t *store,
                                    uint32_t *amax, tt_rounder *r, int8_t *dx) {
-  dw_layer a;
-  a.dy = dy;
-  a.mask = mask;
-  a.n = n;
-  a.oh = oh;
-  a.ow = ow;
-  a.c = c;
-  a.w = w;
-  a.mult = mult;
-  a.kh = kh;
-  a.kw = kw;
-  a.h = h;
-  a.wd = wd;
+  dw_layer a = {.dy = dy, .mask = mask, .n = n, .oh = oh, .ow = ow, .c = c, .w = w,
+                .mult = mult, .kh = kh, .kw = kw, .h = h, .wd = wd};
   if (!layer_of(&a, m, win)) return 0;
   for (int32_t ch = 0; ch < c; ++ch)
     if (mult[ch] < 0 || mult[ch] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
@@ -380,8 +369,11 @@ int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32
                                     int32_t kh, int32_t kw, const tt_window *win, float unit,
                                     float *dw) {
   const tt_window v = *win;
+  /* fewer than 4 columns do not pay for the staging (an x row is staged per dy row and tap
+   * row): measured 7.3 and 9.6 instructions per MAC against the portable 6.5 and 8.1 on the
+   * person detector's 3x3 layers, 6.4 against 6.6 at 4 columns */
   if (m != 1 || v.dilation_h != 1 || v.dilation_w != 1 || kh < 1 || kw < 1 ||
-      kw > DW_MAX_K || v.stride_h < 1 || v.stride_w < 1)
+      kw > DW_MAX_K || v.stride_h < 1 || v.stride_w < 1 || ow < 4)
     return 0;
   const int32_t groups = (c + 3) >> 2;
   const int32_t per_group = 8 * (ow + wd);          /* a staged dy row and an x row */

@@ -37,8 +37,8 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
  * c] float32, dw[ky, kx, ch] = (float)T * unit, T = the sum over the positions whose tap
  * reads inside the image of dy[b, oy, ox, ch] (0 where masked) * (saved[b, iy, ix, ch] -
  * x_zp). dw holds the int32 sums until their conversion. Takes layers with m = 1, dilation
- * 1, kw <= 8, whose staged dy and x rows (8 (ow + wd) bytes per four channels) fit the
- * buffer for four channels (more are walked in blocks). */
+ * 1, kw <= 8, ow >= 4, whose staged dy and x rows (8 (ow + wd) bytes per four channels) fit
+ * the buffer for four channels (more are walked in blocks). */
 int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
                                     int32_t oh, int32_t ow, int32_t c, int32_t m,
                                     const int8_t *saved, int32_t x_zp, int32_t h, int32_t wd,
