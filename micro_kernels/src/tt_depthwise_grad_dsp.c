@@ -7,22 +7,28 @@
  * accumulator: SMLABB and SMLATT (one 16 x 16 multiply-accumulate each) on the two halves
  * that SXTB16 makes of a word of four int8, [ch0, ch2] and [ch1, ch3]. Both operands are
  * staged so that the inner loop is loads and multiply-accumulates only:
- *  - the weights of a block of channels once per call, as those halves (two words per tap
- *    and four channels), the taps of each row grouped by stride class (kx mod stride), so
- *    that the taps reading one dx column are consecutive;
+ *  - the weights of a block of channels once per call, times their channels' multipliers
+ *    (int16, as the pointwise version stages them), as those halves (two words per tap and
+ *    four channels), the taps of each row grouped by stride class (kx mod stride), so that
+ *    the taps reading one dx column are consecutive;
  *  - the dy rows that the current dx row reads, in a ring of ceil(kh / stride_h) rows, each
  *    dy row staged once per block: masked (a masked element is 0), as the same halves, with
  *    zero columns on both sides, so that every dx column reads all its class's taps and no
  *    range is computed per tap.
  * Per tap and four channels: two double-word loads and four multiply-accumulates (an
- * immediate offset each: the taps are unrolled for each count up to 8). Then each channel's sum
- * is multiplied by its multiplier (mult is constant over the taps: the portable
- * depthwise_block's factoring, the same integer) and the position's accumulators are stored,
- * their magnitude tracked, or rounded (tt_round_grads, in dx's row-major order when all the
- * channels fit one block).
+ * immediate offset each: the taps are unrolled for each count up to 8). The position's
+ * accumulators are then stored, their magnitude tracked, or rounded (tt_round_grads, in dx's
+ * row-major order when all the channels fit one block).
+ *
+ * Weight gradient: T[ky, kx, ch] sums dy * (x - zp) over the positions, again one channel per
+ * lane; a dy row (masked) and, per tap row, the x row it meets (x - zp, |x - zp| <= 255) are
+ * staged as halves, and each tap's run of positions is two double-word loads and four
+ * multiply-accumulates per position and four channels, two positions per iteration.
  *
  * Same integers as the portable code: every accumulator is the exact sum of the same terms
- * (|dy * w| <= 2^14, at most 64 of them), times mult, in int32 as there. */
+ * in int32 (tt_kernels.h bounds them below 2^31): dy * (w * mult) for the input gradient
+ * (the portable code's mult * (the sum of dy * w), factored per term), dy * (x - zp) for the
+ * weight gradient, converted once as there. */
 #include <string.h>
 
 #include "tt_depthwise_grad_dsp.h"

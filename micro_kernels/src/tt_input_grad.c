@@ -447,7 +447,7 @@ static int dsp_depthwise_walk(const layer_s8 *a, int32_t *store, uint32_t *amax,
 
 /* One of walk_s8's three uses by the DSP version, where the target has one for the layer
  * (tt_grad_dsp.h: pointwise layers; stochastic rounding draws in row-major order, which it
- * does not walk): 1 if it did the walk, else 0 and the portable walk_s8 runs (its calls stay
+ * does not walk; depthwise layers: dsp_depthwise_walk): 1 if it did the walk, else 0 and the portable walk_s8 runs (its calls stay
  * as they are, so that the portable code compiles the same beside the dispatch). */
 static int dsp_walk(const layer_s8 *a, int depthwise, int32_t *store, uint32_t *amax,
                     tt_rounder *r, int8_t *dx) {
@@ -470,9 +470,9 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   if (scratch != 0) {
     if (depthwise) {
       if (!dsp_depthwise_walk(a, scratch, 0, 0, 0)) depthwise_scatter(a, scratch);
-    }
-    else if (!dsp_walk(a, 0, scratch, 0, 0, 0))
+    } else if (!dsp_walk(a, 0, scratch, 0, 0, 0)) {
       walk_s8(a, 0, scratch, 0, 0, 0);
+    }
     tt_quantize_grad_s8(scratch, a->n * a->h * a->wd * a->ci, unit, rounding, dx, dx_scale);
     return;
   }
