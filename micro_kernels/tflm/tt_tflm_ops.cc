@@ -971,7 +971,6 @@ int32_t RestPrepare(Prepare &p, const TfLiteTensor *w) {
 
 template <Layer kLayer, bool kSplit>
 TfLiteStatus InputGradPrepare(TfLiteContext *context, TfLiteNode *node) {
-  const tt_window window = LayerWindow(node, kLayer);
   static const char *const names[2][3] = {
       {"TT_CONV2D_INPUT_GRAD", "TT_DEPTHWISE_CONV2D_INPUT_GRAD", "TT_FULLY_CONNECTED_INPUT_GRAD"},
       {"TT_CONV2D_SPLIT_INPUT_GRAD", nullptr, "TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD"}};
@@ -1001,6 +1000,7 @@ TfLiteStatus InputGradPrepare(TfLiteContext *context, TfLiteNode *node) {
     if (co != out_channels || dx->dims->data[3] != ci || dx->dims->data[0] != dy->dims->data[0] ||
         (kLayer == kDepthwise && co % d->depth_multiplier != 0))
       return p.Fail("dy, weights and dx channels do not match");
+    const tt_window window = LayerWindow(node, kLayer);  /* options verified */
     if (!WindowFits(p, window, w->dims->data[1], w->dims->data[2], dy->dims->data[1],
                     dy->dims->data[2]))
       return kTfLiteError;
@@ -1118,7 +1118,6 @@ bool SavedOk(Prepare &p, TfLiteTensor *dy, Layer layer, LayerData *d, TfLiteTens
 
 template <Layer kLayer>
 TfLiteStatus WeightGradPrepare(TfLiteContext *context, TfLiteNode *node) {
-  const tt_window window = LayerWindow(node, kLayer);
   static const char *const names[] = {"TT_CONV2D_WEIGHT_GRAD", "TT_DEPTHWISE_CONV2D_WEIGHT_GRAD",
                                       "TT_FULLY_CONNECTED_WEIGHT_GRAD"};
   const char *op = names[kLayer];
@@ -1139,6 +1138,7 @@ TfLiteStatus WeightGradPrepare(TfLiteContext *context, TfLiteNode *node) {
           : dw->dims->size == 4 && dw->dims->data[kLayer == kConv ? 0 : 3] == units &&
                 (kLayer == kDepthwise || dw->dims->data[3] == k);
   if (!ok) return p.Fail("dy, saved and dw do not match");
+  const tt_window window = LayerWindow(node, kLayer);  /* options verified */
   if (kLayer != kFullyConnected && !WindowFits(p, window, dw->dims->data[1], dw->dims->data[2],
                                                dy->dims->data[1], dy->dims->data[2]))
     return kTfLiteError;
@@ -1196,7 +1196,6 @@ TfLiteStatus WeightGradInvoke(TfLiteContext *context, TfLiteNode *node) {
 /* -- fused gradient + update: dy, mask, saved, weights, momentum, label */
 template <Layer kLayer>
 TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
-  const tt_window window = LayerWindow(node, kLayer);
   static const char *const names[] = {"TT_CONV2D_WEIGHT_UPDATE",
                                       "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE",
                                       "TT_FULLY_CONNECTED_WEIGHT_UPDATE"};
@@ -1221,6 +1220,7 @@ TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
     trained = units * k;
     scratch = k;
   } else {
+    const tt_window window = LayerWindow(node, kLayer);  /* options verified */
     if (!p.Rank(w, 4, "weights") ||
         !WindowFits(p, window, w->dims->data[1], w->dims->data[2], dy->dims->data[1],
                     dy->dims->data[2]))
