@@ -6,7 +6,7 @@ predicts for a 32-bit Cortex-M7 build of TFLM (tflite_train/tflm_memory.py).
 
     nice .venv/bin/python benchmarks/tflm_rig.py --tflm-src DIR --tflm-lib LIB \\
         --flatbuffers DIR --gemmlowp DIR --ruy DIR [--tflm-commit SHA] [--steps 3] \\
-        [--json benchmarks/tflm_rig.json]
+        [--grad int8|float32] [--json benchmarks/tflm_rig.json]
 
 --tflm-src: a TFLM source tree (its headers; `tensorflow/lite/micro/...`); --flatbuffers,
 --gemmlowp, --ruy: the trees TFLM's headers include (flatbuffers' with TFLM's patch applied,
@@ -19,7 +19,8 @@ mirror whose terms forbid committing one); TFLM's own Makefile
 such a library. The link keeps only what the app references (--gc-sections), so a library
 holding more kernels measures the same.
 
-Per row (augment's defaults, memory passes on, 10 classes): N training steps and one
+Per row (augment's defaults, memory passes on, 10 classes, --grad's activation gradients:
+int8 by default): N training steps and one
 inference on seeded random samples, each timed in SysTick ticks (40 instructions under
 `-icount shift=0`; QEMU counts instructions, not cycles); the losses (float32 bits) and the
 inference's scores must equal the same run on `--engine c`, the executor `train --engine c`
@@ -29,7 +30,12 @@ from the arena's SingleArenaBufferAllocator), flash from the linker's map (TFLM,
 kernels, app, C/C++ runtime, start-up; the model apart), .data/.bss, the stack's painted
 high-water mark (and newlib's heap, should anything call malloc: the harness's _sbrk counts
 it). A model whose SRAM does not fit the board (320 KB, 16 KB kept for the
-stack) is linked again with the rig's whole 4 MB and its row says so.
+stack) is linked again with the rig's whole 4 MB and its row says so. The app's arena array
+is the header's TT_MODEL_ARENA_BYTES (`tflite-train header`: for a 32-bit target, plan's
+figure): each row checks that TFLM used all of it and no more.
+
+A run replaces the rows it measures in the --json file and keeps the others (each row
+says which gradients it has).
 
 Not a test in `make test`: TFLM's sources are not installable from our registries, so CI
 cannot build this image; without --tflm-src the script stops with one line.
@@ -38,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -266,7 +273,7 @@ def sections(elf: Path) -> dict[str, int]:
 
 
 def measure(label: str, source: Path, scheme: str, steps: int, tmp: Path, ours: list[Path],
-            includes: list[str], lib: Path, passes: str) -> dict:
+            includes: list[str], lib: Path, passes: str, grad: str = "int8") -> dict:
     import numpy as np
 
     from tflite_train import c_header, tflite_io, tflm_memory
@@ -276,13 +283,15 @@ def measure(label: str, source: Path, scheme: str, steps: int, tmp: Path, ours: 
     from tflm_memory import load
     memory = MemoryOptions() if passes == "all" else MemoryOptions(False, False, False,
                                                                       stream=False)
-    r = augment(load(source), scheme, 10, Hyper(seed=0), memory=memory)
+    r = augment(load(source), scheme, 10, Hyper(seed=0, grad=grad), memory=memory)
     data = tflite_io.serialize(r.graph)
     g = tflite_io.parse(data)
-    folder = tmp / re.sub(r"\W+", "_", f"{label}_{Path(scheme).stem}_{passes}")
+    folder = tmp / re.sub(r"\W+", "_", f"{label}_{Path(scheme).stem}_{grad}_{passes}")
     folder.mkdir()
     (folder / "model.train.tflite").write_bytes(data)
     c_header.write(str(folder / "model.train.tflite"), str(folder / "model_train.h"), "g_model")
+    header_arena = int(re.search(r"#define TT_MODEL_ARENA_BYTES_32 (\d+)",
+                                 (folder / "model_train.h").read_text())[1])
     xs, labels = samples(g, steps)
     (folder / "rig_samples.h").write_text(samples_header(xs, labels))
     cpu = cpu_flags()
@@ -337,7 +346,8 @@ def measure(label: str, source: Path, scheme: str, steps: int, tmp: Path, ours: 
     each = [int(f["ticks"]) * INSTRUCTIONS_PER_TICK for f in got["steps"]]
     return {
         "model": label, "scheme": Path(scheme).stem if scheme.endswith(".json") else scheme,
-        "passes": passes, "memory_map": memory_map, "steps": steps,
+        "grad": grad, "passes": passes, "memory_map": memory_map, "steps": steps,
+        "header_arena": header_arena,
         "model_bytes": len(data),
         "arena": arena, "trained_entries": trained,
         "trained_where_planned": f"{len(trained) - len(misplaced)}/{len(trained)}",
@@ -403,6 +413,8 @@ def main() -> int:
     ap.add_argument("--passes", default="all", help="augment's memory passes per row: all, "
                                                     "none or all,none")
     ap.add_argument("--only", help="rows whose model label contains this")
+    ap.add_argument("--grad", choices=("int8", "float32"), default="int8",
+                    help="activation gradients of the training models (augment --grad)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path, help="build in this (new) folder and keep it")
     ap.add_argument("--debug", action="store_true")
@@ -428,7 +440,7 @@ def main() -> int:
                     continue
                 for passes in args.passes.split(","):
                     rows.append(measure(label, source, scheme, args.steps, tmp, ours,
-                                        includes, args.tflm_lib.resolve(), passes))
+                                        includes, args.tflm_lib.resolve(), passes, args.grad))
                     print(render_rows([rows[-1]]), flush=True)
     except Stop as exc:
         if args.debug:
@@ -436,6 +448,8 @@ def main() -> int:
         print(f"tflm_rig: {exc}", file=sys.stderr)
         return 2
     lib = args.tflm_lib.read_bytes()
+    if args.json and args.json.exists():
+        rows = merged(json.loads(args.json.read_text())["rows"], rows)
     data = {"rows": rows, "tflm_commit": tflm_commit(args), "tflm_build": args.tflm_build,
             "tflm_lib_sha256": hashlib.sha256(lib).hexdigest(),
             "compiler": subprocess.run(["arm-none-eabi-gcc", "--version"], capture_output=True,
@@ -449,12 +463,32 @@ def main() -> int:
     return 0
 
 
+def _key(r: dict) -> tuple:
+    return r["model"], r["scheme"], r.get("grad", "float32"), r["passes"]
+
+
+def merged(old: list[dict], new: list[dict]) -> list[dict]:
+    """`old` rows with those `new` measures again replaced; MODELS' order, float32 before
+    int8, passes on before off."""
+    from tflm_memory import MODELS
+    where = [(label, Path(scheme).stem if scheme.endswith(".json") else scheme)
+             for label, _, scheme, _ in MODELS]
+    ours = {_key(r) for r in new}
+    rows = [r for r in old if _key(r) not in ours] + new
+
+    def order(r):
+        at = (r["model"], r["scheme"])
+        return (where.index(at) if at in where else len(where),
+                r.get("grad", "float32") != "float32", r["passes"] != "all")
+    return sorted(rows, key=order)
+
+
 def _kb(n: int) -> str:
     return f"{n / 1024:,.1f}"
 
 
 def _name(r: dict) -> str:
-    name = f"{r['model']} {r['scheme']}"
+    name = f"{r['model']} {r['scheme']}, {r.get('grad', 'float32')} gradients"
     if r["passes"] != "all":
         name += " (memory passes off)"
     if r["memory_map"] != "board":
@@ -467,9 +501,10 @@ def render_rows(rows: list[dict]) -> str:
     out = ["| model | arena used = head + tail (measured) | plan: head + tail (tail = TFLM "
            "persistent + trained + optimizer) | head: measured - plan | tail: measured - plan "
            "| trained tensors where plan puts them "
+           "| header's arena - used "
            "| flash = code + model (+ .data init) | SRAM = .data + .bss (of which the arena array) + "
            "stack |",
-           "|---|---|---|---:|---:|---:|---|---|"]
+           "|---|---|---|---:|---:|---:|---:|---|---|"]
     for r in rows:
         a, p, f, s = r["arena"], r["planned"], r["flash"], r["sram"]
         tail = p["persistent"] + p["trained"] + p["optimizer"]
@@ -479,12 +514,20 @@ def render_rows(rows: list[dict]) -> str:
             f"**{_kb(p['arena'] + tail)}** = {_kb(p['arena'])} + {_kb(tail)} ("
             f"{_kb(p['persistent'])} + {_kb(p['trained'])} + {_kb(p['optimizer'])}) | "
             f"{a['head'] - p['arena']:+,} B | {a['tail'] - tail:+,} B | "
-            f"{r['trained_where_planned']} | "
+            f"{r['trained_where_planned']} | {_header_slack(r)} | "
             f"**{_kb(f['total'])}** = {_kb(f['code'])} + {_kb(f['model'])} "
             f"(+ {f['data_init']:,} B) | **{_kb(sram)}** = {_kb(s['data'])} + "
             f"{_kb(s['bss'])} ({_kb(s['arena_array'])}) + {_kb(s['stack'])}"
             + (f" + heap {_kb(s['heap'])}" if s["heap"] else "") + " |")
     return "\n".join(out)
+
+
+def _header_slack(r: dict) -> str:
+    """The app's arena (the header's 32-bit figure) less what TFLM used; rows measured
+    before the header had it: its 64-bit figure, not comparable."""
+    if "header_arena" not in r:
+        return "(64-bit figure)"
+    return f"{r['header_arena'] - r['arena']['used']:+,} B"
 
 
 def render_code(data: dict) -> str:

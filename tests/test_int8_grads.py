@@ -501,7 +501,9 @@ def test_person_detect_int8_trains_identically_in_numpy_c_and_tflm(scheme, tmp_p
                         Hyper(grad="int8"))
     graph = r.graph
     passes = {options_of(op)["passes"] for op in graph.operators if op.kind in INPUT_GRADS}
-    assert passes == ({1, 2} if scheme == "bias-only" else {1})
+    # both mix them: sparse's in-place forward layers leave the last split input gradient's
+    # one-pass int32 scratch as the peak, so it runs in two passes
+    assert passes == {1, 2}
     finals = run_engines(graph, 200, ("numpy", "c", "tflm"), (1, 96, 96, 1), 10)
     assert_identical_runs(graph, finals)
 

@@ -247,6 +247,13 @@ def test_header_lists_the_interface_and_compiles_as_c(model_dir, tmp_path):
     assert f"#define TT_MODEL_TRAINED_TENSORS {len(params)}" in text
     for i in params:
         assert f"  {{{i}, " in text
+    # the arena: to the byte what plan computes for a 32-bit TFLM (the figure the rig
+    # checks against TFLM's own count), the wheel's measured one on 64-bit hosts, larger
+    from tflite_train import tflm_memory
+    data = (model_dir / "example.train.tflite").read_bytes()
+    a32 = -(-tflm_memory.account(graph, len(data), "cortex-m7")["sram_total"] // 16) * 16
+    a64 = int(re.search(r"#define TT_MODEL_ARENA_BYTES_64 (\d+)", text)[1])
+    assert f"#define TT_MODEL_ARENA_BYTES_32 {a32}\n" in text and a32 < a64
     momentum = [i for i, t in enumerate(graph.tensors) if t.is_variable and i not in params]
     assert momentum and not any(f"  {{{i}, " in text for i in momentum)
     # the checkpoint: the model's identity and every region, momentum buffers included

@@ -98,12 +98,14 @@ def _groups(graph: Graph, buffers: list[Buffer], pairs: list[Alias]):
     return groups
 
 
-def plan(graph: Graph) -> tuple[np.ndarray, int, str]:
+def plan(graph: Graph, refine: bool = True) -> tuple[np.ndarray, int, str]:
     """(offline offset of every tensor, -1 for those TFLM does not plan; TFLM's arena head
     for it; the order that made it). A chain of aliased tensors is placed as one buffer
     made of its members' bytes over time (memory.place_parts: the lowest offset at which
-    no member collides with anything alive while it is); the plan kept is the order whose
-    offsets give TFLM the smallest head."""
+    no member collides with anything alive while it is); each first-fit order is refined by
+    placing the units at its top first (`_top_first`, a few rounds, from the orders that
+    gave the smallest head; `refine` False: not, for quick comparisons); the plan kept is
+    the one whose offsets give TFLM the smallest head."""
     buffers = memory.tflm_buffers(graph)
     groups = _groups(graph, buffers, aliases(graph))
     member_of = {t: root for root, members in groups.items() for t in members}
@@ -128,11 +130,8 @@ def plan(graph: Graph) -> tuple[np.ndarray, int, str]:
         units[u] = Buffer(f"aliased@{root}", max(p[3] for p in parts),
                           min(b.first for b in ms), max(b.last for b in ms), tensor=root,
                           tensors=tuple(b.tensor for b in ms), parts=parts)
-    best = None
-    # first fit depends on the order of equal keys: both tie-breaks are tried
-    for (name, key), tie in itertools.product(memory.PLAN_ORDERS.items(), (-1, 1)):
-        order = sorted(range(len(units)), key=lambda i: key(units[i]) + (tie * i,))
-        offsets, _ = memory.place_parts(units, order)
+    def placed(order: list[int]) -> tuple[np.ndarray, int, list[int], int]:
+        offsets, top = memory.place_parts(units, order)
         table = np.full(len(graph.tensors), -1, np.int32)
         for j, off in enumerate(offsets):
             for i in members[j]:
@@ -140,10 +139,45 @@ def plan(graph: Graph) -> tuple[np.ndarray, int, str]:
                 if b.tensor is not None:
                     table[b.tensor] = off + (groups[member_of[b.tensor]][b.tensor]
                                              if b.tensor in member_of else 0)
-        head = tflm_head(graph, table, buffers)
-        if best is None or head < best[1]:
-            best = (table, head, name)
+        return table, tflm_head(graph, table, buffers), offsets, top
+
+    tried = []
+    # first fit depends on the order of equal keys: both tie-breaks are tried
+    for (name, key), tie in itertools.product(memory.PLAN_ORDERS.items(), (-1, 1)):
+        order = sorted(range(len(units)), key=lambda i: key(units[i]) + (tie * i,))
+        tried.append((placed(order), name, order))
+    best = min(((table, head, name) for (table, head, _, _), name, _ in tried),
+               key=lambda t: t[1])
+    if not (unit_of and refine):
+        return best
+    for (_, head, offsets, top), name, order in tried:
+        if head > best[1]:
+            continue                  # refined: the orders that made the smallest head
+        for _ in range(REFINE_ROUNDS):
+            order, moved = _top_first(units, offsets, top, order)
+            if not moved:
+                break
+            table, head, offsets, top = placed(order)
+            if head < best[1]:
+                best = (table, head, name)
     return best
+
+
+# Rounds of "the units at the top first" after each first-fit order (with aliased groups
+# only: without, the orders are memory.offline_plan's). An aliased group spans
+# many tensors' lifetimes, so where first fit puts it decides the peak; units placed early
+# get the low offsets. Measured on the person detector's sparse scheme with every
+# candidate in place: 36,880 -> 30,032 bytes within 5 rounds of "earliest first".
+REFINE_ROUNDS = 8
+
+
+def _top_first(units: list[Buffer], offsets: list[int], top: int,
+               order: list[int]) -> tuple[list[int], bool]:
+    """`order` with the units that reach the plan's top moved to its front (their order
+    kept); False when they are at the front already (the next plan would be the same)."""
+    tops = [j for j in order if any(offsets[j] + r[3] >= top for r in units[j].rects())]
+    new = tops + [j for j in order if offsets[j] + max(r[3] for r in units[j].rects()) < top]
+    return new, new != order
 
 
 def metadata(table: np.ndarray) -> bytes:

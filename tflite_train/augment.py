@@ -293,8 +293,8 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         from .passes.stream import stream
         choices.streamed, gone = stream(graph)
     if memory.in_place:
-        from .passes.inplace import in_place
-        choices.in_place = in_place(graph)
+        from .passes.inplace import in_place, with_passes
+        choices.in_place = with_passes(graph) if hyper.grad == "int8" else in_place(graph)
     if memory.flash_requant:
         from .passes.forward_ops import to_tt_ops
         choices.flash_requant = to_tt_ops(graph, memory.target)

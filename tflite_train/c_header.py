@@ -25,10 +25,23 @@ def trained_tensors(graph: Graph) -> list[int]:
 
 def arena_bytes(model: bytes) -> int:
     """TFLM's own arena total (planned head + persistent tail) for the model with our ops
-    registered, measured in the pinned wheel (64-bit), rounded up to 1 KB. A 32-bit target
-    needs no more: the planned tensors are the same, its TFLM structs are smaller."""
+    registered, measured in the pinned wheel (64-bit), rounded up to 1 KB: what a 64-bit
+    host build of the app needs."""
     from .runtime.tflm_engine import training_arena_usage
     return -(-training_arena_usage(model)["total"] // 1024) * 1024
+
+
+def arena_bytes_32(graph: Graph, model: bytes) -> int:
+    """The arena a 32-bit Cortex-M build of TFLM uses for the model, to the byte: the head
+    TFLM plans (our offline plan when the model has one) + its persistent tail with the
+    trained parameters and optimizer state (`tflite-train plan`'s SRAM total; equal to
+    TFLM's arena_used_bytes() on the Cortex-M7 rig, benchmarks/tflm_rig.py). The 64-bit
+    figure is 5-11 KB more (pointers and TFLM's structs twice as wide). Rounded up to 16
+    bytes: TFLM places its tail down from the arena's end aligned down to 16, so a 16-byte
+    aligned array (the app's) of this size loses nothing to alignment."""
+    from .memory import align_up
+    from .tflm_memory import account
+    return align_up(account(graph, len(model), "cortex-m7")["sram_total"])
 
 
 def _c_string(text: str) -> str:
@@ -62,8 +75,16 @@ def render(graph: Graph, model: bytes, source: str, array: str | None = None) ->
         "#define TT_MODEL_OUTPUT 0         /* the model's own output */",
         f"#define TT_MODEL_LOSS_OUTPUT {len(graph.outputs) - 1}    /* float32 [1] */",
         f"#define TT_MODEL_CLASSES {logits.size}",
-        f"#define TT_MODEL_ARENA_BYTES {arena_bytes(model)}  "
-        "/* TFLM head + tail, measured on the host */",
+        "/* TFLM's arena, head + tail: on a 32-bit target (Cortex-M) as tflite-train plan",
+        " * computes it for TFLM 90b983c2b (rounded up to 16 bytes; the array 16-byte",
+        " * aligned); on a 64-bit host as measured in the tflite-micro wheel. */",
+        f"#define TT_MODEL_ARENA_BYTES_32 {arena_bytes_32(graph, model)}",
+        f"#define TT_MODEL_ARENA_BYTES_64 {arena_bytes(model)}",
+        "#if UINTPTR_MAX > 0xFFFFFFFFu",
+        "#define TT_MODEL_ARENA_BYTES TT_MODEL_ARENA_BYTES_64",
+        "#else",
+        "#define TT_MODEL_ARENA_BYTES TT_MODEL_ARENA_BYTES_32",
+        "#endif",
         "",
         "/* The trained parameters: variable tensors of the model. TFLM zeroes them at",
         " * AllocateTensors() and on Reset(); the first Invoke() copies the initial values in",

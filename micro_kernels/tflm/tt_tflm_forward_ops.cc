@@ -7,7 +7,7 @@
  * gradients, where the int8 gradients' rounding state lives.
  *
  * Same pattern as tt_tflm_ops.cc: Init parses the options, Prepare checks every tensor the
- * kernels will read (a model that does not match gets an error status and a one-line
+ * kernels will read (tt_tflm_prepare.h's checks, which the training ops use too) (a model that does not match gets an error status and a one-line
  * message, never a crash), Invoke maps tensors onto the kernels of tt_forward.h and
  * tt_kernels.h. The forward ops run whatever the label and have no label input.
  */
@@ -18,183 +18,11 @@
 #include "tt_stream.h"
 #include "tt_tflm.h"
 #include "tt_tflm_options.h"
+#include "tt_tflm_prepare.h"
 
 namespace tflite_train {
 namespace tflm {
 namespace {
-
-constexpr int kMaxTemps = 12;
-/* Elements of one tensor: every index and byte count the kernels compute then fits int32. */
-constexpr int64_t kMaxElements = int64_t{1} << 28;
-
-int32_t Elements(const TfLiteIntArray *dims) {
-  int32_t n = 1;
-  for (int i = 0; i < dims->size; ++i) n *= dims->data[i];
-  return n;
-}
-
-int32_t Dim(const TfLiteEvalTensor *t, int i) { return t->dims->data[i]; }
-
-template <typename T>
-T *Data(const TfLiteEvalTensor *t) {
-  return t == nullptr ? nullptr : reinterpret_cast<T *>(t->data.data);
-}
-
-/* Prepare's checks: one-line messages, temporary tensors released on return. */
-class Check {
- public:
-  Check(TfLiteContext *context, TfLiteNode *node, const char *op)
-      : context_(context), node_(node), op_(op) {}
-  ~Check() {
-    for (int i = 0; i < temps_; ++i) Release(context_, temp_[i]);
-  }
-
-  TfLiteStatus Fail(const char *format, ...) {
-    va_list args;
-    va_start(args, format);
-    VLog(op_, format, args);
-    va_end(args);
-    return kTfLiteError;
-  }
-
-  bool Arity(int inputs, int outputs) {
-    if (InputCount(node_) == inputs && OutputCount(node_) == outputs) return true;
-    Fail("%d inputs and %d outputs, the schema says %d and %d", InputCount(node_),
-         OutputCount(node_), inputs, outputs);
-    return false;
-  }
-
-  /* Input `index` of `type` and `rank` (-1: any), sane dimensions; NULL (after a message)
-   * otherwise, or silently when it is optional and absent. */
-  TfLiteTensor *In(int index, TfLiteType type, int rank, const char *what,
-                   bool optional = false) {
-    if (!HasInput(node_, index)) {
-      if (!optional) Fail("input %d (%s) is missing", index, what);
-      return nullptr;
-    }
-    return Keep(TempInput(context_, node_, index), type, rank, what);
-  }
-  TfLiteTensor *Out(int index, TfLiteType type, int rank, const char *what) {
-    return Keep(TempOutput(context_, node_, index), type, rank, what);
-  }
-
-  /* A per-tensor quantization's zero point (int8 activations). */
-  bool ZeroPoint(const TfLiteTensor *t, const char *what, int32_t *zero_point) {
-    const TfLiteAffineQuantization *q =
-        t->quantization.type == kTfLiteAffineQuantization
-            ? static_cast<const TfLiteAffineQuantization *>(t->quantization.params)
-            : nullptr;
-    if (q == nullptr || q->scale == nullptr || q->scale->size != 1) {
-      Fail("%s needs per-tensor quantization", what);
-      return false;
-    }
-    *zero_point = q->zero_point != nullptr && q->zero_point->size > 0 ? q->zero_point->data[0]
-                                                                      : 0;
-    return true;
-  }
-
-  /* A parameter in SRAM (variable) or in the model (constant): never an activation. */
-  bool Parameter(const TfLiteTensor *t, const char *what, bool may_be_variable) {
-    if (t->allocation_type == kTfLiteMmapRo && !t->is_variable) return true;
-    if (may_be_variable && t->is_variable) return true;
-    Fail(may_be_variable ? "%s must be constant or a variable" : "%s must be constant", what);
-    return false;
-  }
-
-  /* The requantization inputs: constant int32 [channels], multipliers >= 0 and shifts in
-   * [-31, 31], the range the kernels' shifts are defined on. */
-  bool Requantization(int index, int32_t channels) {
-    TfLiteTensor *m = In(index, kTfLiteInt32, 1, "multipliers");
-    TfLiteTensor *s = In(index + 1, kTfLiteInt32, 1, "shifts");
-    if (m == nullptr || s == nullptr || !Parameter(m, "multipliers", false) ||
-        !Parameter(s, "shifts", false))
-      return false;
-    if (m->dims->data[0] != channels || s->dims->data[0] != channels) {
-      Fail("multipliers and shifts need %d entries", static_cast<int>(channels));
-      return false;
-    }
-    for (int32_t c = 0; c < channels; ++c) {
-      if (m->data.i32[c] < 0 || s->data.i32[c] < -31 || s->data.i32[c] > 31) {
-        Fail("channel %d: multiplier %d or shift %d out of range", static_cast<int>(c),
-             static_cast<int>(m->data.i32[c]), static_cast<int>(s->data.i32[c]));
-        return false;
-      }
-    }
-    return true;
-  }
-
-  /* An optional int32 bias of `channels`. */
-  bool Bias(int index, int32_t channels) {
-    if (!HasInput(node_, index)) return true;
-    TfLiteTensor *b = In(index, kTfLiteInt32, -1, "bias");
-    if (b == nullptr || !Parameter(b, "bias", true)) return false;
-    if (Elements(b->dims) == channels) return true;
-    Fail("bias must have %d entries", static_cast<int>(channels));
-    return false;
-  }
-
-  /* Weight scales for the gradient kernels: the per-channel array TFLM points into the
-   * flatbuffer, or a per-tensor scale repeated into persistent memory. */
-  const float *Scales(const TfLiteTensor *t, int32_t count) {
-    const TfLiteAffineQuantization *q =
-        t->quantization.type == kTfLiteAffineQuantization
-            ? static_cast<const TfLiteAffineQuantization *>(t->quantization.params)
-            : nullptr;
-    if (q == nullptr || q->scale == nullptr || (q->scale->size != 1 && q->scale->size != count)) {
-      Fail("the weights need 1 or %d scales", static_cast<int>(count));
-      return nullptr;
-    }
-    if (q->scale->size == count) return q->scale->data;
-    float *out = static_cast<float *>(AllocatePersistent(context_, sizeof(float) * count));
-    if (out == nullptr) {
-      Fail("no persistent memory for %d scales", static_cast<int>(count));
-      return nullptr;
-    }
-    for (int32_t i = 0; i < count; ++i) out[i] = q->scale->data[0];
-    return out;
-  }
-
-  bool Scratch(size_t bytes, int *index) {
-    if (RequestScratch(context_, bytes, index)) return true;
-    Fail("could not get %u bytes of scratch", static_cast<unsigned>(bytes));
-    return false;
-  }
-
- private:
-  TfLiteTensor *Keep(TfLiteTensor *t, TfLiteType type, int rank, const char *what) {
-    if (t != nullptr && temps_ < kMaxTemps) temp_[temps_++] = t;
-    if (t == nullptr || t->type != type) {
-      Fail("%s has type %d, wants %d", what, t ? static_cast<int>(t->type) : -1,
-           static_cast<int>(type));
-      return nullptr;
-    }
-    bool ok = t->dims != nullptr && (rank < 0 || t->dims->size == rank) && t->dims->size <= 6;
-    int64_t n = 1;
-    for (int i = 0; ok && i < t->dims->size; ++i) {
-      ok = t->dims->data[i] >= 1;
-      n *= ok ? t->dims->data[i] : 1;
-      ok = ok && n <= kMaxElements;
-    }
-    if (ok) return t;
-    Fail(rank < 0 ? "%s: positive dimensions and at most 2^28 elements expected"
-                  : "%s: rank %d, positive dimensions and at most 2^28 elements expected",
-         what, rank);
-    return nullptr;
-  }
-
-  TfLiteContext *context_;
-  TfLiteNode *node_;
-  const char *op_;
-  TfLiteTensor *temp_[kMaxTemps];
-  int temps_ = 0;
-};
-
-template <typename T>
-T *New(TfLiteContext *context) {
-  void *p = AllocatePersistent(context, sizeof(T));
-  if (p != nullptr) memset(p, 0, sizeof(T));
-  return static_cast<T *>(p);
-}
 
 bool Overlap(const void *a, size_t a_bytes, const void *b, size_t b_bytes) {
   const uintptr_t x = reinterpret_cast<uintptr_t>(a), y = reinterpret_cast<uintptr_t>(b);
@@ -205,35 +33,55 @@ bool Overlap(const void *a, size_t a_bytes, const void *b, size_t b_bytes) {
 
 enum Kind { kConv, kDepthwise, kFullyConnected };
 
+/* The op data, in TFLM's persistent memory: only what Invoke cannot read from the model.
+ * TfLiteEvalTensor has no quantization, so the zero points are kept, with the scratch
+ * buffer's index; the window, activation range and in_place are the options, which stay in
+ * the model (flash) and are read again at each Invoke (ReadForward: a few flexbuffer key
+ * look-ups, against a kernel's thousands of MACs). 12 bytes on a 32-bit target, 16 on
+ * x86-64: one 16-byte persistent allocation, where the whole parameters took 80. */
 struct ForwardData {
-  const char *bad_key;
-  tt_fwd_conv_params params;   /* window from the options, offsets from Prepare */
-  tt_fwd_fc_params fc;         /* the same offsets and range, for fully connected */
-  bool in_place;
-  int scratch;
-  int32_t k;                   /* the filter's first part: its input channels */
+  const char *bad_key;         /* Init's verdict on the options */
+  int scratch;                 /* in place: the scratch buffer's index */
+  int16_t input_offset;        /* minus the input's zero point */
+  int16_t output_offset;       /* the output's zero point */
 };
+
+/* The window, activation range and in_place from the options (offsets left 0); returns the
+ * first bad key or NULL. */
+template <Kind kKind>
+const char *ReadForward(Options o, tt_fwd_conv_params *p, bool *in_place) {
+  *p = tt_fwd_conv_params{};
+  p->stride_h = p->stride_w = p->dilation_h = p->dilation_w = 1;
+  *in_place = false;
+  if (kKind != kFullyConnected) {
+    p->stride_h = o.Int("stride_h");
+    p->stride_w = o.Int("stride_w");
+    p->dilation_h = o.Int("dilation_h");
+    p->dilation_w = o.Int("dilation_w");
+    p->pad_top = o.Int("pad_top");
+    p->pad_left = o.Int("pad_left");
+    *in_place = o.Bool("in_place");
+  }
+  p->act_min = o.Int("act_min");
+  p->act_max = o.Int("act_max");
+  return o.bad_key();
+}
 
 template <Kind kKind>
 void *ForwardInit(TfLiteContext *context, const char *buffer, size_t length) {
   ForwardData *d = New<ForwardData>(context);
   if (d == nullptr) return nullptr;
-  Options o(buffer, length);
-  tt_fwd_conv_params &p = d->params;
-  p.stride_h = p.stride_w = p.dilation_h = p.dilation_w = 1;
-  if (kKind != kFullyConnected) {
-    p.stride_h = o.Int("stride_h");
-    p.stride_w = o.Int("stride_w");
-    p.dilation_h = o.Int("dilation_h");
-    p.dilation_w = o.Int("dilation_w");
-    p.pad_top = o.Int("pad_top");
-    p.pad_left = o.Int("pad_left");
-    d->in_place = o.Bool("in_place");
-  }
-  p.act_min = o.Int("act_min");
-  p.act_max = o.Int("act_max");
-  d->bad_key = o.bad_key();
+  tt_fwd_conv_params p;
+  bool in_place;
+  d->bad_key = ReadForward<kKind>(Options(buffer, length), &p, &in_place);
   return d;
+}
+
+/* An int8 tensor's zero point as the kernels' int16 offset; false when out of int8's range. */
+bool Offset(int32_t zero_point, int32_t sign, int16_t *offset) {
+  if (zero_point < -128 || zero_point > 127) return false;
+  *offset = static_cast<int16_t>(sign * zero_point);
+  return true;
 }
 
 /* Input positions: TT_CONV2D and TT_FULLY_CONNECTED (input, filter, filter_rest, bias,
@@ -252,13 +100,14 @@ constexpr const char *kForwardNames[] = {"TT_CONV2D", "TT_DEPTHWISE_CONV2D",
 template <Kind kKind>
 TfLiteStatus ForwardPrepare(TfLiteContext *context, TfLiteNode *node) {
   using P = Pos<kKind>;
-  Check c(context, node, kForwardNames[kKind]);
+  Prepare c(context, node, kForwardNames[kKind]);
   ForwardData *d = static_cast<ForwardData *>(node->user_data);
   if (d == nullptr) return c.Fail("no persistent memory for op data");
-  if (d->bad_key != nullptr)
-    return c.Fail("option '%s' is missing, of the wrong type or out of range", d->bad_key);
+  if (!c.Options(d->bad_key)) return kTfLiteError;
   if (!c.Arity(P::kInputs, 1)) return kTfLiteError;
-  tt_fwd_conv_params &p = d->params;
+  tt_fwd_conv_params p;
+  bool in_place;
+  ReadForward<kKind>(Options(node), &p, &in_place);
   if (p.stride_h < 1 || p.stride_w < 1 || p.dilation_h < 1 || p.dilation_w < 1 ||
       p.pad_top < 0 || p.pad_left < 0 || p.pad_top > kMaxElements || p.pad_left > kMaxElements)
     return c.Fail("strides and dilations must be positive and pads non-negative");
@@ -272,12 +121,12 @@ TfLiteStatus ForwardPrepare(TfLiteContext *context, TfLiteNode *node) {
     return kTfLiteError;
   int32_t x_zp, y_zp;
   if (!c.ZeroPoint(x, "input", &x_zp) || !c.ZeroPoint(y, "output", &y_zp)) return kTfLiteError;
-  p.input_offset = -x_zp;
-  p.output_offset = y_zp;
-  d->fc = tt_fwd_fc_params{p.input_offset, p.output_offset, p.act_min, p.act_max};
+  if (!Offset(x_zp, -1, &d->input_offset) || !Offset(y_zp, 1, &d->output_offset))
+    return c.Fail("zero points must be within [-128, 127]");
+  p.input_offset = d->input_offset;
+  p.output_offset = d->output_offset;
   const int last = w->dims->size - 1;
-  d->k = w->dims->data[last];
-  int32_t whole = d->k;
+  int32_t whole = w->dims->data[last];
   if (P::kRest >= 0 && HasInput(node, P::kRest)) {
     TfLiteTensor *rest = c.In(P::kRest, kTfLiteInt8, w->dims->size, "filter_rest");
     if (rest == nullptr || !c.Parameter(rest, "filter_rest", false)) return kTfLiteError;
@@ -289,8 +138,8 @@ TfLiteStatus ForwardPrepare(TfLiteContext *context, TfLiteNode *node) {
   int32_t channels;
   if (kKind == kFullyConnected) {
     channels = w->dims->data[0];
-    const int32_t batches = Elements(x->dims) / whole;
-    if (Elements(x->dims) % whole != 0 || Elements(y->dims) != batches * channels)
+    const int32_t batches = Count(x->dims) / whole;
+    if (Count(x->dims) % whole != 0 || Count(y->dims) != batches * channels)
       return c.Fail("input, weights [%d, %d] and output do not match",
                     static_cast<int>(channels), static_cast<int>(whole));
   } else {
@@ -304,7 +153,7 @@ TfLiteStatus ForwardPrepare(TfLiteContext *context, TfLiteNode *node) {
   }
   if (!c.Bias(P::kBias, channels) || !c.Requantization(P::kRequant, channels))
     return kTfLiteError;
-  if (!d->in_place) return kTfLiteOk;
+  if (!in_place) return kTfLiteOk;
   const tt_fwd_dims xd = {x->dims->data[0], x->dims->data[1], x->dims->data[2],
                           x->dims->data[3]};
   const tt_fwd_dims wd = {w->dims->data[0], w->dims->data[1], w->dims->data[2], whole};
@@ -331,6 +180,11 @@ template <Kind kKind>
 TfLiteStatus ForwardInvoke(TfLiteContext *context, TfLiteNode *node) {
   using P = Pos<kKind>;
   const ForwardData *d = static_cast<const ForwardData *>(node->user_data);
+  tt_fwd_conv_params p;
+  bool in_place;
+  ReadForward<kKind>(Options(node), &p, &in_place);
+  p.input_offset = d->input_offset;
+  p.output_offset = d->output_offset;
   const TfLiteEvalTensor *x = EvalInput(context, node, 0);
   const TfLiteEvalTensor *w = EvalInput(context, node, 1);
   const TfLiteEvalTensor *rest = P::kRest >= 0 ? EvalInput(context, node, P::kRest) : nullptr;
@@ -339,9 +193,10 @@ TfLiteStatus ForwardInvoke(TfLiteContext *context, TfLiteNode *node) {
   const int32_t *s = Data<int32_t>(EvalInput(context, node, P::kRequant + 1));
   TfLiteEvalTensor *y = EvalOutput(context, node, 0);
   const int8_t *lo = Data<int8_t>(w), *hi = Data<int8_t>(rest);
-  const int32_t whole = d->k + (rest != nullptr ? rest->dims->data[rest->dims->size - 1] : 0);
-  const size_t x_bytes = static_cast<size_t>(Elements(x->dims));
-  const size_t y_bytes = static_cast<size_t>(Elements(y->dims));
+  const int32_t k = w->dims->data[w->dims->size - 1];   /* the filter's first part */
+  const int32_t whole = k + (rest != nullptr ? rest->dims->data[rest->dims->size - 1] : 0);
+  const size_t x_bytes = static_cast<size_t>(Count(x->dims));
+  const size_t y_bytes = static_cast<size_t>(Count(y->dims));
   const bool overlap = Overlap(x->data.data, x_bytes, y->data.data, y_bytes);
   if (kKind == kFullyConnected) {
     if (overlap) {
@@ -349,27 +204,28 @@ TfLiteStatus ForwardInvoke(TfLiteContext *context, TfLiteNode *node) {
       return kTfLiteError;
     }
     const int32_t units = Dim(w, 0);
-    tt_fully_connected_split_s8(&d->fc, m, s, Elements(x->dims) / whole, whole, Data<int8_t>(x),
-                                units, lo, d->k, hi, bias, Data<int8_t>(y));
+    const tt_fwd_fc_params fc = {p.input_offset, p.output_offset, p.act_min, p.act_max};
+    tt_fully_connected_split_s8(&fc, m, s, Count(x->dims) / whole, whole, Data<int8_t>(x),
+                                units, lo, k, hi, bias, Data<int8_t>(y));
     return kTfLiteOk;
   }
   const tt_fwd_dims xd = Dims4(x, Dim(x, 3)), yd = Dims4(y, Dim(y, 3));
   const tt_fwd_dims wd = Dims4(w, whole);
-  int8_t *scratch = d->in_place ? static_cast<int8_t *>(Scratch(context, d->scratch)) : nullptr;
-  if (kKind == kConv && d->in_place) {
-    if (tt_conv2d_split_inplace_s8(&d->params, m, s, &xd, Data<int8_t>(x), &wd, lo, d->k, hi,
+  int8_t *scratch = in_place ? static_cast<int8_t *>(Scratch(context, d->scratch)) : nullptr;
+  if (kKind == kConv && in_place) {
+    if (tt_conv2d_split_inplace_s8(&p, m, s, &xd, Data<int8_t>(x), &wd, lo, k, hi,
                                    bias, &yd, Data<int8_t>(y), scratch) == TT_FWD_OK)
       return kTfLiteOk;
-  } else if (kKind == kDepthwise && d->in_place && x->data.data == y->data.data) {
-    if (tt_depthwise_conv2d_inplace_s8(&d->params, m, s, &xd, Data<int8_t>(y), &wd, lo, bias,
+  } else if (kKind == kDepthwise && in_place && x->data.data == y->data.data) {
+    if (tt_depthwise_conv2d_inplace_s8(&p, m, s, &xd, Data<int8_t>(y), &wd, lo, bias,
                                        &yd, scratch) == TT_FWD_OK)
       return kTfLiteOk;
   } else if (!overlap) {
     if (kKind == kConv)
-      tt_conv2d_split_s8(&d->params, m, s, &xd, Data<int8_t>(x), &wd, lo, d->k, hi, bias, &yd,
+      tt_conv2d_split_s8(&p, m, s, &xd, Data<int8_t>(x), &wd, lo, k, hi, bias, &yd,
                          Data<int8_t>(y));
     else
-      tt_depthwise_conv2d_s8(&d->params, m, s, &xd, Data<int8_t>(x), &wd, lo, bias, &yd,
+      tt_depthwise_conv2d_s8(&p, m, s, &xd, Data<int8_t>(x), &wd, lo, bias, &yd,
                              Data<int8_t>(y));
     return kTfLiteOk;
   }
@@ -380,12 +236,37 @@ TfLiteStatus ForwardInvoke(TfLiteContext *context, TfLiteNode *node) {
 
 /* ---- TT_POINTWISE_DEPTHWISE --------------------------------------------------------------- */
 
+/* As ForwardData: the zero points of the input and output and the window's scratch index;
+ * the rest is the options, read again at each Invoke (ReadStream). */
 struct StreamData {
   const char *bad_key;
-  tt_fwd_conv_params pw;       /* 1x1, stride 1; offsets: the input's and mid's zero points */
-  tt_fwd_conv_params dw;       /* the window from the options; offsets: mid's and the output's */
   int scratch;                 /* the window of mid rows */
+  int16_t input_offset;        /* minus the input's zero point */
+  int16_t output_offset;       /* the output's zero point */
 };
+
+/* The two layers' parameters from the options: pw 1x1 at stride 1, its output offset
+ * mid's zero point; dw's window from the options, its input offset minus mid's zero point
+ * (the input's and output's offsets left 0). Returns the first bad key or NULL. */
+const char *ReadStream(Options o, tt_fwd_conv_params *pw, tt_fwd_conv_params *dw) {
+  *pw = tt_fwd_conv_params{};
+  *dw = tt_fwd_conv_params{};
+  pw->stride_h = pw->stride_w = pw->dilation_h = pw->dilation_w = 1;
+  pw->act_min = o.Int("pw_act_min");
+  pw->act_max = o.Int("pw_act_max");
+  const int32_t mid_zero_point = o.Int("mid_zero_point");
+  pw->output_offset = mid_zero_point;
+  dw->input_offset = -mid_zero_point;
+  dw->stride_h = o.Int("stride_h");
+  dw->stride_w = o.Int("stride_w");
+  dw->dilation_h = o.Int("dilation_h");
+  dw->dilation_w = o.Int("dilation_w");
+  dw->pad_top = o.Int("pad_top");
+  dw->pad_left = o.Int("pad_left");
+  dw->act_min = o.Int("act_min");
+  dw->act_max = o.Int("act_max");
+  return o.bad_key();
+}
 
 /* input, pw_filter, pw_bias, pw_multipliers, pw_shifts, dw_filter, dw_bias, dw_multipliers,
  * dw_shifts */
@@ -394,34 +275,19 @@ enum StreamInput { kX, kPwFilter, kPwBias, kPwRequant, kDwFilter = 5, kDwBias, k
 void *StreamInit(TfLiteContext *context, const char *buffer, size_t length) {
   StreamData *d = New<StreamData>(context);
   if (d == nullptr) return nullptr;
-  Options o(buffer, length);
-  tt_fwd_conv_params &pw = d->pw, &dw = d->dw;
-  pw.stride_h = pw.stride_w = pw.dilation_h = pw.dilation_w = 1;
-  pw.act_min = o.Int("pw_act_min");
-  pw.act_max = o.Int("pw_act_max");
-  const int32_t mid_zero_point = o.Int("mid_zero_point");
-  pw.output_offset = mid_zero_point;
-  dw.input_offset = -mid_zero_point;
-  dw.stride_h = o.Int("stride_h");
-  dw.stride_w = o.Int("stride_w");
-  dw.dilation_h = o.Int("dilation_h");
-  dw.dilation_w = o.Int("dilation_w");
-  dw.pad_top = o.Int("pad_top");
-  dw.pad_left = o.Int("pad_left");
-  dw.act_min = o.Int("act_min");
-  dw.act_max = o.Int("act_max");
-  d->bad_key = o.bad_key();
+  tt_fwd_conv_params pw, dw;
+  d->bad_key = ReadStream(Options(buffer, length), &pw, &dw);
   return d;
 }
 
 TfLiteStatus StreamPrepare(TfLiteContext *context, TfLiteNode *node) {
-  Check c(context, node, "TT_POINTWISE_DEPTHWISE");
+  Prepare c(context, node, "TT_POINTWISE_DEPTHWISE");
   StreamData *d = static_cast<StreamData *>(node->user_data);
   if (d == nullptr) return c.Fail("no persistent memory for op data");
-  if (d->bad_key != nullptr)
-    return c.Fail("option '%s' is missing, of the wrong type or out of range", d->bad_key);
+  if (!c.Options(d->bad_key)) return kTfLiteError;
   if (!c.Arity(9, 1)) return kTfLiteError;
-  tt_fwd_conv_params &pw = d->pw, &dw = d->dw;
+  tt_fwd_conv_params pw, dw;
+  ReadStream(Options(node), &pw, &dw);
   if (dw.stride_h < 1 || dw.stride_w < 1 || dw.dilation_h < 1 || dw.dilation_w < 1 ||
       dw.pad_top < 0 || dw.pad_left < 0 || dw.pad_top > kMaxElements ||
       dw.pad_left > kMaxElements)
@@ -440,8 +306,8 @@ TfLiteStatus StreamPrepare(TfLiteContext *context, TfLiteNode *node) {
     return kTfLiteError;
   int32_t x_zp, y_zp;
   if (!c.ZeroPoint(x, "input", &x_zp) || !c.ZeroPoint(y, "output", &y_zp)) return kTfLiteError;
-  pw.input_offset = -x_zp;
-  dw.output_offset = y_zp;
+  if (!Offset(x_zp, -1, &d->input_offset) || !Offset(y_zp, 1, &d->output_offset))
+    return c.Fail("zero points must be within [-128, 127]");
   const int32_t cm = pf->dims->data[0];
   if (x->dims->data[0] != 1 || y->dims->data[0] != 1)
     return c.Fail("batch 1 only");
@@ -469,12 +335,16 @@ TfLiteStatus StreamPrepare(TfLiteContext *context, TfLiteNode *node) {
 
 TfLiteStatus StreamInvoke(TfLiteContext *context, TfLiteNode *node) {
   const StreamData *d = static_cast<const StreamData *>(node->user_data);
+  tt_fwd_conv_params pw, dw;
+  ReadStream(Options(node), &pw, &dw);
+  pw.input_offset = d->input_offset;
+  dw.output_offset = d->output_offset;
   const TfLiteEvalTensor *x = EvalInput(context, node, kX);
   const TfLiteEvalTensor *pf = EvalInput(context, node, kPwFilter);
   const TfLiteEvalTensor *df = EvalInput(context, node, kDwFilter);
   TfLiteEvalTensor *y = EvalOutput(context, node, 0);
-  if (Overlap(x->data.data, static_cast<size_t>(Elements(x->dims)), y->data.data,
-              static_cast<size_t>(Elements(y->dims)))) {
+  if (Overlap(x->data.data, static_cast<size_t>(Count(x->dims)), y->data.data,
+              static_cast<size_t>(Count(y->dims)))) {
     Log("TT_POINTWISE_DEPTHWISE", "the output overlaps the input");
     return kTfLiteError;
   }
@@ -483,9 +353,9 @@ TfLiteStatus StreamInvoke(TfLiteContext *context, TfLiteNode *node) {
   const tt_fwd_dims mid = {1, Dim(x, 1), Dim(x, 2), cm};
   const tt_fwd_dims dfd = Dims4(df, cm), yd = Dims4(y, cm);
   const int status = tt_pointwise_depthwise_s8(
-      &d->pw, Data<int32_t>(EvalInput(context, node, kPwRequant)),
+      &pw, Data<int32_t>(EvalInput(context, node, kPwRequant)),
       Data<int32_t>(EvalInput(context, node, kPwRequant + 1)), &xd, Data<int8_t>(x), &pfd,
-      Data<int8_t>(pf), Data<int32_t>(EvalInput(context, node, kPwBias)), &d->dw,
+      Data<int8_t>(pf), Data<int32_t>(EvalInput(context, node, kPwBias)), &dw,
       Data<int32_t>(EvalInput(context, node, kDwRequant)),
       Data<int32_t>(EvalInput(context, node, kDwRequant + 1)), &mid, &dfd, Data<int8_t>(df),
       Data<int32_t>(EvalInput(context, node, kDwBias)), &yd, Data<int8_t>(y),

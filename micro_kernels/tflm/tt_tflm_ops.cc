@@ -18,27 +18,14 @@
 #include "tt_split_grad.h"
 #include "tt_tflm.h"
 #include "tt_tflm_options.h"
+#include "tt_tflm_prepare.h"
 
 namespace tflite_train {
 namespace tflm {
 namespace {
 
-constexpr int kMaxRank = 6;      /* what the data-movement kernels accept */
-/* temporary tensors one Prepare holds at most (a split filter's int8 input gradient: 9) */
-constexpr int kMaxTemps = 12;
-/* Elements of one tensor, and extents of a window's walk: every index and byte count the
- * kernels compute (float32: 4 bytes an element) then fits int32_t. */
-constexpr int64_t kMaxElements = int64_t{1} << 28;
-
 /* ---- tensors at Invoke ------------------------------------------------------------------ */
 
-int32_t Count(const TfLiteIntArray *dims) {
-  int32_t n = 1;
-  for (int i = 0; i < dims->size; ++i) n *= dims->data[i];
-  return n;
-}
-
-int32_t Dim(const TfLiteEvalTensor *t, int i) { return t->dims->data[i]; }
 int32_t Last(const TfLiteEvalTensor *t) { return t->dims->data[t->dims->size - 1]; }
 
 /* A tensor's dims as the kernels take them: TFLM's are `int`, which is not int32_t's type
@@ -49,11 +36,6 @@ struct Dims32 {
   }
   int32_t v[kMaxRank];
 };
-
-template <typename T>
-T *Data(const TfLiteEvalTensor *t) {
-  return t == nullptr ? nullptr : reinterpret_cast<T *>(t->data.data);
-}
 
 bool Training(const TfLiteContext *context, const TfLiteNode *node) {
   return EvalInput(context, node, InputCount(node) - 1)->data.i32[0] >= 0;
@@ -69,196 +51,7 @@ int32_t TypeBytes(TfLiteType type) {
   }
 }
 
-/* ---- Prepare: checks with one-line messages, temporary tensors released on return -------- */
 
-class Prepare {
- public:
-  Prepare(TfLiteContext *context, TfLiteNode *node, const char *op)
-      : context_(context), node_(node), op_(op) {}
-  ~Prepare() {
-    for (int i = 0; i < temps_; ++i) Release(context_, temp_[i]);
-  }
-
-  TfLiteStatus Fail(const char *format, ...) {
-    va_list args;
-    va_start(args, format);
-    VLog(op_, format, args);
-    va_end(args);
-    return kTfLiteError;
-  }
-
-  /* The op's inputs: `n` including the label, which must be int32. */
-  bool Inputs(int n) {
-    if (InputCount(node_) != n) {
-      Fail("%d inputs, the schema says %d", InputCount(node_), n);
-      return false;
-    }
-    TfLiteTensor *label = In(n - 1);
-    if (label == nullptr || label->type != kTfLiteInt32 || Sane(label, "label") == nullptr ||
-        Count(label->dims) < 1) {
-      Fail("the last input (the label) must be an int32 tensor");
-      return false;
-    }
-    return true;
-  }
-
-  TfLiteTensor *In(int index) { return Keep(TempInput(context_, node_, index)); }
-  TfLiteTensor *Out(int index) { return Keep(TempOutput(context_, node_, index)); }
-
-  /* Input `index` present and of `type` (or absent, when optional). */
-  TfLiteTensor *In(int index, TfLiteType type, const char *what, bool optional = false) {
-    if (!HasInput(node_, index)) {
-      if (!optional) Fail("input %d (%s) is missing", index, what);
-      return nullptr;
-    }
-    TfLiteTensor *t = In(index);
-    if (t == nullptr || t->type != type) {
-      Fail("input %d (%s) has type %d, wants %d", index, what, t ? t->type : -1, type);
-      return nullptr;
-    }
-    return Sane(t, what);
-  }
-  TfLiteTensor *Out(int index, TfLiteType type, const char *what) {
-    if (OutputCount(node_) <= index) {
-      Fail("output %d (%s) is missing", index, what);
-      return nullptr;
-    }
-    TfLiteTensor *t = Out(index);
-    if (t == nullptr || t->type != type) {
-      Fail("output %d (%s) has type %d, wants %d", index, what, t ? t->type : -1, type);
-      return nullptr;
-    }
-    return Sane(t, what);
-  }
-
-  /* Rank <= kMaxRank, every dimension positive, at most kMaxElements elements: what every
-   * kernel's index arithmetic assumes. */
-  TfLiteTensor *Sane(TfLiteTensor *t, const char *what) {
-    int64_t n = 1;
-    bool ok = t->dims != nullptr && t->dims->size >= 0 && t->dims->size <= kMaxRank;
-    for (int i = 0; ok && i < t->dims->size; ++i) {
-      ok = t->dims->data[i] >= 1 && t->dims->data[i] <= kMaxElements;
-      n *= ok ? t->dims->data[i] : 1;
-      ok = ok && n <= kMaxElements;
-    }
-    if (ok) return t;
-    Fail("%s: rank <= %d, positive dimensions and at most 2^28 elements expected", what,
-         kMaxRank);
-    return nullptr;
-  }
-
-  /* At least rank `least`. */
-  bool MinRank(const TfLiteTensor *t, int least, const char *what) {
-    if (t->dims->size >= least) return true;
-    Fail("%s has rank %d, wants at least %d", what, t->dims->size, least);
-    return false;
-  }
-
-  /* The float32 [1] scale tensor of an int8 gradient, at input or output `index`. */
-  bool ScaleIn(int index, const char *what) { return Scale(In(index, kTfLiteFloat32, what), what); }
-  bool ScaleOut(int index, const char *what) {
-    return Scale(Out(index, kTfLiteFloat32, what), what);
-  }
-
-  bool Rank(const TfLiteTensor *t, int rank, const char *what) {
-    if (t->dims->size == rank) return true;
-    Fail("%s has rank %d, wants %d", what, t->dims->size, rank);
-    return false;
-  }
-
-  /* A parameter the op writes must be a variable (SRAM), never constant data (flash). */
-  bool Variable(const TfLiteTensor *t, const char *what) {
-    if (t->is_variable) return true;
-    Fail("%s is not a variable tensor: refusing to write into constant data", what);
-    return false;
-  }
-
-  /* Per-tensor scale and zero point. */
-  bool Quant(const TfLiteTensor *t, const char *what, float *scale, int32_t *zero_point) {
-    const TfLiteAffineQuantization *q = Affine(t);
-    if (q == nullptr || q->scale->size != 1) {
-      Fail("%s needs per-tensor quantization", what);
-      return false;
-    }
-    *scale = q->scale->data[0];
-    *zero_point = q->zero_point != nullptr && q->zero_point->size > 0 ? q->zero_point->data[0]
-                                                                      : 0;
-    return true;
-  }
-
-  /* The tensor's scales as `count` floats, which the kernels index per output channel.
-   * Per-channel scales are TFLM's own array, which lives as long as the model: TFLM points
-   * it into the flatbuffer (little-endian targets; TFLM relies on that itself), so keeping
-   * the pointer costs no SRAM. A per-tensor scale is repeated into persistent memory. */
-  const float *Scales(const TfLiteTensor *t, int32_t count, const char *what) {
-    const TfLiteAffineQuantization *q = Affine(t);
-    if (q == nullptr || (q->scale->size != 1 && q->scale->size != count)) {
-      Fail("%s needs 1 or %d scales", what, static_cast<int>(count));
-      return nullptr;
-    }
-    /* The updates divide by them: a zero scale would saturate the parameter. */
-    for (int i = 0; i < q->scale->size; ++i)
-      if (!(q->scale->data[i] > 0.0f && q->scale->data[i] <= FLT_MAX)) {
-        Fail("%s scales must be finite and positive", what);
-        return nullptr;
-      }
-    if (q->scale->size == count) return q->scale->data;
-    float *out = static_cast<float *>(AllocatePersistent(context_, sizeof(float) * count));
-    if (out == nullptr) {
-      Fail("no persistent memory for %d scales", static_cast<int>(count));
-      return nullptr;
-    }
-    for (int32_t i = 0; i < count; ++i) out[i] = q->scale->data[0];
-    return out;
-  }
-
-  bool Scratch(size_t bytes, int *index) {
-    if (RequestScratch(context_, bytes, index)) return true;
-    Fail("could not get %u bytes of scratch", static_cast<unsigned>(bytes));
-    return false;
-  }
-
-  /* Reports an option Init found missing or mistyped. */
-  bool Options(const char *bad_key) {
-    if (bad_key == nullptr) return true;
-    if (bad_key[0] == '(')
-      Fail("custom options %s", bad_key);
-    else
-      Fail("option '%s' is missing, of the wrong type or out of range", bad_key);
-    return false;
-  }
-
- private:
-  bool Scale(const TfLiteTensor *t, const char *what) {
-    if (t == nullptr) return false;
-    if (Count(t->dims) == 1) return true;
-    Fail("%s must hold one float", what);
-    return false;
-  }
-  static const TfLiteAffineQuantization *Affine(const TfLiteTensor *t) {
-    if (t->quantization.type != kTfLiteAffineQuantization) return nullptr;
-    const TfLiteAffineQuantization *q =
-        static_cast<const TfLiteAffineQuantization *>(t->quantization.params);
-    return q != nullptr && q->scale != nullptr && q->scale->size > 0 ? q : nullptr;
-  }
-  TfLiteTensor *Keep(TfLiteTensor *t) {
-    if (t != nullptr && temps_ < kMaxTemps) temp_[temps_++] = t;
-    return t;
-  }
-
-  TfLiteContext *context_;
-  TfLiteNode *node_;
-  const char *op_;
-  TfLiteTensor *temp_[kMaxTemps];
-  int temps_ = 0;
-};
-
-template <typename T>
-T *New(TfLiteContext *context) {
-  void *p = AllocatePersistent(context, sizeof(T));
-  if (p != nullptr) memset(p, 0, sizeof(T));
-  return static_cast<T *>(p);
-}
 
 /* ---- options shared by several ops --------------------------------------------------------- */
 
@@ -998,7 +791,6 @@ enum Layer { kConv, kDepthwise, kFullyConnected, kBias };
 /* Everything a layer's gradient or update op needs, parsed in Init and filled in Prepare. */
 struct LayerData {
   const char *bad_key;
-  tt_window window;
   int32_t depth_multiplier;
   /* updates */
   tt_sgd sgd;
@@ -1034,6 +826,16 @@ void ReadSgd(Options &o, LayerData *d, bool weights) {
   tt_update_state_init(&d->state, d->seed);
 }
 
+/* A layer's window: its options, kept in the model (flash) and read again where used
+ * rather than held in TFLM's persistent memory (24 bytes an op). The
+ * options were verified by Init. Convolutions have one (LayerInit<kWindow>), fully
+ * connected layers and biases not. */
+tt_window LayerWindow(const TfLiteNode *node, Layer layer) {
+  if (layer != kConv && layer != kDepthwise) return tt_window{1, 1, 1, 1, 0, 0};
+  Options o(node);
+  return ReadWindow(o, true);
+}
+
 /* kind bits: which options the op has */
 enum { kWindow = 1, kMultiplier = 2, kSgd = 4, kWeightSgd = 8, kRounding = 16 };
 
@@ -1042,7 +844,7 @@ void *LayerInit(TfLiteContext *context, const char *buffer, size_t length) {
   LayerData *d = New<LayerData>(context);
   if (d == nullptr) return nullptr;
   Options o(buffer, length);
-  d->window = (kOptions & kWindow) ? ReadWindow(o, true) : tt_window{1, 1, 1, 1, 0, 0};
+  if (kOptions & kWindow) ReadWindow(o, true);   /* checked here, read again where used */
   d->depth_multiplier = (kOptions & kMultiplier) ? o.Int("depth_multiplier") : 1;
   if (kOptions & (kSgd | kWeightSgd)) ReadSgd(o, d, (kOptions & kWeightSgd) != 0);
   if (kOptions & kRounding) ReadGradOptions(o, &d->grad, true);
@@ -1072,7 +874,7 @@ bool LayerPrepareCommon(Prepare &p, TfLiteContext *context, TfLiteNode *node, co
   if (*data == nullptr) return p.Fail("no persistent memory for op data"), false;
   const bool int8 = (*data)->int8 = IsInt8(p.In(0));
   if (!p.Options((*data)->bad_key) || !p.Inputs(inputs + (int8 ? extra : 0)) ||
-      !WindowOk(p, (*data)->window))
+      !WindowOk(p, LayerWindow(node, layer)))
     return false;
   if ((*data)->depth_multiplier < 1) return p.Fail("depth_multiplier must be positive"), false;
   *dy = p.In(0, GradType(int8), "dy");
@@ -1198,7 +1000,8 @@ TfLiteStatus InputGradPrepare(TfLiteContext *context, TfLiteNode *node) {
     if (co != out_channels || dx->dims->data[3] != ci || dx->dims->data[0] != dy->dims->data[0] ||
         (kLayer == kDepthwise && co % d->depth_multiplier != 0))
       return p.Fail("dy, weights and dx channels do not match");
-    if (!WindowFits(p, d->window, w->dims->data[1], w->dims->data[2], dy->dims->data[1],
+    const tt_window window = LayerWindow(node, kLayer);  /* options verified */
+    if (!WindowFits(p, window, w->dims->data[1], w->dims->data[2], dy->dims->data[1],
                     dy->dims->data[2]))
       return kTfLiteError;
   }
@@ -1223,6 +1026,7 @@ Parts FilterParts(TfLiteContext *context, TfLiteNode *node) {
 
 template <Layer kLayer, bool kSplit>
 TfLiteStatus InputGradInvokeInt8(TfLiteContext *context, TfLiteNode *node, LayerData *d) {
+  const tt_window window = LayerWindow(node, kLayer);
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   const float *dy_scale = Data<float>(EvalInput(context, node, InputCount(node) - 2));
   const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
@@ -1235,14 +1039,14 @@ TfLiteStatus InputGradInvokeInt8(TfLiteContext *context, TfLiteNode *node, Layer
   if (kLayer == kConv) {
     tt_conv2d_input_grad_split_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
                                   Dim(dy, 2), Dim(dy, 3), f.lo, f.k, f.hi, d->mult, d->w_unit,
-                                  Dim(w, 1), Dim(w, 2), &d->window, Dim(dx, 1), Dim(dx, 2),
+                                  Dim(w, 1), Dim(w, 2), &window, Dim(dx, 1), Dim(dx, 2),
                                   Dim(dx, 3), Data<int8_t>(dx), dx_scale, Rounding(&d->grad),
                                   scratch);
   } else if (kLayer == kDepthwise) {
     tt_depthwise_conv2d_input_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
                                       Dim(dy, 2), Dim(dy, 3) / d->depth_multiplier,
                                       d->depth_multiplier, f.lo, d->mult, d->w_unit,
-                                      Dim(w, 1), Dim(w, 2), &d->window, Dim(dx, 1), Dim(dx, 2),
+                                      Dim(w, 1), Dim(w, 2), &window, Dim(dx, 1), Dim(dx, 2),
                                       Data<int8_t>(dx), dx_scale, Rounding(&d->grad), scratch);
   } else {
     const int32_t units = Last(dy);
@@ -1257,6 +1061,7 @@ TfLiteStatus InputGradInvokeInt8(TfLiteContext *context, TfLiteNode *node, Layer
 
 template <Layer kLayer, bool kSplit>
 TfLiteStatus InputGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  const tt_window window = LayerWindow(node, kLayer);
   LayerData *d = static_cast<LayerData *>(node->user_data);
   if (d->int8) ReportRounding(context, node, &d->grad, 0);
   if (!Training(context, node)) return kTfLiteOk;
@@ -1270,7 +1075,7 @@ TfLiteStatus InputGradInvoke(TfLiteContext *context, TfLiteNode *node) {
     if (kLayer == kConv) {
       tt_conv2d_input_grad_split_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
                                      Dim(dy, 3), f.lo, f.k, f.hi, d->scales, Dim(w, 1),
-                                     Dim(w, 2), &d->window, Dim(dx, 1), Dim(dx, 2), Dim(dx, 3),
+                                     Dim(w, 2), &window, Dim(dx, 1), Dim(dx, 2), Dim(dx, 3),
                                      Data<float>(dx));
     } else {
       const int32_t units = Last(dy), batches = Count(dy->dims) / units;
@@ -1281,12 +1086,12 @@ TfLiteStatus InputGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   } else if (kLayer == kConv) {
     tt_conv2d_input_grad_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
                              Dim(dy, 3), Data<int8_t>(w), d->scales, Dim(w, 1), Dim(w, 2),
-                             &d->window, Dim(dx, 1), Dim(dx, 2), Dim(dx, 3), Data<float>(dx));
+                             &window, Dim(dx, 1), Dim(dx, 2), Dim(dx, 3), Data<float>(dx));
   } else if (kLayer == kDepthwise) {
     tt_depthwise_conv2d_input_grad_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
                                        Dim(dy, 3) / d->depth_multiplier, d->depth_multiplier,
                                        Data<int8_t>(w), d->scales, Dim(w, 1), Dim(w, 2),
-                                       &d->window, Dim(dx, 1), Dim(dx, 2), Data<float>(dx));
+                                       &window, Dim(dx, 1), Dim(dx, 2), Data<float>(dx));
   } else {
     tt_fully_connected_input_grad_f32(Data<float>(dy), mask, Count(dy->dims) / Last(dy),
                                       Last(dy), Data<int8_t>(w), d->scales, Dim(w, 1),
@@ -1333,7 +1138,8 @@ TfLiteStatus WeightGradPrepare(TfLiteContext *context, TfLiteNode *node) {
           : dw->dims->size == 4 && dw->dims->data[kLayer == kConv ? 0 : 3] == units &&
                 (kLayer == kDepthwise || dw->dims->data[3] == k);
   if (!ok) return p.Fail("dy, saved and dw do not match");
-  if (kLayer != kFullyConnected && !WindowFits(p, d->window, dw->dims->data[1], dw->dims->data[2],
+  const tt_window window = LayerWindow(node, kLayer);  /* options verified */
+  if (kLayer != kFullyConnected && !WindowFits(p, window, dw->dims->data[1], dw->dims->data[2],
                                                dy->dims->data[1], dy->dims->data[2]))
     return kTfLiteError;
   return kTfLiteOk;
@@ -1341,6 +1147,7 @@ TfLiteStatus WeightGradPrepare(TfLiteContext *context, TfLiteNode *node) {
 
 template <Layer kLayer>
 TfLiteStatus WeightGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  const tt_window window = LayerWindow(node, kLayer);
   if (!Training(context, node)) return kTfLiteOk;
   const LayerData *d = static_cast<const LayerData *>(node->user_data);
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
@@ -1353,13 +1160,13 @@ TfLiteStatus WeightGradInvoke(TfLiteContext *context, TfLiteNode *node) {
       tt_conv2d_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
                                Dim(dy, 2), Dim(dy, 3), Data<int8_t>(x), d->x_scale,
                                d->x_zero_point, Dim(x, 1), Dim(x, 2), Dim(x, 3), Dim(dw, 1),
-                               Dim(dw, 2), &d->window, Data<float>(dw));
+                               Dim(dw, 2), &window, Data<float>(dw));
     } else if (kLayer == kDepthwise) {
       tt_depthwise_conv2d_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0),
                                          Dim(dy, 1), Dim(dy, 2), Dim(x, 3), d->depth_multiplier,
                                          Data<int8_t>(x), d->x_scale, d->x_zero_point,
                                          Dim(x, 1), Dim(x, 2), Dim(dw, 1), Dim(dw, 2),
-                                         &d->window, Data<float>(dw));
+                                         &window, Data<float>(dw));
     } else {
       tt_fully_connected_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask,
                                         Count(dy->dims) / Last(dy), Last(dy), Data<int8_t>(x),
@@ -1371,12 +1178,12 @@ TfLiteStatus WeightGradInvoke(TfLiteContext *context, TfLiteNode *node) {
     tt_conv2d_weight_grad_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
                               Dim(dy, 3), Data<int8_t>(x), d->x_scale, d->x_zero_point,
                               Dim(x, 1), Dim(x, 2), Dim(x, 3), Dim(dw, 1), Dim(dw, 2),
-                              &d->window, Data<float>(dw));
+                              &window, Data<float>(dw));
   } else if (kLayer == kDepthwise) {
     tt_depthwise_conv2d_weight_grad_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1),
                                         Dim(dy, 2), Dim(x, 3), d->depth_multiplier,
                                         Data<int8_t>(x), d->x_scale, d->x_zero_point, Dim(x, 1),
-                                        Dim(x, 2), Dim(dw, 1), Dim(dw, 2), &d->window,
+                                        Dim(x, 2), Dim(dw, 1), Dim(dw, 2), &window,
                                         Data<float>(dw));
   } else {
     tt_fully_connected_weight_grad_f32(Data<float>(dy), mask, Count(dy->dims) / Last(dy),
@@ -1413,8 +1220,9 @@ TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
     trained = units * k;
     scratch = k;
   } else {
+    const tt_window window = LayerWindow(node, kLayer);  /* options verified */
     if (!p.Rank(w, 4, "weights") ||
-        !WindowFits(p, d->window, w->dims->data[1], w->dims->data[2], dy->dims->data[1],
+        !WindowFits(p, window, w->dims->data[1], w->dims->data[2], dy->dims->data[1],
                     dy->dims->data[2]))
       return kTfLiteError;
     const int32_t taps = w->dims->data[1] * w->dims->data[2];
@@ -1438,6 +1246,7 @@ TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
 
 template <Layer kLayer>
 TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
+  const tt_window window = LayerWindow(node, kLayer);
   LayerData *d = static_cast<LayerData *>(node->user_data);
   ReportUpdate(context, node, d, 3, 4);
   if (!Training(context, node)) return kTfLiteOk;
@@ -1454,13 +1263,13 @@ TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
                                     Dim(dy, 2), Dim(dy, 3), Data<int8_t>(x), d->x_scale,
                                     d->x_zero_point, Dim(x, 1), Dim(x, 2), Dim(x, 3),
                                     Data<int8_t>(w), Dim(w, 1), Dim(w, 2), Dim(w, 3), d->scales,
-                                    d->n_scales, &d->window, momentum, &d->sgd, &d->state,
+                                    d->n_scales, &window, momentum, &d->sgd, &d->state,
                                     scratch);
     } else if (kLayer == kDepthwise) {
       tt_depthwise_conv2d_weight_update_s8_s8(
           Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2), Dim(x, 3),
           d->depth_multiplier, Data<int8_t>(x), d->x_scale, d->x_zero_point, Dim(x, 1),
-          Dim(x, 2), Data<int8_t>(w), Dim(w, 1), Dim(w, 2), d->scales, d->n_scales, &d->window,
+          Dim(x, 2), Data<int8_t>(w), Dim(w, 1), Dim(w, 2), d->scales, d->n_scales, &window,
           momentum, &d->sgd, &d->state, scratch);
     } else {
       tt_fully_connected_weight_update_s8_s8(
@@ -1474,13 +1283,13 @@ TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
     tt_conv2d_weight_update_s8(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
                                Dim(dy, 3), Data<int8_t>(x), d->x_scale, d->x_zero_point,
                                Dim(x, 1), Dim(x, 2), Dim(x, 3), Data<int8_t>(w), Dim(w, 1),
-                               Dim(w, 2), Dim(w, 3), d->scales, d->n_scales, &d->window,
+                               Dim(w, 2), Dim(w, 3), d->scales, d->n_scales, &window,
                                momentum, &d->sgd, &d->state, scratch);
   } else if (kLayer == kDepthwise) {
     tt_depthwise_conv2d_weight_update_s8(
         Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2), Dim(x, 3), d->depth_multiplier,
         Data<int8_t>(x), d->x_scale, d->x_zero_point, Dim(x, 1), Dim(x, 2), Data<int8_t>(w),
-        Dim(w, 1), Dim(w, 2), d->scales, d->n_scales, &d->window, momentum, &d->sgd, &d->state,
+        Dim(w, 1), Dim(w, 2), d->scales, d->n_scales, &window, momentum, &d->sgd, &d->state,
         scratch);
   } else {
     tt_fully_connected_weight_update_s8(Data<float>(dy), mask, Count(dy->dims) / Last(dy),

@@ -1,4 +1,6 @@
-/* Reading a TT_* op's options (a flexbuffer map, schema/training_ops.json) in Init.
+/* Reading a TT_* op's options (a flexbuffer map, schema/training_ops.json) in Init, and
+ * again in Prepare or Invoke by ops that keep them in the model (flash) rather than in
+ * TFLM's persistent memory.
  *
  * Init cannot fail in TFLM, so a missing, mistyped or out-of-range option is remembered as
  * the first bad key and Prepare reports it; nothing reads a value the model did not give.
@@ -14,6 +16,7 @@
 #include <stdint.h>
 
 #include "flatbuffers/flexbuffers.h"
+#include "tt_tflm_compat.h"
 
 namespace tflite_train {
 namespace tflm {
@@ -21,6 +24,11 @@ namespace tflm {
 class Options {
  public:
   Options(const char *buffer, size_t length) : map_(Root(buffer, length, &bad_key_)) {}
+  /* The options of a node, read again after Init (the model's bytes, verified by Init and
+   * unchanged since: not verified again). */
+  explicit Options(const TfLiteNode *node)
+      : map_(Trusted(static_cast<const char *>(node->custom_initial_data),
+                     static_cast<size_t>(node->custom_initial_data_size))) {}
 
   /* The first key that was missing or of the wrong type, or NULL. */
   const char *bad_key() const { return bad_key_; }
@@ -62,6 +70,12 @@ class Options {
   }
 
  private:
+  static flexbuffers::Map Trusted(const char *buffer, size_t length) {
+    if (buffer == nullptr || length == 0) return flexbuffers::Map::EmptyMap();
+    flexbuffers::Reference root =
+        flexbuffers::GetRoot(reinterpret_cast<const uint8_t *>(buffer), length);
+    return root.IsMap() ? root.AsMap() : flexbuffers::Map::EmptyMap();
+  }
   static flexbuffers::Map Root(const char *buffer, size_t length, const char **bad_key) {
     const uint8_t *bytes = reinterpret_cast<const uint8_t *>(buffer);
     if (length == 0) return flexbuffers::Map::EmptyMap();
