@@ -10,8 +10,7 @@ as the board's build compiles them (the DSP versions where a kernel has one).
 Kernels: the int8-gradient kernels of every 1x1 convolution shape of the person detector
 and of MCUNet-5FPS (imported, 128x128; its classifier is a 1x1 convolution too): the input
 gradient (tt_conv2d_input_grad_s8) in one pass (int32 scratch, then the rule over it) and in
-two passes (rounded to nearest, and stochastically: that second pass stays portable,
-tt_grad_dsp.h), the weight gradient (tt_conv2d_weight_grad_s8) and the fused weight update
+two passes (rounded to nearest, and stochastically, tt_grad_dsp.h), the weight gradient (tt_conv2d_weight_grad_s8) and the fused weight update
 (tt_conv2d_weight_update_s8_s8, stochastic rounding, all input channels trained), on
 pseudo-random inputs without a mask, in instructions per MAC of the layer (a two-pass call
 computes every accumulator twice). Step: the backward pass and updates of a whole

@@ -12,7 +12,7 @@ word, a partial block of staged columns), output-channel counts that shrink the 
 to 4, 2 and 1 columns or leave the buffer (portable), split filters at every alignment of
 the seam, masks whose bits start mid-byte, gradients of -128 and weights of -128 at the
 largest multiplier (wm = -32768), multipliers outside [0, 256] (portable), one and two
-passes, nearest and stochastic rounding (whose second pass stays portable), a single row
+passes, nearest and stochastic rounding (the draws of dx's row-major order), a single row
 (portable), and 1x1 layers that are not pointwise (stride 2, padding: portable); for the
 weight gradients and fused updates, weight_grad_calls says which. Whole int8-gradient training steps
 run through the DSP build in test_cortex_m7 (the rig's default build) against the host.
@@ -74,9 +74,10 @@ def input_grad_calls(rng) -> None:
               (1, 2, 3, 700, 5),                      # blocks of 2
               (1, 1, 3, 1100, 3),                     # one column at a time
               (1, 1, 2, 2100, 3),                     # past the buffer: portable
-              (1, 2, 2, 7, 1)]
+              (1, 2, 2, 7, 1),
+              (1, 3, 4, 16, 20)]                      # sparse: the exact rule, 3 blocks
     for k, (n, h, w, co, ci) in enumerate(shapes):
-        dy = dy_of(rng, (n, h, w, co), sparse=k == 3)
+        dy = dy_of(rng, (n, h, w, co), sparse=k in (3, 10))
         wt = rng.integers(-128, 128, (co, 1, 1, ci)).astype(np.int8)
         mult, unit = multipliers(rng, co, co, special=k % 2 == 0)
         mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)

@@ -131,6 +131,7 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
   const int32_t hi0 = (m.n_lo + 3) & ~3, columns = out->n * out->h * out->w;
   const int whole_rows = rest == 0 && p->dilation_w == 1;
   const uint32_t off_pair = tt_dsp_stage_offset(p->input_offset);
+  const int known = tt_dsp_mm_rows_one(&m);
   for (int32_t c = 0; c < columns; c += P) {
     while (c + P > columns) P >>= 1;
     for (int32_t j = 0; j < P; ++j) {
@@ -170,7 +171,7 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
       }
       tt_dsp_stage_pad(&m, stage, P, j);
     }
-    tt_dsp_mm_block(&m, stage, P, output + c * co, co);
+    tt_dsp_mm_block(&m, stage, P, output + c * co, co, known);
   }
   return 1;
 }

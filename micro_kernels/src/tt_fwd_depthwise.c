@@ -1076,6 +1076,7 @@ static int dw_dsp_multiplier(const tt_fwd_conv_params *p, const int32_t *multipl
     mm.bias = bias ? bias + c * m : 0;
     mm.multiplier = multiplier + c * m;
     mm.shift = shift + c * m;
+    const int known = tt_dsp_mm_rows_one(&mm);
     int32_t P = P0;
     for (int32_t col = 0; col < columns; col += P) {
       while (col + P > columns) P >>= 1;
@@ -1096,7 +1097,7 @@ static int dw_dsp_multiplier(const tt_fwd_conv_params *p, const int32_t *multipl
         }
         tt_dsp_stage_pad(&mm, stage, P, q);
       }
-      tt_dsp_mm_block(&mm, stage, P, output + col * cm + c * m, cm);
+      tt_dsp_mm_block(&mm, stage, P, output + col * cm + c * m, cm, known);
     }
   }
   return 1;

@@ -478,9 +478,11 @@ static void mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, in
   }
 }
 
+int tt_dsp_mm_rows_one(const tt_dsp_mm *m) { return 1 + !rows_one(m, 0, m->rows); }
+
 void tt_dsp_mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
-                     int32_t col_stride) {
-  mm_block(m, stage, P, out, col_stride, 0);
+                     int32_t col_stride, int known) {
+  mm_block(m, stage, P, out, col_stride, known);
 }
 
 /* Elements [k0, k0 + n) (whole groups) of the P contiguous columns at x, staged. */
@@ -522,7 +524,7 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
   const int32_t fit = tt_dsp_block_columns(m, TT_FWD_DSP_STAGE_BYTES);
   const int chunks = fit < 4 && m->n_hi == 0 && (m->n_lo & 3) == 0;  /* for blocks of 8 */
   if (!tt_dsp_mm_ok(m) || (fit == 0 && !(chunks && columns % 8 == 0))) return 0;
-  const int known = 1 + !rows_one(m, 0, m->rows);
+  const int known = tt_dsp_mm_rows_one(m);
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
   const int32_t hi0 = (m->n_lo + 3) & ~3;
   const uint32_t off = tt_dsp_stage_offset(m->input_offset);

@@ -431,9 +431,9 @@ static void depthwise_scatter(const layer_s8 *a, int32_t *acc) {
 }
 
 /* One of walk_s8's three uses by the DSP version, where the target has one for the layer
- * (tt_grad_dsp.h: pointwise layers; stochastic rounding draws in row-major order, which it
- * does not walk): 1 if it did the walk, else 0 and the portable walk_s8 runs (its calls stay
- * as they are, so that the portable code compiles the same beside the dispatch). */
+ * (tt_grad_dsp.h: pointwise layers): 1 if it did the walk, else 0 and the portable walk_s8
+ * runs (its calls stay as they are, so that the portable code compiles the same beside the
+ * dispatch). */
 static int dsp_walk(const layer_s8 *a, int depthwise, int32_t *store, uint32_t *amax,
                     tt_rounder *r, int8_t *dx) {
 #if TT_GRAD_DSP
