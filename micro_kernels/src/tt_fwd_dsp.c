@@ -371,18 +371,24 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
   const int whole = n_hi == 0 && n > 0 && (n & 3) == 0 && (P == 8 || (first && last));
   tt_dsp_rows_fn *const asm_rows =
       P == 8 ? tt_dsp_rows8 : P == 4 ? tt_dsp_rows4 : P == 2 ? tt_dsp_rows2 : tt_dsp_rows1;
-  if (whole && (Q == 1 || (first && last))) {
-    const int all = known ? known == 1 : rows_one(m, r0, r1);
-    if (all) {
-      const tt_dsp_rows_args a = {w_lo + r0 * lo_stride, n, lo_stride, stage, Q, r1 - r0,
-                                  bias ? bias + r0 : 0, 1, first ? 0 : part[0],
-                                  last ? 0 : part[0], mult + r0, shift + r0, c_unit,
-                                  out + r0, col_stride};
-      asm_rows(&a);
-      return;
+  /* the assembly over every row, or over each run of rows that requantize in it */
+  const int runs = whole && (Q == 1 || (first && last));
+  for (int32_t r = r0, r_end = r0; r < r1; ++r) {
+    if (runs && r >= r_end) {
+      r_end = known == 1 ? r1 : r;
+      if (known != 1)
+        while (r_end < r1 && rows_one(m, r_end, r_end + 1)) ++r_end;
+      if (r_end > r) {
+        const tt_dsp_rows_args a = {w_lo + r * lo_stride, n, lo_stride, stage, Q, r_end - r,
+                                    bias ? bias + r : 0, 1, first ? 0 : part[r - r0],
+                                    last ? 0 : part[r - r0], mult + r, shift + r, c_unit,
+                                    out + r, col_stride};
+        asm_rows(&a);
+        r = r_end - 1;
+        continue;
+      }
+      r_end = r + 1;                                  /* row r: below */
     }
-  }
-  for (int32_t r = r0; r < r1; ++r) {
     const int32_t b = bias ? bias[r] : 0;
     const int bounded = tt_dsp_bias_bounded(b);
     const int32_t from = bounded ? 2 * b : 0, rest = bounded ? 0 : b;
