@@ -160,7 +160,7 @@ def weight_grad_calls(rng) -> None:
     """tt_conv2d_weight_grad_s8 and the fused tt_conv2d_weight_update_s8_s8 of pointwise
     layers: 2 and 3 positions (a partial group), channel counts off the blocks of eight, the
     zero point's extremes, masks, saved inputs staged as int16 and (past the buffer as int16)
-    as int8, one past the buffer even as int8 and 1x1 layers that are not pointwise
+    as int8, ones past the buffers even as int8 and 1x1 layers that are not pointwise
     (portable), a single position (portable), momentum and stochastic rounding in the
     update."""
     lib = c_kernels.library()
@@ -169,7 +169,8 @@ def weight_grad_calls(rng) -> None:
               (1, 3, 3, 6, 256, 256), (1, 6, 6, 4, 128, 128),    # 6 KB int16; 9 KB: int8
               (1, 5, 7, 11, 1, 4), (1, 1, 1, 3, 8, 8), (1, 6, 6, 16, 32, 128),
               (1, 5, 7, 3, 203, 203),                 # int8, a partial group and block
-              (1, 8, 8, 3, 160, 160)]                 # 10 KB even as int8: portable
+              (1, 8, 8, 3, 160, 160),                 # 10 KB even as int8: portable
+              (1, 23, 23, 2, 8, 8)]                   # 133 groups, past dy's buffer: portable
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)

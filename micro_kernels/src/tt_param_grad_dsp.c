@@ -44,7 +44,10 @@ int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, 
   const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
   if (rows < 2) return 0;
   if (!weight_stage_int16(rows, k)) {
-    if ((int64_t)blocks * groups * 32 > TT_GRAD_DSP_WEIGHT_STAGE_BYTES) return 0;
+    /* as many groups as the int16 staging's bound, for the dy column's buffer */
+    if ((int64_t)blocks * groups * 32 > TT_GRAD_DSP_WEIGHT_STAGE_BYTES ||
+        groups > TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 64)
+      return 0;
     memset(stage, 0, (size_t)blocks * (size_t)groups * 32u);
     int8_t *byte = (int8_t *)stage;
     for (int32_t p = 0; p < rows; ++p) {
@@ -134,8 +137,8 @@ void tt_dsp_pointwise_weight_channel(const tt_wdsp_word *stage, const int8_t *dy
                                      const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
                                      int32_t k, int32_t x_zp, float unit, float *out) {
   const int32_t groups = (rows + 3) >> 2;
-  /* dy's column o: at most TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 32 groups (the stages' bound) */
-  tt_wdsp_word dys[TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 16] __attribute__((aligned(8)));
+  /* dy's column o: at most TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 64 groups (the stages' bound) */
+  tt_wdsp_word dys[TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 32] __attribute__((aligned(8)));
   int16_t *half = (int16_t *)dys;
   if (!weight_stage_int16(rows, k)) {
     /* [dy0, dy2], [dy1, dy3] per group; their sum for x_zp's term */
