@@ -112,8 +112,9 @@ static void pointwise(const tt_fwd_conv_params *p, const int32_t *multiplier,
 
 #if TT_FWD_DSP
 /* A convolution as a matrix product over im2col columns (one per output pixel): the window's
- * in-image taps staged as 2 (x + input_offset) (tt_fwd_dsp.h), padding as zeros (TFLM skips those taps: they add
- * nothing either way), the trained channels of every tap first, then the frozen ones, in the
+ * in-image taps staged as 2 (x + input_offset) (tt_fwd_dsp.h), padding as zeros (TFLM skips
+ * those taps: they add nothing either way), the trained channels of every tap first, then
+ * the frozen ones, in the
  * order of the rows of filter_lo [co, kh, kw, k] and filter_hi [co, kh, kw, ci - k]. Returns
  * 0 when a column does not fit the staging budget. */
 static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,

@@ -3,7 +3,8 @@
  * TT_FWD_DSP is set (tt_fwd_internal.h). Everything here is integer arithmetic that gives
  * the portable kernels' bits; where that needs an argument, the argument is next to the code.
  *
- * The kernels stage int8 inputs as int16 pairs (x + input_offset) so that one SMLAD does two
+ * The kernels stage int8 inputs as int16 pairs (x + input_offset, doubled for the matrix
+ * product below) so that one SMLAD does two
  * multiply-accumulates; the staging buffers are arrays on the stack of at most
  * TT_FWD_DSP_STAGE_BYTES (default 2048) per kernel call, the only memory the DSP versions
  * use besides the portable kernels' arguments. A layer whose staging does not fit runs the
@@ -167,10 +168,11 @@ static inline int tt_dsp_bias_bounded(int32_t bias) {
  * matching input vector (a pixel's channels, or an im2col window), staged as int16
  * 2 (x + input_offset) (0 for padding), each segment padded with zeros to a multiple of four:
  * doubled, so that the sums are twice the accumulator and requantize by tt_dsp_rq_doubled
- * (one instruction fewer per output). The DSP versions run only where the sums are bounded
- * (tt_dsp_sums_bounded: |2 (x + input_offset)| <= 2^21 fits the lanes, and a sum of doubled
- * products stays below 2^30 in magnitude, so acc >> 1 is the accumulator exactly); a bias is
- * the sums' start (doubled) where tt_dsp_bias_bounded holds, else added to acc >> 1.
+ * (one instruction fewer per output). The DSP versions run only where that is exact
+ * (tt_dsp_mm_ok): |input_offset| <= 16255, so 2 (x + input_offset) fits an int16 lane, and
+ * tt_dsp_sums_bounded, so a sum of doubled products stays below 2^30 in magnitude and
+ * acc >> 1 is the accumulator; a bias is the sums' start (doubled) where
+ * tt_dsp_bias_bounded holds, else added to acc >> 1.
  * Columns are staged in blocks of P (1, 2, 4 or 8), interleaved by groups of four elements:
  * group j of column p is the two words at 2 (j P + p): [x0, x2] and [x1, x3], the lanes
  * SXTB16 gives a filter word's [w0, w2] and (rotated) [w1, w3], so one SMLAD pairs them. */
