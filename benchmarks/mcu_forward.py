@@ -261,9 +261,9 @@ def render_before_after(data: dict, before: dict) -> str:
 
 
 JSON = "mcu_forward.json"
-BEFORE = "mcu_forward_before_dsp2.json"
+BEFORE = "mcu_forward_before_dsp3.json"
 TABLES = {"mcu-forward": ([JSON], render_models), "mcu-forward-code": ([JSON], render_code),
-          "mcu-forward-dsp2": ([JSON, BEFORE], render_before_after)}
+          "mcu-forward-dsp3": ([JSON, BEFORE], render_before_after)}
 
 
 def rig(tmp: Path, json_path: Path | None) -> None:

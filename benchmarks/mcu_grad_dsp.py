@@ -14,8 +14,7 @@ depthwise ones (tt_depthwise_grad_dsp.c): the input gradient in one pass and in 
 stochastic), the weight gradient and the fused update, in instructions per MAC of the
 forward layer (oh * ow * c * kh * kw, padded taps included). The 1x1 ones: the input
 gradient (tt_conv2d_input_grad_s8) in one pass (int32 scratch, then the rule over it) and in
-two passes (rounded to nearest, and stochastically: that second pass stays portable,
-tt_grad_dsp.h), the weight gradient (tt_conv2d_weight_grad_s8) and the fused weight update
+two passes (rounded to nearest, and stochastically, tt_grad_dsp.h), the weight gradient (tt_conv2d_weight_grad_s8) and the fused weight update
 (tt_conv2d_weight_update_s8_s8, stochastic rounding, all input channels trained), on
 pseudo-random inputs without a mask, in instructions per MAC of the layer (a two-pass call
 computes every accumulator twice). Step: the backward pass and updates of a whole

@@ -73,6 +73,8 @@ RECORDS = {
                                "tflm-wheel> train_speed.py --json train_speed_before.json",
     "mcu_forward_before_dsp2.json": "mcu_forward.py --rig-only --json mcu_forward.json at "
                                     "commit 9f23883 (before the dsp2 round)",
+    "mcu_forward_before_dsp3.json": "mcu_forward.py --rig-only --json mcu_forward.json at "
+                                    "commit 9f6da88 (before the dsp3 round)",
 }
 
 

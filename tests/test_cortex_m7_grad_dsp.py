@@ -12,7 +12,7 @@ word, a partial block of staged columns), output-channel counts that shrink the 
 to 4, 2 and 1 columns or leave the buffer (portable), split filters at every alignment of
 the seam, masks whose bits start mid-byte, gradients of -128 and weights of -128 at the
 largest multiplier (wm = -32768), multipliers outside [0, 256] (portable), one and two
-passes, nearest and stochastic rounding (whose second pass stays portable), a single row
+passes, nearest and stochastic rounding (the draws of dx's row-major order), a single row
 (portable), and 1x1 layers that are not pointwise (stride 2, padding: portable); for the
 weight gradients and fused updates, weight_grad_calls says which. Whole int8-gradient training steps
 run through the DSP build in test_cortex_m7 (the rig's default build) against the host.
@@ -74,9 +74,10 @@ def input_grad_calls(rng) -> None:
               (1, 2, 3, 700, 5),                      # blocks of 2
               (1, 1, 3, 1100, 3),                     # one column at a time
               (1, 1, 2, 2100, 3),                     # past the buffer: portable
-              (1, 2, 2, 7, 1)]
+              (1, 2, 2, 7, 1),
+              (1, 3, 4, 16, 20)]                      # sparse: the exact rule, 3 blocks
     for k, (n, h, w, co, ci) in enumerate(shapes):
-        dy = dy_of(rng, (n, h, w, co), sparse=k == 3)
+        dy = dy_of(rng, (n, h, w, co), sparse=k in (3, 10))
         wt = rng.integers(-128, 128, (co, 1, 1, ci)).astype(np.int8)
         mult, unit = multipliers(rng, co, co, special=k % 2 == 0)
         mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
@@ -158,14 +159,18 @@ def input_grad_calls(rng) -> None:
 def weight_grad_calls(rng) -> None:
     """tt_conv2d_weight_grad_s8 and the fused tt_conv2d_weight_update_s8_s8 of pointwise
     layers: 2 and 3 positions (a partial group), channel counts off the blocks of eight, the
-    zero point's extremes, masks, a saved input past the staging buffer and 1x1 layers that
-    are not pointwise (portable), a single position (portable), momentum and stochastic
-    rounding in the update."""
+    zero point's extremes, masks, saved inputs staged as int16 and (past the buffer as int16)
+    as int8, ones past the buffers even as int8 and 1x1 layers that are not pointwise
+    (portable), a single position (portable), momentum and stochastic rounding in the
+    update."""
     lib = c_kernels.library()
     # (n, h, w, co, k, ci): dy [n, h, w, co], saved [n, h, w, k] (the trained first k of ci)
     shapes = [(1, 1, 2, 5, 3, 3), (1, 1, 3, 7, 13, 13), (2, 3, 3, 9, 20, 24),
-              (1, 3, 3, 6, 256, 256), (1, 6, 6, 4, 128, 128),    # 6 KB staged; 9 KB: portable
-              (1, 5, 7, 11, 1, 4), (1, 1, 1, 3, 8, 8), (1, 6, 6, 16, 32, 128)]
+              (1, 3, 3, 6, 256, 256), (1, 6, 6, 4, 128, 128),    # 6 KB int16; 9 KB: int8
+              (1, 5, 7, 11, 1, 4), (1, 1, 1, 3, 8, 8), (1, 6, 6, 16, 32, 128),
+              (1, 5, 7, 3, 203, 203),                 # int8, a partial group and block
+              (1, 8, 8, 3, 160, 160),                 # 10 KB even as int8: portable
+              (1, 23, 23, 2, 8, 8)]                   # 133 groups, past dy's buffer: portable
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)

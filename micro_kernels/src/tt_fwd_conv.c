@@ -112,8 +112,9 @@ static void pointwise(const tt_fwd_conv_params *p, const int32_t *multiplier,
 
 #if TT_FWD_DSP
 /* A convolution as a matrix product over im2col columns (one per output pixel): the window's
- * in-image taps staged as x + input_offset, padding as zeros (TFLM skips those taps: they add
- * nothing either way), the trained channels of every tap first, then the frozen ones, in the
+ * in-image taps staged as 2 (x + input_offset) (tt_fwd_dsp.h), padding as zeros (TFLM skips
+ * those taps: they add nothing either way), the trained channels of every tap first, then
+ * the frozen ones, in the
  * order of the rows of filter_lo [co, kh, kw, k] and filter_hi [co, kh, kw, ci - k]. Returns
  * 0 when a column does not fit the staging budget. */
 static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
@@ -126,11 +127,12 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
                        bias, multiplier, shift, p->input_offset, p->output_offset,
                        p->act_min, p->act_max};
   int32_t P = tt_dsp_block_columns(&m, TT_FWD_DSP_STAGE_BYTES);
-  if (P == 0) return 0;
+  if (P == 0 || !tt_dsp_mm_ok(&m)) return 0;
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
   const int32_t hi0 = (m.n_lo + 3) & ~3, columns = out->n * out->h * out->w;
   const int whole_rows = rest == 0 && p->dilation_w == 1;
-  const uint32_t off_pair = tt_dsp_offset_pair(p->input_offset);
+  const uint32_t off_pair = tt_dsp_stage_offset(p->input_offset);
+  const int known = tt_dsp_mm_rows_one(&m);
   for (int32_t c = 0; c < columns; c += P) {
     while (c + P > columns) P >>= 1;
     for (int32_t j = 0; j < P; ++j) {
@@ -150,11 +152,8 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
         if (whole_rows && kx0 == 0 && kx1 == kw && (t0 * k & 3) == 0 && (kw * ci & 3) == 0) {
           /* kw * ci contiguous bytes, whole groups: a word at a time, inline */
           const int8_t *x = row + ix0 * ci, *end = x + kw * ci;
-          for (tt_dsp_word *s = stage + 2 * ((t0 * k >> 2) * P + j); x != end; x += 4, s += 2 * P) {
-            const uint32_t v = tt_dsp_load4(x);
-            s[0] = __sxtab16(off_pair, v);
-            s[1] = tt_dsp_sxtab16_odd(off_pair, v);
-          }
+          for (tt_dsp_word *s = stage + 2 * ((t0 * k >> 2) * P + j); x != end; x += 4, s += 2 * P)
+            tt_dsp_stage4(s, off_pair, tt_dsp_load4(x));
         } else if (whole_rows && kx0 == 0 && kx1 == kw) {
           tt_dsp_stage(stage, P, j, t0 * k, row + ix0 * ci, kw * ci, p->input_offset);
         } else {
@@ -173,7 +172,7 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
       }
       tt_dsp_stage_pad(&m, stage, P, j);
     }
-    tt_dsp_mm_block(&m, stage, P, output + c * co, co);
+    tt_dsp_mm_block(&m, stage, P, output + c * co, co, known);
   }
   return 1;
 }

@@ -528,41 +528,17 @@ __asm__(
     "  str r1, [sp, #16]\n"
     "  ldr r12, [sp, #4]\n"
     "  ldm r12!, {r0, r1, r2, r3}\n"
-    "  add lr, r2, r4, asr #31\n"
-    "  smmlar r4, r4, r1, lr\n"
-    "  asr r4, r4, r3\n"
-    "  ssat r4, #8, r4\n"
-    "  add lr, r2, r8, asr #31\n"
-    "  smmlar r8, r8, r1, lr\n"
-    "  asr r8, r8, r3\n"
-    "  ssat r8, #8, r8\n"
+    TT_DSP_ASM_RQ(r4, lr)
+    TT_DSP_ASM_RQ(r8, lr)
     "  ldm r12!, {r0, r1, r2, r3}\n"
-    "  add lr, r2, r5, asr #31\n"
-    "  smmlar r5, r5, r1, lr\n"
-    "  asr r5, r5, r3\n"
-    "  ssat r5, #8, r5\n"
-    "  add lr, r2, r9, asr #31\n"
-    "  smmlar r9, r9, r1, lr\n"
-    "  asr r9, r9, r3\n"
-    "  ssat r9, #8, r9\n"
+    TT_DSP_ASM_RQ(r5, lr)
+    TT_DSP_ASM_RQ(r9, lr)
     "  ldm r12!, {r0, r1, r2, r3}\n"
-    "  add lr, r2, r6, asr #31\n"
-    "  smmlar r6, r6, r1, lr\n"
-    "  asr r6, r6, r3\n"
-    "  ssat r6, #8, r6\n"
-    "  add lr, r2, r10, asr #31\n"
-    "  smmlar r10, r10, r1, lr\n"
-    "  asr r10, r10, r3\n"
-    "  ssat r10, #8, r10\n"
+    TT_DSP_ASM_RQ(r6, lr)
+    TT_DSP_ASM_RQ(r10, lr)
     "  ldm r12!, {r0, r1, r2, r3}\n"
-    "  add lr, r2, r7, asr #31\n"
-    "  smmlar r7, r7, r1, lr\n"
-    "  asr r7, r7, r3\n"
-    "  ssat r7, #8, r7\n"
-    "  add lr, r2, r11, asr #31\n"
-    "  smmlar r11, r11, r1, lr\n"
-    "  asr r11, r11, r3\n"
-    "  ssat r11, #8, r11\n"
+    TT_DSP_ASM_RQ(r7, lr)
+    TT_DSP_ASM_RQ(r11, lr)
     "  bfi r4, r5, #8, #8\n"
     "  bfi r4, r6, #16, #8\n"
     "  bfi r4, r7, #24, #8\n"
@@ -651,25 +627,13 @@ __asm__(
     "  str r1, [sp, #16]\n"
     "  ldr r12, [sp, #4]\n"
     "  ldm r12!, {r0, r1, r2, r3}\n"
-    "  add lr, r2, r4, asr #31\n"
-    "  smmlar r4, r4, r1, lr\n"
-    "  asr r4, r4, r3\n"
-    "  ssat r4, #8, r4\n"
+    TT_DSP_ASM_RQ(r4, lr)
     "  ldm r12!, {r0, r1, r2, r3}\n"
-    "  add lr, r2, r5, asr #31\n"
-    "  smmlar r5, r5, r1, lr\n"
-    "  asr r5, r5, r3\n"
-    "  ssat r5, #8, r5\n"
+    TT_DSP_ASM_RQ(r5, lr)
     "  ldm r12!, {r0, r1, r2, r3}\n"
-    "  add lr, r2, r6, asr #31\n"
-    "  smmlar r6, r6, r1, lr\n"
-    "  asr r6, r6, r3\n"
-    "  ssat r6, #8, r6\n"
+    TT_DSP_ASM_RQ(r6, lr)
     "  ldm r12!, {r0, r1, r2, r3}\n"
-    "  add lr, r2, r7, asr #31\n"
-    "  smmlar r7, r7, r1, lr\n"
-    "  asr r7, r7, r3\n"
-    "  ssat r7, #8, r7\n"
+    TT_DSP_ASM_RQ(r7, lr)
     "  bfi r4, r5, #8, #8\n"
     "  bfi r4, r6, #16, #8\n"
     "  bfi r4, r7, #24, #8\n"
@@ -788,41 +752,17 @@ __asm__(
     "  str r1, [sp, #16]\n"
     "  ldr r12, [sp, #4]\n"
     "  ldm r12!, {r0, r1, r2, r3}\n"
-    "  add lr, r2, r4, asr #31\n"
-    "  smmlar r4, r4, r1, lr\n"
-    "  asr r4, r4, r3\n"
-    "  ssat r4, #8, r4\n"
-    "  add lr, r2, r8, asr #31\n"
-    "  smmlar r8, r8, r1, lr\n"
-    "  asr r8, r8, r3\n"
-    "  ssat r8, #8, r8\n"
+    TT_DSP_ASM_RQ(r4, lr)
+    TT_DSP_ASM_RQ(r8, lr)
     "  ldm r12!, {r0, r1, r2, r3}\n"
-    "  add lr, r2, r5, asr #31\n"
-    "  smmlar r5, r5, r1, lr\n"
-    "  asr r5, r5, r3\n"
-    "  ssat r5, #8, r5\n"
-    "  add lr, r2, r9, asr #31\n"
-    "  smmlar r9, r9, r1, lr\n"
-    "  asr r9, r9, r3\n"
-    "  ssat r9, #8, r9\n"
+    TT_DSP_ASM_RQ(r5, lr)
+    TT_DSP_ASM_RQ(r9, lr)
     "  ldm r12!, {r0, r1, r2, r3}\n"
-    "  add lr, r2, r6, asr #31\n"
-    "  smmlar r6, r6, r1, lr\n"
-    "  asr r6, r6, r3\n"
-    "  ssat r6, #8, r6\n"
-    "  add lr, r2, r10, asr #31\n"
-    "  smmlar r10, r10, r1, lr\n"
-    "  asr r10, r10, r3\n"
-    "  ssat r10, #8, r10\n"
+    TT_DSP_ASM_RQ(r6, lr)
+    TT_DSP_ASM_RQ(r10, lr)
     "  ldm r12!, {r0, r1, r2, r3}\n"
-    "  add lr, r2, r7, asr #31\n"
-    "  smmlar r7, r7, r1, lr\n"
-    "  asr r7, r7, r3\n"
-    "  ssat r7, #8, r7\n"
-    "  add lr, r2, r11, asr #31\n"
-    "  smmlar r11, r11, r1, lr\n"
-    "  asr r11, r11, r3\n"
-    "  ssat r11, #8, r11\n"
+    TT_DSP_ASM_RQ(r7, lr)
+    TT_DSP_ASM_RQ(r11, lr)
     "  bfi r4, r5, #8, #8\n"
     "  bfi r4, r6, #16, #8\n"
     "  bfi r4, r7, #24, #8\n"
@@ -1128,7 +1068,7 @@ static int dw_dsp_multiplier(const tt_fwd_conv_params *p, const int32_t *multipl
   tt_dsp_mm mm = {rows, 0, K, 0, K, 0, m, 0, 0, 0, p->input_offset, p->output_offset,
                   p->act_min, p->act_max};
   const int32_t P0 = tt_dsp_block_columns(&mm, TT_FWD_DSP_STAGE_BYTES - rows_bytes);
-  if (P0 == 0) return 0;
+  if (P0 == 0 || !tt_dsp_mm_ok(&mm)) return 0;
   const int32_t pixels = out->h * out->w, columns = out->n * pixels;
   for (int32_t c = 0; c < c_in; ++c) {
     for (int32_t j = 0; j < m; ++j)
@@ -1136,6 +1076,7 @@ static int dw_dsp_multiplier(const tt_fwd_conv_params *p, const int32_t *multipl
     mm.bias = bias ? bias + c * m : 0;
     mm.multiplier = multiplier + c * m;
     mm.shift = shift + c * m;
+    const int known = tt_dsp_mm_rows_one(&mm);
     int32_t P = P0;
     for (int32_t col = 0; col < columns; col += P) {
       while (col + P > columns) P >>= 1;
@@ -1149,14 +1090,14 @@ static int dw_dsp_multiplier(const tt_fwd_conv_params *p, const int32_t *multipl
             const int32_t ix = ix0 + kx * p->dilation_w;
             const int inside = iy >= 0 && iy < in->h && ix >= 0 && ix < in->w;
             tt_dsp_stage_one(stage, P, q, t,
-                             inside ? input[((b * in->h + iy) * in->w + ix) * c_in + c] +
-                                          p->input_offset
+                             inside ? 2 * (input[((b * in->h + iy) * in->w + ix) * c_in + c] +
+                                               p->input_offset)
                                     : 0);
           }
         }
         tt_dsp_stage_pad(&mm, stage, P, q);
       }
-      tt_dsp_mm_block(&mm, stage, P, output + col * cm + c * m, cm);
+      tt_dsp_mm_block(&mm, stage, P, output + col * cm + c * m, cm, known);
     }
   }
   return 1;

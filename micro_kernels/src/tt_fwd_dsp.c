@@ -7,7 +7,7 @@
  * the P accumulators share the row's requantization constants. Per four input elements and
  * P columns: one load and two extensions of weights, P double-word loads, 2P SMLADs.
  *
- * The row loop itself (sums from the bias, the groups, requantization and stores) is
+ * The loop over rows itself (sums from the bias, the groups, requantization and stores) is
  * assembly, tt_dsp_rows8/4/2/1, generated per block width: with 8 columns it needs every
  * register of the core, which gcc 12 cannot allocate (see tt_dsp_rows8). Assembly inside a
  * C file keeps the sources and build rules as they are; it is only compiled where
@@ -31,15 +31,12 @@ int32_t tt_dsp_block_columns(const tt_dsp_mm *m, int32_t bytes) {
 void tt_dsp_stage(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i0, const int8_t *x,
                   int32_t n, int32_t input_offset) {
   int32_t i = 0;
-  for (; i < n && ((i0 + i) & 3); ++i) tt_dsp_stage_one(stage, P, p, i0 + i, x[i] + input_offset);
-  const uint32_t off = tt_dsp_offset_pair(input_offset);
+  for (; i < n && ((i0 + i) & 3); ++i)
+    tt_dsp_stage_one(stage, P, p, i0 + i, 2 * (x[i] + input_offset));
+  const uint32_t off = tt_dsp_stage_offset(input_offset);
   tt_dsp_word *s = stage + 2 * (((i0 + i) >> 2) * P + p);
-  for (; i + 4 <= n; i += 4, s += 2 * P) {
-    const uint32_t v = tt_dsp_load4(x + i);
-    s[0] = __sxtab16(off, v);
-    s[1] = tt_dsp_sxtab16_odd(off, v);
-  }
-  for (; i < n; ++i) tt_dsp_stage_one(stage, P, p, i0 + i, x[i] + input_offset);
+  for (; i + 4 <= n; i += 4, s += 2 * P) tt_dsp_stage4(s, off, tt_dsp_load4(x + i));
+  for (; i < n; ++i) tt_dsp_stage_one(stage, P, p, i0 + i, 2 * (x[i] + input_offset));
 }
 
 void tt_dsp_stage_zeros(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i0, int32_t n) {
@@ -83,699 +80,229 @@ static inline __attribute__((always_inline)) void mac_group(const tt_dsp_word **
   *s = t;
 }
 
-/* The arguments of tt_dsp_rows8 besides its pointers, at the offsets its assembly reads. */
+/* The arguments of the assembly rows (tt_dsp_rows8/4/2/1), at the offsets it reads. */
 typedef struct {
-  int32_t bias;           /*  0: every sum's start when part_in is NULL */
-  int32_t b2, c, e;       /*  4, 8, 12: the row's tt_dsp_rq_params (when part_out is NULL) */
-  int8_t *y;              /* 16: the first block's column 0's output */
-  int32_t stride;         /* 20: bytes from one column's output to the next's */
-  int32_t *part_in;       /* 24: the 8 sums' starts, or NULL (the bias) */
-  int32_t *part_out;      /* 28: where the 8 sums go, or NULL: requantized into y */
-  int32_t blocks;         /* 32: blocks of 8 columns, one after the other (1 with part_out) */
-} tt_dsp_rows8_args;
-typedef char tt_dsp_rows8_layout[offsetof(tt_dsp_rows8_args, blocks) == 32 ? 1 : -1];
+  const int8_t *w;            /*  0: row 0's first weight (the first of a group) */
+  int32_t n;                  /*  4: weights per row, a positive multiple of 4 */
+  int32_t w_stride;           /*  8: bytes from one row's weights to the next's */
+  const tt_dsp_word *s;       /* 12: the first block of staged columns */
+  int32_t blocks;             /* 16: blocks of P columns, one after the other, > 0 */
+  int32_t rows;               /* 20: rows, > 0 */
+  const int32_t *start;       /* 24: per row, the sums' start, or NULL (0) */
+  int32_t start_shift;        /* 28: the start is start[r] << start_shift */
+  const int32_t *part_in;     /* 32: NULL, or row r's P sums' starts at + 8 r (1 block) */
+  int32_t *part_out;          /* 36: where row r's P sums go, + 8 r (1 block), or NULL: */
+  const int32_t *multiplier;  /* 40:   requantized (tt_dsp_rq_doubled, int8's range) */
+  const int32_t *shift;       /* 44:   with these per row (tt_dsp_rq_init must hold) */
+  int32_t c_unit;             /* 48:   2 output_offset + 1: c = c_unit << (e - 1) */
+  int8_t *y;                  /* 52:   into y + r + (block P + p) stride */
+  int32_t stride;             /* 56 */
+} tt_dsp_rows_args;
+typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -1];
 
-/* void tt_dsp_rows8(const tt_dsp_rows8_args *a, const tt_dsp_word *s, const int8_t *w,
- *                   const int8_t *end): one filter row [w, end) (end - w a positive
- * multiple of 4: whole groups) times a->blocks blocks of 8 staged columns, the first at s,
- * each right after the one before. Per block, the sums start from a->part_in or a->bias and
- * end in a->part_out, or requantized by the one-multiply form (tt_dsp_rq; int8's whole
- * range: SSAT) into y + p * a->stride, y = a->y + 8 * a->stride * block.
- *
- * A function in assembly because its loop holds 14 values (8 sums, the two pointers, a
- * weight word's two sign-extended halves, a staged double word), every register the core
- * has: gcc 12 spills three of them from the C version (35 instructions a group instead of
- * 27 + the loop), and an asm statement with 14 register operands is "impossible" for it at
- * -O0/-O1/-Og (r7 is the frame pointer) and in some callers at -O2. Per group of four
- * weights: LDR, 2 SXTB16, 8 LDRD, 16 SMLAD (27 instructions, 32 MACs); per four groups the
- * loop's end (from the stack), CMP and BNE: 111 instructions per 128 MACs. The first group
- * of a block starts its sums from the bias as SMLAD's accumulator operand (no moves); the
- * other groups enter the four-group loop at the copy that leaves a multiple of four. Per
- * output 6.5 instructions (ADD, ADD, SMMLAR, ASR, SSAT, STRB, half the address's ADD), per
- * block about 20 more (the entry, the loop over blocks, saving the stage pointer), per
- * call about 12. */
-__asm__(
-    "  .section .text.tt_dsp_rows8,\"ax\",%progbits\n"
-    "  .syntax unified\n"
-    "  .thumb\n"
-    "  .p2align 2\n"
-    "  .global tt_dsp_rows8\n"
-    "  .type tt_dsp_rows8, %function\n"
-    "  .thumb_func\n"
-    "tt_dsp_rows8:\n"
-    "  push {r4-r11, lr}\n"
-    "  sub sp, sp, #24\n"
-    "  strd r0, r3, [sp]\n"
-    "  str r2, [sp, #8]\n"
-    "  ldr r12, [r0, #32]\n"
-    "  str r12, [sp, #12]\n"
-    "  ldr r12, [r0, #16]\n"
-    "  str r12, [sp, #20]\n"
-    "10:\n"
-    "  ldr r0, [sp]\n"
-    "  ldr r12, [r0, #24]\n"
-    "  cmp r12, #0\n"
-    "  beq 11f\n"
-    "  ldm r12, {r4-r11}\n"
-    "  b 12f\n"
-    "11:\n"
-    "  ldr r11, [r0]\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r11\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #16]\n"
-    "  smlad r6, r12, r0, r11\n"
-    "  smlad r6, lr, r3, r6\n"
-    "  ldrd r12, lr, [r1, #24]\n"
-    "  smlad r7, r12, r0, r11\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #32]\n"
-    "  smlad r8, r12, r0, r11\n"
-    "  smlad r8, lr, r3, r8\n"
-    "  ldrd r12, lr, [r1, #40]\n"
-    "  smlad r9, r12, r0, r11\n"
-    "  smlad r9, lr, r3, r9\n"
-    "  ldrd r12, lr, [r1, #48]\n"
-    "  smlad r10, r12, r0, r11\n"
-    "  smlad r10, lr, r3, r10\n"
-    "  ldrd r12, lr, [r1, #0]\n"
-    "  smlad r4, r12, r0, r11\n"
-    "  smlad r4, lr, r3, r4\n"
-    "  ldrd r12, lr, [r1, #56]\n"
-    "  smlad r11, r12, r0, r11\n"
-    "  smlad r11, lr, r3, r11\n"
-    "  adds r1, r1, #64\n"
-    "12:\n"
-    "  ldr r0, [sp, #4]\n"
-    "  subs r0, r0, r2\n"
-    "  beq 13f\n"
-    "  and r0, r0, #12\n"
-    "  cmp r0, #8\n"
-    "  beq 3f\n"
-    "  bhi 2f\n"
-    "  cmp r0, #4\n"
-    "  beq 4f\n"
-    "1:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r5\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #16]\n"
-    "  smlad r6, r12, r0, r6\n"
-    "  smlad r6, lr, r3, r6\n"
-    "  ldrd r12, lr, [r1, #24]\n"
-    "  smlad r7, r12, r0, r7\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #32]\n"
-    "  smlad r8, r12, r0, r8\n"
-    "  smlad r8, lr, r3, r8\n"
-    "  ldrd r12, lr, [r1, #40]\n"
-    "  smlad r9, r12, r0, r9\n"
-    "  smlad r9, lr, r3, r9\n"
-    "  ldrd r12, lr, [r1, #48]\n"
-    "  smlad r10, r12, r0, r10\n"
-    "  smlad r10, lr, r3, r10\n"
-    "  ldrd r12, lr, [r1, #56]\n"
-    "  smlad r11, r12, r0, r11\n"
-    "  smlad r11, lr, r3, r11\n"
-    "  ldrd r12, lr, [r1], #64\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "2:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r5\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #16]\n"
-    "  smlad r6, r12, r0, r6\n"
-    "  smlad r6, lr, r3, r6\n"
-    "  ldrd r12, lr, [r1, #24]\n"
-    "  smlad r7, r12, r0, r7\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #32]\n"
-    "  smlad r8, r12, r0, r8\n"
-    "  smlad r8, lr, r3, r8\n"
-    "  ldrd r12, lr, [r1, #40]\n"
-    "  smlad r9, r12, r0, r9\n"
-    "  smlad r9, lr, r3, r9\n"
-    "  ldrd r12, lr, [r1, #48]\n"
-    "  smlad r10, r12, r0, r10\n"
-    "  smlad r10, lr, r3, r10\n"
-    "  ldrd r12, lr, [r1, #56]\n"
-    "  smlad r11, r12, r0, r11\n"
-    "  smlad r11, lr, r3, r11\n"
-    "  ldrd r12, lr, [r1], #64\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "3:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r5\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #16]\n"
-    "  smlad r6, r12, r0, r6\n"
-    "  smlad r6, lr, r3, r6\n"
-    "  ldrd r12, lr, [r1, #24]\n"
-    "  smlad r7, r12, r0, r7\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #32]\n"
-    "  smlad r8, r12, r0, r8\n"
-    "  smlad r8, lr, r3, r8\n"
-    "  ldrd r12, lr, [r1, #40]\n"
-    "  smlad r9, r12, r0, r9\n"
-    "  smlad r9, lr, r3, r9\n"
-    "  ldrd r12, lr, [r1, #48]\n"
-    "  smlad r10, r12, r0, r10\n"
-    "  smlad r10, lr, r3, r10\n"
-    "  ldrd r12, lr, [r1, #56]\n"
-    "  smlad r11, r12, r0, r11\n"
-    "  smlad r11, lr, r3, r11\n"
-    "  ldrd r12, lr, [r1], #64\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "4:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r5\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #16]\n"
-    "  smlad r6, r12, r0, r6\n"
-    "  smlad r6, lr, r3, r6\n"
-    "  ldrd r12, lr, [r1, #24]\n"
-    "  smlad r7, r12, r0, r7\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #32]\n"
-    "  smlad r8, r12, r0, r8\n"
-    "  smlad r8, lr, r3, r8\n"
-    "  ldrd r12, lr, [r1, #40]\n"
-    "  smlad r9, r12, r0, r9\n"
-    "  smlad r9, lr, r3, r9\n"
-    "  ldrd r12, lr, [r1, #48]\n"
-    "  smlad r10, r12, r0, r10\n"
-    "  smlad r10, lr, r3, r10\n"
-    "  ldrd r12, lr, [r1, #56]\n"
-    "  smlad r11, r12, r0, r11\n"
-    "  smlad r11, lr, r3, r11\n"
-    "  ldrd r12, lr, [r1], #64\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "  ldr r0, [sp, #4]\n"
-    "  cmp r2, r0\n"
-    "  bne 1b\n"
-    "13:\n"
-    "  ldr r0, [sp]\n"
-    "  ldr r12, [r0, #28]\n"
-    "  cmp r12, #0\n"
-    "  beq 14f\n"
-    "  stm r12, {r4-r11}\n"
-    "  b 15f\n"
-    "14:\n"
-    "  str r1, [sp, #16]\n"
-    "  ldrd r1, r2, [r0, #4]\n"
-    "  ldr r3, [r0, #12]\n"
-    "  ldr lr, [r0, #20]\n"
-    "  ldr r12, [sp, #20]\n"
-    "  add r0, r4, r2\n"
-    "  add r0, r0, r4, asr #31\n"
-    "  smmlar r0, r4, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12]\n"
-    "  add r0, r5, r2\n"
-    "  add r0, r0, r5, asr #31\n"
-    "  smmlar r0, r5, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12, lr]\n"
-    "  add r12, r12, lr, lsl #1\n"
-    "  add r0, r6, r2\n"
-    "  add r0, r0, r6, asr #31\n"
-    "  smmlar r0, r6, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12]\n"
-    "  add r0, r7, r2\n"
-    "  add r0, r0, r7, asr #31\n"
-    "  smmlar r0, r7, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12, lr]\n"
-    "  add r12, r12, lr, lsl #1\n"
-    "  add r0, r8, r2\n"
-    "  add r0, r0, r8, asr #31\n"
-    "  smmlar r0, r8, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12]\n"
-    "  add r0, r9, r2\n"
-    "  add r0, r0, r9, asr #31\n"
-    "  smmlar r0, r9, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12, lr]\n"
-    "  add r12, r12, lr, lsl #1\n"
-    "  add r0, r10, r2\n"
-    "  add r0, r0, r10, asr #31\n"
-    "  smmlar r0, r10, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12]\n"
-    "  add r0, r11, r2\n"
-    "  add r0, r0, r11, asr #31\n"
-    "  smmlar r0, r11, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12, lr]\n"
-    "  add r12, r12, lr, lsl #1\n"
-    "  str r12, [sp, #20]\n"
-    "  ldr r1, [sp, #16]\n"
-    "  ldr r2, [sp, #8]\n"
-    "  ldr r3, [sp, #12]\n"
-    "  subs r3, r3, #1\n"
-    "  str r3, [sp, #12]\n"
-    "  bne 10b\n"
-    "15:\n"
-    "  add sp, sp, #24\n"
-    "  pop {r4-r11, pc}\n"
-    "  .size tt_dsp_rows8, . - tt_dsp_rows8\n"
-    "  .text\n");
-__asm__(
-    "  .section .text.tt_dsp_rows4,\"ax\",%progbits\n"
-    "  .syntax unified\n"
-    "  .thumb\n"
-    "  .p2align 2\n"
-    "  .global tt_dsp_rows4\n"
-    "  .type tt_dsp_rows4, %function\n"
-    "  .thumb_func\n"
-    "tt_dsp_rows4:\n"
-    "  push {r4-r11, lr}\n"
-    "  sub sp, sp, #24\n"
-    "  strd r0, r3, [sp]\n"
-    "  str r2, [sp, #8]\n"
-    "  ldr r12, [r0, #32]\n"
-    "  str r12, [sp, #12]\n"
-    "  ldr r12, [r0, #16]\n"
-    "  str r12, [sp, #20]\n"
-    "10:\n"
-    "  ldr r0, [sp]\n"
-    "  ldr r12, [r0, #24]\n"
-    "  cmp r12, #0\n"
-    "  beq 11f\n"
-    "  ldm r12, {r4-r7}\n"
-    "  b 12f\n"
-    "11:\n"
-    "  ldr r11, [r0]\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r11\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #16]\n"
-    "  smlad r6, r12, r0, r11\n"
-    "  smlad r6, lr, r3, r6\n"
-    "  ldrd r12, lr, [r1, #24]\n"
-    "  smlad r7, r12, r0, r11\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #0]\n"
-    "  smlad r4, r12, r0, r11\n"
-    "  smlad r4, lr, r3, r4\n"
-    "  adds r1, r1, #32\n"
-    "12:\n"
-    "  ldr r0, [sp, #4]\n"
-    "  subs r0, r0, r2\n"
-    "  beq 13f\n"
-    "  and r0, r0, #12\n"
-    "  cmp r0, #8\n"
-    "  beq 3f\n"
-    "  bhi 2f\n"
-    "  cmp r0, #4\n"
-    "  beq 4f\n"
-    "1:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r5\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #16]\n"
-    "  smlad r6, r12, r0, r6\n"
-    "  smlad r6, lr, r3, r6\n"
-    "  ldrd r12, lr, [r1, #24]\n"
-    "  smlad r7, r12, r0, r7\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1], #32\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "2:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r5\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #16]\n"
-    "  smlad r6, r12, r0, r6\n"
-    "  smlad r6, lr, r3, r6\n"
-    "  ldrd r12, lr, [r1, #24]\n"
-    "  smlad r7, r12, r0, r7\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1], #32\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "3:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r5\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #16]\n"
-    "  smlad r6, r12, r0, r6\n"
-    "  smlad r6, lr, r3, r6\n"
-    "  ldrd r12, lr, [r1, #24]\n"
-    "  smlad r7, r12, r0, r7\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1], #32\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "4:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r5\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #16]\n"
-    "  smlad r6, r12, r0, r6\n"
-    "  smlad r6, lr, r3, r6\n"
-    "  ldrd r12, lr, [r1, #24]\n"
-    "  smlad r7, r12, r0, r7\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1], #32\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "  ldr r0, [sp, #4]\n"
-    "  cmp r2, r0\n"
-    "  bne 1b\n"
-    "13:\n"
-    "  ldr r0, [sp]\n"
-    "  ldr r12, [r0, #28]\n"
-    "  cmp r12, #0\n"
-    "  beq 14f\n"
-    "  stm r12, {r4-r7}\n"
-    "  b 15f\n"
-    "14:\n"
-    "  str r1, [sp, #16]\n"
-    "  ldrd r1, r2, [r0, #4]\n"
-    "  ldr r3, [r0, #12]\n"
-    "  ldr lr, [r0, #20]\n"
-    "  ldr r12, [sp, #20]\n"
-    "  add r0, r4, r2\n"
-    "  add r0, r0, r4, asr #31\n"
-    "  smmlar r0, r4, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12]\n"
-    "  add r0, r5, r2\n"
-    "  add r0, r0, r5, asr #31\n"
-    "  smmlar r0, r5, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12, lr]\n"
-    "  add r12, r12, lr, lsl #1\n"
-    "  add r0, r6, r2\n"
-    "  add r0, r0, r6, asr #31\n"
-    "  smmlar r0, r6, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12]\n"
-    "  add r0, r7, r2\n"
-    "  add r0, r0, r7, asr #31\n"
-    "  smmlar r0, r7, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12, lr]\n"
-    "  add r12, r12, lr, lsl #1\n"
-    "  str r12, [sp, #20]\n"
-    "  ldr r1, [sp, #16]\n"
-    "  ldr r2, [sp, #8]\n"
-    "  ldr r3, [sp, #12]\n"
-    "  subs r3, r3, #1\n"
-    "  str r3, [sp, #12]\n"
-    "  bne 10b\n"
-    "15:\n"
-    "  add sp, sp, #24\n"
-    "  pop {r4-r11, pc}\n"
-    "  .size tt_dsp_rows4, . - tt_dsp_rows4\n"
-    "  .text\n");
-__asm__(
-    "  .section .text.tt_dsp_rows2,\"ax\",%progbits\n"
-    "  .syntax unified\n"
-    "  .thumb\n"
-    "  .p2align 2\n"
-    "  .global tt_dsp_rows2\n"
-    "  .type tt_dsp_rows2, %function\n"
-    "  .thumb_func\n"
-    "tt_dsp_rows2:\n"
-    "  push {r4-r11, lr}\n"
-    "  sub sp, sp, #24\n"
-    "  strd r0, r3, [sp]\n"
-    "  str r2, [sp, #8]\n"
-    "  ldr r12, [r0, #32]\n"
-    "  str r12, [sp, #12]\n"
-    "  ldr r12, [r0, #16]\n"
-    "  str r12, [sp, #20]\n"
-    "10:\n"
-    "  ldr r0, [sp]\n"
-    "  ldr r12, [r0, #24]\n"
-    "  cmp r12, #0\n"
-    "  beq 11f\n"
-    "  ldm r12, {r4-r5}\n"
-    "  b 12f\n"
-    "11:\n"
-    "  ldr r11, [r0]\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r11\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #0]\n"
-    "  smlad r4, r12, r0, r11\n"
-    "  smlad r4, lr, r3, r4\n"
-    "  adds r1, r1, #16\n"
-    "12:\n"
-    "  ldr r0, [sp, #4]\n"
-    "  subs r0, r0, r2\n"
-    "  beq 13f\n"
-    "  and r0, r0, #12\n"
-    "  cmp r0, #8\n"
-    "  beq 3f\n"
-    "  bhi 2f\n"
-    "  cmp r0, #4\n"
-    "  beq 4f\n"
-    "1:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r5\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1], #16\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "2:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r5\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1], #16\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "3:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r5\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1], #16\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "4:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r5, r12, r0, r5\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1], #16\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "  ldr r0, [sp, #4]\n"
-    "  cmp r2, r0\n"
-    "  bne 1b\n"
-    "13:\n"
-    "  ldr r0, [sp]\n"
-    "  ldr r12, [r0, #28]\n"
-    "  cmp r12, #0\n"
-    "  beq 14f\n"
-    "  stm r12, {r4-r5}\n"
-    "  b 15f\n"
-    "14:\n"
-    "  str r1, [sp, #16]\n"
-    "  ldrd r1, r2, [r0, #4]\n"
-    "  ldr r3, [r0, #12]\n"
-    "  ldr lr, [r0, #20]\n"
-    "  ldr r12, [sp, #20]\n"
-    "  add r0, r4, r2\n"
-    "  add r0, r0, r4, asr #31\n"
-    "  smmlar r0, r4, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12]\n"
-    "  add r0, r5, r2\n"
-    "  add r0, r0, r5, asr #31\n"
-    "  smmlar r0, r5, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12, lr]\n"
-    "  add r12, r12, lr, lsl #1\n"
-    "  str r12, [sp, #20]\n"
-    "  ldr r1, [sp, #16]\n"
-    "  ldr r2, [sp, #8]\n"
-    "  ldr r3, [sp, #12]\n"
-    "  subs r3, r3, #1\n"
-    "  str r3, [sp, #12]\n"
-    "  bne 10b\n"
-    "15:\n"
-    "  add sp, sp, #24\n"
-    "  pop {r4-r11, pc}\n"
-    "  .size tt_dsp_rows2, . - tt_dsp_rows2\n"
-    "  .text\n");
-__asm__(
-    "  .section .text.tt_dsp_rows1,\"ax\",%progbits\n"
-    "  .syntax unified\n"
-    "  .thumb\n"
-    "  .p2align 2\n"
-    "  .global tt_dsp_rows1\n"
-    "  .type tt_dsp_rows1, %function\n"
-    "  .thumb_func\n"
-    "tt_dsp_rows1:\n"
-    "  push {r4-r11, lr}\n"
-    "  sub sp, sp, #24\n"
-    "  strd r0, r3, [sp]\n"
-    "  str r2, [sp, #8]\n"
-    "  ldr r12, [r0, #32]\n"
-    "  str r12, [sp, #12]\n"
-    "  ldr r12, [r0, #16]\n"
-    "  str r12, [sp, #20]\n"
-    "10:\n"
-    "  ldr r0, [sp]\n"
-    "  ldr r12, [r0, #24]\n"
-    "  cmp r12, #0\n"
-    "  beq 11f\n"
-    "  ldr r4, [r12]\n"
-    "  b 12f\n"
-    "11:\n"
-    "  ldr r11, [r0]\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1, #0]\n"
-    "  smlad r4, r12, r0, r11\n"
-    "  smlad r4, lr, r3, r4\n"
-    "  adds r1, r1, #8\n"
-    "12:\n"
-    "  ldr r0, [sp, #4]\n"
-    "  subs r0, r0, r2\n"
-    "  beq 13f\n"
-    "  and r0, r0, #12\n"
-    "  cmp r0, #8\n"
-    "  beq 3f\n"
-    "  bhi 2f\n"
-    "  cmp r0, #4\n"
-    "  beq 4f\n"
-    "1:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1], #8\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "2:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1], #8\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "3:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1], #8\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "4:\n"
-    "  ldr r0, [r2], #4\n"
-    "  sxtb16 r3, r0, ror #8\n"
-    "  sxtb16 r0, r0\n"
-    "  ldrd r12, lr, [r1], #8\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r4, lr, r3, r4\n"
-    "  ldr r0, [sp, #4]\n"
-    "  cmp r2, r0\n"
-    "  bne 1b\n"
-    "13:\n"
-    "  ldr r0, [sp]\n"
-    "  ldr r12, [r0, #28]\n"
-    "  cmp r12, #0\n"
-    "  beq 14f\n"
-    "  str r4, [r12]\n"
-    "  b 15f\n"
-    "14:\n"
-    "  str r1, [sp, #16]\n"
-    "  ldrd r1, r2, [r0, #4]\n"
-    "  ldr r3, [r0, #12]\n"
-    "  ldr lr, [r0, #20]\n"
-    "  ldr r12, [sp, #20]\n"
-    "  add r0, r4, r2\n"
-    "  add r0, r0, r4, asr #31\n"
-    "  smmlar r0, r4, r1, r0\n"
-    "  asr r0, r0, r3\n"
-    "  ssat r0, #8, r0\n"
-    "  strb r0, [r12]\n"
-    "  add r12, r12, lr\n"
-    "  str r12, [sp, #20]\n"
-    "  ldr r1, [sp, #16]\n"
-    "  ldr r2, [sp, #8]\n"
-    "  ldr r3, [sp, #12]\n"
-    "  subs r3, r3, #1\n"
-    "  str r3, [sp, #12]\n"
-    "  bne 10b\n"
-    "15:\n"
-    "  add sp, sp, #24\n"
-    "  pop {r4-r11, pc}\n"
-    "  .size tt_dsp_rows1, . - tt_dsp_rows1\n"
-    "  .text\n");
-typedef void tt_dsp_rows_fn(const tt_dsp_rows8_args *a, const tt_dsp_word *s, const int8_t *w,
-                            const int8_t *end);
-/* tt_dsp_rows4/2/1: the same for blocks of 4, 2 and 1 columns (the bias kept in r11). */
+/* void tt_dsp_rows8(const tt_dsp_rows_args *a): every row r < a->rows of weights
+ * a->w + r a->w_stride (a->n of them) times a->blocks blocks of 8 staged columns, requantized
+ * into y or summed into part_out. tt_dsp_rows4/2/1: the same for blocks of 4, 2 and 1
+ * columns; all four from one template, TT_DSP_ROWS_ASM. Assembly because the 8-column loop
+ * holds 14 values (8 sums, the two pointers, a weight word's two sign-extended halves, a
+ * staged double word), every register the core has: gcc 12 spills three of them from the C
+ * version (35 instructions a group instead of 27 + the loop), and an asm statement with 14
+ * register operands is "impossible" for it at -O0/-O1/-Og (r7 is the frame pointer) and in
+ * some callers at -O2; and because the loop over rows in C cost 60-80 instructions a row
+ * and call, about 36 here.
+ * Per group of four weights (P = 8): LDR, 2 SXTB16, 8 LDRD, 16 SMLAD (27 instructions, 32
+ * MACs); per four groups the loop's end (from the stack), CMP and BNE. The first group of a
+ * block starts its sums from the row's start as SMLAD's accumulator operand (no moves); the
+ * other groups enter the four-group loop at the copy that leaves a multiple of four, an
+ * address worked out once per call (as is where the sums go after the groups: BX to either).
+ * Per output 5.5 instructions (TT_DSP_ASM_RQ's 4, STRB, half an address ADD), per block 20
+ * more, per row 36.
+ * Registers in the loop: r0/r3 the weight word's halves, r1 the staged block, r2 the weights,
+ * r4.. the sums (r11 the start in the first group), r12/lr a staged double word. Frame: [sp]
+ * a, +4 the row's end, +8 its start, +12 blocks left, +16 the staged block, +20 the output,
+ * +24 r, +28 the loop's entry, +32 the start, +36/+40/+44 the row's m, c, e, +48 the sums'
+ * exit, +52 the output stride. */
+#define TT_DSP_LDW "  ldr r0, [r2], #4\n  sxtb16 r3, r0, ror #8\n  sxtb16 r0, r0\n"
+#define TT_DSP_MAC(acc, from, off)                                                          \
+  "  ldrd r12, lr, [r1, #" #off "]\n"                                                      \
+  "  smlad " #acc ", r12, r0, " #from "\n"                                                  \
+  "  smlad " #acc ", lr, r3, " #acc "\n"
+#define TT_DSP_MAC_NEXT(acc, step)                                                          \
+  "  ldrd r12, lr, [r1], #" #step "\n"                                                     \
+  "  smlad " #acc ", r12, r0, " #acc "\n"                                                   \
+  "  smlad " #acc ", lr, r3, " #acc "\n"
+/* one output of column 2k (at r12) or 2k + 1 (r12 + stride r0, then r12 moves two columns) */
+#define TT_DSP_OUT_EVEN(acc) TT_DSP_ASM_RQ(acc, lr) "  strb " #acc ", [r12]\n"
+#define TT_DSP_OUT_ODD(acc)                                                                 \
+  TT_DSP_ASM_RQ(acc, lr) "  strb " #acc ", [r12, r0]\n  add r12, r12, r0, lsl #1\n"
+
+#define TT_DSP_ROWS_ASM(name, regs, first, group, outputs)                                  \
+  __asm__("  .section .text." #name ",\"ax\",%progbits\n"                                   \
+          "  .syntax unified\n"                                                             \
+          "  .thumb\n"                                                                      \
+          "  .p2align 2\n"                                                                  \
+          "  .global " #name "\n"                                                           \
+          "  .type " #name ", %function\n"                                                  \
+          "  .thumb_func\n"                                                                 \
+          #name ":\n"                                                                       \
+          "  push {r4-r11, lr}\n"                                                           \
+          "  sub sp, sp, #56\n"                                                             \
+          "  str r0, [sp]\n"                                                                \
+          "  ldr r12, [r0, #4]\n" /* loop entry */                                          \
+          "  subs r12, r12, #4\n"                                                           \
+          "  beq 5f\n"                                                                      \
+          "  and r12, r12, #12\n"                                                           \
+          "  cmp r12, #8\n"                                                                 \
+          "  beq 6f\n"                                                                      \
+          "  bhi 7f\n"                                                                      \
+          "  cmp r12, #4\n"                                                                 \
+          "  beq 8f\n"                                                                      \
+          "  adr.w r12, 1f\n"                                                               \
+          "  b 9f\n"                                                                        \
+          "5:\n"                                                                            \
+          "  adr.w r12, 13f\n"                                                              \
+          "  b 9f\n"                                                                        \
+          "6:\n"                                                                            \
+          "  adr.w r12, 3f\n"                                                               \
+          "  b 9f\n"                                                                        \
+          "7:\n"                                                                            \
+          "  adr.w r12, 2f\n"                                                               \
+          "  b 9f\n"                                                                        \
+          "8:\n"                                                                            \
+          "  adr.w r12, 4f\n"                                                               \
+          "9:\n"                                                                            \
+          "  orr r12, r12, #1\n"                                                            \
+          "  str r12, [sp, #28]\n"                                                          \
+          "  ldr r12, [r0, #36]\n" /* sums' exit */                                         \
+          "  cmp r12, #0\n"                                                                 \
+          "  beq 5f\n"                                                                      \
+          "  adr.w r12, 15f\n"                                                              \
+          "  b 6f\n"                                                                        \
+          "5:\n"                                                                            \
+          "  adr.w r12, 14f\n"                                                              \
+          "6:\n"                                                                            \
+          "  orr r12, r12, #1\n"                                                            \
+          "  str r12, [sp, #48]\n"                                                          \
+          "  ldr r12, [r0, #56]\n"                                                          \
+          "  str r12, [sp, #52]\n"                                                          \
+          "  movs r3, #0\n"                                                                 \
+          "20:\n"                                                                           \
+          "  str r3, [sp, #24]\n" /* row r3 of a (r0) */                                    \
+          "  ldrd r2, r12, [r0]\n"                                                          \
+          "  ldr lr, [r0, #8]\n"                                                            \
+          "  mla r2, lr, r3, r2\n"                                                          \
+          "  add r12, r2, r12\n"                                                            \
+          "  strd r12, r2, [sp, #4]\n"                                                      \
+          "  ldrd r1, r12, [r0, #12]\n"                                                     \
+          "  str r12, [sp, #12]\n"                                                          \
+          "  ldr r12, [r0, #52]\n"                                                          \
+          "  add r12, r12, r3\n"                                                            \
+          "  str r12, [sp, #20]\n"                                                          \
+          "  ldrd r12, lr, [r0, #24]\n"                                                     \
+          "  cmp r12, #0\n"                                                                 \
+          "  it ne\n"                                                                       \
+          "  ldrne r12, [r12, r3, lsl #2]\n"                                                \
+          "  lsl r12, r12, lr\n"                                                            \
+          "  str r12, [sp, #32]\n"                                                          \
+          "  ldr r12, [r0, #36]\n"                                                          \
+          "  cmp r12, #0\n"                                                                 \
+          "  bne 21f\n"                                                                     \
+          "  ldrd r12, lr, [r0, #40]\n"                                                     \
+          "  ldr r12, [r12, r3, lsl #2]\n"                                                  \
+          "  ldr lr, [lr, r3, lsl #2]\n"                                                    \
+          "  rsb lr, lr, #0\n"                                                              \
+          "  str r12, [sp, #36]\n"                                                          \
+          "  str lr, [sp, #44]\n"                                                           \
+          "  sub lr, lr, #1\n"                                                              \
+          "  ldr r12, [r0, #48]\n"                                                          \
+          "  lsl r12, r12, lr\n"                                                            \
+          "  str r12, [sp, #40]\n"                                                          \
+          "21:\n"                                                                           \
+          "  ldr r12, [r0, #32]\n"                                                          \
+          "  cmp r12, #0\n"                                                                 \
+          "  beq 10f\n"                                                                     \
+          "  add r12, r12, r3, lsl #5\n"                                                    \
+          "  ldm r12, {" regs "}\n"                                                         \
+            group                                                                           \
+          "  ldr r0, [sp, #28]\n"                                                           \
+          "  bx r0\n"                                                                       \
+          "10:\n"                                                                           \
+          "  ldr r11, [sp, #32]\n" /* a block */                                            \
+            first                                                                           \
+          "  ldr r0, [sp, #28]\n"                                                           \
+          "  bx r0\n"                                                                       \
+          "1:\n"                                                                            \
+            group                                                                           \
+          "2:\n"                                                                            \
+            group                                                                           \
+          "3:\n"                                                                            \
+            group                                                                           \
+          "4:\n"                                                                            \
+            group                                                                           \
+          "  ldr r0, [sp, #4]\n"                                                            \
+          "  cmp r2, r0\n"                                                                  \
+          "  bne 1b\n"                                                                      \
+          "13:\n"                                                                           \
+          "  ldr r0, [sp, #48]\n"                                                           \
+          "  bx r0\n"                                                                       \
+          "15:\n"                                                                           \
+          "  ldr r0, [sp]\n"                                                                \
+          "  ldr r12, [r0, #36]\n"                                                          \
+          "  ldr r3, [sp, #24]\n"                                                           \
+          "  add r12, r12, r3, lsl #5\n"                                                    \
+          "  stm r12, {" regs "}\n"                                                         \
+          "  b 16f\n"                                                                       \
+          "14:\n"                                                                           \
+          "  str r1, [sp, #16]\n"                                                           \
+          "  ldr r0, [sp, #52]\n"                                                           \
+          "  ldrd r1, r2, [sp, #36]\n"                                                      \
+          "  ldr r3, [sp, #44]\n"                                                           \
+          "  ldr r12, [sp, #20]\n"                                                          \
+            outputs                                                                         \
+          "  str r12, [sp, #20]\n"                                                          \
+          "  ldr r1, [sp, #16]\n"                                                           \
+          "  ldr r2, [sp, #8]\n"                                                            \
+          "  ldr r3, [sp, #12]\n"                                                           \
+          "  subs r3, r3, #1\n"                                                             \
+          "  str r3, [sp, #12]\n"                                                           \
+          "  bne 10b\n"                                                                     \
+          "16:\n"                                                                           \
+          "  ldr r0, [sp]\n" /* the next row */                                             \
+          "  ldr r3, [sp, #24]\n"                                                           \
+          "  adds r3, r3, #1\n"                                                             \
+          "  ldr r12, [r0, #20]\n"                                                          \
+          "  cmp r3, r12\n"                                                                 \
+          "  blt 20b\n"                                                                     \
+          "  add sp, sp, #56\n"                                                             \
+          "  pop {r4-r11, pc}\n"                                                            \
+          "  .size " #name ", . - " #name "\n"                                              \
+          "  .text\n")
+
+TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11",
+                TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16) TT_DSP_MAC(r7, r11, 24)
+                TT_DSP_MAC(r8, r11, 32) TT_DSP_MAC(r9, r11, 40) TT_DSP_MAC(r10, r11, 48)
+                TT_DSP_MAC(r4, r11, 0) TT_DSP_MAC(r11, r11, 56) "  adds r1, r1, #64\n",
+                TT_DSP_LDW TT_DSP_MAC(r5, r5, 8) TT_DSP_MAC(r6, r6, 16) TT_DSP_MAC(r7, r7, 24)
+                TT_DSP_MAC(r8, r8, 32) TT_DSP_MAC(r9, r9, 40) TT_DSP_MAC(r10, r10, 48)
+                TT_DSP_MAC(r11, r11, 56) TT_DSP_MAC_NEXT(r4, 64),
+                TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5) TT_DSP_OUT_EVEN(r6) TT_DSP_OUT_ODD(r7)
+                TT_DSP_OUT_EVEN(r8) TT_DSP_OUT_ODD(r9) TT_DSP_OUT_EVEN(r10)
+                TT_DSP_OUT_ODD(r11));
+TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7",
+                TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16) TT_DSP_MAC(r7, r11, 24)
+                TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #32\n",
+                TT_DSP_LDW TT_DSP_MAC(r5, r5, 8) TT_DSP_MAC(r6, r6, 16) TT_DSP_MAC(r7, r7, 24)
+                TT_DSP_MAC_NEXT(r4, 32),
+                TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5) TT_DSP_OUT_EVEN(r6) TT_DSP_OUT_ODD(r7));
+TT_DSP_ROWS_ASM(tt_dsp_rows2, "r4-r5",
+                TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #16\n",
+                TT_DSP_LDW TT_DSP_MAC(r5, r5, 8) TT_DSP_MAC_NEXT(r4, 16),
+                TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5));
+TT_DSP_ROWS_ASM(tt_dsp_rows1, "r4",
+                TT_DSP_LDW TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #8\n",
+                TT_DSP_LDW TT_DSP_MAC_NEXT(r4, 8),
+                TT_DSP_OUT_EVEN(r4) "  add r12, r12, r0\n");
+typedef void tt_dsp_rows_fn(const tt_dsp_rows_args *a);
 tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows4, tt_dsp_rows2, tt_dsp_rows1;
 
 /* acc[p] += sum over the n weights w[i] and the staged elements of column p; with `start`
@@ -786,8 +313,9 @@ static inline __attribute__((always_inline)) void mac(const tt_dsp_word *s, cons
                                                       int32_t from) {
   const int8_t *end = w + (n & ~3);
   if (P == 8 && w != end) {                        /* the whole groups in tt_dsp_rows8 */
-    tt_dsp_rows8_args a = {from, 0, 0, 0, 0, 0, start ? 0 : acc, acc, 1};
-    tt_dsp_rows8(&a, s, w, end);
+    const tt_dsp_rows_args a = {w, end - w, 0, s, 1, 1, &from, 0, start ? 0 : acc, acc,
+                                0, 0, 0, 0, 0};
+    tt_dsp_rows8(&a);
     s += 16 * ((end - w) >> 2);
     w = end;
   } else if (start) {
@@ -804,62 +332,89 @@ static inline __attribute__((always_inline)) void mac(const tt_dsp_word *s, cons
   if (n & 3) mac_group(&s, tt_dsp_load_partial(w, n & 3), P, acc, 0, 0);
 }
 
+/* Whether rows [r0, r1) all requantize by the one-multiply form into int8's whole range
+ * and start from a bounded bias (the assembly's requantization). */
+static int rows_one(const tt_dsp_mm *m, int32_t r0, int32_t r1) {
+  if (!tt_dsp_rq_offset_ok(m->output_offset) || m->act_min != -128 || m->act_max != 127)
+    return 0;
+  tt_dsp_rq_params q;
+  for (int32_t r = r0; r < r1; ++r)
+    if ((m->bias && !tt_dsp_bias_bounded(m->bias[r])) ||
+        !tt_dsp_rq_init(m->multiplier[r], m->shift[r], m->output_offset, &q))
+      return 0;
+  return 1;
+}
+
 /* Rows [r0, r1) over Q staged blocks of P columns each (block q at stage + q * block words,
  * its outputs P * col_stride bytes after block q - 1's) holding elements [k0, k0 + n) of
- * the low segment (all of both segments when k0 = 0 and n = n_lo). The sums start from the
- * bias (`first`) or part[r - r0][p] (Q = 1), and end requantized into out (`last`) or back
- * in part. A row's requantization constants are made once for its Q P outputs. */
+ * the low segment (all of both segments when k0 = 0 and n = n_lo). The sums (doubled) start
+ * from the bias (`first`) or part[r - r0][p] (Q = 1), and end requantized into out (`last`)
+ * or back in part. When every row requantizes by the one-multiply form into int8's whole
+ * range, the rows are one call of the assembly. */
 static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
                                                        const tt_dsp_word *stage, const int32_t P,
                                                        int32_t Q, int32_t r0, int32_t r1,
                                                        int32_t k0, int32_t n,
                                                        int32_t (*part)[8], const int first,
                                                        const int last, int8_t *out,
-                                                       int32_t col_stride) {
+                                                       int32_t col_stride, const int known) {
   /* locals: every output store could alias *m for the compiler (char type) */
   const int8_t *w_lo = m->w_lo + k0, *w_hi = m->w_hi;
   const int32_t lo_stride = m->lo_stride, hi_stride = m->hi_stride, n_hi = m->n_hi;
   const int32_t *bias = m->bias, *mult = m->multiplier, *shift = m->shift;
   const int32_t lo = m->act_min, hi = m->act_max, out_off = m->output_offset;
-  const int32_t block = tt_dsp_column_words(m) * P;
+  const int32_t block = tt_dsp_column_words(m) * P, c_unit = 2 * out_off + 1;
   const tt_dsp_word *stage_hi = stage + 2 * P * ((m->n_lo + 3) >> 2);
-  const int fast = tt_dsp_sums_bounded(m->n_lo + n_hi, m->input_offset) &&
-                   tt_dsp_rq_offset_ok(out_off);
+  const int fast = tt_dsp_rq_offset_ok(out_off);      /* the sums: tt_dsp_mm_ok */
   const int full = lo == -128 && hi == 127;
-  /* one segment of whole groups over blocks of 8: each block and row is one call */
-  const int whole8 = P == 8 && n_hi == 0 && n > 0 && (n & 3) == 0;
-  /* narrower blocks: the row in one call when it ends requantized there */
-  tt_dsp_rows_fn *const narrow = P == 4 ? tt_dsp_rows4 : P == 2 ? tt_dsp_rows2 : tt_dsp_rows1;
-  const int whole = P < 8 && n_hi == 0 && n > 0 && (n & 3) == 0 && first && last;
-  for (int32_t r = r0; r < r1; ++r) {
+  /* one segment of whole groups: the assembly rows */
+  const int whole = n_hi == 0 && n > 0 && (n & 3) == 0 && (P == 8 || (first && last));
+  tt_dsp_rows_fn *const asm_rows =
+      P == 8 ? tt_dsp_rows8 : P == 4 ? tt_dsp_rows4 : P == 2 ? tt_dsp_rows2 : tt_dsp_rows1;
+  /* the assembly over every row, or over each run of rows that requantize in it */
+  const int runs = whole && (Q == 1 || (first && last));
+  for (int32_t r = r0, r_end = r0; r < r1; ++r) {
+    if (runs && r >= r_end) {
+      r_end = known == 1 ? r1 : r;
+      if (known != 1)
+        while (r_end < r1 && rows_one(m, r_end, r_end + 1)) ++r_end;
+      if (r_end > r) {
+        const tt_dsp_rows_args a = {w_lo + r * lo_stride, n, lo_stride, stage, Q, r_end - r,
+                                    bias ? bias + r : 0, 1, first ? 0 : part[r - r0],
+                                    last ? 0 : part[r - r0], mult + r, shift + r, c_unit,
+                                    out + r, col_stride};
+        asm_rows(&a);
+        r = r_end - 1;
+        continue;
+      }
+      r_end = r + 1;                                  /* row r: below */
+    }
     const int32_t b = bias ? bias[r] : 0;
+    const int bounded = tt_dsp_bias_bounded(b);
+    const int32_t from = bounded ? 2 * b : 0, rest = bounded ? 0 : b;
     tt_dsp_rq_params q = {0, 0, 0, 0};
-    const int one = last && fast && tt_dsp_bias_bounded(b) &&
-                    tt_dsp_rq_init(mult[r], shift[r], out_off, &q);
+    const int one = last && fast && bounded && tt_dsp_rq_init(mult[r], shift[r], out_off, &q);
     const int8_t *wr = w_lo + r * lo_stride, *wh = w_hi + r * hi_stride;
     /* one pointer walks the row's outputs (not P induction variables across rows) */
     int8_t *y = out + r;
     __asm__("" : "+r"(y));
     int32_t acc[8];
-    tt_dsp_rows8_args a = {b, q.b2, q.c, q.e, y, col_stride, first ? 0 : part[r - r0],
-                           !last ? part[r - r0] : (one && full) ? 0 : acc, 1};
-    if (whole8 && !a.part_out) {          /* the row's Q blocks in one call */
-      a.blocks = Q;
-      tt_dsp_rows8(&a, stage, wr, wr + n);
-      continue;
-    }
-    if (whole && !a.part_out) {
-      a.blocks = Q;
-      narrow(&a, stage, wr, wr + n);
+    const int direct = whole && last && one && full;      /* requantized by the assembly */
+    if (direct && (first || Q == 1)) {
+      const tt_dsp_rows_args a = {wr, n, 0, stage, Q, 1, &from, 0, first ? 0 : part[r - r0],
+                                  0, mult + r, shift + r, c_unit, y, col_stride};
+      asm_rows(&a);
       continue;
     }
     const tt_dsp_word *blk = stage;
     for (int32_t qb = 0; qb < Q; ++qb, blk += block) {
-      if (whole8) {
-        tt_dsp_rows8(&a, blk, wr, wr + n);
+      if (whole) {
+        const tt_dsp_rows_args a = {wr, n, 0, blk, 1, 1, &from, 0, first ? 0 : part[r - r0],
+                                    last ? acc : part[r - r0], 0, 0, 0, 0, 0};
+        asm_rows(&a);
       } else {
         if (first) {
-          mac(blk, wr, n, P, acc, 1, b);
+          mac(blk, wr, n, P, acc, 1, from);
         } else {
 #pragma GCC unroll 8
           for (int32_t p = 0; p < P; ++p) acc[p] = part[r - r0][p];
@@ -869,38 +424,43 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
         if (!last) {
 #pragma GCC unroll 8
           for (int32_t p = 0; p < P; ++p) part[r - r0][p] = acc[p];
-          continue;
         }
       }
       if (!last) continue;
       if (one && full) {
 #pragma GCC unroll 8
         for (int32_t p = 0; p < P; ++p, y += col_stride)
-          *y = (int8_t)__ssat(tt_dsp_rq(acc[p], &q), 8);
+          *y = (int8_t)__ssat(tt_dsp_rq_doubled(acc[p], &q), 8);
       } else if (one) {
 #pragma GCC unroll 8
         for (int32_t p = 0; p < P; ++p, y += col_stride)
-          *y = (int8_t)tt_fwd_clamp(tt_dsp_rq(acc[p], &q), lo, hi);
+          *y = (int8_t)tt_fwd_clamp(tt_dsp_rq_doubled(acc[p], &q), lo, hi);
       } else {
+        /* the sums are below 2^30 in magnitude: halving them is exact; a bias past
+         * tt_dsp_bias_bounded joins here, modulo 2^32 like the portable sum */
 #pragma GCC unroll 8
         for (int32_t p = 0; p < P; ++p, y += col_stride)
-          *y = tt_fwd_requantize(acc[p], mult[r], shift[r], out_off, lo, hi);
+          *y = tt_fwd_requantize((int32_t)((uint32_t)(acc[p] >> 1) + (uint32_t)rest),
+                                 mult[r], shift[r], out_off, lo, hi);
       }
     }
   }
 }
-
 /* One compiled copy of rows per block width (8: any number Q of blocks staged one after the
  * other), and one for chunks of eight columns. */
+/* One compiled copy of rows per block width (8: any number Q of blocks staged one after the
+ * other), and one for chunks of eight columns; `known` is 0, or rows_one's answer for every
+ * row plus 1 (made once per call of tt_dsp_mm_contiguous, not once per staged block). */
 static __attribute__((noinline)) void rows8q(const tt_dsp_mm *m, const tt_dsp_word *stage,
-                                             int32_t Q, int8_t *out, int32_t col_stride) {
-  rows(m, stage, 8, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride);
+                                             int32_t Q, int8_t *out, int32_t col_stride,
+                                             int known) {
+  rows(m, stage, 8, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known);
 }
 #define TT_DSP_ROWS(P)                                                                      \
   static __attribute__((noinline)) void rows##P(const tt_dsp_mm *m,                        \
                                                 const tt_dsp_word *stage, int8_t *out,      \
-                                                int32_t col_stride) {                       \
-    rows(m, stage, P, 1, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride);                 \
+                                                int32_t col_stride, int known) {            \
+    rows(m, stage, P, 1, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known);          \
   }
 TT_DSP_ROWS(4)
 TT_DSP_ROWS(2)
@@ -909,30 +469,35 @@ TT_DSP_ROWS(1)
 static __attribute__((noinline)) void rows_chunk8(const tt_dsp_mm *m, const tt_dsp_word *stage,
                                                   int32_t r0, int32_t r1, int32_t k0,
                                                   int32_t n, int32_t (*part)[8], int first,
-                                                  int last, int8_t *out, int32_t col_stride) {
-  rows(m, stage, 8, 1, r0, r1, k0, n, part, first, last, out, col_stride);
+                                                  int last, int8_t *out, int32_t col_stride,
+                                                  int known) {
+  rows(m, stage, 8, 1, r0, r1, k0, n, part, first, last, out, col_stride, known);
 }
 
-void tt_dsp_mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
-                     int32_t col_stride) {
+static void mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
+                     int32_t col_stride, int known) {
   switch (P) {
-    case 8: rows8q(m, stage, 1, out, col_stride); break;
-    case 4: rows4(m, stage, out, col_stride); break;
-    case 2: rows2(m, stage, out, col_stride); break;
-    default: rows1(m, stage, out, col_stride); break;
+    case 8: rows8q(m, stage, 1, out, col_stride, known); break;
+    case 4: rows4(m, stage, out, col_stride, known); break;
+    case 2: rows2(m, stage, out, col_stride, known); break;
+    default: rows1(m, stage, out, col_stride, known); break;
   }
 }
 
-/* Elements [k0, k0 + n) (whole groups) of the P contiguous columns at x, with the offset. */
+int tt_dsp_mm_rows_one(const tt_dsp_mm *m) { return 1 + !rows_one(m, 0, m->rows); }
+
+void tt_dsp_mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
+                     int32_t col_stride, int known) {
+  mm_block(m, stage, P, out, col_stride, known);
+}
+
+/* Elements [k0, k0 + n) (whole groups) of the P contiguous columns at x, staged. */
 static void stage_words(tt_dsp_word *stage, int32_t P, const int8_t *x, int32_t in_stride,
                         int32_t k0, int32_t n, uint32_t off) {
   for (int32_t p = 0; p < P; ++p) {
     const int8_t *v = x + p * in_stride + k0, *end = v + n;
-    for (tt_dsp_word *s = stage + 2 * p; v != end; v += 4, s += 2 * P) {
-      const uint32_t w = tt_dsp_load4(v);
-      s[0] = __sxtab16(off, w);
-      s[1] = tt_dsp_sxtab16_odd(off, w);
-    }
+    for (tt_dsp_word *s = stage + 2 * p; v != end; v += 4, s += 2 * P)
+      tt_dsp_stage4(s, off, tt_dsp_load4(v));
   }
 }
 
@@ -946,16 +511,16 @@ static void stage_words(tt_dsp_word *stage, int32_t P, const int8_t *x, int32_t 
 #define KC ((TT_FWD_DSP_STAGE_BYTES / 4 - 8 * ROW_BLOCK) / 16 * 4)
 
 static void chunked_block(const tt_dsp_mm *m, const int8_t *x, int32_t in_stride, int8_t *out,
-                          int32_t col_stride, tt_dsp_word *stage) {
+                          int32_t col_stride, tt_dsp_word *stage, int known) {
   int32_t (*part)[8] = (int32_t(*)[8])(stage + 4 * KC);
-  const uint32_t off = tt_dsp_offset_pair(m->input_offset);
+  const uint32_t off = tt_dsp_stage_offset(m->input_offset);
   const int32_t K = m->n_lo;
   for (int32_t r0 = 0; r0 < m->rows; r0 += ROW_BLOCK) {
     const int32_t r1 = m->rows - r0 < ROW_BLOCK ? m->rows : r0 + ROW_BLOCK;
     for (int32_t k0 = 0; k0 < K; k0 += KC) {
       const int32_t n = K - k0 < KC ? K - k0 : KC;
       stage_words(stage, 8, x, in_stride, k0, n, off);
-      rows_chunk8(m, stage, r0, r1, k0, n, part, k0 == 0, k0 + n == K, out, col_stride);
+      rows_chunk8(m, stage, r0, r1, k0, n, part, k0 == 0, k0 + n == K, out, col_stride, known);
     }
   }
 }
@@ -964,15 +529,16 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
                          int32_t in_stride, int8_t *output, int32_t col_stride) {
   const int32_t fit = tt_dsp_block_columns(m, TT_FWD_DSP_STAGE_BYTES);
   const int chunks = fit < 4 && m->n_hi == 0 && (m->n_lo & 3) == 0;  /* for blocks of 8 */
-  if (fit == 0 && !(chunks && columns % 8 == 0)) return 0;
+  if (!tt_dsp_mm_ok(m) || (fit == 0 && !(chunks && columns % 8 == 0))) return 0;
+  const int known = tt_dsp_mm_rows_one(m);
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
   const int32_t hi0 = (m->n_lo + 3) & ~3;
-  const uint32_t off = tt_dsp_offset_pair(m->input_offset);
+  const uint32_t off = tt_dsp_stage_offset(m->input_offset);
   for (int32_t c = 0, P; c < columns; c += P) {
     const int8_t *x = input + c * in_stride;
     int8_t *out = output + c * col_stride;
     if (chunks && columns - c >= 8) {
-      chunked_block(m, x, in_stride, out, col_stride, stage);
+      chunked_block(m, x, in_stride, out, col_stride, stage, known);
       P = 8;
       continue;
     }
@@ -986,7 +552,7 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
         for (int32_t qb = 0; qb < Q; ++qb)
           stage_words(stage + qb * block, 8, x + qb * 8 * in_stride, in_stride, 0, m->n_lo,
                       off);
-        rows8q(m, stage, Q, out, col_stride);
+        rows8q(m, stage, Q, out, col_stride, known);
         P = 8 * Q;
         continue;
       }
@@ -998,7 +564,7 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
         tt_dsp_stage_pad(m, stage, P, p);
       }
     }
-    tt_dsp_mm_block(m, stage, P, out, col_stride);
+    mm_block(m, stage, P, out, col_stride, known);
   }
   return 1;
 }

@@ -3,7 +3,8 @@
  * TT_FWD_DSP is set (tt_fwd_internal.h). Everything here is integer arithmetic that gives
  * the portable kernels' bits; where that needs an argument, the argument is next to the code.
  *
- * The kernels stage int8 inputs as int16 pairs (x + input_offset) so that one SMLAD does two
+ * The kernels stage int8 inputs as int16 pairs (x + input_offset, doubled for the matrix
+ * product below) so that one SMLAD does two
  * multiply-accumulates; the staging buffers are arrays on the stack of at most
  * TT_FWD_DSP_STAGE_BYTES (default 2048) per kernel call, the only memory the DSP versions
  * use besides the portable kernels' arguments. A layer whose staging does not fit runs the
@@ -124,15 +125,12 @@ static inline int tt_dsp_rq_init_constant(int32_t multiplier, int32_t shift, int
   return 1;
 }
 
-/* Requantized accumulator plus output offset, not yet clamped. */
-static inline int32_t tt_dsp_rq(int32_t acc, const tt_dsp_rq_params *q) {
-  return tt_dsp_smmlar(acc, q->b2, acc + q->c + (acc >> 31)) >> q->e;
-}
-
-/* The same from twice the accumulator, a2 = 2a (sums of doubled weights and bias; the same
- * conditions, so |a2| < 2^30 and [a < 0] = [a2 < 0]): SMMLAR(a2, m, R) returns
- * R + floor((2 a m + 2^31) / 2^32) = R + h, so R = c - [a < 0] and m needs no doubling. One
- * instruction less. The activation clamp is a single SSAT when its range is all of int8. */
+/* The requantized accumulator plus output offset, not yet clamped, from twice the
+ * accumulator, a2 = 2a (sums of doubled weights and bias, or of doubled staged inputs; the
+ * same conditions, so |a2| < 2^30 and [a < 0] = [a2 < 0]): SMMLAR(a2, m, R) returns
+ * R + floor((2 a m + 2^31) / 2^32) = R + h, so R = c - [a < 0] and m needs no doubling: one
+ * instruction fewer than SMMLAR(a, b2, a + c + (a >> 31)) >> e from a itself. The
+ * activation clamp is a single SSAT when its range is all of int8. */
 static inline int32_t tt_dsp_rq_doubled(int32_t acc2, const tt_dsp_rq_params *q) {
   return tt_dsp_smmlar(acc2, q->m, q->c + (acc2 >> 31)) >> q->e;
 }
@@ -153,12 +151,28 @@ static inline int tt_dsp_bias_bounded(int32_t bias) {
   return bias > -(1 << 28) && bias < (1 << 28);
 }
 
+/* Requantizes the doubled sum in register `acc` in place (tt_dsp_rq_doubled, then SSAT to
+ * int8: the activation clamp must be int8's whole range), with the channel's m in r1, c in r2
+ * and e in r3; `tmp` is clobbered. The one sequence every assembly kernel's outputs go
+ * through (tt_fwd_dsp.c's rows, tt_fwd_depthwise.c's 3x3 windows). */
+#define TT_DSP_ASM_RQ(acc, tmp)                                                             \
+  "  add " #tmp ", r2, " #acc ", asr #31\n"                                                \
+  "  smmlar " #acc ", " #acc ", r1, " #tmp "\n"                                            \
+  "  asr " #acc ", " #acc ", r3\n"                                                         \
+  "  ssat " #acc ", #8, " #acc "\n"
+
 /* --- matrix product over staged columns (tt_fwd_dsp.c) --------------------------------------
  * Output channel r of a convolution (or fully connected unit) is a row of weights in two
  * segments along the reduction, w_lo + r * lo_stride (n_lo int8) then w_hi + r * hi_stride
  * (n_hi int8, the frozen part of a split filter; n_hi = 0 for a whole one). A column is the
  * matching input vector (a pixel's channels, or an im2col window), staged as int16
- * x + input_offset (0 for padding), each segment padded with zeros to a multiple of four.
+ * 2 (x + input_offset) (0 for padding), each segment padded with zeros to a multiple of four:
+ * doubled, so that the sums are twice the accumulator and requantize by tt_dsp_rq_doubled
+ * (one instruction fewer per output). The DSP versions run only where that is exact
+ * (tt_dsp_mm_ok): |input_offset| <= 16255, so 2 (x + input_offset) fits an int16 lane, and
+ * tt_dsp_sums_bounded, so a sum of doubled products stays below 2^30 in magnitude and
+ * acc >> 1 is the accumulator; a bias is the sums' start (doubled) where
+ * tt_dsp_bias_bounded holds, else added to acc >> 1.
  * Columns are staged in blocks of P (1, 2, 4 or 8), interleaved by groups of four elements:
  * group j of column p is the two words at 2 (j P + p): [x0, x2] and [x1, x3], the lanes
  * SXTB16 gives a filter word's [w0, w2] and (rotated) [w1, w3], so one SMLAD pairs them. */
@@ -178,15 +192,28 @@ static inline int32_t tt_dsp_column_words(const tt_dsp_mm *m) {
 /* Columns per staged block in `bytes` (8, 4, 2 or 1), 0 when one does not fit. */
 int32_t tt_dsp_block_columns(const tt_dsp_mm *m, int32_t bytes);
 
-/* Element i of column p (of a block of P): int16 lane i % 4 of group i / 4, i.e. [x0, x2]
- * then [x1, x3]. */
+/* The offset operand of tt_dsp_stage4 for an input offset o: 2 o in both 16-bit lanes. */
+static inline uint32_t tt_dsp_stage_offset(int32_t input_offset) {
+  return tt_dsp_offset_pair(2 * input_offset);
+}
+
+/* Four int8 of v staged: s[0] = [2 (x0 + o), 2 (x2 + o)], s[1] = [2 (x1 + o), 2 (x3 + o)], where
+ * off = tt_dsp_stage_offset(o); SXTAB16 twice (x + 2 o, then + x). */
+static inline void tt_dsp_stage4(tt_dsp_word *s, uint32_t off, uint32_t v) {
+  s[0] = __sxtab16(__sxtab16(off, v), v);
+  s[1] = tt_dsp_sxtab16_odd(tt_dsp_sxtab16_odd(off, v), v);
+}
+
+/* Element i of column p (of a block of P), `value` = 2 (x + input_offset): int16 lane i % 4
+ * of group i / 4, i.e. [x0, x2] then [x1, x3]. */
 static inline void tt_dsp_stage_one(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i,
                                     int32_t value) {
   ((tt_dsp_half *)stage)[2 * (2 * ((i >> 2) * P + p) + (i & 1)) + ((i >> 1) & 1)] =
       (int16_t)value;
 }
 
-/* Stages elements [i0, i0 + n) of column p (of a block of P) from x[0, n), or zeros. */
+/* Stages elements [i0, i0 + n) of column p (of a block of P) from x[0, n) (doubled, with the
+ * offset), or zeros. */
 void tt_dsp_stage(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i0, const int8_t *x,
                   int32_t n, int32_t input_offset);
 void tt_dsp_stage_zeros(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i0, int32_t n);
@@ -194,9 +221,21 @@ void tt_dsp_stage_zeros(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i0, in
 /* Zeros the padding of both segments of column p (call after staging the column). */
 void tt_dsp_stage_pad(const tt_dsp_mm *m, tt_dsp_word *stage, int32_t P, int32_t p);
 
-/* Every row over a staged block of P columns: out[p * col_stride + r] for r < rows. */
+/* 1 when every row requantizes by the one-multiply form into int8's whole range from a
+ * bounded bias (the assembly's own requantization), else 2: for tt_dsp_mm_block's `known`,
+ * made once per product rather than once per block. */
+int tt_dsp_mm_rows_one(const tt_dsp_mm *m);
+
+/* Every row over a staged block of P columns: out[p * col_stride + r] for r < rows; `known`
+ * is tt_dsp_mm_rows_one(m), or 0 (then worked out here). */
 void tt_dsp_mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
-                     int32_t col_stride);
+                     int32_t col_stride, int known);
+
+/* Whether a product of these dimensions may run the DSP versions (its sums bounded). */
+static inline int tt_dsp_mm_ok(const tt_dsp_mm *m) {
+  return m->input_offset >= -16255 && m->input_offset <= 16255 &&
+         tt_dsp_sums_bounded(m->n_lo + m->n_hi, m->input_offset);
+}
 
 /* The matrix product of `columns` contiguous input vectors (column p = the n_lo + n_hi
  * elements input[p * in_stride, ...), split at n_lo like the weights): a pointwise

@@ -47,10 +47,11 @@ static inline void tt_gdsp_ldrd(const tt_wdsp_word *s, uint32_t *lo, uint32_t *h
  * h = dy * mult[o] (0 where masked), for `rows` positions p. dy [rows, co] int8 (mask over
  * dy or NULL); the weights split at input channel k: w_lo [co, k], w_hi [co, ci - k] (NULL
  * when k == ci). One of: `store` [rows, ci] receives the accumulators; `amax` receives
- * their largest magnitude; `r` (a rounder without random draws: nearest or exact) rounds
- * them into dx [rows, ci]. Returns 0, having done nothing, when the layer is not one it
- * takes (a multiplier outside [0, 2^TT_GRAD_MAX_SHIFT], co too large for the buffer, a
- * single row, or a rounder with random draws); the caller then runs the portable code. */
+ * their largest magnitude; `r` rounds them into dx [rows, ci] (stochastically with the
+ * draws of dx's row-major order, as the portable walk, leaving r's stream where it does).
+ * Returns 0, having done nothing, when the layer is not one it takes (a multiplier outside
+ * [0, 2^TT_GRAD_MAX_SHIFT], co too large for the buffer, or a single row); the caller then
+ * runs the portable code. */
 int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t rows,
                                    int32_t co, const int8_t *w_lo, int32_t k,
                                    const int8_t *w_hi, int32_t ci, const int16_t *mult,
@@ -60,14 +61,15 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
  * dw[o, c] = (float)T * unit, T = the sum over the positions p < rows of
  * dy[p, o] * (saved[p, c] - x_zp) (dy [rows, co] int8, 0 where masked; saved [rows, k]).
  * tt_dsp_pointwise_weight_stage stages `saved` into `stage` (TT_GRAD_DSP_WEIGHT_STAGE_BYTES,
- * 8-byte aligned) and returns 1, or returns 0 when it does not fit or rows < 2 (the caller
- * runs the portable code); then tt_dsp_pointwise_weight_channel writes output channel o's
- * k gradients into out. */
+ * 8-byte aligned; as int16 x - x_zp, or as int8 x when that does not fit) and returns 1, or
+ * returns 0 when neither fits or rows < 2 (the caller runs the portable code); then
+ * tt_dsp_pointwise_weight_channel (the same rows, k and x_zp) writes output channel o's k
+ * gradients into out. */
 int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, int32_t x_zp,
                                   tt_wdsp_word *stage);
 void tt_dsp_pointwise_weight_channel(const tt_wdsp_word *stage, const int8_t *dy,
                                      const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
-                                     int32_t k, float unit, float *out);
+                                     int32_t k, int32_t x_zp, float unit, float *out);
 #endif
 
 #endif /* TT_GRAD_DSP_H */

@@ -446,9 +446,9 @@ static int dsp_depthwise_walk(const layer_s8 *a, int32_t *store, uint32_t *amax,
 }
 
 /* One of walk_s8's three uses by the DSP version, where the target has one for the layer
- * (tt_grad_dsp.h: pointwise layers; stochastic rounding draws in row-major order, which it
- * does not walk; depthwise layers: dsp_depthwise_walk): 1 if it did the walk, else 0 and the portable walk_s8 runs (its calls stay
- * as they are, so that the portable code compiles the same beside the dispatch). */
+ * (tt_grad_dsp.h: pointwise layers; depthwise layers: dsp_depthwise_walk): 1 if it did the
+ * walk, else 0 and the portable walk_s8 runs (its calls stay as they are, so that the
+ * portable code compiles the same beside the dispatch). */
 static int dsp_walk(const layer_s8 *a, int depthwise, int32_t *store, uint32_t *amax,
                     tt_rounder *r, int8_t *dx) {
   if (depthwise) return dsp_depthwise_walk(a, store, amax, r, dx);

@@ -18,7 +18,12 @@
  * layer's shift (tt_kernels.h); SMLAD's sums wrap modulo 2^32 like the portable code's
  * int32 additions, so even an intermediate overflow would leave the same final integer.
  * Chunks are walked channel block by channel block, not in dx's row-major order, which
- * matters only for the random draws of stochastic rounding: that pass stays portable. */
+ * matters only for the random draws of stochastic rounding: draw i of the op's xorshift
+ * stream rounds element i of dx in row-major order (tt_round_grad), so the walk keeps the
+ * stream's state at (row p, channel c0) and, after a row's nc draws, steps it over the
+ * row's other ci - nc elements to (p + 1, c0); each block starts from the state at (0, c0)
+ * and the last row of the last block leaves the state the portable walk leaves. The steps
+ * cost 3 instructions each, (ci - 8) per row and block: 3 (ci - 8) / (8 co) per MAC. */
 #include <string.h>
 
 #include "tt_grad_dsp.h"
@@ -123,8 +128,27 @@ static inline __attribute__((always_inline)) void row_sums(const pointwise *a, i
   for (int32_t j = 0; j < CB; ++j) acc[j] = t[j];
 }
 
+/* The xorshift stream n steps further (tt_round_grad's draw, unrolled by four). */
+static uint32_t xorshift_skip(uint32_t x, int32_t n) {
+  for (; n >= 4; n -= 4) {
+#pragma GCC unroll 4
+    for (int32_t i = 0; i < 4; ++i) {
+      x ^= x << 13;
+      x ^= x >> 17;
+      x ^= x << 5;
+    }
+  }
+  for (; n > 0; --n) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+  }
+  return x;
+}
+
 /* Every row against one staged block: the accumulators of channels [c0, c0 + nc) into
- * store, or their largest magnitude into *top, or rounded into dx. */
+ * store, or their largest magnitude into *top, or rounded into dx (stochastically: r's
+ * stream at row 0, channel c0 on entry; at the last row's channel c0 + nc on return). */
 static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         const tt_gdsp_word *stage,
                                                         const int32_t CB, const int masked,
@@ -140,7 +164,9 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
       for (int32_t j = 0; j < nc; ++j) out[j] = acc[j];
     } else if (r != 0) {
       int8_t *out = dx + p * a->ci + c0;
-      for (int32_t j = 0; j < nc; ++j) out[j] = tt_round_grad(r, acc[j]);
+      tt_round_grads(r, acc, nc, out);
+      if (r->stochastic && !r->exact && p + 1 < a->rows)
+        r->rng = xorshift_skip(r->rng, a->ci - nc);
     } else {
       for (int32_t j = 0; j < nc; ++j) {
         const uint32_t v = tt_magnitude(acc[j]);
@@ -179,7 +205,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   while (CB > 0 && CB * column > TT_GRAD_DSP_STAGE_BYTES) CB >>= 1;
   /* one row does not pay for the staging (about three instructions a weight, against the
    * portable code's five a MAC): measured on MCUNet's classifier, 7.8 against 5.2 */
-  if (CB == 0 || rows < 2 || (r != 0 && r->stochastic)) return 0;
+  if (CB == 0 || rows < 2) return 0;
   for (int32_t o = 0; o < co; ++o)
     if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
   const pointwise a = {dy, mask, rows, co, groups, w_lo, w_hi, k, ci, mult};
@@ -188,9 +214,15 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
                                         {block8_1, block4_1, block2_1, block1_1}};
   const block_fn fn = blocks[mask != 0][CB == 8 ? 0 : CB == 4 ? 1 : CB == 2 ? 2 : 3];
   uint32_t top = 0;
+  const int stochastic = r != 0 && r->stochastic && !r->exact;
+  uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
   for (int32_t c0 = 0; c0 < ci; c0 += CB) {
     const int32_t nc = ci - c0 < CB ? ci - c0 : CB;
     stage_columns(&a, c0, nc, CB, stage);
+    if (stochastic) {
+      r->rng = start;
+      start = xorshift_skip(start, nc);
+    }
     fn(&a, stage, c0, nc, store, &top, r, dx);
   }
   if (amax != 0) *amax = top;

@@ -464,7 +464,7 @@ static void conv_channel_dsp(const void *args, int32_t o, float *out) {
   const conv_dsp_args *d = (const conv_dsp_args *)args;
   const conv_weight_grad_s8 *a = d->a;
   tt_dsp_pointwise_weight_channel(d->stage, a->dy, a->mask, a->n * a->h * a->wd, a->co, o,
-                                  a->k, a->unit, out);
+                                  a->k, a->x_zp, a->unit, out);
 }
 #endif
 

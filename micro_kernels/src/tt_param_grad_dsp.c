@@ -10,25 +10,53 @@
  * last position and channel). Each output channel's dy column (0 where masked) is staged
  * the same way, one group = two words. Then per group and eight channels: one double-word
  * load of dy, eight of x, sixteen SMLADs (32 MACs). The staging of x, about four
- * instructions an element, is shared by all the output channels; a layer whose staged x
- * does not fit TT_GRAD_DSP_WEIGHT_STAGE_BYTES runs the portable code.
+ * instructions an element, is shared by all the output channels.
+ *
+ * A layer whose int16 staging does not fit TT_GRAD_DSP_WEIGHT_STAGE_BYTES but whose int8
+ * input does (the person detector's 128 channels at 6x6, MCUNet's 144-192 at 8x8 need
+ * 9-24 KB as int16) is staged as its raw int8 bytes in the same order, one word per group
+ * [x(4g), .., x(4g + 3)], and T = sum dy x - x_zp sum dy: per group and eight channels one
+ * double-word load of dy (staged [dy0, dy2], [dy1, dy3], the lanes SXTB16 gives), four of
+ * x, sixteen SXTB16 and sixteen SMLADs. Which staging a layer has follows from rows and k
+ * alone (weight_stage_int16), so the channel function needs no other word of it. A layer
+ * whose int8 input does not fit either runs the portable code.
  *
  * T is the portable kernel's integer (the same terms, any order, |T| < 2^31 by
- * TT_GRAD_MAX_POSITIONS; SMLAD wraps modulo 2^32 like the portable int32 sums), converted
- * by the same (float)T * unit. */
+ * TT_GRAD_MAX_POSITIONS; SMLAD wraps modulo 2^32 like the portable int32 sums, and so do
+ * the int8 staging's sum dy x and its correction), converted by the same (float)T * unit. */
 #include <string.h>
 
 #include "tt_grad_dsp.h"
 
 #if TT_GRAD_DSP
+#include "tt_dsp_common.h"
 
 /* Half index of position p (< 4 groups) of channel j of a block in the layout above. */
 static inline int32_t at(int32_t p, int32_t j) { return 4 * ((p >> 2) * 8 + j) + (p & 3); }
 
+/* Whether a layer of `rows` positions and k channels is staged as int16 (else as int8). */
+static inline int weight_stage_int16(int32_t rows, int32_t k) {
+  return (int64_t)((k + 7) >> 3) * ((rows + 3) >> 2) * 64 <= TT_GRAD_DSP_WEIGHT_STAGE_BYTES;
+}
+
 int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, int32_t x_zp,
                                   tt_wdsp_word *stage) {
   const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
-  if (rows < 2 || (int64_t)blocks * groups * 64 > TT_GRAD_DSP_WEIGHT_STAGE_BYTES) return 0;
+  if (rows < 2) return 0;
+  if (!weight_stage_int16(rows, k)) {
+    /* as many groups as the int16 staging's bound, for the dy column's buffer */
+    if ((int64_t)blocks * groups * 32 > TT_GRAD_DSP_WEIGHT_STAGE_BYTES ||
+        groups > TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 64)
+      return 0;
+    memset(stage, 0, (size_t)blocks * (size_t)groups * 32u);
+    int8_t *byte = (int8_t *)stage;
+    for (int32_t p = 0; p < rows; ++p) {
+      const int8_t *x = saved + p * k;
+      for (int32_t c = 0; c < k; ++c)
+        byte[(c >> 3) * groups * 32 + 4 * ((p >> 2) * 8 + (c & 7)) + (p & 3)] = x[c];
+    }
+    return 1;
+  }
   memset(stage, 0, (size_t)blocks * (size_t)groups * 64u);
   int16_t *half = (int16_t *)stage;
   for (int32_t p = 0; p < rows; ++p) {
@@ -59,6 +87,41 @@ static inline __attribute__((always_inline)) void block_sums(const tt_wdsp_word 
   for (int32_t j = 0; j < 8; ++j) acc[j] = t[j];
 }
 
+/* The same from the int8 staging: acc[j] = the sums of dy x over every group. */
+static inline __attribute__((always_inline)) void block_sums8(const tt_wdsp_word *xs,
+                                                              const tt_wdsp_word *ds,
+                                                              int32_t groups, int32_t *acc) {
+  int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (const tt_wdsp_word *end = ds + 2 * groups; ds != end; ds += 2, xs += 8) {
+    uint32_t d0, d1;
+    tt_gdsp_ldrd(ds, &d0, &d1);
+#pragma GCC unroll 4
+    for (int32_t j = 0; j < 8; j += 2) {
+      uint32_t x0, x1;
+      tt_gdsp_ldrd(xs + j, &x0, &x1);
+      t[j] = __smlad(__sxtb16(x0), d0, t[j]);
+      t[j] = __smlad(tt_dsp_sxtb16_odd(x0), d1, t[j]);
+      t[j + 1] = __smlad(__sxtb16(x1), d0, t[j + 1]);
+      t[j + 1] = __smlad(tt_dsp_sxtb16_odd(x1), d1, t[j + 1]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int32_t j = 0; j < 8; ++j) acc[j] = t[j];
+}
+
+static __attribute__((noinline)) void blocks_of8(const tt_wdsp_word *stage,
+                                                 const tt_wdsp_word *dys, int32_t groups,
+                                                 int32_t k, int32_t correction, float unit,
+                                                 float *out) {
+  int32_t acc[8];
+  for (int32_t c0 = 0; c0 < k; c0 += 8, stage += 8 * groups) {
+    block_sums8(stage, dys, groups, acc);
+    const int32_t nc = k - c0 < 8 ? k - c0 : 8;
+    for (int32_t j = 0; j < nc; ++j)
+      out[c0 + j] = (float)(int32_t)((uint32_t)acc[j] - (uint32_t)correction) * unit;
+  }
+}
+
 static __attribute__((noinline)) void blocks_of(const tt_wdsp_word *stage,
                                                 const tt_wdsp_word *dys, int32_t groups,
                                                 int32_t k, float unit, float *out) {
@@ -72,11 +135,23 @@ static __attribute__((noinline)) void blocks_of(const tt_wdsp_word *stage,
 
 void tt_dsp_pointwise_weight_channel(const tt_wdsp_word *stage, const int8_t *dy,
                                      const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
-                                     int32_t k, float unit, float *out) {
+                                     int32_t k, int32_t x_zp, float unit, float *out) {
   const int32_t groups = (rows + 3) >> 2;
-  /* dy's column o: at most TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 64 groups (the stage's bound) */
+  /* dy's column o: at most TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 64 groups (the stages' bound) */
   tt_wdsp_word dys[TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 32] __attribute__((aligned(8)));
   int16_t *half = (int16_t *)dys;
+  if (!weight_stage_int16(rows, k)) {
+    /* [dy0, dy2], [dy1, dy3] per group; their sum for x_zp's term */
+    int32_t p = 0, sum = 0;
+    for (int32_t i = o; p < rows; ++p, i += co) {
+      const int32_t v = tt_live(mask, i) ? dy[i] : 0;
+      half[4 * (p >> 2) + ((p & 1) << 1) + ((p >> 1) & 1)] = (int16_t)v;
+      sum += v;
+    }
+    for (; p < 4 * groups; ++p) half[4 * (p >> 2) + ((p & 1) << 1) + ((p >> 1) & 1)] = 0;
+    blocks_of8(stage, dys, groups, k, (int32_t)((uint32_t)x_zp * (uint32_t)sum), unit, out);
+    return;
+  }
   int32_t p = 0;
   for (int32_t i = o; p < rows; ++p, i += co) half[p] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
   for (; p < 4 * groups; ++p) half[p] = 0;
