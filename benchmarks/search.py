@@ -21,8 +21,10 @@ each, scored on --analysis-val held-out samples (default per model: MODELS).
 Everything is kept in --workdir (the search caches, scheme files, every evaluation), so the
 benchmark killed and started again redoes only what is missing, and prints what it has.
 --speedup also times one analysis (the person detector at --speedup-budget KB, 200 steps per
-run) with 1 and with 2 workers. --json FILE replaces the entries of the models run in FILE and
-keeps the others; with benchmarks/search_results.json it re-renders the tables in RESULTS.md.
+run) with 1 and with 2 workers. --json FILE puts the rows and searches of this run into FILE
+and keeps those it did not redo (other models, other budgets: `merge`); with
+benchmarks/search_results.json it re-renders the tables in RESULTS.md, with a line per goal
+of the issue under them (`goals`).
 --replan (with --json FILE, running nothing else) plans every row of FILE again with this
 tflite-train's `plan` and keeps the total it had when it was searched beside it: the rows'
 schemes and accuracies stay, their memory becomes what `plan` prints today.
