@@ -56,21 +56,16 @@ def run_one(job: dict) -> dict:
     from tflite_train.train import Trainer, sample_order, split
     ds = data.fashion_mnist()
     train_idx, val_idx = split(len(ds), 0.1, job["val"], 0)
-    hyper = Hyper(qas=job["variant"] != "int8", seed=job["seed"], decay_steps=job["steps"])
-    # fp32.FloatTrainer reads the separate TT_UPDATE_* ops: build that variant unfused (the
-    # same trainable set and rates; fused == separate bit for bit, tests/test_training_graph)
-    # and without augment's memory passes: passes.builtins.joined, which FloatTrainer reads,
-    # does not give back the float model they started from (a TT_* forward op's fused
-    # activation is lost where its int8 range is the full range, so RELU6 becomes NONE, and
-    # the split and streamed layers' float forward moves too): on the default graph the fp32
-    # runs diverged to NaN. The passes change where the int8 model's bytes live, not its
-    # bits, and the rates are derived before them, so the trainable set and rates are the same.
+    # float32 activation gradients, as the table was measured (augment's default then; int8
+    # since the int8-default merge)
+    hyper = Hyper(qas=job["variant"] != "int8", seed=job["seed"], decay_steps=job["steps"],
+                  grad="float32")
+    # every variant from augment's default training graph: fp32.FloatTrainer reads the
+    # float model back from it (the memory passes' record restores each layer's fused
+    # activation; tests/test_fp32_baseline.py)
     fp32 = job["variant"] == "fp32"
-    memory = augment.MemoryOptions(split_filters=False, in_place=False, flash_requant=False,
-                                   stream=False) if fp32 else None
     result = augment.augment(import_pkl(PKLS / f"{job['model']}.pkl"),
-                             scheme_spec(job["model"], job["scheme"]), 10, hyper,
-                             fuse=not fp32, memory=memory)
+                             scheme_spec(job["model"], job["scheme"]), 10, hyper)
     if fp32:
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(1)

@@ -62,13 +62,7 @@ def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, va
                   qas=variant != "int8",
                   rounding="nearest" if variant == "qas-nearest" else "stochastic",
                   seed=seed, grad=dtype, grad_rounding=grad_rounding)
-    # fp32 without augment's memory passes: the float model FloatTrainer rebuilds from a graph
-    # they rewrote loses fused activations (benchmarks/paper_accuracy.py says how); the
-    # trainable set and rates are derived before them, so they are the same
-    off = augment.MemoryOptions(split_filters=False, in_place=False, flash_requant=False,
-                                stream=False)
-    result = augment.augment(tflite_io.load(args.model), scheme, len(ds.classes), hyper,
-                             memory=off if variant == "fp32" else None)
+    result = augment.augment(tflite_io.load(args.model), scheme, len(ds.classes), hyper)
     parts = memory.training_parts(result.graph)
     t0 = time.time()
     if variant == "fp32":
@@ -237,8 +231,8 @@ def render_grads(*runs: dict) -> str:
 
 TABLES = {
     "transfer": (["transfer_results.json"], render_rows),
-    "transfer-int8-grads": (["transfer_int8_grads.json", "transfer_int8_grads_more.json"],
-                            render_grads),
+    "transfer-int8-grads": (["transfer_int8_grads.json", "transfer_int8_grads_more.json",
+                             "transfer_int8_grads_sparse_more.json"], render_grads),
     "transfer-seeds": (["transfer_results.json", "transfer_seed1.json", "transfer_seed2.json"],
                        render_seeds),
     "transfer-constant-lr": (["transfer_constant_lr.json"], render_rows),

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from conftest import require_tool
+from conftest import require_tool, shared_model
 from tflite_train import augment, tflite_io
 from tflite_train.autodiff import Hyper
 from tflite_train.demo import EXAMPLE
@@ -66,3 +66,59 @@ def test_transfer_benchmark_runs_fp32_beside_int8(tmp_path):
         ("last:1", "int8 + QAS"), ("last:1", "fp32")]
     assert all(0 <= r["val_accuracy"] <= 1 and r["trained_params"] > 0 for r in rows)
     assert "| last:1 | fp32 |" in res.stdout
+
+
+def float_forwards_agree(load, scheme: str, num_classes: int) -> dict:
+    """The float forward FloatTrainer reads from a default-augmented training model (memory
+    passes on) against the one from the same model augmented with every pass off, on two
+    seeded int8 inputs: every tensor both have, bit for bit (tolerance 0: the same
+    TensorFlow ops on the same dequantized constants, one thread). Returns the default
+    model's memory record."""
+    from tflite_train.fp32 import FloatTrainer
+    off = augment.MemoryOptions(split_filters=False, in_place=False, flash_requant=False,
+                                stream=False)
+    hyper = Hyper(lr=0.01, grad="float32", seed=0)
+    on = augment.augment(load(), scheme, num_classes, hyper)
+    plain = augment.augment(load(), scheme, num_classes, hyper, memory=off)
+    trainers = [FloatTrainer(r.graph) for r in (on, plain)]
+    shape = on.graph.tensors[on.graph.inputs[0]].shape
+    rng = np.random.default_rng(0)
+    compared = 0
+    for _ in range(2):
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        values = [{t.graph.tensors[i].name: np.asarray(v)
+                   for i, v in t._forward(t.real_input(x)).items()} for t in trainers]
+        for name, v in values[1].items():
+            if name in values[0]:
+                assert np.array_equal(values[0][name], v), name
+                compared += 1
+    assert compared >= 2 * len(trainers[1].forward_ops), compared
+    return on.metadata["memory"]
+
+
+def test_float_forward_survives_the_memory_passes_zoo(zoo):
+    """A zoo model whose RELU and RELU6 outputs span their whole int8 grid (so that their
+    TT_* ops' int8 range is NONE's) and whose filters are split: the float forward keeps
+    every clamp (augment records them, passes.builtins.joined restores them). On the code
+    before the record, the float forward of the split and requantized layers lost them."""
+    require_tool(importlib.util.find_spec("tensorflow") is not None,
+                 "tensorflow-cpu (a dev dependency)")
+    scheme = {"n_bias_update": 2, "weight_update": [{"layer": 1, "ratio": 0.5},
+                                                    {"layer": 2, "ratio": 0.5}]}
+    path = zoo["conv_strided"].parent / "conv_strided_split.json"
+    path.write_text(json.dumps(scheme))
+    memory = float_forwards_agree(lambda: tflite_io.load(zoo["conv_strided"]), str(path), 3)
+    assert memory["split_filters"] and "6" in memory["activations"]      # a RELU6
+
+
+def test_float_forward_survives_the_memory_passes_person_detector():
+    """The person detector's sparse scheme: filters split, an expansion streamed, 26 RELU6
+    layers whose int8 range is the whole grid."""
+    require_tool(importlib.util.find_spec("tensorflow") is not None,
+                 "tensorflow-cpu (a dev dependency)")
+    model = shared_model("person_detect")
+    memory = float_forwards_agree(lambda: tflite_io.load(model),
+                                  str(ROOT / "benchmarks" / "schemes" /
+                                      "person_detect_sparse.json"), 10)
+    assert memory["split_filters"] and memory["streamed"]
+    assert memory["activations"].count("6") >= 20                        # RELU6

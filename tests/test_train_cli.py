@@ -210,3 +210,45 @@ def test_the_three_engines_train_alike_from_the_command_line(tmp_path, capsys):
     for name in names:
         assert np.array_equal(states["c"][name], states["tflm"][name]), name
         assert numpy_equals_c(states["numpy"][name], states["c"][name]), name
+
+
+def test_default_engine_is_c_and_falls_back_to_numpy_without_a_compiler(tmp_path, capsys):
+    """`train` without --engine trains in the C kernels. Where they cannot be built (here: a
+    C compiler that does not exist, and an empty kernel cache) it trains in numpy, the same
+    bits, after one notice line; an explicit --engine c there is a one-line error that
+    names --engine numpy."""
+    import os
+    import subprocess
+    import sys
+
+    from tflite_train.demo import new_task
+    model = tmp_path / "t.tflite"
+    assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
+                 "--lr", "0.01"]) == 0
+    data = new_task(tmp_path / "d.npz", n=20)
+    code, text, _ = run(capsys, "train", model, "--data", data, "--steps", 3,
+                        "-o", tmp_path / "c.npz")
+    assert code == 0 and "engine c\n" in text, text
+
+    env = {**os.environ, "CC": str(tmp_path / "no-such-cc"),
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def cli(*argv):
+        return subprocess.run([sys.executable, "-m", "tflite_train", *map(str, argv)],
+                              env=env, capture_output=True, text=True, timeout=300)
+    res = cli("train", model, "--data", data, "--steps", 3, "-o", tmp_path / "fallback.npz")
+    assert res.returncode == 0, res.stderr
+    notice = res.stderr.strip().splitlines()
+    assert len(notice) == 1 and notice[0].startswith("tflite-train: notice: engine c is "
+                                                     "unavailable"), res.stderr
+    assert "--engine numpy" in notice[0] and "engine numpy\n" in res.stdout
+    c, fallback = np.load(tmp_path / "c.npz"), np.load(tmp_path / "fallback.npz")
+    for name in c.files:
+        if name != "__history__":
+            assert numpy_equals_c(fallback[name], c[name]), name
+
+    res = cli("train", model, "--data", data, "--steps", 3, "--engine", "c")
+    assert res.returncode == EXIT_ERROR, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tflite-train: error:"), res.stderr
+    assert "--engine numpy needs no C compiler" in lines[0]

@@ -58,6 +58,7 @@ class MemoryChoices:
     flash_requant: list = field(default_factory=list)
     streamed: list = field(default_factory=list)
     pruned_bytes: int = 0
+    activations: str = ""           # passes.builtins.hidden_activations
 
     def record(self) -> dict:
         return {
@@ -67,6 +68,7 @@ class MemoryChoices:
             "flash_requantization": [c.layer for c in self.flash_requant],
             "streamed": [{"layer": c.layer, "window_bytes": c.window_bytes}
                          for c in self.streamed],
+            **({"activations": self.activations} if self.activations else {}),
         }
 
 
@@ -271,6 +273,8 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
                        for k, u in bwd.trained.items() if u.weight_channels}
     graph.metadata.pop(OFFLINE_KEY, None)        # the inference model's plan, if any
     choices = MemoryChoices()
+    from .passes.builtins import builtin_activations, hidden_activations
+    activations = builtin_activations(graph)
     if memory.split_filters:
         from .passes.split_filters import split_filters
         choices.split = split_filters(graph, bwd.variables)
@@ -296,6 +300,8 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         choices.flash_requant = to_tt_ops(graph, memory.target)
     logits, label, loss = _prune(graph, bwd, choices, n_original, set(gone), logits, label,
                                  loss)
+    # the float model (fp32.py, passes.builtins.joined) needs them back
+    choices.activations = hidden_activations(graph, activations)
     from . import alias_plan
     if alias_plan.aliases(graph):
         table = alias_plan.plan(graph)[0]

@@ -14,11 +14,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from . import __version__
 from .errors import TTError
-from .runtime import ENGINES
+from .runtime import DEFAULT_ENGINE, ENGINES
 
 EXIT_MISMATCH = 1      # verify ran and found differences
 EXIT_ERROR = 2         # bad input (also argparse's code for bad usage)
 EXIT_PIPE = 141        # the reader of our output went away (128 + SIGPIPE, as a shell reports)
+ENGINE_DEFAULT_HELP = (f"default {DEFAULT_ENGINE}; numpy, with a one-line notice, where the "
+                       "C kernels cannot be built (no C compiler); an --engine c that cannot "
+                       "be built is an error")
 
 
 def _load(path: str):
@@ -259,7 +262,12 @@ def cmd_compare(args) -> int:
     if args.data:
         dataset = datasets.load(args.data, graph.tensors[graph.inputs[0]].shape)
     hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr)
-    rows = compare(Path(args.model), schemes, args.num_classes, hyper, dataset, args.steps)
+    engine = None
+    if dataset is not None:
+        from .runtime import host_engine
+        engine = host_engine(args.engine)
+    rows = compare(Path(args.model), schemes, args.num_classes, hyper, dataset, args.steps,
+                   engine=engine)
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=2))
         return 0
@@ -286,10 +294,12 @@ def _lr_auto(args, graph, hyper):
 
     from . import data as datasets
     from . import lr as lr_rule
+    from .runtime import host_engine
     dataset = datasets.load(args.data, graph.tensors[graph.inputs[0]].shape)
     factors = lr_rule.AUTO_FACTORS
+    engine = host_engine(None)
     print(f"--lr auto: {len(factors)} candidate rates x {args.lr_test_steps} steps on "
-          f"{dataset.name} (engine c, seed {hyper.seed})", flush=True)
+          f"{dataset.name} (engine {engine}, seed {hyper.seed})", flush=True)
     bar = tqdm(total=len(factors) * args.lr_test_steps, unit="step", disable=None,
                file=sys.stderr, leave=False)
 
@@ -300,8 +310,8 @@ def _lr_auto(args, graph, hyper):
 
     try:
         test = lr_rule.range_test(graph, args.scheme, args.num_classes, hyper, dataset,
-                                  steps=args.lr_test_steps, report=report,
-                                  progress=bar.update)
+                                  steps=args.lr_test_steps, engine=engine,
+                                  report=report, progress=bar.update)
     finally:
         bar.close()
     print(f"--lr auto chose the model-derived rates x {test.factor:g}")
@@ -445,11 +455,13 @@ def cmd_train(args) -> int:
     from tqdm import tqdm
 
     from . import data as datasets
+    from .runtime import host_engine
     from .train import save_state, train
     graph, model = _load(args.model)
     from .augment import training_metadata
     training_metadata(graph)                     # a clear error for non-training models
     dataset = datasets.load(args.data, graph.tensors[graph.inputs[0]].shape)
+    engine = host_engine(args.engine)
     bar = tqdm(total=args.steps, unit="step", disable=None, file=sys.stderr, leave=False) \
         if args.steps else None
     progress = bar.update if bar else None
@@ -465,13 +477,13 @@ def cmd_train(args) -> int:
         (bar.write(line, file=sys.stderr) if bar else print(line, file=sys.stderr, flush=True))
 
     print(f"training {args.model} on {dataset.name} ({len(dataset):,} samples, "
-          f"{len(dataset.classes)} classes), engine {args.engine}", flush=True)
+          f"{len(dataset.classes)} classes), engine {engine}", flush=True)
     if bar is None and args.epochs is None:
         args.epochs = 1.0
     trainer, history = train(graph, dataset, steps=args.steps, epochs=args.epochs,
                              val_split=args.val_split, val_max=args.val_samples,
                              seed=args.seed, progress=progress, report=report,
-                             engine=args.engine, warn=warn)
+                             engine=engine, warn=warn)
     if bar:
         bar.close()
     first, last = history.points[0], history.points[-1]
@@ -596,8 +608,8 @@ def _add_search_parser(sub) -> None:
                         "one per model under ~/.cache/tflite-train/search)")
     s.add_argument("--max-macs", type=_positive_int, default=None,
                    help="also keep a training step's MACs at most this")
-    s.add_argument("--engine", choices=ENGINES, default="c",
-                   help="the host training engine of the runs (default c)")
+    s.add_argument("--engine", choices=ENGINES, default=None,
+                   help=f"the host training engine of the runs ({ENGINE_DEFAULT_HELP})")
     s.add_argument("--population", type=_positive_int, default=40,
                    help="schemes per generation of the evolution (default 40)")
     s.add_argument("--generations", type=_positive_int, default=25,
@@ -771,6 +783,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one weight learning rate (default: per-layer rates derived from "
                         "each variant's model, as augment)")
     s.add_argument("--bias-lr", type=_positive_float, default=None)
+    s.add_argument("--engine", choices=ENGINES, default=None,
+                   help=f"the host training engine with --data ({ENGINE_DEFAULT_HELP})")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_compare)
 
@@ -818,10 +832,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the new head's weights and of stochastic rounding")
     s.add_argument("--no-qas", action="store_true",
                    help="plain SGD on the integer parameters (the baseline QAS fixes)")
-    s.add_argument("--grad", default="float32", metavar="{float32,int8}",
-                   help="activation gradients: float32 (default), or int8 with a per-tensor "
-                        "scale found at run time and exact int32 sums (the same accuracy, a "
-                        "quarter of the gradient memory; README: why not yet the default)")
+    s.add_argument("--grad", default="int8", metavar="{int8,float32}",
+                   help="activation gradients: int8 (default) with a per-tensor scale found "
+                        "at run time and exact int32 sums, or float32 (the same accuracy "
+                        "within the benchmark's errors, 4x the gradient memory)")
     s.add_argument("--grad-rounding", default="stochastic", metavar="{stochastic,nearest}",
                    help="how int8 gradients are rounded (default stochastic)")
     s.add_argument("--no-fuse", action="store_true",
@@ -857,10 +871,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fraction of the data held out for validation (default 0.1)")
     s.add_argument("--val-samples", type=_positive_int, default=1000,
                    help="at most this many validation samples are evaluated (default 1000)")
-    s.add_argument("--engine", choices=ENGINES, default="numpy",
-                   help="numpy: the reference; c: the TT_* ops in the micro_kernels C library "
-                        "(built on first use); tflm: the whole model in the real TFLM "
-                        "interpreter (pinned tflite-micro wheel) with the C kernels registered")
+    s.add_argument("--engine", choices=ENGINES, default=None,
+                   help="c: the forward and TT_* ops in the micro_kernels C library (built "
+                        "on first use with the system's C compiler); numpy: the reference, "
+                        "the same bits, several times slower; tflm: the whole model in the "
+                        f"real TFLM interpreter (pinned tflite-micro wheel) with the C kernels "
+                        f"registered ({ENGINE_DEFAULT_HELP})")
     s.add_argument("--seed", type=_seed, default=0, help="shuffling seed")
     s.add_argument("-o", "--output", help="write the trained parameters (.npz)")
     s.set_defaults(func=cmd_train)

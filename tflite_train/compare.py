@@ -43,7 +43,7 @@ def step_macs(graph: Graph) -> int:
 
 
 def compare(model: Path, schemes: list[str], num_classes: int | None, hyper: Hyper,
-            data=None, steps: int = 0, progress=None) -> list[Row]:
+            data=None, steps: int = 0, progress=None, engine: str | None = None) -> list[Row]:
     rows = []
     for spec in schemes:
         plans = {}
@@ -60,7 +60,8 @@ def compare(model: Path, schemes: list[str], num_classes: int | None, hyper: Hyp
                   flash_bytes=len(blob))
         if data is not None:
             from .train import train
-            _, history = train(result.graph, data, steps=steps, progress=progress)
+            _, history = train(result.graph, data, steps=steps, progress=progress,
+                               engine=engine)
             row.accuracy = history.points[-1].val_accuracy
         rows.append(row)
     return rows

@@ -106,12 +106,17 @@ def export(graph: Graph, parameters: dict[int, np.ndarray], record: dict) -> Gra
 def _builtin_forward(graph: Graph, parameters: dict[int, np.ndarray]) -> Graph:
     """The graph with each TT_* forward op (augment's memory passes) replaced by the builtin
     it stands for; a filter in two parts becomes one constant: the trained part's values
-    (`parameters`) joined with the frozen rest."""
+    (`parameters`) joined with the frozen rest. Each builtin gets its own fused activation
+    back (augment's record), so that the model computes the same in float and augments
+    again with the same ReLU masks."""
     from .ops import tt_forward, tt_stream
+    from .passes.builtins import recorded_activations
+    acts = recorded_activations(graph)
     tensors, operators = list(graph.tensors), list(graph.operators)
     for k, op in enumerate(operators):
         if op.kind == tt_stream.KIND:
-            operators[k] = tt_stream.to_builtins(replace(graph, tensors=tensors), op)
+            operators[k] = tt_stream.to_builtins(replace(graph, tensors=tensors), op,
+                                                 (acts.get((k, 0)), acts.get((k, 1))))
             continue
         if op.kind not in tt_forward.FORWARD:
             continue
@@ -126,7 +131,8 @@ def _builtin_forward(graph: Graph, parameters: dict[int, np.ndarray]) -> Graph:
                                    data=np.concatenate([value, tensors[rest].data], axis=-1),
                                    is_variable=False))
             w = len(tensors) - 1
-        operators[k] = tt_forward.to_builtin(replace(graph, tensors=tensors), op, w)
+        operators[k] = tt_forward.to_builtin(replace(graph, tensors=tensors), op, w,
+                                             acts.get((k, 0)))
     operators = [new for op in operators for new in (op if isinstance(op, list) else [op])]
     return replace(graph, tensors=tensors, operators=operators)
 

@@ -219,7 +219,7 @@ class RangeTest:
 
 
 def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, dataset,
-               steps: int = AUTO_STEPS, factors=AUTO_FACTORS, engine: str = "c",
+               steps: int = AUTO_STEPS, factors=AUTO_FACTORS, engine: str | None = None,
                report=None, progress=None) -> RangeTest:
     """`--lr auto`: the model-derived rates times each factor, trained `steps` from the same
     start on the same seeded samples, scored by the mean loss on AUTO_HELD_OUT held-out
@@ -243,6 +243,7 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
         result = augment(copy.deepcopy(graph), scheme_spec, num_classes,
                          replace(hyper, lr=None, bias_lr=None, layer_lrs=layer_lrs))
         trainer = Trainer(result.graph, dataset, engine)
+        engine = trainer.engine                 # None resolved once: runtime.host_engine
         losses = []
         for i in sample_order(fit, steps, hyper.seed):
             losses.append(trainer.step(i))

@@ -12,7 +12,7 @@ from .augment import training_metadata
 from .data import Dataset, DataError, to_model_input
 from .errors import TTError
 from .ir import Graph
-from .runtime import make_executor
+from .runtime import host_engine, make_executor
 
 
 @dataclass
@@ -110,10 +110,13 @@ class DivergenceGuard:
 
 
 class Trainer:
-    def __init__(self, graph: Graph, dataset: Dataset, engine: str = "numpy"):
+    """Runs a training model on the host. `engine` None: runtime.DEFAULT_ENGINE (c), or
+    numpy with a notice where the C kernels cannot be built (runtime.host_engine)."""
+    def __init__(self, graph: Graph, dataset: Dataset, engine: str | None = None):
         self.graph = graph
         self.meta = training_metadata(graph)
-        self.executor = make_executor(graph, engine)
+        self.engine = host_engine(engine)
+        self.executor = make_executor(graph, self.engine)
         self.input = graph.tensors[graph.inputs[0]]
         self.classes = classes_of(graph)
         self.data = dataset
@@ -150,7 +153,7 @@ class Trainer:
 def train(graph: Graph, dataset: Dataset, *, steps: int | None = None,
           epochs: float | None = None, val_split: float = 0.1, val_max: int = 1000,
           eval_points: int = 5, seed: int = 0, progress=None, report=None,
-          engine: str = "numpy", warn=None):
+          engine: str | None = None, warn=None):
     """Returns (trainer, history). `progress(n)` advances a bar; `report(point)` prints;
     `warn(line)` is told once when the loss keeps rising. A non-finite loss raises
     DivergedError."""

@@ -302,8 +302,8 @@ def from_builtin(graph: Graph, op: Operator, filter_: int | None = None,
     name = y.name or f"tensor{op.outputs[0]}"
     mt = graph.add_tensor(Tensor(f"{name}/multipliers", (m.size,), "int32", data=m))
     st = graph.add_tensor(Tensor(f"{name}/shifts", (s.size,), "int32", data=s))
-    lo, hi = fp.activation_range(fused_activation(op), y.quant.s, y.quant.zp)
-    act = {"act_min": int(max(lo, -128)), "act_max": int(min(hi, 127))}
+    lo, hi = _range(fused_activation(op), y)
+    act = {"act_min": int(lo), "act_max": int(hi)}
     f = op.inputs[1] if filter_ is None else filter_
     r = -1 if rest is None else rest
     if kind == "TT_FULLY_CONNECTED":
@@ -326,17 +326,34 @@ def make_in_place(op: Operator) -> Operator:
                    **{**options_of(op), "in_place": True})
 
 
-def to_builtin(graph: Graph, op: Operator, filter_: int) -> Operator:
+ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6"}  # fused_activation_function
+
+
+def layer_name(graph: Graph, op: Operator) -> str:
+    """The output name of the builtin a TT_* forward op was made from (from_builtin names
+    the op's multipliers after it; a streamed pointwise output no longer exists)."""
+    return graph.tensors[op.inputs[positions(op.kind)["multipliers"]]].name \
+        .removesuffix("/multipliers")
+
+
+def to_builtin(graph: Graph, op: Operator, filter_: int, activation: int | None = None) \
+        -> Operator:
     """The builtin computing what the TT_* forward op computes, reading the whole filter
     `filter_` (a tensor the caller made of both parts). Padding and activation are the
-    builtin options that give the op's window and range."""
+    builtin options that give the op's window and range; `activation`, the builtin's own
+    fused activation where the range cannot tell (augment's metadata records it:
+    passes.builtins.hidden_activations), must give that range too."""
     from .window import SAME, VALID, pad_before
     kind = BUILTIN[op.kind]
     o = options_of(op)
     x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     bias = op.inputs[positions(op.kind)["bias"]]
     inputs = [op.inputs[0], filter_] + ([bias] if bias >= 0 else [])
-    activation = _activation(o, y)
+    if activation is None:
+        activation = activation_of(o, y)
+    elif _range(activation, y) != (o["act_min"], o["act_max"]):
+        raise ModelError(f"{op.kind}: activation {ACTIVATIONS.get(activation, activation)} "
+                         f"does not give its range [{o['act_min']}, {o['act_max']}]")
     if kind == "FULLY_CONNECTED":
         return Operator("FULLY_CONNECTED", inputs, list(op.outputs),
                         options_type="FullyConnectedOptions",
@@ -368,11 +385,15 @@ def to_builtin(graph: Graph, op: Operator, filter_: int) -> Operator:
                     options=options)
 
 
-def _activation(o: dict, y: Tensor) -> int:
+def _range(activation: int, y: Tensor) -> tuple[int, int]:
+    lo, hi = fp.activation_range(activation, y.quant.s, y.quant.zp)
+    return max(lo, -128), min(hi, 127)
+
+
+def activation_of(o: dict, y: Tensor) -> int:
     """The fused activation whose clamped range is the op's (NONE when nothing clamps)."""
     for act in (0, 1, 3, 2):                  # NONE, RELU, RELU6, RELU_N1_TO_1
-        lo, hi = fp.activation_range(act, y.quant.s, y.quant.zp)
-        if (max(lo, -128), min(hi, 127)) == (o["act_min"], o["act_max"]):
+        if _range(act, y) == (o["act_min"], o["act_max"]):
             return act
     raise ModelError(f"activation range [{o['act_min']}, {o['act_max']}] is no fused "
                      "activation's")

@@ -190,14 +190,15 @@ def split(graph: Graph, op: Operator, mid: int) -> tuple[Operator, Operator]:
     return pw, dw
 
 
-def to_builtins(graph: Graph, op: Operator) -> list[Operator]:
+def to_builtins(graph: Graph, op: Operator, activations=(None, None)) -> list[Operator]:
     """The CONV_2D and DEPTHWISE_CONV_2D the op stands for; their mid tensor is appended to
-    graph.tensors."""
+    graph.tensors. `activations`: their fused activations where the ranges cannot tell
+    (tt_forward.to_builtin), None where they can."""
     graph.tensors.append(mid_tensor(graph, op))
     mid = len(graph.tensors) - 1
     pw, dw = split(graph, op, mid)
-    return [tt_forward.to_builtin(graph, pw, op.inputs[PW_FILTER]),
-            tt_forward.to_builtin(graph, dw, op.inputs[DW_FILTER])]
+    return [tt_forward.to_builtin(graph, pw, op.inputs[PW_FILTER], activations[0]),
+            tt_forward.to_builtin(graph, dw, op.inputs[DW_FILTER], activations[1])]
 
 
 register(OpDef(KIND, forward, macs, _check, param_inputs=(PW_FILTER, PW_BIAS, DW_FILTER,

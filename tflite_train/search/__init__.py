@@ -53,7 +53,7 @@ class Options:
     target: str = "tflm"
     cache: Path | None = None
     max_macs: int | None = None
-    engine: str = "c"
+    engine: str | None = None                # None: runtime.host_engine's default
     evolution: evolution.Settings = field(default_factory=evolution.Settings)
 
 
@@ -141,8 +141,9 @@ def search(model_path: str, data_spec: str, output: str, opts: Options, *,
             key = by_key[key].reference
     cache.save()
 
+    from ..runtime import host_engine
     settings = analysis.Settings(n_classes, opts.steps, opts.seed, opts.val_split,
-                                 opts.val_samples, opts.engine)
+                                 opts.val_samples, host_engine(opts.engine))
     digest = analysis.data_digest(dataset)
     results = cache.runs(settings.id(digest, model), {**asdict(settings), "data": data_spec,
                                                "data_digest": digest})
