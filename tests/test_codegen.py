@@ -175,11 +175,11 @@ def assert_passes_chosen_by_the_programs_arena(model: Path, program):
     from tflite_train.passes.builtins import joined
     graph = P.hoist_bias_updates(joined(tflite_io.load(model)))
     outside = {graph.inputs[1], graph.outputs[1]}
-    by_augment = P._layout(graph, outside)[-1].arena_bytes
+    by_augment = P._layout(graph, outside, program.streamed)[-1].arena_bytes
     for op in graph.operators:
         if op.kind in memory.INPUT_GRADS:
             set_option(op, "passes", 2)
-    two_passes = P._layout(graph, outside)[-1].arena_bytes
+    two_passes = P._layout(graph, outside, program.streamed)[-1].arena_bytes
     chosen = [options_of(op)["passes"] for op in program.graph.operators
               if op.kind in memory.INPUT_GRADS]
     assert program.plan.arena_bytes == two_passes < by_augment
@@ -430,6 +430,94 @@ def test_streamed_pointwise_depthwise_equals_the_two_layers(case):
                          D(*want.shape), got, buf[guard:guard + nbytes])
     assert status == 0 and np.array_equal(got, want)
     assert (buf[:guard] == 55).all() and (buf[guard + nbytes:] == 55).all()
+    # over its own input: the output starting tt_pointwise_depthwise_s8_shift bytes before it
+    shift = K.host_call("tt_pointwise_depthwise_s8_shift", dw, D(*x.shape), D(*mid.shape),
+                        D(*df.shape), D(*want.shape))
+    assert 0 <= shift <= want.size
+    size = max(want.size, shift + x.size)
+    one = np.full(size + 2 * guard, 99, np.int8)
+    one[guard + shift:guard + shift + x.size] = x.ravel()
+    status = K.host_call("tt_pointwise_depthwise_s8", pw, pm, ps, D(*x.shape),
+                         one[guard + shift:guard + shift + x.size], D(*pf.shape), pf, pb, dw,
+                         dm, ds, D(*mid.shape), D(*df.shape), df, db, D(*want.shape),
+                         one[guard:guard + want.size], buf[guard:guard + nbytes])
+    assert status == 0 and np.array_equal(one[guard:guard + want.size], want.ravel())
+    assert (one[:guard] == 99).all() and (one[guard + size:] == 99).all()
+
+
+BLOCK_CASES = [  # (h, w, ci, cm, co, a_kernel, a_stride, a_pad, dw_kernel, dw_stride, dw_pad)
+    (16, 16, 8, 24, 8, 1, 1, 0, 3, 1, 1), (16, 16, 8, 24, 12, 1, 1, 0, 3, 2, 1),
+    (18, 18, 3, 16, 8, 4, 2, 1, 3, 1, 1), (17, 15, 4, 12, 6, 3, 2, 1, 5, 2, 2),
+    (12, 12, 6, 18, 6, 1, 1, 0, 7, 1, 3), (9, 11, 3, 8, 16, 3, 1, 1, 3, 2, 0)]
+
+
+@pytest.mark.parametrize("case", BLOCK_CASES)
+def test_streamed_block_equals_the_three_layers(case):
+    """tt_conv_depthwise_pointwise_s8 (a convolution, depthwise, 1x1 projection) == the
+    three layers run whole, with its own window and over its own input at
+    tt_conv_depthwise_pointwise_s8_shift."""
+    h, w, ci, cm, co, ak, ast, apad, dk, dst, dpad = case
+    rng = np.random.default_rng(sum(case))
+    D, P = c_forward.Dims, c_forward.ConvParams
+    a = P(ast, ast, 1, 1, apad, apad, 5, -128, -128, 127)
+    dw = P(dst, dst, 1, 1, dpad, dpad, 128, -5, -128, 127)
+    pw = P(1, 1, 1, 1, 0, 0, 5, 3, -128, 127)
+    mh, mw = (h + 2 * apad - ak) // ast + 1, (w + 2 * apad - ak) // ast + 1
+    oh, ow = (mh + 2 * dpad - dk) // dst + 1, (mw + 2 * dpad - dk) // dst + 1
+    x = rng.integers(-128, 128, (1, h, w, ci)).astype(np.int8)
+    af = rng.integers(-127, 128, (cm, ak, ak, ci)).astype(np.int8)
+    df = rng.integers(-127, 128, (1, dk, dk, cm)).astype(np.int8)
+    pf = rng.integers(-127, 128, (co, 1, 1, cm)).astype(np.int8)
+    ab, db = (rng.integers(-5000, 5000, cm).astype(np.int32) for _ in range(2))
+    pb = rng.integers(-5000, 5000, co).astype(np.int32)
+    am, dm = (rng.integers(1 << 30, (1 << 31) - 1, cm).astype(np.int32) for _ in range(2))
+    pm = rng.integers(1 << 30, (1 << 31) - 1, co).astype(np.int32)
+    as_, ds = (rng.integers(-9, -6, cm).astype(np.int32) for _ in range(2))
+    ps = rng.integers(-9, -6, co).astype(np.int32)
+    mid = np.empty((1, mh, mw, cm), np.int8)
+    dout = np.empty((1, oh, ow, cm), np.int8)
+    want = np.empty((1, oh, ow, co), np.int8)
+    c_forward.call("tt_conv2d_s8", a, am, as_, D(*x.shape), x, D(*af.shape), af, ab,
+                   D(*mid.shape), mid)
+    c_forward.call("tt_depthwise_conv2d_s8", dw, dm, ds, D(*mid.shape), mid, D(*df.shape), df,
+                   db, D(*dout.shape), dout)
+    c_forward.call("tt_conv2d_s8", pw, pm, ps, D(*dout.shape), dout, D(*pf.shape), pf, pb,
+                   D(*want.shape), want)
+    nbytes = K.host_call("tt_conv_depthwise_pointwise_s8_window_bytes", dw, D(*mid.shape),
+                         D(*df.shape), D(*dout.shape))
+    assert nbytes == min(dk, mh) * mw * cm + ow * cm
+    shift = K.host_call("tt_conv_depthwise_pointwise_s8_shift", a, D(*x.shape), D(*af.shape),
+                        dw, D(*mid.shape), D(*df.shape), D(*want.shape))
+    assert shift >= 0
+    guard = 32
+    win = np.full(nbytes + 2 * guard, 55, np.int8)
+    for xo in (None, shift):            # separate buffers, then the output over the input
+        if xo is None:
+            buf = np.full(want.size + 2 * guard, 99, np.int8)
+            xin, yo, size = x, 0, want.size
+        else:
+            size = max(want.size, xo + x.size)
+            buf = np.full(size + 2 * guard, 99, np.int8)
+            buf[guard + xo:guard + xo + x.size] = x.ravel()
+            xin, yo = buf[guard + xo:guard + xo + x.size], 0
+        status = K.host_call("tt_conv_depthwise_pointwise_s8", a, am, as_, D(*x.shape), xin,
+                             D(*af.shape), af, ab, dw, dm, ds, D(*mid.shape), D(*df.shape), df,
+                             db, pw, pm, ps, D(*dout.shape), D(*pf.shape), pf, pb,
+                             D(*want.shape), buf[guard + yo:guard + yo + want.size],
+                             win[guard:guard + nbytes])
+        assert status == 0, xo
+        assert np.array_equal(buf[guard:guard + want.size], want.ravel()), xo
+        assert (buf[:guard] == 99).all() and (buf[guard + size:] == 99).all()
+        assert (win[:guard] == 55).all() and (win[guard + nbytes:] == 55).all()
+
+
+def test_streamed_pointwise_depthwise_fits_over_its_input():
+    """MCUNet's first stride-2 block (64x64x8 -> 64x64x32 -> 32x32x32): its output fits
+    exactly over its input, shift 0."""
+    D, P = c_forward.Dims, c_forward.ConvParams
+    dw = P(2, 2, 1, 1, 1, 1, 0, 0, -128, 127)
+    assert K.host_call("tt_pointwise_depthwise_s8_shift", dw, D(1, 64, 64, 8),
+                       D(1, 64, 64, 32), D(1, 3, 3, 32), D(1, 32, 32, 32)) == 0
 
 
 ROWS_CASES = [  # (h, w, ci, co, kernel, stride, pad_top, pad_left): stem, projection, ...
@@ -438,10 +526,12 @@ ROWS_CASES = [  # (h, w, ci, co, kernel, stride, pad_top, pad_left): stem, proje
     (9, 9, 6, 6, 3, 1, 0, 0)]
 
 
+@pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("case", ROWS_CASES)
-def test_row_by_row_convolution_over_its_own_input(case):
+def test_row_by_row_convolution_over_its_own_input(case, reverse):
     """tt_conv2d_rows_s8 with its output starting tt_conv2d_rows_s8_shift bytes before its
-    input in one buffer == tt_conv2d_s8 on separate ones."""
+    input in one buffer (tt_conv2d_rows_reverse_s8: tt_conv2d_rows_reverse_s8_lead bytes
+    after it) == tt_conv2d_s8 on separate ones."""
     h, w, ci, co, kernel, stride, pad_top, pad_left = case
     rng = np.random.default_rng(sum(case))
     D = c_forward.Dims
@@ -456,22 +546,32 @@ def test_row_by_row_convolution_over_its_own_input(case):
     want = np.empty((1, oh, ow, co), np.int8)
     c_forward.call("tt_conv2d_s8", p, m, sh, D(*x.shape), x, D(*f.shape), f, bias,
                    D(*want.shape), want)
-    shift = K.host_call("tt_conv2d_rows_s8_shift", p, D(*x.shape), D(*f.shape), D(*want.shape))
-    assert shift >= 0
+    name = "tt_conv2d_rows_reverse_s8" if reverse else "tt_conv2d_rows_s8"
+    gap = K.host_call("tt_conv2d_rows_reverse_s8_lead" if reverse else "tt_conv2d_rows_s8_shift",
+                      p, D(*x.shape), D(*f.shape), D(*want.shape))
+    assert gap >= 0
     guard = 16
-    size = max(want.size, shift + x.size)
-    buf = np.full(size + 2 * guard, 99, np.int8)
-    buf[guard + shift:guard + shift + x.size] = x.ravel()
-    status = K.host_call("tt_conv2d_rows_s8", p, m, sh, D(*x.shape),
-                         buf[guard + shift:guard + shift + x.size], D(*f.shape), f, bias,
-                         D(*want.shape), buf[guard:guard + want.size])
-    assert status == 0
-    assert np.array_equal(buf[guard:guard + want.size], want.ravel())
-    assert (buf[:guard] == 99).all() and (buf[guard + size:] == 99).all()
+
+    def run(gap):
+        xo, yo = (0, gap) if reverse else (gap, 0)      # offsets of input and output
+        size = max(yo + want.size, xo + x.size)
+        buf = np.full(size + 2 * guard, 99, np.int8)
+        buf[guard + xo:guard + xo + x.size] = x.ravel()
+        status = K.host_call(name, p, m, sh, D(*x.shape), buf[guard + xo:guard + xo + x.size],
+                             D(*f.shape), f, bias, D(*want.shape),
+                             buf[guard + yo:guard + yo + want.size])
+        assert status == 0
+        assert (buf[:guard] == 99).all() and (buf[guard + size:] == 99).all()
+        return np.array_equal(buf[guard + yo:guard + yo + want.size], want.ravel())
+    assert run(gap)
     in_row, out_row = w * ci, ow * co     # the header's bound, computed here too
-    rows = [max(0, oy * stride - pad_top) for oy in range(oh)]
-    assert shift == max([0] + [(oy + 1) * out_row - r * in_row
-                               for oy, r in enumerate(rows) if r < h])
+    if reverse:
+        ends = [min(h, oy * stride - pad_top + kernel) for oy in range(oh)]
+        assert gap == max([0] + [r * in_row - oy * out_row for oy, r in enumerate(ends)])
+    else:
+        rows = [max(0, oy * stride - pad_top) for oy in range(oh)]
+        assert gap == max([0] + [(oy + 1) * out_row - r * in_row
+                                 for oy, r in enumerate(rows) if r < h])
 
 
 INPLACE_GRAD_CASES = [  # (h, w, c, kernel, dilation, pad, mask)

@@ -455,7 +455,8 @@ class AliasRequest:
     view: bool             # True: same bytes, both readable; False: output overwrites input
     scratch: int = 0       # bytes of working memory the in-place form needs at `op`
     shift: int = 0         # the output starts this many bytes before the input (a kernel
-                           # that writes its output rows only over input rows already read)
+                           # that writes its output rows only over input rows already read;
+                           # negative: after it)
 
 
 @dataclass
@@ -563,7 +564,9 @@ def codegen_plan(graph: Graph, arena_tensors: set[int], scratch: dict[int, list[
                            or (r.shift == 0 and nbytes[r.output] > size)):
             refused.append(r)
             continue
-        at = members[host][r.input] - align_up(r.shift, CODEGEN_ALIGN)
+        # aligned away from the input: never less room than the kernel needs
+        at = members[host][r.input] - (align_up(r.shift, CODEGEN_ALIGN) if r.shift >= 0
+                                       else -align_up(-r.shift, CODEGEN_ALIGN))
         if at < 0:                           # the group grows downwards
             members[host] = {m: o - at for m, o in members[host].items()}
             at = 0
