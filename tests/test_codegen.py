@@ -115,6 +115,24 @@ def test_int8_gradient_programs_train_like_engine_c(name, scheme, hyper, fuse, z
     assert "_input_grad_s8(" in (tmp_path / "gen" / "tt_model.c").read_text()
 
 
+STREAM_PROGRAMS = [("example", "last:2", "float32"), ("example", "bias-only:1", "int8"),
+                   ("mobile", "bias-only:1", "float32"), ("mobile", "last:1", "int8")]
+
+
+@pytest.mark.parametrize("name, scheme, grad", STREAM_PROGRAMS)
+def test_streamed_blocks_train_like_engine_c(name, scheme, grad, zoo, tmp_path, monkeypatch):
+    """Every three-layer stream the graph allows (codegen keeps only those its arena
+    needs: here none would be), run by the generated program: bit-identical to --engine c."""
+    from tflite_train.codegen import program as P
+    model = training_model(tmp_path, EXAMPLE if name == "example" else zoo[name], scheme,
+                           hyper=Hyper(grad=grad))
+    monkeypatch.setattr(P, "choose_streams", lambda graph, outside: P.blocks(graph))
+    program, got, want = host_run(model, tmp_path / "gen")
+    assert program.streamed
+    assert_identical(program, got, want)
+    assert "tt_conv_depthwise_pointwise_s8(" in (tmp_path / "gen" / "tt_model.c").read_text()
+
+
 @pytest.mark.parametrize("fuse", [True, False])
 def test_split_filters_train_like_engine_c(fuse, tmp_path):
     """Filters of which only the first input channels train: those channels in SRAM, the
@@ -688,7 +706,7 @@ def test_mcunet_on_the_rig(tmp_path, capsys):
     assert (out / "build" / "rig.elf").exists()
     text = (out / "tt_model.c").read_text()           # the kernels codegen adds ran there too
     for kernel in ("tt_conv2d_split_s8", "tt_conv2d_input_grad_split_f32",
-                   "tt_pointwise_depthwise_s8", "tt_conv2d_rows_s8",
+                   "tt_pointwise_depthwise_s8", "tt_conv2d_rows_reverse_s8",
                    "tt_depthwise_conv2d_input_grad_inplace_f32", "tt_depthwise_conv2d_inplace_s8"):
         assert f"{kernel}(" in text, kernel
 
@@ -707,6 +725,35 @@ def test_int8_gradients_on_the_rig(tmp_path, capsys):
     for kernel in ("tt_conv2d_input_grad_split_s8", "tt_conv2d_weight_update_s8_s8",
                    "tt_depthwise_conv2d_input_grad_s8", "tt_loss_softmax_ce_s8_s8"):
         assert f"{kernel}(" in text, kernel
+
+
+def test_streamed_block_and_profile_on_the_rig(tmp_path, capsys, monkeypatch):
+    """The example's stem, depthwise and projection as one stream (forced: its arena does
+    not need it), int8 gradients, 2 steps under QEMU: bit-identical to --engine c; and the
+    per-operator profile of the same run: every operator that calls a kernel has its
+    instructions, and they add up to the step's."""
+    require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    from tflite_train.codegen import program as P, project
+    model = training_model(tmp_path, EXAMPLE, "bias-only:1", hyper=Hyper(grad="int8"))
+    monkeypatch.setattr(P, "choose_streams", lambda graph, outside: P.blocks(graph))
+    out = tmp_path / "gen"
+    assert main(["codegen", str(model), "-o", str(out), "--rig", "--steps", "2", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["identical_to_engine_c"] is True and m["differences"] == []
+    assert "tt_conv_depthwise_pointwise_s8(" in (out / "tt_model.c").read_text()
+    program = load(model)
+    xs, labels = check.samples(program, 2, 0, None)
+    project.write_files(out, project.rig_files(program, xs, labels))
+    prof = rig.profile(program, out, xs, labels, "dsp")
+    assert prof.identical_to_engine_c is True
+    ran = {s.op for s in program.steps if s.call is not None}
+    assert set(prof.step) <= ran and set(prof.inference) <= ran
+    assert {s.op for s in program.steps if s.call is not None and not s.training} <= \
+        set(prof.inference)
+    inside = sum(prof.step.values())
+    # the rest: the sample's copy and the run's own code, a few thousand instructions
+    assert 0 <= prof.instructions_per_step - inside < 0.02 * prof.instructions_per_step
+    assert prof.instructions_per_step == pytest.approx(m["instructions_per_step"], rel=0.02)
 
 
 @pytest.mark.parametrize("scheme", ["bias-only", "sparse"])
