@@ -45,6 +45,7 @@ from tflite_train import codegen  # noqa: E402
 from tflite_train.cli import main as cli  # noqa: E402
 from tflite_train.codegen import rig  # noqa: E402
 from tflite_train.errors import TTError  # noqa: E402
+from tflite_train.training_ops import options_of  # noqa: E402
 
 SHARED = HERE.parent.parent / "shared" / "models"
 SCHEMES = HERE / "schemes"
@@ -82,15 +83,16 @@ def training_model(work: Path, name: str, scheme: str, grad: str) -> Path:
 
 
 def measure(model: Path, work: Path, steps: int, budget: int | None = None,
-            kernels: str = "dsp") -> dict:
+            kernels: str = "dsp", arena_limit: int = 0) -> dict:
     """The rig's measurement, or the plan's figures when the program does not fit."""
     out = work / (model.stem + "-gen")
     try:
         program, m = codegen.generate(model, out, rig_steps=steps, sram_budget=budget,
-                                      flash_budget=budget, kernels=kernels)
+                                      flash_budget=budget, kernels=kernels,
+                                      arena_limit=arena_limit)
         return {"measured": True, **m.to_json()}
     except TTError as exc:
-        program = codegen.load(model)
+        program = codegen.load(model, arena_limit)
         p = program.plan
         params = sum(program.param_bytes(v) for _, v in program.params)
         return {"measured": False, "why": str(exc), "planned": {
@@ -104,6 +106,8 @@ def kb(n: float) -> str:
 
 def row(r: dict) -> str:
     label, scheme, grad = r["label"], r["scheme"], r["grad"]
+    if r.get("arena_limit"):
+        grad += f", arena <= {r['arena_limit'] // 1024} KB"
     kernels = r.get("kernels", "portable")    # rows measured before there was a choice
     if not r["measured"]:
         p = r["planned"]
@@ -146,7 +150,8 @@ def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
     """`old` with the rows `new` measured again (same model, scheme, grad and kernels)
     replaced in place, and `new`'s other rows after them."""
     def key(r):
-        return r["label"], r["scheme"], r["grad"], r.get("kernels", "portable")
+        return (r["label"], r["scheme"], r["grad"], r.get("kernels", "portable"),
+                r.get("arena_limit", 0))
     fresh = {key(r): r for r in new}
     merged = [fresh.pop(key(r), r) for r in old]
     return merged + [r for r in new if key(r) in fresh]
@@ -165,6 +170,9 @@ def family(program, k: int) -> str:
     if name in ("tt_conv2d_s8", "tt_conv2d_split_s8"):
         kh, kw = program.graph.tensors[op.inputs[1]].shape[1:3]
         return f"{name} {kh}x{kw}"
+    passes = options_of(op).get("passes") if op.kind.startswith("TT_") else None
+    if passes is not None and "input_grad" in name and name.endswith("_s8"):
+        return f"{name}, {passes} pass{'es' if passes > 1 else ''}"
     return name
 
 
@@ -182,7 +190,8 @@ def profile_rows(program, prof) -> list[dict]:
     return rows
 
 
-def profile(name: str, scheme: str, grad: str, builds: list[str], steps: int) -> dict:
+def profile(name: str, scheme: str, grad: str, builds: list[str], steps: int,
+            arena_limit: int = 0) -> dict:
     """The per-operator profile of `name`'s training step with each kernel build."""
     from tflite_train.codegen import check, project
     label, _, sparse, _ = MODELS[name]
@@ -190,7 +199,7 @@ def profile(name: str, scheme: str, grad: str, builds: list[str], steps: int) ->
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model = training_model(work, name, sparse if scheme == "99kb" else scheme, grad)
-        program = codegen.load(model)
+        program = codegen.load(model, arena_limit)
         folder = work / "gen"
         folder.mkdir()
         xs, labels = check.samples(program, steps, 0, None)
@@ -199,6 +208,7 @@ def profile(name: str, scheme: str, grad: str, builds: list[str], steps: int) ->
         for kernels in builds:
             prof = rig.profile(program, folder, xs, labels, kernels)
             out.append({"label": label, "scheme": scheme, "grad": grad, "kernels": kernels,
+                        "arena_limit": arena_limit, "arena": program.plan.arena_bytes,
                         "instructions_per_step": prof.instructions_per_step,
                         "instructions_per_inference": prof.instructions_per_inference,
                         "identical_to_engine_c": prof.identical_to_engine_c,
@@ -221,8 +231,11 @@ def render_profile(data: dict) -> str:
         groups: dict[tuple, list[dict]] = {}
         for o in ops:
             groups.setdefault((o["phase"], o["kernel"]), []).append(o)
+        limit = (f", arena <= {p['arena_limit'] // 1024} KB" if p.get("arena_limit") else
+                 ", smallest arena")
         parts.append(f"**{p['label']} {p['scheme']}, {p['grad']} gradients, {p['kernels']} "
-                     f"kernels**: {_m(p['instructions_per_step'])} instructions per step "
+                     f"kernels{limit} ({p['arena'] / 1024:.1f} KB)**: "
+                     f"{_m(p['instructions_per_step'])} instructions per step "
                      f"({_m(total)} inside the operators, the rest: copying the sample in, "
                      f"the step's own code), {_m(p['instructions_per_inference'])} per "
                      f"inference; the profiled run = --engine c: "
@@ -265,6 +278,9 @@ def main() -> int:
     ap.add_argument("--merge", action="store_true",
                     help="keep the rows of the --json file this run did not measure (same "
                          "model, scheme, grad and kernels: replaced)")
+    ap.add_argument("--arena-limit", type=int, default=0,
+                    help="codegen --arena-limit (bytes): let the arena grow to this for speed "
+                         "(int8 input gradients in one pass)")
     ap.add_argument("--profile", action="store_true",
                     help="instead: the per-operator instruction profile of the first model's "
                          "99kb (sparse) training step, each --kernels build")
@@ -278,7 +294,10 @@ def main() -> int:
     if args.profile:
         name = args.models.split(",")[0]
         data = profile(name, "99kb" if name != "person" else "sparse", args.grad, builds,
-                       args.steps)
+                       args.steps, args.arena_limit)
+        if args.merge and args.json and args.json.exists():
+            data["profiles"] = merge_rows(json.loads(args.json.read_text())["profiles"],
+                                          data["profiles"])
         if args.json:
             results.save(args.json, data, PROFILE_JSON, {"codegen-profile": TABLES[
                 "codegen-profile"]} if args.json.name == PROFILE_JSON else {})
@@ -300,9 +319,10 @@ def main() -> int:
                 full = scheme == "full"
                 for kernels in builds:
                     r = measure(model, work, 1 if full else args.steps,
-                                rig.RIG_MEMORY if full else None, kernels)
+                                rig.RIG_MEMORY if full else None, kernels, args.arena_limit)
                     rows.append({"label": label, "scheme": scheme_label, "grad": args.grad,
                                  "kernels": kernels, "tte": None if full else tte,
+                                 "arena_limit": args.arena_limit,
                                  "goal": None if full else GOALS.get(name), **r})
                     print(row(rows[-1]), flush=True)
     data = {"rows": rows, "rig": "QEMU 7.2 mps2-an500 (Cortex-M7), -icount shift=0; "
@@ -319,7 +339,8 @@ def main() -> int:
 
 JSON = "codegen_results.json"
 PROFILE_JSON = "codegen_profile.json"
-TABLES = {"codegen-fig10": ([JSON], render), "codegen-int8": (["codegen_int8.json"], render),
+INT8_JSON = "codegen_int8.json"
+TABLES = {"codegen-fig10": ([JSON, INT8_JSON], render),
           "codegen-profile": ([PROFILE_JSON], render_profile)}
 
 

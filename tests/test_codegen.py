@@ -180,8 +180,18 @@ def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
     assert len(program.splits) == 2                       # layers 36 (1/8) and 39 (1/4)
     assert program.plan.arena_bytes < 128 * 1024          # the 128 KB expansion is streamed
     if grad == "int8":
-        assert "tt_conv2d_input_grad_split_s8(" in (tmp_path / "gen" / "tt_model.c").read_text()
+        text = (tmp_path / "gen" / "tt_model.c").read_text()
+        assert "tt_conv2d_input_grad_split_s8(" in text
         assert_passes_chosen_by_the_programs_arena(model, program)
+        # the stem, blocks.0's depthwise and projection streamed (the 64 KB stem output
+        # never exists) over the sample: the peak is the sample + the stream's window
+        assert "tt_conv_depthwise_pointwise_s8(" in text and program.streamed[0] == 1
+        from tflite_train.runtime.kernel_calls import Scratch
+        window = program.steps[3].call.args[-1]
+        assert isinstance(window, Scratch)
+        sample = program.graph.tensors[program.sample].nbytes
+        assert program.plan.peak_op == 3
+        assert program.plan.arena_bytes == sample + window.nbytes <= 52 * 1024
 
 
 def assert_passes_chosen_by_the_programs_arena(model: Path, program):

@@ -391,13 +391,14 @@ def plan(graph: Graph) -> Plan:
                 trainable, optimizer, training)
 
 
-def choose_passes(graph: Graph, arena_of=None) -> list[int]:
+def choose_passes(graph: Graph, arena_of=None, limit: int = 0) -> list[int]:
     """The int8 input gradients' form (schema: option passes): one pass, into an int32
     scratch of dx's size, wherever that scratch does not raise the arena (`arena_of(graph)`,
-    by default TFLM's greedy plan of this operator order; codegen passes its own), two
-    passes (the accumulators computed twice, no scratch) elsewhere: the peak decides, then
-    speed. Tries the largest scratch first; sets the options in place and returns the
-    operators left at two passes."""
+    by default TFLM's greedy plan of this operator order; codegen passes its own) above the
+    arena of two passes everywhere or `limit` bytes, whichever is larger; two passes (the
+    accumulators computed twice, no scratch) elsewhere: the peak decides, then speed. Tries
+    the largest scratch first; sets the options in place and returns the operators left at
+    two passes."""
     from .training_ops import set_option
     arena_of = arena_of or (lambda g: plan(g).arena_bytes)
     ops_ = [k for k, op in enumerate(graph.operators)
@@ -406,7 +407,7 @@ def choose_passes(graph: Graph, arena_of=None) -> list[int]:
         return []
     for k in ops_:
         set_option(graph.operators[k], "passes", 2)
-    arena = arena_of(graph)
+    arena = max(arena_of(graph), limit)
     two = []
     for k in sorted(ops_, key=lambda k: -graph.tensors[graph.operators[k].outputs[0]].size):
         set_option(graph.operators[k], "passes", 1)

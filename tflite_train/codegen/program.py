@@ -483,8 +483,7 @@ def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None):
         if over is not None:
             requests.append(over)
     for k in range(len(graph.operators)):
-        if not {k, k + 1} & (skipped | set(fused)) and k - 1 not in fused and \
-                _fusable(graph, calls, consumers, k) \
+        if not {k, k + 1} & (skipped | set(fused)) and _fusable(graph, calls, consumers, k) \
                 and not any(w in splits for w in graph.operators[k].inputs):
             fused[k + 1], window = _fused_call(graph, calls[k], calls[k + 1], k)
             skipped.add(k)
@@ -551,9 +550,10 @@ def choose_streams(graph: Graph, outside: set[int]) -> list[int]:
     return keep
 
 
-def build(graph: Graph, model: bytes) -> Program:
+def build(graph: Graph, model: bytes, arena_limit: int = 0) -> Program:
     """Decides everything about the generated program; CodegenError when the graph has
-    something no kernel runs."""
+    something no kernel runs. `arena_limit`: bytes the arena may grow to for speed (int8
+    input gradients in one pass; by default the smallest arena decides)."""
     sample, label, scores, loss = _check_interface(graph)
     # augment's TFLM memory passes undone (same tensors): codegen plans memory its own way
     from ..passes.builtins import joined
@@ -567,7 +567,8 @@ def build(graph: Graph, model: bytes) -> Program:
     # choose again by this program's own arena
     outside = {label, loss}
     streamed = choose_streams(graph, outside)
-    memory.choose_passes(graph, lambda g: _layout(g, outside, streamed)[-1].arena_bytes)
+    memory.choose_passes(graph, lambda g: _layout(g, outside, streamed)[-1].arena_bytes,
+                         arena_limit)
     calls, splits, arena, views, fused, skipped, inplace_calls, plan = \
         _layout(graph, outside, streamed)
     granted = {r.op for r in plan.aliases}

@@ -270,15 +270,16 @@ class Profile:
 def profile(program: Program, folder: Path, xs: np.ndarray, labels: np.ndarray,
             kernels: str = "dsp", verify: bool = True) -> Profile:
     """Builds the folder (written with its rig files) with the profile hook into
-    build-profile/ (the rig's whole memory as budgets: the hook's table is not the
+    build-profile-KERNELS/ (the rig's whole memory as budgets: the hook's table is not the
     program's), runs it and reads the "TT profile" lines."""
     if kernels not in KERNELS:
         raise TTError(f"kernels must be one of {', '.join(KERNELS)}, not {kernels!r}")
+    out = f"build-profile-{kernels}"          # one per build: make sees no flag change
     res = _make(folder, RIG_MEMORY, RIG_MEMORY, kernels,
-                extra="-DTT_PROFILE_HOOK=tt_rig_profile", out="build-profile")
+                extra="-DTT_PROFILE_HOOK=tt_rig_profile", out=out)
     if res.returncode != 0:
         raise TTError(f"building the profile failed: {(res.stderr or res.stdout).strip()[-800:]}")
-    output = run_qemu(folder / "build-profile" / "rig.elf", timeout=120 + 60 * len(labels))
+    output = run_qemu(folder / out / "rig.elf", timeout=120 + 60 * len(labels))
     got, ticks, predict_ticks, _ = parse(output, program.classes)
     step: dict[int, int] = {}
     inference: dict[int, int] = {}
