@@ -334,9 +334,9 @@ def _inplace_call(graph: Graph, op, call: KernelCall) -> tuple[KernelCall, dict]
         shift = int(K.host_call("tt_conv2d_rows_s8_shift", p, x_dims, f_dims, y_dims))
         lead = int(K.host_call("tt_conv2d_rows_reverse_s8_lead", p, x_dims, f_dims, y_dims))
         name = "tt_conv2d_rows_s8"
-        # (ties: bottom up for a growing output, so that the next layers' top-down shifts
-        # land inside the bytes this one already spans, top down for a shrinking one)
-        if lead > 0 and (max(x, lead + y), x >= y) < (max(y, shift + x), True):
+        # (ties stay top down: either can place better in the whole plan, and bottom up
+        # fragmented MCUNet's float32 one by 0.5 KB)
+        if lead > 0 and max(x, lead + y) < max(y, shift + x):
             name, shift = "tt_conv2d_rows_reverse_s8", -lead
         if _together(x, y, shift) >= x + y:
             return None                    # overlapping would save nothing
