@@ -13,6 +13,24 @@ static void rows_read(const tt_fwd_conv_params *p, int32_t oy, int32_t kh, int32
   if (*r1 < *r0) *r1 = *r0;
 }
 
+/* Output row oy of a CONV_2D into `out` ([1, 1, out_w, out_c]): one tt_conv2d_s8 call on
+ * the input rows it reads, the window's first row being input row r0, so the top padding
+ * left is what lies above the image. */
+static void conv_row(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                     const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
+                     const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
+                     int32_t oy, int32_t out_w, int32_t out_c, int8_t *out) {
+  int32_t r0, r1;
+  rows_read(p, oy, filter_dims->h, input_dims->h, &r0, &r1);
+  tt_fwd_conv_params q = *p;
+  const int32_t top = oy * p->stride_h - p->pad_top;
+  q.pad_top = top < 0 ? -top : 0;
+  const tt_fwd_dims win = {1, r1 - r0, input_dims->w, input_dims->c};
+  const tt_fwd_dims row = {1, 1, out_w, out_c};
+  tt_conv2d_s8(&q, multiplier, shift, &win, input + r0 * input_dims->w * input_dims->c,
+               filter_dims, filter, bias, &row, out);
+}
+
 static int32_t span_rows(const tt_fwd_conv_params *dw, const tt_fwd_dims *mid,
                          const tt_fwd_dims *dw_filter) {
   const int32_t span = (dw_filter->h - 1) * dw->dilation_h + 1;
@@ -47,16 +65,8 @@ typedef struct {
 /* Mid row r (the first layer's output row r) into `out`: one tt_conv2d_s8 call on the input
  * rows it reads. */
 static void first_row(const stream_state *s, int32_t r, int8_t *out) {
-  const tt_fwd_dims *in = s->input_dims;
-  int32_t r0, r1;
-  rows_read(s->a, r, s->a_filter_dims->h, in->h, &r0, &r1);
-  tt_fwd_conv_params q = *s->a;
-  const int32_t top = r * s->a->stride_h - s->a->pad_top;
-  q.pad_top = top < 0 ? -top : 0;
-  const tt_fwd_dims win = {1, r1 - r0, in->w, in->c};
-  const tt_fwd_dims row = {1, 1, s->mid_dims->w, s->mid_dims->c};
-  tt_conv2d_s8(&q, s->a_multiplier, s->a_shift, &win, s->input + r0 * in->w * in->c,
-               s->a_filter_dims, s->a_filter, s->a_bias, &row, out);
+  conv_row(s->a, s->a_multiplier, s->a_shift, s->input_dims, s->input, s->a_filter_dims,
+           s->a_filter, s->a_bias, r, s->mid_dims->w, s->mid_dims->c, out);
 }
 
 /* The mid rows depthwise output row oy reads, [*r0, *r1) (the rest of its taps: padding). */
@@ -227,20 +237,10 @@ int tt_conv2d_rows_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                       const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
                       const tt_fwd_dims *output_dims, int8_t *output) {
   if (input_dims->n != 1 || output_dims->n != 1) return TT_FWD_UNSUPPORTED;
-  const int32_t in_row = input_dims->w * input_dims->c;
   const int32_t out_row = output_dims->w * output_dims->c;
-  const tt_fwd_dims out = {1, 1, output_dims->w, output_dims->c};
-  for (int32_t oy = 0; oy < output_dims->h; ++oy) {
-    int32_t r0, r1;
-    rows_read(p, oy, filter_dims->h, input_dims->h, &r0, &r1);
-    /* the window's first row is input row r0: the top padding left is what lies above */
-    tt_fwd_conv_params q = *p;
-    const int32_t top = oy * p->stride_h - p->pad_top;
-    q.pad_top = top < 0 ? -top : 0;
-    const tt_fwd_dims win = {1, r1 - r0, input_dims->w, input_dims->c};
-    tt_conv2d_s8(&q, multiplier, shift, &win, input + r0 * in_row, filter_dims, filter, bias,
-                 &out, output + oy * out_row);
-  }
+  for (int32_t oy = 0; oy < output_dims->h; ++oy)
+    conv_row(p, multiplier, shift, input_dims, input, filter_dims, filter, bias, oy,
+             output_dims->w, output_dims->c, output + oy * out_row);
   return TT_FWD_OK;
 }
 
@@ -265,18 +265,9 @@ int tt_conv2d_rows_reverse_s8(const tt_fwd_conv_params *p, const int32_t *multip
                               const int8_t *filter, const int32_t *bias,
                               const tt_fwd_dims *output_dims, int8_t *output) {
   if (input_dims->n != 1 || output_dims->n != 1) return TT_FWD_UNSUPPORTED;
-  const int32_t in_row = input_dims->w * input_dims->c;
   const int32_t out_row = output_dims->w * output_dims->c;
-  const tt_fwd_dims out = {1, 1, output_dims->w, output_dims->c};
-  for (int32_t oy = output_dims->h - 1; oy >= 0; --oy) {
-    int32_t r0, r1;
-    rows_read(p, oy, filter_dims->h, input_dims->h, &r0, &r1);
-    tt_fwd_conv_params q = *p;
-    const int32_t top = oy * p->stride_h - p->pad_top;
-    q.pad_top = top < 0 ? -top : 0;
-    const tt_fwd_dims win = {1, r1 - r0, input_dims->w, input_dims->c};
-    tt_conv2d_s8(&q, multiplier, shift, &win, input + r0 * in_row, filter_dims, filter, bias,
-                 &out, output + oy * out_row);
-  }
+  for (int32_t oy = output_dims->h - 1; oy >= 0; --oy)
+    conv_row(p, multiplier, shift, input_dims, input, filter_dims, filter, bias, oy,
+             output_dims->w, output_dims->c, output + oy * out_row);
   return TT_FWD_OK;
 }

@@ -11,7 +11,9 @@ Where tensors live:
   - everything else (sample, activations, saved activations, masks, gradients, kernel
     scratch): one static arena, planned by memory.codegen_plan, where a reshape is a view
     of its input and a depthwise convolution, ADD or requantization may write its output
-    over an input nothing reads afterwards;
+    over an input nothing reads afterwards, a convolution or a row-streamed pair or block
+    (tt_stream.h) its output over the input rows it has read; the tensors inside a stream
+    are never stored;
   - the label and the loss: arguments of tt_train_step.
 """
 from __future__ import annotations
