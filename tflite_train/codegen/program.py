@@ -362,14 +362,16 @@ def _together(x: int, y: int, shift: int) -> int:
 
 
 def _without_needless_rows(graph: Graph, plan: memory.CodegenPlan, arena: set[int],
-                           scratch: dict, requests: list, reads: dict) -> memory.CodegenPlan:
+                           scratch: dict, requests: list, reads: dict, rows: set[int]
+                           ) -> memory.CodegenPlan:
     """A convolution row by row costs a kernel call per row (a few % of the forward's
     instructions): keep it only where the arena needs it. Those whose operator would stay
     within the arena with input and output apart are planned again without; the plan with
-    fewer is kept unless its arena is larger."""
+    fewer is kept unless its arena is larger. `rows`: the operators whose granted request
+    means a row-by-row kernel."""
     needless = set()
     for r in plan.aliases:
-        if r.shift != 0 and graph.operators[r.op].kind == "CONV_2D":
+        if r.op in rows:
             x, y = graph.tensors[r.input].nbytes, graph.tensors[r.output].nbytes
             together = _together(x, y, r.shift)
             if plan.live[r.op] - together + x + y <= plan.arena_bytes:
@@ -521,7 +523,8 @@ def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None):
         if sizes:
             scratch[k] = sizes
     plan = memory.codegen_plan(graph, arena, scratch, requests, reads)
-    plan = _without_needless_rows(graph, plan, arena, scratch, requests, reads)
+    rows = {k for k, c in inplace_calls.items() if c.name.startswith("tt_conv2d_rows")}
+    plan = _without_needless_rows(graph, plan, arena, scratch, requests, reads, rows)
     return calls, splits, arena, views, fused, skipped, inplace_calls, plan
 
 
