@@ -133,6 +133,32 @@ def test_streamed_blocks_train_like_engine_c(name, scheme, grad, zoo, tmp_path, 
     assert "tt_conv_depthwise_pointwise_s8(" in (tmp_path / "gen" / "tt_model.c").read_text()
 
 
+def test_arena_limit_buys_one_pass_input_gradients(zoo, tmp_path, capsys):
+    """codegen --arena-limit: int8 input gradients in one pass wherever the arena stays
+    within the limit (by default the smallest arena decides, two passes where one would raise
+    it); the program computes the same bits either way."""
+    from tflite_train.training_ops import options_of
+    model = training_model(tmp_path, zoo["mobile"], "full", hyper=Hyper(grad="int8"))
+
+    def passes(program):
+        return [options_of(op)["passes"] for op in program.graph.operators
+                if op.kind in memory.INPUT_GRADS]
+    small, big = load(model), load(model, arena_limit=1 << 20)
+    assert set(passes(small)) == {2} and set(passes(big)) == {1}
+    assert big.plan.arena_bytes > small.plan.arena_bytes
+    limited = load(model, arena_limit=small.plan.arena_bytes + 1)   # room for none of them
+    assert passes(limited) == passes(small)
+    out = tmp_path / "gen"
+    assert main(["codegen", str(model), "-o", str(out), "--arena-limit", "1M"]) == 0
+    capsys.readouterr()
+    program = load(model, arena_limit=1 << 20)
+    xs, labels = check.samples(program, 3, seed=1)
+    got = host.HostProgram(out, len(program.checkpoint_regions())).run(xs, labels,
+                                                                        program.classes)
+    assert f"TT_MODEL_ARENA_BYTES {big.plan.arena_bytes} " in (out / "tt_model.h").read_text()
+    assert_identical(program, got, check.reference(program, xs, labels))
+
+
 @pytest.mark.parametrize("fuse", [True, False])
 def test_split_filters_train_like_engine_c(fuse, tmp_path):
     """Filters of which only the first input channels train: those channels in SRAM, the
