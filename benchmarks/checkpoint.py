@@ -83,10 +83,10 @@ int main(void) {
 def model() -> tuple[str, checkpoint.Checkpoint]:
     if PERSON_DETECT.exists():
         name, base = "person detector, bias-only, momentum", tflite_io.load(PERSON_DETECT)
-        r = augment.augment(base, "bias-only", 10, Hyper(momentum=0.9))
+        r = augment.augment(base, "bias-only", 10, Hyper(momentum=0.9, grad="float32"))
     else:
         name = "built-in example, last:2, momentum"
-        r = augment.augment(tflite_io.load(EXAMPLE), "last:2", 4, Hyper(momentum=0.9))
+        r = augment.augment(tflite_io.load(EXAMPLE), "last:2", 4, Hyper(momentum=0.9, grad="float32"))
     ex = Executor(r.graph, "c")
     t = r.graph.tensors[r.graph.inputs[0]]
     import numpy as np

@@ -77,7 +77,7 @@ def training_model(work: Path, name: str, scheme: str, grad: str) -> Path:
         if not model.exists():
             quiet("import", source, "-o", model)
     out = work / f"{name}-{Path(scheme).stem}-{grad}.train.tflite"
-    extra = [] if grad == "float32" else ["--grad", grad]
+    extra = ["--grad", grad]
     quiet("augment", model, "-o", out, "--num-classes", 10, "--scheme", scheme, *extra)
     return out
 

@@ -11,7 +11,8 @@ bias-only, for each candidate schedule on the model-derived rates (tflite_train/
 Seed s: augment --seed s (the new head's weights, stochastic rounding) and the sample
 order of train --seed s; the split is train's default one, that of seed 0, for every run (so
 the validation samples are the same and never trained on). Seed 0 of the default schedule
-is exactly the CLI's default run.
+was exactly the CLI's default run while float32 activation gradients were augment's default;
+the runs keep float32 gradients (GRAD) so that the table stays one experiment.
 
     nice .venv/bin/python benchmarks/default_schedule.py [--schedules const,inv50]
         [--models mcunet,mbv2,person] [--seeds 0,1,2] [--steps 300] [--val 1000]
@@ -48,6 +49,9 @@ MODELS = {
                "bias-only"),
 }
 JSON = HERE / "default_schedule.json"
+# the table's runs were made while float32 was augment's default activation gradient type;
+# pinned so that a resumed run adds comparable rows (int8 became the default on 2026-11-26)
+GRAD = "float32"
 
 
 def schedule_hyper(name: str, steps: int, seed: int, graph, scheme: str):
@@ -55,14 +59,15 @@ def schedule_hyper(name: str, steps: int, seed: int, graph, scheme: str):
     from tflite_train import lr
     from tflite_train.autodiff import Hyper
     if name == "const":
-        return Hyper(seed=seed, half_life=0)
+        return Hyper(seed=seed, half_life=0, grad=GRAD)
     if name == "cos":
-        return Hyper(seed=seed, decay_steps=steps)
+        return Hyper(seed=seed, decay_steps=steps, grad=GRAD)
     m = re.fullmatch(r"inv(\d+)x([\d.]+)", canonical(name))
     if not m:
         raise SystemExit(f"unknown schedule {name!r}: const, cos, invT or invTxF")
     rates = lr.model_rates(graph, scheme, 10, seed)
-    return Hyper(seed=seed, half_life=int(m[1]), layer_lrs=lr.scaled(rates, float(m[2])))
+    return Hyper(seed=seed, half_life=int(m[1]), layer_lrs=lr.scaled(rates, float(m[2])),
+                 grad=GRAD)
 
 
 def canonical(name: str) -> str:

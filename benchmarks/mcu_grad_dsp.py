@@ -6,9 +6,13 @@ as the board's build compiles them (the DSP versions where a kernel has one).
     .venv/bin/python benchmarks/mcu_grad_dsp.py                       # prints the tables
     .venv/bin/python benchmarks/mcu_grad_dsp.py --json benchmarks/mcu_grad_dsp.json
     .venv/bin/python benchmarks/mcu_grad_dsp.py --no-step             # kernels only
+    .venv/bin/python benchmarks/mcu_grad_dsp.py --no-step --only depthwise
 
-Kernels: the int8-gradient kernels of every 1x1 convolution shape of the person detector
-and of MCUNet-5FPS (imported, 128x128; its classifier is a 1x1 convolution too): the input
+Kernels: the int8-gradient kernels of every 1x1 and depthwise convolution shape of the person
+detector and of MCUNet-5FPS (imported, 128x128; its classifier is a 1x1 convolution too). The
+depthwise ones (tt_depthwise_grad_dsp.c): the input gradient in one pass and in two (nearest,
+stochastic), the weight gradient and the fused update, in instructions per MAC of the
+forward layer (oh * ow * c * kh * kw, padded taps included). The 1x1 ones: the input
 gradient (tt_conv2d_input_grad_s8) in one pass (int32 scratch, then the rule over it) and in
 two passes (rounded to nearest, and stochastically: that second pass stays portable,
 tt_grad_dsp.h), the weight gradient (tt_conv2d_weight_grad_s8) and the fused weight update
@@ -17,7 +21,8 @@ pseudo-random inputs without a mask, in instructions per MAC of the layer (a two
 computes every accumulator twice). Step: the backward pass and updates of a whole
 int8-gradient training step of the person detector (benchmarks/mcu_step.py: the second
 step's kernel calls with their real inputs, stochastic rounding, the planner's one or two
-passes), bias-only and the sparse scheme, in both builds.
+passes), bias-only and the sparse scheme, and of MCUNet-5FPS with its 99kb scheme (when
+../shared/models has it), in both builds.
 
 QEMU counts instructions, not cycles: it models neither the pipeline (SMLAD is one cycle on
 the Cortex-M7, so are most of the instructions here) nor the caches.
@@ -26,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -36,11 +40,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import results  # noqa: E402
-from tflite_train.runtime.c_kernels import cortex_m7_flags  # noqa: E402
+import rig_timing  # noqa: E402
 
-ROOT = HERE.parent / "micro_kernels"
-RIG = ROOT / "targets" / "mps2_an500"
-SHARED = HERE.parent.parent / "shared" / "models"
 BUILDS = (("portable", ("-DTT_PORTABLE",)), ("DSP", ()))
 
 # (model, h = w, ci, co) of every 1x1 CONV_2D, stride 1 (from person_detect.tflite and the
@@ -61,27 +62,35 @@ LAYERS = [
     ("MCUNet-5FPS", 4, 96, 384), ("MCUNet-5FPS", 4, 384, 96), ("MCUNet-5FPS", 4, 96, 576),
     ("MCUNet-5FPS", 4, 576, 160), ("MCUNet-5FPS", 1, 160, 1000),
 ]
+# (model, h = w, c, oh = ow, k, stride, pad) of every depthwise layer whose input gradient a
+# training step can need (person_detect.tflite's first one, of depth multiplier 8 on the
+# image, cannot): the input gradient runs from dy [oh, oh, c] to dx [h, h, c].
+DEPTHWISE = [
+    ("person detector", 48, 8, 48, 3, 1, 1), ("person detector", 48, 16, 24, 3, 2, 0),
+    ("person detector", 24, 32, 24, 3, 1, 1), ("person detector", 24, 32, 12, 3, 2, 0),
+    ("person detector", 12, 64, 12, 3, 1, 1), ("person detector", 12, 64, 6, 3, 2, 0),
+    ("person detector", 6, 128, 6, 3, 1, 1), ("person detector", 6, 128, 3, 3, 2, 0),
+    ("person detector", 3, 256, 3, 3, 1, 1),
+    ("MCUNet-5FPS", 64, 16, 64, 3, 1, 1), ("MCUNet-5FPS", 64, 32, 32, 4, 2, 1),
+    ("MCUNet-5FPS", 32, 48, 32, 3, 1, 1), ("MCUNet-5FPS", 32, 48, 16, 8, 2, 3),
+    ("MCUNet-5FPS", 16, 120, 16, 3, 1, 1), ("MCUNet-5FPS", 16, 120, 8, 4, 2, 1),
+    ("MCUNet-5FPS", 8, 160, 8, 7, 1, 3), ("MCUNet-5FPS", 8, 160, 8, 5, 1, 2),
+    ("MCUNet-5FPS", 8, 144, 8, 3, 1, 1), ("MCUNet-5FPS", 8, 192, 8, 3, 1, 1),
+    ("MCUNet-5FPS", 8, 240, 4, 8, 2, 3), ("MCUNet-5FPS", 4, 384, 4, 5, 1, 2),
+    ("MCUNet-5FPS", 4, 576, 4, 3, 1, 1),
+]
 FORMS = (("1 pass", "s32", "&st"), ("2 passes, nearest", "0", "0"),
          ("2 passes, stochastic", "0", "&st"))
 
 PROGRAM = r"""
 #include <stdint.h>
 #include "tt_kernels.h"
-void tt_rig_print(const char *text);
-void tt_rig_ticks_start(void);
-uint32_t tt_rig_ticks(void);
+%TIMING%
 static int8_t dy[%DY%], dx[%DX%], w[%W%], x[%DX%];
 static int16_t mult[%CO%];
 static float dw[%W%], scales[%CO%];
 static int32_t s32[%DX%];
 static float dxs, sdy = 0.01f;
-static void put(const char *label, uint32_t ticks) {
-  char buf[16]; int i = 15; buf[i] = 0;
-  do { buf[--i] = (char)('0' + ticks % 10); ticks /= 10; } while (ticks);
-  tt_rig_print(label); tt_rig_print(" "); tt_rig_print(buf + i); tt_rig_print("\n");
-}
-#define TIME(label, ...) do { uint32_t t0 = tt_rig_ticks(); __VA_ARGS__; \
-  uint32_t t1 = tt_rig_ticks(); put(label, (t0 - t1) & 0xFFFFFFu); } while (0)
 int main(void) {
   uint32_t r = 1;
   for (int i = 0; i < %DY%; ++i) dy[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
@@ -116,53 +125,52 @@ def cases() -> list[tuple[str, str, str, int]]:
                     f"tt_conv2d_weight_update_s8_s8(dy, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, "
                     f"-128, {h}, {h}, {ci}, w, 1, 1, {ci}, scales, {co}, &same, 0, &sgd, &st, "
                     f"dw)", h * h * ci * co))
+    for model, h, c, oh, k, s, pad in DEPTHWISE:
+        name = f"{model}: depthwise {k}x{k}/{s} {c} @{h}x{h}"
+        for form, scratch, rounding in FORMS:
+            out.append((name, f"input grad, {form}",
+                        f"tt_depthwise_conv2d_input_grad_s8(dy, &sdy, 0, 1, {oh}, {oh}, {c}, 1, "
+                        f"w, mult, 3.9e-5f, {k}, {k}, &(tt_window){{{s}, {s}, 1, 1, {pad}, "
+                        f"{pad}}}, {h}, {h}, dx, &dxs, {rounding}, {scratch})",
+                        oh * oh * c * k * k))
+        win = f"&(tt_window){{{s}, {s}, 1, 1, {pad}, {pad}}}"
+        out.append((name, "weight grad",
+                    f"tt_depthwise_conv2d_weight_grad_s8(dy, &sdy, 0, 1, {oh}, {oh}, {c}, 1, x, "
+                    f"0.02f, -128, {h}, {h}, {k}, {k}, {win}, dw)", oh * oh * c * k * k))
+        out.append((name, "fused weight update",
+                    f"tt_depthwise_conv2d_weight_update_s8_s8(dy, &sdy, 0, 1, {oh}, {oh}, {c}, 1, "
+                    f"x, 0.02f, -128, {h}, {h}, w, {k}, {k}, scales, {c}, {win}, 0, &sgd, &st, "
+                    f"dw)", oh * oh * c * k * k))
     return out
 
 
-def run_kernels(tmp: Path) -> list[dict]:
-    rows = cases()
-    sizes = {"%DY%": max(h * h * co for _, h, _, co in LAYERS),
-             "%DX%": max(h * h * ci for _, h, ci, _ in LAYERS),
-             "%W%": max(ci * co for _, _, ci, co in LAYERS),
-             "%CO%": max(co for *_, co in LAYERS)}
+def run_kernels(tmp: Path, only: str | None = None) -> list[dict]:
+    rows = [r for r in cases() if only is None or re.search(only, f"{r[0]}: {r[1]}")]
+    sizes = {"%DY%": max([h * h * co for _, h, _, co in LAYERS] +
+                         [oh * oh * c for _, _, c, oh, *_ in DEPTHWISE]),
+             "%DX%": max([h * h * ci for _, h, ci, _ in LAYERS] +
+                         [h * h * c for _, h, c, *_ in DEPTHWISE]),
+             "%W%": max([ci * co for _, _, ci, co in LAYERS] +
+                        [k * k * c for _, _, c, _, k, *_ in DEPTHWISE]),
+             "%CO%": max([co for *_, co in LAYERS] + [c for _, _, c, *_ in DEPTHWISE])}
     source = PROGRAM
     for key, value in sizes.items():
         source = source.replace(key, str(value))
-    calls = "\n".join(f'  TIME("k{i}", {call});' for i, (_, _, call, _) in enumerate(rows))
-    (tmp / "bench.c").write_text(source.replace("%CALLS%", calls))
-    link = tmp / "link.ld"                    # the rig's 4 MB for the largest layers' data
-    link.write_text(re.sub(r"(FLASH|RAM)_SIZE = \d+K;", r"\1_SIZE = 4000K;",
-                           (RIG / "link.ld").read_text()))
-    counts: dict[str, dict[str, int]] = {}
-    for build, defines in BUILDS:
-        elf = tmp / f"bench-{build}.elf"
-        subprocess.run(["arm-none-eabi-gcc", *cortex_m7_flags(), "-std=c99", "-O2",
-                        "-ffp-contract=off", *defines, "-I", str(ROOT / "include"),
-                        "-ffunction-sections", "-fdata-sections", "-nostartfiles",
-                        "--specs=nano.specs", "--specs=nosys.specs", "-T", str(link),
-                        "-Wl,--gc-sections", str(RIG / "startup.c"),
-                        *map(str, sorted((ROOT / "src").glob("*.c"))), str(tmp / "bench.c"),
-                        "-o", str(elf)], check=True)
-        res = subprocess.run(["timeout", "900", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
-                              "cortex-m7", "-nographic", "-monitor", "none", "-serial", "stdio",
-                              "-icount", "shift=0,align=off,sleep=off", "-semihosting-config",
-                              "enable=on,target=native", "-kernel", str(elf)],
-                             capture_output=True, text=True)
-        out = res.stdout + res.stderr
-        if "DONE" not in out:
-            raise SystemExit(f"the rig did not finish ({build}): {out[-500:]}")
-        counts[build] = {k: 40 * int(n) for k, n in re.findall(r"(k\d+) (\d+)", out)}
+    counts = {build: rig_timing.time_calls(source, [call for _, _, call, _ in rows], tmp,
+                                           defines=defines, link=rig_timing.big_link(tmp),
+                                           name=f"bench-{build}")
+              for build, defines in BUILDS}
     return [{"layer": layer, "form": form, "macs": macs,
-             "instructions": {b: counts[b][f"k{i}"] for b, _ in BUILDS}}
+             "instructions": {b: counts[b][i] for b, _ in BUILDS}}
             for i, (layer, form, _, macs) in enumerate(rows)]
 
 
 def run_step() -> list[dict]:
     import mcu_step
-    if not mcu_step.MODEL.exists():
-        return []
+    schemes = (["bias-only", "sparse"] if mcu_step.MODEL.exists() else []) + \
+        (["mcunet-99kb"] if mcu_step.MCUNET.exists() else [])
     runs = []
-    for scheme in ("bias-only", "sparse"):
+    for scheme in schemes:
         for build, defines in BUILDS:
             r = mcu_step.measure(scheme, "int8", defines)
             runs.append({**r, "build": build})
@@ -170,7 +178,7 @@ def run_step() -> list[dict]:
 
 
 def render_kernels(data: dict) -> str:
-    out = ["| layer (1x1 conv, int8 gradients) | MACs | kernel | portable "
+    out = ["| layer (int8 gradients) | MACs | kernel | portable "
            "instructions/MAC | DSP instructions/MAC | DSP instructions |",
            "|---|---:|---|---:|---:|---:|"]
     for k in data["kernels"]:
@@ -180,14 +188,19 @@ def render_kernels(data: dict) -> str:
     return "\n".join(out)
 
 
+STEP_LABELS = {"bias-only": "person detector, bias-only", "sparse": "person detector, sparse",
+               "mcunet-99kb": "MCUNet-5FPS, 99kb"}
+
+
 def render_step(data: dict) -> str:
-    out = ["| scheme (person detector, int8 gradients) | build | backward MACs | instructions "
+    out = ["| scheme (int8 gradients) | build | backward MACs | instructions "
            "| per MAC | the largest parts |", "|---|---|---:|---:|---:|---|"]
     for r in data["step"]:
         total = sum(k["instructions"] for k in r["kernels"])
         top = ", ".join(f"{k['kernel']} {k['instructions'] / 1e6:.1f} M"
                         for k in r["kernels"][:3])
-        out.append(f"| {r['scheme']} | {r['build']} | {r['macs']:,} | {total / 1e6:.1f} M | "
+        scheme = STEP_LABELS.get(r["scheme"], r["scheme"])
+        out.append(f"| {scheme} | {r['build']} | {r['macs']:,} | {total / 1e6:.1f} M | "
                    f"{total / r['macs']:.2f} | {top} |")
     return "\n".join(out)
 
@@ -200,15 +213,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path)
     ap.add_argument("--no-step", action="store_true", help="the kernels only")
+    ap.add_argument("--only", metavar="REGEX", help="the kernel rows whose 'layer: kernel' "
+                    "matches (e.g. depthwise); the tables are not saved")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data = {"kernels": run_kernels(Path(tmp))}
+        data = {"kernels": run_kernels(Path(tmp), args.only)}
     data["step"] = [] if args.no_step else run_step()
     print(render_kernels(data))
     if data["step"]:
         print()
         print(render_step(data))
-    if args.json:
+    if args.json and not args.only:
         results.save(args.json, data, JSON, TABLES)
 
 

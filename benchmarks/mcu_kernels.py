@@ -21,7 +21,6 @@ counts).
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys
@@ -32,9 +31,9 @@ from tflite_train.runtime.c_kernels import cortex_m7_flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import results  # noqa: E402
+import rig_timing  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent / "micro_kernels"
-RIG = ROOT / "targets" / "mps2_an500"
 CPU = cortex_m7_flags()
 
 # Buffers of the program below: dy in f_a, outputs / scratch in f_b, int8 weights in w,
@@ -172,9 +171,7 @@ PROGRAM = r"""
 #include <stdint.h>
 #include <string.h>
 #include "tt_kernels.h"
-void tt_rig_print(const char *text);
-void tt_rig_ticks_start(void);
-uint32_t tt_rig_ticks(void);
+%TIMING%
 /* sized for the largest case; all of it fits the rig's 320 KB SRAM budget */
 static float f_a[128 * 128], f_b[128 * 128], scales[256], loss, dxs, sdy = 0.01f;
 static int8_t w[256 * 256], x[6 * 6 * 256], g8[128 * 128], o8[128 * 128];
@@ -182,13 +179,6 @@ static int16_t mult[256];
 static int32_t s32[6 * 6 * 256];
 static int32_t b[256];
 static uint8_t mask[4608 / 8];
-static void put(const char *label, uint32_t ticks) {
-  char buf[16]; int i = 15; buf[i] = 0;
-  do { buf[--i] = (char)('0' + ticks % 10); ticks /= 10; } while (ticks);
-  tt_rig_print(label); tt_rig_print(" "); tt_rig_print(buf + i); tt_rig_print("\n");
-}
-#define TIME(label, ...) do { uint32_t t0 = tt_rig_ticks(); __VA_ARGS__; \
-  uint32_t t1 = tt_rig_ticks(); put(label, (t0 - t1) & 0xFFFFFFu); } while (0)
 static const int32_t dims128[2] = {128, 128};
 int main(void) {
   uint32_t r = 1;
@@ -251,16 +241,8 @@ def main() -> None:
     sources = sorted((root / "src").glob("*.c"))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        labels = [f"k{i}" for i in range(len(CASES))]
-        calls = "\n".join(f'  TIME("{lab}", {call});' for lab, (_, call, _) in zip(labels, CASES))
-        (tmp / "bench.c").write_text(PROGRAM.replace("%CALLS%", calls))
+        instructions = rig_timing.time_calls(PROGRAM, [call for _, call, _ in CASES], tmp, root)
         flags = [*CPU, "-std=c99", "-O2", "-ffp-contract=off", "-I", str(root / "include")]
-        elf = tmp / "bench.elf"
-        subprocess.run(["arm-none-eabi-gcc", *flags, "-ffunction-sections", "-fdata-sections",
-                        "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
-                        "-T", str(RIG / "link.ld"), "-Wl,--gc-sections",
-                        str(RIG / "startup.c"), *map(str, sources),
-                        str(tmp / "bench.c"), "-o", str(elf)], check=True)
         kernels_text = {}                       # (source, opt) -> .text bytes
         for opt in ("-O2", "-Os"):
             for src in sources:
@@ -269,17 +251,8 @@ def main() -> None:
                                check=True)
                 kernels_text[src.name, opt] = text_size(obj)
         glue = glue_text(root, tmp)
-        res = subprocess.run(["timeout", "300", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
-                              "cortex-m7", "-nographic", "-monitor", "none", "-serial", "stdio",
-                              "-icount", "shift=0,align=off,sleep=off", "-semihosting-config",
-                              "enable=on,target=native", "-kernel", str(elf)],
-                             capture_output=True, text=True)
-    out = res.stdout + res.stderr
-    if "DONE" not in out:
-        raise SystemExit(f"the rig did not finish: {out[-500:]}")
-    ticks = dict(re.findall(r"(k\d+) (\d+)", out))
-    data = {"kernels": [{"kernel": name, "instructions": int(ticks[lab]) * 40, "macs": macs}
-                        for lab, (name, _, macs) in zip(labels, CASES)],
+    data = {"kernels": [{"kernel": name, "instructions": n, "macs": macs}
+                        for n, (name, _, macs) in zip(instructions, CASES)],
             "sources_text": {src.name: {opt: kernels_text[src.name, opt] for opt in ("-O2", "-Os")}
                              for src in sources},
             "glue_text": glue}

@@ -2,7 +2,8 @@
 head) through our C kernels on the Cortex-M7 rig (QEMU mps2-an500, `-icount shift=0`,
 built for the board: TFLITE_TRAIN_CORTEX_M7_FLAGS), per kernel function.
 
-    .venv/bin/python benchmarks/mcu_step.py [--schemes bias-only,sparse] [--grad float32,int8]
+    .venv/bin/python benchmarks/mcu_step.py [--schemes bias-only,sparse,mcunet-99kb]
+        [--grad float32,int8]
         [--json benchmarks/mcu_step.json]
 
 Every kernel call of the second training step on the C engine (seeded random image and
@@ -29,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import results  # noqa: E402
+import rig_timing  # noqa: E402
 import test_cortex_m7 as rig  # noqa: E402
 from tflite_train import augment, memory, ops, tflite_io  # noqa: E402
 from tflite_train.autodiff import Hyper  # noqa: E402
@@ -36,7 +38,18 @@ from tflite_train.runtime.numpy_exec import Executor  # noqa: E402
 from tflite_train.training_ops import options_of, set_option  # noqa: E402
 
 MODEL = HERE.parent.parent / "shared" / "models" / "tflm" / "person_detect.tflite"
-SCHEMES = {"bias-only": "bias-only", "sparse": str(HERE / "schemes" / "person_detect_sparse.json")}
+MCUNET = HERE.parent.parent / "shared" / "models" / "tiny-training" / "mcunet-5fps.pkl"
+SCHEMES = {"bias-only": "bias-only", "sparse": str(HERE / "schemes" / "person_detect_sparse.json"),
+           "mcunet-99kb": str(HERE / "schemes" / "mcunet-5fps_99kb.json")}
+
+
+def source_graph(name: str):
+    """The model a scheme trains: MCUNet-5FPS (imported, 128x128) for mcunet-*, else the
+    person detector."""
+    if name.startswith("mcunet"):
+        from tflite_train.importers.tiny_training import import_pkl
+        return import_pkl(MCUNET)
+    return tflite_io.load(MODEL)
 
 
 def step_calls(graph) -> list:
@@ -60,7 +73,7 @@ def backward_macs(graph) -> int:
 def measure(name: str, grad: str, defines=()) -> dict:
     """`defines`: ("-DTT_PORTABLE",) measures the portable kernels instead of the DSP
     versions the board's build picks where a kernel has one."""
-    graph = augment.augment(tflite_io.load(MODEL), SCHEMES.get(name, name), 10,
+    graph = augment.augment(source_graph(name), SCHEMES.get(name, name), 10,
                             Hyper(grad=grad.split("-")[0])).graph
     if grad == "int8-1pass":
         for op in graph.operators:
@@ -73,10 +86,8 @@ def measure(name: str, grad: str, defines=()) -> dict:
         program.add(call)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        link = tmp / "link.ld"                 # the rig's 4 MB + 4 MB for the vectors
-        link.write_text(re.sub(r"(FLASH|RAM)_SIZE = \d+K;", r"\1_SIZE = 4000K;",
-                               (rig.RIG / "link.ld").read_text()))
-        out = rig.run_on_rig(program, tmp, link=link, icount=True, defines=defines)
+        out = rig.run_on_rig(program, tmp, link=rig_timing.big_link(tmp), icount=True,
+                             defines=defines)
     ticks = {int(k): int(n) for k, n in re.findall(r"T(\d+) (\d+)", out)}
     per = defaultdict(lambda: [0, 0])
     for k, call in enumerate(calls):

@@ -53,7 +53,7 @@ def head_quantization() -> dict:
     from tflite_train import augment, lr, tflite_io
     from tflite_train.autodiff import Hyper
     norms, _ = lr.probe(tflite_io.load(MODEL), "bias-only", 10, 0)
-    g = augment.augment(tflite_io.load(MODEL), "bias-only", 10, Hyper(half_life=0),
+    g = augment.augment(tflite_io.load(MODEL), "bias-only", 10, Hyper(half_life=0, grad="float32"),
                         memory=builtins()).graph
     fc = next(op for op in g.operators if op.kind == "FULLY_CONNECTED")
     w, b, z = (g.tensors[t] for t in (fc.inputs[1], fc.inputs[2], fc.outputs[0]))
@@ -84,7 +84,7 @@ def extract(n_train: int, n_val: int):
     from tflite_train.autodiff import Hyper
     from tflite_train.runtime.numpy_exec import Executor
     from tflite_train.train import split
-    result = augment.augment(tflite_io.load(MODEL), "bias-only", 10, Hyper(), memory=builtins())
+    result = augment.augment(tflite_io.load(MODEL), "bias-only", 10, Hyper(grad="float32"), memory=builtins())
     g = result.graph
     head = next(op for op in g.operators if op.kind == "FULLY_CONNECTED")
     q = g.tensors[head.inputs[0]].quant

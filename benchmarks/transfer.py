@@ -237,8 +237,8 @@ def render_grads(*runs: dict) -> str:
 
 TABLES = {
     "transfer": (["transfer_results.json"], render_rows),
-    "transfer-int8-grads": (["transfer_int8_grads.json", "transfer_int8_grads_more.json"],
-                            render_grads),
+    "transfer-int8-grads": (["transfer_int8_grads.json", "transfer_int8_grads_more.json",
+                             "transfer_int8_grads_sparse_more.json"], render_grads),
     "transfer-seeds": (["transfer_results.json", "transfer_seed1.json", "transfer_seed2.json"],
                        render_seeds),
     "transfer-constant-lr": (["transfer_constant_lr.json"], render_rows),

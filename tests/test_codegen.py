@@ -159,17 +159,20 @@ def test_arena_limit_buys_one_pass_input_gradients(zoo, tmp_path, capsys):
     assert_identical(program, got, check.reference(program, xs, labels))
 
 
-@pytest.mark.parametrize("fuse", [True, False])
-def test_split_filters_train_like_engine_c(fuse, tmp_path):
+@pytest.mark.parametrize("fuse, grad", [(True, "int8"), (False, "float32")])
+def test_split_filters_train_like_engine_c(fuse, grad, tmp_path):
     """Filters of which only the first input channels train: those channels in SRAM, the
-    rest in flash; the gradient flows on through them to trained biases before."""
+    rest in flash; the gradient flows on through them to trained biases before, in the
+    split input-gradient kernel of its gradient type."""
     scheme = ratio_scheme(tmp_path, [(-1, 0.5), (-3, 0.25), (-2, 1)], n_bias=5)
-    model = training_model(tmp_path, EXAMPLE, scheme, hyper=Hyper(momentum=0.9), fuse=fuse)
+    model = training_model(tmp_path, EXAMPLE, scheme, hyper=Hyper(momentum=0.9, grad=grad),
+                           fuse=fuse)
     program, got, want = host_run(model, tmp_path / "gen")
     assert len(program.splits) >= 2
     assert_identical(program, got, want)
     text = (tmp_path / "gen" / "tt_model.c").read_text()
-    assert "tt_conv2d_split_s8" in text and "_split_f32" in text
+    suffix = "_split_s8(" if grad == "int8" else "_split_f32("
+    assert "tt_conv2d_split_s8" in text and f"_input_grad{suffix}" in text
 
 
 @pytest.mark.parametrize("scheme, grad", [("bias-only", "float32"), ("sparse", "float32"),

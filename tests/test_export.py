@@ -117,7 +117,8 @@ def test_a_device_checkpoint_and_the_state_file_export_the_same_model(tmp_path):
     for k, p, m in checkpoint.update_ops(graph):
         assert state["update_states"][graph.tensors[p].name] == \
             list(trainer.executor.update_state(k))
-        assert np.array_equal(saved[graph.tensors[m].name], trainer.executor.variables[m])
+        if m >= 0:                     # -1: an int8 gradient's stream, no momentum
+            assert np.array_equal(saved[graph.tensors[m].name], trainer.executor.variables[m])
 
 
 def test_train_export_verify_augment_train_export_again(tmp_path, capsys):

@@ -636,8 +636,8 @@ def test_grad_other_than_float32_or_int8_is_a_one_line_error(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("tflite-train: error: --grad"), err
         assert not out.exists()
-    # float32 stays the command's default until TFLM's split-filter ops take int8 (README)
-    for flags, grad in (([], "float32"), (["--grad", "int8"], "int8")):
+    # int8 is the command's default (README: how the default was chosen)
+    for flags, grad in (([], "int8"), (["--grad", "float32"], "float32")):
         assert main(["augment", str(EXAMPLE), "-o", str(out), "--num-classes", "3",
                      *flags]) == 0
         text = capsys.readouterr().out
@@ -694,7 +694,7 @@ def test_the_glue_checks_the_int8_tensors_and_options(tmp_path):
     from tflite_train.training_ops import encode_options
     op.custom_options = encode_options(o)
     refused(g, "TT_SUM_GRAD: option 'seed' is missing")
-    g = augment.augment(tflite_io.load(EXAMPLE), "full", 4, Hyper()).graph
+    g = augment.augment(tflite_io.load(EXAMPLE), "full", 4, Hyper(grad="float32")).graph
     op = next(op for op in g.operators if op.kind == "TT_LOSS_SOFTMAX_CE")
     op.custom_options = encode_options({"rounding": 0, "seed": 1})
     refused(g, "TT_LOSS_SOFTMAX_CE: options 'rounding' and 'seed' are for int8 gradients")
@@ -818,7 +818,7 @@ def test_validation_reads_int8_ops_in_their_mode():
     op = next(op for op in g.operators if op.kind == "TT_CONV2D_INPUT_GRAD")
     g.tensors[op.outputs[1]].shape = (2,)
     refused(g, r"output 1 \(dx_scale\) is \[2\], not \[1\]")
-    g = augment.augment(tflite_io.load(EXAMPLE), "full", 4, Hyper()).graph
+    g = augment.augment(tflite_io.load(EXAMPLE), "full", 4, Hyper(grad="float32")).graph
     op = next(op for op in g.operators if op.kind == "TT_LOSS_SOFTMAX_CE")
     op.custom_options = encode_options({"rounding": 0, "seed": 1})
     refused(g, r"TT_LOSS_SOFTMAX_CE\): options \['rounding', 'seed'\] != schema \[\]")

@@ -51,7 +51,7 @@ class Hyper:
     layer_lrs: dict[int, tuple[float, float]] | None = None
     # activation gradients: "float32", or "int8" with a run-time scale per tensor
     # (schema: int8_gradients), rounded to nearest or stochastically
-    grad: str = "float32"
+    grad: str = "int8"
     grad_rounding: str = "stochastic"
 
     @property

@@ -30,4 +30,22 @@ static inline uint32_t tt_dsp_sxtb16_odd(uint32_t x) {
   return r;
 }
 
+/* The byte lanes (0xFF where set) of four mask bits (bit j: byte j). */
+static inline uint32_t tt_dsp_mask_lanes(uint32_t bits) {
+  static const uint32_t lanes[16] = {
+      0x00000000u, 0x000000FFu, 0x0000FF00u, 0x0000FFFFu, 0x00FF0000u, 0x00FF00FFu,
+      0x00FFFF00u, 0x00FFFFFFu, 0xFF000000u, 0xFF0000FFu, 0xFF00FF00u, 0xFF00FFFFu,
+      0xFFFF0000u, 0xFFFF00FFu, 0xFFFFFF00u, 0xFFFFFFFFu};
+  return lanes[bits & 15u];
+}
+
+/* The n <= 4 mask bits of elements i .. i + n - 1 (zeros above): reads no byte past the
+ * one holding bit i + n - 1. */
+static inline uint32_t tt_dsp_mask_bits(const uint8_t *mask, int32_t i, int32_t n) {
+  const int32_t at = i >> 3, bit = i & 7;
+  uint32_t v = mask[at];
+  if (bit + n > 8) v |= (uint32_t)mask[at + 1] << 8;
+  return (v >> bit) & ((1u << n) - 1u);
+}
+
 #endif /* TT_DSP_COMMON_H */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "tt_common.h"
+#include "tt_depthwise_grad_dsp.h"
 #include "tt_grad_dsp.h"
 #include "tt_split_grad.h"
 
@@ -430,12 +431,27 @@ static void depthwise_scatter(const layer_s8 *a, int32_t *acc) {
     }
 }
 
+/* The DSP version of a depthwise layer's walk or one-pass scatter (tt_depthwise_grad_dsp.h),
+ * where the target has one for the layer: 1 if it did it, else 0. */
+static int dsp_depthwise_walk(const layer_s8 *a, int32_t *store, uint32_t *amax, tt_rounder *r,
+                              int8_t *dx) {
+#if TT_GRAD_DSP
+  return tt_dsp_depthwise_input_grad_s8(a->dy, a->mask, a->n, a->oh, a->ow, a->ci, a->m, a->w,
+                                        a->mult, a->kh, a->kw, &a->v, a->h, a->wd, store, amax,
+                                        r, dx);
+#else
+  (void)a, (void)store, (void)amax, (void)r, (void)dx;
+  return 0;
+#endif
+}
+
 /* One of walk_s8's three uses by the DSP version, where the target has one for the layer
  * (tt_grad_dsp.h: pointwise layers; stochastic rounding draws in row-major order, which it
- * does not walk): 1 if it did the walk, else 0 and the portable walk_s8 runs (its calls stay
+ * does not walk; depthwise layers: dsp_depthwise_walk): 1 if it did the walk, else 0 and the portable walk_s8 runs (its calls stay
  * as they are, so that the portable code compiles the same beside the dispatch). */
 static int dsp_walk(const layer_s8 *a, int depthwise, int32_t *store, uint32_t *amax,
                     tt_rounder *r, int8_t *dx) {
+  if (depthwise) return dsp_depthwise_walk(a, store, amax, r, dx);
 #if TT_GRAD_DSP
   const tt_window v = a->v;
   return !depthwise && a->kh == 1 && a->kw == 1 && v.stride_h == 1 && v.stride_w == 1 &&
@@ -452,10 +468,11 @@ static int dsp_walk(const layer_s8 *a, int depthwise, int32_t *store, uint32_t *
 static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, float *dx_scale,
                           tt_update_state *rounding, int32_t *scratch) {
   if (scratch != 0) {
-    if (depthwise)
-      depthwise_scatter(a, scratch);
-    else if (!dsp_walk(a, 0, scratch, 0, 0, 0))
+    if (depthwise) {
+      if (!dsp_depthwise_walk(a, scratch, 0, 0, 0)) depthwise_scatter(a, scratch);
+    } else if (!dsp_walk(a, 0, scratch, 0, 0, 0)) {
       walk_s8(a, 0, scratch, 0, 0, 0);
+    }
     tt_quantize_grad_s8(scratch, a->n * a->h * a->wd * a->ci, unit, rounding, dx, dx_scale);
     return;
   }

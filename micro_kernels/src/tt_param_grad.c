@@ -3,6 +3,7 @@
  * kernels, which share the gradient and update code with the separate ones so that both
  * give the same bits by construction. */
 #include "tt_common.h"
+#include "tt_depthwise_grad_dsp.h"
 #include "tt_grad_dsp.h"
 
 #define TT_DEFAULT_SEED 2463534242u
@@ -493,6 +494,11 @@ void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale,
   const tt_window v = *win;
   const int32_t cm = c * m;
   const float unit = *dy_scale * x_scale;
+#if TT_GRAD_DSP
+  if (tt_dsp_depthwise_weight_grad_s8(dy, mask, n, oh, ow, c, m, saved, x_zp, h, wd, kh, kw,
+                                      win, unit, dw))
+    return;
+#endif
   for (int32_t ky = 0; ky < kh; ++ky)
     for (int32_t kx = 0; kx < kw; ++kx) {
       int32_t oy0, oy1, ox0, ox1;

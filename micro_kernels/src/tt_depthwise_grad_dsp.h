@@ -1,0 +1,49 @@
+/* Cortex-M DSP versions of the depthwise int8-gradient kernels (private), beside the
+ * pointwise ones of tt_grad_dsp.h and chosen the same way (TT_GRAD_DSP: __ARM_FEATURE_DSP
+ * and not -DTT_PORTABLE). Each returns 0, having done nothing, for a layer it does not take;
+ * the portable code (tt_input_grad.c, tt_param_grad.c) then runs. Same bits as the portable
+ * code: the accumulators are the same exact int32 sums (tt_kernels.h bounds them below
+ * 2^31), only summed in another order.
+ *
+ * Memory: one staging array on the stack of TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES (default
+ * 8192) per call, plus 1 KB of accumulators; nothing else besides the arguments. */
+#ifndef TT_DEPTHWISE_GRAD_DSP_H
+#define TT_DEPTHWISE_GRAD_DSP_H
+
+#include "tt_grad_dsp.h"
+
+#ifndef TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES
+#define TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES 8192
+#endif
+
+#if TT_GRAD_DSP
+/* The int8 input gradient of a depthwise convolution of depth multiplier 1 (the arguments
+ * of tt_depthwise_conv2d_input_grad_s8: dy [n, oh, ow, c] int8 with mask or NULL, w [kh, kw,
+ * c] int8, mult [c] int16, dx [n, h, wd, c]): acc[b, iy, ix, ch] = mult[ch] * the sum over
+ * the taps reading (iy, ix) of dy[b, oy, ox, ch] * w[ky, kx, ch] (0 where masked). One of:
+ * `store` [n, h, wd, c] receives the accumulators; `amax` their largest magnitude; `r`
+ * rounds them into dx in dx's row-major order (so stochastic rounding draws as the portable
+ * code does). Takes layers with m = 1, dilation 1, padding >= 0, kh, kw <= 8, strides <= 8,
+ * whose staging fits the buffer for at least four channels; with a rounder that draws, only
+ * those whose channels all fit it at once (else the channels are walked block by block). */
+int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
+                                   int32_t oh, int32_t ow, int32_t c, int32_t m,
+                                   const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
+                                   const tt_window *win, int32_t h, int32_t wd, int32_t *store,
+                                   uint32_t *amax, tt_rounder *r, int8_t *dx);
+
+/* The int8-dy weight gradient of a depthwise convolution of depth multiplier 1 (the
+ * arguments of tt_depthwise_conv2d_weight_grad_s8, unit = dy_scale * x_scale): dw [kh, kw,
+ * c] float32, dw[ky, kx, ch] = (float)T * unit, T = the sum over the positions whose tap
+ * reads inside the image of dy[b, oy, ox, ch] (0 where masked) * (saved[b, iy, ix, ch] -
+ * x_zp). dw holds the int32 sums until their conversion. Takes layers with m = 1, dilation
+ * 1, kw <= 8, ow >= 4, whose staged dy and x rows (8 (ow + wd) bytes per four channels) fit
+ * the buffer for four channels (more are walked in blocks). */
+int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
+                                    int32_t oh, int32_t ow, int32_t c, int32_t m,
+                                    const int8_t *saved, int32_t x_zp, int32_t h, int32_t wd,
+                                    int32_t kh, int32_t kw, const tt_window *win, float unit,
+                                    float *dw);
+#endif
+
+#endif /* TT_DEPTHWISE_GRAD_DSP_H */

@@ -1,0 +1,163 @@
+"""The Cortex-M DSP versions of the depthwise int8-gradient kernels (input gradient, weight
+gradient and with it the fused weight update)
+(micro_kernels/src/tt_depthwise_grad_dsp.h) against the portable C99 ones, bit for bit.
+
+As test_cortex_m7_grad_dsp: every call is made on the host (portable C on x86) and recorded,
+then replayed on the rig (QEMU mps2-an500) in the board's default build (the DSP versions)
+and with -DTT_PORTABLE; both must give the host's bytes (outputs, scales, random streams,
+untouched inputs). The calls are the shapes the DSP code treats specially: channel counts
+that are not multiples of 4 (a partial last group) or of a block, blocks of channels (a
+layer whose staging does not fit the buffer at once: stochastic two-pass rounding then
+stays portable), strides 1-3 (stride classes with 1, 2 or 3 taps, and none when the stride
+exceeds the kernel), padding 0-3 on either side (zero columns staged on the left, the right
+or both), kernels 1x1 to 8x8 and kh != kw, batches of two (the ring restarts), masks whose
+bits start mid-byte, dy and w of -128 at the largest multiplier, one and two passes,
+nearest and stochastic rounding; and the layers it does not take (depth multiplier 2,
+dilation 2, kernels of 8: portable)."""
+from __future__ import annotations
+
+import ctypes as C
+import re
+import shutil
+import subprocess
+
+import numpy as np
+
+import test_cortex_m7 as rig
+from conftest import require_tool
+from test_cortex_m7_grad_dsp import dy_of, i8, multipliers, rig_p
+from tflite_train.runtime import c_kernels
+
+SOURCE = c_kernels.ROOT / "src" / "tt_depthwise_grad_dsp.c"
+
+
+def out_size(size: int, k: int, stride: int, pad: int, dilation: int = 1) -> int:
+    """The output size of a window of k taps, `pad` zeros before and after."""
+    return (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
+
+
+# (n, h, w, c, kh, kw, stride, pad_top, pad_left, m, dilation)
+INPUT_GRAD_SHAPES = [
+    (1, 6, 6, 8, 3, 3, 1, 1, 1, 1, 1), (1, 7, 5, 5, 3, 3, 1, 1, 1, 1, 1),
+    (2, 6, 7, 13, 3, 3, 2, 0, 1, 1, 1), (1, 9, 8, 3, 3, 3, 2, 1, 0, 1, 1),
+    (1, 8, 8, 17, 5, 5, 1, 2, 2, 1, 1), (1, 9, 9, 6, 5, 5, 2, 2, 2, 1, 1),
+    (1, 10, 9, 4, 7, 7, 1, 3, 3, 1, 1), (1, 11, 11, 9, 7, 7, 3, 3, 1, 1, 1),
+    (1, 5, 9, 7, 1, 3, 1, 0, 1, 1, 1), (1, 7, 4, 2, 3, 1, 3, 1, 0, 1, 1),
+    (1, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1), (1, 6, 6, 5, 2, 2, 3, 0, 0, 1, 1),  # stride > kernel
+    (1, 5, 5, 4, 3, 3, 1, 0, 0, 1, 1),                                        # valid
+    (1, 3, 3, 300, 3, 3, 1, 1, 1, 1, 1),          # 75 groups: blocks of 42 and 33
+    (1, 12, 12, 64, 3, 3, 1, 1, 1, 1, 1),         # 16 groups, one block of up to 20
+    (1, 20, 20, 22, 7, 7, 1, 3, 3, 1, 1),         # blocks of 4 groups: 4, 2 (partial)
+    (1, 6, 6, 6, 3, 3, 1, 1, 1, 2, 1),            # depth multiplier 2: portable
+    (1, 7, 7, 5, 3, 3, 1, 2, 2, 1, 2),            # dilation 2: portable
+    (1, 16, 16, 10, 8, 8, 2, 3, 3, 1, 1),         # MCUNet's 8x8 of stride 2
+    (1, 12, 12, 3, 9, 9, 1, 4, 4, 1, 1),          # kernel 9: portable
+]
+
+
+def input_grad_calls(rng) -> None:
+    lib = c_kernels.library()
+    for k, (n, h, w, c, kh, kw, s, pt, pl, m, dil) in enumerate(INPUT_GRAD_SHAPES):
+        oh, ow = out_size(h, kh, s, pt, dil), out_size(w, kw, s, pl, dil)
+        dy = dy_of(rng, (n, oh, ow, c * m), sparse=k == 4)
+        wt = rng.integers(-128, 128, (1, kh, kw, c * m)).astype(np.int8)
+        mult, unit = multipliers(rng, c * m, kh * kw * m, special=k % 2 == 0)
+        if k == 0:                                  # the largest terms: -128 * -128 * 2^k
+            dy[...] = -128
+            wt[...] = -128
+            mult[:] = mult.max()
+        mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+        win = c_kernels.Window(s, s, dil, dil, pt, pl)
+        for masked in (False, True):
+            for stochastic in (False, True):
+                for one_pass in (False, True):
+                    dx = np.zeros((n, h, w, c), np.int8)
+                    scale = np.zeros(1, np.float32)
+                    state = c_kernels.UpdateState(4321 + k, 5)
+                    scratch = np.zeros(dx.size, np.int32) if one_pass else None
+                    lib.tt_depthwise_conv2d_input_grad_s8(
+                        i8(dy), rig_p(np.array([0.01], np.float32), C.c_float),
+                        rig_p(mask if masked else None, C.c_uint8), n, oh, ow, c, m, i8(wt),
+                        rig_p(mult, C.c_int16), C.c_float(unit), kh, kw, C.byref(win), h, w,
+                        i8(dx), rig_p(scale, C.c_float),
+                        C.byref(state) if stochastic else None, rig_p(scratch, C.c_int32))
+
+
+def weight_grad_calls(rng) -> None:
+    """tt_depthwise_conv2d_weight_grad_s8 and the fused update (whose gradient it is) on the
+    same shapes: the zero point at its extremes and 0, masks, momentum and stochastic
+    rounding in the update."""
+    lib = c_kernels.library()
+    for k, (n, h, w, c, kh, kw, s, pt, pl, m, dil) in enumerate(INPUT_GRAD_SHAPES):
+        oh, ow = out_size(h, kh, s, pt, dil), out_size(w, kw, s, pl, dil)
+        dy = dy_of(rng, (n, oh, ow, c * m), sparse=k == 4)
+        saved = rng.integers(-128, 128, (n, h, w, c)).astype(np.int8)
+        if k == 0:                                  # the largest terms: -128 * (127 + 128)
+            dy[...] = -128
+            saved[...] = 127
+        zp = (-128, 127, 5, 0)[k % 4]
+        mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+        win = c_kernels.Window(s, s, dil, dil, pt, pl)
+        for masked in (False, True):
+            dw = np.zeros((1, kh, kw, c * m), np.float32)
+            lib.tt_depthwise_conv2d_weight_grad_s8(
+                i8(dy), rig_p(np.array([0.02], np.float32), C.c_float),
+                rig_p(mask if masked else None, C.c_uint8), n, oh, ow, c, m, i8(saved),
+                C.c_float(0.05), zp, h, w, kh, kw, C.byref(win), rig_p(dw, C.c_float))
+        wt = rng.integers(-127, 128, (1, kh, kw, c * m)).astype(np.int8)
+        scales = rng.uniform(0.001, 0.01, c * m).astype(np.float32)
+        momentum = np.zeros((1, kh, kw, c * m), np.float32) if k % 2 else None
+        sgd = c_kernels.Sgd(0.05, 0.9 if k % 2 else 0.0, 1, 1, 0)
+        state = c_kernels.UpdateState(99 + k, 2)
+        scratch = np.zeros(kh * kw * c * m, np.float32)
+        lib.tt_depthwise_conv2d_weight_update_s8_s8(
+            i8(dy), rig_p(np.array([0.02], np.float32), C.c_float), rig_p(mask, C.c_uint8), n,
+            oh, ow, c, m, i8(saved), C.c_float(0.05), zp, h, w, i8(wt), kh, kw,
+            rig_p(scales, C.c_float), c * m, C.byref(win), rig_p(momentum, C.c_float),
+            C.byref(sgd), C.byref(state), rig_p(scratch, C.c_float))
+
+
+def edge_calls() -> list:
+    calls: list = []
+    rng = np.random.default_rng(23)
+    with rig.recording(calls):
+        input_grad_calls(rng)
+        weight_grad_calls(rng)
+    return calls
+
+
+def test_depthwise_grad_dsp_is_chosen_at_compile_time(tmp_path):
+    """The Cortex-M7 build has the DSP version (SMLABB); -DTT_PORTABLE and the Cortex-M3
+    compile it to nothing, without warnings."""
+    require_tool(bool(shutil.which("arm-none-eabi-gcc")), "arm-none-eabi-gcc")
+    include = str(c_kernels.ROOT / "include")
+    for cpu, extra, dsp in (("cortex-m7", [], True), ("cortex-m7", ["-DTT_PORTABLE"], False),
+                            ("cortex-m3", [], False)):
+        obj = tmp_path / f"{cpu}{len(extra)}.o"
+        fpu = (["-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"] if cpu == "cortex-m7"
+               else ["-mfloat-abi=soft"])
+        subprocess.run(["arm-none-eabi-gcc", f"-mcpu={cpu}", "-mthumb", *fpu, "-std=c99", "-O2",
+                        "-Wall", "-Wextra", "-Werror", *extra, "-I", include, "-c",
+                        str(SOURCE), "-o", str(obj)], check=True)
+        text = subprocess.run(["arm-none-eabi-objdump", "-d", str(obj)], capture_output=True,
+                              text=True, check=True).stdout
+        assert bool(re.search(r"\ssmlabb\s", text)) == dsp, (cpu, extra)
+        assert ("<tt_dsp_depthwise_input_grad_s8>" in text) == dsp, (cpu, extra)
+        assert ("<tt_dsp_depthwise_weight_grad_s8>" in text) == dsp, (cpu, extra)
+
+
+def test_depthwise_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
+    require_tool(shutil.which("arm-none-eabi-gcc") is not None
+                 and shutil.which("qemu-system-arm") is not None,
+                 "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls = edge_calls()
+    assert {c.name for c in calls} >= {"tt_depthwise_conv2d_input_grad_s8",
+                                       "tt_depthwise_conv2d_weight_grad_s8",
+                                       "tt_depthwise_conv2d_weight_update_s8_s8"}
+    for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
+        program = rig.Program()
+        for call in calls:
+            program.add(call)
+        (tmp_path / label).mkdir()
+        rig.run_on_rig(program, tmp_path / label, defines=defines)
+    print(f"{len(calls)} edge-shape calls")
