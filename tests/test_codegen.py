@@ -115,6 +115,50 @@ def test_int8_gradient_programs_train_like_engine_c(name, scheme, hyper, fuse, z
     assert "_input_grad_s8(" in (tmp_path / "gen" / "tt_model.c").read_text()
 
 
+STREAM_PROGRAMS = [("example", "last:2", "float32"), ("example", "bias-only:1", "int8"),
+                   ("mobile", "bias-only:1", "float32"), ("mobile", "last:1", "int8")]
+
+
+@pytest.mark.parametrize("name, scheme, grad", STREAM_PROGRAMS)
+def test_streamed_blocks_train_like_engine_c(name, scheme, grad, zoo, tmp_path, monkeypatch):
+    """Every three-layer stream the graph allows (codegen keeps only those its arena
+    needs: here none would be), run by the generated program: bit-identical to --engine c."""
+    from tflite_train.codegen import program as P
+    model = training_model(tmp_path, EXAMPLE if name == "example" else zoo[name], scheme,
+                           hyper=Hyper(grad=grad))
+    monkeypatch.setattr(P, "choose_streams", lambda graph, outside: P.blocks(graph))
+    program, got, want = host_run(model, tmp_path / "gen")
+    assert program.streamed
+    assert_identical(program, got, want)
+    assert "tt_conv_depthwise_pointwise_s8(" in (tmp_path / "gen" / "tt_model.c").read_text()
+
+
+def test_arena_limit_buys_one_pass_input_gradients(zoo, tmp_path, capsys):
+    """codegen --arena-limit: int8 input gradients in one pass wherever the arena stays
+    within the limit (by default the smallest arena decides, two passes where one would raise
+    it); the program computes the same bits either way."""
+    from tflite_train.training_ops import options_of
+    model = training_model(tmp_path, zoo["mobile"], "full", hyper=Hyper(grad="int8"))
+
+    def passes(program):
+        return [options_of(op)["passes"] for op in program.graph.operators
+                if op.kind in memory.INPUT_GRADS]
+    small, big = load(model), load(model, arena_limit=1 << 20)
+    assert set(passes(small)) == {2} and set(passes(big)) == {1}
+    assert big.plan.arena_bytes > small.plan.arena_bytes
+    limited = load(model, arena_limit=small.plan.arena_bytes + 1)   # room for none of them
+    assert passes(limited) == passes(small)
+    out = tmp_path / "gen"
+    assert main(["codegen", str(model), "-o", str(out), "--arena-limit", "1M"]) == 0
+    capsys.readouterr()
+    program = load(model, arena_limit=1 << 20)
+    xs, labels = check.samples(program, 3, seed=1)
+    got = host.HostProgram(out, len(program.checkpoint_regions())).run(xs, labels,
+                                                                        program.classes)
+    assert f"TT_MODEL_ARENA_BYTES {big.plan.arena_bytes} " in (out / "tt_model.h").read_text()
+    assert_identical(program, got, check.reference(program, xs, labels))
+
+
 @pytest.mark.parametrize("fuse, grad", [(True, "int8"), (False, "float32")])
 def test_split_filters_train_like_engine_c(fuse, grad, tmp_path):
     """Filters of which only the first input channels train: those channels in SRAM, the
@@ -165,8 +209,18 @@ def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
     assert len(program.splits) == 2                       # layers 36 (1/8) and 39 (1/4)
     assert program.plan.arena_bytes < 128 * 1024          # the 128 KB expansion is streamed
     if grad == "int8":
-        assert "tt_conv2d_input_grad_split_s8(" in (tmp_path / "gen" / "tt_model.c").read_text()
+        text = (tmp_path / "gen" / "tt_model.c").read_text()
+        assert "tt_conv2d_input_grad_split_s8(" in text
         assert_passes_chosen_by_the_programs_arena(model, program)
+        # the stem, blocks.0's depthwise and projection streamed (the 64 KB stem output
+        # never exists) over the sample: the peak is the sample + the stream's window
+        assert "tt_conv_depthwise_pointwise_s8(" in text and program.streamed[0] == 1
+        from tflite_train.runtime.kernel_calls import Scratch
+        window = program.steps[3].call.args[-1]
+        assert isinstance(window, Scratch)
+        sample = program.graph.tensors[program.sample].nbytes
+        assert program.plan.peak_op == 3
+        assert program.plan.arena_bytes == sample + window.nbytes <= 52 * 1024
 
 
 def assert_passes_chosen_by_the_programs_arena(model: Path, program):
@@ -178,11 +232,11 @@ def assert_passes_chosen_by_the_programs_arena(model: Path, program):
     from tflite_train.passes.builtins import joined
     graph = P.hoist_bias_updates(joined(tflite_io.load(model)))
     outside = {graph.inputs[1], graph.outputs[1]}
-    by_augment = P._layout(graph, outside)[-1].arena_bytes
+    by_augment = P._layout(graph, outside, program.streamed)[-1].arena_bytes
     for op in graph.operators:
         if op.kind in memory.INPUT_GRADS:
             set_option(op, "passes", 2)
-    two_passes = P._layout(graph, outside)[-1].arena_bytes
+    two_passes = P._layout(graph, outside, program.streamed)[-1].arena_bytes
     chosen = [options_of(op)["passes"] for op in program.graph.operators
               if op.kind in memory.INPUT_GRADS]
     assert program.plan.arena_bytes == two_passes < by_augment
@@ -433,6 +487,94 @@ def test_streamed_pointwise_depthwise_equals_the_two_layers(case):
                          D(*want.shape), got, buf[guard:guard + nbytes])
     assert status == 0 and np.array_equal(got, want)
     assert (buf[:guard] == 55).all() and (buf[guard + nbytes:] == 55).all()
+    # over its own input: the output starting tt_pointwise_depthwise_s8_shift bytes before it
+    shift = K.host_call("tt_pointwise_depthwise_s8_shift", dw, D(*x.shape), D(*mid.shape),
+                        D(*df.shape), D(*want.shape))
+    assert 0 <= shift <= want.size
+    size = max(want.size, shift + x.size)
+    one = np.full(size + 2 * guard, 99, np.int8)
+    one[guard + shift:guard + shift + x.size] = x.ravel()
+    status = K.host_call("tt_pointwise_depthwise_s8", pw, pm, ps, D(*x.shape),
+                         one[guard + shift:guard + shift + x.size], D(*pf.shape), pf, pb, dw,
+                         dm, ds, D(*mid.shape), D(*df.shape), df, db, D(*want.shape),
+                         one[guard:guard + want.size], buf[guard:guard + nbytes])
+    assert status == 0 and np.array_equal(one[guard:guard + want.size], want.ravel())
+    assert (one[:guard] == 99).all() and (one[guard + size:] == 99).all()
+
+
+BLOCK_CASES = [  # (h, w, ci, cm, co, a_kernel, a_stride, a_pad, dw_kernel, dw_stride, dw_pad)
+    (16, 16, 8, 24, 8, 1, 1, 0, 3, 1, 1), (16, 16, 8, 24, 12, 1, 1, 0, 3, 2, 1),
+    (18, 18, 3, 16, 8, 4, 2, 1, 3, 1, 1), (17, 15, 4, 12, 6, 3, 2, 1, 5, 2, 2),
+    (12, 12, 6, 18, 6, 1, 1, 0, 7, 1, 3), (9, 11, 3, 8, 16, 3, 1, 1, 3, 2, 0)]
+
+
+@pytest.mark.parametrize("case", BLOCK_CASES)
+def test_streamed_block_equals_the_three_layers(case):
+    """tt_conv_depthwise_pointwise_s8 (a convolution, depthwise, 1x1 projection) == the
+    three layers run whole, with its own window and over its own input at
+    tt_conv_depthwise_pointwise_s8_shift."""
+    h, w, ci, cm, co, ak, ast, apad, dk, dst, dpad = case
+    rng = np.random.default_rng(sum(case))
+    D, P = c_forward.Dims, c_forward.ConvParams
+    a = P(ast, ast, 1, 1, apad, apad, 5, -128, -128, 127)
+    dw = P(dst, dst, 1, 1, dpad, dpad, 128, -5, -128, 127)
+    pw = P(1, 1, 1, 1, 0, 0, 5, 3, -128, 127)
+    mh, mw = (h + 2 * apad - ak) // ast + 1, (w + 2 * apad - ak) // ast + 1
+    oh, ow = (mh + 2 * dpad - dk) // dst + 1, (mw + 2 * dpad - dk) // dst + 1
+    x = rng.integers(-128, 128, (1, h, w, ci)).astype(np.int8)
+    af = rng.integers(-127, 128, (cm, ak, ak, ci)).astype(np.int8)
+    df = rng.integers(-127, 128, (1, dk, dk, cm)).astype(np.int8)
+    pf = rng.integers(-127, 128, (co, 1, 1, cm)).astype(np.int8)
+    ab, db = (rng.integers(-5000, 5000, cm).astype(np.int32) for _ in range(2))
+    pb = rng.integers(-5000, 5000, co).astype(np.int32)
+    am, dm = (rng.integers(1 << 30, (1 << 31) - 1, cm).astype(np.int32) for _ in range(2))
+    pm = rng.integers(1 << 30, (1 << 31) - 1, co).astype(np.int32)
+    as_, ds = (rng.integers(-9, -6, cm).astype(np.int32) for _ in range(2))
+    ps = rng.integers(-9, -6, co).astype(np.int32)
+    mid = np.empty((1, mh, mw, cm), np.int8)
+    dout = np.empty((1, oh, ow, cm), np.int8)
+    want = np.empty((1, oh, ow, co), np.int8)
+    c_forward.call("tt_conv2d_s8", a, am, as_, D(*x.shape), x, D(*af.shape), af, ab,
+                   D(*mid.shape), mid)
+    c_forward.call("tt_depthwise_conv2d_s8", dw, dm, ds, D(*mid.shape), mid, D(*df.shape), df,
+                   db, D(*dout.shape), dout)
+    c_forward.call("tt_conv2d_s8", pw, pm, ps, D(*dout.shape), dout, D(*pf.shape), pf, pb,
+                   D(*want.shape), want)
+    nbytes = K.host_call("tt_conv_depthwise_pointwise_s8_window_bytes", dw, D(*mid.shape),
+                         D(*df.shape), D(*dout.shape))
+    assert nbytes == min(dk, mh) * mw * cm + ow * cm
+    shift = K.host_call("tt_conv_depthwise_pointwise_s8_shift", a, D(*x.shape), D(*af.shape),
+                        dw, D(*mid.shape), D(*df.shape), D(*want.shape))
+    assert shift >= 0
+    guard = 32
+    win = np.full(nbytes + 2 * guard, 55, np.int8)
+    for xo in (None, shift):            # separate buffers, then the output over the input
+        if xo is None:
+            buf = np.full(want.size + 2 * guard, 99, np.int8)
+            xin, yo, size = x, 0, want.size
+        else:
+            size = max(want.size, xo + x.size)
+            buf = np.full(size + 2 * guard, 99, np.int8)
+            buf[guard + xo:guard + xo + x.size] = x.ravel()
+            xin, yo = buf[guard + xo:guard + xo + x.size], 0
+        status = K.host_call("tt_conv_depthwise_pointwise_s8", a, am, as_, D(*x.shape), xin,
+                             D(*af.shape), af, ab, dw, dm, ds, D(*mid.shape), D(*df.shape), df,
+                             db, pw, pm, ps, D(*dout.shape), D(*pf.shape), pf, pb,
+                             D(*want.shape), buf[guard + yo:guard + yo + want.size],
+                             win[guard:guard + nbytes])
+        assert status == 0, xo
+        assert np.array_equal(buf[guard:guard + want.size], want.ravel()), xo
+        assert (buf[:guard] == 99).all() and (buf[guard + size:] == 99).all()
+        assert (win[:guard] == 55).all() and (win[guard + nbytes:] == 55).all()
+
+
+def test_streamed_pointwise_depthwise_fits_over_its_input():
+    """MCUNet's first stride-2 block (64x64x8 -> 64x64x32 -> 32x32x32): its output fits
+    exactly over its input, shift 0."""
+    D, P = c_forward.Dims, c_forward.ConvParams
+    dw = P(2, 2, 1, 1, 1, 1, 0, 0, -128, 127)
+    assert K.host_call("tt_pointwise_depthwise_s8_shift", dw, D(1, 64, 64, 8),
+                       D(1, 64, 64, 32), D(1, 3, 3, 32), D(1, 32, 32, 32)) == 0
 
 
 ROWS_CASES = [  # (h, w, ci, co, kernel, stride, pad_top, pad_left): stem, projection, ...
@@ -441,10 +583,12 @@ ROWS_CASES = [  # (h, w, ci, co, kernel, stride, pad_top, pad_left): stem, proje
     (9, 9, 6, 6, 3, 1, 0, 0)]
 
 
+@pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("case", ROWS_CASES)
-def test_row_by_row_convolution_over_its_own_input(case):
+def test_row_by_row_convolution_over_its_own_input(case, reverse):
     """tt_conv2d_rows_s8 with its output starting tt_conv2d_rows_s8_shift bytes before its
-    input in one buffer == tt_conv2d_s8 on separate ones."""
+    input in one buffer (tt_conv2d_rows_reverse_s8: tt_conv2d_rows_reverse_s8_lead bytes
+    after it) == tt_conv2d_s8 on separate ones."""
     h, w, ci, co, kernel, stride, pad_top, pad_left = case
     rng = np.random.default_rng(sum(case))
     D = c_forward.Dims
@@ -459,22 +603,32 @@ def test_row_by_row_convolution_over_its_own_input(case):
     want = np.empty((1, oh, ow, co), np.int8)
     c_forward.call("tt_conv2d_s8", p, m, sh, D(*x.shape), x, D(*f.shape), f, bias,
                    D(*want.shape), want)
-    shift = K.host_call("tt_conv2d_rows_s8_shift", p, D(*x.shape), D(*f.shape), D(*want.shape))
-    assert shift >= 0
+    name = "tt_conv2d_rows_reverse_s8" if reverse else "tt_conv2d_rows_s8"
+    gap = K.host_call("tt_conv2d_rows_reverse_s8_lead" if reverse else "tt_conv2d_rows_s8_shift",
+                      p, D(*x.shape), D(*f.shape), D(*want.shape))
+    assert gap >= 0
     guard = 16
-    size = max(want.size, shift + x.size)
-    buf = np.full(size + 2 * guard, 99, np.int8)
-    buf[guard + shift:guard + shift + x.size] = x.ravel()
-    status = K.host_call("tt_conv2d_rows_s8", p, m, sh, D(*x.shape),
-                         buf[guard + shift:guard + shift + x.size], D(*f.shape), f, bias,
-                         D(*want.shape), buf[guard:guard + want.size])
-    assert status == 0
-    assert np.array_equal(buf[guard:guard + want.size], want.ravel())
-    assert (buf[:guard] == 99).all() and (buf[guard + size:] == 99).all()
+
+    def run(gap):
+        xo, yo = (0, gap) if reverse else (gap, 0)      # offsets of input and output
+        size = max(yo + want.size, xo + x.size)
+        buf = np.full(size + 2 * guard, 99, np.int8)
+        buf[guard + xo:guard + xo + x.size] = x.ravel()
+        status = K.host_call(name, p, m, sh, D(*x.shape), buf[guard + xo:guard + xo + x.size],
+                             D(*f.shape), f, bias, D(*want.shape),
+                             buf[guard + yo:guard + yo + want.size])
+        assert status == 0
+        assert (buf[:guard] == 99).all() and (buf[guard + size:] == 99).all()
+        return np.array_equal(buf[guard + yo:guard + yo + want.size], want.ravel())
+    assert run(gap)
     in_row, out_row = w * ci, ow * co     # the header's bound, computed here too
-    rows = [max(0, oy * stride - pad_top) for oy in range(oh)]
-    assert shift == max([0] + [(oy + 1) * out_row - r * in_row
-                               for oy, r in enumerate(rows) if r < h])
+    if reverse:
+        ends = [min(h, oy * stride - pad_top + kernel) for oy in range(oh)]
+        assert gap == max([0] + [r * in_row - oy * out_row for oy, r in enumerate(ends)])
+    else:
+        rows = [max(0, oy * stride - pad_top) for oy in range(oh)]
+        assert gap == max([0] + [(oy + 1) * out_row - r * in_row
+                                 for oy, r in enumerate(rows) if r < h])
 
 
 INPLACE_GRAD_CASES = [  # (h, w, c, kernel, dilation, pad, mask)
@@ -610,6 +764,35 @@ def test_int8_gradients_on_the_rig(tmp_path, capsys):
     for kernel in ("tt_conv2d_input_grad_split_s8", "tt_conv2d_weight_update_s8_s8",
                    "tt_depthwise_conv2d_input_grad_s8", "tt_loss_softmax_ce_s8_s8"):
         assert f"{kernel}(" in text, kernel
+
+
+def test_streamed_block_and_profile_on_the_rig(tmp_path, capsys, monkeypatch):
+    """The example's stem, depthwise and projection as one stream (forced: its arena does
+    not need it), int8 gradients, 2 steps under QEMU: bit-identical to --engine c; and the
+    per-operator profile of the same run: every operator that calls a kernel has its
+    instructions, and they add up to the step's."""
+    require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    from tflite_train.codegen import program as P, project
+    model = training_model(tmp_path, EXAMPLE, "bias-only:1", hyper=Hyper(grad="int8"))
+    monkeypatch.setattr(P, "choose_streams", lambda graph, outside: P.blocks(graph))
+    out = tmp_path / "gen"
+    assert main(["codegen", str(model), "-o", str(out), "--rig", "--steps", "2", "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["identical_to_engine_c"] is True and m["differences"] == []
+    assert "tt_conv_depthwise_pointwise_s8(" in (out / "tt_model.c").read_text()
+    program = load(model)
+    xs, labels = check.samples(program, 2, 0, None)
+    project.write_files(out, project.rig_files(program, xs, labels))
+    prof = rig.profile(program, out, xs, labels, "dsp")
+    assert prof.identical_to_engine_c is True
+    ran = {s.op for s in program.steps if s.call is not None}
+    assert set(prof.step) <= ran and set(prof.inference) <= ran
+    assert {s.op for s in program.steps if s.call is not None and not s.training} <= \
+        set(prof.inference)
+    inside = sum(prof.step.values())
+    # the rest: the sample's copy and the run's own code, a few thousand instructions
+    assert 0 <= prof.instructions_per_step - inside < 0.02 * prof.instructions_per_step
+    assert prof.instructions_per_step == pytest.approx(m["instructions_per_step"], rel=0.02)
 
 
 @pytest.mark.parametrize("scheme", ["bias-only", "sparse"])

@@ -633,7 +633,8 @@ def cmd_codegen(args) -> int:
     program, m = codegen.generate(args.model, args.output,
                                   rig_steps=(args.steps or 3) if args.rig else None,
                                   sram_budget=args.sram_budget, flash_budget=args.flash_budget,
-                                  seed=args.seed, data=args.data, kernels=args.kernels)
+                                  seed=args.seed, data=args.data, kernels=args.kernels,
+                                  arena_limit=args.arena_limit or 0)
     plan = program.plan
     if args.json:
         info = {"model": args.model, "output": args.output,
@@ -695,6 +696,10 @@ def _add_codegen_parser(sub) -> None:
                    help="SRAM the linker allows (default 256K; the rig has 4M)")
     s.add_argument("--flash-budget", type=_byte_size, default=None, metavar="SIZE",
                    help="flash the linker allows (default 1M; the rig has 4M)")
+    s.add_argument("--arena-limit", type=_byte_size, default=None, metavar="SIZE",
+                   help="let the arena grow to SIZE for speed: int8 input gradients in one "
+                        "pass (an int32 scratch) wherever it stays within (default: the "
+                        "smallest arena decides)")
     s.add_argument("--data", help="train on the first samples of this dataset (train's "
                                   "--data spellings) instead of seeded random ones")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the random samples")

@@ -391,13 +391,14 @@ def plan(graph: Graph) -> Plan:
                 trainable, optimizer, training)
 
 
-def choose_passes(graph: Graph, arena_of=None) -> list[int]:
+def choose_passes(graph: Graph, arena_of=None, limit: int = 0) -> list[int]:
     """The int8 input gradients' form (schema: option passes): one pass, into an int32
     scratch of dx's size, wherever that scratch does not raise the arena (`arena_of(graph)`,
-    by default TFLM's greedy plan of this operator order; codegen passes its own), two
-    passes (the accumulators computed twice, no scratch) elsewhere: the peak decides, then
-    speed. Tries the largest scratch first; sets the options in place and returns the
-    operators left at two passes."""
+    by default TFLM's greedy plan of this operator order; codegen passes its own) above the
+    arena of two passes everywhere or `limit` bytes, whichever is larger; two passes (the
+    accumulators computed twice, no scratch) elsewhere: the peak decides, then speed. Tries
+    the largest scratch first; sets the options in place and returns the operators left at
+    two passes."""
     from .training_ops import set_option
     arena_of = arena_of or (lambda g: plan(g).arena_bytes)
     ops_ = [k for k, op in enumerate(graph.operators)
@@ -406,7 +407,7 @@ def choose_passes(graph: Graph, arena_of=None) -> list[int]:
         return []
     for k in ops_:
         set_option(graph.operators[k], "passes", 2)
-    arena = arena_of(graph)
+    arena = max(arena_of(graph), limit)
     two = []
     for k in sorted(ops_, key=lambda k: -graph.tensors[graph.operators[k].outputs[0]].size):
         set_option(graph.operators[k], "passes", 1)
@@ -455,7 +456,8 @@ class AliasRequest:
     view: bool             # True: same bytes, both readable; False: output overwrites input
     scratch: int = 0       # bytes of working memory the in-place form needs at `op`
     shift: int = 0         # the output starts this many bytes before the input (a kernel
-                           # that writes its output rows only over input rows already read)
+                           # that writes its output rows only over input rows already read;
+                           # negative: after it)
 
 
 @dataclass
@@ -563,7 +565,9 @@ def codegen_plan(graph: Graph, arena_tensors: set[int], scratch: dict[int, list[
                            or (r.shift == 0 and nbytes[r.output] > size)):
             refused.append(r)
             continue
-        at = members[host][r.input] - align_up(r.shift, CODEGEN_ALIGN)
+        # aligned away from the input: never less room than the kernel needs
+        at = members[host][r.input] - (align_up(r.shift, CODEGEN_ALIGN) if r.shift >= 0
+                                       else -align_up(-r.shift, CODEGEN_ALIGN))
         if at < 0:                           # the group grows downwards
             members[host] = {m: o - at for m, o in members[host].items()}
             at = 0

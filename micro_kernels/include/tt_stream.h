@@ -1,5 +1,5 @@
-/* Row-streamed forward operators (tflite-train codegen): two int8 layers computed together
- * so that the tensor between them never exists whole.
+/* Row-streamed forward operators (tflite-train codegen): two or three int8 layers computed
+ * together so that the tensors between them never exist whole.
  *
  * tt_pointwise_depthwise_s8 runs a 1x1 CONV_2D (stride 1, no padding) and the
  * DEPTHWISE_CONV_2D that reads its output (the expansion and depthwise layers of an
@@ -53,6 +53,65 @@ int tt_pointwise_depthwise_s8(const tt_fwd_conv_params *pw, const int32_t *pw_mu
                               const int32_t *dw_bias, const tt_fwd_dims *output_dims,
                               int8_t *output, int8_t *window);
 
+/* The least shift >= 0 such that tt_pointwise_depthwise_s8 may write its output starting
+ * `shift` bytes before its input (output + shift == input): output row oy is written after
+ * the pointwise rows it reads were computed, i.e. after input rows [0, r1(oy)) were read
+ * (r1(oy): one past the last mid row it reads, monotonic in oy), and input rows from r1(oy)
+ * on are read later, so the condition is
+ *   shift >= (oy + 1) * out_row - r1(oy) * in_row for every oy with r1(oy) < h.
+ * A stride-2 depthwise layer whose output rows are no larger than two input rows (an
+ * inverted-residual block's first, 64x64x8 -> 32x32x32) needs 0: its output fits over its
+ * input as it is read. Same parameters as the kernel; the window is outside the input. */
+int32_t tt_pointwise_depthwise_s8_shift(const tt_fwd_conv_params *dw, const tt_fwd_dims *input_dims,
+                                        const tt_fwd_dims *mid_dims,
+                                        const tt_fwd_dims *dw_filter_dims,
+                                        const tt_fwd_dims *output_dims);
+
+/* Three layers streamed: a CONV_2D (`a`: any kernel, stride and padding; an inverted-residual
+ * block's 1x1 expansion, or a stem convolution), the DEPTHWISE_CONV_2D that alone reads its
+ * output (any stride) and the 1x1 CONV_2D (`pw`: stride 1, unpadded) that alone reads the
+ * depthwise output (the block's projection), one output row at a time: the rows of a's
+ * output (mid, [1, h, w, cm]) a depthwise row reads are computed into `window` (each once,
+ * one tt_conv2d_s8 call on the input rows it reads), the depthwise row into the window's
+ * last dw_output_dims->w * c bytes (tt_depthwise_conv2d_s8), the output row from it
+ * (tt_conv2d_s8). Neither mid nor the depthwise output ever exists whole; same kernels,
+ * same taps, bit-identical to the three layers run whole.
+ * a, a_multiplier, a_shift, input [1, H, W, ci], a_filter [cm, kh, kw, ci], a_bias: as
+ * tt_conv2d_s8 takes them (its output: mid_dims). dw ... dw_bias: as tt_depthwise_conv2d_s8
+ * (input mid_dims, output dw_output_dims [1, oh, ow, cm * m]). pw ... pw_bias: as
+ * tt_conv2d_s8 (input dw_output_dims, filter [co, 1, 1, cm * m]); output [1, oh, ow, co].
+ * window: tt_conv_depthwise_pointwise_s8_window_bytes bytes (the span of mid rows plus one
+ * depthwise row), overlapping nothing else. Returns TT_FWD_OK, or TT_FWD_UNSUPPORTED
+ * (touching nothing) for a batch other than 1 or a `pw` that is not 1x1, stride 1,
+ * unpadded. */
+int32_t tt_conv_depthwise_pointwise_s8_window_bytes(const tt_fwd_conv_params *dw,
+                                                    const tt_fwd_dims *mid_dims,
+                                                    const tt_fwd_dims *dw_filter_dims,
+                                                    const tt_fwd_dims *dw_output_dims);
+int tt_conv_depthwise_pointwise_s8(
+    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
+    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
+    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
+    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
+    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
+    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
+    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
+    int8_t *output, int8_t *window);
+
+/* The least shift >= 0 such that tt_conv_depthwise_pointwise_s8 may write its output starting
+ * `shift` bytes before its input (output + shift == input), as for
+ * tt_pointwise_depthwise_s8_shift: output row oy is written after mid rows [0, m(oy)) were
+ * computed, and the input rows from the first one mid row m(oy) reads (r_lo) are read later:
+ *   shift >= (oy + 1) * out_row - r_lo(m(oy)) * in_row while m(oy) < h. */
+int32_t tt_conv_depthwise_pointwise_s8_shift(const tt_fwd_conv_params *a,
+                                             const tt_fwd_dims *input_dims,
+                                             const tt_fwd_dims *a_filter_dims,
+                                             const tt_fwd_conv_params *dw,
+                                             const tt_fwd_dims *mid_dims,
+                                             const tt_fwd_dims *dw_filter_dims,
+                                             const tt_fwd_dims *output_dims);
+
 /* CONV_2D one output row at a time, so that its output may overlap its input.
  *
  * Same arguments and bits as tt_conv2d_s8 (batch 1; any other batch returns
@@ -73,6 +132,25 @@ int tt_conv2d_rows_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                       const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
                       const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
                       const tt_fwd_dims *output_dims, int8_t *output);
+
+/* CONV_2D one output row at a time from the last row up, so that its output may start
+ * `lead` bytes after its input (input + lead == output) and run past the input's end: the
+ * form for a layer whose output is larger than its input (a stem convolution, 128x128x3 ->
+ * 64x64x16). Row oy is written by one tt_conv2d_s8 call after the rows below it, reading
+ * input rows [r_lo(oy), r_hi(oy)]; the rows above it read input rows up to r_hi(oy), so
+ *   lead >= (r_hi(oy) + 1) * in_row - oy * out_row for every oy
+ * and tt_conv2d_rows_reverse_s8_lead returns the least such lead >= 0 (MCUNet's stem: 768
+ * bytes, output and input together 768 bytes more than the output alone). Same arguments
+ * and bits as tt_conv2d_s8 (batch 1; any other returns TT_FWD_UNSUPPORTED, touching
+ * nothing). */
+int32_t tt_conv2d_rows_reverse_s8_lead(const tt_fwd_conv_params *p, const tt_fwd_dims *input_dims,
+                                       const tt_fwd_dims *filter_dims,
+                                       const tt_fwd_dims *output_dims);
+int tt_conv2d_rows_reverse_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                              const int32_t *shift, const tt_fwd_dims *input_dims,
+                              const int8_t *input, const tt_fwd_dims *filter_dims,
+                              const int8_t *filter, const int32_t *bias,
+                              const tt_fwd_dims *output_dims, int8_t *output);
 
 #ifdef __cplusplus
 }

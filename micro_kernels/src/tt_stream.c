@@ -3,6 +3,34 @@
 
 #include <string.h>
 
+/* The input rows output row oy reads: [*r0, *r1) (the rest of its taps are padding). */
+static void rows_read(const tt_fwd_conv_params *p, int32_t oy, int32_t kh, int32_t h,
+                      int32_t *r0, int32_t *r1) {
+  const int32_t top = oy * p->stride_h - p->pad_top;
+  const int32_t end = top + (kh - 1) * p->dilation_h + 1;
+  *r0 = top > 0 ? top : 0;
+  *r1 = end < h ? end : h;
+  if (*r1 < *r0) *r1 = *r0;
+}
+
+/* Output row oy of a CONV_2D into `out` ([1, 1, out_w, out_c]): one tt_conv2d_s8 call on
+ * the input rows it reads, the window's first row being input row r0, so the top padding
+ * left is what lies above the image. */
+static void conv_row(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                     const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
+                     const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
+                     int32_t oy, int32_t out_w, int32_t out_c, int8_t *out) {
+  int32_t r0, r1;
+  rows_read(p, oy, filter_dims->h, input_dims->h, &r0, &r1);
+  tt_fwd_conv_params q = *p;
+  const int32_t top = oy * p->stride_h - p->pad_top;
+  q.pad_top = top < 0 ? -top : 0;
+  const tt_fwd_dims win = {1, r1 - r0, input_dims->w, input_dims->c};
+  const tt_fwd_dims row = {1, 1, out_w, out_c};
+  tt_conv2d_s8(&q, multiplier, shift, &win, input + r0 * input_dims->w * input_dims->c,
+               filter_dims, filter, bias, &row, out);
+}
+
 static int32_t span_rows(const tt_fwd_conv_params *dw, const tt_fwd_dims *mid,
                          const tt_fwd_dims *dw_filter) {
   const int32_t span = (dw_filter->h - 1) * dw->dilation_h + 1;
@@ -17,6 +45,108 @@ int32_t tt_pointwise_depthwise_s8_window_bytes(const tt_fwd_conv_params *dw,
   return span_rows(dw, mid_dims, dw_filter_dims) * mid_dims->w * mid_dims->c;
 }
 
+/* A depthwise layer reading the rows of a first CONV_2D (`a`) computed into a window, one
+ * depthwise output row at a time (both streamed kernels). */
+typedef struct {
+  const tt_fwd_conv_params *a;
+  const int32_t *a_multiplier, *a_shift;
+  const tt_fwd_dims *input_dims, *a_filter_dims;
+  const int8_t *input, *a_filter;
+  const int32_t *a_bias;
+  const tt_fwd_conv_params *dw;
+  const int32_t *dw_multiplier, *dw_shift;
+  const tt_fwd_dims *mid_dims, *dw_filter_dims;
+  const int8_t *dw_filter;
+  const int32_t *dw_bias;
+  int8_t *window;
+  int32_t have0, have1;                       /* the window holds mid rows [have0, have1) */
+} stream_state;
+
+/* Mid row r (the first layer's output row r) into `out`: one tt_conv2d_s8 call on the input
+ * rows it reads. */
+static void first_row(const stream_state *s, int32_t r, int8_t *out) {
+  conv_row(s->a, s->a_multiplier, s->a_shift, s->input_dims, s->input, s->a_filter_dims,
+           s->a_filter, s->a_bias, r, s->mid_dims->w, s->mid_dims->c, out);
+}
+
+/* The mid rows depthwise output row oy reads, [*r0, *r1) (the rest of its taps: padding). */
+static void mid_rows(const tt_fwd_conv_params *dw, const tt_fwd_dims *mid,
+                     const tt_fwd_dims *dw_filter, int32_t oy, int32_t *top, int32_t *r0,
+                     int32_t *r1) {
+  const int32_t span = (dw_filter->h - 1) * dw->dilation_h + 1;
+  *top = oy * dw->stride_h - dw->pad_top;
+  *r0 = *top > 0 ? *top : 0;
+  *r1 = *top + span < mid->h ? *top + span : mid->h;
+}
+
+/* Depthwise output row oy (rows in ascending order) into `out` ([1, 1, ow, c * m]). */
+static void depthwise_row(stream_state *s, int32_t oy, const tt_fwd_dims *out_row, int8_t *out) {
+  const int32_t row_bytes = s->mid_dims->w * s->mid_dims->c;
+  int32_t top, r0, r1;
+  mid_rows(s->dw, s->mid_dims, s->dw_filter_dims, oy, &top, &r0, &r1);
+  if (r0 >= r1) {                             /* no row in the image: all taps are padding */
+    s->have0 = s->have1 = r0;
+  } else {
+    if (r0 > s->have0) {                      /* drop the rows above r0 */
+      const int32_t keep = s->have1 > r0 ? s->have1 - r0 : 0;
+      /* row by row, each moving down by at least a row: source and destination of one
+       * memcpy never overlap */
+      for (int32_t j = 0; j < keep; ++j)
+        memcpy(s->window + j * row_bytes, s->window + (r0 - s->have0 + j) * row_bytes,
+               (size_t)row_bytes);
+      s->have0 = r0;
+      if (s->have1 < r0) s->have1 = r0;
+    }
+    for (int32_t r = s->have1; r < r1; ++r)   /* compute the rows not there yet */
+      first_row(s, r, s->window + (r - s->have0) * row_bytes);
+    if (r1 > s->have1) s->have1 = r1;
+  }
+  /* the window's first row is mid row r0, so the top padding left is what lies above */
+  tt_fwd_conv_params p = *s->dw;
+  p.pad_top = top < 0 ? -top : 0;
+  const tt_fwd_dims win = {1, r1 > r0 ? r1 - r0 : 0, s->mid_dims->w, s->mid_dims->c};
+  tt_depthwise_conv2d_s8(&p, s->dw_multiplier, s->dw_shift, &win, s->window, s->dw_filter_dims,
+                         s->dw_filter, s->dw_bias, out_row, out);
+}
+
+/* The least shift with output + shift == input for a stream whose output rows are out_row
+ * bytes, one per depthwise output row, each written after the mid rows it reads: input rows
+ * from the next mid row's first on are read later. */
+static int32_t stream_shift(const tt_fwd_conv_params *a, const tt_fwd_dims *input_dims,
+                            const tt_fwd_dims *a_filter_dims, const tt_fwd_conv_params *dw,
+                            const tt_fwd_dims *mid_dims, const tt_fwd_dims *dw_filter_dims,
+                            int32_t rows, int32_t out_row) {
+  const int32_t in_row = input_dims->w * input_dims->c;
+  int32_t shift = 0, have1 = 0;
+  for (int32_t oy = 0; oy < rows; ++oy) {
+    int32_t top, r0, r1;
+    mid_rows(dw, mid_dims, dw_filter_dims, oy, &top, &r0, &r1);
+    if (r0 >= r1) {
+      if (r0 > have1) have1 = r0;
+    } else if (r1 > have1) {
+      have1 = r1;
+    }
+    if (have1 >= mid_dims->h) break;          /* no mid row left: the input is free */
+    int32_t next0, next1;                     /* the input rows mid row have1 reads first */
+    rows_read(a, have1, a_filter_dims->h, input_dims->h, &next0, &next1);
+    if (next0 >= input_dims->h) break;
+    const int32_t need = (oy + 1) * out_row - next0 * in_row;
+    if (need > shift) shift = need;
+  }
+  return shift;
+}
+
+int32_t tt_pointwise_depthwise_s8_shift(const tt_fwd_conv_params *dw, const tt_fwd_dims *input_dims,
+                                        const tt_fwd_dims *mid_dims,
+                                        const tt_fwd_dims *dw_filter_dims,
+                                        const tt_fwd_dims *output_dims) {
+  /* the pointwise layer as the first: 1x1, stride 1, unpadded, its rows map 1:1 */
+  const tt_fwd_conv_params unit = {1, 1, 1, 1, 0, 0, 0, 0, -128, 127};
+  const tt_fwd_dims one = {mid_dims->c, 1, 1, input_dims->c};
+  return stream_shift(&unit, input_dims, &one, dw, mid_dims, dw_filter_dims,
+                      output_dims->h, output_dims->w * output_dims->c);
+}
+
 int tt_pointwise_depthwise_s8(const tt_fwd_conv_params *pw, const int32_t *pw_multiplier,
                               const int32_t *pw_shift, const tt_fwd_dims *input_dims,
                               const int8_t *input, const tt_fwd_dims *pw_filter_dims,
@@ -29,53 +159,62 @@ int tt_pointwise_depthwise_s8(const tt_fwd_conv_params *pw, const int32_t *pw_mu
   if (input_dims->n != 1 || pw_filter_dims->h != 1 || pw_filter_dims->w != 1 ||
       pw->stride_h != 1 || pw->stride_w != 1 || pw->pad_top != 0 || pw->pad_left != 0)
     return TT_FWD_UNSUPPORTED;
-  const int32_t h = mid_dims->h, w = mid_dims->w, cm = mid_dims->c, ci = input_dims->c;
-  const int32_t row_bytes = w * cm, span = (dw_filter_dims->h - 1) * dw->dilation_h + 1;
-  const tt_fwd_dims in_row = {1, 1, w, ci}, mid_row = {1, 1, w, cm};
+  stream_state s = {pw, pw_multiplier, pw_shift, input_dims, pw_filter_dims, input, pw_filter,
+                    pw_bias, dw, dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter,
+                    dw_bias, window, 0, 0};
   const tt_fwd_dims out_row = {1, 1, output_dims->w, output_dims->c};
   const int32_t out_row_bytes = output_dims->w * output_dims->c;
-  int32_t have0 = 0, have1 = 0;               /* the window holds mid rows [have0, have1) */
-  for (int32_t oy = 0; oy < output_dims->h; ++oy) {
-    /* the mid rows this output row reads: [r0, r1) (taps outside are padding) */
-    const int32_t top = oy * dw->stride_h - dw->pad_top;
-    const int32_t r0 = top > 0 ? top : 0;
-    const int32_t r1 = top + span < h ? top + span : h;
-    if (r0 >= r1) {                           /* no row in the image: all taps are padding */
-      have0 = have1 = r0;
-    } else {
-      if (r0 > have0) {                       /* drop the rows above r0 */
-        const int32_t keep = have1 > r0 ? have1 - r0 : 0;
-        /* row by row, each moving down by at least a row: source and destination of one
-         * memcpy never overlap */
-        for (int32_t j = 0; j < keep; ++j)
-          memcpy(window + j * row_bytes, window + (r0 - have0 + j) * row_bytes, (size_t)row_bytes);
-        have0 = r0;
-        if (have1 < r0) have1 = r0;
-      }
-      for (int32_t r = have1; r < r1; ++r)    /* compute the rows not there yet */
-        tt_conv2d_s8(pw, pw_multiplier, pw_shift, &in_row, input + r * w * ci, pw_filter_dims,
-                     pw_filter, pw_bias, &mid_row, window + (r - have0) * row_bytes);
-      if (r1 > have1) have1 = r1;
-    }
-    /* output row oy from the window: its first row is mid row r0, so the top padding left
-     * is what lies above the image */
-    tt_fwd_conv_params p = *dw;
-    p.pad_top = top < 0 ? -top : 0;
-    const tt_fwd_dims win = {1, r1 > r0 ? r1 - r0 : 0, w, cm};
-    tt_depthwise_conv2d_s8(&p, dw_multiplier, dw_shift, &win, window, dw_filter_dims,
-                           dw_filter, dw_bias, &out_row, output + oy * out_row_bytes);
-  }
+  for (int32_t oy = 0; oy < output_dims->h; ++oy)
+    depthwise_row(&s, oy, &out_row, output + oy * out_row_bytes);
   return TT_FWD_OK;
 }
 
-/* The input rows output row oy reads: [*r0, *r1) (the rest of its taps are padding). */
-static void rows_read(const tt_fwd_conv_params *p, int32_t oy, int32_t kh, int32_t h,
-                      int32_t *r0, int32_t *r1) {
-  const int32_t top = oy * p->stride_h - p->pad_top;
-  const int32_t end = top + (kh - 1) * p->dilation_h + 1;
-  *r0 = top > 0 ? top : 0;
-  *r1 = end < h ? end : h;
-  if (*r1 < *r0) *r1 = *r0;
+int32_t tt_conv_depthwise_pointwise_s8_window_bytes(const tt_fwd_conv_params *dw,
+                                                    const tt_fwd_dims *mid_dims,
+                                                    const tt_fwd_dims *dw_filter_dims,
+                                                    const tt_fwd_dims *dw_output_dims) {
+  return span_rows(dw, mid_dims, dw_filter_dims) * mid_dims->w * mid_dims->c +
+         dw_output_dims->w * dw_output_dims->c;
+}
+
+int32_t tt_conv_depthwise_pointwise_s8_shift(const tt_fwd_conv_params *a,
+                                             const tt_fwd_dims *input_dims,
+                                             const tt_fwd_dims *a_filter_dims,
+                                             const tt_fwd_conv_params *dw,
+                                             const tt_fwd_dims *mid_dims,
+                                             const tt_fwd_dims *dw_filter_dims,
+                                             const tt_fwd_dims *output_dims) {
+  return stream_shift(a, input_dims, a_filter_dims, dw, mid_dims, dw_filter_dims,
+                      output_dims->h, output_dims->w * output_dims->c);
+}
+
+int tt_conv_depthwise_pointwise_s8(
+    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
+    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
+    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
+    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
+    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
+    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
+    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
+    int8_t *output, int8_t *window) {
+  if (input_dims->n != 1 || pw_filter_dims->h != 1 || pw_filter_dims->w != 1 ||
+      pw->stride_h != 1 || pw->stride_w != 1 || pw->pad_top != 0 || pw->pad_left != 0 ||
+      dw_output_dims->h != output_dims->h || dw_output_dims->w != output_dims->w)
+    return TT_FWD_UNSUPPORTED;
+  stream_state s = {a, a_multiplier, a_shift, input_dims, a_filter_dims, input, a_filter,
+                    a_bias, dw, dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter,
+                    dw_bias, window, 0, 0};
+  int8_t *row = window + span_rows(dw, mid_dims, dw_filter_dims) * mid_dims->w * mid_dims->c;
+  const tt_fwd_dims dw_row = {1, 1, dw_output_dims->w, dw_output_dims->c};
+  const tt_fwd_dims out_row = {1, 1, output_dims->w, output_dims->c};
+  const int32_t out_row_bytes = output_dims->w * output_dims->c;
+  for (int32_t oy = 0; oy < output_dims->h; ++oy) {
+    depthwise_row(&s, oy, &dw_row, row);
+    tt_conv2d_s8(pw, pw_multiplier, pw_shift, &dw_row, row, pw_filter_dims, pw_filter, pw_bias,
+                 &out_row, output + oy * out_row_bytes);
+  }
+  return TT_FWD_OK;
 }
 
 int32_t tt_conv2d_rows_s8_shift(const tt_fwd_conv_params *p, const tt_fwd_dims *input_dims,
@@ -98,19 +237,37 @@ int tt_conv2d_rows_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                       const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
                       const tt_fwd_dims *output_dims, int8_t *output) {
   if (input_dims->n != 1 || output_dims->n != 1) return TT_FWD_UNSUPPORTED;
+  const int32_t out_row = output_dims->w * output_dims->c;
+  for (int32_t oy = 0; oy < output_dims->h; ++oy)
+    conv_row(p, multiplier, shift, input_dims, input, filter_dims, filter, bias, oy,
+             output_dims->w, output_dims->c, output + oy * out_row);
+  return TT_FWD_OK;
+}
+
+int32_t tt_conv2d_rows_reverse_s8_lead(const tt_fwd_conv_params *p, const tt_fwd_dims *input_dims,
+                                       const tt_fwd_dims *filter_dims,
+                                       const tt_fwd_dims *output_dims) {
   const int32_t in_row = input_dims->w * input_dims->c;
   const int32_t out_row = output_dims->w * output_dims->c;
-  const tt_fwd_dims out = {1, 1, output_dims->w, output_dims->c};
+  int32_t lead = 0;
   for (int32_t oy = 0; oy < output_dims->h; ++oy) {
     int32_t r0, r1;
     rows_read(p, oy, filter_dims->h, input_dims->h, &r0, &r1);
-    /* the window's first row is input row r0: the top padding left is what lies above */
-    tt_fwd_conv_params q = *p;
-    const int32_t top = oy * p->stride_h - p->pad_top;
-    q.pad_top = top < 0 ? -top : 0;
-    const tt_fwd_dims win = {1, r1 - r0, input_dims->w, input_dims->c};
-    tt_conv2d_s8(&q, multiplier, shift, &win, input + r0 * in_row, filter_dims, filter, bias,
-                 &out, output + oy * out_row);
+    const int32_t need = r1 * in_row - oy * out_row;
+    if (need > lead) lead = need;
   }
+  return lead;
+}
+
+int tt_conv2d_rows_reverse_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                              const int32_t *shift, const tt_fwd_dims *input_dims,
+                              const int8_t *input, const tt_fwd_dims *filter_dims,
+                              const int8_t *filter, const int32_t *bias,
+                              const tt_fwd_dims *output_dims, int8_t *output) {
+  if (input_dims->n != 1 || output_dims->n != 1) return TT_FWD_UNSUPPORTED;
+  const int32_t out_row = output_dims->w * output_dims->c;
+  for (int32_t oy = output_dims->h - 1; oy >= 0; --oy)
+    conv_row(p, multiplier, shift, input_dims, input, filter_dims, filter, bias, oy,
+             output_dims->w, output_dims->c, output + oy * out_row);
   return TT_FWD_OK;
 }

@@ -14,9 +14,9 @@ from .project import project_files, rig_files, staged, write_files
 __all__ = ["CodegenError", "Program", "build", "load", "files", "generate", "planned_sram"]
 
 
-def load(model_path: str | Path) -> Program:
+def load(model_path: str | Path, arena_limit: int = 0) -> Program:
     path = Path(model_path)
-    return build(tflite_io.load(path), path.read_bytes())
+    return build(tflite_io.load(path), path.read_bytes(), arena_limit)
 
 
 def planned_sram(graph, data: bytes) -> dict:
@@ -46,13 +46,15 @@ def files(program: Program, source: str) -> dict[str, str]:
 
 def generate(model_path: str | Path, out_dir: str | Path, rig_steps: int | None = None,
              sram_budget: int | None = None, flash_budget: int | None = None, seed: int = 0,
-             data: str | None = None, verify: bool = True, kernels: str = "dsp"):
+             data: str | None = None, verify: bool = True, kernels: str = "dsp",
+             arena_limit: int = 0):
     """Writes the folder atomically; with `rig_steps`, also builds it for the Cortex-M7
     rig (the kernels' DSP versions, or their portable C99 with kernels="portable"), runs
     that many training steps there and measures it (the folder is only kept if all of that
-    succeeds). Returns (program, rig.Measurement or None)."""
+    succeeds). `arena_limit`: as build() takes it. Returns (program, rig.Measurement or
+    None)."""
     from . import check, rig
-    program = load(model_path)
+    program = load(model_path, arena_limit)
     measurement = None
     with staged(out_dir) as tmp:
         write_files(tmp, files(program, Path(model_path).name))

@@ -222,7 +222,8 @@ class Emitter:
     def run_lines(self) -> list[str]:
         lines = ["static int run(int32_t label, float *loss, int8_t *scores) {",
                  "  const int train = label >= 0;",
-                 "  (void)train;"]
+                 "  (void)train;",
+                 "  TT_PROFILE(-1);"]
         producer = self.g.producers().get(self.p.scores)
         open_block = False
         for step in self.p.steps:
@@ -255,6 +256,7 @@ class Emitter:
                     lines.append(f"{pad}if ({text} != 0) return {error};")
                 else:
                     lines.append(f"{pad}{text};")
+                lines.append(f"{pad}TT_PROFILE({step.op});")
             if step.op == producer:
                 lines.append(f"{pad}if (scores) memcpy(scores, "
                              f"{self.tensor_expr(self.p.scores)}, {self.p.classes});")
@@ -299,6 +301,12 @@ class Emitter:
             "#if defined(__GNUC__) || defined(__clang__)",
             "#define TT_ALIGNED __attribute__((aligned(4)))", "#else", "#define TT_ALIGNED",
             "#endif", "",
+            "/* A per-operator profile: built with -DTT_PROFILE_HOOK=f, f(k) is called after",
+            " * operator k's kernel (and f(-1) when a step or an inference starts); by default",
+            " * nothing (the rig's profile: tflite_train/codegen/rig/rig_main.c). */",
+            "#ifdef TT_PROFILE_HOOK", "void TT_PROFILE_HOOK(int32_t op);",
+            "#define TT_PROFILE(op) TT_PROFILE_HOOK(op)", "#else",
+            "#define TT_PROFILE(op) ((void)0)", "#endif", "",
             f"/* The arena: {p.plan.arena_bytes} bytes planned offline ({p.plan.order} first-fit),",
             " * every activation, saved activation, gradient and scratch buffer of a step. */",
             f"static union {{ int32_t align; uint8_t bytes[{arena}]; }} tt_arena;", "",

@@ -11,7 +11,9 @@ Where tensors live:
   - everything else (sample, activations, saved activations, masks, gradients, kernel
     scratch): one static arena, planned by memory.codegen_plan, where a reshape is a view
     of its input and a depthwise convolution, ADD or requantization may write its output
-    over an input nothing reads afterwards;
+    over an input nothing reads afterwards, a convolution or a row-streamed pair or block
+    (tt_stream.h) its output over the input rows it has read; the tensors inside a stream
+    are never stored;
   - the label and the loss: arguments of tt_train_step.
 """
 from __future__ import annotations
@@ -88,6 +90,7 @@ class Program:
     scores: int
     loss: int
     meta: dict = field(default_factory=dict)
+    streamed: list[int] = field(default_factory=list)   # first operators of 3-layer streams
 
     @property
     def classes(self) -> int:
@@ -243,6 +246,73 @@ def _fused_call(graph: Graph, pw_call: KernelCall, dw_call: KernelCall, k: int
     return call.check(), window
 
 
+def _fused_over_input(graph: Graph, call: KernelCall, k: int) -> memory.AliasRequest | None:
+    """The request that the fused pair k, k + 1 write its output over the pointwise input,
+    `tt_pointwise_depthwise_s8_shift` bytes before it (the input rows are read from the top
+    as the output rows are written), where that saves bytes."""
+    pw, dw = graph.operators[k], graph.operators[k + 1]
+    x_dims, dp, mid_dims, df_dims, out_dims = (call.args[i] for i in (3, 8, 11, 12, 15))
+    shift = int(K.host_call("tt_pointwise_depthwise_s8_shift", dp, x_dims, mid_dims, df_dims,
+                            out_dims))
+    x, y = graph.tensors[pw.inputs[0]].nbytes, graph.tensors[dw.outputs[0]].nbytes
+    if max(y, shift + x) >= x + y:
+        return None
+    return memory.AliasRequest(k + 1, dw.outputs[0], pw.inputs[0], view=False, shift=shift)
+
+
+def _block(graph: Graph, calls: dict[int, KernelCall], consumers: dict[int, list[int]],
+           k: int) -> bool:
+    """Operators k, k + 1, k + 2: a CONV_2D of batch 1, the DEPTHWISE_CONV_2D alone reading
+    its output and the 1x1 stride-1 unpadded CONV_2D alone reading that one's:
+    tt_conv_depthwise_pointwise_s8 runs the three (an inverted-residual block, or a stem
+    convolution and the block after it) without either tensor between them."""
+    if k + 2 >= len(graph.operators):
+        return False
+    a, d, c = (calls.get(j) for j in (k, k + 1, k + 2))
+    if a is None or d is None or c is None or a.name != "tt_conv2d_s8" or \
+            d.name != "tt_depthwise_conv2d_s8" or c.name != "tt_conv2d_s8":
+        return False
+    ops = graph.operators[k:k + 3]
+    for j in (0, 1):
+        mid = ops[j].outputs[0]
+        if ops[j + 1].inputs[0] != mid or consumers.get(mid) != [k + j + 1] or \
+                mid in graph.outputs:
+            return False
+    p = c.args[0]
+    return (graph.tensors[ops[2].inputs[1]].shape[1:3] == (1, 1) and p.stride_h == p.stride_w == 1
+            and p.pad_top == 0 and p.pad_left == 0 and a.args[3].n == 1)
+
+
+def _block_call(graph: Graph, calls: dict[int, KernelCall], k: int
+                ) -> tuple[KernelCall, int, memory.AliasRequest | None]:
+    """The tt_conv_depthwise_pointwise_s8 call for operators k .. k + 2 (it runs at k + 2),
+    its window bytes, and the request to write its output over the first one's input where
+    that saves bytes."""
+    ops = graph.operators[k:k + 3]
+
+    def ref(op):
+        return lambda a: TensorArg(op.inputs[a.k]) if isinstance(a, In) and op.inputs[a.k] >= 0 \
+            else (None if isinstance(a, In) else a)
+    ra, rd = ref(ops[0]), ref(ops[1])
+    ap, am, as_, x_dims, x, af_dims, af, ab, mid_dims, _ = calls[k].args
+    dp, dm, ds, _, _, df_dims, df, db, dout_dims, _ = calls[k + 1].args
+    pp, pm, ps, _, _, pf_dims, pf, pb, y_dims, y = calls[k + 2].args
+    window = int(K.host_call("tt_conv_depthwise_pointwise_s8_window_bytes", dp, mid_dims,
+                             df_dims, dout_dims))
+    call = KernelCall("tt_conv_depthwise_pointwise_s8",
+                      [ap, am, as_, x_dims, ra(x), af_dims, ra(af), ra(ab),
+                       dp, dm, ds, mid_dims, df_dims, rd(df), rd(db),
+                       pp, pm, ps, dout_dims, pf_dims, pf, pb, y_dims, y, Scratch(window)])
+    shift = int(K.host_call("tt_conv_depthwise_pointwise_s8_shift", ap, x_dims, af_dims, dp,
+                            mid_dims, df_dims, y_dims))
+    xb, yb = graph.tensors[ops[0].inputs[0]].nbytes, graph.tensors[ops[2].outputs[0]].nbytes
+    over = None
+    if _together(xb, yb, shift) < xb + yb:
+        over = memory.AliasRequest(k + 2, ops[2].outputs[0], ops[0].inputs[0], view=False,
+                                   shift=shift)
+    return call.check(), window, over
+
+
 # --- in place: kernels that write their output over their input --------------------------------
 
 def _inplace_call(graph: Graph, op, call: KernelCall) -> tuple[KernelCall, dict] | None:
@@ -260,12 +330,19 @@ def _inplace_call(graph: Graph, op, call: KernelCall) -> tuple[KernelCall, dict]
         p, _, _, x_dims, _, f_dims, _, _, y_dims, _ = call.args
         if x_dims.n != 1:
             return None
-        shift = int(K.host_call("tt_conv2d_rows_s8_shift", p, x_dims, f_dims, y_dims))
         x, y = graph.tensors[op.inputs[0]].nbytes, graph.tensors[op.outputs[0]].nbytes
-        if max(y, shift + x) >= x + y:
+        # top down, the output starting `shift` bytes before the input, or bottom up, `lead`
+        # bytes after it (shift = -lead): the form whose two tensors take fewer bytes
+        shift = int(K.host_call("tt_conv2d_rows_s8_shift", p, x_dims, f_dims, y_dims))
+        lead = int(K.host_call("tt_conv2d_rows_reverse_s8_lead", p, x_dims, f_dims, y_dims))
+        name = "tt_conv2d_rows_s8"
+        # (ties stay top down: either can place better in the whole plan, and bottom up
+        # fragmented MCUNet's float32 one by 0.5 KB)
+        if lead > 0 and max(x, lead + y) < max(y, shift + x):
+            name, shift = "tt_conv2d_rows_reverse_s8", -lead
+        if _together(x, y, shift) >= x + y:
             return None                    # overlapping would save nothing
-        return KernelCall("tt_conv2d_rows_s8", list(call.args)).check(), \
-            {"view": False, "shift": shift}
+        return KernelCall(name, list(call.args)).check(), {"view": False, "shift": shift}
     if call.name == "tt_depthwise_conv2d_input_grad_f32":
         dy, mask, n, oh, ow, c, m, w, scales, kh, kw, win, h, wd, _ = call.args
         ring = int(K.host_call("tt_depthwise_conv2d_input_grad_inplace_f32_scratch_bytes", n, oh,
@@ -278,17 +355,25 @@ def _inplace_call(graph: Graph, op, call: KernelCall) -> tuple[KernelCall, dict]
     return None
 
 
+def _together(x: int, y: int, shift: int) -> int:
+    """Bytes an input of x and an output of y bytes take when the output starts `shift`
+    bytes before the input (after it when negative)."""
+    return max(y, shift + x) if shift >= 0 else max(x, y - shift)
+
+
 def _without_needless_rows(graph: Graph, plan: memory.CodegenPlan, arena: set[int],
-                           scratch: dict, requests: list, reads: dict) -> memory.CodegenPlan:
+                           scratch: dict, requests: list, reads: dict, rows: set[int]
+                           ) -> memory.CodegenPlan:
     """A convolution row by row costs a kernel call per row (a few % of the forward's
     instructions): keep it only where the arena needs it. Those whose operator would stay
     within the arena with input and output apart are planned again without; the plan with
-    fewer is kept unless its arena is larger."""
+    fewer is kept unless its arena is larger. `rows`: the operators whose granted request
+    means a row-by-row kernel."""
     needless = set()
     for r in plan.aliases:
-        if r.shift > 0:
+        if r.op in rows:
             x, y = graph.tensors[r.input].nbytes, graph.tensors[r.output].nbytes
-            together = max(y, r.shift + x)
+            together = _together(x, y, r.shift)
             if plan.live[r.op] - together + x + y <= plan.arena_bytes:
                 needless.add(r)
     if not needless:
@@ -353,11 +438,30 @@ def kernel_call(graph: Graph, k: int) -> KernelCall | None:
     return call
 
 
-def _layout(graph: Graph, outside: set[int]):
-    """The kernel calls, split filters, arena tensors, views, fused pairs, in-place calls
-    and the arena's plan of a training graph (`outside`: tensors the caller holds)."""
+def _calls(graph: Graph) -> dict[int, KernelCall]:
     calls = {k: kernel_call(graph, k) for k in range(len(graph.operators))}
-    calls = {k: c for k, c in calls.items() if c is not None}
+    return {k: c for k, c in calls.items() if c is not None}
+
+
+def blocks(graph: Graph, calls: dict[int, KernelCall] | None = None) -> list[int]:
+    """First operators of every three-layer stream (_block) the graph allows, in order and
+    not overlapping, split filters excluded."""
+    calls = calls if calls is not None else _calls(graph)
+    splits = _splits(graph, calls)
+    consumers = graph.consumers()
+    out: list[int] = []
+    for k in range(len(graph.operators)):
+        if (not out or k > out[-1] + 2) and _block(graph, calls, consumers, k) and \
+                not any(w in splits for op in graph.operators[k:k + 3] for w in op.inputs):
+            out.append(k)
+    return out
+
+
+def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None):
+    """The kernel calls, split filters, arena tensors, views, fused operators, in-place
+    calls and the arena's plan of a training graph (`outside`: tensors the caller holds;
+    `streamed`: first operators of the three-layer streams to run, by default none)."""
+    calls = _calls(graph)
     splits = _splits(graph, calls)
 
     # views of tensors outside the arena (a RESHAPE of a constant) share their storage
@@ -372,16 +476,30 @@ def _layout(graph: Graph, outside: set[int]):
     fused: dict[int, KernelCall] = {}          # the second operator of a fused pair -> call
     reads: dict[int, int] = {}
     consumers = graph.consumers()
+    skipped: set[int] = set()                  # operators a stream runs inside another one
+    for k in streamed or ():
+        fused[k + 2], window, over = _block_call(graph, calls, k)
+        skipped.update((k, k + 1))
+        for j in (k, k + 1):
+            arena.discard(graph.operators[j].outputs[0])
+        reads[graph.operators[k].inputs[0]] = k + 2
+        scratch[k + 2] = [window]
+        if over is not None:
+            requests.append(over)
     for k in range(len(graph.operators)):
-        if k not in fused and k - 1 not in fused and _fusable(graph, calls, consumers, k) \
+        if not {k, k + 1} & (skipped | set(fused)) and _fusable(graph, calls, consumers, k) \
                 and not any(w in splits for w in graph.operators[k].inputs):
             fused[k + 1], window = _fused_call(graph, calls[k], calls[k + 1], k)
+            skipped.add(k)
             arena.discard(graph.operators[k].outputs[0])
             reads[graph.operators[k].inputs[0]] = k + 1
             scratch[k + 1] = [window]
+            over = _fused_over_input(graph, fused[k + 1], k)
+            if over is not None:
+                requests.append(over)
     for k, op in enumerate(graph.operators):
         call = calls.get(k)
-        if call is None or k in fused or k + 1 in fused:
+        if call is None or k in fused or k in skipped:
             continue
         if op.kind in ("RESHAPE", "TT_RESHAPE_GRAD"):
             x, y = op.inputs[0], op.outputs[0]
@@ -405,13 +523,42 @@ def _layout(graph: Graph, outside: set[int]):
         if sizes:
             scratch[k] = sizes
     plan = memory.codegen_plan(graph, arena, scratch, requests, reads)
-    plan = _without_needless_rows(graph, plan, arena, scratch, requests, reads)
-    return calls, splits, arena, views, fused, inplace_calls, plan
+    rows = {k for k, c in inplace_calls.items() if c.name.startswith("tt_conv2d_rows")}
+    plan = _without_needless_rows(graph, plan, arena, scratch, requests, reads, rows)
+    return calls, splits, arena, views, fused, skipped, inplace_calls, plan
 
 
-def build(graph: Graph, model: bytes) -> Program:
+def choose_streams(graph: Graph, outside: set[int]) -> list[int]:
+    """The three-layer streams (`blocks`) the arena needs: a stream calls its first two
+    kernels once per row (a few % more instructions), so of all the graph allows, keep those
+    whose operators would otherwise hold more than the arena with all of them streamed; the
+    fewer are kept unless their arena is larger. Decided with two-pass int8 input gradients
+    everywhere (the smallest arena those allow); the graph's passes are left as they were."""
+    from ..training_ops import options_of, set_option
+    cand = blocks(graph)
+    if not cand:
+        return []
+    grads = [op for op in graph.operators if op.kind in memory.INPUT_GRADS
+             and "passes" in options_of(op)]
+    before = [options_of(op)["passes"] for op in grads]
+    for op in grads:
+        set_option(op, "passes", 2)
+    try:
+        every = _layout(graph, outside, cand)[-1]
+        alone = _layout(graph, outside, [])[-1]
+        keep = [k for k in cand if max(alone.live[k:k + 3]) > every.arena_bytes]
+        if keep != cand and _layout(graph, outside, keep)[-1].arena_bytes > every.arena_bytes:
+            keep = cand
+    finally:
+        for op, n in zip(grads, before):
+            set_option(op, "passes", n)
+    return keep
+
+
+def build(graph: Graph, model: bytes, arena_limit: int = 0) -> Program:
     """Decides everything about the generated program; CodegenError when the graph has
-    something no kernel runs."""
+    something no kernel runs. `arena_limit`: bytes the arena may grow to for speed (int8
+    input gradients in one pass; by default the smallest arena decides)."""
     sample, label, scores, loss = _check_interface(graph)
     # augment's TFLM memory passes undone (same tensors): codegen plans memory its own way
     from ..passes.builtins import joined
@@ -423,25 +570,38 @@ def build(graph: Graph, model: bytes) -> Program:
     # int8 input gradients in one pass or two (the same bits): `augment` chose by TFLM's
     # arena, which streaming, in-place kernels and split filters make another one here;
     # choose again by this program's own arena
-    memory.choose_passes(graph, lambda g: _layout(g, {label, loss})[-1].arena_bytes)
-    calls, splits, arena, views, fused, inplace_calls, plan = _layout(graph, {label, loss})
+    outside = {label, loss}
+    streamed = choose_streams(graph, outside)
+    memory.choose_passes(graph, lambda g: _layout(g, outside, streamed)[-1].arena_bytes,
+                         arena_limit)
+    calls, splits, arena, views, fused, skipped, inplace_calls, plan = \
+        _layout(graph, outside, streamed)
     granted = {r.op for r in plan.aliases}
+    runs_in = {j: k for k in fused for j in skipped if j < k and
+               all(i in skipped for i in range(j, k))}
 
     steps = []
     for k, op in enumerate(graph.operators):
         call = calls.get(k)
         note = ""
-        if k + 1 in fused:
-            call, note = None, f"runs row by row inside operator {k + 1}"
+        if k in skipped:
+            call, note = None, f"runs row by row inside operator {runs_in[k]}"
         elif k in fused:
-            call, note = fused[k], (f"with operator {k - 1}, row by row: its output never "
-                                    "exists whole")
+            first = min(j for j, at in runs_in.items() if at == k)
+            call, note = fused[k], (f"with operator{'s' if k - first > 1 else ''} "
+                                    f"{', '.join(map(str, range(first, k)))}, row by row: "
+                                    f"{'their outputs never exist' if k - first > 1 else 'its output never exists'} whole")
+            if k in granted:
+                note += "; the output over the input rows already read"
         elif op.kind in ("RESHAPE", "TT_RESHAPE_GRAD"):
             call, note = None, "a view of its input: nothing to run"
         elif k in inplace_calls and k in granted:
             call = inplace_calls[k]
             note = ("row by row, the output over the input rows already read"
-                    if call.name == "tt_conv2d_rows_s8" else "in place: the output over its input")
+                    if call.name == "tt_conv2d_rows_s8" else
+                    "row by row from the last, the output over the input rows already read"
+                    if call.name == "tt_conv2d_rows_reverse_s8" else
+                    "in place: the output over its input")
         elif call is not None and k in granted:
             note = "in place: the output over an input read for the last time"
         if call is not None:
@@ -454,4 +614,4 @@ def build(graph: Graph, model: bytes) -> Program:
     momentum = sorted(m for _, _, m in checkpoint.update_ops(graph) if m >= 0)
     updates = [(k, p) for k, p, _ in checkpoint.update_ops(graph)]
     return Program(graph, model, steps, plan, arena, views, splits, params, momentum, updates,
-                   sample, label, scores, loss, training_metadata(graph))
+                   sample, label, scores, loss, training_metadata(graph), streamed)

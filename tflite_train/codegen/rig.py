@@ -79,14 +79,16 @@ def _symbol_size(elf: Path, name: str) -> int:
 KERNELS = ("dsp", "portable")     # TFLITE_TRAIN_KERNELS (micro_kernels/tflite_train.inc)
 
 
-def _make(folder: Path, sram: int, flash: int, kernels: str = "dsp"
-          ) -> subprocess.CompletedProcess:
+def _make(folder: Path, sram: int, flash: int, kernels: str = "dsp", extra: str = "",
+          out: str = "build") -> subprocess.CompletedProcess:
     """`make rig` as the folder's Makefile says, warnings as errors (ours are all clean),
-    with the kernels' DSP versions or their portable C99."""
+    with the kernels' DSP versions or their portable C99 (`extra`: more compiler flags,
+    `out`: the build folder)."""
     from .project import BOARD_CPU
     return subprocess.run(["make", "-s", "-C", str(folder), "rig", f"SRAM_BUDGET={sram}",
                            f"FLASH_BUDGET={flash}", f"TFLITE_TRAIN_KERNELS={kernels}",
-                           f"RIG_CFLAGS=-std=c99 -O2 -Wall -Wextra -Werror {BOARD_CPU}"],
+                           f"OUT={out}",
+                           f"RIG_CFLAGS=-std=c99 -O2 -Wall -Wextra -Werror {BOARD_CPU} {extra}"],
                           capture_output=True, text=True)
 
 
@@ -140,6 +142,7 @@ def build(program: Program, folder: Path, sram: int = SRAM_BUDGET,
 
 
 LINE = re.compile(r"^TT (step|predict|region|stack|done)\b(.*)$")
+PROFILE_LINE = re.compile(r"^TT profile (step|predict) op (\d+) ticks (\d+)$")
 
 
 def _fields(text: str) -> dict[str, str]:
@@ -242,3 +245,54 @@ def measure(program: Program, folder: Path, xs: np.ndarray, labels: np.ndarray,
         diffs = differences(program, reference(program, xs, labels), got)
         m.identical_to_engine_c, m.differences = not diffs, diffs
     return m
+
+
+@dataclass
+class Profile:
+    """Instructions of each operator (index in program.graph) in a training step (the mean
+    of the run's steps) and in an inference, from a build whose generated code calls a hook
+    after every kernel (TT_PROFILE_HOOK): whole SysTick ticks, so each operator's count is
+    within 40 instructions; the hook's own few instructions are counted in the operator
+    after it. The run is the measured one's (same samples, same bits), checked against
+    --engine c when `verify`."""
+    step: dict[int, int]
+    inference: dict[int, int]
+    instructions_per_step: int
+    instructions_per_inference: int
+    kernels: str
+    identical_to_engine_c: bool | None = None
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "step": {str(k): v for k, v in self.step.items()},
+                "inference": {str(k): v for k, v in self.inference.items()}}
+
+
+def profile(program: Program, folder: Path, xs: np.ndarray, labels: np.ndarray,
+            kernels: str = "dsp", verify: bool = True) -> Profile:
+    """Builds the folder (written with its rig files) with the profile hook into
+    build-profile-KERNELS/ (the rig's whole memory as budgets: the hook's table is not the
+    program's), runs it and reads the "TT profile" lines."""
+    if kernels not in KERNELS:
+        raise TTError(f"kernels must be one of {', '.join(KERNELS)}, not {kernels!r}")
+    out = f"build-profile-{kernels}"          # one per build: make sees no flag change
+    res = _make(folder, RIG_MEMORY, RIG_MEMORY, kernels,
+                extra="-DTT_PROFILE_HOOK=tt_rig_profile", out=out)
+    if res.returncode != 0:
+        raise TTError(f"building the profile failed: {(res.stderr or res.stdout).strip()[-800:]}")
+    output = run_qemu(folder / out / "rig.elf", timeout=120 + 60 * len(labels))
+    got, ticks, predict_ticks, _ = parse(output, program.classes)
+    step: dict[int, int] = {}
+    inference: dict[int, int] = {}
+    for line in output.splitlines():
+        m = PROFILE_LINE.match(line.strip())
+        if m:
+            into = step if m.group(1) == "step" else inference
+            into[int(m.group(2))] = int(m.group(3)) * INSTRUCTIONS_PER_TICK
+    n = max(len(ticks), 1)
+    step = {k: int(round(v / n)) for k, v in sorted(step.items())}
+    same = None
+    if verify:
+        same = not differences(program, reference(program, xs, labels), got)
+    return Profile(step, dict(sorted(inference.items())),
+                   int(round(sum(ticks) * INSTRUCTIONS_PER_TICK / n)),
+                   predict_ticks * INSTRUCTIONS_PER_TICK, kernels, same)
