@@ -46,6 +46,17 @@ struct ForwardData {
   int16_t output_offset;       /* the output's zero point */
 };
 
+/* A convolution window (stride, dilation, padding) from the options, under the keys the
+ * layer ops and the stream's depthwise half share; a bad key stays in o. */
+void ReadWindow(Options &o, tt_fwd_conv_params *p) {
+  p->stride_h = o.Int("stride_h");
+  p->stride_w = o.Int("stride_w");
+  p->dilation_h = o.Int("dilation_h");
+  p->dilation_w = o.Int("dilation_w");
+  p->pad_top = o.Int("pad_top");
+  p->pad_left = o.Int("pad_left");
+}
+
 /* The window, activation range and in_place from the options (offsets left 0); returns the
  * first bad key or NULL. */
 template <Kind kKind>
@@ -54,12 +65,7 @@ const char *ReadForward(Options o, tt_fwd_conv_params *p, bool *in_place) {
   p->stride_h = p->stride_w = p->dilation_h = p->dilation_w = 1;
   *in_place = false;
   if (kKind != kFullyConnected) {
-    p->stride_h = o.Int("stride_h");
-    p->stride_w = o.Int("stride_w");
-    p->dilation_h = o.Int("dilation_h");
-    p->dilation_w = o.Int("dilation_w");
-    p->pad_top = o.Int("pad_top");
-    p->pad_left = o.Int("pad_left");
+    ReadWindow(o, p);
     *in_place = o.Bool("in_place");
   }
   p->act_min = o.Int("act_min");
@@ -257,12 +263,7 @@ const char *ReadStream(Options o, tt_fwd_conv_params *pw, tt_fwd_conv_params *dw
   const int32_t mid_zero_point = o.Int("mid_zero_point");
   pw->output_offset = mid_zero_point;
   dw->input_offset = -mid_zero_point;
-  dw->stride_h = o.Int("stride_h");
-  dw->stride_w = o.Int("stride_w");
-  dw->dilation_h = o.Int("dilation_h");
-  dw->dilation_w = o.Int("dilation_w");
-  dw->pad_top = o.Int("pad_top");
-  dw->pad_left = o.Int("pad_left");
+  ReadWindow(o, dw);
   dw->act_min = o.Int("act_min");
   dw->act_max = o.Int("act_max");
   return o.bad_key();
