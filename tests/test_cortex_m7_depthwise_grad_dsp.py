@@ -25,7 +25,7 @@ import numpy as np
 
 import test_cortex_m7 as rig
 from conftest import require_tool
-from test_cortex_m7_grad_dsp import dy_of, i8, multipliers, rig_p
+from test_cortex_m7_grad_dsp import dy_of, i8, input_grad_variants, multipliers, rig_p
 from tflite_train.runtime import c_kernels
 
 SOURCE = c_kernels.ROOT / "src" / "tt_depthwise_grad_dsp.c"
@@ -68,19 +68,12 @@ def input_grad_calls(rng) -> None:
             mult[:] = mult.max()
         mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
         win = c_kernels.Window(s, s, dil, dil, pt, pl)
-        for masked in (False, True):
-            for stochastic in (False, True):
-                for one_pass in (False, True):
-                    dx = np.zeros((n, h, w, c), np.int8)
-                    scale = np.zeros(1, np.float32)
-                    state = c_kernels.UpdateState(4321 + k, 5)
-                    scratch = np.zeros(dx.size, np.int32) if one_pass else None
-                    lib.tt_depthwise_conv2d_input_grad_s8(
-                        i8(dy), rig_p(np.array([0.01], np.float32), C.c_float),
-                        rig_p(mask if masked else None, C.c_uint8), n, oh, ow, c, m, i8(wt),
-                        rig_p(mult, C.c_int16), C.c_float(unit), kh, kw, C.byref(win), h, w,
-                        i8(dx), rig_p(scale, C.c_float),
-                        C.byref(state) if stochastic else None, rig_p(scratch, C.c_int32))
+        for mask_p, dx, scale, state, scratch in input_grad_variants(mask, (n, h, w, c),
+                                                                     4321 + k, 5):
+            lib.tt_depthwise_conv2d_input_grad_s8(
+                i8(dy), rig_p(np.array([0.01], np.float32), C.c_float), mask_p, n, oh, ow, c,
+                m, i8(wt), rig_p(mult, C.c_int16), C.c_float(unit), kh, kw, C.byref(win), h,
+                w, dx, scale, state, scratch)
 
 
 def weight_grad_calls(rng) -> None:

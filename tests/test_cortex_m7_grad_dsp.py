@@ -66,6 +66,23 @@ def dy_of(rng, shape, sparse: bool) -> np.ndarray:
     return dy
 
 
+def input_grad_variants(mask: np.ndarray, dx_shape, seed: int, steps: int):
+    """The eight ways an int8 input gradient runs: with or without the mask, rounded to
+    nearest or stochastically, in two passes or one (an int32 scratch). Yields each call's
+    last arguments, fresh: mask, dx, dx_scale, random stream, scratch (the generator keeps
+    them alive through the call)."""
+    for masked in (False, True):
+        for stochastic in (False, True):
+            for one_pass in (False, True):
+                dx = np.zeros(dx_shape, np.int8)
+                scale = np.zeros(1, np.float32)
+                state = c_kernels.UpdateState(seed, steps)
+                scratch = np.zeros(dx.size, np.int32) if one_pass else None
+                yield (rig_p(mask if masked else None, C.c_uint8), i8(dx),
+                       rig_p(scale, C.c_float), C.byref(state) if stochastic else None,
+                       rig_p(scratch, C.c_int32))
+
+
 def input_grad_calls(rng) -> None:
     lib = c_kernels.library()
     # (n, h, w, co, ci): pointwise layers
@@ -82,20 +99,12 @@ def input_grad_calls(rng) -> None:
         mult, unit = multipliers(rng, co, co, special=k % 2 == 0)
         mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
         win = c_kernels.Window(1, 1, 1, 1, 0, 0)
-        for masked in (False, True):
-            for stochastic in (False, True):
-                for one_pass in (False, True):
-                    dx = np.zeros((n, h, w, ci), np.int8)
-                    scale = np.zeros(1, np.float32)
-                    state = c_kernels.UpdateState(12345 + k, 3)
-                    scratch = np.zeros(dx.size, np.int32) if one_pass else None
-                    lib.tt_conv2d_input_grad_s8(
-                        i8(dy), rig_p(np.array([0.01], np.float32), C.c_float),
-                        rig_p(mask if masked else None, C.c_uint8), n, h, w, co, i8(wt),
-                        rig_p(mult, C.c_int16), C.c_float(unit), 1, 1, C.byref(win), h, w, ci,
-                        i8(dx), rig_p(scale, C.c_float),
-                        C.byref(state) if stochastic else None,
-                        rig_p(scratch, C.c_int32))
+        for mask_p, dx, scale, state, scratch in input_grad_variants(mask, (n, h, w, ci),
+                                                                     12345 + k, 3):
+            lib.tt_conv2d_input_grad_s8(
+                i8(dy), rig_p(np.array([0.01], np.float32), C.c_float), mask_p, n, h, w, co,
+                i8(wt), rig_p(mult, C.c_int16), C.c_float(unit), 1, 1, C.byref(win), h, w,
+                ci, dx, scale, state, scratch)
         # split filters: the seam at every alignment
         for split in sorted({1, ci // 2, ci - 1} - {0, ci}):   # (an empty rest: not split)
             lo = np.ascontiguousarray(wt[..., :split])
