@@ -426,139 +426,143 @@ typedef char dw3_args_layout[offsetof(dw3_args, pairs) == 24 ? 1 : -1];
 typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_params, m) == 4 &&
                                    offsetof(tt_dsp_rq_params, c) == 8 &&
                                    offsetof(tt_dsp_rq_params, e) == 12 ? 1 : -1];
-__asm__(
-    "  .section .text.tt_dsp_dw3x3_s1,\"ax\",%progbits\n"
-    "  .syntax unified\n"
-    "  .thumb\n"
-    "  .p2align 2\n"
-    "  .global tt_dsp_dw3x3_s1\n"
-    "  .type tt_dsp_dw3x3_s1, %function\n"
-    "  .thumb_func\n"
-    "tt_dsp_dw3x3_s1:\n"
-    "  push {r4-r11, lr}\n"
-    "  sub sp, sp, #32\n"
-    "  ldrd r1, r2, [r0]\n"
-    "  ldrd r3, r12, [r0, #8]\n"
-    "  strd r3, r12, [sp]\n"
-    "  ldrd r3, r12, [r0, #16]\n"
-    "  strd r3, r12, [sp, #8]\n"
-    "  ldr r3, [r0, #24]\n"
-    "  str r3, [sp, #20]\n"
-    "  str r2, [sp, #24]\n"
-    "1:\n"
-    "  ldr r3, [sp]\n"
-    "  ldm r3, {r4-r7}\n"
-    "  ldm r3, {r8-r11}\n"
-    "  ldrd r0, r3, [r2, #0]\n"
-    "  ldrd r12, lr, [r1, #0]\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #24]\n"
-    "  smlad r8, r12, r0, r8\n"
-    "  smlad r9, lr, r3, r9\n"
-    "  ldrd r0, r3, [r2, #8]\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r6, r12, r0, r6\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #32]\n"
-    "  smlad r10, r12, r0, r10\n"
-    "  smlad r11, lr, r3, r11\n"
-    "  ldrd r0, r3, [r2, #16]\n"
-    "  ldrd r12, lr, [r1, #16]\n"
-    "  smlabb r4, r12, r0, r4\n"
-    "  smlatt r6, r12, r0, r6\n"
-    "  smlabb r5, lr, r3, r5\n"
-    "  smlatt r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #40]\n"
-    "  smlabb r8, r12, r0, r8\n"
-    "  smlatt r10, r12, r0, r10\n"
-    "  smlabb r9, lr, r3, r9\n"
-    "  smlatt r11, lr, r3, r11\n"
-    "  ldrd r0, r3, [r2, #24]\n"
-    "  ldrd r12, lr, [r1, #24]\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #48]\n"
-    "  smlad r8, r12, r0, r8\n"
-    "  smlad r9, lr, r3, r9\n"
-    "  ldrd r0, r3, [r2, #32]\n"
-    "  ldrd r12, lr, [r1, #32]\n"
-    "  smlad r6, r12, r0, r6\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #56]\n"
-    "  smlad r10, r12, r0, r10\n"
-    "  smlad r11, lr, r3, r11\n"
-    "  ldrd r0, r3, [r2, #40]\n"
-    "  ldrd r12, lr, [r1, #40]\n"
-    "  smlabb r4, r12, r0, r4\n"
-    "  smlatt r6, r12, r0, r6\n"
-    "  smlabb r5, lr, r3, r5\n"
-    "  smlatt r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #64]\n"
-    "  smlabb r8, r12, r0, r8\n"
-    "  smlatt r10, r12, r0, r10\n"
-    "  smlabb r9, lr, r3, r9\n"
-    "  smlatt r11, lr, r3, r11\n"
-    "  ldrd r0, r3, [r2, #48]\n"
-    "  ldrd r12, lr, [r1, #48]\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #72]\n"
-    "  smlad r8, r12, r0, r8\n"
-    "  smlad r9, lr, r3, r9\n"
-    "  ldrd r0, r3, [r2, #56]\n"
-    "  ldrd r12, lr, [r1, #56]\n"
-    "  smlad r6, r12, r0, r6\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #80]\n"
-    "  smlad r10, r12, r0, r10\n"
-    "  smlad r11, lr, r3, r11\n"
-    "  ldrd r0, r3, [r2, #64]\n"
-    "  ldrd r12, lr, [r1, #64]\n"
-    "  smlabb r4, r12, r0, r4\n"
-    "  smlatt r6, r12, r0, r6\n"
-    "  smlabb r5, lr, r3, r5\n"
-    "  smlatt r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #88]\n"
-    "  smlabb r8, r12, r0, r8\n"
-    "  smlatt r10, r12, r0, r10\n"
-    "  smlabb r9, lr, r3, r9\n"
-    "  smlatt r11, lr, r3, r11\n"
-    "  add r1, r1, #48\n"
-    "  str r1, [sp, #16]\n"
-    "  ldr r12, [sp, #4]\n"
-    "  ldm r12!, {r0, r1, r2, r3}\n"
-    TT_DSP_ASM_RQ(r4, lr)
-    TT_DSP_ASM_RQ(r8, lr)
-    "  ldm r12!, {r0, r1, r2, r3}\n"
-    TT_DSP_ASM_RQ(r5, lr)
-    TT_DSP_ASM_RQ(r9, lr)
-    "  ldm r12!, {r0, r1, r2, r3}\n"
-    TT_DSP_ASM_RQ(r6, lr)
-    TT_DSP_ASM_RQ(r10, lr)
-    "  ldm r12!, {r0, r1, r2, r3}\n"
-    TT_DSP_ASM_RQ(r7, lr)
-    TT_DSP_ASM_RQ(r11, lr)
-    "  bfi r4, r5, #8, #8\n"
-    "  bfi r4, r6, #16, #8\n"
-    "  bfi r4, r7, #24, #8\n"
-    "  bfi r8, r9, #8, #8\n"
-    "  bfi r8, r10, #16, #8\n"
-    "  bfi r8, r11, #24, #8\n"
-    "  ldrd r0, r1, [sp, #8]\n"
-    "  str r4, [r0]\n"
-    "  str r8, [r0, r1]\n"
-    "  add r0, r0, r1, lsl #1\n"
-    "  str r0, [sp, #8]\n"
-    "  ldrd r1, r3, [sp, #16]\n"
-    "  ldr r2, [sp, #24]\n"
-    "  subs r3, r3, #1\n"
-    "  str r3, [sp, #20]\n"
-    "  bne 1b\n"
-    "  add sp, sp, #32\n"
-    "  pop {r4-r11, pc}\n"
-    "  .size tt_dsp_dw3x3_s1, . - tt_dsp_dw3x3_s1\n"
-    "  .text\n");
+/* One pair function: window 1 starts SECOND bytes after window 0 in the band (24: stride
+ * 1, the next column; 48: stride 2). */
+#define TT_DW3X3_PAIRS_ASM(NAME, SECOND) \
+  __asm__( \
+    "  .section .text." #NAME ",\"ax\",%progbits\n" \
+    "  .syntax unified\n" \
+    "  .thumb\n" \
+    "  .p2align 2\n" \
+    "  .global " #NAME "\n" \
+    "  .type " #NAME ", %function\n" \
+    "  .thumb_func\n" \
+    #NAME ":\n" \
+    "  push {r4-r11, lr}\n" \
+    "  sub sp, sp, #32\n" \
+    "  ldrd r1, r2, [r0]\n" \
+    "  ldrd r3, r12, [r0, #8]\n" \
+    "  strd r3, r12, [sp]\n" \
+    "  ldrd r3, r12, [r0, #16]\n" \
+    "  strd r3, r12, [sp, #8]\n" \
+    "  ldr r3, [r0, #24]\n" \
+    "  str r3, [sp, #20]\n" \
+    "  str r2, [sp, #24]\n" \
+    "1:\n" \
+    "  ldr r3, [sp]\n" \
+    "  ldm r3, {r4-r7}\n" \
+    "  ldm r3, {r8-r11}\n" \
+    "  ldrd r0, r3, [r2, #0]\n" \
+    "  ldrd r12, lr, [r1, #0]\n" \
+    "  smlad r4, r12, r0, r4\n" \
+    "  smlad r5, lr, r3, r5\n" \
+    "  ldrd r12, lr, [r1, #0+" #SECOND "]\n" \
+    "  smlad r8, r12, r0, r8\n" \
+    "  smlad r9, lr, r3, r9\n" \
+    "  ldrd r0, r3, [r2, #8]\n" \
+    "  ldrd r12, lr, [r1, #8]\n" \
+    "  smlad r6, r12, r0, r6\n" \
+    "  smlad r7, lr, r3, r7\n" \
+    "  ldrd r12, lr, [r1, #8+" #SECOND "]\n" \
+    "  smlad r10, r12, r0, r10\n" \
+    "  smlad r11, lr, r3, r11\n" \
+    "  ldrd r0, r3, [r2, #16]\n" \
+    "  ldrd r12, lr, [r1, #16]\n" \
+    "  smlabb r4, r12, r0, r4\n" \
+    "  smlatt r6, r12, r0, r6\n" \
+    "  smlabb r5, lr, r3, r5\n" \
+    "  smlatt r7, lr, r3, r7\n" \
+    "  ldrd r12, lr, [r1, #16+" #SECOND "]\n" \
+    "  smlabb r8, r12, r0, r8\n" \
+    "  smlatt r10, r12, r0, r10\n" \
+    "  smlabb r9, lr, r3, r9\n" \
+    "  smlatt r11, lr, r3, r11\n" \
+    "  ldrd r0, r3, [r2, #24]\n" \
+    "  ldrd r12, lr, [r1, #24]\n" \
+    "  smlad r4, r12, r0, r4\n" \
+    "  smlad r5, lr, r3, r5\n" \
+    "  ldrd r12, lr, [r1, #24+" #SECOND "]\n" \
+    "  smlad r8, r12, r0, r8\n" \
+    "  smlad r9, lr, r3, r9\n" \
+    "  ldrd r0, r3, [r2, #32]\n" \
+    "  ldrd r12, lr, [r1, #32]\n" \
+    "  smlad r6, r12, r0, r6\n" \
+    "  smlad r7, lr, r3, r7\n" \
+    "  ldrd r12, lr, [r1, #32+" #SECOND "]\n" \
+    "  smlad r10, r12, r0, r10\n" \
+    "  smlad r11, lr, r3, r11\n" \
+    "  ldrd r0, r3, [r2, #40]\n" \
+    "  ldrd r12, lr, [r1, #40]\n" \
+    "  smlabb r4, r12, r0, r4\n" \
+    "  smlatt r6, r12, r0, r6\n" \
+    "  smlabb r5, lr, r3, r5\n" \
+    "  smlatt r7, lr, r3, r7\n" \
+    "  ldrd r12, lr, [r1, #40+" #SECOND "]\n" \
+    "  smlabb r8, r12, r0, r8\n" \
+    "  smlatt r10, r12, r0, r10\n" \
+    "  smlabb r9, lr, r3, r9\n" \
+    "  smlatt r11, lr, r3, r11\n" \
+    "  ldrd r0, r3, [r2, #48]\n" \
+    "  ldrd r12, lr, [r1, #48]\n" \
+    "  smlad r4, r12, r0, r4\n" \
+    "  smlad r5, lr, r3, r5\n" \
+    "  ldrd r12, lr, [r1, #48+" #SECOND "]\n" \
+    "  smlad r8, r12, r0, r8\n" \
+    "  smlad r9, lr, r3, r9\n" \
+    "  ldrd r0, r3, [r2, #56]\n" \
+    "  ldrd r12, lr, [r1, #56]\n" \
+    "  smlad r6, r12, r0, r6\n" \
+    "  smlad r7, lr, r3, r7\n" \
+    "  ldrd r12, lr, [r1, #56+" #SECOND "]\n" \
+    "  smlad r10, r12, r0, r10\n" \
+    "  smlad r11, lr, r3, r11\n" \
+    "  ldrd r0, r3, [r2, #64]\n" \
+    "  ldrd r12, lr, [r1, #64]\n" \
+    "  smlabb r4, r12, r0, r4\n" \
+    "  smlatt r6, r12, r0, r6\n" \
+    "  smlabb r5, lr, r3, r5\n" \
+    "  smlatt r7, lr, r3, r7\n" \
+    "  ldrd r12, lr, [r1, #64+" #SECOND "]\n" \
+    "  smlabb r8, r12, r0, r8\n" \
+    "  smlatt r10, r12, r0, r10\n" \
+    "  smlabb r9, lr, r3, r9\n" \
+    "  smlatt r11, lr, r3, r11\n" \
+    "  add r1, r1, #2*" #SECOND "\n" \
+    "  str r1, [sp, #16]\n" \
+    "  ldr r12, [sp, #4]\n" \
+    "  ldm r12!, {r0, r1, r2, r3}\n" \
+    TT_DSP_ASM_RQ(r4, lr) \
+    TT_DSP_ASM_RQ(r8, lr) \
+    "  ldm r12!, {r0, r1, r2, r3}\n" \
+    TT_DSP_ASM_RQ(r5, lr) \
+    TT_DSP_ASM_RQ(r9, lr) \
+    "  ldm r12!, {r0, r1, r2, r3}\n" \
+    TT_DSP_ASM_RQ(r6, lr) \
+    TT_DSP_ASM_RQ(r10, lr) \
+    "  ldm r12!, {r0, r1, r2, r3}\n" \
+    TT_DSP_ASM_RQ(r7, lr) \
+    TT_DSP_ASM_RQ(r11, lr) \
+    "  bfi r4, r5, #8, #8\n" \
+    "  bfi r4, r6, #16, #8\n" \
+    "  bfi r4, r7, #24, #8\n" \
+    "  bfi r8, r9, #8, #8\n" \
+    "  bfi r8, r10, #16, #8\n" \
+    "  bfi r8, r11, #24, #8\n" \
+    "  ldrd r0, r1, [sp, #8]\n" \
+    "  str r4, [r0]\n" \
+    "  str r8, [r0, r1]\n" \
+    "  add r0, r0, r1, lsl #1\n" \
+    "  str r0, [sp, #8]\n" \
+    "  ldrd r1, r3, [sp, #16]\n" \
+    "  ldr r2, [sp, #24]\n" \
+    "  subs r3, r3, #1\n" \
+    "  str r3, [sp, #20]\n" \
+    "  bne 1b\n" \
+    "  add sp, sp, #32\n" \
+    "  pop {r4-r11, pc}\n" \
+    "  .size " #NAME ", . - " #NAME "\n" \
+    "  .text\n")
+TT_DW3X3_PAIRS_ASM(tt_dsp_dw3x3_s1, 24);
 __asm__(
     "  .section .text.tt_dsp_dw3x3_1,\"ax\",%progbits\n"
     "  .syntax unified\n"
@@ -650,139 +654,7 @@ __asm__(
     "  pop {r4-r11, pc}\n"
     "  .size tt_dsp_dw3x3_1, . - tt_dsp_dw3x3_1\n"
     "  .text\n");
-__asm__(
-    "  .section .text.tt_dsp_dw3x3_s2,\"ax\",%progbits\n"
-    "  .syntax unified\n"
-    "  .thumb\n"
-    "  .p2align 2\n"
-    "  .global tt_dsp_dw3x3_s2\n"
-    "  .type tt_dsp_dw3x3_s2, %function\n"
-    "  .thumb_func\n"
-    "tt_dsp_dw3x3_s2:\n"
-    "  push {r4-r11, lr}\n"
-    "  sub sp, sp, #32\n"
-    "  ldrd r1, r2, [r0]\n"
-    "  ldrd r3, r12, [r0, #8]\n"
-    "  strd r3, r12, [sp]\n"
-    "  ldrd r3, r12, [r0, #16]\n"
-    "  strd r3, r12, [sp, #8]\n"
-    "  ldr r3, [r0, #24]\n"
-    "  str r3, [sp, #20]\n"
-    "  str r2, [sp, #24]\n"
-    "1:\n"
-    "  ldr r3, [sp]\n"
-    "  ldm r3, {r4-r7}\n"
-    "  ldm r3, {r8-r11}\n"
-    "  ldrd r0, r3, [r2, #0]\n"
-    "  ldrd r12, lr, [r1, #0]\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #48]\n"
-    "  smlad r8, r12, r0, r8\n"
-    "  smlad r9, lr, r3, r9\n"
-    "  ldrd r0, r3, [r2, #8]\n"
-    "  ldrd r12, lr, [r1, #8]\n"
-    "  smlad r6, r12, r0, r6\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #56]\n"
-    "  smlad r10, r12, r0, r10\n"
-    "  smlad r11, lr, r3, r11\n"
-    "  ldrd r0, r3, [r2, #16]\n"
-    "  ldrd r12, lr, [r1, #16]\n"
-    "  smlabb r4, r12, r0, r4\n"
-    "  smlatt r6, r12, r0, r6\n"
-    "  smlabb r5, lr, r3, r5\n"
-    "  smlatt r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #64]\n"
-    "  smlabb r8, r12, r0, r8\n"
-    "  smlatt r10, r12, r0, r10\n"
-    "  smlabb r9, lr, r3, r9\n"
-    "  smlatt r11, lr, r3, r11\n"
-    "  ldrd r0, r3, [r2, #24]\n"
-    "  ldrd r12, lr, [r1, #24]\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #72]\n"
-    "  smlad r8, r12, r0, r8\n"
-    "  smlad r9, lr, r3, r9\n"
-    "  ldrd r0, r3, [r2, #32]\n"
-    "  ldrd r12, lr, [r1, #32]\n"
-    "  smlad r6, r12, r0, r6\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #80]\n"
-    "  smlad r10, r12, r0, r10\n"
-    "  smlad r11, lr, r3, r11\n"
-    "  ldrd r0, r3, [r2, #40]\n"
-    "  ldrd r12, lr, [r1, #40]\n"
-    "  smlabb r4, r12, r0, r4\n"
-    "  smlatt r6, r12, r0, r6\n"
-    "  smlabb r5, lr, r3, r5\n"
-    "  smlatt r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #88]\n"
-    "  smlabb r8, r12, r0, r8\n"
-    "  smlatt r10, r12, r0, r10\n"
-    "  smlabb r9, lr, r3, r9\n"
-    "  smlatt r11, lr, r3, r11\n"
-    "  ldrd r0, r3, [r2, #48]\n"
-    "  ldrd r12, lr, [r1, #48]\n"
-    "  smlad r4, r12, r0, r4\n"
-    "  smlad r5, lr, r3, r5\n"
-    "  ldrd r12, lr, [r1, #96]\n"
-    "  smlad r8, r12, r0, r8\n"
-    "  smlad r9, lr, r3, r9\n"
-    "  ldrd r0, r3, [r2, #56]\n"
-    "  ldrd r12, lr, [r1, #56]\n"
-    "  smlad r6, r12, r0, r6\n"
-    "  smlad r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #104]\n"
-    "  smlad r10, r12, r0, r10\n"
-    "  smlad r11, lr, r3, r11\n"
-    "  ldrd r0, r3, [r2, #64]\n"
-    "  ldrd r12, lr, [r1, #64]\n"
-    "  smlabb r4, r12, r0, r4\n"
-    "  smlatt r6, r12, r0, r6\n"
-    "  smlabb r5, lr, r3, r5\n"
-    "  smlatt r7, lr, r3, r7\n"
-    "  ldrd r12, lr, [r1, #112]\n"
-    "  smlabb r8, r12, r0, r8\n"
-    "  smlatt r10, r12, r0, r10\n"
-    "  smlabb r9, lr, r3, r9\n"
-    "  smlatt r11, lr, r3, r11\n"
-    "  add r1, r1, #96\n"
-    "  str r1, [sp, #16]\n"
-    "  ldr r12, [sp, #4]\n"
-    "  ldm r12!, {r0, r1, r2, r3}\n"
-    TT_DSP_ASM_RQ(r4, lr)
-    TT_DSP_ASM_RQ(r8, lr)
-    "  ldm r12!, {r0, r1, r2, r3}\n"
-    TT_DSP_ASM_RQ(r5, lr)
-    TT_DSP_ASM_RQ(r9, lr)
-    "  ldm r12!, {r0, r1, r2, r3}\n"
-    TT_DSP_ASM_RQ(r6, lr)
-    TT_DSP_ASM_RQ(r10, lr)
-    "  ldm r12!, {r0, r1, r2, r3}\n"
-    TT_DSP_ASM_RQ(r7, lr)
-    TT_DSP_ASM_RQ(r11, lr)
-    "  bfi r4, r5, #8, #8\n"
-    "  bfi r4, r6, #16, #8\n"
-    "  bfi r4, r7, #24, #8\n"
-    "  bfi r8, r9, #8, #8\n"
-    "  bfi r8, r10, #16, #8\n"
-    "  bfi r8, r11, #24, #8\n"
-    "  ldrd r0, r1, [sp, #8]\n"
-    "  str r4, [r0]\n"
-    "  str r8, [r0, r1]\n"
-    "  add r0, r0, r1, lsl #1\n"
-    "  str r0, [sp, #8]\n"
-    "  ldrd r1, r3, [sp, #16]\n"
-    "  ldr r2, [sp, #24]\n"
-    "  subs r3, r3, #1\n"
-    "  str r3, [sp, #20]\n"
-    "  bne 1b\n"
-    "  add sp, sp, #32\n"
-    "  pop {r4-r11, pc}\n"
-    "  .size tt_dsp_dw3x3_s2, . - tt_dsp_dw3x3_s2\n"
-    "  .text\n");
+TT_DW3X3_PAIRS_ASM(tt_dsp_dw3x3_s2, 48);
 void tt_dsp_dw3x3_s1(dw3_args *a);
 void tt_dsp_dw3x3_s2(dw3_args *a);
 void tt_dsp_dw3x3_1(dw3_args *a);   /* a->pairs single windows, at stride 1 */
