@@ -320,6 +320,17 @@ def run_on_rig(program: Program, tmp_path, link=RIG / "link.ld", icount: bool = 
     return output
 
 
+def run_in_both_builds(calls: list, tmp_path) -> None:
+    """The recorded calls replayed on the rig with the kernels' DSP versions and with their
+    portable C; each build must reproduce the host's bits (run_on_rig asserts PASS)."""
+    for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
+        program = Program()
+        for call in calls:
+            program.add(call)
+        (tmp_path / label).mkdir()
+        run_on_rig(program, tmp_path / label, defines=defines)
+
+
 def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):
     gcc, qemu = shutil.which("arm-none-eabi-gcc"), shutil.which("qemu-system-arm")
     require_tool(gcc is not None and qemu is not None,

@@ -147,10 +147,5 @@ def test_depthwise_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
     assert {c.name for c in calls} >= {"tt_depthwise_conv2d_input_grad_s8",
                                        "tt_depthwise_conv2d_weight_grad_s8",
                                        "tt_depthwise_conv2d_weight_update_s8_s8"}
-    for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
-        program = rig.Program()
-        for call in calls:
-            program.add(call)
-        (tmp_path / label).mkdir()
-        rig.run_on_rig(program, tmp_path / label, defines=defines)
+    rig.run_in_both_builds(calls, tmp_path)
     print(f"{len(calls)} edge-shape calls")
