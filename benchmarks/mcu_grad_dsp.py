@@ -194,10 +194,9 @@ STEP_LABELS = {"bias-only": "person detector, bias-only", "sparse": "person dete
 def render_step(data: dict) -> str:
     out = ["| scheme (int8 gradients) | build | backward MACs | instructions "
            "| per MAC | the largest parts |", "|---|---|---:|---:|---:|---|"]
+    from mcu_step import step_parts
     for r in data["step"]:
-        total = sum(k["instructions"] for k in r["kernels"])
-        top = ", ".join(f"{k['kernel']} {k['instructions'] / 1e6:.1f} M"
-                        for k in r["kernels"][:3])
+        total, top = step_parts(r["kernels"])
         scheme = STEP_LABELS.get(r["scheme"], r["scheme"])
         out.append(f"| {scheme} | {r['build']} | {r['macs']:,} | {total / 1e6:.1f} M | "
                    f"{total / r['macs']:.2f} | {top} |")

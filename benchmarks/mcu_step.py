@@ -99,15 +99,21 @@ def measure(name: str, grad: str, defines=()) -> dict:
                         for fn, (n, instr) in sorted(per.items(), key=lambda kv: -kv[1][1])]}
 
 
+def step_parts(kernels: list[dict]) -> tuple[int, str]:
+    """A measured step's instructions, and its three largest kernels as table text (kernels
+    sorted largest first, as measure() writes them)."""
+    total = sum(k["instructions"] for k in kernels)
+    top = ", ".join(f"{k['kernel']} {k['instructions'] / 1e6:.1f} M" for k in kernels[:3])
+    return total, top
+
+
 def render(data: dict) -> str:
     """The whole backward step per scheme and gradient type: instructions, the arena it
     needs, and where the instructions go."""
     out = ["| scheme | gradients | arena (bytes) | backward MACs | instructions | "
            "instructions / MAC | the largest parts |", "|---|---|---:|---:|---:|---:|---|"]
     for r in data["runs"]:
-        total = sum(k["instructions"] for k in r["kernels"])
-        top = ", ".join(f"{k['kernel']} {k['instructions'] / 1e6:.1f} M"
-                        for k in r["kernels"][:3])
+        total, top = step_parts(r["kernels"])
         out.append(f"| {r['scheme']} | {r['grad']} | {r['arena']:,} | {r['macs']:,} | "
                    f"{total / 1e6:.1f} M | {total / r['macs']:.1f} | {top} |")
     return "\n".join(out)
