@@ -155,7 +155,8 @@ def cmd_plan(args) -> int:
             "total_bytes": target["sram_total"], "flash": target["flash"],
             "budgets": target["budgets"],
             "timeline": [{"op": k, "kind": kinds[k], **t} for k, t in enumerate(p.timeline)],
-            "codegen": _codegen_plan(graph, data) if p.training else None}
+            "codegen": _codegen_plan(graph, data) if p.training else None,
+            "codegen_input_rows": _codegen_plan(graph, data, True) if p.training else None}
     if wheel_tail is not None:
         info["wheel_measured_persistent_bytes"] = wheel_tail
     if args.write_offline:           # after everything that can refuse the model
@@ -227,6 +228,11 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
               f"+ trained parameters {kb(cg['trained_parameter_bytes']).strip()} "
               f"({cg['split_filters']} filters split) + momentum "
               f"{kb(cg['momentum_bytes']).strip()}; no interpreter data; stack not included)")
+    rows = info.get("codegen_input_rows")
+    if rows is not None and "error" not in rows:
+        print(f"  sample row by row  {kb(rows['total_bytes'])}  (`codegen --input rows`: arena "
+              f"{kb(rows['arena_bytes']).strip()}, the sample not in it: the caller's frame or "
+              "a row reader)")
     if args.write_offline:
         print(f"wrote {args.write_offline} with the offline plan as {memory.OFFLINE_KEY} "
               "metadata")
@@ -239,11 +245,12 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
         print(f"wrote {args.plot}")
 
 
-def _codegen_plan(graph, data: bytes) -> dict:
-    """The generated program's SRAM by its plan (what `codegen` builds), or why there is none."""
+def _codegen_plan(graph, data: bytes, input_rows: bool = False) -> dict:
+    """The generated program's SRAM by its plan (what `codegen` builds, with `--input rows`
+    when `input_rows`), or why there is none."""
     from .codegen import CodegenError, planned_sram
     try:
-        return planned_sram(graph, data)
+        return planned_sram(graph, data, input_rows)
     except CodegenError as exc:
         return {"error": str(exc)}
 
@@ -627,6 +634,8 @@ def cmd_codegen(args) -> int:
         raise TTError("--steps runs on the rig: add --rig")
     if args.kernels not in rig.KERNELS:
         raise TTError(f"--kernels must be dsp or portable, not {args.kernels!r}")
+    if args.rig_api is not None and not args.rig:
+        raise TTError("--rig-api chooses the rig harness's API: add --rig")
     if args.kernels != "dsp" and not args.rig:
         raise TTError("--kernels chooses the rig's build: add --rig (the folder's Makefile "
                       "and CMakeLists.txt take TFLITE_TRAIN_KERNELS)")
@@ -634,7 +643,8 @@ def cmd_codegen(args) -> int:
                                   rig_steps=(args.steps or 3) if args.rig else None,
                                   sram_budget=args.sram_budget, flash_budget=args.flash_budget,
                                   seed=args.seed, data=args.data, kernels=args.kernels,
-                                  arena_limit=args.arena_limit or 0)
+                                  arena_limit=args.arena_limit or 0,
+                                  input_rows=args.input == "rows", rig_api=args.rig_api)
     plan = program.plan
     if args.json:
         info = {"model": args.model, "output": args.output,
@@ -700,6 +710,15 @@ def _add_codegen_parser(sub) -> None:
                    help="let the arena grow to SIZE for speed: int8 input gradients in one "
                         "pass (an int32 scratch) wherever it stays within (default: the "
                         "smallest arena decides)")
+    s.add_argument("--input", choices=["arena", "rows"], default="arena",
+                   help="arena (default): the sample is copied into the arena (or written "
+                        "there, tt_model_input()); rows: it is never in the arena, the first "
+                        "layer reads it row by row, in place from the caller's sample "
+                        "(tt_train_step) or from a row reader (tt_train_step_rows: a ring of "
+                        "the rows it needs); refused when the backward needs the whole sample")
+    s.add_argument("--rig-api", choices=["whole", "rows"], default=None,
+                   help="the rig harness's API: whole (tt_train_step) or rows "
+                        "(tt_train_step_rows; the default with --input rows)")
     s.add_argument("--data", help="train on the first samples of this dataset (train's "
                                   "--data spellings) instead of seeded random ones")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the random samples")

@@ -14,16 +14,17 @@ from .project import project_files, rig_files, staged, write_files
 __all__ = ["CodegenError", "Program", "build", "load", "files", "generate", "planned_sram"]
 
 
-def load(model_path: str | Path, arena_limit: int = 0) -> Program:
+def load(model_path: str | Path, arena_limit: int = 0, input_rows: bool = False) -> Program:
     path = Path(model_path)
-    return build(tflite_io.load(path), path.read_bytes(), arena_limit)
+    return build(tflite_io.load(path), path.read_bytes(), arena_limit, input_rows)
 
 
-def planned_sram(graph, data: bytes) -> dict:
+def planned_sram(graph, data: bytes, input_rows: bool = False) -> dict:
     """The generated program's SRAM by its plan, as `plan` prints it: arena + trained
     parameters + momentum + the update ops' random-stream states (no interpreter data, stack
-    not included). CodegenError when the graph cannot be generated."""
-    program = build(graph, data)
+    not included). CodegenError when the graph cannot be generated. `input_rows`: the
+    program of `codegen --input rows` (the sample read row by row, not in the arena)."""
+    program = build(graph, data, input_rows=input_rows)
     plan = program.plan
     params = sum(program.param_bytes(v) for _, v in program.params)
     momentum = sum(graph.tensors[m].nbytes for m in program.momentum)
@@ -47,20 +48,25 @@ def files(program: Program, source: str) -> dict[str, str]:
 def generate(model_path: str | Path, out_dir: str | Path, rig_steps: int | None = None,
              sram_budget: int | None = None, flash_budget: int | None = None, seed: int = 0,
              data: str | None = None, verify: bool = True, kernels: str = "dsp",
-             arena_limit: int = 0):
+             arena_limit: int = 0, input_rows: bool = False, rig_api: str | None = None):
     """Writes the folder atomically; with `rig_steps`, also builds it for the Cortex-M7
     rig (the kernels' DSP versions, or their portable C99 with kernels="portable"), runs
     that many training steps there and measures it (the folder is only kept if all of that
-    succeeds). `arena_limit`: as build() takes it. Returns (program, rig.Measurement or
+    succeeds). `arena_limit`, `input_rows`: as build() takes them. `rig_api`: which API the
+    rig's harness trains through, "whole" (tt_train_step) or "rows" (tt_train_step_rows, a
+    program with input_rows only; its default). Returns (program, rig.Measurement or
     None)."""
     from . import check, rig
-    program = load(model_path, arena_limit)
+    program = load(model_path, arena_limit, input_rows)
+    api = rig_api or ("rows" if input_rows else "whole")
+    if api not in ("whole", "rows") or (api == "rows" and not input_rows):
+        raise CodegenError(f"the rig's API {api!r}: 'whole', or 'rows' with --input rows")
     measurement = None
     with staged(out_dir) as tmp:
         write_files(tmp, files(program, Path(model_path).name))
         if rig_steps is not None:
             xs, labels = check.samples(program, rig_steps, seed, data)
-            write_files(tmp, rig_files(program, xs, labels))
+            write_files(tmp, rig_files(program, xs, labels, api))
             measurement = rig.measure(program, tmp, xs, labels,
                                       sram_budget or rig.SRAM_BUDGET,
                                       flash_budget or rig.FLASH_BUDGET, verify, kernels)

@@ -44,11 +44,39 @@ def build(folder: Path) -> Path:
     return out
 
 
+# tt_read_row_fn (tt_row_source.h)
+READ_ROW = C.CFUNCTYPE(C.c_int, C.c_int32, C.POINTER(C.c_int8), C.c_void_p)
+
+
+class RowReader:
+    """A sample handed over row by row through read_row, as a camera would: records the rows
+    asked for; `fail_at`: the row whose read gives up."""
+
+    def __init__(self, sample: np.ndarray, fail_at: int | None = None):
+        x = np.ascontiguousarray(sample, np.int8)
+        self.rows = x.reshape(x.shape[-3], -1) if x.ndim >= 3 else x.reshape(1, -1)
+        self.asked: list[int] = []
+        self.fail_at = fail_at
+        self.fn = READ_ROW(self._read)
+
+    def _read(self, y, row, _ctx) -> int:
+        self.asked.append(int(y))
+        if y == self.fail_at:
+            return 1
+        C.memmove(row, self.rows[y].ctypes.data, self.rows.shape[1])
+        return 0
+
+
 class HostProgram:
     def __init__(self, folder: str | Path, regions: int):
         self.lib = C.CDLL(str(build(Path(folder))))
         self.lib.tt_train_step.argtypes = [C.c_void_p, C.c_int32, C.POINTER(C.c_float)]
         self.lib.tt_predict.argtypes = [C.c_void_p, C.c_void_p]
+        self.rows = hasattr(self.lib, "tt_train_step_rows")     # generated with --input rows
+        if self.rows:
+            self.lib.tt_train_step_rows.argtypes = [READ_ROW, C.c_void_p, C.c_int32,
+                                                    C.POINTER(C.c_float)]
+            self.lib.tt_predict_rows.argtypes = [READ_ROW, C.c_void_p, C.c_void_p]
         self.table = (Region * regions).in_dll(self.lib, "tt_model_checkpoint")
         self.lib.tt_model_init()
 
@@ -68,11 +96,39 @@ class HostProgram:
             raise TTError(f"tt_predict returned {status}")
         return scores
 
+    def train_step_rows(self, reader: RowReader, label: int) -> tuple[int, np.float32]:
+        """(status, loss) of tt_train_step_rows."""
+        loss = C.c_float()
+        status = self.lib.tt_train_step_rows(reader.fn, None, int(label), C.byref(loss))
+        return status, np.float32(loss.value)
+
+    def predict_rows(self, reader: RowReader, classes: int) -> tuple[int, np.ndarray]:
+        scores = np.zeros(classes, np.int8)
+        return self.lib.tt_predict_rows(reader.fn, None, scores.ctypes.data), scores
+
     def regions(self) -> list[bytes]:
         return [C.string_at(r.data, r.bytes) for r in self.table]
 
-    def run(self, xs: np.ndarray, labels: np.ndarray, classes: int) -> Run:
-        """The steps, then an inference of the first sample (as check.reference)."""
-        losses = [self.train_step(x, label) for x, label in zip(xs, labels)]
-        scores = self.predict(xs[0], classes)
+    def run(self, xs: np.ndarray, labels: np.ndarray, classes: int, api: str = "whole") -> Run:
+        """The steps, then an inference of the first sample (as check.reference), through
+        tt_train_step / tt_predict (api "whole") or their row forms ("rows"; a read out of
+        order, or a row left unread, is a TTError)."""
+        if api == "rows":
+            losses = [self._rows_checked(self.train_step_rows, x, label)
+                      for x, label in zip(xs, labels)]
+            scores = self._rows_checked(self.predict_rows, xs[0], classes)
+        else:
+            losses = [self.train_step(x, label) for x, label in zip(xs, labels)]
+            scores = self.predict(xs[0], classes)
         return Run(np.array(losses, np.float32).view(np.uint32), scores, regions=self.regions())
+
+    @staticmethod
+    def _rows_checked(call, x: np.ndarray, arg):
+        reader = RowReader(x)
+        status, out = call(reader, arg)
+        if status:
+            raise TTError(f"the row API returned {status}")
+        if reader.asked != list(range(len(reader.rows))):
+            raise TTError(f"read_row was asked for rows {reader.asked[:8]}..., not each "
+                          "row once in order")
+        return out

@@ -64,6 +64,26 @@ class Split:
         return (*self.shape_whole[:-1], self.k if part == "lo" else self.depth - self.k)
 
 
+@dataclass(frozen=True)
+class RowInput:
+    """The sample read row by row (`codegen --input rows`): operator `op`'s call (the only
+    one reading the sample) takes its rows from a tt_row_source (tt_row_source.h) in place of
+    the whole sample; with the row API the source's ring, `ring_rows` rows of `row_bytes`,
+    is the call's scratch number `scratch` in the arena."""
+    op: int
+    kernel: str                   # the source form of the call's kernel
+    height: int
+    row_bytes: int
+    ring_rows: int
+    scratch: int
+
+
+# kernels that read their input row by row in ascending order -> their tt_row_source form,
+# same arguments but the input (tt_row_source.h)
+SOURCE_FORMS = {"tt_conv_depthwise_pointwise_s8": "tt_conv_depthwise_pointwise_source_s8",
+                "tt_conv2d_s8": "tt_conv2d_source_s8"}
+
+
 @dataclass
 class Step:
     op: int                    # operator index in the training model
@@ -91,6 +111,7 @@ class Program:
     loss: int
     meta: dict = field(default_factory=dict)
     streamed: list[int] = field(default_factory=list)   # first operators of 3-layer streams
+    rows: RowInput | None = None     # the sample read row by row (build(input_rows=True))
 
     @property
     def classes(self) -> int:
@@ -457,10 +478,57 @@ def blocks(graph: Graph, calls: dict[int, KernelCall] | None = None) -> list[int
     return out
 
 
-def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None):
+def _row_input(graph: Graph, calls: dict[int, KernelCall], streamed: list[int],
+               skipped: set[int], scratch: dict[int, list[int]]) -> RowInput:
+    """Where the sample is read row by row, or CodegenError saying why it cannot be: its one
+    reader must be a convolution of batch 1 (alone, or the first of a three-layer stream)
+    that nothing else needs the whole sample for (a trained first layer's weight gradient,
+    which reads it in the backward, does)."""
+    sample = graph.inputs[0]
+    readers = [k for k, op in enumerate(graph.operators) if sample in op.inputs]
+    x = graph.tensors[sample]
+    why = None
+    if len(readers) != 1:
+        kinds = ", ".join(f"{k} ({graph.operators[k].kind})" for k in readers)
+        why = (f"{len(readers)} operators read the sample ({kinds}): the backward needs the "
+               "whole sample (a trained first layer)" if len(readers) > 1 else
+               "no operator reads the sample")
+    elif len(x.shape) != 4 or x.shape[0] != 1:
+        why = f"the sample is {_shape_text(x.shape)}, not one NHWC image"
+    else:
+        k = readers[0]
+        at = k + 2 if k in streamed else k
+        call = calls.get(k)
+        kernel = None
+        if graph.operators[k].inputs[0] == sample and k in streamed:
+            kernel = "tt_conv_depthwise_pointwise_s8"
+        elif graph.operators[k].inputs[0] == sample and call is not None and \
+                call.name == "tt_conv2d_s8" and k not in skipped:
+            kernel = "tt_conv2d_s8"
+        if kernel is None:
+            why = (f"operator {k} ({graph.operators[k].kind}) reads the sample and has no "
+                   "row-by-row form")
+    if why is not None:
+        raise CodegenError(f"--input rows: {why}; generate it with --input arena")
+    f_dims = calls[k].args[5]
+    p = calls[k].args[0]
+    span = min((f_dims.h - 1) * p.dilation_h + 1, x.shape[1])
+    row_bytes = x.shape[2] * x.shape[3]
+    return RowInput(at, SOURCE_FORMS[kernel], x.shape[1], row_bytes, span,
+                    len(scratch.get(at, [])))
+
+
+def _shape_text(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
+            input_rows: bool = False):
     """The kernel calls, split filters, arena tensors, views, fused operators, in-place
     calls and the arena's plan of a training graph (`outside`: tensors the caller holds;
-    `streamed`: first operators of the three-layer streams to run, by default none)."""
+    `streamed`: first operators of the three-layer streams to run, by default none;
+    `input_rows`: the sample is read row by row, outside the arena but for the ring of rows
+    the call that reads it keeps: the last value returned, otherwise None)."""
     calls = _calls(graph)
     splits = _splits(graph, calls)
 
@@ -522,10 +590,14 @@ def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None):
         sizes = [a.nbytes for a in call.args if isinstance(a, Scratch)]
         if sizes:
             scratch[k] = sizes
+    row_input = None
+    if input_rows:
+        row_input = _row_input(graph, calls, list(streamed or ()), skipped, scratch)
+        scratch.setdefault(row_input.op, []).append(row_input.ring_rows * row_input.row_bytes)
     plan = memory.codegen_plan(graph, arena, scratch, requests, reads)
     rows = {k for k, c in inplace_calls.items() if c.name.startswith("tt_conv2d_rows")}
     plan = _without_needless_rows(graph, plan, arena, scratch, requests, reads, rows)
-    return calls, splits, arena, views, fused, skipped, inplace_calls, plan
+    return calls, splits, arena, views, fused, skipped, inplace_calls, plan, row_input
 
 
 def choose_streams(graph: Graph, outside: set[int]) -> list[int]:
@@ -544,10 +616,10 @@ def choose_streams(graph: Graph, outside: set[int]) -> list[int]:
     for op in grads:
         set_option(op, "passes", 2)
     try:
-        every = _layout(graph, outside, cand)[-1]
-        alone = _layout(graph, outside, [])[-1]
+        every = _layout(graph, outside, cand)[-2]
+        alone = _layout(graph, outside, [])[-2]
         keep = [k for k in cand if max(alone.live[k:k + 3]) > every.arena_bytes]
-        if keep != cand and _layout(graph, outside, keep)[-1].arena_bytes > every.arena_bytes:
+        if keep != cand and _layout(graph, outside, keep)[-2].arena_bytes > every.arena_bytes:
             keep = cand
     finally:
         for op, n in zip(grads, before):
@@ -555,10 +627,13 @@ def choose_streams(graph: Graph, outside: set[int]) -> list[int]:
     return keep
 
 
-def build(graph: Graph, model: bytes, arena_limit: int = 0) -> Program:
+def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = False
+          ) -> Program:
     """Decides everything about the generated program; CodegenError when the graph has
     something no kernel runs. `arena_limit`: bytes the arena may grow to for speed (int8
-    input gradients in one pass; by default the smallest arena decides)."""
+    input gradients in one pass; by default the smallest arena decides). `input_rows`: the
+    sample is not in the arena but read row by row by the layer that reads it (RowInput),
+    from the caller's frame or a row reader; CodegenError when the graph needs it whole."""
     sample, label, scores, loss = _check_interface(graph)
     # augment's TFLM memory passes undone (same tensors): codegen plans memory its own way
     from ..passes.builtins import joined
@@ -570,12 +645,12 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0) -> Program:
     # int8 input gradients in one pass or two (the same bits): `augment` chose by TFLM's
     # arena, which streaming, in-place kernels and split filters make another one here;
     # choose again by this program's own arena
-    outside = {label, loss}
+    outside = {label, loss} | ({sample} if input_rows else set())
     streamed = choose_streams(graph, outside)
-    memory.choose_passes(graph, lambda g: _layout(g, outside, streamed)[-1].arena_bytes,
-                         arena_limit)
-    calls, splits, arena, views, fused, skipped, inplace_calls, plan = \
-        _layout(graph, outside, streamed)
+    memory.choose_passes(
+        graph, lambda g: _layout(g, outside, streamed, input_rows)[-2].arena_bytes, arena_limit)
+    calls, splits, arena, views, fused, skipped, inplace_calls, plan, row_input = \
+        _layout(graph, outside, streamed, input_rows)
     granted = {r.op for r in plan.aliases}
     runs_in = {j: k for k in fused for j in skipped if j < k and
                all(i in skipped for i in range(j, k))}
@@ -613,5 +688,8 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0) -> Program:
         steps.append(Step(k, op.kind, call, op.kind.startswith("TT_"), note))
     momentum = sorted(m for _, _, m in checkpoint.update_ops(graph) if m >= 0)
     updates = [(k, p) for k, p, _ in checkpoint.update_ops(graph)]
+    if row_input is not None:
+        steps[row_input.op].note += ("; " if steps[row_input.op].note else "") + \
+            "the sample's rows from a tt_row_source"
     return Program(graph, model, steps, plan, arena, views, splits, params, momentum, updates,
-                   sample, label, scores, loss, training_metadata(graph), streamed)
+                   sample, label, scores, loss, training_metadata(graph), streamed, row_input)

@@ -124,7 +124,7 @@ API (`tt_model.h`):
     tt_train_step(sample, label, &loss);   /* one SGD step: int8 sample, label in [0, {classes}) */
     tt_predict(sample, scores);            /* inference: {classes} int8 scores */
 
-`tt_model_checkpoint[]` lists what training changes (trained parameters, momentum, the
+{rows_api}`tt_model_checkpoint[]` lists what training changes (trained parameters, momentum, the
 update ops' random streams and step counters) as `tt_checkpoint_region`s: pass it with
 `TT_MODEL_ID` and `TT_MODEL_CHECKPOINT_REGIONS` to `tt_checkpoint_save` /
 `tt_checkpoint_restore` (micro_kernels/include/tt_checkpoint.h; restore after
@@ -134,7 +134,7 @@ Memory, as planned:
 
 | part | bytes | where |
 |---|---:|---|
-| arena (activations, saved activations, gradients, scratch) | {arena:,} | SRAM, `static` |
+| arena (activations, saved activations, gradients, scratch{arena_sample}) | {arena:,} | SRAM, `static` |
 | trained parameters | {params:,} | SRAM, `static` |
 | momentum buffers | {momentum:,} | SRAM, `static` |
 | frozen weights, initial values, the kernels' constant arguments | {constants:,} | flash, `const` |
@@ -149,6 +149,30 @@ without fast-math (both build files do), so that every target gives the same bit
 """
 
 
+ROWS_API = """\
+The sample row by row (generated with `--input rows`): it is never in the arena.
+`tt_train_step` / `tt_predict` read it where you keep it (no copy), and
+
+    tt_train_step_rows(read_row, ctx, label, &loss);   /* the sample's rows from read_row */
+    tt_predict_rows(read_row, ctx, scores);
+
+take its {rows} rows of {row_bytes} bytes from `int read_row(int32_t y, int8_t *row, void *ctx)`,
+called for y = 0 .. {last} in order, each once per call, as the first layer reads them (a
+camera's lines, no frame buffer: the arena keeps a ring of {ring} rows); it returns 0, or
+anything else to give up (`TT_MODEL_ERROR_INPUT`, nothing trained). Same bits as the
+whole-sample calls.
+
+"""
+
+
+def _rows_api(program: Program) -> str:
+    r = program.rows
+    if r is None:
+        return ""
+    return ROWS_API.format(rows=r.height, row_bytes=r.row_bytes, last=r.height - 1,
+                           ring=r.ring_rows)
+
+
 def project_files(program: Program, files: dict[str, str], constants: int,
                   source: str) -> dict[str, str]:
     g = program.graph
@@ -157,7 +181,9 @@ def project_files(program: Program, files: dict[str, str], constants: int,
                   arena=program.plan.arena_bytes,
                   params=sum(program.param_bytes(v) for _, v in program.params),
                   momentum=sum(g.tensors[m].nbytes for m in program.momentum),
-                  constants=constants)
+                  constants=constants, rows_api=_rows_api(program),
+                  arena_sample=", the sample" if program.rows is None else
+                  f", a ring of {program.rows.ring_rows} sample rows")
     out = dict(files)
     out["Makefile"] = MAKEFILE.format(**values)
     out["CMakeLists.txt"] = CMAKELISTS.format(**values)
@@ -166,9 +192,12 @@ def project_files(program: Program, files: dict[str, str], constants: int,
     return out
 
 
-def rig_files(program: Program, samples: np.ndarray, labels: np.ndarray) -> dict[str, str]:
+def rig_files(program: Program, samples: np.ndarray, labels: np.ndarray,
+              api: str = "whole") -> dict[str, str]:
     """rig/: the harness (rig_main.c, rig_lines.h), the linker script and the samples it
-    trains on (the start-up code is the rig's own, micro_kernels/targets/mps2_an500)."""
+    trains on (the start-up code is the rig's own, micro_kernels/targets/mps2_an500);
+    `api`: "rows" trains and predicts through tt_train_step_rows / tt_predict_rows (a
+    program generated with --input rows), "whole" through tt_train_step / tt_predict."""
     rows = []
     for x in samples:
         flat = np.ascontiguousarray(x, np.int8).ravel()
@@ -180,6 +209,7 @@ def rig_files(program: Program, samples: np.ndarray, labels: np.ndarray) -> dict
         "#ifndef RIG_DATA_H", "#define RIG_DATA_H", "#include <stdint.h>",
         '#include "tt_model.h"',
         f"#define RIG_STEPS {len(labels)}", f"#define RIG_SAMPLES {len(samples)}",
+        *(["#define RIG_ROWS 1  /* the row API: rig_lines.h */"] if api == "rows" else []),
         f"static const int8_t rig_samples[RIG_SAMPLES][TT_MODEL_SAMPLE_BYTES] = {{",
         *rows, "};",
         "static const int32_t rig_labels[RIG_STEPS] = {"

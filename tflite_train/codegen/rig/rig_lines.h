@@ -45,6 +45,46 @@ static inline void rig_print_hex(const void *data, uint32_t bytes) {
   }
 }
 
+#ifdef RIG_ROWS
+/* The row API (a program generated with --input rows): the rows of a sample in flash, one
+ * call each, checked to come in order and each once (any other order fails the step). */
+typedef struct {
+  const int8_t *sample;
+  int32_t next;
+} rig_rows;
+
+static int rig_read_row(int32_t y, int8_t *row, void *ctx) {
+  rig_rows *r = (rig_rows *)ctx;
+  if (y != r->next++) return 1;
+  const int8_t *from = r->sample + y * TT_MODEL_ROW_BYTES;
+  for (int32_t i = 0; i < TT_MODEL_ROW_BYTES; ++i) row[i] = from[i];
+  return 0;
+}
+
+/* TT_MODEL_ERROR_INPUT unless every row was read. */
+static inline int rig_rows_done(const rig_rows *r, int status) {
+  return status == TT_MODEL_OK && r->next != TT_MODEL_ROWS ? TT_MODEL_ERROR_INPUT : status;
+}
+
+static inline int rig_train_step(const int8_t *sample, int32_t label, float *loss) {
+  rig_rows r = {sample, 0};
+  return rig_rows_done(&r, tt_train_step_rows(rig_read_row, &r, label, loss));
+}
+
+static inline int rig_predict_step(const int8_t *sample, int8_t *scores) {
+  rig_rows r = {sample, 0};
+  return rig_rows_done(&r, tt_predict_rows(rig_read_row, &r, scores));
+}
+#else
+static inline int rig_train_step(const int8_t *sample, int32_t label, float *loss) {
+  return tt_train_step(sample, label, loss);
+}
+
+static inline int rig_predict_step(const int8_t *sample, int8_t *scores) {
+  return tt_predict(sample, scores);
+}
+#endif
+
 /* Steps from .. to - 1 on the samples of rig_data.h, one "TT step" line each; stops at the
  * first status that is not TT_MODEL_OK and returns it. */
 static inline int rig_train(int32_t from, int32_t to) {
@@ -52,7 +92,7 @@ static inline int rig_train(int32_t from, int32_t to) {
   for (int32_t i = from; i < to && status == TT_MODEL_OK; ++i) {
     float loss = 0.0f;
     const uint64_t t0 = tt_rig_ticks64();
-    status = tt_train_step(rig_samples[i % RIG_SAMPLES], rig_labels[i], &loss);
+    status = rig_train_step(rig_samples[i % RIG_SAMPLES], rig_labels[i], &loss);
     const uint64_t t1 = tt_rig_ticks64();
     tt_rig_print("TT step ");
     rig_print_u64((uint64_t)i);
@@ -71,7 +111,7 @@ static inline int rig_train(int32_t from, int32_t to) {
 static inline int rig_predict(void) {
   static int8_t scores[TT_MODEL_CLASSES];
   const uint64_t t0 = tt_rig_ticks64();
-  const int status = tt_predict(rig_samples[0], scores);
+  const int status = rig_predict_step(rig_samples[0], scores);
   const uint64_t t1 = tt_rig_ticks64();
   tt_rig_print("TT predict ticks ");
   rig_print_u64(t1 - t0);
