@@ -9,6 +9,8 @@ update, and the person detector (bias-only, its sparse scheme), each built by
         [--json benchmarks/codegen_results.json [--merge]]
     nice .venv/bin/python benchmarks/codegen.py --profile --models mcunet --grad int8
         --kernels dsp,portable --json benchmarks/codegen_profile.json
+    nice .venv/bin/python benchmarks/codegen.py --grad int8 --no-full --models mcunet,mbv2
+        --input rows --rig-api rows|whole --json benchmarks/codegen_int8.json --merge
 
 With --json benchmarks/codegen_results.json (float32 activation gradients) or
 benchmarks/codegen_int8.json (--grad int8 --no-full) the table of benchmarks/RESULTS.md
@@ -25,7 +27,11 @@ int8 activation gradients. `--kernels`: the builds to measure, the kernels' Cort
 versions (`dsp`, what a Cortex-M7 build compiles) and/or their portable C99 (`portable`,
 TFLITE_TRAIN_KERNELS=portable); same bits. `--profile`: where a step's instructions go,
 operator by operator (a build whose generated code calls a hook after every kernel,
-codegen/rig.py's profile), grouped by phase and kernel.
+codegen/rig.py's profile), grouped by phase and kernel. `--input rows`: the programs of
+`codegen --input rows` (the sample never in the arena), trained on the rig through
+tt_train_step_rows (`--rig-api rows`: the harness's reader copies each row from flash, no
+frame anywhere) or tt_train_step (`--rig-api whole`: the frame is the harness's, in flash,
+and counted nowhere; on a board it is the caller's SRAM).
 """
 from __future__ import annotations
 
@@ -83,16 +89,19 @@ def training_model(work: Path, name: str, scheme: str, grad: str) -> Path:
 
 
 def measure(model: Path, work: Path, steps: int, budget: int | None = None,
-            kernels: str = "dsp", arena_limit: int = 0) -> dict:
-    """The rig's measurement, or the plan's figures when the program does not fit."""
+            kernels: str = "dsp", arena_limit: int = 0, input_: str = "arena",
+            api: str = "whole") -> dict:
+    """The rig's measurement, or the plan's figures when the program does not fit.
+    `input_`, `api`: codegen --input (arena, rows) and the harness's API (whole, rows)."""
     out = work / (model.stem + "-gen")
+    rows = input_ == "rows"
     try:
         program, m = codegen.generate(model, out, rig_steps=steps, sram_budget=budget,
                                       flash_budget=budget, kernels=kernels,
-                                      arena_limit=arena_limit)
+                                      arena_limit=arena_limit, input_rows=rows, rig_api=api)
         return {"measured": True, **m.to_json()}
     except TTError as exc:
-        program = codegen.load(model, arena_limit)
+        program = codegen.load(model, arena_limit, rows)
         p = program.plan
         params = sum(program.param_bytes(v) for _, v in program.params)
         return {"measured": False, "why": str(exc), "planned": {
@@ -108,6 +117,9 @@ def row(r: dict) -> str:
     label, scheme, grad = r["label"], r["scheme"], r["grad"]
     if r.get("arena_limit"):
         grad += f", arena <= {r['arena_limit'] // 1024} KB"
+    if r.get("input", "arena") == "rows":
+        grad += (", `--input rows`, row API (no frame anywhere)" if r.get("api") == "rows" else
+                 ", `--input rows`, whole-sample API (+ the caller's frame, not counted)")
     kernels = r.get("kernels", "portable")    # rows measured before there was a choice
     if not r["measured"]:
         p = r["planned"]
@@ -151,7 +163,7 @@ def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
     replaced in place, and `new`'s other rows after them."""
     def key(r):
         return (r["label"], r["scheme"], r["grad"], r.get("kernels", "portable"),
-                r.get("arena_limit", 0))
+                r.get("arena_limit", 0), r.get("input", "arena"), r.get("api", "whole"))
     fresh = {key(r): r for r in new}
     merged = [fresh.pop(key(r), r) for r in old]
     return merged + [r for r in new if key(r) in fresh]
@@ -281,6 +293,11 @@ def main() -> int:
     ap.add_argument("--arena-limit", type=int, default=0,
                     help="codegen --arena-limit (bytes): let the arena grow to this for speed "
                          "(int8 input gradients in one pass)")
+    ap.add_argument("--input", choices=["arena", "rows"], default="arena",
+                    help="codegen --input: the sample in the arena, or read row by row")
+    ap.add_argument("--rig-api", choices=["whole", "rows"], default="whole",
+                    help="the rig harness's API: tt_train_step (whole) or tt_train_step_rows "
+                         "(rows, with --input rows)")
     ap.add_argument("--profile", action="store_true",
                     help="instead: the per-operator instruction profile of the first model's "
                          "99kb (sparse) training step, each --kernels build")
@@ -319,10 +336,12 @@ def main() -> int:
                 full = scheme == "full"
                 for kernels in builds:
                     r = measure(model, work, 1 if full else args.steps,
-                                rig.RIG_MEMORY if full else None, kernels, args.arena_limit)
+                                rig.RIG_MEMORY if full else None, kernels, args.arena_limit,
+                                args.input, args.rig_api)
                     rows.append({"label": label, "scheme": scheme_label, "grad": args.grad,
                                  "kernels": kernels, "tte": None if full else tte,
-                                 "arena_limit": args.arena_limit,
+                                 "arena_limit": args.arena_limit, "input": args.input,
+                                 "api": args.rig_api,
                                  "goal": None if full else GOALS.get(name), **r})
                     print(row(rows[-1]), flush=True)
     data = {"rows": rows, "rig": "QEMU 7.2 mps2-an500 (Cortex-M7), -icount shift=0; "
