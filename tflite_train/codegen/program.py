@@ -479,7 +479,7 @@ def blocks(graph: Graph, calls: dict[int, KernelCall] | None = None) -> list[int
 
 
 def _row_input(graph: Graph, calls: dict[int, KernelCall], streamed: list[int],
-               skipped: set[int], scratch: dict[int, list[int]]) -> RowInput:
+               skipped: set[int], fused: dict[int, KernelCall]) -> RowInput:
     """Where the sample is read row by row, or CodegenError saying why it cannot be: its one
     reader must be a convolution of batch 1 (alone, or the first of a three-layer stream)
     that nothing else needs the whole sample for (a trained first layer's weight gradient,
@@ -514,8 +514,9 @@ def _row_input(graph: Graph, calls: dict[int, KernelCall], streamed: list[int],
     p = calls[k].args[0]
     span = min((f_dims.h - 1) * p.dilation_h + 1, x.shape[1])
     row_bytes = x.shape[2] * x.shape[3]
-    return RowInput(at, SOURCE_FORMS[kernel], x.shape[1], row_bytes, span,
-                    len(scratch.get(at, [])))
+    # the ring: the call's scratch after its own ones (_layout appends it)
+    own = sum(isinstance(a, Scratch) for a in (fused[at] if at in fused else calls[k]).args)
+    return RowInput(at, SOURCE_FORMS[kernel], x.shape[1], row_bytes, span, own)
 
 
 def _shape_text(shape) -> str:
@@ -528,7 +529,7 @@ def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
     calls and the arena's plan of a training graph (`outside`: tensors the caller holds;
     `streamed`: first operators of the three-layer streams to run, by default none;
     `input_rows`: the sample is read row by row, outside the arena but for the ring of rows
-    the call that reads it keeps: the last value returned, otherwise None)."""
+    the call that reads it keeps, _row_input)."""
     calls = _calls(graph)
     splits = _splits(graph, calls)
 
@@ -590,14 +591,13 @@ def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
         sizes = [a.nbytes for a in call.args if isinstance(a, Scratch)]
         if sizes:
             scratch[k] = sizes
-    row_input = None
     if input_rows:
-        row_input = _row_input(graph, calls, list(streamed or ()), skipped, scratch)
+        row_input = _row_input(graph, calls, list(streamed or ()), skipped, fused)
         scratch.setdefault(row_input.op, []).append(row_input.ring_rows * row_input.row_bytes)
     plan = memory.codegen_plan(graph, arena, scratch, requests, reads)
     rows = {k for k, c in inplace_calls.items() if c.name.startswith("tt_conv2d_rows")}
     plan = _without_needless_rows(graph, plan, arena, scratch, requests, reads, rows)
-    return calls, splits, arena, views, fused, skipped, inplace_calls, plan, row_input
+    return calls, splits, arena, views, fused, skipped, inplace_calls, plan
 
 
 def choose_streams(graph: Graph, outside: set[int]) -> list[int]:
@@ -616,10 +616,10 @@ def choose_streams(graph: Graph, outside: set[int]) -> list[int]:
     for op in grads:
         set_option(op, "passes", 2)
     try:
-        every = _layout(graph, outside, cand)[-2]
-        alone = _layout(graph, outside, [])[-2]
+        every = _layout(graph, outside, cand)[-1]
+        alone = _layout(graph, outside, [])[-1]
         keep = [k for k in cand if max(alone.live[k:k + 3]) > every.arena_bytes]
-        if keep != cand and _layout(graph, outside, keep)[-2].arena_bytes > every.arena_bytes:
+        if keep != cand and _layout(graph, outside, keep)[-1].arena_bytes > every.arena_bytes:
             keep = cand
     finally:
         for op, n in zip(grads, before):
@@ -648,9 +648,10 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
     outside = {label, loss} | ({sample} if input_rows else set())
     streamed = choose_streams(graph, outside)
     memory.choose_passes(
-        graph, lambda g: _layout(g, outside, streamed, input_rows)[-2].arena_bytes, arena_limit)
-    calls, splits, arena, views, fused, skipped, inplace_calls, plan, row_input = \
+        graph, lambda g: _layout(g, outside, streamed, input_rows)[-1].arena_bytes, arena_limit)
+    calls, splits, arena, views, fused, skipped, inplace_calls, plan = \
         _layout(graph, outside, streamed, input_rows)
+    row_input = _row_input(graph, calls, streamed, skipped, fused) if input_rows else None
     granted = {r.op for r in plan.aliases}
     runs_in = {j: k for k in fused for j in skipped if j < k and
                all(i in skipped for i in range(j, k))}
