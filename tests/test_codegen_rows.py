@@ -106,3 +106,53 @@ def test_row_api_on_the_rig(tmp_path, capsys, monkeypatch):
     assert m["sram_bytes"]["arena"] == m["planned"]["arena"]
     assert "RIG_ROWS" in (out / "rig" / "rig_data.h").read_text()
     assert "tt_conv_depthwise_pointwise_source_s8(" in (out / "tt_model.c").read_text()
+
+
+SOURCE_CASES = [  # (h, w, ci, co, kernel, stride, pad_top, dilation): a stem, 1x1, ...
+    (16, 16, 3, 16, 4, 2, 1, 1), (16, 16, 3, 8, 3, 2, 1, 1), (11, 9, 4, 6, 3, 1, 1, 1),
+    (13, 13, 4, 4, 5, 2, 2, 1), (12, 10, 8, 24, 1, 1, 0, 1),
+    (12, 10, 3, 4, 1, 2, 0, 1),       # stride > kernel: rows 1, 3, ... are read, not used
+    (14, 8, 2, 3, 2, 3, 0, 1), (12, 12, 3, 5, 3, 1, 2, 2), (5, 7, 3, 4, 7, 2, 3, 1)]
+
+
+@pytest.mark.parametrize("case", SOURCE_CASES)
+def test_convolution_from_a_row_source_equals_the_whole_input(case):
+    """tt_conv2d_source_s8 with its rows from a reader through a ring of the kernel's span,
+    and from a frame, == tt_conv2d_s8 on the whole input; the reader is asked for every
+    row once, in order, also the rows the convolution never reads."""
+    import ctypes as C
+    from tflite_train.runtime import c_forward
+    from tflite_train.runtime import kernel_calls as K
+    h, w, ci, co, kernel, stride, pad, dil = case
+    rng = np.random.default_rng(sum(case))
+    D = c_forward.Dims
+    p = c_forward.ConvParams(stride, stride, dil, dil, pad, pad, 7, -3, -128, 127)
+    span = (kernel - 1) * dil + 1
+    oh = (h + 2 * pad - span) // stride + 1
+    ow = (w + 2 * pad - span) // stride + 1
+    x = rng.integers(-128, 128, (1, h, w, ci)).astype(np.int8)
+    f = rng.integers(-127, 128, (co, kernel, kernel, ci)).astype(np.int8)
+    bias = rng.integers(-5000, 5000, co).astype(np.int32)
+    m = rng.integers(1 << 30, (1 << 31) - 1, co).astype(np.int32)
+    sh = rng.integers(-10, -7, co).astype(np.int32)
+    want = np.empty((1, oh, ow, co), np.int8)
+    c_forward.call("tt_conv2d_s8", p, m, sh, D(*x.shape), x, D(*f.shape), f, bias,
+                   D(*want.shape), want)
+    lib = K._library()
+    capacity = min(span, h)
+    ring = np.zeros(capacity * w * ci, np.int8)
+    reader = host.RowReader(x[0])
+    ptr = lambda a: a.ctypes.data_as(C.c_void_p)         # noqa: E731
+    for frame in (False, True):
+        source = (C.c_uint8 * 256)()
+        if frame:
+            lib.tt_row_source_frame(source, ptr(x), h, w * ci)
+        else:
+            lib.tt_row_source_reader(source, reader.fn, None, ptr(ring), capacity, h, w * ci)
+        got = np.zeros_like(want)
+        status = lib.tt_conv2d_source_s8(
+            C.byref(p), ptr(m), ptr(sh), C.byref(D(*x.shape)), source, C.byref(D(*f.shape)),
+            ptr(f), ptr(bias), C.byref(D(*want.shape)), ptr(got))
+        assert status == 0
+        assert np.array_equal(got, want)
+    assert reader.asked == list(range(h))

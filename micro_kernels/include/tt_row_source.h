@@ -10,7 +10,7 @@
  *   - a reader: read_row(y, row, ctx) fills input row y (w * c int8 bytes) and returns 0,
  *     anything else to give up; it is called for y = 0, 1, ..., h - 1 in order, each row
  *     exactly once per pass (rows the layer never reads included, so that a sensor's frame
- *     is always consumed whole). The rows live in `ring`: `capacity` rows, the most one
+ *     is always consumed whole), and not again after it gave up. The rows live in `ring`: `capacity` rows, the most one
  *     output row reads (min((kh - 1) * dilation_h + 1, h)); rows still needed move to its
  *     start when the next ones would not fit after them.
  * The kernels that read a source (tt_conv_depthwise_pointwise_source_s8,
