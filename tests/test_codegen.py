@@ -583,18 +583,17 @@ ROWS_CASES = [  # (h, w, ci, co, kernel, stride, pad_top, pad_left): stem, proje
     (9, 9, 6, 6, 3, 1, 0, 0)]
 
 
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("case", ROWS_CASES)
-def test_row_by_row_convolution_over_its_own_input(case, reverse):
-    """tt_conv2d_rows_s8 with its output starting tt_conv2d_rows_s8_shift bytes before its
-    input in one buffer (tt_conv2d_rows_reverse_s8: tt_conv2d_rows_reverse_s8_lead bytes
-    after it) == tt_conv2d_s8 on separate ones."""
+def random_conv(case: tuple, dilation: int = 1) -> tuple:
+    """A seeded int8 CONV_2D, case = (h, w, ci, co, kernel, stride, pad_top, pad_left), and
+    its output by tt_conv2d_s8: (params, multiplier, shift, input, filter, bias, output)."""
     h, w, ci, co, kernel, stride, pad_top, pad_left = case
     rng = np.random.default_rng(sum(case))
     D = c_forward.Dims
-    p = c_forward.ConvParams(stride, stride, 1, 1, pad_top, pad_left, 7, -3, -128, 127)
-    oh = (h + 2 * pad_top - kernel) // stride + 1
-    ow = (w + 2 * pad_left - kernel) // stride + 1
+    p = c_forward.ConvParams(stride, stride, dilation, dilation, pad_top, pad_left, 7, -3,
+                             -128, 127)
+    span = (kernel - 1) * dilation + 1
+    oh = (h + 2 * pad_top - span) // stride + 1
+    ow = (w + 2 * pad_left - span) // stride + 1
     x = rng.integers(-128, 128, (1, h, w, ci)).astype(np.int8)
     f = rng.integers(-127, 128, (co, kernel, kernel, ci)).astype(np.int8)
     bias = rng.integers(-5000, 5000, co).astype(np.int32)
@@ -603,6 +602,19 @@ def test_row_by_row_convolution_over_its_own_input(case, reverse):
     want = np.empty((1, oh, ow, co), np.int8)
     c_forward.call("tt_conv2d_s8", p, m, sh, D(*x.shape), x, D(*f.shape), f, bias,
                    D(*want.shape), want)
+    return p, m, sh, x, f, bias, want
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("case", ROWS_CASES)
+def test_row_by_row_convolution_over_its_own_input(case, reverse):
+    """tt_conv2d_rows_s8 with its output starting tt_conv2d_rows_s8_shift bytes before its
+    input in one buffer (tt_conv2d_rows_reverse_s8: tt_conv2d_rows_reverse_s8_lead bytes
+    after it) == tt_conv2d_s8 on separate ones."""
+    h, w, ci, co, kernel, stride, pad_top, pad_left = case
+    D = c_forward.Dims
+    p, m, sh, x, f, bias, want = random_conv(case)
+    oh, ow = want.shape[1:3]
     name = "tt_conv2d_rows_reverse_s8" if reverse else "tt_conv2d_rows_s8"
     gap = K.host_call("tt_conv2d_rows_reverse_s8_lead" if reverse else "tt_conv2d_rows_s8_shift",
                       p, D(*x.shape), D(*f.shape), D(*want.shape))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import require_tool
-from test_codegen import assert_identical, ratio_scheme, training_model
+from test_codegen import assert_identical, random_conv, ratio_scheme, training_model
 from tflite_train.autodiff import Hyper
 from tflite_train.cli import main
 from tflite_train.codegen import check, generate, host, rig
@@ -124,20 +124,9 @@ def test_convolution_from_a_row_source_equals_the_whole_input(case):
     from tflite_train.runtime import c_forward
     from tflite_train.runtime import kernel_calls as K
     h, w, ci, co, kernel, stride, pad, dil = case
-    rng = np.random.default_rng(sum(case))
     D = c_forward.Dims
-    p = c_forward.ConvParams(stride, stride, dil, dil, pad, pad, 7, -3, -128, 127)
+    p, m, sh, x, f, bias, want = random_conv((h, w, ci, co, kernel, stride, pad, pad), dil)
     span = (kernel - 1) * dil + 1
-    oh = (h + 2 * pad - span) // stride + 1
-    ow = (w + 2 * pad - span) // stride + 1
-    x = rng.integers(-128, 128, (1, h, w, ci)).astype(np.int8)
-    f = rng.integers(-127, 128, (co, kernel, kernel, ci)).astype(np.int8)
-    bias = rng.integers(-5000, 5000, co).astype(np.int32)
-    m = rng.integers(1 << 30, (1 << 31) - 1, co).astype(np.int32)
-    sh = rng.integers(-10, -7, co).astype(np.int32)
-    want = np.empty((1, oh, ow, co), np.int8)
-    c_forward.call("tt_conv2d_s8", p, m, sh, D(*x.shape), x, D(*f.shape), f, bias,
-                   D(*want.shape), want)
     lib = K._library()
     capacity = min(span, h)
     ring = np.zeros(capacity * w * ci, np.int8)
