@@ -37,8 +37,10 @@ const int8_t *tt_row_source_rows(tt_row_source *s, int32_t r0, int32_t r1) {
   if (s->have1 <= r0) {                      /* nothing kept: the block starts the ring */
     s->have0 = r0;
   } else if (r1 - s->have0 > s->capacity) {  /* move rows [r0, have1) to the start */
-    memmove(s->ring, s->ring + (size_t)(r0 - s->have0) * row,
-            (size_t)(s->have1 - r0) * row);
+    /* row by row, each moving up by at least one (r0 > have0, or the rows would fit):
+     * source and destination of one memcpy never overlap */
+    for (int32_t j = 0; j < s->have1 - r0; ++j)
+      memcpy(s->ring + (size_t)j * row, s->ring + (size_t)(r0 - s->have0 + j) * row, row);
     s->have0 = r0;
   }
   while (s->have1 < s->have0) read_next(s, s->ring);   /* rows no output reads */
