@@ -17,8 +17,9 @@
  *    range is computed per tap.
  * Per tap and four channels: two double-word loads and four multiply-accumulates (an
  * immediate offset each: the taps are unrolled for each count up to 8). The position's
- * accumulators are then stored, their magnitude tracked, or rounded (tt_round_grads, in dx's
- * row-major order when all the channels fit one block).
+ * accumulators are then stored, their magnitude tracked, or rounded (tt_round_grads; where
+ * the channels take more than one block, stochastic rounding's stream jumps over each
+ * position's other channels, tt_gdsp_jump, so that the draws stay dx's row-major ones).
  *
  * Weight gradient: T[ky, kx, ch] sums dy * (x - zp) over the positions, again one channel per
  * lane; a dy row (masked) and, per tap row, the x row it meets (x - zp, |x - zp| <= 255) are
@@ -250,7 +251,12 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   int32_t nb = TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES / per_group;
   if (nb > groups) nb = groups;
   if (nb > DW_MAX_GROUPS) nb = DW_MAX_GROUPS;
-  if (nb == 0 || (r != 0 && r->stochastic && nb < groups)) return 0;
+  /* stochastic rounding block by block: the stream jumps over each position's other
+   * channels (tt_gdsp_jumper), whose tables take the staging's last bytes */
+  const int draws = r != 0 && r->stochastic && !r->exact && nb < groups;
+  const int32_t jump_at = TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES - (int32_t)sizeof(tt_gdsp_jumper);
+  if (draws && nb * per_group > jump_at) nb = jump_at / per_group;
+  if (nb == 0) return 0;
 
   static const sums_fn sums_of[DW_MAX_K + 1] = {sums0, sums1, sums2, sums3,
                                                  sums4, sums5, sums6, sums7, sums8};
@@ -259,11 +265,20 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   uint32_t top = 0;
   tt_tap_run ty;
   tt_tap_steps(a.sh, 1, &ty);
+  tt_gdsp_jumper *skip = (tt_gdsp_jumper *)(void *)((char *)stage + jump_at);
+  skip->n = -1;
+  uint32_t start = draws ? r->rng : 0u;        /* the stream at (first position, c0) */
   for (int32_t g0 = 0; g0 < groups; g0 += nb) {
     dw_block blk;
     blk.c0 = 4 * g0;
     blk.nb = groups - g0 < nb ? groups - g0 : nb;
     blk.nc = c - blk.c0 < 4 * blk.nb ? c - blk.c0 : 4 * blk.nb;
+    int first = 1;
+    if (draws) {
+      r->rng = start;
+      start = tt_gdsp_skip(start, blk.nc);
+      if (skip->n != c - blk.nc) tt_gdsp_jump_init(skip, c - blk.nc, n * h * wd - 1);
+    }
     blk.chunk = per_group / 4;
     blk.stage = stage;
     memset(stage, 0, (size_t)per_group * (size_t)blk.nb);
@@ -295,6 +310,8 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
           sums_of[a.count[q]](rows, ty.n, blk.chunk, blk.nb, tail, out);
           if (store != 0) continue;
           if (r != 0) {
+            if (draws && !first) r->rng = tt_gdsp_jump(skip, r->rng);
+            first = 0;
             tt_round_grads(r, acc, blk.nc, dx + at);
           } else {
             for (int32_t j = 0; j < blk.nc; ++j) {

@@ -24,8 +24,8 @@
  * `store` [n, h, wd, c] receives the accumulators; `amax` their largest magnitude; `r`
  * rounds them into dx in dx's row-major order (so stochastic rounding draws as the portable
  * code does). Takes layers with m = 1, dilation 1, padding >= 0, kh, kw <= 8, strides <= 8,
- * whose staging fits the buffer for at least four channels; with a rounder that draws, only
- * those whose channels all fit it at once (else the channels are walked block by block). */
+ * whose staging fits the buffer for at least four channels (more are walked block by block;
+ * stochastic rounding's stream then jumps between a position's blocks, tt_grad_dsp.h). */
 int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
                                    int32_t oh, int32_t ow, int32_t c, int32_t m,
                                    const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
