@@ -239,8 +239,9 @@ static int layer_of(dw_layer *a, int32_t m, const tt_window *win) {
 int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
                                    int32_t oh, int32_t ow, int32_t c, int32_t m,
                                    const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
-                                   const tt_window *win, int32_t h, int32_t wd, int32_t *store,
-                                   uint32_t *amax, tt_rounder *r, int8_t *dx) {
+                                   const tt_window *win, int32_t h, int32_t wd, int32_t p0,
+                                   int32_t p1, int32_t *store, uint32_t *amax, tt_rounder *r,
+                                   int8_t *dx) {
   dw_layer a = {.dy = dy, .mask = mask, .n = n, .oh = oh, .ow = ow, .c = c, .w = w,
                 .mult = mult, .kh = kh, .kw = kw, .h = h, .wd = wd};
   if (!layer_of(&a, m, win)) return 0;
@@ -277,7 +278,7 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
     if (draws) {
       r->rng = start;
       start = tt_gdsp_skip(start, blk.nc);
-      if (skip->n != c - blk.nc) tt_gdsp_jump_init(skip, c - blk.nc, n * h * wd - 1);
+      if (skip->n != c - blk.nc) tt_gdsp_jump_init(skip, c - blk.nc, p1 - p0 - 1);
     }
     blk.chunk = per_group / 4;
     blk.stage = stage;
@@ -297,7 +298,9 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
           base[t].w = stage + 2 * ky * kw;
         }
         const int32_t row = (b * h + iy) * wd;
+        if (row + wd <= p0 || row >= p1) continue;       /* outside the positions asked */
         for (int32_t ix = 0; ix < wd; ++ix) {
+          if (row + ix < p0 || row + ix >= p1) continue;
           const int32_t q = (ix + a.pad_left) % a.sw;
           const int32_t col = (ix + a.pad_left - q) / a.sw + a.left;  /* tap 0's column */
           dw_taps rows[DW_MAX_K];

@@ -55,6 +55,7 @@ static inline uint32_t mask_bits(const uint8_t *mask, int32_t i, int32_t n) {
 typedef struct {
   const int8_t *dy;
   const uint8_t *mask;
+  int32_t mask_at;                 /* the mask bit of dy[0] */
   int32_t rows, co, groups;        /* groups = ceil(co / 4) */
   const int8_t *w_lo, *w_hi;
   int32_t k, ci;
@@ -118,7 +119,7 @@ static inline __attribute__((always_inline)) void row_sums(const pointwise *a, i
     for (; g != end; g += 4, s += 2 * CB) mac_group(tt_dsp_load4(g), s, CB, t);
     if (tail) mac_group(tt_dsp_load_partial(g, tail), s, CB, t);
   } else {
-    int32_t i = p * a->co;
+    int32_t i = a->mask_at + p * a->co;
     for (; g != end; g += 4, s += 2 * CB, i += 4) {
       const uint32_t v = tt_dsp_load4(g) & lanes_of[mask_bits(a->mask, i, 4)];
       if (v != 0) mac_group(v, s, CB, t);
@@ -219,7 +220,8 @@ TT_GDSP_BLOCK(4, 1)
 TT_GDSP_BLOCK(2, 1)
 TT_GDSP_BLOCK(1, 1)
 
-int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t rows,
+int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t mask_at,
+                                   int32_t rows,
                                    int32_t co, const int8_t *w_lo, int32_t k,
                                    const int8_t *w_hi, int32_t ci, const int16_t *mult,
                                    int32_t *store, uint32_t *amax, tt_rounder *r, int8_t *dx) {
@@ -232,7 +234,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   if (CB == 0 || rows < 2) return 0;
   for (int32_t o = 0; o < co; ++o)
     if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
-  const pointwise a = {dy, mask, rows, co, groups, w_lo, w_hi, k, ci, mult};
+  const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult};
   tt_gdsp_word stage[TT_GRAD_DSP_STAGE_BYTES / 4] __attribute__((aligned(8)));
   static const block_fn blocks[2][4] = {{block8_0, block4_0, block2_0, block1_0},
                                         {block8_1, block4_1, block2_1, block1_1}};
