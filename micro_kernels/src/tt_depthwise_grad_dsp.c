@@ -240,8 +240,8 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
                                    int32_t oh, int32_t ow, int32_t c, int32_t m,
                                    const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
                                    const tt_window *win, int32_t h, int32_t wd, int32_t p0,
-                                   int32_t p1, int32_t *store, uint32_t *amax, tt_rounder *r,
-                                   int8_t *dx) {
+                                   int32_t p1, int32_t *store, int32_t keep, uint32_t *amax,
+                                   tt_rounder *r, int8_t *dx) {
   dw_layer a = {.dy = dy, .mask = mask, .n = n, .oh = oh, .ow = ow, .c = c, .w = w,
                 .mult = mult, .kh = kh, .kw = kw, .h = h, .wd = wd};
   if (!layer_of(&a, m, win)) return 0;
@@ -309,16 +309,15 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
             rows[t].w = base[t].w + 2 * a.first[q];
           }
           const int32_t at = (row + ix) * c + blk.c0;
-          int32_t *out = store != 0 ? store + at : acc;
+          int32_t *out = store != 0 && row + ix < keep ? store + at : acc;
           sums_of[a.count[q]](rows, ty.n, blk.chunk, blk.nb, tail, out);
-          if (store != 0) continue;
           if (r != 0) {
             if (draws && !first) r->rng = tt_gdsp_jump(skip, r->rng);
             first = 0;
             tt_round_grads(r, acc, blk.nc, dx + at);
-          } else {
+          } else if (amax != 0) {
             for (int32_t j = 0; j < blk.nc; ++j) {
-              const uint32_t mag = tt_magnitude(acc[j]);
+              const uint32_t mag = tt_magnitude(out[j]);
               if (mag > top) top = mag;
             }
           }

@@ -342,10 +342,10 @@ static void depthwise_block(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc
 }
 
 /* Walks dx positions [p0, p1) (of n * h * wd) in row-major order, block by block: stores
- * the accumulators in `store` (dx's indices), or tracks their largest magnitude in *amax, or
- * rounds them into dx with `r`. */
+ * the accumulators of positions [p0, keep) in `store` (dx's indices) and tracks their largest
+ * magnitude over [p0, p1) in *amax (either or both), or rounds them into dx with `r`. */
 static void walk_s8(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, int32_t *store,
-                    uint32_t *amax, tt_rounder *r, int8_t *dx) {
+                    int32_t keep, uint32_t *amax, tt_rounder *r, int8_t *dx) {
   const tt_window v = a->v;
   int32_t acc[TT_IG_BLOCK];
   uint32_t top = 0;
@@ -365,12 +365,12 @@ static void walk_s8(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, int32_t 
             depthwise_block(a, b, c0, nc, acc);
           else
             conv_block(a, b, c0, nc, acc);
-          if (store != 0) {
+          if (store != 0 && row + ix < keep)
             for (int32_t j = 0; j < nc; ++j) *store++ = acc[j];
-          } else if (r != 0) {
+          if (r != 0) {
             tt_round_grads(r, acc, nc, out);
             out += nc;
-          } else {
+          } else if (amax != 0) {
             for (int32_t j = 0; j < nc; ++j) {
               const uint32_t mag = tt_magnitude(acc[j]);
               if (mag > top) top = mag;
@@ -439,13 +439,13 @@ static void depthwise_scatter(const layer_s8 *a, int32_t *acc) {
 /* The DSP version of a depthwise layer's walk or one-pass scatter (tt_depthwise_grad_dsp.h),
  * where the target has one for the layer: 1 if it did it, else 0. */
 static int dsp_depthwise_walk(const layer_s8 *a, int32_t p0, int32_t p1, int32_t *store,
-                              uint32_t *amax, tt_rounder *r, int8_t *dx) {
+                              int32_t keep, uint32_t *amax, tt_rounder *r, int8_t *dx) {
 #if TT_GRAD_DSP
   return tt_dsp_depthwise_input_grad_s8(a->dy, a->mask, a->n, a->oh, a->ow, a->ci, a->m, a->w,
                                         a->mult, a->kh, a->kw, &a->v, a->h, a->wd, p0, p1,
-                                        store, amax, r, dx);
+                                        store, keep, amax, r, dx);
 #else
-  (void)a, (void)p0, (void)p1, (void)store, (void)amax, (void)r, (void)dx;
+  (void)a, (void)p0, (void)p1, (void)store, (void)keep, (void)amax, (void)r, (void)dx;
   return 0;
 #endif
 }
@@ -455,8 +455,8 @@ static int dsp_depthwise_walk(const layer_s8 *a, int32_t p0, int32_t p1, int32_t
  * walk, else 0 and the portable walk_s8 runs (its calls stay as they are, so that the
  * portable code compiles the same beside the dispatch). */
 static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1, int32_t *store,
-                    uint32_t *amax, tt_rounder *r, int8_t *dx) {
-  if (depthwise) return dsp_depthwise_walk(a, p0, p1, store, amax, r, dx);
+                    int32_t keep, uint32_t *amax, tt_rounder *r, int8_t *dx) {
+  if (depthwise) return dsp_depthwise_walk(a, p0, p1, store, keep, amax, r, dx);
 #if TT_GRAD_DSP
   const tt_window v = a->v;
   /* a pointwise layer's positions are dy's: rows [p0, p1) of dy and of dx */
@@ -464,19 +464,20 @@ static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1, in
          v.pad_top == 0 && v.pad_left == 0 && a->h == a->oh && a->wd == a->ow &&
          tt_dsp_pointwise_input_grad_s8(a->dy + p0 * a->co, a->mask, p0 * a->co, p1 - p0,
                                         a->co, a->w, a->k, a->w_hi, a->ci, a->mult,
-                                        store != 0 ? store + p0 * a->ci : 0, amax, r,
-                                        dx != 0 ? dx + p0 * a->ci : 0);
+                                        store != 0 ? store + p0 * a->ci : 0, keep - p0, amax,
+                                        r, dx != 0 ? dx + p0 * a->ci : 0);
 #else
-  (void)a, (void)depthwise, (void)p0, (void)p1, (void)store, (void)amax, (void)r, (void)dx;
+  (void)a, (void)depthwise, (void)p0, (void)p1, (void)store, (void)keep, (void)amax, (void)r,
+      (void)dx;
   return 0;
 #endif
 }
 
 /* Positions [p0, p1) by the DSP version where the target has one for them, else portably. */
 static void walk(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, int32_t *store,
-                 uint32_t *amax, tt_rounder *r, int8_t *dx) {
-  if (!dsp_walk(a, depthwise, p0, p1, store, amax, r, dx))
-    walk_s8(a, depthwise, p0, p1, store, amax, r, dx);
+                 int32_t keep, uint32_t *amax, tt_rounder *r, int8_t *dx) {
+  if (!dsp_walk(a, depthwise, p0, p1, store, keep, amax, r, dx))
+    walk_s8(a, depthwise, p0, p1, store, keep, amax, r, dx);
 }
 
 /* The two forms of every layer's int8 input gradient. Two passes (no scratch) keep the
@@ -490,9 +491,10 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   const int32_t positions = a->n * a->h * a->wd;
   if (scratch != 0) {
     if (depthwise) {
-      if (!dsp_depthwise_walk(a, 0, positions, scratch, 0, 0, 0)) depthwise_scatter(a, scratch);
+      if (!dsp_depthwise_walk(a, 0, positions, scratch, positions, 0, 0, 0))
+        depthwise_scatter(a, scratch);
     } else {
-      walk(a, 0, 0, positions, scratch, 0, 0, 0);
+      walk(a, 0, 0, positions, scratch, positions, 0, 0, 0);
     }
     tt_quantize_grad_s8(scratch, positions * a->ci, unit, rounding, dx, dx_scale);
     return;
@@ -501,20 +503,11 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   int32_t *const keep = (int32_t *)(void *)dx;
   const int32_t n_kept = kept * a->ci;
   uint32_t amax = 0;
-  if (kept > 0) {
-    walk(a, depthwise, 0, kept, keep, 0, 0, 0);
-    for (int32_t i = 0; i < n_kept; ++i) {
-      const uint32_t m = tt_magnitude(keep[i]);
-      if (m > amax) amax = m;
-    }
-  }
-  uint32_t rest = 0;
-  if (kept < positions) walk(a, depthwise, kept, positions, 0, &rest, 0, 0);
-  if (rest > amax) amax = rest;
+  walk(a, depthwise, 0, positions, kept > 0 ? keep : 0, kept, &amax, 0, 0);
   tt_rounder r;
   tt_rounder_begin(&r, amax, unit, rounding, dx_scale);
   if (kept > 0) tt_round_grads(&r, keep, n_kept, dx);
-  if (kept < positions) walk(a, depthwise, kept, positions, 0, 0, &r, dx);
+  if (kept < positions) walk(a, depthwise, kept, positions, 0, 0, 0, &r, dx);
   tt_rounder_end(&r, rounding);
 }
 
