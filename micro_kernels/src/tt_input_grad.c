@@ -473,13 +473,6 @@ static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1, in
 #endif
 }
 
-/* Positions [p0, p1) by the DSP version where the target has one for them, else portably. */
-static void walk(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, int32_t *store,
-                 int32_t keep, uint32_t *amax, tt_rounder *r, int8_t *dx) {
-  if (!dsp_walk(a, depthwise, p0, p1, store, keep, amax, r, dx))
-    walk_s8(a, depthwise, p0, p1, store, keep, amax, r, dx);
-}
-
 /* The two forms of every layer's int8 input gradient. Two passes (no scratch) keep the
  * accumulators of dx's first quarter of positions in dx's own bytes: element i's int32 at
  * bytes 4i .. 4i + 3, which the rounding, in increasing i, reads before it writes byte i
@@ -494,7 +487,8 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
       if (!dsp_depthwise_walk(a, 0, positions, scratch, positions, 0, 0, 0))
         depthwise_scatter(a, scratch);
     } else {
-      walk(a, 0, 0, positions, scratch, positions, 0, 0, 0);
+      if (!dsp_walk(a, 0, 0, positions, scratch, positions, 0, 0, 0))
+        walk_s8(a, 0, 0, positions, scratch, positions, 0, 0, 0);
     }
     tt_quantize_grad_s8(scratch, positions * a->ci, unit, rounding, dx, dx_scale);
     return;
@@ -503,11 +497,16 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   int32_t *const keep = (int32_t *)(void *)dx;
   const int32_t n_kept = kept * a->ci;
   uint32_t amax = 0;
-  walk(a, depthwise, 0, positions, kept > 0 ? keep : 0, kept, &amax, 0, 0);
+  int32_t *const first = kept > 0 ? keep : 0;
+  /* (the DSP version where the target has one for the layer, else the portable walk: the
+   * dispatch at each use, so that the DSP call's frame is the only large one on the stack) */
+  if (!dsp_walk(a, depthwise, 0, positions, first, kept, &amax, 0, 0))
+    walk_s8(a, depthwise, 0, positions, first, kept, &amax, 0, 0);
   tt_rounder r;
   tt_rounder_begin(&r, amax, unit, rounding, dx_scale);
   if (kept > 0) tt_round_grads(&r, keep, n_kept, dx);
-  if (kept < positions) walk(a, depthwise, kept, positions, 0, 0, 0, &r, dx);
+  if (kept < positions && !dsp_walk(a, depthwise, kept, positions, 0, 0, 0, &r, dx))
+    walk_s8(a, depthwise, kept, positions, 0, 0, 0, &r, dx);
   tt_rounder_end(&r, rounding);
 }
 
