@@ -56,10 +56,10 @@ def run_one(job: dict) -> dict:
     from tflite_train.train import Trainer, sample_order, split
     ds = data.fashion_mnist()
     train_idx, val_idx = split(len(ds), 0.1, job["val"], 0)
-    # float32 activation gradients, as the table was measured (augment's default then; int8
-    # since the int8-default merge)
+    # the int8 variants' activation gradients: int8 (augment's default) or float32 (the
+    # default until 2026-11-26, what the first table was measured with); fp32 has none
     hyper = Hyper(qas=job["variant"] != "int8", seed=job["seed"], decay_steps=job["steps"],
-                  grad="float32")
+                  grad=job.get("grad") or "float32")
     # every variant from augment's default training graph: fp32.FloatTrainer reads the
     # float model back from it (the memory passes' record restores each layer's fused
     # activation; tests/test_fp32_baseline.py)
@@ -95,8 +95,14 @@ def run_one(job: dict) -> dict:
             "train_cpu_seconds": round(c1 - c0, 1), "val_cpu_seconds": round(c2 - c1, 1)}
 
 
+def grad_of(run: dict) -> str | None:
+    """The int8 variants' activation gradients; runs from before the option were float32."""
+    return None if run["variant"] == "fp32" else run.get("grad") or "float32"
+
+
 def key(run: dict) -> tuple:
-    return (run["model"], run["scheme"], run["variant"], run["seed"], run["steps"], run["val"])
+    return (run["model"], run["scheme"], run["variant"], grad_of(run), run["seed"],
+            run["steps"], run["val"])
 
 
 def mean_se(vals: list[float]) -> tuple[float, float | None]:
@@ -133,56 +139,75 @@ def verdict(diffs: list[float]) -> str:
     return f"{word}, unresolved (|diff| < SE)" if abs(m) < se else word
 
 
+GRAD_NAMES = {"int8": "int8 gradients", "float32": "float32 gradients"}
+
+
+def column(variant: str, grad: str | None) -> str:
+    return VARIANTS[variant] + (f" ({GRAD_NAMES[grad]})" if grad else "")
+
+
 def table(runs: list[dict], steps: int, val: int) -> str:
-    """Markdown: one row per model and scheme, a column per variant: validation accuracy,
-    mean +- standard error over the seeds; int8 + QAS minus fp32 and int8 without QAS minus
-    int8 + QAS, paired by seed (mean +- standard error of the per-seed differences)."""
+    """Markdown: one row per model and scheme, a column per variant and activation gradients
+    (those with runs): validation accuracy, mean +- standard error over the seeds; int8 + QAS
+    minus fp32 for each kind of gradients and int8 without QAS minus int8 + QAS (same
+    gradients), paired by seed (mean +- standard error of the per-seed differences)."""
     acc: dict[tuple, dict[int, float]] = {}
     params: dict[tuple, int] = {}
     for r in runs:
         if r["steps"] == steps and r["val"] == val:
-            acc.setdefault((r["model"], r["scheme"], r["variant"]), {})[r["seed"]] = (
-                100 * r["val_accuracy"])
+            acc.setdefault((r["model"], r["scheme"], r["variant"], grad_of(r)), {})[
+                r["seed"]] = 100 * r["val_accuracy"]
             params[(r["model"], r["scheme"])] = r["trained_params"]
-    lines = ["| model | scheme | trained params | " + " | ".join(VARIANTS.values())
-             + " | QAS - fp32 | QAS vs fp32 | no QAS - QAS |",
-             "|---|---|---:|" + "---:|" * (len(VARIANTS) + 1) + "---|---:|"]
+    present = {k[2:] for k in acc}
+    cols = [c for c in (("qas", "int8"), ("qas", "float32"), ("fp32", None),
+                        ("int8", "int8"), ("int8", "float32")) if c in present]
+    qas_grads = [g for v, g in cols if v == "qas"]
+    nq_grads = [g for v, g in cols if v == "int8" and ("qas", g) in present]
+    head = (["model", "scheme", "trained params"] + [column(*c) for c in cols]
+            + [h for g in qas_grads for h in (f"QAS ({g}) - fp32", f"QAS ({g}) vs fp32")]
+            + [f"no QAS - QAS ({g})" for g in nq_grads])
+    align = (["---", "---", "---:"] + ["---:"] * len(cols) + ["---:", "---"] * len(qas_grads)
+             + ["---:"] * len(nq_grads))
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     for model in MODELS:
         for scheme in SCHEMES:
             if (model, scheme) not in params:
                 continue
-            cell = {v: acc.get((model, scheme, v), {}) for v in VARIANTS}
-            qf = paired(cell["qas"], cell["fp32"])
-            nq = paired(cell["int8"], cell["qas"])
-            lines.append(f"| {model} | {scheme} | {params[(model, scheme)]:,} | "
-                         + " | ".join(fmt(list(cell[v].values())) for v in VARIANTS)
-                         + f" | {fmt(qf, '+')} | {verdict(qf)} | {fmt(nq, '+')} |")
+            cell = {c: acc.get((model, scheme) + c, {}) for c in cols}
+            row = [model, scheme, f"{params[(model, scheme)]:,}"]
+            row += [fmt(list(cell[c].values())) for c in cols]
+            for g in qas_grads:
+                qf = paired(cell[("qas", g)], cell.get(("fp32", None), {}))
+                row += [fmt(qf, "+"), verdict(qf)]
+            row += [fmt(paired(cell[("int8", g)], cell[("qas", g)]), "+") for g in nq_grads]
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
 def times(runs: list[dict], steps: int, val: int) -> str:
-    """CPU seconds per run (mean over its runs) of training and of validation, per variant."""
+    """CPU seconds per run (mean over its runs) of training and of validation, per variant
+    and gradients."""
     out = []
-    for v, name in VARIANTS.items():
-        rs = [r for r in runs if r["variant"] == v and r["steps"] == steps and r["val"] == val
-              and "train_cpu_seconds" in r]
+    for c in sorted({(r["variant"], grad_of(r)) for r in runs}, key=lambda c: (
+            list(VARIANTS).index(c[0]), c[1] or "")):
+        rs = [r for r in runs if (r["variant"], grad_of(r)) == c and r["steps"] == steps
+              and r["val"] == val and "train_cpu_seconds" in r]
         if rs:
             t = sum(r["train_cpu_seconds"] for r in rs) / len(rs)
             e = sum(r["val_cpu_seconds"] for r in rs) / len(rs)
-            out.append(f"{name} ({rs[0]['engine']}): train {t:.0f} s ({1000 * t / steps:.0f} ms "
-                       f"a step), validation {e:.0f} s ({1000 * e / val:.1f} ms a sample)")
+            out.append(f"{column(*c)} ({rs[0]['engine']}): train {t:.0f} s "
+                       f"({1000 * t / steps:.0f} ms a step), validation {e:.0f} s "
+                       f"({1000 * e / val:.1f} ms a sample)")
     return "; ".join(out)
 
 
 def render(doc: dict) -> str:
     steps, val = doc["steps"], doc["val"]
     runs = [r for r in doc["runs"] if r["steps"] == steps and r["val"] == val]
-    done = len(runs)
-    return (f"{steps} steps, {val} validation samples; {done} of "
-            f"{len(MODELS) * len(SCHEMES) * len(VARIANTS) * len(doc['seeds'])} runs "
-            f"(seeds {','.join(map(str, doc['seeds']))}). Validation accuracy in %, mean +- "
-            "standard error over the n seeds run; the differences are paired by seed (the "
-            "seeds both variants have).\n\n" + table(runs, steps, val)
+    return (f"{steps} steps, {val} validation samples; {len(runs)} runs, seeds "
+            f"{','.join(map(str, doc['seeds']))} (n per cell below). Validation accuracy in %, "
+            "mean +- standard error over the n seeds run; the differences are paired by seed "
+            "(the seeds both columns have).\n\n" + table(runs, steps, val)
             + "\n\nCPU time per run, mean (one process, niced, on the shared machine): "
             + times(runs, steps, val) + ".\n")
 
@@ -199,6 +224,9 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--schemes", default=",".join(SCHEMES))
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--grad", default="int8",
+                    help="activation gradients of the int8 variants: int8 (augment's default) "
+                         "or float32; comma-separated for both")
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
     ap.add_argument("--json", type=Path, default=HERE / JSON_NAME)
     args = ap.parse_args()
@@ -212,9 +240,10 @@ def main() -> None:
                                 and doc.get("val") == args.val else []) | set(seeds)))
     done = {key(r) for r in doc["runs"]}
     jobs = [{"model": m, "scheme": s, "variant": v, "seed": seed, "steps": args.steps,
-             "val": args.val}
+             "val": args.val, **({} if v == "fp32" else {"grad": g})}
             for seed in seeds for m in args.models.split(",")
-            for s in args.schemes.split(",") for v in args.variants.split(",")]
+            for s in args.schemes.split(",") for v in args.variants.split(",")
+            for g in (["-"] if v == "fp32" else args.grad.split(","))]
     todo = [j for j in jobs if key(j) not in done]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already in {args.json}; "
           f"running {len(todo)} with {args.jobs} process(es)", flush=True)
@@ -222,7 +251,8 @@ def main() -> None:
         for r in pool.imap_unordered(run_one, todo):
             doc["runs"].append(r)
             results.save(args.json, doc, JSON_NAME, TABLES)
-            print(f"  {r['model']} {r['scheme']} {VARIANTS[r['variant']]} seed {r['seed']}: "
+            print(f"  {r['model']} {r['scheme']} {column(r['variant'], grad_of(r))} "
+                  f"seed {r['seed']}: "
                   f"{100 * r['val_accuracy']:.1f}% (CPU: train {r['train_cpu_seconds']:.0f} s, "
                   f"validation {r['val_cpu_seconds']:.0f} s)", flush=True)
     print()
