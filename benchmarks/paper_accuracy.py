@@ -82,9 +82,13 @@ def run_one(job: dict) -> dict:
     else:
         tr = Trainer(result.graph, ds, engine="c")
         step, predict = tr.step, tr.predict
+    head = {}
     w0, c0 = time.time(), time.process_time()
     losses = [step(int(i)) for i in sample_order(train_idx, job["steps"], job["seed"])]
     w1, c1 = time.time(), time.process_time()
+    if not fp32:
+        from transfer import head_codes
+        head = head_codes(tr)
     hits = sum(predict(int(i)) == ds.labels[i] for i in val_idx)
     w2, c2 = time.time(), time.process_time()
     tail = losses[-max(1, len(losses) // 10):]
@@ -92,7 +96,8 @@ def run_one(job: dict) -> dict:
             "final_train_loss": sum(tail) / len(tail), "trained_params": trained_params(result),
             "engine": "tensorflow" if job["variant"] == "fp32" else "c",
             "train_seconds": round(w1 - w0, 1), "val_seconds": round(w2 - w1, 1),
-            "train_cpu_seconds": round(c1 - c0, 1), "val_cpu_seconds": round(c2 - c1, 1)}
+            "train_cpu_seconds": round(c1 - c0, 1), "val_cpu_seconds": round(c2 - c1, 1),
+            **head}
 
 
 def grad_of(run: dict) -> str | None:
@@ -100,9 +105,16 @@ def grad_of(run: dict) -> str | None:
     return None if run["variant"] == "fp32" else run.get("grad") or "float32"
 
 
+def headroom_of(run: dict) -> float | None:
+    """The int8 variants' head weight grid, in multiples of the initial range
+    (augment.HEAD_WEIGHT_HEADROOM; runs from before the record were 16x). The fp32 variant
+    starts from the same real-valued head either way."""
+    return None if run["variant"] == "fp32" else run.get("head_headroom", 16.0)
+
+
 def key(run: dict) -> tuple:
-    return (run["model"], run["scheme"], run["variant"], grad_of(run), run["seed"],
-            run["steps"], run["val"])
+    return (run["model"], run["scheme"], run["variant"], grad_of(run), headroom_of(run),
+            run["seed"], run["steps"], run["val"])
 
 
 def mean_se(vals: list[float]) -> tuple[float, float | None]:
@@ -139,35 +151,42 @@ def verdict(diffs: list[float]) -> str:
     return f"{word}, unresolved (|diff| < SE)" if abs(m) < se else word
 
 
-GRAD_NAMES = {"int8": "int8 gradients", "float32": "float32 gradients"}
+GRAD_NAMES = {"int8": "int8", "float32": "float32"}
 
 
-def column(variant: str, grad: str | None) -> str:
-    return VARIANTS[variant] + (f" ({GRAD_NAMES[grad]})" if grad else "")
+def column(variant: str, grad: str | None, headroom: float | None) -> str:
+    """A column's name: the variant, and for the int8 ones their activation gradients and
+    head weight grid."""
+    return VARIANTS[variant] + ("" if grad is None else
+                                f" ({GRAD_NAMES[grad]} gradients, head {headroom:g}x)")
+
+
+def short(c: tuple) -> str:
+    return f"QAS ({c[1]}, {c[2]:g}x)"
 
 
 def table(runs: list[dict], steps: int, val: int) -> str:
-    """Markdown: one row per model and scheme, a column per variant and activation gradients
-    (those with runs): validation accuracy, mean +- standard error over the seeds; int8 + QAS
-    minus fp32 for each kind of gradients and int8 without QAS minus int8 + QAS (same
-    gradients), paired by seed (mean +- standard error of the per-seed differences)."""
+    """Markdown: one row per model and scheme, a column per variant, activation gradients
+    and head grid (those with runs, newest first): validation accuracy, mean +- standard
+    error over the seeds; each int8 + QAS column minus fp32, and int8 without QAS minus the
+    int8 + QAS column of the same gradients and grid, paired by seed (mean +- standard error
+    of the per-seed differences)."""
     acc: dict[tuple, dict[int, float]] = {}
     params: dict[tuple, int] = {}
     for r in runs:
         if r["steps"] == steps and r["val"] == val:
-            acc.setdefault((r["model"], r["scheme"], r["variant"], grad_of(r)), {})[
-                r["seed"]] = 100 * r["val_accuracy"]
+            c = (r["variant"], grad_of(r), headroom_of(r))
+            acc.setdefault((r["model"], r["scheme"]) + c, {})[r["seed"]] = 100 * r["val_accuracy"]
             params[(r["model"], r["scheme"])] = r["trained_params"]
-    present = {k[2:] for k in acc}
-    cols = [c for c in (("qas", "int8"), ("qas", "float32"), ("fp32", None),
-                        ("int8", "int8"), ("int8", "float32")) if c in present]
-    qas_grads = [g for v, g in cols if v == "qas"]
-    nq_grads = [g for v, g in cols if v == "int8" and ("qas", g) in present]
+    order = {"qas": 0, "fp32": 1, "int8": 2}
+    cols = sorted({k[2:] for k in acc}, key=lambda c: (order[c[0]], c[2] or 0, c[1] != "int8"))
+    qas = [c for c in cols if c[0] == "qas"]
+    nq = [c for c in cols if c[0] == "int8" and ("qas",) + c[1:] in cols]
     head = (["model", "scheme", "trained params"] + [column(*c) for c in cols]
-            + [h for g in qas_grads for h in (f"QAS ({g}) - fp32", f"QAS ({g}) vs fp32")]
-            + [f"no QAS - QAS ({g})" for g in nq_grads])
-    align = (["---", "---", "---:"] + ["---:"] * len(cols) + ["---:", "---"] * len(qas_grads)
-             + ["---:"] * len(nq_grads))
+            + [h for c in qas for h in (f"{short(c)} - fp32", f"{short(c)} vs fp32")]
+            + [f"no QAS - {short(c)}" for c in nq])
+    align = (["---", "---", "---:"] + ["---:"] * len(cols) + ["---:", "---"] * len(qas)
+             + ["---:"] * len(nq))
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     for model in MODELS:
         for scheme in SCHEMES:
@@ -176,28 +195,27 @@ def table(runs: list[dict], steps: int, val: int) -> str:
             cell = {c: acc.get((model, scheme) + c, {}) for c in cols}
             row = [model, scheme, f"{params[(model, scheme)]:,}"]
             row += [fmt(list(cell[c].values())) for c in cols]
-            for g in qas_grads:
-                qf = paired(cell[("qas", g)], cell.get(("fp32", None), {}))
+            for c in qas:
+                qf = paired(cell[c], cell.get(("fp32", None, None), {}))
                 row += [fmt(qf, "+"), verdict(qf)]
-            row += [fmt(paired(cell[("int8", g)], cell[("qas", g)]), "+") for g in nq_grads]
+            row += [fmt(paired(cell[c], cell[("qas",) + c[1:]]), "+") for c in nq]
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
 def times(runs: list[dict], steps: int, val: int) -> str:
-    """CPU seconds per run (mean over its runs) of training and of validation, per variant
-    and gradients."""
+    """CPU seconds per run (mean over its runs) of training and of validation, per column."""
     out = []
-    for c in sorted({(r["variant"], grad_of(r)) for r in runs}, key=lambda c: (
-            list(VARIANTS).index(c[0]), c[1] or "")):
-        rs = [r for r in runs if (r["variant"], grad_of(r)) == c and r["steps"] == steps
-              and r["val"] == val and "train_cpu_seconds" in r]
-        if rs:
-            t = sum(r["train_cpu_seconds"] for r in rs) / len(rs)
-            e = sum(r["val_cpu_seconds"] for r in rs) / len(rs)
-            out.append(f"{column(*c)} ({rs[0]['engine']}): train {t:.0f} s "
-                       f"({1000 * t / steps:.0f} ms a step), validation {e:.0f} s "
-                       f"({1000 * e / val:.1f} ms a sample)")
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        if r["steps"] == steps and r["val"] == val and "train_cpu_seconds" in r:
+            groups.setdefault((r["variant"], grad_of(r), headroom_of(r)), []).append(r)
+    for c, rs in groups.items():
+        t = sum(r["train_cpu_seconds"] for r in rs) / len(rs)
+        e = sum(r["val_cpu_seconds"] for r in rs) / len(rs)
+        out.append(f"{column(*c)} ({rs[0]['engine']}): train {t:.0f} s "
+                   f"({1000 * t / steps:.0f} ms a step), validation {e:.0f} s "
+                   f"({1000 * e / val:.1f} ms a sample)")
     return "; ".join(out)
 
 
@@ -239,8 +257,10 @@ def main() -> None:
                seeds=sorted(set(doc.get("seeds", []) if doc.get("steps") == args.steps
                                 and doc.get("val") == args.val else []) | set(seeds)))
     done = {key(r) for r in doc["runs"]}
+    from tflite_train.augment import HEAD_WEIGHT_HEADROOM
     jobs = [{"model": m, "scheme": s, "variant": v, "seed": seed, "steps": args.steps,
-             "val": args.val, **({} if v == "fp32" else {"grad": g})}
+             "val": args.val,
+             **({} if v == "fp32" else {"grad": g, "head_headroom": HEAD_WEIGHT_HEADROOM})}
             for seed in seeds for m in args.models.split(",")
             for s in args.schemes.split(",") for v in args.variants.split(",")
             for g in (["-"] if v == "fp32" else args.grad.split(","))]
@@ -251,7 +271,8 @@ def main() -> None:
         for r in pool.imap_unordered(run_one, todo):
             doc["runs"].append(r)
             results.save(args.json, doc, JSON_NAME, TABLES)
-            print(f"  {r['model']} {r['scheme']} {column(r['variant'], grad_of(r))} "
+            print(f"  {r['model']} {r['scheme']} "
+                  f"{column(r['variant'], grad_of(r), headroom_of(r))} "
                   f"seed {r['seed']}: "
                   f"{100 * r['val_accuracy']:.1f}% (CPU: train {r['train_cpu_seconds']:.0f} s, "
                   f"validation {r['val_cpu_seconds']:.0f} s)", flush=True)

@@ -36,6 +36,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+import numpy as np  # noqa: E402
+
 from tflite_train import augment, data, memory, tflite_io  # noqa: E402
 from tflite_train.autodiff import Hyper  # noqa: E402
 from tflite_train.compare import trained_params  # noqa: E402
@@ -55,6 +57,16 @@ GRADS = {"float32": ("float32", "stochastic"), "int8": ("int8", "stochastic"),
          "int8-nearest": ("int8", "nearest")}
 
 
+def head_codes(trainer) -> dict:
+    """The new head's int8 weights after training: the largest |code| and the share at the
+    grid's end (+-127), which says whether its headroom (augment.HEAD_WEIGHT_HEADROOM) was
+    used up."""
+    w = np.abs(next(v for i, v in trainer.executor.variables.items()
+                    if trainer.graph.tensors[i].name == "head/weights").astype(np.int32))
+    return {"head_max_code": int(w.max()), "head_saturated": float(np.mean(w >= 127)),
+            "head_headroom": augment.HEAD_WEIGHT_HEADROOM}
+
+
 def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, val_idx) -> dict:
     dtype, grad_rounding = GRADS[grad if variant != "fp32" else "float32"]
     hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
@@ -65,6 +77,7 @@ def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, va
     result = augment.augment(tflite_io.load(args.model), scheme, len(ds.classes), hyper)
     parts = memory.training_parts(result.graph)
     t0 = time.time()
+    head = {}
     if variant == "fp32":
         from tflite_train.fp32 import FloatTrainer
         ft = FloatTrainer(result.graph)
@@ -77,13 +90,14 @@ def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, va
         tr = Trainer(result.graph, ds, args.engine)
         for i in sample_order(train_idx, args.steps, seed):
             tr.step(i)
+        head = head_codes(tr)
         hits = sum(tr.predict(int(i)) == ds.labels[i] for i in val_idx)
     return {"scheme": Path(scheme).stem if scheme.endswith(".json") else scheme,
             "variant": VARIANTS[variant], "grad": "-" if variant == "fp32" else grad,
             "seed": seed, "val_accuracy": hits / len(val_idx),
             "trained_params": trained_params(result),
             "saved_activation_bytes": parts.saved_bytes, "mask_bytes": parts.mask_bytes,
-            "seconds": round(time.time() - t0, 1)}
+            "seconds": round(time.time() - t0, 1), **head}
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
