@@ -38,6 +38,11 @@ RUNS = {
                                         "--val", "3000", "--seeds", "3,4,5", "--variants", "qas",
                                         "--grad", "float32,int8", "--json",
                                         "transfer_int8_grads_sparse_more.json"],
+    # the int8 + QAS rows on the new head's 8x grid; the three above were measured on the
+    # 16x grid of before 9c6f254 (rerun today, they give 8x rows)
+    "transfer_head8x": ["transfer.py", "--steps", "1000", "--val", "3000", "--seeds", "0,1,2",
+                        "--variants", "qas", "--grad", "int8", "--json",
+                        "transfer_head8x.json"],
     "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
     "codegen": ["codegen.py", "--kernels", "dsp,portable", "--json", "codegen_results.json"],
     "codegen_int8": ["codegen.py", "--grad", "int8", "--no-full", "--kernels", "dsp,portable",

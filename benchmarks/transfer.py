@@ -243,6 +243,51 @@ def render_grads(*runs: dict) -> str:
     return summary([r for run in runs for r in run["rows"]])
 
 
+def render_head_grid(new: dict, *old: dict) -> str:
+    """int8 + QAS with int8 gradients on the new head's 8x grid (`new`, the default since
+    2026-11-26) against the same on the 16x grid and fp32 (`old`: the int8-gradient
+    tables' runs; fp32 starts from the same real-valued head on either grid), per scheme:
+    accuracy per seed, mean and standard error, then the paired differences on the seeds
+    both have, and the head's largest |code| and share at +-127 after training."""
+    qas16 = (VARIANTS["qas"], "int8")
+    acc: dict[tuple, dict[int, float]] = {}
+    codes: dict[str, list[tuple[int, float]]] = {}
+    for r in new["rows"]:
+        acc.setdefault((r["scheme"], "8x"), {})[r["seed"]] = 100 * r["val_accuracy"]
+        codes.setdefault(r["scheme"], []).append((r["head_max_code"], r["head_saturated"]))
+    for run in old:
+        for r in run["rows"]:
+            if (r["variant"], r.get("grad")) == qas16:
+                acc.setdefault((r["scheme"], "16x"), {})[r["seed"]] = 100 * r["val_accuracy"]
+            elif r["variant"] == VARIANTS["fp32"]:
+                acc.setdefault((r["scheme"], "fp32"), {})[r["seed"]] = 100 * r["val_accuracy"]
+    names = {"8x": "int8 + QAS, int8 gradients, head 8x", "16x":
+             "int8 + QAS, int8 gradients, head 16x", "fp32": "fp32"}
+    out = ["| scheme | row | seeds | mean | s.e. |", "|---|---|---|---:|---:|"]
+    pairs = ["| scheme | row | per seed | mean | s.e. | head: largest code, share at +-127 "
+             "(8x, per seed) |", "|---|---|---|---:|---:|---|"]
+    for scheme in dict.fromkeys(r["scheme"] for r in new["rows"]):
+        for row in ("8x", "16x", "fp32"):
+            by_seed = acc.get((scheme, row), {})
+            if by_seed:
+                m, se = mean_se(list(by_seed.values()))
+                out.append(f"| {scheme} | {names[row]} | "
+                           + " / ".join(f"{s}: {v:.1f}" for s, v in sorted(by_seed.items()))
+                           + f" | {m:.2f} | {se:.2f} |")
+        mine = acc[(scheme, "8x")]
+        for row in ("16x", "fp32"):
+            base = acc.get((scheme, row), {})
+            d = [mine[s] - base[s] for s in sorted(mine) if s in base]
+            if d:
+                m, se = mean_se(d)
+                pairs.append(f"| {scheme} | head 8x - {names[row]} | "
+                             + " / ".join(f"{v:+.1f}" for v in d) + f" | {m:+.2f} | {se:.2f} | "
+                             + (" / ".join(f"{c}, {100 * f:.2f}%" for c, f in codes[scheme])
+                                if row == "16x" else "") + " |")
+    return "\n".join(out + ["", "Paired differences in points (same seed: same initial head, "
+                             "samples and validation set):", ""] + pairs)
+
+
 TABLES = {
     "transfer": (["transfer_results.json"], render_rows),
     "transfer-int8-grads": (["transfer_int8_grads.json", "transfer_int8_grads_more.json",
@@ -250,6 +295,9 @@ TABLES = {
     "transfer-seeds": (["transfer_results.json", "transfer_seed1.json", "transfer_seed2.json"],
                        render_seeds),
     "transfer-constant-lr": (["transfer_constant_lr.json"], render_rows),
+    "transfer-head-grid": (["transfer_head8x.json", "transfer_int8_grads.json",
+                            "transfer_int8_grads_more.json",
+                            "transfer_int8_grads_sparse_more.json"], render_head_grid),
 }
 
 
