@@ -92,7 +92,9 @@ def input_grad_calls(rng) -> None:
               (1, 1, 3, 1100, 3),                     # one column at a time
               (1, 1, 2, 2100, 3),                     # past the buffer: portable
               (1, 2, 2, 7, 1),
-              (1, 3, 4, 16, 20)]                      # sparse: the exact rule, 3 blocks
+              (1, 3, 4, 16, 20),                      # sparse: the exact rule, 3 blocks
+              (1, 6, 6, 24, 60)]                      # stochastic: the stream's jump tables
+                                                      # (full blocks), its steps (the last)
     for k, (n, h, w, co, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), sparse=k in (3, 10))
         wt = rng.integers(-128, 128, (co, 1, 1, ci)).astype(np.int8)

@@ -17,8 +17,9 @@
  *    range is computed per tap.
  * Per tap and four channels: two double-word loads and four multiply-accumulates (an
  * immediate offset each: the taps are unrolled for each count up to 8). The position's
- * accumulators are then stored, their magnitude tracked, or rounded (tt_round_grads, in dx's
- * row-major order when all the channels fit one block).
+ * accumulators are then stored, their magnitude tracked, or rounded (tt_round_grads; where
+ * the channels take more than one block, stochastic rounding's stream jumps over each
+ * position's other channels, tt_gdsp_jump, so that the draws stay dx's row-major ones).
  *
  * Weight gradient: T[ky, kx, ch] sums dy * (x - zp) over the positions, again one channel per
  * lane; a dy row (masked) and, per tap row, the x row it meets (x - zp, |x - zp| <= 255) are
@@ -238,8 +239,9 @@ static int layer_of(dw_layer *a, int32_t m, const tt_window *win) {
 int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
                                    int32_t oh, int32_t ow, int32_t c, int32_t m,
                                    const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
-                                   const tt_window *win, int32_t h, int32_t wd, int32_t *store,
-                                   uint32_t *amax, tt_rounder *r, int8_t *dx) {
+                                   const tt_window *win, int32_t h, int32_t wd, int32_t p0,
+                                   int32_t p1, int32_t *store, int32_t keep, uint32_t *amax,
+                                   tt_rounder *r, int8_t *dx) {
   dw_layer a = {.dy = dy, .mask = mask, .n = n, .oh = oh, .ow = ow, .c = c, .w = w,
                 .mult = mult, .kh = kh, .kw = kw, .h = h, .wd = wd};
   if (!layer_of(&a, m, win)) return 0;
@@ -250,7 +252,12 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   int32_t nb = TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES / per_group;
   if (nb > groups) nb = groups;
   if (nb > DW_MAX_GROUPS) nb = DW_MAX_GROUPS;
-  if (nb == 0 || (r != 0 && r->stochastic && nb < groups)) return 0;
+  /* stochastic rounding block by block: the stream jumps over each position's other
+   * channels (tt_gdsp_jumper), whose tables take the staging's last bytes */
+  const int draws = r != 0 && r->stochastic && !r->exact && nb < groups;
+  const int32_t jump_at = TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES - (int32_t)sizeof(tt_gdsp_jumper);
+  if (draws && nb * per_group > jump_at) nb = jump_at / per_group;
+  if (nb == 0) return 0;
 
   static const sums_fn sums_of[DW_MAX_K + 1] = {sums0, sums1, sums2, sums3,
                                                  sums4, sums5, sums6, sums7, sums8};
@@ -259,11 +266,20 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   uint32_t top = 0;
   tt_tap_run ty;
   tt_tap_steps(a.sh, 1, &ty);
+  tt_gdsp_jumper *skip = (tt_gdsp_jumper *)(void *)((char *)stage + jump_at);
+  skip->n = -1;
+  uint32_t start = draws ? r->rng : 0u;        /* the stream at (first position, c0) */
   for (int32_t g0 = 0; g0 < groups; g0 += nb) {
     dw_block blk;
     blk.c0 = 4 * g0;
     blk.nb = groups - g0 < nb ? groups - g0 : nb;
     blk.nc = c - blk.c0 < 4 * blk.nb ? c - blk.c0 : 4 * blk.nb;
+    int first = 1;
+    if (draws) {
+      r->rng = start;
+      start = tt_gdsp_skip(start, blk.nc);
+      if (skip->n != c - blk.nc) tt_gdsp_jump_init(skip, c - blk.nc, p1 - p0 - 1);
+    }
     blk.chunk = per_group / 4;
     blk.stage = stage;
     memset(stage, 0, (size_t)per_group * (size_t)blk.nb);
@@ -282,7 +298,9 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
           base[t].w = stage + 2 * ky * kw;
         }
         const int32_t row = (b * h + iy) * wd;
+        if (row + wd <= p0 || row >= p1) continue;       /* outside the positions asked */
         for (int32_t ix = 0; ix < wd; ++ix) {
+          if (row + ix < p0 || row + ix >= p1) continue;
           const int32_t q = (ix + a.pad_left) % a.sw;
           const int32_t col = (ix + a.pad_left - q) / a.sw + a.left;  /* tap 0's column */
           dw_taps rows[DW_MAX_K];
@@ -291,14 +309,15 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
             rows[t].w = base[t].w + 2 * a.first[q];
           }
           const int32_t at = (row + ix) * c + blk.c0;
-          int32_t *out = store != 0 ? store + at : acc;
+          int32_t *out = store != 0 && row + ix < keep ? store + at : acc;
           sums_of[a.count[q]](rows, ty.n, blk.chunk, blk.nb, tail, out);
-          if (store != 0) continue;
           if (r != 0) {
+            if (draws && !first) r->rng = tt_gdsp_jump(skip, r->rng);
+            first = 0;
             tt_round_grads(r, acc, blk.nc, dx + at);
-          } else {
+          } else if (amax != 0) {
             for (int32_t j = 0; j < blk.nc; ++j) {
-              const uint32_t mag = tt_magnitude(acc[j]);
+              const uint32_t mag = tt_magnitude(out[j]);
               if (mag > top) top = mag;
             }
           }

@@ -45,17 +45,45 @@ static inline void tt_gdsp_ldrd(const tt_wdsp_word *s, uint32_t *lo, uint32_t *h
 /* The int8 input gradient of a pointwise layer (a 1x1 convolution of stride 1 without
  * padding, or a fully connected layer): dx[p, c] = sum over o < co of h[p, o] * w[o, c],
  * h = dy * mult[o] (0 where masked), for `rows` positions p. dy [rows, co] int8 (mask over
- * dy or NULL); the weights split at input channel k: w_lo [co, k], w_hi [co, ci - k] (NULL
- * when k == ci). One of: `store` [rows, ci] receives the accumulators; `amax` receives
- * their largest magnitude; `r` rounds them into dx [rows, ci] (stochastically with the
+ * dy or NULL, dy[0]'s bit at index mask_at: a range of a layer's rows); the weights split at input channel k: w_lo [co, k], w_hi [co, ci - k] (NULL
+ * when k == ci). `store` [rows, ci] receives the accumulators of rows [0, keep) and `amax`
+ * their largest magnitude over all rows (either or both), or `r` rounds them into dx [rows, ci] (stochastically with the
  * draws of dx's row-major order, as the portable walk, leaving r's stream where it does).
  * Returns 0, having done nothing, when the layer is not one it takes (a multiplier outside
  * [0, 2^TT_GRAD_MAX_SHIFT], co too large for the buffer, or a single row); the caller then
  * runs the portable code. */
-int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t rows,
+int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t mask_at,
+                                   int32_t rows,
                                    int32_t co, const int8_t *w_lo, int32_t k,
                                    const int8_t *w_hi, int32_t ci, const int16_t *mult,
-                                   int32_t *store, uint32_t *amax, tt_rounder *r, int8_t *dx);
+                                   int32_t *store, int32_t keep, uint32_t *amax, tt_rounder *r,
+                                   int8_t *dx);
+
+/* Stochastic rounding draws from the op's xorshift32 stream in dx's row-major order
+ * (tt_round_grad), but the DSP walks go block of channels by block: after a position's nc
+ * draws the stream must skip the position's other n elements. xorshift32 is linear over
+ * GF(2) (each of its three steps XORs shifted copies of the state), so n steps are one
+ * fixed 32 x 32 bit matrix: J(x) = J(bits 0-3 of x) ^ ... ^ J(bits 28-31), eight lookups in
+ * tables of 16 words built once per call from J of the 32 single bits (32 n steps). Built
+ * only where the jumps pay for it; else the jump steps the stream n times. */
+typedef struct {
+  int32_t n;                  /* draws skipped per jump */
+  int32_t built;              /* t holds J, else tt_gdsp_jump steps n times */
+  uint32_t t[8][16];          /* t[k][v] = J(v << 4k) */
+} tt_gdsp_jumper;
+
+/* The stream n steps further. */
+uint32_t tt_gdsp_skip(uint32_t x, int32_t n);
+
+/* Prepares j to skip n draws, `jumps` times in the call (the cost decides the form). */
+void tt_gdsp_jump_init(tt_gdsp_jumper *j, int32_t n, int32_t jumps);
+
+static inline uint32_t tt_gdsp_jump(const tt_gdsp_jumper *j, uint32_t x) {
+  if (!j->built) return tt_gdsp_skip(x, j->n);
+  return j->t[0][x & 15u] ^ j->t[1][(x >> 4) & 15u] ^ j->t[2][(x >> 8) & 15u] ^
+         j->t[3][(x >> 12) & 15u] ^ j->t[4][(x >> 16) & 15u] ^ j->t[5][(x >> 20) & 15u] ^
+         j->t[6][(x >> 24) & 15u] ^ j->t[7][x >> 28];
+}
 
 /* The weight gradient of a pointwise layer (1x1 convolution of stride 1 without padding):
  * dw[o, c] = (float)T * unit, T = the sum over the positions p < rows of

@@ -55,13 +55,17 @@ void tt_round_grads(tt_rounder *q, const int32_t *acc, int32_t n, int8_t *out) {
       out[i] = (int8_t)((int32_t)(((int64_t)(acc[i] * times) * r + half) >> 32) >> hi_shift);
     return;
   }
-  const int32_t noise_shift = q->noise_shift;
+  /* the noise (x >> 8) << noise_shift as its two 32-bit words (noise_shift is 8 to 31):
+   * no 64-bit shift in the loop, and the words are the multiply-accumulate's addend */
+  const int32_t noise_shift = q->noise_shift, noise_down = 32 - noise_shift;
   uint32_t x = q->rng;
   for (int32_t i = 0; i < n; ++i) {
     x ^= x << 13;
     x ^= x >> 17;
     x ^= x << 5;
-    const int64_t t = (int64_t)(acc[i] * times) * r + ((int64_t)(x >> 8) << noise_shift);
+    const uint32_t bits = x >> 8;
+    const uint64_t noise = (uint64_t)(bits >> noise_down) << 32 | (uint32_t)(bits << noise_shift);
+    const int64_t t = (int64_t)(acc[i] * times) * r + (int64_t)noise;
     out[i] = (int8_t)((int32_t)(t >> 32) >> hi_shift);
   }
   q->rng = x;

@@ -341,18 +341,23 @@ static void depthwise_block(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc
     }
 }
 
-/* Walks dx in row-major order, block by block: stores the accumulators in `store`, or
- * tracks their largest magnitude in *amax, or rounds them into dx with `r`. */
-static void walk_s8(layer_s8 *a, int depthwise, int32_t *store, uint32_t *amax, tt_rounder *r,
-                    int8_t *dx) {
+/* Walks dx positions [p0, p1) (of n * h * wd) in row-major order, block by block: stores
+ * the accumulators of positions [p0, keep) in `store` (dx's indices) and tracks their largest
+ * magnitude over [p0, p1) in *amax (either or both), or rounds them into dx with `r`. */
+static void walk_s8(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, int32_t *store,
+                    int32_t keep, uint32_t *amax, tt_rounder *r, int8_t *dx) {
   const tt_window v = a->v;
   int32_t acc[TT_IG_BLOCK];
   uint32_t top = 0;
-  int8_t *out = dx;
+  int8_t *out = dx + p0 * a->ci;
+  if (store != 0) store += p0 * a->ci;
   for (int32_t b = 0; b < a->n; ++b)
     for (int32_t iy = 0; iy < a->h; ++iy) {
+      const int32_t row = (b * a->h + iy) * a->wd;
+      if (row + a->wd <= p0 || row >= p1) continue;
       tt_taps_reading(iy, v.stride_h, v.dilation_h, v.pad_top, a->kh, a->oh, &a->ty);
       for (int32_t ix = 0; ix < a->wd; ++ix) {
+        if (row + ix < p0 || row + ix >= p1) continue;
         tt_taps_reading(ix, v.stride_w, v.dilation_w, v.pad_left, a->kw, a->ow, &a->tx);
         for (int32_t c0 = 0; c0 < a->ci; c0 += TT_IG_BLOCK) {
           const int32_t nc = a->ci - c0 < TT_IG_BLOCK ? a->ci - c0 : TT_IG_BLOCK;
@@ -360,12 +365,12 @@ static void walk_s8(layer_s8 *a, int depthwise, int32_t *store, uint32_t *amax, 
             depthwise_block(a, b, c0, nc, acc);
           else
             conv_block(a, b, c0, nc, acc);
-          if (store != 0) {
+          if (store != 0 && row + ix < keep)
             for (int32_t j = 0; j < nc; ++j) *store++ = acc[j];
-          } else if (r != 0) {
+          if (r != 0) {
             tt_round_grads(r, acc, nc, out);
             out += nc;
-          } else {
+          } else if (amax != 0) {
             for (int32_t j = 0; j < nc; ++j) {
               const uint32_t mag = tt_magnitude(acc[j]);
               if (mag > top) top = mag;
@@ -433,14 +438,14 @@ static void depthwise_scatter(const layer_s8 *a, int32_t *acc) {
 
 /* The DSP version of a depthwise layer's walk or one-pass scatter (tt_depthwise_grad_dsp.h),
  * where the target has one for the layer: 1 if it did it, else 0. */
-static int dsp_depthwise_walk(const layer_s8 *a, int32_t *store, uint32_t *amax, tt_rounder *r,
-                              int8_t *dx) {
+static int dsp_depthwise_walk(const layer_s8 *a, int32_t p0, int32_t p1, int32_t *store,
+                              int32_t keep, uint32_t *amax, tt_rounder *r, int8_t *dx) {
 #if TT_GRAD_DSP
   return tt_dsp_depthwise_input_grad_s8(a->dy, a->mask, a->n, a->oh, a->ow, a->ci, a->m, a->w,
-                                        a->mult, a->kh, a->kw, &a->v, a->h, a->wd, store, amax,
-                                        r, dx);
+                                        a->mult, a->kh, a->kw, &a->v, a->h, a->wd, p0, p1,
+                                        store, keep, amax, r, dx);
 #else
-  (void)a, (void)store, (void)amax, (void)r, (void)dx;
+  (void)a, (void)p0, (void)p1, (void)store, (void)keep, (void)amax, (void)r, (void)dx;
   return 0;
 #endif
 }
@@ -449,38 +454,59 @@ static int dsp_depthwise_walk(const layer_s8 *a, int32_t *store, uint32_t *amax,
  * (tt_grad_dsp.h: pointwise layers; depthwise layers: dsp_depthwise_walk): 1 if it did the
  * walk, else 0 and the portable walk_s8 runs (its calls stay as they are, so that the
  * portable code compiles the same beside the dispatch). */
-static int dsp_walk(const layer_s8 *a, int depthwise, int32_t *store, uint32_t *amax,
-                    tt_rounder *r, int8_t *dx) {
-  if (depthwise) return dsp_depthwise_walk(a, store, amax, r, dx);
+static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1, int32_t *store,
+                    int32_t keep, uint32_t *amax, tt_rounder *r, int8_t *dx) {
+  if (depthwise) return dsp_depthwise_walk(a, p0, p1, store, keep, amax, r, dx);
 #if TT_GRAD_DSP
   const tt_window v = a->v;
+  /* a pointwise layer's positions are dy's: rows [p0, p1) of dy and of dx */
   return !depthwise && a->kh == 1 && a->kw == 1 && v.stride_h == 1 && v.stride_w == 1 &&
          v.pad_top == 0 && v.pad_left == 0 && a->h == a->oh && a->wd == a->ow &&
-         tt_dsp_pointwise_input_grad_s8(a->dy, a->mask, a->n * a->h * a->wd, a->co, a->w, a->k,
-                                        a->w_hi, a->ci, a->mult, store, amax, r, dx);
+         tt_dsp_pointwise_input_grad_s8(a->dy + p0 * a->co, a->mask, p0 * a->co, p1 - p0,
+                                        a->co, a->w, a->k, a->w_hi, a->ci, a->mult,
+                                        store != 0 ? store + p0 * a->ci : 0, keep - p0, amax,
+                                        r, dx != 0 ? dx + p0 * a->ci : 0);
 #else
-  (void)a, (void)depthwise, (void)store, (void)amax, (void)r, (void)dx;
+  (void)a, (void)depthwise, (void)p0, (void)p1, (void)store, (void)keep, (void)amax, (void)r,
+      (void)dx;
   return 0;
 #endif
 }
 
-/* The two forms of every layer's int8 input gradient. */
+/* The two forms of every layer's int8 input gradient. Two passes (no scratch) keep the
+ * accumulators of dx's first quarter of positions in dx's own bytes: element i's int32 at
+ * bytes 4i .. 4i + 3, which the rounding, in increasing i, reads before it writes byte i
+ * (i <= 4i: no unread accumulator is overwritten); only the other positions are computed
+ * twice. dx is written by no other argument (the second pass reads dy, the mask and the
+ * weights while it writes dx in any case), and it is used so only when 4-byte aligned. */
 static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, float *dx_scale,
                           tt_update_state *rounding, int32_t *scratch) {
+  const int32_t positions = a->n * a->h * a->wd;
   if (scratch != 0) {
     if (depthwise) {
-      if (!dsp_depthwise_walk(a, scratch, 0, 0, 0)) depthwise_scatter(a, scratch);
-    } else if (!dsp_walk(a, 0, scratch, 0, 0, 0)) {
-      walk_s8(a, 0, scratch, 0, 0, 0);
+      if (!dsp_depthwise_walk(a, 0, positions, scratch, positions, 0, 0, 0))
+        depthwise_scatter(a, scratch);
+    } else {
+      if (!dsp_walk(a, 0, 0, positions, scratch, positions, 0, 0, 0))
+        walk_s8(a, 0, 0, positions, scratch, positions, 0, 0, 0);
     }
-    tt_quantize_grad_s8(scratch, a->n * a->h * a->wd * a->ci, unit, rounding, dx, dx_scale);
+    tt_quantize_grad_s8(scratch, positions * a->ci, unit, rounding, dx, dx_scale);
     return;
   }
+  const int32_t kept = ((uintptr_t)dx & 3u) == 0 ? positions / 4 : 0;
+  int32_t *const keep = (int32_t *)(void *)dx;
+  const int32_t n_kept = kept * a->ci;
   uint32_t amax = 0;
-  if (!dsp_walk(a, depthwise, 0, &amax, 0, 0)) walk_s8(a, depthwise, 0, &amax, 0, 0);
+  int32_t *const first = kept > 0 ? keep : 0;
+  /* (the DSP version where the target has one for the layer, else the portable walk: the
+   * dispatch at each use, so that the DSP call's frame is the only large one on the stack) */
+  if (!dsp_walk(a, depthwise, 0, positions, first, kept, &amax, 0, 0))
+    walk_s8(a, depthwise, 0, positions, first, kept, &amax, 0, 0);
   tt_rounder r;
   tt_rounder_begin(&r, amax, unit, rounding, dx_scale);
-  if (!dsp_walk(a, depthwise, 0, 0, &r, dx)) walk_s8(a, depthwise, 0, 0, &r, dx);
+  if (kept > 0) tt_round_grads(&r, keep, n_kept, dx);
+  if (kept < positions && !dsp_walk(a, depthwise, kept, positions, 0, 0, 0, &r, dx))
+    walk_s8(a, depthwise, kept, positions, 0, 0, 0, &r, dx);
   tt_rounder_end(&r, rounding);
 }
 

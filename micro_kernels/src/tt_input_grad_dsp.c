@@ -22,8 +22,10 @@
  * stream rounds element i of dx in row-major order (tt_round_grad), so the walk keeps the
  * stream's state at (row p, channel c0) and, after a row's nc draws, steps it over the
  * row's other ci - nc elements to (p + 1, c0); each block starts from the state at (0, c0)
- * and the last row of the last block leaves the state the portable walk leaves. The steps
- * cost 3 instructions each, (ci - 8) per row and block: 3 (ci - 8) / (8 co) per MAC. */
+ * and the last row of the last block leaves the state the portable walk leaves. The step
+ * over ci - nc draws is one jump (tt_gdsp_jumper: eight table lookups, about 26
+ * instructions) where the call makes enough of them to pay for the tables, else 3
+ * instructions a draw. */
 #include <string.h>
 
 #include "tt_grad_dsp.h"
@@ -53,6 +55,7 @@ static inline uint32_t mask_bits(const uint8_t *mask, int32_t i, int32_t n) {
 typedef struct {
   const int8_t *dy;
   const uint8_t *mask;
+  int32_t mask_at;                 /* the mask bit of dy[0] */
   int32_t rows, co, groups;        /* groups = ceil(co / 4) */
   const int8_t *w_lo, *w_hi;
   int32_t k, ci;
@@ -116,7 +119,7 @@ static inline __attribute__((always_inline)) void row_sums(const pointwise *a, i
     for (; g != end; g += 4, s += 2 * CB) mac_group(tt_dsp_load4(g), s, CB, t);
     if (tail) mac_group(tt_dsp_load_partial(g, tail), s, CB, t);
   } else {
-    int32_t i = p * a->co;
+    int32_t i = a->mask_at + p * a->co;
     for (; g != end; g += 4, s += 2 * CB, i += 4) {
       const uint32_t v = tt_dsp_load4(g) & lanes_of[mask_bits(a->mask, i, 4)];
       if (v != 0) mac_group(v, s, CB, t);
@@ -129,7 +132,7 @@ static inline __attribute__((always_inline)) void row_sums(const pointwise *a, i
 }
 
 /* The xorshift stream n steps further (tt_round_grad's draw, unrolled by four). */
-static uint32_t xorshift_skip(uint32_t x, int32_t n) {
+uint32_t tt_gdsp_skip(uint32_t x, int32_t n) {
   for (; n >= 4; n -= 4) {
 #pragma GCC unroll 4
     for (int32_t i = 0; i < 4; ++i) {
@@ -146,45 +149,69 @@ static uint32_t xorshift_skip(uint32_t x, int32_t n) {
   return x;
 }
 
+void tt_gdsp_jump_init(tt_gdsp_jumper *j, int32_t n, int32_t jumps) {
+  j->n = n;
+  /* by instruction count: stepping is 3 n a jump; the tables cost 3 n for each of 32 bits
+   * plus about 500 to fill, then about 26 a jump */
+  j->built = (int64_t)jumps * (3 * n - 26) > 100 * (int64_t)n + 600;
+  if (!j->built) return;
+  for (int32_t k = 0; k < 8; ++k) {
+    const uint32_t b0 = tt_gdsp_skip(1u << 4 * k, n), b1 = tt_gdsp_skip(2u << 4 * k, n);
+    const uint32_t b2 = tt_gdsp_skip(4u << 4 * k, n), b3 = tt_gdsp_skip(8u << 4 * k, n);
+    uint32_t *t = j->t[k];
+    t[0] = 0;
+    t[1] = b0;
+    t[2] = b1;
+    t[3] = b1 ^ b0;
+    for (int32_t v = 4; v < 8; ++v) t[v] = t[v - 4] ^ b2;
+    for (int32_t v = 8; v < 16; ++v) t[v] = t[v - 8] ^ b3;
+  }
+}
+
 /* Every row against one staged block: the accumulators of channels [c0, c0 + nc) into
  * store, or their largest magnitude into *top, or rounded into dx (stochastically: r's
- * stream at row 0, channel c0 on entry; at the last row's channel c0 + nc on return). */
+ * stream at row 0, channel c0 on entry; at the last row's channel c0 + nc on return; `skip`
+ * jumps over a row's other ci - nc draws). */
 static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         const tt_gdsp_word *stage,
                                                         const int32_t CB, const int masked,
                                                         int32_t c0, int32_t nc, int32_t *store,
-                                                        uint32_t *top, tt_rounder *r,
+                                                        int32_t keep, uint32_t *top,
+                                                        tt_rounder *r,
+                                                        const tt_gdsp_jumper *skip,
                                                         int8_t *dx) {
   int32_t acc[8];
-  uint32_t m = *top;
+  uint32_t m = top != 0 ? *top : 0u;
   for (int32_t p = 0; p < a->rows; ++p) {
     row_sums(a, p, stage, CB, masked, acc);
-    if (store != 0) {
+    if (store != 0 && p < keep) {
       int32_t *out = store + p * a->ci + c0;
       for (int32_t j = 0; j < nc; ++j) out[j] = acc[j];
-    } else if (r != 0) {
+    }
+    if (r != 0) {
       int8_t *out = dx + p * a->ci + c0;
       tt_round_grads(r, acc, nc, out);
       if (r->stochastic && !r->exact && p + 1 < a->rows)
-        r->rng = xorshift_skip(r->rng, a->ci - nc);
-    } else {
+        r->rng = tt_gdsp_jump(skip, r->rng);
+    } else if (top != 0) {
       for (int32_t j = 0; j < nc; ++j) {
         const uint32_t v = tt_magnitude(acc[j]);
         if (v > m) m = v;
       }
     }
   }
-  *top = m;
+  if (top != 0) *top = m;
 }
 
 /* One compiled copy per block width and mask. */
 typedef void (*block_fn)(const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc,
-                         int32_t *store, uint32_t *top, tt_rounder *r, int8_t *dx);
+                         int32_t *store, int32_t keep, uint32_t *top, tt_rounder *r,
+                         const tt_gdsp_jumper *skip, int8_t *dx);
 #define TT_GDSP_BLOCK(CB, M)                                                                \
   static __attribute__((noinline)) void block##CB##_##M(                                    \
       const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc, int32_t *store, \
-      uint32_t *top, tt_rounder *r, int8_t *dx) {                                           \
-    block(a, stage, CB, M, c0, nc, store, top, r, dx);                                      \
+      int32_t keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip, int8_t *dx) { \
+    block(a, stage, CB, M, c0, nc, store, keep, top, r, skip, dx);                          \
   }
 TT_GDSP_BLOCK(8, 0)
 TT_GDSP_BLOCK(4, 0)
@@ -195,10 +222,12 @@ TT_GDSP_BLOCK(4, 1)
 TT_GDSP_BLOCK(2, 1)
 TT_GDSP_BLOCK(1, 1)
 
-int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t rows,
+int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t mask_at,
+                                   int32_t rows,
                                    int32_t co, const int8_t *w_lo, int32_t k,
                                    const int8_t *w_hi, int32_t ci, const int16_t *mult,
-                                   int32_t *store, uint32_t *amax, tt_rounder *r, int8_t *dx) {
+                                   int32_t *store, int32_t keep, uint32_t *amax, tt_rounder *r,
+                                   int8_t *dx) {
   const int32_t groups = (co + 3) >> 2;
   const int32_t column = 8 * groups;                        /* bytes of a staged column */
   int32_t CB = 8;
@@ -208,7 +237,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   if (CB == 0 || rows < 2) return 0;
   for (int32_t o = 0; o < co; ++o)
     if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
-  const pointwise a = {dy, mask, rows, co, groups, w_lo, w_hi, k, ci, mult};
+  const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult};
   tt_gdsp_word stage[TT_GRAD_DSP_STAGE_BYTES / 4] __attribute__((aligned(8)));
   static const block_fn blocks[2][4] = {{block8_0, block4_0, block2_0, block1_0},
                                         {block8_1, block4_1, block2_1, block1_1}};
@@ -216,14 +245,18 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   uint32_t top = 0;
   const int stochastic = r != 0 && r->stochastic && !r->exact;
   uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
+  tt_gdsp_jumper skip;                                /* over a row's other ci - nc draws */
+  skip.n = -1;
   for (int32_t c0 = 0; c0 < ci; c0 += CB) {
     const int32_t nc = ci - c0 < CB ? ci - c0 : CB;
     stage_columns(&a, c0, nc, CB, stage);
     if (stochastic) {
       r->rng = start;
-      start = xorshift_skip(start, nc);
+      start = tt_gdsp_skip(start, nc);
+      if (skip.n != ci - nc)       /* the blocks' jumps, then the last block's if it is short */
+        tt_gdsp_jump_init(&skip, ci - nc, (rows - 1) * (nc == CB ? ci / CB : 1));
     }
-    fn(&a, stage, c0, nc, store, &top, r, dx);
+    fn(&a, stage, c0, nc, store, keep, amax != 0 ? &top : 0, r, &skip, dx);
   }
   if (amax != 0) *amax = top;
   return 1;
