@@ -243,16 +243,18 @@ def render_grads(*runs: dict) -> str:
     return summary([r for run in runs for r in run["rows"]])
 
 
-def render_head_grid(new: dict, *old: dict) -> str:
-    """int8 + QAS with int8 gradients on the new head's 8x grid (`new`, the default since
-    2026-11-26) against the same on the 16x grid and fp32 (`old`: the int8-gradient
-    tables' runs; fp32 starts from the same real-valued head on either grid), per scheme:
+def render_head_grid(new: dict, more: dict, *old: dict) -> str:
+    """int8 + QAS with int8 gradients on the new head's 8x grid (`new` and `more`, seeds 0-2
+    of every scheme and 3-5 of the sparse one; the default since 2026-11-26) against the
+    same on the 16x grid and fp32 (`old`: the int8-gradient tables' runs; fp32 starts from
+    the same real-valued head on either grid), per scheme:
     accuracy per seed, mean and standard error, then the paired differences on the seeds
     both have, and the head's largest |code| and share at +-127 after training."""
     qas16 = (VARIANTS["qas"], "int8")
     acc: dict[tuple, dict[int, float]] = {}
     codes: dict[str, list[tuple[int, float]]] = {}
-    for r in new["rows"]:
+    rows = new["rows"] + more["rows"]
+    for r in rows:
         acc.setdefault((r["scheme"], "8x"), {})[r["seed"]] = 100 * r["val_accuracy"]
         codes.setdefault(r["scheme"], []).append((r["head_max_code"], r["head_saturated"]))
     for run in old:
@@ -266,7 +268,7 @@ def render_head_grid(new: dict, *old: dict) -> str:
     out = ["| scheme | row | seeds | mean | s.e. |", "|---|---|---|---:|---:|"]
     pairs = ["| scheme | row | per seed | mean | s.e. | head: largest code, share at +-127 "
              "(8x, per seed) |", "|---|---|---|---:|---:|---|"]
-    for scheme in dict.fromkeys(r["scheme"] for r in new["rows"]):
+    for scheme in dict.fromkeys(r["scheme"] for r in rows):
         for row in ("8x", "16x", "fp32"):
             by_seed = acc.get((scheme, row), {})
             if by_seed:
@@ -295,7 +297,8 @@ TABLES = {
     "transfer-seeds": (["transfer_results.json", "transfer_seed1.json", "transfer_seed2.json"],
                        render_seeds),
     "transfer-constant-lr": (["transfer_constant_lr.json"], render_rows),
-    "transfer-head-grid": (["transfer_head8x.json", "transfer_int8_grads.json",
+    "transfer-head-grid": (["transfer_head8x.json", "transfer_head8x_sparse_more.json",
+                            "transfer_int8_grads.json",
                             "transfer_int8_grads_more.json",
                             "transfer_int8_grads_sparse_more.json"], render_head_grid),
 }
