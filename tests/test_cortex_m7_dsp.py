@@ -9,7 +9,7 @@ both Cortex-M7 builds, which must give the host's bytes. The calls: edge shapes 
 handles in a special way (channel counts not a multiple of four, odd and single-column
 blocks, the tail of a staged group, split filters at every alignment, padding, strides,
 dilation, batches, kernels whose buffer does not fit and fall back to the portable code,
-depth multipliers) with requantization parameters on both sides of the one-multiply form's
+depth multipliers; ADD on every pair of int8 inputs) with requantization parameters on both sides of the one-multiply form's
 conditions (tt_fwd_dsp.h: left shifts, shifts past -21, multipliers below 2^30 or 0, biases
 past 2^28, a large output offset, clamps that are not int8's range), and the convolution,
 depthwise and fully connected calls of a forward pass of the zoo's MobileNet-like model. The
@@ -37,7 +37,7 @@ from tflite_train.runtime import c_forward
 
 DSP_KERNELS = {"tt_conv2d_s8", "tt_conv2d_split_s8", "tt_fully_connected_s8",
                "tt_fully_connected_split_s8", "tt_depthwise_conv2d_s8",
-               "tt_depthwise_conv2d_inplace_s8"}
+               "tt_depthwise_conv2d_inplace_s8", "tt_add_s8"}
 INCLUDE = str(c_forward.MICRO_KERNELS / "include")
 # (-mcpu, -mfpu or None, whether the core has the DSP extension)
 CORES = [("cortex-m7", "fpv5-sp-d16", True), ("cortex-m4", "fpv4-sp-d16", True),
@@ -109,6 +109,7 @@ def conv_calls(rng) -> None:
         (1, 3, 11, 20, 7, 1, 1, 1, 1, 0, 0, 3, 11),    # five groups
         (2, 4, 5, 24, 5, 1, 1, 1, 1, 0, 0, 4, 5),      # six, batches
         (1, 2, 8, 14, 3, 1, 1, 1, 1, 0, 0, 2, 8),      # three groups and a half
+        (1, 3, 5, 200, 9, 1, 1, 1, 1, 0, 0, 3, 5),     # 4 columns fit: tt_dsp_rows4's LDMs
         (1, 9, 9, 3, 7, 3, 3, 2, 1, 1, 1, 5, 5),       # im2col, padding
         (1, 12, 12, 3, 16, 4, 4, 2, 1, 1, 1, 6, 6),    # MCUNet's first layer, smaller
         (2, 7, 6, 5, 4, 3, 3, 1, 2, 2, 1, 6, 5),       # dilation 2, batches, odd sizes
@@ -242,11 +243,33 @@ def requantization_calls() -> None:
                        f, b, dims(y.shape), y)
 
 
+def add_calls() -> None:
+    """tt_add_s8 on every pair of int8 inputs (a 256 x 256 grid) for
+    parameters on both sides of the DSP version's conditions (tt_fwd_elementwise.c): the
+    output multiplier 2^30 (ties), 2^31 - 1, output shifts -1, -21 and -22, input multipliers
+    2^30 with shift 0 (the larger scale's input) and 2^31 - 1, offsets at int8's ends, an
+    output offset past +-256, scaled inputs whose sum reaches 2^29, and a clamp."""
+    a = np.tile(np.arange(-128, 128, dtype=np.int8), 256)
+    b = np.repeat(np.arange(-128, 128, dtype=np.int8), 256)
+    for params in (
+            (0, -14, 12, 20, 1150568910, -1, 1 << 30, 0, 1082203597, -18, -128, 127),
+            (128, -127, -128, 20, (1 << 31) - 1, -1, 1 << 30, -3, 1 << 30, -21, -128, 127),
+            (-127, 128, 255, 20, 1 << 30, 0, (1 << 31) - 1, -2, (1 << 31) - 1, -1, -128, 127),
+            (3, -5, -256, 20, 1518500250, -1, 1 << 30, 0, 1904674158, -19, -20, 50),
+            (1, 1, 4, 20, 2069100239, -1, 1 << 30, 0, 1600434252, -22, -128, 127),
+            (7, 7, 256, 20, 2069100239, -1, 1 << 30, 0, 1600434252, -19, -128, 127),
+            (128, 128, 0, 20, (1 << 31) - 1, 0, (1 << 31) - 1, 0, 1 << 30, -8, -128, 127)):
+        p = c_forward.AddParams(*params)
+        out = np.empty_like(a)
+        c_forward.call("tt_add_s8", p, a, b, a.size, out)
+
+
 def edge_calls() -> list:
     calls: list = []
     rng = np.random.default_rng(9)
     with recording(calls):
         requantization_calls()
+        add_calls()
         conv_calls(rng)
         depthwise_calls(rng)
     return calls

@@ -173,7 +173,7 @@ static inline int tt_dsp_bias_bounded(int32_t bias) {
  * tt_dsp_sums_bounded, so a sum of doubled products stays below 2^30 in magnitude and
  * acc >> 1 is the accumulator; a bias is the sums' start (doubled) where
  * tt_dsp_bias_bounded holds, else added to acc >> 1.
- * Columns are staged in blocks of P (1, 2, 4 or 8), interleaved by groups of four elements:
+ * Columns are staged in blocks of P (1, 2, 4, 6 or 8), interleaved by groups of four elements:
  * group j of column p is the two words at 2 (j P + p): [x0, x2] and [x1, x3], the lanes
  * SXTB16 gives a filter word's [w0, w2] and (rotated) [w1, w3], so one SMLAD pairs them. */
 typedef struct {
