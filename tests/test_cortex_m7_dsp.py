@@ -98,6 +98,7 @@ def conv_calls(rng) -> None:
         (1, 4, 4, 64, 17, 1, 1, 1, 1, 0, 0, 4, 4),
         (1, 2, 3, 300, 3, 1, 1, 1, 1, 0, 0, 2, 3),     # 600-byte columns: in chunks
         (1, 3, 3, 320, 40, 1, 1, 1, 1, 0, 0, 3, 3),    # chunks, three blocks of rows
+        (1, 2, 5, 320, 7, 1, 1, 1, 1, 0, 0, 2, 5),     # chunks of 6 columns, then of 4
         (1, 2, 3, 301, 5, 1, 1, 1, 1, 0, 0, 2, 3),     # 301: blocks of 2 whole columns
         (1, 2, 4, 1100, 3, 1, 1, 1, 1, 0, 0, 2, 4),    # a column past the buffer: chunks
         (1, 1, 3, 1100, 2, 1, 1, 1, 1, 0, 0, 1, 3),    # and not 8 of them: portable
@@ -152,6 +153,21 @@ def conv_calls(rng) -> None:
             c_forward.call("tt_fully_connected_split_s8", p, m, sh, batches, depth, x, units,
                            np.ascontiguousarray(f[:, :split]), split,
                            np.ascontiguousarray(f[:, split:]), b, y)
+
+
+def pointwise8_calls(rng) -> None:
+    """1x1 convolutions of 8 input channels whose every row requantizes in int8's whole range
+    (tt_dsp_row8: the weights held in registers): an odd and an even number of columns, more
+    than one staged batch of 128, the offsets' extremes; and with edge quantization (the
+    block form)."""
+    for k, (h, w, co) in enumerate([(5, 7, 9), (12, 13, 5), (4, 8, 16)]):
+        p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, *ACTIVATIONS[k % 3])
+        x, f = int8(rng, (1, h, w, 8)), weights(rng, (co, 1, 1, 8))
+        for kind in ("real", "edge"):
+            m, sh = quantization(rng, co, kind)
+            y = np.empty((1, h, w, co), np.int8)
+            c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f,
+                           biases(rng, co, False) if k else None, dims(y.shape), y)
 
 
 def depthwise_calls(rng) -> None:
@@ -271,6 +287,7 @@ def edge_calls() -> list:
         requantization_calls()
         add_calls()
         conv_calls(rng)
+        pointwise8_calls(rng)
         depthwise_calls(rng)
     return calls
 
@@ -364,7 +381,7 @@ def test_build_flag_selects_the_kernels(tmp_path):
     make = ["make", "-s", "-C", str(root), f"BUILD={tmp_path / 'make'}", "cortex-m7"]
     subprocess.run(make, check=True, capture_output=True)
     subprocess.run(make + ["TFLITE_TRAIN_KERNELS=portable"], check=True, capture_output=True)
-    assert "tt_dsp_mm_block" in dsp_symbols(tmp_path / "make" / "m7" / "libtt_kernels.a")
+    assert "tt_dsp_mm_blocks" in dsp_symbols(tmp_path / "make" / "m7" / "libtt_kernels.a")
     assert not dsp_symbols(tmp_path / "make" / "m7-portable" / "libtt_kernels.a")
     res = subprocess.run(make + ["TFLITE_TRAIN_KERNELS=neon"], capture_output=True, text=True)
     assert res.returncode != 0 and "TFLITE_TRAIN_KERNELS must be dsp or portable" in res.stderr

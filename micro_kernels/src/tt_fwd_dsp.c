@@ -367,6 +367,28 @@ static int rows_one(const tt_dsp_mm *m, int32_t r0, int32_t r1) {
   return 1;
 }
 
+/* Whether row r's output is one value whatever its inputs (tt_dsp_rq_init_constant over
+ * every sum its products can make: at most sum |w| (128 + |input_offset|) in magnitude,
+ * staged padding adding 0); q->c >> 1 is then that value plus the output offset. Quantized
+ * models have such channels (shifts past -21, biases near int32's ends, weights often all
+ * zero): two of MCUNet's first layer's 16. Only asked of rows the assembly cannot
+ * requantize. */
+static int constant_row(const tt_dsp_mm *m, int32_t r, int32_t bias, tt_dsp_rq_params *q) {
+  if (m->multiplier[r] < 0 || m->shift[r] > 0) return 0;
+  int64_t weights = 0;
+  for (int32_t i = 0; i < m->n_lo; ++i) {
+    const int32_t w = m->w_lo[r * m->lo_stride + i];
+    weights += w < 0 ? -w : w;
+  }
+  for (int32_t i = 0; i < m->n_hi; ++i) {
+    const int32_t w = m->w_hi[r * m->hi_stride + i];
+    weights += w < 0 ? -w : w;
+  }
+  const int32_t off = m->input_offset < 0 ? -m->input_offset : m->input_offset;
+  return tt_dsp_rq_init_constant(m->multiplier[r], m->shift[r], bias, weights * (128 + off),
+                                 m->output_offset, q);
+}
+
 /* Rows [r0, r1) over Q staged blocks of P columns each (block q at stage + q * block words,
  * its outputs P * col_stride bytes after block q - 1's) holding elements [k0, k0 + n) of
  * the low segment (all of both segments when k0 = 0 and n = n_lo). The sums (doubled) start
@@ -424,6 +446,12 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
     /* one pointer walks the row's outputs (not P induction variables across rows) */
     int8_t *y = out + r;
     __asm__("" : "+r"(y));
+    if (last && !one && constant_row(m, r, b, &q)) {
+      /* a dead channel: the same output for every column, no sums needed */
+      const int8_t v = (int8_t)tt_fwd_clamp(q.c >> 1, lo, hi);
+      for (int32_t k = 0; k < P * Q; ++k, y += col_stride) *y = v;
+      continue;
+    }
     int32_t acc[8];
     const int direct = whole && last && one && full;      /* requantized by the assembly */
     if (direct && (first || Q == 1)) {
@@ -503,11 +531,11 @@ static __attribute__((noinline)) void rows_chunk8(const tt_dsp_mm *m, const tt_d
   rows(m, stage, 8, 1, r0, r1, k0, n, part, first, last, out, col_stride, known);
 }
 
-static void mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
-                     int32_t col_stride, int known) {
+static void mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int32_t Q,
+                     int8_t *out, int32_t col_stride, int known) {
   switch (P) {
-    case 8: rows8q(m, stage, 1, out, col_stride, known); break;
-    case 6: rows6q(m, stage, 1, out, col_stride, known); break;
+    case 8: rows8q(m, stage, Q, out, col_stride, known); break;
+    case 6: rows6q(m, stage, Q, out, col_stride, known); break;
     case 4: rows4(m, stage, out, col_stride, known); break;
     case 2: rows2(m, stage, out, col_stride, known); break;
     default: rows1(m, stage, out, col_stride, known); break;
@@ -516,9 +544,9 @@ static void mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, in
 
 int tt_dsp_mm_rows_one(const tt_dsp_mm *m) { return 1 + !rows_one(m, 0, m->rows); }
 
-void tt_dsp_mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
-                     int32_t col_stride, int known) {
-  mm_block(m, stage, P, out, col_stride, known);
+void tt_dsp_mm_blocks(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int32_t Q,
+                      int8_t *out, int32_t col_stride, int known) {
+  mm_block(m, stage, P, Q, out, col_stride, known);
 }
 
 /* Elements [k0, k0 + n) (whole groups) of the P contiguous columns at x, staged. */
@@ -596,7 +624,7 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
         tt_dsp_stage_pad(m, stage, P, p);
       }
     }
-    mm_block(m, stage, P, out, col_stride, known);
+    mm_block(m, stage, P, 1, out, col_stride, known);
   }
   return 1;
 }
