@@ -325,6 +325,104 @@ TT_DSP_ROWS_ASM(tt_dsp_rows1, "r4",
                 TT_DSP_LDW TT_DSP_MAC_NEXT(r4, 8),
                 TT_DSP_OUT_EVEN(r4) "  add r12, r12, r0\n");
 typedef void tt_dsp_rows_fn(const tt_dsp_rows_args *a);
+
+/* One row of 8 weights (a pointwise convolution of 8 input channels) over columns staged
+ * one after the other (blocks of 1: 4 words a column), requantized into int8's whole range
+ * (tt_dsp_rq_doubled, then SSAT): the row's weights stay sign-extended in four registers for
+ * every column instead of being loaded again per block of columns. Per column: LDRD, 2 LDR,
+ * 4 SMLAD, TT_DSP_ASM_RQ's 4 (its registers differ), STRB, and per two columns an ADD of the output pointer, CMP
+ * and BNE (13.5 instructions, 8 MACs; the block form needs about 15 for a column's 8 MACs
+ * with its per-block work). Registers: r0-r3 the weights [w0, w2], [w1, w3], [w4, w6],
+ * [w5, w7]; r4 the start (twice the bias), r5 m, r6 c, r7 e; r8 the staged column, r9 the
+ * end; r10 the output, r11 its stride; r12/lr a column's words, its sum. */
+typedef struct {
+  const int8_t *w;           /*  0: the row's 8 weights */
+  const tt_dsp_word *s;      /*  4: the first staged column */
+  const tt_dsp_word *end;    /*  8: s + 4 columns (columns >= 1) */
+  int32_t start, m, c, e;    /* 12: twice the bias, and tt_dsp_rq_params' m, c, e */
+  int8_t *y;                 /* 28: column k's output at y + k stride */
+  int32_t stride;            /* 32 */
+} tt_dsp_row8_args;
+typedef char tt_dsp_row8_layout[offsetof(tt_dsp_row8_args, stride) == 32 ? 1 : -1];
+#define TT_DSP_ROW8_COLUMN                                                                  \
+  "  ldrd r12, lr, [r8], #16\n"                                                             \
+  "  smlad r12, r12, r0, r4\n"                                                              \
+  "  smlad r12, lr, r1, r12\n"                                                              \
+  "  ldr lr, [r8, #-8]\n"                                                                   \
+  "  smlad r12, lr, r2, r12\n"                                                              \
+  "  ldr lr, [r8, #-4]\n"                                                                   \
+  "  smlad r12, lr, r3, r12\n"                                                              \
+  "  add lr, r6, r12, asr #31\n" /* TT_DSP_ASM_RQ with m, c, e in r5, r6, r7 */            \
+  "  smmlar r12, r12, r5, lr\n"                                                             \
+  "  asr r12, r12, r7\n"                                                                    \
+  "  ssat r12, #8, r12\n"
+__asm__("  .section .text.tt_dsp_row8,\"ax\",%progbits\n"
+        "  .syntax unified\n"
+        "  .thumb\n"
+        "  .p2align 2\n"
+        "  .global tt_dsp_row8\n"
+        "  .type tt_dsp_row8, %function\n"
+        "  .thumb_func\n"
+        "tt_dsp_row8:\n"
+        "  push {r4-r11, lr}\n"
+        "  ldr r1, [r0]\n"
+        "  ldr r2, [r1, #4]\n"
+        "  ldr r1, [r1]\n"
+        "  sxtb16 r3, r2, ror #8\n"
+        "  sxtb16 r2, r2\n"
+        "  ldrd r8, r9, [r0, #4]\n"
+        "  ldrd r4, r5, [r0, #12]\n"
+        "  ldrd r6, r7, [r0, #20]\n"
+        "  ldrd r10, r11, [r0, #28]\n"
+        "  sxtb16 r0, r1\n"
+        "  sxtb16 r1, r1, ror #8\n"
+        "  sub r12, r9, r8\n"
+        "  tst r12, #16\n"          /* an odd number of columns: one first */
+        "  beq 1f\n"
+        TT_DSP_ROW8_COLUMN
+        "  strb r12, [r10]\n"
+        "  add r10, r10, r11\n"
+        "  cmp r8, r9\n"
+        "  beq 2f\n"
+        "1:\n"
+        TT_DSP_ROW8_COLUMN
+        "  strb r12, [r10]\n"
+        TT_DSP_ROW8_COLUMN
+        "  strb r12, [r10, r11]\n"
+        "  add r10, r10, r11, lsl #1\n"
+        "  cmp r8, r9\n"
+        "  bne 1b\n"
+        "2:\n"
+        "  pop {r4-r11, pc}\n"
+        "  .size tt_dsp_row8, . - tt_dsp_row8\n"
+        "  .text\n");
+void tt_dsp_row8(const tt_dsp_row8_args *a);
+
+/* A pointwise product of 8-element columns (n_lo = 8, n_hi = 0) whose every row
+ * requantizes in the assembly (`known` 1): up to 128 columns staged at a time, then
+ * tt_dsp_row8 for each row over all of them. */
+static void mm_k8(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int32_t in_stride,
+                  int8_t *output, int32_t col_stride, tt_dsp_word *stage) {
+  const uint32_t off = tt_dsp_stage_offset(m->input_offset);
+  const int32_t c_unit = 2 * m->output_offset + 1;
+  for (int32_t c = 0; c < columns; c += TT_FWD_DSP_STAGE_BYTES / 16) {
+    const int32_t n = columns - c < TT_FWD_DSP_STAGE_BYTES / 16 ? columns - c
+                                                               : TT_FWD_DSP_STAGE_BYTES / 16;
+    const int8_t *x = input + c * in_stride;
+    for (tt_dsp_word *s = stage, *end = stage + 4 * n; s != end; s += 4, x += in_stride) {
+      tt_dsp_stage4(s, off, tt_dsp_load4(x));
+      tt_dsp_stage4(s + 2, off, tt_dsp_load4(x + 4));
+    }
+    for (int32_t r = 0; r < m->rows; ++r) {
+      const int32_t e = -m->shift[r];
+      const tt_dsp_row8_args a = {m->w_lo + r * m->lo_stride, stage, stage + 4 * n,
+                                  m->bias ? 2 * m->bias[r] : 0, m->multiplier[r],
+                                  c_unit * (1 << (e - 1)), e, output + c * col_stride + r,
+                                  col_stride};
+      tt_dsp_row8(&a);
+    }
+  }
+}
 tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows4, tt_dsp_rows2, tt_dsp_rows1;
 
 /* acc[p] += sum over the n weights w[i] and the staged elements of column p; with `start`
@@ -412,7 +510,7 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
   const int fast = tt_dsp_rq_offset_ok(out_off);      /* the sums: tt_dsp_mm_ok */
   const int full = lo == -128 && hi == 127;
   /* one segment of whole groups: the assembly rows */
-  const int whole = n_hi == 0 && n > 0 && (n & 3) == 0 && (P == 8 || (first && last));
+  const int whole = n_hi == 0 && n > 0 && (n & 3) == 0 && (P >= 4 || (first && last));
   tt_dsp_rows_fn *const asm_rows =
       P == 8   ? tt_dsp_rows8
       : P == 6 ? tt_dsp_rows6
@@ -523,13 +621,16 @@ TT_DSP_ROWS(4)
 TT_DSP_ROWS(2)
 TT_DSP_ROWS(1)
 
-static __attribute__((noinline)) void rows_chunk8(const tt_dsp_mm *m, const tt_dsp_word *stage,
-                                                  int32_t r0, int32_t r1, int32_t k0,
-                                                  int32_t n, int32_t (*part)[8], int first,
-                                                  int last, int8_t *out, int32_t col_stride,
-                                                  int known) {
-  rows(m, stage, 8, 1, r0, r1, k0, n, part, first, last, out, col_stride, known);
-}
+#define TT_DSP_ROWS_CHUNK(P)                                                                \
+  static __attribute__((noinline)) void rows_chunk##P(                                      \
+      const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t r0, int32_t r1, int32_t k0,     \
+      int32_t n, int32_t(*part)[8], int first, int last, int8_t *out, int32_t col_stride,   \
+      int known) {                                                                          \
+    rows(m, stage, P, 1, r0, r1, k0, n, part, first, last, out, col_stride, known);         \
+  }
+TT_DSP_ROWS_CHUNK(8)
+TT_DSP_ROWS_CHUNK(6)
+TT_DSP_ROWS_CHUNK(4)
 
 static void mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int32_t Q,
                      int8_t *out, int32_t col_stride, int known) {
@@ -559,46 +660,69 @@ static void stage_words(tt_dsp_word *stage, int32_t P, const int8_t *x, int32_t 
   }
 }
 
-/* A block of 8 columns of more elements than fit the buffer 4 at a time: the reduction in
- * chunks of KC elements, every chunk staged once per ROW_BLOCK rows, whose sums wait in
- * `part` between chunks. Staging again costs about 1.5 instructions an element per
- * ROW_BLOCK rows; measured on the rig, 8 columns chunked beat 2 or 1 whole ones (1.28
- * instead of 1.6-2.1 instructions/MAC for MCUNet's 384 and 576 channels), not 4 whole ones.
- * One segment of whole groups. */
+/* A block of P (8, 6 or 4) columns of more elements than fit the buffer 4 at a time: the
+ * reduction in chunks of KC(P) elements, every chunk staged once per ROW_BLOCK rows, whose
+ * sums wait in `part` (after the chunk, 384 words in) between chunks. Staging again costs
+ * about 1.5 instructions an element per ROW_BLOCK rows; measured on the rig, 8 columns
+ * chunked beat 2 or 1 whole ones (1.28 instead of 1.6-2.1 instructions/MAC for MCUNet's
+ * 384 and 576 channels), and 6 (tt_dsp_rows6) beat 8. One segment of whole groups. */
 #define ROW_BLOCK 16
-#define KC ((TT_FWD_DSP_STAGE_BYTES / 4 - 8 * ROW_BLOCK) / 16 * 4)
+#define KC(P) ((TT_FWD_DSP_STAGE_BYTES / 4 - 8 * ROW_BLOCK) / (2 * (P)) * 4)
 
-static void chunked_block(const tt_dsp_mm *m, const int8_t *x, int32_t in_stride, int8_t *out,
-                          int32_t col_stride, tt_dsp_word *stage, int known) {
-  int32_t (*part)[8] = (int32_t(*)[8])(stage + 4 * KC);
+static inline __attribute__((always_inline)) void chunked(const tt_dsp_mm *m, const int8_t *x,
+                                                          int32_t in_stride, int8_t *out,
+                                                          int32_t col_stride,
+                                                          tt_dsp_word *stage, int known,
+                                                          const int32_t P) {
+  int32_t (*part)[8] = (int32_t(*)[8])(stage + KC(P) * P / 2);
   const uint32_t off = tt_dsp_stage_offset(m->input_offset);
   const int32_t K = m->n_lo;
   for (int32_t r0 = 0; r0 < m->rows; r0 += ROW_BLOCK) {
     const int32_t r1 = m->rows - r0 < ROW_BLOCK ? m->rows : r0 + ROW_BLOCK;
-    for (int32_t k0 = 0; k0 < K; k0 += KC) {
-      const int32_t n = K - k0 < KC ? K - k0 : KC;
-      stage_words(stage, 8, x, in_stride, k0, n, off);
-      rows_chunk8(m, stage, r0, r1, k0, n, part, k0 == 0, k0 + n == K, out, col_stride, known);
+    for (int32_t k0 = 0; k0 < K; k0 += KC(P)) {
+      const int32_t n = K - k0 < KC(P) ? K - k0 : KC(P);
+      stage_words(stage, P, x, in_stride, k0, n, off);
+      (P == 8   ? rows_chunk8
+       : P == 6 ? rows_chunk6
+                : rows_chunk4)(m, stage, r0, r1, k0, n, part, k0 == 0, k0 + n == K, out,
+                               col_stride, known);
     }
   }
+}
+
+static void chunked_block(const tt_dsp_mm *m, const int8_t *x, int32_t in_stride, int8_t *out,
+                          int32_t col_stride, tt_dsp_word *stage, int known, int32_t P) {
+  if (P == 8)
+    chunked(m, x, in_stride, out, col_stride, stage, known, 8);
+  else if (P == 6)
+    chunked(m, x, in_stride, out, col_stride, stage, known, 6);
+  else
+    chunked(m, x, in_stride, out, col_stride, stage, known, 4);
 }
 
 int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
                          int32_t in_stride, int8_t *output, int32_t col_stride) {
   const int32_t fit = tt_dsp_block_columns(m, TT_FWD_DSP_STAGE_BYTES);
-  const int chunks = fit < 4 && m->n_hi == 0 && (m->n_lo & 3) == 0;  /* for blocks of 8 */
+  const int chunks = fit < 4 && m->n_hi == 0 && (m->n_lo & 3) == 0;
   if (!tt_dsp_mm_ok(m) || (fit == 0 && !(chunks && columns % 8 == 0))) return 0;
   const int known = tt_dsp_mm_rows_one(m);
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
+  if (m->n_lo == 8 && m->n_hi == 0 && known == 1) {
+    mm_k8(m, columns, input, in_stride, output, col_stride, stage);
+    return 1;
+  }
   const int32_t hi0 = (m->n_lo + 3) & ~3;
   const uint32_t off = tt_dsp_stage_offset(m->input_offset);
   for (int32_t c = 0, P; c < columns; c += P) {
     const int8_t *x = input + c * in_stride;
     int8_t *out = output + c * col_stride;
-    if (chunks && columns - c >= 8) {
-      chunked_block(m, x, in_stride, out, col_stride, stage, known);
-      P = 8;
-      continue;
+    if (chunks) {   /* blocks of 6, then of 4; of 8 where not even one column fits */
+      const int32_t left = columns - c;
+      P = fit == 0 ? 8 : left >= 6 ? 6 : left >= 4 ? 4 : 0;
+      if (P > 0 && left >= P) {
+        chunked_block(m, x, in_stride, out, col_stride, stage, known, P);
+        continue;
+      }
     }
     for (P = fit; c + P > columns; P >>= 1) {
     }
