@@ -467,12 +467,18 @@ static int rows_one(const tt_dsp_mm *m, int32_t r0, int32_t r1) {
 
 /* Whether row r's output is one value whatever its inputs (tt_dsp_rq_init_constant over
  * every sum its products can make: at most sum |w| (128 + |input_offset|) in magnitude,
- * staged padding adding 0); q->c >> 1 is then that value plus the output offset. Quantized
+ * staged padding adding 0); if so, that value is written to its `columns` outputs at y. Quantized
  * models have such channels (shifts past -21, biases near int32's ends, weights often all
  * zero): two of MCUNet's first layer's 16. Only asked of rows the assembly cannot
  * requantize. */
-static int constant_row(const tt_dsp_mm *m, int32_t r, int32_t bias, tt_dsp_rq_params *q) {
-  if (m->multiplier[r] < 0 || m->shift[r] > 0) return 0;
+static __attribute__((noinline)) int constant_row(const tt_dsp_mm *m, int32_t r, int32_t bias,
+                                                  int8_t *y, int32_t columns,
+                                                  int32_t col_stride) {
+  /* the rows that can be: a right shift past the one-multiply form's, or a bias past its
+   * bound (a live row fails the test below at the cost of a pass over its weights) */
+  if (m->multiplier[r] < 0 || m->shift[r] > 0 ||
+      (m->shift[r] >= -21 && tt_dsp_bias_bounded(bias)))
+    return 0;
   int64_t weights = 0;
   for (int32_t i = 0; i < m->n_lo; ++i) {
     const int32_t w = m->w_lo[r * m->lo_stride + i];
@@ -483,8 +489,13 @@ static int constant_row(const tt_dsp_mm *m, int32_t r, int32_t bias, tt_dsp_rq_p
     weights += w < 0 ? -w : w;
   }
   const int32_t off = m->input_offset < 0 ? -m->input_offset : m->input_offset;
-  return tt_dsp_rq_init_constant(m->multiplier[r], m->shift[r], bias, weights * (128 + off),
-                                 m->output_offset, q);
+  tt_dsp_rq_params q;
+  if (!tt_dsp_rq_init_constant(m->multiplier[r], m->shift[r], bias, weights * (128 + off),
+                               m->output_offset, &q))
+    return 0;
+  const int8_t v = (int8_t)tt_fwd_clamp(q.c >> 1, m->act_min, m->act_max);
+  for (int32_t k = 0; k < columns; ++k, y += col_stride) *y = v;
+  return 1;
 }
 
 /* Rows [r0, r1) over Q staged blocks of P columns each (block q at stage + q * block words,
@@ -544,12 +555,7 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
     /* one pointer walks the row's outputs (not P induction variables across rows) */
     int8_t *y = out + r;
     __asm__("" : "+r"(y));
-    if (last && !one && constant_row(m, r, b, &q)) {
-      /* a dead channel: the same output for every column, no sums needed */
-      const int8_t v = (int8_t)tt_fwd_clamp(q.c >> 1, lo, hi);
-      for (int32_t k = 0; k < P * Q; ++k, y += col_stride) *y = v;
-      continue;
-    }
+    if (last && !one && constant_row(m, r, b, y, P * Q, col_stride)) continue;
     int32_t acc[8];
     const int direct = whole && last && one && full;      /* requantized by the assembly */
     if (direct && (first || Q == 1)) {
@@ -727,9 +733,16 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
     for (P = fit; c + P > columns; P >>= 1) {
     }
     if (m->n_hi == 0 && (m->n_lo & 3) == 0) {     /* one segment of whole groups: hot */
+      if (fit == 8 && columns - c >= 8 && ((columns - c) % 6 == 2 || (columns - c) % 6 == 3)) {
+        stage_words(stage, 8, x, in_stride, 0, m->n_lo, off);  /* one block of 8 first */
+        rows8q(m, stage, 1, out, col_stride, known);
+        P = 8;
+        continue;
+      }
       if (fit == 8 && columns - c >= 6) {
         /* as many blocks of 6 as fit (tt_dsp_rows6, the fewest instructions a MAC): a row's
-         * constants serve them all */
+         * constants serve them all. Where 6 would leave 2 or 3 columns (blocks of 2 and 1
+         * cost 1.1-1.5 a MAC in the loop), one block of 8 comes first (above) */
         const int32_t block = 6 * tt_dsp_column_words(m);
         int32_t Q = (TT_FWD_DSP_STAGE_BYTES / 4) / block;
         if (Q > (columns - c) / 6) Q = (columns - c) / 6;
