@@ -296,7 +296,8 @@ def measure(label: str, source: Path, scheme: str, steps: int, tmp: Path, ours: 
     (folder / "rig_samples.h").write_text(samples_header(xs, labels))
     cpu = cpu_flags()
     run(["arm-none-eabi-g++", *CXX, *cpu, *COMMON, *TFLM_DEFINES, f"-I{folder}", f"-I{APP}",
-         f"-I{KERNELS / 'include'}", f"-I{KERNELS / 'tflm'}", *includes, "-c",
+         f"-I{KERNELS / 'include'}", f"-I{KERNELS / 'tflm'}", f"-I{STARTUP.parent}", *includes,
+         "-c",
          HERE / "tflm_rig_main.cc", "-o", folder / "tflm_rig_main.o"], "compiling the app")
     run(["arm-none-eabi-gcc", "-std=c99", *cpu, "-O2", "-c", STARTUP, "-o",
          folder / "startup.o"], "compiling the start-up code")

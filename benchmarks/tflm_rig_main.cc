@@ -16,48 +16,16 @@
 #include "tensorflow/lite/micro/memory_helpers.h"
 
 #define RIG __attribute__((section(".rig.text"), noinline))
-
-extern "C" {
-void tt_rig_print(const char *text);
-void tt_rig_ticks64_start(void);
-uint64_t tt_rig_ticks64(void);
-uint32_t tt_rig_stack_high_water(void);
-}
+#define RIG_PRINT_FN static RIG
+#include "rig_print.h"
 
 namespace {
-
-RIG void PrintU64(uint64_t v) {
-  char buf[24];
-  int i = 23;
-  buf[i] = 0;
-  do {
-    buf[--i] = static_cast<char>('0' + static_cast<int>(v % 10u));
-    v /= 10u;
-  } while (v);
-  tt_rig_print(buf + i);
-}
-
-RIG void PrintHex(const void *data, uint32_t bytes) {
-  static const char digits[] = "0123456789abcdef";
-  const uint8_t *p = static_cast<const uint8_t *>(data);
-  char buf[65];
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < bytes; ++i) {
-    buf[n++] = digits[p[i] >> 4];
-    buf[n++] = digits[p[i] & 15];
-    if (n == 64 || i + 1 == bytes) {
-      buf[n] = 0;
-      tt_rig_print(buf);
-      n = 0;
-    }
-  }
-}
 
 RIG void Field(const char *name, uint64_t value) {
   tt_rig_print(" ");
   tt_rig_print(name);
   tt_rig_print(" ");
-  PrintU64(value);
+  rig_print_u64(value);
 }
 
 /* CRC-32 as zlib.crc32, bit by bit: the harness's own (the kernels' tt_crc32 would put code
@@ -134,7 +102,7 @@ RIG int main(void) {
     Field("status", static_cast<uint64_t>(-status));
     Field("ticks", t1 - t0);
     tt_rig_print(" loss ");
-    PrintHex(&loss, sizeof loss);
+    rig_print_hex(&loss, sizeof loss);
     tt_rig_print("\n");
     if (status != 0) return 20 - status;
   }
@@ -147,7 +115,7 @@ RIG int main(void) {
   Field("status", static_cast<uint64_t>(-status));
   Field("ticks", t1 - t0);
   tt_rig_print(" scores ");
-  PrintHex(scores, sizeof scores);
+  rig_print_hex(scores, sizeof scores);
   tt_rig_print("\n");
   if (status != 0) return 30 - status;
 

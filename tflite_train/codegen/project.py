@@ -63,13 +63,14 @@ SRAM_BUDGET  ?= 262144
 FLASH_BUDGET ?= 1048576
 RIG_OBJS := $(OUT)/rig/tt_model.o $(OUT)/rig/rig_main.o $(OUT)/rig/startup.o \\
             $(TFLITE_TRAIN_C_SRCS:$(TFLITE_TRAIN_DIR)/src/%.c=$(OUT)/rig/%.o)
-RIG_STARTUP := $(TFLITE_TRAIN_DIR)/targets/mps2_an500/startup.c
+RIG_TARGET  := $(TFLITE_TRAIN_DIR)/targets/mps2_an500
+RIG_STARTUP := $(RIG_TARGET)/startup.c
 
 rig: $(OUT)/rig.elf
 $(OUT)/rig/%.o: %.c tt_model.h | $(OUT)/rig
 \t$(ARM_CC) $(RIG_CFLAGS) $(FLAGS) -Irig -c -o $@ $<
-$(OUT)/rig/%.o: rig/%.c rig/rig_data.h rig/rig_lines.h tt_model.h | $(OUT)/rig
-\t$(ARM_CC) $(RIG_CFLAGS) $(FLAGS) -Irig -c -o $@ $<
+$(OUT)/rig/%.o: rig/%.c rig/rig_data.h rig/rig_lines.h $(RIG_TARGET)/rig_print.h tt_model.h | $(OUT)/rig
+\t$(ARM_CC) $(RIG_CFLAGS) $(FLAGS) -Irig -I$(RIG_TARGET) -c -o $@ $<
 $(OUT)/rig/%.o: $(TFLITE_TRAIN_DIR)/src/%.c | $(OUT)/rig
 \t$(ARM_CC) $(RIG_CFLAGS) $(FLAGS) -c -o $@ $<
 $(OUT)/rig/startup.o: $(RIG_STARTUP) | $(OUT)/rig
@@ -168,7 +169,8 @@ def project_files(program: Program, files: dict[str, str], constants: int,
 
 def rig_files(program: Program, samples: np.ndarray, labels: np.ndarray) -> dict[str, str]:
     """rig/: the harness (rig_main.c, rig_lines.h), the linker script and the samples it
-    trains on (the start-up code is the rig's own, micro_kernels/targets/mps2_an500)."""
+    trains on (the start-up code and its printers are the rig's own,
+    micro_kernels/targets/mps2_an500)."""
     rows = []
     for x in samples:
         flat = np.ascontiguousarray(x, np.int8).ravel()

@@ -2,48 +2,17 @@
  * (tflite_train/codegen/rig.py parses them): training steps, an inference and the
  * checkpoint regions, each timed in SysTick ticks (40 instructions each under
  * `qemu -icount shift=0`). Shared by rig_main.c and the checkpoint test's harness
- * (tests/codegen_resume_rig.c); the start-up code (micro_kernels/targets/mps2_an500)
- * provides the tt_rig_* functions. */
+ * (tests/codegen_resume_rig.c); the start-up code and rig_print.h
+ * (micro_kernels/targets/mps2_an500) provide the tt_rig_* functions and the number printers. */
 #ifndef RIG_LINES_H
 #define RIG_LINES_H
 
 #include <stdint.h>
 
 #include "rig_data.h"
+#include "rig_print.h"
 #include "tt_checkpoint.h"
 #include "tt_model.h"
-
-void tt_rig_print(const char *text);
-void tt_rig_ticks64_start(void);
-uint64_t tt_rig_ticks64(void);
-uint32_t tt_rig_stack_high_water(void);
-
-static inline void rig_print_u64(uint64_t v) {
-  char buf[24];
-  int i = 23;
-  buf[i] = 0;
-  do {
-    buf[--i] = (char)('0' + (int)(v % 10u));
-    v /= 10u;
-  } while (v);
-  tt_rig_print(buf + i);
-}
-
-static inline void rig_print_hex(const void *data, uint32_t bytes) {
-  static const char digits[] = "0123456789abcdef";
-  const uint8_t *p = (const uint8_t *)data;
-  char buf[65];
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < bytes; ++i) {
-    buf[n++] = digits[p[i] >> 4];
-    buf[n++] = digits[p[i] & 15];
-    if (n == 64 || i + 1 == bytes) {
-      buf[n] = 0;
-      tt_rig_print(buf);
-      n = 0;
-    }
-  }
-}
 
 /* Steps from .. to - 1 on the samples of rig_data.h, one "TT step" line each; stops at the
  * first status that is not TT_MODEL_OK and returns it. */
