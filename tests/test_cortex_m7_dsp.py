@@ -9,8 +9,9 @@ both Cortex-M7 builds, which must give the host's bytes. The calls: edge shapes 
 handles in a special way (channel counts not a multiple of four, odd and single-column
 blocks, the tail of a staged group, split filters at every alignment, padding, strides,
 dilation, batches, kernels whose buffer does not fit and fall back to the portable code,
-depth multipliers; ADD on every pair of int8 inputs) with requantization parameters on both sides of the one-multiply form's
-conditions (tt_fwd_dsp.h: left shifts, shifts past -21, multipliers below 2^30 or 0, biases
+depth multipliers, 8-channel pointwise rows, blocks of 6, 8 and 4 pixels, chunks of 6 and
+4; ADD on every pair of int8 inputs) with requantization parameters on both sides of the
+one-multiply form's conditions (tt_fwd_dsp.h: left shifts, shifts past -21, multipliers below 2^30 or 0, biases
 past 2^28, a large output offset, clamps that are not int8's range), and the convolution,
 depthwise and fully connected calls of a forward pass of the zoo's MobileNet-like model. The
 real models' layers (the person detector and the zoo) run through the DSP build in
@@ -113,6 +114,7 @@ def conv_calls(rng) -> None:
         (1, 3, 5, 200, 9, 1, 1, 1, 1, 0, 0, 3, 5),     # 4 columns fit: tt_dsp_rows4's LDMs
         (1, 9, 9, 3, 7, 3, 3, 2, 1, 1, 1, 5, 5),       # im2col, padding
         (1, 12, 12, 3, 16, 4, 4, 2, 1, 1, 1, 6, 6),    # MCUNet's first layer, smaller
+        (1, 4, 8, 4, 5, 3, 3, 1, 1, 1, 1, 4, 8),       # 32 columns: a block of 8, then 6s
         (2, 7, 6, 5, 4, 3, 3, 1, 2, 2, 1, 6, 5),       # dilation 2, batches, odd sizes
         (1, 6, 6, 2, 3, 5, 5, 1, 1, 2, 2, 6, 6),
         (1, 7, 7, 6, 5, 1, 1, 2, 1, 0, 0, 4, 4),       # 1x1 stride 2: not pointwise

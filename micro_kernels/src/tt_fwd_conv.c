@@ -134,13 +134,15 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
   const int whole_rows = rest == 0 && p->dilation_w == 1;
   const uint32_t off_pair = tt_dsp_stage_offset(p->input_offset);
   const int known = tt_dsp_mm_rows_one(&m);
+  const int six = p->act_min == -128 && p->act_max == 127;   /* the assembly requantizes */
   for (int32_t c = 0, P, Q; c < columns; c += P * Q) {
     /* as many blocks of 6 as fit (tt_dsp_rows6: the fewest instructions a MAC, a row's
      * constants shared by all of them), else the widest block that fits */
-    if (fit == 8 && columns - c >= 8 && ((columns - c) % 6 == 2 || (columns - c) % 6 == 3)) {
-      P = 8;                                 /* not 6 + 2 or 6 + 2 + 1: see tt_fwd_dsp.c */
+    if (fit == 8 && columns - c >= 8 &&
+        (!six || (columns - c) % 6 == 2 || (columns - c) % 6 == 3)) {
+      P = 8;                     /* as tt_dsp_mm_contiguous chooses (tt_fwd_dsp.c) */
       Q = 1;
-    } else if (fit == 8 && columns - c >= 6) {
+    } else if (fit == 8 && six && columns - c >= 6) {
       P = 6;
       Q = (TT_FWD_DSP_STAGE_BYTES / 4) / (6 * words);
       if (Q > (columns - c) / 6) Q = (columns - c) / 6;

@@ -712,6 +712,7 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
   const int chunks = fit < 4 && m->n_hi == 0 && (m->n_lo & 3) == 0;
   if (!tt_dsp_mm_ok(m) || (fit == 0 && !(chunks && columns % 8 == 0))) return 0;
   const int known = tt_dsp_mm_rows_one(m);
+  const int six = m->act_min == -128 && m->act_max == 127;
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
   if (m->n_lo == 8 && m->n_hi == 0 && known == 1) {
     mm_k8(m, columns, input, in_stride, output, col_stride, stage);
@@ -722,9 +723,9 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
   for (int32_t c = 0, P; c < columns; c += P) {
     const int8_t *x = input + c * in_stride;
     int8_t *out = output + c * col_stride;
-    if (chunks) {   /* blocks of 6, then of 4; of 8 where not even one column fits */
+    if (chunks) {   /* blocks of 6, then of 4 (as above); of 8 where not even one fits */
       const int32_t left = columns - c;
-      P = fit == 0 ? 8 : left >= 6 ? 6 : left >= 4 ? 4 : 0;
+      P = fit == 0 || !six ? 8 : left >= 6 ? 6 : left >= 4 ? 4 : 0;
       if (P > 0 && left >= P) {
         chunked_block(m, x, in_stride, out, col_stride, stage, known, P);
         continue;
@@ -733,24 +734,24 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
     for (P = fit; c + P > columns; P >>= 1) {
     }
     if (m->n_hi == 0 && (m->n_lo & 3) == 0) {     /* one segment of whole groups: hot */
-      if (fit == 8 && columns - c >= 8 && ((columns - c) % 6 == 2 || (columns - c) % 6 == 3)) {
-        stage_words(stage, 8, x, in_stride, 0, m->n_lo, off);  /* one block of 8 first */
-        rows8q(m, stage, 1, out, col_stride, known);
-        P = 8;
-        continue;
-      }
-      if (fit == 8 && columns - c >= 6) {
-        /* as many blocks of 6 as fit (tt_dsp_rows6, the fewest instructions a MAC): a row's
-         * constants serve them all. Where 6 would leave 2 or 3 columns (blocks of 2 and 1
-         * cost 1.1-1.5 a MAC in the loop), one block of 8 comes first (above) */
-        const int32_t block = 6 * tt_dsp_column_words(m);
-        int32_t Q = (TT_FWD_DSP_STAGE_BYTES / 4) / block;
-        if (Q > (columns - c) / 6) Q = (columns - c) / 6;
+      /* as many blocks as fit, a row's constants shared by all of them: of 6 pixels
+       * (tt_dsp_rows6, the fewest instructions a MAC) where the assembly requantizes (int8's
+       * whole range), one of 8 first where 6 would leave 2 or 3 (blocks of 2 and 1 cost
+       * 1.1-1.5 a MAC in the loop); else of 8 (the C requantization pays per block) */
+      const int32_t left = columns - c;
+      const int32_t W = fit < 8 ? 0 : !six || (left >= 8 && (left % 6 == 2 || left % 6 == 3)) ? 8 : 6;
+      if (W > 0 && left >= W) {
+        const int32_t block = W * tt_dsp_column_words(m);
+        int32_t Q = W == 8 && six ? 1 : (TT_FWD_DSP_STAGE_BYTES / 4) / block;
+        if (Q > left / W) Q = left / W;
         for (int32_t qb = 0; qb < Q; ++qb)
-          stage_words(stage + qb * block, 6, x + qb * 6 * in_stride, in_stride, 0, m->n_lo,
+          stage_words(stage + qb * block, W, x + qb * W * in_stride, in_stride, 0, m->n_lo,
                       off);
-        rows6q(m, stage, Q, out, col_stride, known);
-        P = 6 * Q;
+        if (W == 6)
+          rows6q(m, stage, Q, out, col_stride, known);
+        else
+          rows8q(m, stage, Q, out, col_stride, known);
+        P = W * Q;
         continue;
       }
       stage_words(stage, P, x, in_stride, 0, m->n_lo, off);
