@@ -11,11 +11,11 @@ blocks, the tail of a staged group, split filters at every alignment, padding, s
 dilation, batches, kernels whose buffer does not fit and fall back to the portable code,
 depth multipliers, 8-channel pointwise rows, blocks of 6, 8 and 4 pixels, chunks of 6 and
 4; ADD on every pair of int8 inputs) with requantization parameters on both sides of the
-one-multiply form's conditions (tt_fwd_dsp.h: left shifts, shifts past -21, multipliers below 2^30 or 0, biases
-past 2^28, a large output offset, clamps that are not int8's range), and the convolution,
-depthwise and fully connected calls of a forward pass of the zoo's MobileNet-like model. The
-real models' layers (the person detector and the zoo) run through the DSP build in
-test_cortex_m7_forward, against the same host results.
+one-multiply form's conditions (tt_fwd_dsp.h: left shifts, shifts past -21, multipliers
+below 2^30 or 0, biases past 2^28, a large output offset, clamps that are not int8's range),
+and the convolution, depthwise and fully connected calls of a forward pass of the zoo's
+MobileNet-like model. The real models' layers (the person detector and the zoo) run
+through the DSP build in test_cortex_m7_forward, against the same host results.
 """
 from __future__ import annotations
 

@@ -105,13 +105,13 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
 /* void tt_dsp_rows8(const tt_dsp_rows_args *a): every row r < a->rows of weights
  * a->w + r a->w_stride (a->n of them) times a->blocks blocks of 8 staged columns, requantized
  * into y or summed into part_out. tt_dsp_rows4/2/1: the same for blocks of 4, 2 and 1
- * columns (and 6, below); all from one template, TT_DSP_ROWS_ASM. Assembly because the 8-column loop
- * holds 14 values (8 sums, the two pointers, a weight word's two sign-extended halves, a
- * staged double word), every register the core has: gcc 12 spills three of them from the C
- * version (35 instructions a group instead of 27 + the loop), and an asm statement with 14
- * register operands is "impossible" for it at -O0/-O1/-Og (r7 is the frame pointer) and in
- * some callers at -O2; and because the loop over rows in C cost 60-80 instructions a row
- * and call, about 36 here.
+ * columns (and 6, below); all from one template, TT_DSP_ROWS_ASM. Assembly because the
+ * 8-column loop holds 14 values (8 sums, the two pointers, a weight word's two
+ * sign-extended halves, a staged double word), every register the core has: gcc 12 spills three
+ * of them from the C version (35 instructions a group instead of 27 + the loop), and an asm
+ * statement with 14 register operands is "impossible" for it at -O0/-O1/-Og (r7 is the
+ * frame pointer) and in some callers at -O2; and because the loop over rows in C cost 60-80
+ * instructions a row and call, about 36 here.
  * Per group of four weights (P = 8): LDR, 2 SXTB16, 8 LDRD, 16 SMLAD (27 instructions, 32
  * MACs); per four groups the loop's end (from the stack), CMP and BNE. The first group of a
  * block starts its sums from the row's start as SMLAD's accumulator operand (no moves); the
@@ -330,11 +330,12 @@ typedef void tt_dsp_rows_fn(const tt_dsp_rows_args *a);
  * one after the other (blocks of 1: 4 words a column), requantized into int8's whole range
  * (tt_dsp_rq_doubled, then SSAT): the row's weights stay sign-extended in four registers for
  * every column instead of being loaded again per block of columns. Per column: LDRD, 2 LDR,
- * 4 SMLAD, TT_DSP_ASM_RQ's 4 (its registers differ), STRB, and per two columns an ADD of the output pointer, CMP
- * and BNE (13.5 instructions, 8 MACs; the block form needs about 15 for a column's 8 MACs
- * with its per-block work). Registers: r0-r3 the weights [w0, w2], [w1, w3], [w4, w6],
- * [w5, w7]; r4 the start (twice the bias), r5 m, r6 c, r7 e; r8 the staged column, r9 the
- * end; r10 the output, r11 its stride; r12/lr a column's words, its sum. */
+ * 4 SMLAD, TT_DSP_ASM_RQ's 4 (its registers differ), STRB, and per two columns an ADD of
+ * the output pointer, CMP and BNE (13.5 instructions for 8 MACs; the block form took 16-18
+ * a column on the rig, with its per-block work). Registers: r0-r3 the weights [w0, w2],
+ * [w1, w3], [w4, w6], [w5, w7]; r4 the start (twice the bias), r5 m, r6 c, r7 e; r8 the
+ * staged column, r9 the end; r10 the output, r11 its stride; r12/lr a column's words, its
+ * sum. */
 typedef struct {
   const int8_t *w;           /*  0: the row's 8 weights */
   const tt_dsp_word *s;      /*  4: the first staged column */
@@ -467,8 +468,8 @@ static int rows_one(const tt_dsp_mm *m, int32_t r0, int32_t r1) {
 
 /* Whether row r's output is one value whatever its inputs (tt_dsp_rq_init_constant over
  * every sum its products can make: at most sum |w| (128 + |input_offset|) in magnitude,
- * staged padding adding 0); if so, that value is written to its `columns` outputs at y. Quantized
- * models have such channels (shifts past -21, biases near int32's ends, weights often all
+ * staged padding adding 0); if so, that value is written to its `columns` outputs at y.
+ * Quantized models have such channels (shifts past -21, biases near int32's ends, weights often all
  * zero): two of MCUNet's first layer's 16. Only asked of rows the assembly cannot
  * requantize. */
 static __attribute__((noinline)) int constant_row(const tt_dsp_mm *m, int32_t r, int32_t bias,
@@ -604,9 +605,10 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
     }
   }
 }
-/* One compiled copy of rows per block width (8: any number Q of blocks staged one after the
- * other), and one for chunks of eight columns; `known` is 0, or rows_one's answer for every
- * row plus 1 (made once per call of tt_dsp_mm_contiguous, not once per staged block). */
+/* One compiled copy of rows per block width (8 and 6: any number Q of blocks staged one
+ * after the other), and one per width of chunked columns (8, 6, 4); `known` is 0, or
+ * rows_one's answer for every row plus 1 (made once per call of tt_dsp_mm_contiguous, not
+ * once per staged block). */
 static __attribute__((noinline)) void rows8q(const tt_dsp_mm *m, const tt_dsp_word *stage,
                                              int32_t Q, int8_t *out, int32_t col_stride,
                                              int known) {
@@ -739,7 +741,9 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
        * whole range), one of 8 first where 6 would leave 2 or 3 (blocks of 2 and 1 cost
        * 1.1-1.5 a MAC in the loop); else of 8 (the C requantization pays per block) */
       const int32_t left = columns - c;
-      const int32_t W = fit < 8 ? 0 : !six || (left >= 8 && (left % 6 == 2 || left % 6 == 3)) ? 8 : 6;
+      const int32_t W = fit < 8                                                    ? 0
+                        : !six || (left >= 8 && (left % 6 == 2 || left % 6 == 3)) ? 8
+                                                                                   : 6;
       if (W > 0 && left >= W) {
         const int32_t block = W * tt_dsp_column_words(m);
         int32_t Q = W == 8 && six ? 1 : (TT_FWD_DSP_STAGE_BYTES / 4) / block;
