@@ -19,11 +19,11 @@ import numpy as np
 from . import autodiff, ops
 from . import scheme as schemes
 from .errors import ModelError, TTError, printable
-from .ir import Graph, Operator, Quantization, Tensor
+from .ir import TRAINING_KEY, Graph, Operator, Quantization, Tensor
 from .memory import OFFLINE_KEY
 from .training_ops import GRAD_DTYPES, make_op
 
-METADATA_KEY = "tflite_train"
+METADATA_KEY = TRAINING_KEY
 FORMAT_VERSION = 1
 
 # New head. The features' real range is known from their quantization (the converter
@@ -214,13 +214,15 @@ def unshare(graph: Graph, scheme: schemes.Scheme) -> list[dict]:
 
 def _make_variables(graph: Graph, params: list[int], momentum: list[int]) -> Operator:
     """Trainable tensors become variables with empty buffers; TT_INIT copies their
-    initial values from new constant tensors."""
+    initial values from new constant tensors. A copy has no quantization of its own (its
+    variable's says what its values mean, and TT_INIT copies bytes): a per-channel tensor's
+    scales would cost 4 bytes a channel of flash twice."""
     pairs = []
     for p in dict.fromkeys(params):
         t = graph.tensors[p]
         if t.is_variable:
             continue
-        init = graph.add_tensor(Tensor(f"{t.name}/init", t.shape, t.dtype, t.quant,
+        init = graph.add_tensor(Tensor(f"{t.name}/init", t.shape, t.dtype, None,
                                        data=t.data.copy()))
         t.data = None
         t.is_variable = True

@@ -20,6 +20,8 @@ TENSOR_TYPES: dict[int, str] = {
 }
 TYPE_CODES: dict[str, int] = {v: k for k, v in TENSOR_TYPES.items()}
 _ITEMSIZE = {"int4": 0.5, "string": 1, "resource": 0, "variant": 0}
+# the metadata entry that makes a model a training model (augment's record)
+TRAINING_KEY = "tflite_train"
 
 
 @dataclass

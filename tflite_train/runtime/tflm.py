@@ -166,11 +166,12 @@ def run_all(graph: Graph, model: Graph | bytes, inputs: list[np.ndarray],
 
 
 def arena_usage(model: Graph | bytes, registerers: list[str] | None = None,
-                arena_size: int | None = None) -> dict[str, int]:
+                arena_size: int | None = None, as_is: bool = False) -> dict[str, int]:
     """TFLM's own account of its arena after AllocateTensors: head (planned, non-persistent)
-    and tail (persistent) bytes, as its RecordingMicroAllocator prints them."""
+    and tail (persistent) bytes, as its RecordingMicroAllocator prints them. `as_is`: as
+    TFLMInterpreter takes it."""
     it = TFLMInterpreter(model, preserve_all=False, arena_size=arena_size,
-                         registerers=registerers)
+                         registerers=registerers, as_is=as_is)
     with captured_c_output() as out:
         it._it.print_allocations()
     usage = {}
