@@ -95,6 +95,9 @@ RECORDS = {
                                     "commit 9f23883 (before the dsp2 round)",
     "mcu_forward_before_dsp3.json": "mcu_forward.py --rig-only --json mcu_forward.json at "
                                     "commit 9f6da88 (before the dsp3 round)",
+    "mcu_forward_before_fwd_speed.json": "mcu_forward.json as committed at 6f4db7a (before "
+                                         "the fwd-speed round; the same command there "
+                                         "gave the same totals again on 2026-11-26)",
 }
 
 
