@@ -261,9 +261,14 @@ def render_before_after(data: dict, before: dict) -> str:
 
 
 JSON = "mcu_forward.json"
-BEFORE = "mcu_forward_before_dsp3.json"
+# each round's "before" is the previous round's JSON: dsp3 against 9f6da88, fwd-speed
+# (blocks of 6 columns, 8-channel rows in registers, im2col staging, ADD by tables) against
+# main at 6f4db7a
+BEFORE_DSP3 = "mcu_forward_before_dsp3.json"
+BEFORE = "mcu_forward_before_fwd_speed.json"
 TABLES = {"mcu-forward": ([JSON], render_models), "mcu-forward-code": ([JSON], render_code),
-          "mcu-forward-dsp3": ([JSON, BEFORE], render_before_after)}
+          "mcu-forward-dsp3": ([BEFORE, BEFORE_DSP3], render_before_after),
+          "mcu-forward-fwd-speed": ([JSON, BEFORE], render_before_after)}
 
 
 def rig(tmp: Path, json_path: Path | None) -> None:

@@ -37,11 +37,34 @@ import results  # noqa: E402
 PKLS = HERE.parent.parent / "shared" / "models" / "tiny-training"
 MODELS = ("mcunet-5fps", "mbv2-w0.35")
 SCHEMES = ("bias-only", "last:6", "99kb")
-VARIANTS = {"qas": "int8 + QAS", "fp32": "fp32", "int8": "int8, no QAS"}
+VARIANTS = {"qas": "int8 + QAS", "fp32": "fp32", "int8": "int8, no QAS",
+            "fp32-fq": "fp32, int8 activation grid"}
+FLOAT = ("fp32", "fp32-fq")          # the TensorFlow variants: no int8 gradients or grid
 
 
 def scheme_spec(model: str, scheme: str) -> str:
     return str(HERE / "schemes" / f"{model}_99kb.json") if scheme == "99kb" else scheme
+
+
+def fake_quantized(trainer_class):
+    """The diagnostic variant fp32-fq: FloatTrainer with every op's output rounded to the
+    int8 forward's grid (its tensor's scale and zero point, clamped to int8) and the
+    gradient passed straight through the rounding. It separates "the int8 forward computes
+    different features" from "the int8 update's arithmetic" in int8 + QAS's gap to fp32.
+    Not the int8 forward bit for bit (TensorFlow's float convolutions and one rounding per
+    output, not TFLM's fixed-point requantization): a diagnostic, not a baseline."""
+    import numpy as np
+    import tensorflow as tf
+
+    class FakeQuantized(trainer_class):
+        def _output(self, op, y):
+            t = self.graph.tensors[op.outputs[0]]
+            if t.dtype != "int8" or t.quant is None or t.quant.per_channel:
+                return y
+            s, zp = float(np.float32(t.quant.scale[0])), float(t.quant.zp)
+            q = s * (tf.clip_by_value(tf.round(y / s) + zp, -128.0, 127.0) - zp)
+            return y + tf.stop_gradient(q - y)
+    return FakeQuantized
 
 
 def run_one(job: dict) -> dict:
@@ -56,14 +79,14 @@ def run_one(job: dict) -> dict:
     from tflite_train.train import Trainer, sample_order, split
     ds = data.fashion_mnist()
     train_idx, val_idx = split(len(ds), 0.1, job["val"], 0)
-    # float32 activation gradients, as the table was measured (augment's default then; int8
-    # since the int8-default merge)
+    # the int8 variants' activation gradients: int8 (augment's default) or float32 (the
+    # default until 2026-11-26, what the first table was measured with); fp32 has none
     hyper = Hyper(qas=job["variant"] != "int8", seed=job["seed"], decay_steps=job["steps"],
-                  grad="float32")
+                  grad=job.get("grad") or "float32")
     # every variant from augment's default training graph: fp32.FloatTrainer reads the
     # float model back from it (the memory passes' record restores each layer's fused
     # activation; tests/test_fp32_baseline.py)
-    fp32 = job["variant"] == "fp32"
+    fp32 = job["variant"] in ("fp32", "fp32-fq")
     result = augment.augment(import_pkl(PKLS / f"{job['model']}.pkl"),
                              scheme_spec(job["model"], job["scheme"]), 10, hyper)
     if fp32:
@@ -71,7 +94,8 @@ def run_one(job: dict) -> dict:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         from tflite_train.fp32 import FloatTrainer
-        ft = FloatTrainer(result.graph)
+        ft = (fake_quantized(FloatTrainer) if job["variant"] == "fp32-fq"
+              else FloatTrainer)(result.graph)
         inp = result.graph.tensors[result.graph.inputs[0]]
 
         def step(i):
@@ -82,21 +106,39 @@ def run_one(job: dict) -> dict:
     else:
         tr = Trainer(result.graph, ds, engine="c")
         step, predict = tr.step, tr.predict
+    head = {}
     w0, c0 = time.time(), time.process_time()
     losses = [step(int(i)) for i in sample_order(train_idx, job["steps"], job["seed"])]
     w1, c1 = time.time(), time.process_time()
+    if not fp32:
+        from transfer import head_codes
+        head = head_codes(tr)
     hits = sum(predict(int(i)) == ds.labels[i] for i in val_idx)
     w2, c2 = time.time(), time.process_time()
     tail = losses[-max(1, len(losses) // 10):]
     return {**job, "val_accuracy": hits / len(val_idx), "val_samples": len(val_idx),
             "final_train_loss": sum(tail) / len(tail), "trained_params": trained_params(result),
-            "engine": "tensorflow" if job["variant"] == "fp32" else "c",
+            "engine": "tensorflow" if fp32 else "c",
             "train_seconds": round(w1 - w0, 1), "val_seconds": round(w2 - w1, 1),
-            "train_cpu_seconds": round(c1 - c0, 1), "val_cpu_seconds": round(c2 - c1, 1)}
+            "train_cpu_seconds": round(c1 - c0, 1), "val_cpu_seconds": round(c2 - c1, 1),
+            **head}
+
+
+def grad_of(run: dict) -> str | None:
+    """The int8 variants' activation gradients; runs from before the option were float32."""
+    return None if run["variant"] in FLOAT else run.get("grad") or "float32"
+
+
+def headroom_of(run: dict) -> float | None:
+    """The int8 variants' head weight grid, in multiples of the initial range
+    (augment.HEAD_WEIGHT_HEADROOM; runs from before the record were 16x). The fp32 variant
+    starts from the same real-valued head either way."""
+    return None if run["variant"] in FLOAT else run.get("head_headroom", 16.0)
 
 
 def key(run: dict) -> tuple:
-    return (run["model"], run["scheme"], run["variant"], run["seed"], run["steps"], run["val"])
+    return (run["model"], run["scheme"], run["variant"], grad_of(run), headroom_of(run),
+            run["seed"], run["steps"], run["val"])
 
 
 def mean_se(vals: list[float]) -> tuple[float, float | None]:
@@ -133,56 +175,96 @@ def verdict(diffs: list[float]) -> str:
     return f"{word}, unresolved (|diff| < SE)" if abs(m) < se else word
 
 
-def table(runs: list[dict], steps: int, val: int) -> str:
-    """Markdown: one row per model and scheme, a column per variant: validation accuracy,
-    mean +- standard error over the seeds; int8 + QAS minus fp32 and int8 without QAS minus
-    int8 + QAS, paired by seed (mean +- standard error of the per-seed differences)."""
+GRAD_NAMES = {"int8": "int8", "float32": "float32"}
+
+
+def column(variant: str, grad: str | None, headroom: float | None) -> str:
+    """A column's name: the variant, and for the int8 ones their activation gradients and
+    head weight grid."""
+    return VARIANTS[variant] + ("" if grad is None else
+                                f" ({GRAD_NAMES[grad]} gradients, head {headroom:g}x)")
+
+
+def short(c: tuple) -> str:
+    return f"QAS ({c[1]}, {c[2]:g}x)"
+
+
+def table(runs: list[dict], steps: int, val: int, main: bool = True) -> str:
+    """Markdown: one row per model and scheme; validation accuracy, mean +- standard error
+    over the seeds, of a column per variant, activation gradients and head grid. `main`:
+    the newest int8 + QAS column (the finest head grid, int8 gradients first), fp32 and
+    int8 without QAS; else the other int8 + QAS columns, fp32 and the diagnostic fp32-fq.
+    Then, paired by seed (mean +- standard error of the per-seed differences): each int8 +
+    QAS column minus fp32 and its verdict, int8 without QAS minus the first int8 + QAS
+    column, and fp32 and each int8 + QAS column minus fp32-fq."""
     acc: dict[tuple, dict[int, float]] = {}
     params: dict[tuple, int] = {}
     for r in runs:
         if r["steps"] == steps and r["val"] == val:
-            acc.setdefault((r["model"], r["scheme"], r["variant"]), {})[r["seed"]] = (
-                100 * r["val_accuracy"])
+            c = (r["variant"], grad_of(r), headroom_of(r))
+            acc.setdefault((r["model"], r["scheme"]) + c, {})[r["seed"]] = 100 * r["val_accuracy"]
             params[(r["model"], r["scheme"])] = r["trained_params"]
-    lines = ["| model | scheme | trained params | " + " | ".join(VARIANTS.values())
-             + " | QAS - fp32 | QAS vs fp32 | no QAS - QAS |",
-             "|---|---|---:|" + "---:|" * (len(VARIANTS) + 1) + "---|---:|"]
+    order = {"qas": 0, "fp32": 1, "fp32-fq": 2, "int8": 3}
+    present = sorted({k[2:] for k in acc},
+                     key=lambda c: (order[c[0]], c[2] or 0, c[1] != "int8"))
+    fp, fq = ("fp32", None, None), ("fp32-fq", None, None)
+    qas_all = [c for c in present if c[0] == "qas"]
+    if main:
+        cols = [c for c in present if c in qas_all[:1] or c == fp or c[0] == "int8"]
+    else:
+        cols = [c for c in present if c in qas_all[1:] or c in (fp, fq)]
+    qas = [c for c in cols if c[0] == "qas"]
+    nq = [c for c in cols if c[0] == "int8"][:1] if qas else []
+    diag = [c for c in [fp] + qas if fq in cols]
+    head = (["model", "scheme", "trained params"] + [column(*c) for c in cols]
+            + [h for c in qas for h in (f"{short(c)} - fp32", f"{short(c)} vs fp32")]
+            + [f"no QAS - {short(qas[0])}" for _ in nq]
+            + [f"{'fp32' if c == fp else short(c)} - fp32 on the int8 grid" for c in diag])
+    align = (["---", "---", "---:"] + ["---:"] * len(cols) + ["---:", "---"] * len(qas)
+             + ["---:"] * (len(nq) + len(diag)))
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     for model in MODELS:
         for scheme in SCHEMES:
             if (model, scheme) not in params:
                 continue
-            cell = {v: acc.get((model, scheme, v), {}) for v in VARIANTS}
-            qf = paired(cell["qas"], cell["fp32"])
-            nq = paired(cell["int8"], cell["qas"])
-            lines.append(f"| {model} | {scheme} | {params[(model, scheme)]:,} | "
-                         + " | ".join(fmt(list(cell[v].values())) for v in VARIANTS)
-                         + f" | {fmt(qf, '+')} | {verdict(qf)} | {fmt(nq, '+')} |")
+            cell = {c: acc.get((model, scheme) + c, {}) for c in present}
+            row = [model, scheme, f"{params[(model, scheme)]:,}"]
+            row += [fmt(list(cell[c].values())) for c in cols]
+            for c in qas:
+                qf = paired(cell[c], cell.get(fp, {}))
+                row += [fmt(qf, "+"), verdict(qf)]
+            row += [fmt(paired(cell[c], cell[qas[0]]), "+") for c in nq]
+            row += [fmt(paired(cell[c], cell[fq]), "+") for c in diag]
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
 def times(runs: list[dict], steps: int, val: int) -> str:
-    """CPU seconds per run (mean over its runs) of training and of validation, per variant."""
+    """CPU seconds per run (mean over its runs) of training and of validation, per column."""
     out = []
-    for v, name in VARIANTS.items():
-        rs = [r for r in runs if r["variant"] == v and r["steps"] == steps and r["val"] == val
-              and "train_cpu_seconds" in r]
-        if rs:
-            t = sum(r["train_cpu_seconds"] for r in rs) / len(rs)
-            e = sum(r["val_cpu_seconds"] for r in rs) / len(rs)
-            out.append(f"{name} ({rs[0]['engine']}): train {t:.0f} s ({1000 * t / steps:.0f} ms "
-                       f"a step), validation {e:.0f} s ({1000 * e / val:.1f} ms a sample)")
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        if r["steps"] == steps and r["val"] == val and "train_cpu_seconds" in r:
+            groups.setdefault((r["variant"], grad_of(r), headroom_of(r)), []).append(r)
+    for c, rs in groups.items():
+        t = sum(r["train_cpu_seconds"] for r in rs) / len(rs)
+        e = sum(r["val_cpu_seconds"] for r in rs) / len(rs)
+        out.append(f"{column(*c)} ({rs[0]['engine']}): train {t:.0f} s "
+                   f"({1000 * t / steps:.0f} ms a step), validation {e:.0f} s "
+                   f"({1000 * e / val:.1f} ms a sample)")
     return "; ".join(out)
 
 
 def render(doc: dict) -> str:
     steps, val = doc["steps"], doc["val"]
     runs = [r for r in doc["runs"] if r["steps"] == steps and r["val"] == val]
-    done = len(runs)
-    return (f"{steps} steps, {val} validation samples; {done} of "
-            f"{len(MODELS) * len(SCHEMES) * len(VARIANTS) * len(doc['seeds'])} runs "
-            f"(seeds {','.join(map(str, doc['seeds']))}). Validation accuracy in %, mean +- "
-            "standard error over the n seeds run; the differences are paired by seed (the "
-            "seeds both variants have).\n\n" + table(runs, steps, val)
+    return (f"{steps} steps, {val} validation samples; {len(runs)} runs, seeds "
+            f"{','.join(map(str, doc['seeds']))} (n per cell below). Validation accuracy in %, "
+            "mean +- standard error over the n seeds run; the differences are paired by seed "
+            "(the seeds both columns have). The product's default (int8 activation gradients, "
+            "the finest head grid) first; the earlier int8 + QAS columns and the diagnostic "
+            "(fp32 with every activation on the int8 forward's grid) below.\n\n"
+            + table(runs, steps, val) + "\n\n" + table(runs, steps, val, main=False)
             + "\n\nCPU time per run, mean (one process, niced, on the shared machine): "
             + times(runs, steps, val) + ".\n")
 
@@ -199,6 +281,9 @@ def main() -> None:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--schemes", default=",".join(SCHEMES))
     ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--grad", default="int8",
+                    help="activation gradients of the int8 variants: int8 (augment's default) "
+                         "or float32; comma-separated for both")
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
     ap.add_argument("--json", type=Path, default=HERE / JSON_NAME)
     args = ap.parse_args()
@@ -211,10 +296,13 @@ def main() -> None:
                seeds=sorted(set(doc.get("seeds", []) if doc.get("steps") == args.steps
                                 and doc.get("val") == args.val else []) | set(seeds)))
     done = {key(r) for r in doc["runs"]}
+    from tflite_train.augment import HEAD_WEIGHT_HEADROOM
     jobs = [{"model": m, "scheme": s, "variant": v, "seed": seed, "steps": args.steps,
-             "val": args.val}
+             "val": args.val,
+             **({} if v in FLOAT else {"grad": g, "head_headroom": HEAD_WEIGHT_HEADROOM})}
             for seed in seeds for m in args.models.split(",")
-            for s in args.schemes.split(",") for v in args.variants.split(",")]
+            for s in args.schemes.split(",") for v in args.variants.split(",")
+            for g in (["-"] if v in FLOAT else args.grad.split(","))]
     todo = [j for j in jobs if key(j) not in done]
     print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already in {args.json}; "
           f"running {len(todo)} with {args.jobs} process(es)", flush=True)
@@ -222,7 +310,9 @@ def main() -> None:
         for r in pool.imap_unordered(run_one, todo):
             doc["runs"].append(r)
             results.save(args.json, doc, JSON_NAME, TABLES)
-            print(f"  {r['model']} {r['scheme']} {VARIANTS[r['variant']]} seed {r['seed']}: "
+            print(f"  {r['model']} {r['scheme']} "
+                  f"{column(r['variant'], grad_of(r), headroom_of(r))} "
+                  f"seed {r['seed']}: "
                   f"{100 * r['val_accuracy']:.1f}% (CPU: train {r['train_cpu_seconds']:.0f} s, "
                   f"validation {r['val_cpu_seconds']:.0f} s)", flush=True)
     print()

@@ -38,6 +38,16 @@ RUNS = {
                                         "--val", "3000", "--seeds", "3,4,5", "--variants", "qas",
                                         "--grad", "float32,int8", "--json",
                                         "transfer_int8_grads_sparse_more.json"],
+    # the int8 + QAS rows on the new head's 8x grid; the three above were measured on the
+    # 16x grid of before 9c6f254 (rerun today, they give 8x rows)
+    "transfer_head8x": ["transfer.py", "--steps", "1000", "--val", "3000", "--seeds", "0,1,2",
+                        "--variants", "qas", "--grad", "int8", "--json",
+                        "transfer_head8x.json"],
+    "transfer_head8x_sparse_more": ["transfer.py", "--schemes",
+                                    "schemes/person_detect_sparse.json", "--steps", "1000",
+                                    "--val", "3000", "--seeds", "3,4,5", "--variants", "qas",
+                                    "--grad", "int8", "--json",
+                                    "transfer_head8x_sparse_more.json"],
     "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
     "codegen": ["codegen.py", "--kernels", "dsp,portable", "--json", "codegen_results.json"],
     "codegen_int8": ["codegen.py", "--grad", "int8", "--no-full", "--kernels", "dsp,portable",
@@ -93,6 +103,9 @@ RECORDS = {
                                     "commit 9f23883 (before the dsp2 round)",
     "mcu_forward_before_dsp3.json": "mcu_forward.py --rig-only --json mcu_forward.json at "
                                     "commit 9f6da88 (before the dsp3 round)",
+    "mcu_forward_before_fwd_speed.json": "mcu_forward.json as committed at 6f4db7a (before "
+                                         "the fwd-speed round; the same command there "
+                                         "gave the same totals again on 2026-11-26)",
 }
 
 

@@ -36,6 +36,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+import numpy as np  # noqa: E402
+
 from tflite_train import augment, data, memory, tflite_io  # noqa: E402
 from tflite_train.autodiff import Hyper  # noqa: E402
 from tflite_train.compare import trained_params  # noqa: E402
@@ -55,6 +57,16 @@ GRADS = {"float32": ("float32", "stochastic"), "int8": ("int8", "stochastic"),
          "int8-nearest": ("int8", "nearest")}
 
 
+def head_codes(trainer) -> dict:
+    """The new head's int8 weights after training: the largest |code| and the share at the
+    grid's end (+-127), which says whether its headroom (augment.HEAD_WEIGHT_HEADROOM) was
+    used up."""
+    w = np.abs(next(v for i, v in trainer.executor.variables.items()
+                    if trainer.graph.tensors[i].name == "head/weights").astype(np.int32))
+    return {"head_max_code": int(w.max()), "head_saturated": float(np.mean(w >= 127)),
+            "head_headroom": augment.HEAD_WEIGHT_HEADROOM}
+
+
 def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, val_idx) -> dict:
     dtype, grad_rounding = GRADS[grad if variant != "fp32" else "float32"]
     hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
@@ -65,6 +77,7 @@ def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, va
     result = augment.augment(tflite_io.load(args.model), scheme, len(ds.classes), hyper)
     parts = memory.training_parts(result.graph)
     t0 = time.time()
+    head = {}
     if variant == "fp32":
         from tflite_train.fp32 import FloatTrainer
         ft = FloatTrainer(result.graph)
@@ -77,13 +90,14 @@ def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, va
         tr = Trainer(result.graph, ds, args.engine)
         for i in sample_order(train_idx, args.steps, seed):
             tr.step(i)
+        head = head_codes(tr)
         hits = sum(tr.predict(int(i)) == ds.labels[i] for i in val_idx)
     return {"scheme": Path(scheme).stem if scheme.endswith(".json") else scheme,
             "variant": VARIANTS[variant], "grad": "-" if variant == "fp32" else grad,
             "seed": seed, "val_accuracy": hits / len(val_idx),
             "trained_params": trained_params(result),
             "saved_activation_bytes": parts.saved_bytes, "mask_bytes": parts.mask_bytes,
-            "seconds": round(time.time() - t0, 1)}
+            "seconds": round(time.time() - t0, 1), **head}
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
@@ -229,6 +243,53 @@ def render_grads(*runs: dict) -> str:
     return summary([r for run in runs for r in run["rows"]])
 
 
+def render_head_grid(new: dict, more: dict, *old: dict) -> str:
+    """int8 + QAS with int8 gradients on the new head's 8x grid (`new` and `more`, seeds 0-2
+    of every scheme and 3-5 of the sparse one; the default since 2026-11-26) against the
+    same on the 16x grid and fp32 (`old`: the int8-gradient tables' runs; fp32 starts from
+    the same real-valued head on either grid), per scheme:
+    accuracy per seed, mean and standard error, then the paired differences on the seeds
+    both have, and the head's largest |code| and share at +-127 after training."""
+    qas16 = (VARIANTS["qas"], "int8")
+    acc: dict[tuple, dict[int, float]] = {}
+    codes: dict[str, list[tuple[int, float]]] = {}
+    rows = new["rows"] + more["rows"]
+    for r in rows:
+        acc.setdefault((r["scheme"], "8x"), {})[r["seed"]] = 100 * r["val_accuracy"]
+        codes.setdefault(r["scheme"], []).append((r["head_max_code"], r["head_saturated"]))
+    for run in old:
+        for r in run["rows"]:
+            if (r["variant"], r.get("grad")) == qas16:
+                acc.setdefault((r["scheme"], "16x"), {})[r["seed"]] = 100 * r["val_accuracy"]
+            elif r["variant"] == VARIANTS["fp32"]:
+                acc.setdefault((r["scheme"], "fp32"), {})[r["seed"]] = 100 * r["val_accuracy"]
+    names = {"8x": "int8 + QAS, int8 gradients, head 8x", "16x":
+             "int8 + QAS, int8 gradients, head 16x", "fp32": "fp32"}
+    out = ["| scheme | row | seeds | mean | s.e. |", "|---|---|---|---:|---:|"]
+    pairs = ["| scheme | row | per seed | mean | s.e. | head: largest code, share at +-127 "
+             "(8x, per seed) |", "|---|---|---|---:|---:|---|"]
+    for scheme in dict.fromkeys(r["scheme"] for r in rows):
+        for row in ("8x", "16x", "fp32"):
+            by_seed = acc.get((scheme, row), {})
+            if by_seed:
+                m, se = mean_se(list(by_seed.values()))
+                out.append(f"| {scheme} | {names[row]} | "
+                           + " / ".join(f"{s}: {v:.1f}" for s, v in sorted(by_seed.items()))
+                           + f" | {m:.2f} | {se:.2f} |")
+        mine = acc[(scheme, "8x")]
+        for row in ("16x", "fp32"):
+            base = acc.get((scheme, row), {})
+            d = [mine[s] - base[s] for s in sorted(mine) if s in base]
+            if d:
+                m, se = mean_se(d)
+                pairs.append(f"| {scheme} | head 8x - {names[row]} | "
+                             + " / ".join(f"{v:+.1f}" for v in d) + f" | {m:+.2f} | {se:.2f} | "
+                             + (" / ".join(f"{c}, {100 * f:.2f}%" for c, f in codes[scheme])
+                                if row == "16x" else "") + " |")
+    return "\n".join(out + ["", "Paired differences in points (same seed: same initial head, "
+                             "samples and validation set):", ""] + pairs)
+
+
 TABLES = {
     "transfer": (["transfer_results.json"], render_rows),
     "transfer-int8-grads": (["transfer_int8_grads.json", "transfer_int8_grads_more.json",
@@ -236,6 +297,10 @@ TABLES = {
     "transfer-seeds": (["transfer_results.json", "transfer_seed1.json", "transfer_seed2.json"],
                        render_seeds),
     "transfer-constant-lr": (["transfer_constant_lr.json"], render_rows),
+    "transfer-head-grid": (["transfer_head8x.json", "transfer_head8x_sparse_more.json",
+                            "transfer_int8_grads.json",
+                            "transfer_int8_grads_more.json",
+                            "transfer_int8_grads_sparse_more.json"], render_head_grid),
 }
 
 

@@ -9,12 +9,13 @@ both Cortex-M7 builds, which must give the host's bytes. The calls: edge shapes 
 handles in a special way (channel counts not a multiple of four, odd and single-column
 blocks, the tail of a staged group, split filters at every alignment, padding, strides,
 dilation, batches, kernels whose buffer does not fit and fall back to the portable code,
-depth multipliers) with requantization parameters on both sides of the one-multiply form's
-conditions (tt_fwd_dsp.h: left shifts, shifts past -21, multipliers below 2^30 or 0, biases
-past 2^28, a large output offset, clamps that are not int8's range), and the convolution,
-depthwise and fully connected calls of a forward pass of the zoo's MobileNet-like model. The
-real models' layers (the person detector and the zoo) run through the DSP build in
-test_cortex_m7_forward, against the same host results.
+depth multipliers, 8-channel pointwise rows, blocks of 6, 8 and 4 pixels, chunks of 6 and
+4; ADD on every pair of int8 inputs) with requantization parameters on both sides of the
+one-multiply form's conditions (tt_fwd_dsp.h: left shifts, shifts past -21, multipliers
+below 2^30 or 0, biases past 2^28, a large output offset, clamps that are not int8's range),
+and the convolution, depthwise and fully connected calls of a forward pass of the zoo's
+MobileNet-like model. The real models' layers (the person detector and the zoo) run
+through the DSP build in test_cortex_m7_forward, against the same host results.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from tflite_train.runtime import c_forward
 
 DSP_KERNELS = {"tt_conv2d_s8", "tt_conv2d_split_s8", "tt_fully_connected_s8",
                "tt_fully_connected_split_s8", "tt_depthwise_conv2d_s8",
-               "tt_depthwise_conv2d_inplace_s8"}
+               "tt_depthwise_conv2d_inplace_s8", "tt_add_s8"}
 INCLUDE = str(c_forward.MICRO_KERNELS / "include")
 # (-mcpu, -mfpu or None, whether the core has the DSP extension)
 CORES = [("cortex-m7", "fpv5-sp-d16", True), ("cortex-m4", "fpv4-sp-d16", True),
@@ -98,6 +99,7 @@ def conv_calls(rng) -> None:
         (1, 4, 4, 64, 17, 1, 1, 1, 1, 0, 0, 4, 4),
         (1, 2, 3, 300, 3, 1, 1, 1, 1, 0, 0, 2, 3),     # 600-byte columns: in chunks
         (1, 3, 3, 320, 40, 1, 1, 1, 1, 0, 0, 3, 3),    # chunks, three blocks of rows
+        (1, 2, 5, 320, 7, 1, 1, 1, 1, 0, 0, 2, 5),     # chunks of 6 columns, then of 4
         (1, 2, 3, 301, 5, 1, 1, 1, 1, 0, 0, 2, 3),     # 301: blocks of 2 whole columns
         (1, 2, 4, 1100, 3, 1, 1, 1, 1, 0, 0, 2, 4),    # a column past the buffer: chunks
         (1, 1, 3, 1100, 2, 1, 1, 1, 1, 0, 0, 1, 3),    # and not 8 of them: portable
@@ -109,8 +111,10 @@ def conv_calls(rng) -> None:
         (1, 3, 11, 20, 7, 1, 1, 1, 1, 0, 0, 3, 11),    # five groups
         (2, 4, 5, 24, 5, 1, 1, 1, 1, 0, 0, 4, 5),      # six, batches
         (1, 2, 8, 14, 3, 1, 1, 1, 1, 0, 0, 2, 8),      # three groups and a half
+        (1, 3, 5, 200, 9, 1, 1, 1, 1, 0, 0, 3, 5),     # 4 columns fit: tt_dsp_rows4's LDMs
         (1, 9, 9, 3, 7, 3, 3, 2, 1, 1, 1, 5, 5),       # im2col, padding
         (1, 12, 12, 3, 16, 4, 4, 2, 1, 1, 1, 6, 6),    # MCUNet's first layer, smaller
+        (1, 4, 8, 4, 5, 3, 3, 1, 1, 1, 1, 4, 8),       # 32 columns: a block of 8, then 6s
         (2, 7, 6, 5, 4, 3, 3, 1, 2, 2, 1, 6, 5),       # dilation 2, batches, odd sizes
         (1, 6, 6, 2, 3, 5, 5, 1, 1, 2, 2, 6, 6),
         (1, 7, 7, 6, 5, 1, 1, 2, 1, 0, 0, 4, 4),       # 1x1 stride 2: not pointwise
@@ -151,6 +155,21 @@ def conv_calls(rng) -> None:
             c_forward.call("tt_fully_connected_split_s8", p, m, sh, batches, depth, x, units,
                            np.ascontiguousarray(f[:, :split]), split,
                            np.ascontiguousarray(f[:, split:]), b, y)
+
+
+def pointwise8_calls(rng) -> None:
+    """1x1 convolutions of 8 input channels whose every row requantizes in int8's whole range
+    (tt_dsp_row8: the weights held in registers): an odd and an even number of columns, more
+    than one staged batch of 128, the offsets' extremes; and with edge quantization (the
+    block form)."""
+    for k, (h, w, co) in enumerate([(5, 7, 9), (12, 13, 5), (4, 8, 16)]):
+        p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, *ACTIVATIONS[k % 3])
+        x, f = int8(rng, (1, h, w, 8)), weights(rng, (co, 1, 1, 8))
+        for kind in ("real", "edge"):
+            m, sh = quantization(rng, co, kind)
+            y = np.empty((1, h, w, co), np.int8)
+            c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f,
+                           biases(rng, co, False) if k else None, dims(y.shape), y)
 
 
 def depthwise_calls(rng) -> None:
@@ -242,12 +261,35 @@ def requantization_calls() -> None:
                        f, b, dims(y.shape), y)
 
 
+def add_calls() -> None:
+    """tt_add_s8 on every pair of int8 inputs (a 256 x 256 grid) for
+    parameters on both sides of the DSP version's conditions (tt_fwd_elementwise.c): the
+    output multiplier 2^30 (ties), 2^31 - 1, output shifts -1, -21 and -22, input multipliers
+    2^30 with shift 0 (the larger scale's input) and 2^31 - 1, offsets at int8's ends, an
+    output offset past +-256, scaled inputs whose sum reaches 2^29, and a clamp."""
+    a = np.tile(np.arange(-128, 128, dtype=np.int8), 256)
+    b = np.repeat(np.arange(-128, 128, dtype=np.int8), 256)
+    for params in (
+            (0, -14, 12, 20, 1150568910, -1, 1 << 30, 0, 1082203597, -18, -128, 127),
+            (128, -127, -128, 20, (1 << 31) - 1, -1, 1 << 30, -3, 1 << 30, -21, -128, 127),
+            (-127, 128, 255, 20, 1 << 30, 0, (1 << 31) - 1, -2, (1 << 31) - 1, -1, -128, 127),
+            (3, -5, -256, 20, 1518500250, -1, 1 << 30, 0, 1904674158, -19, -20, 50),
+            (1, 1, 4, 20, 2069100239, -1, 1 << 30, 0, 1600434252, -22, -128, 127),
+            (7, 7, 256, 20, 2069100239, -1, 1 << 30, 0, 1600434252, -19, -128, 127),
+            (128, 128, 0, 20, (1 << 31) - 1, 0, (1 << 31) - 1, 0, 1 << 30, -8, -128, 127)):
+        p = c_forward.AddParams(*params)
+        out = np.empty_like(a)
+        c_forward.call("tt_add_s8", p, a, b, a.size, out)
+
+
 def edge_calls() -> list:
     calls: list = []
     rng = np.random.default_rng(9)
     with recording(calls):
         requantization_calls()
+        add_calls()
         conv_calls(rng)
+        pointwise8_calls(rng)
         depthwise_calls(rng)
     return calls
 
@@ -341,7 +383,7 @@ def test_build_flag_selects_the_kernels(tmp_path):
     make = ["make", "-s", "-C", str(root), f"BUILD={tmp_path / 'make'}", "cortex-m7"]
     subprocess.run(make, check=True, capture_output=True)
     subprocess.run(make + ["TFLITE_TRAIN_KERNELS=portable"], check=True, capture_output=True)
-    assert "tt_dsp_mm_block" in dsp_symbols(tmp_path / "make" / "m7" / "libtt_kernels.a")
+    assert "tt_dsp_mm_blocks" in dsp_symbols(tmp_path / "make" / "m7" / "libtt_kernels.a")
     assert not dsp_symbols(tmp_path / "make" / "m7-portable" / "libtt_kernels.a")
     res = subprocess.run(make + ["TFLITE_TRAIN_KERNELS=neon"], capture_output=True, text=True)
     assert res.returncode != 0 and "TFLITE_TRAIN_KERNELS must be dsp or portable" in res.stderr

@@ -31,7 +31,10 @@
  * Cortex-M DSP versions. On a core with the DSP extension (__ARM_FEATURE_DSP: Cortex-M4,
  * M7, M33, ...) the convolution, fully connected and depthwise kernels compile to versions
  * that stage int8 data as int16 pairs and multiply-accumulate two at a time (SMLAD),
- * requantizing with one SMMLAR; every other core (M0+, M3, x86) compiles the portable C99.
+ * requantizing with one SMMLAR, and the same-shape ADD (tt_add_s8) to one that looks both
+ * inputs' rescaled values up in two 256-entry tables (2 KB of stack, built per call) and
+ * requantizes their sum with one SMMLAR; every other core (M0+, M3, x86) compiles the
+ * portable C99.
  * Same signatures, same bits (the DSP build is tested against the portable one on the
  * Cortex-M7, tests/test_cortex_m7_dsp.py); -DTT_PORTABLE forces the portable code (the
  * build flag TFLITE_TRAIN_KERNELS=portable: tflite_train.inc, CMakeLists.txt). The

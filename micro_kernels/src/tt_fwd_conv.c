@@ -126,53 +126,89 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
   const tt_dsp_mm m = {filter_lo, filter_hi, taps * k, taps * rest, taps * k, taps * rest, co,
                        bias, multiplier, shift, p->input_offset, p->output_offset,
                        p->act_min, p->act_max};
-  int32_t P = tt_dsp_block_columns(&m, TT_FWD_DSP_STAGE_BYTES);
-  if (P == 0 || !tt_dsp_mm_ok(&m)) return 0;
+  const int32_t fit = tt_dsp_block_columns(&m, TT_FWD_DSP_STAGE_BYTES);
+  if (fit == 0 || !tt_dsp_mm_ok(&m)) return 0;
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
   const int32_t hi0 = (m.n_lo + 3) & ~3, columns = out->n * out->h * out->w;
+  const int32_t words = tt_dsp_column_words(&m);
   const int whole_rows = rest == 0 && p->dilation_w == 1;
   const uint32_t off_pair = tt_dsp_stage_offset(p->input_offset);
   const int known = tt_dsp_mm_rows_one(&m);
-  for (int32_t c = 0; c < columns; c += P) {
-    while (c + P > columns) P >>= 1;
-    for (int32_t j = 0; j < P; ++j) {
-      const int32_t b = (c + j) / (out->h * out->w), pix = (c + j) % (out->h * out->w);
-      const int32_t iy0 = pix / out->w * p->stride_h - p->pad_top;
-      const int32_t ix0 = pix % out->w * p->stride_w - p->pad_left;
+  const int six = p->act_min == -128 && p->act_max == 127;   /* the assembly requantizes */
+  for (int32_t c = 0, P, Q; c < columns; c += P * Q) {
+    /* as many blocks of 6 as fit (tt_dsp_rows6: the fewest instructions a MAC, a row's
+     * constants shared by all of them), else the widest block that fits */
+    if (fit == 8 && columns - c >= 8 &&
+        (!six || (columns - c) % 6 == 2 || (columns - c) % 6 == 3)) {
+      P = 8;                     /* as tt_dsp_mm_contiguous chooses (tt_fwd_dsp.c) */
+      Q = 1;
+    } else if (fit == 8 && six && columns - c >= 6) {
+      P = 6;
+      Q = (TT_FWD_DSP_STAGE_BYTES / 4) / (6 * words);
+      if (Q > (columns - c) / 6) Q = (columns - c) / 6;
+    } else {
+      for (P = fit, Q = 1; c + P > columns; P >>= 1) {
+      }
+    }
+    /* the first column's pixel; the others' by counting */
+    int32_t b = c / (out->h * out->w), oy = c % (out->h * out->w) / out->w, ox = c % out->w;
+    for (int32_t col = 0; col < P * Q; ++col, ++ox) {
+      if (ox == out->w) {
+        ox = 0;
+        if (++oy == out->h) {
+          oy = 0;
+          ++b;
+        }
+      }
+      tt_dsp_word *blk = stage + col / P * P * words;
+      const int32_t j = col % P;
+      const int32_t iy0 = oy * p->stride_h - p->pad_top;
+      const int32_t ix0 = ox * p->stride_w - p->pad_left;
+      if (whole_rows && (kw * ci & 3) == 0 && ix0 >= 0 && ix0 + kw <= in->w && iy0 >= 0 &&
+          iy0 + (kh - 1) * p->dilation_h < in->h) {
+        /* the whole window inside the image: kh runs of kw * ci bytes, whole groups */
+        const int8_t *x = input + ((b * in->h + iy0) * in->w + ix0) * ci;
+        tt_dsp_word *s = blk + 2 * j;
+        const int32_t row_step = p->dilation_h * in->w * ci - kw * ci;
+        for (int32_t ky = 0; ky < kh; ++ky, x += row_step)
+          for (const int8_t *end = x + kw * ci; x != end; x += 4, s += 2 * P)
+            tt_dsp_stage4(s, off_pair, tt_dsp_load4(x));
+        continue;
+      }
       int32_t kx0, kx1;
       tt_fwd_tap_range(ix0, p->dilation_w, kw, in->w, &kx0, &kx1);
       for (int32_t ky = 0; ky < kh; ++ky) {
         const int32_t iy = iy0 + ky * p->dilation_h, t0 = ky * kw;
         if (iy < 0 || iy >= in->h) {
-          tt_dsp_stage_zeros(stage, P, j, t0 * k, kw * k);
-          tt_dsp_stage_zeros(stage, P, j, hi0 + t0 * rest, kw * rest);
+          tt_dsp_stage_zeros(blk, P, j, t0 * k, kw * k);
+          tt_dsp_stage_zeros(blk, P, j, hi0 + t0 * rest, kw * rest);
           continue;
         }
         const int8_t *row = input + (b * in->h + iy) * in->w * ci;
         if (whole_rows && kx0 == 0 && kx1 == kw && (t0 * k & 3) == 0 && (kw * ci & 3) == 0) {
           /* kw * ci contiguous bytes, whole groups: a word at a time, inline */
           const int8_t *x = row + ix0 * ci, *end = x + kw * ci;
-          for (tt_dsp_word *s = stage + 2 * ((t0 * k >> 2) * P + j); x != end; x += 4, s += 2 * P)
+          for (tt_dsp_word *s = blk + 2 * ((t0 * k >> 2) * P + j); x != end; x += 4, s += 2 * P)
             tt_dsp_stage4(s, off_pair, tt_dsp_load4(x));
         } else if (whole_rows && kx0 == 0 && kx1 == kw) {
-          tt_dsp_stage(stage, P, j, t0 * k, row + ix0 * ci, kw * ci, p->input_offset);
+          tt_dsp_stage(blk, P, j, t0 * k, row + ix0 * ci, kw * ci, p->input_offset);
         } else {
           for (int32_t kx = 0; kx < kw; ++kx) {
             const int32_t t = t0 + kx;
             if (kx < kx0 || kx >= kx1) {
-              tt_dsp_stage_zeros(stage, P, j, t * k, k);
-              tt_dsp_stage_zeros(stage, P, j, hi0 + t * rest, rest);
+              tt_dsp_stage_zeros(blk, P, j, t * k, k);
+              tt_dsp_stage_zeros(blk, P, j, hi0 + t * rest, rest);
             } else {
               const int8_t *x = row + (ix0 + kx * p->dilation_w) * ci;
-              tt_dsp_stage(stage, P, j, t * k, x, k, p->input_offset);
-              tt_dsp_stage(stage, P, j, hi0 + t * rest, x + k, rest, p->input_offset);
+              tt_dsp_stage(blk, P, j, t * k, x, k, p->input_offset);
+              tt_dsp_stage(blk, P, j, hi0 + t * rest, x + k, rest, p->input_offset);
             }
           }
         }
       }
-      tt_dsp_stage_pad(&m, stage, P, j);
+      tt_dsp_stage_pad(&m, blk, P, j);
     }
-    tt_dsp_mm_block(&m, stage, P, output + c * co, co, known);
+    tt_dsp_mm_blocks(&m, stage, P, Q, output + c * co, co, known);
   }
   return 1;
 }

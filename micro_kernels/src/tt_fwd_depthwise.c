@@ -969,7 +969,7 @@ static int dw_dsp_multiplier(const tt_fwd_conv_params *p, const int32_t *multipl
         }
         tt_dsp_stage_pad(&mm, stage, P, q);
       }
-      tt_dsp_mm_block(&mm, stage, P, output + col * cm + c * m, cm, known);
+      tt_dsp_mm_blocks(&mm, stage, P, 1, output + col * cm + c * m, cm, known);
     }
   }
   return 1;

@@ -5,10 +5,12 @@
  * One row (output channel) at a time against a block of P columns: a filter word is loaded
  * and sign-extended once ([w0, w2], [w1, w3]) and meets the P staged columns in 2P SMLADs;
  * the P accumulators share the row's requantization constants. Per four input elements and
- * P columns: one load and two extensions of weights, P double-word loads, 2P SMLADs.
+ * P columns: one load and two extensions of weights, P double-word loads (P / 2 LDMs of
+ * four words where registers are left for them), 2P SMLADs. A pointwise convolution runs
+ * blocks of 6 columns, the fewest instructions a MAC (0.75 in the loop against 0.84 for 8).
  *
  * The loop over rows itself (sums from the bias, the groups, requantization and stores) is
- * assembly, tt_dsp_rows8/4/2/1, generated per block width: with 8 columns it needs every
+ * assembly, tt_dsp_rows8/6/4/2/1, generated per block width: with 8 columns it needs every
  * register of the core, which gcc 12 cannot allocate (see tt_dsp_rows8). Assembly inside a
  * C file keeps the sources and build rules as they are; it is only compiled where
  * TT_FWD_DSP holds (Thumb-2 with the DSP extension), and the portable C99 stays the
@@ -80,7 +82,7 @@ static inline __attribute__((always_inline)) void mac_group(const tt_dsp_word **
   *s = t;
 }
 
-/* The arguments of the assembly rows (tt_dsp_rows8/4/2/1), at the offsets it reads. */
+/* The arguments of the assembly rows (tt_dsp_rows8/6/4/2/1), at the offsets it reads. */
 typedef struct {
   const int8_t *w;            /*  0: row 0's first weight (the first of a group) */
   int32_t n;                  /*  4: weights per row, a positive multiple of 4 */
@@ -103,13 +105,13 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
 /* void tt_dsp_rows8(const tt_dsp_rows_args *a): every row r < a->rows of weights
  * a->w + r a->w_stride (a->n of them) times a->blocks blocks of 8 staged columns, requantized
  * into y or summed into part_out. tt_dsp_rows4/2/1: the same for blocks of 4, 2 and 1
- * columns; all four from one template, TT_DSP_ROWS_ASM. Assembly because the 8-column loop
- * holds 14 values (8 sums, the two pointers, a weight word's two sign-extended halves, a
- * staged double word), every register the core has: gcc 12 spills three of them from the C
- * version (35 instructions a group instead of 27 + the loop), and an asm statement with 14
- * register operands is "impossible" for it at -O0/-O1/-Og (r7 is the frame pointer) and in
- * some callers at -O2; and because the loop over rows in C cost 60-80 instructions a row
- * and call, about 36 here.
+ * columns (and 6, below); all from one template, TT_DSP_ROWS_ASM. Assembly because the
+ * 8-column loop holds 14 values (8 sums, the two pointers, a weight word's two
+ * sign-extended halves, a staged double word), every register the core has: gcc 12 spills three
+ * of them from the C version (35 instructions a group instead of 27 + the loop), and an asm
+ * statement with 14 register operands is "impossible" for it at -O0/-O1/-Og (r7 is the
+ * frame pointer) and in some callers at -O2; and because the loop over rows in C cost 60-80
+ * instructions a row and call, about 36 here.
  * Per group of four weights (P = 8): LDR, 2 SXTB16, 8 LDRD, 16 SMLAD (27 instructions, 32
  * MACs); per four groups the loop's end (from the stack), CMP and BNE. The first group of a
  * block starts its sums from the row's start as SMLAD's accumulator operand (no moves); the
@@ -288,11 +290,31 @@ TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11",
                 TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5) TT_DSP_OUT_EVEN(r6) TT_DSP_OUT_ODD(r7)
                 TT_DSP_OUT_EVEN(r8) TT_DSP_OUT_ODD(r9) TT_DSP_OUT_EVEN(r10)
                 TT_DSP_OUT_ODD(r11));
+/* Blocks of 6 and 4 columns leave registers for four staged words: one LDM (with
+ * writeback) loads two columns' double words, one instruction where two LDRDs were. Per
+ * group of four weights: LDR, 2 SXTB16, 3 LDM, 12 SMLAD for 6 columns (18 instructions, 24
+ * MACs: 0.75 a MAC against 27 for 32 with 8 columns); LDR, 2 SXTB16, 2 LDM, 8 SMLAD for 4.
+ * The first group of a block still starts the sums from r11 (two columns' words by LDRD into
+ * r12/lr), which the later groups' LDMs may then overwrite. */
+#define TT_DSP_MAC2(a, b, x0, x1, x2, x3)                                                   \
+  "  ldm r1!, {" #x0 ", " #x1 ", " #x2 ", " #x3 "}\n"                                       \
+  "  smlad " #a ", " #x0 ", r0, " #a "\n"                                                   \
+  "  smlad " #a ", " #x1 ", r3, " #a "\n"                                                   \
+  "  smlad " #b ", " #x2 ", r0, " #b "\n"                                                   \
+  "  smlad " #b ", " #x3 ", r3, " #b "\n"
+TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9",
+                TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16) TT_DSP_MAC(r7, r11, 24)
+                TT_DSP_MAC(r8, r11, 32) TT_DSP_MAC(r9, r11, 40) TT_DSP_MAC(r4, r11, 0)
+                "  adds r1, r1, #48\n",
+                TT_DSP_LDW TT_DSP_MAC2(r4, r5, r10, r11, r12, lr)
+                TT_DSP_MAC2(r6, r7, r10, r11, r12, lr) TT_DSP_MAC2(r8, r9, r10, r11, r12, lr),
+                TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5) TT_DSP_OUT_EVEN(r6) TT_DSP_OUT_ODD(r7)
+                TT_DSP_OUT_EVEN(r8) TT_DSP_OUT_ODD(r9));
 TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7",
                 TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16) TT_DSP_MAC(r7, r11, 24)
                 TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #32\n",
-                TT_DSP_LDW TT_DSP_MAC(r5, r5, 8) TT_DSP_MAC(r6, r6, 16) TT_DSP_MAC(r7, r7, 24)
-                TT_DSP_MAC_NEXT(r4, 32),
+                TT_DSP_LDW TT_DSP_MAC2(r4, r5, r8, r9, r10, r11)
+                TT_DSP_MAC2(r6, r7, r8, r9, r10, r11),
                 TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5) TT_DSP_OUT_EVEN(r6) TT_DSP_OUT_ODD(r7));
 TT_DSP_ROWS_ASM(tt_dsp_rows2, "r4-r5",
                 TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #16\n",
@@ -303,7 +325,106 @@ TT_DSP_ROWS_ASM(tt_dsp_rows1, "r4",
                 TT_DSP_LDW TT_DSP_MAC_NEXT(r4, 8),
                 TT_DSP_OUT_EVEN(r4) "  add r12, r12, r0\n");
 typedef void tt_dsp_rows_fn(const tt_dsp_rows_args *a);
-tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows4, tt_dsp_rows2, tt_dsp_rows1;
+
+/* One row of 8 weights (a pointwise convolution of 8 input channels) over columns staged
+ * one after the other (blocks of 1: 4 words a column), requantized into int8's whole range
+ * (tt_dsp_rq_doubled, then SSAT): the row's weights stay sign-extended in four registers for
+ * every column instead of being loaded again per block of columns. Per column: LDRD, 2 LDR,
+ * 4 SMLAD, TT_DSP_ASM_RQ's 4 (its registers differ), STRB, and per two columns an ADD of
+ * the output pointer, CMP and BNE (13.5 instructions for 8 MACs; the block form took 16-18
+ * a column on the rig, with its per-block work). Registers: r0-r3 the weights [w0, w2],
+ * [w1, w3], [w4, w6], [w5, w7]; r4 the start (twice the bias), r5 m, r6 c, r7 e; r8 the
+ * staged column, r9 the end; r10 the output, r11 its stride; r12/lr a column's words, its
+ * sum. */
+typedef struct {
+  const int8_t *w;           /*  0: the row's 8 weights */
+  const tt_dsp_word *s;      /*  4: the first staged column */
+  const tt_dsp_word *end;    /*  8: s + 4 columns (columns >= 1) */
+  int32_t start, m, c, e;    /* 12: twice the bias, and tt_dsp_rq_params' m, c, e */
+  int8_t *y;                 /* 28: column k's output at y + k stride */
+  int32_t stride;            /* 32 */
+} tt_dsp_row8_args;
+typedef char tt_dsp_row8_layout[offsetof(tt_dsp_row8_args, stride) == 32 ? 1 : -1];
+#define TT_DSP_ROW8_COLUMN                                                                  \
+  "  ldrd r12, lr, [r8], #16\n"                                                             \
+  "  smlad r12, r12, r0, r4\n"                                                              \
+  "  smlad r12, lr, r1, r12\n"                                                              \
+  "  ldr lr, [r8, #-8]\n"                                                                   \
+  "  smlad r12, lr, r2, r12\n"                                                              \
+  "  ldr lr, [r8, #-4]\n"                                                                   \
+  "  smlad r12, lr, r3, r12\n"                                                              \
+  "  add lr, r6, r12, asr #31\n" /* TT_DSP_ASM_RQ with m, c, e in r5, r6, r7 */            \
+  "  smmlar r12, r12, r5, lr\n"                                                             \
+  "  asr r12, r12, r7\n"                                                                    \
+  "  ssat r12, #8, r12\n"
+__asm__("  .section .text.tt_dsp_row8,\"ax\",%progbits\n"
+        "  .syntax unified\n"
+        "  .thumb\n"
+        "  .p2align 2\n"
+        "  .global tt_dsp_row8\n"
+        "  .type tt_dsp_row8, %function\n"
+        "  .thumb_func\n"
+        "tt_dsp_row8:\n"
+        "  push {r4-r11, lr}\n"
+        "  ldr r1, [r0]\n"
+        "  ldr r2, [r1, #4]\n"
+        "  ldr r1, [r1]\n"
+        "  sxtb16 r3, r2, ror #8\n"
+        "  sxtb16 r2, r2\n"
+        "  ldrd r8, r9, [r0, #4]\n"
+        "  ldrd r4, r5, [r0, #12]\n"
+        "  ldrd r6, r7, [r0, #20]\n"
+        "  ldrd r10, r11, [r0, #28]\n"
+        "  sxtb16 r0, r1\n"
+        "  sxtb16 r1, r1, ror #8\n"
+        "  sub r12, r9, r8\n"
+        "  tst r12, #16\n"          /* an odd number of columns: one first */
+        "  beq 1f\n"
+        TT_DSP_ROW8_COLUMN
+        "  strb r12, [r10]\n"
+        "  add r10, r10, r11\n"
+        "  cmp r8, r9\n"
+        "  beq 2f\n"
+        "1:\n"
+        TT_DSP_ROW8_COLUMN
+        "  strb r12, [r10]\n"
+        TT_DSP_ROW8_COLUMN
+        "  strb r12, [r10, r11]\n"
+        "  add r10, r10, r11, lsl #1\n"
+        "  cmp r8, r9\n"
+        "  bne 1b\n"
+        "2:\n"
+        "  pop {r4-r11, pc}\n"
+        "  .size tt_dsp_row8, . - tt_dsp_row8\n"
+        "  .text\n");
+void tt_dsp_row8(const tt_dsp_row8_args *a);
+
+/* A pointwise product of 8-element columns (n_lo = 8, n_hi = 0) whose every row
+ * requantizes in the assembly (`known` 1): up to 128 columns staged at a time, then
+ * tt_dsp_row8 for each row over all of them. */
+static void mm_k8(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int32_t in_stride,
+                  int8_t *output, int32_t col_stride, tt_dsp_word *stage) {
+  const uint32_t off = tt_dsp_stage_offset(m->input_offset);
+  const int32_t c_unit = 2 * m->output_offset + 1;
+  for (int32_t c = 0; c < columns; c += TT_FWD_DSP_STAGE_BYTES / 16) {
+    const int32_t n = columns - c < TT_FWD_DSP_STAGE_BYTES / 16 ? columns - c
+                                                               : TT_FWD_DSP_STAGE_BYTES / 16;
+    const int8_t *x = input + c * in_stride;
+    for (tt_dsp_word *s = stage, *end = stage + 4 * n; s != end; s += 4, x += in_stride) {
+      tt_dsp_stage4(s, off, tt_dsp_load4(x));
+      tt_dsp_stage4(s + 2, off, tt_dsp_load4(x + 4));
+    }
+    for (int32_t r = 0; r < m->rows; ++r) {
+      const int32_t e = -m->shift[r];
+      const tt_dsp_row8_args a = {m->w_lo + r * m->lo_stride, stage, stage + 4 * n,
+                                  m->bias ? 2 * m->bias[r] : 0, m->multiplier[r],
+                                  c_unit * (1 << (e - 1)), e, output + c * col_stride + r,
+                                  col_stride};
+      tt_dsp_row8(&a);
+    }
+  }
+}
+tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows4, tt_dsp_rows2, tt_dsp_rows1;
 
 /* acc[p] += sum over the n weights w[i] and the staged elements of column p; with `start`
  * the sums begin at `from` instead (the first group's SMLADs take it as their accumulator). */
@@ -345,6 +466,39 @@ static int rows_one(const tt_dsp_mm *m, int32_t r0, int32_t r1) {
   return 1;
 }
 
+/* Whether row r's output is one value whatever its inputs (tt_dsp_rq_init_constant over
+ * every sum its products can make: at most sum |w| (128 + |input_offset|) in magnitude,
+ * staged padding adding 0); if so, that value is written to its `columns` outputs at y.
+ * Quantized models have such channels (shifts past -21, biases near int32's ends, weights often all
+ * zero): two of MCUNet's first layer's 16. Only asked of rows the assembly cannot
+ * requantize. */
+static __attribute__((noinline)) int constant_row(const tt_dsp_mm *m, int32_t r, int32_t bias,
+                                                  int8_t *y, int32_t columns,
+                                                  int32_t col_stride) {
+  /* the rows that can be: a right shift past the one-multiply form's, or a bias past its
+   * bound (a live row fails the test below at the cost of a pass over its weights) */
+  if (m->multiplier[r] < 0 || m->shift[r] > 0 ||
+      (m->shift[r] >= -21 && tt_dsp_bias_bounded(bias)))
+    return 0;
+  int64_t weights = 0;
+  for (int32_t i = 0; i < m->n_lo; ++i) {
+    const int32_t w = m->w_lo[r * m->lo_stride + i];
+    weights += w < 0 ? -w : w;
+  }
+  for (int32_t i = 0; i < m->n_hi; ++i) {
+    const int32_t w = m->w_hi[r * m->hi_stride + i];
+    weights += w < 0 ? -w : w;
+  }
+  const int32_t off = m->input_offset < 0 ? -m->input_offset : m->input_offset;
+  tt_dsp_rq_params q;
+  if (!tt_dsp_rq_init_constant(m->multiplier[r], m->shift[r], bias, weights * (128 + off),
+                               m->output_offset, &q))
+    return 0;
+  const int8_t v = (int8_t)tt_fwd_clamp(q.c >> 1, m->act_min, m->act_max);
+  for (int32_t k = 0; k < columns; ++k, y += col_stride) *y = v;
+  return 1;
+}
+
 /* Rows [r0, r1) over Q staged blocks of P columns each (block q at stage + q * block words,
  * its outputs P * col_stride bytes after block q - 1's) holding elements [k0, k0 + n) of
  * the low segment (all of both segments when k0 = 0 and n = n_lo). The sums (doubled) start
@@ -368,9 +522,13 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
   const int fast = tt_dsp_rq_offset_ok(out_off);      /* the sums: tt_dsp_mm_ok */
   const int full = lo == -128 && hi == 127;
   /* one segment of whole groups: the assembly rows */
-  const int whole = n_hi == 0 && n > 0 && (n & 3) == 0 && (P == 8 || (first && last));
+  const int whole = n_hi == 0 && n > 0 && (n & 3) == 0 && (P >= 4 || (first && last));
   tt_dsp_rows_fn *const asm_rows =
-      P == 8 ? tt_dsp_rows8 : P == 4 ? tt_dsp_rows4 : P == 2 ? tt_dsp_rows2 : tt_dsp_rows1;
+      P == 8   ? tt_dsp_rows8
+      : P == 6 ? tt_dsp_rows6
+      : P == 4 ? tt_dsp_rows4
+      : P == 2 ? tt_dsp_rows2
+               : tt_dsp_rows1;
   /* the assembly over every row, or over each run of rows that requantize in it */
   const int runs = whole && (Q == 1 || (first && last));
   for (int32_t r = r0, r_end = r0; r < r1; ++r) {
@@ -398,6 +556,7 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
     /* one pointer walks the row's outputs (not P induction variables across rows) */
     int8_t *y = out + r;
     __asm__("" : "+r"(y));
+    if (last && !one && constant_row(m, r, b, y, P * Q, col_stride)) continue;
     int32_t acc[8];
     const int direct = whole && last && one && full;      /* requantized by the assembly */
     if (direct && (first || Q == 1)) {
@@ -446,15 +605,19 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
     }
   }
 }
-/* One compiled copy of rows per block width (8: any number Q of blocks staged one after the
- * other), and one for chunks of eight columns. */
-/* One compiled copy of rows per block width (8: any number Q of blocks staged one after the
- * other), and one for chunks of eight columns; `known` is 0, or rows_one's answer for every
- * row plus 1 (made once per call of tt_dsp_mm_contiguous, not once per staged block). */
+/* One compiled copy of rows per block width (8 and 6: any number Q of blocks staged one
+ * after the other), and one per width of chunked columns (8, 6, 4); `known` is 0, or
+ * rows_one's answer for every row plus 1 (made once per call of tt_dsp_mm_contiguous, not
+ * once per staged block). */
 static __attribute__((noinline)) void rows8q(const tt_dsp_mm *m, const tt_dsp_word *stage,
                                              int32_t Q, int8_t *out, int32_t col_stride,
                                              int known) {
   rows(m, stage, 8, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known);
+}
+static __attribute__((noinline)) void rows6q(const tt_dsp_mm *m, const tt_dsp_word *stage,
+                                             int32_t Q, int8_t *out, int32_t col_stride,
+                                             int known) {
+  rows(m, stage, 6, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known);
 }
 #define TT_DSP_ROWS(P)                                                                      \
   static __attribute__((noinline)) void rows##P(const tt_dsp_mm *m,                        \
@@ -466,18 +629,22 @@ TT_DSP_ROWS(4)
 TT_DSP_ROWS(2)
 TT_DSP_ROWS(1)
 
-static __attribute__((noinline)) void rows_chunk8(const tt_dsp_mm *m, const tt_dsp_word *stage,
-                                                  int32_t r0, int32_t r1, int32_t k0,
-                                                  int32_t n, int32_t (*part)[8], int first,
-                                                  int last, int8_t *out, int32_t col_stride,
-                                                  int known) {
-  rows(m, stage, 8, 1, r0, r1, k0, n, part, first, last, out, col_stride, known);
-}
+#define TT_DSP_ROWS_CHUNK(P)                                                                \
+  static __attribute__((noinline)) void rows_chunk##P(                                      \
+      const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t r0, int32_t r1, int32_t k0,     \
+      int32_t n, int32_t(*part)[8], int first, int last, int8_t *out, int32_t col_stride,   \
+      int known) {                                                                          \
+    rows(m, stage, P, 1, r0, r1, k0, n, part, first, last, out, col_stride, known);         \
+  }
+TT_DSP_ROWS_CHUNK(8)
+TT_DSP_ROWS_CHUNK(6)
+TT_DSP_ROWS_CHUNK(4)
 
-static void mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
-                     int32_t col_stride, int known) {
+static void mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int32_t Q,
+                     int8_t *out, int32_t col_stride, int known) {
   switch (P) {
-    case 8: rows8q(m, stage, 1, out, col_stride, known); break;
+    case 8: rows8q(m, stage, Q, out, col_stride, known); break;
+    case 6: rows6q(m, stage, Q, out, col_stride, known); break;
     case 4: rows4(m, stage, out, col_stride, known); break;
     case 2: rows2(m, stage, out, col_stride, known); break;
     default: rows1(m, stage, out, col_stride, known); break;
@@ -486,9 +653,9 @@ static void mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, in
 
 int tt_dsp_mm_rows_one(const tt_dsp_mm *m) { return 1 + !rows_one(m, 0, m->rows); }
 
-void tt_dsp_mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
-                     int32_t col_stride, int known) {
-  mm_block(m, stage, P, out, col_stride, known);
+void tt_dsp_mm_blocks(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int32_t Q,
+                      int8_t *out, int32_t col_stride, int known) {
+  mm_block(m, stage, P, Q, out, col_stride, known);
 }
 
 /* Elements [k0, k0 + n) (whole groups) of the P contiguous columns at x, staged. */
@@ -501,59 +668,94 @@ static void stage_words(tt_dsp_word *stage, int32_t P, const int8_t *x, int32_t 
   }
 }
 
-/* A block of 8 columns of more elements than fit the buffer 4 at a time: the reduction in
- * chunks of KC elements, every chunk staged once per ROW_BLOCK rows, whose sums wait in
- * `part` between chunks. Staging again costs about 1.5 instructions an element per
- * ROW_BLOCK rows; measured on the rig, 8 columns chunked beat 2 or 1 whole ones (1.28
- * instead of 1.6-2.1 instructions/MAC for MCUNet's 384 and 576 channels), not 4 whole ones.
- * One segment of whole groups. */
+/* A block of P (8, 6 or 4) columns of more elements than fit the buffer 4 at a time: the
+ * reduction in chunks of KC(P) elements, every chunk staged once per ROW_BLOCK rows, whose
+ * sums wait in `part` (after the chunk, 384 words in) between chunks. Staging again costs
+ * about 1.5 instructions an element per ROW_BLOCK rows; measured on the rig, 8 columns
+ * chunked beat 2 or 1 whole ones (1.28 instead of 1.6-2.1 instructions/MAC for MCUNet's
+ * 384 and 576 channels), and 6 (tt_dsp_rows6) beat 8. One segment of whole groups. */
 #define ROW_BLOCK 16
-#define KC ((TT_FWD_DSP_STAGE_BYTES / 4 - 8 * ROW_BLOCK) / 16 * 4)
+#define KC(P) ((TT_FWD_DSP_STAGE_BYTES / 4 - 8 * ROW_BLOCK) / (2 * (P)) * 4)
 
-static void chunked_block(const tt_dsp_mm *m, const int8_t *x, int32_t in_stride, int8_t *out,
-                          int32_t col_stride, tt_dsp_word *stage, int known) {
-  int32_t (*part)[8] = (int32_t(*)[8])(stage + 4 * KC);
+static inline __attribute__((always_inline)) void chunked(const tt_dsp_mm *m, const int8_t *x,
+                                                          int32_t in_stride, int8_t *out,
+                                                          int32_t col_stride,
+                                                          tt_dsp_word *stage, int known,
+                                                          const int32_t P) {
+  int32_t (*part)[8] = (int32_t(*)[8])(stage + KC(P) * P / 2);
   const uint32_t off = tt_dsp_stage_offset(m->input_offset);
   const int32_t K = m->n_lo;
   for (int32_t r0 = 0; r0 < m->rows; r0 += ROW_BLOCK) {
     const int32_t r1 = m->rows - r0 < ROW_BLOCK ? m->rows : r0 + ROW_BLOCK;
-    for (int32_t k0 = 0; k0 < K; k0 += KC) {
-      const int32_t n = K - k0 < KC ? K - k0 : KC;
-      stage_words(stage, 8, x, in_stride, k0, n, off);
-      rows_chunk8(m, stage, r0, r1, k0, n, part, k0 == 0, k0 + n == K, out, col_stride, known);
+    for (int32_t k0 = 0; k0 < K; k0 += KC(P)) {
+      const int32_t n = K - k0 < KC(P) ? K - k0 : KC(P);
+      stage_words(stage, P, x, in_stride, k0, n, off);
+      (P == 8   ? rows_chunk8
+       : P == 6 ? rows_chunk6
+                : rows_chunk4)(m, stage, r0, r1, k0, n, part, k0 == 0, k0 + n == K, out,
+                               col_stride, known);
     }
   }
+}
+
+static void chunked_block(const tt_dsp_mm *m, const int8_t *x, int32_t in_stride, int8_t *out,
+                          int32_t col_stride, tt_dsp_word *stage, int known, int32_t P) {
+  if (P == 8)
+    chunked(m, x, in_stride, out, col_stride, stage, known, 8);
+  else if (P == 6)
+    chunked(m, x, in_stride, out, col_stride, stage, known, 6);
+  else
+    chunked(m, x, in_stride, out, col_stride, stage, known, 4);
 }
 
 int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
                          int32_t in_stride, int8_t *output, int32_t col_stride) {
   const int32_t fit = tt_dsp_block_columns(m, TT_FWD_DSP_STAGE_BYTES);
-  const int chunks = fit < 4 && m->n_hi == 0 && (m->n_lo & 3) == 0;  /* for blocks of 8 */
+  const int chunks = fit < 4 && m->n_hi == 0 && (m->n_lo & 3) == 0;
   if (!tt_dsp_mm_ok(m) || (fit == 0 && !(chunks && columns % 8 == 0))) return 0;
   const int known = tt_dsp_mm_rows_one(m);
+  const int six = m->act_min == -128 && m->act_max == 127;
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
+  if (m->n_lo == 8 && m->n_hi == 0 && known == 1) {
+    mm_k8(m, columns, input, in_stride, output, col_stride, stage);
+    return 1;
+  }
   const int32_t hi0 = (m->n_lo + 3) & ~3;
   const uint32_t off = tt_dsp_stage_offset(m->input_offset);
   for (int32_t c = 0, P; c < columns; c += P) {
     const int8_t *x = input + c * in_stride;
     int8_t *out = output + c * col_stride;
-    if (chunks && columns - c >= 8) {
-      chunked_block(m, x, in_stride, out, col_stride, stage, known);
-      P = 8;
-      continue;
+    if (chunks) {   /* blocks of 6, then of 4 (as above); of 8 where not even one fits */
+      const int32_t left = columns - c;
+      P = fit == 0 || !six ? 8 : left >= 6 ? 6 : left >= 4 ? 4 : 0;
+      if (P > 0 && left >= P) {
+        chunked_block(m, x, in_stride, out, col_stride, stage, known, P);
+        continue;
+      }
     }
     for (P = fit; c + P > columns; P >>= 1) {
     }
     if (m->n_hi == 0 && (m->n_lo & 3) == 0) {     /* one segment of whole groups: hot */
-      if (P == 8) {     /* as many blocks of 8 as fit: a row's constants serve them all */
-        const int32_t block = 8 * tt_dsp_column_words(m);
-        int32_t Q = (TT_FWD_DSP_STAGE_BYTES / 4) / block;
-        if (Q > (columns - c) / 8) Q = (columns - c) / 8;
+      /* as many blocks as fit, a row's constants shared by all of them: of 6 pixels
+       * (tt_dsp_rows6, the fewest instructions a MAC) where the assembly requantizes (int8's
+       * whole range), one of 8 first where 6 would leave 2 or 3 (blocks of 2 and 1 cost
+       * 1.1-1.5 a MAC in the loop); else of 8 (the C requantization pays per block) */
+      const int32_t left = columns - c;
+      const int32_t W = fit < 8                                                    ? 0
+                        : !six || (left >= 8 && (left % 6 == 2 || left % 6 == 3)) ? 8
+                                                                                   : 6;
+      if (W > 0 && left >= W) {
+        const int32_t block = W * tt_dsp_column_words(m);
+        int32_t Q = W == 8 && six ? 1 : (TT_FWD_DSP_STAGE_BYTES / 4) / block;
+        if (Q > left / W) Q = left / W;
         for (int32_t qb = 0; qb < Q; ++qb)
-          stage_words(stage + qb * block, 8, x + qb * 8 * in_stride, in_stride, 0, m->n_lo,
+          stage_words(stage + qb * block, W, x + qb * W * in_stride, in_stride, 0, m->n_lo,
                       off);
-        rows8q(m, stage, Q, out, col_stride, known);
-        P = 8 * Q;
+        if (W == 6)
+          rows6q(m, stage, Q, out, col_stride, known);
+        else
+          rows8q(m, stage, Q, out, col_stride, known);
+        P = W * Q;
         continue;
       }
       stage_words(stage, P, x, in_stride, 0, m->n_lo, off);
@@ -564,7 +766,7 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
         tt_dsp_stage_pad(m, stage, P, p);
       }
     }
-    mm_block(m, stage, P, out, col_stride, known);
+    mm_block(m, stage, P, 1, out, col_stride, known);
   }
   return 1;
 }

@@ -173,7 +173,7 @@ static inline int tt_dsp_bias_bounded(int32_t bias) {
  * tt_dsp_sums_bounded, so a sum of doubled products stays below 2^30 in magnitude and
  * acc >> 1 is the accumulator; a bias is the sums' start (doubled) where
  * tt_dsp_bias_bounded holds, else added to acc >> 1.
- * Columns are staged in blocks of P (1, 2, 4 or 8), interleaved by groups of four elements:
+ * Columns are staged in blocks of P (1, 2, 4, 6 or 8), interleaved by groups of four elements:
  * group j of column p is the two words at 2 (j P + p): [x0, x2] and [x1, x3], the lanes
  * SXTB16 gives a filter word's [w0, w2] and (rotated) [w1, w3], so one SMLAD pairs them. */
 typedef struct {
@@ -222,14 +222,15 @@ void tt_dsp_stage_zeros(tt_dsp_word *stage, int32_t P, int32_t p, int32_t i0, in
 void tt_dsp_stage_pad(const tt_dsp_mm *m, tt_dsp_word *stage, int32_t P, int32_t p);
 
 /* 1 when every row requantizes by the one-multiply form into int8's whole range from a
- * bounded bias (the assembly's own requantization), else 2: for tt_dsp_mm_block's `known`,
+ * bounded bias (the assembly's own requantization), else 2: for tt_dsp_mm_blocks' `known`,
  * made once per product rather than once per block. */
 int tt_dsp_mm_rows_one(const tt_dsp_mm *m);
 
-/* Every row over a staged block of P columns: out[p * col_stride + r] for r < rows; `known`
- * is tt_dsp_mm_rows_one(m), or 0 (then worked out here). */
-void tt_dsp_mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int8_t *out,
-                     int32_t col_stride, int known);
+/* Every row over Q staged blocks of P columns, one after the other (Q = 1 unless P is 6 or
+ * 8): out[p * col_stride + r] for r < rows and the P Q columns p; `known` is
+ * tt_dsp_mm_rows_one(m), or 0 (then worked out here). */
+void tt_dsp_mm_blocks(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int32_t Q,
+                      int8_t *out, int32_t col_stride, int known);
 
 /* Whether a product of these dimensions may run the DSP versions (its sums bounded). */
 static inline int tt_dsp_mm_ok(const tt_dsp_mm *m) {

@@ -1,6 +1,9 @@
 /* ADD, QUANTIZE, DEQUANTIZE and SOFTMAX, int8 (include/tt_forward.h). */
 #include "tt_forward.h"
 #include "tt_fwd_internal.h"
+#if TT_FWD_DSP
+#include "tt_fwd_dsp.h"
+#endif
 
 static inline int8_t add1(const tt_fwd_add_params *p, int32_t a, int32_t b) {
   /* TFLM: (x + offset) * (1 << left_shift), then MultiplyByQuantizedMultiplierSmallerThanOneExp
@@ -14,8 +17,56 @@ static inline int8_t add1(const tt_fwd_add_params *p, int32_t a, int32_t b) {
   return (int8_t)tt_fwd_clamp(y, p->act_min, p->act_max);
 }
 
+#if TT_FWD_DSP
+/* tt_add_s8 with the output's MultiplyByQuantizedMultiplier in one SMMLAR
+ * (tt_dsp_rq_doubled) and the inputs' looked up: an input's scaled value depends on its int8
+ * x alone, so both inputs' are tabulated once per call by the portable arithmetic (256
+ * doubled values each: 2 KB of stack, as much as the convolutions' staging) and the two
+ * looked-up values add up to the output's doubled accumulator. The one-multiply form needs
+ * tt_dsp_rq_init's multiplier and shift ranges and |sum| < 2^29 for every pair of values,
+ * i.e. max |t1| + max |t2| < 2^30 for the doubled tables (checked as they are built; the
+ * wrapping int32 sum of the portable code never wraps then). About 12 instructions an
+ * element, plus 512 table entries a call, instead of about 100. Returns 0 (and does nothing)
+ * where the form does not apply. */
+static int add_dsp(const tt_fwd_add_params *p, const int8_t *input1, const int8_t *input2,
+                   int32_t size, int8_t *output) {
+  tt_dsp_rq_params q;
+  if (!tt_dsp_rq_offset_ok(p->output_offset) ||
+      !tt_dsp_rq_init(p->output_multiplier, p->output_shift, p->output_offset, &q))
+    return 0;
+  int32_t t1[256], t2[256];                  /* 2 * the scaled value of input byte u */
+  uint32_t top1 = 0, top2 = 0;
+  for (int32_t u = 0; u < 256; ++u) {
+    const uint32_t x = (uint32_t)(int32_t)(int8_t)u;
+    const int32_t a = tt_fwd_mbqm((int32_t)((x + (uint32_t)p->input1_offset) << p->left_shift),
+                                  p->input1_multiplier, p->input1_shift);
+    const int32_t b = tt_fwd_mbqm((int32_t)((x + (uint32_t)p->input2_offset) << p->left_shift),
+                                  p->input2_multiplier, p->input2_shift);
+    const uint32_t ma = a < 0 ? -(uint32_t)a : (uint32_t)a, mb = b < 0 ? -(uint32_t)b : (uint32_t)b;
+    if (ma > top1) top1 = ma;
+    if (mb > top2) top2 = mb;
+    t1[u] = (int32_t)((uint32_t)a << 1);
+    t2[u] = (int32_t)((uint32_t)b << 1);
+  }
+  if (top1 >= (1u << 29) || top2 >= (1u << 29) || top1 + top2 >= (1u << 29)) return 0;
+  const uint8_t *u1 = (const uint8_t *)input1, *u2 = (const uint8_t *)input2;
+  const int32_t lo = p->act_min, hi = p->act_max;
+  if (lo == -128 && hi == 127) {
+    for (int32_t i = 0; i < size; ++i)
+      output[i] = (int8_t)__ssat(tt_dsp_rq_doubled(t1[u1[i]] + t2[u2[i]], &q), 8);
+  } else {
+    for (int32_t i = 0; i < size; ++i)
+      output[i] = (int8_t)tt_fwd_clamp(tt_dsp_rq_doubled(t1[u1[i]] + t2[u2[i]], &q), lo, hi);
+  }
+  return 1;
+}
+#endif
+
 void tt_add_s8(const tt_fwd_add_params *p, const int8_t *input1, const int8_t *input2,
                int32_t size, int8_t *output) {
+#if TT_FWD_DSP
+  if (add_dsp(p, input1, input2, size, output)) return;
+#endif
   for (int32_t i = 0; i < size; ++i) output[i] = add1(p, input1[i], input2[i]);
 }
 
