@@ -81,6 +81,10 @@ RUNS = {
     "search": ["search.py", "--speedup", "--json", "search_results.json"],
     "paper_accuracy": ["paper_accuracy.py", "--seeds", "0,1,2", "--steps", "1000", "--val",
                        "3000", "--jobs", "2", "--json", "paper_accuracy_results.json"],
+    # seeds 3-5 of the product's default and fp32 (the same file; runs only what is missing)
+    "paper_accuracy_more": ["paper_accuracy.py", "--seeds", "3,4,5", "--steps", "1000",
+                            "--val", "3000", "--variants", "qas,fp32", "--grad", "int8",
+                            "--jobs", "2", "--json", "paper_accuracy_results.json"],
     "mutation": ["mutation.py", "--json", "mutation_results.json"],
     # needs TFLM's sources and a TFLM library for the board, which no registry installs:
     # TFLM_RIG_ARGS="--tflm-src DIR --tflm-lib LIB ..." (see the script); skipped without
