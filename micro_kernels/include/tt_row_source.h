@@ -5,7 +5,8 @@
  *
  * The source hands out the input rows [r0, r1) one output row of a convolution reads, as
  * one contiguous block [r1 - r0, w, c], for r0 and r1 that never decrease from one call to
- * the next (a convolution's output rows in ascending order). Two kinds:
+ * the next (a convolution's output rows in ascending order; a frame's blocks may also be
+ * asked for in any order). Two kinds:
  *   - a frame: the whole sample where the caller keeps it; the block is a pointer into it;
  *   - a reader: read_row(y, row, ctx) fills input row y (w * c int8 bytes) and returns 0,
  *     anything else to give up; it is called for y = 0, 1, ..., h - 1 in order, each row

@@ -16,12 +16,12 @@ static void rows_read(const tt_fwd_conv_params *p, int32_t oy, int32_t kh, int32
 }
 
 /* Output row oy of a CONV_2D into `out` ([1, 1, out_w, out_c]): one tt_conv2d_s8 call on
- * the input rows it reads (from `input`, or from `source` when it is not NULL), the
+ * the input rows it reads (a whole input is a frame source: tt_row_source_frame), the
  * window's first row being input row r0, so the top padding left is what lies above the
  * image. */
 static void conv_row(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                     const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
-                     tt_row_source *source, const tt_fwd_dims *filter_dims,
+                     const int32_t *shift, const tt_fwd_dims *input_dims,
+                     tt_row_source *input, const tt_fwd_dims *filter_dims,
                      const int8_t *filter, const int32_t *bias, int32_t oy, int32_t out_w,
                      int32_t out_c, int8_t *out) {
   int32_t r0, r1;
@@ -31,9 +31,15 @@ static void conv_row(const tt_fwd_conv_params *p, const int32_t *multiplier,
   q.pad_top = top < 0 ? -top : 0;
   const tt_fwd_dims win = {1, r1 - r0, input_dims->w, input_dims->c};
   const tt_fwd_dims row = {1, 1, out_w, out_c};
-  const int8_t *rows = source ? tt_row_source_rows(source, r0, r1)
-                              : input + r0 * input_dims->w * input_dims->c;
-  tt_conv2d_s8(&q, multiplier, shift, &win, rows, filter_dims, filter, bias, &row, out);
+  tt_conv2d_s8(&q, multiplier, shift, &win, tt_row_source_rows(input, r0, r1), filter_dims,
+               filter, bias, &row, out);
+}
+
+/* A whole input as a frame source. */
+static tt_row_source frame_of(const tt_fwd_dims *input_dims, const int8_t *input) {
+  tt_row_source s;
+  tt_row_source_frame(&s, input, input_dims->h, input_dims->w * input_dims->c);
+  return s;
 }
 
 static int32_t span_rows(const tt_fwd_conv_params *dw, const tt_fwd_dims *mid,
@@ -56,9 +62,9 @@ typedef struct {
   const tt_fwd_conv_params *a;
   const int32_t *a_multiplier, *a_shift;
   const tt_fwd_dims *input_dims, *a_filter_dims;
-  const int8_t *input, *a_filter;
+  tt_row_source *input;
+  const int8_t *a_filter;
   const int32_t *a_bias;
-  tt_row_source *source;                      /* the input's rows when not NULL */
   const tt_fwd_conv_params *dw;
   const int32_t *dw_multiplier, *dw_shift;
   const tt_fwd_dims *mid_dims, *dw_filter_dims;
@@ -71,8 +77,8 @@ typedef struct {
 /* Mid row r (the first layer's output row r) into `out`: one tt_conv2d_s8 call on the input
  * rows it reads. */
 static void first_row(const stream_state *s, int32_t r, int8_t *out) {
-  conv_row(s->a, s->a_multiplier, s->a_shift, s->input_dims, s->input, s->source,
-           s->a_filter_dims, s->a_filter, s->a_bias, r, s->mid_dims->w, s->mid_dims->c, out);
+  conv_row(s->a, s->a_multiplier, s->a_shift, s->input_dims, s->input, s->a_filter_dims,
+           s->a_filter, s->a_bias, r, s->mid_dims->w, s->mid_dims->c, out);
 }
 
 /* The mid rows depthwise output row oy reads, [*r0, *r1) (the rest of its taps: padding). */
@@ -165,9 +171,10 @@ int tt_pointwise_depthwise_s8(const tt_fwd_conv_params *pw, const int32_t *pw_mu
   if (input_dims->n != 1 || pw_filter_dims->h != 1 || pw_filter_dims->w != 1 ||
       pw->stride_h != 1 || pw->stride_w != 1 || pw->pad_top != 0 || pw->pad_left != 0)
     return TT_FWD_UNSUPPORTED;
-  stream_state s = {pw, pw_multiplier, pw_shift, input_dims, pw_filter_dims, input, pw_filter,
-                    pw_bias, NULL, dw, dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter,
-                    dw_bias, window, 0, 0};
+  tt_row_source frame = frame_of(input_dims, input);
+  stream_state s = {pw, pw_multiplier, pw_shift, input_dims, pw_filter_dims, &frame,
+                    pw_filter, pw_bias, dw, dw_multiplier, dw_shift, mid_dims, dw_filter_dims,
+                    dw_filter, dw_bias, window, 0, 0};
   const tt_fwd_dims out_row = {1, 1, output_dims->w, output_dims->c};
   const int32_t out_row_bytes = output_dims->w * output_dims->c;
   for (int32_t oy = 0; oy < output_dims->h; ++oy)
@@ -194,53 +201,6 @@ int32_t tt_conv_depthwise_pointwise_s8_shift(const tt_fwd_conv_params *a,
                       output_dims->h, output_dims->w * output_dims->c);
 }
 
-/* The three-layer stream with its input rows from `input` or `source` (not NULL). */
-static int conv_depthwise_pointwise(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, const int8_t *input, tt_row_source *source,
-    const tt_fwd_dims *a_filter_dims, const int8_t *a_filter, const int32_t *a_bias,
-    const tt_fwd_conv_params *dw, const int32_t *dw_multiplier, const int32_t *dw_shift,
-    const tt_fwd_dims *mid_dims, const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter,
-    const int32_t *dw_bias, const tt_fwd_conv_params *pw, const int32_t *pw_multiplier,
-    const int32_t *pw_shift, const tt_fwd_dims *dw_output_dims,
-    const tt_fwd_dims *pw_filter_dims, const int8_t *pw_filter, const int32_t *pw_bias,
-    const tt_fwd_dims *output_dims, int8_t *output, int8_t *window) {
-  if (input_dims->n != 1 || pw_filter_dims->h != 1 || pw_filter_dims->w != 1 ||
-      pw->stride_h != 1 || pw->stride_w != 1 || pw->pad_top != 0 || pw->pad_left != 0 ||
-      dw_output_dims->h != output_dims->h || dw_output_dims->w != output_dims->w)
-    return TT_FWD_UNSUPPORTED;
-  stream_state s = {a, a_multiplier, a_shift, input_dims, a_filter_dims, input, a_filter,
-                    a_bias, source, dw, dw_multiplier, dw_shift, mid_dims, dw_filter_dims,
-                    dw_filter, dw_bias, window, 0, 0};
-  int8_t *row = window + span_rows(dw, mid_dims, dw_filter_dims) * mid_dims->w * mid_dims->c;
-  const tt_fwd_dims dw_row = {1, 1, dw_output_dims->w, dw_output_dims->c};
-  const tt_fwd_dims out_row = {1, 1, output_dims->w, output_dims->c};
-  const int32_t out_row_bytes = output_dims->w * output_dims->c;
-  for (int32_t oy = 0; oy < output_dims->h; ++oy) {
-    depthwise_row(&s, oy, &dw_row, row);
-    tt_conv2d_s8(pw, pw_multiplier, pw_shift, &dw_row, row, pw_filter_dims, pw_filter, pw_bias,
-                 &out_row, output + oy * out_row_bytes);
-  }
-  return TT_FWD_OK;
-}
-
-int tt_conv_depthwise_pointwise_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *output, int8_t *window) {
-  return conv_depthwise_pointwise(a, a_multiplier, a_shift, input_dims, input, NULL,
-                                  a_filter_dims, a_filter, a_bias, dw, dw_multiplier, dw_shift,
-                                  mid_dims, dw_filter_dims, dw_filter, dw_bias, pw,
-                                  pw_multiplier, pw_shift, dw_output_dims, pw_filter_dims,
-                                  pw_filter, pw_bias, output_dims, output, window);
-}
-
 int tt_conv_depthwise_pointwise_source_s8(
     const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
     const tt_fwd_dims *input_dims, tt_row_source *input, const tt_fwd_dims *a_filter_dims,
@@ -251,12 +211,41 @@ int tt_conv_depthwise_pointwise_source_s8(
     const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
     const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
     int8_t *output, int8_t *window) {
-  const int status = conv_depthwise_pointwise(
-      a, a_multiplier, a_shift, input_dims, NULL, input, a_filter_dims, a_filter, a_bias, dw,
+  if (input_dims->n != 1 || pw_filter_dims->h != 1 || pw_filter_dims->w != 1 ||
+      pw->stride_h != 1 || pw->stride_w != 1 || pw->pad_top != 0 || pw->pad_left != 0 ||
+      dw_output_dims->h != output_dims->h || dw_output_dims->w != output_dims->w)
+    return TT_FWD_UNSUPPORTED;
+  stream_state s = {a, a_multiplier, a_shift, input_dims, a_filter_dims, input, a_filter,
+                    a_bias, dw, dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter,
+                    dw_bias, window, 0, 0};
+  int8_t *row = window + span_rows(dw, mid_dims, dw_filter_dims) * mid_dims->w * mid_dims->c;
+  const tt_fwd_dims dw_row = {1, 1, dw_output_dims->w, dw_output_dims->c};
+  const tt_fwd_dims out_row = {1, 1, output_dims->w, output_dims->c};
+  const int32_t out_row_bytes = output_dims->w * output_dims->c;
+  for (int32_t oy = 0; oy < output_dims->h; ++oy) {
+    depthwise_row(&s, oy, &dw_row, row);
+    tt_conv2d_s8(pw, pw_multiplier, pw_shift, &dw_row, row, pw_filter_dims, pw_filter, pw_bias,
+                 &out_row, output + oy * out_row_bytes);
+  }
+  return tt_row_source_finish(input) ? TT_FWD_INPUT_FAILED : TT_FWD_OK;
+}
+
+/* A frame never fails: the source form returns TT_FWD_OK or TT_FWD_UNSUPPORTED here. */
+int tt_conv_depthwise_pointwise_s8(
+    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
+    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
+    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
+    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
+    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
+    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
+    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
+    int8_t *output, int8_t *window) {
+  tt_row_source frame = frame_of(input_dims, input);
+  return tt_conv_depthwise_pointwise_source_s8(
+      a, a_multiplier, a_shift, input_dims, &frame, a_filter_dims, a_filter, a_bias, dw,
       dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias, pw, pw_multiplier,
       pw_shift, dw_output_dims, pw_filter_dims, pw_filter, pw_bias, output_dims, output, window);
-  if (status != TT_FWD_OK) return status;
-  return tt_row_source_finish(input) ? TT_FWD_INPUT_FAILED : TT_FWD_OK;
 }
 
 int32_t tt_conv2d_rows_s8_shift(const tt_fwd_conv_params *p, const tt_fwd_dims *input_dims,
@@ -278,12 +267,9 @@ int tt_conv2d_rows_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                       const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
                       const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
                       const tt_fwd_dims *output_dims, int8_t *output) {
-  if (input_dims->n != 1 || output_dims->n != 1) return TT_FWD_UNSUPPORTED;
-  const int32_t out_row = output_dims->w * output_dims->c;
-  for (int32_t oy = 0; oy < output_dims->h; ++oy)
-    conv_row(p, multiplier, shift, input_dims, input, NULL, filter_dims, filter, bias, oy,
-             output_dims->w, output_dims->c, output + oy * out_row);
-  return TT_FWD_OK;
+  tt_row_source frame = frame_of(input_dims, input);
+  return tt_conv2d_source_s8(p, multiplier, shift, input_dims, &frame, filter_dims, filter,
+                             bias, output_dims, output);
 }
 
 int32_t tt_conv2d_rows_reverse_s8_lead(const tt_fwd_conv_params *p, const tt_fwd_dims *input_dims,
@@ -308,8 +294,9 @@ int tt_conv2d_rows_reverse_s8(const tt_fwd_conv_params *p, const int32_t *multip
                               const tt_fwd_dims *output_dims, int8_t *output) {
   if (input_dims->n != 1 || output_dims->n != 1) return TT_FWD_UNSUPPORTED;
   const int32_t out_row = output_dims->w * output_dims->c;
+  tt_row_source frame = frame_of(input_dims, input);   /* a frame may be read backwards */
   for (int32_t oy = output_dims->h - 1; oy >= 0; --oy)
-    conv_row(p, multiplier, shift, input_dims, input, NULL, filter_dims, filter, bias, oy,
+    conv_row(p, multiplier, shift, input_dims, &frame, filter_dims, filter, bias, oy,
              output_dims->w, output_dims->c, output + oy * out_row);
   return TT_FWD_OK;
 }
@@ -322,7 +309,7 @@ int tt_conv2d_source_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
   if (input_dims->n != 1 || output_dims->n != 1) return TT_FWD_UNSUPPORTED;
   const int32_t out_row = output_dims->w * output_dims->c;
   for (int32_t oy = 0; oy < output_dims->h; ++oy)
-    conv_row(p, multiplier, shift, input_dims, NULL, input, filter_dims, filter, bias, oy,
+    conv_row(p, multiplier, shift, input_dims, input, filter_dims, filter, bias, oy,
              output_dims->w, output_dims->c, output + oy * out_row);
   return tt_row_source_finish(input) ? TT_FWD_INPUT_FAILED : TT_FWD_OK;
 }
