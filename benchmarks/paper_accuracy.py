@@ -81,8 +81,10 @@ def run_one(job: dict) -> dict:
     train_idx, val_idx = split(len(ds), 0.1, job["val"], 0)
     # the int8 variants' activation gradients: int8 (augment's default) or float32 (the
     # default until 2026-11-26, what the first table was measured with); fp32 has none
+    grad = job.get("grad") or "float32"
     hyper = Hyper(qas=job["variant"] != "int8", seed=job["seed"], decay_steps=job["steps"],
-                  grad=job.get("grad") or "float32")
+                  grad=grad.split("-")[0],
+                  grad_rounding="nearest" if grad.endswith("-nearest") else "stochastic")
     # every variant from augment's default training graph: fp32.FloatTrainer reads the
     # float model back from it (the memory passes' record restores each layer's fused
     # activation; tests/test_fp32_baseline.py)
@@ -282,11 +284,14 @@ def main() -> None:
     ap.add_argument("--schemes", default=",".join(SCHEMES))
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--grad", default="int8",
-                    help="activation gradients of the int8 variants: int8 (augment's default) "
-                         "or float32; comma-separated for both")
+                    help="activation gradients of the int8 variants: int8 (augment's default, "
+                         "stochastic rounding), int8-nearest or float32; comma-separated")
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
     ap.add_argument("--json", type=Path, default=HERE / JSON_NAME)
     args = ap.parse_args()
+    bad = [g for g in args.grad.split(",") if g not in ("int8", "int8-nearest", "float32")]
+    if bad:
+        sys.exit(f"unknown --grad value: {', '.join(bad)}")
     if not PKLS.exists():
         sys.exit(f"{PKLS} is not present: this benchmark needs ../shared/models")
     doc = json.loads(args.json.read_text()) if args.json.exists() else {"runs": []}

@@ -69,7 +69,9 @@ def head_codes(trainer) -> dict:
 
 def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, val_idx) -> dict:
     dtype, grad_rounding = GRADS[grad if variant != "fp32" else "float32"]
-    hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
+    rule = args.lr == "rule"            # augment's model-derived per-layer rates (lr.py)
+    hyper = Hyper(lr=None if rule else float(args.lr),
+                  bias_lr=None if rule else args.bias_lr, momentum=args.momentum,
                   decay_steps=args.steps if args.cosine else 0, half_life=0,
                   qas=variant != "int8",
                   rounding="nearest" if variant == "qas-nearest" else "stochastic",
@@ -149,8 +151,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--val", type=int, default=1000)
-    ap.add_argument("--lr", type=float, default=0.2)
-    ap.add_argument("--bias-lr", type=float, default=0.001)
+    ap.add_argument("--lr", default="0.2",
+                    help="the weights' rate, or 'rule': augment's model-derived per-layer "
+                         "rates for weights and biases (README, how the default is chosen)")
+    ap.add_argument("--bias-lr", type=float, default=0.001, help="(not with --lr rule)")
     ap.add_argument("--momentum", type=float, default=0.0)
     ap.add_argument("--constant-lr", dest="cosine", action="store_false",
                     help="no cosine decay of the learning rates over the run")
@@ -179,6 +183,11 @@ def main() -> None:
     grads = args.grad.split(",")
     unknown = [g for g in grads if g not in GRADS] + [
         v for v in args.variants.split(",") if v not in VARIANTS]
+    if args.lr != "rule":
+        try:
+            float(args.lr)
+        except ValueError:
+            unknown.append(f"--lr {args.lr}")
     if unknown:
         sys.exit(f"unknown --grad or --variants value: {', '.join(unknown)}")
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
