@@ -38,8 +38,10 @@ PKLS = HERE.parent.parent / "shared" / "models" / "tiny-training"
 MODELS = ("mcunet-5fps", "mbv2-w0.35")
 SCHEMES = ("bias-only", "last:6", "99kb")
 VARIANTS = {"qas": "int8 + QAS", "fp32": "fp32", "int8": "int8, no QAS",
-            "fp32-fq": "fp32, int8 activation grid"}
-FLOAT = ("fp32", "fp32-fq")          # the TensorFlow variants: no int8 gradients or grid
+            "fp32-fq": "fp32, int8 activation grid",
+            "fp32-sr": "fp32, weights rounded stochastically to their int8 grid",
+            "fp32-fq-sr": "fp32, int8 activation grid, weights rounded to their int8 grid"}
+FLOAT = ("fp32", "fp32-fq", "fp32-sr", "fp32-fq-sr")          # the TensorFlow variants: no int8 gradients or grid
 
 
 def scheme_spec(model: str, scheme: str) -> str:
@@ -67,6 +69,39 @@ def fake_quantized(trainer_class):
     return FakeQuantized
 
 
+def weights_on_grid(trainer_class, seed: int):
+    """The diagnostic variants fp32-sr / fp32-fq-sr: after every SGD step each trained
+    weight tensor is put back on its int8 grid (its per-channel scale, codes clamped to
+    +-127) by stochastic rounding, as int8 + QAS's update does (a QAS step is the fp32 SGD
+    step on the real values, rounded to the grid): the float model then carries the int8
+    update's rounding noise and nothing else of int8 training (biases stay real-valued:
+    their int32 grid, s_in x s_w, is far finer than their steps). Separates "the update's
+    rounding" from "the int8 forward's features" in QAS's gap to fp32."""
+    import numpy as np
+    from tflite_train.fp32 import updates
+    from tflite_train.tf_float import dequantize
+
+    class OnGrid(trainer_class):
+        def __init__(self, graph):
+            super().__init__(graph)
+            self.rng = np.random.default_rng(seed)
+            self.grids = []
+            for (p, o), (var, *_rest) in zip(updates(self.graph), self.rules):
+                t = self.graph.tensors[p]
+                if t.dtype == "int8" and t.quant is not None:
+                    one = dequantize(t, np.ones(var.shape, np.int8), axis=o.get("axis", 0))
+                    self.grids.append((var, one.astype(np.float32)))
+
+        def step(self, x_int8, label):
+            loss = super().step(x_int8, label)
+            for var, s in self.grids:
+                q = var.numpy() / s
+                q = np.clip(np.floor(q + self.rng.random(q.shape)), -127, 127)
+                var.assign((q * s).astype(np.float32))
+            return loss
+    return OnGrid
+
+
 def run_one(job: dict) -> dict:
     """One (model, scheme, variant, seed): train `steps`, then accuracy on the fixed
     validation set. int8 runs train and validate in the C kernels (engine c: the int8
@@ -88,7 +123,7 @@ def run_one(job: dict) -> dict:
     # every variant from augment's default training graph: fp32.FloatTrainer reads the
     # float model back from it (the memory passes' record restores each layer's fused
     # activation; tests/test_fp32_baseline.py)
-    fp32 = job["variant"] in ("fp32", "fp32-fq")
+    fp32 = job["variant"] in FLOAT
     result = augment.augment(import_pkl(PKLS / f"{job['model']}.pkl"),
                              scheme_spec(job["model"], job["scheme"]), 10, hyper)
     if fp32:
@@ -96,8 +131,10 @@ def run_one(job: dict) -> dict:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         from tflite_train.fp32 import FloatTrainer
-        ft = (fake_quantized(FloatTrainer) if job["variant"] == "fp32-fq"
-              else FloatTrainer)(result.graph)
+        cls = fake_quantized(FloatTrainer) if "-fq" in job["variant"] else FloatTrainer
+        if job["variant"].endswith("-sr"):
+            cls = weights_on_grid(cls, job["seed"])
+        ft = cls(result.graph)
         inp = result.graph.tensors[result.graph.inputs[0]]
 
         def step(i):
@@ -206,7 +243,7 @@ def table(runs: list[dict], steps: int, val: int, main: bool = True) -> str:
             c = (r["variant"], grad_of(r), headroom_of(r))
             acc.setdefault((r["model"], r["scheme"]) + c, {})[r["seed"]] = 100 * r["val_accuracy"]
             params[(r["model"], r["scheme"])] = r["trained_params"]
-    order = {"qas": 0, "fp32": 1, "fp32-fq": 2, "int8": 3}
+    order = {"qas": 0, "fp32": 1, "fp32-fq": 2, "fp32-sr": 2.1, "fp32-fq-sr": 2.2, "int8": 3}
     present = sorted({k[2:] for k in acc},
                      key=lambda c: (order[c[0]], c[2] or 0, c[1] != "int8"))
     fp, fq = ("fp32", None, None), ("fp32-fq", None, None)
