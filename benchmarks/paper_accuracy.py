@@ -254,7 +254,7 @@ def table(runs: list[dict], steps: int, val: int, main: bool = True) -> str:
         cols = [c for c in present if c in qas_all[1:] or c in (fp, fq)]
     qas = [c for c in cols if c[0] == "qas"]
     nq = [c for c in cols if c[0] == "int8"][:1] if qas else []
-    diag = [c for c in [fp] + qas if fq in cols]
+    diag = [c for c in [fp] + qas if fq in cols and c in cols]
     head = (["model", "scheme", "trained params"] + [column(*c) for c in cols]
             + [h for c in qas for h in (f"{short(c)} - fp32", f"{short(c)} vs fp32")]
             + [f"no QAS - {short(qas[0])}" for _ in nq]
