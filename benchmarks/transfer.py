@@ -51,7 +51,12 @@ MODEL = ROOT.parent.parent / "shared" / "models" / "tflm" / "person_detect.tflit
 SPARSE = ROOT / "schemes" / "person_detect_sparse.json"
 SCHEMES = ["bias-only", "last:2", str(SPARSE)]
 VARIANTS = {"qas": "int8 + QAS", "qas-nearest": "int8 + QAS, nearest rounding",
-            "int8": "int8, no QAS", "fp32": "fp32"}
+            "int8": "int8, no QAS", "fp32": "fp32",
+            # diagnostics (paper_accuracy.py): fp32 on the int8 forward's activation grid,
+            # fp32 with its weights put back on their int8 grid after every step, both
+            "fp32-fq": "fp32, int8 activation grid",
+            "fp32-sr": "fp32, weights rounded to their int8 grid",
+            "fp32-fq-sr": "fp32, int8 activation grid, weights rounded to their int8 grid"}
 # --grad: the activation gradients of the int8 variants (fp32 is TensorFlow's float32)
 GRADS = {"float32": ("float32", "stochastic"), "int8": ("int8", "stochastic"),
          "int8-nearest": ("int8", "nearest")}
@@ -68,7 +73,8 @@ def head_codes(trainer) -> dict:
 
 
 def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, val_idx) -> dict:
-    dtype, grad_rounding = GRADS[grad if variant != "fp32" else "float32"]
+    fp32 = variant.startswith("fp32")
+    dtype, grad_rounding = GRADS[grad if not fp32 else "float32"]
     rule = args.lr == "rule"            # augment's model-derived per-layer rates (lr.py)
     hyper = Hyper(lr=None if rule else float(args.lr),
                   bias_lr=None if rule else args.bias_lr, momentum=args.momentum,
@@ -80,9 +86,11 @@ def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, va
     parts = memory.training_parts(result.graph)
     t0 = time.time()
     head = {}
-    if variant == "fp32":
+    if fp32:
+        from paper_accuracy import fake_quantized, weights_on_grid
         from tflite_train.fp32 import FloatTrainer
-        ft = FloatTrainer(result.graph)
+        cls = fake_quantized(FloatTrainer) if "-fq" in variant else FloatTrainer
+        ft = (weights_on_grid(cls, seed) if variant.endswith("-sr") else cls)(result.graph)
         inp = result.graph.tensors[result.graph.inputs[0]]
         for i in sample_order(train_idx, args.steps, seed):
             ft.step(data.to_model_input(ds.images[i], inp), int(ds.labels[i]))
@@ -95,7 +103,7 @@ def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, va
         head = head_codes(tr)
         hits = sum(tr.predict(int(i)) == ds.labels[i] for i in val_idx)
     return {"scheme": Path(scheme).stem if scheme.endswith(".json") else scheme,
-            "variant": VARIANTS[variant], "grad": "-" if variant == "fp32" else grad,
+            "variant": VARIANTS[variant], "grad": "-" if fp32 else grad,
             "seed": seed, "val_accuracy": hits / len(val_idx),
             "trained_params": trained_params(result),
             "saved_activation_bytes": parts.saved_bytes, "mask_bytes": parts.mask_bytes,
@@ -199,7 +207,7 @@ def main() -> None:
     for scheme in args.schemes.split(","):
         for seed in seeds:
             for variant in args.variants.split(","):
-                for grad in (grads if variant != "fp32" else ["-"]):
+                for grad in (grads if not variant.startswith("fp32") else ["-"]):
                     r = run(scheme, variant, grad, seed, args, ds, train_idx, val_idx)
                     rows.append(r)
                     print(f"| {r['scheme']} | {r['variant']} | {r['grad']} | {seed} | "
