@@ -214,7 +214,7 @@ def verdict(diffs: list[float]) -> str:
     return f"{word}, unresolved (|diff| < SE)" if abs(m) < se else word
 
 
-GRAD_NAMES = {"int8": "int8", "float32": "float32"}
+GRAD_NAMES = {"int8": "int8", "float32": "float32", "int8-nearest": "int8, nearest-rounded"}
 
 
 def column(variant: str, grad: str | None, headroom: float | None) -> str:
@@ -308,8 +308,52 @@ def render(doc: dict) -> str:
             + times(runs, steps, val) + ".\n")
 
 
+def render_gap(doc: dict, gap: dict) -> str:
+    """Where int8 + QAS's gap to fp32 comes from, on the rows `gap` (the diagnostic runs:
+    fp32 on the int8 activation grid and/or with its weights rounded to their int8 grid,
+    int8 + QAS with other activation gradients) has runs for: per column, accuracy per
+    seed, mean +- standard error, and paired by seed, minus fp32 and minus the product's
+    default (int8 + QAS, int8 gradients, the finest head grid), from both JSONs."""
+    steps, val = gap["steps"], gap["val"]
+    runs = [r for r in doc["runs"] + gap["runs"] if r["steps"] == steps and r["val"] == val]
+    acc: dict[tuple, dict[int, float]] = {}
+    for r in runs:
+        c = (r["variant"], grad_of(r), headroom_of(r))
+        acc.setdefault((r["model"], r["scheme"]), {}).setdefault(c, {})[r["seed"]] = (
+            100 * r["val_accuracy"])
+    fp = ("fp32", None, None)
+    order = ["fp32", "fp32-fq", "fp32-sr", "fp32-fq-sr", "qas"]
+    lines = ["| model | scheme | run | accuracy per seed | mean +- SE | minus fp32 (paired) "
+             "| minus int8 + QAS, default (paired) |", "|---|---|---|---|---:|---:|---:|"]
+    for model, scheme in dict.fromkeys((r["model"], r["scheme"]) for r in gap["runs"]):
+        cells = acc[(model, scheme)]
+        qas = [c for c in cells if c[0] == "qas"]
+        default = min(qas, key=lambda c: (c[2], c[1] != "int8"))
+        cols = sorted((c for c in cells if c[0] in order and (c[0] != "qas" or c[2] ==
+                                                                default[2])),
+                      key=lambda c: (order.index(c[0]), c != default, c[1] or ""))
+        for c in cols:
+            by_seed = cells[c]
+
+            def diff(base, c=c, by_seed=by_seed):
+                d = paired(by_seed, cells[base]) if c != base else []
+                if not d:
+                    return "-"
+                m, se = mean_se(d)
+                return f"{m:+.2f}" + ("" if se is None else f" +- {se:.2f}") + f" (n={len(d)})"
+            m, se = mean_se(list(by_seed.values()))
+            lines.append(f"| {model} | {scheme} | {column(*c)} | "
+                         + " / ".join(f"{s}: {v:.1f}" for s, v in sorted(by_seed.items()))
+                         + f" | {m:.2f}" + ("" if se is None else f" +- {se:.2f}")
+                         + f" | {diff(fp)} | {diff(default)} |")
+    return (f"{steps} steps, {val} validation samples; accuracy in %.\n\n"
+            + "\n".join(lines) + "\n")
+
+
 JSON_NAME = "paper_accuracy_results.json"
-TABLES = {"paper-accuracy": ([JSON_NAME], render)}
+GAP_JSON = "paper_accuracy_gap.json"
+TABLES = {"paper-accuracy": ([JSON_NAME], render),
+          "paper-accuracy-gap": ([JSON_NAME, GAP_JSON], render_gap)}
 
 
 def main() -> None:
