@@ -307,6 +307,49 @@ def render_head_grid(new: dict, more: dict, *old: dict) -> str:
                              "samples and validation set):", ""] + pairs)
 
 
+def render_gap(head8x: dict, old: dict, rule: dict, diag: dict) -> str:
+    """Where int8 + QAS's gap to fp32 comes from on the schemes of `diag` (the fp32
+    diagnostics of paper_accuracy.py, lr 0.2): per run, accuracy per seed, mean +- SE, and
+    paired by seed minus fp32 at the same rates and minus the default int8 + QAS (int8
+    gradients, head 8x, lr 0.2); `rule`: int8 + QAS and fp32 at augment's model-derived
+    rates (--lr rule); `old`: fp32 and the 16x-grid int8 + QAS runs (lr 0.2)."""
+    out = ["| scheme | rates | run | accuracy per seed | mean +- SE | minus fp32, same rates "
+           "(paired) | minus int8 + QAS, int8 gradients, head 8x, lr 0.2 (paired) |",
+           "|---|---|---|---|---:|---:|---:|"]
+
+    def grid(r, src):
+        return ("" if r["variant"].startswith("fp32") else "head 8x" if src is head8x
+                else "head 16x")
+    for scheme in dict.fromkeys(r["scheme"] for r in diag["rows"]):
+        rows: dict[tuple, dict[int, float]] = {}
+        for src, rates in ((old, "lr 0.2"), (diag, "lr 0.2"), (head8x, "lr 0.2"),
+                           (rule, "rule")):
+            for r in src["rows"]:
+                if r["scheme"] != scheme or (src is old and r["variant"] == VARIANTS["qas"]
+                                             and r["grad"] == "int8-nearest"):
+                    continue
+                g = "" if r["grad"] == "-" else f", {r['grad']} gradients"
+                label = r["variant"] + g + (f", {grid(r, src)}" if grid(r, src) and
+                                            src is not rule else "")
+                rows.setdefault((rates, label), {})[r["seed"]] = 100 * r["val_accuracy"]
+        default = rows[("lr 0.2", f"{VARIANTS['qas']}, int8 gradients, head 8x")]
+
+        def diff(a, b):
+            d = [a[s] - b[s] for s in sorted(a) if s in b and a is not b]
+            if not d:
+                return "-"
+            m, se = mean_se(d)
+            return f"{m:+.2f}" + ("" if math.isnan(se) else f" +- {se:.2f}") + f" (n={len(d)})"
+        for (rates, label), by_seed in rows.items():
+            m, se = mean_se(list(by_seed.values()))
+            out.append(f"| {scheme} | {rates} | {label} | "
+                       + " / ".join(f"{s}: {v:.1f}" for s, v in sorted(by_seed.items()))
+                       + f" | {m:.2f}" + ("" if math.isnan(se) else f" +- {se:.2f}")
+                       + f" | {diff(by_seed, rows[(rates, VARIANTS['fp32'])])} | "
+                       + (diff(by_seed, default) if rates == "lr 0.2" else "-") + " |")
+    return "\n".join(out)
+
+
 TABLES = {
     "transfer": (["transfer_results.json"], render_rows),
     "transfer-int8-grads": (["transfer_int8_grads.json", "transfer_int8_grads_more.json",
@@ -318,6 +361,8 @@ TABLES = {
                             "transfer_int8_grads.json",
                             "transfer_int8_grads_more.json",
                             "transfer_int8_grads_sparse_more.json"], render_head_grid),
+    "transfer-gap": (["transfer_head8x.json", "transfer_int8_grads.json",
+                      "transfer_rule_rates.json", "transfer_gap_diag.json"], render_gap),
 }
 
 
