@@ -40,8 +40,10 @@ SCHEMES = ("bias-only", "last:6", "99kb")
 VARIANTS = {"qas": "int8 + QAS", "fp32": "fp32", "int8": "int8, no QAS",
             "fp32-fq": "fp32, int8 activation grid",
             "fp32-sr": "fp32, weights rounded stochastically to their int8 grid",
-            "fp32-fq-sr": "fp32, int8 activation grid, weights rounded to their int8 grid"}
-FLOAT = ("fp32", "fp32-fq", "fp32-sr", "fp32-fq-sr")          # the TensorFlow variants: no int8 gradients or grid
+            "fp32-fq-sr": "fp32, int8 activation grid, weights rounded to their int8 grid",
+            "fp32-srh": "fp32, the new head's weights rounded to their int8 grid",
+            "fp32-srb": "fp32, the pretrained weights rounded to their int8 grid"}
+FLOAT = ("fp32", "fp32-fq", "fp32-sr", "fp32-fq-sr", "fp32-srh", "fp32-srb")          # the TensorFlow variants: no int8 gradients or grid
 
 
 def scheme_spec(model: str, scheme: str) -> str:
@@ -69,7 +71,10 @@ def fake_quantized(trainer_class):
     return FakeQuantized
 
 
-def weights_on_grid(trainer_class, seed: int):
+SR_WHICH = {"fp32-sr": "all", "fp32-fq-sr": "all", "fp32-srh": "head", "fp32-srb": "body"}
+
+
+def weights_on_grid(trainer_class, seed: int, which: str = "all"):
     """The diagnostic variants fp32-sr / fp32-fq-sr: after every SGD step each trained
     weight tensor is put back on its int8 grid (its per-channel scale, codes clamped to
     +-127) by stochastic rounding, as int8 + QAS's update does (a QAS step is the fp32 SGD
@@ -88,7 +93,9 @@ def weights_on_grid(trainer_class, seed: int):
             self.grids = []
             for (p, o), (var, *_rest) in zip(updates(self.graph), self.rules):
                 t = self.graph.tensors[p]
-                if t.dtype == "int8" and t.quant is not None:
+                head = t.name.startswith("head/")
+                if t.dtype == "int8" and t.quant is not None and (
+                        which == "all" or (which == "head") == head):
                     one = dequantize(t, np.ones(var.shape, np.int8), axis=o.get("axis", 0))
                     self.grids.append((var, one.astype(np.float32)))
 
@@ -132,8 +139,8 @@ def run_one(job: dict) -> dict:
         tf.config.threading.set_inter_op_parallelism_threads(1)
         from tflite_train.fp32 import FloatTrainer
         cls = fake_quantized(FloatTrainer) if "-fq" in job["variant"] else FloatTrainer
-        if job["variant"].endswith("-sr"):
-            cls = weights_on_grid(cls, job["seed"])
+        if "-sr" in job["variant"]:
+            cls = weights_on_grid(cls, job["seed"], SR_WHICH[job["variant"]])
         ft = cls(result.graph)
         inp = result.graph.tensors[result.graph.inputs[0]]
 
@@ -243,7 +250,8 @@ def table(runs: list[dict], steps: int, val: int, main: bool = True) -> str:
             c = (r["variant"], grad_of(r), headroom_of(r))
             acc.setdefault((r["model"], r["scheme"]) + c, {})[r["seed"]] = 100 * r["val_accuracy"]
             params[(r["model"], r["scheme"])] = r["trained_params"]
-    order = {"qas": 0, "fp32": 1, "fp32-fq": 2, "fp32-sr": 2.1, "fp32-fq-sr": 2.2, "int8": 3}
+    order = {"qas": 0, "fp32": 1, "fp32-fq": 2, "fp32-sr": 2.1, "fp32-fq-sr": 2.2,
+             "fp32-srh": 2.3, "fp32-srb": 2.4, "int8": 3}
     present = sorted({k[2:] for k in acc},
                      key=lambda c: (order[c[0]], c[2] or 0, c[1] != "int8"))
     fp, fq = ("fp32", None, None), ("fp32-fq", None, None)
@@ -322,7 +330,7 @@ def render_gap(doc: dict, gap: dict) -> str:
         acc.setdefault((r["model"], r["scheme"]), {}).setdefault(c, {})[r["seed"]] = (
             100 * r["val_accuracy"])
     fp = ("fp32", None, None)
-    order = ["fp32", "fp32-fq", "fp32-sr", "fp32-fq-sr", "qas"]
+    order = ["fp32", "fp32-fq", "fp32-sr", "fp32-fq-sr", "fp32-srh", "fp32-srb", "qas"]
     lines = ["| model | scheme | run | accuracy per seed | mean +- SE | minus fp32 (paired) "
              "| minus int8 + QAS, default (paired) |", "|---|---|---|---|---:|---:|---:|"]
     for model, scheme in dict.fromkeys((r["model"], r["scheme"]) for r in gap["runs"]):

@@ -56,7 +56,9 @@ VARIANTS = {"qas": "int8 + QAS", "qas-nearest": "int8 + QAS, nearest rounding",
             # fp32 with its weights put back on their int8 grid after every step, both
             "fp32-fq": "fp32, int8 activation grid",
             "fp32-sr": "fp32, weights rounded to their int8 grid",
-            "fp32-fq-sr": "fp32, int8 activation grid, weights rounded to their int8 grid"}
+            "fp32-fq-sr": "fp32, int8 activation grid, weights rounded to their int8 grid",
+            "fp32-srh": "fp32, the new head's weights rounded to their int8 grid",
+            "fp32-srb": "fp32, the pretrained weights rounded to their int8 grid"}
 # --grad: the activation gradients of the int8 variants (fp32 is TensorFlow's float32)
 GRADS = {"float32": ("float32", "stochastic"), "int8": ("int8", "stochastic"),
          "int8-nearest": ("int8", "nearest")}
@@ -87,10 +89,11 @@ def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, va
     t0 = time.time()
     head = {}
     if fp32:
-        from paper_accuracy import fake_quantized, weights_on_grid
+        from paper_accuracy import SR_WHICH, fake_quantized, weights_on_grid
         from tflite_train.fp32 import FloatTrainer
         cls = fake_quantized(FloatTrainer) if "-fq" in variant else FloatTrainer
-        ft = (weights_on_grid(cls, seed) if variant.endswith("-sr") else cls)(result.graph)
+        ft = (weights_on_grid(cls, seed, SR_WHICH[variant]) if "-sr" in variant
+              else cls)(result.graph)
         inp = result.graph.tensors[result.graph.inputs[0]]
         for i in sample_order(train_idx, args.steps, seed):
             ft.step(data.to_model_input(ds.images[i], inp), int(ds.labels[i]))
