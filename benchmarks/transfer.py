@@ -310,26 +310,30 @@ def render_head_grid(new: dict, more: dict, *old: dict) -> str:
                              "samples and validation set):", ""] + pairs)
 
 
-def render_gap(head8x: dict, old: dict, rule: dict, diag: dict) -> str:
+def render_gap(head8x: dict, head8x_more: dict, old: dict, old_more: dict, rule: dict,
+               diag: dict, f32: dict) -> str:
     """Where int8 + QAS's gap to fp32 comes from on the schemes of `diag` (the fp32
     diagnostics of paper_accuracy.py, lr 0.2): per run, accuracy per seed, mean +- SE, and
     paired by seed minus fp32 at the same rates and minus the default int8 + QAS (int8
     gradients, head 8x, lr 0.2); `rule`: int8 + QAS and fp32 at augment's model-derived
-    rates (--lr rule); `old`: fp32 and the 16x-grid int8 + QAS runs (lr 0.2)."""
+    rates (--lr rule); `old`: fp32 and the 16x-grid int8 + QAS runs (lr 0.2); `f32`: int8 +
+    QAS with float32 activation gradients on the 8x grid (lr 0.2). The `_more` files add
+    seeds."""
     out = ["| scheme | rates | run | accuracy per seed | mean +- SE | minus fp32, same rates "
            "(paired) | minus int8 + QAS, int8 gradients, head 8x, lr 0.2 (paired) |",
            "|---|---|---|---|---:|---:|---:|"]
 
     def grid(r, src):
-        return ("" if r["variant"].startswith("fp32") else "head 8x" if src is head8x
-                else "head 16x")
-    for scheme in dict.fromkeys(r["scheme"] for r in diag["rows"]):
+        return ("" if r["variant"].startswith("fp32") else "head 8x"
+                if src in (head8x, head8x_more, f32) else "head 16x")
+    for scheme in dict.fromkeys(r["scheme"] for r in diag["rows"] + f32["rows"]):
         rows: dict[tuple, dict[int, float]] = {}
-        for src, rates in ((old, "lr 0.2"), (diag, "lr 0.2"), (head8x, "lr 0.2"),
+        for src, rates in ((old, "lr 0.2"), (old_more, "lr 0.2"), (diag, "lr 0.2"),
+                           (head8x, "lr 0.2"), (head8x_more, "lr 0.2"), (f32, "lr 0.2"),
                            (rule, "rule")):
             for r in src["rows"]:
-                if r["scheme"] != scheme or (src is old and r["variant"] == VARIANTS["qas"]
-                                             and r["grad"] == "int8-nearest"):
+                if r["scheme"] != scheme or (src in (old, old_more) and r["grad"] ==
+                                             "int8-nearest"):
                     continue
                 g = "" if r["grad"] == "-" else f", {r['grad']} gradients"
                 label = r["variant"] + g + (f", {grid(r, src)}" if grid(r, src) and
@@ -348,7 +352,7 @@ def render_gap(head8x: dict, old: dict, rule: dict, diag: dict) -> str:
             out.append(f"| {scheme} | {rates} | {label} | "
                        + " / ".join(f"{s}: {v:.1f}" for s, v in sorted(by_seed.items()))
                        + f" | {m:.2f}" + ("" if math.isnan(se) else f" +- {se:.2f}")
-                       + f" | {diff(by_seed, rows[(rates, VARIANTS['fp32'])])} | "
+                       + f" | {diff(by_seed, rows.get((rates, VARIANTS['fp32']), {}))} | "
                        + (diff(by_seed, default) if rates == "lr 0.2" else "-") + " |")
     return "\n".join(out)
 
@@ -364,8 +368,10 @@ TABLES = {
                             "transfer_int8_grads.json",
                             "transfer_int8_grads_more.json",
                             "transfer_int8_grads_sparse_more.json"], render_head_grid),
-    "transfer-gap": (["transfer_head8x.json", "transfer_int8_grads.json",
-                      "transfer_rule_rates.json", "transfer_gap_diag.json"], render_gap),
+    "transfer-gap": (["transfer_head8x.json", "transfer_head8x_sparse_more.json",
+                      "transfer_int8_grads.json", "transfer_int8_grads_sparse_more.json",
+                      "transfer_rule_rates.json", "transfer_gap_diag.json",
+                      "transfer_f32_8x.json"], render_gap),
 }
 
 
