@@ -167,6 +167,10 @@ def main() -> None:
                          "rates for weights and biases (README, how the default is chosen)")
     ap.add_argument("--bias-lr", type=float, default=0.001, help="(not with --lr rule)")
     ap.add_argument("--momentum", type=float, default=0.0)
+    ap.add_argument("--head-headroom", type=float, choices=[4.0, 8.0, 16.0],
+                    help="the new head's int8 weight grid in multiples of its initial range "
+                         "(default augment's, 8); the real initial head stays the same "
+                         "(initial codes on every 16/X-th level)")
     ap.add_argument("--constant-lr", dest="cosine", action="store_false",
                     help="no cosine decay of the learning rates over the run")
     ap.add_argument("--seed", type=int, default=0,
@@ -202,6 +206,9 @@ def main() -> None:
     if unknown:
         sys.exit(f"unknown --grad or --variants value: {', '.join(unknown)}")
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+    if args.head_headroom:
+        augment.HEAD_WEIGHT_HEADROOM = args.head_headroom
+        augment.HEAD_INIT_STEP = int(16 / args.head_headroom)
     ds = data.load(args.data)
     train_idx, val_idx = split(len(ds), 0.1, args.val, 0)
     rows = []
@@ -338,6 +345,8 @@ def render_gap(head8x: dict, head8x_more: dict, old: dict, old_more: dict, rule:
                 g = "" if r["grad"] == "-" else f", {r['grad']} gradients"
                 label = r["variant"] + g + (f", {grid(r, src)}" if grid(r, src) and
                                             src is not rule else "")
+                if r["variant"].startswith("fp32") and r.get("head_headroom", 8) != 8:
+                    label += f", head grid {r['head_headroom']:g}x"
                 rows.setdefault((rates, label), {})[r["seed"]] = 100 * r["val_accuracy"]
         default = rows[("lr 0.2", f"{VARIANTS['qas']}, int8 gradients, head 8x")]
 
