@@ -4,7 +4,11 @@
 an inverted-residual block is three convs) and the paper's 99kb sparse scheme. Variants, on
 the same trainable set, the same per-layer learning rates and the same samples in the same
 order: int8 + QAS (augment's defaults: model-derived rates, stochastic rounding), fp32
-(TensorFlow on the dequantized model, tflite_train/fp32.py) and int8 without QAS.
+(TensorFlow on the dequantized model, tflite_train/fp32.py) and int8 without QAS; and
+the diagnostics of QAS's gap to fp32: fp32-fq (fp32 on the int8 activation grid), fp32-sr
+(its trained weights rounded stochastically onto their int8 grid after every step),
+fp32-fq-sr (both), fp32-srh / fp32-srb (only the new head's / the pretrained weights
+rounded), and --grad int8-nearest.
 Every variant decays its rates to 0 along a cosine over the run (--lr-decay-steps = steps):
 a constant-rate batch-1 run ends wherever its oscillation is (benchmarks/RESULTS.md).
 

@@ -18,6 +18,12 @@ re-rendered (benchmarks/results.py): transfer_results.json (seed 0, every varian
 transfer_seed1.json and transfer_seed2.json (--variants qas,fp32), transfer_constant_lr.json
 (--constant-lr).
 
+Diagnostics of int8 + QAS's gap to fp32 (benchmarks/RESULTS.md, "What separates int8 + QAS
+from fp32 on last:2"): --variants fp32-fq, fp32-sr, fp32-fq-sr, fp32-srh, fp32-srb (fp32 on
+the int8 activation grid and/or with its trained weights rounded onto their int8 grid after
+every step: paper_accuracy.py), --lr rule (augment's model-derived rates instead of one lr)
+and --head-headroom 4|8|16 (the new head's grid; the same real initial head).
+
 --model, --data and --schemes run the same comparison on another model (the tests run it on
 the built-in example model and a small .npz).
 """
@@ -177,7 +183,7 @@ def main() -> None:
                     help="seed of the new head and of the sample order (the split is fixed)")
     ap.add_argument("--seeds", help="comma-separated seeds (overrides --seed)")
     ap.add_argument("--variants", default="qas,qas-nearest,int8,fp32",
-                    help="comma-separated subset of qas, qas-nearest, int8, fp32")
+                    help="comma-separated subset of " + ", ".join(VARIANTS))
     ap.add_argument("--grad", default="float32",
                     help="comma-separated activation gradients of the int8 variants: float32, "
                          "int8 (stochastic rounding), int8-nearest")
@@ -204,7 +210,7 @@ def main() -> None:
         except ValueError:
             unknown.append(f"--lr {args.lr}")
     if unknown:
-        sys.exit(f"unknown --grad or --variants value: {', '.join(unknown)}")
+        sys.exit(f"unknown --grad, --variants or --lr value: {', '.join(unknown)}")
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
     if args.head_headroom:
         augment.HEAD_WEIGHT_HEADROOM = args.head_headroom
