@@ -111,6 +111,26 @@ static void pointwise(const tt_fwd_conv_params *p, const int32_t *multiplier,
 }
 
 #if TT_FWD_DSP
+/* Stages the kh runs of `words` words (4 int8 each, whole groups) of a window wholly inside
+ * the image, `pitch` bytes from one run's start to the next's, into the column at s of a
+ * block of P (tt_dsp_stage4's form, its two words by one STRD). With P and `words` known to
+ * the compiler (MCUNet's stem: blocks of 6, 4x4 taps of 3 channels, 3 words a run) the
+ * stores post-index by a constant and the run is unrolled: 6 instructions a word and a few a
+ * run, where the general loop took 10 a word. */
+static inline __attribute__((always_inline)) void stage_runs(tt_dsp_word *s, const int32_t P,
+                                                             const int8_t *x, int32_t kh,
+                                                             const int32_t words, int32_t pitch,
+                                                             uint32_t off) {
+  for (int32_t ky = 0; ky < kh; ++ky, x += pitch) {
+#pragma GCC unroll 4
+    for (int32_t i = 0; i < words; ++i, s += 2 * P) {
+      const uint32_t v = tt_dsp_load4(x + 4 * i);
+      tt_dsp_strd(s, __sxtab16(__sxtab16(off, v), v),
+                  tt_dsp_sxtab16_odd(tt_dsp_sxtab16_odd(off, v), v));
+    }
+  }
+}
+
 /* A convolution as a matrix product over im2col columns (one per output pixel): the window's
  * in-image taps staged as 2 (x + input_offset) (tt_fwd_dsp.h), padding as zeros (TFLM skips
  * those taps: they add nothing either way), the trained channels of every tap first, then
@@ -126,14 +146,25 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
   const tt_dsp_mm m = {filter_lo, filter_hi, taps * k, taps * rest, taps * k, taps * rest, co,
                        bias, multiplier, shift, p->input_offset, p->output_offset,
                        p->act_min, p->act_max};
-  const int32_t fit = tt_dsp_block_columns(&m, TT_FWD_DSP_STAGE_BYTES);
-  if (fit == 0 || !tt_dsp_mm_ok(&m)) return 0;
+  if (!tt_dsp_mm_ok(&m)) return 0;
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
+  const int known = tt_dsp_mm_rows_one(&m);
+  /* rows the assembly cannot requantize: their classes once, in the buffer's tail */
+  int32_t bytes = TT_FWD_DSP_STAGE_BYTES;
+  const int8_t *plan = 0;
+  if (known != 1 && co <= TT_DSP_PLAN_ROWS &&
+      tt_dsp_block_columns(&m, bytes - TT_DSP_PLAN_BYTES) ==
+          tt_dsp_block_columns(&m, bytes)) {
+    bytes -= TT_DSP_PLAN_BYTES;
+    tt_dsp_mm_plan(&m, (int8_t *)(stage + bytes / 4));
+    plan = (const int8_t *)(stage + bytes / 4);
+  }
+  const int32_t fit = tt_dsp_block_columns(&m, bytes);
+  if (fit == 0) return 0;
   const int32_t hi0 = (m.n_lo + 3) & ~3, columns = out->n * out->h * out->w;
   const int32_t words = tt_dsp_column_words(&m);
   const int whole_rows = rest == 0 && p->dilation_w == 1;
   const uint32_t off_pair = tt_dsp_stage_offset(p->input_offset);
-  const int known = tt_dsp_mm_rows_one(&m);
   const int six = p->act_min == -128 && p->act_max == 127;   /* the assembly requantizes */
   for (int32_t c = 0, P, Q; c < columns; c += P * Q) {
     /* as many blocks of 6 as fit (tt_dsp_rows6: the fewest instructions a MAC, a row's
@@ -144,7 +175,7 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
       Q = 1;
     } else if (fit == 8 && six && columns - c >= 6) {
       P = 6;
-      Q = (TT_FWD_DSP_STAGE_BYTES / 4) / (6 * words);
+      Q = (bytes / 4) / (6 * words);
       if (Q > (columns - c) / 6) Q = (columns - c) / 6;
     } else {
       for (P = fit, Q = 1; c + P > columns; P >>= 1) {
@@ -168,11 +199,13 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
           iy0 + (kh - 1) * p->dilation_h < in->h) {
         /* the whole window inside the image: kh runs of kw * ci bytes, whole groups */
         const int8_t *x = input + ((b * in->h + iy0) * in->w + ix0) * ci;
-        tt_dsp_word *s = blk + 2 * j;
-        const int32_t row_step = p->dilation_h * in->w * ci - kw * ci;
-        for (int32_t ky = 0; ky < kh; ++ky, x += row_step)
-          for (const int8_t *end = x + kw * ci; x != end; x += 4, s += 2 * P)
-            tt_dsp_stage4(s, off_pair, tt_dsp_load4(x));
+        const int32_t pitch = p->dilation_h * in->w * ci, run = kw * ci >> 2;
+        if (P == 6 && run == 3)
+          stage_runs(blk + 2 * j, 6, x, kh, 3, pitch, off_pair);
+        else if (P == 6)
+          stage_runs(blk + 2 * j, 6, x, kh, run, pitch, off_pair);
+        else
+          stage_runs(blk + 2 * j, P, x, kh, run, pitch, off_pair);
         continue;
       }
       int32_t kx0, kx1;
@@ -208,7 +241,10 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
       }
       tt_dsp_stage_pad(&m, blk, P, j);
     }
-    tt_dsp_mm_blocks(&m, stage, P, Q, output + c * co, co, known);
+    if (plan)
+      tt_dsp_mm_blocks_planned(&m, plan, stage, P, Q, output + c * co, co);
+    else
+      tt_dsp_mm_blocks(&m, stage, P, Q, output + c * co, co, known);
   }
   return 1;
 }
