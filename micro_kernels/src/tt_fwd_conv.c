@@ -113,12 +113,11 @@ static void pointwise(const tt_fwd_conv_params *p, const int32_t *multiplier,
 }
 
 #if TT_FWD_DSP
-/* Stages the kh runs of `words` words (4 int8 each, whole groups) of a window wholly inside
- * the image, `pitch` bytes from one run's start to the next's, into the column at s of a
- * block of P (tt_dsp_stage4's form, its two words by one STRD). With P and `words` known to
- * the compiler (MCUNet's stem: blocks of 6, 4x4 taps of 3 channels, 3 words a run) the
- * stores post-index by a constant and the run is unrolled: 6 instructions a word and a few a
- * run, where the general loop took 10 a word. */
+/* Stages the kh runs of `words` words (4 int8 each, whole groups) of a window, `pitch`
+ * bytes from one run's start to the next's, into the column at s of a block of P
+ * (tt_dsp_stage4's form, its two words by one STRD). With P and `words` known to the
+ * compiler (the 4x4 stems over 3 channels: blocks of 6, 3 words a run) the run is unrolled
+ * with constant offsets: LDR, 4 SXTAB16, STRD a word, where the general loop took 10. */
 static inline __attribute__((always_inline)) void stage_runs(tt_dsp_word *s, const int32_t P,
                                                              const int8_t *x, int32_t kh,
                                                              const int32_t words, int32_t pitch,
