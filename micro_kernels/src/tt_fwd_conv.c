@@ -132,7 +132,8 @@ static inline __attribute__((always_inline)) void stage_runs(tt_dsp_word *s, con
   }
 }
 
-/* A window (kh runs of run_bytes) that reaches past the image, copied into `win` with
+/* A window (kh runs of run_bytes, a multiple of 4) that reaches past the image, copied into
+ * `win` (4-byte aligned) with
  * its padding as the int8 value -input_offset (`pad`), which stages as 2 (pad + offset) = 0
  * like the padding TFLM skips: the border windows then stage as runs too, instead of tap by
  * tap and element by element (about 800 instructions a window of MCUNet's stem before). */
@@ -180,19 +181,24 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
   }
   const int32_t fit = tt_dsp_block_columns(&m, bytes);
   if (fit == 0) return 0;
-  const int32_t hi0 = (m.n_lo + 3) & ~3, columns = out->n * out->h * out->w;
   const int32_t words = tt_dsp_column_words(&m);
+  /* border windows through a local copy (border_window) in the buffer's tail, where it
+   * holds one and costs no column of a block */
+  const int32_t win_bytes = (in->c * f->h * f->w + 3) & ~3;
+  const int32_t sixes = (bytes / 4) / (6 * words);
   const int whole_rows = rest == 0 && p->dilation_w == 1;
-  const uint32_t off_pair = tt_dsp_stage_offset(p->input_offset);
-  /* border windows through a local copy (border_window) where it holds one */
-  uint32_t win[16];
+  const int border = whole_rows && (kw * ci & 3) == 0 && p->input_offset >= -127 &&
+                     p->input_offset <= 128 && win_bytes <= 256 &&
+                     tt_dsp_block_columns(&m, bytes - win_bytes) == fit &&
+                     (bytes - win_bytes) / 4 / (6 * words) == sixes;
+  int8_t *const win = border ? (int8_t *)(stage + (bytes -= win_bytes) / 4) : 0;
   const int8_t pad = (int8_t)-p->input_offset;
+  const int32_t hi0 = (m.n_lo + 3) & ~3, columns = out->n * out->h * out->w;
+  const uint32_t off_pair = tt_dsp_stage_offset(p->input_offset);
   /* windows inside the image stage as runs (stage_runs): kh of `run` words, `pitch` apart */
   const int runs = whole_rows && (kw * ci & 3) == 0;
   const int32_t pitch = p->dilation_h * in->w * ci, run = kw * ci >> 2;
   const int32_t span_h = (kh - 1) * p->dilation_h, x_step = p->stride_w * ci;
-  const int border = whole_rows && (kw * ci & 3) == 0 && kh * kw * ci <= (int32_t)sizeof win &&
-                     p->input_offset >= -127 && p->input_offset <= 128;
   const int six = p->act_min == -128 && p->act_max == 127;   /* the assembly requantizes */
   for (int32_t c = 0, P, Q; c < columns; c += P * Q) {
     /* as many blocks of 6 as fit (tt_dsp_rows6: the fewest instructions a MAC, a row's
@@ -247,9 +253,9 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
       int32_t kx0, kx1;
       tt_fwd_tap_range(ix0, p->dilation_w, kw, in->w, &kx0, &kx1);
       if (border) {
-        border_window((int8_t *)win, input + b * in->h * in->w * ci, in->w * ci, in->h, iy0,
+        border_window(win, input + b * in->h * in->w * ci, in->w * ci, in->h, iy0,
                       p->dilation_h, kh, kw * ci, kx0, kx1, ci, ix0, pad);
-        stage_runs(blk + 2 * j, P, (const int8_t *)win, kh, kw * ci >> 2, kw * ci, off_pair);
+        stage_runs(blk + 2 * j, P, win, kh, kw * ci >> 2, kw * ci, off_pair);
         continue;
       }
       for (int32_t ky = 0; ky < kh; ++ky) {
