@@ -468,10 +468,9 @@ static int rows_one(const tt_dsp_mm *m, int32_t r0, int32_t r1) {
 
 /* Whether row r's output is one value whatever its inputs (tt_dsp_rq_init_constant over
  * every sum its products can make: at most sum |w| (128 + |input_offset|) in magnitude,
- * staged padding adding 0); if so, that value is written to its `columns` outputs at y.
- * Quantized models have such channels (shifts past -21, biases near int32's ends, weights often all
- * zero): two of MCUNet's first layer's 16. Only asked of rows the assembly cannot
- * requantize. */
+ * staged padding adding 0); if so, that value goes to *value. Quantized models have such
+ * channels (shifts past -21, biases near int32's ends, weights often all zero): two of
+ * MCUNet's first layer's 16. Only asked of rows the assembly cannot requantize. */
 static int constant_value(const tt_dsp_mm *m, int32_t r, int32_t bias, int8_t *value) {
   /* the rows that can be: a right shift past the one-multiply form's, or a bias past its
    * bound (a live row fails the test below at the cost of a pass over its weights) */
@@ -496,6 +495,8 @@ static int constant_value(const tt_dsp_mm *m, int32_t r, int32_t bias, int8_t *v
   return 1;
 }
 
+/* constant_value's test (or the plan's answer) for row r; if it holds, its value is written
+ * to the `columns` outputs at y. */
 static __attribute__((noinline)) int constant_row(const tt_dsp_mm *m, const int8_t *plan,
                                                   int32_t r, int32_t bias, int8_t *y,
                                                   int32_t columns, int32_t col_stride) {
