@@ -252,7 +252,9 @@ LAYER_GEOMETRIES = {
 @pytest.mark.parametrize("name", list(LAYER_GEOMETRIES))
 def test_layer_input_gradients_on_every_code_path(name):
     """numpy == C for each geometry, with and without a mask, per-channel and per-tensor
-    scales, to nearest and stochastically, in one and in two passes."""
+    scales, to nearest and stochastically, in one and in two passes, and in two passes
+    keeping some of the accumulators in a scratch (codegen's arena-aware split: 1, about
+    half, and all but one of the positions, besides dx's quarter)."""
     kind, geometry = LAYER_GEOMETRIES[name]
     rng = np.random.default_rng(11)
     for per_channel in (True, False):
@@ -269,6 +271,14 @@ def test_layer_input_gradients_on_every_code_path(name):
                                                                else None for a in args], {})
                     assert same(got[0], want[0]) and same(got[1], want[1]), (
                         name, per_channel, mask, rounding, passes)
+                dx = g.tensors[op.outputs[0]]
+                positions = dx.size // dx.shape[-1]
+                for kept in sorted({1, positions // 2, positions - 1} - {0}):
+                    call = c_kernels.keeping(c_kernels.kernel_call(g, op), kept, dx.shape[-1])
+                    got = c_kernels.run(g, op, [a.copy() if a is not None else None
+                                                for a in args], {}, call=call)
+                    assert same(got[0], want[0]) and same(got[1], want[1]), (
+                        name, per_channel, mask, rounding, kept)
                 results.append(want)
             assert np.abs(results[0][0].astype(int) - results[1][0]).max() <= 1
 

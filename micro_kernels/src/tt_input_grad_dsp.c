@@ -168,15 +168,14 @@ void tt_gdsp_jump_init(tt_gdsp_jumper *j, int32_t n, int32_t jumps) {
   }
 }
 
-/* Every row against one staged block: the accumulators of channels [c0, c0 + nc) into
- * store, or their largest magnitude into *top, or rounded into dx (stochastically: r's
+/* Every row against one staged block: the accumulators of channels [c0, c0 + nc) kept, or their largest magnitude into *top, or rounded into dx (stochastically: r's
  * stream at row 0, channel c0 on entry; at the last row's channel c0 + nc on return; `skip`
  * jumps over a row's other ci - nc draws). */
 static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         const tt_gdsp_word *stage,
                                                         const int32_t CB, const int masked,
-                                                        int32_t c0, int32_t nc, int32_t *store,
-                                                        int32_t keep, uint32_t *top,
+                                                        int32_t c0, int32_t nc,
+                                                        const tt_keep *keep, uint32_t *top,
                                                         tt_rounder *r,
                                                         const tt_gdsp_jumper *skip,
                                                         int8_t *dx) {
@@ -184,10 +183,9 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
   uint32_t m = top != 0 ? *top : 0u;
   for (int32_t p = 0; p < a->rows; ++p) {
     row_sums(a, p, stage, CB, masked, acc);
-    if (store != 0 && p < keep) {
-      int32_t *out = store + p * a->ci + c0;
-      for (int32_t j = 0; j < nc; ++j) out[j] = acc[j];
-    }
+    int32_t *const kept = tt_kept(keep, p, a->ci);
+    if (kept != 0)
+      for (int32_t j = 0; j < nc; ++j) kept[c0 + j] = acc[j];
     if (r != 0) {
       int8_t *out = dx + p * a->ci + c0;
       tt_round_grads(r, acc, nc, out);
@@ -205,13 +203,14 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
 
 /* One compiled copy per block width and mask. */
 typedef void (*block_fn)(const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc,
-                         int32_t *store, int32_t keep, uint32_t *top, tt_rounder *r,
+                         const tt_keep *keep, uint32_t *top, tt_rounder *r,
                          const tt_gdsp_jumper *skip, int8_t *dx);
 #define TT_GDSP_BLOCK(CB, M)                                                                \
   static __attribute__((noinline)) void block##CB##_##M(                                    \
-      const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc, int32_t *store, \
-      int32_t keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip, int8_t *dx) { \
-    block(a, stage, CB, M, c0, nc, store, keep, top, r, skip, dx);                          \
+      const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc,               \
+      const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
+      int8_t *dx) {                                                                         \
+    block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx);                                 \
   }
 TT_GDSP_BLOCK(8, 0)
 TT_GDSP_BLOCK(4, 0)
@@ -226,7 +225,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
                                    int32_t rows,
                                    int32_t co, const int8_t *w_lo, int32_t k,
                                    const int8_t *w_hi, int32_t ci, const int16_t *mult,
-                                   int32_t *store, int32_t keep, uint32_t *amax, tt_rounder *r,
+                                   const tt_keep *keep, uint32_t *amax, tt_rounder *r,
                                    int8_t *dx) {
   const int32_t groups = (co + 3) >> 2;
   const int32_t column = 8 * groups;                        /* bytes of a staged column */
@@ -256,7 +255,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
       if (skip.n != ci - nc)       /* the blocks' jumps, then the last block's if it is short */
         tt_gdsp_jump_init(&skip, ci - nc, (rows - 1) * (nc == CB ? ci / CB : 1));
     }
-    fn(&a, stage, c0, nc, store, keep, amax != 0 ? &top : 0, r, &skip, dx);
+    fn(&a, stage, c0, nc, keep, amax != 0 ? &top : 0, r, &skip, dx);
   }
   if (amax != 0) *amax = top;
   return 1;
