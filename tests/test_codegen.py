@@ -159,6 +159,45 @@ def test_arena_limit_buys_one_pass_input_gradients(zoo, tmp_path, capsys):
     assert_identical(program, got, check.reference(program, xs, labels))
 
 
+def test_two_pass_input_gradients_keep_what_the_free_arena_holds(zoo, tmp_path, monkeypatch):
+    """The arena-aware split: at the smallest arena each two-pass int8 input gradient keeps,
+    besides dx's quarter, as many positions' accumulators as a scratch fits that overlaps
+    nothing alive at the operator, within the arena the program needs anyway (the same
+    arena as without lending); the program trains bit for bit like --engine c."""
+    from tflite_train.codegen import program as P
+    from tflite_train.training_ops import options_of
+    model = training_model(tmp_path, zoo["mobile"], "full", hyper=Hyper(grad="int8"))
+    program = load(model)
+    plan, g = program.plan, program.graph
+    kept = {s.op: s.call.args[-1] for s in program.steps if s.call is not None
+            and s.call.signature.params[-1].name == "scratch_positions"
+            and options_of(g.operators[s.op])["passes"] == 2 and s.call.args[-1] > 0}
+    assert kept, "no two-pass input gradient kept anything"
+    for k, positions in kept.items():
+        dx = g.tensors[g.operators[k].outputs[0]]
+        assert 0 < positions <= dx.size // dx.shape[-1] - dx.size // dx.shape[-1] // 4
+        mine = [(off, b) for b, off in zip(plan.buffers, plan.offsets) if b.name.startswith(
+            "kept@") and b.op == k]
+        assert len(mine) == 1 and mine[0][1].size == 4 * dx.shape[-1] * positions
+        lo, hi = mine[0][0], mine[0][0] + mine[0][1].size
+        assert hi <= plan.arena_bytes
+        for b, off in zip(plan.buffers, plan.offsets):
+            for f, la, a, z in b.rects():
+                if b is not mine[0][1] and f <= k + 1 <= la:
+                    assert off + z <= lo or off + a >= hi, (k, b.name)
+    xs, labels = check.samples(program, 3, seed=2)
+    out = tmp_path / "gen"
+    generate(model, out)
+    assert "in free arena" in (out / "tt_model.c").read_text()
+    got = host.HostProgram(out, len(program.checkpoint_regions())).run(xs, labels,
+                                                                        program.classes)
+    assert_identical(program, got, check.reference(program, xs, labels))
+    monkeypatch.setattr(P, "lend_scratch", lambda graph, calls, plan: {})
+    unlent = load(model)
+    assert plan.arena_bytes == unlent.plan.arena_bytes
+    assert not any(b.name.startswith("kept@") for b in unlent.plan.buffers)
+
+
 @pytest.mark.parametrize("fuse, grad", [(True, "int8"), (False, "float32")])
 def test_split_filters_train_like_engine_c(fuse, grad, tmp_path):
     """Filters of which only the first input channels train: those channels in SRAM, the

@@ -120,6 +120,18 @@ static inline __attribute__((always_inline)) void row_sums(const pointwise *a, i
     if (tail) mac_group(tt_dsp_load_partial(g, tail), s, CB, t);
   } else {
     int32_t i = a->mask_at + p * a->co;
+    if ((i & 7) == 0) {
+      /* the row's mask starts on a byte: one byte's two nibbles mask two words */
+      const uint8_t *bits = a->mask + (i >> 3);
+      const int8_t *const pairs = g + ((end - g) & ~7);
+      for (; g != pairs; g += 8, s += 4 * CB, ++bits) {
+        const uint32_t v0 = tt_dsp_load4(g) & lanes_of[*bits & 15u];
+        const uint32_t v1 = tt_dsp_load4(g + 4) & lanes_of[*bits >> 4];
+        if (v0 != 0) mac_group(v0, s, CB, t);
+        if (v1 != 0) mac_group(v1, s + 2 * CB, CB, t);
+      }
+      i = (int32_t)(bits - a->mask) << 3;
+    }
     for (; g != end; g += 4, s += 2 * CB, i += 4) {
       const uint32_t v = tt_dsp_load4(g) & lanes_of[mask_bits(a->mask, i, 4)];
       if (v != 0) mac_group(v, s, CB, t);
