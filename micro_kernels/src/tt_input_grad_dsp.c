@@ -193,11 +193,15 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         int8_t *dx) {
   int32_t acc[8];
   uint32_t m = top != 0 ? *top : 0u;
+  /* the kept rows' accumulators: a running pointer, moved to the scratch after row n0 */
+  const int32_t n0 = keep != 0 ? keep->n0 : 0, n1 = keep != 0 ? keep->n1 : 0;
+  int32_t *kept = tt_kept(keep, 0, a->ci);
   for (int32_t p = 0; p < a->rows; ++p) {
     row_sums(a, p, stage, CB, masked, acc);
-    int32_t *const kept = tt_kept(keep, p, a->ci);
-    if (kept != 0)
+    if (p < n1) {
       for (int32_t j = 0; j < nc; ++j) kept[c0 + j] = acc[j];
+      kept = p + 1 == n0 ? keep->a1 : kept + a->ci;
+    }
     if (r != 0) {
       int8_t *out = dx + p * a->ci + c0;
       tt_round_grads(r, acc, nc, out);
