@@ -486,7 +486,7 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
                           tt_update_state *rounding, int32_t *scratch,
                           int32_t scratch_positions) {
   const int32_t positions = a->n * a->h * a->wd;
-  if (scratch == 0) scratch_positions = 0;
+  if (scratch == 0 || scratch_positions < 0) scratch_positions = 0;
   if (scratch_positions >= positions) {
     const tt_keep all = {scratch, positions, 0, positions};
     if (depthwise) {

@@ -610,8 +610,9 @@ def lend_scratch(graph: Graph, calls: dict[int, KernelCall], plan: memory.Codege
     in `calls` and the buffers in `plan`; returns operator -> positions kept there."""
     wants = {}
     for k, call in calls.items():
-        params = call.signature.params
-        if params[-1].name == "scratch_positions" and call.args[-2] is None:
+        sig = call.signature
+        if any(p.name == "scratch_positions" for p in sig.params) \
+                and call.args[sig.index("scratch")] is None:
             dx = graph.tensors[graph.operators[k].outputs[0]]
             positions = dx.size // dx.shape[-1]
             # dx's quarter is kept in any case (the arena's offsets are 4-byte aligned)

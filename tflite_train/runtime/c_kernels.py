@@ -176,8 +176,9 @@ def keeping(call: KernelCall, positions: int, ci: int) -> KernelCall:
     """An int8 input gradient's call (its last arguments scratch, scratch_positions) whose
     first pass keeps the accumulators of `positions` dx positions of `ci` channels in an
     int32 scratch (besides dx's own quarter; all of them: one pass). Same bits."""
-    args = list(call.args)
-    args[-2:] = [Scratch(4 * ci * positions), positions] if positions > 0 else [None, 0]
+    args, sig = list(call.args), call.signature
+    args[sig.index("scratch")] = Scratch(4 * ci * positions) if positions > 0 else None
+    args[sig.index("scratch_positions")] = max(positions, 0)
     return KernelCall(call.name, args).check()
 
 
