@@ -71,12 +71,12 @@ def input_grad_calls(rng) -> None:
             mult[:] = mult.max()
         mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
         win = c_kernels.Window(s, s, dil, dil, pt, pl)
-        for mask_p, dx, scale, state, scratch in input_grad_variants(mask, (n, h, w, c),
-                                                                     4321 + k, 5):
+        for mask_p, dx, scale, state, scratch, kept in input_grad_variants(
+                mask, (n, h, w, c), 4321 + k, 5):
             lib.tt_depthwise_conv2d_input_grad_s8(
                 i8(dy), rig_p(np.array([0.01], np.float32), C.c_float), mask_p, n, oh, ow, c,
                 m, i8(wt), rig_p(mult, C.c_int16), C.c_float(unit), kh, kw, C.byref(win), h,
-                w, dx, scale, state, scratch)
+                w, dx, scale, state, scratch, kept)
 
 
 def weight_grad_calls(rng) -> None:
