@@ -131,6 +131,13 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
  * (tt_dsp_dw3x3_s1/_s2), their sums never in memory. */
 #define DW_DSP_MAX_KH 8            /* the paper's models: 3, 5, 7; imported: 4, 8 */
 
+/* The columns of chunk [ox0, ox0 + n): [ix, ix + cols), of which [a, a + mid) are inside
+ * the image, `left` zero columns before them, the rest zeros after. */
+typedef struct {
+  int32_t ix, cols, a, mid, left;
+} dw_chunk;
+
+
 typedef struct {
   tt_dsp_word *w, *band;      /* packed filter (kw * wc words), staged columns */
   int32_t *sums;              /* a chunk's accumulators, [4][chunk] */
@@ -142,13 +149,8 @@ typedef struct {
   tt_dsp_rq_params q[4];
   int fast, full;
   int pairs3;                 /* 3x3 windows through tt_dsp_dw3x3_* (no sums in memory) */
+  dw_chunk row;               /* a whole row's columns (whole) */
 } dw_dsp;
-
-/* The columns of chunk [ox0, ox0 + n): [ix, ix + cols), of which [a, a + mid) are inside
- * the image, `left` zero columns before them, the rest zeros after. */
-typedef struct {
-  int32_t ix, cols, a, mid, left;
-} dw_chunk;
 
 static dw_chunk chunk_columns(const dw_layer *L, int32_t ox0, int32_t n) {
   const tt_fwd_conv_params *p = L->p;
@@ -197,50 +199,55 @@ static inline __attribute__((always_inline)) void stage_single(tt_dsp_word *s, u
   tt_dsp_strd(s, __sxtab16(off, a), tt_dsp_sxtab16_odd(off, a));
 }
 
-/* Packs channel group [c, c + g)'s filter and splits buf; 0 when the kernel does not fit. */
-static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_dsp_word *buf) {
+/* What every channel group of one kernel call shares, worked out once per call (a streamed
+ * layer calls once per output row, so per row, not per group and row): the column layout,
+ * whether the sums are bounded, and for both splits of the buffer (3x3 pairs keep no sums in
+ * memory, the other windows 4 per output) the chunk and a whole row's columns. */
+typedef struct {
+  int32_t ok;                 /* 0: the kernel does not fit the buffer (portable code) */
+  int32_t wc, m, fast, full, shape3;
+  int64_t max_sum;            /* the largest |sum of w (x + input_offset)| */
+  int32_t chunk[2], whole[2]; /* [1]: 3x3 pairs (no sums), [0]: sums in memory */
+  dw_chunk row[2];            /* a whole row's columns (whole[i]) */
+  const tt_dsp_word *zeroed;  /* the band whose zero columns are staged (NULL: none) */
+} dw_dsp_shape;
+
+static void dw_dsp_shape_init(dw_dsp_shape *S, const dw_layer *L) {
   const tt_fwd_conv_params *p = L->p;
-  const int32_t kh = L->kh, kw = L->kw, C = L->out->c, pairs = kh >> 1, sw = p->stride_w;
-  const int32_t wc = 4 * pairs + 2 * (kh & 1), words = TT_FWD_DSP_STAGE_BYTES / 4;
+  const int32_t kh = L->kh, kw = L->kw, sw = p->stride_w;
+  const int32_t wc = 4 * (kh >> 1) + 2 * (kh & 1), words = TT_FWD_DSP_STAGE_BYTES / 4;
   const int32_t span = (kw - 1) * p->dilation_w + 1;       /* columns of one window */
   /* n outputs need ((n - 1) sw + span) wc words of columns and 4 n of sums */
   const int32_t free = words - kw * wc - span * wc + sw * wc;
-  if (kh > DW_DSP_MAX_KH || free < sw * wc + 4) return 0;
-  D->wc = wc;
-  D->m = L->out->c / L->in->c;
-  D->w = buf;
-  D->fast = tt_dsp_sums_bounded(kh * kw, p->input_offset) &&
+  S->zeroed = 0;
+  S->ok = kh <= DW_DSP_MAX_KH && free >= sw * wc + 4;
+  if (!S->ok) return;
+  S->wc = wc;
+  S->m = L->out->c / L->in->c;
+  S->fast = tt_dsp_sums_bounded(kh * kw, p->input_offset) &&
             tt_dsp_rq_offset_ok(p->output_offset);
-  D->full = p->act_min == -128 && p->act_max == 127;
-  /* the largest |sum of w (x + input_offset)|: taps * (128 + |offset|) * 128 */
-  const int64_t max_sum = (int64_t)kh * kw * (128 + (p->input_offset < 0 ? -(int64_t)p->input_offset
-                                                                            : p->input_offset)) *
-                          128;
-  int constant[4] = {0, 0, 0, 0};
-  for (int32_t j = 0; j < 4; ++j) {
-    D->bias[j] = j < g && L->bias ? L->bias[c + j] : 0;
-    if (j >= g || !D->fast) continue;
-    if (!tt_dsp_bias_bounded(D->bias[j]) ||
-        !tt_dsp_rq_init(L->multiplier[c + j], L->shift[c + j], p->output_offset, &D->q[j]))
-      D->fast = constant[j] = tt_dsp_rq_init_constant(L->multiplier[c + j], L->shift[c + j],
-                                                      D->bias[j], max_sum, p->output_offset,
-                                                      &D->q[j]);
+  S->full = p->act_min == -128 && p->act_max == 127;
+  const int64_t off = p->input_offset < 0 ? -(int64_t)p->input_offset : p->input_offset;
+  S->max_sum = (int64_t)kh * kw * (128 + off) * 128;
+  S->shape3 = kh == 3 && kw == 3 && p->dilation_w == 1 && sw <= 2;
+  for (int32_t i = 0; i < 2; ++i) {
+    S->chunk[i] = free / (sw * wc + (i ? 0 : 4));
+    S->whole[i] = S->chunk[i] >= L->out->w;
+    if (S->whole[i]) S->chunk[i] = L->out->w;
+    S->row[i] = chunk_columns(L, 0, S->chunk[i]);
   }
-  /* a constant channel's sums do not matter: from 0 (no overflow when doubled) */
-  for (int32_t j = 0; j < 4; ++j)
-    if (D->fast && constant[j]) D->bias[j] = 0;
-  /* On the fast path the weights and biases are doubled (|2w| <= 256 fits the lanes,
-   * |2 acc| < 2^30): the sums come out as 2 acc, which tt_dsp_rq_doubled requantizes one
-   * instruction cheaper. */
-  const int dbl = D->fast;
-  if (dbl)
-    for (int32_t j = 0; j < 4; ++j) D->bias[j] *= 2;
-  tt_dsp_word *w = D->w;
+}
+
+/* Channel j's filter taps of column kx, rows 2q and 2q + 1, as stage_pair's four words (and
+ * an odd last row as stage_single's two), doubled when dbl: kw columns of wc words. */
+static inline __attribute__((always_inline)) void pack_filter(tt_dsp_word *w,
+                                                              const dw_layer *L, int32_t c,
+                                                              int32_t g, const int dbl) {
+  const int32_t kh = L->kh, kw = L->kw, C = L->out->c, row = kw * C;
   for (int32_t kx = 0; kx < kw; ++kx) {
     const int8_t *f = L->filter + kx * C + c;
-    for (int32_t q = 0; q < pairs; ++q, w += 4) {  /* stage_pair's words, doubled in place */
-      const uint32_t a = load_group(f + 2 * q * kw * C, g);
-      const uint32_t b = load_group(f + (2 * q + 1) * kw * C, g);
+    for (int32_t q = 0; q < kh >> 1; ++q, w += 4, f += 2 * row) {
+      const uint32_t a = load_group(f, g), b = load_group(f + row, g);
       const uint32_t lo = tt_dsp_low_halves(a, b), hi = tt_dsp_high_halves(a, b);
       uint32_t v0 = __sxtb16(lo), v1 = tt_dsp_sxtb16_odd(lo);
       uint32_t v2 = __sxtb16(hi), v3 = tt_dsp_sxtb16_odd(hi);
@@ -253,8 +260,8 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
       tt_dsp_strd(w, v0, v1);
       tt_dsp_strd(w + 2, v2, v3);
     }
-    if (kh & 1) {                                     /* stage_single's */
-      const uint32_t a = load_group(f + (kh - 1) * kw * C, g);
+    if (kh & 1) {
+      const uint32_t a = load_group(f, g);
       uint32_t v0 = __sxtb16(a), v1 = tt_dsp_sxtb16_odd(a);
       if (dbl) {
         v0 = __sadd16(v0, v0);
@@ -264,20 +271,59 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
       w += 2;
     }
   }
-  /* 3x3 windows in pairs (tt_dsp_dw3x3_*) keep their sums in registers: no room for them */
-  D->pairs3 = kh == 3 && kw == 3 && p->dilation_w == 1 && sw <= 2 && g == 4 && D->fast &&
-              D->full;
-  const int32_t sums = D->pairs3 ? 0 : 4;
-  D->chunk = free / (sw * wc + sums);
-  D->whole = D->chunk >= L->out->w;
-  if (D->whole) D->chunk = L->out->w;
-  D->sums = (int32_t *)(buf + kw * wc);
-  D->band = buf + kw * wc + sums * D->chunk;
-  if (D->whole) {
-    const dw_chunk k = chunk_columns(L, 0, D->chunk);
-    zero_columns(D, &k);
+}
+
+/* Packs channel group [c, c + g)'s filter and splits buf by the call's shape S (S->ok). */
+static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c, int32_t g,
+                        tt_dsp_word *buf) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t kw = L->kw, wc = S->wc;
+  D->wc = wc;
+  D->m = S->m;
+  D->w = buf;
+  D->full = S->full;
+  int fast = S->fast;
+  uint32_t constant = 0;              /* bit j: channel j's output is one value */
+  for (int32_t j = 0; j < 4; ++j) {
+    const int32_t bias = j < g && L->bias ? L->bias[c + j] : 0;
+    D->bias[j] = bias;
+    if (j >= g || !fast) continue;
+    if (tt_dsp_bias_bounded(bias) &&
+        tt_dsp_rq_init(L->multiplier[c + j], L->shift[c + j], p->output_offset, &D->q[j]))
+      continue;
+    if (tt_dsp_rq_init_constant(L->multiplier[c + j], L->shift[c + j], bias, S->max_sum,
+                                p->output_offset, &D->q[j]))
+      constant |= 1u << j;
+    else
+      fast = 0;
   }
-  return 1;
+  D->fast = fast;
+  /* On the fast path the weights and biases are doubled (|2w| <= 256 fits the lanes,
+   * |2 acc| < 2^30): the sums come out as 2 acc, which tt_dsp_rq_doubled requantizes one
+   * instruction cheaper; a constant channel's sums do not matter: from 0 (no overflow when
+   * doubled). */
+  if (fast) {
+    for (int32_t j = 0; j < 4; ++j) D->bias[j] = constant >> j & 1u ? 0 : 2 * D->bias[j];
+    if (g == 4)                       /* the usual group: loads without a test */
+      pack_filter(buf, L, c, 4, 1);
+    else
+      pack_filter(buf, L, c, g, 1);
+  } else {
+    pack_filter(buf, L, c, g, 0);
+  }
+  /* 3x3 windows in pairs (tt_dsp_dw3x3_*) keep their sums in registers: no room for them */
+  const int i = D->pairs3 = S->shape3 && g == 4 && fast && D->full;
+  D->chunk = S->chunk[i];
+  D->whole = S->whole[i];
+  D->row = S->row[i];
+  D->sums = (int32_t *)(buf + kw * wc);
+  D->band = buf + kw * wc + (i ? 0 : 4) * D->chunk;
+  if (!D->whole)                           /* its chunks stage their own zeros */
+    S->zeroed = 0;
+  else if (S->zeroed != D->band) {         /* unless the last group staged the same zeros */
+    zero_columns(D, &D->row);
+    S->zeroed = D->band;
+  }
 }
 
 /* Stages n in-image columns from column ix of the window rows `rows` (NULL: a row outside
@@ -760,7 +806,6 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
   const int32_t ow = L->out->w, chunk = D->chunk;
   const int8_t *const base = L->input + b * H * W * C + c / D->m;
   const uint32_t off = tt_dsp_offset_pair(p->input_offset);
-  const dw_chunk whole = chunk_columns(L, 0, chunk);
   const int pairs3 = D->pairs3;
   for (int32_t oy = oy0; oy < oy1; ++oy, out += row_step) {
     const int8_t *rows[DW_DSP_MAX_KH];
@@ -785,7 +830,7 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
     int8_t *y = out;
     for (int32_t ox0 = 0; ox0 < ow; ox0 += chunk, y += chunk * stride) {
       const int32_t n = ow - ox0 < chunk ? ow - ox0 : chunk;
-      dw_chunk k = whole;
+      dw_chunk k = D->row;
       if (!D->whole) {                          /* a whole row's zeros were staged once */
         k = chunk_columns(L, ox0, n);
         zero_columns(D, &k);
@@ -883,7 +928,7 @@ static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *
   const int32_t C = L->in->c, H = L->in->h, W = L->in->w, wc = D->wc, n = L->out->w;
   const int8_t *const base = L->input + b * H * W * C + c;
   const uint32_t off = tt_dsp_offset_pair(p->input_offset);
-  const dw_chunk k = chunk_columns(L, 0, D->chunk);
+  const dw_chunk k = D->row;
   tt_dsp_word *const s = D->band + k.left * wc;
   const int32_t dh = p->dilation_h * W * C;
   void (*const pairs_of)(dw3_args *) = p->stride_w == 1 ? tt_dsp_dw3x3_s1 : tt_dsp_dw3x3_s2;
@@ -987,14 +1032,35 @@ typedef struct {
 #endif
 } dw_group;
 
-static void dw_group_init(dw_group *G, const dw_layer *L, int32_t c, int32_t g, void *buf) {
+/* The DSP versions' buffer and the call's shape, on the kernels' stack (nothing elsewhere). */
+#if TT_FWD_DSP
+typedef struct {
+  tt_dsp_word buf[TT_FWD_DSP_STAGE_BYTES / 4];
+  dw_dsp_shape shape;
+} dw_buffer;
+#else
+typedef char dw_buffer;
+#endif
+
+/* Once per kernel call, before its groups. */
+static void dw_buffer_init(dw_buffer *B, const dw_layer *L) {
+#if TT_FWD_DSP
+  dw_dsp_shape_init(&B->shape, L);
+#else
+  (void)B;
+  (void)L;
+#endif
+}
+
+static void dw_group_init(dw_group *G, const dw_layer *L, int32_t c, int32_t g, dw_buffer *B) {
   G->L = L;
   G->c = c;
   G->g = g;
 #if TT_FWD_DSP
-  G->use_dsp = dw_dsp_init(&G->dsp, L, c, g, (tt_dsp_word *)buf);
+  G->use_dsp = B->shape.ok;
+  if (G->use_dsp) dw_dsp_init(&G->dsp, &B->shape, L, c, g, B->buf);
 #else
-  (void)buf;
+  (void)B;
 #endif
 }
 
@@ -1015,12 +1081,6 @@ static void dw_group_rows(const dw_group *G, int32_t b, int32_t oy0, int32_t oy1
     dw_row(G->L, b, oy, G->c, G->g, out, stride);
 }
 
-/* The DSP versions' buffer, on the kernels' stack (nothing elsewhere). */
-#if TT_FWD_DSP
-#define DW_BUFFER(name) tt_dsp_word name[TT_FWD_DSP_STAGE_BYTES / 4]
-#else
-#define DW_BUFFER(name) char name[1]
-#endif
 
 void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                             const int32_t *shift, const tt_fwd_dims *input_dims,
@@ -1032,11 +1092,12 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
                 kw = filter_dims->w;
   if (m == 1) {
     const dw_layer L = {p, multiplier, shift, bias, in, out, input, filter, kh, kw};
-    DW_BUFFER(buf);
+    dw_buffer buf;
+    dw_buffer_init(&buf, &L);
     for (int32_t b = 0; b < out->n; ++b)
       for (int32_t c = 0; c < c_in; c += 4) {
         dw_group G;
-        dw_group_init(&G, &L, c, c_in - c < 4 ? c_in - c : 4, buf);
+        dw_group_init(&G, &L, c, c_in - c < 4 ? c_in - c : 4, &buf);
         dw_group_rows(&G, b, 0, out->h, output + b * out->h * out->w * cm + c, out->w * cm, cm);
       }
     return;
@@ -1044,13 +1105,14 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
 #if TT_FWD_DSP
   if (m % 4 == 0) {         /* groups of four output channels of one input channel */
     const dw_layer L = {p, multiplier, shift, bias, in, out, input, filter, kh, kw};
-    DW_BUFFER(buf);
+    dw_buffer buf;
+    dw_buffer_init(&buf, &L);
     dw_group G;
-    dw_group_init(&G, &L, 0, 4, buf);
+    dw_group_init(&G, &L, 0, 4, &buf);
     if (G.use_dsp) {        /* the buffer fits the kernel: then every group's */
       for (int32_t b = 0; b < out->n; ++b)
         for (int32_t c = 0; c < cm; c += 4) {
-          if (b > 0 || c > 0) dw_group_init(&G, &L, c, 4, buf);
+          if (b > 0 || c > 0) dw_group_init(&G, &L, c, 4, &buf);
           dw_group_rows(&G, b, 0, out->h, output + b * out->h * out->w * cm + c, out->w * cm,
                         cm);
         }
@@ -1129,12 +1191,13 @@ int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *m
   const dw_layer L = {p, multiplier, shift, bias, in, out, data, filter, filter_dims->h,
                       filter_dims->w};
   const int32_t C = in->c, lines = ring_lines(p, in, out), line = out->w * group_of(in);
-  DW_BUFFER(buf);
+  dw_buffer buf;
+  dw_buffer_init(&buf, &L);
   for (int32_t b = 0; b < out->n; ++b) {
     for (int32_t c = 0; c < C; c += 4) {
       const int32_t g = C - c < 4 ? C - c : 4;
       dw_group G;
-      dw_group_init(&G, &L, c, g, buf);
+      dw_group_init(&G, &L, c, g, &buf);
       int32_t next = 0;                                  /* first row not yet written back */
       for (int32_t oy = 0; oy < out->h; ++oy) {
         dw_group_rows(&G, b, oy, oy + 1, scratch + (oy % lines) * line, line, g);
