@@ -150,6 +150,9 @@ typedef struct {
   int fast, full;
   int pairs3;                 /* 3x3 windows through tt_dsp_dw3x3_* (no sums in memory) */
   dw_chunk row;               /* a whole row's columns (whole) */
+  uint32_t slow;              /* bit j: channel j of a fast group requantized in C
+                                 (dw_dsp_slow), its sums from 0, its bias slow_bias[j] */
+  int32_t slow_bias[4];
 } dw_dsp;
 
 static dw_chunk chunk_columns(const dw_layer *L, int32_t ox0, int32_t n) {
@@ -282,8 +285,9 @@ static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c
   D->m = S->m;
   D->w = buf;
   D->full = S->full;
-  int fast = S->fast;
+  const int fast = S->fast;
   uint32_t constant = 0;              /* bit j: channel j's output is one value */
+  D->slow = 0;
   for (int32_t j = 0; j < 4; ++j) {
     const int32_t bias = j < g && L->bias ? L->bias[c + j] : 0;
     D->bias[j] = bias;
@@ -292,10 +296,20 @@ static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c
         tt_dsp_rq_init(L->multiplier[c + j], L->shift[c + j], p->output_offset, &D->q[j]))
       continue;
     if (tt_dsp_rq_init_constant(L->multiplier[c + j], L->shift[c + j], bias, S->max_sum,
-                                p->output_offset, &D->q[j]))
+                                p->output_offset, &D->q[j])) {
       constant |= 1u << j;
-    else
-      fast = 0;
+    } else {
+      /* the rest (a bias near int32's ends whose sums may wrap, a multiplier or shift out of
+       * the one-multiply form's range): the group stays fast, this channel's doubled sums
+       * start from 0 and dw_dsp_slow adds its bias; what the fast code writes for it first
+       * is overwritten */
+      D->slow |= 1u << j;
+      D->slow_bias[j] = bias;
+      tt_dsp_rq_params *q = &D->q[j];
+      q->b2 = q->m = 0;
+      q->c = 1;
+      q->e = 1;
+    }
   }
   D->fast = fast;
   /* On the fast path the weights and biases are doubled (|2w| <= 256 fits the lanes,
@@ -303,7 +317,8 @@ static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c
    * instruction cheaper; a constant channel's sums do not matter: from 0 (no overflow when
    * doubled). */
   if (fast) {
-    for (int32_t j = 0; j < 4; ++j) D->bias[j] = constant >> j & 1u ? 0 : 2 * D->bias[j];
+    const uint32_t zero = constant | D->slow;
+    for (int32_t j = 0; j < 4; ++j) D->bias[j] = zero >> j & 1u ? 0 : 2 * D->bias[j];
     if (g == 4)                       /* the usual group: loads without a test */
       pack_filter(buf, L, c, 4, 1);
     else
@@ -414,6 +429,63 @@ static inline __attribute__((always_inline)) void dw_dsp_sums(const dw_dsp *D,
   }
 }
 
+/* A slow channel's output (D->slow) from its doubled sum of w (x + input_offset), 2 S, bounded
+ * (|2 S| < 2^30, the layer's sums being fast): the accumulator is S plus the bias, wrapping
+ * modulo 2^32 as TFLM's int32 sum does (the same integer whatever order it is added in). */
+static inline int8_t dw_dsp_slow(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t j,
+                                 int32_t sum2) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t acc = (int32_t)((uint32_t)(sum2 >> 1) + (uint32_t)D->slow_bias[j]);
+  return tt_fwd_requantize(acc, L->multiplier[c + j], L->shift[c + j], p->output_offset,
+                           p->act_min, p->act_max);
+}
+
+/* The slow channels' outputs of the n 3x3 windows (dilation 1) of a staged chunk, from the
+ * band and the packed filter (dw_dsp_sums' layout: per column channel j's word of the row
+ * pair is j, of the third row j & 1, in half j >> 1), written over what the assembly wrote. */
+static inline __attribute__((always_inline)) int32_t dw3_slow_sum(const tt_dsp_word *x,
+                                                                  const tt_dsp_word *w,
+                                                                  int32_t j, const int top) {
+  int32_t a = 0;
+#pragma GCC unroll 3
+  for (int32_t kx = 0; kx < 3; ++kx, x += 6, w += 6) {
+    a = __smlad(x[j], w[j], a);
+    a = top ? __smlatt((int32_t)x[4 + (j & 1)], (int32_t)w[4 + (j & 1)], a)
+            : __smlabb((int32_t)x[4 + (j & 1)], (int32_t)w[4 + (j & 1)], a);
+  }
+  return a;
+}
+
+/* Channel j's n windows (the requantization's arguments in registers: the int8 stores may
+ * alias nothing they are read from). */
+static inline __attribute__((always_inline)) void dw3_slow_channel(
+    const tt_dsp_word *x, const tt_dsp_word *w, int32_t j, const int top, int32_t n,
+    int32_t step, int8_t *y, int32_t stride, uint32_t bias, int32_t m, int32_t sh,
+    int32_t out_off, int32_t lo, int32_t hi) {
+  for (int32_t k = 0; k < n; ++k, x += step, y += stride) {
+    const int32_t acc = (int32_t)((uint32_t)(dw3_slow_sum(x, w, j, top) >> 1) + bias);
+    *y = tt_fwd_requantize(acc, m, sh, out_off, lo, hi);
+  }
+}
+
+static __attribute__((noinline)) void dw3_slow_fix(const dw_dsp *D, const dw_layer *L,
+                                                  int32_t c, int32_t n, int8_t *out,
+                                                  int32_t stride) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t step = p->stride_w * 6;
+  for (int32_t j = 0; j < 4; ++j) {
+    if (!(D->slow >> j & 1u)) continue;
+    const uint32_t bias = (uint32_t)D->slow_bias[j];
+    const int32_t m = L->multiplier[c + j], sh = L->shift[c + j];
+    if (j >> 1)
+      dw3_slow_channel(D->band, D->w, j, 1, n, step, out + j, stride, bias, m, sh,
+                       p->output_offset, p->act_min, p->act_max);
+    else
+      dw3_slow_channel(D->band, D->w, j, 0, n, step, out + j, stride, bias, m, sh,
+                       p->output_offset, p->act_min, p->act_max);
+  }
+}
+
 /* Channel j of the n sums requantized to out[k * stride + j]: one channel's constants at a
  * time, in registers; the full-range case two outputs a pass. */
 static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t n,
@@ -446,6 +518,11 @@ static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t 
         *y = tt_fwd_requantize(sums[k], m, sh, out_off, lo, hi);
     }
   }
+  /* a fast group's slow channels: their sums are fast (from 0), over what was written */
+  for (int32_t j = 0; D->slow >> j; ++j)
+    if (D->slow >> j & 1u)
+      for (int32_t k = 0; k < n; ++k)
+        out[k * stride + j] = dw_dsp_slow(D, L, c, j, D->sums[j * D->chunk + k]);
 }
 
 /* --- DSP: 3x3, dilation 1, stride 1 or 2, four channels, requantized by the one-multiply form
@@ -712,6 +789,15 @@ static __attribute__((noinline)) void stage_inner_3(tt_dsp_word *s, const int8_t
                                                     uint32_t off) {
   dw_dsp_stage_inner(s, rows, 3, C, ix, n, off, 0);
 }
+#define DW_STAGE_INNER(name, kh)                                                            \
+  static __attribute__((noinline)) void name(tt_dsp_word *s, const int8_t *const *rows,      \
+                                             int32_t C, int32_t ix, int32_t n, uint32_t off) { \
+    dw_dsp_stage_inner(s, rows, kh, C, ix, n, off, 0);                                      \
+  }
+DW_STAGE_INNER(stage_inner_4, 4)      /* the imported models' grown stride-2 kernels */
+DW_STAGE_INNER(stage_inner_5, 5)      /* MCUNet */
+DW_STAGE_INNER(stage_inner_7, 7)
+DW_STAGE_INNER(stage_inner_8, 8)
 static __attribute__((noinline)) void stage_inner_any(tt_dsp_word *s,
                                                       const int8_t *const *rows, int32_t kh,
                                                       int32_t C, int32_t ix, int32_t n,
@@ -844,10 +930,15 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
         dw_dsp_stage(s, rows, kh, C, g, k.a, k.mid, off, D->m > 1);
       else if (D->m > 1)
         stage_inner_one(s, rows, kh, C, k.a, k.mid, off);
-      else if (kh == 3)
-        stage_inner_3(s, rows, C, k.a, k.mid, off);
       else
-        stage_inner_any(s, rows, kh, C, k.a, k.mid, off);
+        switch (kh) {
+          case 3: stage_inner_3(s, rows, C, k.a, k.mid, off); break;
+          case 4: stage_inner_4(s, rows, C, k.a, k.mid, off); break;
+          case 5: stage_inner_5(s, rows, C, k.a, k.mid, off); break;
+          case 7: stage_inner_7(s, rows, C, k.a, k.mid, off); break;
+          case 8: stage_inner_8(s, rows, C, k.a, k.mid, off); break;
+          default: stage_inner_any(s, rows, kh, C, k.a, k.mid, off); break;
+        }
       if (pairs3) {       /* pairs of windows in assembly, an odd last one alone */
         const int32_t step = L->p->stride_w * wc;
         dw3_args a = {D->band, D->w, D->bias, &D->q[0].b2, y, stride, n >> 1};
@@ -863,6 +954,7 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
           a.pairs = 1;
           tt_dsp_dw3x3_1(&a);
         }
+        if (D->slow) dw3_slow_fix(D, L, c, n, y, stride);
         continue;
       }
       dw_dsp_sums_of(D, L, n);
@@ -964,6 +1056,7 @@ static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *
       a.pairs = 1;
       tt_dsp_dw3x3_1(&a);
     }
+    if (D->slow) dw3_slow_fix(D, L, c, n, out, stride);
   }
 }
 
