@@ -150,6 +150,8 @@ typedef struct {
   int fast, full;
   int pairs3;                 /* 3x3 windows through tt_dsp_dw3x3_* (no sums in memory) */
   dw_chunk row;               /* a whole row's columns (whole) */
+  int8_t *tail;               /* the buffer past a whole row's band: tail_bytes, else 0 */
+  int32_t tail_bytes;
   uint32_t slow;              /* bit j: channel j of a fast group requantized in C
                                  (dw_dsp_slow), its sums from 0, its bias slow_bias[j] */
   int32_t slow_bias[4];
@@ -333,6 +335,12 @@ static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c
   D->row = S->row[i];
   D->sums = (int32_t *)(buf + kw * wc);
   D->band = buf + kw * wc + (i ? 0 : 4) * D->chunk;
+  D->tail_bytes = 0;
+  if (D->whole) {
+    tt_dsp_word *const end = D->band + D->row.cols * wc;
+    D->tail = (int8_t *)end;
+    D->tail_bytes = (int32_t)(buf + TT_FWD_DSP_STAGE_BYTES / 4 - end) * 4;
+  }
   if (!D->whole)                           /* its chunks stage their own zeros */
     S->zeroed = 0;
   else if (S->zeroed != D->band) {         /* unless the last group staged the same zeros */
@@ -1157,6 +1165,18 @@ static void dw_group_init(dw_group *G, const dw_layer *L, int32_t c, int32_t g, 
 #endif
 }
 
+/* Where `bytes` of output may be put while the group's rows are computed: the DSP buffer's
+ * free tail, or NULL. */
+static int8_t *dw_group_spare(const dw_group *G, int32_t bytes) {
+#if TT_FWD_DSP
+  if (G->use_dsp && G->dsp.tail_bytes >= bytes) return G->dsp.tail;
+#else
+  (void)G;
+  (void)bytes;
+#endif
+  return 0;
+}
+
 /* Rows [oy0, oy1) of batch b, row oy0 + k at out + k * row_step. */
 static void dw_group_rows(const dw_group *G, int32_t b, int32_t oy0, int32_t oy1, int8_t *out,
                           int32_t row_step, int32_t stride) {
@@ -1265,6 +1285,15 @@ static int inplace_supported(const tt_fwd_dims *in, const tt_fwd_dims *out) {
 /* Channels computed together in place: the ring's lines hold this many channels each. */
 static int32_t group_of(const tt_fwd_dims *in) { return in->c < 4 ? in->c : 4; }
 
+/* n pixels of g channels from src (packed) to dst (a pixel every C bytes). */
+static void put_pixels(int8_t *dst, int32_t C, const int8_t *src, int32_t g, int32_t n) {
+  if (g == 4)                 /* a word per pixel (one LDR/STR where unaligned is fine) */
+    for (int32_t k = 0; k < n; ++k) memcpy(dst + k * C, src + k * 4, 4);
+  else
+    for (int32_t k = 0; k < n; ++k)
+      for (int32_t j = 0; j < g; ++j) dst[k * C + j] = src[k * g + j];
+}
+
 int32_t tt_depthwise_conv2d_inplace_s8_scratch_bytes(const tt_fwd_conv_params *p,
                                                      const tt_fwd_dims *input_dims,
                                                      const tt_fwd_dims *filter_dims,
@@ -1291,18 +1320,21 @@ int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *m
       const int32_t g = C - c < 4 ? C - c : 4;
       dw_group G;
       dw_group_init(&G, &L, c, g, &buf);
+      int8_t *const group = data + b * out->h * out->w * C + c;
+      /* The group's whole output where it fits beside the DSP buffer's staging (small
+       * maps): computed as out of place, then put over its input channels, which no other
+       * group reads; the same bits as row by row, without a call and a copy per row. */
+      int8_t *const spare = dw_group_spare(&G, out->h * out->w * g);
+      if (spare) {
+        dw_group_rows(&G, b, 0, out->h, spare, out->w * g, g);
+        put_pixels(group, C, spare, g, out->h * out->w);
+        continue;
+      }
       int32_t next = 0;                                  /* first row not yet written back */
       for (int32_t oy = 0; oy < out->h; ++oy) {
         dw_group_rows(&G, b, oy, oy + 1, scratch + (oy % lines) * line, line, g);
-        for (; next <= oy && row_writable(p, in, out, b, next, oy); ++next) {
-          const int8_t *src = scratch + (next % lines) * line;
-          int8_t *dst = data + (b * out->h + next) * out->w * C + c;
-          if (g == 4)           /* a word per pixel (one LDR/STR where unaligned is fine) */
-            for (int32_t ox = 0; ox < out->w; ++ox) memcpy(dst + ox * C, src + ox * 4, 4);
-          else
-            for (int32_t ox = 0; ox < out->w; ++ox)
-              for (int32_t j = 0; j < g; ++j) dst[ox * C + j] = src[ox * g + j];
-        }
+        for (; next <= oy && row_writable(p, in, out, b, next, oy); ++next)
+          put_pixels(group + next * out->w * C, C, scratch + (next % lines) * line, g, out->w);
       }
     }
   }
