@@ -247,8 +247,11 @@ static void dw_dsp_shape_init(dw_dsp_shape *S, const dw_layer *L) {
  * an odd last row as stage_single's two), doubled when dbl: kw columns of wc words. */
 static inline __attribute__((always_inline)) void pack_filter(tt_dsp_word *w,
                                                               const dw_layer *L, int32_t c,
-                                                              int32_t g, const int dbl) {
-  const int32_t kh = L->kh, kw = L->kw, C = L->out->c, row = kw * C;
+                                                              int32_t g, const int dbl,
+                                                              const int32_t kh,
+                                                              const int32_t kw) {
+  const int32_t C = L->out->c, row = kw * C;
+#pragma GCC unroll 3
   for (int32_t kx = 0; kx < kw; ++kx) {
     const int8_t *f = L->filter + kx * C + c;
     for (int32_t q = 0; q < kh >> 1; ++q, w += 4, f += 2 * row) {
@@ -288,25 +291,25 @@ static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c
   D->w = buf;
   D->full = S->full;
   const int fast = S->fast;
-  uint32_t constant = 0;              /* bit j: channel j's output is one value */
-  D->slow = 0;
+  uint32_t constant = 0, slow = 0;    /* bit j: channel j's output is one value; slow */
+  /* the arguments in registers: the stores to D may alias them as far as C knows */
+  const int32_t *const bp = L->bias ? L->bias + c : 0, *const mp = L->multiplier + c,
+                *const sp = L->shift + c, oo = p->output_offset;
+  int32_t bias[4];
+#pragma GCC unroll 4
   for (int32_t j = 0; j < 4; ++j) {
-    const int32_t bias = j < g && L->bias ? L->bias[c + j] : 0;
-    D->bias[j] = bias;
+    bias[j] = j < g && bp ? bp[j] : 0;
     if (j >= g || !fast) continue;
-    if (tt_dsp_bias_bounded(bias) &&
-        tt_dsp_rq_init(L->multiplier[c + j], L->shift[c + j], p->output_offset, &D->q[j]))
-      continue;
-    if (tt_dsp_rq_init_constant(L->multiplier[c + j], L->shift[c + j], bias, S->max_sum,
-                                p->output_offset, &D->q[j])) {
+    if (tt_dsp_bias_bounded(bias[j]) && tt_dsp_rq_init(mp[j], sp[j], oo, &D->q[j])) continue;
+    if (tt_dsp_rq_init_constant(mp[j], sp[j], bias[j], S->max_sum, oo, &D->q[j])) {
       constant |= 1u << j;
     } else {
       /* the rest (a bias near int32's ends whose sums may wrap, a multiplier or shift out of
        * the one-multiply form's range): the group stays fast, this channel's doubled sums
        * start from 0 and dw_dsp_slow adds its bias; what the fast code writes for it first
        * is overwritten */
-      D->slow |= 1u << j;
-      D->slow_bias[j] = bias;
+      slow |= 1u << j;
+      D->slow_bias[j] = bias[j];
       tt_dsp_rq_params *q = &D->q[j];
       q->b2 = q->m = 0;
       q->c = 1;
@@ -314,19 +317,24 @@ static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c
     }
   }
   D->fast = fast;
+  D->slow = slow;
   /* On the fast path the weights and biases are doubled (|2w| <= 256 fits the lanes,
    * |2 acc| < 2^30): the sums come out as 2 acc, which tt_dsp_rq_doubled requantizes one
    * instruction cheaper; a constant channel's sums do not matter: from 0 (no overflow when
    * doubled). */
   if (fast) {
-    const uint32_t zero = constant | D->slow;
-    for (int32_t j = 0; j < 4; ++j) D->bias[j] = zero >> j & 1u ? 0 : 2 * D->bias[j];
-    if (g == 4)                       /* the usual group: loads without a test */
-      pack_filter(buf, L, c, 4, 1);
+    const uint32_t zero = constant | slow;
+#pragma GCC unroll 4
+    for (int32_t j = 0; j < 4; ++j) D->bias[j] = zero >> j & 1u ? 0 : 2 * bias[j];
+    if (g == 4 && L->kh == 3 && L->kw == 3)   /* the usual group: unrolled, no load tests */
+      pack_filter(buf, L, c, 4, 1, 3, 3);
+    else if (g == 4)
+      pack_filter(buf, L, c, 4, 1, L->kh, L->kw);
     else
-      pack_filter(buf, L, c, g, 1);
+      pack_filter(buf, L, c, g, 1, L->kh, L->kw);
   } else {
-    pack_filter(buf, L, c, g, 0);
+    for (int32_t j = 0; j < 4; ++j) D->bias[j] = bias[j];
+    pack_filter(buf, L, c, g, 0, L->kh, L->kw);
   }
   /* 3x3 windows in pairs (tt_dsp_dw3x3_*) keep their sums in registers: no room for them */
   const int i = D->pairs3 = S->shape3 && g == 4 && fast && D->full;
