@@ -251,7 +251,7 @@ static inline __attribute__((always_inline)) void pack_filter(tt_dsp_word *w,
                                                               const int32_t kh,
                                                               const int32_t kw) {
   const int32_t C = L->out->c, row = kw * C;
-#pragma GCC unroll 3
+#pragma GCC unroll 4
   for (int32_t kx = 0; kx < kw; ++kx) {
     const int8_t *f = L->filter + kx * C + c;
     for (int32_t q = 0; q < kh >> 1; ++q, w += 4, f += 2 * row) {
@@ -326,8 +326,10 @@ static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c
     const uint32_t zero = constant | slow;
 #pragma GCC unroll 4
     for (int32_t j = 0; j < 4; ++j) D->bias[j] = zero >> j & 1u ? 0 : 2 * bias[j];
-    if (g == 4 && L->kh == 3 && L->kw == 3)   /* the usual group: unrolled, no load tests */
+    if (g == 4 && L->kh == 3 && L->kw == 3)   /* the usual groups: unrolled, no load tests */
       pack_filter(buf, L, c, 4, 1, 3, 3);
+    else if (g == 4 && L->kh == 4 && L->kw == 4)   /* the imported models' stride 2 */
+      pack_filter(buf, L, c, 4, 1, 4, 4);
     else if (g == 4)
       pack_filter(buf, L, c, 4, 1, L->kh, L->kw);
     else
