@@ -281,21 +281,13 @@ static inline __attribute__((always_inline)) void pack_filter(tt_dsp_word *w,
   }
 }
 
-/* Packs channel group [c, c + g)'s filter and splits buf by the call's shape S (S->ok). */
-static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c, int32_t g,
-                        tt_dsp_word *buf) {
-  const tt_fwd_conv_params *p = L->p;
-  const int32_t kw = L->kw, wc = S->wc;
-  D->wc = wc;
-  D->m = S->m;
-  D->w = buf;
-  D->full = S->full;
-  const int fast = S->fast;
-  uint32_t constant = 0, slow = 0;    /* bit j: channel j's output is one value; slow */
-  /* the arguments in registers: the stores to D may alias them as far as C knows */
-  const int32_t *const bp = L->bias ? L->bias + c : 0, *const mp = L->multiplier + c,
-                *const sp = L->shift + c, oo = p->output_offset;
-  int32_t bias[4];
+/* Channel j's requantization constants (D->q[j]) and its bias, undoubled, into bias[j] for the
+ * channels of a group of g; returns the constant (bits 0-3) and slow (bits 4-7) channels.
+ * g and fast are constants where it is inlined for the usual group. */
+static inline __attribute__((always_inline)) uint32_t group_constants(
+    dw_dsp *D, const dw_dsp_shape *S, const int32_t *bp, const int32_t *mp, const int32_t *sp,
+    int32_t oo, const int32_t g, const int fast, int32_t *bias) {
+  uint32_t constant = 0, slow = 0;
 #pragma GCC unroll 4
   for (int32_t j = 0; j < 4; ++j) {
     bias[j] = j < g && bp ? bp[j] : 0;
@@ -316,6 +308,26 @@ static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c
       q->e = 1;
     }
   }
+  return constant | slow << 4;
+}
+
+/* Packs channel group [c, c + g)'s filter and splits buf by the call's shape S (S->ok). */
+static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c, int32_t g,
+                        tt_dsp_word *buf) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t kw = L->kw, wc = S->wc;
+  D->wc = wc;
+  D->m = S->m;
+  D->w = buf;
+  D->full = S->full;
+  const int fast = S->fast;
+  /* the arguments in registers: the stores to D may alias them as far as C knows */
+  const int32_t *const bp = L->bias ? L->bias + c : 0, *const mp = L->multiplier + c,
+                *const sp = L->shift + c, oo = p->output_offset;
+  int32_t bias[4];
+  const uint32_t kinds = g == 4 && bp && fast ? group_constants(D, S, bp, mp, sp, oo, 4, 1, bias)
+                                              : group_constants(D, S, bp, mp, sp, oo, g, fast, bias);
+  const uint32_t constant = kinds & 15u, slow = kinds >> 4;
   D->fast = fast;
   D->slow = slow;
   /* On the fast path the weights and biases are doubled (|2w| <= 256 fits the lanes,
