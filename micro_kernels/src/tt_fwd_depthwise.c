@@ -281,6 +281,23 @@ static inline __attribute__((always_inline)) void pack_filter(tt_dsp_word *w,
   }
 }
 
+/* Channel j of a fast group outside the one-multiply form: 1 when its output is one value
+ * (constants from tt_dsp_rq_init_constant), else 2: a slow channel, whose doubled sums start
+ * from 0 and which dw_dsp_slow requantizes in C from them and its bias (a bias near int32's
+ * ends whose sums may wrap, a multiplier or shift out of the form's range); the group stays
+ * fast and what the fast code writes for it first is overwritten. Rare: not inlined. */
+static __attribute__((noinline)) int odd_channel(dw_dsp *D, const dw_dsp_shape *S, int32_t j,
+                                                 int32_t bias, int32_t m, int32_t sh,
+                                                 int32_t oo) {
+  if (tt_dsp_rq_init_constant(m, sh, bias, S->max_sum, oo, &D->q[j])) return 1;
+  D->slow_bias[j] = bias;
+  tt_dsp_rq_params *q = &D->q[j];
+  q->b2 = q->m = 0;
+  q->c = 1;
+  q->e = 1;
+  return 2;
+}
+
 /* Channel j's requantization constants (D->q[j]) and its bias, undoubled, into bias[j] for the
  * channels of a group of g; returns the constant (bits 0-3) and slow (bits 4-7) channels.
  * g and fast are constants where it is inlined for the usual group. */
@@ -293,20 +310,10 @@ static inline __attribute__((always_inline)) uint32_t group_constants(
     bias[j] = j < g && bp ? bp[j] : 0;
     if (j >= g || !fast) continue;
     if (tt_dsp_bias_bounded(bias[j]) && tt_dsp_rq_init(mp[j], sp[j], oo, &D->q[j])) continue;
-    if (tt_dsp_rq_init_constant(mp[j], sp[j], bias[j], S->max_sum, oo, &D->q[j])) {
+    if (odd_channel(D, S, j, bias[j], mp[j], sp[j], oo) == 1)
       constant |= 1u << j;
-    } else {
-      /* the rest (a bias near int32's ends whose sums may wrap, a multiplier or shift out of
-       * the one-multiply form's range): the group stays fast, this channel's doubled sums
-       * start from 0 and dw_dsp_slow adds its bias; what the fast code writes for it first
-       * is overwritten */
+    else
       slow |= 1u << j;
-      D->slow_bias[j] = bias[j];
-      tt_dsp_rq_params *q = &D->q[j];
-      q->b2 = q->m = 0;
-      q->c = 1;
-      q->e = 1;
-    }
   }
   return constant | slow << 4;
 }
