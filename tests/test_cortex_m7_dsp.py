@@ -221,16 +221,22 @@ def depthwise_calls(rng) -> None:
         for kind in ("real", "edge"):
             m, sh = quantization(rng, cm, kind)
             b = biases(rng, cm, kind == "edge")
-            y = np.empty((n, oh, ow, cm), np.int8)
-            c_forward.call("tt_depthwise_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape),
-                           f, b if k % 3 else None, dims(y.shape), y)
-            if mult == 1 and oh * ow <= h * w:
-                nbytes = c_forward.call("tt_depthwise_conv2d_inplace_s8_scratch_bytes", p,
-                                        dims(x.shape), dims(f.shape), dims(y.shape))
-                data, scratch = x.copy(), np.zeros(max(nbytes, 1), np.int8)
-                assert c_forward.call("tt_depthwise_conv2d_inplace_s8", p, m, sh,
-                                      dims(x.shape), data, dims(f.shape), f, b,
-                                      dims(y.shape), scratch) == 0
+            depthwise_call(p, m, sh, x, f, b, b if k % 3 else None, (n, oh, ow, cm),
+                           mult == 1 and oh * ow <= h * w)
+
+
+def depthwise_call(p, m, sh, x, f, b, b_out, y_shape, in_place: bool) -> None:
+    """tt_depthwise_conv2d_s8 (bias b_out) and, where `in_place`, the in-place kernel (bias b)
+    on the same layer."""
+    y = np.empty(y_shape, np.int8)
+    c_forward.call("tt_depthwise_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f, b_out,
+                   dims(y.shape), y)
+    if in_place:
+        nbytes = c_forward.call("tt_depthwise_conv2d_inplace_s8_scratch_bytes", p,
+                                dims(x.shape), dims(f.shape), dims(y.shape))
+        data, scratch = x.copy(), np.zeros(max(nbytes, 1), np.int8)
+        assert c_forward.call("tt_depthwise_conv2d_inplace_s8", p, m, sh, dims(x.shape), data,
+                              dims(f.shape), f, b, dims(y.shape), scratch) == 0
 
 
 def depthwise_slow_channel_calls(rng) -> None:
@@ -258,16 +264,7 @@ def depthwise_slow_channel_calls(rng) -> None:
                 if j < cm:
                     m[j], sh[j], b[j] = mj, sj, bj
             x, f = int8(rng, (1, h, w, c)), weights(rng, (1, kh, kw, cm))
-            y = np.empty((1, oh, ow, cm), np.int8)
-            c_forward.call("tt_depthwise_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape),
-                           f, b, dims(y.shape), y)
-            if mult == 1:
-                nbytes = c_forward.call("tt_depthwise_conv2d_inplace_s8_scratch_bytes", p,
-                                        dims(x.shape), dims(f.shape), dims(y.shape))
-                data, scratch = x.copy(), np.zeros(max(nbytes, 1), np.int8)
-                assert c_forward.call("tt_depthwise_conv2d_inplace_s8", p, m, sh,
-                                      dims(x.shape), data, dims(f.shape), f, b,
-                                      dims(y.shape), scratch) == 0
+            depthwise_call(p, m, sh, x, f, b, b, (1, oh, ow, cm), mult == 1)
 
 
 def requantization_calls() -> None:
