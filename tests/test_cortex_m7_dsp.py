@@ -226,16 +226,50 @@ def depthwise_calls(rng) -> None:
         for kind in ("real", "edge"):
             m, sh = quantization(rng, cm, kind)
             b = biases(rng, cm, kind == "edge")
-            y = np.empty((n, oh, ow, cm), np.int8)
-            c_forward.call("tt_depthwise_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape),
-                           f, b if k % 3 else None, dims(y.shape), y)
-            if mult == 1 and oh * ow <= h * w:
-                nbytes = c_forward.call("tt_depthwise_conv2d_inplace_s8_scratch_bytes", p,
-                                        dims(x.shape), dims(f.shape), dims(y.shape))
-                data, scratch = x.copy(), np.zeros(max(nbytes, 1), np.int8)
-                assert c_forward.call("tt_depthwise_conv2d_inplace_s8", p, m, sh,
-                                      dims(x.shape), data, dims(f.shape), f, b,
-                                      dims(y.shape), scratch) == 0
+            depthwise_call(p, m, sh, x, f, b, b if k % 3 else None, (n, oh, ow, cm),
+                           mult == 1 and oh * ow <= h * w)
+
+
+def depthwise_call(p, m, sh, x, f, b, b_out, y_shape, in_place: bool) -> None:
+    """tt_depthwise_conv2d_s8 (bias b_out) and, where `in_place`, the in-place kernel (bias b)
+    on the same layer."""
+    y = np.empty(y_shape, np.int8)
+    c_forward.call("tt_depthwise_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f, b_out,
+                   dims(y.shape), y)
+    if in_place:
+        nbytes = c_forward.call("tt_depthwise_conv2d_inplace_s8_scratch_bytes", p,
+                                dims(x.shape), dims(f.shape), dims(y.shape))
+        data, scratch = x.copy(), np.zeros(max(nbytes, 1), np.int8)
+        assert c_forward.call("tt_depthwise_conv2d_inplace_s8", p, m, sh, dims(x.shape), data,
+                              dims(f.shape), f, b, dims(y.shape), scratch) == 0
+
+
+def depthwise_slow_channel_calls(rng) -> None:
+    """Depthwise layers whose groups of four mix channels of the one-multiply form with
+    channels outside it (tt_fwd_depthwise.c's slow channels: the group stays on the fast path,
+    their sums start from 0 and C adds the bias, wrapping, and requantizes): biases at
+    int32's ends whose sums wrap, shifts 0 and +2, a multiplier below 2^30, next to ordinary
+    channels; the 3x3 pairs in assembly (odd widths, stride 2, a row in chunks, a depth
+    multiplier of 4, a 4x4 map), the sums in memory (5x5, 4x4/2), and in place."""
+    specials = {1: ((1 << 30) + 5, -27, (1 << 31) - 1), 6: (1134765312, -27, -(1 << 31)),
+                9: (1691025280, -24, -1377137152), 11: (1518500250, 0, 40),
+                12: ((1 << 29) + 3, -3, -7), 14: (1 << 30, 2, 3)}
+    # (h, w, c, mult, kh, kw, stride, pad_top, pad_left, oh, ow)
+    shapes = [(7, 9, 16, 1, 3, 3, 1, 1, 1, 7, 9), (9, 11, 15, 1, 3, 3, 2, 1, 1, 5, 6),
+              (4, 4, 16, 1, 3, 3, 1, 1, 1, 4, 4), (3, 130, 16, 1, 3, 3, 1, 1, 1, 3, 130),
+              (6, 5, 4, 4, 3, 3, 1, 1, 1, 6, 5), (4, 4, 16, 1, 5, 5, 1, 2, 2, 4, 4),
+              (8, 8, 16, 1, 4, 4, 2, 1, 1, 4, 4)]
+    for act in ((128, -128, -128, 127), (128, -128, -128, 60)):
+        for (h, w, c, mult, kh, kw, s, pt, pl, oh, ow) in shapes:
+            cm = c * mult
+            p = c_forward.ConvParams(s, s, 1, 1, pt, pl, *act)
+            m, sh = quantization(rng, cm, "real")
+            b = biases(rng, cm, False)
+            for j, (mj, sj, bj) in specials.items():
+                if j < cm:
+                    m[j], sh[j], b[j] = mj, sj, bj
+            x, f = int8(rng, (1, h, w, c)), weights(rng, (1, kh, kw, cm))
+            depthwise_call(p, m, sh, x, f, b, b, (1, oh, ow, cm), mult == 1)
 
 
 def requantization_calls() -> None:
@@ -296,6 +330,7 @@ def edge_calls() -> list:
         conv_calls(rng)
         pointwise8_calls(rng)
         depthwise_calls(rng)
+        depthwise_slow_channel_calls(rng)
     return calls
 
 

@@ -34,6 +34,11 @@ SOURCES = sorted((c_forward.MICRO_KERNELS / "src").glob("tt_fwd_*.c"))
 FLASH_FOR_VECTORS = 700 * 1024      # per program: the rig's linker budget is 1 MB of flash
 
 
+# Arguments whose bytes after a call the header leaves unspecified (a scratch the DSP
+# versions may not use): replayed, not compared.
+UNSPECIFIED_AFTER = {"tt_depthwise_conv2d_inplace_s8": (9,)}
+
+
 @contextmanager
 def recording(calls: list[Call]):
     """Record every kernel call made through c_forward.call while the block runs."""
@@ -55,6 +60,8 @@ def recording(calls: list[Call]):
                 recorded.append(None)
             else:
                 recorded.append(C.c_float(arg) if argtype is C.c_float else int(arg))
+        for i in UNSPECIFIED_AFTER.get(name, ()):
+            recorded[i] = Memory(recorded[i].before, b"")      # not compared
         calls.append(Call(name, recorded, restype,
                           bytes(restype(result)) if restype else b""))
         return result

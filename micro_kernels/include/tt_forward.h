@@ -147,7 +147,11 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
  * min(oh, pad_top / stride_h + 1) lines: at stride 1 SAME 2 for 3x3, 3 for 5x5, 4 for 7x7
  * (pad_top + 1, dilation included); at stride 2 one line (two for 5x5 with pad_top 2 and
  * for 7x7); VALID one line. E.g. a 3x3 stride-1 layer at 64x64: 2 * 64 * 4 = 512 bytes. The
- * scratch is the only memory besides `data`; it holds no state between calls. */
+ * scratch is the only memory besides `data` (and the DSP versions' stack buffer); it holds no
+ * state between calls, and what it holds after one is unspecified: where a group's whole
+ * output fits the DSP versions' staging buffer beside its staged columns (small maps), it is
+ * computed there in one pass and copied over its input channels, which no other group reads,
+ * and the scratch is not used. */
 int32_t tt_depthwise_conv2d_inplace_s8_scratch_bytes(const tt_fwd_conv_params *p,
                                                      const tt_fwd_dims *input_dims,
                                                      const tt_fwd_dims *filter_dims,

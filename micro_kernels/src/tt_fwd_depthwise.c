@@ -131,6 +131,13 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
  * (tt_dsp_dw3x3_s1/_s2), their sums never in memory. */
 #define DW_DSP_MAX_KH 8            /* the paper's models: 3, 5, 7; imported: 4, 8 */
 
+/* The columns of chunk [ox0, ox0 + n): [ix, ix + cols), of which [a, a + mid) are inside
+ * the image, `left` zero columns before them, the rest zeros after. */
+typedef struct {
+  int32_t ix, cols, a, mid, left;
+} dw_chunk;
+
+
 typedef struct {
   tt_dsp_word *w, *band;      /* packed filter (kw * wc words), staged columns */
   int32_t *sums;              /* a chunk's accumulators, [4][chunk] */
@@ -142,13 +149,13 @@ typedef struct {
   tt_dsp_rq_params q[4];
   int fast, full;
   int pairs3;                 /* 3x3 windows through tt_dsp_dw3x3_* (no sums in memory) */
+  dw_chunk row;               /* a whole row's columns (whole) */
+  int8_t *tail;               /* the buffer past a whole row's band: tail_bytes, else 0 */
+  int32_t tail_bytes;
+  uint32_t slow;              /* bit j: channel j of a fast group requantized in C
+                                 (dw_dsp_slow), its sums from 0, its bias slow_bias[j] */
+  int32_t slow_bias[4];
 } dw_dsp;
-
-/* The columns of chunk [ox0, ox0 + n): [ix, ix + cols), of which [a, a + mid) are inside
- * the image, `left` zero columns before them, the rest zeros after. */
-typedef struct {
-  int32_t ix, cols, a, mid, left;
-} dw_chunk;
 
 static dw_chunk chunk_columns(const dw_layer *L, int32_t ox0, int32_t n) {
   const tt_fwd_conv_params *p = L->p;
@@ -197,50 +204,58 @@ static inline __attribute__((always_inline)) void stage_single(tt_dsp_word *s, u
   tt_dsp_strd(s, __sxtab16(off, a), tt_dsp_sxtab16_odd(off, a));
 }
 
-/* Packs channel group [c, c + g)'s filter and splits buf; 0 when the kernel does not fit. */
-static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_dsp_word *buf) {
+/* What every channel group of one kernel call shares, worked out once per call (a streamed
+ * layer calls once per output row, so per row, not per group and row): the column layout,
+ * whether the sums are bounded, and for both splits of the buffer (3x3 pairs keep no sums in
+ * memory, the other windows 4 per output) the chunk and a whole row's columns. */
+typedef struct {
+  int32_t ok;                 /* 0: the kernel does not fit the buffer (portable code) */
+  int32_t wc, m, fast, full, shape3;
+  int64_t max_sum;            /* the largest |sum of w (x + input_offset)| */
+  int32_t chunk[2], whole[2]; /* [1]: 3x3 pairs (no sums), [0]: sums in memory */
+  dw_chunk row[2];            /* a whole row's columns (whole[i]) */
+  const tt_dsp_word *zeroed;  /* the band whose zero columns are staged (NULL: none) */
+} dw_dsp_shape;
+
+static void dw_dsp_shape_init(dw_dsp_shape *S, const dw_layer *L) {
   const tt_fwd_conv_params *p = L->p;
-  const int32_t kh = L->kh, kw = L->kw, C = L->out->c, pairs = kh >> 1, sw = p->stride_w;
-  const int32_t wc = 4 * pairs + 2 * (kh & 1), words = TT_FWD_DSP_STAGE_BYTES / 4;
+  const int32_t kh = L->kh, kw = L->kw, sw = p->stride_w;
+  const int32_t wc = 4 * (kh >> 1) + 2 * (kh & 1), words = TT_FWD_DSP_STAGE_BYTES / 4;
   const int32_t span = (kw - 1) * p->dilation_w + 1;       /* columns of one window */
   /* n outputs need ((n - 1) sw + span) wc words of columns and 4 n of sums */
   const int32_t free = words - kw * wc - span * wc + sw * wc;
-  if (kh > DW_DSP_MAX_KH || free < sw * wc + 4) return 0;
-  D->wc = wc;
-  D->m = L->out->c / L->in->c;
-  D->w = buf;
-  D->fast = tt_dsp_sums_bounded(kh * kw, p->input_offset) &&
+  S->zeroed = 0;
+  S->ok = kh <= DW_DSP_MAX_KH && free >= sw * wc + 4;
+  if (!S->ok) return;
+  S->wc = wc;
+  S->m = L->out->c / L->in->c;
+  S->fast = tt_dsp_sums_bounded(kh * kw, p->input_offset) &&
             tt_dsp_rq_offset_ok(p->output_offset);
-  D->full = p->act_min == -128 && p->act_max == 127;
-  /* the largest |sum of w (x + input_offset)|: taps * (128 + |offset|) * 128 */
-  const int64_t max_sum = (int64_t)kh * kw * (128 + (p->input_offset < 0 ? -(int64_t)p->input_offset
-                                                                            : p->input_offset)) *
-                          128;
-  int constant[4] = {0, 0, 0, 0};
-  for (int32_t j = 0; j < 4; ++j) {
-    D->bias[j] = j < g && L->bias ? L->bias[c + j] : 0;
-    if (j >= g || !D->fast) continue;
-    if (!tt_dsp_bias_bounded(D->bias[j]) ||
-        !tt_dsp_rq_init(L->multiplier[c + j], L->shift[c + j], p->output_offset, &D->q[j]))
-      D->fast = constant[j] = tt_dsp_rq_init_constant(L->multiplier[c + j], L->shift[c + j],
-                                                      D->bias[j], max_sum, p->output_offset,
-                                                      &D->q[j]);
+  S->full = p->act_min == -128 && p->act_max == 127;
+  const int64_t off = p->input_offset < 0 ? -(int64_t)p->input_offset : p->input_offset;
+  S->max_sum = (int64_t)kh * kw * (128 + off) * 128;
+  S->shape3 = kh == 3 && kw == 3 && p->dilation_w == 1 && sw <= 2;
+  for (int32_t i = 0; i < 2; ++i) {
+    S->chunk[i] = free / (sw * wc + (i ? 0 : 4));
+    S->whole[i] = S->chunk[i] >= L->out->w;
+    if (S->whole[i]) S->chunk[i] = L->out->w;
+    S->row[i] = chunk_columns(L, 0, S->chunk[i]);
   }
-  /* a constant channel's sums do not matter: from 0 (no overflow when doubled) */
-  for (int32_t j = 0; j < 4; ++j)
-    if (D->fast && constant[j]) D->bias[j] = 0;
-  /* On the fast path the weights and biases are doubled (|2w| <= 256 fits the lanes,
-   * |2 acc| < 2^30): the sums come out as 2 acc, which tt_dsp_rq_doubled requantizes one
-   * instruction cheaper. */
-  const int dbl = D->fast;
-  if (dbl)
-    for (int32_t j = 0; j < 4; ++j) D->bias[j] *= 2;
-  tt_dsp_word *w = D->w;
+}
+
+/* Channel j's filter taps of column kx, rows 2q and 2q + 1, as stage_pair's four words (and
+ * an odd last row as stage_single's two), doubled when dbl: kw columns of wc words. */
+static inline __attribute__((always_inline)) void pack_filter(tt_dsp_word *w,
+                                                              const dw_layer *L, int32_t c,
+                                                              int32_t g, const int dbl,
+                                                              const int32_t kh,
+                                                              const int32_t kw) {
+  const int32_t C = L->out->c, row = kw * C;
+#pragma GCC unroll 4
   for (int32_t kx = 0; kx < kw; ++kx) {
     const int8_t *f = L->filter + kx * C + c;
-    for (int32_t q = 0; q < pairs; ++q, w += 4) {  /* stage_pair's words, doubled in place */
-      const uint32_t a = load_group(f + 2 * q * kw * C, g);
-      const uint32_t b = load_group(f + (2 * q + 1) * kw * C, g);
+    for (int32_t q = 0; q < kh >> 1; ++q, w += 4, f += 2 * row) {
+      const uint32_t a = load_group(f, g), b = load_group(f + row, g);
       const uint32_t lo = tt_dsp_low_halves(a, b), hi = tt_dsp_high_halves(a, b);
       uint32_t v0 = __sxtb16(lo), v1 = tt_dsp_sxtb16_odd(lo);
       uint32_t v2 = __sxtb16(hi), v3 = tt_dsp_sxtb16_odd(hi);
@@ -253,8 +268,8 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
       tt_dsp_strd(w, v0, v1);
       tt_dsp_strd(w + 2, v2, v3);
     }
-    if (kh & 1) {                                     /* stage_single's */
-      const uint32_t a = load_group(f + (kh - 1) * kw * C, g);
+    if (kh & 1) {
+      const uint32_t a = load_group(f, g);
       uint32_t v0 = __sxtb16(a), v1 = tt_dsp_sxtb16_odd(a);
       if (dbl) {
         v0 = __sadd16(v0, v0);
@@ -264,20 +279,103 @@ static int dw_dsp_init(dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, tt_ds
       w += 2;
     }
   }
-  /* 3x3 windows in pairs (tt_dsp_dw3x3_*) keep their sums in registers: no room for them */
-  D->pairs3 = kh == 3 && kw == 3 && p->dilation_w == 1 && sw <= 2 && g == 4 && D->fast &&
-              D->full;
-  const int32_t sums = D->pairs3 ? 0 : 4;
-  D->chunk = free / (sw * wc + sums);
-  D->whole = D->chunk >= L->out->w;
-  if (D->whole) D->chunk = L->out->w;
-  D->sums = (int32_t *)(buf + kw * wc);
-  D->band = buf + kw * wc + sums * D->chunk;
-  if (D->whole) {
-    const dw_chunk k = chunk_columns(L, 0, D->chunk);
-    zero_columns(D, &k);
+}
+
+/* Channel j of a fast group outside the one-multiply form: 1 when its output is one value
+ * (constants from tt_dsp_rq_init_constant), else 2: a slow channel, whose doubled sums start
+ * from 0 and which dw_dsp_slow requantizes in C from them and its bias (a bias near int32's
+ * ends whose sums may wrap, a multiplier or shift out of the form's range); the group stays
+ * fast and what the fast code writes for it first is overwritten. Rare: not inlined. */
+static __attribute__((noinline)) int odd_channel(dw_dsp *D, const dw_dsp_shape *S, int32_t j,
+                                                 int32_t bias, int32_t m, int32_t sh,
+                                                 int32_t oo) {
+  if (tt_dsp_rq_init_constant(m, sh, bias, S->max_sum, oo, &D->q[j])) return 1;
+  D->slow_bias[j] = bias;
+  tt_dsp_rq_params *q = &D->q[j];
+  q->b2 = q->m = 0;
+  q->c = 1;
+  q->e = 1;
+  return 2;
+}
+
+/* Channel j's requantization constants (D->q[j]) and its bias, undoubled, into bias[j] for the
+ * channels of a group of g; returns the constant (bits 0-3) and slow (bits 4-7) channels.
+ * g and fast are constants where it is inlined for the usual group. */
+static inline __attribute__((always_inline)) uint32_t group_constants(
+    dw_dsp *D, const dw_dsp_shape *S, const int32_t *bp, const int32_t *mp, const int32_t *sp,
+    int32_t oo, const int32_t g, const int fast, int32_t *bias) {
+  uint32_t constant = 0, slow = 0;
+#pragma GCC unroll 4
+  for (int32_t j = 0; j < 4; ++j) {
+    bias[j] = j < g && bp ? bp[j] : 0;
+    if (j >= g || !fast) continue;
+    if (tt_dsp_bias_bounded(bias[j]) && tt_dsp_rq_init(mp[j], sp[j], oo, &D->q[j])) continue;
+    if (odd_channel(D, S, j, bias[j], mp[j], sp[j], oo) == 1)
+      constant |= 1u << j;
+    else
+      slow |= 1u << j;
   }
-  return 1;
+  return constant | slow << 4;
+}
+
+/* Packs channel group [c, c + g)'s filter and splits buf by the call's shape S (S->ok). */
+static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c, int32_t g,
+                        tt_dsp_word *buf) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t kw = L->kw, wc = S->wc;
+  D->wc = wc;
+  D->m = S->m;
+  D->w = buf;
+  D->full = S->full;
+  const int fast = S->fast;
+  /* the arguments in registers: the stores to D may alias them as far as C knows */
+  const int32_t *const bp = L->bias ? L->bias + c : 0, *const mp = L->multiplier + c,
+                *const sp = L->shift + c, oo = p->output_offset;
+  int32_t bias[4];
+  const uint32_t kinds = g == 4 && bp && fast ? group_constants(D, S, bp, mp, sp, oo, 4, 1, bias)
+                                              : group_constants(D, S, bp, mp, sp, oo, g, fast, bias);
+  const uint32_t constant = kinds & 15u, slow = kinds >> 4;
+  D->fast = fast;
+  D->slow = slow;
+  /* On the fast path the weights and biases are doubled (|2w| <= 256 fits the lanes,
+   * |2 acc| < 2^30): the sums come out as 2 acc, which tt_dsp_rq_doubled requantizes one
+   * instruction cheaper; a constant channel's sums do not matter: from 0 (no overflow when
+   * doubled). */
+  if (fast) {
+    const uint32_t zero = constant | slow;
+#pragma GCC unroll 4
+    for (int32_t j = 0; j < 4; ++j) D->bias[j] = zero >> j & 1u ? 0 : 2 * bias[j];
+    if (g == 4 && L->kh == 3 && L->kw == 3)   /* the usual groups: unrolled, no load tests */
+      pack_filter(buf, L, c, 4, 1, 3, 3);
+    else if (g == 4 && L->kh == 4 && L->kw == 4)   /* the imported models' stride 2 */
+      pack_filter(buf, L, c, 4, 1, 4, 4);
+    else if (g == 4)
+      pack_filter(buf, L, c, 4, 1, L->kh, L->kw);
+    else
+      pack_filter(buf, L, c, g, 1, L->kh, L->kw);
+  } else {
+    for (int32_t j = 0; j < 4; ++j) D->bias[j] = bias[j];
+    pack_filter(buf, L, c, g, 0, L->kh, L->kw);
+  }
+  /* 3x3 windows in pairs (tt_dsp_dw3x3_*) keep their sums in registers: no room for them */
+  const int i = D->pairs3 = S->shape3 && g == 4 && fast && D->full;
+  D->chunk = S->chunk[i];
+  D->whole = S->whole[i];
+  D->row = S->row[i];
+  D->sums = (int32_t *)(buf + kw * wc);
+  D->band = buf + kw * wc + (i ? 0 : 4) * D->chunk;
+  D->tail_bytes = 0;
+  if (D->whole) {
+    tt_dsp_word *const end = D->band + D->row.cols * wc;
+    D->tail = (int8_t *)end;
+    D->tail_bytes = (int32_t)(buf + TT_FWD_DSP_STAGE_BYTES / 4 - end) * 4;
+  }
+  if (!D->whole)                           /* its chunks stage their own zeros */
+    S->zeroed = 0;
+  else if (S->zeroed != D->band) {         /* unless the last group staged the same zeros */
+    zero_columns(D, &D->row);
+    S->zeroed = D->band;
+  }
 }
 
 /* Stages n in-image columns from column ix of the window rows `rows` (NULL: a row outside
@@ -368,6 +466,63 @@ static inline __attribute__((always_inline)) void dw_dsp_sums(const dw_dsp *D,
   }
 }
 
+/* A slow channel's output (D->slow) from its doubled sum of w (x + input_offset), 2 S, bounded
+ * (|2 S| < 2^30, the layer's sums being fast): the accumulator is S plus the bias, wrapping
+ * modulo 2^32 as TFLM's int32 sum does (the same integer whatever order it is added in). */
+static inline int8_t dw_dsp_slow(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t j,
+                                 int32_t sum2) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t acc = (int32_t)((uint32_t)(sum2 >> 1) + (uint32_t)D->slow_bias[j]);
+  return tt_fwd_requantize(acc, L->multiplier[c + j], L->shift[c + j], p->output_offset,
+                           p->act_min, p->act_max);
+}
+
+/* The slow channels' outputs of the n 3x3 windows (dilation 1) of a staged chunk, from the
+ * band and the packed filter (dw_dsp_sums' layout: per column channel j's word of the row
+ * pair is j, of the third row j & 1, in half j >> 1), written over what the assembly wrote. */
+static inline __attribute__((always_inline)) int32_t dw3_slow_sum(const tt_dsp_word *x,
+                                                                  const tt_dsp_word *w,
+                                                                  int32_t j, const int top) {
+  int32_t a = 0;
+#pragma GCC unroll 3
+  for (int32_t kx = 0; kx < 3; ++kx, x += 6, w += 6) {
+    a = __smlad(x[j], w[j], a);
+    a = top ? __smlatt((int32_t)x[4 + (j & 1)], (int32_t)w[4 + (j & 1)], a)
+            : __smlabb((int32_t)x[4 + (j & 1)], (int32_t)w[4 + (j & 1)], a);
+  }
+  return a;
+}
+
+/* Channel j's n windows (the requantization's arguments in registers: the int8 stores may
+ * alias nothing they are read from). */
+static inline __attribute__((always_inline)) void dw3_slow_channel(
+    const tt_dsp_word *x, const tt_dsp_word *w, int32_t j, const int top, int32_t n,
+    int32_t step, int8_t *y, int32_t stride, uint32_t bias, int32_t m, int32_t sh,
+    int32_t out_off, int32_t lo, int32_t hi) {
+  for (int32_t k = 0; k < n; ++k, x += step, y += stride) {
+    const int32_t acc = (int32_t)((uint32_t)(dw3_slow_sum(x, w, j, top) >> 1) + bias);
+    *y = tt_fwd_requantize(acc, m, sh, out_off, lo, hi);
+  }
+}
+
+static __attribute__((noinline)) void dw3_slow_fix(const dw_dsp *D, const dw_layer *L,
+                                                  int32_t c, int32_t n, int8_t *out,
+                                                  int32_t stride) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t step = p->stride_w * 6;
+  for (int32_t j = 0; j < 4; ++j) {
+    if (!(D->slow >> j & 1u)) continue;
+    const uint32_t bias = (uint32_t)D->slow_bias[j];
+    const int32_t m = L->multiplier[c + j], sh = L->shift[c + j];
+    if (j >> 1)
+      dw3_slow_channel(D->band, D->w, j, 1, n, step, out + j, stride, bias, m, sh,
+                       p->output_offset, p->act_min, p->act_max);
+    else
+      dw3_slow_channel(D->band, D->w, j, 0, n, step, out + j, stride, bias, m, sh,
+                       p->output_offset, p->act_min, p->act_max);
+  }
+}
+
 /* Channel j of the n sums requantized to out[k * stride + j]: one channel's constants at a
  * time, in registers; the full-range case two outputs a pass. */
 static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t n,
@@ -400,6 +555,11 @@ static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t 
         *y = tt_fwd_requantize(sums[k], m, sh, out_off, lo, hi);
     }
   }
+  /* a fast group's slow channels: their sums are fast (from 0), over what was written */
+  for (int32_t j = 0; D->slow >> j; ++j)
+    if (D->slow >> j & 1u)
+      for (int32_t k = 0; k < n; ++k)
+        out[k * stride + j] = dw_dsp_slow(D, L, c, j, D->sums[j * D->chunk + k]);
 }
 
 /* --- DSP: 3x3, dilation 1, stride 1 or 2, four channels, requantized by the one-multiply form
@@ -666,6 +826,15 @@ static __attribute__((noinline)) void stage_inner_3(tt_dsp_word *s, const int8_t
                                                     uint32_t off) {
   dw_dsp_stage_inner(s, rows, 3, C, ix, n, off, 0);
 }
+#define DW_STAGE_INNER(name, kh)                                                            \
+  static __attribute__((noinline)) void name(tt_dsp_word *s, const int8_t *const *rows,      \
+                                             int32_t C, int32_t ix, int32_t n, uint32_t off) { \
+    dw_dsp_stage_inner(s, rows, kh, C, ix, n, off, 0);                                      \
+  }
+DW_STAGE_INNER(stage_inner_4, 4)      /* the imported models' grown stride-2 kernels */
+DW_STAGE_INNER(stage_inner_5, 5)      /* MCUNet */
+DW_STAGE_INNER(stage_inner_7, 7)
+DW_STAGE_INNER(stage_inner_8, 8)
 static __attribute__((noinline)) void stage_inner_any(tt_dsp_word *s,
                                                       const int8_t *const *rows, int32_t kh,
                                                       int32_t C, int32_t ix, int32_t n,
@@ -760,7 +929,6 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
   const int32_t ow = L->out->w, chunk = D->chunk;
   const int8_t *const base = L->input + b * H * W * C + c / D->m;
   const uint32_t off = tt_dsp_offset_pair(p->input_offset);
-  const dw_chunk whole = chunk_columns(L, 0, chunk);
   const int pairs3 = D->pairs3;
   for (int32_t oy = oy0; oy < oy1; ++oy, out += row_step) {
     const int8_t *rows[DW_DSP_MAX_KH];
@@ -785,7 +953,7 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
     int8_t *y = out;
     for (int32_t ox0 = 0; ox0 < ow; ox0 += chunk, y += chunk * stride) {
       const int32_t n = ow - ox0 < chunk ? ow - ox0 : chunk;
-      dw_chunk k = whole;
+      dw_chunk k = D->row;
       if (!D->whole) {                          /* a whole row's zeros were staged once */
         k = chunk_columns(L, ox0, n);
         zero_columns(D, &k);
@@ -799,10 +967,15 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
         dw_dsp_stage(s, rows, kh, C, g, k.a, k.mid, off, D->m > 1);
       else if (D->m > 1)
         stage_inner_one(s, rows, kh, C, k.a, k.mid, off);
-      else if (kh == 3)
-        stage_inner_3(s, rows, C, k.a, k.mid, off);
       else
-        stage_inner_any(s, rows, kh, C, k.a, k.mid, off);
+        switch (kh) {
+          case 3: stage_inner_3(s, rows, C, k.a, k.mid, off); break;
+          case 4: stage_inner_4(s, rows, C, k.a, k.mid, off); break;
+          case 5: stage_inner_5(s, rows, C, k.a, k.mid, off); break;
+          case 7: stage_inner_7(s, rows, C, k.a, k.mid, off); break;
+          case 8: stage_inner_8(s, rows, C, k.a, k.mid, off); break;
+          default: stage_inner_any(s, rows, kh, C, k.a, k.mid, off); break;
+        }
       if (pairs3) {       /* pairs of windows in assembly, an odd last one alone */
         const int32_t step = L->p->stride_w * wc;
         dw3_args a = {D->band, D->w, D->bias, &D->q[0].b2, y, stride, n >> 1};
@@ -818,6 +991,7 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
           a.pairs = 1;
           tt_dsp_dw3x3_1(&a);
         }
+        if (D->slow) dw3_slow_fix(D, L, c, n, y, stride);
         continue;
       }
       dw_dsp_sums_of(D, L, n);
@@ -883,7 +1057,7 @@ static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *
   const int32_t C = L->in->c, H = L->in->h, W = L->in->w, wc = D->wc, n = L->out->w;
   const int8_t *const base = L->input + b * H * W * C + c;
   const uint32_t off = tt_dsp_offset_pair(p->input_offset);
-  const dw_chunk k = chunk_columns(L, 0, D->chunk);
+  const dw_chunk k = D->row;
   tt_dsp_word *const s = D->band + k.left * wc;
   const int32_t dh = p->dilation_h * W * C;
   void (*const pairs_of)(dw3_args *) = p->stride_w == 1 ? tt_dsp_dw3x3_s1 : tt_dsp_dw3x3_s2;
@@ -919,6 +1093,7 @@ static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *
       a.pairs = 1;
       tt_dsp_dw3x3_1(&a);
     }
+    if (D->slow) dw3_slow_fix(D, L, c, n, out, stride);
   }
 }
 
@@ -987,15 +1162,48 @@ typedef struct {
 #endif
 } dw_group;
 
-static void dw_group_init(dw_group *G, const dw_layer *L, int32_t c, int32_t g, void *buf) {
+/* The DSP versions' buffer and the call's shape, on the kernels' stack (nothing elsewhere). */
+#if TT_FWD_DSP
+typedef struct {
+  tt_dsp_word buf[TT_FWD_DSP_STAGE_BYTES / 4];
+  dw_dsp_shape shape;
+} dw_buffer;
+#else
+typedef char dw_buffer;
+#endif
+
+/* Once per kernel call, before its groups. */
+static void dw_buffer_init(dw_buffer *B, const dw_layer *L) {
+#if TT_FWD_DSP
+  dw_dsp_shape_init(&B->shape, L);
+#else
+  (void)B;
+  (void)L;
+#endif
+}
+
+static void dw_group_init(dw_group *G, const dw_layer *L, int32_t c, int32_t g, dw_buffer *B) {
   G->L = L;
   G->c = c;
   G->g = g;
 #if TT_FWD_DSP
-  G->use_dsp = dw_dsp_init(&G->dsp, L, c, g, (tt_dsp_word *)buf);
+  G->use_dsp = B->shape.ok;
+  if (G->use_dsp) dw_dsp_init(&G->dsp, &B->shape, L, c, g, B->buf);
 #else
-  (void)buf;
+  (void)B;
 #endif
+}
+
+/* Where `bytes` of output may be put while the group's rows are computed: the DSP buffer's
+ * free tail, or NULL. */
+static int8_t *dw_group_spare(const dw_group *G, int32_t bytes) {
+#if TT_FWD_DSP
+  if (G->use_dsp && G->dsp.tail_bytes >= bytes) return G->dsp.tail;
+#else
+  (void)G;
+  (void)bytes;
+#endif
+  return 0;
 }
 
 /* Rows [oy0, oy1) of batch b, row oy0 + k at out + k * row_step. */
@@ -1015,12 +1223,6 @@ static void dw_group_rows(const dw_group *G, int32_t b, int32_t oy0, int32_t oy1
     dw_row(G->L, b, oy, G->c, G->g, out, stride);
 }
 
-/* The DSP versions' buffer, on the kernels' stack (nothing elsewhere). */
-#if TT_FWD_DSP
-#define DW_BUFFER(name) tt_dsp_word name[TT_FWD_DSP_STAGE_BYTES / 4]
-#else
-#define DW_BUFFER(name) char name[1]
-#endif
 
 void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                             const int32_t *shift, const tt_fwd_dims *input_dims,
@@ -1032,11 +1234,12 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
                 kw = filter_dims->w;
   if (m == 1) {
     const dw_layer L = {p, multiplier, shift, bias, in, out, input, filter, kh, kw};
-    DW_BUFFER(buf);
+    dw_buffer buf;
+    dw_buffer_init(&buf, &L);
     for (int32_t b = 0; b < out->n; ++b)
       for (int32_t c = 0; c < c_in; c += 4) {
         dw_group G;
-        dw_group_init(&G, &L, c, c_in - c < 4 ? c_in - c : 4, buf);
+        dw_group_init(&G, &L, c, c_in - c < 4 ? c_in - c : 4, &buf);
         dw_group_rows(&G, b, 0, out->h, output + b * out->h * out->w * cm + c, out->w * cm, cm);
       }
     return;
@@ -1044,13 +1247,14 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
 #if TT_FWD_DSP
   if (m % 4 == 0) {         /* groups of four output channels of one input channel */
     const dw_layer L = {p, multiplier, shift, bias, in, out, input, filter, kh, kw};
-    DW_BUFFER(buf);
+    dw_buffer buf;
+    dw_buffer_init(&buf, &L);
     dw_group G;
-    dw_group_init(&G, &L, 0, 4, buf);
+    dw_group_init(&G, &L, 0, 4, &buf);
     if (G.use_dsp) {        /* the buffer fits the kernel: then every group's */
       for (int32_t b = 0; b < out->n; ++b)
         for (int32_t c = 0; c < cm; c += 4) {
-          if (b > 0 || c > 0) dw_group_init(&G, &L, c, 4, buf);
+          if (b > 0 || c > 0) dw_group_init(&G, &L, c, 4, &buf);
           dw_group_rows(&G, b, 0, out->h, output + b * out->h * out->w * cm + c, out->w * cm,
                         cm);
         }
@@ -1110,6 +1314,15 @@ static int inplace_supported(const tt_fwd_dims *in, const tt_fwd_dims *out) {
 /* Channels computed together in place: the ring's lines hold this many channels each. */
 static int32_t group_of(const tt_fwd_dims *in) { return in->c < 4 ? in->c : 4; }
 
+/* n pixels of g channels from src (packed) to dst (a pixel every C bytes). */
+static void put_pixels(int8_t *dst, int32_t C, const int8_t *src, int32_t g, int32_t n) {
+  if (g == 4)                 /* a word per pixel (one LDR/STR where unaligned is fine) */
+    for (int32_t k = 0; k < n; ++k) memcpy(dst + k * C, src + k * 4, 4);
+  else
+    for (int32_t k = 0; k < n; ++k)
+      for (int32_t j = 0; j < g; ++j) dst[k * C + j] = src[k * g + j];
+}
+
 int32_t tt_depthwise_conv2d_inplace_s8_scratch_bytes(const tt_fwd_conv_params *p,
                                                      const tt_fwd_dims *input_dims,
                                                      const tt_fwd_dims *filter_dims,
@@ -1129,24 +1342,28 @@ int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *m
   const dw_layer L = {p, multiplier, shift, bias, in, out, data, filter, filter_dims->h,
                       filter_dims->w};
   const int32_t C = in->c, lines = ring_lines(p, in, out), line = out->w * group_of(in);
-  DW_BUFFER(buf);
+  dw_buffer buf;
+  dw_buffer_init(&buf, &L);
   for (int32_t b = 0; b < out->n; ++b) {
     for (int32_t c = 0; c < C; c += 4) {
       const int32_t g = C - c < 4 ? C - c : 4;
       dw_group G;
-      dw_group_init(&G, &L, c, g, buf);
+      dw_group_init(&G, &L, c, g, &buf);
+      int8_t *const group = data + b * out->h * out->w * C + c;
+      /* The group's whole output where it fits beside the DSP buffer's staging (small
+       * maps): computed as out of place, then put over its input channels, which no other
+       * group reads; the same bits as row by row, without a call and a copy per row. */
+      int8_t *const spare = dw_group_spare(&G, out->h * out->w * g);
+      if (spare) {
+        dw_group_rows(&G, b, 0, out->h, spare, out->w * g, g);
+        put_pixels(group, C, spare, g, out->h * out->w);
+        continue;
+      }
       int32_t next = 0;                                  /* first row not yet written back */
       for (int32_t oy = 0; oy < out->h; ++oy) {
         dw_group_rows(&G, b, oy, oy + 1, scratch + (oy % lines) * line, line, g);
-        for (; next <= oy && row_writable(p, in, out, b, next, oy); ++next) {
-          const int8_t *src = scratch + (next % lines) * line;
-          int8_t *dst = data + (b * out->h + next) * out->w * C + c;
-          if (g == 4)           /* a word per pixel (one LDR/STR where unaligned is fine) */
-            for (int32_t ox = 0; ox < out->w; ++ox) memcpy(dst + ox * C, src + ox * 4, 4);
-          else
-            for (int32_t ox = 0; ox < out->w; ++ox)
-              for (int32_t j = 0; j < g; ++j) dst[ox * C + j] = src[ox * g + j];
-        }
+        for (; next <= oy && row_writable(p, in, out, b, next, oy); ++next)
+          put_pixels(group + next * out->w * C, C, scratch + (next % lines) * line, g, out->w);
       }
     }
   }
