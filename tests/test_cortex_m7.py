@@ -200,7 +200,26 @@ def int8_direct_calls() -> list[Call]:
         i8.test_data_movement_mask_and_broadcast_sum_in_int8()
         i8.test_the_rule_in_c_and_python()
         i8.test_shift_multipliers_and_unit_in_c_and_python()
+        staging_queries()
     return calls
+
+
+def staging_queries() -> None:
+    """The DSP staging's sizes (tt_*_stage_bytes), which a plan made on the host assumes the
+    board computes alike: whole, limited, too little, and layers no DSP version takes."""
+    lib = c_kernels.library()
+    same, pad = c_kernels.Window(1, 1, 1, 1, 0, 0), c_kernels.Window(2, 2, 1, 1, 1, 1)
+    for limit in (0, 9000, 3000, 700, 100):
+        lib.tt_conv2d_weight_grad_s8_stage_bytes(1, 8, 8, 16, 8, 8, 48, 1, 1, C.byref(same),
+                                                 limit)
+        lib.tt_conv2d_weight_grad_s8_stage_bytes(1, 4, 4, 8, 8, 8, 48, 3, 3, C.byref(pad),
+                                                 limit)
+        lib.tt_depthwise_conv2d_weight_grad_s8_stage_bytes(1, 8, 8, 160, 1, 16, 16, 3, 3,
+                                                           C.byref(pad), limit)
+        lib.tt_depthwise_conv2d_input_grad_s8_stage_bytes(1, 4, 4, 576, 1, 3, 3, C.byref(pad),
+                                                          8, 8, limit)
+        lib.tt_depthwise_conv2d_input_grad_s8_stage_bytes(1, 8, 8, 16, 2, 3, 3, C.byref(same),
+                                                          8, 8, limit)
 
 
 # --- the Cortex-M7 program ---------------------------------------------------------------------
