@@ -121,6 +121,11 @@ def conv_calls(rng) -> None:
         (1, 4, 5, 8, 4, 1, 1, 1, 1, 1, 1, 6, 7),       # 1x1 padded: zero columns
         (1, 6, 5, 4, 3, 2, 3, 1, 1, 0, 1, 5, 5),       # 2x3 kernel
         (1, 4, 4, 120, 2, 3, 3, 1, 1, 1, 1, 4, 4),     # 1080-element columns: portable
+        # MCUNet's stem in int8's whole range: 100 columns (5 calls of 3 blocks of 6, then
+        # 6 and 4), runs of 3 words staged unrolled, its rows' plan (dead rows among them)
+        (1, 20, 20, 3, 16, 4, 4, 2, 1, 1, 1, 10, 10),
+        # two images, border windows copied with the padding value 127 (input offset -127)
+        (2, 7, 7, 4, 5, 3, 3, 2, 1, 1, 1, 4, 4),
     ]
     for k, (n, h, w, ci, co, kh, kw, s, d, pt, pl, oh, ow) in enumerate(shapes):
         act = ACTIVATIONS[k % len(ACTIVATIONS)]

@@ -9,6 +9,8 @@
 #include "tt_forward.h"
 #include "tt_fwd_internal.h"
 #if TT_FWD_DSP
+#include <string.h>
+
 #include "tt_fwd_dsp.h"
 #endif
 
@@ -111,6 +113,44 @@ static void pointwise(const tt_fwd_conv_params *p, const int32_t *multiplier,
 }
 
 #if TT_FWD_DSP
+/* Stages the kh runs of `words` words (4 int8 each, whole groups) of a window, `pitch`
+ * bytes from one run's start to the next's, into the column at s of a block of P
+ * (tt_dsp_stage4's form, its two words by one STRD). With P and `words` known to the
+ * compiler (the 4x4 stems over 3 channels: blocks of 6, 3 words a run) the run is unrolled
+ * with constant offsets: LDR, 4 SXTAB16, STRD a word, where the general loop took 10. */
+static inline __attribute__((always_inline)) void stage_runs(tt_dsp_word *s, const int32_t P,
+                                                             const int8_t *x, int32_t kh,
+                                                             const int32_t words, int32_t pitch,
+                                                             uint32_t off) {
+  for (int32_t ky = 0; ky < kh; ++ky, x += pitch) {
+#pragma GCC unroll 4
+    for (int32_t i = 0; i < words; ++i, s += 2 * P) {
+      const uint32_t v = tt_dsp_load4(x + 4 * i);
+      tt_dsp_strd(s, __sxtab16(__sxtab16(off, v), v),
+                  tt_dsp_sxtab16_odd(tt_dsp_sxtab16_odd(off, v), v));
+    }
+  }
+}
+
+/* A window (kh runs of run_bytes, a multiple of 4) that reaches past the image, copied into
+ * `win` (4-byte aligned) with
+ * its padding as the int8 value -input_offset (`pad`), which stages as 2 (pad + offset) = 0
+ * like the padding TFLM skips: the border windows then stage as runs too, instead of tap by
+ * tap and element by element (about 800 instructions a window of MCUNet's stem before). */
+static void border_window(int8_t *win, const int8_t *image, int32_t row_bytes, int32_t h,
+                          int32_t iy0, int32_t dilation_h, int32_t kh, int32_t run_bytes,
+                          int32_t kx0, int32_t kx1, int32_t ci, int32_t ix0, int8_t pad) {
+  const uint32_t fill = (uint32_t)(uint8_t)pad * 0x01010101u;
+  for (int32_t i = 0; i < kh * run_bytes; i += 4) memcpy(win + i, &fill, 4);
+  for (int32_t ky = 0; ky < kh; ++ky) {
+    const int32_t iy = iy0 + ky * dilation_h;
+    if (iy < 0 || iy >= h) continue;
+    const int8_t *x = image + iy * row_bytes + (ix0 + kx0) * ci;
+    int8_t *w = win + ky * run_bytes + kx0 * ci;
+    for (int32_t i = 0, n = (kx1 - kx0) * ci; i < n; ++i) w[i] = x[i];
+  }
+}
+
 /* A convolution as a matrix product over im2col columns (one per output pixel): the window's
  * in-image taps staged as 2 (x + input_offset) (tt_fwd_dsp.h), padding as zeros (TFLM skips
  * those taps: they add nothing either way), the trained channels of every tap first, then
@@ -126,14 +166,39 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
   const tt_dsp_mm m = {filter_lo, filter_hi, taps * k, taps * rest, taps * k, taps * rest, co,
                        bias, multiplier, shift, p->input_offset, p->output_offset,
                        p->act_min, p->act_max};
-  const int32_t fit = tt_dsp_block_columns(&m, TT_FWD_DSP_STAGE_BYTES);
-  if (fit == 0 || !tt_dsp_mm_ok(&m)) return 0;
+  if (!tt_dsp_mm_ok(&m)) return 0;
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
-  const int32_t hi0 = (m.n_lo + 3) & ~3, columns = out->n * out->h * out->w;
-  const int32_t words = tt_dsp_column_words(&m);
-  const int whole_rows = rest == 0 && p->dilation_w == 1;
-  const uint32_t off_pair = tt_dsp_stage_offset(p->input_offset);
   const int known = tt_dsp_mm_rows_one(&m);
+  /* rows the assembly cannot requantize: their classes once, in the buffer's tail */
+  int32_t bytes = TT_FWD_DSP_STAGE_BYTES;
+  const int8_t *plan = 0;
+  if (known != 1 && co <= TT_DSP_PLAN_ROWS &&
+      tt_dsp_block_columns(&m, bytes - TT_DSP_PLAN_BYTES) ==
+          tt_dsp_block_columns(&m, bytes)) {
+    bytes -= TT_DSP_PLAN_BYTES;
+    tt_dsp_mm_plan(&m, (int8_t *)(stage + bytes / 4));
+    plan = (const int8_t *)(stage + bytes / 4);
+  }
+  const int32_t fit = tt_dsp_block_columns(&m, bytes);
+  if (fit == 0) return 0;
+  const int32_t words = tt_dsp_column_words(&m);
+  /* border windows through a local copy (border_window) in the buffer's tail, where it
+   * holds one and costs no column of a block */
+  const int32_t win_bytes = (in->c * f->h * f->w + 3) & ~3;
+  const int32_t sixes = (bytes / 4) / (6 * words);
+  const int whole_rows = rest == 0 && p->dilation_w == 1;
+  const int border = whole_rows && (kw * ci & 3) == 0 && p->input_offset >= -127 &&
+                     p->input_offset <= 128 && win_bytes <= 256 &&
+                     tt_dsp_block_columns(&m, bytes - win_bytes) == fit &&
+                     (bytes - win_bytes) / 4 / (6 * words) == sixes;
+  int8_t *const win = border ? (int8_t *)(stage + (bytes -= win_bytes) / 4) : 0;
+  const int8_t pad = (int8_t)-p->input_offset;
+  const int32_t hi0 = (m.n_lo + 3) & ~3, columns = out->n * out->h * out->w;
+  const uint32_t off_pair = tt_dsp_stage_offset(p->input_offset);
+  /* windows inside the image stage as runs (stage_runs): kh of `run` words, `pitch` apart */
+  const int runs = whole_rows && (kw * ci & 3) == 0;
+  const int32_t pitch = p->dilation_h * in->w * ci, run = kw * ci >> 2;
+  const int32_t span_h = (kh - 1) * p->dilation_h, x_step = p->stride_w * ci;
   const int six = p->act_min == -128 && p->act_max == 127;   /* the assembly requantizes */
   for (int32_t c = 0, P, Q; c < columns; c += P * Q) {
     /* as many blocks of 6 as fit (tt_dsp_rows6: the fewest instructions a MAC, a row's
@@ -144,39 +209,55 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
       Q = 1;
     } else if (fit == 8 && six && columns - c >= 6) {
       P = 6;
-      Q = (TT_FWD_DSP_STAGE_BYTES / 4) / (6 * words);
+      Q = (bytes / 4) / (6 * words);
       if (Q > (columns - c) / 6) Q = (columns - c) / 6;
     } else {
       for (P = fit, Q = 1; c + P > columns; P >>= 1) {
       }
     }
-    /* the first column's pixel; the others' by counting */
+    /* the first column's pixel; the others' by counting, its window's origin and first
+     * input byte moving with it */
     int32_t b = c / (out->h * out->w), oy = c % (out->h * out->w) / out->w, ox = c % out->w;
-    for (int32_t col = 0; col < P * Q; ++col, ++ox) {
+    int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
+    int rows_in = iy0 >= 0 && iy0 + span_h < in->h;
+    int32_t xo = ((b * in->h + iy0) * in->w + ix0) * ci;   /* an offset: it may be < 0 */
+    tt_dsp_word *blk = stage;
+    for (int32_t col = 0, j = 0; col < P * Q; ++col, ++ox, ++j, ix0 += p->stride_w,
+                 xo += x_step) {
+      if (j == P) {
+        j = 0;
+        blk += P * words;
+      }
       if (ox == out->w) {
         ox = 0;
         if (++oy == out->h) {
           oy = 0;
           ++b;
         }
+        iy0 = oy * p->stride_h - p->pad_top;
+        ix0 = -p->pad_left;
+        rows_in = iy0 >= 0 && iy0 + span_h < in->h;
+        xo = ((b * in->h + iy0) * in->w + ix0) * ci;
       }
-      tt_dsp_word *blk = stage + col / P * P * words;
-      const int32_t j = col % P;
-      const int32_t iy0 = oy * p->stride_h - p->pad_top;
-      const int32_t ix0 = ox * p->stride_w - p->pad_left;
-      if (whole_rows && (kw * ci & 3) == 0 && ix0 >= 0 && ix0 + kw <= in->w && iy0 >= 0 &&
-          iy0 + (kh - 1) * p->dilation_h < in->h) {
+      if (runs && rows_in && ix0 >= 0 && ix0 + kw <= in->w) {
         /* the whole window inside the image: kh runs of kw * ci bytes, whole groups */
-        const int8_t *x = input + ((b * in->h + iy0) * in->w + ix0) * ci;
-        tt_dsp_word *s = blk + 2 * j;
-        const int32_t row_step = p->dilation_h * in->w * ci - kw * ci;
-        for (int32_t ky = 0; ky < kh; ++ky, x += row_step)
-          for (const int8_t *end = x + kw * ci; x != end; x += 4, s += 2 * P)
-            tt_dsp_stage4(s, off_pair, tt_dsp_load4(x));
+        const int8_t *x = input + xo;
+        if (P == 6 && run == 3)
+          stage_runs(blk + 2 * j, 6, x, kh, 3, pitch, off_pair);
+        else if (P == 6)
+          stage_runs(blk + 2 * j, 6, x, kh, run, pitch, off_pair);
+        else
+          stage_runs(blk + 2 * j, P, x, kh, run, pitch, off_pair);
         continue;
       }
       int32_t kx0, kx1;
       tt_fwd_tap_range(ix0, p->dilation_w, kw, in->w, &kx0, &kx1);
+      if (border) {
+        border_window(win, input + b * in->h * in->w * ci, in->w * ci, in->h, iy0,
+                      p->dilation_h, kh, kw * ci, kx0, kx1, ci, ix0, pad);
+        stage_runs(blk + 2 * j, P, win, kh, kw * ci >> 2, kw * ci, off_pair);
+        continue;
+      }
       for (int32_t ky = 0; ky < kh; ++ky) {
         const int32_t iy = iy0 + ky * p->dilation_h, t0 = ky * kw;
         if (iy < 0 || iy >= in->h) {
@@ -208,7 +289,10 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
       }
       tt_dsp_stage_pad(&m, blk, P, j);
     }
-    tt_dsp_mm_blocks(&m, stage, P, Q, output + c * co, co, known);
+    if (plan)
+      tt_dsp_mm_blocks_planned(&m, plan, stage, P, Q, output + c * co, co);
+    else
+      tt_dsp_mm_blocks(&m, stage, P, Q, output + c * co, co, known);
   }
   return 1;
 }

@@ -468,13 +468,10 @@ static int rows_one(const tt_dsp_mm *m, int32_t r0, int32_t r1) {
 
 /* Whether row r's output is one value whatever its inputs (tt_dsp_rq_init_constant over
  * every sum its products can make: at most sum |w| (128 + |input_offset|) in magnitude,
- * staged padding adding 0); if so, that value is written to its `columns` outputs at y.
- * Quantized models have such channels (shifts past -21, biases near int32's ends, weights often all
- * zero): two of MCUNet's first layer's 16. Only asked of rows the assembly cannot
- * requantize. */
-static __attribute__((noinline)) int constant_row(const tt_dsp_mm *m, int32_t r, int32_t bias,
-                                                  int8_t *y, int32_t columns,
-                                                  int32_t col_stride) {
+ * staged padding adding 0); if so, that value goes to *value. Quantized models have such
+ * channels (shifts past -21, biases near int32's ends, weights often all zero): two of
+ * MCUNet's first layer's 16. Only asked of rows the assembly cannot requantize. */
+static int constant_value(const tt_dsp_mm *m, int32_t r, int32_t bias, int8_t *value) {
   /* the rows that can be: a right shift past the one-multiply form's, or a bias past its
    * bound (a live row fails the test below at the cost of a pass over its weights) */
   if (m->multiplier[r] < 0 || m->shift[r] > 0 ||
@@ -494,9 +491,34 @@ static __attribute__((noinline)) int constant_row(const tt_dsp_mm *m, int32_t r,
   if (!tt_dsp_rq_init_constant(m->multiplier[r], m->shift[r], bias, weights * (128 + off),
                                m->output_offset, &q))
     return 0;
-  const int8_t v = (int8_t)tt_fwd_clamp(q.c >> 1, m->act_min, m->act_max);
+  *value = (int8_t)tt_fwd_clamp(q.c >> 1, m->act_min, m->act_max);
+  return 1;
+}
+
+/* constant_value's test (or the plan's answer) for row r; if it holds, its value is written
+ * to the `columns` outputs at y. */
+static __attribute__((noinline)) int constant_row(const tt_dsp_mm *m, const int8_t *plan,
+                                                  int32_t r, int32_t bias, int8_t *y,
+                                                  int32_t columns, int32_t col_stride) {
+  int8_t v;
+  if (plan) {
+    if (plan[2 * r] != 2) return 0;
+    v = plan[2 * r + 1];
+  } else if (!constant_value(m, r, bias, &v)) {
+    return 0;
+  }
   for (int32_t k = 0; k < columns; ++k, y += col_stride) *y = v;
   return 1;
+}
+
+void tt_dsp_mm_plan(const tt_dsp_mm *m, int8_t *plan) {
+  for (int32_t r = 0; r < m->rows; ++r) {
+    int8_t v = 0;
+    plan[2 * r] = rows_one(m, r, r + 1) ? 1
+                  : constant_value(m, r, m->bias ? m->bias[r] : 0, &v) ? 2
+                                                                          : 0;
+    plan[2 * r + 1] = v;
+  }
 }
 
 /* Rows [r0, r1) over Q staged blocks of P columns each (block q at stage + q * block words,
@@ -511,7 +533,8 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
                                                        int32_t k0, int32_t n,
                                                        int32_t (*part)[8], const int first,
                                                        const int last, int8_t *out,
-                                                       int32_t col_stride, const int known) {
+                                                       int32_t col_stride, const int known,
+                                                       const int8_t *plan) {
   /* locals: every output store could alias *m for the compiler (char type) */
   const int8_t *w_lo = m->w_lo + k0, *w_hi = m->w_hi;
   const int32_t lo_stride = m->lo_stride, hi_stride = m->hi_stride, n_hi = m->n_hi;
@@ -535,7 +558,8 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
     if (runs && r >= r_end) {
       r_end = known == 1 ? r1 : r;
       if (known != 1)
-        while (r_end < r1 && rows_one(m, r_end, r_end + 1)) ++r_end;
+        while (r_end < r1 && (plan ? plan[2 * r_end] == 1 : rows_one(m, r_end, r_end + 1)))
+          ++r_end;
       if (r_end > r) {
         const tt_dsp_rows_args a = {w_lo + r * lo_stride, n, lo_stride, stage, Q, r_end - r,
                                     bias ? bias + r : 0, 1, first ? 0 : part[r - r0],
@@ -556,7 +580,7 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
     /* one pointer walks the row's outputs (not P induction variables across rows) */
     int8_t *y = out + r;
     __asm__("" : "+r"(y));
-    if (last && !one && constant_row(m, r, b, y, P * Q, col_stride)) continue;
+    if (last && !one && constant_row(m, plan, r, b, y, P * Q, col_stride)) continue;
     int32_t acc[8];
     const int direct = whole && last && one && full;      /* requantized by the assembly */
     if (direct && (first || Q == 1)) {
@@ -611,19 +635,20 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
  * once per staged block). */
 static __attribute__((noinline)) void rows8q(const tt_dsp_mm *m, const tt_dsp_word *stage,
                                              int32_t Q, int8_t *out, int32_t col_stride,
-                                             int known) {
-  rows(m, stage, 8, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known);
+                                             int known, const int8_t *plan) {
+  rows(m, stage, 8, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known, plan);
 }
 static __attribute__((noinline)) void rows6q(const tt_dsp_mm *m, const tt_dsp_word *stage,
                                              int32_t Q, int8_t *out, int32_t col_stride,
-                                             int known) {
-  rows(m, stage, 6, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known);
+                                             int known, const int8_t *plan) {
+  rows(m, stage, 6, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known, plan);
 }
 #define TT_DSP_ROWS(P)                                                                      \
   static __attribute__((noinline)) void rows##P(const tt_dsp_mm *m,                        \
                                                 const tt_dsp_word *stage, int8_t *out,      \
-                                                int32_t col_stride, int known) {            \
-    rows(m, stage, P, 1, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known);          \
+                                                int32_t col_stride, int known,              \
+                                                const int8_t *plan) {                       \
+    rows(m, stage, P, 1, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known, plan);    \
   }
 TT_DSP_ROWS(4)
 TT_DSP_ROWS(2)
@@ -634,20 +659,20 @@ TT_DSP_ROWS(1)
       const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t r0, int32_t r1, int32_t k0,     \
       int32_t n, int32_t(*part)[8], int first, int last, int8_t *out, int32_t col_stride,   \
       int known) {                                                                          \
-    rows(m, stage, P, 1, r0, r1, k0, n, part, first, last, out, col_stride, known);         \
+    rows(m, stage, P, 1, r0, r1, k0, n, part, first, last, out, col_stride, known, 0);      \
   }
 TT_DSP_ROWS_CHUNK(8)
 TT_DSP_ROWS_CHUNK(6)
 TT_DSP_ROWS_CHUNK(4)
 
 static void mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int32_t Q,
-                     int8_t *out, int32_t col_stride, int known) {
+                     int8_t *out, int32_t col_stride, int known, const int8_t *plan) {
   switch (P) {
-    case 8: rows8q(m, stage, Q, out, col_stride, known); break;
-    case 6: rows6q(m, stage, Q, out, col_stride, known); break;
-    case 4: rows4(m, stage, out, col_stride, known); break;
-    case 2: rows2(m, stage, out, col_stride, known); break;
-    default: rows1(m, stage, out, col_stride, known); break;
+    case 8: rows8q(m, stage, Q, out, col_stride, known, plan); break;
+    case 6: rows6q(m, stage, Q, out, col_stride, known, plan); break;
+    case 4: rows4(m, stage, out, col_stride, known, plan); break;
+    case 2: rows2(m, stage, out, col_stride, known, plan); break;
+    default: rows1(m, stage, out, col_stride, known, plan); break;
   }
 }
 
@@ -655,7 +680,12 @@ int tt_dsp_mm_rows_one(const tt_dsp_mm *m) { return 1 + !rows_one(m, 0, m->rows)
 
 void tt_dsp_mm_blocks(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int32_t Q,
                       int8_t *out, int32_t col_stride, int known) {
-  mm_block(m, stage, P, Q, out, col_stride, known);
+  mm_block(m, stage, P, Q, out, col_stride, known, 0);
+}
+
+void tt_dsp_mm_blocks_planned(const tt_dsp_mm *m, const int8_t *plan, const tt_dsp_word *stage,
+                              int32_t P, int32_t Q, int8_t *out, int32_t col_stride) {
+  mm_block(m, stage, P, Q, out, col_stride, 2, plan);
 }
 
 /* Elements [k0, k0 + n) (whole groups) of the P contiguous columns at x, staged. */
@@ -752,9 +782,9 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
           stage_words(stage + qb * block, W, x + qb * W * in_stride, in_stride, 0, m->n_lo,
                       off);
         if (W == 6)
-          rows6q(m, stage, Q, out, col_stride, known);
+          rows6q(m, stage, Q, out, col_stride, known, 0);
         else
-          rows8q(m, stage, Q, out, col_stride, known);
+          rows8q(m, stage, Q, out, col_stride, known, 0);
         P = W * Q;
         continue;
       }
@@ -766,7 +796,7 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
         tt_dsp_stage_pad(m, stage, P, p);
       }
     }
-    mm_block(m, stage, P, 1, out, col_stride, known);
+    mm_block(m, stage, P, 1, out, col_stride, known, 0);
   }
   return 1;
 }

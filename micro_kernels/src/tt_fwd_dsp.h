@@ -184,6 +184,21 @@ typedef struct {
   int32_t input_offset, output_offset, act_min, act_max;
 } tt_dsp_mm;
 
+/* Rows a plan covers at most (2 bytes each: its home is the staging buffer's tail). */
+#define TT_DSP_PLAN_ROWS 64
+#define TT_DSP_PLAN_BYTES (2 * TT_DSP_PLAN_ROWS)
+
+/* plan[2 r] = 1 where row r requantizes in the assembly (tt_dsp_mm_rows_one's test), 2 where
+ * its output is one value whatever its inputs (that value in plan[2 r + 1]), else 0; for
+ * m->rows <= TT_DSP_PLAN_ROWS rows. */
+void tt_dsp_mm_plan(const tt_dsp_mm *m, int8_t *plan);
+
+/* tt_dsp_mm_blocks for a product with a plan (tt_dsp_mm_plan, `known` 2): each row's
+ * requantization class worked out once per kernel call instead of once per staged block
+ * (MCUNet's stem: 16 rows, two of them dead, a call per 18 columns). */
+void tt_dsp_mm_blocks_planned(const tt_dsp_mm *m, const int8_t *plan, const tt_dsp_word *stage,
+                              int32_t P, int32_t Q, int8_t *out, int32_t col_stride);
+
 /* 32-bit words of one staged column. */
 static inline int32_t tt_dsp_column_words(const tt_dsp_mm *m) {
   return 2 * (((m->n_lo + 3) >> 2) + ((m->n_hi + 3) >> 2));
