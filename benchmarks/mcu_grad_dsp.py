@@ -78,8 +78,9 @@ DEPTHWISE = [
     ("MCUNet-5FPS", 8, 240, 4, 8, 2, 3), ("MCUNet-5FPS", 4, 384, 4, 5, 1, 2),
     ("MCUNet-5FPS", 4, 576, 4, 3, 1, 1),
 ]
-FORMS = (("1 pass", "s32", "&st"), ("2 passes, nearest", "0", "0"),
-         ("2 passes, stochastic", "0", "&st"))
+# (form, scratch and its positions (%d: every dx position), rounding)
+FORMS = (("1 pass", "s32, %d", "&st"), ("2 passes, nearest", "0, 0", "0"),
+         ("2 passes, stochastic", "0, 0", "&st"))
 
 PROGRAM = r"""
 #include <stdint.h>
@@ -124,7 +125,8 @@ def cases() -> list[tuple[str, str, str, int]]:
         for form, scratch, rounding in FORMS:
             out.append((name, f"input grad, {form}",
                         f"tt_conv2d_input_grad_s8(dy, &sdy, 0, 1, {h}, {h}, {co}, w, mult, "
-                        f"3.9e-5f, 1, 1, &same, {h}, {h}, {ci}, dx, &dxs, {rounding}, {scratch})",
+                        f"3.9e-5f, 1, 1, &same, {h}, {h}, {ci}, dx, &dxs, {rounding}, "
+                        f"{scratch.replace('%d', str(h * h))})",
                         h * h * ci * co))
         out.append((name, "weight grad",
                     f"tt_conv2d_weight_grad_s8(dy, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, "
@@ -140,7 +142,8 @@ def cases() -> list[tuple[str, str, str, int]]:
             out.append((name, f"input grad, {form}",
                         f"tt_depthwise_conv2d_input_grad_s8(dy, &sdy, 0, 1, {oh}, {oh}, {c}, 1, "
                         f"w, mult, 3.9e-5f, {k}, {k}, &(tt_window){{{s}, {s}, 1, 1, {pad}, "
-                        f"{pad}}}, {h}, {h}, dx, &dxs, {rounding}, {scratch}, stage, "
+                        f"{pad}}}, {h}, {h}, dx, &dxs, {rounding}, "
+                        f"{scratch.replace('%d', str(h * h))}, stage, "
                         f"tt_depthwise_conv2d_input_grad_s8_stage_bytes(1, {oh}, {oh}, {c}, 1, "
                         f"{k}, {k}, &(tt_window){{{s}, {s}, 1, 1, {pad}, {pad}}}, {h}, {h}, 0))",
                         oh * oh * c * k * k))

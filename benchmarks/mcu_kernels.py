@@ -83,8 +83,9 @@ def pointwise_s8(h, ci, co):
     ig = (f"tt_conv2d_input_grad_s8(g8, &sdy, 0, 1, {h}, {h}, {co}, w, mult, 3.9e-5f, 1, 1, "
           f"&same, {h}, {h}, {ci}, o8, &dxs, &st, %s)")
     return [
-        (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, input grad, 2 passes", ig % "0", macs),
-        (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, input grad, 1 pass", ig % "s32", macs),
+        (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, input grad, 2 passes", ig % "0, 0", macs),
+        (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, input grad, 1 pass",
+         ig % f"s32, {h * h}", macs),
         (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, weight grad",
          f"tt_conv2d_weight_grad_s8(g8, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, {h}, {h}, "
          f"{ci}, 1, 1, &same, f_b, stage, {pw}(1, {h}, {h}, {co}, {h}, {h}, {ci}, 1, 1, "
@@ -108,8 +109,8 @@ def depthwise_s8(h, c, stride):
     dws = (f"stage, tt_depthwise_conv2d_weight_grad_s8_stage_bytes(1, {oh}, {oh}, {c}, 1, {h}, "
            f"{h}, 3, 3, {win}, 0)")
     return [
-        (f"{name}, input grad, 2 passes", ig % "0", macs),
-        (f"{name}, input grad, 1 pass", ig % "s32", macs),
+        (f"{name}, input grad, 2 passes", ig % "0, 0", macs),
+        (f"{name}, input grad, 1 pass", ig % f"s32, {h * h}", macs),
         (f"{name}, weight grad",
          f"tt_depthwise_conv2d_weight_grad_s8(g8, &sdy, 0, 1, {oh}, {oh}, {c}, 1, x, 0.02f, "
          f"-128, {h}, {h}, 3, 3, {win}, f_b, {dws})", macs),
@@ -152,7 +153,7 @@ CASES = [c for c in [
     *pointwise_s8(6, 128, 128),
     ("int8 grad: conv 1x1 128->128 @6x6, input grad, 2 passes, masked",
      "tt_conv2d_input_grad_s8(g8, &sdy, mask, 1, 6, 6, 128, w, mult, 3.9e-5f, 1, 1, &same, 6, "
-     "6, 128, o8, &dxs, &st, 0)", 6 * 6 * 128 * 128),
+     "6, 128, o8, &dxs, &st, 0, 0)", 6 * 6 * 128 * 128),
     *depthwise_s8(6, 128, 2),
     *pointwise_s8(3, 128, 256),
     *depthwise_s8(3, 256, 1),
@@ -161,7 +162,7 @@ CASES = [c for c in [
      "tt_average_pool_grad_s8(g8, &sdy, 1, 1, 1, 256, 3, 3, &same, 3, 3, o8, &dxs, &st)", 0),
     ("int8 grad: FC head 256->10, input grad, 1 pass",
      "tt_fully_connected_input_grad_s8(g8, &sdy, 0, 1, 10, w, mult, 3.9e-5f, 256, o8, &dxs, "
-     "&st, s32)", 2560),
+     "&st, s32, 1)", 2560),
     ("int8 grad: FC head 256->10, fused weight update",
      "tt_fully_connected_weight_update_s8_s8(g8, &sdy, 0, 1, 10, x, 0.02f, -128, 256, w, 256, "
      "scales, 10, 0, &sgd, &st, f_b)", 2560),

@@ -4,7 +4,11 @@
 an inverted-residual block is three convs) and the paper's 99kb sparse scheme. Variants, on
 the same trainable set, the same per-layer learning rates and the same samples in the same
 order: int8 + QAS (augment's defaults: model-derived rates, stochastic rounding), fp32
-(TensorFlow on the dequantized model, tflite_train/fp32.py) and int8 without QAS.
+(TensorFlow on the dequantized model, tflite_train/fp32.py) and int8 without QAS; and
+the diagnostics of QAS's gap to fp32: fp32-fq (fp32 on the int8 activation grid), fp32-sr
+(its trained weights rounded stochastically onto their int8 grid after every step),
+fp32-fq-sr (both), fp32-srh / fp32-srb (only the new head's / the pretrained weights
+rounded), and --grad int8-nearest.
 Every variant decays its rates to 0 along a cosine over the run (--lr-decay-steps = steps):
 a constant-rate batch-1 run ends wherever its oscillation is (benchmarks/RESULTS.md).
 
@@ -38,8 +42,12 @@ PKLS = HERE.parent.parent / "shared" / "models" / "tiny-training"
 MODELS = ("mcunet-5fps", "mbv2-w0.35")
 SCHEMES = ("bias-only", "last:6", "99kb")
 VARIANTS = {"qas": "int8 + QAS", "fp32": "fp32", "int8": "int8, no QAS",
-            "fp32-fq": "fp32, int8 activation grid"}
-FLOAT = ("fp32", "fp32-fq")          # the TensorFlow variants: no int8 gradients or grid
+            "fp32-fq": "fp32, int8 activation grid",
+            "fp32-sr": "fp32, weights rounded stochastically to their int8 grid",
+            "fp32-fq-sr": "fp32, int8 activation grid, weights rounded to their int8 grid",
+            "fp32-srh": "fp32, the new head's weights rounded to their int8 grid",
+            "fp32-srb": "fp32, the pretrained weights rounded to their int8 grid"}
+FLOAT = ("fp32", "fp32-fq", "fp32-sr", "fp32-fq-sr", "fp32-srh", "fp32-srb")          # the TensorFlow variants: no int8 gradients or grid
 
 
 def scheme_spec(model: str, scheme: str) -> str:
@@ -67,6 +75,44 @@ def fake_quantized(trainer_class):
     return FakeQuantized
 
 
+SR_WHICH = {"fp32-sr": "all", "fp32-fq-sr": "all", "fp32-srh": "head", "fp32-srb": "body"}
+
+
+def weights_on_grid(trainer_class, seed: int, which: str = "all"):
+    """The diagnostic variants fp32-sr / fp32-fq-sr: after every SGD step each trained
+    weight tensor is put back on its int8 grid (its per-channel scale, codes clamped to
+    +-127) by stochastic rounding, as int8 + QAS's update does (a QAS step is the fp32 SGD
+    step on the real values, rounded to the grid): the float model then carries the int8
+    update's rounding noise and nothing else of int8 training (biases stay real-valued:
+    their int32 grid, s_in x s_w, is far finer than their steps). Separates "the update's
+    rounding" from "the int8 forward's features" in QAS's gap to fp32."""
+    import numpy as np
+    from tflite_train.fp32 import updates
+    from tflite_train.tf_float import dequantize
+
+    class OnGrid(trainer_class):
+        def __init__(self, graph):
+            super().__init__(graph)
+            self.rng = np.random.default_rng(seed)
+            self.grids = []
+            for (p, o), (var, *_rest) in zip(updates(self.graph), self.rules):
+                t = self.graph.tensors[p]
+                head = t.name.startswith("head/")
+                if t.dtype == "int8" and t.quant is not None and (
+                        which == "all" or (which == "head") == head):
+                    one = dequantize(t, np.ones(var.shape, np.int8), axis=o.get("axis", 0))
+                    self.grids.append((var, one.astype(np.float32)))
+
+        def step(self, x_int8, label):
+            loss = super().step(x_int8, label)
+            for var, s in self.grids:
+                q = var.numpy() / s
+                q = np.clip(np.floor(q + self.rng.random(q.shape)), -127, 127)
+                var.assign((q * s).astype(np.float32))
+            return loss
+    return OnGrid
+
+
 def run_one(job: dict) -> dict:
     """One (model, scheme, variant, seed): train `steps`, then accuracy on the fixed
     validation set. int8 runs train and validate in the C kernels (engine c: the int8
@@ -81,12 +127,14 @@ def run_one(job: dict) -> dict:
     train_idx, val_idx = split(len(ds), 0.1, job["val"], 0)
     # the int8 variants' activation gradients: int8 (augment's default) or float32 (the
     # default until 2026-11-26, what the first table was measured with); fp32 has none
+    grad = job.get("grad") or "float32"
     hyper = Hyper(qas=job["variant"] != "int8", seed=job["seed"], decay_steps=job["steps"],
-                  grad=job.get("grad") or "float32")
+                  grad=grad.split("-")[0],
+                  grad_rounding="nearest" if grad.endswith("-nearest") else "stochastic")
     # every variant from augment's default training graph: fp32.FloatTrainer reads the
     # float model back from it (the memory passes' record restores each layer's fused
     # activation; tests/test_fp32_baseline.py)
-    fp32 = job["variant"] in ("fp32", "fp32-fq")
+    fp32 = job["variant"] in FLOAT
     result = augment.augment(import_pkl(PKLS / f"{job['model']}.pkl"),
                              scheme_spec(job["model"], job["scheme"]), 10, hyper)
     if fp32:
@@ -94,8 +142,10 @@ def run_one(job: dict) -> dict:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         from tflite_train.fp32 import FloatTrainer
-        ft = (fake_quantized(FloatTrainer) if job["variant"] == "fp32-fq"
-              else FloatTrainer)(result.graph)
+        cls = fake_quantized(FloatTrainer) if "-fq" in job["variant"] else FloatTrainer
+        if "-sr" in job["variant"]:
+            cls = weights_on_grid(cls, job["seed"], SR_WHICH[job["variant"]])
+        ft = cls(result.graph)
         inp = result.graph.tensors[result.graph.inputs[0]]
 
         def step(i):
@@ -175,7 +225,7 @@ def verdict(diffs: list[float]) -> str:
     return f"{word}, unresolved (|diff| < SE)" if abs(m) < se else word
 
 
-GRAD_NAMES = {"int8": "int8", "float32": "float32"}
+GRAD_NAMES = {"int8": "int8", "float32": "float32", "int8-nearest": "int8, nearest-rounded"}
 
 
 def column(variant: str, grad: str | None, headroom: float | None) -> str:
@@ -204,7 +254,8 @@ def table(runs: list[dict], steps: int, val: int, main: bool = True) -> str:
             c = (r["variant"], grad_of(r), headroom_of(r))
             acc.setdefault((r["model"], r["scheme"]) + c, {})[r["seed"]] = 100 * r["val_accuracy"]
             params[(r["model"], r["scheme"])] = r["trained_params"]
-    order = {"qas": 0, "fp32": 1, "fp32-fq": 2, "int8": 3}
+    order = {"qas": 0, "fp32": 1, "fp32-fq": 2, "fp32-sr": 2.1, "fp32-fq-sr": 2.2,
+             "fp32-srh": 2.3, "fp32-srb": 2.4, "int8": 3}
     present = sorted({k[2:] for k in acc},
                      key=lambda c: (order[c[0]], c[2] or 0, c[1] != "int8"))
     fp, fq = ("fp32", None, None), ("fp32-fq", None, None)
@@ -215,7 +266,7 @@ def table(runs: list[dict], steps: int, val: int, main: bool = True) -> str:
         cols = [c for c in present if c in qas_all[1:] or c in (fp, fq)]
     qas = [c for c in cols if c[0] == "qas"]
     nq = [c for c in cols if c[0] == "int8"][:1] if qas else []
-    diag = [c for c in [fp] + qas if fq in cols]
+    diag = [c for c in [fp] + qas if fq in cols and c in cols]
     head = (["model", "scheme", "trained params"] + [column(*c) for c in cols]
             + [h for c in qas for h in (f"{short(c)} - fp32", f"{short(c)} vs fp32")]
             + [f"no QAS - {short(qas[0])}" for _ in nq]
@@ -269,8 +320,52 @@ def render(doc: dict) -> str:
             + times(runs, steps, val) + ".\n")
 
 
+def render_gap(doc: dict, gap: dict) -> str:
+    """Where int8 + QAS's gap to fp32 comes from, on the rows `gap` (the diagnostic runs:
+    fp32 on the int8 activation grid and/or with its weights rounded to their int8 grid,
+    int8 + QAS with other activation gradients) has runs for: per column, accuracy per
+    seed, mean +- standard error, and paired by seed, minus fp32 and minus the product's
+    default (int8 + QAS, int8 gradients, the finest head grid), from both JSONs."""
+    steps, val = gap["steps"], gap["val"]
+    runs = [r for r in doc["runs"] + gap["runs"] if r["steps"] == steps and r["val"] == val]
+    acc: dict[tuple, dict[int, float]] = {}
+    for r in runs:
+        c = (r["variant"], grad_of(r), headroom_of(r))
+        acc.setdefault((r["model"], r["scheme"]), {}).setdefault(c, {})[r["seed"]] = (
+            100 * r["val_accuracy"])
+    fp = ("fp32", None, None)
+    order = ["fp32", "fp32-fq", "fp32-sr", "fp32-fq-sr", "fp32-srh", "fp32-srb", "qas"]
+    lines = ["| model | scheme | run | accuracy per seed | mean +- SE | minus fp32 (paired) "
+             "| minus int8 + QAS, default (paired) |", "|---|---|---|---|---:|---:|---:|"]
+    for model, scheme in dict.fromkeys((r["model"], r["scheme"]) for r in gap["runs"]):
+        cells = acc[(model, scheme)]
+        qas = [c for c in cells if c[0] == "qas"]
+        default = min(qas, key=lambda c: (c[2], c[1] != "int8"))
+        cols = sorted((c for c in cells if c[0] in order and (c[0] != "qas" or c[2] ==
+                                                                default[2])),
+                      key=lambda c: (order.index(c[0]), c != default, c[1] or ""))
+        for c in cols:
+            by_seed = cells[c]
+
+            def diff(base, c=c, by_seed=by_seed):
+                d = paired(by_seed, cells[base]) if c != base else []
+                if not d:
+                    return "-"
+                m, se = mean_se(d)
+                return f"{m:+.2f}" + ("" if se is None else f" +- {se:.2f}") + f" (n={len(d)})"
+            m, se = mean_se(list(by_seed.values()))
+            lines.append(f"| {model} | {scheme} | {column(*c)} | "
+                         + " / ".join(f"{s}: {v:.1f}" for s, v in sorted(by_seed.items()))
+                         + f" | {m:.2f}" + ("" if se is None else f" +- {se:.2f}")
+                         + f" | {diff(fp)} | {diff(default)} |")
+    return (f"{steps} steps, {val} validation samples; accuracy in %.\n\n"
+            + "\n".join(lines) + "\n")
+
+
 JSON_NAME = "paper_accuracy_results.json"
-TABLES = {"paper-accuracy": ([JSON_NAME], render)}
+GAP_JSON = "paper_accuracy_gap.json"
+TABLES = {"paper-accuracy": ([JSON_NAME], render),
+          "paper-accuracy-gap": ([JSON_NAME, GAP_JSON], render_gap)}
 
 
 def main() -> None:
@@ -282,11 +377,14 @@ def main() -> None:
     ap.add_argument("--schemes", default=",".join(SCHEMES))
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--grad", default="int8",
-                    help="activation gradients of the int8 variants: int8 (augment's default) "
-                         "or float32; comma-separated for both")
+                    help="activation gradients of the int8 variants: int8 (augment's default, "
+                         "stochastic rounding), int8-nearest or float32; comma-separated")
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
     ap.add_argument("--json", type=Path, default=HERE / JSON_NAME)
     args = ap.parse_args()
+    bad = [g for g in args.grad.split(",") if g not in ("int8", "int8-nearest", "float32")]
+    if bad:
+        sys.exit(f"unknown --grad value: {', '.join(bad)}")
     if not PKLS.exists():
         sys.exit(f"{PKLS} is not present: this benchmark needs ../shared/models")
     doc = json.loads(args.json.read_text()) if args.json.exists() else {"runs": []}

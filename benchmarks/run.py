@@ -48,6 +48,14 @@ RUNS = {
                                     "--val", "3000", "--seeds", "3,4,5", "--variants", "qas",
                                     "--grad", "int8", "--json",
                                     "transfer_head8x_sparse_more.json"],
+    # where int8 + QAS's gap to fp32 comes from (branch accuracy): last:2 at the rule's rates,
+    # and float32 activation gradients on the 8x head
+    "transfer_rule_rates": ["transfer.py", "--schemes", "last:2", "--lr", "rule", "--steps",
+                            "1000", "--val", "3000", "--seeds", "0,1,2", "--variants",
+                            "qas,fp32", "--grad", "int8", "--json", "transfer_rule_rates.json"],
+    "transfer_f32_8x": ["transfer.py", "--schemes", "last:2,schemes/person_detect_sparse.json",
+                        "--steps", "1000", "--val", "3000", "--seeds", "0,1,2", "--variants",
+                        "qas", "--grad", "float32", "--json", "transfer_f32_8x.json"],
     "checkpoint": ["checkpoint.py", "--json", "checkpoint.json"],
     "codegen": ["codegen.py", "--kernels", "dsp,portable", "--json", "codegen_results.json"],
     "codegen_int8": ["codegen.py", "--grad", "int8", "--no-full", "--kernels", "dsp,portable",
@@ -85,6 +93,14 @@ RUNS = {
     "paper_accuracy_more": ["paper_accuracy.py", "--seeds", "3,4,5", "--steps", "1000",
                             "--val", "3000", "--variants", "qas,fp32", "--grad", "int8",
                             "--jobs", "2", "--json", "paper_accuracy_results.json"],
+    # the diagnostics of MobileNetV2 99kb's gap (same file, runs only what is missing)
+    "paper_accuracy_gap": ["paper_accuracy.py", "--models", "mbv2-w0.35", "--schemes", "99kb",
+                           "--seeds", "0,1,2,3,4,5", "--variants",
+                           "fp32-fq,fp32-sr,fp32-fq-sr,fp32-srh,fp32-srb,qas", "--grad",
+                           "float32", "--json", "paper_accuracy_gap.json"],
+    "paper_accuracy_gap_nearest": ["paper_accuracy.py", "--models", "mbv2-w0.35", "--schemes",
+                                   "99kb", "--seeds", "0,1,2", "--variants", "qas", "--grad",
+                                   "int8-nearest", "--json", "paper_accuracy_gap.json"],
     "mutation": ["mutation.py", "--json", "mutation_results.json"],
     # needs TFLM's sources and a TFLM library for the board, which no registry installs:
     # TFLM_RIG_ARGS="--tflm-src DIR --tflm-lib LIB ..." (see the script); skipped without
@@ -97,6 +113,15 @@ EXTERNAL = {"tflm_rig": "TFLM_RIG_ARGS"}
 
 # JSON of "before" columns: runs of an older checkout, kept as records, not repeated here.
 RECORDS = {
+    "transfer_gap_diag.json": "the rows of several transfer.py runs (branch accuracy; "
+                              "transfer.py writes one file per run): --schemes last:2 --steps "
+                              "1000 --val 3000 --seeds 0,1,2 with --variants "
+                              "fp32-fq,fp32-sr,fp32-fq-sr, with --variants fp32-srh,fp32-srb, "
+                              "and with --variants fp32-srh --head-headroom 4 and 16; "
+                              "--schemes schemes/person_detect_sparse.json with --seeds 3,4,5 "
+                              "--variants fp32 and with --seeds 0,1,2 --variants fp32-sr "
+                              "(benchmarks/RESULTS.md, \"What separates int8 + QAS from fp32 "
+                              "on last:2\")",
     "mcu_kernels_before.json": "mcu_kernels.py --kernels <git archive d63dde6>/micro_kernels "
                                "--json mcu_kernels_before.json",
     "mcu_kernels_before_d16.json": "mcu_kernels.py --json at commit 654972d, whose kernels "

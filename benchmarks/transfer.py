@@ -18,6 +18,12 @@ re-rendered (benchmarks/results.py): transfer_results.json (seed 0, every varian
 transfer_seed1.json and transfer_seed2.json (--variants qas,fp32), transfer_constant_lr.json
 (--constant-lr).
 
+Diagnostics of int8 + QAS's gap to fp32 (benchmarks/RESULTS.md, "What separates int8 + QAS
+from fp32 on last:2"): --variants fp32-fq, fp32-sr, fp32-fq-sr, fp32-srh, fp32-srb (fp32 on
+the int8 activation grid and/or with its trained weights rounded onto their int8 grid after
+every step: paper_accuracy.py), --lr rule (augment's model-derived rates instead of one lr)
+and --head-headroom 4|8|16 (the new head's grid; the same real initial head).
+
 --model, --data and --schemes run the same comparison on another model (the tests run it on
 the built-in example model and a small .npz).
 """
@@ -51,7 +57,14 @@ MODEL = ROOT.parent.parent / "shared" / "models" / "tflm" / "person_detect.tflit
 SPARSE = ROOT / "schemes" / "person_detect_sparse.json"
 SCHEMES = ["bias-only", "last:2", str(SPARSE)]
 VARIANTS = {"qas": "int8 + QAS", "qas-nearest": "int8 + QAS, nearest rounding",
-            "int8": "int8, no QAS", "fp32": "fp32"}
+            "int8": "int8, no QAS", "fp32": "fp32",
+            # diagnostics (paper_accuracy.py): fp32 on the int8 forward's activation grid,
+            # fp32 with its weights put back on their int8 grid after every step, both
+            "fp32-fq": "fp32, int8 activation grid",
+            "fp32-sr": "fp32, weights rounded to their int8 grid",
+            "fp32-fq-sr": "fp32, int8 activation grid, weights rounded to their int8 grid",
+            "fp32-srh": "fp32, the new head's weights rounded to their int8 grid",
+            "fp32-srb": "fp32, the pretrained weights rounded to their int8 grid"}
 # --grad: the activation gradients of the int8 variants (fp32 is TensorFlow's float32)
 GRADS = {"float32": ("float32", "stochastic"), "int8": ("int8", "stochastic"),
          "int8-nearest": ("int8", "nearest")}
@@ -68,8 +81,11 @@ def head_codes(trainer) -> dict:
 
 
 def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, val_idx) -> dict:
-    dtype, grad_rounding = GRADS[grad if variant != "fp32" else "float32"]
-    hyper = Hyper(lr=args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
+    fp32 = variant.startswith("fp32")
+    dtype, grad_rounding = GRADS[grad if not fp32 else "float32"]
+    rule = args.lr == "rule"            # augment's model-derived per-layer rates (lr.py)
+    hyper = Hyper(lr=None if rule else float(args.lr),
+                  bias_lr=None if rule else args.bias_lr, momentum=args.momentum,
                   decay_steps=args.steps if args.cosine else 0, half_life=0,
                   qas=variant != "int8",
                   rounding="nearest" if variant == "qas-nearest" else "stochastic",
@@ -78,9 +94,12 @@ def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, va
     parts = memory.training_parts(result.graph)
     t0 = time.time()
     head = {}
-    if variant == "fp32":
+    if fp32:
+        from paper_accuracy import SR_WHICH, fake_quantized, weights_on_grid
         from tflite_train.fp32 import FloatTrainer
-        ft = FloatTrainer(result.graph)
+        cls = fake_quantized(FloatTrainer) if "-fq" in variant else FloatTrainer
+        ft = (weights_on_grid(cls, seed, SR_WHICH[variant]) if "-sr" in variant
+              else cls)(result.graph)
         inp = result.graph.tensors[result.graph.inputs[0]]
         for i in sample_order(train_idx, args.steps, seed):
             ft.step(data.to_model_input(ds.images[i], inp), int(ds.labels[i]))
@@ -93,7 +112,7 @@ def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, va
         head = head_codes(tr)
         hits = sum(tr.predict(int(i)) == ds.labels[i] for i in val_idx)
     return {"scheme": Path(scheme).stem if scheme.endswith(".json") else scheme,
-            "variant": VARIANTS[variant], "grad": "-" if variant == "fp32" else grad,
+            "variant": VARIANTS[variant], "grad": "-" if fp32 else grad,
             "seed": seed, "val_accuracy": hits / len(val_idx),
             "trained_params": trained_params(result),
             "saved_activation_bytes": parts.saved_bytes, "mask_bytes": parts.mask_bytes,
@@ -149,16 +168,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--val", type=int, default=1000)
-    ap.add_argument("--lr", type=float, default=0.2)
-    ap.add_argument("--bias-lr", type=float, default=0.001)
+    ap.add_argument("--lr", default="0.2",
+                    help="the weights' rate, or 'rule': augment's model-derived per-layer "
+                         "rates for weights and biases (README, how the default is chosen)")
+    ap.add_argument("--bias-lr", type=float, default=0.001, help="(not with --lr rule)")
     ap.add_argument("--momentum", type=float, default=0.0)
+    ap.add_argument("--head-headroom", type=float, choices=[4.0, 8.0, 16.0],
+                    help="the new head's int8 weight grid in multiples of its initial range "
+                         "(default augment's, 8); the real initial head stays the same "
+                         "(initial codes on every 16/X-th level)")
     ap.add_argument("--constant-lr", dest="cosine", action="store_false",
                     help="no cosine decay of the learning rates over the run")
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the new head and of the sample order (the split is fixed)")
     ap.add_argument("--seeds", help="comma-separated seeds (overrides --seed)")
     ap.add_argument("--variants", default="qas,qas-nearest,int8,fp32",
-                    help="comma-separated subset of qas, qas-nearest, int8, fp32")
+                    help="comma-separated subset of " + ", ".join(VARIANTS))
     ap.add_argument("--grad", default="float32",
                     help="comma-separated activation gradients of the int8 variants: float32, "
                          "int8 (stochastic rounding), int8-nearest")
@@ -179,9 +204,17 @@ def main() -> None:
     grads = args.grad.split(",")
     unknown = [g for g in grads if g not in GRADS] + [
         v for v in args.variants.split(",") if v not in VARIANTS]
+    if args.lr != "rule":
+        try:
+            float(args.lr)
+        except ValueError:
+            unknown.append(f"--lr {args.lr}")
     if unknown:
-        sys.exit(f"unknown --grad or --variants value: {', '.join(unknown)}")
+        sys.exit(f"unknown --grad, --variants or --lr value: {', '.join(unknown)}")
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+    if args.head_headroom:
+        augment.HEAD_WEIGHT_HEADROOM = args.head_headroom
+        augment.HEAD_INIT_STEP = int(16 / args.head_headroom)
     ds = data.load(args.data)
     train_idx, val_idx = split(len(ds), 0.1, args.val, 0)
     rows = []
@@ -190,7 +223,7 @@ def main() -> None:
     for scheme in args.schemes.split(","):
         for seed in seeds:
             for variant in args.variants.split(","):
-                for grad in (grads if variant != "fp32" else ["-"]):
+                for grad in (grads if not variant.startswith("fp32") else ["-"]):
                     r = run(scheme, variant, grad, seed, args, ds, train_idx, val_idx)
                     rows.append(r)
                     print(f"| {r['scheme']} | {r['variant']} | {r['grad']} | {seed} | "
@@ -290,6 +323,55 @@ def render_head_grid(new: dict, more: dict, *old: dict) -> str:
                              "samples and validation set):", ""] + pairs)
 
 
+def render_gap(head8x: dict, head8x_more: dict, old: dict, old_more: dict, rule: dict,
+               diag: dict, f32: dict) -> str:
+    """Where int8 + QAS's gap to fp32 comes from on the schemes of `diag` (the fp32
+    diagnostics of paper_accuracy.py, lr 0.2): per run, accuracy per seed, mean +- SE, and
+    paired by seed minus fp32 at the same rates and minus the default int8 + QAS (int8
+    gradients, head 8x, lr 0.2); `rule`: int8 + QAS and fp32 at augment's model-derived
+    rates (--lr rule); `old`: fp32 and the 16x-grid int8 + QAS runs (lr 0.2); `f32`: int8 +
+    QAS with float32 activation gradients on the 8x grid (lr 0.2). The `_more` files add
+    seeds."""
+    out = ["| scheme | rates | run | accuracy per seed | mean +- SE | minus fp32, same rates "
+           "(paired) | minus int8 + QAS, int8 gradients, head 8x, lr 0.2 (paired) |",
+           "|---|---|---|---|---:|---:|---:|"]
+
+    def grid(r, src):
+        return ("" if r["variant"].startswith("fp32") else "head 8x"
+                if src in (head8x, head8x_more, f32) else "head 16x")
+    for scheme in dict.fromkeys(r["scheme"] for r in diag["rows"] + f32["rows"]):
+        rows: dict[tuple, dict[int, float]] = {}
+        for src, rates in ((old, "lr 0.2"), (old_more, "lr 0.2"), (diag, "lr 0.2"),
+                           (head8x, "lr 0.2"), (head8x_more, "lr 0.2"), (f32, "lr 0.2"),
+                           (rule, "rule")):
+            for r in src["rows"]:
+                if r["scheme"] != scheme or (src in (old, old_more) and r["grad"] ==
+                                             "int8-nearest"):
+                    continue
+                g = "" if r["grad"] == "-" else f", {r['grad']} gradients"
+                label = r["variant"] + g + (f", {grid(r, src)}" if grid(r, src) and
+                                            src is not rule else "")
+                if r["variant"].startswith("fp32") and r.get("head_headroom", 8) != 8:
+                    label += f", head grid {r['head_headroom']:g}x"
+                rows.setdefault((rates, label), {})[r["seed"]] = 100 * r["val_accuracy"]
+        default = rows[("lr 0.2", f"{VARIANTS['qas']}, int8 gradients, head 8x")]
+
+        def diff(a, b):
+            d = [a[s] - b[s] for s in sorted(a) if s in b and a is not b]
+            if not d:
+                return "-"
+            m, se = mean_se(d)
+            return f"{m:+.2f}" + ("" if math.isnan(se) else f" +- {se:.2f}") + f" (n={len(d)})"
+        for (rates, label), by_seed in rows.items():
+            m, se = mean_se(list(by_seed.values()))
+            out.append(f"| {scheme} | {rates} | {label} | "
+                       + " / ".join(f"{s}: {v:.1f}" for s, v in sorted(by_seed.items()))
+                       + f" | {m:.2f}" + ("" if math.isnan(se) else f" +- {se:.2f}")
+                       + f" | {diff(by_seed, rows.get((rates, VARIANTS['fp32']), {}))} | "
+                       + (diff(by_seed, default) if rates == "lr 0.2" else "-") + " |")
+    return "\n".join(out)
+
+
 TABLES = {
     "transfer": (["transfer_results.json"], render_rows),
     "transfer-int8-grads": (["transfer_int8_grads.json", "transfer_int8_grads_more.json",
@@ -301,6 +383,10 @@ TABLES = {
                             "transfer_int8_grads.json",
                             "transfer_int8_grads_more.json",
                             "transfer_int8_grads_sparse_more.json"], render_head_grid),
+    "transfer-gap": (["transfer_head8x.json", "transfer_head8x_sparse_more.json",
+                      "transfer_int8_grads.json", "transfer_int8_grads_sparse_more.json",
+                      "transfer_rule_rates.json", "transfer_gap_diag.json",
+                      "transfer_f32_8x.json"], render_gap),
 }
 
 

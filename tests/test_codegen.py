@@ -159,6 +159,48 @@ def test_arena_limit_buys_one_pass_input_gradients(zoo, tmp_path, capsys):
     assert_identical(program, got, check.reference(program, xs, labels))
 
 
+def test_two_pass_input_gradients_keep_what_the_free_arena_holds(zoo, tmp_path, monkeypatch):
+    """The arena-aware split: at the smallest arena each two-pass int8 input gradient keeps,
+    besides dx's quarter, as many positions' accumulators as a scratch fits that overlaps
+    nothing alive at the operator, within the arena the program needs anyway (the same
+    arena as without lending); the program trains bit for bit like --engine c."""
+    from tflite_train.codegen import program as P
+    from tflite_train.training_ops import options_of
+    model = training_model(tmp_path, zoo["mobile"], "full", hyper=Hyper(grad="int8"))
+    program = load(model)
+    plan, g = program.plan, program.graph
+    def positions(call):
+        names = [p.name for p in call.signature.params]
+        return call.args[names.index("scratch_positions")] if "scratch_positions" in names \
+            else 0
+    kept = {s.op: positions(s.call) for s in program.steps if s.call is not None
+            and positions(s.call) > 0 and options_of(g.operators[s.op])["passes"] == 2}
+    assert kept, "no two-pass input gradient kept anything"
+    for k, positions in kept.items():
+        dx = g.tensors[g.operators[k].outputs[0]]
+        assert 0 < positions <= dx.size // dx.shape[-1] - dx.size // dx.shape[-1] // 4
+        mine = [(off, b) for b, off in zip(plan.buffers, plan.offsets) if b.name.startswith(
+            "kept@") and b.op == k]
+        assert len(mine) == 1 and mine[0][1].size == 4 * dx.shape[-1] * positions
+        lo, hi = mine[0][0], mine[0][0] + mine[0][1].size
+        assert hi <= plan.arena_bytes
+        for b, off in zip(plan.buffers, plan.offsets):
+            for f, la, a, z in b.rects():
+                if b is not mine[0][1] and f <= k + 1 <= la:
+                    assert off + z <= lo or off + a >= hi, (k, b.name)
+    xs, labels = check.samples(program, 3, seed=2)
+    out = tmp_path / "gen"
+    generate(model, out)
+    assert "in free arena" in (out / "tt_model.c").read_text()
+    got = host.HostProgram(out, len(program.checkpoint_regions())).run(xs, labels,
+                                                                        program.classes)
+    assert_identical(program, got, check.reference(program, xs, labels))
+    monkeypatch.setattr(P, "lend_scratch", lambda graph, calls, plan: {})
+    unlent = load(model)
+    assert plan.arena_bytes == unlent.plan.arena_bytes
+    assert not any(b.name.startswith("kept@") for b in unlent.plan.buffers)
+
+
 @pytest.mark.parametrize("fuse, grad", [(True, "int8"), (False, "float32")])
 def test_split_filters_train_like_engine_c(fuse, grad, tmp_path):
     """Filters of which only the first input channels train: those channels in SRAM, the
@@ -409,7 +451,9 @@ def test_split_input_gradients_equal_whole_filter_ones():
 def test_split_int8_input_gradients_equal_whole_filter_ones():
     """Int8 gradients: the same dx bytes and scale, and the same random stream after, for
     splits inside and at the edges of the kernels' blocks of 8 channels, two passes and one
-    (an int32 scratch), stochastic and nearest rounding."""
+    (an int32 scratch), two passes keeping some or all of the accumulators in a scratch (the
+    arena-aware split of codegen), stochastic and nearest rounding: all equal to the whole
+    filter's two passes."""
     rng = np.random.default_rng(1)
     n, h, wd, ci, co, kh, kw = 1, 7, 6, 19, 6, 3, 3
     win = c_kernels.Window(2, 1, 1, 2, 1, 2)
@@ -424,37 +468,42 @@ def test_split_int8_input_gradients_equal_whole_filter_ones():
     fw = rng.integers(-127, 128, (units, depth)).astype(np.int8)
     fmult = rng.integers(1, 1 << 8, units).astype(np.int16)
 
-    def run(kernel, head, tail, dx_shape, seed, one_pass):
+    def run(kernel, head, tail, dx_shape, seed, kept):
         state = c_kernels.UpdateState()
         if seed is not None:
             K.host_call("tt_update_state_init", state, seed)
         dx, scale = np.zeros(dx_shape, np.int8), np.zeros(1, np.float32)
-        scratch = np.zeros(dx_shape, np.int32) if one_pass else None
+        scratch = np.zeros(kept * dx_shape[-1], np.int32) if kept else None
         K.host_call(kernel, *head, *tail, dx, scale, state if seed is not None else None,
-                    scratch)
+                    scratch, kept)
         return dx.tobytes(), scale.tobytes(), bytes(state)
 
     for seed in (None, 7):
-        for one_pass in (False, True):
-            tail = (mult, 1.5e-4, kh, kw, win, h, wd, ci)
-            whole = run("tt_conv2d_input_grad_s8", (dy, dy_scale, mask, n, oh, ow, co, w), tail,
-                        (n, h, wd, ci), seed, one_pass)
-            assert np.count_nonzero(np.frombuffer(whole[0], np.int8)) > n * h * wd * ci // 2
+        tail = (mult, 1.5e-4, kh, kw, win, h, wd, ci)
+        whole = run("tt_conv2d_input_grad_s8", (dy, dy_scale, mask, n, oh, ow, co, w), tail,
+                    (n, h, wd, ci), seed, 0)
+        assert np.count_nonzero(np.frombuffer(whole[0], np.int8)) > n * h * wd * ci // 2
+        # positions kept besides dx's quarter (10 of 42): none, some, all but one, all
+        for kept in (0, 1, 13, 31, 32, 41, n * h * wd):
+            got = run("tt_conv2d_input_grad_s8", (dy, dy_scale, mask, n, oh, ow, co, w), tail,
+                      (n, h, wd, ci), seed, kept)
+            assert got == whole, (seed, kept)
             for k in (1, 5, 8, 11, 16, ci):
                 lo, hi = np.ascontiguousarray(w[..., :k]), np.ascontiguousarray(w[..., k:])
                 split = run("tt_conv2d_input_grad_split_s8",
                             (dy, dy_scale, mask, n, oh, ow, co, lo, k, hi if k < ci else None),
-                            tail, (n, h, wd, ci), seed, one_pass)
-                assert split == whole, (seed, one_pass, k)
-            tail = (fmult, 2.5e-4, depth)
-            whole = run("tt_fully_connected_input_grad_s8", (fdy, dy_scale, None, b, units, fw),
-                        tail, (b, depth), seed, one_pass)
+                            tail, (n, h, wd, ci), seed, kept)
+                assert split == whole, (seed, kept, k)
+        tail = (fmult, 2.5e-4, depth)
+        whole = run("tt_fully_connected_input_grad_s8", (fdy, dy_scale, None, b, units, fw),
+                    tail, (b, depth), seed, 0)
+        for kept in (0, 1, b):
             for k in (3, 8, 13, depth):
                 lo, hi = np.ascontiguousarray(fw[:, :k]), np.ascontiguousarray(fw[:, k:])
                 split = run("tt_fully_connected_input_grad_split_s8",
                             (fdy, dy_scale, None, b, units, lo, k, hi if k < depth else None),
-                            tail, (b, depth), seed, one_pass)
-                assert split == whole, (seed, one_pass, k)
+                            tail, (b, depth), seed, kept)
+                assert split == whole, (seed, kept, k)
 
 
 STREAM_CASES = [  # (h, w, ci, cm, kernel, stride, dilation, pad_top, pad_left)

@@ -78,7 +78,7 @@ def input_grad_calls(rng) -> None:
             mult[:] = mult.max()
         mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
         win = c_kernels.Window(s, s, dil, dil, pt, pl)
-        for v, (mask_p, dx, scale, state, scratch) in enumerate(
+        for v, (mask_p, dx, scale, state, scratch, kept) in enumerate(
                 input_grad_variants(mask, (n, h, w, c), 4321 + k, 5)):
             # the staging asked for, and on some layers a third or a 40th of it: more,
             # smaller blocks of channels (and the jump tables), or too little (portable)
@@ -88,7 +88,7 @@ def input_grad_calls(rng) -> None:
             lib.tt_depthwise_conv2d_input_grad_s8(
                 i8(dy), rig_p(np.array([0.01], np.float32), C.c_float), mask_p, n, oh, ow, c,
                 m, i8(wt), rig_p(mult, C.c_int16), C.c_float(unit), kh, kw, C.byref(win), h,
-                w, dx, scale, state, scratch, *stage)
+                w, dx, scale, state, scratch, kept, *stage)
 
 
 def weight_grad_calls(rng) -> None:

@@ -66,21 +66,34 @@ def dy_of(rng, shape, sparse: bool) -> np.ndarray:
     return dy
 
 
+def kept_splits(positions: int, seed: int) -> tuple[int, ...]:
+    """Scratch positions of an int8 input gradient's forms: two passes keeping only dx's
+    quarter (0), keeping more in a scratch (a third of the positions, or all but one:
+    everything kept in two places, no second pass), one pass (all of them)."""
+    return (0, max(1, positions // 3) if seed % 2 else max(1, positions - 1), positions)
+
+
 def input_grad_variants(mask: np.ndarray, dx_shape, seed: int, steps: int):
-    """The eight ways an int8 input gradient runs: with or without the mask, rounded to
-    nearest or stochastically, in two passes or one (an int32 scratch). Yields each call's
-    last arguments, fresh: mask, dx, dx_scale, random stream, scratch (the generator keeps
-    them alive through the call)."""
+    """The ways an int8 input gradient runs: with or without the mask, rounded to nearest or
+    stochastically, in two passes or one (an int32 scratch); and stochastically, masked for
+    odd seeds, in two passes keeping part of the accumulators in a scratch (kept_splits; one
+    such call a layer keeps the rig program within its flash). Yields each call's last
+    arguments, fresh: mask, dx, dx_scale, random stream, scratch and its positions (the
+    generator keeps them alive through the call)."""
+    positions = int(np.prod(dx_shape[:-1]))
     for masked in (False, True):
         for stochastic in (False, True):
-            for one_pass in (False, True):
+            splits = kept_splits(positions, seed)
+            if not stochastic or masked != bool(seed % 2):
+                splits = (splits[0], splits[2])
+            for kept in splits:
                 dx = np.zeros(dx_shape, np.int8)
                 scale = np.zeros(1, np.float32)
                 state = c_kernels.UpdateState(seed, steps)
-                scratch = np.zeros(dx.size, np.int32) if one_pass else None
+                scratch = np.zeros(kept * dx_shape[-1], np.int32) if kept else None
                 yield (rig_p(mask if masked else None, C.c_uint8), i8(dx),
                        rig_p(scale, C.c_float), C.byref(state) if stochastic else None,
-                       rig_p(scratch, C.c_int32))
+                       rig_p(scratch, C.c_int32), kept)
 
 
 def input_grad_calls(rng) -> None:
@@ -101,25 +114,25 @@ def input_grad_calls(rng) -> None:
         mult, unit = multipliers(rng, co, co, special=k % 2 == 0)
         mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
         win = c_kernels.Window(1, 1, 1, 1, 0, 0)
-        for mask_p, dx, scale, state, scratch in input_grad_variants(mask, (n, h, w, ci),
-                                                                     12345 + k, 3):
+        for mask_p, dx, scale, state, scratch, kept in input_grad_variants(
+                mask, (n, h, w, ci), 12345 + k, 3):
             lib.tt_conv2d_input_grad_s8(
                 i8(dy), rig_p(np.array([0.01], np.float32), C.c_float), mask_p, n, h, w, co,
                 i8(wt), rig_p(mult, C.c_int16), C.c_float(unit), 1, 1, C.byref(win), h, w,
-                ci, dx, scale, state, scratch)
+                ci, dx, scale, state, scratch, kept)
         # split filters: the seam at every alignment
         for split in sorted({1, ci // 2, ci - 1} - {0, ci}):   # (an empty rest: not split)
             lo = np.ascontiguousarray(wt[..., :split])
             hi = np.ascontiguousarray(wt[..., split:])
-            for one_pass in (False, True):
+            for kept in kept_splits(n * h * w, split):
                 dx = np.zeros((n, h, w, ci), np.int8)
                 scale = np.zeros(1, np.float32)
-                scratch = np.zeros(dx.size, np.int32) if one_pass else None
+                scratch = np.zeros(kept * ci, np.int32) if kept else None
                 lib.tt_conv2d_input_grad_split_s8(
                     i8(dy), rig_p(np.array([0.02], np.float32), C.c_float),
                     rig_p(mask, C.c_uint8), n, h, w, co, i8(lo), split, i8(hi),
                     rig_p(mult, C.c_int16), C.c_float(unit), 1, 1, C.byref(win), h, w, ci,
-                    i8(dx), rig_p(scale, C.c_float), None, rig_p(scratch, C.c_int32))
+                    i8(dx), rig_p(scale, C.c_float), None, rig_p(scratch, C.c_int32), kept)
     # multipliers outside [0, 2^8] (not what augment makes): the portable code
     dy, wt = dy_of(rng, (1, 3, 3, 6), False), rng.integers(-128, 128, (6, 1, 1, 5)).astype(np.int8)
     for bad in (300, -5):
@@ -130,7 +143,7 @@ def input_grad_calls(rng) -> None:
                                     None, 1, 3, 3, 6, i8(wt), rig_p(mult, C.c_int16),
                                     C.c_float(1e-4), 1, 1,
                                     C.byref(c_kernels.Window(1, 1, 1, 1, 0, 0)), 3, 3, 5,
-                                    i8(dx), rig_p(scale, C.c_float), None, None)
+                                    i8(dx), rig_p(scale, C.c_float), None, None, 0)
     # 1x1 layers that are not pointwise: stride 2, padding
     for (s, pad, h, oh) in ((2, 0, 7, 4), (1, 1, 4, 6)):
         dy = dy_of(rng, (1, oh, oh, 9), False)
@@ -141,7 +154,7 @@ def input_grad_calls(rng) -> None:
                                     None, 1, oh, oh, 9, i8(wt), rig_p(mult, C.c_int16),
                                     C.c_float(unit), 1, 1,
                                     C.byref(c_kernels.Window(s, s, 1, 1, pad, pad)), h, h, 6,
-                                    i8(dx), rig_p(scale, C.c_float), None, None)
+                                    i8(dx), rig_p(scale, C.c_float), None, None, 0)
     # fully connected: (batches, units, depth)
     for k, (batches, units, depth) in enumerate([(1, 10, 256), (3, 7, 13), (5, 33, 1),
                                                  (2, 9, 30)]):
@@ -149,14 +162,14 @@ def input_grad_calls(rng) -> None:
         wt = rng.integers(-128, 128, (units, depth)).astype(np.int8)
         mult, unit = multipliers(rng, units, units, special=True)
         mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
-        for one_pass in (False, True):
+        for kept in kept_splits(batches, k):
             dx, scale = np.zeros((batches, depth), np.int8), np.zeros(1, np.float32)
-            scratch = np.zeros(dx.size, np.int32) if one_pass else None
+            scratch = np.zeros(kept * depth, np.int32) if kept else None
             lib.tt_fully_connected_input_grad_s8(
                 i8(dy), rig_p(np.array([0.03], np.float32), C.c_float),
                 rig_p(mask if k % 2 else None, C.c_uint8), batches, units, i8(wt),
                 rig_p(mult, C.c_int16), C.c_float(unit), depth, i8(dx),
-                rig_p(scale, C.c_float), None, rig_p(scratch, C.c_int32))
+                rig_p(scale, C.c_float), None, rig_p(scratch, C.c_int32), kept)
         if depth > 1:
             split = depth // 2
             dx, scale = np.zeros((batches, depth), np.int8), np.zeros(1, np.float32)
@@ -164,7 +177,7 @@ def input_grad_calls(rng) -> None:
                 i8(dy), rig_p(np.array([0.03], np.float32), C.c_float), None, batches, units,
                 i8(np.ascontiguousarray(wt[:, :split])), split,
                 i8(np.ascontiguousarray(wt[:, split:])), rig_p(mult, C.c_int16),
-                C.c_float(unit), depth, i8(dx), rig_p(scale, C.c_float), None, None)
+                C.c_float(unit), depth, i8(dx), rig_p(scale, C.c_float), None, None, 0)
 
 
 def weight_stage(n, h, w, co, k, win, part: int = 1):

@@ -122,3 +122,33 @@ def test_float_forward_survives_the_memory_passes_person_detector():
                                       "person_detect_sparse.json"), 10)
     assert memory["split_filters"] and memory["streamed"]
     assert memory["activations"].count("6") >= 20                        # RELU6
+
+
+def test_weights_on_grid_diagnostic_rounds_only_the_chosen_weights():
+    """benchmarks/paper_accuracy.py's fp32-sr diagnostics: after every step each chosen
+    weight tensor lies on its int8 grid (code = real / scale an integer within +-127, to
+    float32 rounding of one product), the others stay off it as plain fp32 leaves them,
+    and the steps still move the weights."""
+    require_tool(importlib.util.find_spec("tensorflow") is not None,
+                 "tensorflow-cpu (a dev dependency)")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from paper_accuracy import weights_on_grid
+    from tflite_train.fp32 import FloatTrainer, updates
+    from tflite_train.tf_float import dequantize
+    g = augment.augment(tflite_io.load(EXAMPLE), "last:2", 4, Hyper(lr=0.05)).graph
+    xs = np.random.default_rng(0).integers(-128, 128, (6, 1, 32, 32, 1)).astype(np.int8)
+    for which in ("all", "head", "body", None):
+        ft = (FloatTrainer if which is None else weights_on_grid(FloatTrainer, 0, which))(g)
+        before = [var.numpy().copy() for var, *_ in ft.rules]
+        for i, x in enumerate(xs):
+            ft.step(x, i % 4)
+        for (p, o), (var, *_), b in zip(updates(ft.graph), ft.rules, before):
+            t = ft.graph.tensors[p]
+            if t.dtype != "int8":
+                continue
+            assert not np.array_equal(var.numpy(), b), t.name
+            q = var.numpy() / dequantize(t, np.ones(var.shape, np.int8), o.get("axis", 0))
+            on_grid = np.abs(q - np.rint(q)).max() < 1e-3 and np.abs(q).max() <= 127.001
+            head = t.name.startswith("head/")
+            assert on_grid == (which == "all" or (which == "head") == head
+                               if which else False), (which, t.name)

@@ -603,3 +603,54 @@ def codegen_plan(graph: Graph, arena_tensors: set[int], scratch: dict[int, list[
                 for b in buffers) for k in range(len(graph.operators))]
     peak = max(range(len(live)), key=live.__getitem__) if live else 0
     return CodegenPlan(buffers, offsets, arena, order, granted, refused, live, peak, within)
+
+
+def lend_free_arena(plan: CodegenPlan, graph: Graph, wants: dict[int, tuple[int, int]]
+                    ) -> dict[int, int]:
+    """Free arena lent to operators that can use any amount of it (a two-pass int8 input
+    gradient keeps as many more accumulators, so that its second pass computes fewer again):
+    `wants` maps operator k to (bytes of a unit, most units it can use). Operator by
+    operator, the largest number of units whose scratch buffer (alive during k only) the
+    placement fits without growing the arena: at least the largest run of bytes nothing
+    alive during k occupies (placed there, the plan unchanged), more where placing again
+    with the buffer among the others (_place_codegen; searched by bisection up to the
+    bytes free at k) finds room. The plan's buffers, offsets and order take the result;
+    its `live` and `peak_op` stay the bytes the program needs. Returns k -> units lent
+    (operators lent none left out)."""
+    lent = {}
+    for k, (unit, most) in sorted(wants.items()):
+        if unit <= 0 or most <= 0:
+            continue
+        scope = k + 1
+        used = sorted((off + lo, off + hi) for b, off in zip(plan.buffers, plan.offsets)
+                      for f, la, lo, hi in b.rects() if f <= scope <= la)
+        gap_at, gap, reach, free = 0, 0, 0, 0
+        for lo, hi in used + [(plan.arena_bytes, plan.arena_bytes)]:
+            at = align_up(reach, CODEGEN_ALIGN)
+            free += max(0, lo - reach)
+            if lo - at > gap:
+                gap_at, gap = at, lo - at
+            reach = max(reach, hi)
+
+        def buffer(units: int) -> Buffer:
+            return Buffer(f"kept@{k}:{graph.operators[k].kind}", units * unit, scope, scope,
+                          op=k, align=CODEGEN_ALIGN)
+
+        units, placed = min(gap // unit, most), None
+        low, high = units, min(free // unit, most)
+        while low < high:                       # more than the gap: place everything again
+            mid = (low + high + 1) // 2
+            offsets, arena, order = _place_codegen(plan.buffers + [buffer(mid)])
+            if arena <= plan.arena_bytes:
+                low, units, placed = mid, mid, (offsets, arena, order)
+            else:
+                high = mid - 1
+        if units <= 0:
+            continue
+        plan.buffers.append(buffer(units))
+        if placed is None:
+            plan.offsets.append(gap_at)
+        else:
+            plan.offsets[:], plan.arena_bytes, plan.order = placed
+        lent[k] = units
+    return lent

@@ -160,31 +160,36 @@ void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int
  * |h| <= 127 * 2^k <= 32512, an int16) and acc = the sum of h * w over the terms of the f32
  * kernel (|acc| < terms * 127 * 128 * 2^k < 2^31 by the choice of k),
  * unit = *dy_scale * w_unit; dx [.., ci] int8 and *dx_scale by the rule. `rounding`: NULL
- * or the op's state. `scratch`: NULL computes every accumulator twice (once for A, once to
- * round); else int32 memory of dx's element count that holds them in one pass. Same bits
- * either way. The depthwise kernel's `stage` (8-byte aligned, `stage_bytes`, or NULL and 0)
- * is the staging of its Cortex-M DSP version (tt_*_stage_bytes below); other builds ignore
- * it. */
+ * or the op's state. `scratch`: int32 memory for the accumulators of `scratch_positions`
+ * dx positions (scratch_positions * ci int32; a position is one [.., ci] row of dx), or NULL
+ * (then scratch_positions is ignored). Every position: one pass. Fewer: two passes, the
+ * first for A, the second to round; the first keeps the accumulators of dx's first quarter
+ * of positions in dx's own bytes (when dx is 4-byte aligned) and of the next
+ * scratch_positions in scratch, the second computes only the others again. Same bits
+ * whatever the split. The depthwise kernel's `stage` (8-byte aligned, `stage_bytes`, or
+ * NULL and 0) is the staging of its Cortex-M DSP version (tt_*_stage_bytes below); other
+ * builds ignore it. */
 void tt_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                              int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *w,
                              const int16_t *w_mult, float w_unit, int32_t kh, int32_t kw,
                              const tt_window *win, int32_t h, int32_t wd, int32_t ci,
                              int8_t *dx, float *dx_scale, tt_update_state *rounding,
-                             int32_t *scratch);
+                             int32_t *scratch, int32_t scratch_positions);
 
 void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                                        int32_t n, int32_t oh, int32_t ow, int32_t c, int32_t m,
                                        const int8_t *w, const int16_t *w_mult, float w_unit,
                                        int32_t kh, int32_t kw, const tt_window *win, int32_t h,
                                        int32_t wd, int8_t *dx, float *dx_scale,
-                                       tt_update_state *rounding, int32_t *scratch, void *stage,
+                                       tt_update_state *rounding, int32_t *scratch,
+                                       int32_t scratch_positions, void *stage,
                                        int32_t stage_bytes);
 
 void tt_fully_connected_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                                       int32_t batches, int32_t units, const int8_t *w,
                                       const int16_t *w_mult, float w_unit, int32_t depth,
                                       int8_t *dx, float *dx_scale, tt_update_state *rounding,
-                                      int32_t *scratch);
+                                      int32_t *scratch, int32_t scratch_positions);
 
 /* ==== src/tt_param_grad.c: weight and bias gradients and their QAS SGD updates ============ */
 

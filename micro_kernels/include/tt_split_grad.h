@@ -49,14 +49,15 @@ void tt_conv2d_input_grad_split_s8(const int8_t *dy, const float *dy_scale, cons
                                    const int16_t *w_mult, float w_unit, int32_t kh, int32_t kw,
                                    const tt_window *win, int32_t h, int32_t wd, int32_t ci,
                                    int8_t *dx, float *dx_scale, tt_update_state *rounding,
-                                   int32_t *scratch);
+                                   int32_t *scratch, int32_t scratch_positions);
 
 void tt_fully_connected_input_grad_split_s8(const int8_t *dy, const float *dy_scale,
                                             const uint8_t *mask, int32_t batches, int32_t units,
                                             const int8_t *w_lo, int32_t k, const int8_t *w_hi,
                                             const int16_t *w_mult, float w_unit, int32_t depth,
                                             int8_t *dx, float *dx_scale,
-                                            tt_update_state *rounding, int32_t *scratch);
+                                            tt_update_state *rounding, int32_t *scratch,
+                                            int32_t scratch_positions);
 
 #ifdef __cplusplus
 }

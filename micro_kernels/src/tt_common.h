@@ -152,6 +152,24 @@ static inline int8_t tt_round_grad(tt_rounder *q, int32_t acc) {
 /* tt_round_grad over n stored accumulators, into out (the same integers, faster). */
 void tt_round_grads(tt_rounder *q, const int32_t *acc, int32_t n, int8_t *out);
 
+/* Where the first pass of a two-pass int8 input gradient keeps accumulators so that its
+ * second pass need not compute them again (tt_input_grad.c): those of dx positions
+ * [0, n0) at a0 (position p's ci at a0 + p ci: dx's own bytes) and of [n0, n1) at a1
+ * (position p's at a1 + (p - n0) ci: a scratch). The walks that keep are called from
+ * position 0, so that their positions are dx's. */
+typedef struct {
+  int32_t *a0;
+  int32_t n0;
+  int32_t *a1;
+  int32_t n1;
+} tt_keep;
+
+/* Where position p's accumulators are kept, or NULL. */
+static inline int32_t *tt_kept(const tt_keep *k, int32_t p, int32_t ci) {
+  if (k == 0 || p >= k->n1) return 0;
+  return p < k->n0 ? k->a0 + p * ci : k->a1 + (p - k->n0) * ci;
+}
+
 /* The random stream back into the op's state, and its step counter advanced. */
 static inline void tt_rounder_end(const tt_rounder *q, tt_update_state *state) {
   if (state != 0) {

@@ -302,7 +302,7 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
                                    int32_t oh, int32_t ow, int32_t c, int32_t m,
                                    const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
                                    const tt_window *win, int32_t h, int32_t wd, int32_t p0,
-                                   int32_t p1, int32_t *store, int32_t keep, uint32_t *amax,
+                                   int32_t p1, const tt_keep *keep, uint32_t *amax,
                                    tt_rounder *r, int8_t *dx, void *stage_mem,
                                    int32_t stage_bytes) {
   dw_layer a = {.dy = dy, .mask = mask, .n = n, .oh = oh, .ow = ow, .c = c, .w = w,
@@ -372,7 +372,8 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
             rows[t].w = base[t].w + 2 * a.first[q];
           }
           const int32_t at = (row + ix) * c + blk.c0;
-          int32_t *out = store != 0 && row + ix < keep ? store + at : acc;
+          int32_t *const kept = tt_kept(keep, row + ix, c);
+          int32_t *out = kept != 0 ? kept + blk.c0 : acc;
           sums_of[a.count[q]](rows, ty.n, blk.chunk, blk.nb, tail, out);
           if (r != 0) {
             if (draws && !first) r->rng = tt_gdsp_jump(skip, r->rng);

@@ -20,9 +20,9 @@
  * of tt_depthwise_conv2d_input_grad_s8: dy [n, oh, ow, c] int8 with mask or NULL, w [kh, kw,
  * c] int8, mult [c] int16, dx [n, h, wd, c]): acc[b, iy, ix, ch] = mult[ch] * the sum over
  * the taps reading (iy, ix) of dy[b, oy, ox, ch] * w[ky, kx, ch] (0 where masked), for the
- * dx positions [p0, p1) of the n * h * wd (row-major). `store` [n, h, wd, c] receives the
- * accumulators of positions [p0, keep) and `amax` their largest magnitude over [p0, p1)
- * (either or both), or `r` rounds them into dx in dx's row-major order, its stream at
+ * dx positions [p0, p1) of the n * h * wd (row-major). `keep` (tt_common.h; NULL: none)
+ * receives the accumulators of the positions it names and `amax` their largest magnitude
+ * over [p0, p1) (either or both), or `r` rounds them into dx in dx's row-major order, its stream at
  * position p0 on entry (so stochastic rounding draws as the portable code does). Takes layers with m = 1, dilation 1, padding >= 0, kh, kw <= 8, strides <= 8,
  * whose staging (stage_mem, stage_bytes) holds at least four channels (more are walked
  * block by block; stochastic rounding's stream then jumps between a position's blocks,
@@ -31,7 +31,7 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
                                    int32_t oh, int32_t ow, int32_t c, int32_t m,
                                    const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
                                    const tt_window *win, int32_t h, int32_t wd, int32_t p0,
-                                   int32_t p1, int32_t *store, int32_t keep, uint32_t *amax,
+                                   int32_t p1, const tt_keep *keep, uint32_t *amax,
                                    tt_rounder *r, int8_t *dx, void *stage_mem,
                                    int32_t stage_bytes);
 

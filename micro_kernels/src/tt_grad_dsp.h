@@ -56,8 +56,9 @@ static inline void tt_gdsp_ldrd(const tt_wdsp_word *s, uint32_t *lo, uint32_t *h
  * padding, or a fully connected layer): dx[p, c] = sum over o < co of h[p, o] * w[o, c],
  * h = dy * mult[o] (0 where masked), for `rows` positions p. dy [rows, co] int8 (mask over
  * dy or NULL, dy[0]'s bit at index mask_at: a range of a layer's rows); the weights split at input channel k: w_lo [co, k], w_hi [co, ci - k] (NULL
- * when k == ci). `store` [rows, ci] receives the accumulators of rows [0, keep) and `amax`
- * their largest magnitude over all rows (either or both), or `r` rounds them into dx [rows, ci] (stochastically with the
+ * when k == ci). `keep` (tt_common.h, its positions the rows; NULL: none) receives the
+ * accumulators of the rows it names and `amax` their largest magnitude over all rows (either
+ * or both), or `r` rounds them into dx [rows, ci] (stochastically with the
  * draws of dx's row-major order, as the portable walk, leaving r's stream where it does).
  * Returns 0, having done nothing, when the layer is not one it takes (a multiplier outside
  * [0, 2^TT_GRAD_MAX_SHIFT], co too large for the buffer, or a single row); the caller then
@@ -66,7 +67,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
                                    int32_t rows,
                                    int32_t co, const int8_t *w_lo, int32_t k,
                                    const int8_t *w_hi, int32_t ci, const int16_t *mult,
-                                   int32_t *store, int32_t keep, uint32_t *amax, tt_rounder *r,
+                                   const tt_keep *keep, uint32_t *amax, tt_rounder *r,
                                    int8_t *dx);
 
 /* Stochastic rounding draws from the op's xorshift32 stream in dx's row-major order

@@ -343,16 +343,15 @@ static void depthwise_block(const layer_s8 *a, int32_t b, int32_t c0, int32_t nc
     }
 }
 
-/* Walks dx positions [p0, p1) (of n * h * wd) in row-major order, block by block: stores
- * the accumulators of positions [p0, keep) in `store` (dx's indices) and tracks their largest
+/* Walks dx positions [p0, p1) (of n * h * wd) in row-major order, block by block: keeps
+ * the accumulators of the positions `keep` says (NULL: none) and tracks their largest
  * magnitude over [p0, p1) in *amax (either or both), or rounds them into dx with `r`. */
-static void walk_s8(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, int32_t *store,
-                    int32_t keep, uint32_t *amax, tt_rounder *r, int8_t *dx) {
+static void walk_s8(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, const tt_keep *keep,
+                    uint32_t *amax, tt_rounder *r, int8_t *dx) {
   const tt_window v = a->v;
   int32_t acc[TT_IG_BLOCK];
   uint32_t top = 0;
   int8_t *out = dx + p0 * a->ci;
-  if (store != 0) store += p0 * a->ci;
   for (int32_t b = 0; b < a->n; ++b)
     for (int32_t iy = 0; iy < a->h; ++iy) {
       const int32_t row = (b * a->h + iy) * a->wd;
@@ -361,14 +360,15 @@ static void walk_s8(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, int32_t 
       for (int32_t ix = 0; ix < a->wd; ++ix) {
         if (row + ix < p0 || row + ix >= p1) continue;
         tt_taps_reading(ix, v.stride_w, v.dilation_w, v.pad_left, a->kw, a->ow, &a->tx);
+        int32_t *const kept = tt_kept(keep, row + ix, a->ci);
         for (int32_t c0 = 0; c0 < a->ci; c0 += TT_IG_BLOCK) {
           const int32_t nc = a->ci - c0 < TT_IG_BLOCK ? a->ci - c0 : TT_IG_BLOCK;
           if (depthwise)
             depthwise_block(a, b, c0, nc, acc);
           else
             conv_block(a, b, c0, nc, acc);
-          if (store != 0 && row + ix < keep)
-            for (int32_t j = 0; j < nc; ++j) *store++ = acc[j];
+          if (kept != 0)
+            for (int32_t j = 0; j < nc; ++j) kept[c0 + j] = acc[j];
           if (r != 0) {
             tt_round_grads(r, acc, nc, out);
             out += nc;
@@ -440,14 +440,14 @@ static void depthwise_scatter(const layer_s8 *a, int32_t *acc) {
 
 /* The DSP version of a depthwise layer's walk or one-pass scatter (tt_depthwise_grad_dsp.h),
  * where the target has one for the layer: 1 if it did it, else 0. */
-static int dsp_depthwise_walk(const layer_s8 *a, int32_t p0, int32_t p1, int32_t *store,
-                              int32_t keep, uint32_t *amax, tt_rounder *r, int8_t *dx) {
+static int dsp_depthwise_walk(const layer_s8 *a, int32_t p0, int32_t p1, const tt_keep *keep,
+                              uint32_t *amax, tt_rounder *r, int8_t *dx) {
 #if TT_GRAD_DSP
   return tt_dsp_depthwise_input_grad_s8(a->dy, a->mask, a->n, a->oh, a->ow, a->ci, a->m, a->w,
                                         a->mult, a->kh, a->kw, &a->v, a->h, a->wd, p0, p1,
-                                        store, keep, amax, r, dx, a->stage, a->stage_bytes);
+                                        keep, amax, r, dx, a->stage, a->stage_bytes);
 #else
-  (void)a, (void)p0, (void)p1, (void)store, (void)keep, (void)amax, (void)r, (void)dx;
+  (void)a, (void)p0, (void)p1, (void)keep, (void)amax, (void)r, (void)dx;
   return 0;
 #endif
 }
@@ -456,59 +456,66 @@ static int dsp_depthwise_walk(const layer_s8 *a, int32_t p0, int32_t p1, int32_t
  * (tt_grad_dsp.h: pointwise layers; depthwise layers: dsp_depthwise_walk): 1 if it did the
  * walk, else 0 and the portable walk_s8 runs (its calls stay as they are, so that the
  * portable code compiles the same beside the dispatch). */
-static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1, int32_t *store,
-                    int32_t keep, uint32_t *amax, tt_rounder *r, int8_t *dx) {
-  if (depthwise) return dsp_depthwise_walk(a, p0, p1, store, keep, amax, r, dx);
+static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1,
+                    const tt_keep *keep, uint32_t *amax, tt_rounder *r, int8_t *dx) {
+  if (depthwise) return dsp_depthwise_walk(a, p0, p1, keep, amax, r, dx);
 #if TT_GRAD_DSP
   const tt_window v = a->v;
-  /* a pointwise layer's positions are dy's: rows [p0, p1) of dy and of dx */
+  /* a pointwise layer's positions are dy's: rows [p0, p1) of dy and of dx (a walk that
+   * keeps starts at row 0, so its rows are dx's positions) */
   return !depthwise && a->kh == 1 && a->kw == 1 && v.stride_h == 1 && v.stride_w == 1 &&
          v.pad_top == 0 && v.pad_left == 0 && a->h == a->oh && a->wd == a->ow &&
+         (keep == 0 || p0 == 0) &&
          tt_dsp_pointwise_input_grad_s8(a->dy + p0 * a->co, a->mask, p0 * a->co, p1 - p0,
-                                        a->co, a->w, a->k, a->w_hi, a->ci, a->mult,
-                                        store != 0 ? store + p0 * a->ci : 0, keep - p0, amax,
+                                        a->co, a->w, a->k, a->w_hi, a->ci, a->mult, keep, amax,
                                         r, dx != 0 ? dx + p0 * a->ci : 0);
 #else
-  (void)a, (void)depthwise, (void)p0, (void)p1, (void)store, (void)keep, (void)amax, (void)r,
-      (void)dx;
+  (void)a, (void)depthwise, (void)p0, (void)p1, (void)keep, (void)amax, (void)r, (void)dx;
   return 0;
 #endif
 }
 
-/* The two forms of every layer's int8 input gradient. Two passes (no scratch) keep the
- * accumulators of dx's first quarter of positions in dx's own bytes: element i's int32 at
- * bytes 4i .. 4i + 3, which the rounding, in increasing i, reads before it writes byte i
- * (i <= 4i: no unread accumulator is overwritten); only the other positions are computed
- * twice. dx is written by no other argument (the second pass reads dy, the mask and the
- * weights while it writes dx in any case), and it is used so only when 4-byte aligned. */
+/* The two forms of every layer's int8 input gradient. One pass: `scratch` holds every
+ * position's accumulators. Two passes: the first finds A and keeps what it can of the
+ * accumulators, the second computes the others again to round them. What it keeps: dx's
+ * first quarter of positions in dx's own bytes (element i's int32 at bytes 4i .. 4i + 3,
+ * which the rounding, in increasing i, reads before it writes byte i: i <= 4i, no unread
+ * accumulator is overwritten; only when dx is 4-byte aligned), then the next
+ * `scratch_positions` positions in `scratch` (the arena a generated program has free at the
+ * operator). dx is written by no other argument (the second pass reads dy, the mask and the
+ * weights while it writes dx in any case). */
 static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, float *dx_scale,
-                          tt_update_state *rounding, int32_t *scratch) {
+                          tt_update_state *rounding, int32_t *scratch,
+                          int32_t scratch_positions) {
   const int32_t positions = a->n * a->h * a->wd;
-  if (scratch != 0) {
+  if (scratch == 0 || scratch_positions < 0) scratch_positions = 0;
+  if (scratch_positions >= positions) {
+    const tt_keep all = {scratch, positions, 0, positions};
     if (depthwise) {
-      if (!dsp_depthwise_walk(a, 0, positions, scratch, positions, 0, 0, 0))
-        depthwise_scatter(a, scratch);
+      if (!dsp_depthwise_walk(a, 0, positions, &all, 0, 0, 0)) depthwise_scatter(a, scratch);
     } else {
-      if (!dsp_walk(a, 0, 0, positions, scratch, positions, 0, 0, 0))
-        walk_s8(a, 0, 0, positions, scratch, positions, 0, 0, 0);
+      if (!dsp_walk(a, 0, 0, positions, &all, 0, 0, 0))
+        walk_s8(a, 0, 0, positions, &all, 0, 0, 0);
     }
     tt_quantize_grad_s8(scratch, positions * a->ci, unit, rounding, dx, dx_scale);
     return;
   }
-  const int32_t kept = ((uintptr_t)dx & 3u) == 0 ? positions / 4 : 0;
-  int32_t *const keep = (int32_t *)(void *)dx;
-  const int32_t n_kept = kept * a->ci;
+  const int32_t quarter = ((uintptr_t)dx & 3u) == 0 ? positions / 4 : 0;
+  const int32_t extra = scratch_positions < positions - quarter ? scratch_positions
+                                                                : positions - quarter;
+  const tt_keep keep = {(int32_t *)(void *)dx, quarter, scratch, quarter + extra};
+  const tt_keep *const first = keep.n1 > 0 ? &keep : 0;
   uint32_t amax = 0;
-  int32_t *const first = kept > 0 ? keep : 0;
   /* (the DSP version where the target has one for the layer, else the portable walk: the
    * dispatch at each use, so that the DSP call's frame is the only large one on the stack) */
-  if (!dsp_walk(a, depthwise, 0, positions, first, kept, &amax, 0, 0))
-    walk_s8(a, depthwise, 0, positions, first, kept, &amax, 0, 0);
+  if (!dsp_walk(a, depthwise, 0, positions, first, &amax, 0, 0))
+    walk_s8(a, depthwise, 0, positions, first, &amax, 0, 0);
   tt_rounder r;
   tt_rounder_begin(&r, amax, unit, rounding, dx_scale);
-  if (kept > 0) tt_round_grads(&r, keep, n_kept, dx);
-  if (kept < positions && !dsp_walk(a, depthwise, kept, positions, 0, 0, 0, &r, dx))
-    walk_s8(a, depthwise, kept, positions, 0, 0, 0, &r, dx);
+  if (quarter > 0) tt_round_grads(&r, keep.a0, quarter * a->ci, dx);
+  if (extra > 0) tt_round_grads(&r, scratch, extra * a->ci, dx + quarter * a->ci);
+  if (keep.n1 < positions && !dsp_walk(a, depthwise, keep.n1, positions, 0, 0, &r, dx))
+    walk_s8(a, depthwise, keep.n1, positions, 0, 0, &r, dx);
   tt_rounder_end(&r, rounding);
 }
 
@@ -517,9 +524,10 @@ void tt_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint
                              const int16_t *w_mult, float w_unit, int32_t kh, int32_t kw,
                              const tt_window *win, int32_t h, int32_t wd, int32_t ci,
                              int8_t *dx, float *dx_scale, tt_update_state *rounding,
-                             int32_t *scratch) {
+                             int32_t *scratch, int32_t scratch_positions) {
   tt_conv2d_input_grad_split_s8(dy, dy_scale, mask, n, oh, ow, co, w, ci, 0, w_mult, w_unit,
-                                kh, kw, win, h, wd, ci, dx, dx_scale, rounding, scratch);
+                                kh, kw, win, h, wd, ci, dx, dx_scale, rounding, scratch,
+                                scratch_positions);
 }
 
 void tt_conv2d_input_grad_split_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
@@ -528,12 +536,12 @@ void tt_conv2d_input_grad_split_s8(const int8_t *dy, const float *dy_scale, cons
                                    const int16_t *w_mult, float w_unit, int32_t kh, int32_t kw,
                                    const tt_window *win, int32_t h, int32_t wd, int32_t ci,
                                    int8_t *dx, float *dx_scale, tt_update_state *rounding,
-                                   int32_t *scratch) {
+                                   int32_t *scratch, int32_t scratch_positions) {
   layer_s8 a = {dy, mask, n, oh, ow, co, w_lo, w_mult, kh, kw, 1, *win, h, wd, ci,
                 {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, k, w_hi, 0, 0};
   tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
   tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
-  input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch);
+  input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch, scratch_positions);
 }
 
 void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
@@ -541,13 +549,14 @@ void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, 
                                        const int8_t *w, const int16_t *w_mult, float w_unit,
                                        int32_t kh, int32_t kw, const tt_window *win, int32_t h,
                                        int32_t wd, int8_t *dx, float *dx_scale,
-                                       tt_update_state *rounding, int32_t *scratch, void *stage,
+                                       tt_update_state *rounding, int32_t *scratch,
+                                       int32_t scratch_positions, void *stage,
                                        int32_t stage_bytes) {
   layer_s8 a = {dy, mask, n, oh, ow, c * m, w, w_mult, kh, kw, m, *win, h, wd, c,
                 {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, c, 0, stage, stage_bytes};
   tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
   tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
-  input_grad_s8(&a, 1, *dy_scale * w_unit, dx, dx_scale, rounding, scratch);
+  input_grad_s8(&a, 1, *dy_scale * w_unit, dx, dx_scale, rounding, scratch, scratch_positions);
 }
 
 /* A fully connected layer is a 1x1 convolution over `batches` positions: dx[b, d] sums
@@ -556,9 +565,10 @@ void tt_fully_connected_input_grad_s8(const int8_t *dy, const float *dy_scale, c
                                       int32_t batches, int32_t units, const int8_t *w,
                                       const int16_t *w_mult, float w_unit, int32_t depth,
                                       int8_t *dx, float *dx_scale, tt_update_state *rounding,
-                                      int32_t *scratch) {
+                                      int32_t *scratch, int32_t scratch_positions) {
   tt_fully_connected_input_grad_split_s8(dy, dy_scale, mask, batches, units, w, depth, 0, w_mult,
-                                         w_unit, depth, dx, dx_scale, rounding, scratch);
+                                         w_unit, depth, dx, dx_scale, rounding, scratch,
+                                         scratch_positions);
 }
 
 void tt_fully_connected_input_grad_split_s8(const int8_t *dy, const float *dy_scale,
@@ -566,11 +576,12 @@ void tt_fully_connected_input_grad_split_s8(const int8_t *dy, const float *dy_sc
                                             const int8_t *w_lo, int32_t k, const int8_t *w_hi,
                                             const int16_t *w_mult, float w_unit, int32_t depth,
                                             int8_t *dx, float *dx_scale,
-                                            tt_update_state *rounding, int32_t *scratch) {
+                                            tt_update_state *rounding, int32_t *scratch,
+                                            int32_t scratch_positions) {
   static const tt_window one = {1, 1, 1, 1, 0, 0};
   layer_s8 a = {dy, mask, batches, 1, 1, units, w_lo, w_mult, 1, 1, 1, one, 1, 1, depth,
                 {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, k, w_hi, 0, 0};
   tt_tap_steps(1, 1, &a.ty);
   tt_tap_steps(1, 1, &a.tx);
-  input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch);
+  input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch, scratch_positions);
 }

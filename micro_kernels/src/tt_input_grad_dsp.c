@@ -120,6 +120,18 @@ static inline __attribute__((always_inline)) void row_sums(const pointwise *a, i
     if (tail) mac_group(tt_dsp_load_partial(g, tail), s, CB, t);
   } else {
     int32_t i = a->mask_at + p * a->co;
+    if ((i & 7) == 0) {
+      /* the row's mask starts on a byte: one byte's two nibbles mask two words */
+      const uint8_t *bits = a->mask + (i >> 3);
+      const int8_t *const pairs = g + ((end - g) & ~7);
+      for (; g != pairs; g += 8, s += 4 * CB, ++bits) {
+        const uint32_t v0 = tt_dsp_load4(g) & lanes_of[*bits & 15u];
+        const uint32_t v1 = tt_dsp_load4(g + 4) & lanes_of[*bits >> 4];
+        if (v0 != 0) mac_group(v0, s, CB, t);
+        if (v1 != 0) mac_group(v1, s + 2 * CB, CB, t);
+      }
+      i = (int32_t)(bits - a->mask) << 3;
+    }
     for (; g != end; g += 4, s += 2 * CB, i += 4) {
       const uint32_t v = tt_dsp_load4(g) & lanes_of[mask_bits(a->mask, i, 4)];
       if (v != 0) mac_group(v, s, CB, t);
@@ -168,25 +180,27 @@ void tt_gdsp_jump_init(tt_gdsp_jumper *j, int32_t n, int32_t jumps) {
   }
 }
 
-/* Every row against one staged block: the accumulators of channels [c0, c0 + nc) into
- * store, or their largest magnitude into *top, or rounded into dx (stochastically: r's
+/* Every row against one staged block: the accumulators of channels [c0, c0 + nc) kept, or their largest magnitude into *top, or rounded into dx (stochastically: r's
  * stream at row 0, channel c0 on entry; at the last row's channel c0 + nc on return; `skip`
  * jumps over a row's other ci - nc draws). */
 static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         const tt_gdsp_word *stage,
                                                         const int32_t CB, const int masked,
-                                                        int32_t c0, int32_t nc, int32_t *store,
-                                                        int32_t keep, uint32_t *top,
+                                                        int32_t c0, int32_t nc,
+                                                        const tt_keep *keep, uint32_t *top,
                                                         tt_rounder *r,
                                                         const tt_gdsp_jumper *skip,
                                                         int8_t *dx) {
   int32_t acc[8];
   uint32_t m = top != 0 ? *top : 0u;
+  /* the kept rows' accumulators: a running pointer, moved to the scratch after row n0 */
+  const int32_t n0 = keep != 0 ? keep->n0 : 0, n1 = keep != 0 ? keep->n1 : 0;
+  int32_t *kept = tt_kept(keep, 0, a->ci);
   for (int32_t p = 0; p < a->rows; ++p) {
     row_sums(a, p, stage, CB, masked, acc);
-    if (store != 0 && p < keep) {
-      int32_t *out = store + p * a->ci + c0;
-      for (int32_t j = 0; j < nc; ++j) out[j] = acc[j];
+    if (p < n1) {
+      for (int32_t j = 0; j < nc; ++j) kept[c0 + j] = acc[j];
+      kept = p + 1 == n0 ? keep->a1 : kept + a->ci;
     }
     if (r != 0) {
       int8_t *out = dx + p * a->ci + c0;
@@ -205,13 +219,14 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
 
 /* One compiled copy per block width and mask. */
 typedef void (*block_fn)(const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc,
-                         int32_t *store, int32_t keep, uint32_t *top, tt_rounder *r,
+                         const tt_keep *keep, uint32_t *top, tt_rounder *r,
                          const tt_gdsp_jumper *skip, int8_t *dx);
 #define TT_GDSP_BLOCK(CB, M)                                                                \
   static __attribute__((noinline)) void block##CB##_##M(                                    \
-      const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc, int32_t *store, \
-      int32_t keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip, int8_t *dx) { \
-    block(a, stage, CB, M, c0, nc, store, keep, top, r, skip, dx);                          \
+      const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc,               \
+      const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
+      int8_t *dx) {                                                                         \
+    block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx);                                 \
   }
 TT_GDSP_BLOCK(8, 0)
 TT_GDSP_BLOCK(4, 0)
@@ -226,7 +241,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
                                    int32_t rows,
                                    int32_t co, const int8_t *w_lo, int32_t k,
                                    const int8_t *w_hi, int32_t ci, const int16_t *mult,
-                                   int32_t *store, int32_t keep, uint32_t *amax, tt_rounder *r,
+                                   const tt_keep *keep, uint32_t *amax, tt_rounder *r,
                                    int8_t *dx) {
   const int32_t groups = (co + 3) >> 2;
   const int32_t column = 8 * groups;                        /* bytes of a staged column */
@@ -256,7 +271,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
       if (skip.n != ci - nc)       /* the blocks' jumps, then the last block's if it is short */
         tt_gdsp_jump_init(&skip, ci - nc, (rows - 1) * (nc == CB ? ci / CB : 1));
     }
-    fn(&a, stage, c0, nc, store, keep, amax != 0 ? &top : 0, r, &skip, dx);
+    fn(&a, stage, c0, nc, keep, amax != 0 ? &top : 0, r, &skip, dx);
   }
   if (amax != 0) *amax = top;
   return 1;

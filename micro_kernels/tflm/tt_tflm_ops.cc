@@ -1046,12 +1046,14 @@ TfLiteStatus InputGradInvokeInt8(TfLiteContext *context, TfLiteNode *node, Layer
   float *dx_scale = Data<float>(EvalOutput(context, node, 1));
   int32_t *scratch =
       d->grad_scratch >= 0 ? static_cast<int32_t *>(Scratch(context, d->grad_scratch)) : nullptr;
+  /* one pass: the scratch holds every dx position (rows of its last dimension) */
+  const int32_t scratch_positions = scratch != nullptr ? Count(dx->dims) / Last(dx) : 0;
   if (kLayer == kConv) {
     tt_conv2d_input_grad_split_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
                                   Dim(dy, 2), Dim(dy, 3), f.lo, f.k, f.hi, d->mult, d->w_unit,
                                   Dim(w, 1), Dim(w, 2), &window, Dim(dx, 1), Dim(dx, 2),
                                   Dim(dx, 3), Data<int8_t>(dx), dx_scale, Rounding(&d->grad),
-                                  scratch);
+                                  scratch, scratch_positions);
   } else if (kLayer == kDepthwise) {
     GradStage stage;
     tt_depthwise_conv2d_input_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
@@ -1059,14 +1061,15 @@ TfLiteStatus InputGradInvokeInt8(TfLiteContext *context, TfLiteNode *node, Layer
                                       d->depth_multiplier, f.lo, d->mult, d->w_unit,
                                       Dim(w, 1), Dim(w, 2), &window, Dim(dx, 1), Dim(dx, 2),
                                       Data<int8_t>(dx), dx_scale, Rounding(&d->grad), scratch,
-                                      stage.bytes, kGradStageBytes);
+                                      scratch_positions, stage.bytes, kGradStageBytes);
   } else {
     const int32_t units = Last(dy);
     tt_fully_connected_input_grad_split_s8(Data<int8_t>(dy), dy_scale, mask,
                                            Count(dy->dims) / units, units, f.lo, f.k, f.hi,
                                            d->mult, d->w_unit, Count(dx->dims) /
                                            (Count(dy->dims) / units), Data<int8_t>(dx),
-                                           dx_scale, Rounding(&d->grad), scratch);
+                                           dx_scale, Rounding(&d->grad), scratch,
+                                           scratch_positions);
   }
   return kTfLiteOk;
 }

@@ -665,6 +665,29 @@ def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
     return calls, splits, arena, views, fused, skipped, inplace_calls, plan
 
 
+def lend_scratch(graph: Graph, calls: dict[int, KernelCall], plan: memory.CodegenPlan
+                 ) -> dict[int, int]:
+    """The arena-aware split of the two-pass int8 input gradients: each keeps, besides the
+    quarter of its accumulators that dx's own bytes hold, as many positions' accumulators
+    as the arena has free at it (memory.lend_free_arena: the plan's largest free run there,
+    so the arena does not grow), and its second pass computes only the rest again (same
+    bits whatever the split, tt_kernels.h). Sets those calls' scratch and scratch_positions
+    in `calls` and the buffers in `plan`; returns operator -> positions kept there."""
+    wants = {}
+    for k, call in calls.items():
+        sig = call.signature
+        if any(p.name == "scratch_positions" for p in sig.params) \
+                and call.args[sig.index("scratch")] is None:
+            dx = graph.tensors[graph.operators[k].outputs[0]]
+            positions = dx.size // dx.shape[-1]
+            # dx's quarter is kept in any case (the arena's offsets are 4-byte aligned)
+            wants[k] = (4 * dx.shape[-1], positions - positions // 4)
+    lent = memory.lend_free_arena(plan, graph, wants)
+    for k, positions in lent.items():
+        calls[k] = c_kernels.keeping(calls[k], positions, wants[k][0] // 4)
+    return lent
+
+
 def choose_streams(graph: Graph, outside: set[int]) -> list[int]:
     """The three-layer streams (`blocks`) the arena needs: a stream calls its first two
     kernels once per row (a few % more instructions), so of all the graph allows, keep those
@@ -719,6 +742,7 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
                          arena_limit)
     calls, splits, arena, views, fused, skipped, inplace_calls, plan = \
         _layout(graph, outside, streamed, input_rows, stages)
+    lent = lend_scratch(graph, calls, plan)
     row_input = _row_input(graph, calls, streamed, skipped, fused) if input_rows else None
     granted = {r.op for r in plan.aliases}
     runs_in = {j: k for k in fused for j in skipped if j < k and
@@ -748,6 +772,10 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
                     "in place: the output over its input")
         elif call is not None and k in granted:
             note = "in place: the output over an input read for the last time"
+        elif k in lent:
+            dx = graph.tensors[op.outputs[0]]
+            note = (f"two passes, the first keeping the accumulators of {lent[k]} of dx's "
+                    f"{dx.size // dx.shape[-1]} positions in free arena (and a quarter in dx)")
         if call is not None:
             for w, split in splits.items():
                 if w in op.inputs and _reads(call, op, w):

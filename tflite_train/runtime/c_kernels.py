@@ -185,14 +185,27 @@ def staged_within(call: KernelCall, limit: int) -> KernelCall:
 def _input_grad_s8(g, op, name: str, middle: list, stage: list = ()):
     """An int8 layer input gradient: dy, its scale, the mask, `middle` (shapes, the weights,
     their multipliers and unit, geometry), dx and its scale, the rounding, and the int32
-    scratch of dx when the op runs in one pass. dy_scale is the input before the label
-    (after the multipliers, and after weights_rest in a split op)."""
+    scratch of dx with its positions when the op runs in one pass (two passes: none; a
+    generated program may give them part of one, codegen.program.kept_scratch). dy_scale is
+    the input before the label (after the multipliers, and after weights_rest in a split
+    op)."""
     from ..ops.conv import input_grad_unit
     dx = g.tensors[op.outputs[0]]
-    scratch = Scratch(4 * dx.size) if options_of(op)["passes"] == 1 else None
+    one = options_of(op)["passes"] == 1
+    scratch = [Scratch(4 * dx.size), dx.size // dx.shape[-1]] if one else [None, 0]
     middle = [float(input_grad_unit(g, op)) if a == "unit" else a for a in middle]
     return KernelCall(name, [In(0), In(len(op.inputs) - 2), _optional(op, 1), *middle, Out(0),
-                             Out(1), _rounding(op), scratch, *stage])
+                             Out(1), _rounding(op), *scratch, *stage])
+
+
+def keeping(call: KernelCall, positions: int, ci: int) -> KernelCall:
+    """An int8 input gradient's call (its last arguments scratch, scratch_positions) whose
+    first pass keeps the accumulators of `positions` dx positions of `ci` channels in an
+    int32 scratch (besides dx's own quarter; all of them: one pass). Same bits."""
+    args, sig = list(call.args), call.signature
+    args[sig.index("scratch")] = Scratch(4 * ci * positions) if positions > 0 else None
+    args[sig.index("scratch_positions")] = max(positions, 0)
+    return KernelCall(call.name, args).check()
 
 
 def _conv_input_grad(g, op):
@@ -479,11 +492,14 @@ def _array(a, dtype) -> np.ndarray:
     return np.ascontiguousarray(a, dtype)
 
 
-def run(graph: Graph, op: Operator, inputs, state=None) -> list:
+def run(graph: Graph, op: Operator, inputs, state=None, call: KernelCall | None = None
+        ) -> list:
     """Runs a TT_* op's kernel on `inputs` (numpy arrays; in-place parameters are updated in
     the arrays given) and returns its outputs. `state`: the executor's per-op dict, which
-    keeps the op's tt_update_state under "c"."""
+    keeps the op's tt_update_state under "c". `call`: another description of the op's call
+    than kernel_call's (the same kernel, as a generated program makes it)."""
     kc, outputs = _prepared(graph, op)
+    kc = call or kc
     outs = [np.empty(s, d) for s, d in outputs]
     args = []
     for p, a in zip(kc.signature.params, kc.args):
