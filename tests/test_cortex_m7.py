@@ -249,7 +249,10 @@ class Program:
             values.append(self.scalar(arg) if not isinstance(arg, Memory)
                           else f"(void *)(A.bytes + {offset})")
             if isinstance(arg, Memory):
-                if arg.before:
+                if arg.before and not any(arg.before):
+                    # zeros (outputs, scratch, staging) cost no flash
+                    lines.append(f"  memset(A.bytes + {offset}, 0, {len(arg.before)});")
+                elif arg.before:
                     lines.append(f"  memcpy(A.bytes + {offset}, {self.blob(arg.before)}, "
                                  f"{len(arg.before)});")
                 offset += (len(arg.before) + 7) // 8 * 8
