@@ -90,6 +90,9 @@ static int8_t dy[%DY%], dx[%DX%], w[%W%], x[%DX%];
 static int16_t mult[%CO%];
 static float dw[%W%], scales[%CO%];
 static int32_t s32[%DX%];
+/* the DSP gradient kernels' staging (tt_*_stage_bytes: at most 9 KB), as the generated
+ * programs place it in their arena */
+static uint64_t stage[9216 / 8];
 static float dxs, sdy = 0.01f;
 int main(void) {
   uint32_t r = 1;
@@ -109,6 +112,12 @@ int main(void) {
 """
 
 
+def pw_stage(h: int, co: int, ci: int) -> str:
+    """The staging the pointwise weight gradient asks for (C: the kernels' own query, so the
+    count includes it: a few dozen instructions)."""
+    return f"tt_conv2d_weight_grad_s8_stage_bytes(1, {h}, {h}, {co}, {h}, {h}, {ci}, 1, 1, &same, 0)"
+
+
 def cases() -> list[tuple[str, str, str, int]]:
     out = []
     for model, h, ci, co in LAYERS:
@@ -121,11 +130,12 @@ def cases() -> list[tuple[str, str, str, int]]:
                         h * h * ci * co))
         out.append((name, "weight grad",
                     f"tt_conv2d_weight_grad_s8(dy, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, "
-                    f"{h}, {h}, {ci}, 1, 1, &same, dw)", h * h * ci * co))
+                    f"{h}, {h}, {ci}, 1, 1, &same, dw, stage, {pw_stage(h, co, ci)})",
+                    h * h * ci * co))
         out.append((name, "fused weight update",
                     f"tt_conv2d_weight_update_s8_s8(dy, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, "
                     f"-128, {h}, {h}, {ci}, w, 1, 1, {ci}, scales, {co}, &same, 0, &sgd, &st, "
-                    f"dw)", h * h * ci * co))
+                    f"dw, stage, {pw_stage(h, co, ci)})", h * h * ci * co))
     for model, h, c, oh, k, s, pad in DEPTHWISE:
         name = f"{model}: depthwise {k}x{k}/{s} {c} @{h}x{h}"
         for form, scratch, rounding in FORMS:
@@ -133,16 +143,21 @@ def cases() -> list[tuple[str, str, str, int]]:
                         f"tt_depthwise_conv2d_input_grad_s8(dy, &sdy, 0, 1, {oh}, {oh}, {c}, 1, "
                         f"w, mult, 3.9e-5f, {k}, {k}, &(tt_window){{{s}, {s}, 1, 1, {pad}, "
                         f"{pad}}}, {h}, {h}, dx, &dxs, {rounding}, "
-                        f"{scratch.replace('%d', str(h * h))})",
+                        f"{scratch.replace('%d', str(h * h))}, stage, "
+                        f"tt_depthwise_conv2d_input_grad_s8_stage_bytes(1, {oh}, {oh}, {c}, 1, "
+                        f"{k}, {k}, &(tt_window){{{s}, {s}, 1, 1, {pad}, {pad}}}, {h}, {h}, 0))",
                         oh * oh * c * k * k))
         win = f"&(tt_window){{{s}, {s}, 1, 1, {pad}, {pad}}}"
+        dw_stage = (f"tt_depthwise_conv2d_weight_grad_s8_stage_bytes(1, {oh}, {oh}, {c}, 1, "
+                    f"{h}, {h}, {k}, {k}, {win}, 0)")
         out.append((name, "weight grad",
                     f"tt_depthwise_conv2d_weight_grad_s8(dy, &sdy, 0, 1, {oh}, {oh}, {c}, 1, x, "
-                    f"0.02f, -128, {h}, {h}, {k}, {k}, {win}, dw)", oh * oh * c * k * k))
+                    f"0.02f, -128, {h}, {h}, {k}, {k}, {win}, dw, stage, {dw_stage})",
+                    oh * oh * c * k * k))
         out.append((name, "fused weight update",
                     f"tt_depthwise_conv2d_weight_update_s8_s8(dy, &sdy, 0, 1, {oh}, {oh}, {c}, 1, "
                     f"x, 0.02f, -128, {h}, {h}, w, {k}, {k}, scales, {c}, {win}, 0, &sgd, &st, "
-                    f"dw)", oh * oh * c * k * k))
+                    f"dw, stage, {dw_stage})", oh * oh * c * k * k))
     return out
 
 

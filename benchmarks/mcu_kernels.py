@@ -79,6 +79,7 @@ def pointwise_s8(h, ci, co):
     """The int8-gradient kernels of a 1x1 conv: input gradient in two passes and in one
     (int32 scratch), weight gradient, fused update."""
     macs = h * h * ci * co
+    pw = "tt_conv2d_weight_grad_s8_stage_bytes"
     ig = (f"tt_conv2d_input_grad_s8(g8, &sdy, 0, 1, {h}, {h}, {co}, w, mult, 3.9e-5f, 1, 1, "
           f"&same, {h}, {h}, {ci}, o8, &dxs, &st, %s)")
     return [
@@ -87,10 +88,12 @@ def pointwise_s8(h, ci, co):
          ig % f"s32, {h * h}", macs),
         (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, weight grad",
          f"tt_conv2d_weight_grad_s8(g8, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, {h}, {h}, "
-         f"{ci}, 1, 1, &same, f_b)", macs) if ci * co <= 128 * 128 else None,
+         f"{ci}, 1, 1, &same, f_b, stage, {pw}(1, {h}, {h}, {co}, {h}, {h}, {ci}, 1, 1, "
+         f"&same, 0))", macs) if ci * co <= 128 * 128 else None,
         (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, fused weight update",
          f"tt_conv2d_weight_update_s8_s8(g8, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, {h}, "
-         f"{h}, {ci}, w, 1, 1, {ci}, scales, {co}, &same, 0, &sgd, &st, f_b)", macs),
+         f"{h}, {ci}, w, 1, 1, {ci}, scales, {co}, &same, 0, &sgd, &st, f_b, stage, "
+         f"{pw}(1, {h}, {h}, {co}, {h}, {h}, {ci}, 1, 1, &same, 0))", macs),
     ]
 
 
@@ -100,16 +103,21 @@ def depthwise_s8(h, c, stride):
     macs = oh * oh * c * 9
     name = f"int8 grad: dw 3x3/{stride} {c} @{h}x{h}"
     ig = (f"tt_depthwise_conv2d_input_grad_s8(g8, &sdy, 0, 1, {oh}, {oh}, {c}, 1, w, mult, "
-          f"3.9e-5f, 3, 3, {win}, {h}, {h}, o8, &dxs, &st, %s)")
+          f"3.9e-5f, 3, 3, {win}, {h}, {h}, o8, &dxs, &st, %s, stage, "
+          f"tt_depthwise_conv2d_input_grad_s8_stage_bytes(1, {oh}, {oh}, {c}, 1, 3, 3, {win}, "
+          f"{h}, {h}, 0))")
+    dws = (f"stage, tt_depthwise_conv2d_weight_grad_s8_stage_bytes(1, {oh}, {oh}, {c}, 1, {h}, "
+           f"{h}, 3, 3, {win}, 0)")
     return [
         (f"{name}, input grad, 2 passes", ig % "0, 0", macs),
         (f"{name}, input grad, 1 pass", ig % f"s32, {h * h}", macs),
         (f"{name}, weight grad",
          f"tt_depthwise_conv2d_weight_grad_s8(g8, &sdy, 0, 1, {oh}, {oh}, {c}, 1, x, 0.02f, "
-         f"-128, {h}, {h}, 3, 3, {win}, f_b)", macs),
+         f"-128, {h}, {h}, 3, 3, {win}, f_b, {dws})", macs),
         (f"{name}, fused weight update",
          f"tt_depthwise_conv2d_weight_update_s8_s8(g8, &sdy, 0, 1, {oh}, {oh}, {c}, 1, x, "
-         f"0.02f, -128, {h}, {h}, w, 3, 3, scales, {c}, {win}, 0, &sgd, &st, f_b)", macs),
+         f"0.02f, -128, {h}, {h}, w, 3, 3, scales, {c}, {win}, 0, &sgd, &st, f_b, {dws})",
+         macs),
     ]
 
 
@@ -178,6 +186,7 @@ static float f_a[128 * 128], f_b[128 * 128], scales[256], loss, dxs, sdy = 0.01f
 static int8_t w[256 * 256], x[6 * 6 * 256], g8[128 * 128], o8[128 * 128];
 static int16_t mult[256];
 static int32_t s32[6 * 6 * 256];
+static uint64_t stage[9216 / 8];   /* the DSP gradient kernels' staging */
 static int32_t b[256];
 static uint8_t mask[4608 / 8];
 static const int32_t dims128[2] = {128, 128};

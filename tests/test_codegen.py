@@ -261,8 +261,12 @@ def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
         window = program.steps[3].call.args[-1]
         assert isinstance(window, Scratch)
         sample = program.graph.tensors[program.sample].nbytes
-        assert program.plan.peak_op == 3
-        assert program.plan.arena_bytes == sample + window.nbytes <= 52 * 1024
+        # (the peak without the DSP staging, which may then grow it by less than the
+        # stack it saves: program.fit_staging)
+        from tflite_train.codegen import program as P
+        peak = P._layout(program.graph, {program.label, program.loss}, program.streamed)[-1]
+        assert peak.peak_op == 3
+        assert peak.arena_bytes == program.plan.live[3] == sample + window.nbytes <= 52 * 1024
 
 
 def assert_passes_chosen_by_the_programs_arena(model: Path, program):
@@ -281,7 +285,12 @@ def assert_passes_chosen_by_the_programs_arena(model: Path, program):
     two_passes = P._layout(graph, outside, program.streamed)[-1].arena_bytes
     chosen = [options_of(op)["passes"] for op in program.graph.operators
               if op.kind in memory.INPUT_GRADS]
-    assert program.plan.arena_bytes == two_passes < by_augment
+    # the passes are chosen without the DSP staging; the staging then grows the arena by
+    # less than the stack it saves (program.fit_staging), never more
+    without_staging = P._layout(program.graph, outside, program.streamed)[-1].arena_bytes
+    assert without_staging == two_passes < by_augment
+    grow = max(max(P.staging_ops(program.graph).values()) - P.STACK_KEPT, 0)
+    assert two_passes <= program.plan.arena_bytes <= two_passes + grow
     assert 1 in chosen and 2 in chosen
 
 

@@ -58,6 +58,13 @@ INPUT_GRAD_SHAPES = [
 ]
 
 
+def staging(name: str, *shape, part: int = 1):
+    """A DSP version's staging for a layer (stage, stage_bytes): what `name`_stage_bytes asks
+    for, or a `part`-th of it (smaller blocks of channels; too little for one: portable)."""
+    n = int(c_kernels.K.host_call(name + "_stage_bytes", *shape, 0)) // part
+    return rig_p(np.zeros(max(n, 8), np.uint8), C.c_uint8), n
+
+
 def input_grad_calls(rng) -> None:
     lib = c_kernels.library()
     for k, (n, h, w, c, kh, kw, s, pt, pl, m, dil) in enumerate(INPUT_GRAD_SHAPES):
@@ -71,12 +78,17 @@ def input_grad_calls(rng) -> None:
             mult[:] = mult.max()
         mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
         win = c_kernels.Window(s, s, dil, dil, pt, pl)
-        for mask_p, dx, scale, state, scratch, kept in input_grad_variants(
-                mask, (n, h, w, c), 4321 + k, 5):
+        for v, (mask_p, dx, scale, state, scratch, kept) in enumerate(
+                input_grad_variants(mask, (n, h, w, c), 4321 + k, 5)):
+            # the staging asked for, and on some layers a third or a 40th of it: more,
+            # smaller blocks of channels (and the jump tables), or too little (portable)
+            part = (1, 1, 3, 40)[(k + v) % 4] if k >= 13 else 1
+            stage = staging("tt_depthwise_conv2d_input_grad_s8", n, oh, ow, c, m, kh, kw,
+                            C.byref(win), h, w, part=part)
             lib.tt_depthwise_conv2d_input_grad_s8(
                 i8(dy), rig_p(np.array([0.01], np.float32), C.c_float), mask_p, n, oh, ow, c,
                 m, i8(wt), rig_p(mult, C.c_int16), C.c_float(unit), kh, kw, C.byref(win), h,
-                w, dx, scale, state, scratch, kept)
+                w, dx, scale, state, scratch, kept, *stage)
 
 
 def weight_grad_calls(rng) -> None:
@@ -99,7 +111,9 @@ def weight_grad_calls(rng) -> None:
             lib.tt_depthwise_conv2d_weight_grad_s8(
                 i8(dy), rig_p(np.array([0.02], np.float32), C.c_float),
                 rig_p(mask if masked else None, C.c_uint8), n, oh, ow, c, m, i8(saved),
-                C.c_float(0.05), zp, h, w, kh, kw, C.byref(win), rig_p(dw, C.c_float))
+                C.c_float(0.05), zp, h, w, kh, kw, C.byref(win), rig_p(dw, C.c_float),
+                *staging("tt_depthwise_conv2d_weight_grad_s8", n, oh, ow, c, m, h, w, kh, kw,
+                         C.byref(win), part=1 + 2 * masked))
         wt = rng.integers(-127, 128, (1, kh, kw, c * m)).astype(np.int8)
         scales = rng.uniform(0.001, 0.01, c * m).astype(np.float32)
         momentum = np.zeros((1, kh, kw, c * m), np.float32) if k % 2 else None
@@ -110,7 +124,9 @@ def weight_grad_calls(rng) -> None:
             i8(dy), rig_p(np.array([0.02], np.float32), C.c_float), rig_p(mask, C.c_uint8), n,
             oh, ow, c, m, i8(saved), C.c_float(0.05), zp, h, w, i8(wt), kh, kw,
             rig_p(scales, C.c_float), c * m, C.byref(win), rig_p(momentum, C.c_float),
-            C.byref(sgd), C.byref(state), rig_p(scratch, C.c_float))
+            C.byref(sgd), C.byref(state), rig_p(scratch, C.c_float),
+            *staging("tt_depthwise_conv2d_weight_grad_s8", n, oh, ow, c, m, h, w, kh, kw,
+                     C.byref(win)))
 
 
 def edge_calls() -> list:

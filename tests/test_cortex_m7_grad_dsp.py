@@ -180,6 +180,15 @@ def input_grad_calls(rng) -> None:
                 C.c_float(unit), depth, i8(dx), rig_p(scale, C.c_float), None, None, 0)
 
 
+def weight_stage(n, h, w, co, k, win, part: int = 1):
+    """The pointwise weight gradient's staging (stage, stage_bytes): what
+    tt_conv2d_weight_grad_s8_stage_bytes asks for, or a `part`-th of it (the int8 form, or
+    too little: portable)."""
+    nbytes = int(c_kernels.K.host_call("tt_conv2d_weight_grad_s8_stage_bytes", n, h, w, co, h,
+                                       w, k, 1, 1, C.byref(win), 0)) // part
+    return rig_p(np.zeros(max(nbytes, 8), np.uint8), C.c_uint8), nbytes
+
+
 def weight_grad_calls(rng) -> None:
     """tt_conv2d_weight_grad_s8 and the fused tt_conv2d_weight_update_s8_s8 of pointwise
     layers: 2 and 3 positions (a partial group), channel counts off the blocks of eight, the
@@ -194,7 +203,8 @@ def weight_grad_calls(rng) -> None:
               (1, 5, 7, 11, 1, 4), (1, 1, 1, 3, 8, 8), (1, 6, 6, 16, 32, 128),
               (1, 5, 7, 3, 203, 203),                 # int8, a partial group and block
               (1, 8, 8, 3, 160, 160),                 # 10 KB even as int8: portable
-              (1, 23, 23, 2, 8, 8)]                   # 133 groups, past dy's buffer: portable
+              (1, 23, 23, 2, 8, 8)]                   # 133 groups: int8 (the masked call:
+                                                      # half the staging, portable)
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)
@@ -206,7 +216,8 @@ def weight_grad_calls(rng) -> None:
             lib.tt_conv2d_weight_grad_s8(
                 i8(dy), rig_p(np.array([0.02], np.float32), C.c_float),
                 rig_p(mask if masked else None, C.c_uint8), n, h, w, co, i8(saved),
-                C.c_float(0.05), zp, h, w, k, 1, 1, C.byref(win), rig_p(dw, C.c_float))
+                C.c_float(0.05), zp, h, w, k, 1, 1, C.byref(win), rig_p(dw, C.c_float),
+                *weight_stage(n, h, w, co, k, win, part=1 + masked))
         wt = rng.integers(-127, 128, (co, 1, 1, ci)).astype(np.int8)
         scales = rng.uniform(0.001, 0.01, co).astype(np.float32)
         momentum = np.zeros((co, 1, 1, k), np.float32) if t % 2 else None
@@ -217,14 +228,16 @@ def weight_grad_calls(rng) -> None:
             i8(dy), rig_p(np.array([0.02], np.float32), C.c_float), rig_p(mask, C.c_uint8),
             n, h, w, co, i8(saved), C.c_float(0.05), zp, h, w, k, i8(wt), 1, 1, ci,
             rig_p(scales, C.c_float), co, C.byref(win), rig_p(momentum, C.c_float),
-            C.byref(sgd), C.byref(state), rig_p(scratch, C.c_float))
+            C.byref(sgd), C.byref(state), rig_p(scratch, C.c_float),
+            *weight_stage(n, h, w, co, k, win))
     # a 1x1 layer of stride 2: portable
     dy, saved = dy_of(rng, (1, 3, 3, 4), False), rng.integers(-128, 128, (1, 6, 6, 5)).astype(np.int8)
     dw = np.zeros((4, 1, 1, 5), np.float32)
     lib.tt_conv2d_weight_grad_s8(i8(dy), rig_p(np.array([0.02], np.float32), C.c_float), None,
                                  1, 3, 3, 4, i8(saved), C.c_float(0.05), -3, 6, 6, 5, 1, 1,
                                  C.byref(c_kernels.Window(2, 2, 1, 1, 0, 0)),
-                                 rig_p(dw, C.c_float))
+                                 rig_p(dw, C.c_float), rig_p(np.zeros(4096, np.uint8),
+                                                             C.c_uint8), 4096)
 
 
 def edge_calls() -> list:

@@ -166,7 +166,9 @@ void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int
  * first for A, the second to round; the first keeps the accumulators of dx's first quarter
  * of positions in dx's own bytes (when dx is 4-byte aligned) and of the next
  * scratch_positions in scratch, the second computes only the others again. Same bits
- * whatever the split. */
+ * whatever the split. The depthwise kernel's `stage` (8-byte aligned, `stage_bytes`, or
+ * NULL and 0) is the staging of its Cortex-M DSP version (tt_*_stage_bytes below); other
+ * builds ignore it. */
 void tt_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                              int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *w,
                              const int16_t *w_mult, float w_unit, int32_t kh, int32_t kw,
@@ -180,7 +182,8 @@ void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, 
                                        int32_t kh, int32_t kw, const tt_window *win, int32_t h,
                                        int32_t wd, int8_t *dx, float *dx_scale,
                                        tt_update_state *rounding, int32_t *scratch,
-                                       int32_t scratch_positions);
+                                       int32_t scratch_positions, void *stage,
+                                       int32_t stage_bytes);
 
 void tt_fully_connected_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                                       int32_t batches, int32_t units, const int8_t *w,
@@ -237,18 +240,43 @@ void tt_bias_grad_f32(const float *dy, const uint8_t *mask, int32_t outer, int32
  * (any order), converted once: dw = (float)T * (dy_scale * x_scale) (float32, in this order),
  * db = (float)T_b * dy_scale with T_b = the sum of dy. |dy * (saved - x_zp)| <= 127 * 255, so
  * a weight gradient sums at most TT_GRAD_MAX_POSITIONS positions (n * oh * ow, or batches),
- * which callers check; dw and db are float32, as the f32 kernels'. */
+ * which callers check; dw and db are float32, as the f32 kernels'. The conv and depthwise
+ * kernels' `stage` (8-byte aligned, `stage_bytes`; or NULL and 0) is their Cortex-M DSP
+ * version's staging, the size tt_*_stage_bytes gives; other builds ignore it. */
 void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                               int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *saved,
                               float x_scale, int32_t x_zp, int32_t h, int32_t wd, int32_t k,
-                              int32_t kh, int32_t kw, const tt_window *win, float *dw);
+                              int32_t kh, int32_t kw, const tt_window *win, float *dw,
+                              void *stage, int32_t stage_bytes);
 
 void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale,
                                         const uint8_t *mask, int32_t n, int32_t oh,
                                         int32_t ow, int32_t c, int32_t m,
                                         const int8_t *saved, float x_scale, int32_t x_zp,
                                         int32_t h, int32_t wd, int32_t kh, int32_t kw,
-                                        const tt_window *win, float *dw);
+                                        const tt_window *win, float *dw, void *stage,
+                                        int32_t stage_bytes);
+
+/* The staging the Cortex-M DSP versions of the int8-gradient kernels above take for a layer
+ * (the arguments of the kernel's shapes), at most `limit` bytes (<= 0: no limit): the bytes
+ * of its fastest walk within the limit and the TT_GRAD_DSP_*_STAGE_BYTES defaults (8 KB,
+ * plus the accumulators and the dy column); 0 where no DSP version takes the layer with
+ * that much. The same number on every target, so that a plan of the arena is the same for
+ * all of them. A smaller staging walks smaller blocks of channels (depthwise) or the int8
+ * form of the saved input (pointwise); a kernel given less than any walk needs runs the
+ * portable code: the same bits in every case, only the instructions differ. */
+int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
+                                             int32_t h, int32_t wd, int32_t k, int32_t kh,
+                                             int32_t kw, const tt_window *win,
+                                             int32_t limit);
+int32_t tt_depthwise_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow,
+                                                       int32_t c, int32_t m, int32_t h,
+                                                       int32_t wd, int32_t kh, int32_t kw,
+                                                       const tt_window *win, int32_t limit);
+int32_t tt_depthwise_conv2d_input_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow,
+                                                      int32_t c, int32_t m, int32_t kh,
+                                                      int32_t kw, const tt_window *win,
+                                                      int32_t h, int32_t wd, int32_t limit);
 
 void tt_fully_connected_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                                        int32_t batches, int32_t units, const int8_t *saved,
@@ -321,14 +349,16 @@ void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int
 
 /* The fused updates of int8 dy (first suffix: the parameters' type, second: dy's): the
  * arguments of the f32-dy versions with dy int8 and its scale after it; gradients of the
- * _s8 gradient kernels, the same update, the same scratch. */
+ * _s8 gradient kernels, the same update, the same scratch; conv and depthwise take their
+ * gradient kernel's `stage` too. */
 void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                                    int32_t n, int32_t oh, int32_t ow, int32_t co,
                                    const int8_t *saved, float x_scale, int32_t x_zp, int32_t h,
                                    int32_t wd, int32_t k, int8_t *w, int32_t kh, int32_t kw,
                                    int32_t ci, const float *w_scales, int32_t n_scales,
                                    const tt_window *win, float *momentum, const tt_sgd *o,
-                                   tt_update_state *s, float *scratch);
+                                   tt_update_state *s, float *scratch, void *stage,
+                                   int32_t stage_bytes);
 
 void tt_depthwise_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale,
                                              const uint8_t *mask, int32_t n, int32_t oh,
@@ -338,7 +368,8 @@ void tt_depthwise_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_s
                                              int32_t kw, const float *w_scales,
                                              int32_t n_scales, const tt_window *win,
                                              float *momentum, const tt_sgd *o,
-                                             tt_update_state *s, float *scratch);
+                                             tt_update_state *s, float *scratch, void *stage,
+                                             int32_t stage_bytes);
 
 void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, const float *dy_scale,
                                             const uint8_t *mask, int32_t batches, int32_t units,

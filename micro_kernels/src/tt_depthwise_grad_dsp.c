@@ -34,11 +34,15 @@
 
 #include "tt_depthwise_grad_dsp.h"
 
-#if TT_GRAD_DSP
-#include "tt_dsp_common.h"
-
 #define DW_MAX_K 8               /* kh, kw and the strides (MCUNet has 8x8 kernels) */
 #define DW_MAX_GROUPS 64         /* four-channel groups per block: one position's 1 KB */
+#define DW_JUMP_BYTES 520        /* sizeof(tt_gdsp_jumper), known to portable builds too */
+
+/* The staging's default size, what tt_*_stage_bytes asks for at most (the DSP versions take
+ * whatever they are given: a smaller staging walks more, smaller blocks of channels). */
+#ifndef TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES
+#define TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES 8192
+#endif
 
 /* A layer's operands and the geometry of its staging. */
 typedef struct {
@@ -52,6 +56,96 @@ typedef struct {
   int32_t count[DW_MAX_K];       /* taps of stride class q (kx = q, q + sw, ... < kw) */
   int32_t first[DW_MAX_K];       /* staged index of class q's first tap in a row of kw */
 } dw_layer;
+
+/* The layer's geometry, or 0 when it is not one this version takes. */
+static int layer_of(dw_layer *a, int32_t m, const tt_window *win) {
+  const tt_window v = *win;
+  if (m != 1 || v.dilation_h != 1 || v.dilation_w != 1 || v.pad_top < 0 || v.pad_left < 0 ||
+      a->kh < 1 || a->kw < 1 || a->kh > DW_MAX_K || a->kw > DW_MAX_K || v.stride_h < 1 ||
+      v.stride_w < 1 || v.stride_h > DW_MAX_K || v.stride_w > DW_MAX_K)
+    return 0;
+  a->sh = v.stride_h;
+  a->sw = v.stride_w;
+  a->pad_top = v.pad_top;
+  a->pad_left = v.pad_left;
+  int32_t taps = 0;
+  for (int32_t q = 0; q < a->sw; ++q) {
+    a->count[q] = q < a->kw ? (a->kw - q + a->sw - 1) / a->sw : 0;
+    a->first[q] = taps;
+    taps += a->count[q];
+  }
+  /* the dy columns the dx columns read, zero columns included: [lo, hi] */
+  int32_t lo = 0, hi = a->ow - 1;
+  for (int32_t ix = 0; ix < a->wd; ++ix) {
+    const int32_t q = (ix + a->pad_left) % a->sw, nx = a->count[q];
+    const int32_t top = (ix + a->pad_left - q) / a->sw;
+    if (nx == 0) continue;
+    if (top - (nx - 1) < lo) lo = top - (nx - 1);
+    if (top > hi) hi = top;
+  }
+  a->left = -lo;
+  a->cols = hi - lo + 1;
+  a->slots = (a->kh + a->sh - 1) / a->sh;
+  return 1;
+}
+
+/* The bytes the input gradient's staging takes for nb groups of four channels: per group
+ * its staged weights and dy rows (per_group) and four int32 accumulators; where the
+ * channels take more than one block, the stream's jump tables at the end. */
+static int32_t input_stage_bytes(int32_t per_group, int32_t nb, int32_t groups) {
+  return nb * (per_group + 16) + (nb < groups ? DW_JUMP_BYTES : 0);
+}
+
+/* The most groups a staging of `bytes` holds (at most `groups` and DW_MAX_GROUPS). */
+static int32_t input_stage_groups(int32_t per_group, int32_t groups, int32_t bytes) {
+  int32_t nb = bytes / (per_group + 16);
+  if (nb > DW_MAX_GROUPS) nb = DW_MAX_GROUPS;
+  if (nb >= groups) return groups;
+  const int32_t rest = bytes - DW_JUMP_BYTES;
+  return rest > 0 ? rest / (per_group + 16) : 0;
+}
+
+int32_t tt_depthwise_conv2d_input_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow,
+                                                      int32_t c, int32_t m, int32_t kh,
+                                                      int32_t kw, const tt_window *win,
+                                                      int32_t h, int32_t wd, int32_t limit) {
+  dw_layer a = {.n = n, .oh = oh, .ow = ow, .c = c, .kh = kh, .kw = kw, .h = h, .wd = wd};
+  if (!layer_of(&a, m, win)) return 0;
+  const int32_t groups = (c + 3) >> 2, per_group = 8 * (a.slots * a.cols + kh * kw);
+  int32_t most = TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES + 16 * DW_MAX_GROUPS;
+  if (limit > 0 && limit < most) most = limit;
+  const int32_t nb = input_stage_groups(per_group, groups, most);
+  return nb > 0 ? input_stage_bytes(per_group, nb, groups) : 0;
+}
+
+/* The weight gradient's: per group of four channels a staged dy row and an x row. */
+static int weight_layer(int32_t m, int32_t ow, int32_t kh, int32_t kw, const tt_window *win) {
+  const tt_window v = *win;
+  /* fewer than 4 columns do not pay for the staging (an x row is staged per dy row and tap
+   * row): measured 7.3 and 9.6 instructions per MAC against the portable 6.5 and 8.1 on the
+   * person detector's 3x3 layers, 6.4 against 6.6 at 4 columns */
+  return !(m != 1 || v.dilation_h != 1 || v.dilation_w != 1 || kh < 1 || kw < 1 ||
+           kw > DW_MAX_K || v.stride_h < 1 || v.stride_w < 1 || ow < 4);
+}
+
+int32_t tt_depthwise_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow,
+                                                       int32_t c, int32_t m, int32_t h,
+                                                       int32_t wd, int32_t kh, int32_t kw,
+                                                       const tt_window *win, int32_t limit) {
+  (void)n, (void)oh, (void)h;
+  if (!weight_layer(m, ow, kh, kw, win)) return 0;
+  const int32_t groups = (c + 3) >> 2, per_group = 8 * (ow + wd);
+  const int32_t most = limit > 0 && limit < TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES
+                           ? limit : TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES;
+  int32_t nb = most / per_group;
+  if (nb > groups) nb = groups;
+  return nb * per_group;
+}
+
+#if TT_GRAD_DSP
+#include "tt_dsp_common.h"
+
+typedef char dw_jump_bytes_check[sizeof(tt_gdsp_jumper) == DW_JUMP_BYTES ? 1 : -1];
 
 /* One block of channels [c0, c0 + nc), nb groups of four (the last one partial when nc is
  * not a multiple of 4), and its staging: per group a chunk of `chunk` words, the group's
@@ -204,70 +298,39 @@ DW_SUMS(6)
 DW_SUMS(7)
 DW_SUMS(8)
 
-/* The layer's geometry, or 0 when it is not one this version takes. */
-static int layer_of(dw_layer *a, int32_t m, const tt_window *win) {
-  const tt_window v = *win;
-  if (m != 1 || v.dilation_h != 1 || v.dilation_w != 1 || v.pad_top < 0 || v.pad_left < 0 ||
-      a->kh < 1 || a->kw < 1 || a->kh > DW_MAX_K || a->kw > DW_MAX_K || v.stride_h < 1 ||
-      v.stride_w < 1 || v.stride_h > DW_MAX_K || v.stride_w > DW_MAX_K)
-    return 0;
-  a->sh = v.stride_h;
-  a->sw = v.stride_w;
-  a->pad_top = v.pad_top;
-  a->pad_left = v.pad_left;
-  int32_t taps = 0;
-  for (int32_t q = 0; q < a->sw; ++q) {
-    a->count[q] = q < a->kw ? (a->kw - q + a->sw - 1) / a->sw : 0;
-    a->first[q] = taps;
-    taps += a->count[q];
-  }
-  /* the dy columns the dx columns read, zero columns included: [lo, hi] */
-  int32_t lo = 0, hi = a->ow - 1;
-  for (int32_t ix = 0; ix < a->wd; ++ix) {
-    const int32_t q = (ix + a->pad_left) % a->sw, nx = a->count[q];
-    const int32_t top = (ix + a->pad_left - q) / a->sw;
-    if (nx == 0) continue;
-    if (top - (nx - 1) < lo) lo = top - (nx - 1);
-    if (top > hi) hi = top;
-  }
-  a->left = -lo;
-  a->cols = hi - lo + 1;
-  a->slots = (a->kh + a->sh - 1) / a->sh;
-  return 1;
-}
-
 int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
                                    int32_t oh, int32_t ow, int32_t c, int32_t m,
                                    const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
                                    const tt_window *win, int32_t h, int32_t wd, int32_t p0,
                                    int32_t p1, const tt_keep *keep, uint32_t *amax,
-                                   tt_rounder *r, int8_t *dx) {
+                                   tt_rounder *r, int8_t *dx, void *stage_mem,
+                                   int32_t stage_bytes) {
   dw_layer a = {.dy = dy, .mask = mask, .n = n, .oh = oh, .ow = ow, .c = c, .w = w,
                 .mult = mult, .kh = kh, .kw = kw, .h = h, .wd = wd};
-  if (!layer_of(&a, m, win)) return 0;
+  if (stage_mem == 0 || ((uintptr_t)stage_mem & 7u) != 0 || !layer_of(&a, m, win)) return 0;
   for (int32_t ch = 0; ch < c; ++ch)
     if (mult[ch] < 0 || mult[ch] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
   const int32_t groups = (c + 3) >> 2;
   const int32_t per_group = 8 * (a.slots * a.cols + kh * kw);     /* staged bytes */
-  int32_t nb = TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES / per_group;
-  if (nb > groups) nb = groups;
-  if (nb > DW_MAX_GROUPS) nb = DW_MAX_GROUPS;
+  const int32_t nb = input_stage_groups(per_group, groups, stage_bytes & ~7);
+  if (nb == 0) return 0;
   /* stochastic rounding block by block: the stream jumps over each position's other
    * channels (tt_gdsp_jumper), whose tables take the staging's last bytes */
   const int draws = r != 0 && r->stochastic && !r->exact && nb < groups;
-  const int32_t jump_at = TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES - (int32_t)sizeof(tt_gdsp_jumper);
-  if (draws && nb * per_group > jump_at) nb = jump_at / per_group;
-  if (nb == 0) return 0;
 
   static const sums_fn sums_of[DW_MAX_K + 1] = {sums0, sums1, sums2, sums3,
                                                  sums4, sums5, sums6, sums7, sums8};
-  tt_wdsp_word stage[TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES / 4] __attribute__((aligned(8)));
-  int32_t acc[4 * DW_MAX_GROUPS];
+  /* the staging: the accumulators of a position's block, the block's groups, the jump
+   * tables last */
+  int32_t *acc = (int32_t *)stage_mem;
+  tt_wdsp_word *stage = (tt_wdsp_word *)(void *)((char *)stage_mem + 16 * nb);
   uint32_t top = 0;
   tt_tap_run ty;
   tt_tap_steps(a.sh, 1, &ty);
-  tt_gdsp_jumper *skip = (tt_gdsp_jumper *)(void *)((char *)stage + jump_at);
-  skip->n = -1;
+  tt_gdsp_jumper *skip =
+      draws ? (tt_gdsp_jumper *)(void *)((char *)stage_mem + (stage_bytes & ~7) - DW_JUMP_BYTES)
+            : 0;
+  if (draws) skip->n = -1;
   uint32_t start = draws ? r->rng : 0u;        /* the stream at (first position, c0) */
   for (int32_t g0 = 0; g0 < groups; g0 += nb) {
     dw_block blk;
@@ -393,17 +456,13 @@ int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32
                                     int32_t oh, int32_t ow, int32_t c, int32_t m,
                                     const int8_t *saved, int32_t x_zp, int32_t h, int32_t wd,
                                     int32_t kh, int32_t kw, const tt_window *win, float unit,
-                                    float *dw) {
+                                    float *dw, void *stage_mem, int32_t stage_bytes) {
   const tt_window v = *win;
-  /* fewer than 4 columns do not pay for the staging (an x row is staged per dy row and tap
-   * row): measured 7.3 and 9.6 instructions per MAC against the portable 6.5 and 8.1 on the
-   * person detector's 3x3 layers, 6.4 against 6.6 at 4 columns */
-  if (m != 1 || v.dilation_h != 1 || v.dilation_w != 1 || kh < 1 || kw < 1 ||
-      kw > DW_MAX_K || v.stride_h < 1 || v.stride_w < 1 || ow < 4)
+  if (stage_mem == 0 || ((uintptr_t)stage_mem & 7u) != 0 || !weight_layer(m, ow, kh, kw, win))
     return 0;
   const int32_t groups = (c + 3) >> 2;
   const int32_t per_group = 8 * (ow + wd);          /* a staged dy row and an x row */
-  int32_t nb = TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES / per_group;
+  int32_t nb = stage_bytes / per_group;
   if (nb > groups) nb = groups;
   if (nb == 0) return 0;
   const int32_t sw = v.stride_w;
@@ -411,7 +470,7 @@ int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32
   int32_t ox0[DW_MAX_K], ox1[DW_MAX_K];
   for (int32_t kx = 0; kx < kw; ++kx)
     tt_out_range(kx, sw, 1, v.pad_left, wd, ow, &ox0[kx], &ox1[kx]);
-  tt_wdsp_word stage[TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES / 4] __attribute__((aligned(8)));
+  tt_wdsp_word *stage = (tt_wdsp_word *)stage_mem;
   tt_dw_int *t = (tt_dw_int *)dw;            /* the exact sums, converted in place at the end */
   const int32_t taps = kh * kw * c;
   for (int32_t i = 0; i < taps; ++i) t[i] = 0;

@@ -5,16 +5,15 @@
  * code: the accumulators are the same exact int32 sums (tt_kernels.h bounds them below
  * 2^31), only summed in another order.
  *
- * Memory: one staging array on the stack of TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES (default
- * 8192) per call, plus 1 KB of accumulators; nothing else besides the arguments. */
+ * Memory: the caller's staging (stage_mem, stage_bytes: 8-byte aligned, from the arena of
+ * the generated program), whose size tt_depthwise_conv2d_*_grad_s8_stage_bytes gives
+ * (tt_kernels.h); with less the channels are walked in smaller blocks, and with too little
+ * for one block of four, or NULL, the portable code runs. Nothing on the stack but a few
+ * hundred bytes of locals. */
 #ifndef TT_DEPTHWISE_GRAD_DSP_H
 #define TT_DEPTHWISE_GRAD_DSP_H
 
 #include "tt_grad_dsp.h"
-
-#ifndef TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES
-#define TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES 8192
-#endif
 
 #if TT_GRAD_DSP
 /* The int8 input gradient of a depthwise convolution of depth multiplier 1 (the arguments
@@ -25,14 +24,16 @@
  * receives the accumulators of the positions it names and `amax` their largest magnitude
  * over [p0, p1) (either or both), or `r` rounds them into dx in dx's row-major order, its stream at
  * position p0 on entry (so stochastic rounding draws as the portable code does). Takes layers with m = 1, dilation 1, padding >= 0, kh, kw <= 8, strides <= 8,
- * whose staging fits the buffer for at least four channels (more are walked block by block;
- * stochastic rounding's stream then jumps between a position's blocks, tt_grad_dsp.h). */
+ * whose staging (stage_mem, stage_bytes) holds at least four channels (more are walked
+ * block by block; stochastic rounding's stream then jumps between a position's blocks,
+ * tt_grad_dsp.h, its tables at the staging's end). */
 int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
                                    int32_t oh, int32_t ow, int32_t c, int32_t m,
                                    const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
                                    const tt_window *win, int32_t h, int32_t wd, int32_t p0,
                                    int32_t p1, const tt_keep *keep, uint32_t *amax,
-                                   tt_rounder *r, int8_t *dx);
+                                   tt_rounder *r, int8_t *dx, void *stage_mem,
+                                   int32_t stage_bytes);
 
 /* The int8-dy weight gradient of a depthwise convolution of depth multiplier 1 (the
  * arguments of tt_depthwise_conv2d_weight_grad_s8, unit = dy_scale * x_scale): dw [kh, kw,
@@ -40,12 +41,12 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
  * reads inside the image of dy[b, oy, ox, ch] (0 where masked) * (saved[b, iy, ix, ch] -
  * x_zp). dw holds the int32 sums until their conversion. Takes layers with m = 1, dilation
  * 1, kw <= 8, ow >= 4, whose staged dy and x rows (8 (ow + wd) bytes per four channels) fit
- * the buffer for four channels (more are walked in blocks). */
+ * the staging (stage_mem, stage_bytes) for four channels (more are walked in blocks). */
 int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
                                     int32_t oh, int32_t ow, int32_t c, int32_t m,
                                     const int8_t *saved, int32_t x_zp, int32_t h, int32_t wd,
                                     int32_t kh, int32_t kw, const tt_window *win, float unit,
-                                    float *dw);
+                                    float *dw, void *stage_mem, int32_t stage_bytes);
 #endif
 
 #endif /* TT_DEPTHWISE_GRAD_DSP_H */

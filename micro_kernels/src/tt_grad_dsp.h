@@ -22,14 +22,24 @@
 #define TT_GRAD_DSP_STAGE_BYTES 4096
 #endif
 
-/* The weight gradients' staging of a layer's whole saved input (tt_param_grad_dsp.c): about
- * 2 * positions * channels bytes, on the stack of the gradient or fused update call (it
- * holds the person detector's trained pointwise layers: 256 channels at 3x3 take 6 KB). */
+/* The pointwise weight gradients' staging of a layer's whole saved input
+ * (tt_param_grad_dsp.c): about 2 * positions * channels bytes, the caller's (the arena of
+ * the generated program: tt_conv2d_weight_grad_s8_stage_bytes). At most this much of it is
+ * asked for (it holds the person detector's trained pointwise layers: 256 channels at 3x3
+ * take 6 KB); the dy column's 8 bytes per four positions come on top. */
 #ifndef TT_GRAD_DSP_WEIGHT_STAGE_BYTES
 #define TT_GRAD_DSP_WEIGHT_STAGE_BYTES 8192
 #endif
 
 typedef uint32_t tt_wdsp_word __attribute__((may_alias));
+
+/* Bytes of a pointwise layer's weight-gradient staging, `rows` positions of k channels: the
+ * saved input as int16 (int16 != 0) or int8, then one dy column (two words per group of four
+ * positions). Target-independent, so that every build plans the same arena. */
+static inline int32_t tt_wdsp_stage_bytes(int32_t rows, int32_t k, int int16) {
+  const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
+  return blocks * groups * (int16 ? 64 : 32) + 8 * groups;
+}
 
 #if TT_GRAD_DSP
 #include <arm_acle.h>
@@ -89,14 +99,20 @@ static inline uint32_t tt_gdsp_jump(const tt_gdsp_jumper *j, uint32_t x) {
 /* The weight gradient of a pointwise layer (1x1 convolution of stride 1 without padding):
  * dw[o, c] = (float)T * unit, T = the sum over the positions p < rows of
  * dy[p, o] * (saved[p, c] - x_zp) (dy [rows, co] int8, 0 where masked; saved [rows, k]).
- * tt_dsp_pointwise_weight_stage stages `saved` into `stage` (TT_GRAD_DSP_WEIGHT_STAGE_BYTES,
- * 8-byte aligned; as int16 x - x_zp, or as int8 x when that does not fit) and returns 1, or
- * returns 0 when neither fits or rows < 2 (the caller runs the portable code); then
+ * tt_dsp_pointwise_weight_stage stages `saved` into the caller's `mem` (`bytes`, 8-byte
+ * aligned; as int16 x - x_zp where tt_wdsp_stage_bytes(rows, k, 1) fits, else as int8 x
+ * where tt_wdsp_stage_bytes(rows, k, 0) does), fills st and returns 1, or returns 0 when
+ * neither fits or rows < 2 (the caller runs the portable code); then
  * tt_dsp_pointwise_weight_channel (the same rows, k and x_zp) writes output channel o's k
  * gradients into out. */
+typedef struct {
+  int int16;                  /* the saved input staged as int16 x - x_zp, else as int8 x */
+  tt_wdsp_word *x, *dys;      /* the staged input; one dy column */
+} tt_wdsp_stage;
+
 int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, int32_t x_zp,
-                                  tt_wdsp_word *stage);
-void tt_dsp_pointwise_weight_channel(const tt_wdsp_word *stage, const int8_t *dy,
+                                  void *mem, int32_t bytes, tt_wdsp_stage *st);
+void tt_dsp_pointwise_weight_channel(const tt_wdsp_stage *st, const int8_t *dy,
                                      const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
                                      int32_t k, int32_t x_zp, float unit, float *out);
 #endif

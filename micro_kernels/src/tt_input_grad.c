@@ -189,6 +189,8 @@ typedef struct {
    * [0, k), w_hi [co, kh, kw, ci - k] the rest; k == ci and w_hi NULL for a whole one */
   int32_t k;
   const int8_t *w_hi;
+  void *stage;                  /* the depthwise DSP version's staging (tt_kernels.h) */
+  int32_t stage_bytes;
 } layer_s8;
 
 /* One dy position's terms for channels c0 .. c0 + 8 of a convolution: s[j] += the sum over
@@ -443,7 +445,7 @@ static int dsp_depthwise_walk(const layer_s8 *a, int32_t p0, int32_t p1, const t
 #if TT_GRAD_DSP
   return tt_dsp_depthwise_input_grad_s8(a->dy, a->mask, a->n, a->oh, a->ow, a->ci, a->m, a->w,
                                         a->mult, a->kh, a->kw, &a->v, a->h, a->wd, p0, p1,
-                                        keep, amax, r, dx);
+                                        keep, amax, r, dx, a->stage, a->stage_bytes);
 #else
   (void)a, (void)p0, (void)p1, (void)keep, (void)amax, (void)r, (void)dx;
   return 0;
@@ -536,7 +538,7 @@ void tt_conv2d_input_grad_split_s8(const int8_t *dy, const float *dy_scale, cons
                                    int8_t *dx, float *dx_scale, tt_update_state *rounding,
                                    int32_t *scratch, int32_t scratch_positions) {
   layer_s8 a = {dy, mask, n, oh, ow, co, w_lo, w_mult, kh, kw, 1, *win, h, wd, ci,
-                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, k, w_hi};
+                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, k, w_hi, 0, 0};
   tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
   tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
   input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch, scratch_positions);
@@ -548,9 +550,10 @@ void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, 
                                        int32_t kh, int32_t kw, const tt_window *win, int32_t h,
                                        int32_t wd, int8_t *dx, float *dx_scale,
                                        tt_update_state *rounding, int32_t *scratch,
-                                       int32_t scratch_positions) {
+                                       int32_t scratch_positions, void *stage,
+                                       int32_t stage_bytes) {
   layer_s8 a = {dy, mask, n, oh, ow, c * m, w, w_mult, kh, kw, m, *win, h, wd, c,
-                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, c, 0};
+                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, c, 0, stage, stage_bytes};
   tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
   tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
   input_grad_s8(&a, 1, *dy_scale * w_unit, dx, dx_scale, rounding, scratch, scratch_positions);
@@ -577,7 +580,7 @@ void tt_fully_connected_input_grad_split_s8(const int8_t *dy, const float *dy_sc
                                             int32_t scratch_positions) {
   static const tt_window one = {1, 1, 1, 1, 0, 0};
   layer_s8 a = {dy, mask, batches, 1, 1, units, w_lo, w_mult, 1, 1, 1, one, 1, 1, depth,
-                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, k, w_hi};
+                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, k, w_hi, 0, 0};
   tt_tap_steps(1, 1, &a.ty);
   tt_tap_steps(1, 1, &a.tx);
   input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch, scratch_positions);

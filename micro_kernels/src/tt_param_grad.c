@@ -446,24 +446,44 @@ static void conv2d_weight_grad_channel_s8(const conv_weight_grad_s8 *args, int32
   }
 }
 
-#if TT_GRAD_DSP
 /* Whether the DSP version takes the layer (tt_grad_dsp.h): a pointwise one, each output
  * position reading the input position it sits on. */
+static int pointwise_layer(int32_t oh, int32_t ow, int32_t h, int32_t wd, int32_t kh,
+                           int32_t kw, const tt_window *win) {
+  return kh == 1 && kw == 1 && win->stride_h == 1 && win->stride_w == 1 &&
+         win->pad_top == 0 && win->pad_left == 0 && h == oh && wd == ow;
+}
+
+int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
+                                             int32_t h, int32_t wd, int32_t k, int32_t kh,
+                                             int32_t kw, const tt_window *win,
+                                             int32_t limit) {
+  (void)co;
+  const int32_t rows = n * h * wd, column = 8 * ((rows + 3) >> 2);
+  if (!pointwise_layer(oh, ow, h, wd, kh, kw, win) || rows < 2) return 0;
+  for (int int16 = 1; int16 >= 0; --int16) {
+    const int32_t bytes = tt_wdsp_stage_bytes(rows, k, int16);
+    if (bytes - column <= TT_GRAD_DSP_WEIGHT_STAGE_BYTES && (limit <= 0 || bytes <= limit))
+      return bytes;
+  }
+  return 0;
+}
+
+#if TT_GRAD_DSP
 static int pointwise_s8(const conv_weight_grad_s8 *a) {
-  return a->kh == 1 && a->kw == 1 && a->win.stride_h == 1 && a->win.stride_w == 1 &&
-         a->win.pad_top == 0 && a->win.pad_left == 0 && a->h == a->oh && a->wd == a->ow;
+  return pointwise_layer(a->oh, a->ow, a->h, a->wd, a->kh, a->kw, &a->win);
 }
 
 /* A channel of the DSP version: the operands and the staged saved input. */
 typedef struct {
   const conv_weight_grad_s8 *a;
-  const tt_wdsp_word *stage;
+  tt_wdsp_stage stage;
 } conv_dsp_args;
 
 static void conv_channel_dsp(const void *args, int32_t o, float *out) {
   const conv_dsp_args *d = (const conv_dsp_args *)args;
   const conv_weight_grad_s8 *a = d->a;
-  tt_dsp_pointwise_weight_channel(d->stage, a->dy, a->mask, a->n * a->h * a->wd, a->co, o,
+  tt_dsp_pointwise_weight_channel(&d->stage, a->dy, a->mask, a->n * a->h * a->wd, a->co, o,
                                   a->k, a->x_zp, a->unit, out);
 }
 #endif
@@ -471,16 +491,19 @@ static void conv_channel_dsp(const void *args, int32_t o, float *out) {
 void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                               int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *saved,
                               float x_scale, int32_t x_zp, int32_t h, int32_t wd, int32_t k,
-                              int32_t kh, int32_t kw, const tt_window *win, float *dw) {
+                              int32_t kh, int32_t kw, const tt_window *win, float *dw,
+                              void *stage, int32_t stage_bytes) {
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
                                  *win, *dy_scale * x_scale};
 #if TT_GRAD_DSP
-  tt_wdsp_word stage[TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 4] __attribute__((aligned(8)));
-  if (pointwise_s8(&a) && tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage)) {
-    const conv_dsp_args d = {&a, stage};
+  conv_dsp_args d = {&a, {0, 0, 0}};
+  if (pointwise_s8(&a) &&
+      tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
     for (int32_t o = 0; o < co; ++o) conv_channel_dsp(&d, o, dw + o * k);
     return;
   }
+#else
+  (void)stage, (void)stage_bytes;
 #endif
   for (int32_t o = 0; o < co; ++o) conv2d_weight_grad_channel_s8(&a, o, dw + o * kh * kw * k);
 }
@@ -490,14 +513,17 @@ void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale,
                                         int32_t ow, int32_t c, int32_t m,
                                         const int8_t *saved, float x_scale, int32_t x_zp,
                                         int32_t h, int32_t wd, int32_t kh, int32_t kw,
-                                        const tt_window *win, float *dw) {
+                                        const tt_window *win, float *dw, void *stage,
+                                        int32_t stage_bytes) {
   const tt_window v = *win;
   const int32_t cm = c * m;
   const float unit = *dy_scale * x_scale;
 #if TT_GRAD_DSP
   if (tt_dsp_depthwise_weight_grad_s8(dy, mask, n, oh, ow, c, m, saved, x_zp, h, wd, kh, kw,
-                                      win, unit, dw))
+                                      win, unit, dw, stage, stage_bytes))
     return;
+#else
+  (void)stage, (void)stage_bytes;
 #endif
   for (int32_t ky = 0; ky < kh; ++ky)
     for (int32_t kx = 0; kx < kw; ++kx) {
@@ -674,6 +700,22 @@ static void update_rows_s8(int8_t *w, int32_t rows, int32_t depth, int32_t chann
   const int32_t scale_step = per_column ? 1 : 0;
   const int common = call.qas && call.stochastic && !call.use_momentum;   /* the defaults */
   float unused = 0.0f;
+  if (common && !per_column) {
+    /* the fused updates' case (one output channel's rows, its one scale): a loop of its
+     * own, every flag a constant and the scale in a register (the same operations) */
+    const float scale = scales[0];
+    for (int32_t r = 0; r < rows; ++r) {
+      int8_t *wr = w + r * depth;
+      const float *gr = grad + r * channels;
+      for (int32_t j = 0; j < channels; ++j) {
+        const float v = sgd_value(&call, gr[j], scale, &unused, 1, 0, 1);
+        const int32_t q = (int32_t)wr[j] + (int32_t)round_step(clamp_step(v, 256.0f), 1);
+        wr[j] = (int8_t)(q < -127 ? -127 : q > 127 ? 127 : q);
+      }
+    }
+    c->rng = call.rng;
+    return;
+  }
   for (int32_t r = 0; r < rows; ++r) {
     int8_t *wr = w + r * depth;
     const float *gr = grad + r * channels;
@@ -852,17 +894,20 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
                                    int32_t wd, int32_t k, int8_t *w, int32_t kh, int32_t kw,
                                    int32_t ci, const float *w_scales, int32_t n_scales,
                                    const tt_window *win, float *momentum, const tt_sgd *o,
-                                   tt_update_state *s, float *scratch) {
+                                   tt_update_state *s, float *scratch, void *stage,
+                                   int32_t stage_bytes) {
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
                                  *win, *dy_scale * x_scale};
 #if TT_GRAD_DSP
-  tt_wdsp_word stage[TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 4] __attribute__((aligned(8)));
-  if (pointwise_s8(&a) && tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage)) {
-    const conv_dsp_args d = {&a, stage};
+  conv_dsp_args d = {&a, {0, 0, 0}};
+  if (pointwise_s8(&a) &&
+      tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
     update_channels(conv_channel_dsp, &d, co, w, 1, ci, k, w_scales, n_scales, momentum, o, s,
                     scratch);
     return;
   }
+#else
+  (void)stage, (void)stage_bytes;
 #endif
   update_channels(conv_channel_s8, &a, co, w, kh * kw, ci, k, w_scales, n_scales, momentum, o,
                   s, scratch);
@@ -876,10 +921,11 @@ void tt_depthwise_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_s
                                              int32_t kw, const float *w_scales,
                                              int32_t n_scales, const tt_window *win,
                                              float *momentum, const tt_sgd *o,
-                                             tt_update_state *s, float *scratch) {
+                                             tt_update_state *s, float *scratch,
+                                             void *stage, int32_t stage_bytes) {
   sgd_call call = begin_update(o, s, momentum);
   tt_depthwise_conv2d_weight_grad_s8(dy, dy_scale, mask, n, oh, ow, c, m, saved, x_scale, x_zp,
-                                     h, wd, kh, kw, win, scratch);
+                                     h, wd, kh, kw, win, scratch, stage, stage_bytes);
   update_rows_s8(w, kh * kw, c * m, c * m, w_scales, n_scales > 1, scratch, momentum, &call);
   end_update(&call, s);
 }

@@ -17,9 +17,10 @@
  * 9-24 KB as int16) is staged as its raw int8 bytes in the same order, one word per group
  * [x(4g), .., x(4g + 3)], and T = sum dy x - x_zp sum dy: per group and eight channels one
  * double-word load of dy (staged [dy0, dy2], [dy1, dy3], the lanes SXTB16 gives), four of
- * x, sixteen SXTB16 and sixteen SMLADs. Which staging a layer has follows from rows and k
- * alone (weight_stage_int16), so the channel function needs no other word of it. A layer
- * whose int8 input does not fit either runs the portable code.
+ * x, sixteen SXTB16 and sixteen SMLADs. Which staging a layer has follows from rows, k and
+ * the staging's size (tt_wdsp_stage records it). A layer whose int8 input does not fit
+ * either runs the portable code. The staging is the caller's (the arena of the generated
+ * program), the dy column after the staged input.
  *
  * T is the portable kernel's integer (the same terms, any order, |T| < 2^31 by
  * TT_GRAD_MAX_POSITIONS; SMLAD wraps modulo 2^32 like the portable int32 sums, and so do
@@ -34,22 +35,18 @@
 /* Half index of position p (< 4 groups) of channel j of a block in the layout above. */
 static inline int32_t at(int32_t p, int32_t j) { return 4 * ((p >> 2) * 8 + j) + (p & 3); }
 
-/* Whether a layer of `rows` positions and k channels is staged as int16 (else as int8). */
-static inline int weight_stage_int16(int32_t rows, int32_t k) {
-  return (int64_t)((k + 7) >> 3) * ((rows + 3) >> 2) * 64 <= TT_GRAD_DSP_WEIGHT_STAGE_BYTES;
-}
 
 int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, int32_t x_zp,
-                                  tt_wdsp_word *stage) {
+                                  void *mem, int32_t bytes, tt_wdsp_stage *st) {
   const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
-  if (rows < 2) return 0;
-  if (!weight_stage_int16(rows, k)) {
-    /* as many groups as the int16 staging's bound, for the dy column's buffer */
-    if ((int64_t)blocks * groups * 32 > TT_GRAD_DSP_WEIGHT_STAGE_BYTES ||
-        groups > TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 64)
-      return 0;
-    memset(stage, 0, (size_t)blocks * (size_t)groups * 32u);
-    int8_t *byte = (int8_t *)stage;
+  if (rows < 2 || mem == 0 || ((uintptr_t)mem & 7u) != 0) return 0;
+  st->int16 = tt_wdsp_stage_bytes(rows, k, 1) <= bytes;
+  if (!st->int16 && tt_wdsp_stage_bytes(rows, k, 0) > bytes) return 0;
+  st->x = (tt_wdsp_word *)mem;
+  st->dys = st->x + blocks * groups * (st->int16 ? 16 : 8);
+  if (!st->int16) {
+    memset(st->x, 0, (size_t)blocks * (size_t)groups * 32u);
+    int8_t *byte = (int8_t *)st->x;
     for (int32_t p = 0; p < rows; ++p) {
       const int8_t *x = saved + p * k;
       for (int32_t c = 0; c < k; ++c)
@@ -57,8 +54,8 @@ int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, 
     }
     return 1;
   }
-  memset(stage, 0, (size_t)blocks * (size_t)groups * 64u);
-  int16_t *half = (int16_t *)stage;
+  memset(st->x, 0, (size_t)blocks * (size_t)groups * 64u);
+  int16_t *half = (int16_t *)st->x;
   for (int32_t p = 0; p < rows; ++p) {
     const int8_t *x = saved + p * k;
     for (int32_t c = 0; c < k; ++c)
@@ -133,14 +130,13 @@ static __attribute__((noinline)) void blocks_of(const tt_wdsp_word *stage,
   }
 }
 
-void tt_dsp_pointwise_weight_channel(const tt_wdsp_word *stage, const int8_t *dy,
+void tt_dsp_pointwise_weight_channel(const tt_wdsp_stage *st, const int8_t *dy,
                                      const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
                                      int32_t k, int32_t x_zp, float unit, float *out) {
   const int32_t groups = (rows + 3) >> 2;
-  /* dy's column o: at most TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 64 groups (the stages' bound) */
-  tt_wdsp_word dys[TT_GRAD_DSP_WEIGHT_STAGE_BYTES / 32] __attribute__((aligned(8)));
+  tt_wdsp_word *dys = st->dys;
   int16_t *half = (int16_t *)dys;
-  if (!weight_stage_int16(rows, k)) {
+  if (!st->int16) {
     /* [dy0, dy2], [dy1, dy3] per group; their sum for x_zp's term */
     int32_t p = 0, sum = 0;
     for (int32_t i = o; p < rows; ++p, i += co) {
@@ -149,13 +145,13 @@ void tt_dsp_pointwise_weight_channel(const tt_wdsp_word *stage, const int8_t *dy
       sum += v;
     }
     for (; p < 4 * groups; ++p) half[4 * (p >> 2) + ((p & 1) << 1) + ((p >> 1) & 1)] = 0;
-    blocks_of8(stage, dys, groups, k, (int32_t)((uint32_t)x_zp * (uint32_t)sum), unit, out);
+    blocks_of8(st->x, dys, groups, k, (int32_t)((uint32_t)x_zp * (uint32_t)sum), unit, out);
     return;
   }
   int32_t p = 0;
   for (int32_t i = o; p < rows; ++p, i += co) half[p] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
   for (; p < 4 * groups; ++p) half[p] = 0;
-  blocks_of(stage, dys, groups, k, unit, out);
+  blocks_of(st->x, dys, groups, k, unit, out);
 }
 
 #else

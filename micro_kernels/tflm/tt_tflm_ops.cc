@@ -247,6 +247,16 @@ void *IntsInit(TfLiteContext *context, const char *buffer, size_t length) {
 }
 
 constexpr const char *kMaskKeys[] = {"lo", "hi"};
+
+/* The staging of the DSP versions of the int8-gradient kernels (tt_kernels.h: the most any
+ * tt_*_stage_bytes asks for with the default TT_GRAD_DSP_*_STAGE_BYTES): inside TFLM a
+ * buffer on the invoke's stack, where the kernels had it before they took it as an
+ * argument, so that TFLM's arena (and memory.tflm_buffers, which predicts it) is unchanged;
+ * the generated programs place it in their arena instead. */
+constexpr int32_t kGradStageBytes = 9216;
+struct GradStage {
+  alignas(8) uint8_t bytes[kGradStageBytes];
+};
 constexpr const char *kSliceKeys[] = {"channels"};
 
 TfLiteStatus SaveMaskPrepare(TfLiteContext *context, TfLiteNode *node) {
@@ -1045,12 +1055,13 @@ TfLiteStatus InputGradInvokeInt8(TfLiteContext *context, TfLiteNode *node, Layer
                                   Dim(dx, 3), Data<int8_t>(dx), dx_scale, Rounding(&d->grad),
                                   scratch, scratch_positions);
   } else if (kLayer == kDepthwise) {
+    GradStage stage;
     tt_depthwise_conv2d_input_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
                                       Dim(dy, 2), Dim(dy, 3) / d->depth_multiplier,
                                       d->depth_multiplier, f.lo, d->mult, d->w_unit,
                                       Dim(w, 1), Dim(w, 2), &window, Dim(dx, 1), Dim(dx, 2),
                                       Data<int8_t>(dx), dx_scale, Rounding(&d->grad), scratch,
-                                      scratch_positions);
+                                      scratch_positions, stage.bytes, kGradStageBytes);
   } else {
     const int32_t units = Last(dy);
     tt_fully_connected_input_grad_split_s8(Data<int8_t>(dy), dy_scale, mask,
@@ -1160,17 +1171,20 @@ TfLiteStatus WeightGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   TfLiteEvalTensor *dw = EvalOutput(context, node, 0);
   if (d->int8) {
     const float *dy_scale = Data<float>(EvalInput(context, node, 3));
+    GradStage stage;
     if (kLayer == kConv) {
       tt_conv2d_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
                                Dim(dy, 2), Dim(dy, 3), Data<int8_t>(x), d->x_scale,
                                d->x_zero_point, Dim(x, 1), Dim(x, 2), Dim(x, 3), Dim(dw, 1),
-                               Dim(dw, 2), &window, Data<float>(dw));
+                               Dim(dw, 2), &window, Data<float>(dw), stage.bytes,
+                               kGradStageBytes);
     } else if (kLayer == kDepthwise) {
       tt_depthwise_conv2d_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0),
                                          Dim(dy, 1), Dim(dy, 2), Dim(x, 3), d->depth_multiplier,
                                          Data<int8_t>(x), d->x_scale, d->x_zero_point,
                                          Dim(x, 1), Dim(x, 2), Dim(dw, 1), Dim(dw, 2),
-                                         &window, Data<float>(dw));
+                                         &window, Data<float>(dw), stage.bytes,
+                                         kGradStageBytes);
     } else {
       tt_fully_connected_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask,
                                         Count(dy->dims) / Last(dy), Last(dy), Data<int8_t>(x),
@@ -1262,19 +1276,20 @@ TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   float *scratch = static_cast<float *>(Scratch(context, d->scratch));
   if (d->int8) {
     const float *dy_scale = Data<float>(EvalInput(context, node, 5));
+    GradStage stage;
     if (kLayer == kConv) {
       tt_conv2d_weight_update_s8_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
                                     Dim(dy, 2), Dim(dy, 3), Data<int8_t>(x), d->x_scale,
                                     d->x_zero_point, Dim(x, 1), Dim(x, 2), Dim(x, 3),
                                     Data<int8_t>(w), Dim(w, 1), Dim(w, 2), Dim(w, 3), d->scales,
                                     d->n_scales, &window, momentum, &d->sgd, &d->state,
-                                    scratch);
+                                    scratch, stage.bytes, kGradStageBytes);
     } else if (kLayer == kDepthwise) {
       tt_depthwise_conv2d_weight_update_s8_s8(
           Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2), Dim(x, 3),
           d->depth_multiplier, Data<int8_t>(x), d->x_scale, d->x_zero_point, Dim(x, 1),
           Dim(x, 2), Data<int8_t>(w), Dim(w, 1), Dim(w, 2), d->scales, d->n_scales, &window,
-          momentum, &d->sgd, &d->state, scratch);
+          momentum, &d->sgd, &d->state, scratch, stage.bytes, kGradStageBytes);
     } else {
       tt_fully_connected_weight_update_s8_s8(
           Data<int8_t>(dy), dy_scale, mask, Count(dy->dims) / Last(dy), Last(dy),

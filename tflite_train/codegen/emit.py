@@ -143,7 +143,9 @@ class Emitter:
                                     f"{self.g.tensors[part.tensor].name}: frozen input channels "
                                     f"{split.k}..{split.depth - 1}, {_shape(data.shape)}")
 
-    def arg(self, k: int, param: K.Param, a) -> str:
+    def arg(self, k: int, param: K.Param, a, scratch: int = 0) -> str:
+        """C for argument `a` of operator k's call (`scratch`: which of the call's scratch
+        buffers, when it is one)."""
         op = self.g.operators[k]
         if a is None:
             return "0"
@@ -159,7 +161,7 @@ class Emitter:
         if isinstance(a, Out):
             return self.tensor_expr(op.outputs[a.k], param)
         if isinstance(a, Scratch):
-            return f"({param.ctype} *)({ARENA} + {self.p.plan.scratch_offset(k)})"
+            return f"({param.ctype} *)({ARENA} + {self.p.plan.scratch_offset(k, scratch)})"
         if isinstance(a, UpdateState):
             return f"&tt_state[{self.state_index[k]}]"
         if isinstance(a, SplitPart):
@@ -180,7 +182,9 @@ class Emitter:
             (isinstance(a, In) and not a.value and op.inputs[a.k] == self.p.sample)
 
     def call(self, k: int, call: KernelCall) -> str:
-        args = [self.arg(k, p, a) for p, a in zip(call.signature.params, call.args)]
+        scratch = [sum(isinstance(b, Scratch) for b in call.args[:i])
+                   for i in range(len(call.args))]
+        args = [self.arg(k, p, a, j) for p, a, j in zip(call.signature.params, call.args, scratch)]
         name = self.p.rows.kernel if self.p.rows is not None and k == self.p.rows.op \
             else call.name
         return f"{name}({', '.join(args)})"

@@ -28,7 +28,7 @@ from ..errors import ModelError, TTError
 from ..ir import Graph
 from ..runtime import c_forward, c_kernels
 from ..runtime import kernel_calls as K
-from ..runtime.kernel_calls import In, KernelCall, Scratch
+from ..runtime.kernel_calls import In, KernelCall, Scratch, Staging
 from ..training_ops import options_of
 
 
@@ -523,14 +523,79 @@ def _shape_text(shape) -> str:
     return "x".join(map(str, shape))
 
 
+def _staged(calls: dict[int, KernelCall], stages: dict[int, int] | None
+            ) -> dict[int, KernelCall]:
+    """The calls with their DSP staging (kernel_calls.Staging) cut to `stages[k]` bytes at
+    operator k (none where it is absent; stages None: none anywhere)."""
+    stages = stages or {}
+    return {k: c_kernels.staged_within(c, stages.get(k, 0)) for k, c in calls.items()}
+
+
+def staging_ops(graph: Graph) -> dict[int, int]:
+    """Operator -> the bytes of DSP staging its kernel asks for (int8-gradient kernels with a
+    Cortex-M DSP version, tt_kernels.h: tt_*_stage_bytes)."""
+    out = {}
+    for k, call in _calls(graph).items():
+        for a in call.args:
+            if isinstance(a, Staging):
+                out[k] = a.nbytes
+    return out
+
+
+# The stack the DSP staging no longer takes: its kernels' deepest frames held it (8-9 KB);
+# what stays is the pointwise input gradient's staging and jump tables (tt_grad_dsp.h:
+# TT_GRAD_DSP_STAGE_BYTES and a tt_gdsp_jumper), about 4.6 KB. Measured on the rig: the
+# painted stack of MCUNet's and MobileNetV2's programs 10.5 KB -> 5.8 KB.
+STACK_KEPT = 4096 + 520
+
+
+def fit_staging(graph: Graph, arena_of, arena_limit: int = 0,
+                grow: int | None = None) -> dict[int, int]:
+    """How much of its DSP staging each operator gets (`arena_of(graph, stages)`: the arena
+    with those): the staging used to be an array on the stack of the kernel call (8-9 KB,
+    the program's deepest frames); in the arena it costs nothing where it fits beside what
+    is alive at its operator under the arena's peak without any staging, and growing that
+    peak costs less than the stack did as long as it grows by less than the stack saved
+    (`grow` bytes; by default the largest staging less STACK_KEPT; 0: never grow), or up to
+    `arena_limit`, the bytes the arena may grow to for speed, where larger. So each operator
+    gets the room under that ceiling (the kernel takes smaller blocks of channels, or the
+    int8 form of a pointwise input, from less; nothing, and the portable code runs, where
+    even that does not fit). Where the placement cannot keep them all under it at once, every staging
+    shrinks by the excess, a few times; failing that they are added one by one, the smallest
+    first, each at that room, else a half or a quarter of it, else none."""
+    wanted = staging_ops(graph)
+    if not wanted:
+        return {}
+    base = arena_of(graph, {})
+    if grow is None:
+        grow = max(max(wanted.values()) - STACK_KEPT, 0)
+    ceiling = max(base.arena_bytes + grow, arena_limit)
+    room = {k: min(n, max(ceiling - base.live[k], 0)) for k, n in wanted.items()}
+    room = {k: n for k, n in room.items() if n > 0}
+    stages = room
+    for _ in range(4):
+        over = arena_of(graph, stages).arena_bytes - ceiling
+        if over <= 0:
+            return stages
+        stages = {k: max(n - max(over, 64), 0) for k, n in stages.items()}
+    stages = {}
+    for k in sorted(room, key=lambda k: (room[k], k)):
+        for n in (room[k], room[k] // 2, room[k] // 4):
+            if arena_of(graph, {**stages, k: n}).arena_bytes <= ceiling:
+                stages[k] = n
+                break
+    return stages
+
+
 def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
-            input_rows: bool = False):
+            input_rows: bool = False, stages: dict[int, int] | None = None):
     """The kernel calls, split filters, arena tensors, views, fused operators, in-place
     calls and the arena's plan of a training graph (`outside`: tensors the caller holds;
     `streamed`: first operators of the three-layer streams to run, by default none;
     `input_rows`: the sample is read row by row, outside the arena but for the ring of rows
-    the call that reads it keeps, _row_input)."""
-    calls = _calls(graph)
+    the call that reads it keeps, _row_input; `stages`: the DSP staging of each operator,
+    fit_staging, by default none)."""
+    calls = _staged(_calls(graph), stages)
     splits = _splits(graph, calls)
 
     # views of tensors outside the arena (a RESHAPE of a constant) share their storage
@@ -672,8 +737,11 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
     streamed = choose_streams(graph, outside)
     memory.choose_passes(
         graph, lambda g: _layout(g, outside, streamed, input_rows)[-1].arena_bytes, arena_limit)
+    # the DSP gradient kernels' staging where it fits under the peak the passes chose
+    stages = fit_staging(graph, lambda g, s: _layout(g, outside, streamed, input_rows, s)[-1],
+                         arena_limit)
     calls, splits, arena, views, fused, skipped, inplace_calls, plan = \
-        _layout(graph, outside, streamed, input_rows)
+        _layout(graph, outside, streamed, input_rows, stages)
     lent = lend_scratch(graph, calls, plan)
     row_input = _row_input(graph, calls, streamed, skipped, fused) if input_rows else None
     granted = {r.op for r in plan.aliases}

@@ -20,7 +20,7 @@ from ..ir import Graph, Operator
 from ..training_ops import grad_mode, options_of, seed_state
 from . import kernel_calls as K
 from .build import BUILD, MICRO_KERNELS, micro_kernels_library
-from .kernel_calls import STATE, In, KernelCall, Out, Scratch
+from .kernel_calls import STATE, In, KernelCall, Out, Scratch, Staging
 
 ROOT = MICRO_KERNELS
 LIBRARY = BUILD / "libtt_kernels.so"
@@ -156,7 +156,33 @@ def _mask_grad(g, op):
                                                       Out(0)])
 
 
-def _input_grad_s8(g, op, name: str, middle: list):
+def _stage(name: str, *shape, limit: int = 0) -> list:
+    """The staging arguments (stage, stage_bytes) of an int8-gradient kernel with a Cortex-M
+    DSP version: scratch of the bytes its `name`_stage_bytes asks for the layer's shapes
+    within `limit` (0: none; the same on every target, so that every build plans the same
+    arena; the portable code leaves it untouched), or NULL and 0 where no DSP version takes
+    the layer."""
+    def within(most: int) -> int:
+        return int(K.host_call(name + "_stage_bytes", *shape, most))
+    n = within(limit)
+    return [Staging(n, within), n] if n > 0 else [None, 0]
+
+
+def staged_within(call: KernelCall, limit: int) -> KernelCall:
+    """`call` with its DSP staging cut to what the kernel takes from at most `limit` bytes
+    (NULL and 0, the portable code, where that is too little); calls without one as they
+    are."""
+    at = next((i for i, a in enumerate(call.args) if isinstance(a, Staging)), None)
+    if at is None:
+        return call
+    n = call.args[at].within(max(limit, 0)) if limit > 0 else 0
+    if n == call.args[at].nbytes:
+        return call
+    stage = [Staging(n, call.args[at].within), n] if n > 0 else [None, 0]
+    return KernelCall(call.name, call.args[:at] + stage + call.args[at + 2:])
+
+
+def _input_grad_s8(g, op, name: str, middle: list, stage: list = ()):
     """An int8 layer input gradient: dy, its scale, the mask, `middle` (shapes, the weights,
     their multipliers and unit, geometry), dx and its scale, the rounding, and the int32
     scratch of dx with its positions when the op runs in one pass (two passes: none; a
@@ -169,7 +195,7 @@ def _input_grad_s8(g, op, name: str, middle: list):
     scratch = [Scratch(4 * dx.size), dx.size // dx.shape[-1]] if one else [None, 0]
     middle = [float(input_grad_unit(g, op)) if a == "unit" else a for a in middle]
     return KernelCall(name, [In(0), In(len(op.inputs) - 2), _optional(op, 1), *middle, Out(0),
-                             Out(1), _rounding(op), *scratch])
+                             Out(1), _rounding(op), *scratch, *stage])
 
 
 def keeping(call: KernelCall, positions: int, ci: int) -> KernelCall:
@@ -196,9 +222,11 @@ def _conv_input_grad(g, op):
 def _conv_weight_grad(g, op):
     (n, oh, ow, co), x = _t(g, op, 0).shape, _t(g, op, 2)
     dw = g.tensors[op.outputs[0]].shape
+    stage = _stage("tt_conv2d_weight_grad_s8", n, oh, ow, co, x.shape[1], x.shape[2],
+                   x.shape[3], dw[1], dw[2], _window(op)) if _int8(g, op) else []
     return KernelCall("tt_conv2d_weight_grad" + _kind(g, op), [
         *_dy(g, op, 3), _optional(op, 1), n, oh, ow, co, In(2), x.quant.s, x.quant.zp,
-        x.shape[1], x.shape[2], x.shape[3], dw[1], dw[2], _window(op), Out(0)])
+        x.shape[1], x.shape[2], x.shape[3], dw[1], dw[2], _window(op), Out(0), *stage])
 
 
 def _dw_input_grad(g, op):
@@ -208,7 +236,8 @@ def _dw_input_grad(g, op):
     if _int8(g, op):
         return _input_grad_s8(g, op, "tt_depthwise_conv2d_input_grad_s8", [
             n, oh, ow, cm // m, m, In(2), In(3), "unit", w.shape[1], w.shape[2], _window(op),
-            dx[1], dx[2]])
+            dx[1], dx[2]], _stage("tt_depthwise_conv2d_input_grad_s8", n, oh, ow, cm // m, m,
+                                  w.shape[1], w.shape[2], _window(op), dx[1], dx[2]))
     return KernelCall("tt_depthwise_conv2d_input_grad_f32", [
         In(0), _optional(op, 1), n, oh, ow, cm // m, m, In(2), _scales(w.quant, cm), w.shape[1],
         w.shape[2], _window(op), dx[1], dx[2], Out(0)])
@@ -218,9 +247,11 @@ def _dw_weight_grad(g, op):
     (n, oh, ow, cm), x = _t(g, op, 0).shape, _t(g, op, 2)
     m = options_of(op)["depth_multiplier"]
     dw = g.tensors[op.outputs[0]].shape
+    stage = _stage("tt_depthwise_conv2d_weight_grad_s8", n, oh, ow, cm // m, m, x.shape[1],
+                   x.shape[2], dw[1], dw[2], _window(op)) if _int8(g, op) else []
     return KernelCall("tt_depthwise_conv2d_weight_grad" + _kind(g, op), [
         *_dy(g, op, 3), _optional(op, 1), n, oh, ow, cm // m, m, In(2), x.quant.s, x.quant.zp,
-        x.shape[1], x.shape[2], dw[1], dw[2], _window(op), Out(0)])
+        x.shape[1], x.shape[2], dw[1], dw[2], _window(op), Out(0), *stage])
 
 
 def _fc_input_grad(g, op):
@@ -368,10 +399,12 @@ def _conv_weight_update(g, op):
     _, kh, kw, ci = _t(g, op, 3).shape
     k = o["channels"]
     scales = _weight_scales(g, op, 3)
+    stage = _stage("tt_conv2d_weight_grad_s8", n, oh, ow, co, x.shape[1], x.shape[2], k, kh,
+                   kw, _window(op)) if _int8(g, op) else []
     return KernelCall("tt_conv2d_weight_update_s8" + _dy_suffix(g, op), [
         *_dy(g, op, 5), _optional(op, 1), n, oh, ow, co, In(2), x.quant.s, x.quant.zp, x.shape[1],
         x.shape[2], k, In(3), kh, kw, ci, scales, scales.size, _window(op), _optional(op, 4),
-        _sgd(o), STATE, Scratch(4 * kh * kw * k)])
+        _sgd(o), STATE, Scratch(4 * kh * kw * k), *stage])
 
 
 def _dw_weight_update(g, op):
@@ -379,10 +412,12 @@ def _dw_weight_update(g, op):
     m = o["depth_multiplier"]
     _, kh, kw, _ = _t(g, op, 3).shape
     scales = _weight_scales(g, op, 3)
+    stage = _stage("tt_depthwise_conv2d_weight_grad_s8", n, oh, ow, cm // m, m, x.shape[1],
+                   x.shape[2], kh, kw, _window(op)) if _int8(g, op) else []
     return KernelCall("tt_depthwise_conv2d_weight_update_s8" + _dy_suffix(g, op), [
         *_dy(g, op, 5), _optional(op, 1), n, oh, ow, cm // m, m, In(2), x.quant.s, x.quant.zp,
         x.shape[1], x.shape[2], In(3), kh, kw, scales, scales.size, _window(op),
-        _optional(op, 4), _sgd(o), STATE, Scratch(4 * kh * kw * cm)])
+        _optional(op, 4), _sgd(o), STATE, Scratch(4 * kh * kw * cm), *stage])
 
 
 def _fc_weight_update(g, op):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ctypes as C
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -133,6 +133,15 @@ class Out:
 class Scratch:
     """Working memory of `nbytes` the call may overwrite; nothing survives the call."""
     nbytes: int
+
+
+@dataclass(frozen=True)
+class Staging(Scratch):
+    """The staging of an int8-gradient kernel's Cortex-M DSP version (the argument before
+    its stage_bytes): scratch that may be smaller, `within(limit)` being the bytes the kernel
+    takes from at most `limit` (0: it runs the portable code), so that a planner can fit it
+    into the room it has."""
+    within: object = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
