@@ -647,10 +647,15 @@ def lend_free_arena(plan: CodegenPlan, graph: Graph, wants: dict[int, tuple[int,
                 high = mid - 1
         if units <= 0:
             continue
-        plan.buffers.append(buffer(units))
         if placed is None:
-            plan.offsets.append(gap_at)
+            offset = gap_at
         else:
-            plan.offsets[:], plan.arena_bytes, plan.order = placed
+            offsets, plan.arena_bytes, plan.order = placed
+            plan.offsets[:], offset = offsets[:-1], offsets[-1]
+        # the operator's first scratch (CodegenPlan.scratch_offset counts an operator's
+        # scratch in its kernel's argument order: the lent one comes before a DSP staging)
+        at = next((i for i, b in enumerate(plan.buffers) if b.op == k), len(plan.buffers))
+        plan.buffers.insert(at, buffer(units))
+        plan.offsets.insert(at, offset)
         lent[k] = units
     return lent

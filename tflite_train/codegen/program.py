@@ -685,6 +685,9 @@ def lend_scratch(graph: Graph, calls: dict[int, KernelCall], plan: memory.Codege
     lent = memory.lend_free_arena(plan, graph, wants)
     for k, positions in lent.items():
         calls[k] = c_kernels.keeping(calls[k], positions, wants[k][0] // 4)
+        # the plan holds the lent buffer as the operator's first scratch
+        first = next(a for a in calls[k].args if isinstance(a, Scratch))
+        assert first is calls[k].args[calls[k].signature.index("scratch")], calls[k].name
     return lent
 
 
