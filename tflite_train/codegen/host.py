@@ -23,6 +23,10 @@ class Region(C.Structure):
 
 
 FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-fno-fast-math"]
+# AddressSanitizer + UBSan, every report fatal: what micro_kernels' SANITIZE_FLAGS add to its
+# CFLAGS (its `sanitize` target builds the kernels so).
+SANITIZE = ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+            "-fno-omit-frame-pointer"]
 
 
 def kernel_objects() -> list[Path]:
@@ -31,17 +35,29 @@ def kernel_objects() -> list[Path]:
             for src in sorted((MICRO_KERNELS / "src").glob("*.c"))]
 
 
-def build(folder: Path) -> Path:
-    out = folder / "build" / "libtt_model.so"
+def _gcc(folder: Path, out: Path, flags: list[str], inputs: list[Path]) -> Path:
     out.parent.mkdir(exist_ok=True)
-    res = subprocess.run(["gcc", *FLAGS, "-fPIC", "-shared", "-I", str(folder), "-I",
+    res = subprocess.run(["gcc", *FLAGS, *flags, "-I", str(folder), "-I",
                           str(MICRO_KERNELS / "include"), "-o", str(out),
-                          str(folder / "tt_model.c"), *map(str, kernel_objects())],
+                          str(folder / "tt_model.c"), *map(str, inputs)],
                          capture_output=True, text=True)
     if res.returncode != 0:
         raise TTError(f"building {folder} for the host failed: "
                       f"{(res.stderr or res.stdout).strip()[-800:]}")
     return out
+
+
+def build(folder: Path) -> Path:
+    return _gcc(folder, folder / "build" / "libtt_model.so", ["-fPIC", "-shared"],
+                kernel_objects())
+
+
+def build_sanitized(folder: Path, driver: Path) -> Path:
+    """tt_model.c and DRIVER (a C file with main()) linked with the kernels into an
+    executable, all compiled with SANITIZE (ASan's runtime must be the first library a
+    process loads, so a ctypes load into a running Python cannot have it: a program)."""
+    kernels = micro_kernels_library("build/sanitize/libtt_kernels.a", "sanitize/libtt_kernels.a")
+    return _gcc(folder, folder / "build" / "sanitized", SANITIZE, [driver, kernels])
 
 
 # tt_read_row_fn (tt_row_source.h)
