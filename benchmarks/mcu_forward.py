@@ -263,12 +263,15 @@ def render_before_after(data: dict, before: dict) -> str:
 JSON = "mcu_forward.json"
 # each round's "before" is the previous round's JSON: dsp3 against 9f6da88, fwd-speed
 # (blocks of 6 columns, 8-channel rows in registers, im2col staging, ADD by tables) against
-# main at 6f4db7a
+# main at 6f4db7a, round 4 (fwd-dw, fwd-pw: per-call depthwise set-up, the stem's im2col)
+# against main at 9779b7c
 BEFORE_DSP3 = "mcu_forward_before_dsp3.json"
 BEFORE = "mcu_forward_before_fwd_speed.json"
+BEFORE_ROUND4 = "mcu_forward_before_round4.json"
 TABLES = {"mcu-forward": ([JSON], render_models), "mcu-forward-code": ([JSON], render_code),
           "mcu-forward-dsp3": ([BEFORE, BEFORE_DSP3], render_before_after),
-          "mcu-forward-fwd-speed": ([JSON, BEFORE], render_before_after)}
+          "mcu-forward-fwd-speed": ([BEFORE_ROUND4, BEFORE], render_before_after),
+          "mcu-forward-round4": ([JSON, BEFORE_ROUND4], render_before_after)}
 
 
 def rig(tmp: Path, json_path: Path | None) -> None:

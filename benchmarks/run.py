@@ -135,6 +135,8 @@ RECORDS = {
     "mcu_forward_before_fwd_speed.json": "mcu_forward.json as committed at 6f4db7a (before "
                                          "the fwd-speed round; the same command there "
                                          "gave the same totals again on 2026-11-26)",
+    "mcu_forward_before_round4.json": "mcu_forward.json as committed at 9779b7c (before "
+                                      "the fwd-dw and fwd-pw round)",
 }
 
 
