@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,14 @@ def require_tool(available: bool, what: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{what} is missing in CI, where make setup installs it")
     pytest.skip(f"{what} is not installed (make setup installs it)")
+
+
+def sanitizer_runtimes() -> list[str] | None:
+    """gcc's AddressSanitizer and UBSan runtimes (libasan.so, libubsan.so), to preload into a
+    process that loads a sanitized library; None when gcc has none."""
+    libs = [subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True,
+                           text=True).stdout.strip() for name in ("libasan.so", "libubsan.so")]
+    return libs if all(os.path.isabs(p) and os.path.exists(p) for p in libs) else None
 
 
 def numpy_equals_c(a, b) -> bool:

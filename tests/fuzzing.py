@@ -727,11 +727,11 @@ def sanitized_glue(folder: Path) -> tuple[Path, dict] | None:
     environment that preloads the sanitizers' runtimes (None when gcc has none). UBSan's vptr
     check is off: the glue calls the wheel's MicroContext through tt_tflm_compat.h's
     declaration of it, a type UBSan cannot know is the same one."""
-    asan, ubsan = (subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True,
-                                  text=True).stdout.strip()
-                   for name in ("libasan.so", "libubsan.so"))
-    if not (asan.startswith("/") and ubsan.startswith("/")):
+    from conftest import sanitizer_runtimes
+    runtimes = sanitizer_runtimes()
+    if runtimes is None:
         return None
+    asan, ubsan = runtimes
     kernels = ROOT / "micro_kernels"
     lib = folder / "libtt_tflm_wheel.so"
     sanitize = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize=vptr",

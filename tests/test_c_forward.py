@@ -18,7 +18,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED_MODELS, SHARED_TFLM, require_tool, shared_file, shared_model
+from conftest import (ROOT, SHARED_MODELS, SHARED_TFLM, require_tool, sanitizer_runtimes,
+                      shared_file, shared_model)
 from tflite_train import fixedpoint as fp
 from tflite_train import ops, tflite_io
 from tflite_train.ir import Graph, Operator, Quantization, Tensor
@@ -453,10 +454,8 @@ def test_forward_kernels_are_clean_under_asan_and_ubsan(tmp_path, zoo):
                     "-fno-omit-frame-pointer", "-fPIC", "-shared", "-I",
                     str(c_forward.MICRO_KERNELS / "include"), *map(str, sources), "-o",
                     str(lib)], check=True)
-    libs = [subprocess.run(["gcc", f"-print-file-name=lib{s}.so"], capture_output=True,
-                           text=True).stdout.strip() for s in ("asan", "ubsan")]
-    require_tool(all(os.path.isabs(p) and os.path.exists(p) for p in libs),
-                 "gcc's sanitizer runtimes (libasan, libubsan)")
+    libs = sanitizer_runtimes()
+    require_tool(libs is not None, "gcc's sanitizer runtimes (libasan, libubsan)")
     paths = {n: str(zoo[n]) for n in ("mobile", "branches")}
     code = (
         "import sys, json, ctypes, pathlib; sys.path.insert(0, 'tests')\n"

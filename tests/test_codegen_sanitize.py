@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, require_tool, shared_model
+from conftest import ROOT, require_tool, sanitizer_runtimes, shared_model
 from test_codegen import SCHEMES, mcunet, ratio_scheme, training_model
 from tflite_train.autodiff import Hyper
 from tflite_train.codegen import check, generate, host
@@ -141,8 +141,8 @@ def test_engine_c_int8_under_asan(zoo, tmp_path):
     int8 input gradients in one and two passes, their scratch and the arrays numpy allocates
     (ASan's malloc) all checked."""
     model = training_model(tmp_path, zoo["mobile"], "full", hyper=Hyper(grad="int8"))
-    runtimes = [subprocess.run(["gcc", f"-print-file-name={lib}"], capture_output=True,
-                               text=True).stdout.strip() for lib in ("libasan.so", "libubsan.so")]
+    runtimes = sanitizer_runtimes()
+    require_tool(runtimes is not None, "gcc's sanitizer runtimes (libasan, libubsan)")
     env = {**os.environ, **ENV, "CFLAGS": " ".join([*host.FLAGS, *host.SANITIZE]),
            "LD_PRELOAD": ":".join(runtimes)}
     res = subprocess.run([sys.executable, "-c", ENGINE_C_RUN, str(model)], capture_output=True,
