@@ -175,7 +175,7 @@ def staged_within(call: KernelCall, limit: int) -> KernelCall:
     at = next((i for i, a in enumerate(call.args) if isinstance(a, Staging)), None)
     if at is None:
         return call
-    n = call.args[at].within(max(limit, 0)) if limit > 0 else 0
+    n = call.args[at].within(limit) if limit > 0 else 0
     if n == call.args[at].nbytes:
         return call
     stage = [Staging(n, call.args[at].within), n] if n > 0 else [None, 0]
@@ -186,7 +186,7 @@ def _input_grad_s8(g, op, name: str, middle: list, stage: list = ()):
     """An int8 layer input gradient: dy, its scale, the mask, `middle` (shapes, the weights,
     their multipliers and unit, geometry), dx and its scale, the rounding, and the int32
     scratch of dx with its positions when the op runs in one pass (two passes: none; a
-    generated program may give them part of one, codegen.program.kept_scratch). dy_scale is
+    generated program may give them part of one, codegen.program.lend_scratch). dy_scale is
     the input before the label (after the multipliers, and after weights_rest in a split
     op)."""
     from ..ops.conv import input_grad_unit
