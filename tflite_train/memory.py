@@ -605,6 +605,37 @@ def codegen_plan(graph: Graph, arena_tensors: set[int], scratch: dict[int, list[
     return CodegenPlan(buffers, offsets, arena, order, granted, refused, live, peak, within)
 
 
+def free_run(plan: CodegenPlan, k: int) -> tuple[int, int, int]:
+    """(offset, bytes) of the largest run of the arena nothing alive during operator k
+    occupies (the offset CODEGEN_ALIGN-aligned), and the bytes free during k in all."""
+    scope = k + 1
+    used = sorted((off + lo, off + hi) for b, off in zip(plan.buffers, plan.offsets)
+                  for f, la, lo, hi in b.rects() if f <= scope <= la)
+    gap_at, gap, reach, free = 0, 0, 0, 0
+    for lo, hi in used + [(plan.arena_bytes, plan.arena_bytes)]:
+        at = align_up(reach, CODEGEN_ALIGN)
+        free += max(0, lo - reach)
+        if lo - at > gap:
+            gap_at, gap = at, lo - at
+        reach = max(reach, hi)
+    return gap_at, gap, free
+
+
+def place_in_free_run(plan: CodegenPlan, k: int, name: str, nbytes: int, last: bool) -> bool:
+    """Operator k's scratch buffer of `nbytes` placed in the largest run of the arena free
+    during k (free_run), the plan otherwise unchanged, as its first scratch (last False) or
+    its last; False, the plan untouched, when it does not fit there."""
+    at, gap, _ = free_run(plan, k)
+    buffer = Buffer(name, nbytes, k + 1, k + 1, op=k, align=CODEGEN_ALIGN)
+    if buffer.aligned > gap:
+        return False
+    mine = [i for i, b in enumerate(plan.buffers) if b.op == k]
+    i = (mine[-1] + 1 if last else mine[0]) if mine else len(plan.buffers)
+    plan.buffers.insert(i, buffer)
+    plan.offsets.insert(i, at)
+    return True
+
+
 def lend_free_arena(plan: CodegenPlan, graph: Graph, wants: dict[int, tuple[int, int]]
                     ) -> dict[int, int]:
     """Free arena lent to operators that can use any amount of it (a two-pass int8 input
@@ -622,15 +653,7 @@ def lend_free_arena(plan: CodegenPlan, graph: Graph, wants: dict[int, tuple[int,
         if unit <= 0 or most <= 0:
             continue
         scope = k + 1
-        used = sorted((off + lo, off + hi) for b, off in zip(plan.buffers, plan.offsets)
-                      for f, la, lo, hi in b.rects() if f <= scope <= la)
-        gap_at, gap, reach, free = 0, 0, 0, 0
-        for lo, hi in used + [(plan.arena_bytes, plan.arena_bytes)]:
-            at = align_up(reach, CODEGEN_ALIGN)
-            free += max(0, lo - reach)
-            if lo - at > gap:
-                gap_at, gap = at, lo - at
-            reach = max(reach, hi)
+        gap_at, gap, free = free_run(plan, k)
 
         def buffer(units: int) -> Buffer:
             return Buffer(f"kept@{k}:{graph.operators[k].kind}", units * unit, scope, scope,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tt_forward.h"
+#include "tt_dw_pack.h"
 #include "tt_fwd_internal.h"
 #if TT_FWD_DSP
 #include "tt_fwd_dsp.h"
@@ -116,6 +117,25 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
   }
 }
 
+/* The DSP versions' staging buffer (tt_fwd_dsp.h's default where that header is not
+ * included): the portable build needs its size too, as a packed layer (tt_dw_pack.h) is as
+ * large on every target. */
+#ifndef TT_FWD_DSP_STAGE_BYTES
+#define TT_FWD_DSP_STAGE_BYTES 2048
+#endif
+#define DW_DSP_MAX_KH 8            /* the paper's models: 3, 5, 7; imported: 4, 8 */
+
+/* Whether the DSP version of depth multiplier 1 (or 4k) takes a layer: its packed filter (kw
+ * columns of *wc words) and the columns of one window leave *free words of the staging
+ * buffer, enough for a chunk of one output (its columns and 4 sums). */
+static int dw_dsp_fits(const tt_fwd_conv_params *p, int32_t kh, int32_t kw, int32_t *wc,
+                       int32_t *free) {
+  const int32_t sw = p->stride_w, span = (kw - 1) * p->dilation_w + 1;
+  *wc = 4 * (kh >> 1) + 2 * (kh & 1);
+  *free = TT_FWD_DSP_STAGE_BYTES / 4 - kw * *wc - span * *wc + sw * *wc;
+  return kh <= DW_DSP_MAX_KH && *free >= sw * *wc + 4;
+}
+
 #if TT_FWD_DSP
 /* --- DSP: depth multiplier 1 --------------------------------------------------------------
  * Four channels, one output row at a time, as dw_row. The window's rows are taken in pairs
@@ -129,8 +149,6 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
  * depthwise layers) take a shorter road: dw3_rows stages the rows in assembly
  * (tt_dsp_dw3_stage) and sums, requantizes and stores pairs of windows in assembly
  * (tt_dsp_dw3x3_s1/_s2), their sums never in memory. */
-#define DW_DSP_MAX_KH 8            /* the paper's models: 3, 5, 7; imported: 4, 8 */
-
 /* The columns of chunk [ox0, ox0 + n): [ix, ix + cols), of which [a, a + mid) are inside
  * the image, `left` zero columns before them, the rest zeros after. */
 typedef struct {
@@ -220,12 +238,10 @@ typedef struct {
 static void dw_dsp_shape_init(dw_dsp_shape *S, const dw_layer *L) {
   const tt_fwd_conv_params *p = L->p;
   const int32_t kh = L->kh, kw = L->kw, sw = p->stride_w;
-  const int32_t wc = 4 * (kh >> 1) + 2 * (kh & 1), words = TT_FWD_DSP_STAGE_BYTES / 4;
-  const int32_t span = (kw - 1) * p->dilation_w + 1;       /* columns of one window */
   /* n outputs need ((n - 1) sw + span) wc words of columns and 4 n of sums */
-  const int32_t free = words - kw * wc - span * wc + sw * wc;
+  int32_t wc, free;
   S->zeroed = 0;
-  S->ok = kh <= DW_DSP_MAX_KH && free >= sw * wc + 4;
+  S->ok = dw_dsp_fits(p, kh, kw, &wc, &free);
   if (!S->ok) return;
   S->wc = wc;
   S->m = L->out->c / L->in->c;
@@ -318,14 +334,14 @@ static inline __attribute__((always_inline)) uint32_t group_constants(
   return constant | slow << 4;
 }
 
-/* Packs channel group [c, c + g)'s filter and splits buf by the call's shape S (S->ok). */
-static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c, int32_t g,
-                        tt_dsp_word *buf) {
+/* Channel group [c, c + g)'s constants into D and its filter, packed, at w (kw * wc words);
+ * D's buffer pointers are dw_dsp_place's. */
+static void dw_dsp_pack(dw_dsp *D, const dw_dsp_shape *S, const dw_layer *L, int32_t c,
+                        int32_t g, tt_dsp_word *w) {
   const tt_fwd_conv_params *p = L->p;
-  const int32_t kw = L->kw, wc = S->wc;
-  D->wc = wc;
+  D->wc = S->wc;
   D->m = S->m;
-  D->w = buf;
+  D->w = w;
   D->full = S->full;
   const int fast = S->fast;
   /* the arguments in registers: the stores to D may alias them as far as C knows */
@@ -346,24 +362,32 @@ static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c
 #pragma GCC unroll 4
     for (int32_t j = 0; j < 4; ++j) D->bias[j] = zero >> j & 1u ? 0 : 2 * bias[j];
     if (g == 4 && L->kh == 3 && L->kw == 3)   /* the usual groups: unrolled, no load tests */
-      pack_filter(buf, L, c, 4, 1, 3, 3);
+      pack_filter(w, L, c, 4, 1, 3, 3);
     else if (g == 4 && L->kh == 4 && L->kw == 4)   /* the imported models' stride 2 */
-      pack_filter(buf, L, c, 4, 1, 4, 4);
+      pack_filter(w, L, c, 4, 1, 4, 4);
     else if (g == 4)
-      pack_filter(buf, L, c, 4, 1, L->kh, L->kw);
+      pack_filter(w, L, c, 4, 1, L->kh, L->kw);
     else
-      pack_filter(buf, L, c, g, 1, L->kh, L->kw);
+      pack_filter(w, L, c, g, 1, L->kh, L->kw);
   } else {
     for (int32_t j = 0; j < 4; ++j) D->bias[j] = bias[j];
-    pack_filter(buf, L, c, g, 0, L->kh, L->kw);
+    pack_filter(w, L, c, g, 0, L->kh, L->kw);
   }
   /* 3x3 windows in pairs (tt_dsp_dw3x3_*) keep their sums in registers: no room for them */
-  const int i = D->pairs3 = S->shape3 && g == 4 && fast && D->full;
+  D->pairs3 = S->shape3 && g == 4 && fast && D->full;
+}
+
+/* Splits buf (the kernel call's staging buffer; its first kw * wc words are the filter's,
+ * used or not) for the packed group D by the call's shape S (S->ok): its sums, its band of
+ * staged columns and, for a whole row, the buffer's free tail; a whole row's zero columns
+ * are staged here unless the previous group of the call staged the same ones. */
+static void dw_dsp_place(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, tt_dsp_word *buf) {
+  const int32_t wc = S->wc, i = D->pairs3;
   D->chunk = S->chunk[i];
   D->whole = S->whole[i];
   D->row = S->row[i];
-  D->sums = (int32_t *)(buf + kw * wc);
-  D->band = buf + kw * wc + (i ? 0 : 4) * D->chunk;
+  D->sums = (int32_t *)(buf + L->kw * wc);
+  D->band = buf + L->kw * wc + (i ? 0 : 4) * D->chunk;
   D->tail_bytes = 0;
   if (D->whole) {
     tt_dsp_word *const end = D->band + D->row.cols * wc;
@@ -376,6 +400,14 @@ static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c
     zero_columns(D, &D->row);
     S->zeroed = D->band;
   }
+}
+
+/* Packs channel group [c, c + g)'s filter into buf and splits buf by the call's shape S
+ * (S->ok). */
+static void dw_dsp_init(dw_dsp *D, dw_dsp_shape *S, const dw_layer *L, int32_t c, int32_t g,
+                        tt_dsp_word *buf) {
+  dw_dsp_pack(D, S, L, c, g, buf);
+  dw_dsp_place(D, S, L, buf);
 }
 
 /* Stages n in-image columns from column ix of the window rows `rows` (NULL: a row outside
@@ -1207,15 +1239,22 @@ static int8_t *dw_group_spare(const dw_group *G, int32_t bytes) {
 }
 
 /* Rows [oy0, oy1) of batch b, row oy0 + k at out + k * row_step. */
+#if TT_FWD_DSP
+static void dw_dsp_group_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g,
+                              int32_t b, int32_t oy0, int32_t oy1, int8_t *out,
+                              int32_t row_step, int32_t stride) {
+  if (D->pairs3 && D->whole && D->m == 1)
+    dw3_rows(D, L, c, b, oy0, oy1, out, row_step, stride);
+  else
+    dw_dsp_rows(D, L, c, g, b, oy0, oy1, out, row_step, stride);
+}
+#endif
+
 static void dw_group_rows(const dw_group *G, int32_t b, int32_t oy0, int32_t oy1, int8_t *out,
                           int32_t row_step, int32_t stride) {
 #if TT_FWD_DSP
-  if (G->use_dsp && G->dsp.pairs3 && G->dsp.whole && G->dsp.m == 1) {
-    dw3_rows(&G->dsp, G->L, G->c, b, oy0, oy1, out, row_step, stride);
-    return;
-  }
   if (G->use_dsp) {
-    dw_dsp_rows(&G->dsp, G->L, G->c, G->g, b, oy0, oy1, out, row_step, stride);
+    dw_dsp_group_rows(&G->dsp, G->L, G->c, G->g, b, oy0, oy1, out, row_step, stride);
     return;
   }
 #endif
@@ -1274,6 +1313,95 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
                                 p->output_offset, p->act_min, p->act_max);
     }
   })
+}
+
+/* --- packed once per layer (tt_dw_pack.h) --------------------------------------------------
+ * A pack: the call's shape (dw_dsp_shape), then per group of four channels its dw_dsp (the
+ * requantization constants, doubled biases) and packed filter, what dw_dsp_init works out per
+ * call; a streamed layer's calls (one per output row) then only place each group in their
+ * staging buffer. The sizes are fixed, not sizeof, so that a pack is as large on every
+ * target (a generated program plans it on the host). */
+#define DW_PACK_SHAPE_BYTES 112
+#define DW_PACK_GROUP_BYTES 176
+
+/* Groups of four channels the DSP version computes the layer in (0: none, the layer's depth
+ * multiplier being neither 1 nor a multiple of 4). */
+static int32_t dw_pack_groups(const tt_fwd_dims *in, const tt_fwd_dims *out) {
+  const int32_t m = out->c / in->c;
+  return m == 1 ? (in->c + 3) / 4 : (m % 4 == 0 ? out->c / 4 : 0);
+}
+
+int32_t tt_depthwise_conv2d_s8_pack_bytes(const tt_fwd_conv_params *p,
+                                          const tt_fwd_dims *input_dims,
+                                          const tt_fwd_dims *filter_dims,
+                                          const tt_fwd_dims *output_dims) {
+  int32_t wc, free;
+  const int32_t groups = dw_pack_groups(input_dims, output_dims);
+  if (groups == 0 || !dw_dsp_fits(p, filter_dims->h, filter_dims->w, &wc, &free)) return 0;
+  return DW_PACK_SHAPE_BYTES + groups * (DW_PACK_GROUP_BYTES + filter_dims->w * wc * 4);
+}
+
+#if TT_FWD_DSP
+typedef char dw_pack_shape_fits[sizeof(dw_dsp_shape) <= DW_PACK_SHAPE_BYTES ? 1 : -1];
+typedef char dw_pack_group_fits[sizeof(dw_dsp) <= DW_PACK_GROUP_BYTES ? 1 : -1];
+
+/* Group i's record in a pack of kw * wc filter words a group. */
+static dw_dsp *dw_pack_group(void *pack, int32_t i, int32_t filter_words) {
+  return (dw_dsp *)((int8_t *)pack + DW_PACK_SHAPE_BYTES +
+                    i * (DW_PACK_GROUP_BYTES + filter_words * 4));
+}
+#endif
+
+void tt_depthwise_conv2d_s8_pack(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                                 const int32_t *shift, const tt_fwd_dims *input_dims,
+                                 const tt_fwd_dims *filter_dims, const int8_t *filter,
+                                 const int32_t *bias, const tt_fwd_dims *output_dims,
+                                 void *pack) {
+#if TT_FWD_DSP
+  const dw_layer L = {p, multiplier, shift, bias, input_dims, output_dims, 0, filter,
+                      filter_dims->h, filter_dims->w};
+  dw_dsp_shape S;              /* copied in and out: a pack is only 4-aligned */
+  dw_dsp_shape_init(&S, &L);
+  memcpy(pack, &S, sizeof S);
+  const int32_t words = L.kw * S.wc, groups = dw_pack_groups(input_dims, output_dims);
+  const int32_t channels = S.m == 1 ? input_dims->c : output_dims->c;
+  for (int32_t i = 0, c = 0; i < groups; ++i, c += 4) {
+    dw_dsp *D = dw_pack_group(pack, i, words);
+    dw_dsp_pack(D, &S, &L, c, channels - c < 4 ? channels - c : 4,
+                (tt_dsp_word *)((int8_t *)D + DW_PACK_GROUP_BYTES));
+  }
+#else
+  (void)p, (void)multiplier, (void)shift, (void)input_dims, (void)filter_dims, (void)filter,
+      (void)bias, (void)output_dims, (void)pack;
+#endif
+}
+
+void tt_depthwise_conv2d_packed_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                                   const int32_t *shift, const tt_fwd_dims *input_dims,
+                                   const int8_t *input, const tt_fwd_dims *filter_dims,
+                                   const int8_t *filter, const int32_t *bias,
+                                   const tt_fwd_dims *output_dims, int8_t *output, void *pack) {
+#if TT_FWD_DSP
+  const dw_layer L = {p, multiplier, shift, bias, input_dims, output_dims, input, filter,
+                      filter_dims->h, filter_dims->w};
+  const tt_fwd_dims *out = output_dims;
+  dw_buffer B;
+  memcpy(&B.shape, pack, sizeof B.shape);
+  B.shape.zeroed = 0;
+  const int32_t words = L.kw * B.shape.wc, groups = dw_pack_groups(input_dims, out);
+  const int32_t channels = B.shape.m == 1 ? input_dims->c : out->c, cm = out->c;
+  for (int32_t b = 0; b < out->n; ++b)
+    for (int32_t i = 0, c = 0; i < groups; ++i, c += 4) {
+      dw_dsp *D = dw_pack_group(pack, i, words);
+      dw_dsp_place(D, &B.shape, &L, B.buf);
+      dw_dsp_group_rows(D, &L, c, channels - c < 4 ? channels - c : 4, b, 0, out->h,
+                        output + b * out->h * out->w * cm + c, out->w * cm, cm);
+    }
+#else
+  (void)pack;
+  tt_depthwise_conv2d_s8(p, multiplier, shift, input_dims, input, filter_dims, filter, bias,
+                         output_dims, output);
+#endif
 }
 
 /* --- in place -------------------------------------------------------------------------------

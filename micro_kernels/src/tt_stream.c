@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "tt_dw_pack.h"
 #include "tt_row_source.h"
 
 /* The input rows output row oy reads: [*r0, *r1) (the rest of its taps are padding). */
@@ -71,8 +72,17 @@ typedef struct {
   const int8_t *dw_filter;
   const int32_t *dw_bias;
   int8_t *window;
+  void *pack;                                 /* the depthwise layer packed, or NULL */
   int32_t have0, have1;                       /* the window holds mid rows [have0, have1) */
 } stream_state;
+
+/* The depthwise layer packed once for all its rows where the caller lent a pack. */
+static void pack_depthwise(const stream_state *s, const tt_fwd_dims *dw_output_dims) {
+  if (s->pack)
+    tt_depthwise_conv2d_s8_pack(s->dw, s->dw_multiplier, s->dw_shift, s->mid_dims,
+                                s->dw_filter_dims, s->dw_filter, s->dw_bias, dw_output_dims,
+                                s->pack);
+}
 
 /* Mid row r (the first layer's output row r) into `out`: one tt_conv2d_s8 call on the input
  * rows it reads. */
@@ -117,8 +127,13 @@ static void depthwise_row(stream_state *s, int32_t oy, const tt_fwd_dims *out_ro
   tt_fwd_conv_params p = *s->dw;
   p.pad_top = top < 0 ? -top : 0;
   const tt_fwd_dims win = {1, r1 > r0 ? r1 - r0 : 0, s->mid_dims->w, s->mid_dims->c};
-  tt_depthwise_conv2d_s8(&p, s->dw_multiplier, s->dw_shift, &win, s->window, s->dw_filter_dims,
-                         s->dw_filter, s->dw_bias, out_row, out);
+  if (s->pack)
+    tt_depthwise_conv2d_packed_s8(&p, s->dw_multiplier, s->dw_shift, &win, s->window,
+                                  s->dw_filter_dims, s->dw_filter, s->dw_bias, out_row, out,
+                                  s->pack);
+  else
+    tt_depthwise_conv2d_s8(&p, s->dw_multiplier, s->dw_shift, &win, s->window,
+                           s->dw_filter_dims, s->dw_filter, s->dw_bias, out_row, out);
 }
 
 /* The least shift with output + shift == input for a stream whose output rows are out_row
@@ -159,6 +174,12 @@ int32_t tt_pointwise_depthwise_s8_shift(const tt_fwd_conv_params *dw, const tt_f
                       output_dims->h, output_dims->w * output_dims->c);
 }
 
+int32_t tt_stream_depthwise_pack_bytes(const tt_fwd_conv_params *dw, const tt_fwd_dims *mid_dims,
+                                       const tt_fwd_dims *dw_filter_dims,
+                                       const tt_fwd_dims *dw_output_dims) {
+  return tt_depthwise_conv2d_s8_pack_bytes(dw, mid_dims, dw_filter_dims, dw_output_dims);
+}
+
 int tt_pointwise_depthwise_s8(const tt_fwd_conv_params *pw, const int32_t *pw_multiplier,
                               const int32_t *pw_shift, const tt_fwd_dims *input_dims,
                               const int8_t *input, const tt_fwd_dims *pw_filter_dims,
@@ -168,13 +189,29 @@ int tt_pointwise_depthwise_s8(const tt_fwd_conv_params *pw, const int32_t *pw_mu
                               const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter,
                               const int32_t *dw_bias, const tt_fwd_dims *output_dims,
                               int8_t *output, int8_t *window) {
+  return tt_pointwise_depthwise_packed_s8(pw, pw_multiplier, pw_shift, input_dims, input,
+                                          pw_filter_dims, pw_filter, pw_bias, dw, dw_multiplier,
+                                          dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias,
+                                          output_dims, output, window, 0);
+}
+
+int tt_pointwise_depthwise_packed_s8(const tt_fwd_conv_params *pw, const int32_t *pw_multiplier,
+                                     const int32_t *pw_shift, const tt_fwd_dims *input_dims,
+                                     const int8_t *input, const tt_fwd_dims *pw_filter_dims,
+                                     const int8_t *pw_filter, const int32_t *pw_bias,
+                                     const tt_fwd_conv_params *dw, const int32_t *dw_multiplier,
+                                     const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+                                     const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter,
+                                     const int32_t *dw_bias, const tt_fwd_dims *output_dims,
+                                     int8_t *output, int8_t *window, int8_t *pack) {
   if (input_dims->n != 1 || pw_filter_dims->h != 1 || pw_filter_dims->w != 1 ||
       pw->stride_h != 1 || pw->stride_w != 1 || pw->pad_top != 0 || pw->pad_left != 0)
     return TT_FWD_UNSUPPORTED;
   tt_row_source frame = frame_of(input_dims, input);
   stream_state s = {pw, pw_multiplier, pw_shift, input_dims, pw_filter_dims, &frame,
                     pw_filter, pw_bias, dw, dw_multiplier, dw_shift, mid_dims, dw_filter_dims,
-                    dw_filter, dw_bias, window, 0, 0};
+                    dw_filter, dw_bias, window, pack, 0, 0};
+  pack_depthwise(&s, output_dims);
   const tt_fwd_dims out_row = {1, 1, output_dims->w, output_dims->c};
   const int32_t out_row_bytes = output_dims->w * output_dims->c;
   for (int32_t oy = 0; oy < output_dims->h; ++oy)
@@ -211,13 +248,31 @@ int tt_conv_depthwise_pointwise_source_s8(
     const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
     const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
     int8_t *output, int8_t *window) {
+  return tt_conv_depthwise_pointwise_packed_source_s8(
+      a, a_multiplier, a_shift, input_dims, input, a_filter_dims, a_filter, a_bias, dw,
+      dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias, pw, pw_multiplier,
+      pw_shift, dw_output_dims, pw_filter_dims, pw_filter, pw_bias, output_dims, output, window,
+      0);
+}
+
+int tt_conv_depthwise_pointwise_packed_source_s8(
+    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
+    const tt_fwd_dims *input_dims, tt_row_source *input, const tt_fwd_dims *a_filter_dims,
+    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
+    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
+    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
+    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
+    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
+    int8_t *output, int8_t *window, int8_t *pack) {
   if (input_dims->n != 1 || pw_filter_dims->h != 1 || pw_filter_dims->w != 1 ||
       pw->stride_h != 1 || pw->stride_w != 1 || pw->pad_top != 0 || pw->pad_left != 0 ||
       dw_output_dims->h != output_dims->h || dw_output_dims->w != output_dims->w)
     return TT_FWD_UNSUPPORTED;
   stream_state s = {a, a_multiplier, a_shift, input_dims, a_filter_dims, input, a_filter,
                     a_bias, dw, dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter,
-                    dw_bias, window, 0, 0};
+                    dw_bias, window, pack, 0, 0};
+  pack_depthwise(&s, dw_output_dims);
   int8_t *row = window + span_rows(dw, mid_dims, dw_filter_dims) * mid_dims->w * mid_dims->c;
   const tt_fwd_dims dw_row = {1, 1, dw_output_dims->w, dw_output_dims->c};
   const tt_fwd_dims out_row = {1, 1, output_dims->w, output_dims->c};
@@ -231,6 +286,24 @@ int tt_conv_depthwise_pointwise_source_s8(
 }
 
 /* A frame never fails: the source form returns TT_FWD_OK or TT_FWD_UNSUPPORTED here. */
+int tt_conv_depthwise_pointwise_packed_s8(
+    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
+    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
+    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
+    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
+    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
+    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
+    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
+    int8_t *output, int8_t *window, int8_t *pack) {
+  tt_row_source frame = frame_of(input_dims, input);
+  return tt_conv_depthwise_pointwise_packed_source_s8(
+      a, a_multiplier, a_shift, input_dims, &frame, a_filter_dims, a_filter, a_bias, dw,
+      dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias, pw, pw_multiplier,
+      pw_shift, dw_output_dims, pw_filter_dims, pw_filter, pw_bias, output_dims, output, window,
+      pack);
+}
+
 int tt_conv_depthwise_pointwise_s8(
     const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
     const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
@@ -241,11 +314,11 @@ int tt_conv_depthwise_pointwise_s8(
     const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
     const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
     int8_t *output, int8_t *window) {
-  tt_row_source frame = frame_of(input_dims, input);
-  return tt_conv_depthwise_pointwise_source_s8(
-      a, a_multiplier, a_shift, input_dims, &frame, a_filter_dims, a_filter, a_bias, dw,
+  return tt_conv_depthwise_pointwise_packed_s8(
+      a, a_multiplier, a_shift, input_dims, input, a_filter_dims, a_filter, a_bias, dw,
       dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias, pw, pw_multiplier,
-      pw_shift, dw_output_dims, pw_filter_dims, pw_filter, pw_bias, output_dims, output, window);
+      pw_shift, dw_output_dims, pw_filter_dims, pw_filter, pw_bias, output_dims, output, window,
+      0);
 }
 
 int32_t tt_conv2d_rows_s8_shift(const tt_fwd_conv_params *p, const tt_fwd_dims *input_dims,

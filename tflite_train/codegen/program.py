@@ -30,6 +30,7 @@ from ..runtime import c_forward, c_kernels
 from ..runtime import kernel_calls as K
 from ..runtime.kernel_calls import In, KernelCall, Scratch, Staging
 from ..training_ops import options_of
+from . import dw_pack
 
 
 class CodegenError(TTError):
@@ -81,6 +82,8 @@ class RowInput:
 # kernels that read their input row by row in ascending order -> their tt_row_source form,
 # same arguments but the input (tt_row_source.h)
 SOURCE_FORMS = {"tt_conv_depthwise_pointwise_s8": "tt_conv_depthwise_pointwise_source_s8",
+                "tt_conv_depthwise_pointwise_packed_s8":
+                    "tt_conv_depthwise_pointwise_packed_source_s8",
                 "tt_conv2d_s8": "tt_conv2d_source_s8"}
 
 
@@ -501,7 +504,7 @@ def _row_input(graph: Graph, calls: dict[int, KernelCall], streamed: list[int],
         call = calls.get(k)
         kernel = None
         if graph.operators[k].inputs[0] == sample and k in streamed:
-            kernel = "tt_conv_depthwise_pointwise_s8"
+            kernel = fused[k + 2].name
         elif graph.operators[k].inputs[0] == sample and call is not None and \
                 call.name == "tt_conv2d_s8" and k not in skipped:
             kernel = "tt_conv2d_s8"
@@ -746,6 +749,9 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
     calls, splits, arena, views, fused, skipped, inplace_calls, plan = \
         _layout(graph, outside, streamed, input_rows, stages)
     lent = lend_scratch(graph, calls, plan)
+    # the streams' depthwise layers packed once where the arena has room at them (after the
+    # lending, whose placing again may shrink the arena, as it does for MCUNet)
+    dw_pack.place(graph, fused, plan)
     row_input = _row_input(graph, calls, streamed, skipped, fused) if input_rows else None
     granted = {r.op for r in plan.aliases}
     runs_in = {j: k for k in fused for j in skipped if j < k and

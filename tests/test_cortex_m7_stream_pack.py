@@ -1,0 +1,160 @@
+"""The streams with their depthwise layer packed once per call (tt_stream.h:
+tt_pointwise_depthwise_packed_s8, tt_conv_depthwise_pointwise_packed_s8; tt_fwd_depthwise.c
+packs every channel group's constants and filter once, where the unpacked streams pack them
+for every output row) on the Cortex-M7 rig, bit for bit against the host's unpacked streams
+(portable C). Edge shapes: 1-3 channels left over past the groups of four, odd widths,
+padding on every side, stride 2, dilation 2, depth multiplier 4, a row too wide for one
+chunk, the 3x3, 4x4/2, 5x5, 7x7 and 8x8/2 windows, 4x4 maps; the depthwise layer's
+requantization on both sides of the one-multiply form (multipliers 0, 2^30, 2^31 - 1, shifts
++3 to -31, biases near int32's ends: test_cortex_m7_dsp's edge parameters). Both Cortex-M7
+builds (DSP and -DTT_PORTABLE) must give the host's output and leave every input alone; the
+window's and the pack's bytes after a call are unspecified.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+import test_cortex_m7_forward as F
+from conftest import require_tool
+from test_cortex_m7 import Call, Memory, Program
+from test_cortex_m7_dsp import biases, int8, quantization
+from tflite_train import memory
+from tflite_train.runtime import c_forward
+from tflite_train.runtime import kernel_calls as K
+
+D, P = c_forward.Dims, c_forward.ConvParams
+
+# (h, w, ci, cm, m, k, stride, dilation, pad_top, pad_left): pointwise ci -> cm, depthwise
+# k x k over cm channels with depth multiplier m
+PAIRS = [
+    (16, 16, 8, 16, 1, 3, 1, 1, 1, 1),
+    (15, 13, 5, 7, 1, 3, 2, 1, 1, 1),      # a group of 3, odd widths, stride 2
+    (12, 11, 4, 5, 1, 3, 1, 1, 1, 0),      # a group of 1, no left padding
+    (11, 12, 4, 6, 1, 3, 2, 1, 0, 1),      # a group of 2, no top padding, right padding
+    (16, 16, 4, 6, 1, 4, 2, 1, 1, 1),      # 4x4/2
+    (16, 12, 4, 8, 1, 8, 2, 1, 3, 3),      # 8x8/2
+    (9, 9, 3, 12, 1, 5, 1, 1, 2, 2),       # 5x5
+    (10, 10, 3, 9, 1, 7, 1, 1, 3, 3),      # 7x7, a group of 1
+    (4, 4, 8, 12, 1, 3, 1, 1, 1, 1),       # a 4x4 map
+    (4, 4, 8, 8, 1, 5, 1, 1, 2, 2),        # 5x5 on a 4x4 map: every row a border row
+    (8, 9, 4, 4, 4, 3, 1, 1, 1, 1),        # depth multiplier 4
+    (5, 200, 4, 6, 1, 3, 1, 1, 1, 1),      # a row in chunks
+    (12, 12, 3, 6, 1, 5, 2, 2, 4, 4),      # dilation 2
+]
+# (h, w, ci, cm, co, a_kernel, a_stride, a_pad, dw_kernel, dw_stride, dw_pad)
+BLOCKS = [(18, 18, 3, 16, 8, 4, 2, 1, 3, 1, 1), (17, 15, 4, 7, 6, 3, 2, 1, 5, 2, 2),
+          (12, 12, 6, 10, 6, 1, 1, 0, 7, 1, 3), (16, 16, 8, 12, 8, 1, 1, 0, 4, 2, 1)]
+
+
+def pack_bytes(dw, mid, f, out) -> int:
+    return K.host_call("tt_stream_depthwise_pack_bytes", dw, mid, f, out)
+
+
+def mem(a) -> Memory:
+    """An input: its bytes before, and the same after (the rig checks it is left alone)."""
+    b = bytes(a) if not isinstance(a, np.ndarray) else a.tobytes()
+    return Memory(b, b)
+
+
+def scratch(n: int) -> Memory:
+    return Memory(bytes(n), b"")
+
+
+def dw_layer(rng, cm: int, m: int, k: int):
+    f = rng.integers(-127, 128, (1, k, k, cm * m)).astype(np.int8)
+    mult, shift = quantization(rng, cm * m, "edge")
+    return f, mult, shift, biases(rng, cm * m, True)
+
+
+def pair_call(rng, case) -> Call:
+    h, w, ci, cm, m, k, stride, dil, pad_top, pad_left = case
+    pw = P(1, 1, 1, 1, 0, 0, 3, -128, -128, 127)
+    dw = P(stride, stride, dil, dil, pad_top, pad_left, 128, -5, -128, 127)
+    span = (k - 1) * dil + 1
+    oh, ow = (h + 2 * pad_top - span) // stride + 1, (w + 2 * pad_left - span) // stride + 1
+    x, pf = int8(rng, (1, h, w, ci)), int8(rng, (cm, 1, 1, ci))
+    pm, ps = quantization(rng, cm, "real")
+    pb = biases(rng, cm, False)
+    df, dm, ds, db = dw_layer(rng, cm, m, k)
+    mid, fd, od = D(1, h, w, cm), D(*df.shape), D(1, oh, ow, cm * m)
+    window = K.host_call("tt_pointwise_depthwise_s8_window_bytes", dw, mid, fd, od)
+    pack = pack_bytes(dw, mid, fd, od)
+    assert pack > 0 and pack % 8 == 0, case
+    y = np.zeros((1, oh, ow, cm * m), np.int8)
+    args = [pw, pm, ps, D(*x.shape), x, D(*pf.shape), pf, pb, dw, dm, ds, mid, fd, df, db, od]
+    assert K.host_call("tt_pointwise_depthwise_s8", *args, y, np.zeros(window, np.int8)) == 0
+    packed = np.zeros_like(y)      # the host (portable) leaves the pack alone: same bits
+    assert K.host_call("tt_pointwise_depthwise_packed_s8", *args, packed,
+                       np.zeros(window, np.int8), np.zeros(pack, np.int8)) == 0
+    assert np.array_equal(packed, y), case
+    return Call("tt_pointwise_depthwise_packed_s8",
+                [*map(mem, args), Memory(bytes(y.nbytes), y.tobytes()), scratch(window),
+                 scratch(pack)], c_forward.C.c_int, bytes(c_forward.C.c_int(0)))
+
+
+def block_call(rng, case) -> Call:
+    h, w, ci, cm, co, ak, ast, apad, dk, dst, dpad = case
+    a = P(ast, ast, 1, 1, apad, apad, 5, -128, -128, 127)
+    dw = P(dst, dst, 1, 1, dpad, dpad, 128, -5, -128, 127)
+    pw = P(1, 1, 1, 1, 0, 0, 5, 3, -128, 127)
+    mh, mw = (h + 2 * apad - ak) // ast + 1, (w + 2 * apad - ak) // ast + 1
+    oh, ow = (mh + 2 * dpad - dk) // dst + 1, (mw + 2 * dpad - dk) // dst + 1
+    x, af, pf = int8(rng, (1, h, w, ci)), int8(rng, (cm, ak, ak, ci)), int8(rng, (co, 1, 1, cm))
+    am, as_ = quantization(rng, cm, "real")
+    pm, ps = quantization(rng, co, "real")
+    ab, pb = biases(rng, cm, False), biases(rng, co, False)
+    df, dm, ds, db = dw_layer(rng, cm, 1, dk)
+    mid, fd, dout = D(1, mh, mw, cm), D(*df.shape), D(1, oh, ow, cm)
+    window = K.host_call("tt_conv_depthwise_pointwise_s8_window_bytes", dw, mid, fd, dout)
+    pack = pack_bytes(dw, mid, fd, dout)
+    assert pack > 0, case
+    y = np.zeros((1, oh, ow, co), np.int8)
+    args = [a, am, as_, D(*x.shape), x, D(*af.shape), af, ab, dw, dm, ds, mid, fd, df, db,
+            pw, pm, ps, dout, D(*pf.shape), pf, pb, D(*y.shape)]
+    assert K.host_call("tt_conv_depthwise_pointwise_s8", *args, y,
+                       np.zeros(window, np.int8)) == 0
+    return Call("tt_conv_depthwise_pointwise_packed_s8",
+                [*map(mem, args), Memory(bytes(y.nbytes), y.tobytes()), scratch(window),
+                 scratch(pack)], c_forward.C.c_int, bytes(c_forward.C.c_int(0)))
+
+
+def test_pack_bytes_only_where_the_dsp_version_takes_the_layer():
+    """No pack for a depth multiplier of 2 (the DSP version's im2col form) or a window taller
+    than the staging takes; otherwise the shape, one group record and filter a group."""
+    dw = P(1, 1, 1, 1, 1, 1, 0, 0, -128, 127)
+    assert pack_bytes(dw, D(1, 8, 8, 4), D(1, 3, 3, 8), D(1, 8, 8, 8)) == 0
+    assert pack_bytes(dw, D(1, 20, 20, 4), D(1, 17, 17, 4), D(1, 4, 4, 4)) == 0
+    def of(c: int) -> int:
+        return pack_bytes(dw, D(1, 8, 8, c), D(1, 3, 3, c), D(1, 8, 8, c))
+    assert of(4) > 0 and of(9) - of(4) == 2 * (of(8) - of(4)) > 0
+
+
+def test_a_pack_goes_only_where_the_arena_is_free():
+    """memory.place_in_free_run: the largest run free during the operator, the plan's other
+    buffers and its size unchanged; nothing when it does not fit there."""
+    B = memory.Buffer
+    buffers = [B("x", 64, 0, 2, tensor=0), B("window@1", 32, 2, 2, op=1),
+               B("y", 96, 1, 3, tensor=1)]
+    plan = memory.CodegenPlan(buffers, [0, 64, 96], 192, "", [], [], [160, 192, 96], 1, {})
+    assert not memory.place_in_free_run(plan, 1, "pack@1", 8, last=True)   # none free
+    assert len(plan.buffers) == 3
+    assert memory.place_in_free_run(plan, 2, "pack@2", 60, last=True)      # [0, 96) free
+    assert (plan.buffers[-1].name, plan.offsets[-1], plan.arena_bytes) == ("pack@2", 0, 192)
+    assert plan.scratch_offset(2) == 0
+    assert not memory.place_in_free_run(plan, 2, "more@2", 40, last=True)  # [60, 96) left
+
+
+def test_packed_streams_equal_the_host_on_the_cortex_m7(tmp_path, monkeypatch):
+    require_tool(F.rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    rng = np.random.default_rng(23)
+    calls = [pair_call(rng, c) for c in PAIRS] + [block_call(rng, c) for c in BLOCKS]
+    src = c_forward.MICRO_KERNELS / "src"
+    monkeypatch.setattr(F, "SOURCES", [*F.SOURCES, src / "tt_stream.c", src / "tt_row_source.c"])
+    for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
+        for k, program in enumerate(F.programs(calls)):
+            text = F.source(program).replace('#include "tt_forward.h"',
+                                             '#include "tt_forward.h"\n#include "tt_stream.h"')
+            res = F.run_rig(F.build(tmp_path, f"pack-{label}{k}", text, defines))
+            output = res.stdout + res.stderr
+            assert res.returncode == 0 and "PASS" in output, (label, output[-2000:])
+
