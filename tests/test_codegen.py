@@ -820,7 +820,8 @@ def test_mcunet_on_the_rig(tmp_path, capsys):
     assert (out / "build" / "rig.elf").exists()
     text = (out / "tt_model.c").read_text()           # the kernels codegen adds ran there too
     for kernel in ("tt_conv2d_split_s8", "tt_conv2d_input_grad_split_f32",
-                   "tt_pointwise_depthwise_s8", "tt_conv2d_rows_s8",
+                   "tt_pointwise_depthwise_packed_s8", "tt_conv_depthwise_pointwise_packed_s8",
+                   "tt_conv2d_rows_s8",
                    "tt_depthwise_conv2d_input_grad_inplace_f32", "tt_depthwise_conv2d_inplace_s8"):
         assert f"{kernel}(" in text, kernel
 
@@ -854,7 +855,8 @@ def test_streamed_block_and_profile_on_the_rig(tmp_path, capsys, monkeypatch):
     assert main(["codegen", str(model), "-o", str(out), "--rig", "--steps", "2", "--json"]) == 0
     m = json.loads(capsys.readouterr().out)
     assert m["identical_to_engine_c"] is True and m["differences"] == []
-    assert "tt_conv_depthwise_pointwise_s8(" in (out / "tt_model.c").read_text()
+    assert re.search(r"tt_conv_depthwise_pointwise_(packed_)?s8\(",
+                     (out / "tt_model.c").read_text())
     program = load(model)
     xs, labels = check.samples(program, 2, 0, None)
     project.write_files(out, project.rig_files(program, xs, labels))
