@@ -16,24 +16,38 @@ static void rows_read(const tt_fwd_conv_params *p, int32_t oy, int32_t kh, int32
   if (*r1 < *r0) *r1 = *r0;
 }
 
-/* Output row oy of a CONV_2D into `out` ([1, 1, out_w, out_c]): one tt_conv2d_s8 call on
- * the input rows it reads (a whole input is a frame source: tt_row_source_frame), the
- * window's first row being input row r0, so the top padding left is what lies above the
- * image. */
+/* Output rows [oy, oy + n) of a CONV_2D into `out` ([1, n, out_w, out_c]): one
+ * tt_conv2d_s8 call on the input rows they read (a whole input is a frame source:
+ * tt_row_source_frame), the window's first row being input row r0, so the top padding left
+ * is what lies above the image. n > 1 only from a frame: a reader's ring holds one output
+ * row's input rows. */
+static void conv_rows(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                      const int32_t *shift, const tt_fwd_dims *input_dims,
+                      tt_row_source *input, const tt_fwd_dims *filter_dims,
+                      const int8_t *filter, const int32_t *bias, int32_t oy, int32_t n,
+                      int32_t out_w, int32_t out_c, int8_t *out) {
+  int32_t r0, r1, last0, last1;
+  rows_read(p, oy, filter_dims->h, input_dims->h, &r0, &r1);
+  if (n > 1) {
+    rows_read(p, oy + n - 1, filter_dims->h, input_dims->h, &last0, &last1);
+    if (last1 > r1) r1 = last1;
+  }
+  tt_fwd_conv_params q = *p;
+  const int32_t top = oy * p->stride_h - p->pad_top;
+  q.pad_top = top < 0 ? -top : 0;
+  const tt_fwd_dims win = {1, r1 - r0, input_dims->w, input_dims->c};
+  const tt_fwd_dims rows = {1, n, out_w, out_c};
+  tt_conv2d_s8(&q, multiplier, shift, &win, tt_row_source_rows(input, r0, r1), filter_dims,
+               filter, bias, &rows, out);
+}
+
 static void conv_row(const tt_fwd_conv_params *p, const int32_t *multiplier,
                      const int32_t *shift, const tt_fwd_dims *input_dims,
                      tt_row_source *input, const tt_fwd_dims *filter_dims,
                      const int8_t *filter, const int32_t *bias, int32_t oy, int32_t out_w,
                      int32_t out_c, int8_t *out) {
-  int32_t r0, r1;
-  rows_read(p, oy, filter_dims->h, input_dims->h, &r0, &r1);
-  tt_fwd_conv_params q = *p;
-  const int32_t top = oy * p->stride_h - p->pad_top;
-  q.pad_top = top < 0 ? -top : 0;
-  const tt_fwd_dims win = {1, r1 - r0, input_dims->w, input_dims->c};
-  const tt_fwd_dims row = {1, 1, out_w, out_c};
-  tt_conv2d_s8(&q, multiplier, shift, &win, tt_row_source_rows(input, r0, r1), filter_dims,
-               filter, bias, &row, out);
+  conv_rows(p, multiplier, shift, input_dims, input, filter_dims, filter, bias, oy, 1, out_w,
+            out_c, out);
 }
 
 /* A whole input as a frame source. */
@@ -84,11 +98,14 @@ static void pack_depthwise(const stream_state *s, const tt_fwd_dims *dw_output_d
                                 s->pack);
 }
 
-/* Mid row r (the first layer's output row r) into `out`: one tt_conv2d_s8 call on the input
- * rows it reads. */
-static void first_row(const stream_state *s, int32_t r, int8_t *out) {
-  conv_row(s->a, s->a_multiplier, s->a_shift, s->input_dims, s->input, s->a_filter_dims,
-           s->a_filter, s->a_bias, r, s->mid_dims->w, s->mid_dims->c, out);
+/* Mid rows [r, r1) (the first layer's output rows) into `out`: from a frame one
+ * tt_conv2d_s8 call on the input rows they read (the kernel's set-up once for them), from a
+ * reader one call a row. */
+static void first_rows(const stream_state *s, int32_t r, int32_t r1, int8_t *out) {
+  const int32_t n = s->input->frame ? r1 - r : 1, row_bytes = s->mid_dims->w * s->mid_dims->c;
+  for (; r < r1; r += n, out += n * row_bytes)
+    conv_rows(s->a, s->a_multiplier, s->a_shift, s->input_dims, s->input, s->a_filter_dims,
+              s->a_filter, s->a_bias, r, n, s->mid_dims->w, s->mid_dims->c, out);
 }
 
 /* The mid rows depthwise output row oy reads, [*r0, *r1) (the rest of its taps: padding). */
@@ -119,8 +136,8 @@ static void depthwise_row(stream_state *s, int32_t oy, const tt_fwd_dims *out_ro
       s->have0 = r0;
       if (s->have1 < r0) s->have1 = r0;
     }
-    for (int32_t r = s->have1; r < r1; ++r)   /* compute the rows not there yet */
-      first_row(s, r, s->window + (r - s->have0) * row_bytes);
+    if (r1 > s->have1)                        /* compute the rows not there yet */
+      first_rows(s, s->have1, r1, s->window + (s->have1 - s->have0) * row_bytes);
     if (r1 > s->have1) s->have1 = r1;
   }
   /* the window's first row is mid row r0, so the top padding left is what lies above */
