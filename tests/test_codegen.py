@@ -820,8 +820,7 @@ def test_mcunet_on_the_rig(tmp_path, capsys):
     assert (out / "build" / "rig.elf").exists()
     text = (out / "tt_model.c").read_text()           # the kernels codegen adds ran there too
     for kernel in ("tt_conv2d_split_s8", "tt_conv2d_input_grad_split_f32",
-                   "tt_pointwise_depthwise_packed_s8", "tt_conv_depthwise_pointwise_packed_s8",
-                   "tt_conv2d_rows_s8",
+                   "tt_pointwise_depthwise_packed_s8", "tt_conv2d_rows_s8",
                    "tt_depthwise_conv2d_input_grad_inplace_f32", "tt_depthwise_conv2d_inplace_s8"):
         assert f"{kernel}(" in text, kernel
 

@@ -136,12 +136,12 @@ def test_a_pack_goes_only_where_the_arena_is_free():
     buffers = [B("x", 64, 0, 2, tensor=0), B("window@1", 32, 2, 2, op=1),
                B("y", 96, 1, 3, tensor=1)]
     plan = memory.CodegenPlan(buffers, [0, 64, 96], 192, "", [], [], [160, 192, 96], 1, {})
-    assert not memory.place_in_free_run(plan, 1, "pack@1", 8, last=True)   # none free
+    assert not memory.place_in_free_run(plan, 1, "pack@1", 8, 1)   # none free
     assert len(plan.buffers) == 3
-    assert memory.place_in_free_run(plan, 2, "pack@2", 60, last=True)      # [0, 96) free
+    assert memory.place_in_free_run(plan, 2, "pack@2", 60, 0)      # [0, 96) free
     assert (plan.buffers[-1].name, plan.offsets[-1], plan.arena_bytes) == ("pack@2", 0, 192)
     assert plan.scratch_offset(2) == 0
-    assert not memory.place_in_free_run(plan, 2, "more@2", 40, last=True)  # [60, 96) left
+    assert not memory.place_in_free_run(plan, 2, "more@2", 40, 0)  # [60, 96) left
 
 
 def test_packed_streams_equal_the_host_on_the_cortex_m7(tmp_path, monkeypatch):

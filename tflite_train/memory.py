@@ -621,16 +621,17 @@ def free_run(plan: CodegenPlan, k: int) -> tuple[int, int, int]:
     return gap_at, gap, free
 
 
-def place_in_free_run(plan: CodegenPlan, k: int, name: str, nbytes: int, last: bool) -> bool:
+def place_in_free_run(plan: CodegenPlan, k: int, name: str, nbytes: int, j: int) -> bool:
     """Operator k's scratch buffer of `nbytes` placed in the largest run of the arena free
-    during k (free_run), the plan otherwise unchanged, as its first scratch (last False) or
-    its last; False, the plan untouched, when it does not fit there."""
+    during k (free_run), the plan otherwise unchanged, as its scratch number j
+    (CodegenPlan.scratch_offset: the ones from j on move up one); False, the plan untouched,
+    when it does not fit there."""
     at, gap, _ = free_run(plan, k)
     buffer = Buffer(name, nbytes, k + 1, k + 1, op=k, align=CODEGEN_ALIGN)
     if buffer.aligned > gap:
         return False
     mine = [i for i, b in enumerate(plan.buffers) if b.op == k]
-    i = (mine[-1] + 1 if last else mine[0]) if mine else len(plan.buffers)
+    i = mine[j] if j < len(mine) else (mine[-1] + 1 if mine else len(plan.buffers))
     plan.buffers.insert(i, buffer)
     plan.offsets.insert(i, at)
     return True

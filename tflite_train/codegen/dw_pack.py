@@ -31,12 +31,15 @@ def pack_bytes(call: K.KernelCall) -> int:
 def place(graph: Graph, fused: dict[int, K.KernelCall], plan: memory.CodegenPlan) -> set[int]:
     """Each stream of `fused` (operator -> its call) whose depthwise layer has a pack that
     fits the largest run of the arena free during it gets it: the call becomes its packed
-    form, the pack the call's scratch after its window in `plan`. Returns those operators."""
+    form, the pack the call's scratch after its window in `plan` (before any the caller adds
+    after the call's own, as the row input's ring: program._row_input, to be asked after
+    this). Returns those operators."""
     packed = set()
     for k, call in sorted(fused.items()):
         nbytes = pack_bytes(call) if call.name in PACKED else 0
+        own = sum(isinstance(a, K.Scratch) for a in call.args)
         if nbytes and memory.place_in_free_run(plan, k, f"pack@{k}:{graph.operators[k].kind}",
-                                               nbytes, last=True):
+                                               nbytes, own):
             fused[k] = K.KernelCall(PACKED[call.name], [*call.args, K.Scratch(nbytes)]).check()
             packed.add(k)
     return packed
