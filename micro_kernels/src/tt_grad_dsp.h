@@ -110,6 +110,12 @@ typedef struct {
   tt_wdsp_word *x, *dys;      /* the staged input; one dy column */
 } tt_wdsp_stage;
 
+/* The int32 sums t[j], j < 8, over the positions p < outer of dy[p, c0 + j] (dy
+ * [outer, channels] int8, 0 where its mask bit, element p * channels + c0 + j, is 0; mask
+ * NULL: none): the bias gradient's integers of channels c0 .. c0 + 7 (c0 + 8 <= channels). */
+void tt_dsp_bias_sums_8(const int8_t *dy, const uint8_t *mask, int32_t outer, int32_t channels,
+                        int32_t c0, int32_t *t);
+
 int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, int32_t x_zp,
                                   void *mem, int32_t bytes, tt_wdsp_stage *st);
 void tt_dsp_pointwise_weight_channel(const tt_wdsp_stage *st, const int8_t *dy,

@@ -154,6 +154,76 @@ void tt_dsp_pointwise_weight_channel(const tt_wdsp_stage *st, const int8_t *dy,
   blocks_of(st->x, dys, groups, k, unit, out);
 }
 
+/* Bias sums: SXTB16 splits a word of four channels' dy into [c0, c2] and [c1, c3], and
+ * SADD16 adds each pair to two int16 lanes, so a position of eight channels is two word
+ * loads, four SXTB16 and four SADD16 (a mask: one byte's bits to two words of byte lanes,
+ * two ANDs). A lane holds the sum of at most 256 positions (|sum| <= 256 * 128 = 2^15, and
+ * -2^15 is an int16), then goes into the int32 sum: the portable kernel's integers. */
+#define BIAS_LANE_POSITIONS 256
+
+/* The 8 mask bits of elements i .. i + 7 (bit 0: element i). */
+static inline uint32_t mask_byte(const uint8_t *mask, int32_t i) {
+  const int32_t at = i >> 3, bit = i & 7;
+  if (bit == 0) return mask[at];
+  return ((uint32_t)mask[at] | (uint32_t)mask[at + 1] << 8) >> bit & 0xFFu;
+}
+
+/* t[j] += the sums of n positions of eight channels from d (row stride `channels`), each
+ * position's eight mask bits from mask_byte(mask, i) (i advancing by channels), or from the
+ * bytes at mb (advancing by channels / 8) when `aligned`; no mask unless `masked`. */
+static inline __attribute__((always_inline)) void bias_lanes(const int8_t *d, int32_t n,
+                                                             int32_t channels, int masked,
+                                                             int aligned, const uint8_t *mask,
+                                                             int32_t i, int32_t *t) {
+  uint32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;     /* [c0, c2], [c1, c3], [c4, c6], [c5, c7] */
+  const uint8_t *mb = mask + (i >> 3);
+  const int32_t mstep = channels >> 3;
+  for (const int8_t *end = d + n * channels; d != end; d += channels) {
+    uint32_t x0 = tt_dsp_load4(d), x1 = tt_dsp_load4(d + 4);
+    if (masked) {
+      uint32_t bits;
+      if (aligned) {
+        bits = *mb;
+        mb += mstep;
+      } else {
+        bits = mask_byte(mask, i);
+        i += channels;
+      }
+      x0 &= tt_dsp_mask_lanes(bits);
+      x1 &= tt_dsp_mask_lanes(bits >> 4);
+    }
+    a0 = __sadd16(a0, __sxtb16(x0));
+    a1 = __sadd16(a1, tt_dsp_sxtb16_odd(x0));
+    a2 = __sadd16(a2, __sxtb16(x1));
+    a3 = __sadd16(a3, tt_dsp_sxtb16_odd(x1));
+  }
+  t[0] += (int16_t)a0;
+  t[2] += (int16_t)(a0 >> 16);
+  t[1] += (int16_t)a1;
+  t[3] += (int16_t)(a1 >> 16);
+  t[4] += (int16_t)a2;
+  t[6] += (int16_t)(a2 >> 16);
+  t[5] += (int16_t)a3;
+  t[7] += (int16_t)(a3 >> 16);
+}
+
+void tt_dsp_bias_sums_8(const int8_t *dy, const uint8_t *mask, int32_t outer, int32_t channels,
+                        int32_t c0, int32_t *t) {
+  const int aligned = ((channels | c0) & 7) == 0;
+  for (int32_t j = 0; j < 8; ++j) t[j] = 0;
+  for (int32_t p0 = 0; p0 < outer; p0 += BIAS_LANE_POSITIONS) {
+    const int32_t n = outer - p0 < BIAS_LANE_POSITIONS ? outer - p0 : BIAS_LANE_POSITIONS;
+    const int8_t *d = dy + p0 * channels + c0;
+    const int32_t i = p0 * channels + c0;
+    if (mask == 0)
+      bias_lanes(d, n, channels, 0, 0, mask, i, t);
+    else if (aligned)
+      bias_lanes(d, n, channels, 1, 1, mask, i, t);
+    else
+      bias_lanes(d, n, channels, 1, 0, mask, i, t);
+  }
+}
+
 #else
 typedef int tt_param_grad_dsp_unused;     /* ISO C: a translation unit is not empty */
 #endif
