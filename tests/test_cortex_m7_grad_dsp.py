@@ -191,7 +191,8 @@ def weight_stage(n, h, w, co, k, win, part: int = 1):
 
 def weight_grad_calls(rng) -> None:
     """tt_conv2d_weight_grad_s8 and the fused tt_conv2d_weight_update_s8_s8 of pointwise
-    layers: 2 and 3 positions (a partial group), channel counts off the blocks of eight, the
+    layers: 2 and 3 positions (a partial group), channel counts off the blocks of eight,
+    output channels staged four dy columns at a time and the ones left over, the
     zero point's extremes, masks, saved inputs staged as int16 and (past the buffer as int16)
     as int8, ones past the buffers even as int8 and 1x1 layers that are not pointwise
     (portable), a single position (portable), momentum and stochastic rounding in the
@@ -203,8 +204,12 @@ def weight_grad_calls(rng) -> None:
               (1, 5, 7, 11, 1, 4), (1, 1, 1, 3, 8, 8), (1, 6, 6, 16, 32, 128),
               (1, 5, 7, 3, 203, 203),                 # int8, a partial group and block
               (1, 8, 8, 3, 160, 160),                 # 10 KB even as int8: portable
-              (1, 23, 23, 2, 8, 8)]                   # 133 groups: int8 (the masked call:
+              (1, 23, 23, 2, 8, 8),                   # 133 groups: int8 (the masked call:
                                                       # half the staging, portable)
+              (1, 4, 4, 24, 12, 12),                  # four dy columns at once: a mask
+                                                      # nibble at bit 0 and 4 of its byte
+              (1, 3, 5, 12, 20, 20),                  # co % 8 = 4: masked columns one by one
+              (1, 2, 3, 13, 9, 16)]                   # a last partial set: one column
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)

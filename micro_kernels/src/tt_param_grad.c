@@ -461,11 +461,12 @@ int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, 
                                              int32_t kw, const tt_window *win,
                                              int32_t limit) {
   (void)co;
-  const int32_t rows = n * h * wd, column = 8 * ((rows + 3) >> 2);
+  const int32_t rows = n * h * wd;
   if (!pointwise_layer(oh, ow, h, wd, kh, kw, win) || rows < 2) return 0;
   for (int int16 = 1; int16 >= 0; --int16) {
     const int32_t bytes = tt_wdsp_stage_bytes(rows, k, int16);
-    if (bytes - column <= TT_GRAD_DSP_WEIGHT_STAGE_BYTES && (limit <= 0 || bytes <= limit))
+    if (bytes - tt_wdsp_column_bytes(rows, int16) <= TT_GRAD_DSP_WEIGHT_STAGE_BYTES &&
+        (limit <= 0 || bytes <= limit))
       return bytes;
   }
   return 0;
@@ -483,7 +484,7 @@ typedef struct {
 } conv_dsp_args;
 
 static void conv_channel_dsp(const void *args, int32_t o, float *out) {
-  const conv_dsp_args *d = (const conv_dsp_args *)args;
+  conv_dsp_args *d = (conv_dsp_args *)args;        /* its stage keeps the dy columns */
   const conv_weight_grad_s8 *a = d->a;
   tt_dsp_pointwise_weight_channel(&d->stage, a->dy, a->mask, a->n * a->h * a->wd, a->co, o,
                                   a->k, a->x_zp, a->unit, out);
@@ -498,7 +499,7 @@ void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uin
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
                                  *win, *dy_scale * x_scale};
 #if TT_GRAD_DSP
-  conv_dsp_args d = {&a, {0, 0, 0}};
+  conv_dsp_args d = {&a, {0, 0, 0, -1}};
   if (pointwise_s8(&a) &&
       tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
     for (int32_t o = 0; o < co; ++o) conv_channel_dsp(&d, o, dw + o * k);
@@ -578,6 +579,11 @@ static void fully_connected_weight_grad_unit_s8(const int8_t *dy, const uint8_t 
                                                 int32_t batches, int32_t units, int32_t u,
                                                 const int8_t *saved, float unit, int32_t x_zp,
                                                 int32_t k, float *dw_u) {
+  if (batches == 1) {            /* one sample: T = g (x - x_zp), g tested once per unit */
+    const int32_t g = live_s8(dy, mask, u);
+    for (int32_t j = 0; j < k; ++j) dw_u[j] = (float)(g * (saved[j] - x_zp)) * unit;
+    return;
+  }
   for (int32_t j = 0; j < k; ++j) {
     int32_t t = 0;
     for (int32_t b = 0; b < batches; ++b)
@@ -963,7 +969,7 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
                                  *win, *dy_scale * x_scale};
 #if TT_GRAD_DSP
-  conv_dsp_args d = {&a, {0, 0, 0}};
+  conv_dsp_args d = {&a, {0, 0, 0, -1}};
   if (pointwise_s8(&a) &&
       tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
     update_channels(conv_channel_dsp, &d, co, w, 1, ci, k, w_scales, n_scales, momentum, o, s,

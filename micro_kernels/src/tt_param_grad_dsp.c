@@ -43,6 +43,7 @@ int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, 
   st->int16 = tt_wdsp_stage_bytes(rows, k, 1) <= bytes;
   if (!st->int16 && tt_wdsp_stage_bytes(rows, k, 0) > bytes) return 0;
   st->x = (tt_wdsp_word *)mem;
+  st->first = -1;
   st->dys = st->x + blocks * groups * (st->int16 ? 16 : 8);
   if (!st->int16) {
     memset(st->x, 0, (size_t)blocks * (size_t)groups * 32u);
@@ -130,12 +131,61 @@ static __attribute__((noinline)) void blocks_of(const tt_wdsp_word *stage,
   }
 }
 
-void tt_dsp_pointwise_weight_channel(const tt_wdsp_stage *st, const int8_t *dy,
+/* The int16 dy columns of output channels o0 .. o0 + 3 (o0 + 4 <= co), 0 where masked, each
+ * 4 groups halves (zeros past the last position). Where a position's four dy are one word
+ * and their mask bits one nibble of one byte (no mask, or co a multiple of 8 and o0 of 4):
+ * one load, the nibble's byte lanes, two SXTB16 and four stores per position. */
+static void stage_columns4(int16_t *col, const int8_t *dy, const uint8_t *mask, int32_t rows,
+                           int32_t co, int32_t o0, int32_t groups) {
+  int16_t *c0 = col, *c1 = col + 4 * groups, *c2 = c1 + 4 * groups, *c3 = c2 + 4 * groups;
+  const int8_t *d = dy + o0;
+  int32_t p = 0;
+  if (mask == 0) {
+    for (; p < rows; ++p, d += co) {
+      const uint32_t x = tt_dsp_load4(d), lo = __sxtb16(x), hi = tt_dsp_sxtb16_odd(x);
+      c0[p] = (int16_t)lo;
+      c1[p] = (int16_t)hi;
+      c2[p] = (int16_t)(lo >> 16);
+      c3[p] = (int16_t)(hi >> 16);
+    }
+  } else if ((co & 7) == 0 && (o0 & 3) == 0) {
+    const uint8_t *mb = mask + (o0 >> 3);
+    const int32_t shift = o0 & 4, mstep = co >> 3;
+    for (; p < rows; ++p, d += co, mb += mstep) {
+      const uint32_t x = tt_dsp_load4(d) & tt_dsp_mask_lanes((uint32_t)*mb >> shift);
+      const uint32_t lo = __sxtb16(x), hi = tt_dsp_sxtb16_odd(x);
+      c0[p] = (int16_t)lo;
+      c1[p] = (int16_t)hi;
+      c2[p] = (int16_t)(lo >> 16);
+      c3[p] = (int16_t)(hi >> 16);
+    }
+  } else {
+    for (int32_t i = o0; p < rows; ++p, i += co) {
+      c0[p] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
+      c1[p] = (int16_t)(tt_live(mask, i + 1) ? dy[i + 1] : 0);
+      c2[p] = (int16_t)(tt_live(mask, i + 2) ? dy[i + 2] : 0);
+      c3[p] = (int16_t)(tt_live(mask, i + 3) ? dy[i + 3] : 0);
+    }
+  }
+  for (; p < 4 * groups; ++p) c0[p] = c1[p] = c2[p] = c3[p] = 0;
+}
+
+void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
                                      const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
                                      int32_t k, int32_t x_zp, float unit, float *out) {
   const int32_t groups = (rows + 3) >> 2;
   tt_wdsp_word *dys = st->dys;
   int16_t *half = (int16_t *)dys;
+  if (st->int16 && (o & ~3) + 4 <= co) {
+    const int32_t o0 = o & ~3;
+    if (st->first != o0) {
+      stage_columns4(half, dy, mask, rows, co, o0, groups);
+      st->first = o0;
+    }
+    blocks_of(st->x, dys + (o - o0) * 2 * groups, groups, k, unit, out);
+    return;
+  }
+  st->first = -1;                                  /* column 0 rewritten below */
   if (!st->int16) {
     /* [dy0, dy2], [dy1, dy3] per group; their sum for x_zp's term */
     int32_t p = 0, sum = 0;
