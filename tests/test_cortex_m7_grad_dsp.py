@@ -1,5 +1,6 @@
 """The Cortex-M DSP versions of the int8-gradient kernels (micro_kernels/src/tt_grad_dsp.h:
-the input and weight gradients of pointwise layers) against the portable C99 ones, bit for
+the input and weight gradients of pointwise layers, the bias gradient's sums; the save
+mask's SIMD bytes; the updates' FPv5 arithmetic) against the portable C99 ones, bit for
 bit.
 
 A Cortex-M7 build compiles the DSP versions (SMLAD, SXTB16); -DTT_PORTABLE, or a core

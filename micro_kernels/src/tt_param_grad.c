@@ -735,7 +735,7 @@ static inline float round_step(float v, int stochastic) {
   return v >= 0.0f ? (v + big) - big : (v - big) + big;
 }
 
-/* round_step's integer for |v| <= 256 (a clamped step): on the M7 one VCVTM or VCVTN. */
+/* round_step's integer for |v| < 2^23: on the M7 one VCVTM or VCVTN. */
 static inline int32_t round_step_s32(float v, int stochastic) {
 #if TT_FPV5
   float t;
@@ -815,7 +815,12 @@ static void update_biases_s32(int32_t *b, int32_t c, const float *scales, const 
                                8589934592.0f);
     int64_t q;
     if (v < 8388608.0f && v > -8388608.0f) {     /* the common case: a hardware conversion */
+#if TT_FPV5
+      b[i] = __qadd(b[i], round_step_s32(v, call->stochastic));     /* saturating: QADD */
+      continue;
+#else
       q = (int64_t)b[i] + (int32_t)round_step(v, call->stochastic);
+#endif
     } else {
       q = (int64_t)b[i] + (int64_t)v;
     }
