@@ -118,7 +118,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
  * other groups enter the four-group loop at the copy that leaves a multiple of four, an
  * address worked out once per call (as is where the sums go after the groups: BX to either).
  * Per output 5.5 instructions (TT_DSP_ASM_RQ's 4, STRB, half an address ADD), per block 20
- * more, per row 36.
+ * more (14 in blocks of 6 and 4, which start and requantize with fewer: below), per row 36.
  * Registers in the loop: r0/r3 the weight word's halves, r1 the staged block, r2 the weights,
  * r4.. the sums (r11 the start in the first group), r12/lr a staged double word. Frame: [sp]
  * a, +4 the row's end, +8 its start, +12 blocks left, +16 the staged block, +20 the output,
@@ -133,10 +133,37 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
   "  ldrd r12, lr, [r1], #" #step "\n"                                                     \
   "  smlad " #acc ", r12, r0, " #acc "\n"                                                   \
   "  smlad " #acc ", lr, r3, " #acc "\n"
-/* one output of column 2k (at r12) or 2k + 1 (r12 + stride r0, then r12 moves two columns) */
-#define TT_DSP_OUT_EVEN(acc) TT_DSP_ASM_RQ(acc, lr) "  strb " #acc ", [r12]\n"
-#define TT_DSP_OUT_ODD(acc)                                                                 \
-  TT_DSP_ASM_RQ(acc, lr) "  strb " #acc ", [r12, r0]\n  add r12, r12, r0, lsl #1\n"
+/* One output of column 2k (at r12) or 2k + 1 (r12 + stride r0, then r12 moves two columns).
+ * With 8 columns every other register holds a sum, so the outputs borrow r1-r3 for the
+ * row's m, c, e (the staged block's pointer saved across them, TT_DSP_OUTS_SAVING); with 6
+ * or fewer, the LDM words' registers r10, r11 are free for m and c (TT_DSP_OUTS_FREE: two
+ * instructions fewer a block). Both leave r1 at the next block. */
+#define TT_DSP_OUT_EVEN_IN(acc, m, c) TT_DSP_ASM_RQ_IN(acc, lr, m, c, r3) "  strb " #acc ", [r12]\n"
+#define TT_DSP_OUT_ODD_IN(acc, m, c)                                                        \
+  TT_DSP_ASM_RQ_IN(acc, lr, m, c, r3) "  strb " #acc ", [r12, r0]\n"                        \
+  "  add r12, r12, r0, lsl #1\n"
+#define TT_DSP_OUT_EVEN(acc) TT_DSP_OUT_EVEN_IN(acc, r1, r2)
+#define TT_DSP_OUT_ODD(acc) TT_DSP_OUT_ODD_IN(acc, r1, r2)
+#define TT_DSP_OUT_EVEN_FREE(acc) TT_DSP_OUT_EVEN_IN(acc, r10, r11)
+#define TT_DSP_OUT_ODD_FREE(acc) TT_DSP_OUT_ODD_IN(acc, r10, r11)
+#define TT_DSP_OUTS_SAVING(outputs)                                                         \
+  "  str r1, [sp, #16]\n"                                                                   \
+  "  ldr r0, [sp, #52]\n"                                                                   \
+  "  ldrd r1, r2, [sp, #36]\n"                                                              \
+  "  ldr r3, [sp, #44]\n"                                                                   \
+  "  ldr r12, [sp, #20]\n"                                                                  \
+  outputs                                                                                   \
+  "  str r12, [sp, #20]\n"                                                                  \
+  "  ldr r1, [sp, #16]\n"
+#define TT_DSP_OUTS_FREE(outputs)                                                           \
+  "  ldr r0, [sp, #52]\n"                                                                   \
+  "  ldrd r10, r11, [sp, #36]\n"                                                            \
+  "  ldr r3, [sp, #44]\n"                                                                   \
+  "  ldr r12, [sp, #20]\n"                                                                  \
+  outputs                                                                                   \
+  "  str r12, [sp, #20]\n"
+/* The first group's sums start from the row's start ([sp, #32]) as SMLAD's accumulator */
+#define TT_DSP_START_R11 "  ldr r11, [sp, #32]\n"
 
 #define TT_DSP_ROWS_ASM(name, regs, first, group, outputs)                                  \
   __asm__("  .section .text." #name ",\"ax\",%progbits\n"                                   \
@@ -228,8 +255,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
             group                                                                           \
           "  ldr r0, [sp, #28]\n"                                                           \
           "  bx r0\n"                                                                       \
-          "10:\n"                                                                           \
-          "  ldr r11, [sp, #32]\n" /* a block */                                            \
+          "10:\n" /* a block */                                                             \
             first                                                                           \
           "  ldr r0, [sp, #28]\n"                                                           \
           "  bx r0\n"                                                                       \
@@ -255,14 +281,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
           "  stm r12, {" regs "}\n"                                                         \
           "  b 16f\n"                                                                       \
           "14:\n"                                                                           \
-          "  str r1, [sp, #16]\n"                                                           \
-          "  ldr r0, [sp, #52]\n"                                                           \
-          "  ldrd r1, r2, [sp, #36]\n"                                                      \
-          "  ldr r3, [sp, #44]\n"                                                           \
-          "  ldr r12, [sp, #20]\n"                                                          \
             outputs                                                                         \
-          "  str r12, [sp, #20]\n"                                                          \
-          "  ldr r1, [sp, #16]\n"                                                           \
           "  ldr r2, [sp, #8]\n"                                                            \
           "  ldr r3, [sp, #12]\n"                                                           \
           "  subs r3, r3, #1\n"                                                             \
@@ -281,49 +300,60 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
           "  .text\n")
 
 TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11",
-                TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16) TT_DSP_MAC(r7, r11, 24)
-                TT_DSP_MAC(r8, r11, 32) TT_DSP_MAC(r9, r11, 40) TT_DSP_MAC(r10, r11, 48)
-                TT_DSP_MAC(r4, r11, 0) TT_DSP_MAC(r11, r11, 56) "  adds r1, r1, #64\n",
+                TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16)
+                TT_DSP_MAC(r7, r11, 24) TT_DSP_MAC(r8, r11, 32) TT_DSP_MAC(r9, r11, 40)
+                TT_DSP_MAC(r10, r11, 48) TT_DSP_MAC(r4, r11, 0) TT_DSP_MAC(r11, r11, 56)
+                "  adds r1, r1, #64\n",
                 TT_DSP_LDW TT_DSP_MAC(r5, r5, 8) TT_DSP_MAC(r6, r6, 16) TT_DSP_MAC(r7, r7, 24)
                 TT_DSP_MAC(r8, r8, 32) TT_DSP_MAC(r9, r9, 40) TT_DSP_MAC(r10, r10, 48)
                 TT_DSP_MAC(r11, r11, 56) TT_DSP_MAC_NEXT(r4, 64),
-                TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5) TT_DSP_OUT_EVEN(r6) TT_DSP_OUT_ODD(r7)
-                TT_DSP_OUT_EVEN(r8) TT_DSP_OUT_ODD(r9) TT_DSP_OUT_EVEN(r10)
-                TT_DSP_OUT_ODD(r11));
+                TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5) TT_DSP_OUT_EVEN(r6)
+                                   TT_DSP_OUT_ODD(r7) TT_DSP_OUT_EVEN(r8) TT_DSP_OUT_ODD(r9)
+                                   TT_DSP_OUT_EVEN(r10) TT_DSP_OUT_ODD(r11)));
 /* Blocks of 6 and 4 columns leave registers for four staged words: one LDM (with
  * writeback) loads two columns' double words, one instruction where two LDRDs were. Per
  * group of four weights: LDR, 2 SXTB16, 3 LDM, 12 SMLAD for 6 columns (18 instructions, 24
  * MACs: 0.75 a MAC against 27 for 32 with 8 columns); LDR, 2 SXTB16, 2 LDM, 8 SMLAD for 4.
- * The first group of a block still starts the sums from r11 (two columns' words by LDRD into
- * r12/lr), which the later groups' LDMs may then overwrite. */
-#define TT_DSP_MAC2(a, b, x0, x1, x2, x3)                                                   \
+ * The first group of a block loads the row's start into the last column's sum register and
+ * the other columns' SMLADs take it as their accumulator before that one does (TT_DSP_MAC2
+ * with `from`): LDMs there too, no pointer ADD (4 instructions fewer a block of 6 than
+ * starting from r11 with LDRDs). */
+#define TT_DSP_MAC2_ACC(a, b, from_a, from_b, x0, x1, x2, x3)                              \
   "  ldm r1!, {" #x0 ", " #x1 ", " #x2 ", " #x3 "}\n"                                       \
-  "  smlad " #a ", " #x0 ", r0, " #a "\n"                                                   \
+  "  smlad " #a ", " #x0 ", r0, " #from_a "\n"                                             \
   "  smlad " #a ", " #x1 ", r3, " #a "\n"                                                   \
-  "  smlad " #b ", " #x2 ", r0, " #b "\n"                                                   \
+  "  smlad " #b ", " #x2 ", r0, " #from_b "\n"                                             \
   "  smlad " #b ", " #x3 ", r3, " #b "\n"
+#define TT_DSP_MAC2(a, b, x0, x1, x2, x3) TT_DSP_MAC2_ACC(a, b, a, b, x0, x1, x2, x3)
+#define TT_DSP_MAC2_FROM(a, b, from, x0, x1, x2, x3)                                        \
+  TT_DSP_MAC2_ACC(a, b, from, from, x0, x1, x2, x3)
+/* `from` is read by a's first SMLAD and b's first, before b is written: it may be b itself
+ * (the last pair). */
 TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9",
-                TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16) TT_DSP_MAC(r7, r11, 24)
-                TT_DSP_MAC(r8, r11, 32) TT_DSP_MAC(r9, r11, 40) TT_DSP_MAC(r4, r11, 0)
-                "  adds r1, r1, #48\n",
+                "  ldr r9, [sp, #32]\n" TT_DSP_LDW TT_DSP_MAC2_FROM(r4, r5, r9, r10, r11, r12, lr)
+                TT_DSP_MAC2_FROM(r6, r7, r9, r10, r11, r12, lr)
+                TT_DSP_MAC2_FROM(r8, r9, r9, r10, r11, r12, lr),
                 TT_DSP_LDW TT_DSP_MAC2(r4, r5, r10, r11, r12, lr)
                 TT_DSP_MAC2(r6, r7, r10, r11, r12, lr) TT_DSP_MAC2(r8, r9, r10, r11, r12, lr),
-                TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5) TT_DSP_OUT_EVEN(r6) TT_DSP_OUT_ODD(r7)
-                TT_DSP_OUT_EVEN(r8) TT_DSP_OUT_ODD(r9));
+                TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5)
+                                 TT_DSP_OUT_EVEN_FREE(r6) TT_DSP_OUT_ODD_FREE(r7)
+                                 TT_DSP_OUT_EVEN_FREE(r8) TT_DSP_OUT_ODD_FREE(r9)));
 TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7",
-                TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16) TT_DSP_MAC(r7, r11, 24)
-                TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #32\n",
+                "  ldr r7, [sp, #32]\n" TT_DSP_LDW TT_DSP_MAC2_FROM(r4, r5, r7, r8, r9, r10, r11)
+                TT_DSP_MAC2_FROM(r6, r7, r7, r8, r9, r10, r11),
                 TT_DSP_LDW TT_DSP_MAC2(r4, r5, r8, r9, r10, r11)
                 TT_DSP_MAC2(r6, r7, r8, r9, r10, r11),
-                TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5) TT_DSP_OUT_EVEN(r6) TT_DSP_OUT_ODD(r7));
+                TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5)
+                                 TT_DSP_OUT_EVEN_FREE(r6) TT_DSP_OUT_ODD_FREE(r7)));
 TT_DSP_ROWS_ASM(tt_dsp_rows2, "r4-r5",
-                TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #16\n",
+                TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r4, r11, 0)
+                "  adds r1, r1, #16\n",
                 TT_DSP_LDW TT_DSP_MAC(r5, r5, 8) TT_DSP_MAC_NEXT(r4, 16),
-                TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5));
+                TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5)));
 TT_DSP_ROWS_ASM(tt_dsp_rows1, "r4",
-                TT_DSP_LDW TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #8\n",
+                TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #8\n",
                 TT_DSP_LDW TT_DSP_MAC_NEXT(r4, 8),
-                TT_DSP_OUT_EVEN(r4) "  add r12, r12, r0\n");
+                TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) "  add r12, r12, r0\n"));
 typedef void tt_dsp_rows_fn(const tt_dsp_rows_args *a);
 
 /* One row of 8 weights (a pointwise convolution of 8 input channels) over columns staged
