@@ -165,7 +165,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
 /* The first group's sums start from the row's start ([sp, #32]) as SMLAD's accumulator */
 #define TT_DSP_START_R11 "  ldr r11, [sp, #32]\n"
 
-#define TT_DSP_ROWS_ASM(name, regs, first, group, outputs)                                  \
+#define TT_DSP_ROWS_ASM(name, regs, frame, widen, first, group, outputs)              \
   __asm__("  .section .text." #name ",\"ax\",%progbits\n"                                   \
           "  .syntax unified\n"                                                             \
           "  .thumb\n"                                                                      \
@@ -175,7 +175,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
           "  .thumb_func\n"                                                                 \
           #name ":\n"                                                                       \
           "  push {r4-r11, lr}\n"                                                           \
-          "  sub sp, sp, #56\n"                                                             \
+          "  sub sp, sp, #" #frame "\n"                                                      \
           "  str r0, [sp]\n"                                                                \
           "  ldr r12, [r0, #4]\n" /* loop entry */                                          \
           "  subs r12, r12, #4\n"                                                           \
@@ -222,6 +222,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
           "  mla r2, lr, r3, r2\n"                                                          \
           "  add r12, r2, r12\n"                                                            \
           "  strd r12, r2, [sp, #4]\n"                                                      \
+            widen                                                                           \
           "  ldrd r1, r12, [r0, #12]\n"                                                     \
           "  str r12, [sp, #12]\n"                                                          \
           "  ldr r12, [r0, #52]\n"                                                          \
@@ -294,12 +295,12 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
           "  ldr r12, [r0, #20]\n"                                                          \
           "  cmp r3, r12\n"                                                                 \
           "  blt 20b\n"                                                                     \
-          "  add sp, sp, #56\n"                                                             \
+          "  add sp, sp, #" #frame "\n"                                                      \
           "  pop {r4-r11, pc}\n"                                                            \
           "  .size " #name ", . - " #name "\n"                                              \
           "  .text\n")
 
-TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11",
+TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11", 56, "",
                 TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16)
                 TT_DSP_MAC(r7, r11, 24) TT_DSP_MAC(r8, r11, 32) TT_DSP_MAC(r9, r11, 40)
                 TT_DSP_MAC(r10, r11, 48) TT_DSP_MAC(r4, r11, 0) TT_DSP_MAC(r11, r11, 56)
@@ -329,28 +330,52 @@ TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11",
   TT_DSP_MAC2_ACC(a, b, from, from, x0, x1, x2, x3)
 /* `from` is read by a's first SMLAD and b's first, before b is written: it may be b itself
  * (the last pair). */
-TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9",
-                "  ldr r9, [sp, #32]\n" TT_DSP_LDW TT_DSP_MAC2_FROM(r4, r5, r9, r10, r11, r12, lr)
-                TT_DSP_MAC2_FROM(r6, r7, r9, r10, r11, r12, lr)
-                TT_DSP_MAC2_FROM(r8, r9, r9, r10, r11, r12, lr),
-                TT_DSP_LDW TT_DSP_MAC2(r4, r5, r10, r11, r12, lr)
-                TT_DSP_MAC2(r6, r7, r10, r11, r12, lr) TT_DSP_MAC2(r8, r9, r10, r11, r12, lr),
-                TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5)
-                                 TT_DSP_OUT_EVEN_FREE(r6) TT_DSP_OUT_ODD_FREE(r7)
-                                 TT_DSP_OUT_EVEN_FREE(r8) TT_DSP_OUT_ODD_FREE(r9)));
-TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7",
+#define TT_DSP_ROWS6_FIRST(ldw)                                                             \
+  "  ldr r9, [sp, #32]\n" ldw TT_DSP_MAC2_FROM(r4, r5, r9, r10, r11, r12, lr)                \
+  TT_DSP_MAC2_FROM(r6, r7, r9, r10, r11, r12, lr) TT_DSP_MAC2_FROM(r8, r9, r9, r10, r11, r12, lr)
+#define TT_DSP_ROWS6_GROUP(ldw)                                                             \
+  ldw TT_DSP_MAC2(r4, r5, r10, r11, r12, lr) TT_DSP_MAC2(r6, r7, r10, r11, r12, lr)          \
+  TT_DSP_MAC2(r8, r9, r10, r11, r12, lr)
+#define TT_DSP_ROWS6_OUTPUTS                                                                \
+  TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5) TT_DSP_OUT_EVEN_FREE(r6)  \
+                   TT_DSP_OUT_ODD_FREE(r7) TT_DSP_OUT_EVEN_FREE(r8) TT_DSP_OUT_ODD_FREE(r9))
+TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9", 56, "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW),
+                TT_DSP_ROWS6_GROUP(TT_DSP_LDW), TT_DSP_ROWS6_OUTPUTS);
+/* tt_dsp_rows6 with each row's weights sign-extended once per call into the frame (at
+ * sp + 56, up to TT_DSP_WIDE_MAX of them: 2 bytes each, 80 bytes more stack) instead of
+ * once per block: per group of a block LDRD where LDR and 2 SXTB16 were (16 instructions
+ * for 24 MACs), for 6 a group per row and call (LDR, 2 SXTB16, STRD, CMP, BNE). Pays from 4
+ * blocks a call, which the staging buffer holds for columns of up to 40 elements
+ * (TT_FWD_DSP_STAGE_BYTES / (6 * 2 * 4) = 42): the layers of few input channels. */
+#define TT_DSP_WIDE_MAX 40
+#define TT_DSP_WIDEN                                                                        \
+  "  add r1, sp, #56\n"                                                                     \
+  "22:\n"                                                                                   \
+  "  ldr r3, [r2], #4\n"                                                                    \
+  "  sxtb16 lr, r3, ror #8\n"                                                               \
+  "  sxtb16 r3, r3\n"                                                                       \
+  "  strd r3, lr, [r1], #8\n"                                                               \
+  "  cmp r2, r12\n"                                                                         \
+  "  bne 22b\n"                                                                             \
+  "  add r2, sp, #56\n"                                                                     \
+  "  strd r1, r2, [sp, #4]\n"                                                               \
+  "  ldr r3, [sp, #24]\n"
+#define TT_DSP_LDW_WIDE "  ldrd r0, r3, [r2], #8\n"
+TT_DSP_ROWS_ASM(tt_dsp_rows6w, "r4-r9", 136, TT_DSP_WIDEN, TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE),
+                TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_OUTPUTS);
+TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7", 56, "",
                 "  ldr r7, [sp, #32]\n" TT_DSP_LDW TT_DSP_MAC2_FROM(r4, r5, r7, r8, r9, r10, r11)
                 TT_DSP_MAC2_FROM(r6, r7, r7, r8, r9, r10, r11),
                 TT_DSP_LDW TT_DSP_MAC2(r4, r5, r8, r9, r10, r11)
                 TT_DSP_MAC2(r6, r7, r8, r9, r10, r11),
                 TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5)
                                  TT_DSP_OUT_EVEN_FREE(r6) TT_DSP_OUT_ODD_FREE(r7)));
-TT_DSP_ROWS_ASM(tt_dsp_rows2, "r4-r5",
+TT_DSP_ROWS_ASM(tt_dsp_rows2, "r4-r5", 56, "",
                 TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r4, r11, 0)
                 "  adds r1, r1, #16\n",
                 TT_DSP_LDW TT_DSP_MAC(r5, r5, 8) TT_DSP_MAC_NEXT(r4, 16),
                 TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5)));
-TT_DSP_ROWS_ASM(tt_dsp_rows1, "r4",
+TT_DSP_ROWS_ASM(tt_dsp_rows1, "r4", 56, "",
                 TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #8\n",
                 TT_DSP_LDW TT_DSP_MAC_NEXT(r4, 8),
                 TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) "  add r12, r12, r0\n"));
@@ -454,7 +479,7 @@ static void mm_k8(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int3
     }
   }
 }
-tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows4, tt_dsp_rows2, tt_dsp_rows1;
+tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows4, tt_dsp_rows2, tt_dsp_rows1;
 
 /* acc[p] += sum over the n weights w[i] and the staged elements of column p; with `start`
  * the sums begin at `from` instead (the first group's SMLADs take it as their accumulator). */
@@ -582,6 +607,9 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
       : P == 4 ? tt_dsp_rows4
       : P == 2 ? tt_dsp_rows2
                : tt_dsp_rows1;
+  /* the calls over all Q blocks: with the rows widened once where that pays */
+  tt_dsp_rows_fn *const asm_rows_q =
+      P == 6 && Q >= 4 && n <= TT_DSP_WIDE_MAX ? tt_dsp_rows6w : asm_rows;
   /* the assembly over every row, or over each run of rows that requantize in it */
   const int runs = whole && (Q == 1 || (first && last));
   for (int32_t r = r0, r_end = r0; r < r1; ++r) {
@@ -595,7 +623,7 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
                                     bias ? bias + r : 0, 1, first ? 0 : part[r - r0],
                                     last ? 0 : part[r - r0], mult + r, shift + r, c_unit,
                                     out + r, col_stride};
-        asm_rows(&a);
+        asm_rows_q(&a);
         r = r_end - 1;
         continue;
       }
@@ -616,7 +644,7 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
     if (direct && (first || Q == 1)) {
       const tt_dsp_rows_args a = {wr, n, 0, stage, Q, 1, &from, 0, first ? 0 : part[r - r0],
                                   0, mult + r, shift + r, c_unit, y, col_stride};
-      asm_rows(&a);
+      asm_rows_q(&a);
       continue;
     }
     const tt_dsp_word *blk = stage;
