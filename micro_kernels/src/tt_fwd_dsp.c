@@ -99,8 +99,11 @@ typedef struct {
   int32_t c_unit;             /* 48:   2 output_offset + 1: c = c_unit << (e - 1) */
   int8_t *y;                  /* 52:   into y + r + (block P + p) stride */
   int32_t stride;             /* 56 */
+  const int8_t *w_hi;         /* 60: tt_dsp_rows6s only: row 0's second segment (the */
+  int32_t n_hi;               /* 64:   frozen part of a split filter), n_hi weights a row, */
+  int32_t hi_stride;          /* 68:   a positive multiple of 4, staged after the first's */
 } tt_dsp_rows_args;
-typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -1];
+typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 : -1];
 
 /* void tt_dsp_rows8(const tt_dsp_rows_args *a): every row r < a->rows of weights
  * a->w + r a->w_stride (a->n of them) times a->blocks blocks of 8 staged columns, requantized
@@ -165,7 +168,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
 /* The first group's sums start from the row's start ([sp, #32]) as SMLAD's accumulator */
 #define TT_DSP_START_R11 "  ldr r11, [sp, #32]\n"
 
-#define TT_DSP_ROWS_ASM(name, regs, frame, widen, first, group, outputs)              \
+#define TT_DSP_ROWS_ASM(name, regs, frame, pro, widen, first, group, outputs, tail)   \
   __asm__("  .section .text." #name ",\"ax\",%progbits\n"                                   \
           "  .syntax unified\n"                                                             \
           "  .thumb\n"                                                                      \
@@ -212,6 +215,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
           "6:\n"                                                                            \
           "  orr r12, r12, #1\n"                                                            \
           "  str r12, [sp, #48]\n"                                                          \
+            pro                                                                             \
           "  ldr r12, [r0, #56]\n"                                                          \
           "  str r12, [sp, #52]\n"                                                          \
           "  movs r3, #0\n"                                                                 \
@@ -297,10 +301,11 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
           "  blt 20b\n"                                                                     \
           "  add sp, sp, #" #frame "\n"                                                      \
           "  pop {r4-r11, pc}\n"                                                            \
+            tail                                                                            \
           "  .size " #name ", . - " #name "\n"                                              \
           "  .text\n")
 
-TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11", 56, "",
+TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11", 56, "", "",
                 TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16)
                 TT_DSP_MAC(r7, r11, 24) TT_DSP_MAC(r8, r11, 32) TT_DSP_MAC(r9, r11, 40)
                 TT_DSP_MAC(r10, r11, 48) TT_DSP_MAC(r4, r11, 0) TT_DSP_MAC(r11, r11, 56)
@@ -310,7 +315,7 @@ TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11", 56, "",
                 TT_DSP_MAC(r11, r11, 56) TT_DSP_MAC_NEXT(r4, 64),
                 TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5) TT_DSP_OUT_EVEN(r6)
                                    TT_DSP_OUT_ODD(r7) TT_DSP_OUT_EVEN(r8) TT_DSP_OUT_ODD(r9)
-                                   TT_DSP_OUT_EVEN(r10) TT_DSP_OUT_ODD(r11)));
+                                   TT_DSP_OUT_EVEN(r10) TT_DSP_OUT_ODD(r11)), "");
 /* Blocks of 6 and 4 columns leave registers for four staged words: one LDM (with
  * writeback) loads two columns' double words, one instruction where two LDRDs were. Per
  * group of four weights: LDR, 2 SXTB16, 3 LDM, 12 SMLAD for 6 columns (18 instructions, 24
@@ -339,8 +344,8 @@ TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11", 56, "",
 #define TT_DSP_ROWS6_OUTPUTS                                                                \
   TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5) TT_DSP_OUT_EVEN_FREE(r6)  \
                    TT_DSP_OUT_ODD_FREE(r7) TT_DSP_OUT_EVEN_FREE(r8) TT_DSP_OUT_ODD_FREE(r9))
-TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9", 56, "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW),
-                TT_DSP_ROWS6_GROUP(TT_DSP_LDW), TT_DSP_ROWS6_OUTPUTS);
+TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9", 56, "", "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW),
+                TT_DSP_ROWS6_GROUP(TT_DSP_LDW), TT_DSP_ROWS6_OUTPUTS, "");
 /* tt_dsp_rows6 with each row's weights sign-extended once per call into the frame (at
  * sp + 56, up to TT_DSP_WIDE_MAX of them: 2 bytes each, 80 bytes more stack) instead of
  * once per block: per group of a block LDRD where LDR and 2 SXTB16 were (16 instructions
@@ -361,24 +366,90 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9", 56, "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW),
   "  strd r1, r2, [sp, #4]\n"                                                               \
   "  ldr r3, [sp, #24]\n"
 #define TT_DSP_LDW_WIDE "  ldrd r0, r3, [r2], #8\n"
-TT_DSP_ROWS_ASM(tt_dsp_rows6w, "r4-r9", 136, TT_DSP_WIDEN, TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE),
-                TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_OUTPUTS);
-TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7", 56, "",
-                "  ldr r7, [sp, #32]\n" TT_DSP_LDW TT_DSP_MAC2_FROM(r4, r5, r7, r8, r9, r10, r11)
-                TT_DSP_MAC2_FROM(r6, r7, r7, r8, r9, r10, r11),
-                TT_DSP_LDW TT_DSP_MAC2(r4, r5, r8, r9, r10, r11)
-                TT_DSP_MAC2(r6, r7, r8, r9, r10, r11),
-                TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5)
-                                 TT_DSP_OUT_EVEN_FREE(r6) TT_DSP_OUT_ODD_FREE(r7)));
-TT_DSP_ROWS_ASM(tt_dsp_rows2, "r4-r5", 56, "",
+TT_DSP_ROWS_ASM(tt_dsp_rows6w, "r4-r9", 136, "", TT_DSP_WIDEN,
+                TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
+                TT_DSP_ROWS6_OUTPUTS, "");
+/* tt_dsp_rows6 over rows of two segments (a split filter: w, n, w_stride then w_hi, n_hi,
+ * hi_stride), staged one after the other in each column: where the first segment's groups
+ * end (the sums' exit, [sp, #48], is label 17) the weight pointer moves to the row's second
+ * segment and the group loop is entered again at that segment's copy ([sp, #56]); at its end
+ * the sums go where they would (the exit saved at [sp, #60]). 11 instructions a block more
+ * than one segment, where a call per segment and row cost about 60 more and the C
+ * requantization of the sums. Frame: +64/+68 the row's second segment's start and end, +72
+ * the first's end. */
+#define TT_DSP_SPLIT_PRO                                                                    \
+  "  ldr r12, [r0, #64]\n"                                                                  \
+  "  and r12, r12, #12\n"                                                                   \
+  "  cmp r12, #8\n"                                                                         \
+  "  beq 24f\n"                                                                             \
+  "  bhi 25f\n"                                                                             \
+  "  cmp r12, #4\n"                                                                         \
+  "  beq 26f\n"                                                                             \
+  "  adr.w r12, 1f\n"                                                                       \
+  "  b 27f\n"                                                                               \
+  "24:\n"                                                                                   \
+  "  adr.w r12, 3f\n"                                                                       \
+  "  b 27f\n"                                                                               \
+  "25:\n"                                                                                   \
+  "  adr.w r12, 2f\n"                                                                       \
+  "  b 27f\n"                                                                               \
+  "26:\n"                                                                                   \
+  "  adr.w r12, 4f\n"                                                                       \
+  "27:\n"                                                                                   \
+  "  orr r12, r12, #1\n"                                                                    \
+  "  str r12, [sp, #56]\n"                                                                  \
+  "  ldr r12, [sp, #48]\n"                                                                  \
+  "  str r12, [sp, #60]\n"                                                                  \
+  "  adr.w r12, 17f\n"                                                                      \
+  "  orr r12, r12, #1\n"                                                                    \
+  "  str r12, [sp, #48]\n"
+#define TT_DSP_SPLIT_ROW                                                                    \
+  "  ldr r12, [r0, #60]\n"                                                                  \
+  "  ldr lr, [r0, #68]\n"                                                                   \
+  "  mla r12, lr, r3, r12\n"                                                                \
+  "  ldr lr, [r0, #64]\n"                                                                   \
+  "  add lr, r12, lr\n"                                                                     \
+  "  strd r12, lr, [sp, #64]\n"                                                             \
+  "  ldr r12, [sp, #4]\n"                                                                   \
+  "  str r12, [sp, #72]\n"
+#define TT_DSP_SPLIT_TAIL                                                                   \
+  "17:\n"                                                                                   \
+  "  ldr r0, [sp, #68]\n"                                                                   \
+  "  cmp r2, r0\n"                                                                          \
+  "  beq 18f\n"                                                                             \
+  "  ldr r2, [sp, #64]\n"                                                                   \
+  "  str r0, [sp, #4]\n"                                                                    \
+  "  ldr r0, [sp, #56]\n"                                                                   \
+  "  bx r0\n"                                                                               \
+  "18:\n"                                                                                   \
+  "  ldr r0, [sp, #72]\n"                                                                   \
+  "  str r0, [sp, #4]\n"                                                                    \
+  "  ldr r0, [sp, #60]\n"                                                                   \
+  "  bx r0\n"
+TT_DSP_ROWS_ASM(tt_dsp_rows6s, "r4-r9", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
+                TT_DSP_ROWS6_FIRST(TT_DSP_LDW), TT_DSP_ROWS6_GROUP(TT_DSP_LDW),
+                TT_DSP_ROWS6_OUTPUTS, TT_DSP_SPLIT_TAIL);
+#define TT_DSP_ROWS4_FIRST                                                                  \
+  "  ldr r7, [sp, #32]\n" TT_DSP_LDW TT_DSP_MAC2_FROM(r4, r5, r7, r8, r9, r10, r11)           \
+  TT_DSP_MAC2_FROM(r6, r7, r7, r8, r9, r10, r11)
+#define TT_DSP_ROWS4_GROUP                                                                  \
+  TT_DSP_LDW TT_DSP_MAC2(r4, r5, r8, r9, r10, r11) TT_DSP_MAC2(r6, r7, r8, r9, r10, r11)
+#define TT_DSP_ROWS4_OUTPUTS                                                                \
+  TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5) TT_DSP_OUT_EVEN_FREE(r6)  \
+                   TT_DSP_OUT_ODD_FREE(r7))
+TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7", 56, "", "", TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP,
+                TT_DSP_ROWS4_OUTPUTS, "");
+TT_DSP_ROWS_ASM(tt_dsp_rows4s, "r4-r7", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
+                TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP, TT_DSP_ROWS4_OUTPUTS, TT_DSP_SPLIT_TAIL);
+TT_DSP_ROWS_ASM(tt_dsp_rows2, "r4-r5", 56, "", "",
                 TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r4, r11, 0)
                 "  adds r1, r1, #16\n",
                 TT_DSP_LDW TT_DSP_MAC(r5, r5, 8) TT_DSP_MAC_NEXT(r4, 16),
-                TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5)));
-TT_DSP_ROWS_ASM(tt_dsp_rows1, "r4", 56, "",
+                TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5)), "");
+TT_DSP_ROWS_ASM(tt_dsp_rows1, "r4", 56, "", "",
                 TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #8\n",
                 TT_DSP_LDW TT_DSP_MAC_NEXT(r4, 8),
-                TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) "  add r12, r12, r0\n"));
+                TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) "  add r12, r12, r0\n"), "");
 typedef void tt_dsp_rows_fn(const tt_dsp_rows_args *a);
 
 /* One row of 8 weights (a pointwise convolution of 8 input channels) over columns staged
@@ -479,7 +550,7 @@ static void mm_k8(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int3
     }
   }
 }
-tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows4, tt_dsp_rows2, tt_dsp_rows1;
+tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows6s, tt_dsp_rows4, tt_dsp_rows4s, tt_dsp_rows2, tt_dsp_rows1;
 
 /* acc[p] += sum over the n weights w[i] and the staged elements of column p; with `start`
  * the sums begin at `from` instead (the first group's SMLADs take it as their accumulator). */
@@ -490,7 +561,7 @@ static inline __attribute__((always_inline)) void mac(const tt_dsp_word *s, cons
   const int8_t *end = w + (n & ~3);
   if (P == 8 && w != end) {                        /* the whole groups in tt_dsp_rows8 */
     const tt_dsp_rows_args a = {w, end - w, 0, s, 1, 1, &from, 0, start ? 0 : acc, acc,
-                                0, 0, 0, 0, 0};
+                                0, 0, 0, 0, 0, 0, 0, 0};
     tt_dsp_rows8(&a);
     s += 16 * ((end - w) >> 2);
     w = end;
@@ -608,10 +679,15 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
       : P == 2 ? tt_dsp_rows2
                : tt_dsp_rows1;
   /* the calls over all Q blocks: with the rows widened once where that pays */
+  /* a split filter's two segments of whole groups in one call (blocks of 6) */
+  const int split =
+      n_hi > 0 && (P == 6 || P == 4) && n > 0 && ((n | n_hi) & 3) == 0 && first && last;
   tt_dsp_rows_fn *const asm_rows_q =
-      P == 6 && Q >= 4 && n <= TT_DSP_WIDE_MAX ? tt_dsp_rows6w : asm_rows;
+      split                                         ? (P == 6 ? tt_dsp_rows6s : tt_dsp_rows4s)
+      : P == 6 && Q >= 4 && n <= TT_DSP_WIDE_MAX ? tt_dsp_rows6w
+                                                    : asm_rows;
   /* the assembly over every row, or over each run of rows that requantize in it */
-  const int runs = whole && (Q == 1 || (first && last));
+  const int runs = (whole && (Q == 1 || (first && last))) || split;
   for (int32_t r = r0, r_end = r0; r < r1; ++r) {
     if (runs && r >= r_end) {
       r_end = known == 1 ? r1 : r;
@@ -622,7 +698,8 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
         const tt_dsp_rows_args a = {w_lo + r * lo_stride, n, lo_stride, stage, Q, r_end - r,
                                     bias ? bias + r : 0, 1, first ? 0 : part[r - r0],
                                     last ? 0 : part[r - r0], mult + r, shift + r, c_unit,
-                                    out + r, col_stride};
+                                    out + r, col_stride, split ? w_hi + r * hi_stride : 0,
+                                    n_hi, hi_stride};
         asm_rows_q(&a);
         r = r_end - 1;
         continue;
@@ -640,10 +717,11 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
     __asm__("" : "+r"(y));
     if (last && !one && constant_row(m, plan, r, b, y, P * Q, col_stride)) continue;
     int32_t acc[8];
-    const int direct = whole && last && one && full;      /* requantized by the assembly */
+    const int direct = (whole || split) && last && one && full; /* requantized by the asm */
     if (direct && (first || Q == 1)) {
       const tt_dsp_rows_args a = {wr, n, 0, stage, Q, 1, &from, 0, first ? 0 : part[r - r0],
-                                  0, mult + r, shift + r, c_unit, y, col_stride};
+                                  0, mult + r, shift + r, c_unit, y, col_stride, wh, n_hi,
+                                  hi_stride};
       asm_rows_q(&a);
       continue;
     }
@@ -651,7 +729,7 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
     for (int32_t qb = 0; qb < Q; ++qb, blk += block) {
       if (whole) {
         const tt_dsp_rows_args a = {wr, n, 0, blk, 1, 1, &from, 0, first ? 0 : part[r - r0],
-                                    last ? acc : part[r - r0], 0, 0, 0, 0, 0};
+                                    last ? acc : part[r - r0], 0, 0, 0, 0, 0, 0, 0, 0};
         asm_rows(&a);
       } else {
         if (first) {
@@ -821,7 +899,12 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
         continue;
       }
     }
-    for (P = fit; c + P > columns; P >>= 1) {
+    if (m->n_hi > 0 && ((m->n_lo | m->n_hi) & 3) == 0 && six && fit >= 8 &&
+        columns - c >= 4) {
+      P = columns - c >= 6 ? 6 : 4;     /* a split filter's rows: tt_dsp_rows6s/4s */
+    } else {
+      for (P = fit; c + P > columns; P >>= 1) {
+      }
     }
     if (m->n_hi == 0 && (m->n_lo & 3) == 0) {     /* one segment of whole groups: hot */
       /* as many blocks as fit, a row's constants shared by all of them: of 6 pixels
