@@ -10,7 +10,9 @@
  * blocks of 6 columns, the fewest instructions a MAC (0.75 in the loop against 0.84 for 8).
  *
  * The loop over rows itself (sums from the bias, the groups, requantization and stores) is
- * assembly, tt_dsp_rows8/6/4/2/1, generated per block width: with 8 columns it needs every
+ * assembly, tt_dsp_rows8/6/4/2/1, generated per block width (and two variants of the widths
+ * 6 and 4: tt_dsp_rows6w, rows widened once a call where a call runs 4 or more blocks,
+ * and tt_dsp_rows6s/4s, rows of a split filter's two segments): with 8 columns it needs every
  * register of the core, which gcc 12 cannot allocate (see tt_dsp_rows8). Assembly inside a
  * C file keeps the sources and build rules as they are; it is only compiled where
  * TT_FWD_DSP holds (Thumb-2 with the DSP extension), and the portable C99 stays the
