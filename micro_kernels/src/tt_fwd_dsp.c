@@ -101,7 +101,7 @@ typedef struct {
   int32_t c_unit;             /* 48:   2 output_offset + 1: c = c_unit << (e - 1) */
   int8_t *y;                  /* 52:   into y + r + (block P + p) stride */
   int32_t stride;             /* 56 */
-  const int8_t *w_hi;         /* 60: tt_dsp_rows6s only: row 0's second segment (the */
+  const int8_t *w_hi;         /* 60: tt_dsp_rows6s/4s: row 0's second segment (the */
   int32_t n_hi;               /* 64:   frozen part of a split filter), n_hi weights a row, */
   int32_t hi_stride;          /* 68:   a positive multiple of 4, staged after the first's */
 } tt_dsp_rows_args;
@@ -125,10 +125,11 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
  * Per output 5.5 instructions (TT_DSP_ASM_RQ's 4, STRB, half an address ADD), per block 20
  * more (14 in blocks of 6 and 4, which start and requantize with fewer: below), per row 36.
  * Registers in the loop: r0/r3 the weight word's halves, r1 the staged block, r2 the weights,
- * r4.. the sums (r11 the start in the first group), r12/lr a staged double word. Frame: [sp]
- * a, +4 the row's end, +8 its start, +12 blocks left, +16 the staged block, +20 the output,
- * +24 r, +28 the loop's entry, +32 the start, +36/+40/+44 the row's m, c, e, +48 the sums'
- * exit, +52 the output stride. */
+ * r4.. the sums (r11 the start in the first group; with 6 and 4 columns the last sum's
+ * register), r12/lr a staged double word (r10-lr two columns' with 6, r8-r11 with 4).
+ * Frame: [sp] a, +4 the row's end, +8 its start, +12 blocks left, +16 the staged block, +20
+ * the output, +24 r, +28 the loop's entry, +32 the start, +36/+40/+44 the row's m, c, e, +48
+ * the sums' exit, +52 the output stride. */
 #define TT_DSP_LDW "  ldr r0, [r2], #4\n  sxtb16 r3, r0, ror #8\n  sxtb16 r0, r0\n"
 #define TT_DSP_MAC(acc, from, off)                                                          \
   "  ldrd r12, lr, [r1, #" #off "]\n"                                                      \
@@ -552,7 +553,8 @@ static void mm_k8(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int3
     }
   }
 }
-tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows6s, tt_dsp_rows4, tt_dsp_rows4s, tt_dsp_rows2, tt_dsp_rows1;
+tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows6s, tt_dsp_rows4,
+    tt_dsp_rows4s, tt_dsp_rows2, tt_dsp_rows1;
 
 /* acc[p] += sum over the n weights w[i] and the staged elements of column p; with `start`
  * the sums begin at `from` instead (the first group's SMLADs take it as their accumulator). */
