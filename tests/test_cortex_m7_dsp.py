@@ -126,6 +126,14 @@ def conv_calls(rng) -> None:
         (1, 20, 20, 3, 16, 4, 4, 2, 1, 1, 1, 10, 10),
         # two images, border windows copied with the padding value 127 (input offset -127)
         (2, 7, 7, 4, 5, 3, 3, 2, 1, 1, 1, 4, 4),
+        # rows widened once a call (tt_dsp_rows6w: 4 or more blocks of 6, up to 40
+        # channels): clamped and with an output offset of 300 first (the C
+        # requantization), then in int8's whole range (the last two)
+        (1, 6, 5, 40, 7, 1, 1, 1, 1, 0, 0, 6, 5),
+        (1, 5, 5, 4, 6, 1, 1, 1, 1, 0, 0, 5, 5),
+        (1, 5, 5, 4, 6, 1, 1, 1, 1, 0, 0, 5, 5),
+        (1, 6, 5, 40, 7, 1, 1, 1, 1, 0, 0, 6, 5),      # the widest row: 4 blocks, then 6
+        (1, 5, 5, 4, 6, 1, 1, 1, 1, 0, 0, 5, 5),       # one group: 4 blocks, then 1
     ]
     for k, (n, h, w, ci, co, kh, kw, s, d, pt, pl, oh, ow) in enumerate(shapes):
         act = ACTIVATIONS[k % len(ACTIVATIONS)]

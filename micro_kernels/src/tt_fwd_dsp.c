@@ -10,7 +10,9 @@
  * blocks of 6 columns, the fewest instructions a MAC (0.75 in the loop against 0.84 for 8).
  *
  * The loop over rows itself (sums from the bias, the groups, requantization and stores) is
- * assembly, tt_dsp_rows8/6/4/2/1, generated per block width: with 8 columns it needs every
+ * assembly, tt_dsp_rows8/6/4/2/1, generated per block width (and two variants of the widths
+ * 6 and 4: tt_dsp_rows6w, rows widened once a call where a call runs 4 or more blocks,
+ * and tt_dsp_rows6s/4s, rows of a split filter's two segments): with 8 columns it needs every
  * register of the core, which gcc 12 cannot allocate (see tt_dsp_rows8). Assembly inside a
  * C file keeps the sources and build rules as they are; it is only compiled where
  * TT_FWD_DSP holds (Thumb-2 with the DSP extension), and the portable C99 stays the
@@ -99,8 +101,11 @@ typedef struct {
   int32_t c_unit;             /* 48:   2 output_offset + 1: c = c_unit << (e - 1) */
   int8_t *y;                  /* 52:   into y + r + (block P + p) stride */
   int32_t stride;             /* 56 */
+  const int8_t *w_hi;         /* 60: tt_dsp_rows6s/4s: row 0's second segment (the */
+  int32_t n_hi;               /* 64:   frozen part of a split filter), n_hi weights a row, */
+  int32_t hi_stride;          /* 68:   a positive multiple of 4, staged after the first's */
 } tt_dsp_rows_args;
-typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -1];
+typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 : -1];
 
 /* void tt_dsp_rows8(const tt_dsp_rows_args *a): every row r < a->rows of weights
  * a->w + r a->w_stride (a->n of them) times a->blocks blocks of 8 staged columns, requantized
@@ -118,12 +123,13 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
  * other groups enter the four-group loop at the copy that leaves a multiple of four, an
  * address worked out once per call (as is where the sums go after the groups: BX to either).
  * Per output 5.5 instructions (TT_DSP_ASM_RQ's 4, STRB, half an address ADD), per block 20
- * more, per row 36.
+ * more (14 in blocks of 6 and 4, which start and requantize with fewer: below), per row 36.
  * Registers in the loop: r0/r3 the weight word's halves, r1 the staged block, r2 the weights,
- * r4.. the sums (r11 the start in the first group), r12/lr a staged double word. Frame: [sp]
- * a, +4 the row's end, +8 its start, +12 blocks left, +16 the staged block, +20 the output,
- * +24 r, +28 the loop's entry, +32 the start, +36/+40/+44 the row's m, c, e, +48 the sums'
- * exit, +52 the output stride. */
+ * r4.. the sums (r11 the start in the first group; with 6 and 4 columns the last sum's
+ * register), r12/lr a staged double word (r10-lr two columns' with 6, r8-r11 with 4).
+ * Frame: [sp] a, +4 the row's end, +8 its start, +12 blocks left, +16 the staged block, +20
+ * the output, +24 r, +28 the loop's entry, +32 the start, +36/+40/+44 the row's m, c, e, +48
+ * the sums' exit, +52 the output stride. */
 #define TT_DSP_LDW "  ldr r0, [r2], #4\n  sxtb16 r3, r0, ror #8\n  sxtb16 r0, r0\n"
 #define TT_DSP_MAC(acc, from, off)                                                          \
   "  ldrd r12, lr, [r1, #" #off "]\n"                                                      \
@@ -133,12 +139,39 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
   "  ldrd r12, lr, [r1], #" #step "\n"                                                     \
   "  smlad " #acc ", r12, r0, " #acc "\n"                                                   \
   "  smlad " #acc ", lr, r3, " #acc "\n"
-/* one output of column 2k (at r12) or 2k + 1 (r12 + stride r0, then r12 moves two columns) */
-#define TT_DSP_OUT_EVEN(acc) TT_DSP_ASM_RQ(acc, lr) "  strb " #acc ", [r12]\n"
-#define TT_DSP_OUT_ODD(acc)                                                                 \
-  TT_DSP_ASM_RQ(acc, lr) "  strb " #acc ", [r12, r0]\n  add r12, r12, r0, lsl #1\n"
+/* One output of column 2k (at r12) or 2k + 1 (r12 + stride r0, then r12 moves two columns).
+ * With 8 columns every other register holds a sum, so the outputs borrow r1-r3 for the
+ * row's m, c, e (the staged block's pointer saved across them, TT_DSP_OUTS_SAVING); with 6
+ * or fewer, the LDM words' registers r10, r11 are free for m and c (TT_DSP_OUTS_FREE: two
+ * instructions fewer a block). Both leave r1 at the next block. */
+#define TT_DSP_OUT_EVEN_IN(acc, m, c) TT_DSP_ASM_RQ_IN(acc, lr, m, c, r3) "  strb " #acc ", [r12]\n"
+#define TT_DSP_OUT_ODD_IN(acc, m, c)                                                        \
+  TT_DSP_ASM_RQ_IN(acc, lr, m, c, r3) "  strb " #acc ", [r12, r0]\n"                        \
+  "  add r12, r12, r0, lsl #1\n"
+#define TT_DSP_OUT_EVEN(acc) TT_DSP_OUT_EVEN_IN(acc, r1, r2)
+#define TT_DSP_OUT_ODD(acc) TT_DSP_OUT_ODD_IN(acc, r1, r2)
+#define TT_DSP_OUT_EVEN_FREE(acc) TT_DSP_OUT_EVEN_IN(acc, r10, r11)
+#define TT_DSP_OUT_ODD_FREE(acc) TT_DSP_OUT_ODD_IN(acc, r10, r11)
+#define TT_DSP_OUTS_SAVING(outputs)                                                         \
+  "  str r1, [sp, #16]\n"                                                                   \
+  "  ldr r0, [sp, #52]\n"                                                                   \
+  "  ldrd r1, r2, [sp, #36]\n"                                                              \
+  "  ldr r3, [sp, #44]\n"                                                                   \
+  "  ldr r12, [sp, #20]\n"                                                                  \
+  outputs                                                                                   \
+  "  str r12, [sp, #20]\n"                                                                  \
+  "  ldr r1, [sp, #16]\n"
+#define TT_DSP_OUTS_FREE(outputs)                                                           \
+  "  ldr r0, [sp, #52]\n"                                                                   \
+  "  ldrd r10, r11, [sp, #36]\n"                                                            \
+  "  ldr r3, [sp, #44]\n"                                                                   \
+  "  ldr r12, [sp, #20]\n"                                                                  \
+  outputs                                                                                   \
+  "  str r12, [sp, #20]\n"
+/* The first group's sums start from the row's start ([sp, #32]) as SMLAD's accumulator */
+#define TT_DSP_START_R11 "  ldr r11, [sp, #32]\n"
 
-#define TT_DSP_ROWS_ASM(name, regs, first, group, outputs)                                  \
+#define TT_DSP_ROWS_ASM(name, regs, frame, pro, widen, first, group, outputs, tail)   \
   __asm__("  .section .text." #name ",\"ax\",%progbits\n"                                   \
           "  .syntax unified\n"                                                             \
           "  .thumb\n"                                                                      \
@@ -148,7 +181,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
           "  .thumb_func\n"                                                                 \
           #name ":\n"                                                                       \
           "  push {r4-r11, lr}\n"                                                           \
-          "  sub sp, sp, #56\n"                                                             \
+          "  sub sp, sp, #" #frame "\n"                                                      \
           "  str r0, [sp]\n"                                                                \
           "  ldr r12, [r0, #4]\n" /* loop entry */                                          \
           "  subs r12, r12, #4\n"                                                           \
@@ -185,6 +218,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
           "6:\n"                                                                            \
           "  orr r12, r12, #1\n"                                                            \
           "  str r12, [sp, #48]\n"                                                          \
+            pro                                                                             \
           "  ldr r12, [r0, #56]\n"                                                          \
           "  str r12, [sp, #52]\n"                                                          \
           "  movs r3, #0\n"                                                                 \
@@ -195,6 +229,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
           "  mla r2, lr, r3, r2\n"                                                          \
           "  add r12, r2, r12\n"                                                            \
           "  strd r12, r2, [sp, #4]\n"                                                      \
+            widen                                                                           \
           "  ldrd r1, r12, [r0, #12]\n"                                                     \
           "  str r12, [sp, #12]\n"                                                          \
           "  ldr r12, [r0, #52]\n"                                                          \
@@ -228,8 +263,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
             group                                                                           \
           "  ldr r0, [sp, #28]\n"                                                           \
           "  bx r0\n"                                                                       \
-          "10:\n"                                                                           \
-          "  ldr r11, [sp, #32]\n" /* a block */                                            \
+          "10:\n" /* a block */                                                             \
             first                                                                           \
           "  ldr r0, [sp, #28]\n"                                                           \
           "  bx r0\n"                                                                       \
@@ -255,14 +289,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
           "  stm r12, {" regs "}\n"                                                         \
           "  b 16f\n"                                                                       \
           "14:\n"                                                                           \
-          "  str r1, [sp, #16]\n"                                                           \
-          "  ldr r0, [sp, #52]\n"                                                           \
-          "  ldrd r1, r2, [sp, #36]\n"                                                      \
-          "  ldr r3, [sp, #44]\n"                                                           \
-          "  ldr r12, [sp, #20]\n"                                                          \
             outputs                                                                         \
-          "  str r12, [sp, #20]\n"                                                          \
-          "  ldr r1, [sp, #16]\n"                                                           \
           "  ldr r2, [sp, #8]\n"                                                            \
           "  ldr r3, [sp, #12]\n"                                                           \
           "  subs r3, r3, #1\n"                                                             \
@@ -275,55 +302,157 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, stride) == 56 ? 1 : -
           "  ldr r12, [r0, #20]\n"                                                          \
           "  cmp r3, r12\n"                                                                 \
           "  blt 20b\n"                                                                     \
-          "  add sp, sp, #56\n"                                                             \
+          "  add sp, sp, #" #frame "\n"                                                      \
           "  pop {r4-r11, pc}\n"                                                            \
+            tail                                                                            \
           "  .size " #name ", . - " #name "\n"                                              \
           "  .text\n")
 
-TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11",
-                TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16) TT_DSP_MAC(r7, r11, 24)
-                TT_DSP_MAC(r8, r11, 32) TT_DSP_MAC(r9, r11, 40) TT_DSP_MAC(r10, r11, 48)
-                TT_DSP_MAC(r4, r11, 0) TT_DSP_MAC(r11, r11, 56) "  adds r1, r1, #64\n",
+TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11", 56, "", "",
+                TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16)
+                TT_DSP_MAC(r7, r11, 24) TT_DSP_MAC(r8, r11, 32) TT_DSP_MAC(r9, r11, 40)
+                TT_DSP_MAC(r10, r11, 48) TT_DSP_MAC(r4, r11, 0) TT_DSP_MAC(r11, r11, 56)
+                "  adds r1, r1, #64\n",
                 TT_DSP_LDW TT_DSP_MAC(r5, r5, 8) TT_DSP_MAC(r6, r6, 16) TT_DSP_MAC(r7, r7, 24)
                 TT_DSP_MAC(r8, r8, 32) TT_DSP_MAC(r9, r9, 40) TT_DSP_MAC(r10, r10, 48)
                 TT_DSP_MAC(r11, r11, 56) TT_DSP_MAC_NEXT(r4, 64),
-                TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5) TT_DSP_OUT_EVEN(r6) TT_DSP_OUT_ODD(r7)
-                TT_DSP_OUT_EVEN(r8) TT_DSP_OUT_ODD(r9) TT_DSP_OUT_EVEN(r10)
-                TT_DSP_OUT_ODD(r11));
+                TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5) TT_DSP_OUT_EVEN(r6)
+                                   TT_DSP_OUT_ODD(r7) TT_DSP_OUT_EVEN(r8) TT_DSP_OUT_ODD(r9)
+                                   TT_DSP_OUT_EVEN(r10) TT_DSP_OUT_ODD(r11)), "");
 /* Blocks of 6 and 4 columns leave registers for four staged words: one LDM (with
  * writeback) loads two columns' double words, one instruction where two LDRDs were. Per
  * group of four weights: LDR, 2 SXTB16, 3 LDM, 12 SMLAD for 6 columns (18 instructions, 24
  * MACs: 0.75 a MAC against 27 for 32 with 8 columns); LDR, 2 SXTB16, 2 LDM, 8 SMLAD for 4.
- * The first group of a block still starts the sums from r11 (two columns' words by LDRD into
- * r12/lr), which the later groups' LDMs may then overwrite. */
-#define TT_DSP_MAC2(a, b, x0, x1, x2, x3)                                                   \
+ * The first group of a block loads the row's start into the last column's sum register and
+ * the other columns' SMLADs take it as their accumulator before that one does (TT_DSP_MAC2
+ * with `from`): LDMs there too, no pointer ADD (4 instructions fewer a block of 6 than
+ * starting from r11 with LDRDs). */
+#define TT_DSP_MAC2_ACC(a, b, from_a, from_b, x0, x1, x2, x3)                              \
   "  ldm r1!, {" #x0 ", " #x1 ", " #x2 ", " #x3 "}\n"                                       \
-  "  smlad " #a ", " #x0 ", r0, " #a "\n"                                                   \
+  "  smlad " #a ", " #x0 ", r0, " #from_a "\n"                                             \
   "  smlad " #a ", " #x1 ", r3, " #a "\n"                                                   \
-  "  smlad " #b ", " #x2 ", r0, " #b "\n"                                                   \
+  "  smlad " #b ", " #x2 ", r0, " #from_b "\n"                                             \
   "  smlad " #b ", " #x3 ", r3, " #b "\n"
-TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9",
-                TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16) TT_DSP_MAC(r7, r11, 24)
-                TT_DSP_MAC(r8, r11, 32) TT_DSP_MAC(r9, r11, 40) TT_DSP_MAC(r4, r11, 0)
-                "  adds r1, r1, #48\n",
-                TT_DSP_LDW TT_DSP_MAC2(r4, r5, r10, r11, r12, lr)
-                TT_DSP_MAC2(r6, r7, r10, r11, r12, lr) TT_DSP_MAC2(r8, r9, r10, r11, r12, lr),
-                TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5) TT_DSP_OUT_EVEN(r6) TT_DSP_OUT_ODD(r7)
-                TT_DSP_OUT_EVEN(r8) TT_DSP_OUT_ODD(r9));
-TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7",
-                TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16) TT_DSP_MAC(r7, r11, 24)
-                TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #32\n",
-                TT_DSP_LDW TT_DSP_MAC2(r4, r5, r8, r9, r10, r11)
-                TT_DSP_MAC2(r6, r7, r8, r9, r10, r11),
-                TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5) TT_DSP_OUT_EVEN(r6) TT_DSP_OUT_ODD(r7));
-TT_DSP_ROWS_ASM(tt_dsp_rows2, "r4-r5",
-                TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #16\n",
+#define TT_DSP_MAC2(a, b, x0, x1, x2, x3) TT_DSP_MAC2_ACC(a, b, a, b, x0, x1, x2, x3)
+#define TT_DSP_MAC2_FROM(a, b, from, x0, x1, x2, x3)                                        \
+  TT_DSP_MAC2_ACC(a, b, from, from, x0, x1, x2, x3)
+/* `from` is read by a's first SMLAD and b's first, before b is written: it may be b itself
+ * (the last pair). */
+#define TT_DSP_ROWS6_FIRST(ldw)                                                             \
+  "  ldr r9, [sp, #32]\n" ldw TT_DSP_MAC2_FROM(r4, r5, r9, r10, r11, r12, lr)                \
+  TT_DSP_MAC2_FROM(r6, r7, r9, r10, r11, r12, lr) TT_DSP_MAC2_FROM(r8, r9, r9, r10, r11, r12, lr)
+#define TT_DSP_ROWS6_GROUP(ldw)                                                             \
+  ldw TT_DSP_MAC2(r4, r5, r10, r11, r12, lr) TT_DSP_MAC2(r6, r7, r10, r11, r12, lr)          \
+  TT_DSP_MAC2(r8, r9, r10, r11, r12, lr)
+#define TT_DSP_ROWS6_OUTPUTS                                                                \
+  TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5) TT_DSP_OUT_EVEN_FREE(r6)  \
+                   TT_DSP_OUT_ODD_FREE(r7) TT_DSP_OUT_EVEN_FREE(r8) TT_DSP_OUT_ODD_FREE(r9))
+TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9", 56, "", "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW),
+                TT_DSP_ROWS6_GROUP(TT_DSP_LDW), TT_DSP_ROWS6_OUTPUTS, "");
+/* tt_dsp_rows6 with each row's weights sign-extended once per call into the frame (at
+ * sp + 56, up to TT_DSP_WIDE_MAX of them: 2 bytes each, 80 bytes more stack) instead of
+ * once per block: per group of a block LDRD where LDR and 2 SXTB16 were (16 instructions
+ * for 24 MACs), for 6 a group per row and call (LDR, 2 SXTB16, STRD, CMP, BNE). Pays from 4
+ * blocks a call, which the staging buffer holds for columns of up to 40 elements
+ * (TT_FWD_DSP_STAGE_BYTES / (6 * 2 * 4) = 42): the layers of few input channels. */
+#define TT_DSP_WIDE_MAX 40
+#define TT_DSP_WIDEN                                                                        \
+  "  add r1, sp, #56\n"                                                                     \
+  "22:\n"                                                                                   \
+  "  ldr r3, [r2], #4\n"                                                                    \
+  "  sxtb16 lr, r3, ror #8\n"                                                               \
+  "  sxtb16 r3, r3\n"                                                                       \
+  "  strd r3, lr, [r1], #8\n"                                                               \
+  "  cmp r2, r12\n"                                                                         \
+  "  bne 22b\n"                                                                             \
+  "  add r2, sp, #56\n"                                                                     \
+  "  strd r1, r2, [sp, #4]\n"                                                               \
+  "  ldr r3, [sp, #24]\n"
+#define TT_DSP_LDW_WIDE "  ldrd r0, r3, [r2], #8\n"
+TT_DSP_ROWS_ASM(tt_dsp_rows6w, "r4-r9", 136, "", TT_DSP_WIDEN,
+                TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
+                TT_DSP_ROWS6_OUTPUTS, "");
+/* tt_dsp_rows6 over rows of two segments (a split filter: w, n, w_stride then w_hi, n_hi,
+ * hi_stride), staged one after the other in each column: where the first segment's groups
+ * end (the sums' exit, [sp, #48], is label 17) the weight pointer moves to the row's second
+ * segment and the group loop is entered again at that segment's copy ([sp, #56]); at its end
+ * the sums go where they would (the exit saved at [sp, #60]). 11 instructions a block more
+ * than one segment, where a call per segment and row cost about 60 more and the C
+ * requantization of the sums. Frame: +64/+68 the row's second segment's start and end, +72
+ * the first's end. */
+#define TT_DSP_SPLIT_PRO                                                                    \
+  "  ldr r12, [r0, #64]\n"                                                                  \
+  "  and r12, r12, #12\n"                                                                   \
+  "  cmp r12, #8\n"                                                                         \
+  "  beq 24f\n"                                                                             \
+  "  bhi 25f\n"                                                                             \
+  "  cmp r12, #4\n"                                                                         \
+  "  beq 26f\n"                                                                             \
+  "  adr.w r12, 1f\n"                                                                       \
+  "  b 27f\n"                                                                               \
+  "24:\n"                                                                                   \
+  "  adr.w r12, 3f\n"                                                                       \
+  "  b 27f\n"                                                                               \
+  "25:\n"                                                                                   \
+  "  adr.w r12, 2f\n"                                                                       \
+  "  b 27f\n"                                                                               \
+  "26:\n"                                                                                   \
+  "  adr.w r12, 4f\n"                                                                       \
+  "27:\n"                                                                                   \
+  "  orr r12, r12, #1\n"                                                                    \
+  "  str r12, [sp, #56]\n"                                                                  \
+  "  ldr r12, [sp, #48]\n"                                                                  \
+  "  str r12, [sp, #60]\n"                                                                  \
+  "  adr.w r12, 17f\n"                                                                      \
+  "  orr r12, r12, #1\n"                                                                    \
+  "  str r12, [sp, #48]\n"
+#define TT_DSP_SPLIT_ROW                                                                    \
+  "  ldr r12, [r0, #60]\n"                                                                  \
+  "  ldr lr, [r0, #68]\n"                                                                   \
+  "  mla r12, lr, r3, r12\n"                                                                \
+  "  ldr lr, [r0, #64]\n"                                                                   \
+  "  add lr, r12, lr\n"                                                                     \
+  "  strd r12, lr, [sp, #64]\n"                                                             \
+  "  ldr r12, [sp, #4]\n"                                                                   \
+  "  str r12, [sp, #72]\n"
+#define TT_DSP_SPLIT_TAIL                                                                   \
+  "17:\n"                                                                                   \
+  "  ldr r0, [sp, #68]\n"                                                                   \
+  "  cmp r2, r0\n"                                                                          \
+  "  beq 18f\n"                                                                             \
+  "  ldr r2, [sp, #64]\n"                                                                   \
+  "  str r0, [sp, #4]\n"                                                                    \
+  "  ldr r0, [sp, #56]\n"                                                                   \
+  "  bx r0\n"                                                                               \
+  "18:\n"                                                                                   \
+  "  ldr r0, [sp, #72]\n"                                                                   \
+  "  str r0, [sp, #4]\n"                                                                    \
+  "  ldr r0, [sp, #60]\n"                                                                   \
+  "  bx r0\n"
+TT_DSP_ROWS_ASM(tt_dsp_rows6s, "r4-r9", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
+                TT_DSP_ROWS6_FIRST(TT_DSP_LDW), TT_DSP_ROWS6_GROUP(TT_DSP_LDW),
+                TT_DSP_ROWS6_OUTPUTS, TT_DSP_SPLIT_TAIL);
+#define TT_DSP_ROWS4_FIRST                                                                  \
+  "  ldr r7, [sp, #32]\n" TT_DSP_LDW TT_DSP_MAC2_FROM(r4, r5, r7, r8, r9, r10, r11)           \
+  TT_DSP_MAC2_FROM(r6, r7, r7, r8, r9, r10, r11)
+#define TT_DSP_ROWS4_GROUP                                                                  \
+  TT_DSP_LDW TT_DSP_MAC2(r4, r5, r8, r9, r10, r11) TT_DSP_MAC2(r6, r7, r8, r9, r10, r11)
+#define TT_DSP_ROWS4_OUTPUTS                                                                \
+  TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5) TT_DSP_OUT_EVEN_FREE(r6)  \
+                   TT_DSP_OUT_ODD_FREE(r7))
+TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7", 56, "", "", TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP,
+                TT_DSP_ROWS4_OUTPUTS, "");
+TT_DSP_ROWS_ASM(tt_dsp_rows4s, "r4-r7", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
+                TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP, TT_DSP_ROWS4_OUTPUTS, TT_DSP_SPLIT_TAIL);
+TT_DSP_ROWS_ASM(tt_dsp_rows2, "r4-r5", 56, "", "",
+                TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r4, r11, 0)
+                "  adds r1, r1, #16\n",
                 TT_DSP_LDW TT_DSP_MAC(r5, r5, 8) TT_DSP_MAC_NEXT(r4, 16),
-                TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5));
-TT_DSP_ROWS_ASM(tt_dsp_rows1, "r4",
-                TT_DSP_LDW TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #8\n",
+                TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5)), "");
+TT_DSP_ROWS_ASM(tt_dsp_rows1, "r4", 56, "", "",
+                TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #8\n",
                 TT_DSP_LDW TT_DSP_MAC_NEXT(r4, 8),
-                TT_DSP_OUT_EVEN(r4) "  add r12, r12, r0\n");
+                TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) "  add r12, r12, r0\n"), "");
 typedef void tt_dsp_rows_fn(const tt_dsp_rows_args *a);
 
 /* One row of 8 weights (a pointwise convolution of 8 input channels) over columns staged
@@ -424,7 +553,8 @@ static void mm_k8(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int3
     }
   }
 }
-tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows4, tt_dsp_rows2, tt_dsp_rows1;
+tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows6s, tt_dsp_rows4,
+    tt_dsp_rows4s, tt_dsp_rows2, tt_dsp_rows1;
 
 /* acc[p] += sum over the n weights w[i] and the staged elements of column p; with `start`
  * the sums begin at `from` instead (the first group's SMLADs take it as their accumulator). */
@@ -435,7 +565,7 @@ static inline __attribute__((always_inline)) void mac(const tt_dsp_word *s, cons
   const int8_t *end = w + (n & ~3);
   if (P == 8 && w != end) {                        /* the whole groups in tt_dsp_rows8 */
     const tt_dsp_rows_args a = {w, end - w, 0, s, 1, 1, &from, 0, start ? 0 : acc, acc,
-                                0, 0, 0, 0, 0};
+                                0, 0, 0, 0, 0, 0, 0, 0};
     tt_dsp_rows8(&a);
     s += 16 * ((end - w) >> 2);
     w = end;
@@ -552,8 +682,16 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
       : P == 4 ? tt_dsp_rows4
       : P == 2 ? tt_dsp_rows2
                : tt_dsp_rows1;
+  /* the calls over all Q blocks: with the rows widened once where that pays */
+  /* a split filter's two segments of whole groups in one call (blocks of 6) */
+  const int split =
+      n_hi > 0 && (P == 6 || P == 4) && n > 0 && ((n | n_hi) & 3) == 0 && first && last;
+  tt_dsp_rows_fn *const asm_rows_q =
+      split                                         ? (P == 6 ? tt_dsp_rows6s : tt_dsp_rows4s)
+      : P == 6 && Q >= 4 && n <= TT_DSP_WIDE_MAX ? tt_dsp_rows6w
+                                                    : asm_rows;
   /* the assembly over every row, or over each run of rows that requantize in it */
-  const int runs = whole && (Q == 1 || (first && last));
+  const int runs = (whole && (Q == 1 || (first && last))) || split;
   for (int32_t r = r0, r_end = r0; r < r1; ++r) {
     if (runs && r >= r_end) {
       r_end = known == 1 ? r1 : r;
@@ -564,8 +702,9 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
         const tt_dsp_rows_args a = {w_lo + r * lo_stride, n, lo_stride, stage, Q, r_end - r,
                                     bias ? bias + r : 0, 1, first ? 0 : part[r - r0],
                                     last ? 0 : part[r - r0], mult + r, shift + r, c_unit,
-                                    out + r, col_stride};
-        asm_rows(&a);
+                                    out + r, col_stride, split ? w_hi + r * hi_stride : 0,
+                                    n_hi, hi_stride};
+        asm_rows_q(&a);
         r = r_end - 1;
         continue;
       }
@@ -582,18 +721,19 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
     __asm__("" : "+r"(y));
     if (last && !one && constant_row(m, plan, r, b, y, P * Q, col_stride)) continue;
     int32_t acc[8];
-    const int direct = whole && last && one && full;      /* requantized by the assembly */
+    const int direct = (whole || split) && last && one && full; /* requantized by the asm */
     if (direct && (first || Q == 1)) {
       const tt_dsp_rows_args a = {wr, n, 0, stage, Q, 1, &from, 0, first ? 0 : part[r - r0],
-                                  0, mult + r, shift + r, c_unit, y, col_stride};
-      asm_rows(&a);
+                                  0, mult + r, shift + r, c_unit, y, col_stride, wh, n_hi,
+                                  hi_stride};
+      asm_rows_q(&a);
       continue;
     }
     const tt_dsp_word *blk = stage;
     for (int32_t qb = 0; qb < Q; ++qb, blk += block) {
       if (whole) {
         const tt_dsp_rows_args a = {wr, n, 0, blk, 1, 1, &from, 0, first ? 0 : part[r - r0],
-                                    last ? acc : part[r - r0], 0, 0, 0, 0, 0};
+                                    last ? acc : part[r - r0], 0, 0, 0, 0, 0, 0, 0, 0};
         asm_rows(&a);
       } else {
         if (first) {
@@ -698,6 +838,32 @@ static void stage_words(tt_dsp_word *stage, int32_t P, const int8_t *x, int32_t 
   }
 }
 
+/* stage_words for the blocks of 6 or 8 columns of the pointwise path (P a constant): two
+ * groups a step, their words stored by two STRDs at constant offsets (about 7.5
+ * instructions a group against 10). Called once per block. */
+static inline __attribute__((always_inline)) void stage_pairs(tt_dsp_word *stage,
+                                                               const int32_t P,
+                                                               const int8_t *x,
+                                                               int32_t in_stride, int32_t n,
+                                                               uint32_t off) {
+  for (int32_t p = 0; p < P; ++p) {
+    const int8_t *v = x + p * in_stride, *end = v + n;
+    tt_dsp_word *s = stage + 2 * p;
+    if (n & 4) {
+      tt_dsp_stage4(s, off, tt_dsp_load4(v));
+      v += 4;
+      s += 2 * P;
+    }
+    for (; v != end; v += 8, s += 4 * P) {
+      const uint32_t a = tt_dsp_load4(v), b = tt_dsp_load4(v + 4);
+      tt_dsp_strd(s, __sxtab16(__sxtab16(off, a), a),
+                  tt_dsp_sxtab16_odd(tt_dsp_sxtab16_odd(off, a), a));
+      tt_dsp_strd(s + 2 * P, __sxtab16(__sxtab16(off, b), b),
+                  tt_dsp_sxtab16_odd(tt_dsp_sxtab16_odd(off, b), b));
+    }
+  }
+}
+
 /* A block of P (8, 6 or 4) columns of more elements than fit the buffer 4 at a time: the
  * reduction in chunks of KC(P) elements, every chunk staged once per ROW_BLOCK rows, whose
  * sums wait in `part` (after the chunk, 384 words in) between chunks. Staging again costs
@@ -763,7 +929,12 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
         continue;
       }
     }
-    for (P = fit; c + P > columns; P >>= 1) {
+    if (m->n_hi > 0 && ((m->n_lo | m->n_hi) & 3) == 0 && six && fit >= 8 &&
+        columns - c >= 4) {
+      P = columns - c >= 6 ? 6 : 4;     /* a split filter's rows: tt_dsp_rows6s/4s */
+    } else {
+      for (P = fit; c + P > columns; P >>= 1) {
+      }
     }
     if (m->n_hi == 0 && (m->n_lo & 3) == 0) {     /* one segment of whole groups: hot */
       /* as many blocks as fit, a row's constants shared by all of them: of 6 pixels
@@ -778,9 +949,12 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
         const int32_t block = W * tt_dsp_column_words(m);
         int32_t Q = W == 8 && six ? 1 : (TT_FWD_DSP_STAGE_BYTES / 4) / block;
         if (Q > left / W) Q = left / W;
-        for (int32_t qb = 0; qb < Q; ++qb)
-          stage_words(stage + qb * block, W, x + qb * W * in_stride, in_stride, 0, m->n_lo,
-                      off);
+        for (int32_t qb = 0; qb < Q; ++qb) {
+          if (W == 6)
+            stage_pairs(stage + qb * block, 6, x + qb * W * in_stride, in_stride, m->n_lo, off);
+          else
+            stage_pairs(stage + qb * block, 8, x + qb * W * in_stride, in_stride, m->n_lo, off);
+        }
         if (W == 6)
           rows6q(m, stage, Q, out, col_stride, known, 0);
         else

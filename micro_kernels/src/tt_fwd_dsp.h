@@ -152,14 +152,16 @@ static inline int tt_dsp_bias_bounded(int32_t bias) {
 }
 
 /* Requantizes the doubled sum in register `acc` in place (tt_dsp_rq_doubled, then SSAT to
- * int8: the activation clamp must be int8's whole range), with the channel's m in r1, c in r2
- * and e in r3; `tmp` is clobbered. The one sequence every assembly kernel's outputs go
- * through (tt_fwd_dsp.c's rows, tt_fwd_depthwise.c's 3x3 windows). */
-#define TT_DSP_ASM_RQ(acc, tmp)                                                             \
-  "  add " #tmp ", r2, " #acc ", asr #31\n"                                                \
-  "  smmlar " #acc ", " #acc ", r1, " #tmp "\n"                                            \
-  "  asr " #acc ", " #acc ", r3\n"                                                         \
+ * int8: the activation clamp must be int8's whole range), with the channel's m, c and e in
+ * registers `m`, `c`, `e`; `tmp` is clobbered. The one sequence every assembly kernel's
+ * outputs go through (tt_fwd_dsp.c's rows, tt_fwd_depthwise.c's 3x3 windows); most keep
+ * m, c, e in r1, r2, r3 (TT_DSP_ASM_RQ). */
+#define TT_DSP_ASM_RQ_IN(acc, tmp, m, c, e)                                                 \
+  "  add " #tmp ", " #c ", " #acc ", asr #31\n"                                            \
+  "  smmlar " #acc ", " #acc ", " #m ", " #tmp "\n"                                        \
+  "  asr " #acc ", " #acc ", " #e "\n"                                                     \
   "  ssat " #acc ", #8, " #acc "\n"
+#define TT_DSP_ASM_RQ(acc, tmp) TT_DSP_ASM_RQ_IN(acc, tmp, r1, r2, r3)
 
 /* --- matrix product over staged columns (tt_fwd_dsp.c) --------------------------------------
  * Output channel r of a convolution (or fully connected unit) is a row of weights in two
