@@ -1,5 +1,6 @@
 """The Cortex-M DSP versions of the int8-gradient kernels (micro_kernels/src/tt_grad_dsp.h:
-the input and weight gradients of pointwise layers) against the portable C99 ones, bit for
+the input and weight gradients of pointwise layers, the bias gradient's sums; the save
+mask's SIMD bytes; the updates' FPv5 arithmetic) against the portable C99 ones, bit for
 bit.
 
 A Cortex-M7 build compiles the DSP versions (SMLAD, SXTB16); -DTT_PORTABLE, or a core
@@ -191,7 +192,8 @@ def weight_stage(n, h, w, co, k, win, part: int = 1):
 
 def weight_grad_calls(rng) -> None:
     """tt_conv2d_weight_grad_s8 and the fused tt_conv2d_weight_update_s8_s8 of pointwise
-    layers: 2 and 3 positions (a partial group), channel counts off the blocks of eight, the
+    layers: 2 and 3 positions (a partial group), channel counts off the blocks of eight,
+    output channels staged four dy columns at a time and the ones left over, the
     zero point's extremes, masks, saved inputs staged as int16 and (past the buffer as int16)
     as int8, ones past the buffers even as int8 and 1x1 layers that are not pointwise
     (portable), a single position (portable), momentum and stochastic rounding in the
@@ -203,8 +205,12 @@ def weight_grad_calls(rng) -> None:
               (1, 5, 7, 11, 1, 4), (1, 1, 1, 3, 8, 8), (1, 6, 6, 16, 32, 128),
               (1, 5, 7, 3, 203, 203),                 # int8, a partial group and block
               (1, 8, 8, 3, 160, 160),                 # 10 KB even as int8: portable
-              (1, 23, 23, 2, 8, 8)]                   # 133 groups: int8 (the masked call:
+              (1, 23, 23, 2, 8, 8),                   # 133 groups: int8 (the masked call:
                                                       # half the staging, portable)
+              (1, 4, 4, 24, 12, 12),                  # four dy columns at once: a mask
+                                                      # nibble at bit 0 and 4 of its byte
+              (1, 3, 5, 12, 20, 20),                  # co % 8 = 4: masked columns one by one
+              (1, 2, 3, 13, 9, 16)]                   # a last partial set: one column
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)
@@ -240,6 +246,85 @@ def weight_grad_calls(rng) -> None:
                                                              C.c_uint8), 4096)
 
 
+def update_calls(rng) -> None:
+    """The M7's update arithmetic (tt_param_grad.c, TT_FPV5: VCVTM/VCVTN, VMAXNM/VMINNM, a
+    fixed-point conversion of the noise, SSAT) on the values it treats specially: steps past
+    +-256 either way, NaN and infinite gradients (a scale of 0), exact halves rounded to
+    nearest (ties to even), -0.0, weights at -128, -127 and 127; per-tensor and per-channel
+    scales, momentum, both roundings. Then the bias gradient's SADD16 lanes
+    (tt_param_grad_dsp.c): channels off the blocks of eight (mask bits that start mid-byte),
+    more than 256 positions (lanes flushed), dy of -128 everywhere (a lane's -2^15), with and
+    without a mask, and the fused bias update."""
+    lib = c_kernels.library()
+    grads = np.array([-0.5, -1.5, -2.5, 0.5, 1.5, 2.5, -0.0, 0.0, np.nan, np.inf, -np.inf,
+                      1e9, -1e9, 300.0, -300.0, -256.5, 255.5, 3e-8, -7.25, 127.0, -127.0,
+                      1e-40, 8388608.5, -0.49999997], np.float32)
+    w0 = np.array([0, 1, -1, 127, -127, -128, 5, -5] * 3, np.int8)
+    for rounding in (0, 1):
+        for momentum_value, per_channel in ((0.0, False), (0.0, True), (0.9, True)):
+            w = w0.reshape(2, 3, 4).copy()
+            scales = (np.array([1.0, 0.5], np.float32) if per_channel
+                      else np.array([1.0], np.float32))
+            momentum = np.full(24, 0.25, np.float32) if momentum_value else None
+            sgd = c_kernels.Sgd(1.0, momentum_value, 1, rounding, 0)
+            state = c_kernels.UpdateState(99 + rounding, 0)
+            lib.tt_update_weight_s8(i8(w), rig_p(np.array(w.shape, np.int32), C.c_int32), 3, 0,
+                                    rig_p(scales, C.c_float), scales.size,
+                                    rig_p(grads, C.c_float), 4, rig_p(momentum, C.c_float),
+                                    C.byref(sgd), C.byref(state))
+    for scale in (0.0, 1e-3):        # a scale of 0: g = +-inf or NaN in QAS
+        w = w0[:8].copy()
+        sgd = c_kernels.Sgd(0.5, 0.0, 1, 1, 0)
+        state = c_kernels.UpdateState(7, 3)
+        lib.tt_update_weight_s8(i8(w), rig_p(np.array([8], np.int32), C.c_int32), 1, 0,
+                                rig_p(np.array([scale], np.float32), C.c_float), 1,
+                                rig_p(grads[:8], C.c_float), 8, None, C.byref(sgd),
+                                C.byref(state))
+    biases = np.array([0, 1, -1, 2**31 - 1, -2**31, 5, -5, 1000] * 3, np.int32)
+    for rounding in (0, 1):
+        b = biases.copy()
+        sgd = c_kernels.Sgd(1.0, 0.0, 1, rounding, 0)
+        state = c_kernels.UpdateState(5 + rounding, 0)
+        lib.tt_update_bias_s32(rig_p(b, C.c_int32), 24, rig_p(np.ones(24, np.float32), C.c_float),
+                               rig_p(grads, C.c_float), None, C.byref(sgd), C.byref(state))
+    # bias gradients: (outer, channels)
+    for k, (outer, channels) in enumerate([(3, 8), (300, 16), (257, 24), (5, 12), (70, 13),
+                                           (600, 9), (2, 1), (1, 40)]):
+        dy = dy_of(rng, (outer, channels), sparse=False)
+        if k == 1:
+            dy[:] = -128
+        mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+        for masked in (False, True):
+            db = np.zeros(channels, np.float32)
+            lib.tt_bias_grad_s8(i8(dy), rig_p(np.array([0.03], np.float32), C.c_float),
+                                rig_p(mask if masked else None, C.c_uint8), outer, channels,
+                                rig_p(db, C.c_float))
+        b = rng.integers(-1000, 1000, channels).astype(np.int32)
+        sgd = c_kernels.Sgd(0.1, 0.0, 1, 1, 0)
+        state = c_kernels.UpdateState(31 + k, 1)
+        lib.tt_bias_update_s32_s8(
+            i8(dy), rig_p(np.array([0.03], np.float32), C.c_float),
+            rig_p(mask if k % 2 else None, C.c_uint8), outer, channels, rig_p(b, C.c_int32),
+            rig_p(rng.uniform(1e-4, 1e-2, channels).astype(np.float32), C.c_float), None,
+            C.byref(sgd), C.byref(state), rig_p(np.zeros(channels, np.float32), C.c_float))
+
+
+def save_mask_calls(rng) -> None:
+    """tt_save_mask_s8 (tt_plumbing.c's SSUB8/SEL bytes on the M7): bounds inside, at and
+    past the int8 range on either side, nothing inside (hi <= lo + 1, lo >= 127,
+    hi <= -128), the int32 extremes, and sizes off the bytes (the tail)."""
+    lib = c_kernels.library()
+    y = rng.integers(-128, 128, 203).astype(np.int8)
+    y[:6] = [-128, 127, -127, 126, 0, -1]
+    bounds = [(-128, 127), (-129, 128), (-1, 6), (0, 1), (5, 5), (126, 300), (127, 300),
+              (-300, -128), (-300, -127), (-2**31, 2**31 - 1), (2**31 - 1, -2**31),
+              (-129, -127), (20, -20), (-50, 100)]
+    for k, (lo, hi) in enumerate(bounds):
+        for size in (203, 8, 16 + k % 8):
+            mask = np.zeros((size + 7) // 8, np.uint8)
+            lib.tt_save_mask_s8(i8(y), size, lo, hi, rig_p(mask, C.c_uint8))
+
+
 def edge_calls() -> list:
     calls: list = []
     rng = np.random.default_rng(17)
@@ -249,6 +334,8 @@ def edge_calls() -> list:
     with rig.recording(calls):
         input_grad_calls(rng)
         weight_grad_calls(rng)
+        update_calls(rng)
+        save_mask_calls(rng)
     return calls
 
 
@@ -282,6 +369,9 @@ def test_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
                                        "tt_fully_connected_input_grad_s8",
                                        "tt_fully_connected_input_grad_split_s8",
                                        "tt_conv2d_weight_grad_s8",
-                                       "tt_conv2d_weight_update_s8_s8"}
+                                       "tt_conv2d_weight_update_s8_s8",
+                                       "tt_update_weight_s8", "tt_update_bias_s32",
+                                       "tt_bias_grad_s8", "tt_bias_update_s32_s8",
+                                       "tt_save_mask_s8"}
     rig.run_in_both_builds(calls, tmp_path)
     print(f"{len(calls)} edge-shape calls")

@@ -16,10 +16,13 @@
  *   src/tt_grad_quant.c  int8 gradients: the quantization rule, the layers' multipliers
  *   src/tt_input_grad_dsp.c, src/tt_param_grad_dsp.c
  *                        Cortex-M DSP versions (SMLAD, SXTB16) of the int8-gradient input and
- *                        weight gradients of pointwise layers, which the kernels above call
- *                        when the target has the DSP extension (__ARM_FEATURE_DSP) and
- *                        TT_PORTABLE is not defined: same signatures, same bits
- *                        (src/tt_grad_dsp.h says which layers and what stack they take)
+ *                        weight gradients of pointwise layers and of the bias gradient's sums,
+ *                        which the kernels above call when the target has the DSP extension
+ *                        (__ARM_FEATURE_DSP) and TT_PORTABLE is not defined: same signatures,
+ *                        same bits (src/tt_grad_dsp.h says which layers and what stack they
+ *                        take); likewise TT_SAVE_MASK's SSUB8/SEL bytes (tt_plumbing.c) and,
+ *                        on FPv5 (the M7; -DTT_NO_FPV5 for a Cortex-M4), the updates' VCVTM,
+ *                        VMAXNM and SSAT forms (tt_param_grad.c)
  *
  * Conventions. Layouts are NHWC and row-major; weights are [Co, KH, KW, Ci] (CONV_2D),
  * [1, KH, KW, C*M] (DEPTHWISE_CONV_2D) or [units, depth] (FULLY_CONNECTED), int8, symmetric

@@ -33,12 +33,19 @@
 
 typedef uint32_t tt_wdsp_word __attribute__((may_alias));
 
+/* The dy columns (two words per group of four positions each) a pointwise weight gradient
+ * stages at once: four output channels' with the int16 input (one load, mask and two
+ * SXTB16 per position for all four), one with the int8 input. */
+static inline int32_t tt_wdsp_column_bytes(int32_t rows, int int16) {
+  return (int16 ? 4 : 1) * 8 * ((rows + 3) >> 2);
+}
+
 /* Bytes of a pointwise layer's weight-gradient staging, `rows` positions of k channels: the
- * saved input as int16 (int16 != 0) or int8, then one dy column (two words per group of four
- * positions). Target-independent, so that every build plans the same arena. */
+ * saved input as int16 (int16 != 0) or int8, then the dy columns. Target-independent, so
+ * that every build plans the same arena. */
 static inline int32_t tt_wdsp_stage_bytes(int32_t rows, int32_t k, int int16) {
   const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
-  return blocks * groups * (int16 ? 64 : 32) + 8 * groups;
+  return blocks * groups * (int16 ? 64 : 32) + tt_wdsp_column_bytes(rows, int16);
 }
 
 #if TT_GRAD_DSP
@@ -103,16 +110,23 @@ static inline uint32_t tt_gdsp_jump(const tt_gdsp_jumper *j, uint32_t x) {
  * aligned; as int16 x - x_zp where tt_wdsp_stage_bytes(rows, k, 1) fits, else as int8 x
  * where tt_wdsp_stage_bytes(rows, k, 0) does), fills st and returns 1, or returns 0 when
  * neither fits or rows < 2 (the caller runs the portable code); then
- * tt_dsp_pointwise_weight_channel (the same rows, k and x_zp) writes output channel o's k
- * gradients into out. */
+ * tt_dsp_pointwise_weight_channel (the same dy, mask, rows, co, k and x_zp) writes output
+ * channel o's k gradients into out (it keeps the staged dy columns in st for the next o). */
 typedef struct {
   int int16;                  /* the saved input staged as int16 x - x_zp, else as int8 x */
-  tt_wdsp_word *x, *dys;      /* the staged input; one dy column */
+  tt_wdsp_word *x, *dys;      /* the staged input; the dy columns */
+  int32_t first;              /* int16: the output channel of the first staged column, or -1 */
 } tt_wdsp_stage;
+
+/* The int32 sums t[j], j < 8, over the positions p < outer of dy[p, c0 + j] (dy
+ * [outer, channels] int8, 0 where its mask bit, element p * channels + c0 + j, is 0; mask
+ * NULL: none): the bias gradient's integers of channels c0 .. c0 + 7 (c0 + 8 <= channels). */
+void tt_dsp_bias_sums_8(const int8_t *dy, const uint8_t *mask, int32_t outer, int32_t channels,
+                        int32_t c0, int32_t *t);
 
 int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, int32_t x_zp,
                                   void *mem, int32_t bytes, tt_wdsp_stage *st);
-void tt_dsp_pointwise_weight_channel(const tt_wdsp_stage *st, const int8_t *dy,
+void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
                                      const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
                                      int32_t k, int32_t x_zp, float unit, float *out);
 #endif

@@ -2,6 +2,8 @@
  * QAS SGD updates of int8 weights and int32 biases, and the in-place fused gradient+update
  * kernels, which share the gradient and update code with the separate ones so that both
  * give the same bits by construction. */
+#include <string.h>
+
 #include "tt_common.h"
 #include "tt_depthwise_grad_dsp.h"
 #include "tt_grad_dsp.h"
@@ -459,11 +461,12 @@ int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, 
                                              int32_t kw, const tt_window *win,
                                              int32_t limit) {
   (void)co;
-  const int32_t rows = n * h * wd, column = 8 * ((rows + 3) >> 2);
+  const int32_t rows = n * h * wd;
   if (!pointwise_layer(oh, ow, h, wd, kh, kw, win) || rows < 2) return 0;
   for (int int16 = 1; int16 >= 0; --int16) {
     const int32_t bytes = tt_wdsp_stage_bytes(rows, k, int16);
-    if (bytes - column <= TT_GRAD_DSP_WEIGHT_STAGE_BYTES && (limit <= 0 || bytes <= limit))
+    if (bytes - tt_wdsp_column_bytes(rows, int16) <= TT_GRAD_DSP_WEIGHT_STAGE_BYTES &&
+        (limit <= 0 || bytes <= limit))
       return bytes;
   }
   return 0;
@@ -481,7 +484,7 @@ typedef struct {
 } conv_dsp_args;
 
 static void conv_channel_dsp(const void *args, int32_t o, float *out) {
-  const conv_dsp_args *d = (const conv_dsp_args *)args;
+  conv_dsp_args *d = (conv_dsp_args *)args;        /* its stage keeps the dy columns */
   const conv_weight_grad_s8 *a = d->a;
   tt_dsp_pointwise_weight_channel(&d->stage, a->dy, a->mask, a->n * a->h * a->wd, a->co, o,
                                   a->k, a->x_zp, a->unit, out);
@@ -496,7 +499,7 @@ void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uin
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
                                  *win, *dy_scale * x_scale};
 #if TT_GRAD_DSP
-  conv_dsp_args d = {&a, {0, 0, 0}};
+  conv_dsp_args d = {&a, {0, 0, 0, -1}};
   if (pointwise_s8(&a) &&
       tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
     for (int32_t o = 0; o < co; ++o) conv_channel_dsp(&d, o, dw + o * k);
@@ -576,6 +579,11 @@ static void fully_connected_weight_grad_unit_s8(const int8_t *dy, const uint8_t 
                                                 int32_t batches, int32_t units, int32_t u,
                                                 const int8_t *saved, float unit, int32_t x_zp,
                                                 int32_t k, float *dw_u) {
+  if (batches == 1) {            /* one sample: T = g (x - x_zp), g tested once per unit */
+    const int32_t g = live_s8(dy, mask, u);
+    for (int32_t j = 0; j < k; ++j) dw_u[j] = (float)(g * (saved[j] - x_zp)) * unit;
+    return;
+  }
   for (int32_t j = 0; j < k; ++j) {
     int32_t t = 0;
     for (int32_t b = 0; b < batches; ++b)
@@ -596,6 +604,13 @@ void tt_fully_connected_weight_grad_s8(const int8_t *dy, const float *dy_scale, 
 void tt_bias_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask, int32_t outer,
                      int32_t channels, float *db) {
   int32_t c = 0;
+#if TT_GRAD_DSP
+  for (; c + 8 <= channels; c += 8) {
+    int32_t t[8];
+    tt_dsp_bias_sums_8(dy, mask, outer, channels, c, t);
+    convert_8(db + c, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], *dy_scale);
+  }
+#endif
   for (; c + 8 <= channels; c += 8) {
     int32_t t0 = 0, t1 = 0, t2 = 0, t3 = 0, t4 = 0, t5 = 0, t6 = 0, t7 = 0;
     for (int32_t p = 0; p < outer; ++p) {
@@ -645,6 +660,33 @@ static sgd_call begin_update(const tt_sgd *o, tt_update_state *s, const float *m
   return c;
 }
 
+/* FPv5 (the Cortex-M7's -mfpu=fpv5-sp-d16, and the M33's and M55's FPUs) converts to an
+ * integer rounding toward minus infinity or to nearest even in one instruction (VCVTM,
+ * VCVTN) and has IEEE 754-2008 maxNum/minNum (VMAXNM, VMINNM: a NaN operand gives the other
+ * one). They compute exactly what the portable forms below compute, in fewer instructions
+ * per weight. GCC predefines nothing that tells FPv5 from the Cortex-M4's FPv4, which has
+ * none of them: a Cortex-M4 build defines TT_NO_FPV5 (without it the assembler rejects
+ * VCVTM for that FPU, it does not miscompile). */
+#if defined(__ARM_ARCH_7EM__) && defined(__ARM_FP) && (__ARM_FP & 4) && !defined(TT_NO_FPV5) && \
+    !defined(TT_PORTABLE)
+#define TT_FPV5 1
+#include <arm_acle.h>
+#else
+#define TT_FPV5 0
+#endif
+
+/* u = (x >> 8) * 2^-24, exact (24 bits): on the M7 one fixed-point conversion of 24
+ * fraction bits instead of a conversion and a multiplication. */
+static inline float uniform24(uint32_t x) {
+#if TT_FPV5
+  float u;
+  __asm__("vmov %0, %1\n\tvcvt.f32.u32 %0, %0, #24" : "=&t"(u) : "r"(x >> 8));
+  return u;
+#else
+  return (float)(x >> 8) * (1.0f / 16777216.0f);
+#endif
+}
+
 /* The float32 value to round, in the schema's operation order: g = grad / scale (QAS) or
  * grad * scale; m = momentum * m + g, g = m; delta = (-lr) * g; plus the uniform
  * u = (x >> 8) * 2^-24 of the next xorshift32 state x when rounding stochastically. The
@@ -663,7 +705,7 @@ static inline float sgd_value(sgd_call *c, float grad, float scale, float *m, in
     x ^= x >> 17;
     x ^= x << 5;
     c->rng = x;
-    v = v + (float)(x >> 8) * (1.0f / 16777216.0f);
+    v = v + uniform24(x);
   }
   return v;
 }
@@ -672,8 +714,12 @@ static inline float sgd_value(sgd_call *c, float grad, float scale, float *m, in
  * parameter either way, and the clamp keeps the rounding below exact and the conversion to
  * an integer defined. Clamping before rounding gives the same integer as after. */
 static inline float clamp_step(float v, float limit) {
+#if TT_FPV5
+  return __builtin_fminf(__builtin_fmaxf(v, -limit), limit);    /* VMAXNM: NaN to -limit */
+#else
   if (!(v > -limit)) return -limit;
   return v > limit ? limit : v;
+#endif
 }
 
 /* The integer step of a value |v| < 2^23, without libm: floorf (stochastic,
@@ -687,6 +733,32 @@ static inline float round_step(float v, int stochastic) {
   }
   const float big = 8388608.0f;
   return v >= 0.0f ? (v + big) - big : (v - big) + big;
+}
+
+/* round_step's integer for |v| < 2^23: on the M7 one VCVTM or VCVTN. */
+static inline int32_t round_step_s32(float v, int stochastic) {
+#if TT_FPV5
+  float t;
+  if (stochastic)
+    __asm__("vcvtm.s32.f32 %0, %1" : "=t"(t) : "t"(v));
+  else
+    __asm__("vcvtn.s32.f32 %0, %1" : "=t"(t) : "t"(v));
+  int32_t q;
+  memcpy(&q, &t, sizeof q);
+  return q;
+#else
+  return (int32_t)round_step(v, stochastic);
+#endif
+}
+
+/* q clamped to [-127, 127]: on the M7 SSAT's [-128, 127], then -128 to -127. */
+static inline int8_t clamp_weight(int32_t q) {
+#if TT_FPV5
+  q = __ssat(q, 8);
+  return (int8_t)(q < -127 ? -127 : q);
+#else
+  return (int8_t)(q < -127 ? -127 : q > 127 ? 127 : q);
+#endif
 }
 
 /* `rows` rows of int8 weights (row stride `depth`) updated in place on their first
@@ -709,8 +781,7 @@ static void update_rows_s8(int8_t *w, int32_t rows, int32_t depth, int32_t chann
       const float *gr = grad + r * channels;
       for (int32_t j = 0; j < channels; ++j) {
         const float v = sgd_value(&call, gr[j], scale, &unused, 1, 0, 1);
-        const int32_t q = (int32_t)wr[j] + (int32_t)round_step(clamp_step(v, 256.0f), 1);
-        wr[j] = (int8_t)(q < -127 ? -127 : q > 127 ? 127 : q);
+        wr[j] = clamp_weight((int32_t)wr[j] + round_step_s32(clamp_step(v, 256.0f), 1));
       }
     }
     c->rng = call.rng;
@@ -725,8 +796,7 @@ static void update_rows_s8(int8_t *w, int32_t rows, int32_t depth, int32_t chann
       const float v = common ? sgd_value(&call, gr[j], scale, &unused, 1, 0, 1)
                              : sgd_value(&call, gr[j], scale, mr ? &mr[j] : &unused, call.qas,
                                          call.use_momentum, call.stochastic);
-      int32_t q = (int32_t)wr[j] + (int32_t)round_step(clamp_step(v, 256.0f), call.stochastic);
-      wr[j] = (int8_t)(q < -127 ? -127 : q > 127 ? 127 : q);
+      wr[j] = clamp_weight((int32_t)wr[j] + round_step_s32(clamp_step(v, 256.0f), call.stochastic));
     }
   }
   c->rng = call.rng;
@@ -745,7 +815,12 @@ static void update_biases_s32(int32_t *b, int32_t c, const float *scales, const 
                                8589934592.0f);
     int64_t q;
     if (v < 8388608.0f && v > -8388608.0f) {     /* the common case: a hardware conversion */
+#if TT_FPV5
+      b[i] = __qadd(b[i], round_step_s32(v, call->stochastic));     /* saturating: QADD */
+      continue;
+#else
       q = (int64_t)b[i] + (int32_t)round_step(v, call->stochastic);
+#endif
     } else {
       q = (int64_t)b[i] + (int64_t)v;
     }
@@ -899,7 +974,7 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
                                  *win, *dy_scale * x_scale};
 #if TT_GRAD_DSP
-  conv_dsp_args d = {&a, {0, 0, 0}};
+  conv_dsp_args d = {&a, {0, 0, 0, -1}};
   if (pointwise_s8(&a) &&
       tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
     update_channels(conv_channel_dsp, &d, co, w, 1, ci, k, w_scales, n_scales, momentum, o, s,

@@ -43,6 +43,7 @@ int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, 
   st->int16 = tt_wdsp_stage_bytes(rows, k, 1) <= bytes;
   if (!st->int16 && tt_wdsp_stage_bytes(rows, k, 0) > bytes) return 0;
   st->x = (tt_wdsp_word *)mem;
+  st->first = -1;
   st->dys = st->x + blocks * groups * (st->int16 ? 16 : 8);
   if (!st->int16) {
     memset(st->x, 0, (size_t)blocks * (size_t)groups * 32u);
@@ -130,12 +131,61 @@ static __attribute__((noinline)) void blocks_of(const tt_wdsp_word *stage,
   }
 }
 
-void tt_dsp_pointwise_weight_channel(const tt_wdsp_stage *st, const int8_t *dy,
+/* The int16 dy columns of output channels o0 .. o0 + 3 (o0 + 4 <= co), 0 where masked, each
+ * 4 groups halves (zeros past the last position). Where a position's four dy are one word
+ * and their mask bits one nibble of one byte (no mask, or co a multiple of 8 and o0 of 4):
+ * one load, the nibble's byte lanes, two SXTB16 and four stores per position. */
+static void stage_columns4(int16_t *col, const int8_t *dy, const uint8_t *mask, int32_t rows,
+                           int32_t co, int32_t o0, int32_t groups) {
+  int16_t *c0 = col, *c1 = col + 4 * groups, *c2 = c1 + 4 * groups, *c3 = c2 + 4 * groups;
+  const int8_t *d = dy + o0;
+  int32_t p = 0;
+  if (mask == 0) {
+    for (; p < rows; ++p, d += co) {
+      const uint32_t x = tt_dsp_load4(d), lo = __sxtb16(x), hi = tt_dsp_sxtb16_odd(x);
+      c0[p] = (int16_t)lo;
+      c1[p] = (int16_t)hi;
+      c2[p] = (int16_t)(lo >> 16);
+      c3[p] = (int16_t)(hi >> 16);
+    }
+  } else if ((co & 7) == 0 && (o0 & 3) == 0) {
+    const uint8_t *mb = mask + (o0 >> 3);
+    const int32_t shift = o0 & 4, mstep = co >> 3;
+    for (; p < rows; ++p, d += co, mb += mstep) {
+      const uint32_t x = tt_dsp_load4(d) & tt_dsp_mask_lanes((uint32_t)*mb >> shift);
+      const uint32_t lo = __sxtb16(x), hi = tt_dsp_sxtb16_odd(x);
+      c0[p] = (int16_t)lo;
+      c1[p] = (int16_t)hi;
+      c2[p] = (int16_t)(lo >> 16);
+      c3[p] = (int16_t)(hi >> 16);
+    }
+  } else {
+    for (int32_t i = o0; p < rows; ++p, i += co) {
+      c0[p] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
+      c1[p] = (int16_t)(tt_live(mask, i + 1) ? dy[i + 1] : 0);
+      c2[p] = (int16_t)(tt_live(mask, i + 2) ? dy[i + 2] : 0);
+      c3[p] = (int16_t)(tt_live(mask, i + 3) ? dy[i + 3] : 0);
+    }
+  }
+  for (; p < 4 * groups; ++p) c0[p] = c1[p] = c2[p] = c3[p] = 0;
+}
+
+void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
                                      const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
                                      int32_t k, int32_t x_zp, float unit, float *out) {
   const int32_t groups = (rows + 3) >> 2;
   tt_wdsp_word *dys = st->dys;
   int16_t *half = (int16_t *)dys;
+  if (st->int16 && (o & ~3) + 4 <= co) {
+    const int32_t o0 = o & ~3;
+    if (st->first != o0) {
+      stage_columns4(half, dy, mask, rows, co, o0, groups);
+      st->first = o0;
+    }
+    blocks_of(st->x, dys + (o - o0) * 2 * groups, groups, k, unit, out);
+    return;
+  }
+  st->first = -1;                                  /* column 0 rewritten below */
   if (!st->int16) {
     /* [dy0, dy2], [dy1, dy3] per group; their sum for x_zp's term */
     int32_t p = 0, sum = 0;
@@ -152,6 +202,76 @@ void tt_dsp_pointwise_weight_channel(const tt_wdsp_stage *st, const int8_t *dy,
   for (int32_t i = o; p < rows; ++p, i += co) half[p] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
   for (; p < 4 * groups; ++p) half[p] = 0;
   blocks_of(st->x, dys, groups, k, unit, out);
+}
+
+/* Bias sums: SXTB16 splits a word of four channels' dy into [c0, c2] and [c1, c3], and
+ * SADD16 adds each pair to two int16 lanes, so a position of eight channels is two word
+ * loads, four SXTB16 and four SADD16 (a mask: one byte's bits to two words of byte lanes,
+ * two ANDs). A lane holds the sum of at most 256 positions (|sum| <= 256 * 128 = 2^15, and
+ * -2^15 is an int16), then goes into the int32 sum: the portable kernel's integers. */
+#define BIAS_LANE_POSITIONS 256
+
+/* The 8 mask bits of elements i .. i + 7 (bit 0: element i). */
+static inline uint32_t mask_byte(const uint8_t *mask, int32_t i) {
+  const int32_t at = i >> 3, bit = i & 7;
+  if (bit == 0) return mask[at];
+  return ((uint32_t)mask[at] | (uint32_t)mask[at + 1] << 8) >> bit & 0xFFu;
+}
+
+/* t[j] += the sums of n positions of eight channels from d (row stride `channels`), each
+ * position's eight mask bits from mask_byte(mask, i) (i advancing by channels), or from the
+ * bytes at mb (advancing by channels / 8) when `aligned`; no mask unless `masked`. */
+static inline __attribute__((always_inline)) void bias_lanes(const int8_t *d, int32_t n,
+                                                             int32_t channels, int masked,
+                                                             int aligned, const uint8_t *mask,
+                                                             int32_t i, int32_t *t) {
+  uint32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;     /* [c0, c2], [c1, c3], [c4, c6], [c5, c7] */
+  const uint8_t *mb = mask + (i >> 3);
+  const int32_t mstep = channels >> 3;
+  for (const int8_t *end = d + n * channels; d != end; d += channels) {
+    uint32_t x0 = tt_dsp_load4(d), x1 = tt_dsp_load4(d + 4);
+    if (masked) {
+      uint32_t bits;
+      if (aligned) {
+        bits = *mb;
+        mb += mstep;
+      } else {
+        bits = mask_byte(mask, i);
+        i += channels;
+      }
+      x0 &= tt_dsp_mask_lanes(bits);
+      x1 &= tt_dsp_mask_lanes(bits >> 4);
+    }
+    a0 = __sadd16(a0, __sxtb16(x0));
+    a1 = __sadd16(a1, tt_dsp_sxtb16_odd(x0));
+    a2 = __sadd16(a2, __sxtb16(x1));
+    a3 = __sadd16(a3, tt_dsp_sxtb16_odd(x1));
+  }
+  t[0] += (int16_t)a0;
+  t[2] += (int16_t)(a0 >> 16);
+  t[1] += (int16_t)a1;
+  t[3] += (int16_t)(a1 >> 16);
+  t[4] += (int16_t)a2;
+  t[6] += (int16_t)(a2 >> 16);
+  t[5] += (int16_t)a3;
+  t[7] += (int16_t)(a3 >> 16);
+}
+
+void tt_dsp_bias_sums_8(const int8_t *dy, const uint8_t *mask, int32_t outer, int32_t channels,
+                        int32_t c0, int32_t *t) {
+  const int aligned = ((channels | c0) & 7) == 0;
+  for (int32_t j = 0; j < 8; ++j) t[j] = 0;
+  for (int32_t p0 = 0; p0 < outer; p0 += BIAS_LANE_POSITIONS) {
+    const int32_t n = outer - p0 < BIAS_LANE_POSITIONS ? outer - p0 : BIAS_LANE_POSITIONS;
+    const int8_t *d = dy + p0 * channels + c0;
+    const int32_t i = p0 * channels + c0;
+    if (mask == 0)
+      bias_lanes(d, n, channels, 0, 0, mask, i, t);
+    else if (aligned)
+      bias_lanes(d, n, channels, 1, 1, mask, i, t);
+    else
+      bias_lanes(d, n, channels, 1, 0, mask, i, t);
+  }
 }
 
 #else

@@ -3,6 +3,10 @@
 #include <string.h>
 
 #include "tt_common.h"
+#include "tt_grad_dsp.h"
+#if TT_GRAD_DSP
+#include "tt_dsp_common.h"
+#endif
 
 void tt_init_copy(const void *src, void *dst, int32_t bytes) { memcpy(dst, src, (size_t)bytes); }
 
@@ -12,9 +16,48 @@ static inline uint32_t inside(int32_t v, int32_t lo, uint32_t width) {
   return (uint32_t)v - (uint32_t)lo - 1u < width;
 }
 
+#if TT_GRAD_DSP
+/* The mask bytes of y [8 n] (n >= 1), inside = [L, U] in every byte lane of `lower` and
+ * `upper`: SSUB8 sets a lane's GE flag where y - L >= 0 (the signed difference, not
+ * wrapped), SEL keeps that lane, the same for U - y; lanes of elements 0-3 and 4-7 (ANDed
+ * with 0x08040201 and 0x80402010) meet in the top byte of one multiplication by 0x01010101
+ * (disjoint bits: no carries). */
+static void inside_bytes(const int8_t *y, int32_t n, uint32_t lower, uint32_t upper,
+                         uint8_t *mask) {
+  uint32_t bits_lo = 0x08040201u, bits_hi = 0x80402010u, spread = 0x01010101u;
+  uint32_t ones = 0xFFFFFFFFu, zero = 0u;
+  /* in registers: gcc would otherwise build each AND from four BICs in the loop */
+  __asm__("" : "+r"(bits_lo), "+r"(bits_hi), "+r"(spread), "+r"(ones), "+r"(zero));
+  for (const uint8_t *end = mask + n; mask != end; y += 8) {
+    const uint32_t x0 = tt_dsp_load4(y), x1 = tt_dsp_load4(y + 4);
+    (void)__ssub8(x0, lower);
+    uint32_t m0 = __sel(ones, zero);
+    (void)__ssub8(upper, x0);
+    m0 = __sel(m0, zero);
+    (void)__ssub8(x1, lower);
+    uint32_t m1 = __sel(ones, zero);
+    (void)__ssub8(upper, x1);
+    m1 = __sel(m1, zero);
+    *mask++ = (uint8_t)(((m0 & bits_lo) | (m1 & bits_hi)) * spread >> 24);
+  }
+}
+#endif
+
 void tt_save_mask_s8(const int8_t *y, int32_t size, int32_t lo, int32_t hi, uint8_t *mask) {
   const uint32_t width = hi > lo ? (uint32_t)hi - (uint32_t)lo - 1u : 0u;  /* values inside */
   int32_t i = 0;
+#if TT_GRAD_DSP
+  /* lo < y < hi as L <= y <= U in int8: L = lo + 1 and U = hi - 1 clamped to [-128, 127];
+   * nothing inside (width 0, or L or U past the other end) is left to the loop below */
+  const int64_t lower = (int64_t)lo + 1, upper = (int64_t)hi - 1;
+  if (width != 0 && lower <= 127 && upper >= -128) {
+    const uint32_t l = (uint8_t)(lower < -128 ? -128 : lower);
+    const uint32_t u = (uint8_t)(upper > 127 ? 127 : upper);
+    const uint32_t lanes_l = l * 0x01010101u, lanes_u = u * 0x01010101u;
+    if (size >= 8) inside_bytes(y, size >> 3, lanes_l, lanes_u, mask);
+    i = size & ~7;
+  }
+#endif
   for (; i + 8 <= size; i += 8)                   /* a whole byte at a time */
     mask[i >> 3] = (uint8_t)(inside(y[i], lo, width) | inside(y[i + 1], lo, width) << 1 |
                              inside(y[i + 2], lo, width) << 2 | inside(y[i + 3], lo, width) << 3 |
