@@ -147,6 +147,18 @@ int32_t tt_depthwise_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, in
 
 typedef char dw_jump_bytes_check[sizeof(tt_gdsp_jumper) == DW_JUMP_BYTES ? 1 : -1];
 
+/* The groups per block the kernel walks: as few blocks as nb groups allow, as equal as they
+ * can be (ceil(groups / blocks) each, the last smaller), so that stochastic rounding's jumps
+ * over a position's other blocks skip the same draws in every block but the last: one jump
+ * table per call, not one per block size (the last block steps its few more draws). The
+ * staging asked for (tt_depthwise_conv2d_input_grad_s8_stage_bytes) stays nb's: the plans
+ * do not change. */
+static int32_t balanced_groups(int32_t nb, int32_t groups) {
+  if (nb <= 0 || nb >= groups) return nb;
+  const int32_t blocks = (groups + nb - 1) / nb;
+  return (groups + blocks - 1) / blocks;
+}
+
 /* One block of channels [c0, c0 + nc), nb groups of four (the last one partial when nc is
  * not a multiple of 4), and its staging: per group a chunk of `chunk` words, the group's
  * weights [kh][kw] then its ring of dy rows [slots][cols], two words per tap or column.
@@ -173,31 +185,90 @@ static inline void put_halves(tt_wdsp_word *dst, uint32_t v) {
   dst[1] = tt_dsp_sxtb16_odd(v);
 }
 
+/* n words of zeros at p: a few a row (the ring's zero columns), stored inline; the empty
+ * asm keeps gcc from making the loop a call of memset. */
+static inline void zero_words(tt_wdsp_word *p, int32_t n) {
+  for (int32_t x = 0; x < n; ++x) {
+    __asm__("" : "+r"(p));
+    p[x] = 0;
+  }
+}
+
+/* The low halves of the lanes' products x * m as one word of int16: SMULBB, SMULTT, PKHBT
+ * (gcc 12 makes five instructions of the C). */
+static inline uint32_t halves(uint32_t x, uint32_t m) {
+  uint32_t lo, hi, r;
+  __asm__("smulbb %0, %1, %2" : "=r"(lo) : "r"(x), "r"(m));
+  __asm__("smultt %0, %1, %2" : "=r"(hi) : "r"(x), "r"(m));
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+  return r;
+}
+
+/* One group's staged weights (its first tap at dst) from its lanes' weights at w. LANES:
+ * 4, or 0 for a partial group of `lanes` (a constant in each compiled copy, so that the full
+ * groups' loads are single words). */
+static inline __attribute__((always_inline)) void stage_group(const dw_layer *a,
+                                                              const int8_t *w, const int32_t LANES,
+                                                              int32_t lanes, uint32_t m02,
+                                                              uint32_t m13, tt_wdsp_word *dst) {
+  for (int32_t ky = 0; ky < a->kh; ++ky) {
+    const int8_t *row = w + ky * a->kw * a->c;
+    for (int32_t q = 0; q < a->sw && q < a->kw; ++q)
+      for (int32_t kx = q; kx < a->kw; kx += a->sw, dst += 2) {
+        const uint32_t v = LANES == 4 ? tt_dsp_load4(row + kx * a->c)
+                                      : tt_dsp_load_partial(row + kx * a->c, lanes);
+        dst[0] = halves(__sxtb16(v), m02);
+        dst[1] = halves(tt_dsp_sxtb16_odd(v), m13);
+      }
+  }
+}
+
 /* The weights times their channels' multipliers, as int16 (|w| <= 128 and
  * 0 <= mult <= 2^TT_GRAD_MAX_SHIFT: in [-32768, 32512]), in SXTB16's lanes: [wm0, wm2] and
  * [wm1, wm3]. dy * wm = dy * w * mult term by term: the same integer as the portable
- * mult * (the sum of dy * w), with no multiplication per accumulator. */
+ * mult * (the sum of dy * w), with no multiplication per accumulator. Four channels of a tap
+ * at once (a word of weights, SXTB16 and the products' low halves packed): the staging is
+ * redone on every call and pass, and on MCUNet's 4x4 and 8x8 maps it was a tenth to a
+ * fifth of the call at 30 instructions a tap and group, one channel at a time. */
 static void stage_weights(const dw_layer *a, dw_block *blk) {
   for (int32_t g = 0; g < blk->nb; ++g) {
     const int32_t cg = blk->c0 + 4 * g;
     const int32_t lanes = blk->c0 + blk->nc - cg < 4 ? blk->c0 + blk->nc - cg : 4;
     const int16_t *mu = a->mult + cg;
-    const int32_t m0 = mu[0], m1 = lanes > 1 ? mu[1] : 0, m2 = lanes > 2 ? mu[2] : 0;
-    const int32_t m3 = lanes > 3 ? mu[3] : 0;
-    for (int32_t ky = 0; ky < a->kh; ++ky) {
-      tt_wdsp_word *dst = blk->stage + g * blk->chunk + 2 * ky * a->kw;
-      for (int32_t q = 0; q < a->sw && q < a->kw; ++q)
-        for (int32_t kx = q; kx < a->kw; kx += a->sw, dst += 2) {
-          const int8_t *src = a->w + (ky * a->kw + kx) * a->c + cg;
-          const uint32_t w0 = (uint16_t)(src[0] * m0);
-          const uint32_t w1 = lanes > 1 ? (uint16_t)(src[1] * m1) : 0u;
-          const uint32_t w2 = lanes > 2 ? (uint16_t)(src[2] * m2) : 0u;
-          const uint32_t w3 = lanes > 3 ? (uint16_t)(src[3] * m3) : 0u;
-          dst[0] = w0 | w2 << 16;
-          dst[1] = w1 | w3 << 16;
-        }
-    }
+    /* the multipliers as the weights' halves, 0 in a missing lane (whose product is 0) */
+    const uint32_t m02 = (uint16_t)mu[0] | (lanes > 2 ? (uint32_t)(uint16_t)mu[2] << 16 : 0u);
+    const uint32_t m13 = (lanes > 1 ? (uint16_t)mu[1] : 0u) |
+                         (lanes > 3 ? (uint32_t)(uint16_t)mu[3] << 16 : 0u);
+    tt_wdsp_word *dst = blk->stage + g * blk->chunk;
+    if (lanes == 4)
+      stage_group(a, a->w + cg, 4, 4, m02, m13, dst);
+    else
+      stage_group(a, a->w + cg, 0, lanes, m02, m13, dst);
   }
+}
+
+/* One group of stage_positions: `lanes` channels from element i (LANES: 4, a word's load, or 0
+ * for a partial group; a constant in each compiled copy, so that the full groups' loop has no
+ * branch on the lanes: 9 instructions a position unmasked, 12-14 before). */
+static inline __attribute__((always_inline)) void stage_lanes(const int8_t *src,
+                                                              const uint8_t *mask, int32_t i,
+                                                              int32_t count, int32_t step,
+                                                              const int32_t LANES, int32_t lanes,
+                                                              int32_t zp, tt_wdsp_word *o) {
+  const uint32_t zz = (uint32_t)(uint16_t)zp * 0x00010001u;
+#define DW_LOAD(p) (LANES == 4 ? tt_dsp_load4(p) : tt_dsp_load_partial((p), lanes))
+  if (mask != 0)
+    for (int32_t x = 0; x < count; ++x, i += step, o += 2)
+      put_halves(o, DW_LOAD(src + i) & tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, lanes)));
+  else if (zp == 0)
+    for (int32_t x = 0; x < count; ++x, i += step, o += 2) put_halves(o, DW_LOAD(src + i));
+  else
+    for (int32_t x = 0; x < count; ++x, i += step, o += 2) {
+      const uint32_t v = DW_LOAD(src + i);
+      o[0] = __ssub16(__sxtb16(v), zz);
+      o[1] = __ssub16(tt_dsp_sxtb16_odd(v), zz);
+    }
+#undef DW_LOAD
 }
 
 /* `count` positions (element index i0 of the first one's channel c0, `step` elements
@@ -206,25 +277,10 @@ static void stage_weights(const dw_layer *a, dw_block *blk) {
 static void stage_positions(const int8_t *src, const uint8_t *mask, int32_t i0, int32_t count,
                             int32_t step, int32_t nb, int32_t nc, int32_t zp,
                             tt_wdsp_word *dst, int32_t gstride) {
-  const uint32_t zz = (uint32_t)(uint16_t)zp * 0x00010001u;
-  for (int32_t g = 0; g < nb; ++g, dst += gstride) {
-    const int32_t lanes = nc - 4 * g < 4 ? nc - 4 * g : 4;
-    tt_wdsp_word *o = dst;
-    int32_t i = i0 + 4 * g;
-    if (mask != 0)
-      for (int32_t x = 0; x < count; ++x, i += step, o += 2)
-        put_halves(o, load_lanes(src + i, lanes) &
-                          tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, lanes)));
-    else if (zp == 0)
-      for (int32_t x = 0; x < count; ++x, i += step, o += 2)
-        put_halves(o, load_lanes(src + i, lanes));
-    else
-      for (int32_t x = 0; x < count; ++x, i += step, o += 2) {
-        const uint32_t v = load_lanes(src + i, lanes);
-        o[0] = __ssub16(__sxtb16(v), zz);
-        o[1] = __ssub16(tt_dsp_sxtb16_odd(v), zz);
-      }
-  }
+  const int32_t full = nc >> 2;             /* groups of four lanes, then one partial */
+  for (int32_t g = 0; g < full; ++g, dst += gstride)
+    stage_lanes(src, mask, i0 + 4 * g, count, step, 4, 4, zp, dst);
+  if (full < nb) stage_lanes(src, mask, i0 + 4 * full, count, step, 0, nc - 4 * full, zp, dst);
 }
 
 /* dy row oy of image b into its ring slot (columns left .. left + ow - 1; the others stay
@@ -280,6 +336,29 @@ static inline __attribute__((always_inline)) void sums(const dw_taps *rows, int3
   }
 }
 
+/* max(top, the largest |v[j]| of j < n). |v| as (v ^ s) - s with s = v >> 31, two
+ * instructions, not tt_magnitude's compare and conditional negation (three with the IT);
+ * four per iteration. */
+static uint32_t largest_magnitude(const int32_t *v, int32_t n, uint32_t top) {
+  int32_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const int32_t v0 = v[j], v1 = v[j + 1], v2 = v[j + 2], v3 = v[j + 3];
+    const uint32_t m0 = (uint32_t)(v0 ^ (v0 >> 31)) - (uint32_t)(v0 >> 31);
+    const uint32_t m1 = (uint32_t)(v1 ^ (v1 >> 31)) - (uint32_t)(v1 >> 31);
+    const uint32_t m2 = (uint32_t)(v2 ^ (v2 >> 31)) - (uint32_t)(v2 >> 31);
+    const uint32_t m3 = (uint32_t)(v3 ^ (v3 >> 31)) - (uint32_t)(v3 >> 31);
+    if (m0 > top) top = m0;
+    if (m1 > top) top = m1;
+    if (m2 > top) top = m2;
+    if (m3 > top) top = m3;
+  }
+  for (; j < n; ++j) {
+    const uint32_t m = tt_magnitude(v[j]);
+    if (m > top) top = m;
+  }
+  return top;
+}
+
 typedef void (*sums_fn)(const dw_taps *rows, int32_t ny, int32_t chunk, int32_t nb,
                         int32_t tail, int32_t *out);
 #define DW_SUMS(NX)                                                                         \
@@ -312,7 +391,8 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
     if (mult[ch] < 0 || mult[ch] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
   const int32_t groups = (c + 3) >> 2;
   const int32_t per_group = 8 * (a.slots * a.cols + kh * kw);     /* staged bytes */
-  const int32_t nb = input_stage_groups(per_group, groups, stage_bytes & ~7);
+  const int32_t nb = balanced_groups(input_stage_groups(per_group, groups, stage_bytes & ~7),
+                                     groups);
   if (nb == 0) return 0;
   /* stochastic rounding block by block: the stream jumps over each position's other
    * channels (tt_gdsp_jumper), whose tables take the staging's last bytes */
@@ -330,22 +410,31 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   tt_gdsp_jumper *skip =
       draws ? (tt_gdsp_jumper *)(void *)((char *)stage_mem + (stage_bytes & ~7) - DW_JUMP_BYTES)
             : 0;
-  if (draws) skip->n = -1;
+  /* every block but the last skips the c - 4 nb draws of a position's other blocks (the
+   * blocks are equal but for the last, input_stage_groups), the last `extra` more */
+  const int32_t blocks = (groups + nb - 1) / nb;
+  if (draws) tt_gdsp_jump_init(skip, c - 4 * nb, (p1 - p0 - 1) * blocks);
   uint32_t start = draws ? r->rng : 0u;        /* the stream at (first position, c0) */
   for (int32_t g0 = 0; g0 < groups; g0 += nb) {
     dw_block blk;
     blk.c0 = 4 * g0;
     blk.nb = groups - g0 < nb ? groups - g0 : nb;
     blk.nc = c - blk.c0 < 4 * blk.nb ? c - blk.c0 : 4 * blk.nb;
+    const int32_t extra = 4 * nb - blk.nc;
     int first = 1;
     if (draws) {
       r->rng = start;
       start = tt_gdsp_skip(start, blk.nc);
-      if (skip->n != c - blk.nc) tt_gdsp_jump_init(skip, c - blk.nc, p1 - p0 - 1);
     }
     blk.chunk = per_group / 4;
     blk.stage = stage;
-    memset(stage, 0, (size_t)per_group * (size_t)blk.nb);
+    /* the ring's zero columns (stage_row writes the others, stage_weights the weights) */
+    for (int32_t g = 0; g < blk.nb; ++g)
+      for (int32_t s = 0; s < a.slots; ++s) {
+        tt_wdsp_word *ring = stage + g * blk.chunk + 2 * (kh * kw + s * a.cols);
+        zero_words(ring, 2 * a.left);
+        zero_words(ring + 2 * (a.left + ow), 2 * (a.cols - a.left - ow));
+      }
     stage_weights(&a, &blk);
     const int32_t tail = blk.nc - 4 * (blk.nb - 1);
     for (int32_t b = 0; b < n; ++b) {
@@ -376,14 +465,14 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
           int32_t *out = kept != 0 ? kept + blk.c0 : acc;
           sums_of[a.count[q]](rows, ty.n, blk.chunk, blk.nb, tail, out);
           if (r != 0) {
-            if (draws && !first) r->rng = tt_gdsp_jump(skip, r->rng);
+            if (draws && !first) {
+              r->rng = tt_gdsp_jump(skip, r->rng);
+              if (extra > 0) r->rng = tt_gdsp_skip(r->rng, extra);
+            }
             first = 0;
             tt_round_grads(r, acc, blk.nc, dx + at);
           } else if (amax != 0) {
-            for (int32_t j = 0; j < blk.nc; ++j) {
-              const uint32_t mag = tt_magnitude(out[j]);
-              if (mag > top) top = mag;
-            }
+            top = largest_magnitude(out, blk.nc, top);
           }
         }
       }
