@@ -41,24 +41,15 @@ void tt_quantize_grad_s8(const int32_t *acc, int32_t n, float unit, tt_update_st
   tt_rounder_end(&r, rounding);
 }
 
-void tt_round_grads(tt_rounder *q, const int32_t *acc, int32_t n, int8_t *out) {
-  /* the rounder's fields in locals, one loop per case: q[i] stores may alias nothing the
-   * compiler can prove, so the fields would be reloaded for every element */
-  if (q->exact) {
-    for (int32_t i = 0; i < n; ++i) out[i] = (int8_t)acc[i];
-    return;
-  }
-  const int32_t times = q->times, r = q->r, hi_shift = q->hi_shift;
-  if (!q->stochastic) {
-    const int64_t half = q->half;
-    for (int32_t i = 0; i < n; ++i)
-      out[i] = (int8_t)((int32_t)(((int64_t)(acc[i] * times) * r + half) >> 32) >> hi_shift);
-    return;
-  }
-  /* the noise (x >> 8) << noise_shift as its two 32-bit words (noise_shift is 8 to 31):
-   * no 64-bit shift in the loop, and the words are the multiply-accumulate's addend */
-  const int32_t noise_shift = q->noise_shift, noise_down = 32 - noise_shift;
-  uint32_t x = q->rng;
+/* The stochastic rule over n accumulators from stream state x; returns the state after
+ * them. `times` is a constant of each inlined copy (1 but for shift 31). The noise
+ * (x >> 8) << noise_shift as its two 32-bit words (noise_shift is 8 to 31): no 64-bit
+ * shift in the loop, and the words are the multiply-accumulate's addend. */
+static inline __attribute__((always_inline)) uint32_t
+round_stochastic(const int32_t *acc, int32_t n, int8_t *out, uint32_t x, const int32_t times,
+                 int32_t r, int32_t hi_shift, int32_t noise_shift) {
+  const int32_t noise_down = 32 - noise_shift;
+#pragma GCC unroll 2
   for (int32_t i = 0; i < n; ++i) {
     x ^= x << 13;
     x ^= x >> 17;
@@ -68,7 +59,34 @@ void tt_round_grads(tt_rounder *q, const int32_t *acc, int32_t n, int8_t *out) {
     const int64_t t = (int64_t)(acc[i] * times) * r + (int64_t)noise;
     out[i] = (int8_t)((int32_t)(t >> 32) >> hi_shift);
   }
-  q->rng = x;
+  return x;
+}
+
+void tt_round_grads(tt_rounder *q, const int32_t *acc, int32_t n, int8_t *out) {
+  /* the rounder's fields in locals, one loop per case: q[i] stores may alias nothing the
+   * compiler can prove, so the fields would be reloaded for every element */
+  if (q->exact) {
+    for (int32_t i = 0; i < n; ++i) out[i] = (int8_t)acc[i];
+    return;
+  }
+  const int32_t times = q->times, r = q->r, hi_shift = q->hi_shift;
+  if (!q->stochastic) {
+    if (hi_shift > 0) {
+      /* shift > 32, times 1: 2^(shift - 1) is a multiple of 2^32, so
+       * (acc r + 2^(shift - 1)) >> shift = ((acc r >> 32) + 2^(hi_shift - 1)) >> hi_shift:
+       * a multiply-high and an addition, no 64-bit sum */
+      const int32_t up = (int32_t)1 << (hi_shift - 1);
+      for (int32_t i = 0; i < n; ++i)
+        out[i] = (int8_t)(((int32_t)(((int64_t)acc[i] * r) >> 32) + up) >> hi_shift);
+      return;
+    }
+    const int64_t half = q->half;
+    for (int32_t i = 0; i < n; ++i)
+      out[i] = (int8_t)((int32_t)(((int64_t)(acc[i] * times) * r + half) >> 32) >> hi_shift);
+    return;
+  }
+  q->rng = times == 1 ? round_stochastic(acc, n, out, q->rng, 1, r, hi_shift, q->noise_shift)
+                      : round_stochastic(acc, n, out, q->rng, 2, r, hi_shift, q->noise_shift);
 }
 
 int32_t tt_grad_shift(int32_t terms) {

@@ -107,6 +107,7 @@ static inline __attribute__((always_inline)) void mac_group(uint32_t v, const tt
 static inline __attribute__((always_inline)) void row_sums(const pointwise *a, int32_t p,
                                                            const tt_gdsp_word *stage,
                                                            const int32_t CB, const int masked,
+                                                           int32_t *to, uint32_t *top,
                                                            int32_t *acc) {
   const int8_t *g = a->dy + p * a->co;
   const int8_t *const end = g + (a->co & ~3);
@@ -138,6 +139,21 @@ static inline __attribute__((always_inline)) void row_sums(const pointwise *a, i
     }
     if (tail)
       mac_group(tt_dsp_load_partial(g, tail) & lanes_of[mask_bits(a->mask, i, tail)], s, CB, t);
+  }
+  /* a whole block's sums, still in registers: kept and their largest magnitude here */
+  if (to != 0) {
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < CB; ++j) to[j] = t[j];
+  }
+  if (top != 0) {
+    uint32_t m = *top;
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < CB; ++j) {
+      const int32_t sign = t[j] >> 31;          /* |v| = (v ^ sign) - sign: no branch */
+      const uint32_t v = (uint32_t)((t[j] ^ sign) - sign);
+      m = v > m ? v : m;
+    }
+    *top = m;
   }
 #pragma GCC unroll 8
   for (int32_t j = 0; j < CB; ++j) acc[j] = t[j];
@@ -197,21 +213,25 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
   const int32_t n0 = keep != 0 ? keep->n0 : 0, n1 = keep != 0 ? keep->n1 : 0;
   int32_t *kept = tt_kept(keep, 0, a->ci);
   for (int32_t p = 0; p < a->rows; ++p) {
-    row_sums(a, p, stage, CB, masked, acc);
-    if (p < n1) {
-      for (int32_t j = 0; j < nc; ++j) kept[c0 + j] = acc[j];
-      kept = p + 1 == n0 ? keep->a1 : kept + a->ci;
+    const int kept_row = p < n1, full = nc == CB;
+    /* a whole block's sums are kept and measured while in registers */
+    row_sums(a, p, stage, CB, masked, full && kept_row ? kept + c0 : 0,
+             full && r == 0 && top != 0 ? &m : 0, acc);
+    if (!full) {
+      if (kept_row)
+        for (int32_t j = 0; j < nc; ++j) kept[c0 + j] = acc[j];
+      if (r == 0 && top != 0)
+        for (int32_t j = 0; j < nc; ++j) {
+          const uint32_t v = tt_magnitude(acc[j]);
+          if (v > m) m = v;
+        }
     }
+    if (kept_row) kept = p + 1 == n0 ? keep->a1 : kept + a->ci;
     if (r != 0) {
       int8_t *out = dx + p * a->ci + c0;
       tt_round_grads(r, acc, nc, out);
       if (r->stochastic && !r->exact && p + 1 < a->rows)
         r->rng = tt_gdsp_jump(skip, r->rng);
-    } else if (top != 0) {
-      for (int32_t j = 0; j < nc; ++j) {
-        const uint32_t v = tt_magnitude(acc[j]);
-        if (v > m) m = v;
-      }
     }
   }
   if (top != 0) *top = m;
@@ -230,10 +250,12 @@ typedef void (*block_fn)(const pointwise *a, const tt_gdsp_word *stage, int32_t 
   }
 TT_GDSP_BLOCK(8, 0)
 TT_GDSP_BLOCK(4, 0)
+TT_GDSP_BLOCK(3, 0)
 TT_GDSP_BLOCK(2, 0)
 TT_GDSP_BLOCK(1, 0)
 TT_GDSP_BLOCK(8, 1)
 TT_GDSP_BLOCK(4, 1)
+TT_GDSP_BLOCK(3, 1)
 TT_GDSP_BLOCK(2, 1)
 TT_GDSP_BLOCK(1, 1)
 
@@ -245,8 +267,12 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
                                    int8_t *dx) {
   const int32_t groups = (co + 3) >> 2;
   const int32_t column = 8 * groups;                        /* bytes of a staged column */
-  int32_t CB = 8;
-  while (CB > 0 && CB * column > TT_GRAD_DSP_STAGE_BYTES) CB >>= 1;
+  /* the widest block the staging holds: a dy word's extensions serve all CB columns, so
+   * wider is fewer instructions per MAC (3 columns, not 2, for MCUNet's 576 outputs: 1.97
+   * -> 1.71 a MAC at 4x4; a copy for 5 gained 0.04 on its 384 and was left out) */
+  static const int8_t widths[9] = {0, 1, 2, 3, 4, 4, 4, 4, 8};
+  const int32_t fit = TT_GRAD_DSP_STAGE_BYTES / column;
+  const int32_t CB = widths[fit < 8 ? fit : 8];
   /* one row does not pay for the staging (about three instructions a weight, against the
    * portable code's five a MAC): measured on MCUNet's classifier, 7.8 against 5.2 */
   if (CB == 0 || rows < 2) return 0;
@@ -254,9 +280,10 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
     if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
   const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult};
   tt_gdsp_word stage[TT_GRAD_DSP_STAGE_BYTES / 4] __attribute__((aligned(8)));
-  static const block_fn blocks[2][4] = {{block8_0, block4_0, block2_0, block1_0},
-                                        {block8_1, block4_1, block2_1, block1_1}};
-  const block_fn fn = blocks[mask != 0][CB == 8 ? 0 : CB == 4 ? 1 : CB == 2 ? 2 : 3];
+  static const block_fn blocks[2][9] = {
+      {0, block1_0, block2_0, block3_0, block4_0, 0, 0, 0, block8_0},
+      {0, block1_1, block2_1, block3_1, block4_1, 0, 0, 0, block8_1}};
+  const block_fn fn = blocks[mask != 0][CB];
   uint32_t top = 0;
   const int stochastic = r != 0 && r->stochastic && !r->exact;
   uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
