@@ -62,29 +62,53 @@ typedef struct {
   const int16_t *mult;
 } pointwise;
 
+/* [lo's low half, hi's low half]: one PKHBT (gcc 12 makes UXTH and ORR of the C). */
+static inline uint32_t pack_halves(int32_t lo, int32_t hi) {
+  uint32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+  return r;
+}
+
+/* Stages n columns of one part of the filter (src: its weight of output 0 and column j0's
+ * input channel, `stride` bytes to the next output) as columns j0 .. j0 + n - 1: group by
+ * group of four outputs, whose four multipliers stay in registers while the columns run,
+ * each column's two words packed from its four products (not one halfword store each). */
+static void stage_part(const pointwise *a, const int8_t *src, int32_t stride, int32_t j0,
+                       int32_t n, int32_t CB, tt_gdsp_word *stage) {
+  const int16_t *mult = a->mult;
+  tt_gdsp_word *group = stage + 2 * j0;
+  int32_t o = 0;
+  for (; o + 4 <= a->co; o += 4, src += 4 * stride, group += 2 * CB) {
+    const int32_t m0 = mult[o], m1 = mult[o + 1], m2 = mult[o + 2], m3 = mult[o + 3];
+    const int8_t *s0 = src, *s1 = src + stride, *s2 = src + 2 * stride, *s3 = src + 3 * stride;
+    tt_gdsp_word *d = group;
+    for (int32_t j = 0; j < n; ++j, d += 2) {
+      const int32_t e0 = *s0++ * m0, e1 = *s1++ * m1, e2 = *s2++ * m2, e3 = *s3++ * m3;
+      d[0] = pack_halves(e0, e2);
+      d[1] = pack_halves(e1, e3);
+    }
+  }
+  /* the last group's 1-3 outputs (the rest of it is zero) */
+  tt_gdsp_half *half = (tt_gdsp_half *)group;
+  for (int32_t e = 0; o < a->co; ++o, ++e, src += stride)
+    for (int32_t j = 0; j < n; ++j)
+      half[4 * j + ((e & 1) << 1) + (e >> 1)] = (int16_t)(src[j] * mult[o]);
+}
+
 /* Stages input channels [c0, c0 + nc) as columns j < nc of a block of CB, zero columns
  * nc .. CB - 1 and zero padding past co: group g of column j is the two words at
  * 2 (g CB + j), [wm(4g), wm(4g + 2)] and [wm(4g + 1), wm(4g + 3)], the lanes SXTB16 gives a
  * dy word's [dy0, dy2] and (rotated) [dy1, dy3]. */
 static void stage_columns(const pointwise *a, int32_t c0, int32_t nc, int32_t CB,
                           tt_gdsp_word *stage) {
-  tt_gdsp_half *half = (tt_gdsp_half *)stage;
-  memset(stage, 0, sizeof(uint32_t) * 2 * (size_t)a->groups * (size_t)CB);
-  for (int32_t j = 0; j < nc; ++j) {
-    const int32_t c = c0 + j;
-    const int8_t *src = c < a->k ? a->w_lo + c : a->w_hi + (c - a->k);
-    const int32_t stride = c < a->k ? a->k : a->ci - a->k;
-    tt_gdsp_half *col = half + 4 * j;
-    int32_t o = 0;
-    for (; o + 4 <= a->co; o += 4, src += 4 * stride, col += 4 * CB) {
-      col[0] = (int16_t)(src[0] * a->mult[o]);
-      col[2] = (int16_t)(src[stride] * a->mult[o + 1]);
-      col[1] = (int16_t)(src[2 * stride] * a->mult[o + 2]);
-      col[3] = (int16_t)(src[3 * stride] * a->mult[o + 3]);
-    }
-    for (int32_t e = 0; o < a->co; ++o, ++e, src += stride)
-      col[((e & 1) << 1) + (e >> 1)] = (int16_t)(src[0] * a->mult[o]);
-  }
+  /* zeros where no weight is staged: columns past nc, outputs past co */
+  if (nc < CB || (a->co & 3) != 0)
+    memset(stage, 0, sizeof(uint32_t) * 2 * (size_t)a->groups * (size_t)CB);
+  /* columns [0, lo) from w_lo, the rest from w_hi (a split filter) */
+  const int32_t lo = a->k - c0 >= nc ? nc : (a->k > c0 ? a->k - c0 : 0);
+  if (lo > 0) stage_part(a, a->w_lo + c0, a->k, 0, lo, CB, stage);
+  if (lo < nc)
+    stage_part(a, a->w_hi + (c0 + lo - a->k), a->ci - a->k, lo, nc - lo, CB, stage);
 }
 
 /* acc[j] += group q's four dy of the row (in v, masked) times the staged columns at s. */
