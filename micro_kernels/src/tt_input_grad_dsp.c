@@ -128,11 +128,11 @@ static inline __attribute__((always_inline)) void mac_group(uint32_t v, const tt
  * of each compiled copy: without a mask the loop is loads, extensions and SMLADs only; with
  * one, each dy word is ANDed with its four mask bits' byte lanes, and a word that is all
  * zeros (masked, or zero gradients) is skipped. */
-static inline __attribute__((always_inline)) void row_sums(const pointwise *a, int32_t p,
+static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *a, int32_t p,
                                                            const tt_gdsp_word *stage,
                                                            const int32_t CB, const int masked,
-                                                           int32_t *to, uint32_t *top,
-                                                           int32_t *acc) {
+                                                           int32_t *to, const int measure,
+                                                           uint32_t m, int32_t *acc) {
   const int8_t *g = a->dy + p * a->co;
   const int8_t *const end = g + (a->co & ~3);
   const int32_t tail = a->co & 3;
@@ -169,18 +169,17 @@ static inline __attribute__((always_inline)) void row_sums(const pointwise *a, i
 #pragma GCC unroll 8
     for (int32_t j = 0; j < CB; ++j) to[j] = t[j];
   }
-  if (top != 0) {
-    uint32_t m = *top;
+  if (measure) {
 #pragma GCC unroll 8
     for (int32_t j = 0; j < CB; ++j) {
       const int32_t sign = t[j] >> 31;          /* |v| = (v ^ sign) - sign: no branch */
       const uint32_t v = (uint32_t)((t[j] ^ sign) - sign);
       m = v > m ? v : m;
     }
-    *top = m;
   }
 #pragma GCC unroll 8
   for (int32_t j = 0; j < CB; ++j) acc[j] = t[j];
+  return m;
 }
 
 /* The xorshift stream n steps further (tt_round_grad's draw, unrolled by four). */
@@ -237,11 +236,12 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
   const int32_t n0 = keep != 0 ? keep->n0 : 0, n1 = keep != 0 ? keep->n1 : 0;
   int32_t *kept = tt_kept(keep, 0, a->ci);
   for (int32_t p = 0; p < a->rows; ++p) {
-    const int kept_row = p < n1, full = nc == CB;
-    /* a whole block's sums are kept and measured while in registers */
-    row_sums(a, p, stage, CB, masked, full && kept_row ? kept + c0 : 0,
-             full && r == 0 && top != 0 ? &m : 0, acc);
-    if (!full) {
+    /* a whole block's sums are kept and measured while in registers, but for the masked
+     * narrow blocks: there the sinks' pointers cost the loop registers (measured slower) */
+    const int kept_row = p < n1, sink = nc == CB && (!masked || CB == 8);
+    m = row_sums(a, p, stage, CB, masked, sink && kept_row ? kept + c0 : 0,
+                 sink && r == 0 && top != 0, m, acc);
+    if (!sink) {
       if (kept_row)
         for (int32_t j = 0; j < nc; ++j) kept[c0 + j] = acc[j];
       if (r == 0 && top != 0)
