@@ -709,7 +709,8 @@ def _add_codegen_parser(sub) -> None:
     s.add_argument("--arena-limit", type=_byte_size, default=None, metavar="SIZE",
                    help="let the arena grow to SIZE for speed: int8 input gradients in one "
                         "pass (an int32 scratch) wherever it stays within (default: the "
-                        "smallest arena decides)")
+                        "smallest arena decides); the DSP kernels' staging may then add up "
+                        "to about 5 KB above SIZE, never more than the stack it saves")
     s.add_argument("--input", choices=["arena", "rows"], default="arena",
                    help="arena (default): the sample is copied into the arena (or written "
                         "there, tt_model_input()); rows: it is never in the arena, the first "
