@@ -41,27 +41,6 @@ void tt_quantize_grad_s8(const int32_t *acc, int32_t n, float unit, tt_update_st
   tt_rounder_end(&r, rounding);
 }
 
-/* The stochastic rule over n accumulators from stream state x; returns the state after
- * them. `times` is a constant of each inlined copy (1 but for shift 31). The noise
- * (x >> 8) << noise_shift as its two 32-bit words (noise_shift is 8 to 31): no 64-bit
- * shift in the loop, and the words are the multiply-accumulate's addend. */
-static inline __attribute__((always_inline)) uint32_t
-round_stochastic(const int32_t *acc, int32_t n, int8_t *out, uint32_t x, const int32_t times,
-                 int32_t r, int32_t hi_shift, int32_t noise_shift) {
-  const int32_t noise_down = 32 - noise_shift;
-#pragma GCC unroll 2
-  for (int32_t i = 0; i < n; ++i) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    const uint32_t bits = x >> 8;
-    const uint64_t noise = (uint64_t)(bits >> noise_down) << 32 | (uint32_t)(bits << noise_shift);
-    const int64_t t = (int64_t)(acc[i] * times) * r + (int64_t)noise;
-    out[i] = (int8_t)((int32_t)(t >> 32) >> hi_shift);
-  }
-  return x;
-}
-
 void tt_round_grads(tt_rounder *q, const int32_t *acc, int32_t n, int8_t *out) {
   /* the rounder's fields in locals, one loop per case: q[i] stores may alias nothing the
    * compiler can prove, so the fields would be reloaded for every element */
@@ -85,8 +64,9 @@ void tt_round_grads(tt_rounder *q, const int32_t *acc, int32_t n, int8_t *out) {
       out[i] = (int8_t)((int32_t)(((int64_t)(acc[i] * times) * r + half) >> 32) >> hi_shift);
     return;
   }
-  q->rng = times == 1 ? round_stochastic(acc, n, out, q->rng, 1, r, hi_shift, q->noise_shift)
-                      : round_stochastic(acc, n, out, q->rng, 2, r, hi_shift, q->noise_shift);
+  q->rng = times == 1 ? tt_round_stochastic(acc, n, out, q->rng, 1, r, hi_shift, q->noise_shift)
+                      : tt_round_stochastic(acc, n, out, q->rng, 2, r, hi_shift,
+                                            q->noise_shift);
 }
 
 int32_t tt_grad_shift(int32_t terms) {

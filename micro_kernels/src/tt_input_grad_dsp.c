@@ -253,7 +253,11 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
     if (kept_row) kept = p + 1 == n0 ? keep->a1 : kept + a->ci;
     if (r != 0) {
       int8_t *out = dx + p * a->ci + c0;
-      tt_round_grads(r, acc, nc, out);
+      /* a whole block rounded stochastically (A >= 256): inline, not a call per row */
+      if (nc == CB && r->stochastic && !r->exact && r->times == 1)
+        r->rng = tt_round_stochastic(acc, CB, out, r->rng, 1, r->r, r->hi_shift, r->noise_shift);
+      else
+        tt_round_grads(r, acc, nc, out);
       if (r->stochastic && !r->exact && p + 1 < a->rows)
         r->rng = tt_gdsp_jump(skip, r->rng);
     }
