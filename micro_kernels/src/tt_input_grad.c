@@ -169,7 +169,8 @@ void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int
  * that a block is complete at once; every block is computed twice, once for A and once to
  * round. One pass: the accumulators go to the int32 scratch, then the rule runs over it;
  * a depthwise layer then scatters each dy position into the scratch (as the float32 kernel
- * does into dx), a convolution still gathers (its terms per element are many). Rounding
+ * does into dx), a convolution still gathers (its terms per element are many) and finds A
+ * as it goes (the first pass of two that keeps every position). Rounding
  * visits dx in row-major order, the order of the random draws. */
 
 #define TT_IG_BLOCK 8          /* dx channels in registers per gather */

@@ -10,7 +10,7 @@
  * h * w = dy * wm term by term, and the int8 dy rows are used as they are: one word of four
  * dy values, sign-extended in two halves by SXTB16, meets the CB staged columns in 2 CB
  * SMLADs. Per four o and CB channels: one load and two extensions of dy (plus two
- * instructions for a mask), CB double-word loads, 2 CB SMLADs; the staging, about three
+ * instructions for a mask), CB double-word loads, 2 CB SMLADs; the staging, about four
  * instructions per weight, is shared by all the rows.
  *
  * The accumulators are the portable kernel's integers: each is the exact sum of the same
