@@ -102,6 +102,7 @@ def input_grad_calls(rng) -> None:
     # (n, h, w, co, ci): pointwise layers
     shapes = [(1, 5, 7, 5, 3), (2, 3, 3, 13, 11), (1, 4, 4, 64, 17), (1, 3, 3, 16, 8),
               (1, 2, 2, 1, 1), (1, 3, 3, 300, 9),     # 300 outputs: blocks of 4 columns
+              (1, 2, 3, 600, 7),                      # blocks of 3 (and a last of 1)
               (1, 2, 3, 700, 5),                      # blocks of 2
               (1, 1, 3, 1100, 3),                     # one column at a time
               (1, 1, 2, 2100, 3),                     # past the buffer: portable
@@ -110,7 +111,7 @@ def input_grad_calls(rng) -> None:
               (1, 6, 6, 24, 60)]                      # stochastic: the stream's jump tables
                                                       # (full blocks), its steps (the last)
     for k, (n, h, w, co, ci) in enumerate(shapes):
-        dy = dy_of(rng, (n, h, w, co), sparse=k in (3, 10))
+        dy = dy_of(rng, (n, h, w, co), sparse=k in (3, 11))
         wt = rng.integers(-128, 128, (co, 1, 1, ci)).astype(np.int8)
         mult, unit = multipliers(rng, co, co, special=k % 2 == 0)
         mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)

@@ -398,14 +398,15 @@ def c_quantize(acc: np.ndarray, unit: float, state: c_kernels.UpdateState | None
 
 
 def test_the_rule_in_c_and_python():
-    """Edge cases (all zero, the passthrough bound A = 127, A = 128, the largest int32) and
-    random vectors of every magnitude, both roundings: identical integers, scales and streams;
-    |q| <= 127; to nearest within half a step of acc * 127 / A (plus the fixed-point
-    reciprocal's relative 2^-30), stochastically within one step."""
+    """Edge cases (all zero, the passthrough bound A = 127, A = 128, A = 511, the largest
+    int32) and random vectors of every magnitude, both roundings: identical integers, scales
+    and streams; |q| <= 127; to nearest within half a step of acc * 127 / A (plus the
+    fixed-point reciprocal's relative 2^-30), stochastically within one step."""
     rng = np.random.default_rng(14)
     vectors = [np.zeros(5, np.int64), np.array([127, -127, 3, 0]), np.array([-128, 64, 1]),
                np.array([2**31 - 1, -(2**31 - 1), 2**30, -1, 12345]),
-               np.array([5, -5, 2, 1]) * 51]              # ties: 255 * 127 / 255 * k
+               np.array([5, -5, 2, 1]) * 51,              # ties: 255 * 127 / 255 * k
+               np.array([300, -511, 7, -256, 1])]         # 256 <= A < 512: shift 32
     for bits in range(1, 31, 3):
         vectors.append(rng.integers(-(2 ** bits), 2 ** bits, 257))
     unit = np.float32(3.7e-6)

@@ -149,6 +149,28 @@ static inline int8_t tt_round_grad(tt_rounder *q, int32_t acc) {
   return (int8_t)((int32_t)(t >> 32) >> q->hi_shift);
 }
 
+/* tt_round_grad's stochastic rule over n accumulators from stream state x (A > 127);
+ * returns the state after them. `times` is a constant of each inlined copy (1 but for
+ * shift 31). The noise (x >> 8) << noise_shift as its two 32-bit words (noise_shift is 8
+ * to 31): no 64-bit shift in the loop, and the words are the multiply-accumulate's
+ * addend. Inlined by tt_round_grads and by walks that round short runs. */
+static inline __attribute__((always_inline)) uint32_t
+tt_round_stochastic(const int32_t *acc, int32_t n, int8_t *out, uint32_t x,
+                    const int32_t times, int32_t r, int32_t hi_shift, int32_t noise_shift) {
+  const int32_t noise_down = 32 - noise_shift;
+#pragma GCC unroll 2
+  for (int32_t i = 0; i < n; ++i) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    const uint32_t bits = x >> 8;
+    const uint64_t noise = (uint64_t)(bits >> noise_down) << 32 | (uint32_t)(bits << noise_shift);
+    const int64_t t = (int64_t)(acc[i] * times) * r + (int64_t)noise;
+    out[i] = (int8_t)((int32_t)(t >> 32) >> hi_shift);
+  }
+  return x;
+}
+
 /* tt_round_grad over n stored accumulators, into out (the same integers, faster). */
 void tt_round_grads(tt_rounder *q, const int32_t *acc, int32_t n, int8_t *out);
 

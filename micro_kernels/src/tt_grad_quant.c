@@ -50,25 +50,23 @@ void tt_round_grads(tt_rounder *q, const int32_t *acc, int32_t n, int8_t *out) {
   }
   const int32_t times = q->times, r = q->r, hi_shift = q->hi_shift;
   if (!q->stochastic) {
+    if (hi_shift > 0) {
+      /* shift > 32, times 1: 2^(shift - 1) is a multiple of 2^32, so
+       * (acc r + 2^(shift - 1)) >> shift = ((acc r >> 32) + 2^(hi_shift - 1)) >> hi_shift:
+       * a multiply-high and an addition, no 64-bit sum */
+      const int32_t up = (int32_t)1 << (hi_shift - 1);
+      for (int32_t i = 0; i < n; ++i)
+        out[i] = (int8_t)(((int32_t)(((int64_t)acc[i] * r) >> 32) + up) >> hi_shift);
+      return;
+    }
     const int64_t half = q->half;
     for (int32_t i = 0; i < n; ++i)
       out[i] = (int8_t)((int32_t)(((int64_t)(acc[i] * times) * r + half) >> 32) >> hi_shift);
     return;
   }
-  /* the noise (x >> 8) << noise_shift as its two 32-bit words (noise_shift is 8 to 31):
-   * no 64-bit shift in the loop, and the words are the multiply-accumulate's addend */
-  const int32_t noise_shift = q->noise_shift, noise_down = 32 - noise_shift;
-  uint32_t x = q->rng;
-  for (int32_t i = 0; i < n; ++i) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    const uint32_t bits = x >> 8;
-    const uint64_t noise = (uint64_t)(bits >> noise_down) << 32 | (uint32_t)(bits << noise_shift);
-    const int64_t t = (int64_t)(acc[i] * times) * r + (int64_t)noise;
-    out[i] = (int8_t)((int32_t)(t >> 32) >> hi_shift);
-  }
-  q->rng = x;
+  q->rng = times == 1 ? tt_round_stochastic(acc, n, out, q->rng, 1, r, hi_shift, q->noise_shift)
+                      : tt_round_stochastic(acc, n, out, q->rng, 2, r, hi_shift,
+                                            q->noise_shift);
 }
 
 int32_t tt_grad_shift(int32_t terms) {

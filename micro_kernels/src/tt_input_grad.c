@@ -169,7 +169,8 @@ void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int
  * that a block is complete at once; every block is computed twice, once for A and once to
  * round. One pass: the accumulators go to the int32 scratch, then the rule runs over it;
  * a depthwise layer then scatters each dy position into the scratch (as the float32 kernel
- * does into dx), a convolution still gathers (its terms per element are many). Rounding
+ * does into dx), a convolution still gathers (its terms per element are many) and finds A
+ * as it goes (the first pass of two that keeps every position). Rounding
  * visits dx in row-major order, the order of the random draws. */
 
 #define TT_IG_BLOCK 8          /* dx channels in registers per gather */
@@ -489,21 +490,20 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
                           int32_t scratch_positions) {
   const int32_t positions = a->n * a->h * a->wd;
   if (scratch == 0 || scratch_positions < 0) scratch_positions = 0;
-  if (scratch_positions >= positions) {
+  const int one_pass = scratch_positions >= positions;
+  if (one_pass && depthwise) {
     const tt_keep all = {scratch, positions, 0, positions};
-    if (depthwise) {
-      if (!dsp_depthwise_walk(a, 0, positions, &all, 0, 0, 0)) depthwise_scatter(a, scratch);
-    } else {
-      if (!dsp_walk(a, 0, 0, positions, &all, 0, 0, 0))
-        walk_s8(a, 0, 0, positions, &all, 0, 0, 0);
-    }
+    if (!dsp_depthwise_walk(a, 0, positions, &all, 0, 0, 0)) depthwise_scatter(a, scratch);
     tt_quantize_grad_s8(scratch, positions * a->ci, unit, rounding, dx, dx_scale);
     return;
   }
-  const int32_t quarter = ((uintptr_t)dx & 3u) == 0 ? positions / 4 : 0;
-  const int32_t extra = scratch_positions < positions - quarter ? scratch_positions
-                                                                : positions - quarter;
-  const tt_keep keep = {(int32_t *)(void *)dx, quarter, scratch, quarter + extra};
+  /* a convolution's one pass is the first pass keeping every position in the scratch, its
+   * largest magnitude found as the walk goes (no second walk over the scratch for it) */
+  const int32_t quarter = one_pass ? positions : ((uintptr_t)dx & 3u) == 0 ? positions / 4 : 0;
+  const int32_t extra = one_pass ? 0 : scratch_positions < positions - quarter ? scratch_positions
+                                                                            : positions - quarter;
+  int32_t *const a0 = one_pass ? scratch : (int32_t *)(void *)dx;
+  const tt_keep keep = {a0, quarter, scratch, quarter + extra};
   const tt_keep *const first = keep.n1 > 0 ? &keep : 0;
   uint32_t amax = 0;
   /* (the DSP version where the target has one for the layer, else the portable walk: the

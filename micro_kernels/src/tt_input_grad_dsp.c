@@ -10,7 +10,7 @@
  * h * w = dy * wm term by term, and the int8 dy rows are used as they are: one word of four
  * dy values, sign-extended in two halves by SXTB16, meets the CB staged columns in 2 CB
  * SMLADs. Per four o and CB channels: one load and two extensions of dy (plus two
- * instructions for a mask), CB double-word loads, 2 CB SMLADs; the staging, about three
+ * instructions for a mask), CB double-word loads, 2 CB SMLADs; the staging, about four
  * instructions per weight, is shared by all the rows.
  *
  * The accumulators are the portable kernel's integers: each is the exact sum of the same
@@ -62,29 +62,53 @@ typedef struct {
   const int16_t *mult;
 } pointwise;
 
+/* [lo's low half, hi's low half]: one PKHBT (gcc 12 makes UXTH and ORR of the C). */
+static inline uint32_t pack_halves(int32_t lo, int32_t hi) {
+  uint32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+  return r;
+}
+
+/* Stages n columns of one part of the filter (src: its weight of output 0 and column j0's
+ * input channel, `stride` bytes to the next output) as columns j0 .. j0 + n - 1: group by
+ * group of four outputs, whose four multipliers stay in registers while the columns run,
+ * each column's two words packed from its four products (not one halfword store each). */
+static void stage_part(const pointwise *a, const int8_t *src, int32_t stride, int32_t j0,
+                       int32_t n, int32_t CB, tt_gdsp_word *stage) {
+  const int16_t *mult = a->mult;
+  tt_gdsp_word *group = stage + 2 * j0;
+  int32_t o = 0;
+  for (; o + 4 <= a->co; o += 4, src += 4 * stride, group += 2 * CB) {
+    const int32_t m0 = mult[o], m1 = mult[o + 1], m2 = mult[o + 2], m3 = mult[o + 3];
+    const int8_t *s0 = src, *s1 = src + stride, *s2 = src + 2 * stride, *s3 = src + 3 * stride;
+    tt_gdsp_word *d = group;
+    for (int32_t j = 0; j < n; ++j, d += 2) {
+      const int32_t e0 = *s0++ * m0, e1 = *s1++ * m1, e2 = *s2++ * m2, e3 = *s3++ * m3;
+      d[0] = pack_halves(e0, e2);
+      d[1] = pack_halves(e1, e3);
+    }
+  }
+  /* the last group's 1-3 outputs (the rest of it is zero) */
+  tt_gdsp_half *half = (tt_gdsp_half *)group;
+  for (int32_t e = 0; o < a->co; ++o, ++e, src += stride)
+    for (int32_t j = 0; j < n; ++j)
+      half[4 * j + ((e & 1) << 1) + (e >> 1)] = (int16_t)(src[j] * mult[o]);
+}
+
 /* Stages input channels [c0, c0 + nc) as columns j < nc of a block of CB, zero columns
  * nc .. CB - 1 and zero padding past co: group g of column j is the two words at
  * 2 (g CB + j), [wm(4g), wm(4g + 2)] and [wm(4g + 1), wm(4g + 3)], the lanes SXTB16 gives a
  * dy word's [dy0, dy2] and (rotated) [dy1, dy3]. */
 static void stage_columns(const pointwise *a, int32_t c0, int32_t nc, int32_t CB,
                           tt_gdsp_word *stage) {
-  tt_gdsp_half *half = (tt_gdsp_half *)stage;
-  memset(stage, 0, sizeof(uint32_t) * 2 * (size_t)a->groups * (size_t)CB);
-  for (int32_t j = 0; j < nc; ++j) {
-    const int32_t c = c0 + j;
-    const int8_t *src = c < a->k ? a->w_lo + c : a->w_hi + (c - a->k);
-    const int32_t stride = c < a->k ? a->k : a->ci - a->k;
-    tt_gdsp_half *col = half + 4 * j;
-    int32_t o = 0;
-    for (; o + 4 <= a->co; o += 4, src += 4 * stride, col += 4 * CB) {
-      col[0] = (int16_t)(src[0] * a->mult[o]);
-      col[2] = (int16_t)(src[stride] * a->mult[o + 1]);
-      col[1] = (int16_t)(src[2 * stride] * a->mult[o + 2]);
-      col[3] = (int16_t)(src[3 * stride] * a->mult[o + 3]);
-    }
-    for (int32_t e = 0; o < a->co; ++o, ++e, src += stride)
-      col[((e & 1) << 1) + (e >> 1)] = (int16_t)(src[0] * a->mult[o]);
-  }
+  /* zeros where no weight is staged: columns past nc, outputs past co */
+  if (nc < CB || (a->co & 3) != 0)
+    memset(stage, 0, sizeof(uint32_t) * 2 * (size_t)a->groups * (size_t)CB);
+  /* columns [0, lo) from w_lo, the rest from w_hi (a split filter) */
+  const int32_t lo = a->k - c0 >= nc ? nc : (a->k > c0 ? a->k - c0 : 0);
+  if (lo > 0) stage_part(a, a->w_lo + c0, a->k, 0, lo, CB, stage);
+  if (lo < nc)
+    stage_part(a, a->w_hi + (c0 + lo - a->k), a->ci - a->k, lo, nc - lo, CB, stage);
 }
 
 /* acc[j] += group q's four dy of the row (in v, masked) times the staged columns at s. */
@@ -104,10 +128,11 @@ static inline __attribute__((always_inline)) void mac_group(uint32_t v, const tt
  * of each compiled copy: without a mask the loop is loads, extensions and SMLADs only; with
  * one, each dy word is ANDed with its four mask bits' byte lanes, and a word that is all
  * zeros (masked, or zero gradients) is skipped. */
-static inline __attribute__((always_inline)) void row_sums(const pointwise *a, int32_t p,
+static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *a, int32_t p,
                                                            const tt_gdsp_word *stage,
                                                            const int32_t CB, const int masked,
-                                                           int32_t *acc) {
+                                                           int32_t *to, const int measure,
+                                                           uint32_t m, int32_t *acc) {
   const int8_t *g = a->dy + p * a->co;
   const int8_t *const end = g + (a->co & ~3);
   const int32_t tail = a->co & 3;
@@ -139,8 +164,22 @@ static inline __attribute__((always_inline)) void row_sums(const pointwise *a, i
     if (tail)
       mac_group(tt_dsp_load_partial(g, tail) & lanes_of[mask_bits(a->mask, i, tail)], s, CB, t);
   }
+  /* a whole block's sums, still in registers: kept and their largest magnitude here */
+  if (to != 0) {
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < CB; ++j) to[j] = t[j];
+  }
+  if (measure) {
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < CB; ++j) {
+      const int32_t sign = t[j] >> 31;          /* |v| = (v ^ sign) - sign: no branch */
+      const uint32_t v = (uint32_t)((t[j] ^ sign) - sign);
+      m = v > m ? v : m;
+    }
+  }
 #pragma GCC unroll 8
   for (int32_t j = 0; j < CB; ++j) acc[j] = t[j];
+  return m;
 }
 
 /* The xorshift stream n steps further (tt_round_grad's draw, unrolled by four). */
@@ -197,21 +236,30 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
   const int32_t n0 = keep != 0 ? keep->n0 : 0, n1 = keep != 0 ? keep->n1 : 0;
   int32_t *kept = tt_kept(keep, 0, a->ci);
   for (int32_t p = 0; p < a->rows; ++p) {
-    row_sums(a, p, stage, CB, masked, acc);
-    if (p < n1) {
-      for (int32_t j = 0; j < nc; ++j) kept[c0 + j] = acc[j];
-      kept = p + 1 == n0 ? keep->a1 : kept + a->ci;
+    /* a whole block's sums are kept and measured while in registers, but for the masked
+     * narrow blocks: there the sinks' pointers cost the loop registers (measured slower) */
+    const int kept_row = p < n1, sink = nc == CB && (!masked || CB == 8);
+    m = row_sums(a, p, stage, CB, masked, sink && kept_row ? kept + c0 : 0,
+                 sink && r == 0 && top != 0, m, acc);
+    if (!sink) {
+      if (kept_row)
+        for (int32_t j = 0; j < nc; ++j) kept[c0 + j] = acc[j];
+      if (r == 0 && top != 0)
+        for (int32_t j = 0; j < nc; ++j) {
+          const uint32_t v = tt_magnitude(acc[j]);
+          if (v > m) m = v;
+        }
     }
+    if (kept_row) kept = p + 1 == n0 ? keep->a1 : kept + a->ci;
     if (r != 0) {
       int8_t *out = dx + p * a->ci + c0;
-      tt_round_grads(r, acc, nc, out);
+      /* a whole block rounded stochastically (A >= 256): inline, not a call per row */
+      if (nc == CB && r->stochastic && !r->exact && r->times == 1)
+        r->rng = tt_round_stochastic(acc, CB, out, r->rng, 1, r->r, r->hi_shift, r->noise_shift);
+      else
+        tt_round_grads(r, acc, nc, out);
       if (r->stochastic && !r->exact && p + 1 < a->rows)
         r->rng = tt_gdsp_jump(skip, r->rng);
-    } else if (top != 0) {
-      for (int32_t j = 0; j < nc; ++j) {
-        const uint32_t v = tt_magnitude(acc[j]);
-        if (v > m) m = v;
-      }
     }
   }
   if (top != 0) *top = m;
@@ -230,10 +278,12 @@ typedef void (*block_fn)(const pointwise *a, const tt_gdsp_word *stage, int32_t 
   }
 TT_GDSP_BLOCK(8, 0)
 TT_GDSP_BLOCK(4, 0)
+TT_GDSP_BLOCK(3, 0)
 TT_GDSP_BLOCK(2, 0)
 TT_GDSP_BLOCK(1, 0)
 TT_GDSP_BLOCK(8, 1)
 TT_GDSP_BLOCK(4, 1)
+TT_GDSP_BLOCK(3, 1)
 TT_GDSP_BLOCK(2, 1)
 TT_GDSP_BLOCK(1, 1)
 
@@ -245,8 +295,12 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
                                    int8_t *dx) {
   const int32_t groups = (co + 3) >> 2;
   const int32_t column = 8 * groups;                        /* bytes of a staged column */
-  int32_t CB = 8;
-  while (CB > 0 && CB * column > TT_GRAD_DSP_STAGE_BYTES) CB >>= 1;
+  /* the widest block the staging holds: a dy word's extensions serve all CB columns, so
+   * wider is fewer instructions per MAC (3 columns, not 2, for MCUNet's 576 outputs: 1.97
+   * -> 1.71 a MAC at 4x4; a copy for 5 gained 0.04 on its 384 and was left out) */
+  static const int8_t widths[9] = {0, 1, 2, 3, 4, 4, 4, 4, 8};
+  const int32_t fit = TT_GRAD_DSP_STAGE_BYTES / column;
+  const int32_t CB = widths[fit < 8 ? fit : 8];
   /* one row does not pay for the staging (about three instructions a weight, against the
    * portable code's five a MAC): measured on MCUNet's classifier, 7.8 against 5.2 */
   if (CB == 0 || rows < 2) return 0;
@@ -254,9 +308,10 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
     if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
   const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult};
   tt_gdsp_word stage[TT_GRAD_DSP_STAGE_BYTES / 4] __attribute__((aligned(8)));
-  static const block_fn blocks[2][4] = {{block8_0, block4_0, block2_0, block1_0},
-                                        {block8_1, block4_1, block2_1, block1_1}};
-  const block_fn fn = blocks[mask != 0][CB == 8 ? 0 : CB == 4 ? 1 : CB == 2 ? 2 : 3];
+  static const block_fn blocks[2][9] = {
+      {0, block1_0, block2_0, block3_0, block4_0, 0, 0, 0, block8_0},
+      {0, block1_1, block2_1, block3_1, block4_1, 0, 0, 0, block8_1}};
+  const block_fn fn = blocks[mask != 0][CB];
   uint32_t top = 0;
   const int stochastic = r != 0 && r->stochastic && !r->exact;
   uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
