@@ -263,7 +263,7 @@ void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale,
 /* The staging the Cortex-M DSP versions of the int8-gradient kernels above take for a layer
  * (the arguments of the kernel's shapes), at most `limit` bytes (<= 0: no limit): the bytes
  * of its fastest walk within the limit and the TT_GRAD_DSP_*_STAGE_BYTES defaults (8 KB,
- * plus the accumulators and the dy column); 0 where no DSP version takes the layer with
+ * plus the accumulators and the staged dy columns, four at a time); 0 where no DSP version takes the layer with
  * that much. The same number on every target, so that a plan of the arena is the same for
  * all of them. A smaller staging walks smaller blocks of channels (depthwise) or the int8
  * form of the saved input (pointwise); a kernel given less than any walk needs runs the

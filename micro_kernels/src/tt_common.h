@@ -106,6 +106,15 @@ static inline void tt_next_index(int32_t *index, const int32_t *dims, int32_t ra
 
 /* ---- int8 gradients: the quantization rule of tt_kernels.h, element by element ---------- */
 
+/* One step of the xorshift32 stream (Marsaglia's 13, 17, 5) that every stochastic rounding
+ * and update draws from: the contract with numpy (training_ops.xorshift32_stream). */
+static inline uint32_t tt_xorshift32(uint32_t x) {
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return x;
+}
+
 /* |v| of an accumulator (never INT32_MIN: the kernels bound their sums below 2^31). */
 static inline uint32_t tt_magnitude(int32_t v) { return v < 0 ? 0u - (uint32_t)v : (uint32_t)v; }
 
@@ -137,9 +146,7 @@ static inline int8_t tt_round_grad(tt_rounder *q, int32_t acc) {
   int64_t add = q->half;
   if (q->stochastic) {
     uint32_t x = q->rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
+    x = tt_xorshift32(x);
     q->rng = x;
     add = (int64_t)(x >> 8) << q->noise_shift;
   }
@@ -160,9 +167,7 @@ tt_round_stochastic(const int32_t *acc, int32_t n, int8_t *out, uint32_t x,
   const int32_t noise_down = 32 - noise_shift;
 #pragma GCC unroll 2
   for (int32_t i = 0; i < n; ++i) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
+    x = tt_xorshift32(x);
     const uint32_t bits = x >> 8;
     const uint64_t noise = (uint64_t)(bits >> noise_down) << 32 | (uint32_t)(bits << noise_shift);
     const int64_t t = (int64_t)(acc[i] * times) * r + (int64_t)noise;

@@ -411,7 +411,7 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
       draws ? (tt_gdsp_jumper *)(void *)((char *)stage_mem + (stage_bytes & ~7) - DW_JUMP_BYTES)
             : 0;
   /* every block but the last skips the c - 4 nb draws of a position's other blocks (the
-   * blocks are equal but for the last, input_stage_groups), the last `extra` more */
+   * blocks are equal but for the last, balanced_groups), the last `extra` more */
   const int32_t blocks = (groups + nb - 1) / nb;
   if (draws) tt_gdsp_jump_init(skip, c - 4 * nb, (p1 - p0 - 1) * blocks);
   uint32_t start = draws ? r->rng : 0u;        /* the stream at (first position, c0) */

@@ -32,7 +32,8 @@ void tt_depthwise_conv2d_s8_pack(const tt_fwd_conv_params *p, const int32_t *mul
                                  void *pack);
 
 /* tt_depthwise_conv2d_s8 with the groups' constants and filter from the pack (writing only
- * its staging pointers into it); the portable build calls tt_depthwise_conv2d_s8. */
+ * its staging pointers into it); the portable build calls tt_depthwise_conv2d_s8, and so
+ * does a pack that holds no groups (a build whose staging the layer does not fit). */
 void tt_depthwise_conv2d_packed_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                                    const int32_t *shift, const tt_fwd_dims *input_dims,
                                    const int8_t *input, const tt_fwd_dims *filter_dims,

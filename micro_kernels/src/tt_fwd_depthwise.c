@@ -1363,7 +1363,12 @@ void tt_depthwise_conv2d_s8_pack(const tt_fwd_conv_params *p, const int32_t *mul
   dw_dsp_shape S;              /* copied in and out: a pack is only 4-aligned */
   dw_dsp_shape_init(&S, &L);
   memcpy(pack, &S, sizeof S);
-  const int32_t words = L.kw * S.wc, groups = dw_pack_groups(input_dims, output_dims);
+  const int32_t groups = dw_pack_groups(input_dims, output_dims);
+  /* A layer with no groups to pack, or one this build's staging does not fit (a target
+   * built with another TT_FWD_DSP_STAGE_BYTES than the host that sized the pack): the
+   * shape recorded says so and the packed call takes the unpacked kernel. */
+  if (!S.ok || groups == 0) return;
+  const int32_t words = L.kw * S.wc;
   const int32_t channels = S.m == 1 ? input_dims->c : output_dims->c;
   for (int32_t i = 0, c = 0; i < groups; ++i, c += 4) {
     dw_dsp *D = dw_pack_group(pack, i, words);
@@ -1388,7 +1393,13 @@ void tt_depthwise_conv2d_packed_s8(const tt_fwd_conv_params *p, const int32_t *m
   dw_buffer B;
   memcpy(&B.shape, pack, sizeof B.shape);
   B.shape.zeroed = 0;
-  const int32_t words = L.kw * B.shape.wc, groups = dw_pack_groups(input_dims, out);
+  const int32_t groups = dw_pack_groups(input_dims, out);
+  if (!B.shape.ok || groups == 0) {          /* nothing packed: tt_depthwise_conv2d_s8_pack */
+    tt_depthwise_conv2d_s8(p, multiplier, shift, input_dims, input, filter_dims, filter, bias,
+                           output_dims, output);
+    return;
+  }
+  const int32_t words = L.kw * B.shape.wc;
   const int32_t channels = B.shape.m == 1 ? input_dims->c : out->c, cm = out->c;
   for (int32_t b = 0; b < out->n; ++b)
     for (int32_t i = 0, c = 0; i < groups; ++i, c += 4) {

@@ -186,17 +186,9 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
 uint32_t tt_gdsp_skip(uint32_t x, int32_t n) {
   for (; n >= 4; n -= 4) {
 #pragma GCC unroll 4
-    for (int32_t i = 0; i < 4; ++i) {
-      x ^= x << 13;
-      x ^= x >> 17;
-      x ^= x << 5;
-    }
+    for (int32_t i = 0; i < 4; ++i) x = tt_xorshift32(x);
   }
-  for (; n > 0; --n) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-  }
+  for (; n > 0; --n) x = tt_xorshift32(x);
   return x;
 }
 

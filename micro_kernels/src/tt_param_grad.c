@@ -11,12 +11,8 @@
 #define TT_DEFAULT_SEED 2463534242u
 
 uint32_t tt_xorshift32_next(uint32_t *state) {
-  uint32_t x = *state;
-  x ^= x << 13;
-  x ^= x >> 17;
-  x ^= x << 5;
-  *state = x;
-  return x;
+  *state = tt_xorshift32(*state);
+  return *state;
 }
 
 void tt_update_state_init(tt_update_state *s, uint32_t seed) {
@@ -660,7 +656,7 @@ static sgd_call begin_update(const tt_sgd *o, tt_update_state *s, const float *m
   return c;
 }
 
-/* FPv5 (the Cortex-M7's -mfpu=fpv5-sp-d16, and the M33's and M55's FPUs) converts to an
+/* FPv5 (the Cortex-M7's -mfpu=fpv5-sp-d16; the gate below takes ARMv7E-M only) converts to an
  * integer rounding toward minus infinity or to nearest even in one instruction (VCVTM,
  * VCVTN) and has IEEE 754-2008 maxNum/minNum (VMAXNM, VMINNM: a NaN operand gives the other
  * one). They compute exactly what the portable forms below compute, in fewer instructions
@@ -700,10 +696,7 @@ static inline float sgd_value(sgd_call *c, float grad, float scale, float *m, in
   }
   float v = c->neg_lr * g;
   if (stochastic) {
-    uint32_t x = c->rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
+    const uint32_t x = tt_xorshift32(c->rng);
     c->rng = x;
     v = v + uniform24(x);
   }
