@@ -197,11 +197,10 @@ static inline void zero_words(tt_wdsp_word *p, int32_t n) {
 /* The low halves of the lanes' products x * m as one word of int16: SMULBB, SMULTT, PKHBT
  * (gcc 12 makes five instructions of the C). */
 static inline uint32_t halves(uint32_t x, uint32_t m) {
-  uint32_t lo, hi, r;
+  uint32_t lo, hi;
   __asm__("smulbb %0, %1, %2" : "=r"(lo) : "r"(x), "r"(m));
   __asm__("smultt %0, %1, %2" : "=r"(hi) : "r"(x), "r"(m));
-  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
-  return r;
+  return tt_dsp_low_halves(lo, hi);
 }
 
 /* One group's staged weights (its first tap at dst) from its lanes' weights at w. LANES:

@@ -30,6 +30,19 @@ static inline uint32_t tt_dsp_sxtb16_odd(uint32_t x) {
   return r;
 }
 
+/* PKHBT a, b, LSL #16: [a.lo, b.lo] (16-bit lanes; gcc 12 makes UXTH and ORR
+ * of the C); PKHTB b, a, ASR #16: [a.hi, b.hi]. */
+static inline uint32_t tt_dsp_low_halves(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+static inline uint32_t tt_dsp_high_halves(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(b), "r"(a));
+  return r;
+}
+
 /* The byte lanes (0xFF where set) of four mask bits (bit j: byte j). */
 static inline uint32_t tt_dsp_mask_lanes(uint32_t bits) {
   static const uint32_t lanes[16] = {
@@ -39,7 +52,7 @@ static inline uint32_t tt_dsp_mask_lanes(uint32_t bits) {
   return lanes[bits & 15u];
 }
 
-/* The n <= 4 mask bits of elements i .. i + n - 1 (zeros above): reads no byte past the
+/* The n <= 8 mask bits of elements i .. i + n - 1 (zeros above): reads no byte past the
  * one holding bit i + n - 1. */
 static inline uint32_t tt_dsp_mask_bits(const uint8_t *mask, int32_t i, int32_t n) {
   const int32_t at = i >> 3, bit = i & 7;

@@ -34,18 +34,6 @@ static inline uint32_t tt_dsp_sxtab16_odd(uint32_t a, uint32_t x) {
   return r;
 }
 
-/* PKHBT a, b, LSL #16: [a.lo, b.lo] (16-bit lanes); PKHTB b, a, ASR #16: [a.hi, b.hi]. */
-static inline uint32_t tt_dsp_low_halves(uint32_t a, uint32_t b) {
-  uint32_t r;
-  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
-  return r;
-}
-static inline uint32_t tt_dsp_high_halves(uint32_t a, uint32_t b) {
-  uint32_t r;
-  __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(b), "r"(a));
-  return r;
-}
-
 /* SMMLAR: bits 63..32 of c * 2^32 + a * b + 2^31 (computed modulo 2^64). No ACLE name. */
 static inline int32_t tt_dsp_smmlar(int32_t a, int32_t b, int32_t c) {
   int32_t r;

@@ -62,13 +62,6 @@ typedef struct {
   const int16_t *mult;
 } pointwise;
 
-/* [lo's low half, hi's low half]: one PKHBT (gcc 12 makes UXTH and ORR of the C). */
-static inline uint32_t pack_halves(int32_t lo, int32_t hi) {
-  uint32_t r;
-  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
-  return r;
-}
-
 /* Stages n columns of one part of the filter (src: its weight of output 0 and column j0's
  * input channel, `stride` bytes to the next output) as columns j0 .. j0 + n - 1: group by
  * group of four outputs, whose four multipliers stay in registers while the columns run,
@@ -84,8 +77,8 @@ static void stage_part(const pointwise *a, const int8_t *src, int32_t stride, in
     tt_gdsp_word *d = group;
     for (int32_t j = 0; j < n; ++j, d += 2) {
       const int32_t e0 = *s0++ * m0, e1 = *s1++ * m1, e2 = *s2++ * m2, e3 = *s3++ * m3;
-      d[0] = pack_halves(e0, e2);
-      d[1] = pack_halves(e1, e3);
+      d[0] = tt_dsp_low_halves((uint32_t)e0, (uint32_t)e2);
+      d[1] = tt_dsp_low_halves((uint32_t)e1, (uint32_t)e3);
     }
   }
   /* the last group's 1-3 outputs (the rest of it is zero) */

@@ -211,16 +211,10 @@ void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
  * -2^15 is an int16), then goes into the int32 sum: the portable kernel's integers. */
 #define BIAS_LANE_POSITIONS 256
 
-/* The 8 mask bits of elements i .. i + 7 (bit 0: element i). */
-static inline uint32_t mask_byte(const uint8_t *mask, int32_t i) {
-  const int32_t at = i >> 3, bit = i & 7;
-  if (bit == 0) return mask[at];
-  return ((uint32_t)mask[at] | (uint32_t)mask[at + 1] << 8) >> bit & 0xFFu;
-}
-
 /* t[j] += the sums of n positions of eight channels from d (row stride `channels`), each
- * position's eight mask bits from mask_byte(mask, i) (i advancing by channels), or from the
- * bytes at mb (advancing by channels / 8) when `aligned`; no mask unless `masked`. */
+ * position's eight mask bits from tt_dsp_mask_bits(mask, i, 8) (i advancing by channels),
+ * or from the bytes at mb (advancing by channels / 8) when `aligned`; no mask unless
+ * `masked`. */
 static inline __attribute__((always_inline)) void bias_lanes(const int8_t *d, int32_t n,
                                                              int32_t channels, int masked,
                                                              int aligned, const uint8_t *mask,
@@ -236,7 +230,7 @@ static inline __attribute__((always_inline)) void bias_lanes(const int8_t *d, in
         bits = *mb;
         mb += mstep;
       } else {
-        bits = mask_byte(mask, i);
+        bits = tt_dsp_mask_bits(mask, i, 8);
         i += channels;
       }
       x0 &= tt_dsp_mask_lanes(bits);
