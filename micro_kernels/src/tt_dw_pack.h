@@ -24,7 +24,8 @@ int32_t tt_depthwise_conv2d_s8_pack_bytes(const tt_fwd_conv_params *p,
                                           const tt_fwd_dims *output_dims);
 
 /* Fills the pack (tt_depthwise_conv2d_s8_pack_bytes > 0 bytes, 4-aligned) from the filter,
- * bias and requantization; the portable build has nothing to pack and leaves it alone. */
+ * bias and requantization; the portable build has nothing to pack and leaves it alone, and
+ * a NULL pack is nothing to fill. */
 void tt_depthwise_conv2d_s8_pack(const tt_fwd_conv_params *p, const int32_t *multiplier,
                                  const int32_t *shift, const tt_fwd_dims *input_dims,
                                  const tt_fwd_dims *filter_dims, const int8_t *filter,
@@ -33,7 +34,8 @@ void tt_depthwise_conv2d_s8_pack(const tt_fwd_conv_params *p, const int32_t *mul
 
 /* tt_depthwise_conv2d_s8 with the groups' constants and filter from the pack (writing only
  * its staging pointers into it); the portable build calls tt_depthwise_conv2d_s8, and so
- * does a pack that holds no groups (a build whose staging the layer does not fit). */
+ * does a NULL pack or one that holds no groups (a build whose staging the layer does not
+ * fit). */
 void tt_depthwise_conv2d_packed_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                                    const int32_t *shift, const tt_fwd_dims *input_dims,
                                    const int8_t *input, const tt_fwd_dims *filter_dims,

@@ -1358,6 +1358,7 @@ void tt_depthwise_conv2d_s8_pack(const tt_fwd_conv_params *p, const int32_t *mul
                                  const int32_t *bias, const tt_fwd_dims *output_dims,
                                  void *pack) {
 #if TT_FWD_DSP
+  if (!pack) return;
   const dw_layer L = {p, multiplier, shift, bias, input_dims, output_dims, 0, filter,
                       filter_dims->h, filter_dims->w};
   dw_dsp_shape S;              /* copied in and out: a pack is only 4-aligned */
@@ -1391,14 +1392,14 @@ void tt_depthwise_conv2d_packed_s8(const tt_fwd_conv_params *p, const int32_t *m
                       filter_dims->h, filter_dims->w};
   const tt_fwd_dims *out = output_dims;
   dw_buffer B;
-  memcpy(&B.shape, pack, sizeof B.shape);
-  B.shape.zeroed = 0;
+  if (pack) memcpy(&B.shape, pack, sizeof B.shape);
   const int32_t groups = dw_pack_groups(input_dims, out);
-  if (!B.shape.ok || groups == 0) {          /* nothing packed: tt_depthwise_conv2d_s8_pack */
+  if (!pack || !B.shape.ok || groups == 0) { /* nothing packed: tt_depthwise_conv2d_s8_pack */
     tt_depthwise_conv2d_s8(p, multiplier, shift, input_dims, input, filter_dims, filter, bias,
                            output_dims, output);
     return;
   }
+  B.shape.zeroed = 0;
   const int32_t words = L.kw * B.shape.wc;
   const int32_t channels = B.shape.m == 1 ? input_dims->c : out->c, cm = out->c;
   for (int32_t b = 0; b < out->n; ++b)

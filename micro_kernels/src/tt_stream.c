@@ -90,12 +90,12 @@ typedef struct {
   int32_t have0, have1;                       /* the window holds mid rows [have0, have1) */
 } stream_state;
 
-/* The depthwise layer packed once for all its rows where the caller lent a pack. */
+/* The depthwise layer packed once for all its rows where the caller lent a pack (NULL:
+ * nothing to pack, and every row runs the unpacked kernel). */
 static void pack_depthwise(const stream_state *s, const tt_fwd_dims *dw_output_dims) {
-  if (s->pack)
-    tt_depthwise_conv2d_s8_pack(s->dw, s->dw_multiplier, s->dw_shift, s->mid_dims,
-                                s->dw_filter_dims, s->dw_filter, s->dw_bias, dw_output_dims,
-                                s->pack);
+  tt_depthwise_conv2d_s8_pack(s->dw, s->dw_multiplier, s->dw_shift, s->mid_dims,
+                              s->dw_filter_dims, s->dw_filter, s->dw_bias, dw_output_dims,
+                              s->pack);
 }
 
 /* Mid rows [r, r1) (the first layer's output rows) into `out`: from a frame one
@@ -144,13 +144,9 @@ static void depthwise_row(stream_state *s, int32_t oy, const tt_fwd_dims *out_ro
   tt_fwd_conv_params p = *s->dw;
   p.pad_top = top < 0 ? -top : 0;
   const tt_fwd_dims win = {1, r1 > r0 ? r1 - r0 : 0, s->mid_dims->w, s->mid_dims->c};
-  if (s->pack)
-    tt_depthwise_conv2d_packed_s8(&p, s->dw_multiplier, s->dw_shift, &win, s->window,
-                                  s->dw_filter_dims, s->dw_filter, s->dw_bias, out_row, out,
-                                  s->pack);
-  else
-    tt_depthwise_conv2d_s8(&p, s->dw_multiplier, s->dw_shift, &win, s->window,
-                           s->dw_filter_dims, s->dw_filter, s->dw_bias, out_row, out);
+  tt_depthwise_conv2d_packed_s8(&p, s->dw_multiplier, s->dw_shift, &win, s->window,
+                                s->dw_filter_dims, s->dw_filter, s->dw_bias, out_row, out,
+                                s->pack);
 }
 
 /* The least shift with output + shift == input for a stream whose output rows are out_row
