@@ -630,11 +630,18 @@ def place_in_free_run(plan: CodegenPlan, k: int, name: str, nbytes: int, j: int)
     buffer = Buffer(name, nbytes, k + 1, k + 1, op=k, align=CODEGEN_ALIGN)
     if buffer.aligned > gap:
         return False
+    _insert_scratch(plan, k, j, buffer, at)
+    return True
+
+
+def _insert_scratch(plan: CodegenPlan, k: int, j: int, buffer: Buffer, offset: int) -> None:
+    """`buffer` at `offset` as operator k's scratch number j: CodegenPlan.scratch_offset
+    counts an operator's scratch in its kernel's argument order, so the ones from j on move
+    up one."""
     mine = [i for i, b in enumerate(plan.buffers) if b.op == k]
     i = mine[j] if j < len(mine) else (mine[-1] + 1 if mine else len(plan.buffers))
     plan.buffers.insert(i, buffer)
-    plan.offsets.insert(i, at)
-    return True
+    plan.offsets.insert(i, offset)
 
 
 def lend_free_arena(plan: CodegenPlan, graph: Graph, wants: dict[int, tuple[int, int]]
@@ -676,10 +683,7 @@ def lend_free_arena(plan: CodegenPlan, graph: Graph, wants: dict[int, tuple[int,
         else:
             offsets, plan.arena_bytes, plan.order = placed
             plan.offsets[:], offset = offsets[:-1], offsets[-1]
-        # the operator's first scratch (CodegenPlan.scratch_offset counts an operator's
-        # scratch in its kernel's argument order: the lent one comes before a DSP staging)
-        at = next((i for i, b in enumerate(plan.buffers) if b.op == k), len(plan.buffers))
-        plan.buffers.insert(at, buffer(units))
-        plan.offsets.insert(at, offset)
+        # the operator's first scratch: the lent one comes before a DSP staging
+        _insert_scratch(plan, k, 0, buffer(units), offset)
         lent[k] = units
     return lent
