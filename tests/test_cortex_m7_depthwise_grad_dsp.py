@@ -55,7 +55,9 @@ INPUT_GRAD_SHAPES = [
     (1, 7, 7, 5, 3, 3, 1, 2, 2, 1, 2),            # dilation 2: portable
     (1, 16, 16, 10, 8, 8, 2, 3, 3, 1, 1),         # MCUNet's 8x8 of stride 2
     (1, 12, 12, 3, 9, 9, 1, 4, 4, 1, 1),          # kernel 9: portable
-]
+    (1, 8, 8, 10, 8, 8, 2, 3, 3, 1, 1),           # every dy row staged (slots >= oh): the
+    (1, 4, 4, 13, 5, 5, 1, 2, 2, 1, 1),           # tap rows at fixed steps (MCUNet's 8x8/2
+]                                                 # at 8x8 and 5x5 at 4x4), partial groups
 
 
 def staging(name: str, *shape, part: int = 1):

@@ -210,15 +210,19 @@ static inline __attribute__((always_inline)) void stage_group(const dw_layer *a,
                                                               const int8_t *w, const int32_t LANES,
                                                               int32_t lanes, uint32_t m02,
                                                               uint32_t m13, tt_wdsp_word *dst) {
+  const int32_t step = a->sw * a->c;
   for (int32_t ky = 0; ky < a->kh; ++ky) {
     const int8_t *row = w + ky * a->kw * a->c;
-    for (int32_t q = 0; q < a->sw && q < a->kw; ++q)
-      for (int32_t kx = q; kx < a->kw; kx += a->sw, dst += 2) {
-        const uint32_t v = LANES == 4 ? tt_dsp_load4(row + kx * a->c)
-                                      : tt_dsp_load_partial(row + kx * a->c, lanes);
+    for (int32_t q = 0; q < a->sw && q < a->kw; ++q) {
+      const int8_t *src = row + q * a->c;
+      /* two taps an iteration: the loop's own instructions a tap halve (MCUNet's 8x8
+       * kernels stage 64 taps a group, in each pass and block) */
+      _Pragma("GCC unroll 2") for (int32_t j = a->count[q]; j > 0; --j, src += step, dst += 2) {
+        const uint32_t v = LANES == 4 ? tt_dsp_load4(src) : tt_dsp_load_partial(src, lanes);
         dst[0] = halves(__sxtb16(v), m02);
         dst[1] = halves(tt_dsp_sxtb16_odd(v), m13);
       }
+    }
   }
 }
 
@@ -358,6 +362,34 @@ static uint32_t largest_magnitude(const int32_t *v, int32_t n, uint32_t top) {
   return top;
 }
 
+/* sums where the ring holds every dy row (slots >= oh: row oy in slot oy), so that a
+ * position's tap rows are at fixed steps from its first one (d0, w0): the staged dy rows
+ * ds words apart (decreasing), the weights' rows ws words apart. No row's pointers are
+ * loaded: 4 instructions a tap row and group of four for the row loop, 7 with them. */
+static inline __attribute__((always_inline)) void sums_flat(const tt_wdsp_word *d0,
+                                                            const tt_wdsp_word *w0, int32_t ny,
+                                                            int32_t ds, int32_t ws,
+                                                            int32_t chunk, int32_t nb,
+                                                            const int32_t NX, int32_t tail,
+                                                            int32_t *out) {
+  const int32_t span = ny * ds;
+  for (int32_t g = 0, off = 0; g < nb; ++g, off += chunk, out += 4) {
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    const tt_wdsp_word *dp = d0 + off, *wp = w0 + off;
+    const tt_wdsp_word *const end = dp - span;
+    for (; dp != end; dp -= ds, wp += ws) DW_ROW(dp, wp, NX);
+    out[0] = a0;
+    if (g + 1 < nb || tail == 4) {
+      out[1] = a1;
+      out[2] = a2;
+      out[3] = a3;
+    } else {                              /* the block's partial last group */
+      if (tail > 1) out[1] = a1;
+      if (tail > 2) out[2] = a2;
+    }
+  }
+}
+
 typedef void (*sums_fn)(const dw_taps *rows, int32_t ny, int32_t chunk, int32_t nb,
                         int32_t tail, int32_t *out);
 #define DW_SUMS(NX)                                                                         \
@@ -375,6 +407,25 @@ DW_SUMS(5)
 DW_SUMS(6)
 DW_SUMS(7)
 DW_SUMS(8)
+
+typedef void (*flat_fn)(const tt_wdsp_word *d0, const tt_wdsp_word *w0, int32_t ny, int32_t ds,
+                        int32_t ws, int32_t chunk, int32_t nb, int32_t tail, int32_t *out);
+#define DW_FLAT(NX)                                                                         \
+  static __attribute__((noinline)) void flat##NX(const tt_wdsp_word *d0,                    \
+                                                 const tt_wdsp_word *w0, int32_t ny,        \
+                                                 int32_t ds, int32_t ws, int32_t chunk,     \
+                                                 int32_t nb, int32_t tail, int32_t *out) {  \
+    sums_flat(d0, w0, ny, ds, ws, chunk, nb, NX, tail, out);                                \
+  }
+DW_FLAT(0)
+DW_FLAT(1)
+DW_FLAT(2)
+DW_FLAT(3)
+DW_FLAT(4)
+DW_FLAT(5)
+DW_FLAT(6)
+DW_FLAT(7)
+DW_FLAT(8)
 
 int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
                                    int32_t oh, int32_t ow, int32_t c, int32_t m,
@@ -399,6 +450,11 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
 
   static const sums_fn sums_of[DW_MAX_K + 1] = {sums0, sums1, sums2, sums3,
                                                  sums4, sums5, sums6, sums7, sums8};
+  static const flat_fn flat_of[DW_MAX_K + 1] = {flat0, flat1, flat2, flat3, flat4,
+                                                 flat5, flat6, flat7, flat8};
+  /* every dy row has its own slot: the tap rows at fixed steps (sums_flat) */
+  const int flat = a.slots >= oh;
+  const int32_t ds = 2 * a.cols, ws = 2 * a.sh * kw;
   /* the staging: the accumulators of a position's block, the block's groups, the jump
    * tables last */
   int32_t *acc = (int32_t *)stage_mem;
@@ -448,21 +504,29 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
           base[t].d = stage + 2 * (kh * kw + slot * a.cols);
           base[t].w = stage + 2 * ky * kw;
         }
+        /* flat: the first tap row's (dilation 1: the rows' oy step by -1, ky by sh) */
+        const tt_wdsp_word *const d_row = stage + 2 * (kh * kw + ty.o0 * a.cols);
+        const tt_wdsp_word *const w_row = stage + 2 * ty.k0 * kw;
         const int32_t row = (b * h + iy) * wd;
         if (row + wd <= p0 || row >= p1) continue;       /* outside the positions asked */
         for (int32_t ix = 0; ix < wd; ++ix) {
           if (row + ix < p0 || row + ix >= p1) continue;
           const int32_t q = (ix + a.pad_left) % a.sw;
           const int32_t col = (ix + a.pad_left - q) / a.sw + a.left;  /* tap 0's column */
-          dw_taps rows[DW_MAX_K];
-          for (int32_t t = 0; t < ty.n; ++t) {
-            rows[t].d = base[t].d + 2 * col;
-            rows[t].w = base[t].w + 2 * a.first[q];
-          }
           const int32_t at = (row + ix) * c + blk.c0;
           int32_t *const kept = tt_kept(keep, row + ix, c);
           int32_t *out = kept != 0 ? kept + blk.c0 : acc;
-          sums_of[a.count[q]](rows, ty.n, blk.chunk, blk.nb, tail, out);
+          if (flat) {
+            flat_of[a.count[q]](d_row + 2 * col, w_row + 2 * a.first[q], ty.n, ds, ws,
+                                blk.chunk, blk.nb, tail, out);
+          } else {
+            dw_taps rows[DW_MAX_K];
+            for (int32_t t = 0; t < ty.n; ++t) {
+              rows[t].d = base[t].d + 2 * col;
+              rows[t].w = base[t].w + 2 * a.first[q];
+            }
+            sums_of[a.count[q]](rows, ty.n, blk.chunk, blk.nb, tail, out);
+          }
           if (r != 0) {
             if (draws && !first) {
               r->rng = tt_gdsp_jump(skip, r->rng);
