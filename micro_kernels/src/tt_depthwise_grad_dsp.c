@@ -203,26 +203,19 @@ static inline uint32_t halves(uint32_t x, uint32_t m) {
   return tt_dsp_low_halves(lo, hi);
 }
 
-/* One group's staged weights (its first tap at dst) from its lanes' weights at w. LANES:
- * 4, or 0 for a partial group of `lanes` (a constant in each compiled copy, so that the full
- * groups' loads are single words). */
-static inline __attribute__((always_inline)) void stage_group(const dw_layer *a,
-                                                              const int8_t *w, const int32_t LANES,
+/* One group's staged weights (its first tap at dst) from its lanes' weights at w, tap t's
+ * at w + off[t] (the staged order, taps taps). LANES: 4, or 0 for a partial group of
+ * `lanes` (a constant in each compiled copy, so that the full groups' loads are single
+ * words). */
+static inline __attribute__((always_inline)) void stage_group(const int8_t *w,
+                                                              const int32_t *off, int32_t taps,
+                                                              const int32_t LANES,
                                                               int32_t lanes, uint32_t m02,
                                                               uint32_t m13, tt_wdsp_word *dst) {
-  const int32_t step = a->sw * a->c;
-  for (int32_t ky = 0; ky < a->kh; ++ky) {
-    const int8_t *row = w + ky * a->kw * a->c;
-    for (int32_t q = 0; q < a->sw && q < a->kw; ++q) {
-      const int8_t *src = row + q * a->c;
-      /* two taps an iteration: the loop's own instructions a tap halve (MCUNet's 8x8
-       * kernels stage 64 taps a group, in each pass and block) */
-      _Pragma("GCC unroll 2") for (int32_t j = a->count[q]; j > 0; --j, src += step, dst += 2) {
-        const uint32_t v = LANES == 4 ? tt_dsp_load4(src) : tt_dsp_load_partial(src, lanes);
-        dst[0] = halves(__sxtb16(v), m02);
-        dst[1] = halves(tt_dsp_sxtb16_odd(v), m13);
-      }
-    }
+  _Pragma("GCC unroll 2") for (int32_t t = 0; t < taps; ++t, dst += 2) {
+    const uint32_t v = LANES == 4 ? tt_dsp_load4(w + off[t]) : tt_dsp_load_partial(w + off[t], lanes);
+    dst[0] = halves(__sxtb16(v), m02);
+    dst[1] = halves(tt_dsp_sxtb16_odd(v), m13);
   }
 }
 
@@ -232,8 +225,15 @@ static inline __attribute__((always_inline)) void stage_group(const dw_layer *a,
  * mult * (the sum of dy * w), with no multiplication per accumulator. Four channels of a tap
  * at once (a word of weights, SXTB16 and the products' low halves packed): the staging is
  * redone on every call and pass, and on MCUNet's 4x4 and 8x8 maps it was a tenth to a
- * fifth of the call at 30 instructions a tap and group, one channel at a time. */
+ * fifth of the call at 30 instructions a tap and group, one channel at a time. The taps in
+ * their staged order (each row's by stride class) are one list of offsets, so that a
+ * group's taps are one loop (a loop per row and class cost 24-27 instructions a tap at
+ * 3x3, 14-15 now). */
 static void stage_weights(const dw_layer *a, dw_block *blk) {
+  int32_t off[DW_MAX_K * DW_MAX_K], taps = 0;
+  for (int32_t ky = 0; ky < a->kh; ++ky)
+    for (int32_t q = 0; q < a->sw && q < a->kw; ++q)
+      for (int32_t kx = q; kx < a->kw; kx += a->sw) off[taps++] = (ky * a->kw + kx) * a->c;
   for (int32_t g = 0; g < blk->nb; ++g) {
     const int32_t cg = blk->c0 + 4 * g;
     const int32_t lanes = blk->c0 + blk->nc - cg < 4 ? blk->c0 + blk->nc - cg : 4;
@@ -244,9 +244,9 @@ static void stage_weights(const dw_layer *a, dw_block *blk) {
                          (lanes > 3 ? (uint32_t)(uint16_t)mu[3] << 16 : 0u);
     tt_wdsp_word *dst = blk->stage + g * blk->chunk;
     if (lanes == 4)
-      stage_group(a, a->w + cg, 4, 4, m02, m13, dst);
+      stage_group(a->w + cg, off, taps, 4, 4, m02, m13, dst);
     else
-      stage_group(a, a->w + cg, 0, lanes, m02, m13, dst);
+      stage_group(a->w + cg, off, taps, 0, lanes, m02, m13, dst);
   }
 }
 
