@@ -82,7 +82,8 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
  * draws the stream must skip the position's other n elements. xorshift32 is linear over
  * GF(2) (each of its three steps XORs shifted copies of the state), so n steps are one
  * fixed 32 x 32 bit matrix: J(x) = J(bits 0-3 of x) ^ ... ^ J(bits 28-31), eight lookups in
- * tables of 16 words built once per call from J of the 32 single bits (32 n steps). Built
+ * tables of 16 words built once per call (by squaring: J of the 32 single bits from those of
+ * M^a, tt_gdsp_jump_init). Built
  * only where the jumps pay for it; else the jump steps the stream n times. */
 typedef struct {
   int32_t n;                  /* draws skipped per jump */
@@ -117,6 +118,17 @@ typedef struct {
   tt_wdsp_word *x, *dys;      /* the staged input; the dy columns */
   int32_t first;              /* int16: the output channel of the first staged column, or -1 */
 } tt_wdsp_stage;
+
+/* The positions up to which tt_dsp_pointwise_weight_direct takes a layer (its dy column,
+ * 2 bytes a position, is on the stack). */
+#define TT_WDSP_DIRECT_ROWS 256
+
+/* Output channel o's k gradients into out, as tt_dsp_pointwise_weight_channel, for a layer
+ * whose input fits neither staging: nothing staged but o's dy column (on the stack). 0,
+ * having done nothing, when rows < 2 or rows > TT_WDSP_DIRECT_ROWS. */
+int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_t rows,
+                                   int32_t co, int32_t o, const int8_t *saved, int32_t k,
+                                   int32_t x_zp, float unit, float *out);
 
 /* The int32 sums t[j], j < 8, over the positions p < outer of dy[p, c0 + j] (dy
  * [outer, channels] int8, 0 where its mask bit, element p * channels + c0 + j, is 0; mask
