@@ -196,18 +196,22 @@ def weight_grad_calls(rng) -> None:
     layers: 2 and 3 positions (a partial group), channel counts off the blocks of eight,
     output channels staged four dy columns at a time and the ones left over, the
     zero point's extremes, masks, saved inputs staged as int16 and (past the buffer as int16)
-    as int8, ones past the buffers even as int8 and 1x1 layers that are not pointwise
-    (portable), a single position (portable), momentum and stochastic rounding in the
-    update."""
+    as int8, ones past the buffers even as int8 (up to TT_WDSP_DIRECT_ROWS positions the DSP
+    version without staging, odd position counts and channels off the groups of four; more:
+    portable), 1x1 layers that are not pointwise (portable), a single position (portable),
+    momentum and stochastic rounding in the update."""
     lib = c_kernels.library()
     # (n, h, w, co, k, ci): dy [n, h, w, co], saved [n, h, w, k] (the trained first k of ci)
     shapes = [(1, 1, 2, 5, 3, 3), (1, 1, 3, 7, 13, 13), (2, 3, 3, 9, 20, 24),
               (1, 3, 3, 6, 256, 256), (1, 6, 6, 4, 128, 128),    # 6 KB int16; 9 KB: int8
               (1, 5, 7, 11, 1, 4), (1, 1, 1, 3, 8, 8), (1, 6, 6, 16, 32, 128),
               (1, 5, 7, 3, 203, 203),                 # int8, a partial group and block
-              (1, 8, 8, 3, 160, 160),                 # 10 KB even as int8: portable
+              (1, 8, 8, 3, 160, 160),                 # 10 KB even as int8: no staging
               (1, 23, 23, 2, 8, 8),                   # 133 groups: int8 (the masked call:
-                                                      # half the staging, portable)
+                                                      # half the staging, 529 positions:
+                                                      # portable)
+              (1, 3, 5, 5, 579, 579),                 # 9.5 KB as int8: no staging, 15
+                                                      # positions, 579 = 4 * 144 + 3
               (1, 4, 4, 24, 12, 12),                  # four dy columns at once: a mask
                                                       # nibble at bit 0 and 4 of its byte
               (1, 3, 5, 12, 20, 20),                  # co % 8 = 4: masked columns one by one

@@ -267,7 +267,8 @@ void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale,
  * that much. The same number on every target, so that a plan of the arena is the same for
  * all of them. A smaller staging walks smaller blocks of channels (depthwise) or the int8
  * form of the saved input (pointwise); a kernel given less than any walk needs runs the
- * portable code: the same bits in every case, only the instructions differ. */
+ * portable code (a pointwise weight gradient of at most 256 positions: its DSP walk without
+ * staging, on the stack): the same bits in every case, only the instructions differ. */
 int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
                                              int32_t h, int32_t wd, int32_t k, int32_t kh,
                                              int32_t kw, const tt_window *win,

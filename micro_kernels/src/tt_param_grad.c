@@ -485,6 +485,19 @@ static void conv_channel_dsp(const void *args, int32_t o, float *out) {
   tt_dsp_pointwise_weight_channel(&d->stage, a->dy, a->mask, a->n * a->h * a->wd, a->co, o,
                                   a->k, a->x_zp, a->unit, out);
 }
+
+/* A pointwise layer whose input fits no staging: the DSP version without it, where it takes
+ * the layer (up to TT_WDSP_DIRECT_ROWS positions). */
+static int direct_s8(const conv_weight_grad_s8 *a) {
+  const int32_t rows = a->n * a->h * a->wd;
+  return pointwise_s8(a) && rows >= 2 && rows <= TT_WDSP_DIRECT_ROWS;
+}
+
+static void conv_channel_direct(const void *args, int32_t o, float *out) {
+  const conv_weight_grad_s8 *a = (const conv_weight_grad_s8 *)args;
+  tt_dsp_pointwise_weight_direct(a->dy, a->mask, a->n * a->h * a->wd, a->co, o, a->saved, a->k,
+                                 a->x_zp, a->unit, out);
+}
 #endif
 
 void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
@@ -499,6 +512,10 @@ void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uin
   if (pointwise_s8(&a) &&
       tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
     for (int32_t o = 0; o < co; ++o) conv_channel_dsp(&d, o, dw + o * k);
+    return;
+  }
+  if (direct_s8(&a)) {
+    for (int32_t o = 0; o < co; ++o) conv_channel_direct(&a, o, dw + o * k);
     return;
   }
 #else
@@ -972,6 +989,11 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
       tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
     update_channels(conv_channel_dsp, &d, co, w, 1, ci, k, w_scales, n_scales, momentum, o, s,
                     scratch);
+    return;
+  }
+  if (direct_s8(&a)) {
+    update_channels(conv_channel_direct, &a, co, w, 1, ci, k, w_scales, n_scales, momentum, o,
+                    s, scratch);
     return;
   }
 #else
