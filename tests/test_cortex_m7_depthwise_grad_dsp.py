@@ -57,7 +57,9 @@ INPUT_GRAD_SHAPES = [
     (1, 12, 12, 3, 9, 9, 1, 4, 4, 1, 1),          # kernel 9: portable
     (1, 8, 8, 10, 8, 8, 2, 3, 3, 1, 1),           # every dy row staged (slots >= oh): the
     (1, 4, 4, 13, 5, 5, 1, 2, 2, 1, 1),           # tap rows at fixed steps (MCUNet's 8x8/2
-]                                                 # at 8x8 and 5x5 at 4x4), partial groups
+                                                  # at 8x8 and 5x5 at 4x4), partial groups
+    (1, 9, 9, 67, 3, 3, 1, 1, 1, 1, 1),           # 17 groups of 3 taps a row: the sums by
+]                                                 # row, a partial last group
 
 
 def staging(name: str, *shape, part: int = 1):
