@@ -294,9 +294,12 @@ void tt_gdsp_jump_init(tt_gdsp_jumper *j, int32_t n, int32_t jumps) {
   }
 }
 
-/* Every row against one staged block: the accumulators of channels [c0, c0 + nc) kept, or their largest magnitude into *top, or rounded into dx (stochastically: r's
- * stream at row 0, channel c0 on entry; at the last row's channel c0 + nc on return; `skip`
- * jumps over a row's other ci - nc draws). */
+/* Every row against one staged block: the accumulators of channels [c0, c0 + nc) kept, or
+ * their largest magnitude into *top (`rounds` 0: r is NULL), or rounded into dx (`rounds`
+ * 1: keep and top are NULL; stochastically: r's stream at row 0, channel c0 on entry; at
+ * the last row's channel c0 + nc on return; `skip` jumps over a row's other ci - nc draws).
+ * `rounds` is a constant of each compiled copy: the two passes' rows test none of the
+ * other's cases. */
 static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         const tt_gdsp_word *stage,
                                                         const int32_t CB, const int masked,
@@ -304,7 +307,9 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         const tt_keep *keep, uint32_t *top,
                                                         tt_rounder *r,
                                                         const tt_gdsp_jumper *skip,
-                                                        int8_t *dx) {
+                                                        int8_t *dx, const int rounds) {
+  if (rounds) keep = 0, top = 0;
+  else r = 0;
   int32_t acc[8];
   uint32_t m = top != 0 ? *top : 0u;
   /* the kept rows' accumulators: a running pointer, moved to the scratch after row n0 */
@@ -315,18 +320,18 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
      * narrow blocks: there the sinks' pointers cost the loop registers (measured slower) */
     const int kept_row = p < n1, sink = nc == CB && (!masked || CB == 8);
     m = row_sums(a, p, stage, CB, masked, sink && kept_row ? kept + c0 : 0,
-                 sink && r == 0 && top != 0, m, acc);
+                 sink && !rounds && top != 0, m, acc);
     if (!sink) {
       if (kept_row)
         for (int32_t j = 0; j < nc; ++j) kept[c0 + j] = acc[j];
-      if (r == 0 && top != 0)
+      if (!rounds && top != 0)
         for (int32_t j = 0; j < nc; ++j) {
           const uint32_t v = tt_magnitude(acc[j]);
           if (v > m) m = v;
         }
     }
     if (kept_row) kept = p + 1 == n0 ? keep->a1 : kept + a->ci;
-    if (r != 0) {
+    if (rounds) {
       int8_t *out = dx + p * a->ci + c0;
       /* a whole block rounded stochastically (A >= 256): inline, not a call per row */
       if (nc == CB && r->stochastic && !r->exact && r->times == 1)
@@ -340,7 +345,7 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
   if (top != 0) *top = m;
 }
 
-/* One compiled copy per block width and mask. */
+/* One compiled copy per block width, mask and pass (keeping or measuring; rounding). */
 typedef void (*block_fn)(const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc,
                          const tt_keep *keep, uint32_t *top, tt_rounder *r,
                          const tt_gdsp_jumper *skip, int8_t *dx);
@@ -349,7 +354,13 @@ typedef void (*block_fn)(const pointwise *a, const tt_gdsp_word *stage, int32_t 
       const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc,               \
       const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
       int8_t *dx) {                                                                         \
-    block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx);                                 \
+    block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 0);                              \
+  }                                                                                         \
+  static __attribute__((noinline)) void block##CB##_##M##_r(                                \
+      const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc,               \
+      const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
+      int8_t *dx) {                                                                         \
+    block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 1);                              \
   }
 TT_GDSP_BLOCK(8, 0)
 TT_GDSP_BLOCK(4, 0)
@@ -383,10 +394,14 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
     if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
   const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult};
   tt_gdsp_word stage[TT_GRAD_DSP_STAGE_BYTES / 4] __attribute__((aligned(8)));
-  static const block_fn blocks[2][9] = {
-      {0, block1_0, block2_0, block3_0, block4_0, 0, 0, 0, block8_0},
-      {0, block1_1, block2_1, block3_1, block4_1, 0, 0, 0, block8_1}};
-  const block_fn fn = blocks[mask != 0][CB];
+  static const block_fn blocks[2][2][9] = {
+      {{0, block1_0, block2_0, block3_0, block4_0, 0, 0, 0, block8_0},
+       {0, block1_1, block2_1, block3_1, block4_1, 0, 0, 0, block8_1}},
+      {{0, block1_0_r, block2_0_r, block3_0_r, block4_0_r, 0, 0, 0, block8_0_r},
+       {0, block1_1_r, block2_1_r, block3_1_r, block4_1_r, 0, 0, 0, block8_1_r}}};
+  /* a call rounds, or keeps and measures (the copies take one or the other) */
+  if (r != 0 && (keep != 0 || amax != 0)) return 0;
+  const block_fn fn = blocks[r != 0][mask != 0][CB];
   uint32_t top = 0;
   const int stochastic = r != 0 && r->stochastic && !r->exact;
   uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
