@@ -60,6 +60,10 @@ typedef struct {
   const int8_t *w_lo, *w_hi;
   int32_t k, ci;
   const int16_t *mult;
+  /* stochastic rounding: each row's stream state after its last block's draws (the walk's
+   * first block records them, the others read and advance them: no jump over a row's other
+   * draws but in the first block), or NULL (every block jumps) */
+  uint32_t *states;
 } pointwise;
 
 /* Two words to a 4-byte aligned d with one STRD. */
@@ -310,6 +314,8 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         int8_t *dx, const int rounds) {
   if (rounds) keep = 0, top = 0;
   else r = 0;
+  uint32_t *const states = rounds ? a->states : 0;
+  const int first = c0 == 0;
   int32_t acc[8];
   uint32_t m = top != 0 ? *top : 0u;
   /* the kept rows' accumulators: a running pointer, moved to the scratch after row n0 */
@@ -333,13 +339,16 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
     if (kept_row) kept = p + 1 == n0 ? keep->a1 : kept + a->ci;
     if (rounds) {
       int8_t *out = dx + p * a->ci + c0;
+      if (states != 0 && !first) r->rng = states[p];
       /* a whole block rounded stochastically (A >= 256): inline, not a call per row */
       if (nc == CB && r->stochastic && !r->exact && r->times == 1)
         r->rng = tt_round_stochastic(acc, CB, out, r->rng, 1, r->r, r->hi_shift, r->noise_shift);
       else
         tt_round_grads(r, acc, nc, out);
-      if (r->stochastic && !r->exact && p + 1 < a->rows)
-        r->rng = tt_gdsp_jump(skip, r->rng);
+      if (r->stochastic && !r->exact) {
+        if (states != 0) states[p] = r->rng;
+        if ((states == 0 || first) && p + 1 < a->rows) r->rng = tt_gdsp_jump(skip, r->rng);
+      }
     }
   }
   if (top != 0) *top = m;
@@ -392,8 +401,15 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   if (CB == 0 || rows < 2) return 0;
   for (int32_t o = 0; o < co; ++o)
     if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
-  const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult};
   tt_gdsp_word stage[TT_GRAD_DSP_STAGE_BYTES / 4] __attribute__((aligned(8)));
+  const int stochastic = r != 0 && r->stochastic && !r->exact;
+  /* the rows' stream states after the staged block, where they fit (one word a row): one
+   * jump a row instead of one a row and block (about 30 instructions each; 3 a draw where
+   * the call makes too few jumps to build the tables) */
+  const int32_t staged = 2 * groups * CB;
+  uint32_t *const states =
+      stochastic && ci > CB && TT_GRAD_DSP_STAGE_BYTES / 4 - staged >= rows ? stage + staged : 0;
+  const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult, states};
   static const block_fn blocks[2][2][9] = {
       {{0, block1_0, block2_0, block3_0, block4_0, 0, 0, 0, block8_0},
        {0, block1_1, block2_1, block3_1, block4_1, 0, 0, 0, block8_1}},
@@ -403,18 +419,19 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   if (r != 0 && (keep != 0 || amax != 0)) return 0;
   const block_fn fn = blocks[r != 0][mask != 0][CB];
   uint32_t top = 0;
-  const int stochastic = r != 0 && r->stochastic && !r->exact;
   uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
   tt_gdsp_jumper skip;                                /* over a row's other ci - nc draws */
   skip.n = -1;
   for (int32_t c0 = 0; c0 < ci; c0 += CB) {
     const int32_t nc = ci - c0 < CB ? ci - c0 : CB;
     stage_columns(&a, c0, nc, CB, stage);
-    if (stochastic) {
+    if (stochastic && states == 0) {
       r->rng = start;
       start = tt_gdsp_skip(start, nc);
       if (skip.n != ci - nc)       /* the blocks' jumps, then the last block's if it is short */
         tt_gdsp_jump_init(&skip, ci - nc, (rows - 1) * (nc == CB ? ci / CB : 1));
+    } else if (stochastic && c0 == 0) {
+      tt_gdsp_jump_init(&skip, ci - nc, rows - 1);          /* the first block's jumps */
     }
     fn(&a, stage, c0, nc, keep, amax != 0 ? &top : 0, r, &skip, dx);
   }
