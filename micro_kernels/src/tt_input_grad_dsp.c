@@ -11,7 +11,7 @@
  * dy values, sign-extended in two halves by SXTB16, meets the CB staged columns in 2 CB
  * SMLADs. Per four o and CB channels: one load and two extensions of dy (plus two
  * instructions for a mask), CB double-word loads, 2 CB SMLADs; the staging, about four
- * instructions per weight, is shared by all the rows.
+ * instructions per weight (3.6 four columns at a time), is shared by all the rows.
  *
  * The accumulators are the portable kernel's integers: each is the exact sum of the same
  * co terms (factored dy * (w * mult) instead of (dy * mult) * w), bounded below 2^31 by the
@@ -25,7 +25,9 @@
  * and the last row of the last block leaves the state the portable walk leaves. The step
  * over ci - nc draws is one jump (tt_gdsp_jumper: eight table lookups, about 26
  * instructions) where the call makes enough of them to pay for the tables, else 3
- * instructions a draw. */
+ * instructions a draw; where the rows' states fit beside the staged block, only the first
+ * block jumps and records each row's state after its draws, from which the next block
+ * continues (pointwise.states). */
 #include <string.h>
 
 #include "tt_grad_dsp.h"
