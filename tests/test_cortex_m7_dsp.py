@@ -171,18 +171,24 @@ def conv_calls(rng) -> None:
 
 
 def pointwise8_calls(rng) -> None:
-    """1x1 convolutions of 8 input channels whose every row requantizes in int8's whole range
-    (tt_dsp_row8: the weights held in registers): an odd and an even number of columns, more
-    than one staged batch of 128, the offsets' extremes; and with edge quantization (the
-    block form)."""
-    for k, (h, w, co) in enumerate([(5, 7, 9), (12, 13, 5), (4, 8, 16)]):
+    """1x1 convolutions of 8 input channels whose every row requantizes in int8's whole range:
+    an odd number of rows or more than 64 (tt_dsp_row8: the weights held in registers; an odd
+    and an even number of columns, more than one staged batch of 128), an even number up to
+    64 (tt_dsp_col8: the column in registers, the rows from records: 2 rows, 64, one
+    column), the offsets' extremes, the one-multiply form's corners (multipliers 2^30 and
+    2^31 - 1, right shifts 1 and 21); and with edge quantization (the block form)."""
+    for k, (h, w, co) in enumerate([(5, 7, 9), (12, 13, 5), (4, 8, 16), (3, 5, 2),
+                                    (2, 7, 64), (1, 1, 6), (3, 3, 66)]):
         p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, *ACTIVATIONS[k % 3])
         x, f = int8(rng, (1, h, w, 8)), weights(rng, (co, 1, 1, 8))
-        for kind in ("real", "edge"):
-            m, sh = quantization(rng, co, kind)
+        for kind in ("real", "corner", "edge"):
+            m, sh = quantization(rng, co, "edge" if kind == "edge" else "real")
+            if kind == "corner":
+                m[::2], m[1::2] = 1 << 30, (1 << 31) - 1
+                sh[::3], sh[1::3] = -1, -21
             y = np.empty((1, h, w, co), np.int8)
             c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f,
-                           biases(rng, co, False) if k else None, dims(y.shape), y)
+                           biases(rng, co, False) if k % 4 else None, dims(y.shape), y)
 
 
 def depthwise_calls(rng) -> None:
