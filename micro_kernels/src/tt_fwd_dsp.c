@@ -651,6 +651,117 @@ static void col8_records(const tt_dsp_mm *m, tt_dsp_word *rec) {
   }
 }
 
+/* tt_dsp_col8 for columns of 16 elements: the column in r0-r7 (x + input_offset, not
+ * doubled: one SXTAB16 a pair of lanes), the rows from records of 12 words (col16_records):
+ * [start, W0 .. W7, m, c, e] with Wj the row's weights sign-extended and doubled
+ * ([2 w0, 2 w2], [2 w1, 2 w3], [2 w4, 2 w6], ...: |2 w| <= 256 fits a lane), so that the sums
+ * are twice the accumulator as with doubled inputs (the same products, summed in the same
+ * int32). Four registers are left for a record: three LDMs and an LDRD a row. Per output:
+ * those 4 loads, 8 SMLAD, TT_DSP_ASM_RQ's 4, STRB, and per two rows TST and BEQ: 18
+ * instructions for 16 MACs (tt_dsp_rows6w: about 21.5 in the loop, and its blocks' and rows'
+ * set-up). Per column about 24 (16 inputs loaded and staged, the pointers, the count). The
+ * same arguments and frame as tt_dsp_col8 (the offset is tt_dsp_offset_pair's). */
+#define TT_DSP_COL16_ROW                                                                    \
+  "  ldm lr!, {r8-r11}\n"                                                                   \
+  "  smlad r8, r0, r9, r8\n"                                                                \
+  "  smlad r8, r1, r10, r8\n"                                                               \
+  "  smlad r8, r2, r11, r8\n"                                                               \
+  "  ldm lr!, {r9-r11}\n"                                                                   \
+  "  smlad r8, r3, r9, r8\n"                                                                \
+  "  smlad r8, r4, r10, r8\n"                                                               \
+  "  smlad r8, r5, r11, r8\n"                                                               \
+  "  ldm lr!, {r9-r11}\n"                                                                   \
+  "  smlad r8, r6, r9, r8\n"                                                                \
+  "  smlad r8, r7, r10, r8\n"                                                               \
+  "  ldrd r9, r10, [lr], #8\n"                                                              \
+  TT_DSP_ASM_RQ_IN(r8, r9, r11, r9, r10)                                                    \
+  "  strb r8, [r12], #1\n"
+__asm__("  .section .text.tt_dsp_col16,\"ax\",%progbits\n"
+        "  .syntax unified\n"
+        "  .thumb\n"
+        "  .p2align 2\n"
+        "  .global tt_dsp_col16\n"
+        "  .type tt_dsp_col16, %function\n"
+        "  .thumb_func\n"
+        "tt_dsp_col16:\n"
+        "  push {r4-r11, lr}\n"
+        "  sub sp, sp, #28\n"
+        "  ldm r0, {r4-r10}\n"
+        "  stm sp, {r4-r10}\n"
+        "1:\n"
+        "  ldrd r8, r9, [sp]\n"
+        "  ldr r10, [sp, #16]\n"
+        "  ldr r1, [r8]\n"
+        "  ldr r3, [r8, #4]\n"
+        "  ldr r5, [r8, #8]\n"
+        "  ldr r7, [r8, #12]\n"
+        "  sxtab16 r0, r10, r1\n"
+        "  sxtab16 r1, r10, r1, ror #8\n"
+        "  sxtab16 r2, r10, r3\n"
+        "  sxtab16 r3, r10, r3, ror #8\n"
+        "  sxtab16 r4, r10, r5\n"
+        "  sxtab16 r5, r10, r5, ror #8\n"
+        "  sxtab16 r6, r10, r7\n"
+        "  sxtab16 r7, r10, r7, ror #8\n"
+        "  ldrd r10, r11, [sp, #8]\n"
+        "  add r8, r8, r10\n"
+        "  mov r12, r9\n"
+        "  add r9, r9, r11\n"
+        "  strd r8, r9, [sp]\n"
+        "  ldr lr, [sp, #20]\n"
+        "2:\n"
+        TT_DSP_COL16_ROW
+        TT_DSP_COL16_ROW
+        "  tst r10, #256\n"
+        "  beq 2b\n"
+        "  ldr r8, [sp, #24]\n"
+        "  subs r8, r8, #1\n"
+        "  str r8, [sp, #24]\n"
+        "  bne 1b\n"
+        "  add sp, sp, #28\n"
+        "  pop {r4-r11, pc}\n"
+        "  .size tt_dsp_col16, . - tt_dsp_col16\n"
+        "  .text\n");
+void tt_dsp_col16(const tt_dsp_col8_args *a);
+
+/* Rows of tt_dsp_col16's records the staging buffer holds (an even number). */
+#define TT_DSP_COL16_ROWS ((TT_FWD_DSP_STAGE_BYTES / 48) & ~1)
+
+/* tt_dsp_col16's records of rows [r0, r1) (the last one marked). */
+static void col16_records(const tt_dsp_mm *m, int32_t r0, int32_t r1, tt_dsp_word *rec) {
+  const int32_t c_unit = 2 * m->output_offset + 1;
+  for (int32_t r = r0; r < r1; ++r, rec += 12) {
+    const int8_t *w = m->w_lo + r * m->lo_stride;
+    const int32_t e = -m->shift[r];
+    rec[0] = m->bias ? (uint32_t)(2 * m->bias[r]) : 0;
+    for (int32_t j = 0; j < 4; ++j) {
+      const uint32_t v = tt_dsp_load4(w + 4 * j), even = __sxtb16(v),
+                     odd = tt_dsp_sxtb16_odd(v);
+      rec[1 + 2 * j] = __sadd16(even, even);
+      rec[2 + 2 * j] = __sadd16(odd, odd);
+    }
+    rec[9] = (uint32_t)m->multiplier[r];
+    rec[10] = (uint32_t)(c_unit * (1 << (e - 1)));
+    rec[11] = (uint32_t)e | (r == r1 - 1 ? 256u : 0u);
+  }
+}
+
+/* A pointwise product of 16-element columns (mm_k8's conditions, an even number of rows)
+ * by tt_dsp_col16, in as few passes over the columns as the records' room allows (each
+ * an even number of rows). */
+static void mm_k16(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int32_t in_stride,
+                   int8_t *output, int32_t col_stride, tt_dsp_word *stage) {
+  const int32_t passes = (m->rows + TT_DSP_COL16_ROWS - 1) / TT_DSP_COL16_ROWS;
+  const int32_t each = ((m->rows + passes - 1) / passes + 1) & ~1;
+  for (int32_t r0 = 0; r0 < m->rows; r0 += each) {
+    const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each;
+    col16_records(m, r0, r1, stage);
+    const tt_dsp_col8_args a = {input, output + r0, in_stride, col_stride,
+                                tt_dsp_offset_pair(m->input_offset), stage, columns};
+    tt_dsp_col16(&a);
+  }
+}
+
 tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows6s, tt_dsp_rows4,
     tt_dsp_rows4s, tt_dsp_rows2, tt_dsp_rows1;
 
@@ -1019,6 +1130,10 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
     } else {
       mm_k8(m, columns, input, in_stride, output, col_stride, stage);
     }
+    return 1;
+  }
+  if (m->n_lo == 16 && m->n_hi == 0 && known == 1 && (m->rows & 1) == 0) {
+    if (columns > 0) mm_k16(m, columns, input, in_stride, output, col_stride, stage);
     return 1;
   }
   const int32_t hi0 = (m->n_lo + 3) & ~3;
