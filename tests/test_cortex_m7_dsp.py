@@ -171,16 +171,17 @@ def conv_calls(rng) -> None:
 
 
 def pointwise8_calls(rng) -> None:
-    """1x1 convolutions of 8 and 16 input channels whose every row requantizes in int8's whole range:
-    an odd number of rows or more than 64 (tt_dsp_row8: the weights held in registers; an odd
-    and an even number of columns, more than one staged batch of 128), an even number up to
-    64 (tt_dsp_col8: the column in registers, the rows from records: 2 rows, 64, one
-    column), the offsets' extremes, the one-multiply form's corners (multipliers 2^30 and
-    2^31 - 1, right shifts 1 and 21); and with edge quantization (the block form)."""
+    """1x1 convolutions of 8 and 16 input channels whose every row requantizes in int8's
+    whole range: 8 channels and an odd number of rows (tt_dsp_row8: the weights held in
+    registers; an odd and an even number of columns, more than one staged batch of 128); an
+    even number (tt_dsp_col8/16: the column in registers, the rows from records, in passes
+    of up to 64 / 42 rows: 2 rows, 64 in one pass, one column, 66 in two); the offsets'
+    extremes, the one-multiply form's corners (multipliers 2^30 and 2^31 - 1, right shifts
+    1 and 21); and with edge quantization (the block form)."""
     shapes = [(5, 7, 9, 8), (12, 13, 5, 8), (4, 8, 16, 8), (3, 5, 2, 8), (2, 7, 64, 8),
               (1, 1, 6, 8), (3, 3, 66, 8),
-              # tt_dsp_col16 (16 channels, an even number of rows): one pass of 2, 8 and 42
-              # rows, two of 22 and of 24, three of 30, 30 and 26; 7 rows (the block form)
+              # 16 channels: one pass of 2, 8 and 42 rows, two of 22 and of 24, three of 30,
+              # 30 and 26; 7 rows (the block form)
               (3, 5, 2, 16), (4, 9, 8, 16), (1, 3, 42, 16), (2, 3, 44, 16), (3, 4, 48, 16),
               (1, 1, 86, 16), (2, 5, 7, 16)]
     for k, (h, w, co, ci) in enumerate(shapes):

@@ -529,8 +529,8 @@ __asm__("  .section .text.tt_dsp_row8,\"ax\",%progbits\n"
 void tt_dsp_row8(const tt_dsp_row8_args *a);
 
 /* A pointwise product of 8-element columns (n_lo = 8, n_hi = 0) whose every row
- * requantizes in the assembly (`known` 1): up to 128 columns staged at a time, then
- * tt_dsp_row8 for each row over all of them. */
+ * requantizes in the assembly (`known` 1) and whose rows are odd (the even: tt_dsp_col8):
+ * up to 128 columns staged at a time, then tt_dsp_row8 for each row over all of them. */
 static void mm_k8(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int32_t in_stride,
                   int8_t *output, int32_t col_stride, tt_dsp_word *stage) {
   const uint32_t off = tt_dsp_stage_offset(m->input_offset);
@@ -553,212 +553,158 @@ static void mm_k8(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int3
     }
   }
 }
-/* A pointwise product of 8-element columns the other way round: one column's 8 inputs staged
- * in registers (r0-r3, doubled with the offset as tt_dsp_stage4 stages them) and the rows
- * streamed past it from per-row records of 8 words made once per call (col8_records):
- * [start, m, c, e, [w0, w2], [w1, w3], [w4, w6], [w5, w7]], one LDM into r4-r11. Per output:
- * LDM, 4 SMLAD, TT_DSP_ASM_RQ's 4 (its registers differ), STRB with post-increment (a
- * column's outputs are consecutive channels) and, per two rows, TST and BEQ: 11.5
- * instructions for 8 MACs, against tt_dsp_row8's 13.5 and its staging of every column. The
- * rows end at the record whose e carries bit 8 (ASR by a register shifts by its low byte
- * only, and e <= 21: the marker does not change the shift); there are an even number of
- * them (two a loop). Per column: about 22 instructions (its 8 inputs loaded and staged, the
- * pointers moved, the count). Frame (a copy of the arguments): [sp] x, +4 y, +8 x_stride,
- * +12 y_stride, +16 the staging offset, +20 the records, +24 columns left. */
+/* --- pointwise columns of 8 or 16 elements the other way round --------------------------
+ * One column's inputs staged in registers (x + input_offset, not doubled: one SXTAB16 a pair
+ * of lanes; r0-r3 for 8, r0-r7 for 16) and the rows streamed past it from records made once
+ * per call (cols_records), K / 2 + 4 words a row: [start, W0 .. W(K/2 - 1), m, c, e], Wj the
+ * row's weights sign-extended and doubled ([2 w0, 2 w2], [2 w1, 2 w3], [2 w4, 2 w6], ...:
+ * |2 w| <= 256 fits a lane), so that the sums are twice the accumulator as with doubled
+ * inputs (the same products in the same int32 sums), start twice the bias, and m, c, e the
+ * row's tt_dsp_rq_params. A column's outputs are consecutive channels: STRB with
+ * post-increment. The rows end at the record whose e carries bit 8 (ASR by a register
+ * shifts by its low byte only, and e <= 21: the marker does not change the shift); a call
+ * takes an even number of rows, two a loop. Against tt_dsp_row8 (8 elements: 13.5
+ * instructions an output in its loop, and every column staged) and the blocks of 6
+ * (16 elements: about 21.5 an output in the loop, and the blocks' and rows' set-up):
+ *   8:  LDM of the whole record into r4-r11, 4 SMLAD, TT_DSP_ASM_RQ's 4, STRB, and per two
+ *       rows TST and BEQ: 11.5 instructions for 8 MACs;
+ *   16: four registers are left for a record: three LDMs and an LDRD, 8 SMLAD, the same 6.5:
+ *       18 for 16 MACs.
+ * Per column about 20 (8 elements) or 24 (16): the inputs loaded and staged, the pointers,
+ * the count. Frame (a copy of the arguments): [sp] x, +4 y, +8 x_stride, +12 y_stride, +16
+ * the offset pair, +20 the records, +24 columns left. */
 typedef struct {
-  const int8_t *x;           /*  0: column 0's 8 inputs (any alignment) */
-  int8_t *y;                 /*  4: column 0's outputs, row r at y + r */
+  const int8_t *x;           /*  0: column 0's K inputs (any alignment) */
+  int8_t *y;                 /*  4: column 0's outputs, record j's row at y + j */
   int32_t x_stride;          /*  8: bytes from one column's inputs to the next's */
   int32_t y_stride;          /* 12: and outputs */
-  uint32_t off;              /* 16: tt_dsp_stage_offset(input_offset) */
-  const tt_dsp_word *rec;    /* 20: the rows' records (col8_records), an even number */
+  uint32_t off;              /* 16: tt_dsp_offset_pair(input_offset) */
+  const tt_dsp_word *rec;    /* 20: the rows' records (cols_records), an even number */
   int32_t columns;           /* 24: > 0 */
-} tt_dsp_col8_args;
-typedef char tt_dsp_col8_layout[offsetof(tt_dsp_col8_args, columns) == 24 ? 1 : -1];
-#define TT_DSP_COL8_ROW                                                                     \
-  "  ldm lr!, {r4-r11}\n"                                                                   \
-  "  smlad r4, r0, r8, r4\n"                                                                \
-  "  smlad r4, r1, r9, r4\n"                                                                \
-  "  smlad r4, r2, r10, r4\n"                                                               \
-  "  smlad r4, r3, r11, r4\n"                                                               \
-  TT_DSP_ASM_RQ_IN(r4, r6, r5, r6, r7)                                                      \
-  "  strb r4, [r12], #1\n"
-__asm__("  .section .text.tt_dsp_col8,\"ax\",%progbits\n"
-        "  .syntax unified\n"
-        "  .thumb\n"
-        "  .p2align 2\n"
-        "  .global tt_dsp_col8\n"
-        "  .type tt_dsp_col8, %function\n"
-        "  .thumb_func\n"
-        "tt_dsp_col8:\n"
-        "  push {r4-r11, lr}\n"
-        "  sub sp, sp, #28\n"
-        "  ldm r0, {r4-r10}\n"
-        "  stm sp, {r4-r10}\n"
-        "1:\n"
-        "  ldm sp, {r4-r9}\n"
-        "  ldr r10, [r4]\n"
-        "  ldr r11, [r4, #4]\n"
-        "  add r4, r4, r6\n"
-        "  mov r12, r5\n"
-        "  add r5, r5, r7\n"
-        "  strd r4, r5, [sp]\n"
-        "  mov lr, r9\n"
-        "  sxtab16 r0, r8, r10\n"
-        "  sxtab16 r0, r0, r10\n"
-        "  sxtab16 r1, r8, r10, ror #8\n"
-        "  sxtab16 r1, r1, r10, ror #8\n"
-        "  sxtab16 r2, r8, r11\n"
-        "  sxtab16 r2, r2, r11\n"
-        "  sxtab16 r3, r8, r11, ror #8\n"
-        "  sxtab16 r3, r3, r11, ror #8\n"
-        "2:\n"
-        TT_DSP_COL8_ROW
-        TT_DSP_COL8_ROW
-        "  tst r7, #256\n"
-        "  beq 2b\n"
-        "  ldr r4, [sp, #24]\n"
-        "  subs r4, r4, #1\n"
-        "  str r4, [sp, #24]\n"
-        "  bne 1b\n"
-        "  add sp, sp, #28\n"
-        "  pop {r4-r11, pc}\n"
-        "  .size tt_dsp_col8, . - tt_dsp_col8\n"
-        "  .text\n");
-void tt_dsp_col8(const tt_dsp_col8_args *a);
+} tt_dsp_cols_args;
+typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, columns) == 24 ? 1 : -1];
+#define TT_DSP_COLS_ASM(name, column, row, e)                                               \
+  __asm__("  .section .text." #name ",\"ax\",%progbits\n"                                   \
+          "  .syntax unified\n"                                                             \
+          "  .thumb\n"                                                                      \
+          "  .p2align 2\n"                                                                  \
+          "  .global " #name "\n"                                                           \
+          "  .type " #name ", %function\n"                                                  \
+          "  .thumb_func\n"                                                                 \
+          #name ":\n"                                                                       \
+          "  push {r4-r11, lr}\n"                                                           \
+          "  sub sp, sp, #28\n"                                                             \
+          "  ldm r0, {r4-r10}\n"                                                            \
+          "  stm sp, {r4-r10}\n"                                                            \
+          "1:\n"                                                                            \
+            column                                                                          \
+          "2:\n"                                                                            \
+            row row                                                                         \
+          "  tst " #e ", #256\n"                                                            \
+          "  beq 2b\n"                                                                      \
+          "  ldr r4, [sp, #24]\n"                                                           \
+          "  subs r4, r4, #1\n"                                                             \
+          "  str r4, [sp, #24]\n"                                                           \
+          "  bne 1b\n"                                                                      \
+          "  add sp, sp, #28\n"                                                             \
+          "  pop {r4-r11, pc}\n"                                                            \
+          "  .size " #name ", . - " #name "\n"                                              \
+          "  .text\n")
+/* The column's words [x0, x2] into `even`, [x1, x3] into `odd` from the word in `odd`, with
+ * the offset pair in `off`. */
+#define TT_DSP_COLS_STAGE(even, odd, off)                                                   \
+  "  sxtab16 " #even ", " #off ", " #odd "\n"                                               \
+  "  sxtab16 " #odd ", " #off ", " #odd ", ror #8\n"
+TT_DSP_COLS_ASM(tt_dsp_col8,
+                "  ldm sp, {r4-r9}\n" /* x, y, strides, offset, records */
+                "  ldr r1, [r4]\n"
+                "  ldr r3, [r4, #4]\n"
+                "  add r4, r4, r6\n"
+                "  mov r12, r5\n"
+                "  add r5, r5, r7\n"
+                "  strd r4, r5, [sp]\n"
+                "  mov lr, r9\n"
+                TT_DSP_COLS_STAGE(r0, r1, r8) TT_DSP_COLS_STAGE(r2, r3, r8),
+                "  ldm lr!, {r4-r11}\n"
+                "  smlad r4, r0, r5, r4\n"
+                "  smlad r4, r1, r6, r4\n"
+                "  smlad r4, r2, r7, r4\n"
+                "  smlad r4, r3, r8, r4\n"
+                TT_DSP_ASM_RQ_IN(r4, r10, r9, r10, r11)
+                "  strb r4, [r12], #1\n",
+                r11);
+TT_DSP_COLS_ASM(tt_dsp_col16,
+                "  ldrd r8, r9, [sp]\n"
+                "  ldr r10, [sp, #16]\n"
+                "  ldr r1, [r8]\n"
+                "  ldr r3, [r8, #4]\n"
+                "  ldr r5, [r8, #8]\n"
+                "  ldr r7, [r8, #12]\n"
+                TT_DSP_COLS_STAGE(r0, r1, r10) TT_DSP_COLS_STAGE(r2, r3, r10)
+                TT_DSP_COLS_STAGE(r4, r5, r10) TT_DSP_COLS_STAGE(r6, r7, r10)
+                "  ldrd r10, r11, [sp, #8]\n"
+                "  add r8, r8, r10\n"
+                "  mov r12, r9\n"
+                "  add r9, r9, r11\n"
+                "  strd r8, r9, [sp]\n"
+                "  ldr lr, [sp, #20]\n",
+                "  ldm lr!, {r8-r11}\n"
+                "  smlad r8, r0, r9, r8\n"
+                "  smlad r8, r1, r10, r8\n"
+                "  smlad r8, r2, r11, r8\n"
+                "  ldm lr!, {r9-r11}\n"
+                "  smlad r8, r3, r9, r8\n"
+                "  smlad r8, r4, r10, r8\n"
+                "  smlad r8, r5, r11, r8\n"
+                "  ldm lr!, {r9-r11}\n"
+                "  smlad r8, r6, r9, r8\n"
+                "  smlad r8, r7, r10, r8\n"
+                "  ldrd r9, r10, [lr], #8\n"
+                TT_DSP_ASM_RQ_IN(r8, r9, r11, r9, r10)
+                "  strb r8, [r12], #1\n",
+                r10);
+void tt_dsp_col8(const tt_dsp_cols_args *a);
+void tt_dsp_col16(const tt_dsp_cols_args *a);
 
-/* Whether tt_dsp_col8 takes a product (mm_k8's conditions, and its records fit the staging
- * buffer two rows at a time). */
-static int col8_ok(const tt_dsp_mm *m) {
-  return (m->rows & 1) == 0 && m->rows * 32 <= TT_FWD_DSP_STAGE_BYTES;
+/* Whether tt_dsp_col8/16 take a product: one segment of 8 or 16 elements whose every row
+ * requantizes in the assembly (`known` 1), an even number of rows. */
+static int cols_ok(const tt_dsp_mm *m, int known) {
+  return (m->n_lo == 8 || m->n_lo == 16) && m->n_hi == 0 && known == 1 && (m->rows & 1) == 0;
 }
 
-/* tt_dsp_col8's records of every row (the constants as mm_k8 gives them to tt_dsp_row8). */
-static void col8_records(const tt_dsp_mm *m, tt_dsp_word *rec) {
-  const int32_t c_unit = 2 * m->output_offset + 1;
-  for (int32_t r = 0; r < m->rows; ++r, rec += 8) {
-    const int8_t *w = m->w_lo + r * m->lo_stride;
-    const uint32_t v0 = tt_dsp_load4(w), v1 = tt_dsp_load4(w + 4);
-    const int32_t e = -m->shift[r];
-    rec[0] = m->bias ? (uint32_t)(2 * m->bias[r]) : 0;
-    rec[1] = (uint32_t)m->multiplier[r];
-    rec[2] = (uint32_t)(c_unit * (1 << (e - 1)));
-    rec[3] = (uint32_t)e | (r == m->rows - 1 ? 256u : 0u);
-    rec[4] = __sxtb16(v0);
-    rec[5] = tt_dsp_sxtb16_odd(v0);
-    rec[6] = __sxtb16(v1);
-    rec[7] = tt_dsp_sxtb16_odd(v1);
-  }
-}
-
-/* tt_dsp_col8 for columns of 16 elements: the column in r0-r7 (x + input_offset, not
- * doubled: one SXTAB16 a pair of lanes), the rows from records of 12 words (col16_records):
- * [start, W0 .. W7, m, c, e] with Wj the row's weights sign-extended and doubled
- * ([2 w0, 2 w2], [2 w1, 2 w3], [2 w4, 2 w6], ...: |2 w| <= 256 fits a lane), so that the sums
- * are twice the accumulator as with doubled inputs (the same products, summed in the same
- * int32). Four registers are left for a record: three LDMs and an LDRD a row. Per output:
- * those 4 loads, 8 SMLAD, TT_DSP_ASM_RQ's 4, STRB, and per two rows TST and BEQ: 18
- * instructions for 16 MACs (tt_dsp_rows6w: about 21.5 in the loop, and its blocks' and rows'
- * set-up). Per column about 24 (16 inputs loaded and staged, the pointers, the count). The
- * same arguments and frame as tt_dsp_col8 (the offset is tt_dsp_offset_pair's). */
-#define TT_DSP_COL16_ROW                                                                    \
-  "  ldm lr!, {r8-r11}\n"                                                                   \
-  "  smlad r8, r0, r9, r8\n"                                                                \
-  "  smlad r8, r1, r10, r8\n"                                                               \
-  "  smlad r8, r2, r11, r8\n"                                                               \
-  "  ldm lr!, {r9-r11}\n"                                                                   \
-  "  smlad r8, r3, r9, r8\n"                                                                \
-  "  smlad r8, r4, r10, r8\n"                                                               \
-  "  smlad r8, r5, r11, r8\n"                                                               \
-  "  ldm lr!, {r9-r11}\n"                                                                   \
-  "  smlad r8, r6, r9, r8\n"                                                                \
-  "  smlad r8, r7, r10, r8\n"                                                               \
-  "  ldrd r9, r10, [lr], #8\n"                                                              \
-  TT_DSP_ASM_RQ_IN(r8, r9, r11, r9, r10)                                                    \
-  "  strb r8, [r12], #1\n"
-__asm__("  .section .text.tt_dsp_col16,\"ax\",%progbits\n"
-        "  .syntax unified\n"
-        "  .thumb\n"
-        "  .p2align 2\n"
-        "  .global tt_dsp_col16\n"
-        "  .type tt_dsp_col16, %function\n"
-        "  .thumb_func\n"
-        "tt_dsp_col16:\n"
-        "  push {r4-r11, lr}\n"
-        "  sub sp, sp, #28\n"
-        "  ldm r0, {r4-r10}\n"
-        "  stm sp, {r4-r10}\n"
-        "1:\n"
-        "  ldrd r8, r9, [sp]\n"
-        "  ldr r10, [sp, #16]\n"
-        "  ldr r1, [r8]\n"
-        "  ldr r3, [r8, #4]\n"
-        "  ldr r5, [r8, #8]\n"
-        "  ldr r7, [r8, #12]\n"
-        "  sxtab16 r0, r10, r1\n"
-        "  sxtab16 r1, r10, r1, ror #8\n"
-        "  sxtab16 r2, r10, r3\n"
-        "  sxtab16 r3, r10, r3, ror #8\n"
-        "  sxtab16 r4, r10, r5\n"
-        "  sxtab16 r5, r10, r5, ror #8\n"
-        "  sxtab16 r6, r10, r7\n"
-        "  sxtab16 r7, r10, r7, ror #8\n"
-        "  ldrd r10, r11, [sp, #8]\n"
-        "  add r8, r8, r10\n"
-        "  mov r12, r9\n"
-        "  add r9, r9, r11\n"
-        "  strd r8, r9, [sp]\n"
-        "  ldr lr, [sp, #20]\n"
-        "2:\n"
-        TT_DSP_COL16_ROW
-        TT_DSP_COL16_ROW
-        "  tst r10, #256\n"
-        "  beq 2b\n"
-        "  ldr r8, [sp, #24]\n"
-        "  subs r8, r8, #1\n"
-        "  str r8, [sp, #24]\n"
-        "  bne 1b\n"
-        "  add sp, sp, #28\n"
-        "  pop {r4-r11, pc}\n"
-        "  .size tt_dsp_col16, . - tt_dsp_col16\n"
-        "  .text\n");
-void tt_dsp_col16(const tt_dsp_col8_args *a);
-
-/* Rows of tt_dsp_col16's records the staging buffer holds (an even number). */
-#define TT_DSP_COL16_ROWS ((TT_FWD_DSP_STAGE_BYTES / 48) & ~1)
-
-/* tt_dsp_col16's records of rows [r0, r1) (the last one marked). */
-static void col16_records(const tt_dsp_mm *m, int32_t r0, int32_t r1, tt_dsp_word *rec) {
-  const int32_t c_unit = 2 * m->output_offset + 1;
-  for (int32_t r = r0; r < r1; ++r, rec += 12) {
+/* The records of rows [r0, r1) (the last one marked), K = m->n_lo. */
+static void cols_records(const tt_dsp_mm *m, int32_t r0, int32_t r1, tt_dsp_word *rec) {
+  const int32_t c_unit = 2 * m->output_offset + 1, groups = m->n_lo >> 2;
+  for (int32_t r = r0; r < r1; ++r) {
     const int8_t *w = m->w_lo + r * m->lo_stride;
     const int32_t e = -m->shift[r];
-    rec[0] = m->bias ? (uint32_t)(2 * m->bias[r]) : 0;
-    for (int32_t j = 0; j < 4; ++j) {
+    *rec++ = m->bias ? (uint32_t)(2 * m->bias[r]) : 0;
+    for (int32_t j = 0; j < groups; ++j, rec += 2) {
       const uint32_t v = tt_dsp_load4(w + 4 * j), even = __sxtb16(v),
                      odd = tt_dsp_sxtb16_odd(v);
-      rec[1 + 2 * j] = __sadd16(even, even);
-      rec[2 + 2 * j] = __sadd16(odd, odd);
+      rec[0] = __sadd16(even, even);
+      rec[1] = __sadd16(odd, odd);
     }
-    rec[9] = (uint32_t)m->multiplier[r];
-    rec[10] = (uint32_t)(c_unit * (1 << (e - 1)));
-    rec[11] = (uint32_t)e | (r == r1 - 1 ? 256u : 0u);
+    rec[0] = (uint32_t)m->multiplier[r];
+    rec[1] = (uint32_t)(c_unit * (1 << (e - 1)));
+    rec[2] = (uint32_t)e | (r == r1 - 1 ? 256u : 0u);
+    rec += 3;
   }
 }
 
-/* A pointwise product of 16-element columns (mm_k8's conditions, an even number of rows)
- * by tt_dsp_col16, in as few passes over the columns as the records' room allows (each
- * an even number of rows). */
-static void mm_k16(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int32_t in_stride,
-                   int8_t *output, int32_t col_stride, tt_dsp_word *stage) {
-  const int32_t passes = (m->rows + TT_DSP_COL16_ROWS - 1) / TT_DSP_COL16_ROWS;
+/* A product cols_ok takes, in as few passes over the columns as the staging buffer holds
+ * records for (64 rows of 8 elements, 42 of 16), each an even number of rows. */
+static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int32_t in_stride,
+                    int8_t *output, int32_t col_stride, tt_dsp_word *stage) {
+  const int32_t most = (TT_FWD_DSP_STAGE_BYTES / (4 * (m->n_lo / 2 + 4))) & ~1;
+  const int32_t passes = (m->rows + most - 1) / most;
   const int32_t each = ((m->rows + passes - 1) / passes + 1) & ~1;
   for (int32_t r0 = 0; r0 < m->rows; r0 += each) {
     const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each;
-    col16_records(m, r0, r1, stage);
-    const tt_dsp_col8_args a = {input, output + r0, in_stride, col_stride,
+    cols_records(m, r0, r1, stage);
+    const tt_dsp_cols_args a = {input, output + r0, in_stride, col_stride,
                                 tt_dsp_offset_pair(m->input_offset), stage, columns};
-    tt_dsp_col16(&a);
+    (m->n_lo == 8 ? tt_dsp_col8 : tt_dsp_col16)(&a);
   }
 }
 
@@ -1121,19 +1067,12 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
   const int known = tt_dsp_mm_rows_one(m);
   const int six = m->act_min == -128 && m->act_max == 127;
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
-  if (m->n_lo == 8 && m->n_hi == 0 && known == 1) {
-    if (col8_ok(m)) {
-      col8_records(m, stage);
-      const tt_dsp_col8_args a = {input, output, in_stride, col_stride,
-                                  tt_dsp_stage_offset(m->input_offset), stage, columns};
-      if (columns > 0) tt_dsp_col8(&a);
-    } else {
-      mm_k8(m, columns, input, in_stride, output, col_stride, stage);
-    }
+  if (cols_ok(m, known)) {
+    if (columns > 0) mm_cols(m, columns, input, in_stride, output, col_stride, stage);
     return 1;
   }
-  if (m->n_lo == 16 && m->n_hi == 0 && known == 1 && (m->rows & 1) == 0) {
-    if (columns > 0) mm_k16(m, columns, input, in_stride, output, col_stride, stage);
+  if (m->n_lo == 8 && m->n_hi == 0 && known == 1) {
+    mm_k8(m, columns, input, in_stride, output, col_stride, stage);
     return 1;
   }
   const int32_t hi0 = (m->n_lo + 3) & ~3;
