@@ -134,13 +134,12 @@ def conv_calls(rng) -> None:
         (1, 5, 5, 4, 6, 1, 1, 1, 1, 0, 0, 5, 5),
         (1, 6, 5, 40, 7, 1, 1, 1, 1, 0, 0, 6, 5),      # the widest row: 4 blocks, then 6
         (1, 5, 5, 4, 6, 1, 1, 1, 1, 0, 0, 5, 5),       # one group: 4 blocks, then 1
-        # the stem's rows widened once a call (tt_dsp_mm_blocks6_wide, int8's whole range:
-        # k % 6 < 3) and its border windows staged from the image (stage_rows_in,
-        # stage_border): two padding rows above, a word across the left edge (bytes 6-7
-        # inside) and across the right one (byte 8 inside); then the same clamped and with
-        # an output offset of 300 (no widening), a window with fewer than 4 bytes inside
-        # (1 channel, 3 columns of padding: byte by byte), 3x3 over 4 channels with 20 rows
-        # widened (1,440 bytes), input offset 128 (padding -128)
+        # the stem's border windows staged from the image (stage_rows_in, stage_border):
+        # two padding rows above, a word across the left edge (bytes 6-7 inside) and across
+        # the right one (byte 8 inside), in int8's whole range, clamped and with an output
+        # offset of 300; a window with fewer than 4 bytes inside (1 channel, 3 columns of
+        # padding: byte by byte); 3x3 over 4 channels into 20; input offset 128 (padding
+        # -128). (The widened rows: test_cortex_m7_stream_pack, a stream's row calls.)
         (1, 11, 13, 3, 16, 4, 4, 2, 1, 2, 2, 6, 7),
         (1, 6, 6, 1, 5, 4, 4, 1, 1, 3, 3, 9, 9),
         (1, 11, 13, 3, 16, 4, 4, 2, 1, 2, 2, 6, 7),

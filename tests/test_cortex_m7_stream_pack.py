@@ -44,14 +44,14 @@ PAIRS = [
     (12, 12, 3, 6, 1, 5, 2, 2, 4, 4),      # dilation 2
 ]
 # (h, w, ci, cm, co, a_kernel, a_stride, a_pad, dw_kernel, dw_stride, dw_pad[, the first
-# layer's quantization: "real" unless "edge"]); the first layer's rows share what the kernel
-# works out from its filter (tt_conv2d_prepared_s8: the rows' plan, the widened rows): the
-# stem with dead and C-requantized rows among the widened ones ("edge"), with two padding
-# rows and columns, and 3x3 over 4 channels into 20
+# layer's quantization: "real" unless "edge"]); the first layer's row calls of 18 columns or
+# more widen its rows (tt_conv2d_rows_call_s8, tt_dsp_mm_blocks6_wide): the stem with dead
+# and C-requantized rows among the widened ones ("edge"), with two padding rows and columns,
+# and 3x3 over 4 channels into 20 rows
 BLOCKS = [(18, 18, 3, 16, 8, 4, 2, 1, 3, 1, 1), (17, 15, 4, 7, 6, 3, 2, 1, 5, 2, 2),
           (12, 12, 6, 10, 6, 1, 1, 0, 7, 1, 3), (16, 16, 8, 12, 8, 1, 1, 0, 4, 2, 1),
-          (18, 18, 3, 16, 8, 4, 2, 1, 3, 1, 1, "edge"), (19, 21, 3, 16, 8, 4, 2, 2, 3, 1, 1),
-          (14, 14, 4, 20, 8, 3, 1, 1, 3, 1, 1)]
+          (40, 40, 3, 16, 8, 4, 2, 1, 3, 1, 1, "edge"), (41, 45, 3, 16, 8, 4, 2, 2, 3, 1, 1),
+          (20, 22, 4, 20, 8, 3, 1, 1, 3, 1, 1)]
 
 
 def pack_bytes(dw, mid, f, out) -> int:

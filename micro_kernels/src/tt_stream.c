@@ -126,7 +126,8 @@ static void mid_rows(const tt_fwd_conv_params *dw, const tt_fwd_dims *mid,
  * rows forward in one pass of LDM and STM of 8 words: 4 instructions a 32 bytes where the
  * C library's memcpy takes about 17 (a word at a time); forward is safe for a move down,
  * every word being read before a store can reach it. */
-static void move_down(int8_t *dst, const int8_t *src, int32_t rows, int32_t row_bytes) {
+static __attribute__((noinline)) void move_down(int8_t *dst, const int8_t *src, int32_t rows,
+                                                 int32_t row_bytes) {
 #if defined(__thumb2__)
   int32_t n = rows * row_bytes;
   if (((uintptr_t)dst & 3) == 0 && ((uintptr_t)src & 3) == 0) {
