@@ -134,6 +134,18 @@ def conv_calls(rng) -> None:
         (1, 5, 5, 4, 6, 1, 1, 1, 1, 0, 0, 5, 5),
         (1, 6, 5, 40, 7, 1, 1, 1, 1, 0, 0, 6, 5),      # the widest row: 4 blocks, then 6
         (1, 5, 5, 4, 6, 1, 1, 1, 1, 0, 0, 5, 5),       # one group: 4 blocks, then 1
+        # the stem's border windows staged from the image (stage_rows_in, stage_border):
+        # two padding rows above, a word across the left edge (bytes 6-7 inside) and across
+        # the right one (byte 8 inside), in int8's whole range, clamped and with an output
+        # offset of 300; a window with fewer than 4 bytes inside (1 channel, 3 columns of
+        # padding: byte by byte); 3x3 over 4 channels into 20; input offset 128 (padding
+        # -128). (The widened rows: test_cortex_m7_stream_pack, a stream's row calls.)
+        (1, 11, 13, 3, 16, 4, 4, 2, 1, 2, 2, 6, 7),
+        (1, 6, 6, 1, 5, 4, 4, 1, 1, 3, 3, 9, 9),
+        (1, 11, 13, 3, 16, 4, 4, 2, 1, 2, 2, 6, 7),
+        (1, 11, 13, 3, 16, 4, 4, 2, 1, 2, 2, 6, 7),
+        (1, 8, 8, 4, 20, 3, 3, 1, 1, 1, 1, 8, 8),
+        (1, 10, 9, 3, 16, 4, 4, 2, 1, 1, 2, 5, 5),
     ]
     for k, (n, h, w, ci, co, kh, kw, s, d, pt, pl, oh, ow) in enumerate(shapes):
         act = ACTIVATIONS[k % len(ACTIVATIONS)]

@@ -43,9 +43,15 @@ PAIRS = [
     (5, 200, 4, 6, 1, 3, 1, 1, 1, 1),      # a row in chunks
     (12, 12, 3, 6, 1, 5, 2, 2, 4, 4),      # dilation 2
 ]
-# (h, w, ci, cm, co, a_kernel, a_stride, a_pad, dw_kernel, dw_stride, dw_pad)
+# (h, w, ci, cm, co, a_kernel, a_stride, a_pad, dw_kernel, dw_stride, dw_pad[, the first
+# layer's quantization: "real" unless "edge"]); the first layer's row calls of 18 columns or
+# more widen its rows (tt_conv2d_rows_call_s8, tt_dsp_mm_blocks6_wide): the stem with dead
+# and C-requantized rows among the widened ones ("edge"), with two padding rows and columns,
+# and 3x3 over 4 channels into 20 rows
 BLOCKS = [(18, 18, 3, 16, 8, 4, 2, 1, 3, 1, 1), (17, 15, 4, 7, 6, 3, 2, 1, 5, 2, 2),
-          (12, 12, 6, 10, 6, 1, 1, 0, 7, 1, 3), (16, 16, 8, 12, 8, 1, 1, 0, 4, 2, 1)]
+          (12, 12, 6, 10, 6, 1, 1, 0, 7, 1, 3), (16, 16, 8, 12, 8, 1, 1, 0, 4, 2, 1),
+          (40, 40, 3, 16, 8, 4, 2, 1, 3, 1, 1, "edge"), (41, 45, 3, 16, 8, 4, 2, 2, 3, 1, 1),
+          (20, 22, 4, 20, 8, 3, 1, 1, 3, 1, 1)]
 
 
 def pack_bytes(dw, mid, f, out) -> int:
@@ -95,16 +101,17 @@ def pair_call(rng, case) -> Call:
 
 
 def block_call(rng, case) -> Call:
-    h, w, ci, cm, co, ak, ast, apad, dk, dst, dpad = case
+    h, w, ci, cm, co, ak, ast, apad, dk, dst, dpad, *kind = case
+    edge = kind == ["edge"]
     a = P(ast, ast, 1, 1, apad, apad, 5, -128, -128, 127)
     dw = P(dst, dst, 1, 1, dpad, dpad, 128, -5, -128, 127)
     pw = P(1, 1, 1, 1, 0, 0, 5, 3, -128, 127)
     mh, mw = (h + 2 * apad - ak) // ast + 1, (w + 2 * apad - ak) // ast + 1
     oh, ow = (mh + 2 * dpad - dk) // dst + 1, (mw + 2 * dpad - dk) // dst + 1
     x, af, pf = int8(rng, (1, h, w, ci)), int8(rng, (cm, ak, ak, ci)), int8(rng, (co, 1, 1, cm))
-    am, as_ = quantization(rng, cm, "real")
+    am, as_ = quantization(rng, cm, "edge" if edge else "real")
     pm, ps = quantization(rng, co, "real")
-    ab, pb = biases(rng, cm, False), biases(rng, co, False)
+    ab, pb = biases(rng, cm, edge), biases(rng, co, False)
     df, dm, ds, db = dw_layer(rng, cm, 1, dk)
     mid, fd, dout = D(1, mh, mw, cm), D(*df.shape), D(1, oh, ow, cm)
     window = K.host_call("tt_conv_depthwise_pointwise_s8_window_bytes", dw, mid, fd, dout)

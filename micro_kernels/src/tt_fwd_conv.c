@@ -7,11 +7,21 @@
  * are summed apart where every tap is inside the image), which changes nothing: int32
  * addition wraps and is associative, and TFLM's own sum does not overflow. */
 #include "tt_forward.h"
+#include "tt_fwd_conv_rows.h"
 #include "tt_fwd_internal.h"
 #if TT_FWD_DSP
 #include <string.h>
 
 #include "tt_fwd_dsp.h"
+
+/* The bytes a stream's im2col row call has past the staging buffer's, for its filter's rows
+ * widened (tt_dsp_widen): MCUNet's and MobileNetV2's stems, 16 rows of 48 weights, take
+ * 1,536 bytes, their plan 32, the staging the other 1,152 (2 blocks of 6 columns, where 3
+ * were). */
+#ifndef TT_FWD_DSP_WIDE_EXTRA
+#define TT_FWD_DSP_WIDE_EXTRA 672
+#endif
+
 #endif
 
 /* acc[j] += sum_i (x[i] + offset) * w_j[i] for the four filter rows w_0 = w, w_j = w + o[j]
@@ -132,22 +142,59 @@ static inline __attribute__((always_inline)) void stage_runs(tt_dsp_word *s, con
   }
 }
 
-/* A window (kh runs of run_bytes, a multiple of 4) that reaches past the image, copied into
- * `win` (4-byte aligned) with
- * its padding as the int8 value -input_offset (`pad`), which stages as 2 (pad + offset) = 0
- * like the padding TFLM skips: the border windows then stage as runs too, instead of tap by
- * tap and element by element (about 800 instructions a window of MCUNet's stem before). */
-static void border_window(int8_t *win, const int8_t *image, int32_t row_bytes, int32_t h,
-                          int32_t iy0, int32_t dilation_h, int32_t kh, int32_t run_bytes,
-                          int32_t kx0, int32_t kx1, int32_t ci, int32_t ix0, int8_t pad) {
-  const uint32_t fill = (uint32_t)(uint8_t)pad * 0x01010101u;
-  for (int32_t i = 0; i < kh * run_bytes; i += 4) memcpy(win + i, &fill, 4);
-  for (int32_t ky = 0; ky < kh; ++ky) {
-    const int32_t iy = iy0 + ky * dilation_h;
-    if (iy < 0 || iy >= h) continue;
-    const int8_t *x = image + iy * row_bytes + (ix0 + kx0) * ci;
-    int8_t *w = win + ky * run_bytes + kx0 * ci;
-    for (int32_t i = 0, n = (kx1 - kx0) * ci; i < n; ++i) w[i] = x[i];
+/* A window whose columns are all inside the image but whose rows [0, ky0) and [ky1, kh)
+ * are not (x: row ky0's run): those stage as zeros, the others as stage_runs does. A
+ * function of its own, out of the interior windows' loop, which it would slow down. */
+static __attribute__((noinline)) void stage_rows_in(tt_dsp_word *s, int32_t P, const int8_t *x,
+                                                    int32_t kh, int32_t ky0, int32_t ky1,
+                                                    int32_t run, int32_t pitch, uint32_t off) {
+  for (int32_t i = 0; i < ky0 * run; ++i, s += 2 * P) tt_dsp_strd(s, 0, 0);
+  stage_runs(s, P, x, ky1 - ky0, run, pitch, off);
+  s += 2 * P * (ky1 - ky0) * run;
+  for (int32_t i = ky1 * run; i < kh * run; ++i, s += 2 * P) tt_dsp_strd(s, 0, 0);
+}
+
+/* A window that reaches past the image (kh runs of `run` words, whole groups, the run of
+ * row iy starting at byte x0 of that row, which may lie before the row: x0 < 0), staged
+ * straight from the image into the column at s of a block of P: a run above or below the
+ * image as zeros (TFLM skips those taps: they add nothing either way), a word wholly in
+ * [lo, hi) (the run's bytes inside the image) by one load, a word across lo or hi with the
+ * bytes outside as `pad` = -input_offset, which stages as 2 (pad + offset) = 0 (before, the
+ * window was copied byte by byte into a padded local window and staged from there). */
+static void stage_border(tt_dsp_word *s, int32_t P,
+                         const int8_t *image, int32_t row_bytes,
+                         int32_t h, int32_t iy0, int32_t dilation_h, int32_t kh, int32_t run,
+                         int32_t x0, int32_t lo, int32_t hi, uint32_t off, int8_t pad) {
+  for (int32_t ky = 0, iy = iy0; ky < kh; ++ky, iy += dilation_h) {
+    if (iy < 0 || iy >= h) {
+      for (int32_t i = 0; i < run; ++i, s += 2 * P) tt_dsp_strd(s, 0, 0);
+      continue;
+    }
+    const int8_t *row = image + iy * row_bytes;     /* byte b of the run: row[x0 + b] */
+    for (int32_t b = 0; b < 4 * run; b += 4, s += 2 * P) {
+      if (b >= lo && b + 4 <= hi) {
+        tt_dsp_stage4(s, off, tt_dsp_load4(row + x0 + b));
+      } else if (b + 4 <= lo || b >= hi) {
+        tt_dsp_strd(s, 0, 0);
+      } else if (hi - lo >= 4) {
+        /* the word's bytes inside by one load of four inside, moved into place (the
+         * bytes from lo up, or up to hi), the others padding */
+        const uint32_t fill = (uint32_t)(uint8_t)pad * 0x01010101u;
+        uint32_t v;
+        if (b < lo) {
+          const int32_t sh = 8 * (lo - b);
+          v = tt_dsp_load4(row + x0 + lo) << sh | (fill >> (32 - sh));
+        } else {
+          const int32_t sh = 8 * (b + 4 - hi);
+          v = tt_dsp_load4(row + x0 + hi - 4) >> sh | (fill << (32 - sh));
+        }
+        tt_dsp_stage4(s, off, v);
+      } else {
+        int8_t v[4];
+        for (int32_t i = 0; i < 4; ++i) v[i] = b + i >= lo && b + i < hi ? row[x0 + b + i] : pad;
+        tt_dsp_stage4(s, off, tt_dsp_load4(v));
+      }
+    }
   }
 }
 
@@ -157,49 +204,54 @@ static void border_window(int8_t *win, const int8_t *image, int32_t row_bytes, i
  * the frozen ones, in the
  * order of the rows of filter_lo [co, kh, kw, k] and filter_hi [co, kh, kw, ci - k]. Returns
  * 0 when a column does not fit the staging budget. */
-static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                      const int32_t *shift, const tt_fwd_dims *in, const int8_t *input,
-                      const tt_fwd_dims *f, const int8_t *filter_lo, int32_t k,
-                      const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
-                      int8_t *output) {
+static __attribute__((noinline)) int dsp_im2col(
+    const tt_fwd_conv_params *p, const int32_t *multiplier, const int32_t *shift,
+    const tt_fwd_dims *in, const int8_t *input, const tt_fwd_dims *f, const int8_t *filter_lo,
+    int32_t k, const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
+    int8_t *output, tt_dsp_word *buf, int32_t all) {
   const int32_t ci = in->c, co = f->n, kh = f->h, kw = f->w, rest = ci - k, taps = kh * kw;
   const tt_dsp_mm m = {filter_lo, filter_hi, taps * k, taps * rest, taps * k, taps * rest, co,
                        bias, multiplier, shift, p->input_offset, p->output_offset,
                        p->act_min, p->act_max};
   if (!tt_dsp_mm_ok(&m)) return 0;
-  tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
+  tt_dsp_word *const stage = buf;
+  const int32_t columns = out->n * out->h * out->w;
+  const int six = p->act_min == -128 && p->act_max == 127;   /* the assembly requantizes */
   const int known = tt_dsp_mm_rows_one(&m);
-  /* rows the assembly cannot requantize: their classes once, in the buffer's tail */
-  int32_t bytes = TT_FWD_DSP_STAGE_BYTES;
+  /* rows the assembly cannot requantize: their classes once (the plan), in the buffer's tail */
+  const int32_t plan_bytes = known != 1 && co <= TT_DSP_PLAN_ROWS ? (2 * co + 3) & ~3 : 0;
+  /* the rows widened once a call (tt_dsp_mm_blocks6_wide) at the buffer's end, where the
+   * rest holds 2 or more blocks of 6 and the call runs 18 columns or more (a stem's row
+   * call: 64; widening costs about 4 instructions a group and row, each block of 6 saves 2);
+   * the rows the assembly does not requantize then need the plan */
+  const int32_t wide_bytes = co * 2 * m.n_lo, left = all - wide_bytes - plan_bytes;
+  const int widened = six && rest == 0 && (m.n_lo & 3) == 0 && (known == 1 || plan_bytes) &&
+                      columns >= 18 && left > 0 && tt_dsp_block_columns(&m, left) == 8 &&
+                      left / 4 / (6 * tt_dsp_column_words(&m)) >= 2;
+  tt_dsp_word *const wide = buf + (all - wide_bytes) / 4;
+  if (widened) tt_dsp_widen(&m, wide);
+  int32_t bytes = widened ? all - wide_bytes : TT_FWD_DSP_STAGE_BYTES;
   const int8_t *plan = 0;
-  if (known != 1 && co <= TT_DSP_PLAN_ROWS &&
-      tt_dsp_block_columns(&m, bytes - TT_DSP_PLAN_BYTES) ==
-          tt_dsp_block_columns(&m, bytes)) {
-    bytes -= TT_DSP_PLAN_BYTES;
+  if (plan_bytes && (widened || tt_dsp_block_columns(&m, bytes - plan_bytes) ==
+                                    tt_dsp_block_columns(&m, bytes))) {
+    bytes -= plan_bytes;                      /* where it costs no column of a block */
     tt_dsp_mm_plan(&m, (int8_t *)(stage + bytes / 4));
     plan = (const int8_t *)(stage + bytes / 4);
   }
   const int32_t fit = tt_dsp_block_columns(&m, bytes);
   if (fit == 0) return 0;
   const int32_t words = tt_dsp_column_words(&m);
-  /* border windows through a local copy (border_window) in the buffer's tail, where it
-   * holds one and costs no column of a block */
-  const int32_t win_bytes = (in->c * f->h * f->w + 3) & ~3;
-  const int32_t sixes = (bytes / 4) / (6 * words);
   const int whole_rows = rest == 0 && p->dilation_w == 1;
+  /* border windows staged straight from the image, padding as -input_offset */
   const int border = whole_rows && (kw * ci & 3) == 0 && p->input_offset >= -127 &&
-                     p->input_offset <= 128 && win_bytes <= 256 &&
-                     tt_dsp_block_columns(&m, bytes - win_bytes) == fit &&
-                     (bytes - win_bytes) / 4 / (6 * words) == sixes;
-  int8_t *const win = border ? (int8_t *)(stage + (bytes -= win_bytes) / 4) : 0;
+                     p->input_offset <= 128;
   const int8_t pad = (int8_t)-p->input_offset;
-  const int32_t hi0 = (m.n_lo + 3) & ~3, columns = out->n * out->h * out->w;
+  const int32_t hi0 = (m.n_lo + 3) & ~3;
   const uint32_t off_pair = tt_dsp_stage_offset(p->input_offset);
   /* windows inside the image stage as runs (stage_runs): kh of `run` words, `pitch` apart */
   const int runs = whole_rows && (kw * ci & 3) == 0;
   const int32_t pitch = p->dilation_h * in->w * ci, run = kw * ci >> 2;
   const int32_t span_h = (kh - 1) * p->dilation_h, x_step = p->stride_w * ci;
-  const int six = p->act_min == -128 && p->act_max == 127;   /* the assembly requantizes */
   for (int32_t c = 0, P, Q; c < columns; c += P * Q) {
     /* as many blocks of 6 as fit (tt_dsp_rows6: the fewest instructions a MAC, a row's
      * constants shared by all of them), else the widest block that fits */
@@ -250,12 +302,20 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
           stage_runs(blk + 2 * j, P, x, kh, run, pitch, off_pair);
         continue;
       }
+      if (runs && ix0 >= 0 && ix0 + kw <= in->w) {
+        /* every column inside, rows above or below: the rows inside, [ky0, ky1), as runs,
+         * the others as zeros (the padding TFLM skips) */
+        int32_t ky0, ky1;
+        tt_fwd_tap_range(iy0, p->dilation_h, kh, in->h, &ky0, &ky1);
+        stage_rows_in(blk + 2 * j, P, input + (xo + ky0 * pitch), kh, ky0, ky1, run, pitch,
+                      off_pair);
+        continue;
+      }
       int32_t kx0, kx1;
       tt_fwd_tap_range(ix0, p->dilation_w, kw, in->w, &kx0, &kx1);
       if (border) {
-        border_window(win, input + b * in->h * in->w * ci, in->w * ci, in->h, iy0,
-                      p->dilation_h, kh, kw * ci, kx0, kx1, ci, ix0, pad);
-        stage_runs(blk + 2 * j, P, win, kh, kw * ci >> 2, kw * ci, off_pair);
+        stage_border(blk + 2 * j, P, input + b * in->h * in->w * ci, in->w * ci, in->h, iy0,
+                     p->dilation_h, kh, run, ix0 * ci, kx0 * ci, kx1 * ci, off_pair, pad);
         continue;
       }
       for (int32_t ky = 0; ky < kh; ++ky) {
@@ -289,12 +349,39 @@ static int dsp_im2col(const tt_fwd_conv_params *p, const int32_t *multiplier,
       }
       tt_dsp_stage_pad(&m, blk, P, j);
     }
-    if (plan)
+    if (widened && P == 6)
+      tt_dsp_mm_blocks6_wide(&m, wide, plan, stage, Q, output + c * co, co);
+    else if (plan)
       tt_dsp_mm_blocks_planned(&m, plan, stage, P, Q, output + c * co, co);
     else
       tt_dsp_mm_blocks(&m, stage, P, Q, output + c * co, co, known);
   }
   return 1;
+}
+
+/* dsp_im2col with its buffer on this frame, only while it runs: the staging buffer and
+ * TT_FWD_DSP_WIDE_EXTRA bytes more, which the widened rows share with the staging (a
+ * stream's row calls, tt_conv2d_rows_call_s8: each call widens the rows again, as a buffer
+ * kept for the stream would lie on the stack under the stream's other layers too). */
+static __attribute__((noinline)) int dsp_im2col_wide(
+    const tt_fwd_conv_params *p, const int32_t *multiplier, const int32_t *shift,
+    const tt_fwd_dims *in, const int8_t *input, const tt_fwd_dims *f, const int8_t *filter_lo,
+    int32_t k, const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
+    int8_t *output) {
+  tt_dsp_word buf[(TT_FWD_DSP_STAGE_BYTES + TT_FWD_DSP_WIDE_EXTRA) / 4];
+  return dsp_im2col(p, multiplier, shift, in, input, f, filter_lo, k, filter_hi, bias, out,
+                    output, buf, (int32_t)sizeof buf);
+}
+
+/* The other calls: the staging buffer alone (their stack as it was). */
+static __attribute__((noinline)) int dsp_im2col_staged(
+    const tt_fwd_conv_params *p, const int32_t *multiplier, const int32_t *shift,
+    const tt_fwd_dims *in, const int8_t *input, const tt_fwd_dims *f, const int8_t *filter_lo,
+    int32_t k, const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
+    int8_t *output) {
+  tt_dsp_word buf[TT_FWD_DSP_STAGE_BYTES / 4];
+  return dsp_im2col(p, multiplier, shift, in, input, f, filter_lo, k, filter_hi, bias, out,
+                    output, buf, (int32_t)sizeof buf);
 }
 #endif
 
@@ -304,7 +391,7 @@ static void conv_core(const tt_fwd_conv_params *p, const int32_t *multiplier,
                       const int32_t *shift, const tt_fwd_dims *in, const int8_t *input,
                       const tt_fwd_dims *f, const int8_t *filter_lo, int32_t k,
                       const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
-                      int8_t *output) {
+                      int8_t *output, int wide) {
   const int32_t ci = in->c, co = f->n, kh = f->h, kw = f->w, rest = in->c - k;
   const int32_t lo_stride = kh * kw * k, hi_stride = kh * kw * rest; /* between channels */
   const int32_t off = p->input_offset;
@@ -320,9 +407,13 @@ static void conv_core(const tt_fwd_conv_params *p, const int32_t *multiplier,
     return;
   }
 #if TT_FWD_DSP
-  if (dsp_im2col(p, multiplier, shift, in, input, f, filter_lo, k, filter_hi, bias, out,
-                 output))
+  if (wide ? dsp_im2col_wide(p, multiplier, shift, in, input, f, filter_lo, k, filter_hi, bias,
+                             out, output)
+           : dsp_im2col_staged(p, multiplier, shift, in, input, f, filter_lo, k, filter_hi, bias,
+                               out, output))
     return;
+#else
+  (void)wide;
 #endif
   TT_FWD_FOR_EACH_WINDOW(in, out, p->stride_h, p->stride_w, p->pad_top, p->pad_left,
                          p->dilation_h, p->dilation_w, kh, kw, {
@@ -356,7 +447,16 @@ void tt_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier, const 
                   const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
                   const tt_fwd_dims *output_dims, int8_t *output) {
   conv_core(p, multiplier, shift, input_dims, input, filter_dims, filter, input_dims->c, 0,
-            bias, output_dims, output);
+            bias, output_dims, output, 0);
+}
+
+void tt_conv2d_rows_call_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                            const int32_t *shift, const tt_fwd_dims *input_dims,
+                            const int8_t *input, const tt_fwd_dims *filter_dims,
+                            const int8_t *filter, const int32_t *bias,
+                            const tt_fwd_dims *output_dims, int8_t *output) {
+  conv_core(p, multiplier, shift, input_dims, input, filter_dims, filter, input_dims->c, 0,
+            bias, output_dims, output, 1);
 }
 
 void tt_conv2d_split_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
@@ -365,7 +465,7 @@ void tt_conv2d_split_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                         const int8_t *filter_lo, int32_t k, const int8_t *filter_hi,
                         const int32_t *bias, const tt_fwd_dims *output_dims, int8_t *output) {
   conv_core(p, multiplier, shift, input_dims, input, filter_dims, filter_lo, k, filter_hi,
-            bias, output_dims, output);
+            bias, output_dims, output, 0);
 }
 
 void tt_fully_connected_split_s8(const tt_fwd_fc_params *p, const int32_t *multiplier,
@@ -378,7 +478,7 @@ void tt_fully_connected_split_s8(const tt_fwd_fc_params *p, const int32_t *multi
   const tt_fwd_dims in = {batches, 1, 1, depth}, f = {units, 1, 1, depth},
                     out = {batches, 1, 1, units};
   conv_core(&conv, multiplier, shift, &in, input, &f, weights_lo, k, weights_hi, bias, &out,
-            output);
+            output, 0);
 }
 
 void tt_fully_connected_s8(const tt_fwd_fc_params *p, const int32_t *multiplier,

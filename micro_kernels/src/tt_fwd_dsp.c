@@ -372,6 +372,18 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9", 56, "", "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW
 TT_DSP_ROWS_ASM(tt_dsp_rows6w, "r4-r9", 136, "", TT_DSP_WIDEN,
                 TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
                 TT_DSP_ROWS6_OUTPUTS, "");
+/* tt_dsp_rows6 over rows sign-extended beforehand (tt_dsp_widen: a->w the widened rows,
+ * a->w_stride 2 a->n bytes apart, a->n the weights a row): the row's end moves to twice its
+ * length, and each group loads its two words by LDRD (TT_DSP_LDW_WIDE) where LDR and 2
+ * SXTB16 were: 16 instructions a group of 24 MACs, with no widening per call (the im2col
+ * stems, whose row calls run 3 blocks of 6 each: tt_dsp_rows6w's widening would cost what
+ * it saves there). */
+#define TT_DSP_PREWIDE                                                                      \
+  "  rsb r12, r2, r12, lsl #1\n"                                                           \
+  "  str r12, [sp, #4]\n"
+TT_DSP_ROWS_ASM(tt_dsp_rows6p, "r4-r9", 56, "", TT_DSP_PREWIDE,
+                TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
+                TT_DSP_ROWS6_OUTPUTS, "");
 /* tt_dsp_rows6 over rows of two segments (a split filter: w, n, w_stride then w_hi, n_hi,
  * hi_stride), staged one after the other in each column: where the first segment's groups
  * end (the sums' exit, [sp, #48], is label 17) the weight pointer moves to the row's second
@@ -716,8 +728,8 @@ static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, in
   }
 }
 
-tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows6s, tt_dsp_rows4,
-    tt_dsp_rows4s, tt_dsp_rows2, tt_dsp_rows1;
+tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows6p, tt_dsp_rows6s,
+    tt_dsp_rows4, tt_dsp_rows4s, tt_dsp_rows2, tt_dsp_rows1;
 
 /* acc[p] += sum over the n weights w[i] and the staged elements of column p; with `start`
  * the sums begin at `from` instead (the first group's SMLADs take it as their accumulator). */
@@ -989,6 +1001,51 @@ void tt_dsp_mm_blocks(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, i
 void tt_dsp_mm_blocks_planned(const tt_dsp_mm *m, const int8_t *plan, const tt_dsp_word *stage,
                               int32_t P, int32_t Q, int8_t *out, int32_t col_stride) {
   mm_block(m, stage, P, Q, out, col_stride, 2, plan);
+}
+
+void tt_dsp_widen(const tt_dsp_mm *m, tt_dsp_word *wide) {
+  const int8_t *w = m->w_lo;
+  const int32_t n = m->n_lo, stride = m->lo_stride;
+  for (tt_dsp_word *end = wide + m->rows * (n >> 1); wide != end; w += stride) {
+    const int8_t *x = w, *x_end = w + n;
+    if (n & 4) {                                /* an odd group first, then pairs */
+      const uint32_t v = tt_dsp_load4(x);
+      tt_dsp_strd(wide, __sxtb16(v), tt_dsp_sxtb16_odd(v));
+      x += 4;
+      wide += 2;
+    }
+    for (; x != x_end; x += 8, wide += 4) {
+      const uint32_t v = tt_dsp_load4(x), u = tt_dsp_load4(x + 4);
+      tt_dsp_strd(wide, __sxtb16(v), tt_dsp_sxtb16_odd(v));
+      tt_dsp_strd(wide + 2, __sxtb16(u), tt_dsp_sxtb16_odd(u));
+    }
+  }
+}
+
+void tt_dsp_mm_blocks6_wide(const tt_dsp_mm *m, const tt_dsp_word *wide, const int8_t *plan,
+                            const tt_dsp_word *stage, int32_t Q, int8_t *out,
+                            int32_t col_stride) {
+  const int32_t n = m->n_lo, c_unit = 2 * m->output_offset + 1;
+  for (int32_t r = 0, e; r < m->rows; r = e) {
+    for (e = r; e < m->rows && (!plan || plan[2 * e] == 1); ++e) {
+    }
+    if (e > r) {                                /* a run of rows requantized in the asm */
+      const tt_dsp_rows_args a = {(const int8_t *)(wide + r * (n >> 1)), n, 2 * n, stage, Q,
+                                  e - r, m->bias ? m->bias + r : 0, 1, 0, 0,
+                                  m->multiplier + r, m->shift + r, c_unit, out + r,
+                                  col_stride, 0, 0, 0};
+      tt_dsp_rows6p(&a);
+      continue;
+    }
+    tt_dsp_mm one = *m;                         /* row r as tt_dsp_mm_blocks_planned would */
+    one.w_lo += r * m->lo_stride;
+    one.rows = 1;
+    one.bias = m->bias ? m->bias + r : 0;
+    one.multiplier += r;
+    one.shift += r;
+    mm_block(&one, stage, 6, Q, out + r, col_stride, 2, plan + 2 * r);
+    e = r + 1;
+  }
 }
 
 /* Elements [k0, k0 + n) (whole groups) of the P contiguous columns at x, staged. */

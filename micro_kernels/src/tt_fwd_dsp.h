@@ -189,6 +189,20 @@ void tt_dsp_mm_plan(const tt_dsp_mm *m, int8_t *plan);
 void tt_dsp_mm_blocks_planned(const tt_dsp_mm *m, const int8_t *plan, const tt_dsp_word *stage,
                               int32_t P, int32_t Q, int8_t *out, int32_t col_stride);
 
+/* The rows of m (one segment of whole groups: n_hi = 0, n_lo a multiple of 4) sign-extended
+ * as the assembly's SXTB16s give them, per group of four weights [w0, w2] then [w1, w3]:
+ * 2 n_lo bytes a row into `wide` (4-byte aligned, m->rows * 2 n_lo bytes). */
+void tt_dsp_widen(const tt_dsp_mm *m, tt_dsp_word *wide);
+
+/* tt_dsp_mm_blocks_planned for Q blocks of 6 columns with the rows widened by tt_dsp_widen:
+ * the runs of rows the plan requantizes in the assembly (plan[2 r] == 1; every row when plan
+ * is NULL, tt_dsp_mm_rows_one(m) == 1) load their weights by LDRD (tt_dsp_rows6p: 2
+ * instructions fewer a group and block), the other rows as tt_dsp_mm_blocks_planned does.
+ * Same bits. */
+void tt_dsp_mm_blocks6_wide(const tt_dsp_mm *m, const tt_dsp_word *wide, const int8_t *plan,
+                            const tt_dsp_word *stage, int32_t Q, int8_t *out,
+                            int32_t col_stride);
+
 /* 32-bit words of one staged column. */
 static inline int32_t tt_dsp_column_words(const tt_dsp_mm *m) {
   return 2 * (((m->n_lo + 3) >> 2) + ((m->n_hi + 3) >> 2));
