@@ -365,6 +365,8 @@ static void dw_dsp_pack(dw_dsp *D, const dw_dsp_shape *S, const dw_layer *L, int
       pack_filter(w, L, c, 4, 1, 3, 3);
     else if (g == 4 && L->kh == 4 && L->kw == 4)   /* the imported models' stride 2 */
       pack_filter(w, L, c, 4, 1, 4, 4);
+    else if (g == 4 && L->kh == 5 && L->kw == 5)   /* MCUNet's, on 4x4 maps packed per row */
+      pack_filter(w, L, c, 4, 1, 5, 5);
     else if (g == 4)
       pack_filter(w, L, c, 4, 1, L->kh, L->kw);
     else
@@ -486,12 +488,13 @@ static inline __attribute__((always_inline)) void dw_dsp_column(const tt_dsp_wor
  * D->sums; the window rows make kh / 2 pairs and kh % 2 single rows. kh, kw are constants
  * where it is inlined for the usual kernels. Windows wider than 4 loop over their columns:
  * unrolled (as 3 and 4 are), gcc 12 keeps the loop's pointers on the stack (5x5: 1.19
- * instructions a MAC in the sums, 0.99 as a loop). */
+ * instructions a MAC in the sums, 0.99 as a loop); so do any kh, kw unless `unrolled`. */
 static inline __attribute__((always_inline)) void dw_dsp_sums(const dw_dsp *D,
                                                               const dw_layer *L, int32_t n,
                                                               const int32_t kh,
                                                               const int32_t kw,
-                                                              const int32_t dilation) {
+                                                              const int32_t dilation,
+                                                              const int unrolled) {
   const int32_t step = L->p->stride_w * D->wc;
   const int32_t skip = (dilation - 1) * D->wc;
   const int32_t b0 = D->bias[0], b1 = D->bias[1], b2 = D->bias[2], b3 = D->bias[3];
@@ -501,7 +504,7 @@ static inline __attribute__((always_inline)) void dw_dsp_sums(const dw_dsp *D,
   for (int32_t k = 0; k < n; ++k, ++sum, start += step) {
     const tt_dsp_word *s = start, *w = D->w;
     int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3;
-    if (kw > 4) {
+    if (kw > 4 || !unrolled) {
 #pragma GCC unroll 1
       for (int32_t kx = 0; kx < kw; ++kx, s += skip)
         dw_dsp_column(&s, &w, kh, &a0, &a1, &a2, &a3);
@@ -970,14 +973,16 @@ static __attribute__((noinline)) void stage_inner_one(tt_dsp_word *s,
 }
 #define DW_DSP_SUMS(name, kh, kw, dilation)                                                \
   static __attribute__((noinline)) void name(const dw_dsp *D, const dw_layer *L, int32_t n) { \
-    dw_dsp_sums(D, L, n, kh, kw, dilation);                                                 \
+    dw_dsp_sums(D, L, n, kh, kw, dilation, 1);                                              \
   }
 DW_DSP_SUMS(sums_3x3, 3, 3, 1)                /* MobileNets */
 DW_DSP_SUMS(sums_5x5, 5, 5, 1)                /* MCUNet */
 DW_DSP_SUMS(sums_7x7, 7, 7, 1)
 DW_DSP_SUMS(sums_4x4, 4, 4, 1)                /* the imported models' grown stride-2 kernels */
 DW_DSP_SUMS(sums_8x8, 8, 8, 1)
-DW_DSP_SUMS(sums_any, L->kh, L->kw, L->p->dilation_w)
+static __attribute__((noinline)) void sums_any(const dw_dsp *D, const dw_layer *L, int32_t n) {
+  dw_dsp_sums(D, L, n, L->kh, L->kw, L->p->dilation_w, 0);
+}
 
 static void dw_dsp_sums_of(const dw_dsp *D, const dw_layer *L, int32_t n) {
   const int32_t k = L->p->dilation_w == 1 && L->kh == L->kw ? L->kh : 0;
