@@ -450,6 +450,22 @@ static inline __attribute__((always_inline)) void dw_dsp_stage_inner(
   }
 }
 
+/* tt_dsp_rq_doubled and SSAT to int8, m and c loaded by one LDRD (gcc loads them apart). */
+static inline __attribute__((always_inline)) int32_t dw_dsp_output(int32_t acc2,
+                                                                   const tt_dsp_rq_params *q) {
+  uint32_t m, c;
+  tt_dsp_ldrd((const tt_dsp_word *)&q->m, &m, &c);
+  const tt_dsp_rq_params r = {0, (int32_t)m, (int32_t)c, q->e};
+  return __ssat(tt_dsp_rq_doubled(acc2, &r), 8);
+}
+
+/* v with byte `lsb` / 8 replaced by b's low byte: one BFI (gcc masks, shifts and ORs). */
+static inline __attribute__((always_inline)) uint32_t dw_dsp_bfi8(uint32_t v, int32_t b,
+                                                                  const int lsb) {
+  __asm__("bfi %0, %1, %2, #8" : "+r"(v) : "r"(b), "i"(lsb));
+  return v;
+}
+
 /* One staged column of a window (kh rows) times the filter's: *s and *w move past it. */
 static inline __attribute__((always_inline)) void dw_dsp_column(const tt_dsp_word **sp,
                                                                 const tt_dsp_word **wp,
@@ -494,7 +510,8 @@ static inline __attribute__((always_inline)) void dw_dsp_sums(const dw_dsp *D,
                                                               const int32_t kh,
                                                               const int32_t kw,
                                                               const int32_t dilation,
-                                                              const int unrolled) {
+                                                              const int unrolled, int8_t *y,
+                                                              int32_t stride) {
   const int32_t step = L->p->stride_w * D->wc;
   const int32_t skip = (dilation - 1) * D->wc;
   const int32_t b0 = D->bias[0], b1 = D->bias[1], b2 = D->bias[2], b3 = D->bias[3];
@@ -512,6 +529,15 @@ static inline __attribute__((always_inline)) void dw_dsp_sums(const dw_dsp *D,
 #pragma GCC unroll 3
       for (int32_t kx = 0; kx < kw; ++kx, s += skip)
         dw_dsp_column(&s, &w, kh, &a0, &a1, &a2, &a3);
+    }
+    if (y) {          /* the window's four outputs from the registers, one word */
+      uint32_t v = (uint32_t)dw_dsp_output(a0, &D->q[0]);
+      v = dw_dsp_bfi8(v, dw_dsp_output(a1, &D->q[1]), 8);
+      v = dw_dsp_bfi8(v, dw_dsp_output(a2, &D->q[2]), 16);
+      v = dw_dsp_bfi8(v, dw_dsp_output(a3, &D->q[3]), 24);
+      memcpy(y, &v, 4);
+      y += stride;
+      continue;
     }
     sum[0] = a0;
     sum[chunk] = a1;
@@ -973,7 +999,7 @@ static __attribute__((noinline)) void stage_inner_one(tt_dsp_word *s,
 }
 #define DW_DSP_SUMS(name, kh, kw, dilation)                                                \
   static __attribute__((noinline)) void name(const dw_dsp *D, const dw_layer *L, int32_t n) { \
-    dw_dsp_sums(D, L, n, kh, kw, dilation, 1);                                              \
+    dw_dsp_sums(D, L, n, kh, kw, dilation, 1, 0, 0);                                        \
   }
 DW_DSP_SUMS(sums_3x3, 3, 3, 1)                /* MobileNets */
 DW_DSP_SUMS(sums_5x5, 5, 5, 1)                /* MCUNet */
@@ -981,7 +1007,32 @@ DW_DSP_SUMS(sums_7x7, 7, 7, 1)
 DW_DSP_SUMS(sums_4x4, 4, 4, 1)                /* the imported models' grown stride-2 kernels */
 DW_DSP_SUMS(sums_8x8, 8, 8, 1)
 static __attribute__((noinline)) void sums_any(const dw_dsp *D, const dw_layer *L, int32_t n) {
-  dw_dsp_sums(D, L, n, L->kh, L->kw, L->p->dilation_w, 0);
+  dw_dsp_sums(D, L, n, L->kh, L->kw, L->p->dilation_w, 0, 0, 0);
+}
+/* The same windows stored as outputs (a fast group of four channels, int8's whole range, no
+ * slow channel): no sums in memory, no second pass over them. MCUNet's shapes. */
+#define DW_DSP_OUTPUTS(name, kh, kw)                                                        \
+  static __attribute__((noinline)) void name(const dw_dsp *D, const dw_layer *L, int32_t n,  \
+                                             int8_t *y, int32_t stride) {                   \
+    dw_dsp_sums(D, L, n, kh, kw, 1, 1, y, stride);                                          \
+  }
+DW_DSP_OUTPUTS(outputs_4x4, 4, 4)
+DW_DSP_OUTPUTS(outputs_5x5, 5, 5)
+DW_DSP_OUTPUTS(outputs_7x7, 7, 7)
+DW_DSP_OUTPUTS(outputs_8x8, 8, 8)
+
+/* Whether outputs_* store group D's windows of layer L directly: 1 when they did. */
+static int dw_dsp_outputs_of(const dw_dsp *D, const dw_layer *L, int32_t g, int32_t n,
+                             int8_t *y, int32_t stride) {
+  if (!(D->fast && D->full && !D->slow && g == 4) || L->p->dilation_w != 1 || L->kh != L->kw)
+    return 0;
+  switch (L->kh) {
+    case 4: outputs_4x4(D, L, n, y, stride); return 1;
+    case 5: outputs_5x5(D, L, n, y, stride); return 1;
+    case 7: outputs_7x7(D, L, n, y, stride); return 1;
+    case 8: outputs_8x8(D, L, n, y, stride); return 1;
+    default: return 0;
+  }
 }
 
 static void dw_dsp_sums_of(const dw_dsp *D, const dw_layer *L, int32_t n) {
@@ -1076,6 +1127,7 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
         if (D->slow) dw3_slow_fix(D, L, c, n, y, stride);
         continue;
       }
+      if (dw_dsp_outputs_of(D, L, g, n, y, stride)) continue;
       dw_dsp_sums_of(D, L, n);
       dw_dsp_store(D, L, c, g, n, y, stride);
     }
