@@ -928,8 +928,20 @@ static __attribute__((noinline)) void stage_inner_any(tt_dsp_word *s,
 static inline __attribute__((always_inline)) void stage_masked_k(
     tt_dsp_word *s, const int8_t *const *rows, const uint32_t *mask, const int32_t kh,
     int32_t C, int32_t ix, int32_t n, const uint32_t *off_pair, uint32_t off_last) {
-  /* a row pair (or the odd row) at a time over the columns: its two pointers and masks stay
-   * in registers (all kh rows' do not) */
+  if (kh <= 3) {           /* three rows' pointers and masks fit the registers */
+    for (int32_t at = ix * C, end = (ix + n) * C; at != end; at += C) {
+      for (int32_t q = 0; q < kh >> 1; ++q, s += 4)
+        stage_pair(s, tt_dsp_load4(rows[2 * q] + at) & mask[2 * q],
+                   tt_dsp_load4(rows[2 * q + 1] + at) & mask[2 * q + 1], off_pair[q]);
+      if (kh & 1) {
+        stage_single(s, tt_dsp_load4(rows[kh - 1] + at) & mask[kh - 1], off_last);
+        s += 2;
+      }
+    }
+    return;
+  }
+  /* more: a row pair (or the odd row) at a time over the columns, its two pointers and
+   * masks in registers */
   const int32_t wc = 4 * (kh >> 1) + 2 * (kh & 1), end = (ix + n) * C;
   for (int32_t q = 0; q < kh >> 1; ++q, s += 4) {
     const int8_t *const a = rows[2 * q], *const b = rows[2 * q + 1];
