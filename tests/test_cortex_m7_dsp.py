@@ -171,18 +171,30 @@ def conv_calls(rng) -> None:
 
 
 def pointwise8_calls(rng) -> None:
-    """1x1 convolutions of 8 input channels whose every row requantizes in int8's whole range
-    (tt_dsp_row8: the weights held in registers): an odd and an even number of columns, more
-    than one staged batch of 128, the offsets' extremes; and with edge quantization (the
-    block form)."""
-    for k, (h, w, co) in enumerate([(5, 7, 9), (12, 13, 5), (4, 8, 16)]):
+    """1x1 convolutions of 8 and 16 input channels whose every row requantizes in int8's
+    whole range: 8 channels and an odd number of rows (tt_dsp_row8: the weights held in
+    registers; an odd and an even number of columns, more than one staged batch of 128); an
+    even number (tt_dsp_col8/16: the column in registers, the rows from records, in passes
+    of up to 64 / 42 rows: 2 rows, 64 in one pass, one column, 66 in two); the offsets'
+    extremes, the one-multiply form's corners (multipliers 2^30 and 2^31 - 1, right shifts
+    1 and 21); and with edge quantization (the block form)."""
+    shapes = [(5, 7, 9, 8), (12, 13, 5, 8), (4, 8, 16, 8), (3, 5, 2, 8), (2, 7, 64, 8),
+              (1, 1, 6, 8), (3, 3, 66, 8),
+              # 16 channels: one pass of 2, 8 and 42 rows, two of 22 and of 24, three of 30,
+              # 30 and 26; 7 rows (the block form)
+              (3, 5, 2, 16), (4, 9, 8, 16), (1, 3, 42, 16), (2, 3, 44, 16), (3, 4, 48, 16),
+              (1, 1, 86, 16), (2, 5, 7, 16)]
+    for k, (h, w, co, ci) in enumerate(shapes):
         p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, *ACTIVATIONS[k % 3])
-        x, f = int8(rng, (1, h, w, 8)), weights(rng, (co, 1, 1, 8))
-        for kind in ("real", "edge"):
-            m, sh = quantization(rng, co, kind)
+        x, f = int8(rng, (1, h, w, ci)), weights(rng, (co, 1, 1, ci))
+        for kind in ("real", "corner", "edge"):
+            m, sh = quantization(rng, co, "edge" if kind == "edge" else "real")
+            if kind == "corner":
+                m[::2], m[1::2] = 1 << 30, (1 << 31) - 1
+                sh[::3], sh[1::3] = -1, -21
             y = np.empty((1, h, w, co), np.int8)
             c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f,
-                           biases(rng, co, False) if k else None, dims(y.shape), y)
+                           biases(rng, co, False) if k % 4 else None, dims(y.shape), y)
 
 
 def depthwise_calls(rng) -> None:

@@ -108,8 +108,9 @@ def input_grad_calls(rng) -> None:
               (1, 1, 2, 2100, 3),                     # past the buffer: portable
               (1, 2, 2, 7, 1),
               (1, 3, 4, 16, 20),                      # sparse: the exact rule, 3 blocks
-              (1, 6, 6, 24, 60)]                      # stochastic: the stream's jump tables
+              (1, 6, 6, 24, 60),                      # stochastic: the stream's jump tables
                                                       # (full blocks), its steps (the last)
+              (1, 2, 3, 9, 15)]                       # a last block of 7: 4 staged by words
     for k, (n, h, w, co, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), sparse=k in (3, 11))
         wt = rng.integers(-128, 128, (co, 1, 1, ci)).astype(np.int8)

@@ -529,8 +529,8 @@ __asm__("  .section .text.tt_dsp_row8,\"ax\",%progbits\n"
 void tt_dsp_row8(const tt_dsp_row8_args *a);
 
 /* A pointwise product of 8-element columns (n_lo = 8, n_hi = 0) whose every row
- * requantizes in the assembly (`known` 1): up to 128 columns staged at a time, then
- * tt_dsp_row8 for each row over all of them. */
+ * requantizes in the assembly (`known` 1) and whose rows are odd (the even: tt_dsp_col8):
+ * up to 128 columns staged at a time, then tt_dsp_row8 for each row over all of them. */
 static void mm_k8(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int32_t in_stride,
                   int8_t *output, int32_t col_stride, tt_dsp_word *stage) {
   const uint32_t off = tt_dsp_stage_offset(m->input_offset);
@@ -553,6 +553,169 @@ static void mm_k8(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int3
     }
   }
 }
+/* --- pointwise columns of 8 or 16 elements the other way round --------------------------
+ * One column's inputs staged in registers (x + input_offset, not doubled: one SXTAB16 a pair
+ * of lanes; r0-r3 for 8, r0-r7 for 16) and the rows streamed past it from records made once
+ * per call (cols_records), K / 2 + 4 words a row: [start, W0 .. W(K/2 - 1), m, c, e], Wj the
+ * row's weights sign-extended and doubled ([2 w0, 2 w2], [2 w1, 2 w3], [2 w4, 2 w6], ...:
+ * |2 w| <= 256 fits a lane), so that the sums are twice the accumulator as with doubled
+ * inputs (the same products in the same int32 sums), start twice the bias, and m, c, e the
+ * row's tt_dsp_rq_params. A column's outputs are consecutive channels: STRB with
+ * post-increment. The rows end at the record whose e carries bit 8 (ASR by a register
+ * shifts by its low byte only, and e <= 21: the marker does not change the shift); a call
+ * takes an even number of rows, two a loop. Against tt_dsp_row8 (8 elements: 13.5
+ * instructions an output in its loop, and every column staged) and the blocks of 6
+ * (16 elements: about 21.5 an output in the loop, and the blocks' and rows' set-up):
+ *   8:  LDM of the whole record into r4-r11, 4 SMLAD, TT_DSP_ASM_RQ's 4, STRB, and per two
+ *       rows TST and BEQ: 11.5 instructions for 8 MACs;
+ *   16: four registers are left for a record: three LDMs and an LDRD, 8 SMLAD, the same 6.5:
+ *       18 for 16 MACs.
+ * Per column about 20 (8 elements) or 24 (16): the inputs loaded and staged, the pointers,
+ * the count. Frame (a copy of the arguments): [sp] x, +4 y, +8 x_stride, +12 y_stride, +16
+ * the offset pair, +20 the records, +24 columns left. */
+typedef struct {
+  const int8_t *x;           /*  0: column 0's K inputs (any alignment) */
+  int8_t *y;                 /*  4: column 0's outputs, record j's row at y + j */
+  int32_t x_stride;          /*  8: bytes from one column's inputs to the next's */
+  int32_t y_stride;          /* 12: and outputs */
+  uint32_t off;              /* 16: tt_dsp_offset_pair(input_offset) */
+  const tt_dsp_word *rec;    /* 20: the rows' records (cols_records), an even number */
+  int32_t columns;           /* 24: > 0 */
+} tt_dsp_cols_args;
+typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, columns) == 24 ? 1 : -1];
+#define TT_DSP_COLS_ASM(name, column, row, e)                                               \
+  __asm__("  .section .text." #name ",\"ax\",%progbits\n"                                   \
+          "  .syntax unified\n"                                                             \
+          "  .thumb\n"                                                                      \
+          "  .p2align 2\n"                                                                  \
+          "  .global " #name "\n"                                                           \
+          "  .type " #name ", %function\n"                                                  \
+          "  .thumb_func\n"                                                                 \
+          #name ":\n"                                                                       \
+          "  push {r4-r11, lr}\n"                                                           \
+          "  sub sp, sp, #28\n"                                                             \
+          "  ldm r0, {r4-r10}\n"                                                            \
+          "  stm sp, {r4-r10}\n"                                                            \
+          "1:\n"                                                                            \
+            column                                                                          \
+          "2:\n"                                                                            \
+            row row                                                                         \
+          "  tst " #e ", #256\n"                                                            \
+          "  beq 2b\n"                                                                      \
+          "  ldr r4, [sp, #24]\n"                                                           \
+          "  subs r4, r4, #1\n"                                                             \
+          "  str r4, [sp, #24]\n"                                                           \
+          "  bne 1b\n"                                                                      \
+          "  add sp, sp, #28\n"                                                             \
+          "  pop {r4-r11, pc}\n"                                                            \
+          "  .size " #name ", . - " #name "\n"                                              \
+          "  .text\n")
+/* The column's words [x0, x2] into `even`, [x1, x3] into `odd` from the word in `odd`, with
+ * the offset pair in `off`. */
+#define TT_DSP_COLS_STAGE(even, odd, off)                                                   \
+  "  sxtab16 " #even ", " #off ", " #odd "\n"                                               \
+  "  sxtab16 " #odd ", " #off ", " #odd ", ror #8\n"
+TT_DSP_COLS_ASM(tt_dsp_col8,
+                "  ldm sp, {r4-r9}\n" /* x, y, strides, offset, records */
+                "  ldr r1, [r4]\n"
+                "  ldr r3, [r4, #4]\n"
+                "  add r4, r4, r6\n"
+                "  mov r12, r5\n"
+                "  add r5, r5, r7\n"
+                "  strd r4, r5, [sp]\n"
+                "  mov lr, r9\n"
+                TT_DSP_COLS_STAGE(r0, r1, r8) TT_DSP_COLS_STAGE(r2, r3, r8),
+                "  ldm lr!, {r4-r11}\n"
+                "  smlad r4, r0, r5, r4\n"
+                "  smlad r4, r1, r6, r4\n"
+                "  smlad r4, r2, r7, r4\n"
+                "  smlad r4, r3, r8, r4\n"
+                TT_DSP_ASM_RQ_IN(r4, r10, r9, r10, r11)
+                "  strb r4, [r12], #1\n",
+                r11);
+TT_DSP_COLS_ASM(tt_dsp_col16,
+                "  ldrd r8, r9, [sp]\n"
+                "  ldr r10, [sp, #16]\n"
+                "  ldr r1, [r8]\n"
+                "  ldr r3, [r8, #4]\n"
+                "  ldr r5, [r8, #8]\n"
+                "  ldr r7, [r8, #12]\n"
+                TT_DSP_COLS_STAGE(r0, r1, r10) TT_DSP_COLS_STAGE(r2, r3, r10)
+                TT_DSP_COLS_STAGE(r4, r5, r10) TT_DSP_COLS_STAGE(r6, r7, r10)
+                "  ldrd r10, r11, [sp, #8]\n"
+                "  add r8, r8, r10\n"
+                "  mov r12, r9\n"
+                "  add r9, r9, r11\n"
+                "  strd r8, r9, [sp]\n"
+                "  ldr lr, [sp, #20]\n",
+                "  ldm lr!, {r8-r11}\n"
+                "  smlad r8, r0, r9, r8\n"
+                "  smlad r8, r1, r10, r8\n"
+                "  smlad r8, r2, r11, r8\n"
+                "  ldm lr!, {r9-r11}\n"
+                "  smlad r8, r3, r9, r8\n"
+                "  smlad r8, r4, r10, r8\n"
+                "  smlad r8, r5, r11, r8\n"
+                "  ldm lr!, {r9-r11}\n"
+                "  smlad r8, r6, r9, r8\n"
+                "  smlad r8, r7, r10, r8\n"
+                "  ldrd r9, r10, [lr], #8\n"
+                TT_DSP_ASM_RQ_IN(r8, r9, r11, r9, r10)
+                "  strb r8, [r12], #1\n",
+                r10);
+void tt_dsp_col8(const tt_dsp_cols_args *a);
+void tt_dsp_col16(const tt_dsp_cols_args *a);
+
+/* Whether tt_dsp_col8/16 take a product: one segment of 8 or 16 elements whose every row
+ * requantizes in the assembly (`known` 1), an even number of rows. */
+static int cols_ok(const tt_dsp_mm *m, int known) {
+  return (m->n_lo == 8 || m->n_lo == 16) && m->n_hi == 0 && known == 1 && (m->rows & 1) == 0;
+}
+
+/* The records of rows [r0, r1) (the last one marked) for K = 4 groups: built in every call
+ * (the streams call a pointwise layer once per row of its output, 32-64 columns), so each
+ * width has its own unrolled copy (about 6 instructions a group, 15 a row). */
+static inline __attribute__((always_inline)) void cols_records(const tt_dsp_mm *m, int32_t r0,
+                                                               int32_t r1, tt_dsp_word *rec,
+                                                               const int32_t groups) {
+  const int32_t c_unit = 2 * m->output_offset + 1;
+  const int32_t *bias = m->bias, *mult = m->multiplier, *shift = m->shift;
+  const int8_t *w = m->w_lo + r0 * m->lo_stride;
+  for (int32_t r = r0; r < r1; ++r, w += m->lo_stride, rec += 2 * groups + 4) {
+    rec[0] = bias ? (uint32_t)(2 * bias[r]) : 0;
+#pragma GCC unroll 4
+    for (int32_t j = 0; j < groups; ++j) {
+      const uint32_t v = tt_dsp_load4(w + 4 * j), even = __sxtb16(v),
+                     odd = tt_dsp_sxtb16_odd(v);
+      tt_dsp_strd(rec + 1 + 2 * j, __sadd16(even, even), __sadd16(odd, odd));
+    }
+    const int32_t e = -shift[r];
+    rec[2 * groups + 1] = (uint32_t)mult[r];
+    rec[2 * groups + 2] = (uint32_t)(c_unit * (1 << (e - 1)));
+    rec[2 * groups + 3] = (uint32_t)e;
+  }
+  rec[-1] |= 256u;
+}
+
+/* A product cols_ok takes, in as few passes over the columns as the staging buffer holds
+ * records for (64 rows of 8 elements, 42 of 16), each an even number of rows. */
+static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int32_t in_stride,
+                    int8_t *output, int32_t col_stride, tt_dsp_word *stage) {
+  const int32_t most = (TT_FWD_DSP_STAGE_BYTES / (4 * (m->n_lo / 2 + 4))) & ~1;
+  const int32_t passes = (m->rows + most - 1) / most;
+  const int32_t each = ((m->rows + passes - 1) / passes + 1) & ~1;
+  for (int32_t r0 = 0; r0 < m->rows; r0 += each) {
+    const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each;
+    if (m->n_lo == 8)
+      cols_records(m, r0, r1, stage, 2);
+    else
+      cols_records(m, r0, r1, stage, 4);
+    const tt_dsp_cols_args a = {input, output + r0, in_stride, col_stride,
+                                tt_dsp_offset_pair(m->input_offset), stage, columns};
+    (m->n_lo == 8 ? tt_dsp_col8 : tt_dsp_col16)(&a);
+  }
+}
+
 tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows6s, tt_dsp_rows4,
     tt_dsp_rows4s, tt_dsp_rows2, tt_dsp_rows1;
 
@@ -912,6 +1075,10 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
   const int known = tt_dsp_mm_rows_one(m);
   const int six = m->act_min == -128 && m->act_max == 127;
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
+  if (cols_ok(m, known)) {
+    if (columns > 0) mm_cols(m, columns, input, in_stride, output, col_stride, stage);
+    return 1;
+  }
   if (m->n_lo == 8 && m->n_hi == 0 && known == 1) {
     mm_k8(m, columns, input, in_stride, output, col_stride, stage);
     return 1;

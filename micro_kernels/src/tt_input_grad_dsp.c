@@ -11,7 +11,7 @@
  * dy values, sign-extended in two halves by SXTB16, meets the CB staged columns in 2 CB
  * SMLADs. Per four o and CB channels: one load and two extensions of dy (plus two
  * instructions for a mask), CB double-word loads, 2 CB SMLADs; the staging, about four
- * instructions per weight, is shared by all the rows.
+ * instructions per weight (3.6 four columns at a time), is shared by all the rows.
  *
  * The accumulators are the portable kernel's integers: each is the exact sum of the same
  * co terms (factored dy * (w * mult) instead of (dy * mult) * w), bounded below 2^31 by the
@@ -25,7 +25,9 @@
  * and the last row of the last block leaves the state the portable walk leaves. The step
  * over ci - nc draws is one jump (tt_gdsp_jumper: eight table lookups, about 26
  * instructions) where the call makes enough of them to pay for the tables, else 3
- * instructions a draw. */
+ * instructions a draw; where the rows' states fit beside the staged block, only the first
+ * block jumps and records each row's state after its draws, from which the next block
+ * continues (pointwise.states). */
 #include <string.h>
 
 #include "tt_grad_dsp.h"
@@ -60,26 +62,110 @@ typedef struct {
   const int8_t *w_lo, *w_hi;
   int32_t k, ci;
   const int16_t *mult;
+  /* stochastic rounding: each row's stream state after its last block's draws (the walk's
+   * first block records them, the others read and advance them: no jump over a row's other
+   * draws but in the first block), or NULL (every block jumps) */
+  uint32_t *states;
 } pointwise;
 
+/* Two words to a 4-byte aligned d with one STRD. */
+static inline void tt_gdsp_strd(tt_gdsp_word *d, uint32_t lo, uint32_t hi) {
+  __asm__("strd %1, %2, %0" : "=m"(*(tt_wdsp_dword *)d) : "r"(lo), "r"(hi));
+}
+
+/* The products of 16-bit lanes (SMULBB, SMULBT, SMULTB, SMULTT: gcc's arm_acle.h has no
+ * intrinsics for them; it compiles these forms to them). */
+static inline uint32_t mul_bb(uint32_t a, uint32_t b) {
+  return (uint32_t)((int32_t)(int16_t)a * (int16_t)b);
+}
+static inline uint32_t mul_bt(uint32_t a, uint32_t b) {
+  return (uint32_t)((int32_t)(int16_t)a * ((int32_t)b >> 16));
+}
+static inline uint32_t mul_tb(uint32_t a, uint32_t b) {
+  return (uint32_t)(((int32_t)a >> 16) * (int16_t)b);
+}
+static inline uint32_t mul_tt(uint32_t a, uint32_t b) {
+  return (uint32_t)(((int32_t)a >> 16) * ((int32_t)b >> 16));
+}
+
+/* Four columns (three: `cols`, a constant) of the whole groups of four outputs, the groups
+ * in the inner loop (no set-up per group): each output's four weights are one word load
+ * (s: output 0's weight of the first column), SXTB16 splits it into [w(c), w(c + 2)] and
+ * [w(c + 1), w(c + 3)], SMULxy takes the half and the output's multiplier (the group's
+ * four in two words, [m0, m2] and [m1, m3]), PKHBT packs two outputs' products and STRD
+ * stores a column's two words: about 56 instructions for 16 weights against 72 one column
+ * at a time (gcc 12 spills the loop's pointers). */
+static inline __attribute__((always_inline)) void stage_quad(const pointwise *a, const int8_t *s,
+                                                             int32_t stride, int32_t CB,
+                                                             tt_gdsp_word *d, const int cols) {
+  const int32_t full = a->co & ~3;
+  const int8_t *t = s + 2 * stride;                       /* outputs o + 2, o + 3 */
+  const int16_t *m = a->mult;
+  for (int32_t o = 0; o < full; o += 4, s += 4 * stride, t += 4 * stride, m += 4,
+               d += 2 * CB) {
+    uint32_t m01, m23;
+    memcpy(&m01, m, 4);
+    memcpy(&m23, m + 2, 4);
+    const uint32_t m02 = tt_dsp_low_halves(m01, m23), m13 = tt_dsp_high_halves(m01, m23);
+    const uint32_t w0 = tt_dsp_load4(s), w2 = tt_dsp_load4(t);
+    uint32_t e = __sxtb16(w0), f = __sxtb16(w2), g = tt_dsp_sxtb16_odd(w0),
+             h = tt_dsp_sxtb16_odd(w2);
+    const uint32_t c0 = tt_dsp_low_halves(mul_bb(e, m02), mul_bt(f, m02));
+    const uint32_t c2 = tt_dsp_low_halves(mul_tb(e, m02), mul_tt(f, m02));
+    const uint32_t c1 = tt_dsp_low_halves(mul_bb(g, m02), mul_bt(h, m02));
+    const uint32_t c3 = cols == 4 ? tt_dsp_low_halves(mul_tb(g, m02), mul_tt(h, m02)) : 0u;
+    const uint32_t w1 = tt_dsp_load4(s + stride), w3 = tt_dsp_load4(t + stride);
+    e = __sxtb16(w1), f = __sxtb16(w3), g = tt_dsp_sxtb16_odd(w1), h = tt_dsp_sxtb16_odd(w3);
+    tt_gdsp_strd(d, c0, tt_dsp_low_halves(mul_bb(e, m13), mul_bt(f, m13)));
+    tt_gdsp_strd(d + 4, c2, tt_dsp_low_halves(mul_tb(e, m13), mul_tt(f, m13)));
+    tt_gdsp_strd(d + 2, c1, tt_dsp_low_halves(mul_bb(g, m13), mul_bt(h, m13)));
+    if (cols == 4)
+      tt_gdsp_strd(d + 6, c3, tt_dsp_low_halves(mul_tb(g, m13), mul_tt(h, m13)));
+  }
+}
+
+/* Columns j0 .. j0 + j - 1 of the whole groups by stage_quad, for the largest j <= n it
+ * takes: fours, and a last three where a word of four weights stays inside the filter's
+ * rows (`room` columns from src's on); returns j. */
+static int32_t stage_quads(const pointwise *a, const int8_t *src, int32_t stride, int32_t room,
+                           int32_t j0, int32_t n, int32_t CB, tt_gdsp_word *stage) {
+  int32_t j = 0;
+  for (; j + 4 <= n; j += 4) stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 4);
+  if (n - j == 3 && j + 4 <= room) {
+    stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 3);
+    j += 3;
+  }
+  return j;
+}
+
 /* Stages n columns of one part of the filter (src: its weight of output 0 and column j0's
- * input channel, `stride` bytes to the next output) as columns j0 .. j0 + n - 1: group by
- * group of four outputs, whose four multipliers stay in registers while the columns run,
- * each column's two words packed from its four products (not one halfword store each). */
-static void stage_part(const pointwise *a, const int8_t *src, int32_t stride, int32_t j0,
-                       int32_t n, int32_t CB, tt_gdsp_word *stage) {
+ * input channel, `stride` bytes to the next output, `room` columns from src's to the row's
+ * end) as columns j0 .. j0 + n - 1: the whole groups' columns by stage_quads, the other columns group by group of four
+ * outputs, whose four multipliers stay in registers while the columns run, each column's
+ * two words packed from its four products (not one halfword store each). */
+static void stage_part(const pointwise *a, const int8_t *src, int32_t stride, int32_t room,
+                       int32_t j0, int32_t n, int32_t CB, tt_gdsp_word *stage) {
   const int16_t *mult = a->mult;
+  const int32_t full = a->co & ~3;
+  const int32_t n4 = full > 0 ? stage_quads(a, src, stride, room, j0, n, CB, stage) : 0;
   tt_gdsp_word *group = stage + 2 * j0;
   int32_t o = 0;
-  for (; o + 4 <= a->co; o += 4, src += 4 * stride, group += 2 * CB) {
-    const int32_t m0 = mult[o], m1 = mult[o + 1], m2 = mult[o + 2], m3 = mult[o + 3];
-    const int8_t *s0 = src, *s1 = src + stride, *s2 = src + 2 * stride, *s3 = src + 3 * stride;
-    tt_gdsp_word *d = group;
-    for (int32_t j = 0; j < n; ++j, d += 2) {
-      const int32_t e0 = *s0++ * m0, e1 = *s1++ * m1, e2 = *s2++ * m2, e3 = *s3++ * m3;
-      d[0] = tt_dsp_low_halves((uint32_t)e0, (uint32_t)e2);
-      d[1] = tt_dsp_low_halves((uint32_t)e1, (uint32_t)e3);
+  if (n4 < n) {
+    for (; o < full; o += 4, src += 4 * stride, group += 2 * CB) {
+      const int32_t m0 = mult[o], m1 = mult[o + 1], m2 = mult[o + 2], m3 = mult[o + 3];
+      const int8_t *s0 = src + n4, *s1 = s0 + stride, *s2 = s0 + 2 * stride,
+                   *s3 = s0 + 3 * stride;
+      tt_gdsp_word *d = group + 2 * n4;
+      for (int32_t j = n4; j < n; ++j, d += 2) {
+        const int32_t e0 = *s0++ * m0, e1 = *s1++ * m1, e2 = *s2++ * m2, e3 = *s3++ * m3;
+        d[0] = tt_dsp_low_halves((uint32_t)e0, (uint32_t)e2);
+        d[1] = tt_dsp_low_halves((uint32_t)e1, (uint32_t)e3);
+      }
     }
+  } else {
+    o = full;
+    src += full * stride;
+    group += (full >> 1) * CB;
   }
   /* the last group's 1-3 outputs (the rest of it is zero) */
   tt_gdsp_half *half = (tt_gdsp_half *)group;
@@ -99,9 +185,10 @@ static void stage_columns(const pointwise *a, int32_t c0, int32_t nc, int32_t CB
     memset(stage, 0, sizeof(uint32_t) * 2 * (size_t)a->groups * (size_t)CB);
   /* columns [0, lo) from w_lo, the rest from w_hi (a split filter) */
   const int32_t lo = a->k - c0 >= nc ? nc : (a->k > c0 ? a->k - c0 : 0);
-  if (lo > 0) stage_part(a, a->w_lo + c0, a->k, 0, lo, CB, stage);
+  if (lo > 0) stage_part(a, a->w_lo + c0, a->k, a->k - c0, 0, lo, CB, stage);
   if (lo < nc)
-    stage_part(a, a->w_hi + (c0 + lo - a->k), a->ci - a->k, lo, nc - lo, CB, stage);
+    stage_part(a, a->w_hi + (c0 + lo - a->k), a->ci - a->k, a->ci - c0 - lo, lo, nc - lo, CB,
+               stage);
 }
 
 /* acc[j] += group q's four dy of the row (in v, masked) times the staged columns at s. */
@@ -163,11 +250,20 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
     for (int32_t j = 0; j < CB; ++j) to[j] = t[j];
   }
   if (measure) {
+    /* first whether any |v| passes m, three instructions a sum: v ^ sign is |v| or
+     * |v| - 1, so m - 1 - (v ^ sign) >= 0 for all the block's v means none does (m < 2^31:
+     * no overflow); the maximum only where one may (a new maximum is rare after the first
+     * rows) */
+    const int32_t m1 = (int32_t)m - 1;
+    int32_t below = 0;
 #pragma GCC unroll 8
-    for (int32_t j = 0; j < CB; ++j) {
-      const int32_t sign = t[j] >> 31;          /* |v| = (v ^ sign) - sign: no branch */
-      const uint32_t v = (uint32_t)((t[j] ^ sign) - sign);
-      m = v > m ? v : m;
+    for (int32_t j = 0; j < CB; ++j) below |= m1 - (t[j] ^ (t[j] >> 31));
+    if (below < 0) {
+#pragma GCC unroll 8
+      for (int32_t j = 0; j < CB; ++j) {
+        const uint32_t v = tt_magnitude(t[j]);
+        m = v > m ? v : m;
+      }
     }
   }
 #pragma GCC unroll 8
@@ -204,9 +300,12 @@ void tt_gdsp_jump_init(tt_gdsp_jumper *j, int32_t n, int32_t jumps) {
   }
 }
 
-/* Every row against one staged block: the accumulators of channels [c0, c0 + nc) kept, or their largest magnitude into *top, or rounded into dx (stochastically: r's
- * stream at row 0, channel c0 on entry; at the last row's channel c0 + nc on return; `skip`
- * jumps over a row's other ci - nc draws). */
+/* Every row against one staged block: the accumulators of channels [c0, c0 + nc) kept, or
+ * their largest magnitude into *top (`rounds` 0: r is NULL), or rounded into dx (`rounds`
+ * 1: keep and top are NULL; stochastically: r's stream at row 0, channel c0 on entry; at
+ * the last row's channel c0 + nc on return; `skip` jumps over a row's other ci - nc draws).
+ * `rounds` is a constant of each compiled copy: the two passes' rows test none of the
+ * other's cases. */
 static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         const tt_gdsp_word *stage,
                                                         const int32_t CB, const int masked,
@@ -214,7 +313,11 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         const tt_keep *keep, uint32_t *top,
                                                         tt_rounder *r,
                                                         const tt_gdsp_jumper *skip,
-                                                        int8_t *dx) {
+                                                        int8_t *dx, const int rounds) {
+  if (rounds) keep = 0, top = 0;
+  else r = 0;
+  uint32_t *const states = rounds ? a->states : 0;
+  const int first = c0 == 0;
   int32_t acc[8];
   uint32_t m = top != 0 ? *top : 0u;
   /* the kept rows' accumulators: a running pointer, moved to the scratch after row n0 */
@@ -225,52 +328,65 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
      * narrow blocks: there the sinks' pointers cost the loop registers (measured slower) */
     const int kept_row = p < n1, sink = nc == CB && (!masked || CB == 8);
     m = row_sums(a, p, stage, CB, masked, sink && kept_row ? kept + c0 : 0,
-                 sink && r == 0 && top != 0, m, acc);
+                 sink && !rounds && top != 0, m, acc);
     if (!sink) {
       if (kept_row)
         for (int32_t j = 0; j < nc; ++j) kept[c0 + j] = acc[j];
-      if (r == 0 && top != 0)
+      if (!rounds && top != 0)
         for (int32_t j = 0; j < nc; ++j) {
           const uint32_t v = tt_magnitude(acc[j]);
           if (v > m) m = v;
         }
     }
     if (kept_row) kept = p + 1 == n0 ? keep->a1 : kept + a->ci;
-    if (r != 0) {
+    if (rounds) {
       int8_t *out = dx + p * a->ci + c0;
+      if (states != 0 && !first) r->rng = states[p];
       /* a whole block rounded stochastically (A >= 256): inline, not a call per row */
       if (nc == CB && r->stochastic && !r->exact && r->times == 1)
         r->rng = tt_round_stochastic(acc, CB, out, r->rng, 1, r->r, r->hi_shift, r->noise_shift);
       else
         tt_round_grads(r, acc, nc, out);
-      if (r->stochastic && !r->exact && p + 1 < a->rows)
-        r->rng = tt_gdsp_jump(skip, r->rng);
+      if (r->stochastic && !r->exact) {
+        if (states != 0) states[p] = r->rng;
+        if ((states == 0 || first) && p + 1 < a->rows) r->rng = tt_gdsp_jump(skip, r->rng);
+      }
     }
   }
   if (top != 0) *top = m;
 }
 
-/* One compiled copy per block width and mask. */
+/* One compiled copy per block width, mask and pass (keeping or measuring; rounding). KEEP
+ * is the keeping copy's `rounds`: 0, or r != 0 (the copy then compiles the rounding rows
+ * too, never run); gcc 12 allocates the masked copies' registers better with r != 0 but for
+ * the 3-column one (measured on the rig, masked: 2-3% fewer instructions, and 10% more for
+ * 3 columns with it). */
 typedef void (*block_fn)(const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc,
                          const tt_keep *keep, uint32_t *top, tt_rounder *r,
                          const tt_gdsp_jumper *skip, int8_t *dx);
-#define TT_GDSP_BLOCK(CB, M)                                                                \
+#define TT_GDSP_BLOCK(CB, M, KEEP)                                                          \
   static __attribute__((noinline)) void block##CB##_##M(                                    \
       const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc,               \
       const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
       int8_t *dx) {                                                                         \
-    block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx);                                 \
+    block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, KEEP);                           \
+  }                                                                                         \
+  static __attribute__((noinline)) void block##CB##_##M##_r(                                \
+      const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc,               \
+      const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
+      int8_t *dx) {                                                                         \
+    block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 1);                              \
   }
-TT_GDSP_BLOCK(8, 0)
-TT_GDSP_BLOCK(4, 0)
-TT_GDSP_BLOCK(3, 0)
-TT_GDSP_BLOCK(2, 0)
-TT_GDSP_BLOCK(1, 0)
-TT_GDSP_BLOCK(8, 1)
-TT_GDSP_BLOCK(4, 1)
-TT_GDSP_BLOCK(3, 1)
-TT_GDSP_BLOCK(2, 1)
-TT_GDSP_BLOCK(1, 1)
+TT_GDSP_BLOCK(8, 0, 0)
+TT_GDSP_BLOCK(4, 0, 0)
+TT_GDSP_BLOCK(3, 0, 0)
+TT_GDSP_BLOCK(2, 0, 0)
+TT_GDSP_BLOCK(1, 0, 0)
+TT_GDSP_BLOCK(8, 1, r != 0)
+TT_GDSP_BLOCK(4, 1, r != 0)
+TT_GDSP_BLOCK(3, 1, 0)
+TT_GDSP_BLOCK(2, 1, r != 0)
+TT_GDSP_BLOCK(1, 1, r != 0)
 
 int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t mask_at,
                                    int32_t rows,
@@ -291,25 +407,37 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   if (CB == 0 || rows < 2) return 0;
   for (int32_t o = 0; o < co; ++o)
     if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
-  const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult};
   tt_gdsp_word stage[TT_GRAD_DSP_STAGE_BYTES / 4] __attribute__((aligned(8)));
-  static const block_fn blocks[2][9] = {
-      {0, block1_0, block2_0, block3_0, block4_0, 0, 0, 0, block8_0},
-      {0, block1_1, block2_1, block3_1, block4_1, 0, 0, 0, block8_1}};
-  const block_fn fn = blocks[mask != 0][CB];
-  uint32_t top = 0;
   const int stochastic = r != 0 && r->stochastic && !r->exact;
+  /* the rows' stream states after the staged block, where they fit (one word a row): one
+   * jump a row instead of one a row and block (about 30 instructions each; 3 a draw where
+   * the call makes too few jumps to build the tables) */
+  const int32_t staged = 2 * groups * CB;
+  uint32_t *const states =
+      stochastic && ci > CB && TT_GRAD_DSP_STAGE_BYTES / 4 - staged >= rows ? stage + staged : 0;
+  const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult, states};
+  static const block_fn blocks[2][2][9] = {
+      {{0, block1_0, block2_0, block3_0, block4_0, 0, 0, 0, block8_0},
+       {0, block1_1, block2_1, block3_1, block4_1, 0, 0, 0, block8_1}},
+      {{0, block1_0_r, block2_0_r, block3_0_r, block4_0_r, 0, 0, 0, block8_0_r},
+       {0, block1_1_r, block2_1_r, block3_1_r, block4_1_r, 0, 0, 0, block8_1_r}}};
+  /* a call rounds, or keeps and measures (the copies take one or the other) */
+  if (r != 0 && (keep != 0 || amax != 0)) return 0;
+  const block_fn fn = blocks[r != 0][mask != 0][CB];
+  uint32_t top = 0;
   uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
   tt_gdsp_jumper skip;                                /* over a row's other ci - nc draws */
   skip.n = -1;
   for (int32_t c0 = 0; c0 < ci; c0 += CB) {
     const int32_t nc = ci - c0 < CB ? ci - c0 : CB;
     stage_columns(&a, c0, nc, CB, stage);
-    if (stochastic) {
+    if (stochastic && states == 0) {
       r->rng = start;
       start = tt_gdsp_skip(start, nc);
       if (skip.n != ci - nc)       /* the blocks' jumps, then the last block's if it is short */
         tt_gdsp_jump_init(&skip, ci - nc, (rows - 1) * (nc == CB ? ci / CB : 1));
+    } else if (stochastic && c0 == 0) {
+      tt_gdsp_jump_init(&skip, ci - nc, rows - 1);          /* the first block's jumps */
     }
     fn(&a, stage, c0, nc, keep, amax != 0 ? &top : 0, r, &skip, dx);
   }
