@@ -249,6 +249,10 @@ def depthwise_calls(rng) -> None:
         (2, 6, 10, 4, 1, 3, 3, 2, 1, 0, 0, 2, 4),      # stride 2 VALID, batches
         (1, 4, 64, 16, 1, 3, 3, 1, 1, 1, 1, 4, 64),    # wide; 16 channels: the 'edge'
         # quantization's fourth group is all shifts -22 and -31 (tt_dsp_rq_init_constant)
+        # windows taller than the map (MCUNet's 5x5 on 4x4): rows outside it above and below
+        # at once, staged masked per row count (stage_masked_5/_7)
+        (1, 4, 4, 8, 1, 5, 5, 1, 1, 2, 2, 4, 4),
+        (1, 3, 5, 4, 1, 7, 7, 1, 1, 3, 3, 3, 5),
     ]
     for k, (n, h, w, c, mult, kh, kw, s, d, pt, pl, oh, ow) in enumerate(shapes):
         act = ACTIVATIONS[k % len(ACTIVATIONS)]

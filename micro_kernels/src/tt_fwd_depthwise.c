@@ -365,6 +365,8 @@ static void dw_dsp_pack(dw_dsp *D, const dw_dsp_shape *S, const dw_layer *L, int
       pack_filter(w, L, c, 4, 1, 3, 3);
     else if (g == 4 && L->kh == 4 && L->kw == 4)   /* the imported models' stride 2 */
       pack_filter(w, L, c, 4, 1, 4, 4);
+    else if (g == 4 && L->kh == 5 && L->kw == 5)   /* MCUNet's, on 4x4 maps packed per row */
+      pack_filter(w, L, c, 4, 1, 5, 5);
     else if (g == 4)
       pack_filter(w, L, c, 4, 1, L->kh, L->kw);
     else
@@ -448,15 +450,69 @@ static inline __attribute__((always_inline)) void dw_dsp_stage_inner(
   }
 }
 
+/* tt_dsp_rq_doubled and SSAT to int8, m and c loaded by one LDRD (gcc loads them apart). */
+static inline __attribute__((always_inline)) int32_t dw_dsp_output(int32_t acc2,
+                                                                   const tt_dsp_rq_params *q) {
+  uint32_t m, c;
+  tt_dsp_ldrd((const tt_dsp_word *)&q->m, &m, &c);
+  const tt_dsp_rq_params r = {0, (int32_t)m, (int32_t)c, q->e};
+  return __ssat(tt_dsp_rq_doubled(acc2, &r), 8);
+}
+
+/* v with byte `lsb` / 8 replaced by b's low byte: one BFI (gcc masks, shifts and ORs). */
+static inline __attribute__((always_inline)) uint32_t dw_dsp_bfi8(uint32_t v, int32_t b,
+                                                                  const int lsb) {
+  __asm__("bfi %0, %1, %2, #8" : "+r"(v) : "r"(b), "i"(lsb));
+  return v;
+}
+
+/* One staged column of a window (kh rows) times the filter's: *s and *w move past it. */
+static inline __attribute__((always_inline)) void dw_dsp_column(const tt_dsp_word **sp,
+                                                                const tt_dsp_word **wp,
+                                                                const int32_t kh, int32_t *a0,
+                                                                int32_t *a1, int32_t *a2,
+                                                                int32_t *a3) {
+  const tt_dsp_word *s = *sp, *w = *wp;
+#pragma GCC unroll 8
+  for (int32_t q = 0; q < kh >> 1; ++q, s += 4, w += 4) {
+    uint32_t x0, x1, w0, w1;
+    tt_dsp_ldrd(s, &x0, &x1);
+    tt_dsp_ldrd(w, &w0, &w1);
+    *a0 = __smlad(x0, w0, *a0);
+    *a1 = __smlad(x1, w1, *a1);
+    tt_dsp_ldrd(s + 2, &x0, &x1);
+    tt_dsp_ldrd(w + 2, &w0, &w1);
+    *a2 = __smlad(x0, w0, *a2);
+    *a3 = __smlad(x1, w1, *a3);
+  }
+  if (kh & 1) {
+    uint32_t x0, x1, w0, w1;
+    tt_dsp_ldrd(s, &x0, &x1);
+    tt_dsp_ldrd(w, &w0, &w1);
+    *a0 = __smlabb((int32_t)x0, (int32_t)w0, *a0);
+    *a2 = __smlatt((int32_t)x0, (int32_t)w0, *a2);
+    *a1 = __smlabb((int32_t)x1, (int32_t)w1, *a1);
+    *a3 = __smlatt((int32_t)x1, (int32_t)w1, *a3);
+    s += 2;
+    w += 2;
+  }
+  *sp = s;
+  *wp = w;
+}
+
 /* The sums of the n windows of a staged chunk (window k starts at column k * stride_w) into
  * D->sums; the window rows make kh / 2 pairs and kh % 2 single rows. kh, kw are constants
- * where it is inlined for the usual kernels. */
+ * where it is inlined for the usual kernels. Windows wider than 4 loop over their columns:
+ * unrolled (as 3 and 4 are), gcc 12 keeps the loop's pointers on the stack (5x5: 1.19
+ * instructions a MAC in the sums, 0.99 as a loop); so do any kh, kw unless `unrolled`. */
 static inline __attribute__((always_inline)) void dw_dsp_sums(const dw_dsp *D,
                                                               const dw_layer *L, int32_t n,
                                                               const int32_t kh,
                                                               const int32_t kw,
-                                                              const int32_t dilation) {
-  const int32_t pairs = kh >> 1, step = L->p->stride_w * D->wc;
+                                                              const int32_t dilation,
+                                                              const int unrolled, int8_t *y,
+                                                              int32_t stride) {
+  const int32_t step = L->p->stride_w * D->wc;
   const int32_t skip = (dilation - 1) * D->wc;
   const int32_t b0 = D->bias[0], b1 = D->bias[1], b2 = D->bias[2], b3 = D->bias[3];
   int32_t *sum = D->sums;
@@ -465,31 +521,23 @@ static inline __attribute__((always_inline)) void dw_dsp_sums(const dw_dsp *D,
   for (int32_t k = 0; k < n; ++k, ++sum, start += step) {
     const tt_dsp_word *s = start, *w = D->w;
     int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3;
+    if (kw > 4 || !unrolled) {
+#pragma GCC unroll 1
+      for (int32_t kx = 0; kx < kw; ++kx, s += skip)
+        dw_dsp_column(&s, &w, kh, &a0, &a1, &a2, &a3);
+    } else {
 #pragma GCC unroll 3
-    for (int32_t kx = 0; kx < kw; ++kx, s += skip) {
-#pragma GCC unroll 8
-      for (int32_t q = 0; q < pairs; ++q, s += 4, w += 4) {
-        uint32_t x0, x1, w0, w1;
-        tt_dsp_ldrd(s, &x0, &x1);
-        tt_dsp_ldrd(w, &w0, &w1);
-        a0 = __smlad(x0, w0, a0);
-        a1 = __smlad(x1, w1, a1);
-        tt_dsp_ldrd(s + 2, &x0, &x1);
-        tt_dsp_ldrd(w + 2, &w0, &w1);
-        a2 = __smlad(x0, w0, a2);
-        a3 = __smlad(x1, w1, a3);
-      }
-      if (kh & 1) {
-        uint32_t x0, x1, w0, w1;
-        tt_dsp_ldrd(s, &x0, &x1);
-        tt_dsp_ldrd(w, &w0, &w1);
-        a0 = __smlabb((int32_t)x0, (int32_t)w0, a0);
-        a2 = __smlatt((int32_t)x0, (int32_t)w0, a2);
-        a1 = __smlabb((int32_t)x1, (int32_t)w1, a1);
-        a3 = __smlatt((int32_t)x1, (int32_t)w1, a3);
-        s += 2;
-        w += 2;
-      }
+      for (int32_t kx = 0; kx < kw; ++kx, s += skip)
+        dw_dsp_column(&s, &w, kh, &a0, &a1, &a2, &a3);
+    }
+    if (y) {          /* the window's four outputs from the registers, one word */
+      uint32_t v = (uint32_t)dw_dsp_output(a0, &D->q[0]);
+      v = dw_dsp_bfi8(v, dw_dsp_output(a1, &D->q[1]), 8);
+      v = dw_dsp_bfi8(v, dw_dsp_output(a2, &D->q[2]), 16);
+      v = dw_dsp_bfi8(v, dw_dsp_output(a3, &D->q[3]), 24);
+      memcpy(y, &v, 4);
+      y += stride;
+      continue;
     }
     sum[0] = a0;
     sum[chunk] = a1;
@@ -880,14 +928,33 @@ static __attribute__((noinline)) void stage_inner_any(tt_dsp_word *s,
 static inline __attribute__((always_inline)) void stage_masked_k(
     tt_dsp_word *s, const int8_t *const *rows, const uint32_t *mask, const int32_t kh,
     int32_t C, int32_t ix, int32_t n, const uint32_t *off_pair, uint32_t off_last) {
-  for (int32_t at = ix * C, end = (ix + n) * C; at != end; at += C) {
-    for (int32_t q = 0; q < kh >> 1; ++q, s += 4)
-      stage_pair(s, tt_dsp_load4(rows[2 * q] + at) & mask[2 * q],
-                 tt_dsp_load4(rows[2 * q + 1] + at) & mask[2 * q + 1], off_pair[q]);
-    if (kh & 1) {
-      stage_single(s, tt_dsp_load4(rows[kh - 1] + at) & mask[kh - 1], off_last);
-      s += 2;
+  if (kh <= 3) {           /* three rows' pointers and masks fit the registers */
+    for (int32_t at = ix * C, end = (ix + n) * C; at != end; at += C) {
+      for (int32_t q = 0; q < kh >> 1; ++q, s += 4)
+        stage_pair(s, tt_dsp_load4(rows[2 * q] + at) & mask[2 * q],
+                   tt_dsp_load4(rows[2 * q + 1] + at) & mask[2 * q + 1], off_pair[q]);
+      if (kh & 1) {
+        stage_single(s, tt_dsp_load4(rows[kh - 1] + at) & mask[kh - 1], off_last);
+        s += 2;
+      }
     }
+    return;
+  }
+  /* more: a row pair (or the odd row) at a time over the columns, its two pointers and
+   * masks in registers */
+  const int32_t wc = 4 * (kh >> 1) + 2 * (kh & 1), end = (ix + n) * C;
+  for (int32_t q = 0; q < kh >> 1; ++q, s += 4) {
+    const int8_t *const a = rows[2 * q], *const b = rows[2 * q + 1];
+    const uint32_t ma = mask[2 * q], mb = mask[2 * q + 1], o = off_pair[q];
+    tt_dsp_word *t = s;
+    for (int32_t at = ix * C; at != end; at += C, t += wc)
+      stage_pair(t, tt_dsp_load4(a + at) & ma, tt_dsp_load4(b + at) & mb, o);
+  }
+  if (kh & 1) {
+    const int8_t *const a = rows[kh - 1];
+    const uint32_t ma = mask[kh - 1];
+    for (int32_t at = ix * C; at != end; at += C, s += wc)
+      stage_single(s, tt_dsp_load4(a + at) & ma, off_last);
   }
 }
 static __attribute__((noinline)) void stage_masked_3(tt_dsp_word *s,
@@ -898,6 +965,20 @@ static __attribute__((noinline)) void stage_masked_3(tt_dsp_word *s,
                                                      uint32_t off_last) {
   stage_masked_k(s, rows, mask, 3, C, ix, n, off_pair, off_last);
 }
+/* Per row count as the inner staging (a variable kh keeps its loop over the row pairs, its
+ * pointers and masks in memory: 5x5 on MCUNet's 4x4 maps, every row a border row, staged
+ * 2.5 times slower that way). */
+#define DW_STAGE_MASKED(name, kh)                                                           \
+  static __attribute__((noinline)) void name(tt_dsp_word *s, const int8_t *const *rows,      \
+                                             const uint32_t *mask, int32_t C, int32_t ix,    \
+                                             int32_t n, const uint32_t *off_pair,            \
+                                             uint32_t off_last) {                            \
+    stage_masked_k(s, rows, mask, kh, C, ix, n, off_pair, off_last);                         \
+  }
+DW_STAGE_MASKED(stage_masked_4, 4)
+DW_STAGE_MASKED(stage_masked_5, 5)
+DW_STAGE_MASKED(stage_masked_7, 7)
+DW_STAGE_MASKED(stage_masked_8, 8)
 static __attribute__((noinline)) void stage_masked(tt_dsp_word *s, const int8_t *const *rows,
                                                    const uint32_t *mask, int32_t kh, int32_t C,
                                                    int32_t ix, int32_t n,
@@ -930,14 +1011,41 @@ static __attribute__((noinline)) void stage_inner_one(tt_dsp_word *s,
 }
 #define DW_DSP_SUMS(name, kh, kw, dilation)                                                \
   static __attribute__((noinline)) void name(const dw_dsp *D, const dw_layer *L, int32_t n) { \
-    dw_dsp_sums(D, L, n, kh, kw, dilation);                                                 \
+    dw_dsp_sums(D, L, n, kh, kw, dilation, 1, 0, 0);                                        \
   }
 DW_DSP_SUMS(sums_3x3, 3, 3, 1)                /* MobileNets */
 DW_DSP_SUMS(sums_5x5, 5, 5, 1)                /* MCUNet */
 DW_DSP_SUMS(sums_7x7, 7, 7, 1)
 DW_DSP_SUMS(sums_4x4, 4, 4, 1)                /* the imported models' grown stride-2 kernels */
 DW_DSP_SUMS(sums_8x8, 8, 8, 1)
-DW_DSP_SUMS(sums_any, L->kh, L->kw, L->p->dilation_w)
+static __attribute__((noinline)) void sums_any(const dw_dsp *D, const dw_layer *L, int32_t n) {
+  dw_dsp_sums(D, L, n, L->kh, L->kw, L->p->dilation_w, 0, 0, 0);
+}
+/* The same windows stored as outputs (a fast group of four channels, int8's whole range, no
+ * slow channel): no sums in memory, no second pass over them. MCUNet's shapes. */
+#define DW_DSP_OUTPUTS(name, kh, kw)                                                        \
+  static __attribute__((noinline)) void name(const dw_dsp *D, const dw_layer *L, int32_t n,  \
+                                             int8_t *y, int32_t stride) {                   \
+    dw_dsp_sums(D, L, n, kh, kw, 1, 1, y, stride);                                          \
+  }
+DW_DSP_OUTPUTS(outputs_4x4, 4, 4)
+DW_DSP_OUTPUTS(outputs_5x5, 5, 5)
+DW_DSP_OUTPUTS(outputs_7x7, 7, 7)
+DW_DSP_OUTPUTS(outputs_8x8, 8, 8)
+
+/* Whether outputs_* store group D's windows of layer L directly: 1 when they did. */
+static int dw_dsp_outputs_of(const dw_dsp *D, const dw_layer *L, int32_t g, int32_t n,
+                             int8_t *y, int32_t stride) {
+  if (!(D->fast && D->full && !D->slow && g == 4) || L->p->dilation_w != 1 || L->kh != L->kw)
+    return 0;
+  switch (L->kh) {
+    case 4: outputs_4x4(D, L, n, y, stride); return 1;
+    case 5: outputs_5x5(D, L, n, y, stride); return 1;
+    case 7: outputs_7x7(D, L, n, y, stride); return 1;
+    case 8: outputs_8x8(D, L, n, y, stride); return 1;
+    default: return 0;
+  }
+}
 
 static void dw_dsp_sums_of(const dw_dsp *D, const dw_layer *L, int32_t n) {
   const int32_t k = L->p->dilation_w == 1 && L->kh == L->kw ? L->kh : 0;
@@ -991,10 +1099,15 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
         zero_columns(D, &k);
       }
       tt_dsp_word *s = D->band + k.left * wc;
-      if (masked && kh == 3)
-        stage_masked_3(s, any, mask, C, k.a, k.mid, off_pair, off_last);
-      else if (masked)
-        stage_masked(s, any, mask, kh, C, k.a, k.mid, off_pair, off_last);
+      if (masked)
+        switch (kh) {
+          case 3: stage_masked_3(s, any, mask, C, k.a, k.mid, off_pair, off_last); break;
+          case 4: stage_masked_4(s, any, mask, C, k.a, k.mid, off_pair, off_last); break;
+          case 5: stage_masked_5(s, any, mask, C, k.a, k.mid, off_pair, off_last); break;
+          case 7: stage_masked_7(s, any, mask, C, k.a, k.mid, off_pair, off_last); break;
+          case 8: stage_masked_8(s, any, mask, C, k.a, k.mid, off_pair, off_last); break;
+          default: stage_masked(s, any, mask, kh, C, k.a, k.mid, off_pair, off_last); break;
+        }
       else if (!inner)
         dw_dsp_stage(s, rows, kh, C, g, k.a, k.mid, off, D->m > 1);
       else if (D->m > 1)
@@ -1026,6 +1139,7 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
         if (D->slow) dw3_slow_fix(D, L, c, n, y, stride);
         continue;
       }
+      if (dw_dsp_outputs_of(D, L, g, n, y, stride)) continue;
       dw_dsp_sums_of(D, L, n);
       dw_dsp_store(D, L, c, g, n, y, stride);
     }
