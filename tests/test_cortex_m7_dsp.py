@@ -253,6 +253,10 @@ def depthwise_calls(rng) -> None:
         # at once, staged masked per row count (stage_masked_5/_7)
         (1, 4, 4, 8, 1, 5, 5, 1, 1, 2, 2, 4, 4),
         (1, 3, 5, 4, 1, 7, 7, 1, 1, 3, 3, 3, 5),
+        # the same with int8's whole range (k % 6 = 5, 0): the sums requantized in registers
+        # (outputs_5x5, outputs_7x7)
+        (1, 4, 4, 8, 1, 5, 5, 1, 1, 2, 2, 4, 4),
+        (1, 3, 5, 4, 1, 7, 7, 1, 1, 3, 3, 3, 5),
     ]
     for k, (n, h, w, c, mult, kh, kw, s, d, pt, pl, oh, ow) in enumerate(shapes):
         act = ACTIVATIONS[k % len(ACTIVATIONS)]

@@ -165,14 +165,14 @@ static int32_t balanced_groups(int32_t nb, int32_t groups) {
  * One offset (g * chunk) moves both operands of a tap to the next group. */
 typedef struct {
   int32_t c0, nc, nb, chunk;
-  tt_wdsp_word *stage;
+  tt_dsp_word *stage;
   int32_t tag[DW_MAX_K];         /* the dy row in each slot, -1: none */
 } dw_block;
 
 /* One tap row of a dx position: its staged dy (first tap; the next ones at decreasing
  * columns) and weights (increasing), in group 0's chunk. */
 typedef struct {
-  const tt_wdsp_word *d, *w;
+  const tt_dsp_word *d, *w;
 } dw_taps;
 
 /* The `lanes` (1..4) int8 at p in a word, zeros above: no byte read past p + lanes. */
@@ -180,14 +180,14 @@ static inline uint32_t load_lanes(const int8_t *p, int32_t lanes) {
   return lanes == 4 ? tt_dsp_load4(p) : tt_dsp_load_partial(p, lanes);
 }
 
-static inline void put_halves(tt_wdsp_word *dst, uint32_t v) {
+static inline void put_halves(tt_dsp_word *dst, uint32_t v) {
   dst[0] = __sxtb16(v);
   dst[1] = tt_dsp_sxtb16_odd(v);
 }
 
 /* n words of zeros at p: a few a row (the ring's zero columns), stored inline; the empty
  * asm keeps gcc from making the loop a call of memset. */
-static inline void zero_words(tt_wdsp_word *p, int32_t n) {
+static inline void zero_words(tt_dsp_word *p, int32_t n) {
   for (int32_t x = 0; x < n; ++x) {
     __asm__("" : "+r"(p));
     p[x] = 0;
@@ -211,7 +211,7 @@ static inline __attribute__((always_inline)) void stage_group(const int8_t *w,
                                                               const int32_t *off, int32_t taps,
                                                               const int32_t LANES,
                                                               int32_t lanes, uint32_t m02,
-                                                              uint32_t m13, tt_wdsp_word *dst) {
+                                                              uint32_t m13, tt_dsp_word *dst) {
   _Pragma("GCC unroll 2") for (int32_t t = 0; t < taps; ++t, dst += 2) {
     const uint32_t v = LANES == 4 ? tt_dsp_load4(w + off[t]) : tt_dsp_load_partial(w + off[t], lanes);
     dst[0] = halves(__sxtb16(v), m02);
@@ -242,7 +242,7 @@ static void stage_weights(const dw_layer *a, dw_block *blk) {
     const uint32_t m02 = (uint16_t)mu[0] | (lanes > 2 ? (uint32_t)(uint16_t)mu[2] << 16 : 0u);
     const uint32_t m13 = (lanes > 1 ? (uint16_t)mu[1] : 0u) |
                          (lanes > 3 ? (uint32_t)(uint16_t)mu[3] << 16 : 0u);
-    tt_wdsp_word *dst = blk->stage + g * blk->chunk;
+    tt_dsp_word *dst = blk->stage + g * blk->chunk;
     if (lanes == 4)
       stage_group(a->w + cg, off, taps, 4, 4, m02, m13, dst);
     else
@@ -257,7 +257,7 @@ static inline __attribute__((always_inline)) void stage_lanes(const int8_t *src,
                                                               const uint8_t *mask, int32_t i,
                                                               int32_t count, int32_t step,
                                                               const int32_t LANES, int32_t lanes,
-                                                              int32_t zp, tt_wdsp_word *o) {
+                                                              int32_t zp, tt_dsp_word *o) {
   const uint32_t zz = (uint32_t)(uint16_t)zp * 0x00010001u;
 #define DW_LOAD(p) (LANES == 4 ? tt_dsp_load4(p) : tt_dsp_load_partial((p), lanes))
   if (mask != 0)
@@ -279,7 +279,7 @@ static inline __attribute__((always_inline)) void stage_lanes(const int8_t *src,
  * further: dy masked (mask NULL: none), or x - zp (|x - zp| <= 255). */
 static void stage_positions(const int8_t *src, const uint8_t *mask, int32_t i0, int32_t count,
                             int32_t step, int32_t nb, int32_t nc, int32_t zp,
-                            tt_wdsp_word *dst, int32_t gstride) {
+                            tt_dsp_word *dst, int32_t gstride) {
   const int32_t full = nc >> 2;             /* groups of four lanes, then one partial */
   for (int32_t g = 0; g < full; ++g, dst += gstride)
     stage_lanes(src, mask, i0 + 4 * g, count, step, 4, 4, zp, dst);
@@ -301,8 +301,8 @@ static void stage_row(const dw_layer *a, dw_block *blk, int32_t b, int32_t oy) {
   do {                                                                                     \
     _Pragma("GCC unroll 8") for (int32_t j = 0; j < (NX); ++j) {                           \
       uint32_t de, dd, we, wo;                                                             \
-      tt_gdsp_ldrd((dp) - 2 * j, &de, &dd);                                                \
-      tt_gdsp_ldrd((wp) + 2 * j, &we, &wo);                                                \
+      tt_dsp_ldrd((dp) - 2 * j, &de, &dd);                                                \
+      tt_dsp_ldrd((wp) + 2 * j, &we, &wo);                                                \
       a0 = __smlabb((int32_t)de, (int32_t)we, a0);                                         \
       a2 = __smlatt((int32_t)de, (int32_t)we, a2);                                         \
       a1 = __smlabb((int32_t)dd, (int32_t)wo, a1);                                         \
@@ -313,8 +313,8 @@ static void stage_row(const dw_layer *a, dw_block *blk, int32_t b, int32_t oy) {
 /* One tap row of a dx position for the groups [o, end) of its accumulators (four each),
  * from dp and wp (group 0's), `chunk` words a group. FIRST: the row sets them, else it
  * adds to them. */
-static inline __attribute__((always_inline)) void row_groups(const tt_wdsp_word *dp,
-                                                             const tt_wdsp_word *wp,
+static inline __attribute__((always_inline)) void row_groups(const tt_dsp_word *dp,
+                                                             const tt_dsp_word *wp,
                                                              int32_t chunk, int32_t *o,
                                                              int32_t *const end,
                                                              const int32_t NX, const int FIRST) {
@@ -349,7 +349,7 @@ static inline __attribute__((always_inline)) void sums_by_row(const dw_taps *row
     for (int32_t i = 0; i < 4 * (nb - 1) + tail; ++i) out[i] = 0;
     return;
   }
-  const tt_wdsp_word *const d_last = rows[0].d + full * chunk, *const w_last = rows[0].w + full * chunk;
+  const tt_dsp_word *const d_last = rows[0].d + full * chunk, *const w_last = rows[0].w + full * chunk;
   row_groups(rows[0].d, rows[0].w, chunk, out, out + 4 * full, NX, 1);
   if (full < nb) row_groups(d_last, w_last, chunk, part, part + 4, NX, 1);
   for (int32_t t = 1; t < ny; ++t) {
@@ -374,7 +374,7 @@ static inline __attribute__((always_inline)) void sums_by_group(const dw_taps *r
   for (int32_t g = 0, off = 0; g < nb; ++g, off += chunk, out += 4) {
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     for (const dw_taps *p = rows; p != end; ++p) {
-      const tt_wdsp_word *dp = p->d + off, *wp = p->w + off;
+      const tt_dsp_word *dp = p->d + off, *wp = p->w + off;
       /* in registers as they are: else gcc 12 folds off into each tap's address, one add
        * per load */
       __asm__("" : "+r"(dp), "+r"(wp));
@@ -419,8 +419,8 @@ static uint32_t largest_magnitude(const int32_t *v, int32_t n, uint32_t top) {
  * position's tap rows are at fixed steps from its first one (d0, w0): the staged dy rows
  * ds words apart (decreasing), the weights' rows ws words apart. No row's pointers are
  * loaded: 4 instructions a tap row and group of four for the row loop, 7 with them. */
-static inline __attribute__((always_inline)) void sums_flat(const tt_wdsp_word *d0,
-                                                            const tt_wdsp_word *w0, int32_t ny,
+static inline __attribute__((always_inline)) void sums_flat(const tt_dsp_word *d0,
+                                                            const tt_dsp_word *w0, int32_t ny,
                                                             int32_t ds, int32_t ws,
                                                             int32_t chunk, int32_t nb,
                                                             const int32_t NX, int32_t tail,
@@ -428,8 +428,8 @@ static inline __attribute__((always_inline)) void sums_flat(const tt_wdsp_word *
   const int32_t span = ny * ds;
   for (int32_t g = 0, off = 0; g < nb; ++g, off += chunk, out += 4) {
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    const tt_wdsp_word *dp = d0 + off, *wp = w0 + off;
-    const tt_wdsp_word *const end = dp - span;
+    const tt_dsp_word *dp = d0 + off, *wp = w0 + off;
+    const tt_dsp_word *const end = dp - span;
     for (; dp != end; dp -= ds, wp += ws) DW_ROW(dp, wp, NX);
     out[0] = a0;
     if (g + 1 < nb || tail == 4) {
@@ -472,11 +472,11 @@ DW_GROUP_SUMS(6)
 DW_GROUP_SUMS(7)
 DW_GROUP_SUMS(8)
 
-typedef void (*flat_fn)(const tt_wdsp_word *d0, const tt_wdsp_word *w0, int32_t ny, int32_t ds,
+typedef void (*flat_fn)(const tt_dsp_word *d0, const tt_dsp_word *w0, int32_t ny, int32_t ds,
                         int32_t ws, int32_t chunk, int32_t nb, int32_t tail, int32_t *out);
 #define DW_FLAT(NX)                                                                         \
-  static __attribute__((noinline)) void flat##NX(const tt_wdsp_word *d0,                    \
-                                                 const tt_wdsp_word *w0, int32_t ny,        \
+  static __attribute__((noinline)) void flat##NX(const tt_dsp_word *d0,                    \
+                                                 const tt_dsp_word *w0, int32_t ny,        \
                                                  int32_t ds, int32_t ws, int32_t chunk,     \
                                                  int32_t nb, int32_t tail, int32_t *out) {  \
     sums_flat(d0, w0, ny, ds, ws, chunk, nb, NX, tail, out);                                \
@@ -523,7 +523,7 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   /* the staging: the accumulators of a position's block, the block's groups, the jump
    * tables last */
   int32_t *acc = (int32_t *)stage_mem;
-  tt_wdsp_word *stage = (tt_wdsp_word *)(void *)((char *)stage_mem + 16 * nb);
+  tt_dsp_word *stage = (tt_dsp_word *)(void *)((char *)stage_mem + 16 * nb);
   uint32_t top = 0;
   tt_tap_run ty;
   tt_tap_steps(a.sh, 1, &ty);
@@ -551,7 +551,7 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
     /* the ring's zero columns (stage_row writes the others, stage_weights the weights) */
     for (int32_t g = 0; g < blk.nb; ++g)
       for (int32_t s = 0; s < a.slots; ++s) {
-        tt_wdsp_word *ring = stage + g * blk.chunk + 2 * (kh * kw + s * a.cols);
+        tt_dsp_word *ring = stage + g * blk.chunk + 2 * (kh * kw + s * a.cols);
         zero_words(ring, 2 * a.left);
         zero_words(ring + 2 * (a.left + ow), 2 * (a.cols - a.left - ow));
       }
@@ -580,8 +580,8 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
           base[t].w = stage + 2 * ky * kw;
         }
         /* flat: the first tap row's (dilation 1: the rows' oy step by -1, ky by sh) */
-        const tt_wdsp_word *const d_row = stage + 2 * (kh * kw + ty.o0 * a.cols);
-        const tt_wdsp_word *const w_row = stage + 2 * ty.k0 * kw;
+        const tt_dsp_word *const d_row = stage + 2 * (kh * kw + ty.o0 * a.cols);
+        const tt_dsp_word *const w_row = stage + 2 * ty.k0 * kw;
         const int32_t row = (b * h + iy) * wd;
         if (row + wd <= p0 || row >= p1) continue;       /* outside the positions asked */
         for (int32_t ix = 0; ix < wd; ++ix) {
@@ -628,8 +628,8 @@ typedef int32_t tt_dw_int __attribute__((may_alias));
 #define DW_MAC(dp, xp)                                                                     \
   do {                                                                                     \
     uint32_t de, dd, xe, xo;                                                               \
-    tt_gdsp_ldrd((dp), &de, &dd);                                                          \
-    tt_gdsp_ldrd((xp), &xe, &xo);                                                          \
+    tt_dsp_ldrd((dp), &de, &dd);                                                          \
+    tt_dsp_ldrd((xp), &xe, &xo);                                                          \
     a0 = __smlabb((int32_t)de, (int32_t)xe, a0);                                           \
     a2 = __smlatt((int32_t)de, (int32_t)xe, a2);                                           \
     a1 = __smlabb((int32_t)dd, (int32_t)xo, a1);                                           \
@@ -640,8 +640,8 @@ typedef int32_t tt_dw_int __attribute__((may_alias));
  * times staged x - zp (from x, every 2 SW words), per group of the block (group g at
  * g * dgs and g * xgs words further); T [nc] of the tap, in dw's memory. SW: the stride
  * along x when it is a constant of the compiled copy (1, 2), else 0 and sw. */
-static inline __attribute__((always_inline)) void tap_sums(const tt_wdsp_word *d,
-                                                           const tt_wdsp_word *x,
+static inline __attribute__((always_inline)) void tap_sums(const tt_dsp_word *d,
+                                                           const tt_dsp_word *x,
                                                            int32_t npos, const int32_t SW,
                                                            int32_t sw, int32_t nb, int32_t dgs,
                                                            int32_t xgs, int32_t nc,
@@ -651,8 +651,8 @@ static inline __attribute__((always_inline)) void tap_sums(const tt_wdsp_word *d
     const int32_t lanes = nc - 4 * g < 4 ? nc - 4 * g : 4;
     int32_t a0 = t[0], a1 = lanes > 1 ? t[1] : 0, a2 = lanes > 2 ? t[2] : 0;
     int32_t a3 = lanes > 3 ? t[3] : 0;
-    const tt_wdsp_word *dp = d + g * dgs, *xp = x + g * xgs;
-    const tt_wdsp_word *const pair_end = dp + 2 * (npos & ~1);
+    const tt_dsp_word *dp = d + g * dgs, *xp = x + g * xgs;
+    const tt_dsp_word *const pair_end = dp + 2 * (npos & ~1);
     /* two positions per iteration: their operands at immediate offsets */
     for (; dp != pair_end; dp += 4, xp += 2 * xstep) {
       DW_MAC(dp, xp);
@@ -666,10 +666,10 @@ static inline __attribute__((always_inline)) void tap_sums(const tt_wdsp_word *d
   }
 }
 
-typedef void (*tap_fn)(const tt_wdsp_word *d, const tt_wdsp_word *x, int32_t npos, int32_t sw,
+typedef void (*tap_fn)(const tt_dsp_word *d, const tt_dsp_word *x, int32_t npos, int32_t sw,
                        int32_t nb, int32_t dgs, int32_t xgs, int32_t nc, tt_dw_int *t);
 #define DW_TAP(NAME, SW)                                                                    \
-  static __attribute__((noinline)) void NAME(const tt_wdsp_word *d, const tt_wdsp_word *x,  \
+  static __attribute__((noinline)) void NAME(const tt_dsp_word *d, const tt_dsp_word *x,  \
                                              int32_t npos, int32_t sw, int32_t nb,          \
                                              int32_t dgs, int32_t xgs, int32_t nc,          \
                                              tt_dw_int *t) {                                \
@@ -697,14 +697,14 @@ int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32
   int32_t ox0[DW_MAX_K], ox1[DW_MAX_K];
   for (int32_t kx = 0; kx < kw; ++kx)
     tt_out_range(kx, sw, 1, v.pad_left, wd, ow, &ox0[kx], &ox1[kx]);
-  tt_wdsp_word *stage = (tt_wdsp_word *)stage_mem;
+  tt_dsp_word *stage = (tt_dsp_word *)stage_mem;
   tt_dw_int *t = (tt_dw_int *)dw;            /* the exact sums, converted in place at the end */
   const int32_t taps = kh * kw * c;
   for (int32_t i = 0; i < taps; ++i) t[i] = 0;
   for (int32_t g0 = 0; g0 < groups; g0 += nb) {
     const int32_t c0 = 4 * g0, nbk = groups - g0 < nb ? groups - g0 : nb;
     const int32_t nc = c - c0 < 4 * nbk ? c - c0 : 4 * nbk;
-    tt_wdsp_word *ds = stage, *xs = stage + 2 * ow * nbk;
+    tt_dsp_word *ds = stage, *xs = stage + 2 * ow * nbk;
     for (int32_t b = 0; b < n; ++b)
       for (int32_t oy = 0; oy < oh; ++oy) {
         stage_positions(dy, mask, (b * oh + oy) * ow * c + c0, ow, c, nbk, nc, 0, ds, 2 * ow);

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "tt_dsp_words.h"
+
 /* Four int8 at any address: ARMv7E-M and v8-M load them with one LDR unless CCR.UNALIGN_TRP
  * is set (it is clear after reset); memcpy says so to C. */
 static inline uint32_t tt_dsp_load4(const int8_t *p) {
@@ -41,6 +43,17 @@ static inline uint32_t tt_dsp_high_halves(uint32_t a, uint32_t b) {
   uint32_t r;
   __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(b), "r"(a));
   return r;
+}
+
+/* Two consecutive words with one LDRD (gcc splits a 64-bit load whose halves are used apart
+ * into two LDRs). The words must be 4-byte aligned. */
+static inline void tt_dsp_ldrd(const tt_dsp_word *s, uint32_t *lo, uint32_t *hi) {
+  __asm__("ldrd %0, %1, %2" : "=r"(*lo), "=r"(*hi) : "m"(*(const tt_dsp_dword *)s));
+}
+
+/* Writes two words with one STRD (8-byte store of a 4-byte aligned address). */
+static inline void tt_dsp_strd(tt_dsp_word *s, uint32_t lo, uint32_t hi) {
+  __asm__("strd %1, %2, %0" : "=m"(*(tt_dsp_dword *)s) : "r"(lo), "r"(hi));
 }
 
 /* The byte lanes (0xFF where set) of four mask bits (bit j: byte j). */

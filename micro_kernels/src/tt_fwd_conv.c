@@ -228,7 +228,7 @@ static __attribute__((noinline)) int dsp_im2col(
   const int widened = six && rest == 0 && (m.n_lo & 3) == 0 && (known == 1 || plan_bytes) &&
                       columns >= 18 && left > 0 && tt_dsp_block_columns(&m, left) == 8 &&
                       left / 4 / (6 * tt_dsp_column_words(&m)) >= 2;
-  tt_dsp_word *const wide = buf + (all - wide_bytes) / 4;
+  tt_dsp_word *const wide = widened ? buf + (all - wide_bytes) / 4 : 0;
   if (widened) tt_dsp_widen(&m, wide);
   int32_t bytes = widened ? all - wide_bytes : TT_FWD_DSP_STAGE_BYTES;
   const int8_t *plan = 0;
@@ -373,7 +373,8 @@ static __attribute__((noinline)) int dsp_im2col_wide(
                     output, buf, (int32_t)sizeof buf);
 }
 
-/* The other calls: the staging buffer alone (their stack as it was). */
+/* The other calls: the staging buffer alone (their stack as it was; they widen too where a
+ * small filter leaves 2 blocks of 6 in what is left of it, e.g. 3x3x4 -> 8 channels). */
 static __attribute__((noinline)) int dsp_im2col_staged(
     const tt_fwd_conv_params *p, const int32_t *multiplier, const int32_t *shift,
     const tt_fwd_dims *in, const int8_t *input, const tt_fwd_dims *f, const int8_t *filter_lo,

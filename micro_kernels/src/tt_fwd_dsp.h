@@ -23,8 +23,6 @@
 #define TT_FWD_DSP_STAGE_BYTES 2048
 #endif
 
-/* 32-bit words of staged data: read and written as words and halfwords of the same array. */
-typedef uint32_t tt_dsp_word __attribute__((may_alias));
 typedef int16_t tt_dsp_half __attribute__((may_alias));
 
 /* [x1 + a.lo, x3 + a.hi] (16-bit lanes); __sxtab16(a, x) gives [x0 + a.lo, x2 + a.hi]. */
@@ -41,12 +39,6 @@ static inline int32_t tt_dsp_smmlar(int32_t a, int32_t b, int32_t c) {
   return r;
 }
 
-/* Two consecutive words with one LDRD (gcc splits a 64-bit load whose halves are used apart
- * into two LDRs). The words must be 4-byte aligned. */
-typedef uint64_t tt_dsp_dword __attribute__((may_alias));
-static inline void tt_dsp_ldrd(const tt_dsp_word *s, uint32_t *lo, uint32_t *hi) {
-  __asm__("ldrd %0, %1, %2" : "=r"(*lo), "=r"(*hi) : "m"(*(const tt_dsp_dword *)s));
-}
 
 /* The input offset in both 16-bit lanes, for SXTAB16. */
 static inline uint32_t tt_dsp_offset_pair(int32_t input_offset) {
@@ -123,10 +115,6 @@ static inline int32_t tt_dsp_rq_doubled(int32_t acc2, const tt_dsp_rq_params *q)
   return tt_dsp_smmlar(acc2, q->m, q->c + (acc2 >> 31)) >> q->e;
 }
 
-/* Writes two words with one STRD (8-byte store of a 4-byte aligned address). */
-static inline void tt_dsp_strd(tt_dsp_word *s, uint32_t lo, uint32_t hi) {
-  __asm__("strd %1, %2, %0" : "=m"(*(tt_dsp_dword *)s) : "r"(lo), "r"(hi));
-}
 
 /* Accumulators of `taps` products (x + input_offset) * w plus a bias |bias| < 2^28 stay
  * below 2^29 when taps * (128 + |input_offset|) * 128 < 2^28 (|x| <= 128, |w| <= 128). */

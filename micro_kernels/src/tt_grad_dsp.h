@@ -11,6 +11,7 @@
 #define TT_GRAD_DSP_H
 
 #include "tt_common.h"
+#include "tt_dsp_words.h"
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(TT_PORTABLE)
 #define TT_GRAD_DSP 1
@@ -31,7 +32,6 @@
 #define TT_GRAD_DSP_WEIGHT_STAGE_BYTES 8192
 #endif
 
-typedef uint32_t tt_wdsp_word __attribute__((may_alias));
 
 /* The dy columns (two words per group of four positions each) a pointwise weight gradient
  * stages at once: four output channels' with the int16 input (one load, mask and two
@@ -52,12 +52,6 @@ static inline int32_t tt_wdsp_stage_bytes(int32_t rows, int32_t k, int int16) {
 #include <arm_acle.h>
 #include <string.h>
 
-typedef uint64_t tt_wdsp_dword __attribute__((may_alias));
-
-/* Two consecutive 4-byte aligned words with one LDRD. */
-static inline void tt_gdsp_ldrd(const tt_wdsp_word *s, uint32_t *lo, uint32_t *hi) {
-  __asm__("ldrd %0, %1, %2" : "=r"(*lo), "=r"(*hi) : "m"(*(const tt_wdsp_dword *)s));
-}
 
 /* The int8 input gradient of a pointwise layer (a 1x1 convolution of stride 1 without
  * padding, or a fully connected layer): dx[p, c] = sum over o < co of h[p, o] * w[o, c],
@@ -116,7 +110,7 @@ static inline uint32_t tt_gdsp_jump(const tt_gdsp_jumper *j, uint32_t x) {
  * channel o's k gradients into out (it keeps the staged dy columns in st for the next o). */
 typedef struct {
   int int16;                  /* the saved input staged as int16 x - x_zp, else as int8 x */
-  tt_wdsp_word *x, *dys;      /* the staged input; the dy columns */
+  tt_dsp_word *x, *dys;      /* the staged input; the dy columns */
   int32_t first;              /* int16: the output channel of the first staged column, or -1 */
 } tt_wdsp_stage;
 

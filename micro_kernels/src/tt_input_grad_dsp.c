@@ -35,7 +35,6 @@
 #if TT_GRAD_DSP
 #include "tt_dsp_common.h"
 
-typedef tt_wdsp_word tt_gdsp_word;
 typedef int16_t tt_gdsp_half __attribute__((may_alias));
 
 /* The byte lanes of four mask bits. */
@@ -68,10 +67,6 @@ typedef struct {
   uint32_t *states;
 } pointwise;
 
-/* Two words to a 4-byte aligned d with one STRD. */
-static inline void tt_gdsp_strd(tt_gdsp_word *d, uint32_t lo, uint32_t hi) {
-  __asm__("strd %1, %2, %0" : "=m"(*(tt_wdsp_dword *)d) : "r"(lo), "r"(hi));
-}
 
 /* The products of 16-bit lanes (SMULBB, SMULBT, SMULTB, SMULTT: gcc's arm_acle.h has no
  * intrinsics for them; it compiles these forms to them). */
@@ -97,7 +92,7 @@ static inline uint32_t mul_tt(uint32_t a, uint32_t b) {
  * at a time (gcc 12 spills the loop's pointers). */
 static inline __attribute__((always_inline)) void stage_quad(const pointwise *a, const int8_t *s,
                                                              int32_t stride, int32_t CB,
-                                                             tt_gdsp_word *d, const int cols) {
+                                                             tt_dsp_word *d, const int cols) {
   const int32_t full = a->co & ~3;
   const int8_t *t = s + 2 * stride;                       /* outputs o + 2, o + 3 */
   const int16_t *m = a->mult;
@@ -116,11 +111,11 @@ static inline __attribute__((always_inline)) void stage_quad(const pointwise *a,
     const uint32_t c3 = cols == 4 ? tt_dsp_low_halves(mul_tb(g, m02), mul_tt(h, m02)) : 0u;
     const uint32_t w1 = tt_dsp_load4(s + stride), w3 = tt_dsp_load4(t + stride);
     e = __sxtb16(w1), f = __sxtb16(w3), g = tt_dsp_sxtb16_odd(w1), h = tt_dsp_sxtb16_odd(w3);
-    tt_gdsp_strd(d, c0, tt_dsp_low_halves(mul_bb(e, m13), mul_bt(f, m13)));
-    tt_gdsp_strd(d + 4, c2, tt_dsp_low_halves(mul_tb(e, m13), mul_tt(f, m13)));
-    tt_gdsp_strd(d + 2, c1, tt_dsp_low_halves(mul_bb(g, m13), mul_bt(h, m13)));
+    tt_dsp_strd(d, c0, tt_dsp_low_halves(mul_bb(e, m13), mul_bt(f, m13)));
+    tt_dsp_strd(d + 4, c2, tt_dsp_low_halves(mul_tb(e, m13), mul_tt(f, m13)));
+    tt_dsp_strd(d + 2, c1, tt_dsp_low_halves(mul_bb(g, m13), mul_bt(h, m13)));
     if (cols == 4)
-      tt_gdsp_strd(d + 6, c3, tt_dsp_low_halves(mul_tb(g, m13), mul_tt(h, m13)));
+      tt_dsp_strd(d + 6, c3, tt_dsp_low_halves(mul_tb(g, m13), mul_tt(h, m13)));
   }
 }
 
@@ -128,7 +123,7 @@ static inline __attribute__((always_inline)) void stage_quad(const pointwise *a,
  * takes: fours, and a last three where a word of four weights stays inside the filter's
  * rows (`room` columns from src's on); returns j. */
 static int32_t stage_quads(const pointwise *a, const int8_t *src, int32_t stride, int32_t room,
-                           int32_t j0, int32_t n, int32_t CB, tt_gdsp_word *stage) {
+                           int32_t j0, int32_t n, int32_t CB, tt_dsp_word *stage) {
   int32_t j = 0;
   for (; j + 4 <= n; j += 4) stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 4);
   if (n - j == 3 && j + 4 <= room) {
@@ -144,18 +139,18 @@ static int32_t stage_quads(const pointwise *a, const int8_t *src, int32_t stride
  * outputs, whose four multipliers stay in registers while the columns run, each column's
  * two words packed from its four products (not one halfword store each). */
 static void stage_part(const pointwise *a, const int8_t *src, int32_t stride, int32_t room,
-                       int32_t j0, int32_t n, int32_t CB, tt_gdsp_word *stage) {
+                       int32_t j0, int32_t n, int32_t CB, tt_dsp_word *stage) {
   const int16_t *mult = a->mult;
   const int32_t full = a->co & ~3;
   const int32_t n4 = full > 0 ? stage_quads(a, src, stride, room, j0, n, CB, stage) : 0;
-  tt_gdsp_word *group = stage + 2 * j0;
+  tt_dsp_word *group = stage + 2 * j0;
   int32_t o = 0;
   if (n4 < n) {
     for (; o < full; o += 4, src += 4 * stride, group += 2 * CB) {
       const int32_t m0 = mult[o], m1 = mult[o + 1], m2 = mult[o + 2], m3 = mult[o + 3];
       const int8_t *s0 = src + n4, *s1 = s0 + stride, *s2 = s0 + 2 * stride,
                    *s3 = s0 + 3 * stride;
-      tt_gdsp_word *d = group + 2 * n4;
+      tt_dsp_word *d = group + 2 * n4;
       for (int32_t j = n4; j < n; ++j, d += 2) {
         const int32_t e0 = *s0++ * m0, e1 = *s1++ * m1, e2 = *s2++ * m2, e3 = *s3++ * m3;
         d[0] = tt_dsp_low_halves((uint32_t)e0, (uint32_t)e2);
@@ -179,7 +174,7 @@ static void stage_part(const pointwise *a, const int8_t *src, int32_t stride, in
  * 2 (g CB + j), [wm(4g), wm(4g + 2)] and [wm(4g + 1), wm(4g + 3)], the lanes SXTB16 gives a
  * dy word's [dy0, dy2] and (rotated) [dy1, dy3]. */
 static void stage_columns(const pointwise *a, int32_t c0, int32_t nc, int32_t CB,
-                          tt_gdsp_word *stage) {
+                          tt_dsp_word *stage) {
   /* zeros where no weight is staged: columns past nc, outputs past co */
   if (nc < CB || (a->co & 3) != 0)
     memset(stage, 0, sizeof(uint32_t) * 2 * (size_t)a->groups * (size_t)CB);
@@ -192,13 +187,13 @@ static void stage_columns(const pointwise *a, int32_t c0, int32_t nc, int32_t CB
 }
 
 /* acc[j] += group q's four dy of the row (in v, masked) times the staged columns at s. */
-static inline __attribute__((always_inline)) void mac_group(uint32_t v, const tt_gdsp_word *s,
+static inline __attribute__((always_inline)) void mac_group(uint32_t v, const tt_dsp_word *s,
                                                             const int32_t CB, int32_t *acc) {
   const uint32_t even = __sxtb16(v), odd = tt_dsp_sxtb16_odd(v);
 #pragma GCC unroll 8
   for (int32_t j = 0; j < CB; ++j) {
     uint32_t x0, x1;
-    tt_gdsp_ldrd(s + 2 * j, &x0, &x1);
+    tt_dsp_ldrd(s + 2 * j, &x0, &x1);
     acc[j] = __smlad(x0, even, acc[j]);
     acc[j] = __smlad(x1, odd, acc[j]);
   }
@@ -209,7 +204,7 @@ static inline __attribute__((always_inline)) void mac_group(uint32_t v, const tt
  * one, each dy word is ANDed with its four mask bits' byte lanes, and a word that is all
  * zeros (masked, or zero gradients) is skipped. */
 static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *a, int32_t p,
-                                                           const tt_gdsp_word *stage,
+                                                           const tt_dsp_word *stage,
                                                            const int32_t CB, const int masked,
                                                            int32_t *to, const int measure,
                                                            uint32_t m, int32_t *acc) {
@@ -219,7 +214,7 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
   int32_t t[8];              /* constant indices only: registers (acc is indexed by nc) */
 #pragma GCC unroll 8
   for (int32_t j = 0; j < CB; ++j) t[j] = 0;
-  const tt_gdsp_word *s = stage;
+  const tt_dsp_word *s = stage;
   if (!masked) {
     for (; g != end; g += 4, s += 2 * CB) mac_group(tt_dsp_load4(g), s, CB, t);
     if (tail) mac_group(tt_dsp_load_partial(g, tail), s, CB, t);
@@ -332,7 +327,7 @@ void tt_gdsp_jump_init(tt_gdsp_jumper *j, int32_t n, int32_t jumps) {
  * `rounds` is a constant of each compiled copy: the two passes' rows test none of the
  * other's cases. */
 static inline __attribute__((always_inline)) void block(const pointwise *a,
-                                                        const tt_gdsp_word *stage,
+                                                        const tt_dsp_word *stage,
                                                         const int32_t CB, const int masked,
                                                         int32_t c0, int32_t nc,
                                                         const tt_keep *keep, uint32_t *top,
@@ -386,18 +381,18 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
  * too, never run); gcc 12 allocates the masked copies' registers better with r != 0 but for
  * the 3-column one (measured on the rig, masked: 2-3% fewer instructions, and 10% more for
  * 3 columns with it). */
-typedef void (*block_fn)(const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc,
+typedef void (*block_fn)(const pointwise *a, const tt_dsp_word *stage, int32_t c0, int32_t nc,
                          const tt_keep *keep, uint32_t *top, tt_rounder *r,
                          const tt_gdsp_jumper *skip, int8_t *dx);
 #define TT_GDSP_BLOCK(CB, M, KEEP)                                                          \
   static __attribute__((noinline)) void block##CB##_##M(                                    \
-      const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc,               \
+      const pointwise *a, const tt_dsp_word *stage, int32_t c0, int32_t nc,               \
       const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
       int8_t *dx) {                                                                         \
     block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, KEEP);                           \
   }                                                                                         \
   static __attribute__((noinline)) void block##CB##_##M##_r(                                \
-      const pointwise *a, const tt_gdsp_word *stage, int32_t c0, int32_t nc,               \
+      const pointwise *a, const tt_dsp_word *stage, int32_t c0, int32_t nc,               \
       const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
       int8_t *dx) {                                                                         \
     block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 1);                              \
@@ -432,7 +427,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   if (CB == 0 || rows < 2) return 0;
   for (int32_t o = 0; o < co; ++o)
     if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
-  tt_gdsp_word stage[TT_GRAD_DSP_STAGE_BYTES / 4] __attribute__((aligned(8)));
+  tt_dsp_word stage[TT_GRAD_DSP_STAGE_BYTES / 4] __attribute__((aligned(8)));
   const int stochastic = r != 0 && r->stochastic && !r->exact;
   /* the rows' stream states after the staged block, where they fit (one word a row): one
    * jump a row instead of one a row and block (about 30 instructions each; 3 a draw where

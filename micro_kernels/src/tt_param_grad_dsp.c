@@ -44,7 +44,7 @@ int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, 
   if (rows < 2 || mem == 0 || ((uintptr_t)mem & 7u) != 0) return 0;
   st->int16 = tt_wdsp_stage_bytes(rows, k, 1) <= bytes;
   if (!st->int16 && tt_wdsp_stage_bytes(rows, k, 0) > bytes) return 0;
-  st->x = (tt_wdsp_word *)mem;
+  st->x = (tt_dsp_word *)mem;
   st->first = -1;
   st->dys = st->x + blocks * groups * (st->int16 ? 16 : 8);
   if (!st->int16) {
@@ -68,17 +68,17 @@ int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, 
 }
 
 /* acc[j] over every group for the eight channels of one block. */
-static inline __attribute__((always_inline)) void block_sums(const tt_wdsp_word *xs,
-                                                             const tt_wdsp_word *ds,
+static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *xs,
+                                                             const tt_dsp_word *ds,
                                                              int32_t groups, int32_t *acc) {
   int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (const tt_wdsp_word *end = ds + 2 * groups; ds != end; ds += 2, xs += 16) {
+  for (const tt_dsp_word *end = ds + 2 * groups; ds != end; ds += 2, xs += 16) {
     uint32_t d0, d1;
-    tt_gdsp_ldrd(ds, &d0, &d1);
+    tt_dsp_ldrd(ds, &d0, &d1);
 #pragma GCC unroll 8
     for (int32_t j = 0; j < 8; ++j) {
       uint32_t x0, x1;
-      tt_gdsp_ldrd(xs + 2 * j, &x0, &x1);
+      tt_dsp_ldrd(xs + 2 * j, &x0, &x1);
       t[j] = __smlad(x0, d0, t[j]);
       t[j] = __smlad(x1, d1, t[j]);
     }
@@ -88,17 +88,17 @@ static inline __attribute__((always_inline)) void block_sums(const tt_wdsp_word 
 }
 
 /* The same from the int8 staging: acc[j] = the sums of dy x over every group. */
-static inline __attribute__((always_inline)) void block_sums8(const tt_wdsp_word *xs,
-                                                              const tt_wdsp_word *ds,
+static inline __attribute__((always_inline)) void block_sums8(const tt_dsp_word *xs,
+                                                              const tt_dsp_word *ds,
                                                               int32_t groups, int32_t *acc) {
   int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (const tt_wdsp_word *end = ds + 2 * groups; ds != end; ds += 2, xs += 8) {
+  for (const tt_dsp_word *end = ds + 2 * groups; ds != end; ds += 2, xs += 8) {
     uint32_t d0, d1;
-    tt_gdsp_ldrd(ds, &d0, &d1);
+    tt_dsp_ldrd(ds, &d0, &d1);
 #pragma GCC unroll 4
     for (int32_t j = 0; j < 8; j += 2) {
       uint32_t x0, x1;
-      tt_gdsp_ldrd(xs + j, &x0, &x1);
+      tt_dsp_ldrd(xs + j, &x0, &x1);
       t[j] = __smlad(__sxtb16(x0), d0, t[j]);
       t[j] = __smlad(tt_dsp_sxtb16_odd(x0), d1, t[j]);
       t[j + 1] = __smlad(__sxtb16(x1), d0, t[j + 1]);
@@ -109,8 +109,8 @@ static inline __attribute__((always_inline)) void block_sums8(const tt_wdsp_word
   for (int32_t j = 0; j < 8; ++j) acc[j] = t[j];
 }
 
-static __attribute__((noinline)) void blocks_of8(const tt_wdsp_word *stage,
-                                                 const tt_wdsp_word *dys, int32_t groups,
+static __attribute__((noinline)) void blocks_of8(const tt_dsp_word *stage,
+                                                 const tt_dsp_word *dys, int32_t groups,
                                                  int32_t k, int32_t correction, float unit,
                                                  float *out) {
   int32_t acc[8];
@@ -122,8 +122,8 @@ static __attribute__((noinline)) void blocks_of8(const tt_wdsp_word *stage,
   }
 }
 
-static __attribute__((noinline)) void blocks_of(const tt_wdsp_word *stage,
-                                                const tt_wdsp_word *dys, int32_t groups,
+static __attribute__((noinline)) void blocks_of(const tt_dsp_word *stage,
+                                                const tt_dsp_word *dys, int32_t groups,
                                                 int32_t k, float unit, float *out) {
   int32_t acc[8];
   for (int32_t c0 = 0; c0 < k; c0 += 8, stage += 16 * groups) {
@@ -176,7 +176,7 @@ void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
                                      const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
                                      int32_t k, int32_t x_zp, float unit, float *out) {
   const int32_t groups = (rows + 3) >> 2;
-  tt_wdsp_word *dys = st->dys;
+  tt_dsp_word *dys = st->dys;
   int16_t *half = (int16_t *)dys;
   if (st->int16 && (o & ~3) + 4 <= co) {
     const int32_t o0 = o & ~3;
