@@ -228,7 +228,9 @@ static __attribute__((noinline)) int dsp_im2col(
   const int widened = six && rest == 0 && (m.n_lo & 3) == 0 && (known == 1 || plan_bytes) &&
                       columns >= 18 && left > 0 && tt_dsp_block_columns(&m, left) == 8 &&
                       left / 4 / (6 * tt_dsp_column_words(&m)) >= 2;
-  tt_dsp_word *const wide = widened ? buf + (all - wide_bytes) / 4 : 0;
+  /* by integer arithmetic: where the rows are not widened, all - wide_bytes may be negative
+   * and the address (never used) outside buf */
+  tt_dsp_word *const wide = (tt_dsp_word *)((uintptr_t)buf + (uintptr_t)(all - wide_bytes));
   if (widened) tt_dsp_widen(&m, wide);
   int32_t bytes = widened ? all - wide_bytes : TT_FWD_DSP_STAGE_BYTES;
   const int8_t *plan = 0;

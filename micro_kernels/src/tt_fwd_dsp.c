@@ -171,16 +171,21 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
 /* The first group's sums start from the row's start ([sp, #32]) as SMLAD's accumulator */
 #define TT_DSP_START_R11 "  ldr r11, [sp, #32]\n"
 
+/* An assembly function's entry: its own section (so --gc-sections drops it unused), Thumb,
+ * the callee-saved registers and lr pushed. */
+#define TT_DSP_ASM_ENTRY(name)                                                            \
+  "  .section .text." #name ",\"ax\",%progbits\n"                                           \
+  "  .syntax unified\n"                                                                     \
+  "  .thumb\n"                                                                              \
+  "  .p2align 2\n"                                                                          \
+  "  .global " #name "\n"                                                                   \
+  "  .type " #name ", %function\n"                                                          \
+  "  .thumb_func\n"                                                                         \
+  #name ":\n"                                                                               \
+  "  push {r4-r11, lr}\n"
+
 #define TT_DSP_ROWS_ASM(name, regs, frame, pro, widen, first, group, outputs, tail)   \
-  __asm__("  .section .text." #name ",\"ax\",%progbits\n"                                   \
-          "  .syntax unified\n"                                                             \
-          "  .thumb\n"                                                                      \
-          "  .p2align 2\n"                                                                  \
-          "  .global " #name "\n"                                                           \
-          "  .type " #name ", %function\n"                                                  \
-          "  .thumb_func\n"                                                                 \
-          #name ":\n"                                                                       \
-          "  push {r4-r11, lr}\n"                                                           \
+  __asm__(TT_DSP_ASM_ENTRY(name)                                                          \
           "  sub sp, sp, #" #frame "\n"                                                      \
           "  str r0, [sp]\n"                                                                \
           "  ldr r12, [r0, #4]\n" /* loop entry */                                          \
@@ -596,15 +601,7 @@ typedef struct {
 } tt_dsp_cols_args;
 typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, columns) == 24 ? 1 : -1];
 #define TT_DSP_COLS_ASM(name, column, row, e)                                               \
-  __asm__("  .section .text." #name ",\"ax\",%progbits\n"                                   \
-          "  .syntax unified\n"                                                             \
-          "  .thumb\n"                                                                      \
-          "  .p2align 2\n"                                                                  \
-          "  .global " #name "\n"                                                           \
-          "  .type " #name ", %function\n"                                                  \
-          "  .thumb_func\n"                                                                 \
-          #name ":\n"                                                                       \
-          "  push {r4-r11, lr}\n"                                                           \
+  __asm__(TT_DSP_ASM_ENTRY(name)                                                          \
           "  sub sp, sp, #28\n"                                                             \
           "  ldm r0, {r4-r10}\n"                                                            \
           "  stm sp, {r4-r10}\n"                                                            \
