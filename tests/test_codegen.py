@@ -572,9 +572,9 @@ BLOCK_CASES = [  # (h, w, ci, cm, co, a_kernel, a_stride, a_pad, dw_kernel, dw_s
 
 @pytest.mark.parametrize("case", BLOCK_CASES)
 def test_streamed_block_equals_the_three_layers(case):
-    """tt_conv_depthwise_pointwise_s8 (a convolution, depthwise, 1x1 projection) == the
-    three layers run whole, with its own window and over its own input at
-    tt_conv_depthwise_pointwise_s8_shift."""
+    """tt_conv_depthwise_pointwise_packed_s8 without a pack (a convolution, depthwise, 1x1
+    projection) == the three layers run whole, with its own window and over its own input
+    at tt_conv_depthwise_pointwise_s8_shift."""
     h, w, ci, cm, co, ak, ast, apad, dk, dst, dpad = case
     rng = np.random.default_rng(sum(case))
     D, P = c_forward.Dims, c_forward.ConvParams
@@ -619,11 +619,11 @@ def test_streamed_block_equals_the_three_layers(case):
             buf = np.full(size + 2 * guard, 99, np.int8)
             buf[guard + xo:guard + xo + x.size] = x.ravel()
             xin, yo = buf[guard + xo:guard + xo + x.size], 0
-        status = K.host_call("tt_conv_depthwise_pointwise_s8", a, am, as_, D(*x.shape), xin,
+        status = K.host_call("tt_conv_depthwise_pointwise_packed_s8", a, am, as_, D(*x.shape), xin,
                              D(*af.shape), af, ab, dw, dm, ds, D(*mid.shape), D(*df.shape), df,
                              db, pw, pm, ps, D(*dout.shape), D(*pf.shape), pf, pb,
                              D(*want.shape), buf[guard + yo:guard + yo + want.size],
-                             win[guard:guard + nbytes])
+                             win[guard:guard + nbytes], None)
         assert status == 0, xo
         assert np.array_equal(buf[guard:guard + want.size], want.ravel()), xo
         assert (buf[:guard] == 99).all() and (buf[guard + size:] == 99).all()

@@ -120,8 +120,8 @@ def block_call(rng, case) -> Call:
     y = np.zeros((1, oh, ow, co), np.int8)
     args = [a, am, as_, D(*x.shape), x, D(*af.shape), af, ab, dw, dm, ds, mid, fd, df, db,
             pw, pm, ps, dout, D(*pf.shape), pf, pb, D(*y.shape)]
-    assert K.host_call("tt_conv_depthwise_pointwise_s8", *args, y,
-                       np.zeros(window, np.int8)) == 0
+    assert K.host_call("tt_conv_depthwise_pointwise_packed_s8", *args, y,
+                       np.zeros(window, np.int8), None) == 0
     return Call("tt_conv_depthwise_pointwise_packed_s8",
                 [*map(mem, args), Memory(bytes(y.nbytes), y.tobytes()), scratch(window),
                  scratch(pack)], c_forward.C.c_int, bytes(c_forward.C.c_int(0)))

@@ -14,7 +14,7 @@
  *     is always consumed whole), and not again after it gave up. The rows live in `ring`: `capacity` rows, the most one
  *     output row reads (min((kh - 1) * dilation_h + 1, h)); rows still needed move to its
  *     start when the next ones would not fit after them.
- * The kernels that read a source (tt_conv_depthwise_pointwise_source_s8,
+ * The kernels that read a source (tt_conv_depthwise_pointwise_packed_source_s8,
  * tt_conv2d_source_s8) are bit-identical to their whole-input forms on the same rows.
  *
  * Portable C99, no malloc. */
@@ -58,21 +58,10 @@ const int8_t *tt_row_source_rows(tt_row_source *s, int32_t r0, int32_t r1);
  * 0, or 1 if a read failed at any time since the source was made. */
 int tt_row_source_finish(tt_row_source *s);
 
-/* tt_conv_depthwise_pointwise_s8 (tt_stream.h) with its input rows from `input`; returns
+/* tt_conv_depthwise_pointwise_packed_s8 (tt_stream.h) with its input rows from `input`; returns
  * TT_FWD_OK, TT_FWD_UNSUPPORTED as it does, or TT_FWD_INPUT_FAILED when the source failed
  * (the output is then not to be used). The source is finished (tt_row_source_finish). */
 #define TT_FWD_INPUT_FAILED 2
-int tt_conv_depthwise_pointwise_source_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, tt_row_source *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *output, int8_t *window);
-/* ... and its form with the depthwise layer packed (tt_stream.h). */
 int tt_conv_depthwise_pointwise_packed_source_s8(
     const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
     const tt_fwd_dims *input_dims, tt_row_source *input, const tt_fwd_dims *a_filter_dims,

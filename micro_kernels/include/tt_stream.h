@@ -58,7 +58,8 @@ int tt_pointwise_depthwise_s8(const tt_fwd_conv_params *pw, const int32_t *pw_mu
  * works out every channel group's requantization constants and packed filter again (on the
  * Cortex-M7 320-410 instructions a group and row). pack: tt_stream_depthwise_pack_bytes
  * bytes, 4-aligned, overlapping nothing else (its contents after a call are unspecified), or
- * NULL (the forms without a pack); 0 bytes: the layer has no pack (pass NULL). Same bits as
+ * NULL (as the forms without a pack; the three-layer stream has only this form: its callers
+ * pass NULL where they lend none); 0 bytes: the layer has no pack (pass NULL). Same bits as
  * without; the portable build leaves the pack alone. The size is the same on every target,
  * so a program planned on the host fits the Cortex-M7. Arguments as for the depthwise layer
  * of tt_pointwise_depthwise_s8 (dw_output_dims: output_dims there). */
@@ -105,22 +106,11 @@ int32_t tt_pointwise_depthwise_s8_shift(const tt_fwd_conv_params *dw, const tt_f
  * window: tt_conv_depthwise_pointwise_s8_window_bytes bytes (the span of mid rows plus one
  * depthwise row), overlapping nothing else. Returns TT_FWD_OK, or TT_FWD_UNSUPPORTED
  * (touching nothing) for a batch other than 1 or a `pw` that is not 1x1, stride 1,
- * unpadded. */
+ * unpadded. `pack`: as above, or NULL. */
 int32_t tt_conv_depthwise_pointwise_s8_window_bytes(const tt_fwd_conv_params *dw,
                                                     const tt_fwd_dims *mid_dims,
                                                     const tt_fwd_dims *dw_filter_dims,
                                                     const tt_fwd_dims *dw_output_dims);
-int tt_conv_depthwise_pointwise_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *output, int8_t *window);
-
 int tt_conv_depthwise_pointwise_packed_s8(
     const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
     const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
@@ -132,7 +122,7 @@ int tt_conv_depthwise_pointwise_packed_s8(
     const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
     int8_t *output, int8_t *window, int8_t *pack);
 
-/* The least shift >= 0 such that tt_conv_depthwise_pointwise_s8 may write its output starting
+/* The least shift >= 0 such that tt_conv_depthwise_pointwise_packed_s8 may write its output starting
  * `shift` bytes before its input (output + shift == input), as for
  * tt_pointwise_depthwise_s8_shift: output row oy is written after mid rows [0, m(oy)) were
  * computed, and the input rows from the first one mid row m(oy) reads (r_lo) are read later:

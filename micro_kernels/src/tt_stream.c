@@ -274,23 +274,6 @@ int32_t tt_conv_depthwise_pointwise_s8_shift(const tt_fwd_conv_params *a,
                       output_dims->h, output_dims->w * output_dims->c);
 }
 
-int tt_conv_depthwise_pointwise_source_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, tt_row_source *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *output, int8_t *window) {
-  return tt_conv_depthwise_pointwise_packed_source_s8(
-      a, a_multiplier, a_shift, input_dims, input, a_filter_dims, a_filter, a_bias, dw,
-      dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias, pw, pw_multiplier,
-      pw_shift, dw_output_dims, pw_filter_dims, pw_filter, pw_bias, output_dims, output, window,
-      0);
-}
-
 int tt_conv_depthwise_pointwise_packed_source_s8(
     const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
     const tt_fwd_dims *input_dims, tt_row_source *input, const tt_fwd_dims *a_filter_dims,
@@ -338,23 +321,6 @@ int tt_conv_depthwise_pointwise_packed_s8(
       dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias, pw, pw_multiplier,
       pw_shift, dw_output_dims, pw_filter_dims, pw_filter, pw_bias, output_dims, output, window,
       pack);
-}
-
-int tt_conv_depthwise_pointwise_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *output, int8_t *window) {
-  return tt_conv_depthwise_pointwise_packed_s8(
-      a, a_multiplier, a_shift, input_dims, input, a_filter_dims, a_filter, a_bias, dw,
-      dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias, pw, pw_multiplier,
-      pw_shift, dw_output_dims, pw_filter_dims, pw_filter, pw_bias, output_dims, output, window,
-      0);
 }
 
 int32_t tt_conv2d_rows_s8_shift(const tt_fwd_conv_params *p, const tt_fwd_dims *input_dims,

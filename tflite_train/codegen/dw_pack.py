@@ -13,12 +13,13 @@ from .. import memory
 from ..ir import Graph
 from ..runtime import kernel_calls as K
 
-# a stream's kernel -> its form with a pack (the same arguments, then the pack)
+# a stream's kernel -> its form with a pack (the same arguments, then the pack); the
+# three-layer stream has only that form, called with a NULL pack until one is lent
 PACKED = {"tt_pointwise_depthwise_s8": "tt_pointwise_depthwise_packed_s8",
-          "tt_conv_depthwise_pointwise_s8": "tt_conv_depthwise_pointwise_packed_s8"}
+          "tt_conv_depthwise_pointwise_packed_s8": "tt_conv_depthwise_pointwise_packed_s8"}
 # where each finds its depthwise layer's parameters, input (mid), filter and output dims
 DEPTHWISE_ARGS = {"tt_pointwise_depthwise_s8": (8, 11, 12, 15),
-                  "tt_conv_depthwise_pointwise_s8": (8, 11, 12, 18)}
+                  "tt_conv_depthwise_pointwise_packed_s8": (8, 11, 12, 18)}
 
 
 def pack_bytes(call: K.KernelCall) -> int:
@@ -40,6 +41,7 @@ def place(graph: Graph, fused: dict[int, K.KernelCall], plan: memory.CodegenPlan
         own = sum(isinstance(a, K.Scratch) for a in call.args)
         if nbytes and memory.place_in_free_run(plan, k, f"pack@{k}:{graph.operators[k].kind}",
                                                nbytes, own):
-            fused[k] = K.KernelCall(PACKED[call.name], [*call.args, K.Scratch(nbytes)]).check()
+            args = call.args[:-1] if call.name == PACKED[call.name] else call.args  # its NULL
+            fused[k] = K.KernelCall(PACKED[call.name], [*args, K.Scratch(nbytes)]).check()
             packed.add(k)
     return packed

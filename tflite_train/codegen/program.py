@@ -81,8 +81,7 @@ class RowInput:
 
 # kernels that read their input row by row in ascending order -> their tt_row_source form,
 # same arguments but the input (tt_row_source.h)
-SOURCE_FORMS = {"tt_conv_depthwise_pointwise_s8": "tt_conv_depthwise_pointwise_source_s8",
-                "tt_conv_depthwise_pointwise_packed_s8":
+SOURCE_FORMS = {"tt_conv_depthwise_pointwise_packed_s8":
                     "tt_conv_depthwise_pointwise_packed_source_s8",
                 "tt_conv2d_s8": "tt_conv2d_source_s8"}
 
@@ -288,7 +287,7 @@ def _block(graph: Graph, calls: dict[int, KernelCall], consumers: dict[int, list
            k: int) -> bool:
     """Operators k, k + 1, k + 2: a CONV_2D of batch 1, the DEPTHWISE_CONV_2D alone reading
     its output and the 1x1 stride-1 unpadded CONV_2D alone reading that one's:
-    tt_conv_depthwise_pointwise_s8 runs the three (an inverted-residual block, or a stem
+    tt_conv_depthwise_pointwise_packed_s8 runs the three (an inverted-residual block, or a stem
     convolution and the block after it) without either tensor between them."""
     if k + 2 >= len(graph.operators):
         return False
@@ -309,9 +308,9 @@ def _block(graph: Graph, calls: dict[int, KernelCall], consumers: dict[int, list
 
 def _block_call(graph: Graph, calls: dict[int, KernelCall], k: int
                 ) -> tuple[KernelCall, int, memory.AliasRequest | None]:
-    """The tt_conv_depthwise_pointwise_s8 call for operators k .. k + 2 (it runs at k + 2),
-    its window bytes, and the request to write its output over the first one's input where
-    that saves bytes."""
+    """The tt_conv_depthwise_pointwise_packed_s8 call for operators k .. k + 2 (it runs at
+    k + 2; its pack NULL: dw_pack.place lends one where the arena is free), its window bytes,
+    and the request to write its output over the first one's input where that saves bytes."""
     ops = graph.operators[k:k + 3]
 
     def ref(op):
@@ -323,10 +322,10 @@ def _block_call(graph: Graph, calls: dict[int, KernelCall], k: int
     pp, pm, ps, _, _, pf_dims, pf, pb, y_dims, y = calls[k + 2].args
     window = int(K.host_call("tt_conv_depthwise_pointwise_s8_window_bytes", dp, mid_dims,
                              df_dims, dout_dims))
-    call = KernelCall("tt_conv_depthwise_pointwise_s8",
+    call = KernelCall("tt_conv_depthwise_pointwise_packed_s8",
                       [ap, am, as_, x_dims, ra(x), af_dims, ra(af), ra(ab),
                        dp, dm, ds, mid_dims, df_dims, rd(df), rd(db),
-                       pp, pm, ps, dout_dims, pf_dims, pf, pb, y_dims, y, Scratch(window)])
+                       pp, pm, ps, dout_dims, pf_dims, pf, pb, y_dims, y, Scratch(window), None])
     shift = int(K.host_call("tt_conv_depthwise_pointwise_s8_shift", ap, x_dims, af_dims, dp,
                             mid_dims, df_dims, y_dims))
     xb, yb = graph.tensors[ops[0].inputs[0]].nbytes, graph.tensors[ops[2].outputs[0]].nbytes
