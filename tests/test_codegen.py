@@ -197,10 +197,45 @@ def test_two_pass_input_gradients_keep_what_the_free_arena_holds(zoo, tmp_path, 
     got = host.HostProgram(out, len(program.checkpoint_regions())).run(xs, labels,
                                                                         program.classes)
     assert_identical(program, got, check.reference(program, xs, labels))
-    monkeypatch.setattr(P, "lend_scratch", lambda graph, calls, plan: {})
+    monkeypatch.setattr(P, "lend_scratch", lambda graph, calls, plan, *limit: {})
     unlent = load(model)
     assert plan.arena_bytes == unlent.plan.arena_bytes
     assert not any(b.name.startswith("kept@") for b in unlent.plan.buffers)
+
+
+def test_arena_limit_lends_two_pass_input_gradients_up_to_it(zoo, tmp_path, monkeypatch):
+    """codegen --arena-limit above the smallest arena but short of one pass everywhere: the
+    two-pass int8 input gradients keep more positions than the arena without the lent
+    scratch holds, that scratch growing the arena up to the limit and never past it; the
+    program trains bit for bit like --engine c."""
+    from tflite_train.codegen import program as P
+    from tflite_train.training_ops import options_of
+    model = training_model(tmp_path, zoo["mobile"], "full", hyper=Hyper(grad="int8"))
+
+    def kept(program):
+        return sum(s.call.args[s.call.signature.index("scratch_positions")]
+                   for s in program.steps if s.call is not None
+                   and any(p.name == "scratch_positions" for p in s.call.signature.params)
+                   and options_of(program.graph.operators[s.op])["passes"] == 2)
+    lend = P.lend_scratch
+    small = load(model)
+    for grow in (256, 512, 1024, 2048):
+        limit = small.plan.arena_bytes + grow
+        program = load(model, arena_limit=limit)
+        with monkeypatch.context() as m:     # the same passes, lending within the arena
+            m.setattr(P, "lend_scratch", lambda graph, calls, plan, *_: lend(graph, calls, plan))
+            within = load(model, arena_limit=limit)
+        if kept(program) > kept(within):
+            break
+    else:
+        pytest.fail("no limit up to 2 KB above the arena lent more")
+    assert within.plan.arena_bytes < program.plan.arena_bytes <= limit
+    out = tmp_path / "gen"
+    generate(model, out, arena_limit=limit)
+    xs, labels = check.samples(program, 3, seed=3)
+    got = host.HostProgram(out, len(program.checkpoint_regions())).run(xs, labels,
+                                                                        program.classes)
+    assert_identical(program, got, check.reference(program, xs, labels))
 
 
 @pytest.mark.parametrize("fuse, grad", [(True, "int8"), (False, "float32")])

@@ -667,14 +667,16 @@ def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
     return calls, splits, arena, views, fused, skipped, inplace_calls, plan
 
 
-def lend_scratch(graph: Graph, calls: dict[int, KernelCall], plan: memory.CodegenPlan
-                 ) -> dict[int, int]:
+def lend_scratch(graph: Graph, calls: dict[int, KernelCall], plan: memory.CodegenPlan,
+                 arena_limit: int = 0) -> dict[int, int]:
     """The arena-aware split of the two-pass int8 input gradients: each keeps, besides the
     quarter of its accumulators that dx's own bytes hold, as many positions' accumulators
     as the arena has free at it (memory.lend_free_arena: the plan's largest free run there,
-    so the arena does not grow), and its second pass computes only the rest again (same
-    bits whatever the split, tt_kernels.h). Sets those calls' scratch and scratch_positions
-    in `calls` and the buffers in `plan`; returns operator -> positions kept there."""
+    so the arena does not grow, or grows up to `arena_limit`: a limit the one-pass forms
+    left unused buys fewer recomputed positions), and its second pass computes only the
+    rest again (same bits whatever the split, tt_kernels.h). Sets those calls' scratch and
+    scratch_positions in `calls` and the buffers in `plan`; returns operator -> positions
+    kept there."""
     wants = {}
     for k, call in calls.items():
         sig = call.signature
@@ -684,7 +686,7 @@ def lend_scratch(graph: Graph, calls: dict[int, KernelCall], plan: memory.Codege
             positions = dx.size // dx.shape[-1]
             # dx's quarter is kept in any case (the arena's offsets are 4-byte aligned)
             wants[k] = (4 * dx.shape[-1], positions - positions // 4)
-    lent = memory.lend_free_arena(plan, graph, wants)
+    lent = memory.lend_free_arena(plan, graph, wants, arena_limit)
     for k, positions in lent.items():
         calls[k] = c_kernels.keeping(calls[k], positions, wants[k][0] // 4)
         # the plan holds the lent buffer as the operator's first scratch
@@ -747,7 +749,7 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
                          arena_limit)
     calls, splits, arena, views, fused, skipped, inplace_calls, plan = \
         _layout(graph, outside, streamed, input_rows, stages)
-    lent = lend_scratch(graph, calls, plan)
+    lent = lend_scratch(graph, calls, plan, arena_limit)
     # the streams' depthwise layers packed once where the arena has room at them (after the
     # lending, whose placing again may shrink the arena, as it does for MCUNet)
     dw_pack.place(graph, fused, plan)
