@@ -238,6 +238,42 @@ def test_arena_limit_lends_two_pass_input_gradients_up_to_it(zoo, tmp_path, monk
     assert_identical(program, got, check.reference(program, xs, labels))
 
 
+def test_two_pass_lending_keeps_the_split_that_recomputes_less(zoo, tmp_path, monkeypatch):
+    """The free arena is lent operator by operator twice, in operator order and with the
+    operators whose dx elements sum the most terms first; the program keeps the split whose
+    second passes compute fewer products again."""
+    from tflite_train.codegen import program as P
+    model = training_model(tmp_path, zoo["mobile"], "full", hyper=Hyper(grad="int8"))
+    tries = []
+    lend = memory.lend_free_arena
+
+    def spy(plan, graph, wants, limit=0):
+        got = lend(plan, graph, wants, limit)
+        tries.append((list(wants), got))
+        return got
+    monkeypatch.setattr(memory, "lend_free_arena", spy)
+    program = load(model)
+    g = program.graph
+    calls = {s.op: s.call for s in program.steps if s.call is not None
+             and any(p.name == "scratch_positions" for p in s.call.signature.params)}
+    terms = {k: P._terms(c) for k, c in calls.items()}
+    assert len(tries) == 2 and tries[0][0] == sorted(tries[0][0])
+    assert [terms[k] for k in tries[1][0]] == sorted((terms[k] for k in tries[1][0]),
+                                                     reverse=True)
+
+    def recomputed(lent):
+        total = 0
+        for k in tries[0][0]:
+            dx = g.tensors[g.operators[k].outputs[0]]
+            positions = dx.size // dx.shape[-1]
+            total += (positions - positions // 4 - lent.get(k, 0)) * dx.shape[-1] * terms[k]
+        return total
+    kept = {k: c.args[c.signature.index("scratch_positions")] for k, c in calls.items()
+            if k in tries[0][0] and c.args[c.signature.index("scratch_positions")] > 0}
+    assert kept in (tries[0][1], tries[1][1])
+    assert recomputed(kept) == min(recomputed(lent) for _, lent in tries)
+
+
 @pytest.mark.parametrize("fuse, grad", [(True, "int8"), (False, "float32")])
 def test_split_filters_train_like_engine_c(fuse, grad, tmp_path):
     """Filters of which only the first input channels train: those channels in SRAM, the

@@ -649,7 +649,8 @@ def lend_free_arena(plan: CodegenPlan, graph: Graph, wants: dict[int, tuple[int,
     """Free arena lent to operators that can use any amount of it (a two-pass int8 input
     gradient keeps as many more accumulators, so that its second pass computes fewer again):
     `wants` maps operator k to (bytes of a unit, most units it can use). Operator by
-    operator, the largest number of units whose scratch buffer (alive during k only) the
+    operator in the order of `wants` (the first ones get the room the later ones then lack:
+    the caller puts first those a byte saves the most for), the largest number of units whose scratch buffer (alive during k only) the
     placement fits without growing the arena past the larger of its bytes and `limit` (the
     bytes codegen --arena-limit lets it grow to for speed): at least the largest run of
     bytes nothing alive during k occupies (placed there, the plan unchanged), more where
@@ -658,7 +659,7 @@ def lend_free_arena(plan: CodegenPlan, graph: Graph, wants: dict[int, tuple[int,
     order and arena take the result; its `live` and `peak_op` stay the bytes the program
     needs. Returns k -> units lent (operators lent none left out)."""
     lent = {}
-    for k, (unit, most) in sorted(wants.items()):
+    for k, (unit, most) in wants.items():
         if unit <= 0 or most <= 0:
             continue
         scope = k + 1
