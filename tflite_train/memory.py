@@ -649,10 +649,10 @@ def lend_free_arena(plan: CodegenPlan, graph: Graph, wants: dict[int, tuple[int,
     """Free arena lent to operators that can use any amount of it (a two-pass int8 input
     gradient keeps as many more accumulators, so that its second pass computes fewer again):
     `wants` maps operator k to (bytes of a unit, most units it can use). Operator by
-    operator in the order of `wants` (the first ones get the room the later ones then lack:
-    the caller puts first those a byte saves the most for), the largest number of units whose scratch buffer (alive during k only) the
-    placement fits without growing the arena past the larger of its bytes and `limit` (the
-    bytes codegen --arena-limit lets it grow to for speed): at least the largest run of
+    operator in the order of `wants` (placing again moves the others, so an earlier one's
+    scratch may leave a later one less room), the largest number of units whose scratch
+    buffer (alive during k only) the placement fits without growing the arena past the
+    larger of its bytes and `limit` (codegen --arena-limit): at least the largest run of
     bytes nothing alive during k occupies (placed there, the plan unchanged), more where
     placing again with the buffer among the others (_place_codegen; searched by bisection
     up to the bytes free at k under that ceiling) finds room. The plan's buffers, offsets,
