@@ -25,25 +25,11 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 import codegen as cg  # noqa: E402
 import test_cortex_m7 as rig  # noqa: E402
+from mcu_step import step_calls  # noqa: E402
 from tflite_train import tflite_io  # noqa: E402
-from tflite_train.runtime.numpy_exec import Executor  # noqa: E402
 
 GRADS = ("tt_conv2d_input_grad_s8", "tt_conv2d_input_grad_split_s8",
          "tt_depthwise_conv2d_input_grad_s8")
-
-
-def step_calls(path: Path) -> list:
-    graph = tflite_io.load(path)
-    ex = Executor(graph, "c")
-    rng = np.random.default_rng(0)
-    shape = graph.tensors[graph.inputs[0]].shape
-    calls: list = []
-    for _ in range(2):                           # the first step also runs TT_INIT's copies
-        x = rng.integers(-128, 128, shape).astype(np.int8)
-        calls.clear()
-        with rig.recording(calls):
-            ex.invoke([x, np.array([rng.integers(0, 10)], np.int32)])
-    return [c for c in calls if c.name in GRADS]
 
 
 def accumulators(call) -> tuple[str, np.ndarray, np.ndarray | None] | None:
@@ -105,8 +91,8 @@ def main() -> int:
             print("| layer | A (bits) | acc in int16: elements | positions "
                   "| T in int16: elements | positions |")
             print("|---|---:|---:|---:|---:|---:|")
-            for call in step_calls(model):
-                got = accumulators(call)
+            for call in step_calls(tflite_io.load(model)):
+                got = accumulators(call) if call.name in GRADS else None
                 if got is None:
                     continue
                 label, acc, t = got
