@@ -342,7 +342,7 @@ def _inplace_call(graph: Graph, op, call: KernelCall) -> tuple[KernelCall, dict]
     """(the call that writes op's output over its input 0, the AliasRequest's fields) where a
     kernel can: a depthwise convolution (a ring of output rows), a convolution row by row
     (its output starting `shift` bytes before its input), the input gradient of a stride-1
-    depthwise layer (a ring of dx rows)."""
+    depthwise layer (float32: a ring of dx rows; int8: dx starting a few rows before dy)."""
     if call.name == "tt_depthwise_conv2d_s8":
         inplace = c_forward.inplace_depthwise_call(graph, op)
         if inplace is None:
@@ -366,6 +366,16 @@ def _inplace_call(graph: Graph, op, call: KernelCall) -> tuple[KernelCall, dict]
         if _together(x, y, shift) >= x + y:
             return None                    # overlapping would save nothing
         return KernelCall(name, list(call.args)).check(), {"view": False, "shift": shift}
+    if call.name == "tt_depthwise_conv2d_input_grad_s8":
+        sig = call.signature
+        geometry = [call.args[sig.index(name)] for name in
+                    ("n", "oh", "ow", "c", "m", "kh", "kw", "win", "h", "wd")]
+        lead = int(K.host_call("tt_depthwise_conv2d_input_grad_over_s8_lead", *geometry))
+        x = graph.tensors[op.inputs[0]].nbytes
+        if lead < 0 or _together(x, x, lead) >= 2 * x:
+            return None
+        return KernelCall("tt_depthwise_conv2d_input_grad_over_s8",
+                          list(call.args)).check(), {"view": False, "shift": lead}
     if call.name == "tt_depthwise_conv2d_input_grad_f32":
         dy, mask, n, oh, ow, c, m, w, scales, kh, kw, win, h, wd, _ = call.args
         ring = int(K.host_call("tt_depthwise_conv2d_input_grad_inplace_f32_scratch_bytes", n, oh,
@@ -667,6 +677,11 @@ def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
     return calls, splits, arena, views, fused, skipped, inplace_calls, plan
 
 
+# input gradients whose dx overlaps dy (_inplace_call): their first pass keeps no
+# accumulators in dx's bytes
+OVER_DY = {"tt_depthwise_conv2d_input_grad_over_s8"}
+
+
 def lend_scratch(graph: Graph, calls: dict[int, KernelCall], plan: memory.CodegenPlan
                  ) -> dict[int, int]:
     """The arena-aware split of the two-pass int8 input gradients: each keeps, besides the
@@ -682,8 +697,10 @@ def lend_scratch(graph: Graph, calls: dict[int, KernelCall], plan: memory.Codege
                 and call.args[sig.index("scratch")] is None:
             dx = graph.tensors[graph.operators[k].outputs[0]]
             positions = dx.size // dx.shape[-1]
-            # dx's quarter is kept in any case (the arena's offsets are 4-byte aligned)
-            wants[k] = (4 * dx.shape[-1], positions - positions // 4)
+            # dx's quarter is kept in any case (the arena's offsets are 4-byte aligned),
+            # but where dx overlaps dy (the first pass would overwrite dy there)
+            in_dx = 0 if call.name in OVER_DY else positions // 4
+            wants[k] = (4 * dx.shape[-1], positions - in_dx)
     lent = memory.lend_free_arena(plan, graph, wants)
     for k, positions in lent.items():
         calls[k] = c_kernels.keeping(calls[k], positions, wants[k][0] // 4)
@@ -747,12 +764,15 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
                          arena_limit)
     calls, splits, arena, views, fused, skipped, inplace_calls, plan = \
         _layout(graph, outside, streamed, input_rows, stages)
+    granted = {r.op for r in plan.aliases}
+    # the in-place forms the plan granted are the calls (the lending below sizes their
+    # scratch, which may differ from the separate form's)
+    calls.update({k: c for k, c in inplace_calls.items() if k in granted})
     lent = lend_scratch(graph, calls, plan)
     # the streams' depthwise layers packed once where the arena has room at them (after the
     # lending, whose placing again may shrink the arena, as it does for MCUNet)
     dw_pack.place(graph, fused, plan)
     row_input = _row_input(graph, calls, streamed, skipped, fused) if input_rows else None
-    granted = {r.op for r in plan.aliases}
     runs_in = {j: k for k in fused for j in skipped if j < k and
                all(i in skipped for i in range(j, k))}
 
@@ -772,18 +792,21 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
         elif op.kind in ("RESHAPE", "TT_RESHAPE_GRAD"):
             call, note = None, "a view of its input: nothing to run"
         elif k in inplace_calls and k in granted:
-            call = inplace_calls[k]
             note = ("row by row, the output over the input rows already read"
                     if call.name == "tt_conv2d_rows_s8" else
                     "row by row from the last, the output over the input rows already read"
                     if call.name == "tt_conv2d_rows_reverse_s8" else
+                    "dx over dy, from a few rows before it: over dy rows already read"
+                    if call.name in OVER_DY else
                     "in place: the output over its input")
         elif call is not None and k in granted:
             note = "in place: the output over an input read for the last time"
-        elif k in lent:
+        if k in lent:
             dx = graph.tensors[op.outputs[0]]
-            note = (f"two passes, the first keeping the accumulators of {lent[k]} of dx's "
-                    f"{dx.size // dx.shape[-1]} positions in free arena (and a quarter in dx)")
+            note = (note + "; " if note else "") + \
+                (f"two passes, the first keeping the accumulators of {lent[k]} of dx's "
+                 f"{dx.size // dx.shape[-1]} positions in free arena"
+                 f"{'' if call.name in OVER_DY else ' (and a quarter in dx)'}")
         if call is not None:
             for w, split in splits.items():
                 if w in op.inputs and _reads(call, op, w):
