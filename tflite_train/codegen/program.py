@@ -83,6 +83,8 @@ class RowInput:
 # same arguments but the input (tt_row_source.h)
 SOURCE_FORMS = {"tt_conv_depthwise_pointwise_packed_s8":
                     "tt_conv_depthwise_pointwise_packed_source_s8",
+                "tt_conv_depthwise_pointwise_chain_s8":
+                    "tt_conv_depthwise_pointwise_chain_source_s8",
                 "tt_conv2d_s8": "tt_conv2d_source_s8"}
 
 
@@ -336,6 +338,45 @@ def _block_call(graph: Graph, calls: dict[int, KernelCall], k: int
     return call.check(), window, over
 
 
+def _chain(graph: Graph, streamed: list[int], consumers: dict[int, list[int]]) -> int | None:
+    """The first operator of the three-layer stream reading the sample row by row whose
+    output only the next stream reads (operators k .. k + 5): tt_conv_depthwise_pointwise_chain_s8
+    runs the two without that output ever whole (MobileNetV2's 64x64x8 blocks.0 output, 32 KB,
+    the forward's peak with the streams apart); None where there is none."""
+    sample = graph.inputs[0]
+    for k in streamed:
+        out = graph.operators[k + 2].outputs[0]
+        if graph.operators[k].inputs[0] == sample and k + 3 in streamed and \
+                consumers.get(out) == [k + 3] and out not in graph.outputs:
+            return k
+    return None
+
+
+def _chain_call(graph: Graph, first: KernelCall, second: KernelCall, k: int) -> KernelCall:
+    """The chained call of the streams at operators k .. k + 2 and k + 3 .. k + 5
+    (_block_call's calls: the second reads the first's output), run at k + 5; each stream's
+    depthwise layer packed (its pack in the chain's scratch, a few hundred bytes a group of
+    four channels, while the forward's peak is elsewhere), and the ring of the first's
+    output rows the second's first layer reads at a time."""
+    # the first's own operands (its projection's filter and bias) by tensor: an In of the
+    # call would be operator k + 5's
+    last = graph.operators[k + 2]
+    first = KernelCall(first.name, [
+        (TensorArg(last.inputs[a.k]) if last.inputs[a.k] >= 0 else None)
+        if isinstance(a, In) and not a.value else a for a in first.args])
+    x_dims = first.args[22]                         # the first's output: the second's input
+    a, f_dims = second.args[0], second.args[5]
+    span = min((f_dims.h - 1) * a.dilation_h + 1, x_dims.h)
+
+    def pack(call):
+        n = dw_pack.pack_bytes(call)
+        return Scratch(n) if n > 0 else None
+    window0, window1 = first.args[24], second.args[24]
+    return KernelCall("tt_conv_depthwise_pointwise_chain_s8",
+                      [*first.args[:23], window0, pack(first), Scratch(span * x_dims.w * x_dims.c),
+                       *second.args[:3], *second.args[5:24], window1, pack(second)]).check()
+
+
 # --- in place: kernels that write their output over their input --------------------------------
 
 def _inplace_call(graph: Graph, op, call: KernelCall) -> tuple[KernelCall, dict] | None:
@@ -509,11 +550,13 @@ def _row_input(graph: Graph, calls: dict[int, KernelCall], streamed: list[int],
         why = f"the sample is {_shape_text(x.shape)}, not one NHWC image"
     else:
         k = readers[0]
-        at = k + 2 if k in streamed else k
+        # a stream runs at its last operator, a chain (_chain) at its second stream's
+        at = max((j for j in fused if j > k and all(i in skipped for i in range(k, j))),
+                 default=k)
         call = calls.get(k)
         kernel = None
         if graph.operators[k].inputs[0] == sample and k in streamed:
-            kernel = fused[k + 2].name
+            kernel = fused[at].name
         elif graph.operators[k].inputs[0] == sample and call is not None and \
                 call.name == "tt_conv2d_s8" and k not in skipped:
             kernel = "tt_conv2d_s8"
@@ -632,6 +675,17 @@ def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
         scratch[k + 2] = [window]
         if over is not None:
             requests.append(over)
+    chain = _chain(graph, list(streamed or ()), consumers) if input_rows else None
+    if chain is not None:
+        k = chain
+        fused[k + 5] = _chain_call(graph, fused.pop(k + 2), fused[k + 5], k)
+        skipped.update((k + 2, k + 3, k + 4))
+        middle = graph.operators[k + 2].outputs[0]
+        arena.discard(middle)
+        reads.pop(middle, None)
+        requests = [r for r in requests if middle not in (r.input, r.output)]
+        del scratch[k + 2]
+        scratch[k + 5] = [a.nbytes for a in fused[k + 5].args if isinstance(a, Scratch)]
     for k in range(len(graph.operators)):
         if not {k, k + 1} & (skipped | set(fused)) and _fusable(graph, calls, consumers, k) \
                 and not any(w in splits for w in graph.operators[k].inputs):
