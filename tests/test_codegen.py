@@ -801,6 +801,21 @@ def test_int8_depthwise_input_gradient_over_dy_equals_apart(case):
     assert buf[end:].tobytes() == fence[end:].tobytes()
 
 
+def test_int8_gradients_over_dy_only_where_the_arena_needs_them(tmp_path):
+    """The smallest arena (no --arena-limit) takes the int8 depthwise gradient over its dy
+    wherever it is granted; an arena limit that the program fits without it takes none
+    (the form keeps no accumulators in dx: more computed twice)."""
+    from tflite_train.codegen import program as P
+    scheme = ratio_scheme(tmp_path, [(-1, 0.5), (-3, 0.25), (-2, 1)], n_bias=5)
+    model = training_model(tmp_path, EXAMPLE, scheme, hyper=Hyper(grad="int8"))
+    names = lambda p: {s.call.name for s in p.steps if s.call is not None}   # noqa: E731
+    smallest = load(model)
+    assert P.OVER_DY & names(smallest)
+    roomy = load(model, arena_limit=smallest.plan.arena_bytes + 64 * 1024)
+    assert not P.OVER_DY & names(roomy)
+    assert "tt_depthwise_conv2d_input_grad_s8" in names(roomy)
+
+
 def test_int8_depthwise_input_gradient_over_dy_refuses_what_it_cannot_do():
     win, strided = c_kernels.Window(1, 1, 1, 1, 1, 1), c_kernels.Window(2, 2, 1, 1, 1, 1)
     lead = lambda *a: K.host_call(                                 # noqa: E731

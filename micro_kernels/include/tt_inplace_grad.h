@@ -41,11 +41,12 @@ int tt_depthwise_conv2d_input_grad_inplace_f32(float *data, const uint8_t *mask,
  * reads all of dy for dx's scale (so no ring of dx rows can stand in: nothing may be
  * written before it ends) and keeps accumulators only in `scratch`, never in dx's bytes;
  * the second writes dx position p over dy positions before p - lead / c, which neither it
- * nor a later position reads (the portable walk reads dy's positions from p - lag * wd -
- * lag_w, lag = (kh - 1) * dilation_h - pad_top, lag_w likewise; the DSP version stages no
- * dy row before it, and its channel blocks read and write only their own channels, at the
- * same offsets in dy and dx). Same bits as tt_depthwise_conv2d_input_grad_s8 (the split of
- * the accumulators kept changes only which are computed again). */
+ * nor a later position reads (position p reads dy's positions from p - lag * wd - lag_w
+ * on, lag = (kh - 1) * dilation_h - pad_top, lag_w likewise; the DSP version stages the
+ * dy rows a dx row reads when it starts that row, and its channel blocks read and write
+ * only their own channels, at the same offsets in dy and dx). Same bits as
+ * tt_depthwise_conv2d_input_grad_s8 (the accumulators kept change only which are computed
+ * again). */
 void tt_depthwise_conv2d_input_grad_over_s8(const int8_t *dy, const float *dy_scale,
                                             const uint8_t *mask, int32_t n, int32_t oh,
                                             int32_t ow, int32_t c, int32_t m, const int8_t *w,

@@ -482,10 +482,10 @@ static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1,
  * accumulators, the second computes the others again to round them. What it keeps: dx's
  * first quarter of positions in dx's own bytes (element i's int32 at bytes 4i .. 4i + 3,
  * which the rounding, in increasing i, reads before it writes byte i: i <= 4i, no unread
- * accumulator is overwritten; only when dx is 4-byte aligned), then the next
- * `scratch_positions` positions in `scratch` (the arena a generated program has free at the
- * operator). dx is written by no other argument (the second pass reads dy, the mask and the
- * weights while it writes dx in any case). */
+ * accumulator is overwritten; only when dx is 4-byte aligned and not over dy: dx_over_dy,
+ * tt_inplace_grad.h), then the next `scratch_positions` positions in `scratch` (the arena a
+ * generated program has free at the operator). dx is written by no other argument (the
+ * second pass reads dy, the mask and the weights while it writes dx in any case). */
 static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, float *dx_scale,
                           tt_update_state *rounding, int32_t *scratch,
                           int32_t scratch_positions, int dx_over_dy) {

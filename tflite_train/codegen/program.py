@@ -643,13 +643,14 @@ def fit_staging(graph: Graph, arena_of, arena_limit: int = 0,
 
 
 def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
-            input_rows: bool = False, stages: dict[int, int] | None = None):
+            input_rows: bool = False, stages: dict[int, int] | None = None,
+            over_dy: bool = True):
     """The kernel calls, split filters, arena tensors, views, fused operators, in-place
     calls and the arena's plan of a training graph (`outside`: tensors the caller holds;
     `streamed`: first operators of the three-layer streams to run, by default none;
     `input_rows`: the sample is read row by row, outside the arena but for the ring of rows
     the call that reads it keeps, _row_input; `stages`: the DSP staging of each operator,
-    fit_staging, by default none)."""
+    fit_staging, by default none; `over_dy`: False, no int8 gradient over its dy, OVER_DY)."""
     calls = _staged(_calls(graph), stages)
     splits = _splits(graph, calls)
 
@@ -711,7 +712,7 @@ def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
             continue
         if op.inputs and op.inputs[0] in arena and not any(w in splits for w in op.inputs):
             inplace = _inplace_call(graph, op, call)
-            if inplace is not None:
+            if inplace is not None and (over_dy or inplace[0].name not in OVER_DY):
                 inplace_calls[k], request = inplace[0], inplace[1]
                 requests.append(memory.AliasRequest(k, op.outputs[0], op.inputs[0], **request))
         if call.name in ("tt_add_s8", "tt_requantize_s8"):
@@ -818,13 +819,17 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
     for op in graph.operators:
         if op.kind in memory.INPUT_GRADS and "passes" in options_of(op):
             set_option(op, "passes", 2)
-    stages = fit_staging(graph, lambda g, s: _layout(g, outside, streamed, input_rows, s)[-1],
-                         arena_limit)
-    memory.choose_passes(
-        graph, lambda g: _layout(g, outside, streamed, input_rows, stages)[-1].arena_bytes,
-        arena_limit)
+    # a gradient over its dy keeps no accumulators in dx (more computed twice): where the
+    # arena may grow to a limit that the smallest arena without them fits, none
+    over = not arena_limit or \
+        _layout(graph, outside, streamed, input_rows, over_dy=False)[-1].arena_bytes > arena_limit
+
+    def layout(g, s=None):
+        return _layout(g, outside, streamed, input_rows, s, over)[-1]
+    stages = fit_staging(graph, layout, arena_limit)
+    memory.choose_passes(graph, lambda g: layout(g, stages).arena_bytes, arena_limit)
     calls, splits, arena, views, fused, skipped, inplace_calls, plan = \
-        _layout(graph, outside, streamed, input_rows, stages)
+        _layout(graph, outside, streamed, input_rows, stages, over)
     granted = {r.op for r in plan.aliases}
     # the in-place forms the plan granted are the calls (the lending below sizes their
     # scratch, which may differ from the separate form's)
