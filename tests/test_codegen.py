@@ -137,8 +137,9 @@ def test_streamed_blocks_train_like_engine_c(name, scheme, grad, zoo, tmp_path, 
 
 def test_arena_limit_buys_one_pass_input_gradients(zoo, tmp_path, capsys):
     """codegen --arena-limit: int8 input gradients in one pass wherever the arena stays
-    within the limit (by default the smallest arena decides, two passes where one would raise
-    it); the program computes the same bits either way."""
+    within the limit (by default the smallest arena decides: two passes where one would
+    raise the arena of two passes everywhere with its DSP staging); the program computes
+    the same bits either way."""
     from tflite_train.training_ops import options_of
     model = training_model(tmp_path, zoo["mobile"], "full", hyper=Hyper(grad="int8"))
 
@@ -146,7 +147,7 @@ def test_arena_limit_buys_one_pass_input_gradients(zoo, tmp_path, capsys):
         return [options_of(op)["passes"] for op in program.graph.operators
                 if op.kind in memory.INPUT_GRADS]
     small, big = load(model), load(model, arena_limit=1 << 20)
-    assert set(passes(small)) == {2} and set(passes(big)) == {1}
+    assert 2 in passes(small) and set(passes(big)) == {1}
     assert big.plan.arena_bytes > small.plan.arena_bytes
     limited = load(model, arena_limit=small.plan.arena_bytes + 1)   # room for none of them
     assert passes(limited) == passes(small)
