@@ -137,8 +137,9 @@ def test_streamed_blocks_train_like_engine_c(name, scheme, grad, zoo, tmp_path, 
 
 def test_arena_limit_buys_one_pass_input_gradients(zoo, tmp_path, capsys):
     """codegen --arena-limit: int8 input gradients in one pass wherever the arena stays
-    within the limit (by default the smallest arena decides, two passes where one would raise
-    it); the program computes the same bits either way."""
+    within the limit (by default the smallest arena decides: two passes where one would
+    raise the arena of two passes everywhere with its DSP staging); the program computes
+    the same bits either way."""
     from tflite_train.training_ops import options_of
     model = training_model(tmp_path, zoo["mobile"], "full", hyper=Hyper(grad="int8"))
 
@@ -146,7 +147,7 @@ def test_arena_limit_buys_one_pass_input_gradients(zoo, tmp_path, capsys):
         return [options_of(op)["passes"] for op in program.graph.operators
                 if op.kind in memory.INPUT_GRADS]
     small, big = load(model), load(model, arena_limit=1 << 20)
-    assert set(passes(small)) == {2} and set(passes(big)) == {1}
+    assert 2 in passes(small) and set(passes(big)) == {1}
     assert big.plan.arena_bytes > small.plan.arena_bytes
     limited = load(model, arena_limit=small.plan.arena_bytes + 1)   # room for none of them
     assert passes(limited) == passes(small)
@@ -347,7 +348,8 @@ def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
 def assert_passes_chosen_by_the_programs_arena(model: Path, program):
     """augment chose one pass or two for the int8 input gradients by TFLM's arena, which
     here would put a 60 KB int32 scratch at the program's peak; codegen chooses again by its
-    own arena: that of two passes everywhere, with one pass wherever it costs nothing."""
+    own arena: that of two passes everywhere and the DSP staging fitted to it, with one pass
+    wherever it costs nothing beside that staging."""
     from tflite_train.codegen import program as P
     from tflite_train.training_ops import options_of, set_option
     from tflite_train.passes.builtins import joined
@@ -360,10 +362,15 @@ def assert_passes_chosen_by_the_programs_arena(model: Path, program):
     two_passes = P._layout(graph, outside, program.streamed)[-1].arena_bytes
     chosen = [options_of(op)["passes"] for op in program.graph.operators
               if op.kind in memory.INPUT_GRADS]
-    # the passes are chosen without the DSP staging; the staging then grows the arena by
-    # less than the stack it saves (program.fit_staging), never more
-    without_staging = P._layout(program.graph, outside, program.streamed)[-1].arena_bytes
-    assert without_staging == two_passes < by_augment
+    # the staging is fitted first, to two passes everywhere: it grows the arena by less
+    # than the stack it saves (program.fit_staging), never more; the passes chosen then
+    # keep that arena
+    assert two_passes < by_augment
+    stages = P.fit_staging(graph, lambda g, s: P._layout(g, outside, program.streamed, False,
+                                                         s)[-1])
+    staged = P._layout(graph, outside, program.streamed, False, stages)[-1].arena_bytes
+    assert P._layout(program.graph, outside, program.streamed, False,
+                     stages)[-1].arena_bytes == staged
     grow = max(max(P.staging_ops(program.graph).values()) - P.STACK_KEPT, 0)
     assert two_passes <= program.plan.arena_bytes <= two_passes + grow
     assert 1 in chosen and 2 in chosen
@@ -807,6 +814,90 @@ def test_inplace_depthwise_input_gradient_equals_out_of_place(case):
     assert data.tobytes() == want.tobytes()
 
 
+# (h, w, c, kh, kw, dilation, pad_top, pad_left, mask, stochastic, kept positions)
+OVER_GRAD_CASES = [
+    (8, 8, 16, 3, 3, 1, 1, 1, True, True, 0), (7, 5, 5, 3, 3, 1, 1, 1, False, False, 11),
+    (6, 7, 9, 5, 5, 1, 2, 2, True, True, 42), (6, 6, 8, 3, 3, 2, 2, 2, True, False, 0),
+    (9, 4, 4, 7, 7, 1, 3, 3, False, True, 35), (1, 3, 8, 3, 3, 1, 1, 1, True, True, 0),
+    (5, 6, 3, 3, 1, 1, 1, 0, False, True, 0),         # kh != kw
+    (5, 5, 7, 3, 3, 1, 3, 3, True, True, 7)]          # pad > span: dx over dy, no lead
+
+
+@pytest.mark.parametrize("case", OVER_GRAD_CASES)
+def test_int8_depthwise_input_gradient_over_dy_equals_apart(case):
+    """tt_depthwise_conv2d_input_grad_over_s8 with dx starting its lead before dy in one
+    buffer (x86, portable walk; the DSP walk runs in the generated programs on the rig,
+    test_int8_gradients_on_the_rig) gives the bytes, scale and random stream of
+    tt_depthwise_conv2d_input_grad_s8 with them apart: masks, stochastic rounding, part of
+    the accumulators kept in a scratch (the first pass writes nothing over dy), and the
+    bytes before dx and after dy untouched."""
+    h, w, c, kh, kw, dil, pt, pl, use_mask, stochastic, kept = case
+    rng = np.random.default_rng(sum(case))
+    lib = c_kernels.library()
+    f32, u8, i8, i16, i32 = C.c_float, C.c_uint8, C.c_int8, C.c_int16, C.c_int32
+    p = lambda a, t: None if a is None else c_kernels._p(a, t)     # noqa: E731
+    win = c_kernels.Window(1, 1, dil, dil, pt, pl)
+    dy = rng.integers(-128, 128, (1, h, w, c)).astype(np.int8)
+    mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8) if use_mask else None
+    wt = rng.integers(-128, 128, (1, kh, kw, c)).astype(np.int8)
+    mult = rng.integers(1, 1 << 9, c).astype(np.int16)
+    geometry = (1, h, w, c, 1, kh, kw, win, h, w)
+    lead = int(K.host_call("tt_depthwise_conv2d_input_grad_over_s8_lead", *geometry))
+    lag, lag_w = (kh - 1) * dil - pt, (kw - 1) * dil - pl
+    assert lead == max(0, lag * w + lag_w + 1) * c
+
+    def run(name, dy_p, dx_p):
+        scale = np.zeros(1, np.float32)
+        state = c_kernels.UpdateState(77, 3)
+        scratch = np.zeros(max(kept, 1) * c, np.int32)
+        getattr(lib, name)(dy_p, p(np.array([0.01], np.float32), f32), p(mask, u8), 1, h, w, c,
+                           1, p(wt, i8), p(mult, i16), f32(0.003), kh, kw, C.byref(win), h, w,
+                           dx_p, p(scale, f32), C.byref(state) if stochastic else None,
+                           p(scratch, i32) if kept else None, kept, None, 0)
+        return scale.tobytes(), bytes(state)
+
+    want = np.zeros_like(dy)
+    apart = run("tt_depthwise_conv2d_input_grad_s8", p(dy.copy(), i8), p(want, i8))
+    guard = 12
+    buf = rng.integers(-128, 128, guard + lead + dy.size + guard).astype(np.int8)
+    fence = buf.copy()
+    buf[guard + lead:guard + lead + dy.size] = dy.ravel()
+    dx_at, dy_at = guard, guard + lead
+    over = run("tt_depthwise_conv2d_input_grad_over_s8",
+               C.cast(buf.ctypes.data + dy_at, C.POINTER(i8)),
+               C.cast(buf.ctypes.data + dx_at, C.POINTER(i8)))
+    assert over == apart
+    assert buf[dx_at:dx_at + dy.size].tobytes() == want.tobytes()
+    assert buf[:dx_at].tobytes() == fence[:dx_at].tobytes()
+    end = dy_at + dy.size
+    assert buf[end:].tobytes() == fence[end:].tobytes()
+
+
+def test_int8_gradients_over_dy_only_where_the_arena_needs_them(tmp_path):
+    """The smallest arena (no --arena-limit) takes the int8 depthwise gradient over its dy
+    wherever it is granted; an arena limit that the program fits without it takes none
+    (the form keeps no accumulators in dx: more computed twice)."""
+    from tflite_train.codegen import program as P
+    scheme = ratio_scheme(tmp_path, [(-1, 0.5), (-3, 0.25), (-2, 1)], n_bias=5)
+    model = training_model(tmp_path, EXAMPLE, scheme, hyper=Hyper(grad="int8"))
+    names = lambda p: {s.call.name for s in p.steps if s.call is not None}   # noqa: E731
+    smallest = load(model)
+    assert P.OVER_DY & names(smallest)
+    roomy = load(model, arena_limit=smallest.plan.arena_bytes + 64 * 1024)
+    assert not P.OVER_DY & names(roomy)
+    assert "tt_depthwise_conv2d_input_grad_s8" in names(roomy)
+
+
+def test_int8_depthwise_input_gradient_over_dy_refuses_what_it_cannot_do():
+    win, strided = c_kernels.Window(1, 1, 1, 1, 1, 1), c_kernels.Window(2, 2, 1, 1, 1, 1)
+    lead = lambda *a: K.host_call(                                 # noqa: E731
+        "tt_depthwise_conv2d_input_grad_over_s8_lead", *a)
+    assert lead(1, 8, 8, 8, 1, 3, 3, win, 8, 8) == (8 + 1 + 1) * 8
+    assert lead(1, 8, 8, 8, 2, 3, 3, win, 8, 8) == -1            # depth multiplier
+    assert lead(1, 4, 4, 8, 1, 3, 3, strided, 8, 8) == -1        # stride
+    assert lead(1, 8, 8, 8, 1, 3, 3, win, 8, 9) == -1            # dx not dy's shape
+
+
 def test_inplace_depthwise_input_gradient_refuses_what_it_cannot_do():
     win, strided = c_kernels.Window(1, 1, 1, 1, 1, 1), c_kernels.Window(2, 2, 1, 1, 1, 1)
     size = lambda *a: K.host_call(                                 # noqa: E731
@@ -908,7 +999,8 @@ def test_int8_gradients_on_the_rig(tmp_path, capsys):
     assert m["identical_to_engine_c"] is True and m["differences"] == []
     text = (out / "tt_model.c").read_text()
     for kernel in ("tt_conv2d_input_grad_split_s8", "tt_conv2d_weight_update_s8_s8",
-                   "tt_depthwise_conv2d_input_grad_s8", "tt_loss_softmax_ce_s8_s8"):
+                   "tt_depthwise_conv2d_input_grad_s8", "tt_loss_softmax_ce_s8_s8",
+                   "tt_depthwise_conv2d_input_grad_over_s8"):    # dx over dy, DSP walk
         assert f"{kernel}(" in text, kernel
 
 

@@ -49,6 +49,30 @@ def test_both_apis_train_like_engine_c(stream, grad, tmp_path, monkeypatch):
         assert_identical(program, got, want)
 
 
+def test_mobilenetv2_chains_its_first_two_streams(tmp_path):
+    """MobileNetV2-w0.35 (99kb scheme, int8 gradients) read row by row: the stem stream and
+    blocks.1's chained (blocks.0's 64x64x8 output, 32 KB, never whole), both APIs two
+    steps bit-identical to --engine c on the host (the rig: benchmarks/codegen.py --input
+    rows, which checks the same)."""
+    from conftest import shared_file
+    from test_codegen import SCHEMES
+    pkl = shared_file("tiny-training", "mbv2-w0.35.pkl")
+    assert main(["import", str(pkl), "-o", str(tmp_path / "mb.tflite")]) == 0
+    model = training_model(tmp_path, tmp_path / "mb.tflite", str(SCHEMES / "mbv2-w0.35_99kb.json"),
+                           classes=10, name="mb", hyper=Hyper(grad="int8"))
+    program, out = rows_program(tmp_path, model)
+    text = (out / "tt_model.c").read_text()
+    assert "tt_conv_depthwise_pointwise_chain_source_s8(" in text
+    assert program.rows.op == 6 and "blocks.0.pointwise2" not in {
+        program.graph.tensors[t].name for t in program.arena_tensors}
+    xs, labels = check.samples(program, 2, seed=4)
+    want = check.reference(program, xs, labels)
+    for api in ("whole", "rows"):
+        got = host.HostProgram(out, len(program.checkpoint_regions())).run(
+            xs, labels, program.classes, api)
+        assert_identical(program, got, want)
+
+
 def test_a_reader_that_gives_up_trains_nothing(tmp_path):
     model = training_model(tmp_path, EXAMPLE, "last:2", hyper=Hyper(grad="int8"))
     program, out = rows_program(tmp_path, model)
@@ -149,3 +173,84 @@ def test_convolution_from_a_row_source_equals_the_whole_input(case):
         assert status == 0
         assert np.array_equal(got, want)
     assert reader.asked == list(range(h))
+
+
+def random_stream(rng, h: int, ci: int, cm: int, co: int, kernel: int, stride: int,
+                  dw_kernel: int, dw_stride: int) -> tuple[list, tuple]:
+    """A seeded three-layer stream (a kernel x kernel CONV_2D, a depthwise layer, a 1x1
+    CONV_2D) on an h x h x ci input: its arguments as tt_conv_depthwise_pointwise_packed_s8
+    takes them but the input, output and scratch, and the output's shape."""
+    from tflite_train.runtime import c_forward
+    D = c_forward.Dims
+
+    def params(stride, k, size):
+        pad = max((-(-size // stride) - 1) * stride + k - size, 0) // 2    # SAME
+        return c_forward.ConvParams(stride, stride, 1, 1, pad, pad, int(rng.integers(-9, 9)),
+                                    int(rng.integers(-9, 9)), -128, 127), -(-size // stride)
+
+    def quant(n):
+        return (rng.integers(1 << 30, (1 << 31) - 1, n).astype(np.int32),
+                rng.integers(-10, -6, n).astype(np.int32),
+                rng.integers(-3000, 3000, n).astype(np.int32))
+    a, m = params(stride, kernel, h)
+    af = rng.integers(-127, 128, (cm, kernel, kernel, ci)).astype(np.int8)
+    am, ash, ab = quant(cm)
+    d, oh = params(dw_stride, dw_kernel, m)
+    df = rng.integers(-127, 128, (1, dw_kernel, dw_kernel, cm)).astype(np.int8)
+    dm, dsh, db = quant(cm)
+    p, _ = params(1, 1, oh)
+    pf = rng.integers(-127, 128, (co, 1, 1, cm)).astype(np.int8)
+    pm, psh, pb = quant(co)
+    first = [a, am, ash, D(1, h, h, ci)]
+    rest = [D(*af.shape), af, ab, d, dm, dsh, D(1, m, m, cm), D(*df.shape), df, db,
+            p, pm, psh, D(1, oh, oh, cm), D(*pf.shape), pf, pb, D(1, oh, oh, co)]
+    return first + rest, (1, oh, oh, co)
+
+
+# (h, ci, first stream: cm, co, kernel, stride, dw kernel, dw stride; second: cm, co, kernel,
+# stride, dw kernel, dw stride): MobileNetV2's stem + blocks.0 then blocks.1 (a 1x1
+# expansion, a 4x4 depthwise of stride 2) in small, and a second stream whose first layer
+# reads 3 rows (the ring's span) of stride 2 (rows moved to the ring's start)
+CHAIN_CASES = [(16, 3, (8, 4, 4, 2, 3, 1), (12, 4, 1, 1, 4, 2)),
+               (12, 2, (6, 5, 3, 1, 3, 2), (7, 3, 3, 2, 3, 1)),
+               (9, 3, (5, 3, 3, 2, 5, 1), (4, 6, 3, 1, 3, 2))]
+
+
+@pytest.mark.parametrize("case", CHAIN_CASES)
+def test_chained_streams_equal_the_two_streams(case):
+    """tt_conv_depthwise_pointwise_chain_s8 (the first stream's output rows fed to the
+    second's first layer through a ring, never whole) == the two streams called one after
+    the other, with packs and without; the ring, windows and packs the planner sizes."""
+    from tflite_train.runtime import c_forward
+    from tflite_train.runtime import kernel_calls as K
+    h, ci, s0, s1 = case
+    rng = np.random.default_rng(sum(case[:2]) + sum(s0) + sum(s1))
+    args0, mid_shape = random_stream(rng, h, ci, *s0)
+    args1, out_shape = random_stream(rng, mid_shape[1], mid_shape[3], *s1)
+    x = rng.integers(-128, 128, (1, h, h, ci)).astype(np.int8)
+
+    def scratch(args):
+        dw = [args[i] for i in (7, 10, 11, 17)]       # its depthwise layer's
+        window = K.host_call("tt_conv_depthwise_pointwise_s8_window_bytes", *dw)
+        pack = K.host_call("tt_stream_depthwise_pack_bytes", *dw)
+        return np.zeros(window, np.int8), np.zeros(pack, np.int8)
+
+    def stream(args, x, shape, pack):
+        out = np.zeros(shape, np.int8)
+        window, packed = scratch(args)
+        assert c_forward.call("tt_conv_depthwise_pointwise_packed_s8", *args[:4], x, *args[4:],
+                              out, window, packed if pack else None) == 0
+        return out
+    mid = stream(args0, x, mid_shape, False)
+    want = stream(args1, mid, out_shape, False)
+    b = args1[:3] + args1[4:]                          # the second stream without its input
+    span = min((args1[4].h - 1) * args1[0].dilation_h + 1, mid_shape[1])
+    assert span == (3 if s1[2] == 3 else 1)
+    for pack in (False, True):
+        (w0, p0), (w1, p1) = scratch(args0), scratch(args1)
+        ring = np.zeros(span * mid_shape[2] * mid_shape[3], np.int8)
+        got = np.zeros(out_shape, np.int8)
+        assert c_forward.call("tt_conv_depthwise_pointwise_chain_s8", *args0[:4], x.copy(),
+                              *args0[4:], w0, p0 if pack else None, ring, *b, got, w1,
+                              p1 if pack else None) == 0
+        assert got.tobytes() == want.tobytes(), pack

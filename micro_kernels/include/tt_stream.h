@@ -122,6 +122,35 @@ int tt_conv_depthwise_pointwise_packed_s8(
     const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
     int8_t *output, int8_t *window, int8_t *pack);
 
+/* Two three-layer streams chained: the first's output (`output_dims`, a model's first
+ * 64x64 block output: 32 KB in MobileNetV2-w0.35) never exists whole. The second stream's
+ * first layer (b ... b_bias, its input output_dims) takes the first's output rows from a
+ * ring (`ring`: (b_kh - 1) * b_dilation_h + 1 rows, at most output_dims->h, of
+ * output_dims->w * c bytes), each computed by the first stream when it is asked for, in
+ * ascending order, once. The first stream's arguments are tt_conv_depthwise_pointwise_packed_s8's
+ * without `output`; the second's (b_*) are too without its input; the windows and packs
+ * (either pack NULL) as there, none overlapping another. Same kernels on the same rows:
+ * bit-identical to the two streams called one after the other. TT_FWD_OK, or
+ * TT_FWD_UNSUPPORTED (touching nothing) where either stream is. */
+int tt_conv_depthwise_pointwise_chain_s8(
+    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
+    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
+    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
+    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
+    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
+    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
+    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
+    int8_t *window, int8_t *pack, int8_t *ring, const tt_fwd_conv_params *b,
+    const int32_t *b_multiplier, const int32_t *b_shift, const tt_fwd_dims *b_filter_dims,
+    const int8_t *b_filter, const int32_t *b_bias, const tt_fwd_conv_params *b_dw,
+    const int32_t *b_dw_multiplier, const int32_t *b_dw_shift, const tt_fwd_dims *b_mid_dims,
+    const tt_fwd_dims *b_dw_filter_dims, const int8_t *b_dw_filter, const int32_t *b_dw_bias,
+    const tt_fwd_conv_params *b_pw, const int32_t *b_pw_multiplier, const int32_t *b_pw_shift,
+    const tt_fwd_dims *b_dw_output_dims, const tt_fwd_dims *b_pw_filter_dims,
+    const int8_t *b_pw_filter, const int32_t *b_pw_bias, const tt_fwd_dims *b_output_dims,
+    int8_t *b_output, int8_t *b_window, int8_t *b_pack);
+
 /* The least shift >= 0 such that tt_conv_depthwise_pointwise_packed_s8 may write its output starting
  * `shift` bytes before its input (output + shift == input), as for
  * tt_pointwise_depthwise_s8_shift: output row oy is written after mid rows [0, m(oy)) were

@@ -51,3 +51,15 @@ int tt_depthwise_conv2d_input_grad_inplace_f32(float *data, const uint8_t *mask,
     memcpy(data + flushed * row, scratch + (flushed % slots) * row, sizeof(float) * (size_t)row);
   return TT_OK;
 }
+
+int32_t tt_depthwise_conv2d_input_grad_over_s8_lead(int32_t n, int32_t oh, int32_t ow, int32_t c,
+                                                    int32_t m, int32_t kh, int32_t kw,
+                                                    const tt_window *win, int32_t h,
+                                                    int32_t wd) {
+  (void)n;
+  if (m != 1 || win->stride_h != 1 || win->stride_w != 1 || oh != h || ow != wd) return -1;
+  const int32_t lag = (kh - 1) * win->dilation_h - win->pad_top;
+  const int32_t lag_w = (kw - 1) * win->dilation_w - win->pad_left;
+  const int32_t positions = lag * wd + lag_w + 1;
+  return positions > 0 ? positions * c : 0;
+}

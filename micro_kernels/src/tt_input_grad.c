@@ -6,6 +6,7 @@
 #include "tt_common.h"
 #include "tt_depthwise_grad_dsp.h"
 #include "tt_grad_dsp.h"
+#include "tt_inplace_grad.h"
 #include "tt_split_grad.h"
 
 /* One dy position's contribution to one dx position: d[c] += (g[o] * s[o]) *
@@ -481,13 +482,13 @@ static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1,
  * accumulators, the second computes the others again to round them. What it keeps: dx's
  * first quarter of positions in dx's own bytes (element i's int32 at bytes 4i .. 4i + 3,
  * which the rounding, in increasing i, reads before it writes byte i: i <= 4i, no unread
- * accumulator is overwritten; only when dx is 4-byte aligned), then the next
- * `scratch_positions` positions in `scratch` (the arena a generated program has free at the
- * operator). dx is written by no other argument (the second pass reads dy, the mask and the
- * weights while it writes dx in any case). */
+ * accumulator is overwritten; only when dx is 4-byte aligned and not over dy: dx_over_dy,
+ * tt_inplace_grad.h), then the next `scratch_positions` positions in `scratch` (the arena a
+ * generated program has free at the operator). dx is written by no other argument (the
+ * second pass reads dy, the mask and the weights while it writes dx in any case). */
 static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, float *dx_scale,
                           tt_update_state *rounding, int32_t *scratch,
-                          int32_t scratch_positions) {
+                          int32_t scratch_positions, int dx_over_dy) {
   const int32_t positions = a->n * a->h * a->wd;
   if (scratch == 0 || scratch_positions < 0) scratch_positions = 0;
   const int one_pass = scratch_positions >= positions;
@@ -499,7 +500,8 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   }
   /* a convolution's one pass is the first pass keeping every position in the scratch, its
    * largest magnitude found as the walk goes (no second walk over the scratch for it) */
-  const int32_t quarter = one_pass ? positions : ((uintptr_t)dx & 3u) == 0 ? positions / 4 : 0;
+  const int32_t quarter = one_pass ? positions
+                         : !dx_over_dy && ((uintptr_t)dx & 3u) == 0 ? positions / 4 : 0;
   const int32_t extra = one_pass ? 0 : scratch_positions < positions - quarter ? scratch_positions
                                                                             : positions - quarter;
   int32_t *const a0 = one_pass ? scratch : (int32_t *)(void *)dx;
@@ -541,7 +543,24 @@ void tt_conv2d_input_grad_split_s8(const int8_t *dy, const float *dy_scale, cons
                 {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, k, w_hi, 0, 0};
   tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
   tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
-  input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch, scratch_positions);
+  input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch, scratch_positions,
+                0);
+}
+
+static void depthwise_input_grad_s8(const int8_t *dy, const float *dy_scale,
+                                    const uint8_t *mask, int32_t n, int32_t oh, int32_t ow,
+                                    int32_t c, int32_t m, const int8_t *w, const int16_t *w_mult,
+                                    float w_unit, int32_t kh, int32_t kw, const tt_window *win,
+                                    int32_t h, int32_t wd, int8_t *dx, float *dx_scale,
+                                    tt_update_state *rounding, int32_t *scratch,
+                                    int32_t scratch_positions, void *stage, int32_t stage_bytes,
+                                    int dx_over_dy) {
+  layer_s8 a = {dy, mask, n, oh, ow, c * m, w, w_mult, kh, kw, m, *win, h, wd, c,
+                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, c, 0, stage, stage_bytes};
+  tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
+  tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
+  input_grad_s8(&a, 1, *dy_scale * w_unit, dx, dx_scale, rounding, scratch, scratch_positions,
+                dx_over_dy);
 }
 
 void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
@@ -552,11 +571,24 @@ void tt_depthwise_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, 
                                        tt_update_state *rounding, int32_t *scratch,
                                        int32_t scratch_positions, void *stage,
                                        int32_t stage_bytes) {
-  layer_s8 a = {dy, mask, n, oh, ow, c * m, w, w_mult, kh, kw, m, *win, h, wd, c,
-                {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, c, 0, stage, stage_bytes};
-  tt_tap_steps(win->stride_h, win->dilation_h, &a.ty);
-  tt_tap_steps(win->stride_w, win->dilation_w, &a.tx);
-  input_grad_s8(&a, 1, *dy_scale * w_unit, dx, dx_scale, rounding, scratch, scratch_positions);
+  depthwise_input_grad_s8(dy, dy_scale, mask, n, oh, ow, c, m, w, w_mult, w_unit, kh, kw, win, h,
+                          wd, dx, dx_scale, rounding, scratch, scratch_positions, stage,
+                          stage_bytes, 0);
+}
+
+/* include/tt_inplace_grad.h: dx over dy, so the first pass keeps nothing in dx's bytes */
+void tt_depthwise_conv2d_input_grad_over_s8(const int8_t *dy, const float *dy_scale,
+                                            const uint8_t *mask, int32_t n, int32_t oh,
+                                            int32_t ow, int32_t c, int32_t m, const int8_t *w,
+                                            const int16_t *w_mult, float w_unit, int32_t kh,
+                                            int32_t kw, const tt_window *win, int32_t h,
+                                            int32_t wd, int8_t *dx, float *dx_scale,
+                                            tt_update_state *rounding, int32_t *scratch,
+                                            int32_t scratch_positions, void *stage,
+                                            int32_t stage_bytes) {
+  depthwise_input_grad_s8(dy, dy_scale, mask, n, oh, ow, c, m, w, w_mult, w_unit, kh, kw, win, h,
+                          wd, dx, dx_scale, rounding, scratch, scratch_positions, stage,
+                          stage_bytes, 1);
 }
 
 /* A fully connected layer is a 1x1 convolution over `batches` positions: dx[b, d] sums
@@ -583,5 +615,6 @@ void tt_fully_connected_input_grad_split_s8(const int8_t *dy, const float *dy_sc
                 {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, k, w_hi, 0, 0};
   tt_tap_steps(1, 1, &a.ty);
   tt_tap_steps(1, 1, &a.tx);
-  input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch, scratch_positions);
+  input_grad_s8(&a, 0, *dy_scale * w_unit, dx, dx_scale, rounding, scratch, scratch_positions,
+                0);
 }

@@ -274,6 +274,51 @@ int32_t tt_conv_depthwise_pointwise_s8_shift(const tt_fwd_conv_params *a,
                       output_dims->h, output_dims->w * output_dims->c);
 }
 
+/* A three-layer stream, one output row at a time (ascending): its depthwise layer's state,
+ * the pointwise layer after it, and where the depthwise row goes (the window's end). */
+typedef struct {
+  stream_state s;
+  const tt_fwd_conv_params *pw;
+  const int32_t *pw_multiplier, *pw_shift;
+  const tt_fwd_dims *pw_filter_dims;
+  const int8_t *pw_filter;
+  const int32_t *pw_bias;
+  tt_fwd_dims dw_row, out_row;
+  int8_t *row;
+} block_stream;
+
+/* 0 where the stream's layers are not what it runs (batch 1, a 1x1 stride-1 unpadded pw). */
+static int block_of(block_stream *k, const stream_state *s, const tt_fwd_conv_params *pw,
+                    const int32_t *pw_multiplier, const int32_t *pw_shift,
+                    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
+                    const int8_t *pw_filter, const int32_t *pw_bias,
+                    const tt_fwd_dims *output_dims) {
+  if (s->input_dims->n != 1 || pw_filter_dims->h != 1 || pw_filter_dims->w != 1 ||
+      pw->stride_h != 1 || pw->stride_w != 1 || pw->pad_top != 0 || pw->pad_left != 0 ||
+      dw_output_dims->h != output_dims->h || dw_output_dims->w != output_dims->w)
+    return 0;
+  k->s = *s;
+  k->pw = pw;
+  k->pw_multiplier = pw_multiplier;
+  k->pw_shift = pw_shift;
+  k->pw_filter_dims = pw_filter_dims;
+  k->pw_filter = pw_filter;
+  k->pw_bias = pw_bias;
+  const tt_fwd_dims dw_row = {1, 1, dw_output_dims->w, dw_output_dims->c};
+  const tt_fwd_dims out_row = {1, 1, output_dims->w, output_dims->c};
+  k->dw_row = dw_row;
+  k->out_row = out_row;
+  k->row = s->window + span_rows(s->dw, s->mid_dims, s->dw_filter_dims) * s->mid_dims->w *
+                           s->mid_dims->c;
+  return 1;
+}
+
+static void block_row(block_stream *k, int32_t oy, int8_t *out) {
+  depthwise_row(&k->s, oy, &k->dw_row, k->row);
+  tt_conv2d_s8(k->pw, k->pw_multiplier, k->pw_shift, &k->dw_row, k->row, k->pw_filter_dims,
+               k->pw_filter, k->pw_bias, &k->out_row, out);
+}
+
 int tt_conv_depthwise_pointwise_packed_source_s8(
     const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
     const tt_fwd_dims *input_dims, tt_row_source *input, const tt_fwd_dims *a_filter_dims,
@@ -284,24 +329,97 @@ int tt_conv_depthwise_pointwise_packed_source_s8(
     const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
     const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
     int8_t *output, int8_t *window, int8_t *pack) {
-  if (input_dims->n != 1 || pw_filter_dims->h != 1 || pw_filter_dims->w != 1 ||
-      pw->stride_h != 1 || pw->stride_w != 1 || pw->pad_top != 0 || pw->pad_left != 0 ||
-      dw_output_dims->h != output_dims->h || dw_output_dims->w != output_dims->w)
+  const stream_state s = {a, a_multiplier, a_shift, input_dims, a_filter_dims, input,
+                          a_filter, a_bias, dw, dw_multiplier, dw_shift, mid_dims,
+                          dw_filter_dims, dw_filter, dw_bias, window, pack, 0, 0};
+  block_stream k;
+  if (!block_of(&k, &s, pw, pw_multiplier, pw_shift, dw_output_dims, pw_filter_dims, pw_filter,
+                pw_bias, output_dims))
     return TT_FWD_UNSUPPORTED;
-  stream_state s = {a, a_multiplier, a_shift, input_dims, a_filter_dims, input, a_filter,
-                    a_bias, dw, dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter,
-                    dw_bias, window, pack, 0, 0};
-  pack_depthwise(&s, dw_output_dims);
-  int8_t *row = window + span_rows(dw, mid_dims, dw_filter_dims) * mid_dims->w * mid_dims->c;
-  const tt_fwd_dims dw_row = {1, 1, dw_output_dims->w, dw_output_dims->c};
-  const tt_fwd_dims out_row = {1, 1, output_dims->w, output_dims->c};
+  pack_depthwise(&k.s, dw_output_dims);
   const int32_t out_row_bytes = output_dims->w * output_dims->c;
-  for (int32_t oy = 0; oy < output_dims->h; ++oy) {
-    depthwise_row(&s, oy, &dw_row, row);
-    tt_conv2d_s8(pw, pw_multiplier, pw_shift, &dw_row, row, pw_filter_dims, pw_filter, pw_bias,
-                 &out_row, output + oy * out_row_bytes);
-  }
+  for (int32_t oy = 0; oy < output_dims->h; ++oy) block_row(&k, oy, output + oy * out_row_bytes);
   return tt_row_source_finish(input) ? TT_FWD_INPUT_FAILED : TT_FWD_OK;
+}
+
+/* The first stream of a chain as the second's row reader: row y of its output, when asked
+ * (y = 0, 1, ... once each: the reader's contract, and depthwise_row's); 1 (give up) once
+ * its own input failed. */
+static int chained_row(int32_t y, int8_t *row, void *ctx) {
+  block_stream *k = (block_stream *)ctx;
+  block_row(k, y, row);
+  return k->s.input->failed;
+}
+
+int tt_conv_depthwise_pointwise_chain_source_s8(
+    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
+    const tt_fwd_dims *input_dims, tt_row_source *input, const tt_fwd_dims *a_filter_dims,
+    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
+    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
+    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
+    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
+    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
+    int8_t *window, int8_t *pack, int8_t *ring, const tt_fwd_conv_params *b,
+    const int32_t *b_multiplier, const int32_t *b_shift, const tt_fwd_dims *b_filter_dims,
+    const int8_t *b_filter, const int32_t *b_bias, const tt_fwd_conv_params *b_dw,
+    const int32_t *b_dw_multiplier, const int32_t *b_dw_shift, const tt_fwd_dims *b_mid_dims,
+    const tt_fwd_dims *b_dw_filter_dims, const int8_t *b_dw_filter, const int32_t *b_dw_bias,
+    const tt_fwd_conv_params *b_pw, const int32_t *b_pw_multiplier, const int32_t *b_pw_shift,
+    const tt_fwd_dims *b_dw_output_dims, const tt_fwd_dims *b_pw_filter_dims,
+    const int8_t *b_pw_filter, const int32_t *b_pw_bias, const tt_fwd_dims *b_output_dims,
+    int8_t *b_output, int8_t *b_window, int8_t *b_pack) {
+  const stream_state s = {a, a_multiplier, a_shift, input_dims, a_filter_dims, input,
+                          a_filter, a_bias, dw, dw_multiplier, dw_shift, mid_dims,
+                          dw_filter_dims, dw_filter, dw_bias, window, pack, 0, 0};
+  block_stream first;
+  if (!block_of(&first, &s, pw, pw_multiplier, pw_shift, dw_output_dims, pw_filter_dims,
+                pw_filter, pw_bias, output_dims))
+    return TT_FWD_UNSUPPORTED;
+  tt_row_source rows;
+  const int32_t span = (b_filter_dims->h - 1) * b->dilation_h + 1;
+  tt_row_source_reader(&rows, chained_row, &first, ring, span < output_dims->h ? span
+                                                                              : output_dims->h,
+                       output_dims->h, output_dims->w * output_dims->c);
+  pack_depthwise(&first.s, dw_output_dims);
+  /* the second stream checks its own layers before it reads a row */
+  const int status = tt_conv_depthwise_pointwise_packed_source_s8(
+      b, b_multiplier, b_shift, output_dims, &rows, b_filter_dims, b_filter, b_bias, b_dw,
+      b_dw_multiplier, b_dw_shift, b_mid_dims, b_dw_filter_dims, b_dw_filter, b_dw_bias, b_pw,
+      b_pw_multiplier, b_pw_shift, b_dw_output_dims, b_pw_filter_dims, b_pw_filter, b_pw_bias,
+      b_output_dims, b_output, b_window, b_pack);
+  if (status == TT_FWD_UNSUPPORTED) return status;
+  return tt_row_source_finish(input) || status == TT_FWD_INPUT_FAILED ? TT_FWD_INPUT_FAILED
+                                                                      : TT_FWD_OK;
+}
+
+int tt_conv_depthwise_pointwise_chain_s8(
+    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
+    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
+    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
+    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
+    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
+    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
+    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
+    int8_t *window, int8_t *pack, int8_t *ring, const tt_fwd_conv_params *b,
+    const int32_t *b_multiplier, const int32_t *b_shift, const tt_fwd_dims *b_filter_dims,
+    const int8_t *b_filter, const int32_t *b_bias, const tt_fwd_conv_params *b_dw,
+    const int32_t *b_dw_multiplier, const int32_t *b_dw_shift, const tt_fwd_dims *b_mid_dims,
+    const tt_fwd_dims *b_dw_filter_dims, const int8_t *b_dw_filter, const int32_t *b_dw_bias,
+    const tt_fwd_conv_params *b_pw, const int32_t *b_pw_multiplier, const int32_t *b_pw_shift,
+    const tt_fwd_dims *b_dw_output_dims, const tt_fwd_dims *b_pw_filter_dims,
+    const int8_t *b_pw_filter, const int32_t *b_pw_bias, const tt_fwd_dims *b_output_dims,
+    int8_t *b_output, int8_t *b_window, int8_t *b_pack) {
+  tt_row_source frame = frame_of(input_dims, input);
+  return tt_conv_depthwise_pointwise_chain_source_s8(
+      a, a_multiplier, a_shift, input_dims, &frame, a_filter_dims, a_filter, a_bias, dw,
+      dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias, pw, pw_multiplier,
+      pw_shift, dw_output_dims, pw_filter_dims, pw_filter, pw_bias, output_dims, window, pack,
+      ring, b, b_multiplier, b_shift, b_filter_dims, b_filter, b_bias, b_dw, b_dw_multiplier,
+      b_dw_shift, b_mid_dims, b_dw_filter_dims, b_dw_filter, b_dw_bias, b_pw, b_pw_multiplier,
+      b_pw_shift, b_dw_output_dims, b_pw_filter_dims, b_pw_filter, b_pw_bias, b_output_dims,
+      b_output, b_window, b_pack);
 }
 
 /* A frame never fails: the source form returns TT_FWD_OK or TT_FWD_UNSUPPORTED here. */

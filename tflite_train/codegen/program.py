@@ -29,7 +29,7 @@ from ..ir import Graph
 from ..runtime import c_forward, c_kernels
 from ..runtime import kernel_calls as K
 from ..runtime.kernel_calls import In, KernelCall, Scratch, Staging
-from ..training_ops import options_of
+from ..training_ops import options_of, set_option
 from . import dw_pack
 
 
@@ -83,6 +83,8 @@ class RowInput:
 # same arguments but the input (tt_row_source.h)
 SOURCE_FORMS = {"tt_conv_depthwise_pointwise_packed_s8":
                     "tt_conv_depthwise_pointwise_packed_source_s8",
+                "tt_conv_depthwise_pointwise_chain_s8":
+                    "tt_conv_depthwise_pointwise_chain_source_s8",
                 "tt_conv2d_s8": "tt_conv2d_source_s8"}
 
 
@@ -336,13 +338,52 @@ def _block_call(graph: Graph, calls: dict[int, KernelCall], k: int
     return call.check(), window, over
 
 
+def _chain(graph: Graph, streamed: list[int], consumers: dict[int, list[int]]) -> int | None:
+    """The first operator of the three-layer stream reading the sample row by row whose
+    output only the next stream reads (operators k .. k + 5): tt_conv_depthwise_pointwise_chain_s8
+    runs the two without that output ever whole (MobileNetV2's 64x64x8 blocks.0 output, 32 KB,
+    the forward's peak with the streams apart); None where there is none."""
+    sample = graph.inputs[0]
+    for k in streamed:
+        out = graph.operators[k + 2].outputs[0]
+        if graph.operators[k].inputs[0] == sample and k + 3 in streamed and \
+                consumers.get(out) == [k + 3] and out not in graph.outputs:
+            return k
+    return None
+
+
+def _chain_call(graph: Graph, first: KernelCall, second: KernelCall, k: int) -> KernelCall:
+    """The chained call of the streams at operators k .. k + 2 and k + 3 .. k + 5
+    (_block_call's calls: the second reads the first's output), run at k + 5; each stream's
+    depthwise layer packed (its pack in the chain's scratch, a few hundred bytes a group of
+    four channels, while the forward's peak is elsewhere), and the ring of the first's
+    output rows the second's first layer reads at a time."""
+    # the first's own operands (its projection's filter and bias) by tensor: an In of the
+    # call would be operator k + 5's
+    last = graph.operators[k + 2]
+    first = KernelCall(first.name, [
+        (TensorArg(last.inputs[a.k]) if last.inputs[a.k] >= 0 else None)
+        if isinstance(a, In) and not a.value else a for a in first.args])
+    x_dims = first.args[22]                         # the first's output: the second's input
+    a, f_dims = second.args[0], second.args[5]
+    span = min((f_dims.h - 1) * a.dilation_h + 1, x_dims.h)
+
+    def pack(call):
+        n = dw_pack.pack_bytes(call)
+        return Scratch(n) if n > 0 else None
+    window0, window1 = first.args[24], second.args[24]
+    return KernelCall("tt_conv_depthwise_pointwise_chain_s8",
+                      [*first.args[:23], window0, pack(first), Scratch(span * x_dims.w * x_dims.c),
+                       *second.args[:3], *second.args[5:24], window1, pack(second)]).check()
+
+
 # --- in place: kernels that write their output over their input --------------------------------
 
 def _inplace_call(graph: Graph, op, call: KernelCall) -> tuple[KernelCall, dict] | None:
     """(the call that writes op's output over its input 0, the AliasRequest's fields) where a
     kernel can: a depthwise convolution (a ring of output rows), a convolution row by row
     (its output starting `shift` bytes before its input), the input gradient of a stride-1
-    depthwise layer (a ring of dx rows)."""
+    depthwise layer (float32: a ring of dx rows; int8: dx starting a few rows before dy)."""
     if call.name == "tt_depthwise_conv2d_s8":
         inplace = c_forward.inplace_depthwise_call(graph, op)
         if inplace is None:
@@ -366,6 +407,16 @@ def _inplace_call(graph: Graph, op, call: KernelCall) -> tuple[KernelCall, dict]
         if _together(x, y, shift) >= x + y:
             return None                    # overlapping would save nothing
         return KernelCall(name, list(call.args)).check(), {"view": False, "shift": shift}
+    if call.name == "tt_depthwise_conv2d_input_grad_s8":
+        sig = call.signature
+        geometry = [call.args[sig.index(name)] for name in
+                    ("n", "oh", "ow", "c", "m", "kh", "kw", "win", "h", "wd")]
+        lead = int(K.host_call("tt_depthwise_conv2d_input_grad_over_s8_lead", *geometry))
+        x = graph.tensors[op.inputs[0]].nbytes
+        if lead < 0 or _together(x, x, lead) >= 2 * x:
+            return None
+        return KernelCall("tt_depthwise_conv2d_input_grad_over_s8",
+                          list(call.args)).check(), {"view": False, "shift": lead}
     if call.name == "tt_depthwise_conv2d_input_grad_f32":
         dy, mask, n, oh, ow, c, m, w, scales, kh, kw, win, h, wd, _ = call.args
         ring = int(K.host_call("tt_depthwise_conv2d_input_grad_inplace_f32_scratch_bytes", n, oh,
@@ -499,11 +550,13 @@ def _row_input(graph: Graph, calls: dict[int, KernelCall], streamed: list[int],
         why = f"the sample is {_shape_text(x.shape)}, not one NHWC image"
     else:
         k = readers[0]
-        at = k + 2 if k in streamed else k
+        # a stream runs at its last operator, a chain (_chain) at its second stream's
+        at = max((j for j in fused if j > k and all(i in skipped for i in range(k, j))),
+                 default=k)
         call = calls.get(k)
         kernel = None
         if graph.operators[k].inputs[0] == sample and k in streamed:
-            kernel = fused[k + 2].name
+            kernel = fused[at].name
         elif graph.operators[k].inputs[0] == sample and call is not None and \
                 call.name == "tt_conv2d_s8" and k not in skipped:
             kernel = "tt_conv2d_s8"
@@ -590,13 +643,14 @@ def fit_staging(graph: Graph, arena_of, arena_limit: int = 0,
 
 
 def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
-            input_rows: bool = False, stages: dict[int, int] | None = None):
+            input_rows: bool = False, stages: dict[int, int] | None = None,
+            over_dy: bool = True):
     """The kernel calls, split filters, arena tensors, views, fused operators, in-place
     calls and the arena's plan of a training graph (`outside`: tensors the caller holds;
     `streamed`: first operators of the three-layer streams to run, by default none;
     `input_rows`: the sample is read row by row, outside the arena but for the ring of rows
     the call that reads it keeps, _row_input; `stages`: the DSP staging of each operator,
-    fit_staging, by default none)."""
+    fit_staging, by default none; `over_dy`: False, no int8 gradient over its dy, OVER_DY)."""
     calls = _staged(_calls(graph), stages)
     splits = _splits(graph, calls)
 
@@ -622,6 +676,17 @@ def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
         scratch[k + 2] = [window]
         if over is not None:
             requests.append(over)
+    chain = _chain(graph, list(streamed or ()), consumers) if input_rows else None
+    if chain is not None:
+        k = chain
+        fused[k + 5] = _chain_call(graph, fused.pop(k + 2), fused[k + 5], k)
+        skipped.update((k + 2, k + 3, k + 4))
+        middle = graph.operators[k + 2].outputs[0]
+        arena.discard(middle)
+        reads.pop(middle, None)
+        requests = [r for r in requests if middle not in (r.input, r.output)]
+        del scratch[k + 2]
+        scratch[k + 5] = [a.nbytes for a in fused[k + 5].args if isinstance(a, Scratch)]
     for k in range(len(graph.operators)):
         if not {k, k + 1} & (skipped | set(fused)) and _fusable(graph, calls, consumers, k) \
                 and not any(w in splits for w in graph.operators[k].inputs):
@@ -647,7 +712,7 @@ def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
             continue
         if op.inputs and op.inputs[0] in arena and not any(w in splits for w in op.inputs):
             inplace = _inplace_call(graph, op, call)
-            if inplace is not None:
+            if inplace is not None and (over_dy or inplace[0].name not in OVER_DY):
                 inplace_calls[k], request = inplace[0], inplace[1]
                 requests.append(memory.AliasRequest(k, op.outputs[0], op.inputs[0], **request))
         if call.name in ("tt_add_s8", "tt_requantize_s8"):
@@ -667,6 +732,11 @@ def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
     return calls, splits, arena, views, fused, skipped, inplace_calls, plan
 
 
+# input gradients whose dx overlaps dy (_inplace_call): their first pass keeps no
+# accumulators in dx's bytes
+OVER_DY = {"tt_depthwise_conv2d_input_grad_over_s8"}
+
+
 def lend_scratch(graph: Graph, calls: dict[int, KernelCall], plan: memory.CodegenPlan,
                  arena_limit: int = 0) -> dict[int, int]:
     """The arena-aware split of the two-pass int8 input gradients: each keeps, besides the
@@ -684,8 +754,10 @@ def lend_scratch(graph: Graph, calls: dict[int, KernelCall], plan: memory.Codege
                 and call.args[sig.index("scratch")] is None:
             dx = graph.tensors[graph.operators[k].outputs[0]]
             positions = dx.size // dx.shape[-1]
-            # dx's quarter is kept in any case (the arena's offsets are 4-byte aligned)
-            wants[k] = (4 * dx.shape[-1], positions - positions // 4)
+            # dx's quarter is kept in any case (the arena's offsets are 4-byte aligned),
+            # but where dx overlaps dy (the first pass would overwrite dy there)
+            in_dx = 0 if call.name in OVER_DY else positions // 4
+            wants[k] = (4 * dx.shape[-1], positions - in_dx)
             terms[k] = _terms(call)
 
     def recomputed(lent: dict[int, int]) -> int:
@@ -734,7 +806,6 @@ def choose_streams(graph: Graph, outside: set[int]) -> list[int]:
     whose operators would otherwise hold more than the arena with all of them streamed; the
     fewer are kept unless their arena is larger. Decided with two-pass int8 input gradients
     everywhere (the smallest arena those allow); the graph's passes are left as they were."""
-    from ..training_ops import options_of, set_option
     cand = blocks(graph)
     if not cand:
         return []
@@ -775,19 +846,34 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
     # choose again by this program's own arena
     outside = {label, loss} | ({sample} if input_rows else set())
     streamed = choose_streams(graph, outside)
-    memory.choose_passes(
-        graph, lambda g: _layout(g, outside, streamed, input_rows)[-1].arena_bytes, arena_limit)
-    # the DSP gradient kernels' staging where it fits under the peak the passes chose
-    stages = fit_staging(graph, lambda g, s: _layout(g, outside, streamed, input_rows, s)[-1],
-                         arena_limit)
+    # the DSP gradient kernels' staging first, where it fits with two-pass gradients
+    # everywhere (the smallest arena they allow), then one pass wherever its scratch fits
+    # beside that staging: chosen the other way round, a one-pass gradient could take the
+    # room under the arena that fit_staging's growth allowance then staged above it (an
+    # in-place gradient made that room in MobileNetV2's backward: 53.2 -> 57.7 KB)
+    for op in graph.operators:
+        if op.kind in memory.INPUT_GRADS and "passes" in options_of(op):
+            set_option(op, "passes", 2)
+    # a gradient over its dy keeps no accumulators in dx (more computed twice): where the
+    # arena may grow to a limit that the smallest arena without them fits, none
+    over = not arena_limit or \
+        _layout(graph, outside, streamed, input_rows, over_dy=False)[-1].arena_bytes > arena_limit
+
+    def layout(g, s=None):
+        return _layout(g, outside, streamed, input_rows, s, over)[-1]
+    stages = fit_staging(graph, layout, arena_limit)
+    memory.choose_passes(graph, lambda g: layout(g, stages).arena_bytes, arena_limit)
     calls, splits, arena, views, fused, skipped, inplace_calls, plan = \
-        _layout(graph, outside, streamed, input_rows, stages)
+        _layout(graph, outside, streamed, input_rows, stages, over)
+    granted = {r.op for r in plan.aliases}
+    # the in-place forms the plan granted are the calls (the lending below sizes their
+    # scratch, which may differ from the separate form's)
+    calls.update({k: c for k, c in inplace_calls.items() if k in granted})
     lent = lend_scratch(graph, calls, plan, arena_limit)
     # the streams' depthwise layers packed once where the arena has room at them (after the
     # lending, whose placing again may shrink the arena, as it does for MCUNet)
     dw_pack.place(graph, fused, plan)
     row_input = _row_input(graph, calls, streamed, skipped, fused) if input_rows else None
-    granted = {r.op for r in plan.aliases}
     runs_in = {j: k for k in fused for j in skipped if j < k and
                all(i in skipped for i in range(j, k))}
 
@@ -807,18 +893,21 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
         elif op.kind in ("RESHAPE", "TT_RESHAPE_GRAD"):
             call, note = None, "a view of its input: nothing to run"
         elif k in inplace_calls and k in granted:
-            call = inplace_calls[k]
             note = ("row by row, the output over the input rows already read"
                     if call.name == "tt_conv2d_rows_s8" else
                     "row by row from the last, the output over the input rows already read"
                     if call.name == "tt_conv2d_rows_reverse_s8" else
+                    "dx over dy, from a few rows before it: over dy rows already read"
+                    if call.name in OVER_DY else
                     "in place: the output over its input")
         elif call is not None and k in granted:
             note = "in place: the output over an input read for the last time"
-        elif k in lent:
+        if k in lent:
             dx = graph.tensors[op.outputs[0]]
-            note = (f"two passes, the first keeping the accumulators of {lent[k]} of dx's "
-                    f"{dx.size // dx.shape[-1]} positions in free arena (and a quarter in dx)")
+            note = (note + "; " if note else "") + \
+                (f"two passes, the first keeping the accumulators of {lent[k]} of dx's "
+                 f"{dx.size // dx.shape[-1]} positions in free arena"
+                 f"{'' if call.name in OVER_DY else ' (and a quarter in dx)'}")
         if call is not None:
             for w, split in splits.items():
                 if w in op.inputs and _reads(call, op, w):
