@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "tt_grad_dsp.h"
+#include "tt_qas.h"
 
 #if TT_GRAD_DSP
 #include "tt_dsp_common.h"
@@ -133,6 +134,62 @@ static __attribute__((noinline)) void blocks_of(const tt_dsp_word *stage,
   }
 }
 
+/* Weights w[c0 + j], j < nc, after the default rule (tt_qas_weight, nan_free) with the
+ * gradients (float)(acc[j] - correction) * unit, from the sums' registers: no float
+ * gradient in memory. A whole block is unrolled so that acc stays in registers. */
+static inline __attribute__((always_inline)) void update_block(int8_t *w, const int32_t *acc,
+                                                               int32_t nc, int32_t correction,
+                                                               float unit, float scale,
+                                                               tt_sgd_call *call) {
+  if (nc == 8) {
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < 8; ++j)
+      w[j] = tt_qas_weight(call, w[j],
+                           (float)(int32_t)((uint32_t)acc[j] - (uint32_t)correction) * unit,
+                           scale, 1);
+    return;
+  }
+  for (int32_t j = 0; j < nc; ++j)
+    w[j] = tt_qas_weight(call, w[j],
+                         (float)(int32_t)((uint32_t)acc[j] - (uint32_t)correction) * unit,
+                         scale, 1);
+}
+
+/* block_sums8 on its own: its loop needs every register (the update's values would spill
+ * into it); acc comes back through memory. */
+static __attribute__((noinline)) void sums8_of(const tt_dsp_word *xs, const tt_dsp_word *ds,
+                                               int32_t groups, int32_t *acc) {
+  block_sums8(xs, ds, groups, acc);
+}
+
+/* blocks_of8 and blocks_of, the gradients applied to w (tt_dsp_pointwise_weight_update). */
+static __attribute__((noinline)) void update_blocks_of8(const tt_dsp_word *stage,
+                                                        const tt_dsp_word *dys, int32_t groups,
+                                                        int32_t k, int32_t correction,
+                                                        float unit, int8_t *w, float scale,
+                                                        tt_sgd_call *c) {
+  tt_sgd_call call = *c;
+  for (int32_t c0 = 0; c0 < k; c0 += 8, stage += 8 * groups) {
+    int32_t acc[8];
+    sums8_of(stage, dys, groups, acc);
+    update_block(w + c0, acc, k - c0 < 8 ? k - c0 : 8, correction, unit, scale, &call);
+  }
+  c->rng = call.rng;
+}
+
+static __attribute__((noinline)) void update_blocks_of(const tt_dsp_word *stage,
+                                                       const tt_dsp_word *dys, int32_t groups,
+                                                       int32_t k, float unit, int8_t *w,
+                                                       float scale, tt_sgd_call *c) {
+  tt_sgd_call call = *c;
+  for (int32_t c0 = 0; c0 < k; c0 += 8, stage += 16 * groups) {
+    int32_t acc[8];
+    block_sums(stage, dys, groups, acc);
+    update_block(w + c0, acc, k - c0 < 8 ? k - c0 : 8, 0, unit, scale, &call);
+  }
+  c->rng = call.rng;
+}
+
 /* The int16 dy columns of output channels o0 .. o0 + 3 (o0 + 4 <= co), 0 where masked, each
  * 4 groups halves (zeros past the last position). Where a position's four dy are one word
  * and their mask bits one nibble of one byte (no mask, or co a multiple of 8 and o0 of 4):
@@ -172,9 +229,17 @@ static void stage_columns4(int16_t *col, const int8_t *dy, const uint8_t *mask, 
   for (; p < 4 * groups; ++p) c0[p] = c1[p] = c2[p] = c3[p] = 0;
 }
 
-void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
-                                     const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
-                                     int32_t k, int32_t x_zp, float unit, float *out) {
+/* Where a channel's gradients go: into out, or (w != NULL) applied to w at once. */
+typedef struct {
+  float *out;
+  int8_t *w;
+  float scale;
+  tt_sgd_call *call;
+} sink;
+
+static inline __attribute__((always_inline)) void weight_channel(
+    tt_wdsp_stage *st, const int8_t *dy, const uint8_t *mask, int32_t rows, int32_t co,
+    int32_t o, int32_t k, int32_t x_zp, float unit, const sink *to) {
   const int32_t groups = (rows + 3) >> 2;
   tt_dsp_word *dys = st->dys;
   int16_t *half = (int16_t *)dys;
@@ -184,11 +249,14 @@ void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
       stage_columns4(half, dy, mask, rows, co, o0, groups);
       st->first = o0;
     }
-    blocks_of(st->x, dys + (o - o0) * 2 * groups, groups, k, unit, out);
-    return;
-  }
-  st->first = -1;                                  /* column 0 rewritten below */
-  if (!st->int16) {
+    dys += (o - o0) * 2 * groups;
+  } else if (st->int16) {
+    st->first = -1;                                /* column 0 rewritten */
+    int32_t p = 0;
+    for (int32_t i = o; p < rows; ++p, i += co) half[p] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
+    for (; p < 4 * groups; ++p) half[p] = 0;
+  } else {
+    st->first = -1;
     /* [dy0, dy2], [dy1, dy3] per group; their sum for x_zp's term */
     int32_t p = 0, sum = 0;
     for (int32_t i = o; p < rows; ++p, i += co) {
@@ -197,13 +265,32 @@ void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
       sum += v;
     }
     for (; p < 4 * groups; ++p) half[4 * (p >> 2) + ((p & 1) << 1) + ((p >> 1) & 1)] = 0;
-    blocks_of8(st->x, dys, groups, k, (int32_t)((uint32_t)x_zp * (uint32_t)sum), unit, out);
+    const int32_t correction = (int32_t)((uint32_t)x_zp * (uint32_t)sum);
+    if (to->w)
+      update_blocks_of8(st->x, dys, groups, k, correction, unit, to->w, to->scale, to->call);
+    else
+      blocks_of8(st->x, dys, groups, k, correction, unit, to->out);
     return;
   }
-  int32_t p = 0;
-  for (int32_t i = o; p < rows; ++p, i += co) half[p] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
-  for (; p < 4 * groups; ++p) half[p] = 0;
-  blocks_of(st->x, dys, groups, k, unit, out);
+  if (to->w)
+    update_blocks_of(st->x, dys, groups, k, unit, to->w, to->scale, to->call);
+  else
+    blocks_of(st->x, dys, groups, k, unit, to->out);
+}
+
+void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
+                                     const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
+                                     int32_t k, int32_t x_zp, float unit, float *out) {
+  const sink to = {out, 0, 0.0f, 0};
+  weight_channel(st, dy, mask, rows, co, o, k, x_zp, unit, &to);
+}
+
+void tt_dsp_pointwise_weight_update(tt_wdsp_stage *st, const int8_t *dy, const uint8_t *mask,
+                                    int32_t rows, int32_t co, int32_t o, int32_t k,
+                                    int32_t x_zp, float unit, int8_t *w, float scale,
+                                    tt_sgd_call *call) {
+  const sink to = {0, w, scale, call};
+  weight_channel(st, dy, mask, rows, co, o, k, x_zp, unit, &to);
 }
 
 /* Output channel o without staging the input, for layers whose input fits no staging
