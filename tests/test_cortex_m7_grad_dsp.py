@@ -224,7 +224,9 @@ def weight_grad_calls(rng) -> None:
               (1, 4, 4, 24, 12, 12),                  # four dy columns at once: a mask
                                                       # nibble at bit 0 and 4 of its byte
               (1, 3, 5, 12, 20, 20),                  # co % 8 = 4: masked columns one by one
-              (1, 2, 3, 13, 9, 16)]                   # a last partial set: one column
+              (1, 2, 3, 13, 9, 16),                   # a last partial set: one column
+              (1, 3, 3, 8, 9, 9)]                     # four columns of an odd position
+                                                      # count: the last pair's second 0
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)
