@@ -665,7 +665,8 @@ static tt_sgd_call begin_update(const tt_sgd *o, tt_update_state *s, const float
 /* `rows` rows of int8 weights (row stride `depth`) updated in place on their first
  * `channels` elements, row-major: the order of the RNG draws. grad and momentum (or NULL)
  * are [rows, channels]; element (r, j) has scale scales[j] when per_column, else scales[0].
- * Every weight update, separate or fused, goes through here. */
+ * Every weight update, separate or fused, goes through here, but the DSP pointwise one's
+ * default rule, which applies tt_qas_weight itself from its sums' registers. */
 static void update_rows_s8(int8_t *w, int32_t rows, int32_t depth, int32_t channels,
                            const float *scales, int per_column, const float *grad,
                            float *momentum, tt_sgd_call *c) {
@@ -694,9 +695,10 @@ static void update_rows_s8(int8_t *w, int32_t rows, int32_t depth, int32_t chann
     for (int32_t j = 0; j < channels; ++j) {
       const float scale = scales[j * scale_step];
       const float v = common ? tt_sgd_value(&call, gr[j], scale, &unused, 1, 0, 1)
-                             : tt_sgd_value(&call, gr[j], scale, mr ? &mr[j] : &unused, call.qas,
-                                         call.use_momentum, call.stochastic);
-      wr[j] = tt_clamp_weight((int32_t)wr[j] + tt_round_step_s32(tt_clamp_step(v, 256.0f), call.stochastic));
+                             : tt_sgd_value(&call, gr[j], scale, mr ? &mr[j] : &unused,
+                                            call.qas, call.use_momentum, call.stochastic);
+      wr[j] = tt_clamp_weight((int32_t)wr[j] +
+                              tt_round_step_s32(tt_clamp_step(v, 256.0f), call.stochastic));
     }
   }
   c->rng = call.rng;
@@ -710,13 +712,13 @@ static void update_biases_s32(int32_t *b, int32_t c, const float *scales, const 
   float unused = 0.0f;
   for (int32_t i = 0; i < c; ++i) {
     const float v = tt_clamp_step(tt_sgd_value(call, grad[i], scales[i],
-                                         call->use_momentum ? &momentum[i] : &unused,
-                                         call->qas, call->use_momentum, call->stochastic),
-                               8589934592.0f);
+                                               call->use_momentum ? &momentum[i] : &unused,
+                                               call->qas, call->use_momentum, call->stochastic),
+                                  8589934592.0f);
     int64_t q;
     if (v < 8388608.0f && v > -8388608.0f) {     /* the common case: a hardware conversion */
 #if TT_FPV5
-      b[i] = __qadd(b[i], tt_round_step_s32(v, call->stochastic));     /* saturating: QADD */
+      b[i] = __qadd(b[i], tt_round_step_s32(v, call->stochastic));  /* saturating: QADD */
       continue;
 #else
       q = (int64_t)b[i] + (int32_t)tt_round_step(v, call->stochastic);

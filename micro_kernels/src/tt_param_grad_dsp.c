@@ -24,13 +24,15 @@
  * code. The staging is the caller's (the arena of the generated program), the dy column
  * after the staged input.
  *
+ * The fused update (tt_dsp_pointwise_weight_update) applies the QAS rule to each block's
+ * eight weights as its sums finish, from their registers: no float gradient in memory.
+ *
  * T is the portable kernel's integer (the same terms, any order, |T| < 2^31 by
  * TT_GRAD_MAX_POSITIONS; SMLAD wraps modulo 2^32 like the portable int32 sums, and so do
  * the int8 staging's sum dy x and its correction), converted by the same (float)T * unit. */
 #include <string.h>
 
 #include "tt_grad_dsp.h"
-#include "tt_qas.h"
 
 #if TT_GRAD_DSP
 #include "tt_dsp_common.h"
@@ -182,10 +184,16 @@ static __attribute__((noinline)) void update_blocks_of(const tt_dsp_word *stage,
                                                        int32_t k, float unit, int8_t *w,
                                                        float scale, tt_sgd_call *c) {
   tt_sgd_call call = *c;
-  for (int32_t c0 = 0; c0 < k; c0 += 8, stage += 16 * groups) {
+  int32_t c0 = 0;
+  for (; c0 + 8 <= k; c0 += 8, stage += 16 * groups) {
+    int32_t acc[8];                 /* indexed by constants only: kept in registers */
+    block_sums(stage, dys, groups, acc);
+    update_block(w + c0, acc, 8, 0, unit, scale, &call);
+  }
+  if (c0 < k) {
     int32_t acc[8];
     block_sums(stage, dys, groups, acc);
-    update_block(w + c0, acc, k - c0 < 8 ? k - c0 : 8, 0, unit, scale, &call);
+    update_block(w + c0, acc, k - c0, 0, unit, scale, &call);
   }
   c->rng = call.rng;
 }
@@ -207,8 +215,8 @@ static inline __attribute__((always_inline)) void columns_pair(tt_dsp_word *c0, 
  * 4 groups halves (zeros past the last position). Where a position's four dy are one word
  * and their mask bits one nibble of one byte (no mask, or co a multiple of 8 and o0 of 4):
  * per pair of positions two loads, the nibbles' byte lanes, four SXTB16, four PKHBT/PKHTB
- * and four word stores (a halfword store per column and position before: 19 instructions a
- * position, about 13 now). */
+ * and four word stores (a pair's words: a halfword store per column and position cost 1-2
+ * instructions more a position, measured). */
 static void stage_columns4(int16_t *col, const int8_t *dy, const uint8_t *mask, int32_t rows,
                            int32_t co, int32_t o0, int32_t groups) {
   int16_t *c0 = col, *c1 = col + 4 * groups, *c2 = c1 + 4 * groups, *c3 = c2 + 4 * groups;
