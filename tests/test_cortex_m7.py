@@ -104,8 +104,11 @@ def recording(calls: list[Call]):
                 before = [None if m is None else snapshot(m) for m in memory]
                 result = fn(*args)
                 # a DSP version's staging (`stage`) is working memory the portable code
-                # leaves alone: its bytes after the call are not compared
-                staging = {i for i, q in enumerate(signature_params(name)) if q == "stage"}
+                # leaves alone, and a fused update's `scratch` one the DSP version may leave
+                # alone (its gradients kept in registers): their bytes after the call are
+                # not compared
+                staging = {i for i, q in enumerate(signature_params(name))
+                           if q == "stage" or (q == "scratch" and "_update_" in name)}
                 recorded = [(Memory(b, b"") if i in staging else Memory(b, snapshot(m)))
                             if m is not None else a
                             for i, (a, m, b) in enumerate(zip(args, memory, before))]

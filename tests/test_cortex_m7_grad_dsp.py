@@ -224,7 +224,9 @@ def weight_grad_calls(rng) -> None:
               (1, 4, 4, 24, 12, 12),                  # four dy columns at once: a mask
                                                       # nibble at bit 0 and 4 of its byte
               (1, 3, 5, 12, 20, 20),                  # co % 8 = 4: masked columns one by one
-              (1, 2, 3, 13, 9, 16)]                   # a last partial set: one column
+              (1, 2, 3, 13, 9, 16),                   # a last partial set: one column
+              (1, 3, 3, 8, 9, 9)]                     # four columns of an odd position
+                                                      # count: the last pair's second 0
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)
@@ -239,13 +241,23 @@ def weight_grad_calls(rng) -> None:
                 C.c_float(0.05), zp, h, w, k, 1, 1, C.byref(win), rig_p(dw, C.c_float),
                 *weight_stage(n, h, w, co, k, win, part=1 + masked))
         wt = rng.integers(-127, 128, (co, 1, 1, ci)).astype(np.int8)
+        wt.flat[:: 7] = -128
         scales = rng.uniform(0.001, 0.01, co).astype(np.float32)
+        if t in (2, 12):     # NaN-prone (through scratch), overflowing, subnormal scales
+            scales[:: 4], scales[1:: 4], scales[2:: 4] = 0.0, 1e-30, 1e-39
+        if t in (2, 10, 12):   # a dead channel: T = 0, so 0 / 0 (scale 0) or 0 inf (unit
+            dy = dy.copy()     # inf) is NaN, the rule's step -256
+            dy[..., 0] = 0
         momentum = np.zeros((co, 1, 1, k), np.float32) if t % 2 else None
-        sgd = c_kernels.Sgd(0.05, 0.9 if t % 2 else 0.0, 1, 1, 0)
+        # lr 0 (NaN-prone: through scratch), rounding to nearest (the rule from scratch)
+        sgd = c_kernels.Sgd(0.0 if t == 4 else 0.05, 0.9 if t % 2 else 0.0, 1,
+                            0 if t == 14 else 1, 0)
         state = c_kernels.UpdateState(777 + t, 2)
         scratch = np.zeros(k, np.float32)
+        # dy's scale: T unit overflowing to inf (unit finite), unit itself inf (NaN-prone)
+        dy_scale = {8: 3e38, 10: np.inf}.get(t, 0.02)
         lib.tt_conv2d_weight_update_s8_s8(
-            i8(dy), rig_p(np.array([0.02], np.float32), C.c_float), rig_p(mask, C.c_uint8),
+            i8(dy), rig_p(np.array([dy_scale], np.float32), C.c_float), rig_p(mask, C.c_uint8),
             n, h, w, co, i8(saved), C.c_float(0.05), zp, h, w, k, i8(wt), 1, 1, ci,
             rig_p(scales, C.c_float), co, C.byref(win), rig_p(momentum, C.c_float),
             C.byref(sgd), C.byref(state), rig_p(scratch, C.c_float),

@@ -309,8 +309,9 @@ void tt_update_bias_s32(int32_t *b, int32_t c, const float *scales, const float 
 /* In-place fused gradient + update (TT_*_WEIGHT_UPDATE, TT_BIAS_UPDATE): bit-identical to the
  * gradient kernel followed by the update kernel (same values, same RNG order: one uniform
  * per trained element, row-major over the parameter), without the whole gradient ever
- * existing. `scratch` is caller-provided float memory of the size given; `momentum` is
- * shaped like the trained region or NULL. The learning rate and step advance once per call. */
+ * existing. `scratch` is caller-provided float memory of the size given (working memory:
+ * its contents after the call are unspecified); `momentum` is shaped like the trained region
+ * or NULL. The learning rate and step advance once per call. */
 
 /* TT_CONV2D_WEIGHT_UPDATE, one output channel at a time. dy, mask, saved, x_scale, x_zp as
  * tt_conv2d_weight_grad_f32; w [co, kh, kw, ci] int8 with w_scales[n_scales] (1 or co),

@@ -12,6 +12,7 @@
 
 #include "tt_common.h"
 #include "tt_dsp_words.h"
+#include "tt_qas.h"
 
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(TT_PORTABLE)
 #define TT_GRAD_DSP 1
@@ -136,6 +137,15 @@ int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, 
 void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
                                      const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
                                      int32_t k, int32_t x_zp, float unit, float *out);
+
+/* tt_dsp_pointwise_weight_channel's gradients of output channel o not stored but applied at
+ * once to its trained weights w[c], c < k, in c's order: the default rule (tt_qas_weight,
+ * QAS, stochastic, no momentum) with scale, drawing from call's stream. Only where
+ * tt_qas_nan_free(call->neg_lr, unit, scale): the gradient stays in registers. */
+void tt_dsp_pointwise_weight_update(tt_wdsp_stage *st, const int8_t *dy, const uint8_t *mask,
+                                    int32_t rows, int32_t co, int32_t o, int32_t k,
+                                    int32_t x_zp, float unit, int8_t *w, float scale,
+                                    tt_sgd_call *call);
 #endif
 
 #endif /* TT_GRAD_DSP_H */

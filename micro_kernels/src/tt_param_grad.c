@@ -7,6 +7,7 @@
 #include "tt_common.h"
 #include "tt_depthwise_grad_dsp.h"
 #include "tt_grad_dsp.h"
+#include "tt_qas.h"
 
 #define TT_DEFAULT_SEED 2463534242u
 
@@ -648,21 +649,9 @@ void tt_bias_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mas
 
 /* ---- QAS SGD updates -------------------------------------------------------------------- */
 
-/* The loop-invariant part of one update-op call, in locals: the kernels store int8 weights,
- * which may alias anything, so options and RNG state read through pointers would be
- * reloaded for every element. */
-typedef struct {
-  float neg_lr;        /* -lr of this call */
-  float momentum;
-  int use_momentum;    /* momentum > 0 and a buffer given */
-  int qas;
-  int stochastic;
-  uint32_t rng;
-} sgd_call;
-
 /* The learning rate of this call; the step counter advances once per update-op call. */
-static sgd_call begin_update(const tt_sgd *o, tt_update_state *s, const float *momentum) {
-  sgd_call c;
+static tt_sgd_call begin_update(const tt_sgd *o, tt_update_state *s, const float *momentum) {
+  tt_sgd_call c;
   c.neg_lr = -tt_learning_rate(o, s->step);
   ++s->step;
   c.momentum = o->momentum;
@@ -673,112 +662,15 @@ static sgd_call begin_update(const tt_sgd *o, tt_update_state *s, const float *m
   return c;
 }
 
-/* FPv5 (the Cortex-M7's -mfpu=fpv5-sp-d16; the gate below takes ARMv7E-M only) converts to an
- * integer rounding toward minus infinity or to nearest even in one instruction (VCVTM,
- * VCVTN) and has IEEE 754-2008 maxNum/minNum (VMAXNM, VMINNM: a NaN operand gives the other
- * one). They compute exactly what the portable forms below compute, in fewer instructions
- * per weight. GCC predefines nothing that tells FPv5 from the Cortex-M4's FPv4, which has
- * none of them: a Cortex-M4 build defines TT_NO_FPV5 (without it the assembler rejects
- * VCVTM for that FPU, it does not miscompile). */
-#if defined(__ARM_ARCH_7EM__) && defined(__ARM_FP) && (__ARM_FP & 4) && !defined(TT_NO_FPV5) && \
-    !defined(TT_PORTABLE)
-#define TT_FPV5 1
-#include <arm_acle.h>
-#else
-#define TT_FPV5 0
-#endif
-
-/* u = (x >> 8) * 2^-24, exact (24 bits): on the M7 one fixed-point conversion of 24
- * fraction bits instead of a conversion and a multiplication. */
-static inline float uniform24(uint32_t x) {
-#if TT_FPV5
-  float u;
-  __asm__("vmov %0, %1\n\tvcvt.f32.u32 %0, %0, #24" : "=&t"(u) : "r"(x >> 8));
-  return u;
-#else
-  return (float)(x >> 8) * (1.0f / 16777216.0f);
-#endif
-}
-
-/* The float32 value to round, in the schema's operation order: g = grad / scale (QAS) or
- * grad * scale; m = momentum * m + g, g = m; delta = (-lr) * g; plus the uniform
- * u = (x >> 8) * 2^-24 of the next xorshift32 state x when rounding stochastically. The
- * flags are arguments so that a call with constants compiles to a loop without tests. */
-static inline float sgd_value(sgd_call *c, float grad, float scale, float *m, int qas,
-                              int use_momentum, int stochastic) {
-  float g = qas ? grad / scale : grad * scale;
-  if (use_momentum) {
-    *m = c->momentum * *m + g;
-    g = *m;
-  }
-  float v = c->neg_lr * g;
-  if (stochastic) {
-    const uint32_t x = tt_xorshift32(c->rng);
-    c->rng = x;
-    v = v + uniform24(x);
-  }
-  return v;
-}
-
-/* v clamped to [-limit, limit], NaN to -limit: a step beyond the limit saturates the
- * parameter either way, and the clamp keeps the rounding below exact and the conversion to
- * an integer defined. Clamping before rounding gives the same integer as after. */
-static inline float clamp_step(float v, float limit) {
-#if TT_FPV5
-  return __builtin_fminf(__builtin_fmaxf(v, -limit), limit);    /* VMAXNM: NaN to -limit */
-#else
-  if (!(v > -limit)) return -limit;
-  return v > limit ? limit : v;
-#endif
-}
-
-/* The integer step of a value |v| < 2^23, without libm: floorf (stochastic,
- * floor(v + u)) or rintf (nearest, half to even). For floor the conversion truncates toward
- * zero; for rint adding and subtracting 2^23 in float32 rounds to an integer, half to even
- * (the default rounding mode). */
-static inline float round_step(float v, int stochastic) {
-  if (stochastic) {
-    const float t = (float)(int32_t)v;
-    return t > v ? t - 1.0f : t;
-  }
-  const float big = 8388608.0f;
-  return v >= 0.0f ? (v + big) - big : (v - big) + big;
-}
-
-/* round_step's integer for |v| < 2^23: on the M7 one VCVTM or VCVTN. */
-static inline int32_t round_step_s32(float v, int stochastic) {
-#if TT_FPV5
-  float t;
-  if (stochastic)
-    __asm__("vcvtm.s32.f32 %0, %1" : "=t"(t) : "t"(v));
-  else
-    __asm__("vcvtn.s32.f32 %0, %1" : "=t"(t) : "t"(v));
-  int32_t q;
-  memcpy(&q, &t, sizeof q);
-  return q;
-#else
-  return (int32_t)round_step(v, stochastic);
-#endif
-}
-
-/* q clamped to [-127, 127]: on the M7 SSAT's [-128, 127], then -128 to -127. */
-static inline int8_t clamp_weight(int32_t q) {
-#if TT_FPV5
-  q = __ssat(q, 8);
-  return (int8_t)(q < -127 ? -127 : q);
-#else
-  return (int8_t)(q < -127 ? -127 : q > 127 ? 127 : q);
-#endif
-}
-
 /* `rows` rows of int8 weights (row stride `depth`) updated in place on their first
  * `channels` elements, row-major: the order of the RNG draws. grad and momentum (or NULL)
  * are [rows, channels]; element (r, j) has scale scales[j] when per_column, else scales[0].
- * Every weight update, separate or fused, goes through here. */
+ * Every weight update, separate or fused, goes through here, but the DSP pointwise one's
+ * default rule, which applies tt_qas_weight itself from its sums' registers. */
 static void update_rows_s8(int8_t *w, int32_t rows, int32_t depth, int32_t channels,
                            const float *scales, int per_column, const float *grad,
-                           float *momentum, sgd_call *c) {
-  sgd_call call = *c;
+                           float *momentum, tt_sgd_call *c) {
+  tt_sgd_call call = *c;
   const int32_t scale_step = per_column ? 1 : 0;
   const int common = call.qas && call.stochastic && !call.use_momentum;   /* the defaults */
   float unused = 0.0f;
@@ -790,8 +682,7 @@ static void update_rows_s8(int8_t *w, int32_t rows, int32_t depth, int32_t chann
       int8_t *wr = w + r * depth;
       const float *gr = grad + r * channels;
       for (int32_t j = 0; j < channels; ++j) {
-        const float v = sgd_value(&call, gr[j], scale, &unused, 1, 0, 1);
-        wr[j] = clamp_weight((int32_t)wr[j] + round_step_s32(clamp_step(v, 256.0f), 1));
+        wr[j] = tt_qas_weight(&call, wr[j], gr[j], scale, 0);
       }
     }
     c->rng = call.rng;
@@ -803,10 +694,11 @@ static void update_rows_s8(int8_t *w, int32_t rows, int32_t depth, int32_t chann
     float *mr = call.use_momentum ? momentum + r * channels : 0;
     for (int32_t j = 0; j < channels; ++j) {
       const float scale = scales[j * scale_step];
-      const float v = common ? sgd_value(&call, gr[j], scale, &unused, 1, 0, 1)
-                             : sgd_value(&call, gr[j], scale, mr ? &mr[j] : &unused, call.qas,
-                                         call.use_momentum, call.stochastic);
-      wr[j] = clamp_weight((int32_t)wr[j] + round_step_s32(clamp_step(v, 256.0f), call.stochastic));
+      const float v = common ? tt_sgd_value(&call, gr[j], scale, &unused, 1, 0, 1)
+                             : tt_sgd_value(&call, gr[j], scale, mr ? &mr[j] : &unused,
+                                            call.qas, call.use_momentum, call.stochastic);
+      wr[j] = tt_clamp_weight((int32_t)wr[j] +
+                              tt_round_step_s32(tt_clamp_step(v, 256.0f), call.stochastic));
     }
   }
   c->rng = call.rng;
@@ -816,20 +708,20 @@ static void update_rows_s8(int8_t *w, int32_t rows, int32_t depth, int32_t chann
  * is clamped to 2^33 (beyond the int32 range either way); float32 values of 2^23 and more
  * are integers already. */
 static void update_biases_s32(int32_t *b, int32_t c, const float *scales, const float *grad,
-                              float *momentum, sgd_call *call) {
+                              float *momentum, tt_sgd_call *call) {
   float unused = 0.0f;
   for (int32_t i = 0; i < c; ++i) {
-    const float v = clamp_step(sgd_value(call, grad[i], scales[i],
-                                         call->use_momentum ? &momentum[i] : &unused,
-                                         call->qas, call->use_momentum, call->stochastic),
-                               8589934592.0f);
+    const float v = tt_clamp_step(tt_sgd_value(call, grad[i], scales[i],
+                                               call->use_momentum ? &momentum[i] : &unused,
+                                               call->qas, call->use_momentum, call->stochastic),
+                                  8589934592.0f);
     int64_t q;
     if (v < 8388608.0f && v > -8388608.0f) {     /* the common case: a hardware conversion */
 #if TT_FPV5
-      b[i] = __qadd(b[i], round_step_s32(v, call->stochastic));     /* saturating: QADD */
+      b[i] = __qadd(b[i], tt_round_step_s32(v, call->stochastic));  /* saturating: QADD */
       continue;
 #else
-      q = (int64_t)b[i] + (int32_t)round_step(v, call->stochastic);
+      q = (int64_t)b[i] + (int32_t)tt_round_step(v, call->stochastic);
 #endif
     } else {
       q = (int64_t)b[i] + (int64_t)v;
@@ -839,13 +731,13 @@ static void update_biases_s32(int32_t *b, int32_t c, const float *scales, const 
 }
 
 /* The RNG state back into the op's state at the end of a call. */
-static void end_update(const sgd_call *c, tt_update_state *s) { s->rng = c->rng; }
+static void end_update(const tt_sgd_call *c, tt_update_state *s) { s->rng = c->rng; }
 
 void tt_update_weight_s8(int8_t *w, const int32_t *dims, int32_t rank, int32_t axis,
                          const float *scales, int32_t n_scales, const float *grad,
                          int32_t channels, float *momentum_buf, const tt_sgd *o,
                          tt_update_state *s) {
-  sgd_call c = begin_update(o, s, momentum_buf);
+  tt_sgd_call c = begin_update(o, s, momentum_buf);
   const int32_t depth = dims[rank - 1];
   int32_t outer = 1;
   for (int32_t d = 0; d < rank - 1; ++d) outer *= dims[d];
@@ -866,7 +758,7 @@ void tt_update_weight_s8(int8_t *w, const int32_t *dims, int32_t rank, int32_t a
 
 void tt_update_bias_s32(int32_t *b, int32_t c, const float *scales, const float *grad,
                         float *momentum_buf, const tt_sgd *o, tt_update_state *s) {
-  sgd_call call = begin_update(o, s, momentum_buf);
+  tt_sgd_call call = begin_update(o, s, momentum_buf);
   update_biases_s32(b, c, scales, grad, momentum_buf, &call);
   end_update(&call, s);
 }
@@ -882,7 +774,7 @@ static void update_channels(channel_grad grad, const void *args, int32_t channel
                             int32_t rows, int32_t depth, int32_t k, const float *w_scales,
                             int32_t n_scales, float *momentum, const tt_sgd *o,
                             tt_update_state *s, float *scratch) {
-  sgd_call call = begin_update(o, s, momentum);
+  tt_sgd_call call = begin_update(o, s, momentum);
   for (int32_t c = 0; c < channels; ++c) {
     grad(args, c, scratch);
     update_rows_s8(w + c * rows * depth, rows, depth, k, &w_scales[n_scales > 1 ? c : 0], 0,
@@ -943,7 +835,7 @@ void tt_depthwise_conv2d_weight_update_s8(const float *dy, const uint8_t *mask, 
                                           const tt_sgd *o, tt_update_state *s, float *scratch) {
   /* the scales run along the last axis, so no output channel is a contiguous run of rows;
    * the gradient is small (kh * kw * c * m) and is computed whole */
-  sgd_call call = begin_update(o, s, momentum);
+  tt_sgd_call call = begin_update(o, s, momentum);
   tt_depthwise_conv2d_weight_grad_f32(dy, mask, n, oh, ow, c, m, saved, x_scale, x_zp, h, wd,
                                       kh, kw, win, scratch);
   update_rows_s8(w, kh * kw, c * m, c * m, w_scales, n_scales > 1, scratch, momentum, &call);
@@ -964,7 +856,7 @@ void tt_fully_connected_weight_update_s8(const float *dy, const uint8_t *mask,
 void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int32_t channels,
                         int32_t *b, const float *b_scales, float *momentum, const tt_sgd *o,
                         tt_update_state *s, float *scratch) {
-  sgd_call call = begin_update(o, s, momentum);
+  tt_sgd_call call = begin_update(o, s, momentum);
   tt_bias_grad_f32(dy, mask, outer, channels, scratch);
   update_biases_s32(b, channels, b_scales, scratch, momentum, &call);
   end_update(&call, s);
@@ -987,8 +879,22 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
   conv_dsp_args d = {&a, {0, 0, 0, -1}};
   if (pointwise_s8(&a) &&
       tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
-    update_channels(conv_channel_dsp, &d, co, w, 1, ci, k, w_scales, n_scales, momentum, o, s,
-                    scratch);
+    tt_sgd_call call = begin_update(o, s, momentum);
+    const int rule = call.qas && call.stochastic && !call.use_momentum;    /* the defaults */
+    for (int32_t c = 0; c < co; ++c) {
+      /* the default rule from the sums' registers where no value can be NaN
+       * (tt_qas_nan_free), else through scratch as update_channels */
+      const float scale = w_scales[n_scales > 1 ? c : 0];
+      if (rule && tt_qas_nan_free(call.neg_lr, a.unit, scale)) {
+        tt_dsp_pointwise_weight_update(&d.stage, dy, mask, n * h * wd, co, c, k, x_zp, a.unit,
+                                       w + c * ci, scale, &call);
+      } else {
+        conv_channel_dsp(&d, c, scratch);
+        update_rows_s8(w + c * ci, 1, ci, k, &scale, 0, scratch,
+                       momentum ? momentum + c * k : 0, &call);
+      }
+    }
+    end_update(&call, s);
     return;
   }
   if (direct_s8(&a)) {
@@ -1013,7 +919,7 @@ void tt_depthwise_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_s
                                              float *momentum, const tt_sgd *o,
                                              tt_update_state *s, float *scratch,
                                              void *stage, int32_t stage_bytes) {
-  sgd_call call = begin_update(o, s, momentum);
+  tt_sgd_call call = begin_update(o, s, momentum);
   tt_depthwise_conv2d_weight_grad_s8(dy, dy_scale, mask, n, oh, ow, c, m, saved, x_scale, x_zp,
                                      h, wd, kh, kw, win, scratch, stage, stage_bytes);
   update_rows_s8(w, kh * kw, c * m, c * m, w_scales, n_scales > 1, scratch, momentum, &call);
@@ -1036,7 +942,7 @@ void tt_bias_update_s32_s8(const int8_t *dy, const float *dy_scale, const uint8_
                            int32_t outer, int32_t channels, int32_t *b, const float *b_scales,
                            float *momentum, const tt_sgd *o, tt_update_state *s,
                            float *scratch) {
-  sgd_call call = begin_update(o, s, momentum);
+  tt_sgd_call call = begin_update(o, s, momentum);
   tt_bias_grad_s8(dy, dy_scale, mask, outer, channels, scratch);
   update_biases_s32(b, channels, b_scales, scratch, momentum, &call);
   end_update(&call, s);

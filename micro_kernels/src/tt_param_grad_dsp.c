@@ -24,6 +24,9 @@
  * code. The staging is the caller's (the arena of the generated program), the dy column
  * after the staged input.
  *
+ * The fused update (tt_dsp_pointwise_weight_update) applies the QAS rule to each block's
+ * eight weights as its sums finish, from their registers: no float gradient in memory.
+ *
  * T is the portable kernel's integer (the same terms, any order, |T| < 2^31 by
  * TT_GRAD_MAX_POSITIONS; SMLAD wraps modulo 2^32 like the portable int32 sums, and so do
  * the int8 staging's sum dy x and its correction), converted by the same (float)T * unit. */
@@ -133,34 +136,113 @@ static __attribute__((noinline)) void blocks_of(const tt_dsp_word *stage,
   }
 }
 
+/* Weights w[c0 + j], j < nc, after the default rule (tt_qas_weight, nan_free) with the
+ * gradients (float)(acc[j] - correction) * unit, from the sums' registers: no float
+ * gradient in memory. A whole block is unrolled so that acc stays in registers. */
+static inline __attribute__((always_inline)) void update_block(int8_t *w, const int32_t *acc,
+                                                               int32_t nc, int32_t correction,
+                                                               float unit, float scale,
+                                                               tt_sgd_call *call) {
+  if (nc == 8) {
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < 8; ++j)
+      w[j] = tt_qas_weight(call, w[j],
+                           (float)(int32_t)((uint32_t)acc[j] - (uint32_t)correction) * unit,
+                           scale, 1);
+    return;
+  }
+  for (int32_t j = 0; j < nc; ++j)
+    w[j] = tt_qas_weight(call, w[j],
+                         (float)(int32_t)((uint32_t)acc[j] - (uint32_t)correction) * unit,
+                         scale, 1);
+}
+
+/* block_sums8 on its own: its loop needs every register (the update's values would spill
+ * into it); acc comes back through memory. */
+static __attribute__((noinline)) void sums8_of(const tt_dsp_word *xs, const tt_dsp_word *ds,
+                                               int32_t groups, int32_t *acc) {
+  block_sums8(xs, ds, groups, acc);
+}
+
+/* blocks_of8 and blocks_of, the gradients applied to w (tt_dsp_pointwise_weight_update). */
+static __attribute__((noinline)) void update_blocks_of8(const tt_dsp_word *stage,
+                                                        const tt_dsp_word *dys, int32_t groups,
+                                                        int32_t k, int32_t correction,
+                                                        float unit, int8_t *w, float scale,
+                                                        tt_sgd_call *c) {
+  tt_sgd_call call = *c;
+  for (int32_t c0 = 0; c0 < k; c0 += 8, stage += 8 * groups) {
+    int32_t acc[8];
+    sums8_of(stage, dys, groups, acc);
+    update_block(w + c0, acc, k - c0 < 8 ? k - c0 : 8, correction, unit, scale, &call);
+  }
+  c->rng = call.rng;
+}
+
+static __attribute__((noinline)) void update_blocks_of(const tt_dsp_word *stage,
+                                                       const tt_dsp_word *dys, int32_t groups,
+                                                       int32_t k, float unit, int8_t *w,
+                                                       float scale, tt_sgd_call *c) {
+  tt_sgd_call call = *c;
+  int32_t c0 = 0;
+  for (; c0 + 8 <= k; c0 += 8, stage += 16 * groups) {
+    int32_t acc[8];                 /* indexed by constants only: kept in registers */
+    block_sums(stage, dys, groups, acc);
+    update_block(w + c0, acc, 8, 0, unit, scale, &call);
+  }
+  if (c0 < k) {
+    int32_t acc[8];
+    block_sums(stage, dys, groups, acc);
+    update_block(w + c0, acc, k - c0, 0, unit, scale, &call);
+  }
+  c->rng = call.rng;
+}
+
+/* Four dy words (one per position p, p + 1) into the columns' halves at p (even: a word of
+ * each column): [c0(p), c0(p + 1)] is the pair's even lanes' low halves, and so on. */
+static inline __attribute__((always_inline)) void columns_pair(tt_dsp_word *c0, tt_dsp_word *c1,
+                                                               tt_dsp_word *c2, tt_dsp_word *c3,
+                                                               uint32_t x, uint32_t y) {
+  const uint32_t xl = __sxtb16(x), xh = tt_dsp_sxtb16_odd(x);
+  const uint32_t yl = __sxtb16(y), yh = tt_dsp_sxtb16_odd(y);
+  *c0 = tt_dsp_low_halves(xl, yl);
+  *c1 = tt_dsp_low_halves(xh, yh);
+  *c2 = tt_dsp_high_halves(xl, yl);
+  *c3 = tt_dsp_high_halves(xh, yh);
+}
+
 /* The int16 dy columns of output channels o0 .. o0 + 3 (o0 + 4 <= co), 0 where masked, each
  * 4 groups halves (zeros past the last position). Where a position's four dy are one word
  * and their mask bits one nibble of one byte (no mask, or co a multiple of 8 and o0 of 4):
- * one load, the nibble's byte lanes, two SXTB16 and four stores per position. */
+ * per pair of positions two loads, the nibbles' byte lanes, four SXTB16, four PKHBT/PKHTB
+ * and four word stores (a pair's words: a halfword store per column and position cost 1-2
+ * instructions more a position, measured). */
 static void stage_columns4(int16_t *col, const int8_t *dy, const uint8_t *mask, int32_t rows,
                            int32_t co, int32_t o0, int32_t groups) {
   int16_t *c0 = col, *c1 = col + 4 * groups, *c2 = c1 + 4 * groups, *c3 = c2 + 4 * groups;
+  tt_dsp_word *w0 = (tt_dsp_word *)c0, *w1 = (tt_dsp_word *)c1, *w2 = (tt_dsp_word *)c2;
+  tt_dsp_word *w3 = (tt_dsp_word *)c3;
   const int8_t *d = dy + o0;
   int32_t p = 0;
   if (mask == 0) {
-    for (; p < rows; ++p, d += co) {
-      const uint32_t x = tt_dsp_load4(d), lo = __sxtb16(x), hi = tt_dsp_sxtb16_odd(x);
-      c0[p] = (int16_t)lo;
-      c1[p] = (int16_t)hi;
-      c2[p] = (int16_t)(lo >> 16);
-      c3[p] = (int16_t)(hi >> 16);
-    }
+    for (; p + 2 <= rows; p += 2, d += 2 * co)
+      columns_pair(w0 + (p >> 1), w1 + (p >> 1), w2 + (p >> 1), w3 + (p >> 1),
+                   tt_dsp_load4(d), tt_dsp_load4(d + co));
+    if (p < rows)
+      columns_pair(w0 + (p >> 1), w1 + (p >> 1), w2 + (p >> 1), w3 + (p >> 1),
+                   tt_dsp_load4(d), 0u);
+    p = rows + (rows & 1);
   } else if ((co & 7) == 0 && (o0 & 3) == 0) {
     const uint8_t *mb = mask + (o0 >> 3);
     const int32_t shift = o0 & 4, mstep = co >> 3;
-    for (; p < rows; ++p, d += co, mb += mstep) {
-      const uint32_t x = tt_dsp_load4(d) & tt_dsp_mask_lanes((uint32_t)*mb >> shift);
-      const uint32_t lo = __sxtb16(x), hi = tt_dsp_sxtb16_odd(x);
-      c0[p] = (int16_t)lo;
-      c1[p] = (int16_t)hi;
-      c2[p] = (int16_t)(lo >> 16);
-      c3[p] = (int16_t)(hi >> 16);
-    }
+    for (; p + 2 <= rows; p += 2, d += 2 * co, mb += 2 * mstep)
+      columns_pair(w0 + (p >> 1), w1 + (p >> 1), w2 + (p >> 1), w3 + (p >> 1),
+                   tt_dsp_load4(d) & tt_dsp_mask_lanes((uint32_t)*mb >> shift),
+                   tt_dsp_load4(d + co) & tt_dsp_mask_lanes((uint32_t)mb[mstep] >> shift));
+    if (p < rows)
+      columns_pair(w0 + (p >> 1), w1 + (p >> 1), w2 + (p >> 1), w3 + (p >> 1),
+                   tt_dsp_load4(d) & tt_dsp_mask_lanes((uint32_t)*mb >> shift), 0u);
+    p = rows + (rows & 1);
   } else {
     for (int32_t i = o0; p < rows; ++p, i += co) {
       c0[p] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
@@ -172,9 +254,17 @@ static void stage_columns4(int16_t *col, const int8_t *dy, const uint8_t *mask, 
   for (; p < 4 * groups; ++p) c0[p] = c1[p] = c2[p] = c3[p] = 0;
 }
 
-void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
-                                     const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
-                                     int32_t k, int32_t x_zp, float unit, float *out) {
+/* Where a channel's gradients go: into out, or (w != NULL) applied to w at once. */
+typedef struct {
+  float *out;
+  int8_t *w;
+  float scale;
+  tt_sgd_call *call;
+} sink;
+
+static inline __attribute__((always_inline)) void weight_channel(
+    tt_wdsp_stage *st, const int8_t *dy, const uint8_t *mask, int32_t rows, int32_t co,
+    int32_t o, int32_t k, int32_t x_zp, float unit, const sink *to) {
   const int32_t groups = (rows + 3) >> 2;
   tt_dsp_word *dys = st->dys;
   int16_t *half = (int16_t *)dys;
@@ -184,11 +274,14 @@ void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
       stage_columns4(half, dy, mask, rows, co, o0, groups);
       st->first = o0;
     }
-    blocks_of(st->x, dys + (o - o0) * 2 * groups, groups, k, unit, out);
-    return;
-  }
-  st->first = -1;                                  /* column 0 rewritten below */
-  if (!st->int16) {
+    dys += (o - o0) * 2 * groups;
+  } else if (st->int16) {
+    st->first = -1;                                /* column 0 rewritten */
+    int32_t p = 0;
+    for (int32_t i = o; p < rows; ++p, i += co) half[p] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
+    for (; p < 4 * groups; ++p) half[p] = 0;
+  } else {
+    st->first = -1;
     /* [dy0, dy2], [dy1, dy3] per group; their sum for x_zp's term */
     int32_t p = 0, sum = 0;
     for (int32_t i = o; p < rows; ++p, i += co) {
@@ -197,13 +290,32 @@ void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
       sum += v;
     }
     for (; p < 4 * groups; ++p) half[4 * (p >> 2) + ((p & 1) << 1) + ((p >> 1) & 1)] = 0;
-    blocks_of8(st->x, dys, groups, k, (int32_t)((uint32_t)x_zp * (uint32_t)sum), unit, out);
+    const int32_t correction = (int32_t)((uint32_t)x_zp * (uint32_t)sum);
+    if (to->w)
+      update_blocks_of8(st->x, dys, groups, k, correction, unit, to->w, to->scale, to->call);
+    else
+      blocks_of8(st->x, dys, groups, k, correction, unit, to->out);
     return;
   }
-  int32_t p = 0;
-  for (int32_t i = o; p < rows; ++p, i += co) half[p] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
-  for (; p < 4 * groups; ++p) half[p] = 0;
-  blocks_of(st->x, dys, groups, k, unit, out);
+  if (to->w)
+    update_blocks_of(st->x, dys, groups, k, unit, to->w, to->scale, to->call);
+  else
+    blocks_of(st->x, dys, groups, k, unit, to->out);
+}
+
+void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
+                                     const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
+                                     int32_t k, int32_t x_zp, float unit, float *out) {
+  const sink to = {out, 0, 0.0f, 0};
+  weight_channel(st, dy, mask, rows, co, o, k, x_zp, unit, &to);
+}
+
+void tt_dsp_pointwise_weight_update(tt_wdsp_stage *st, const int8_t *dy, const uint8_t *mask,
+                                    int32_t rows, int32_t co, int32_t o, int32_t k,
+                                    int32_t x_zp, float unit, int8_t *w, float scale,
+                                    tt_sgd_call *call) {
+  const sink to = {0, w, scale, call};
+  weight_channel(st, dy, mask, rows, co, o, k, x_zp, unit, &to);
 }
 
 /* Output channel o without staging the input, for layers whose input fits no staging

@@ -1,0 +1,149 @@
+/* The QAS SGD rule of one int8 weight or int32 bias (private): the float32 operations of the
+ * schema's order, their integer step and the clamps. tt_param_grad.c's updates and the fused
+ * DSP weight updates (tt_param_grad_dsp.c, which apply it from the gradient's registers) both
+ * inline it, so that they give the same bits by construction. */
+#ifndef TT_QAS_H
+#define TT_QAS_H
+
+#include <string.h>
+
+#include "tt_common.h"
+
+/* The loop-invariant part of one update-op call, in locals: the kernels store int8 weights,
+ * which may alias anything, so options and RNG state read through pointers would be
+ * reloaded for every element. */
+typedef struct {
+  float neg_lr;        /* -lr of this call */
+  float momentum;
+  int use_momentum;    /* momentum > 0 and a buffer given */
+  int qas;
+  int stochastic;
+  uint32_t rng;
+} tt_sgd_call;
+
+/* FPv5 (the Cortex-M7's -mfpu=fpv5-sp-d16; the gate below takes ARMv7E-M only) converts to an
+ * integer rounding toward minus infinity or to nearest even in one instruction (VCVTM,
+ * VCVTN) and has IEEE 754-2008 maxNum/minNum (VMAXNM, VMINNM: a NaN operand gives the other
+ * one). They compute exactly what the portable forms below compute, in fewer instructions
+ * per weight. GCC predefines nothing that tells FPv5 from the Cortex-M4's FPv4, which has
+ * none of them: a Cortex-M4 build defines TT_NO_FPV5 (without it the assembler rejects
+ * VCVTM for that FPU, it does not miscompile). */
+#if defined(__ARM_ARCH_7EM__) && defined(__ARM_FP) && (__ARM_FP & 4) && !defined(TT_NO_FPV5) && \
+    !defined(TT_PORTABLE)
+#define TT_FPV5 1
+#include <arm_acle.h>
+#else
+#define TT_FPV5 0
+#endif
+
+/* u = (x >> 8) * 2^-24, exact (24 bits): on the M7 one fixed-point conversion of 24
+ * fraction bits instead of a conversion and a multiplication. */
+static inline float tt_uniform24(uint32_t x) {
+#if TT_FPV5
+  float u;
+  __asm__("vmov %0, %1\n\tvcvt.f32.u32 %0, %0, #24" : "=&t"(u) : "r"(x >> 8));
+  return u;
+#else
+  return (float)(x >> 8) * (1.0f / 16777216.0f);
+#endif
+}
+
+/* The float32 value to round, in the schema's operation order: g = grad / scale (QAS) or
+ * grad * scale; m = momentum * m + g, g = m; delta = (-lr) * g; plus the uniform
+ * u = (x >> 8) * 2^-24 of the next xorshift32 state x when rounding stochastically. The
+ * flags are arguments so that a call with constants compiles to a loop without tests. */
+static inline float tt_sgd_value(tt_sgd_call *c, float grad, float scale, float *m, int qas,
+                              int use_momentum, int stochastic) {
+  float g = qas ? grad / scale : grad * scale;
+  if (use_momentum) {
+    *m = c->momentum * *m + g;
+    g = *m;
+  }
+  float v = c->neg_lr * g;
+  if (stochastic) {
+    const uint32_t x = tt_xorshift32(c->rng);
+    c->rng = x;
+    v = v + tt_uniform24(x);
+  }
+  return v;
+}
+
+/* v clamped to [-limit, limit], NaN to -limit: a step beyond the limit saturates the
+ * parameter either way, and the clamp keeps the rounding below exact and the conversion to
+ * an integer defined. Clamping before rounding gives the same integer as after. */
+static inline float tt_clamp_step(float v, float limit) {
+#if TT_FPV5
+  return __builtin_fminf(__builtin_fmaxf(v, -limit), limit);    /* VMAXNM: NaN to -limit */
+#else
+  if (!(v > -limit)) return -limit;
+  return v > limit ? limit : v;
+#endif
+}
+
+/* The integer step of a value |v| < 2^23, without libm: floorf (stochastic,
+ * floor(v + u)) or rintf (nearest, half to even). For floor the conversion truncates toward
+ * zero; for rint adding and subtracting 2^23 in float32 rounds to an integer, half to even
+ * (the default rounding mode). */
+static inline float tt_round_step(float v, int stochastic) {
+  if (stochastic) {
+    const float t = (float)(int32_t)v;
+    return t > v ? t - 1.0f : t;
+  }
+  const float big = 8388608.0f;
+  return v >= 0.0f ? (v + big) - big : (v - big) + big;
+}
+
+/* tt_round_step's integer for |v| < 2^23: on the M7 one VCVTM or VCVTN. */
+static inline int32_t tt_round_step_s32(float v, int stochastic) {
+#if TT_FPV5
+  float t;
+  if (stochastic)
+    __asm__("vcvtm.s32.f32 %0, %1" : "=t"(t) : "t"(v));
+  else
+    __asm__("vcvtn.s32.f32 %0, %1" : "=t"(t) : "t"(v));
+  int32_t q;
+  memcpy(&q, &t, sizeof q);
+  return q;
+#else
+  return (int32_t)tt_round_step(v, stochastic);
+#endif
+}
+
+/* q clamped to [-127, 127]: on the M7 SSAT's [-128, 127], then -128 to -127 by negating
+ * the low byte twice with QSUB8 (saturating: -(-128) is 127), two instructions where a
+ * comparison takes three. */
+static inline int8_t tt_clamp_weight(int32_t q) {
+#if TT_FPV5
+  return (int8_t)__qsub8(0, __qsub8(0, (uint32_t)__ssat(q, 8)));
+#else
+  return (int8_t)(q < -127 ? -127 : q > 127 ? 127 : q);
+#endif
+}
+
+/* Whether no weight's value v = neg_lr ((float)T unit / scale) + u of a fused update can be
+ * NaN, for any int32 T: every NaN of that chain needs a NaN operand, 0 * inf, 0 / 0 or
+ * inf / inf, and with unit finite, scale finite and nonzero and neg_lr finite and nonzero
+ * the products and the quotient are finite or +-inf, never NaN (u is finite). */
+static inline int tt_qas_nan_free(float neg_lr, float unit, float scale) {
+  return unit - unit == 0.0f && scale - scale == 0.0f && scale != 0.0f &&
+         neg_lr - neg_lr == 0.0f && neg_lr != 0.0f;
+}
+
+/* Weight w after the default rule (QAS, stochastic rounding, no momentum) with gradient grad
+ * and scale. Where v cannot be NaN (nan_free, tt_qas_nan_free) the M7 skips the step's
+ * clamp: VCVTM saturates (+-inf and |v| >= 2^31 to the int32 extremes) and QADD adds
+ * saturating, so a step of |v| >= 256 still saturates the weight to +-127 (|w| <= 128), and
+ * the weight is the clamped form's; only a NaN (to -256 there, to 0 by VCVTM) would differ. */
+static inline int8_t tt_qas_weight(tt_sgd_call *c, int8_t w, float grad, float scale,
+                                   int nan_free) {
+  float unused = 0.0f;
+  const float v = tt_sgd_value(c, grad, scale, &unused, 1, 0, 1);
+#if TT_FPV5
+  if (nan_free) return tt_clamp_weight(__qadd(w, tt_round_step_s32(v, 1)));
+#else
+  (void)nan_free;
+#endif
+  return tt_clamp_weight((int32_t)w + tt_round_step_s32(tt_clamp_step(v, 256.0f), 1));
+}
+
+#endif /* TT_QAS_H */
