@@ -62,17 +62,7 @@ def pointwise_calls(graph):
 
 
 def main() -> None:
-    from tflite_train import tflite_io
-    from tflite_train.importers.tiny_training import import_pkl
-    models = []
-    person = mf.SHARED / "tflm" / "person_detect.tflite"
-    mcunet = mf.SHARED / "tiny-training" / "mcunet-5fps.pkl"
-    if person.exists():
-        models.append(("person detector", tflite_io.load(person)))
-    if mcunet.exists():
-        models.append(("MCUNet-5FPS", import_pkl(mcunet)))
-    if not models:
-        raise SystemExit("../shared/models is missing: nothing to measure")
+    models = [(title.split(" (")[0], graph) for title, graph in mf.rig_models()]
     print("| model | layer | int8 filter | pre-widened |\n|---|---|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for title, graph in models:

@@ -5,10 +5,11 @@ The DSP pointwise product (micro_kernels/src/tt_fwd_dsp.c) multiplies blocks of 
 pixels by one filter row at a time; for every group of four input channels it loads the
 row's int8 word and sign-extends it into two int16 pairs (LDR, 2 SXTB16) in every block.
 A frozen filter never changes, so the generated program can keep those pairs in flash and
-load them by one LDRD: 2 instructions fewer per group and block (24 MACs). The int8 filter
-stays (the kernel's other paths, `--engine c`, TFLM and the portable build read it), so
-each chosen layer costs 2 bytes of flash a weight more: layers are chosen by instructions
-saved per byte, up to BUDGET bytes. Trained filters (SRAM, changed every step) keep int8.
+load them by one LDRD: 2 instructions fewer per group and block (24 MACs in blocks of 6, 16
+in the blocks of 4 of layers of 132-256 channels). The int8 filter stays (the kernel's
+other paths, `--engine c`, TFLM and the portable build read it), so each chosen layer costs
+2 bytes of flash a weight more: layers are chosen by instructions saved per byte, up to
+BUDGET bytes. Trained filters (SRAM, changed every step) keep int8.
 """
 from __future__ import annotations
 
