@@ -179,7 +179,7 @@ def family(program, k: int) -> str:
     if step.call is None:
         return ""
     name = step.call.name
-    if name in ("tt_conv2d_s8", "tt_conv2d_split_s8"):
+    if name in ("tt_conv2d_s8", "tt_conv2d_split_s8", "tt_conv2d_wide_s8"):
         kh, kw = program.graph.tensors[op.inputs[1]].shape[1:3]
         return f"{name} {kh}x{kw}"
     passes = options_of(op).get("passes") if op.kind.startswith("TT_") else None

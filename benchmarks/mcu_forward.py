@@ -274,8 +274,8 @@ TABLES = {"mcu-forward": ([JSON], render_models), "mcu-forward-code": ([JSON], r
           "mcu-forward-round4": ([JSON, BEFORE_ROUND4], render_before_after)}
 
 
-def rig(tmp: Path, json_path: Path | None) -> None:
-    import results
+def rig_models() -> list:
+    """[(title, graph)] of the shared models measured on the rig (SystemExit: none there)."""
     from tflite_train import tflite_io
     from tflite_train.importers.tiny_training import import_pkl
     models = []
@@ -287,6 +287,12 @@ def rig(tmp: Path, json_path: Path | None) -> None:
         models.append(("MCUNet-5FPS (128x128, imported, 1000 classes)", import_pkl(mcunet)))
     if not models:
         raise SystemExit("../shared/models is missing: nothing to measure")
+    return models
+
+
+def rig(tmp: Path, json_path: Path | None) -> None:
+    import results
+    models = rig_models()
     data = {"models": [model_data(title, graph, tmp) for title, graph in models],
             "text": kernel_text(tmp)}
     print("Instructions on the Cortex-M7 rig (QEMU mps2-an500, -icount shift=0; instruction "

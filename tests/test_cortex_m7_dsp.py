@@ -27,6 +27,7 @@ import subprocess
 import numpy as np
 import pytest
 
+import test_codegen_layouts
 from conftest import require_tool
 from test_cortex_m7_forward import (BOARD_CPU, SOURCES, build, forward_calls, programs,
                                     recording, rig_available, run_rig, source)
@@ -36,8 +37,8 @@ from tflite_train.cli import main
 from tflite_train.demo import EXAMPLE
 from tflite_train.runtime import c_forward
 
-DSP_KERNELS = {"tt_conv2d_s8", "tt_conv2d_split_s8", "tt_fully_connected_s8",
-               "tt_fully_connected_split_s8", "tt_depthwise_conv2d_s8",
+DSP_KERNELS = {"tt_conv2d_s8", "tt_conv2d_split_s8", "tt_conv2d_wide_s8",
+               "tt_fully_connected_s8", "tt_fully_connected_split_s8", "tt_depthwise_conv2d_s8",
                "tt_depthwise_conv2d_inplace_s8", "tt_add_s8"}
 INCLUDE = str(c_forward.MICRO_KERNELS / "include")
 # (-mcpu, -mfpu or None, whether the core has the DSP extension)
@@ -369,6 +370,7 @@ def edge_calls() -> list:
         add_calls()
         conv_calls(rng)
         pointwise8_calls(rng)
+        test_codegen_layouts.wide_calls(rng)
         depthwise_calls(rng)
         depthwise_slow_channel_calls(rng)
     return calls

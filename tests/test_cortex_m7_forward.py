@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import test_c_forward
+import test_codegen_layouts
 from conftest import SHARED_MODELS, require_tool
 from test_cortex_m7 import RIG, Call, Memory, Program
 from tflite_train import tflite_io
@@ -167,6 +168,7 @@ def test_forward_kernels_are_bit_identical_on_the_cortex_m7(tmp_path, zoo):
         test_c_forward.test_inplace_depthwise_refuses_a_depth_multiplier()
         for k in (3, 16):
             test_c_forward.test_split_filters_equal_whole_ones(k)
+        test_codegen_layouts.wide_calls(np.random.default_rng(1))
     # not replayed on the rig yet (issue 11 left it): the in-place split 1x1 convolution
     missing = set(c_forward.FUNCTIONS) - {c.name for c in calls} - {"tt_conv2d_split_inplace_s8"}
     assert not missing, missing

@@ -92,6 +92,22 @@ void tt_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier, const 
                   const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
                   const tt_fwd_dims *output_dims, int8_t *output);
 
+/* tt_conv2d_s8 with, beside the int8 filter, the same filter pre-widened for SMLAD (`wide`,
+ * 4-byte aligned, or NULL): per output channel, per group of four input channels
+ * w0..w3, the int16 [w0, w2, w1, w3] (co * ci int16 in all; tflite_train/codegen/layouts.py
+ * makes it). The DSP version's pointwise blocks of 6 or 4 pixels (a 1x1 filter at stride 1
+ * without padding, ci a multiple of 4 and more than 16) load it for the output channels
+ * that requantize by the one-multiply form into int8's whole range, where they would
+ * sign-extend the filter's words again in every block: 2 instructions fewer per 4 input
+ * channels, channel and block. For frozen filters (the generated program keeps both in
+ * flash); every other case, and the portable version, read `filter` only. Bit-identical to
+ * tt_conv2d_s8. */
+void tt_conv2d_wide_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                       const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
+                       const tt_fwd_dims *filter_dims, const int8_t *filter,
+                       const int16_t *wide, const int32_t *bias,
+                       const tt_fwd_dims *output_dims, int8_t *output);
+
 /* CONV_2D whose filter is stored in two parts along its input channels (a layer that trains
  * only its first k input channels keeps them in SRAM, the frozen rest in flash):
  * filter_lo [co, kh, kw, k], filter_hi [co, kh, kw, ci - k] (NULL when k == ci).

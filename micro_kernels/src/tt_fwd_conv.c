@@ -394,7 +394,7 @@ static void conv_core(const tt_fwd_conv_params *p, const int32_t *multiplier,
                       const int32_t *shift, const tt_fwd_dims *in, const int8_t *input,
                       const tt_fwd_dims *f, const int8_t *filter_lo, int32_t k,
                       const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
-                      int8_t *output, int wide) {
+                      int8_t *output, int wide, const int16_t *prewide) {
   const int32_t ci = in->c, co = f->n, kh = f->h, kw = f->w, rest = in->c - k;
   const int32_t lo_stride = kh * kw * k, hi_stride = kh * kw * rest; /* between channels */
   const int32_t off = p->input_offset;
@@ -403,7 +403,9 @@ static void conv_core(const tt_fwd_conv_params *p, const int32_t *multiplier,
 #if TT_FWD_DSP
     const tt_dsp_mm m = {filter_lo, filter_hi, k, rest, k, rest, co, bias, multiplier, shift,
                          off, p->output_offset, p->act_min, p->act_max};
-    if (tt_dsp_mm_contiguous(&m, out->n * out->h * out->w, input, ci, output, co)) return;
+    if (tt_dsp_mm_contiguous_wide(&m, (const tt_dsp_word *)prewide, out->n * out->h * out->w,
+                                  input, ci, output, co))
+      return;
 #endif
     pointwise(p, multiplier, shift, out->n * out->h * out->w, ci, input, co, filter_lo, k,
               filter_hi, bias, output);
@@ -417,6 +419,7 @@ static void conv_core(const tt_fwd_conv_params *p, const int32_t *multiplier,
     return;
 #else
   (void)wide;
+  (void)prewide;
 #endif
   TT_FWD_FOR_EACH_WINDOW(in, out, p->stride_h, p->stride_w, p->pad_top, p->pad_left,
                          p->dilation_h, p->dilation_w, kh, kw, {
@@ -450,7 +453,16 @@ void tt_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier, const 
                   const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
                   const tt_fwd_dims *output_dims, int8_t *output) {
   conv_core(p, multiplier, shift, input_dims, input, filter_dims, filter, input_dims->c, 0,
-            bias, output_dims, output, 0);
+            bias, output_dims, output, 0, 0);
+}
+
+void tt_conv2d_wide_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
+                       const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
+                       const tt_fwd_dims *filter_dims, const int8_t *filter,
+                       const int16_t *wide, const int32_t *bias,
+                       const tt_fwd_dims *output_dims, int8_t *output) {
+  conv_core(p, multiplier, shift, input_dims, input, filter_dims, filter, input_dims->c, 0,
+            bias, output_dims, output, 0, wide);
 }
 
 void tt_conv2d_rows_call_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
@@ -459,7 +471,7 @@ void tt_conv2d_rows_call_s8(const tt_fwd_conv_params *p, const int32_t *multipli
                             const int8_t *filter, const int32_t *bias,
                             const tt_fwd_dims *output_dims, int8_t *output) {
   conv_core(p, multiplier, shift, input_dims, input, filter_dims, filter, input_dims->c, 0,
-            bias, output_dims, output, 1);
+            bias, output_dims, output, 1, 0);
 }
 
 void tt_conv2d_split_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
@@ -468,7 +480,7 @@ void tt_conv2d_split_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                         const int8_t *filter_lo, int32_t k, const int8_t *filter_hi,
                         const int32_t *bias, const tt_fwd_dims *output_dims, int8_t *output) {
   conv_core(p, multiplier, shift, input_dims, input, filter_dims, filter_lo, k, filter_hi,
-            bias, output_dims, output, 0);
+            bias, output_dims, output, 0, 0);
 }
 
 void tt_fully_connected_split_s8(const tt_fwd_fc_params *p, const int32_t *multiplier,
@@ -481,7 +493,7 @@ void tt_fully_connected_split_s8(const tt_fwd_fc_params *p, const int32_t *multi
   const tt_fwd_dims in = {batches, 1, 1, depth}, f = {units, 1, 1, depth},
                     out = {batches, 1, 1, units};
   conv_core(&conv, multiplier, shift, &in, input, &f, weights_lo, k, weights_hi, bias, &out,
-            output, 0);
+            output, 0, 0);
 }
 
 void tt_fully_connected_s8(const tt_fwd_fc_params *p, const int32_t *multiplier,

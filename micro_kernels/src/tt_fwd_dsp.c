@@ -10,9 +10,11 @@
  * blocks of 6 columns, the fewest instructions a MAC (0.75 in the loop against 0.84 for 8).
  *
  * The loop over rows itself (sums from the bias, the groups, requantization and stores) is
- * assembly, tt_dsp_rows8/6/4/2/1, generated per block width (and two variants of the widths
+ * assembly, tt_dsp_rows8/6/4/2/1, generated per block width (and variants of the widths
  * 6 and 4: tt_dsp_rows6w, rows widened once a call where a call runs 4 or more blocks,
- * and tt_dsp_rows6s/4s, rows of a split filter's two segments): with 8 columns it needs every
+ * tt_dsp_rows6p/4p, rows widened before the call (the im2col stems' per row call, a frozen
+ * filter's in flash: tt_dsp_mm_contiguous_wide), and tt_dsp_rows6s/4s, rows of a split
+ * filter's two segments): with 8 columns it needs every
  * register of the core, which gcc 12 cannot allocate (see tt_dsp_rows8). Assembly inside a
  * C file keeps the sources and build rules as they are; it is only compiled where
  * TT_FWD_DSP holds (Thumb-2 with the DSP extension), and the portable C99 stays the
@@ -449,11 +451,13 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6p, "r4-r9", 56, "", TT_DSP_PREWIDE,
 TT_DSP_ROWS_ASM(tt_dsp_rows6s, "r4-r9", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
                 TT_DSP_ROWS6_FIRST(TT_DSP_LDW), TT_DSP_ROWS6_GROUP(TT_DSP_LDW),
                 TT_DSP_ROWS6_OUTPUTS, TT_DSP_SPLIT_TAIL);
-#define TT_DSP_ROWS4_FIRST                                                                  \
-  "  ldr r7, [sp, #32]\n" TT_DSP_LDW TT_DSP_MAC2_FROM(r4, r5, r7, r8, r9, r10, r11)           \
+#define TT_DSP_ROWS4_FIRST_W(ldw)                                                           \
+  "  ldr r7, [sp, #32]\n" ldw TT_DSP_MAC2_FROM(r4, r5, r7, r8, r9, r10, r11)                  \
   TT_DSP_MAC2_FROM(r6, r7, r7, r8, r9, r10, r11)
-#define TT_DSP_ROWS4_GROUP                                                                  \
-  TT_DSP_LDW TT_DSP_MAC2(r4, r5, r8, r9, r10, r11) TT_DSP_MAC2(r6, r7, r8, r9, r10, r11)
+#define TT_DSP_ROWS4_GROUP_W(ldw)                                                           \
+  ldw TT_DSP_MAC2(r4, r5, r8, r9, r10, r11) TT_DSP_MAC2(r6, r7, r8, r9, r10, r11)
+#define TT_DSP_ROWS4_FIRST TT_DSP_ROWS4_FIRST_W(TT_DSP_LDW)
+#define TT_DSP_ROWS4_GROUP TT_DSP_ROWS4_GROUP_W(TT_DSP_LDW)
 #define TT_DSP_ROWS4_OUTPUTS                                                                \
   TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5) TT_DSP_OUT_EVEN_FREE(r6)  \
                    TT_DSP_OUT_ODD_FREE(r7))
@@ -461,6 +465,11 @@ TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7", 56, "", "", TT_DSP_ROWS4_FIRST, TT_DSP_RO
                 TT_DSP_ROWS4_OUTPUTS, "");
 TT_DSP_ROWS_ASM(tt_dsp_rows4s, "r4-r7", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
                 TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP, TT_DSP_ROWS4_OUTPUTS, TT_DSP_SPLIT_TAIL);
+/* tt_dsp_rows4 over pre-widened rows, as tt_dsp_rows6p: 13 -> 11 instructions a group of 16
+ * MACs (the pointwise layers of 132-256 channels, whose blocks are of 4 columns). */
+TT_DSP_ROWS_ASM(tt_dsp_rows4p, "r4-r7", 56, "", TT_DSP_PREWIDE,
+                TT_DSP_ROWS4_FIRST_W(TT_DSP_LDW_WIDE), TT_DSP_ROWS4_GROUP_W(TT_DSP_LDW_WIDE),
+                TT_DSP_ROWS4_OUTPUTS, "");
 TT_DSP_ROWS_ASM(tt_dsp_rows2, "r4-r5", 56, "", "",
                 TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r4, r11, 0)
                 "  adds r1, r1, #16\n",
@@ -726,7 +735,7 @@ static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, in
 }
 
 tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows6p, tt_dsp_rows6s,
-    tt_dsp_rows4, tt_dsp_rows4s, tt_dsp_rows2, tt_dsp_rows1;
+    tt_dsp_rows4, tt_dsp_rows4s, tt_dsp_rows4p, tt_dsp_rows2, tt_dsp_rows1;
 
 /* acc[p] += sum over the n weights w[i] and the staged elements of column p; with `start`
  * the sums begin at `from` instead (the first group's SMLADs take it as their accumulator). */
@@ -836,7 +845,8 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
                                                        int32_t (*part)[8], const int first,
                                                        const int last, int8_t *out,
                                                        int32_t col_stride, const int known,
-                                                       const int8_t *plan) {
+                                                       const int8_t *plan,
+                                                       const tt_dsp_word *wide) {
   /* locals: every output store could alias *m for the compiler (char type) */
   const int8_t *w_lo = m->w_lo + k0, *w_hi = m->w_hi;
   const int32_t lo_stride = m->lo_stride, hi_stride = m->hi_stride, n_hi = m->n_hi;
@@ -858,8 +868,11 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
   /* a split filter's two segments of whole groups in one call (blocks of 6) */
   const int split =
       n_hi > 0 && (P == 6 || P == 4) && n > 0 && ((n | n_hi) & 3) == 0 && first && last;
+  /* the rows pre-widened by the caller (tt_dsp_mm_contiguous_wide), for the runs below */
+  const int pre = wide && !split && whole && (P == 6 || P == 4);
   tt_dsp_rows_fn *const asm_rows_q =
       split                                         ? (P == 6 ? tt_dsp_rows6s : tt_dsp_rows4s)
+      : pre                                         ? (P == 6 ? tt_dsp_rows6p : tt_dsp_rows4p)
       : P == 6 && Q >= 4 && n <= TT_DSP_WIDE_MAX ? tt_dsp_rows6w
                                                     : asm_rows;
   /* the assembly over every row, or over each run of rows that requantize in it */
@@ -871,7 +884,9 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
         while (r_end < r1 && (plan ? plan[2 * r_end] == 1 : rows_one(m, r_end, r_end + 1)))
           ++r_end;
       if (r_end > r) {
-        const tt_dsp_rows_args a = {w_lo + r * lo_stride, n, lo_stride, stage, Q, r_end - r,
+        const tt_dsp_rows_args a = {pre ? (const int8_t *)wide + 2 * (r * lo_stride + k0)
+                                        : w_lo + r * lo_stride,
+                                    n, pre ? 2 * lo_stride : lo_stride, stage, Q, r_end - r,
                                     bias ? bias + r : 0, 1, first ? 0 : part[r - r0],
                                     last ? 0 : part[r - r0], mult + r, shift + r, c_unit,
                                     out + r, col_stride, split ? w_hi + r * hi_stride : 0,
@@ -898,7 +913,7 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
       const tt_dsp_rows_args a = {wr, n, 0, stage, Q, 1, &from, 0, first ? 0 : part[r - r0],
                                   0, mult + r, shift + r, c_unit, y, col_stride, wh, n_hi,
                                   hi_stride};
-      asm_rows_q(&a);
+      (pre ? asm_rows : asm_rows_q)(&a);            /* wr: the int8 row */
       continue;
     }
     const tt_dsp_word *blk = stage;
@@ -948,19 +963,22 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
 static __attribute__((noinline)) void rows8q(const tt_dsp_mm *m, const tt_dsp_word *stage,
                                              int32_t Q, int8_t *out, int32_t col_stride,
                                              int known, const int8_t *plan) {
-  rows(m, stage, 8, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known, plan);
+  rows(m, stage, 8, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known, plan, 0);
 }
 static __attribute__((noinline)) void rows6q(const tt_dsp_mm *m, const tt_dsp_word *stage,
                                              int32_t Q, int8_t *out, int32_t col_stride,
-                                             int known, const int8_t *plan) {
-  rows(m, stage, 6, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known, plan);
+                                             int known, const int8_t *plan,
+                                             const tt_dsp_word *wide) {
+  rows(m, stage, 6, Q, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known, plan, wide);
 }
 #define TT_DSP_ROWS(P)                                                                      \
   static __attribute__((noinline)) void rows##P(const tt_dsp_mm *m,                        \
                                                 const tt_dsp_word *stage, int8_t *out,      \
                                                 int32_t col_stride, int known,              \
-                                                const int8_t *plan) {                       \
-    rows(m, stage, P, 1, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known, plan);    \
+                                                const int8_t *plan,                         \
+                                                const tt_dsp_word *wide) {                  \
+    rows(m, stage, P, 1, 0, m->rows, 0, m->n_lo, 0, 1, 1, out, col_stride, known, plan,     \
+         wide);                                                                             \
   }
 TT_DSP_ROWS(4)
 TT_DSP_ROWS(2)
@@ -970,21 +988,23 @@ TT_DSP_ROWS(1)
   static __attribute__((noinline)) void rows_chunk##P(                                      \
       const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t r0, int32_t r1, int32_t k0,     \
       int32_t n, int32_t(*part)[8], int first, int last, int8_t *out, int32_t col_stride,   \
-      int known) {                                                                          \
-    rows(m, stage, P, 1, r0, r1, k0, n, part, first, last, out, col_stride, known, 0);      \
+      int known, const tt_dsp_word *wide) {                                                 \
+    rows(m, stage, P, 1, r0, r1, k0, n, part, first, last, out, col_stride, known, 0, wide); \
   }
 TT_DSP_ROWS_CHUNK(8)
 TT_DSP_ROWS_CHUNK(6)
 TT_DSP_ROWS_CHUNK(4)
 
+/* `wide`: m's rows pre-widened, or NULL (tt_dsp_mm_contiguous_wide) */
 static void mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int32_t Q,
-                     int8_t *out, int32_t col_stride, int known, const int8_t *plan) {
+                     int8_t *out, int32_t col_stride, int known, const int8_t *plan,
+                     const tt_dsp_word *wide) {
   switch (P) {
     case 8: rows8q(m, stage, Q, out, col_stride, known, plan); break;
-    case 6: rows6q(m, stage, Q, out, col_stride, known, plan); break;
-    case 4: rows4(m, stage, out, col_stride, known, plan); break;
-    case 2: rows2(m, stage, out, col_stride, known, plan); break;
-    default: rows1(m, stage, out, col_stride, known, plan); break;
+    case 6: rows6q(m, stage, Q, out, col_stride, known, plan, wide); break;
+    case 4: rows4(m, stage, out, col_stride, known, plan, wide); break;
+    case 2: rows2(m, stage, out, col_stride, known, plan, 0); break;
+    default: rows1(m, stage, out, col_stride, known, plan, 0); break;
   }
 }
 
@@ -992,12 +1012,12 @@ int tt_dsp_mm_rows_one(const tt_dsp_mm *m) { return 1 + !rows_one(m, 0, m->rows)
 
 void tt_dsp_mm_blocks(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int32_t Q,
                       int8_t *out, int32_t col_stride, int known) {
-  mm_block(m, stage, P, Q, out, col_stride, known, 0);
+  mm_block(m, stage, P, Q, out, col_stride, known, 0, 0);
 }
 
 void tt_dsp_mm_blocks_planned(const tt_dsp_mm *m, const int8_t *plan, const tt_dsp_word *stage,
                               int32_t P, int32_t Q, int8_t *out, int32_t col_stride) {
-  mm_block(m, stage, P, Q, out, col_stride, 2, plan);
+  mm_block(m, stage, P, Q, out, col_stride, 2, plan, 0);
 }
 
 void tt_dsp_widen(const tt_dsp_mm *m, tt_dsp_word *wide) {
@@ -1040,7 +1060,7 @@ void tt_dsp_mm_blocks6_wide(const tt_dsp_mm *m, const tt_dsp_word *wide, const i
     one.bias = m->bias ? m->bias + r : 0;
     one.multiplier += r;
     one.shift += r;
-    mm_block(&one, stage, 6, Q, out + r, col_stride, 2, plan + 2 * r);
+    mm_block(&one, stage, 6, Q, out + r, col_stride, 2, plan + 2 * r, 0);
     e = r + 1;
   }
 }
@@ -1094,7 +1114,8 @@ static inline __attribute__((always_inline)) void chunked(const tt_dsp_mm *m, co
                                                           int32_t in_stride, int8_t *out,
                                                           int32_t col_stride,
                                                           tt_dsp_word *stage, int known,
-                                                          const int32_t P) {
+                                                          const int32_t P,
+                                                          const tt_dsp_word *wide) {
   int32_t (*part)[8] = (int32_t(*)[8])(stage + KC(P) * P / 2);
   const uint32_t off = tt_dsp_stage_offset(m->input_offset);
   const int32_t K = m->n_lo;
@@ -1106,23 +1127,26 @@ static inline __attribute__((always_inline)) void chunked(const tt_dsp_mm *m, co
       (P == 8   ? rows_chunk8
        : P == 6 ? rows_chunk6
                 : rows_chunk4)(m, stage, r0, r1, k0, n, part, k0 == 0, k0 + n == K, out,
-                               col_stride, known);
+                               col_stride, known, wide);
     }
   }
 }
 
 static void chunked_block(const tt_dsp_mm *m, const int8_t *x, int32_t in_stride, int8_t *out,
-                          int32_t col_stride, tt_dsp_word *stage, int known, int32_t P) {
+                          int32_t col_stride, tt_dsp_word *stage, int known, int32_t P,
+                          const tt_dsp_word *wide) {
   if (P == 8)
-    chunked(m, x, in_stride, out, col_stride, stage, known, 8);
+    chunked(m, x, in_stride, out, col_stride, stage, known, 8, 0);
   else if (P == 6)
-    chunked(m, x, in_stride, out, col_stride, stage, known, 6);
+    chunked(m, x, in_stride, out, col_stride, stage, known, 6, wide);
   else
-    chunked(m, x, in_stride, out, col_stride, stage, known, 4);
+    chunked(m, x, in_stride, out, col_stride, stage, known, 4, wide);
 }
 
-int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
-                         int32_t in_stride, int8_t *output, int32_t col_stride) {
+/* tt_dsp_mm_contiguous, with the rows pre-widened (tt_dsp_widen's layout) or NULL. */
+static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t columns,
+                      const int8_t *input, int32_t in_stride, int8_t *output,
+                      int32_t col_stride) {
   const int32_t fit = tt_dsp_block_columns(m, TT_FWD_DSP_STAGE_BYTES);
   const int chunks = fit < 4 && m->n_hi == 0 && (m->n_lo & 3) == 0;
   if (!tt_dsp_mm_ok(m) || (fit == 0 && !(chunks && columns % 8 == 0))) return 0;
@@ -1146,7 +1170,7 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
       const int32_t left = columns - c;
       P = fit == 0 || !six ? 8 : left >= 6 ? 6 : left >= 4 ? 4 : 0;
       if (P > 0 && left >= P) {
-        chunked_block(m, x, in_stride, out, col_stride, stage, known, P);
+        chunked_block(m, x, in_stride, out, col_stride, stage, known, P, wide);
         continue;
       }
     }
@@ -1177,7 +1201,7 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
             stage_pairs(stage + qb * block, 8, x + qb * W * in_stride, in_stride, m->n_lo, off);
         }
         if (W == 6)
-          rows6q(m, stage, Q, out, col_stride, known, 0);
+          rows6q(m, stage, Q, out, col_stride, known, 0, wide);
         else
           rows8q(m, stage, Q, out, col_stride, known, 0);
         P = W * Q;
@@ -1191,9 +1215,20 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
         tt_dsp_stage_pad(m, stage, P, p);
       }
     }
-    mm_block(m, stage, P, 1, out, col_stride, known, 0);
+    mm_block(m, stage, P, 1, out, col_stride, known, 0, wide);
   }
   return 1;
+}
+
+int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
+                         int32_t in_stride, int8_t *output, int32_t col_stride) {
+  return contiguous(m, 0, columns, input, in_stride, output, col_stride);
+}
+
+int tt_dsp_mm_contiguous_wide(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t columns,
+                              const int8_t *input, int32_t in_stride, int8_t *output,
+                              int32_t col_stride) {
+  return contiguous(m, wide, columns, input, in_stride, output, col_stride);
 }
 
 #else

@@ -252,4 +252,14 @@ static inline int tt_dsp_mm_ok(const tt_dsp_mm *m) {
 int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
                          int32_t in_stride, int8_t *output, int32_t col_stride);
 
+/* tt_dsp_mm_contiguous with m's rows also given pre-widened (`wide`: tt_dsp_widen's layout,
+ * 2 n_lo bytes a row, made once outside the kernel, e.g. frozen in flash; n_hi = 0): the
+ * runs of rows that requantize in the assembly, in blocks of 6 or 4 columns (whole or in
+ * chunks of the reduction), load them by LDRD (tt_dsp_rows6p/4p) instead of sign-extending
+ * w_lo's words in every block (or once a call: tt_dsp_rows6w); every other row and path
+ * reads w_lo as tt_dsp_mm_contiguous does. Same bits. */
+int tt_dsp_mm_contiguous_wide(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t columns,
+                              const int8_t *input, int32_t in_stride, int8_t *output,
+                              int32_t col_stride);
+
 #endif /* TT_FWD_DSP_H */

@@ -30,7 +30,7 @@ from ..runtime import c_forward, c_kernels
 from ..runtime import kernel_calls as K
 from ..runtime.kernel_calls import In, KernelCall, Scratch, Staging
 from ..training_ops import options_of, set_option
-from . import dw_pack
+from . import dw_pack, layouts
 
 
 class CodegenError(TTError):
@@ -915,6 +915,12 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
                     note = (note + "; " if note else "") + \
                         f"filter split: {split.k} of {split.depth} input channels in SRAM"
         steps.append(Step(k, op.kind, call, op.kind.startswith("TT_"), note))
+    # frozen 1x1 filters pre-widened in flash where that saves the most instructions a byte
+    wide = layouts.choose(graph, {s.op: s.call for s in steps
+                                  if row_input is None or s.op != row_input.op})
+    steps = [replace(s, call=wide[s.op], note=(s.note + "; " if s.note else "") +
+                     "the filter also pre-widened in flash") if s.op in wide else s
+             for s in steps]
     momentum = sorted(m for _, _, m in checkpoint.update_ops(graph) if m >= 0)
     updates = [(k, p) for k, p, _ in checkpoint.update_ops(graph)]
     if row_input is not None:

@@ -1,0 +1,80 @@
+"""Pre-widened frozen 1x1 filters (tflite_train/codegen/layouts.py, tt_conv2d_wide_s8): the
+layout the DSP kernels read, which layers the generated program gives one, and the kernel's
+bits against tt_conv2d_s8 on the host (the rig: test_cortex_m7_dsp's edge shapes and
+test_cortex_m7_forward; the generated programs: test_codegen)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tflite_train.codegen import layouts
+from tflite_train.runtime import c_forward
+
+# (h, w, ci, co): blocks of 6 pixels with the rows sign-extended in every block (48), with
+# tt_dsp_rows6w's widening once a call replaced (24, 40), leftover pixels in blocks of 4, 2
+# and 1; blocks of 4 (132 and 256 channels: 8 pixels of them do not fit the staging
+# buffer); chunks of the channels (260 and 288: blocks of 6, then of 4) over more than one
+# chunk and more than 16 rows (one ROW_BLOCK); one pixel
+SHAPES = [(4, 4, 48, 10), (7, 5, 24, 7), (3, 9, 40, 5), (4, 5, 132, 9), (2, 4, 256, 3),
+          (4, 4, 260, 18), (3, 5, 288, 4), (1, 1, 48, 6)]
+
+
+def test_the_layout_is_sxtb16s_lanes():
+    """Per group of four weights, [w0, w2, w1, w3] as int16: what SXTB16 and SXTB16 ROR 8
+    give from the int8 word, int8's ends included."""
+    f = np.array([[-128, 127, -1, 0, 5, -6, 7, -8]], np.int8).reshape(1, 1, 1, 8)
+    assert layouts.widened(f).tolist() == [[-128, -1, 127, 0, 5, 7, -6, -8]]
+    assert layouts.widened(f).dtype == np.int16
+    with pytest.raises(ValueError):
+        layouts.widened(np.zeros((2, 1, 1, 6), np.int8))      # not whole groups
+    with pytest.raises(ValueError):
+        layouts.widened(np.zeros((2, 3, 3, 8), np.int8))      # not 1x1
+
+
+def test_the_estimate_follows_the_kernels_paths():
+    # 8 and 16 channels take the column kernels, a channel count not a multiple of 4 no
+    # groups: nothing saved
+    assert layouts.saved_instructions(64, 16, 32) == 0
+    assert layouts.saved_instructions(64, 50, 32) == 0
+    # 2 a group, row and block: of 6 pixels up to 128 channels, of 4 up to 256, then chunks
+    assert layouts.saved_instructions(64, 48, 10) == 2 * 12 * 10 * 10
+    assert layouts.saved_instructions(64, 160, 10) == 2 * 40 * 10 * 16
+    assert layouts.saved_instructions(16, 384, 10) == 2 * 96 * 10 * 3
+    # where tt_dsp_rows6w already widens once a call (<= 40 channels, >= 4 blocks a call):
+    # that widening, 6 a group and row per call
+    assert layouts.saved_instructions(256, 24, 10) == 6 * 6 * 10 * 6
+
+
+def wide_calls(rng) -> None:
+    """tt_conv2d_wide_s8 on SHAPES through c_forward.call (recorded by the rig tests), each
+    against tt_conv2d_s8: real quantization (every row in the assembly), dead channels
+    among them (shifts of -25, a bias at int32's end: runs of rows, the rest in C), a clamp
+    that is not int8's range and an output offset past 255 (the pre-widened rows unread),
+    int8's whole range of inputs and weights."""
+    for k, (h, w, ci, co) in enumerate(SHAPES):
+        x = rng.integers(-128, 128, (1, h, w, ci)).astype(np.int8)
+        f = rng.integers(-128, 128, (co, 1, 1, ci)).astype(np.int8)
+        f[0, 0, 0, :4] = [-128, 127, -128, 127]
+        wide = layouts.widened(f)
+        for act in ((7, -5, -128, 127), (-128, 127, -128, 127), (3, 300, -128, 127),
+                    (0, 2, -20, 60)):
+            p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, *act)
+            m = rng.integers(1 << 30, 1 << 31, co).astype(np.int32)
+            sh = rng.integers(-12, -6, co).astype(np.int32)
+            b = rng.integers(-3000, 3000, co).astype(np.int32)
+            if act[0] == -128:                     # dead channels between live ones
+                m[1::3], sh[1::3] = (1 << 31) - 1, -25
+                b[2::5] = (1 << 31) - 1
+            want = np.empty((1, h, w, co), np.int8)
+            got = np.full_like(want, 99)
+            dims = [c_forward.Dims(*t.shape) for t in (x, f, want)]
+            bias = b if k % 3 else None
+            c_forward.call("tt_conv2d_s8", p, m, sh, dims[0], x, dims[1], f, bias, dims[2],
+                           want)
+            c_forward.call("tt_conv2d_wide_s8", p, m, sh, dims[0], x, dims[1], f, wide, bias,
+                           dims[2], got)
+            assert np.array_equal(got, want), (h, w, ci, co, act)
+
+
+def test_wide_filters_equal_int8_ones_on_the_host():
+    wide_calls(np.random.default_rng(3))

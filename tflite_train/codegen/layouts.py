@@ -1,0 +1,117 @@
+"""Frozen 1x1 filters stored a second time in flash, pre-widened as the Cortex-M DSP kernels
+consume them (tt_forward.h: tt_conv2d_wide_s8).
+
+The DSP pointwise product (micro_kernels/src/tt_fwd_dsp.c) multiplies blocks of 6 staged
+pixels by one filter row at a time; for every group of four input channels it loads the
+row's int8 word and sign-extends it into two int16 pairs (LDR, 2 SXTB16) in every block.
+A frozen filter never changes, so the generated program can keep those pairs in flash and
+load them by one LDRD: 2 instructions fewer per group and block (24 MACs in blocks of 6, 16
+in the blocks of 4 of layers of 132-256 channels). The int8 filter stays (the kernel's
+other paths, `--engine c`, TFLM and the portable build read it), so each chosen layer costs
+2 bytes of flash a weight more: layers are chosen by instructions saved per byte, up to
+BUDGET bytes. Trained filters (SRAM, changed every step) keep int8.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph
+from ..runtime.kernel_calls import In, KernelCall
+
+KERNEL = "tt_conv2d_wide_s8"
+# flash the pre-widened filters may add: MCUNet's program is about 700 KB of the board's
+# 1 MB, MobileNetV2's 475 KB; this keeps both below 830 KB
+BUDGET = 128 * 1024
+# below this many instructions saved a byte a layer is not worth its flash (a 4x4 map's
+# layer of more than 256 channels saves about 0.75, MCUNet's 8x8 ones 2.5-4)
+MIN_SAVED_PER_BYTE = 1.0
+
+# tt_fwd_dsp.c's choices the estimate follows: the staging buffer's bytes; columns of up to
+# 128 channels in blocks of 6 pixels (8 of them fit), up to 256 in blocks of 4, more in
+# chunks of the channels, blocks of 6 then of 4; tt_dsp_rows6w's own widening once a call
+# (layers of <= 40 channels that stage 4 or more blocks a call)
+STAGE_BYTES = 2048
+RUN_TIME_WIDE_MAX = 40
+
+
+def widened(filt: np.ndarray) -> np.ndarray:
+    """int8 filter [co, 1, 1, ci] (ci a multiple of 4) -> int16 [co, ci]: per group of four
+    weights w0..w3, [w0, w2, w1, w3] (SXTB16's even and odd lanes, the words SMLAD pairs
+    with the staged inputs)."""
+    co, ci = filt.shape[0], filt.shape[-1]
+    if filt.shape[1:3] != (1, 1) or ci % 4:
+        raise ValueError(f"internal: no pre-widened layout for a {filt.shape} filter")
+    groups = filt.reshape(co, ci // 4, 4).astype(np.int16)
+    return np.ascontiguousarray(groups[:, :, [0, 2, 1, 3]].reshape(co, ci))
+
+
+def in_assembly(multiplier, shift, bias, p) -> float:
+    """The share of output channels that requantize by the one-multiply form into int8's
+    whole range (tt_fwd_dsp.h: tt_dsp_rq_init, tt_dsp_bias_bounded; the kernel's own test,
+    per row, decides): only their rows are read pre-widened, the others' (dead channels:
+    shifts past -21, biases at int32's ends) from the int8 filter."""
+    if not (p.act_min == -128 and p.act_max == 127 and -256 <= p.output_offset <= 255):
+        return 0.0
+    m, s = np.asarray(multiplier, np.int64), np.asarray(shift, np.int64)
+    ok = (m >= 1 << 30) & (s <= -1) & (s >= -21)
+    if bias is not None:
+        ok &= np.abs(np.asarray(bias, np.int64)) < 1 << 28
+    return float(ok.mean())
+
+
+def saved_instructions(pixels: int, ci: int, co: int) -> int:
+    """Instructions a call saves, estimated from the kernel's loop counts (the choice's
+    ranking, not a measurement): 2 a group of four channels, row and block of pixels, or,
+    where tt_dsp_rows6w widens the rows once a call at run time, that widening (6 a group
+    and row per call)."""
+    if ci % 4 or ci <= 16:                       # 8 and 16 channels: tt_dsp_col8/16
+        return 0
+    groups = ci // 4
+    if 2 * ci * 8 <= STAGE_BYTES:
+        blocks, per_call = pixels // 6, STAGE_BYTES // (12 * ci)
+        if per_call >= 4 and ci <= RUN_TIME_WIDE_MAX:
+            return 6 * groups * co * -(-blocks // per_call)
+    elif 2 * ci * 4 <= STAGE_BYTES:
+        blocks = pixels // 4
+    else:
+        blocks = pixels // 6 + (pixels % 6 >= 4)
+    return 2 * groups * co * blocks
+
+
+def candidate(graph: Graph, k: int, call: KernelCall | None) -> tuple[float, int] | None:
+    """(instructions saved a byte, bytes) of pre-widening operator k's filter, or None where
+    its call cannot take one: a tt_conv2d_s8 of a frozen 1x1 filter at stride 1 without
+    padding (the blocks of 6 pixels)."""
+    if call is None or call.name != "tt_conv2d_s8":
+        return None
+    p, mult, shift, x_dims, _, f_dims, filt, bias, y_dims, _ = call.args
+    op = graph.operators[k]
+    if not (isinstance(filt, In) and graph.tensors[op.inputs[filt.k]].is_constant):
+        return None
+    if (f_dims.h, f_dims.w, p.stride_h, p.stride_w, p.pad_top, p.pad_left) != (1, 1, 1, 1, 0, 0) \
+            or (x_dims.h, x_dims.w) != (y_dims.h, y_dims.w):
+        return None
+    # a trained bias's initial value (the kernel decides by the values it is called with)
+    b = graph.tensors[op.inputs[bias.k]].data if isinstance(bias, In) else bias
+    share = in_assembly(mult, shift, b, p)
+    saved = share * saved_instructions(y_dims.n * y_dims.h * y_dims.w, f_dims.c, f_dims.n)
+    nbytes = 2 * f_dims.n * f_dims.c
+    return (saved / nbytes, nbytes) if saved else None
+
+
+def choose(graph: Graph, calls: dict[int, KernelCall | None], budget: int = BUDGET
+           ) -> dict[int, KernelCall]:
+    """Operator -> its tt_conv2d_wide_s8 call, for the layers that save the most
+    instructions a byte (at least MIN_SAVED_PER_BYTE) within `budget` bytes."""
+    ranked = sorted(((c, k) for k, call in calls.items()
+                     if (c := candidate(graph, k, call)) is not None
+                     and c[0] >= MIN_SAVED_PER_BYTE), key=lambda ck: (-ck[0][0], ck[1]))
+    out, used = {}, 0
+    for (_, nbytes), k in ranked:
+        if used + nbytes > budget:
+            continue
+        call = calls[k]
+        filt = graph.tensors[graph.operators[k].inputs[call.args[6].k]].data
+        out[k] = KernelCall(KERNEL, [*call.args[:7], widened(filt), *call.args[7:]]).check()
+        used += nbytes
+    return out
