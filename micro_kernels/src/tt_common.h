@@ -180,18 +180,19 @@ static inline int8_t tt_round_grad(tt_rounder *q, int32_t acc) {
 
 /* tt_round_grad's stochastic rule over n accumulators from stream state x (A > 127);
  * returns the state after them. `times` is a constant of each inlined copy (1 but for
- * shift 31). The noise (x >> 8) << noise_shift as its two 32-bit words (noise_shift is 8
- * to 31): no 64-bit shift in the loop, and the words are the multiply-accumulate's
- * addend. Inlined by tt_round_grads and by walks that round short runs. */
+ * shift 31). The noise (x >> 8) << noise_shift (noise_shift is 8 to 31) is the same
+ * integer as (x with its low 8 bits cleared) * 2^(noise_shift - 8): one UMULL makes its
+ * two words, the multiply-accumulate's addend (no 64-bit shift, one instruction fewer an
+ * element than shifting the words apart). Inlined by tt_round_grads and by walks that
+ * round short runs. */
 static inline __attribute__((always_inline)) uint32_t
 tt_round_stochastic(const int32_t *acc, int32_t n, int8_t *out, uint32_t x,
                     const int32_t times, int32_t r, int32_t hi_shift, int32_t noise_shift) {
-  const int32_t noise_down = 32 - noise_shift;
+  const uint32_t scale = (uint32_t)1 << (noise_shift - 8);
 #pragma GCC unroll 4
   for (int32_t i = 0; i < n; ++i) {
     x = tt_xorshift32(x);
-    const uint32_t bits = x >> 8;
-    const uint64_t noise = (uint64_t)(bits >> noise_down) << 32 | (uint32_t)(bits << noise_shift);
+    const uint64_t noise = (uint64_t)(x & ~(uint32_t)0xFF) * scale;
     const int64_t t = (int64_t)(acc[i] * times) * r + (int64_t)noise;
     out[i] = (int8_t)((int32_t)(t >> 32) >> hi_shift);
   }
