@@ -197,10 +197,81 @@ def test_two_pass_input_gradients_keep_what_the_free_arena_holds(zoo, tmp_path, 
     got = host.HostProgram(out, len(program.checkpoint_regions())).run(xs, labels,
                                                                         program.classes)
     assert_identical(program, got, check.reference(program, xs, labels))
-    monkeypatch.setattr(P, "lend_scratch", lambda graph, calls, plan: {})
+    monkeypatch.setattr(P, "lend_scratch", lambda graph, calls, plan, *limit: {})
     unlent = load(model)
     assert plan.arena_bytes == unlent.plan.arena_bytes
     assert not any(b.name.startswith("kept@") for b in unlent.plan.buffers)
+
+
+def test_arena_limit_lends_two_pass_input_gradients_up_to_it(zoo, tmp_path, monkeypatch):
+    """codegen --arena-limit above the smallest arena but short of one pass everywhere: the
+    two-pass int8 input gradients keep more positions than the arena without the lent
+    scratch holds, that scratch growing the arena up to the limit and never past it; the
+    program trains bit for bit like --engine c."""
+    from tflite_train.codegen import program as P
+    from tflite_train.training_ops import options_of
+    model = training_model(tmp_path, zoo["mobile"], "full", hyper=Hyper(grad="int8"))
+
+    def kept(program):
+        return sum(s.call.args[s.call.signature.index("scratch_positions")]
+                   for s in program.steps if s.call is not None
+                   and any(p.name == "scratch_positions" for p in s.call.signature.params)
+                   and options_of(program.graph.operators[s.op])["passes"] == 2)
+    lend = P.lend_scratch
+    small = load(model)
+    for grow in (256, 512, 1024, 2048):
+        limit = small.plan.arena_bytes + grow
+        program = load(model, arena_limit=limit)
+        with monkeypatch.context() as m:     # the same passes, lending within the arena
+            m.setattr(P, "lend_scratch", lambda graph, calls, plan, *_: lend(graph, calls, plan))
+            within = load(model, arena_limit=limit)
+        if kept(program) > kept(within):
+            break
+    else:
+        pytest.fail("no limit up to 2 KB above the arena lent more")
+    assert within.plan.arena_bytes < program.plan.arena_bytes <= limit
+    out = tmp_path / "gen"
+    generate(model, out, arena_limit=limit)
+    xs, labels = check.samples(program, 3, seed=3)
+    got = host.HostProgram(out, len(program.checkpoint_regions())).run(xs, labels,
+                                                                        program.classes)
+    assert_identical(program, got, check.reference(program, xs, labels))
+
+
+def test_two_pass_lending_keeps_the_split_that_recomputes_less(zoo, tmp_path, monkeypatch):
+    """The free arena is lent operator by operator twice, in operator order and with the
+    operators whose dx elements sum the most terms first; the program keeps the split whose
+    second passes compute fewer products again."""
+    from tflite_train.codegen import program as P
+    model = training_model(tmp_path, zoo["mobile"], "full", hyper=Hyper(grad="int8"))
+    tries = []
+    lend = memory.lend_free_arena
+
+    def spy(plan, graph, wants, limit=0):
+        got = lend(plan, graph, wants, limit)
+        tries.append((list(wants), got))
+        return got
+    monkeypatch.setattr(memory, "lend_free_arena", spy)
+    program = load(model)
+    g = program.graph
+    calls = {s.op: s.call for s in program.steps if s.call is not None
+             and any(p.name == "scratch_positions" for p in s.call.signature.params)}
+    terms = {k: P._terms(c) for k, c in calls.items()}
+    assert len(tries) == 2 and tries[0][0] == sorted(tries[0][0])
+    assert [terms[k] for k in tries[1][0]] == sorted((terms[k] for k in tries[1][0]),
+                                                     reverse=True)
+
+    def recomputed(lent):
+        total = 0
+        for k in tries[0][0]:
+            dx = g.tensors[g.operators[k].outputs[0]]
+            positions = dx.size // dx.shape[-1]
+            total += (positions - positions // 4 - lent.get(k, 0)) * dx.shape[-1] * terms[k]
+        return total
+    kept = {k: c.args[c.signature.index("scratch_positions")] for k, c in calls.items()
+            if k in tries[0][0] and c.args[c.signature.index("scratch_positions")] > 0}
+    assert kept in (tries[0][1], tries[1][1])
+    assert recomputed(kept) == min(recomputed(lent) for _, lent in tries)
 
 
 @pytest.mark.parametrize("fuse, grad", [(True, "int8"), (False, "float32")])

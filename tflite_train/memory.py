@@ -644,24 +644,28 @@ def _insert_scratch(plan: CodegenPlan, k: int, j: int, buffer: Buffer, offset: i
     plan.offsets.insert(i, offset)
 
 
-def lend_free_arena(plan: CodegenPlan, graph: Graph, wants: dict[int, tuple[int, int]]
-                    ) -> dict[int, int]:
+def lend_free_arena(plan: CodegenPlan, graph: Graph, wants: dict[int, tuple[int, int]],
+                    limit: int = 0) -> dict[int, int]:
     """Free arena lent to operators that can use any amount of it (a two-pass int8 input
     gradient keeps as many more accumulators, so that its second pass computes fewer again):
     `wants` maps operator k to (bytes of a unit, most units it can use). Operator by
-    operator, the largest number of units whose scratch buffer (alive during k only) the
-    placement fits without growing the arena: at least the largest run of bytes nothing
-    alive during k occupies (placed there, the plan unchanged), more where placing again
-    with the buffer among the others (_place_codegen; searched by bisection up to the
-    bytes free at k) finds room. The plan's buffers, offsets and order take the result;
-    its `live` and `peak_op` stay the bytes the program needs. Returns k -> units lent
-    (operators lent none left out)."""
+    operator in the order of `wants` (placing again moves the others, so an earlier one's
+    scratch may leave a later one less room), the largest number of units whose scratch
+    buffer (alive during k only) the placement fits without growing the arena past the
+    larger of its bytes and `limit` (codegen --arena-limit): at least the largest run of
+    bytes nothing alive during k occupies (placed there, the plan unchanged), more where
+    placing again with the buffer among the others (_place_codegen; searched by bisection
+    up to the bytes free at k under that ceiling) finds room. The plan's buffers, offsets,
+    order and arena take the result; its `live` and `peak_op` stay the bytes the program
+    needs. Returns k -> units lent (operators lent none left out)."""
     lent = {}
-    for k, (unit, most) in sorted(wants.items()):
+    for k, (unit, most) in wants.items():
         if unit <= 0 or most <= 0:
             continue
         scope = k + 1
         gap_at, gap, free = free_run(plan, k)
+        ceiling = max(plan.arena_bytes, limit)
+        free += ceiling - plan.arena_bytes
 
         def buffer(units: int) -> Buffer:
             return Buffer(f"kept@{k}:{graph.operators[k].kind}", units * unit, scope, scope,
@@ -672,7 +676,7 @@ def lend_free_arena(plan: CodegenPlan, graph: Graph, wants: dict[int, tuple[int,
         while low < high:                       # more than the gap: place everything again
             mid = (low + high + 1) // 2
             offsets, arena, order = _place_codegen(plan.buffers + [buffer(mid)])
-            if arena <= plan.arena_bytes:
+            if arena <= ceiling:
                 low, units, placed = mid, mid, (offsets, arena, order)
             else:
                 high = mid - 1

@@ -550,6 +550,11 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
     for (int32_t b = 0; b < n; ++b) {
       for (int32_t s = 0; s < a.slots; ++s) blk.tag[s] = -1;
       for (int32_t iy = 0; iy < h; ++iy) {
+        const int32_t row = (b * h + iy) * wd;
+        /* a row outside the positions asked stages nothing: the ring's tags stage the dy
+         * rows a later row reads when it comes (a second pass starts rows down the map and
+         * would otherwise stage every dy row above it for nothing) */
+        if (row + wd <= p0 || row >= p1) continue;
         tt_taps_reading(iy, a.sh, 1, a.pad_top, kh, oh, &ty);
         dw_taps base[DW_MAX_K];      /* column 0 of the row's dy, tap 0 of its weights */
         for (int32_t t = 0; t < ty.n; ++t) {
@@ -562,8 +567,6 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
         /* flat: the first tap row's (dilation 1: the rows' oy step by -1, ky by sh) */
         const tt_dsp_word *const d_row = stage + 2 * (kh * kw + ty.o0 * a.cols);
         const tt_dsp_word *const w_row = stage + 2 * ty.k0 * kw;
-        const int32_t row = (b * h + iy) * wd;
-        if (row + wd <= p0 || row >= p1) continue;       /* outside the positions asked */
         for (int32_t ix = 0; ix < wd; ++ix) {
           if (row + ix < p0 || row + ix >= p1) continue;
           const int32_t q = (ix + a.pad_left) % a.sw;
