@@ -406,7 +406,11 @@ def test_the_rule_in_c_and_python():
     vectors = [np.zeros(5, np.int64), np.array([127, -127, 3, 0]), np.array([-128, 64, 1]),
                np.array([2**31 - 1, -(2**31 - 1), 2**30, -1, 12345]),
                np.array([5, -5, 2, 1]) * 51,              # ties: 255 * 127 / 255 * k
-               np.array([300, -511, 7, -256, 1])]         # 256 <= A < 512: shift 32
+               np.array([300, -511, 7, -256, 1]),         # 256 <= A < 512: shift 32
+               # the largest magnitude one above the running one and negative, in a later
+               # group of four and in the leftover (tt_largest_magnitude's test)
+               np.array([200, 1, 2, -3, 0, -201, 7, 1]), np.array([200, 1, 2, -3, 0, 0, 0, 0, -201]),
+               np.array([0, 0, 0, 0, 0, 0, 0, -200, 3])]  # leading zeros, skipped by their OR
     for bits in range(1, 31, 3):
         vectors.append(rng.integers(-(2 ** bits), 2 ** bits, 257))
     unit = np.float32(3.7e-6)

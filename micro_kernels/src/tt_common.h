@@ -118,6 +118,29 @@ static inline uint32_t tt_xorshift32(uint32_t x) {
 /* |v| of an accumulator (never INT32_MIN: the kernels bound their sums below 2^31). */
 static inline uint32_t tt_magnitude(int32_t v) { return v < 0 ? 0u - (uint32_t)v : (uint32_t)v; }
 
+/* max(top, the largest |v[j]| of j < n), four at a time: v ^ (v >> 31) is |v| or |v| - 1
+ * (one instruction), so top - 1 - (v ^ (v >> 31)) >= 0 for all four means none exceeds
+ * top (no overflow: top <= 2^31 - 1, the kernels' bound); one test of the four
+ * differences' OR replaces four compare-and-selects, and only a group that may raise top
+ * takes the exact magnitudes (rare once top is set; while top is 0, every group: a vector
+ * of zeros costs about 14 instructions an element, 8 in a compare-and-select loop). */
+static inline uint32_t tt_largest_magnitude(const int32_t *v, int32_t n, uint32_t top) {
+  int32_t lim = (int32_t)top - 1;
+  const int32_t *const end4 = v + (n & ~3), *const end = v + n;
+  for (; v != end4; v += 4) {
+    const int32_t v0 = v[0], v1 = v[1], v2 = v[2], v3 = v[3];
+    if (((lim - (v0 ^ (v0 >> 31))) | (lim - (v1 ^ (v1 >> 31))) | (lim - (v2 ^ (v2 >> 31))) |
+         (lim - (v3 ^ (v3 >> 31)))) < 0) {
+      for (int32_t k = 0; k < 4; ++k)
+        if (tt_magnitude(v[k]) > top) top = tt_magnitude(v[k]);
+      lim = (int32_t)top - 1;
+    }
+  }
+  for (; v != end; ++v)
+    if (tt_magnitude(*v) > top) top = tt_magnitude(*v);
+  return top;
+}
+
 /* One call's rounding: from A = max |acc|, once, then tt_round_grad per element, in the
  * output's row-major order (the order of the random draws). The rule's
  * (acc * r + bias) >> shift is computed as the high word of the 64-bit sum shifted right by
@@ -158,18 +181,19 @@ static inline int8_t tt_round_grad(tt_rounder *q, int32_t acc) {
 
 /* tt_round_grad's stochastic rule over n accumulators from stream state x (A > 127);
  * returns the state after them. `times` is a constant of each inlined copy (1 but for
- * shift 31). The noise (x >> 8) << noise_shift as its two 32-bit words (noise_shift is 8
- * to 31): no 64-bit shift in the loop, and the words are the multiply-accumulate's
- * addend. Inlined by tt_round_grads and by walks that round short runs. */
+ * shift 31). The noise (x >> 8) << noise_shift (noise_shift is 8 to 31) is the same
+ * integer as (x with its low 8 bits cleared) * 2^(noise_shift - 8): one UMULL makes its
+ * two words, the multiply-accumulate's addend (no 64-bit shift, one instruction fewer an
+ * element than shifting the words apart). Inlined by tt_round_grads and by walks that
+ * round short runs. */
 static inline __attribute__((always_inline)) uint32_t
 tt_round_stochastic(const int32_t *acc, int32_t n, int8_t *out, uint32_t x,
                     const int32_t times, int32_t r, int32_t hi_shift, int32_t noise_shift) {
-  const int32_t noise_down = 32 - noise_shift;
-#pragma GCC unroll 2
+  const uint32_t scale = (uint32_t)1 << (noise_shift - 8);
+#pragma GCC unroll 4
   for (int32_t i = 0; i < n; ++i) {
     x = tt_xorshift32(x);
-    const uint32_t bits = x >> 8;
-    const uint64_t noise = (uint64_t)(bits >> noise_down) << 32 | (uint32_t)(bits << noise_shift);
+    const uint64_t noise = (uint64_t)(x & ~(uint32_t)0xFF) * scale;
     const int64_t t = (int64_t)(acc[i] * times) * r + (int64_t)noise;
     out[i] = (int8_t)((int32_t)(t >> 32) >> hi_shift);
   }

@@ -30,11 +30,7 @@ void tt_rounder_begin(tt_rounder *q, uint32_t amax, float unit, const tt_update_
 
 void tt_quantize_grad_s8(const int32_t *acc, int32_t n, float unit, tt_update_state *rounding,
                          int8_t *q, float *scale) {
-  uint32_t amax = 0;
-  for (int32_t i = 0; i < n; ++i) {
-    const uint32_t m = tt_magnitude(acc[i]);
-    if (m > amax) amax = m;
-  }
+  const uint32_t amax = tt_largest_magnitude(acc, n, 0u);
   tt_rounder r;
   tt_rounder_begin(&r, amax, unit, rounding, scale);
   tt_round_grads(&r, acc, n, q);
