@@ -1,0 +1,158 @@
+"""The int8 stride-1 depthwise input gradient with dx written over dy
+(tt_inplace_grad.h: tt_depthwise_conv2d_input_grad_over_s8) on the Cortex-M7 rig, bit for
+bit against the host (portable C, x86), in the board's build (the DSP walk, staging the dy
+rows a dx row reads ahead of writing it) and with -DTT_PORTABLE.
+
+Each call is made on the host in one buffer: a fence, dx starting the lead before dy, dy,
+a fence; on the rig the harness computes the lead itself
+(tt_depthwise_conv2d_input_grad_over_s8_lead, as codegen does: the host asserts codegen's
+formula), places dx that far before the recorded dy and compares the whole buffer (dx, the
+rest of dy's bytes, both fences), dx's scale, the random stream and the kept scratch with
+the host's, and returns the lead (compared too). The separate kernel
+(tt_depthwise_conv2d_input_grad_s8, dx apart) runs on the same data in the same programs:
+the host asserts it gives the over form's bytes, the rig must reproduce both. Geometries:
+kh != kw, pad > span (a window reading only below and right: no lead), dilation 2, a
+1-row map, odd widths and channel counts; masks; nearest and stochastic rounding; two
+passes without a scratch, keeping some positions' accumulators in one, and a scratch of
+none."""
+from __future__ import annotations
+
+import ctypes as C
+import shutil
+
+import numpy as np
+
+import test_cortex_m7 as rig
+from conftest import require_tool
+from test_cortex_m7_grad_dsp import i8, multipliers, rig_p
+from tflite_train.runtime import c_kernels
+from tflite_train.runtime import kernel_calls as K
+
+# (h, w, c, kh, kw, dilation, pad_top, pad_left)
+SHAPES = [(8, 8, 16, 3, 3, 1, 1, 1), (7, 5, 5, 3, 3, 1, 1, 1), (6, 7, 9, 5, 5, 1, 2, 2),
+          (6, 6, 8, 3, 3, 2, 2, 2),         # dilation 2: the portable walk on the board too
+          (9, 5, 4, 7, 7, 1, 3, 3), (1, 3, 8, 3, 3, 1, 1, 1),
+          (5, 6, 3, 3, 1, 1, 1, 0),         # kh != kw
+          (5, 7, 6, 1, 5, 1, 0, 2),         # kh != kw, the other way
+          (5, 5, 7, 3, 3, 1, 3, 3)]         # pad > span: dx over dy, no lead
+GUARD = 8                                   # fence bytes either side (keeps dx 4-aligned)
+
+# dx placed the lead the rig computes before the recorded dy at buf + dy_at
+HARNESS = r"""
+#include "tt_inplace_grad.h"
+static int32_t rig_over_s8(int8_t *buf, int32_t dy_at, const float *dy_scale,
+                           const uint8_t *mask, int32_t n, int32_t oh, int32_t ow, int32_t c,
+                           int32_t m, const int8_t *w, const int16_t *w_mult, float w_unit,
+                           int32_t kh, int32_t kw, const tt_window *win, int32_t h,
+                           int32_t wd, float *dx_scale, tt_update_state *rounding,
+                           int32_t *scratch, int32_t scratch_positions, void *stage,
+                           int32_t stage_bytes) {
+  const int32_t lead = tt_depthwise_conv2d_input_grad_over_s8_lead(n, oh, ow, c, m, kh, kw,
+                                                                   win, h, wd);
+  tt_depthwise_conv2d_input_grad_over_s8(buf + dy_at, dy_scale, mask, n, oh, ow, c, m, w,
+                                         w_mult, w_unit, kh, kw, win, h, wd,
+                                         buf + dy_at - lead, dx_scale, rounding, scratch,
+                                         scratch_positions, stage, stage_bytes);
+  return lead;
+}
+"""
+
+
+class OverProgram(rig.Program):
+    def source(self) -> str:
+        return super().source().replace('#include "tt_split_grad.h"',
+                                        '#include "tt_split_grad.h"' + HARNESS)
+
+
+def snapshot(a) -> bytes:
+    return a.tobytes() if isinstance(a, np.ndarray) else bytes(a)
+
+
+def calls_of(rng, shape) -> list:
+    """The over form and the separate one for each variant of one geometry."""
+    h, w, c, kh, kw, dil, pt, pl = shape
+    win = c_kernels.Window(1, 1, dil, dil, pt, pl)
+    geometry = (1, h, w, c, 1, kh, kw, win, h, w)
+    lead = int(K.host_call("tt_depthwise_conv2d_input_grad_over_s8_lead", *geometry))
+    lag, lag_w = (kh - 1) * dil - pt, (kw - 1) * dil - pl
+    assert lead == max(0, lag * w + lag_w + 1) * c, shape     # codegen's shift (program.py)
+    stage_bytes = int(K.host_call("tt_depthwise_conv2d_input_grad_s8_stage_bytes", *geometry, 0))
+    # the DSP walk takes every layer here on the board but the dilated one (portable there)
+    assert (stage_bytes > 0) == (dil == 1), shape
+    dy = rng.integers(-128, 128, (1, h, w, c)).astype(np.int8)
+    wt = rng.integers(-128, 128, (1, kh, kw, c)).astype(np.int8)
+    # as augment makes them (the DSP walk refuses multipliers outside [0, 256]); on some
+    # layers the largest (2^k) and 0 among them
+    mult, unit = multipliers(rng, c, kh * kw, special=c % 2 == 0)
+    dy_scale, unit = np.array([0.01], np.float32), C.c_float(unit)
+    mask_bits = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+    some = int(rng.integers(1, h * w))               # positions kept: some of them
+    calls: list = []
+    for k, (masked, stochastic, kept) in enumerate(
+            [(m_, s_, kept) for m_ in (False, True) for s_ in (False, True)
+             for kept in (None, some, 0)]):
+        mask = mask_bits if masked else None
+        seed = 1000 + 7 * k
+
+        def run(name, dy_p, dx_p, scale, state, scratch):
+            getattr(c_kernels.library(), name)(
+                dy_p, rig_p(dy_scale, C.c_float), rig_p(mask, C.c_uint8), 1, h, w, c, 1, i8(wt),
+                rig_p(mult, C.c_int16), unit, kh, kw, C.byref(win), h, w, dx_p,
+                rig_p(scale, C.c_float), C.byref(state) if stochastic else None,
+                rig_p(scratch, C.c_int32), kept or 0,
+                rig_p(np.zeros(max(stage_bytes, 8), np.uint8), C.c_uint8), stage_bytes)
+
+        def fresh():
+            return (np.zeros(1, np.float32), c_kernels.UpdateState(seed, 3),
+                    None if kept is None else np.zeros(max(kept, 1) * c, np.int32))
+        # apart: recorded as is (its stage is not compared)
+        want = np.zeros_like(dy)
+        scale_a, state_a, scratch_a = fresh()
+        with rig.recording(calls):
+            run("tt_depthwise_conv2d_input_grad_s8", i8(dy.copy()), i8(want), scale_a,
+                state_a, scratch_a)
+        # over: in one buffer, recorded by hand (its pointers are not the arrays' starts)
+        place = lead
+        buf = rng.integers(-128, 128, GUARD + place + dy.size + GUARD).astype(np.int8)
+        dy_at = GUARD + place
+        buf[dy_at:dy_at + dy.size] = dy.ravel()
+        # what it must leave: the separate kernel's dx at the buffer's dx, dy's last `lead`
+        # bytes (past dx's end) and the fences as they were
+        expect = buf.copy()
+        expect[GUARD:GUARD + dy.size] = want.ravel()
+        scale, state, scratch = fresh()
+        args = [buf, dy_at, dy_scale, mask, 1, h, w, c, 1, wt, mult, unit, kh, kw, win, h, w,
+                scale, state if stochastic else None, scratch, kept or 0,
+                np.zeros(max(stage_bytes, 8), np.uint8), stage_bytes]
+        before = [snapshot(a) if isinstance(a, (np.ndarray, C.Structure)) else None
+                  for a in args]
+        base = buf.ctypes.data
+        run("tt_depthwise_conv2d_input_grad_over_s8",
+            C.cast(base + dy_at, C.POINTER(C.c_int8)),
+            C.cast(base + dy_at - place, C.POINTER(C.c_int8)), scale, state, scratch)
+        assert buf.tobytes() == expect.tobytes(), (shape, k)
+        assert (scale.tobytes(), bytes(state)) == (scale_a.tobytes(), bytes(state_a)), (shape, k)
+        after = [snapshot(a) if b is not None else None for a, b in zip(args, before)]
+        # the separate kernel's outputs are the over form's expectations on the rig
+        after[0], after[17] = expect.tobytes(), scale_a.tobytes()
+        after[18] = bytes(state_a) if stochastic else None
+        after[len(args) - 2] = b""                      # the stage: not compared
+        calls.append(rig.Call("rig_over_s8", [
+            rig.Memory(b, z) if b is not None else a
+            for a, b, z in zip(args, before, after)], C.c_int32, bytes(C.c_int32(lead))))
+    return calls
+
+
+def test_int8_depthwise_input_gradient_over_dy_on_the_cortex_m7(tmp_path):
+    require_tool(shutil.which("arm-none-eabi-gcc") is not None
+                 and shutil.which("qemu-system-arm") is not None,
+                 "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    rng = np.random.default_rng(47)
+    calls = [call for shape in SHAPES for call in calls_of(rng, shape)]
+    assert {c.name for c in calls} == {"rig_over_s8", "tt_depthwise_conv2d_input_grad_s8"}
+    for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
+        program = OverProgram()
+        for call in calls:
+            program.add(call)
+        (tmp_path / label).mkdir()
+        rig.run_on_rig(program, tmp_path / label, defines=defines)
