@@ -1,5 +1,5 @@
 """Two streams chained (tt_stream.h: tt_conv_depthwise_pointwise_chain_s8; tt_row_source.h:
-tt_conv_depthwise_pointwise_chain_source_s8, the first stream's input from a reader) on the
+tt_conv_depthwise_pointwise_chain_source_s8, the first stream's input from a row source) on the
 Cortex-M7 rig, bit for bit against the host's two streams called one after the other
 (portable C, x86). The first stream's output rows reach the second's first layer through a
 ring of that layer's span; on the board both streams' depthwise layers take the DSP
@@ -8,8 +8,8 @@ versions (packed or not), so the ring's row order and the packs are what is unde
 Small geometries (the rig's flash): odd widths, padding at every border (SAME with the odd
 pixel after, and explicit padding past the window's reach), a stride-2 first stream, a
 second stream whose first layer reads 3 rows of stride 2 (rows moved in the ring) or 1;
-with and without packs. Each chain call is replayed as is and through a reader on the rig
-(the harness's read_row checks it is asked for every input row once, in order). Both
+with and without packs. Each chain call is replayed as is, through a reader (the harness's
+read_row checks it is asked for every input row once, in order) and through a frame. Both
 builds (DSP and -DTT_PORTABLE) must give the host's output and leave every input alone;
 the windows', packs' and rings' bytes after a call are unspecified (not compared).
 """
@@ -46,8 +46,9 @@ CHAINS = [
 # stream's 23 but its output), the second's window and pack (after its output)
 UNSPECIFIED = (23, 24, 25, 48, 49)
 
-# the chain with its input from a reader over the recorded input: the same arguments, and
-# the reader's ring of the first layer's span last
+# the chain with its input from a tt_row_source over the recorded input: the same
+# arguments, then the reader's ring of the first layer's span, and 1 for a frame instead
+# (the source form of the whole-sample API)
 READER = r"""
 #include "tt_row_source.h"
 typedef struct { const int8_t *x; int32_t row_bytes, next, bad; } rig_rows;
@@ -58,7 +59,7 @@ static int rig_read_row(int32_t y, int8_t *row, void *ctx) {
   memcpy(row, r->x + y * r->row_bytes, (unsigned)r->row_bytes);
   return 0;
 }
-static int rig_chain_reader_s8(
+static int rig_chain_source_s8(
     const tt_fwd_conv_params *a, const int32_t *am, const int32_t *as,
     const tt_fwd_dims *xd, const int8_t *x, const tt_fwd_dims *afd, const int8_t *af,
     const int32_t *ab, const tt_fwd_conv_params *dw, const int32_t *dm, const int32_t *ds,
@@ -72,18 +73,22 @@ static int rig_chain_reader_s8(
     const tt_fwd_dims *bmd, const tt_fwd_dims *bdfd, const int8_t *bdf, const int32_t *bdb,
     const tt_fwd_conv_params *bpw, const int32_t *bpm, const int32_t *bps,
     const tt_fwd_dims *bdod, const tt_fwd_dims *bpfd, const int8_t *bpf, const int32_t *bpb,
-    const tt_fwd_dims *bod, int8_t *bout, int8_t *bwindow, int8_t *bpack, int8_t *rows) {
+    const tt_fwd_dims *bod, int8_t *bout, int8_t *bwindow, int8_t *bpack, int8_t *rows,
+    int32_t frame) {
   rig_rows r = {x, xd->w * xd->c, 0, 0};
   int32_t span = (afd->h - 1) * a->dilation_h + 1;
   tt_row_source s;
   int status;
-  tt_row_source_reader(&s, rig_read_row, &r, rows, span < xd->h ? span : xd->h, xd->h,
-                       r.row_bytes);
+  if (frame)
+    tt_row_source_frame(&s, x, xd->h, r.row_bytes);
+  else
+    tt_row_source_reader(&s, rig_read_row, &r, rows, span < xd->h ? span : xd->h, xd->h,
+                         r.row_bytes);
   status = tt_conv_depthwise_pointwise_chain_source_s8(
       a, am, as, xd, &s, afd, af, ab, dw, dm, ds, md, dfd, df, db, pw, pm, ps, dod, pfd, pf,
       pb, od, window, pack, ring, b, bm, bs, bfd, bf, bb, bdw, bdm, bds, bmd, bdfd, bdf, bdb,
       bpw, bpm, bps, bdod, bpfd, bpf, bpb, bod, bout, bwindow, bpack);
-  return r.bad || r.next != xd->h ? 99 : status;
+  return r.bad || r.next != (frame ? 0 : xd->h) ? 99 : status;
 }
 """
 
@@ -133,7 +138,8 @@ def shape(d: D) -> tuple:
 
 def chain_calls(rng, case) -> list[Call]:
     """The chain with packs and without, on the host (== the two streams apart, asserted),
-    and for each the same call through a reader (the host checks that one too)."""
+    and for each the same call through a reader (the host checks that one too) and a
+    frame (the rig only)."""
     h, w, ci, s0, s1 = case
     first, mid = stream(rng, h, w, ci, s0)
     second, out = stream(rng, mid.h, mid.w, mid.c, s1)
@@ -176,9 +182,9 @@ def chain_calls(rng, case) -> list[Call]:
             *map(pointer, args[:4]), source, *map(pointer, args[5:-3]), pointer(got),
             *map(pointer, args[-2:])) == 0
         assert got.tobytes() == want.tobytes() and reader.asked == list(range(h)), case
-        calls.append(Call("rig_chain_reader_s8",
-                          [*call.args, Memory(bytes(rows.nbytes), b"")], call.restype,
-                          call.result))
+        calls += [Call("rig_chain_source_s8",
+                       [*call.args, Memory(bytes(rows.nbytes), b""), frame], call.restype,
+                       call.result) for frame in (0, 1)]
     return calls
 
 
