@@ -36,12 +36,15 @@ int tt_depthwise_conv2d_input_grad_inplace_f32(float *data, const uint8_t *mask,
                                                int32_t h, int32_t wd, float *scratch);
 
 /* The int8 form, TT_DEPTHWISE_CONV2D_INPUT_GRAD of int8 dy: dx overlapping dy, starting
- * tt_depthwise_conv2d_input_grad_over_s8_lead bytes before it. Two passes, as
+ * tt_depthwise_conv2d_input_grad_over_s8_lead bytes before it, or further back by whole
+ * positions (a multiple of c bytes: the DSP version's channel blocks write their channels
+ * over dy's same channels, so a shift by part of a position would overwrite other blocks'
+ * dy before they read it). Two passes, as
  * tt_depthwise_conv2d_input_grad_s8 (tt_kernels.h), whose arguments it takes: the first
  * reads all of dy for dx's scale (so no ring of dx rows can stand in: nothing may be
  * written before it ends) and keeps accumulators only in `scratch`, never in dx's bytes;
- * the second writes dx position p over dy positions before p - lead / c, which neither it
- * nor a later position reads (position p reads dy's positions from p - lag * wd - lag_w
+ * the second writes dx position p over dy position p - lead / c (or an earlier one), one
+ * before the first that it reads, which no later position reads either (position p reads dy's positions from p - lag * wd - lag_w
  * on, lag = (kh - 1) * dilation_h - pad_top, lag_w likewise; the DSP version stages the
  * dy rows a dx row reads when it starts that row, and its channel blocks read and write
  * only their own channels, at the same offsets in dy and dx). Same bits as

@@ -169,9 +169,9 @@ void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int
  * first for A, the second to round; the first keeps the accumulators of dx's first quarter
  * of positions in dx's own bytes (when dx is 4-byte aligned) and of the next
  * scratch_positions in scratch, the second computes only the others again. Same bits
- * whatever the split. The depthwise kernel's `stage` (8-byte aligned, `stage_bytes`, or
- * NULL and 0) is the staging of its Cortex-M DSP version (tt_*_stage_bytes below); other
- * builds ignore it. */
+ * whatever the split. The depthwise kernel's `stage` (`stage_bytes`, or NULL and 0) is the
+ * staging of its Cortex-M DSP version (tt_*_stage_bytes below), used from its first 8-byte
+ * boundary (4-byte aligned: 4 bytes more than tt_*_stage_bytes); other builds ignore it. */
 void tt_conv2d_input_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                              int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *w,
                              const int16_t *w_mult, float w_unit, int32_t kh, int32_t kw,
@@ -244,8 +244,9 @@ void tt_bias_grad_f32(const float *dy, const uint8_t *mask, int32_t outer, int32
  * db = (float)T_b * dy_scale with T_b = the sum of dy. |dy * (saved - x_zp)| <= 127 * 255, so
  * a weight gradient sums at most TT_GRAD_MAX_POSITIONS positions (n * oh * ow, or batches),
  * which callers check; dw and db are float32, as the f32 kernels'. The conv and depthwise
- * kernels' `stage` (8-byte aligned, `stage_bytes`; or NULL and 0) is their Cortex-M DSP
- * version's staging, the size tt_*_stage_bytes gives; other builds ignore it. */
+ * kernels' `stage` (`stage_bytes`; or NULL and 0) is their Cortex-M DSP version's staging,
+ * the size tt_*_stage_bytes gives, used from its first 8-byte boundary (4-byte aligned: 4
+ * bytes more); other builds ignore it. */
 void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                               int32_t n, int32_t oh, int32_t ow, int32_t co, const int8_t *saved,
                               float x_scale, int32_t x_zp, int32_t h, int32_t wd, int32_t k,

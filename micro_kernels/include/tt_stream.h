@@ -131,7 +131,8 @@ int tt_conv_depthwise_pointwise_packed_s8(
  * without `output`; the second's (b_*) are too without its input; the windows and packs
  * (either pack NULL) as there, none overlapping another. Same kernels on the same rows:
  * bit-identical to the two streams called one after the other. TT_FWD_OK, or
- * TT_FWD_UNSUPPORTED (touching nothing) where either stream is. */
+ * TT_FWD_UNSUPPORTED where either stream is (touching nothing but the first stream's pack,
+ * which it may have filled before it checks the second). */
 int tt_conv_depthwise_pointwise_chain_s8(
     const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
     const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,

@@ -480,7 +480,8 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
                                    int32_t stage_bytes) {
   dw_layer a = {.dy = dy, .mask = mask, .n = n, .oh = oh, .ow = ow, .c = c, .w = w,
                 .mult = mult, .kh = kh, .kw = kw, .h = h, .wd = wd};
-  if (stage_mem == 0 || ((uintptr_t)stage_mem & 7u) != 0 || !layer_of(&a, m, win)) return 0;
+  stage_mem = tt_dsp_stage_align8(stage_mem, &stage_bytes);
+  if (stage_mem == 0 || !layer_of(&a, m, win)) return 0;
   for (int32_t ch = 0; ch < c; ++ch)
     if (mult[ch] < 0 || mult[ch] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
   const int32_t groups = (c + 3) >> 2;
@@ -668,8 +669,8 @@ int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32
                                     int32_t kh, int32_t kw, const tt_window *win, float unit,
                                     float *dw, void *stage_mem, int32_t stage_bytes) {
   const tt_window v = *win;
-  if (stage_mem == 0 || ((uintptr_t)stage_mem & 7u) != 0 || !weight_layer(m, ow, kh, kw, win))
-    return 0;
+  stage_mem = tt_dsp_stage_align8(stage_mem, &stage_bytes);
+  if (stage_mem == 0 || !weight_layer(m, ow, kh, kw, win)) return 0;
   const int32_t groups = (c + 3) >> 2;
   const int32_t per_group = 8 * (ow + wd);          /* a staged dy row and an x row */
   int32_t nb = stage_bytes / per_group;

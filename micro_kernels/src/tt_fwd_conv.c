@@ -461,6 +461,10 @@ void tt_conv2d_wide_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                        const tt_fwd_dims *filter_dims, const int8_t *filter,
                        const int16_t *wide, const int32_t *bias,
                        const tt_fwd_dims *output_dims, int8_t *output) {
+  /* the DSP rows load the widened filter by LDRD, which faults on an address that is not
+   * word-aligned (a compiler without TT_ALIGNED may place an int16_t array so): the int8
+   * filter alone then, same bits */
+  if ((uintptr_t)wide & 3u) wide = 0;
   conv_core(p, multiplier, shift, input_dims, input, filter_dims, filter, input_dims->c, 0,
             bias, output_dims, output, 0, wide);
 }

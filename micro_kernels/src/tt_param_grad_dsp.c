@@ -44,7 +44,8 @@ static inline int32_t at(int32_t p, int32_t j) { return 4 * ((p >> 2) * 8 + j) +
 int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, int32_t x_zp,
                                   void *mem, int32_t bytes, tt_wdsp_stage *st) {
   const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
-  if (rows < 2 || mem == 0 || ((uintptr_t)mem & 7u) != 0) return 0;
+  mem = tt_dsp_stage_align8(mem, &bytes);
+  if (rows < 2 || mem == 0) return 0;
   st->int16 = tt_wdsp_stage_bytes(rows, k, 1) <= bytes;
   if (!st->int16 && tt_wdsp_stage_bytes(rows, k, 0) > bytes) return 0;
   st->x = (tt_dsp_word *)mem;

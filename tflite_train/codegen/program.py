@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import math
+
 import numpy as np
 
 from .. import checkpoint, memory
@@ -412,8 +414,15 @@ def _inplace_call(graph: Graph, op, call: KernelCall) -> tuple[KernelCall, dict]
         geometry = [call.args[sig.index(name)] for name in
                     ("n", "oh", "ow", "c", "m", "kh", "kw", "win", "h", "wd")]
         lead = int(K.host_call("tt_depthwise_conv2d_input_grad_over_s8_lead", *geometry))
+        if lead < 0:
+            return None
+        # the plan's offsets are CODEGEN_ALIGN-aligned, and dx may start further back only
+        # by whole positions (the DSP walk's channel blocks write their own channels over
+        # dy's same channels): the least multiple of both at or beyond the lead
+        step = math.lcm(int(geometry[3]), memory.CODEGEN_ALIGN)
+        lead = -(-lead // step) * step
         x = graph.tensors[op.inputs[0]].nbytes
-        if lead < 0 or _together(x, x, lead) >= 2 * x:
+        if _together(x, x, lead) >= 2 * x:
             return None
         return KernelCall("tt_depthwise_conv2d_input_grad_over_s8",
                           list(call.args)).check(), {"view": False, "shift": lead}
