@@ -392,15 +392,16 @@ def offline_table(graph: Graph):
 # alignment, the image of MobileNetV2-w0.35 with int8 gradients, the largest of the four
 # models' images with either gradient type at the last full measurement (they differ only in
 # the app's per-model tables; every image links the float32 and the int8 gradient kernels,
-# the glue calling both); re-measured on that row after the round-6 kernels (main at
-# 7f44a8f; benchmarks/tflm_rig.py --passes all --grad int8 --only mobilenet: 279.9 KB, .data's
-# initial values included = TFLM 71.6 + glue 55.9 + kernels 132.5 + app 4.3 + start-up 0.5 +
-# C runtime 15.4 - 0.4; after round 5, at 887f6c1: 262.1 KB with kernels of 114.7).
+# the glue calling both); re-measured on that row after the round-7 kernels (main at
+# aa28663; benchmarks/tflm_rig.py --passes all --grad int8 --only mobilenet: 285.8 KB, .data's
+# initial values included = TFLM 71.6 + glue 55.9 + kernels 138.4 + app 4.3 + start-up 0.5 +
+# C runtime 15.4 - 0.4; after round 6, at 7f44a8f: 279.9 KB with kernels of 132.5; after
+# round 5, at 887f6c1: 262.1 KB with kernels of 114.7).
 # benchmarks/RESULTS.md, "Training inside TFLM on the rig"; replaces 250.1 KB measured after
 # round 4 (main at 7055618), 241.7 KB before round 4 (227.3 KB before the DSP forward
 # kernels of branch fwd-speed, 217.7 KB before main's DSP depthwise-gradient kernels, 185 KB
 # before the glue had int8 gradients, 141 KB before the TT_* forward ops).
-TFLM_CODE_BYTES = 286_644
+TFLM_CODE_BYTES = 292_660
 
 # the paper's budgets for the STM32F746 (320 KB of SRAM, 1 MB of flash): training within
 # 256 KB of SRAM leaves the rest to the application
