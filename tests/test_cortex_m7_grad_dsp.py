@@ -225,8 +225,12 @@ def weight_grad_calls(rng) -> None:
                                                       # nibble at bit 0 and 4 of its byte
               (1, 3, 5, 12, 20, 20),                  # co % 8 = 4: masked columns one by one
               (1, 2, 3, 13, 9, 16),                   # a last partial set: one column
-              (1, 3, 3, 8, 9, 9)]                     # four columns of an odd position
+              (1, 3, 3, 8, 9, 9),                     # four columns of an odd position
                                                       # count: the last pair's second 0
+              (1, 4, 4, 8, 16, 16),                   # t = 16: the default rule fused from
+              (1, 2, 2, 3, 8, 8),                     # the sums' registers, int16 staging,
+              (1, 2, 4, 6, 24, 40)]                   # whole blocks of eight only (17:
+                                                      # momentum, through scratch)
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)
