@@ -3,21 +3,25 @@
 bit against the host (portable C, x86), in the board's build (the DSP walk, staging the dy
 rows a dx row reads ahead of writing it) and with -DTT_PORTABLE.
 
-Each call is made on the host in one buffer: a fence, dx starting the lead before dy, dy,
-a fence; on the rig the harness computes the lead itself
-(tt_depthwise_conv2d_input_grad_over_s8_lead, as codegen does: the host asserts codegen's
-formula), places dx that far before the recorded dy and compares the whole buffer (dx, the
-rest of dy's bytes, both fences), dx's scale, the random stream and the kept scratch with
-the host's, and returns the lead (compared too). The separate kernel
+Each call is made on the host in one buffer: a fence, dx, dy, a fence, dx starting before
+dy by the shift codegen places it at (program.py: the kernel's lead rounded up to whole
+positions that keep the arena's 4-byte alignment) and, where that differs, by the kernel's
+own lead (tt_depthwise_conv2d_input_grad_over_s8_lead). On the rig the harness places dx
+that far before the recorded dy, compares the whole buffer (dx, the rest of dy's bytes,
+both fences), dx's scale, the random stream and the kept scratch with the host's, and
+returns the lead the rig computes (compared with the host's). The separate kernel
 (tt_depthwise_conv2d_input_grad_s8, dx apart) runs on the same data in the same programs:
 the host asserts it gives the over form's bytes, the rig must reproduce both. Geometries:
 kh != kw, pad > span (a window reading only below and right: no lead), dilation 2, a
-1-row map, odd widths and channel counts; masks; nearest and stochastic rounding; two
-passes without a scratch, keeping some positions' accumulators in one, and a scratch of
-none."""
+1-row map, odd widths and channel counts (6 groups of 4 and a partial one); masks;
+nearest and stochastic rounding; two passes without a scratch, keeping some positions'
+accumulators in one, and a scratch of none; the full staging and, every other variant, a
+smaller one (the DSP walk in blocks of channels: a dx placed by part of a position, the
+planner's bug that aa28663 mended, fails here on the DSP build)."""
 from __future__ import annotations
 
 import ctypes as C
+import math
 import shutil
 
 import numpy as np
@@ -25,6 +29,7 @@ import numpy as np
 import test_cortex_m7 as rig
 from conftest import require_tool
 from test_cortex_m7_grad_dsp import i8, multipliers, rig_p
+from tflite_train import memory
 from tflite_train.runtime import c_kernels
 from tflite_train.runtime import kernel_calls as K
 
@@ -34,13 +39,15 @@ SHAPES = [(8, 8, 16, 3, 3, 1, 1, 1), (7, 5, 5, 3, 3, 1, 1, 1), (6, 7, 9, 5, 5, 1
           (9, 5, 4, 7, 7, 1, 3, 3), (1, 3, 8, 3, 3, 1, 1, 1),
           (5, 6, 3, 3, 1, 1, 1, 0),         # kh != kw
           (5, 7, 6, 1, 5, 1, 0, 2),         # kh != kw, the other way
-          (5, 5, 7, 3, 3, 1, 3, 3)]         # pad > span: dx over dy, no lead
+          (5, 5, 7, 3, 3, 1, 3, 3),         # pad > span: dx over dy, no lead
+          (6, 5, 22, 3, 3, 1, 1, 1)]        # 6 groups of 4 channels, a partial one
 GUARD = 8                                   # fence bytes either side (keeps dx 4-aligned)
 
-# dx placed the lead the rig computes before the recorded dy at buf + dy_at
+# dx placed `shift` bytes before the recorded dy at buf + dy_at; returns the lead the rig
+# computes (compared with the host's)
 HARNESS = r"""
 #include "tt_inplace_grad.h"
-static int32_t rig_over_s8(int8_t *buf, int32_t dy_at, const float *dy_scale,
+static int32_t rig_over_s8(int8_t *buf, int32_t dy_at, int32_t shift, const float *dy_scale,
                            const uint8_t *mask, int32_t n, int32_t oh, int32_t ow, int32_t c,
                            int32_t m, const int8_t *w, const int16_t *w_mult, float w_unit,
                            int32_t kh, int32_t kw, const tt_window *win, int32_t h,
@@ -51,7 +58,7 @@ static int32_t rig_over_s8(int8_t *buf, int32_t dy_at, const float *dy_scale,
                                                                    win, h, wd);
   tt_depthwise_conv2d_input_grad_over_s8(buf + dy_at, dy_scale, mask, n, oh, ow, c, m, w,
                                          w_mult, w_unit, kh, kw, win, h, wd,
-                                         buf + dy_at - lead, dx_scale, rounding, scratch,
+                                         buf + dy_at - shift, dx_scale, rounding, scratch,
                                          scratch_positions, stage, stage_bytes);
   return lead;
 }
@@ -75,10 +82,19 @@ def calls_of(rng, shape) -> list:
     geometry = (1, h, w, c, 1, kh, kw, win, h, w)
     lead = int(K.host_call("tt_depthwise_conv2d_input_grad_over_s8_lead", *geometry))
     lag, lag_w = (kh - 1) * dil - pt, (kw - 1) * dil - pl
-    assert lead == max(0, lag * w + lag_w + 1) * c, shape     # codegen's shift (program.py)
-    stage_bytes = int(K.host_call("tt_depthwise_conv2d_input_grad_s8_stage_bytes", *geometry, 0))
+    assert lead == max(0, lag * w + lag_w + 1) * c, shape
+    # codegen's shift (program.py, _inplace_call): the lead rounded up to whole positions
+    # that keep the arena's alignment; dx at the kernel's own lead too where that differs
+    step = math.lcm(c, memory.CODEGEN_ALIGN)
+    shifts = sorted({-(-lead // step) * step, lead})
+    full = int(K.host_call("tt_depthwise_conv2d_input_grad_s8_stage_bytes", *geometry, 0))
     # the DSP walk takes every layer here on the board but the dilated one (portable there)
-    assert (stage_bytes > 0) == (dil == 1), shape
+    assert (full > 0) == (dil == 1), shape
+    # a smaller staging (codegen's limit): the DSP walk in blocks of channels, where any
+    # smaller one takes the layer
+    fits = [int(K.host_call("tt_depthwise_conv2d_input_grad_s8_stage_bytes", *geometry,
+                            full * q // 8)) for q in (6, 5, 4)]
+    small = next((b for b in fits if 0 < b < full), full)
     dy = rng.integers(-128, 128, (1, h, w, c)).astype(np.int8)
     wt = rng.integers(-128, 128, (1, kh, kw, c)).astype(np.int8)
     # as augment makes them (the DSP walk refuses multipliers outside [0, 256]); on some
@@ -93,6 +109,9 @@ def calls_of(rng, shape) -> list:
              for kept in (None, some, 0)]):
         mask = mask_bits if masked else None
         seed = 1000 + 7 * k
+        # every other variant the smaller staging: blocks of channels, each writing its
+        # channels over dy's same channels (so codegen places dx by whole positions)
+        stage_bytes = small if k % 2 else full
 
         def run(name, dy_p, dx_p, scale, state, scratch):
             getattr(c_kernels.library(), name)(
@@ -111,35 +130,36 @@ def calls_of(rng, shape) -> list:
         with rig.recording(calls):
             run("tt_depthwise_conv2d_input_grad_s8", i8(dy.copy()), i8(want), scale_a,
                 state_a, scratch_a)
-        # over: in one buffer, recorded by hand (its pointers are not the arrays' starts)
-        place = lead
-        buf = rng.integers(-128, 128, GUARD + place + dy.size + GUARD).astype(np.int8)
-        dy_at = GUARD + place
-        buf[dy_at:dy_at + dy.size] = dy.ravel()
-        # what it must leave: the separate kernel's dx at the buffer's dx, dy's last `lead`
-        # bytes (past dx's end) and the fences as they were
-        expect = buf.copy()
-        expect[GUARD:GUARD + dy.size] = want.ravel()
-        scale, state, scratch = fresh()
-        args = [buf, dy_at, dy_scale, mask, 1, h, w, c, 1, wt, mult, unit, kh, kw, win, h, w,
-                scale, state if stochastic else None, scratch, kept or 0,
-                np.zeros(max(stage_bytes, 8), np.uint8), stage_bytes]
-        before = [snapshot(a) if isinstance(a, (np.ndarray, C.Structure)) else None
-                  for a in args]
-        base = buf.ctypes.data
-        run("tt_depthwise_conv2d_input_grad_over_s8",
-            C.cast(base + dy_at, C.POINTER(C.c_int8)),
-            C.cast(base + dy_at - place, C.POINTER(C.c_int8)), scale, state, scratch)
-        assert buf.tobytes() == expect.tobytes(), (shape, k)
-        assert (scale.tobytes(), bytes(state)) == (scale_a.tobytes(), bytes(state_a)), (shape, k)
-        after = [snapshot(a) if b is not None else None for a, b in zip(args, before)]
-        # the separate kernel's outputs are the over form's expectations on the rig
-        after[0], after[17] = expect.tobytes(), scale_a.tobytes()
-        after[18] = bytes(state_a) if stochastic else None
-        after[len(args) - 2] = b""                      # the stage: not compared
-        calls.append(rig.Call("rig_over_s8", [
-            rig.Memory(b, z) if b is not None else a
-            for a, b, z in zip(args, before, after)], C.c_int32, bytes(C.c_int32(lead))))
+        # over, dx `place` bytes before dy in one buffer: recorded by hand (its pointers
+        # are not the arrays' starts); its expectations: the separate kernel's outputs
+        for place in shifts:
+            buf = rng.integers(-128, 128, GUARD + place + dy.size + GUARD).astype(np.int8)
+            dy_at = GUARD + place
+            buf[dy_at:dy_at + dy.size] = dy.ravel()
+            # what it must leave: the separate kernel's dx at the buffer's dx, dy's last
+            # `place` bytes (past dx's end) and the fences as they were
+            expect = buf.copy()
+            expect[GUARD:GUARD + dy.size] = want.ravel()
+            scale, state, scratch = fresh()
+            args = [buf, dy_at, place, dy_scale, mask, 1, h, w, c, 1, wt, mult, unit, kh, kw,
+                    win, h, w, scale, state if stochastic else None, scratch, kept or 0,
+                    np.zeros(max(stage_bytes, 8), np.uint8), stage_bytes]
+            before = [snapshot(a) if isinstance(a, (np.ndarray, C.Structure)) else None
+                      for a in args]
+            base = buf.ctypes.data
+            run("tt_depthwise_conv2d_input_grad_over_s8",
+                C.cast(base + dy_at, C.POINTER(C.c_int8)),
+                C.cast(base + dy_at - place, C.POINTER(C.c_int8)), scale, state, scratch)
+            assert buf.tobytes() == expect.tobytes(), (shape, k, place)
+            assert (scale.tobytes(), bytes(state)) == (scale_a.tobytes(), bytes(state_a))
+            after = [snapshot(a) if b is not None else None for a, b in zip(args, before)]
+            # the separate kernel's outputs are the over form's expectations on the rig
+            after[0], after[18] = expect.tobytes(), scale_a.tobytes()
+            after[19] = bytes(state_a) if stochastic else None
+            after[len(args) - 2] = b""                      # the stage: not compared
+            calls.append(rig.Call("rig_over_s8", [
+                rig.Memory(b, z) if b is not None else a
+                for a, b, z in zip(args, before, after)], C.c_int32, bytes(C.c_int32(lead))))
     return calls
 
 
