@@ -18,9 +18,8 @@ Where tensors live:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-
 import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
