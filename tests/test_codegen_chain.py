@@ -1,0 +1,136 @@
+"""A small generated program whose first two streams are chained (`codegen --input rows`:
+tt_conv_depthwise_pointwise_chain_source_s8 reads the sample row by row), trained with the
+default rule (QAS, stochastic rounding, no momentum) and int8 gradients: the paths of a
+generated program no other test runs, on x86 and on the Cortex-M7 rig.
+
+  - A reader that gives up at the first, the middle or the last row, inside the chain:
+    tt_train_step_rows and tt_predict_rows return TT_MODEL_ERROR_INPUT, no row is asked for
+    after the failure, nothing is trained (every checkpoint region as it was) and the scores
+    are not written; the steps after it train as if it had never happened.
+  - The fused pointwise weight update with the default rule (tt_dsp_pointwise_weight_update,
+    from the sums' registers) inside the program on the rig, from both stagings (int16, and
+    int8 where the staging is cut to 3/4, too little for int16) and both ends of a layer's
+    channels (whole blocks of eight only, and a partial last block): the rig's harness counts
+    its calls of each kind. Bit-identical to --engine c (losses, regions, scores).
+
+The model is built here (test_c_forward.Builder, no converter): a stem, depthwise and
+projection, a 1x1 expansion, stride-2 depthwise and projection (the two chained streams),
+four 1x1 layers of 8, 12, 16 and 12 input channels (the trained ones), a mean and the
+classifier augment replaces.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, require_tool
+from test_c_forward import Builder
+from test_checkpoint import rig_phases
+from test_codegen import assert_identical, training_model
+from tflite_train import tflite_io
+from tflite_train.autodiff import Hyper
+from tflite_train.codegen import check, generate, host, rig
+from tflite_train.runtime.build import MICRO_KERNELS
+
+RIG_MAIN = ROOT / "tests" / "codegen_rows_rig.c"
+RELU6 = 3
+ERROR_INPUT = 3              # TT_MODEL_ERROR_INPUT
+STEPS = 3
+
+
+def chain_model(path):
+    b = Builder(7)
+    x = b.act((1, 16, 16, 3), 0.02, -1)
+    y = b.conv(x, "CONV_2D", (1, 8, 8, 8), (3, 3), stride=2, activation=RELU6)
+    y = b.conv(y, "DEPTHWISE_CONV_2D", (1, 8, 8, 8), (3, 3), activation=RELU6)
+    y = b.conv(y, "CONV_2D", (1, 8, 8, 8), (1, 1))
+    y = b.conv(y, "CONV_2D", (1, 8, 8, 12), (1, 1), activation=RELU6)
+    y = b.conv(y, "DEPTHWISE_CONV_2D", (1, 4, 4, 12), (3, 3), stride=2, activation=RELU6)
+    y = b.conv(y, "CONV_2D", (1, 4, 4, 8), (1, 1))
+    for c in (12, 16, 12, 8):
+        y = b.conv(y, "CONV_2D", (1, 4, 4, c), (1, 1), activation=RELU6)
+    m = b.act((1, 8), 0.08, 5)
+    b.op("MEAN", [y, b.const(np.array([1, 2], np.int32))], [m], "ReducerOptions",
+         keep_dims=False)
+    w, ws = b.weights((4, 8), 4, 0, True)
+    o = b.act((1, 4), 0.1, 0)
+    b.op("FULLY_CONNECTED", [m, w, b.bias(4, 0.08, ws)], [o], "FullyConnectedOptions",
+         fused_activation_function=0)
+    s = b.act((1, 4), 1 / 256, -128)
+    b.op("SOFTMAX", [o], [s], "SoftmaxOptions", beta=1.0)
+    tflite_io.save(b.graph([x], [s], "chain"), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """(program, folder): the chain (both streams forced: this arena does not need them) and
+    the two last-run pointwise updates' staging cut to 3/4 (their int8 form)."""
+    from tflite_train.codegen import program as P
+    tmp = tmp_path_factory.mktemp("chain")
+    model = training_model(tmp, chain_model(tmp / "chain.tflite"), "last:4",
+                           hyper=Hyper(grad="int8"))
+    fit = P.fit_staging
+
+    def int8_for_two(graph, arena_of, *args, **kwargs):
+        stages = fit(graph, arena_of, *args, **kwargs)
+        for k in sorted(stages)[:2]:            # the backward's first two: the last layers
+            stages[k] = stages[k] * 3 // 4
+        return stages
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(P, "choose_streams", lambda graph, outside: P.blocks(graph))
+        mp.setattr(P, "fit_staging", int8_for_two)
+        program, _ = generate(model, tmp / "gen", input_rows=True)
+    text = (tmp / "gen" / "tt_model.c").read_text()
+    assert "tt_conv_depthwise_pointwise_chain_source_s8(" in text
+    assert not program.momentum
+    return program, tmp / "gen"
+
+
+def test_a_reader_failing_inside_the_chain_on_x86(generated):
+    program, out = generated
+    h = host.HostProgram(out, len(program.checkpoint_regions()))
+    xs, labels = check.samples(program, STEPS, seed=6)
+    before = h.regions()
+    rows = program.rows.height
+    for fail_at in (0, rows // 2, rows - 1):
+        reader = host.RowReader(xs[0], fail_at=fail_at)
+        status, _ = h.train_step_rows(reader, int(labels[0]))
+        assert status == ERROR_INPUT and reader.asked == list(range(fail_at + 1)), fail_at
+        assert h.regions() == before
+        reader = host.RowReader(xs[0], fail_at=fail_at)
+        scores = np.full(program.classes, 0x5A, np.int8)
+        assert h.lib.tt_predict_rows(reader.fn, None, scores.ctypes.data) == ERROR_INPUT
+        assert reader.asked == list(range(fail_at + 1)) and np.all(scores == 0x5A)
+    assert_identical(program, h.run(xs, labels, program.classes, "rows"),
+                     check.reference(program, xs, labels))
+
+
+def test_a_failing_reader_and_the_default_rule_on_the_cortex_m7(generated):
+    require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    from tflite_train.codegen.project import rig_files, write_files
+    program, out = generated
+    xs, labels = check.samples(program, STEPS, seed=6)
+    write_files(out, rig_files(program, xs, labels, "rows"))
+    (out / "rig" / "rig_main.c").write_text(RIG_MAIN.read_text())
+    res = rig._make(out, rig.SRAM_BUDGET, rig.FLASH_BUDGET, "dsp",
+                    extra=f"-I{MICRO_KERNELS / 'src'} -Wl,--wrap=tt_dsp_pointwise_weight_update")
+    assert res.returncode == 0, (res.stderr or res.stdout)[-2000:]
+    output = rig.run_qemu(out / "build" / "rig.elf", timeout=300)
+    phases = dict(rig_phases(output))
+    assert list(phases) == ["boot", "failed", "trained"]
+    parse = lambda text: rig.parse(text, program.classes)[0]          # noqa: E731
+    rows = program.rows.height
+    failed = re.findall(r"^TT failed (\w+) at (\d+) status (\d+) rows (\d+) bad (\d+) "
+                        r"untouched (\d+)$", phases["failed"], re.M)
+    assert failed == [(what, str(at), str(ERROR_INPUT), str(at + 1), "0", "1")
+                      for at in (0, rows // 2, rows - 1) for what in ("train", "predict")]
+    assert parse(phases["failed"]).crcs == parse(phases["boot"]).crcs
+    assert check.differences(program, check.reference(program, xs, labels),
+                             parse(phases["trained"])) == []
+    counts = dict(zip(*[iter(re.search(r"^TT fused (.*)$", output, re.M).group(1).split())] * 2))
+    # every output channel of the four layers (12, 16, 12 and 8) in every step
+    assert counts == {"int16": str(STEPS * 12), "int16-partial": str(STEPS * 16),
+                      "int8": str(STEPS * 12), "int8-partial": str(STEPS * 8)}, counts
