@@ -113,30 +113,6 @@ static inline __attribute__((always_inline)) void block_sums8(const tt_dsp_word 
   for (int32_t j = 0; j < 8; ++j) acc[j] = t[j];
 }
 
-static __attribute__((noinline)) void blocks_of8(const tt_dsp_word *stage,
-                                                 const tt_dsp_word *dys, int32_t groups,
-                                                 int32_t k, int32_t correction, float unit,
-                                                 float *out) {
-  int32_t acc[8];
-  for (int32_t c0 = 0; c0 < k; c0 += 8, stage += 8 * groups) {
-    block_sums8(stage, dys, groups, acc);
-    const int32_t nc = k - c0 < 8 ? k - c0 : 8;
-    for (int32_t j = 0; j < nc; ++j)
-      out[c0 + j] = (float)(int32_t)((uint32_t)acc[j] - (uint32_t)correction) * unit;
-  }
-}
-
-static __attribute__((noinline)) void blocks_of(const tt_dsp_word *stage,
-                                                const tt_dsp_word *dys, int32_t groups,
-                                                int32_t k, float unit, float *out) {
-  int32_t acc[8];
-  for (int32_t c0 = 0; c0 < k; c0 += 8, stage += 16 * groups) {
-    block_sums(stage, dys, groups, acc);
-    const int32_t nc = k - c0 < 8 ? k - c0 : 8;
-    for (int32_t j = 0; j < nc; ++j) out[c0 + j] = (float)acc[j] * unit;
-  }
-}
-
 /* Weights w[c0 + j], j < nc, after the default rule (tt_qas_weight, nan_free) with the
  * gradients (float)(acc[j] - correction) * unit, from the sums' registers: no float
  * gradient in memory. A whole block is unrolled so that acc stays in registers. */
@@ -165,18 +141,73 @@ static __attribute__((noinline)) void sums8_of(const tt_dsp_word *xs, const tt_d
   block_sums8(xs, ds, groups, acc);
 }
 
-/* blocks_of8 and blocks_of, the gradients applied to w (tt_dsp_pointwise_weight_update). */
+/* Every block of eight channels of a staging, int16 (x - x_zp: no correction) or int8 (x:
+ * less x_zp times the dy column's sum, `correction`): each block's sums, then its
+ * gradients (float)(acc[j] - correction) * unit into out, or (update) applied to w by the
+ * default rule (update_block). One walk for the four callers below, each inlining it with
+ * int16 and update constant: the update's version of each staging is the gradient's, but
+ * for how its sums reach the rule (the int16 one's whole blocks apart, the int8 one's sums
+ * a call of their own). */
+static inline __attribute__((always_inline)) void each_block(
+    const tt_dsp_word *stage, const tt_dsp_word *dys, int32_t groups, int32_t k, int int16,
+    int32_t correction, float unit, float *out, int update, int8_t *w, float scale,
+    tt_sgd_call *call) {
+  const int32_t step = (int16 ? 16 : 8) * groups;
+  if (update && int16) {
+    /* whole blocks apart: acc indexed by constants only, kept in registers */
+    int32_t c0 = 0;
+    for (; c0 + 8 <= k; c0 += 8, stage += step) {
+      int32_t acc[8];
+      block_sums(stage, dys, groups, acc);
+      update_block(w + c0, acc, 8, 0, unit, scale, call);
+    }
+    if (c0 < k) {
+      int32_t acc[8];
+      block_sums(stage, dys, groups, acc);
+      update_block(w + c0, acc, k - c0, 0, unit, scale, call);
+    }
+    return;
+  }
+  int32_t acc[8];
+  for (int32_t c0 = 0; c0 < k; c0 += 8, stage += step) {
+    if (int16)
+      block_sums(stage, dys, groups, acc);
+    else if (update)
+      sums8_of(stage, dys, groups, acc);
+    else
+      block_sums8(stage, dys, groups, acc);
+    const int32_t nc = k - c0 < 8 ? k - c0 : 8;
+    if (update) {
+      update_block(w + c0, acc, nc, correction, unit, scale, call);
+    } else {
+      for (int32_t j = 0; j < nc; ++j)
+        out[c0 + j] = (float)(int32_t)((uint32_t)acc[j] - (uint32_t)correction) * unit;
+    }
+  }
+}
+
+static __attribute__((noinline)) void blocks_of8(const tt_dsp_word *stage,
+                                                 const tt_dsp_word *dys, int32_t groups,
+                                                 int32_t k, int32_t correction, float unit,
+                                                 float *out) {
+  each_block(stage, dys, groups, k, 0, correction, unit, out, 0, 0, 0.0f, 0);
+}
+
+static __attribute__((noinline)) void blocks_of(const tt_dsp_word *stage,
+                                                const tt_dsp_word *dys, int32_t groups,
+                                                int32_t k, float unit, float *out) {
+  each_block(stage, dys, groups, k, 1, 0, unit, out, 0, 0, 0.0f, 0);
+}
+
+/* The two walks' updates (tt_dsp_pointwise_weight_update) draw from a copy of the call's
+ * random stream, kept in a register, and hand it back. */
 static __attribute__((noinline)) void update_blocks_of8(const tt_dsp_word *stage,
                                                         const tt_dsp_word *dys, int32_t groups,
                                                         int32_t k, int32_t correction,
                                                         float unit, int8_t *w, float scale,
                                                         tt_sgd_call *c) {
   tt_sgd_call call = *c;
-  for (int32_t c0 = 0; c0 < k; c0 += 8, stage += 8 * groups) {
-    int32_t acc[8];
-    sums8_of(stage, dys, groups, acc);
-    update_block(w + c0, acc, k - c0 < 8 ? k - c0 : 8, correction, unit, scale, &call);
-  }
+  each_block(stage, dys, groups, k, 0, correction, unit, 0, 1, w, scale, &call);
   c->rng = call.rng;
 }
 
@@ -185,17 +216,7 @@ static __attribute__((noinline)) void update_blocks_of(const tt_dsp_word *stage,
                                                        int32_t k, float unit, int8_t *w,
                                                        float scale, tt_sgd_call *c) {
   tt_sgd_call call = *c;
-  int32_t c0 = 0;
-  for (; c0 + 8 <= k; c0 += 8, stage += 16 * groups) {
-    int32_t acc[8];                 /* indexed by constants only: kept in registers */
-    block_sums(stage, dys, groups, acc);
-    update_block(w + c0, acc, 8, 0, unit, scale, &call);
-  }
-  if (c0 < k) {
-    int32_t acc[8];
-    block_sums(stage, dys, groups, acc);
-    update_block(w + c0, acc, k - c0, 0, unit, scale, &call);
-  }
+  each_block(stage, dys, groups, k, 1, 0, unit, 0, 1, w, scale, &call);
   c->rng = call.rng;
 }
 
