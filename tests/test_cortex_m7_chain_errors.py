@@ -113,9 +113,8 @@ def guarded(data: bytes) -> np.ndarray:
 
 
 def chain_args(rng, case):
-    """The chain's arguments with packs (tt_conv_depthwise_pointwise_chain_s8's order; the
-    second stream's input dims are the first's output dims), the input's height, and the
-    two streams' output (from the streams called apart)."""
+    """A seeded chain's arguments with packs (tt_conv_depthwise_pointwise_chain_s8's order;
+    the second stream's input dims are the first's output dims) and the input's height."""
     h, w, ci, s0, s1 = case
     first, mid = chain.stream(rng, h, w, ci, s0)
     second, out = chain.stream(rng, mid.h, mid.w, mid.c, s1)
@@ -128,21 +127,16 @@ def chain_args(rng, case):
     return args, h
 
 
-_LIBRARY = None
-
-
-def library(tmp_path_factory) -> C.CDLL:
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory) -> C.CDLL:
     """The harness linked with the kernels for x86 (their -fPIC objects)."""
-    global _LIBRARY
-    if _LIBRARY is None:
-        folder = tmp_path_factory.mktemp("chain-errors")
-        (folder / "harness.c").write_text(harness())
-        so = folder / "harness.so"
-        subprocess.run(["gcc", *host.FLAGS, "-fPIC", "-shared", "-I",
-                        str(c_forward.MICRO_KERNELS / "include"), "-o", str(so),
-                        str(folder / "harness.c"), *map(str, host.kernel_objects())], check=True)
-        _LIBRARY = C.CDLL(str(so))
-    return _LIBRARY
+    folder = tmp_path_factory.mktemp("chain-errors")
+    (folder / "harness.c").write_text(harness())
+    so = folder / "harness.so"
+    subprocess.run(["gcc", *host.FLAGS, "-fPIC", "-shared", "-I",
+                    str(c_forward.MICRO_KERNELS / "include"), "-o", str(so),
+                    str(folder / "harness.c"), *map(str, host.kernel_objects())], check=True)
+    return C.CDLL(str(so))
 
 
 def run(lib, args: list, fail_at: int, unspecified: set[str], writes: set[str]
@@ -223,29 +217,22 @@ def refused_calls(lib, rng) -> list[Call]:
     return calls
 
 
-@pytest.fixture(scope="module")
-def calls(tmp_path_factory):
-    lib = library(tmp_path_factory)
-    rng = np.random.default_rng(8)
-    return failing_calls(lib, rng), refused_calls(lib, rng)
+def test_a_failing_reader_inside_the_chain_on_x86(lib):
+    assert len(failing_calls(lib, np.random.default_rng(8))) == 4 * len(chain.CHAINS)
 
 
-def test_a_failing_reader_inside_the_chain_on_x86(calls):
-    failing, _ = calls
-    assert len(failing) == 4 * len(chain.CHAINS)
+def test_the_refused_geometries_on_x86(lib):
+    assert len(refused_calls(lib, np.random.default_rng(9))) == 2 * 10 * 2
 
 
-def test_the_refused_geometries_on_x86(calls):
-    _, refused = calls
-    assert len(refused) == 2 * 10 * 2
-
-
-def test_the_chains_errors_on_the_cortex_m7(calls, tmp_path, monkeypatch):
+def test_the_chains_errors_on_the_cortex_m7(lib, tmp_path, monkeypatch):
+    """The x86 calls above replayed on the rig: the same results and bytes."""
     require_tool(F.rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
-    failing, refused = calls
+    calls = (failing_calls(lib, np.random.default_rng(8))
+             + refused_calls(lib, np.random.default_rng(9)))
     src = c_forward.MICRO_KERNELS / "src"
     monkeypatch.setattr(F, "SOURCES", [*F.SOURCES, src / "tt_stream.c", src / "tt_row_source.c"])
-    [program] = F.programs(failing + refused)
+    [program] = F.programs(calls)
     text = F.source(program).replace('#include "tt_forward.h"',
                                      '#include "tt_forward.h"\n' + harness())
     for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
