@@ -7,6 +7,9 @@ generated program no other test runs, on x86 and on the Cortex-M7 rig.
     tt_train_step_rows and tt_predict_rows return TT_MODEL_ERROR_INPUT, no row is asked for
     after the failure, nothing is trained (every checkpoint region as it was) and the scores
     are not written; the steps after it train as if it had never happened.
+  - A chain that refuses its arguments (the second stream's projection made strided in the
+    generated C): both APIs return TT_MODEL_ERROR_KERNEL before any row is read, nothing
+    trained.
   - The fused pointwise weight update with the default rule (tt_dsp_pointwise_weight_update,
     from the sums' registers) inside the program on the rig, from both stagings (int16, and
     int8 where the staging is cut to 3/4, too little for int16) and both ends of a layer's
@@ -21,6 +24,7 @@ classifier augment replaces.
 from __future__ import annotations
 
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -32,11 +36,12 @@ from test_codegen import assert_identical, training_model
 from tflite_train import tflite_io
 from tflite_train.autodiff import Hyper
 from tflite_train.codegen import check, generate, host, rig
+from tflite_train.runtime import kernel_calls as K
 from tflite_train.runtime.build import MICRO_KERNELS
 
 RIG_MAIN = ROOT / "tests" / "codegen_rows_rig.c"
 RELU6 = 3
-ERROR_INPUT = 3              # TT_MODEL_ERROR_INPUT
+ERROR_KERNEL, ERROR_INPUT = 2, 3     # TT_MODEL_ERROR_KERNEL, TT_MODEL_ERROR_INPUT
 STEPS = 3
 
 
@@ -106,6 +111,33 @@ def test_a_reader_failing_inside_the_chain_on_x86(generated):
         assert reader.asked == list(range(fail_at + 1)) and np.all(scores == 0x5A)
     assert_identical(program, h.run(xs, labels, program.classes, "rows"),
                      check.reference(program, xs, labels))
+
+
+def test_a_refused_chain_reaches_the_caller_on_x86(generated, tmp_path):
+    program, out = generated
+    folder = tmp_path / "refused"
+    shutil.copytree(out, folder, ignore=shutil.ignore_patterns("build", "rig"))
+    text = (folder / "tt_model.c").read_text()
+    call = re.search(r"status = tt_conv_depthwise_pointwise_chain_source_s8\((.*)\);", text)
+    args = call.group(1).split(", ")
+    names = [p.name for p in K.signatures()["tt_conv_depthwise_pointwise_chain_s8"].params]
+    assert len(args) == len(names)
+    args[names.index("b_pw")] = "&tt_refused"
+    text = text.replace(call.group(0), call.group(0).replace(call.group(1), ", ".join(args)))
+    text = text.replace("static int run(", "static const tt_fwd_conv_params tt_refused = "
+                        "{2, 2, 1, 1, 0, 0, 0, 0, -128, 127};   /* strided */\n\n"
+                        "static int run(", 1)
+    (folder / "tt_model.c").write_text(text)
+    h = host.HostProgram(folder, len(program.checkpoint_regions()))
+    xs, labels = check.samples(program, 1, seed=6)
+    before = h.regions()
+    reader = host.RowReader(xs[0])
+    assert h.train_step_rows(reader, int(labels[0]))[0] == ERROR_KERNEL and reader.asked == []
+    assert h.lib.tt_train_step(xs[0].ctypes.data, int(labels[0]), None) == ERROR_KERNEL
+    scores = np.full(program.classes, 0x5A, np.int8)
+    assert h.lib.tt_predict(xs[0].ctypes.data, scores.ctypes.data) == ERROR_KERNEL
+    assert h.predict_rows(host.RowReader(xs[0]), program.classes)[0] == ERROR_KERNEL
+    assert h.regions() == before and np.all(scores == 0x5A)
 
 
 def test_a_failing_reader_and_the_default_rule_on_the_cortex_m7(generated):
