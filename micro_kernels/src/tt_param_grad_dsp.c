@@ -145,9 +145,9 @@ static __attribute__((noinline)) void sums8_of(const tt_dsp_word *xs, const tt_d
  * less x_zp times the dy column's sum, `correction`): each block's sums, then its
  * gradients (float)(acc[j] - correction) * unit into out, or (update) applied to w by the
  * default rule (update_block). One walk for the four callers below, each inlining it with
- * int16 and update constant: the update's version of each staging is the gradient's, but
- * for how its sums reach the rule (the int16 one's whole blocks apart, the int8 one's sums
- * a call of their own). */
+ * int16 and update constant. An update walks as the gradients do but where its sums must
+ * stay out of the rule's registers: the int16 one takes the whole blocks apart, the int8
+ * one's sums are a call of their own (sums8_of). */
 static inline __attribute__((always_inline)) void each_block(
     const tt_dsp_word *stage, const tt_dsp_word *dys, int32_t groups, int32_t k, int int16,
     int32_t correction, float unit, float *out, int update, int8_t *w, float scale,
