@@ -343,6 +343,14 @@ def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
         peak = P._layout(program.graph, {program.label, program.loss}, program.streamed)[-1]
         assert peak.peak_op == 3
         assert peak.arena_bytes == program.plan.live[3] == sample + window.nbytes <= 52 * 1024
+        # the streams' frozen 1x1 sides of more than 16 channels read pre-widened filters
+        # (codegen.layouts): blocks.2's projection (48 -> 16), blocks.5's expansion (24 ->
+        # 120); the 8- and 16-channel ones (column kernels) and the stem do not
+        assert "tt_conv_depthwise_pointwise_wide_s8(" in text
+        assert "tt_pointwise_depthwise_wide_s8(" in text
+        block = program.steps[9].call.args
+        assert block[-2] is None and block[-1].shape == (16, 48)
+        assert program.steps[3].call.name == "tt_conv_depthwise_pointwise_packed_s8"
 
 
 def assert_passes_chosen_by_the_programs_arena(model: Path, program):
