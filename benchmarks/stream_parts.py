@@ -11,7 +11,7 @@ tensors, the depthwise layer unpacked), which is what streaming costs against.
 Every part is one timed call on the rig (DSP build, -O2), multiplied by how many the stream
 makes; a middle row's call stands for all of them (the first and last rows read padding).
 QEMU mps2-an500 with -icount shift=0 counts instructions, not cycles; each call is rounded
-to 40. Usage: nice .venv/bin/python benchmarks/stream_parts.py [--models mcunet,mbv2]
+to 40. Usage: nice .venv/bin/python benchmarks/stream_parts.py [--models mcunet,mbv2] [--ops 3,9]
 """
 from __future__ import annotations
 
@@ -155,6 +155,7 @@ def shapes(program, k: int) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="mcunet,mbv2")
+    ap.add_argument("--ops", default="", help="comma-separated operators (default: every stream)")
     args = ap.parse_args()
     from tflite_train import codegen
     rng = np.random.default_rng(0)
@@ -170,6 +171,8 @@ def main() -> int:
                        s.call.name.startswith(("tt_pointwise_depthwise",
                                                "tt_conv_depthwise_pointwise"))]
             for k in streams:
+                if args.ops and str(k) not in args.ops.split(","):
+                    continue
                 parts = stream_parts(program, k, rng)
                 counts = rig_counts([c for _, c in parts.values()], work)
                 got = {p: n * c for (p, (n, _)), c in zip(parts.items(), counts)}
