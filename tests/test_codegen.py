@@ -303,7 +303,8 @@ def test_person_detector_trains_like_engine_c(scheme, grad, tmp_path):
     program, got, want = host_run(model, tmp_path / "gen")
     assert_identical(program, got, want)
     streamed = sum(s.call is not None and s.call.name in ("tt_pointwise_depthwise_s8",
-                                                           "tt_pointwise_depthwise_packed_s8")
+                                                           "tt_pointwise_depthwise_packed_s8",
+                                                           "tt_pointwise_depthwise_wide_s8")
                    for s in program.steps)
     # MobileNet v1's pointwise -> stride-2 depthwise pairs, where no mask is saved between
     assert streamed == (0 if scheme == "bias-only" else 3)
