@@ -303,7 +303,8 @@ def test_person_detector_trains_like_engine_c(scheme, grad, tmp_path):
     program, got, want = host_run(model, tmp_path / "gen")
     assert_identical(program, got, want)
     streamed = sum(s.call is not None and s.call.name in ("tt_pointwise_depthwise_s8",
-                                                           "tt_pointwise_depthwise_packed_s8")
+                                                           "tt_pointwise_depthwise_packed_s8",
+                                                           "tt_pointwise_depthwise_wide_s8")
                    for s in program.steps)
     # MobileNet v1's pointwise -> stride-2 depthwise pairs, where no mask is saved between
     assert streamed == (0 if scheme == "bias-only" else 3)
@@ -343,6 +344,14 @@ def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
         peak = P._layout(program.graph, {program.label, program.loss}, program.streamed)[-1]
         assert peak.peak_op == 3
         assert peak.arena_bytes == program.plan.live[3] == sample + window.nbytes <= 52 * 1024
+        # the streams' frozen 1x1 sides of more than 16 channels read pre-widened filters
+        # (codegen.layouts): blocks.2's projection (48 -> 16), blocks.5's expansion (24 ->
+        # 120); the 8- and 16-channel ones (column kernels) and the stem do not
+        assert "tt_conv_depthwise_pointwise_wide_s8(" in text
+        assert "tt_pointwise_depthwise_wide_s8(" in text
+        block = program.steps[9].call.args
+        assert block[-2] is None and block[-1].shape == (16, 48)
+        assert program.steps[3].call.name == "tt_conv_depthwise_pointwise_packed_s8"
 
 
 def assert_passes_chosen_by_the_programs_arena(model: Path, program):

@@ -10,7 +10,9 @@ requantization on both sides of the one-multiply form (multipliers 0, 2^30, 2^31
 builds (DSP and -DTT_PORTABLE) must give the host's output and leave every input alone; the
 window's and the pack's bytes after a call are unspecified. So must a DSP build with a
 smaller staging buffer than the host that sized the packs (a layer it does not take gets a
-pack that says so, and the packed call runs the unpacked kernel).
+pack that says so, and the packed call runs the unpacked kernel). The streams' _wide_s8
+forms, their 1x1 layers' filters also pre-widened (either side, both, dead rows among the
+widened ones), must give the packed streams' host output too.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from conftest import require_tool
 from test_cortex_m7 import Call, Memory, Program
 from test_cortex_m7_dsp import biases, int8, quantization
 from tflite_train import memory
+from tflite_train.codegen import layouts
 from tflite_train.runtime import c_forward
 from tflite_train.runtime import kernel_calls as K
 
@@ -127,6 +130,68 @@ def block_call(rng, case) -> Call:
                  scratch(pack)], c_forward.C.c_int, bytes(c_forward.C.c_int(0)))
 
 
+# the streams' _wide_s8 forms: (h, w, ci, cm, co, dw_kernel, dw_stride, which 1x1 sides read a
+# pre-widened filter, the 1x1 layers' quantization). Rows of 25-26 pixels: 4 blocks of 6 a
+# call and some left over (the pre-widened rows run only in whole blocks); 20-24 channels
+# (the run-time widening's range: tt_dsp_rows6w) and 48 (sign-extended in every block);
+# "edge": dead and C-requantized rows among the pre-widened ones (read from the int8 filter)
+WIDE_PAIRS = [(9, 26, 24, 12, 3, 2, "real"), (8, 25, 20, 8, 3, 2, "edge")]
+WIDE_BLOCKS = [(7, 25, 20, 24, 10, 3, 1, "a,pw", "real"), (8, 26, 8, 48, 12, 3, 1, "pw", "edge"),
+               (9, 25, 24, 20, 8, 3, 2, "a", "real"), (6, 25, 28, 48, 20, 3, 1, "a,pw", "edge")]
+
+
+def wide_pair_call(rng, case) -> Call:
+    """tt_pointwise_depthwise_wide_s8, the host's packed stream's output expected."""
+    h, w, ci, cm, k, stride, kind = case
+    pw = P(1, 1, 1, 1, 0, 0, 3, -128, -128, 127)
+    dw = P(stride, stride, 1, 1, 1, 1, 128, -5, -128, 127)
+    oh, ow = (h + 2 - k) // stride + 1, (w + 2 - k) // stride + 1
+    x, pf = int8(rng, (1, h, w, ci)), int8(rng, (cm, 1, 1, ci))
+    pm, ps = quantization(rng, cm, kind)
+    pb = biases(rng, cm, kind == "edge")
+    df, dm, ds, db = dw_layer(rng, cm, 1, k)
+    mid, fd, od = D(1, h, w, cm), D(*df.shape), D(1, oh, ow, cm)
+    window = K.host_call("tt_pointwise_depthwise_s8_window_bytes", dw, mid, fd, od)
+    pack = pack_bytes(dw, mid, fd, od)
+    y = np.zeros((1, oh, ow, cm), np.int8)
+    args = [pw, pm, ps, D(*x.shape), x, D(*pf.shape), pf, pb, dw, dm, ds, mid, fd, df, db, od]
+    assert K.host_call("tt_pointwise_depthwise_packed_s8", *args, y, np.zeros(window, np.int8),
+                       np.zeros(pack, np.int8)) == 0
+    return Call("tt_pointwise_depthwise_wide_s8",
+                [*map(mem, args), Memory(bytes(y.nbytes), y.tobytes()), scratch(window),
+                 scratch(pack), mem(layouts.widened(pf))], c_forward.C.c_int,
+                bytes(c_forward.C.c_int(0)))
+
+
+def wide_block_call(rng, case) -> Call:
+    """tt_conv_depthwise_pointwise_wide_s8 (a 1x1 first layer), the host's packed stream's
+    output expected."""
+    h, w, ci, cm, co, dk, dst, sides, kind = case
+    a = P(1, 1, 1, 1, 0, 0, 5, -128, -128, 127)
+    dw = P(dst, dst, 1, 1, 1, 1, 128, -5, -128, 127)
+    pw = P(1, 1, 1, 1, 0, 0, 5, 3, -128, 127)
+    oh, ow = (h + 2 - dk) // dst + 1, (w + 2 - dk) // dst + 1
+    x, af, pf = int8(rng, (1, h, w, ci)), int8(rng, (cm, 1, 1, ci)), int8(rng, (co, 1, 1, cm))
+    am, as_ = quantization(rng, cm, kind)
+    pm, ps = quantization(rng, co, kind)
+    ab, pb = biases(rng, cm, kind == "edge"), biases(rng, co, kind == "edge")
+    df, dm, ds, db = dw_layer(rng, cm, 1, dk)
+    mid, fd, dout = D(1, h, w, cm), D(*df.shape), D(1, oh, ow, cm)
+    window = K.host_call("tt_conv_depthwise_pointwise_s8_window_bytes", dw, mid, fd, dout)
+    pack = pack_bytes(dw, mid, fd, dout)
+    y = np.zeros((1, oh, ow, co), np.int8)
+    args = [a, am, as_, D(*x.shape), x, D(*af.shape), af, ab, dw, dm, ds, mid, fd, df, db,
+            pw, pm, ps, dout, D(*pf.shape), pf, pb, D(*y.shape)]
+    assert K.host_call("tt_conv_depthwise_pointwise_packed_s8", *args, y,
+                       np.zeros(window, np.int8), None) == 0
+    wide = {side: mem(layouts.widened(f)) for side, f in (("a", af), ("pw", pf))
+            if side in sides.split(",")}
+    return Call("tt_conv_depthwise_pointwise_wide_s8",
+                [*map(mem, args), Memory(bytes(y.nbytes), y.tobytes()), scratch(window),
+                 scratch(pack), wide.get("a"), wide.get("pw")], c_forward.C.c_int,
+                bytes(c_forward.C.c_int(0)))
+
+
 def test_pack_bytes_only_where_the_dsp_version_takes_the_layer():
     """No pack for a depth multiplier of 2 (the DSP version's im2col form) or a window taller
     than the staging takes; otherwise the shape, one group record and filter a group."""
@@ -157,6 +222,8 @@ def test_packed_streams_equal_the_host_on_the_cortex_m7(tmp_path, monkeypatch):
     require_tool(F.rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     rng = np.random.default_rng(23)
     calls = [pair_call(rng, c) for c in PAIRS] + [block_call(rng, c) for c in BLOCKS]
+    calls += [wide_pair_call(rng, c) for c in WIDE_PAIRS]
+    calls += [wide_block_call(rng, c) for c in WIDE_BLOCKS]
     src = c_forward.MICRO_KERNELS / "src"
     monkeypatch.setattr(F, "SOURCES", [*F.SOURCES, src / "tt_stream.c", src / "tt_row_source.c"])
     # "small": a target built with less staging than the host that sized the packs (the

@@ -76,6 +76,26 @@ int tt_pointwise_depthwise_packed_s8(const tt_fwd_conv_params *pw, const int32_t
                                      const int32_t *dw_bias, const tt_fwd_dims *output_dims,
                                      int8_t *output, int8_t *window, int8_t *pack);
 
+/* The streams with their 1x1 layers' filters also pre-widened for SMLAD, as
+ * tt_conv2d_wide_s8 (tt_forward.h) takes one: `pw_wide` (here the expansion's), `a_wide`
+ * and `pw_wide` (the three-layer stream's first layer, when 1x1, and projection), each
+ * [co * ci] int16 in tflite_train/codegen/layouts.py's order, 4-byte aligned, or NULL (that
+ * layer reads its int8 filter only, as the _packed_s8 forms). A stream computes its 1x1
+ * layers a row or two at a time, and without a pre-widened filter each such call either
+ * sign-extends the filter's words in every block of pixels or widens the whole filter once
+ * more (tt_dsp_rows6w): a frozen filter kept widened in flash saves that every call.
+ * Otherwise the arguments, results and bits of the _packed_s8 forms. */
+int tt_pointwise_depthwise_wide_s8(const tt_fwd_conv_params *pw, const int32_t *pw_multiplier,
+                                   const int32_t *pw_shift, const tt_fwd_dims *input_dims,
+                                   const int8_t *input, const tt_fwd_dims *pw_filter_dims,
+                                   const int8_t *pw_filter, const int32_t *pw_bias,
+                                   const tt_fwd_conv_params *dw, const int32_t *dw_multiplier,
+                                   const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+                                   const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter,
+                                   const int32_t *dw_bias, const tt_fwd_dims *output_dims,
+                                   int8_t *output, int8_t *window, int8_t *pack,
+                                   const int16_t *pw_wide);
+
 /* The least shift >= 0 such that tt_pointwise_depthwise_s8 may write its output starting
  * `shift` bytes before its input (output + shift == input): output row oy is written after
  * the pointwise rows it reads were computed, i.e. after input rows [0, r1(oy)) were read
@@ -157,6 +177,18 @@ int tt_conv_depthwise_pointwise_chain_s8(
  * tt_pointwise_depthwise_s8_shift: output row oy is written after mid rows [0, m(oy)) were
  * computed, and the input rows from the first one mid row m(oy) reads (r_lo) are read later:
  *   shift >= (oy + 1) * out_row - r_lo(m(oy)) * in_row while m(oy) < h. */
+int tt_conv_depthwise_pointwise_wide_s8(
+    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
+    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
+    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
+    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
+    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
+    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
+    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
+    int8_t *output, int8_t *window, int8_t *pack, const int16_t *a_wide,
+    const int16_t *pw_wide);
+
 int32_t tt_conv_depthwise_pointwise_s8_shift(const tt_fwd_conv_params *a,
                                              const tt_fwd_dims *input_dims,
                                              const tt_fwd_dims *a_filter_dims,

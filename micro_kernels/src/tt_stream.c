@@ -26,8 +26,8 @@ static void rows_read(const tt_fwd_conv_params *p, int32_t oy, int32_t kh, int32
 static void conv_rows(const tt_fwd_conv_params *p, const int32_t *multiplier,
                       const int32_t *shift, const tt_fwd_dims *input_dims,
                       tt_row_source *input, const tt_fwd_dims *filter_dims,
-                      const int8_t *filter, const int32_t *bias, int32_t oy, int32_t n,
-                      int32_t out_w, int32_t out_c, int8_t *out) {
+                      const int8_t *filter, const int16_t *wide, const int32_t *bias,
+                      int32_t oy, int32_t n, int32_t out_w, int32_t out_c, int8_t *out) {
   int32_t r0, r1, last0, last1;
   rows_read(p, oy, filter_dims->h, input_dims->h, &r0, &r1);
   if (n > 1) {
@@ -39,8 +39,13 @@ static void conv_rows(const tt_fwd_conv_params *p, const int32_t *multiplier,
   q.pad_top = top < 0 ? -top : 0;
   const tt_fwd_dims win = {1, r1 - r0, input_dims->w, input_dims->c};
   const tt_fwd_dims rows = {1, n, out_w, out_c};
-  tt_conv2d_rows_call_s8(&q, multiplier, shift, &win, tt_row_source_rows(input, r0, r1),
-                         filter_dims, filter, bias, &rows, out);
+  const int8_t *x = tt_row_source_rows(input, r0, r1);
+  if (wide)
+    tt_conv2d_wide_s8(&q, multiplier, shift, &win, x, filter_dims, filter, wide, bias, &rows,
+                      out);
+  else
+    tt_conv2d_rows_call_s8(&q, multiplier, shift, &win, x, filter_dims, filter, bias, &rows,
+                           out);
 }
 
 static void conv_row(const tt_fwd_conv_params *p, const int32_t *multiplier,
@@ -48,8 +53,8 @@ static void conv_row(const tt_fwd_conv_params *p, const int32_t *multiplier,
                      tt_row_source *input, const tt_fwd_dims *filter_dims,
                      const int8_t *filter, const int32_t *bias, int32_t oy, int32_t out_w,
                      int32_t out_c, int8_t *out) {
-  conv_rows(p, multiplier, shift, input_dims, input, filter_dims, filter, bias, oy, 1, out_w,
-            out_c, out);
+  conv_rows(p, multiplier, shift, input_dims, input, filter_dims, filter, 0, bias, oy, 1,
+            out_w, out_c, out);
 }
 
 /* A whole input as a frame source. */
@@ -81,6 +86,7 @@ typedef struct {
   const tt_fwd_dims *input_dims, *a_filter_dims;
   tt_row_source *input;
   const int8_t *a_filter;
+  const int16_t *a_wide;                      /* a's filter pre-widened, or NULL */
   const int32_t *a_bias;
   const tt_fwd_conv_params *dw;
   const int32_t *dw_multiplier, *dw_shift;
@@ -107,7 +113,7 @@ static void first_rows(const stream_state *s, int32_t r, int32_t r1, int8_t *out
   const int32_t n = s->input->frame ? r1 - r : 1, row_bytes = s->mid_dims->w * s->mid_dims->c;
   for (; r < r1; r += n, out += n * row_bytes)
     conv_rows(s->a, s->a_multiplier, s->a_shift, s->input_dims, s->input, s->a_filter_dims,
-              s->a_filter, s->a_bias, r, n, s->mid_dims->w, s->mid_dims->c, out);
+              s->a_filter, s->a_wide, s->a_bias, r, n, s->mid_dims->w, s->mid_dims->c, out);
 }
 
 /* The mid rows depthwise output row oy reads, [*r0, *r1) (the rest of its taps: padding). */
@@ -240,13 +246,29 @@ int tt_pointwise_depthwise_packed_s8(const tt_fwd_conv_params *pw, const int32_t
                                      const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter,
                                      const int32_t *dw_bias, const tt_fwd_dims *output_dims,
                                      int8_t *output, int8_t *window, int8_t *pack) {
+  return tt_pointwise_depthwise_wide_s8(pw, pw_multiplier, pw_shift, input_dims, input,
+                                        pw_filter_dims, pw_filter, pw_bias, dw, dw_multiplier,
+                                        dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias,
+                                        output_dims, output, window, pack, 0);
+}
+
+int tt_pointwise_depthwise_wide_s8(const tt_fwd_conv_params *pw, const int32_t *pw_multiplier,
+                                   const int32_t *pw_shift, const tt_fwd_dims *input_dims,
+                                   const int8_t *input, const tt_fwd_dims *pw_filter_dims,
+                                   const int8_t *pw_filter, const int32_t *pw_bias,
+                                   const tt_fwd_conv_params *dw, const int32_t *dw_multiplier,
+                                   const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+                                   const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter,
+                                   const int32_t *dw_bias, const tt_fwd_dims *output_dims,
+                                   int8_t *output, int8_t *window, int8_t *pack,
+                                   const int16_t *pw_wide) {
   if (input_dims->n != 1 || pw_filter_dims->h != 1 || pw_filter_dims->w != 1 ||
       pw->stride_h != 1 || pw->stride_w != 1 || pw->pad_top != 0 || pw->pad_left != 0)
     return TT_FWD_UNSUPPORTED;
   tt_row_source frame = frame_of(input_dims, input);
   stream_state s = {pw, pw_multiplier, pw_shift, input_dims, pw_filter_dims, &frame,
-                    pw_filter, pw_bias, dw, dw_multiplier, dw_shift, mid_dims, dw_filter_dims,
-                    dw_filter, dw_bias, window, pack, 0, 0};
+                    pw_filter, pw_wide, pw_bias, dw, dw_multiplier, dw_shift, mid_dims,
+                    dw_filter_dims, dw_filter, dw_bias, window, pack, 0, 0};
   pack_depthwise(&s, output_dims);
   const tt_fwd_dims out_row = {1, 1, output_dims->w, output_dims->c};
   const int32_t out_row_bytes = output_dims->w * output_dims->c;
@@ -282,6 +304,7 @@ typedef struct {
   const int32_t *pw_multiplier, *pw_shift;
   const tt_fwd_dims *pw_filter_dims;
   const int8_t *pw_filter;
+  const int16_t *pw_wide;                     /* pw's filter pre-widened, or NULL */
   const int32_t *pw_bias;
   tt_fwd_dims dw_row, out_row;
   int8_t *row;
@@ -303,6 +326,7 @@ static int block_of(block_stream *k, const stream_state *s, const tt_fwd_conv_pa
   k->pw_shift = pw_shift;
   k->pw_filter_dims = pw_filter_dims;
   k->pw_filter = pw_filter;
+  k->pw_wide = 0;
   k->pw_bias = pw_bias;
   const tt_fwd_dims dw_row = {1, 1, dw_output_dims->w, dw_output_dims->c};
   const tt_fwd_dims out_row = {1, 1, output_dims->w, output_dims->c};
@@ -315,8 +339,38 @@ static int block_of(block_stream *k, const stream_state *s, const tt_fwd_conv_pa
 
 static void block_row(block_stream *k, int32_t oy, int8_t *out) {
   depthwise_row(&k->s, oy, &k->dw_row, k->row);
-  tt_conv2d_s8(k->pw, k->pw_multiplier, k->pw_shift, &k->dw_row, k->row, k->pw_filter_dims,
-               k->pw_filter, k->pw_bias, &k->out_row, out);
+  if (k->pw_wide)
+    tt_conv2d_wide_s8(k->pw, k->pw_multiplier, k->pw_shift, &k->dw_row, k->row,
+                      k->pw_filter_dims, k->pw_filter, k->pw_wide, k->pw_bias, &k->out_row, out);
+  else
+    tt_conv2d_s8(k->pw, k->pw_multiplier, k->pw_shift, &k->dw_row, k->row, k->pw_filter_dims,
+                 k->pw_filter, k->pw_bias, &k->out_row, out);
+}
+
+/* The three-layer stream, either side's 1x1 filter pre-widened or not (NULL). */
+static int block_run(
+    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
+    const tt_fwd_dims *input_dims, tt_row_source *input, const tt_fwd_dims *a_filter_dims,
+    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
+    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
+    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
+    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
+    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
+    int8_t *output, int8_t *window, int8_t *pack, const int16_t *a_wide,
+    const int16_t *pw_wide) {
+  const stream_state s = {a, a_multiplier, a_shift, input_dims, a_filter_dims, input,
+                          a_filter, a_wide, a_bias, dw, dw_multiplier, dw_shift, mid_dims,
+                          dw_filter_dims, dw_filter, dw_bias, window, pack, 0, 0};
+  block_stream k;
+  if (!block_of(&k, &s, pw, pw_multiplier, pw_shift, dw_output_dims, pw_filter_dims, pw_filter,
+                pw_bias, output_dims))
+    return TT_FWD_UNSUPPORTED;
+  k.pw_wide = pw_wide;
+  pack_depthwise(&k.s, dw_output_dims);
+  const int32_t out_row_bytes = output_dims->w * output_dims->c;
+  for (int32_t oy = 0; oy < output_dims->h; ++oy) block_row(&k, oy, output + oy * out_row_bytes);
+  return tt_row_source_finish(input) ? TT_FWD_INPUT_FAILED : TT_FWD_OK;
 }
 
 int tt_conv_depthwise_pointwise_packed_source_s8(
@@ -329,17 +383,11 @@ int tt_conv_depthwise_pointwise_packed_source_s8(
     const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
     const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
     int8_t *output, int8_t *window, int8_t *pack) {
-  const stream_state s = {a, a_multiplier, a_shift, input_dims, a_filter_dims, input,
-                          a_filter, a_bias, dw, dw_multiplier, dw_shift, mid_dims,
-                          dw_filter_dims, dw_filter, dw_bias, window, pack, 0, 0};
-  block_stream k;
-  if (!block_of(&k, &s, pw, pw_multiplier, pw_shift, dw_output_dims, pw_filter_dims, pw_filter,
-                pw_bias, output_dims))
-    return TT_FWD_UNSUPPORTED;
-  pack_depthwise(&k.s, dw_output_dims);
-  const int32_t out_row_bytes = output_dims->w * output_dims->c;
-  for (int32_t oy = 0; oy < output_dims->h; ++oy) block_row(&k, oy, output + oy * out_row_bytes);
-  return tt_row_source_finish(input) ? TT_FWD_INPUT_FAILED : TT_FWD_OK;
+  return block_run(
+      a, a_multiplier, a_shift, input_dims, input, a_filter_dims, a_filter, a_bias, dw,
+      dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias, pw, pw_multiplier,
+      pw_shift, dw_output_dims, pw_filter_dims, pw_filter, pw_bias, output_dims, output, window,
+      pack, 0, 0);
 }
 
 /* The first stream of a chain as the second's row reader: row y of its output, when asked
@@ -370,7 +418,7 @@ int tt_conv_depthwise_pointwise_chain_source_s8(
     const int8_t *b_pw_filter, const int32_t *b_pw_bias, const tt_fwd_dims *b_output_dims,
     int8_t *b_output, int8_t *b_window, int8_t *b_pack) {
   const stream_state s = {a, a_multiplier, a_shift, input_dims, a_filter_dims, input,
-                          a_filter, a_bias, dw, dw_multiplier, dw_shift, mid_dims,
+                          a_filter, 0, a_bias, dw, dw_multiplier, dw_shift, mid_dims,
                           dw_filter_dims, dw_filter, dw_bias, window, pack, 0, 0};
   block_stream first;
   if (!block_of(&first, &s, pw, pw_multiplier, pw_shift, dw_output_dims, pw_filter_dims,
@@ -422,7 +470,7 @@ int tt_conv_depthwise_pointwise_chain_s8(
       b_output, b_window, b_pack);
 }
 
-/* A frame never fails: the source form returns TT_FWD_OK or TT_FWD_UNSUPPORTED here. */
+/* A frame never fails: these return TT_FWD_OK or TT_FWD_UNSUPPORTED. */
 int tt_conv_depthwise_pointwise_packed_s8(
     const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
     const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
@@ -433,12 +481,29 @@ int tt_conv_depthwise_pointwise_packed_s8(
     const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
     const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
     int8_t *output, int8_t *window, int8_t *pack) {
-  tt_row_source frame = frame_of(input_dims, input);
-  return tt_conv_depthwise_pointwise_packed_source_s8(
-      a, a_multiplier, a_shift, input_dims, &frame, a_filter_dims, a_filter, a_bias, dw,
+  return tt_conv_depthwise_pointwise_wide_s8(
+      a, a_multiplier, a_shift, input_dims, input, a_filter_dims, a_filter, a_bias, dw,
       dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias, pw, pw_multiplier,
       pw_shift, dw_output_dims, pw_filter_dims, pw_filter, pw_bias, output_dims, output, window,
-      pack);
+      pack, 0, 0);
+}
+
+int tt_conv_depthwise_pointwise_wide_s8(
+    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
+    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
+    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
+    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
+    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
+    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
+    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
+    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
+    int8_t *output, int8_t *window, int8_t *pack, const int16_t *a_wide,
+    const int16_t *pw_wide) {
+  tt_row_source frame = frame_of(input_dims, input);
+  return block_run(a, a_multiplier, a_shift, input_dims, &frame, a_filter_dims, a_filter,
+                   a_bias, dw, dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter,
+                   dw_bias, pw, pw_multiplier, pw_shift, dw_output_dims, pw_filter_dims,
+                   pw_filter, pw_bias, output_dims, output, window, pack, a_wide, pw_wide);
 }
 
 int32_t tt_conv2d_rows_s8_shift(const tt_fwd_conv_params *p, const tt_fwd_dims *input_dims,

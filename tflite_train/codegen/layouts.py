@@ -19,6 +19,16 @@ from ..ir import Graph
 from ..runtime.kernel_calls import In, KernelCall
 
 KERNEL = "tt_conv2d_wide_s8"
+# a stream's kernel -> its form with pre-widened filters, and where its 1x1 sides find
+# (parameters, multiplier, shift, input dims, filter dims, filter, bias, output dims);
+# the three-layer stream's first layer only when it is 1x1
+STREAMS = {"tt_pointwise_depthwise_s8": "tt_pointwise_depthwise_wide_s8",
+           "tt_pointwise_depthwise_packed_s8": "tt_pointwise_depthwise_wide_s8",
+           "tt_conv_depthwise_pointwise_packed_s8": "tt_conv_depthwise_pointwise_wide_s8"}
+SIDES = {"tt_pointwise_depthwise_s8": {"a": (0, 1, 2, 3, 5, 6, 7, 11)},
+         "tt_pointwise_depthwise_packed_s8": {"a": (0, 1, 2, 3, 5, 6, 7, 11)},
+         "tt_conv_depthwise_pointwise_packed_s8": {"a": (0, 1, 2, 3, 5, 6, 7, 11),
+                                                   "pw": (15, 16, 17, 18, 19, 20, 21, 22)}}
 # flash the pre-widened filters may add: MCUNet's program is about 700 KB of the board's
 # 1 MB, MobileNetV2's 475 KB; this keeps both below 830 KB
 BUDGET = 128 * 1024
@@ -78,40 +88,87 @@ def saved_instructions(pixels: int, ci: int, co: int) -> int:
     return 2 * groups * co * blocks
 
 
-def candidate(graph: Graph, k: int, call: KernelCall | None) -> tuple[float, int] | None:
-    """(instructions saved a byte, bytes) of pre-widening operator k's filter, or None where
-    its call cannot take one: a tt_conv2d_s8 of a frozen 1x1 filter at stride 1 without
-    padding (the blocks of 6 pixels)."""
-    if call is None or call.name != "tt_conv2d_s8":
-        return None
-    p, mult, shift, x_dims, _, f_dims, filt, bias, y_dims, _ = call.args
-    op = graph.operators[k]
-    if not (isinstance(filt, In) and graph.tensors[op.inputs[filt.k]].is_constant):
+def _tensor(graph: Graph, k: int, arg) -> int | None:
+    """The tensor a call's argument names (an In: operator k's input), or None."""
+    if isinstance(arg, In) and not arg.value:
+        return graph.operators[k].inputs[arg.k]
+    return getattr(arg, "tensor", None)           # codegen.program.TensorArg
+
+
+def _saved(graph: Graph, k: int, args, idx, rows: int) -> tuple[float, int, int] | None:
+    """(instructions saved a byte, bytes, filter tensor) of pre-widening a 1x1 layer at
+    args[idx] (stride 1, no padding) that runs in `rows` calls of equal pixels, or None."""
+    p, mult, shift, x_dims, f_dims, filt, bias, y_dims = (args[i] for i in idx)
+    t = _tensor(graph, k, filt)
+    if t is None or t < 0 or not graph.tensors[t].is_constant:
         return None
     if (f_dims.h, f_dims.w, p.stride_h, p.stride_w, p.pad_top, p.pad_left) != (1, 1, 1, 1, 0, 0) \
             or (x_dims.h, x_dims.w) != (y_dims.h, y_dims.w):
         return None
     # a trained bias's initial value (the kernel decides by the values it is called with)
-    b = graph.tensors[op.inputs[bias.k]].data if isinstance(bias, In) else bias
+    tb = _tensor(graph, k, bias)
+    b = graph.tensors[tb].data if tb is not None and tb >= 0 else \
+        (bias if isinstance(bias, np.ndarray) else None)
     share = in_assembly(mult, shift, b, p)
-    saved = share * saved_instructions(y_dims.n * y_dims.h * y_dims.w, f_dims.c, f_dims.n)
+    pixels = y_dims.n * y_dims.h * y_dims.w
+    saved = share * rows * saved_instructions(pixels // rows, f_dims.c, f_dims.n)
     nbytes = 2 * f_dims.n * f_dims.c
-    return (saved / nbytes, nbytes) if saved else None
+    return (saved / nbytes, nbytes, t) if saved else None
+
+
+def candidates(graph: Graph, k: int, call: KernelCall | None
+               ) -> dict[str, tuple[float, int, int]]:
+    """Side -> (instructions saved a byte, bytes, filter tensor) of pre-widening operator k's
+    filter ("": a tt_conv2d_s8 of a frozen 1x1 filter at stride 1 without padding, the blocks
+    of 6 pixels) or a stream's 1x1 sides ("a": its first layer, one call a depthwise output
+    row; "pw": its projection, one call an output row)."""
+    if call is None:
+        return {}
+    if call.name == "tt_conv2d_s8":
+        c = _saved(graph, k, call.args, (0, 1, 2, 3, 5, 6, 7, 8), 1)
+        return {"": c} if c else {}
+    out = {}
+    for side, idx in SIDES.get(call.name, {}).items():
+        dw_out = call.args[15 if call.name.startswith("tt_pointwise") else 18]
+        c = _saved(graph, k, call.args, idx, dw_out.h)
+        if c:
+            out[side] = c
+    return out
+
+
+def candidate(graph: Graph, k: int, call: KernelCall | None) -> tuple[float, int] | None:
+    """(instructions saved a byte, bytes) of pre-widening operator k's tt_conv2d_s8 filter,
+    or None (candidates' "" side)."""
+    c = candidates(graph, k, call).get("")
+    return c[:2] if c else None
+
+
+def _wide_call(graph: Graph, call: KernelCall, sides: dict[str, int]) -> KernelCall:
+    """`call` in its form reading the chosen sides' filters (side -> tensor) pre-widened."""
+    def wide(side):
+        return widened(graph.tensors[sides[side]].data) if side in sides else None
+    if call.name == "tt_conv2d_s8":
+        return KernelCall(KERNEL, [*call.args[:7], wide(""), *call.args[7:]]).check()
+    args = list(call.args)
+    if call.name == "tt_pointwise_depthwise_s8":
+        args.append(None)                         # no pack lent
+    extra = [wide("a")] if call.name.startswith("tt_pointwise") else [wide("a"), wide("pw")]
+    return KernelCall(STREAMS[call.name], [*args, *extra]).check()
 
 
 def choose(graph: Graph, calls: dict[int, KernelCall | None], budget: int = BUDGET
            ) -> dict[int, KernelCall]:
-    """Operator -> its tt_conv2d_wide_s8 call, for the layers that save the most
-    instructions a byte (at least MIN_SAVED_PER_BYTE) within `budget` bytes."""
-    ranked = sorted(((c, k) for k, call in calls.items()
-                     if (c := candidate(graph, k, call)) is not None
-                     and c[0] >= MIN_SAVED_PER_BYTE), key=lambda ck: (-ck[0][0], ck[1]))
-    out, used = {}, 0
-    for (_, nbytes), k in ranked:
+    """Operator -> its call reading pre-widened filters (tt_conv2d_wide_s8, a stream's
+    _wide_s8 form), for the layers that save the most instructions a byte (at least
+    MIN_SAVED_PER_BYTE) within `budget` bytes."""
+    ranked = sorted(((c, k, side) for k, call in calls.items()
+                     for side, c in candidates(graph, k, call).items()
+                     if c[0] >= MIN_SAVED_PER_BYTE), key=lambda c: (-c[0][0], c[1], c[2]))
+    chosen: dict[int, dict[str, int]] = {}
+    used = 0
+    for (_, nbytes, t), k, side in ranked:
         if used + nbytes > budget:
             continue
-        call = calls[k]
-        filt = graph.tensors[graph.operators[k].inputs[call.args[6].k]].data
-        out[k] = KernelCall(KERNEL, [*call.args[:7], widened(filt), *call.args[7:]]).check()
+        chosen.setdefault(k, {})[side] = t
         used += nbytes
-    return out
+    return {k: _wide_call(graph, calls[k], sides) for k, sides in chosen.items()}
