@@ -338,8 +338,8 @@ def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
         from tflite_train.runtime.kernel_calls import Scratch
         window = next(a for a in program.steps[3].call.args if isinstance(a, Scratch))
         sample = program.graph.tensors[program.sample].nbytes
-        # (the peak without the DSP staging, which may then grow it by less than the
-        # stack it saves: program.fit_staging)
+        # (the peak without the DSP staging, which fits into the room under it:
+        # program.fit_staging)
         from tflite_train.codegen import program as P
         peak = P._layout(program.graph, {program.label, program.loss}, program.streamed)[-1]
         assert peak.peak_op == 3
@@ -371,17 +371,15 @@ def assert_passes_chosen_by_the_programs_arena(model: Path, program):
     two_passes = P._layout(graph, outside, program.streamed)[-1].arena_bytes
     chosen = [options_of(op)["passes"] for op in program.graph.operators
               if op.kind in memory.INPUT_GRADS]
-    # the staging is fitted first, to two passes everywhere: it grows the arena by less
-    # than the stack it saves (program.fit_staging), never more; the passes chosen then
-    # keep that arena
+    # the staging is fitted first, to two passes everywhere, into the room that arena has
+    # (program.fit_staging: it does not grow it); the passes chosen then keep that arena
     assert two_passes < by_augment
     stages = P.fit_staging(graph, lambda g, s: P._layout(g, outside, program.streamed, False,
                                                          s)[-1])
     staged = P._layout(graph, outside, program.streamed, False, stages)[-1].arena_bytes
     assert P._layout(program.graph, outside, program.streamed, False,
                      stages)[-1].arena_bytes == staged
-    grow = max(max(P.staging_ops(program.graph).values()) - P.STACK_KEPT, 0)
-    assert two_passes <= program.plan.arena_bytes <= two_passes + grow
+    assert two_passes <= program.plan.arena_bytes <= staged
     assert 1 in chosen and 2 in chosen
 
 
@@ -903,7 +901,9 @@ def test_int8_depthwise_input_gradient_over_dy_refuses_what_it_cannot_do():
         "tt_depthwise_conv2d_input_grad_over_s8_lead", *a)
     assert lead(1, 8, 8, 8, 1, 3, 3, win, 8, 8) == (8 + 1 + 1) * 8
     assert lead(1, 8, 8, 8, 2, 3, 3, win, 8, 8) == -1            # depth multiplier
-    assert lead(1, 4, 4, 8, 1, 3, 3, strided, 8, 8) == -1        # stride
+    # stride 2 is taken (dy in dx's tail: 48 of dx's 64 positions before it; the count
+    # against a brute-force one in tests/test_cortex_m7_over_dy.py)
+    assert lead(1, 4, 4, 8, 1, 3, 3, strided, 8, 8) == 48 * 8
     assert lead(1, 8, 8, 8, 1, 3, 3, win, 8, 9) == -1            # dx not dy's shape
 
 

@@ -1,4 +1,4 @@
-"""The int8 stride-1 depthwise input gradient with dx written over dy
+"""The int8 depthwise input gradient with dx written over dy, stride 1 and strided
 (tt_inplace_grad.h: tt_depthwise_conv2d_input_grad_over_s8) on the Cortex-M7 rig, bit for
 bit against the host (portable C, x86), in the board's build (the DSP walk, staging the dy
 rows a dx row reads ahead of writing it) and with -DTT_PORTABLE.
@@ -17,7 +17,9 @@ kh != kw, pad > span (a window reading only below and right: no lead), dilation 
 nearest and stochastic rounding; two passes without a scratch, keeping some positions'
 accumulators in one, and a scratch of none; the full staging and, every other variant, a
 smaller one (the DSP walk in blocks of channels: a dx placed by part of a position, the
-planner's bug that aa28663 mended, fails here on the DSP build)."""
+planner's bug that aa28663 mended, fails here on the DSP build). Strided layers (stride 2
+and 3, the larger dx holding dy in its tail): their lead against a brute-force count of
+what each dx position reads, SAME-like and other paddings, a 5x5 window."""
 from __future__ import annotations
 
 import ctypes as C
@@ -40,7 +42,12 @@ SHAPES = [(8, 8, 16, 3, 3, 1, 1, 1), (7, 5, 5, 3, 3, 1, 1, 1), (6, 7, 9, 5, 5, 1
           (5, 6, 3, 3, 1, 1, 1, 0),         # kh != kw
           (5, 7, 6, 1, 5, 1, 0, 2),         # kh != kw, the other way
           (5, 5, 7, 3, 3, 1, 3, 3),         # pad > span: dx over dy, no lead
-          (6, 5, 22, 3, 3, 1, 1, 1)]        # 6 groups of 4 channels, a partial one
+          (6, 5, 22, 3, 3, 1, 1, 1),        # 6 groups of 4 channels, a partial one
+          # strided (h, w: dx's; dy's from them): dy within dx's tail
+          (8, 8, 24, 3, 3, 1, 0, 0, 2),     # MobileNetV2's SAME on an even map
+          (9, 7, 5, 3, 3, 1, 1, 1, 2),      # odd sizes, pad 1
+          (10, 10, 8, 5, 5, 1, 1, 2, 2),    # 5x5, uneven padding
+          (9, 9, 4, 3, 3, 1, 1, 1, 3)]      # stride 3
 GUARD = 8                                   # fence bytes either side (keeps dx 4-aligned)
 
 # dx placed `shift` bytes before the recorded dy at buf + dy_at; returns the lead the rig
@@ -75,14 +82,33 @@ def snapshot(a) -> bytes:
     return a.tobytes() if isinstance(a, np.ndarray) else bytes(a)
 
 
+def strided_lead(h, w, oh, ow, kh, kw, s, pt, pl) -> int:
+    """Positions dy must start after dx for a strided layer, counted the long way: each dx
+    position's least dy position read, the least over every later one, the most a position
+    runs ahead of it."""
+    def least(y, x):
+        reads = [oy * ow + ox for ky in range(kh) for kx in range(kw)
+                 for oy, ry in [divmod(y + pt - ky, s)] for ox, rx in [divmod(x + pl - kx, s)]
+                 if ry == 0 and rx == 0 and 0 <= oy < oh and 0 <= ox < ow]
+        return min(reads, default=None)
+    firsts = [least(y, x) for y in range(h) for x in range(w)]
+    later = [[q for q in firsts[p + 1:] if q is not None] for p in range(len(firsts))]
+    return max([0] + [p - min(q) + 1 for p, q in enumerate(later) if q])
+
+
 def calls_of(rng, shape) -> list:
     """The over form and the separate one for each variant of one geometry."""
-    h, w, c, kh, kw, dil, pt, pl = shape
-    win = c_kernels.Window(1, 1, dil, dil, pt, pl)
-    geometry = (1, h, w, c, 1, kh, kw, win, h, w)
+    h, w, c, kh, kw, dil, pt, pl, *rest = shape
+    s = rest[0] if rest else 1
+    oh, ow = -(-h // s), -(-w // s)
+    win = c_kernels.Window(s, s, dil, dil, pt, pl)
+    geometry = (1, oh, ow, c, 1, kh, kw, win, h, w)
     lead = int(K.host_call("tt_depthwise_conv2d_input_grad_over_s8_lead", *geometry))
     lag, lag_w = (kh - 1) * dil - pt, (kw - 1) * dil - pl
-    assert lead == max(0, lag * w + lag_w + 1) * c, shape
+    if s == 1:
+        assert lead == max(0, lag * w + lag_w + 1) * c, shape
+    else:
+        assert lead == strided_lead(h, w, oh, ow, kh, kw, s, pt, pl) * c, shape
     # codegen's shift (program.py, _inplace_call): the lead rounded up to whole positions
     # that keep the arena's alignment; dx at the kernel's own lead too where that differs
     step = math.lcm(c, memory.CODEGEN_ALIGN)
@@ -95,14 +121,14 @@ def calls_of(rng, shape) -> list:
     fits = [int(K.host_call("tt_depthwise_conv2d_input_grad_s8_stage_bytes", *geometry,
                             full * q // 8)) for q in (6, 5, 4)]
     small = next((b for b in fits if 0 < b < full), full)
-    dy = rng.integers(-128, 128, (1, h, w, c)).astype(np.int8)
+    dy = rng.integers(-128, 128, (1, oh, ow, c)).astype(np.int8)
     wt = rng.integers(-128, 128, (1, kh, kw, c)).astype(np.int8)
     # as augment makes them (the DSP walk refuses multipliers outside [0, 256]); on some
     # layers the largest (2^k) and 0 among them
     mult, unit = multipliers(rng, c, kh * kw, special=c % 2 == 0)
     dy_scale, unit = np.array([0.01], np.float32), C.c_float(unit)
     mask_bits = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
-    some = int(rng.integers(1, h * w))               # positions kept: some of them
+    some = int(rng.integers(1, h * w))               # dx positions kept: some of them
     calls: list = []
     for k, (masked, stochastic, kept) in enumerate(
             [(m_, s_, kept) for m_ in (False, True) for s_ in (False, True)
@@ -115,7 +141,7 @@ def calls_of(rng, shape) -> list:
 
         def run(name, dy_p, dx_p, scale, state, scratch):
             getattr(c_kernels.library(), name)(
-                dy_p, rig_p(dy_scale, C.c_float), rig_p(mask, C.c_uint8), 1, h, w, c, 1, i8(wt),
+                dy_p, rig_p(dy_scale, C.c_float), rig_p(mask, C.c_uint8), 1, oh, ow, c, 1, i8(wt),
                 rig_p(mult, C.c_int16), unit, kh, kw, C.byref(win), h, w, dx_p,
                 rig_p(scale, C.c_float), C.byref(state) if stochastic else None,
                 rig_p(scratch, C.c_int32), kept or 0,
@@ -125,7 +151,7 @@ def calls_of(rng, shape) -> list:
             return (np.zeros(1, np.float32), c_kernels.UpdateState(seed, 3),
                     None if kept is None else np.zeros(max(kept, 1) * c, np.int32))
         # apart: recorded as is (its stage is not compared)
-        want = np.zeros_like(dy)
+        want = np.zeros((1, h, w, c), np.int8)
         scale_a, state_a, scratch_a = fresh()
         with rig.recording(calls):
             run("tt_depthwise_conv2d_input_grad_s8", i8(dy.copy()), i8(want), scale_a,
@@ -133,15 +159,16 @@ def calls_of(rng, shape) -> list:
         # over, dx `place` bytes before dy in one buffer: recorded by hand (its pointers
         # are not the arrays' starts); its expectations: the separate kernel's outputs
         for place in shifts:
-            buf = rng.integers(-128, 128, GUARD + place + dy.size + GUARD).astype(np.int8)
+            buf = rng.integers(-128, 128, GUARD + max(place + dy.size, want.size) + GUARD
+                               ).astype(np.int8)
             dy_at = GUARD + place
             buf[dy_at:dy_at + dy.size] = dy.ravel()
             # what it must leave: the separate kernel's dx at the buffer's dx, dy's last
             # `place` bytes (past dx's end) and the fences as they were
             expect = buf.copy()
-            expect[GUARD:GUARD + dy.size] = want.ravel()
+            expect[GUARD:GUARD + want.size] = want.ravel()
             scale, state, scratch = fresh()
-            args = [buf, dy_at, place, dy_scale, mask, 1, h, w, c, 1, wt, mult, unit, kh, kw,
+            args = [buf, dy_at, place, dy_scale, mask, 1, oh, ow, c, 1, wt, mult, unit, kh, kw,
                     win, h, w, scale, state if stochastic else None, scratch, kept or 0,
                     np.zeros(max(stage_bytes, 8), np.uint8), stage_bytes]
             before = [snapshot(a) if isinstance(a, (np.ndarray, C.Structure)) else None

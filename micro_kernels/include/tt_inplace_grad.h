@@ -35,19 +35,20 @@ int tt_depthwise_conv2d_input_grad_inplace_f32(float *data, const uint8_t *mask,
                                                int32_t kh, int32_t kw, const tt_window *win,
                                                int32_t h, int32_t wd, float *scratch);
 
-/* The int8 form, TT_DEPTHWISE_CONV2D_INPUT_GRAD of int8 dy: dx overlapping dy, starting
- * tt_depthwise_conv2d_input_grad_over_s8_lead bytes before it, or further back by whole
- * positions (a multiple of c bytes: the DSP version's channel blocks write their channels
+/* The int8 form, TT_DEPTHWISE_CONV2D_INPUT_GRAD of int8 dy, any stride: dx overlapping dy,
+ * starting tt_depthwise_conv2d_input_grad_over_s8_lead bytes before it, or further back by
+ * whole positions (a multiple of c bytes: the DSP version's channel blocks write their channels
  * over dy's same channels, so a shift by part of a position would overwrite other blocks'
  * dy before they read it). Two passes, as
  * tt_depthwise_conv2d_input_grad_s8 (tt_kernels.h), whose arguments it takes: the first
  * reads all of dy for dx's scale (so no ring of dx rows can stand in: nothing may be
  * written before it ends) and keeps accumulators only in `scratch`, never in dx's bytes;
  * the second writes dx position p over dy position p - lead / c (or an earlier one), one
- * before the first that it reads, which no later position reads either (position p reads dy's positions from p - lag * wd - lag_w
- * on, lag = (kh - 1) * dilation_h - pad_top, lag_w likewise; the DSP version stages the
- * dy rows a dx row reads when it starts that row, and its channel blocks read and write
- * only their own channels, at the same offsets in dy and dx). Same bits as
+ * before the first that it reads, which no later position reads either (stride 1: position
+ * p reads dy's positions from p - lag * wd - lag_w on, lag = (kh - 1) * dilation_h -
+ * pad_top, lag_w likewise; the DSP version stages the dy rows a dx row reads when it starts
+ * that row, and its channel blocks read and write only their own channels, at the same
+ * offsets in dy and dx). Same bits as
  * tt_depthwise_conv2d_input_grad_s8 (the accumulators kept change only which are computed
  * again). */
 void tt_depthwise_conv2d_input_grad_over_s8(const int8_t *dy, const float *dy_scale,
@@ -60,10 +61,13 @@ void tt_depthwise_conv2d_input_grad_over_s8(const int8_t *dy, const float *dy_sc
                                             int32_t scratch_positions, void *stage,
                                             int32_t stage_bytes);
 
-/* The bytes dx starts before dy for the call above: (lag * wd + lag_w + 1) * c (0 where
- * that is negative, a window reading only below and right of its position); -1 where the
- * layer is not supported: depth multiplier other than 1, a stride other than 1, or dx of
- * another shape than dy. */
+/* The bytes dx starts before dy for the call above. Stride 1: (lag * wd + lag_w + 1) * c
+ * (0 where that is negative, a window reading only below and right of its position).
+ * Other strides: dx is larger than dy (4x at stride 2), and dy may lie inside dx's tail:
+ * c times the most positions p - q + 1 over dx positions p, q the least dy position any dx
+ * position after p reads (so the writes up to p cover only dy positions no later one
+ * reads). -1 where the layer is not supported: depth multiplier other than 1, or stride 1
+ * with dx of another shape than dy. */
 int32_t tt_depthwise_conv2d_input_grad_over_s8_lead(int32_t n, int32_t oh, int32_t ow, int32_t c,
                                                     int32_t m, int32_t kh, int32_t kw,
                                                     const tt_window *win, int32_t h,

@@ -420,8 +420,9 @@ def _inplace_call(graph: Graph, op, call: KernelCall) -> tuple[KernelCall, dict]
         # dy's same channels): the least multiple of both at or beyond the lead
         step = math.lcm(int(geometry[3]), memory.CODEGEN_ALIGN)
         lead = -(-lead // step) * step
-        x = graph.tensors[op.inputs[0]].nbytes
-        if _together(x, x, lead) >= 2 * x:
+        # (a strided layer's dx is larger: dy may lie within its tail)
+        x, y = graph.tensors[op.inputs[0]].nbytes, graph.tensors[op.outputs[0]].nbytes
+        if _together(x, y, lead) >= x + y:
             return None
         return KernelCall("tt_depthwise_conv2d_input_grad_over_s8",
                           list(call.args)).check(), {"view": False, "shift": lead}
@@ -617,10 +618,11 @@ def fit_staging(graph: Graph, arena_of, arena_limit: int = 0,
     """How much of its DSP staging each operator gets (`arena_of(graph, stages)`: the arena
     with those): the staging used to be an array on the stack of the kernel call (8-9 KB,
     the program's deepest frames); in the arena it costs nothing where it fits beside what
-    is alive at its operator under the arena's peak without any staging, and growing that
-    peak costs less than the stack did as long as it grows by less than the stack saved
-    (`grow` bytes; by default the largest staging less STACK_KEPT; 0: never grow), or up to
-    `arena_limit`, the bytes the arena may grow to for speed, where larger. So each operator
+    is alive at its operator under the arena's peak without any staging (by default: the
+    smallest arena decides, as everywhere else; `grow` bytes more where given; a rule that
+    let it grow by the largest staging less STACK_KEPT, what the stack saved, cost
+    MobileNetV2's row-API program 4.5 KB of arena for 1.7 M instructions, round 8), or up
+    to `arena_limit`, the bytes the arena may grow to for speed, where larger. So each operator
     gets the room under that ceiling (the kernel takes smaller blocks of channels, or the
     int8 form of a pointwise input, from less; nothing, and the portable code runs, where
     even that does not fit). Where the placement cannot keep them all under it at once, every staging
@@ -631,7 +633,7 @@ def fit_staging(graph: Graph, arena_of, arena_limit: int = 0,
         return {}
     base = arena_of(graph, {})
     if grow is None:
-        grow = max(max(wanted.values()) - STACK_KEPT, 0)
+        grow = 0
     ceiling = max(base.arena_bytes + grow, arena_limit)
     room = {k: min(n, max(ceiling - base.live[k], 0)) for k, n in wanted.items()}
     room = {k: n for k, n in room.items() if n > 0}
@@ -905,7 +907,10 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
                     if call.name == "tt_conv2d_rows_s8" else
                     "row by row from the last, the output over the input rows already read"
                     if call.name == "tt_conv2d_rows_reverse_s8" else
-                    "dx over dy, from a few rows before it: over dy rows already read"
+                    ("dx over dy, from a few rows before it: over dy rows already read"
+                     if graph.tensors[op.inputs[0]].nbytes ==
+                     graph.tensors[op.outputs[0]].nbytes else
+                     "dy within dx's tail: dx over dy positions already read")
                     if call.name in OVER_DY else
                     "in place: the output over its input")
         elif call is not None and k in granted:
