@@ -64,10 +64,11 @@ RUNS = {
     "codegen_int8_fast": ["codegen.py", "--grad", "int8", "--no-full", "--models", "mcunet,mbv2",
                           "--kernels", "dsp", "--arena-limit", "131072", "--json",
                           "codegen_int8.json", "--merge"],
-    # MCUNet's fastest program within the 138 KB: 60 KB of arena beside its 72 KB of
-    # trained parameters and about 6 KB of stack (after codegen_int8)
+    # MCUNet's fastest program within the 138 KB (141,312 B): the arena may grow to
+    # what its 73,768 B of .data/.bss (trained parameters, update states) and a stack of up
+    # to 5,880 B leave (measured 5,848-5,868 B; after codegen_int8)
     "codegen_int8_goal": ["codegen.py", "--grad", "int8", "--no-full", "--models", "mcunet",
-                          "--kernels", "dsp", "--arena-limit", "61440", "--json",
+                          "--kernels", "dsp", "--arena-limit", "61664", "--json",
                           "codegen_int8.json", "--merge"],
     # the same file's rows of `codegen --input rows` through each API (after codegen_int8)
     "codegen_int8_rows": ["codegen.py", "--grad", "int8", "--no-full", "--models", "mcunet,mbv2",

@@ -30,8 +30,11 @@ SIDES = {"tt_pointwise_depthwise_s8": {"a": (0, 1, 2, 3, 5, 6, 7, 11)},
          "tt_conv_depthwise_pointwise_packed_s8": {"a": (0, 1, 2, 3, 5, 6, 7, 11),
                                                    "pw": (15, 16, 17, 18, 19, 20, 21, 22)}}
 # flash the pre-widened filters may add: MCUNet's program is about 700 KB of the board's
-# 1 MB, MobileNetV2's 475 KB; this keeps both below 830 KB
-BUDGET = 128 * 1024
+# 1 MB, MobileNetV2's 475 KB; this keeps both below 870 KB. 128 KB left out MCUNet's
+# blocks.10.pointwise2 (240 -> 96 at 4x4, 45 KB pre-widened, 1.0 instructions saved a byte:
+# 46 K a step measured on the rig); the next ones (0.75 a byte, 72-180 KB each) would take
+# the program past 940 KB of the 1 MB for 55 K each, and stay out by MIN_SAVED_PER_BYTE
+BUDGET = 176 * 1024
 # below this many instructions saved a byte a layer is not worth its flash (a 4x4 map's
 # layer of more than 256 channels saves about 0.75, MCUNet's 8x8 ones 2.5-4)
 MIN_SAVED_PER_BYTE = 1.0
