@@ -122,6 +122,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    last = max(e for _, e in WINDOWS.values())
+    if args.steps < last:
+        ap.error(f"--steps must be at least {last}: the windows are steps "
+                 + ", ".join(f"{a}-{e}" for a, e in WINDOWS.values()))
     rows = measure(args.model, args.scheme, args.seed, args.steps)
     if args.json:
         args.json.write_text(json.dumps({"model": args.model, "scheme": args.scheme,

@@ -5,8 +5,8 @@ generated program no other test runs, on x86 and on the Cortex-M7 rig.
 
   - A reader that gives up at the first, the middle or the last row, inside the chain:
     tt_train_step_rows and tt_predict_rows return TT_MODEL_ERROR_INPUT, no row is asked for
-    after the failure, nothing is trained (every checkpoint region as it was) and the scores
-    are not written; the steps after it train as if it had never happened.
+    after the failure, nothing is trained (every checkpoint region as it was), the loss
+    reported is 0 (never a partial one) and the scores are not written; the steps after it train as if it had never happened.
   - A chain that refuses its arguments (the second stream's projection made strided in the
     generated C): both APIs return TT_MODEL_ERROR_KERNEL before any row is read, nothing
     trained.
@@ -102,8 +102,10 @@ def test_a_reader_failing_inside_the_chain_on_x86(generated):
     rows = program.rows.height
     for fail_at in (0, rows // 2, rows - 1):
         reader = host.RowReader(xs[0], fail_at=fail_at)
-        status, _ = h.train_step_rows(reader, int(labels[0]))
-        assert status == ERROR_INPUT and reader.asked == list(range(fail_at + 1)), fail_at
+        status, loss = h.train_step_rows(reader, int(labels[0]))
+        # a failed step reports a loss of 0, never a partial one
+        assert status == ERROR_INPUT and loss == 0.0, (fail_at, status, loss)
+        assert reader.asked == list(range(fail_at + 1)), fail_at
         assert h.regions() == before
         reader = host.RowReader(xs[0], fail_at=fail_at)
         scores = np.full(program.classes, 0x5A, np.int8)

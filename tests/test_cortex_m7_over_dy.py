@@ -27,6 +27,7 @@ import math
 import shutil
 
 import numpy as np
+import pytest
 
 import test_cortex_m7 as rig
 from conftest import require_tool
@@ -35,7 +36,8 @@ from tflite_train import memory
 from tflite_train.runtime import c_kernels
 from tflite_train.runtime import kernel_calls as K
 
-# (h, w, c, kh, kw, dilation, pad_top, pad_left)
+# (h, w, c, kh, kw, dilation, pad_top, pad_left[, stride[, oh, ow[, stride_w]]]): oh, ow
+# default to SAME's, stride_w to stride
 SHAPES = [(8, 8, 16, 3, 3, 1, 1, 1), (7, 5, 5, 3, 3, 1, 1, 1), (6, 7, 9, 5, 5, 1, 2, 2),
           (6, 6, 8, 3, 3, 2, 2, 2),         # dilation 2: the portable walk on the board too
           (9, 5, 4, 7, 7, 1, 3, 3), (1, 3, 8, 3, 3, 1, 1, 1),
@@ -48,6 +50,15 @@ SHAPES = [(8, 8, 16, 3, 3, 1, 1, 1), (7, 5, 5, 3, 3, 1, 1, 1), (6, 7, 9, 5, 5, 1
           (9, 7, 5, 3, 3, 1, 1, 1, 2),      # odd sizes, pad 1
           (10, 10, 8, 5, 5, 1, 1, 2, 2),    # 5x5, uneven padding
           (9, 9, 4, 3, 3, 1, 1, 1, 3)]      # stride 3
+# more strided layers, in a program of their own (with the above they pass the rig's 1 MB
+# of flash): the geometries the planner can give beside SAME on equal strides
+MORE_STRIDED = [(9, 9, 8, 3, 3, 1, 0, 0, 2, 4, 4),        # VALID on an odd map
+                (10, 10, 12, 3, 3, 1, 0, 0, 2, 4, 4),     # VALID on an even map
+                (11, 7, 20, 5, 5, 1, 2, 2, 2, 6, 4),      # 5x5, 5 groups of 4 channels
+                (8, 9, 8, 3, 3, 1, 1, 1, 2, 4, 9, 1),     # strided down only
+                (7, 8, 8, 3, 3, 1, 1, 0, 1, 7, 4, 2),     # strided across only
+                (12, 12, 40, 3, 3, 1, 0, 0, 2, 6, 6),     # 10 groups of 4 channels
+                (5, 5, 6, 3, 3, 1, 1, 1, 2, 3, 3)]        # a map of 3x3
 GUARD = 8                                   # fence bytes either side (keeps dx 4-aligned)
 
 # dx placed `shift` bytes before the recorded dy at buf + dy_at; returns the lead the rig
@@ -82,13 +93,14 @@ def snapshot(a) -> bytes:
     return a.tobytes() if isinstance(a, np.ndarray) else bytes(a)
 
 
-def strided_lead(h, w, oh, ow, kh, kw, s, pt, pl) -> int:
+def strided_lead(h, w, oh, ow, kh, kw, sh, sw, pt, pl) -> int:
     """Positions dy must start after dx for a strided layer, counted the long way: each dx
     position's least dy position read, the least over every later one, the most a position
     runs ahead of it."""
     def least(y, x):
         reads = [oy * ow + ox for ky in range(kh) for kx in range(kw)
-                 for oy, ry in [divmod(y + pt - ky, s)] for ox, rx in [divmod(x + pl - kx, s)]
+                 for oy, ry in [divmod(y + pt - ky, sh)]
+                 for ox, rx in [divmod(x + pl - kx, sw)]
                  if ry == 0 and rx == 0 and 0 <= oy < oh and 0 <= ox < ow]
         return min(reads, default=None)
     firsts = [least(y, x) for y in range(h) for x in range(w)]
@@ -100,15 +112,16 @@ def calls_of(rng, shape) -> list:
     """The over form and the separate one for each variant of one geometry."""
     h, w, c, kh, kw, dil, pt, pl, *rest = shape
     s = rest[0] if rest else 1
-    oh, ow = -(-h // s), -(-w // s)
-    win = c_kernels.Window(s, s, dil, dil, pt, pl)
+    sw = rest[3] if len(rest) > 3 else s
+    oh, ow = (rest[1], rest[2]) if len(rest) > 1 else (-(-h // s), -(-w // s))
+    win = c_kernels.Window(s, sw, dil, dil, pt, pl)
     geometry = (1, oh, ow, c, 1, kh, kw, win, h, w)
     lead = int(K.host_call("tt_depthwise_conv2d_input_grad_over_s8_lead", *geometry))
     lag, lag_w = (kh - 1) * dil - pt, (kw - 1) * dil - pl
-    if s == 1:
+    if s == 1 and sw == 1:
         assert lead == max(0, lag * w + lag_w + 1) * c, shape
     else:
-        assert lead == strided_lead(h, w, oh, ow, kh, kw, s, pt, pl) * c, shape
+        assert lead == strided_lead(h, w, oh, ow, kh, kw, s, sw, pt, pl) * c, shape
     # codegen's shift (program.py, _inplace_call): the lead rounded up to whole positions
     # that keep the arena's alignment; dx at the kernel's own lead too where that differs
     step = math.lcm(c, memory.CODEGEN_ALIGN)
@@ -190,12 +203,14 @@ def calls_of(rng, shape) -> list:
     return calls
 
 
-def test_int8_depthwise_input_gradient_over_dy_on_the_cortex_m7(tmp_path):
+@pytest.mark.parametrize("shapes, seed", [(SHAPES, 47), (MORE_STRIDED, 48)],
+                         ids=["shapes", "more-strided"])
+def test_int8_depthwise_input_gradient_over_dy_on_the_cortex_m7(tmp_path, shapes, seed):
     require_tool(shutil.which("arm-none-eabi-gcc") is not None
                  and shutil.which("qemu-system-arm") is not None,
                  "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
-    rng = np.random.default_rng(47)
-    calls = [call for shape in SHAPES for call in calls_of(rng, shape)]
+    rng = np.random.default_rng(seed)
+    calls = [call for shape in shapes for call in calls_of(rng, shape)]
     assert {c.name for c in calls} == {"rig_over_s8", "tt_depthwise_conv2d_input_grad_s8"}
     for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
         program = OverProgram()

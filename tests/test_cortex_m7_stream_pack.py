@@ -130,8 +130,9 @@ def block_call(rng, case) -> Call:
                  scratch(pack)], c_forward.C.c_int, bytes(c_forward.C.c_int(0)))
 
 
-# the streams' _wide_s8 forms: (h, w, ci, cm, co, dw_kernel, dw_stride, which 1x1 sides read a
-# pre-widened filter, the 1x1 layers' quantization). Rows of 25-26 pixels: 4 blocks of 6 a
+# the streams' _wide_s8 forms: pairs (h, w, ci, cm, dw_kernel, dw_stride, the 1x1 layer's
+# quantization: the expansion reads its filter pre-widened) and blocks (h, w, ci, cm, co,
+# dw_kernel, dw_stride, which 1x1 sides read a pre-widened filter, quantization). Rows of 25-26 pixels: 4 blocks of 6 a
 # call and some left over (the pre-widened rows run only in whole blocks); 20-24 channels
 # (the run-time widening's range: tt_dsp_rows6w) and 48 (sign-extended in every block);
 # "edge": dead and C-requantized rows among the pre-widened ones (read from the int8 filter)
