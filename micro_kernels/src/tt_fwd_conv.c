@@ -232,7 +232,8 @@ static __attribute__((noinline)) int dsp_im2col(
    * and the address (never used) outside buf */
   tt_dsp_word *const wide = (tt_dsp_word *)((uintptr_t)buf + (uintptr_t)(all - wide_bytes));
   if (widened) tt_dsp_widen(&m, wide);
-  int32_t bytes = widened ? all - wide_bytes : TT_FWD_DSP_STAGE_BYTES;
+  int32_t bytes = widened ? all - wide_bytes
+                         : all < TT_FWD_DSP_STAGE_BYTES ? all : TT_FWD_DSP_STAGE_BYTES;
   const int8_t *plan = 0;
   if (plan_bytes && (widened || tt_dsp_block_columns(&m, bytes - plan_bytes) ==
                                     tt_dsp_block_columns(&m, bytes))) {
