@@ -90,15 +90,17 @@ def training_model(work: Path, name: str, scheme: str, grad: str) -> Path:
 
 def measure(model: Path, work: Path, steps: int, budget: int | None = None,
             kernels: str = "dsp", arena_limit: int = 0, input_: str = "arena",
-            api: str = "whole") -> dict:
+            api: str = "whole", lean_stack: bool = False) -> dict:
     """The rig's measurement, or the plan's figures when the program does not fit.
-    `input_`, `api`: codegen --input (arena, rows) and the harness's API (whole, rows)."""
+    `input_`, `api`: codegen --input (arena, rows) and the harness's API (whole, rows);
+    `lean_stack`: codegen --lean-stack."""
     out = work / (model.stem + "-gen")
     rows = input_ == "rows"
     try:
         program, m = codegen.generate(model, out, rig_steps=steps, sram_budget=budget,
                                       flash_budget=budget, kernels=kernels,
-                                      arena_limit=arena_limit, input_rows=rows, rig_api=api)
+                                      arena_limit=arena_limit, input_rows=rows, rig_api=api,
+                                      lean_stack=lean_stack)
         return {"measured": True, **m.to_json()}
     except TTError as exc:
         program = codegen.load(model, arena_limit, rows)
@@ -120,6 +122,8 @@ def row(r: dict) -> str:
     if r.get("input", "arena") == "rows":
         grad += (", `--input rows`, row API (no frame anywhere)" if r.get("api") == "rows" else
                  ", `--input rows`, whole-sample API (+ the caller's frame, not counted)")
+    if r.get("lean_stack"):
+        grad += ", `--lean-stack`"
     kernels = r.get("kernels", "portable")    # rows measured before there was a choice
     if not r["measured"]:
         p = r["planned"]
@@ -163,7 +167,8 @@ def merge_rows(old: list[dict], new: list[dict]) -> list[dict]:
     replaced in place, and `new`'s other rows after them."""
     def key(r):
         return (r["label"], r["scheme"], r["grad"], r.get("kernels", "portable"),
-                r.get("arena_limit", 0), r.get("input", "arena"), r.get("api", "whole"))
+                r.get("arena_limit", 0), r.get("input", "arena"), r.get("api", "whole"),
+                r.get("lean_stack", False))
     fresh = {key(r): r for r in new}
     merged = [fresh.pop(key(r), r) for r in old]
     return merged + [r for r in new if key(r) in fresh]
@@ -298,6 +303,8 @@ def main() -> int:
     ap.add_argument("--rig-api", choices=["whole", "rows"], default="whole",
                     help="the rig harness's API: tt_train_step (whole) or tt_train_step_rows "
                          "(rows, with --input rows)")
+    ap.add_argument("--lean-stack", action="store_true",
+                    help="codegen --lean-stack: smaller stack buffers in the DSP kernels")
     ap.add_argument("--profile", action="store_true",
                     help="instead: the per-operator instruction profile of the first model's "
                          "99kb (sparse) training step, each --kernels build")
@@ -337,11 +344,11 @@ def main() -> int:
                 for kernels in builds:
                     r = measure(model, work, 1 if full else args.steps,
                                 rig.RIG_MEMORY if full else None, kernels, args.arena_limit,
-                                args.input, args.rig_api)
+                                args.input, args.rig_api, args.lean_stack)
                     rows.append({"label": label, "scheme": scheme_label, "grad": args.grad,
                                  "kernels": kernels, "tte": None if full else tte,
                                  "arena_limit": args.arena_limit, "input": args.input,
-                                 "api": args.rig_api,
+                                 "api": args.rig_api, "lean_stack": args.lean_stack,
                                  "goal": None if full else GOALS.get(name), **r})
                     print(row(rows[-1]), flush=True)
     data = {"rows": rows, "rig": "QEMU 7.2 mps2-an500 (Cortex-M7), -icount shift=0; "

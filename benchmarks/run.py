@@ -77,6 +77,10 @@ RUNS = {
     "codegen_int8_rows_whole": ["codegen.py", "--grad", "int8", "--no-full", "--models",
                                 "mcunet,mbv2", "--kernels", "dsp", "--input", "rows",
                                 "--rig-api", "whole", "--json", "codegen_int8.json", "--merge"],
+    # MobileNetV2's smallest program: the row API with the DSP kernels' smaller stack buffers
+    "codegen_int8_rows_lean": ["codegen.py", "--grad", "int8", "--no-full", "--models", "mbv2",
+                               "--kernels", "dsp", "--input", "rows", "--rig-api", "rows",
+                               "--lean-stack", "--json", "codegen_int8.json", "--merge"],
     "codegen_sram": ["codegen_sram.py", "--json", "codegen_sram.json"],
     "codegen_profile": ["codegen.py", "--profile", "--models", "mcunet", "--grad", "int8",
                         "--kernels", "dsp,portable", "--json", "codegen_profile.json"],

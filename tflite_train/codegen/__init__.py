@@ -39,23 +39,25 @@ def planned_sram(graph, data: bytes, input_rows: bool = False) -> dict:
             "views": sum(r.view for r in plan.aliases), "split_filters": len(program.splits)}
 
 
-def files(program: Program, source: str) -> dict[str, str]:
-    """Every file of the generated folder (without the rig's)."""
+def files(program: Program, source: str, lean_stack: bool = False) -> dict[str, str]:
+    """Every file of the generated folder (without the rig's); `lean_stack`: its Makefile and
+    CMakeLists.txt build the kernels with project.LEAN_STACK_DEFINES."""
     code, constants = render(program, source)
-    return project_files(program, code, constants, source)
+    return project_files(program, code, constants, source, lean_stack)
 
 
 def generate(model_path: str | Path, out_dir: str | Path, rig_steps: int | None = None,
              sram_budget: int | None = None, flash_budget: int | None = None, seed: int = 0,
              data: str | None = None, verify: bool = True, kernels: str = "dsp",
-             arena_limit: int = 0, input_rows: bool = False, rig_api: str | None = None):
+             arena_limit: int = 0, input_rows: bool = False, rig_api: str | None = None,
+             lean_stack: bool = False):
     """Writes the folder atomically; with `rig_steps`, also builds it for the Cortex-M7
     rig (the kernels' DSP versions, or their portable C99 with kernels="portable"), runs
     that many training steps there and measures it (the folder is only kept if all of that
     succeeds). `arena_limit`, `input_rows`: as build() takes them. `rig_api`: which API the
     rig's harness trains through, "whole" (tt_train_step) or "rows" (tt_train_step_rows, a
-    program with input_rows only; its default). Returns (program, rig.Measurement or
-    None)."""
+    program with input_rows only; its default). `lean_stack`: smaller stack buffers in the
+    DSP kernels (project.LEAN_STACK_DEFINES). Returns (program, rig.Measurement or None)."""
     from . import check, rig
     program = load(model_path, arena_limit, input_rows)
     api = rig_api or ("rows" if input_rows else "whole")
@@ -63,7 +65,7 @@ def generate(model_path: str | Path, out_dir: str | Path, rig_steps: int | None 
         raise CodegenError(f"the rig's API {api!r}: 'whole', or 'rows' with --input rows")
     measurement = None
     with staged(out_dir) as tmp:
-        write_files(tmp, files(program, Path(model_path).name))
+        write_files(tmp, files(program, Path(model_path).name, lean_stack))
         if rig_steps is not None:
             xs, labels = check.samples(program, rig_steps, seed, data)
             write_files(tmp, rig_files(program, xs, labels, api))

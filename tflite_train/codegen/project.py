@@ -38,7 +38,7 @@ include $(TFLITE_TRAIN_DIR)/tflite_train.inc
 
 CFLAGS ?= -std=c99 -O2 -Wall -Wextra
 OUT    ?= build
-FLAGS  := $(TFLITE_TRAIN_FLAGS) -I. -I$(TFLITE_TRAIN_DIR)/include \\
+FLAGS  := $(TFLITE_TRAIN_FLAGS) {defines}-I. -I$(TFLITE_TRAIN_DIR)/include \\
           -ffunction-sections -fdata-sections
 OBJS   := $(OUT)/tt_model.o $(TFLITE_TRAIN_C_SRCS:$(TFLITE_TRAIN_DIR)/src/%.c=$(OUT)/%.o)
 
@@ -110,7 +110,7 @@ if(TFLITE_TRAIN_KERNELS STREQUAL "portable")
 elseif(NOT TFLITE_TRAIN_KERNELS STREQUAL "dsp")
   message(FATAL_ERROR "TFLITE_TRAIN_KERNELS: dsp or portable, not ${{TFLITE_TRAIN_KERNELS}}")
 endif()
-"""
+{cmake_defines}"""
 
 README = """\
 # {name}: a generated training program
@@ -174,10 +174,26 @@ def _rows_api(program: Program) -> str:
                            ring=r.ring_rows)
 
 
+# `codegen --lean-stack`: the DSP kernels' two stack buffers that set a program's stack
+# high-water, made smaller (the same bits, more instructions): the pointwise int8 input
+# gradient's staging, 4 KB -> 3 KB (its blocks of channel columns narrow where 3 KB holds
+# fewer of them: MobileNetV2's 99kb program +0.1 M instructions a step, MCUNet's +0.65 M),
+# and the stem's im2col buffer, without the 672 B that let it widen its filter rows once a
+# call (2,720 -> 1,792 B; the stem widens them per block instead). About 1 KB of stack
+# (RESULTS.md, "MobileNetV2 under 113 KB: the stack, round 8").
+LEAN_STACK_DEFINES = ("TT_GRAD_DSP_STAGE_BYTES=3072", "TT_FWD_DSP_WIDE_EXTRA=-256")
+
+
 def project_files(program: Program, files: dict[str, str], constants: int,
-                  source: str) -> dict[str, str]:
+                  source: str, lean_stack: bool = False) -> dict[str, str]:
     g = program.graph
+    defines = LEAN_STACK_DEFINES if lean_stack else ()
     values = dict(version=__version__, source=source, micro_kernels=MICRO_KERNELS,
+                  defines="".join(f"-D{d} " for d in defines),
+                  cmake_defines="".join(
+                      "# codegen --lean-stack: smaller stack buffers in the DSP kernels\n"
+                      f"target_compile_definitions(tt_model PRIVATE {' '.join(defines)})\n"
+                      for _ in defines[:1]),
                   cpu=BOARD_CPU, name=Path(source).stem, classes=program.classes,
                   arena=program.plan.arena_bytes,
                   params=sum(program.param_bytes(v) for _, v in program.params),
