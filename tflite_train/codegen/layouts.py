@@ -139,13 +139,6 @@ def candidates(graph: Graph, k: int, call: KernelCall | None
     return out
 
 
-def candidate(graph: Graph, k: int, call: KernelCall | None) -> tuple[float, int] | None:
-    """(instructions saved a byte, bytes) of pre-widening operator k's tt_conv2d_s8 filter,
-    or None (candidates' "" side)."""
-    c = candidates(graph, k, call).get("")
-    return c[:2] if c else None
-
-
 def _wide_call(graph: Graph, call: KernelCall, sides: dict[str, int]) -> KernelCall:
     """`call` in its form reading the chosen sides' filters (side -> tensor) pre-widened."""
     def wide(side):

@@ -606,28 +606,26 @@ def staging_ops(graph: Graph) -> dict[int, int]:
     return out
 
 
-def fit_staging(graph: Graph, arena_of, arena_limit: int = 0,
-                grow: int = 0) -> dict[int, int]:
+def fit_staging(graph: Graph, arena_of, arena_limit: int = 0) -> dict[int, int]:
     """How much of its DSP staging each operator gets (`arena_of(graph, stages)`: the arena with
     those): the staging used to be an array on the stack of the kernel call (8-9 KB, the
     program's deepest frames; the rig's painted stack went 10.5 -> 5.8 KB when it moved); in
     the arena it costs nothing where it fits beside what is alive at its operator under the
-    arena's peak without any staging (by default: the smallest arena decides, as everywhere
-    else; `grow` bytes more where given; a rule that let it grow by the largest staging less
-    the 4.6 KB the stack kept (the pointwise input gradient's TT_GRAD_DSP_STAGE_BYTES and jump
-    tables), what the stack saved, cost MobileNetV2's row-API program 4.5 KB of arena for 1.7 M
-    instructions, round 8), or up to `arena_limit`, the bytes the arena may grow to for speed,
-    where larger. So each operator gets the room under that ceiling (the kernel takes smaller
-    blocks of channels, or the int8 form of a pointwise input, from less; nothing, and the
-    portable code runs, where even that does not fit). Where the placement cannot keep them all
-    under it at once, every staging shrinks by the excess, a few times; failing that they are
-    added one by one, the smallest first, each at that room, else a half or a quarter of it,
-    else none."""
+    arena's peak without any staging (the smallest arena decides, as everywhere else; a rule
+    that let it grow by the largest staging less the 4.6 KB the stack kept (the pointwise input
+    gradient's TT_GRAD_DSP_STAGE_BYTES and jump tables), what the stack saved, cost
+    MobileNetV2's row-API program 4.5 KB of arena for 1.7 M instructions, round 8), or up to
+    `arena_limit`, the bytes the arena may grow to for speed, where larger. So each operator
+    gets the room under that ceiling (the kernel takes smaller blocks of channels, or the int8
+    form of a pointwise input, from less; nothing, and the portable code runs, where even that
+    does not fit). Where the placement cannot keep them all under it at once, every staging
+    shrinks by the excess, a few times; failing that they are added one by one, the smallest
+    first, each at that room, else a half or a quarter of it, else none."""
     wanted = staging_ops(graph)
     if not wanted:
         return {}
     base = arena_of(graph, {})
-    ceiling = max(base.arena_bytes + grow, arena_limit)
+    ceiling = max(base.arena_bytes, arena_limit)
     room = {k: min(n, max(ceiling - base.live[k], 0)) for k, n in wanted.items()}
     room = {k: n for k, n in room.items() if n > 0}
     stages = room

@@ -190,10 +190,10 @@ def project_files(program: Program, files: dict[str, str], constants: int,
     defines = LEAN_STACK_DEFINES if lean_stack else ()
     values = dict(version=__version__, source=source, micro_kernels=MICRO_KERNELS,
                   defines="".join(f"-D{d} " for d in defines),
-                  cmake_defines="".join(
+                  cmake_defines=(
                       "# codegen --lean-stack: smaller stack buffers in the DSP kernels\n"
                       f"target_compile_definitions(tt_model PRIVATE {' '.join(defines)})\n"
-                      for _ in defines[:1]),
+                      if defines else ""),
                   cpu=BOARD_CPU, name=Path(source).stem, classes=program.classes,
                   arena=program.plan.arena_bytes,
                   params=sum(program.param_bytes(v) for _, v in program.params),
