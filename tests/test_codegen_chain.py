@@ -123,10 +123,13 @@ def test_a_refused_chain_reaches_the_caller_on_x86(generated, tmp_path):
     text = (folder / "tt_model.c").read_text()
     call = re.search(r"status = tt_conv_depthwise_pointwise_chain_source_s8\((.*)\);", text)
     args = call.group(1).split(", ")
-    names = [p.name for p in K.signatures()["tt_conv_depthwise_pointwise_chain_s8"].params]
+    names = [p.name for p in K.c_signatures()["tt_conv_depthwise_pointwise_chain_s8"].params]
     assert len(args) == len(names)
-    args[names.index("b_pw")] = "&tt_refused"
-    text = text.replace(call.group(0), call.group(0).replace(call.group(1), ", ".join(args)))
+    # the second stream's projection (its tt_stream_layer's params) strided
+    layer = args[names.index("b_pw")].lstrip("&")
+    text, n = re.subn(rf"(static const tt_stream_layer {layer} = {{\.params = )[^,]+", r"\1&tt_refused",
+                      text)
+    assert n == 1
     text = text.replace("static int run(", "static const tt_fwd_conv_params tt_refused = "
                         "{2, 2, 1, 1, 0, 0, 0, 0, -128, 127};   /* strided */\n\n"
                         "static int run(", 1)

@@ -39,6 +39,7 @@ from conftest import require_tool
 from tflite_train import augment, tflite_io
 from tflite_train.autodiff import Hyper
 from tflite_train.demo import EXAMPLE
+from tflite_train.runtime import stream_args
 from tflite_train.runtime import c_kernels
 from tflite_train.runtime.numpy_exec import Executor
 
@@ -260,6 +261,10 @@ class Program:
                                  f"{len(arg.before)});")
                 offset += (len(arg.before) + 7) // 8 * 8
         self.arena = max(self.arena, offset)
+        if call.name in stream_args.STREAMS:      # recorded flat: the structs declared here
+            decls, values = stream_args.c_groups(call.name, stream_args.flat_names(call.name),
+                                                 values, "s_", "const")
+            lines += ["  " + d for d in decls]
         invocation = f"{call.name}({', '.join(values)})"
         if self.timed:
             lines.append("  const uint32_t t0 = tt_rig_ticks();")

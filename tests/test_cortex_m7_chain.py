@@ -26,6 +26,7 @@ from test_cortex_m7_dsp import biases, quantization
 from tflite_train.codegen import host
 from tflite_train.runtime import c_forward
 from tflite_train.runtime import kernel_calls as K
+from tflite_train.runtime import stream_args
 
 D, P = c_forward.Dims, c_forward.ConvParams
 
@@ -49,7 +50,7 @@ UNSPECIFIED = (23, 24, 25, 48, 49)
 # the chain with its input from a tt_row_source over the recorded input: the same
 # arguments, then the reader's ring of the first layer's span, and 1 for a frame instead
 # (the source form of the whole-sample API)
-READER = r"""
+READER_TEMPLATE = r"""
 #include "tt_row_source.h"
 typedef struct { const int8_t *x; int32_t row_bytes, next, bad; } rig_rows;
 static int rig_read_row(int32_t y, int8_t *row, void *ctx) {
@@ -59,38 +60,37 @@ static int rig_read_row(int32_t y, int8_t *row, void *ctx) {
   memcpy(row, r->x + y * r->row_bytes, (unsigned)r->row_bytes);
   return 0;
 }
-static int rig_chain_source_s8(
-    const tt_fwd_conv_params *a, const int32_t *am, const int32_t *as,
-    const tt_fwd_dims *xd, const int8_t *x, const tt_fwd_dims *afd, const int8_t *af,
-    const int32_t *ab, const tt_fwd_conv_params *dw, const int32_t *dm, const int32_t *ds,
-    const tt_fwd_dims *md, const tt_fwd_dims *dfd, const int8_t *df, const int32_t *db,
-    const tt_fwd_conv_params *pw, const int32_t *pm, const int32_t *ps,
-    const tt_fwd_dims *dod, const tt_fwd_dims *pfd, const int8_t *pf, const int32_t *pb,
-    const tt_fwd_dims *od, int8_t *window, int8_t *pack, int8_t *ring,
-    const tt_fwd_conv_params *b, const int32_t *bm, const int32_t *bs,
-    const tt_fwd_dims *bfd, const int8_t *bf, const int32_t *bb,
-    const tt_fwd_conv_params *bdw, const int32_t *bdm, const int32_t *bds,
-    const tt_fwd_dims *bmd, const tt_fwd_dims *bdfd, const int8_t *bdf, const int32_t *bdb,
-    const tt_fwd_conv_params *bpw, const int32_t *bpm, const int32_t *bps,
-    const tt_fwd_dims *bdod, const tt_fwd_dims *bpfd, const int8_t *bpf, const int32_t *bpb,
-    const tt_fwd_dims *bod, int8_t *bout, int8_t *bwindow, int8_t *bpack, int8_t *rows,
-    int32_t frame) {
-  rig_rows r = {x, xd->w * xd->c, 0, 0};
-  int32_t span = (afd->h - 1) * a->dilation_h + 1;
+static int rig_chain_source_s8(%(params)s, int8_t *rows, int32_t frame) {
+  rig_rows r = {input, input_dims->w * input_dims->c, 0, 0};
+  int32_t span = (a_filter_dims->h - 1) * a->dilation_h + 1;
   tt_row_source s;
   int status;
+  %(decls)s
   if (frame)
-    tt_row_source_frame(&s, x, xd->h, r.row_bytes);
+    tt_row_source_frame(&s, input, input_dims->h, r.row_bytes);
   else
-    tt_row_source_reader(&s, rig_read_row, &r, rows, span < xd->h ? span : xd->h, xd->h,
-                         r.row_bytes);
-  status = tt_conv_depthwise_pointwise_chain_source_s8(
-      a, am, as, xd, &s, afd, af, ab, dw, dm, ds, md, dfd, df, db, pw, pm, ps, dod, pfd, pf,
-      pb, od, window, pack, ring, b, bm, bs, bfd, bf, bb, bdw, bdm, bds, bmd, bdfd, bdf, bdb,
-      bpw, bpm, bps, bdod, bpfd, bpf, bpb, bod, bout, bwindow, bpack);
-  return r.bad || r.next != (frame ? 0 : xd->h) ? 99 : status;
+    tt_row_source_reader(&s, rig_read_row, &r, rows, span < input_dims->h ? span
+                                                                         : input_dims->h,
+                         input_dims->h, r.row_bytes);
+  status = tt_conv_depthwise_pointwise_chain_source_s8(%(args)s);
+  return r.bad || r.next != (frame ? 0 : input_dims->h) ? 99 : status;
 }
 """
+
+
+def _reader() -> str:
+    """READER_TEMPLATE with the chain's flat parameters (stream_args) and the structs it
+    groups them into."""
+    name = "tt_conv_depthwise_pointwise_chain_source_s8"
+    names = stream_args.flat_names(name)
+    decls, args = stream_args.c_groups(name, names, names, "s_", "const")
+    args = ["&s" if n == "input" else n for n in args]
+    return READER_TEMPLATE % {"params": ", ".join(stream_args.STREAMS[name][0]).replace(
+        "tt_row_source *input", "const int8_t *input"), "decls": "\n  ".join(decls),
+        "args": ", ".join(args)}
+
+
+READER = _reader()
 
 
 def stream(rng, h: int, w: int, ci: int, case) -> tuple[list, D]:
@@ -130,6 +130,13 @@ def pointer(a):
     if a is None:
         return None
     return C.byref(a) if isinstance(a, C.Structure) else a.ctypes.data_as(C.c_void_p)
+
+
+def address(a):
+    """An array's or struct's address as an int (None: NULL)."""
+    if a is None:
+        return None
+    return C.addressof(a) if isinstance(a, (C.Structure, C.Array)) else a.ctypes.data
 
 
 def shape(d: D) -> tuple:
@@ -178,9 +185,11 @@ def chain_calls(rng, case) -> list[Call]:
         lib = K._library()                             # tt_row_source.h: no argtypes
         lib.tt_row_source_reader(source, reader.fn, None, pointer(rows), source_span, h,
                                  w * ci)
+        values, keep = stream_args.host_args(
+            "tt_conv_depthwise_pointwise_chain_source_s8",
+            [address(a) for a in (*args[:4], source, *args[5:-3], got, *args[-2:])])
         assert lib.tt_conv_depthwise_pointwise_chain_source_s8(
-            *map(pointer, args[:4]), source, *map(pointer, args[5:-3]), pointer(got),
-            *map(pointer, args[-2:])) == 0
+            *(C.c_void_p(v) for v in values)) == 0
         assert got.tobytes() == want.tobytes() and reader.asked == list(range(h)), case
         calls += [Call("rig_chain_source_s8",
                        [*call.args, Memory(bytes(rows.nbytes), b""), frame], call.restype,

@@ -30,6 +30,7 @@ import test_cortex_m7_forward as F
 from conftest import require_tool
 from test_cortex_m7 import Call, Memory
 from tflite_train.codegen import host
+from tflite_train.runtime import stream_args
 from tflite_train.runtime import c_forward
 from tflite_train.runtime import kernel_calls as K
 
@@ -54,9 +55,13 @@ def harness() -> str:
     pointers = [p for p in params if p.pointer]
     decl = ", ".join(f"{'const ' if p.const else ''}{p.ctype} *{p.name}" if p.pointer
                      else f"{p.ctype} {p.name}" for p in params)
-    args = ", ".join(("&source" if p.name == "input" else
-                      f"({'const ' if p.const else ''}{p.ctype} *)inner({p.name})")
-                     if p.pointer else p.name for p in params)
+    exprs = [("&source" if p.name == "input" else
+              f"({'const ' if p.const else ''}{p.ctype} *)inner({p.name})")
+             if p.pointer else p.name for p in params]
+    decls, args = stream_args.c_groups(CHAIN.replace("_s8", "_source_s8"),
+                                       [p.name for p in params], exprs, "s_", "const")
+    args = ", ".join(args)
+    decls = "\n".join("  " + d for d in decls)
     checks = "\n".join(f"  if (!guarded({p.name}, sizes[{i}])) return {90 + i % 9};"
                        for i, p in enumerate(pointers))
     return r"""
@@ -98,12 +103,13 @@ int rig_chain_guarded(%(decl)s, int8_t *rows, const int32_t *sizes, int32_t fail
   else
     tt_row_source_reader(&source, rig_read_row, &r, (int8_t *)inner(rows),
                          span < xd->h ? span : xd->h, xd->h, r.row_bytes);
+%(decls)s
   const int status = tt_conv_depthwise_pointwise_chain_source_s8(%(args)s);
 %(checks)s
   if (!guarded(rows, sizes[%(n)d])) return 89;
   return r.bad ? %(bad)d : status * 1000 + r.next;
 }
-""" % {"guard": GUARD, "fill": FILL, "decl": decl, "args": args, "checks": checks,
+""" % {"guard": GUARD, "fill": FILL, "decl": decl, "args": args, "decls": decls, "checks": checks,
        "n": len(pointers), "bad": OUT_OF_ORDER}
 
 

@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "tt_forward.h"
+#include "tt_stream.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,37 +63,21 @@ int tt_row_source_finish(tt_row_source *s);
  * TT_FWD_OK, TT_FWD_UNSUPPORTED as it does, or TT_FWD_INPUT_FAILED when the source failed
  * (the output is then not to be used). The source is finished (tt_row_source_finish). */
 #define TT_FWD_INPUT_FAILED 2
-int tt_conv_depthwise_pointwise_packed_source_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, tt_row_source *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *output, int8_t *window, int8_t *pack);
+int tt_conv_depthwise_pointwise_packed_source_s8(const tt_stream_layer *a,
+                                                 const tt_stream_layer *dw,
+                                                 const tt_stream_layer *pw,
+                                                 const tt_stream_dims *dims,
+                                                 tt_row_source *input, int8_t *output,
+                                                 int8_t *window, int8_t *pack);
 
 /* tt_conv_depthwise_pointwise_chain_s8 (tt_stream.h) with the first stream's input rows
  * from `input`: returns as tt_conv_depthwise_pointwise_packed_source_s8 does. */
 int tt_conv_depthwise_pointwise_chain_source_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, tt_row_source *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *window, int8_t *pack, int8_t *ring, const tt_fwd_conv_params *b,
-    const int32_t *b_multiplier, const int32_t *b_shift, const tt_fwd_dims *b_filter_dims,
-    const int8_t *b_filter, const int32_t *b_bias, const tt_fwd_conv_params *b_dw,
-    const int32_t *b_dw_multiplier, const int32_t *b_dw_shift, const tt_fwd_dims *b_mid_dims,
-    const tt_fwd_dims *b_dw_filter_dims, const int8_t *b_dw_filter, const int32_t *b_dw_bias,
-    const tt_fwd_conv_params *b_pw, const int32_t *b_pw_multiplier, const int32_t *b_pw_shift,
-    const tt_fwd_dims *b_dw_output_dims, const tt_fwd_dims *b_pw_filter_dims,
-    const int8_t *b_pw_filter, const int32_t *b_pw_bias, const tt_fwd_dims *b_output_dims,
-    int8_t *b_output, int8_t *b_window, int8_t *b_pack);
+    const tt_stream_layer *a, const tt_stream_layer *dw, const tt_stream_layer *pw,
+    const tt_stream_dims *dims, tt_row_source *input, int8_t *window, int8_t *pack,
+    int8_t *ring, const tt_stream_layer *b, const tt_stream_layer *b_dw,
+    const tt_stream_layer *b_pw, const tt_stream_dims *b_dims, int8_t *b_output,
+    int8_t *b_window, int8_t *b_pack);
 
 /* tt_conv2d_s8 one output row at a time (ascending) with its input rows from `input`: same
  * arguments and bits as tt_conv2d_s8 (batch 1, else TT_FWD_UNSUPPORTED touching nothing);

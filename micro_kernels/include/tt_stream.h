@@ -27,6 +27,46 @@
 extern "C" {
 #endif
 
+/* A stream's layers and shapes, grouped so that every stream takes a few pointers.
+ *
+ * One layer of a stream (its first CONV_2D `a` or 1x1 `pw`, its DEPTHWISE_CONV_2D `dw`, a
+ * three-layer stream's 1x1 projection `pw`): the tensors and quantization tt_conv2d_s8 or
+ * tt_depthwise_conv2d_s8 (tt_forward.h) take, less its input and output.
+ *   params       stride, padding, dilation, input/output zero points, activation clamps
+ *                (a 1x1 layer: stride 1, pads 0);
+ *   multiplier,  [c_out] int32 per-channel requantization (Q31 multiplier, shift: a right
+ *   shift        shift where negative), c_out the layer's output channels;
+ *   filter_dims  a CONV_2D's [c_out, kh, kw, c_in]; a depthwise layer's [1, kh, kw, c * m];
+ *   filter       int8, filter_dims' shape, symmetric per output channel (zero point 0);
+ *   wide         a 1x1 layer's filter pre-widened for SMLAD as tt_conv2d_wide_s8 takes it:
+ *                [c_out * c_in] int16 in tflite_train/codegen/layouts.py's order, 4-byte
+ *                aligned; or NULL (the layer reads its int8 filter; always NULL for `dw`
+ *                and for a first layer that is not 1x1);
+ *   bias         [c_out] int32 at scale input_scale * filter_scale[c], or NULL (zero). */
+typedef struct {
+  const tt_fwd_conv_params *params;
+  const int32_t *multiplier;
+  const int32_t *shift;
+  const tt_fwd_dims *filter_dims;
+  const int8_t *filter;
+  const int16_t *wide;
+  const int32_t *bias;
+} tt_stream_layer;
+
+/* A stream's tensor shapes, [n, h, w, c] each (batch n = 1):
+ *   input      the first layer's input [1, H, W, ci];
+ *   mid        the first layer's output, the depthwise layer's input [1, h, w, cm];
+ *   dw_output  the depthwise layer's output [1, oh, ow, cm * m] (a two-layer stream: the
+ *              same as `output`);
+ *   output     the stream's output: the depthwise output (two layers) or the projection's
+ *              [1, oh, ow, co] (three). */
+typedef struct {
+  const tt_fwd_dims *input;
+  const tt_fwd_dims *mid;
+  const tt_fwd_dims *dw_output;
+  const tt_fwd_dims *output;
+} tt_stream_dims;
+
 /* Bytes of the window: ((kh - 1) * dilation_h + 1, capped at the pointwise output's h)
  * rows of w * c bytes, for the depthwise layer's parameters and shapes (mid_dims: its input,
  * the pointwise output [1, h, w, c]; dw_filter_dims [1, kh, kw, c * m]; output_dims). */
@@ -35,23 +75,16 @@ int32_t tt_pointwise_depthwise_s8_window_bytes(const tt_fwd_conv_params *dw,
                                                const tt_fwd_dims *dw_filter_dims,
                                                const tt_fwd_dims *output_dims);
 
-/* The pointwise layer: pw, pw_multiplier, pw_shift, input [1, h, w, ci], pw_filter
- * [cm, 1, 1, ci], pw_bias [cm] or NULL, as tt_conv2d_s8 takes them (pw's stride 1, pads 0).
- * The depthwise layer: dw, dw_multiplier, dw_shift, mid_dims [1, h, w, cm], dw_filter
- * [1, kh, kw, cm * m], dw_bias or NULL, output [1, oh, ow, cm * m], as
- * tt_depthwise_conv2d_s8 takes them. window: tt_pointwise_depthwise_s8_window_bytes bytes,
- * not overlapping anything else. Returns TT_FWD_OK, or TT_FWD_UNSUPPORTED (touching
- * nothing) for a batch other than 1 or a pointwise layer that is not 1x1, stride 1,
- * unpadded. */
-int tt_pointwise_depthwise_s8(const tt_fwd_conv_params *pw, const int32_t *pw_multiplier,
-                              const int32_t *pw_shift, const tt_fwd_dims *input_dims,
-                              const int8_t *input, const tt_fwd_dims *pw_filter_dims,
-                              const int8_t *pw_filter, const int32_t *pw_bias,
-                              const tt_fwd_conv_params *dw, const int32_t *dw_multiplier,
-                              const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-                              const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter,
-                              const int32_t *dw_bias, const tt_fwd_dims *output_dims,
-                              int8_t *output, int8_t *window);
+/* The pointwise layer `pw` (1x1, stride 1, unpadded; input dims->input [1, h, w, ci], output
+ * dims->mid [1, h, w, cm]) and the depthwise layer `dw` (input dims->mid, output
+ * dims->output [1, oh, ow, cm * m]; dims->dw_output: the same). input: int8 dims->input,
+ * output: int8 dims->output. window: tt_pointwise_depthwise_s8_window_bytes bytes, not
+ * overlapping anything else. Returns TT_FWD_OK, or TT_FWD_UNSUPPORTED (touching nothing) for
+ * a batch other than 1 or a pointwise layer that is not 1x1, stride 1, unpadded. pw->wide:
+ * as tt_pointwise_depthwise_wide_s8 below. */
+int tt_pointwise_depthwise_s8(const tt_stream_layer *pw, const tt_stream_layer *dw,
+                              const tt_stream_dims *dims, const int8_t *input, int8_t *output,
+                              int8_t *window);
 
 /* Both streams with the depthwise layer packed once per call (..._packed_s8, last argument
  * `pack`): every depthwise output row is one depthwise call, and without a pack each call
@@ -66,35 +99,21 @@ int tt_pointwise_depthwise_s8(const tt_fwd_conv_params *pw, const int32_t *pw_mu
 int32_t tt_stream_depthwise_pack_bytes(const tt_fwd_conv_params *dw, const tt_fwd_dims *mid_dims,
                                        const tt_fwd_dims *dw_filter_dims,
                                        const tt_fwd_dims *dw_output_dims);
-int tt_pointwise_depthwise_packed_s8(const tt_fwd_conv_params *pw, const int32_t *pw_multiplier,
-                                     const int32_t *pw_shift, const tt_fwd_dims *input_dims,
-                                     const int8_t *input, const tt_fwd_dims *pw_filter_dims,
-                                     const int8_t *pw_filter, const int32_t *pw_bias,
-                                     const tt_fwd_conv_params *dw, const int32_t *dw_multiplier,
-                                     const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-                                     const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter,
-                                     const int32_t *dw_bias, const tt_fwd_dims *output_dims,
+int tt_pointwise_depthwise_packed_s8(const tt_stream_layer *pw, const tt_stream_layer *dw,
+                                     const tt_stream_dims *dims, const int8_t *input,
                                      int8_t *output, int8_t *window, int8_t *pack);
 
-/* The streams with their 1x1 layers' filters also pre-widened for SMLAD, as
- * tt_conv2d_wide_s8 (tt_forward.h) takes one: `pw_wide` (here the expansion's), `a_wide`
- * and `pw_wide` (the three-layer stream's first layer, when 1x1, and projection), each
- * [co * ci] int16 in tflite_train/codegen/layouts.py's order, 4-byte aligned, or NULL (that
- * layer reads its int8 filter only, as the _packed_s8 forms). A stream computes its 1x1
- * layers a row or two at a time, and without a pre-widened filter each such call either
- * sign-extends the filter's words in every block of pixels or widens the whole filter once
- * more (tt_dsp_rows6w): a frozen filter kept widened in flash saves that every call.
- * Otherwise the arguments, results and bits of the _packed_s8 forms. */
-int tt_pointwise_depthwise_wide_s8(const tt_fwd_conv_params *pw, const int32_t *pw_multiplier,
-                                   const int32_t *pw_shift, const tt_fwd_dims *input_dims,
-                                   const int8_t *input, const tt_fwd_dims *pw_filter_dims,
-                                   const int8_t *pw_filter, const int32_t *pw_bias,
-                                   const tt_fwd_conv_params *dw, const int32_t *dw_multiplier,
-                                   const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-                                   const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter,
-                                   const int32_t *dw_bias, const tt_fwd_dims *output_dims,
-                                   int8_t *output, int8_t *window, int8_t *pack,
-                                   const int16_t *pw_wide);
+/* The streams with their 1x1 layers' filters also pre-widened for SMLAD (the layers'
+ * `wide`: the expansion's here, the three-layer stream's first layer, when 1x1, and
+ * projection): a stream computes its 1x1 layers a row or two at a time, and without a
+ * pre-widened filter each such call either sign-extends the filter's words in every block
+ * of pixels or widens the whole filter once more (tt_dsp_rows6w): a frozen filter kept
+ * widened in flash saves that every call. Every form reads `wide` where it is not NULL; the
+ * _wide_s8 names say which calls the code generator gave pre-widened filters. Otherwise the
+ * arguments, results and bits of the _packed_s8 forms. */
+int tt_pointwise_depthwise_wide_s8(const tt_stream_layer *pw, const tt_stream_layer *dw,
+                                   const tt_stream_dims *dims, const int8_t *input,
+                                   int8_t *output, int8_t *window, int8_t *pack);
 
 /* The least shift >= 0 such that tt_pointwise_depthwise_s8 may write its output starting
  * `shift` bytes before its input (output + shift == input): output row oy is written after
@@ -116,13 +135,12 @@ int32_t tt_pointwise_depthwise_s8_shift(const tt_fwd_conv_params *dw, const tt_f
  * depthwise output (the block's projection), one output row at a time: the rows of a's
  * output (mid, [1, h, w, cm]) a depthwise row reads are computed into `window` (each once,
  * one tt_conv2d_s8 call on the input rows it reads), the depthwise row into the window's
- * last dw_output_dims->w * c bytes (tt_depthwise_conv2d_s8), the output row from it
+ * last dims->dw_output->w * c bytes (tt_depthwise_conv2d_s8), the output row from it
  * (tt_conv2d_s8). Neither mid nor the depthwise output ever exists whole; same kernels,
  * same taps, bit-identical to the three layers run whole.
- * a, a_multiplier, a_shift, input [1, H, W, ci], a_filter [cm, kh, kw, ci], a_bias: as
- * tt_conv2d_s8 takes them (its output: mid_dims). dw ... dw_bias: as tt_depthwise_conv2d_s8
- * (input mid_dims, output dw_output_dims [1, oh, ow, cm * m]). pw ... pw_bias: as
- * tt_conv2d_s8 (input dw_output_dims, filter [co, 1, 1, cm * m]); output [1, oh, ow, co].
+ * a: input dims->input [1, H, W, ci], filter [cm, kh, kw, ci], output dims->mid. dw: input
+ * dims->mid, output dims->dw_output [1, oh, ow, cm * m]. pw: input dims->dw_output, filter
+ * [co, 1, 1, cm * m], output dims->output [1, oh, ow, co]. input, output: int8 of those shapes.
  * window: tt_conv_depthwise_pointwise_s8_window_bytes bytes (the span of mid rows plus one
  * depthwise row), overlapping nothing else. Returns TT_FWD_OK, or TT_FWD_UNSUPPORTED
  * (touching nothing) for a batch other than 1 or a `pw` that is not 1x1, stride 1,
@@ -131,64 +149,43 @@ int32_t tt_conv_depthwise_pointwise_s8_window_bytes(const tt_fwd_conv_params *dw
                                                     const tt_fwd_dims *mid_dims,
                                                     const tt_fwd_dims *dw_filter_dims,
                                                     const tt_fwd_dims *dw_output_dims);
-int tt_conv_depthwise_pointwise_packed_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *output, int8_t *window, int8_t *pack);
+int tt_conv_depthwise_pointwise_packed_s8(const tt_stream_layer *a, const tt_stream_layer *dw,
+                                          const tt_stream_layer *pw, const tt_stream_dims *dims,
+                                          const int8_t *input, int8_t *output, int8_t *window,
+                                          int8_t *pack);
 
-/* Two three-layer streams chained: the first's output (`output_dims`, a model's first
+/* Two three-layer streams chained: the first's output (`dims->output`, a model's first
  * 64x64 block output: 32 KB in MobileNetV2-w0.35) never exists whole. The second stream's
- * first layer (b ... b_bias, its input output_dims) takes the first's output rows from a
- * ring (`ring`: (b_kh - 1) * b_dilation_h + 1 rows, at most output_dims->h, of
- * output_dims->w * c bytes), each computed by the first stream when it is asked for, in
- * ascending order, once. The first stream's arguments are tt_conv_depthwise_pointwise_packed_s8's
- * without `output`; the second's (b_*) are too without its input; the windows and packs
- * (either pack NULL) as there, none overlapping another. Same kernels on the same rows:
- * bit-identical to the two streams called one after the other. TT_FWD_OK, or
- * TT_FWD_UNSUPPORTED where either stream is (touching nothing but the first stream's pack,
- * which it may have filled before it checks the second). */
-int tt_conv_depthwise_pointwise_chain_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *window, int8_t *pack, int8_t *ring, const tt_fwd_conv_params *b,
-    const int32_t *b_multiplier, const int32_t *b_shift, const tt_fwd_dims *b_filter_dims,
-    const int8_t *b_filter, const int32_t *b_bias, const tt_fwd_conv_params *b_dw,
-    const int32_t *b_dw_multiplier, const int32_t *b_dw_shift, const tt_fwd_dims *b_mid_dims,
-    const tt_fwd_dims *b_dw_filter_dims, const int8_t *b_dw_filter, const int32_t *b_dw_bias,
-    const tt_fwd_conv_params *b_pw, const int32_t *b_pw_multiplier, const int32_t *b_pw_shift,
-    const tt_fwd_dims *b_dw_output_dims, const tt_fwd_dims *b_pw_filter_dims,
-    const int8_t *b_pw_filter, const int32_t *b_pw_bias, const tt_fwd_dims *b_output_dims,
-    int8_t *b_output, int8_t *b_window, int8_t *b_pack);
+ * first layer (b, its input b_dims->input: the first's dims->output) takes the first's
+ * output rows from a ring (`ring`: (kh - 1) * dilation_h + 1 rows of b's filter, at most
+ * dims->output->h, of dims->output->w * c bytes), each computed by the first stream when it
+ * is asked for, in ascending order, once. The first stream's arguments are
+ * tt_conv_depthwise_pointwise_packed_s8's without `output`; the second's (b*) are too without
+ * its input; the windows and packs (either pack NULL) as there, none overlapping another.
+ * Same kernels on the same rows: bit-identical to the two streams called one after the
+ * other. TT_FWD_OK, or TT_FWD_UNSUPPORTED where either stream is (touching nothing but the
+ * first stream's pack, which it may have filled before it checks the second). */
+int tt_conv_depthwise_pointwise_chain_s8(const tt_stream_layer *a, const tt_stream_layer *dw,
+                                         const tt_stream_layer *pw, const tt_stream_dims *dims,
+                                         const int8_t *input, int8_t *window, int8_t *pack,
+                                         int8_t *ring, const tt_stream_layer *b,
+                                         const tt_stream_layer *b_dw,
+                                         const tt_stream_layer *b_pw,
+                                         const tt_stream_dims *b_dims, int8_t *b_output,
+                                         int8_t *b_window, int8_t *b_pack);
 
-/* The least shift >= 0 such that tt_conv_depthwise_pointwise_packed_s8 may write its output starting
- * `shift` bytes before its input (output + shift == input), as for
+/* tt_conv_depthwise_pointwise_packed_s8 with pre-widened 1x1 filters (a->wide, pw->wide): as
+ * tt_pointwise_depthwise_wide_s8 above. */
+int tt_conv_depthwise_pointwise_wide_s8(const tt_stream_layer *a, const tt_stream_layer *dw,
+                                        const tt_stream_layer *pw, const tt_stream_dims *dims,
+                                        const int8_t *input, int8_t *output, int8_t *window,
+                                        int8_t *pack);
+
+/* The least shift >= 0 such that tt_conv_depthwise_pointwise_packed_s8 may write its output
+ * starting `shift` bytes before its input (output + shift == input), as for
  * tt_pointwise_depthwise_s8_shift: output row oy is written after mid rows [0, m(oy)) were
  * computed, and the input rows from the first one mid row m(oy) reads (r_lo) are read later:
  *   shift >= (oy + 1) * out_row - r_lo(m(oy)) * in_row while m(oy) < h. */
-int tt_conv_depthwise_pointwise_wide_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *output, int8_t *window, int8_t *pack, const int16_t *a_wide,
-    const int16_t *pw_wide);
-
 int32_t tt_conv_depthwise_pointwise_s8_shift(const tt_fwd_conv_params *a,
                                              const tt_fwd_dims *input_dims,
                                              const tt_fwd_dims *a_filter_dims,

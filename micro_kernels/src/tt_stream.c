@@ -81,18 +81,9 @@ int32_t tt_pointwise_depthwise_s8_window_bytes(const tt_fwd_conv_params *dw,
 /* A depthwise layer reading the rows of a first CONV_2D (`a`) computed into a window, one
  * depthwise output row at a time (both streamed kernels). */
 typedef struct {
-  const tt_fwd_conv_params *a;
-  const int32_t *a_multiplier, *a_shift;
-  const tt_fwd_dims *input_dims, *a_filter_dims;
+  const tt_stream_layer *a, *dw;
+  const tt_stream_dims *dims;
   tt_row_source *input;
-  const int8_t *a_filter;
-  const int16_t *a_wide;                      /* a's filter pre-widened, or NULL */
-  const int32_t *a_bias;
-  const tt_fwd_conv_params *dw;
-  const int32_t *dw_multiplier, *dw_shift;
-  const tt_fwd_dims *mid_dims, *dw_filter_dims;
-  const int8_t *dw_filter;
-  const int32_t *dw_bias;
   int8_t *window;
   void *pack;                                 /* the depthwise layer packed, or NULL */
   int32_t have0, have1;                       /* the window holds mid rows [have0, have1) */
@@ -100,9 +91,10 @@ typedef struct {
 
 /* The depthwise layer packed once for all its rows where the caller lent a pack (NULL:
  * nothing to pack, and every row runs the unpacked kernel). */
-static void pack_depthwise(const stream_state *s, const tt_fwd_dims *dw_output_dims) {
-  tt_depthwise_conv2d_s8_pack(s->dw, s->dw_multiplier, s->dw_shift, s->mid_dims,
-                              s->dw_filter_dims, s->dw_filter, s->dw_bias, dw_output_dims,
+static void pack_depthwise(const stream_state *s) {
+  const tt_stream_layer *dw = s->dw;
+  tt_depthwise_conv2d_s8_pack(dw->params, dw->multiplier, dw->shift, s->dims->mid,
+                              dw->filter_dims, dw->filter, dw->bias, s->dims->dw_output,
                               s->pack);
 }
 
@@ -110,10 +102,12 @@ static void pack_depthwise(const stream_state *s, const tt_fwd_dims *dw_output_d
  * tt_conv2d_s8 call on the input rows they read (the kernel's set-up once for them), from a
  * reader one call a row. */
 static void first_rows(const stream_state *s, int32_t r, int32_t r1, int8_t *out) {
-  const int32_t n = s->input->frame ? r1 - r : 1, row_bytes = s->mid_dims->w * s->mid_dims->c;
+  const tt_stream_layer *a = s->a;
+  const tt_fwd_dims *mid = s->dims->mid;
+  const int32_t n = s->input->frame ? r1 - r : 1, row_bytes = mid->w * mid->c;
   for (; r < r1; r += n, out += n * row_bytes)
-    conv_rows(s->a, s->a_multiplier, s->a_shift, s->input_dims, s->input, s->a_filter_dims,
-              s->a_filter, s->a_wide, s->a_bias, r, n, s->mid_dims->w, s->mid_dims->c, out);
+    conv_rows(a->params, a->multiplier, a->shift, s->dims->input, s->input, a->filter_dims,
+              a->filter, a->wide, a->bias, r, n, mid->w, mid->c, out);
 }
 
 /* The mid rows depthwise output row oy reads, [*r0, *r1) (the rest of its taps: padding). */
@@ -153,9 +147,11 @@ static __attribute__((noinline)) void move_down(int8_t *dst, const int8_t *src, 
 
 /* Depthwise output row oy (rows in ascending order) into `out` ([1, 1, ow, c * m]). */
 static void depthwise_row(stream_state *s, int32_t oy, const tt_fwd_dims *out_row, int8_t *out) {
-  const int32_t row_bytes = s->mid_dims->w * s->mid_dims->c;
+  const tt_stream_layer *dw = s->dw;
+  const tt_fwd_dims *mid = s->dims->mid;
+  const int32_t row_bytes = mid->w * mid->c;
   int32_t top, r0, r1;
-  mid_rows(s->dw, s->mid_dims, s->dw_filter_dims, oy, &top, &r0, &r1);
+  mid_rows(dw->params, mid, dw->filter_dims, oy, &top, &r0, &r1);
   if (r0 >= r1) {                             /* no row in the image: all taps are padding */
     s->have0 = s->have1 = r0;
   } else {
@@ -170,12 +166,11 @@ static void depthwise_row(stream_state *s, int32_t oy, const tt_fwd_dims *out_ro
     if (r1 > s->have1) s->have1 = r1;
   }
   /* the window's first row is mid row r0, so the top padding left is what lies above */
-  tt_fwd_conv_params p = *s->dw;
+  tt_fwd_conv_params p = *dw->params;
   p.pad_top = top < 0 ? -top : 0;
-  const tt_fwd_dims win = {1, r1 > r0 ? r1 - r0 : 0, s->mid_dims->w, s->mid_dims->c};
-  tt_depthwise_conv2d_packed_s8(&p, s->dw_multiplier, s->dw_shift, &win, s->window,
-                                s->dw_filter_dims, s->dw_filter, s->dw_bias, out_row, out,
-                                s->pack);
+  const tt_fwd_dims win = {1, r1 > r0 ? r1 - r0 : 0, mid->w, mid->c};
+  tt_depthwise_conv2d_packed_s8(&p, dw->multiplier, dw->shift, &win, s->window,
+                                dw->filter_dims, dw->filter, dw->bias, out_row, out, s->pack);
 }
 
 /* The least shift with output + shift == input for a stream whose output rows are out_row
@@ -222,59 +217,34 @@ int32_t tt_stream_depthwise_pack_bytes(const tt_fwd_conv_params *dw, const tt_fw
   return tt_depthwise_conv2d_s8_pack_bytes(dw, mid_dims, dw_filter_dims, dw_output_dims);
 }
 
-int tt_pointwise_depthwise_s8(const tt_fwd_conv_params *pw, const int32_t *pw_multiplier,
-                              const int32_t *pw_shift, const tt_fwd_dims *input_dims,
-                              const int8_t *input, const tt_fwd_dims *pw_filter_dims,
-                              const int8_t *pw_filter, const int32_t *pw_bias,
-                              const tt_fwd_conv_params *dw, const int32_t *dw_multiplier,
-                              const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-                              const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter,
-                              const int32_t *dw_bias, const tt_fwd_dims *output_dims,
-                              int8_t *output, int8_t *window) {
-  return tt_pointwise_depthwise_packed_s8(pw, pw_multiplier, pw_shift, input_dims, input,
-                                          pw_filter_dims, pw_filter, pw_bias, dw, dw_multiplier,
-                                          dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias,
-                                          output_dims, output, window, 0);
+int tt_pointwise_depthwise_s8(const tt_stream_layer *pw, const tt_stream_layer *dw,
+                              const tt_stream_dims *dims, const int8_t *input, int8_t *output,
+                              int8_t *window) {
+  return tt_pointwise_depthwise_packed_s8(pw, dw, dims, input, output, window, 0);
 }
 
-int tt_pointwise_depthwise_packed_s8(const tt_fwd_conv_params *pw, const int32_t *pw_multiplier,
-                                     const int32_t *pw_shift, const tt_fwd_dims *input_dims,
-                                     const int8_t *input, const tt_fwd_dims *pw_filter_dims,
-                                     const int8_t *pw_filter, const int32_t *pw_bias,
-                                     const tt_fwd_conv_params *dw, const int32_t *dw_multiplier,
-                                     const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-                                     const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter,
-                                     const int32_t *dw_bias, const tt_fwd_dims *output_dims,
+int tt_pointwise_depthwise_packed_s8(const tt_stream_layer *pw, const tt_stream_layer *dw,
+                                     const tt_stream_dims *dims, const int8_t *input,
                                      int8_t *output, int8_t *window, int8_t *pack) {
-  return tt_pointwise_depthwise_wide_s8(pw, pw_multiplier, pw_shift, input_dims, input,
-                                        pw_filter_dims, pw_filter, pw_bias, dw, dw_multiplier,
-                                        dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias,
-                                        output_dims, output, window, pack, 0);
-}
-
-int tt_pointwise_depthwise_wide_s8(const tt_fwd_conv_params *pw, const int32_t *pw_multiplier,
-                                   const int32_t *pw_shift, const tt_fwd_dims *input_dims,
-                                   const int8_t *input, const tt_fwd_dims *pw_filter_dims,
-                                   const int8_t *pw_filter, const int32_t *pw_bias,
-                                   const tt_fwd_conv_params *dw, const int32_t *dw_multiplier,
-                                   const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-                                   const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter,
-                                   const int32_t *dw_bias, const tt_fwd_dims *output_dims,
-                                   int8_t *output, int8_t *window, int8_t *pack,
-                                   const int16_t *pw_wide) {
-  if (input_dims->n != 1 || pw_filter_dims->h != 1 || pw_filter_dims->w != 1 ||
-      pw->stride_h != 1 || pw->stride_w != 1 || pw->pad_top != 0 || pw->pad_left != 0)
+  const tt_fwd_conv_params *p = pw->params;
+  const tt_fwd_dims *output_dims = dims->output;
+  if (dims->input->n != 1 || pw->filter_dims->h != 1 || pw->filter_dims->w != 1 ||
+      p->stride_h != 1 || p->stride_w != 1 || p->pad_top != 0 || p->pad_left != 0)
     return TT_FWD_UNSUPPORTED;
-  tt_row_source frame = frame_of(input_dims, input);
-  stream_state s = {pw, pw_multiplier, pw_shift, input_dims, pw_filter_dims, &frame,
-                    pw_filter, pw_wide, pw_bias, dw, dw_multiplier, dw_shift, mid_dims,
-                    dw_filter_dims, dw_filter, dw_bias, window, pack, 0, 0};
-  pack_depthwise(&s, output_dims);
+  tt_row_source frame = frame_of(dims->input, input);
+  stream_state s = {pw, dw, dims, &frame, window, pack, 0, 0};
+  pack_depthwise(&s);
   const tt_fwd_dims out_row = {1, 1, output_dims->w, output_dims->c};
   const int32_t out_row_bytes = output_dims->w * output_dims->c;
   for (int32_t oy = 0; oy < output_dims->h; ++oy)
     depthwise_row(&s, oy, &out_row, output + oy * out_row_bytes);
   return TT_FWD_OK;
+}
+
+int tt_pointwise_depthwise_wide_s8(const tt_stream_layer *pw, const tt_stream_layer *dw,
+                                   const tt_stream_dims *dims, const int8_t *input,
+                                   int8_t *output, int8_t *window, int8_t *pack) {
+  return tt_pointwise_depthwise_packed_s8(pw, dw, dims, input, output, window, pack);
 }
 
 int32_t tt_conv_depthwise_pointwise_s8_window_bytes(const tt_fwd_conv_params *dw,
@@ -300,94 +270,56 @@ int32_t tt_conv_depthwise_pointwise_s8_shift(const tt_fwd_conv_params *a,
  * the pointwise layer after it, and where the depthwise row goes (the window's end). */
 typedef struct {
   stream_state s;
-  const tt_fwd_conv_params *pw;
-  const int32_t *pw_multiplier, *pw_shift;
-  const tt_fwd_dims *pw_filter_dims;
-  const int8_t *pw_filter;
-  const int16_t *pw_wide;                     /* pw's filter pre-widened, or NULL */
-  const int32_t *pw_bias;
+  const tt_stream_layer *pw;
   tt_fwd_dims dw_row, out_row;
   int8_t *row;
 } block_stream;
 
 /* 0 where the stream's layers are not what it runs (batch 1, a 1x1 stride-1 unpadded pw). */
-static int block_of(block_stream *k, const stream_state *s, const tt_fwd_conv_params *pw,
-                    const int32_t *pw_multiplier, const int32_t *pw_shift,
-                    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-                    const int8_t *pw_filter, const int32_t *pw_bias,
-                    const tt_fwd_dims *output_dims) {
-  if (s->input_dims->n != 1 || pw_filter_dims->h != 1 || pw_filter_dims->w != 1 ||
-      pw->stride_h != 1 || pw->stride_w != 1 || pw->pad_top != 0 || pw->pad_left != 0 ||
+static int block_of(block_stream *k, const stream_state *s, const tt_stream_layer *pw) {
+  const tt_fwd_conv_params *p = pw->params;
+  const tt_fwd_dims *dw_output_dims = s->dims->dw_output, *output_dims = s->dims->output;
+  const tt_fwd_dims *mid = s->dims->mid;
+  if (s->dims->input->n != 1 || pw->filter_dims->h != 1 || pw->filter_dims->w != 1 ||
+      p->stride_h != 1 || p->stride_w != 1 || p->pad_top != 0 || p->pad_left != 0 ||
       dw_output_dims->h != output_dims->h || dw_output_dims->w != output_dims->w)
     return 0;
   k->s = *s;
   k->pw = pw;
-  k->pw_multiplier = pw_multiplier;
-  k->pw_shift = pw_shift;
-  k->pw_filter_dims = pw_filter_dims;
-  k->pw_filter = pw_filter;
-  k->pw_wide = 0;
-  k->pw_bias = pw_bias;
   const tt_fwd_dims dw_row = {1, 1, dw_output_dims->w, dw_output_dims->c};
   const tt_fwd_dims out_row = {1, 1, output_dims->w, output_dims->c};
   k->dw_row = dw_row;
   k->out_row = out_row;
-  k->row = s->window + span_rows(s->dw, s->mid_dims, s->dw_filter_dims) * s->mid_dims->w *
-                           s->mid_dims->c;
+  k->row = s->window + span_rows(s->dw->params, mid, s->dw->filter_dims) * mid->w * mid->c;
   return 1;
 }
 
 static void block_row(block_stream *k, int32_t oy, int8_t *out) {
+  const tt_stream_layer *pw = k->pw;
   depthwise_row(&k->s, oy, &k->dw_row, k->row);
-  if (k->pw_wide)
-    tt_conv2d_wide_s8(k->pw, k->pw_multiplier, k->pw_shift, &k->dw_row, k->row,
-                      k->pw_filter_dims, k->pw_filter, k->pw_wide, k->pw_bias, &k->out_row, out);
+  if (pw->wide)
+    tt_conv2d_wide_s8(pw->params, pw->multiplier, pw->shift, &k->dw_row, k->row,
+                      pw->filter_dims, pw->filter, pw->wide, pw->bias, &k->out_row, out);
   else
-    tt_conv2d_s8(k->pw, k->pw_multiplier, k->pw_shift, &k->dw_row, k->row, k->pw_filter_dims,
-                 k->pw_filter, k->pw_bias, &k->out_row, out);
+    tt_conv2d_s8(pw->params, pw->multiplier, pw->shift, &k->dw_row, k->row, pw->filter_dims,
+                 pw->filter, pw->bias, &k->out_row, out);
 }
 
-/* The three-layer stream, either side's 1x1 filter pre-widened or not (NULL). */
-static int block_run(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, tt_row_source *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *output, int8_t *window, int8_t *pack, const int16_t *a_wide,
-    const int16_t *pw_wide) {
-  const stream_state s = {a, a_multiplier, a_shift, input_dims, a_filter_dims, input,
-                          a_filter, a_wide, a_bias, dw, dw_multiplier, dw_shift, mid_dims,
-                          dw_filter_dims, dw_filter, dw_bias, window, pack, 0, 0};
+/* The three-layer stream, either side's 1x1 filter pre-widened or not (its `wide` NULL). */
+int tt_conv_depthwise_pointwise_packed_source_s8(const tt_stream_layer *a,
+                                                 const tt_stream_layer *dw,
+                                                 const tt_stream_layer *pw,
+                                                 const tt_stream_dims *dims,
+                                                 tt_row_source *input, int8_t *output,
+                                                 int8_t *window, int8_t *pack) {
+  const stream_state s = {a, dw, dims, input, window, pack, 0, 0};
   block_stream k;
-  if (!block_of(&k, &s, pw, pw_multiplier, pw_shift, dw_output_dims, pw_filter_dims, pw_filter,
-                pw_bias, output_dims))
-    return TT_FWD_UNSUPPORTED;
-  k.pw_wide = pw_wide;
-  pack_depthwise(&k.s, dw_output_dims);
+  if (!block_of(&k, &s, pw)) return TT_FWD_UNSUPPORTED;
+  pack_depthwise(&k.s);
+  const tt_fwd_dims *output_dims = dims->output;
   const int32_t out_row_bytes = output_dims->w * output_dims->c;
   for (int32_t oy = 0; oy < output_dims->h; ++oy) block_row(&k, oy, output + oy * out_row_bytes);
   return tt_row_source_finish(input) ? TT_FWD_INPUT_FAILED : TT_FWD_OK;
-}
-
-int tt_conv_depthwise_pointwise_packed_source_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, tt_row_source *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *output, int8_t *window, int8_t *pack) {
-  return block_run(
-      a, a_multiplier, a_shift, input_dims, input, a_filter_dims, a_filter, a_bias, dw,
-      dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias, pw, pw_multiplier,
-      pw_shift, dw_output_dims, pw_filter_dims, pw_filter, pw_bias, output_dims, output, window,
-      pack, 0, 0);
 }
 
 /* The first stream of a chain as the second's row reader: row y of its output, when asked
@@ -400,110 +332,58 @@ static int chained_row(int32_t y, int8_t *row, void *ctx) {
 }
 
 int tt_conv_depthwise_pointwise_chain_source_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, tt_row_source *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *window, int8_t *pack, int8_t *ring, const tt_fwd_conv_params *b,
-    const int32_t *b_multiplier, const int32_t *b_shift, const tt_fwd_dims *b_filter_dims,
-    const int8_t *b_filter, const int32_t *b_bias, const tt_fwd_conv_params *b_dw,
-    const int32_t *b_dw_multiplier, const int32_t *b_dw_shift, const tt_fwd_dims *b_mid_dims,
-    const tt_fwd_dims *b_dw_filter_dims, const int8_t *b_dw_filter, const int32_t *b_dw_bias,
-    const tt_fwd_conv_params *b_pw, const int32_t *b_pw_multiplier, const int32_t *b_pw_shift,
-    const tt_fwd_dims *b_dw_output_dims, const tt_fwd_dims *b_pw_filter_dims,
-    const int8_t *b_pw_filter, const int32_t *b_pw_bias, const tt_fwd_dims *b_output_dims,
-    int8_t *b_output, int8_t *b_window, int8_t *b_pack) {
-  const stream_state s = {a, a_multiplier, a_shift, input_dims, a_filter_dims, input,
-                          a_filter, 0, a_bias, dw, dw_multiplier, dw_shift, mid_dims,
-                          dw_filter_dims, dw_filter, dw_bias, window, pack, 0, 0};
+    const tt_stream_layer *a, const tt_stream_layer *dw, const tt_stream_layer *pw,
+    const tt_stream_dims *dims, tt_row_source *input, int8_t *window, int8_t *pack,
+    int8_t *ring, const tt_stream_layer *b, const tt_stream_layer *b_dw,
+    const tt_stream_layer *b_pw, const tt_stream_dims *b_dims, int8_t *b_output,
+    int8_t *b_window, int8_t *b_pack) {
+  const stream_state s = {a, dw, dims, input, window, pack, 0, 0};
   block_stream first;
-  if (!block_of(&first, &s, pw, pw_multiplier, pw_shift, dw_output_dims, pw_filter_dims,
-                pw_filter, pw_bias, output_dims))
-    return TT_FWD_UNSUPPORTED;
+  if (!block_of(&first, &s, pw)) return TT_FWD_UNSUPPORTED;
+  const tt_fwd_dims *output_dims = dims->output;
   tt_row_source rows;
-  const int32_t span = (b_filter_dims->h - 1) * b->dilation_h + 1;
+  const int32_t span = (b->filter_dims->h - 1) * b->params->dilation_h + 1;
   tt_row_source_reader(&rows, chained_row, &first, ring, span < output_dims->h ? span
                                                                               : output_dims->h,
                        output_dims->h, output_dims->w * output_dims->c);
-  pack_depthwise(&first.s, dw_output_dims);
+  pack_depthwise(&first.s);
   /* the second stream checks its own layers before it reads a row */
-  const int status = tt_conv_depthwise_pointwise_packed_source_s8(
-      b, b_multiplier, b_shift, output_dims, &rows, b_filter_dims, b_filter, b_bias, b_dw,
-      b_dw_multiplier, b_dw_shift, b_mid_dims, b_dw_filter_dims, b_dw_filter, b_dw_bias, b_pw,
-      b_pw_multiplier, b_pw_shift, b_dw_output_dims, b_pw_filter_dims, b_pw_filter, b_pw_bias,
-      b_output_dims, b_output, b_window, b_pack);
+  const int status = tt_conv_depthwise_pointwise_packed_source_s8(b, b_dw, b_pw, b_dims, &rows,
+                                                                  b_output, b_window, b_pack);
   if (status == TT_FWD_UNSUPPORTED) return status;
   return tt_row_source_finish(input) || status == TT_FWD_INPUT_FAILED ? TT_FWD_INPUT_FAILED
                                                                       : TT_FWD_OK;
 }
 
-int tt_conv_depthwise_pointwise_chain_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *window, int8_t *pack, int8_t *ring, const tt_fwd_conv_params *b,
-    const int32_t *b_multiplier, const int32_t *b_shift, const tt_fwd_dims *b_filter_dims,
-    const int8_t *b_filter, const int32_t *b_bias, const tt_fwd_conv_params *b_dw,
-    const int32_t *b_dw_multiplier, const int32_t *b_dw_shift, const tt_fwd_dims *b_mid_dims,
-    const tt_fwd_dims *b_dw_filter_dims, const int8_t *b_dw_filter, const int32_t *b_dw_bias,
-    const tt_fwd_conv_params *b_pw, const int32_t *b_pw_multiplier, const int32_t *b_pw_shift,
-    const tt_fwd_dims *b_dw_output_dims, const tt_fwd_dims *b_pw_filter_dims,
-    const int8_t *b_pw_filter, const int32_t *b_pw_bias, const tt_fwd_dims *b_output_dims,
-    int8_t *b_output, int8_t *b_window, int8_t *b_pack) {
-  tt_row_source frame = frame_of(input_dims, input);
-  return tt_conv_depthwise_pointwise_chain_source_s8(
-      a, a_multiplier, a_shift, input_dims, &frame, a_filter_dims, a_filter, a_bias, dw,
-      dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias, pw, pw_multiplier,
-      pw_shift, dw_output_dims, pw_filter_dims, pw_filter, pw_bias, output_dims, window, pack,
-      ring, b, b_multiplier, b_shift, b_filter_dims, b_filter, b_bias, b_dw, b_dw_multiplier,
-      b_dw_shift, b_mid_dims, b_dw_filter_dims, b_dw_filter, b_dw_bias, b_pw, b_pw_multiplier,
-      b_pw_shift, b_dw_output_dims, b_pw_filter_dims, b_pw_filter, b_pw_bias, b_output_dims,
-      b_output, b_window, b_pack);
+int tt_conv_depthwise_pointwise_chain_s8(const tt_stream_layer *a, const tt_stream_layer *dw,
+                                         const tt_stream_layer *pw, const tt_stream_dims *dims,
+                                         const int8_t *input, int8_t *window, int8_t *pack,
+                                         int8_t *ring, const tt_stream_layer *b,
+                                         const tt_stream_layer *b_dw,
+                                         const tt_stream_layer *b_pw,
+                                         const tt_stream_dims *b_dims, int8_t *b_output,
+                                         int8_t *b_window, int8_t *b_pack) {
+  tt_row_source frame = frame_of(dims->input, input);
+  return tt_conv_depthwise_pointwise_chain_source_s8(a, dw, pw, dims, &frame, window, pack,
+                                                     ring, b, b_dw, b_pw, b_dims, b_output,
+                                                     b_window, b_pack);
 }
 
 /* A frame never fails: these return TT_FWD_OK or TT_FWD_UNSUPPORTED. */
-int tt_conv_depthwise_pointwise_packed_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *output, int8_t *window, int8_t *pack) {
-  return tt_conv_depthwise_pointwise_wide_s8(
-      a, a_multiplier, a_shift, input_dims, input, a_filter_dims, a_filter, a_bias, dw,
-      dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter, dw_bias, pw, pw_multiplier,
-      pw_shift, dw_output_dims, pw_filter_dims, pw_filter, pw_bias, output_dims, output, window,
-      pack, 0, 0);
+int tt_conv_depthwise_pointwise_packed_s8(const tt_stream_layer *a, const tt_stream_layer *dw,
+                                          const tt_stream_layer *pw, const tt_stream_dims *dims,
+                                          const int8_t *input, int8_t *output, int8_t *window,
+                                          int8_t *pack) {
+  tt_row_source frame = frame_of(dims->input, input);
+  return tt_conv_depthwise_pointwise_packed_source_s8(a, dw, pw, dims, &frame, output, window,
+                                                      pack);
 }
 
-int tt_conv_depthwise_pointwise_wide_s8(
-    const tt_fwd_conv_params *a, const int32_t *a_multiplier, const int32_t *a_shift,
-    const tt_fwd_dims *input_dims, const int8_t *input, const tt_fwd_dims *a_filter_dims,
-    const int8_t *a_filter, const int32_t *a_bias, const tt_fwd_conv_params *dw,
-    const int32_t *dw_multiplier, const int32_t *dw_shift, const tt_fwd_dims *mid_dims,
-    const tt_fwd_dims *dw_filter_dims, const int8_t *dw_filter, const int32_t *dw_bias,
-    const tt_fwd_conv_params *pw, const int32_t *pw_multiplier, const int32_t *pw_shift,
-    const tt_fwd_dims *dw_output_dims, const tt_fwd_dims *pw_filter_dims,
-    const int8_t *pw_filter, const int32_t *pw_bias, const tt_fwd_dims *output_dims,
-    int8_t *output, int8_t *window, int8_t *pack, const int16_t *a_wide,
-    const int16_t *pw_wide) {
-  tt_row_source frame = frame_of(input_dims, input);
-  return block_run(a, a_multiplier, a_shift, input_dims, &frame, a_filter_dims, a_filter,
-                   a_bias, dw, dw_multiplier, dw_shift, mid_dims, dw_filter_dims, dw_filter,
-                   dw_bias, pw, pw_multiplier, pw_shift, dw_output_dims, pw_filter_dims,
-                   pw_filter, pw_bias, output_dims, output, window, pack, a_wide, pw_wide);
+int tt_conv_depthwise_pointwise_wide_s8(const tt_stream_layer *a, const tt_stream_layer *dw,
+                                        const tt_stream_layer *pw, const tt_stream_dims *dims,
+                                        const int8_t *input, int8_t *output, int8_t *window,
+                                        int8_t *pack) {
+  return tt_conv_depthwise_pointwise_packed_s8(a, dw, pw, dims, input, output, window, pack);
 }
 
 int32_t tt_conv2d_rows_s8_shift(const tt_fwd_conv_params *p, const tt_fwd_dims *input_dims,

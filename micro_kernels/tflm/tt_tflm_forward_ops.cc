@@ -353,13 +353,17 @@ TfLiteStatus StreamInvoke(TfLiteContext *context, TfLiteNode *node) {
   const tt_fwd_dims xd = Dims4(x, Dim(x, 3)), pfd = Dims4(pf, Dim(pf, 3));
   const tt_fwd_dims mid = {1, Dim(x, 1), Dim(x, 2), cm};
   const tt_fwd_dims dfd = Dims4(df, cm), yd = Dims4(y, cm);
+  const tt_stream_layer pl = {&pw, Data<int32_t>(EvalInput(context, node, kPwRequant)),
+                              Data<int32_t>(EvalInput(context, node, kPwRequant + 1)), &pfd,
+                              Data<int8_t>(pf), nullptr,
+                              Data<int32_t>(EvalInput(context, node, kPwBias))};
+  const tt_stream_layer dl = {&dw, Data<int32_t>(EvalInput(context, node, kDwRequant)),
+                              Data<int32_t>(EvalInput(context, node, kDwRequant + 1)), &dfd,
+                              Data<int8_t>(df), nullptr,
+                              Data<int32_t>(EvalInput(context, node, kDwBias))};
+  const tt_stream_dims dims = {&xd, &mid, &yd, &yd};
   const int status = tt_pointwise_depthwise_s8(
-      &pw, Data<int32_t>(EvalInput(context, node, kPwRequant)),
-      Data<int32_t>(EvalInput(context, node, kPwRequant + 1)), &xd, Data<int8_t>(x), &pfd,
-      Data<int8_t>(pf), Data<int32_t>(EvalInput(context, node, kPwBias)), &dw,
-      Data<int32_t>(EvalInput(context, node, kDwRequant)),
-      Data<int32_t>(EvalInput(context, node, kDwRequant + 1)), &mid, &dfd, Data<int8_t>(df),
-      Data<int32_t>(EvalInput(context, node, kDwBias)), &yd, Data<int8_t>(y),
+      &pl, &dl, &dims, Data<int8_t>(x), Data<int8_t>(y),
       static_cast<int8_t *>(Scratch(context, d->scratch)));
   return status == TT_FWD_OK ? kTfLiteOk : kTfLiteError;
 }

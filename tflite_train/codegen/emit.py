@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import __version__, checkpoint
 from ..runtime import kernel_calls as K
+from ..runtime import stream_args
 from ..runtime.kernel_calls import In, KernelCall, Out, Scratch, UpdateState
 from ..training_ops import options_of
 from .program import CodegenError, Program, SplitPart, TensorArg
@@ -181,13 +182,20 @@ class Emitter:
         return (isinstance(a, TensorArg) and a.tensor == self.p.sample) or \
             (isinstance(a, In) and not a.value and op.inputs[a.k] == self.p.sample)
 
-    def call(self, k: int, call: KernelCall) -> str:
+    def call(self, k: int, call: KernelCall) -> tuple[list[str], str]:
+        """(the declarations the call needs: a stream's argument structs, static const
+        designated initialisers; the call)."""
         scratch = [sum(isinstance(b, Scratch) for b in call.args[:i])
                    for i in range(len(call.args))]
-        args = [self.arg(k, p, a, j) for p, a, j in zip(call.signature.params, call.args, scratch)]
+        params = call.signature.params
+        args = [self.arg(k, p, a, j) for p, a, j in zip(params, call.args, scratch)]
         name = self.p.rows.kernel if self.p.rows is not None and k == self.p.rows.op \
             else call.name
-        return f"{name}({', '.join(args)})"
+        decls = []
+        if name in stream_args.STREAMS:
+            decls, args = stream_args.c_groups(name, [p.name for p in params], args,
+                                               f"tt_s{k}_")
+        return decls, f"{name}({', '.join(args)})"
 
     # --- the files --------------------------------------------------------------------------
 
@@ -264,7 +272,8 @@ class Emitter:
                 head += f" ({step.note})"
             lines.append(f"{pad}/* {_comment(head)} */")
             if step.call is not None:
-                text = self.call(step.op, step.call)
+                decls, text = self.call(step.op, step.call)
+                lines += [pad + d for d in decls]
                 if self.p.rows is not None and step.op == self.p.rows.op:
                     lines += [f"{pad}status = {text};",
                               f"{pad}if (status == TT_FWD_INPUT_FAILED) return "

@@ -10,7 +10,9 @@ them to places in a static memory plan and writes the call as C.
 
 The functions' signatures and the parameter structs are read from the headers themselves
 (`signatures()`, `struct_class()`): a kernel whose C signature changes shows up here as a
-description that no longer fits (`KernelCall.check`).
+description that no longer fits (`KernelCall.check`). The streams (tt_stream.h) take their
+layers and shapes grouped into structs; a call describes them flat (`signatures()`), and
+stream_args groups them for C (`c_signatures()`, `host_call`, the code generator).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import TTError
+from . import stream_args
 from .build import MICRO_KERNELS, micro_kernels_library
 
 HEADERS = tuple(MICRO_KERNELS / "include" / name
@@ -67,14 +70,25 @@ def _param(text: str) -> Param:
 
 
 @lru_cache(maxsize=1)
-def signatures() -> dict[str, Signature]:
-    """Every tt_* function of the headers."""
+def c_signatures() -> dict[str, Signature]:
+    """Every tt_* function of the headers, as C declares it."""
     out = {}
     for header in HEADERS:
         text = strip_comments(header.read_text())
         for ret, name, params in re.findall(r"^(\w+)\s+(tt_\w+)\(([^)]*)\);", text, re.M):
             out[name] = Signature(name, ret, tuple(_param(p) for p in params.split(",")
                                                    if p.strip() and p.strip() != "void"))
+    return out
+
+
+@lru_cache(maxsize=1)
+def signatures() -> dict[str, Signature]:
+    """Every tt_* function of the headers as a call describes it: a stream's arguments flat
+    (stream_args; the C function takes them grouped into structs)."""
+    out = dict(c_signatures())
+    for name, (flat, _) in stream_args.STREAMS.items():
+        if name in out:
+            out[name] = Signature(name, out[name].ret, tuple(_param(p) for p in flat))
     return out
 
 
@@ -200,7 +214,7 @@ def f32(values) -> np.ndarray:
 def _library() -> C.CDLL:
     """The host kernel library with every header function's argument and return types."""
     lib = C.CDLL(str(micro_kernels_library("all", "libtt_kernels.so")))
-    for name, sig in signatures().items():
+    for name, sig in c_signatures().items():
         fn = getattr(lib, name)
         fn.restype = CTYPES[sig.ret]
         fn.argtypes = [C.c_void_p if p.pointer else CTYPES[p.ctype] for p in sig.params]
@@ -217,4 +231,9 @@ def host_call(name: str, *args):
             return np.ascontiguousarray(a).ctypes.data
         return a
     keep = [np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args]
+    if name in stream_args.STREAMS:
+        values, alive = stream_args.host_args(name, [arg(a) for a in keep])
+        result = getattr(_library(), name)(*values)
+        del alive                                 # the structs, until the call returned
+        return result
     return getattr(_library(), name)(*[arg(a) for a in keep])
