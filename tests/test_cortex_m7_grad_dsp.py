@@ -13,8 +13,9 @@ word, a partial block of staged columns), output-channel counts that shrink the 
 to 4, 2 and 1 columns or leave the buffer (portable), split filters at every alignment of
 the seam, masks whose bits start mid-byte, gradients of -128 and weights of -128 at the
 largest multiplier (wm = -32768), multipliers outside [0, 256] (portable), one and two
-passes, nearest and stochastic rounding (the draws of dx's row-major order), a single row
-(portable), and 1x1 layers that are not pointwise (stride 2, padding: portable); for the
+passes, nearest and stochastic rounding (the draws of dx's row-major order), calls of 1-3
+rows (the weights read without staging: test_unstaged_rows_equal_portable's shapes too), and
+1x1 layers that are not pointwise (stride 2, padding: portable); for the
 weight gradients and fused updates, weight_grad_calls says which. Whole int8-gradient training steps
 run through the DSP build in test_cortex_m7 (the rig's default build) against the host.
 """
