@@ -13,8 +13,9 @@ word, a partial block of staged columns), output-channel counts that shrink the 
 to 4, 2 and 1 columns or leave the buffer (portable), split filters at every alignment of
 the seam, masks whose bits start mid-byte, gradients of -128 and weights of -128 at the
 largest multiplier (wm = -32768), multipliers outside [0, 256] (portable), one and two
-passes, nearest and stochastic rounding (the draws of dx's row-major order), a single row
-(portable), and 1x1 layers that are not pointwise (stride 2, padding: portable); for the
+passes, nearest and stochastic rounding (the draws of dx's row-major order), calls of 1-3
+rows (the weights read without staging: test_unstaged_rows_equal_portable's shapes too), and
+1x1 layers that are not pointwise (stride 2, padding: portable); for the
 weight gradients and fused updates, weight_grad_calls says which. Whole int8-gradient training steps
 run through the DSP build in test_cortex_m7 (the rig's default build) against the host.
 """
@@ -31,8 +32,8 @@ import test_cortex_m7 as rig
 from conftest import require_tool
 from tflite_train.runtime import c_kernels
 
-DSP_SOURCES = [c_kernels.ROOT / "src" / f"tt_{family}_dsp.c" for family in ("input_grad",
-                                                                              "param_grad")]
+DSP_SOURCES = [c_kernels.ROOT / "src" / f"tt_{family}_dsp.c"
+               for family in ("input_grad", "input_grad_rows", "param_grad")]
 REAL = c_kernels.library()
 
 
@@ -97,7 +98,7 @@ def input_grad_variants(mask: np.ndarray, dx_shape, seed: int, steps: int):
                        rig_p(scratch, C.c_int32), kept)
 
 
-def input_grad_calls(rng) -> None:
+def input_grad_calls(rng, rows_only: bool = False) -> None:
     lib = c_kernels.library()
     # (n, h, w, co, ci): pointwise layers
     shapes = [(1, 5, 7, 5, 3), (2, 3, 3, 13, 11), (1, 4, 4, 64, 17), (1, 3, 3, 16, 8),
@@ -118,6 +119,12 @@ def input_grad_calls(rng) -> None:
               (1, 7, 7, 24, 128)]                     # the rows' states; the first block
                                                       # jumps 120 draws 35-48 times: tables
                                                       # built by squaring (as MCUNet's 432)
+    if rows_only:
+        # unstaged (tt_input_grad_rows_dsp.c, 1-3 rows): two rows and a last one, an odd co,
+        # columns past the last block of four; 4 positions: the second pass of 3 rows; 520
+        # columns: two chunks of accumulators (the rows' streams carried across them). The
+        # indices keep the split filters and the masks' special multipliers.
+        shapes = [(1, 1, 3, 13, 11), (1, 2, 2, 9, 21), (1, 1, 3, 8, 520)]
     for k, (n, h, w, co, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), sparse=k in (3, 11))
         wt = rng.integers(-128, 128, (co, 1, 1, ci)).astype(np.int8)
@@ -130,9 +137,10 @@ def input_grad_calls(rng) -> None:
                 i8(dy), rig_p(np.array([0.01], np.float32), C.c_float), mask_p, n, h, w, co,
                 i8(wt), rig_p(mult, C.c_int16), C.c_float(unit), 1, 1, C.byref(win), h, w,
                 ci, dx, scale, state, scratch, kept)
-        # split filters: the seam at every alignment (not on the last two layers, which test
-        # the stochastic walk's jumps: the rig's 1 MB of flash holds the calls' data)
-        for split in sorted({1, ci // 2, ci - 1} - {0, ci} if k < 14 else ()):
+        # split filters: the seam at every alignment (not on the two layers which test the
+        # stochastic walk's jumps nor on the 520 columns: the rig's 1 MB of flash holds the
+        # calls' data)
+        for split in sorted({1, ci // 2, ci - 1} - {0, ci} if k < 14 and ci < 512 else ()):
             lo = np.ascontiguousarray(wt[..., :split])
             hi = np.ascontiguousarray(wt[..., split:])
             for kept in kept_splits(n * h * w, split):
@@ -144,6 +152,8 @@ def input_grad_calls(rng) -> None:
                     rig_p(mask, C.c_uint8), n, h, w, co, i8(lo), split, i8(hi),
                     rig_p(mult, C.c_int16), C.c_float(unit), 1, 1, C.byref(win), h, w, ci,
                     i8(dx), rig_p(scale, C.c_float), None, rig_p(scratch, C.c_int32), kept)
+    if rows_only:
+        return
     # multipliers outside [0, 2^8] (not what augment makes): the portable code
     dy, wt = dy_of(rng, (1, 3, 3, 6), False), rng.integers(-128, 128, (6, 1, 1, 5)).astype(np.int8)
     for bad in (300, -5):
@@ -405,3 +415,19 @@ def test_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
                                        "tt_save_mask_s8"}
     rig.run_in_both_builds(calls, tmp_path)
     print(f"{len(calls)} edge-shape calls")
+
+
+def test_unstaged_rows_equal_portable(tmp_path):
+    """The pointwise input gradients of 1-3 rows, which the DSP version computes without
+    staging the weights (tt_input_grad_rows_dsp.c: one and two rows at a time, split
+    filters, masks, both roundings, the kept accumulators of a first pass and the second
+    pass of the rest), give the portable code's bits on the rig."""
+    require_tool(shutil.which("arm-none-eabi-gcc") is not None
+                 and shutil.which("qemu-system-arm") is not None,
+                 "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls: list = []
+    lib = c_kernels.library()
+    lib.tt_conv2d_input_grad_split_s8.restype = None
+    with rig.recording(calls):
+        input_grad_calls(np.random.default_rng(29), rows_only=True)
+    rig.run_in_both_builds(calls, tmp_path)

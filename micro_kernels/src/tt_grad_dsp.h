@@ -63,15 +63,35 @@ static inline int32_t tt_wdsp_stage_bytes(int32_t rows, int32_t k, int int16) {
  * or both), or `r` rounds them into dx [rows, ci] (stochastically with the
  * draws of dx's row-major order, as the portable walk, leaving r's stream where it does).
  * Returns 0, having done nothing, when the layer is not one it takes (a multiplier outside
- * [0, 2^TT_GRAD_MAX_SHIFT], co too large for the buffer, or a single row) or the call both
+ * [0, 2^TT_GRAD_MAX_SHIFT], co too large for the buffer, or no rows) or the call both
  * rounds and keeps or measures (the walks do one or the other); the caller then runs the
- * portable code. */
+ * portable code. A call of few rows reads the weights without staging them
+ * (tt_dsp_pointwise_input_grad_rows_s8, by a cost rule). */
 int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t mask_at,
                                    int32_t rows,
                                    int32_t co, const int8_t *w_lo, int32_t k,
                                    const int8_t *w_hi, int32_t ci, const int16_t *mult,
                                    const tt_keep *keep, uint32_t *amax, tt_rounder *r,
                                    int8_t *dx);
+
+/* tt_dsp_pointwise_input_grad_s8's rows without staging the weights (the same arguments and
+ * results, any number of rows, a layer it takes): the rows' h = dy * mult staged two rows
+ * at a time on the stack, in TT_GRAD_DSP_STAGE_BYTES with chunks of the two rows'
+ * accumulators, the int8 weights read as they are. Only where tt_dsp_rows_fit(co). Cheaper
+ * than staging where the rows are few (tt_dsp_pointwise_input_grad_s8 compares the two). */
+int tt_dsp_pointwise_input_grad_rows_s8(const int8_t *dy, const uint8_t *mask, int32_t mask_at,
+                                        int32_t rows, int32_t co, const int8_t *w_lo,
+                                        int32_t k, const int8_t *w_hi, int32_t ci,
+                                        const int16_t *mult, const tt_keep *keep,
+                                        uint32_t *amax, tt_rounder *r, int8_t *dx);
+
+/* The words of two rows' h (pairs of outputs, interleaved) and of a chunk of their
+ * accumulators in that staging (at least four columns a row: co <= 1016 of 4 KB). */
+static inline int32_t tt_dsp_rows_h_words(int32_t co) { return 2 * ((co + 1) >> 1); }
+static inline int32_t tt_dsp_rows_chunk(int32_t co) {
+  return ((TT_GRAD_DSP_STAGE_BYTES / 4 - tt_dsp_rows_h_words(co)) >> 1) & ~3;
+}
+static inline int tt_dsp_rows_fit(int32_t co) { return tt_dsp_rows_chunk(co) >= 4; }
 
 /* Stochastic rounding draws from the op's xorshift32 stream in dx's row-major order
  * (tt_round_grad), but the DSP walks go block of channels by block: after a position's nc

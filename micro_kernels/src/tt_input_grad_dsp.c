@@ -408,25 +408,26 @@ TT_GDSP_BLOCK(3, 1, 0)
 TT_GDSP_BLOCK(2, 1, r != 0)
 TT_GDSP_BLOCK(1, 1, r != 0)
 
-int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t mask_at,
-                                   int32_t rows,
-                                   int32_t co, const int8_t *w_lo, int32_t k,
-                                   const int8_t *w_hi, int32_t ci, const int16_t *mult,
-                                   const tt_keep *keep, uint32_t *amax, tt_rounder *r,
-                                   int8_t *dx) {
-  const int32_t groups = (co + 3) >> 2;
-  const int32_t column = 8 * groups;                        /* bytes of a staged column */
-  /* the widest block the staging holds: a dy word's extensions serve all CB columns, so
-   * wider is fewer instructions per MAC (3 columns, not 2, for MCUNet's 576 outputs: 1.97
-   * -> 1.71 a MAC at 4x4; a copy for 5 gained 0.04 on its 384 and was left out) */
+/* The staging's widest block of columns for co outputs (0: not one column fits). */
+static int32_t block_width(int32_t co) {
+  /* a dy word's extensions serve all CB columns, so wider is fewer instructions per MAC (3
+   * columns, not 2, for MCUNet's 576 outputs: 1.97 -> 1.71 a MAC at 4x4; a copy for 5 gained
+   * 0.04 on its 384 and was left out) */
   static const int8_t widths[9] = {0, 1, 2, 3, 4, 4, 4, 4, 8};
-  const int32_t fit = TT_GRAD_DSP_STAGE_BYTES / column;
-  const int32_t CB = widths[fit < 8 ? fit : 8];
-  /* one row does not pay for the staging (about three instructions a weight, against the
-   * portable code's five a MAC): measured on MCUNet's classifier, 7.8 against 5.2 */
-  if (CB == 0 || rows < 2) return 0;
-  for (int32_t o = 0; o < co; ++o)
-    if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
+  const int32_t fit = TT_GRAD_DSP_STAGE_BYTES / (8 * ((co + 3) >> 2));
+  return widths[fit < 8 ? fit : 8];
+}
+
+/* The staged walk of a layer tt_dsp_pointwise_input_grad_s8 has checked and given to it (its
+ * own frame: the staging on the stack is not under the unstaged rows' frames). */
+static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t *mask,
+                                                 int32_t mask_at, int32_t rows, int32_t co,
+                                                 const int8_t *w_lo, int32_t k,
+                                                 const int8_t *w_hi, int32_t ci,
+                                                 const int16_t *mult, const tt_keep *keep,
+                                                 uint32_t *amax, tt_rounder *r, int8_t *dx) {
+  const int32_t groups = (co + 3) >> 2;
+  const int32_t CB = block_width(co);
   tt_dsp_word stage[TT_GRAD_DSP_STAGE_BYTES / 4] __attribute__((aligned(8)));
   const int stochastic = r != 0 && r->stochastic && !r->exact;
   /* the rows' stream states after the staged block, where they fit (one word a row): one
@@ -441,8 +442,6 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
        {0, block1_1, block2_1, block3_1, block4_1, 0, 0, 0, block8_1}},
       {{0, block1_0_r, block2_0_r, block3_0_r, block4_0_r, 0, 0, 0, block8_0_r},
        {0, block1_1_r, block2_1_r, block3_1_r, block4_1_r, 0, 0, 0, block8_1_r}}};
-  /* a call rounds, or keeps and measures (the copies take one or the other) */
-  if (r != 0 && (keep != 0 || amax != 0)) return 0;
   const block_fn fn = blocks[r != 0][mask != 0][CB];
   uint32_t top = 0;
   uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
@@ -463,6 +462,33 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   }
   if (amax != 0) *amax = top;
   return 1;
+}
+
+int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t mask_at,
+                                   int32_t rows,
+                                   int32_t co, const int8_t *w_lo, int32_t k,
+                                   const int8_t *w_hi, int32_t ci, const int16_t *mult,
+                                   const tt_keep *keep, uint32_t *amax, tt_rounder *r,
+                                   int8_t *dx) {
+  if (rows < 1) return 0;
+  for (int32_t o = 0; o < co; ++o)
+    if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
+  /* a call rounds, or keeps and measures (the walks do one or the other) */
+  if (r != 0 && (keep != 0 || amax != 0)) return 0;
+  /* staging or not, by instructions per weight (tenths; the loops' counts, checked on the
+   * rig): the staging 36 and 8.4 a row; unstaged (tt_input_grad_rows_dsp.c) 35 per two rows,
+   * 23 a last odd row: 2 and 3 rows go unstaged, 4 and more staged (a mask makes the staged
+   * rows cheaper still). One row never paid for the staging (MCUNet's classifier: 7.8 a MAC
+   * against the portable code's 5.2; unstaged 17.6 -> 8.2 K instructions), nor do a few
+   * (MCUNet's blocks.13.pointwise2 recomputes 3 of 16 positions: 2.632 -> 2.575 M). Each
+   * walk is a call in tail position: neither frame is under the other's. */
+  const int can_stage = block_width(co) > 0 && rows >= 2;
+  const int32_t unstaged = 35 * (rows >> 1) + 23 * (rows & 1);
+  if ((!can_stage || unstaged < 36 + 84 * rows / 10) && tt_dsp_rows_fit(co))
+    return tt_dsp_pointwise_input_grad_rows_s8(dy, mask, mask_at, rows, co, w_lo, k, w_hi, ci,
+                                               mult, keep, amax, r, dx);
+  if (!can_stage) return 0;
+  return staged_walk(dy, mask, mask_at, rows, co, w_lo, k, w_hi, ci, mult, keep, amax, r, dx);
 }
 
 #else
