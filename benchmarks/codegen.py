@@ -208,24 +208,27 @@ def profile_rows(program, prof) -> list[dict]:
 
 
 def profile(name: str, scheme: str, grad: str, builds: list[str], steps: int,
-            arena_limit: int = 0) -> dict:
-    """The per-operator profile of `name`'s training step with each kernel build."""
+            arena_limit: int = 0, input_: str = "arena", api: str = "whole",
+            lean_stack: bool = False) -> dict:
+    """The per-operator profile of `name`'s training step with each kernel build;
+    `input_`, `api`, `lean_stack` as measure() takes them."""
     from tflite_train.codegen import check, project
     label, _, sparse, _ = MODELS[name]
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model = training_model(work, name, sparse if scheme == "99kb" else scheme, grad)
-        program = codegen.load(model, arena_limit)
+        program = codegen.load(model, arena_limit, input_ == "rows")
         folder = work / "gen"
         folder.mkdir()
         xs, labels = check.samples(program, steps, 0, None)
-        project.write_files(folder, codegen.files(program, model.name))
-        project.write_files(folder, project.rig_files(program, xs, labels))
+        project.write_files(folder, codegen.files(program, model.name, lean_stack))
+        project.write_files(folder, project.rig_files(program, xs, labels, api))
         for kernels in builds:
             prof = rig.profile(program, folder, xs, labels, kernels)
             out.append({"label": label, "scheme": scheme, "grad": grad, "kernels": kernels,
                         "arena_limit": arena_limit, "arena": program.plan.arena_bytes,
+                        "input": input_, "api": api, "lean_stack": lean_stack,
                         "instructions_per_step": prof.instructions_per_step,
                         "instructions_per_inference": prof.instructions_per_inference,
                         "identical_to_engine_c": prof.identical_to_engine_c,
@@ -318,7 +321,8 @@ def main() -> int:
     if args.profile:
         name = args.models.split(",")[0]
         data = profile(name, "99kb" if name != "person" else "sparse", args.grad, builds,
-                       args.steps, args.arena_limit)
+                       args.steps, args.arena_limit, args.input, args.rig_api,
+                       args.lean_stack)
         if args.merge and args.json and args.json.exists():
             data["profiles"] = merge_rows(json.loads(args.json.read_text())["profiles"],
                                           data["profiles"])

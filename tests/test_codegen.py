@@ -372,10 +372,10 @@ def assert_passes_chosen_by_the_programs_arena(model: Path, program):
     chosen = [options_of(op)["passes"] for op in program.graph.operators
               if op.kind in memory.INPUT_GRADS]
     # the staging is fitted first, to two passes everywhere, into the room that arena has
-    # (program.fit_staging: it does not grow it); the passes chosen then keep that arena
+    # (program.level_staging: it does not grow it); the passes chosen then keep that arena
     assert two_passes < by_augment
-    stages = P.fit_staging(graph, lambda g, s: P._layout(g, outside, program.streamed, False,
-                                                         s)[-1])
+    stages = P.level_staging(graph, lambda g, s: P._layout(g, outside, program.streamed, False,
+                                                           s)[-1], two_passes)
     staged = P._layout(graph, outside, program.streamed, False, stages)[-1].arena_bytes
     assert P._layout(program.graph, outside, program.streamed, False,
                      stages)[-1].arena_bytes == staged
