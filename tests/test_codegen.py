@@ -339,7 +339,7 @@ def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
         window = next(a for a in program.steps[3].call.args if isinstance(a, Scratch))
         sample = program.graph.tensors[program.sample].nbytes
         # (the peak without the DSP staging, which fits into the room under it:
-        # program.fit_staging)
+        # program.level_staging)
         from tflite_train.codegen import program as P
         peak = P._layout(program.graph, {program.label, program.loss}, program.streamed)[-1]
         assert peak.peak_op == 3

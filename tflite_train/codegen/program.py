@@ -667,11 +667,11 @@ def level_staging(graph: Graph, arena_of, ceiling: int, stages: dict[int, int] |
     for every operator shrunk by the arena's excess, leaves bytes below a kernel's next level
     unused (a pointwise weight gradient takes 4,608 or 2,176 B, nothing from less) and its
     uniform shrinking takes from operators where the arena had room: MobileNetV2's row-API
-    program (36,232 B of arena either way) 55.60 -> 54.47 M instructions a step (2-step
-    probes), MCUNet's 80.31 -> 72.49 M; raising fit_staging's result instead of starting
-    from none: 54.99 and 72.70 M. (Orders tried from none on MobileNetV2, the smallest asked
-    first, the last operator first, the kernels with few levels first: the same program;
-    on MCUNet the arena grew to 40,964-41,120 B, 0.6 M better or 1.9 M worse.)"""
+    program (36,232 B of arena either way), with widen_staging after it, 55.60 -> 54.47 M
+    instructions a step (2-step probes), MCUNet's 80.31 -> 72.49 M; raising fit_staging's
+    result instead of starting from none: 54.99 and 72.70 M. (Other orders from none, the
+    smallest asked first, the last operator first, the kernels with few levels first: the
+    same MobileNetV2 program; MCUNet's arena grew to 40,964-41,120 B.)"""
     wanted = staging_ops(graph)
     calls = _calls(graph)
     stages = dict(stages or {})
@@ -694,14 +694,13 @@ def level_staging(graph: Graph, arena_of, ceiling: int, stages: dict[int, int] |
 def widen_staging(graph: Graph, calls: dict[int, KernelCall], plan: memory.CodegenPlan
                   ) -> dict[int, int]:
     """Each DSP staging below what its kernel asks for widened into the largest run of the
-    planned arena free during its operator (memory.free_run, its own staging's bytes
-    counted free), the plan otherwise unchanged: a staging lives during its operator only,
-    so one operator's takes nothing from another's, and fit_staging, which plans the arena
-    again for every trial, cannot see that the arena is fragmented differently off its
-    peak (MobileNetV2's row-API program: blocks.10-12's pointwise weight gradients ran
-    their portable code beside 3-8 KB free). Before the lending (lend_scratch), which takes
-    what is left. Sets the calls and the plan's buffers; returns operator -> bytes widened
-    to."""
+    planned arena free during its operator (memory.place_in_free_run, its own staging's
+    bytes counted free), the plan otherwise unchanged: a staging lives during its operator
+    only, so it takes nothing from another operator, while level_staging's trials place the
+    whole arena again and see only whether it still fits (MCUNet's row-API program, 2-step
+    probes: 80.96 M a step without this, 72.49 M with it). Before the lending
+    (lend_scratch), which takes what is left (lending first: 73.29 M). Sets the calls and
+    the plan's buffers; returns operator -> bytes widened to."""
     full = _calls(graph)
     widened = {}
     for k, want in sorted(staging_ops(graph).items()):
@@ -712,28 +711,22 @@ def widen_staging(graph: Graph, calls: dict[int, KernelCall], plan: memory.Codeg
         now = call.args[i].nbytes if isinstance(call.args[i], Staging) else 0
         if now >= want:
             continue
-        j = sum(isinstance(a, Scratch) for a in call.args[:i])
-        mine = [b for b, b_ in enumerate(plan.buffers) if b_.op == k]
+        j = sum(isinstance(a, Scratch) for a in call.args[:i])   # its scratch number
+        name = f"scratch{j}@{k}:{graph.operators[k].kind}"
         old = None
         if now > 0:
-            old = (plan.buffers.pop(mine[j]), plan.offsets.pop(mine[j]))
-        at, gap, _ = memory.free_run(plan, k)
+            at = [x for x, b in enumerate(plan.buffers) if b.op == k][j]
+            old = (at, plan.buffers.pop(at), plan.offsets.pop(at))
         stage = full[k].args[full[k].signature.index("stage")]
-
-        def buffer(n):
-            return memory.Buffer(f"scratch{j}@{k}:{graph.operators[k].kind}", n, k + 1, k + 1,
-                                 op=k, align=memory.CODEGEN_ALIGN)
-        room = min(gap, want) // memory.CODEGEN_ALIGN * memory.CODEGEN_ALIGN
-        n = stage.within(room) if room > 0 else 0     # (a limit of 0 means none)
-        if n <= now:
-            if old is not None:
-                plan.buffers.insert(mine[j], old[0])
-                plan.offsets.insert(mine[j], old[1])
-            continue
-        memory._insert_scratch(plan, k, j, buffer(n), at)
-        calls[k] = KernelCall(call.name, call.args[:i] + [Staging(n, stage.within), n]
-                              + call.args[i + 2:])
-        widened[k] = n
+        room = min(memory.free_run(plan, k)[1], want)
+        n = stage.within(room) if room > 0 else 0      # (a limit of 0 means none)
+        if n > now and memory.place_in_free_run(plan, k, name, n, j):
+            calls[k] = KernelCall(call.name, call.args[:i] + [Staging(n, stage.within), n]
+                                  + call.args[i + 2:])
+            widened[k] = n
+        elif old is not None:
+            plan.buffers.insert(old[0], old[1])
+            plan.offsets.insert(old[0], old[2])
     return widened
 
 
