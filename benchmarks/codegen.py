@@ -8,7 +8,8 @@ update, and the person detector (bias-only, its sparse scheme), each built by
         [--grad float32|int8] [--kernels dsp,portable] [--no-full]
         [--json benchmarks/codegen_results.json [--merge]]
     nice .venv/bin/python benchmarks/codegen.py --profile --models mcunet --grad int8
-        --kernels dsp,portable --json benchmarks/codegen_profile.json
+        --kernels dsp,portable [--input rows --rig-api rows [--lean-stack]]
+        --json benchmarks/codegen_profile.json
     nice .venv/bin/python benchmarks/codegen.py --grad int8 --no-full --models mcunet,mbv2
         --input rows --rig-api rows|whole --json benchmarks/codegen_int8.json --merge
 
@@ -253,6 +254,9 @@ def render_profile(data: dict) -> str:
             groups.setdefault((o["phase"], o["kernel"]), []).append(o)
         limit = (f", arena <= {p['arena_limit'] // 1024} KB" if p.get("arena_limit") else
                  ", smallest arena")
+        if p.get("input", "arena") == "rows":
+            limit = f", `--input rows`, {p.get('api', 'whole')} API" + \
+                (", `--lean-stack`" if p.get("lean_stack") else "") + limit
         parts.append(f"**{p['label']} {p['scheme']}, {p['grad']} gradients, {p['kernels']} "
                      f"kernels{limit} ({p['arena'] / 1024:.1f} KB)**: "
                      f"{_m(p['instructions_per_step'])} instructions per step "
