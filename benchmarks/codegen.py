@@ -8,7 +8,8 @@ update, and the person detector (bias-only, its sparse scheme), each built by
         [--grad float32|int8] [--kernels dsp,portable] [--no-full]
         [--json benchmarks/codegen_results.json [--merge]]
     nice .venv/bin/python benchmarks/codegen.py --profile --models mcunet --grad int8
-        --kernels dsp,portable --json benchmarks/codegen_profile.json
+        --kernels dsp,portable [--input rows --rig-api rows [--lean-stack]]
+        --json benchmarks/codegen_profile.json
     nice .venv/bin/python benchmarks/codegen.py --grad int8 --no-full --models mcunet,mbv2
         --input rows --rig-api rows|whole --json benchmarks/codegen_int8.json --merge
 
@@ -208,24 +209,27 @@ def profile_rows(program, prof) -> list[dict]:
 
 
 def profile(name: str, scheme: str, grad: str, builds: list[str], steps: int,
-            arena_limit: int = 0) -> dict:
-    """The per-operator profile of `name`'s training step with each kernel build."""
+            arena_limit: int = 0, input_: str = "arena", api: str = "whole",
+            lean_stack: bool = False) -> dict:
+    """The per-operator profile of `name`'s training step with each kernel build;
+    `input_`, `api`, `lean_stack` as measure() takes them."""
     from tflite_train.codegen import check, project
     label, _, sparse, _ = MODELS[name]
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model = training_model(work, name, sparse if scheme == "99kb" else scheme, grad)
-        program = codegen.load(model, arena_limit)
+        program = codegen.load(model, arena_limit, input_ == "rows")
         folder = work / "gen"
         folder.mkdir()
         xs, labels = check.samples(program, steps, 0, None)
-        project.write_files(folder, codegen.files(program, model.name))
-        project.write_files(folder, project.rig_files(program, xs, labels))
+        project.write_files(folder, codegen.files(program, model.name, lean_stack))
+        project.write_files(folder, project.rig_files(program, xs, labels, api))
         for kernels in builds:
             prof = rig.profile(program, folder, xs, labels, kernels)
             out.append({"label": label, "scheme": scheme, "grad": grad, "kernels": kernels,
                         "arena_limit": arena_limit, "arena": program.plan.arena_bytes,
+                        "input": input_, "api": api, "lean_stack": lean_stack,
                         "instructions_per_step": prof.instructions_per_step,
                         "instructions_per_inference": prof.instructions_per_inference,
                         "identical_to_engine_c": prof.identical_to_engine_c,
@@ -250,6 +254,9 @@ def render_profile(data: dict) -> str:
             groups.setdefault((o["phase"], o["kernel"]), []).append(o)
         limit = (f", arena <= {p['arena_limit'] // 1024} KB" if p.get("arena_limit") else
                  ", smallest arena")
+        if p.get("input", "arena") == "rows":
+            limit = f", `--input rows`, {p.get('api', 'whole')} API" + \
+                (", `--lean-stack`" if p.get("lean_stack") else "") + limit
         parts.append(f"**{p['label']} {p['scheme']}, {p['grad']} gradients, {p['kernels']} "
                      f"kernels{limit} ({p['arena'] / 1024:.1f} KB)**: "
                      f"{_m(p['instructions_per_step'])} instructions per step "
@@ -318,7 +325,8 @@ def main() -> int:
     if args.profile:
         name = args.models.split(",")[0]
         data = profile(name, "99kb" if name != "person" else "sparse", args.grad, builds,
-                       args.steps, args.arena_limit)
+                       args.steps, args.arena_limit, args.input, args.rig_api,
+                       args.lean_stack)
         if args.merge and args.json and args.json.exists():
             data["profiles"] = merge_rows(json.loads(args.json.read_text())["profiles"],
                                           data["profiles"])

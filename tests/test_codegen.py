@@ -339,7 +339,7 @@ def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
         window = next(a for a in program.steps[3].call.args if isinstance(a, Scratch))
         sample = program.graph.tensors[program.sample].nbytes
         # (the peak without the DSP staging, which fits into the room under it:
-        # program.fit_staging)
+        # program.level_staging)
         from tflite_train.codegen import program as P
         peak = P._layout(program.graph, {program.label, program.loss}, program.streamed)[-1]
         assert peak.peak_op == 3
@@ -372,10 +372,10 @@ def assert_passes_chosen_by_the_programs_arena(model: Path, program):
     chosen = [options_of(op)["passes"] for op in program.graph.operators
               if op.kind in memory.INPUT_GRADS]
     # the staging is fitted first, to two passes everywhere, into the room that arena has
-    # (program.fit_staging: it does not grow it); the passes chosen then keep that arena
+    # (program.level_staging: it does not grow it); the passes chosen then keep that arena
     assert two_passes < by_augment
-    stages = P.fit_staging(graph, lambda g, s: P._layout(g, outside, program.streamed, False,
-                                                         s)[-1])
+    stages = P.level_staging(graph, lambda g, s: P._layout(g, outside, program.streamed, False,
+                                                           s)[-1], two_passes)
     staged = P._layout(graph, outside, program.streamed, False, stages)[-1].arena_bytes
     assert P._layout(program.graph, outside, program.streamed, False,
                      stages)[-1].arena_bytes == staged

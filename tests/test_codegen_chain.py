@@ -78,16 +78,18 @@ def generated(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("chain")
     model = training_model(tmp, chain_model(tmp / "chain.tflite"), "last:4",
                            hyper=Hyper(grad="int8"))
-    fit = P.fit_staging
+    level = P.level_staging
 
     def int8_for_two(graph, arena_of, *args, **kwargs):
-        stages = fit(graph, arena_of, *args, **kwargs)
+        stages = level(graph, arena_of, *args, **kwargs)
         for k in sorted(stages)[:2]:            # the backward's first two: the last layers
             stages[k] = stages[k] * 3 // 4
         return stages
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(P, "choose_streams", lambda graph, outside: P.blocks(graph))
-        mp.setattr(P, "fit_staging", int8_for_two)
+        mp.setattr(P, "level_staging", int8_for_two)
+        # (the cut stagings kept: not widened into the free arena again)
+        mp.setattr(P, "widen_staging", lambda graph, calls, plan: {})
         program, _ = generate(model, tmp / "gen", input_rows=True)
     text = (tmp / "gen" / "tt_model.c").read_text()
     assert "tt_conv_depthwise_pointwise_chain_source_s8(" in text

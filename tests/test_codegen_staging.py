@@ -1,0 +1,135 @@
+"""The DSP staging's planner rules (codegen/program.py): level_staging, the largest level
+each kernel takes within the arena, and widen_staging, the staging widened into
+the planned arena's free run at its operator. Fakes stand for the kernels' calls, so that
+each rule is seen alone, in milliseconds."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from tflite_train import memory
+from tflite_train.codegen import program as P
+from tflite_train.runtime.kernel_calls import Scratch, Staging
+
+
+def pointwise_weight(most: int) -> int:
+    """A pointwise weight gradient's levels: int16 input 4,608 B, int8 2,176, else none
+    (a limit <= 0: none, as the kernels' tt_*_stage_bytes take it)."""
+    most = most if most > 0 else 1 << 30
+    return 4608 if most >= 4608 else 2176 if most >= 2176 else 0
+
+
+def depthwise_input(most: int) -> int:
+    """Blocks of 100 B from 1,000 B up to 9,000 B (a limit <= 0: none)."""
+    most = most if most > 0 else 1 << 30
+    return min(most, 9000) // 100 * 100 if most >= 1000 else 0
+
+
+def fake_call(within, limit: int, extra: int | None = None):
+    """A call with an optional scratch before its staging (stage, stage_bytes) cut to
+    `limit` (the signature's names are all widen_staging reads)."""
+    n = within(limit) if limit > 0 else 0
+    stage = [Staging(n, within), n] if n > 0 else [None, 0]
+    head = [Scratch(extra)] if extra else [None]
+    names = ["scratch", "stage", "stage_bytes"]
+    sig = SimpleNamespace(params=[SimpleNamespace(name=x) for x in names],
+                          index=names.index)
+    return SimpleNamespace(name="tt_fake_s8", args=head + stage, signature=sig)
+
+
+@pytest.fixture
+def fakes(monkeypatch):
+    wanted = {1: 4608, 2: 9000}
+    full = {1: fake_call(pointwise_weight, 4608), 2: fake_call(depthwise_input, 9000)}
+    monkeypatch.setattr(P, "staging_ops", lambda graph: dict(wanted))
+    monkeypatch.setattr(P, "_calls", lambda graph: full)
+    return wanted
+
+
+def test_level_staging_takes_the_levels_the_arena_has_room_for(fakes):
+    """Each operator gets the largest level its kernel takes within the ceiling, the largest
+    asked for first (operator 2's 9,000 B); from a floor (operator 1's 3,000 B: its int8
+    form; operator 2's 700 B: its portable code), the same above it."""
+    free = 8000                                          # bytes under the ceiling
+
+    def arena_of(graph, stages):
+        used = sum(f(stages[k]) for k, f in ((1, pointwise_weight), (2, depthwise_input))
+                   if stages.get(k, 0) > 0)
+        return SimpleNamespace(arena_bytes=40000 + max(0, used - free))
+    got = P.level_staging(None, arena_of, 40000)
+    # operator 2 first: all it asks for (8,000 B), operator 1 none of its levels beside it
+    assert depthwise_input(got[2]) == 8000 and 1 not in got
+    got = P.level_staging(None, arena_of, 40000, {1: 3000, 2: 700})
+    # from the floor: operator 2 to the largest level beside operator 1's 2,176 B (5,824 B
+    # free: 5,800); operator 1's int16 level (4,608) no longer fits
+    assert arena_of(None, got).arena_bytes <= 40000
+    assert depthwise_input(got[2]) == 5800
+    assert pointwise_weight(got[1]) == 2176
+    # with room for both at their largest, both get it
+    free = 4608 + 9000
+    got = P.level_staging(None, arena_of, 40000, {1: 3000, 2: 700})
+    assert (pointwise_weight(got[1]), depthwise_input(got[2])) == (4608, 9000)
+    # with room for nothing more, nothing changes
+    free = pointwise_weight(3000)
+    assert P.level_staging(None, arena_of, 40000, {1: 3000, 2: 700}) == {1: 3000, 2: 700}
+
+
+def plan_with(buffers: list[tuple[str, int, int, int, int | None]], arena: int):
+    """A CodegenPlan of (name, bytes, first, last, op) buffers at their offsets in order."""
+    bs, offs = [], []
+    for name, nbytes, first, last, op, offset in buffers:
+        bs.append(memory.Buffer(name, nbytes, first, last, op=op, align=memory.CODEGEN_ALIGN))
+        offs.append(offset)
+    return memory.CodegenPlan(bs, offs, arena, "test", [], [], [0] * 4, 0, {})
+
+
+def test_widen_staging_fills_the_free_run_at_its_operator(fakes):
+    """Operator 1 (scope 2) got no staging from the planning, operator 2 (scope 3) 1,000 B:
+    each is widened into the largest run free during its operator, its own staging's bytes
+    counted free, at the levels its kernel takes; the plan's other buffers stay where they
+    are, and the staging is the operator's scratch after the one before it."""
+    plan = plan_with([
+        ("long", 2000, 1, 3, None, 0),               # alive at both
+        ("a@1", 1000, 2, 2, None, 2000),             # [2000, 3000) at operator 1
+        ("scratch0@1", 100, 2, 2, 1, 3000),          # operator 1's own scratch
+        ("b@2", 500, 3, 3, None, 9000),              # [9000, 9500) at operator 2
+        ("scratch0@2", 100, 3, 3, 2, 2000),          # operator 2's scratch, then its staging
+        ("scratch1@2", 1000, 3, 3, 2, 2100),
+    ], 10000)
+    calls = {1: fake_call(pointwise_weight, 0, extra=100),
+             2: fake_call(depthwise_input, 1000, extra=100)}
+    graph = SimpleNamespace(operators=[SimpleNamespace(kind=f"OP{k}") for k in range(4)])
+    got = P.widen_staging(graph, calls, plan)
+    # operator 1: free [3100, 10000), 6,900 B: the int16 level; operator 2: its 1,000 B freed,
+    # free [2100, 9000) 6,900 B and [9500, 10000): 6,900 B
+    assert got == {1: 4608, 2: 6900}
+    assert calls[1].args[1].nbytes == calls[1].args[2] == 4608
+    assert calls[2].args[1].nbytes == calls[2].args[2] == 6900
+    placed = {b.name: (off, b.size) for b, off in zip(plan.buffers, plan.offsets)}
+    assert placed["long"] == (0, 2000) and placed["b@2"] == (9000, 500)
+    mine = [(b.name, off) for b, off in zip(plan.buffers, plan.offsets) if b.op == 2]
+    assert mine[0] == ("scratch0@2", 2000) and mine[1][1] == 2100
+    assert plan.scratch_offset(1, 1) == 3100 and plan.scratch_offset(2, 1) == 2100
+    # nothing overlaps at either operator
+    for scope in (2, 3):
+        spans = sorted((off, off + b.size) for b, off in zip(plan.buffers, plan.offsets)
+                       if b.first <= scope <= b.last)
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans
+        assert spans[-1][1] <= plan.arena_bytes
+    # a staging already as large as asked for, or no room: unchanged
+    calls = {k: SimpleNamespace(name=c.name, args=c.args, signature=fake_call(
+        depthwise_input, 0).signature) for k, c in calls.items()}
+    assert P.widen_staging(graph, calls, plan) == {}
+
+
+def test_widen_staging_leaves_an_operator_with_no_free_run_alone(fakes):
+    """No byte free during operator 1: no staging (a kernel's limit of 0 would mean no
+    limit: its whole staging over what is alive)."""
+    plan = plan_with([("full", 10000, 1, 3, None, 0),
+                      ("scratch0@1", 100, 2, 2, 1, 10000)], 10100)
+    calls = {1: fake_call(pointwise_weight, 0, extra=100)}
+    graph = SimpleNamespace(operators=[SimpleNamespace(kind=f"OP{k}") for k in range(4)])
+    assert P.widen_staging(graph, calls, plan) == {}
+    assert calls[1].args[1] is None and calls[1].args[2] == 0
+    assert [b.name for b in plan.buffers] == ["full", "scratch0@1"]
