@@ -606,43 +606,6 @@ def staging_ops(graph: Graph) -> dict[int, int]:
     return out
 
 
-def fit_staging(graph: Graph, arena_of, arena_limit: int = 0) -> dict[int, int]:
-    """How much of its DSP staging each operator gets (`arena_of(graph, stages)`: the arena with
-    those): the staging used to be an array on the stack of the kernel call (8-9 KB, the
-    program's deepest frames; the rig's painted stack went 10.5 -> 5.8 KB when it moved); in
-    the arena it costs nothing where it fits beside what is alive at its operator under the
-    arena's peak without any staging (the smallest arena decides, as everywhere else; a rule
-    that let it grow by the largest staging less the 4.6 KB the stack kept (the pointwise input
-    gradient's TT_GRAD_DSP_STAGE_BYTES and jump tables), what the stack saved, cost
-    MobileNetV2's row-API program 4.5 KB of arena for 1.7 M instructions, round 8), or up to
-    `arena_limit`, the bytes the arena may grow to for speed, where larger. So each operator
-    gets the room under that ceiling (the kernel takes smaller blocks of channels, or the int8
-    form of a pointwise input, from less; nothing, and the portable code runs, where even that
-    does not fit). Where the placement cannot keep them all under it at once, every staging
-    shrinks by the excess, a few times; failing that they are added one by one, the smallest
-    first, each at that room, else a half or a quarter of it, else none."""
-    wanted = staging_ops(graph)
-    if not wanted:
-        return {}
-    base = arena_of(graph, {})
-    ceiling = max(base.arena_bytes, arena_limit)
-    room = {k: min(n, max(ceiling - base.live[k], 0)) for k, n in wanted.items()}
-    room = {k: n for k, n in room.items() if n > 0}
-    stages = room
-    for _ in range(4):
-        over = arena_of(graph, stages).arena_bytes - ceiling
-        if over <= 0:
-            return stages
-        stages = {k: max(n - max(over, 64), 0) for k, n in stages.items()}
-    stages = {}
-    for k in sorted(room, key=lambda k: (room[k], k)):
-        for n in (room[k], room[k] // 2, room[k] // 4):
-            if arena_of(graph, {**stages, k: n}).arena_bytes <= ceiling:
-                stages[k] = n
-                break
-    return stages
-
-
 def _staging_levels(call: KernelCall, most: int) -> list[int]:
     """The distinct stagings (bytes) `call`'s kernel takes from at most `most` bytes,
     largest first, 0 excluded: a limit between two of them buys nothing over the lower."""
@@ -663,13 +626,18 @@ def level_staging(graph: Graph, arena_of, ceiling: int, stages: dict[int, int] |
     (_staging_levels): operator by operator, the largest asked for first, the largest level
     that keeps `arena_of(graph, stages)` (the arena with those) within `ceiling` (searched
     by bisection: the arena grows with the staging but for the placement's accidents);
-    `stages`, if given, the floor each starts from. fit_staging's rule, one limit in bytes
-    for every operator shrunk by the arena's excess, leaves bytes below a kernel's next level
-    unused (a pointwise weight gradient takes 4,608 or 2,176 B, nothing from less) and its
-    uniform shrinking takes from operators where the arena had room: MobileNetV2's row-API
-    program (36,232 B of arena either way), with widen_staging after it, 55.60 -> 54.47 M
-    instructions a step (2-step probes), MCUNet's 80.31 -> 72.49 M; raising fit_staging's
-    result instead of starting from none: 54.99 and 72.70 M. (Other orders from none, the
+    `stages`, if given, the floor each starts from. The staging lives in the arena, not on
+    the kernel's stack (there it was the program's deepest frames, 8-9 KB; the rig's painted
+    stack went 10.5 -> 5.8 KB when it moved), so the ceiling is the smallest arena without
+    any staging, or the arena limit where larger: letting it grow by what the stack saved
+    cost MobileNetV2's row-API program 4.5 KB of arena for 1.7 M instructions (round 8).
+    Round 8's rule, one limit in bytes for every operator shrunk by the arena's excess, left
+    bytes below a kernel's next level unused (a pointwise weight gradient takes 4,608 or
+    2,176 B, nothing from less) and its uniform shrinking took from operators where the
+    arena had room: MobileNetV2's row-API program (36,232 B of arena either way), with
+    widen_staging after it, 55.60 -> 54.47 M instructions a step (2-step probes), MCUNet's
+    80.31 -> 72.49 M; raising that rule's result instead of starting from none: 54.99 and
+    72.70 M. (Other orders from none, the
     smallest asked first, the last operator first, the kernels with few levels first: the
     same MobileNetV2 program; MCUNet's arena grew to 40,964-41,120 B.)"""
     wanted = staging_ops(graph)
@@ -738,7 +706,7 @@ def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
     `streamed`: first operators of the three-layer streams to run, by default none;
     `input_rows`: the sample is read row by row, outside the arena but for the ring of rows
     the call that reads it keeps, _row_input; `stages`: the DSP staging of each operator,
-    fit_staging, by default none; `over_dy`: False, no int8 gradient over its dy, OVER_DY)."""
+    level_staging, by default none; `over_dy`: False, no int8 gradient over its dy, OVER_DY)."""
     calls = _staged(_calls(graph), stages)
     splits = _splits(graph, calls)
 
@@ -949,7 +917,6 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
 
     def layout(g, s=None):
         return _layout(g, outside, streamed, input_rows, s, over)[-1]
-    # (level_staging, not fit_staging: the same ceiling, the kernels' levels)
     stages = level_staging(graph, layout, max(layout(graph).arena_bytes, arena_limit))
     memory.choose_passes(graph, lambda g: layout(g, stages).arena_bytes, arena_limit)
     calls, splits, arena, views, fused, skipped, inplace_calls, plan = \
