@@ -386,7 +386,7 @@ def grown_calls(rng) -> None:
                        biases(rng, 16, False), dims(y.shape), y)
     # depthwise layers, computed as the smaller window: in int8's whole range (the 3x3
     # pairs; ACTIVATIONS[0]) or clamped ([3]), a group of 3, depth multiplier 4; a kernel whose last row only is zero (4x3 computed, kind 1) and one whose last
-    # column is zero but for one tap (nothing trimmed, kind 2)
+    # column is zero but for one tap (nothing trimmed, kind 2); out of place and in place
     grown = [(16, 16, 12, 1, 4, 8, 8, 0, 0), (16, 14, 7, 1, 4, 8, 7, 3, 0),
              (16, 20, 4, 1, 8, 8, 10, 0, 3), (9, 9, 2, 4, 4, 5, 5, 0, 0),
              (10, 10, 4, 1, 4, 5, 5, 1, 0), (10, 10, 4, 1, 4, 5, 5, 2, 3)]
@@ -402,7 +402,7 @@ def grown_calls(rng) -> None:
             f[0, 1, k - 1, cm - 1] = 1
         m, sh = quantization(rng, cm, "real")
         b = biases(rng, cm, False)
-        depthwise_call(p, m, sh, x, f, b, b, (1, oh, ow, cm), False)
+        depthwise_call(p, m, sh, x, f, b, b, (1, oh, ow, cm), mult == 1)
 
 
 def edge_calls() -> list:
@@ -484,7 +484,8 @@ def test_dsp_equals_portable_on_grown_kernels(tmp_path):
     calls: list = []
     with recording(calls):
         grown_calls(np.random.default_rng(10))
-    assert {c.name for c in calls} == {"tt_conv2d_s8", "tt_depthwise_conv2d_s8"}
+    assert {c.name for c in calls} >= {"tt_conv2d_s8", "tt_depthwise_conv2d_s8",
+                                       "tt_depthwise_conv2d_inplace_s8"}
     run_builds(tmp_path, calls, "grown")
 
 

@@ -1631,8 +1631,11 @@ int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *m
                                    const tt_fwd_dims *output_dims, int8_t *scratch) {
   const tt_fwd_dims *in = input_dims, *out = output_dims;
   if (!inplace_supported(in, out)) return TT_FWD_UNSUPPORTED;
-  const dw_layer L = {p, multiplier, shift, bias, in, out, data, filter, filter_dims->h,
-                      filter_dims->w, filter_dims->w};
+  dw_layer L = {p, multiplier, shift, bias, in, out, data, filter, filter_dims->h,
+                filter_dims->w, filter_dims->w};
+#if TT_FWD_DSP
+  dw_trim(&L, in->c);   /* the ring's schedule depends on the strides and pads only */
+#endif
   const int32_t C = in->c, lines = ring_lines(p, in, out), line = out->w * group_of(in);
   dw_buffer buf;
   dw_buffer_init(&buf, &L);
