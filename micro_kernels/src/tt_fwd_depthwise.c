@@ -255,7 +255,8 @@ static inline __attribute__((always_inline)) void stage_single(tt_dsp_word *s, u
 typedef struct {
   int32_t ok;                 /* 0: the kernel does not fit the buffer (portable code) */
   int32_t wc, m, fast, full, shape3;
-  int32_t kh, kw;             /* the taps computed (dw_layer's) */
+  int16_t kh, kw;             /* the taps computed (dw_layer's); 16 bits: no padding before
+                                 max_sum, the record being on the kernels' stack */
   int64_t max_sum;            /* the largest |sum of w (x + input_offset)| */
   int32_t chunk[2], whole[2]; /* [1]: 3x3 pairs (no sums), [0]: sums in memory */
   dw_chunk row[2];            /* a whole row's columns (whole[i]) */
@@ -268,8 +269,8 @@ static void dw_dsp_shape_init(dw_dsp_shape *S, const dw_layer *L) {
   /* n outputs need ((n - 1) sw + span) wc words of columns and 4 n of sums */
   int32_t wc, free;
   S->zeroed = 0;
-  S->kh = kh;
-  S->kw = kw;
+  S->kh = (int16_t)kh;
+  S->kw = (int16_t)kw;
   S->ok = dw_dsp_fits(p, kh, kw, &wc, &free);
   if (!S->ok) return;
   S->wc = wc;
