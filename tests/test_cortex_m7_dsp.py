@@ -362,6 +362,49 @@ def add_calls() -> None:
         c_forward.call("tt_add_s8", p, a, b, a.size, out)
 
 
+def grown_calls(rng) -> None:
+    """The importer's grown kernels (its 3x3/2 and 7x7/2 layers as 4x4/2 and 8x8/2 with a
+    last row and column of zero taps, SAME padding) through tt_conv2d_s8 and
+    tt_depthwise_conv2d_s8, which compute fewer taps for them (tt_fwd_conv.c:
+    trailing_zero_rows, tt_fwd_depthwise.c: dw_trim); the DSP build's bits against the
+    portable build's, which computes every tap (a program of their own: the edge shapes'
+    fill the rig's flash)."""
+    # stems, whose zero last rows the im2col path leaves out: 49 columns in int8's whole
+    # range and clamped; two zero rows; a zero row but for one tap (none left out)
+    for h, w, act, zero_rows, tap in [(14, 14, 0, 1, 0), (14, 14, 4, 1, 0), (11, 13, 1, 2, 0),
+                                      (11, 13, 0, 1, 1)]:
+        p = c_forward.ConvParams(2, 2, 1, 1, 1, 1, *ACTIVATIONS[act])
+        oh, ow = (h + 2 - 4) // 2 + 1, (w + 2 - 4) // 2 + 1
+        x, f = int8(rng, (1, h, w, 3)), weights(rng, (16, 4, 4, 3))
+        f[:, 4 - zero_rows:] = 0
+        f[:, :, 3] = 0
+        if tap:
+            f[5, 3, 1, 2] = -1
+        m, sh = quantization(rng, 16, "real")
+        y = np.empty((1, oh, ow, 16), np.int8)
+        c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f,
+                       biases(rng, 16, False), dims(y.shape), y)
+    # depthwise layers, computed as the smaller window: in int8's whole range (the 3x3
+    # pairs; ACTIVATIONS[0]) or clamped ([3]), a group of 3, depth multiplier 4; a kernel whose last row only is zero (4x3 computed, kind 1) and one whose last
+    # column is zero but for one tap (nothing trimmed, kind 2); out of place and in place
+    grown = [(16, 16, 12, 1, 4, 8, 8, 0, 0), (16, 14, 7, 1, 4, 8, 7, 3, 0),
+             (16, 20, 4, 1, 8, 8, 10, 0, 3), (9, 9, 2, 4, 4, 5, 5, 0, 0),
+             (10, 10, 4, 1, 4, 5, 5, 1, 0), (10, 10, 4, 1, 4, 5, 5, 2, 3)]
+    for h, w, c, mult, k, oh, ow, kind, act in grown:
+        pad = (k - 2) // 2
+        p = c_forward.ConvParams(2, 2, 1, 1, pad, pad, *ACTIVATIONS[act])
+        cm = c * mult
+        x, f = int8(rng, (1, h, w, c)), weights(rng, (1, k, k, cm))
+        f[:, k - 1] = 0
+        if kind != 1:
+            f[:, :, k - 1] = 0
+        if kind == 2:
+            f[0, 1, k - 1, cm - 1] = 1
+        m, sh = quantization(rng, cm, "real")
+        b = biases(rng, cm, False)
+        depthwise_call(p, m, sh, x, f, b, b, (1, oh, ow, cm), mult == 1)
+
+
 def edge_calls() -> list:
     calls: list = []
     rng = np.random.default_rng(9)
@@ -434,6 +477,16 @@ def test_dsp_equals_portable_on_edge_shapes(tmp_path):
     assert {c.name for c in calls} >= DSP_KERNELS
     run_builds(tmp_path, calls, "edge")
     print(f"{len(calls)} edge-shape calls")
+
+
+def test_dsp_equals_portable_on_grown_kernels(tmp_path):
+    require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls: list = []
+    with recording(calls):
+        grown_calls(np.random.default_rng(10))
+    assert {c.name for c in calls} >= {"tt_conv2d_s8", "tt_depthwise_conv2d_s8",
+                                       "tt_depthwise_conv2d_inplace_s8"}
+    run_builds(tmp_path, calls, "grown")
 
 
 def test_dsp_equals_portable_on_real_layers(tmp_path, zoo):

@@ -45,6 +45,10 @@ PAIRS = [
     (8, 9, 4, 4, 4, 3, 1, 1, 1, 1),        # depth multiplier 4
     (5, 200, 4, 6, 1, 3, 1, 1, 1, 1),      # a row in chunks
     (12, 12, 3, 6, 1, 5, 2, 2, 4, 4),      # dilation 2
+    # the importer's grown kernels (a last row and column of zero taps: computed as 3x3 and
+    # 7x7, dw_trim), a group of 3
+    (16, 16, 4, 11, 1, 4, 2, 1, 1, 1, "grown"),
+    (16, 12, 4, 8, 1, 8, 2, 1, 3, 3, "grown"),
 ]
 # (h, w, ci, cm, co, a_kernel, a_stride, a_pad, dw_kernel, dw_stride, dw_pad[, the first
 # layer's quantization: "real" unless "edge"]); the first layer's row calls of 18 columns or
@@ -54,7 +58,9 @@ PAIRS = [
 BLOCKS = [(18, 18, 3, 16, 8, 4, 2, 1, 3, 1, 1), (17, 15, 4, 7, 6, 3, 2, 1, 5, 2, 2),
           (12, 12, 6, 10, 6, 1, 1, 0, 7, 1, 3), (16, 16, 8, 12, 8, 1, 1, 0, 4, 2, 1),
           (40, 40, 3, 16, 8, 4, 2, 1, 3, 1, 1, "edge"), (41, 45, 3, 16, 8, 4, 2, 2, 3, 1, 1),
-          (20, 22, 4, 20, 8, 3, 1, 1, 3, 1, 1)]
+          (20, 22, 4, 20, 8, 3, 1, 1, 3, 1, 1),
+          (20, 20, 8, 24, 8, 1, 1, 0, 4, 2, 1, "grown"),   # MobileNetV2's blocks.1
+          (40, 40, 3, 16, 8, 4, 2, 1, 3, 1, 1, "stem")]    # its grown stem
 
 
 def pack_bytes(dw, mid, f, out) -> int:
@@ -78,7 +84,7 @@ def dw_layer(rng, cm: int, m: int, k: int):
 
 
 def pair_call(rng, case) -> Call:
-    h, w, ci, cm, m, k, stride, dil, pad_top, pad_left = case
+    h, w, ci, cm, m, k, stride, dil, pad_top, pad_left, *grown = case
     pw = P(1, 1, 1, 1, 0, 0, 3, -128, -128, 127)
     dw = P(stride, stride, dil, dil, pad_top, pad_left, 128, -5, -128, 127)
     span = (k - 1) * dil + 1
@@ -87,6 +93,8 @@ def pair_call(rng, case) -> Call:
     pm, ps = quantization(rng, cm, "real")
     pb = biases(rng, cm, False)
     df, dm, ds, db = dw_layer(rng, cm, m, k)
+    if grown:
+        df[:, k - 1] = df[:, :, k - 1] = 0
     mid, fd, od = D(1, h, w, cm), D(*df.shape), D(1, oh, ow, cm * m)
     window = K.host_call("tt_pointwise_depthwise_s8_window_bytes", dw, mid, fd, od)
     pack = pack_bytes(dw, mid, fd, od)
@@ -115,7 +123,11 @@ def block_call(rng, case) -> Call:
     am, as_ = quantization(rng, cm, "edge" if edge else "real")
     pm, ps = quantization(rng, co, "real")
     ab, pb = biases(rng, cm, edge), biases(rng, co, False)
+    if kind == ["stem"]:
+        af[:, ak - 1] = af[:, :, ak - 1] = 0
     df, dm, ds, db = dw_layer(rng, cm, 1, dk)
+    if kind == ["grown"]:
+        df[:, dk - 1] = df[:, :, dk - 1] = 0
     mid, fd, dout = D(1, mh, mw, cm), D(*df.shape), D(1, oh, ow, cm)
     window = K.host_call("tt_conv_depthwise_pointwise_s8_window_bytes", dw, mid, fd, dout)
     pack = pack_bytes(dw, mid, fd, dout)

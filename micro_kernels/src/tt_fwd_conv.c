@@ -198,20 +198,43 @@ static void stage_border(tt_dsp_word *s, int32_t P,
   }
 }
 
+/* The filter [co, kh, kw * ci]'s last rows whose taps are zero in every output channel (at
+ * most kh - 1): the importer grows the reference's 3x3/2 stems to 4x4/2 with a zero last
+ * row and column to express its padding as SAME. A zero tap adds w (x + input_offset) = 0
+ * to TFLM's sum, in the image or not, so the im2col path stages and multiplies kh - z rows
+ * of taps, not kh, for the same bits (the stems' 3 channels: a row of 4 taps is 3 words,
+ * a row of 3 taps would not be whole words, so the zero column stays). Checked at every
+ * call: a trained filter's grown taps need not stay zero. */
+static int32_t trailing_zero_rows(const int8_t *filter, int32_t co, int32_t kh, int32_t row) {
+  int32_t z = 0;
+  for (; z < kh - 1; ++z) {
+    uint32_t any = 0;
+    for (int32_t o = 0; o < co; ++o) {
+      const int8_t *r = filter + (o * kh + kh - 1 - z) * row;
+      for (int32_t i = 0; i < row; ++i) any |= (uint8_t)r[i];
+    }
+    if (any) break;
+  }
+  return z;
+}
+
 /* A convolution as a matrix product over im2col columns (one per output pixel): the window's
  * in-image taps staged as 2 (x + input_offset) (tt_fwd_dsp.h), padding as zeros (TFLM skips
  * those taps: they add nothing either way), the trained channels of every tap first, then
  * the frozen ones, in the
- * order of the rows of filter_lo [co, kh, kw, k] and filter_hi [co, kh, kw, ci - k]. Returns
- * 0 when a column does not fit the staging budget. */
+ * order of the rows of filter_lo [co, kh, kw, k] and filter_hi [co, kh, kw, ci - k] (an
+ * unsplit filter's trailing zero rows left out: trailing_zero_rows). Returns 0 when a column
+ * does not fit the staging budget. */
 static __attribute__((noinline)) int dsp_im2col(
     const tt_fwd_conv_params *p, const int32_t *multiplier, const int32_t *shift,
     const tt_fwd_dims *in, const int8_t *input, const tt_fwd_dims *f, const int8_t *filter_lo,
     int32_t k, const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
     int8_t *output, tt_dsp_word *buf, int32_t all) {
-  const int32_t ci = in->c, co = f->n, kh = f->h, kw = f->w, rest = ci - k, taps = kh * kw;
-  const tt_dsp_mm m = {filter_lo, filter_hi, taps * k, taps * rest, taps * k, taps * rest, co,
-                       bias, multiplier, shift, p->input_offset, p->output_offset,
+  const int32_t ci = in->c, co = f->n, kw = f->w, rest = ci - k;
+  const int32_t kh = rest ? f->h : f->h - trailing_zero_rows(filter_lo, co, f->h, kw * k);
+  const int32_t taps = kh * kw;
+  const tt_dsp_mm m = {filter_lo, filter_hi, f->h * kw * k, taps * rest, taps * k, taps * rest,
+                       co, bias, multiplier, shift, p->input_offset, p->output_offset,
                        p->act_min, p->act_max};
   if (!tt_dsp_mm_ok(&m)) return 0;
   tt_dsp_word *const stage = buf;
@@ -388,6 +411,7 @@ static __attribute__((noinline)) int dsp_im2col_staged(
                     output, buf, (int32_t)sizeof buf);
 }
 #endif
+
 
 /* The filter is filter_lo [co, kh, kw, k] followed along input channels by filter_hi
  * [co, kh, kw, ci - k]. */

@@ -30,14 +30,39 @@ static inline int32_t tap_sum(const tt_fwd_conv_params *p, const tt_fwd_dims *in
   return acc;
 }
 
-/* A depth-multiplier-1 layer, as the row routine reads it. */
+/* A depth-multiplier-1 layer, as the row routine reads it. kh x kw are the taps computed,
+ * the filter's leading rows and columns: fewer than it holds (fw taps a row) where its
+ * trailing ones are all zero (dw_trim). */
 typedef struct {
   const tt_fwd_conv_params *p;
   const int32_t *multiplier, *shift, *bias;
   const tt_fwd_dims *in, *out;
   const int8_t *input, *filter;
-  int32_t kh, kw;
+  int32_t kh, kw, fw;
 } dw_layer;
+
+/* Drops L's trailing filter rows and columns whose taps are zero in every channel (cm of
+ * them): the importer grows the reference's 3x3/2 (7x7/2) kernels to 4x4 (8x8) with a zero
+ * last row and column to express its padding as SAME. A zero tap adds w (x + input_offset)
+ * = 0 to TFLM's sum whether its input is in the image or not, and the leading pads stay, so
+ * the smaller window gives the same bits; it takes the 3x3 kernels' road and stages and
+ * multiplies 9 taps, not 16. Checked on the filter at every call: a trained filter's grown
+ * taps need not stay zero. The DSP build's only: the portable one computes every tap, the
+ * reference its bits are checked against. */
+#if TT_FWD_DSP
+static int zero_taps(const int8_t *f, int32_t n, int32_t step, int32_t cm) {
+  for (int32_t t = 0; t < n; ++t, f += step)
+    for (int32_t j = 0; j < cm; ++j)
+      if (f[j]) return 0;
+  return 1;
+}
+
+static void dw_trim(dw_layer *L, int32_t cm) {
+  const int32_t row = L->fw * cm;
+  while (L->kh > 1 && zero_taps(L->filter + (L->kh - 1) * row, L->kw, cm, cm)) --L->kh;
+  while (L->kw > 1 && zero_taps(L->filter + (L->kw - 1) * cm, L->kh, row, cm)) --L->kw;
+}
+#endif
 
 /* Output row oy of batch b for channels [c, c + g), g <= 4, element (ox, j) written to
  * out[ox * stride + j]. A window wholly inside the image sums w * x and starts from
@@ -54,7 +79,8 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
   int32_t bias[4] = {0, 0, 0, 0}, folded[4] = {0, 0, 0, 0};
   for (int32_t j = 0; j < g; ++j) {
     int32_t sum = 0;
-    for (int32_t t = 0; t < kh * kw; ++t) sum += L->filter[t * C + c + j];
+    for (int32_t ky = 0; ky < kh; ++ky)
+      for (int32_t kx = 0; kx < kw; ++kx) sum += L->filter[(ky * L->fw + kx) * C + c + j];
     if (L->bias) bias[j] = L->bias[c + j];
     folded[j] = bias[j] + off * sum;
   }
@@ -64,7 +90,7 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
   const int32_t rows = ky1 - ky0;
   /* offsets of the first in-image tap row; pointers are formed only when a tap exists */
   const int32_t x_row = (b * L->in->h + iy0 + ky0 * p->dilation_h) * L->in->w * C + c;
-  const int32_t w_row = ky0 * kw * C + c;
+  const int32_t w_row = ky0 * L->fw * C + c, w_step = L->fw * C;
   for (int32_t ox = 0; ox < L->out->w; ++ox, out += stride) {
     const int32_t ix0 = ox * p->stride_w - p->pad_left;
     int32_t kx0, kx1;
@@ -82,7 +108,7 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
     if (g == 4) {
       int32_t a0 = start[0], a1 = start[1], a2 = start[2], a3 = start[3];
       const int32_t o = full ? 0 : off;
-      for (int32_t r = 0; r < rows; ++r, x += row_step, w += kw * C) {
+      for (int32_t r = 0; r < rows; ++r, x += row_step, w += w_step) {
         const int8_t *xt = x, *wt = w;
         if (full) {
           for (int32_t t = 0; t < taps; ++t, xt += tap_step, wt += C) {
@@ -110,7 +136,7 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
         int32_t acc = start[j];
         for (int32_t r = 0; r < rows; ++r)
           for (int32_t t = 0; t < taps; ++t)
-            acc += (x[r * row_step + t * tap_step + j] + o) * w[r * kw * C + t * C + j];
+            acc += (x[r * row_step + t * tap_step + j] + o) * w[r * w_step + t * C + j];
         out[j] = tt_fwd_requantize(acc, mult[j], shift[j], out_off, lo, hi);
       }
     }
@@ -229,6 +255,8 @@ static inline __attribute__((always_inline)) void stage_single(tt_dsp_word *s, u
 typedef struct {
   int32_t ok;                 /* 0: the kernel does not fit the buffer (portable code) */
   int32_t wc, m, fast, full, shape3;
+  int16_t kh, kw;             /* the taps computed (dw_layer's); 16 bits: no padding before
+                                 max_sum, the record being on the kernels' stack */
   int64_t max_sum;            /* the largest |sum of w (x + input_offset)| */
   int32_t chunk[2], whole[2]; /* [1]: 3x3 pairs (no sums), [0]: sums in memory */
   dw_chunk row[2];            /* a whole row's columns (whole[i]) */
@@ -241,6 +269,8 @@ static void dw_dsp_shape_init(dw_dsp_shape *S, const dw_layer *L) {
   /* n outputs need ((n - 1) sw + span) wc words of columns and 4 n of sums */
   int32_t wc, free;
   S->zeroed = 0;
+  S->kh = (int16_t)kh;
+  S->kw = (int16_t)kw;
   S->ok = dw_dsp_fits(p, kh, kw, &wc, &free);
   if (!S->ok) return;
   S->wc = wc;
@@ -266,7 +296,7 @@ static inline __attribute__((always_inline)) void pack_filter(tt_dsp_word *w,
                                                               int32_t g, const int dbl,
                                                               const int32_t kh,
                                                               const int32_t kw) {
-  const int32_t C = L->out->c, row = kw * C;
+  const int32_t C = L->out->c, row = L->fw * C;
 #pragma GCC unroll 4
   for (int32_t kx = 0; kx < kw; ++kx) {
     const int8_t *f = L->filter + kx * C + c;
@@ -1386,7 +1416,10 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
   const int32_t c_in = in->c, cm = out->c, m = cm / c_in, kh = filter_dims->h,
                 kw = filter_dims->w;
   if (m == 1) {
-    const dw_layer L = {p, multiplier, shift, bias, in, out, input, filter, kh, kw};
+    dw_layer L = {p, multiplier, shift, bias, in, out, input, filter, kh, kw, kw};
+#if TT_FWD_DSP
+    dw_trim(&L, cm);
+#endif
     dw_buffer buf;
     dw_buffer_init(&buf, &L);
     for (int32_t b = 0; b < out->n; ++b)
@@ -1399,7 +1432,8 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
   }
 #if TT_FWD_DSP
   if (m % 4 == 0) {         /* groups of four output channels of one input channel */
-    const dw_layer L = {p, multiplier, shift, bias, in, out, input, filter, kh, kw};
+    dw_layer L = {p, multiplier, shift, bias, in, out, input, filter, kh, kw, kw};
+    dw_trim(&L, cm);
     dw_buffer buf;
     dw_buffer_init(&buf, &L);
     dw_group G;
@@ -1473,8 +1507,9 @@ void tt_depthwise_conv2d_s8_pack(const tt_fwd_conv_params *p, const int32_t *mul
                                  void *pack) {
 #if TT_FWD_DSP
   if (!pack) return;
-  const dw_layer L = {p, multiplier, shift, bias, input_dims, output_dims, 0, filter,
-                      filter_dims->h, filter_dims->w};
+  dw_layer L = {p, multiplier, shift, bias, input_dims, output_dims, 0, filter,
+                filter_dims->h, filter_dims->w, filter_dims->w};
+  dw_trim(&L, output_dims->c);
   dw_dsp_shape S;              /* copied in and out: a pack is only 4-aligned */
   dw_dsp_shape_init(&S, &L);
   memcpy(pack, &S, sizeof S);
@@ -1502,11 +1537,15 @@ void tt_depthwise_conv2d_packed_s8(const tt_fwd_conv_params *p, const int32_t *m
                                    const int8_t *filter, const int32_t *bias,
                                    const tt_fwd_dims *output_dims, int8_t *output, void *pack) {
 #if TT_FWD_DSP
-  const dw_layer L = {p, multiplier, shift, bias, input_dims, output_dims, input, filter,
-                      filter_dims->h, filter_dims->w};
+  dw_layer L = {p, multiplier, shift, bias, input_dims, output_dims, input, filter,
+                filter_dims->h, filter_dims->w, filter_dims->w};
   const tt_fwd_dims *out = output_dims;
   dw_buffer B;
-  if (pack) memcpy(&B.shape, pack, sizeof B.shape);
+  if (pack) {
+    memcpy(&B.shape, pack, sizeof B.shape);
+    L.kh = B.shape.kh;         /* the taps it was packed with (dw_trim) */
+    L.kw = B.shape.kw;
+  }
   const int32_t groups = dw_pack_groups(input_dims, out);
   if (!pack || !B.shape.ok || groups == 0) { /* nothing packed: tt_depthwise_conv2d_s8_pack */
     tt_depthwise_conv2d_s8(p, multiplier, shift, input_dims, input, filter_dims, filter, bias,
@@ -1593,8 +1632,11 @@ int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *m
                                    const tt_fwd_dims *output_dims, int8_t *scratch) {
   const tt_fwd_dims *in = input_dims, *out = output_dims;
   if (!inplace_supported(in, out)) return TT_FWD_UNSUPPORTED;
-  const dw_layer L = {p, multiplier, shift, bias, in, out, data, filter, filter_dims->h,
-                      filter_dims->w};
+  dw_layer L = {p, multiplier, shift, bias, in, out, data, filter, filter_dims->h,
+                filter_dims->w, filter_dims->w};
+#if TT_FWD_DSP
+  dw_trim(&L, in->c);   /* the ring's schedule depends on the strides and pads only */
+#endif
   const int32_t C = in->c, lines = ring_lines(p, in, out), line = out->w * group_of(in);
   dw_buffer buf;
   dw_buffer_init(&buf, &L);
