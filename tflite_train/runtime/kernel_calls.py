@@ -11,8 +11,10 @@ them to places in a static memory plan and writes the call as C.
 The functions' signatures and the parameter structs are read from the headers themselves
 (`signatures()`, `struct_class()`): a kernel whose C signature changes shows up here as a
 description that no longer fits (`KernelCall.check`). The streams (tt_stream.h) take their
-layers and shapes grouped into structs; a call describes them flat (`signatures()`), and
-stream_args groups them for C (`c_signatures()`, `host_call`, the code generator).
+layers and shapes grouped into structs; a call describes them flat (`signatures()`: the
+flat lists stream_args writes, not the header's), and stream_args groups them for C
+(`c_signatures()`, `host_call`, the code generator); tests/test_stream_args.py checks the
+flat lists, the groups and stream_args' ctypes structures against the header.
 """
 from __future__ import annotations
 
@@ -94,18 +96,17 @@ def signatures() -> dict[str, Signature]:
 
 @lru_cache(maxsize=1)
 def structs() -> dict[str, tuple[tuple[str, str], ...]]:
-    """struct name -> ((field, type), ...) for every `typedef struct {...} name;`."""
+    """struct name -> ((field, type), ...) for every `typedef struct {...} name;` (a pointer
+    field's type as `base *`, const dropped: tt_stream.h's tt_stream_layer)."""
     out = {}
     for header in HEADERS:
         text = strip_comments(header.read_text())
         for body, name in re.findall(r"typedef struct \{([^}]*)\}\s*(\w+);", text):
             fields = []
-            for decl in body.split(";"):
-                words = decl.replace(",", " , ").split()
-                if not words:
-                    continue
-                ctype = words[0]
-                fields += [(f, ctype) for f in " ".join(words[1:]).replace(" ", "").split(",")]
+            for decl in filter(str.strip, body.split(";")):
+                base, declarators = re.match(r"\s*(?:const\s+)?(\w+)(.*)", decl, re.S).groups()
+                for d in declarators.split(","):
+                    fields.append((d.replace("*", "").strip(), base + " *" if "*" in d else base))
             out[name] = tuple(fields)
     return out
 
@@ -116,7 +117,8 @@ def struct_class(name: str) -> type:
     fields = structs().get(name)
     if fields is None:
         raise TTError(f"internal: no struct {name} in the kernel headers")
-    return type(name, (C.Structure,), {"_fields_": [(f, CTYPES[t]) for f, t in fields]})
+    return type(name, (C.Structure,), {"_fields_": [
+        (f, C.c_void_p if t.endswith("*") else CTYPES[t]) for f, t in fields]})
 
 
 def make_struct(name: str, **values) -> C.Structure:

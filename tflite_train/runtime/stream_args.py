@@ -17,9 +17,6 @@ from dataclasses import dataclass
 
 LAYER_FIELDS = ("params", "multiplier", "shift", "filter_dims", "filter", "wide", "bias")
 DIMS_FIELDS = ("input", "mid", "dw_output", "output")
-TYPES = {"params": "const tt_fwd_conv_params *", "multiplier": "const int32_t *",
-         "shift": "const int32_t *", "filter_dims": "const tt_fwd_dims *",
-         "filter": "const int8_t *", "wide": "const int16_t *", "bias": "const int32_t *"}
 
 
 class Layer(C.Structure):
