@@ -120,7 +120,11 @@ def test_widen_staging_fills_the_free_run_at_its_operator(fakes):
     # a staging already as large as asked for, or no room: unchanged
     calls = {k: SimpleNamespace(name=c.name, args=c.args, signature=fake_call(
         depthwise_input, 0).signature) for k, c in calls.items()}
+    before = [(b.name, b.size, off) for b, off in zip(plan.buffers, plan.offsets)]
     assert P.widen_staging(graph, calls, plan) == {}
+    # the stagings tried and put back where they were (a plan without them would leave the
+    # calls' Staging indexing the wrong buffer)
+    assert [(b.name, b.size, off) for b, off in zip(plan.buffers, plan.offsets)] == before
 
 
 def test_widen_staging_leaves_an_operator_with_no_free_run_alone(fakes):

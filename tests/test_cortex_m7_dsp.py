@@ -386,7 +386,8 @@ def grown_calls(rng) -> None:
                        biases(rng, 16, False), dims(y.shape), y)
     # depthwise layers, computed as the smaller window: in int8's whole range (the 3x3
     # pairs; ACTIVATIONS[0]) or clamped ([3]), a group of 3, depth multiplier 4; a kernel whose last row only is zero (4x3 computed, kind 1) and one whose last
-    # column is zero but for one tap (nothing trimmed, kind 2); out of place and in place
+    # column is zero but for one tap (its last row zero: 3x4 computed, the column kept,
+    # kind 2); out of place and in place
     grown = [(16, 16, 12, 1, 4, 8, 8, 0, 0), (16, 14, 7, 1, 4, 8, 7, 3, 0),
              (16, 20, 4, 1, 8, 8, 10, 0, 3), (9, 9, 2, 4, 4, 5, 5, 0, 0),
              (10, 10, 4, 1, 4, 5, 5, 1, 0), (10, 10, 4, 1, 4, 5, 5, 2, 3)]

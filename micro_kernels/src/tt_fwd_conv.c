@@ -209,7 +209,9 @@ static int32_t trailing_zero_rows(const int8_t *filter, int32_t co, int32_t kh, 
   int32_t z = 0;
   for (; z < kh - 1; ++z) {
     uint32_t any = 0;
-    for (int32_t o = 0; o < co; ++o) {
+    /* stops at the first channel with a nonzero tap: a k x k convolution's full last row
+     * (every later call too) would cost co * kw * ci reads a call */
+    for (int32_t o = 0; o < co && !any; ++o) {
       const int8_t *r = filter + (o * kh + kh - 1 - z) * row;
       for (int32_t i = 0; i < row; ++i) any |= (uint8_t)r[i];
     }
