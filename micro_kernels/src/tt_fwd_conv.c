@@ -207,16 +207,8 @@ static void stage_border(tt_dsp_word *s, int32_t P,
  * call: a trained filter's grown taps need not stay zero. */
 static int32_t trailing_zero_rows(const int8_t *filter, int32_t co, int32_t kh, int32_t row) {
   int32_t z = 0;
-  for (; z < kh - 1; ++z) {
-    uint32_t any = 0;
-    /* stops at the first channel with a nonzero tap: a k x k convolution's full last row
-     * (every later call too) would cost co * kw * ci reads a call */
-    for (int32_t o = 0; o < co && !any; ++o) {
-      const int8_t *r = filter + (o * kh + kh - 1 - z) * row;
-      for (int32_t i = 0; i < row; ++i) any |= (uint8_t)r[i];
-    }
-    if (any) break;
-  }
+  /* row kh - 1 - z of every output channel: co runs of `row` bytes, kh rows apart */
+  while (z < kh - 1 && tt_fwd_zero_runs(filter + (kh - 1 - z) * row, co, kh * row, row)) ++z;
   return z;
 }
 
@@ -413,7 +405,6 @@ static __attribute__((noinline)) int dsp_im2col_staged(
                     output, buf, (int32_t)sizeof buf);
 }
 #endif
-
 
 /* The filter is filter_lo [co, kh, kw, k] followed along input channels by filter_hi
  * [co, kh, kw, ci - k]. */

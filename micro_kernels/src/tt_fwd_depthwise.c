@@ -50,17 +50,10 @@ typedef struct {
  * taps need not stay zero. The DSP build's only: the portable one computes every tap, the
  * reference its bits are checked against. */
 #if TT_FWD_DSP
-static int zero_taps(const int8_t *f, int32_t n, int32_t step, int32_t cm) {
-  for (int32_t t = 0; t < n; ++t, f += step)
-    for (int32_t j = 0; j < cm; ++j)
-      if (f[j]) return 0;
-  return 1;
-}
-
 static void dw_trim(dw_layer *L, int32_t cm) {
   const int32_t row = L->fw * cm;
-  while (L->kh > 1 && zero_taps(L->filter + (L->kh - 1) * row, L->kw, cm, cm)) --L->kh;
-  while (L->kw > 1 && zero_taps(L->filter + (L->kw - 1) * cm, L->kh, row, cm)) --L->kw;
+  while (L->kh > 1 && tt_fwd_zero_runs(L->filter + (L->kh - 1) * row, L->kw, cm, cm)) --L->kh;
+  while (L->kw > 1 && tt_fwd_zero_runs(L->filter + (L->kw - 1) * cm, L->kh, row, cm)) --L->kw;
 }
 #endif
 

@@ -91,4 +91,15 @@ static inline void tt_fwd_tap_range(int32_t origin, int32_t dilation, int32_t ta
       }                                                                                   \
     }
 
+/* Whether n runs of len filter bytes, step apart from f, are all zero: a grown kernel's
+ * trailing taps (the importer's 4x4/2 and 8x8/2 kernels, a zero last row and column), which
+ * the DSP build leaves out (tt_fwd_conv.c's stems, tt_fwd_depthwise.c's dw_trim). Stops at
+ * the first nonzero byte: a kernel that is not grown pays a few reads. */
+static inline int tt_fwd_zero_runs(const int8_t *f, int32_t n, int32_t step, int32_t len) {
+  for (int32_t t = 0; t < n; ++t, f += step)
+    for (int32_t j = 0; j < len; ++j)
+      if (f[j]) return 0;
+  return 1;
+}
+
 #endif /* TT_FWD_INTERNAL_H */
