@@ -1,7 +1,7 @@
 """stream_args against tt_stream.h: the streams' C parameters, the structs they group and the
-ctypes structures the host calls build must be the header's, field by field, or a stream
-would be handed the wrong pointers with no error (host calls pass every struct field as a
-pointer). Read from the header text, no compiler."""
+ctypes structures the host calls build (kernel_calls.struct_class) must be the header's,
+field by field, or a stream would be handed the wrong pointers with no error (host calls
+pass every struct field as a pointer). Read from the header text, no compiler."""
 from __future__ import annotations
 
 import ctypes as C
@@ -28,11 +28,12 @@ def _flat_types(name: str) -> dict[str, tuple[str, bool]]:
     return {p.name: (p.ctype, p.pointer) for p in params}
 
 
-@pytest.mark.parametrize("cls, struct", [(S.Layer, "tt_stream_layer"),
-                                         (S.Dims, "tt_stream_dims")])
-def test_ctypes_structures_are_the_headers(cls, struct):
+@pytest.mark.parametrize("names, struct", [(S.LAYER_FIELDS, "tt_stream_layer"),
+                                           (S.DIMS_FIELDS, "tt_stream_dims")])
+def test_ctypes_structures_are_the_headers(names, struct):
     fields = K.structs()[struct]
-    assert [f for f, _ in cls._fields_] == [f for f, _ in fields]
+    cls = K.struct_class(struct)                # what host calls build
+    assert [f for f, _ in cls._fields_] == [f for f, _ in fields] == list(names)
     # every field a pointer in C, so c_void_p fields give the same layout
     assert all(t.endswith("*") for _, t in fields), fields
     assert all(t is C.c_void_p for _, t in cls._fields_)

@@ -14,7 +14,7 @@ description that no longer fits (`KernelCall.check`). The streams (tt_stream.h) 
 layers and shapes grouped into structs; a call describes them flat (`signatures()`: the
 flat lists stream_args writes, not the header's), and stream_args groups them for C
 (`c_signatures()`, `host_call`, the code generator); tests/test_stream_args.py checks the
-flat lists, the groups and stream_args' ctypes structures against the header.
+flat lists and the groups against the header.
 """
 from __future__ import annotations
 
@@ -234,7 +234,7 @@ def host_call(name: str, *args):
         return a
     keep = [np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args]
     if name in stream_args.STREAMS:
-        values, alive = stream_args.host_args(name, [arg(a) for a in keep])
+        values, alive = stream_args.host_args(name, [arg(a) for a in keep], struct_class)
         result = getattr(_library(), name)(*values)
         del alive                                 # the structs, until the call returned
         return result

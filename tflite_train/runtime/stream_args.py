@@ -19,14 +19,6 @@ LAYER_FIELDS = ("params", "multiplier", "shift", "filter_dims", "filter", "wide"
 DIMS_FIELDS = ("input", "mid", "dw_output", "output")
 
 
-class Layer(C.Structure):
-    _fields_ = [(f, C.c_void_p) for f in LAYER_FIELDS]
-
-
-class Dims(C.Structure):
-    _fields_ = [(f, C.c_void_p) for f in DIMS_FIELDS]
-
-
 @dataclass(frozen=True)
 class Group:
     """One struct argument of a stream: its C type and, for each field, the flat argument
@@ -145,15 +137,15 @@ def c_groups(name: str, names: list[str], exprs: list[str], prefix: str,
     return decls, args
 
 
-def host_args(name: str, values: list) -> tuple[list, list]:
+def host_args(name: str, values: list, struct_class) -> tuple[list, list]:
     """(the ctypes call's arguments, the structs to keep alive) from flat host values (each
-    pointer an address or None: NULL)."""
+    pointer an address or None: NULL); `struct_class(ctype)`: the header's struct as a ctypes
+    Structure (kernel_calls.struct_class)."""
     keep, out = [], []
     for a in grouped(name, flat_names(name), values):
         if isinstance(a, tuple):
             _, group, fields = a
-            cls = Layer if group.ctype == "tt_stream_layer" else Dims
-            s = cls(**fields)
+            s = struct_class(group.ctype)(**fields)
             keep.append(s)
             out.append(C.addressof(s))
         else:
