@@ -187,7 +187,8 @@ def chain_calls(rng, case) -> list[Call]:
                                  w * ci)
         values, keep = stream_args.host_args(
             "tt_conv_depthwise_pointwise_chain_source_s8",
-            [address(a) for a in (*args[:4], source, *args[5:-3], got, *args[-2:])])
+            [address(a) for a in (*args[:4], source, *args[5:-3], got, *args[-2:])],
+            K.struct_class)
         assert lib.tt_conv_depthwise_pointwise_chain_source_s8(
             *(C.c_void_p(v) for v in values)) == 0
         assert got.tobytes() == want.tobytes() and reader.asked == list(range(h)), case
