@@ -49,8 +49,7 @@ def fakes(monkeypatch):
 
 def test_level_staging_takes_the_levels_the_arena_has_room_for(fakes):
     """Each operator gets the largest level its kernel takes within the ceiling, the largest
-    asked for first (operator 2's 9,000 B); from a floor (operator 1's 3,000 B: its int8
-    form; operator 2's 700 B: its portable code), the same above it."""
+    asked for first (operator 2's 9,000 B)."""
     free = 8000                                          # bytes under the ceiling
 
     def arena_of(graph, stages):
@@ -60,19 +59,18 @@ def test_level_staging_takes_the_levels_the_arena_has_room_for(fakes):
     got = P.level_staging(None, arena_of, 40000)
     # operator 2 first: all it asks for (8,000 B), operator 1 none of its levels beside it
     assert depthwise_input(got[2]) == 8000 and 1 not in got
-    got = P.level_staging(None, arena_of, 40000, {1: 3000, 2: 700})
-    # from the floor: operator 2 to the largest level beside operator 1's 2,176 B (5,824 B
-    # free: 5,800); operator 1's int16 level (4,608) no longer fits
+    # operator 2 whole, operator 1 the level below its int16 one (4,608 B no longer fits)
+    free = 9000 + 2176
+    got = P.level_staging(None, arena_of, 40000)
+    assert (pointwise_weight(got[1]), depthwise_input(got[2])) == (2176, 9000)
     assert arena_of(None, got).arena_bytes <= 40000
-    assert depthwise_input(got[2]) == 5800
-    assert pointwise_weight(got[1]) == 2176
     # with room for both at their largest, both get it
     free = 4608 + 9000
-    got = P.level_staging(None, arena_of, 40000, {1: 3000, 2: 700})
+    got = P.level_staging(None, arena_of, 40000)
     assert (pointwise_weight(got[1]), depthwise_input(got[2])) == (4608, 9000)
-    # with room for nothing more, nothing changes
-    free = pointwise_weight(3000)
-    assert P.level_staging(None, arena_of, 40000, {1: 3000, 2: 700}) == {1: 3000, 2: 700}
+    # with room for nothing, nothing
+    free = 0
+    assert P.level_staging(None, arena_of, 40000) == {}
 
 
 def plan_with(buffers: list[tuple[str, int, int, int, int | None]], arena: int):

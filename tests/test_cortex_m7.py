@@ -265,7 +265,7 @@ class Program:
             decls, values = stream_args.c_groups(call.name, stream_args.flat_names(call.name),
                                                  values, "s_", "const")
             lines += ["  " + d for d in decls]
-        invocation = f"{call.name}({', '.join(values)})"
+        invocation = f"{stream_args.c_function(call.name)}({', '.join(values)})"
         if self.timed:
             lines.append("  const uint32_t t0 = tt_rig_ticks();")
             lines.append(f"  (void){invocation};")

@@ -41,7 +41,7 @@ def test_ctypes_structures_are_the_headers(names, struct):
 
 @pytest.mark.parametrize("name", sorted(S.STREAMS))
 def test_groups_are_the_headers_parameters(name):
-    c = _c_params(name)
+    c = _c_params(S.c_function(name))
     groups = S.STREAMS[name][1]
     assert [p.name for p in c] == [g if isinstance(g, str) else g[0] for g in groups]
     flat = _flat_types(name)

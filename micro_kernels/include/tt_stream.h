@@ -41,7 +41,11 @@ extern "C" {
  *   wide         a 1x1 layer's filter pre-widened for SMLAD as tt_conv2d_wide_s8 takes it:
  *                [c_out * c_in] int16 in tflite_train/codegen/layouts.py's order, 4-byte
  *                aligned; or NULL (the layer reads its int8 filter; always NULL for `dw`
- *                and for a first layer that is not 1x1);
+ *                and for a first layer that is not 1x1). Same bits either way: a stream
+ *                computes its 1x1 layers a row or two at a time, and without it each such
+ *                call sign-extends the filter's words in every block of pixels or widens
+ *                the whole filter once more (tt_dsp_rows6w); a frozen filter kept widened
+ *                in flash saves that every call;
  *   bias         [c_out] int32 at scale input_scale * filter_scale[c], or NULL (zero). */
 typedef struct {
   const tt_fwd_conv_params *params;
@@ -80,8 +84,7 @@ int32_t tt_pointwise_depthwise_s8_window_bytes(const tt_fwd_conv_params *dw,
  * dims->output [1, oh, ow, cm * m]; dims->dw_output: the same). input: int8 dims->input,
  * output: int8 dims->output. window: tt_pointwise_depthwise_s8_window_bytes bytes, not
  * overlapping anything else. Returns TT_FWD_OK, or TT_FWD_UNSUPPORTED (touching nothing) for
- * a batch other than 1 or a pointwise layer that is not 1x1, stride 1, unpadded. pw->wide:
- * as tt_pointwise_depthwise_wide_s8 below. */
+ * a batch other than 1 or a pointwise layer that is not 1x1, stride 1, unpadded. */
 int tt_pointwise_depthwise_s8(const tt_stream_layer *pw, const tt_stream_layer *dw,
                               const tt_stream_dims *dims, const int8_t *input, int8_t *output,
                               int8_t *window);
@@ -102,18 +105,6 @@ int32_t tt_stream_depthwise_pack_bytes(const tt_fwd_conv_params *dw, const tt_fw
 int tt_pointwise_depthwise_packed_s8(const tt_stream_layer *pw, const tt_stream_layer *dw,
                                      const tt_stream_dims *dims, const int8_t *input,
                                      int8_t *output, int8_t *window, int8_t *pack);
-
-/* The streams with their 1x1 layers' filters also pre-widened for SMLAD (the layers'
- * `wide`: the expansion's here, the three-layer stream's first layer, when 1x1, and
- * projection): a stream computes its 1x1 layers a row or two at a time, and without a
- * pre-widened filter each such call either sign-extends the filter's words in every block
- * of pixels or widens the whole filter once more (tt_dsp_rows6w): a frozen filter kept
- * widened in flash saves that every call. Every form reads `wide` where it is not NULL; the
- * _wide_s8 names say which calls the code generator gave pre-widened filters. Otherwise the
- * arguments, results and bits of the _packed_s8 forms. */
-int tt_pointwise_depthwise_wide_s8(const tt_stream_layer *pw, const tt_stream_layer *dw,
-                                   const tt_stream_dims *dims, const int8_t *input,
-                                   int8_t *output, int8_t *window, int8_t *pack);
 
 /* The least shift >= 0 such that tt_pointwise_depthwise_s8 may write its output starting
  * `shift` bytes before its input (output + shift == input): output row oy is written after
@@ -173,13 +164,6 @@ int tt_conv_depthwise_pointwise_chain_s8(const tt_stream_layer *a, const tt_stre
                                          const tt_stream_layer *b_pw,
                                          const tt_stream_dims *b_dims, int8_t *b_output,
                                          int8_t *b_window, int8_t *b_pack);
-
-/* tt_conv_depthwise_pointwise_packed_s8 with pre-widened 1x1 filters (a->wide, pw->wide): as
- * tt_pointwise_depthwise_wide_s8 above. */
-int tt_conv_depthwise_pointwise_wide_s8(const tt_stream_layer *a, const tt_stream_layer *dw,
-                                        const tt_stream_layer *pw, const tt_stream_dims *dims,
-                                        const int8_t *input, int8_t *output, int8_t *window,
-                                        int8_t *pack);
 
 /* The least shift >= 0 such that tt_conv_depthwise_pointwise_packed_s8 may write its output
  * starting `shift` bytes before its input (output + shift == input), as for

@@ -241,12 +241,6 @@ int tt_pointwise_depthwise_packed_s8(const tt_stream_layer *pw, const tt_stream_
   return TT_FWD_OK;
 }
 
-int tt_pointwise_depthwise_wide_s8(const tt_stream_layer *pw, const tt_stream_layer *dw,
-                                   const tt_stream_dims *dims, const int8_t *input,
-                                   int8_t *output, int8_t *window, int8_t *pack) {
-  return tt_pointwise_depthwise_packed_s8(pw, dw, dims, input, output, window, pack);
-}
-
 int32_t tt_conv_depthwise_pointwise_s8_window_bytes(const tt_fwd_conv_params *dw,
                                                     const tt_fwd_dims *mid_dims,
                                                     const tt_fwd_dims *dw_filter_dims,
@@ -377,13 +371,6 @@ int tt_conv_depthwise_pointwise_packed_s8(const tt_stream_layer *a, const tt_str
   tt_row_source frame = frame_of(dims->input, input);
   return tt_conv_depthwise_pointwise_packed_source_s8(a, dw, pw, dims, &frame, output, window,
                                                       pack);
-}
-
-int tt_conv_depthwise_pointwise_wide_s8(const tt_stream_layer *a, const tt_stream_layer *dw,
-                                        const tt_stream_layer *pw, const tt_stream_dims *dims,
-                                        const int8_t *input, int8_t *output, int8_t *window,
-                                        int8_t *pack) {
-  return tt_conv_depthwise_pointwise_packed_s8(a, dw, pw, dims, input, output, window, pack);
 }
 
 int32_t tt_conv2d_rows_s8_shift(const tt_fwd_conv_params *p, const tt_fwd_dims *input_dims,

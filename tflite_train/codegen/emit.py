@@ -195,7 +195,7 @@ class Emitter:
         if name in stream_args.STREAMS:
             decls, args = stream_args.c_groups(name, [p.name for p in params], args,
                                                f"tt_s{k}_")
-        return decls, f"{name}({', '.join(args)})"
+        return decls, f"{stream_args.c_function(name)}({', '.join(args)})"
 
     # --- the files --------------------------------------------------------------------------
 

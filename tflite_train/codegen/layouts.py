@@ -19,7 +19,8 @@ from ..ir import Graph
 from ..runtime.kernel_calls import In, KernelCall
 
 KERNEL = "tt_conv2d_wide_s8"
-# a stream's kernel -> its form with pre-widened filters, and where its 1x1 sides find
+# a stream's kernel -> its form with pre-widened filters (the packed C function, the
+# `wide` filters last in its flat arguments: runtime/stream_args.py), and where its 1x1 sides find
 # (parameters, multiplier, shift, input dims, filter dims, filter, bias, output dims);
 # the three-layer stream's first layer only when it is 1x1
 STREAMS = {"tt_pointwise_depthwise_s8": "tt_pointwise_depthwise_wide_s8",

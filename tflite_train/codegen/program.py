@@ -620,33 +620,29 @@ def _staging_levels(call: KernelCall, most: int) -> list[int]:
     return levels
 
 
-def level_staging(graph: Graph, arena_of, ceiling: int, stages: dict[int, int] | None = None
-                  ) -> dict[int, int]:
+def level_staging(graph: Graph, arena_of, ceiling: int) -> dict[int, int]:
     """How much of its DSP staging each operator gets, by its kernel's levels
     (_staging_levels): operator by operator, the largest asked for first, the largest level
     that keeps `arena_of(graph, stages)` (the arena with those) within `ceiling` (searched
-    by bisection: the arena grows with the staging but for the placement's accidents);
-    `stages`, if given, the floor each starts from. The staging lives in the arena, not on
-    the kernel's stack (there it was the program's deepest frames, 8-9 KB; the rig's painted
-    stack went 10.5 -> 5.8 KB when it moved), so the ceiling is the smallest arena without
-    any staging, or the arena limit where larger: letting it grow by what the stack saved
-    cost MobileNetV2's row-API program 4.5 KB of arena for 1.7 M instructions (round 8).
-    Round 8's rule, one limit in bytes for every operator shrunk by the arena's excess, left
-    bytes below a kernel's next level unused (a pointwise weight gradient takes 4,608 or
-    2,176 B, nothing from less) and its uniform shrinking took from operators where the
-    arena had room: MobileNetV2's row-API program (36,232 B of arena either way), with
-    widen_staging after it, 55.60 -> 54.47 M instructions a step (2-step probes), MCUNet's
-    80.31 -> 72.49 M; raising that rule's result instead of starting from none: 54.99 and
-    72.70 M. (Other orders from none, the
+    by bisection: the arena grows with the staging but for the placement's accidents). The
+    staging lives in the arena, not on the kernel's stack (there it was the program's
+    deepest frames, 8-9 KB; the rig's painted stack went 10.5 -> 5.8 KB when it moved), so
+    the ceiling is the smallest arena without any staging, or the arena limit where larger:
+    letting it grow by what the stack saved cost MobileNetV2's row-API program 4.5 KB of
+    arena for 1.7 M instructions (round 8). Round 8's rule, one limit in bytes for every
+    operator shrunk by the arena's excess, left bytes below a kernel's next level unused (a
+    pointwise weight gradient takes 4,608 or 2,176 B, nothing from less) and its uniform
+    shrinking took from operators where the arena had room: MobileNetV2's row-API program
+    (36,232 B of arena either way), with widen_staging after it, 55.60 -> 54.47 M
+    instructions a step (2-step probes), MCUNet's 80.31 -> 72.49 M; raising that rule's
+    result instead of starting from none: 54.99 and 72.70 M. (Other orders from none, the
     smallest asked first, the last operator first, the kernels with few levels first: the
     same MobileNetV2 program; MCUNet's arena grew to 40,964-41,120 B.)"""
     wanted = staging_ops(graph)
     calls = _calls(graph)
-    stages = dict(stages or {})
+    stages: dict[int, int] = {}
     for k in sorted(wanted, key=lambda k: (-wanted[k], k)):
-        stage = next(a for a in calls[k].args if isinstance(a, Staging))
-        now = stage.within(stages[k]) if stages.get(k, 0) > 0 else 0
-        levels = [n for n in _staging_levels(calls[k], wanted[k]) if n > now]
+        levels = _staging_levels(calls[k], wanted[k])
         lo, hi, best = 0, len(levels), None   # levels descending: the first that fits
         while lo < hi:
             mid = (lo + hi) // 2

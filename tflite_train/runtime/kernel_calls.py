@@ -89,8 +89,9 @@ def signatures() -> dict[str, Signature]:
     (stream_args; the C function takes them grouped into structs)."""
     out = dict(c_signatures())
     for name, (flat, _) in stream_args.STREAMS.items():
-        if name in out:
-            out[name] = Signature(name, out[name].ret, tuple(_param(p) for p in flat))
+        c = out.get(stream_args.c_function(name))
+        if c is not None:
+            out[name] = Signature(name, c.ret, tuple(_param(p) for p in flat))
     return out
 
 
@@ -235,7 +236,7 @@ def host_call(name: str, *args):
     keep = [np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args]
     if name in stream_args.STREAMS:
         values, alive = stream_args.host_args(name, [arg(a) for a in keep], struct_class)
-        result = getattr(_library(), name)(*values)
+        result = getattr(_library(), stream_args.c_function(name))(*values)
         del alive                                 # the structs, until the call returned
         return result
     return getattr(_library(), name)(*[arg(a) for a in keep])

@@ -89,6 +89,9 @@ def _chain(name: str, source: bool):
 
 
 # name -> (flat declarations, the C parameters: a name of the flat list or (name, Group))
+# The _wide_s8 names are the planner's (layouts.py): a packed stream given pre-widened 1x1
+# filters, whose flat list ends with them; C has one function for both, whose structs carry
+# `wide` (NULL where not widened).
 STREAMS = {name: (tuple(flat), tuple(c)) for name, flat, c in (
     _pair("tt_pointwise_depthwise_s8", False, False),
     _pair("tt_pointwise_depthwise_packed_s8", True, False),
@@ -98,6 +101,15 @@ STREAMS = {name: (tuple(flat), tuple(c)) for name, flat, c in (
     _block("tt_conv_depthwise_pointwise_wide_s8", False, True),
     _chain("tt_conv_depthwise_pointwise_chain_s8", False),
     _chain("tt_conv_depthwise_pointwise_chain_source_s8", True))}
+
+
+C_FUNCTION = {"tt_pointwise_depthwise_wide_s8": "tt_pointwise_depthwise_packed_s8",
+              "tt_conv_depthwise_pointwise_wide_s8": "tt_conv_depthwise_pointwise_packed_s8"}
+
+
+def c_function(name: str) -> str:
+    """The C function a call of kernel `name` is written as."""
+    return C_FUNCTION.get(name, name)
 
 
 def flat_names(name: str) -> list[str]:
