@@ -12,21 +12,25 @@ from __future__ import annotations
 from .. import memory
 from ..ir import Graph
 from ..runtime import kernel_calls as K
+from ..runtime import stream_args
 
 # a stream's kernel -> its form with a pack (the same arguments, then the pack); the
 # three-layer stream has only that form, called with a NULL pack until one is lent
 PACKED = {"tt_pointwise_depthwise_s8": "tt_pointwise_depthwise_packed_s8",
           "tt_conv_depthwise_pointwise_packed_s8": "tt_conv_depthwise_pointwise_packed_s8"}
-# where each finds its depthwise layer's parameters, input (mid), filter and output dims
-DEPTHWISE_ARGS = {"tt_pointwise_depthwise_s8": (8, 11, 12, 15),
-                  "tt_conv_depthwise_pointwise_packed_s8": (8, 11, 12, 18)}
+# each one's depthwise layer: its parameters, input (mid), filter and output dims
+DEPTHWISE_ARGS = {"tt_pointwise_depthwise_s8": ("dw", "mid_dims", "dw_filter_dims",
+                                                "output_dims"),
+                  "tt_conv_depthwise_pointwise_packed_s8": ("dw", "mid_dims", "dw_filter_dims",
+                                                            "dw_output_dims")}
 
 
 def pack_bytes(call: K.KernelCall) -> int:
     """Bytes of the pack of a stream's depthwise layer (0: it has none), the same for every
     target."""
+    args = stream_args.named(call.name, call.args)
     return int(K.host_call("tt_stream_depthwise_pack_bytes",
-                           *(call.args[i] for i in DEPTHWISE_ARGS[call.name])))
+                           *(args[n] for n in DEPTHWISE_ARGS[call.name])))
 
 
 def place(graph: Graph, fused: dict[int, K.KernelCall], plan: memory.CodegenPlan) -> set[int]:

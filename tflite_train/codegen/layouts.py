@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Graph
+from ..runtime import stream_args
 from ..runtime.kernel_calls import In, KernelCall
 
 KERNEL = "tt_conv2d_wide_s8"
@@ -26,10 +27,17 @@ KERNEL = "tt_conv2d_wide_s8"
 STREAMS = {"tt_pointwise_depthwise_s8": "tt_pointwise_depthwise_wide_s8",
            "tt_pointwise_depthwise_packed_s8": "tt_pointwise_depthwise_wide_s8",
            "tt_conv_depthwise_pointwise_packed_s8": "tt_conv_depthwise_pointwise_wide_s8"}
-SIDES = {"tt_pointwise_depthwise_s8": {"a": (0, 1, 2, 3, 5, 6, 7, 11)},
-         "tt_pointwise_depthwise_packed_s8": {"a": (0, 1, 2, 3, 5, 6, 7, 11)},
-         "tt_conv_depthwise_pointwise_packed_s8": {"a": (0, 1, 2, 3, 5, 6, 7, 11),
-                                                   "pw": (15, 16, 17, 18, 19, 20, 21, 22)}}
+def _side(layer: str, x_dims: str, y_dims: str) -> tuple[str, ...]:
+    return (layer, f"{layer}_multiplier", f"{layer}_shift", x_dims, f"{layer}_filter_dims",
+            f"{layer}_filter", f"{layer}_bias", y_dims)
+
+
+# (side -> its arguments' names, the depthwise layer's output dims: one call a row of it)
+_PAIR = ({"a": _side("pw", "input_dims", "mid_dims")}, "output_dims")
+SIDES = {"tt_pointwise_depthwise_s8": _PAIR, "tt_pointwise_depthwise_packed_s8": _PAIR,
+         "tt_conv_depthwise_pointwise_packed_s8": (
+             {"a": _side("a", "input_dims", "mid_dims"),
+              "pw": _side("pw", "dw_output_dims", "output_dims")}, "dw_output_dims")}
 # flash the pre-widened filters may add: MCUNet's program is about 700 KB of the board's
 # 1 MB, MobileNetV2's 475 KB; this keeps both below 870 KB. 128 KB left out MCUNet's
 # blocks.10.pointwise2 (240 -> 96 at 4x4, 45 KB pre-widened, 1.0 instructions saved a byte:
@@ -99,10 +107,11 @@ def _tensor(graph: Graph, k: int, arg) -> int | None:
     return getattr(arg, "tensor", None)           # codegen.program.TensorArg
 
 
-def _saved(graph: Graph, k: int, args, idx, rows: int) -> tuple[float, int, int] | None:
-    """(instructions saved a byte, bytes, filter tensor) of pre-widening a 1x1 layer at
-    args[idx] (stride 1, no padding) that runs in `rows` calls of equal pixels, or None."""
-    p, mult, shift, x_dims, f_dims, filt, bias, y_dims = (args[i] for i in idx)
+def _saved(graph: Graph, k: int, layer, rows: int) -> tuple[float, int, int] | None:
+    """(instructions saved a byte, bytes, filter tensor) of pre-widening a 1x1 layer
+    (stride 1, no padding; `layer`: its parameters, multiplier, shift, input dims, filter
+    dims, filter, bias, output dims) that runs in `rows` calls of equal pixels, or None."""
+    p, mult, shift, x_dims, f_dims, filt, bias, y_dims = layer
     t = _tensor(graph, k, filt)
     if t is None or t < 0 or not graph.tensors[t].is_constant:
         return None
@@ -129,12 +138,15 @@ def candidates(graph: Graph, k: int, call: KernelCall | None
     if call is None:
         return {}
     if call.name == "tt_conv2d_s8":
-        c = _saved(graph, k, call.args, (0, 1, 2, 3, 5, 6, 7, 8), 1)
+        c = _saved(graph, k, [call.args[i] for i in (0, 1, 2, 3, 5, 6, 7, 8)], 1)
         return {"": c} if c else {}
+    if call.name not in SIDES:
+        return {}
+    sides, dw_out = SIDES[call.name]
+    args = stream_args.named(call.name, call.args)
     out = {}
-    for side, idx in SIDES.get(call.name, {}).items():
-        dw_out = call.args[15 if call.name.startswith("tt_pointwise") else 18]
-        c = _saved(graph, k, call.args, idx, dw_out.h)
+    for side, names in sides.items():
+        c = _saved(graph, k, [args[n] for n in names], args[dw_out].h)
         if c:
             out[side] = c
     return out

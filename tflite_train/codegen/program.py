@@ -29,6 +29,7 @@ from ..errors import ModelError, TTError
 from ..ir import Graph
 from ..runtime import c_forward, c_kernels
 from ..runtime import kernel_calls as K
+from ..runtime import stream_args
 from ..runtime.kernel_calls import In, KernelCall, Scratch, Staging
 from ..training_ops import options_of, set_option
 from . import dw_pack, layouts
@@ -365,17 +366,21 @@ def _chain_call(graph: Graph, first: KernelCall, second: KernelCall, k: int) -> 
     first = KernelCall(first.name, [
         (TensorArg(last.inputs[a.k]) if last.inputs[a.k] >= 0 else None)
         if isinstance(a, In) and not a.value else a for a in first.args])
-    x_dims = first.args[22]                         # the first's output: the second's input
-    a, f_dims = second.args[0], second.args[5]
+    one, two = stream_args.named(first.name, first.args), stream_args.named(second.name,
+                                                                           second.args)
+    x_dims = one["output_dims"]                     # the first's output: the second's input
+    a, f_dims = two["a"], two["a_filter_dims"]
     span = min((f_dims.h - 1) * a.dilation_h + 1, x_dims.h)
 
     def pack(call):
         n = dw_pack.pack_bytes(call)
         return Scratch(n) if n > 0 else None
-    window0, window1 = first.args[24], second.args[24]
-    return KernelCall("tt_conv_depthwise_pointwise_chain_s8",
-                      [*first.args[:23], window0, pack(first), Scratch(span * x_dims.w * x_dims.c),
-                       *second.args[:3], *second.args[5:24], window1, pack(second)]).check()
+    # the second's arguments as the chain names them: its first layer `b`, the rest b_*
+    chain = {**one, "pack": pack(first), "ring": Scratch(span * x_dims.w * x_dims.c),
+             **{("b" + n[1:] if n == "a" or n.startswith("a_") else "b_" + n): v
+                for n, v in two.items()}, "b_pack": pack(second)}
+    name = "tt_conv_depthwise_pointwise_chain_s8"
+    return KernelCall(name, stream_args.flat_values(name, chain)).check()
 
 
 # --- in place: kernels that write their output over their input --------------------------------

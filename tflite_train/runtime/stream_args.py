@@ -117,6 +117,20 @@ def flat_names(name: str) -> list[str]:
     return [d.replace("*", " ").split()[-1] for d in STREAMS[name][0]]
 
 
+def named(name: str, values: list) -> dict:
+    """Stream `name`'s flat argument values by name (the planner's lists: no index into
+    them outside this module)."""
+    names = flat_names(name)
+    if len(names) != len(values):
+        raise ValueError(f"internal: {name} takes {len(names)} arguments, not {len(values)}")
+    return dict(zip(names, values))
+
+
+def flat_values(name: str, by_name: dict) -> list:
+    """Stream `name`'s flat argument list from its values by name."""
+    return [by_name[n] for n in flat_names(name)]
+
+
 def grouped(name: str, names: list[str], values: list) -> list:
     """The C call's arguments of stream `name` from its flat arguments (`values`, in the
     order of `names`): each struct argument as (name, Group, {field: value or None})."""
