@@ -137,6 +137,16 @@ static inline __attribute__((always_inline)) void block_sums8(const tt_dsp_word 
   for (int32_t j = 0; j < 8; ++j) acc[j] = t[j];
 }
 
+#if TT_FPV5
+/* The low bytes of a, b, c, d as one word, a's lowest: three BFI (gcc 12 masks and ORs). */
+static inline uint32_t bytes4(int32_t a, int32_t b, int32_t c, int32_t d) {
+  uint32_t r = (uint32_t)a;
+  __asm__("bfi %0, %1, #8, #8\n\tbfi %0, %2, #16, #8\n\tbfi %0, %3, #24, #8"
+          : "+r"(r) : "r"(b), "r"(c), "r"(d));
+  return r;
+}
+#endif
+
 /* Weights w[c0 + j], j < nc, after the default rule (tt_qas_weight, nan_free) with the
  * gradients (float)(acc[j] - correction) * unit, from the sums' registers: no float
  * gradient in memory. A whole block is unrolled so that acc stays in registers. */
@@ -145,11 +155,27 @@ static inline __attribute__((always_inline)) void update_block(int8_t *w, const 
                                                                float unit, float scale,
                                                                tt_sgd_call *call) {
   if (nc == 8) {
+#if TT_FPV5
+    /* four weights a word: their bytes clamped by one pair of QSUB8 and stored by one STR
+     * (6 instructions fewer per four than a byte at a time) */
+#pragma GCC unroll 2
+    for (int32_t h = 0; h < 8; h += 4) {
+      int32_t b[4];
+#pragma GCC unroll 4
+      for (int32_t j = 0; j < 4; ++j)
+        b[j] = tt_qas_weight_sat8(
+            call, w[h + j],
+            (float)(int32_t)((uint32_t)acc[h + j] - (uint32_t)correction) * unit, scale);
+      uint32_t word = tt_clamp_weights4(bytes4(b[0], b[1], b[2], b[3]));
+      memcpy(w + h, &word, 4);
+    }
+#else
 #pragma GCC unroll 8
     for (int32_t j = 0; j < 8; ++j)
       w[j] = tt_qas_weight(call, w[j],
                            (float)(int32_t)((uint32_t)acc[j] - (uint32_t)correction) * unit,
                            scale, 1);
+#endif
     return;
   }
   for (int32_t j = 0; j < nc; ++j)
