@@ -95,12 +95,28 @@ int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, 
   return 1;
 }
 
-/* acc[j] over every group for the eight channels of one block. */
+/* One group of block_sums' assembly: dy's two words at byte offset `dy` from ds, then each
+ * channel's two x words (at the byte offsets from xs) into its sum by two SMLADs. */
+#define SUMS_CHANNEL(j, at)                                  \
+  "ldrd %[x0], %[x1], [%[xs], #" #at "]\n\t"               \
+  "smlad %[t" #j "], %[x0], %[d0], %[t" #j "]\n\t"        \
+  "smlad %[t" #j "], %[x1], %[d1], %[t" #j "]\n\t"
+#define SUMS_GROUP(dy, a0, a1, a2, a3, a4, a5, a6, a7)                                   \
+  "ldrd %[d0], %[d1], [%[ds], #" #dy "]\n\t" SUMS_CHANNEL(0, a0) SUMS_CHANNEL(1, a1)     \
+  SUMS_CHANNEL(2, a2) SUMS_CHANNEL(3, a3) SUMS_CHANNEL(4, a4) SUMS_CHANNEL(5, a5)      \
+  SUMS_CHANNEL(6, a6) SUMS_CHANNEL(7, a7)
+
+/* acc[j] over every group for the eight channels of one block: groups mod 4 one at a time,
+ * then four an iteration in assembly. The loop's pointer steps, end test and branch (5
+ * instructions against a group's 25) then come once per four groups; gcc unrolls such a
+ * loop only with its sums spilled (it takes all 14 registers: 8 sums, 2 pointers, 2 dy and
+ * 2 x words, the end read from the stack into a free x register). */
 static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *xs,
                                                              const tt_dsp_word *ds,
                                                              int32_t groups, int32_t *acc) {
   int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (const tt_dsp_word *end = ds + 2 * groups; ds != end; ds += 2, xs += 16) {
+  const tt_dsp_word *const end = ds + 2 * groups;
+  for (const tt_dsp_word *first = ds + 2 * (groups & 3); ds != first; ds += 2, xs += 16) {
     uint32_t d0, d1;
     tt_dsp_ldrd(ds, &d0, &d1);
 #pragma GCC unroll 8
@@ -110,6 +126,26 @@ static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *
       t[j] = __smlad(x0, d0, t[j]);
       t[j] = __smlad(x1, d1, t[j]);
     }
+  }
+  if (ds != end) {
+    uint32_t d0, d1, x0, x1;
+    __asm__ volatile(
+      "1:\n\t"
+      SUMS_GROUP(0, 0, 8, 16, 24, 32, 40, 48, 56)
+      SUMS_GROUP(8, 64, 72, 80, 88, 96, 104, 112, 120)
+      SUMS_GROUP(16, 128, 136, 144, 152, 160, 168, 176, 184)
+      SUMS_GROUP(24, 192, 200, 208, 216, 224, 232, 240, 248)
+      "adds %[ds], %[ds], #32\n\t"
+      "adds %[xs], %[xs], #256\n\t"
+      "ldr %[x0], %[end]\n\t"
+      "cmp %[ds], %[x0]\n\t"
+      "bne 1b"
+      : [t0] "+r"(t[0]), [t1] "+r"(t[1]), [t2] "+r"(t[2]), [t3] "+r"(t[3]),
+        [t4] "+r"(t[4]), [t5] "+r"(t[5]), [t6] "+r"(t[6]), [t7] "+r"(t[7]),
+        [ds] "+r"(ds), [xs] "+r"(xs), [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0),
+        [x1] "=&r"(x1)
+      : [end] "m"(end)
+      : "cc", "memory");
   }
 #pragma GCC unroll 8
   for (int32_t j = 0; j < 8; ++j) acc[j] = t[j];
