@@ -127,6 +127,8 @@ static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *
       t[j] = __smlad(x1, d1, t[j]);
     }
   }
+#if defined(__OPTIMIZE__) && !defined(__PIC__)
+  /* (needs all 14 registers: unoptimized builds keep r7 for the frame, PIC ones r9) */
   if (ds != end) {
     uint32_t d0, d1, x0, x1;
     __asm__ volatile(
@@ -147,6 +149,19 @@ static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *
       : [end] "m"(end)
       : "cc", "memory");
   }
+#else
+  for (; ds != end; ds += 2, xs += 16) {
+    uint32_t d0, d1;
+    tt_dsp_ldrd(ds, &d0, &d1);
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < 8; ++j) {
+      uint32_t x0, x1;
+      tt_dsp_ldrd(xs + 2 * j, &x0, &x1);
+      t[j] = __smlad(x0, d0, t[j]);
+      t[j] = __smlad(x1, d1, t[j]);
+    }
+  }
+#endif
 #pragma GCC unroll 8
   for (int32_t j = 0; j < 8; ++j) acc[j] = t[j];
 }
