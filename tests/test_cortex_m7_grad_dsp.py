@@ -352,6 +352,25 @@ def update_calls(rng) -> None:
             rig_p(mask if k % 2 else None, C.c_uint8), outer, channels, rig_p(b, C.c_int32),
             rig_p(rng.uniform(1e-4, 1e-2, channels).astype(np.float32), C.c_float), None,
             C.byref(sgd), C.byref(state), rig_p(np.zeros(channels, np.float32), C.c_float))
+    # the fused bias update's default rule (blocks of eight, tt_param_grad.c): biases at and
+    # near the int32 extremes, steps of 2^23 to 2^31 (integers: no rounding), past 2^31
+    # (VCVTM saturates: the int64 form), +-inf (dy's scale 3e38: T unit overflows), NaN (a
+    # dead channel over a scale of 0: 0 / 0), subnormal and tiny scales; lr 0 (0 * inf)
+    for k, (dy_scale, lr) in enumerate([(0.03, 0.1), (0.03, 3e5), (3e38, 0.1), (0.03, 0.0)]):
+        outer, channels = 5, 24
+        dy = dy_of(rng, (outer, channels), sparse=False)
+        dy[:, 3] = 0
+        b = np.array([2**31 - 1, -2**31, 2**31 - 200, -2**31 + 200, 0, 7, -7, 1 << 24] * 3,
+                     np.int32)
+        scales = rng.uniform(1e-4, 1e-2, channels).astype(np.float32)
+        scales[3], scales[5], scales[9], scales[13] = 0.0, 1e-30, 1e-39, 1e-9
+        sgd = c_kernels.Sgd(lr, 0.0, 1, 1, 0)
+        state = c_kernels.UpdateState(91 + k, 1)
+        lib.tt_bias_update_s32_s8(
+            i8(dy), rig_p(np.array([dy_scale], np.float32), C.c_float),
+            rig_p(rng.integers(0, 256, 15).astype(np.uint8) if k % 2 else None, C.c_uint8),
+            outer, channels, rig_p(b, C.c_int32), rig_p(scales, C.c_float), None,
+            C.byref(sgd), C.byref(state), rig_p(np.zeros(channels, np.float32), C.c_float))
 
 
 def save_mask_calls(rng) -> None:

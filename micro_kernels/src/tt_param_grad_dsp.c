@@ -9,8 +9,9 @@
  * words at 2 (g 8 + j), [x(4g) , x(4g + 1)] and [x(4g + 2), x(4g + 3)] (zeros past the
  * last position and channel). Each output channel's dy column (0 where masked) is staged
  * the same way, one group = two words. Then per group and eight channels: one double-word
- * load of dy, eight of x, sixteen SMLADs (32 MACs). The staging of x, about four
- * instructions an element, is shared by all the output channels.
+ * load of dy, eight of x, sixteen SMLADs (32 MACs). The staging of x (a word of four
+ * channels from each of a group's four rows at a time: about 2.3 instructions an element) is
+ * shared by all the output channels.
  *
  * A layer whose int16 staging does not fit TT_GRAD_DSP_WEIGHT_STAGE_BYTES but whose int8
  * input does (the person detector's 128 channels at 6x6, MCUNet's 144-192 at 8x8 need
@@ -41,6 +42,24 @@
 static inline int32_t at(int32_t p, int32_t j) { return 4 * ((p >> 2) * 8 + j) + (p & 3); }
 
 
+/* One group (positions p .. p + 3, rows of x k apart) of channels c .. c + 3 (c a multiple
+ * of 4) into the int16 staging, the eight words at out: a word of each row, SXTB16 into
+ * its even and odd channels, SSUB16 the zero point, PKHBT/PKHTB into pairs of positions:
+ * about 2.3 instructions an element where the element-wise form took 13. */
+static inline void stage_quad(tt_dsp_word *out, const int8_t *x, int32_t k, int32_t x_zp) {
+  const uint32_t zp = ((uint32_t)x_zp & 0xFFFFu) * 0x00010001u;
+  const uint32_t r0 = tt_dsp_load4(x), r1 = tt_dsp_load4(x + k);
+  const uint32_t r2 = tt_dsp_load4(x + 2 * k), r3 = tt_dsp_load4(x + 3 * k);
+  const uint32_t e0 = __ssub16(__sxtb16(r0), zp), o0 = __ssub16(tt_dsp_sxtb16_odd(r0), zp);
+  const uint32_t e1 = __ssub16(__sxtb16(r1), zp), o1 = __ssub16(tt_dsp_sxtb16_odd(r1), zp);
+  const uint32_t e2 = __ssub16(__sxtb16(r2), zp), o2 = __ssub16(tt_dsp_sxtb16_odd(r2), zp);
+  const uint32_t e3 = __ssub16(__sxtb16(r3), zp), o3 = __ssub16(tt_dsp_sxtb16_odd(r3), zp);
+  tt_dsp_strd(out, tt_dsp_low_halves(e0, e1), tt_dsp_low_halves(e2, e3));        /* c */
+  tt_dsp_strd(out + 2, tt_dsp_low_halves(o0, o1), tt_dsp_low_halves(o2, o3));    /* c + 1 */
+  tt_dsp_strd(out + 4, tt_dsp_high_halves(e0, e1), tt_dsp_high_halves(e2, e3));  /* c + 2 */
+  tt_dsp_strd(out + 6, tt_dsp_high_halves(o0, o1), tt_dsp_high_halves(o2, o3));  /* c + 3 */
+}
+
 int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, int32_t x_zp,
                                   void *mem, int32_t bytes, tt_wdsp_stage *st) {
   const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
@@ -63,20 +82,41 @@ int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, 
   }
   memset(st->x, 0, (size_t)blocks * (size_t)groups * 64u);
   int16_t *half = (int16_t *)st->x;
-  for (int32_t p = 0; p < rows; ++p) {
+  const int32_t full = rows >> 2, k4 = k & ~3;
+  for (int32_t g = 0; g < full; ++g)
+    for (int32_t c = 0; c < k4; c += 4)
+      stage_quad(st->x + (c >> 3) * groups * 16 + 16 * g + 2 * (c & 7), saved + 4 * g * k + c,
+                 k, x_zp);
+  for (int32_t p = 0; p < rows; ++p) {        /* the channels past k4, the last partial group */
     const int8_t *x = saved + p * k;
-    for (int32_t c = 0; c < k; ++c)
+    for (int32_t c = p < 4 * full ? k4 : 0; c < k; ++c)
       half[(c >> 3) * groups * 32 + at(p, c & 7)] = (int16_t)(x[c] - x_zp);
   }
   return 1;
 }
 
-/* acc[j] over every group for the eight channels of one block. */
+/* One group of block_sums' assembly: dy's two words at byte offset `dy` from ds, then each
+ * channel's two x words (at the byte offsets from xs) into its sum by two SMLADs. */
+#define SUMS_CHANNEL(j, at)                                  \
+  "ldrd %[x0], %[x1], [%[xs], #" #at "]\n\t"               \
+  "smlad %[t" #j "], %[x0], %[d0], %[t" #j "]\n\t"        \
+  "smlad %[t" #j "], %[x1], %[d1], %[t" #j "]\n\t"
+#define SUMS_GROUP(dy, a0, a1, a2, a3, a4, a5, a6, a7)                                   \
+  "ldrd %[d0], %[d1], [%[ds], #" #dy "]\n\t" SUMS_CHANNEL(0, a0) SUMS_CHANNEL(1, a1)     \
+  SUMS_CHANNEL(2, a2) SUMS_CHANNEL(3, a3) SUMS_CHANNEL(4, a4) SUMS_CHANNEL(5, a5)      \
+  SUMS_CHANNEL(6, a6) SUMS_CHANNEL(7, a7)
+
+/* acc[j] over every group for the eight channels of one block: groups mod 4 one at a time,
+ * then four an iteration in assembly. The loop's pointer steps, end test and branch (5
+ * instructions against a group's 25) then come once per four groups; gcc unrolls such a
+ * loop only with its sums spilled (it takes all 14 registers: 8 sums, 2 pointers, 2 dy and
+ * 2 x words, the end read from the stack into a free x register). */
 static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *xs,
                                                              const tt_dsp_word *ds,
                                                              int32_t groups, int32_t *acc) {
   int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (const tt_dsp_word *end = ds + 2 * groups; ds != end; ds += 2, xs += 16) {
+  const tt_dsp_word *const end = ds + 2 * groups;
+  for (const tt_dsp_word *first = ds + 2 * (groups & 3); ds != first; ds += 2, xs += 16) {
     uint32_t d0, d1;
     tt_dsp_ldrd(ds, &d0, &d1);
 #pragma GCC unroll 8
@@ -87,6 +127,41 @@ static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *
       t[j] = __smlad(x1, d1, t[j]);
     }
   }
+#if defined(__OPTIMIZE__) && !defined(__PIC__)
+  /* (needs all 14 registers: unoptimized builds keep r7 for the frame, PIC ones r9) */
+  if (ds != end) {
+    uint32_t d0, d1, x0, x1;
+    __asm__ volatile(
+      "1:\n\t"
+      SUMS_GROUP(0, 0, 8, 16, 24, 32, 40, 48, 56)
+      SUMS_GROUP(8, 64, 72, 80, 88, 96, 104, 112, 120)
+      SUMS_GROUP(16, 128, 136, 144, 152, 160, 168, 176, 184)
+      SUMS_GROUP(24, 192, 200, 208, 216, 224, 232, 240, 248)
+      "adds %[ds], %[ds], #32\n\t"
+      "adds %[xs], %[xs], #256\n\t"
+      "ldr %[x0], %[end]\n\t"
+      "cmp %[ds], %[x0]\n\t"
+      "bne 1b"
+      : [t0] "+r"(t[0]), [t1] "+r"(t[1]), [t2] "+r"(t[2]), [t3] "+r"(t[3]),
+        [t4] "+r"(t[4]), [t5] "+r"(t[5]), [t6] "+r"(t[6]), [t7] "+r"(t[7]),
+        [ds] "+r"(ds), [xs] "+r"(xs), [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0),
+        [x1] "=&r"(x1)
+      : [end] "m"(end)
+      : "cc", "memory");
+  }
+#else
+  for (; ds != end; ds += 2, xs += 16) {
+    uint32_t d0, d1;
+    tt_dsp_ldrd(ds, &d0, &d1);
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < 8; ++j) {
+      uint32_t x0, x1;
+      tt_dsp_ldrd(xs + 2 * j, &x0, &x1);
+      t[j] = __smlad(x0, d0, t[j]);
+      t[j] = __smlad(x1, d1, t[j]);
+    }
+  }
+#endif
 #pragma GCC unroll 8
   for (int32_t j = 0; j < 8; ++j) acc[j] = t[j];
 }
@@ -113,6 +188,16 @@ static inline __attribute__((always_inline)) void block_sums8(const tt_dsp_word 
   for (int32_t j = 0; j < 8; ++j) acc[j] = t[j];
 }
 
+#if TT_FPV5
+/* The low bytes of a, b, c, d as one word, a's lowest: three BFI (gcc 12 masks and ORs). */
+static inline uint32_t bytes4(int32_t a, int32_t b, int32_t c, int32_t d) {
+  uint32_t r = (uint32_t)a;
+  __asm__("bfi %0, %1, #8, #8\n\tbfi %0, %2, #16, #8\n\tbfi %0, %3, #24, #8"
+          : "+r"(r) : "r"(b), "r"(c), "r"(d));
+  return r;
+}
+#endif
+
 /* Weights w[c0 + j], j < nc, after the default rule (tt_qas_weight, nan_free) with the
  * gradients (float)(acc[j] - correction) * unit, from the sums' registers: no float
  * gradient in memory. A whole block is unrolled so that acc stays in registers. */
@@ -121,11 +206,27 @@ static inline __attribute__((always_inline)) void update_block(int8_t *w, const 
                                                                float unit, float scale,
                                                                tt_sgd_call *call) {
   if (nc == 8) {
+#if TT_FPV5
+    /* four weights a word: their bytes clamped by one pair of QSUB8 and stored by one STR
+     * (6 instructions fewer per four than a byte at a time) */
+#pragma GCC unroll 2
+    for (int32_t h = 0; h < 8; h += 4) {
+      int32_t b[4];
+#pragma GCC unroll 4
+      for (int32_t j = 0; j < 4; ++j)
+        b[j] = tt_qas_weight_sat8(
+            call, w[h + j],
+            (float)(int32_t)((uint32_t)acc[h + j] - (uint32_t)correction) * unit, scale);
+      uint32_t word = tt_clamp_weights4(bytes4(b[0], b[1], b[2], b[3]));
+      memcpy(w + h, &word, 4);
+    }
+#else
 #pragma GCC unroll 8
     for (int32_t j = 0; j < 8; ++j)
       w[j] = tt_qas_weight(call, w[j],
                            (float)(int32_t)((uint32_t)acc[j] - (uint32_t)correction) * unit,
                            scale, 1);
+#endif
     return;
   }
   for (int32_t j = 0; j < nc; ++j)

@@ -146,4 +146,18 @@ static inline int8_t tt_qas_weight(tt_sgd_call *c, int8_t w, float grad, float s
   return tt_clamp_weight((int32_t)w + tt_round_step_s32(tt_clamp_step(v, 256.0f), 1));
 }
 
+#if TT_FPV5
+/* tt_qas_weight's nan_free weight before its last step (-128 to -127): SSAT's [-128, 127],
+ * for a caller that clamps four weights at once (tt_clamp_weights4). */
+static inline int32_t tt_qas_weight_sat8(tt_sgd_call *c, int8_t w, float grad, float scale) {
+  float unused = 0.0f;
+  const float v = tt_sgd_value(c, grad, scale, &unused, 1, 0, 1);
+  return __ssat(__qadd(w, tt_round_step_s32(v, 1)), 8);
+}
+
+/* Four bytes of [-128, 127] clamped to [-127, 127] (tt_clamp_weight's QSUB8s, on every lane
+ * of the word at once). */
+static inline uint32_t tt_clamp_weights4(uint32_t bytes) { return __qsub8(0, __qsub8(0, bytes)); }
+#endif
+
 #endif /* TT_QAS_H */
