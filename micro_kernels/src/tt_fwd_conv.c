@@ -15,9 +15,10 @@
 #include "tt_fwd_dsp.h"
 
 /* The bytes a stream's im2col row call has past the staging buffer's, for its filter's rows
- * widened (tt_dsp_widen): MCUNet's and MobileNetV2's stems, 16 rows of 48 weights, take
- * 1,536 bytes, their plan 32, the staging the other 1,152 (2 blocks of 6 columns, where 3
- * were). */
+ * widened (tt_dsp_widen): MCUNet's and MobileNetV2's stems, 16 rows of 36 weights (48 before
+ * trailing_zero_rows), took 1,152 bytes, their plan 32; packed (stem_packs: 16 rows of 28)
+ * the filter's copy takes 448, its widened rows 896, the staging the other 1,344 (4 blocks
+ * of 6 columns of 14 words). */
 #ifndef TT_FWD_DSP_WIDE_EXTRA
 #define TT_FWD_DSP_WIDE_EXTRA 672
 #endif
@@ -202,8 +203,7 @@ static void stage_border(tt_dsp_word *s, int32_t P,
  * most kh - 1): the importer grows the reference's 3x3/2 stems to 4x4/2 with a zero last
  * row and column to express its padding as SAME. A zero tap adds w (x + input_offset) = 0
  * to TFLM's sum, in the image or not, so the im2col path stages and multiplies kh - z rows
- * of taps, not kh, for the same bits (the stems' 3 channels: a row of 4 taps is 3 words,
- * a row of 3 taps would not be whole words, so the zero column stays). Checked at every
+ * of taps, not kh, for the same bits (the zero column: stem_packs below). Checked at every
  * call: a trained filter's grown taps need not stay zero. */
 static int32_t trailing_zero_rows(const int8_t *filter, int32_t co, int32_t kh, int32_t row) {
   int32_t z = 0;
@@ -267,6 +267,29 @@ static inline __attribute__((always_inline)) void stage_stem(tt_dsp_word *s, con
     s += 2 * P;
     v = tt_dsp_load4(x + 5);
     t[r] = tt_dsp_sxtab16_odd(tt_dsp_sxtab16_odd(off, v), v);
+  }
+  tt_dsp_strd(s, (t[0] & 0xFFFF0000u) | (t[1] >> 16), t[2]);
+}
+
+/* A packed column of a window whose columns are inside the image but whose rows [0, ky0)
+ * and [ky1, 3) are not (x: row ky0's first byte): those rows stage as zeros (the output's
+ * first and last rows; out of stage_stem's loop, which it would slow down). */
+static __attribute__((noinline)) void stage_stem_rows(tt_dsp_word *s, int32_t P,
+                                                      const int8_t *x, int32_t pitch,
+                                                      int32_t ky0, int32_t ky1, uint32_t off) {
+  uint32_t t[3];
+  for (int32_t r = 0; r < 3; ++r) {
+    if (r < ky0 || r >= ky1) {
+      tt_dsp_strd(s, 0, 0);
+      tt_dsp_strd(s + 2 * P, 0, 0);
+      s += 4 * P;
+      t[r] = 0;
+      continue;
+    }
+    for (int32_t i = 0; i < 8; i += 4, s += 2 * P) tt_dsp_stage4(s, off, tt_dsp_load4(x + i));
+    const uint32_t v = tt_dsp_load4(x + 5);
+    t[r] = tt_dsp_sxtab16_odd(tt_dsp_sxtab16_odd(off, v), v);
+    x += pitch;
   }
   tt_dsp_strd(s, (t[0] & 0xFFFF0000u) | (t[1] >> 16), t[2]);
 }
@@ -410,6 +433,11 @@ static __attribute__((noinline)) int dsp_im2col(
             stage_stem(blk + 2 * j, 6, input + xo, pitch, off_pair);
           else
             stage_stem(blk + 2 * j, P, input + xo, pitch, off_pair);
+        } else if (ix0 >= 0 && ix0 + 3 <= in->w) {
+          int32_t ky0, ky1;
+          tt_fwd_tap_range(iy0, 1, 3, in->h, &ky0, &ky1);
+          stage_stem_rows(blk + 2 * j, P, input + (xo + ky0 * pitch), pitch, ky0, ky1,
+                          off_pair);
         } else {
           stage_stem_border(blk + 2 * j, P, input + b * in->h * in->w * ci, in->h, in->w, iy0,
                             ix0, p->input_offset);

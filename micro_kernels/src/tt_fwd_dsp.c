@@ -596,6 +596,9 @@ static void mm_k8(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int3
  *       rows TST and BEQ: 11.5 instructions for 8 MACs;
  *   16: four registers are left for a record: three LDMs and an LDRD, 8 SMLAD, the same 6.5:
  *       18 for 16 MACs.
+ * Where a call's rows are a multiple of 8 (MobileNetV2's 8 -> 48 and 16 -> 8 layers, most
+ * others), tt_dsp_col8x8/16x8 run 8 rows a loop: TST and BEQ per 8 rows, 0.75 instructions
+ * an output fewer.
  * Per column about 20 (8 elements) or 24 (16): the inputs loaded and staged, the pointers,
  * the count. Frame (a copy of the arguments): [sp] x, +4 y, +8 x_stride, +12 y_stride, +16
  * the offset pair, +20 the records, +24 columns left. */
@@ -635,7 +638,7 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, columns) == 24 ? 1 : 
   "  sxtab16 " #odd ", " #off ", " #odd ", ror #8\n"
 /* A column's inputs into registers, and one row's output (its record, sums, requantization
  * and store), for 8 and 16 elements; each width with two rows a loop (any even count) and
- * eight (a multiple of 8: TST and BEQ once per 8 rows, 0.25 instructions an output for 1). */
+ * eight (a multiple of 8). */
 #define TT_DSP_COL8_COLUMN                                                                  \
   "  ldm sp, {r4-r9}\n" /* x, y, strides, offset, records */                                \
   "  ldr r1, [r4]\n"                                                                        \
