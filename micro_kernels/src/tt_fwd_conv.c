@@ -298,25 +298,22 @@ static __attribute__((noinline)) void stage_stem_rows(tt_dsp_word *s, int32_t P,
  * an h x w image of 3 channels): each value staged as 2 (x + input_offset), or 0 for a tap
  * outside (TFLM skips those) and for the zero weight's lane. Few windows (the first row
  * and column of output pixels), so value by value. */
-static __attribute__((noinline)) void stage_stem_border(tt_dsp_word *s, int32_t P,
-                                                        const int8_t *image, int32_t h,
-                                                        int32_t w, int32_t iy0, int32_t ix0,
-                                                        int32_t input_offset) {
+static __attribute__((noinline)) void stage_stem_border(tt_dsp_word *stage, int32_t P,
+                                                        int32_t p, const int8_t *image,
+                                                        int32_t h, int32_t w, int32_t iy0,
+                                                        int32_t ix0, int32_t input_offset) {
   /* value i's row and byte of its row; byte 12 marks the zero weight */
   static const uint8_t row_of[STEM_VALUES] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1,
                                               1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 1, 2, 0, 2};
   static const uint8_t byte_of[STEM_VALUES] = {0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5,
                                                6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 8, 8};
-  int32_t v[STEM_VALUES];
-  for (int32_t i = 0; i < STEM_VALUES; ++i) {
+  for (int32_t i = 0; i < STEM_VALUES; ++i) {   /* in place: no array on the stack's peak */
     const int32_t iy = iy0 + row_of[i], ix = ix0 + byte_of[i] / 3;
-    v[i] = byte_of[i] < 9 && iy >= 0 && iy < h && ix >= 0 && ix < w
-               ? 2 * (image[(iy * w + ix) * 3 + byte_of[i] % 3] + input_offset)
-               : 0;
+    tt_dsp_stage_one(stage, P, p, i,
+                     byte_of[i] < 9 && iy >= 0 && iy < h && ix >= 0 && ix < w
+                         ? 2 * (image[(iy * w + ix) * 3 + byte_of[i] % 3] + input_offset)
+                         : 0);
   }
-  for (int32_t g = 0; g < STEM_VALUES; g += 4, s += 2 * P)
-    tt_dsp_strd(s, ((uint32_t)v[g] & 0xFFFFu) | (uint32_t)v[g + 2] << 16,
-                ((uint32_t)v[g + 1] & 0xFFFFu) | (uint32_t)v[g + 3] << 16);
 }
 
 /* A convolution as a matrix product over im2col columns (one per output pixel): the window's
@@ -439,8 +436,8 @@ static __attribute__((noinline)) int dsp_im2col(
           stage_stem_rows(blk + 2 * j, P, input + (xo + ky0 * pitch), pitch, ky0, ky1,
                           off_pair);
         } else {
-          stage_stem_border(blk + 2 * j, P, input + b * in->h * in->w * ci, in->h, in->w, iy0,
-                            ix0, p->input_offset);
+          stage_stem_border(blk, P, j, input + b * in->h * in->w * ci, in->h, in->w, iy0, ix0,
+                            p->input_offset);
         }
         continue;
       }
