@@ -370,16 +370,23 @@ def grown_calls(rng) -> None:
     portable build's, which computes every tap (a program of their own: the edge shapes'
     fill the rig's flash)."""
     # stems, whose zero last rows the im2col path leaves out: 49 columns in int8's whole
-    # range and clamped; two zero rows; a zero row but for one tap (none left out)
-    for h, w, act, zero_rows, tap in [(14, 14, 0, 1, 0), (14, 14, 4, 1, 0), (11, 13, 1, 2, 0),
-                                      (11, 13, 0, 1, 1)]:
+    # range and clamped; two zero rows; a zero row but for one tap (none left out). Those
+    # with one zero row and a zero last column stage 28 values a column (tt_fwd_conv.c's
+    # stem_packs): with the input offsets' extremes (128, -127); SAME on 13x13 and 12x11
+    # (7x7 and 6x6 out: windows past the bottom and right edges too, stage_stem_border);
+    # and a zero last column but for one tap (the 36-value columns).
+    for h, w, act, zero_rows, tap, oh, ow in [
+            (14, 14, 0, 1, 0, 7, 7), (14, 14, 4, 1, 0, 7, 7), (11, 13, 1, 2, 0, 5, 6),
+            (11, 13, 0, 1, 1, 5, 6), (13, 13, 1, 1, 0, 7, 7), (12, 11, 2, 1, 0, 6, 6),
+            (14, 14, 0, 1, 2, 7, 7)]:
         p = c_forward.ConvParams(2, 2, 1, 1, 1, 1, *ACTIVATIONS[act])
-        oh, ow = (h + 2 - 4) // 2 + 1, (w + 2 - 4) // 2 + 1
         x, f = int8(rng, (1, h, w, 3)), weights(rng, (16, 4, 4, 3))
         f[:, 4 - zero_rows:] = 0
         f[:, :, 3] = 0
-        if tap:
+        if tap == 1:
             f[5, 3, 1, 2] = -1
+        if tap == 2:
+            f[9, 2, 3, 1] = 3
         m, sh = quantization(rng, 16, "real")
         y = np.empty((1, oh, ow, 16), np.int8)
         c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f,

@@ -15,9 +15,10 @@
 #include "tt_fwd_dsp.h"
 
 /* The bytes a stream's im2col row call has past the staging buffer's, for its filter's rows
- * widened (tt_dsp_widen): MCUNet's and MobileNetV2's stems, 16 rows of 48 weights, take
- * 1,536 bytes, their plan 32, the staging the other 1,152 (2 blocks of 6 columns, where 3
- * were). */
+ * widened (tt_dsp_widen): MCUNet's and MobileNetV2's stems, 16 rows of 36 weights (48 before
+ * trailing_zero_rows), took 1,152 bytes, their plan 32; packed (stem_packs: 16 rows of 28)
+ * the filter's copy takes 448, its widened rows 896, the staging the other 1,344 (4 blocks
+ * of 6 columns of 14 words). */
 #ifndef TT_FWD_DSP_WIDE_EXTRA
 #define TT_FWD_DSP_WIDE_EXTRA 672
 #endif
@@ -202,14 +203,117 @@ static void stage_border(tt_dsp_word *s, int32_t P,
  * most kh - 1): the importer grows the reference's 3x3/2 stems to 4x4/2 with a zero last
  * row and column to express its padding as SAME. A zero tap adds w (x + input_offset) = 0
  * to TFLM's sum, in the image or not, so the im2col path stages and multiplies kh - z rows
- * of taps, not kh, for the same bits (the stems' 3 channels: a row of 4 taps is 3 words,
- * a row of 3 taps would not be whole words, so the zero column stays). Checked at every
+ * of taps, not kh, for the same bits (the zero column: stem_packs below). Checked at every
  * call: a trained filter's grown taps need not stay zero. */
 static int32_t trailing_zero_rows(const int8_t *filter, int32_t co, int32_t kh, int32_t row) {
   int32_t z = 0;
   /* row kh - 1 - z of every output channel: co runs of `row` bytes, kh rows apart */
   while (z < kh - 1 && tt_fwd_zero_runs(filter + (kh - 1 - z) * row, co, kh * row, row)) ++z;
   return z;
+}
+
+/* The stems' packed columns. A stem (3 channels, 3x3/2 grown to 4x4/2) whose last row and
+ * column are zero in every channel has 27 real taps, 9 bytes a row: not whole words of the
+ * image's rows, so the runs above stage 36 values (the zero column with them). Packed, a
+ * column is 7 groups: each row's bytes 0-7 as two words of the image, then one group of the
+ * three rows' byte 8 (channel 2 of the third tap), filled from the words at bytes 5-8 (all
+ * inside the real window): their odd lanes [x6, x8] by SXTAB16 ror 8, so the group stages as
+ * [r1 x8, r0 x8] and [r2 x6, r2 x8] by one PKHTB, r2 x6 against a zero weight. The filter is
+ * copied into the same order once a call (stem_pack_filter); a zero tap adds nothing to
+ * TFLM's sum, so the same bits with 28 values a column for 36. */
+#define STEM_VALUES 28
+
+/* Whether the stem's packed columns apply: 3 channels, a 4x4 kernel of which kh = 3 rows
+ * are left (trailing_zero_rows), undilated, and every row's last tap zero in every channel
+ * (checked at every call, as trailing_zero_rows is: a trained filter need not keep it). */
+static int stem_packs(const tt_fwd_conv_params *p, int32_t ci, int32_t k, const int8_t *filter,
+                      const tt_fwd_dims *f, int32_t kh) {
+  if (ci != 3 || k != 3 || f->w != 4 || kh != 3 || p->dilation_h != 1 || p->dilation_w != 1)
+    return 0;
+  const int32_t row = 4 * 3, stride = f->h * row;
+  for (int32_t r = 0; r < kh; ++r)
+    if (!tt_fwd_zero_runs(filter + r * row + 9, f->n, stride, 3)) return 0;
+  return 1;
+}
+
+/* filter [co, fh, 4, 3] (fh >= 3) into packed [co, 28]: each row's taps 0-2 and 1 channel of
+ * 3 as 8 bytes, then the group [w1[8], 0, w0[8], w2[8]] (wr: row r's 12 bytes), whose lanes
+ * [w1[8], w0[8]] and [0, w2[8]] meet the staged [r1 x8, r0 x8] and [r2 x6, r2 x8]. */
+static void stem_pack_filter(const int8_t *filter, int32_t co, int32_t fh, int8_t *packed) {
+  for (int32_t c = 0; c < co; ++c, filter += fh * 12, packed += STEM_VALUES) {
+    for (int32_t r = 0; r < 3; ++r) memcpy(packed + 8 * r, filter + 12 * r, 8);
+    packed[24] = filter[12 + 8];
+    packed[25] = 0;
+    packed[26] = filter[8];
+    packed[27] = filter[24 + 8];
+  }
+}
+
+/* A packed column of a window inside the image (x: its first byte, rows `pitch` apart) into
+ * the column at s of a block of P: per row two words of bytes 0-7, then the rows' byte 8. */
+static inline __attribute__((always_inline)) void stage_stem(tt_dsp_word *s, const int32_t P,
+                                                             const int8_t *x, int32_t pitch,
+                                                             uint32_t off) {
+  uint32_t t[3];
+#pragma GCC unroll 3
+  for (int32_t r = 0; r < 3; ++r, x += pitch) {
+    uint32_t v = tt_dsp_load4(x);
+    tt_dsp_strd(s, __sxtab16(__sxtab16(off, v), v),
+                tt_dsp_sxtab16_odd(tt_dsp_sxtab16_odd(off, v), v));
+    s += 2 * P;
+    v = tt_dsp_load4(x + 4);
+    tt_dsp_strd(s, __sxtab16(__sxtab16(off, v), v),
+                tt_dsp_sxtab16_odd(tt_dsp_sxtab16_odd(off, v), v));
+    s += 2 * P;
+    v = tt_dsp_load4(x + 5);
+    t[r] = tt_dsp_sxtab16_odd(tt_dsp_sxtab16_odd(off, v), v);
+  }
+  tt_dsp_strd(s, (t[0] & 0xFFFF0000u) | (t[1] >> 16), t[2]);
+}
+
+/* A packed column of a window whose columns are inside the image but whose rows [0, ky0)
+ * and [ky1, 3) are not (x: row ky0's first byte): those rows stage as zeros (the output's
+ * first and last rows; out of stage_stem's loop, which it would slow down). */
+static __attribute__((noinline)) void stage_stem_rows(tt_dsp_word *s, int32_t P,
+                                                      const int8_t *x, int32_t pitch,
+                                                      int32_t ky0, int32_t ky1, uint32_t off) {
+  uint32_t t[3];
+  for (int32_t r = 0; r < 3; ++r) {
+    if (r < ky0 || r >= ky1) {
+      tt_dsp_strd(s, 0, 0);
+      tt_dsp_strd(s + 2 * P, 0, 0);
+      s += 4 * P;
+      t[r] = 0;
+      continue;
+    }
+    for (int32_t i = 0; i < 8; i += 4, s += 2 * P) tt_dsp_stage4(s, off, tt_dsp_load4(x + i));
+    const uint32_t v = tt_dsp_load4(x + 5);
+    t[r] = tt_dsp_sxtab16_odd(tt_dsp_sxtab16_odd(off, v), v);
+    x += pitch;
+  }
+  tt_dsp_strd(s, (t[0] & 0xFFFF0000u) | (t[1] >> 16), t[2]);
+}
+
+/* A packed column of a window that reaches past the image (rows iy0.., columns ix0.. of
+ * an h x w image of 3 channels): each value staged as 2 (x + input_offset), or 0 for a tap
+ * outside (TFLM skips those) and for the zero weight's lane. Few windows (the first row
+ * and column of output pixels), so value by value. */
+static __attribute__((noinline)) void stage_stem_border(tt_dsp_word *stage, int32_t P,
+                                                        int32_t p, const int8_t *image,
+                                                        int32_t h, int32_t w, int32_t iy0,
+                                                        int32_t ix0, int32_t input_offset) {
+  /* value i's row and byte of its row; byte 12 marks the zero weight */
+  static const uint8_t row_of[STEM_VALUES] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1,
+                                              1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 1, 2, 0, 2};
+  static const uint8_t byte_of[STEM_VALUES] = {0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5,
+                                               6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 8, 8};
+  for (int32_t i = 0; i < STEM_VALUES; ++i) {   /* in place: no array on the stack's peak */
+    const int32_t iy = iy0 + row_of[i], ix = ix0 + byte_of[i] / 3;
+    tt_dsp_stage_one(stage, P, p, i,
+                     byte_of[i] < 9 && iy >= 0 && iy < h && ix >= 0 && ix < w
+                         ? 2 * (image[(iy * w + ix) * 3 + byte_of[i] % 3] + input_offset)
+                         : 0);
+  }
 }
 
 /* A convolution as a matrix product over im2col columns (one per output pixel): the window's
@@ -227,9 +331,18 @@ static __attribute__((noinline)) int dsp_im2col(
   const int32_t ci = in->c, co = f->n, kw = f->w, rest = ci - k;
   const int32_t kh = rest ? f->h : f->h - trailing_zero_rows(filter_lo, co, f->h, kw * k);
   const int32_t taps = kh * kw;
-  const tt_dsp_mm m = {filter_lo, filter_hi, f->h * kw * k, taps * rest, taps * k, taps * rest,
-                       co, bias, multiplier, shift, p->input_offset, p->output_offset,
-                       p->act_min, p->act_max};
+  /* the packed filter at the buffer's start, the staging after it (8-byte aligned) */
+  const int32_t packed_bytes = (co * STEM_VALUES + 7) & ~7;
+  const int stem = rest == 0 && packed_bytes <= all / 2 && stem_packs(p, ci, k, filter_lo, f, kh);
+  if (stem) {
+    stem_pack_filter(filter_lo, co, f->h, (int8_t *)buf);
+    filter_lo = (const int8_t *)buf;
+    buf += packed_bytes / 4;
+    all -= packed_bytes;
+  }
+  const tt_dsp_mm m = {filter_lo, filter_hi, stem ? STEM_VALUES : f->h * kw * k, taps * rest,
+                       stem ? STEM_VALUES : taps * k, taps * rest, co, bias, multiplier, shift,
+                       p->input_offset, p->output_offset, p->act_min, p->act_max};
   if (!tt_dsp_mm_ok(&m)) return 0;
   tt_dsp_word *const stage = buf;
   const int32_t columns = out->n * out->h * out->w;
@@ -310,6 +423,23 @@ static __attribute__((noinline)) int dsp_im2col(
         ix0 = -p->pad_left;
         rows_in = iy0 >= 0 && iy0 + span_h < in->h;
         xo = ((b * in->h + iy0) * in->w + ix0) * ci;
+      }
+      if (stem) {
+        if (rows_in && ix0 >= 0 && ix0 + 3 <= in->w) {
+          if (P == 6)
+            stage_stem(blk + 2 * j, 6, input + xo, pitch, off_pair);
+          else
+            stage_stem(blk + 2 * j, P, input + xo, pitch, off_pair);
+        } else if (ix0 >= 0 && ix0 + 3 <= in->w) {
+          int32_t ky0, ky1;
+          tt_fwd_tap_range(iy0, 1, 3, in->h, &ky0, &ky1);
+          stage_stem_rows(blk + 2 * j, P, input + (xo + ky0 * pitch), pitch, ky0, ky1,
+                          off_pair);
+        } else {
+          stage_stem_border(blk, P, j, input + b * in->h * in->w * ci, in->h, in->w, iy0, ix0,
+                            p->input_offset);
+        }
+        continue;
       }
       if (runs && rows_in && ix0 >= 0 && ix0 + kw <= in->w) {
         /* the whole window inside the image: kh runs of kw * ci bytes, whole groups */
