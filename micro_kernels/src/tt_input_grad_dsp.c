@@ -65,6 +65,9 @@ typedef struct {
    * first block records them, the others read and advance them: no jump over a row's other
    * draws but in the first block), or NULL (every block jumps) */
   uint32_t *states;
+  /* a masked row's whole words, masked (eight columns, where the staging has room beside the
+   * block and the states), or NULL */
+  tt_dsp_word *row;
 } pointwise;
 
 
@@ -324,6 +327,18 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
       /* the row's mask starts on a byte: one byte's two nibbles mask two words */
       const uint8_t *bits = a->mask + (i >> 3);
       const int8_t *const pairs = g + ((end - g) & ~7);
+      if (CB == 8 && a->row != 0 && pairs != g) {
+        /* the masked words first (about 5 instructions a word), then the unmasked loop over
+         * them (mac_pairs8), whose registers the mask's pointers would spill: fewer
+         * instructions than masking and skipping word by word in the loop (whose all-zero
+         * words, all four gradients masked or zero, are too rare to pay for the test) */
+        tt_dsp_word *b = a->row;
+        for (; g != pairs; g += 8, b += 2, ++bits)
+          tt_dsp_strd(b, tt_dsp_load4(g) & lanes_of[*bits & 15u],
+                      tt_dsp_load4(g + 4) & lanes_of[*bits >> 4]);
+        mac_pairs8((const int8_t *)a->row, (const int8_t *)b, s, t);
+        s += (b - a->row) * 2 * CB;
+      }
       for (; g != pairs; g += 8, s += 4 * CB, ++bits) {
         const uint32_t v0 = tt_dsp_load4(g) & lanes_of[*bits & 15u];
         const uint32_t v1 = tt_dsp_load4(g + 4) & lanes_of[*bits >> 4];
@@ -536,7 +551,13 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   const int32_t staged = 2 * groups * CB;
   uint32_t *const states =
       stochastic && ci > CB && TT_GRAD_DSP_STAGE_BYTES / 4 - staged >= rows ? stage + staged : 0;
-  const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult, states};
+  /* a masked row's words after the block and the states (8-byte aligned for STRD) */
+  const int32_t used = (staged + (states != 0 ? rows : 0) + 1) & ~1;
+  tt_dsp_word *const row =
+      mask != 0 && CB == 8 && TT_GRAD_DSP_STAGE_BYTES / 4 - used >= ((co >> 3) << 1)
+          ? stage + used : 0;
+  const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult, states,
+                       row};
   static const block_fn blocks[2][2][9] = {
       {{0, block1_0, block2_0, block3_0, block4_0, 0, 0, 0, block8_0},
        {0, block1_1, block2_1, block3_1, block4_1, 0, 0, 0, block8_1}},
