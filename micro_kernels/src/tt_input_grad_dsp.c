@@ -11,7 +11,9 @@
  * dy values, sign-extended in two halves by SXTB16, meets the CB staged columns in 2 CB
  * SMLADs. Per four o and CB channels: one load and two extensions of dy (plus two
  * instructions for a mask), CB double-word loads, 2 CB SMLADs; the staging, about four
- * instructions per weight (3.6 four columns at a time), is shared by all the rows.
+ * instructions per weight (3.6 four columns at a time), is shared by all the rows. The
+ * blocks of 8 and 6 columns run that loop in inline assembly (mac_pairs8, mac_pairs6):
+ * gcc 12 runs out of registers there and spills the loop's end or sums.
  *
  * The accumulators are the portable kernel's integers: each is the exact sum of the same
  * co terms (factored dy * (w * mult) instead of (dy * mult) * w), bounded below 2^31 by the
@@ -86,7 +88,7 @@ static inline uint32_t mul_tt(uint32_t a, uint32_t b) {
   return (uint32_t)(((int32_t)a >> 16) * ((int32_t)b >> 16));
 }
 
-/* Four columns (three: `cols`, a constant) of the whole groups of four outputs, the groups
+/* Four columns (three or two: `cols`, a constant) of the whole groups of four outputs, the groups
  * in the inner loop (no set-up per group): each output's four weights are one word load
  * (s: output 0's weight of the first column), SXTB16 splits it into [w(c), w(c + 2)] and
  * [w(c + 1), w(c + 3)], SMULxy takes the half and the output's multiplier (the group's
@@ -109,13 +111,14 @@ static inline __attribute__((always_inline)) void stage_quad(const pointwise *a,
     uint32_t e = __sxtb16(w0), f = __sxtb16(w2), g = tt_dsp_sxtb16_odd(w0),
              h = tt_dsp_sxtb16_odd(w2);
     const uint32_t c0 = tt_dsp_low_halves(mul_bb(e, m02), mul_bt(f, m02));
-    const uint32_t c2 = tt_dsp_low_halves(mul_tb(e, m02), mul_tt(f, m02));
+    const uint32_t c2 = cols >= 3 ? tt_dsp_low_halves(mul_tb(e, m02), mul_tt(f, m02)) : 0u;
     const uint32_t c1 = tt_dsp_low_halves(mul_bb(g, m02), mul_bt(h, m02));
     const uint32_t c3 = cols == 4 ? tt_dsp_low_halves(mul_tb(g, m02), mul_tt(h, m02)) : 0u;
     const uint32_t w1 = tt_dsp_load4(s + stride), w3 = tt_dsp_load4(t + stride);
     e = __sxtb16(w1), f = __sxtb16(w3), g = tt_dsp_sxtb16_odd(w1), h = tt_dsp_sxtb16_odd(w3);
     tt_dsp_strd(d, c0, tt_dsp_low_halves(mul_bb(e, m13), mul_bt(f, m13)));
-    tt_dsp_strd(d + 4, c2, tt_dsp_low_halves(mul_tb(e, m13), mul_tt(f, m13)));
+    if (cols >= 3)
+      tt_dsp_strd(d + 4, c2, tt_dsp_low_halves(mul_tb(e, m13), mul_tt(f, m13)));
     tt_dsp_strd(d + 2, c1, tt_dsp_low_halves(mul_bb(g, m13), mul_bt(h, m13)));
     if (cols == 4)
       tt_dsp_strd(d + 6, c3, tt_dsp_low_halves(mul_tb(g, m13), mul_tt(h, m13)));
@@ -132,6 +135,9 @@ static int32_t stage_quads(const pointwise *a, const int8_t *src, int32_t stride
   if (n - j == 3 && j + 4 <= room) {
     stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 3);
     j += 3;
+  } else if (n - j == 2 && j + 4 <= room) {     /* blocks of 6 columns: their last two */
+    stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 2);
+    j += 2;
   }
   return j;
 }
@@ -202,65 +208,27 @@ static inline __attribute__((always_inline)) void mac_group(uint32_t v, const tt
   }
 }
 
-/* One staged group against eight accumulators (the body of mac_pairs8's loop). */
-#define TT_GDSP_MAC8(j0, j1, j2, j3, j4, j5, j6, j7)                                         \
-  "ldr %[e], [%[g]], #4\n\t"                                                               \
-  "sxtb16 %[o], %[e], ror #8\n\t"                                                          \
-  "sxtb16 %[e], %[e]\n\t"                                                                  \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smlad %[" j0 "], %[x], %[e], %[" j0 "]\n\t"                                             \
-  "smlad %[" j0 "], %[y], %[o], %[" j0 "]\n\t"                                             \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smlad %[" j1 "], %[x], %[e], %[" j1 "]\n\t"                                             \
-  "smlad %[" j1 "], %[y], %[o], %[" j1 "]\n\t"                                             \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smlad %[" j2 "], %[x], %[e], %[" j2 "]\n\t"                                             \
-  "smlad %[" j2 "], %[y], %[o], %[" j2 "]\n\t"                                             \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smlad %[" j3 "], %[x], %[e], %[" j3 "]\n\t"                                             \
-  "smlad %[" j3 "], %[y], %[o], %[" j3 "]\n\t"                                             \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smlad %[" j4 "], %[x], %[e], %[" j4 "]\n\t"                                             \
-  "smlad %[" j4 "], %[y], %[o], %[" j4 "]\n\t"                                             \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smlad %[" j5 "], %[x], %[e], %[" j5 "]\n\t"                                             \
-  "smlad %[" j5 "], %[y], %[o], %[" j5 "]\n\t"                                             \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smlad %[" j6 "], %[x], %[e], %[" j6 "]\n\t"                                             \
-  "smlad %[" j6 "], %[y], %[o], %[" j6 "]\n\t"                                             \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smlad %[" j7 "], %[x], %[e], %[" j7 "]\n\t"                                             \
-  "smlad %[" j7 "], %[y], %[o], %[" j7 "]\n\t"
-
-/* The same, the row's first group: SMUAD starts each sum (the sums of SMLAD from 0). */
-#define TT_GDSP_MUL8(j0, j1, j2, j3, j4, j5, j6, j7)                                         \
-  "ldr %[e], [%[g]], #4\n\t"                                                               \
-  "sxtb16 %[o], %[e], ror #8\n\t"                                                          \
-  "sxtb16 %[e], %[e]\n\t"                                                                  \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smuad %[" j0 "], %[x], %[e]\n\t"                                                        \
-  "smlad %[" j0 "], %[y], %[o], %[" j0 "]\n\t"                                             \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smuad %[" j1 "], %[x], %[e]\n\t"                                                        \
-  "smlad %[" j1 "], %[y], %[o], %[" j1 "]\n\t"                                             \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smuad %[" j2 "], %[x], %[e]\n\t"                                                        \
-  "smlad %[" j2 "], %[y], %[o], %[" j2 "]\n\t"                                             \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smuad %[" j3 "], %[x], %[e]\n\t"                                                        \
-  "smlad %[" j3 "], %[y], %[o], %[" j3 "]\n\t"                                             \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smuad %[" j4 "], %[x], %[e]\n\t"                                                        \
-  "smlad %[" j4 "], %[y], %[o], %[" j4 "]\n\t"                                             \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smuad %[" j5 "], %[x], %[e]\n\t"                                                        \
-  "smlad %[" j5 "], %[y], %[o], %[" j5 "]\n\t"                                             \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smuad %[" j6 "], %[x], %[e]\n\t"                                                        \
-  "smlad %[" j6 "], %[y], %[o], %[" j6 "]\n\t"                                             \
-  "ldrd %[x], %[y], [%[s]], #8\n\t"                                                        \
-  "smuad %[" j7 "], %[x], %[e]\n\t"                                                        \
-  "smlad %[" j7 "], %[y], %[o], %[" j7 "]\n\t"
+/* The assembly loops' pieces (operands: sums %[aJ], dy pointer %[g], staged pointer %[s],
+ * the dy word's halves %[e] and %[o], a staged column's two words %[x] and %[y]). A dy word
+ * of four outputs, sign-extended in two halves as mac_group's: */
+#define TT_GDSP_DY "ldr %[e], [%[g]], #4\n\tsxtb16 %[o], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t"
+/* the same word ANDed with the lanes of mask bits in %[y] (clobbers %[y]): */
+#define TT_GDSP_DY_MASKED                                                                  \
+  "ldr %[y], [%[lanes], %[y], lsl #2]\n\tldr %[e], [%[g]], #4\n\tand %[e], %[e], %[y]\n\t" \
+  "sxtb16 %[o], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t"
+/* one staged column's group into sum j (onto 0: SMUAD is SMLAD with a zero addend): */
+#define TT_GDSP_COL(j)                                                                     \
+  "ldrd %[x], %[y], [%[s]], #8\n\tsmlad %[" j "], %[x], %[e], %[" j "]\n\t"                \
+  "smlad %[" j "], %[y], %[o], %[" j "]\n\t"
+#define TT_GDSP_COL0(j)                                                                    \
+  "ldrd %[x], %[y], [%[s]], #8\n\tsmuad %[" j "], %[x], %[e]\n\t"                          \
+  "smlad %[" j "], %[y], %[o], %[" j "]\n\t"
+#define TT_GDSP_COLS8                                                                      \
+  TT_GDSP_COL("a0") TT_GDSP_COL("a1") TT_GDSP_COL("a2") TT_GDSP_COL("a3") TT_GDSP_COL("a4")  \
+  TT_GDSP_COL("a5") TT_GDSP_COL("a6") TT_GDSP_COL("a7")
+#define TT_GDSP_COLS6                                                                      \
+  TT_GDSP_COL("a0") TT_GDSP_COL("a1") TT_GDSP_COL("a2") TT_GDSP_COL("a3") TT_GDSP_COL("a4")  \
+  TT_GDSP_COL("a5")
 
 /* t[j] = the row's dy words [g, end) (a whole number of pairs, at least one) times the
  * staged columns from s on, eight columns, two groups an iteration, the first group's SMUAD
@@ -269,19 +237,18 @@ static inline __attribute__((always_inline)) void mac_group(uint32_t v, const tt
  * reloads it every group (31 instructions per 32 MACs), and unrolled in C it spills sums;
  * here the end is read from memory once per two groups and the staged pointer steps in the
  * loads: 57 per 64. Same sums: the same products added in the same order per accumulator
- * (SMUAD is SMLAD onto 0). */
+ * (SMLAD wraps as the int32 additions do). */
 static inline __attribute__((always_inline)) void mac_pairs8(const int8_t *g, const int8_t *end,
                                                              const tt_dsp_word *s, int32_t *t) {
   int32_t a0, a1, a2, a3, a4, a5, a6, a7;
   uint32_t e, o, x, y;
-  __asm__ volatile(TT_GDSP_MUL8("a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7")
-                   TT_GDSP_MAC8("a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7")
+  __asm__ volatile(TT_GDSP_DY TT_GDSP_COL0("a0") TT_GDSP_COL0("a1") TT_GDSP_COL0("a2")
+                   TT_GDSP_COL0("a3") TT_GDSP_COL0("a4") TT_GDSP_COL0("a5") TT_GDSP_COL0("a6")
+                   TT_GDSP_COL0("a7") TT_GDSP_DY TT_GDSP_COLS8
                    "ldr %[x], %[end]\n\t"
                    "cmp %[g], %[x]\n\t"
                    "beq 2f\n"
-                   "1:\n\t"
-                   TT_GDSP_MAC8("a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7")
-                   TT_GDSP_MAC8("a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7")
+                   "1:\n\t" TT_GDSP_DY TT_GDSP_COLS8 TT_GDSP_DY TT_GDSP_COLS8
                    "ldr %[x], %[end]\n\t"
                    "cmp %[g], %[x]\n\t"
                    "bne 1b\n"
@@ -294,8 +261,56 @@ static inline __attribute__((always_inline)) void mac_pairs8(const int8_t *g, co
                    : "cc", "memory");
   t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = a4, t[5] = a5, t[6] = a6, t[7] = a7;
 }
-#undef TT_GDSP_MAC8
-#undef TT_GDSP_MUL8
+
+/* t[j] += the same for six columns (MobileNetV2's 336 outputs: the staging holds six, not
+ * eight), the end in a register (thirteen live values): 44 instructions per 48 MACs. */
+static inline __attribute__((always_inline)) void mac_pairs6(const int8_t *g, const int8_t *end,
+                                                             const tt_dsp_word *s, int32_t *t) {
+  int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = t[3], a4 = t[4], a5 = t[5];
+  uint32_t e, o, x, y;
+  __asm__ volatile("1:\n\t" TT_GDSP_DY TT_GDSP_COLS6 TT_GDSP_DY TT_GDSP_COLS6
+                   "cmp %[g], %[end]\n\t"
+                   "bne 1b\n\t"
+                   : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+                     [a4] "+r"(a4), [a5] "+r"(a5), [g] "+r"(g), [s] "+r"(s), [e] "=&r"(e),
+                     [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y)
+                   : [end] "r"(end)
+                   : "cc", "memory");
+  t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = a4, t[5] = a5;
+}
+
+/* t[j] += the same for six columns with a mask whose bits of dy[g] start at byte `bits`
+ * (one byte a pair of words: its nibbles' lanes, lanes_of): 53 instructions per 48 MACs, all
+ * fourteen registers (the mask byte is read again for its second nibble). */
+static inline __attribute__((always_inline)) void mac_pairs6_masked(const int8_t *g,
+                                                                    const int8_t *end,
+                                                                    const tt_dsp_word *s,
+                                                                    const uint8_t *bits,
+                                                                    int32_t *t) {
+  int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = t[3], a4 = t[4], a5 = t[5];
+  uint32_t e, o, x, y;
+  const uint32_t *lanes = lanes_of;
+  __asm__ volatile("1:\n\t"
+                   "ldrb %[y], [%[bits]], #1\n\t"
+                   "and %[y], %[y], #15\n\t" TT_GDSP_DY_MASKED TT_GDSP_COLS6
+                   "ldrb %[y], [%[bits], #-1]\n\t"
+                   "lsr %[y], %[y], #4\n\t" TT_GDSP_DY_MASKED TT_GDSP_COLS6
+                   "ldr %[x], %[end]\n\t"
+                   "cmp %[g], %[x]\n\t"
+                   "bne 1b\n\t"
+                   : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+                     [a4] "+r"(a4), [a5] "+r"(a5), [g] "+r"(g), [s] "+r"(s),
+                     [bits] "+r"(bits), [e] "=&r"(e), [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y)
+                   : [end] "m"(end), [lanes] "r"(lanes)
+                   : "cc", "memory");
+  t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = a4, t[5] = a5;
+}
+#undef TT_GDSP_DY
+#undef TT_GDSP_DY_MASKED
+#undef TT_GDSP_COL
+#undef TT_GDSP_COL0
+#undef TT_GDSP_COLS8
+#undef TT_GDSP_COLS6
 
 /* acc[j] = the accumulators of row p against the CB staged columns. `masked` is a constant
  * of each compiled copy: without a mask the loop is loads, extensions and SMLADs only; with
@@ -314,9 +329,10 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
   for (int32_t j = 0; j < CB; ++j) t[j] = 0;
   const tt_dsp_word *s = stage;
   if (!masked) {
-    if (CB == 8 && end - g >= 8) {
+    if ((CB == 8 || CB == 6) && end - g >= 8) {
       const int32_t paired = (int32_t)(end - g) & ~7;
-      mac_pairs8(g, g + paired, s, t);
+      if (CB == 8) mac_pairs8(g, g + paired, s, t);
+      else mac_pairs6(g, g + paired, s, t);
       g += paired, s += (paired >> 2) * 2 * CB;
     }
     for (; g != end; g += 4, s += 2 * CB) mac_group(tt_dsp_load4(g), s, CB, t);
@@ -338,6 +354,9 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
                       tt_dsp_load4(g + 4) & lanes_of[*bits >> 4]);
         mac_pairs8((const int8_t *)a->row, (const int8_t *)b, s, t);
         s += (b - a->row) * 2 * CB;
+      } else if (CB == 6 && pairs != g) {
+        mac_pairs6_masked(g, pairs, s, bits, t);
+        s += ((pairs - g) >> 2) * 2 * CB, bits += (pairs - g) >> 3, g = pairs;
       }
       for (; g != pairs; g += 8, s += 4 * CB, ++bits) {
         const uint32_t v0 = tt_dsp_load4(g) & lanes_of[*bits & 15u];
@@ -513,11 +532,13 @@ typedef void (*block_fn)(const pointwise *a, const tt_dsp_word *stage, int32_t c
     block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 1);                              \
   }
 TT_GDSP_BLOCK(8, 0, 0)
+TT_GDSP_BLOCK(6, 0, 0)
 TT_GDSP_BLOCK(4, 0, 0)
 TT_GDSP_BLOCK(3, 0, 0)
 TT_GDSP_BLOCK(2, 0, 0)
 TT_GDSP_BLOCK(1, 0, 0)
 TT_GDSP_BLOCK(8, 1, r != 0)
+TT_GDSP_BLOCK(6, 1, r != 0)
 TT_GDSP_BLOCK(4, 1, r != 0)
 TT_GDSP_BLOCK(3, 1, 0)
 TT_GDSP_BLOCK(2, 1, r != 0)
@@ -527,8 +548,9 @@ TT_GDSP_BLOCK(1, 1, r != 0)
 static int32_t block_width(int32_t co) {
   /* a dy word's extensions serve all CB columns, so wider is fewer instructions per MAC (3
    * columns, not 2, for MCUNet's 576 outputs: 1.97 -> 1.71 a MAC at 4x4; a copy for 5 gained
-   * 0.04 on its 384 and was left out) */
-  static const int8_t widths[9] = {0, 1, 2, 3, 4, 4, 4, 4, 8};
+   * 0.04 on its 384 and was left out; 6, not 4, for MobileNetV2's 336 with the assembly
+   * loops: 1.78 -> 1.60 masked at 4x4, slower in C) */
+  static const int8_t widths[9] = {0, 1, 2, 3, 4, 4, 6, 6, 8};
   const int32_t fit = TT_GRAD_DSP_STAGE_BYTES / (8 * ((co + 3) >> 2));
   return widths[fit < 8 ? fit : 8];
 }
@@ -559,10 +581,10 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult, states,
                        row};
   static const block_fn blocks[2][2][9] = {
-      {{0, block1_0, block2_0, block3_0, block4_0, 0, 0, 0, block8_0},
-       {0, block1_1, block2_1, block3_1, block4_1, 0, 0, 0, block8_1}},
-      {{0, block1_0_r, block2_0_r, block3_0_r, block4_0_r, 0, 0, 0, block8_0_r},
-       {0, block1_1_r, block2_1_r, block3_1_r, block4_1_r, 0, 0, 0, block8_1_r}}};
+      {{0, block1_0, block2_0, block3_0, block4_0, 0, block6_0, 0, block8_0},
+       {0, block1_1, block2_1, block3_1, block4_1, 0, block6_1, 0, block8_1}},
+      {{0, block1_0_r, block2_0_r, block3_0_r, block4_0_r, 0, block6_0_r, 0, block8_0_r},
+       {0, block1_1_r, block2_1_r, block3_1_r, block4_1_r, 0, block6_1_r, 0, block8_1_r}}};
   const block_fn fn = blocks[r != 0][mask != 0][CB];
   uint32_t top = 0;
   uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
