@@ -12,7 +12,7 @@
  * SMLADs. Per four o and CB channels: one load and two extensions of dy (plus two
  * instructions for a mask), CB double-word loads, 2 CB SMLADs; the staging, about four
  * instructions per weight (3.6 four columns at a time), is shared by all the rows. The
- * blocks of 8 and 6 columns run that loop in inline assembly (mac_pairs8, mac_pairs6):
+ * blocks of 8, 6, 4 and 3 columns run that loop in inline assembly (mac_pairs8, ..._6/4/3):
  * gcc 12 runs out of registers there and spills the loop's end or sums.
  *
  * The accumulators are the portable kernel's integers: each is the exact sum of the same
@@ -262,49 +262,68 @@ static inline __attribute__((always_inline)) void mac_pairs8(const int8_t *g, co
   t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = a4, t[5] = a5, t[6] = a6, t[7] = a7;
 }
 
-/* t[j] += the same for six columns (MobileNetV2's 336 outputs: the staging holds six, not
- * eight), the end in a register (thirteen live values): 44 instructions per 48 MACs. */
-static inline __attribute__((always_inline)) void mac_pairs6(const int8_t *g, const int8_t *end,
-                                                             const tt_dsp_word *s, int32_t *t) {
-  int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = t[3], a4 = t[4], a5 = t[5];
-  uint32_t e, o, x, y;
-  __asm__ volatile("1:\n\t" TT_GDSP_DY TT_GDSP_COLS6 TT_GDSP_DY TT_GDSP_COLS6
-                   "cmp %[g], %[end]\n\t"
-                   "bne 1b\n\t"
-                   : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
-                     [a4] "+r"(a4), [a5] "+r"(a5), [g] "+r"(g), [s] "+r"(s), [e] "=&r"(e),
-                     [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y)
-                   : [end] "r"(end)
-                   : "cc", "memory");
-  t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = a4, t[5] = a5;
-}
+#define TT_GDSP_COLS4 TT_GDSP_COL("a0") TT_GDSP_COL("a1") TT_GDSP_COL("a2") TT_GDSP_COL("a3")
+#define TT_GDSP_COLS3 TT_GDSP_COL("a0") TT_GDSP_COL("a1") TT_GDSP_COL("a2")
+#define TT_GDSP_SUMS6                                                                      \
+  [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [a4] "+r"(a4), [a5] "+r"(a5)
+#define TT_GDSP_SUMS4 [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3)
+#define TT_GDSP_SUMS3 [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2)
 
-/* t[j] += the same for six columns with a mask whose bits of dy[g] start at byte `bits`
- * (one byte a pair of words: its nibbles' lanes, lanes_of): 53 instructions per 48 MACs, all
- * fourteen registers (the mask byte is read again for its second nibble). */
-static inline __attribute__((always_inline)) void mac_pairs6_masked(const int8_t *g,
-                                                                    const int8_t *end,
-                                                                    const tt_dsp_word *s,
-                                                                    const uint8_t *bits,
-                                                                    int32_t *t) {
-  int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = t[3], a4 = t[4], a5 = t[5];
-  uint32_t e, o, x, y;
-  const uint32_t *lanes = lanes_of;
-  __asm__ volatile("1:\n\t"
-                   "ldrb %[y], [%[bits]], #1\n\t"
-                   "and %[y], %[y], #15\n\t" TT_GDSP_DY_MASKED TT_GDSP_COLS6
-                   "ldrb %[y], [%[bits], #-1]\n\t"
-                   "lsr %[y], %[y], #4\n\t" TT_GDSP_DY_MASKED TT_GDSP_COLS6
-                   "ldr %[x], %[end]\n\t"
-                   "cmp %[g], %[x]\n\t"
-                   "bne 1b\n\t"
-                   : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
-                     [a4] "+r"(a4), [a5] "+r"(a5), [g] "+r"(g), [s] "+r"(s),
-                     [bits] "+r"(bits), [e] "=&r"(e), [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y)
-                   : [end] "m"(end), [lanes] "r"(lanes)
-                   : "cc", "memory");
-  t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = a4, t[5] = a5;
-}
+/* t[j] += the same for N = 6, 4 or 3 columns (MobileNetV2's 336 outputs: six; MCUNet's 384
+ * and 576: four and three), the end in a register: 3 + 3 N instructions a group and 2 a
+ * pair (44 per 48 MACs at six, 32 per 32 at four); masked (mac_pairsN_masked), with the mask
+ * whose bits of dy[g] start at byte `bits`, one byte a pair of words (its nibbles' lanes,
+ * lanes_of, ANDed in the loop; the byte read again for its second nibble: registers), 7
+ * more a pair and the end read from memory at six columns (fourteen registers). */
+#define TT_GDSP_PAIRS(N)                                                                    \
+  static inline __attribute__((always_inline)) void mac_pairs##N(                          \
+      const int8_t *g, const int8_t *end, const tt_dsp_word *s, int32_t *t) {              \
+    int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = N > 3 ? t[3] : 0, a4 = N > 4 ? t[4] : 0, \
+            a5 = N > 5 ? t[5] : 0;                                                          \
+    uint32_t e, o, x, y;                                                                    \
+    __asm__ volatile("1:\n\t" TT_GDSP_DY TT_GDSP_COLS##N TT_GDSP_DY TT_GDSP_COLS##N        \
+                     "cmp %[g], %[end]\n\t"                                                 \
+                     "bne 1b\n\t"                                                           \
+                     : TT_GDSP_SUMS##N, [g] "+r"(g), [s] "+r"(s), [e] "=&r"(e),             \
+                       [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y)                             \
+                     : [end] "r"(end)                                                       \
+                     : "cc", "memory");                                                     \
+    t[0] = a0, t[1] = a1, t[2] = a2;                                                        \
+    if (N > 3) t[3] = a3;                                                                   \
+    if (N > 4) t[4] = a4, t[5] = a5;                                                        \
+  }                                                                                         \
+  static inline __attribute__((always_inline)) void mac_pairs##N##_masked(                 \
+      const int8_t *g, const int8_t *end, const tt_dsp_word *s, const uint8_t *bits,       \
+      int32_t *t) {                                                                         \
+    int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = N > 3 ? t[3] : 0, a4 = N > 4 ? t[4] : 0, \
+            a5 = N > 5 ? t[5] : 0;                                                          \
+    uint32_t e, o, x, y;                                                                    \
+    const uint32_t *lanes = lanes_of;                                                       \
+    __asm__ volatile("1:\n\t"                                                               \
+                     "ldrb %[y], [%[bits]], #1\n\t"                                         \
+                     "and %[y], %[y], #15\n\t" TT_GDSP_DY_MASKED TT_GDSP_COLS##N            \
+                     "ldrb %[y], [%[bits], #-1]\n\t"                                        \
+                     "lsr %[y], %[y], #4\n\t" TT_GDSP_DY_MASKED TT_GDSP_COLS##N             \
+                     "ldr %[x], %[end]\n\t"                                                 \
+                     "cmp %[g], %[x]\n\t"                                                   \
+                     "bne 1b\n\t"                                                           \
+                     : TT_GDSP_SUMS##N, [g] "+r"(g), [s] "+r"(s), [bits] "+r"(bits),        \
+                       [e] "=&r"(e), [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y)               \
+                     : [end] "m"(end), [lanes] "r"(lanes)                                   \
+                     : "cc", "memory");                                                     \
+    t[0] = a0, t[1] = a1, t[2] = a2;                                                        \
+    if (N > 3) t[3] = a3;                                                                   \
+    if (N > 4) t[4] = a4, t[5] = a5;                                                        \
+  }
+TT_GDSP_PAIRS(6)
+TT_GDSP_PAIRS(4)
+TT_GDSP_PAIRS(3)
+#undef TT_GDSP_PAIRS
+#undef TT_GDSP_COLS4
+#undef TT_GDSP_COLS3
+#undef TT_GDSP_SUMS6
+#undef TT_GDSP_SUMS4
+#undef TT_GDSP_SUMS3
 #undef TT_GDSP_DY
 #undef TT_GDSP_DY_MASKED
 #undef TT_GDSP_COL
@@ -329,10 +348,12 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
   for (int32_t j = 0; j < CB; ++j) t[j] = 0;
   const tt_dsp_word *s = stage;
   if (!masked) {
-    if ((CB == 8 || CB == 6) && end - g >= 8) {
+    if ((CB == 8 || CB == 6 || CB == 4 || CB == 3) && end - g >= 8) {
       const int32_t paired = (int32_t)(end - g) & ~7;
       if (CB == 8) mac_pairs8(g, g + paired, s, t);
-      else mac_pairs6(g, g + paired, s, t);
+      else if (CB == 6) mac_pairs6(g, g + paired, s, t);
+      else if (CB == 4) mac_pairs4(g, g + paired, s, t);
+      else mac_pairs3(g, g + paired, s, t);
       g += paired, s += (paired >> 2) * 2 * CB;
     }
     for (; g != end; g += 4, s += 2 * CB) mac_group(tt_dsp_load4(g), s, CB, t);
@@ -354,8 +375,10 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
                       tt_dsp_load4(g + 4) & lanes_of[*bits >> 4]);
         mac_pairs8((const int8_t *)a->row, (const int8_t *)b, s, t);
         s += (b - a->row) * 2 * CB;
-      } else if (CB == 6 && pairs != g) {
-        mac_pairs6_masked(g, pairs, s, bits, t);
+      } else if ((CB == 6 || CB == 4 || CB == 3) && pairs != g) {
+        if (CB == 6) mac_pairs6_masked(g, pairs, s, bits, t);
+        else if (CB == 4) mac_pairs4_masked(g, pairs, s, bits, t);
+        else mac_pairs3_masked(g, pairs, s, bits, t);
         s += ((pairs - g) >> 2) * 2 * CB, bits += (pairs - g) >> 3, g = pairs;
       }
       for (; g != pairs; g += 8, s += 4 * CB, ++bits) {
