@@ -103,9 +103,8 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
     # (n, h, w, co, ci): pointwise layers
     shapes = [(1, 5, 7, 5, 3), (2, 3, 3, 13, 11), (1, 4, 4, 64, 17), (1, 3, 3, 16, 8),
               (1, 2, 2, 1, 1), (1, 3, 3, 300, 9),     # 300 outputs: blocks of 6 columns
-                                                      # (and a last of 3), the assembly
-                                                      # loops of 6 (masked: every other row's
-                                                      # mask starts on a byte)
+                                                      # (and a last of 3) unmasked, of 4
+                                                      # masked
               (1, 2, 2, 344, 5),                      # blocks of 4 (and a last of 1)
               (1, 2, 3, 600, 7),                      # blocks of 3 (and a last of 1)
               (1, 2, 3, 700, 5),                      # blocks of 2

@@ -12,8 +12,9 @@
  * SMLADs. Per four o and CB channels: one load and two extensions of dy (plus two
  * instructions for a mask), CB double-word loads, 2 CB SMLADs; the staging, about four
  * instructions per weight (3.6 four columns at a time), is shared by all the rows. The
- * blocks of 8, 6, 4 and 3 columns run that loop in inline assembly (mac_pairs8, ..._6/4/3):
- * gcc 12 runs out of registers there and spills the loop's end or sums.
+ * unmasked rows of blocks of 8, 6, 4 and 3 columns run that loop in inline assembly
+ * (mac_pairs8, mac_pairs6/4/3): gcc 12 runs out of registers there and spills the loop's
+ * end or sums.
  *
  * The accumulators are the portable kernel's integers: each is the exact sum of the same
  * co terms (factored dy * (w * mult) instead of (dy * mult) * w), bounded below 2^31 by the
@@ -67,9 +68,6 @@ typedef struct {
    * first block records them, the others read and advance them: no jump over a row's other
    * draws but in the first block), or NULL (every block jumps) */
   uint32_t *states;
-  /* a masked row's whole words, masked (eight columns, where the staging has room beside the
-   * block and the states), or NULL */
-  tt_dsp_word *row;
 } pointwise;
 
 
@@ -212,10 +210,6 @@ static inline __attribute__((always_inline)) void mac_group(uint32_t v, const tt
  * the dy word's halves %[e] and %[o], a staged column's two words %[x] and %[y]). A dy word
  * of four outputs, sign-extended in two halves as mac_group's: */
 #define TT_GDSP_DY "ldr %[e], [%[g]], #4\n\tsxtb16 %[o], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t"
-/* the same word ANDed with the lanes of mask bits in %[y] (clobbers %[y]): */
-#define TT_GDSP_DY_MASKED                                                                  \
-  "ldr %[y], [%[lanes], %[y], lsl #2]\n\tldr %[e], [%[g]], #4\n\tand %[e], %[e], %[y]\n\t" \
-  "sxtb16 %[o], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t"
 /* one staged column's group into sum j (onto 0: SMUAD is SMLAD with a zero addend): */
 #define TT_GDSP_COL(j)                                                                     \
   "ldrd %[x], %[y], [%[s]], #8\n\tsmlad %[" j "], %[x], %[e], %[" j "]\n\t"                \
@@ -271,10 +265,10 @@ static inline __attribute__((always_inline)) void mac_pairs8(const int8_t *g, co
 
 /* t[j] += the same for N = 6, 4 or 3 columns (MobileNetV2's 336 outputs: six; MCUNet's 384
  * and 576: four and three), the end in a register: 3 + 3 N instructions a group and 2 a
- * pair (44 per 48 MACs at six, 32 per 32 at four); masked (mac_pairsN_masked), with the mask
- * whose bits of dy[g] start at byte `bits`, one byte a pair of words (its nibbles' lanes,
- * lanes_of, ANDed in the loop; the byte read again for its second nibble: registers), 7
- * more a pair and the end read from memory at six columns (fourteen registers). */
+ * pair (44 per 48 MACs at six, 32 per 32 at four). Masked rows keep row_sums' C loop, which
+ * skips the all-zero words: the assembly loops masked (the mask's lanes ANDed in the loop,
+ * or the row masked into the staging's free words first) measured faster on dense masks but
+ * up to 1.5x slower where a step's masks and zero gradients leave many words all zero. */
 #define TT_GDSP_PAIRS(N)                                                                    \
   static inline __attribute__((always_inline)) void mac_pairs##N(                          \
       const int8_t *g, const int8_t *end, const tt_dsp_word *s, int32_t *t) {              \
@@ -291,29 +285,6 @@ static inline __attribute__((always_inline)) void mac_pairs8(const int8_t *g, co
     t[0] = a0, t[1] = a1, t[2] = a2;                                                        \
     if (N > 3) t[3] = a3;                                                                   \
     if (N > 4) t[4] = a4, t[5] = a5;                                                        \
-  }                                                                                         \
-  static inline __attribute__((always_inline)) void mac_pairs##N##_masked(                 \
-      const int8_t *g, const int8_t *end, const tt_dsp_word *s, const uint8_t *bits,       \
-      int32_t *t) {                                                                         \
-    int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = N > 3 ? t[3] : 0, a4 = N > 4 ? t[4] : 0, \
-            a5 = N > 5 ? t[5] : 0;                                                          \
-    uint32_t e, o, x, y;                                                                    \
-    const uint32_t *lanes = lanes_of;                                                       \
-    __asm__ volatile("1:\n\t"                                                               \
-                     "ldrb %[y], [%[bits]], #1\n\t"                                         \
-                     "and %[y], %[y], #15\n\t" TT_GDSP_DY_MASKED TT_GDSP_COLS##N            \
-                     "ldrb %[y], [%[bits], #-1]\n\t"                                        \
-                     "lsr %[y], %[y], #4\n\t" TT_GDSP_DY_MASKED TT_GDSP_COLS##N             \
-                     "ldr %[x], %[end]\n\t"                                                 \
-                     "cmp %[g], %[x]\n\t"                                                   \
-                     "bne 1b\n\t"                                                           \
-                     : TT_GDSP_SUMS##N, [g] "+r"(g), [s] "+r"(s), [bits] "+r"(bits),        \
-                       [e] "=&r"(e), [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y)               \
-                     : [end] "m"(end), [lanes] "r"(lanes)                                   \
-                     : "cc", "memory");                                                     \
-    t[0] = a0, t[1] = a1, t[2] = a2;                                                        \
-    if (N > 3) t[3] = a3;                                                                   \
-    if (N > 4) t[4] = a4, t[5] = a5;                                                        \
   }
 TT_GDSP_PAIRS(6)
 TT_GDSP_PAIRS(4)
@@ -325,7 +296,6 @@ TT_GDSP_PAIRS(3)
 #undef TT_GDSP_SUMS4
 #undef TT_GDSP_SUMS3
 #undef TT_GDSP_DY
-#undef TT_GDSP_DY_MASKED
 #undef TT_GDSP_COL
 #undef TT_GDSP_COL0
 #undef TT_GDSP_COLS8
@@ -364,23 +334,6 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
       /* the row's mask starts on a byte: one byte's two nibbles mask two words */
       const uint8_t *bits = a->mask + (i >> 3);
       const int8_t *const pairs = g + ((end - g) & ~7);
-      if (CB == 8 && a->row != 0 && pairs != g) {
-        /* the masked words first (about 5 instructions a word), then the unmasked loop over
-         * them (mac_pairs8), whose registers the mask's pointers would spill: fewer
-         * instructions than masking and skipping word by word in the loop (whose all-zero
-         * words, all four gradients masked or zero, are too rare to pay for the test) */
-        tt_dsp_word *b = a->row;
-        for (; g != pairs; g += 8, b += 2, ++bits)
-          tt_dsp_strd(b, tt_dsp_load4(g) & lanes_of[*bits & 15u],
-                      tt_dsp_load4(g + 4) & lanes_of[*bits >> 4]);
-        mac_pairs8((const int8_t *)a->row, (const int8_t *)b, s, t);
-        s += (b - a->row) * 2 * CB;
-      } else if ((CB == 6 || CB == 4 || CB == 3) && pairs != g) {
-        if (CB == 6) mac_pairs6_masked(g, pairs, s, bits, t);
-        else if (CB == 4) mac_pairs4_masked(g, pairs, s, bits, t);
-        else mac_pairs3_masked(g, pairs, s, bits, t);
-        s += ((pairs - g) >> 2) * 2 * CB, bits += (pairs - g) >> 3, g = pairs;
-      }
       for (; g != pairs; g += 8, s += 4 * CB, ++bits) {
         const uint32_t v0 = tt_dsp_load4(g) & lanes_of[*bits & 15u];
         const uint32_t v1 = tt_dsp_load4(g + 4) & lanes_of[*bits >> 4];
@@ -561,21 +514,22 @@ TT_GDSP_BLOCK(3, 0, 0)
 TT_GDSP_BLOCK(2, 0, 0)
 TT_GDSP_BLOCK(1, 0, 0)
 TT_GDSP_BLOCK(8, 1, r != 0)
-TT_GDSP_BLOCK(6, 1, r != 0)
 TT_GDSP_BLOCK(4, 1, r != 0)
 TT_GDSP_BLOCK(3, 1, 0)
 TT_GDSP_BLOCK(2, 1, r != 0)
 TT_GDSP_BLOCK(1, 1, r != 0)
 
 /* The staging's widest block of columns for co outputs (0: not one column fits). */
-static int32_t block_width(int32_t co) {
+static int32_t block_width(int32_t co, int masked) {
   /* a dy word's extensions serve all CB columns, so wider is fewer instructions per MAC (3
    * columns, not 2, for MCUNet's 576 outputs: 1.97 -> 1.71 a MAC at 4x4; a copy for 5 gained
    * 0.04 on its 384 and was left out; 6, not 4, for MobileNetV2's 336 with the assembly
-   * loops: 1.78 -> 1.60 masked at 4x4, slower in C) */
+   * loops; masked rows run the C loop, slower at 6 than at 4: 534,680 -> 574,160 on 56->336
+   * at 4x4) */
   static const int8_t widths[9] = {0, 1, 2, 3, 4, 4, 6, 6, 8};
   const int32_t fit = TT_GRAD_DSP_STAGE_BYTES / (8 * ((co + 3) >> 2));
-  return widths[fit < 8 ? fit : 8];
+  const int32_t width = widths[fit < 8 ? fit : 8];
+  return masked && width == 6 ? 4 : width;
 }
 
 /* The staged walk of a layer tt_dsp_pointwise_input_grad_s8 has checked and given to it (its
@@ -587,7 +541,7 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
                                                  const int16_t *mult, const tt_keep *keep,
                                                  uint32_t *amax, tt_rounder *r, int8_t *dx) {
   const int32_t groups = (co + 3) >> 2;
-  const int32_t CB = block_width(co);
+  const int32_t CB = block_width(co, mask != 0);
   tt_dsp_word stage[TT_GRAD_DSP_STAGE_BYTES / 4] __attribute__((aligned(8)));
   const int stochastic = r != 0 && r->stochastic && !r->exact;
   /* the rows' stream states after the staged block, where they fit (one word a row): one
@@ -596,18 +550,12 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   const int32_t staged = 2 * groups * CB;
   uint32_t *const states =
       stochastic && ci > CB && TT_GRAD_DSP_STAGE_BYTES / 4 - staged >= rows ? stage + staged : 0;
-  /* a masked row's words after the block and the states (8-byte aligned for STRD) */
-  const int32_t used = (staged + (states != 0 ? rows : 0) + 1) & ~1;
-  tt_dsp_word *const row =
-      mask != 0 && CB == 8 && TT_GRAD_DSP_STAGE_BYTES / 4 - used >= ((co >> 3) << 1)
-          ? stage + used : 0;
-  const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult, states,
-                       row};
+  const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult, states};
   static const block_fn blocks[2][2][9] = {
       {{0, block1_0, block2_0, block3_0, block4_0, 0, block6_0, 0, block8_0},
-       {0, block1_1, block2_1, block3_1, block4_1, 0, block6_1, 0, block8_1}},
+       {0, block1_1, block2_1, block3_1, block4_1, 0, 0, 0, block8_1}},
       {{0, block1_0_r, block2_0_r, block3_0_r, block4_0_r, 0, block6_0_r, 0, block8_0_r},
-       {0, block1_1_r, block2_1_r, block3_1_r, block4_1_r, 0, block6_1_r, 0, block8_1_r}}};
+       {0, block1_1_r, block2_1_r, block3_1_r, block4_1_r, 0, 0, 0, block8_1_r}}};
   const block_fn fn = blocks[r != 0][mask != 0][CB];
   uint32_t top = 0;
   uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
@@ -648,7 +596,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
    * against the portable code's 5.2; unstaged 17.6 -> 8.2 K instructions), nor do a few
    * (MCUNet's blocks.13.pointwise2 recomputes 3 of 16 positions: 2.632 -> 2.575 M). Each
    * walk is a call in tail position: neither frame is under the other's. */
-  const int can_stage = block_width(co) > 0 && rows >= 2;
+  const int can_stage = block_width(co, mask != 0) > 0 && rows >= 2;
   const int32_t unstaged = 35 * (rows >> 1) + 23 * (rows & 1);
   if ((!can_stage || unstaged < 36 + 84 * rows / 10) && tt_dsp_rows_fit(co))
     return tt_dsp_pointwise_input_grad_rows_s8(dy, mask, mask_at, rows, co, w_lo, k, w_hi, ci,
