@@ -160,7 +160,8 @@ def main() -> None:
         if args.profile is None:
             measure(args.root, Path(tmp))
         else:
-            profile(args.root, Path(tmp), args.profile, [f for f in args.annotate.split(",") if f])
+            annotate = [f for f in args.annotate.split(",") if f]
+            profile(args.root, Path(tmp), args.profile, annotate)
 
 
 if __name__ == "__main__":
