@@ -11,7 +11,10 @@
  * dy values, sign-extended in two halves by SXTB16, meets the CB staged columns in 2 CB
  * SMLADs. Per four o and CB channels: one load and two extensions of dy (plus two
  * instructions for a mask), CB double-word loads, 2 CB SMLADs; the staging, about four
- * instructions per weight (3.6 four columns at a time), is shared by all the rows.
+ * instructions per weight (3.6 four columns at a time), is shared by all the rows. The
+ * unmasked rows of blocks of 8, 6, 4 and 3 columns run that loop in inline assembly
+ * (mac_pairs8, mac_pairs6/4/3): gcc 12 runs out of registers there and spills the loop's
+ * end or sums.
  *
  * The accumulators are the portable kernel's integers: each is the exact sum of the same
  * co terms (factored dy * (w * mult) instead of (dy * mult) * w), bounded below 2^31 by the
@@ -83,7 +86,7 @@ static inline uint32_t mul_tt(uint32_t a, uint32_t b) {
   return (uint32_t)(((int32_t)a >> 16) * ((int32_t)b >> 16));
 }
 
-/* Four columns (three: `cols`, a constant) of the whole groups of four outputs, the groups
+/* Four columns (three or two: `cols`, a constant) of the whole groups of four outputs, the groups
  * in the inner loop (no set-up per group): each output's four weights are one word load
  * (s: output 0's weight of the first column), SXTB16 splits it into [w(c), w(c + 2)] and
  * [w(c + 1), w(c + 3)], SMULxy takes the half and the output's multiplier (the group's
@@ -106,13 +109,14 @@ static inline __attribute__((always_inline)) void stage_quad(const pointwise *a,
     uint32_t e = __sxtb16(w0), f = __sxtb16(w2), g = tt_dsp_sxtb16_odd(w0),
              h = tt_dsp_sxtb16_odd(w2);
     const uint32_t c0 = tt_dsp_low_halves(mul_bb(e, m02), mul_bt(f, m02));
-    const uint32_t c2 = tt_dsp_low_halves(mul_tb(e, m02), mul_tt(f, m02));
+    const uint32_t c2 = cols >= 3 ? tt_dsp_low_halves(mul_tb(e, m02), mul_tt(f, m02)) : 0u;
     const uint32_t c1 = tt_dsp_low_halves(mul_bb(g, m02), mul_bt(h, m02));
     const uint32_t c3 = cols == 4 ? tt_dsp_low_halves(mul_tb(g, m02), mul_tt(h, m02)) : 0u;
     const uint32_t w1 = tt_dsp_load4(s + stride), w3 = tt_dsp_load4(t + stride);
     e = __sxtb16(w1), f = __sxtb16(w3), g = tt_dsp_sxtb16_odd(w1), h = tt_dsp_sxtb16_odd(w3);
     tt_dsp_strd(d, c0, tt_dsp_low_halves(mul_bb(e, m13), mul_bt(f, m13)));
-    tt_dsp_strd(d + 4, c2, tt_dsp_low_halves(mul_tb(e, m13), mul_tt(f, m13)));
+    if (cols >= 3)
+      tt_dsp_strd(d + 4, c2, tt_dsp_low_halves(mul_tb(e, m13), mul_tt(f, m13)));
     tt_dsp_strd(d + 2, c1, tt_dsp_low_halves(mul_bb(g, m13), mul_bt(h, m13)));
     if (cols == 4)
       tt_dsp_strd(d + 6, c3, tt_dsp_low_halves(mul_tb(g, m13), mul_tt(h, m13)));
@@ -129,6 +133,9 @@ static int32_t stage_quads(const pointwise *a, const int8_t *src, int32_t stride
   if (n - j == 3 && j + 4 <= room) {
     stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 3);
     j += 3;
+  } else if (n - j == 2 && j + 4 <= room) {     /* blocks of 6 columns: their last two */
+    stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 2);
+    j += 2;
   }
   return j;
 }
@@ -199,6 +206,101 @@ static inline __attribute__((always_inline)) void mac_group(uint32_t v, const tt
   }
 }
 
+/* The assembly loops' pieces (operands: sums %[aJ], dy pointer %[g], staged pointer %[s],
+ * the dy word's halves %[e] and %[o], a staged column's two words %[x] and %[y]). A dy word
+ * of four outputs, sign-extended in two halves as mac_group's: */
+#define TT_GDSP_DY "ldr %[e], [%[g]], #4\n\tsxtb16 %[o], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t"
+/* one staged column's group into sum j (onto 0: SMUAD is SMLAD with a zero addend): */
+#define TT_GDSP_COL(j)                                                                     \
+  "ldrd %[x], %[y], [%[s]], #8\n\tsmlad %[" j "], %[x], %[e], %[" j "]\n\t"                \
+  "smlad %[" j "], %[y], %[o], %[" j "]\n\t"
+#define TT_GDSP_COL0(j)                                                                    \
+  "ldrd %[x], %[y], [%[s]], #8\n\tsmuad %[" j "], %[x], %[e]\n\t"                          \
+  "smlad %[" j "], %[y], %[o], %[" j "]\n\t"
+#define TT_GDSP_COLS8                                                                      \
+  TT_GDSP_COL("a0") TT_GDSP_COL("a1") TT_GDSP_COL("a2") TT_GDSP_COL("a3") TT_GDSP_COL("a4")  \
+  TT_GDSP_COL("a5") TT_GDSP_COL("a6") TT_GDSP_COL("a7")
+#define TT_GDSP_COLS6                                                                      \
+  TT_GDSP_COL("a0") TT_GDSP_COL("a1") TT_GDSP_COL("a2") TT_GDSP_COL("a3") TT_GDSP_COL("a4")  \
+  TT_GDSP_COL("a5")
+
+/* t[j] = the row's dy words [g, end) (a whole number of pairs, at least one) times the
+ * staged columns from s on, eight columns, two groups an iteration, the first group's SMUAD
+ * starting the sums (no zeroing). In assembly because the loop needs all fourteen free
+ * registers (eight sums, two pointers, four operands): gcc 12 spills the loop's end and
+ * reloads it every group (31 instructions per 32 MACs), and unrolled in C it spills sums;
+ * here the end is read from memory once per two groups and the staged pointer steps in the
+ * loads: 57 per 64. Same sums: the same products added in the same order per accumulator
+ * (SMLAD wraps as the int32 additions do). */
+static inline __attribute__((always_inline)) void mac_pairs8(const int8_t *g, const int8_t *end,
+                                                             const tt_dsp_word *s, int32_t *t) {
+  int32_t a0, a1, a2, a3, a4, a5, a6, a7;
+  uint32_t e, o, x, y;
+  __asm__ volatile(TT_GDSP_DY TT_GDSP_COL0("a0") TT_GDSP_COL0("a1") TT_GDSP_COL0("a2")
+                   TT_GDSP_COL0("a3") TT_GDSP_COL0("a4") TT_GDSP_COL0("a5") TT_GDSP_COL0("a6")
+                   TT_GDSP_COL0("a7") TT_GDSP_DY TT_GDSP_COLS8
+                   "ldr %[x], %[end]\n\t"
+                   "cmp %[g], %[x]\n\t"
+                   "beq 2f\n"
+                   "1:\n\t" TT_GDSP_DY TT_GDSP_COLS8 TT_GDSP_DY TT_GDSP_COLS8
+                   "ldr %[x], %[end]\n\t"
+                   "cmp %[g], %[x]\n\t"
+                   "bne 1b\n"
+                   "2:\n\t"
+                   : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3),
+                     [a4] "=&r"(a4), [a5] "=&r"(a5), [a6] "=&r"(a6), [a7] "=&r"(a7),
+                     [g] "+r"(g), [s] "+r"(s), [e] "=&r"(e), [o] "=&r"(o), [x] "=&r"(x),
+                     [y] "=&r"(y)
+                   : [end] "m"(end)
+                   : "cc", "memory");
+  t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = a4, t[5] = a5, t[6] = a6, t[7] = a7;
+}
+
+#define TT_GDSP_COLS4 TT_GDSP_COL("a0") TT_GDSP_COL("a1") TT_GDSP_COL("a2") TT_GDSP_COL("a3")
+#define TT_GDSP_COLS3 TT_GDSP_COL("a0") TT_GDSP_COL("a1") TT_GDSP_COL("a2")
+#define TT_GDSP_SUMS6                                                                      \
+  [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [a4] "+r"(a4), [a5] "+r"(a5)
+#define TT_GDSP_SUMS4 [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3)
+#define TT_GDSP_SUMS3 [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2)
+
+/* t[j] += the same for N = 6, 4 or 3 columns (MobileNetV2's 336 outputs: six; MCUNet's 384
+ * and 576: four and three), the end in a register: 3 + 3 N instructions a group and 2 a
+ * pair (44 per 48 MACs at six, 32 per 32 at four). Masked rows keep row_sums' C loop, which
+ * skips the all-zero words: the assembly loops masked (the mask's lanes ANDed in the loop,
+ * or the row masked into the staging's free words first) measured faster on dense masks but
+ * up to 1.5x slower where a step's masks and zero gradients leave many words all zero. */
+#define TT_GDSP_PAIRS(N)                                                                    \
+  static inline __attribute__((always_inline)) void mac_pairs##N(                          \
+      const int8_t *g, const int8_t *end, const tt_dsp_word *s, int32_t *t) {              \
+    int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = N > 3 ? t[3] : 0, a4 = N > 4 ? t[4] : 0, \
+            a5 = N > 5 ? t[5] : 0;                                                          \
+    uint32_t e, o, x, y;                                                                    \
+    __asm__ volatile("1:\n\t" TT_GDSP_DY TT_GDSP_COLS##N TT_GDSP_DY TT_GDSP_COLS##N        \
+                     "cmp %[g], %[end]\n\t"                                                 \
+                     "bne 1b\n\t"                                                           \
+                     : TT_GDSP_SUMS##N, [g] "+r"(g), [s] "+r"(s), [e] "=&r"(e),             \
+                       [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y)                             \
+                     : [end] "r"(end)                                                       \
+                     : "cc", "memory");                                                     \
+    t[0] = a0, t[1] = a1, t[2] = a2;                                                        \
+    if (N > 3) t[3] = a3;                                                                   \
+    if (N > 4) t[4] = a4, t[5] = a5;                                                        \
+  }
+TT_GDSP_PAIRS(6)
+TT_GDSP_PAIRS(4)
+TT_GDSP_PAIRS(3)
+#undef TT_GDSP_PAIRS
+#undef TT_GDSP_COLS4
+#undef TT_GDSP_COLS3
+#undef TT_GDSP_SUMS6
+#undef TT_GDSP_SUMS4
+#undef TT_GDSP_SUMS3
+#undef TT_GDSP_DY
+#undef TT_GDSP_COL
+#undef TT_GDSP_COL0
+#undef TT_GDSP_COLS8
+#undef TT_GDSP_COLS6
+
 /* acc[j] = the accumulators of row p against the CB staged columns. `masked` is a constant
  * of each compiled copy: without a mask the loop is loads, extensions and SMLADs only; with
  * one, each dy word is ANDed with its four mask bits' byte lanes, and a word that is all
@@ -216,6 +318,14 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
   for (int32_t j = 0; j < CB; ++j) t[j] = 0;
   const tt_dsp_word *s = stage;
   if (!masked) {
+    if ((CB == 8 || CB == 6 || CB == 4 || CB == 3) && end - g >= 8) {
+      const int32_t paired = (int32_t)(end - g) & ~7;
+      if (CB == 8) mac_pairs8(g, g + paired, s, t);
+      else if (CB == 6) mac_pairs6(g, g + paired, s, t);
+      else if (CB == 4) mac_pairs4(g, g + paired, s, t);
+      else mac_pairs3(g, g + paired, s, t);
+      g += paired, s += (paired >> 2) * 2 * CB;
+    }
     for (; g != end; g += 4, s += 2 * CB) mac_group(tt_dsp_load4(g), s, CB, t);
     if (tail) mac_group(tt_dsp_load_partial(g, tail), s, CB, t);
   } else {
@@ -398,6 +508,7 @@ typedef void (*block_fn)(const pointwise *a, const tt_dsp_word *stage, int32_t c
     block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 1);                              \
   }
 TT_GDSP_BLOCK(8, 0, 0)
+TT_GDSP_BLOCK(6, 0, 0)
 TT_GDSP_BLOCK(4, 0, 0)
 TT_GDSP_BLOCK(3, 0, 0)
 TT_GDSP_BLOCK(2, 0, 0)
@@ -409,13 +520,16 @@ TT_GDSP_BLOCK(2, 1, r != 0)
 TT_GDSP_BLOCK(1, 1, r != 0)
 
 /* The staging's widest block of columns for co outputs (0: not one column fits). */
-static int32_t block_width(int32_t co) {
+static int32_t block_width(int32_t co, int masked) {
   /* a dy word's extensions serve all CB columns, so wider is fewer instructions per MAC (3
    * columns, not 2, for MCUNet's 576 outputs: 1.97 -> 1.71 a MAC at 4x4; a copy for 5 gained
-   * 0.04 on its 384 and was left out) */
-  static const int8_t widths[9] = {0, 1, 2, 3, 4, 4, 4, 4, 8};
+   * 0.04 on its 384 and was left out; 6, not 4, for MobileNetV2's 336 with the assembly
+   * loops; masked rows run the C loop, slower at 6 than at 4: 534,680 -> 574,160 on 56->336
+   * at 4x4) */
+  static const int8_t widths[9] = {0, 1, 2, 3, 4, 4, 6, 6, 8};
   const int32_t fit = TT_GRAD_DSP_STAGE_BYTES / (8 * ((co + 3) >> 2));
-  return widths[fit < 8 ? fit : 8];
+  const int32_t width = widths[fit < 8 ? fit : 8];
+  return masked && width == 6 ? 4 : width;
 }
 
 /* The staged walk of a layer tt_dsp_pointwise_input_grad_s8 has checked and given to it (its
@@ -427,7 +541,7 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
                                                  const int16_t *mult, const tt_keep *keep,
                                                  uint32_t *amax, tt_rounder *r, int8_t *dx) {
   const int32_t groups = (co + 3) >> 2;
-  const int32_t CB = block_width(co);
+  const int32_t CB = block_width(co, mask != 0);
   tt_dsp_word stage[TT_GRAD_DSP_STAGE_BYTES / 4] __attribute__((aligned(8)));
   const int stochastic = r != 0 && r->stochastic && !r->exact;
   /* the rows' stream states after the staged block, where they fit (one word a row): one
@@ -438,9 +552,9 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
       stochastic && ci > CB && TT_GRAD_DSP_STAGE_BYTES / 4 - staged >= rows ? stage + staged : 0;
   const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult, states};
   static const block_fn blocks[2][2][9] = {
-      {{0, block1_0, block2_0, block3_0, block4_0, 0, 0, 0, block8_0},
+      {{0, block1_0, block2_0, block3_0, block4_0, 0, block6_0, 0, block8_0},
        {0, block1_1, block2_1, block3_1, block4_1, 0, 0, 0, block8_1}},
-      {{0, block1_0_r, block2_0_r, block3_0_r, block4_0_r, 0, 0, 0, block8_0_r},
+      {{0, block1_0_r, block2_0_r, block3_0_r, block4_0_r, 0, block6_0_r, 0, block8_0_r},
        {0, block1_1_r, block2_1_r, block3_1_r, block4_1_r, 0, 0, 0, block8_1_r}}};
   const block_fn fn = blocks[r != 0][mask != 0][CB];
   uint32_t top = 0;
@@ -482,7 +596,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
    * against the portable code's 5.2; unstaged 17.6 -> 8.2 K instructions), nor do a few
    * (MCUNet's blocks.13.pointwise2 recomputes 3 of 16 positions: 2.632 -> 2.575 M). Each
    * walk is a call in tail position: neither frame is under the other's. */
-  const int can_stage = block_width(co) > 0 && rows >= 2;
+  const int can_stage = block_width(co, mask != 0) > 0 && rows >= 2;
   const int32_t unstaged = 35 * (rows >> 1) + 23 * (rows & 1);
   if ((!can_stage || unstaged < 36 + 84 * rows / 10) && tt_dsp_rows_fit(co))
     return tt_dsp_pointwise_input_grad_rows_s8(dy, mask, mask_at, rows, co, w_lo, k, w_hi, ci,

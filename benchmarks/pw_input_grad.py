@@ -1,0 +1,168 @@
+"""The pointwise int8 input gradient (tt_conv2d_input_grad_s8) on the Cortex-M7 rig for both
+models' shapes, one call each, and where a call's instructions go.
+
+    .venv/bin/python benchmarks/pw_input_grad.py                     # this checkout's kernels
+    .venv/bin/python benchmarks/pw_input_grad.py --root /tmp/main/micro_kernels   # another's
+    .venv/bin/python benchmarks/pw_input_grad.py --profile 1         # call 1, per function
+    .venv/bin/python benchmarks/pw_input_grad.py --profile 1 --annotate block8_1
+
+Each row: instructions (QEMU `-icount shift=0`, rounded to 40; instructions, not cycles) and
+per MAC of the forward layer, pseudo-random dy, weights, multipliers and a mask with about
+three bits in four set (ReLU's), stochastic rounding; "1p" keeps every position in a scratch
+(one pass), "2p" none (two passes, dx's quarter kept). `hash` folds every call's dx and
+scale: equal hashes are the same bits. --profile runs one call under QEMU's single-step
+trace (`-singlestep -d exec,nochain`) and counts instructions per function (per PC with
+--annotate: the objdump of those functions with each instruction's count).
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import collections
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import rig_timing  # noqa: E402
+
+SOURCE = r"""
+#include <stdint.h>
+#include "tt_kernels.h"
+%TIMING%
+static int8_t dy[65536], dx[65536], w[65536];
+static uint8_t mask[8192];
+static int16_t mult[1024];
+static int32_t s32[65536];
+static float dxs, sdy = 0.01f;
+static uint32_t hsh = 2166136261u;
+static void fold(void) {
+  for (int i = 0; i < 65536; ++i) hsh = (hsh ^ (uint8_t)dx[i]) * 16777619u;
+  union { float f; uint32_t u; } v = {dxs};
+  hsh = (hsh ^ v.u) * 16777619u;
+}
+__attribute__((noinline)) void pw_begin(void) { __asm volatile(""); }
+__attribute__((noinline)) void pw_end(void) { __asm volatile(""); }
+int main(void) {
+  uint32_t r = 1;
+  for (int i = 0; i < 65536; ++i) dy[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
+  for (int i = 0; i < 65536; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
+  for (int i = 0; i < 1024; ++i) mult[i] = (int16_t)(128 + (tt_xorshift32_next(&r) & 127));
+  for (int i = 0; i < 8192; ++i)
+    mask[i] = (uint8_t)(tt_xorshift32_next(&r) | tt_xorshift32_next(&r));
+  const tt_window same = {1, 1, 1, 1, 0, 0};
+  tt_update_state st;
+  tt_update_state_init(&st, 7);
+  tt_rig_ticks_start();
+%CALLS%
+  put("hash", hsh & 0xFFFFFF);
+  tt_rig_print("DONE\n");
+  return 0;
+}
+"""
+
+# (h = w, ci, co, masked, form) of the forward 1x1 layer ci -> co; the gradient sums over co.
+# MobileNetV2-w0.35's projections and expansions at 8x8 and 4x4, MCUNet-5FPS's at 4x4-16x16.
+SHAPES = [(8, 192, 32, 0, "2p"), (8, 32, 192, 1, "1p"), (8, 144, 24, 0, "1p"),
+          (8, 24, 144, 1, "1p"), (4, 336, 56, 0, "2p"), (4, 56, 336, 1, "1p"),
+          (8, 192, 32, 0, "1p"), (4, 576, 160, 0, "2p"), (4, 96, 576, 1, "1p"),
+          (8, 48, 192, 1, "2p"), (8, 160, 40, 0, "2p"), (16, 120, 24, 0, "1p"),
+          (4, 240, 96, 0, "1p"), (4, 96, 384, 1, "1p"), (4, 384, 96, 0, "2p")]
+
+
+def call(h: int, ci: int, co: int, masked: int, form: str) -> str:
+    scratch = f"s32, {h * h}" if form == "1p" else "0, 0"
+    return (f"tt_conv2d_input_grad_s8(dy, &sdy, {'mask' if masked else '0'}, 1, {h}, {h}, "
+            f"{co}, w, mult, 3.9e-5f, 1, 1, &same, {h}, {h}, {ci}, dx, &dxs, &st, {scratch})")
+
+
+def name(h: int, ci: int, co: int, masked: int, form: str) -> str:
+    return f"{ci}->{co} @{h}x{h} {'masked ' if masked else ''}{form}"
+
+
+def measure(root: Path, tmp: Path) -> None:
+    program = tmp / "pw.c"
+    program.write_text(SOURCE.replace("%TIMING%", rig_timing.TIMING).replace(
+        "%CALLS%", "\n".join(f'  TIME("k{i}", {call(*s)}); fold();'
+                             for i, s in enumerate(SHAPES))))
+    res = rig_timing.run(rig_timing.build(program, tmp / "pw.elf", root,
+                                          link=rig_timing.big_link(tmp)))
+    ticks = dict(re.findall(r"(k\d+|hash) (\d+)", res.stdout + res.stderr))
+    print(f"hash {ticks['hash']}")
+    for i, s in enumerate(SHAPES):
+        n = 40 * int(ticks[f"k{i}"])
+        print(f"{i:2d} {name(*s):28s} {n:10,d} {n / (s[0] * s[0] * s[1] * s[2]):6.3f} a MAC")
+
+
+def profile(root: Path, tmp: Path, index: int, annotate: list[str]) -> None:
+    program = tmp / "pw1.c"
+    program.write_text(SOURCE.replace("%TIMING%", rig_timing.TIMING).replace(
+        "%CALLS%", f"  pw_begin();\n  {call(*SHAPES[index])};\n  pw_end();"))
+    elf = rig_timing.build(program, tmp / "pw1.elf", root, link=rig_timing.big_link(tmp))
+    log = tmp / "trace.log"
+    subprocess.run(["timeout", "1800", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
+                    "cortex-m7", "-nographic", "-monitor", "none", "-serial", "null",
+                    "-singlestep", "-d", "exec,nochain", "-D", str(log), "-semihosting-config",
+                    "enable=on,target=native", "-kernel", str(elf)], capture_output=True)
+    syms = []
+    for line in subprocess.run(["arm-none-eabi-nm", "-S", "--defined-only", "-n", str(elf)],
+                               capture_output=True, text=True).stdout.splitlines():
+        p = line.split()
+        if len(p) == 4 and p[2] in "tTW":
+            syms.append((int(p[0], 16), p[3]))
+    at = {n: a for a, n in syms}
+    counts: collections.Counter = collections.Counter()
+    on = False
+    pc_of = re.compile(r"\[[0-9a-f]+/([0-9a-f]+)/")       # Trace: [cs_base/pc/flags/cflags]
+    with open(log) as f:
+        for line in f:
+            m = pc_of.search(line)
+            if not m:
+                continue
+            pc = int(m.group(1), 16) & ~1
+            if pc == at["pw_begin"]:
+                on = True
+            elif pc == at["pw_end"]:
+                break
+            elif on:
+                counts[pc] += 1
+    log.unlink()
+    starts = [a for a, _ in syms]
+    per: collections.Counter = collections.Counter()
+    for pc, c in counts.items():
+        per[syms[bisect.bisect_right(starts, pc) - 1][1]] += c
+    total = sum(per.values())
+    print(f"{name(*SHAPES[index])}: {total:,} instructions")
+    for fn, c in per.most_common(20):
+        print(f"{c:10,d} {100 * c / total:5.1f}% {fn}")
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True,
+                         text=True).stdout
+    fn = None
+    for line in dis.splitlines():
+        m = re.match(r"^[0-9a-f]+ <(.+)>:", line)
+        fn = m.group(1) if m else fn
+        pc = re.match(r"^\s+([0-9a-f]+):", line)
+        if fn in annotate and pc:
+            print(f"{counts.get(int(pc.group(1), 16), 0):8d} {line}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", type=Path, default=HERE.parent / "micro_kernels",
+                    help="a micro_kernels folder (default: this checkout's)")
+    ap.add_argument("--profile", type=int, metavar="N", help="profile call N instead")
+    ap.add_argument("--annotate", default="", help="functions to print per instruction")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.profile is None:
+            measure(args.root, Path(tmp))
+        else:
+            annotate = [f for f in args.annotate.split(",") if f]
+            profile(args.root, Path(tmp), args.profile, annotate)
+
+
+if __name__ == "__main__":
+    main()
