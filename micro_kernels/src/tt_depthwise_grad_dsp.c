@@ -167,6 +167,8 @@ typedef struct {
   int32_t c0, nc, nb, chunk;
   tt_dsp_word *stage;
   int32_t tag[DW_MAX_K];         /* the dy row in each slot, -1: none */
+  const uint8_t *pick;           /* the first pass's chosen groups (group g is channels
+                                  * 4 pick[g] ..), NULL: the nb groups from c0 */
 } dw_block;
 
 /* One tap row of a dx position: its staged dy (first tap; the next ones at decreasing
@@ -235,8 +237,9 @@ static void stage_weights(const dw_layer *a, dw_block *blk) {
     for (int32_t q = 0; q < a->sw && q < a->kw; ++q)
       for (int32_t kx = q; kx < a->kw; kx += a->sw) off[taps++] = (ky * a->kw + kx) * a->c;
   for (int32_t g = 0; g < blk->nb; ++g) {
-    const int32_t cg = blk->c0 + 4 * g;
-    const int32_t lanes = blk->c0 + blk->nc - cg < 4 ? blk->c0 + blk->nc - cg : 4;
+    const int32_t cg = blk->pick != 0 ? 4 * blk->pick[g] : blk->c0 + 4 * g;
+    const int32_t end = blk->pick != 0 ? a->c : blk->c0 + blk->nc;
+    const int32_t lanes = end - cg < 4 ? end - cg : 4;
     const int16_t *mu = a->mult + cg;
     /* the multipliers as the weights' halves, 0 in a missing lane (whose product is 0) */
     const uint32_t m02 = (uint16_t)mu[0] | (lanes > 2 ? (uint32_t)(uint16_t)mu[2] << 16 : 0u);
@@ -291,6 +294,18 @@ static void stage_positions(const int8_t *src, const uint8_t *mask, int32_t i0, 
 static void stage_row(const dw_layer *a, dw_block *blk, int32_t b, int32_t oy) {
   const int32_t slot = oy % a->slots;
   blk->tag[slot] = oy;
+  if (blk->pick != 0) {                  /* the chosen groups, each in its chunk */
+    const int32_t i0 = (b * a->oh + oy) * a->ow * a->c;
+    tt_dsp_word *dst = blk->stage + 2 * (a->kh * a->kw + slot * a->cols + a->left);
+    for (int32_t g = 0; g < blk->nb; ++g, dst += blk->chunk) {
+      const int32_t cg = 4 * blk->pick[g];
+      if (a->c - cg >= 4)
+        stage_lanes(a->dy, a->mask, i0 + cg, a->ow, a->c, 4, 4, 0, dst);
+      else
+        stage_lanes(a->dy, a->mask, i0 + cg, a->ow, a->c, 0, a->c - cg, 0, dst);
+    }
+    return;
+  }
   stage_positions(a->dy, a->mask, (b * a->oh + oy) * a->ow * a->c + blk->c0, a->ow, a->c,
                   blk->nb, blk->nc, 0,
                   blk->stage + 2 * (a->kh * a->kw + slot * a->cols + a->left), blk->chunk);
@@ -471,24 +486,28 @@ DW_FLAT(6)
 DW_FLAT(7)
 DW_FLAT(8)
 
-int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
-                                   int32_t oh, int32_t ow, int32_t c, int32_t m,
-                                   const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
-                                   const tt_window *win, int32_t h, int32_t wd, int32_t p0,
-                                   int32_t p1, const tt_keep *keep, uint32_t *amax,
-                                   tt_rounder *r, int8_t *dx, void *stage_mem,
-                                   int32_t stage_bytes) {
-  dw_layer a = {.dy = dy, .mask = mask, .n = n, .oh = oh, .ow = ow, .c = c, .w = w,
-                .mult = mult, .kh = kh, .kw = kw, .h = h, .wd = wd};
-  stage_mem = tt_dsp_stage_align8(stage_mem, &stage_bytes);
-  if (stage_mem == 0 || !layer_of(&a, m, win)) return 0;
-  for (int32_t ch = 0; ch < c; ++ch)
-    if (mult[ch] < 0 || mult[ch] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
+/* The first pass's groups where it need not sum them all (prune_walk): each group's bound
+ * on its accumulators' magnitude, the groups of nonzero bound in decreasing order of its
+ * bit length, the next one to consider, and the most a block takes. */
+typedef struct {
+  const uint32_t *bound;
+  const uint8_t *order;
+  int32_t n, next, size;
+} dw_pruning;
+
+/* The walk over the positions [p0, p1) of a layer that layer_of took, nb groups a block
+ * (the staging's, from stage_mem, 8-aligned, of stage_bytes): keeps, finds the largest
+ * magnitude from *top or rounds as tt_dsp_depthwise_input_grad_s8 says. pr: the blocks are
+ * the next groups of pr whose bound exceeds the largest magnitude so far (no keep, no r);
+ * NULL: every group, in blocks from channel 0. */
+static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t stage_bytes,
+                 int32_t p0, int32_t p1, const tt_keep *keep, uint32_t *amax, tt_rounder *r,
+                 int8_t *dx, dw_pruning *pr) {
+  const dw_layer a = *ap;
+  const int32_t n = a.n, oh = a.oh, ow = a.ow, c = a.c, kh = a.kh, kw = a.kw, h = a.h,
+                wd = a.wd;
   const int32_t groups = (c + 3) >> 2;
   const int32_t per_group = 8 * (a.slots * a.cols + kh * kw);     /* staged bytes */
-  const int32_t nb = balanced_groups(input_stage_groups(per_group, groups, stage_bytes & ~7),
-                                     groups);
-  if (nb == 0) return 0;
   /* stochastic rounding block by block: the stream jumps over each position's other
    * channels (tt_gdsp_jumper), whose tables take the staging's last bytes */
   const int draws = r != 0 && r->stochastic && !r->exact && nb < groups;
@@ -505,7 +524,8 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
    * tables last */
   int32_t *acc = (int32_t *)stage_mem;
   tt_dsp_word *stage = (tt_dsp_word *)(void *)((char *)stage_mem + 16 * nb);
-  uint32_t top = 0;
+  uint32_t top = amax != 0 ? *amax : 0;
+  uint8_t pick[DW_MAX_GROUPS];
   tt_tap_run ty;
   tt_tap_steps(a.sh, 1, &ty);
   tt_gdsp_jumper *skip =
@@ -516,11 +536,24 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   const int32_t blocks = (groups + nb - 1) / nb;
   if (draws) tt_gdsp_jump_init(skip, c - 4 * nb, (p1 - p0 - 1) * blocks);
   uint32_t start = draws ? r->rng : 0u;        /* the stream at (first position, c0) */
-  for (int32_t g0 = 0; g0 < groups; g0 += nb) {
+  for (int32_t g0 = 0; pr != 0 || g0 < groups; g0 += nb) {
     dw_block blk;
+    blk.pick = 0;
     blk.c0 = 4 * g0;
     blk.nb = groups - g0 < nb ? groups - g0 : nb;
     blk.nc = c - blk.c0 < 4 * blk.nb ? c - blk.c0 : 4 * blk.nb;
+    if (pr != 0) {
+      /* the next groups that may raise the largest magnitude; a partial group's missing
+       * lanes sum to 0 (their weights are staged as 0), so every group is taken whole */
+      int32_t k = 0;
+      for (; pr->next < pr->n && k < pr->size; ++pr->next)
+        if (pr->bound[pr->order[pr->next]] > top) pick[k++] = pr->order[pr->next];
+      if (k == 0) break;
+      blk.pick = pick;
+      blk.c0 = 0;
+      blk.nb = k;
+      blk.nc = 4 * k;
+    }
     const int32_t extra = 4 * nb - blk.nc;
     int first = 1;
     if (draws) {
@@ -601,6 +634,110 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
     }
   }
   if (amax != 0) *amax = top;
+}
+
+/* The most groups the first pass chooses among (its stack: five bytes a group). */
+#define DW_PRUNE_GROUPS 160
+/* The most groups a block of the chosen ones takes: blocks of fewer groups check the bound
+ * more often, for a few more instructions a block and position. */
+#define DW_PRUNE_BLOCK 8
+
+/* Each group's bound on the magnitude of its accumulators at any position: per lane
+ * mult * (the sum of |w| over the taps) * (the largest |dy|, masked; so >= |dy| of every
+ * term), at most 2^8 * (64 * 128) * 128 = 2^28; the group's is its lanes' largest. */
+static void group_bounds(const dw_layer *a, uint32_t *bound) {
+  const int32_t taps = a->kh * a->kw, positions = a->n * a->oh * a->ow;
+  for (int32_t cg = 0, g = 0; cg < a->c; cg += 4, ++g) {
+    const int32_t lanes = a->c - cg < 4 ? a->c - cg : 4;
+    uint32_t hi = 0x80808080u, lo = 0x7F7F7F7Fu;   /* each lane's largest and smallest dy */
+    const int8_t *p = a->dy + cg;
+    for (int32_t i = cg; i < positions * a->c; i += a->c, p += a->c) {
+      uint32_t v = lanes == 4 ? tt_dsp_load4(p) : tt_dsp_load_partial(p, lanes);
+      if (a->mask != 0) v &= tt_dsp_mask_lanes(tt_dsp_mask_bits(a->mask, i, lanes));
+      (void)__ssub8(v, hi);
+      hi = __sel(v, hi);
+      (void)__ssub8(lo, v);
+      lo = __sel(v, lo);
+    }
+    uint32_t best = 0;
+    for (int32_t l = 0; l < lanes; ++l) {
+      const int32_t top = (int8_t)(hi >> 8 * l), bottom = (int8_t)(lo >> 8 * l);
+      const int32_t most = top > -bottom ? top : -bottom;
+      uint32_t sum = 0;
+      for (int32_t t = 0; t < taps; ++t) {
+        const int32_t wt = a->w[t * a->c + cg + l];
+        sum += (uint32_t)(wt < 0 ? -wt : wt);
+      }
+      const uint32_t b = (uint32_t)a->mult[cg + l] * sum * (uint32_t)(most > 0 ? most : 0);
+      if (b > best) best = b;
+    }
+    bound[g] = best;
+  }
+}
+
+/* The groups of nonzero bound into order, by decreasing bit length of the bound (a
+ * counting sort: the largest first set the largest magnitude early, so that more of the
+ * others fall under it); returns how many. */
+static int32_t order_groups(const uint32_t *bound, int32_t groups, uint8_t *order) {
+  int32_t at[33] = {0};
+  for (int32_t g = 0; g < groups; ++g)
+    if (bound[g] != 0) ++at[__builtin_clz(bound[g])];
+  int32_t n = 0;
+  for (int32_t z = 0; z < 33; ++z) {                  /* z leading zeros: the largest first */
+    const int32_t k = at[z];
+    at[z] = n;
+    n += k;
+  }
+  for (int32_t g = 0; g < groups; ++g)
+    if (bound[g] != 0) order[at[__builtin_clz(bound[g])]++] = (uint8_t)g;
+  return n;
+}
+
+/* The first pass over positions [p0, p1), none of them kept: only the largest magnitude is
+ * wanted, and a group whose bound does not exceed the largest so far cannot raise it, so
+ * its sums are skipped (the same maximum: every skipped accumulator is at most its bound).
+ * On MobileNetV2's and MCUNet's layers the bounds are 2-5 times the groups' largest
+ * magnitudes, so that a group whose largest is well below the layer's is left out. */
+static __attribute__((noinline)) void prune_walk(const dw_layer *a, int32_t nb, void *stage_mem, int32_t stage_bytes,
+                       int32_t p0, int32_t p1, uint32_t *top) {
+  uint32_t bound[DW_PRUNE_GROUPS];
+  uint8_t order[DW_PRUNE_GROUPS];
+  group_bounds(a, bound);
+  dw_pruning pr = {bound, order, order_groups(bound, (a->c + 3) >> 2, order), 0,
+                   nb < DW_PRUNE_BLOCK ? nb : DW_PRUNE_BLOCK};
+  walk(a, nb, stage_mem, stage_bytes, p0, p1, 0, top, 0, 0, &pr);
+}
+
+int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
+                                   int32_t oh, int32_t ow, int32_t c, int32_t m,
+                                   const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
+                                   const tt_window *win, int32_t h, int32_t wd, int32_t p0,
+                                   int32_t p1, const tt_keep *keep, uint32_t *amax,
+                                   tt_rounder *r, int8_t *dx, void *stage_mem,
+                                   int32_t stage_bytes) {
+  dw_layer a = {.dy = dy, .mask = mask, .n = n, .oh = oh, .ow = ow, .c = c, .w = w,
+                .mult = mult, .kh = kh, .kw = kw, .h = h, .wd = wd};
+  stage_mem = tt_dsp_stage_align8(stage_mem, &stage_bytes);
+  if (stage_mem == 0 || !layer_of(&a, m, win)) return 0;
+  for (int32_t ch = 0; ch < c; ++ch)
+    if (mult[ch] < 0 || mult[ch] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
+  const int32_t groups = (c + 3) >> 2;
+  const int32_t per_group = 8 * (a.slots * a.cols + kh * kw);     /* staged bytes */
+  const int32_t nb = balanced_groups(input_stage_groups(per_group, groups, stage_bytes & ~7),
+                                     groups);
+  if (nb == 0) return 0;
+  /* the first pass: the kept positions (a prefix) summed whole, the others pruned */
+  const int32_t kept = keep != 0 ? keep->n1 : 0;
+  const int32_t split = kept < p0 ? p0 : kept > p1 ? p1 : kept;
+  if (amax != 0 && r == 0 && split < p1 && groups <= DW_PRUNE_GROUPS) {
+    uint32_t top = 0;
+    if (split > p0) walk(&a, nb, stage_mem, stage_bytes, p0, split, keep, &top, 0, dx, 0);
+    prune_walk(&a, nb, stage_mem, stage_bytes, split, p1, &top);
+    *amax = top;
+    return 1;
+  }
+  if (amax != 0) *amax = 0;
+  walk(&a, nb, stage_mem, stage_bytes, p0, p1, keep, amax, r, dx, 0);
   return 1;
 }
 
