@@ -37,6 +37,10 @@
 #define DW_MAX_K 8               /* kh, kw and the strides (MCUNet has 8x8 kernels) */
 #define DW_MAX_GROUPS 64         /* four-channel groups per block: one position's 1 KB */
 #define DW_JUMP_BYTES 520        /* sizeof(tt_gdsp_jumper), known to portable builds too */
+#define DW_NONE 0xFFFFu          /* no channel in a chosen group's lane */
+/* The most groups of four chosen channels a block of the first pass takes: smaller blocks
+ * check the bounds more often, for a few more instructions a block and position. */
+#define DW_PRUNE_BLOCK 8
 
 /* The staging's default size, what tt_*_stage_bytes asks for at most (the DSP versions take
  * whatever they are given: a smaller staging walks more, smaller blocks of channels). */
@@ -167,8 +171,9 @@ typedef struct {
   int32_t c0, nc, nb, chunk;
   tt_dsp_word *stage;
   int32_t tag[DW_MAX_K];         /* the dy row in each slot, -1: none */
-  const uint8_t *pick;           /* the first pass's chosen groups (group g is channels
-                                  * 4 pick[g] ..), NULL: the nb groups from c0 */
+  const uint16_t *pick;          /* the first pass's chosen channels, four a group (lane l
+                                  * of group g: pick[4 g + l], DW_NONE: none); NULL: the
+                                  * nb groups from c0 */
 } dw_block;
 
 /* One tap row of a dx position: its staged dy (first tap; the next ones at decreasing
@@ -231,15 +236,20 @@ static inline __attribute__((always_inline)) void stage_group(const int8_t *w,
  * their staged order (each row's by stride class) are one list of offsets, so that a
  * group's taps are one loop (a loop per row and class cost 24-27 instructions a tap at
  * 3x3, 14-15 now). */
+static void stage_chosen_weights(const dw_layer *a, const dw_block *blk, const int32_t *off,
+                                 int32_t taps);
 static void stage_weights(const dw_layer *a, dw_block *blk) {
   int32_t off[DW_MAX_K * DW_MAX_K], taps = 0;
   for (int32_t ky = 0; ky < a->kh; ++ky)
     for (int32_t q = 0; q < a->sw && q < a->kw; ++q)
       for (int32_t kx = q; kx < a->kw; kx += a->sw) off[taps++] = (ky * a->kw + kx) * a->c;
+  if (blk->pick != 0) {
+    stage_chosen_weights(a, blk, off, taps);
+    return;
+  }
   for (int32_t g = 0; g < blk->nb; ++g) {
-    const int32_t cg = blk->pick != 0 ? 4 * blk->pick[g] : blk->c0 + 4 * g;
-    const int32_t end = blk->pick != 0 ? a->c : blk->c0 + blk->nc;
-    const int32_t lanes = end - cg < 4 ? end - cg : 4;
+    const int32_t cg = blk->c0 + 4 * g;
+    const int32_t lanes = blk->c0 + blk->nc - cg < 4 ? blk->c0 + blk->nc - cg : 4;
     const int16_t *mu = a->mult + cg;
     /* the multipliers as the weights' halves, 0 in a missing lane (whose product is 0) */
     const uint32_t m02 = (uint16_t)mu[0] | (lanes > 2 ? (uint32_t)(uint16_t)mu[2] << 16 : 0u);
@@ -289,21 +299,66 @@ static void stage_positions(const int8_t *src, const uint8_t *mask, int32_t i0, 
   if (full < nb) stage_lanes(src, mask, i0 + 4 * full, count, step, 0, nc - 4 * full, zp, dst);
 }
 
+/* One lane of a chosen channel: its dy element i (0 where masked) or its weight. */
+static inline int32_t chosen_dy(const dw_layer *a, int32_t i) {
+  const int32_t v = a->dy[i];
+  if (a->mask == 0) return v;
+  /* the mask bit to the sign, then all ones or none */
+  return v & ((int32_t)((uint32_t)a->mask[i >> 3] << (31 - (i & 7))) >> 31);
+}
+
+/* A dy row (element i0 of its channel 0) of the block's chosen channels into the ring at
+ * dst, four a group as stage_lanes stages them: [l0, l2] and [l1, l3] as int16. A missing
+ * lane (the last group's) stages lane 0's dy: its weights are staged as 0. */
+static void stage_chosen_row(const dw_layer *a, const dw_block *blk, int32_t i0,
+                             tt_dsp_word *dst) {
+  for (int32_t g = 0; g < blk->nb; ++g, dst += blk->chunk) {
+    const uint16_t *ch = blk->pick + 4 * g;
+    const int32_t c0 = i0 + ch[0];
+    const int32_t c1 = i0 + (ch[1] != DW_NONE ? ch[1] : ch[0]);
+    const int32_t c2 = i0 + (ch[2] != DW_NONE ? ch[2] : ch[0]);
+    const int32_t c3 = i0 + (ch[3] != DW_NONE ? ch[3] : ch[0]);
+    tt_dsp_word *o = dst;
+    for (int32_t x = 0, i = 0; x < a->ow; ++x, i += a->c, o += 2) {
+      o[0] = tt_dsp_low_halves((uint32_t)chosen_dy(a, c0 + i), (uint32_t)chosen_dy(a, c2 + i));
+      o[1] = tt_dsp_low_halves((uint32_t)chosen_dy(a, c1 + i), (uint32_t)chosen_dy(a, c3 + i));
+    }
+  }
+}
+
+/* The chosen channels' weights (stage_weights' staged order: the tap offsets off), four a
+ * group: a word of their four weights gathered, then as stage_group stages a group; a
+ * missing lane's multiplier is 0, so its weights are staged as 0. */
+static void stage_chosen_weights(const dw_layer *a, const dw_block *blk, const int32_t *off,
+                                 int32_t taps) {
+  for (int32_t g = 0; g < blk->nb; ++g) {
+    const uint16_t *ch = blk->pick + 4 * g;
+    int32_t at[4];
+    uint32_t mu[4];
+    for (int32_t l = 0; l < 4; ++l) {
+      at[l] = ch[l] != DW_NONE ? ch[l] : ch[0];
+      mu[l] = ch[l] != DW_NONE ? (uint16_t)a->mult[ch[l]] : 0u;
+    }
+    const uint32_t m02 = mu[0] | mu[2] << 16, m13 = mu[1] | mu[3] << 16;
+    tt_dsp_word *dst = blk->stage + g * blk->chunk;
+    for (int32_t t = 0; t < taps; ++t, dst += 2) {
+      const uint8_t *w = (const uint8_t *)a->w + off[t];
+      const uint32_t v = (uint32_t)w[at[0]] | (uint32_t)w[at[1]] << 8 |
+                         (uint32_t)w[at[2]] << 16 | (uint32_t)w[at[3]] << 24;
+      dst[0] = halves(__sxtb16(v), m02);
+      dst[1] = halves(tt_dsp_sxtb16_odd(v), m13);
+    }
+  }
+}
+
 /* dy row oy of image b into its ring slot (columns left .. left + ow - 1; the others stay
  * zero from the block's start). */
 static void stage_row(const dw_layer *a, dw_block *blk, int32_t b, int32_t oy) {
   const int32_t slot = oy % a->slots;
   blk->tag[slot] = oy;
-  if (blk->pick != 0) {                  /* the chosen groups, each in its chunk */
-    const int32_t i0 = (b * a->oh + oy) * a->ow * a->c;
-    tt_dsp_word *dst = blk->stage + 2 * (a->kh * a->kw + slot * a->cols + a->left);
-    for (int32_t g = 0; g < blk->nb; ++g, dst += blk->chunk) {
-      const int32_t cg = 4 * blk->pick[g];
-      if (a->c - cg >= 4)
-        stage_lanes(a->dy, a->mask, i0 + cg, a->ow, a->c, 4, 4, 0, dst);
-      else
-        stage_lanes(a->dy, a->mask, i0 + cg, a->ow, a->c, 0, a->c - cg, 0, dst);
-    }
+  if (blk->pick != 0) {
+    stage_chosen_row(a, blk, (b * a->oh + oy) * a->ow * a->c,
+                     blk->stage + 2 * (a->kh * a->kw + slot * a->cols + a->left));
     return;
   }
   stage_positions(a->dy, a->mask, (b * a->oh + oy) * a->ow * a->c + blk->c0, a->ow, a->c,
@@ -486,20 +541,20 @@ DW_FLAT(6)
 DW_FLAT(7)
 DW_FLAT(8)
 
-/* The first pass's groups where it need not sum them all (prune_walk): each group's bound
- * on its accumulators' magnitude, the groups of nonzero bound in decreasing order of its
- * bit length, the next one to consider, and the most a block takes. */
+/* The first pass's channels where it need not sum them all (prune_walk): each channel's
+ * bound on its accumulators' magnitude, the channels of nonzero bound in decreasing order
+ * of its bit length, the next one to consider, and the most groups of four a block takes. */
 typedef struct {
   const uint32_t *bound;
-  const uint8_t *order;
+  const uint16_t *order;
   int32_t n, next, size;
 } dw_pruning;
 
 /* The walk over the positions [p0, p1) of a layer that layer_of took, nb groups a block
  * (the staging's, from stage_mem, 8-aligned, of stage_bytes): keeps, finds the largest
- * magnitude from *top or rounds as tt_dsp_depthwise_input_grad_s8 says. pr: the blocks are
- * the next groups of pr whose bound exceeds the largest magnitude so far (no keep, no r);
- * NULL: every group, in blocks from channel 0. */
+ * magnitude from *amax or rounds as tt_dsp_depthwise_input_grad_s8 says. pr: the blocks
+ * are the next channels of pr whose bound exceeds the largest magnitude so far, four a
+ * group (no keep, no r); NULL: every group, in blocks from channel 0. */
 static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t stage_bytes,
                  int32_t p0, int32_t p1, const tt_keep *keep, uint32_t *amax, tt_rounder *r,
                  int8_t *dx, dw_pruning *pr) {
@@ -525,7 +580,7 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t stage_
   int32_t *acc = (int32_t *)stage_mem;
   tt_dsp_word *stage = (tt_dsp_word *)(void *)((char *)stage_mem + 16 * nb);
   uint32_t top = amax != 0 ? *amax : 0;
-  uint8_t pick[DW_MAX_GROUPS];
+  uint16_t pick[4 * DW_PRUNE_BLOCK];
   tt_tap_run ty;
   tt_tap_steps(a.sh, 1, &ty);
   tt_gdsp_jumper *skip =
@@ -543,16 +598,17 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t stage_
     blk.nb = groups - g0 < nb ? groups - g0 : nb;
     blk.nc = c - blk.c0 < 4 * blk.nb ? c - blk.c0 : 4 * blk.nb;
     if (pr != 0) {
-      /* the next groups that may raise the largest magnitude; a partial group's missing
+      /* the next channels that may raise the largest magnitude; the last group's missing
        * lanes sum to 0 (their weights are staged as 0), so every group is taken whole */
       int32_t k = 0;
-      for (; pr->next < pr->n && k < pr->size; ++pr->next)
+      for (; pr->next < pr->n && k < 4 * pr->size; ++pr->next)
         if (pr->bound[pr->order[pr->next]] > top) pick[k++] = pr->order[pr->next];
       if (k == 0) break;
+      for (int32_t l = k; l & 3; ++l) pick[l] = DW_NONE;
       blk.pick = pick;
       blk.c0 = 0;
-      blk.nb = k;
-      blk.nc = 4 * k;
+      blk.nb = (k + 3) >> 2;
+      blk.nc = 4 * blk.nb;
     }
     const int32_t extra = 4 * nb - blk.nc;
     int first = 1;
@@ -636,18 +692,12 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t stage_
   if (amax != 0) *amax = top;
 }
 
-/* The most groups the first pass chooses among (its stack: five bytes a group). */
-#define DW_PRUNE_GROUPS 160
-/* The most groups a block of the chosen ones takes: blocks of fewer groups check the bound
- * more often, for a few more instructions a block and position. */
-#define DW_PRUNE_BLOCK 8
-
-/* Each group's bound on the magnitude of its accumulators at any position: per lane
+/* Each channel's bound on the magnitude of its accumulators at any position:
  * mult * (the sum of |w| over the taps) * (the largest |dy|, masked; so >= |dy| of every
- * term), at most 2^8 * (64 * 128) * 128 = 2^28; the group's is its lanes' largest. */
-static void group_bounds(const dw_layer *a, uint32_t *bound) {
+ * term), at most 2^8 * (64 * 128) * 128 = 2^28. */
+static void channel_bounds(const dw_layer *a, uint32_t *bound) {
   const int32_t taps = a->kh * a->kw, positions = a->n * a->oh * a->ow;
-  for (int32_t cg = 0, g = 0; cg < a->c; cg += 4, ++g) {
+  for (int32_t cg = 0; cg < a->c; cg += 4) {
     const int32_t lanes = a->c - cg < 4 ? a->c - cg : 4;
     uint32_t hi = 0x80808080u, lo = 0x7F7F7F7Fu;   /* each lane's largest and smallest dy */
     const int8_t *p = a->dy + cg;
@@ -659,7 +709,6 @@ static void group_bounds(const dw_layer *a, uint32_t *bound) {
       (void)__ssub8(lo, v);
       lo = __sel(v, lo);
     }
-    uint32_t best = 0;
     for (int32_t l = 0; l < lanes; ++l) {
       const int32_t top = (int8_t)(hi >> 8 * l), bottom = (int8_t)(lo >> 8 * l);
       const int32_t most = top > -bottom ? top : -bottom;
@@ -668,44 +717,50 @@ static void group_bounds(const dw_layer *a, uint32_t *bound) {
         const int32_t wt = a->w[t * a->c + cg + l];
         sum += (uint32_t)(wt < 0 ? -wt : wt);
       }
-      const uint32_t b = (uint32_t)a->mult[cg + l] * sum * (uint32_t)(most > 0 ? most : 0);
-      if (b > best) best = b;
+      bound[cg + l] = (uint32_t)a->mult[cg + l] * sum * (uint32_t)(most > 0 ? most : 0);
     }
-    bound[g] = best;
   }
 }
 
-/* The groups of nonzero bound into order, by decreasing bit length of the bound (a
+/* The channels of nonzero bound into order, by decreasing bit length of the bound (a
  * counting sort: the largest first set the largest magnitude early, so that more of the
  * others fall under it); returns how many. */
-static int32_t order_groups(const uint32_t *bound, int32_t groups, uint8_t *order) {
+static int32_t order_channels(const uint32_t *bound, int32_t c, uint16_t *order) {
   int32_t at[33] = {0};
-  for (int32_t g = 0; g < groups; ++g)
-    if (bound[g] != 0) ++at[__builtin_clz(bound[g])];
+  for (int32_t ch = 0; ch < c; ++ch)
+    if (bound[ch] != 0) ++at[__builtin_clz(bound[ch])];
   int32_t n = 0;
   for (int32_t z = 0; z < 33; ++z) {                  /* z leading zeros: the largest first */
     const int32_t k = at[z];
     at[z] = n;
     n += k;
   }
-  for (int32_t g = 0; g < groups; ++g)
-    if (bound[g] != 0) order[at[__builtin_clz(bound[g])]++] = (uint8_t)g;
+  for (int32_t ch = 0; ch < c; ++ch)
+    if (bound[ch] != 0) order[at[__builtin_clz(bound[ch])]++] = (uint16_t)ch;
   return n;
 }
 
 /* The first pass over positions [p0, p1), none of them kept: only the largest magnitude is
- * wanted, and a group whose bound does not exceed the largest so far cannot raise it, so
+ * wanted, and a channel whose bound does not exceed the largest so far cannot raise it, so
  * its sums are skipped (the same maximum: every skipped accumulator is at most its bound).
- * On MobileNetV2's and MCUNet's layers the bounds are 2-5 times the groups' largest
- * magnitudes, so that a group whose largest is well below the layer's is left out. */
-static __attribute__((noinline)) void prune_walk(const dw_layer *a, int32_t nb, void *stage_mem, int32_t stage_bytes,
-                       int32_t p0, int32_t p1, uint32_t *top) {
-  uint32_t bound[DW_PRUNE_GROUPS];
-  uint8_t order[DW_PRUNE_GROUPS];
-  group_bounds(a, bound);
-  dw_pruning pr = {bound, order, order_groups(bound, (a->c + 3) >> 2, order), 0,
-                   nb < DW_PRUNE_BLOCK ? nb : DW_PRUNE_BLOCK};
+ * The chosen channels are summed four a group, gathered from any place (on MobileNetV2's
+ * and MCUNet's layers a quarter to a third of the channels as measured, where the groups of
+ * four neighbours would need half to all of them: one large channel keeps its group).
+ * The bounds and the order take the staging's bytes past the blocks of DW_PRUNE_BLOCK
+ * groups; 0 when they do not fit there (nothing done). */
+static __attribute__((noinline)) int prune_walk(const dw_layer *a, int32_t nb,
+                                                void *stage_mem, int32_t stage_bytes,
+                                                int32_t p0, int32_t p1, uint32_t *top) {
+  const int32_t size = nb < DW_PRUNE_BLOCK ? nb : DW_PRUNE_BLOCK;
+  const int32_t per_group = 8 * (a->slots * a->cols + a->kh * a->kw);
+  const int32_t used = 16 * nb + size * per_group;            /* 8-aligned */
+  if (used + 6 * a->c > stage_bytes) return 0;
+  uint32_t *bound = (uint32_t *)(void *)((char *)stage_mem + used);
+  uint16_t *order = (uint16_t *)(void *)(bound + a->c);
+  channel_bounds(a, bound);
+  dw_pruning pr = {bound, order, order_channels(bound, a->c, order), 0, size};
   walk(a, nb, stage_mem, stage_bytes, p0, p1, 0, top, 0, 0, &pr);
+  return 1;
 }
 
 int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
@@ -729,10 +784,15 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   /* the first pass: the kept positions (a prefix) summed whole, the others pruned */
   const int32_t kept = keep != 0 ? keep->n1 : 0;
   const int32_t split = kept < p0 ? p0 : kept > p1 ? p1 : kept;
-  if (amax != 0 && r == 0 && split < p1 && groups <= DW_PRUNE_GROUPS) {
+  if (amax != 0 && r == 0 && split < p1 && c < (int32_t)DW_NONE) {
     uint32_t top = 0;
     if (split > p0) walk(&a, nb, stage_mem, stage_bytes, p0, split, keep, &top, 0, dx, 0);
-    prune_walk(&a, nb, stage_mem, stage_bytes, split, p1, &top);
+    if (prune_walk(&a, nb, stage_mem, stage_bytes & ~7, split, p1, &top)) {
+      *amax = top;
+      return 1;
+    }
+    /* no room for the bounds: the rest summed whole */
+    walk(&a, nb, stage_mem, stage_bytes, split, p1, 0, &top, 0, dx, 0);
     *amax = top;
     return 1;
   }
