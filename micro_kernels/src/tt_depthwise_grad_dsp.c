@@ -713,12 +713,12 @@ static inline uint32_t range_most(uint32_t hi, uint32_t lo, int32_t l) {
 }
 
 /* Each channel's bound on the magnitude of its accumulators at any position:
- * mult * (the sum of |w| over the taps) * (the largest |dy|, masked; so >= |dy| of every
- * term), at most 2^8 * (64 * 128) * 128 = 2^28. The largest |dy| eight channels at a time
+ * mult * (the largest sum of |w| over one stride class's taps) * (the largest |dy|, masked;
+ * so >= |dy| of every term), at most 2^8 * (64 * 128) * 128 = 2^28. The largest |dy| eight channels at a time
  * where they share their mask bits' byte (c a multiple of 8: 10 instructions a position
  * and four channels, 19 four at a time), else four. */
 static void channel_bounds(const dw_layer *a, uint32_t *bound) {
-  const int32_t taps = a->kh * a->kw, end = a->n * a->oh * a->ow * a->c;
+  const int32_t end = a->n * a->oh * a->ow * a->c;
   int32_t cg = 0;
   if ((a->c & 7) == 0)
     for (; cg < a->c; cg += 8) {
@@ -754,31 +754,58 @@ static void channel_bounds(const dw_layer *a, uint32_t *bound) {
     }
     for (int32_t l = 0; l < lanes; ++l) bound[cg + l] = range_most(hi, lo, l);
   }
-  /* the sums of |w| four channels a word: |w| as a byte (0 - w wraps -128 to 128), summed
-   * as halves (at most 64 * 128): 8 instructions a tap and four channels, 36 one by one */
+  /* a dx element's taps are one stride class's (ky mod sh, kx mod sw), so the sum of |w|
+   * is the largest over the classes (at stride 2 a quarter of the kernel's). Four channels
+   * a word: |w| as a byte (0 - w wraps -128 to 128), summed as halves (at most 64 * 128):
+   * 8 instructions a tap and four channels, 36 one by one */
   const int32_t full = a->c & ~3;
   for (int32_t ch = 0; ch < full; ch += 4) {
-    uint32_t even = 0, odd = 0;                      /* [ch, ch + 2], [ch + 1, ch + 3] */
-    const int8_t *p = a->w + ch;
-    for (int32_t t = 0; t < taps; ++t, p += a->c) {
-      const uint32_t v = tt_dsp_load4(p);
-      const uint32_t neg = __ssub8(0u, v);          /* GE: the lanes where w <= 0 */
-      const uint32_t mag = __sel(neg, v);
-      even = __uxtab16(even, mag);
-      odd = __uxtab16(odd, mag >> 8);
-    }
-    bound[ch] *= (uint32_t)a->mult[ch] * (even & 0xFFFFu);
-    bound[ch + 1] *= (uint32_t)a->mult[ch + 1] * (odd & 0xFFFFu);
-    bound[ch + 2] *= (uint32_t)a->mult[ch + 2] * (even >> 16);
-    bound[ch + 3] *= (uint32_t)a->mult[ch + 3] * (odd >> 16);
+    uint32_t most_even = 0, most_odd = 0;            /* [ch, ch + 2], [ch + 1, ch + 3] */
+    if (a->sh == 1 && a->sw == 1) {
+      /* one class: the taps in one run (the loops by class cost 2-3% of a 3x3 call) */
+      const int8_t *p = a->w + ch;
+      for (int32_t t = 0; t < a->kh * a->kw; ++t, p += a->c) {
+        const uint32_t v = tt_dsp_load4(p);
+        const uint32_t neg = __ssub8(0u, v);
+        const uint32_t mag = __sel(neg, v);
+        most_even = __uxtab16(most_even, mag);
+        most_odd = __uxtab16(most_odd, mag >> 8);
+      }
+    } else
+    for (int32_t qy = 0; qy < a->sh && qy < a->kh; ++qy)
+      for (int32_t qx = 0; qx < a->sw && qx < a->kw; ++qx) {
+        uint32_t even = 0, odd = 0;
+        for (int32_t ky = qy; ky < a->kh; ky += a->sh)
+          for (int32_t kx = qx; kx < a->kw; kx += a->sw) {
+            const uint32_t v = tt_dsp_load4(a->w + (ky * a->kw + kx) * a->c + ch);
+            const uint32_t neg = __ssub8(0u, v);      /* GE: the lanes where w <= 0 */
+            const uint32_t mag = __sel(neg, v);
+            even = __uxtab16(even, mag);
+            odd = __uxtab16(odd, mag >> 8);
+          }
+        (void)__usub16(even, most_even);
+        most_even = __sel(even, most_even);
+        (void)__usub16(odd, most_odd);
+        most_odd = __sel(odd, most_odd);
+      }
+    bound[ch] *= (uint32_t)a->mult[ch] * (most_even & 0xFFFFu);
+    bound[ch + 1] *= (uint32_t)a->mult[ch + 1] * (most_odd & 0xFFFFu);
+    bound[ch + 2] *= (uint32_t)a->mult[ch + 2] * (most_even >> 16);
+    bound[ch + 3] *= (uint32_t)a->mult[ch + 3] * (most_odd >> 16);
   }
   for (int32_t ch = full; ch < a->c; ++ch) {
-    uint32_t sum = 0;
-    for (int32_t t = 0; t < taps; ++t) {
-      const int32_t wt = a->w[t * a->c + ch];
-      sum += (uint32_t)(wt < 0 ? -wt : wt);
-    }
-    bound[ch] *= (uint32_t)a->mult[ch] * sum;
+    uint32_t most = 0;
+    for (int32_t qy = 0; qy < a->sh && qy < a->kh; ++qy)
+      for (int32_t qx = 0; qx < a->sw && qx < a->kw; ++qx) {
+        uint32_t sum = 0;
+        for (int32_t ky = qy; ky < a->kh; ky += a->sh)
+          for (int32_t kx = qx; kx < a->kw; kx += a->sw) {
+            const int32_t wt = a->w[(ky * a->kw + kx) * a->c + ch];
+            sum += (uint32_t)(wt < 0 ? -wt : wt);
+          }
+        if (sum > most) most = sum;
+      }
+    bound[ch] *= (uint32_t)a->mult[ch] * most;
   }
 }
 #undef DW_RANGE
