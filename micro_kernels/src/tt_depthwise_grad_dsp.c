@@ -37,6 +37,11 @@
 #define DW_MAX_K 8               /* kh, kw and the strides (MCUNet has 8x8 kernels) */
 #define DW_MAX_GROUPS 64         /* four-channel groups per block: one position's 1 KB */
 #define DW_JUMP_BYTES 520        /* sizeof(tt_gdsp_jumper), known to portable builds too */
+#define DW_NONE 0xFFFFu          /* no channel in a chosen group's lane */
+/* The most groups of four chosen channels the first block of the first pass takes: the
+ * channels of the largest bounds, to set the largest magnitude before the others are
+ * chosen (the later blocks take what the staging holds). */
+#define DW_PRUNE_BLOCK 2
 
 /* The staging's default size, what tt_*_stage_bytes asks for at most (the DSP versions take
  * whatever they are given: a smaller staging walks more, smaller blocks of channels). */
@@ -167,6 +172,9 @@ typedef struct {
   int32_t c0, nc, nb, chunk;
   tt_dsp_word *stage;
   int32_t tag[DW_MAX_K];         /* the dy row in each slot, -1: none */
+  const uint16_t *pick;          /* the first pass's chosen channels, four a group (lane l
+                                  * of group g: pick[4 g + l], DW_NONE: none); NULL: the
+                                  * nb groups from c0 */
 } dw_block;
 
 /* One tap row of a dx position: its staged dy (first tap; the next ones at decreasing
@@ -229,11 +237,17 @@ static inline __attribute__((always_inline)) void stage_group(const int8_t *w,
  * their staged order (each row's by stride class) are one list of offsets, so that a
  * group's taps are one loop (a loop per row and class cost 24-27 instructions a tap at
  * 3x3, 14-15 now). */
+static void stage_chosen_weights(const dw_layer *a, const dw_block *blk, const int32_t *off,
+                                 int32_t taps);
 static void stage_weights(const dw_layer *a, dw_block *blk) {
   int32_t off[DW_MAX_K * DW_MAX_K], taps = 0;
   for (int32_t ky = 0; ky < a->kh; ++ky)
     for (int32_t q = 0; q < a->sw && q < a->kw; ++q)
       for (int32_t kx = q; kx < a->kw; kx += a->sw) off[taps++] = (ky * a->kw + kx) * a->c;
+  if (blk->pick != 0) {
+    stage_chosen_weights(a, blk, off, taps);
+    return;
+  }
   for (int32_t g = 0; g < blk->nb; ++g) {
     const int32_t cg = blk->c0 + 4 * g;
     const int32_t lanes = blk->c0 + blk->nc - cg < 4 ? blk->c0 + blk->nc - cg : 4;
@@ -286,11 +300,68 @@ static void stage_positions(const int8_t *src, const uint8_t *mask, int32_t i0, 
   if (full < nb) stage_lanes(src, mask, i0 + 4 * full, count, step, 0, nc - 4 * full, zp, dst);
 }
 
+/* One lane of a chosen channel: its dy element i (0 where masked) or its weight. */
+static inline int32_t chosen_dy(const dw_layer *a, int32_t i) {
+  const int32_t v = a->dy[i];
+  if (a->mask == 0) return v;
+  /* the mask bit to the sign, then all ones or none */
+  return v & ((int32_t)((uint32_t)a->mask[i >> 3] << (31 - (i & 7))) >> 31);
+}
+
+/* A dy row (element i0 of its channel 0) of the block's chosen channels into the ring at
+ * dst, four a group as stage_lanes stages them: [l0, l2] and [l1, l3] as int16. A missing
+ * lane (the last group's) stages lane 0's dy: its weights are staged as 0. */
+static void stage_chosen_row(const dw_layer *a, const dw_block *blk, int32_t i0,
+                             tt_dsp_word *dst) {
+  for (int32_t g = 0; g < blk->nb; ++g, dst += blk->chunk) {
+    const uint16_t *ch = blk->pick + 4 * g;
+    const int32_t c0 = i0 + ch[0];
+    const int32_t c1 = i0 + (ch[1] != DW_NONE ? ch[1] : ch[0]);
+    const int32_t c2 = i0 + (ch[2] != DW_NONE ? ch[2] : ch[0]);
+    const int32_t c3 = i0 + (ch[3] != DW_NONE ? ch[3] : ch[0]);
+    tt_dsp_word *o = dst;
+    for (int32_t x = 0, i = 0; x < a->ow; ++x, i += a->c, o += 2) {
+      o[0] = tt_dsp_low_halves((uint32_t)chosen_dy(a, c0 + i), (uint32_t)chosen_dy(a, c2 + i));
+      o[1] = tt_dsp_low_halves((uint32_t)chosen_dy(a, c1 + i), (uint32_t)chosen_dy(a, c3 + i));
+    }
+  }
+}
+
+/* The chosen channels' weights (stage_weights' staged order: the tap offsets off), four a
+ * group: a word of their four weights gathered, then as stage_group stages a group; a
+ * missing lane's multiplier is 0, so its weights are staged as 0. */
+static void stage_chosen_weights(const dw_layer *a, const dw_block *blk, const int32_t *off,
+                                 int32_t taps) {
+  for (int32_t g = 0; g < blk->nb; ++g) {
+    const uint16_t *ch = blk->pick + 4 * g;
+    int32_t at[4];
+    uint32_t mu[4];
+    for (int32_t l = 0; l < 4; ++l) {
+      at[l] = ch[l] != DW_NONE ? ch[l] : ch[0];
+      mu[l] = ch[l] != DW_NONE ? (uint16_t)a->mult[ch[l]] : 0u;
+    }
+    const uint32_t m02 = mu[0] | mu[2] << 16, m13 = mu[1] | mu[3] << 16;
+    tt_dsp_word *dst = blk->stage + g * blk->chunk;
+    for (int32_t t = 0; t < taps; ++t, dst += 2) {
+      const uint8_t *w = (const uint8_t *)a->w + off[t];
+      const uint32_t v = (uint32_t)w[at[0]] | (uint32_t)w[at[1]] << 8 |
+                         (uint32_t)w[at[2]] << 16 | (uint32_t)w[at[3]] << 24;
+      dst[0] = halves(__sxtb16(v), m02);
+      dst[1] = halves(tt_dsp_sxtb16_odd(v), m13);
+    }
+  }
+}
+
 /* dy row oy of image b into its ring slot (columns left .. left + ow - 1; the others stay
  * zero from the block's start). */
 static void stage_row(const dw_layer *a, dw_block *blk, int32_t b, int32_t oy) {
   const int32_t slot = oy % a->slots;
   blk->tag[slot] = oy;
+  if (blk->pick != 0) {
+    stage_chosen_row(a, blk, (b * a->oh + oy) * a->ow * a->c,
+                     blk->stage + 2 * (a->kh * a->kw + slot * a->cols + a->left));
+    return;
+  }
   stage_positions(a->dy, a->mask, (b * a->oh + oy) * a->ow * a->c + blk->c0, a->ow, a->c,
                   blk->nb, blk->nc, 0,
                   blk->stage + 2 * (a->kh * a->kw + slot * a->cols + a->left), blk->chunk);
@@ -471,24 +542,30 @@ DW_FLAT(6)
 DW_FLAT(7)
 DW_FLAT(8)
 
-int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
-                                   int32_t oh, int32_t ow, int32_t c, int32_t m,
-                                   const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
-                                   const tt_window *win, int32_t h, int32_t wd, int32_t p0,
-                                   int32_t p1, const tt_keep *keep, uint32_t *amax,
-                                   tt_rounder *r, int8_t *dx, void *stage_mem,
-                                   int32_t stage_bytes) {
-  dw_layer a = {.dy = dy, .mask = mask, .n = n, .oh = oh, .ow = ow, .c = c, .w = w,
-                .mult = mult, .kh = kh, .kw = kw, .h = h, .wd = wd};
-  stage_mem = tt_dsp_stage_align8(stage_mem, &stage_bytes);
-  if (stage_mem == 0 || !layer_of(&a, m, win)) return 0;
-  for (int32_t ch = 0; ch < c; ++ch)
-    if (mult[ch] < 0 || mult[ch] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
+/* The first pass's channels where it need not sum them all (prune_walk): each channel's
+ * bound on its accumulators' magnitude, the channels of nonzero bound in decreasing order
+ * of its bit length, the next one to consider, the most groups of four the next block
+ * takes and the later ones, and room for a block's channels. */
+typedef struct {
+  const uint32_t *bound;
+  const uint16_t *order;
+  int32_t n, next, size, rest;
+  uint16_t *pick;
+} dw_pruning;
+
+/* The walk over the positions [p0, p1) of a layer that layer_of took, nb groups a block
+ * (the staging's, from stage_mem, 8-aligned, of stage_bytes): keeps, finds the largest
+ * magnitude from *amax or rounds as tt_dsp_depthwise_input_grad_s8 says. pr: the blocks
+ * are the next channels of pr whose bound exceeds the largest magnitude so far, four a
+ * group (no keep, no r); NULL: every group, in blocks from channel 0. */
+static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t stage_bytes,
+                 int32_t p0, int32_t p1, const tt_keep *keep, uint32_t *amax, tt_rounder *r,
+                 int8_t *dx, dw_pruning *pr) {
+  const dw_layer a = *ap;
+  const int32_t n = a.n, oh = a.oh, ow = a.ow, c = a.c, kh = a.kh, kw = a.kw, h = a.h,
+                wd = a.wd;
   const int32_t groups = (c + 3) >> 2;
   const int32_t per_group = 8 * (a.slots * a.cols + kh * kw);     /* staged bytes */
-  const int32_t nb = balanced_groups(input_stage_groups(per_group, groups, stage_bytes & ~7),
-                                     groups);
-  if (nb == 0) return 0;
   /* stochastic rounding block by block: the stream jumps over each position's other
    * channels (tt_gdsp_jumper), whose tables take the staging's last bytes */
   const int draws = r != 0 && r->stochastic && !r->exact && nb < groups;
@@ -505,7 +582,7 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
    * tables last */
   int32_t *acc = (int32_t *)stage_mem;
   tt_dsp_word *stage = (tt_dsp_word *)(void *)((char *)stage_mem + 16 * nb);
-  uint32_t top = 0;
+  uint32_t top = amax != 0 ? *amax : 0;
   tt_tap_run ty;
   tt_tap_steps(a.sh, 1, &ty);
   tt_gdsp_jumper *skip =
@@ -516,11 +593,27 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   const int32_t blocks = (groups + nb - 1) / nb;
   if (draws) tt_gdsp_jump_init(skip, c - 4 * nb, (p1 - p0 - 1) * blocks);
   uint32_t start = draws ? r->rng : 0u;        /* the stream at (first position, c0) */
-  for (int32_t g0 = 0; g0 < groups; g0 += nb) {
+  for (int32_t g0 = 0; pr != 0 || g0 < groups; g0 += nb) {
     dw_block blk;
+    blk.pick = 0;
     blk.c0 = 4 * g0;
     blk.nb = groups - g0 < nb ? groups - g0 : nb;
     blk.nc = c - blk.c0 < 4 * blk.nb ? c - blk.c0 : 4 * blk.nb;
+    if (pr != 0) {
+      /* the next channels that may raise the largest magnitude; the last group's missing
+       * lanes sum to 0 (their weights are staged as 0), so every group is taken whole */
+      uint16_t *const pick = pr->pick;
+      int32_t k = 0;
+      for (; pr->next < pr->n && k < 4 * pr->size; ++pr->next)
+        if (pr->bound[pr->order[pr->next]] > top) pick[k++] = pr->order[pr->next];
+      if (k == 0) break;
+      for (int32_t l = k; l & 3; ++l) pick[l] = DW_NONE;
+      pr->size = pr->rest;
+      blk.pick = pick;
+      blk.c0 = 0;
+      blk.nb = (k + 3) >> 2;
+      blk.nc = 4 * blk.nb;
+    }
     const int32_t extra = 4 * nb - blk.nc;
     int first = 1;
     if (draws) {
@@ -601,6 +694,210 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
     }
   }
   if (amax != 0) *amax = top;
+}
+
+/* The range of `lanes` dy lanes of one word (hi: each lane's largest, lo: smallest). */
+#define DW_RANGE(v, hi, lo)                                                                \
+  do {                                                                                     \
+    (void)__ssub8((v), (hi));                                                              \
+    (hi) = __sel((v), (hi));                                                               \
+    (void)__ssub8((lo), (v));                                                              \
+    (lo) = __sel((v), (lo));                                                               \
+  } while (0)
+
+/* The largest magnitude of lane l of a range (hi, lo): max(hi_l, -lo_l), 0 for none. */
+static inline uint32_t range_most(uint32_t hi, uint32_t lo, int32_t l) {
+  const int32_t top = (int8_t)(hi >> 8 * l), bottom = (int8_t)(lo >> 8 * l);
+  const int32_t most = top > -bottom ? top : -bottom;
+  return (uint32_t)(most > 0 ? most : 0);
+}
+
+/* Each channel's bound on the magnitude of its accumulators at any position:
+ * mult * (the largest sum of |w| over one stride class's taps) * (the largest |dy|, masked;
+ * so >= |dy| of every term), at most 2^8 * (64 * 128) * 128 = 2^28. The largest |dy| eight channels at a time
+ * where they share their mask bits' byte (c a multiple of 8: 10 instructions a position
+ * and four channels, 19 four at a time), else four. */
+static void channel_bounds(const dw_layer *a, uint32_t *bound) {
+  const int32_t end = a->n * a->oh * a->ow * a->c;
+  int32_t cg = 0;
+  if ((a->c & 7) == 0)
+    for (; cg < a->c; cg += 8) {
+      uint32_t hi0 = 0x80808080u, lo0 = 0x7F7F7F7Fu, hi1 = hi0, lo1 = lo0;
+      const int8_t *p = a->dy + cg;
+      if (a->mask != 0)
+        for (int32_t i = cg; i < end; i += a->c, p += a->c) {
+          const uint32_t m = a->mask[i >> 3];
+          const uint32_t v0 = tt_dsp_load4(p) & tt_dsp_mask_lanes(m);
+          const uint32_t v1 = tt_dsp_load4(p + 4) & tt_dsp_mask_lanes(m >> 4);
+          DW_RANGE(v0, hi0, lo0);
+          DW_RANGE(v1, hi1, lo1);
+        }
+      else
+        for (int32_t i = cg; i < end; i += a->c, p += a->c) {
+          const uint32_t v0 = tt_dsp_load4(p), v1 = tt_dsp_load4(p + 4);
+          DW_RANGE(v0, hi0, lo0);
+          DW_RANGE(v1, hi1, lo1);
+        }
+      for (int32_t l = 0; l < 4; ++l) {
+        bound[cg + l] = range_most(hi0, lo0, l);
+        bound[cg + 4 + l] = range_most(hi1, lo1, l);
+      }
+    }
+  for (; cg < a->c; cg += 4) {
+    const int32_t lanes = a->c - cg < 4 ? a->c - cg : 4;
+    uint32_t hi = 0x80808080u, lo = 0x7F7F7F7Fu;
+    const int8_t *p = a->dy + cg;
+    for (int32_t i = cg; i < end; i += a->c, p += a->c) {
+      uint32_t v = lanes == 4 ? tt_dsp_load4(p) : tt_dsp_load_partial(p, lanes);
+      if (a->mask != 0) v &= tt_dsp_mask_lanes(tt_dsp_mask_bits(a->mask, i, lanes));
+      DW_RANGE(v, hi, lo);
+    }
+    for (int32_t l = 0; l < lanes; ++l) bound[cg + l] = range_most(hi, lo, l);
+  }
+  /* a dx element's taps are one stride class's (ky mod sh, kx mod sw), so the sum of |w|
+   * is the largest over the classes (at stride 2 a quarter of the kernel's). Four channels
+   * a word: |w| as a byte (0 - w wraps -128 to 128), summed as halves (at most 64 * 128):
+   * 8 instructions a tap and four channels, 36 one by one */
+  const int32_t full = a->c & ~3;
+  for (int32_t ch = 0; ch < full; ch += 4) {
+    uint32_t most_even = 0, most_odd = 0;            /* [ch, ch + 2], [ch + 1, ch + 3] */
+    if (a->sh == 1 && a->sw == 1) {
+      /* one class: the taps in one run (the loops by class cost 2-3% of a 3x3 call) */
+      const int8_t *p = a->w + ch;
+      for (int32_t t = 0; t < a->kh * a->kw; ++t, p += a->c) {
+        const uint32_t v = tt_dsp_load4(p);
+        const uint32_t neg = __ssub8(0u, v);
+        const uint32_t mag = __sel(neg, v);
+        most_even = __uxtab16(most_even, mag);
+        most_odd = __uxtab16(most_odd, mag >> 8);
+      }
+    } else
+    for (int32_t qy = 0; qy < a->sh && qy < a->kh; ++qy)
+      for (int32_t qx = 0; qx < a->sw && qx < a->kw; ++qx) {
+        uint32_t even = 0, odd = 0;
+        for (int32_t ky = qy; ky < a->kh; ky += a->sh)
+          for (int32_t kx = qx; kx < a->kw; kx += a->sw) {
+            const uint32_t v = tt_dsp_load4(a->w + (ky * a->kw + kx) * a->c + ch);
+            const uint32_t neg = __ssub8(0u, v);      /* GE: the lanes where w <= 0 */
+            const uint32_t mag = __sel(neg, v);
+            even = __uxtab16(even, mag);
+            odd = __uxtab16(odd, mag >> 8);
+          }
+        (void)__usub16(even, most_even);
+        most_even = __sel(even, most_even);
+        (void)__usub16(odd, most_odd);
+        most_odd = __sel(odd, most_odd);
+      }
+    bound[ch] *= (uint32_t)a->mult[ch] * (most_even & 0xFFFFu);
+    bound[ch + 1] *= (uint32_t)a->mult[ch + 1] * (most_odd & 0xFFFFu);
+    bound[ch + 2] *= (uint32_t)a->mult[ch + 2] * (most_even >> 16);
+    bound[ch + 3] *= (uint32_t)a->mult[ch + 3] * (most_odd >> 16);
+  }
+  for (int32_t ch = full; ch < a->c; ++ch) {
+    uint32_t most = 0;
+    for (int32_t qy = 0; qy < a->sh && qy < a->kh; ++qy)
+      for (int32_t qx = 0; qx < a->sw && qx < a->kw; ++qx) {
+        uint32_t sum = 0;
+        for (int32_t ky = qy; ky < a->kh; ky += a->sh)
+          for (int32_t kx = qx; kx < a->kw; kx += a->sw) {
+            const int32_t wt = a->w[(ky * a->kw + kx) * a->c + ch];
+            sum += (uint32_t)(wt < 0 ? -wt : wt);
+          }
+        if (sum > most) most = sum;
+      }
+    bound[ch] *= (uint32_t)a->mult[ch] * most;
+  }
+}
+#undef DW_RANGE
+
+/* The channels of nonzero bound into order, by decreasing bit length of the bound (a
+ * counting sort: the largest first set the largest magnitude early, so that more of the
+ * others fall under it); returns how many. */
+static int32_t order_channels(const uint32_t *bound, int32_t c, uint16_t *order) {
+  int32_t at[33] = {0};
+  for (int32_t ch = 0; ch < c; ++ch)
+    if (bound[ch] != 0) ++at[__builtin_clz(bound[ch])];
+  int32_t n = 0;
+  for (int32_t z = 0; z < 33; ++z) {                  /* z leading zeros: the largest first */
+    const int32_t k = at[z];
+    at[z] = n;
+    n += k;
+  }
+  for (int32_t ch = 0; ch < c; ++ch)
+    if (bound[ch] != 0) order[at[__builtin_clz(bound[ch])]++] = (uint16_t)ch;
+  return n;
+}
+
+/* The first pass over positions [p0, p1), none of them kept: only the largest magnitude is
+ * wanted, and a channel whose bound does not exceed the largest so far cannot raise it, so
+ * its sums are skipped (the same maximum: every skipped accumulator is at most its bound).
+ * The chosen channels are summed four a group, gathered from any place (on MobileNetV2's
+ * and MCUNet's layers a quarter to a third of the channels as measured, where the groups of
+ * four neighbours would need half to all of them: one large channel keeps its group).
+ * The bounds, the order and a block's channels take the staging's last bytes, its blocks
+ * fewer groups; 0 when not one group fits beside them (nothing done), or when most
+ * channels are left after the first block (*top has its largest magnitude). */
+static __attribute__((noinline)) int prune_walk(const dw_layer *a, int32_t nb,
+                                                void *stage_mem, int32_t stage_bytes,
+                                                int32_t p0, int32_t p1, uint32_t *top) {
+  const int32_t per_group = 8 * (a->slots * a->cols + a->kh * a->kw);
+  /* per group: its staging and its four channels' numbers; 6 bytes a channel (8-aligned) */
+  int32_t rest = (stage_bytes - 16 * nb - ((6 * a->c + 7) & ~7)) / (per_group + 8);
+  if (rest > nb) rest = nb;
+  if (rest < 1) return 0;
+  const int32_t used = 16 * nb + rest * per_group;            /* 8-aligned */
+  uint32_t *bound = (uint32_t *)(void *)((char *)stage_mem + used);
+  uint16_t *order = (uint16_t *)(void *)(bound + a->c);
+  channel_bounds(a, bound);
+  dw_pruning pr = {bound, order, order_channels(bound, a->c, order), 0,
+                   rest < DW_PRUNE_BLOCK ? rest : DW_PRUNE_BLOCK, 0, order + a->c};
+  walk(a, nb, stage_mem, stage_bytes, p0, p1, 0, top, 0, 0, &pr);    /* one block */
+  /* where most channels stay above the largest magnitude of the first block's (MobileNetV2's
+   * 4x4/2 layer: 13.5 instructions a MAC pruned, 12.2 whole), all of them are summed in
+   * neighbours' groups, which cost less than the chosen groups' gathering */
+  int32_t live = 0;
+  for (int32_t k = pr.next; k < pr.n; ++k) live += bound[order[k]] > *top;
+  if (4 * live > 3 * a->c) return 0;
+  pr.size = pr.rest = rest;
+  walk(a, nb, stage_mem, stage_bytes, p0, p1, 0, top, 0, 0, &pr);
+  return 1;
+}
+
+int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
+                                   int32_t oh, int32_t ow, int32_t c, int32_t m,
+                                   const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
+                                   const tt_window *win, int32_t h, int32_t wd, int32_t p0,
+                                   int32_t p1, const tt_keep *keep, uint32_t *amax,
+                                   tt_rounder *r, int8_t *dx, void *stage_mem,
+                                   int32_t stage_bytes) {
+  dw_layer a = {.dy = dy, .mask = mask, .n = n, .oh = oh, .ow = ow, .c = c, .w = w,
+                .mult = mult, .kh = kh, .kw = kw, .h = h, .wd = wd};
+  stage_mem = tt_dsp_stage_align8(stage_mem, &stage_bytes);
+  if (stage_mem == 0 || !layer_of(&a, m, win)) return 0;
+  for (int32_t ch = 0; ch < c; ++ch)
+    if (mult[ch] < 0 || mult[ch] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
+  const int32_t groups = (c + 3) >> 2;
+  const int32_t per_group = 8 * (a.slots * a.cols + kh * kw);     /* staged bytes */
+  const int32_t nb = balanced_groups(input_stage_groups(per_group, groups, stage_bytes & ~7),
+                                     groups);
+  if (nb == 0) return 0;
+  /* the first pass: the kept positions (a prefix) summed whole, the others pruned */
+  const int32_t kept = keep != 0 ? keep->n1 : 0;
+  const int32_t split = kept < p0 ? p0 : kept > p1 ? p1 : kept;
+  if (amax != 0 && r == 0 && split < p1 && c < (int32_t)DW_NONE) {
+    uint32_t top = 0;
+    if (split > p0) walk(&a, nb, stage_mem, stage_bytes, p0, split, keep, &top, 0, dx, 0);
+    if (prune_walk(&a, nb, stage_mem, stage_bytes & ~7, split, p1, &top)) {
+      *amax = top;
+      return 1;
+    }
+    /* no room for the bounds, or most channels left: the rest summed whole */
+    walk(&a, nb, stage_mem, stage_bytes, split, p1, 0, &top, 0, dx, 0);
+    *amax = top;
+    return 1;
+  }
+  if (amax != 0) *amax = 0;
+  walk(&a, nb, stage_mem, stage_bytes, p0, p1, keep, amax, r, dx, 0);
   return 1;
 }
 
