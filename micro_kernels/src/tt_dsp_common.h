@@ -9,6 +9,16 @@
 
 #include "tt_dsp_words.h"
 
+/* 1 where an inline-assembly loop may take all fourteen free registers: not in unoptimized
+ * builds (r7 kept for the frame: CMake's default build type) nor PIC ones (r9); there the
+ * C loops beside them run, with the same bits. -Og and -fno-omit-frame-pointer keep r7 too
+ * and cannot be told from the macros: build the DSP kernels at -O1 or more, or -Os. */
+#if defined(__OPTIMIZE__) && !defined(__PIC__)
+#define TT_DSP_ASM_ALL_REGS 1
+#else
+#define TT_DSP_ASM_ALL_REGS 0
+#endif
+
 /* Four int8 at any address: ARMv7E-M and v8-M load them with one LDR unless CCR.UNALIGN_TRP
  * is set (it is clear after reset); memcpy says so to C. */
 /* The staging of a DSP gradient kernel from its next 8-byte boundary (LDRD/STRD and the

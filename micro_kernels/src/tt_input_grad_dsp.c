@@ -318,6 +318,7 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
   for (int32_t j = 0; j < CB; ++j) t[j] = 0;
   const tt_dsp_word *s = stage;
   if (!masked) {
+#if TT_DSP_ASM_ALL_REGS
     if ((CB == 8 || CB == 6 || CB == 4 || CB == 3) && end - g >= 8) {
       const int32_t paired = (int32_t)(end - g) & ~7;
       if (CB == 8) mac_pairs8(g, g + paired, s, t);
@@ -326,6 +327,7 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
       else mac_pairs3(g, g + paired, s, t);
       g += paired, s += (paired >> 2) * 2 * CB;
     }
+#endif
     for (; g != end; g += 4, s += 2 * CB) mac_group(tt_dsp_load4(g), s, CB, t);
     if (tail) mac_group(tt_dsp_load_partial(g, tail), s, CB, t);
   } else {

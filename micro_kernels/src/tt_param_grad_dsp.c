@@ -127,8 +127,7 @@ static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *
       t[j] = __smlad(x1, d1, t[j]);
     }
   }
-#if defined(__OPTIMIZE__) && !defined(__PIC__)
-  /* (needs all 14 registers: unoptimized builds keep r7 for the frame, PIC ones r9) */
+#if TT_DSP_ASM_ALL_REGS
   if (ds != end) {
     uint32_t d0, d1, x0, x1;
     __asm__ volatile(
