@@ -116,7 +116,9 @@ static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *
                                                              int32_t groups, int32_t *acc) {
   int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   const tt_dsp_word *const end = ds + 2 * groups;
-  for (const tt_dsp_word *first = ds + 2 * (groups & 3); ds != first; ds += 2, xs += 16) {
+  /* groups mod 4 in C, the rest four an iteration in assembly (in C where it cannot run) */
+  const tt_dsp_word *const first = TT_DSP_ASM_ALL_REGS ? ds + 2 * (groups & 3) : end;
+  for (; ds != first; ds += 2, xs += 16) {
     uint32_t d0, d1;
     tt_dsp_ldrd(ds, &d0, &d1);
 #pragma GCC unroll 8
@@ -147,18 +149,6 @@ static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *
         [x1] "=&r"(x1)
       : [end] "m"(end)
       : "cc", "memory");
-  }
-#else
-  for (; ds != end; ds += 2, xs += 16) {
-    uint32_t d0, d1;
-    tt_dsp_ldrd(ds, &d0, &d1);
-#pragma GCC unroll 8
-    for (int32_t j = 0; j < 8; ++j) {
-      uint32_t x0, x1;
-      tt_dsp_ldrd(xs + 2 * j, &x0, &x1);
-      t[j] = __smlad(x0, d0, t[j]);
-      t[j] = __smlad(x1, d1, t[j]);
-    }
   }
 #endif
 #pragma GCC unroll 8
