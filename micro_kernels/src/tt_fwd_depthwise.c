@@ -674,7 +674,10 @@ static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t 
  * bias: tt_dsp_rq_doubled) and stored as one word per window (the four channels' bytes,
  * BFI-packed) at a->y + k a->y_stride for window k. Per pair of windows (72 MACs): 27
  * LDRD, 24 SMLAD and 24 SMLABB/SMLATT for the sums (75), 36 for the 8 requantizations (LDM
- * of a channel's constants, ADD, SMMLAR, ASR, SSAT), 6 BFI, 2 STR, 15 for the loop.
+ * of a channel's constants, ADD, SMMLAR, ASR, SSAT), 6 BFI, 2 STR, 10 for the loop (129):
+ * the biases copied to the frame (LDM from sp, no pointer to load), the band pointer kept
+ * through the requantization (its constants' unused first word loaded as the temporary),
+ * and the loop ended by the band reaching its end, not by a count in memory (134 before).
  * In assembly for the same reason as tt_dsp_rows8 (tt_fwd_dsp.c): 14 live values. */
 typedef struct {
   const tt_dsp_word *band;    /*  0: window 0's first column */
@@ -702,19 +705,21 @@ typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_
     "  .thumb_func\n" \
     #NAME ":\n" \
     "  push {r4-r11, lr}\n" \
-    "  sub sp, sp, #32\n" \
+    "  sub sp, sp, #40\n" \
     "  ldrd r1, r2, [r0]\n" \
     "  ldrd r3, r12, [r0, #8]\n" \
-    "  strd r3, r12, [sp]\n" \
-    "  ldrd r3, r12, [r0, #16]\n" \
-    "  strd r3, r12, [sp, #8]\n" \
-    "  ldr r3, [r0, #24]\n" \
-    "  str r3, [sp, #20]\n" \
-    "  str r2, [sp, #24]\n" \
-    "1:\n" \
-    "  ldr r3, [sp]\n" \
+    "  str r12, [sp, #32]\n" \
     "  ldm r3, {r4-r7}\n" \
-    "  ldm r3, {r8-r11}\n" \
+    "  stm sp, {r4-r7}\n" \
+    "  ldrd r3, r12, [r0, #16]\n" \
+    "  strd r3, r12, [sp, #16]\n" \
+    "  ldr r3, [r0, #24]\n" \
+    "  mov r12, #2*" #SECOND "\n" \
+    "  mla r3, r3, r12, r1\n" \
+    "  strd r2, r3, [sp, #24]\n" \
+    "1:\n" \
+    "  ldm sp, {r4-r7}\n" \
+    "  ldm sp, {r8-r11}\n" \
     "  ldrd r0, r3, [r2, #0]\n" \
     "  ldrd r12, lr, [r1, #0]\n" \
     "  smlad r4, r12, r0, r4\n" \
@@ -791,37 +796,34 @@ typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_
     "  smlabb r9, lr, r3, r9\n" \
     "  smlatt r11, lr, r3, r11\n" \
     "  add r1, r1, #2*" #SECOND "\n" \
-    "  str r1, [sp, #16]\n" \
-    "  ldr r12, [sp, #4]\n" \
-    "  ldm r12!, {r0, r1, r2, r3}\n" \
-    TT_DSP_ASM_RQ(r4, lr) \
-    TT_DSP_ASM_RQ(r8, lr) \
-    "  ldm r12!, {r0, r1, r2, r3}\n" \
-    TT_DSP_ASM_RQ(r5, lr) \
-    TT_DSP_ASM_RQ(r9, lr) \
-    "  ldm r12!, {r0, r1, r2, r3}\n" \
-    TT_DSP_ASM_RQ(r6, lr) \
-    TT_DSP_ASM_RQ(r10, lr) \
-    "  ldm r12!, {r0, r1, r2, r3}\n" \
-    TT_DSP_ASM_RQ(r7, lr) \
-    TT_DSP_ASM_RQ(r11, lr) \
+    "  ldr r12, [sp, #32]\n" \
+    "  ldm r12!, {r0, r2, r3, lr}\n" \
+    TT_DSP_ASM_RQ_IN(r4, r0, r2, r3, lr) \
+    TT_DSP_ASM_RQ_IN(r8, r0, r2, r3, lr) \
+    "  ldm r12!, {r0, r2, r3, lr}\n" \
+    TT_DSP_ASM_RQ_IN(r5, r0, r2, r3, lr) \
+    TT_DSP_ASM_RQ_IN(r9, r0, r2, r3, lr) \
+    "  ldm r12!, {r0, r2, r3, lr}\n" \
+    TT_DSP_ASM_RQ_IN(r6, r0, r2, r3, lr) \
+    TT_DSP_ASM_RQ_IN(r10, r0, r2, r3, lr) \
+    "  ldm r12!, {r0, r2, r3, lr}\n" \
+    TT_DSP_ASM_RQ_IN(r7, r0, r2, r3, lr) \
+    TT_DSP_ASM_RQ_IN(r11, r0, r2, r3, lr) \
     "  bfi r4, r5, #8, #8\n" \
     "  bfi r4, r6, #16, #8\n" \
     "  bfi r4, r7, #24, #8\n" \
     "  bfi r8, r9, #8, #8\n" \
     "  bfi r8, r10, #16, #8\n" \
     "  bfi r8, r11, #24, #8\n" \
-    "  ldrd r0, r1, [sp, #8]\n" \
+    "  ldrd r0, r2, [sp, #16]\n" \
     "  str r4, [r0]\n" \
-    "  str r8, [r0, r1]\n" \
-    "  add r0, r0, r1, lsl #1\n" \
-    "  str r0, [sp, #8]\n" \
-    "  ldrd r1, r3, [sp, #16]\n" \
-    "  ldr r2, [sp, #24]\n" \
-    "  subs r3, r3, #1\n" \
-    "  str r3, [sp, #20]\n" \
+    "  str r8, [r0, r2]\n" \
+    "  add r0, r0, r2, lsl #1\n" \
+    "  str r0, [sp, #16]\n" \
+    "  ldrd r2, r3, [sp, #24]\n" \
+    "  cmp r1, r3\n" \
     "  bne 1b\n" \
-    "  add sp, sp, #32\n" \
+    "  add sp, sp, #40\n" \
     "  pop {r4-r11, pc}\n" \
     "  .size " #NAME ", . - " #NAME "\n" \
     "  .text\n")
@@ -1491,6 +1493,80 @@ static dw_dsp *dw_pack_group(void *pack, int32_t i, int32_t filter_words) {
   return (dw_dsp *)((int8_t *)pack + DW_PACK_SHAPE_BYTES +
                     i * (DW_PACK_GROUP_BYTES + filter_words * 4));
 }
+
+/* dw3_rows for every channel group of a packed layer whose groups all take 3x3 pairs of four
+ * channels (depth multiplier 1, a row one chunk): per output row its input rows are found
+ * once for all the groups, and a group only stages its four channels and hands them to the
+ * assembly. A stream calls once per output row, so dw_dsp_place and dw3_rows' own set-up
+ * were paid per group and row (on 8x8 maps about a sixth of a group's row); here once per
+ * call. The band and its zero columns are the first group's, the same for every group. */
+static __attribute__((noinline)) void dw3_packed_rows(void *pack, int32_t groups,
+                                                      dw_dsp_shape *S, const dw_layer *L,
+                                                      tt_dsp_word *buf, int32_t b, int8_t *out,
+                                                      int32_t row_step, int32_t stride) {
+  const tt_fwd_conv_params *p = L->p;
+  const int32_t C = L->in->c, H = L->in->h, W = L->in->w, n = L->out->w, wc = S->wc;
+  const int32_t group_bytes = DW_PACK_GROUP_BYTES + L->kw * wc * 4;
+  dw_dsp *const first = dw_pack_group(pack, 0, L->kw * wc);
+  dw_dsp_place(first, S, L, buf);
+  tt_dsp_word *const band = first->band;
+  const dw_chunk k = first->row;
+  tt_dsp_word *const s = band + k.left * wc;
+  const int8_t *const base = L->input + b * H * W * C;
+  const uint32_t off = tt_dsp_offset_pair(p->input_offset);
+  const int32_t dh = p->dilation_h * W * C;
+  void (*const pairs_of)(dw3_args *) = p->stride_w == 1 ? tt_dsp_dw3x3_s1 : tt_dsp_dw3x3_s2;
+  const tt_dsp_word *const last = band + (n - 1) * p->stride_w * wc;
+  for (int32_t oy = 0; oy < L->out->h; ++oy, out += row_step) {
+    const int32_t iy = oy * p->stride_h - p->pad_top;
+    const int inside = iy >= 0 && iy + 2 * p->dilation_h < H;
+    const int8_t *rows[3];
+    uint32_t mask[3], off_pair[1], off_last = 0;
+    dw3_stage_args st = {s, 0, 0, 0, C, k.mid * C, off};
+    if (inside) {
+      st.row0 = base + iy * W * C + k.a * C;
+      st.row1 = st.row0 + dh;
+      st.row2 = st.row1 + dh;
+    } else {              /* rows outside the image: any row, masked to zeros, no offset */
+      for (int32_t ky = 0; ky < 3; ++ky) {
+        const int32_t y = iy + ky * p->dilation_h;
+        const int in_image = y >= 0 && y < H;
+        rows[ky] = in_image ? base + y * W * C : base;
+        mask[ky] = in_image ? 0xFFFFFFFFu : 0;
+      }
+      off_pair[0] = (off & mask[0] & 0xFFFFu) | (off & mask[1] & 0xFFFF0000u);
+      off_last = off & mask[2];
+    }
+    int8_t *y = out;
+    int8_t *g = (int8_t *)first;
+    for (int32_t i = 0; i < groups; ++i, g += group_bytes, y += 4) {
+      dw_dsp *const D = (dw_dsp *)g;
+      if (!inside) {
+        stage_masked_3(s, rows, mask, C, k.a, k.mid, off_pair, off_last);
+        rows[0] += 4;
+        rows[1] += 4;
+        rows[2] += 4;
+      } else if (k.mid > 0) {
+        tt_dsp_dw3_stage(&st);
+        st.row0 += 4;
+        st.row1 += 4;
+        st.row2 += 4;
+      }
+      dw3_args a = {band, D->w, D->bias, &D->q[0].b2, y, stride, n >> 1};
+      if (a.pairs) pairs_of(&a);
+      if (n & 1) {
+        a.band = last;
+        a.y = y + (n - 1) * stride;
+        a.pairs = 1;
+        tt_dsp_dw3x3_1(&a);
+      }
+      if (D->slow) {      /* its fix reads the band through its record: the shared one */
+        D->band = band;
+        dw3_slow_fix(D, L, 4 * i, n, y, stride);
+      }
+    }
+  }
+}
 #endif
 
 void tt_depthwise_conv2d_s8_pack(const tt_fwd_conv_params *p, const int32_t *multiplier,
@@ -1548,6 +1624,13 @@ void tt_depthwise_conv2d_packed_s8(const tt_fwd_conv_params *p, const int32_t *m
   B.shape.zeroed = 0;
   const int32_t words = L.kw * B.shape.wc;
   const int32_t channels = B.shape.m == 1 ? input_dims->c : out->c, cm = out->c;
+  if (B.shape.m == 1 && channels % 4 == 0 && B.shape.whole[1] &&
+      dw_pack_group(pack, 0, words)->pairs3) {   /* then every group's: all have four */
+    for (int32_t b = 0; b < out->n; ++b)
+      dw3_packed_rows(pack, groups, &B.shape, &L, B.buf, b, output + b * out->h * out->w * cm,
+                      out->w * cm, cm);
+    return;
+  }
   for (int32_t b = 0; b < out->n; ++b)
     for (int32_t i = 0, c = 0; i < groups; ++i, c += 4) {
       dw_dsp *D = dw_pack_group(pack, i, words);
