@@ -11,12 +11,22 @@
 
 /* 1 where an inline-assembly loop may take all fourteen free registers: not in unoptimized
  * builds (r7 kept for the frame: CMake's default build type) nor PIC ones (r9); there the
- * C loops beside them run, with the same bits. -Og and -fno-omit-frame-pointer keep r7 too
- * and cannot be told from the macros: build the DSP kernels at -O1 or more, or -Os. */
+ * C loops beside them run, with the same bits. */
 #if defined(__OPTIMIZE__) && !defined(__PIC__)
 #define TT_DSP_ASM_ALL_REGS 1
 #else
 #define TT_DSP_ASM_ALL_REGS 0
+#endif
+
+/* On the functions whose inlined code holds such a loop: -Og (PlatformIO's and Zephyr's
+ * debug builds) defines the same macros as -O2 but cannot hand the loop fourteen registers
+ * ("impossible constraints"); compiled as at -O2 it can. -fno-omit-frame-pointer keeps r7
+ * whatever a function asks, and nothing tells it from the macros: build the DSP kernels
+ * without it. */
+#if TT_DSP_ASM_ALL_REGS && defined(__GNUC__) && !defined(__clang__) && !defined(__OPTIMIZE_SIZE__)
+#define TT_DSP_ASM_FN __attribute__((optimize("O2", "omit-frame-pointer")))
+#else
+#define TT_DSP_ASM_FN
 #endif
 
 /* Four int8 at any address: ARMv7E-M and v8-M load them with one LDR unless CCR.UNALIGN_TRP

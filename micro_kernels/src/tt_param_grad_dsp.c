@@ -276,14 +276,14 @@ static inline __attribute__((always_inline)) void each_block(
   }
 }
 
-static __attribute__((noinline)) void blocks_of8(const tt_dsp_word *stage,
+static __attribute__((noinline)) TT_DSP_ASM_FN void blocks_of8(const tt_dsp_word *stage,
                                                  const tt_dsp_word *dys, int32_t groups,
                                                  int32_t k, int32_t correction, float unit,
                                                  float *out) {
   each_block(stage, dys, groups, k, 0, correction, unit, out, 0, 0, 0.0f, 0);
 }
 
-static __attribute__((noinline)) void blocks_of(const tt_dsp_word *stage,
+static __attribute__((noinline)) TT_DSP_ASM_FN void blocks_of(const tt_dsp_word *stage,
                                                 const tt_dsp_word *dys, int32_t groups,
                                                 int32_t k, float unit, float *out) {
   each_block(stage, dys, groups, k, 1, 0, unit, out, 0, 0, 0.0f, 0);
@@ -291,7 +291,7 @@ static __attribute__((noinline)) void blocks_of(const tt_dsp_word *stage,
 
 /* The two walks' updates (tt_dsp_pointwise_weight_update) draw from a copy of the call's
  * random stream, kept in a register, and hand it back. */
-static __attribute__((noinline)) void update_blocks_of8(const tt_dsp_word *stage,
+static __attribute__((noinline)) TT_DSP_ASM_FN void update_blocks_of8(const tt_dsp_word *stage,
                                                         const tt_dsp_word *dys, int32_t groups,
                                                         int32_t k, int32_t correction,
                                                         float unit, int8_t *w, float scale,
@@ -301,7 +301,7 @@ static __attribute__((noinline)) void update_blocks_of8(const tt_dsp_word *stage
   c->rng = call.rng;
 }
 
-static __attribute__((noinline)) void update_blocks_of(const tt_dsp_word *stage,
+static __attribute__((noinline)) TT_DSP_ASM_FN void update_blocks_of(const tt_dsp_word *stage,
                                                        const tt_dsp_word *dys, int32_t groups,
                                                        int32_t k, float unit, int8_t *w,
                                                        float scale, tt_sgd_call *c) {
