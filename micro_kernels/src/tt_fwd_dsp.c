@@ -687,16 +687,47 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, columns) == 24 ? 1 : 
   "  ldrd r9, r10, [lr], #8\n"                                                              \
   TT_DSP_ASM_RQ_IN(r8, r9, r11, r9, r10)                                                    \
   "  strb r8, [r12], #1\n"
+/* The same rows for an output offset of -128 (TT_DSP_ASM_RQ_LOW_IN: no sign correction, one
+ * instruction fewer an output): the K = 8 and 16 expansions and the stems, whose ReLU6
+ * outputs have zero point -128. */
+#define TT_DSP_COL8_ROW_LOW                                                                 \
+  "  ldm lr!, {r4-r11}\n"                                                                   \
+  "  smlad r4, r0, r5, r4\n"                                                                \
+  "  smlad r4, r1, r6, r4\n"                                                                \
+  "  smlad r4, r2, r7, r4\n"                                                                \
+  "  smlad r4, r3, r8, r4\n"                                                                \
+  TT_DSP_ASM_RQ_LOW_IN(r4, r9, r10, r11)                                                    \
+  "  strb r4, [r12], #1\n"
+#define TT_DSP_COL16_ROW_LOW                                                                \
+  "  ldm lr!, {r8-r11}\n"                                                                   \
+  "  smlad r8, r0, r9, r8\n"                                                                \
+  "  smlad r8, r1, r10, r8\n"                                                               \
+  "  smlad r8, r2, r11, r8\n"                                                               \
+  "  ldm lr!, {r9-r11}\n"                                                                   \
+  "  smlad r8, r3, r9, r8\n"                                                                \
+  "  smlad r8, r4, r10, r8\n"                                                               \
+  "  smlad r8, r5, r11, r8\n"                                                               \
+  "  ldm lr!, {r9-r11}\n"                                                                   \
+  "  smlad r8, r6, r9, r8\n"                                                                \
+  "  smlad r8, r7, r10, r8\n"                                                               \
+  "  ldrd r9, r10, [lr], #8\n"                                                              \
+  TT_DSP_ASM_RQ_LOW_IN(r8, r11, r9, r10)                                                    \
+  "  strb r8, [r12], #1\n"
 #define TT_DSP_X2(row) row row
 #define TT_DSP_X8(row) TT_DSP_X2(row) TT_DSP_X2(row) TT_DSP_X2(row) TT_DSP_X2(row)
 TT_DSP_COLS_ASM(tt_dsp_col8, TT_DSP_COL8_COLUMN, TT_DSP_X2(TT_DSP_COL8_ROW), r11);
 TT_DSP_COLS_ASM(tt_dsp_col8x8, TT_DSP_COL8_COLUMN, TT_DSP_X8(TT_DSP_COL8_ROW), r11);
+TT_DSP_COLS_ASM(tt_dsp_col8x8_low, TT_DSP_COL8_COLUMN, TT_DSP_X8(TT_DSP_COL8_ROW_LOW), r11);
 TT_DSP_COLS_ASM(tt_dsp_col16, TT_DSP_COL16_COLUMN, TT_DSP_X2(TT_DSP_COL16_ROW), r10);
 TT_DSP_COLS_ASM(tt_dsp_col16x8, TT_DSP_COL16_COLUMN, TT_DSP_X8(TT_DSP_COL16_ROW), r10);
+TT_DSP_COLS_ASM(tt_dsp_col16x8_low, TT_DSP_COL16_COLUMN, TT_DSP_X8(TT_DSP_COL16_ROW_LOW),
+                r10);
 void tt_dsp_col8(const tt_dsp_cols_args *a);
 void tt_dsp_col16(const tt_dsp_cols_args *a);
 void tt_dsp_col8x8(const tt_dsp_cols_args *a);
 void tt_dsp_col16x8(const tt_dsp_cols_args *a);
+void tt_dsp_col8x8_low(const tt_dsp_cols_args *a);
+void tt_dsp_col16x8_low(const tt_dsp_cols_args *a);
 
 /* Whether tt_dsp_col8/16 take a product: one segment of 8 or 16 elements whose every row
  * requantizes in the assembly (`known` 1), an even number of rows. */
@@ -744,7 +775,9 @@ static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, in
       cols_records(m, r0, r1, stage, 4);
     const tt_dsp_cols_args a = {input, output + r0, in_stride, col_stride,
                                 tt_dsp_offset_pair(m->input_offset), stage, columns};
-    if ((r1 - r0) % 8 == 0)
+    if ((r1 - r0) % 8 == 0 && tt_dsp_rq_low_ok(m->output_offset))
+      (m->n_lo == 8 ? tt_dsp_col8x8_low : tt_dsp_col16x8_low)(&a);
+    else if ((r1 - r0) % 8 == 0)
       (m->n_lo == 8 ? tt_dsp_col8x8 : tt_dsp_col16x8)(&a);
     else
       (m->n_lo == 8 ? tt_dsp_col8 : tt_dsp_col16)(&a);
