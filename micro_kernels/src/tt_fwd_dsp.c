@@ -155,7 +155,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
 #define TT_DSP_OUT_EVEN_FREE(acc) TT_DSP_OUT_EVEN_IN(acc, r10, r11)
 #define TT_DSP_OUT_ODD_FREE(acc) TT_DSP_OUT_ODD_IN(acc, r10, r11)
 /* The same outputs for an output offset of -128 (TT_DSP_ASM_RQ_LOW_IN, tt_fwd_dsp.h): one
- * instruction fewer each; only the free-register forms (blocks of 6 and 4) have them. */
+ * instruction fewer each; only blocks of 6 have them (rows_low). */
 #define TT_DSP_OUT_EVEN_LOW(acc) TT_DSP_ASM_RQ_LOW_IN(acc, r10, r11, r3) "  strb " #acc ", [r12]\n"
 #define TT_DSP_OUT_ODD_LOW(acc)                                                             \
   TT_DSP_ASM_RQ_LOW_IN(acc, r10, r11, r3) "  strb " #acc ", [r12, r0]\n"                   \
@@ -478,13 +478,9 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6s, "r4-r9", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
 #define TT_DSP_ROWS4_OUTPUTS                                                                \
   TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5) TT_DSP_OUT_EVEN_FREE(r6)  \
                    TT_DSP_OUT_ODD_FREE(r7))
-#define TT_DSP_ROWS4_OUTPUTS_LOW                                                            \
-  TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_LOW(r4) TT_DSP_OUT_ODD_LOW(r5) TT_DSP_OUT_EVEN_LOW(r6)      \
-                   TT_DSP_OUT_ODD_LOW(r7))
 TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7", 56, "", "", TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP,
                 TT_DSP_ROWS4_OUTPUTS, "");
-TT_DSP_ROWS_ASM(tt_dsp_rows4_low, "r4-r7", 56, "", "", TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP,
-                TT_DSP_ROWS4_OUTPUTS_LOW, "");
+
 TT_DSP_ROWS_ASM(tt_dsp_rows4s, "r4-r7", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
                 TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP, TT_DSP_ROWS4_OUTPUTS, TT_DSP_SPLIT_TAIL);
 /* tt_dsp_rows4 over pre-widened rows, as tt_dsp_rows6p: 13 -> 11 instructions a group of 16
@@ -492,9 +488,6 @@ TT_DSP_ROWS_ASM(tt_dsp_rows4s, "r4-r7", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
 TT_DSP_ROWS_ASM(tt_dsp_rows4p, "r4-r7", 56, "", TT_DSP_PREWIDE,
                 TT_DSP_ROWS4_FIRST_W(TT_DSP_LDW_WIDE), TT_DSP_ROWS4_GROUP_W(TT_DSP_LDW_WIDE),
                 TT_DSP_ROWS4_OUTPUTS, "");
-TT_DSP_ROWS_ASM(tt_dsp_rows4p_low, "r4-r7", 56, "", TT_DSP_PREWIDE,
-                TT_DSP_ROWS4_FIRST_W(TT_DSP_LDW_WIDE), TT_DSP_ROWS4_GROUP_W(TT_DSP_LDW_WIDE),
-                TT_DSP_ROWS4_OUTPUTS_LOW, "");
 TT_DSP_ROWS_ASM(tt_dsp_rows2, "r4-r5", 56, "", "",
                 TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r4, r11, 0)
                 "  adds r1, r1, #16\n",
@@ -811,18 +804,19 @@ static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, in
 
 tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows6p, tt_dsp_rows6s,
     tt_dsp_rows4, tt_dsp_rows4s, tt_dsp_rows4p, tt_dsp_rows2, tt_dsp_rows1, tt_dsp_rows6_low,
-    tt_dsp_rows6w_low, tt_dsp_rows6p_low, tt_dsp_rows4_low, tt_dsp_rows4p_low;
+    tt_dsp_rows6w_low, tt_dsp_rows6p_low;
 
 /* f's form for an output offset of -128 (tt_dsp_rq_low_ok), where it has one; f otherwise.
  * The forms differ only where they requantize, so rows that store their sums may take
- * either. */
-static tt_dsp_rows_fn *rows_low(tt_dsp_rows_fn *f, int32_t output_offset) {
+ * either. Blocks of 6 only: blocks of 4 are the tails of MobileNetV2's and MCUNet's
+ * expansions (their ReLU6 outputs) and the pre-widened projections, whose output offsets
+ * are not -128 (1.4 KB of code for a few thousand instructions a step). */
+static __attribute__((noinline)) tt_dsp_rows_fn *rows_low(tt_dsp_rows_fn *f,
+                                                          int32_t output_offset) {
   if (!tt_dsp_rq_low_ok(output_offset)) return f;
   return f == tt_dsp_rows6    ? tt_dsp_rows6_low
          : f == tt_dsp_rows6w ? tt_dsp_rows6w_low
          : f == tt_dsp_rows6p ? tt_dsp_rows6p_low
-         : f == tt_dsp_rows4  ? tt_dsp_rows4_low
-         : f == tt_dsp_rows4p ? tt_dsp_rows4p_low
                               : f;
 }
 
