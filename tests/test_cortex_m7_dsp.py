@@ -196,7 +196,9 @@ def pointwise8_calls(rng) -> None:
               # 16 channels: one pass of 2, 8 and 42 rows, two of 22 and of 24, three of 30,
               # 30 and 26; 7 rows (the block form)
               (3, 5, 2, 16), (4, 9, 8, 16), (1, 3, 42, 16), (2, 3, 44, 16), (3, 4, 48, 16),
-              (1, 1, 86, 16), (2, 5, 7, 16)]
+              (1, 1, 86, 16), (2, 5, 7, 16),
+              # 8 rows a loop with output offset -128 (k % 3 = 1: the _low forms) and not
+              (2, 3, 24, 16), (3, 3, 16, 8), (4, 5, 16, 16)]
     for k, (h, w, co, ci) in enumerate(shapes):
         p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, *ACTIVATIONS[k % 3])
         x, f = int8(rng, (1, h, w, ci)), weights(rng, (co, 1, 1, ci))
@@ -339,6 +341,25 @@ def requantization_calls() -> None:
         y = np.empty(xs.shape, np.int8)
         c_forward.call("tt_depthwise_conv2d_s8", p, m, sh, dims(xs.shape), xs, dims(f.shape),
                        f, b, dims(y.shape), y)
+    # the same corners through the K = 8 and 16 rows 8 a loop (tt_dsp_col8x8/16x8 and their
+    # _low forms: an output offset of -128 drops the sign correction; -127 and 0 must not),
+    # every input value in channel 0 against the corner weight, small weights elsewhere
+    chans = chans + chans[:4]
+    m = np.array([c[0] for c in chans], np.int32)
+    sh = np.array([c[1] for c in chans], np.int32)
+    b = np.array([c[3] for c in chans], np.int32)
+    co = len(chans)
+    for k in (8, 16):
+        xk = np.ascontiguousarray(np.stack([np.roll(x[..., 0], j) for j in range(k)], axis=3))
+        f = np.zeros((co, 1, 1, k), np.int8)
+        f[:, 0, 0, 0] = [c[2] for c in chans]
+        f[1::3, 0, 0, 1:] = np.resize(np.array([1, -2, 3, -1, 0], np.int8), (len(f[1::3]), k - 1))
+        for act in ((128, -128, -128, 127), (0, -128, -128, 127), (-1, -127, -128, 127),
+                    (0, 0, -128, 127)):
+            p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, *act)
+            y = np.empty((1, 16, 16, co), np.int8)
+            c_forward.call("tt_conv2d_s8", p, m, sh, dims(xk.shape), xk, dims(f.shape), f, b,
+                           dims(y.shape), y)
 
 
 def add_calls() -> None:

@@ -154,6 +154,12 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
 #define TT_DSP_OUT_ODD(acc) TT_DSP_OUT_ODD_IN(acc, r1, r2)
 #define TT_DSP_OUT_EVEN_FREE(acc) TT_DSP_OUT_EVEN_IN(acc, r10, r11)
 #define TT_DSP_OUT_ODD_FREE(acc) TT_DSP_OUT_ODD_IN(acc, r10, r11)
+/* The same outputs for an output offset of -128 (TT_DSP_ASM_RQ_LOW_IN, tt_fwd_dsp.h): one
+ * instruction fewer each; only blocks of 6 have them (rows_low). */
+#define TT_DSP_OUT_EVEN_LOW(acc) TT_DSP_ASM_RQ_LOW_IN(acc, r10, r11, r3) "  strb " #acc ", [r12]\n"
+#define TT_DSP_OUT_ODD_LOW(acc)                                                             \
+  TT_DSP_ASM_RQ_LOW_IN(acc, r10, r11, r3) "  strb " #acc ", [r12, r0]\n"                   \
+  "  add r12, r12, r0, lsl #1\n"
 #define TT_DSP_OUTS_SAVING(outputs)                                                         \
   "  str r1, [sp, #16]\n"                                                                   \
   "  ldr r0, [sp, #52]\n"                                                                   \
@@ -354,8 +360,13 @@ TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11", 56, "", "",
 #define TT_DSP_ROWS6_OUTPUTS                                                                \
   TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5) TT_DSP_OUT_EVEN_FREE(r6)  \
                    TT_DSP_OUT_ODD_FREE(r7) TT_DSP_OUT_EVEN_FREE(r8) TT_DSP_OUT_ODD_FREE(r9))
+#define TT_DSP_ROWS6_OUTPUTS_LOW                                                            \
+  TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_LOW(r4) TT_DSP_OUT_ODD_LOW(r5) TT_DSP_OUT_EVEN_LOW(r6)      \
+                   TT_DSP_OUT_ODD_LOW(r7) TT_DSP_OUT_EVEN_LOW(r8) TT_DSP_OUT_ODD_LOW(r9))
 TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9", 56, "", "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW),
                 TT_DSP_ROWS6_GROUP(TT_DSP_LDW), TT_DSP_ROWS6_OUTPUTS, "");
+TT_DSP_ROWS_ASM(tt_dsp_rows6_low, "r4-r9", 56, "", "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW),
+                TT_DSP_ROWS6_GROUP(TT_DSP_LDW), TT_DSP_ROWS6_OUTPUTS_LOW, "");
 /* tt_dsp_rows6 with each row's weights sign-extended once per call into the frame (at
  * sp + 56, up to TT_DSP_WIDE_MAX of them: 2 bytes each, 80 bytes more stack) instead of
  * once per block: per group of a block LDRD where LDR and 2 SXTB16 were (16 instructions
@@ -379,6 +390,9 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9", 56, "", "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW
 TT_DSP_ROWS_ASM(tt_dsp_rows6w, "r4-r9", 136, "", TT_DSP_WIDEN,
                 TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
                 TT_DSP_ROWS6_OUTPUTS, "");
+TT_DSP_ROWS_ASM(tt_dsp_rows6w_low, "r4-r9", 136, "", TT_DSP_WIDEN,
+                TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
+                TT_DSP_ROWS6_OUTPUTS_LOW, "");
 /* tt_dsp_rows6 over rows sign-extended beforehand (tt_dsp_widen: a->w the widened rows,
  * a->w_stride 2 a->n bytes apart, a->n the weights a row): the row's end moves to twice its
  * length, and each group loads its two words by LDRD (TT_DSP_LDW_WIDE) where LDR and 2
@@ -391,6 +405,9 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6w, "r4-r9", 136, "", TT_DSP_WIDEN,
 TT_DSP_ROWS_ASM(tt_dsp_rows6p, "r4-r9", 56, "", TT_DSP_PREWIDE,
                 TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
                 TT_DSP_ROWS6_OUTPUTS, "");
+TT_DSP_ROWS_ASM(tt_dsp_rows6p_low, "r4-r9", 56, "", TT_DSP_PREWIDE,
+                TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
+                TT_DSP_ROWS6_OUTPUTS_LOW, "");
 /* tt_dsp_rows6 over rows of two segments (a split filter: w, n, w_stride then w_hi, n_hi,
  * hi_stride), staged one after the other in each column: where the first segment's groups
  * end (the sums' exit, [sp, #48], is label 17) the weight pointer moves to the row's second
@@ -463,6 +480,7 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6s, "r4-r9", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
                    TT_DSP_OUT_ODD_FREE(r7))
 TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7", 56, "", "", TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP,
                 TT_DSP_ROWS4_OUTPUTS, "");
+
 TT_DSP_ROWS_ASM(tt_dsp_rows4s, "r4-r7", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
                 TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP, TT_DSP_ROWS4_OUTPUTS, TT_DSP_SPLIT_TAIL);
 /* tt_dsp_rows4 over pre-widened rows, as tt_dsp_rows6p: 13 -> 11 instructions a group of 16
@@ -687,16 +705,47 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, columns) == 24 ? 1 : 
   "  ldrd r9, r10, [lr], #8\n"                                                              \
   TT_DSP_ASM_RQ_IN(r8, r9, r11, r9, r10)                                                    \
   "  strb r8, [r12], #1\n"
+/* The same rows for an output offset of -128 (TT_DSP_ASM_RQ_LOW_IN: no sign correction, one
+ * instruction fewer an output): the K = 8 and 16 expansions and the stems, whose ReLU6
+ * outputs have zero point -128. */
+#define TT_DSP_COL8_ROW_LOW                                                                 \
+  "  ldm lr!, {r4-r11}\n"                                                                   \
+  "  smlad r4, r0, r5, r4\n"                                                                \
+  "  smlad r4, r1, r6, r4\n"                                                                \
+  "  smlad r4, r2, r7, r4\n"                                                                \
+  "  smlad r4, r3, r8, r4\n"                                                                \
+  TT_DSP_ASM_RQ_LOW_IN(r4, r9, r10, r11)                                                    \
+  "  strb r4, [r12], #1\n"
+#define TT_DSP_COL16_ROW_LOW                                                                \
+  "  ldm lr!, {r8-r11}\n"                                                                   \
+  "  smlad r8, r0, r9, r8\n"                                                                \
+  "  smlad r8, r1, r10, r8\n"                                                               \
+  "  smlad r8, r2, r11, r8\n"                                                               \
+  "  ldm lr!, {r9-r11}\n"                                                                   \
+  "  smlad r8, r3, r9, r8\n"                                                                \
+  "  smlad r8, r4, r10, r8\n"                                                               \
+  "  smlad r8, r5, r11, r8\n"                                                               \
+  "  ldm lr!, {r9-r11}\n"                                                                   \
+  "  smlad r8, r6, r9, r8\n"                                                                \
+  "  smlad r8, r7, r10, r8\n"                                                               \
+  "  ldrd r9, r10, [lr], #8\n"                                                              \
+  TT_DSP_ASM_RQ_LOW_IN(r8, r11, r9, r10)                                                    \
+  "  strb r8, [r12], #1\n"
 #define TT_DSP_X2(row) row row
 #define TT_DSP_X8(row) TT_DSP_X2(row) TT_DSP_X2(row) TT_DSP_X2(row) TT_DSP_X2(row)
 TT_DSP_COLS_ASM(tt_dsp_col8, TT_DSP_COL8_COLUMN, TT_DSP_X2(TT_DSP_COL8_ROW), r11);
 TT_DSP_COLS_ASM(tt_dsp_col8x8, TT_DSP_COL8_COLUMN, TT_DSP_X8(TT_DSP_COL8_ROW), r11);
+TT_DSP_COLS_ASM(tt_dsp_col8x8_low, TT_DSP_COL8_COLUMN, TT_DSP_X8(TT_DSP_COL8_ROW_LOW), r11);
 TT_DSP_COLS_ASM(tt_dsp_col16, TT_DSP_COL16_COLUMN, TT_DSP_X2(TT_DSP_COL16_ROW), r10);
 TT_DSP_COLS_ASM(tt_dsp_col16x8, TT_DSP_COL16_COLUMN, TT_DSP_X8(TT_DSP_COL16_ROW), r10);
+TT_DSP_COLS_ASM(tt_dsp_col16x8_low, TT_DSP_COL16_COLUMN, TT_DSP_X8(TT_DSP_COL16_ROW_LOW),
+                r10);
 void tt_dsp_col8(const tt_dsp_cols_args *a);
 void tt_dsp_col16(const tt_dsp_cols_args *a);
 void tt_dsp_col8x8(const tt_dsp_cols_args *a);
 void tt_dsp_col16x8(const tt_dsp_cols_args *a);
+void tt_dsp_col8x8_low(const tt_dsp_cols_args *a);
+void tt_dsp_col16x8_low(const tt_dsp_cols_args *a);
 
 /* Whether tt_dsp_col8/16 take a product: one segment of 8 or 16 elements whose every row
  * requantizes in the assembly (`known` 1), an even number of rows. */
@@ -744,7 +793,9 @@ static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, in
       cols_records(m, r0, r1, stage, 4);
     const tt_dsp_cols_args a = {input, output + r0, in_stride, col_stride,
                                 tt_dsp_offset_pair(m->input_offset), stage, columns};
-    if ((r1 - r0) % 8 == 0)
+    if ((r1 - r0) % 8 == 0 && tt_dsp_rq_low_ok(m->output_offset))
+      (m->n_lo == 8 ? tt_dsp_col8x8_low : tt_dsp_col16x8_low)(&a);
+    else if ((r1 - r0) % 8 == 0)
       (m->n_lo == 8 ? tt_dsp_col8x8 : tt_dsp_col16x8)(&a);
     else
       (m->n_lo == 8 ? tt_dsp_col8 : tt_dsp_col16)(&a);
@@ -752,7 +803,22 @@ static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, in
 }
 
 tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows6p, tt_dsp_rows6s,
-    tt_dsp_rows4, tt_dsp_rows4s, tt_dsp_rows4p, tt_dsp_rows2, tt_dsp_rows1;
+    tt_dsp_rows4, tt_dsp_rows4s, tt_dsp_rows4p, tt_dsp_rows2, tt_dsp_rows1, tt_dsp_rows6_low,
+    tt_dsp_rows6w_low, tt_dsp_rows6p_low;
+
+/* f's form for an output offset of -128 (tt_dsp_rq_low_ok), where it has one; f otherwise.
+ * The forms differ only where they requantize, so rows that store their sums may take
+ * either. Blocks of 6 only: blocks of 4 are the tails of MobileNetV2's and MCUNet's
+ * expansions (their ReLU6 outputs) and the pre-widened projections, whose output offsets
+ * are not -128 (1.4 KB of code for a few thousand instructions a step). */
+static __attribute__((noinline)) tt_dsp_rows_fn *rows_low(tt_dsp_rows_fn *f,
+                                                          int32_t output_offset) {
+  if (!tt_dsp_rq_low_ok(output_offset)) return f;
+  return f == tt_dsp_rows6    ? tt_dsp_rows6_low
+         : f == tt_dsp_rows6w ? tt_dsp_rows6w_low
+         : f == tt_dsp_rows6p ? tt_dsp_rows6p_low
+                              : f;
+}
 
 /* acc[p] += sum over the n weights w[i] and the staged elements of column p; with `start`
  * the sums begin at `from` instead (the first group's SMLADs take it as their accumulator). */
@@ -875,23 +941,24 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
   const int full = lo == -128 && hi == 127;
   /* one segment of whole groups: the assembly rows */
   const int whole = n_hi == 0 && n > 0 && (n & 3) == 0 && (P >= 4 || (first && last));
-  tt_dsp_rows_fn *const asm_rows =
-      P == 8   ? tt_dsp_rows8
-      : P == 6 ? tt_dsp_rows6
-      : P == 4 ? tt_dsp_rows4
-      : P == 2 ? tt_dsp_rows2
-               : tt_dsp_rows1;
+  tt_dsp_rows_fn *const asm_rows = rows_low(P == 8   ? tt_dsp_rows8
+                                             : P == 6 ? tt_dsp_rows6
+                                             : P == 4 ? tt_dsp_rows4
+                                             : P == 2 ? tt_dsp_rows2
+                                                      : tt_dsp_rows1,
+                                             out_off);
   /* the calls over all Q blocks: with the rows widened once where that pays */
   /* a split filter's two segments of whole groups in one call (blocks of 6) */
   const int split =
       n_hi > 0 && (P == 6 || P == 4) && n > 0 && ((n | n_hi) & 3) == 0 && first && last;
   /* the rows pre-widened by the caller (tt_dsp_mm_contiguous_wide), for the runs below */
   const int pre = wide && !split && whole && (P == 6 || P == 4);
-  tt_dsp_rows_fn *const asm_rows_q =
+  tt_dsp_rows_fn *const asm_rows_q = rows_low(
       split                                         ? (P == 6 ? tt_dsp_rows6s : tt_dsp_rows4s)
       : pre                                         ? (P == 6 ? tt_dsp_rows6p : tt_dsp_rows4p)
       : P == 6 && Q >= 4 && n <= TT_DSP_WIDE_MAX ? tt_dsp_rows6w
-                                                    : asm_rows;
+                                                    : asm_rows,
+      out_off);
   /* the assembly over every row, or over each run of rows that requantize in it */
   const int runs = (whole && (Q == 1 || (first && last))) || split;
   for (int32_t r = r0, r_end = r0; r < r1; ++r) {
@@ -1068,7 +1135,7 @@ void tt_dsp_mm_blocks6_wide(const tt_dsp_mm *m, const tt_dsp_word *wide, const i
                                   e - r, m->bias ? m->bias + r : 0, 1, 0, 0,
                                   m->multiplier + r, m->shift + r, c_unit, out + r,
                                   col_stride, 0, 0, 0};
-      tt_dsp_rows6p(&a);
+      rows_low(tt_dsp_rows6p, m->output_offset)(&a);
       continue;
     }
     tt_dsp_mm one = *m;                         /* row r as tt_dsp_mm_blocks_planned would */

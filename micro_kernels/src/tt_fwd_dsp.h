@@ -139,6 +139,19 @@ static inline int tt_dsp_bias_bounded(int32_t bias) {
   "  ssat " #acc ", #8, " #acc "\n"
 #define TT_DSP_ASM_RQ(acc, tmp) TT_DSP_ASM_RQ_IN(acc, tmp, r1, r2, r3)
 
+/* TT_DSP_ASM_RQ_IN without the sign correction, for an output offset o of -128 only
+ * (tt_dsp_rq_low_ok): SMMLAR(a2, m, c) >> e, then SSAT. For a2 >= 0 it is the same sequence
+ * ([a < 0] = 0). For a2 < 0, a2 m <= -2^31 (m >= 2^30), so h = floor((a2 m + 2^31) / 2^32)
+ * <= 0, and with c = (2 o + 1) 2^(e-1) = -255 * 2^(e-1) both (h + c) >> e and
+ * (h + c - 1) >> e are <= floor(-255 / 2) = -128: SSAT makes both -128. Y stays in int32 as
+ * there. One instruction fewer an output where it applies (ReLU outputs of zero point -128). */
+#define TT_DSP_ASM_RQ_LOW_IN(acc, m, c, e)                                                  \
+  "  smmlar " #acc ", " #acc ", " #m ", " #c "\n"                                          \
+  "  asr " #acc ", " #acc ", " #e "\n"                                                     \
+  "  ssat " #acc ", #8, " #acc "\n"
+
+static inline int tt_dsp_rq_low_ok(int32_t output_offset) { return output_offset == -128; }
+
 /* --- matrix product over staged columns (tt_fwd_dsp.c) --------------------------------------
  * Output channel r of a convolution (or fully connected unit) is a row of weights in two
  * segments along the reduction, w_lo + r * lo_stride (n_lo int8) then w_hi + r * hi_stride
