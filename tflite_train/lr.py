@@ -53,6 +53,15 @@ PROBE_SAMPLES = 4
 # one can start higher and settle lower (benchmarks/RESULTS.md, "Default schedule").
 HALF_LIFE = 30
 HALF_LIFE_BOOST = 3.0
+# Under a cosine (`--lr-decay-steps`) the pretrained weights' trust ratio is COSINE_WEIGHT_BOOST
+# x RHO_WEIGHTS: their QAS steps are a few hundredths of an LSB, so stochastic rounding adds
+# a noise about as large as their displacement, and a larger rate divides that ratio by
+# about its square root (RESULTS.md, "MobileNetV2 99kb's gap, round 8": 4x took that row's
+# QAS - fp32 from -0.60 to +0.05 over 1000 steps, 2x only to -0.46). A cosine's length is
+# known and it spends its second half below half its start, so the larger start settles;
+# the inverse-time default already starts at HALF_LIFE_BOOST x and decays only as 1/t, so
+# there 4x the weights' rate cost MCUNet 99kb 69% -> 57% in 300 steps (round 9): not applied.
+COSINE_WEIGHT_BOOST = 4.0
 # `--lr auto`: factors on the model-derived rates, each trained for `steps` on the data
 AUTO_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 AUTO_STEPS = 100
@@ -172,8 +181,18 @@ def _sig(v: float) -> float:
     return float(f"{v:.3g}")
 
 
-def scaled(rates: dict[int, LayerRates], factor: float) -> dict[int, tuple[float, float]]:
-    return {k: (_sig(r.weight * factor), _sig(r.bias * factor)) for k, r in rates.items()}
+def scaled(rates: dict[int, LayerRates], factor: float,
+           weight_factor: float = 1.0) -> dict[int, tuple[float, float]]:
+    """(weight lr, bias lr) per layer: every rate x `factor`, and the pretrained weights'
+    (trust ratio, measured weight gradient) also x `weight_factor`; the new head's NLMS
+    rates and every bias's are not."""
+    return {k: (_sig(r.weight * factor * (weight_factor if _pretrained_weight(r) else 1.0)),
+                _sig(r.bias * factor)) for k, r in rates.items()}
+
+
+def _pretrained_weight(r: LayerRates) -> bool:
+    # without a weight ratio the layer trains only its bias, and .weight is the bias's rate
+    return r.rule == "trust ratio" and r.weight_ratio is not None
 
 
 def schedule_boost(hyper) -> float:
@@ -183,11 +202,18 @@ def schedule_boost(hyper) -> float:
     return HALF_LIFE_BOOST if hyper.effective_half_life > 0 else 1.0
 
 
-def base_record(boost: float = 1.0) -> dict:
-    """The model-derived rule and its constants, as the metadata records them."""
+def weight_boost(hyper) -> float:
+    """The further factor on the pretrained weights' trust ratio: COSINE_WEIGHT_BOOST under
+    a cosine (`decay_steps` > 0), else 1 (the inverse-time default and a constant rate)."""
+    return COSINE_WEIGHT_BOOST if hyper.decay_steps > 0 else 1.0
+
+
+def base_record(boost: float = 1.0, weights_boost: float = 1.0) -> dict:
+    """The model-derived rule and its constants, as the metadata records them
+    (`weight_boost`: the pretrained weights' further factor, on top of `schedule_boost`)."""
     return {"rule": "model-derived", "eta_head": ETA_HEAD, "rho_weights": RHO_WEIGHTS,
             "rho_biases": RHO_BIASES, "probe_samples": PROBE_SAMPLES,
-            "schedule_boost": boost}
+            "schedule_boost": boost, "weight_boost": weights_boost}
 
 
 def held_out_loss(trainer, indices) -> float:
@@ -236,10 +262,10 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
         raise LRTestError(f"--lr auto: {dataset.name} has too few samples for a range test "
                           f"({len(dataset)}; at least {AUTO_HELD_OUT + 8 * 2} wanted)")
     rates = model_rates(graph, scheme_spec, num_classes, hyper.seed)
-    boost = schedule_boost(hyper)
+    boost, w_boost = schedule_boost(hyper), weight_boost(hyper)
     candidates = []
     for f in factors:
-        layer_lrs = scaled(rates, f * boost)
+        layer_lrs = scaled(rates, f * boost, w_boost)
         result = augment(copy.deepcopy(graph), scheme_spec, num_classes,
                          replace(hyper, lr=None, bias_lr=None, layer_lrs=layer_lrs))
         trainer = Trainer(result.graph, dataset, engine)
@@ -263,10 +289,11 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
     if not finite:
         raise LRTestError("--lr auto: every candidate learning rate diverged on this data")
     best = min(finite, key=lambda c: c["held_out_loss"])
-    record = {"rule": "range test", "base": base_record(boost), "chosen_factor": best["factor"],
+    record = {"rule": "range test", "base": base_record(boost, w_boost),
+              "chosen_factor": best["factor"],
               "steps_per_candidate": steps, "held_out_samples": len(held),
               "data": dataset.name, "engine": engine, "candidates": candidates}
-    return RangeTest(best["factor"], scaled(rates, best["factor"] * boost), record)
+    return RangeTest(best["factor"], scaled(rates, best["factor"] * boost, w_boost), record)
 
 
 class LRTestError(TTError):
