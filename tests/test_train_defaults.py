@@ -116,10 +116,37 @@ def test_the_schedule_and_its_starting_rates(options, half_life, boost):
     assert all(o["decay_steps"] == options.get("decay_steps", 0) for o in updates)
     assert result.metadata["half_life_steps"] == half_life
     assert result.metadata["lr_rule"]["schedule_boost"] == boost
+    w_boost = lr.COSINE_WEIGHT_BOOST if options.get("decay_steps") else 1.0
+    assert result.metadata["lr_rule"]["weight_boost"] == w_boost
     for k, r in rates.items():
+        wb = w_boost if r.rule == "trust ratio" else 1.0
         # both sides keep 3 significant digits: each rounding is within 0.5%
-        assert result.hyper.layer_lrs[k] == pytest.approx((r.weight * boost, r.bias * boost),
-                                                          rel=1e-2)
+        assert result.hyper.layer_lrs[k] == pytest.approx(
+            (r.weight * boost * wb, r.bias * boost), rel=1e-2)
+
+
+@pytest.mark.parametrize("scheme", ["full", "bias-only"])
+def test_the_cosine_raises_only_the_pretrained_weights_rate(scheme):
+    """Under a cosine the pretrained weights' trust ratio is COSINE_WEIGHT_BOOST x the rule
+    (lr.py); the new head's NLMS rates, every bias's rate, a bias-only layer's and the
+    default inverse-time schedule's rates (the issue's 300-step check) are untouched."""
+    rates = lr.model_rates(tflite_io.load(EXAMPLE), scheme, 4, seed=0)
+    default = augment.augment(tflite_io.load(EXAMPLE), scheme, 4, Hyper()).hyper.layer_lrs
+    cosine = augment.augment(tflite_io.load(EXAMPLE), scheme, 4,
+                             Hyper(decay_steps=1000)).hyper.layer_lrs
+    assert lr.COSINE_WEIGHT_BOOST > 1 and set(default) == set(cosine) == set(rates)
+    kinds = set()
+    for k, r in rates.items():
+        pretrained_weight = r.rule == "trust ratio" and r.weight_ratio is not None
+        kinds.add((r.rule, pretrained_weight))
+        # the default: the rule x HALF_LIFE_BOOST, exactly as before the cosine's factor
+        assert default[k] == (lr._sig(r.weight * lr.HALF_LIFE_BOOST),
+                              lr._sig(r.bias * lr.HALF_LIFE_BOOST))
+        factor = lr.COSINE_WEIGHT_BOOST if pretrained_weight else 1.0
+        assert cosine[k] == (lr._sig(r.weight * factor), r.bias)
+    # the example's scheme has every kind of rate this test is about
+    assert kinds == ({("nlms", False), ("trust ratio", True)} if scheme == "full"
+                     else {("nlms", False), ("trust ratio", False)})
 
 
 def test_two_schedules_at_once_is_a_usage_error(tmp_path, capsys):

@@ -26,6 +26,12 @@ The rule, per update op, on real values measured by `probe`:
     MobileNetV2-w0.35's 99kb scheme, 300 constant-rate steps on Fashion-MNIST (one run each,
     end-point accuracy): every tensor at 5e-3: 20%; weights 5e-3, biases 5e-5: 26%;
     weights 1e-3 or 5e-4, biases 5e-5: 49% or 53%.
+    Under a cosine (`--lr-decay-steps`) the weights' ratio is COSINE_WEIGHT_BOOST = 4x
+    RHO_WEIGHTS: their QAS steps are 0.01-0.07 LSB, so stochastic rounding adds as much noise
+    as they move, and 4x about halves that ratio (MobileNetV2 99kb, 1000 steps: QAS - fp32
+    -0.60 at 1x, -0.46 at 2x, +0.05 at 4x). A cosine of known length starts there and anneals
+    to 0 at the run's end; the inverse-time default would start at 3x 4x = 12x and decay only
+    as 1/t (MCUNet 99kb, 300 steps: 69% -> 57%), so it keeps 1x.
 `probe` runs the training graph's backward pass (no update) on PROBE_SAMPLES seeded random
 inputs spread over the input's whole code range, with random labels: on the three shared
 models the |G| / |p| it measures are within 2x of those measured on Fashion-MNIST images
@@ -53,14 +59,8 @@ PROBE_SAMPLES = 4
 # one can start higher and settle lower (benchmarks/RESULTS.md, "Default schedule").
 HALF_LIFE = 30
 HALF_LIFE_BOOST = 3.0
-# Under a cosine (`--lr-decay-steps`) the pretrained weights' trust ratio is COSINE_WEIGHT_BOOST
-# x RHO_WEIGHTS: their QAS steps are a few hundredths of an LSB, so stochastic rounding adds
-# a noise about as large as their displacement, and a larger rate divides that ratio by
-# about its square root (RESULTS.md, "MobileNetV2 99kb's gap, round 8": 4x took that row's
-# QAS - fp32 from -0.60 to +0.05 over 1000 steps, 2x only to -0.46). A cosine's length is
-# known and it spends its second half below half its start, so the larger start settles;
-# the inverse-time default already starts at HALF_LIFE_BOOST x and decays only as 1/t, so
-# there 4x the weights' rate cost MCUNet 99kb 69% -> 57% in 300 steps (round 9): not applied.
+# the pretrained weights' further factor under a cosine (the docstring; RESULTS.md, "MobileNetV2
+# 99kb's gap, round 8" and "The pretrained weights' rate under the cosine, round 10")
 COSINE_WEIGHT_BOOST = 4.0
 # `--lr auto`: factors on the model-derived rates, each trained for `steps` on the data
 AUTO_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
