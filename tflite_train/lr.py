@@ -198,7 +198,8 @@ def _pretrained_weight(r: LayerRates) -> bool:
 def schedule_boost(hyper) -> float:
     """The factor on the constant-rate rule for `hyper`'s schedule: HALF_LIFE_BOOST under
     the inverse-time decay, else 1 (a constant rate, or a cosine, which starts at the rule's
-    rate and spends half the run above half of it)."""
+    rate and spends half the run above half of it; the pretrained weights' further factor
+    under it is `weight_boost`'s)."""
     return HALF_LIFE_BOOST if hyper.effective_half_life > 0 else 1.0
 
 
