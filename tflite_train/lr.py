@@ -61,7 +61,7 @@ HALF_LIFE = 30
 HALF_LIFE_BOOST = 3.0
 # the pretrained weights' further factor under a cosine (the docstring; RESULTS.md, "MobileNetV2
 # 99kb's gap, round 8" and "The pretrained weights' rate under the cosine, round 10")
-COSINE_WEIGHT_BOOST = 4.0
+COSINE_WEIGHT_BOOST = 2.0
 # `--lr auto`: factors on the model-derived rates, each trained for `steps` on the data
 AUTO_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 AUTO_STEPS = 100
