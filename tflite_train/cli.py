@@ -851,8 +851,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr-decay-steps", type=_seed, default=0, metavar="N",
                    help="cosine-decay both learning rates to 0 over N training steps "
                         "(instead of the default inverse-time decay; model-derived rates then "
-                        f"start at their constant-rate values, the pretrained weights' at "
-                        f"{COSINE_WEIGHT_BOOST:g}x)")
+                        "start at their constant-rate values, the pretrained weights' at up "
+                        f"to {COSINE_WEIGHT_BOOST:g}x where the scheme trains few of them)")
     s.add_argument("--lr-half-life", type=_seed, default=None, metavar="T",
                    help="inverse-time decay lr * T / (T + step): the rates halve at step T "
                         f"(default {HALF_LIFE} unless --lr-decay-steps; model-derived rates "
