@@ -6,7 +6,9 @@ bias-only, for each candidate schedule on the model-derived rates (tflite_train/
   const      a constant rate: the rule's rates (--lr-half-life 0)
   invTxF     inverse-time decay lr * T / (T + t) from F x the rule's rates (--lr-half-life T;
              invT: F = lr.HALF_LIFE_BOOST, what augment uses; the default is marked)
-  cos        cosine to 0 over the run from the rule's rates (--lr-decay-steps = steps)
+  cos        cosine to 0 over the run from the rule's rates (--lr-decay-steps = steps),
+             the pretrained weights' x lr.weight_boost (4 on the 99kb schemes since
+             round 11: the table's cos rows, run before, were at 1x)
 
 Seed s: augment --seed s (the new head's weights, stochastic rounding) and the sample
 order of train --seed s; the split is train's default one, that of seed 0, for every run (so

@@ -52,7 +52,7 @@ def head_quantization() -> dict:
     logit scales, and |x|^2 on lr.probe's inputs."""
     from tflite_train import augment, lr, tflite_io
     from tflite_train.autodiff import Hyper
-    norms, _ = lr.probe(tflite_io.load(MODEL), "bias-only", 10, 0)
+    norms, _, _ = lr.probe(tflite_io.load(MODEL), "bias-only", 10, 0)
     g = augment.augment(tflite_io.load(MODEL), "bias-only", 10, Hyper(half_life=0, grad="float32"),
                         memory=builtins()).graph
     fc = next(op for op in g.operators if op.kind == "FULLY_CONNECTED")

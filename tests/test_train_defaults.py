@@ -70,7 +70,7 @@ def test_rates_follow_the_rule(zoo):
     fraction RHO_WEIGHTS or RHO_BIASES; the new head's lr * |x|^2 is ETA_HEAD (to the 3
     significant digits the rates are stored with)."""
     graph = tflite_io.load(zoo["mobile"])
-    norms, head = lr.probe(graph, "full", CLASSES, seed=0)
+    norms, head, _ = lr.probe(graph, "full", CLASSES, seed=0)
     rates = lr.model_rates(graph, "full", CLASSES, seed=0)
     assert set(rates) == set(norms) and head in rates
     for k, r in rates.items():
@@ -116,10 +116,57 @@ def test_the_schedule_and_its_starting_rates(options, half_life, boost):
     assert all(o["decay_steps"] == options.get("decay_steps", 0) for o in updates)
     assert result.metadata["half_life_steps"] == half_life
     assert result.metadata["lr_rule"]["schedule_boost"] == boost
+    # "full" trains every weight (density 1): no further factor under any schedule
+    w_boost = 1.0
+    assert result.metadata["lr_rule"]["weight_boost"] == w_boost
+    assert result.metadata["lr_rule"]["trained_density"] == 1.0
     for k, r in rates.items():
+        wb = w_boost if r.rule == "trust ratio" else 1.0
         # both sides keep 3 significant digits: each rounding is within 0.5%
-        assert result.hyper.layer_lrs[k] == pytest.approx((r.weight * boost, r.bias * boost),
-                                                          rel=1e-2)
+        assert result.hyper.layer_lrs[k] == pytest.approx(
+            (r.weight * boost * wb, r.bias * boost), rel=1e-2)
+
+
+# EXAMPLE's layers without the classifier: 0 conv 72, 1 dw 72, 2 conv 128, 3 dw 144,
+# 4 conv 256, 5 dw 144, 6 conv 512 weights
+SPARSE = {"n_bias_update": 3, "weight_update": [{"layer": 2, "ratio": 0.5},
+                                                {"layer": 6, "ratio": 0.125}]}  # 128 / 1184
+HALF = {"n_bias_update": 2, "weight_update": [{"layer": 5, "ratio": 1},
+                                              {"layer": 6, "ratio": 0.5}]}      # 400 / 656
+
+
+@pytest.mark.parametrize("scheme, density, factor", [
+    ("full", 1.0, 1.0), ("last:3", 1.0, 1.0), ("bias-only", None, 1.0),
+    (SPARSE, 128 / 1184, lr.COSINE_WEIGHT_BOOST), (HALF, 400 / 656, 2.0)])
+def test_the_cosine_raises_only_the_pretrained_weights_rate(tmp_path, scheme, density, factor):
+    """Under a cosine the pretrained weights' trust ratio is the rule x 1 / the scheme's
+    trained density, to a power of two, at most COSINE_WEIGHT_BOOST (lr.py): 4x for a sparse
+    scheme like the 99kb ones, 1x where every weight from the first trained layer on trains
+    (last:N, full). The new head's NLMS rates, every bias's rate, a bias-only layer's and
+    the default inverse-time schedule's rates (the issue's 300-step check) are untouched."""
+    if isinstance(scheme, dict):
+        (tmp_path / "s.json").write_text(json.dumps(scheme))
+        scheme = str(tmp_path / "s.json")
+    rates = lr.model_rates(tflite_io.load(EXAMPLE), scheme, 4, seed=0)
+    assert rates.density == (None if density is None else pytest.approx(density))
+    default = augment.augment(tflite_io.load(EXAMPLE), scheme, 4, Hyper())
+    cosine = augment.augment(tflite_io.load(EXAMPLE), scheme, 4, Hyper(decay_steps=1000))
+    assert default.metadata["lr_rule"]["weight_boost"] == 1.0
+    assert cosine.metadata["lr_rule"]["weight_boost"] == factor
+    default, cosine = default.hyper.layer_lrs, cosine.hyper.layer_lrs
+    assert lr.COSINE_WEIGHT_BOOST == 4 and set(default) == set(cosine) == set(rates)
+    kinds = set()
+    for k, r in rates.items():
+        pretrained_weight = r.rule == "trust ratio" and r.weight_ratio is not None
+        kinds.add((r.rule, pretrained_weight))
+        # the default: the rule x HALF_LIFE_BOOST, exactly as before the cosine's factor
+        assert default[k] == (lr._sig(r.weight * lr.HALF_LIFE_BOOST),
+                              lr._sig(r.bias * lr.HALF_LIFE_BOOST))
+        assert cosine[k] == (lr._sig(r.weight * (factor if pretrained_weight else 1.0)),
+                             r.bias)
+    # each scheme has every kind of rate this test is about
+    assert ("nlms", False) in kinds
+    assert ("trust ratio", density is not None) in kinds
 
 
 def test_two_schedules_at_once_is_a_usage_error(tmp_path, capsys):

@@ -372,9 +372,10 @@ def default_rates(graph: Graph, scheme_spec: str, num_classes: int | None,
     from . import lr as lr_rule
     rates = lr_rule.model_rates(graph, scheme_spec, num_classes, hyper.seed)
     boost = lr_rule.schedule_boost(hyper)
+    w_boost = lr_rule.weight_boost(hyper, rates.density)
     layer_lrs = {k: (w, hyper.bias_lr if hyper.bias_lr is not None else b)
-                 for k, (w, b) in lr_rule.scaled(rates, boost).items()}
-    record = lr_rule.base_record(boost)
+                 for k, (w, b) in lr_rule.scaled(rates, boost, w_boost).items()}
+    record = lr_rule.base_record(boost, w_boost, rates.density)
     return replace(hyper, layer_lrs=layer_lrs), record
 
 

@@ -765,7 +765,7 @@ _seed = _ranged(int, lambda v: 0 <= v <= 0xFFFFFFFF, "in 0..4294967295")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .lr import HALF_LIFE, HALF_LIFE_BOOST
+    from .lr import COSINE_WEIGHT_BOOST, HALF_LIFE, HALF_LIFE_BOOST
     p = argparse.ArgumentParser(
         prog="tflite-train",
         description="On-device training for int8 TensorFlow Lite models on microcontrollers.")
@@ -850,7 +850,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--momentum", type=_unit_float, default=0.0, help="SGD momentum, [0, 1)")
     s.add_argument("--lr-decay-steps", type=_seed, default=0, metavar="N",
                    help="cosine-decay both learning rates to 0 over N training steps "
-                        "(instead of the default inverse-time decay)")
+                        "(instead of the default inverse-time decay; model-derived rates then "
+                        "start at their constant-rate values, the pretrained weights' at up "
+                        f"to {COSINE_WEIGHT_BOOST:g}x where the scheme trains few of them)")
     s.add_argument("--lr-half-life", type=_seed, default=None, metavar="T",
                    help="inverse-time decay lr * T / (T + step): the rates halve at step T "
                         f"(default {HALF_LIFE} unless --lr-decay-steps; model-derived rates "

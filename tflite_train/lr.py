@@ -26,6 +26,18 @@ The rule, per update op, on real values measured by `probe`:
     MobileNetV2-w0.35's 99kb scheme, 300 constant-rate steps on Fashion-MNIST (one run each,
     end-point accuracy): every tensor at 5e-3: 20%; weights 5e-3, biases 5e-5: 26%;
     weights 1e-3 or 5e-4, biases 5e-5: 49% or 53%.
+    Under a cosine (`--lr-decay-steps`) the weights' ratio is RHO_WEIGHTS x 1 / the scheme's
+    `trained_density` (the fraction of the weights from the first trained layer on that
+    train), to a power of two, at most COSINE_WEIGHT_BOOST = 4: 4x on the paper's 99kb
+    schemes (density 0.12-0.27), 1x on last:N and full. Their QAS steps are 0.01-0.07 LSB, so
+    stochastic rounding adds as much noise as they move, and 4x about halves that ratio; a
+    trust ratio moves every trained tensor by the same fraction of its norm, so a scheme
+    that trains a few tensors (or channels) of many layers changes the network less per step
+    and can take larger steps, while one that trains everything of its last blocks cannot
+    (1000 steps, QAS - fp32: MobileNetV2 99kb -0.60 at 1x, -0.18 at 4x; at 4x fp32 lost 0.85
+    point on MobileNetV2 last:6). A cosine of known length starts there and anneals to 0 at
+    the run's end; the inverse-time default would start at 3x 4x = 12x and decay only as
+    1/t (MCUNet 99kb, 300 steps: 69% -> 57%), so it keeps 1x.
 `probe` runs the training graph's backward pass (no update) on PROBE_SAMPLES seeded random
 inputs spread over the input's whole code range, with random labels: on the three shared
 models the |G| / |p| it measures are within 2x of those measured on Fashion-MNIST images
@@ -53,6 +65,10 @@ PROBE_SAMPLES = 4
 # one can start higher and settle lower (benchmarks/RESULTS.md, "Default schedule").
 HALF_LIFE = 30
 HALF_LIFE_BOOST = 3.0
+# the pretrained weights' largest further factor under a cosine (the docstring; RESULTS.md,
+# "MobileNetV2 99kb's gap, round 8", "The pretrained weights' rate under the cosine, round
+# 10" and "..., round 11")
+COSINE_WEIGHT_BOOST = 4.0
 # `--lr auto`: factors on the model-derived rates, each trained for `steps` on the data
 AUTO_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 AUTO_STEPS = 100
@@ -66,6 +82,12 @@ class LayerRates:
     rule: str                  # "nlms" (the new head) or "trust ratio"
     weight_ratio: float | None = None    # measured |G_W| / |W|
     bias_ratio: float | None = None      # measured |G_b| / |b|
+
+
+class Rates(dict):
+    """forward op -> LayerRates, and the scheme's `trained_density` (None: no pretrained
+    weight trains), which sets the pretrained weights' factor under a cosine."""
+    density: float | None = None
 
 
 def probe_inputs(graph: Graph, n: int, seed: int) -> list[np.ndarray]:
@@ -87,10 +109,11 @@ def probe_inputs(graph: Graph, n: int, seed: int) -> list[np.ndarray]:
 
 
 def probe(graph: Graph, scheme_spec: str, num_classes: int | None, seed: int,
-          samples: int = PROBE_SAMPLES) -> tuple[dict[int, dict], int | None]:
+          samples: int = PROBE_SAMPLES) -> tuple[dict[int, dict], int | None, float | None]:
     """Real-valued norms of each trained layer's parameters and gradients at the initial
     point: forward op index -> {"w": |W|, "gw": rms |G_W|, "b": |b|, "gb": rms |G_b|} (only
-    the trained ones), and the new head's op index. Runs on a copy: `graph` is untouched."""
+    the trained ones), the new head's op index and the scheme's `trained_density`. Runs on
+    a copy: `graph` is untouched."""
     from .augment import MemoryOptions, augment
     from .autodiff import Hyper
     from .runtime.numpy_exec import Executor
@@ -135,14 +158,34 @@ def probe(graph: Graph, scheme_spec: str, num_classes: int | None, seed: int,
         for kind in ("w", "b"):
             if "g" + kind + "2" in entry:
                 entry["g" + kind] = math.sqrt(entry["g" + kind + "2"] / samples)
-    return sums, result.head
+    return sums, result.head, trained_density(tg, result.backward, result.head)
+
+
+def trained_density(graph: Graph, backward, head: int | None) -> float | None:
+    """The fraction of the pretrained weights that train, counted from the first layer
+    whose weights train to the last one (the new head left out): 1 for last:N and full,
+    0.12-0.27 for the paper's 99kb schemes. None where no pretrained weight trains."""
+    from .scheme import LAYER_KINDS
+    trained = {k: u.weight_channels for k, u in backward.trained.items()
+               if u.weight_channels and k != head}
+    if not trained:
+        return None
+    total = done = 0
+    for k, op in enumerate(backward.forward_ops):
+        if k < min(trained) or k == head or op.kind not in LAYER_KINDS:
+            continue
+        w = graph.tensors[op.inputs[1]]
+        total += w.size
+        done += w.size // w.shape[-1] * trained.get(k, 0)
+    return done / total
 
 
 def model_rates(graph: Graph, scheme_spec: str, num_classes: int | None,
-                seed: int) -> dict[int, LayerRates]:
+                seed: int) -> Rates:
     """The default per-layer learning rates (module docstring): forward op -> rates."""
-    norms, head = probe(graph, scheme_spec, num_classes, seed)
-    rates: dict[int, LayerRates] = {}
+    norms, head, density = probe(graph, scheme_spec, num_classes, seed)
+    rates = Rates()
+    rates.density = density
     for k, n in norms.items():
         w_ratio = n["gw"] / n["w"] if "gw" in n and n["w"] > 0 else None
         b_ratio = n["gb"] / n["b"] if "gb" in n and n["b"] > 0 else None
@@ -172,22 +215,47 @@ def _sig(v: float) -> float:
     return float(f"{v:.3g}")
 
 
-def scaled(rates: dict[int, LayerRates], factor: float) -> dict[int, tuple[float, float]]:
-    return {k: (_sig(r.weight * factor), _sig(r.bias * factor)) for k, r in rates.items()}
+def scaled(rates: dict[int, LayerRates], factor: float,
+           weight_factor: float = 1.0) -> dict[int, tuple[float, float]]:
+    """(weight lr, bias lr) per layer: every rate x `factor`, and the pretrained weights'
+    (trust ratio, measured weight gradient) also x `weight_factor`; the new head's NLMS
+    rates and every bias's are not."""
+    return {k: (_sig(r.weight * factor * (weight_factor if _pretrained_weight(r) else 1.0)),
+                _sig(r.bias * factor)) for k, r in rates.items()}
+
+
+def _pretrained_weight(r: LayerRates) -> bool:
+    # without a weight ratio the layer trains only its bias, and .weight is the bias's rate
+    return r.rule == "trust ratio" and r.weight_ratio is not None
 
 
 def schedule_boost(hyper) -> float:
     """The factor on the constant-rate rule for `hyper`'s schedule: HALF_LIFE_BOOST under
     the inverse-time decay, else 1 (a constant rate, or a cosine, which starts at the rule's
-    rate and spends half the run above half of it)."""
+    rate and spends half the run above half of it; the pretrained weights' further factor
+    under it is `weight_boost`'s)."""
     return HALF_LIFE_BOOST if hyper.effective_half_life > 0 else 1.0
 
 
-def base_record(boost: float = 1.0) -> dict:
-    """The model-derived rule and its constants, as the metadata records them."""
+def weight_boost(hyper, density: float | None = 1.0) -> float:
+    """The further factor on the pretrained weights' trust ratio: under a cosine
+    (`decay_steps` > 0) 1 / `density` (the scheme's `trained_density`) to the nearest power
+    of two, at most COSINE_WEIGHT_BOOST (4 on the 99kb schemes, 1 on last:N and full); else 1
+    (the inverse-time default and a constant rate)."""
+    if hyper.decay_steps <= 0 or not density:
+        return 1.0
+    return min(COSINE_WEIGHT_BOOST, 2.0 ** round(math.log2(1.0 / density)))
+
+
+def base_record(boost: float = 1.0, weights_boost: float = 1.0,
+                density: float | None = None) -> dict:
+    """The model-derived rule and its constants, as the metadata records them
+    (`weight_boost`: the pretrained weights' further factor, on top of `schedule_boost`;
+    `trained_density`: the scheme's, which chose it under a cosine)."""
     return {"rule": "model-derived", "eta_head": ETA_HEAD, "rho_weights": RHO_WEIGHTS,
             "rho_biases": RHO_BIASES, "probe_samples": PROBE_SAMPLES,
-            "schedule_boost": boost}
+            "schedule_boost": boost, "weight_boost": weights_boost,
+            "trained_density": None if density is None else round(density, 4)}
 
 
 def held_out_loss(trainer, indices) -> float:
@@ -236,10 +304,10 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
         raise LRTestError(f"--lr auto: {dataset.name} has too few samples for a range test "
                           f"({len(dataset)}; at least {AUTO_HELD_OUT + 8 * 2} wanted)")
     rates = model_rates(graph, scheme_spec, num_classes, hyper.seed)
-    boost = schedule_boost(hyper)
+    boost, w_boost = schedule_boost(hyper), weight_boost(hyper, rates.density)
     candidates = []
     for f in factors:
-        layer_lrs = scaled(rates, f * boost)
+        layer_lrs = scaled(rates, f * boost, w_boost)
         result = augment(copy.deepcopy(graph), scheme_spec, num_classes,
                          replace(hyper, lr=None, bias_lr=None, layer_lrs=layer_lrs))
         trainer = Trainer(result.graph, dataset, engine)
@@ -263,10 +331,11 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
     if not finite:
         raise LRTestError("--lr auto: every candidate learning rate diverged on this data")
     best = min(finite, key=lambda c: c["held_out_loss"])
-    record = {"rule": "range test", "base": base_record(boost), "chosen_factor": best["factor"],
+    record = {"rule": "range test", "base": base_record(boost, w_boost, rates.density),
+              "chosen_factor": best["factor"],
               "steps_per_candidate": steps, "held_out_samples": len(held),
               "data": dataset.name, "engine": engine, "candidates": candidates}
-    return RangeTest(best["factor"], scaled(rates, best["factor"] * boost), record)
+    return RangeTest(best["factor"], scaled(rates, best["factor"] * boost, w_boost), record)
 
 
 class LRTestError(TTError):
