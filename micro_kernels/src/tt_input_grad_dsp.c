@@ -440,7 +440,10 @@ void tt_gdsp_jump_init(tt_gdsp_jumper *j, int32_t n, int32_t jumps) {
  * other's cases. `lean` (a constant: the unmasked rounding copies) keeps the operands, the
  * stream and the rule in locals and rounds a whole block in unrolled fours (192->32 at 8x8,
  * two passes: 1,069,760 -> 1,042,280 instructions); the masked copies measured slower with
- * it (48->192 masked, two passes: 1,527,800 -> 1,561,040: the mask's loop spills). */
+ * it (48->192 masked, two passes: 1,527,800 -> 1,561,040: the mask's loop spills).
+ * `steady` (a constant: the unmasked rounding copies' blocks after the first, whole,
+ * stochastic, times 1, the rows' states recorded) tests none of those cases per row
+ * (192->32: 1,042,280 -> 1,010,000). */
 static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         const tt_dsp_word *stage,
                                                         const int32_t CB, const int masked,
@@ -449,7 +452,7 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         tt_rounder *r,
                                                         const tt_gdsp_jumper *skip,
                                                         int8_t *dx, const int rounds,
-                                                        const int lean) {
+                                                        const int lean, const int steady) {
   if (rounds) keep = 0, top = 0;
   else r = 0;
   /* the operands and the rounder in locals: dx's and the kept rows' stores may alias what
@@ -457,14 +460,14 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
   pointwise local;
   if (lean) local = *a, a = &local;
   uint32_t *const states = rounds ? a->states : 0;
-  const int stochastic = lean && r->stochastic && !r->exact;
+  const int stochastic = steady || (lean && r->stochastic && !r->exact);
   /* a whole block rounded stochastically (A >= 256, times 1): inline, from the locals */
-  const int whole = stochastic && nc == CB && r->times == 1;
+  const int whole = steady || (stochastic && nc == CB && r->times == 1);
   const int32_t rr = whole ? r->r : 0, hi_shift = whole ? r->hi_shift : 0,
                 noise_shift = whole ? r->noise_shift : 8;
   uint32_t x = lean ? r->rng : 0u;
   int8_t *out = lean ? dx + c0 : 0;
-  const int first = c0 == 0;
+  const int first = !steady && c0 == 0;
   int32_t acc[8];
   uint32_t m = top != 0 ? *top : 0u;
   /* the kept rows' accumulators: a running pointer, moved to the scratch after row n0 */
@@ -499,7 +502,7 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
         if ((states == 0 || first) && p + 1 < a->rows) r->rng = tt_gdsp_jump(skip, r->rng);
       }
     } else if (rounds) {
-      if (states != 0 && !first) x = states[p];
+      if (steady || (states != 0 && !first)) x = states[p];
       if (whole) {
         /* by fours: each call's loop unrolled whole (no loop counter) */
 #pragma GCC unroll 2
@@ -512,8 +515,8 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
         x = r->rng;
       }
       if (stochastic) {
-        if (states != 0) states[p] = x;
-        if ((states == 0 || first) && p + 1 < a->rows) x = tt_gdsp_jump(skip, x);
+        if (steady || states != 0) states[p] = x;
+        if (!steady && (states == 0 || first) && p + 1 < a->rows) x = tt_gdsp_jump(skip, x);
       }
       out += a->ci;
     }
@@ -535,13 +538,17 @@ typedef void (*block_fn)(const pointwise *a, const tt_dsp_word *stage, int32_t c
       const pointwise *a, const tt_dsp_word *stage, int32_t c0, int32_t nc,               \
       const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
       int8_t *dx) {                                                                         \
-    block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, KEEP, 0);                        \
+    block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, KEEP, 0, 0);                     \
   }                                                                                         \
   static __attribute__((noinline)) void block##CB##_##M##_r(                                \
       const pointwise *a, const tt_dsp_word *stage, int32_t c0, int32_t nc,               \
       const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
       int8_t *dx) {                                                                         \
-    block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 1, !M);                          \
+    if (!M && c0 != 0 && nc == CB && a->states != 0 && r->stochastic && !r->exact &&        \
+        r->times == 1)                                                                      \
+      block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 1, 1, 1);                      \
+    else                                                                                    \
+      block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 1, !M, 0);                     \
   }
 TT_GDSP_BLOCK(8, 0, 0)
 TT_GDSP_BLOCK(6, 0, 0)
