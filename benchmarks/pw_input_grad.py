@@ -5,6 +5,7 @@ models' shapes, one call each, and where a call's instructions go.
     .venv/bin/python benchmarks/pw_input_grad.py --root /tmp/main/micro_kernels   # another's
     .venv/bin/python benchmarks/pw_input_grad.py --profile 1         # call 1, per function
     .venv/bin/python benchmarks/pw_input_grad.py --profile 1 --annotate block8_1
+    .venv/bin/python benchmarks/pw_input_grad.py --sparse            # sparse masks and dy
 
 Each row: instructions (QEMU `-icount shift=0`, rounded to 40; instructions, not cycles) and
 per MAC of the forward layer, pseudo-random dy, weights, multipliers and a mask with about
@@ -49,10 +50,11 @@ __attribute__((noinline)) void pw_end(void) { __asm volatile(""); }
 int main(void) {
   uint32_t r = 1;
   for (int i = 0; i < 65536; ++i) dy[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
+%SPARSE_DY%
   for (int i = 0; i < 65536; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
   for (int i = 0; i < 1024; ++i) mult[i] = (int16_t)(128 + (tt_xorshift32_next(&r) & 127));
   for (int i = 0; i < 8192; ++i)
-    mask[i] = (uint8_t)(tt_xorshift32_next(&r) | tt_xorshift32_next(&r));
+    mask[i] = (uint8_t)(tt_xorshift32_next(&r) %MASK_OP% tt_xorshift32_next(&r));
   const tt_window same = {1, 1, 1, 1, 0, 0};
   tt_update_state st;
   tt_update_state_init(&st, 7);
@@ -83,9 +85,18 @@ def name(h: int, ci: int, co: int, masked: int, form: str) -> str:
     return f"{ci}->{co} @{h}x{h} {'masked ' if masked else ''}{form}"
 
 
-def measure(root: Path, tmp: Path) -> None:
+def source(sparse: bool) -> str:
+    """The program's text: dense masks (three bits in four set), or with `sparse` a quarter
+    of the mask bits set and half of dy zero (a step's masks and gradients: many all-zero
+    words)."""
+    return SOURCE.replace("%MASK_OP%", "&" if sparse else "|").replace(
+        "%SPARSE_DY%", "  for (int i = 0; i < 65536; ++i) if (tt_xorshift32_next(&r) & 1) "
+        "dy[i] = 0;" if sparse else "")
+
+
+def measure(root: Path, tmp: Path, sparse: bool) -> None:
     program = tmp / "pw.c"
-    program.write_text(SOURCE.replace("%TIMING%", rig_timing.TIMING).replace(
+    program.write_text(source(sparse).replace("%TIMING%", rig_timing.TIMING).replace(
         "%CALLS%", "\n".join(f'  TIME("k{i}", {call(*s)}); fold();'
                              for i, s in enumerate(SHAPES))))
     res = rig_timing.run(rig_timing.build(program, tmp / "pw.elf", root,
@@ -97,9 +108,9 @@ def measure(root: Path, tmp: Path) -> None:
         print(f"{i:2d} {name(*s):28s} {n:10,d} {n / (s[0] * s[0] * s[1] * s[2]):6.3f} a MAC")
 
 
-def profile(root: Path, tmp: Path, index: int, annotate: list[str]) -> None:
+def profile(root: Path, tmp: Path, index: int, annotate: list[str], sparse: bool) -> None:
     program = tmp / "pw1.c"
-    program.write_text(SOURCE.replace("%TIMING%", rig_timing.TIMING).replace(
+    program.write_text(source(sparse).replace("%TIMING%", rig_timing.TIMING).replace(
         "%CALLS%", f"  pw_begin();\n  {call(*SHAPES[index])};\n  pw_end();"))
     elf = rig_timing.build(program, tmp / "pw1.elf", root, link=rig_timing.big_link(tmp))
     log = tmp / "trace.log"
@@ -155,13 +166,15 @@ def main() -> None:
                     help="a micro_kernels folder (default: this checkout's)")
     ap.add_argument("--profile", type=int, metavar="N", help="profile call N instead")
     ap.add_argument("--annotate", default="", help="functions to print per instruction")
+    ap.add_argument("--sparse", action="store_true",
+                    help="a quarter of the mask bits set and half of dy zero")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.profile is None:
-            measure(args.root, Path(tmp))
+            measure(args.root, Path(tmp), args.sparse)
         else:
             annotate = [f for f in args.annotate.split(",") if f]
-            profile(args.root, Path(tmp), args.profile, annotate)
+            profile(args.root, Path(tmp), args.profile, annotate, args.sparse)
 
 
 if __name__ == "__main__":
