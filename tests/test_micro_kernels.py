@@ -397,6 +397,24 @@ def test_no_kernel_does_double_arithmetic_on_the_boards_fpu(tmp_path):
     assert {"tt_exp", "tt_log", "tt_learning_rate"} <= allowed     # the check saw them
 
 
+def test_kernels_compile_in_a_debug_build(tmp_path):
+    """Every kernel source for the board at -Og (PlatformIO's and Zephyr's debug builds),
+    which no macro tells from -O2 and which keeps a register for the frame: the
+    inline-assembly loops that take fourteen registers must still get them ("impossible
+    constraints" otherwise; tt_dsp_common.h's TT_DSP_ASM_FN). -O2 and -Os are the no-double
+    check's builds, -O0 with PIC the CMake build's."""
+    require_tool(shutil.which("arm-none-eabi-gcc") is not None, "gcc-arm-none-eabi")
+    cc = ["arm-none-eabi-gcc", *FLAGS, *M7, "-I", str(ROOT / "include")]
+    failed = []
+    for src in SOURCES:
+        r = subprocess.run([*cc, "-Og", "-c", str(src), "-o", str(tmp_path / "k.o")],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            first = next((line for line in r.stderr.splitlines() if "error" in line), "")
+            failed.append(f"{src.name}: {first}")
+    assert not failed, "; ".join(failed)
+
+
 def test_kernels_are_clean_under_asan_and_ubsan(tmp_path):
     """The same comparisons in a child process whose C library is built with
     AddressSanitizer + UndefinedBehaviorSanitizer (any report aborts the child), the int8

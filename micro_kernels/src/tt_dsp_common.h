@@ -20,7 +20,7 @@
 
 /* On the functions whose inlined code holds such a loop: -Og (PlatformIO's and Zephyr's
  * debug builds) defines the same macros as -O2 but cannot hand the loop fourteen registers
- * ("impossible constraints"); compiled as at -O2 it can. -fno-omit-frame-pointer keeps r7
+ * ("impossible constraints"); compiled as at -O2 it can (test_kernels_compile_in_a_debug_build). -fno-omit-frame-pointer keeps r7
  * whatever a function asks, and nothing tells it from the macros: build the DSP kernels
  * without it. */
 #if TT_DSP_ASM_ALL_REGS && defined(__GNUC__) && !defined(__clang__) && !defined(__OPTIMIZE_SIZE__)

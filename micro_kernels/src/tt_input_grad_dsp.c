@@ -534,13 +534,13 @@ typedef void (*block_fn)(const pointwise *a, const tt_dsp_word *stage, int32_t c
                          const tt_keep *keep, uint32_t *top, tt_rounder *r,
                          const tt_gdsp_jumper *skip, int8_t *dx);
 #define TT_GDSP_BLOCK(CB, M, KEEP)                                                          \
-  static __attribute__((noinline)) void block##CB##_##M(                                    \
+  static __attribute__((noinline)) TT_DSP_ASM_FN void block##CB##_##M(                      \
       const pointwise *a, const tt_dsp_word *stage, int32_t c0, int32_t nc,               \
       const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
       int8_t *dx) {                                                                         \
     block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, KEEP, 0, 0);                     \
   }                                                                                         \
-  static __attribute__((noinline)) void block##CB##_##M##_r(                                \
+  static __attribute__((noinline)) TT_DSP_ASM_FN void block##CB##_##M##_r(                  \
       const pointwise *a, const tt_dsp_word *stage, int32_t c0, int32_t nc,               \
       const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
       int8_t *dx) {                                                                         \
