@@ -62,12 +62,17 @@ INPUT_GRAD_SHAPES = [
     (1, 9, 9, 67, 3, 3, 1, 1, 1, 1, 1),           # 17 groups of 3 taps a row: the sums by
                                                   # row, a partial last group
     (1, 7, 7, 42, 3, 3, 1, 1, 1, 1, 1),           # GRADED: the first pass skips the groups
-]                                                 # whose bound is under the largest so far
+                                                  # whose bound is under the largest so far
                                                   # (blocks of the chosen groups, a partial
                                                   # one, a kept prefix summed whole)
-# a shape whose dy channels shrink by powers of two (as a trained layer's differ): most
+    (1, 9, 9, 32, 3, 3, 2, 1, 1, 1, 1),           # GRADED at stride 2 (the bounds by stride
+                                                  # class) and c a multiple of 8 (the bounds'
+                                                  # largest |dy| eight channels a mask byte)
+    (1, 8, 8, 48, 7, 7, 2, 3, 3, 1, 1),           # GRADED: 7x7/2 (classes of 4x4 to 3x3
+]                                                 # taps), 48 channels
+# shapes whose dy channels shrink by powers of two (as a trained layer's differ): most
 # groups' bounds fall under the largest magnitude of the others
-GRADED = (len(INPUT_GRAD_SHAPES) - 1,)
+GRADED = tuple(range(len(INPUT_GRAD_SHAPES) - 3, len(INPUT_GRAD_SHAPES)))
 
 
 def staging(name: str, *shape, part: int = 1):
@@ -180,9 +185,11 @@ def test_depthwise_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
     assert {c.name for c in calls} >= {"tt_depthwise_conv2d_input_grad_s8",
                                        "tt_depthwise_conv2d_weight_grad_s8",
                                        "tt_depthwise_conv2d_weight_update_s8_s8"}
-    # the input gradients and the weight gradients in two programs: one would not fit the
-    # rig's 1 MB of flash
-    for part, group in (("input", [c for c in calls if "input_grad" in c.name]),
+    # the input gradients (in two halves) and the weight gradients in three programs: fewer
+    # would not fit the rig's 1 MB of flash
+    inputs = [c for c in calls if "input_grad" in c.name]
+    half = len(inputs) // 2
+    for part, group in (("input", inputs[:half]), ("input2", inputs[half:]),
                         ("weight", [c for c in calls if "input_grad" not in c.name])):
         (tmp_path / part).mkdir()
         rig.run_in_both_builds(group, tmp_path / part)

@@ -42,6 +42,11 @@
  * channels of the largest bounds, to set the largest magnitude before the others are
  * chosen (the later blocks take what the staging holds). */
 #define DW_PRUNE_BLOCK 2
+/* Where more than this many eighths of the channels stay above the first block's largest
+ * magnitude, the first pass sums them all in neighbours' groups (prune_walk). */
+#ifndef TT_DW_PRUNE_WHOLE_EIGHTHS
+#define TT_DW_PRUNE_WHOLE_EIGHTHS 6
+#endif
 
 /* The staging's default size, what tt_*_stage_bytes asks for at most (the DSP versions take
  * whatever they are given: a smaller staging walks more, smaller blocks of channels). */
@@ -857,7 +862,7 @@ static __attribute__((noinline)) int prune_walk(const dw_layer *a, int32_t nb,
    * neighbours' groups, which cost less than the chosen groups' gathering */
   int32_t live = 0;
   for (int32_t k = pr.next; k < pr.n; ++k) live += bound[order[k]] > *top;
-  if (4 * live > 3 * a->c) return 0;
+  if (8 * live > TT_DW_PRUNE_WHOLE_EIGHTHS * a->c) return 0;
   pr.size = pr.rest = rest;
   walk(a, nb, stage_mem, stage_bytes, p0, p1, 0, top, 0, 0, &pr);
   return 1;
