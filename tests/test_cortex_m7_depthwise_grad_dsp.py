@@ -73,6 +73,10 @@ INPUT_GRAD_SHAPES = [
 # shapes whose dy channels shrink by powers of two (as a trained layer's differ): most
 # groups' bounds fall under the largest magnitude of the others
 GRADED = tuple(range(len(INPUT_GRAD_SHAPES) - 3, len(INPUT_GRAD_SHAPES)))
+# and of them one whose largest magnitude is one channel's single large dy, which only that
+# channel's own mask bit lets through (its neighbour four lanes down has the bit clear): a
+# bound taken with another lane's mask bits loses it
+SPIKE, SPIKE_CHANNEL = len(INPUT_GRAD_SHAPES) - 2, 5
 
 
 def staging(name: str, *shape, part: int = 1):
@@ -96,6 +100,16 @@ def input_grad_calls(rng) -> None:
             wt[...] = -128
             mult[:] = mult.max()
         mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+        if k == SPIKE:
+            dy = (dy.astype(np.int32) >> 4).astype(np.int8)
+            at = (0, oh // 2, ow // 2, SPIKE_CHANNEL)
+            dy[..., SPIKE_CHANNEL] = 0
+            dy[at] = 127
+            wt[..., SPIKE_CHANNEL] = -128
+            mult[SPIKE_CHANNEL] = mult.max()
+            i = int(np.ravel_multi_index(at, dy.shape))
+            mask[i >> 3] |= np.uint8(1 << (i & 7))
+            mask[(i - 4) >> 3] &= np.uint8(~(1 << ((i - 4) & 7)) & 0xFF)
         win = c_kernels.Window(s, s, dil, dil, pt, pl)
         for v, (mask_p, dx, scale, state, scratch, kept) in enumerate(
                 input_grad_variants(mask, (n, h, w, c), 4321 + k, 5)):
