@@ -14,7 +14,8 @@ kernel), padding 0-3 on either side (zero columns staged on the left, the right
 or both), kernels 1x1 to 8x8 and kh != kw, batches of two (the ring restarts), masks whose
 bits start mid-byte, dy and w of -128 at the largest multiplier, one and two passes,
 nearest and stochastic rounding, a first pass that skips the groups whose bound on their
-accumulators cannot raise the largest magnitude (dy channels of graded sizes); and the layers it does not take (depth multiplier 2,
+accumulators cannot raise the largest magnitude (dy channels of graded sizes, at strides 1
+and 2, and one channel's single large dy behind its own mask bit); and the layers it does not take (depth multiplier 2,
 dilation 2, kernels of 8: portable)."""
 from __future__ import annotations
 
