@@ -14,7 +14,8 @@ kernel), padding 0-3 on either side (zero columns staged on the left, the right
 or both), kernels 1x1 to 8x8 and kh != kw, batches of two (the ring restarts), masks whose
 bits start mid-byte, dy and w of -128 at the largest multiplier, one and two passes,
 nearest and stochastic rounding, a first pass that skips the groups whose bound on their
-accumulators cannot raise the largest magnitude (dy channels of graded sizes); and the layers it does not take (depth multiplier 2,
+accumulators cannot raise the largest magnitude (dy channels of graded sizes, at strides 1
+and 2, and one channel's single large dy behind its own mask bit); and the layers it does not take (depth multiplier 2,
 dilation 2, kernels of 8: portable)."""
 from __future__ import annotations
 
@@ -62,12 +63,21 @@ INPUT_GRAD_SHAPES = [
     (1, 9, 9, 67, 3, 3, 1, 1, 1, 1, 1),           # 17 groups of 3 taps a row: the sums by
                                                   # row, a partial last group
     (1, 7, 7, 42, 3, 3, 1, 1, 1, 1, 1),           # GRADED: the first pass skips the groups
-]                                                 # whose bound is under the largest so far
+                                                  # whose bound is under the largest so far
                                                   # (blocks of the chosen groups, a partial
                                                   # one, a kept prefix summed whole)
-# a shape whose dy channels shrink by powers of two (as a trained layer's differ): most
+    (1, 9, 9, 32, 3, 3, 2, 1, 1, 1, 1),           # GRADED at stride 2 (the bounds by stride
+                                                  # class) and c a multiple of 8 (the bounds'
+                                                  # largest |dy| eight channels a mask byte)
+    (1, 8, 8, 48, 7, 7, 2, 3, 3, 1, 1),           # GRADED: 7x7/2 (classes of 4x4 to 3x3
+]                                                 # taps), 48 channels
+# shapes whose dy channels shrink by powers of two (as a trained layer's differ): most
 # groups' bounds fall under the largest magnitude of the others
-GRADED = (len(INPUT_GRAD_SHAPES) - 1,)
+GRADED = tuple(range(len(INPUT_GRAD_SHAPES) - 3, len(INPUT_GRAD_SHAPES)))
+# and of them one whose largest magnitude is one channel's single large dy, which only that
+# channel's own mask bit lets through (its neighbour four lanes down has the bit clear): a
+# bound taken with another lane's mask bits loses it
+SPIKE, SPIKE_CHANNEL = len(INPUT_GRAD_SHAPES) - 2, 5
 
 
 def staging(name: str, *shape, part: int = 1):
@@ -91,6 +101,16 @@ def input_grad_calls(rng) -> None:
             wt[...] = -128
             mult[:] = mult.max()
         mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+        if k == SPIKE:
+            dy = (dy.astype(np.int32) >> 4).astype(np.int8)
+            at = (0, oh // 2, ow // 2, SPIKE_CHANNEL)
+            dy[..., SPIKE_CHANNEL] = 0
+            dy[at] = 127
+            wt[..., SPIKE_CHANNEL] = -128
+            mult[SPIKE_CHANNEL] = mult.max()
+            i = int(np.ravel_multi_index(at, dy.shape))
+            mask[i >> 3] |= np.uint8(1 << (i & 7))
+            mask[(i - 4) >> 3] &= np.uint8(~(1 << ((i - 4) & 7)) & 0xFF)
         win = c_kernels.Window(s, s, dil, dil, pt, pl)
         for v, (mask_p, dx, scale, state, scratch, kept) in enumerate(
                 input_grad_variants(mask, (n, h, w, c), 4321 + k, 5)):
@@ -180,9 +200,11 @@ def test_depthwise_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
     assert {c.name for c in calls} >= {"tt_depthwise_conv2d_input_grad_s8",
                                        "tt_depthwise_conv2d_weight_grad_s8",
                                        "tt_depthwise_conv2d_weight_update_s8_s8"}
-    # the input gradients and the weight gradients in two programs: one would not fit the
-    # rig's 1 MB of flash
-    for part, group in (("input", [c for c in calls if "input_grad" in c.name]),
+    # the input gradients (in two halves) and the weight gradients in three programs: fewer
+    # would not fit the rig's 1 MB of flash
+    inputs = [c for c in calls if "input_grad" in c.name]
+    half = len(inputs) // 2
+    for part, group in (("input", inputs[:half]), ("input2", inputs[half:]),
                         ("weight", [c for c in calls if "input_grad" not in c.name])):
         (tmp_path / part).mkdir()
         rig.run_in_both_builds(group, tmp_path / part)

@@ -42,6 +42,16 @@
  * channels of the largest bounds, to set the largest magnitude before the others are
  * chosen (the later blocks take what the staging holds). */
 #define DW_PRUNE_BLOCK 2
+/* Where more than this many eighths of the channels stay above the first block's largest
+ * magnitude, the first pass sums them all in neighbours' groups (prune_walk). Measured
+ * (round 11): on the steps' 15 calls (MobileNetV2's and MCUNet's, the step's own dy and
+ * masks) 6, 7 and 8 are the same instructions and 4 (a half) makes one call 11% slower:
+ * there the gathered groups still cost less than all channels at up to three quarters
+ * live; on mcu_grad_dsp.py's unmasked rows 7 takes 8x8/2 48 @32x32 5% fewer than 6
+ * (summed pruned, not whole), and 8 makes four rows 1-6% slower (5x5/1 384 @4x4 most). */
+#ifndef TT_DW_PRUNE_WHOLE_EIGHTHS
+#define TT_DW_PRUNE_WHOLE_EIGHTHS 7
+#endif
 
 /* The staging's default size, what tt_*_stage_bytes asks for at most (the DSP versions take
  * whatever they are given: a smaller staging walks more, smaller blocks of channels). */
@@ -712,6 +722,23 @@ static inline uint32_t range_most(uint32_t hi, uint32_t lo, int32_t l) {
   return (uint32_t)(most > 0 ? most : 0);
 }
 
+/* The range (*hi, *lo) of four channels' masked dy over `positions` positions, c elements
+ * and c / 8 mask bytes apart (c a multiple of 8): p the first one's dy, mp its mask byte,
+ * of which the bits from `shift` (0 or 4) are the four channels'. */
+static inline void masked_range4(const int8_t *p, const uint8_t *mp, uint32_t shift,
+                                 int32_t positions, int32_t c, uint32_t *hi_out,
+                                 uint32_t *lo_out) {
+  uint32_t hi = 0x80808080u, lo = 0x7F7F7F7Fu;
+  const int8_t *const stop = p + positions * c;
+  const int32_t bytes = c >> 3;
+  for (; p != stop; p += c, mp += bytes) {
+    const uint32_t v = tt_dsp_load4(p) & tt_dsp_mask_lanes((uint32_t)*mp >> shift);
+    DW_RANGE(v, hi, lo);
+  }
+  *hi_out = hi;
+  *lo_out = lo;
+}
+
 /* Each channel's bound on the magnitude of its accumulators at any position:
  * mult * (the largest sum of |w| over one stride class's taps) * (the largest |dy|, masked;
  * so >= |dy| of every term), at most 2^8 * (64 * 128) * 128 = 2^28. The largest |dy| eight channels at a time
@@ -724,15 +751,13 @@ static void channel_bounds(const dw_layer *a, uint32_t *bound) {
     for (; cg < a->c; cg += 8) {
       uint32_t hi0 = 0x80808080u, lo0 = 0x7F7F7F7Fu, hi1 = hi0, lo1 = lo0;
       const int8_t *p = a->dy + cg;
-      if (a->mask != 0)
-        for (int32_t i = cg; i < end; i += a->c, p += a->c) {
-          const uint32_t m = a->mask[i >> 3];
-          const uint32_t v0 = tt_dsp_load4(p) & tt_dsp_mask_lanes(m);
-          const uint32_t v1 = tt_dsp_load4(p + 4) & tt_dsp_mask_lanes(m >> 4);
-          DW_RANGE(v0, hi0, lo0);
-          DW_RANGE(v1, hi1, lo1);
-        }
-      else
+      if (a->mask != 0) {
+        /* each half of the mask byte in its own walk: the eight channels' walk spilled
+         * (33 instructions a position, 14 + 16 now: gcc 12 still reloads the mask table's
+         * address, and in the second walk the step, each iteration) */
+        masked_range4(p, a->mask + (cg >> 3), 0, end / a->c, a->c, &hi0, &lo0);
+        masked_range4(p + 4, a->mask + (cg >> 3), 4, end / a->c, a->c, &hi1, &lo1);
+      } else
         for (int32_t i = cg; i < end; i += a->c, p += a->c) {
           const uint32_t v0 = tt_dsp_load4(p), v1 = tt_dsp_load4(p + 4);
           DW_RANGE(v0, hi0, lo0);
@@ -857,7 +882,7 @@ static __attribute__((noinline)) int prune_walk(const dw_layer *a, int32_t nb,
    * neighbours' groups, which cost less than the chosen groups' gathering */
   int32_t live = 0;
   for (int32_t k = pr.next; k < pr.n; ++k) live += bound[order[k]] > *top;
-  if (4 * live > 3 * a->c) return 0;
+  if (8 * live > TT_DW_PRUNE_WHOLE_EIGHTHS * a->c) return 0;
   pr.size = pr.rest = rest;
   walk(a, nb, stage_mem, stage_bytes, p0, p1, 0, top, 0, 0, &pr);
   return 1;
