@@ -667,13 +667,15 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, columns) == 24 ? 1 : 
   "  strd r4, r5, [sp]\n"                                                                   \
   "  mov lr, r9\n"                                                                          \
   TT_DSP_COLS_STAGE(r0, r1, r8) TT_DSP_COLS_STAGE(r2, r3, r8)
-#define TT_DSP_COL8_ROW                                                                     \
+/* A row of the 8-value column: its sums, then the requantization (RQ) and the byte. */
+#define TT_DSP_COL8_SUMS                                                                    \
   "  ldm lr!, {r4-r11}\n"                                                                   \
   "  smlad r4, r0, r5, r4\n"                                                                \
   "  smlad r4, r1, r6, r4\n"                                                                \
   "  smlad r4, r2, r7, r4\n"                                                                \
-  "  smlad r4, r3, r8, r4\n"                                                                \
-  TT_DSP_ASM_RQ_IN(r4, r10, r9, r10, r11)                                                   \
+  "  smlad r4, r3, r8, r4\n"
+#define TT_DSP_COL8_ROW                                                                     \
+  TT_DSP_COL8_SUMS TT_DSP_ASM_RQ_IN(r4, r10, r9, r10, r11)                                  \
   "  strb r4, [r12], #1\n"
 #define TT_DSP_COL16_COLUMN                                                                 \
   "  ldrd r8, r9, [sp]\n"                                                                   \
@@ -690,7 +692,7 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, columns) == 24 ? 1 : 
   "  add r9, r9, r11\n"                                                                     \
   "  strd r8, r9, [sp]\n"                                                                   \
   "  ldr lr, [sp, #20]\n"
-#define TT_DSP_COL16_ROW                                                                    \
+#define TT_DSP_COL16_SUMS                                                                   \
   "  ldm lr!, {r8-r11}\n"                                                                   \
   "  smlad r8, r0, r9, r8\n"                                                                \
   "  smlad r8, r1, r10, r8\n"                                                               \
@@ -702,34 +704,18 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, columns) == 24 ? 1 : 
   "  ldm lr!, {r9-r11}\n"                                                                   \
   "  smlad r8, r6, r9, r8\n"                                                                \
   "  smlad r8, r7, r10, r8\n"                                                               \
-  "  ldrd r9, r10, [lr], #8\n"                                                              \
-  TT_DSP_ASM_RQ_IN(r8, r9, r11, r9, r10)                                                    \
+  "  ldrd r9, r10, [lr], #8\n"
+#define TT_DSP_COL16_ROW                                                                    \
+  TT_DSP_COL16_SUMS TT_DSP_ASM_RQ_IN(r8, r9, r11, r9, r10)                                  \
   "  strb r8, [r12], #1\n"
 /* The same rows for an output offset of -128 (TT_DSP_ASM_RQ_LOW_IN: no sign correction, one
  * instruction fewer an output): the K = 8 and 16 expansions and the stems, whose ReLU6
  * outputs have zero point -128. */
 #define TT_DSP_COL8_ROW_LOW                                                                 \
-  "  ldm lr!, {r4-r11}\n"                                                                   \
-  "  smlad r4, r0, r5, r4\n"                                                                \
-  "  smlad r4, r1, r6, r4\n"                                                                \
-  "  smlad r4, r2, r7, r4\n"                                                                \
-  "  smlad r4, r3, r8, r4\n"                                                                \
-  TT_DSP_ASM_RQ_LOW_IN(r4, r9, r10, r11)                                                    \
+  TT_DSP_COL8_SUMS TT_DSP_ASM_RQ_LOW_IN(r4, r9, r10, r11)                                   \
   "  strb r4, [r12], #1\n"
 #define TT_DSP_COL16_ROW_LOW                                                                \
-  "  ldm lr!, {r8-r11}\n"                                                                   \
-  "  smlad r8, r0, r9, r8\n"                                                                \
-  "  smlad r8, r1, r10, r8\n"                                                               \
-  "  smlad r8, r2, r11, r8\n"                                                               \
-  "  ldm lr!, {r9-r11}\n"                                                                   \
-  "  smlad r8, r3, r9, r8\n"                                                                \
-  "  smlad r8, r4, r10, r8\n"                                                               \
-  "  smlad r8, r5, r11, r8\n"                                                               \
-  "  ldm lr!, {r9-r11}\n"                                                                   \
-  "  smlad r8, r6, r9, r8\n"                                                                \
-  "  smlad r8, r7, r10, r8\n"                                                               \
-  "  ldrd r9, r10, [lr], #8\n"                                                              \
-  TT_DSP_ASM_RQ_LOW_IN(r8, r11, r9, r10)                                                    \
+  TT_DSP_COL16_SUMS TT_DSP_ASM_RQ_LOW_IN(r8, r11, r9, r10)                                  \
   "  strb r8, [r12], #1\n"
 #define TT_DSP_X2(row) row row
 #define TT_DSP_X8(row) TT_DSP_X2(row) TT_DSP_X2(row) TT_DSP_X2(row) TT_DSP_X2(row)
