@@ -70,18 +70,20 @@ def _call(name: str, args):
 def stream_parts(program, k: int, rng) -> dict:
     """{part: (calls, one call or None)} of the stream at operator k."""
     from test_cortex_m7 import Memory
-    from tflite_train.runtime import c_forward
+    from tflite_train.runtime import c_forward, stream_args
     D, P = c_forward.Dims, c_forward.ConvParams
     graph, call = program.graph, program.steps[k].call
     args = [_resolve(graph, k, a, rng) for a in call.args]
     pair = call.name.startswith("tt_pointwise_depthwise")
-    raw = call.args
-    a, x_dims, af_dims, mid = raw[0], raw[3], raw[5], raw[11]
-    dw, df_dims = raw[8], raw[12]
-    dout = raw[15] if pair else raw[18]
-    a_wide = args[19] if pair and len(args) > 19 else (args[26] if not pair and len(args) > 26
-                                                         else None)
-    pw_wide = args[27] if not pair and len(args) > 27 else None
+    raw = stream_args.named(call.name, call.args)        # the planner's values
+    arg = stream_args.named(call.name, args)             # as rig memory
+    f = "pw" if pair else "a"                            # the first layer's prefix
+    a, x_dims, af_dims, mid = raw[f], raw["input_dims"], raw[f"{f}_filter_dims"], raw["mid_dims"]
+    dw = raw["dw"]
+    dout = raw["output_dims"] if pair else raw["dw_output_dims"]
+    a_wide = arg.get(f"{f}_wide")
+    pw_wide = None if pair else arg.get("pw_wide")
+    first = [arg[f], arg[f"{f}_multiplier"], arg[f"{f}_shift"]]
 
     def m(struct):
         return Memory(bytes(struct), b"")
@@ -100,27 +102,31 @@ def stream_parts(program, k: int, rng) -> dict:
     q = P.from_buffer_copy(bytes(a))
     q.pad_top = 0
     win, out = m(D(1, rows_in, x_dims.w, x_dims.c)), m(D(1, n, mid.w, mid.c))
-    a_args = [m(q), args[1], args[2], win, rand(rows_in * x_dims.w * x_dims.c), args[5], args[6]]
-    tail = [args[7], out, zeros(n * mid.w * mid.c)]
-    first = (_call("tt_conv2d_wide_s8", [*a_args, a_wide, *tail]) if a_wide is not None
-             else _call("tt_conv2d_rows_call_s8", [*a_args, *tail]))
-    parts["first layer, row calls"] = (-(-mid.h // n), first)
-    parts["first layer, whole"] = (1, _call("tt_conv2d_s8", [*args[:8], m(mid),
-                                                             zeros(mid.h * mid.w * mid.c)]))
+    a_args = [m(q), *first[1:], win, rand(rows_in * x_dims.w * x_dims.c),
+              arg[f"{f}_filter_dims"], arg[f"{f}_filter"]]
+    tail = [arg[f"{f}_bias"], out, zeros(n * mid.w * mid.c)]
+    rows = (_call("tt_conv2d_wide_s8", [*a_args, a_wide, *tail]) if a_wide is not None
+            else _call("tt_conv2d_rows_call_s8", [*a_args, *tail]))
+    parts["first layer, row calls"] = (-(-mid.h // n), rows)
+    parts["first layer, whole"] = (1, _call("tt_conv2d_s8", [
+        *first, arg["input_dims"], arg["input"], arg[f"{f}_filter_dims"], arg[f"{f}_filter"],
+        arg[f"{f}_bias"], m(mid), zeros(mid.h * mid.w * mid.c)]))
     parts["depthwise, whole"] = (1, _call("tt_depthwise_conv2d_s8", [
-        *args[8:11], m(mid), rand(mid.h * mid.w * mid.c), args[12], args[13], args[14], m(dout),
+        arg["dw"], arg["dw_multiplier"], arg["dw_shift"], m(mid), rand(mid.h * mid.w * mid.c),
+        arg["dw_filter_dims"], arg["dw_filter"], arg["dw_bias"], m(dout),
         zeros(dout.h * dout.w * dout.c)]))
     if not pair:
-        pf_dims, y = raw[19], raw[22]
+        y = raw["output_dims"]
+        pw = [arg["pw"], arg["pw_multiplier"], arg["pw_shift"]]
         row_in, row_out = m(D(1, 1, dout.w, dout.c)), m(D(1, 1, y.w, y.c))
-        p_args = [*args[15:18], row_in, rand(dout.w * dout.c), args[19], args[20]]
-        proj = (_call("tt_conv2d_wide_s8", [*p_args, pw_wide, args[21], row_out,
+        p_args = [*pw, row_in, rand(dout.w * dout.c), arg["pw_filter_dims"], arg["pw_filter"]]
+        proj = (_call("tt_conv2d_wide_s8", [*p_args, pw_wide, arg["pw_bias"], row_out,
                                             zeros(y.w * y.c)]) if pw_wide is not None
-                else _call("tt_conv2d_s8", [*p_args, args[21], row_out, zeros(y.w * y.c)]))
+                else _call("tt_conv2d_s8", [*p_args, arg["pw_bias"], row_out, zeros(y.w * y.c)]))
         parts["projection, row calls"] = (y.h, proj)
         parts["projection, whole"] = (1, _call("tt_conv2d_s8", [
-            *args[15:18], m(dout), rand(dout.h * dout.w * dout.c), args[19], args[20], args[21],
-            m(y), zeros(y.h * y.w * y.c)]))
+            *pw, m(dout), rand(dout.h * dout.w * dout.c), arg["pw_filter_dims"], arg["pw_filter"],
+            arg["pw_bias"], m(y), zeros(y.h * y.w * y.c)]))
     return parts
 
 
@@ -146,14 +152,18 @@ def rig_counts(calls, tmp: Path) -> list[int]:
 
 
 def shapes(program, k: int) -> str:
-    c = program.steps[k].call.args
-    pair = program.steps[k].call.name.startswith("tt_pointwise_depthwise")
-    x, af, mid, df = c[3], c[5], c[11], c[12]
-    text = (f"{x.h}x{x.w}x{x.c} -{af.h}x{af.w}/{c[0].stride_h}-> {mid.c} "
-            f"-dw {df.h}x{df.w}/{c[8].stride_h}-> ")
+    from tflite_train.runtime import stream_args
+    call = program.steps[k].call
+    c = stream_args.named(call.name, call.args)
+    pair = call.name.startswith("tt_pointwise_depthwise")
+    f = "pw" if pair else "a"
+    x, af, mid, df = c["input_dims"], c[f"{f}_filter_dims"], c["mid_dims"], c["dw_filter_dims"]
+    text = (f"{x.h}x{x.w}x{x.c} -{af.h}x{af.w}/{c[f].stride_h}-> {mid.c} "
+            f"-dw {df.h}x{df.w}/{c['dw'].stride_h}-> ")
+    y = c["output_dims"]
     if pair:
-        return text + f"{c[15].h}x{c[15].w}x{c[15].c}"
-    return text + f"{c[18].c} -1x1-> {c[22].h}x{c[22].w}x{c[22].c}"
+        return text + f"{y.h}x{y.w}x{y.c}"
+    return text + f"{c['dw_output_dims'].c} -1x1-> {y.h}x{y.w}x{y.c}"
 
 
 def main() -> int:
