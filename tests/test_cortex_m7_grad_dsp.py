@@ -162,6 +162,24 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                     i8(dx), rig_p(scale, C.c_float), None, rig_p(scratch, C.c_int32), kept)
     if rows_only:
         return
+    # the largest |accumulator| in [128, 255], so two steps of the grid (times 2): the
+    # stochastic walk's blocks after the first must not take the steady rounding copy (nor
+    # the lean whole-block condition), whose rule is for times 1; small dy and weights, one
+    # large product
+    dy = rng.integers(-3, 4, (1, 6, 6, 24)).astype(np.int8)
+    dy[rng.random(dy.shape) < 0.5] = 0
+    wt = rng.integers(-3, 4, (24, 1, 1, 60)).astype(np.int8)
+    dy[0, 0, 0, 0], wt[0] = 60, 3
+    acc = np.einsum("nhwo,oc->nhwc", dy.astype(np.int64), wt[:, 0, 0, :].astype(np.int64))
+    assert 128 <= np.abs(acc).max() <= 255
+    mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+    for mask_p, dx, scale, state, scratch, kept in input_grad_variants(mask, (1, 6, 6, 60), 7,
+                                                                        3):
+        lib.tt_conv2d_input_grad_s8(
+            i8(dy), rig_p(np.array([0.01], np.float32), C.c_float), mask_p, 1, 6, 6, 24, i8(wt),
+            rig_p(np.ones(24, np.int16), C.c_int16), C.c_float(0.001), 1, 1,
+            C.byref(c_kernels.Window(1, 1, 1, 1, 0, 0)), 6, 6, 60, dx, scale, state, scratch,
+            kept)
     # multipliers outside [0, 2^8] (not what augment makes): the portable code
     dy, wt = dy_of(rng, (1, 3, 3, 6), False), rng.integers(-128, 128, (6, 1, 1, 5)).astype(np.int8)
     for bad in (300, -5):

@@ -333,6 +333,7 @@ def cmd_augment(args) -> int:
     from .augment import augment
     from .autodiff import Hyper
     from .memory import training_parts
+    from .scheme import trained_weights
     from .tflite_io import save
     graph, _ = _load(args.model)
     out = Path(args.output)
@@ -380,7 +381,7 @@ def cmd_augment(args) -> int:
         w = g.tensors[op.inputs[1]]
         n_w = 0
         if upd.weight_channels:
-            n_w = w.size // w.shape[-1] * upd.weight_channels
+            n_w = trained_weights(w, upd.weight_channels)
         n_b = g.tensors[op.inputs[2]].size if upd.bias else 0
         total_w, total_b = total_w + n_w, total_b + n_b
         name = "new head" if k == result.head else g.tensors[op.outputs[0]].name

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import augment, memory, ops, tflite_io
+from . import augment, memory, ops, scheme, tflite_io
 from .autodiff import Hyper
 from .ir import Graph
 
@@ -32,7 +32,7 @@ def trained_params(result: augment.Augmented) -> int:
         op = result.backward.forward_ops[k]
         w = g.tensors[op.inputs[1]]
         if u.weight_channels:
-            n += w.size // w.shape[-1] * u.weight_channels
+            n += scheme.trained_weights(w, u.weight_channels)
         if u.bias:
             n += g.tensors[op.inputs[2]].size
     return n

@@ -165,7 +165,7 @@ def trained_density(graph: Graph, backward, head: int | None) -> float | None:
     """The fraction of the pretrained weights that train, counted from the first layer
     whose weights train to the last one (the new head left out): 1 for last:N and full,
     0.12-0.27 for the paper's 99kb schemes. None where no pretrained weight trains."""
-    from .scheme import LAYER_KINDS
+    from .scheme import LAYER_KINDS, trained_weights
     trained = {k: u.weight_channels for k, u in backward.trained.items()
                if u.weight_channels and k != head}
     if not trained:
@@ -176,7 +176,7 @@ def trained_density(graph: Graph, backward, head: int | None) -> float | None:
             continue
         w = graph.tensors[op.inputs[1]]
         total += w.size
-        done += w.size // w.shape[-1] * trained.get(k, 0)
+        done += trained_weights(w, trained.get(k, 0))
     return done / total
 
 
@@ -226,7 +226,7 @@ def scaled(rates: dict[int, LayerRates], factor: float,
 
 def _pretrained_weight(r: LayerRates) -> bool:
     # without a weight ratio the layer trains only its bias, and .weight is the bias's rate
-    return r.rule == "trust ratio" and r.weight_ratio is not None
+    return r.rule == "trust ratio" and bool(r.weight_ratio)
 
 
 def schedule_boost(hyper) -> float:

@@ -74,6 +74,12 @@ def input_channels(graph: Graph, op_index: int) -> int:
     return w.shape[-1]
 
 
+def trained_weights(filt, channels: int) -> int:
+    """How many of a filter's weights train when its first `channels` input channels do (the
+    last axis: input channels, or a depthwise filter's channels)."""
+    return filt.size // filt.shape[-1] * channels
+
+
 def has_bias(graph: Graph, op_index: int) -> bool:
     op = graph.operators[op_index]
     return len(op.inputs) > 2 and op.inputs[2] >= 0

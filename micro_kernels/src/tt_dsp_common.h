@@ -11,18 +11,21 @@
 
 /* 1 where an inline-assembly loop may take all fourteen free registers: not in unoptimized
  * builds (r7 kept for the frame: CMake's default build type) nor PIC ones (r9); there the
- * C loops beside them run, with the same bits. */
+ * C loops beside them run, with the same bits. A build with -fno-omit-frame-pointer, which
+ * no macro reveals, defines it 0 itself (-DTT_DSP_ASM_ALL_REGS=0). */
+#ifndef TT_DSP_ASM_ALL_REGS
 #if defined(__OPTIMIZE__) && !defined(__PIC__)
 #define TT_DSP_ASM_ALL_REGS 1
 #else
 #define TT_DSP_ASM_ALL_REGS 0
 #endif
+#endif
 
 /* On the functions whose inlined code holds such a loop: -Og (PlatformIO's and Zephyr's
  * debug builds) defines the same macros as -O2 but cannot hand the loop fourteen registers
- * ("impossible constraints"); compiled as at -O2 it can (test_kernels_compile_in_a_debug_build). -fno-omit-frame-pointer keeps r7
- * whatever a function asks, and nothing tells it from the macros: build the DSP kernels
- * without it. */
+ * ("impossible constraints"); compiled as at -O2 it can (test_kernels_compile_in_a_debug_build).
+ * -fno-omit-frame-pointer keeps r7 whatever a function asks: such a build defines
+ * TT_DSP_ASM_ALL_REGS 0 (above). */
 #if TT_DSP_ASM_ALL_REGS && defined(__GNUC__) && !defined(__clang__) && !defined(__OPTIMIZE_SIZE__)
 #define TT_DSP_ASM_FN __attribute__((optimize("O2", "omit-frame-pointer")))
 #else

@@ -490,7 +490,8 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
     }
     if (kept_row) kept = p + 1 == n0 ? keep->a1 : kept + a->ci;
     if (rounds && !lean) {
-      /* the keeping copies' (never run): through r, as their registers were measured */
+      /* the masked rounding copies (lean was measured slower there), and compiled unused in
+       * the masked keeping copies: through r, as their registers were measured */
       int8_t *o = dx + p * a->ci + c0;
       if (states != 0 && !first) r->rng = states[p];
       if (nc == CB && r->stochastic && !r->exact && r->times == 1)
