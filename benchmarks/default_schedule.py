@@ -111,7 +111,21 @@ def run_one(model: str, schedule: str, seed: int, steps: int, val: int) -> dict:
             "half_life_steps": result.metadata["half_life_steps"],
             "decay_steps": result.metadata["decay_steps"],
             "head_lr": result.metadata["trained"][-1]["lr"],
+            "weight_boost": (result.metadata.get("lr_rule") or {}).get("weight_boost", 1.0),
             "seconds": round(time.time() - t0, 1)}
+
+
+def boost(r: dict) -> float:
+    """The pretrained weights' factor a run trained with (runs from before the cosine's
+    factor, which do not record it, had 1)."""
+    return r.get("weight_boost", 1.0)
+
+
+def current(r: dict) -> bool:
+    """Whether a finished run stands for the code of today: a cosine's weight factor comes
+    from the scheme (lr.weight_boost), so a cosine run that does not record it is re-run,
+    not mixed with new ones (it keeps its own row, by its factor)."""
+    return not r.get("decay_steps") or "weight_boost" in r
 
 
 def key(r: dict) -> tuple:
@@ -130,16 +144,18 @@ def render(doc: dict) -> str:
     """One row per model and schedule: accuracy per seed, mean +- standard error."""
     cells: dict[tuple, dict[int, dict]] = {}
     for r in doc["runs"]:
-        cells.setdefault((r["model"], r["schedule"], r["steps"], r["val"]), {})[r["seed"]] = r
+        cells.setdefault((r["model"], r["schedule"], r["steps"], r["val"], boost(r)),
+                         {})[r["seed"]] = r
     out = ["| model, scheme | schedule | steps | val samples | accuracy per seed (%) | "
            "mean +- SE (%) | loss, first -> last fifth (seed 0) |",
            "|---|---|---:|---:|---|---:|---|"]
-    for (model, schedule, steps, val), by_seed in sorted(
+    for (model, schedule, steps, val, factor), by_seed in sorted(
             cells.items(), key=lambda kv: (list(MODELS).index(kv[0][0]), kv[0][1:])):
         accs = [100 * by_seed[s]["val_accuracy"] for s in sorted(by_seed)]
         first = by_seed.get(0)
         loss = f"{first['loss_first']:.2f} -> {first['loss_last']:.2f}" if first else "-"
-        label = schedule + (" (default)" if schedule == default_name() else "")
+        label = schedule + (" (default)" if schedule == default_name() else "") + (
+            f", pretrained weights {factor:g}x" if factor != 1 else "")
         out.append(f"| {MODELS[model][0]} | {label} | {steps} | {val} | "
                    + " / ".join(f"{s}: {a:.1f}" for s, a in zip(sorted(by_seed), accs))
                    + f" | {mean_se(accs)} | {loss} |")
@@ -162,7 +178,7 @@ def main() -> None:
         sys.exit(f"{SHARED} is not present: this benchmark needs ../shared/models")
     doc = json.loads(args.json.read_text()) if args.json.exists() else {"runs": []}
     doc.pop("measured", None)
-    done = {key(r) for r in doc["runs"]}
+    done = {key(r) for r in doc["runs"] if current(r)}
     for seed in map(int, args.seeds.split(",")):
         for model in args.models.split(","):
             for schedule in args.schedules.split(","):
