@@ -626,6 +626,8 @@ static __attribute__((noinline)) void dw3_slow_fix(const dw_dsp *D, const dw_lay
   }
 }
 
+
+
 /* Channel j of the n sums requantized to out[k * stride + j]: one channel's constants at a
  * time, in registers; the full-range case two outputs a pass. */
 static void dw_dsp_store(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t n,
@@ -924,6 +926,22 @@ void tt_dsp_dw3x3_s1(dw3_args *a);
 void tt_dsp_dw3x3_s2(dw3_args *a);
 void tt_dsp_dw3x3_1(dw3_args *a);   /* a->pairs single windows, at stride 1 */
 
+/* One output row of four channels from the staged band: n >> 1 pairs of windows, then an odd
+ * last one (its band at `last`), then the channels requantized in C (D->slow). */
+static inline __attribute__((always_inline)) void dw3_row(
+    void (*pairs_of)(dw3_args *), const tt_dsp_word *band, const tt_dsp_word *last,
+    const dw_dsp *D, const dw_layer *L, int32_t c, int32_t n, int8_t *y, int32_t stride) {
+  dw3_args a = {band, D->w, D->bias, &D->q[0].b2, y, stride, n >> 1};
+  if (a.pairs) pairs_of(&a);
+  if (n & 1) {
+    a.band = last;
+    a.y = y + (n - 1) * stride;
+    a.pairs = 1;
+    tt_dsp_dw3x3_1(&a);
+  }
+  if (D->slow) dw3_slow_fix(D, L, c, n, y, stride);
+}
+
 /* The instances dw_dsp_row calls, each compiled on its own (inlined together, gcc 12
  * spills their loop registers). */
 static __attribute__((noinline)) void stage_inner_3(tt_dsp_word *s, const int8_t *const *rows,
@@ -1147,21 +1165,8 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
           default: stage_inner_any(s, rows, kh, C, k.a, k.mid, off); break;
         }
       if (pairs3) {       /* pairs of windows in assembly, an odd last one alone */
-        const int32_t step = L->p->stride_w * wc;
-        dw3_args a = {D->band, D->w, D->bias, &D->q[0].b2, y, stride, n >> 1};
-        if (a.pairs) {
-          if (L->p->stride_w == 1)
-            tt_dsp_dw3x3_s1(&a);
-          else
-            tt_dsp_dw3x3_s2(&a);
-        }
-        if (n & 1) {
-          a.band = D->band + (n - 1) * step;
-          a.y = y + (n - 1) * stride;
-          a.pairs = 1;
-          tt_dsp_dw3x3_1(&a);
-        }
-        if (D->slow) dw3_slow_fix(D, L, c, n, y, stride);
+        dw3_row(L->p->stride_w == 1 ? tt_dsp_dw3x3_s1 : tt_dsp_dw3x3_s2, D->band,
+                D->band + (n - 1) * L->p->stride_w * wc, D, L, c, n, y, stride);
         continue;
       }
       if (dw_dsp_outputs_of(D, L, g, n, y, stride)) continue;
@@ -1220,6 +1225,23 @@ void tt_dsp_dw3_stage(const dw3_stage_args *a);
  * chunk (D->whole): per output row only its three input rows are found, staged and handed to
  * the assembly, which on 6x6 maps is most of the work (the generic loop's bookkeeping cost
  * about a fifth of a row there). */
+/* The three input rows of a 3x3 output row whose rows reach outside the image (iy its
+ * first): each row in the image as it is, any other as `base` masked to zeros, and the
+ * input offset kept only for the rows in the image (off_pair: rows 0 and 1, off_last: 2). */
+static inline __attribute__((always_inline)) void dw3_outside(
+    const int8_t *base, int32_t iy, int32_t dilation, int32_t H, int32_t row_bytes,
+    uint32_t off, const int8_t *rows[3], uint32_t mask[3], uint32_t *off_pair,
+    uint32_t *off_last) {
+  for (int32_t ky = 0; ky < 3; ++ky) {
+    const int32_t y = iy + ky * dilation;
+    const int in_image = y >= 0 && y < H;
+    rows[ky] = in_image ? base + y * row_bytes : base;
+    mask[ky] = in_image ? 0xFFFFFFFFu : 0;
+  }
+  *off_pair = (off & mask[0] & 0xFFFFu) | (off & mask[1] & 0xFFFF0000u);
+  *off_last = off & mask[2];
+}
+
 static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *L,
                                                int32_t c, int32_t b, int32_t oy0,
                                                int32_t oy1, int8_t *out, int32_t row_step,
@@ -1245,26 +1267,12 @@ static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *
                                    C, k.mid * C, off};
         tt_dsp_dw3_stage(&st);
       }
-    } else {              /* rows outside the image: any row, masked to zeros, no offset */
-      uint32_t mask[3], off_pair[1];
-      for (int32_t ky = 0; ky < 3; ++ky) {
-        const int32_t y = iy + ky * p->dilation_h;
-        const int inside = y >= 0 && y < H;
-        rows[ky] = inside ? base + y * W * C : base;
-        mask[ky] = inside ? 0xFFFFFFFFu : 0;
-      }
-      off_pair[0] = (off & mask[0] & 0xFFFFu) | (off & mask[1] & 0xFFFF0000u);
-      stage_masked_3(s, rows, mask, C, k.a, k.mid, off_pair, off & mask[2]);
+    } else {
+      uint32_t mask[3], off_pair[1], off_last;
+      dw3_outside(base, iy, p->dilation_h, H, W * C, off, rows, mask, off_pair, &off_last);
+      stage_masked_3(s, rows, mask, C, k.a, k.mid, off_pair, off_last);
     }
-    dw3_args a = {D->band, D->w, D->bias, &D->q[0].b2, out, stride, n >> 1};
-    if (a.pairs) pairs_of(&a);
-    if (n & 1) {
-      a.band = last;
-      a.y = out + (n - 1) * stride;
-      a.pairs = 1;
-      tt_dsp_dw3x3_1(&a);
-    }
-    if (D->slow) dw3_slow_fix(D, L, c, n, out, stride);
+    dw3_row(pairs_of, D->band, last, D, L, c, n, out, stride);
   }
 }
 
@@ -1527,15 +1535,8 @@ static __attribute__((noinline)) void dw3_packed_rows(void *pack, int32_t groups
       st.row0 = base + iy * W * C + k.a * C;
       st.row1 = st.row0 + dh;
       st.row2 = st.row1 + dh;
-    } else {              /* rows outside the image: any row, masked to zeros, no offset */
-      for (int32_t ky = 0; ky < 3; ++ky) {
-        const int32_t y = iy + ky * p->dilation_h;
-        const int in_image = y >= 0 && y < H;
-        rows[ky] = in_image ? base + y * W * C : base;
-        mask[ky] = in_image ? 0xFFFFFFFFu : 0;
-      }
-      off_pair[0] = (off & mask[0] & 0xFFFFu) | (off & mask[1] & 0xFFFF0000u);
-      off_last = off & mask[2];
+    } else {
+      dw3_outside(base, iy, p->dilation_h, H, W * C, off, rows, mask, off_pair, &off_last);
     }
     int8_t *y = out;
     int8_t *g = (int8_t *)first;
@@ -1552,18 +1553,8 @@ static __attribute__((noinline)) void dw3_packed_rows(void *pack, int32_t groups
         st.row1 += 4;
         st.row2 += 4;
       }
-      dw3_args a = {band, D->w, D->bias, &D->q[0].b2, y, stride, n >> 1};
-      if (a.pairs) pairs_of(&a);
-      if (n & 1) {
-        a.band = last;
-        a.y = y + (n - 1) * stride;
-        a.pairs = 1;
-        tt_dsp_dw3x3_1(&a);
-      }
-      if (D->slow) {      /* its fix reads the band through its record: the shared one */
-        D->band = band;
-        dw3_slow_fix(D, L, 4 * i, n, y, stride);
-      }
+      if (D->slow) D->band = band;  /* its fix reads the band through its record: the shared one */
+      dw3_row(pairs_of, band, last, D, L, 4 * i, n, y, stride);
     }
   }
 }

@@ -480,7 +480,6 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6s, "r4-r9", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
                    TT_DSP_OUT_ODD_FREE(r7))
 TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7", 56, "", "", TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP,
                 TT_DSP_ROWS4_OUTPUTS, "");
-
 TT_DSP_ROWS_ASM(tt_dsp_rows4s, "r4-r7", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
                 TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP, TT_DSP_ROWS4_OUTPUTS, TT_DSP_SPLIT_TAIL);
 /* tt_dsp_rows4 over pre-widened rows, as tt_dsp_rows6p: 13 -> 11 instructions a group of 16
