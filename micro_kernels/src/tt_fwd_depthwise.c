@@ -695,8 +695,15 @@ typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_
                                    offsetof(tt_dsp_rq_params, c) == 8 &&
                                    offsetof(tt_dsp_rq_params, e) == 12 ? 1 : -1];
 /* One pair function: window 1 starts SECOND bytes after window 0 in the band (24: stride
- * 1, the next column; 48: stride 2). */
-#define TT_DW3X3_PAIRS_ASM(NAME, SECOND) \
+ * 1, the next column; 48: stride 2); RQ(acc) requantizes a sum with the channel's constants
+ * in {r0 (b2, free), r2 (m), r3 (c), lr (e)}: TT_DW3_RQ, or TT_DW3_RQ_LOW where the output
+ * offset is -128 (tt_dsp_rq_low_ok: no sign correction, 8 instructions a pair fewer, 121;
+ * the ReLU6 outputs of MobileNetV2's and MCUNet's depthwise layers). A constant channel
+ * (tt_dsp_rq_init_constant: m = 0, e = 1, c odd) gives c >> 1 either way, as
+ * (c - 1) >> 1 = c >> 1. */
+#define TT_DW3_RQ(acc) TT_DSP_ASM_RQ_IN(acc, r0, r2, r3, lr)
+#define TT_DW3_RQ_LOW(acc) TT_DSP_ASM_RQ_LOW_IN(acc, r2, r3, lr)
+#define TT_DW3X3_PAIRS_ASM(NAME, SECOND, RQ) \
   __asm__( \
     "  .section .text." #NAME ",\"ax\",%progbits\n" \
     "  .syntax unified\n" \
@@ -800,17 +807,13 @@ typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_
     "  add r1, r1, #2*" #SECOND "\n" \
     "  ldr r12, [sp, #32]\n" \
     "  ldm r12!, {r0, r2, r3, lr}\n" \
-    TT_DSP_ASM_RQ_IN(r4, r0, r2, r3, lr) \
-    TT_DSP_ASM_RQ_IN(r8, r0, r2, r3, lr) \
+    RQ(r4) RQ(r8) \
     "  ldm r12!, {r0, r2, r3, lr}\n" \
-    TT_DSP_ASM_RQ_IN(r5, r0, r2, r3, lr) \
-    TT_DSP_ASM_RQ_IN(r9, r0, r2, r3, lr) \
+    RQ(r5) RQ(r9) \
     "  ldm r12!, {r0, r2, r3, lr}\n" \
-    TT_DSP_ASM_RQ_IN(r6, r0, r2, r3, lr) \
-    TT_DSP_ASM_RQ_IN(r10, r0, r2, r3, lr) \
+    RQ(r6) RQ(r10) \
     "  ldm r12!, {r0, r2, r3, lr}\n" \
-    TT_DSP_ASM_RQ_IN(r7, r0, r2, r3, lr) \
-    TT_DSP_ASM_RQ_IN(r11, r0, r2, r3, lr) \
+    RQ(r7) RQ(r11) \
     "  bfi r4, r5, #8, #8\n" \
     "  bfi r4, r6, #16, #8\n" \
     "  bfi r4, r7, #24, #8\n" \
@@ -829,7 +832,8 @@ typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_
     "  pop {r4-r11, pc}\n" \
     "  .size " #NAME ", . - " #NAME "\n" \
     "  .text\n")
-TT_DW3X3_PAIRS_ASM(tt_dsp_dw3x3_s1, 24);
+TT_DW3X3_PAIRS_ASM(tt_dsp_dw3x3_s1, 24, TT_DW3_RQ);
+TT_DW3X3_PAIRS_ASM(tt_dsp_dw3x3_s1_low, 24, TT_DW3_RQ_LOW);
 __asm__(
     "  .section .text.tt_dsp_dw3x3_1,\"ax\",%progbits\n"
     "  .syntax unified\n"
@@ -921,10 +925,22 @@ __asm__(
     "  pop {r4-r11, pc}\n"
     "  .size tt_dsp_dw3x3_1, . - tt_dsp_dw3x3_1\n"
     "  .text\n");
-TT_DW3X3_PAIRS_ASM(tt_dsp_dw3x3_s2, 48);
+TT_DW3X3_PAIRS_ASM(tt_dsp_dw3x3_s2, 48, TT_DW3_RQ);
+TT_DW3X3_PAIRS_ASM(tt_dsp_dw3x3_s2_low, 48, TT_DW3_RQ_LOW);
 void tt_dsp_dw3x3_s1(dw3_args *a);
 void tt_dsp_dw3x3_s2(dw3_args *a);
+void tt_dsp_dw3x3_s1_low(dw3_args *a);
+void tt_dsp_dw3x3_s2_low(dw3_args *a);
 void tt_dsp_dw3x3_1(dw3_args *a);   /* a->pairs single windows, at stride 1 */
+
+/* The pair function of a layer: by its stride, without the sign correction where the output
+ * offset allows (tt_dsp_rq_low_ok). */
+typedef void dw3_pairs_fn(dw3_args *);
+static dw3_pairs_fn *dw3_pairs(const tt_fwd_conv_params *p) {
+  if (tt_dsp_rq_low_ok(p->output_offset))
+    return p->stride_w == 1 ? tt_dsp_dw3x3_s1_low : tt_dsp_dw3x3_s2_low;
+  return p->stride_w == 1 ? tt_dsp_dw3x3_s1 : tt_dsp_dw3x3_s2;
+}
 
 /* One output row of four channels from the staged band: n >> 1 pairs of windows, then an odd
  * last one (its band at `last`), then the channels requantized in C (D->slow). */
@@ -1165,7 +1181,7 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
           default: stage_inner_any(s, rows, kh, C, k.a, k.mid, off); break;
         }
       if (pairs3) {       /* pairs of windows in assembly, an odd last one alone */
-        dw3_row(L->p->stride_w == 1 ? tt_dsp_dw3x3_s1 : tt_dsp_dw3x3_s2, D->band,
+        dw3_row(dw3_pairs(L->p), D->band,
                 D->band + (n - 1) * L->p->stride_w * wc, D, L, c, n, y, stride);
         continue;
       }
@@ -1274,7 +1290,7 @@ static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *
   const dw_chunk k = D->row;
   tt_dsp_word *const s = D->band + k.left * wc;
   const int32_t dh = p->dilation_h * W * C;
-  void (*const pairs_of)(dw3_args *) = p->stride_w == 1 ? tt_dsp_dw3x3_s1 : tt_dsp_dw3x3_s2;
+  dw3_pairs_fn *const pairs_of = dw3_pairs(p);
   const tt_dsp_word *const last = D->band + (n - 1) * p->stride_w * wc;
   for (int32_t oy = oy0; oy < oy1; ++oy, out += row_step) {
     const int32_t iy = oy * p->stride_h - p->pad_top;
@@ -1544,7 +1560,7 @@ static __attribute__((noinline)) void dw3_packed_rows(void *pack, int32_t groups
   const int8_t *const base = L->input + b * H * W * C;
   const uint32_t off = tt_dsp_offset_pair(p->input_offset);
   const int32_t dh = p->dilation_h * W * C;
-  void (*const pairs_of)(dw3_args *) = p->stride_w == 1 ? tt_dsp_dw3x3_s1 : tt_dsp_dw3x3_s2;
+  dw3_pairs_fn *const pairs_of = dw3_pairs(p);
   const tt_dsp_word *const last = band + (n - 1) * p->stride_w * wc;
   for (int32_t oy = 0; oy < L->out->h; ++oy, out += row_step) {
     const int32_t iy = oy * p->stride_h - p->pad_top;
