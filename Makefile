@@ -32,8 +32,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# worksteal: a worker that runs out takes tests queued for the other, so two long tests do
+# not end up one after the other on one worker (tests/conftest.py starts the slow ones first)
 test:
-	$(PY) -m pytest -n 2 -q --durations=20 tests
+	$(PY) -m pytest -n 2 --dist worksteal -q --durations=20 tests
 
 demo:
 	$(PY) -m tflite_train.demo
