@@ -32,10 +32,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# worksteal: a worker that runs out takes tests queued for the other, so two long tests do
-# not end up one after the other on one worker (tests/conftest.py starts the slow ones first)
+# xdist's default distribution (load) hands the first quarter of the tests out one by one in
+# turn, so the slow ones, which tests/conftest.py puts first, alternate between the workers.
+# (--dist worksteal gives each worker a contiguous half: every slow test went to one worker
+# and the last of them ran at the end with the other worker idle.)
 test:
-	$(PY) -m pytest -n 2 --dist worksteal -q --durations=20 tests
+	$(PY) -m pytest -n 2 -q --durations=20 tests
 
 demo:
 	$(PY) -m tflite_train.demo
