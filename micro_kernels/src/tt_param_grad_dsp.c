@@ -62,8 +62,9 @@ static inline void stage_quad(tt_dsp_word *out, const int8_t *x, int32_t k, int3
 
 /* The int16 staging of channels 0 .. k - 1 of `saved`, whose rows are `stride` bytes apart
  * (k of a whole layer, or one chunk of it: tt_dsp_pointwise_weight_stage_part), at st->x. */
-static void stage16(const int8_t *saved, int32_t rows, int32_t stride, int32_t k, int32_t x_zp,
-                    tt_wdsp_stage *st) {
+static inline __attribute__((always_inline)) void stage16(const int8_t *saved, int32_t rows,
+                                                       int32_t stride, int32_t k, int32_t x_zp,
+                                                       tt_wdsp_stage *st) {
   const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
   memset(st->x, 0, (size_t)blocks * (size_t)groups * 64u);
   int16_t *half = (int16_t *)st->x;
