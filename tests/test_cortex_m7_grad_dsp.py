@@ -245,7 +245,9 @@ def weight_grad_calls(rng) -> None:
     as int8, ones past the buffers even as int8 (up to TT_WDSP_DIRECT_ROWS positions the DSP
     version without staging, odd position counts and channels off the groups of four; more:
     portable), 1x1 layers that are not pointwise (portable), a single position (portable),
-    momentum and stochastic rounding in the update."""
+    momentum and stochastic rounding in the update; updates given too little staging, which
+    stage their input in chunks of channels on the stack (update_chunked: its draws skipped
+    into the unstaged order)."""
     lib = c_kernels.library()
     # (n, h, w, co, k, ci): dy [n, h, w, co], saved [n, h, w, k] (the trained first k of ci)
     shapes = [(1, 1, 2, 5, 3, 3), (1, 1, 3, 7, 13, 13), (2, 3, 3, 9, 20, 24),
@@ -266,8 +268,12 @@ def weight_grad_calls(rng) -> None:
                                                       # count: the last pair's second 0
               (1, 4, 4, 8, 16, 16),                   # t = 16: the default rule fused from
               (1, 2, 2, 3, 8, 8),                     # the sums' registers, int16 staging,
-              (1, 2, 4, 6, 24, 40)]                   # whole blocks of eight only (17:
+              (1, 2, 4, 6, 24, 40),                   # whole blocks of eight only (17:
                                                       # momentum, through scratch)
+              (1, 8, 8, 7, 40, 48), (1, 8, 8, 6, 40, 40)]   # the update given too little
+                                                      # staging: chunks of 24 and 16 input
+                                                      # channels on the stack (19: momentum,
+                                                      # through scratch; 20: the default rule)
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)
@@ -302,7 +308,7 @@ def weight_grad_calls(rng) -> None:
             n, h, w, co, i8(saved), C.c_float(0.05), zp, h, w, k, i8(wt), 1, 1, ci,
             rig_p(scales, C.c_float), co, C.byref(win), rig_p(momentum, C.c_float),
             C.byref(sgd), C.byref(state), rig_p(scratch, C.c_float),
-            *weight_stage(n, h, w, co, k, win))
+            *weight_stage(n, h, w, co, k, win, part=4 if t >= 19 else 1))
     # a 1x1 layer of stride 2: portable
     dy, saved = dy_of(rng, (1, 3, 3, 4), False), rng.integers(-128, 128, (1, 6, 6, 5)).astype(np.int8)
     dw = np.zeros((4, 1, 1, 5), np.float32)

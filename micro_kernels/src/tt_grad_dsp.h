@@ -139,6 +139,23 @@ typedef struct {
  * 2 bytes a position, is on the stack). */
 #define TT_WDSP_DIRECT_ROWS 256
 
+/* A fused pointwise weight update whose input fits no staging of the caller's stages it in
+ * chunks of input channels instead, in this much of its own stack (in the budget of
+ * TT_GRAD_DSP_STAGE_BYTES, the input gradients' stack staging, which runs in the same
+ * backward: the program's stack peak stays theirs). MobileNetV2's blocks.12/13.pointwise1
+ * (32 channels at 8x8, 4,608 B whole) take 16 channels a chunk from 2,560 B. */
+#ifndef TT_WDSP_CHUNK_BYTES
+#define TT_WDSP_CHUNK_BYTES (TT_GRAD_DSP_STAGE_BYTES - 256)
+#endif
+
+/* tt_dsp_pointwise_weight_stage's int16 staging of channels 0 .. k - 1 of `saved`, whose
+ * rows are `stride` bytes apart (saved points at a chunk's first channel): 0 when
+ * tt_wdsp_stage_bytes(rows, k, 1) does not fit `bytes` or rows < 2. The channel calls then
+ * take this k and the weights of the chunk. */
+int tt_dsp_pointwise_weight_stage_part(const int8_t *saved, int32_t rows, int32_t stride,
+                                       int32_t k, int32_t x_zp, void *mem, int32_t bytes,
+                                       tt_wdsp_stage *st);
+
 /* Output channel o's k gradients into out, as tt_dsp_pointwise_weight_channel, for a layer
  * whose input fits neither staging: nothing staged but o's dy column (on the stack). 0,
  * having done nothing, when rows < 2 or rows > TT_WDSP_DIRECT_ROWS. */

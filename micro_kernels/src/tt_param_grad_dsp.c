@@ -60,6 +60,26 @@ static inline void stage_quad(tt_dsp_word *out, const int8_t *x, int32_t k, int3
   tt_dsp_strd(out + 6, tt_dsp_high_halves(o0, o1), tt_dsp_high_halves(o2, o3));  /* c + 3 */
 }
 
+/* The int16 staging of channels 0 .. k - 1 of `saved`, whose rows are `stride` bytes apart
+ * (k of a whole layer, or one chunk of it: tt_dsp_pointwise_weight_stage_part), at st->x. */
+static inline __attribute__((always_inline)) void stage16(const int8_t *saved, int32_t rows,
+                                                       int32_t stride, int32_t k, int32_t x_zp,
+                                                       tt_wdsp_stage *st) {
+  const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
+  memset(st->x, 0, (size_t)blocks * (size_t)groups * 64u);
+  int16_t *half = (int16_t *)st->x;
+  const int32_t full = rows >> 2, k4 = k & ~3;
+  for (int32_t g = 0; g < full; ++g)
+    for (int32_t c = 0; c < k4; c += 4)
+      stage_quad(st->x + (c >> 3) * groups * 16 + 16 * g + 2 * (c & 7),
+                 saved + 4 * g * stride + c, stride, x_zp);
+  for (int32_t p = 0; p < rows; ++p) {        /* the channels past k4, the last partial group */
+    const int8_t *x = saved + p * stride;
+    for (int32_t c = p < 4 * full ? k4 : 0; c < k; ++c)
+      half[(c >> 3) * groups * 32 + at(p, c & 7)] = (int16_t)(x[c] - x_zp);
+  }
+}
+
 int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, int32_t x_zp,
                                   void *mem, int32_t bytes, tt_wdsp_stage *st) {
   const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
@@ -80,18 +100,21 @@ int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, 
     }
     return 1;
   }
-  memset(st->x, 0, (size_t)blocks * (size_t)groups * 64u);
-  int16_t *half = (int16_t *)st->x;
-  const int32_t full = rows >> 2, k4 = k & ~3;
-  for (int32_t g = 0; g < full; ++g)
-    for (int32_t c = 0; c < k4; c += 4)
-      stage_quad(st->x + (c >> 3) * groups * 16 + 16 * g + 2 * (c & 7), saved + 4 * g * k + c,
-                 k, x_zp);
-  for (int32_t p = 0; p < rows; ++p) {        /* the channels past k4, the last partial group */
-    const int8_t *x = saved + p * k;
-    for (int32_t c = p < 4 * full ? k4 : 0; c < k; ++c)
-      half[(c >> 3) * groups * 32 + at(p, c & 7)] = (int16_t)(x[c] - x_zp);
-  }
+  stage16(saved, rows, k, k, x_zp, st);
+  return 1;
+}
+
+int tt_dsp_pointwise_weight_stage_part(const int8_t *saved, int32_t rows, int32_t stride,
+                                       int32_t k, int32_t x_zp, void *mem, int32_t bytes,
+                                       tt_wdsp_stage *st) {
+  const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
+  mem = tt_dsp_stage_align8(mem, &bytes);
+  if (rows < 2 || mem == 0 || tt_wdsp_stage_bytes(rows, k, 1) > bytes) return 0;
+  st->int16 = 1;
+  st->x = (tt_dsp_word *)mem;
+  st->first = -1;
+  st->dys = st->x + blocks * groups * 16;
+  stage16(saved, rows, stride, k, x_zp, st);
   return 1;
 }
 
