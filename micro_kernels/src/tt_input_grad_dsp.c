@@ -526,6 +526,62 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
   if (top != 0) *top = m;
 }
 
+#if TT_DSP_ASM_ALL_REGS
+/* The first pass's unmasked whole blocks of 8, 6, 4 or 3 columns where every row is whole
+ * pairs of dy words (co a multiple of 8) and the largest magnitude is asked for: block's
+ * keeping rows without its per-row work. The row's dy and its end step by co (row_sums
+ * computes both, its tail and the mask's index again every row), the sums go from the
+ * assembly loop to the kept row and the maximum's test and nowhere else (block stores them
+ * for the rows it cannot sink), and the kept rows and the others run loops of their own (no
+ * test of a row's kind). Same sums, same maximum: the same loop and the same test. */
+static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
+                                                             const tt_dsp_word *stage,
+                                                             const int32_t CB, int32_t c0,
+                                                             const tt_keep *keep,
+                                                             uint32_t *top) {
+  const int8_t *g = a->dy;
+  const int32_t co = a->co, ci = a->ci, rows = a->rows;
+  const int32_t n0 = keep != 0 ? keep->n0 : 0, n1 = keep != 0 ? keep->n1 : 0;
+  int32_t *kept = tt_kept(keep, 0, ci);
+  uint32_t m = *top;
+  for (int32_t p = 0; p < rows; ++p, g += co) {
+    int32_t t[8];
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < CB; ++j) t[j] = 0;
+    if (CB == 8) mac_pairs8(g, g + co, stage, t);
+    else if (CB == 6) mac_pairs6(g, g + co, stage, t);
+    else if (CB == 4) mac_pairs4(g, g + co, stage, t);
+    else mac_pairs3(g, g + co, stage, t);
+    if (p < n1) {
+#pragma GCC unroll 8
+      for (int32_t j = 0; j < CB; ++j) kept[c0 + j] = t[j];
+      kept = p + 1 == n0 ? keep->a1 : kept + ci;
+    }
+    /* row_sums' test: whether any |v| passes m, then the maximum only where one may */
+    const int32_t m1 = (int32_t)m - 1;
+    int32_t below = 0;
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < CB; ++j) below |= m1 - (t[j] ^ (t[j] >> 31));
+    if (below < 0) {
+#pragma GCC unroll 8
+      for (int32_t j = 0; j < CB; ++j) {
+        const uint32_t v = tt_magnitude(t[j]);
+        m = v > m ? v : m;
+      }
+    }
+  }
+  *top = m;
+}
+#define TT_GDSP_FIRST_ROWS(CB, M)                                                           \
+  if (!(M) && ((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && nc == (CB) &&          \
+      (a->co & 7) == 0 && top != 0) {                                                       \
+    first_rows(a, stage, (CB), c0, keep, top);                                              \
+    return;                                                                                 \
+  }
+#else
+#define TT_GDSP_FIRST_ROWS(CB, M)
+#endif
+
 /* One compiled copy per block width, mask and pass (keeping or measuring; rounding). KEEP
  * is the keeping copy's `rounds`: 0, or r != 0 (the copy then compiles the rounding rows
  * too, never run); gcc 12 allocates the masked copies' registers better with r != 0 but for
@@ -539,6 +595,7 @@ typedef void (*block_fn)(const pointwise *a, const tt_dsp_word *stage, int32_t c
       const pointwise *a, const tt_dsp_word *stage, int32_t c0, int32_t nc,               \
       const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
       int8_t *dx) {                                                                         \
+    TT_GDSP_FIRST_ROWS(CB, M)                                                               \
     block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, KEEP, 0, 0);                     \
   }                                                                                         \
   static __attribute__((noinline)) TT_DSP_ASM_FN void block##CB##_##M##_r(                  \
