@@ -553,8 +553,9 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
     else if (CB == 4) mac_pairs4(g, g + co, stage, t);
     else mac_pairs3(g, g + co, stage, t);
     if (p < n1) {
+      int32_t *const to = kept + c0;
 #pragma GCC unroll 8
-      for (int32_t j = 0; j < CB; ++j) kept[c0 + j] = t[j];
+      for (int32_t j = 0; j < CB; ++j) to[j] = t[j];
       kept = p + 1 == n0 ? keep->a1 : kept + ci;
     }
     /* row_sums' test: whether any |v| passes m, then the maximum only where one may */
@@ -572,6 +573,42 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
   }
   *top = m;
 }
+/* The steady rounding blocks (block's `steady`: unmasked, whole, stochastic, times 1, the
+ * rows' states recorded) of 8, 6, 4 or 3 columns where every row is whole pairs of dy words:
+ * the rows without row_sums' per-row set-up, the sums from the assembly loop straight into
+ * the rule. Same bits: the same sums, rule, draws and states as block's steady rows. */
+static inline __attribute__((always_inline)) void steady_rows(const pointwise *a,
+                                                              const tt_dsp_word *stage,
+                                                              const int32_t CB, int32_t c0,
+                                                              tt_rounder *r, int8_t *dx) {
+  const int8_t *g = a->dy;
+  const int32_t co = a->co, ci = a->ci, rows = a->rows;
+  uint32_t *const states = a->states;
+  const int32_t rr = r->r, hi_shift = r->hi_shift, noise_shift = r->noise_shift;
+  int8_t *out = dx + c0;
+  uint32_t x = 0;
+  for (int32_t p = 0; p < rows; ++p, g += co, out += ci) {
+    int32_t t[8];
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < CB; ++j) t[j] = 0;
+    if (CB == 8) mac_pairs8(g, g + co, stage, t);
+    else if (CB == 6) mac_pairs6(g, g + co, stage, t);
+    else if (CB == 4) mac_pairs4(g, g + co, stage, t);
+    else mac_pairs3(g, g + co, stage, t);
+    x = states[p];
+#pragma GCC unroll 2
+    for (int32_t j = 0; j < CB; j += 4)
+      x = tt_round_stochastic(t + j, CB - j < 4 ? CB - j : 4, out + j, x, 1, rr, hi_shift,
+                              noise_shift);
+    states[p] = x;
+  }
+  r->rng = x;
+}
+#define TT_GDSP_STEADY_ROWS(CB)                                                             \
+  if (((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && (a->co & 7) == 0) {            \
+    steady_rows(a, stage, (CB), c0, r, dx);                                                 \
+    return;                                                                                 \
+  }
 #define TT_GDSP_FIRST_ROWS(CB, M)                                                           \
   if (!(M) && ((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && nc == (CB) &&          \
       (a->co & 7) == 0 && top != 0) {                                                       \
@@ -580,6 +617,7 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
   }
 #else
 #define TT_GDSP_FIRST_ROWS(CB, M)
+#define TT_GDSP_STEADY_ROWS(CB)
 #endif
 
 /* One compiled copy per block width, mask and pass (keeping or measuring; rounding). KEEP
@@ -603,9 +641,10 @@ typedef void (*block_fn)(const pointwise *a, const tt_dsp_word *stage, int32_t c
       const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
       int8_t *dx) {                                                                         \
     if (!M && c0 != 0 && nc == CB && a->states != 0 && r->stochastic && !r->exact &&        \
-        r->times == 1)                                                                      \
+        r->times == 1) {                                                                    \
+      TT_GDSP_STEADY_ROWS(CB)                                                               \
       block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 1, 1, 1);                      \
-    else                                                                                    \
+    } else                                                                                  \
       block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 1, !M, 0);                     \
   }
 TT_GDSP_BLOCK(8, 0, 0)
