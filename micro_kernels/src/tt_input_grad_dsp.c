@@ -573,6 +573,48 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
   }
   *top = m;
 }
+/* tt_round_stochastic (times 1) over eight sums in registers, into out[0..7]: returns the
+ * stream's state after the eight draws. In assembly because the rule's operands (the
+ * multiplier, the noise's scale 2^hi_shift, hi_shift) and the stream beside eight live sums
+ * take all fourteen registers: gcc 12 spills the operands, three loads an element (12 an
+ * element against 8 here). Each element: the draw (three EORs), the noise's two words
+ * (BIC, UMULL by the scale), the sum times the multiplier onto them (SMLAL), the high
+ * word's arithmetic shift and the byte into the output word (BFI); a sum's register is the
+ * next element's high word once its SMLAL has read it. Same bits: the same 64-bit sums. */
+#define TT_GDSP_DRAW                                                                        \
+  "eor %[x], %[x], %[x], lsl #13\n\teor %[x], %[x], %[x], lsr #17\n\t"                      \
+  "eor %[x], %[x], %[x], lsl #5\n\tbic %[l], %[x], #255\n\t"
+/* element `a` into the low byte of word w (its high word) */
+#define TT_GDSP_RULE0(a, w)                                                                 \
+  TT_GDSP_DRAW "umull %[l], %[" w "], %[l], %[sc]\n\t"                                      \
+  "smlal %[l], %[" w "], %[" a "], %[rr]\n\tasr %[" w "], %[" w "], %[hs]\n\t"
+/* element `a` into byte `at` of word w, through the free register f */
+#define TT_GDSP_RULE(a, f, w, at)                                                           \
+  TT_GDSP_DRAW "umull %[l], %[" f "], %[l], %[sc]\n\t"                                      \
+  "smlal %[l], %[" f "], %[" a "], %[rr]\n\tasr %[" f "], %[" f "], %[hs]\n\t"              \
+  "bfi %[" w "], %[" f "], #" at ", #8\n\t"
+static inline __attribute__((always_inline)) uint32_t round8(const int32_t *t, uint32_t x,
+                                                             int32_t rr, uint32_t sc,
+                                                             int32_t hs, int8_t *out) {
+  int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = t[3], a4 = t[4], a5 = t[5], a6 = t[6],
+          a7 = t[7];
+  uint32_t l, h;
+  __asm__(TT_GDSP_RULE0("a0", "h") TT_GDSP_RULE("a1", "a0", "h", "8")
+          TT_GDSP_RULE("a2", "a0", "h", "16") TT_GDSP_RULE("a3", "a0", "h", "24")
+          TT_GDSP_RULE0("a4", "a1") TT_GDSP_RULE("a5", "a0", "a1", "8")
+          TT_GDSP_RULE("a6", "a0", "a1", "16") TT_GDSP_RULE("a7", "a0", "a1", "24")
+          : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [a4] "+r"(a4),
+            [a5] "+r"(a5), [a6] "+r"(a6), [a7] "+r"(a7), [x] "+r"(x), [l] "=&r"(l),
+            [h] "=&r"(h)
+          : [sc] "r"(sc), [rr] "r"(rr), [hs] "r"(hs));
+  memcpy(out, &h, 4);
+  memcpy(out + 4, &a1, 4);
+  return x;
+}
+#undef TT_GDSP_DRAW
+#undef TT_GDSP_RULE0
+#undef TT_GDSP_RULE
+
 /* The steady rounding blocks (block's `steady`: unmasked, whole, stochastic, times 1, the
  * rows' states recorded) of 8, 6, 4 or 3 columns where every row is whole pairs of dy words:
  * the rows without row_sums' per-row set-up, the sums from the assembly loop straight into
@@ -596,6 +638,11 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
     else if (CB == 4) mac_pairs4(g, g + co, stage, t);
     else mac_pairs3(g, g + co, stage, t);
     x = states[p];
+    if (CB == 8) {
+      x = round8(t, x, rr, (uint32_t)1 << (noise_shift - 8), hi_shift, out);
+      states[p] = x;
+      continue;
+    }
 #pragma GCC unroll 2
     for (int32_t j = 0; j < CB; j += 4)
       x = tt_round_stochastic(t + j, CB - j < 4 ? CB - j : 4, out + j, x, 1, rr, hi_shift,
