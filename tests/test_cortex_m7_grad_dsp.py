@@ -119,9 +119,13 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                                                       # columns): no room for the rows'
                                                       # states, every block jumps, the short
                                                       # last block's jump set up again
-              (1, 7, 7, 24, 128)]                     # the rows' states; the first block
+              (1, 7, 7, 24, 128),                     # the rows' states; the first block
                                                       # jumps 120 draws 35-48 times: tables
                                                       # built by squaring (as MCUNet's 432)
+              (1, 2, 3, 336, 14)]                     # co a multiple of 8 in blocks of 6:
+                                                      # the first pass's and the steady
+                                                      # blocks' own rows (first_rows,
+                                                      # steady_rows) at 6 columns
     if rows_only:
         # unstaged (tt_input_grad_rows_dsp.c, 1-3 rows): two rows and a last one, an odd co,
         # columns past the last block of four; 4 positions: the second pass of 3 rows; 520

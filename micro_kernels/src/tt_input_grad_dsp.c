@@ -527,13 +527,54 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
 }
 
 #if TT_DSP_ASM_ALL_REGS
+/* Whether |t[j]| <= m for every j < CB (8, 6, 4 or 3; m < 2^31): the maximum's test of
+ * first_rows, two instructions a sum and an IT per two (20 for eight, against row_sums'
+ * three a sum). |v| <= m exactly where (uint32_t)(v + m) <= 2m: v + m lies in [0, 2m] where
+ * |v| <= m, in [2m + 1, 2^31 - 1 + m] (no wrap) where v > m, and in [-2^31 + m, -1], so
+ * [2^31 + m, 2^32 - 1] as uint32_t, where v < -m (any int32 v, -2^31 too), above 2m as
+ * m < 2^31. The sums are tested in turn while the carry (2m >= v + m, unsigned) holds; the
+ * carry after the last is the answer. */
+#define TT_GDSP_W_FIRST "add %[x], %[t0], %[m]\n\tcmp %[m2], %[x]\n\t"
+#define TT_GDSP_W_TWO(a, b)                                                                 \
+  "itttt cs\n\taddcs %[x], %[" a "], %[m]\n\tcmpcs %[m2], %[x]\n\t"                         \
+  "addcs %[x], %[" b "], %[m]\n\tcmpcs %[m2], %[x]\n\t"
+#define TT_GDSP_W_ONE(a) "itt cs\n\taddcs %[x], %[" a "], %[m]\n\tcmpcs %[m2], %[x]\n\t"
+static inline __attribute__((always_inline)) int within(const int32_t *t, const int32_t CB,
+                                                        uint32_t m) {
+  uint32_t x;
+  int ok;
+  /* the sums past CB are t[0] again (not read by the CB's test) */
+  const int32_t t0 = t[0], t1 = t[1], t2 = t[2], t3 = CB > 3 ? t[3] : t0,
+                t4 = CB > 4 ? t[4] : t0, t5 = CB > 4 ? t[5] : t0, t6 = CB > 6 ? t[6] : t0,
+                t7 = CB > 6 ? t[7] : t0;
+#define TT_GDSP_W_ARGS                                                                      \
+  : [x] "=&r"(x), "=@cccs"(ok)                                                              \
+  : [t0] "r"(t0), [t1] "r"(t1), [t2] "r"(t2), [t3] "r"(t3), [t4] "r"(t4), [t5] "r"(t5),     \
+    [t6] "r"(t6), [t7] "r"(t7), [m] "r"(m), [m2] "r"(2u * m)
+  if (CB == 8)
+    __asm__(TT_GDSP_W_FIRST TT_GDSP_W_TWO("t1", "t2") TT_GDSP_W_TWO("t3", "t4")
+                TT_GDSP_W_TWO("t5", "t6") TT_GDSP_W_ONE("t7") TT_GDSP_W_ARGS);
+  else if (CB == 6)
+    __asm__(TT_GDSP_W_FIRST TT_GDSP_W_TWO("t1", "t2") TT_GDSP_W_TWO("t3", "t4")
+                TT_GDSP_W_ONE("t5") TT_GDSP_W_ARGS);
+  else if (CB == 4)
+    __asm__(TT_GDSP_W_FIRST TT_GDSP_W_TWO("t1", "t2") TT_GDSP_W_ONE("t3") TT_GDSP_W_ARGS);
+  else
+    __asm__(TT_GDSP_W_FIRST TT_GDSP_W_TWO("t1", "t2") TT_GDSP_W_ARGS);
+#undef TT_GDSP_W_ARGS
+  return ok;
+}
+#undef TT_GDSP_W_FIRST
+#undef TT_GDSP_W_TWO
+#undef TT_GDSP_W_ONE
+
 /* The first pass's unmasked whole blocks of 8, 6, 4 or 3 columns where every row is whole
  * pairs of dy words (co a multiple of 8) and the largest magnitude is asked for: block's
  * keeping rows without its per-row work. The row's dy and its end step by co (row_sums
  * computes both, its tail and the mask's index again every row), the sums go from the
  * assembly loop to the kept row and the maximum's test and nowhere else (block stores them
- * for the rows it cannot sink), and the kept rows and the others run loops of their own (no
- * test of a row's kind). Same sums, same maximum: the same loop and the same test. */
+ * for the rows it cannot sink), and the maximum's test is within's. Same sums, same
+ * maximum: the same loop, and a new maximum taken wherever a sum passes the old one. */
 static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
                                                              const tt_dsp_word *stage,
                                                              const int32_t CB, int32_t c0,
@@ -553,17 +594,15 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
     else if (CB == 4) mac_pairs4(g, g + co, stage, t);
     else mac_pairs3(g, g + co, stage, t);
     if (p < n1) {
-      int32_t *const to = kept + c0;
+      int32_t *to = kept + c0;
+      /* one register: gcc 12 otherwise keeps c0 + j's offsets on the stack, a load a store */
+      __asm__("" : "+r"(to));
 #pragma GCC unroll 8
       for (int32_t j = 0; j < CB; ++j) to[j] = t[j];
       kept = p + 1 == n0 ? keep->a1 : kept + ci;
     }
-    /* row_sums' test: whether any |v| passes m, then the maximum only where one may */
-    const int32_t m1 = (int32_t)m - 1;
-    int32_t below = 0;
-#pragma GCC unroll 8
-    for (int32_t j = 0; j < CB; ++j) below |= m1 - (t[j] ^ (t[j] >> 31));
-    if (below < 0) {
+    /* the maximum only where a sum passes it (rare after the first rows) */
+    if (!within(t, CB, m)) {
 #pragma GCC unroll 8
       for (int32_t j = 0; j < CB; ++j) {
         const uint32_t v = tt_magnitude(t[j]);
