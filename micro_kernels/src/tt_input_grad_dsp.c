@@ -577,22 +577,38 @@ static inline __attribute__((always_inline)) int within(const int32_t *t, const 
  * maximum: the same loop, and a new maximum taken wherever a sum passes the old one. */
 static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
                                                              const tt_dsp_word *stage,
-                                                             const int32_t CB, int32_t c0,
+                                                             const int32_t CB,
+                                                             const int masked, int32_t c0,
                                                              const tt_keep *keep,
                                                              uint32_t *top) {
   const int8_t *g = a->dy;
   const int32_t co = a->co, ci = a->ci, rows = a->rows;
   const int32_t n0 = keep != 0 ? keep->n0 : 0, n1 = keep != 0 ? keep->n1 : 0;
   int32_t *kept = tt_kept(keep, 0, ci);
+  /* masked: every row's mask starts on a byte (mask_at and co multiples of 8), so the
+   * rows' bytes follow one another */
+  const uint8_t *bits = masked ? a->mask + (a->mask_at >> 3) : 0;
   uint32_t m = *top;
-  for (int32_t p = 0; p < rows; ++p, g += co) {
+  for (int32_t p = 0; p < rows; ++p) {
     int32_t t[8];
 #pragma GCC unroll 8
     for (int32_t j = 0; j < CB; ++j) t[j] = 0;
-    if (CB == 8) mac_pairs8(g, g + co, stage, t);
-    else if (CB == 6) mac_pairs6(g, g + co, stage, t);
-    else if (CB == 4) mac_pairs4(g, g + co, stage, t);
-    else mac_pairs3(g, g + co, stage, t);
+    if (masked) {
+      /* row_sums' masked loop: a byte's two nibbles mask two words, all-zero words skipped */
+      const int8_t *const end = g + co;
+      for (const tt_dsp_word *s = stage; g != end; g += 8, s += 4 * CB, ++bits) {
+        const uint32_t v0 = tt_dsp_load4(g) & lanes_of[*bits & 15u];
+        const uint32_t v1 = tt_dsp_load4(g + 4) & lanes_of[*bits >> 4];
+        if (v0 != 0) mac_group(v0, s, CB, t);
+        if (v1 != 0) mac_group(v1, s + 2 * CB, CB, t);
+      }
+    } else {
+      if (CB == 8) mac_pairs8(g, g + co, stage, t);
+      else if (CB == 6) mac_pairs6(g, g + co, stage, t);
+      else if (CB == 4) mac_pairs4(g, g + co, stage, t);
+      else mac_pairs3(g, g + co, stage, t);
+      g += co;
+    }
     if (p < n1) {
       int32_t *to = kept + c0;
       /* one register: gcc 12 otherwise keeps c0 + j's offsets on the stack, a load a store */
@@ -696,9 +712,9 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
     return;                                                                                 \
   }
 #define TT_GDSP_FIRST_ROWS(CB, M)                                                           \
-  if (!(M) && ((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && nc == (CB) &&          \
-      (a->co & 7) == 0 && top != 0) {                                                       \
-    first_rows(a, stage, (CB), c0, keep, top);                                              \
+  if (((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && nc == (CB) &&                   \
+      (a->co & 7) == 0 && top != 0 && (!(M) || (a->mask_at & 7) == 0)) {                    \
+    first_rows(a, stage, (CB), (M), c0, keep, top);                                         \
     return;                                                                                 \
   }
 #else
