@@ -14,7 +14,10 @@
  * instructions per weight (3.6 four columns at a time), is shared by all the rows. The
  * unmasked rows of blocks of 8, 6, 4 and 3 columns run that loop in inline assembly
  * (mac_pairs8, mac_pairs6/4/3): gcc 12 runs out of registers there and spills the loop's
- * end or sums.
+ * end or sums. Where co is a multiple of 8 (every row whole pairs of dy words), the first
+ * pass's whole blocks (first_rows, the maximum's test in assembly: within) and the second's
+ * steady ones (steady_rows; eight columns rounded in registers: round8) run their rows
+ * without row_sums' per-row work.
  *
  * The accumulators are the portable kernel's integers: each is the exact sum of the same
  * co terms (factored dy * (w * mult) instead of (dy * mult) * w), bounded below 2^31 by the
