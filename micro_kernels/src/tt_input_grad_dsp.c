@@ -544,6 +544,15 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
 #define TT_GDSP_W_ONE(a) "itt cs\n\taddcs %[x], %[" a "], %[m]\n\tcmpcs %[m2], %[x]\n\t"
 static inline __attribute__((always_inline)) int within(const int32_t *t, const int32_t CB,
                                                         uint32_t m) {
+#ifndef __GCC_ASM_FLAG_OUTPUTS__
+  /* a compiler without asm flag outputs (gcc before 10): row_sums' test, three a sum (v ^
+   * sign is |v| or |v| - 1: m - 1 - (v ^ sign) < 0 for some v where one may pass m) */
+  const int32_t m1 = (int32_t)m - 1;
+  int32_t below = 0;
+#pragma GCC unroll 8
+  for (int32_t j = 0; j < CB; ++j) below |= m1 - (t[j] ^ (t[j] >> 31));
+  return below >= 0;
+#else
   uint32_t x;
   int ok;
   /* the sums past CB are t[0] again (not read by the CB's test) */
@@ -566,6 +575,7 @@ static inline __attribute__((always_inline)) int within(const int32_t *t, const 
     __asm__(TT_GDSP_W_FIRST TT_GDSP_W_TWO("t1", "t2") TT_GDSP_W_ARGS);
 #undef TT_GDSP_W_ARGS
   return ok;
+#endif
 }
 #undef TT_GDSP_W_FIRST
 #undef TT_GDSP_W_TWO
