@@ -120,9 +120,13 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                                                       # columns): no room for the rows'
                                                       # states, every block jumps, the short
                                                       # last block's jump set up again
-              (1, 7, 7, 24, 128)]                     # the rows' states; the first block
+              (1, 7, 7, 24, 128),                     # the rows' states; the first block
                                                       # jumps 120 draws 35-48 times: tables
                                                       # built by squaring (as MCUNet's 432)
+              (1, 2, 3, 336, 14)]                     # co a multiple of 8 in blocks of 6:
+                                                      # the first pass's and the steady
+                                                      # blocks' own rows (first_rows,
+                                                      # steady_rows) at 6 columns
     if rows_only:
         # unstaged (tt_input_grad_rows_dsp.c, 1-3 rows): two rows and a last one, an odd co,
         # columns past the last block of four; 4 positions: the second pass of 3 rows; 520
@@ -180,6 +184,30 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
             i8(dy), rig_p(np.array([0.01], np.float32), C.c_float), mask_p, 1, 6, 6, 24, i8(wt),
             rig_p(np.ones(24, np.int16), C.c_int16), C.c_float(0.001), 1, 1,
             C.byref(c_kernels.Window(1, 1, 1, 1, 0, 0)), 6, 6, 60, dx, scale, state, scratch,
+            kept)
+    # the first pass's maximum's test (within) at its edges: row p's largest |accumulator|,
+    # (-1)^p (20000 + p), one more than the rows' before and in column p % 8 (every slot of
+    # the test), the others below 5200: a test that let |v| = m + 1 or -(m + 1) pass would
+    # miss every new maximum after row 0. Outputs o and o + 8 both feed column o (weights
+    # 1), at multipliers 256 and 1: acc = 256 dy[o] + dy[o + 8]
+    dy = rng.integers(-20, 21, (1, 4, 4, 16)).astype(np.int8)
+    for p in range(16):
+        v = 20000 + p
+        hi = (v + 128) // 256
+        dy.reshape(16, 16)[p, [p % 8, p % 8 + 8]] = np.array([hi, v - 256 * hi]) * (-1) ** p
+    wt = np.zeros((16, 1, 1, 8), np.int8)
+    for o in range(16):
+        wt[o, 0, 0, o % 8] = 1
+    mult = np.array([256] * 8 + [1] * 8, np.int16)
+    acc = np.einsum("nhwo,oc->nhwc", dy.astype(np.int64) * mult,
+                    wt[:, 0, 0, :].astype(np.int64)).reshape(16, 8)
+    assert [int(np.abs(r).max()) for r in acc] == list(range(20000, 20016))
+    for mask_p, dx, scale, state, scratch, kept in input_grad_variants(mask, (1, 4, 4, 8), 9,
+                                                                        3):
+        lib.tt_conv2d_input_grad_s8(
+            i8(dy), rig_p(np.array([0.01], np.float32), C.c_float), mask_p, 1, 4, 4, 16, i8(wt),
+            rig_p(mult, C.c_int16), C.c_float(0.001), 1, 1,
+            C.byref(c_kernels.Window(1, 1, 1, 1, 0, 0)), 4, 4, 8, dx, scale, state, scratch,
             kept)
     # multipliers outside [0, 2^8] (not what augment makes): the portable code
     dy, wt = dy_of(rng, (1, 3, 3, 6), False), rng.integers(-128, 128, (6, 1, 1, 5)).astype(np.int8)

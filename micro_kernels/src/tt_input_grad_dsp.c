@@ -14,7 +14,10 @@
  * instructions per weight (3.6 four columns at a time), is shared by all the rows. The
  * unmasked rows of blocks of 8, 6, 4 and 3 columns run that loop in inline assembly
  * (mac_pairs8, mac_pairs6/4/3): gcc 12 runs out of registers there and spills the loop's
- * end or sums.
+ * end or sums. Where co is a multiple of 8 (every row whole pairs of dy words), the first
+ * pass's whole blocks (first_rows, the maximum's test in assembly: within) and the second's
+ * steady ones (steady_rows; eight columns rounded in registers: round8) run their rows
+ * without row_sums' per-row work.
  *
  * The accumulators are the portable kernel's integers: each is the exact sum of the same
  * co terms (factored dy * (w * mult) instead of (dy * mult) * w), bounded below 2^31 by the
@@ -526,6 +529,212 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
   if (top != 0) *top = m;
 }
 
+#if TT_DSP_ASM_ALL_REGS
+/* Whether |t[j]| <= m for every j < CB (8, 6, 4 or 3; m < 2^31): the maximum's test of
+ * first_rows, two instructions a sum and an IT per two (20 for eight, against row_sums'
+ * three a sum). |v| <= m exactly where (uint32_t)(v + m) <= 2m: v + m lies in [0, 2m] where
+ * |v| <= m, in [2m + 1, 2^31 - 1 + m] (no wrap) where v > m, and in [-2^31 + m, -1], so
+ * [2^31 + m, 2^32 - 1] as uint32_t, where v < -m (any int32 v, -2^31 too), above 2m as
+ * m < 2^31. The sums are tested in turn while the carry (2m >= v + m, unsigned) holds; the
+ * carry after the last is the answer. */
+#define TT_GDSP_W_FIRST "add %[x], %[t0], %[m]\n\tcmp %[m2], %[x]\n\t"
+#define TT_GDSP_W_TWO(a, b)                                                                 \
+  "itttt cs\n\taddcs %[x], %[" a "], %[m]\n\tcmpcs %[m2], %[x]\n\t"                         \
+  "addcs %[x], %[" b "], %[m]\n\tcmpcs %[m2], %[x]\n\t"
+#define TT_GDSP_W_ONE(a) "itt cs\n\taddcs %[x], %[" a "], %[m]\n\tcmpcs %[m2], %[x]\n\t"
+static inline __attribute__((always_inline)) int within(const int32_t *t, const int32_t CB,
+                                                        uint32_t m) {
+#ifndef __GCC_ASM_FLAG_OUTPUTS__
+  /* a compiler without asm flag outputs (gcc before 10): row_sums' test, three a sum (v ^
+   * sign is |v| or |v| - 1: m - 1 - (v ^ sign) < 0 for some v where one may pass m) */
+  const int32_t m1 = (int32_t)m - 1;
+  int32_t below = 0;
+#pragma GCC unroll 8
+  for (int32_t j = 0; j < CB; ++j) below |= m1 - (t[j] ^ (t[j] >> 31));
+  return below >= 0;
+#else
+  uint32_t x;
+  int ok;
+  /* the sums past CB are t[0] again (not read by the CB's test) */
+  const int32_t t0 = t[0], t1 = t[1], t2 = t[2], t3 = CB > 3 ? t[3] : t0,
+                t4 = CB > 4 ? t[4] : t0, t5 = CB > 4 ? t[5] : t0, t6 = CB > 6 ? t[6] : t0,
+                t7 = CB > 6 ? t[7] : t0;
+#define TT_GDSP_W_ARGS                                                                      \
+  : [x] "=&r"(x), "=@cccs"(ok)                                                              \
+  : [t0] "r"(t0), [t1] "r"(t1), [t2] "r"(t2), [t3] "r"(t3), [t4] "r"(t4), [t5] "r"(t5),     \
+    [t6] "r"(t6), [t7] "r"(t7), [m] "r"(m), [m2] "r"(2u * m)
+  if (CB == 8)
+    __asm__(TT_GDSP_W_FIRST TT_GDSP_W_TWO("t1", "t2") TT_GDSP_W_TWO("t3", "t4")
+                TT_GDSP_W_TWO("t5", "t6") TT_GDSP_W_ONE("t7") TT_GDSP_W_ARGS);
+  else if (CB == 6)
+    __asm__(TT_GDSP_W_FIRST TT_GDSP_W_TWO("t1", "t2") TT_GDSP_W_TWO("t3", "t4")
+                TT_GDSP_W_ONE("t5") TT_GDSP_W_ARGS);
+  else if (CB == 4)
+    __asm__(TT_GDSP_W_FIRST TT_GDSP_W_TWO("t1", "t2") TT_GDSP_W_ONE("t3") TT_GDSP_W_ARGS);
+  else
+    __asm__(TT_GDSP_W_FIRST TT_GDSP_W_TWO("t1", "t2") TT_GDSP_W_ARGS);
+#undef TT_GDSP_W_ARGS
+  return ok;
+#endif
+}
+#undef TT_GDSP_W_FIRST
+#undef TT_GDSP_W_TWO
+#undef TT_GDSP_W_ONE
+
+/* The first pass's unmasked whole blocks of 8, 6, 4 or 3 columns where every row is whole
+ * pairs of dy words (co a multiple of 8) and the largest magnitude is asked for: block's
+ * keeping rows without its per-row work. The row's dy and its end step by co (row_sums
+ * computes both, its tail and the mask's index again every row), the sums go from the
+ * assembly loop to the kept row and the maximum's test and nowhere else (block stores them
+ * for the rows it cannot sink), and the maximum's test is within's. Same sums, same
+ * maximum: the same loop, and a new maximum taken wherever a sum passes the old one. */
+static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
+                                                             const tt_dsp_word *stage,
+                                                             const int32_t CB,
+                                                             const int masked, int32_t c0,
+                                                             const tt_keep *keep,
+                                                             uint32_t *top) {
+  const int8_t *g = a->dy;
+  const int32_t co = a->co, ci = a->ci, rows = a->rows;
+  const int32_t n0 = keep != 0 ? keep->n0 : 0, n1 = keep != 0 ? keep->n1 : 0;
+  int32_t *kept = tt_kept(keep, 0, ci);
+  /* masked: every row's mask starts on a byte (mask_at and co multiples of 8), so the
+   * rows' bytes follow one another */
+  const uint8_t *bits = masked ? a->mask + (a->mask_at >> 3) : 0;
+  uint32_t m = *top;
+  for (int32_t p = 0; p < rows; ++p) {
+    int32_t t[8];
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < CB; ++j) t[j] = 0;
+    if (masked) {
+      /* row_sums' masked loop: a byte's two nibbles mask two words, all-zero words skipped */
+      const int8_t *const end = g + co;
+      for (const tt_dsp_word *s = stage; g != end; g += 8, s += 4 * CB, ++bits) {
+        const uint32_t v0 = tt_dsp_load4(g) & lanes_of[*bits & 15u];
+        const uint32_t v1 = tt_dsp_load4(g + 4) & lanes_of[*bits >> 4];
+        if (v0 != 0) mac_group(v0, s, CB, t);
+        if (v1 != 0) mac_group(v1, s + 2 * CB, CB, t);
+      }
+    } else {
+      if (CB == 8) mac_pairs8(g, g + co, stage, t);
+      else if (CB == 6) mac_pairs6(g, g + co, stage, t);
+      else if (CB == 4) mac_pairs4(g, g + co, stage, t);
+      else mac_pairs3(g, g + co, stage, t);
+      g += co;
+    }
+    if (p < n1) {
+      int32_t *to = kept + c0;
+      /* one register: gcc 12 otherwise keeps c0 + j's offsets on the stack, a load a store */
+      __asm__("" : "+r"(to));
+#pragma GCC unroll 8
+      for (int32_t j = 0; j < CB; ++j) to[j] = t[j];
+      kept = p + 1 == n0 ? keep->a1 : kept + ci;
+    }
+    /* the maximum only where a sum passes it (rare after the first rows) */
+    if (!within(t, CB, m)) {
+#pragma GCC unroll 8
+      for (int32_t j = 0; j < CB; ++j) {
+        const uint32_t v = tt_magnitude(t[j]);
+        m = v > m ? v : m;
+      }
+    }
+  }
+  *top = m;
+}
+/* tt_round_stochastic (times 1) over eight sums in registers, into out[0..7]: returns the
+ * stream's state after the eight draws. In assembly because the rule's operands (the
+ * multiplier, the noise's scale 2^hi_shift, hi_shift) and the stream beside eight live sums
+ * take all fourteen registers: gcc 12 spills the operands, three loads an element (12 an
+ * element against 8 here). Each element: the draw (three EORs), the noise's two words
+ * (BIC, UMULL by the scale), the sum times the multiplier onto them (SMLAL), the high
+ * word's arithmetic shift and the byte into the output word (BFI); a sum's register is the
+ * next element's high word once its SMLAL has read it. Same bits: the same 64-bit sums. */
+#define TT_GDSP_DRAW                                                                        \
+  "eor %[x], %[x], %[x], lsl #13\n\teor %[x], %[x], %[x], lsr #17\n\t"                      \
+  "eor %[x], %[x], %[x], lsl #5\n\tbic %[l], %[x], #255\n\t"
+/* element `a` into the low byte of word w (its high word) */
+#define TT_GDSP_RULE0(a, w)                                                                 \
+  TT_GDSP_DRAW "umull %[l], %[" w "], %[l], %[sc]\n\t"                                      \
+  "smlal %[l], %[" w "], %[" a "], %[rr]\n\tasr %[" w "], %[" w "], %[hs]\n\t"
+/* element `a` into byte `at` of word w, through the free register f */
+#define TT_GDSP_RULE(a, f, w, at)                                                           \
+  TT_GDSP_DRAW "umull %[l], %[" f "], %[l], %[sc]\n\t"                                      \
+  "smlal %[l], %[" f "], %[" a "], %[rr]\n\tasr %[" f "], %[" f "], %[hs]\n\t"              \
+  "bfi %[" w "], %[" f "], #" at ", #8\n\t"
+static inline __attribute__((always_inline)) uint32_t round8(const int32_t *t, uint32_t x,
+                                                             int32_t rr, uint32_t sc,
+                                                             int32_t hs, int8_t *out) {
+  int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = t[3], a4 = t[4], a5 = t[5], a6 = t[6],
+          a7 = t[7];
+  uint32_t l, h;
+  __asm__(TT_GDSP_RULE0("a0", "h") TT_GDSP_RULE("a1", "a0", "h", "8")
+          TT_GDSP_RULE("a2", "a0", "h", "16") TT_GDSP_RULE("a3", "a0", "h", "24")
+          TT_GDSP_RULE0("a4", "a1") TT_GDSP_RULE("a5", "a0", "a1", "8")
+          TT_GDSP_RULE("a6", "a0", "a1", "16") TT_GDSP_RULE("a7", "a0", "a1", "24")
+          : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [a4] "+r"(a4),
+            [a5] "+r"(a5), [a6] "+r"(a6), [a7] "+r"(a7), [x] "+r"(x), [l] "=&r"(l),
+            [h] "=&r"(h)
+          : [sc] "r"(sc), [rr] "r"(rr), [hs] "r"(hs));
+  memcpy(out, &h, 4);
+  memcpy(out + 4, &a1, 4);
+  return x;
+}
+#undef TT_GDSP_DRAW
+#undef TT_GDSP_RULE0
+#undef TT_GDSP_RULE
+
+/* The steady rounding blocks (block's `steady`: unmasked, whole, stochastic, times 1, the
+ * rows' states recorded) of 8, 6, 4 or 3 columns where every row is whole pairs of dy words:
+ * the rows without row_sums' per-row set-up, the sums from the assembly loop straight into
+ * the rule. Same bits: the same sums, rule, draws and states as block's steady rows. */
+static inline __attribute__((always_inline)) void steady_rows(const pointwise *a,
+                                                              const tt_dsp_word *stage,
+                                                              const int32_t CB, int32_t c0,
+                                                              tt_rounder *r, int8_t *dx) {
+  const int8_t *g = a->dy;
+  const int32_t co = a->co, ci = a->ci, rows = a->rows;
+  uint32_t *const states = a->states;
+  const int32_t rr = r->r, hi_shift = r->hi_shift, noise_shift = r->noise_shift;
+  int8_t *out = dx + c0;
+  uint32_t x = 0;
+  for (int32_t p = 0; p < rows; ++p, g += co, out += ci) {
+    int32_t t[8];
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < CB; ++j) t[j] = 0;
+    if (CB == 8) mac_pairs8(g, g + co, stage, t);
+    else if (CB == 6) mac_pairs6(g, g + co, stage, t);
+    else if (CB == 4) mac_pairs4(g, g + co, stage, t);
+    else mac_pairs3(g, g + co, stage, t);
+    x = states[p];
+    if (CB == 8) {
+      x = round8(t, x, rr, (uint32_t)1 << (noise_shift - 8), hi_shift, out);
+      states[p] = x;
+      continue;
+    }
+#pragma GCC unroll 2
+    for (int32_t j = 0; j < CB; j += 4)
+      x = tt_round_stochastic(t + j, CB - j < 4 ? CB - j : 4, out + j, x, 1, rr, hi_shift,
+                              noise_shift);
+    states[p] = x;
+  }
+  r->rng = x;
+}
+#define TT_GDSP_STEADY_ROWS(CB)                                                             \
+  if (((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && (a->co & 7) == 0) {            \
+    steady_rows(a, stage, (CB), c0, r, dx);                                                 \
+    return;                                                                                 \
+  }
+#define TT_GDSP_FIRST_ROWS(CB, M)                                                           \
+  if (((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && nc == (CB) &&                   \
+      (a->co & 7) == 0 && top != 0 && (!(M) || (a->mask_at & 7) == 0)) {                    \
+    first_rows(a, stage, (CB), (M), c0, keep, top);                                         \
+    return;                                                                                 \
+  }
+#else
+#define TT_GDSP_FIRST_ROWS(CB, M)
+#define TT_GDSP_STEADY_ROWS(CB)
+#endif
+
 /* One compiled copy per block width, mask and pass (keeping or measuring; rounding). KEEP
  * is the keeping copy's `rounds`: 0, or r != 0 (the copy then compiles the rounding rows
  * too, never run); gcc 12 allocates the masked copies' registers better with r != 0 but for
@@ -539,6 +748,7 @@ typedef void (*block_fn)(const pointwise *a, const tt_dsp_word *stage, int32_t c
       const pointwise *a, const tt_dsp_word *stage, int32_t c0, int32_t nc,               \
       const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
       int8_t *dx) {                                                                         \
+    TT_GDSP_FIRST_ROWS(CB, M)                                                               \
     block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, KEEP, 0, 0);                     \
   }                                                                                         \
   static __attribute__((noinline)) TT_DSP_ASM_FN void block##CB##_##M##_r(                  \
@@ -546,9 +756,10 @@ typedef void (*block_fn)(const pointwise *a, const tt_dsp_word *stage, int32_t c
       const tt_keep *keep, uint32_t *top, tt_rounder *r, const tt_gdsp_jumper *skip,       \
       int8_t *dx) {                                                                         \
     if (!M && c0 != 0 && nc == CB && a->states != 0 && r->stochastic && !r->exact &&        \
-        r->times == 1)                                                                      \
+        r->times == 1) {                                                                    \
+      TT_GDSP_STEADY_ROWS(CB)                                                               \
       block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 1, 1, 1);                      \
-    else                                                                                    \
+    } else                                                                                  \
       block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 1, !M, 0);                     \
   }
 TT_GDSP_BLOCK(8, 0, 0)
