@@ -18,10 +18,7 @@ trace (`-singlestep -d exec,nochain`) and counts instructions per function (per 
 from __future__ import annotations
 
 import argparse
-import bisect
-import collections
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -113,51 +110,7 @@ def profile(root: Path, tmp: Path, index: int, annotate: list[str], sparse: bool
     program.write_text(source(sparse).replace("%TIMING%", rig_timing.TIMING).replace(
         "%CALLS%", f"  pw_begin();\n  {call(*SHAPES[index])};\n  pw_end();"))
     elf = rig_timing.build(program, tmp / "pw1.elf", root, link=rig_timing.big_link(tmp))
-    log = tmp / "trace.log"
-    subprocess.run(["timeout", "1800", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
-                    "cortex-m7", "-nographic", "-monitor", "none", "-serial", "null",
-                    "-singlestep", "-d", "exec,nochain", "-D", str(log), "-semihosting-config",
-                    "enable=on,target=native", "-kernel", str(elf)], capture_output=True)
-    syms = []
-    for line in subprocess.run(["arm-none-eabi-nm", "-S", "--defined-only", "-n", str(elf)],
-                               capture_output=True, text=True).stdout.splitlines():
-        p = line.split()
-        if len(p) == 4 and p[2] in "tTW":
-            syms.append((int(p[0], 16), p[3]))
-    at = {n: a for a, n in syms}
-    counts: collections.Counter = collections.Counter()
-    on = False
-    pc_of = re.compile(r"\[[0-9a-f]+/([0-9a-f]+)/")       # Trace: [cs_base/pc/flags/cflags]
-    with open(log) as f:
-        for line in f:
-            m = pc_of.search(line)
-            if not m:
-                continue
-            pc = int(m.group(1), 16) & ~1
-            if pc == at["pw_begin"]:
-                on = True
-            elif pc == at["pw_end"]:
-                break
-            elif on:
-                counts[pc] += 1
-    log.unlink()
-    starts = [a for a, _ in syms]
-    per: collections.Counter = collections.Counter()
-    for pc, c in counts.items():
-        per[syms[bisect.bisect_right(starts, pc) - 1][1]] += c
-    total = sum(per.values())
-    print(f"{name(*SHAPES[index])}: {total:,} instructions")
-    for fn, c in per.most_common(20):
-        print(f"{c:10,d} {100 * c / total:5.1f}% {fn}")
-    dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True,
-                         text=True).stdout
-    fn = None
-    for line in dis.splitlines():
-        m = re.match(r"^[0-9a-f]+ <(.+)>:", line)
-        fn = m.group(1) if m else fn
-        pc = re.match(r"^\s+([0-9a-f]+):", line)
-        if fn in annotate and pc:
-            print(f"{counts.get(int(pc.group(1), 16), 0):8d} {line}")
+    rig_timing.trace_profile(elf, "pw_begin", "pw_end", name(*SHAPES[index]), annotate, tmp)
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """Timing C calls on the Cortex-M7 rig (QEMU mps2-an500, ../shared/MCU_RIG.md): the pieces
-the kernel benchmarks share (mcu_kernels.py, mcu_grad_dsp.py, mcu_step.py).
+the kernel benchmarks share (mcu_kernels.py, mcu_grad_dsp.py, mcu_step.py; trace_profile:
+pw_input_grad.py and dw_input_grad.py).
 
 A timed program is C source with `%TIMING%` among its declarations (the helpers below: the
 rig's print and SysTick functions, `put` and `TIME(label, call)`) and `%CALLS%` in main after
@@ -10,6 +11,8 @@ cycles. Each call is rounded to whole ticks.
 """
 from __future__ import annotations
 
+import bisect
+import collections
 import re
 import subprocess
 from pathlib import Path
@@ -78,3 +81,56 @@ def time_calls(source: str, calls: list[str], tmp: Path, root: Path = ROOT, defi
         raise SystemExit(f"the rig did not finish ({name}): {out[-500:]}")
     ticks = dict(re.findall(r"(k\d+) (\d+)", out))
     return [40 * int(ticks[f"k{i}"]) for i in range(len(calls))]
+
+
+def trace_profile(elf: Path, begin: str, end: str, title: str, annotate=(),
+                  tmp: Path | None = None) -> None:
+    """Prints the instructions the program `elf` runs between its calls of the functions
+    `begin` and `end` (noinline markers), per function, from QEMU's single-step trace
+    (`-singlestep -d exec,nochain`: one line a translated block of one instruction), and per
+    instruction (objdump, each line with its count) for the functions in `annotate`."""
+    log = (tmp or elf.parent) / "trace.log"
+    subprocess.run(["timeout", "1800", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
+                    "cortex-m7", "-nographic", "-monitor", "none", "-serial", "null",
+                    "-singlestep", "-d", "exec,nochain", "-D", str(log), "-semihosting-config",
+                    "enable=on,target=native", "-kernel", str(elf)], capture_output=True)
+    syms = []
+    for line in subprocess.run(["arm-none-eabi-nm", "-S", "--defined-only", "-n", str(elf)],
+                               capture_output=True, text=True).stdout.splitlines():
+        p = line.split()
+        if len(p) == 4 and p[2] in "tTW":
+            syms.append((int(p[0], 16), p[3]))
+    at = {n: a for a, n in syms}
+    counts: collections.Counter = collections.Counter()
+    on = False
+    pc_of = re.compile(r"\[[0-9a-f]+/([0-9a-f]+)/")       # Trace: [cs_base/pc/flags/cflags]
+    with open(log) as f:
+        for line in f:
+            m = pc_of.search(line)
+            if not m:
+                continue
+            pc = int(m.group(1), 16) & ~1
+            if pc == at[begin]:
+                on = True
+            elif pc == at[end]:
+                break
+            elif on:
+                counts[pc] += 1
+    log.unlink()
+    starts = [a for a, _ in syms]
+    per: collections.Counter = collections.Counter()
+    for pc, c in counts.items():
+        per[syms[bisect.bisect_right(starts, pc) - 1][1]] += c
+    total = sum(per.values())
+    print(f"{title}: {total:,} instructions")
+    for fn, c in per.most_common(20):
+        print(f"{c:10,d} {100 * c / total:5.1f}% {fn}")
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True,
+                         text=True).stdout
+    fn = None
+    for line in dis.splitlines():
+        m = re.match(r"^[0-9a-f]+ <(.+)>:", line)
+        fn = m.group(1) if m else fn
+        pc = re.match(r"^\s+([0-9a-f]+):", line)
+        if fn in annotate and pc:
+            print(f"{counts.get(int(pc.group(1), 16), 0):8d} {line}")
