@@ -270,7 +270,8 @@ void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale,
  * form of the saved input (pointwise); a kernel given less than any walk needs runs the
  * portable code (a pointwise weight gradient of at most 256 positions: its DSP walk without
  * staging, on the stack; a pointwise fused update: its input staged in chunks of channels
- * on its own stack, within TT_GRAD_DSP_STAGE_BYTES, where a chunk of 8 fits): the same bits
+ * on its own stack, within TT_GRAD_DSP_STAGE_BYTES, where a chunk of 8 fits and the draws
+ * it skips cost less than the staging saves): the same bits
  * in every case, only the instructions differ. */
 int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
                                              int32_t h, int32_t wd, int32_t k, int32_t kh,

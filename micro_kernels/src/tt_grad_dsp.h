@@ -141,8 +141,11 @@ typedef struct {
 
 /* A fused pointwise weight update whose input fits no staging of the caller's stages it in
  * chunks of input channels instead, in this much of its own stack (in the budget of
- * TT_GRAD_DSP_STAGE_BYTES, the input gradients' stack staging, which runs in the same
- * backward: the program's stack peak stays theirs). MobileNetV2's blocks.12/13.pointwise1
+ * TT_GRAD_DSP_STAGE_BYTES, the input gradients' stack staging; the caller enters it only
+ * where a chunk fits, so no other call takes this frame. A generated program's pointwise
+ * input gradients' staged walk, in the same backward, is deeper: its stack peak stays
+ * theirs. The TFLM glue's update holds its own staging below this frame: ~4 KB more stack
+ * there on a layer that chunks). MobileNetV2's blocks.12/13.pointwise1
  * (32 channels at 8x8, 4,608 B whole) take 16 channels a chunk from 2,560 B. */
 #ifndef TT_WDSP_CHUNK_BYTES
 #define TT_WDSP_CHUNK_BYTES (TT_GRAD_DSP_STAGE_BYTES - 256)

@@ -960,7 +960,12 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
     end_update(&call, s);
     return;
   }
-  if (update_chunked(&a, w, ci, w_scales, n_scales, momentum, o, s, scratch)) return;
+  /* tested here, not only inside: update_chunked's frame holds the chunk buffer, which a
+   * call that cannot chunk must not put on the stack */
+  if (pointwise_s8(&a) &&
+      chunk_channels(n * h * wd, k, (int32_t)(TT_WDSP_CHUNK_BYTES / 4 * 4)) > 0 &&
+      update_chunked(&a, w, ci, w_scales, n_scales, momentum, o, s, scratch))
+    return;
   if (direct_s8(&a)) {
     update_channels(conv_channel_direct, &a, co, w, 1, ci, k, w_scales, n_scales, momentum, o,
                     s, scratch);
