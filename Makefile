@@ -32,10 +32,6 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-# xdist's default distribution (load) hands the first quarter of the tests out one by one in
-# turn, so the slow ones, which tests/conftest.py puts first, alternate between the workers.
-# (--dist worksteal gives each worker a contiguous half: every slow test went to one worker
-# and the last of them ran at the end with the other worker idle.)
 test:
 	$(PY) -m pytest -n 2 -q --durations=20 tests
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -70,40 +68,3 @@ def zoo() -> dict[str, Path]:
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return modelzoo.build_all(cache)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def arm_gcc_cache(tmp_path_factory) -> Path | None:
-    """arm-none-eabi-gcc through tests/arm_gcc_cache.py for the whole session: the rig tests
-    compile the same kernel sources with the same flags dozens of times (every generated
-    program's `make rig`, every test program), and reusing an identical compile's object
-    saved most of their time. A shim first on PATH reaches every caller (the tests' own
-    commands, generated Makefiles, CMake). The cache lives in this run's pytest folder,
-    shared by the xdist workers, so every `make test` starts empty. Set TT_NO_ARM_GCC_CACHE=1
-    to compile everything afresh."""
-    # already set: a pytest run inside a test, whose PATH finds the shim first
-    real = os.environ.get("TT_ARM_GCC_REAL") or shutil.which("arm-none-eabi-gcc")
-    if real is None or os.environ.get("TT_NO_ARM_GCC_CACHE"):
-        return None
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent              # pytest-N/, above the workers' popen-gwK/
-    cache, bin_dir = base / "arm-gcc-cache", base / "arm-gcc-bin"
-    for d in (cache, bin_dir):
-        d.mkdir(exist_ok=True)
-    shim = bin_dir / "arm-none-eabi-gcc"
-    if not shim.exists():
-        tmp = bin_dir / f".shim-{os.getpid()}"
-        tmp.write_text(f'#!/bin/sh\nexec "{sys.executable}" '
-                       f'"{Path(__file__).with_name("arm_gcc_cache.py")}" "$@"\n')
-        tmp.chmod(0o755)
-        os.replace(tmp, shim)
-    os.environ.update(TT_ARM_GCC_REAL=real, TT_ARM_GCC_CACHE=str(cache),
-                      PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    return cache
-
-
-def pytest_collection_modifyitems(items) -> None:
-    """The tests marked slow (20 s or more each) first, in their files' order: started last,
-    one of them kept a worker busy alone for a minute while the other had nothing to do."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

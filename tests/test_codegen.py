@@ -291,7 +291,6 @@ def test_split_filters_train_like_engine_c(fuse, grad, tmp_path):
     assert "tt_conv2d_split_s8" in text and f"_input_grad{suffix}" in text
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("scheme, grad", [("bias-only", "float32"), ("sparse", "float32"),
                                           ("bias-only", "int8"), ("sparse", "int8")])
 def test_person_detector_trains_like_engine_c(scheme, grad, tmp_path):
@@ -319,7 +318,6 @@ def mcunet(tmp_path: Path, grad: str = "float32") -> Path:
                           hyper=Hyper(grad=grad))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("grad", ["float32", "int8"])
 def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
     model = mcunet(tmp_path, grad)
@@ -1018,7 +1016,6 @@ def test_int8_gradients_on_the_rig(tmp_path, capsys):
         assert f"{kernel}(" in text, kernel
 
 
-@pytest.mark.slow
 def test_streamed_block_and_profile_on_the_rig(tmp_path, capsys, monkeypatch):
     """The example's stem, depthwise and projection as one stream (forced: its arena does
     not need it), int8 gradients, 2 steps under QEMU: bit-identical to --engine c; and the
@@ -1049,7 +1046,6 @@ def test_streamed_block_and_profile_on_the_rig(tmp_path, capsys, monkeypatch):
     assert prof.instructions_per_step == pytest.approx(m["instructions_per_step"], rel=0.02)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["bias-only", "sparse"])
 def test_person_detector_int8_200_steps_on_the_rig(scheme, tmp_path, capsys):
     """Issue 9's check on the board's CPU: the person detector with int8 activation

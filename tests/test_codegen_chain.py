@@ -176,7 +176,6 @@ def test_a_failing_reader_and_the_default_rule_on_the_cortex_m7(generated):
                       "int8": str(STEPS * 12), "int8-partial": str(STEPS * 8)}, counts
 
 
-@pytest.mark.slow
 def test_lean_stack_on_the_cortex_m7(tmp_path):
     """`codegen --lean-stack`: the folder's Makefile (every kernel's compile line, as `make -n
     rig` prints it) and CMakeLists.txt build the kernels with the smaller stack buffers, and

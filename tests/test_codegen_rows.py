@@ -49,7 +49,6 @@ def test_both_apis_train_like_engine_c(stream, grad, tmp_path, monkeypatch):
         assert_identical(program, got, want)
 
 
-@pytest.mark.slow
 def test_mobilenetv2_chains_its_first_two_streams(tmp_path):
     """MobileNetV2-w0.35 (99kb scheme, int8 gradients) read row by row: the stem stream and
     blocks.1's chained (blocks.0's 64x64x8 output, 32 KB, never whole), both APIs two
@@ -118,7 +117,6 @@ def test_a_backward_that_needs_the_whole_sample_is_refused(tmp_path, capsys):
     assert "--rig" in capsys.readouterr().err and not out.exists()
 
 
-@pytest.mark.slow
 def test_row_api_on_the_rig(tmp_path, capsys, monkeypatch):
     """The example's stem stream reading a reader's rows (the harness checks they come in
     order, each once), int8 gradients, 2 steps under QEMU: bit-identical to --engine c."""

@@ -89,7 +89,6 @@ def _sanitizers():
     require_tool(sanitizers_work(), "gcc with -fsanitize=address,undefined (libasan, libubsan)")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["bias-only", "sparse"])
 def test_person_detector_int8_under_asan(scheme, tmp_path):
     """The case of 7055618: bias-only's depthwise int8 input gradients both lend their kept
@@ -115,7 +114,6 @@ def test_input_rows_under_asan(tmp_path):
     run_sanitized(model, tmp_path, input_rows=True)
 
 
-@pytest.mark.slow
 def test_mcunet_99kb_int8_under_asan(tmp_path, capsys):
     """Split filters, fused updates, the streamed stem and two-pass input gradients in a
     96 KB arena."""
@@ -137,7 +135,6 @@ print(build.build_dir())
 """
 
 
-@pytest.mark.slow
 def test_engine_c_int8_under_asan(zoo, tmp_path):
     """--engine c's kernel library built with the sanitizers (CFLAGS: its own cache folder)
     and loaded into a Python with ASan's runtime preloaded: three steps and an inference of

@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import test_int8_grads
 import test_micro_kernels
@@ -373,7 +372,6 @@ def run_in_both_builds(calls: list, tmp_path) -> None:
         run_on_rig(program, tmp_path / label, defines=defines)
 
 
-@pytest.mark.slow
 def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):
     gcc, qemu = shutil.which("arm-none-eabi-gcc"), shutil.which("qemu-system-arm")
     require_tool(gcc is not None and qemu is not None,
@@ -406,7 +404,6 @@ def hard_float_use(archive) -> list[str]:
             for m in members]
 
 
-@pytest.mark.slow
 def test_board_builds_default_to_its_single_precision_fpu(tmp_path):
     """The kernels' Makefile target for the board, and micro_kernels/CMakeLists.txt
     cross-compiled for an ARM processor with no FPU flags of its own (the CMake default),

@@ -25,7 +25,6 @@ import shutil
 import subprocess
 
 import numpy as np
-import pytest
 
 import test_cortex_m7 as rig
 from conftest import require_tool
@@ -193,7 +192,6 @@ def test_depthwise_grad_dsp_is_chosen_at_compile_time(tmp_path):
         assert ("<tt_dsp_depthwise_weight_grad_s8>" in text) == dsp, (cpu, extra)
 
 
-@pytest.mark.slow
 def test_depthwise_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
     require_tool(shutil.which("arm-none-eabi-gcc") is not None
                  and shutil.which("qemu-system-arm") is not None,

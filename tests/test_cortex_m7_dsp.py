@@ -470,7 +470,6 @@ def disassembly(tmp_path, src, cpu: str, fpu: str | None, defines=()) -> str:
                           text=True, check=True).stdout
 
 
-@pytest.mark.slow
 def test_dsp_versions_are_chosen_at_compile_time(tmp_path):
     """Cores with the DSP extension compile the SMLAD versions of the convolution and
     depthwise kernels; -DTT_PORTABLE on the Cortex-M7, the Cortex-M3 and the Cortex-M0+
@@ -501,7 +500,6 @@ def run_builds(tmp_path, calls, name: str) -> None:
             assert res.returncode == 0 and "PASS" in output, (label, output[-2000:])
 
 
-@pytest.mark.slow
 def test_dsp_equals_portable_on_edge_shapes(tmp_path):
     require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     calls = edge_calls()
@@ -538,7 +536,6 @@ def dsp_symbols(archive_or_object) -> set[str]:
             if line.split() and line.split()[-1].startswith("tt_dsp_")}
 
 
-@pytest.mark.slow
 def test_build_flag_selects_the_kernels(tmp_path):
     """TFLITE_TRAIN_KERNELS (micro_kernels/tflite_train.inc) through the kernels' Makefile and
     CMakeLists.txt for the board: dsp (the default) builds the DSP versions, portable does
@@ -573,7 +570,6 @@ def test_build_flag_selects_the_kernels(tmp_path):
     assert res.returncode != 0 and "TFLITE_TRAIN_KERNELS must be dsp or portable" in res.stderr
 
 
-@pytest.mark.slow
 def test_codegen_rig_builds_either_kernels(tmp_path, capsys):
     """`tflite-train codegen --rig --kernels portable|dsp`: the generated program with the
     portable or the DSP kernels on the rig, both bit-identical to --engine c; the DSP build

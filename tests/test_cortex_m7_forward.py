@@ -153,7 +153,6 @@ def test_no_double_arithmetic_in_the_forward_kernels(tmp_path):
     assert not offenders, offenders
 
 
-@pytest.mark.slow
 def test_forward_kernels_are_bit_identical_on_the_cortex_m7(tmp_path, zoo):
     require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     calls = forward_calls(tflite_io.load(zoo["mobile"]))

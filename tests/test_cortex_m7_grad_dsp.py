@@ -27,7 +27,6 @@ import shutil
 import subprocess
 
 import numpy as np
-import pytest
 
 import test_cortex_m7 as rig
 from conftest import require_tool
@@ -479,7 +478,6 @@ def test_grad_dsp_versions_are_chosen_at_compile_time(tmp_path):
             assert ("<tt_dsp_pointwise_" in text) == dsp, (src.name, cpu, extra)
 
 
-@pytest.mark.slow
 def test_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
     require_tool(shutil.which("arm-none-eabi-gcc") is not None
                  and shutil.which("qemu-system-arm") is not None,
@@ -504,7 +502,6 @@ def test_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
     print(f"{len(calls)} edge-shape calls")
 
 
-@pytest.mark.slow
 def test_unstaged_rows_equal_portable(tmp_path):
     """The pointwise input gradients of 1-3 rows, which the DSP version computes without
     staging the weights (tt_input_grad_rows_dsp.c: one and two rows at a time, split

@@ -203,7 +203,6 @@ def calls_of(rng, shape) -> list:
     return calls
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("shapes, seed", [(SHAPES, 47), (MORE_STRIDED, 48)],
                          ids=["shapes", "more-strided"])
 def test_int8_depthwise_input_gradient_over_dy_on_the_cortex_m7(tmp_path, shapes, seed):

@@ -71,7 +71,6 @@ def models(request):
     return make
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", ["person_detect", "person_detect_int8", "zoo_mobile"])
 def test_export_is_bit_identical_to_the_training_models_inference(models, name, engine, zoo):

@@ -46,7 +46,6 @@ def server():
     s.close()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("shard", range(SHARDS))
 def test_no_mutant_crashes_any_command(shard, seeds, server, tmp_path):
     """CASES seeded cases (a seed, one mutation, one command each), split in SHARDS."""
@@ -142,7 +141,6 @@ def glue_regression(kind: str, key, value) -> bytes:
     return tflite_io.serialize(g)
 
 
-@pytest.mark.slow
 def test_the_glue_refuses_broken_training_models_under_sanitizers(seeds, tmp_path):
     """Training models broken where only the glue can notice (TT_* options, inputs,
     outputs, the tensors only TT_* ops use) go straight into the wheel's TFLM, bypassing

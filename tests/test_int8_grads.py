@@ -507,7 +507,6 @@ def person_detect_scheme(name: str, tmp_path) -> str:
     return scheme_of(name, tmp_path)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["bias-only", "sparse"])
 def test_person_detect_int8_trains_identically_in_numpy_c_and_tflm(scheme, tmp_path):
     """The issue's model: the person detector with a new 10-class head, bias-only and the

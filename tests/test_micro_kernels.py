@@ -304,7 +304,6 @@ def undefined_symbols(nm: str, objects: list) -> set[str]:
     return {line.split()[-1] for line in out.splitlines() if line.strip().startswith("U ")}
 
 
-@pytest.mark.slow
 def test_builds_warning_free_and_without_libm_for_x86_and_cortex_m7(tmp_path):
     """Every source compiles with -Werror for both targets, and the objects need nothing but
     memcpy/memset, each other and (on the M7) libgcc's __aeabi_ helpers: no libm, whose last
@@ -364,7 +363,6 @@ def double_users(obj) -> dict[str, set[str]]:
     return users
 
 
-@pytest.mark.slow
 def test_no_kernel_does_double_arithmetic_on_the_boards_fpu(tmp_path):
     """Every kernel source compiled for the STM32F746 (-mfpu=fpv5-sp-d16, where a double is
     a software call): no function outside ONCE_PER_STEP calls a double-precision helper.
@@ -423,7 +421,6 @@ def test_kernels_compile_in_a_debug_build(tmp_path):
     assert not failed, "; ".join(failed)
 
 
-@pytest.mark.slow
 def test_kernels_are_clean_under_asan_and_ubsan(tmp_path):
     """The same comparisons in a child process whose C library is built with
     AddressSanitizer + UndefinedBehaviorSanitizer (any report aborts the child), the int8
@@ -771,7 +768,6 @@ def person_detect_scheme(name: str, tmp_path) -> str:
     return str(path)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("scheme", ["bias-only", "sparse"])
 def test_person_detect_trains_identically_in_numpy_and_c(scheme, tmp_path):
     """The person detector with a new 10-class head (the README's /tmp/pd.train.tflite, and a

@@ -143,7 +143,6 @@ def test_search_never_exceeds_the_budget_checked_with_plan(task, tmp_path, capsy
     assert done.runs_new > 0 and done.runs_needed > task["done"].runs_needed
 
 
-@pytest.mark.slow
 def test_codegen_target_is_the_generated_programs_plan(task, tmp_path, capsys):
     """--target codegen budgets what `plan` prints as the generated program's SRAM."""
     cache = shutil.copy(task["cache"], tmp_path / "cache.json")
@@ -216,7 +215,6 @@ def test_a_killed_search_resumes(task, tmp_path):
         json.loads(task["out"].read_text())["weight_update"]
 
 
-@pytest.mark.slow
 def test_ray_equals_the_process_pool(task, tmp_path):
     """A local Ray instance (2 CPUs, on loopback) started here; the command line connects to
     it with --ray, as to any cluster. Its runs and scheme equal the process pool's, and both

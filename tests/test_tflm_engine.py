@@ -167,7 +167,6 @@ print("sanitized run ok")
 """
 
 
-@pytest.mark.slow
 def test_the_glue_is_clean_under_asan_and_ubsan(tmp_path, zoo):
     """The glue and kernels built with AddressSanitizer + UBSan, training in the wheel's
     TFLM (every TT_* op: the example's graphs and three zoo models, with float32 and with
@@ -238,7 +237,6 @@ def test_zoo_graphs_train_bit_identically_in_tflm(zoo, tmp_path):
         set(training_ops.schema()["ops"]) - seen
 
 
-@pytest.mark.slow
 def test_person_detector_200_steps_cli_identical_weights(tmp_path, capsys):
     """The issue's command: 200 steps on Fashion-MNIST, --engine tflm and --engine c end
     with identical trained weights, and --engine numpy with the same ones too (measured: 0

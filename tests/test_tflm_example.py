@@ -164,7 +164,6 @@ def run_example(library, model_dir, tmp_path, reference) -> None:
     assert it.output(0).ravel().tolist() == second["scores"]
 
 
-@pytest.mark.slow
 def test_the_example_built_with_its_makefile_trains_and_resumes_like_the_c_engine(
         model_dir, tmp_path, reference):
     out = tmp_path / "build"
