@@ -866,6 +866,28 @@ void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int
  * path, so they equal tt_*_weight_grad_s8 followed by tt_update_weight_s8 bit for bit. */
 
 #if TT_GRAD_DSP
+/* Output channel c's fused update from a staged input of n channels (the whole input, or a
+ * chunk of it at column c0 of w's row and of momentum's): the default rule from the sums'
+ * registers where no value can be NaN (tt_qas_nan_free), else through scratch as
+ * update_channels. Both staged walks below run it; inlined, each keeps its own loop. */
+static inline __attribute__((always_inline)) void update_staged_channel(
+    tt_wdsp_stage *st, const conv_weight_grad_s8 *a, int32_t c, int32_t c0, int32_t n,
+    int rule, int8_t *w, int32_t ci, const float *w_scales, int32_t n_scales, float *momentum,
+    tt_sgd_call *call, float *scratch) {
+  const int32_t rows = a->n * a->h * a->wd;
+  const float scale = w_scales[n_scales > 1 ? c : 0];
+  int8_t *wc = w + c * ci + c0;
+  if (rule && tt_qas_nan_free(call->neg_lr, a->unit, scale)) {
+    tt_dsp_pointwise_weight_update(st, a->dy, a->mask, rows, a->co, c, n, a->x_zp, a->unit, wc,
+                                   scale, call);
+  } else {
+    tt_dsp_pointwise_weight_channel(st, a->dy, a->mask, rows, a->co, c, n, a->x_zp, a->unit,
+                                    scratch);
+    update_rows_s8(wc, 1, ci, n, &scale, 0, scratch, momentum ? momentum + c * a->k + c0 : 0,
+                   call);
+  }
+}
+
 /* Channels a chunk of a pointwise layer's staging in `bytes` (whole blocks of eight, the
  * chunks as even as the blocks allow), or 0 where not one block fits or the chunks'
  * draw skips would cost more than the staging saves against the direct path (the skips:
@@ -906,18 +928,9 @@ static __attribute__((noinline)) int update_chunked(const conv_weight_grad_s8 *a
                                        (int32_t)sizeof mem, &st);
     uint32_t at = call.stochastic ? tt_gdsp_skip(first, c0) : first;      /* (0, c0) */
     for (int32_t c = 0; c < a->co; ++c) {
-      const float scale = w_scales[n_scales > 1 ? c : 0];
-      int8_t *wc = w + c * ci + c0;
       call.rng = at;
-      if (rule && tt_qas_nan_free(call.neg_lr, a->unit, scale)) {
-        tt_dsp_pointwise_weight_update(&st, a->dy, a->mask, rows, a->co, c, n, a->x_zp,
-                                       a->unit, wc, scale, &call);
-      } else {
-        tt_dsp_pointwise_weight_channel(&st, a->dy, a->mask, rows, a->co, c, n, a->x_zp,
-                                        a->unit, scratch);
-        update_rows_s8(wc, 1, ci, n, &scale, 0, scratch,
-                       momentum ? momentum + c * k + c0 : 0, &call);
-      }
+      update_staged_channel(&st, a, c, c0, n, rule, w, ci, w_scales, n_scales, momentum, &call,
+                            scratch);
       end = call.rng;             /* the last chunk's last channel: the call's end state */
       at = call.stochastic ? tt_gdsp_skip(end, k - n) : end;             /* (c + 1, c0) */
     }
@@ -944,19 +957,9 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
       tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
     tt_sgd_call call = begin_update(o, s, momentum);
     const int rule = call.qas && call.stochastic && !call.use_momentum;    /* the defaults */
-    for (int32_t c = 0; c < co; ++c) {
-      /* the default rule from the sums' registers where no value can be NaN
-       * (tt_qas_nan_free), else through scratch as update_channels */
-      const float scale = w_scales[n_scales > 1 ? c : 0];
-      if (rule && tt_qas_nan_free(call.neg_lr, a.unit, scale)) {
-        tt_dsp_pointwise_weight_update(&d.stage, dy, mask, n * h * wd, co, c, k, x_zp, a.unit,
-                                       w + c * ci, scale, &call);
-      } else {
-        conv_channel_dsp(&d, c, scratch);
-        update_rows_s8(w + c * ci, 1, ci, k, &scale, 0, scratch,
-                       momentum ? momentum + c * k : 0, &call);
-      }
-    }
+    for (int32_t c = 0; c < co; ++c)
+      update_staged_channel(&d.stage, &a, c, 0, k, rule, w, ci, w_scales, n_scales, momentum,
+                            &call, scratch);
     end_update(&call, s);
     return;
   }
