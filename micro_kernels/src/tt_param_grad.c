@@ -902,21 +902,22 @@ static int32_t chunk_channels(int32_t rows, int32_t k, int32_t bytes) {
   return 8 * ((blocks + chunks - 1) / chunks);
 }
 
-/* The fused update of a pointwise layer from its input staged in chunks of input channels
- * (on this frame's stack), chunk by chunk, every output channel for each: the weights of
- * channel o, inputs c0 .. c0 + n - 1 take draws o k + c0 .. of the call's stream, the draws
- * of the unstaged order (update_channels: output channel by output channel), by skipping
- * the stream ahead between them (tt_gdsp_skip). 0, having done nothing, when no chunk fits
- * (chunk_channels). */
-static __attribute__((noinline)) int update_chunked(const conv_weight_grad_s8 *a, int8_t *w,
-                                                    int32_t ci, const float *w_scales,
-                                                    int32_t n_scales, float *momentum,
-                                                    const tt_sgd *o, tt_update_state *s,
-                                                    float *scratch) {
-  tt_dsp_word mem[TT_WDSP_CHUNK_BYTES / 4] __attribute__((aligned(8)));
+/* The chunk buffer's words: update_chunked's frame holds it, so its caller asks
+ * chunk_channels first and no call that cannot chunk puts it on the stack. */
+#define WDSP_CHUNK_WORDS (TT_WDSP_CHUNK_BYTES / 4)
+
+/* The fused update of a pointwise layer from its input staged in chunks of `per` input
+ * channels (chunk_channels, > 0; on this frame's stack), chunk by chunk, every output
+ * channel for each: the weights of channel o, inputs c0 .. c0 + n - 1 take draws o k + c0 ..
+ * of the call's stream, the draws of the unstaged order (update_channels: output channel by
+ * output channel), by skipping the stream ahead between them (tt_gdsp_skip). */
+static __attribute__((noinline)) void update_chunked(const conv_weight_grad_s8 *a,
+                                                     int32_t per, int8_t *w, int32_t ci,
+                                                     const float *w_scales, int32_t n_scales,
+                                                     float *momentum, const tt_sgd *o,
+                                                     tt_update_state *s, float *scratch) {
+  tt_dsp_word mem[WDSP_CHUNK_WORDS] __attribute__((aligned(8)));
   const int32_t rows = a->n * a->h * a->wd, k = a->k;
-  const int32_t per = chunk_channels(rows, k, (int32_t)sizeof mem);
-  if (per <= 0 || !pointwise_s8(a)) return 0;
   tt_sgd_call call = begin_update(o, s, momentum);
   const int rule = call.qas && call.stochastic && !call.use_momentum;     /* the defaults */
   const uint32_t first = call.rng;                    /* before draw 0: (0, 0) */
@@ -937,7 +938,6 @@ static __attribute__((noinline)) int update_chunked(const conv_weight_grad_s8 *a
   }
   call.rng = end;
   end_update(&call, s);
-  return 1;
 }
 #endif
 
@@ -963,12 +963,12 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
     end_update(&call, s);
     return;
   }
-  /* tested here, not only inside: update_chunked's frame holds the chunk buffer, which a
-   * call that cannot chunk must not put on the stack */
-  if (pointwise_s8(&a) &&
-      chunk_channels(n * h * wd, k, (int32_t)(TT_WDSP_CHUNK_BYTES / 4 * 4)) > 0 &&
-      update_chunked(&a, w, ci, w_scales, n_scales, momentum, o, s, scratch))
+  const int32_t per =
+      pointwise_s8(&a) ? chunk_channels(n * h * wd, k, 4 * WDSP_CHUNK_WORDS) : 0;
+  if (per > 0) {
+    update_chunked(&a, per, w, ci, w_scales, n_scales, momentum, o, s, scratch);
     return;
+  }
   if (direct_s8(&a)) {
     update_channels(conv_channel_direct, &a, co, w, 1, ci, k, w_scales, n_scales, momentum, o,
                     s, scratch);
