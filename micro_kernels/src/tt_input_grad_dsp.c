@@ -293,6 +293,15 @@ TT_GDSP_PAIRS(6)
 TT_GDSP_PAIRS(4)
 TT_GDSP_PAIRS(3)
 #undef TT_GDSP_PAIRS
+/* mac_pairs8/6/4/3 by CB (a constant of each inlined copy): t[j] for CB columns. */
+static inline __attribute__((always_inline)) void mac_pairs(const int32_t CB, const int8_t *g,
+                                                            const int8_t *end,
+                                                            const tt_dsp_word *s, int32_t *t) {
+  if (CB == 8) mac_pairs8(g, end, s, t);
+  else if (CB == 6) mac_pairs6(g, end, s, t);
+  else if (CB == 4) mac_pairs4(g, end, s, t);
+  else mac_pairs3(g, end, s, t);
+}
 #undef TT_GDSP_COLS4
 #undef TT_GDSP_COLS3
 #undef TT_GDSP_SUMS6
@@ -324,10 +333,7 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
 #if TT_DSP_ASM_ALL_REGS
     if ((CB == 8 || CB == 6 || CB == 4 || CB == 3) && end - g >= 8) {
       const int32_t paired = (int32_t)(end - g) & ~7;
-      if (CB == 8) mac_pairs8(g, g + paired, s, t);
-      else if (CB == 6) mac_pairs6(g, g + paired, s, t);
-      else if (CB == 4) mac_pairs4(g, g + paired, s, t);
-      else mac_pairs3(g, g + paired, s, t);
+      mac_pairs(CB, g, g + paired, s, t);
       g += paired, s += (paired >> 2) * 2 * CB;
     }
 #endif
@@ -616,10 +622,7 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
         if (v1 != 0) mac_group(v1, s + 2 * CB, CB, t);
       }
     } else {
-      if (CB == 8) mac_pairs8(g, g + co, stage, t);
-      else if (CB == 6) mac_pairs6(g, g + co, stage, t);
-      else if (CB == 4) mac_pairs4(g, g + co, stage, t);
-      else mac_pairs3(g, g + co, stage, t);
+      mac_pairs(CB, g, g + co, stage, t);
       g += co;
     }
     if (p < n1) {
@@ -701,10 +704,7 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
     int32_t t[8];
 #pragma GCC unroll 8
     for (int32_t j = 0; j < CB; ++j) t[j] = 0;
-    if (CB == 8) mac_pairs8(g, g + co, stage, t);
-    else if (CB == 6) mac_pairs6(g, g + co, stage, t);
-    else if (CB == 4) mac_pairs4(g, g + co, stage, t);
-    else mac_pairs3(g, g + co, stage, t);
+    mac_pairs(CB, g, g + co, stage, t);
     x = states[p];
     if (CB == 8) {
       x = round8(t, x, rr, (uint32_t)1 << (noise_shift - 8), hi_shift, out);
