@@ -288,6 +288,50 @@ def test_lr_auto_usage_errors(tmp_path, capsys):
     assert not out.exists()
 
 
+def check_range_test(rule, factors):
+    """The candidates are `factors`, then one factor of 2 past an end while the best so far
+    is that end (ties: the smaller rate), at most lr.AUTO_EXTEND each way; the choice is the
+    best of all, and it is not an end that could still have been extended."""
+    cands = rule["candidates"]
+    assert [c["factor"] for c in cands[:len(factors)]] == list(factors)
+
+    def best_of(cs):
+        finite = [c for c in cs if not c["diverged"]]
+        return min(finite, key=lambda c: (c["held_out_loss"], c["factor"])) if finite else None
+
+    up = down = 0
+    for n in range(len(factors), len(cands) + 1):
+        tried = sorted(c["factor"] for c in cands[:n])
+        best = best_of(cands[:n])
+        if best is not None and best["factor"] == tried[-1] and up < lr.AUTO_EXTEND:
+            want, up = tried[-1] * 2, up + 1
+        elif (best is None or best["factor"] == tried[0]) and down < lr.AUTO_EXTEND:
+            want, down = tried[0] / 2, down + 1
+        else:
+            want = None
+        assert (cands[n]["factor"] if n < len(cands) else None) == want, (n, cands)
+    assert rule["chosen_factor"] == best_of(cands)["factor"]
+
+
+@pytest.mark.parametrize("factors, extends", [((1 / 64, 1 / 32), "up"), ((64.0, 128.0), "down")])
+def test_lr_auto_goes_past_an_end_that_wins(tmp_path, capsys, monkeypatch, factors, extends):
+    """Rates far too low: the test doubles past its top (4 times at most); far too high (the
+    logits saturate: equal losses): it halves past its bottom until the loss improves."""
+    monkeypatch.setattr(lr, "AUTO_FACTORS", factors)
+    out = tmp_path / "m.tflite"
+    code, text, err = run(capsys, "augment", EXAMPLE, "-o", out, "--num-classes", 3,
+                          "--scheme", "full", "--lr", "auto", "--data",
+                          synthetic_npz(tmp_path / "d.npz"), "--lr-test-steps", 8)
+    assert code == 0, err
+    rule = json.loads(tflite_io.load(out).metadata["tflite_train"])["lr_rule"]
+    check_range_test(rule, factors)
+    more = [c["factor"] for c in rule["candidates"][len(factors):]]
+    assert more and all((f > max(factors)) if extends == "up" else (f < min(factors))
+                        for f in more)
+    assert text.count("held-out loss") == len(rule["candidates"])
+    assert f"--lr auto chose the model-derived rates x {rule['chosen_factor']:g}\n" in text
+
+
 def test_lr_auto_records_its_choice_and_candidates(tmp_path, capsys):
     out = tmp_path / "m.tflite"
     data = synthetic_npz(tmp_path / "d.npz")
@@ -296,13 +340,12 @@ def test_lr_auto_records_its_choice_and_candidates(tmp_path, capsys):
                           "--lr-test-steps", 8)
     assert code == 0, err
     assert "--lr auto chose the model-derived rates x" in text
-    assert text.count("held-out loss") == len(lr.AUTO_FACTORS)
     meta = json.loads(tflite_io.load(out).metadata["tflite_train"])
     rule = meta["lr_rule"]
     assert rule["rule"] == "range test" and rule["steps_per_candidate"] == 8
-    assert [c["factor"] for c in rule["candidates"]] == list(lr.AUTO_FACTORS)
+    assert text.count("held-out loss") == len(rule["candidates"])
+    check_range_test(rule, lr.AUTO_FACTORS)
     best = min(rule["candidates"], key=lambda c: c["held_out_loss"])
-    assert rule["chosen_factor"] == best["factor"]
     # the stored rates are the model-derived ones times the chosen factor
     base = augment.augment(tflite_io.load(EXAMPLE), "full", 3, Hyper()).metadata["trained"]
     for row, ref in zip(meta["trained"], base):

@@ -305,10 +305,18 @@ def _lr_auto(args, graph, hyper):
     dataset = datasets.load(args.data, graph.tensors[graph.inputs[0]].shape)
     factors = lr_rule.AUTO_FACTORS
     engine = host_engine(None)
-    print(f"--lr auto: {len(factors)} candidate rates x {args.lr_test_steps} steps on "
-          f"{dataset.name} (engine {engine}, seed {hyper.seed})", flush=True)
+    print(f"--lr auto: {len(factors)} candidate rates (more past an end that wins) x "
+          f"{args.lr_test_steps} steps on {dataset.name} (engine {engine}, seed {hyper.seed})",
+          flush=True)
     bar = tqdm(total=len(factors) * args.lr_test_steps, unit="step", disable=None,
                file=sys.stderr, leave=False)
+    started = []
+
+    def starting(f):
+        started.append(f)
+        if len(started) > len(factors):         # a candidate past an end: the bar grows
+            bar.total += args.lr_test_steps
+            bar.refresh()
 
     def report(c):
         loss = "diverged" if c["diverged"] else f"held-out loss {c['held_out_loss']:.4f}"
@@ -317,8 +325,8 @@ def _lr_auto(args, graph, hyper):
 
     try:
         test = lr_rule.range_test(graph, args.scheme, args.num_classes, hyper, dataset,
-                                  steps=args.lr_test_steps, engine=engine,
-                                  report=report, progress=bar.update)
+                                  steps=args.lr_test_steps, factors=factors, engine=engine,
+                                  report=report, progress=bar.update, starting=starting)
     finally:
         bar.close()
     print(f"--lr auto chose the model-derived rates x {test.factor:g}")

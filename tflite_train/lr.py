@@ -71,6 +71,11 @@ HALF_LIFE_BOOST = 3.0
 COSINE_WEIGHT_BOOST = 4.0
 # `--lr auto`: factors on the model-derived rates, each trained for `steps` on the data
 AUTO_FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
+# ... and while the best of them is an end of what was tried (or every one diverged), one
+# more factor of 2 past that end, at most this many times each way (x1/64 .. x64): a range
+# test that stops at its edge picks the edge whatever lies beyond it, and the rule's rates
+# come from random probe inputs, whose statistics a user's data need not share
+AUTO_EXTEND = 4
 AUTO_STEPS = 100
 AUTO_HELD_OUT = 64
 
@@ -288,11 +293,14 @@ class RangeTest:
 
 def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, dataset,
                steps: int = AUTO_STEPS, factors=AUTO_FACTORS, engine: str | None = None,
-               report=None, progress=None) -> RangeTest:
+               report=None, progress=None, starting=None) -> RangeTest:
     """`--lr auto`: the model-derived rates times each factor, trained `steps` from the same
     start on the same seeded samples, scored by the mean loss on AUTO_HELD_OUT held-out
-    samples. Both come from the part of the data `train` (default --val-split and --seed)
-    trains on, so its validation samples stay unseen. `graph` is not touched."""
+    samples; then, while the best is the largest or the smallest factor tried (or all
+    diverged), the next factor of 2 past that end (AUTO_EXTEND at most each way). Both
+    sample sets come from the part of the data `train` (default --val-split and --seed)
+    trains on, so its validation samples stay unseen. `graph` is not touched. `starting(f)`
+    is called before each candidate, `report(candidate)` after it, `progress(1)` each step."""
     from dataclasses import replace
 
     from .augment import augment
@@ -306,7 +314,11 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
     rates = model_rates(graph, scheme_spec, num_classes, hyper.seed)
     boost, w_boost = schedule_boost(hyper), weight_boost(hyper, rates.density)
     candidates = []
-    for f in factors:
+
+    def trial(f: float) -> None:
+        nonlocal engine
+        if starting:
+            starting(f)
         layer_lrs = scaled(rates, f * boost, w_boost)
         result = augment(copy.deepcopy(graph), scheme_spec, num_classes,
                          replace(hyper, lr=None, bias_lr=None, layer_lrs=layer_lrs))
@@ -327,10 +339,26 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
                            if not diverged else None, "diverged": diverged})
         if report:
             report(candidates[-1])
-    finite = [c for c in candidates if not c["diverged"]]
-    if not finite:
-        raise LRTestError("--lr auto: every candidate learning rate diverged on this data")
-    best = min(finite, key=lambda c: c["held_out_loss"])
+
+    for f in factors:
+        trial(f)
+    up = down = 0
+    while True:
+        finite = [c for c in candidates if not c["diverged"]]
+        tried = sorted(c["factor"] for c in candidates)
+        # equal losses (e.g. saturated logits at too high a rate): the smaller rate
+        best = min(finite, key=lambda c: (c["held_out_loss"], c["factor"])) if finite else None
+        if best is not None and best["factor"] == tried[-1] and up < AUTO_EXTEND:
+            up += 1
+            trial(tried[-1] * 2)
+        elif (best is None or best["factor"] == tried[0]) and down < AUTO_EXTEND:
+            down += 1
+            trial(tried[0] / 2)
+        else:
+            break
+    if best is None:
+        raise LRTestError(f"--lr auto: every candidate learning rate diverged on this data "
+                          f"(down to the model-derived rates x {tried[0]:g})")
     record = {"rule": "range test", "base": base_record(boost, w_boost, rates.density),
               "chosen_factor": best["factor"],
               "steps_per_candidate": steps, "held_out_samples": len(held),
