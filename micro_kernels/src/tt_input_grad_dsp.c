@@ -89,6 +89,70 @@ static inline uint32_t mul_tt(uint32_t a, uint32_t b) {
   return (uint32_t)(((int32_t)a >> 16) * ((int32_t)b >> 16));
 }
 
+#if TT_DSP_ASM_ALL_REGS
+/* stage_quad's four or three columns (`cols`, a constant) in assembly, [m, mend) the whole
+ * groups' multipliers (at least one group), d stepped by `step` bytes a group: gcc 12
+ * spills the loop's pointers, 62 instructions per group of 16 weights; here all fourteen
+ * registers hold them (the pointers and the step 6, the multipliers' two words, a half's
+ * four extensions and two products) and one LDRD takes the group's four multipliers: 53
+ * per 16 (41 per 12). The words stored one at a time (STR for STRD: a column's two words
+ * are not live together) at the same places; the same products (SMULxy of the same
+ * halves) packed by the same PKHBT: the same bits. */
+#define TT_GDSP_SQ_HALF(mm, w0, w1, w2)                                                     \
+  "sxtb16 %[g], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t"                                     \
+  "sxtb16 %[h], %[f], ror #8\n\tsxtb16 %[f], %[f]\n\t"                                     \
+  "smulbb %[p], %[e], %[" mm "]\n\tsmulbt %[q], %[f], %[" mm "]\n\t"                       \
+  "pkhbt %[p], %[p], %[q], lsl #16\n\tstr %[p], [%[d], #" w0 "]\n\t"                       \
+  "smultb %[e], %[e], %[" mm "]\n\tsmultt %[f], %[f], %[" mm "]\n\t"                       \
+  "pkhbt %[e], %[e], %[f], lsl #16\n\tstr %[e], [%[d], #" w2 "]\n\t"                       \
+  "smulbb %[p], %[g], %[" mm "]\n\tsmulbt %[q], %[h], %[" mm "]\n\t"                       \
+  "pkhbt %[p], %[p], %[q], lsl #16\n\tstr %[p], [%[d], #" w1 "]\n\t"
+/* the fourth column's word */
+#define TT_GDSP_SQ_COL3(mm, w3)                                                             \
+  "smultb %[g], %[g], %[" mm "]\n\tsmultt %[h], %[h], %[" mm "]\n\t"                       \
+  "pkhbt %[g], %[g], %[h], lsl #16\n\tstr %[g], [%[d], #" w3 "]\n\t"
+#define TT_GDSP_SQ_LOOP(FIRST, SECOND)                                                      \
+  "1:\n\t"                                                                                  \
+  "ldrd %[p], %[q], [%[m]], #8\n\t"                   /* [m0, m1], [m2, m3] */              \
+  "pkhbt %[m02], %[p], %[q], lsl #16\n\t"                                                   \
+  "pkhtb %[m13], %[q], %[p], asr #16\n\t"                                                   \
+  "ldr %[e], [%[s]]\n\t"                              /* outputs o and o + 2 */             \
+  "ldr %[f], [%[s], %[st], lsl #1]\n\t" FIRST                                               \
+  "add %[s], %[s], %[st]\n\t"                         /* outputs o + 1 and o + 3 */         \
+  "ldr %[e], [%[s]]\n\t"                                                                    \
+  "ldr %[f], [%[s], %[st], lsl #1]\n\t" SECOND                                              \
+  "add %[s], %[s], %[st], lsl #1\n\t"                                                       \
+  "add %[s], %[s], %[st]\n\t"                                                               \
+  "add %[d], %[d], %[step]\n\t"                                                             \
+  "cmp %[m], %[mend]\n\t"                                                                   \
+  "bne 1b\n\t"
+#define TT_GDSP_SQ_ARGS                                                                     \
+  : [s] "+r"(s), [m] "+r"(m), [d] "+r"(d), [m02] "=&r"(m02), [m13] "=&r"(m13),              \
+    [e] "=&r"(e), [f] "=&r"(f), [g] "=&r"(g), [h] "=&r"(h), [p] "=&r"(p), [q] "=&r"(q)      \
+  : [st] "r"(stride), [mend] "r"(mend), [step] "r"(step)                                    \
+  : "cc", "memory"
+static inline __attribute__((always_inline)) void stage_quad_asm(const int8_t *s,
+                                                                 int32_t stride,
+                                                                 const int16_t *m,
+                                                                 const int16_t *mend,
+                                                                 tt_dsp_word *d, int32_t step,
+                                                                 const int cols) {
+  uint32_t m02, m13, e, f, g, h, p, q;
+  if (cols == 4)
+    __asm__ volatile(TT_GDSP_SQ_LOOP(TT_GDSP_SQ_HALF("m02", "0", "8", "16")
+                                         TT_GDSP_SQ_COL3("m02", "24"),
+                                     TT_GDSP_SQ_HALF("m13", "4", "12", "20")
+                                         TT_GDSP_SQ_COL3("m13", "28")) TT_GDSP_SQ_ARGS);
+  else
+    __asm__ volatile(TT_GDSP_SQ_LOOP(TT_GDSP_SQ_HALF("m02", "0", "8", "16"),
+                                     TT_GDSP_SQ_HALF("m13", "4", "12", "20")) TT_GDSP_SQ_ARGS);
+}
+#undef TT_GDSP_SQ_HALF
+#undef TT_GDSP_SQ_COL3
+#undef TT_GDSP_SQ_LOOP
+#undef TT_GDSP_SQ_ARGS
+#endif
+
 /* Four columns (three or two: `cols`, a constant) of the whole groups of four outputs, the groups
  * in the inner loop (no set-up per group): each output's four weights are one word load
  * (s: output 0's weight of the first column), SXTB16 splits it into [w(c), w(c + 2)] and
@@ -100,6 +164,12 @@ static inline __attribute__((always_inline)) void stage_quad(const pointwise *a,
                                                              int32_t stride, int32_t CB,
                                                              tt_dsp_word *d, const int cols) {
   const int32_t full = a->co & ~3;
+#if TT_DSP_ASM_ALL_REGS
+  if (cols >= 3) {
+    if (full > 0) stage_quad_asm(s, stride, a->mult, a->mult + full, d, 8 * CB, cols);
+    return;
+  }
+#endif
   const int8_t *t = s + 2 * stride;                       /* outputs o + 2, o + 3 */
   const int16_t *m = a->mult;
   for (int32_t o = 0; o < full; o += 4, s += 4 * stride, t += 4 * stride, m += 4,
@@ -129,7 +199,7 @@ static inline __attribute__((always_inline)) void stage_quad(const pointwise *a,
 /* Columns j0 .. j0 + j - 1 of the whole groups by stage_quad, for the largest j <= n it
  * takes: fours, and a last three where a word of four weights stays inside the filter's
  * rows (`room` columns from src's on); returns j. */
-static int32_t stage_quads(const pointwise *a, const int8_t *src, int32_t stride, int32_t room,
+static TT_DSP_ASM_FN int32_t stage_quads(const pointwise *a, const int8_t *src, int32_t stride, int32_t room,
                            int32_t j0, int32_t n, int32_t CB, tt_dsp_word *stage) {
   int32_t j = 0;
   for (; j + 4 <= n; j += 4) stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 4);
@@ -148,7 +218,7 @@ static int32_t stage_quads(const pointwise *a, const int8_t *src, int32_t stride
  * end) as columns j0 .. j0 + n - 1: the whole groups' columns by stage_quads, the other columns group by group of four
  * outputs, whose four multipliers stay in registers while the columns run, each column's
  * two words packed from its four products (not one halfword store each). */
-static void stage_part(const pointwise *a, const int8_t *src, int32_t stride, int32_t room,
+static TT_DSP_ASM_FN void stage_part(const pointwise *a, const int8_t *src, int32_t stride, int32_t room,
                        int32_t j0, int32_t n, int32_t CB, tt_dsp_word *stage) {
   const int16_t *mult = a->mult;
   const int32_t full = a->co & ~3;
