@@ -15,7 +15,8 @@
  * unmasked rows of blocks of 8, 6, 4 and 3 columns run that loop in inline assembly
  * (mac_pairs8, mac_pairs6/4/3): gcc 12 runs out of registers there and spills the loop's
  * end or sums. Where co is a multiple of 8 (every row whole pairs of dy words), the first
- * pass's whole blocks (first_rows, the maximum's test in assembly: within) and the second's
+ * pass's whole blocks (first_rows, the maximum's test in assembly: within; at 8 columns
+ * unmasked the whole row loop in assembly: first_rows8) and the second's
  * steady ones (steady_rows; eight columns rounded in registers: round8) run their rows
  * without row_sums' per-row work.
  *
@@ -89,6 +90,70 @@ static inline uint32_t mul_tt(uint32_t a, uint32_t b) {
   return (uint32_t)(((int32_t)a >> 16) * ((int32_t)b >> 16));
 }
 
+#if TT_DSP_ASM_ALL_REGS
+/* stage_quad's four or three columns (`cols`, a constant) in assembly, [m, mend) the whole
+ * groups' multipliers (at least one group), d stepped by `step` bytes a group: gcc 12
+ * spills the loop's pointers, 62 instructions per group of 16 weights; here all fourteen
+ * registers hold them (the pointers and the step 6, the multipliers' two words, a half's
+ * four extensions and two products) and one LDRD takes the group's four multipliers: 53
+ * per 16 (41 per 12). The words stored one at a time (STR for STRD: a column's two words
+ * are not live together) at the same places; the same products (SMULxy of the same
+ * halves) packed by the same PKHBT: the same bits. */
+#define TT_GDSP_SQ_HALF(mm, w0, w1, w2)                                                     \
+  "sxtb16 %[g], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t"                                     \
+  "sxtb16 %[h], %[f], ror #8\n\tsxtb16 %[f], %[f]\n\t"                                     \
+  "smulbb %[p], %[e], %[" mm "]\n\tsmulbt %[q], %[f], %[" mm "]\n\t"                       \
+  "pkhbt %[p], %[p], %[q], lsl #16\n\tstr %[p], [%[d], #" w0 "]\n\t"                       \
+  "smultb %[e], %[e], %[" mm "]\n\tsmultt %[f], %[f], %[" mm "]\n\t"                       \
+  "pkhbt %[e], %[e], %[f], lsl #16\n\tstr %[e], [%[d], #" w2 "]\n\t"                       \
+  "smulbb %[p], %[g], %[" mm "]\n\tsmulbt %[q], %[h], %[" mm "]\n\t"                       \
+  "pkhbt %[p], %[p], %[q], lsl #16\n\tstr %[p], [%[d], #" w1 "]\n\t"
+/* the fourth column's word */
+#define TT_GDSP_SQ_COL3(mm, w3)                                                             \
+  "smultb %[g], %[g], %[" mm "]\n\tsmultt %[h], %[h], %[" mm "]\n\t"                       \
+  "pkhbt %[g], %[g], %[h], lsl #16\n\tstr %[g], [%[d], #" w3 "]\n\t"
+#define TT_GDSP_SQ_LOOP(FIRST, SECOND)                                                      \
+  "1:\n\t"                                                                                  \
+  "ldrd %[p], %[q], [%[m]], #8\n\t"                   /* [m0, m1], [m2, m3] */              \
+  "pkhbt %[m02], %[p], %[q], lsl #16\n\t"                                                   \
+  "pkhtb %[m13], %[q], %[p], asr #16\n\t"                                                   \
+  "ldr %[e], [%[s]]\n\t"                              /* outputs o and o + 2 */             \
+  "ldr %[f], [%[s], %[st], lsl #1]\n\t" FIRST                                               \
+  "add %[s], %[s], %[st]\n\t"                         /* outputs o + 1 and o + 3 */         \
+  "ldr %[e], [%[s]]\n\t"                                                                    \
+  "ldr %[f], [%[s], %[st], lsl #1]\n\t" SECOND                                              \
+  "add %[s], %[s], %[st], lsl #1\n\t"                                                       \
+  "add %[s], %[s], %[st]\n\t"                                                               \
+  "add %[d], %[d], %[step]\n\t"                                                             \
+  "cmp %[m], %[mend]\n\t"                                                                   \
+  "bne 1b\n\t"
+#define TT_GDSP_SQ_ARGS                                                                     \
+  : [s] "+r"(s), [m] "+r"(m), [d] "+r"(d), [m02] "=&r"(m02), [m13] "=&r"(m13),              \
+    [e] "=&r"(e), [f] "=&r"(f), [g] "=&r"(g), [h] "=&r"(h), [p] "=&r"(p), [q] "=&r"(q)      \
+  : [st] "r"(stride), [mend] "r"(mend), [step] "r"(step)                                    \
+  : "cc", "memory"
+static inline __attribute__((always_inline)) void stage_quad_asm(const int8_t *s,
+                                                                 int32_t stride,
+                                                                 const int16_t *m,
+                                                                 const int16_t *mend,
+                                                                 tt_dsp_word *d, int32_t step,
+                                                                 const int cols) {
+  uint32_t m02, m13, e, f, g, h, p, q;
+  if (cols == 4)
+    __asm__ volatile(TT_GDSP_SQ_LOOP(TT_GDSP_SQ_HALF("m02", "0", "8", "16")
+                                         TT_GDSP_SQ_COL3("m02", "24"),
+                                     TT_GDSP_SQ_HALF("m13", "4", "12", "20")
+                                         TT_GDSP_SQ_COL3("m13", "28")) TT_GDSP_SQ_ARGS);
+  else
+    __asm__ volatile(TT_GDSP_SQ_LOOP(TT_GDSP_SQ_HALF("m02", "0", "8", "16"),
+                                     TT_GDSP_SQ_HALF("m13", "4", "12", "20")) TT_GDSP_SQ_ARGS);
+}
+#undef TT_GDSP_SQ_HALF
+#undef TT_GDSP_SQ_COL3
+#undef TT_GDSP_SQ_LOOP
+#undef TT_GDSP_SQ_ARGS
+#endif
+
 /* Four columns (three or two: `cols`, a constant) of the whole groups of four outputs, the groups
  * in the inner loop (no set-up per group): each output's four weights are one word load
  * (s: output 0's weight of the first column), SXTB16 splits it into [w(c), w(c + 2)] and
@@ -100,6 +165,12 @@ static inline __attribute__((always_inline)) void stage_quad(const pointwise *a,
                                                              int32_t stride, int32_t CB,
                                                              tt_dsp_word *d, const int cols) {
   const int32_t full = a->co & ~3;
+#if TT_DSP_ASM_ALL_REGS
+  if (cols >= 3) {
+    if (full > 0) stage_quad_asm(s, stride, a->mult, a->mult + full, d, 8 * CB, cols);
+    return;
+  }
+#endif
   const int8_t *t = s + 2 * stride;                       /* outputs o + 2, o + 3 */
   const int16_t *m = a->mult;
   for (int32_t o = 0; o < full; o += 4, s += 4 * stride, t += 4 * stride, m += 4,
@@ -129,8 +200,9 @@ static inline __attribute__((always_inline)) void stage_quad(const pointwise *a,
 /* Columns j0 .. j0 + j - 1 of the whole groups by stage_quad, for the largest j <= n it
  * takes: fours, and a last three where a word of four weights stays inside the filter's
  * rows (`room` columns from src's on); returns j. */
-static int32_t stage_quads(const pointwise *a, const int8_t *src, int32_t stride, int32_t room,
-                           int32_t j0, int32_t n, int32_t CB, tt_dsp_word *stage) {
+static TT_DSP_ASM_FN int32_t stage_quads(const pointwise *a, const int8_t *src, int32_t stride,
+                                         int32_t room, int32_t j0, int32_t n, int32_t CB,
+                                         tt_dsp_word *stage) {
   int32_t j = 0;
   for (; j + 4 <= n; j += 4) stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 4);
   if (n - j == 3 && j + 4 <= room) {
@@ -148,8 +220,9 @@ static int32_t stage_quads(const pointwise *a, const int8_t *src, int32_t stride
  * end) as columns j0 .. j0 + n - 1: the whole groups' columns by stage_quads, the other columns group by group of four
  * outputs, whose four multipliers stay in registers while the columns run, each column's
  * two words packed from its four products (not one halfword store each). */
-static void stage_part(const pointwise *a, const int8_t *src, int32_t stride, int32_t room,
-                       int32_t j0, int32_t n, int32_t CB, tt_dsp_word *stage) {
+static TT_DSP_ASM_FN void stage_part(const pointwise *a, const int8_t *src, int32_t stride,
+                                     int32_t room, int32_t j0, int32_t n, int32_t CB,
+                                     tt_dsp_word *stage) {
   const int16_t *mult = a->mult;
   const int32_t full = a->co & ~3;
   const int32_t n4 = full > 0 ? stage_quads(a, src, stride, room, j0, n, CB, stage) : 0;
@@ -302,6 +375,71 @@ static inline __attribute__((always_inline)) void mac_pairs(const int32_t CB, co
   else if (CB == 4) mac_pairs4(g, end, s, t);
   else mac_pairs3(g, end, s, t);
 }
+/* first_rows' unmasked rows of 8 columns, [g, gend) (whole rows of co bytes, co a multiple
+ * of 8), the row loop in assembly too: each row's sums kept at *kept (then kept stepped by
+ * `step` bytes; KEEP a constant: 0, no row kept) and tested against the maximum *m (within's
+ * test: |v| <= m where (uint32_t)(v + m) <= 2m, chained on the carry); where one passes,
+ * the maximum taken over the row's magnitudes (|v| as v ^ (v >> 31) minus v >> 31, an
+ * unsigned compare: tt_magnitude's value, 2^31 for -2^31). In C, gcc 12 keeps the row's
+ * pointers, the keeping pointer and the test's operands on the stack around the loop's
+ * fourteen registers and reloads them through several moves: about 58 instructions a row
+ * around the 228 of the sums at co = 32; here about 39, the row's state in memory operands
+ * read where needed. Same sums and the same maximum as first_rows. */
+#define TT_GDSP_F_TWO(a, b)                                                                 \
+  "itttt cs\n\taddcs %[x], %[" a "], %[e]\n\tcmpcs %[o], %[x]\n\t"                          \
+  "addcs %[x], %[" b "], %[e]\n\tcmpcs %[o], %[x]\n\t"
+#define TT_GDSP_F_MAX(a)                                                                    \
+  "eor %[x], %[" a "], %[" a "], asr #31\n\tsub %[x], %[x], %[" a "], asr #31\n\t"          \
+  "cmp %[x], %[e]\n\tit hi\n\tmovhi %[e], %[x]\n\t"
+#define TT_GDSP_F_ROWS(KEEP)                                                                \
+  "0:\n\t"                                                                                  \
+  "ldr %[x], %[co]\n\tadd %[x], %[g], %[x]\n\tstr %[x], %[rowend]\n\t"                      \
+  "ldr %[s], %[stage]\n\t" TT_GDSP_DY TT_GDSP_COL0("a0") TT_GDSP_COL0("a1")                \
+  TT_GDSP_COL0("a2") TT_GDSP_COL0("a3") TT_GDSP_COL0("a4") TT_GDSP_COL0("a5")               \
+  TT_GDSP_COL0("a6") TT_GDSP_COL0("a7") TT_GDSP_DY TT_GDSP_COLS8                            \
+  "ldr %[x], %[rowend]\n\tcmp %[g], %[x]\n\tbeq 2f\n"                                       \
+  "1:\n\t" TT_GDSP_DY TT_GDSP_COLS8 TT_GDSP_DY TT_GDSP_COLS8                                \
+  "ldr %[x], %[rowend]\n\tcmp %[g], %[x]\n\tbne 1b\n"                                       \
+  "2:\n\t" KEEP                                                                             \
+  "ldr %[e], %[m]\n\tlsl %[o], %[e], #1\n\t"                                                \
+  "add %[x], %[a0], %[e]\n\tcmp %[o], %[x]\n\t" TT_GDSP_F_TWO("a1", "a2")                  \
+  TT_GDSP_F_TWO("a3", "a4") TT_GDSP_F_TWO("a5", "a6")                                       \
+  "itt cs\n\taddcs %[x], %[a7], %[e]\n\tcmpcs %[o], %[x]\n\t"                               \
+  "bcs 3f\n\t" TT_GDSP_F_MAX("a0") TT_GDSP_F_MAX("a1") TT_GDSP_F_MAX("a2")                  \
+  TT_GDSP_F_MAX("a3") TT_GDSP_F_MAX("a4") TT_GDSP_F_MAX("a5") TT_GDSP_F_MAX("a6")           \
+  TT_GDSP_F_MAX("a7") "str %[e], %[m]\n"                                                    \
+  "3:\n\t"                                                                                  \
+  "ldr %[x], %[gend]\n\tcmp %[g], %[x]\n\tbne 0b\n\t"
+#define TT_GDSP_F_KEEP                                                                      \
+  "ldr %[x], %[kept]\n\tstrd %[a0], %[a1], [%[x]]\n\tstrd %[a2], %[a3], [%[x], #8]\n\t"     \
+  "strd %[a4], %[a5], [%[x], #16]\n\tstrd %[a6], %[a7], [%[x], #24]\n\t"                    \
+  "ldr %[o], %[step]\n\tadd %[x], %[x], %[o]\n\tstr %[x], %[kept]\n\t"
+#define TT_GDSP_F_ARGS                                                                      \
+  : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [a4] "=&r"(a4),         \
+    [a5] "=&r"(a5), [a6] "=&r"(a6), [a7] "=&r"(a7), [g] "+r"(g), [s] "=&r"(s),               \
+    [e] "=&r"(e), [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y), [rowend] "+m"(rowend),         \
+    [kept] "+m"(kept), [m] "+m"(*m)                                                         \
+  : [co] "m"(co), [stage] "m"(stage), [gend] "m"(gend), [step] "m"(step)                    \
+  : "cc", "memory"
+static inline __attribute__((always_inline)) void first_rows8(const int8_t *g,
+                                                              const int8_t *gend, int32_t co,
+                                                              const tt_dsp_word *stage,
+                                                              int32_t *kept, int32_t step,
+                                                              uint32_t *m) {
+  int32_t a0, a1, a2, a3, a4, a5, a6, a7;
+  const tt_dsp_word *s;
+  uint32_t e, o, x, y;
+  const int8_t *rowend = g;
+  if (kept != 0)
+    __asm__ volatile(TT_GDSP_F_ROWS(TT_GDSP_F_KEEP) TT_GDSP_F_ARGS);
+  else
+    __asm__ volatile(TT_GDSP_F_ROWS("") TT_GDSP_F_ARGS);
+}
+#undef TT_GDSP_F_TWO
+#undef TT_GDSP_F_MAX
+#undef TT_GDSP_F_ROWS
+#undef TT_GDSP_F_KEEP
+#undef TT_GDSP_F_ARGS
 #undef TT_GDSP_COLS4
 #undef TT_GDSP_COLS3
 #undef TT_GDSP_SUMS6
@@ -608,6 +746,15 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
    * rows' bytes follow one another */
   const uint8_t *bits = masked ? a->mask + (a->mask_at >> 3) : 0;
   uint32_t m = *top;
+  if (!masked && CB == 8) {
+    /* the rows kept at a0, at a1, and not kept, each run whole in assembly */
+    const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows;
+    if (e0 > 0) first_rows8(g, g + e0 * co, co, stage, keep->a0 + c0, 4 * ci, &m);
+    if (e1 > e0) first_rows8(g + e0 * co, g + e1 * co, co, stage, keep->a1 + c0, 4 * ci, &m);
+    if (rows > e1) first_rows8(g + e1 * co, g + rows * co, co, stage, 0, 0, &m);
+    *top = m;
+    return;
+  }
   for (int32_t p = 0; p < rows; ++p) {
     int32_t t[8];
 #pragma GCC unroll 8
