@@ -308,6 +308,8 @@ class Emitter:
         n = self.p.stack_stages[k]
         ret = "int" if status else "void"
         self.stack_lines += [
+            f"/* Operator {k}'s kernel, its DSP staging in this frame: on the stack while it runs,",
+            " * where the stack's deepest path (a pointwise input gradient's) has room. */",
             f"static TT_NOINLINE {ret} tt_op{k}(int32_t label) {{",
             f"  union {{ int64_t align; uint8_t bytes[{n}]; }} tt_stage;  "
             "/* its DSP staging, 8-aligned */",

@@ -727,11 +727,13 @@ def stage_on_stack(graph: Graph, calls: dict[int, KernelCall], plan: memory.Code
     full = _calls(graph)
     moved = {}
     for k, call in sorted(calls.items()):
-        if call.name not in STACK_STAGED or "stage" not in [p.name for p in call.signature.params]:
+        if call.name not in STACK_STAGED:
             continue
         i = call.signature.index("stage")
         now = call.args[i].nbytes if isinstance(call.args[i], Staging) else 0
         stage = full[k].args[full[k].signature.index("stage")]
+        if not isinstance(stage, Staging):     # a kernel that stages nothing for this layer
+            continue
         n = stage.within(room)
         if n <= now:
             continue
