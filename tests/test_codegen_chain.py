@@ -202,3 +202,37 @@ def test_lean_stack_on_the_cortex_m7(tmp_path):
             assert (f"-D{d} " in make) == lean and (d in cmake) == lean, d
             assert all((f"-D{d} " in line) == lean for line in kernels), d
     assert stacks[True] <= stacks[False], stacks
+
+
+def test_depthwise_staging_on_the_stack_on_the_cortex_m7(tmp_path):
+    """A depthwise int8 input gradient whose DSP staging the arena does not hold (no arena
+    staging anywhere here) takes it on the stack (program.stage_on_stack): a function of its
+    own declares the array and makes only that call, the plan holds no buffer for it, and
+    on the rig the program trains bit-identically to --engine c (an array shorter than the
+    staging_bytes the call passes overwrites the caller's frame: HardFault)."""
+    require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    from tflite_train.codegen import program as P
+    model = training_model(tmp_path, chain_model(tmp_path / "chain.tflite"), "last:8",
+                           hyper=Hyper(grad="int8"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(P, "level_staging", lambda graph, arena_of, ceiling: {})
+        mp.setattr(P, "widen_staging", lambda graph, calls, plan: {})
+        program, m = generate(model, tmp_path / "gen", rig_steps=2)
+    assert m.identical_to_engine_c is True, m.differences
+    assert program.stack_stages, "no depthwise gradient's staging on the stack"
+    text = (tmp_path / "gen" / "tt_model.c").read_text()
+    run = text[text.index("static int run("):]
+    for k, n in program.stack_stages.items():
+        step = program.steps[k]
+        assert step.call.name in P.STACK_STAGED
+        stage = step.call.signature.index("stage")
+        assert step.call.args[stage].nbytes == step.call.args[stage + 1] == n
+        assert 0 < n <= P.STACK_STAGE_BYTES
+        # the plan holds only the operator's lent accumulators, if any
+        assert all(b.name.startswith("kept@") for b in program.plan.buffers if b.op == k)
+        body = re.search(rf"static TT_NOINLINE void tt_op{k}\(int32_t label\) {{\n(.*?)\n}}",
+                         text, re.S)
+        assert body and f"uint8_t bytes[{n}]; }} tt_stage;" in body.group(1)
+        assert f"tt_stage.bytes, {n})" in body.group(1)
+        assert f"tt_op{k}(label);" in run
+    assert "tt_stage" not in run

@@ -135,3 +135,36 @@ def test_widen_staging_leaves_an_operator_with_no_free_run_alone(fakes):
     assert P.widen_staging(graph, calls, plan) == {}
     assert calls[1].args[1] is None and calls[1].args[2] == 0
     assert [b.name for b in plan.buffers] == ["full", "scratch0@1"]
+
+
+def test_stage_on_stack_moves_a_smaller_arena_staging_out_of_the_plan(fakes, monkeypatch):
+    """Operator 2 (a depthwise gradient) has 1,000 B of arena staging, less than its kernel
+    takes from the stack's room: the staging moves to the stack (the call's Staging and
+    stage_bytes at that level) and its arena buffer leaves the plan, the operator's other
+    scratch where it was; operator 1 (another kernel) is left alone; a staging at least as
+    large as the room's level stays in the arena."""
+    monkeypatch.setattr(P, "STACK_STAGED", {"tt_fake_dw_s8"})
+    plan = plan_with([
+        ("long", 2000, 1, 3, None, 0),
+        ("scratch0@1", 100, 2, 2, 1, 2000),
+        ("scratch0@2", 100, 3, 3, 2, 2000),          # operator 2's scratch, then its staging
+        ("scratch1@2", 1000, 3, 3, 2, 2100),
+    ], 4000)
+    calls = {1: fake_call(pointwise_weight, 0, extra=100),
+             2: fake_call(depthwise_input, 1000, extra=100)}
+    calls[2].name = "tt_fake_dw_s8"
+    graph = SimpleNamespace(operators=[SimpleNamespace(kind=f"OP{k}") for k in range(4)])
+    assert P.stage_on_stack(graph, calls, plan, room=2345) == {2: 2300}
+    assert calls[2].args[1].nbytes == calls[2].args[2] == 2300
+    assert calls[2].args[0].nbytes == 100 and calls[1].args[1] is None
+    assert [b.name for b in plan.buffers] == ["long", "scratch0@1", "scratch0@2"]
+    assert plan.offsets == [0, 2000, 2000]
+    assert plan.scratch_offset(2, 0) == 2000
+    # again (the fake's signature back): its staging, 2,300 B, is what the room gives
+    calls[2] = SimpleNamespace(name=calls[2].name, args=calls[2].args,
+                               signature=calls[1].signature)
+    assert P.stage_on_stack(graph, calls, plan, room=2345) == {}
+    calls[2] = fake_call(depthwise_input, 3000, extra=100)      # an arena staging above it
+    calls[2].name = "tt_fake_dw_s8"
+    assert P.stage_on_stack(graph, calls, plan, room=2345) == {}
+    assert calls[2].args[1].nbytes == 3000

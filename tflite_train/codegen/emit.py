@@ -105,6 +105,7 @@ class Emitter:
         self.constants = Constants()
         self.state_index = {k: i for i, (k, _) in enumerate(program.updates)}
         self.params = {var: const for const, var in program.params}
+        self.stack_lines: list[str] = []   # stack_function's functions, before run()
 
     # --- where a tensor is, as a C expression ---------------------------------------------
 
@@ -188,7 +189,10 @@ class Emitter:
         scratch = [sum(isinstance(b, Scratch) for b in call.args[:i])
                    for i in range(len(call.args))]
         params = call.signature.params
-        args = [self.arg(k, p, a, j) for p, a, j in zip(params, call.args, scratch)]
+        # a staging on the stack (Program.stack_stages): the local array of stack_function
+        on_stack = call.signature.index("stage") if k in self.p.stack_stages else -1
+        args = ["tt_stage.bytes" if i == on_stack else self.arg(k, p, a, j)
+                for i, (p, a, j) in enumerate(zip(params, call.args, scratch))]
         name = self.p.rows.kernel if self.p.rows is not None and k == self.p.rows.op \
             else call.name
         decls = []
@@ -273,6 +277,8 @@ class Emitter:
             lines.append(f"{pad}/* {_comment(head)} */")
             if step.call is not None:
                 decls, text = self.call(step.op, step.call)
+                if step.op in self.p.stack_stages:
+                    text = self.stack_function(step.op, text, step.call.status)
                 lines += [pad + d for d in decls]
                 if self.p.rows is not None and step.op == self.p.rows.op:
                     lines += [f"{pad}status = {text};",
@@ -293,6 +299,23 @@ class Emitter:
             lines.append("  }")
         lines += ["  return TT_MODEL_OK;", "}"]
         return lines
+
+    def stack_function(self, k: int, text: str, status: bool) -> str:
+        """Operator k's call made by a function of its own whose frame holds the call's DSP
+        staging (program.stage_on_stack): the bytes are on the stack only while this kernel
+        runs, never in run()'s frame (a block in run() would be, for every operator, at
+        -O0). Adds the function to stack_lines; returns the C that calls it."""
+        n = self.p.stack_stages[k]
+        ret = "int" if status else "void"
+        self.stack_lines += [
+            f"/* Operator {k}'s kernel, its DSP staging in this frame: on the stack while it runs,",
+            " * where the stack's deepest path (a pointwise input gradient's) has room. */",
+            f"static TT_NOINLINE {ret} tt_op{k}(int32_t label) {{",
+            f"  union {{ int64_t align; uint8_t bytes[{n}]; }} tt_stage;  "
+            "/* its DSP staging, 8-aligned */",
+            "  (void)label;",
+            f"  {'return ' if status else ''}{text};", "}", ""]
+        return f"tt_op{k}(label)"
 
     def checkpoint_lines(self) -> list[str]:
         kinds = {checkpoint.PARAMETER: "TT_CHECKPOINT_PARAMETER",
@@ -329,6 +352,10 @@ class Emitter:
             "#if defined(__GNUC__) || defined(__clang__)",
             "#define TT_ALIGNED __attribute__((aligned(4)))", "#else", "#define TT_ALIGNED",
             "#endif", "",
+            *(["/* A kernel call whose DSP staging is on the stack: its own frame, not run()'s. */",
+               "#if defined(__GNUC__) || defined(__clang__)",
+               "#define TT_NOINLINE __attribute__((noinline))", "#else", "#define TT_NOINLINE",
+               "#endif", ""] if self.stack_lines else []),
             "/* A per-operator profile: built with -DTT_PROFILE_HOOK=f, f(k) is called after",
             " * operator k's kernel (and f(-1) when a step or an inference starts); by default",
             " * nothing (the rig's profile: tflite_train/codegen/rig/rig_main.c). */",
@@ -344,6 +371,7 @@ class Emitter:
             *ckpt, "",
             *init, "",
             *(self.arena_input_lines(input_expr) if p.rows is None else []),
+            *self.stack_lines,
             *run, "",
             *(self.arena_entry_lines(input_expr) if p.rows is None else self.row_entry_lines()),
             ""]

@@ -118,6 +118,9 @@ class Program:
     meta: dict = field(default_factory=dict)
     streamed: list[int] = field(default_factory=list)   # first operators of 3-layer streams
     rows: RowInput | None = None     # the sample read row by row (build(input_rows=True))
+    # operator -> bytes of its DSP staging held in its own function's stack frame, not in
+    # the arena (stage_on_stack)
+    stack_stages: dict[int, int] = field(default_factory=dict)
 
     @property
     def classes(self) -> int:
@@ -699,6 +702,52 @@ def widen_staging(graph: Graph, calls: dict[int, KernelCall], plan: memory.Codeg
     return widened
 
 
+# int8 depthwise input gradients whose DSP staging may sit in a stack frame of its own
+# (stage_on_stack), and the bytes it may take there
+STACK_STAGED = {"tt_depthwise_conv2d_input_grad_s8", "tt_depthwise_conv2d_input_grad_over_s8"}
+STACK_STAGE_BYTES = 2400
+
+
+def stage_on_stack(graph: Graph, calls: dict[int, KernelCall], plan: memory.CodegenPlan,
+                   room: int = STACK_STAGE_BYTES) -> dict[int, int]:
+    """The int8 depthwise input gradients whose DSP staging takes more from `room` bytes of
+    stack than the arena gave it (level_staging, widen_staging): their staging moves to a
+    local array of a function that makes only that call (emit), and its arena buffer leaves
+    the plan (the lending, after this, may use those bytes). The stack has the room there:
+    its high-water is the pointwise input gradient's path (staged_walk's frame holds that
+    kernel's own staging, TT_GRAD_DSP_STAGE_BYTES: 3,744 B with --lean-stack, -O2,
+    -fstack-usage), and a depthwise gradient's path is shallower by about that staging
+    (over_s8 88 + input_grad_s8 288 + tt_dsp_depthwise_input_grad_s8 216 + walk 960 B);
+    measured on the rig, the new frame and the depthwise path take 2,592 B beside the array.
+    MobileNetV2's 113 KB program (round 13: its backward's peak leaves these gradients 1-2.4
+    KB of arena staging): 2,304 B moves four stagings and keeps the painted stack at 4,900
+    B (46.38 -> 46.03 M instructions a step); 2,400 B (2,376 B at operators 91 and 98) makes
+    it 4,968 B (45.73 M); 2,560 B 5,080 B (45.66 M: 96 B under 113 KB); 2,816 B 5,408 B,
+    over. Sets the calls; returns operator -> bytes on the stack."""
+    full = _calls(graph)
+    moved = {}
+    for k, call in sorted(calls.items()):
+        if call.name not in STACK_STAGED:
+            continue
+        i = call.signature.index("stage")
+        now = call.args[i].nbytes if isinstance(call.args[i], Staging) else 0
+        stage = full[k].args[full[k].signature.index("stage")]
+        if not isinstance(stage, Staging):     # a kernel that stages nothing for this layer
+            continue
+        n = stage.within(room)
+        if n <= now:
+            continue
+        if now > 0:        # the arena's staging is the operator's last scratch buffer
+            j = sum(isinstance(a, Scratch) for a in call.args[:i])
+            at = [x for x, b in enumerate(plan.buffers) if b.op == k][j]
+            plan.buffers.pop(at)
+            plan.offsets.pop(at)
+        calls[k] = KernelCall(call.name, call.args[:i] + [Staging(n, stage.within), n]
+                              + call.args[i + 2:])
+        moved[k] = n
+    return moved
+
+
 def _layout(graph: Graph, outside: set[int], streamed: list[int] | None = None,
             input_rows: bool = False, stages: dict[int, int] | None = None,
             over_dy: bool = True):
@@ -927,6 +976,7 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
     # scratch, which may differ from the separate form's)
     calls.update({k: c for k, c in inplace_calls.items() if k in granted})
     widen_staging(graph, calls, plan)
+    stack_stages = stage_on_stack(graph, calls, plan)
     lent = lend_scratch(graph, calls, plan, arena_limit)
     # the streams' depthwise layers packed once where the arena has room at them (after the
     # lending, whose placing again may shrink the arena, as it does for MCUNet)
@@ -969,6 +1019,9 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
                 (f"two passes, the first keeping the accumulators of {lent[k]} of dx's "
                  f"{dx.size // dx.shape[-1]} positions in free arena"
                  f"{'' if call.name in OVER_DY else ' (and a quarter in dx)'}")
+        if k in stack_stages:
+            note = (note + "; " if note else "") + \
+                f"its DSP staging, {stack_stages[k]} B, on the stack in a function of its own"
         if call is not None:
             for w, split in splits.items():
                 if w in op.inputs and _reads(call, op, w):
@@ -988,4 +1041,5 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
         steps[row_input.op].note += ("; " if steps[row_input.op].note else "") + \
             "the sample's rows from a tt_row_source"
     return Program(graph, model, steps, plan, arena, views, splits, params, momentum, updates,
-                   sample, label, scores, loss, training_metadata(graph), streamed, row_input)
+                   sample, label, scores, loss, training_metadata(graph), streamed, row_input,
+                   stack_stages)
