@@ -56,6 +56,15 @@ def shared_model(name: str) -> Path:
     return shared_file("tflm", f"{name}.tflite")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def board_objects_folder(tmp_path_factory) -> None:
+    """Where board_build keeps the kernels' objects for the rig: the session's temporary
+    folder, which xdist's workers share (each worker's own folder is inside it)."""
+    import board_build
+    base = tmp_path_factory.getbasetemp()
+    board_build.ROOT = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def zoo() -> dict[str, Path]:
     """name -> path of every model in tests/modelzoo.py, built once per source version.

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+import board_build
 import test_int8_grads
 import test_micro_kernels
 from conftest import require_tool
@@ -344,13 +345,17 @@ def run_on_rig(program: Program, tmp_path, link=RIG / "link.ld", icount: bool = 
     """Build `program` with the kernels for the board and run it under QEMU; its output.
     `defines`: e.g. ("-DTT_PORTABLE",) for the portable kernels instead of the DSP versions."""
     (tmp_path / "main.c").write_text(program.source())
-    elf = tmp_path / "test.elf"
-    subprocess.run(["arm-none-eabi-gcc", *CPU, "-std=c99", "-O2", "-ffp-contract=off", "-Wall",
-                    "-Wextra", "-Werror", *defines, "-ffunction-sections", "-fdata-sections",
-                    "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-T",
-                    str(link), "-Wl,--gc-sections", "-I", str(c_kernels.ROOT / "include"),
-                    str(RIG / "startup.c"), *map(str, test_micro_kernels.SOURCES),
-                    str(tmp_path / "main.c"), "-o", str(elf)], check=True)
+    elf, main_o = tmp_path / "test.elf", tmp_path / "main.o"
+    flags = [*CPU, "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
+             *defines, "-ffunction-sections", "-fdata-sections", "-nostartfiles",
+             "--specs=nano.specs", "--specs=nosys.specs", "-T", str(link), "-Wl,--gc-sections",
+             "-I", str(c_kernels.ROOT / "include")]
+    # the kernels' objects are the session's (board_build), the same for every program
+    kernels = board_build.objects([RIG / "startup.c", *test_micro_kernels.SOURCES], flags)
+    subprocess.run(["arm-none-eabi-gcc", *flags, "-c", str(tmp_path / "main.c"), "-o",
+                    str(main_o)], check=True)
+    subprocess.run(["arm-none-eabi-gcc", *flags, *map(str, kernels), str(main_o), "-o",
+                    str(elf)], check=True)
     res = subprocess.run(["timeout", "600", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
                           "cortex-m7", "-nographic", "-monitor", "none", "-serial", "stdio",
                           *(["-icount", "shift=0,align=off,sleep=off"] if icount else []),

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
+import board_build
 import test_c_forward
 import test_codegen_layouts
 from conftest import SHARED_MODELS, require_tool
@@ -113,9 +114,11 @@ def build(tmp_path, name: str, main_c: str, defines: tuple[str, ...] = ()) -> st
     main_o, elf = tmp_path / f"{name}.o", tmp_path / f"{name}.elf"
     subprocess.run([gcc, *flags, "-fno-builtin", "-c", str(tmp_path / f"{name}.c"), "-o",
                     str(main_o)], check=True)
-    subprocess.run([gcc, *flags, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
-                    "-T", str(RIG / "link.ld"), "-Wl,--gc-sections", str(RIG / "startup.c"),
-                    *map(str, SOURCES), str(main_o), "-o", str(elf)], check=True)
+    link = [*flags, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-T",
+            str(RIG / "link.ld"), "-Wl,--gc-sections"]
+    # the kernels' objects are the session's (board_build), the same for every program
+    kernels = board_build.objects([RIG / "startup.c", *SOURCES], link)
+    subprocess.run([gcc, *link, *map(str, kernels), str(main_o), "-o", str(elf)], check=True)
     return str(elf)
 
 

@@ -1,0 +1,85 @@
+"""The kernels compiled for the rig once per test session, not once per program.
+
+Each rig test (test_cortex_m7*, test_checkpoint's power cuts) links a program of recorded
+calls with the kernels; the kernels' objects depend only on their sources, headers and
+flags, so every program built with the same flags links the same objects. `objects` compiles
+each source once per session and key, each object by itself, exactly as one gcc command
+with many sources does (no LTO: gcc compiles every file of a command alone), so the programs
+are the same bytes as before.
+
+The objects live in the session's temporary folder, which the xdist workers share (conftest
+sets `ROOT`): never in the source tree, never reused by another session. One folder per key:
+the sha256 of the compiler's version, the flags, the specs files they name and the bytes of
+every source and of every header beside them or in a -I folder (a test that edits a kernel
+gets a key of its own). An exclusive lock file makes a second worker wait for the first
+one's build.
+"""
+from __future__ import annotations
+
+import atexit
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+# Set by conftest (the session's temporary folder, shared by its xdist workers); a caller
+# outside pytest gets a temporary folder of its own.
+ROOT: Path | None = None
+GCC = "arm-none-eabi-gcc"
+
+
+@lru_cache(maxsize=None)
+def _compiler_version() -> str:
+    return subprocess.run([GCC, "--version"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def _key(sources: tuple[Path, ...], flags: tuple[str, ...]) -> str:
+    h = hashlib.sha256(_compiler_version().encode())
+    h.update("\0".join(flags).encode())
+    # nano.specs changes the include path (newlib-nano's newlib.h) as well as the link
+    for spec in (f.split("=", 1)[1] for f in flags if f.startswith("--specs=")):
+        path = subprocess.run([GCC, f"-print-file-name={spec}"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        h.update(Path(path).read_bytes() if os.path.isabs(path) else path.encode())
+    # every header any of them could include: the kernels' include/ and src/ folders (and
+    # any other folder a source sits in), whole
+    folders = {s.parent for s in sources}
+    folders |= {Path(f[2:]) if f.startswith("-I") and len(f) > 2 else None for f in flags}
+    folders |= {Path(b) for a, b in zip(flags, flags[1:]) if a == "-I"}
+    headers = sorted(p for d in folders if d is not None for p in Path(d).glob("*.h"))
+    for path in (*sources, *headers):
+        h.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:20]
+
+
+def objects(sources, flags) -> list[Path]:
+    """`sources` compiled with `flags` (`gcc FLAGS -c SOURCE`), one object each, in order.
+    `flags` are the whole command's (link options included: gcc ignores them with -c, and
+    the specs files also change the include path)."""
+    sources, flags = tuple(Path(s) for s in sources), tuple(flags)
+    global ROOT
+    if ROOT is None:                   # a benchmark (mcu_forward.py, ...): removed at exit
+        ROOT = Path(tempfile.mkdtemp(prefix="tt-board-"))
+        atexit.register(shutil.rmtree, ROOT, True)
+    root = ROOT
+    folder = root / "board-objects" / _key(sources, flags)
+    folder.mkdir(parents=True, exist_ok=True)
+    # distinct names for sources of the same name in different folders
+    objs = [folder / f"{k:02d}-{s.stem}.o" for k, s in enumerate(sources)]
+    done = folder / "done"
+    if done.exists():
+        return objs
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            for src, obj in zip(sources, objs):
+                partial = obj.with_suffix(".part")
+                subprocess.run([GCC, *flags, "-c", str(src), "-o", str(partial)], check=True)
+                partial.replace(obj)
+            done.touch()
+    return objs
