@@ -186,6 +186,18 @@ void tt_dsp_pointwise_weight_update(tt_wdsp_stage *st, const int8_t *dy, const u
                                     int32_t rows, int32_t co, int32_t o, int32_t k,
                                     int32_t x_zp, float unit, int8_t *w, float scale,
                                     tt_sgd_call *call);
+
+/* tt_dsp_pointwise_weight_update of output channels begin, begin + 1, .. < co in a row, each
+ * channel o's weights at w + o ci and its scale scales[per_channel ? o : 0], skipping `skip`
+ * draws of call's stream before every channel but the first (a chunk's: the draws of the
+ * other chunks). Stops before the first channel whose values could be NaN
+ * (tt_qas_nan_free: its draws not yet taken, the skip before it done) and returns it, or co. */
+int32_t tt_dsp_pointwise_weight_update_run(tt_wdsp_stage *st, const int8_t *dy,
+                                           const uint8_t *mask, int32_t rows, int32_t co,
+                                           int32_t begin, int32_t k, int32_t x_zp, float unit,
+                                           int8_t *w, int32_t ci, const float *scales,
+                                           int32_t per_channel, int32_t skip,
+                                           tt_sgd_call *call);
 #endif
 
 #endif /* TT_GRAD_DSP_H */

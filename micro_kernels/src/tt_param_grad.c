@@ -928,13 +928,19 @@ static __attribute__((noinline)) void update_chunked(const conv_weight_grad_s8 *
     tt_dsp_pointwise_weight_stage_part(a->saved + c0, rows, k, n, a->x_zp, mem,
                                        (int32_t)sizeof mem, &st);
     uint32_t at = call.stochastic ? tt_gdsp_skip(first, c0) : first;      /* (0, c0) */
-    for (int32_t c = 0; c < a->co; ++c) {
-      call.rng = at;
+    call.rng = at;
+    for (int32_t c = 0; c < a->co;) {
+      /* runs of the default rule, the channels it cannot take one at a time between */
+      if (rule)
+        c = tt_dsp_pointwise_weight_update_run(&st, a->dy, a->mask, rows, a->co, c, n, a->x_zp,
+                                               a->unit, w + c0, ci, w_scales, n_scales > 1,
+                                               k - n, &call);
+      if (c == a->co) break;
       update_staged_channel(&st, a, c, c0, n, rule, w, ci, w_scales, n_scales, momentum, &call,
                             scratch);
-      end = call.rng;             /* the last chunk's last channel: the call's end state */
-      at = call.stochastic ? tt_gdsp_skip(end, k - n) : end;             /* (c + 1, c0) */
+      if (++c < a->co && call.stochastic) call.rng = tt_gdsp_skip(call.rng, k - n); /* (c, c0) */
     }
+    end = call.rng;               /* the last chunk's last channel: the call's end state */
   }
   call.rng = end;
   end_update(&call, s);
@@ -957,9 +963,14 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
       tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
     tt_sgd_call call = begin_update(o, s, momentum);
     const int rule = call.qas && call.stochastic && !call.use_momentum;    /* the defaults */
-    for (int32_t c = 0; c < co; ++c)
+    for (int32_t c = 0; c < co; ++c) {
+      if (rule)     /* a run of the default rule, up to a channel it cannot take */
+        c = tt_dsp_pointwise_weight_update_run(&d.stage, dy, mask, n * h * wd, co, c, k, x_zp,
+                                               a.unit, w, ci, w_scales, n_scales > 1, 0, &call);
+      if (c == co) break;
       update_staged_channel(&d.stage, &a, c, 0, k, rule, w, ci, w_scales, n_scales, momentum,
                             &call, scratch);
+    }
     end_update(&call, s);
     return;
   }
