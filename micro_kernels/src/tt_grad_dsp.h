@@ -172,6 +172,16 @@ int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_
 void tt_dsp_bias_sums_8(const int8_t *dy, const uint8_t *mask, int32_t outer, int32_t channels,
                         int32_t c0, int32_t *t);
 
+#if TT_FPV5
+/* The bias update of the default rule (QAS, stochastic rounding, no momentum: tt_qas_bias)
+ * from the int8 dy [outer, channels] (channels a multiple of 8; mask as
+ * tt_dsp_bias_sums_8's), gradient (float)T unit of the sums T, block of eight by block, the
+ * biases and the draws in channel order. */
+void tt_dsp_bias_update_default(const int8_t *dy, float unit, const uint8_t *mask,
+                                int32_t outer, int32_t channels, int32_t *b,
+                                const float *scales, tt_sgd_call *call);
+#endif
+
 int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, int32_t x_zp,
                                   void *mem, int32_t bytes, tt_wdsp_stage *st);
 void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,

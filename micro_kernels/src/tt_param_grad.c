@@ -1021,39 +1021,6 @@ void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, const float *dy_sc
                   scratch);
 }
 
-#if TT_GRAD_DSP && TT_FPV5
-/* The default rule (QAS, stochastic rounding, no momentum) applied to each block of eight
- * biases as its sums finish (tt_dsp_bias_sums_8): no float gradient in scratch, and the
- * flags constant. update_biases_s32's result by another test: VCVTM of the clamped v is
- * floor(v) wherever it does not saturate, and there (|v| < 2^31) QADD of floor(v) is the
- * saturated b + floor(v) of either of its branches (v >= 2^23 is an integer); a saturated
- * conversion (|v| >= 2^31, or v = -2^31, or a NaN clamped to -2^33) takes its int64 form. */
-static void bias_blocks_default(const int8_t *dy, float unit, const uint8_t *mask,
-                                int32_t outer, int32_t channels, int32_t *b,
-                                const float *scales, tt_sgd_call *c) {
-  tt_sgd_call call = *c;
-  float unused = 0.0f;
-  for (int32_t c0 = 0; c0 < channels; c0 += 8) {
-    int32_t t[8];
-    tt_dsp_bias_sums_8(dy, mask, outer, channels, c0, t);
-    int32_t *bc = b + c0;
-    const float *sc = scales + c0;
-#pragma GCC unroll 8
-    for (int32_t j = 0; j < 8; ++j) {
-      const float v = tt_clamp_step(
-          tt_sgd_value(&call, (float)t[j] * unit, sc[j], &unused, 1, 0, 1), 8589934592.0f);
-      const int32_t q = tt_round_step_s32(v, 1);
-      if ((uint32_t)q + 0x80000001u > 1u) {           /* q is neither INT32_MAX nor MIN */
-        bc[j] = __qadd(bc[j], q);
-      } else {
-        const int64_t r = (int64_t)bc[j] + (int64_t)v;
-        bc[j] = (int32_t)(r < INT32_MIN ? INT32_MIN : r > INT32_MAX ? INT32_MAX : r);
-      }
-    }
-  }
-  c->rng = call.rng;
-}
-#endif
 
 void tt_bias_update_s32_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                            int32_t outer, int32_t channels, int32_t *b, const float *b_scales,
@@ -1062,7 +1029,7 @@ void tt_bias_update_s32_s8(const int8_t *dy, const float *dy_scale, const uint8_
   tt_sgd_call call = begin_update(o, s, momentum);
 #if TT_GRAD_DSP && TT_FPV5
   if (call.qas && call.stochastic && !call.use_momentum && (channels & 7) == 0) {
-    bias_blocks_default(dy, *dy_scale, mask, outer, channels, b, b_scales, &call);
+    tt_dsp_bias_update_default(dy, *dy_scale, mask, outer, channels, b, b_scales, &call);
     end_update(&call, s);
     return;
   }

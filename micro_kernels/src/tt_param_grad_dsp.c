@@ -663,6 +663,62 @@ void tt_dsp_bias_sums_8(const int8_t *dy, const uint8_t *mask, int32_t outer, in
   }
 }
 
+#if TT_FPV5
+/* The default rule (QAS, stochastic rounding, no momentum) of every block of eight biases
+ * of a layer of at most BIAS_LANE_POSITIONS positions, each block's sums from bias_lanes in
+ * registers straight into tt_qas_bias: no sums in memory, no lane flushes, one frame for
+ * the call (about 200 instructions a block of set-up, call and spills before, at 16
+ * positions a third of the block). */
+static inline __attribute__((always_inline)) void bias_run(const int8_t *dy, float unit,
+                                                           const uint8_t *mask, int32_t outer,
+                                                           int32_t channels, int masked,
+                                                           int32_t *b, const float *scales,
+                                                           tt_sgd_call *call) {
+  for (int32_t c0 = 0; c0 < channels; c0 += 8) {
+    int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    bias_lanes(dy + c0, outer, channels, masked, 1, mask, c0, t);
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < 8; ++j)
+      b[c0 + j] = tt_qas_bias(call, b[c0 + j], (float)t[j] * unit, scales[c0 + j]);
+  }
+}
+
+static __attribute__((noinline)) void bias_run_masked(const int8_t *dy, float unit,
+                                                      const uint8_t *mask, int32_t outer,
+                                                      int32_t channels, int32_t *b,
+                                                      const float *scales, tt_sgd_call *c) {
+  tt_sgd_call call = *c;
+  bias_run(dy, unit, mask, outer, channels, 1, b, scales, &call);
+  c->rng = call.rng;
+}
+
+static __attribute__((noinline)) void bias_run_dense(const int8_t *dy, float unit,
+                                                     int32_t outer, int32_t channels,
+                                                     int32_t *b, const float *scales,
+                                                     tt_sgd_call *c) {
+  tt_sgd_call call = *c;
+  bias_run(dy, unit, 0, outer, channels, 0, b, scales, &call);
+  c->rng = call.rng;
+}
+
+void tt_dsp_bias_update_default(const int8_t *dy, float unit, const uint8_t *mask,
+                                int32_t outer, int32_t channels, int32_t *b,
+                                const float *scales, tt_sgd_call *call) {
+  if (outer <= BIAS_LANE_POSITIONS && mask == 0) {
+    bias_run_dense(dy, unit, outer, channels, b, scales, call);
+  } else if (outer <= BIAS_LANE_POSITIONS) {
+    bias_run_masked(dy, unit, mask, outer, channels, b, scales, call);
+  } else {
+    for (int32_t c0 = 0; c0 < channels; c0 += 8) {     /* lanes flushed every 256 positions */
+      int32_t t[8];
+      tt_dsp_bias_sums_8(dy, mask, outer, channels, c0, t);
+      for (int32_t j = 0; j < 8; ++j)
+        b[c0 + j] = tt_qas_bias(call, b[c0 + j], (float)t[j] * unit, scales[c0 + j]);
+    }
+  }
+}
+#endif
+
 #else
 typedef int tt_param_grad_dsp_unused;     /* ISO C: a translation unit is not empty */
 #endif
