@@ -5,7 +5,7 @@ kernels can be compared for speed and for bits.
 
     .venv/bin/python benchmarks/param_updates.py                       # this checkout
     .venv/bin/python benchmarks/param_updates.py --root /tmp/x/micro_kernels   # another
-    .venv/bin/python benchmarks/param_updates.py --profile 0 --annotate update_blocks_of
+    .venv/bin/python benchmarks/param_updates.py --profile 0 --annotate update_run16
 
 `--profile N` runs call N alone under QEMU's single-step trace (rig_timing.trace_profile)
 and prints its instructions per function, and per instruction for the `--annotate` ones.

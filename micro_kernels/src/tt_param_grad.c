@@ -1021,7 +1021,6 @@ void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, const float *dy_sc
                   scratch);
 }
 
-
 void tt_bias_update_s32_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                            int32_t outer, int32_t channels, int32_t *b, const float *b_scales,
                            float *momentum, const tt_sgd *o, tt_update_state *s,
