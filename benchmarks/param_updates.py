@@ -34,7 +34,8 @@ import rig_timing  # noqa: E402
 
 # (label, h = w, co, k trained input channels, staged: the arena staging or none)
 WEIGHTS = [("336x56 @4x4 (op 95)", 4, 336, 56, True), ("336x28 @4x4 (op 101)", 4, 336, 28, True),
-           ("336x7 @4x4 (op 109)", 4, 336, 7, True), ("192x32 @8x8 (ops 118-132)", 8, 192, 32, True),
+           ("336x7 @4x4 (op 109)", 4, 336, 7, True),
+           ("192x32 @8x8 (ops 118-132)", 8, 192, 32, True),
            ("144x24 @8x8 (ops 141, 147)", 8, 144, 24, True),
            ("192x32 @8x8, chunked (row-API program)", 8, 192, 32, False)]
 # (label, positions, channels, masked)

@@ -9,8 +9,9 @@
  * words at 2 (g 8 + j), [x(4g) , x(4g + 1)] and [x(4g + 2), x(4g + 3)] (zeros past the
  * last position and channel). The dy columns (0 where masked) of four output channels are
  * staged the same way, interleaved: group g of column j is the two words at 8 g + 2 j, so
- * that one group of the four columns is eight consecutive words (stage_columns4). Then per group and eight channels: one double-word
- * load of dy, eight of x, sixteen SMLADs (32 MACs). The staging of x (a word of four
+ * that one group of the four columns is eight consecutive words (stage_columns4). Then per
+ * group and eight channels: one double-word load of dy, eight of x, sixteen SMLADs (32
+ * MACs). The staging of x (a word of four
  * channels from each of a group's four rows at a time: about 2.3 instructions an element) is
  * shared by all the output channels.
  *
