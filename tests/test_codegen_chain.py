@@ -10,11 +10,12 @@ generated program no other test runs, on x86 and on the Cortex-M7 rig.
   - A chain that refuses its arguments (the second stream's projection made strided in the
     generated C): both APIs return TT_MODEL_ERROR_KERNEL before any row is read, nothing
     trained.
-  - The fused pointwise weight update with the default rule (tt_dsp_pointwise_weight_update,
+  - The fused pointwise weight update with the default rule (tt_dsp_pointwise_weight_update_run,
     from the sums' registers) inside the program on the rig, from both stagings (int16, and
     int8 where the staging is cut to 3/4, too little for int16) and both ends of a layer's
     channels (whole blocks of eight only, and a partial last block): the rig's harness counts
-    its calls of each kind. Bit-identical to --engine c (losses, regions, scores).
+    the channels its runs take, of each kind. Bit-identical to --engine c (losses, regions,
+    scores).
 
 The model is built here (test_c_forward.Builder, no converter): a stem, depthwise and
 projection, a 1x1 expansion, stride-2 depthwise and projection (the two chained streams),
@@ -156,7 +157,8 @@ def test_a_failing_reader_and_the_default_rule_on_the_cortex_m7(generated):
     write_files(out, rig_files(program, xs, labels, "rows"))
     (out / "rig" / "rig_main.c").write_text(RIG_MAIN.read_text())
     res = rig._make(out, rig.SRAM_BUDGET, rig.FLASH_BUDGET, "dsp",
-                    extra=f"-I{MICRO_KERNELS / 'src'} -Wl,--wrap=tt_dsp_pointwise_weight_update")
+                    extra=f"-I{MICRO_KERNELS / 'src'} "
+                          "-Wl,--wrap=tt_dsp_pointwise_weight_update_run")
     assert res.returncode == 0, (res.stderr or res.stdout)[-2000:]
     output = rig.run_qemu(out / "build" / "rig.elf", timeout=300)
     phases = dict(rig_phases(output))

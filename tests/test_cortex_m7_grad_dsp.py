@@ -297,10 +297,14 @@ def weight_grad_calls(rng) -> None:
               (1, 2, 2, 3, 8, 8),                     # the sums' registers, int16 staging,
               (1, 2, 4, 6, 24, 40),                   # whole blocks of eight only (17:
                                                       # momentum, through scratch)
-              (1, 8, 8, 7, 40, 48), (1, 8, 8, 6, 40, 40)]   # the update given too little
+              (1, 8, 8, 7, 40, 48), (1, 8, 8, 6, 40, 40),   # the update given too little
                                                       # staging: chunks of 24 and 16 input
                                                       # channels on the stack (19: momentum,
                                                       # through scratch; 20: the default rule)
+              (1, 2, 3, 16, 8, 8), (1, 3, 5, 8, 12, 12)]   # four masked dy columns at once
+                                                      # ending in a group of 2 and of 3
+                                                      # positions (stage_columns4's last
+                                                      # partial group)
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)
@@ -335,7 +339,7 @@ def weight_grad_calls(rng) -> None:
             n, h, w, co, i8(saved), C.c_float(0.05), zp, h, w, k, i8(wt), 1, 1, ci,
             rig_p(scales, C.c_float), co, C.byref(win), rig_p(momentum, C.c_float),
             C.byref(sgd), C.byref(state), rig_p(scratch, C.c_float),
-            *weight_stage(n, h, w, co, k, win, part=4 if t >= 19 else 1))
+            *weight_stage(n, h, w, co, k, win, part=4 if t in (19, 20) else 1))
     # a 1x1 layer of stride 2: portable
     dy, saved = dy_of(rng, (1, 3, 3, 4), False), rng.integers(-128, 128, (1, 6, 6, 5)).astype(np.int8)
     dw = np.zeros((4, 1, 1, 5), np.float32)

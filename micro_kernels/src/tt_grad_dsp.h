@@ -172,6 +172,16 @@ int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_
 void tt_dsp_bias_sums_8(const int8_t *dy, const uint8_t *mask, int32_t outer, int32_t channels,
                         int32_t c0, int32_t *t);
 
+#if TT_FPV5
+/* The bias update of the default rule (QAS, stochastic rounding, no momentum: tt_qas_bias)
+ * from the int8 dy [outer, channels] (channels a multiple of 8; mask as
+ * tt_dsp_bias_sums_8's), gradient (float)T unit of the sums T, block of eight by block, the
+ * biases and the draws in channel order. */
+void tt_dsp_bias_update_default(const int8_t *dy, float unit, const uint8_t *mask,
+                                int32_t outer, int32_t channels, int32_t *b,
+                                const float *scales, tt_sgd_call *call);
+#endif
+
 int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, int32_t x_zp,
                                   void *mem, int32_t bytes, tt_wdsp_stage *st);
 void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
@@ -186,6 +196,18 @@ void tt_dsp_pointwise_weight_update(tt_wdsp_stage *st, const int8_t *dy, const u
                                     int32_t rows, int32_t co, int32_t o, int32_t k,
                                     int32_t x_zp, float unit, int8_t *w, float scale,
                                     tt_sgd_call *call);
+
+/* tt_dsp_pointwise_weight_update of output channels begin, begin + 1, .. < co in a row, each
+ * channel o's weights at w + o ci and its scale scales[per_channel ? o : 0], skipping `skip`
+ * draws of call's stream before every channel but the first (a chunk's: the draws of the
+ * other chunks). Stops before the first channel whose values could be NaN
+ * (tt_qas_nan_free: its draws not yet taken, the skip before it done) and returns it, or co. */
+int32_t tt_dsp_pointwise_weight_update_run(tt_wdsp_stage *st, const int8_t *dy,
+                                           const uint8_t *mask, int32_t rows, int32_t co,
+                                           int32_t begin, int32_t k, int32_t x_zp, float unit,
+                                           int8_t *w, int32_t ci, const float *scales,
+                                           int32_t per_channel, int32_t skip,
+                                           tt_sgd_call *call);
 #endif
 
 #endif /* TT_GRAD_DSP_H */

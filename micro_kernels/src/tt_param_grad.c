@@ -928,13 +928,19 @@ static __attribute__((noinline)) void update_chunked(const conv_weight_grad_s8 *
     tt_dsp_pointwise_weight_stage_part(a->saved + c0, rows, k, n, a->x_zp, mem,
                                        (int32_t)sizeof mem, &st);
     uint32_t at = call.stochastic ? tt_gdsp_skip(first, c0) : first;      /* (0, c0) */
-    for (int32_t c = 0; c < a->co; ++c) {
-      call.rng = at;
+    call.rng = at;
+    for (int32_t c = 0; c < a->co;) {
+      /* runs of the default rule, the channels it cannot take one at a time between */
+      if (rule)
+        c = tt_dsp_pointwise_weight_update_run(&st, a->dy, a->mask, rows, a->co, c, n, a->x_zp,
+                                               a->unit, w + c0, ci, w_scales, n_scales > 1,
+                                               k - n, &call);
+      if (c == a->co) break;
       update_staged_channel(&st, a, c, c0, n, rule, w, ci, w_scales, n_scales, momentum, &call,
                             scratch);
-      end = call.rng;             /* the last chunk's last channel: the call's end state */
-      at = call.stochastic ? tt_gdsp_skip(end, k - n) : end;             /* (c + 1, c0) */
+      if (++c < a->co && call.stochastic) call.rng = tt_gdsp_skip(call.rng, k - n); /* (c, c0) */
     }
+    end = call.rng;               /* the last chunk's last channel: the call's end state */
   }
   call.rng = end;
   end_update(&call, s);
@@ -957,9 +963,14 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
       tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
     tt_sgd_call call = begin_update(o, s, momentum);
     const int rule = call.qas && call.stochastic && !call.use_momentum;    /* the defaults */
-    for (int32_t c = 0; c < co; ++c)
+    for (int32_t c = 0; c < co; ++c) {
+      if (rule)     /* a run of the default rule, up to a channel it cannot take */
+        c = tt_dsp_pointwise_weight_update_run(&d.stage, dy, mask, n * h * wd, co, c, k, x_zp,
+                                               a.unit, w, ci, w_scales, n_scales > 1, 0, &call);
+      if (c == co) break;
       update_staged_channel(&d.stage, &a, c, 0, k, rule, w, ci, w_scales, n_scales, momentum,
                             &call, scratch);
+    }
     end_update(&call, s);
     return;
   }
@@ -1010,40 +1021,6 @@ void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, const float *dy_sc
                   scratch);
 }
 
-#if TT_GRAD_DSP && TT_FPV5
-/* The default rule (QAS, stochastic rounding, no momentum) applied to each block of eight
- * biases as its sums finish (tt_dsp_bias_sums_8): no float gradient in scratch, and the
- * flags constant. update_biases_s32's result by another test: VCVTM of the clamped v is
- * floor(v) wherever it does not saturate, and there (|v| < 2^31) QADD of floor(v) is the
- * saturated b + floor(v) of either of its branches (v >= 2^23 is an integer); a saturated
- * conversion (|v| >= 2^31, or v = -2^31, or a NaN clamped to -2^33) takes its int64 form. */
-static void bias_blocks_default(const int8_t *dy, float unit, const uint8_t *mask,
-                                int32_t outer, int32_t channels, int32_t *b,
-                                const float *scales, tt_sgd_call *c) {
-  tt_sgd_call call = *c;
-  float unused = 0.0f;
-  for (int32_t c0 = 0; c0 < channels; c0 += 8) {
-    int32_t t[8];
-    tt_dsp_bias_sums_8(dy, mask, outer, channels, c0, t);
-    int32_t *bc = b + c0;
-    const float *sc = scales + c0;
-#pragma GCC unroll 8
-    for (int32_t j = 0; j < 8; ++j) {
-      const float v = tt_clamp_step(
-          tt_sgd_value(&call, (float)t[j] * unit, sc[j], &unused, 1, 0, 1), 8589934592.0f);
-      const int32_t q = tt_round_step_s32(v, 1);
-      if ((uint32_t)q + 0x80000001u > 1u) {           /* q is neither INT32_MAX nor MIN */
-        bc[j] = __qadd(bc[j], q);
-      } else {
-        const int64_t r = (int64_t)bc[j] + (int64_t)v;
-        bc[j] = (int32_t)(r < INT32_MIN ? INT32_MIN : r > INT32_MAX ? INT32_MAX : r);
-      }
-    }
-  }
-  c->rng = call.rng;
-}
-#endif
-
 void tt_bias_update_s32_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                            int32_t outer, int32_t channels, int32_t *b, const float *b_scales,
                            float *momentum, const tt_sgd *o, tt_update_state *s,
@@ -1051,7 +1028,7 @@ void tt_bias_update_s32_s8(const int8_t *dy, const float *dy_scale, const uint8_
   tt_sgd_call call = begin_update(o, s, momentum);
 #if TT_GRAD_DSP && TT_FPV5
   if (call.qas && call.stochastic && !call.use_momentum && (channels & 7) == 0) {
-    bias_blocks_default(dy, *dy_scale, mask, outer, channels, b, b_scales, &call);
+    tt_dsp_bias_update_default(dy, *dy_scale, mask, outer, channels, b, b_scales, &call);
     end_update(&call, s);
     return;
   }

@@ -7,9 +7,11 @@
  * staged once per call, transposed, as int16 x - x_zp (|x - x_zp| <= 255), in blocks of
  * eight channels and groups of four positions: group g of channel j of a block is the two
  * words at 2 (g 8 + j), [x(4g) , x(4g + 1)] and [x(4g + 2), x(4g + 3)] (zeros past the
- * last position and channel). Each output channel's dy column (0 where masked) is staged
- * the same way, one group = two words. Then per group and eight channels: one double-word
- * load of dy, eight of x, sixteen SMLADs (32 MACs). The staging of x (a word of four
+ * last position and channel). The dy columns (0 where masked) of four output channels are
+ * staged the same way, interleaved: group g of column j is the two words at 8 g + 2 j, so
+ * that one group of the four columns is eight consecutive words (stage_columns4). Then per
+ * group and eight channels: one double-word load of dy, eight of x, sixteen SMLADs (32
+ * MACs). The staging of x (a word of four
  * channels from each of a group's four rows at a time: about 2.3 instructions an element) is
  * shared by all the output channels.
  *
@@ -129,7 +131,8 @@ int tt_dsp_pointwise_weight_stage_part(const int8_t *saved, int32_t rows, int32_
   SUMS_CHANNEL(2, a2) SUMS_CHANNEL(3, a3) SUMS_CHANNEL(4, a4) SUMS_CHANNEL(5, a5)      \
   SUMS_CHANNEL(6, a6) SUMS_CHANNEL(7, a7)
 
-/* acc[j] over every group for the eight channels of one block: groups mod 4 one at a time,
+/* acc[j] over every group for the eight channels of one block (ds: one dy column, its
+ * groups 8 words apart, stage_columns4's layout): groups mod 4 one at a time,
  * then four an iteration in assembly. The loop's pointer steps, end test and branch (5
  * instructions against a group's 25) then come once per four groups; gcc unrolls such a
  * loop only with its sums spilled (it takes all 14 registers: 8 sums, 2 pointers, 2 dy and
@@ -138,10 +141,10 @@ static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *
                                                              const tt_dsp_word *ds,
                                                              int32_t groups, int32_t *acc) {
   int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  const tt_dsp_word *const end = ds + 2 * groups;
+  const tt_dsp_word *const end = ds + 8 * groups;     /* a column's groups 8 words apart */
   /* groups mod 4 in C, the rest four an iteration in assembly (in C where it cannot run) */
-  const tt_dsp_word *const first = TT_DSP_ASM_ALL_REGS ? ds + 2 * (groups & 3) : end;
-  for (; ds != first; ds += 2, xs += 16) {
+  const tt_dsp_word *const first = TT_DSP_ASM_ALL_REGS ? ds + 8 * (groups & 3) : end;
+  for (; ds != first; ds += 8, xs += 16) {
     uint32_t d0, d1;
     tt_dsp_ldrd(ds, &d0, &d1);
 #pragma GCC unroll 8
@@ -158,10 +161,10 @@ static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *
     __asm__ volatile(
       "1:\n\t"
       SUMS_GROUP(0, 0, 8, 16, 24, 32, 40, 48, 56)
-      SUMS_GROUP(8, 64, 72, 80, 88, 96, 104, 112, 120)
-      SUMS_GROUP(16, 128, 136, 144, 152, 160, 168, 176, 184)
-      SUMS_GROUP(24, 192, 200, 208, 216, 224, 232, 240, 248)
-      "adds %[ds], %[ds], #32\n\t"
+      SUMS_GROUP(32, 64, 72, 80, 88, 96, 104, 112, 120)
+      SUMS_GROUP(64, 128, 136, 144, 152, 160, 168, 176, 184)
+      SUMS_GROUP(96, 192, 200, 208, 216, 224, 232, 240, 248)
+      "adds %[ds], %[ds], #128\n\t"
       "adds %[xs], %[xs], #256\n\t"
       "ldr %[x0], %[end]\n\t"
       "cmp %[ds], %[x0]\n\t"
@@ -333,60 +336,82 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void update_blocks_of(const tt_ds
   c->rng = call.rng;
 }
 
-/* Four dy words (one per position p, p + 1) into the columns' halves at p (even: a word of
- * each column): [c0(p), c0(p + 1)] is the pair's even lanes' low halves, and so on. */
-static inline __attribute__((always_inline)) void columns_pair(tt_dsp_word *c0, tt_dsp_word *c1,
-                                                               tt_dsp_word *c2, tt_dsp_word *c3,
-                                                               uint32_t x, uint32_t y) {
-  const uint32_t xl = __sxtb16(x), xh = tt_dsp_sxtb16_odd(x);
-  const uint32_t yl = __sxtb16(y), yh = tt_dsp_sxtb16_odd(y);
-  *c0 = tt_dsp_low_halves(xl, yl);
-  *c1 = tt_dsp_low_halves(xh, yh);
-  *c2 = tt_dsp_high_halves(xl, yl);
-  *c3 = tt_dsp_high_halves(xh, yh);
+/* The four dy words of positions 4g .. 4g + 3 (x0 .. x3: a word of four output channels
+ * each) into group g of the four columns, the eight words at out: column j's pair of
+ * positions (4g, 4g + 1) at 2 j, (4g + 2, 4g + 3) at 2 j + 1. Eight SXTB16, eight
+ * PKHBT/PKHTB and four STRD, all at constant offsets from out. */
+static inline __attribute__((always_inline)) void columns_group(tt_dsp_word *out, uint32_t x0,
+                                                                uint32_t x1, uint32_t x2,
+                                                                uint32_t x3) {
+  const uint32_t l0 = __sxtb16(x0), h0 = tt_dsp_sxtb16_odd(x0);
+  const uint32_t l1 = __sxtb16(x1), h1 = tt_dsp_sxtb16_odd(x1);
+  const uint32_t l2 = __sxtb16(x2), h2 = tt_dsp_sxtb16_odd(x2);
+  const uint32_t l3 = __sxtb16(x3), h3 = tt_dsp_sxtb16_odd(x3);
+  tt_dsp_strd(out, tt_dsp_low_halves(l0, l1), tt_dsp_low_halves(l2, l3));
+  tt_dsp_strd(out + 2, tt_dsp_low_halves(h0, h1), tt_dsp_low_halves(h2, h3));
+  tt_dsp_strd(out + 4, tt_dsp_high_halves(l0, l1), tt_dsp_high_halves(l2, l3));
+  tt_dsp_strd(out + 6, tt_dsp_high_halves(h0, h1), tt_dsp_high_halves(h2, h3));
 }
 
-/* The int16 dy columns of output channels o0 .. o0 + 3 (o0 + 4 <= co), 0 where masked, each
- * 4 groups halves (zeros past the last position). Where a position's four dy are one word
- * and their mask bits one nibble of one byte (no mask, or co a multiple of 8 and o0 of 4):
- * per pair of positions two loads, the nibbles' byte lanes, four SXTB16, four PKHBT/PKHTB
- * and four word stores (a pair's words: a halfword store per column and position cost 1-2
- * instructions more a position, measured). */
+/* Row p's four dy (d: its first), masked by the nibble at bit `shift` (a constant: one
+ * UBFX) of the mask byte mb when `masked`; 0 past the last row (p >= rows). */
+static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *d,
+                                                                  const uint8_t *mb,
+                                                                  int masked, int32_t shift,
+                                                                  int live) {
+  if (!live) return 0u;
+  const uint32_t x = tt_dsp_load4(d);
+  return masked ? x & tt_dsp_mask_lanes((uint32_t)*mb >> shift) : x;
+}
+
+/* Every group of the four columns from the rows at d (co apart) and the mask bytes at mb
+ * (mstep apart): whole groups four rows an iteration, then the partial last group with
+ * zeros for its missing positions. */
+static inline __attribute__((always_inline)) void columns_groups(tt_dsp_word *out,
+                                                                 const int8_t *d,
+                                                                 const uint8_t *mb, int32_t rows,
+                                                                 int32_t co, int32_t mstep,
+                                                                 int masked, int32_t shift) {
+  const int32_t full = rows >> 2, rest = rows & 3;
+  for (const tt_dsp_word *end = out + 8 * full; out != end;
+       out += 8, d += 4 * co, mb += 4 * mstep)
+    columns_group(out, column_word(d, mb, masked, shift, 1),
+                  column_word(d + co, mb + mstep, masked, shift, 1),
+                  column_word(d + 2 * co, mb + 2 * mstep, masked, shift, 1),
+                  column_word(d + 3 * co, mb + 3 * mstep, masked, shift, 1));
+  if (rest)
+    columns_group(out, column_word(d, mb, masked, shift, 1),
+                  column_word(d + co, mb + mstep, masked, shift, rest > 1),
+                  column_word(d + 2 * co, mb + 2 * mstep, masked, shift, rest > 2), 0u);
+}
+
+/* The int16 dy columns of output channels o0 .. o0 + 3 (o0 + 4 <= co), 0 where masked,
+ * interleaved (group g of column j: words 8 g + 2 j and 8 g + 2 j + 1; zeros past the last
+ * position). Where a position's four dy are one word and their mask bits one nibble of one
+ * byte (no mask, or co a multiple of 8 and o0 of 4): per group of four positions four
+ * loads, the nibbles' byte lanes, eight SXTB16, eight PKHBT/PKHTB and four STRD from one
+ * pointer (about 2.5 instructions an element with a mask; the columns one after another,
+ * four pointers, spilled them: 4.5). */
 static void stage_columns4(int16_t *col, const int8_t *dy, const uint8_t *mask, int32_t rows,
                            int32_t co, int32_t o0, int32_t groups) {
-  int16_t *c0 = col, *c1 = col + 4 * groups, *c2 = c1 + 4 * groups, *c3 = c2 + 4 * groups;
-  tt_dsp_word *w0 = (tt_dsp_word *)c0, *w1 = (tt_dsp_word *)c1, *w2 = (tt_dsp_word *)c2;
-  tt_dsp_word *w3 = (tt_dsp_word *)c3;
+  tt_dsp_word *out = (tt_dsp_word *)col;
   const int8_t *d = dy + o0;
-  int32_t p = 0;
   if (mask == 0) {
-    for (; p + 2 <= rows; p += 2, d += 2 * co)
-      columns_pair(w0 + (p >> 1), w1 + (p >> 1), w2 + (p >> 1), w3 + (p >> 1),
-                   tt_dsp_load4(d), tt_dsp_load4(d + co));
-    if (p < rows)
-      columns_pair(w0 + (p >> 1), w1 + (p >> 1), w2 + (p >> 1), w3 + (p >> 1),
-                   tt_dsp_load4(d), 0u);
-    p = rows + (rows & 1);
+    columns_groups(out, d, mask, rows, co, 0, 0, 0);
   } else if ((co & 7) == 0 && (o0 & 3) == 0) {
     const uint8_t *mb = mask + (o0 >> 3);
-    const int32_t shift = o0 & 4, mstep = co >> 3;
-    for (; p + 2 <= rows; p += 2, d += 2 * co, mb += 2 * mstep)
-      columns_pair(w0 + (p >> 1), w1 + (p >> 1), w2 + (p >> 1), w3 + (p >> 1),
-                   tt_dsp_load4(d) & tt_dsp_mask_lanes((uint32_t)*mb >> shift),
-                   tt_dsp_load4(d + co) & tt_dsp_mask_lanes((uint32_t)mb[mstep] >> shift));
-    if (p < rows)
-      columns_pair(w0 + (p >> 1), w1 + (p >> 1), w2 + (p >> 1), w3 + (p >> 1),
-                   tt_dsp_load4(d) & tt_dsp_mask_lanes((uint32_t)*mb >> shift), 0u);
-    p = rows + (rows & 1);
+    if (o0 & 4)
+      columns_groups(out, d, mb, rows, co, co >> 3, 1, 4);
+    else
+      columns_groups(out, d, mb, rows, co, co >> 3, 1, 0);
   } else {
-    for (int32_t i = o0; p < rows; ++p, i += co) {
-      c0[p] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
-      c1[p] = (int16_t)(tt_live(mask, i + 1) ? dy[i + 1] : 0);
-      c2[p] = (int16_t)(tt_live(mask, i + 2) ? dy[i + 2] : 0);
-      c3[p] = (int16_t)(tt_live(mask, i + 3) ? dy[i + 3] : 0);
-    }
+    int32_t p = 0;
+    for (int32_t i = o0; p < rows; ++p, i += co)
+      for (int32_t j = 0; j < 4; ++j)
+        col[16 * (p >> 2) + 4 * j + (p & 3)] = (int16_t)(tt_live(mask, i + j) ? dy[i + j] : 0);
+    for (; p < 4 * groups; ++p)
+      for (int32_t j = 0; j < 4; ++j) col[16 * (p >> 2) + 4 * j + (p & 3)] = 0;
   }
-  for (; p < 4 * groups; ++p) c0[p] = c1[p] = c2[p] = c3[p] = 0;
 }
 
 /* Where a channel's gradients go: into out, or (w != NULL) applied to w at once. */
@@ -409,12 +434,13 @@ static inline __attribute__((always_inline)) void weight_channel(
       stage_columns4(half, dy, mask, rows, co, o0, groups);
       st->first = o0;
     }
-    dys += (o - o0) * 2 * groups;
+    dys += 2 * (o - o0);                           /* column o - o0 of the interleaved four */
   } else if (st->int16) {
     st->first = -1;                                /* column 0 rewritten */
     int32_t p = 0;
-    for (int32_t i = o; p < rows; ++p, i += co) half[p] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
-    for (; p < 4 * groups; ++p) half[p] = 0;
+    for (int32_t i = o; p < rows; ++p, i += co)
+      half[16 * (p >> 2) + (p & 3)] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
+    for (; p < 4 * groups; ++p) half[16 * (p >> 2) + (p & 3)] = 0;
   } else {
     st->first = -1;
     /* [dy0, dy2], [dy1, dy3] per group; their sum for x_zp's term */
@@ -451,6 +477,60 @@ void tt_dsp_pointwise_weight_update(tt_wdsp_stage *st, const int8_t *dy, const u
                                     tt_sgd_call *call) {
   const sink to = {0, w, scale, call};
   weight_channel(st, dy, mask, rows, co, o, k, x_zp, unit, &to);
+}
+
+/* Whether channel scale `scale` keeps the default rule's values free of NaN, given
+ * tt_qas_nan_free(neg_lr, unit, 1) (the call's part): tt_qas_nan_free(neg_lr, unit, scale). */
+static inline int scale_nan_free(float scale) { return scale - scale == 0.0f && scale != 0.0f; }
+
+/* tt_dsp_pointwise_weight_update_run's channels begin .. end - 1 (end <= co & ~3: four dy
+ * columns staged at once) of the int16 staging, in one frame: the walk's set-up, the call
+ * state's copy and the arguments once a run instead of once a channel (about 140
+ * instructions a channel in three calls before). */
+static __attribute__((noinline)) TT_DSP_ASM_FN int32_t update_run16(
+    tt_wdsp_stage *st, const int8_t *dy, const uint8_t *mask, int32_t rows, int32_t co,
+    int32_t begin, int32_t end, int32_t k, float unit, int8_t *w, int32_t ci,
+    const float *scales, int32_t per_channel, int32_t skip, tt_sgd_call *c) {
+  tt_sgd_call call = *c;
+  const int32_t groups = (rows + 3) >> 2;
+  int32_t o = begin;
+  for (; o < end; ++o) {
+    if (o > begin && skip) call.rng = tt_gdsp_skip(call.rng, skip);
+    const float scale = scales[per_channel ? o : 0];
+    if (!scale_nan_free(scale)) break;
+    const int32_t o0 = o & ~3;
+    if (st->first != o0) {
+      stage_columns4((int16_t *)st->dys, dy, mask, rows, co, o0, groups);
+      st->first = o0;
+    }
+    each_block(st->x, st->dys + 2 * (o - o0), groups, k, 1, 0, unit, 0, 1, w + o * ci, scale,
+               &call);
+  }
+  c->rng = call.rng;
+  return o;
+}
+
+int32_t tt_dsp_pointwise_weight_update_run(tt_wdsp_stage *st, const int8_t *dy,
+                                           const uint8_t *mask, int32_t rows, int32_t co,
+                                           int32_t begin, int32_t k, int32_t x_zp, float unit,
+                                           int8_t *w, int32_t ci, const float *scales,
+                                           int32_t per_channel, int32_t skip,
+                                           tt_sgd_call *call) {
+  if (!tt_qas_nan_free(call->neg_lr, unit, 1.0f)) return begin;
+  int32_t o = begin;
+  if (st->int16 && o < (co & ~3)) {
+    o = update_run16(st, dy, mask, rows, co, o, co & ~3, k, unit, w, ci, scales, per_channel,
+                     skip, call);
+    if (o < (co & ~3)) return o;
+  }
+  for (; o < co; ++o) {          /* the int8 staging, and the channels past co & ~3 */
+    if (o > begin && skip) call->rng = tt_gdsp_skip(call->rng, skip);
+    const float scale = scales[per_channel ? o : 0];
+    if (!scale_nan_free(scale)) break;
+    tt_dsp_pointwise_weight_update(st, dy, mask, rows, co, o, k, x_zp, unit, w + o * ci, scale,
+                                   call);
+  }
+  return o;
 }
 
 /* Output channel o without staging the input, for layers whose input fits no staging
@@ -583,6 +663,62 @@ void tt_dsp_bias_sums_8(const int8_t *dy, const uint8_t *mask, int32_t outer, in
       bias_lanes(d, n, channels, 1, 0, mask, i, t);
   }
 }
+
+#if TT_FPV5
+/* The default rule (QAS, stochastic rounding, no momentum) of every block of eight biases
+ * of a layer of at most BIAS_LANE_POSITIONS positions, each block's sums from bias_lanes in
+ * registers straight into tt_qas_bias: no sums in memory, no lane flushes, one frame for
+ * the call (about 200 instructions a block of set-up, call and spills before, at 16
+ * positions a third of the block). */
+static inline __attribute__((always_inline)) void bias_run(const int8_t *dy, float unit,
+                                                           const uint8_t *mask, int32_t outer,
+                                                           int32_t channels, int masked,
+                                                           int32_t *b, const float *scales,
+                                                           tt_sgd_call *call) {
+  for (int32_t c0 = 0; c0 < channels; c0 += 8) {
+    int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    bias_lanes(dy + c0, outer, channels, masked, 1, mask, c0, t);
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < 8; ++j)
+      b[c0 + j] = tt_qas_bias(call, b[c0 + j], (float)t[j] * unit, scales[c0 + j]);
+  }
+}
+
+static __attribute__((noinline)) void bias_run_masked(const int8_t *dy, float unit,
+                                                      const uint8_t *mask, int32_t outer,
+                                                      int32_t channels, int32_t *b,
+                                                      const float *scales, tt_sgd_call *c) {
+  tt_sgd_call call = *c;
+  bias_run(dy, unit, mask, outer, channels, 1, b, scales, &call);
+  c->rng = call.rng;
+}
+
+static __attribute__((noinline)) void bias_run_dense(const int8_t *dy, float unit,
+                                                     int32_t outer, int32_t channels,
+                                                     int32_t *b, const float *scales,
+                                                     tt_sgd_call *c) {
+  tt_sgd_call call = *c;
+  bias_run(dy, unit, 0, outer, channels, 0, b, scales, &call);
+  c->rng = call.rng;
+}
+
+void tt_dsp_bias_update_default(const int8_t *dy, float unit, const uint8_t *mask,
+                                int32_t outer, int32_t channels, int32_t *b,
+                                const float *scales, tt_sgd_call *call) {
+  if (outer <= BIAS_LANE_POSITIONS && mask == 0) {
+    bias_run_dense(dy, unit, outer, channels, b, scales, call);
+  } else if (outer <= BIAS_LANE_POSITIONS) {
+    bias_run_masked(dy, unit, mask, outer, channels, b, scales, call);
+  } else {
+    for (int32_t c0 = 0; c0 < channels; c0 += 8) {     /* lanes flushed every 256 positions */
+      int32_t t[8];
+      tt_dsp_bias_sums_8(dy, mask, outer, channels, c0, t);
+      for (int32_t j = 0; j < 8; ++j)
+        b[c0 + j] = tt_qas_bias(call, b[c0 + j], (float)t[j] * unit, scales[c0 + j]);
+    }
+  }
+}
+#endif
 
 #else
 typedef int tt_param_grad_dsp_unused;     /* ISO C: a translation unit is not empty */

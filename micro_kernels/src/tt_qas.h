@@ -158,6 +158,22 @@ static inline int32_t tt_qas_weight_sat8(tt_sgd_call *c, int8_t w, float grad, f
 /* Four bytes of [-128, 127] clamped to [-127, 127] (tt_clamp_weight's QSUB8s, on every lane
  * of the word at once). */
 static inline uint32_t tt_clamp_weights4(uint32_t bytes) { return __qsub8(0, __qsub8(0, bytes)); }
+
+/* Bias b after the default rule (QAS, stochastic rounding, no momentum) with gradient grad
+ * and scale: the separate update's result (tt_param_grad.c, update_biases_s32) by another
+ * test. VCVTM of the clamped v is floor(v) wherever it does not saturate, and there
+ * (|v| < 2^31) QADD of floor(v) is the saturated b + floor(v) of either of its branches
+ * (v >= 2^23 is an integer); a saturated conversion (|v| >= 2^31, or v = -2^31, or a NaN
+ * clamped to -2^33) takes its int64 form. */
+static inline int32_t tt_qas_bias(tt_sgd_call *c, int32_t b, float grad, float scale) {
+  float unused = 0.0f;
+  const float v =
+      tt_clamp_step(tt_sgd_value(c, grad, scale, &unused, 1, 0, 1), 8589934592.0f);
+  const int32_t q = tt_round_step_s32(v, 1);
+  if ((uint32_t)q + 0x80000001u > 1u) return __qadd(b, q);   /* neither INT32_MAX nor MIN */
+  const int64_t r = (int64_t)b + (int64_t)v;
+  return (int32_t)(r < INT32_MIN ? INT32_MIN : r > INT32_MAX ? INT32_MAX : r);
+}
 #endif
 
 #endif /* TT_QAS_H */
