@@ -106,12 +106,16 @@ static int layer_of(dw_layer *a, int32_t m, const tt_window *win) {
 
 /* The bytes the input gradient's staging takes for nb groups of four channels: per group
  * its staged weights and dy rows (per_group) and four int32 accumulators; where the
- * channels take more than one block, the stream's jump tables at the end. */
+ * channels take more than one block, the bytes of the stream's jump tables (which the
+ * kernel now keeps on its stack: the plans ask for what they asked for before). */
 static int32_t input_stage_bytes(int32_t per_group, int32_t nb, int32_t groups) {
   return nb * (per_group + 16) + (nb < groups ? DW_JUMP_BYTES : 0);
 }
 
-/* The most groups a staging of `bytes` holds (at most `groups` and DW_MAX_GROUPS). */
+/* The most groups a staging of `bytes` holds (at most `groups` and DW_MAX_GROUPS), as the
+ * planner asks for it: with room for the jump tables where it takes more than one block.
+ * The kernel no longer keeps them there (walk), but the bytes asked for stay these, so that
+ * the plans do not change; the kernel takes the room for more groups. */
 static int32_t input_stage_groups(int32_t per_group, int32_t groups, int32_t bytes) {
   int32_t nb = bytes / (per_group + 16);
   if (nb > DW_MAX_GROUPS) nb = DW_MAX_GROUPS;
@@ -161,6 +165,13 @@ int32_t tt_depthwise_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, in
 #include "tt_dsp_common.h"
 
 typedef char dw_jump_bytes_check[sizeof(tt_gdsp_jumper) == DW_JUMP_BYTES ? 1 : -1];
+
+/* The groups a staging of `bytes` holds for the kernel (at most `groups` and
+ * DW_MAX_GROUPS): the jump tables are on walk's stack, not in the staging (below). */
+static int32_t kernel_stage_groups(int32_t per_group, int32_t groups, int32_t bytes) {
+  const int32_t nb = bytes / (per_group + 16);
+  return nb > groups ? groups : nb > DW_MAX_GROUPS ? DW_MAX_GROUPS : nb;
+}
 
 /* The groups per block the kernel walks: as few blocks as nb groups allow, as equal as they
  * can be (ceil(groups / blocks) each, the last smaller), so that stochastic rounding's jumps
@@ -577,13 +588,13 @@ typedef struct {
 } dw_pruning;
 
 /* The walk over the positions [p0, p1) of a layer that layer_of took, nb groups a block
- * (the staging's, from stage_mem, 8-aligned, of stage_bytes): keeps, finds the largest
+ * (the staging's, from stage_mem, 8-aligned, 16 + per_group bytes a group): keeps, finds the largest
  * magnitude from *amax or rounds as tt_dsp_depthwise_input_grad_s8 says. pr: the blocks
  * are the next channels of pr whose bound exceeds the largest magnitude so far, four a
  * group (no keep, no r); NULL: every group, in blocks from channel 0. */
-static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t stage_bytes,
-                 int32_t p0, int32_t p1, const tt_keep *keep, uint32_t *amax, tt_rounder *r,
-                 int8_t *dx, dw_pruning *pr) {
+static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, int32_t p1,
+                 const tt_keep *keep, uint32_t *amax, tt_rounder *r, int8_t *dx,
+                 dw_pruning *pr) {
   const dw_layer a = *ap;
   const int32_t n = a.n, oh = a.oh, ow = a.ow, c = a.c, kh = a.kh, kw = a.kw, h = a.h,
                 wd = a.wd;
@@ -601,16 +612,19 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t stage_
   /* every dy row has its own slot: the tap rows at fixed steps (sums_flat) */
   const int flat = a.slots >= oh;
   const int32_t ds = 2 * a.cols, ws = 2 * a.sh * kw;
-  /* the staging: the accumulators of a position's block, the block's groups, the jump
-   * tables last */
+  /* the staging: the accumulators of a position's block, then the block's groups */
   int32_t *acc = (int32_t *)stage_mem;
   tt_dsp_word *stage = (tt_dsp_word *)(void *)((char *)stage_mem + 16 * nb);
   uint32_t top = amax != 0 ? *amax : 0;
   tt_tap_run ty;
   tt_tap_steps(a.sh, 1, &ty);
-  tt_gdsp_jumper *skip =
-      draws ? (tt_gdsp_jumper *)(void *)((char *)stage_mem + (stage_bytes & ~7) - DW_JUMP_BYTES)
-            : 0;
+  /* the jump tables on the stack, not in the staging: the staging's 520 bytes are two to
+   * four more groups a block where it is small (the 113 KB program gives MobileNetV2's
+   * 336-channel layers 984-2,376 B: 2-8 groups of 232 B), and the kernel's deepest frames
+   * (about 2.5 KB with them) stay below the pointwise input gradient's (staged_walk,
+   * 3.7 KB), which set the program's stack */
+  tt_gdsp_jumper jumper;
+  tt_gdsp_jumper *skip = draws ? &jumper : 0;
   /* every block but the last skips the c - 4 nb draws of a position's other blocks (the
    * blocks are equal but for the last, balanced_groups), the last `extra` more */
   const int32_t blocks = (groups + nb - 1) / nb;
@@ -879,17 +893,20 @@ static __attribute__((noinline)) int prune_walk(const dw_layer *a, int32_t nb,
                                                 void *stage_mem, int32_t stage_bytes,
                                                 int32_t p0, int32_t p1, uint32_t *top) {
   const int32_t per_group = 8 * (a->slots * a->cols + a->kh * a->kw);
-  /* per group: its staging and its four channels' numbers; 6 bytes a channel (8-aligned) */
-  int32_t rest = (stage_bytes - 16 * nb - ((6 * a->c + 7) & ~7)) / (per_group + 8);
+  /* per group: its accumulators, its staging and its four channels' numbers; 6 bytes a
+   * channel (8-aligned). The blocks here take at most `rest` groups, so the accumulators
+   * need no more (nb's room for them kept op 106 of the 113 KB program, 2,376 B, from
+   * pruning once the jump tables left the staging) */
+  int32_t rest = (stage_bytes - ((6 * a->c + 7) & ~7)) / (per_group + 24);
   if (rest > nb) rest = nb;
   if (rest < 1) return 0;
-  const int32_t used = 16 * nb + rest * per_group;            /* 8-aligned */
+  const int32_t used = rest * (16 + per_group);               /* 8-aligned */
   uint32_t *bound = (uint32_t *)(void *)((char *)stage_mem + used);
   uint16_t *order = (uint16_t *)(void *)(bound + a->c);
   channel_bounds(a, bound);
   dw_pruning pr = {bound, order, order_channels(bound, a->c, order), 0,
                    rest < DW_PRUNE_BLOCK ? rest : DW_PRUNE_BLOCK, 0, order + a->c};
-  walk(a, nb, stage_mem, stage_bytes, p0, p1, 0, top, 0, 0, &pr);    /* one block */
+  walk(a, rest, stage_mem, p0, p1, 0, top, 0, 0, &pr);    /* one block */
   /* where most channels stay above the largest magnitude of the first block's (MobileNetV2's
    * 4x4/2 layer: 13.5 instructions a MAC pruned, 12.2 whole), all of them are summed in
    * neighbours' groups, which cost less than the chosen groups' gathering */
@@ -897,7 +914,7 @@ static __attribute__((noinline)) int prune_walk(const dw_layer *a, int32_t nb,
   for (int32_t k = pr.next; k < pr.n; ++k) live += bound[order[k]] > *top;
   if (8 * live > TT_DW_PRUNE_WHOLE_EIGHTHS * a->c) return 0;
   pr.size = pr.rest = rest;
-  walk(a, nb, stage_mem, stage_bytes, p0, p1, 0, top, 0, 0, &pr);
+  walk(a, rest, stage_mem, p0, p1, 0, top, 0, 0, &pr);
   return 1;
 }
 
@@ -916,7 +933,7 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
     if (mult[ch] < 0 || mult[ch] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
   const int32_t groups = (c + 3) >> 2;
   const int32_t per_group = 8 * (a.slots * a.cols + kh * kw);     /* staged bytes */
-  const int32_t nb = balanced_groups(input_stage_groups(per_group, groups, stage_bytes & ~7),
+  const int32_t nb = balanced_groups(kernel_stage_groups(per_group, groups, stage_bytes & ~7),
                                      groups);
   if (nb == 0) return 0;
   /* the first pass: the kept positions (a prefix) summed whole, the others pruned */
@@ -924,18 +941,18 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   const int32_t split = kept < p0 ? p0 : kept > p1 ? p1 : kept;
   if (amax != 0 && r == 0 && split < p1 && c < (int32_t)DW_NONE) {
     uint32_t top = 0;
-    if (split > p0) walk(&a, nb, stage_mem, stage_bytes, p0, split, keep, &top, 0, dx, 0);
+    if (split > p0) walk(&a, nb, stage_mem, p0, split, keep, &top, 0, dx, 0);
     if (prune_walk(&a, nb, stage_mem, stage_bytes & ~7, split, p1, &top)) {
       *amax = top;
       return 1;
     }
     /* no room for the bounds, or most channels left: the rest summed whole */
-    walk(&a, nb, stage_mem, stage_bytes, split, p1, 0, &top, 0, dx, 0);
+    walk(&a, nb, stage_mem, split, p1, 0, &top, 0, dx, 0);
     *amax = top;
     return 1;
   }
   if (amax != 0) *amax = 0;
-  walk(&a, nb, stage_mem, stage_bytes, p0, p1, keep, amax, r, dx, 0);
+  walk(&a, nb, stage_mem, p0, p1, keep, amax, r, dx, 0);
   return 1;
 }
 
