@@ -6,6 +6,7 @@ Cortex-M7 rig for both models' shapes, one call each, and where a call's instruc
     .venv/bin/python benchmarks/dw_input_grad.py --profile 0         # call 0, per function
     .venv/bin/python benchmarks/dw_input_grad.py --profile 0 --annotate rows3,walk
     .venv/bin/python benchmarks/dw_input_grad.py --stage 16384       # one staging for all
+    .venv/bin/python benchmarks/dw_input_grad.py --rows-program      # the 113 KB program's
 
 Each row: instructions (QEMU `-icount shift=0`, rounded to 40; instructions, not cycles), per
 MAC of the forward layer and per dx element. The calls are a generated program's: a mask
