@@ -169,8 +169,9 @@ typedef char dw_jump_bytes_check[sizeof(tt_gdsp_jumper) == DW_JUMP_BYTES ? 1 : -
 /* The groups a staging of `bytes` holds for the kernel (at most `groups` and
  * DW_MAX_GROUPS): the jump tables are on walk's stack, not in the staging (below). */
 static int32_t kernel_stage_groups(int32_t per_group, int32_t groups, int32_t bytes) {
-  const int32_t nb = bytes / (per_group + 16);
-  return nb > groups ? groups : nb > DW_MAX_GROUPS ? DW_MAX_GROUPS : nb;
+  int32_t nb = bytes / (per_group + 16);
+  if (nb > DW_MAX_GROUPS) nb = DW_MAX_GROUPS;
+  return nb > groups ? groups : nb;
 }
 
 /* The groups per block the kernel walks: as few blocks as nb groups allow, as equal as they
