@@ -84,6 +84,8 @@ GRADED = tuple(range(len(INPUT_GRAD_SHAPES) - 5, len(INPUT_GRAD_SHAPES)))
 # pruning with each channel's bound in a byte (tt_depthwise_grad_dsp.c, prune_walk), the
 # 113 KB program's case (MobileNetV2's 336 channels at 984-2,376 B)
 CODED = {len(INPUT_GRAD_SHAPES) - 2: 6, len(INPUT_GRAD_SHAPES) - 1: 5}
+# the first of them with a channel whose largest accumulator equals its bound (below)
+BOUNDED = len(INPUT_GRAD_SHAPES) - 2
 # and of them one whose largest magnitude is one channel's single large dy, which only that
 # channel's own mask bit lets through (its neighbour four lanes down has the bit clear): a
 # bound taken with another lane's mask bits loses it
@@ -121,6 +123,22 @@ def input_grad_calls(rng) -> None:
             i = int(np.ravel_multi_index(at, dy.shape))
             mask[i >> 3] |= np.uint8(1 << (i & 7))
             mask[(i - 4) >> 3] &= np.uint8(~(1 << ((i - 4) & 7)) & 0xFF)
+        if k == BOUNDED:
+            # the coded bounds must round up: channel 50's largest accumulator (every
+            # interior position: 9 taps of 100 * 101 * 200 = 18,180,000) is its bound, whose
+            # code rounds it up to 9 << 21; channels 0-7 (a higher zone: the first block)
+            # reach 17,556,480 (one position: 256 * 127 * 540) from a larger bound. Rounded
+            # down (8 << 21 = 16,777,216), channel 50's would fall under that and the largest
+            # magnitude miss it
+            dy = (dy.astype(np.int32) >> 6).astype(np.int8)
+            dy[..., :8] = 0
+            for oy, ox, d in ((0, 0, 127), (0, 1, 127), (1, 0, 127), (1, 1, 127), (2, 2, 32)):
+                dy[0, oy, ox, :8] = d
+            wt[..., :8] = 127
+            mult[:8] = 256
+            dy[..., 50] = 101
+            wt[..., 50] = 100
+            mult[50] = 200
         win = c_kernels.Window(s, s, dil, dil, pt, pl)
         for v, (mask_p, dx, scale, state, scratch, kept) in enumerate(
                 input_grad_variants(mask, (n, h, w, c), 4321 + k, 5)):
