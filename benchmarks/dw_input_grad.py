@@ -6,6 +6,7 @@ Cortex-M7 rig for both models' shapes, one call each, and where a call's instruc
     .venv/bin/python benchmarks/dw_input_grad.py --profile 0         # call 0, per function
     .venv/bin/python benchmarks/dw_input_grad.py --profile 0 --annotate rows3,walk
     .venv/bin/python benchmarks/dw_input_grad.py --stage 16384       # one staging for all
+    .venv/bin/python benchmarks/dw_input_grad.py --rows-program      # the 113 KB program's
 
 Each row: instructions (QEMU `-icount shift=0`, rounded to 40; instructions, not cycles), per
 MAC of the forward layer and per dx element. The calls are a generated program's: a mask
@@ -73,6 +74,11 @@ SHAPES = [(8, 192, 3, 1, 1, 8), (8, 144, 3, 1, 1, 8), (4, 336, 3, 1, 1, 4),
           (4, 192, 4, 2, 1, 8), (4, 240, 8, 2, 3, 8), (8, 48, 3, 1, 1, 8),
           (16, 120, 3, 1, 1, 16)]
 
+# MobileNetV2's 8 calls in its 113 KB program (`codegen --input rows --lean-stack`, the plan
+# at 9ccdd38): (operator, SHAPES index, the staging the planner gives it)
+ROWS_PROGRAM = [(91, 2, 1216), (98, 2, 984), (106, 2, 2376), (114, 6, 1960), (121, 0, 1832),
+                (129, 0, 3472), (137, 1, 7080), (144, 1, 9048)]
+
 
 def call(shape, stage: int) -> str:
     oh, c, k, s, pad, h = shape
@@ -89,20 +95,25 @@ def name(shape) -> str:
     return f"{k}x{k}/{s} {c} @{oh}x{oh} (dx {h}x{h})"
 
 
-def measure(root: Path, tmp: Path, stage: int) -> None:
+def measure(root: Path, tmp: Path, stage: int, rows_program: bool = False) -> None:
+    runs = ([(f"op {op}", SHAPES[i], size) for op, i, size in ROWS_PROGRAM] if rows_program
+            else [(f"{i:2d}", s, stage) for i, s in enumerate(SHAPES)])
     program = tmp / "dw.c"
     program.write_text(SOURCE.replace("%TIMING%", rig_timing.TIMING).replace(
-        "%CALLS%", "\n".join(f'  TIME("k{i}", {call(s, stage)}); fold();'
-                             for i, s in enumerate(SHAPES))))
+        "%CALLS%", "\n".join(f'  TIME("k{i}", {call(s, size)}); fold();'
+                             for i, (_, s, size) in enumerate(runs))))
     res = rig_timing.run(rig_timing.build(program, tmp / "dw.elf", root,
                                           link=rig_timing.big_link(tmp)))
     ticks = dict(re.findall(r"(k\d+|hash) (\d+)", res.stdout + res.stderr))
     print(f"hash {ticks['hash']}")
-    for i, s in enumerate(SHAPES):
+    total = 0
+    for i, (label, s, size) in enumerate(runs):
         n = 40 * int(ticks[f"k{i}"])
+        total += n
         oh, c, k, _, _, h = s
-        print(f"{i:2d} {name(s):30s} {n:10,d} {n / (oh * oh * c * k * k):6.2f} a MAC "
-              f"{n / (h * h * c):6.1f} an element")
+        print(f"{label} {name(s):30s} {n:10,d} {n / (oh * oh * c * k * k):6.2f} a MAC "
+              f"{n / (h * h * c):6.1f} an element" + (f"  staging {size} B" if size else ""))
+    print(f"total {total:,d}")
 
 
 def profile(root: Path, tmp: Path, index: int, annotate: list[str], stage: int) -> None:
@@ -122,12 +133,14 @@ def main() -> None:
     ap.add_argument("--stage", type=int, default=0, metavar="BYTES",
                     help="this staging for every call (at most 16384) instead of the one "
                     "_stage_bytes asks for")
+    ap.add_argument("--rows-program", action="store_true",
+                    help="MobileNetV2's 8 calls with the stagings of its 113 KB program")
     args = ap.parse_args()
     if not 0 <= args.stage <= 16384:
         ap.error("--stage: 0 to 16384")
     with tempfile.TemporaryDirectory() as tmp:
         if args.profile is None:
-            measure(args.root, Path(tmp), args.stage)
+            measure(args.root, Path(tmp), args.stage, args.rows_program)
         else:
             annotate = [f for f in args.annotate.split(",") if f]
             profile(args.root, Path(tmp), args.profile, annotate, args.stage)

@@ -70,14 +70,26 @@ INPUT_GRAD_SHAPES = [
                                                   # class) and c a multiple of 8 (the bounds'
                                                   # largest |dy| eight channels a mask byte)
     (1, 8, 8, 48, 7, 7, 2, 3, 3, 1, 1),           # GRADED: 7x7/2 (classes of 4x4 to 3x3
-]                                                 # taps), 48 channels
+                                                  # taps), 48 channels
+    (1, 4, 4, 100, 3, 3, 1, 1, 1, 1, 1),          # GRADED, CODED: a sixth of the staging,
+                                                  # too little for the sorted bounds: the
+                                                  # codes (in chunks of 64 channels, four
+                                                  # at a time: c not a multiple of 8)
+    (1, 8, 8, 96, 3, 3, 2, 1, 1, 1, 1),           # GRADED, CODED at stride 2, c a multiple
+]                                                 # of 8 (the bounds eight channels at a time)
 # shapes whose dy channels shrink by powers of two (as a trained layer's differ): most
 # groups' bounds fall under the largest magnitude of the others
-GRADED = tuple(range(len(INPUT_GRAD_SHAPES) - 3, len(INPUT_GRAD_SHAPES)))
+GRADED = tuple(range(len(INPUT_GRAD_SHAPES) - 5, len(INPUT_GRAD_SHAPES)))
+# shapes run with this part of the staging asked for on every variant: the first pass's
+# pruning with each channel's bound in a byte (tt_depthwise_grad_dsp.c, prune_walk), the
+# 113 KB program's case (MobileNetV2's 336 channels at 984-2,376 B)
+CODED = {len(INPUT_GRAD_SHAPES) - 2: 6, len(INPUT_GRAD_SHAPES) - 1: 5}
+# the first of them with a channel whose largest accumulator equals its bound (below)
+BOUNDED = len(INPUT_GRAD_SHAPES) - 2
 # and of them one whose largest magnitude is one channel's single large dy, which only that
 # channel's own mask bit lets through (its neighbour four lanes down has the bit clear): a
 # bound taken with another lane's mask bits loses it
-SPIKE, SPIKE_CHANNEL = len(INPUT_GRAD_SHAPES) - 2, 5
+SPIKE, SPIKE_CHANNEL = len(INPUT_GRAD_SHAPES) - 4, 5
 
 
 def staging(name: str, *shape, part: int = 1):
@@ -111,12 +123,28 @@ def input_grad_calls(rng) -> None:
             i = int(np.ravel_multi_index(at, dy.shape))
             mask[i >> 3] |= np.uint8(1 << (i & 7))
             mask[(i - 4) >> 3] &= np.uint8(~(1 << ((i - 4) & 7)) & 0xFF)
+        if k == BOUNDED:
+            # the coded bounds must round up: channel 50's largest accumulator (every
+            # interior position: 9 taps of 100 * 101 * 200 = 18,180,000) is its bound, whose
+            # code rounds it up to 9 << 21; channels 0-7 (a higher zone: the first block)
+            # reach 17,556,480 (one position: 256 * 127 * 540) from a larger bound. Rounded
+            # down (8 << 21 = 16,777,216), channel 50's would fall under that and the largest
+            # magnitude miss it
+            dy = (dy.astype(np.int32) >> 6).astype(np.int8)
+            dy[..., :8] = 0
+            for oy, ox, d in ((0, 0, 127), (0, 1, 127), (1, 0, 127), (1, 1, 127), (2, 2, 32)):
+                dy[0, oy, ox, :8] = d
+            wt[..., :8] = 127
+            mult[:8] = 256
+            dy[..., 50] = 101
+            wt[..., 50] = 100
+            mult[50] = 200
         win = c_kernels.Window(s, s, dil, dil, pt, pl)
         for v, (mask_p, dx, scale, state, scratch, kept) in enumerate(
                 input_grad_variants(mask, (n, h, w, c), 4321 + k, 5)):
             # the staging asked for, and on some layers a third or a 40th of it: more,
             # smaller blocks of channels (and the jump tables), or too little (portable)
-            part = (1, 1, 3, 40)[(k + v) % 4] if k >= 13 else 1
+            part = CODED.get(k) or ((1, 1, 3, 40)[(k + v) % 4] if k >= 13 else 1)
             stage = staging("tt_depthwise_conv2d_input_grad_s8", n, oh, ow, c, m, kh, kw,
                             C.byref(win), h, w, part=part)
             lib.tt_depthwise_conv2d_input_grad_s8(

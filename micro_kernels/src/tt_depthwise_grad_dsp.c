@@ -106,12 +106,16 @@ static int layer_of(dw_layer *a, int32_t m, const tt_window *win) {
 
 /* The bytes the input gradient's staging takes for nb groups of four channels: per group
  * its staged weights and dy rows (per_group) and four int32 accumulators; where the
- * channels take more than one block, the stream's jump tables at the end. */
+ * channels take more than one block, the bytes of the stream's jump tables (which the
+ * kernel now keeps on its stack: the plans ask for what they asked for before). */
 static int32_t input_stage_bytes(int32_t per_group, int32_t nb, int32_t groups) {
   return nb * (per_group + 16) + (nb < groups ? DW_JUMP_BYTES : 0);
 }
 
-/* The most groups a staging of `bytes` holds (at most `groups` and DW_MAX_GROUPS). */
+/* The most groups a staging of `bytes` holds (at most `groups` and DW_MAX_GROUPS), as the
+ * planner asks for it: with room for the jump tables where it takes more than one block.
+ * The kernel no longer keeps them there (walk), but the bytes asked for stay these, so that
+ * the plans do not change; the kernel takes the room for more groups. */
 static int32_t input_stage_groups(int32_t per_group, int32_t groups, int32_t bytes) {
   int32_t nb = bytes / (per_group + 16);
   if (nb > DW_MAX_GROUPS) nb = DW_MAX_GROUPS;
@@ -161,6 +165,14 @@ int32_t tt_depthwise_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, in
 #include "tt_dsp_common.h"
 
 typedef char dw_jump_bytes_check[sizeof(tt_gdsp_jumper) == DW_JUMP_BYTES ? 1 : -1];
+
+/* The groups a staging of `bytes` holds for the kernel (at most `groups` and
+ * DW_MAX_GROUPS): the jump tables are on walk's stack, not in the staging (below). */
+static int32_t kernel_stage_groups(int32_t per_group, int32_t groups, int32_t bytes) {
+  int32_t nb = bytes / (per_group + 16);
+  if (nb > DW_MAX_GROUPS) nb = DW_MAX_GROUPS;
+  return nb > groups ? groups : nb;
+}
 
 /* The groups per block the kernel walks: as few blocks as nb groups allow, as equal as they
  * can be (ceil(groups / blocks) each, the last smaller), so that stochastic rounding's jumps
@@ -568,22 +580,72 @@ DW_FLAT(8)
 /* The first pass's channels where it need not sum them all (prune_walk): each channel's
  * bound on its accumulators' magnitude, the channels of nonzero bound in decreasing order
  * of its bit length, the next one to consider, the most groups of four the next block
- * takes and the later ones, and room for a block's channels. */
+ * takes and the later ones, and room for a block's channels. Where the staging is too
+ * small for the bounds and the order (6 bytes a channel), `code` holds each channel's
+ * bound in a byte (bound_code) and no order: the channels are taken zone by zone (a
+ * zone: the codes of one exponent, the largest first), each zone a scan of the channels
+ * from `at`. */
 typedef struct {
   const uint32_t *bound;
   const uint16_t *order;
   int32_t n, next, size, rest;
   uint16_t *pick;
+  const uint8_t *code;
+  int32_t zone, at;
 } dw_pruning;
 
+/* A bound in a byte, rounded up (so still a bound, at most 1/8 above): below 16 itself,
+ * else t << e with t in 8..15, code 8 e + t (at most 239 for any 32-bit bound). The codes
+ * are in the bounds' order, and code >> 3 is the zone: one exponent. */
+static inline uint32_t bound_code(uint32_t b) {
+  if (b < 16) return b;
+  int32_t e = 28 - __builtin_clz(b);                    /* bit length - 4 */
+  uint32_t t = b >> e;
+  if (b & ((1u << e) - 1u)) ++t;
+  if (t == 16) t = 8, ++e;
+  return 8u * (uint32_t)e + t;
+}
+
+/* The bound a code stands for (at least the bound it was made of). */
+static inline uint32_t code_bound(uint32_t code) {
+  return code < 16 ? code : (8u + (code & 7u)) << ((code >> 3) - 1u);
+}
+
+/* The next channels of the compact pruning whose coded bound exceeds top, at most `most`,
+ * into pick; returns how many. */
+static int32_t pick_coded(dw_pruning *pr, int32_t c, uint32_t top, int32_t most,
+                          uint16_t *pick) {
+  const uint8_t *const code = pr->code;
+  int32_t k = 0;
+  while (k < most && pr->zone >= 0) {
+    /* no channel of this zone or a lower one can raise top: none left */
+    if (code_bound(8u * (uint32_t)pr->zone + 7u) <= top) {
+      pr->zone = -1;
+      break;
+    }
+    const uint32_t z = (uint32_t)pr->zone;
+    int32_t ch = pr->at;
+    for (; ch < c && k < most; ++ch) {
+      const uint32_t v = code[ch];
+      if ((v >> 3) == z && code_bound(v) > top) pick[k++] = (uint16_t)ch;
+    }
+    pr->at = ch;
+    if (ch == c) {
+      pr->at = 0;
+      --pr->zone;
+    }
+  }
+  return k;
+}
+
 /* The walk over the positions [p0, p1) of a layer that layer_of took, nb groups a block
- * (the staging's, from stage_mem, 8-aligned, of stage_bytes): keeps, finds the largest
+ * (the staging's, from stage_mem, 8-aligned, 16 + per_group bytes a group): keeps, finds the largest
  * magnitude from *amax or rounds as tt_dsp_depthwise_input_grad_s8 says. pr: the blocks
  * are the next channels of pr whose bound exceeds the largest magnitude so far, four a
  * group (no keep, no r); NULL: every group, in blocks from channel 0. */
-static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t stage_bytes,
-                 int32_t p0, int32_t p1, const tt_keep *keep, uint32_t *amax, tt_rounder *r,
-                 int8_t *dx, dw_pruning *pr) {
+static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, int32_t p1,
+                 const tt_keep *keep, uint32_t *amax, tt_rounder *r, int8_t *dx,
+                 dw_pruning *pr) {
   const dw_layer a = *ap;
   const int32_t n = a.n, oh = a.oh, ow = a.ow, c = a.c, kh = a.kh, kw = a.kw, h = a.h,
                 wd = a.wd;
@@ -601,16 +663,19 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t stage_
   /* every dy row has its own slot: the tap rows at fixed steps (sums_flat) */
   const int flat = a.slots >= oh;
   const int32_t ds = 2 * a.cols, ws = 2 * a.sh * kw;
-  /* the staging: the accumulators of a position's block, the block's groups, the jump
-   * tables last */
+  /* the staging: the accumulators of a position's block, then the block's groups */
   int32_t *acc = (int32_t *)stage_mem;
   tt_dsp_word *stage = (tt_dsp_word *)(void *)((char *)stage_mem + 16 * nb);
   uint32_t top = amax != 0 ? *amax : 0;
   tt_tap_run ty;
   tt_tap_steps(a.sh, 1, &ty);
-  tt_gdsp_jumper *skip =
-      draws ? (tt_gdsp_jumper *)(void *)((char *)stage_mem + (stage_bytes & ~7) - DW_JUMP_BYTES)
-            : 0;
+  /* the jump tables on the stack, not in the staging: the staging's 520 bytes are two to
+   * four more groups a block where it is small (the 113 KB program gives MobileNetV2's
+   * 336-channel layers 984-2,376 B: 2-8 groups of 232 B), and the kernel's deepest frames
+   * (about 2.5 KB with them) stay below the pointwise input gradient's (staged_walk,
+   * 3.7 KB), which set the program's stack */
+  tt_gdsp_jumper jumper;
+  tt_gdsp_jumper *skip = draws ? &jumper : 0;
   /* every block but the last skips the c - 4 nb draws of a position's other blocks (the
    * blocks are equal but for the last, balanced_groups), the last `extra` more */
   const int32_t blocks = (groups + nb - 1) / nb;
@@ -627,8 +692,11 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t stage_
        * lanes sum to 0 (their weights are staged as 0), so every group is taken whole */
       uint16_t *const pick = pr->pick;
       int32_t k = 0;
-      for (; pr->next < pr->n && k < 4 * pr->size; ++pr->next)
-        if (pr->bound[pr->order[pr->next]] > top) pick[k++] = pr->order[pr->next];
+      if (pr->code != 0)
+        k = pick_coded(pr, c, top, 4 * pr->size, pick);
+      else
+        for (; pr->next < pr->n && k < 4 * pr->size; ++pr->next)
+          if (pr->bound[pr->order[pr->next]] > top) pick[k++] = pr->order[pr->next];
       if (k == 0) break;
       for (int32_t l = k; l & 3; ++l) pick[l] = DW_NONE;
       pr->size = pr->rest;
@@ -656,13 +724,15 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t stage_
     const int32_t tail = blk.nc - 4 * (blk.nb - 1);
     /* each stride class's sums: by row where that was measured faster (a row of at most
      * two taps, the stride-2 layers: 5-17% fewer instructions a call; of three taps over
-     * at least 16 groups: 2-5%); elsewhere the accumulators in registers pay more (few
-     * groups load a row's pointers few times; 4-7 taps a row hide them): up to 14% on 8
-     * channels */
+     * at least 3 groups: round 10 measured 2-5% at 16 and more, round 13 the blocks of
+     * 3-15 groups that small stagings and the pruned pass make, 2-7% a call, e.g. the
+     * 113 KB program's op 129 731 K -> 692 K); elsewhere the accumulators in registers pay
+     * more (few groups load a row's pointers few times; 4-7 taps a row hide them): up to
+     * 14% on 8 channels */
     sums_fn by_class[DW_MAX_K];
     for (int32_t q = 0; q < a.sw; ++q) {
       const int32_t nx = a.count[q];
-      by_class[q] = nx <= 2 || (nx == 3 && blk.nb >= 16) ? rows_of[nx] : sums_of[nx];
+      by_class[q] = nx <= 2 || (nx == 3 && blk.nb >= 3) ? rows_of[nx] : sums_of[nx];
     }
     for (int32_t b = 0; b < n; ++b) {
       for (int32_t s = 0; s < a.slots; ++s) blk.tag[s] = -1;
@@ -752,16 +822,17 @@ static inline void masked_range4(const int8_t *p, const uint8_t *mp, uint32_t sh
   *lo_out = lo;
 }
 
-/* Each channel's bound on the magnitude of its accumulators at any position:
+/* Each channel's of [ch0, ch1) (ch0 a multiple of 8) bound on the magnitude of its accumulators
+ * at any position, into out[ch - ch0]:
  * mult * (the largest sum of |w| over one stride class's taps) * (the largest |dy|, masked;
  * so >= |dy| of every term), at most 2^8 * (64 * 128) * 128 = 2^28. The largest |dy| eight channels at a time
  * where they share their mask bits' byte (c a multiple of 8: 10 instructions a position
  * and four channels, 19 four at a time), else four. */
-static void channel_bounds(const dw_layer *a, uint32_t *bound) {
+static void channel_bounds(const dw_layer *a, int32_t ch0, int32_t ch1, uint32_t *out) {
   const int32_t end = a->n * a->oh * a->ow * a->c;
-  int32_t cg = 0;
+  int32_t cg = ch0;
   if ((a->c & 7) == 0)
-    for (; cg < a->c; cg += 8) {
+    for (; cg < ch1; cg += 8) {
       uint32_t hi0 = 0x80808080u, lo0 = 0x7F7F7F7Fu, hi1 = hi0, lo1 = lo0;
       const int8_t *p = a->dy + cg;
       if (a->mask != 0) {
@@ -777,12 +848,12 @@ static void channel_bounds(const dw_layer *a, uint32_t *bound) {
           DW_RANGE(v1, hi1, lo1);
         }
       for (int32_t l = 0; l < 4; ++l) {
-        bound[cg + l] = range_most(hi0, lo0, l);
-        bound[cg + 4 + l] = range_most(hi1, lo1, l);
+        out[cg + l - ch0] = range_most(hi0, lo0, l);
+        out[cg + 4 + l - ch0] = range_most(hi1, lo1, l);
       }
     }
-  for (; cg < a->c; cg += 4) {
-    const int32_t lanes = a->c - cg < 4 ? a->c - cg : 4;
+  for (; cg < ch1; cg += 4) {
+    const int32_t lanes = ch1 - cg < 4 ? ch1 - cg : 4;
     uint32_t hi = 0x80808080u, lo = 0x7F7F7F7Fu;
     const int8_t *p = a->dy + cg;
     for (int32_t i = cg; i < end; i += a->c, p += a->c) {
@@ -790,14 +861,14 @@ static void channel_bounds(const dw_layer *a, uint32_t *bound) {
       if (a->mask != 0) v &= tt_dsp_mask_lanes(tt_dsp_mask_bits(a->mask, i, lanes));
       DW_RANGE(v, hi, lo);
     }
-    for (int32_t l = 0; l < lanes; ++l) bound[cg + l] = range_most(hi, lo, l);
+    for (int32_t l = 0; l < lanes; ++l) out[cg + l - ch0] = range_most(hi, lo, l);
   }
   /* a dx element's taps are one stride class's (ky mod sh, kx mod sw), so the sum of |w|
    * is the largest over the classes (at stride 2 a quarter of the kernel's). Four channels
    * a word: |w| as a byte (0 - w wraps -128 to 128), summed as halves (at most 64 * 128):
    * 8 instructions a tap and four channels, 36 one by one */
-  const int32_t full = a->c & ~3;
-  for (int32_t ch = 0; ch < full; ch += 4) {
+  const int32_t full = ch0 + ((ch1 - ch0) & ~3);
+  for (int32_t ch = ch0; ch < full; ch += 4) {
     uint32_t most_even = 0, most_odd = 0;            /* [ch, ch + 2], [ch + 1, ch + 3] */
     if (a->sh == 1 && a->sw == 1) {
       /* one class: the taps in one run (the loops by class cost 2-3% of a 3x3 call) */
@@ -826,12 +897,12 @@ static void channel_bounds(const dw_layer *a, uint32_t *bound) {
         (void)__usub16(odd, most_odd);
         most_odd = __sel(odd, most_odd);
       }
-    bound[ch] *= (uint32_t)a->mult[ch] * (most_even & 0xFFFFu);
-    bound[ch + 1] *= (uint32_t)a->mult[ch + 1] * (most_odd & 0xFFFFu);
-    bound[ch + 2] *= (uint32_t)a->mult[ch + 2] * (most_even >> 16);
-    bound[ch + 3] *= (uint32_t)a->mult[ch + 3] * (most_odd >> 16);
+    out[ch - ch0] *= (uint32_t)a->mult[ch] * (most_even & 0xFFFFu);
+    out[ch + 1 - ch0] *= (uint32_t)a->mult[ch + 1] * (most_odd & 0xFFFFu);
+    out[ch + 2 - ch0] *= (uint32_t)a->mult[ch + 2] * (most_even >> 16);
+    out[ch + 3 - ch0] *= (uint32_t)a->mult[ch + 3] * (most_odd >> 16);
   }
-  for (int32_t ch = full; ch < a->c; ++ch) {
+  for (int32_t ch = full; ch < ch1; ++ch) {
     uint32_t most = 0;
     for (int32_t qy = 0; qy < a->sh && qy < a->kh; ++qy)
       for (int32_t qx = 0; qx < a->sw && qx < a->kw; ++qx) {
@@ -843,7 +914,7 @@ static void channel_bounds(const dw_layer *a, uint32_t *bound) {
           }
         if (sum > most) most = sum;
       }
-    bound[ch] *= (uint32_t)a->mult[ch] * most;
+    out[ch - ch0] *= (uint32_t)a->mult[ch] * most;
   }
 }
 #undef DW_RANGE
@@ -866,38 +937,84 @@ static int32_t order_channels(const uint32_t *bound, int32_t c, uint16_t *order)
   return n;
 }
 
+/* The channels' bounds (channel_bounds) as codes (bound_code), 64 channels at a time
+ * through 256 bytes of stack in a frame of its own (gone before the walk, whose frames
+ * set the kernel's depth); returns the highest zone, -1 where every bound is 0. */
+static __attribute__((noinline)) int32_t channel_codes(const dw_layer *a, uint8_t *code) {
+  uint32_t part[64];
+  uint32_t most = 0;
+  for (int32_t ch0 = 0; ch0 < a->c; ch0 += 64) {
+    const int32_t ch1 = a->c - ch0 < 64 ? a->c : ch0 + 64;
+    channel_bounds(a, ch0, ch1, part);
+    for (int32_t ch = ch0; ch < ch1; ++ch) {
+      const uint32_t v = bound_code(part[ch - ch0]);
+      code[ch] = (uint8_t)v;
+      if (v > most) most = v;
+    }
+  }
+  return most == 0 ? -1 : (int32_t)(most >> 3);
+}
+
 /* The first pass over positions [p0, p1), none of them kept: only the largest magnitude is
  * wanted, and a channel whose bound does not exceed the largest so far cannot raise it, so
  * its sums are skipped (the same maximum: every skipped accumulator is at most its bound).
  * The chosen channels are summed four a group, gathered from any place (on MobileNetV2's
  * and MCUNet's layers a quarter to a third of the channels as measured, where the groups of
  * four neighbours would need half to all of them: one large channel keeps its group).
- * The bounds, the order and a block's channels take the staging's last bytes, its blocks
- * fewer groups; 0 when not one group fits beside them (nothing done), or when most
+ * The bounds, the order (or the codes) and a block's channels take the staging's last
+ * bytes, its blocks fewer groups; 0 when not one group fits beside them (nothing done), or when most
  * channels are left after the first block (*top has its largest magnitude). */
 static __attribute__((noinline)) int prune_walk(const dw_layer *a, int32_t nb,
                                                 void *stage_mem, int32_t stage_bytes,
                                                 int32_t p0, int32_t p1, uint32_t *top) {
   const int32_t per_group = 8 * (a->slots * a->cols + a->kh * a->kw);
-  /* per group: its staging and its four channels' numbers; 6 bytes a channel (8-aligned) */
-  int32_t rest = (stage_bytes - 16 * nb - ((6 * a->c + 7) & ~7)) / (per_group + 8);
+  /* per group: its accumulators, its staging and its four channels' numbers; per channel
+   * 6 bytes (the bounds and the order) or 1 (the codes), 8-aligned. The blocks here take
+   * at most `rest` groups, so the accumulators need no more */
+  const int32_t sorted = (stage_bytes - ((6 * a->c + 7) & ~7)) / (per_group + 24);
+  int32_t rest = (stage_bytes - ((a->c + 7) & ~7)) / (per_group + 24);
   if (rest > nb) rest = nb;
+  /* the codes where the sorted tables leave less than half the groups they do: the
+   * scans by zone and the bounds' rounding cost less than blocks half as large (the
+   * 113 KB program's 336-channel layers at 984-2,376 B: none to one group sorted, 2-7
+   * coded) */
+  const int coded = 2 * sorted < rest;
+  if (!coded) rest = sorted < nb ? sorted : nb;
   if (rest < 1) return 0;
-  const int32_t used = 16 * nb + rest * per_group;            /* 8-aligned */
-  uint32_t *bound = (uint32_t *)(void *)((char *)stage_mem + used);
-  uint16_t *order = (uint16_t *)(void *)(bound + a->c);
-  channel_bounds(a, bound);
-  dw_pruning pr = {bound, order, order_channels(bound, a->c, order), 0,
-                   rest < DW_PRUNE_BLOCK ? rest : DW_PRUNE_BLOCK, 0, order + a->c};
-  walk(a, nb, stage_mem, stage_bytes, p0, p1, 0, top, 0, 0, &pr);    /* one block */
+  const int32_t used = rest * (16 + per_group);               /* 8-aligned */
+  dw_pruning pr = {0, 0, 0, 0, rest < DW_PRUNE_BLOCK ? rest : DW_PRUNE_BLOCK, 0, 0, 0, 0, 0};
+  uint32_t *bound = 0;
+  uint16_t *order = 0;
+  if (coded) {
+    uint8_t *const code = (uint8_t *)stage_mem + used;
+    pr.code = code;
+    pr.pick = (uint16_t *)(void *)(code + ((a->c + 7) & ~7));
+    pr.zone = channel_codes(a, code);
+  } else {
+    bound = (uint32_t *)(void *)((char *)stage_mem + used);
+    order = (uint16_t *)(void *)(bound + a->c);
+    channel_bounds(a, 0, a->c, bound);
+    pr.bound = bound;
+    pr.order = order;
+    pr.n = order_channels(bound, a->c, order);
+    pr.pick = order + a->c;
+  }
+  walk(a, rest, stage_mem, p0, p1, 0, top, 0, 0, &pr);    /* one block */
   /* where most channels stay above the largest magnitude of the first block's (MobileNetV2's
    * 4x4/2 layer: 13.5 instructions a MAC pruned, 12.2 whole), all of them are summed in
    * neighbours' groups, which cost less than the chosen groups' gathering */
   int32_t live = 0;
-  for (int32_t k = pr.next; k < pr.n; ++k) live += bound[order[k]] > *top;
+  if (coded) {
+    for (int32_t ch = 0; ch < a->c; ++ch) {
+      const uint32_t v = pr.code[ch];
+      const int32_t z = (int32_t)(v >> 3);
+      live += (z < pr.zone || (z == pr.zone && ch >= pr.at)) && code_bound(v) > *top;
+    }
+  } else
+    for (int32_t k = pr.next; k < pr.n; ++k) live += bound[order[k]] > *top;
   if (8 * live > TT_DW_PRUNE_WHOLE_EIGHTHS * a->c) return 0;
   pr.size = pr.rest = rest;
-  walk(a, nb, stage_mem, stage_bytes, p0, p1, 0, top, 0, 0, &pr);
+  walk(a, rest, stage_mem, p0, p1, 0, top, 0, 0, &pr);
   return 1;
 }
 
@@ -916,7 +1033,7 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
     if (mult[ch] < 0 || mult[ch] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
   const int32_t groups = (c + 3) >> 2;
   const int32_t per_group = 8 * (a.slots * a.cols + kh * kw);     /* staged bytes */
-  const int32_t nb = balanced_groups(input_stage_groups(per_group, groups, stage_bytes & ~7),
+  const int32_t nb = balanced_groups(kernel_stage_groups(per_group, groups, stage_bytes & ~7),
                                      groups);
   if (nb == 0) return 0;
   /* the first pass: the kept positions (a prefix) summed whole, the others pruned */
@@ -924,18 +1041,18 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   const int32_t split = kept < p0 ? p0 : kept > p1 ? p1 : kept;
   if (amax != 0 && r == 0 && split < p1 && c < (int32_t)DW_NONE) {
     uint32_t top = 0;
-    if (split > p0) walk(&a, nb, stage_mem, stage_bytes, p0, split, keep, &top, 0, dx, 0);
+    if (split > p0) walk(&a, nb, stage_mem, p0, split, keep, &top, 0, dx, 0);
     if (prune_walk(&a, nb, stage_mem, stage_bytes & ~7, split, p1, &top)) {
       *amax = top;
       return 1;
     }
     /* no room for the bounds, or most channels left: the rest summed whole */
-    walk(&a, nb, stage_mem, stage_bytes, split, p1, 0, &top, 0, dx, 0);
+    walk(&a, nb, stage_mem, split, p1, 0, &top, 0, dx, 0);
     *amax = top;
     return 1;
   }
   if (amax != 0) *amax = 0;
-  walk(&a, nb, stage_mem, stage_bytes, p0, p1, keep, amax, r, dx, 0);
+  walk(&a, nb, stage_mem, p0, p1, keep, amax, r, dx, 0);
   return 1;
 }
 

@@ -8,8 +8,10 @@
  * Memory: the caller's staging (stage_mem, stage_bytes: 8-byte aligned, from the arena of
  * the generated program), whose size tt_depthwise_conv2d_*_grad_s8_stage_bytes gives
  * (tt_kernels.h); with less the channels are walked in smaller blocks, and with too little
- * for one block of four, or NULL, the portable code runs. Nothing on the stack but a few
- * hundred bytes of locals. */
+ * for one block of four, or NULL, the portable code runs. On the stack: the input
+ * gradient's walk about 1.5 KB (its locals and stochastic rounding's jump tables, 520 B,
+ * which the staging asked for still counts but no longer holds), under 2.5 KB with its
+ * callers: below the pointwise input gradient's frames, which set a program's stack. */
 #ifndef TT_DEPTHWISE_GRAD_DSP_H
 #define TT_DEPTHWISE_GRAD_DSP_H
 
@@ -26,7 +28,7 @@
  * position p0 on entry (so stochastic rounding draws as the portable code does). Takes layers with m = 1, dilation 1, padding >= 0, kh, kw <= 8, strides <= 8,
  * whose staging (stage_mem, stage_bytes) holds at least four channels (more are walked
  * block by block; stochastic rounding's stream then jumps between a position's blocks,
- * tt_grad_dsp.h, its tables at the staging's end). */
+ * tt_grad_dsp.h, its tables on the stack). */
 int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
                                    int32_t oh, int32_t ow, int32_t c, int32_t m,
                                    const int8_t *w, const int16_t *mult, int32_t kh, int32_t kw,
