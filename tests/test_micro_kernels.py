@@ -421,6 +421,33 @@ def test_kernels_compile_in_a_debug_build(tmp_path):
     assert not failed, "; ".join(failed)
 
 
+# The other cores with the DSP extension (README: Cortex-M4/M7/M33) and the Cortex-M55, whose
+# low-overhead loops (Armv8.1-M's LE) take lr from the fourteen registers unless the
+# functions holding those loops say otherwise (TT_DSP_ASM_FN); the M4 has no FPv5.
+OTHER_DSP_CORES = [["-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-DTT_NO_FPV5"],
+                   ["-mcpu=cortex-m33", "-mfpu=fpv5-sp-d16"],
+                   ["-mcpu=cortex-m55", "-mfpu=auto"]]
+
+
+def test_kernels_compile_for_the_other_dsp_cores(tmp_path):
+    """The sources with fourteen-register assembly at -O2 for the Cortex-M4, M33 and M55:
+    the rule's portable float forms (no FPv5) and the M55's loops leave the assembly fewer
+    registers than on the M7 ("impossible constraints" otherwise)."""
+    require_tool(shutil.which("arm-none-eabi-gcc") is not None, "gcc-arm-none-eabi")
+    framed = [s for s in SOURCES if "TT_DSP_ASM_ALL_REGS" in s.read_text()]
+    assert framed
+    failed = []
+    for core in OTHER_DSP_CORES:
+        for src in framed:
+            r = subprocess.run(["arm-none-eabi-gcc", *FLAGS, "-mthumb", "-mfloat-abi=hard", *core,
+                                "-I", str(ROOT / "include"), "-c", str(src),
+                                "-o", str(tmp_path / "k.o")], capture_output=True, text=True)
+            if r.returncode != 0:
+                first = next((line for line in r.stderr.splitlines() if "error" in line), "")
+                failed.append(f"{src.name} {core[0]}: {first}")
+    assert not failed, "; ".join(failed)
+
+
 def test_kernels_are_clean_under_asan_and_ubsan(tmp_path):
     """The same comparisons in a child process whose C library is built with
     AddressSanitizer + UndefinedBehaviorSanitizer (any report aborts the child), the int8

@@ -25,9 +25,11 @@
  * debug builds) defines the same macros as -O2 but cannot hand the loop fourteen registers
  * ("impossible constraints"); compiled as at -O2 it can (test_kernels_compile_in_a_debug_build).
  * -fno-omit-frame-pointer keeps r7 whatever a function asks: such a build defines
- * TT_DSP_ASM_ALL_REGS 0 (above). */
+ * TT_DSP_ASM_ALL_REGS 0 (above). On Armv8.1-M (the Cortex-M55) gcc counts loops down in lr
+ * for its low-overhead LE loops, one register fewer: no-branch-count-reg (no such loops on
+ * the M7, whose code it leaves as it was). */
 #if TT_DSP_ASM_ALL_REGS && defined(__GNUC__) && !defined(__clang__) && !defined(__OPTIMIZE_SIZE__)
-#define TT_DSP_ASM_FN __attribute__((optimize("O2", "omit-frame-pointer")))
+#define TT_DSP_ASM_FN __attribute__((optimize("O2", "omit-frame-pointer", "no-branch-count-reg")))
 #else
 #define TT_DSP_ASM_FN
 #endif

@@ -257,6 +257,28 @@ static __attribute__((noinline)) void sums8_of(const tt_dsp_word *xs, const tt_d
   block_sums8(xs, ds, groups, acc);
 }
 
+/* The int16 update's block sums: inlined beside the FPv5 rule (the M7); where the rule has
+ * no FPv5 (Cortex-M4, M33) its portable float forms keep values in registers across the
+ * inlined loop, which then finds fewer than its fourteen ("impossible constraints" at -O2),
+ * so there the sums are a call of their own. */
+#if !TT_FPV5
+static __attribute__((noinline)) TT_DSP_ASM_FN void sums16_of(const tt_dsp_word *xs,
+                                                              const tt_dsp_word *ds,
+                                                              int32_t groups, int32_t *acc) {
+  block_sums(xs, ds, groups, acc);
+}
+#endif
+
+static inline __attribute__((always_inline)) void update_sums16(const tt_dsp_word *xs,
+                                                                const tt_dsp_word *ds,
+                                                                int32_t groups, int32_t *acc) {
+#if TT_FPV5
+  block_sums(xs, ds, groups, acc);
+#else
+  sums16_of(xs, ds, groups, acc);
+#endif
+}
+
 /* Every block of eight channels of a staging, int16 (x - x_zp: no correction) or int8 (x:
  * less x_zp times the dy column's sum, `correction`): each block's sums, then its
  * gradients (float)(acc[j] - correction) * unit into out, or (update) applied to w by the
@@ -274,12 +296,12 @@ static inline __attribute__((always_inline)) void each_block(
     int32_t c0 = 0;
     for (; c0 + 8 <= k; c0 += 8, stage += step) {
       int32_t acc[8];
-      block_sums(stage, dys, groups, acc);
+      update_sums16(stage, dys, groups, acc);
       update_block(w + c0, acc, 8, 0, unit, scale, call);
     }
     if (c0 < k) {
       int32_t acc[8];
-      block_sums(stage, dys, groups, acc);
+      update_sums16(stage, dys, groups, acc);
       update_block(w + c0, acc, k - c0, 0, unit, scale, call);
     }
     return;
