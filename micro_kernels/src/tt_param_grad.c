@@ -866,26 +866,20 @@ void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int
  * path, so they equal tt_*_weight_grad_s8 followed by tt_update_weight_s8 bit for bit. */
 
 #if TT_GRAD_DSP
-/* Output channel c's fused update from a staged input of n channels (the whole input, or a
- * chunk of it at column c0 of w's row and of momentum's): the default rule from the sums'
- * registers where no value can be NaN (tt_qas_nan_free), else through scratch as
- * update_channels. Both staged walks below run it; inlined, each keeps its own loop. */
+/* Output channel c's update from a staged input of n channels (the whole input, or a chunk
+ * of it at column c0 of w's row and of momentum's), through scratch as update_channels: the
+ * channels the default rule's runs (tt_dsp_pointwise_weight_update_run) do not take, which
+ * are those with momentum, nearest rounding or no QAS, or whose values could be NaN. Both
+ * staged walks below run it. */
 static inline __attribute__((always_inline)) void update_staged_channel(
     tt_wdsp_stage *st, const conv_weight_grad_s8 *a, int32_t c, int32_t c0, int32_t n,
-    int rule, int8_t *w, int32_t ci, const float *w_scales, int32_t n_scales, float *momentum,
+    int8_t *w, int32_t ci, const float *w_scales, int32_t n_scales, float *momentum,
     tt_sgd_call *call, float *scratch) {
-  const int32_t rows = a->n * a->h * a->wd;
   const float scale = w_scales[n_scales > 1 ? c : 0];
-  int8_t *wc = w + c * ci + c0;
-  if (rule && tt_qas_nan_free(call->neg_lr, a->unit, scale)) {
-    tt_dsp_pointwise_weight_update(st, a->dy, a->mask, rows, a->co, c, n, a->x_zp, a->unit, wc,
-                                   scale, call);
-  } else {
-    tt_dsp_pointwise_weight_channel(st, a->dy, a->mask, rows, a->co, c, n, a->x_zp, a->unit,
-                                    scratch);
-    update_rows_s8(wc, 1, ci, n, &scale, 0, scratch, momentum ? momentum + c * a->k + c0 : 0,
-                   call);
-  }
+  tt_dsp_pointwise_weight_channel(st, a->dy, a->mask, a->n * a->h * a->wd, a->co, c, n,
+                                  a->x_zp, a->unit, scratch);
+  update_rows_s8(w + c * ci + c0, 1, ci, n, &scale, 0, scratch,
+                 momentum ? momentum + c * a->k + c0 : 0, call);
 }
 
 /* Channels a chunk of a pointwise layer's staging in `bytes` (whole blocks of eight, the
@@ -936,7 +930,7 @@ static __attribute__((noinline)) void update_chunked(const conv_weight_grad_s8 *
                                                a->unit, w + c0, ci, w_scales, n_scales > 1,
                                                k - n, &call);
       if (c == a->co) break;
-      update_staged_channel(&st, a, c, c0, n, rule, w, ci, w_scales, n_scales, momentum, &call,
+      update_staged_channel(&st, a, c, c0, n, w, ci, w_scales, n_scales, momentum, &call,
                             scratch);
       if (++c < a->co && call.stochastic) call.rng = tt_gdsp_skip(call.rng, k - n); /* (c, c0) */
     }
@@ -968,7 +962,7 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
         c = tt_dsp_pointwise_weight_update_run(&d.stage, dy, mask, n * h * wd, co, c, k, x_zp,
                                                a.unit, w, ci, w_scales, n_scales > 1, 0, &call);
       if (c == co) break;
-      update_staged_channel(&d.stage, &a, c, 0, k, rule, w, ci, w_scales, n_scales, momentum,
+      update_staged_channel(&d.stage, &a, c, 0, k, w, ci, w_scales, n_scales, momentum,
                             &call, scratch);
     }
     end_update(&call, s);
