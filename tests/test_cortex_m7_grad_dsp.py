@@ -549,3 +549,51 @@ def test_rounding_rule_equals_portable(tmp_path):
                                             C.byref(state) if stochastic else None,
                                             i8(q), rig_p(scale, C.c_float))
     rig.run_in_both_builds(calls, tmp_path)
+
+
+MISALIGNED_MULTIPLIERS = r"""
+#include <stdint.h>
+#include <string.h>
+#include "tt_kernels.h"
+void tt_rig_print(const char *text);
+enum { OH = 4, OW = 4, CO = 8, CI = 8 };
+static int8_t dy[OH * OW * CO], w[CO * CI], dx_word[OH * OW * CI], dx_half[OH * OW * CI];
+static int16_t mult[CO + 2] __attribute__((aligned(8)));
+int main(void) {
+  uint32_t x = 12345u;
+  for (int i = 0; i < (int)sizeof dy; ++i) dy[i] = (int8_t)((x = x * 1103515245u + 12345u) >> 24);
+  for (int i = 0; i < (int)sizeof w; ++i) w[i] = (int8_t)((x = x * 1103515245u + 12345u) >> 24);
+  int16_t m[CO];
+  for (int o = 0; o < CO; ++o) m[o] = (int16_t)(100 + 17 * o);
+  const tt_window win = {1, 1, 1, 1, 0, 0};
+  float dy_scale = 0.01f, s_word = 0.0f, s_half = 0.0f;
+  memcpy(mult, m, sizeof m);                            /* word-aligned */
+  tt_conv2d_input_grad_s8(dy, &dy_scale, 0, 1, OH, OW, CO, w, mult, 0.001f, 1, 1, &win, OH, OW,
+                          CI, dx_word, &s_word, 0, 0, 0);
+  memcpy(mult + 1, m, sizeof m);                        /* 2 bytes past a word */
+  tt_conv2d_input_grad_s8(dy, &dy_scale, 0, 1, OH, OW, CO, w, mult + 1, 0.001f, 1, 1, &win, OH,
+                          OW, CI, dx_half, &s_half, 0, 0, 0);
+  tt_rig_print(memcmp(dx_word, dx_half, sizeof dx_word) == 0 && s_word == s_half ? "PASS\n"
+                                                                                 : "FAIL\n");
+  return 0;
+}
+"""
+
+
+class _Text:
+    def __init__(self, text: str):
+        self.text = text
+
+    def source(self) -> str:
+        return self.text
+
+
+def test_pointwise_input_grad_takes_multipliers_at_2_byte_alignment(tmp_path):
+    """tt_conv2d_input_grad_s8's int16 multipliers need only their type's alignment: the
+    DSP staging reads them with LDR, not LDRD, which faults on the Cortex-M7 at an address
+    that is not a multiple of 4 (a HardFault, no PASS). The call at a word and at a
+    2-byte offset gives the same bits."""
+    require_tool(shutil.which("arm-none-eabi-gcc") is not None
+                 and shutil.which("qemu-system-arm") is not None,
+                 "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    rig.run_on_rig(_Text(MISALIGNED_MULTIPLIERS), tmp_path)

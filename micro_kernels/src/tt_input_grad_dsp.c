@@ -95,10 +95,11 @@ static inline uint32_t mul_tt(uint32_t a, uint32_t b) {
  * groups' multipliers (at least one group), d stepped by `step` bytes a group: gcc 12
  * spills the loop's pointers, 62 instructions per group of 16 weights; here all fourteen
  * registers hold them (the pointers and the step 6, the multipliers' two words, a half's
- * four extensions and two products) and one LDRD takes the group's four multipliers: 53
- * per 16 (41 per 12). The words stored one at a time (STR for STRD: a column's two words
- * are not live together) at the same places; the same products (SMULxy of the same
- * halves) packed by the same PKHBT: the same bits. */
+ * four extensions and two products) and two LDRs take the group's four multipliers (not
+ * one LDRD: the int16 multipliers may be only 2-byte aligned, which LDRD faults on and
+ * LDR does not): 54 per 16 (42 per 12). The words stored one at a time (STR for STRD: a
+ * column's two words are not live together) at the same places; the same products (SMULxy
+ * of the same halves) packed by the same PKHBT: the same bits. */
 #define TT_GDSP_SQ_HALF(mm, w0, w1, w2)                                                     \
   "sxtb16 %[g], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t"                                     \
   "sxtb16 %[h], %[f], ror #8\n\tsxtb16 %[f], %[f]\n\t"                                     \
@@ -114,7 +115,8 @@ static inline uint32_t mul_tt(uint32_t a, uint32_t b) {
   "pkhbt %[g], %[g], %[h], lsl #16\n\tstr %[g], [%[d], #" w3 "]\n\t"
 #define TT_GDSP_SQ_LOOP(FIRST, SECOND)                                                      \
   "1:\n\t"                                                                                  \
-  "ldrd %[p], %[q], [%[m]], #8\n\t"                   /* [m0, m1], [m2, m3] */              \
+  "ldr %[p], [%[m]], #4\n\t"                          /* [m0, m1] */                        \
+  "ldr %[q], [%[m]], #4\n\t"                          /* [m2, m3] */                        \
   "pkhbt %[m02], %[p], %[q], lsl #16\n\t"                                                   \
   "pkhtb %[m13], %[q], %[p], asr #16\n\t"                                                   \
   "ldr %[e], [%[s]]\n\t"                              /* outputs o and o + 2 */             \
