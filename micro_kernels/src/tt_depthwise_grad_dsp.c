@@ -595,8 +595,10 @@ typedef struct {
 } dw_pruning;
 
 /* A bound in a byte, rounded up (so still a bound, at most 1/8 above): below 16 itself,
- * else t << e with t in 8..15, code 8 e + t (at most 239 for any 32-bit bound). The codes
- * are in the bounds' order, and code >> 3 is the zone: one exponent. */
+ * else t << e with t in 8..15, code 8 e + t. Exact for bounds up to 0xF0000000 (code 239;
+ * above it code 240's t << e overflows); the kernels' bounds are at most 2^28 (a kernel of
+ * at most 8x8 taps, multipliers at most 256: code 208). The codes are in the bounds'
+ * order, and code >> 3 is the zone: one exponent. */
 static inline uint32_t bound_code(uint32_t b) {
   if (b < 16) return b;
   int32_t e = 28 - __builtin_clz(b);                    /* bit length - 4 */
@@ -671,9 +673,10 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, in
   tt_tap_steps(a.sh, 1, &ty);
   /* the jump tables on the stack, not in the staging: the staging's 520 bytes are two to
    * four more groups a block where it is small (the 113 KB program gives MobileNetV2's
-   * 336-channel layers 984-2,376 B: 2-8 groups of 232 B), and the kernel's deepest frames
-   * (about 2.5 KB with them) stay below the pointwise input gradient's (staged_walk,
-   * 3.7 KB), which set the program's stack */
+   * 336-channel layers 984-2,376 B: 2-8 groups of 232 B); the kernel's deepest frames
+   * (about 2.1 KB with them) stay below the pointwise input gradient's (staged_walk,
+   * 3.7 KB) unless the caller holds a staging on its stack (codegen's stage_on_stack,
+   * which counts them) */
   tt_gdsp_jumper jumper;
   tt_gdsp_jumper *skip = draws ? &jumper : 0;
   /* every block but the last skips the c - 4 nb draws of a position's other blocks (the

@@ -11,7 +11,8 @@
  * for one block of four, or NULL, the portable code runs. On the stack: the input
  * gradient's walk about 1.5 KB (its locals and stochastic rounding's jump tables, 520 B,
  * which the staging asked for still counts but no longer holds), under 2.5 KB with its
- * callers: below the pointwise input gradient's frames, which set a program's stack. */
+ * callers: below the pointwise input gradient's frames, which set a program's stack,
+ * unless a caller keeps the staging on its own stack (codegen's stage_on_stack). */
 #ifndef TT_DEPTHWISE_GRAD_DSP_H
 #define TT_DEPTHWISE_GRAD_DSP_H
 
