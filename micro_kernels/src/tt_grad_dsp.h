@@ -20,6 +20,25 @@
 #define TT_GRAD_DSP 0
 #endif
 
+/* The stochastic rounding rule (tt_round_stochastic, times 1) of one element as assembly
+ * text, for the asm loops that round in registers (tt_grad_quant.c's round_fours,
+ * tt_input_grad_dsp.c's round8). Operands by name: x the xorshift state, l a scratch word,
+ * sc 2^(noise_shift - 8), rr the multiplier, hs the high word's shift. Each element: the
+ * draw (three EORs), the noise's two words (BIC, UMULL by sc), the sum times the multiplier
+ * onto them (SMLAL), the high word's arithmetic shift: the same 64-bit sums and draws as the
+ * C rule. RULE0 leaves element `a` in the low byte of word w (its high word); RULE puts
+ * element `a` into byte `at` of word w, through the free register f. */
+#define TT_GDSP_DRAW                                                                        \
+  "eor %[x], %[x], %[x], lsl #13\n\teor %[x], %[x], %[x], lsr #17\n\t"                      \
+  "eor %[x], %[x], %[x], lsl #5\n\tbic %[l], %[x], #255\n\t"
+#define TT_GDSP_RULE0(a, w)                                                                 \
+  TT_GDSP_DRAW "umull %[l], %[" w "], %[l], %[sc]\n\t"                                      \
+  "smlal %[l], %[" w "], %[" a "], %[rr]\n\tasr %[" w "], %[" w "], %[hs]\n\t"
+#define TT_GDSP_RULE(a, f, w, at)                                                           \
+  TT_GDSP_DRAW "umull %[l], %[" f "], %[l], %[sc]\n\t"                                      \
+  "smlal %[l], %[" f "], %[" a "], %[rr]\n\tasr %[" f "], %[" f "], %[hs]\n\t"              \
+  "bfi %[" w "], %[" f "], #" at ", #8\n\t"
+
 #ifndef TT_GRAD_DSP_STAGE_BYTES
 #define TT_GRAD_DSP_STAGE_BYTES 4096
 #endif

@@ -18,20 +18,10 @@
  * arithmetic shift; a sum's register is the next element's high word once its SMLAL has
  * read it. Same bits: the same 64-bit sums and draws in the same order. The four sums are
  * pinned to ascending registers (LDM's list); the loop takes thirteen registers. */
-#define TT_GQ_DRAW                                                                          \
-  "eor %[x], %[x], %[x], lsl #13\n\teor %[x], %[x], %[x], lsr #17\n\t"                      \
-  "eor %[x], %[x], %[x], lsl #5\n\tbic %[l], %[x], #255\n\t"
-#define TT_GQ_RULE0(a, w)                                                                   \
-  TT_GQ_DRAW "umull %[l], %[" w "], %[l], %[sc]\n\t"                                        \
-  "smlal %[l], %[" w "], %[" a "], %[rr]\n\tasr %[" w "], %[" w "], %[hs]\n\t"
-#define TT_GQ_RULE(a, f, w, at)                                                             \
-  TT_GQ_DRAW "umull %[l], %[" f "], %[l], %[sc]\n\t"                                        \
-  "smlal %[l], %[" f "], %[" a "], %[rr]\n\tasr %[" f "], %[" f "], %[hs]\n\t"              \
-  "bfi %[" w "], %[" f "], #" at ", #8\n\t"
 #define TT_GQ_FOUR                                                                          \
-  "ldmia %[src]!, {%[a0], %[a1], %[a2], %[a3]}\n\t" TT_GQ_RULE0("a0", "h")                  \
-  TT_GQ_RULE("a1", "a0", "h", "8") TT_GQ_RULE("a2", "a0", "h", "16")                        \
-  TT_GQ_RULE("a3", "a0", "h", "24") "str %[h], [%[dst]], #4\n\t"
+  "ldmia %[src]!, {%[a0], %[a1], %[a2], %[a3]}\n\t" TT_GDSP_RULE0("a0", "h")                  \
+  TT_GDSP_RULE("a1", "a0", "h", "8") TT_GDSP_RULE("a2", "a0", "h", "16")                        \
+  TT_GDSP_RULE("a3", "a0", "h", "24") "str %[h], [%[dst]], #4\n\t"
 #define TT_GQ_ARGS                                                                          \
   : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x] "+r"(x),           \
     [l] "=&r"(l), [h] "=&r"(h), [src] "+r"(acc), [dst] "+r"(out)                           \
@@ -49,9 +39,6 @@ round_fours(const int32_t *acc, int32_t n, int8_t *out, uint32_t x, int32_t r,
                                    "cmp %[src], %[end]\n\tbne 1b\n\t" TT_GQ_ARGS);
   return x;
 }
-#undef TT_GQ_DRAW
-#undef TT_GQ_RULE0
-#undef TT_GQ_RULE
 #undef TT_GQ_FOUR
 #undef TT_GQ_ARGS
 #endif

@@ -801,18 +801,6 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
  * (BIC, UMULL by the scale), the sum times the multiplier onto them (SMLAL), the high
  * word's arithmetic shift and the byte into the output word (BFI); a sum's register is the
  * next element's high word once its SMLAL has read it. Same bits: the same 64-bit sums. */
-#define TT_GDSP_DRAW                                                                        \
-  "eor %[x], %[x], %[x], lsl #13\n\teor %[x], %[x], %[x], lsr #17\n\t"                      \
-  "eor %[x], %[x], %[x], lsl #5\n\tbic %[l], %[x], #255\n\t"
-/* element `a` into the low byte of word w (its high word) */
-#define TT_GDSP_RULE0(a, w)                                                                 \
-  TT_GDSP_DRAW "umull %[l], %[" w "], %[l], %[sc]\n\t"                                      \
-  "smlal %[l], %[" w "], %[" a "], %[rr]\n\tasr %[" w "], %[" w "], %[hs]\n\t"
-/* element `a` into byte `at` of word w, through the free register f */
-#define TT_GDSP_RULE(a, f, w, at)                                                           \
-  TT_GDSP_DRAW "umull %[l], %[" f "], %[l], %[sc]\n\t"                                      \
-  "smlal %[l], %[" f "], %[" a "], %[rr]\n\tasr %[" f "], %[" f "], %[hs]\n\t"              \
-  "bfi %[" w "], %[" f "], #" at ", #8\n\t"
 static inline __attribute__((always_inline)) uint32_t round8(const int32_t *t, uint32_t x,
                                                              int32_t rr, uint32_t sc,
                                                              int32_t hs, int8_t *out) {
@@ -831,9 +819,6 @@ static inline __attribute__((always_inline)) uint32_t round8(const int32_t *t, u
   memcpy(out + 4, &a1, 4);
   return x;
 }
-#undef TT_GDSP_DRAW
-#undef TT_GDSP_RULE0
-#undef TT_GDSP_RULE
 
 /* The steady rounding blocks (block's `steady`: unmasked, whole, stochastic, times 1, the
  * rows' states recorded) of 8, 6, 4 or 3 columns where every row is whole pairs of dy words:
