@@ -112,14 +112,20 @@ static int32_t input_stage_bytes(int32_t per_group, int32_t nb, int32_t groups) 
   return nb * (per_group + 16) + (nb < groups ? DW_JUMP_BYTES : 0);
 }
 
+/* The groups a staging of `bytes` holds for the kernel (at most `groups` and
+ * DW_MAX_GROUPS): the jump tables are on walk's stack, not in the staging (walk). */
+static int32_t kernel_stage_groups(int32_t per_group, int32_t groups, int32_t bytes) {
+  int32_t nb = bytes / (per_group + 16);
+  if (nb > DW_MAX_GROUPS) nb = DW_MAX_GROUPS;
+  return nb > groups ? groups : nb;
+}
+
 /* The most groups a staging of `bytes` holds (at most `groups` and DW_MAX_GROUPS), as the
  * planner asks for it: with room for the jump tables where it takes more than one block.
  * The kernel no longer keeps them there (walk), but the bytes asked for stay these, so that
  * the plans do not change; the kernel takes the room for more groups. */
 static int32_t input_stage_groups(int32_t per_group, int32_t groups, int32_t bytes) {
-  int32_t nb = bytes / (per_group + 16);
-  if (nb > DW_MAX_GROUPS) nb = DW_MAX_GROUPS;
-  if (nb >= groups) return groups;
+  if (kernel_stage_groups(per_group, groups, bytes) >= groups) return groups;
   const int32_t rest = bytes - DW_JUMP_BYTES;
   return rest > 0 ? rest / (per_group + 16) : 0;
 }
@@ -165,14 +171,6 @@ int32_t tt_depthwise_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, in
 #include "tt_dsp_common.h"
 
 typedef char dw_jump_bytes_check[sizeof(tt_gdsp_jumper) == DW_JUMP_BYTES ? 1 : -1];
-
-/* The groups a staging of `bytes` holds for the kernel (at most `groups` and
- * DW_MAX_GROUPS): the jump tables are on walk's stack, not in the staging (below). */
-static int32_t kernel_stage_groups(int32_t per_group, int32_t groups, int32_t bytes) {
-  int32_t nb = bytes / (per_group + 16);
-  if (nb > DW_MAX_GROUPS) nb = DW_MAX_GROUPS;
-  return nb > groups ? groups : nb;
-}
 
 /* The groups per block the kernel walks: as few blocks as nb groups allow, as equal as they
  * can be (ceil(groups / blocks) each, the last smaller), so that stochastic rounding's jumps

@@ -505,6 +505,18 @@ void tt_dsp_pointwise_weight_update(tt_wdsp_stage *st, const int8_t *dy, const u
  * tt_qas_nan_free(neg_lr, unit, 1) (the call's part): tt_qas_nan_free(neg_lr, unit, scale). */
 static inline int scale_nan_free(float scale) { return scale - scale == 0.0f && scale != 0.0f; }
 
+/* Channel o of a run that began at `begin`: the stream skipped past the other chunks'
+ * draws (`skip`, from the run's second channel on) and its scale; 0 where the default rule
+ * cannot take it (a NaN possible: scale_nan_free), the stream already skipped for it. */
+static inline __attribute__((always_inline)) int run_channel(uint32_t *rng, int32_t o,
+                                                             int32_t begin, int32_t skip,
+                                                             const float *scales,
+                                                             int32_t per_channel, float *scale) {
+  if (o > begin && skip) *rng = tt_gdsp_skip(*rng, skip);
+  *scale = scales[per_channel ? o : 0];
+  return scale_nan_free(*scale);
+}
+
 /* tt_dsp_pointwise_weight_update_run's channels begin .. end - 1 (end <= co & ~3: four dy
  * columns staged at once) of the int16 staging, in one frame: the walk's set-up, the call
  * state's copy and the arguments once a run instead of once a channel (about 140
@@ -517,9 +529,8 @@ static __attribute__((noinline)) TT_DSP_ASM_FN int32_t update_run16(
   const int32_t groups = (rows + 3) >> 2;
   int32_t o = begin;
   for (; o < end; ++o) {
-    if (o > begin && skip) call.rng = tt_gdsp_skip(call.rng, skip);
-    const float scale = scales[per_channel ? o : 0];
-    if (!scale_nan_free(scale)) break;
+    float scale;
+    if (!run_channel(&call.rng, o, begin, skip, scales, per_channel, &scale)) break;
     const int32_t o0 = o & ~3;
     if (st->first != o0) {
       stage_columns4((int16_t *)st->dys, dy, mask, rows, co, o0, groups);
@@ -546,9 +557,8 @@ int32_t tt_dsp_pointwise_weight_update_run(tt_wdsp_stage *st, const int8_t *dy,
     if (o < (co & ~3)) return o;
   }
   for (; o < co; ++o) {          /* the int8 staging, and the channels past co & ~3 */
-    if (o > begin && skip) call->rng = tt_gdsp_skip(call->rng, skip);
-    const float scale = scales[per_channel ? o : 0];
-    if (!scale_nan_free(scale)) break;
+    float scale;
+    if (!run_channel(&call->rng, o, begin, skip, scales, per_channel, &scale)) break;
     tt_dsp_pointwise_weight_update(st, dy, mask, rows, co, o, k, x_zp, unit, w + o * ci, scale,
                                    call);
   }
