@@ -340,13 +340,21 @@ def header_functions() -> set[str]:
     return set(re.findall(r"^\w+\s+(tt_\w+)\(", c_kernels.HEADER.read_text(), re.M))
 
 
+# Another core on QEMU's MPS2 boards, the same memory map as the rig's: the Cortex-M4 (DSP
+# extension, FPv4: no VCVTM/VMAXNM, so the kernels' portable float forms, -DTT_NO_FPV5)
+CORTEX_M4 = (["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard",
+              "-DTT_NO_FPV5"], "mps2-an386", "cortex-m4")
+
+
 def run_on_rig(program: Program, tmp_path, link=RIG / "link.ld", icount: bool = False,
-               defines=()) -> str:
+               defines=(), core=None) -> str:
     """Build `program` with the kernels for the board and run it under QEMU; its output.
-    `defines`: e.g. ("-DTT_PORTABLE",) for the portable kernels instead of the DSP versions."""
+    `defines`: e.g. ("-DTT_PORTABLE",) for the portable kernels instead of the DSP versions;
+    `core`: (flags, QEMU machine, QEMU cpu) for another core than the rig's M7 (CORTEX_M4)."""
+    cpu, machine, qemu_cpu = core or (CPU, "mps2-an500", "cortex-m7")
     (tmp_path / "main.c").write_text(program.source())
     elf, main_o = tmp_path / "test.elf", tmp_path / "main.o"
-    flags = [*CPU, "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
+    flags = [*cpu, "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
              *defines, "-ffunction-sections", "-fdata-sections", "-nostartfiles",
              "--specs=nano.specs", "--specs=nosys.specs", "-T", str(link), "-Wl,--gc-sections",
              "-I", str(c_kernels.ROOT / "include")]
@@ -356,8 +364,8 @@ def run_on_rig(program: Program, tmp_path, link=RIG / "link.ld", icount: bool = 
                     str(main_o)], check=True)
     subprocess.run(["arm-none-eabi-gcc", *flags, *map(str, kernels), str(main_o), "-o",
                     str(elf)], check=True)
-    res = subprocess.run(["timeout", "600", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
-                          "cortex-m7", "-nographic", "-monitor", "none", "-serial", "stdio",
+    res = subprocess.run(["timeout", "600", "qemu-system-arm", "-M", machine, "-cpu",
+                          qemu_cpu, "-nographic", "-monitor", "none", "-serial", "stdio",
                           *(["-icount", "shift=0,align=off,sleep=off"] if icount else []),
                           "-semihosting-config", "enable=on,target=native", "-kernel",
                           str(elf)], capture_output=True, text=True)
@@ -366,7 +374,7 @@ def run_on_rig(program: Program, tmp_path, link=RIG / "link.ld", icount: bool = 
     return output
 
 
-def run_in_both_builds(calls: list, tmp_path) -> None:
+def run_in_both_builds(calls: list, tmp_path, core=None) -> None:
     """The recorded calls replayed on the rig with the kernels' DSP versions and with their
     portable C; each build must reproduce the host's bits (run_on_rig asserts PASS)."""
     for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
@@ -374,7 +382,7 @@ def run_in_both_builds(calls: list, tmp_path) -> None:
         for call in calls:
             program.add(call)
         (tmp_path / label).mkdir()
-        run_on_rig(program, tmp_path / label, defines=defines)
+        run_on_rig(program, tmp_path / label, defines=defines, core=core)
 
 
 def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):

@@ -506,6 +506,21 @@ def test_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
     print(f"{len(calls)} edge-shape calls")
 
 
+def test_grad_dsp_equals_portable_on_the_cortex_m4(tmp_path):
+    """The same edge-shape calls on a Cortex-M4 (QEMU mps2-an386, FPv4: the updates' portable
+    float forms instead of VCVTM/VMAXNM, the int16 update's sums out of line): both builds
+    give the host's bits there too."""
+    require_tool(shutil.which("arm-none-eabi-gcc") is not None
+                 and shutil.which("qemu-system-arm") is not None,
+                 "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls = edge_calls()
+    first = [c for c in calls if c.name.startswith("tt_conv2d_input_grad")]
+    rest = [c for c in calls if not c.name.startswith("tt_conv2d_input_grad")]
+    for k, part in enumerate((first, rest)):
+        (tmp_path / str(k)).mkdir()
+        rig.run_in_both_builds(part, tmp_path / str(k), core=rig.CORTEX_M4)
+
+
 def test_unstaged_rows_equal_portable(tmp_path):
     """The pointwise input gradients of 1-3 rows, which the DSP version computes without
     staging the weights (tt_input_grad_rows_dsp.c: one and two rows at a time, split
