@@ -496,14 +496,19 @@ def test_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
                                        "tt_update_weight_s8", "tt_update_bias_s32",
                                        "tt_bias_grad_s8", "tt_bias_update_s32_s8",
                                        "tt_save_mask_s8"}
-    # two programs (the pointwise input gradients, the others): one no longer fits the rig's
-    # 1 MB of flash with the blocks of six columns' shapes and code
+    run_edge_calls(calls, tmp_path)
+    print(f"{len(calls)} edge-shape calls")
+
+
+def run_edge_calls(calls: list, tmp_path, core=None) -> None:
+    """The edge-shape calls in both builds, as two programs (the pointwise input gradients,
+    the others): one no longer fits the rig's 1 MB of flash with the blocks of six columns'
+    shapes and code."""
     first = [c for c in calls if c.name.startswith("tt_conv2d_input_grad")]
     rest = [c for c in calls if not c.name.startswith("tt_conv2d_input_grad")]
     for k, part in enumerate((first, rest)):
         (tmp_path / str(k)).mkdir()
-        rig.run_in_both_builds(part, tmp_path / str(k))
-    print(f"{len(calls)} edge-shape calls")
+        rig.run_in_both_builds(part, tmp_path / str(k), core=core)
 
 
 def test_grad_dsp_equals_portable_on_the_cortex_m4(tmp_path):
@@ -513,12 +518,7 @@ def test_grad_dsp_equals_portable_on_the_cortex_m4(tmp_path):
     require_tool(shutil.which("arm-none-eabi-gcc") is not None
                  and shutil.which("qemu-system-arm") is not None,
                  "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
-    calls = edge_calls()
-    first = [c for c in calls if c.name.startswith("tt_conv2d_input_grad")]
-    rest = [c for c in calls if not c.name.startswith("tt_conv2d_input_grad")]
-    for k, part in enumerate((first, rest)):
-        (tmp_path / str(k)).mkdir()
-        rig.run_in_both_builds(part, tmp_path / str(k), core=rig.CORTEX_M4)
+    run_edge_calls(edge_calls(), tmp_path, core=rig.CORTEX_M4)
 
 
 def test_unstaged_rows_equal_portable(tmp_path):

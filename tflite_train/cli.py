@@ -310,11 +310,8 @@ def _lr_auto(args, graph, hyper):
           flush=True)
     bar = tqdm(total=len(factors) * args.lr_test_steps, unit="step", disable=None,
                file=sys.stderr, leave=False)
-    started = []
-
     def starting(f):
-        started.append(f)
-        if len(started) > len(factors):         # a candidate past an end: the bar grows
+        if f not in factors:                    # a candidate past an end: the bar grows
             bar.total += args.lr_test_steps
             bar.refresh()
 

@@ -42,6 +42,9 @@
 
 /* Half index of position p (< 4 groups) of channel j of a block in the layout above. */
 static inline int32_t at(int32_t p, int32_t j) { return 4 * ((p >> 2) * 8 + j) + (p & 3); }
+/* Half index of position p of column j of the four interleaved dy columns (stage_columns4:
+ * group g of column j at words 8 g + 2 j); column 0 alone is staged the same way. */
+static inline int32_t column_at(int32_t p, int32_t j) { return 16 * (p >> 2) + 4 * j + (p & 3); }
 
 
 /* One group (positions p .. p + 3, rows of x k apart) of channels c .. c + 3 (c a multiple
@@ -430,9 +433,9 @@ static void stage_columns4(int16_t *col, const int8_t *dy, const uint8_t *mask, 
     int32_t p = 0;
     for (int32_t i = o0; p < rows; ++p, i += co)
       for (int32_t j = 0; j < 4; ++j)
-        col[16 * (p >> 2) + 4 * j + (p & 3)] = (int16_t)(tt_live(mask, i + j) ? dy[i + j] : 0);
+        col[column_at(p, j)] = (int16_t)(tt_live(mask, i + j) ? dy[i + j] : 0);
     for (; p < 4 * groups; ++p)
-      for (int32_t j = 0; j < 4; ++j) col[16 * (p >> 2) + 4 * j + (p & 3)] = 0;
+      for (int32_t j = 0; j < 4; ++j) col[column_at(p, j)] = 0;
   }
 }
 
@@ -461,8 +464,8 @@ static inline __attribute__((always_inline)) void weight_channel(
     st->first = -1;                                /* column 0 rewritten */
     int32_t p = 0;
     for (int32_t i = o; p < rows; ++p, i += co)
-      half[16 * (p >> 2) + (p & 3)] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
-    for (; p < 4 * groups; ++p) half[16 * (p >> 2) + (p & 3)] = 0;
+      half[column_at(p, 0)] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
+    for (; p < 4 * groups; ++p) half[column_at(p, 0)] = 0;
   } else {
     st->first = -1;
     /* [dy0, dy2], [dy1, dy3] per group; their sum for x_zp's term */
