@@ -234,7 +234,26 @@ def test_depthwise_staging_on_the_stack_on_the_cortex_m7(tmp_path):
         assert all(b.name.startswith("kept@") for b in program.plan.buffers if b.op == k)
         body = re.search(rf"static TT_NOINLINE void tt_op{k}\(int32_t label\) {{\n(.*?)\n}}",
                          text, re.S)
-        assert body and f"uint8_t bytes[{n}]; }} tt_stage;" in body.group(1)
-        assert f"tt_stage.bytes, {n})" in body.group(1)
+        assert body and f"uint8_t bytes[TT_KERNELS_DSP ? {n} : 1]; }} tt_stage;" in body.group(1)
+        assert "tt_stage.bytes, (int32_t)sizeof tt_stage.bytes)" in body.group(1)
         assert f"tt_op{k}(label);" in run
     assert "tt_stage" not in run
+    # the array is the DSP build's only: a portable build's frames do not hold it
+    for flags, holds in (([], True), (["-DTT_PORTABLE"], False)):
+        frames = stack_usage(tmp_path / "gen" / "tt_model.c", flags, tmp_path)
+        for k, n in program.stack_stages.items():
+            assert (frames.get(f"tt_op{k}", 0) >= n) is holds, (flags, k, frames, n)
+
+
+def stack_usage(source, flags, tmp_path) -> dict:
+    """Each function's frame in bytes (gcc -fstack-usage) of `source` built for the board."""
+    from tflite_train.codegen.project import BOARD_CPU
+    out = tmp_path / "su.o"
+    subprocess.run(["arm-none-eabi-gcc", "-std=c99", "-O2", *BOARD_CPU.split(), *flags,
+                    "-fstack-usage", f"-I{MICRO_KERNELS / 'include'}", f"-I{source.parent}",
+                    "-c", str(source), "-o", str(out)], check=True, capture_output=True)
+    frames = {}
+    for line in out.with_suffix(".su").read_text().splitlines():
+        where, size, _ = line.split("\t")
+        frames[where.rsplit(":", 1)[1].split(".")[0]] = int(size)   # tt_op9.constprop: tt_op9
+    return frames

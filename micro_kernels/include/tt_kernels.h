@@ -78,6 +78,15 @@
 
 #include <stdint.h>
 
+/* 1 where these sources compile their Cortex-M DSP versions (a core with the DSP extension,
+ * __ARM_FEATURE_DSP, and TT_PORTABLE not defined), else 0. Only the DSP versions use a
+ * kernel's `stage`: a caller may size that buffer by it (generated programs do). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(TT_PORTABLE)
+#define TT_KERNELS_DSP 1
+#else
+#define TT_KERNELS_DSP 0
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

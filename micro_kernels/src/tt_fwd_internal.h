@@ -6,6 +6,8 @@
 
 #include <stdint.h>
 
+#include "tt_kernels.h"
+
 #define TT_FWD_MAX_RANK 6
 
 /* Cortex-M DSP versions (SMLAD, SXTB16, ...: tt_fwd_dsp.h) replace the portable inner loops of
@@ -15,11 +17,7 @@
  * bits. -DTT_PORTABLE forces the portable code on a DSP target, for every kernel that has a
  * DSP version (the build flag TFLITE_TRAIN_KERNELS=portable of tflite_train.inc and
  * CMakeLists.txt sets it; the tests compare the two builds on the Cortex-M7). */
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(TT_PORTABLE)
-#define TT_FWD_DSP 1
-#else
-#define TT_FWD_DSP 0
-#endif
+#define TT_FWD_DSP TT_KERNELS_DSP
 
 /* SaturatingRoundingDoublingHighMul: a * b / 2^31 rounded half away from zero; the one
  * overflowing case (INT32_MIN^2) saturates. gemmlowp writes it as

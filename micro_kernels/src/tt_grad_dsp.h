@@ -14,11 +14,7 @@
 #include "tt_dsp_words.h"
 #include "tt_qas.h"
 
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && !defined(TT_PORTABLE)
-#define TT_GRAD_DSP 1
-#else
-#define TT_GRAD_DSP 0
-#endif
+#define TT_GRAD_DSP TT_KERNELS_DSP
 
 /* The stochastic rounding rule (tt_round_stochastic, times 1) of one element as assembly
  * text, for the asm loops that round in registers (tt_grad_quant.c's round_fours,

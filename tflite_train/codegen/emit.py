@@ -189,9 +189,13 @@ class Emitter:
         scratch = [sum(isinstance(b, Scratch) for b in call.args[:i])
                    for i in range(len(call.args))]
         params = call.signature.params
-        # a staging on the stack (Program.stack_stages): the local array of stack_function
-        on_stack = call.signature.index("stage") if k in self.p.stack_stages else -1
-        args = ["tt_stage.bytes" if i == on_stack else self.arg(k, p, a, j)
+        # a staging on the stack (Program.stack_stages): the local array of stack_function,
+        # whatever size the build gives it
+        local = {}
+        if k in self.p.stack_stages:
+            stage = call.signature.index("stage")
+            local = {stage: "tt_stage.bytes", stage + 1: "(int32_t)sizeof tt_stage.bytes"}
+        args = [local[i] if i in local else self.arg(k, p, a, j)
                 for i, (p, a, j) in enumerate(zip(params, call.args, scratch))]
         name = self.p.rows.kernel if self.p.rows is not None and k == self.p.rows.op \
             else call.name
@@ -311,8 +315,8 @@ class Emitter:
             f"/* Operator {k}'s kernel, its DSP staging in this frame: on the stack while it runs,",
             " * where the stack's deepest path (a pointwise input gradient's) has room. */",
             f"static TT_NOINLINE {ret} tt_op{k}(int32_t label) {{",
-            f"  union {{ int64_t align; uint8_t bytes[{n}]; }} tt_stage;  "
-            "/* its DSP staging, 8-aligned */",
+            "  /* its DSP staging, 8-aligned; the portable kernels have no use for it */",
+            f"  union {{ int64_t align; uint8_t bytes[TT_KERNELS_DSP ? {n} : 1]; }} tt_stage;",
             "  (void)label;",
             f"  {'return ' if status else ''}{text};", "}", ""]
         return f"tt_op{k}(label)"
