@@ -173,9 +173,13 @@ def test_a_failing_reader_and_the_default_rule_on_the_cortex_m7(generated):
     assert check.differences(program, check.reference(program, xs, labels),
                              parse(phases["trained"])) == []
     counts = dict(zip(*[iter(re.search(r"^TT fused (.*)$", output, re.M).group(1).split())] * 2))
-    # every output channel of the four layers (12, 16, 12 and 8) in every step
-    assert counts == {"int16": str(STEPS * 12), "int16-partial": str(STEPS * 16),
-                      "int8": str(STEPS * 12), "int8-partial": str(STEPS * 8)}, counts
+    # every output channel of the four layers (12, 16, 12 and 8) in every step, all from the
+    # int16 staging: the last two layers' arena room holds only the int8 form, which the
+    # fused update no longer asks for where its chunked path takes the layer (round 14:
+    # tt_conv2d_weight_update_s8_s8_stage_bytes); the int8 form's run is the edge shapes'
+    # (test_cortex_m7_grad_dsp)
+    assert counts == {"int16": str(STEPS * 24), "int16-partial": str(STEPS * 24),
+                      "int8": "0", "int8-partial": "0"}, counts
 
 
 def test_lean_stack_on_the_cortex_m7(tmp_path):

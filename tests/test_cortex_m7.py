@@ -219,6 +219,11 @@ def staging_queries() -> None:
                                                  limit)
         lib.tt_conv2d_weight_grad_s8_stage_bytes(1, 4, 4, 8, 8, 8, 48, 3, 3, C.byref(pad),
                                                  limit)
+        for hw, k in ((8, 32), (14, 16)):       # the update's int8 level dropped, kept
+            lib.tt_conv2d_weight_update_s8_s8_stage_bytes(1, hw, hw, 192, hw, hw, k, 1, 1,
+                                                          C.byref(same),
+                                                          c_kernels.LEAN_GRAD_DSP_STAGE_BYTES,
+                                                          limit)
         lib.tt_depthwise_conv2d_weight_grad_s8_stage_bytes(1, 8, 8, 160, 1, 16, 16, 3, 3,
                                                            C.byref(pad), limit)
         lib.tt_depthwise_conv2d_input_grad_s8_stage_bytes(1, 4, 4, 576, 1, 3, 3, C.byref(pad),

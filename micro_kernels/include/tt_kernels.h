@@ -295,6 +295,19 @@ int32_t tt_depthwise_conv2d_input_grad_s8_stage_bytes(int32_t n, int32_t oh, int
                                                       int32_t kw, const tt_window *win,
                                                       int32_t h, int32_t wd, int32_t limit);
 
+/* The staging tt_conv2d_weight_update_s8_s8's DSP version takes for a layer, at most `limit`
+ * bytes, in a build whose TT_GRAD_DSP_STAGE_BYTES is `grad_stage_bytes` or more:
+ * tt_conv2d_weight_grad_s8_stage_bytes' bytes, but 0 for its int8 form where the fused
+ * update's chunked path (given no staging: its input staged as int16 in chunks of channels
+ * on its own stack) takes the layer, which it runs in fewer instructions (MobileNetV2's
+ * 192x32 @8x8 with the lean stack's 3 KB: 1.06 M int8-staged, 0.62 M chunked; 240x48 @8x8
+ * 1.82 M, 1.20 M; 336x56 @4x4 1.12 M, 0.73 M). Where the chunked path does not take the
+ * layer (say 14x14 positions) the int8 staging stays: it is no slower than the rest. */
+int32_t tt_conv2d_weight_update_s8_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
+                                                  int32_t h, int32_t wd, int32_t k, int32_t kh,
+                                                  int32_t kw, const tt_window *win,
+                                                  int32_t grad_stage_bytes, int32_t limit);
+
 void tt_fully_connected_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                                        int32_t batches, int32_t units, const int8_t *saved,
                                        float x_scale, int32_t x_zp, int32_t k, float *dw);

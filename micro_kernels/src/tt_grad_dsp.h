@@ -48,6 +48,10 @@
 #define TT_GRAD_DSP_WEIGHT_STAGE_BYTES 8192
 #endif
 
+/* The fused pointwise update's chunk buffer (TT_WDSP_CHUNK_BYTES below) in a build whose
+ * stack staging is `grad_stage_bytes`: any target, for the planner's query
+ * (tt_conv2d_weight_update_s8_s8_stage_bytes). */
+#define TT_WDSP_CHUNK_BYTES_OF(grad_stage_bytes) ((grad_stage_bytes) - 256)
 
 /* The dy columns (two words per group of four positions each) a pointwise weight gradient
  * stages at once: four output channels' with the int16 input (one load, mask and two
@@ -163,7 +167,7 @@ typedef struct {
  * there on a layer that chunks). MobileNetV2's blocks.12/13.pointwise1
  * (32 channels at 8x8, 4,608 B whole) take 16 channels a chunk from 2,560 B. */
 #ifndef TT_WDSP_CHUNK_BYTES
-#define TT_WDSP_CHUNK_BYTES (TT_GRAD_DSP_STAGE_BYTES - 256)
+#define TT_WDSP_CHUNK_BYTES TT_WDSP_CHUNK_BYTES_OF(TT_GRAD_DSP_STAGE_BYTES)
 #endif
 
 /* tt_dsp_pointwise_weight_stage's int16 staging of channels 0 .. k - 1 of `saved`, whose

@@ -453,6 +453,20 @@ static int pointwise_layer(int32_t oh, int32_t ow, int32_t h, int32_t wd, int32_
          win->pad_top == 0 && win->pad_left == 0 && h == oh && wd == ow;
 }
 
+/* Channels a chunk of a pointwise layer's staging in `bytes` (whole blocks of eight, the
+ * chunks as even as the blocks allow), or 0 where not one block fits or the chunks'
+ * draw skips would cost more than the staging saves against the direct path (the skips:
+ * about 3 instructions a draw skipped, (chunks - 1) k a channel; the staging saves about
+ * 1.4 a MAC, rows k a channel). */
+static int32_t chunk_channels(int32_t rows, int32_t k, int32_t bytes) {
+  const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
+  const int32_t fit = (bytes - tt_wdsp_column_bytes(rows, 1)) / (64 * groups);
+  if (fit < 1 || rows < 2) return 0;
+  const int32_t chunks = (blocks + fit - 1) / fit;
+  if (3 * (chunks - 1) > rows) return 0;
+  return 8 * ((blocks + chunks - 1) / chunks);
+}
+
 int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
                                              int32_t h, int32_t wd, int32_t k, int32_t kh,
                                              int32_t kw, const tt_window *win,
@@ -467,6 +481,19 @@ int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, 
       return bytes;
   }
   return 0;
+}
+
+int32_t tt_conv2d_weight_update_s8_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
+                                                  int32_t h, int32_t wd, int32_t k, int32_t kh,
+                                                  int32_t kw, const tt_window *win,
+                                                  int32_t grad_stage_bytes, int32_t limit) {
+  const int32_t bytes =
+      tt_conv2d_weight_grad_s8_stage_bytes(n, oh, ow, co, h, wd, k, kh, kw, win, limit);
+  const int32_t rows = n * h * wd;
+  if (bytes > 0 && bytes < tt_wdsp_stage_bytes(rows, k, 1) &&
+      chunk_channels(rows, k, TT_WDSP_CHUNK_BYTES_OF(grad_stage_bytes)) > 0)
+    return 0;
+  return bytes;
 }
 
 #if TT_GRAD_DSP
@@ -880,20 +907,6 @@ static inline __attribute__((always_inline)) void update_staged_channel(
                                   a->x_zp, a->unit, scratch);
   update_rows_s8(w + c * ci + c0, 1, ci, n, &scale, 0, scratch,
                  momentum ? momentum + c * a->k + c0 : 0, call);
-}
-
-/* Channels a chunk of a pointwise layer's staging in `bytes` (whole blocks of eight, the
- * chunks as even as the blocks allow), or 0 where not one block fits or the chunks'
- * draw skips would cost more than the staging saves against the direct path (the skips:
- * about 3 instructions a draw skipped, (chunks - 1) k a channel; the staging saves about
- * 1.4 a MAC, rows k a channel). */
-static int32_t chunk_channels(int32_t rows, int32_t k, int32_t bytes) {
-  const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
-  const int32_t fit = (bytes - tt_wdsp_column_bytes(rows, 1)) / (64 * groups);
-  if (fit < 1 || rows < 2) return 0;
-  const int32_t chunks = (blocks + fit - 1) / fit;
-  if (3 * (chunks - 1) > rows) return 0;
-  return 8 * ((blocks + chunks - 1) / chunks);
 }
 
 /* The chunk buffer's words: update_chunked's frame holds it, so its caller asks

@@ -134,28 +134,62 @@ int tt_dsp_pointwise_weight_stage_part(const int8_t *saved, int32_t rows, int32_
   SUMS_CHANNEL(2, a2) SUMS_CHANNEL(3, a3) SUMS_CHANNEL(4, a4) SUMS_CHANNEL(5, a5)      \
   SUMS_CHANNEL(6, a6) SUMS_CHANNEL(7, a7)
 
+/* SUMS_CHANNEL's first group: SMUAD starts the sum (no zeroed register to add to). */
+#define SUMS_CHANNEL_FIRST(j, at)                            \
+  "ldrd %[x0], %[x1], [%[xs], #" #at "]\n\t"               \
+  "smuad %[t" #j "], %[x0], %[d0]\n\t"                     \
+  "smlad %[t" #j "], %[x1], %[d1], %[t" #j "]\n\t"
+#define SUMS_GROUP_FIRST(a0, a1, a2, a3, a4, a5, a6, a7)                                  \
+  "ldrd %[d0], %[d1], [%[ds]]\n\t" SUMS_CHANNEL_FIRST(0, a0) SUMS_CHANNEL_FIRST(1, a1)     \
+  SUMS_CHANNEL_FIRST(2, a2) SUMS_CHANNEL_FIRST(3, a3) SUMS_CHANNEL_FIRST(4, a4)          \
+  SUMS_CHANNEL_FIRST(5, a5) SUMS_CHANNEL_FIRST(6, a6) SUMS_CHANNEL_FIRST(7, a7)
+
 /* acc[j] over every group for the eight channels of one block (ds: one dy column, its
  * groups 8 words apart, stage_columns4's layout): groups mod 4 one at a time,
  * then four an iteration in assembly. The loop's pointer steps, end test and branch (5
  * instructions against a group's 25) then come once per four groups; gcc unrolls such a
  * loop only with its sums spilled (it takes all 14 registers: 8 sums, 2 pointers, 2 dy and
- * 2 x words, the end read from the stack into a free x register). */
+ * 2 x words, the end read from the stack into a free x register). Where groups is a
+ * multiple of 4 (MobileNetV2's and MCUNet's 4x4 and 8x8 layers) the first four start the
+ * sums by SMUAD in an assembly block of their own, in place of eight zeroed registers. */
 static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *xs,
                                                              const tt_dsp_word *ds,
                                                              int32_t groups, int32_t *acc) {
-  int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int32_t t[8];
   const tt_dsp_word *const end = ds + 8 * groups;     /* a column's groups 8 words apart */
-  /* groups mod 4 in C, the rest four an iteration in assembly (in C where it cannot run) */
-  const tt_dsp_word *const first = TT_DSP_ASM_ALL_REGS ? ds + 8 * (groups & 3) : end;
-  for (; ds != first; ds += 8, xs += 16) {
-    uint32_t d0, d1;
-    tt_dsp_ldrd(ds, &d0, &d1);
+#if TT_DSP_ASM_ALL_REGS
+  if (groups >= 4 && (groups & 3) == 0) {
+    uint32_t d0, d1, x0, x1;
+    __asm__ volatile(
+      SUMS_GROUP_FIRST(0, 8, 16, 24, 32, 40, 48, 56)
+      SUMS_GROUP(32, 64, 72, 80, 88, 96, 104, 112, 120)
+      SUMS_GROUP(64, 128, 136, 144, 152, 160, 168, 176, 184)
+      SUMS_GROUP(96, 192, 200, 208, 216, 224, 232, 240, 248)
+      "adds %[ds], %[ds], #128\n\t"
+      "adds %[xs], %[xs], #256"
+      : [t0] "=&r"(t[0]), [t1] "=&r"(t[1]), [t2] "=&r"(t[2]), [t3] "=&r"(t[3]),
+        [t4] "=&r"(t[4]), [t5] "=&r"(t[5]), [t6] "=&r"(t[6]), [t7] "=&r"(t[7]),
+        [ds] "+r"(ds), [xs] "+r"(xs), [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0),
+        [x1] "=&r"(x1)
+      :
+      : "cc", "memory");
+  } else
+#endif
+  {
 #pragma GCC unroll 8
-    for (int32_t j = 0; j < 8; ++j) {
-      uint32_t x0, x1;
-      tt_dsp_ldrd(xs + 2 * j, &x0, &x1);
-      t[j] = __smlad(x0, d0, t[j]);
-      t[j] = __smlad(x1, d1, t[j]);
+    for (int32_t j = 0; j < 8; ++j) t[j] = 0;
+    /* groups mod 4 in C, the rest four an iteration in assembly (in C where it cannot run) */
+    const tt_dsp_word *const first = TT_DSP_ASM_ALL_REGS ? ds + 8 * (groups & 3) : end;
+    for (; ds != first; ds += 8, xs += 16) {
+      uint32_t d0, d1;
+      tt_dsp_ldrd(ds, &d0, &d1);
+#pragma GCC unroll 8
+      for (int32_t j = 0; j < 8; ++j) {
+        uint32_t x0, x1;
+        tt_dsp_ldrd(xs + 2 * j, &x0, &x1);
+        t[j] = __smlad(x0, d0, t[j]);
+        t[j] = __smlad(x1, d1, t[j]);
+      }
     }
   }
 #if TT_DSP_ASM_ALL_REGS

@@ -13,6 +13,7 @@ import numpy as np
 from .. import __version__
 from ..errors import TTError
 from ..runtime.build import MICRO_KERNELS
+from ..runtime.c_kernels import LEAN_GRAD_DSP_STAGE_BYTES
 from .program import Program
 
 MARKER = ".tflite-train-codegen"      # marks a folder this command wrote (and may replace)
@@ -181,7 +182,8 @@ def _rows_api(program: Program) -> str:
 # and the stem's im2col buffer, without the 672 B that let it widen its filter rows once a
 # call (2,720 -> 1,792 B; the stem widens them per block instead). About 1 KB of stack
 # (RESULTS.md, "MobileNetV2 under 113 KB: the stack, round 8").
-LEAN_STACK_DEFINES = ("TT_GRAD_DSP_STAGE_BYTES=3072", "TT_FWD_DSP_WIDE_EXTRA=-256")
+LEAN_STACK_DEFINES = (f"TT_GRAD_DSP_STAGE_BYTES={LEAN_GRAD_DSP_STAGE_BYTES}",
+                      "TT_FWD_DSP_WIDE_EXTRA=-256")
 
 
 def project_files(program: Program, files: dict[str, str], constants: int,

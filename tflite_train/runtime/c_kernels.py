@@ -156,6 +156,12 @@ def _mask_grad(g, op):
                                                       Out(0)])
 
 
+# The smallest TT_GRAD_DSP_STAGE_BYTES a generated program's build has (codegen --lean-stack):
+# the fused pointwise update's staging levels are those worth more than the chunked path it
+# takes without one in every build (tt_conv2d_weight_update_s8_s8_stage_bytes)
+LEAN_GRAD_DSP_STAGE_BYTES = 3072
+
+
 def _stage(name: str, *shape, limit: int = 0) -> list:
     """The staging arguments (stage, stage_bytes) of an int8-gradient kernel with a Cortex-M
     DSP version: scratch of the bytes its `name`_stage_bytes asks for the layer's shapes
@@ -399,8 +405,8 @@ def _conv_weight_update(g, op):
     _, kh, kw, ci = _t(g, op, 3).shape
     k = o["channels"]
     scales = _weight_scales(g, op, 3)
-    stage = _stage("tt_conv2d_weight_grad_s8", n, oh, ow, co, x.shape[1], x.shape[2], k, kh,
-                   kw, _window(op)) if _int8(g, op) else []
+    stage = _stage("tt_conv2d_weight_update_s8_s8", n, oh, ow, co, x.shape[1], x.shape[2], k,
+                   kh, kw, _window(op), LEAN_GRAD_DSP_STAGE_BYTES) if _int8(g, op) else []
     return KernelCall("tt_conv2d_weight_update_s8" + _dy_suffix(g, op), [
         *_dy(g, op, 5), _optional(op, 1), n, oh, ow, co, In(2), x.quant.s, x.quant.zp, x.shape[1],
         x.shape[2], k, In(3), kh, kw, ci, scales, scales.size, _window(op), _optional(op, 4),
