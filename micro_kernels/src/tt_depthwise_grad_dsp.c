@@ -49,6 +49,9 @@
  * there the gathered groups still cost less than all channels at up to three quarters
  * live; on mcu_grad_dsp.py's unmasked rows 7 takes 8x8/2 48 @32x32 5% fewer than 6
  * (summed pruned, not whole), and 8 makes four rows 1-6% slower (5x5/1 384 @4x4 most). */
+#ifndef TT_DW_MASKED_BOUNDS
+#define TT_DW_MASKED_BOUNDS 0
+#endif
 #ifndef TT_DW_PRUNE_WHOLE_EIGHTHS
 #define TT_DW_PRUNE_WHOLE_EIGHTHS 7
 #endif
@@ -441,7 +444,7 @@ static inline __attribute__((always_inline)) void row_groups(const tt_dsp_word *
  * and a store of the four accumulators per row now). A partial last group sums into
  * `part`, of which its lanes are copied. */
 static inline __attribute__((always_inline)) void sums_by_row(const dw_taps *rows, int32_t ny,
-                                                       int32_t chunk, int32_t nb,
+                                                       int32_t dcol, int32_t chunk, int32_t nb,
                                                        const int32_t NX, int32_t tail,
                                                        int32_t *out) {
   const int32_t full = tail == 4 ? nb : nb - 1;
@@ -450,14 +453,15 @@ static inline __attribute__((always_inline)) void sums_by_row(const dw_taps *row
     for (int32_t i = 0; i < 4 * (nb - 1) + tail; ++i) out[i] = 0;
     return;
   }
-  const tt_dsp_word *const d_last = rows[0].d + full * chunk, *const w_last = rows[0].w + full * chunk;
-  row_groups(rows[0].d, rows[0].w, chunk, out, out + 4 * full, NX, 1);
+  const tt_dsp_word *const d_last = rows[0].d + dcol + full * chunk,
+                    *const w_last = rows[0].w + full * chunk;
+  row_groups(rows[0].d + dcol, rows[0].w, chunk, out, out + 4 * full, NX, 1);
   if (full < nb) row_groups(d_last, w_last, chunk, part, part + 4, NX, 1);
   for (int32_t t = 1; t < ny; ++t) {
-    row_groups(rows[t].d, rows[t].w, chunk, out, out + 4 * full, NX, 0);
+    const tt_dsp_word *const dp = rows[t].d + dcol;
+    row_groups(dp, rows[t].w, chunk, out, out + 4 * full, NX, 0);
     if (full < nb)
-      row_groups(rows[t].d + full * chunk, rows[t].w + full * chunk, chunk, part, part + 4,
-                 NX, 0);
+      row_groups(dp + full * chunk, rows[t].w + full * chunk, chunk, part, part + 4, NX, 0);
   }
   if (full < nb)
     for (int32_t i = 0; i < tail; ++i) out[4 * full + i] = part[i];
@@ -468,14 +472,15 @@ static inline __attribute__((always_inline)) void sums_by_row(const dw_taps *row
  * registers). NX: the taps per row, a constant of each compiled copy. (Unrolling the rows
  * too, for the interior of a square kernel, made gcc 12 spill.) */
 static inline __attribute__((always_inline)) void sums_by_group(const dw_taps *rows, int32_t ny,
-                                                       int32_t chunk, int32_t nb,
+                                                       int32_t dcol, int32_t chunk, int32_t nb,
                                                        const int32_t NX, int32_t tail,
                                                        int32_t *out) {
   const dw_taps *const end = rows + ny;
   for (int32_t g = 0, off = 0; g < nb; ++g, off += chunk, out += 4) {
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    const int32_t doff = off + dcol;
     for (const dw_taps *p = rows; p != end; ++p) {
-      const tt_dsp_word *dp = p->d + off, *wp = p->w + off;
+      const tt_dsp_word *dp = p->d + doff, *wp = p->w + off;
       /* in registers as they are: else gcc 12 folds off into each tap's address, one add
        * per load */
       __asm__("" : "+r"(dp), "+r"(wp));
@@ -527,24 +532,24 @@ static inline __attribute__((always_inline)) void sums_flat(const tt_dsp_word *d
   }
 }
 
-typedef void (*sums_fn)(const dw_taps *rows, int32_t ny, int32_t chunk, int32_t nb,
-                        int32_t tail, int32_t *out);
+typedef void (*sums_fn)(const dw_taps *rows, int32_t ny, int32_t dcol, int32_t chunk,
+                        int32_t nb, int32_t tail, int32_t *out);
 #define DW_GROUP_SUMS(NX)                                                                   \
   static __attribute__((noinline)) void sums##NX(const dw_taps *rows, int32_t ny,           \
-                                                 int32_t chunk, int32_t nb, int32_t tail,   \
-                                                 int32_t *out) {                            \
-    sums_by_group(rows, ny, chunk, nb, NX, tail, out);                                      \
+                                                 int32_t dcol, int32_t chunk, int32_t nb,   \
+                                                 int32_t tail, int32_t *out) {              \
+    sums_by_group(rows, ny, dcol, chunk, nb, NX, tail, out);                                \
   }
 #define DW_SUMS(NX)                                                                         \
   static __attribute__((noinline)) void sums##NX(const dw_taps *rows, int32_t ny,           \
-                                                 int32_t chunk, int32_t nb, int32_t tail,   \
-                                                 int32_t *out) {                            \
-    sums_by_group(rows, ny, chunk, nb, NX, tail, out);                                      \
+                                                 int32_t dcol, int32_t chunk, int32_t nb,   \
+                                                 int32_t tail, int32_t *out) {              \
+    sums_by_group(rows, ny, dcol, chunk, nb, NX, tail, out);                                \
   }                                                                                         \
   static __attribute__((noinline)) void rows##NX(const dw_taps *rows, int32_t ny,           \
-                                                 int32_t chunk, int32_t nb, int32_t tail,   \
-                                                 int32_t *out) {                            \
-    sums_by_row(rows, ny, chunk, nb, NX, tail, out);                                        \
+                                                 int32_t dcol, int32_t chunk, int32_t nb,   \
+                                                 int32_t tail, int32_t *out) {              \
+    sums_by_row(rows, ny, dcol, chunk, nb, NX, tail, out);                                  \
   }
 DW_SUMS(0)
 DW_SUMS(1)
@@ -755,10 +760,24 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, in
         /* flat: the first tap row's (dilation 1: the rows' oy step by -1, ky by sh) */
         const tt_dsp_word *const d_row = stage + 2 * (kh * kw + ty.o0 * a.cols);
         const tt_dsp_word *const w_row = stage + 2 * ty.k0 * kw;
-        for (int32_t ix = 0; ix < wd; ++ix) {
-          if (row + ix < p0 || row + ix >= p1) continue;
-          const int32_t q = (ix + a.pad_left) % a.sw;
-          const int32_t col = (ix + a.pad_left - q) / a.sw + a.left;  /* tap 0's column */
+        /* the row's positions asked for, and the first one's stride class q and tap 0's
+         * column; the next ones' step along (no division a position) */
+        const int32_t ix0 = p0 > row ? p0 - row : 0, ix1 = p1 - row < wd ? p1 - row : wd;
+        int32_t q = (ix0 + a.pad_left) % a.sw;
+        int32_t col = (ix0 + a.pad_left - q) / a.sw + a.left;
+        /* the tap rows of each class (their dy at column 0: the sums add the column), once
+         * a dx row for the first two classes (at stride 1 or 2 every position's), for a
+         * later class when q comes to it, not at every position (about 10 instructions a
+         * tap row) */
+        dw_taps rows[3][DW_MAX_K];     /* [2]: a later class's */
+        int32_t rows_q = -1;
+        if (!flat)
+          for (int32_t k = 0; k < 2 && k < a.sw; ++k)
+            for (int32_t t = 0; t < ty.n; ++t) {
+              rows[k][t].d = base[t].d;
+              rows[k][t].w = base[t].w + 2 * a.first[k];
+            }
+        for (int32_t ix = ix0; ix < ix1; ++ix) {
           const int32_t at = (row + ix) * c + blk.c0;
           int32_t *const kept = tt_kept(keep, row + ix, c);
           int32_t *out = kept != 0 ? kept + blk.c0 : acc;
@@ -766,13 +785,19 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, in
             flat_of[a.count[q]](d_row + 2 * col, w_row + 2 * a.first[q], ty.n, ds, ws,
                                 blk.chunk, blk.nb, tail, out);
           } else {
-            dw_taps rows[DW_MAX_K];
-            for (int32_t t = 0; t < ty.n; ++t) {
-              rows[t].d = base[t].d + 2 * col;
-              rows[t].w = base[t].w + 2 * a.first[q];
+            const dw_taps *taps = rows[q];
+            if (q > 1) {
+              if (rows_q != q)
+                for (int32_t t = 0; t < ty.n; ++t) {
+                  rows[2][t].d = base[t].d;
+                  rows[2][t].w = base[t].w + 2 * a.first[q];
+                }
+              rows_q = q;
+              taps = rows[2];
             }
-            by_class[q](rows, ty.n, blk.chunk, blk.nb, tail, out);
+            by_class[q](taps, ty.n, 2 * col, blk.chunk, blk.nb, tail, out);
           }
+          if (++q == a.sw) q = 0, ++col;
           if (r != 0) {
             if (draws && !first) {
               r->rng = tt_gdsp_jump(skip, r->rng);
@@ -836,7 +861,7 @@ static void channel_bounds(const dw_layer *a, int32_t ch0, int32_t ch1, uint32_t
     for (; cg < ch1; cg += 8) {
       uint32_t hi0 = 0x80808080u, lo0 = 0x7F7F7F7Fu, hi1 = hi0, lo1 = lo0;
       const int8_t *p = a->dy + cg;
-      if (a->mask != 0) {
+      if (a->mask != 0 && TT_DW_MASKED_BOUNDS) {
         /* each half of the mask byte in its own walk: the eight channels' walk spilled
          * (33 instructions a position, 14 + 16 now: gcc 12 still reloads the mask table's
          * address, and in the second walk the step, each iteration) */
@@ -859,7 +884,7 @@ static void channel_bounds(const dw_layer *a, int32_t ch0, int32_t ch1, uint32_t
     const int8_t *p = a->dy + cg;
     for (int32_t i = cg; i < end; i += a->c, p += a->c) {
       uint32_t v = lanes == 4 ? tt_dsp_load4(p) : tt_dsp_load_partial(p, lanes);
-      if (a->mask != 0) v &= tt_dsp_mask_lanes(tt_dsp_mask_bits(a->mask, i, lanes));
+      if (a->mask != 0 && TT_DW_MASKED_BOUNDS) v &= tt_dsp_mask_lanes(tt_dsp_mask_bits(a->mask, i, lanes));
       DW_RANGE(v, hi, lo);
     }
     for (int32_t l = 0; l < lanes; ++l) out[cg + l - ch0] = range_most(hi, lo, l);
