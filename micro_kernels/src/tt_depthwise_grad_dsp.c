@@ -438,6 +438,26 @@ static inline __attribute__((always_inline)) void row_groups(const tt_dsp_word *
   }
 }
 
+/* Three tap rows of three taps for the groups [o, end), the rows' weights 6 words apart (a
+ * 3x3 kernel of vertical stride 1): each group's accumulators stored once, not loaded and
+ * stored again per row (row_groups' 26 instructions a row and group, 8 of them loop and
+ * accumulators'), the weights at immediate offsets from one pointer. */
+static inline __attribute__((always_inline)) void rows_3x3(const tt_dsp_word *d0,
+                                                           const tt_dsp_word *d1,
+                                                           const tt_dsp_word *d2,
+                                                           const tt_dsp_word *wp,
+                                                           int32_t chunk, int32_t *o,
+                                                           int32_t *const end) {
+  for (; o != end; o += 4, d0 += chunk, d1 += chunk, d2 += chunk, wp += chunk) {
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    DW_ROW(d0, wp, 3);
+    DW_ROW(d1, wp + 6, 3);
+    DW_ROW(d2, wp + 12, 3);
+    tt_dsp_strd((tt_dsp_word *)o, (uint32_t)a0, (uint32_t)a1);
+    tt_dsp_strd((tt_dsp_word *)o + 2, (uint32_t)a2, (uint32_t)a3);
+  }
+}
+
 /* The same (sums_by_group's), the rows outside, the groups inside, the accumulators in memory: a row's two pointers are loaded
  * once, not once per group, and the group loop keeps its state in registers (with the
  * groups outside it spilled: about 23 instructions a group and position against a load
@@ -451,6 +471,17 @@ static inline __attribute__((always_inline)) void sums_by_row(const dw_taps *row
   int32_t part[4];
   if (ny == 0) {                                  /* no tap reads the position */
     for (int32_t i = 0; i < 4 * (nb - 1) + tail; ++i) out[i] = 0;
+    return;
+  }
+  if (NX == 3 && ny == 3 && rows[1].w == rows[0].w + 6 && rows[2].w == rows[1].w + 6) {
+    const tt_dsp_word *const d0 = rows[0].d + dcol, *const d1 = rows[1].d + dcol,
+                      *const d2 = rows[2].d + dcol;
+    rows_3x3(d0, d1, d2, rows[0].w, chunk, out, out + 4 * full);
+    if (full < nb) {
+      const int32_t f = full * chunk;
+      rows_3x3(d0 + f, d1 + f, d2 + f, rows[0].w + f, chunk, part, part + 4);
+      for (int32_t i = 0; i < tail; ++i) out[4 * full + i] = part[i];
+    }
     return;
   }
   const tt_dsp_word *const d_last = rows[0].d + dcol + full * chunk,
