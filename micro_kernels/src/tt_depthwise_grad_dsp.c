@@ -769,7 +769,7 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, in
     sums_fn by_class[DW_MAX_K];
     for (int32_t q = 0; q < a.sw; ++q) {
       const int32_t nx = a.count[q];
-      by_class[q] = nx <= 2 || (nx == 3 && blk.nb >= 3) ? rows_of[nx] : sums_of[nx];
+      by_class[q] = nx <= 2 || (nx == 3 && blk.nb >= 1) ? rows_of[nx] : sums_of[nx];
     }
     for (int32_t b = 0; b < n; ++b) {
       for (int32_t s = 0; s < a.slots; ++s) blk.tag[s] = -1;
