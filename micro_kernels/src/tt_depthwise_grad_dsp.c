@@ -506,12 +506,19 @@ static inline __attribute__((always_inline)) void sums_by_group(const dw_taps *r
                                                        int32_t dcol, int32_t chunk, int32_t nb,
                                                        const int32_t NX, int32_t tail,
                                                        int32_t *out) {
-  const dw_taps *const end = rows + ny;
+  /* the rows at the position's column, so that one offset moves both pointers of a row to
+   * the next group (a second offset a row and group was one more register than the loop
+   * had: gcc 12 reloaded it from the stack, 4-5 instructions a group at 5x5) */
+  dw_taps at[DW_MAX_K];
+  for (int32_t t = 0; t < ny; ++t) {
+    at[t].d = rows[t].d + dcol;
+    at[t].w = rows[t].w;
+  }
+  const dw_taps *const end = at + ny;
   for (int32_t g = 0, off = 0; g < nb; ++g, off += chunk, out += 4) {
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    const int32_t doff = off + dcol;
-    for (const dw_taps *p = rows; p != end; ++p) {
-      const tt_dsp_word *dp = p->d + doff, *wp = p->w + off;
+    for (const dw_taps *p = at; p != end; ++p) {
+      const tt_dsp_word *dp = p->d + off, *wp = p->w + off;
       /* in registers as they are: else gcc 12 folds off into each tap's address, one add
        * per load */
       __asm__("" : "+r"(dp), "+r"(wp));
@@ -572,11 +579,6 @@ typedef void (*sums_fn)(const dw_taps *rows, int32_t ny, int32_t dcol, int32_t c
     sums_by_group(rows, ny, dcol, chunk, nb, NX, tail, out);                                \
   }
 #define DW_SUMS(NX)                                                                         \
-  static __attribute__((noinline)) void sums##NX(const dw_taps *rows, int32_t ny,           \
-                                                 int32_t dcol, int32_t chunk, int32_t nb,   \
-                                                 int32_t tail, int32_t *out) {              \
-    sums_by_group(rows, ny, dcol, chunk, nb, NX, tail, out);                                \
-  }                                                                                         \
   static __attribute__((noinline)) void rows##NX(const dw_taps *rows, int32_t ny,           \
                                                  int32_t dcol, int32_t chunk, int32_t nb,   \
                                                  int32_t tail, int32_t *out) {              \
@@ -691,8 +693,7 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, in
    * channels (tt_gdsp_jumper), whose tables take the staging's last bytes */
   const int draws = r != 0 && r->stochastic && !r->exact && nb < groups;
 
-  static const sums_fn sums_of[DW_MAX_K + 1] = {sums0, sums1, sums2, sums3,
-                                                 sums4, sums5, sums6, sums7, sums8};
+  static const sums_fn sums_of[DW_MAX_K + 1] = {0, 0, 0, 0, sums4, sums5, sums6, sums7, sums8};
   static const sums_fn rows_of[4] = {rows0, rows1, rows2, rows3};
   static const flat_fn flat_of[DW_MAX_K + 1] = {flat0, flat1, flat2, flat3, flat4,
                                                  flat5, flat6, flat7, flat8};
@@ -760,16 +761,15 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, in
     stage_weights(&a, &blk);
     const int32_t tail = blk.nc - 4 * (blk.nb - 1);
     /* each stride class's sums: by row where that was measured faster (a row of at most
-     * two taps, the stride-2 layers: 5-17% fewer instructions a call; of three taps over
-     * at least 3 groups: round 10 measured 2-5% at 16 and more, round 13 the blocks of
-     * 3-15 groups that small stagings and the pruned pass make, 2-7% a call, e.g. the
-     * 113 KB program's op 129 731 K -> 692 K); elsewhere the accumulators in registers pay
-     * more (few groups load a row's pointers few times; 4-7 taps a row hide them): up to
-     * 14% on 8 channels */
+     * two taps, the stride-2 layers: 5-17% fewer instructions a call; of three taps at any
+     * group count since a 3x3 kernel's three rows are summed at once, rows_3x3: round 14
+     * measured 0.1-1.4% fewer a call than by group at 1-2 groups, dw_input_grad.py's
+     * calls at the staging asked for); elsewhere the accumulators in
+     * registers pay more (4-7 taps a row hide a row's pointers) */
     sums_fn by_class[DW_MAX_K];
     for (int32_t q = 0; q < a.sw; ++q) {
       const int32_t nx = a.count[q];
-      by_class[q] = nx <= 2 || (nx == 3 && blk.nb >= 1) ? rows_of[nx] : sums_of[nx];
+      by_class[q] = nx <= 3 ? rows_of[nx] : sums_of[nx];
     }
     for (int32_t b = 0; b < n; ++b) {
       for (int32_t s = 0; s < a.slots; ++s) blk.tag[s] = -1;
