@@ -91,9 +91,9 @@ BOUNDED = len(INPUT_GRAD_SHAPES) - 2
 # channel's own mask bit lets through (its neighbour four lanes down has the bit clear): a
 # bound taken with another lane's mask bits loses it
 SPIKE, SPIKE_CHANNEL = len(INPUT_GRAD_SHAPES) - 4, 5
-# the bounds take |dy| unmasked (masked or not, a bound), eight channels a word pair where c
-# is a multiple of 8: channel 13's spike, its neighbour four lanes down all zeros (a bound
-# taken from the other word's lanes is 0 and the spike's channel is skipped)
+# and where c is a multiple of 8 (the bounds' largest |dy| eight channels a mask byte, its
+# two halves): channel 13's spike, its neighbour four lanes down all zeros (a bound taken
+# from the byte's lower half of lanes is 0, and the spike's channel is skipped)
 SPIKES = {SPIKE: SPIKE_CHANNEL, len(INPUT_GRAD_SHAPES) - 6: 13}
 
 

@@ -49,9 +49,6 @@
  * there the gathered groups still cost less than all channels at up to three quarters
  * live; on mcu_grad_dsp.py's unmasked rows 7 takes 8x8/2 48 @32x32 5% fewer than 6
  * (summed pruned, not whole), and 8 makes four rows 1-6% slower (5x5/1 384 @4x4 most). */
-#ifndef TT_DW_MASKED_BOUNDS
-#define TT_DW_MASKED_BOUNDS 0
-#endif
 #ifndef TT_DW_PRUNE_WHOLE_EIGHTHS
 #define TT_DW_PRUNE_WHOLE_EIGHTHS 7
 #endif
@@ -892,7 +889,7 @@ static void channel_bounds(const dw_layer *a, int32_t ch0, int32_t ch1, uint32_t
     for (; cg < ch1; cg += 8) {
       uint32_t hi0 = 0x80808080u, lo0 = 0x7F7F7F7Fu, hi1 = hi0, lo1 = lo0;
       const int8_t *p = a->dy + cg;
-      if (a->mask != 0 && TT_DW_MASKED_BOUNDS) {
+      if (a->mask != 0) {
         /* each half of the mask byte in its own walk: the eight channels' walk spilled
          * (33 instructions a position, 14 + 16 now: gcc 12 still reloads the mask table's
          * address, and in the second walk the step, each iteration) */
@@ -915,7 +912,7 @@ static void channel_bounds(const dw_layer *a, int32_t ch0, int32_t ch1, uint32_t
     const int8_t *p = a->dy + cg;
     for (int32_t i = cg; i < end; i += a->c, p += a->c) {
       uint32_t v = lanes == 4 ? tt_dsp_load4(p) : tt_dsp_load_partial(p, lanes);
-      if (a->mask != 0 && TT_DW_MASKED_BOUNDS) v &= tt_dsp_mask_lanes(tt_dsp_mask_bits(a->mask, i, lanes));
+      if (a->mask != 0) v &= tt_dsp_mask_lanes(tt_dsp_mask_bits(a->mask, i, lanes));
       DW_RANGE(v, hi, lo);
     }
     for (int32_t l = 0; l < lanes; ++l) out[cg + l - ch0] = range_most(hi, lo, l);
