@@ -459,7 +459,8 @@ static inline __attribute__((always_inline)) void rows_3x3(const tt_dsp_word *d0
  * once, not once per group, and the group loop keeps its state in registers (with the
  * groups outside it spilled: about 23 instructions a group and position against a load
  * and a store of the four accumulators per row now). A partial last group sums into
- * `part`, of which its lanes are copied. */
+ * `part`, of which its lanes are copied. A 3x3 kernel's three rows at vertical stride 1
+ * are summed at once (rows_3x3). */
 static inline __attribute__((always_inline)) void sums_by_row(const dw_taps *rows, int32_t ny,
                                                        int32_t dcol, int32_t chunk, int32_t nb,
                                                        const int32_t NX, int32_t tail,
@@ -496,9 +497,10 @@ static inline __attribute__((always_inline)) void sums_by_row(const dw_taps *row
 }
 
 /* The accumulators of one dx position for the block's channels into out, from its tap
- * rows [rows, rows + ny), the groups outside, the rows inside (the accumulators in
- * registers). NX: the taps per row, a constant of each compiled copy. (Unrolling the rows
- * too, for the interior of a square kernel, made gcc 12 spill.) */
+ * rows [rows, rows + ny) (their dy at column 0, the position's dcol words on), the groups
+ * outside, the rows inside (the accumulators in registers). NX: the taps per row, a
+ * constant of each compiled copy (4-8: fewer go by row, walk). (Unrolling the rows too,
+ * for the interior of a square kernel, made gcc 12 spill.) */
 static inline __attribute__((always_inline)) void sums_by_group(const dw_taps *rows, int32_t ny,
                                                        int32_t dcol, int32_t chunk, int32_t nb,
                                                        const int32_t NX, int32_t tail,
