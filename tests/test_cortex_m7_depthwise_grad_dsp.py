@@ -62,6 +62,7 @@ INPUT_GRAD_SHAPES = [
                                                   # at 8x8 and 5x5 at 4x4), partial groups
     (1, 9, 9, 67, 3, 3, 1, 1, 1, 1, 1),           # 17 groups of 3 taps a row: the sums by
                                                   # row, a partial last group
+    (1, 6, 6, 16, 3, 3, 1, 1, 1, 1, 1),           # SPIKE in the upper four of eight lanes
     (1, 7, 7, 42, 3, 3, 1, 1, 1, 1, 1),           # GRADED: the first pass skips the groups
                                                   # whose bound is under the largest so far
                                                   # (blocks of the chosen groups, a partial
@@ -90,6 +91,10 @@ BOUNDED = len(INPUT_GRAD_SHAPES) - 2
 # channel's own mask bit lets through (its neighbour four lanes down has the bit clear): a
 # bound taken with another lane's mask bits loses it
 SPIKE, SPIKE_CHANNEL = len(INPUT_GRAD_SHAPES) - 4, 5
+# and where c is a multiple of 8 (the bounds' largest |dy| eight channels a mask byte, its
+# two halves): channel 13's spike, its neighbour four lanes down all zeros (a bound taken
+# from the byte's lower half of lanes is 0, and the spike's channel is skipped)
+SPIKES = {SPIKE: SPIKE_CHANNEL, len(INPUT_GRAD_SHAPES) - 6: 13}
 
 
 def staging(name: str, *shape, part: int = 1):
@@ -113,13 +118,16 @@ def input_grad_calls(rng) -> None:
             wt[...] = -128
             mult[:] = mult.max()
         mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
-        if k == SPIKE:
+        if k in SPIKES:
+            spike = SPIKES[k]
             dy = (dy.astype(np.int32) >> 4).astype(np.int8)
-            at = (0, oh // 2, ow // 2, SPIKE_CHANNEL)
-            dy[..., SPIKE_CHANNEL] = 0
+            at = (0, oh // 2, ow // 2, spike)
+            dy[..., spike] = 0
+            if k != SPIKE:
+                dy[..., spike - 4] = 0
             dy[at] = 127
-            wt[..., SPIKE_CHANNEL] = -128
-            mult[SPIKE_CHANNEL] = mult.max()
+            wt[..., spike] = -128
+            mult[spike] = mult.max()
             i = int(np.ravel_multi_index(at, dy.shape))
             mask[i >> 3] |= np.uint8(1 << (i & 7))
             mask[(i - 4) >> 3] &= np.uint8(~(1 << ((i - 4) & 7)) & 0xFF)

@@ -435,13 +435,34 @@ static inline __attribute__((always_inline)) void row_groups(const tt_dsp_word *
   }
 }
 
+/* Three tap rows of three taps for the groups [o, end), the rows' weights 6 words apart (a
+ * 3x3 kernel of vertical stride 1): each group's accumulators stored once, not loaded and
+ * stored again per row (row_groups' 26 instructions a row and group, 8 of them loop and
+ * accumulators'), the weights at immediate offsets from one pointer. */
+static inline __attribute__((always_inline)) void rows_3x3(const tt_dsp_word *d0,
+                                                           const tt_dsp_word *d1,
+                                                           const tt_dsp_word *d2,
+                                                           const tt_dsp_word *wp,
+                                                           int32_t chunk, int32_t *o,
+                                                           int32_t *const end) {
+  for (; o != end; o += 4, d0 += chunk, d1 += chunk, d2 += chunk, wp += chunk) {
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    DW_ROW(d0, wp, 3);
+    DW_ROW(d1, wp + 6, 3);
+    DW_ROW(d2, wp + 12, 3);
+    tt_dsp_strd((tt_dsp_word *)o, (uint32_t)a0, (uint32_t)a1);
+    tt_dsp_strd((tt_dsp_word *)o + 2, (uint32_t)a2, (uint32_t)a3);
+  }
+}
+
 /* The same (sums_by_group's), the rows outside, the groups inside, the accumulators in memory: a row's two pointers are loaded
  * once, not once per group, and the group loop keeps its state in registers (with the
  * groups outside it spilled: about 23 instructions a group and position against a load
  * and a store of the four accumulators per row now). A partial last group sums into
- * `part`, of which its lanes are copied. */
+ * `part`, of which its lanes are copied. A 3x3 kernel's three rows at vertical stride 1
+ * are summed at once (rows_3x3). */
 static inline __attribute__((always_inline)) void sums_by_row(const dw_taps *rows, int32_t ny,
-                                                       int32_t chunk, int32_t nb,
+                                                       int32_t dcol, int32_t chunk, int32_t nb,
                                                        const int32_t NX, int32_t tail,
                                                        int32_t *out) {
   const int32_t full = tail == 4 ? nb : nb - 1;
@@ -450,31 +471,52 @@ static inline __attribute__((always_inline)) void sums_by_row(const dw_taps *row
     for (int32_t i = 0; i < 4 * (nb - 1) + tail; ++i) out[i] = 0;
     return;
   }
-  const tt_dsp_word *const d_last = rows[0].d + full * chunk, *const w_last = rows[0].w + full * chunk;
-  row_groups(rows[0].d, rows[0].w, chunk, out, out + 4 * full, NX, 1);
+  if (NX == 3 && ny == 3 && rows[1].w == rows[0].w + 6 && rows[2].w == rows[1].w + 6) {
+    const tt_dsp_word *const d0 = rows[0].d + dcol, *const d1 = rows[1].d + dcol,
+                      *const d2 = rows[2].d + dcol;
+    rows_3x3(d0, d1, d2, rows[0].w, chunk, out, out + 4 * full);
+    if (full < nb) {
+      const int32_t f = full * chunk;
+      rows_3x3(d0 + f, d1 + f, d2 + f, rows[0].w + f, chunk, part, part + 4);
+      for (int32_t i = 0; i < tail; ++i) out[4 * full + i] = part[i];
+    }
+    return;
+  }
+  const tt_dsp_word *const d_last = rows[0].d + dcol + full * chunk,
+                    *const w_last = rows[0].w + full * chunk;
+  row_groups(rows[0].d + dcol, rows[0].w, chunk, out, out + 4 * full, NX, 1);
   if (full < nb) row_groups(d_last, w_last, chunk, part, part + 4, NX, 1);
   for (int32_t t = 1; t < ny; ++t) {
-    row_groups(rows[t].d, rows[t].w, chunk, out, out + 4 * full, NX, 0);
+    const tt_dsp_word *const dp = rows[t].d + dcol;
+    row_groups(dp, rows[t].w, chunk, out, out + 4 * full, NX, 0);
     if (full < nb)
-      row_groups(rows[t].d + full * chunk, rows[t].w + full * chunk, chunk, part, part + 4,
-                 NX, 0);
+      row_groups(dp + full * chunk, rows[t].w + full * chunk, chunk, part, part + 4, NX, 0);
   }
   if (full < nb)
     for (int32_t i = 0; i < tail; ++i) out[4 * full + i] = part[i];
 }
 
 /* The accumulators of one dx position for the block's channels into out, from its tap
- * rows [rows, rows + ny), the groups outside, the rows inside (the accumulators in
- * registers). NX: the taps per row, a constant of each compiled copy. (Unrolling the rows
- * too, for the interior of a square kernel, made gcc 12 spill.) */
+ * rows [rows, rows + ny) (their dy at column 0, the position's dcol words on), the groups
+ * outside, the rows inside (the accumulators in registers). NX: the taps per row, a
+ * constant of each compiled copy (4-8: fewer go by row, walk). (Unrolling the rows too,
+ * for the interior of a square kernel, made gcc 12 spill.) */
 static inline __attribute__((always_inline)) void sums_by_group(const dw_taps *rows, int32_t ny,
-                                                       int32_t chunk, int32_t nb,
+                                                       int32_t dcol, int32_t chunk, int32_t nb,
                                                        const int32_t NX, int32_t tail,
                                                        int32_t *out) {
-  const dw_taps *const end = rows + ny;
+  /* the rows at the position's column, so that one offset moves both pointers of a row to
+   * the next group (a second offset a row and group was one more register than the loop
+   * had: gcc 12 reloaded it from the stack, 4-5 instructions a group at 5x5) */
+  dw_taps at[DW_MAX_K];
+  for (int32_t t = 0; t < ny; ++t) {
+    at[t].d = rows[t].d + dcol;
+    at[t].w = rows[t].w;
+  }
+  const dw_taps *const end = at + ny;
   for (int32_t g = 0, off = 0; g < nb; ++g, off += chunk, out += 4) {
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    for (const dw_taps *p = rows; p != end; ++p) {
+    for (const dw_taps *p = at; p != end; ++p) {
       const tt_dsp_word *dp = p->d + off, *wp = p->w + off;
       /* in registers as they are: else gcc 12 folds off into each tap's address, one add
        * per load */
@@ -527,24 +569,19 @@ static inline __attribute__((always_inline)) void sums_flat(const tt_dsp_word *d
   }
 }
 
-typedef void (*sums_fn)(const dw_taps *rows, int32_t ny, int32_t chunk, int32_t nb,
-                        int32_t tail, int32_t *out);
+typedef void (*sums_fn)(const dw_taps *rows, int32_t ny, int32_t dcol, int32_t chunk,
+                        int32_t nb, int32_t tail, int32_t *out);
 #define DW_GROUP_SUMS(NX)                                                                   \
   static __attribute__((noinline)) void sums##NX(const dw_taps *rows, int32_t ny,           \
-                                                 int32_t chunk, int32_t nb, int32_t tail,   \
-                                                 int32_t *out) {                            \
-    sums_by_group(rows, ny, chunk, nb, NX, tail, out);                                      \
+                                                 int32_t dcol, int32_t chunk, int32_t nb,   \
+                                                 int32_t tail, int32_t *out) {              \
+    sums_by_group(rows, ny, dcol, chunk, nb, NX, tail, out);                                \
   }
 #define DW_SUMS(NX)                                                                         \
-  static __attribute__((noinline)) void sums##NX(const dw_taps *rows, int32_t ny,           \
-                                                 int32_t chunk, int32_t nb, int32_t tail,   \
-                                                 int32_t *out) {                            \
-    sums_by_group(rows, ny, chunk, nb, NX, tail, out);                                      \
-  }                                                                                         \
   static __attribute__((noinline)) void rows##NX(const dw_taps *rows, int32_t ny,           \
-                                                 int32_t chunk, int32_t nb, int32_t tail,   \
-                                                 int32_t *out) {                            \
-    sums_by_row(rows, ny, chunk, nb, NX, tail, out);                                        \
+                                                 int32_t dcol, int32_t chunk, int32_t nb,   \
+                                                 int32_t tail, int32_t *out) {              \
+    sums_by_row(rows, ny, dcol, chunk, nb, NX, tail, out);                                  \
   }
 DW_SUMS(0)
 DW_SUMS(1)
@@ -655,8 +692,7 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, in
    * channels (tt_gdsp_jumper), whose tables take the staging's last bytes */
   const int draws = r != 0 && r->stochastic && !r->exact && nb < groups;
 
-  static const sums_fn sums_of[DW_MAX_K + 1] = {sums0, sums1, sums2, sums3,
-                                                 sums4, sums5, sums6, sums7, sums8};
+  static const sums_fn sums_of[DW_MAX_K + 1] = {0, 0, 0, 0, sums4, sums5, sums6, sums7, sums8};
   static const sums_fn rows_of[4] = {rows0, rows1, rows2, rows3};
   static const flat_fn flat_of[DW_MAX_K + 1] = {flat0, flat1, flat2, flat3, flat4,
                                                  flat5, flat6, flat7, flat8};
@@ -724,16 +760,15 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, in
     stage_weights(&a, &blk);
     const int32_t tail = blk.nc - 4 * (blk.nb - 1);
     /* each stride class's sums: by row where that was measured faster (a row of at most
-     * two taps, the stride-2 layers: 5-17% fewer instructions a call; of three taps over
-     * at least 3 groups: round 10 measured 2-5% at 16 and more, round 13 the blocks of
-     * 3-15 groups that small stagings and the pruned pass make, 2-7% a call, e.g. the
-     * 113 KB program's op 129 731 K -> 692 K); elsewhere the accumulators in registers pay
-     * more (few groups load a row's pointers few times; 4-7 taps a row hide them): up to
-     * 14% on 8 channels */
+     * two taps, the stride-2 layers: 5-17% fewer instructions a call; of three taps at any
+     * group count since a 3x3 kernel's three rows are summed at once, rows_3x3: round 14
+     * measured 0.1-1.4% fewer a call than by group at 1-2 groups, dw_input_grad.py's
+     * calls at the staging asked for); elsewhere the accumulators in
+     * registers pay more (4-7 taps a row hide a row's pointers) */
     sums_fn by_class[DW_MAX_K];
     for (int32_t q = 0; q < a.sw; ++q) {
       const int32_t nx = a.count[q];
-      by_class[q] = nx <= 2 || (nx == 3 && blk.nb >= 3) ? rows_of[nx] : sums_of[nx];
+      by_class[q] = nx <= 3 ? rows_of[nx] : sums_of[nx];
     }
     for (int32_t b = 0; b < n; ++b) {
       for (int32_t s = 0; s < a.slots; ++s) blk.tag[s] = -1;
@@ -755,10 +790,24 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, in
         /* flat: the first tap row's (dilation 1: the rows' oy step by -1, ky by sh) */
         const tt_dsp_word *const d_row = stage + 2 * (kh * kw + ty.o0 * a.cols);
         const tt_dsp_word *const w_row = stage + 2 * ty.k0 * kw;
-        for (int32_t ix = 0; ix < wd; ++ix) {
-          if (row + ix < p0 || row + ix >= p1) continue;
-          const int32_t q = (ix + a.pad_left) % a.sw;
-          const int32_t col = (ix + a.pad_left - q) / a.sw + a.left;  /* tap 0's column */
+        /* the row's positions asked for, and the first one's stride class q and tap 0's
+         * column; the next ones' step along (no division a position) */
+        const int32_t ix0 = p0 > row ? p0 - row : 0, ix1 = p1 - row < wd ? p1 - row : wd;
+        int32_t q = (ix0 + a.pad_left) % a.sw;
+        int32_t col = (ix0 + a.pad_left - q) / a.sw + a.left;
+        /* the tap rows of each class (their dy at column 0: the sums add the column), once
+         * a dx row for the first two classes (at stride 1 or 2 every position's), for a
+         * later class when q comes to it, not at every position (about 10 instructions a
+         * tap row) */
+        dw_taps rows[3][DW_MAX_K];     /* [2]: a later class's */
+        int32_t rows_q = -1;
+        if (!flat)
+          for (int32_t k = 0; k < 2 && k < a.sw; ++k)
+            for (int32_t t = 0; t < ty.n; ++t) {
+              rows[k][t].d = base[t].d;
+              rows[k][t].w = base[t].w + 2 * a.first[k];
+            }
+        for (int32_t ix = ix0; ix < ix1; ++ix) {
           const int32_t at = (row + ix) * c + blk.c0;
           int32_t *const kept = tt_kept(keep, row + ix, c);
           int32_t *out = kept != 0 ? kept + blk.c0 : acc;
@@ -766,13 +815,19 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, in
             flat_of[a.count[q]](d_row + 2 * col, w_row + 2 * a.first[q], ty.n, ds, ws,
                                 blk.chunk, blk.nb, tail, out);
           } else {
-            dw_taps rows[DW_MAX_K];
-            for (int32_t t = 0; t < ty.n; ++t) {
-              rows[t].d = base[t].d + 2 * col;
-              rows[t].w = base[t].w + 2 * a.first[q];
+            const dw_taps *taps = rows[q];
+            if (q > 1) {
+              if (rows_q != q)
+                for (int32_t t = 0; t < ty.n; ++t) {
+                  rows[2][t].d = base[t].d;
+                  rows[2][t].w = base[t].w + 2 * a.first[q];
+                }
+              rows_q = q;
+              taps = rows[2];
             }
-            by_class[q](rows, ty.n, blk.chunk, blk.nb, tail, out);
+            by_class[q](taps, ty.n, 2 * col, blk.chunk, blk.nb, tail, out);
           }
+          if (++q == a.sw) q = 0, ++col;
           if (r != 0) {
             if (draws && !first) {
               r->rng = tt_gdsp_jump(skip, r->rng);
