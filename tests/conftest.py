@@ -65,6 +65,20 @@ def board_objects_folder(tmp_path_factory) -> None:
     board_build.ROOT = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+@pytest.fixture(scope="session", autouse=True)
+def generated_rig_kernels(board_objects_folder):
+    """Every generated folder's `make rig` (tflite_train.codegen.rig._make) links the kernels'
+    objects compiled once per session and flags (board_build.shared_rig_make) instead of
+    compiling micro_kernels/src again; test_shared_rig_kernels checks the programs are the
+    same bytes."""
+    import board_build
+    from tflite_train.codegen import rig
+    from tflite_train.runtime.build import MICRO_KERNELS
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rig, "_make", board_build.shared_rig_make(rig._make, Path(MICRO_KERNELS)))
+        yield
+
+
 @pytest.fixture(scope="session")
 def zoo() -> dict[str, Path]:
     """name -> path of every model in tests/modelzoo.py, built once per source version.
