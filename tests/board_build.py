@@ -169,3 +169,44 @@ def shared_rig_make(original, kernel_dir: Path):
     _make.shared_kernels = True
     _make.__wrapped__ = original
     return _make
+
+
+# --- any other build the tests repeat ------------------------------------------------------
+
+@lru_cache(maxsize=None)
+def _version(compiler: str) -> str:
+    return subprocess.run([compiler, "--version"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def built_once(kind: str, compilers, flags, inputs, build) -> Path:
+    """`build(folder)` run once per session and key in a folder of its own, which it
+    returns: the key is the compilers' versions, the flags and the bytes of every file in
+    `inputs` (files, or folders taken whole). A second caller (another xdist worker) waits
+    for the first one's build; a build that fails leaves nothing behind."""
+    h = hashlib.sha256(kind.encode())
+    for c in compilers:
+        h.update(_version(c).encode())
+    h.update("\0".join(map(str, flags)).encode())
+    for item in map(Path, inputs):
+        for path in sorted(item.rglob("*")) if item.is_dir() else [item]:
+            if path.is_file():
+                h.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    global ROOT
+    if ROOT is None:
+        ROOT = Path(tempfile.mkdtemp(prefix="tt-board-"))
+        atexit.register(shutil.rmtree, ROOT, True)
+    folder = ROOT / kind / h.hexdigest()[:20]
+    done = folder / "done"
+    if done.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            for old in folder.iterdir():
+                if old.name != ".lock":
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
+            build(folder)
+            done.touch()
+    return folder
