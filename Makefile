@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test:
-	$(PY) -m pytest -n 2 -q --durations=20 tests
+	$(PY) -m pytest -n 2 --dist worksteal -q --durations=20 tests
 
 demo:
 	$(PY) -m tflite_train.demo

@@ -65,6 +65,72 @@ def board_objects_folder(tmp_path_factory) -> None:
     board_build.ROOT = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+@pytest.fixture(scope="session", autouse=True)
+def generated_rig_kernels(board_objects_folder):
+    """Every generated folder's `make rig` (tflite_train.codegen.rig._make) links the kernels'
+    objects compiled once per session and flags (board_build.shared_rig_make) instead of
+    compiling micro_kernels/src again; test_shared_rig_kernels checks the programs are the
+    same bytes."""
+    import board_build
+    from tflite_train.codegen import rig
+    from tflite_train.runtime.build import MICRO_KERNELS
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(rig, "_make", board_build.shared_rig_make(rig._make, Path(MICRO_KERNELS)))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_caches(generated_rig_kernels, tmp_path_factory):
+    """The code generator's plans kept by their inputs (session_cache.cached_build), and the
+    snapshot of tflite_train's modules that tells a test's monkeypatch from the session's own
+    code (taken after the session's own patches). Each worker writes what the caches saved
+    to the session's folder (session-cache-WORKER.txt)."""
+    import session_cache
+    import tflite_train.codegen as codegen
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(codegen, "build", session_cache.cached_build(codegen.build))
+        session_cache.take_snapshot()
+        yield
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    (root / f"session-cache-{worker}.txt").write_text(f"{session_cache.stats}\n")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def child_cpu_by_command(tmp_path_factory):
+    """With TT_TEST_CPU set: the CPU time of the commands the tests run (subprocess.run, with
+    everything they wait for: make's compilers), summed by command, into
+    child-cpu-WORKER.txt in the session's folder: where a run's time goes."""
+    if not os.environ.get("TT_TEST_CPU"):
+        yield
+        return
+    import resource
+    totals: dict[str, float] = {}
+    run = subprocess.run
+
+    def timed(args, *a, **kw):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        try:
+            return run(args, *a, **kw)
+        finally:
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            argv = args if isinstance(args, (list, tuple)) else str(args).split()
+            name = Path(str(argv[0])).name if argv else "?"
+            if name == "make" and "rig" in map(str, argv):
+                name = "make rig"
+            totals[name] = totals.get(name, 0.0) + (after.ru_utime - before.ru_utime) + \
+                (after.ru_stime - before.ru_stime)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(subprocess, "run", timed)
+        yield
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    (root / f"child-cpu-{worker}.txt").write_text(
+        "".join(f"{v:9.1f} {k}\n" for k, v in sorted(totals.items(), key=lambda kv: -kv[1])))
+
+
 @pytest.fixture(scope="session")
 def zoo() -> dict[str, Path]:
     """name -> path of every model in tests/modelzoo.py, built once per source version.

@@ -723,30 +723,42 @@ def zoo_paths() -> list[Path]:
 
 
 def sanitized_glue(folder: Path) -> tuple[Path, dict] | None:
-    """The glue and kernels built with AddressSanitizer + UBSan into `folder`, and the
-    environment that preloads the sanitizers' runtimes (None when gcc has none). UBSan's vptr
-    check is off: the glue calls the wheel's MicroContext through tt_tflm_compat.h's
-    declaration of it, a type UBSan cannot know is the same one."""
+    """The glue and kernels built with AddressSanitizer + UBSan, and the environment that
+    preloads the sanitizers' runtimes (None when gcc has none). UBSan's vptr check is off:
+    the glue calls the wheel's MicroContext through tt_tflm_compat.h's declaration of it, a
+    type UBSan cannot know is the same one. Built once per test session and sources
+    (board_build.built_once: test_fuzz and test_tflm_engine load the same library); outside
+    a session, into `folder`."""
     from conftest import sanitizer_runtimes
     runtimes = sanitizer_runtimes()
     if runtimes is None:
         return None
     asan, ubsan = runtimes
     kernels = ROOT / "micro_kernels"
-    lib = folder / "libtt_tflm_wheel.so"
     sanitize = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize=vptr",
                 "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer", "-fPIC"]
-    objs = []
-    for src in sorted((kernels / "src").glob("*.c")):
-        objs.append(folder / f"{src.stem}.o")
-        subprocess.run(["gcc", "-std=c99", *sanitize, "-I", str(kernels / "include"), "-c",
-                        str(src), "-o", str(objs[-1])], check=True)
-    subprocess.run(["g++", "-std=c++17", *sanitize, "-shared", "-DTT_TFLM_WHEEL_ABI",
-                    "-DFLATBUFFERS_LOCALE_INDEPENDENT=0", "-I", str(kernels / "include"),
-                    "-I", str(kernels / "tflm"), str(kernels / "tflm" / "tt_tflm_ops.cc"),
-                    str(kernels / "tflm" / "tt_tflm_forward_ops.cc"),
-                    str(kernels / "tflm" / "tt_tflm_wheel.cc"), *map(str, objs), "-o",
-                    str(lib)], check=True)
+
+    def build(into: Path) -> None:
+        objs = []
+        for src in sorted((kernels / "src").glob("*.c")):
+            objs.append(into / f"{src.stem}.o")
+            subprocess.run(["gcc", "-std=c99", *sanitize, "-I", str(kernels / "include"), "-c",
+                            str(src), "-o", str(objs[-1])], check=True)
+        subprocess.run(["g++", "-std=c++17", *sanitize, "-shared", "-DTT_TFLM_WHEEL_ABI",
+                        "-DFLATBUFFERS_LOCALE_INDEPENDENT=0", "-I", str(kernels / "include"),
+                        "-I", str(kernels / "tflm"), str(kernels / "tflm" / "tt_tflm_ops.cc"),
+                        str(kernels / "tflm" / "tt_tflm_forward_ops.cc"),
+                        str(kernels / "tflm" / "tt_tflm_wheel.cc"), *map(str, objs), "-o",
+                        str(into / "libtt_tflm_wheel.so")], check=True)
+    import board_build
+    if board_build.ROOT is None:
+        build(folder)
+        lib = folder / "libtt_tflm_wheel.so"
+    else:
+        lib = board_build.built_once(
+            "sanitized-glue", ("gcc", "g++"), sanitize,
+            [kernels / "src", kernels / "include", kernels / "tflm"], build) / \
+            "libtt_tflm_wheel.so"
     env = {"LD_PRELOAD": f"{asan} {ubsan}", "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
            "UBSAN_OPTIONS": "halt_on_error=1:abort_on_error=1:print_stacktrace=1"}
     return lib, env

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import session_cache
+
 from conftest import ROOT, require_tool, shared_file, shared_model
 from tflite_train import augment, memory, tflite_io
 from tflite_train.autodiff import Hyper
@@ -44,10 +46,18 @@ SCHEMES = ROOT / "benchmarks" / "schemes"
 
 def training_model(tmp_path: Path, source, scheme: str, classes=4, hyper=None, fuse=True,
                    name="m") -> Path:
-    r = augment.augment(tflite_io.load(source), scheme, classes, hyper or Hyper(), fuse=fuse)
-    path = tmp_path / f"{name}.train.tflite"
-    tflite_io.save(r.graph, path)
-    return path
+    """SOURCE augmented with SCHEME (a built-in name or a JSON file), written to
+    tmp_path/NAME.train.tflite; once per session and inputs (session_cache)."""
+    hyper = hyper or Hyper()
+
+    def make(path):
+        r = augment.augment(tflite_io.load(source), scheme, classes, hyper, fuse=fuse)
+        tflite_io.save(r.graph, path)
+    scheme_file = Path(scheme)
+    key = ("training_model", Path(source).read_bytes(), scheme,
+           scheme_file.read_bytes() if scheme_file.is_file() else None, classes, repr(hyper),
+           fuse)
+    return session_cache.model_file(tmp_path / f"{name}.train.tflite", key, make)
 
 
 def ratio_scheme(tmp_path: Path, layers: list[tuple[int, float]], n_bias: int) -> str:

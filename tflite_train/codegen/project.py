@@ -62,8 +62,12 @@ ARM_CC       ?= arm-none-eabi-gcc
 RIG_CFLAGS   ?= -std=c99 -O2 -Wall -Wextra {cpu}
 SRAM_BUDGET  ?= 262144
 FLASH_BUDGET ?= 1048576
+# The kernels' objects, compiled here by default; a caller that builds many programs with
+# the same flags (`make -n rig` prints them) may pass the objects it compiled once, in the
+# same order: they are used as given, never rebuilt.
+RIG_KERNEL_OBJS ?= $(TFLITE_TRAIN_C_SRCS:$(TFLITE_TRAIN_DIR)/src/%.c=$(OUT)/rig/%.o)
 RIG_OBJS := $(OUT)/rig/tt_model.o $(OUT)/rig/rig_main.o $(OUT)/rig/startup.o \\
-            $(TFLITE_TRAIN_C_SRCS:$(TFLITE_TRAIN_DIR)/src/%.c=$(OUT)/rig/%.o)
+            $(RIG_KERNEL_OBJS)
 RIG_TARGET  := $(TFLITE_TRAIN_DIR)/targets/mps2_an500
 RIG_STARTUP := $(RIG_TARGET)/startup.c
 

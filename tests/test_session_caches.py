@@ -1,0 +1,67 @@
+"""The test suite's shortcuts, which must not change what the tests check.
+
+The generated programs on the rig (conftest's generated_rig_kernels,
+board_build.shared_rig_make): `make rig` links the kernels' objects
+compiled once per session and flags (the Makefile's RIG_KERNEL_OBJS) instead of compiling
+micro_kernels/src in every folder. The ELF it links must be the very bytes the folder's own
+`make rig` links, for both kernel builds and with the lean stack's defines, or every rig
+test would be checking a different program than a user gets."""
+from __future__ import annotations
+
+import pytest
+
+import session_cache
+
+from conftest import require_tool
+from test_codegen import training_model
+from test_codegen_chain import chain_model
+from tflite_train.autodiff import Hyper
+from tflite_train.codegen import check, generate, rig
+from tflite_train.codegen.project import rig_files, write_files
+
+
+# keys other tests build anyway: the lean stack's DSP kernels, the portable ones
+@pytest.mark.parametrize("kernels,lean", [("dsp", True), ("portable", False)])
+def test_shared_kernel_objects_link_the_same_program(tmp_path, kernels, lean):
+    require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    assert getattr(rig._make, "shared_kernels", False), "conftest no longer wraps rig._make"
+    model = training_model(tmp_path, chain_model(tmp_path / "chain.tflite"), "last:4",
+                           hyper=Hyper(grad="int8"))
+    out = tmp_path / "gen"
+    program, _ = generate(model, out, lean_stack=lean)
+    xs, labels = check.samples(program, 1, seed=3)
+    write_files(out, rig_files(program, xs, labels))
+    own = rig._make.__wrapped__(out, rig.SRAM_BUDGET, rig.FLASH_BUDGET, kernels, out="own")
+    assert own.returncode == 0, own.stderr[-2000:]
+    shared = rig._make(out, rig.SRAM_BUDGET, rig.FLASH_BUDGET, kernels, out="shared")
+    assert shared.returncode == 0, shared.stderr[-2000:]
+    # the shortcut was taken: only the program's own three objects were compiled here
+    assert sorted(p.name for p in (out / "shared" / "rig").glob("*.o")) == \
+        ["rig_main.o", "startup.o", "tt_model.o"]
+    assert len(list((out / "own" / "rig").glob("*.o"))) > 3
+    assert (out / "shared" / "rig.elf").read_bytes() == (out / "own" / "rig.elf").read_bytes()
+
+
+def test_plans_are_kept_by_their_inputs_and_not_while_patched(tmp_path, monkeypatch):
+    """session_cache: the same model planned twice is one plan (a copy each time, the same
+    C); a test that replaces a planner function gets a plan of its own code, and a plan made
+    so is not kept."""
+    from tflite_train import codegen
+    from tflite_train.codegen import load
+    from tflite_train.codegen import program as P
+    assert getattr(codegen.build, "__wrapped__", None) is not None, "conftest no longer wraps"
+    # (test_codegen_chain's model: this arena does not need its two streams, forcing them
+    # changes the plan)
+    model = training_model(tmp_path, chain_model(tmp_path / "chain.tflite"), "last:4",
+                           hyper=Hyper(grad="int8", seed=11))
+    before = dict(session_cache.stats)
+    first, second = load(model), load(model)
+    assert session_cache.stats["plan hits"] - before["plan hits"] >= 1
+    assert first is not second and first.plan is not second.plan
+    assert codegen.files(first, "m") == codegen.files(second, "m")
+    streamed = first.streamed
+    monkeypatch.setattr(P, "choose_streams", lambda graph, outside: P.blocks(graph))
+    patched = load(model)
+    assert patched.streamed != streamed
+    monkeypatch.undo()
+    assert load(model).streamed == streamed
