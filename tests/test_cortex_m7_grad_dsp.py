@@ -208,6 +208,36 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
             rig_p(mult, C.c_int16), C.c_float(0.001), 1, 1,
             C.byref(c_kernels.Window(1, 1, 1, 1, 0, 0)), 4, 4, 8, dx, scale, state, scratch,
             kept)
+    # the first pass's pruned rows (pruned_rows8: 32 outputs, unmasked, 24 or more unkept
+    # rows): the maximum at one unkept row whose bound is exact (Cauchy-Schwarz with
+    # equality: its dy is 12 times a staged column, every column the same norm, the
+    # multipliers 1) and a kept row's maximum one below it, the other rows small. A bound
+    # one short, a row norm short of a lane, or a row's norm read for its neighbour's,
+    # prunes the row and misses A. The
+    # row and its column move: unkept at either kept split (16 and 40 of 64 rows kept), the
+    # column in the first block of 8 and in the second (the norms kept from the first)
+    base = np.array([(o % 9) + 1 for o in range(32)], np.int64)
+    signs = np.array([[1 if (o * (c + 3) + c) % 5 < 2 else -1 for c in range(16)]
+                      for o in range(32)])
+    wt = (base[:, None] * signs).astype(np.int8).reshape(32, 1, 1, 16)
+    for top, col, kept_row in ((60, 13, 3), (40, 2, 8), (47, 9, 0)):
+        dy = rng.integers(-1, 2, (64, 32)).astype(np.int8)
+        dy[top] = 12 * wt[:, 0, 0, col]
+        dy[kept_row] = dy[top]
+        dy[kept_row, 0] -= np.sign(dy[kept_row, 0])          # |w[0, c]| = 1: one less
+        acc = dy.astype(np.int64) @ wt[:, 0, 0, :].astype(np.int64)
+        assert np.argmax(np.abs(acc).max(axis=1)) == top
+        assert np.abs(acc[kept_row]).max() == np.abs(acc[top]).max() - 1
+        for kept, stochastic in ((0, False), (0, True), (24, True)):
+            dx, scale = np.zeros((1, 8, 8, 16), np.int8), np.zeros(1, np.float32)
+            state = c_kernels.UpdateState(11, 3)
+            scratch = np.zeros(kept * 16, np.int32) if kept else None
+            lib.tt_conv2d_input_grad_s8(
+                i8(dy.reshape(1, 8, 8, 32)), rig_p(np.array([0.01], np.float32), C.c_float),
+                None, 1, 8, 8, 32, i8(wt), rig_p(np.ones(32, np.int16), C.c_int16),
+                C.c_float(0.001), 1, 1, C.byref(c_kernels.Window(1, 1, 1, 1, 0, 0)), 8, 8, 16,
+                i8(dx), rig_p(scale, C.c_float), C.byref(state) if stochastic else None,
+                rig_p(scratch, C.c_int32), kept)
     # multipliers outside [0, 2^8] (not what augment makes): the portable code
     dy, wt = dy_of(rng, (1, 3, 3, 6), False), rng.integers(-128, 128, (6, 1, 1, 5)).astype(np.int8)
     for bad in (300, -5):
