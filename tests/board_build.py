@@ -33,13 +33,22 @@ GCC = "arm-none-eabi-gcc"
 
 
 @lru_cache(maxsize=None)
-def _compiler_version() -> str:
-    return subprocess.run([GCC, "--version"], capture_output=True, text=True,
+def _version(compiler: str) -> str:
+    return subprocess.run([compiler, "--version"], capture_output=True, text=True,
                           check=True).stdout
 
 
+def _root() -> Path:
+    """ROOT, or (a benchmark: mcu_forward.py, ...) a temporary folder removed at exit."""
+    global ROOT
+    if ROOT is None:
+        ROOT = Path(tempfile.mkdtemp(prefix="tt-board-"))
+        atexit.register(shutil.rmtree, ROOT, True)
+    return ROOT
+
+
 def _key(sources: tuple[Path, ...], flags: tuple[str, ...]) -> str:
-    h = hashlib.sha256(_compiler_version().encode())
+    h = hashlib.sha256(_version(GCC).encode())
     h.update("\0".join(flags).encode())
     # nano.specs changes the include path (newlib-nano's newlib.h) as well as the link
     for spec in (f.split("=", 1)[1] for f in flags if f.startswith("--specs=")):
@@ -62,12 +71,7 @@ def objects(sources, flags) -> list[Path]:
     `flags` are the whole command's (link options included: gcc ignores them with -c, and
     the specs files also change the include path)."""
     sources, flags = tuple(Path(s) for s in sources), tuple(flags)
-    global ROOT
-    if ROOT is None:                   # a benchmark (mcu_forward.py, ...): removed at exit
-        ROOT = Path(tempfile.mkdtemp(prefix="tt-board-"))
-        atexit.register(shutil.rmtree, ROOT, True)
-    root = ROOT
-    folder = root / "board-objects" / _key(sources, flags)
+    folder = _root() / "board-objects" / _key(sources, flags)
     folder.mkdir(parents=True, exist_ok=True)
     # distinct names for sources of the same name in different folders
     objs = [folder / f"{k:02d}-{s.stem}.o" for k, s in enumerate(sources)]
@@ -99,6 +103,8 @@ import re
 import shlex
 from contextlib import contextmanager
 
+# the options whose argument (joined or the next one) is a file or folder
+_PATH_FLAGS = ("-iquote", "-isystem", "-idirafter", "-include", "-imacros", "-I")
 _INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
 
 
@@ -147,6 +153,12 @@ def rig_kernel_lines(dry_run: str, folder: Path, kernel_dir: Path):
         if {p.name for p in folder.glob("*.h")} & _included_names(kernel_dir):
             return None
         flags = [f for f in flags if f != "-I."]
+    # objects() compiles from another folder than make: any other relative path would name
+    # other files there (and the key would hash those)
+    for flag, after in zip(flags, [*flags[1:], ""]):
+        prefix = next((p for p in _PATH_FLAGS if flag.startswith(p)), None)
+        if prefix is not None and not os.path.isabs(flag[len(prefix):] or after):
+            return None
     return sources, flags
 
 
@@ -164,6 +176,8 @@ def shared_rig_make(original, kernel_dir: Path):
             objs = objects(*found)
         except subprocess.CalledProcessError:
             return original(folder, *args, **kwargs)    # the folder's build says what failed
+        if any(any(c.isspace() for c in str(o)) for o in objs):
+            return original(folder, *args, **kwargs)    # make splits the list at spaces
         with _env(RIG_KERNEL_OBJS=" ".join(map(str, objs))):
             return original(folder, *args, **kwargs)
     _make.shared_kernels = True
@@ -172,12 +186,6 @@ def shared_rig_make(original, kernel_dir: Path):
 
 
 # --- any other build the tests repeat ------------------------------------------------------
-
-@lru_cache(maxsize=None)
-def _version(compiler: str) -> str:
-    return subprocess.run([compiler, "--version"], capture_output=True, text=True,
-                          check=True).stdout
-
 
 def built_once(kind: str, compilers, flags, inputs, build) -> Path:
     """`build(folder)` run once per session and key in a folder of its own, which it
@@ -192,11 +200,7 @@ def built_once(kind: str, compilers, flags, inputs, build) -> Path:
         for path in sorted(item.rglob("*")) if item.is_dir() else [item]:
             if path.is_file():
                 h.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
-    global ROOT
-    if ROOT is None:
-        ROOT = Path(tempfile.mkdtemp(prefix="tt-board-"))
-        atexit.register(shutil.rmtree, ROOT, True)
-    folder = ROOT / kind / h.hexdigest()[:20]
+    folder = _root() / kind / h.hexdigest()[:20]
     done = folder / "done"
     if done.exists():
         return folder

@@ -9,10 +9,10 @@ options; the graph's serialized bytes and the model bytes for a plan) and lives 
 session's temporary folder or memory, never in the source tree, never in another session.
 The code computing them is the session's own, unless a test has replaced part of it:
 `unpatched()` compares every tflite_train module's attributes (and the entries its
-module-level dicts had) with what they were when the session started, and a call made while
-anything differs (a test's monkeypatch of a planner function, an op's registry entry) is
-computed afresh and not stored. (A module attribute a test mutates in place, not through
-setattr or setitem, would not be seen.)
+module-level dicts and its classes had) with what they were when the session started, and a
+call made while anything differs (a test's monkeypatch of a planner function, of a method,
+an op's registry entry) is computed afresh and not stored. (A module attribute a test
+mutates in place, not through setattr or setitem, would not be seen.)
 """
 from __future__ import annotations
 
@@ -34,10 +34,17 @@ stats = {"model hits": 0, "model misses": 0, "plan hits": 0, "plan misses": 0, "
 
 
 def _state(module) -> dict[str, object]:
+    """Each attribute's identity and, of a dict or of a class the module defines (a test may
+    patch a method: monkeypatch.setattr(Trainer, "step", ...)), its entries' identities."""
     out = {}
     for name, value in list(vars(module).items()):
-        out[name] = (id(value), {k: id(v) for k, v in list(value.items())}
-                     if isinstance(value, dict) and name != "__builtins__" else None)
+        entries = None
+        if isinstance(value, dict) and name != "__builtins__":
+            entries = value
+        elif isinstance(value, type) and value.__module__ == module.__name__:
+            entries = vars(value)
+        out[name] = (id(value), None if entries is None else
+                     {k: id(v) for k, v in list(entries.items())})
     return out
 
 

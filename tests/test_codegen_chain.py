@@ -11,9 +11,10 @@ generated program no other test runs, on x86 and on the Cortex-M7 rig.
     generated C): both APIs return TT_MODEL_ERROR_KERNEL before any row is read, nothing
     trained.
   - The fused pointwise weight update with the default rule (tt_dsp_pointwise_weight_update_run,
-    from the sums' registers) inside the program on the rig, from both stagings (int16, and
-    int8 where the staging is cut to 3/4, too little for int16) and both ends of a layer's
-    channels (whole blocks of eight only, and a partial last block): the rig's harness counts
+    from the sums' registers) inside the program on the rig, from the int16 staging whole and
+    in chunks (where the arena's staging is cut below the int16 level: the int8 form is not
+    offered where the chunked path takes the layer, so its run is the kernels' edge shapes',
+    test_cortex_m7_grad_dsp) and both ends of a layer's channels (whole blocks of eight only, and a partial last block): the rig's harness counts
     the channels its runs take, of each kind. Bit-identical to --engine c (losses, regions,
     scores).
 
@@ -74,21 +75,22 @@ def chain_model(path):
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     """(program, folder): the chain (both streams forced: this arena does not need them) and
-    the two last-run pointwise updates' staging cut to 3/4 (their int8 form)."""
+    the two last-run pointwise updates' arena staging cut to 3/4 of their int16 level, which
+    leaves them the chunked path."""
     from tflite_train.codegen import program as P
     tmp = tmp_path_factory.mktemp("chain")
     model = training_model(tmp, chain_model(tmp / "chain.tflite"), "last:4",
                            hyper=Hyper(grad="int8"))
     level = P.level_staging
 
-    def int8_for_two(graph, arena_of, *args, **kwargs):
+    def below_int16_for_two(graph, arena_of, *args, **kwargs):
         stages = level(graph, arena_of, *args, **kwargs)
         for k in sorted(stages)[:2]:            # the backward's first two: the last layers
             stages[k] = stages[k] * 3 // 4
         return stages
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(P, "choose_streams", lambda graph, outside: P.blocks(graph))
-        mp.setattr(P, "level_staging", int8_for_two)
+        mp.setattr(P, "level_staging", below_int16_for_two)
         # (the cut stagings kept: not widened into the free arena again)
         mp.setattr(P, "widen_staging", lambda graph, calls, plan: {})
         program, _ = generate(model, tmp / "gen", input_rows=True)

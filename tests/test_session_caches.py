@@ -65,3 +65,41 @@ def test_plans_are_kept_by_their_inputs_and_not_while_patched(tmp_path, monkeypa
     assert patched.streamed != streamed
     monkeypatch.undo()
     assert load(model).streamed == streamed
+
+
+def test_kernel_lines_are_taken_only_with_flags_that_mean_the_same_anywhere(tmp_path):
+    """board_build.rig_kernel_lines: the kernels' compile lines of `make -n rig`, in order,
+    with `-I.` dropped (nothing of the folder's is included); None, so that the folder builds
+    its own, where a relative path would name other files from the objects' folder, or the
+    lines do not have one set of flags."""
+    import board_build
+    kernels, folder = tmp_path / "k", tmp_path / "gen"
+    (kernels / "src").mkdir(parents=True)
+    folder.mkdir()
+    for name in ("a", "b"):
+        (kernels / "src" / f"{name}.c").write_text('#include "tt_kernels.h"\n')
+
+    def dry(*flags, second=None):
+        line = lambda src, f: " ".join([board_build.GCC, *f, "-c", "-o", f"build/{src}.o",  # noqa: E731
+                                        str(kernels / "src" / f"{src}.c")])
+        return "\n".join([line("a", flags), line("b", second or flags), "gcc tt_model.c"])
+    flags = ["-O2", "-I.", f"-I{kernels / 'include'}", "-include", str(kernels / "x.h")]
+    sources, got = board_build.rig_kernel_lines(dry(*flags), folder, kernels)
+    assert sources == [kernels / "src" / "a.c", kernels / "src" / "b.c"]
+    assert got == [f for f in flags if f != "-I."]
+    for relative in (["-Iinclude"], ["-I", "include"], ["-include", "x.h"], ["-isystem", "s"]):
+        assert board_build.rig_kernel_lines(dry("-O2", *relative), folder, kernels) is None
+    assert board_build.rig_kernel_lines(dry("-O2", second=["-O0"]), folder, kernels) is None
+    (folder / "tt_kernels.h").write_text("")       # the folder would shadow a kernel header
+    assert board_build.rig_kernel_lines(dry(*flags), folder, kernels) is None
+
+
+def test_a_patched_method_is_seen(monkeypatch):
+    """A test that replaces a method of a tflite_train class gets no cached plan or model
+    (session_cache.unpatched looks into the classes the modules define)."""
+    from tflite_train.codegen.program import Program
+    assert session_cache.unpatched()
+    monkeypatch.setattr(Program, "checkpoint_regions", lambda self: [])
+    assert not session_cache.unpatched()
+    monkeypatch.undo()
+    assert session_cache.unpatched()

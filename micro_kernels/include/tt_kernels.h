@@ -302,7 +302,10 @@ int32_t tt_depthwise_conv2d_input_grad_s8_stage_bytes(int32_t n, int32_t oh, int
  * on its own stack) takes the layer, which it runs in fewer instructions (MobileNetV2's
  * 192x32 @8x8 with the lean stack's 3 KB: 1.06 M int8-staged, 0.62 M chunked; 240x48 @8x8
  * 1.82 M, 1.20 M; 336x56 @4x4 1.12 M, 0.73 M). Where the chunked path does not take the
- * layer (say 14x14 positions) the int8 staging stays: it is no slower than the rest. */
+ * layer (say 14x14 positions) the int8 staging stays: it is no slower than the rest. A
+ * build whose TT_GRAD_DSP_STAGE_BYTES is below `grad_stage_bytes`, or that changes
+ * TT_WDSP_CHUNK_BYTES, may find neither form then and run the direct one: the same bits,
+ * more instructions. */
 int32_t tt_conv2d_weight_update_s8_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
                                                   int32_t h, int32_t wd, int32_t k, int32_t kh,
                                                   int32_t kw, const tt_window *win,
