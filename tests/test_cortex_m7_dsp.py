@@ -491,11 +491,13 @@ def test_dsp_versions_are_chosen_at_compile_time(tmp_path):
                     cpu, used)
 
 
-def run_builds(tmp_path, calls, name: str) -> None:
-    """Every call replayed on the rig in the DSP build and in the portable one."""
+def run_builds(tmp_path, calls, name: str, core=None) -> None:
+    """Every call replayed on the rig in the DSP build and in the portable one (on the M7,
+    or on `core`: test_cortex_m7.CORTEX_M4)."""
     for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
         for k, program in enumerate(programs(calls)):
-            res = run_rig(build(tmp_path, f"{name}-{label}{k}", source(program), defines))
+            res = run_rig(build(tmp_path, f"{name}-{label}{k}", source(program), defines,
+                                core), core=core)
             output = res.stdout + res.stderr
             assert res.returncode == 0 and "PASS" in output, (label, output[-2000:])
 
@@ -506,6 +508,15 @@ def test_dsp_equals_portable_on_edge_shapes(tmp_path):
     assert {c.name for c in calls} >= DSP_KERNELS
     run_builds(tmp_path, calls, "edge")
     print(f"{len(calls)} edge-shape calls")
+
+
+def test_dsp_equals_portable_on_the_cortex_m4(tmp_path):
+    """The forward kernels' edge shapes on a Cortex-M4 (QEMU mps2-an386: the DSP extension,
+    the same assembly compiled for another core's register and instruction choices): both
+    builds give the host's bits there too."""
+    from test_cortex_m7 import CORTEX_M4
+    require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    run_builds(tmp_path, edge_calls(), "edge-m4", core=CORTEX_M4)
 
 
 def test_dsp_equals_portable_on_grown_kernels(tmp_path):

@@ -102,12 +102,13 @@ def source(program: Program) -> str:
                                     '#include "tt_kernels.h"\n#include "tt_forward.h"')
 
 
-def build(tmp_path, name: str, main_c: str, defines: tuple[str, ...] = ()) -> str:
+def build(tmp_path, name: str, main_c: str, defines: tuple[str, ...] = (), core=None) -> str:
     """The kernels at -O2 for the board with `main_c`, which is compiled on its own with
     -fno-builtin: gcc would otherwise copy constant vectors it memcpy's (+60% flash).
-    `defines` go to every file (e.g. -DTT_PORTABLE: the portable kernels on the M7)."""
+    `defines` go to every file (e.g. -DTT_PORTABLE: the portable kernels on the M7); `core`:
+    (flags, QEMU machine, QEMU cpu) of another core (test_cortex_m7.CORTEX_M4)."""
     gcc = shutil.which("arm-none-eabi-gcc")
-    flags = [*BOARD_CPU, "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
+    flags = [*(core[0] if core else BOARD_CPU), "-std=c99", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror",
              "-ffunction-sections", "-fdata-sections", *defines, "-I",
              str(c_forward.MICRO_KERNELS / "include")]
     (tmp_path / f"{name}.c").write_text(main_c)
@@ -122,9 +123,10 @@ def build(tmp_path, name: str, main_c: str, defines: tuple[str, ...] = ()) -> st
     return str(elf)
 
 
-def run_rig(elf: str, icount: bool = False) -> subprocess.CompletedProcess:
-    return subprocess.run(["timeout", "300", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
-                           "cortex-m7", "-nographic", "-monitor", "none", "-serial", "stdio",
+def run_rig(elf: str, icount: bool = False, core=None) -> subprocess.CompletedProcess:
+    machine, cpu = core[1:] if core else ("mps2-an500", "cortex-m7")
+    return subprocess.run(["timeout", "300", "qemu-system-arm", "-M", machine, "-cpu",
+                           cpu, "-nographic", "-monitor", "none", "-serial", "stdio",
                            *(["-icount", "shift=0,align=off,sleep=off"] if icount else []),
                            "-semihosting-config", "enable=on,target=native", "-kernel", elf],
                           capture_output=True, text=True)
