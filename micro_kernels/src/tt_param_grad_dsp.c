@@ -143,6 +143,14 @@ int tt_dsp_pointwise_weight_stage_part(const int8_t *saved, int32_t rows, int32_
   "ldrd %[d0], %[d1], [%[ds]]\n\t" SUMS_CHANNEL_FIRST(0, a0) SUMS_CHANNEL_FIRST(1, a1)     \
   SUMS_CHANNEL_FIRST(2, a2) SUMS_CHANNEL_FIRST(3, a3) SUMS_CHANNEL_FIRST(4, a4)          \
   SUMS_CHANNEL_FIRST(5, a5) SUMS_CHANNEL_FIRST(6, a6) SUMS_CHANNEL_FIRST(7, a7)
+/* groups 1-3 of four (the first is the caller's: SUMS_GROUP or SUMS_GROUP_FIRST), then both
+ * pointers past the four */
+#define SUMS_GROUPS_1_TO_3                                \
+  SUMS_GROUP(32, 64, 72, 80, 88, 96, 104, 112, 120)      \
+  SUMS_GROUP(64, 128, 136, 144, 152, 160, 168, 176, 184) \
+  SUMS_GROUP(96, 192, 200, 208, 216, 224, 232, 240, 248) \
+  "adds %[ds], %[ds], #128\n\t"                          \
+  "adds %[xs], %[xs], #256"
 
 /* acc[j] over every group for the eight channels of one block (ds: one dy column, its
  * groups 8 words apart, stage_columns4's layout): groups mod 4 one at a time,
@@ -162,11 +170,7 @@ static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *
     uint32_t d0, d1, x0, x1;
     __asm__ volatile(
       SUMS_GROUP_FIRST(0, 8, 16, 24, 32, 40, 48, 56)
-      SUMS_GROUP(32, 64, 72, 80, 88, 96, 104, 112, 120)
-      SUMS_GROUP(64, 128, 136, 144, 152, 160, 168, 176, 184)
-      SUMS_GROUP(96, 192, 200, 208, 216, 224, 232, 240, 248)
-      "adds %[ds], %[ds], #128\n\t"
-      "adds %[xs], %[xs], #256"
+      SUMS_GROUPS_1_TO_3
       : [t0] "=&r"(t[0]), [t1] "=&r"(t[1]), [t2] "=&r"(t[2]), [t3] "=&r"(t[3]),
         [t4] "=&r"(t[4]), [t5] "=&r"(t[5]), [t6] "=&r"(t[6]), [t7] "=&r"(t[7]),
         [ds] "+r"(ds), [xs] "+r"(xs), [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0),
@@ -198,11 +202,7 @@ static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *
     __asm__ volatile(
       "1:\n\t"
       SUMS_GROUP(0, 0, 8, 16, 24, 32, 40, 48, 56)
-      SUMS_GROUP(32, 64, 72, 80, 88, 96, 104, 112, 120)
-      SUMS_GROUP(64, 128, 136, 144, 152, 160, 168, 176, 184)
-      SUMS_GROUP(96, 192, 200, 208, 216, 224, 232, 240, 248)
-      "adds %[ds], %[ds], #128\n\t"
-      "adds %[xs], %[xs], #256\n\t"
+      SUMS_GROUPS_1_TO_3 "\n\t"
       "ldr %[x0], %[end]\n\t"
       "cmp %[ds], %[x0]\n\t"
       "bne 1b"
