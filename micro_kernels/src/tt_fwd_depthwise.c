@@ -1205,58 +1205,104 @@ typedef struct {
   int32_t step;                      /* bytes from one column to the next (C) */
   int32_t end;                       /* n * step */
   uint32_t off;                      /* the input offset in both 16-bit lanes */
+  uint32_t off_pair;                 /* _top only: the pair's offset, row 0's lane 0 */
 } dw3_stage_args;
-/* One column: rows a, b (the pair) and c at index r9; band words 2-3 (the pair's channels 2
- * and 3), 4-5 (the third row), then 0-1 by the post-indexed store that moves r1 on. */
+/* One column: the pair's row a word in x (r8 loaded, or a register of zeros), row b's in
+ * r10, the third row's in r11 (or none: zeros); pair words offset by po, the third row's by
+ * r7; at index r9; band words 2-3 (the pair's channels 2 and 3), 4-5 (the third row), then
+ * 0-1 by the post-indexed store that moves r1 on. */
+#define TT_DW3_STAGE_PAIR_HI(x, po)                                                         \
+  "  pkhbt r12, " #x ", r10, lsl #16\n"                                                     \
+  "  pkhtb r10, r10, " #x ", asr #16\n"                                                     \
+  "  sxtab16 r8, " #po ", r10\n"                                                            \
+  "  sxtab16 r10, " #po ", r10, ror #8\n"                                                   \
+  "  strd r8, r10, [r1, #8]\n"
+#define TT_DW3_STAGE_PAIR_LO(po)                                                            \
+  "  sxtab16 r8, " #po ", r12\n"                                                            \
+  "  sxtab16 r12, " #po ", r12, ror #8\n"                                                   \
+  "  strd r8, r12, [r1], #24\n"
+#define TT_DW3_STAGE_THIRD                                                                  \
+  "  sxtab16 r8, r7, r11\n"                                                                 \
+  "  sxtab16 r11, r7, r11, ror #8\n"                                                        \
+  "  strd r8, r11, [r1, #16]\n"
 #define TT_DW3_STAGE_COLUMN(a, b, c)                                                        \
   "  ldr r8, [" #a ", r9]\n"                                                                \
   "  ldr r10, [" #b ", r9]\n"                                                               \
   "  ldr r11, [" #c ", r9]\n"                                                               \
-  "  pkhbt r12, r8, r10, lsl #16\n"                                                         \
-  "  pkhtb r10, r10, r8, asr #16\n"                                                         \
-  "  sxtab16 r8, r7, r10\n"                                                                 \
-  "  sxtab16 r10, r7, r10, ror #8\n"                                                        \
-  "  strd r8, r10, [r1, #8]\n"                                                              \
-  "  sxtab16 r8, r7, r11\n"                                                                 \
-  "  sxtab16 r11, r7, r11, ror #8\n"                                                        \
-  "  strd r8, r11, [r1, #16]\n"                                                             \
-  "  sxtab16 r8, r7, r12\n"                                                                 \
-  "  sxtab16 r12, r7, r12, ror #8\n"                                                        \
-  "  strd r8, r12, [r1], #24\n"
-__asm__(
-    "  .section .text.tt_dsp_dw3_stage,\"ax\",%progbits\n"
-    "  .syntax unified\n"
-    "  .thumb\n"
-    "  .p2align 2\n"
-    "  .global tt_dsp_dw3_stage\n"
-    "  .type tt_dsp_dw3_stage, %function\n"
-    "  .thumb_func\n"
-    "tt_dsp_dw3_stage:\n"
-    "  push {r4-r11, lr}\n"
-    "  ldm r0, {r1-r7}\n"
-    "  rsb r9, r6, #0\n"               /* the index runs from -n step up to 0 */
-    "  udiv r8, r6, r5\n"              /* n, for its parity */
+  TT_DW3_STAGE_PAIR_HI(r8, r7) TT_DW3_STAGE_THIRD TT_DW3_STAGE_PAIR_LO(r7)
+/* The top border row (row 0 above the image): masked as stage_masked_3 masks it, row 0's
+ * word zero (r2) and the pair's offset without its lane (r0); 13 a column. */
+#define TT_DW3_STAGE_COLUMN_TOP(b, c)                                                       \
+  "  ldr r10, [" #b ", r9]\n"                                                               \
+  "  ldr r11, [" #c ", r9]\n"                                                               \
+  TT_DW3_STAGE_PAIR_HI(r2, r0) TT_DW3_STAGE_THIRD TT_DW3_STAGE_PAIR_LO(r0)
+/* The bottom border row (row 2 below the image): its words zeros (r4), 11 a column. */
+#define TT_DW3_STAGE_COLUMN_BOTTOM(a, b)                                                    \
+  "  ldr r8, [" #a ", r9]\n"                                                                \
+  "  ldr r10, [" #b ", r9]\n"                                                               \
+  TT_DW3_STAGE_PAIR_HI(r8, r7)                                                              \
+  "  strd r4, r4, [r1, #16]\n"                                                              \
+  TT_DW3_STAGE_PAIR_LO(r7)
+/* The loop of a staging function: an odd count's first column alone, then two a loop (r8:
+ * n, for its parity; r5 the step; r9 the index from -n step up to 0). */
+#define TT_DW3_STAGE_LOOP(FIRST, SECOND)                                                    \
+  "  tst r8, #1\n"                                                                          \
+  "  beq 1f\n"                                                                              \
+  FIRST                                                                                     \
+  "  adds r9, r9, r5\n"                                                                     \
+  "  beq 2f\n"                                                                              \
+  "1:\n"                                                                                    \
+  FIRST                                                                                     \
+  SECOND                                                                                    \
+  "  adds r9, r9, r5, lsl #1\n"                                                             \
+  "  bne 1b\n"                                                                              \
+  "2:\n"                                                                                    \
+  "  pop {r4-r11, pc}\n"
+#define TT_DW3_STAGE_FN(NAME, BODY)                                                         \
+  __asm__(                                                                                  \
+      "  .section .text." #NAME ",\"ax\",%progbits\n"                                       \
+      "  .syntax unified\n"                                                                 \
+      "  .thumb\n"                                                                          \
+      "  .p2align 2\n"                                                                      \
+      "  .global " #NAME "\n"                                                               \
+      "  .type " #NAME ", %function\n"                                                      \
+      "  .thumb_func\n"                                                                     \
+      #NAME ":\n"                                                                           \
+      "  push {r4-r11, lr}\n"                                                               \
+      "  ldm r0, {r1-r7}\n"                                                                 \
+      "  rsb r9, r6, #0\n"               /* the index runs from -n step up to 0 */          \
+      "  udiv r8, r6, r5\n"              /* n, for its parity */                            \
+      BODY                                                                                  \
+      "  .size " #NAME ", . - " #NAME "\n"                                                  \
+      "  .text\n")
+TT_DW3_STAGE_FN(tt_dsp_dw3_stage,
     "  add r2, r2, r6\n"
     "  add r3, r3, r6\n"
     "  add r4, r4, r6\n"
     "  add r0, r2, r5\n"               /* the second column of a loop's rows */
     "  add r6, r3, r5\n"
     "  add lr, r4, r5\n"
-    "  tst r8, #1\n"
-    "  beq 1f\n"
-    TT_DW3_STAGE_COLUMN(r2, r3, r4)
-    "  adds r9, r9, r5\n"
-    "  beq 2f\n"
-    "1:\n"
-    TT_DW3_STAGE_COLUMN(r2, r3, r4)
-    TT_DW3_STAGE_COLUMN(r0, r6, lr)
-    "  adds r9, r9, r5, lsl #1\n"
-    "  bne 1b\n"
-    "2:\n"
-    "  pop {r4-r11, pc}\n"
-    "  .size tt_dsp_dw3_stage, . - tt_dsp_dw3_stage\n"
-    "  .text\n");
+    TT_DW3_STAGE_LOOP(TT_DW3_STAGE_COLUMN(r2, r3, r4), TT_DW3_STAGE_COLUMN(r0, r6, lr)));
+TT_DW3_STAGE_FN(tt_dsp_dw3_stage_top,
+    "  ldr r0, [r0, #28]\n"            /* the pair's offset, row 0's lane 0 */
+    "  movs r2, #0\n"
+    "  add r3, r3, r6\n"
+    "  add r4, r4, r6\n"
+    "  add r6, r3, r5\n"
+    "  add lr, r4, r5\n"
+    TT_DW3_STAGE_LOOP(TT_DW3_STAGE_COLUMN_TOP(r3, r4), TT_DW3_STAGE_COLUMN_TOP(r6, lr)));
+TT_DW3_STAGE_FN(tt_dsp_dw3_stage_bottom,
+    "  add r2, r2, r6\n"
+    "  add r3, r3, r6\n"
+    "  movs r4, #0\n"
+    "  add r0, r2, r5\n"
+    "  add r6, r3, r5\n"
+    TT_DW3_STAGE_LOOP(TT_DW3_STAGE_COLUMN_BOTTOM(r2, r3), TT_DW3_STAGE_COLUMN_BOTTOM(r0, r6)));
 void tt_dsp_dw3_stage(const dw3_stage_args *a);
+/* The same with row 0 above the image (a->row0 unused; a->off_pair the offset in row 1's lane
+ * only) or row 2 below it (a->row2 unused), the same words as stage_masked_3 stages. */
+void tt_dsp_dw3_stage_top(const dw3_stage_args *a);
+void tt_dsp_dw3_stage_bottom(const dw3_stage_args *a);
 
 /* dw_dsp_rows for 3x3 windows in pairs (D->pairs3) of depth multiplier 1 whose row is one
  * chunk (D->whole): per output row only its three input rows are found, staged and handed to
@@ -1279,6 +1325,38 @@ static inline __attribute__((always_inline)) void dw3_outside(
   *off_last = off & mask[2];
 }
 
+/* The staging of a 3x3 output row whose first input row is iy, its rows from column a (at
+ * byte col of a row): tt_dsp_dw3_stage inside the image, its _top/_bottom forms where only
+ * row 0 or only row 2 lies outside (a map's border rows: half of a 4x4 map's), st's rows
+ * and offsets set; NULL for any other row (stage_masked_3). */
+typedef void dw3_stage_fn(const dw3_stage_args *);
+static inline __attribute__((always_inline)) dw3_stage_fn *dw3_stager(
+    const int8_t *base, int32_t iy, int32_t dilation, int32_t H, int32_t row_bytes,
+    int32_t col, dw3_stage_args *st) {
+  const int32_t y1 = iy + dilation, y2 = y1 + dilation, dh = dilation * row_bytes;
+  if (y1 < 0 || y1 >= H) return 0;
+  if (iy >= 0 && y2 < H) {
+    st->row0 = base + iy * row_bytes + col;
+    st->row1 = st->row0 + dh;
+    st->row2 = st->row1 + dh;
+    return tt_dsp_dw3_stage;
+  }
+  if (iy < 0 && y2 < H) {
+    st->row1 = base + y1 * row_bytes + col;
+    st->row0 = st->row1;                     /* not read */
+    st->row2 = st->row1 + dh;
+    st->off_pair = st->off & 0xFFFF0000u;    /* row 1's lane */
+    return tt_dsp_dw3_stage_top;
+  }
+  if (iy >= 0) {                             /* y2 >= H */
+    st->row0 = base + iy * row_bytes + col;
+    st->row1 = st->row0 + dh;
+    st->row2 = st->row1;                     /* not read */
+    return tt_dsp_dw3_stage_bottom;
+  }
+  return 0;
+}
+
 static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *L,
                                                int32_t c, int32_t b, int32_t oy0,
                                                int32_t oy1, int8_t *out, int32_t row_step,
@@ -1289,22 +1367,16 @@ static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *
   const uint32_t off = tt_dsp_offset_pair(p->input_offset);
   const dw_chunk k = D->row;
   tt_dsp_word *const s = D->band + k.left * wc;
-  const int32_t dh = p->dilation_h * W * C;
   dw3_pairs_fn *const pairs_of = dw3_pairs(p);
   const tt_dsp_word *const last = D->band + (n - 1) * p->stride_w * wc;
   for (int32_t oy = oy0; oy < oy1; ++oy, out += row_step) {
     const int32_t iy = oy * p->stride_h - p->pad_top;
-    const int8_t *rows[3];
-    if (iy >= 0 && iy + 2 * p->dilation_h < H) {
-      rows[0] = base + iy * W * C;
-      rows[1] = rows[0] + dh;
-      rows[2] = rows[1] + dh;
-      if (k.mid > 0) {
-        const dw3_stage_args st = {s, rows[0] + k.a * C, rows[1] + k.a * C, rows[2] + k.a * C,
-                                   C, k.mid * C, off};
-        tt_dsp_dw3_stage(&st);
-      }
+    dw3_stage_args st = {s, 0, 0, 0, C, k.mid * C, off, 0};
+    dw3_stage_fn *const stage = dw3_stager(base, iy, p->dilation_h, H, W * C, k.a * C, &st);
+    if (stage) {
+      if (k.mid > 0) stage(&st);
     } else {
+      const int8_t *rows[3];
       uint32_t mask[3], off_pair[1], off_last;
       dw3_outside(base, iy, p->dilation_h, H, W * C, off, rows, mask, off_pair, &off_last);
       stage_masked_3(s, rows, mask, C, k.a, k.mid, off_pair, off_last);
@@ -1559,33 +1631,27 @@ static __attribute__((noinline)) void dw3_packed_rows(void *pack, int32_t groups
   tt_dsp_word *const s = band + k.left * wc;
   const int8_t *const base = L->input + b * H * W * C;
   const uint32_t off = tt_dsp_offset_pair(p->input_offset);
-  const int32_t dh = p->dilation_h * W * C;
   dw3_pairs_fn *const pairs_of = dw3_pairs(p);
   const tt_dsp_word *const last = band + (n - 1) * p->stride_w * wc;
   for (int32_t oy = 0; oy < L->out->h; ++oy, out += row_step) {
     const int32_t iy = oy * p->stride_h - p->pad_top;
-    const int inside = iy >= 0 && iy + 2 * p->dilation_h < H;
+    dw3_stage_args st = {s, 0, 0, 0, C, k.mid * C, off, 0};
+    dw3_stage_fn *const stage = dw3_stager(base, iy, p->dilation_h, H, W * C, k.a * C, &st);
     const int8_t *rows[3];
     uint32_t mask[3], off_pair[1], off_last = 0;
-    dw3_stage_args st = {s, 0, 0, 0, C, k.mid * C, off};
-    if (inside) {
-      st.row0 = base + iy * W * C + k.a * C;
-      st.row1 = st.row0 + dh;
-      st.row2 = st.row1 + dh;
-    } else {
+    if (!stage)
       dw3_outside(base, iy, p->dilation_h, H, W * C, off, rows, mask, off_pair, &off_last);
-    }
     int8_t *y = out;
     int8_t *g = (int8_t *)first;
     for (int32_t i = 0; i < groups; ++i, g += group_bytes, y += 4) {
       dw_dsp *const D = (dw_dsp *)g;
-      if (!inside) {
+      if (!stage) {
         stage_masked_3(s, rows, mask, C, k.a, k.mid, off_pair, off_last);
         rows[0] += 4;
         rows[1] += 4;
         rows[2] += 4;
       } else if (k.mid > 0) {
-        tt_dsp_dw3_stage(&st);
+        stage(&st);
         st.row0 += 4;
         st.row1 += 4;
         st.row2 += 4;
@@ -1720,6 +1786,50 @@ static void put_pixels(int8_t *dst, int32_t C, const int8_t *src, int32_t g, int
       for (int32_t j = 0; j < g; ++j) dst[k * C + j] = src[k * g + j];
 }
 
+#if TT_FWD_DSP
+/* tt_dsp_put_words(dst, C, src, n): put_pixels for four channels from word-aligned src (the
+ * DSP buffer's tail, where the small maps' groups are computed whole): four pixels a loop,
+ * one LDM and four STR a row's C bytes apart, 2 instructions a pixel where put_pixels' loop
+ * takes 5 (gcc's for this loop in C: 3). The stores may be unaligned (any C, any data). */
+__asm__(
+    "  .section .text.tt_dsp_put_words,\"ax\",%progbits\n"
+    "  .syntax unified\n"
+    "  .thumb\n"
+    "  .p2align 2\n"
+    "  .global tt_dsp_put_words\n"
+    "  .type tt_dsp_put_words, %function\n"
+    "  .thumb_func\n"
+    "tt_dsp_put_words:\n"
+    "  push {r4-r9, lr}\n"
+    "  lsl r9, r1, #1\n"
+    "  add r8, r9, r1\n"
+    "  subs r3, r3, #4\n"
+    "  blt 2f\n"
+    "1:\n"
+    "  ldm r2!, {r4-r7}\n"
+    "  str r4, [r0]\n"
+    "  str r5, [r0, r1]\n"
+    "  str r6, [r0, r9]\n"
+    "  str r7, [r0, r8]\n"
+    "  add r0, r0, r1, lsl #2\n"
+    "  subs r3, r3, #4\n"
+    "  bge 1b\n"
+    "2:\n"
+    "  adds r3, r3, #4\n"
+    "  beq 4f\n"
+    "3:\n"
+    "  ldr r4, [r2], #4\n"
+    "  str r4, [r0]\n"
+    "  add r0, r0, r1\n"
+    "  subs r3, r3, #1\n"
+    "  bne 3b\n"
+    "4:\n"
+    "  pop {r4-r9, pc}\n"
+    "  .size tt_dsp_put_words, . - tt_dsp_put_words\n"
+    "  .text\n");
+void tt_dsp_put_words(int8_t *dst, int32_t C, const tt_dsp_word *src, int32_t n);
+#endif
+
 int32_t tt_depthwise_conv2d_inplace_s8_scratch_bytes(const tt_fwd_conv_params *p,
                                                      const tt_fwd_dims *input_dims,
                                                      const tt_fwd_dims *filter_dims,
@@ -1756,7 +1866,12 @@ int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *m
       int8_t *const spare = dw_group_spare(&G, out->h * out->w * g);
       if (spare) {
         dw_group_rows(&G, b, 0, out->h, spare, out->w * g, g);
-        put_pixels(group, C, spare, g, out->h * out->w);
+#if TT_FWD_DSP
+        if (g == 4)    /* the spare is the buffer's word-aligned tail */
+          tt_dsp_put_words(group, C, (const tt_dsp_word *)(const void *)spare, out->h * out->w);
+        else
+#endif
+          put_pixels(group, C, spare, g, out->h * out->w);
         continue;
       }
       int32_t next = 0;                                  /* first row not yet written back */
