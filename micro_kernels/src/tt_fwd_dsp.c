@@ -1272,8 +1272,26 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
         continue;
       }
     }
+    if (m->n_hi > 0 && six && fit >= 8 && columns - c >= 6) {
+      /* a split filter's rows: tt_dsp_rows6s over as many blocks of 6 as fit, a row's
+       * constants shared by all of them (blocks.14.pointwise1's 16 columns: 2 blocks in one
+       * call, then 4 columns, where a call a block cost about 47 instructions a row more) */
+      const int32_t block = 6 * tt_dsp_column_words(m);
+      int32_t Q = (TT_FWD_DSP_STAGE_BYTES / 4) / block;
+      if (Q > (columns - c) / 6) Q = (columns - c) / 6;
+      for (int32_t p = 0; p < 6 * Q; ++p) {
+        tt_dsp_word *blk = stage + p / 6 * block;
+        tt_dsp_stage(blk, 6, p % 6, 0, x + p * in_stride, m->n_lo, m->input_offset);
+        tt_dsp_stage(blk, 6, p % 6, hi0, x + p * in_stride + m->n_lo, m->n_hi,
+                     m->input_offset);
+        tt_dsp_stage_pad(m, blk, 6, p % 6);
+      }
+      rows6q(m, stage, Q, out, col_stride, known, 0, wide);
+      P = 6 * Q;
+      continue;
+    }
     if (m->n_hi > 0 && six && fit >= 8 && columns - c >= 4) {
-      P = columns - c >= 6 ? 6 : 4;     /* a split filter's rows: tt_dsp_rows6s/4s */
+      P = 4;                            /* tt_dsp_rows4s */
     } else {
       for (P = fit; c + P > columns; P >>= 1) {
       }
