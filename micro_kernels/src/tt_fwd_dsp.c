@@ -468,6 +468,10 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6p_low, "r4-r9", 56, "", TT_DSP_PREWIDE,
 TT_DSP_ROWS_ASM(tt_dsp_rows6s, "r4-r9", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
                 TT_DSP_ROWS6_FIRST(TT_DSP_LDW), TT_DSP_ROWS6_GROUP(TT_DSP_LDW),
                 TT_DSP_ROWS6_OUTPUTS, TT_DSP_SPLIT_TAIL);
+/* blocks.14/15.pointwise1's ReLU6 outputs (offset -128): one instruction fewer an output */
+TT_DSP_ROWS_ASM(tt_dsp_rows6s_low, "r4-r9", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
+                TT_DSP_ROWS6_FIRST(TT_DSP_LDW), TT_DSP_ROWS6_GROUP(TT_DSP_LDW),
+                TT_DSP_ROWS6_OUTPUTS_LOW, TT_DSP_SPLIT_TAIL);
 #define TT_DSP_ROWS4_FIRST_W(ldw)                                                           \
   "  ldr r7, [sp, #32]\n" ldw TT_DSP_MAC2_FROM(r4, r5, r7, r8, r9, r10, r11)                  \
   TT_DSP_MAC2_FROM(r6, r7, r7, r8, r9, r10, r11)
@@ -789,7 +793,7 @@ static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, in
 
 tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows6p, tt_dsp_rows6s,
     tt_dsp_rows4, tt_dsp_rows4s, tt_dsp_rows4p, tt_dsp_rows2, tt_dsp_rows1, tt_dsp_rows6_low,
-    tt_dsp_rows6w_low, tt_dsp_rows6p_low;
+    tt_dsp_rows6w_low, tt_dsp_rows6p_low, tt_dsp_rows6s_low;
 
 /* f's form for an output offset of -128 (tt_dsp_rq_low_ok), where it has one; f otherwise.
  * The forms differ only where they requantize, so rows that store their sums may take
@@ -802,6 +806,7 @@ static __attribute__((noinline)) tt_dsp_rows_fn *rows_low(tt_dsp_rows_fn *f,
   return f == tt_dsp_rows6    ? tt_dsp_rows6_low
          : f == tt_dsp_rows6w ? tt_dsp_rows6w_low
          : f == tt_dsp_rows6p ? tt_dsp_rows6p_low
+         : f == tt_dsp_rows6s ? tt_dsp_rows6s_low
                               : f;
 }
 
@@ -900,23 +905,6 @@ void tt_dsp_mm_plan(const tt_dsp_mm *m, int8_t *plan) {
   }
 }
 
-/* How many leading rows of a split filter (rows of `n` weights `stride` bytes apart in each
- * segment) read their segments' groups rounded up to whole ones (`pad` weights more, the
- * next row's) without passing the last row's last weight. */
-static int32_t split_rows(int32_t rows, int32_t lo_stride, int32_t lo_pad, int32_t hi_stride,
-                          int32_t hi_pad) {
-  int32_t end = rows;
-  if (lo_pad > 0) {
-    const int32_t back = lo_stride > 0 ? (lo_pad + lo_stride - 1) / lo_stride : rows;
-    if (end > rows - back) end = rows - back;
-  }
-  if (hi_pad > 0) {
-    const int32_t back = hi_stride > 0 ? (hi_pad + hi_stride - 1) / hi_stride : rows;
-    if (end > rows - back) end = rows - back;
-  }
-  return end > 0 ? end : 0;
-}
-
 /* Rows [r0, r1) over Q staged blocks of P columns each (block q at stage + q * block words,
  * its outputs P * col_stride bytes after block q - 1's) holding elements [k0, k0 + n) of
  * the low segment (all of both segments when k0 = 0 and n = n_lo). The sums (doubled) start
@@ -950,17 +938,9 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
                                                       : tt_dsp_rows1,
                                              out_off);
   /* the calls over all Q blocks: with the rows widened once where that pays */
-  /* a split filter's two segments in one call (blocks of 6 or 4), each read as whole
-   * groups: a segment's last group runs past its row into the next row's first weights,
-   * which meet the staged padding's zeros (MobileNetV2's blocks.14.pointwise1 trains 7 of
-   * 56 input channels: 1.91 instructions a MAC in C calls per row, 1.2 here). Only the rows
-   * whose groups end inside the filter take the assembly (split_end): the last row(s) read
-   * their partial groups in C (mac), so nothing is read past either segment's array. */
-  const int split = n_hi > 0 && (P == 6 || P == 4) && n > 0 && first && last;
-  const int32_t n_a = (n + 3) & ~3, n_hi_a = (n_hi + 3) & ~3;
-  const int32_t split_end = split ? split_rows(m->rows, lo_stride, n_a - n, hi_stride,
-                                               n_hi_a - n_hi)
-                                  : 0;
+  /* a split filter's two segments of whole groups in one call (blocks of 6) */
+  const int split =
+      n_hi > 0 && (P == 6 || P == 4) && n > 0 && ((n | n_hi) & 3) == 0 && first && last;
   /* the rows pre-widened by the caller (tt_dsp_mm_contiguous_wide), for the runs below */
   const int pre = wide && !split && whole && (P == 6 || P == 4);
   tt_dsp_rows_fn *const asm_rows_q = rows_low(
@@ -971,23 +951,20 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
       out_off);
   /* the assembly over every row, or over each run of rows that requantize in it */
   const int runs = (whole && (Q == 1 || (first && last))) || split;
-  const int32_t runs_end = split && split_end < r1 ? split_end : r1;
   for (int32_t r = r0, r_end = r0; r < r1; ++r) {
     if (runs && r >= r_end) {
-      r_end = known == 1 ? runs_end : r;
+      r_end = known == 1 ? r1 : r;
       if (known != 1)
-        while (r_end < runs_end &&
-               (plan ? plan[2 * r_end] == 1 : rows_one(m, r_end, r_end + 1)))
+        while (r_end < r1 && (plan ? plan[2 * r_end] == 1 : rows_one(m, r_end, r_end + 1)))
           ++r_end;
       if (r_end > r) {
         const tt_dsp_rows_args a = {pre ? (const int8_t *)wide + 2 * (r * lo_stride + k0)
                                         : w_lo + r * lo_stride,
-                                    split ? n_a : n, pre ? 2 * lo_stride : lo_stride, stage,
-                                    Q, r_end - r,
+                                    n, pre ? 2 * lo_stride : lo_stride, stage, Q, r_end - r,
                                     bias ? bias + r : 0, 1, first ? 0 : part[r - r0],
                                     last ? 0 : part[r - r0], mult + r, shift + r, c_unit,
                                     out + r, col_stride, split ? w_hi + r * hi_stride : 0,
-                                    n_hi_a, hi_stride};
+                                    n_hi, hi_stride};
         asm_rows_q(&a);
         r = r_end - 1;
         continue;
@@ -1005,12 +982,11 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
     __asm__("" : "+r"(y));
     if (last && !one && constant_row(m, plan, r, b, y, P * Q, col_stride)) continue;
     int32_t acc[8];
-    /* requantized by the asm */
-    const int direct = (whole || (split && r < split_end)) && last && one && full;
+    const int direct = (whole || split) && last && one && full; /* requantized by the asm */
     if (direct && (first || Q == 1)) {
-      const tt_dsp_rows_args a = {wr, split ? n_a : n, 0, stage, Q, 1, &from, 0,
-                                  first ? 0 : part[r - r0], 0, mult + r, shift + r, c_unit, y,
-                                  col_stride, wh, n_hi_a, hi_stride};
+      const tt_dsp_rows_args a = {wr, n, 0, stage, Q, 1, &from, 0, first ? 0 : part[r - r0],
+                                  0, mult + r, shift + r, c_unit, y, col_stride, wh, n_hi,
+                                  hi_stride};
       (pre ? asm_rows : asm_rows_q)(&a);            /* wr: the int8 row */
       continue;
     }
@@ -1163,6 +1139,51 @@ void tt_dsp_mm_blocks6_wide(const tt_dsp_mm *m, const tt_dsp_word *wide, const i
   }
 }
 
+/* How many leading rows of a split filter (each segment's rows `stride` bytes apart) can
+ * read their segments rounded up to whole groups (`pad` weights past a row's end, the next
+ * row's first ones) without passing the last row's last weight. */
+static int32_t split_rows(int32_t rows, int32_t lo_stride, int32_t lo_pad, int32_t hi_stride,
+                          int32_t hi_pad) {
+  int32_t end = rows;
+  if (lo_pad > 0) {
+    const int32_t back = lo_stride > 0 ? (lo_pad + lo_stride - 1) / lo_stride : rows;
+    if (end > rows - back) end = rows - back;
+  }
+  if (hi_pad > 0) {
+    const int32_t back = hi_stride > 0 ? (hi_pad + hi_stride - 1) / hi_stride : rows;
+    if (end > rows - back) end = rows - back;
+  }
+  return end > 0 ? end : 0;
+}
+
+/* A split filter's rows over Q staged blocks of P (6 or 4) columns in tt_dsp_rows6s/4s, each
+ * segment read as whole groups: where a segment's length is not a multiple of 4
+ * (MobileNetV2's blocks.14.pointwise1 trains 7 of 56 input channels: 1.91 instructions a MAC
+ * by C calls per row and block), its last group runs into the next row's first weights,
+ * which meet the staged padding's zeros. The last row or rows, whose rounded-up groups would
+ * pass the end of a segment's array, take the C path at their true lengths: nothing is read
+ * outside the filter. */
+static __attribute__((noinline)) void split_blocks(const tt_dsp_mm *m, const tt_dsp_word *stage,
+                                                   int32_t P, int32_t Q, int8_t *out,
+                                                   int32_t col_stride, int known) {
+  tt_dsp_mm a = *m;
+  a.n_lo = (m->n_lo + 3) & ~3;
+  a.n_hi = (m->n_hi + 3) & ~3;
+  a.rows = split_rows(m->rows, m->lo_stride, a.n_lo - m->n_lo, m->hi_stride,
+                      a.n_hi - m->n_hi);
+  if (a.rows > 0) mm_block(&a, stage, P, Q, out, col_stride, known, 0, 0);
+  const int32_t r = a.rows;
+  if (r == m->rows) return;
+  tt_dsp_mm b = *m;
+  b.w_lo += r * m->lo_stride;
+  b.w_hi += r * m->hi_stride;
+  b.rows -= r;
+  b.bias = m->bias ? m->bias + r : 0;
+  b.multiplier += r;
+  b.shift += r;
+  mm_block(&b, stage, P, Q, out + r, col_stride, 0, 0, 0);
+}
+
 /* Elements [k0, k0 + n) (whole groups) of the P contiguous columns at x, staged. */
 static void stage_words(tt_dsp_word *stage, int32_t P, const int8_t *x, int32_t in_stride,
                         int32_t k0, int32_t n, uint32_t off) {
@@ -1272,29 +1293,25 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
         continue;
       }
     }
-    if (m->n_hi > 0 && six && fit >= 8 && columns - c >= 6) {
-      /* a split filter's rows: tt_dsp_rows6s over as many blocks of 6 as fit, a row's
-       * constants shared by all of them (blocks.14.pointwise1's 16 columns: 2 blocks in one
-       * call, then 4 columns, where a call a block cost about 47 instructions a row more) */
-      const int32_t block = 6 * tt_dsp_column_words(m);
+    if (m->n_hi > 0 && six && fit >= 8 && columns - c >= 4) {
+      /* a split filter's rows (split_blocks): as many blocks of 6 as the staging holds, a
+       * row's constants shared by all of them (blocks.14.pointwise1's 16 columns: 2 blocks
+       * in one call, where a call a block cost about 47 instructions a row more), or 4 */
+      const int32_t W = columns - c >= 6 ? 6 : 4, block = W * tt_dsp_column_words(m);
       int32_t Q = (TT_FWD_DSP_STAGE_BYTES / 4) / block;
-      if (Q > (columns - c) / 6) Q = (columns - c) / 6;
-      for (int32_t p = 0; p < 6 * Q; ++p) {
-        tt_dsp_word *blk = stage + p / 6 * block;
-        tt_dsp_stage(blk, 6, p % 6, 0, x + p * in_stride, m->n_lo, m->input_offset);
-        tt_dsp_stage(blk, 6, p % 6, hi0, x + p * in_stride + m->n_lo, m->n_hi,
+      if (Q > (columns - c) / W) Q = (columns - c) / W;
+      for (int32_t p = 0; p < W * Q; ++p) {
+        tt_dsp_word *blk = stage + p / W * block;
+        tt_dsp_stage(blk, W, p % W, 0, x + p * in_stride, m->n_lo, m->input_offset);
+        tt_dsp_stage(blk, W, p % W, hi0, x + p * in_stride + m->n_lo, m->n_hi,
                      m->input_offset);
-        tt_dsp_stage_pad(m, blk, 6, p % 6);
+        tt_dsp_stage_pad(m, blk, W, p % W);
       }
-      rows6q(m, stage, Q, out, col_stride, known, 0, wide);
-      P = 6 * Q;
+      split_blocks(m, stage, W, Q, out, col_stride, known);
+      P = W * Q;
       continue;
     }
-    if (m->n_hi > 0 && six && fit >= 8 && columns - c >= 4) {
-      P = 4;                            /* tt_dsp_rows4s */
-    } else {
-      for (P = fit; c + P > columns; P >>= 1) {
-      }
+    for (P = fit; c + P > columns; P >>= 1) {
     }
     if (m->n_hi == 0 && (m->n_lo & 3) == 0) {     /* one segment of whole groups: hot */
       /* as many blocks as fit, a row's constants shared by all of them: of 6 pixels
