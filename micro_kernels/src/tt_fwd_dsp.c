@@ -1156,32 +1156,49 @@ static int32_t split_rows(int32_t rows, int32_t lo_stride, int32_t lo_pad, int32
   return end > 0 ? end : 0;
 }
 
-/* A split filter's rows over Q staged blocks of P (6 or 4) columns in tt_dsp_rows6s/4s, each
- * segment read as whole groups: where a segment's length is not a multiple of 4
- * (MobileNetV2's blocks.14.pointwise1 trains 7 of 56 input channels: 1.91 instructions a MAC
- * by C calls per row and block), its last group runs into the next row's first weights,
- * which meet the staged padding's zeros. The last row or rows, whose rounded-up groups would
- * pass the end of a segment's array, take the C path at their true lengths: nothing is read
- * outside the filter. */
-static __attribute__((noinline)) void split_blocks(const tt_dsp_mm *m, const tt_dsp_word *stage,
-                                                   int32_t P, int32_t Q, int8_t *out,
-                                                   int32_t col_stride, int known) {
+/* A split filter's next columns of `left` (4 or more) contiguous ones at x in
+ * tt_dsp_rows6s/4s: as many blocks of 6 as the staging holds in one call (a row's constants
+ * shared by all of them: blocks.14.pointwise1's 16 columns in 2 blocks and a call, where a
+ * call a block cost about 47 instructions a row more), or one block of 4. Each segment is
+ * read as whole groups: where its length is not a multiple of 4 (blocks.14.pointwise1
+ * trains 7 of 56 input channels: 1.91 instructions a MAC by C calls per row and block), its
+ * last group runs into the next row's first weights, which meet the staged padding's zeros.
+ * The last row or rows, whose rounded-up groups would pass the end of a segment's array,
+ * take the C path at their true lengths: nothing is read outside the filter. Out of
+ * contiguous's loop, whose registers its unsplit layers need; one tt_dsp_mm on the frame.
+ * Returns how many columns it ran. */
+static __attribute__((noinline)) int32_t split_columns(const tt_dsp_mm *m, int32_t left,
+                                                       const int8_t *x, int32_t in_stride,
+                                                       int8_t *out, int32_t col_stride,
+                                                       tt_dsp_word *stage, int known) {
+  const int32_t W = left >= 6 ? 6 : 4, block = W * tt_dsp_column_words(m);
+  const int32_t hi0 = (m->n_lo + 3) & ~3;
+  int32_t Q = (TT_FWD_DSP_STAGE_BYTES / 4) / block;
+  if (Q > left / W) Q = left / W;
+  for (int32_t p = 0; p < W * Q; ++p) {
+    tt_dsp_word *blk = stage + p / W * block;
+    tt_dsp_stage(blk, W, p % W, 0, x + p * in_stride, m->n_lo, m->input_offset);
+    tt_dsp_stage(blk, W, p % W, hi0, x + p * in_stride + m->n_lo, m->n_hi, m->input_offset);
+    tt_dsp_stage_pad(m, blk, W, p % W);
+  }
   tt_dsp_mm a = *m;
-  a.n_lo = (m->n_lo + 3) & ~3;
+  a.n_lo = hi0;
   a.n_hi = (m->n_hi + 3) & ~3;
   a.rows = split_rows(m->rows, m->lo_stride, a.n_lo - m->n_lo, m->hi_stride,
                       a.n_hi - m->n_hi);
-  if (a.rows > 0) mm_block(&a, stage, P, Q, out, col_stride, known, 0, 0);
   const int32_t r = a.rows;
-  if (r == m->rows) return;
-  tt_dsp_mm b = *m;
-  b.w_lo += r * m->lo_stride;
-  b.w_hi += r * m->hi_stride;
-  b.rows -= r;
-  b.bias = m->bias ? m->bias + r : 0;
-  b.multiplier += r;
-  b.shift += r;
-  mm_block(&b, stage, P, Q, out + r, col_stride, 0, 0, 0);
+  if (r > 0) mm_block(&a, stage, W, Q, out, col_stride, known, 0, 0);
+  if (r < m->rows) {                          /* the last rows at their true lengths */
+    a = *m;
+    a.w_lo += r * m->lo_stride;
+    a.w_hi += r * m->hi_stride;
+    a.rows -= r;
+    a.bias = m->bias ? m->bias + r : 0;
+    a.multiplier += r;
+    a.shift += r;
+    mm_block(&a, stage, W, Q, out + r, col_stride, 0, 0, 0);
+  }
+  return W * Q;
 }
 
 /* Elements [k0, k0 + n) (whole groups) of the P contiguous columns at x, staged. */
@@ -1294,21 +1311,7 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
       }
     }
     if (m->n_hi > 0 && six && fit >= 8 && columns - c >= 4) {
-      /* a split filter's rows (split_blocks): as many blocks of 6 as the staging holds, a
-       * row's constants shared by all of them (blocks.14.pointwise1's 16 columns: 2 blocks
-       * in one call, where a call a block cost about 47 instructions a row more), or 4 */
-      const int32_t W = columns - c >= 6 ? 6 : 4, block = W * tt_dsp_column_words(m);
-      int32_t Q = (TT_FWD_DSP_STAGE_BYTES / 4) / block;
-      if (Q > (columns - c) / W) Q = (columns - c) / W;
-      for (int32_t p = 0; p < W * Q; ++p) {
-        tt_dsp_word *blk = stage + p / W * block;
-        tt_dsp_stage(blk, W, p % W, 0, x + p * in_stride, m->n_lo, m->input_offset);
-        tt_dsp_stage(blk, W, p % W, hi0, x + p * in_stride + m->n_lo, m->n_hi,
-                     m->input_offset);
-        tt_dsp_stage_pad(m, blk, W, p % W);
-      }
-      split_blocks(m, stage, W, Q, out, col_stride, known);
-      P = W * Q;
+      P = split_columns(m, columns - c, x, in_stride, out, col_stride, stage, known);
       continue;
     }
     for (P = fit; c + P > columns; P >>= 1) {
