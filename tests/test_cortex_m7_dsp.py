@@ -170,7 +170,7 @@ def conv_calls(rng) -> None:
     # row in the assembly's requantization, then 5 of 9 (lo and hi both past a group) over
     # 13 columns (6 + 6 + 1), edge quantization (runs of rows), and 1 of 6 over 4 rows:
     # only row 0's 4-weight read of its 1 stays inside the filter; output offsets -5 and
-    # -128 (tt_dsp_rows6s_low)
+    # -128 (the expansions' ReLU6)
     seams = [(16, 56, 21, 7, "real"), (13, 9, 10, 5, "real"), (16, 56, 21, 7, "edge"),
              (10, 6, 4, 1, "real")]
     for (n_cols, ci, co, k, kind), out_offset in itertools.product(seams, (-5, -128)):

@@ -14,12 +14,12 @@
  * 6 and 4: tt_dsp_rows6w, rows widened once a call where a call runs 4 or more blocks,
  * tt_dsp_rows6p/4p, rows widened before the call (the im2col stems' per row call, a frozen
  * filter's in flash: tt_dsp_mm_contiguous_wide), and tt_dsp_rows6s/4s, rows of a split
- * filter's two segments): with 8 columns it needs every
- * register of the core, which gcc 12 cannot allocate (see tt_dsp_rows8). Assembly inside a
- * C file keeps the sources and build rules as they are; it is only compiled where
- * TT_FWD_DSP holds (Thumb-2 with the DSP extension), and the portable C99 stays the
- * reference it is tested against bit for bit. Hand-written, not copied: the instruction
- * sequences are the C above, register-allocated by hand. */
+ * filter's two segments, each read as whole groups whatever the seam: split_columns): with
+ * 8 columns it needs every register of the core, which gcc 12 cannot allocate (see
+ * tt_dsp_rows8). Assembly inside a C file keeps the sources and build rules as they are;
+ * it is only compiled where TT_FWD_DSP holds (Thumb-2 with the DSP extension), and the
+ * portable C99 stays the reference it is tested against bit for bit. Hand-written, not
+ * copied: the instruction sequences are the C above, register-allocated by hand. */
 #include "tt_fwd_internal.h"
 
 #if TT_FWD_DSP
@@ -468,10 +468,6 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6p_low, "r4-r9", 56, "", TT_DSP_PREWIDE,
 TT_DSP_ROWS_ASM(tt_dsp_rows6s, "r4-r9", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
                 TT_DSP_ROWS6_FIRST(TT_DSP_LDW), TT_DSP_ROWS6_GROUP(TT_DSP_LDW),
                 TT_DSP_ROWS6_OUTPUTS, TT_DSP_SPLIT_TAIL);
-/* blocks.14/15.pointwise1's ReLU6 outputs (offset -128): one instruction fewer an output */
-TT_DSP_ROWS_ASM(tt_dsp_rows6s_low, "r4-r9", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
-                TT_DSP_ROWS6_FIRST(TT_DSP_LDW), TT_DSP_ROWS6_GROUP(TT_DSP_LDW),
-                TT_DSP_ROWS6_OUTPUTS_LOW, TT_DSP_SPLIT_TAIL);
 #define TT_DSP_ROWS4_FIRST_W(ldw)                                                           \
   "  ldr r7, [sp, #32]\n" ldw TT_DSP_MAC2_FROM(r4, r5, r7, r8, r9, r10, r11)                  \
   TT_DSP_MAC2_FROM(r6, r7, r7, r8, r9, r10, r11)
@@ -793,7 +789,7 @@ static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, in
 
 tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows6p, tt_dsp_rows6s,
     tt_dsp_rows4, tt_dsp_rows4s, tt_dsp_rows4p, tt_dsp_rows2, tt_dsp_rows1, tt_dsp_rows6_low,
-    tt_dsp_rows6w_low, tt_dsp_rows6p_low, tt_dsp_rows6s_low;
+    tt_dsp_rows6w_low, tt_dsp_rows6p_low;
 
 /* f's form for an output offset of -128 (tt_dsp_rq_low_ok), where it has one; f otherwise.
  * The forms differ only where they requantize, so rows that store their sums may take
@@ -806,7 +802,6 @@ static __attribute__((noinline)) tt_dsp_rows_fn *rows_low(tt_dsp_rows_fn *f,
   return f == tt_dsp_rows6    ? tt_dsp_rows6_low
          : f == tt_dsp_rows6w ? tt_dsp_rows6w_low
          : f == tt_dsp_rows6p ? tt_dsp_rows6p_low
-         : f == tt_dsp_rows6s ? tt_dsp_rows6s_low
                               : f;
 }
 
