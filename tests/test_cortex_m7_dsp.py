@@ -19,6 +19,7 @@ through the DSP build in test_cortex_m7_forward, against the same host results.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -163,6 +164,24 @@ def conv_calls(rng) -> None:
             y = np.empty((n, oh, ow, co), np.int8)
             c_forward.call("tt_conv2d_split_s8", p, m, sh, dims(x.shape), x, dims(f.shape),
                            lo, split, hi, b, dims(y.shape), y)
+    # split 1x1 filters whose seam is not a group's (tt_dsp_rows6s/4s read each segment's
+    # last group into the next row's first weights, times staged zeros; the last rows in C):
+    # MobileNetV2's blocks.14.pointwise1 (7 of 56 trained, 16 columns: 6 + 6 + 4) with every
+    # row in the assembly's requantization, then 5 of 9 (lo and hi both past a group) over
+    # 13 columns (6 + 6 + 1), edge quantization (runs of rows), and 1 of 6 over 4 rows:
+    # only row 0's 4-weight read of its 1 stays inside the filter; output offsets -5 and
+    # -128 (the expansions' ReLU6)
+    seams = [(16, 56, 21, 7, "real"), (13, 9, 10, 5, "real"), (16, 56, 21, 7, "edge"),
+             (10, 6, 4, 1, "real")]
+    for (n_cols, ci, co, k, kind), out_offset in itertools.product(seams, (-5, -128)):
+        p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, 3, out_offset, -128, 127)
+        x, f = int8(rng, (1, 1, n_cols, ci)), weights(rng, (co, 1, 1, ci))
+        m, sh = quantization(rng, co, kind)
+        b = biases(rng, co, False)
+        y = np.empty((1, 1, n_cols, co), np.int8)
+        c_forward.call("tt_conv2d_split_s8", p, m, sh, dims(x.shape), x, dims(f.shape),
+                       np.ascontiguousarray(f[..., :k]), k,
+                       np.ascontiguousarray(f[..., k:]), b, dims(y.shape), y)
     # fully connected: (batches, depth, units)
     for k, (batches, depth, units) in enumerate([(1, 7, 5), (3, 33, 10), (9, 256, 4),
                                                  (1, 1, 3), (2, 1100, 2), (5, 20, 6),

@@ -14,12 +14,12 @@
  * 6 and 4: tt_dsp_rows6w, rows widened once a call where a call runs 4 or more blocks,
  * tt_dsp_rows6p/4p, rows widened before the call (the im2col stems' per row call, a frozen
  * filter's in flash: tt_dsp_mm_contiguous_wide), and tt_dsp_rows6s/4s, rows of a split
- * filter's two segments): with 8 columns it needs every
- * register of the core, which gcc 12 cannot allocate (see tt_dsp_rows8). Assembly inside a
- * C file keeps the sources and build rules as they are; it is only compiled where
- * TT_FWD_DSP holds (Thumb-2 with the DSP extension), and the portable C99 stays the
- * reference it is tested against bit for bit. Hand-written, not copied: the instruction
- * sequences are the C above, register-allocated by hand. */
+ * filter's two segments, each read as whole groups whatever the seam: split_columns): with
+ * 8 columns it needs every register of the core, which gcc 12 cannot allocate (see
+ * tt_dsp_rows8). Assembly inside a C file keeps the sources and build rules as they are;
+ * it is only compiled where TT_FWD_DSP holds (Thumb-2 with the DSP extension), and the
+ * portable C99 stays the reference it is tested against bit for bit. Hand-written, not
+ * copied: the instruction sequences are the C above, register-allocated by hand. */
 #include "tt_fwd_internal.h"
 
 #if TT_FWD_DSP
@@ -1134,6 +1134,68 @@ void tt_dsp_mm_blocks6_wide(const tt_dsp_mm *m, const tt_dsp_word *wide, const i
   }
 }
 
+/* How many leading rows of a split filter (each segment's rows `stride` bytes apart) can
+ * read their segments rounded up to whole groups (`pad` weights past a row's end, the next
+ * row's first ones) without passing the last row's last weight. */
+static int32_t split_rows(int32_t rows, int32_t lo_stride, int32_t lo_pad, int32_t hi_stride,
+                          int32_t hi_pad) {
+  int32_t end = rows;
+  if (lo_pad > 0) {
+    const int32_t back = lo_stride > 0 ? (lo_pad + lo_stride - 1) / lo_stride : rows;
+    if (end > rows - back) end = rows - back;
+  }
+  if (hi_pad > 0) {
+    const int32_t back = hi_stride > 0 ? (hi_pad + hi_stride - 1) / hi_stride : rows;
+    if (end > rows - back) end = rows - back;
+  }
+  return end > 0 ? end : 0;
+}
+
+/* A split filter's next columns of `left` (4 or more) contiguous ones at x in
+ * tt_dsp_rows6s/4s: as many blocks of 6 as the staging holds in one call (a row's constants
+ * shared by all of them: blocks.14.pointwise1's 16 columns in 2 blocks and a call, where a
+ * call a block cost about 47 instructions a row more), or one block of 4. Each segment is
+ * read as whole groups: where its length is not a multiple of 4 (blocks.14.pointwise1
+ * trains 7 of 56 input channels: 1.91 instructions a MAC by C calls per row and block), its
+ * last group runs into the next row's first weights, which meet the staged padding's zeros.
+ * The last row or rows, whose rounded-up groups would pass the end of a segment's array,
+ * take the C path at their true lengths: nothing is read outside the filter. Out of
+ * contiguous's loop, whose registers its unsplit layers need; one tt_dsp_mm on the frame.
+ * Returns how many columns it ran. */
+static __attribute__((noinline)) int32_t split_columns(const tt_dsp_mm *m, int32_t left,
+                                                       const int8_t *x, int32_t in_stride,
+                                                       int8_t *out, int32_t col_stride,
+                                                       tt_dsp_word *stage, int known) {
+  const int32_t W = left >= 6 ? 6 : 4, block = W * tt_dsp_column_words(m);
+  const int32_t hi0 = (m->n_lo + 3) & ~3;
+  int32_t Q = (TT_FWD_DSP_STAGE_BYTES / 4) / block;
+  if (Q > left / W) Q = left / W;
+  for (int32_t p = 0; p < W * Q; ++p) {
+    tt_dsp_word *blk = stage + p / W * block;
+    tt_dsp_stage(blk, W, p % W, 0, x + p * in_stride, m->n_lo, m->input_offset);
+    tt_dsp_stage(blk, W, p % W, hi0, x + p * in_stride + m->n_lo, m->n_hi, m->input_offset);
+    tt_dsp_stage_pad(m, blk, W, p % W);
+  }
+  tt_dsp_mm a = *m;
+  a.n_lo = hi0;
+  a.n_hi = (m->n_hi + 3) & ~3;
+  a.rows = split_rows(m->rows, m->lo_stride, a.n_lo - m->n_lo, m->hi_stride,
+                      a.n_hi - m->n_hi);
+  const int32_t r = a.rows;
+  if (r > 0) mm_block(&a, stage, W, Q, out, col_stride, known, 0, 0);
+  if (r < m->rows) {                          /* the last rows at their true lengths */
+    a = *m;
+    a.w_lo += r * m->lo_stride;
+    a.w_hi += r * m->hi_stride;
+    a.rows -= r;
+    a.bias = m->bias ? m->bias + r : 0;
+    a.multiplier += r;
+    a.shift += r;
+    mm_block(&a, stage, W, Q, out + r, col_stride, 0, 0, 0);
+  }
+  return W * Q;
+}
+
 /* Elements [k0, k0 + n) (whole groups) of the P contiguous columns at x, staged. */
 static void stage_words(tt_dsp_word *stage, int32_t P, const int8_t *x, int32_t in_stride,
                         int32_t k0, int32_t n, uint32_t off) {
@@ -1243,12 +1305,11 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
         continue;
       }
     }
-    if (m->n_hi > 0 && ((m->n_lo | m->n_hi) & 3) == 0 && six && fit >= 8 &&
-        columns - c >= 4) {
-      P = columns - c >= 6 ? 6 : 4;     /* a split filter's rows: tt_dsp_rows6s/4s */
-    } else {
-      for (P = fit; c + P > columns; P >>= 1) {
-      }
+    if (m->n_hi > 0 && six && fit >= 8 && columns - c >= 4) {
+      P = split_columns(m, columns - c, x, in_stride, out, col_stride, stage, known);
+      continue;
+    }
+    for (P = fit; c + P > columns; P >>= 1) {
     }
     if (m->n_hi == 0 && (m->n_lo & 3) == 0) {     /* one segment of whole groups: hot */
       /* as many blocks as fit, a row's constants shared by all of them: of 6 pixels
