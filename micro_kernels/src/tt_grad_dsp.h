@@ -80,10 +80,11 @@ static inline int32_t tt_wdsp_stage_bytes(int32_t rows, int32_t k, int int16) {
  * when k == ci). `keep` (tt_common.h, its positions the rows; NULL: none) receives the
  * accumulators of the rows it names and `amax` their largest magnitude over all rows (either
  * or both), or `r` rounds them into dx [rows, ci] (stochastically with the
- * draws of dx's row-major order, as the portable walk, leaving r's stream where it does).
+ * draws of dx's row-major order, as the portable walk, leaving r's stream where it does)
+ * and, if amax is not NULL, measures them too (the optimistic pass's check, tt_input_grad.c).
  * Returns 0, having done nothing, when the layer is not one it takes (a multiplier outside
  * [0, 2^TT_GRAD_MAX_SHIFT], co too large for the buffer, or no rows) or the call both
- * rounds and keeps or measures (the walks do one or the other); the caller then runs the
+ * rounds and keeps (the walks do one or the other); the caller then runs the
  * portable code. A call of few rows reads the weights without staging them
  * (tt_dsp_pointwise_input_grad_rows_s8, by a cost rule). */
 int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t mask_at,

@@ -605,7 +605,8 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         const tt_gdsp_jumper *skip,
                                                         int8_t *dx, const int rounds,
                                                         const int lean, const int steady) {
-  if (rounds) keep = 0, top = 0;
+  /* a rounding walk may also measure (tt_input_grad.c's optimistic pass checks its guess) */
+  if (rounds) keep = 0;
   else r = 0;
   /* the operands and the rounder in locals: dx's and the kept rows' stores may alias what
    * a and r point to, so gcc would reload each field through its pointer every row */
@@ -630,11 +631,11 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
      * narrow blocks: there the sinks' pointers cost the loop registers (measured slower) */
     const int kept_row = p < n1, sink = nc == CB && (!masked || CB == 8);
     m = row_sums(a, p, stage, CB, masked, sink && kept_row ? kept + c0 : 0,
-                 sink && !rounds && top != 0, m, acc);
+                 sink && top != 0, m, acc);
     if (!sink) {
       if (kept_row)
         for (int32_t j = 0; j < nc; ++j) kept[c0 + j] = acc[j];
-      if (!rounds && top != 0)
+      if (top != 0)
         for (int32_t j = 0; j < nc; ++j) {
           const uint32_t v = tt_magnitude(acc[j]);
           if (v > m) m = v;
@@ -877,18 +878,28 @@ static inline __attribute__((always_inline)) uint32_t round8(const int32_t *t, u
 static inline __attribute__((always_inline)) void steady_rows(const pointwise *a,
                                                               const tt_dsp_word *stage,
                                                               const int32_t CB, int32_t c0,
-                                                              tt_rounder *r, int8_t *dx) {
+                                                              tt_rounder *r, int8_t *dx,
+                                                              uint32_t *top) {
   const int8_t *g = a->dy;
   const int32_t co = a->co, ci = a->ci, rows = a->rows;
   uint32_t *const states = a->states;
   const int32_t rr = r->r, hi_shift = r->hi_shift, noise_shift = r->noise_shift;
   int8_t *out = dx + c0;
   uint32_t x = 0;
+  uint32_t m = top != 0 ? *top : 0u;
   for (int32_t p = 0; p < rows; ++p, g += co, out += ci) {
     int32_t t[8];
 #pragma GCC unroll 8
     for (int32_t j = 0; j < CB; ++j) t[j] = 0;
     mac_pairs(CB, g, g + co, stage, t);
+    /* the optimistic pass's check (top a constant NULL or not in each inlined copy) */
+    if (top != 0 && !within(t, CB, m)) {
+#pragma GCC unroll 8
+      for (int32_t j = 0; j < CB; ++j) {
+        const uint32_t v = tt_magnitude(t[j]);
+        m = v > m ? v : m;
+      }
+    }
     x = states[p];
     if (CB == 8) {
       x = round8(t, x, rr, (uint32_t)1 << (noise_shift - 8), hi_shift, out);
@@ -902,10 +913,14 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
     states[p] = x;
   }
   r->rng = x;
+  if (top != 0) *top = m;
 }
 #define TT_GDSP_STEADY_ROWS(CB)                                                             \
   if (((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && (a->co & 7) == 0) {            \
-    steady_rows(a, stage, (CB), c0, r, dx);                                                 \
+    if (top != 0)                                                                           \
+      steady_rows(a, stage, (CB), c0, r, dx, top);                                          \
+    else                                                                                    \
+      steady_rows(a, stage, (CB), c0, r, dx, 0);                                            \
     return;                                                                                 \
   }
 #define TT_GDSP_FIRST_ROWS(CB, M)                                                           \
@@ -1053,8 +1068,8 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   if (rows < 1) return 0;
   for (int32_t o = 0; o < co; ++o)
     if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
-  /* a call rounds, or keeps and measures (the walks do one or the other) */
-  if (r != 0 && (keep != 0 || amax != 0)) return 0;
+  /* a call keeps (and measures), or rounds (and may measure: the optimistic pass) */
+  if (r != 0 && keep != 0) return 0;
   /* staging or not, by instructions per weight (tenths; the loops' counts, checked on the
    * rig): the staging 36 and 8.4 a row; unstaged (tt_input_grad_rows_dsp.c) 35 per two rows,
    * 23 a last odd row: 2 and 3 rows go unstaged, 4 and more staged (a mask makes the staged
