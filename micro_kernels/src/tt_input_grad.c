@@ -385,6 +385,18 @@ static void walk_s8(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, const tt
         }
       }
     }
+  /* the optimistic pass's probes: their maximum only (pointwise: position p is dy's row p) */
+  for (int32_t i = 0; keep != 0 && amax != 0 && i < keep->probes; ++i) {
+    const int32_t p = keep->probe[i], b = p / (a->h * a->wd), iy = p / a->wd % a->h,
+                  ix = p % a->wd;
+    tt_taps_reading(iy, v.stride_h, v.dilation_h, v.pad_top, a->kh, a->oh, &a->ty);
+    tt_taps_reading(ix, v.stride_w, v.dilation_w, v.pad_left, a->kw, a->ow, &a->tx);
+    for (int32_t c0 = 0; c0 < a->ci; c0 += TT_IG_BLOCK) {
+      const int32_t nc = a->ci - c0 < TT_IG_BLOCK ? a->ci - c0 : TT_IG_BLOCK;
+      conv_block(a, b, c0, nc, acc);
+      top = tt_largest_magnitude(acc, nc, top);
+    }
+  }
   if (amax != 0) *amax = top;
 }
 
@@ -519,8 +531,9 @@ static void choose_probes(const layer_s8 *a, int32_t p0, int32_t p1, int32_t k,
 static uint32_t first_pass(layer_s8 *a, int depthwise, int32_t p1, const tt_keep *keep) {
   uint32_t amax = 0;
   /* (the DSP version where the target has one for the layer, else the portable walk: the
-   * dispatch at each use, so that the DSP call's frame is the only large one on the stack) */
-  if (p1 > 0 && !dsp_walk(a, depthwise, 0, p1, keep, &amax, 0, 0))
+   * dispatch at each use, so that the DSP call's frame is the only large one on the stack;
+   * no kept rows but probes: the portable walk's probes) */
+  if ((p1 > 0 || keep != 0) && !dsp_walk(a, depthwise, 0, p1, keep, &amax, 0, 0))
     walk_s8(a, depthwise, 0, p1, keep, &amax, 0, 0);
   return amax;
 }
@@ -557,7 +570,7 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   if (scratch == 0 || scratch_positions < 0) scratch_positions = 0;
   const int one_pass = scratch_positions >= positions;
   if (one_pass && depthwise) {
-    const tt_keep all = {scratch, positions, 0, positions};
+    const tt_keep all = {scratch, positions, 0, positions, 0, 0};
     if (!dsp_depthwise_walk(a, 0, positions, &all, 0, 0, 0)) depthwise_scatter(a, scratch);
     tt_quantize_grad_s8(scratch, positions * a->ci, unit, rounding, dx, dx_scale);
     return;
@@ -569,7 +582,7 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   const int32_t extra = one_pass ? 0 : scratch_positions < positions - quarter ? scratch_positions
                                                                             : positions - quarter;
   int32_t *const a0 = one_pass ? scratch : (int32_t *)(void *)dx;
-  const tt_keep keep = {a0, quarter, scratch, quarter + extra};
+  tt_keep keep = {a0, quarter, scratch, quarter + extra, 0, 0};
   const tt_keep *const first = keep.n1 > 0 ? &keep : 0;
   const int32_t unkept = positions - keep.n1;
   /* a pointwise layer: dx's positions are dy's (row p of dx sums row p of dy's terms) */
@@ -581,15 +594,10 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   if (probes > TT_IG_PROBES_MAX) probes = TT_IG_PROBES_MAX;
   tt_rounder r;
   if (pointwise && unkept > probes) {
-    uint32_t guess = first_pass(a, 0, keep.n1, first);
     int32_t probe[TT_IG_PROBES_MAX];
     choose_probes(a, keep.n1, positions, probes, probe);
-    for (int32_t i = 0; i < probes; ++i) {
-      uint32_t m = 0;
-      if (!dsp_walk(a, 0, probe[i], probe[i] + 1, 0, &m, 0, 0))
-        walk_s8(a, 0, probe[i], probe[i] + 1, 0, &m, 0, 0);
-      guess = m > guess ? m : guess;
-    }
+    keep.probe = probe, keep.probes = probes;
+    const uint32_t guess = first_pass(a, 0, keep.n1, &keep);
     tt_rounder_begin(&r, guess, unit, rounding, dx_scale);
     if (quarter > 0) tt_round_grads(&r, keep.a0, quarter * a->ci, dx);
     if (extra > 0) tt_round_grads(&r, scratch, extra * a->ci, dx + quarter * a->ci);

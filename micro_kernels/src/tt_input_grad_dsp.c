@@ -584,6 +584,20 @@ void tt_gdsp_jump_init(tt_gdsp_jumper *j, int32_t n, int32_t jumps) {
   gdsp_fill(j, col);
 }
 
+/* The optimistic pass's probes (tt_common.h tt_keep, rows past the kept ones): their largest
+ * magnitude against the staged block, max(m, it) returned; not kept. */
+static inline __attribute__((always_inline)) uint32_t probe_rows(const pointwise *a,
+                                                                 const tt_dsp_word *stage,
+                                                                 const int32_t CB,
+                                                                 const int masked,
+                                                                 const tt_keep *keep,
+                                                                 uint32_t m) {
+  int32_t acc[8];
+  for (int32_t i = 0; keep != 0 && i < keep->probes; ++i)
+    m = row_sums(a, keep->probe[i], stage, CB, masked, 0, 1, m, acc);
+  return m;
+}
+
 /* Every row against one staged block: the accumulators of channels [c0, c0 + nc) kept, or
  * their largest magnitude into *top (`rounds` 0: r is NULL), or rounded into dx (`rounds`
  * 1: keep and top are NULL; stochastically: r's stream at row 0, channel c0 on entry; at
@@ -676,6 +690,7 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
     }
   }
   if (lean) r->rng = x;
+  if (!rounds && top != 0) m = probe_rows(a, stage, CB, masked, keep, m);
   if (top != 0) *top = m;
 }
 
@@ -805,6 +820,11 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
       pruned_rows8(a, e1, stage, c0, &m);
     else if (rows > e1)
       first_rows8(g + e1 * co, g + rows * co, co, stage, 0, 0, &m);
+    /* the probes, row by row (whole rows of co bytes: the same loop) */
+    for (int32_t i = 0; keep != 0 && i < keep->probes; ++i) {
+      const int8_t *row = g + keep->probe[i] * co;
+      first_rows8(row, row + co, co, stage, 0, 0, &m);
+    }
     *top = m;
     return;
   }
@@ -842,7 +862,7 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
       }
     }
   }
-  *top = m;
+  *top = m = probe_rows(a, stage, CB, masked, keep, m);
 }
 /* tt_round_stochastic (times 1) over eight sums in registers, into out[0..7]: returns the
  * stream's state after the eight draws. In assembly because the rule's operands (the
@@ -1077,9 +1097,11 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
    * against the portable code's 5.2; unstaged 17.6 -> 8.2 K instructions), nor do a few
    * (MCUNet's blocks.13.pointwise2 recomputes 3 of 16 positions: 2.632 -> 2.575 M). Each
    * walk is a call in tail position: neither frame is under the other's. */
-  const int can_stage = block_width(co, mask != 0) > 0 && rows >= 2;
-  const int32_t unstaged = 35 * (rows >> 1) + 23 * (rows & 1);
-  if ((!can_stage || unstaged < 36 + 84 * rows / 10) && tt_dsp_rows_fit(co))
+  /* (the probes are rows too: one at a time unstaged) */
+  const int32_t probes = keep != 0 && amax != 0 ? keep->probes : 0;
+  const int can_stage = block_width(co, mask != 0) > 0 && rows + probes >= 2;
+  const int32_t unstaged = 35 * (rows >> 1) + 23 * (rows & 1) + 23 * probes;
+  if ((!can_stage || unstaged < 36 + 84 * (rows + probes) / 10) && tt_dsp_rows_fit(co))
     return tt_dsp_pointwise_input_grad_rows_s8(dy, mask, mask_at, rows, co, w_lo, k, w_hi, ci,
                                                mult, keep, amax, r, dx);
   if (!can_stage) return 0;
