@@ -78,8 +78,8 @@ static inline int32_t tt_wdsp_stage_bytes(int32_t rows, int32_t k, int int16) {
  * h = dy * mult[o] (0 where masked), for `rows` positions p. dy [rows, co] int8 (mask over
  * dy or NULL, dy[0]'s bit at index mask_at: a range of a layer's rows); the weights split at input channel k: w_lo [co, k], w_hi [co, ci - k] (NULL
  * when k == ci). `keep` (tt_common.h, its positions the rows; NULL: none) receives the
- * accumulators of the rows it names and `amax` their largest magnitude over all rows (either
- * or both), or `r` rounds them into dx [rows, ci] (stochastically with the
+ * accumulators of the rows it names and `amax` their largest magnitude over all rows and
+ * keep's probe rows (either or both), or `r` rounds them into dx [rows, ci] (stochastically with the
  * draws of dx's row-major order, as the portable walk, leaving r's stream where it does)
  * and, if amax is not NULL, measures them too (the optimistic pass's check, tt_input_grad.c).
  * Returns 0, having done nothing, when the layer is not one it takes (a multiplier outside
@@ -95,7 +95,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
                                    int8_t *dx);
 
 /* tt_dsp_pointwise_input_grad_s8's rows without staging the weights (the same arguments and
- * results, any number of rows, a layer it takes): the rows' h = dy * mult staged two rows
+ * results but keep's probes, which it leaves; any number of rows, a layer it takes): the rows' h = dy * mult staged two rows
  * at a time on the stack, in TT_GRAD_DSP_STAGE_BYTES with chunks of the two rows'
  * accumulators, the int8 weights read as they are. Only where tt_dsp_rows_fit(co). Cheaper
  * than staging where the rows are few (tt_dsp_pointwise_input_grad_s8 compares the two). */

@@ -72,9 +72,6 @@ typedef struct {
    * first block records them, the others read and advance them: no jump over a row's other
    * draws but in the first block), or NULL (every block jumps) */
   uint32_t *states;
-  /* the first pass's unkept rows' sum of dy^2 (first_rows fills it at c0 = 0 and prunes
-   * by it), or NULL: no room beside the staged block, a mask, or a form it does not take */
-  uint32_t *norms;
 } pointwise;
 
 
@@ -746,50 +743,6 @@ static inline __attribute__((always_inline)) int within(const int32_t *t, const 
 #undef TT_GDSP_W_TWO
 #undef TT_GDSP_W_ONE
 
-/* The first pass's unkept unmasked rows [p, rows) of 8 columns (a->norms set), but those
- * that cannot raise the maximum. By Cauchy-Schwarz, |acc[q, c]|^2 <= D_q W_c with
- * D_q = sum_o dy[q, o]^2 and W_c = sum_o wm[o, c]^2 (the staged column), so a row with
- * D_q max_c W_c <= m^2 over the block's columns leaves m, and with it A, where it is; its
- * sums are not kept, and the second pass computes the row again in any case: same bits.
- * Measured on MobileNetV2's steps, most unkept rows of the first pass lie below the kept
- * rows' maximum, and this test finds about half of those where co is 24-32 (the looser the
- * wider co: about none at 48 and over). D_q < 2^14 co and W_c < 2^30 co, so the product
- * fits 64 bits for co < 1024 (staged_walk's condition), m^2 < 2^62. Rows run in runs
- * between pruned ones, each run at one m (a row computed that a later m would prune costs
- * instructions, not bits). */
-static inline __attribute__((always_inline)) void pruned_rows8(const pointwise *a, int32_t p,
-                                                               const tt_dsp_word *stage,
-                                                               int32_t c0, uint32_t *m) {
-  const int8_t *const g = a->dy;
-  const int32_t co = a->co, rows = a->rows;
-  uint32_t *const d = a->norms - p;
-  if (c0 == 0)
-    for (int32_t q = p; q < rows; ++q) {
-      const int8_t *row = g + q * co;
-      uint32_t sum = 0;
-      for (int32_t i = 0; i < co; i += 4) {
-        const uint32_t v = tt_dsp_load4(row + i), e = __sxtb16(v), o = tt_dsp_sxtb16_odd(v);
-        sum = __smlad(e, e, __smlad(o, o, sum));
-      }
-      d[q] = sum;
-    }
-  uint64_t widest = 0;
-  for (int32_t j = 0; j < 8; ++j) {
-    uint64_t sum = 0;
-    for (const tt_dsp_word *s = stage + 2 * j, *end = s + 16 * a->groups; s != end; s += 16)
-      sum = __smlald(s[1], s[1], __smlald(s[0], s[0], sum));
-    widest = sum > widest ? sum : widest;
-  }
-  while (p < rows) {
-    const uint64_t top = (uint64_t)*m * *m;
-    while (p < rows && d[p] * widest <= top) ++p;
-    int32_t q = p;
-    while (q < rows && d[q] * widest > top) ++q;
-    if (q > p) first_rows8(g + p * co, g + q * co, co, stage, 0, 0, m);
-    p = q;
-  }
-}
-
 /* The first pass's unmasked whole blocks of 8, 6, 4 or 3 columns where every row is whole
  * pairs of dy words (co a multiple of 8) and the largest magnitude is asked for: block's
  * keeping rows without its per-row work. The row's dy and its end step by co (row_sums
@@ -816,9 +769,7 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
     const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows;
     if (e0 > 0) first_rows8(g, g + e0 * co, co, stage, keep->a0 + c0, 4 * ci, &m);
     if (e1 > e0) first_rows8(g + e0 * co, g + e1 * co, co, stage, keep->a1 + c0, 4 * ci, &m);
-    if (rows > e1 && a->norms != 0)
-      pruned_rows8(a, e1, stage, c0, &m);
-    else if (rows > e1)
+    if (rows > e1)
       first_rows8(g + e1 * co, g + rows * co, co, stage, 0, 0, &m);
     /* the probes, row by row (whole rows of co bytes: the same loop) */
     for (int32_t i = 0; keep != 0 && i < keep->probes; ++i) {
@@ -1006,23 +957,6 @@ static int32_t block_width(int32_t co, int masked) {
   return masked && width == 6 ? 4 : width;
 }
 
-/* pruned_rows8's widest co: its bound is looser the more outputs a sum has (Cauchy-Schwarz
- * against sums of co random-signed terms: about sqrt(co) / 3 times the largest sum); on
- * MobileNetV2's and MCUNet's steps it pruned about half the unkept rows at 24 and 32
- * outputs and next to none from 48 on, where its column norms (as many instructions as
- * about one row a block) are only a cost. At most 1023 (its products' 64 bits). */
-#ifndef TT_GDSP_PRUNE_CO
-#define TT_GDSP_PRUNE_CO 32
-#endif
-/* and its fewest unkept rows: a block's column norms cost about a row and a half at 32
- * outputs and each row's test a few instructions, against a quarter to a half of the rows
- * pruned. Measured at 8: MobileNetV2's whole-sample program, whose two calls it takes
- * leave 22 rows unkept, ran -21.8 K, +20.5 K and +33.5 K instructions a step (its 113 KB
- * program's four, 29-46 unkept rows, -106 K) */
-#ifndef TT_GDSP_PRUNE_ROWS
-#define TT_GDSP_PRUNE_ROWS 24
-#endif
-
 /* The staged walk of a layer tt_dsp_pointwise_input_grad_s8 has checked and given to it (its
  * own frame: the staging on the stack is not under the unstaged rows' frames). */
 static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t *mask,
@@ -1041,17 +975,7 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   const int32_t staged = 2 * groups * CB;
   uint32_t *const states =
       stochastic && ci > CB && TT_GRAD_DSP_STAGE_BYTES / 4 - staged >= rows ? stage + staged : 0;
-  /* the first pass's unkept rows' norms beside the staged block (pruned_rows8), where they
-   * fit and the rows are enough to pay for the columns' norms */
-  const int32_t unkept = rows - (keep == 0 ? 0 : keep->n1 < rows ? keep->n1 : rows);
-  uint32_t *const norms = TT_DSP_ASM_ALL_REGS && r == 0 && amax != 0 && mask == 0 &&
-                                  CB == 8 && (co & 7) == 0 && co <= TT_GDSP_PRUNE_CO &&
-                                  unkept >= TT_GDSP_PRUNE_ROWS &&
-                                  TT_GRAD_DSP_STAGE_BYTES / 4 - staged >= unkept
-                              ? stage + staged
-                              : 0;
-  const pointwise a = {dy,   mask, mask_at, rows, co,     groups, w_lo,
-                       w_hi, k,    ci,      mult, states, norms};
+  const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult, states};
   static const block_fn blocks[2][2][9] = {
       {{0, block1_0, block2_0, block3_0, block4_0, 0, block6_0, 0, block8_0},
        {0, block1_1, block2_1, block3_1, block4_1, 0, 0, 0, block8_1}},
@@ -1097,11 +1021,12 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
    * against the portable code's 5.2; unstaged 17.6 -> 8.2 K instructions), nor do a few
    * (MCUNet's blocks.13.pointwise2 recomputes 3 of 16 positions: 2.632 -> 2.575 M). Each
    * walk is a call in tail position: neither frame is under the other's. */
-  /* (the probes are rows too: one at a time unstaged) */
+  /* the optimistic pass's probes (tt_keep) are rows of the staged walk only: with four or
+   * more, staging is the cheaper (no probes in the unstaged walk) */
   const int32_t probes = keep != 0 && amax != 0 ? keep->probes : 0;
   const int can_stage = block_width(co, mask != 0) > 0 && rows + probes >= 2;
-  const int32_t unstaged = 35 * (rows >> 1) + 23 * (rows & 1) + 23 * probes;
-  if ((!can_stage || unstaged < 36 + 84 * (rows + probes) / 10) && tt_dsp_rows_fit(co))
+  const int32_t unstaged = 35 * (rows >> 1) + 23 * (rows & 1);
+  if (probes == 0 && (!can_stage || unstaged < 36 + 84 * rows / 10) && tt_dsp_rows_fit(co))
     return tt_dsp_pointwise_input_grad_rows_s8(dy, mask, mask_at, rows, co, w_lo, k, w_hi, ci,
                                                mult, keep, amax, r, dx);
   if (!can_stage) return 0;

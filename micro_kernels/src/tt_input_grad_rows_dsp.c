@@ -189,18 +189,6 @@ int tt_dsp_pointwise_input_grad_rows_s8(const int8_t *dy, const uint8_t *mask, i
     if (stochastic) r->rng = state[two];
     p += 1 + two;
   }
-  /* the optimistic pass's probes (tt_common.h tt_keep): their maximum only */
-  for (int32_t i = 0; keep != 0 && amax != 0 && i < keep->probes; ++i) {
-    const int32_t q = keep->probe[i];
-    stage_h(dy + q * co, mask, mask_at + q * co, co, mult, hh);
-    for (int32_t c0 = 0; c0 < ci; c0 += chunk) {
-      const int32_t nc = ci - c0 < chunk ? ci - c0 : chunk;
-      const int32_t lo = k - c0 >= nc ? nc : (k > c0 ? k - c0 : 0);
-      if (lo > 0) one_row(w_lo + c0, k, co, lo, hh, buf0);
-      if (lo < nc) one_row(w_hi + (c0 + lo - k), ci - k, co, nc - lo, hh, buf0 + lo);
-      top = tt_largest_magnitude(buf0, nc, top);
-    }
-  }
   if (amax != 0) *amax = top;
   return 1;
 }
