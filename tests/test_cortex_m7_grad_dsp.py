@@ -98,6 +98,73 @@ def input_grad_variants(mask: np.ndarray, dx_shape, seed: int, steps: int):
                        rig_p(scratch, C.c_int32), kept)
 
 
+
+# --- the optimistic pass (tt_input_grad.c input_grad_s8): designed calls -----------------------
+
+OPTIMISTIC_CASES = ("probed", "one_above", "twice", "twice_masked", "kept_max")
+
+
+def optimistic_case(case: str, rng, col: int):
+    """A fully connected call of 32 positions (16 outputs, 24 input channels: blocks of 8
+    with their rows' stream states) whose first pass keeps 8 positions in dx's bytes and 4 in
+    a scratch, leaving 20 unkept, of which input_grad_s8 probes the 6 of largest sum of dy^2.
+    Column col's largest accumulator is placed by design: row 20 (unkept, of large sum of dy^2:
+    probed) holds 127 * b - 1, row 25 (unkept, of small sum: not probed) 127 * 127 when it
+    leads. "probed": row 20 holds the maximum, the guess holds (no second walk); "one_above":
+    row 25 is one above the guess (the redo changes only the scale); "twice" (and masked):
+    row 25 is about twice the guess, the redo changes the kept rows' bytes too; "kept_max":
+    a kept row holds it. Column 0 is in the staged walk's first block (block's rows), 17 in
+    its third (stochastically: steady_rows). Returns dy, w [units, depth], mult, mask,
+    scratch positions."""
+    batches, units, depth = 32, 16, 24
+    w = np.zeros((units, depth), np.int8)
+    w[4] = rng.integers(-50, 51, depth)
+    w[4, col] = 0                               # column col: the designed terms only
+    w[0, col] = 127
+    w[1, col] = 60 if case.startswith("twice") else 127
+    w[2, col] = 1
+    dy = np.zeros((batches, units), np.int8)
+    filler = rng.choice(np.array([-100, 100], np.int8), (batches, units - 5))
+    dy[:, 5:] = filler                          # w's rows 5.. are zero: sum of dy^2 only
+    dy[:, 4] = rng.integers(-40, 41, batches)   # the other columns' mid-range accumulators
+    dy[20, 1], dy[20, 2], dy[20, 3] = 127, -1, 127
+    dy[25, 5:] = 0
+    if case != "probed":
+        dy[25 if case != "kept_max" else 3, 0] = 127
+    if case == "kept_max":
+        dy[3, 5:] = 0
+    mult = np.ones(units, np.int16)
+    mask = None
+    if case == "twice_masked":
+        mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+        for p, o in ((20, 1), (20, 2), (25, 0)):
+            mask[(p * units + o) >> 3] |= np.uint8(1 << ((p * units + o) & 7))
+    return dy, w, mult, mask, 4
+
+
+def optimistic_calls(lib, rng, check=None) -> None:
+    """Every optimistic case, rounded to nearest (the designed column 0) and stochastically
+    (column 17); `check(case, dy, w,
+    mult, mask, dx, scale, rng_before, rng_after)` sees each result."""
+    for case in OPTIMISTIC_CASES:
+        for stochastic in (False, True):
+            dy, w, mult, mask, kept = optimistic_case(case, rng, 17 if stochastic else 0)
+            batches, units = dy.shape
+            depth = w.shape[1]
+            dx, scale = np.zeros((batches, depth), np.int8), np.zeros(1, np.float32)
+            scratch = np.zeros(kept * depth, np.int32)
+            state = c_kernels.UpdateState(0x9E3779B9, 3)
+            before = int(state.rng)
+            lib.tt_fully_connected_input_grad_s8(
+                i8(dy), rig_p(np.array([0.03], np.float32), C.c_float), rig_p(mask, C.c_uint8),
+                batches, units, i8(w), rig_p(mult, C.c_int16), C.c_float(1e-3), depth, i8(dx),
+                rig_p(scale, C.c_float), C.byref(state) if stochastic else None,
+                rig_p(scratch, C.c_int32), kept)
+            if check is not None:
+                check(case, dy, w, mult, mask, dx, scale, before if stochastic else None,
+                      int(state.rng))
+
+
 def input_grad_calls(rng, rows_only: bool = False) -> None:
     lib = c_kernels.library()
     # (n, h, w, co, ci): pointwise layers
@@ -260,6 +327,8 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                                     C.c_float(unit), 1, 1,
                                     C.byref(c_kernels.Window(s, s, 1, 1, pad, pad)), h, h, 6,
                                     i8(dx), rig_p(scale, C.c_float), None, None, 0)
+    # the optimistic pass's guess holding and failing (test_optimistic_pass_equals_numpy)
+    optimistic_calls(lib, np.random.default_rng(5))
     # fully connected: (batches, units, depth)
     for k, (batches, units, depth) in enumerate([(1, 10, 256), (3, 7, 13), (5, 33, 1),
                                                  (2, 9, 30)]):
@@ -642,3 +711,33 @@ def test_pointwise_input_grad_takes_multipliers_at_2_byte_alignment(tmp_path):
                  and shutil.which("qemu-system-arm") is not None,
                  "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     rig.run_on_rig(_Text(MISALIGNED_MULTIPLIERS), tmp_path)
+
+
+def test_optimistic_pass_equals_numpy():
+    """The host's input_grad_s8 on the designed calls (optimistic_case) against numpy's rule:
+    the guess holding (the probes found the maximum, or a kept row holds it) and failing (a
+    row not probed one above the guess, and about twice it: the kept rows computed again,
+    the stream started again from the op's state), to nearest and stochastically. The rig
+    replays the same calls in both builds (test_grad_dsp_equals_portable_on_edge_shapes)."""
+    from tflite_train.ops import quantgrad
+    seen = []
+
+    def check(case, dy, w, mult, mask, dx, scale, before, after):
+        live = np.ones(dy.size, bool)
+        if mask is not None:
+            live = np.unpackbits(mask, bitorder="little")[:dy.size].astype(bool)
+        h = np.where(live.reshape(dy.shape), dy.astype(np.int64), 0) * mult.astype(np.int64)
+        acc = h @ w.astype(np.int64)
+        rounding = None if before is None else {"rng": before}
+        q, sc = quantgrad.quantize(acc, np.float32(0.03) * np.float32(1e-3), rounding)
+        assert np.array_equal(dx, q), (case, before is not None)
+        assert scale[0] == sc, (case, before is not None)
+        if rounding is not None:
+            assert after == rounding["rng"], case
+        top = np.abs(acc).max(axis=1)
+        seen.append((case, int(np.argmax(top))))
+
+    optimistic_calls(c_kernels.library(), np.random.default_rng(5), check)
+    # the designs put the maximum where they say
+    assert {c: p for c, p in seen} == {"probed": 20, "one_above": 25, "twice": 25,
+                                       "twice_masked": 25, "kept_max": 3}

@@ -213,6 +213,11 @@ typedef struct {
   int32_t n0;
   int32_t *a1;
   int32_t n1;
+  /* the optimistic pass's probes (tt_input_grad.c): rows probe[0 .. probes) past n1 of a
+   * pointwise layer whose largest magnitude the measuring walk takes too (not kept); the
+   * walks of other layers leave them */
+  const int32_t *probe;
+  int32_t probes;
 } tt_keep;
 
 /* Where position p's accumulators are kept, or NULL. */

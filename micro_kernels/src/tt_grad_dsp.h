@@ -78,12 +78,13 @@ static inline int32_t tt_wdsp_stage_bytes(int32_t rows, int32_t k, int int16) {
  * h = dy * mult[o] (0 where masked), for `rows` positions p. dy [rows, co] int8 (mask over
  * dy or NULL, dy[0]'s bit at index mask_at: a range of a layer's rows); the weights split at input channel k: w_lo [co, k], w_hi [co, ci - k] (NULL
  * when k == ci). `keep` (tt_common.h, its positions the rows; NULL: none) receives the
- * accumulators of the rows it names and `amax` their largest magnitude over all rows (either
- * or both), or `r` rounds them into dx [rows, ci] (stochastically with the
- * draws of dx's row-major order, as the portable walk, leaving r's stream where it does).
+ * accumulators of the rows it names and `amax` their largest magnitude over all rows and
+ * keep's probe rows (either or both), or `r` rounds them into dx [rows, ci] (stochastically with the
+ * draws of dx's row-major order, as the portable walk, leaving r's stream where it does)
+ * and, if amax is not NULL, measures them too (the optimistic pass's check, tt_input_grad.c).
  * Returns 0, having done nothing, when the layer is not one it takes (a multiplier outside
  * [0, 2^TT_GRAD_MAX_SHIFT], co too large for the buffer, or no rows) or the call both
- * rounds and keeps or measures (the walks do one or the other); the caller then runs the
+ * rounds and keeps (the walks do one or the other); the caller then runs the
  * portable code. A call of few rows reads the weights without staging them
  * (tt_dsp_pointwise_input_grad_rows_s8, by a cost rule). */
 int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t mask_at,
@@ -94,7 +95,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
                                    int8_t *dx);
 
 /* tt_dsp_pointwise_input_grad_s8's rows without staging the weights (the same arguments and
- * results, any number of rows, a layer it takes): the rows' h = dy * mult staged two rows
+ * results but keep's probes, which it leaves; any number of rows, a layer it takes): the rows' h = dy * mult staged two rows
  * at a time on the stack, in TT_GRAD_DSP_STAGE_BYTES with chunks of the two rows'
  * accumulators, the int8 weights read as they are. Only where tt_dsp_rows_fit(co). Cheaper
  * than staging where the rows are few (tt_dsp_pointwise_input_grad_s8 compares the two). */

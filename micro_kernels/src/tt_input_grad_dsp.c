@@ -72,9 +72,6 @@ typedef struct {
    * first block records them, the others read and advance them: no jump over a row's other
    * draws but in the first block), or NULL (every block jumps) */
   uint32_t *states;
-  /* the first pass's unkept rows' sum of dy^2 (first_rows fills it at c0 = 0 and prunes
-   * by it), or NULL: no room beside the staged block, a mask, or a form it does not take */
-  uint32_t *norms;
 } pointwise;
 
 
@@ -584,6 +581,20 @@ void tt_gdsp_jump_init(tt_gdsp_jumper *j, int32_t n, int32_t jumps) {
   gdsp_fill(j, col);
 }
 
+/* The optimistic pass's probes (tt_common.h tt_keep, rows past the kept ones): their largest
+ * magnitude against the staged block, max(m, it) returned; not kept. */
+static inline __attribute__((always_inline)) uint32_t probe_rows(const pointwise *a,
+                                                                 const tt_dsp_word *stage,
+                                                                 const int32_t CB,
+                                                                 const int masked,
+                                                                 const tt_keep *keep,
+                                                                 uint32_t m) {
+  int32_t acc[8];
+  for (int32_t i = 0; keep != 0 && i < keep->probes; ++i)
+    m = row_sums(a, keep->probe[i], stage, CB, masked, 0, 1, m, acc);
+  return m;
+}
+
 /* Every row against one staged block: the accumulators of channels [c0, c0 + nc) kept, or
  * their largest magnitude into *top (`rounds` 0: r is NULL), or rounded into dx (`rounds`
  * 1: keep and top are NULL; stochastically: r's stream at row 0, channel c0 on entry; at
@@ -605,7 +616,8 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         const tt_gdsp_jumper *skip,
                                                         int8_t *dx, const int rounds,
                                                         const int lean, const int steady) {
-  if (rounds) keep = 0, top = 0;
+  /* a rounding walk may also measure (tt_input_grad.c's optimistic pass checks its guess) */
+  if (rounds) keep = 0;
   else r = 0;
   /* the operands and the rounder in locals: dx's and the kept rows' stores may alias what
    * a and r point to, so gcc would reload each field through its pointer every row */
@@ -630,11 +642,11 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
      * narrow blocks: there the sinks' pointers cost the loop registers (measured slower) */
     const int kept_row = p < n1, sink = nc == CB && (!masked || CB == 8);
     m = row_sums(a, p, stage, CB, masked, sink && kept_row ? kept + c0 : 0,
-                 sink && !rounds && top != 0, m, acc);
+                 sink && top != 0, m, acc);
     if (!sink) {
       if (kept_row)
         for (int32_t j = 0; j < nc; ++j) kept[c0 + j] = acc[j];
-      if (!rounds && top != 0)
+      if (top != 0)
         for (int32_t j = 0; j < nc; ++j) {
           const uint32_t v = tt_magnitude(acc[j]);
           if (v > m) m = v;
@@ -675,6 +687,7 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
     }
   }
   if (lean) r->rng = x;
+  if (!rounds && top != 0) m = probe_rows(a, stage, CB, masked, keep, m);
   if (top != 0) *top = m;
 }
 
@@ -730,50 +743,6 @@ static inline __attribute__((always_inline)) int within(const int32_t *t, const 
 #undef TT_GDSP_W_TWO
 #undef TT_GDSP_W_ONE
 
-/* The first pass's unkept unmasked rows [p, rows) of 8 columns (a->norms set), but those
- * that cannot raise the maximum. By Cauchy-Schwarz, |acc[q, c]|^2 <= D_q W_c with
- * D_q = sum_o dy[q, o]^2 and W_c = sum_o wm[o, c]^2 (the staged column), so a row with
- * D_q max_c W_c <= m^2 over the block's columns leaves m, and with it A, where it is; its
- * sums are not kept, and the second pass computes the row again in any case: same bits.
- * Measured on MobileNetV2's steps, most unkept rows of the first pass lie below the kept
- * rows' maximum, and this test finds about half of those where co is 24-32 (the looser the
- * wider co: about none at 48 and over). D_q < 2^14 co and W_c < 2^30 co, so the product
- * fits 64 bits for co < 1024 (staged_walk's condition), m^2 < 2^62. Rows run in runs
- * between pruned ones, each run at one m (a row computed that a later m would prune costs
- * instructions, not bits). */
-static inline __attribute__((always_inline)) void pruned_rows8(const pointwise *a, int32_t p,
-                                                               const tt_dsp_word *stage,
-                                                               int32_t c0, uint32_t *m) {
-  const int8_t *const g = a->dy;
-  const int32_t co = a->co, rows = a->rows;
-  uint32_t *const d = a->norms - p;
-  if (c0 == 0)
-    for (int32_t q = p; q < rows; ++q) {
-      const int8_t *row = g + q * co;
-      uint32_t sum = 0;
-      for (int32_t i = 0; i < co; i += 4) {
-        const uint32_t v = tt_dsp_load4(row + i), e = __sxtb16(v), o = tt_dsp_sxtb16_odd(v);
-        sum = __smlad(e, e, __smlad(o, o, sum));
-      }
-      d[q] = sum;
-    }
-  uint64_t widest = 0;
-  for (int32_t j = 0; j < 8; ++j) {
-    uint64_t sum = 0;
-    for (const tt_dsp_word *s = stage + 2 * j, *end = s + 16 * a->groups; s != end; s += 16)
-      sum = __smlald(s[1], s[1], __smlald(s[0], s[0], sum));
-    widest = sum > widest ? sum : widest;
-  }
-  while (p < rows) {
-    const uint64_t top = (uint64_t)*m * *m;
-    while (p < rows && d[p] * widest <= top) ++p;
-    int32_t q = p;
-    while (q < rows && d[q] * widest > top) ++q;
-    if (q > p) first_rows8(g + p * co, g + q * co, co, stage, 0, 0, m);
-    p = q;
-  }
-}
-
 /* The first pass's unmasked whole blocks of 8, 6, 4 or 3 columns where every row is whole
  * pairs of dy words (co a multiple of 8) and the largest magnitude is asked for: block's
  * keeping rows without its per-row work. The row's dy and its end step by co (row_sums
@@ -800,10 +769,13 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
     const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows;
     if (e0 > 0) first_rows8(g, g + e0 * co, co, stage, keep->a0 + c0, 4 * ci, &m);
     if (e1 > e0) first_rows8(g + e0 * co, g + e1 * co, co, stage, keep->a1 + c0, 4 * ci, &m);
-    if (rows > e1 && a->norms != 0)
-      pruned_rows8(a, e1, stage, c0, &m);
-    else if (rows > e1)
+    if (rows > e1)
       first_rows8(g + e1 * co, g + rows * co, co, stage, 0, 0, &m);
+    /* the probes, row by row (whole rows of co bytes: the same loop) */
+    for (int32_t i = 0; keep != 0 && i < keep->probes; ++i) {
+      const int8_t *row = g + keep->probe[i] * co;
+      first_rows8(row, row + co, co, stage, 0, 0, &m);
+    }
     *top = m;
     return;
   }
@@ -841,7 +813,7 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
       }
     }
   }
-  *top = m;
+  *top = m = probe_rows(a, stage, CB, masked, keep, m);
 }
 /* tt_round_stochastic (times 1) over eight sums in registers, into out[0..7]: returns the
  * stream's state after the eight draws. In assembly because the rule's operands (the
@@ -877,18 +849,28 @@ static inline __attribute__((always_inline)) uint32_t round8(const int32_t *t, u
 static inline __attribute__((always_inline)) void steady_rows(const pointwise *a,
                                                               const tt_dsp_word *stage,
                                                               const int32_t CB, int32_t c0,
-                                                              tt_rounder *r, int8_t *dx) {
+                                                              tt_rounder *r, int8_t *dx,
+                                                              uint32_t *top) {
   const int8_t *g = a->dy;
   const int32_t co = a->co, ci = a->ci, rows = a->rows;
   uint32_t *const states = a->states;
   const int32_t rr = r->r, hi_shift = r->hi_shift, noise_shift = r->noise_shift;
   int8_t *out = dx + c0;
   uint32_t x = 0;
+  uint32_t m = top != 0 ? *top : 0u;
   for (int32_t p = 0; p < rows; ++p, g += co, out += ci) {
     int32_t t[8];
 #pragma GCC unroll 8
     for (int32_t j = 0; j < CB; ++j) t[j] = 0;
     mac_pairs(CB, g, g + co, stage, t);
+    /* the optimistic pass's check (top a constant NULL or not in each inlined copy) */
+    if (top != 0 && !within(t, CB, m)) {
+#pragma GCC unroll 8
+      for (int32_t j = 0; j < CB; ++j) {
+        const uint32_t v = tt_magnitude(t[j]);
+        m = v > m ? v : m;
+      }
+    }
     x = states[p];
     if (CB == 8) {
       x = round8(t, x, rr, (uint32_t)1 << (noise_shift - 8), hi_shift, out);
@@ -902,10 +884,14 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
     states[p] = x;
   }
   r->rng = x;
+  if (top != 0) *top = m;
 }
 #define TT_GDSP_STEADY_ROWS(CB)                                                             \
   if (((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && (a->co & 7) == 0) {            \
-    steady_rows(a, stage, (CB), c0, r, dx);                                                 \
+    if (top != 0)                                                                           \
+      steady_rows(a, stage, (CB), c0, r, dx, top);                                          \
+    else                                                                                    \
+      steady_rows(a, stage, (CB), c0, r, dx, 0);                                            \
     return;                                                                                 \
   }
 #define TT_GDSP_FIRST_ROWS(CB, M)                                                           \
@@ -971,23 +957,6 @@ static int32_t block_width(int32_t co, int masked) {
   return masked && width == 6 ? 4 : width;
 }
 
-/* pruned_rows8's widest co: its bound is looser the more outputs a sum has (Cauchy-Schwarz
- * against sums of co random-signed terms: about sqrt(co) / 3 times the largest sum); on
- * MobileNetV2's and MCUNet's steps it pruned about half the unkept rows at 24 and 32
- * outputs and next to none from 48 on, where its column norms (as many instructions as
- * about one row a block) are only a cost. At most 1023 (its products' 64 bits). */
-#ifndef TT_GDSP_PRUNE_CO
-#define TT_GDSP_PRUNE_CO 32
-#endif
-/* and its fewest unkept rows: a block's column norms cost about a row and a half at 32
- * outputs and each row's test a few instructions, against a quarter to a half of the rows
- * pruned. Measured at 8: MobileNetV2's whole-sample program, whose two calls it takes
- * leave 22 rows unkept, ran -21.8 K, +20.5 K and +33.5 K instructions a step (its 113 KB
- * program's four, 29-46 unkept rows, -106 K) */
-#ifndef TT_GDSP_PRUNE_ROWS
-#define TT_GDSP_PRUNE_ROWS 24
-#endif
-
 /* The staged walk of a layer tt_dsp_pointwise_input_grad_s8 has checked and given to it (its
  * own frame: the staging on the stack is not under the unstaged rows' frames). */
 static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t *mask,
@@ -1006,17 +975,7 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   const int32_t staged = 2 * groups * CB;
   uint32_t *const states =
       stochastic && ci > CB && TT_GRAD_DSP_STAGE_BYTES / 4 - staged >= rows ? stage + staged : 0;
-  /* the first pass's unkept rows' norms beside the staged block (pruned_rows8), where they
-   * fit and the rows are enough to pay for the columns' norms */
-  const int32_t unkept = rows - (keep == 0 ? 0 : keep->n1 < rows ? keep->n1 : rows);
-  uint32_t *const norms = TT_DSP_ASM_ALL_REGS && r == 0 && amax != 0 && mask == 0 &&
-                                  CB == 8 && (co & 7) == 0 && co <= TT_GDSP_PRUNE_CO &&
-                                  unkept >= TT_GDSP_PRUNE_ROWS &&
-                                  TT_GRAD_DSP_STAGE_BYTES / 4 - staged >= unkept
-                              ? stage + staged
-                              : 0;
-  const pointwise a = {dy,   mask, mask_at, rows, co,     groups, w_lo,
-                       w_hi, k,    ci,      mult, states, norms};
+  const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult, states};
   static const block_fn blocks[2][2][9] = {
       {{0, block1_0, block2_0, block3_0, block4_0, 0, block6_0, 0, block8_0},
        {0, block1_1, block2_1, block3_1, block4_1, 0, 0, 0, block8_1}},
@@ -1053,8 +1012,8 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   if (rows < 1) return 0;
   for (int32_t o = 0; o < co; ++o)
     if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
-  /* a call rounds, or keeps and measures (the walks do one or the other) */
-  if (r != 0 && (keep != 0 || amax != 0)) return 0;
+  /* a call keeps (and measures), or rounds (and may measure: the optimistic pass) */
+  if (r != 0 && keep != 0) return 0;
   /* staging or not, by instructions per weight (tenths; the loops' counts, checked on the
    * rig): the staging 36 and 8.4 a row; unstaged (tt_input_grad_rows_dsp.c) 35 per two rows,
    * 23 a last odd row: 2 and 3 rows go unstaged, 4 and more staged (a mask makes the staged
@@ -1062,9 +1021,12 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
    * against the portable code's 5.2; unstaged 17.6 -> 8.2 K instructions), nor do a few
    * (MCUNet's blocks.13.pointwise2 recomputes 3 of 16 positions: 2.632 -> 2.575 M). Each
    * walk is a call in tail position: neither frame is under the other's. */
-  const int can_stage = block_width(co, mask != 0) > 0 && rows >= 2;
+  /* the optimistic pass's probes (tt_keep) are rows of the staged walk only: with four or
+   * more, staging is the cheaper (no probes in the unstaged walk) */
+  const int32_t probes = keep != 0 && amax != 0 ? keep->probes : 0;
+  const int can_stage = block_width(co, mask != 0) > 0 && rows + probes >= 2;
   const int32_t unstaged = 35 * (rows >> 1) + 23 * (rows & 1);
-  if ((!can_stage || unstaged < 36 + 84 * rows / 10) && tt_dsp_rows_fit(co))
+  if (probes == 0 && (!can_stage || unstaged < 36 + 84 * rows / 10) && tt_dsp_rows_fit(co))
     return tt_dsp_pointwise_input_grad_rows_s8(dy, mask, mask_at, rows, co, w_lo, k, w_hi, ci,
                                                mult, keep, amax, r, dx);
   if (!can_stage) return 0;
