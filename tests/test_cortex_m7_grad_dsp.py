@@ -275,14 +275,12 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
             rig_p(mult, C.c_int16), C.c_float(0.001), 1, 1,
             C.byref(c_kernels.Window(1, 1, 1, 1, 0, 0)), 4, 4, 8, dx, scale, state, scratch,
             kept)
-    # the first pass's pruned rows (pruned_rows8: 32 outputs, unmasked, 24 or more unkept
-    # rows): the maximum at one unkept row whose bound is exact (Cauchy-Schwarz with
-    # equality: its dy is 12 times a staged column, every column the same norm, the
-    # multipliers 1) and a kept row's maximum one below it, the other rows small. A bound
-    # one short, a row norm short of a lane, or a row's norm read for its neighbour's,
-    # prunes the row and misses A. The
-    # row and its column move: unkept at either kept split (16 and 40 of 64 rows kept), the
-    # column in the first block of 8 and in the second (the norms kept from the first)
+    # the maximum at one unkept row (its dy 12 times a column, so the largest sum of dy^2:
+    # the optimistic pass probes it) and a kept row's maximum one below it, the other rows
+    # small: a guess one low (the probe missed or measured short) shows in the bytes unless
+    # the fallback catches it. The row and its column
+    # move: unkept at either kept split (16 and 40 of 64 rows kept), the column in the first
+    # block of 8 and in the second
     base = np.array([(o % 9) + 1 for o in range(32)], np.int64)
     signs = np.array([[1 if (o * (c + 3) + c) % 5 < 2 else -1 for c in range(16)]
                       for o in range(32)])
