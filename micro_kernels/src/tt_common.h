@@ -158,6 +158,15 @@ typedef struct {
   uint32_t rng;
 } tt_rounder;
 
+/* acc * times (times 1, or 2 where A <= 255) in int32 arithmetic modulo 2^32: the rule's own
+ * accumulators never leave int32 (|acc| <= A), but the optimistic pass of a pointwise input
+ * gradient (tt_input_grad.c) rounds its unkept rows with a guess of A before it knows them,
+ * and a row past the guess, whose bytes the fallback rewrites, may; modular, not undefined
+ * (the same instructions as a signed multiply) */
+static inline int32_t tt_times(int32_t acc, int32_t times) {
+  return (int32_t)((uint32_t)acc * (uint32_t)times);
+}
+
 /* Sets up the rule for accumulators of largest magnitude `amax` whose unit (the real value
  * of an accumulator of 1) is `unit`, and writes the output's scale. `state` NULL: round to
  * nearest; else stochastic rounding from its stream (tt_rounder_end stores it back). */
@@ -175,7 +184,7 @@ static inline int8_t tt_round_grad(tt_rounder *q, int32_t acc) {
   }
   /* |acc * times * r| <= 127 * 2^max(shift, 32) < 2^63; the high word's arithmetic shift
    * is the rule's floor, in [-127, 127] by the choice of r */
-  const int64_t t = (int64_t)(acc * q->times) * q->r + add;
+  const int64_t t = (int64_t)tt_times(acc, q->times) * q->r + add;
   return (int8_t)((int32_t)(t >> 32) >> q->hi_shift);
 }
 
@@ -194,7 +203,7 @@ tt_round_stochastic(const int32_t *acc, int32_t n, int8_t *out, uint32_t x,
   for (int32_t i = 0; i < n; ++i) {
     x = tt_xorshift32(x);
     const uint64_t noise = (uint64_t)(x & ~(uint32_t)0xFF) * scale;
-    const int64_t t = (int64_t)(acc[i] * times) * r + (int64_t)noise;
+    const int64_t t = (int64_t)tt_times(acc[i], times) * r + (int64_t)noise;
     out[i] = (int8_t)((int32_t)(t >> 32) >> hi_shift);
   }
   return x;

@@ -98,7 +98,8 @@ void tt_round_grads(tt_rounder *q, const int32_t *acc, int32_t n, int8_t *out) {
     }
     const int64_t half = q->half;
     for (int32_t i = 0; i < n; ++i)
-      out[i] = (int8_t)((int32_t)(((int64_t)(acc[i] * times) * r + half) >> 32) >> hi_shift);
+      out[i] = (int8_t)((int32_t)(((int64_t)tt_times(acc[i], times) * r + half) >> 32) >>
+                        hi_shift);
     return;
   }
   if (times == 2) {

@@ -491,12 +491,13 @@ static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1,
 #endif
 }
 
-/* The optimistic pass's probes (input_grad_s8): at most this many plus one per eight unkept
- * rows. On the dumped calls of MobileNetV2's and MCUNet's steps (6 steps, the 113 KB
- * program's kept positions), the kept rows' maximum plus the 1, 2, 4, 8 unkept rows of
- * largest sum of dy^2 was the call's A in 64%, 74%, 88%, 95% of the two-pass calls; a
- * probe costs about three rows of the staged walk (one unstaged row), a miss a second
- * walk of every row, so about 4 + unkept / 8 (45 unkept rows: 9). */
+/* The optimistic pass's probes (input_grad_s8): this many plus one per eight unkept rows,
+ * at most TT_IG_PROBES_MAX. On the dumped calls of MobileNetV2's and MCUNet's steps (6
+ * steps, the 113 KB program's kept positions), the kept rows' maximum plus the 1, 2, 4, 8
+ * unkept rows of largest sum of dy^2 was the call's A in 64%, 74%, 88%, 95% of the two-pass
+ * calls; a probe costs about one row of the staged walk (it rides in the first pass's
+ * blocks), a miss a second walk of every row, so about 4 + unkept / 8 (45 unkept rows: 8,
+ * the cap). */
 #ifndef TT_IG_PROBES
 #define TT_IG_PROBES 4
 #endif
@@ -527,8 +528,11 @@ static void choose_probes(const layer_s8 *a, int32_t p0, int32_t p1, int32_t k,
   }
 }
 
-/* The rule's A for a layer's first pass, and where its accumulators went (input_grad_s8). */
-static uint32_t first_pass(layer_s8 *a, int depthwise, int32_t p1, const tt_keep *keep) {
+/* The rule's A for a layer's first pass, and where its accumulators went (input_grad_s8;
+ * inlined there, as round_walk is: a frame of their own sat on the deepest stack path, 40 B
+ * of the 113 KB program's). */
+static inline __attribute__((always_inline)) uint32_t
+first_pass(layer_s8 *a, int depthwise, int32_t p1, const tt_keep *keep) {
   uint32_t amax = 0;
   /* (the DSP version where the target has one for the layer, else the portable walk: the
    * dispatch at each use, so that the DSP call's frame is the only large one on the stack;
@@ -539,8 +543,9 @@ static uint32_t first_pass(layer_s8 *a, int depthwise, int32_t p1, const tt_keep
 }
 
 /* The rounding walk of positions [p0, p1), measuring them too where amax is not NULL. */
-static void round_walk(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, uint32_t *amax,
-                       tt_rounder *r, int8_t *dx) {
+static inline __attribute__((always_inline)) void
+round_walk(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, uint32_t *amax, tt_rounder *r,
+           int8_t *dx) {
   if (p1 > p0 && !dsp_walk(a, depthwise, p0, p1, 0, amax, r, dx))
     walk_s8(a, depthwise, p0, p1, 0, amax, r, dx);
 }
@@ -593,7 +598,7 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   int32_t probes = TT_IG_PROBES + unkept / 8;
   if (probes > TT_IG_PROBES_MAX) probes = TT_IG_PROBES_MAX;
   tt_rounder r;
-  if (pointwise && unkept > probes) {
+  if (pointwise && probes > 0 && unkept > probes) {
     int32_t probe[TT_IG_PROBES_MAX];
     choose_probes(a, keep.n1, positions, probes, probe);
     keep.probe = probe, keep.probes = probes;

@@ -597,7 +597,8 @@ static inline __attribute__((always_inline)) uint32_t probe_rows(const pointwise
 
 /* Every row against one staged block: the accumulators of channels [c0, c0 + nc) kept, or
  * their largest magnitude into *top (`rounds` 0: r is NULL), or rounded into dx (`rounds`
- * 1: keep and top are NULL; stochastically: r's stream at row 0, channel c0 on entry; at
+ * 1: keep is NULL, and top, where not NULL, takes the rounded rows' largest magnitude: the
+ * optimistic pass; stochastically: r's stream at row 0, channel c0 on entry; at
  * the last row's channel c0 + nc on return; `skip` jumps over a row's other ci - nc draws).
  * `rounds` is a constant of each compiled copy: the two passes' rows test none of the
  * other's cases. `lean` (a constant: the unmasked rounding copies) keeps the operands, the
