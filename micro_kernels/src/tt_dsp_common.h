@@ -21,6 +21,19 @@
 #endif
 #endif
 
+/* An assembly function's label: its own section (so --gc-sections drops it unused), Thumb,
+ * global; TT_DSP_ASM_ENTRY pushes the callee-saved registers and lr after it. */
+#define TT_DSP_ASM_LABEL(name)                                                            \
+  "  .section .text." #name ",\"ax\",%progbits\n"                                           \
+  "  .syntax unified\n"                                                                     \
+  "  .thumb\n"                                                                              \
+  "  .p2align 2\n"                                                                          \
+  "  .global " #name "\n"                                                                   \
+  "  .type " #name ", %function\n"                                                          \
+  "  .thumb_func\n"                                                                         \
+  #name ":\n"
+#define TT_DSP_ASM_ENTRY(name) TT_DSP_ASM_LABEL(name) "  push {r4-r11, lr}\n"
+
 /* On the functions whose inlined code holds such a loop: -Og (PlatformIO's and Zephyr's
  * debug builds) defines the same macros as -O2 but cannot hand the loop fourteen registers
  * ("impossible constraints"); compiled as at -O2 it can (test_kernels_compile_in_a_debug_build).

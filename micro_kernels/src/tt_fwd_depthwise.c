@@ -705,15 +705,7 @@ typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_
 #define TT_DW3_RQ_LOW(acc) TT_DSP_ASM_RQ_LOW_IN(acc, r2, r3, lr)
 #define TT_DW3X3_PAIRS_ASM(NAME, SECOND, RQ) \
   __asm__( \
-    "  .section .text." #NAME ",\"ax\",%progbits\n" \
-    "  .syntax unified\n" \
-    "  .thumb\n" \
-    "  .p2align 2\n" \
-    "  .global " #NAME "\n" \
-    "  .type " #NAME ", %function\n" \
-    "  .thumb_func\n" \
-    #NAME ":\n" \
-    "  push {r4-r11, lr}\n" \
+    TT_DSP_ASM_ENTRY(NAME) \
     "  sub sp, sp, #40\n" \
     "  ldrd r1, r2, [r0]\n" \
     "  ldrd r3, r12, [r0, #8]\n" \
@@ -835,15 +827,7 @@ typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_
 TT_DW3X3_PAIRS_ASM(tt_dsp_dw3x3_s1, 24, TT_DW3_RQ);
 TT_DW3X3_PAIRS_ASM(tt_dsp_dw3x3_s1_low, 24, TT_DW3_RQ_LOW);
 __asm__(
-    "  .section .text.tt_dsp_dw3x3_1,\"ax\",%progbits\n"
-    "  .syntax unified\n"
-    "  .thumb\n"
-    "  .p2align 2\n"
-    "  .global tt_dsp_dw3x3_1\n"
-    "  .type tt_dsp_dw3x3_1, %function\n"
-    "  .thumb_func\n"
-    "tt_dsp_dw3x3_1:\n"
-    "  push {r4-r11, lr}\n"
+    TT_DSP_ASM_ENTRY(tt_dsp_dw3x3_1)
     "  sub sp, sp, #32\n"
     "  ldrd r1, r2, [r0]\n"
     "  ldrd r3, r12, [r0, #8]\n"
@@ -1260,15 +1244,7 @@ typedef struct {
   "  pop {r4-r11, pc}\n"
 #define TT_DW3_STAGE_FN(NAME, BODY)                                                         \
   __asm__(                                                                                  \
-      "  .section .text." #NAME ",\"ax\",%progbits\n"                                       \
-      "  .syntax unified\n"                                                                 \
-      "  .thumb\n"                                                                          \
-      "  .p2align 2\n"                                                                      \
-      "  .global " #NAME "\n"                                                               \
-      "  .type " #NAME ", %function\n"                                                      \
-      "  .thumb_func\n"                                                                     \
-      #NAME ":\n"                                                                           \
-      "  push {r4-r11, lr}\n"                                                               \
+      TT_DSP_ASM_ENTRY(NAME)                                                                \
       "  ldm r0, {r1-r7}\n"                                                                 \
       "  rsb r9, r6, #0\n"               /* the index runs from -n step up to 0 */          \
       "  udiv r8, r6, r5\n"              /* n, for its parity */                            \
@@ -1792,14 +1768,7 @@ static void put_pixels(int8_t *dst, int32_t C, const int8_t *src, int32_t g, int
  * one LDM and four STR a row's C bytes apart, 2 instructions a pixel where put_pixels' loop
  * takes 5 (gcc's for this loop in C: 3). The stores may be unaligned (any C, any data). */
 __asm__(
-    "  .section .text.tt_dsp_put_words,\"ax\",%progbits\n"
-    "  .syntax unified\n"
-    "  .thumb\n"
-    "  .p2align 2\n"
-    "  .global tt_dsp_put_words\n"
-    "  .type tt_dsp_put_words, %function\n"
-    "  .thumb_func\n"
-    "tt_dsp_put_words:\n"
+    TT_DSP_ASM_LABEL(tt_dsp_put_words)
     "  push {r4-r9, lr}\n"
     "  lsl r9, r1, #1\n"
     "  add r8, r9, r1\n"

@@ -179,18 +179,6 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
 /* The first group's sums start from the row's start ([sp, #32]) as SMLAD's accumulator */
 #define TT_DSP_START_R11 "  ldr r11, [sp, #32]\n"
 
-/* An assembly function's entry: its own section (so --gc-sections drops it unused), Thumb,
- * the callee-saved registers and lr pushed. */
-#define TT_DSP_ASM_ENTRY(name)                                                            \
-  "  .section .text." #name ",\"ax\",%progbits\n"                                           \
-  "  .syntax unified\n"                                                                     \
-  "  .thumb\n"                                                                              \
-  "  .p2align 2\n"                                                                          \
-  "  .global " #name "\n"                                                                   \
-  "  .type " #name ", %function\n"                                                          \
-  "  .thumb_func\n"                                                                         \
-  #name ":\n"                                                                               \
-  "  push {r4-r11, lr}\n"
 
 #define TT_DSP_ROWS_ASM(name, regs, frame, pro, widen, first, group, outputs, tail)   \
   __asm__(TT_DSP_ASM_ENTRY(name)                                                          \
@@ -529,15 +517,7 @@ typedef char tt_dsp_row8_layout[offsetof(tt_dsp_row8_args, stride) == 32 ? 1 : -
   "  smmlar r12, r12, r5, lr\n"                                                             \
   "  asr r12, r12, r7\n"                                                                    \
   "  ssat r12, #8, r12\n"
-__asm__("  .section .text.tt_dsp_row8,\"ax\",%progbits\n"
-        "  .syntax unified\n"
-        "  .thumb\n"
-        "  .p2align 2\n"
-        "  .global tt_dsp_row8\n"
-        "  .type tt_dsp_row8, %function\n"
-        "  .thumb_func\n"
-        "tt_dsp_row8:\n"
-        "  push {r4-r11, lr}\n"
+__asm__(TT_DSP_ASM_ENTRY(tt_dsp_row8)
         "  ldr r1, [r0]\n"
         "  ldr r2, [r1, #4]\n"
         "  ldr r1, [r1]\n"
