@@ -597,32 +597,29 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
                         a->h == a->oh && a->wd == a->ow;
   int32_t probes = TT_IG_PROBES + unkept / 8;
   if (probes > TT_IG_PROBES_MAX) probes = TT_IG_PROBES_MAX;
-  tt_rounder r;
-  if (pointwise && probes > 0 && unkept > probes) {
-    int32_t probe[TT_IG_PROBES_MAX];
+  int32_t probe[TT_IG_PROBES_MAX];
+  const int optimistic = pointwise && probes > 0 && unkept > probes;
+  uint32_t amax;
+  if (optimistic) {
     choose_probes(a, keep.n1, positions, probes, probe);
     keep.probe = probe, keep.probes = probes;
-    const uint32_t guess = first_pass(a, 0, keep.n1, &keep);
-    tt_rounder_begin(&r, guess, unit, rounding, dx_scale);
-    if (quarter > 0) tt_round_grads(&r, keep.a0, quarter * a->ci, dx);
-    if (extra > 0) tt_round_grads(&r, scratch, extra * a->ci, dx + quarter * a->ci);
-    uint32_t rest = 0;
-    round_walk(a, 0, keep.n1, positions, &rest, &r, dx);
-    if (rest > guess) {
-      /* the guess was low: A is the unkept rows' maximum; the stream from the op's state */
-      tt_rounder_begin(&r, rest, unit, rounding, dx_scale);
-      round_walk(a, 0, 0, quarter, 0, &r, dx);
-      if (extra > 0) tt_round_grads(&r, scratch, extra * a->ci, dx + quarter * a->ci);
-      round_walk(a, 0, keep.n1, positions, 0, &r, dx);
-    }
-    tt_rounder_end(&r, rounding);
-    return;
+    amax = first_pass(a, 0, keep.n1, &keep);             /* the guess */
+  } else {
+    amax = first_pass(a, depthwise, positions, first);
   }
-  const uint32_t amax = first_pass(a, depthwise, positions, first);
+  tt_rounder r;
   tt_rounder_begin(&r, amax, unit, rounding, dx_scale);
   if (quarter > 0) tt_round_grads(&r, keep.a0, quarter * a->ci, dx);
   if (extra > 0) tt_round_grads(&r, scratch, extra * a->ci, dx + quarter * a->ci);
-  round_walk(a, depthwise, keep.n1, positions, 0, &r, dx);
+  uint32_t rest = 0;                      /* the unkept rows' maximum, where they are guessed */
+  round_walk(a, depthwise, keep.n1, positions, optimistic ? &rest : 0, &r, dx);
+  if (rest > amax) {
+    /* the guess was low: A is the unkept rows' maximum; the stream from the op's state */
+    tt_rounder_begin(&r, rest, unit, rounding, dx_scale);
+    round_walk(a, 0, 0, quarter, 0, &r, dx);
+    if (extra > 0) tt_round_grads(&r, scratch, extra * a->ci, dx + quarter * a->ci);
+    round_walk(a, 0, keep.n1, positions, 0, &r, dx);
+  }
   tt_rounder_end(&r, rounding);
 }
 
