@@ -61,6 +61,13 @@
 #define TT_DW_PRUNE_WHOLE_EIGHTHS 7
 #endif
 
+/* The most positions whose stream states (a word each) the input gradient keeps on its
+ * stack where the staging has no room for them: a 8x8 map's 256 B. The 113 KB program's
+ * stack-staged calls (4x4 maps: 64 B) have about 120 B below its high-water. */
+#ifndef DW_STACK_STATES
+#define DW_STACK_STATES 64
+#endif
+
 /* The staging's default size, what tt_*_stage_bytes asks for at most (the DSP versions take
  * whatever they are given: a smaller staging walks more, smaller blocks of channels). */
 #ifndef TT_GRAD_DSP_DEPTHWISE_STAGE_BYTES
@@ -687,10 +694,12 @@ static int32_t pick_coded(dw_pruning *pr, int32_t c, uint32_t top, int32_t most,
  * (the staging's, from stage_mem, 8-aligned, 16 + per_group bytes a group): keeps, finds the largest
  * magnitude from *amax or rounds as tt_dsp_depthwise_input_grad_s8 says. pr: the blocks
  * are the next channels of pr whose bound exceeds the largest magnitude so far, four a
- * group (no keep, no r); NULL: every group, in blocks from channel 0. */
+ * group (no keep, no r); NULL: every group, in blocks from channel 0. `states` (NULL: none;
+ * else p1 - p0 words) records each position's stream after a block's draws, so that the
+ * next block starts from it: only the first block jumps over a position's other draws. */
 static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, int32_t p1,
                  const tt_keep *keep, uint32_t *amax, tt_rounder *r, int8_t *dx,
-                 dw_pruning *pr) {
+                 dw_pruning *pr, uint32_t *states) {
   const dw_layer a = *ap;
   const int32_t n = a.n, oh = a.oh, ow = a.ow, c = a.c, kh = a.kh, kw = a.kw, h = a.h,
                 wd = a.wd;
@@ -724,7 +733,9 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, in
   /* every block but the last skips the c - 4 nb draws of a position's other blocks (the
    * blocks are equal but for the last, balanced_groups), the last `extra` more */
   const int32_t blocks = (groups + nb - 1) / nb;
-  if (draws) tt_gdsp_jump_init(skip, c - 4 * nb, (p1 - p0 - 1) * blocks);
+  /* with the states only the first block jumps (it is whole: 4 nb channels) */
+  if (!draws) states = 0;
+  if (draws) tt_gdsp_jump_init(skip, c - 4 * nb, (p1 - p0 - 1) * (states != 0 ? 1 : blocks));
   uint32_t start = draws ? r->rng : 0u;        /* the stream at (first position, c0) */
   for (int32_t g0 = 0; pr != 0 || g0 < groups; g0 += nb) {
     dw_block blk;
@@ -752,7 +763,7 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, in
     }
     const int32_t extra = 4 * nb - blk.nc;
     int first = 1;
-    if (draws) {
+    if (draws && states == 0) {
       r->rng = start;
       start = tt_gdsp_skip(start, blk.nc);
     }
@@ -837,12 +848,16 @@ static void walk(const dw_layer *ap, int32_t nb, void *stage_mem, int32_t p0, in
           }
           if (++q == a.sw) q = 0, ++col;
           if (r != 0) {
-            if (draws && !first) {
+            if (states != 0) {
+              if (blk.c0 != 0) r->rng = states[row + ix - p0];
+              else if (!first) r->rng = tt_gdsp_jump(skip, r->rng);
+            } else if (draws && !first) {
               r->rng = tt_gdsp_jump(skip, r->rng);
               if (extra > 0) r->rng = tt_gdsp_skip(r->rng, extra);
             }
             first = 0;
             tt_round_grads(r, acc, blk.nc, dx + at);
+            if (states != 0) states[row + ix - p0] = r->rng;
           } else if (amax != 0) {
             top = tt_largest_magnitude(out, blk.nc, top);
           }
@@ -1083,7 +1098,7 @@ static __attribute__((noinline)) int prune_walk(const dw_layer *a, int32_t nb,
     largest_first(bound, order, pr.n, 4 * pr.size);
     pr.pick = order + a->c;
   }
-  walk(a, rest, stage_mem, p0, p1, 0, top, 0, 0, &pr);    /* one block */
+  walk(a, rest, stage_mem, p0, p1, 0, top, 0, 0, &pr, 0);    /* one block */
   /* where most channels stay above the largest magnitude of the first block's (MobileNetV2's
    * 4x4/2 layer: 13.5 instructions a MAC pruned, 12.2 whole), all of them are summed in
    * neighbours' groups, which cost less than the chosen groups' gathering */
@@ -1098,7 +1113,7 @@ static __attribute__((noinline)) int prune_walk(const dw_layer *a, int32_t nb,
     for (int32_t k = pr.next; k < pr.n; ++k) live += bound[order[k]] > *top;
   if (8 * live > TT_DW_PRUNE_WHOLE_EIGHTHS * a->c) return 0;
   pr.size = pr.rest = rest;
-  walk(a, rest, stage_mem, p0, p1, 0, top, 0, 0, &pr);
+  walk(a, rest, stage_mem, p0, p1, 0, top, 0, 0, &pr, 0);
   return 1;
 }
 
@@ -1125,18 +1140,32 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   const int32_t split = kept < p0 ? p0 : kept > p1 ? p1 : kept;
   if (amax != 0 && r == 0 && split < p1 && c < (int32_t)DW_NONE) {
     uint32_t top = 0;
-    if (split > p0) walk(&a, nb, stage_mem, p0, split, keep, &top, 0, dx, 0);
+    if (split > p0) walk(&a, nb, stage_mem, p0, split, keep, &top, 0, dx, 0, 0);
     if (prune_walk(&a, nb, stage_mem, stage_bytes & ~7, split, p1, &top)) {
       *amax = top;
       return 1;
     }
     /* no room for the bounds, or most channels left: the rest summed whole */
-    walk(&a, nb, stage_mem, split, p1, 0, &top, 0, dx, 0);
+    walk(&a, nb, stage_mem, split, p1, 0, &top, 0, dx, 0, 0);
     *amax = top;
     return 1;
   }
   if (amax != 0) *amax = 0;
-  walk(&a, nb, stage_mem, p0, p1, keep, amax, r, dx, 0);
+  /* stochastic rounding over more than one block: each position's stream state after a
+   * block (one word a position) in the staging's spare bytes, else on the stack where the
+   * positions are few, so that only the first block jumps over a position's other draws
+   * (tt_gdsp_jump, about 47 instructions a position and block with its call) */
+  const int32_t npos = p1 - p0, spare = (stage_bytes & ~7) - nb * (per_group + 16);
+  const int table = r != 0 && r->stochastic && !r->exact && nb < groups && npos > 1;
+  if (table && spare < 4 * npos && npos <= DW_STACK_STATES) {
+    uint32_t states[npos];
+    walk(&a, nb, stage_mem, p0, p1, keep, amax, r, dx, 0, states);
+  } else {
+    uint32_t *const states =
+        table && spare >= 4 * npos ? (uint32_t *)(void *)((char *)stage_mem + nb * (per_group + 16))
+                                   : 0;
+    walk(&a, nb, stage_mem, p0, p1, keep, amax, r, dx, 0, states);
+  }
   return 1;
 }
 
