@@ -12,7 +12,10 @@
  * gradient's walk about 1.5 KB (its locals and stochastic rounding's jump tables, 520 B,
  * which the staging asked for still counts but no longer holds), under 2.5 KB with its
  * callers: below the pointwise input gradient's frames, which set a program's stack,
- * unless a caller keeps the staging on its own stack (codegen's stage_on_stack). */
+ * unless a caller keeps the staging on its own stack (codegen's stage_on_stack). With
+ * stochastic rounding over several channel blocks, a word a dx position (the stream's
+ * state after a block) in the staging's spare bytes, else on the stack up to 64 positions
+ * (256 B; 64 B at a 4x4 map), else none (the stream jumps at every block). */
 #ifndef TT_DEPTHWISE_GRAD_DSP_H
 #define TT_DEPTHWISE_GRAD_DSP_H
 
