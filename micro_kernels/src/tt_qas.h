@@ -147,13 +147,52 @@ static inline int8_t tt_qas_weight(tt_sgd_call *c, int8_t w, float grad, float s
 }
 
 #if TT_FPV5
-/* tt_qas_weight's nan_free weight before its last step (-128 to -127): SSAT's [-128, 127],
- * for a caller that clamps four weights at once (tt_clamp_weights4). */
-static inline int32_t tt_qas_weight_sat8(tt_sgd_call *c, int8_t w, float grad, float scale) {
-  float unused = 0.0f;
-  const float v = tt_sgd_value(c, grad, scale, &unused, 1, 0, 1);
-  return __ssat(__qadd(w, tt_round_step_s32(v, 1)), 8);
+/* tt_qas_weight's nan_free integer steps of four weights: q[j] in, their sums T_j; out,
+ * VCVTM of v_j = neg_lr ((float)T_j unit / scale) + u_j, u_j from the stream's next draws in
+ * the order j (tt_sgd_value's and tt_round_step_s32's operations, the same bits). Written
+ * out because gcc moves every value between the core and FP registers alone: VMOV of a pair
+ * (two core registers to two consecutive S registers, or back) does it two at a time, 6
+ * moves for the four weights' 12, and the draws reuse T's registers. Takes s0-s7; five core
+ * registers (eight weights at once found none at -O0). */
+static inline __attribute__((always_inline)) void tt_qas_steps4(tt_sgd_call *c, int32_t *q,
+                                                                float unit, float scale) {
+  uint32_t x = c->rng;
+#define TT_QAS_4(op) op(0) op(1) op(2) op(3)
+#define TT_QAS_CVT(j) "vcvt.f32.s32 s" #j ", s" #j "\n\t"
+#define TT_QAS_UNIT(j) "vmul.f32 s" #j ", s" #j ", %[unit]\n\t"
+#define TT_QAS_DIV(j) "vdiv.f32 s" #j ", s" #j ", %[scale]\n\t"
+#define TT_QAS_LR(j) "vmul.f32 s" #j ", s" #j ", %[lr]\n\t"
+#define TT_QAS_DRAW(j)                                                        \
+  "eor %[x], %[x], %[x], lsl #13\n\teor %[x], %[x], %[x], lsr #17\n\t"      \
+  "eor %[x], %[x], %[x], lsl #5\n\tlsr %[q" #j "], %[x], #8\n\t"
+  __asm__(
+    "vmov s0, s1, %[q0], %[q1]\n\tvmov s2, s3, %[q2], %[q3]\n\t"
+    TT_QAS_4(TT_QAS_CVT) TT_QAS_4(TT_QAS_UNIT) TT_QAS_4(TT_QAS_DIV) TT_QAS_4(TT_QAS_LR)
+    TT_QAS_4(TT_QAS_DRAW)
+    "vmov s4, s5, %[q0], %[q1]\n\tvmov s6, s7, %[q2], %[q3]\n\t"
+    "vcvt.f32.u32 s4, s4, #24\n\tvcvt.f32.u32 s5, s5, #24\n\t"
+    "vcvt.f32.u32 s6, s6, #24\n\tvcvt.f32.u32 s7, s7, #24\n\t"
+    "vadd.f32 s0, s0, s4\n\tvadd.f32 s1, s1, s5\n\t"
+    "vadd.f32 s2, s2, s6\n\tvadd.f32 s3, s3, s7\n\t"
+    "vcvtm.s32.f32 s0, s0\n\tvcvtm.s32.f32 s1, s1\n\t"
+    "vcvtm.s32.f32 s2, s2\n\tvcvtm.s32.f32 s3, s3\n\t"
+    "vmov %[q0], %[q1], s0, s1\n\tvmov %[q2], %[q3], s2, s3"
+    : [q0] "+r"(q[0]), [q1] "+r"(q[1]), [q2] "+r"(q[2]), [q3] "+r"(q[3]), [x] "+r"(x)
+    : [unit] "t"(unit), [scale] "t"(scale), [lr] "t"(c->neg_lr)
+    : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7");
+#undef TT_QAS_4
+#undef TT_QAS_CVT
+#undef TT_QAS_UNIT
+#undef TT_QAS_DIV
+#undef TT_QAS_LR
+#undef TT_QAS_DRAW
+  c->rng = x;
 }
+
+/* tt_qas_weight's nan_free weight from its step q (tt_qas_steps4) before its last step
+ * (-128 to -127): SSAT's [-128, 127], for a caller that clamps four weights at once
+ * (tt_clamp_weights4). */
+static inline int32_t tt_qas_weight_sat8(int8_t w, int32_t q) { return __ssat(__qadd(w, q), 8); }
 
 /* Four bytes of [-128, 127] clamped to [-127, 127] (tt_clamp_weight's QSUB8s, on every lane
  * of the word at once). */
