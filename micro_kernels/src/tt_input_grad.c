@@ -550,6 +550,14 @@ round_walk(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, uint32_t *amax, t
     walk_s8(a, depthwise, p0, p1, 0, amax, r, dx);
 }
 
+/* Whether rows 1 .. rows - 1 of dy [rows, co] all equal row 0 (a pooling's gradient
+ * broadcast: see input_grad_s8). Another layer's rows differ from the first or second. */
+static int rows_equal(const int8_t *dy, int32_t rows, int32_t co) {
+  for (int32_t p = 1; p < rows; ++p)
+    if (memcmp(dy + p * co, dy, (size_t)co) != 0) return 0;
+  return 1;
+}
+
 /* The two forms of every layer's int8 input gradient. One pass: `scratch` holds every
  * position's accumulators. Two passes: the first finds A and keeps what it can of the
  * accumulators, the second computes the others again to round them. What it keeps: dx's
@@ -595,6 +603,21 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   const int pointwise = !depthwise && a->kh == 1 && a->kw == 1 && v.stride_h == 1 &&
                         v.stride_w == 1 && v.pad_top == 0 && v.pad_left == 0 &&
                         a->h == a->oh && a->wd == a->ow;
+  if (pointwise && a->mask == 0 && scratch_positions > 0 && positions > 1 &&
+      rows_equal(a->dy, positions, a->co)) {
+    /* Every row of dy the same, unmasked (the gradient of a global average pool through
+     * the linear projection before it: MobileNetV2's and MCUNet's last block): every dx
+     * row has the same sums. One row is computed into the scratch, and A is its largest
+     * magnitude; each position is rounded from it in row-major order: the same integers,
+     * draws and rule as computing every row, once instead of twice per unkept row. */
+    const tt_keep one = {scratch, 1, scratch, 1, 0, 0};
+    const uint32_t a1 = first_pass(a, 0, 1, &one);
+    tt_rounder r;
+    tt_rounder_begin(&r, a1, unit, rounding, dx_scale);
+    for (int32_t p = 0; p < positions; ++p) tt_round_grads(&r, scratch, a->ci, dx + p * a->ci);
+    tt_rounder_end(&r, rounding);
+    return;
+  }
   int32_t probes = TT_IG_PROBES + unkept / 8;
   if (probes > TT_IG_PROBES_MAX) probes = TT_IG_PROBES_MAX;
   int32_t probe[TT_IG_PROBES_MAX];
