@@ -101,7 +101,8 @@ def input_grad_variants(mask: np.ndarray, dx_shape, seed: int, steps: int):
 
 # --- the optimistic pass (tt_input_grad.c input_grad_s8): designed calls -----------------------
 
-OPTIMISTIC_CASES = ("probed", "one_above", "twice", "twice_masked", "kept_max")
+OPTIMISTIC_CASES = ("probed", "one_above", "twice", "twice_masked", "kept_max", "equal_rows",
+                    "equal_rows_one_pass", "equal_but_last")
 
 
 def optimistic_case(case: str, rng, col: int):
@@ -117,6 +118,8 @@ def optimistic_case(case: str, rng, col: int):
     its third (stochastically: steady_rows). Returns dy, w [units, depth], mult, mask,
     scratch positions."""
     batches, units, depth = 32, 16, 24
+    if case.startswith("equal"):
+        return equal_rows_case(case, rng, batches, units, depth)
     w = np.zeros((units, depth), np.int8)
     w[4] = rng.integers(-50, 51, depth)
     w[4, col] = 0                               # column col: the designed terms only
@@ -140,6 +143,22 @@ def optimistic_case(case: str, rng, col: int):
         for p, o in ((20, 1), (20, 2), (25, 0)):
             mask[(p * units + o) >> 3] |= np.uint8(1 << ((p * units + o) & 7))
     return dy, w, mult, mask, 4
+
+
+def equal_rows_case(case: str, rng, batches: int, units: int, depth: int):
+    """dy's rows all the same, unmasked (a global average pool's gradient): input_grad_s8
+    computes one row into the scratch (4 positions, or every one: "equal_rows_one_pass")
+    and rounds every position from it. "equal_but_last": the last row differs in one
+    output and holds the maximum (whole rows compared, not the probe's walk)."""
+    w = rng.integers(-128, 128, (units, depth)).astype(np.int8)
+    w[0] = rng.integers(100, 128, depth)
+    mult = rng.integers(0, 257, units).astype(np.int16)
+    mult[0] = 256
+    dy = np.tile(rng.integers(-127, 128, units).astype(np.int8), (batches, 1))
+    dy[:, 0] = 90
+    if case == "equal_but_last":
+        dy[-1, 0] = 127
+    return dy, w, mult, None, batches if case == "equal_rows_one_pass" else 4
 
 
 def optimistic_calls(lib, rng, check=None) -> None:
@@ -737,5 +756,6 @@ def test_optimistic_pass_equals_numpy():
 
     optimistic_calls(c_kernels.library(), np.random.default_rng(5), check)
     # the designs put the maximum where they say
-    where = {"probed": 20, "one_above": 25, "twice": 25, "twice_masked": 25, "kept_max": 3}
+    where = {"probed": 20, "one_above": 25, "twice": 25, "twice_masked": 25, "kept_max": 3,
+             "equal_rows": 0, "equal_rows_one_pass": 0, "equal_but_last": 31}
     assert {c for c, _ in seen} == set(where) and all(p == where[c] for c, p in seen), seen

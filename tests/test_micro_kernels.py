@@ -490,6 +490,8 @@ def test_kernels_are_clean_under_asan_and_ubsan(tmp_path):
         "i8.test_the_rule_in_c_and_python()\n"
         "i8.test_one_pass_and_two_passes_give_the_same_bits()\n"
         "i8.test_optimistic_pass_past_a_small_guess()\n"
+        "import test_cortex_m7_grad_dsp as gd\n"
+        "gd.test_optimistic_pass_equals_numpy()\n"
         "print('sanitized run ok')\n")
     env = dict(os.environ, LD_PRELOAD=" ".join(p for p in (asan, ubsan) if os.path.exists(p)),
                ASAN_OPTIONS="detect_leaks=0", UBSAN_OPTIONS="halt_on_error=1")

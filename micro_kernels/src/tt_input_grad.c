@@ -6,6 +6,9 @@
 #include "tt_common.h"
 #include "tt_depthwise_grad_dsp.h"
 #include "tt_grad_dsp.h"
+#if TT_GRAD_DSP
+#include "tt_dsp_common.h"
+#endif
 #include "tt_inplace_grad.h"
 #include "tt_split_grad.h"
 
@@ -502,14 +505,49 @@ static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1,
 #define TT_IG_PROBES 4
 #endif
 
-/* sum_o dy[p, o]^2 of a row (the probes' order: by Cauchy-Schwarz, |acc[p, c]|^2 <= this
- * times the column's sum of (w * mult)^2, the same for every row) */
-static uint32_t row_norm(const int8_t *g, int32_t co) {
-  uint32_t s0 = 0, s1 = 0;
+/* sum_o h[p, o]^2 of a row, h = dy where the mask lets it through (the probes' order: by
+ * Cauchy-Schwarz, |acc[p, c]|^2 <= this times the column's sum of (w * mult)^2, the same
+ * for every row; a masked-out output adds nothing to the row's sums, so it must not rank
+ * the row either: ranked by dy alone, the masked rows missed more, the fallback's cost).
+ * `at` is the mask index of g[0]. */
+static uint32_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32_t co) {
+  uint32_t s = 0;
   int32_t o = 0;
-  for (; o + 2 <= co; o += 2) s0 += (uint32_t)(g[o] * g[o]), s1 += (uint32_t)(g[o + 1] * g[o + 1]);
-  if (o < co) s0 += (uint32_t)(g[o] * g[o]);
-  return s0 + s1;
+#if TT_GRAD_DSP
+  /* four outputs a word: SXTB16's two halves squared and summed by SMLAD (|dy| <= 128: a
+   * row's sum < 2^15 co), the mask's four bits spread to byte lanes (bit k to bit 8k:
+   * times 0x00204081, no two of the shifted bits meet; then each lane's bit times 0xFF) */
+  if (mask != 0 && (at & 7) == 0) {
+    /* the row's mask starts on a byte: a byte's two nibbles mask two words */
+    const uint8_t *bits = mask + (at >> 3);
+    for (; o + 8 <= co; o += 8) {
+      const uint32_t b = *bits++;
+      const uint32_t v0 = tt_dsp_load4(g + o) & (((b & 15u) * 0x00204081u) & 0x01010101u) * 0xFFu;
+      const uint32_t v1 = tt_dsp_load4(g + o + 4) & (((b >> 4) * 0x00204081u) & 0x01010101u) * 0xFFu;
+      const uint32_t e0 = __sxtb16(v0), d0 = tt_dsp_sxtb16_odd(v0);
+      const uint32_t e1 = __sxtb16(v1), d1 = tt_dsp_sxtb16_odd(v1);
+      s = (uint32_t)__smlad(e0, e0, (int32_t)s);
+      s = (uint32_t)__smlad(d0, d0, (int32_t)s);
+      s = (uint32_t)__smlad(e1, e1, (int32_t)s);
+      s = (uint32_t)__smlad(d1, d1, (int32_t)s);
+    }
+  }
+  for (; o + 4 <= co; o += 4) {
+    uint32_t v = tt_dsp_load4(g + o);
+    if (mask != 0) {
+      const int32_t i = at + o, bit = i & 7;
+      uint32_t m = mask[i >> 3];
+      if (bit > 4) m |= (uint32_t)mask[(i >> 3) + 1] << 8;
+      v &= ((((m >> bit) & 15u) * 0x00204081u) & 0x01010101u) * 0xFFu;
+    }
+    const uint32_t e = __sxtb16(v), d = tt_dsp_sxtb16_odd(v);
+    s = (uint32_t)__smlad(e, e, (int32_t)s);
+    s = (uint32_t)__smlad(d, d, (int32_t)s);
+  }
+#endif
+  for (; o < co; ++o)
+    if (tt_live(mask, at + o)) s += (uint32_t)(g[o] * g[o]);
+  return s;
 }
 
 /* probe[0 .. k) = the k rows of [p0, p1) of largest row_norm (k <= TT_IG_PROBES_MAX), by
@@ -520,7 +558,7 @@ static void choose_probes(const layer_s8 *a, int32_t p0, int32_t p1, int32_t k,
   uint32_t norm[TT_IG_PROBES_MAX];
   int32_t have = 0;
   for (int32_t p = p0; p < p1; ++p) {
-    const uint32_t d = row_norm(a->dy + p * a->co, a->co);
+    const uint32_t d = row_norm(a->dy + p * a->co, a->mask, p * a->co, a->co);
     if (have == k && d <= norm[k - 1]) continue;
     int32_t i = have < k ? have++ : k - 1;
     for (; i > 0 && norm[i - 1] < d; --i) norm[i] = norm[i - 1], probe[i] = probe[i - 1];
@@ -548,6 +586,24 @@ round_walk(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, uint32_t *amax, t
            int8_t *dx) {
   if (p1 > p0 && !dsp_walk(a, depthwise, p0, p1, 0, amax, r, dx))
     walk_s8(a, depthwise, p0, p1, 0, amax, r, dx);
+}
+
+/* Whether rows 1 .. rows - 1 of dy [rows, co] all equal row 0 (a pooling's gradient
+ * broadcast: see input_grad_s8): each byte against the one a row before, a word at a time
+ * (the kernels call no libc but memcpy and memset). Another layer's rows differ in the
+ * second row's first words. */
+static int rows_equal(const int8_t *dy, int32_t rows, int32_t co) {
+  const int32_t n = rows * co;
+  int32_t i = co;
+  for (; i + 4 <= n; i += 4) {
+    uint32_t x, y;
+    memcpy(&x, dy + i, 4);
+    memcpy(&y, dy + i - co, 4);
+    if (x != y) return 0;
+  }
+  for (; i < n; ++i)
+    if (dy[i] != dy[i - co]) return 0;
+  return 1;
 }
 
 /* The two forms of every layer's int8 input gradient. One pass: `scratch` holds every
@@ -595,6 +651,21 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   const int pointwise = !depthwise && a->kh == 1 && a->kw == 1 && v.stride_h == 1 &&
                         v.stride_w == 1 && v.pad_top == 0 && v.pad_left == 0 &&
                         a->h == a->oh && a->wd == a->ow;
+  if (pointwise && a->mask == 0 && scratch_positions > 0 && positions > 1 &&
+      rows_equal(a->dy, positions, a->co)) {
+    /* Every row of dy the same, unmasked (the gradient of a global average pool through
+     * the linear projection before it: MobileNetV2's and MCUNet's last block): every dx
+     * row has the same sums. One row is computed into the scratch, and A is its largest
+     * magnitude; each position is rounded from it in row-major order: the same integers,
+     * draws and rule as computing every row, once instead of twice per unkept row. */
+    const tt_keep one = {scratch, 1, scratch, 1, 0, 0};
+    const uint32_t a1 = first_pass(a, 0, 1, &one);
+    tt_rounder r;
+    tt_rounder_begin(&r, a1, unit, rounding, dx_scale);
+    for (int32_t p = 0; p < positions; ++p) tt_round_grads(&r, scratch, a->ci, dx + p * a->ci);
+    tt_rounder_end(&r, rounding);
+    return;
+  }
   int32_t probes = TT_IG_PROBES + unkept / 8;
   if (probes > TT_IG_PROBES_MAX) probes = TT_IG_PROBES_MAX;
   int32_t probe[TT_IG_PROBES_MAX];

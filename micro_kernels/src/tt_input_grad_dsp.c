@@ -688,7 +688,6 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
     }
   }
   if (lean) r->rng = x;
-  if (!rounds && top != 0) m = probe_rows(a, stage, CB, masked, keep, m);
   if (top != 0) *top = m;
 }
 
@@ -772,11 +771,6 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
     if (e1 > e0) first_rows8(g + e0 * co, g + e1 * co, co, stage, keep->a1 + c0, 4 * ci, &m);
     if (rows > e1)
       first_rows8(g + e1 * co, g + rows * co, co, stage, 0, 0, &m);
-    /* the probes, row by row (whole rows of co bytes: the same loop) */
-    for (int32_t i = 0; keep != 0 && i < keep->probes; ++i) {
-      const int8_t *row = g + keep->probe[i] * co;
-      first_rows8(row, row + co, co, stage, 0, 0, &m);
-    }
     *top = m;
     return;
   }
@@ -814,7 +808,7 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
       }
     }
   }
-  *top = m = probe_rows(a, stage, CB, masked, keep, m);
+  *top = m;
 }
 /* tt_round_stochastic (times 1) over eight sums in registers, into out[0..7]: returns the
  * stream's state after the eight draws. In assembly because the rule's operands (the
@@ -887,12 +881,13 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
   r->rng = x;
   if (top != 0) *top = m;
 }
+/* One copy, measuring: where no maximum is asked for (the plain second pass, the
+ * optimistic pass's redo: few rows), it measures into a dummy from 2^31 - 1, which no sum
+ * passes (|sum| < 2^31), about 20 instructions a row and block against a second copy. */
 #define TT_GDSP_STEADY_ROWS(CB)                                                             \
   if (((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && (a->co & 7) == 0) {            \
-    if (top != 0)                                                                           \
-      steady_rows(a, stage, (CB), c0, r, dx, top);                                          \
-    else                                                                                    \
-      steady_rows(a, stage, (CB), c0, r, dx, 0);                                            \
+    uint32_t unasked = 0x7FFFFFFFu;                                                         \
+    steady_rows(a, stage, (CB), c0, r, dx, top != 0 ? top : &unasked);                     \
     return;                                                                                 \
   }
 #define TT_GDSP_FIRST_ROWS(CB, M)                                                           \
@@ -905,6 +900,46 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
 #define TT_GDSP_FIRST_ROWS(CB, M)
 #define TT_GDSP_STEADY_ROWS(CB)
 #endif
+
+/* The optimistic pass's probes against one staged block, one copy per block width and
+ * mask (their rows are the keeping walk's last: staged_walk calls them after each block,
+ * so that no copy of block or first_rows holds a copy of them, and their frame is not
+ * under the block's). At 8 columns unmasked with co a multiple of 8, first_rows8's loop
+ * row by row (whole rows of co bytes). */
+#define TT_GDSP_PROBES(CB, M)                                                               \
+  static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t probes##CB##_##M(                 \
+      const pointwise *p, const tt_dsp_word *stage, const tt_keep *keep, uint32_t m) {      \
+    const pointwise local = *p, *const a = &local;   /* no reload of a field a row */        \
+    TT_GDSP_PROBES8(CB, M)                                                                  \
+    return probe_rows(a, stage, CB, M, keep, m);                                            \
+  }
+#if TT_DSP_ASM_ALL_REGS
+#define TT_GDSP_PROBES8(CB, M)                                                              \
+  if ((CB) == 8 && !(M) && (a->co & 7) == 0) {                                              \
+    for (int32_t i = 0; i < keep->probes; ++i) {                                            \
+      const int8_t *row = a->dy + keep->probe[i] * a->co;                                   \
+      first_rows8(row, row + a->co, a->co, stage, 0, 0, &m);                                \
+    }                                                                                       \
+    return m;                                                                               \
+  }
+#else
+#define TT_GDSP_PROBES8(CB, M)
+#endif
+TT_GDSP_PROBES(8, 0)
+TT_GDSP_PROBES(6, 0)
+TT_GDSP_PROBES(4, 0)
+TT_GDSP_PROBES(3, 0)
+TT_GDSP_PROBES(2, 0)
+TT_GDSP_PROBES(1, 0)
+TT_GDSP_PROBES(8, 1)
+TT_GDSP_PROBES(4, 1)
+TT_GDSP_PROBES(3, 1)
+TT_GDSP_PROBES(2, 1)
+TT_GDSP_PROBES(1, 1)
+#undef TT_GDSP_PROBES
+#undef TT_GDSP_PROBES8
+typedef uint32_t (*probes_fn)(const pointwise *a, const tt_dsp_word *stage,
+                              const tt_keep *keep, uint32_t m);
 
 /* One compiled copy per block width, mask and pass (keeping or measuring; rounding). KEEP
  * is the keeping copy's `rounds`: 0, or r != 0 (the copy then compiles the rounding rows
@@ -983,6 +1018,11 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
       {{0, block1_0_r, block2_0_r, block3_0_r, block4_0_r, 0, block6_0_r, 0, block8_0_r},
        {0, block1_1_r, block2_1_r, block3_1_r, block4_1_r, 0, 0, 0, block8_1_r}}};
   const block_fn fn = blocks[r != 0][mask != 0][CB];
+  static const probes_fn probing[2][9] = {
+      {0, probes1_0, probes2_0, probes3_0, probes4_0, 0, probes6_0, 0, probes8_0},
+      {0, probes1_1, probes2_1, probes3_1, probes4_1, 0, 0, 0, probes8_1}};
+  const probes_fn probes = r == 0 && amax != 0 && keep != 0 && keep->probes > 0
+                               ? probing[mask != 0][CB] : 0;
   uint32_t top = 0;
   uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
   tt_gdsp_jumper skip;                                /* over a row's other ci - nc draws */
@@ -999,6 +1039,7 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
       tt_gdsp_jump_init(&skip, ci - nc, rows - 1);          /* the first block's jumps */
     }
     fn(&a, stage, c0, nc, keep, amax != 0 ? &top : 0, r, &skip, dx);
+    if (probes != 0) top = probes(&a, stage, keep, top);
   }
   if (amax != 0) *amax = top;
   return 1;
