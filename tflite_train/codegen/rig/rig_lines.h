@@ -8,6 +8,7 @@
 #define RIG_LINES_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "rig_data.h"
 #include "rig_print.h"
@@ -16,7 +17,10 @@
 
 #ifdef RIG_ROWS
 /* The row API (a program generated with --input rows): the rows of a sample in flash, one
- * call each, checked to come in order and each once (any other order fails the step). */
+ * call each, checked to come in order and each once (any other order fails the step). A row
+ * is copied by memcpy, as a camera's driver or DMA would hand it over: the byte loop it
+ * replaced took 4 instructions a byte, 0.2 M of MobileNetV2's step (128 rows of 384 B),
+ * counted inside the first operator, which calls the reader. */
 typedef struct {
   const int8_t *sample;
   int32_t next;
@@ -26,7 +30,7 @@ static int rig_read_row(int32_t y, int8_t *row, void *ctx) {
   rig_rows *r = (rig_rows *)ctx;
   if (y != r->next++) return 1;
   const int8_t *from = r->sample + y * TT_MODEL_ROW_BYTES;
-  for (int32_t i = 0; i < TT_MODEL_ROW_BYTES; ++i) row[i] = from[i];
+  memcpy(row, from, TT_MODEL_ROW_BYTES);
   return 0;
 }
 
