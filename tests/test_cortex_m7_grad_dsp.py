@@ -102,7 +102,7 @@ def input_grad_variants(mask: np.ndarray, dx_shape, seed: int, steps: int):
 # --- the optimistic pass (tt_input_grad.c input_grad_s8): designed calls -----------------------
 
 OPTIMISTIC_CASES = ("probed", "one_above", "twice", "twice_masked", "kept_max", "equal_rows",
-                    "equal_rows_one_pass", "equal_but_last")
+                    "equal_rows_one_pass", "equal_but_last", "equal_but_last_byte")
 
 
 def optimistic_case(case: str, rng, col: int):
@@ -119,7 +119,9 @@ def optimistic_case(case: str, rng, col: int):
     scratch positions."""
     batches, units, depth = 32, 16, 24
     if case.startswith("equal"):
-        return equal_rows_case(case, rng, batches, units, depth)
+        # 15 outputs for the last byte's case: rows_equal's words end 3 bytes short of it
+        return equal_rows_case(case, rng, batches, units - (case == "equal_but_last_byte"),
+                               depth)
     w = np.zeros((units, depth), np.int8)
     w[4] = rng.integers(-50, 51, depth)
     w[4, col] = 0                               # column col: the designed terms only
@@ -149,7 +151,10 @@ def equal_rows_case(case: str, rng, batches: int, units: int, depth: int):
     """dy's rows all the same, unmasked (a global average pool's gradient): input_grad_s8
     computes one row into the scratch (4 positions, or every one: "equal_rows_one_pass")
     and rounds every position from it. "equal_but_last": the last row differs in one
-    output and holds the maximum (whole rows compared, not the probe's walk)."""
+    output and holds the maximum (whole rows compared, not the probe's walk);
+    "equal_but_last_byte" (15 outputs): it differs only in dy's last byte, past
+    rows_equal's last word (its byte loop), and every other output but the first is
+    weighted 0, so that the difference makes row 31 the largest in every column."""
     w = rng.integers(-128, 128, (units, depth)).astype(np.int8)
     w[0] = rng.integers(100, 128, depth)
     mult = rng.integers(0, 257, units).astype(np.int16)
@@ -158,6 +163,12 @@ def equal_rows_case(case: str, rng, batches: int, units: int, depth: int):
     dy[:, 0] = 90
     if case == "equal_but_last":
         dy[-1, 0] = 127
+    if case == "equal_but_last_byte":
+        w[-1] = rng.integers(100, 128, depth)
+        mult[1:] = 0
+        mult[-1] = 256
+        dy[:, -1] = 90
+        dy[-1, -1] = 127
     return dy, w, mult, None, batches if case == "equal_rows_one_pass" else 4
 
 
@@ -757,5 +768,6 @@ def test_optimistic_pass_equals_numpy():
     optimistic_calls(c_kernels.library(), np.random.default_rng(5), check)
     # the designs put the maximum where they say
     where = {"probed": 20, "one_above": 25, "twice": 25, "twice_masked": 25, "kept_max": 3,
-             "equal_rows": 0, "equal_rows_one_pass": 0, "equal_but_last": 31}
+             "equal_rows": 0, "equal_rows_one_pass": 0, "equal_but_last": 31,
+             "equal_but_last_byte": 31}
     assert {c for c, _ in seen} == set(where) and all(p == where[c] for c, p in seen), seen

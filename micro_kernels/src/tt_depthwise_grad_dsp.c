@@ -62,9 +62,13 @@
 #endif
 
 /* The most positions whose stream states (a word each) the input gradient keeps on its
- * stack where the staging has no room for them: an 8x8 map's 256 B. Where the staging is
- * on the stack too (codegen's stage_on_stack: MobileNetV2's 113 KB program, 4x4 maps,
- * 64 B) its painted stack grew 8 B (5,056 -> 5,064), within its 120 B to spare. */
+ * stack where the staging has no room for them: an 8x8 map's 256 B. Only a second pass
+ * takes them (stochastic rounding of A > 127 over several channel blocks), and its first
+ * pass always ran prune_walk, whose own frame (264 B, --lean-stack, -O2) is above the same
+ * walk: the states' at most 256 B go no deeper (except where prune_walk returns before
+ * walk, no group fitting beside its bounds). Where the staging is on the stack too
+ * (codegen's stage_on_stack: MobileNetV2's 113 KB program, 4x4 maps, 64 B) its painted
+ * stack grew 8 B (5,056 -> 5,064: the frames' fixed growth), within its 120 B to spare. */
 #ifndef DW_STACK_STATES
 #define DW_STACK_STATES 64
 #endif

@@ -515,15 +515,14 @@ static uint32_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32
   int32_t o = 0;
 #if TT_GRAD_DSP
   /* four outputs a word: SXTB16's two halves squared and summed by SMLAD (|dy| <= 128: a
-   * row's sum < 2^15 co), the mask's four bits spread to byte lanes (bit k to bit 8k:
-   * times 0x00204081, no two of the shifted bits meet; then each lane's bit times 0xFF) */
+   * row's sum < 2^15 co), the mask's four bits as byte lanes (tt_dsp_mask_lanes) */
   if (mask != 0 && (at & 7) == 0) {
     /* the row's mask starts on a byte: a byte's two nibbles mask two words */
     const uint8_t *bits = mask + (at >> 3);
     for (; o + 8 <= co; o += 8) {
       const uint32_t b = *bits++;
-      const uint32_t v0 = tt_dsp_load4(g + o) & (((b & 15u) * 0x00204081u) & 0x01010101u) * 0xFFu;
-      const uint32_t v1 = tt_dsp_load4(g + o + 4) & (((b >> 4) * 0x00204081u) & 0x01010101u) * 0xFFu;
+      const uint32_t v0 = tt_dsp_load4(g + o) & tt_dsp_mask_lanes(b);
+      const uint32_t v1 = tt_dsp_load4(g + o + 4) & tt_dsp_mask_lanes(b >> 4);
       const uint32_t e0 = __sxtb16(v0), d0 = tt_dsp_sxtb16_odd(v0);
       const uint32_t e1 = __sxtb16(v1), d1 = tt_dsp_sxtb16_odd(v1);
       s = (uint32_t)__smlad(e0, e0, (int32_t)s);
@@ -534,12 +533,7 @@ static uint32_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32
   }
   for (; o + 4 <= co; o += 4) {
     uint32_t v = tt_dsp_load4(g + o);
-    if (mask != 0) {
-      const int32_t i = at + o, bit = i & 7;
-      uint32_t m = mask[i >> 3];
-      if (bit > 4) m |= (uint32_t)mask[(i >> 3) + 1] << 8;
-      v &= ((((m >> bit) & 15u) * 0x00204081u) & 0x01010101u) * 0xFFu;
-    }
+    if (mask != 0) v &= tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, at + o, 4));
     const uint32_t e = __sxtb16(v), d = tt_dsp_sxtb16_odd(v);
     s = (uint32_t)__smlad(e, e, (int32_t)s);
     s = (uint32_t)__smlad(d, d, (int32_t)s);
@@ -618,8 +612,9 @@ static int rows_equal(const int8_t *dy, int32_t rows, int32_t co) {
  *
  * A pointwise layer's unkept positions are computed once where a guess of A holds (the
  * optimistic pass): the first pass walks the kept positions only and a few probes, the
- * unkept rows of largest sum of dy^2, for their maximum only; the kept ones are rounded
- * with that guess, then the unkept rows are rounded with it and measured. If none passed
+ * unkept rows of largest sum of dy^2 over the outputs the mask lets through, for their
+ * maximum only; the kept ones are rounded with that guess, then the unkept rows are
+ * rounded with it and measured. If none passed
  * the guess, it was A (the maximum over every position) and every byte is the rule's. If
  * one did, the rounding starts again with the true A from the op's stream state: the kept
  * positions in dx's bytes computed again (their int32 are gone), the scratch's rounded

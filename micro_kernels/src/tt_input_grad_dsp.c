@@ -852,14 +852,15 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
   const int32_t rr = r->r, hi_shift = r->hi_shift, noise_shift = r->noise_shift;
   int8_t *out = dx + c0;
   uint32_t x = 0;
-  uint32_t m = top != 0 ? *top : 0u;
+  uint32_t m = *top;
   for (int32_t p = 0; p < rows; ++p, g += co, out += ci) {
     int32_t t[8];
 #pragma GCC unroll 8
     for (int32_t j = 0; j < CB; ++j) t[j] = 0;
     mac_pairs(CB, g, g + co, stage, t);
-    /* the optimistic pass's check (top a constant NULL or not in each inlined copy) */
-    if (top != 0 && !within(t, CB, m)) {
+    /* the optimistic pass's check (a pass that does not measure passes a top of 2^31 - 1,
+     * which every sum is within) */
+    if (!within(t, CB, m)) {
 #pragma GCC unroll 8
       for (int32_t j = 0; j < CB; ++j) {
         const uint32_t v = tt_magnitude(t[j]);
@@ -879,7 +880,7 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
     states[p] = x;
   }
   r->rng = x;
-  if (top != 0) *top = m;
+  *top = m;
 }
 /* One copy, measuring: where no maximum is asked for (the plain second pass, the
  * optimistic pass's redo: few rows), it measures into a dummy from 2^31 - 1, which no sum

@@ -717,8 +717,9 @@ def stage_on_stack(graph: Graph, calls: dict[int, KernelCall], plan: memory.Code
     its high-water is the pointwise input gradient's path (staged_walk's frame holds that
     kernel's own staging, TT_GRAD_DSP_STAGE_BYTES: 3,744 B with --lean-stack, -O2,
     -fstack-usage), and a depthwise gradient's path is shallower by about that staging
-    (over_s8 88 + input_grad_s8 288 + tt_dsp_depthwise_input_grad_s8 216 + walk 1,496 B,
-    the jump tables on walk's stack, + the tap sums' frames, up to 128 B), so the array makes
+    (over_s8 88 + input_grad_s8 288 + tt_dsp_depthwise_input_grad_s8 216 + walk 1,488 B,
+    the jump tables on walk's stack, + the tap sums' frames, up to 128 B, + the second
+    pass's stream states, up to 256 B, under prune_walk's 264 B: DW_STACK_STATES), so the array makes
     it the deeper one by what it takes past about 1.9 KB. MobileNetV2's 113 KB program (its
     backward's peak leaves these gradients 1-2.4 KB of arena staging), painted stack and SRAM
     with round 13's kernels (1 step, the review's runs): 2,400 B 5,480 B, 116,016 B (304 B
