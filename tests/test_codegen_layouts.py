@@ -78,3 +78,62 @@ def wide_calls(rng) -> None:
 
 def test_wide_filters_equal_int8_ones_on_the_host():
     wide_calls(np.random.default_rng(3))
+
+
+def test_row_records_are_cols_records_words():
+    """Per row [2 bias, the weights doubled in SXTB16's lanes, multiplier, (2 o + 1)
+    2^(e - 1), e], the last row's e marked by bit 8: tt_fwd_dsp.c's cols_records."""
+    f = np.array([[-128, 127, -1, 0, 5, -6, 7, -8], [1, 2, 3, 4, 5, 6, 7, 8]], np.int8)
+    rec = layouts.records(f.reshape(2, 1, 1, 8), np.array([-3, 7]),
+                          [1 << 30, (1 << 31) - 1], [-1, -21], -128)
+    words = rec.view(np.uint32).reshape(2, 8).astype(np.int64)
+    lane = lambda a, b: (a & 0xFFFF) | (b & 0xFFFF) << 16          # noqa: E731
+    assert words[0].tolist() == [
+        (-6) & 0xFFFFFFFF, lane(-256, -2), lane(254, 0), lane(10, 14), lane(-12, -16),
+        1 << 30, (-255 * 1) & 0xFFFFFFFF, 1]
+    assert words[1, -3:].tolist() == [(1 << 31) - 1, (-255 << 20) & 0xFFFFFFFF, 21 | 256]
+    assert rec.dtype == np.int16 and rec.size == 2 * (8 // 2 + 4) * 2
+    with pytest.raises(ValueError):
+        layouts.records(np.zeros((3, 1, 1, 8), np.int8), None, [1 << 30] * 3, [-1] * 3, 0)
+    with pytest.raises(ValueError):
+        layouts.records(np.zeros((2, 1, 1, 12), np.int8), None, [1 << 30] * 2, [-1] * 2, 0)
+
+
+# (h, w, ci, co): 8 and 16 channels, rows a multiple of 8 (the 8-row loops, MobileNetV2's
+# 8 -> 48 and 16 -> 96 expansions, one pass past the staging buffer's 64 / 42 rows) or not
+# (2 a loop), one column and many
+RECORD_SHAPES = [(1, 64, 8, 48), (1, 64, 16, 96), (3, 5, 8, 10), (1, 1, 16, 2),
+                 (2, 7, 16, 66), (1, 32, 8, 130)]
+
+
+def record_calls(rng) -> None:
+    """tt_conv2d_wide_s8 given row records (layouts.records) on RECORD_SHAPES through
+    c_forward.call (recorded by the rig tests), each against tt_conv2d_s8: every row in the
+    assembly (the records' condition), the one-multiply form's corners (multipliers 2^30 and
+    2^31 - 1, shifts -1 and -21, biases at +-(2^28 - 1)), output offsets -128 (the _low
+    loops), -5 and 255, with and without a bias, int8's whole range of inputs."""
+    for k, (h, w, ci, co) in enumerate(RECORD_SHAPES):
+        x = rng.integers(-128, 128, (1, h, w, ci)).astype(np.int8)
+        f = rng.integers(-128, 128, (co, 1, 1, ci)).astype(np.int8)
+        f[0, 0, 0, :4] = [-128, 127, -128, 127]
+        for out_off in (-128, -5, 255):
+            p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, 11, out_off, -128, 127)
+            m = rng.integers(1 << 30, 1 << 31, co).astype(np.int32)
+            sh = rng.integers(-12, -6, co).astype(np.int32)
+            b = rng.integers(-3000, 3000, co).astype(np.int32)
+            m[:2], sh[:2] = [1 << 30, (1 << 31) - 1], [-1, -21]
+            b[-2:] = [(1 << 28) - 1, 1 - (1 << 28)]
+            bias = b if (k + out_off) % 2 else None
+            wide = layouts.records(f, bias, m, sh, out_off)
+            want = np.empty((1, h, w, co), np.int8)
+            got = np.full_like(want, 99)
+            dims = [c_forward.Dims(*t.shape) for t in (x, f, want)]
+            c_forward.call("tt_conv2d_s8", p, m, sh, dims[0], x, dims[1], f, bias, dims[2],
+                           want)
+            c_forward.call("tt_conv2d_wide_s8", p, m, sh, dims[0], x, dims[1], f, wide, bias,
+                           dims[2], got)
+            assert np.array_equal(got, want), (h, w, ci, co, out_off)
+
+
+def test_row_records_equal_int8_filters_on_the_host():
+    record_calls(np.random.default_rng(5))

@@ -462,6 +462,7 @@ def edge_calls() -> list:
         conv_calls(rng)
         pointwise8_calls(rng)
         test_codegen_layouts.wide_calls(rng)
+        test_codegen_layouts.record_calls(rng)
         depthwise_calls(rng)
         depthwise_slow_channel_calls(rng)
     return calls

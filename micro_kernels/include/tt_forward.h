@@ -101,7 +101,10 @@ void tt_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier, const 
  * sign-extend the filter's words again in every block: 2 instructions fewer per 4 input
  * channels, channel and block. For frozen filters (the generated program keeps both in
  * flash); every other case, and the portable version, read `filter` only. Bit-identical to
- * tt_conv2d_s8. */
+ * tt_conv2d_s8. For such a filter of 8 or 16 input channels and an even number of output
+ * channels `wide` is instead the DSP version's row records (layouts.py's `records`: co
+ * (ci / 2 + 8) int16), given only where every channel requantizes by the one-multiply form
+ * into int8's whole range: the DSP version skips testing and building them in every call. */
 void tt_conv2d_wide_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                        const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
                        const tt_fwd_dims *filter_dims, const int8_t *filter,

@@ -743,6 +743,21 @@ static inline __attribute__((always_inline)) void cols_records(const tt_dsp_mm *
   rec[-1] |= 256u;
 }
 
+/* Rows [r0, r0 + n) of a product cols_ok takes (n even), from their records `rec` (the
+ * last one marked), over all the columns. */
+static void cols_pass(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
+                      int32_t in_stride, int8_t *output, int32_t col_stride,
+                      const tt_dsp_word *rec, int32_t r0, int32_t n) {
+  const tt_dsp_cols_args a = {input, output + r0, in_stride, col_stride,
+                              tt_dsp_offset_pair(m->input_offset), rec, columns};
+  if (n % 8 == 0 && tt_dsp_rq_low_ok(m->output_offset))
+    (m->n_lo == 8 ? tt_dsp_col8x8_low : tt_dsp_col16x8_low)(&a);
+  else if (n % 8 == 0)
+    (m->n_lo == 8 ? tt_dsp_col8x8 : tt_dsp_col16x8)(&a);
+  else
+    (m->n_lo == 8 ? tt_dsp_col8 : tt_dsp_col16)(&a);
+}
+
 /* A product cols_ok takes, in as few passes over the columns as the staging buffer holds
  * records for (64 rows of 8 elements, 42 of 16), each an even number of rows. */
 static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int32_t in_stride,
@@ -756,14 +771,7 @@ static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, in
       cols_records(m, r0, r1, stage, 2);
     else
       cols_records(m, r0, r1, stage, 4);
-    const tt_dsp_cols_args a = {input, output + r0, in_stride, col_stride,
-                                tt_dsp_offset_pair(m->input_offset), stage, columns};
-    if ((r1 - r0) % 8 == 0 && tt_dsp_rq_low_ok(m->output_offset))
-      (m->n_lo == 8 ? tt_dsp_col8x8_low : tt_dsp_col16x8_low)(&a);
-    else if ((r1 - r0) % 8 == 0)
-      (m->n_lo == 8 ? tt_dsp_col8x8 : tt_dsp_col16x8)(&a);
-    else
-      (m->n_lo == 8 ? tt_dsp_col8 : tt_dsp_col16)(&a);
+    cols_pass(m, columns, input, in_stride, output, col_stride, stage, r0, r1 - r0);
   }
 }
 
@@ -1261,6 +1269,15 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
   const int32_t fit = tt_dsp_block_columns(m, TT_FWD_DSP_STAGE_BYTES);
   const int chunks = fit < 4 && m->n_hi == 0 && (m->n_lo & 3) == 0;
   if (!tt_dsp_mm_ok(m) || (fit == 0 && !(chunks && columns % 8 == 0))) return 0;
+  /* 8 or 16 elements: `wide` is the rows' records, made once by the code generator, which
+   * gives them only where rows_one holds for every row (tt_dsp_mm_contiguous_wide): every
+   * call would otherwise test and build them again (27-39 instructions a row), and in
+   * passes the staging buffer holds */
+  if (wide && (m->n_lo == 8 || m->n_lo == 16) && m->n_hi == 0 && (m->rows & 1) == 0) {
+    if (columns > 0)
+      cols_pass(m, columns, input, in_stride, output, col_stride, wide, 0, m->rows);
+    return 1;
+  }
   const int known = tt_dsp_mm_rows_one(m);
   const int six = m->act_min == -128 && m->act_max == 127;
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];

@@ -67,6 +67,35 @@ def widened(filt: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(groups[:, :, [0, 2, 1, 3]].reshape(co, ci))
 
 
+# the widths whose DSP pointwise product streams its rows from records (tt_dsp_col8/16)
+RECORD_WIDTHS = (8, 16)
+# what building and testing one row's record costs in every call (cols_records' 27-39
+# instructions, rows_one's test): the ranking's estimate, not a measurement
+RECORD_ROW_INSTRUCTIONS = 40
+
+
+def records(filt: np.ndarray, bias, multiplier, shift, output_offset: int) -> np.ndarray:
+    """A frozen 1x1 filter [co, 1, 1, ci] of 8 or 16 input channels (co even) as the DSP
+    kernel's row records (tt_fwd_dsp.c: cols_records), as int16 for the `wide` argument:
+    per row the words [2 bias, the weights doubled in `widened`'s order, multiplier,
+    (2 output_offset + 1) 2^(e - 1), e = -shift], bit 8 set in the last row's e. Only for
+    layers whose every row requantizes in the assembly (in_assembly(...) == 1)."""
+    co, ci = filt.shape[0], filt.shape[-1]
+    if ci not in RECORD_WIDTHS or co % 2:
+        raise ValueError(f"internal: no row records for a {filt.shape} filter")
+    e = -np.asarray(shift, np.int64)
+    b = np.zeros(co, np.int64) if bias is None else np.asarray(bias, np.int64)
+    words = np.empty((co, ci // 2 + 4), np.int64)
+    words[:, 0] = 2 * b
+    pairs = 2 * widened(filt).astype(np.int64) & 0xFFFF      # int16 lanes, low first
+    words[:, 1:ci // 2 + 1] = pairs[:, 0::2] | pairs[:, 1::2] << 16
+    words[:, -3] = np.asarray(multiplier, np.int64)
+    words[:, -2] = (2 * output_offset + 1) * (1 << (e - 1))
+    words[:, -1] = e
+    words[-1, -1] |= 256
+    return np.ascontiguousarray((words & 0xFFFFFFFF).astype(np.uint32).view(np.int16))
+
+
 def in_assembly(multiplier, shift, bias, p) -> float:
     """The share of output channels that requantize by the one-multiply form into int8's
     whole range (tt_fwd_dsp.h: tt_dsp_rq_init, tt_dsp_bias_bounded; the kernel's own test,
@@ -123,10 +152,34 @@ def _saved(graph: Graph, k: int, layer, rows: int) -> tuple[float, int, int] | N
     b = graph.tensors[tb].data if tb is not None and tb >= 0 else \
         (bias if isinstance(bias, np.ndarray) else None)
     share = in_assembly(mult, shift, b, p)
+    rec = _record_bias(graph, k, layer)
+    if rec is not False:
+        # every call's records built once: rows * (ci / 2 + 4) words
+        nbytes = 4 * f_dims.n * (f_dims.c // 2 + 4)
+        return (rows * f_dims.n * RECORD_ROW_INSTRUCTIONS / nbytes, nbytes, t)
     pixels = y_dims.n * y_dims.h * y_dims.w
     saved = share * rows * saved_instructions(pixels // rows, f_dims.c, f_dims.n)
     nbytes = 2 * f_dims.n * f_dims.c
     return (saved / nbytes, nbytes, t) if saved else None
+
+
+def _record_bias(graph: Graph, k: int, layer):
+    """The bias (an array or None) a 1x1 layer's row records are made with, or False where
+    it takes none: 8 or 16 input channels, an even number of output channels, a frozen bias
+    (the records hold it), every row requantized in the assembly (the kernel trusts them)."""
+    p, mult, shift, _, f_dims, _, bias, _ = layer
+    if f_dims.c not in RECORD_WIDTHS or f_dims.n % 2:
+        return False
+    tb = _tensor(graph, k, bias)
+    if tb is not None:
+        if tb >= 0 and not graph.tensors[tb].is_constant:
+            return False
+        b = graph.tensors[tb].data if tb >= 0 else None
+    elif isinstance(bias, np.ndarray) or bias is None:
+        b = bias
+    else:
+        return False
+    return b if in_assembly(mult, shift, b, p) == 1.0 else False
 
 
 def candidates(graph: Graph, k: int, call: KernelCall | None
@@ -152,10 +205,22 @@ def candidates(graph: Graph, k: int, call: KernelCall | None
     return out
 
 
-def _wide_call(graph: Graph, call: KernelCall, sides: dict[str, int]) -> KernelCall:
-    """`call` in its form reading the chosen sides' filters (side -> tensor) pre-widened."""
+def _wide_call(graph: Graph, k: int, call: KernelCall, sides: dict[str, int]) -> KernelCall:
+    """`call` (operator k's) in its form reading the chosen sides' filters (side -> tensor)
+    pre-widened, or, for 8 or 16 input channels, their row records."""
     def wide(side):
-        return widened(graph.tensors[sides[side]].data) if side in sides else None
+        if side not in sides:
+            return None
+        filt = graph.tensors[sides[side]].data
+        if side == "":
+            layer = [call.args[i] for i in (0, 1, 2, 3, 5, 6, 7, 8)]
+        else:
+            named = stream_args.named(call.name, call.args)
+            layer = [named[n] for n in SIDES[call.name][0][side]]
+        b = _record_bias(graph, k, layer)
+        if b is False:
+            return widened(filt)
+        return records(filt, b, layer[1], layer[2], layer[0].output_offset)
     if call.name == "tt_conv2d_s8":
         return KernelCall(KERNEL, [*call.args[:7], wide(""), *call.args[7:]]).check()
     args = list(call.args)
@@ -180,4 +245,4 @@ def choose(graph: Graph, calls: dict[int, KernelCall | None], budget: int = BUDG
             continue
         chosen.setdefault(k, {})[side] = t
         used += nbytes
-    return {k: _wide_call(graph, calls[k], sides) for k, sides in chosen.items()}
+    return {k: _wide_call(graph, k, calls[k], sides) for k, sides in chosen.items()}
