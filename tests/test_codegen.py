@@ -356,14 +356,15 @@ def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
         assert peak.arena_bytes == program.plan.live[3] == sample + window.nbytes <= 52 * 1024
         # the streams' frozen 1x1 sides of more than 16 channels read pre-widened filters
         # (codegen.layouts): blocks.2's projection (48 -> 16), blocks.5's expansion (24 ->
-        # 120); the 8- and 16-channel ones (column kernels) and the stem do not
+        # 120); the 8- and 16-channel ones (column kernels) their row records instead
+        # (layouts.records: here 16 -> 48, 12 words a row), the stem neither
         names = {s.call.name for s in program.steps if s.call is not None}
         assert {"tt_conv_depthwise_pointwise_wide_s8", "tt_pointwise_depthwise_wide_s8"} <= names
         # written as the packed streams, their layers' `wide` set (stream_args.c_function)
         assert "_wide_s8(" not in text.replace("tt_conv2d_wide_s8(", "")
         assert re.search(r"\.wide = [^0]", text)
         block = program.steps[9].call.args
-        assert block[-2] is None and block[-1].shape == (16, 48)
+        assert block[-2].shape == (48, 24) and block[-1].shape == (16, 48)
         assert program.steps[3].call.name == "tt_conv_depthwise_pointwise_packed_s8"
 
 

@@ -47,6 +47,8 @@ BUDGET = 176 * 1024
 # below this many instructions saved a byte a layer is not worth its flash (a 4x4 map's
 # layer of more than 256 channels saves about 0.75, MCUNet's 8x8 ones 2.5-4)
 MIN_SAVED_PER_BYTE = 1.0
+# the row records (`records`) are not counted in BUDGET: only 8- and 16-channel frozen
+# layers have them, a few KB (MobileNetV2's expansions 17 KB), at 10-80 instructions a byte
 
 # tt_fwd_dsp.c's choices the estimate follows: the staging buffer's bytes; columns of up to
 # 128 channels in blocks of 6 pixels (8 of them fit), up to 256 in blocks of 4, more in
@@ -154,9 +156,10 @@ def _saved(graph: Graph, k: int, layer, rows: int) -> tuple[float, int, int] | N
     share = in_assembly(mult, shift, b, p)
     rec = _record_bias(graph, k, layer)
     if rec is not False:
-        # every call's records built once: rows * (ci / 2 + 4) words
+        # every call's records built once: rows * (ci / 2 + 4) words, outside BUDGET (0 B
+        # here): a few KB that would push a pre-widened filter out of it
         nbytes = 4 * f_dims.n * (f_dims.c // 2 + 4)
-        return (rows * f_dims.n * RECORD_ROW_INSTRUCTIONS / nbytes, nbytes, t)
+        return (rows * f_dims.n * RECORD_ROW_INSTRUCTIONS / nbytes, 0, t)
     pixels = y_dims.n * y_dims.h * y_dims.w
     saved = share * rows * saved_instructions(pixels // rows, f_dims.c, f_dims.n)
     nbytes = 2 * f_dims.n * f_dims.c
