@@ -365,7 +365,10 @@ def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
         assert re.search(r"\.wide = [^0]", text)
         block = program.steps[9].call.args
         assert block[-2].shape == (48, 24) and block[-1].shape == (16, 48)
-        assert program.steps[3].call.name == "tt_conv_depthwise_pointwise_packed_s8"
+        # the stem's stream: its projection (16 -> 8) reads row records, the stem nothing
+        stem = program.steps[3].call.args
+        assert program.steps[3].call.name == "tt_conv_depthwise_pointwise_wide_s8"
+        assert stem[-2] is None and stem[-1].shape == (8, 24)
 
 
 def assert_passes_chosen_by_the_programs_arena(model: Path, program):
