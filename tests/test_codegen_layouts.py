@@ -65,15 +65,20 @@ def wide_calls(rng) -> None:
             if act[0] == -128:                     # dead channels between live ones
                 m[1::3], sh[1::3] = (1 << 31) - 1, -25
                 b[2::5] = (1 << 31) - 1
-            want = np.empty((1, h, w, co), np.int8)
-            got = np.full_like(want, 99)
-            dims = [c_forward.Dims(*t.shape) for t in (x, f, want)]
             bias = b if k % 3 else None
-            c_forward.call("tt_conv2d_s8", p, m, sh, dims[0], x, dims[1], f, bias, dims[2],
-                           want)
-            c_forward.call("tt_conv2d_wide_s8", p, m, sh, dims[0], x, dims[1], f, wide, bias,
-                           dims[2], got)
-            assert np.array_equal(got, want), (h, w, ci, co, act)
+            assert wide_equals_int8(p, m, sh, x, f, wide, bias), (h, w, ci, co, act)
+
+
+def wide_equals_int8(p, m, sh, x, f, wide, bias) -> bool:
+    """Whether tt_conv2d_wide_s8 given `wide` (pre-widened filters or row records) writes
+    tt_conv2d_s8's bytes (through c_forward.call: recorded by the rig tests)."""
+    want = np.empty((*x.shape[:3], f.shape[0]), np.int8)
+    got = np.full_like(want, 99)
+    dims = [c_forward.Dims(*t.shape) for t in (x, f, want)]
+    c_forward.call("tt_conv2d_s8", p, m, sh, dims[0], x, dims[1], f, bias, dims[2], want)
+    c_forward.call("tt_conv2d_wide_s8", p, m, sh, dims[0], x, dims[1], f, wide, bias, dims[2],
+                   got)
+    return bool(np.array_equal(got, want))
 
 
 def test_wide_filters_equal_int8_ones_on_the_host():
@@ -125,14 +130,7 @@ def record_calls(rng) -> None:
             b[-2:] = [(1 << 28) - 1, 1 - (1 << 28)]
             bias = b if (k + out_off) % 2 else None
             wide = layouts.records(f, bias, m, sh, out_off)
-            want = np.empty((1, h, w, co), np.int8)
-            got = np.full_like(want, 99)
-            dims = [c_forward.Dims(*t.shape) for t in (x, f, want)]
-            c_forward.call("tt_conv2d_s8", p, m, sh, dims[0], x, dims[1], f, bias, dims[2],
-                           want)
-            c_forward.call("tt_conv2d_wide_s8", p, m, sh, dims[0], x, dims[1], f, wide, bias,
-                           dims[2], got)
-            assert np.array_equal(got, want), (h, w, ci, co, out_off)
+            assert wide_equals_int8(p, m, sh, x, f, wide, bias), (h, w, ci, co, out_off)
 
 
 def test_row_records_equal_int8_filters_on_the_host():
