@@ -150,9 +150,7 @@ def _saved(graph: Graph, k: int, layer, rows: int) -> tuple[float, int, int] | N
             or (x_dims.h, x_dims.w) != (y_dims.h, y_dims.w):
         return None
     # a trained bias's initial value (the kernel decides by the values it is called with)
-    tb = _tensor(graph, k, bias)
-    b = graph.tensors[tb].data if tb is not None and tb >= 0 else \
-        (bias if isinstance(bias, np.ndarray) else None)
+    b, _ = _bias(graph, k, bias)
     share = in_assembly(mult, shift, b, p)
     rec = _record_bias(graph, k, layer)
     if rec is not False:
@@ -166,6 +164,18 @@ def _saved(graph: Graph, k: int, layer, rows: int) -> tuple[float, int, int] | N
     return (saved / nbytes, nbytes, t) if saved else None
 
 
+def _bias(graph: Graph, k: int, bias) -> tuple[np.ndarray | None, bool]:
+    """A call's bias argument as (its values or None, whether they are frozen): a tensor's
+    data (frozen if constant; a trained one's initial value), none (-1), an array the call
+    holds, or anything else (no values, not known frozen)."""
+    tb = _tensor(graph, k, bias)
+    if tb is not None:
+        return (graph.tensors[tb].data, graph.tensors[tb].is_constant) if tb >= 0 else (None, True)
+    if isinstance(bias, np.ndarray) or bias is None:
+        return bias, True
+    return None, False
+
+
 def _record_bias(graph: Graph, k: int, layer):
     """The bias (an array or None) a 1x1 layer's row records are made with, or False where
     it takes none: 8 or 16 input channels, an even number of output channels, a frozen bias
@@ -173,16 +183,8 @@ def _record_bias(graph: Graph, k: int, layer):
     p, mult, shift, _, f_dims, _, bias, _ = layer
     if f_dims.c not in RECORD_WIDTHS or f_dims.n % 2:
         return False
-    tb = _tensor(graph, k, bias)
-    if tb is not None:
-        if tb >= 0 and not graph.tensors[tb].is_constant:
-            return False
-        b = graph.tensors[tb].data if tb >= 0 else None
-    elif isinstance(bias, np.ndarray) or bias is None:
-        b = bias
-    else:
-        return False
-    return b if in_assembly(mult, shift, b, p) == 1.0 else False
+    b, frozen = _bias(graph, k, bias)
+    return b if frozen and in_assembly(mult, shift, b, p) == 1.0 else False
 
 
 def candidates(graph: Graph, k: int, call: KernelCall | None
@@ -191,35 +193,38 @@ def candidates(graph: Graph, k: int, call: KernelCall | None
     filter ("": a tt_conv2d_s8 of a frozen 1x1 filter at stride 1 without padding, the blocks
     of 6 pixels) or a stream's 1x1 sides ("a": its first layer, one call a depthwise output
     row; "pw": its projection, one call an output row)."""
-    if call is None:
-        return {}
-    if call.name == "tt_conv2d_s8":
-        c = _saved(graph, k, [call.args[i] for i in (0, 1, 2, 3, 5, 6, 7, 8)], 1)
-        return {"": c} if c else {}
-    if call.name not in SIDES:
-        return {}
-    sides, dw_out = SIDES[call.name]
-    args = stream_args.named(call.name, call.args)
     out = {}
-    for side, names in sides.items():
-        c = _saved(graph, k, [args[n] for n in names], args[dw_out].h)
+    for side, (layer, rows) in _layers(call).items():
+        c = _saved(graph, k, layer, rows)
         if c:
             out[side] = c
     return out
 
 
+def _layers(call: KernelCall | None) -> dict[str, tuple[list, int]]:
+    """Side -> (its 1x1 layer's arguments as _saved takes them, the calls a step it runs
+    in) of a call candidates considers."""
+    if call is None:
+        return {}
+    if call.name == "tt_conv2d_s8":
+        return {"": ([call.args[i] for i in (0, 1, 2, 3, 5, 6, 7, 8)], 1)}
+    if call.name not in SIDES:
+        return {}
+    sides, dw_out = SIDES[call.name]
+    args = stream_args.named(call.name, call.args)
+    return {side: ([args[n] for n in names], args[dw_out].h) for side, names in sides.items()}
+
+
 def _wide_call(graph: Graph, k: int, call: KernelCall, sides: dict[str, int]) -> KernelCall:
     """`call` (operator k's) in its form reading the chosen sides' filters (side -> tensor)
     pre-widened, or, for 8 or 16 input channels, their row records."""
+    layers = _layers(call)
+
     def wide(side):
         if side not in sides:
             return None
         filt = graph.tensors[sides[side]].data
-        if side == "":
-            layer = [call.args[i] for i in (0, 1, 2, 3, 5, 6, 7, 8)]
-        else:
-            named = stream_args.named(call.name, call.args)
-            layer = [named[n] for n in SIDES[call.name][0][side]]
+        layer = layers[side][0]
         b = _record_bias(graph, k, layer)
         if b is False:
             return widened(filt)
