@@ -559,6 +559,50 @@ def update_calls(rng) -> None:
             C.byref(sgd), C.byref(state), rig_p(np.zeros(channels, np.float32), C.c_float))
 
 
+def qas_order_calls() -> None:
+    """The default rule's float operations in the schema's order, four weights at once
+    (tt_qas_steps4: v = (-lr) (((float)T unit) / scale) + u, then VCVTM): a reordering
+    changes a step by one only where v + u falls within an ulp of an integer, which random
+    data almost never reaches. So two weights of a whole block of eight are chosen (found by
+    a float32 search over T and the channel's scale, for the stream's first two draws of
+    seed 4242): weight 0's step changes if the unit's multiply and the division by the scale
+    swap, weight 1's if -lr multiplies before the division. Both stay within [-127, 127]."""
+    lib = c_kernels.library()
+    n, h, w, co, k = 1, 4, 4, 8, 16
+    dy = np.zeros((n, h, w, co), np.int8)
+    saved = np.zeros((n, h, w, k), np.int8)
+    dy[0, 0, 0, 0], dy[0, 0, 1, 0] = 127, 1         # channel 0: T_j = 127 x_0j + x_1j
+    saved[0, 0, 0, :2], saved[0, 0, 1, :2] = (120, -78), (71, 44)    # T = 15311, -9862
+    dy[0, 1:, :, 1:] = 3                            # the other channels: ordinary steps
+    saved[0, 1:] = np.arange(k, dtype=np.int8) - 8
+    scales = np.full(co, 0.005, np.float32)
+    scales[0] = np.uint32(1007665445).view(np.float32)      # 0.008774077
+    wt = np.zeros((co, 1, 1, k), np.int8)
+    dy_scale, x_scale, lr, seed = np.float32(0.02), np.float32(0.05), np.float32(0.05), 4242
+    win = c_kernels.Window(1, 1, 1, 1, 0, 0)
+    lib.tt_conv2d_weight_update_s8_s8(
+        i8(dy), rig_p(np.array([dy_scale], np.float32), C.c_float), None, n, h, w, co,
+        i8(saved), C.c_float(x_scale), 0, h, w, k, i8(wt), 1, 1, k, rig_p(scales, C.c_float),
+        co, C.byref(win), None, C.byref(c_kernels.Sgd(float(lr), 0.0, 1, 1, 0)),
+        C.byref(c_kernels.UpdateState(seed, 0)), rig_p(np.zeros(k, np.float32), C.c_float),
+        *weight_stage(n, h, w, co, k, win))
+    # the host's steps against the orders: the schema's, and the two a reordering would give
+    x, u = seed, []
+    for _ in range(2):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        u.append(np.float32(x >> 8) * np.float32(2.0**-24))
+    t = np.array([15311, -9862], np.float32)
+    unit, s = dy_scale * x_scale, scales[0]
+    orders = {"schema": -lr * ((t * unit) / s), "unit after the division": -lr * ((t / s) * unit),
+              "-lr before the division": ((t * unit) * -lr) / s}
+    steps = {name: np.floor(v + np.array(u, np.float32)) for name, v in orders.items()}
+    assert list(wt[0, 0, 0, :2]) == list(steps["schema"]), (wt[0, 0, 0, :2], steps)
+    assert steps["unit after the division"][0] != steps["schema"][0]
+    assert steps["-lr before the division"][1] != steps["schema"][1]
+
+
 def save_mask_calls(rng) -> None:
     """tt_save_mask_s8 (tt_plumbing.c's SSUB8/SEL bytes on the M7): bounds inside, at and
     past the int8 range on either side, nothing inside (hi <= lo + 1, lo >= 127,
@@ -585,6 +629,7 @@ def edge_calls() -> list:
         input_grad_calls(rng)
         weight_grad_calls(rng)
         update_calls(rng)
+        qas_order_calls()
         save_mask_calls(rng)
     return calls
 
