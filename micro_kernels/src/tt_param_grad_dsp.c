@@ -671,12 +671,22 @@ int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_
   return 1;
 }
 
-/* Bias sums: SXTB16 splits a word of four channels' dy into [c0, c2] and [c1, c3], and
- * SADD16 adds each pair to two int16 lanes, so a position of eight channels is two word
- * loads, four SXTB16 and four SADD16 (a mask: one byte's bits to two words of byte lanes,
- * two ANDs). A lane holds the sum of at most 256 positions (|sum| <= 256 * 128 = 2^15, and
- * -2^15 is an int16), then goes into the int32 sum: the portable kernel's integers. */
+/* Bias sums: SXTAB16 adds lanes 0 and 2 of a word of four channels' dy, sign-extended, to
+ * two int16 lanes ([c0, c2]), and SXTAB16 ROR #8 lanes 1 and 3 ([c1, c3]), so a position of
+ * eight channels is two word loads and four SXTAB16 (a mask: one byte's bits to two words
+ * of byte lanes, two ANDs); two positions a loop trip halve the loop's own instructions. A
+ * lane holds the sum of at most 256 positions (|sum| <= 256 * 128 = 2^15, and -2^15 is an
+ * int16), then goes into the int32 sum: the portable kernel's integers. */
 #define BIAS_LANE_POSITIONS 256
+
+/* One position's eight channels x0 (c0..c3) and x1 (c4..c7) into the four lanes. */
+static inline __attribute__((always_inline)) void bias_add8(uint32_t *a, uint32_t x0,
+                                                            uint32_t x1) {
+  a[0] = __sxtab16(a[0], x0);
+  a[1] = tt_dsp_sxtab16_odd(a[1], x0);
+  a[2] = __sxtab16(a[2], x1);
+  a[3] = tt_dsp_sxtab16_odd(a[3], x1);
+}
 
 /* t[j] += the sums of n positions of eight channels from d (row stride `channels`), each
  * position's eight mask bits from tt_dsp_mask_bits(mask, i, 8) (i advancing by channels),
@@ -686,36 +696,48 @@ static inline __attribute__((always_inline)) void bias_lanes(const int8_t *d, in
                                                              int32_t channels, int masked,
                                                              int aligned, const uint8_t *mask,
                                                              int32_t i, int32_t *t) {
-  uint32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;     /* [c0, c2], [c1, c3], [c4, c6], [c5, c7] */
+  uint32_t a[4] = {0, 0, 0, 0};     /* [c0, c2], [c1, c3], [c4, c6], [c5, c7] */
   const uint8_t *mb = mask + (i >> 3);
   const int32_t mstep = channels >> 3;
-  for (const int8_t *end = d + n * channels; d != end; d += channels) {
+  for (const int8_t *end = d + (n & ~1) * channels; d != end; d += 2 * channels) {
     uint32_t x0 = tt_dsp_load4(d), x1 = tt_dsp_load4(d + 4);
+    uint32_t y0 = tt_dsp_load4(d + channels), y1 = tt_dsp_load4(d + channels + 4);
     if (masked) {
-      uint32_t bits;
+      uint32_t bits, next;
       if (aligned) {
-        bits = *mb;
-        mb += mstep;
+        bits = mb[0];
+        next = mb[mstep];
+        mb += 2 * mstep;
       } else {
         bits = tt_dsp_mask_bits(mask, i, 8);
-        i += channels;
+        next = tt_dsp_mask_bits(mask, i + channels, 8);
+        i += 2 * channels;
       }
       x0 &= tt_dsp_mask_lanes(bits);
       x1 &= tt_dsp_mask_lanes(bits >> 4);
+      y0 &= tt_dsp_mask_lanes(next);
+      y1 &= tt_dsp_mask_lanes(next >> 4);
     }
-    a0 = __sadd16(a0, __sxtb16(x0));
-    a1 = __sadd16(a1, tt_dsp_sxtb16_odd(x0));
-    a2 = __sadd16(a2, __sxtb16(x1));
-    a3 = __sadd16(a3, tt_dsp_sxtb16_odd(x1));
+    bias_add8(a, x0, x1);
+    bias_add8(a, y0, y1);
   }
-  t[0] += (int16_t)a0;
-  t[2] += (int16_t)(a0 >> 16);
-  t[1] += (int16_t)a1;
-  t[3] += (int16_t)(a1 >> 16);
-  t[4] += (int16_t)a2;
-  t[6] += (int16_t)(a2 >> 16);
-  t[5] += (int16_t)a3;
-  t[7] += (int16_t)(a3 >> 16);
+  if (n & 1) {
+    uint32_t x0 = tt_dsp_load4(d), x1 = tt_dsp_load4(d + 4);
+    if (masked) {
+      const uint32_t bits = aligned ? mb[0] : tt_dsp_mask_bits(mask, i, 8);
+      x0 &= tt_dsp_mask_lanes(bits);
+      x1 &= tt_dsp_mask_lanes(bits >> 4);
+    }
+    bias_add8(a, x0, x1);
+  }
+  t[0] += (int16_t)a[0];
+  t[2] += (int16_t)(a[0] >> 16);
+  t[1] += (int16_t)a[1];
+  t[3] += (int16_t)(a[1] >> 16);
+  t[4] += (int16_t)a[2];
+  t[6] += (int16_t)(a[2] >> 16);
+  t[5] += (int16_t)a[3];
+  t[7] += (int16_t)(a[3] >> 16);
 }
 
 void tt_dsp_bias_sums_8(const int8_t *dy, const uint8_t *mask, int32_t outer, int32_t channels,
