@@ -679,6 +679,19 @@ int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_
  * int16), then goes into the int32 sum: the portable kernel's integers. */
 #define BIAS_LANE_POSITIONS 256
 
+/* A mask byte's eight bits as two words of byte lanes (0xFF where the bit is set): one
+ * address computation and one LDRD a position instead of two nibbles' extraction and two
+ * table loads (tt_dsp_mask_lanes), 2 KB of constants. */
+#define BIAS_LANE4(n)                                                                 \
+  ((((n)&1) ? 0xFFu : 0u) | (((n)&2) ? 0xFF00u : 0u) | (((n)&4) ? 0xFF0000u : 0u) |   \
+   (((n)&8) ? 0xFF000000u : 0u))
+#define BIAS_LANES1(v) {BIAS_LANE4((v)&15), BIAS_LANE4((v) >> 4)}
+#define BIAS_LANES4(v) BIAS_LANES1(v), BIAS_LANES1((v) + 1), BIAS_LANES1((v) + 2), BIAS_LANES1((v) + 3)
+#define BIAS_LANES16(v) BIAS_LANES4(v), BIAS_LANES4((v) + 4), BIAS_LANES4((v) + 8), BIAS_LANES4((v) + 12)
+#define BIAS_LANES64(v) BIAS_LANES16(v), BIAS_LANES16((v) + 16), BIAS_LANES16((v) + 32), BIAS_LANES16((v) + 48)
+static const uint32_t bias_mask_lanes[256][2] __attribute__((aligned(8))) = {
+    BIAS_LANES64(0), BIAS_LANES64(64), BIAS_LANES64(128), BIAS_LANES64(192)};
+
 /* One position's eight channels x0 (c0..c3) and x1 (c4..c7) into the four lanes. */
 static inline __attribute__((always_inline)) void bias_add8(uint32_t *a, uint32_t x0,
                                                             uint32_t x1) {
@@ -687,6 +700,42 @@ static inline __attribute__((always_inline)) void bias_add8(uint32_t *a, uint32_
   a[2] = __sxtab16(a[2], x1);
   a[3] = tt_dsp_sxtab16_odd(a[3], x1);
 }
+
+#if TT_DSP_ASM_ALL_REGS
+/* The masked pairs of positions of bias_lanes from mask bytes (`aligned`): the same
+ * operations in assembly, 14 instructions a position (gcc's C: 16.5, two spills and an ADD
+ * more a pair; twelve registers). */
+static inline __attribute__((always_inline)) void bias_pairs_masked(const int8_t *d,
+                                                                    const int8_t *end,
+                                                                    int32_t channels,
+                                                                    const uint8_t *mb,
+                                                                    uint32_t *a) {
+  uint32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], m0, m1, x;
+#define BIAS_POSITION_ASM                                                                   \
+  "  ldrb %[m0], [%[mb]]\n"                                                                \
+  "  add %[m0], %[tab], %[m0], lsl #3\n"                                                    \
+  "  ldrd %[m0], %[m1], [%[m0]]\n"                                                          \
+  "  ldr %[x], [%[d]]\n"                                                                    \
+  "  and %[x], %[x], %[m0]\n"                                                               \
+  "  sxtab16 %[a0], %[a0], %[x]\n"                                                          \
+  "  sxtab16 %[a1], %[a1], %[x], ror #8\n"                                                  \
+  "  ldr %[x], [%[d], #4]\n"                                                                \
+  "  and %[x], %[x], %[m1]\n"                                                               \
+  "  sxtab16 %[a2], %[a2], %[x]\n"                                                          \
+  "  sxtab16 %[a3], %[a3], %[x], ror #8\n"                                                  \
+  "  add %[mb], %[mb], %[ch], lsr #3\n"                                                     \
+  "  add %[d], %[d], %[ch]\n"
+  __asm__("1:\n" BIAS_POSITION_ASM BIAS_POSITION_ASM
+          "  cmp %[d], %[end]\n"
+          "  bne 1b\n"
+          : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [d] "+r"(d),
+            [mb] "+r"(mb), [m0] "=&r"(m0), [m1] "=&r"(m1), [x] "=&r"(x)
+          : [ch] "r"(channels), [end] "r"(end), [tab] "r"(bias_mask_lanes)
+          : "cc", "memory");
+#undef BIAS_POSITION_ASM
+  a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
+}
+#endif
 
 /* t[j] += the sums of n positions of eight channels from d (row stride `channels`), each
  * position's eight mask bits from tt_dsp_mask_bits(mask, i, 8) (i advancing by channels),
@@ -699,7 +748,15 @@ static inline __attribute__((always_inline)) void bias_lanes(const int8_t *d, in
   uint32_t a[4] = {0, 0, 0, 0};     /* [c0, c2], [c1, c3], [c4, c6], [c5, c7] */
   const uint8_t *mb = mask + (i >> 3);
   const int32_t mstep = channels >> 3;
-  for (const int8_t *end = d + (n & ~1) * channels; d != end; d += 2 * channels) {
+  const int8_t *end = d + (n & ~1) * channels;
+#if TT_DSP_ASM_ALL_REGS
+  if (masked && aligned && d != end) {
+    bias_pairs_masked(d, end, channels, mb, a);
+    mb += (n & ~1) * mstep;
+    d = end;
+  }
+#endif
+  for (; d != end; d += 2 * channels) {
     uint32_t x0 = tt_dsp_load4(d), x1 = tt_dsp_load4(d + 4);
     uint32_t y0 = tt_dsp_load4(d + channels), y1 = tt_dsp_load4(d + channels + 4);
     if (masked) {
@@ -713,10 +770,10 @@ static inline __attribute__((always_inline)) void bias_lanes(const int8_t *d, in
         next = tt_dsp_mask_bits(mask, i + channels, 8);
         i += 2 * channels;
       }
-      x0 &= tt_dsp_mask_lanes(bits);
-      x1 &= tt_dsp_mask_lanes(bits >> 4);
-      y0 &= tt_dsp_mask_lanes(next);
-      y1 &= tt_dsp_mask_lanes(next >> 4);
+      x0 &= bias_mask_lanes[bits][0];
+      x1 &= bias_mask_lanes[bits][1];
+      y0 &= bias_mask_lanes[next][0];
+      y1 &= bias_mask_lanes[next][1];
     }
     bias_add8(a, x0, x1);
     bias_add8(a, y0, y1);
@@ -725,8 +782,8 @@ static inline __attribute__((always_inline)) void bias_lanes(const int8_t *d, in
     uint32_t x0 = tt_dsp_load4(d), x1 = tt_dsp_load4(d + 4);
     if (masked) {
       const uint32_t bits = aligned ? mb[0] : tt_dsp_mask_bits(mask, i, 8);
-      x0 &= tt_dsp_mask_lanes(bits);
-      x1 &= tt_dsp_mask_lanes(bits >> 4);
+      x0 &= bias_mask_lanes[bits][0];
+      x1 &= bias_mask_lanes[bits][1];
     }
     bias_add8(a, x0, x1);
   }
@@ -740,8 +797,8 @@ static inline __attribute__((always_inline)) void bias_lanes(const int8_t *d, in
   t[7] += (int16_t)(a[3] >> 16);
 }
 
-void tt_dsp_bias_sums_8(const int8_t *dy, const uint8_t *mask, int32_t outer, int32_t channels,
-                        int32_t c0, int32_t *t) {
+TT_DSP_ASM_FN void tt_dsp_bias_sums_8(const int8_t *dy, const uint8_t *mask, int32_t outer,
+                                      int32_t channels, int32_t c0, int32_t *t) {
   const int aligned = ((channels | c0) & 7) == 0;
   for (int32_t j = 0; j < 8; ++j) t[j] = 0;
   for (int32_t p0 = 0; p0 < outer; p0 += BIAS_LANE_POSITIONS) {
@@ -777,7 +834,7 @@ static inline __attribute__((always_inline)) void bias_run(const int8_t *dy, flo
   }
 }
 
-static __attribute__((noinline)) void bias_run_masked(const int8_t *dy, float unit,
+static __attribute__((noinline)) TT_DSP_ASM_FN void bias_run_masked(const int8_t *dy, float unit,
                                                       const uint8_t *mask, int32_t outer,
                                                       int32_t channels, int32_t *b,
                                                       const float *scales, tt_sgd_call *c) {
