@@ -425,6 +425,73 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
   return masked ? x & tt_dsp_mask_lanes((uint32_t)*mb >> shift) : x;
 }
 
+#if TT_DSP_ASM_ALL_REGS
+/* columns_group's whole groups of masked rows (co a multiple of 8, the mask bytes co / 8
+ * apart) in assembly, 50 instructions a group of four rows against gcc's 58 (eight spill
+ * reloads an iteration): the four-bit field of the row's mask byte (NIBBLE: AND #15 or
+ * LSR #4), its byte lanes from the table, the AND, SXTB16 even and odd; two rows' halves
+ * PKHBT/PKHTB into the four words of positions (p, p + 1); the same words in the same
+ * places as columns_group. Fourteen registers. */
+#define COLUMNS_AND15(m) "  and %[" m "], %[" m "], #15\n"
+#define COLUMNS_LSR4(m) "  lsr %[" m "], %[" m "], #4\n"
+#define COLUMNS_LANES(x, m, NIBBLE)                                                        \
+  "  add %[mb], %[mb], %[co], lsr #3\n" NIBBLE(m)                                          \
+  "  ldr %[" m "], [%[tab], %[" m "], lsl #2]\n"                                           \
+  "  and %[" x "], %[" x "], %[" m "]\n"                                                   \
+  "  sxtb16 %[" m "], %[" x "]\n"                                                          \
+  "  sxtb16 %[" x "], %[" x "], ror #8\n"
+/* rows p (x0, m0) and p + 1 (x1, m1): m the even channels' halves, x the odd ones' */
+#define COLUMNS_ROWS2(x0, m0, x1, m1, NIBBLE)                                              \
+  "  ldr %[" x0 "], [%[d]]\n"                                                              \
+  "  ldr %[" x1 "], [%[d], %[co]]\n"                                                       \
+  "  add %[d], %[d], %[co], lsl #1\n"                                                      \
+  "  ldrb %[" m0 "], [%[mb]]\n" COLUMNS_LANES(x0, m0, NIBBLE)                               \
+  "  ldrb %[" m1 "], [%[mb]]\n" COLUMNS_LANES(x1, m1, NIBBLE)
+#define COLUMNS_GROUPS_ASM(NIBBLE)                                                         \
+  __asm__ volatile("1:\n" COLUMNS_ROWS2("a", "b", "c", "e", NIBBLE)                                 \
+          "  pkhtb %[i], %[e], %[b], asr #16\n"   /* w4 = [e0.hi, e1.hi] */                \
+          "  pkhbt %[b], %[b], %[e], lsl #16\n"   /* w0 = [e0.lo, e1.lo] */                \
+          "  pkhtb %[e], %[c], %[a], asr #16\n"   /* w6 = [o0.hi, o1.hi] */                \
+          "  pkhbt %[a], %[a], %[c], lsl #16\n"   /* w2 = [o0.lo, o1.lo] */                \
+          "  str %[i], [%[out], #16]\n"                                                     \
+          COLUMNS_ROWS2("c", "f", "g", "h", NIBBLE)                                         \
+          "  pkhtb %[i], %[h], %[f], asr #16\n"   /* w5 */                                 \
+          "  pkhbt %[f], %[f], %[h], lsl #16\n"   /* w1 */                                 \
+          "  pkhtb %[h], %[g], %[c], asr #16\n"   /* w7 */                                 \
+          "  pkhbt %[c], %[c], %[g], lsl #16\n"   /* w3 */                                 \
+          "  str %[i], [%[out], #20]\n"                                                     \
+          "  strd %[b], %[f], [%[out]]\n"                                                   \
+          "  strd %[a], %[c], [%[out], #8]\n"                                               \
+          "  strd %[e], %[h], [%[out], #24]\n"                                              \
+          "  add %[out], %[out], #32\n"                                                     \
+          "  cmp %[out], %[end]\n"                                                          \
+          "  bne 1b\n"                                                                      \
+          : [out] "+r"(out), [d] "+r"(d), [mb] "+r"(mb), [a] "=&r"(a), [b] "=&r"(b),       \
+            [c] "=&r"(c), [e] "=&r"(e), [f] "=&r"(f), [g] "=&r"(g), [h] "=&r"(h),          \
+            [i] "=&r"(i)                                                                   \
+          : [co] "r"(co), [tab] "r"(lanes), [end] "r"(end)                                 \
+          : "cc", "memory")
+static inline __attribute__((always_inline)) void columns_groups_masked(
+    tt_dsp_word *out, const int8_t *d, const uint8_t *mb, int32_t full, int32_t co,
+    int32_t shift) {
+  static const uint32_t lanes[16] = {
+      0x00000000u, 0x000000FFu, 0x0000FF00u, 0x0000FFFFu, 0x00FF0000u, 0x00FF00FFu,
+      0x00FFFF00u, 0x00FFFFFFu, 0xFF000000u, 0xFF0000FFu, 0xFF00FF00u, 0xFF00FFFFu,
+      0xFFFF0000u, 0xFFFF00FFu, 0xFFFFFF00u, 0xFFFFFFFFu};
+  tt_dsp_word *const end = out + 8 * full;
+  uint32_t a, b, c, e, f, g, h, i;
+  if (shift)
+    COLUMNS_GROUPS_ASM(COLUMNS_LSR4);
+  else
+    COLUMNS_GROUPS_ASM(COLUMNS_AND15);
+}
+#undef COLUMNS_GROUPS_ASM
+#undef COLUMNS_ROWS2
+#undef COLUMNS_LANES
+#undef COLUMNS_LSR4
+#undef COLUMNS_AND15
+#endif
+
 /* Every group of the four columns from the rows at d (co apart) and the mask bytes at mb
  * (mstep apart): whole groups four rows an iteration, then the partial last group with
  * zeros for its missing positions. */
@@ -434,7 +501,14 @@ static inline __attribute__((always_inline)) void columns_groups(tt_dsp_word *ou
                                                                  int32_t co, int32_t mstep,
                                                                  int masked, int32_t shift) {
   const int32_t full = rows >> 2, rest = rows & 3;
-  for (const tt_dsp_word *end = out + 8 * full; out != end;
+  const tt_dsp_word *const end = out + 8 * full;
+#if TT_DSP_ASM_ALL_REGS
+  if (masked && full > 0) {        /* (its callers: co a multiple of 8, mstep co / 8) */
+    columns_groups_masked(out, d, mb, full, co, shift);
+    out += 8 * full, d += 4 * full * co, mb += 4 * full * mstep;
+  }
+#endif
+  for (; out != end;
        out += 8, d += 4 * co, mb += 4 * mstep)
     columns_group(out, column_word(d, mb, masked, shift, 1),
                   column_word(d + co, mb + mstep, masked, shift, 1),
@@ -453,8 +527,11 @@ static inline __attribute__((always_inline)) void columns_groups(tt_dsp_word *ou
  * loads, the nibbles' byte lanes, eight SXTB16, eight PKHBT/PKHTB and four STRD from one
  * pointer (about 2.5 instructions an element with a mask; the columns one after another,
  * four pointers, spilled them: 4.5). */
-static void stage_columns4(int16_t *col, const int8_t *dy, const uint8_t *mask, int32_t rows,
-                           int32_t co, int32_t o0, int32_t groups) {
+static __attribute__((noinline)) TT_DSP_ASM_FN void stage_columns4(int16_t *col,
+                                                                    const int8_t *dy,
+                                                                    const uint8_t *mask,
+                                                                    int32_t rows, int32_t co,
+                                                                    int32_t o0, int32_t groups) {
   tt_dsp_word *out = (tt_dsp_word *)col;
   const int8_t *d = dy + o0;
   if (mask == 0) {
