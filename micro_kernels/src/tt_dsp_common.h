@@ -82,6 +82,13 @@ static inline uint32_t tt_dsp_sxtb16_odd(uint32_t x) {
   return r;
 }
 
+/* [x1 + a.lo, x3 + a.hi] (16-bit lanes); __sxtab16(a, x) gives [x0 + a.lo, x2 + a.hi]. */
+static inline uint32_t tt_dsp_sxtab16_odd(uint32_t a, uint32_t x) {
+  uint32_t r;
+  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
+  return r;
+}
+
 /* PKHBT a, b, LSL #16: [a.lo, b.lo] (16-bit lanes; gcc 12 makes UXTH and ORR
  * of the C); PKHTB b, a, ASR #16: [a.hi, b.hi]. */
 static inline uint32_t tt_dsp_low_halves(uint32_t a, uint32_t b) {

@@ -25,13 +25,6 @@
 
 typedef int16_t tt_dsp_half __attribute__((may_alias));
 
-/* [x1 + a.lo, x3 + a.hi] (16-bit lanes); __sxtab16(a, x) gives [x0 + a.lo, x2 + a.hi]. */
-static inline uint32_t tt_dsp_sxtab16_odd(uint32_t a, uint32_t x) {
-  uint32_t r;
-  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(a), "r"(x));
-  return r;
-}
-
 /* SMMLAR: bits 63..32 of c * 2^32 + a * b + 2^31 (computed modulo 2^64). No ACLE name. */
 static inline int32_t tt_dsp_smmlar(int32_t a, int32_t b, int32_t c) {
   int32_t r;

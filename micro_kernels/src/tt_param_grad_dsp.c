@@ -425,6 +425,73 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
   return masked ? x & tt_dsp_mask_lanes((uint32_t)*mb >> shift) : x;
 }
 
+#if TT_DSP_ASM_ALL_REGS
+/* columns_group's whole groups of masked rows (co a multiple of 8, the mask bytes co / 8
+ * apart) in assembly, 50 instructions a group of four rows against gcc's 58 (eight spill
+ * reloads an iteration): the four-bit field of the row's mask byte (NIBBLE: AND #15 or
+ * LSR #4), its byte lanes from the table, the AND, SXTB16 even and odd; two rows' halves
+ * PKHBT/PKHTB into the four words of positions (p, p + 1); the same words in the same
+ * places as columns_group. Fourteen registers. */
+#define COLUMNS_AND15(m) "  and %[" m "], %[" m "], #15\n"
+#define COLUMNS_LSR4(m) "  lsr %[" m "], %[" m "], #4\n"
+#define COLUMNS_LANES(x, m, NIBBLE)                                                        \
+  "  add %[mb], %[mb], %[co], lsr #3\n" NIBBLE(m)                                          \
+  "  ldr %[" m "], [%[tab], %[" m "], lsl #2]\n"                                           \
+  "  and %[" x "], %[" x "], %[" m "]\n"                                                   \
+  "  sxtb16 %[" m "], %[" x "]\n"                                                          \
+  "  sxtb16 %[" x "], %[" x "], ror #8\n"
+/* rows p (x0, m0) and p + 1 (x1, m1): m the even channels' halves, x the odd ones' */
+#define COLUMNS_ROWS2(x0, m0, x1, m1, NIBBLE)                                              \
+  "  ldr %[" x0 "], [%[d]]\n"                                                              \
+  "  ldr %[" x1 "], [%[d], %[co]]\n"                                                       \
+  "  add %[d], %[d], %[co], lsl #1\n"                                                      \
+  "  ldrb %[" m0 "], [%[mb]]\n" COLUMNS_LANES(x0, m0, NIBBLE)                               \
+  "  ldrb %[" m1 "], [%[mb]]\n" COLUMNS_LANES(x1, m1, NIBBLE)
+#define COLUMNS_GROUPS_ASM(NIBBLE)                                                         \
+  __asm__ volatile("1:\n" COLUMNS_ROWS2("a", "b", "c", "e", NIBBLE)                                 \
+          "  pkhtb %[i], %[e], %[b], asr #16\n"   /* w4 = [e0.hi, e1.hi] */                \
+          "  pkhbt %[b], %[b], %[e], lsl #16\n"   /* w0 = [e0.lo, e1.lo] */                \
+          "  pkhtb %[e], %[c], %[a], asr #16\n"   /* w6 = [o0.hi, o1.hi] */                \
+          "  pkhbt %[a], %[a], %[c], lsl #16\n"   /* w2 = [o0.lo, o1.lo] */                \
+          "  str %[i], [%[out], #16]\n"                                                     \
+          COLUMNS_ROWS2("c", "f", "g", "h", NIBBLE)                                         \
+          "  pkhtb %[i], %[h], %[f], asr #16\n"   /* w5 */                                 \
+          "  pkhbt %[f], %[f], %[h], lsl #16\n"   /* w1 */                                 \
+          "  pkhtb %[h], %[g], %[c], asr #16\n"   /* w7 */                                 \
+          "  pkhbt %[c], %[c], %[g], lsl #16\n"   /* w3 */                                 \
+          "  str %[i], [%[out], #20]\n"                                                     \
+          "  strd %[b], %[f], [%[out]]\n"                                                   \
+          "  strd %[a], %[c], [%[out], #8]\n"                                               \
+          "  strd %[e], %[h], [%[out], #24]\n"                                              \
+          "  add %[out], %[out], #32\n"                                                     \
+          "  cmp %[out], %[end]\n"                                                          \
+          "  bne 1b\n"                                                                      \
+          : [out] "+r"(out), [d] "+r"(d), [mb] "+r"(mb), [a] "=&r"(a), [b] "=&r"(b),       \
+            [c] "=&r"(c), [e] "=&r"(e), [f] "=&r"(f), [g] "=&r"(g), [h] "=&r"(h),          \
+            [i] "=&r"(i)                                                                   \
+          : [co] "r"(co), [tab] "r"(lanes), [end] "r"(end)                                 \
+          : "cc", "memory")
+static inline __attribute__((always_inline)) void columns_groups_masked(
+    tt_dsp_word *out, const int8_t *d, const uint8_t *mb, int32_t full, int32_t co,
+    int32_t shift) {
+  static const uint32_t lanes[16] = {
+      0x00000000u, 0x000000FFu, 0x0000FF00u, 0x0000FFFFu, 0x00FF0000u, 0x00FF00FFu,
+      0x00FFFF00u, 0x00FFFFFFu, 0xFF000000u, 0xFF0000FFu, 0xFF00FF00u, 0xFF00FFFFu,
+      0xFFFF0000u, 0xFFFF00FFu, 0xFFFFFF00u, 0xFFFFFFFFu};
+  tt_dsp_word *const end = out + 8 * full;
+  uint32_t a, b, c, e, f, g, h, i;
+  if (shift)
+    COLUMNS_GROUPS_ASM(COLUMNS_LSR4);
+  else
+    COLUMNS_GROUPS_ASM(COLUMNS_AND15);
+}
+#undef COLUMNS_GROUPS_ASM
+#undef COLUMNS_ROWS2
+#undef COLUMNS_LANES
+#undef COLUMNS_LSR4
+#undef COLUMNS_AND15
+#endif
+
 /* Every group of the four columns from the rows at d (co apart) and the mask bytes at mb
  * (mstep apart): whole groups four rows an iteration, then the partial last group with
  * zeros for its missing positions. */
@@ -434,7 +501,14 @@ static inline __attribute__((always_inline)) void columns_groups(tt_dsp_word *ou
                                                                  int32_t co, int32_t mstep,
                                                                  int masked, int32_t shift) {
   const int32_t full = rows >> 2, rest = rows & 3;
-  for (const tt_dsp_word *end = out + 8 * full; out != end;
+  const tt_dsp_word *const end = out + 8 * full;
+#if TT_DSP_ASM_ALL_REGS
+  if (masked && full > 0) {        /* (its callers: co a multiple of 8, mstep co / 8) */
+    columns_groups_masked(out, d, mb, full, co, shift);
+    out += 8 * full, d += 4 * full * co, mb += 4 * full * mstep;
+  }
+#endif
+  for (; out != end;
        out += 8, d += 4 * co, mb += 4 * mstep)
     columns_group(out, column_word(d, mb, masked, shift, 1),
                   column_word(d + co, mb + mstep, masked, shift, 1),
@@ -453,8 +527,11 @@ static inline __attribute__((always_inline)) void columns_groups(tt_dsp_word *ou
  * loads, the nibbles' byte lanes, eight SXTB16, eight PKHBT/PKHTB and four STRD from one
  * pointer (about 2.5 instructions an element with a mask; the columns one after another,
  * four pointers, spilled them: 4.5). */
-static void stage_columns4(int16_t *col, const int8_t *dy, const uint8_t *mask, int32_t rows,
-                           int32_t co, int32_t o0, int32_t groups) {
+static __attribute__((noinline)) TT_DSP_ASM_FN void stage_columns4(int16_t *col,
+                                                                    const int8_t *dy,
+                                                                    const uint8_t *mask,
+                                                                    int32_t rows, int32_t co,
+                                                                    int32_t o0, int32_t groups) {
   tt_dsp_word *out = (tt_dsp_word *)col;
   const int8_t *d = dy + o0;
   if (mask == 0) {
@@ -671,12 +748,71 @@ int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_
   return 1;
 }
 
-/* Bias sums: SXTB16 splits a word of four channels' dy into [c0, c2] and [c1, c3], and
- * SADD16 adds each pair to two int16 lanes, so a position of eight channels is two word
- * loads, four SXTB16 and four SADD16 (a mask: one byte's bits to two words of byte lanes,
- * two ANDs). A lane holds the sum of at most 256 positions (|sum| <= 256 * 128 = 2^15, and
- * -2^15 is an int16), then goes into the int32 sum: the portable kernel's integers. */
+/* Bias sums: SXTAB16 adds lanes 0 and 2 of a word of four channels' dy, sign-extended, to
+ * two int16 lanes ([c0, c2]), and SXTAB16 ROR #8 lanes 1 and 3 ([c1, c3]), so a position of
+ * eight channels is two word loads and four SXTAB16 (a mask: one byte's bits to two words
+ * of byte lanes, two ANDs); two positions a loop trip halve the loop's own instructions. A
+ * lane holds the sum of at most 256 positions (|sum| <= 256 * 128 = 2^15, and -2^15 is an
+ * int16), then goes into the int32 sum: the portable kernel's integers. */
 #define BIAS_LANE_POSITIONS 256
+
+/* A mask byte's eight bits as two words of byte lanes (0xFF where the bit is set): one
+ * address computation and one LDRD a position instead of two nibbles' extraction and two
+ * table loads (tt_dsp_mask_lanes), 2 KB of constants. */
+#define BIAS_LANE4(n)                                                                 \
+  ((((n)&1) ? 0xFFu : 0u) | (((n)&2) ? 0xFF00u : 0u) | (((n)&4) ? 0xFF0000u : 0u) |   \
+   (((n)&8) ? 0xFF000000u : 0u))
+#define BIAS_LANES1(v) {BIAS_LANE4((v)&15), BIAS_LANE4((v) >> 4)}
+#define BIAS_LANES4(v) BIAS_LANES1(v), BIAS_LANES1((v) + 1), BIAS_LANES1((v) + 2), BIAS_LANES1((v) + 3)
+#define BIAS_LANES16(v) BIAS_LANES4(v), BIAS_LANES4((v) + 4), BIAS_LANES4((v) + 8), BIAS_LANES4((v) + 12)
+#define BIAS_LANES64(v) BIAS_LANES16(v), BIAS_LANES16((v) + 16), BIAS_LANES16((v) + 32), BIAS_LANES16((v) + 48)
+static const uint32_t bias_mask_lanes[256][2] __attribute__((aligned(8))) = {
+    BIAS_LANES64(0), BIAS_LANES64(64), BIAS_LANES64(128), BIAS_LANES64(192)};
+
+/* One position's eight channels x0 (c0..c3) and x1 (c4..c7) into the four lanes. */
+static inline __attribute__((always_inline)) void bias_add8(uint32_t *a, uint32_t x0,
+                                                            uint32_t x1) {
+  a[0] = __sxtab16(a[0], x0);
+  a[1] = tt_dsp_sxtab16_odd(a[1], x0);
+  a[2] = __sxtab16(a[2], x1);
+  a[3] = tt_dsp_sxtab16_odd(a[3], x1);
+}
+
+#if TT_DSP_ASM_ALL_REGS
+/* The masked pairs of positions of bias_lanes from mask bytes (`aligned`): the same
+ * operations in assembly, 14 instructions a position (gcc's C: 16.5, two spills and an ADD
+ * more a pair; twelve registers). */
+static inline __attribute__((always_inline)) void bias_pairs_masked(const int8_t *d,
+                                                                    const int8_t *end,
+                                                                    int32_t channels,
+                                                                    const uint8_t *mb,
+                                                                    uint32_t *a) {
+  uint32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], m0, m1, x;
+#define BIAS_POSITION_ASM                                                                   \
+  "  ldrb %[m0], [%[mb]]\n"                                                                \
+  "  add %[m0], %[tab], %[m0], lsl #3\n"                                                    \
+  "  ldrd %[m0], %[m1], [%[m0]]\n"                                                          \
+  "  ldr %[x], [%[d]]\n"                                                                    \
+  "  and %[x], %[x], %[m0]\n"                                                               \
+  "  sxtab16 %[a0], %[a0], %[x]\n"                                                          \
+  "  sxtab16 %[a1], %[a1], %[x], ror #8\n"                                                  \
+  "  ldr %[x], [%[d], #4]\n"                                                                \
+  "  and %[x], %[x], %[m1]\n"                                                               \
+  "  sxtab16 %[a2], %[a2], %[x]\n"                                                          \
+  "  sxtab16 %[a3], %[a3], %[x], ror #8\n"                                                  \
+  "  add %[mb], %[mb], %[ch], lsr #3\n"                                                     \
+  "  add %[d], %[d], %[ch]\n"
+  __asm__("1:\n" BIAS_POSITION_ASM BIAS_POSITION_ASM
+          "  cmp %[d], %[end]\n"
+          "  bne 1b\n"
+          : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [d] "+r"(d),
+            [mb] "+r"(mb), [m0] "=&r"(m0), [m1] "=&r"(m1), [x] "=&r"(x)
+          : [ch] "r"(channels), [end] "r"(end), [tab] "r"(bias_mask_lanes)
+          : "cc", "memory");
+#undef BIAS_POSITION_ASM
+  a[0] = a0, a[1] = a1, a[2] = a2, a[3] = a3;
+}
+#endif
 
 /* t[j] += the sums of n positions of eight channels from d (row stride `channels`), each
  * position's eight mask bits from tt_dsp_mask_bits(mask, i, 8) (i advancing by channels),
@@ -686,40 +822,60 @@ static inline __attribute__((always_inline)) void bias_lanes(const int8_t *d, in
                                                              int32_t channels, int masked,
                                                              int aligned, const uint8_t *mask,
                                                              int32_t i, int32_t *t) {
-  uint32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;     /* [c0, c2], [c1, c3], [c4, c6], [c5, c7] */
+  uint32_t a[4] = {0, 0, 0, 0};     /* [c0, c2], [c1, c3], [c4, c6], [c5, c7] */
   const uint8_t *mb = mask + (i >> 3);
   const int32_t mstep = channels >> 3;
-  for (const int8_t *end = d + n * channels; d != end; d += channels) {
+  const int8_t *end = d + (n & ~1) * channels;
+#if TT_DSP_ASM_ALL_REGS
+  if (masked && aligned && d != end) {
+    bias_pairs_masked(d, end, channels, mb, a);
+    mb += (n & ~1) * mstep;
+    d = end;
+  }
+#endif
+  for (; d != end; d += 2 * channels) {
     uint32_t x0 = tt_dsp_load4(d), x1 = tt_dsp_load4(d + 4);
+    uint32_t y0 = tt_dsp_load4(d + channels), y1 = tt_dsp_load4(d + channels + 4);
     if (masked) {
-      uint32_t bits;
+      uint32_t bits, next;
       if (aligned) {
-        bits = *mb;
-        mb += mstep;
+        bits = mb[0];
+        next = mb[mstep];
+        mb += 2 * mstep;
       } else {
         bits = tt_dsp_mask_bits(mask, i, 8);
-        i += channels;
+        next = tt_dsp_mask_bits(mask, i + channels, 8);
+        i += 2 * channels;
       }
-      x0 &= tt_dsp_mask_lanes(bits);
-      x1 &= tt_dsp_mask_lanes(bits >> 4);
+      x0 &= bias_mask_lanes[bits][0];
+      x1 &= bias_mask_lanes[bits][1];
+      y0 &= bias_mask_lanes[next][0];
+      y1 &= bias_mask_lanes[next][1];
     }
-    a0 = __sadd16(a0, __sxtb16(x0));
-    a1 = __sadd16(a1, tt_dsp_sxtb16_odd(x0));
-    a2 = __sadd16(a2, __sxtb16(x1));
-    a3 = __sadd16(a3, tt_dsp_sxtb16_odd(x1));
+    bias_add8(a, x0, x1);
+    bias_add8(a, y0, y1);
   }
-  t[0] += (int16_t)a0;
-  t[2] += (int16_t)(a0 >> 16);
-  t[1] += (int16_t)a1;
-  t[3] += (int16_t)(a1 >> 16);
-  t[4] += (int16_t)a2;
-  t[6] += (int16_t)(a2 >> 16);
-  t[5] += (int16_t)a3;
-  t[7] += (int16_t)(a3 >> 16);
+  if (n & 1) {
+    uint32_t x0 = tt_dsp_load4(d), x1 = tt_dsp_load4(d + 4);
+    if (masked) {
+      const uint32_t bits = aligned ? mb[0] : tt_dsp_mask_bits(mask, i, 8);
+      x0 &= bias_mask_lanes[bits][0];
+      x1 &= bias_mask_lanes[bits][1];
+    }
+    bias_add8(a, x0, x1);
+  }
+  t[0] += (int16_t)a[0];
+  t[2] += (int16_t)(a[0] >> 16);
+  t[1] += (int16_t)a[1];
+  t[3] += (int16_t)(a[1] >> 16);
+  t[4] += (int16_t)a[2];
+  t[6] += (int16_t)(a[2] >> 16);
+  t[5] += (int16_t)a[3];
+  t[7] += (int16_t)(a[3] >> 16);
 }
 
-void tt_dsp_bias_sums_8(const int8_t *dy, const uint8_t *mask, int32_t outer, int32_t channels,
-                        int32_t c0, int32_t *t) {
+TT_DSP_ASM_FN void tt_dsp_bias_sums_8(const int8_t *dy, const uint8_t *mask, int32_t outer,
+                                      int32_t channels, int32_t c0, int32_t *t) {
   const int aligned = ((channels | c0) & 7) == 0;
   for (int32_t j = 0; j < 8; ++j) t[j] = 0;
   for (int32_t p0 = 0; p0 < outer; p0 += BIAS_LANE_POSITIONS) {
@@ -755,7 +911,7 @@ static inline __attribute__((always_inline)) void bias_run(const int8_t *dy, flo
   }
 }
 
-static __attribute__((noinline)) void bias_run_masked(const int8_t *dy, float unit,
+static __attribute__((noinline)) TT_DSP_ASM_FN void bias_run_masked(const int8_t *dy, float unit,
                                                       const uint8_t *mask, int32_t outer,
                                                       int32_t channels, int32_t *b,
                                                       const float *scales, tt_sgd_call *c) {

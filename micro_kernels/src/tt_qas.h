@@ -209,7 +209,8 @@ static inline int32_t tt_qas_bias(tt_sgd_call *c, int32_t b, float grad, float s
   const float v =
       tt_clamp_step(tt_sgd_value(c, grad, scale, &unused, 1, 0, 1), 8589934592.0f);
   const int32_t q = tt_round_step_s32(v, 1);
-  if ((uint32_t)q + 0x80000001u > 1u) return __qadd(b, q);   /* neither INT32_MAX nor MIN */
+  if (__builtin_expect((uint32_t)q + 0x80000001u > 1u, 1))   /* neither INT32_MAX nor MIN */
+    return __qadd(b, q);     /* (expected: gcc put the QADD out of line, a branch back a bias) */
   const int64_t r = (int64_t)b + (int64_t)v;
   return (int32_t)(r < INT32_MIN ? INT32_MIN : r > INT32_MAX ? INT32_MAX : r);
 }
