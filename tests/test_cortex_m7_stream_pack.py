@@ -60,7 +60,12 @@ BLOCKS = [(18, 18, 3, 16, 8, 4, 2, 1, 3, 1, 1), (17, 15, 4, 7, 6, 3, 2, 1, 5, 2,
           (40, 40, 3, 16, 8, 4, 2, 1, 3, 1, 1, "edge"), (41, 45, 3, 16, 8, 4, 2, 2, 3, 1, 1),
           (20, 22, 4, 20, 8, 3, 1, 1, 3, 1, 1),
           (20, 20, 8, 24, 8, 1, 1, 0, 4, 2, 1, "grown"),   # MobileNetV2's blocks.1
-          (40, 40, 3, 16, 8, 4, 2, 1, 3, 1, 1, "stem")]    # its grown stem
+          (40, 40, 3, 16, 8, 4, 2, 1, 3, 1, 1, "stem"),    # its grown stem
+          # the depthwise layer in the one-multiply form with no slow channel (every group of
+          # an output row in one tt_dsp_dw3_run): output offset -128 (the _low pairs) and -5,
+          # stride 1 and 2, 4x4 maps, 3-4 groups
+          (16, 16, 8, 16, 8, 1, 1, 0, 3, 1, 1, "dw-low"), (4, 4, 8, 12, 8, 1, 1, 0, 3, 1, 1, "dw-low"),
+          (17, 16, 8, 12, 8, 1, 1, 0, 3, 2, 1, "dw-real")]
 
 
 def pack_bytes(dw, mid, f, out) -> int:
@@ -77,10 +82,10 @@ def scratch(n: int) -> Memory:
     return Memory(bytes(n), b"")
 
 
-def dw_layer(rng, cm: int, m: int, k: int):
+def dw_layer(rng, cm: int, m: int, k: int, kind: str = "edge"):
     f = rng.integers(-127, 128, (1, k, k, cm * m)).astype(np.int8)
-    mult, shift = quantization(rng, cm * m, "edge")
-    return f, mult, shift, biases(rng, cm * m, True)
+    mult, shift = quantization(rng, cm * m, kind)
+    return f, mult, shift, biases(rng, cm * m, kind == "edge")
 
 
 def pair_call(rng, case) -> Call:
@@ -115,7 +120,7 @@ def block_call(rng, case) -> Call:
     h, w, ci, cm, co, ak, ast, apad, dk, dst, dpad, *kind = case
     edge = kind == ["edge"]
     a = P(ast, ast, 1, 1, apad, apad, 5, -128, -128, 127)
-    dw = P(dst, dst, 1, 1, dpad, dpad, 128, -5, -128, 127)
+    dw = P(dst, dst, 1, 1, dpad, dpad, 128, -128 if kind == ["dw-low"] else -5, -128, 127)
     pw = P(1, 1, 1, 1, 0, 0, 5, 3, -128, 127)
     mh, mw = (h + 2 * apad - ak) // ast + 1, (w + 2 * apad - ak) // ast + 1
     oh, ow = (mh + 2 * dpad - dk) // dst + 1, (mw + 2 * dpad - dk) // dst + 1
@@ -125,7 +130,8 @@ def block_call(rng, case) -> Call:
     ab, pb = biases(rng, cm, edge), biases(rng, co, False)
     if kind == ["stem"]:
         af[:, ak - 1] = af[:, :, ak - 1] = 0
-    df, dm, ds, db = dw_layer(rng, cm, 1, dk)
+    df, dm, ds, db = dw_layer(rng, cm, 1, dk, "real" if kind[:1] in (["dw-low"], ["dw-real"])
+                              else "edge")
     if kind == ["grown"]:
         df[:, dk - 1] = df[:, :, dk - 1] = 0
     mid, fd, dout = D(1, mh, mw, cm), D(*df.shape), D(1, oh, ow, cm)

@@ -254,6 +254,8 @@ typedef struct {
   int32_t chunk[2], whole[2]; /* [1]: 3x3 pairs (no sums), [0]: sums in memory */
   dw_chunk row[2];            /* a whole row's columns (whole[i]) */
   const tt_dsp_word *zeroed;  /* the band whose zero columns are staged (NULL: none) */
+  int32_t run3;               /* a pack's: every group 3x3 pairs without a slow channel
+                                 (dw3_packed_rows' tt_dsp_dw3_run) */
 } dw_dsp_shape;
 
 static void dw_dsp_shape_init(dw_dsp_shape *S, const dw_layer *L) {
@@ -262,6 +264,7 @@ static void dw_dsp_shape_init(dw_dsp_shape *S, const dw_layer *L) {
   /* n outputs need ((n - 1) sw + span) wc words of columns and 4 n of sums */
   int32_t wc, free;
   S->zeroed = 0;
+  S->run3 = 0;
   S->kh = (int16_t)kh;
   S->kw = (int16_t)kw;
   S->ok = dw_dsp_fits(p, kh, kw, &wc, &free);
@@ -703,9 +706,9 @@ typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_
  * (c - 1) >> 1 = c >> 1. */
 #define TT_DW3_RQ(acc) TT_DSP_ASM_RQ_IN(acc, r0, r2, r3, lr)
 #define TT_DW3_RQ_LOW(acc) TT_DSP_ASM_RQ_LOW_IN(acc, r2, r3, lr)
-#define TT_DW3X3_PAIRS_ASM(NAME, SECOND, RQ) \
-  __asm__( \
-    TT_DSP_ASM_ENTRY(NAME) \
+/* The pair functions' set-up: the biases, q, y and its stride, w and the band's end in the
+ * frame (r1 the band, r2 w). */
+#define TT_DW3X3_SETUP(SECOND) \
     "  sub sp, sp, #40\n" \
     "  ldrd r1, r2, [r0]\n" \
     "  ldrd r3, r12, [r0, #8]\n" \
@@ -717,8 +720,10 @@ typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_
     "  ldr r3, [r0, #24]\n" \
     "  mov r12, #2*" #SECOND "\n" \
     "  mla r3, r3, r12, r1\n" \
-    "  strd r2, r3, [sp, #24]\n" \
-    "1:\n" \
+    "  strd r2, r3, [sp, #24]\n"
+/* One pair of windows at r1 (r2 = w): the 8 sums, requantized, BFI-packed into r4 and r8;
+ * r1 moved on to the next pair. */
+#define TT_DW3X3_PAIR(SECOND, RQ) \
     "  ldm sp, {r4-r7}\n" \
     "  ldm sp, {r8-r11}\n" \
     "  ldrd r0, r3, [r2, #0]\n" \
@@ -811,7 +816,13 @@ typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_
     "  bfi r4, r7, #24, #8\n" \
     "  bfi r8, r9, #8, #8\n" \
     "  bfi r8, r10, #16, #8\n" \
-    "  bfi r8, r11, #24, #8\n" \
+    "  bfi r8, r11, #24, #8\n"
+#define TT_DW3X3_PAIRS_ASM(NAME, SECOND, RQ) \
+  __asm__( \
+    TT_DSP_ASM_ENTRY(NAME) \
+    TT_DW3X3_SETUP(SECOND) \
+    "1:\n" \
+    TT_DW3X3_PAIR(SECOND, RQ) \
     "  ldrd r0, r2, [sp, #16]\n" \
     "  str r4, [r0]\n" \
     "  str r8, [r0, r2]\n" \
@@ -824,8 +835,45 @@ typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_
     "  pop {r4-r11, pc}\n" \
     "  .size " #NAME ", . - " #NAME "\n" \
     "  .text\n")
+/* The same, two pairs a loop (an odd count enters at the second with y a pair back): the
+ * first pair neither moves y on in the frame nor tests the end, 13 instructions of stores and
+ * loop for two pairs where one pair a loop takes 16; for the stride-1 pairs without the sign
+ * correction (the paper's models' ReLU6 layers: most of their depthwise MACs), 0.5 KB of code
+ * more. */
+#define TT_DW3X3_PAIRS2_ASM(NAME, SECOND, RQ) \
+  __asm__( \
+    TT_DSP_ASM_ENTRY(NAME) \
+    TT_DW3X3_SETUP(SECOND) \
+    "  ldr r3, [r0, #24]\n" \
+    "  tst r3, #1\n" \
+    "  beq 1f\n" \
+    "  ldrd r0, r3, [sp, #16]\n" \
+    "  sub r0, r0, r3, lsl #1\n" \
+    "  str r0, [sp, #16]\n" \
+    "  b 2f\n" \
+    "1:\n" \
+    TT_DW3X3_PAIR(SECOND, RQ) \
+    "  ldrd r0, r2, [sp, #16]\n" \
+    "  str r4, [r0]\n" \
+    "  str r8, [r0, r2]\n" \
+    "  ldr r2, [sp, #24]\n" \
+    "2:\n" \
+    TT_DW3X3_PAIR(SECOND, RQ) \
+    "  ldrd r0, r2, [sp, #16]\n" \
+    "  add r0, r0, r2, lsl #1\n" \
+    "  str r4, [r0]\n" \
+    "  str r8, [r0, r2]\n" \
+    "  add r0, r0, r2, lsl #1\n" \
+    "  str r0, [sp, #16]\n" \
+    "  ldrd r2, r3, [sp, #24]\n" \
+    "  cmp r1, r3\n" \
+    "  bne 1b\n" \
+    "  add sp, sp, #40\n" \
+    "  pop {r4-r11, pc}\n" \
+    "  .size " #NAME ", . - " #NAME "\n" \
+    "  .text\n")
 TT_DW3X3_PAIRS_ASM(tt_dsp_dw3x3_s1, 24, TT_DW3_RQ);
-TT_DW3X3_PAIRS_ASM(tt_dsp_dw3x3_s1_low, 24, TT_DW3_RQ_LOW);
+TT_DW3X3_PAIRS2_ASM(tt_dsp_dw3x3_s1_low, 24, TT_DW3_RQ_LOW);
 __asm__(
     TT_DSP_ASM_ENTRY(tt_dsp_dw3x3_1)
     "  sub sp, sp, #32\n"
@@ -1333,6 +1381,88 @@ static inline __attribute__((always_inline)) dw3_stage_fn *dw3_stager(
   return 0;
 }
 
+/* --- one call for many group rows -------------------------------------------------------
+ * tt_dsp_dw3_run(a): a->items group rows of 3x3 pairs, each staged (a->first for item 0,
+ * a->last for the last, a->mid between) and then summed, requantized and stored by
+ * a->pairs_of, with no slow channel and an even row (no odd last window: the band is
+ * restaged by the next item). From one item to the next the staged rows move on by
+ * a->src_step bytes, the outputs by a->y_step and the group record by a->D_step: the
+ * streams' channel groups of one output row (4, 4, the pack's group bytes) or the rows of
+ * one group (a row's bytes times the stride, the output row's, 0). The loop keeps its state
+ * in the registers the callees save; per item it costs about 23 instructions besides the
+ * callees, where the C loops (dw3_rows, dw3_packed_rows) spent about 40 and built both
+ * argument records. The record is updated in place (its rows and the pair fields). */
+typedef struct {
+  dw3_stage_args st;          /*  0: item 0's staging (its rows, virtual where not read) */
+  dw3_args pair;              /* 32: band, y_stride and pairs set; w, bias, q, y per item */
+  const dw_dsp *D;            /* 60: item 0's group */
+  int32_t D_step;             /* 64: bytes from one item's group record to the next's */
+  int32_t y_step;             /* 68: bytes from one item's outputs to the next's */
+  int32_t src_step;           /* 72: bytes from one item's input rows to the next's */
+  int32_t items;              /* 76: > 0 */
+  dw3_stage_fn *first, *mid, *last;  /* 80, 84, 88: stagers of item 0, the inner ones, the last */
+  dw3_pairs_fn *pairs_of;     /* 92 */
+} dw3_run_args;
+typedef char dw3_run_layout[offsetof(dw3_run_args, pair) == 32 &&
+                                    offsetof(dw3_run_args, D) == 60 &&
+                                    offsetof(dw3_run_args, pairs_of) == 92 &&
+                                    offsetof(dw3_stage_args, row2) == 12 &&
+                                    offsetof(dw_dsp, bias) == 28 && offsetof(dw_dsp, q) == 44
+                                ? 1 : -1];
+__asm__(
+    TT_DSP_ASM_LABEL(tt_dsp_dw3_run)
+    "  push {r3-r11, lr}\n"
+    "  mov r4, r0\n"
+    "  ldr r5, [r4, #60]\n"            /* the group record */
+    "  ldr r6, [r4, #76]\n"            /* items left */
+    "  ldr r7, [r4, #80]\n"            /* this item's stager */
+    "  ldr r8, [r4, #48]\n"            /* this item's outputs */
+    "  ldr r9, [r4, #92]\n"
+    "  ldr r10, [r4, #72]\n"
+    "  ldr r11, [r4, #68]\n"
+    "1:\n"
+    "  mov r0, r4\n"
+    "  blx r7\n"
+    "  ldr r1, [r5]\n"                 /* D->w, D->bias, D->q, y into the pair record */
+    "  add r2, r5, #28\n"
+    "  add r3, r5, #44\n"
+    "  add r0, r4, #36\n"
+    "  stm r0, {r1, r2, r3, r8}\n"
+    "  add r0, r4, #32\n"
+    "  blx r9\n"
+    "  subs r6, r6, #1\n"
+    "  beq 2f\n"
+    "  add r0, r4, #4\n"                /* the rows move on (Thumb-2 has no LDMIB) */
+    "  ldm r0, {r1, r2, r3}\n"
+    "  add r1, r1, r10\n"
+    "  add r2, r2, r10\n"
+    "  add r3, r3, r10\n"
+    "  stm r0, {r1, r2, r3}\n"
+    "  add r8, r8, r11\n"
+    "  ldr r0, [r4, #64]\n"
+    "  add r5, r5, r0\n"
+    "  cmp r6, #1\n"
+    "  ite eq\n"
+    "  ldreq r7, [r4, #88]\n"
+    "  ldrne r7, [r4, #84]\n"
+    "  b 1b\n"
+    "2:\n"
+    "  pop {r3-r11, pc}\n"
+    "  .size tt_dsp_dw3_run, . - tt_dsp_dw3_run\n"
+    "  .text\n");
+void tt_dsp_dw3_run(dw3_run_args *a);
+
+/* The stager of a 3x3 output row whose first input row is iy (dw3_stager's choice, without
+ * its rows): NULL where two rows lie outside. */
+static inline __attribute__((always_inline)) dw3_stage_fn *dw3_stage_kind(int32_t iy,
+                                                                         int32_t dilation,
+                                                                         int32_t H) {
+  const int32_t y1 = iy + dilation, y2 = y1 + dilation;
+  if (y1 < 0 || y1 >= H) return 0;
+  if (iy >= 0) return y2 < H ? tt_dsp_dw3_stage : tt_dsp_dw3_stage_bottom;
+  return y2 < H ? tt_dsp_dw3_stage_top : 0;
+}
+
 static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *L,
                                                int32_t c, int32_t b, int32_t oy0,
                                                int32_t oy1, int8_t *out, int32_t row_step,
@@ -1345,6 +1475,24 @@ static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *
   tt_dsp_word *const s = D->band + k.left * wc;
   dw3_pairs_fn *const pairs_of = dw3_pairs(p);
   const tt_dsp_word *const last = D->band + (n - 1) * p->stride_w * wc;
+  /* the rows in one tt_dsp_dw3_run where they take it: an even row, no slow channel, a
+   * border row (top, bottom) at most at each end and the rows between inside; a single row
+   * (the in-place ring's) costs about as much either way */
+  const int32_t items = oy1 - oy0, dil = p->dilation_h, sh = p->stride_h, rb = W * C;
+  if (items > 1 && n >= 2 && !(n & 1) && !D->slow && k.mid > 0) {
+    const int32_t iy0 = oy0 * sh - p->pad_top, iyl = (oy1 - 1) * sh - p->pad_top;
+    dw3_stage_fn *const first = dw3_stage_kind(iy0, dil, H), *const end = dw3_stage_kind(iyl, dil, H);
+    if (first && end && (items <= 2 || (iy0 + sh >= 0 && iyl - sh + 2 * dil < H))) {
+      const uintptr_t row0 = (uintptr_t)base + (uintptr_t)(iy0 * rb + k.a * C);
+      dw3_run_args r = {{s, (const int8_t *)row0, (const int8_t *)(row0 + dil * rb),
+                         (const int8_t *)(row0 + 2 * dil * rb), C, k.mid * C, off,
+                         off & 0xFFFF0000u},
+                        {D->band, 0, 0, 0, out, stride, n >> 1},
+                        D, 0, row_step, sh * rb, items, first, tt_dsp_dw3_stage, end, pairs_of};
+      tt_dsp_dw3_run(&r);
+      return;
+    }
+  }
   for (int32_t oy = oy0; oy < oy1; ++oy, out += row_step) {
     const int32_t iy = oy * p->stride_h - p->pad_top;
     dw3_stage_args st = {s, 0, 0, 0, C, k.mid * C, off, 0};
@@ -1617,6 +1765,12 @@ static __attribute__((noinline)) void dw3_packed_rows(void *pack, int32_t groups
     uint32_t mask[3], off_pair[1], off_last = 0;
     if (!stage)
       dw3_outside(base, iy, p->dilation_h, H, W * C, off, rows, mask, off_pair, &off_last);
+    if (stage && k.mid > 0 && S->run3 && n >= 2 && !(n & 1)) {  /* every group in one call */
+      dw3_run_args r = {st, {band, 0, 0, 0, out, stride, n >> 1}, first, group_bytes, 4, 4,
+                        groups, stage, stage, stage, pairs_of};
+      tt_dsp_dw3_run(&r);
+      continue;
+    }
     int8_t *y = out;
     int8_t *g = (int8_t *)first;
     for (int32_t i = 0; i < groups; ++i, g += group_bytes, y += 4) {
@@ -1659,11 +1813,15 @@ void tt_depthwise_conv2d_s8_pack(const tt_fwd_conv_params *p, const int32_t *mul
   if (!S.ok || groups == 0) return;
   const int32_t words = L.kw * S.wc;
   const int32_t channels = S.m == 1 ? input_dims->c : output_dims->c;
+  int run3 = 1;
   for (int32_t i = 0, c = 0; i < groups; ++i, c += 4) {
     dw_dsp *D = dw_pack_group(pack, i, words);
     dw_dsp_pack(D, &S, &L, c, channels - c < 4 ? channels - c : 4,
                 (tt_dsp_word *)((int8_t *)D + DW_PACK_GROUP_BYTES));
+    run3 &= D->pairs3 && !D->slow;
   }
+  S.run3 = run3 && S.m == 1;
+  memcpy(pack, &S, sizeof S);
 #else
   (void)p, (void)multiplier, (void)shift, (void)input_dims, (void)filter_dims, (void)filter,
       (void)bias, (void)output_dims, (void)pack;
