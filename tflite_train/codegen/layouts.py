@@ -26,18 +26,25 @@ KERNEL = "tt_conv2d_wide_s8"
 # the three-layer stream's first layer only when it is 1x1
 STREAMS = {"tt_pointwise_depthwise_s8": "tt_pointwise_depthwise_wide_s8",
            "tt_pointwise_depthwise_packed_s8": "tt_pointwise_depthwise_wide_s8",
-           "tt_conv_depthwise_pointwise_packed_s8": "tt_conv_depthwise_pointwise_wide_s8"}
+           "tt_conv_depthwise_pointwise_packed_s8": "tt_conv_depthwise_pointwise_wide_s8",
+           "tt_conv_depthwise_pointwise_chain_s8": "tt_conv_depthwise_pointwise_chain_wide_s8"}
 def _side(layer: str, x_dims: str, y_dims: str) -> tuple[str, ...]:
     return (layer, f"{layer}_multiplier", f"{layer}_shift", x_dims, f"{layer}_filter_dims",
             f"{layer}_filter", f"{layer}_bias", y_dims)
 
 
-# (side -> its arguments' names, the depthwise layer's output dims: one call a row of it)
-_PAIR = ({"a": _side("pw", "input_dims", "mid_dims")}, "output_dims")
+# side -> (its arguments' names, the dims whose rows it is called once for: a stream's
+# depthwise output, one call a row of it; the chain's second stream's first layer `b` reads
+# the first's output rows from a ring of one row, one call a row of its own output)
+_PAIR = {"a": (_side("pw", "input_dims", "mid_dims"), "output_dims")}
 SIDES = {"tt_pointwise_depthwise_s8": _PAIR, "tt_pointwise_depthwise_packed_s8": _PAIR,
-         "tt_conv_depthwise_pointwise_packed_s8": (
-             {"a": _side("a", "input_dims", "mid_dims"),
-              "pw": _side("pw", "dw_output_dims", "output_dims")}, "dw_output_dims")}
+         "tt_conv_depthwise_pointwise_packed_s8": {
+             "a": (_side("a", "input_dims", "mid_dims"), "dw_output_dims"),
+             "pw": (_side("pw", "dw_output_dims", "output_dims"), "dw_output_dims")},
+         "tt_conv_depthwise_pointwise_chain_s8": {
+             "pw": (_side("pw", "dw_output_dims", "output_dims"), "dw_output_dims"),
+             "b": (_side("b", "output_dims", "b_mid_dims"), "b_mid_dims"),
+             "b_pw": (_side("b_pw", "b_dw_output_dims", "b_output_dims"), "b_dw_output_dims")}}
 # flash the pre-widened filters may add: MCUNet's program is about 700 KB of the board's
 # 1 MB, MobileNetV2's 475 KB; this keeps both below 870 KB. 128 KB left out MCUNet's
 # blocks.10.pointwise2 (240 -> 96 at 4x4, 45 KB pre-widened, 1.0 instructions saved a byte:
@@ -210,9 +217,9 @@ def _layers(call: KernelCall | None) -> dict[str, tuple[list, int]]:
         return {"": ([call.args[i] for i in (0, 1, 2, 3, 5, 6, 7, 8)], 1)}
     if call.name not in SIDES:
         return {}
-    sides, dw_out = SIDES[call.name]
     args = stream_args.named(call.name, call.args)
-    return {side: ([args[n] for n in names], args[dw_out].h) for side, names in sides.items()}
+    return {side: ([args[n] for n in names], args[rows].h)
+            for side, (names, rows) in SIDES[call.name].items()}
 
 
 def _wide_call(graph: Graph, k: int, call: KernelCall, sides: dict[str, int]) -> KernelCall:
@@ -234,7 +241,12 @@ def _wide_call(graph: Graph, k: int, call: KernelCall, sides: dict[str, int]) ->
     args = list(call.args)
     if call.name == "tt_pointwise_depthwise_s8":
         args.append(None)                         # no pack lent
-    extra = [wide("a")] if call.name.startswith("tt_pointwise") else [wide("a"), wide("pw")]
+    if call.name.startswith("tt_pointwise"):
+        extra = [wide("a")]
+    elif call.name == "tt_conv_depthwise_pointwise_chain_s8":
+        extra = [wide(side) for side in stream_args.CHAIN_WIDE]
+    else:
+        extra = [wide("a"), wide("pw")]
     return KernelCall(STREAMS[call.name], [*args, *extra]).check()
 
 
