@@ -42,6 +42,7 @@ SIDES = {"tt_pointwise_depthwise_s8": _PAIR, "tt_pointwise_depthwise_packed_s8":
              "a": (_side("a", "input_dims", "mid_dims"), "dw_output_dims"),
              "pw": (_side("pw", "dw_output_dims", "output_dims"), "dw_output_dims")},
          "tt_conv_depthwise_pointwise_chain_s8": {
+             "a": (_side("a", "input_dims", "mid_dims"), "mid_dims"),
              "pw": (_side("pw", "dw_output_dims", "output_dims"), "dw_output_dims"),
              "b": (_side("b", "output_dims", "b_mid_dims"), "b_mid_dims"),
              "b_pw": (_side("b_pw", "b_dw_output_dims", "b_output_dims"), "b_dw_output_dims")}}
@@ -105,6 +106,41 @@ def records(filt: np.ndarray, bias, multiplier, shift, output_offset: int) -> np
     return np.ascontiguousarray((words & 0xFFFFFFFF).astype(np.uint32).view(np.int16))
 
 
+# a stem's packed filter (tt_fwd_conv.c: stem_pack_filter): 28 values a row
+STEM_VALUES = 28
+# what a stem's im2col row call spends on its filter in every call (trailing_zero_rows,
+# stem_packs, the packing, rows_one, the widening: 80 K over MobileNetV2's 64 row calls,
+# measured by dwfwd16 for the widening alone): the ranking's estimate
+STEM_CALL_INSTRUCTIONS = 1250
+
+
+def stem_packs(filt: np.ndarray) -> bool:
+    """Whether a filter is a stem the DSP im2col packs (tt_fwd_conv.c: stem_packs after
+    trailing_zero_rows): [co, 4, 4, 3], its last row zero in every channel and its third not
+    (3 rows of taps left), and those rows' last tap zero."""
+    return filt.shape[1:] == (4, 4, 3) and not filt[:, 3].any() and bool(filt[:, 2].any()) \
+        and not filt[:, :3, 3].any()
+
+
+def stem_wide(filt: np.ndarray) -> np.ndarray:
+    """A stem's filter (stem_packs) as dsp_im2col's `prewide` takes it, int16 for the
+    `wide` argument: packed [co, 28] int8 (stem_pack_filter: rows 0-2's bytes 0-7, then
+    [row 1's byte 8, 0, row 0's, row 2's]), zero-padded to 8 bytes, then those rows widened
+    (`widened`'s order)."""
+    if not stem_packs(filt):
+        raise ValueError(f"internal: no packed stem for a {filt.shape} filter")
+    co = filt.shape[0]
+    rows = filt.reshape(co, 4, 12)
+    packed = np.zeros((co, STEM_VALUES), np.int8)
+    for r in range(3):
+        packed[:, 8 * r:8 * r + 8] = rows[:, r, :8]
+    packed[:, 24], packed[:, 26], packed[:, 27] = rows[:, 1, 8], rows[:, 0, 8], rows[:, 2, 8]
+    head = np.zeros(-(-co * STEM_VALUES // 8) * 8, np.int8)
+    head[:packed.size] = packed.ravel()
+    return np.concatenate([head.view(np.int16),
+                           widened(packed.reshape(co, 1, 1, STEM_VALUES)).ravel()])
+
+
 def in_assembly(multiplier, shift, bias, p) -> float:
     """The share of output channels that requantize by the one-multiply form into int8's
     whole range (tt_fwd_dsp.h: tt_dsp_rq_init, tt_dsp_bias_bounded; the kernel's own test,
@@ -153,6 +189,10 @@ def _saved(graph: Graph, k: int, layer, rows: int) -> tuple[float, int, int] | N
     t = _tensor(graph, k, filt)
     if t is None or t < 0 or not graph.tensors[t].is_constant:
         return None
+    if _stem(graph, k, layer, t):
+        # packed and widened once: outside BUDGET, as the records
+        nbytes = stem_wide(graph.tensors[t].data).nbytes
+        return (rows * STEM_CALL_INSTRUCTIONS / nbytes, 0, t)
     if (f_dims.h, f_dims.w, p.stride_h, p.stride_w, p.pad_top, p.pad_left) != (1, 1, 1, 1, 0, 0) \
             or (x_dims.h, x_dims.w) != (y_dims.h, y_dims.w):
         return None
@@ -169,6 +209,17 @@ def _saved(graph: Graph, k: int, layer, rows: int) -> tuple[float, int, int] | N
     saved = share * rows * saved_instructions(pixels // rows, f_dims.c, f_dims.n)
     nbytes = 2 * f_dims.n * f_dims.c
     return (saved / nbytes, nbytes, t) if saved else None
+
+
+def _stem(graph: Graph, k: int, layer, t: int) -> bool:
+    """Whether a frozen filter (tensor t) is a stem that dsp_im2col may be given packed and
+    widened: it packs (stem_packs), undilated, a frozen bias, every row requantized in the
+    assembly (the kernel trusts both)."""
+    p, mult, shift, _, _, _, bias, _ = layer
+    if (p.dilation_h, p.dilation_w) != (1, 1) or not stem_packs(graph.tensors[t].data):
+        return False
+    b, frozen = _bias(graph, k, bias)
+    return frozen and in_assembly(mult, shift, b, p) == 1.0
 
 
 def _bias(graph: Graph, k: int, bias) -> tuple[np.ndarray | None, bool]:
@@ -232,6 +283,8 @@ def _wide_call(graph: Graph, k: int, call: KernelCall, sides: dict[str, int]) ->
             return None
         filt = graph.tensors[sides[side]].data
         layer = layers[side][0]
+        if filt.shape[1:3] != (1, 1):
+            return stem_wide(filt)
         b = _record_bias(graph, k, layer)
         if b is False:
             return widened(filt)
