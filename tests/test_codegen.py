@@ -357,8 +357,8 @@ def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
         # the streams' frozen 1x1 sides of more than 16 channels read pre-widened filters
         # (codegen.layouts): blocks.2's projection (48 -> 16), blocks.5's expansion (24 ->
         # 120); the 8- and 16-channel ones (column kernels) their row records instead
-        # (layouts.records: here 16 -> 48, 12 words a row), the stem its filter packed and
-        # widened (layouts.stem_wide: 16 rows of 28 bytes, then of 28 int16)
+        # (layouts.records: here 16 -> 48, 12 words a row), the stem neither: two of its 16
+        # channels requantize outside the assembly, which layouts.stem_wide's form trusts
         names = {s.call.name for s in program.steps if s.call is not None}
         assert {"tt_conv_depthwise_pointwise_wide_s8", "tt_pointwise_depthwise_wide_s8"} <= names
         # written as the packed streams, their layers' `wide` set (stream_args.c_function)
@@ -366,11 +366,10 @@ def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
         assert re.search(r"\.wide = [^0]", text)
         block = program.steps[9].call.args
         assert block[-2].shape == (48, 24) and block[-1].shape == (16, 48)
-        # the stem's stream: its projection (16 -> 8) reads row records, the stem its packed
-        # and widened filter
+        # the stem's stream: its projection (16 -> 8) reads row records, the stem nothing
         stem = program.steps[3].call.args
         assert program.steps[3].call.name == "tt_conv_depthwise_pointwise_wide_s8"
-        assert stem[-2].shape == (16 * 14 + 16 * 28,) and stem[-1].shape == (8, 24)
+        assert stem[-2] is None and stem[-1].shape == (8, 24)
 
 
 def assert_passes_chosen_by_the_programs_arena(model: Path, program):
