@@ -10,6 +10,10 @@ in the blocks of 4 of layers of 132-256 channels). The int8 filter stays (the ke
 other paths, `--engine c`, TFLM and the portable build read it), so each chosen layer costs
 2 bytes of flash a weight more: layers are chosen by instructions saved per byte, up to
 BUDGET bytes. Trained filters (SRAM, changed every step) keep int8.
+
+Two other forms go in the same `wide` argument, outside BUDGET (a few KB, many instructions a
+byte): the 8- and 16-channel layers' row records (`records`), and a stream's stem its filter
+packed and widened as the DSP im2col path makes it in every row call (`stem_wide`).
 """
 from __future__ import annotations
 
