@@ -357,7 +357,8 @@ def test_mcunet_99kb_trains_like_engine_c(grad, tmp_path, capsys):
         # the streams' frozen 1x1 sides of more than 16 channels read pre-widened filters
         # (codegen.layouts): blocks.2's projection (48 -> 16), blocks.5's expansion (24 ->
         # 120); the 8- and 16-channel ones (column kernels) their row records instead
-        # (layouts.records: here 16 -> 48, 12 words a row), the stem neither
+        # (layouts.records: here 16 -> 48, 12 words a row), the stem neither: two of its 16
+        # channels requantize outside the assembly, which layouts.stem_wide's form trusts
         names = {s.call.name for s in program.steps if s.call is not None}
         assert {"tt_conv_depthwise_pointwise_wide_s8", "tt_pointwise_depthwise_wide_s8"} <= names
         # written as the packed streams, their layers' `wide` set (stream_args.c_function)

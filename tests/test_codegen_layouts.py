@@ -69,10 +69,11 @@ def wide_calls(rng) -> None:
             assert wide_equals_int8(p, m, sh, x, f, wide, bias), (h, w, ci, co, act)
 
 
-def wide_equals_int8(p, m, sh, x, f, wide, bias) -> bool:
-    """Whether tt_conv2d_wide_s8 given `wide` (pre-widened filters or row records) writes
-    tt_conv2d_s8's bytes (through c_forward.call: recorded by the rig tests)."""
-    want = np.empty((*x.shape[:3], f.shape[0]), np.int8)
+def wide_equals_int8(p, m, sh, x, f, wide, bias, shape=None) -> bool:
+    """Whether tt_conv2d_wide_s8 given `wide` (pre-widened filters, row records or a stem
+    packed and widened) writes tt_conv2d_s8's bytes (through c_forward.call: recorded by the
+    rig tests); `shape`: the output's, where not the input's pixels."""
+    want = np.empty(shape or (*x.shape[:3], f.shape[0]), np.int8)
     got = np.full_like(want, 99)
     dims = [c_forward.Dims(*t.shape) for t in (x, f, want)]
     c_forward.call("tt_conv2d_s8", p, m, sh, dims[0], x, dims[1], f, bias, dims[2], want)
@@ -135,3 +136,65 @@ def record_calls(rng) -> None:
 
 def test_row_records_equal_int8_filters_on_the_host():
     record_calls(np.random.default_rng(5))
+
+
+# (h, w, co, pad): stems of 3 channels, 4x4/2 with a zero last row and column (the
+# importer's grown 3x3/2), output rows of 8 (a block of 6 and 2 left), 32 (5 blocks of 6 and
+# 2 left), 5 (blocks of 4 and 1) and 1 pixels, 16 and 8 output channels, padded or not
+STEM_SHAPES = [(16, 16, 16, 1), (4, 64, 16, 1), (10, 9, 8, 0), (3, 3, 16, 1)]
+
+
+def stem_filter(rng, co) -> np.ndarray:
+    f = rng.integers(-128, 128, (co, 4, 4, 3)).astype(np.int8)
+    f[:, 3] = 0
+    f[:, :, 3] = 0
+    f[0, :3, :3] = [[-128, 127, -128], [127, -128, 127], [-128, -128, 127]]
+    return f
+
+
+def stem_calls(rng) -> None:
+    """tt_conv2d_wide_s8 given a stem's filter packed and widened (layouts.stem_wide) on
+    STEM_SHAPES through c_forward.call (recorded by the rig tests), each against
+    tt_conv2d_s8: every row in the assembly (stem_wide's condition; the one-multiply form's
+    corners), output offsets -128 (the _low loops), -5 and 255, with and without a bias,
+    and a clamp that is not int8's range (the packed filter read, its widened rows not)."""
+    for k, (h, w, co, pad) in enumerate(STEM_SHAPES):
+        x = rng.integers(-128, 128, (1, h, w, 3)).astype(np.int8)
+        f = stem_filter(rng, co)
+        oh, ow = (h + 2 * pad - 4) // 2 + 1, (w + 2 * pad - 4) // 2 + 1
+        for out_off, act in ((-128, (-128, 127)), (-5, (-128, 127)), (255, (-128, 127)),
+                             (3, (0, 90))):
+            p = c_forward.ConvParams(2, 2, 1, 1, pad, pad, 11, out_off, *act)
+            m = rng.integers(1 << 30, 1 << 31, co).astype(np.int32)
+            sh = rng.integers(-12, -6, co).astype(np.int32)
+            b = rng.integers(-3000, 3000, co).astype(np.int32)
+            m[:2], sh[:2] = [1 << 30, (1 << 31) - 1], [-1, -21]
+            b[-2:] = [(1 << 28) - 1, 1 - (1 << 28)]
+            bias = b if (k + out_off) % 2 else None
+            y = np.zeros((1, oh, ow, co), np.int8)
+            assert wide_equals_int8(p, m, sh, x, f, layouts.stem_wide(f), bias, y.shape), \
+                (h, w, co, out_off)
+
+
+def test_a_stems_packed_filter_is_stem_pack_filters_words():
+    """Rows 0-2's bytes 0-7, then [row 1's byte 8, 0, row 0's, row 2's] (tt_fwd_conv.c:
+    stem_pack_filter), padded to 8 bytes, then the same rows in SXTB16's lanes."""
+    f = stem_filter(np.random.default_rng(1), 2)
+    wide = layouts.stem_wide(f)
+    rows = f.reshape(2, 4, 12)
+    packed = wide[:28].view(np.int8).reshape(2, 28)
+    assert packed[1].tolist() == [*rows[1, 0, :8], *rows[1, 1, :8], *rows[1, 2, :8],
+                                  rows[1, 1, 8], 0, rows[1, 0, 8], rows[1, 2, 8]]
+    assert wide[28:].tolist() == layouts.widened(packed.reshape(2, 1, 1, 28)).ravel().tolist()
+    assert wide.dtype == np.int16 and wide.size == 28 + 2 * 28
+    assert layouts.stem_packs(f)
+    for bad in ((0, 3, 0), (0, 1, 3), (slice(None), 2, slice(None))):
+        g = f.copy()
+        g[bad] = 1 if bad[0] == 0 else 0           # a grown tap not zero; no third row
+        assert not layouts.stem_packs(g)
+        with pytest.raises(ValueError):
+            layouts.stem_wide(g)
+
+
+def test_packed_stems_equal_int8_filters_on_the_host():
+    stem_calls(np.random.default_rng(7))

@@ -65,6 +65,14 @@ def test_mobilenetv2_chains_its_first_two_streams(tmp_path):
     assert "tt_conv_depthwise_pointwise_chain_source_s8(" in text
     assert program.rows.op == 6 and "blocks.0.pointwise2" not in {
         program.graph.tensors[t].name for t in program.arena_tensors}
+    # the chain's frozen layers read flash (layouts.py): the stem its filter packed and
+    # widened, blocks.0's projection (16 -> 8) and blocks.1's expansion (8 -> 48) row
+    # records, blocks.1's projection (48 -> 8) its filter pre-widened
+    chain = program.steps[6].call
+    assert chain.name == "tt_conv_depthwise_pointwise_chain_wide_s8"
+    assert [a.shape for a in chain.args[-4:]] == [(16 * 14 + 16 * 28,), (8, 24), (48, 16),
+                                                   (8, 48)]
+    assert program.rows.kernel == "tt_conv_depthwise_pointwise_chain_source_wide_s8"
     xs, labels = check.samples(program, 2, seed=4)
     want = check.reference(program, xs, labels)
     for api in ("whole", "rows"):

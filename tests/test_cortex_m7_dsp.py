@@ -479,6 +479,7 @@ def edge_calls() -> list:
         pointwise8_calls(rng)
         test_codegen_layouts.wide_calls(rng)
         test_codegen_layouts.record_calls(rng)
+        test_codegen_layouts.stem_calls(rng)
         depthwise_calls(rng)
         depthwise_slow_channel_calls(rng)
     return calls

@@ -104,7 +104,14 @@ void tt_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier, const 
  * tt_conv2d_s8. For such a filter of 8 or 16 input channels and an even number of output
  * channels `wide` is instead the DSP version's row records (layouts.py's `records`: co
  * (ci / 2 + 8) int16), given only where every channel requantizes by the one-multiply form
- * into int8's whole range: the DSP version skips testing and building them in every call. */
+ * into int8's whole range: the DSP version skips testing and building them in every call.
+ * For a stem (3 input channels, a 4x4 kernel undilated whose last row and every row's last
+ * tap are zero in every channel, its third row not: the importer's grown 3x3) `wide` is
+ * instead its filter as the DSP im2col path packs it, co rows of 28 bytes padded to 8
+ * bytes, followed by those rows pre-widened as above (co * 42 int16 for co * 28 a multiple
+ * of 8; layouts.py's `stem_wide`), given only where every channel requantizes by the
+ * one-multiply form into int8's whole range: the DSP version trusts the zero taps and the
+ * requantization, and skips checking, packing and widening the filter in every call. */
 void tt_conv2d_wide_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                        const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
                        const tt_fwd_dims *filter_dims, const int8_t *filter,

@@ -40,8 +40,9 @@ extern "C" {
  *   filter       int8, filter_dims' shape, symmetric per output channel (zero point 0);
  *   wide         a 1x1 layer's filter pre-widened for SMLAD as tt_conv2d_wide_s8 takes it:
  *                [c_out * c_in] int16 in tflite_train/codegen/layouts.py's order, 4-byte
- *                aligned; or NULL (the layer reads its int8 filter; always NULL for `dw`
- *                and for a first layer that is not 1x1). Same bits either way: a stream
+ *                aligned (or its row records), or a stem first layer's packed and widened
+ *                filter (both as tt_conv2d_wide_s8 takes them); or NULL (the layer reads
+ *                its int8 filter; always NULL for `dw`). Same bits either way: a stream
  *                computes its 1x1 layers a row or two at a time, and without it each such
  *                call sign-extends the filter's words in every block of pixels or widens
  *                the whole filter once more (tt_dsp_rows6w); a frozen filter kept widened

@@ -223,6 +223,17 @@ static int32_t trailing_zero_rows(const int8_t *filter, int32_t co, int32_t kh, 
  * TFLM's sum, so the same bits with 28 values a column for 36. */
 #define STEM_VALUES 28
 
+/* The shape a stem's filter packed and widened by the code generator (the `prewide` of
+ * dsp_im2col: tflite_train/codegen/layouts.py, stem_wide) is made for: 3 channels, a 4x4
+ * kernel, undilated. Its zero taps (trailing_zero_rows: 1, stem_packs) and its rows'
+ * requantization (all in the assembly) were checked on the frozen filter when the program
+ * was generated, so a call given it checks only the shape. */
+static int stem_shape(const tt_fwd_conv_params *p, int32_t ci, int32_t k,
+                      const tt_fwd_dims *f) {
+  return ci == 3 && k == 3 && f->w == 4 && f->h == 4 && p->dilation_h == 1 &&
+         p->dilation_w == 1;
+}
+
 /* Whether the stem's packed columns apply: 3 channels, a 4x4 kernel of which kh = 3 rows
  * are left (trailing_zero_rows), undilated, and every row's last tap zero in every channel
  * (checked at every call, as trailing_zero_rows is: a trained filter need not keep it). */
@@ -322,19 +333,28 @@ static __attribute__((noinline)) void stage_stem_border(tt_dsp_word *stage, int3
  * the frozen ones, in the
  * order of the rows of filter_lo [co, kh, kw, k] and filter_hi [co, kh, kw, ci - k] (an
  * unsplit filter's trailing zero rows left out: trailing_zero_rows). Returns 0 when a column
- * does not fit the staging budget. */
+ * does not fit the staging budget. `prewide`: NULL, or a frozen stem's filter (stem_shape)
+ * as the code generator made it once: packed (stem_pack_filter, 8-byte aligned) followed by
+ * its rows widened (tt_dsp_widen); every call of a stream's stem (64 a step) then skips the
+ * checks, the packing and the widening, and stages in the whole buffer. */
 static __attribute__((noinline)) int dsp_im2col(
     const tt_fwd_conv_params *p, const int32_t *multiplier, const int32_t *shift,
     const tt_fwd_dims *in, const int8_t *input, const tt_fwd_dims *f, const int8_t *filter_lo,
     int32_t k, const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
-    int8_t *output, tt_dsp_word *buf, int32_t all) {
+    int8_t *output, tt_dsp_word *buf, int32_t all, const int16_t *prewide) {
   const int32_t ci = in->c, co = f->n, kw = f->w, rest = ci - k;
-  const int32_t kh = rest ? f->h : f->h - trailing_zero_rows(filter_lo, co, f->h, kw * k);
+  const int given = prewide && rest == 0 && stem_shape(p, ci, k, f);
+  const int32_t kh = given  ? 3
+                     : rest ? f->h
+                            : f->h - trailing_zero_rows(filter_lo, co, f->h, kw * k);
   const int32_t taps = kh * kw;
   /* the packed filter at the buffer's start, the staging after it (8-byte aligned) */
   const int32_t packed_bytes = (co * STEM_VALUES + 7) & ~7;
-  const int stem = rest == 0 && packed_bytes <= all / 2 && stem_packs(p, ci, k, filter_lo, f, kh);
-  if (stem) {
+  const int stem = given || (rest == 0 && packed_bytes <= all / 2 &&
+                             stem_packs(p, ci, k, filter_lo, f, kh));
+  if (given) {
+    filter_lo = (const int8_t *)prewide;
+  } else if (stem) {
     stem_pack_filter(filter_lo, co, f->h, (int8_t *)buf);
     filter_lo = (const int8_t *)buf;
     buf += packed_bytes / 4;
@@ -347,7 +367,7 @@ static __attribute__((noinline)) int dsp_im2col(
   tt_dsp_word *const stage = buf;
   const int32_t columns = out->n * out->h * out->w;
   const int six = p->act_min == -128 && p->act_max == 127;   /* the assembly requantizes */
-  const int known = tt_dsp_mm_rows_one(&m);
+  const int known = given && six ? 1 : tt_dsp_mm_rows_one(&m);
   /* rows the assembly cannot requantize: their classes once (the plan), in the buffer's tail */
   const int32_t plan_bytes = known != 1 && co <= TT_DSP_PLAN_ROWS ? (2 * co + 3) & ~3 : 0;
   /* the rows widened once a call (tt_dsp_mm_blocks6_wide) at the buffer's end, where the
@@ -355,15 +375,18 @@ static __attribute__((noinline)) int dsp_im2col(
    * call: 64; widening costs about 4 instructions a group and row, each block of 6 saves 2);
    * the rows the assembly does not requantize then need the plan */
   const int32_t wide_bytes = co * 2 * m.n_lo, left = all - wide_bytes - plan_bytes;
-  const int widened = six && rest == 0 && (m.n_lo & 3) == 0 && (known == 1 || plan_bytes) &&
-                      columns >= 18 && left > 0 && tt_dsp_block_columns(&m, left) == 8 &&
-                      left / 4 / (6 * tt_dsp_column_words(&m)) >= 2;
+  const int widened = given ? six
+                   : six && rest == 0 && (m.n_lo & 3) == 0 && (known == 1 || plan_bytes) &&
+                         columns >= 18 && left > 0 && tt_dsp_block_columns(&m, left) == 8 &&
+                         left / 4 / (6 * tt_dsp_column_words(&m)) >= 2;
   /* by integer arithmetic: where the rows are not widened, all - wide_bytes may be negative
    * and the address (never used) outside buf */
-  tt_dsp_word *const wide = (tt_dsp_word *)((uintptr_t)buf + (uintptr_t)(all - wide_bytes));
-  if (widened) tt_dsp_widen(&m, wide);
-  int32_t bytes = widened ? all - wide_bytes
-                         : all < TT_FWD_DSP_STAGE_BYTES ? all : TT_FWD_DSP_STAGE_BYTES;
+  tt_dsp_word *const room = (tt_dsp_word *)((uintptr_t)buf + (uintptr_t)(all - wide_bytes));
+  const tt_dsp_word *const wide =
+      given ? (const tt_dsp_word *)((const int8_t *)prewide + packed_bytes) : room;
+  if (widened && !given) tt_dsp_widen(&m, room);
+  int32_t bytes = widened && !given ? all - wide_bytes
+                  : all < TT_FWD_DSP_STAGE_BYTES ? all : TT_FWD_DSP_STAGE_BYTES;
   const int8_t *plan = 0;
   if (plan_bytes && (widened || tt_dsp_block_columns(&m, bytes - plan_bytes) ==
                                     tt_dsp_block_columns(&m, bytes))) {
@@ -520,7 +543,7 @@ static __attribute__((noinline)) int dsp_im2col_wide(
     int8_t *output) {
   tt_dsp_word buf[(TT_FWD_DSP_STAGE_BYTES + TT_FWD_DSP_WIDE_EXTRA) / 4];
   return dsp_im2col(p, multiplier, shift, in, input, f, filter_lo, k, filter_hi, bias, out,
-                    output, buf, (int32_t)sizeof buf);
+                    output, buf, (int32_t)sizeof buf, 0);
 }
 
 /* The other calls: the staging buffer alone (their stack as it was; they widen too where a
@@ -529,10 +552,10 @@ static __attribute__((noinline)) int dsp_im2col_staged(
     const tt_fwd_conv_params *p, const int32_t *multiplier, const int32_t *shift,
     const tt_fwd_dims *in, const int8_t *input, const tt_fwd_dims *f, const int8_t *filter_lo,
     int32_t k, const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
-    int8_t *output) {
+    int8_t *output, const int16_t *prewide) {
   tt_dsp_word buf[TT_FWD_DSP_STAGE_BYTES / 4];
   return dsp_im2col(p, multiplier, shift, in, input, f, filter_lo, k, filter_hi, bias, out,
-                    output, buf, (int32_t)sizeof buf);
+                    output, buf, (int32_t)sizeof buf, prewide);
 }
 #endif
 
@@ -560,10 +583,11 @@ static void conv_core(const tt_fwd_conv_params *p, const int32_t *multiplier,
     return;
   }
 #if TT_FWD_DSP
-  if (wide ? dsp_im2col_wide(p, multiplier, shift, in, input, f, filter_lo, k, filter_hi, bias,
-                             out, output)
-           : dsp_im2col_staged(p, multiplier, shift, in, input, f, filter_lo, k, filter_hi, bias,
-                               out, output))
+  /* a stem given packed and widened needs no room for either: the staging buffer alone */
+  if (wide && !prewide ? dsp_im2col_wide(p, multiplier, shift, in, input, f, filter_lo, k,
+                                         filter_hi, bias, out, output)
+                       : dsp_im2col_staged(p, multiplier, shift, in, input, f, filter_lo, k,
+                                           filter_hi, bias, out, output, prewide))
     return;
 #else
   (void)wide;

@@ -10,6 +10,10 @@ in the blocks of 4 of layers of 132-256 channels). The int8 filter stays (the ke
 other paths, `--engine c`, TFLM and the portable build read it), so each chosen layer costs
 2 bytes of flash a weight more: layers are chosen by instructions saved per byte, up to
 BUDGET bytes. Trained filters (SRAM, changed every step) keep int8.
+
+Two other forms go in the same `wide` argument, outside BUDGET (a few KB, many instructions a
+byte): the 8- and 16-channel layers' row records (`records`), and a stream's stem its filter
+packed and widened as the DSP im2col path makes it in every row call (`stem_wide`).
 """
 from __future__ import annotations
 
@@ -26,18 +30,26 @@ KERNEL = "tt_conv2d_wide_s8"
 # the three-layer stream's first layer only when it is 1x1
 STREAMS = {"tt_pointwise_depthwise_s8": "tt_pointwise_depthwise_wide_s8",
            "tt_pointwise_depthwise_packed_s8": "tt_pointwise_depthwise_wide_s8",
-           "tt_conv_depthwise_pointwise_packed_s8": "tt_conv_depthwise_pointwise_wide_s8"}
+           "tt_conv_depthwise_pointwise_packed_s8": "tt_conv_depthwise_pointwise_wide_s8",
+           "tt_conv_depthwise_pointwise_chain_s8": "tt_conv_depthwise_pointwise_chain_wide_s8"}
 def _side(layer: str, x_dims: str, y_dims: str) -> tuple[str, ...]:
     return (layer, f"{layer}_multiplier", f"{layer}_shift", x_dims, f"{layer}_filter_dims",
             f"{layer}_filter", f"{layer}_bias", y_dims)
 
 
-# (side -> its arguments' names, the depthwise layer's output dims: one call a row of it)
-_PAIR = ({"a": _side("pw", "input_dims", "mid_dims")}, "output_dims")
+# side -> (its arguments' names, the dims whose rows it is called once for: a stream's
+# depthwise output, one call a row of it; the chain's second stream's first layer `b` reads
+# the first's output rows from a ring of one row, one call a row of its own output)
+_PAIR = {"a": (_side("pw", "input_dims", "mid_dims"), "output_dims")}
 SIDES = {"tt_pointwise_depthwise_s8": _PAIR, "tt_pointwise_depthwise_packed_s8": _PAIR,
-         "tt_conv_depthwise_pointwise_packed_s8": (
-             {"a": _side("a", "input_dims", "mid_dims"),
-              "pw": _side("pw", "dw_output_dims", "output_dims")}, "dw_output_dims")}
+         "tt_conv_depthwise_pointwise_packed_s8": {
+             "a": (_side("a", "input_dims", "mid_dims"), "dw_output_dims"),
+             "pw": (_side("pw", "dw_output_dims", "output_dims"), "dw_output_dims")},
+         "tt_conv_depthwise_pointwise_chain_s8": {
+             "a": (_side("a", "input_dims", "mid_dims"), "mid_dims"),
+             "pw": (_side("pw", "dw_output_dims", "output_dims"), "dw_output_dims"),
+             "b": (_side("b", "output_dims", "b_mid_dims"), "b_mid_dims"),
+             "b_pw": (_side("b_pw", "b_dw_output_dims", "b_output_dims"), "b_dw_output_dims")}}
 # flash the pre-widened filters may add: MCUNet's program is about 700 KB of the board's
 # 1 MB, MobileNetV2's 475 KB; this keeps both below 870 KB. 128 KB left out MCUNet's
 # blocks.10.pointwise2 (240 -> 96 at 4x4, 45 KB pre-widened, 1.0 instructions saved a byte:
@@ -98,6 +110,41 @@ def records(filt: np.ndarray, bias, multiplier, shift, output_offset: int) -> np
     return np.ascontiguousarray((words & 0xFFFFFFFF).astype(np.uint32).view(np.int16))
 
 
+# a stem's packed filter (tt_fwd_conv.c: stem_pack_filter): 28 values a row
+STEM_VALUES = 28
+# what a stem's im2col row call spends on its filter in every call (trailing_zero_rows,
+# stem_packs, the packing, rows_one, the widening: 80 K over MobileNetV2's 64 row calls,
+# measured by dwfwd16 for the widening alone): the ranking's estimate
+STEM_CALL_INSTRUCTIONS = 1250
+
+
+def stem_packs(filt: np.ndarray) -> bool:
+    """Whether a filter is a stem the DSP im2col packs (tt_fwd_conv.c: stem_packs after
+    trailing_zero_rows): [co, 4, 4, 3], its last row zero in every channel and its third not
+    (3 rows of taps left), and those rows' last tap zero."""
+    return filt.shape[1:] == (4, 4, 3) and not filt[:, 3].any() and bool(filt[:, 2].any()) \
+        and not filt[:, :3, 3].any()
+
+
+def stem_wide(filt: np.ndarray) -> np.ndarray:
+    """A stem's filter (stem_packs) as dsp_im2col's `prewide` takes it, int16 for the
+    `wide` argument: packed [co, 28] int8 (stem_pack_filter: rows 0-2's bytes 0-7, then
+    [row 1's byte 8, 0, row 0's, row 2's]), zero-padded to 8 bytes, then those rows widened
+    (`widened`'s order)."""
+    if not stem_packs(filt):
+        raise ValueError(f"internal: no packed stem for a {filt.shape} filter")
+    co = filt.shape[0]
+    rows = filt.reshape(co, 4, 12)
+    packed = np.zeros((co, STEM_VALUES), np.int8)
+    for r in range(3):
+        packed[:, 8 * r:8 * r + 8] = rows[:, r, :8]
+    packed[:, 24], packed[:, 26], packed[:, 27] = rows[:, 1, 8], rows[:, 0, 8], rows[:, 2, 8]
+    head = np.zeros(-(-co * STEM_VALUES // 8) * 8, np.int8)
+    head[:packed.size] = packed.ravel()
+    return np.concatenate([head.view(np.int16),
+                           widened(packed.reshape(co, 1, 1, STEM_VALUES)).ravel()])
+
+
 def in_assembly(multiplier, shift, bias, p) -> float:
     """The share of output channels that requantize by the one-multiply form into int8's
     whole range (tt_fwd_dsp.h: tt_dsp_rq_init, tt_dsp_bias_bounded; the kernel's own test,
@@ -146,6 +193,10 @@ def _saved(graph: Graph, k: int, layer, rows: int) -> tuple[float, int, int] | N
     t = _tensor(graph, k, filt)
     if t is None or t < 0 or not graph.tensors[t].is_constant:
         return None
+    if _stem(graph, k, layer, t):
+        # packed and widened once: outside BUDGET, as the records
+        nbytes = stem_wide(graph.tensors[t].data).nbytes
+        return (rows * STEM_CALL_INSTRUCTIONS / nbytes, 0, t)
     if (f_dims.h, f_dims.w, p.stride_h, p.stride_w, p.pad_top, p.pad_left) != (1, 1, 1, 1, 0, 0) \
             or (x_dims.h, x_dims.w) != (y_dims.h, y_dims.w):
         return None
@@ -162,6 +213,17 @@ def _saved(graph: Graph, k: int, layer, rows: int) -> tuple[float, int, int] | N
     saved = share * rows * saved_instructions(pixels // rows, f_dims.c, f_dims.n)
     nbytes = 2 * f_dims.n * f_dims.c
     return (saved / nbytes, nbytes, t) if saved else None
+
+
+def _stem(graph: Graph, k: int, layer, t: int) -> bool:
+    """Whether a frozen filter (tensor t) is a stem that dsp_im2col may be given packed and
+    widened: it packs (stem_packs), undilated, a frozen bias, every row requantized in the
+    assembly (the kernel trusts both)."""
+    p, mult, shift, _, _, _, bias, _ = layer
+    if (p.dilation_h, p.dilation_w) != (1, 1) or not stem_packs(graph.tensors[t].data):
+        return False
+    b, frozen = _bias(graph, k, bias)
+    return frozen and in_assembly(mult, shift, b, p) == 1.0
 
 
 def _bias(graph: Graph, k: int, bias) -> tuple[np.ndarray | None, bool]:
@@ -210,9 +272,9 @@ def _layers(call: KernelCall | None) -> dict[str, tuple[list, int]]:
         return {"": ([call.args[i] for i in (0, 1, 2, 3, 5, 6, 7, 8)], 1)}
     if call.name not in SIDES:
         return {}
-    sides, dw_out = SIDES[call.name]
     args = stream_args.named(call.name, call.args)
-    return {side: ([args[n] for n in names], args[dw_out].h) for side, names in sides.items()}
+    return {side: ([args[n] for n in names], args[rows].h)
+            for side, (names, rows) in SIDES[call.name].items()}
 
 
 def _wide_call(graph: Graph, k: int, call: KernelCall, sides: dict[str, int]) -> KernelCall:
@@ -225,6 +287,8 @@ def _wide_call(graph: Graph, k: int, call: KernelCall, sides: dict[str, int]) ->
             return None
         filt = graph.tensors[sides[side]].data
         layer = layers[side][0]
+        if filt.shape[1:3] != (1, 1):
+            return stem_wide(filt)
         b = _record_bias(graph, k, layer)
         if b is False:
             return widened(filt)
@@ -234,7 +298,12 @@ def _wide_call(graph: Graph, k: int, call: KernelCall, sides: dict[str, int]) ->
     args = list(call.args)
     if call.name == "tt_pointwise_depthwise_s8":
         args.append(None)                         # no pack lent
-    extra = [wide("a")] if call.name.startswith("tt_pointwise") else [wide("a"), wide("pw")]
+    if call.name.startswith("tt_pointwise"):
+        extra = [wide("a")]
+    elif call.name == "tt_conv_depthwise_pointwise_chain_s8":
+        extra = [wide(side) for side in stream_args.CHAIN_WIDE]
+    else:
+        extra = [wide("a"), wide("pw")]
     return KernelCall(STREAMS[call.name], [*args, *extra]).check()
 
 

@@ -87,6 +87,11 @@ SOURCE_FORMS = {"tt_conv_depthwise_pointwise_packed_s8":
                     "tt_conv_depthwise_pointwise_packed_source_s8",
                 "tt_conv_depthwise_pointwise_chain_s8":
                     "tt_conv_depthwise_pointwise_chain_source_s8",
+                # layouts.py's forms reading pre-widened filters or row records
+                "tt_conv_depthwise_pointwise_wide_s8":
+                    "tt_conv_depthwise_pointwise_packed_source_wide_s8",
+                "tt_conv_depthwise_pointwise_chain_wide_s8":
+                    "tt_conv_depthwise_pointwise_chain_source_wide_s8",
                 "tt_conv2d_s8": "tt_conv2d_source_s8"}
 
 
@@ -1032,8 +1037,12 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
                         f"filter split: {split.k} of {split.depth} input channels in SRAM"
         steps.append(Step(k, op.kind, call, op.kind.startswith("TT_"), note))
     # frozen 1x1 filters pre-widened in flash where that saves the most instructions a byte
+    # (the row input's call too where its kernel's form reading them has a source form)
     wide = layouts.choose(graph, {s.op: s.call for s in steps
-                                  if row_input is None or s.op != row_input.op})
+                                  if row_input is None or s.op != row_input.op or
+                                  layouts.STREAMS.get(s.call.name) in SOURCE_FORMS})
+    if row_input is not None and row_input.op in wide:
+        row_input = replace(row_input, kernel=SOURCE_FORMS[wide[row_input.op].name])
     steps = [replace(s, call=wide[s.op], note=(s.note + "; " if s.note else "") +
                      "the filter also pre-widened in flash") if s.op in wide else s
              for s in steps]

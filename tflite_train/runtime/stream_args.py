@@ -75,15 +75,22 @@ def _block(name: str, source: bool, wide: bool):
     return name, flat, c
 
 
-def _chain(name: str, source: bool):
+# the chain's layers that may read pre-widened filters or row records (`wide`), in the
+# order its _wide_s8 forms' flat lists end with them: the stem's packed filter (`a`) and
+# the 1x1 layers (`pw`, `b`, `b_pw`)
+CHAIN_WIDE = ("a", "pw", "b", "b_pw")
+
+
+def _chain(name: str, source: bool, wide: bool):
     flat = [*_first_stream(source), "int8_t *window", "int8_t *pack", "int8_t *ring",
             *_layer_flat("b", None), *_layer_flat("b_dw", "b_mid_dims"),
             *_layer_flat("b_pw", "b_dw_output_dims"), "const tt_fwd_dims *b_output_dims",
             "int8_t *b_output", "int8_t *b_window", "int8_t *b_pack"]
-    c = [("a", _layer("a", False)), ("dw", _layer("dw", False)), ("pw", _layer("pw", False)),
+    flat += [f"const int16_t *{n}_wide" for n in CHAIN_WIDE] if wide else []
+    c = [("a", _layer("a", wide)), ("dw", _layer("dw", False)), ("pw", _layer("pw", wide)),
          ("dims", _dims("", "input_dims", "dw_output_dims")), "input", "window", "pack", "ring",
-         ("b", _layer("b", False)), ("b_dw", _layer("b_dw", False)),
-         ("b_pw", _layer("b_pw", False)), ("b_dims", _dims("b_", "output_dims", "b_dw_output_dims")),
+         ("b", _layer("b", wide)), ("b_dw", _layer("b_dw", False)),
+         ("b_pw", _layer("b_pw", wide)), ("b_dims", _dims("b_", "output_dims", "b_dw_output_dims")),
          "b_output", "b_window", "b_pack"]
     return name, flat, c
 
@@ -99,12 +106,20 @@ STREAMS = {name: (tuple(flat), tuple(c)) for name, flat, c in (
     _block("tt_conv_depthwise_pointwise_packed_s8", False, False),
     _block("tt_conv_depthwise_pointwise_packed_source_s8", True, False),
     _block("tt_conv_depthwise_pointwise_wide_s8", False, True),
-    _chain("tt_conv_depthwise_pointwise_chain_s8", False),
-    _chain("tt_conv_depthwise_pointwise_chain_source_s8", True))}
+    _block("tt_conv_depthwise_pointwise_packed_source_wide_s8", True, True),
+    _chain("tt_conv_depthwise_pointwise_chain_s8", False, False),
+    _chain("tt_conv_depthwise_pointwise_chain_source_s8", True, False),
+    _chain("tt_conv_depthwise_pointwise_chain_wide_s8", False, True),
+    _chain("tt_conv_depthwise_pointwise_chain_source_wide_s8", True, True))}
 
 
 C_FUNCTION = {"tt_pointwise_depthwise_wide_s8": "tt_pointwise_depthwise_packed_s8",
-              "tt_conv_depthwise_pointwise_wide_s8": "tt_conv_depthwise_pointwise_packed_s8"}
+              "tt_conv_depthwise_pointwise_wide_s8": "tt_conv_depthwise_pointwise_packed_s8",
+              "tt_conv_depthwise_pointwise_packed_source_wide_s8":
+                  "tt_conv_depthwise_pointwise_packed_source_s8",
+              "tt_conv_depthwise_pointwise_chain_wide_s8": "tt_conv_depthwise_pointwise_chain_s8",
+              "tt_conv_depthwise_pointwise_chain_source_wide_s8":
+                  "tt_conv_depthwise_pointwise_chain_source_s8"}
 
 
 def c_function(name: str) -> str:
