@@ -505,17 +505,36 @@ static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1,
 #define TT_IG_PROBES 4
 #endif
 
-/* sum_o h[p, o]^2 of a row, h = dy where the mask lets it through (the probes' order: by
- * Cauchy-Schwarz, |acc[p, c]|^2 <= this times the column's sum of (w * mult)^2, the same
- * for every row; a masked-out output adds nothing to the row's sums, so it must not rank
- * the row either: ranked by dy alone, the masked rows missed more, the fallback's cost).
- * `at` is the mask index of g[0]. */
-static uint32_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32_t co) {
-  uint32_t s = 0;
+/* sum_o (dy[p, o] * mult[o])^2 over the outputs the mask lets through: the probes' order.
+ * Row p's sums are acc[p, c] = sum_o h[o] * w[o, c] with h = dy * mult, so by
+ * Cauchy-Schwarz |acc[p, c]|^2 <= this times the column's sum of w^2, the same for every
+ * row. The multipliers weigh the outputs (MobileNetV2's range over 0-256 within a layer):
+ * ranked by dy^2 alone, the row holding A was missed twice as often on the dumped calls of
+ * MobileNetV2's 113 KB program (15 steps, 135 optimistic calls: 6 misses with sum dy^2, 3
+ * with this; benchmarks/RESULTS.md, round 17 (pwig17)), each miss a second walk of every
+ * row. A masked-out output adds nothing to the row's sums, so it must not rank the row
+ * either. `at` is the mask index of g[0]. |h| <= 2^15, so the sum is exact in 64 bits. */
+static uint64_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32_t co,
+                         const int16_t *mult) {
+  uint64_t s = 0;
   int32_t o = 0;
 #if TT_GRAD_DSP
-  /* four outputs a word: SXTB16's two halves squared and summed by SMLAD (|dy| <= 128: a
-   * row's sum < 2^15 co), the mask's four bits as byte lanes (tt_dsp_mask_lanes) */
+  /* four outputs a word: SXTB16's halves [dy0, dy2] and [dy1, dy3] times their multipliers
+   * (SMULxy), packed in pairs (PKHBT; dy * mult lies in [-32768, 32512]: an int16) and
+   * squared and summed by SMLALD into 64 bits; the mask's four bits as byte lanes */
+#define TT_IG_NORM4(v, m)                                                                   \
+  do {                                                                                      \
+    uint32_t m01_, m23_, h01_, h23_, t_;                                                    \
+    memcpy(&m01_, (m), 4);                                                                  \
+    memcpy(&m23_, (m) + 2, 4);                                                              \
+    const uint32_t e_ = __sxtb16(v), d_ = tt_dsp_sxtb16_odd(v);                             \
+    __asm__("smulbb %0, %2, %3\n\tsmulbt %1, %4, %3\n\tpkhbt %0, %0, %1, lsl #16"           \
+            : "=&r"(h01_), "=&r"(t_) : "r"(e_), "r"(m01_), "r"(d_));                        \
+    __asm__("smultb %0, %2, %3\n\tsmultt %1, %4, %3\n\tpkhbt %0, %0, %1, lsl #16"           \
+            : "=&r"(h23_), "=&r"(t_) : "r"(e_), "r"(m23_), "r"(d_));                        \
+    s = (uint64_t)__smlald(h01_, h01_, (int64_t)s);                                         \
+    s = (uint64_t)__smlald(h23_, h23_, (int64_t)s);                                         \
+  } while (0)
   if (mask != 0 && (at & 7) == 0) {
     /* the row's mask starts on a byte: a byte's two nibbles mask two words */
     const uint8_t *bits = mask + (at >> 3);
@@ -523,36 +542,34 @@ static uint32_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32
       const uint32_t b = *bits++;
       const uint32_t v0 = tt_dsp_load4(g + o) & tt_dsp_mask_lanes(b);
       const uint32_t v1 = tt_dsp_load4(g + o + 4) & tt_dsp_mask_lanes(b >> 4);
-      const uint32_t e0 = __sxtb16(v0), d0 = tt_dsp_sxtb16_odd(v0);
-      const uint32_t e1 = __sxtb16(v1), d1 = tt_dsp_sxtb16_odd(v1);
-      s = (uint32_t)__smlad(e0, e0, (int32_t)s);
-      s = (uint32_t)__smlad(d0, d0, (int32_t)s);
-      s = (uint32_t)__smlad(e1, e1, (int32_t)s);
-      s = (uint32_t)__smlad(d1, d1, (int32_t)s);
+      TT_IG_NORM4(v0, mult + o);
+      TT_IG_NORM4(v1, mult + o + 4);
     }
   }
   for (; o + 4 <= co; o += 4) {
     uint32_t v = tt_dsp_load4(g + o);
     if (mask != 0) v &= tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, at + o, 4));
-    const uint32_t e = __sxtb16(v), d = tt_dsp_sxtb16_odd(v);
-    s = (uint32_t)__smlad(e, e, (int32_t)s);
-    s = (uint32_t)__smlad(d, d, (int32_t)s);
+    TT_IG_NORM4(v, mult + o);
   }
+#undef TT_IG_NORM4
 #endif
   for (; o < co; ++o)
-    if (tt_live(mask, at + o)) s += (uint32_t)(g[o] * g[o]);
+    if (tt_live(mask, at + o)) {
+      const int64_t h = (int64_t)g[o] * mult[o];
+      s += (uint64_t)(h * h);
+    }
   return s;
 }
 
 /* probe[0 .. k) = the k rows of [p0, p1) of largest row_norm (k <= TT_IG_PROBES_MAX), by
  * insertion into a short sorted list: the order decides only which rows are probed. */
 #define TT_IG_PROBES_MAX 8
-static void choose_probes(const layer_s8 *a, int32_t p0, int32_t p1, int32_t k,
-                          int32_t *probe) {
-  uint32_t norm[TT_IG_PROBES_MAX];
+static __attribute__((noinline)) void choose_probes(const layer_s8 *a, int32_t p0, int32_t p1,
+                                                    int32_t k, int32_t *probe) {
+  uint64_t norm[TT_IG_PROBES_MAX];
   int32_t have = 0;
   for (int32_t p = p0; p < p1; ++p) {
-    const uint32_t d = row_norm(a->dy + p * a->co, a->mask, p * a->co, a->co);
+    const uint64_t d = row_norm(a->dy + p * a->co, a->mask, p * a->co, a->co, a->mult);
     if (have == k && d <= norm[k - 1]) continue;
     int32_t i = have < k ? have++ : k - 1;
     for (; i > 0 && norm[i - 1] < d; --i) norm[i] = norm[i - 1], probe[i] = probe[i - 1];
