@@ -499,8 +499,11 @@ static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1,
  * steps, the 113 KB program's kept positions), the kept rows' maximum plus the 1, 2, 4, 8
  * unkept rows of largest sum of dy^2 was the call's A in 64%, 74%, 88%, 95% of the two-pass
  * calls; a probe costs about one row of the staged walk (it rides in the first pass's
- * blocks), a miss a second walk of every row, so about 4 + unkept / 8 (45 unkept rows: 8,
- * the cap). */
+ * blocks), a miss a second walk of every row, so about 4 + unkept / 8 (45 unkept rows: 9,
+ * the cap). The cap: ranked by sum (dy * mult)^2 (row_norm), the dumped calls of
+ * MobileNetV2's 113 KB program (15 steps, 135 optimistic calls) missed 3 times at 8 probes,
+ * once at 9 (a probe more in its three calls of 44-46 unkept rows: about 24 K instructions
+ * a step; a miss about 0.47 M). */
 #ifndef TT_IG_PROBES
 #define TT_IG_PROBES 4
 #endif
@@ -562,8 +565,9 @@ static uint64_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32
 }
 
 /* probe[0 .. k) = the k rows of [p0, p1) of largest row_norm (k <= TT_IG_PROBES_MAX), by
- * insertion into a short sorted list: the order decides only which rows are probed. */
-#define TT_IG_PROBES_MAX 8
+ * insertion into a short sorted list: the order decides only which rows are probed. Not
+ * inlined: its list's frame is off input_grad_s8's, which the first pass's walk sits on. */
+#define TT_IG_PROBES_MAX 9
 static __attribute__((noinline)) void choose_probes(const layer_s8 *a, int32_t p0, int32_t p1,
                                                     int32_t k, int32_t *probe) {
   uint64_t norm[TT_IG_PROBES_MAX];
