@@ -108,7 +108,8 @@ OPTIMISTIC_CASES = ("probed", "one_above", "twice", "twice_masked", "kept_max", 
 def optimistic_case(case: str, rng, col: int):
     """A fully connected call of 32 positions (16 outputs, 24 input channels: blocks of 8
     with their rows' stream states) whose first pass keeps 8 positions in dx's bytes and 4 in
-    a scratch, leaving 20 unkept, of which input_grad_s8 probes the 6 of largest sum of dy^2.
+    a scratch, leaving 20 unkept, of which input_grad_s8 probes the 6 of largest sum of
+    (dy * mult)^2 (the multipliers are 1 here: of dy^2).
     Column col's largest accumulator is placed by design: row 20 (unkept, of large sum of dy^2:
     probed) holds 127 * b - 1, row 25 (unkept, of small sum: not probed) 127 * 127 when it
     leads. "probed": row 20 holds the maximum, the guess holds (no second walk); "one_above":
