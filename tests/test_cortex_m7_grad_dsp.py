@@ -776,7 +776,7 @@ def test_optimistic_pass_equals_numpy():
 
 def weighted_probe_case(row: int):
     """A fully connected call of 64 positions (16 outputs, 24 input channels; 4 positions in
-    a scratch: 20 kept, 44 unkept, 9 probes) whose largest accumulators are all in `row`:
+    a scratch: 20 kept, 44 unkept, 8 probes) whose largest accumulators are all in `row`:
     its only live output is output 0, of multiplier 256 and weights 127 (127 * 256 * 127 in
     every column), while every other row has |dy| = 100 in the 15 outputs of multiplier 4
     and weights of at most 3, and |dy| <= 20 in output 0 (at most about 0.67 M). Ranked by

@@ -500,10 +500,12 @@ static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1,
  * unkept rows of largest sum of dy^2 was the call's A in 64%, 74%, 88%, 95% of the two-pass
  * calls; a probe costs about one row of the staged walk (it rides in the first pass's
  * blocks), a miss a second walk of every row, so about 4 + unkept / 8 (45 unkept rows: 9,
- * the cap). The cap: ranked by sum (dy * mult)^2 (row_norm), the dumped calls of
- * MobileNetV2's 113 KB program (15 steps, 135 optimistic calls) missed 3 times at 8 probes,
- * once at 9 (a probe more in its three calls of 44-46 unkept rows: about 24 K instructions
- * a step; a miss about 0.47 M). */
+ * the cap; 8 where the layer is not masked). The caps: ranked by sum (dy * mult)^2
+ * (row_norm), the dumped calls of MobileNetV2's 113 KB program (15 steps, 135 optimistic
+ * calls) missed 3 times at 8 probes, all three in masked layers (ops 116 and 123: 192
+ * outputs, most of them masked out), once at 9 (a probe more in op 116, 45 unkept rows:
+ * about 8.5 K instructions; a miss about 0.47 M); the unmasked calls, and MCUNet's (6
+ * steps), did not miss at 8. */
 #ifndef TT_IG_PROBES
 #define TT_IG_PROBES 4
 #endif
@@ -682,8 +684,10 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
     tt_rounder_end(&r, rounding);
     return;
   }
+  /* (a masked layer's rows missed more: one probe more may be taken there) */
+  const int32_t most = a->mask != 0 ? TT_IG_PROBES_MAX : TT_IG_PROBES_MAX - 1;
   int32_t probes = TT_IG_PROBES + unkept / 8;
-  if (probes > TT_IG_PROBES_MAX) probes = TT_IG_PROBES_MAX;
+  if (probes > most) probes = most;
   int32_t probe[TT_IG_PROBES_MAX];
   const int optimistic = pointwise && probes > 0 && unkept > probes;
   uint32_t amax;
