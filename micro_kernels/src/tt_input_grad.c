@@ -518,9 +518,46 @@ static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1,
  * MobileNetV2's 113 KB program (15 steps, 135 optimistic calls: 6 misses with sum dy^2, 3
  * with this; benchmarks/RESULTS.md, round 17 (pwig17)), each miss a second walk of every
  * row. A masked-out output adds nothing to the row's sums, so it must not rank the row
- * either. `at` is the mask index of g[0]. |h| <= 2^15, so the sum is exact in 64 bits. */
+ * either. `at` is the mask index of g[0]. |h| <= 2^15, so the sum is exact in 64 bits.
+ * mult NULL: sum_o dy^2 (choose_probes says where). */
+static uint32_t row_norm_unweighted(const int8_t *g, const uint8_t *mask, int32_t at,
+                                    int32_t co) {
+  uint32_t s = 0;
+  int32_t o = 0;
+#if TT_GRAD_DSP
+  /* four outputs a word: SXTB16's two halves squared and summed by SMLAD (|dy| <= 128: a
+   * row's sum < 2^15 co), the mask's four bits as byte lanes (tt_dsp_mask_lanes) */
+  if (mask != 0 && (at & 7) == 0) {
+    /* the row's mask starts on a byte: a byte's two nibbles mask two words */
+    const uint8_t *bits = mask + (at >> 3);
+    for (; o + 8 <= co; o += 8) {
+      const uint32_t b = *bits++;
+      const uint32_t v0 = tt_dsp_load4(g + o) & tt_dsp_mask_lanes(b);
+      const uint32_t v1 = tt_dsp_load4(g + o + 4) & tt_dsp_mask_lanes(b >> 4);
+      const uint32_t e0 = __sxtb16(v0), d0 = tt_dsp_sxtb16_odd(v0);
+      const uint32_t e1 = __sxtb16(v1), d1 = tt_dsp_sxtb16_odd(v1);
+      s = (uint32_t)__smlad(e0, e0, (int32_t)s);
+      s = (uint32_t)__smlad(d0, d0, (int32_t)s);
+      s = (uint32_t)__smlad(e1, e1, (int32_t)s);
+      s = (uint32_t)__smlad(d1, d1, (int32_t)s);
+    }
+  }
+  for (; o + 4 <= co; o += 4) {
+    uint32_t v = tt_dsp_load4(g + o);
+    if (mask != 0) v &= tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, at + o, 4));
+    const uint32_t e = __sxtb16(v), d = tt_dsp_sxtb16_odd(v);
+    s = (uint32_t)__smlad(e, e, (int32_t)s);
+    s = (uint32_t)__smlad(d, d, (int32_t)s);
+  }
+#endif
+  for (; o < co; ++o)
+    if (tt_live(mask, at + o)) s += (uint32_t)(g[o] * g[o]);
+  return s;
+}
+
 static uint64_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32_t co,
                          const int16_t *mult) {
+  if (mult == 0) return row_norm_unweighted(g, mask, at, co);
   uint64_t s = 0;
   int32_t o = 0;
 #if TT_GRAD_DSP
@@ -568,14 +605,24 @@ static uint64_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32
 
 /* probe[0 .. k) = the k rows of [p0, p1) of largest row_norm (k <= TT_IG_PROBES_MAX), by
  * insertion into a short sorted list: the order decides only which rows are probed. Not
- * inlined: its list's frame is off input_grad_s8's, which the first pass's walk sits on. */
+ * inlined: its list's frame is off input_grad_s8's, which the first pass's walk sits on.
+ * The multipliers weigh the rows where the layer is masked or TT_IG_WEIGH_ROWS or more rows
+ * are unkept: the weighting costs about 2 instructions more an output and row (13 against
+ * 5 per four unmasked outputs: the products dy * mult), and the dumped calls missed with
+ * sum dy^2 only there (the masked ops 116 and 123 of MobileNetV2's 113 KB program, and its
+ * unmasked op 127, 44 unkept rows); elsewhere (MCUNet's 31-33 unkept rows, MobileNetV2's
+ * smallest arena's 22) neither order missed, and weighing there cost 3.5-8 K a step. */
 #define TT_IG_PROBES_MAX 9
+#ifndef TT_IG_WEIGH_ROWS
+#define TT_IG_WEIGH_ROWS 40
+#endif
 static __attribute__((noinline)) void choose_probes(const layer_s8 *a, int32_t p0, int32_t p1,
                                                     int32_t k, int32_t *probe) {
   uint64_t norm[TT_IG_PROBES_MAX];
   int32_t have = 0;
+  const int16_t *const weigh = a->mask != 0 || p1 - p0 >= TT_IG_WEIGH_ROWS ? a->mult : 0;
   for (int32_t p = p0; p < p1; ++p) {
-    const uint64_t d = row_norm(a->dy + p * a->co, a->mask, p * a->co, a->co, a->mult);
+    const uint64_t d = row_norm(a->dy + p * a->co, a->mask, p * a->co, a->co, weigh);
     if (have == k && d <= norm[k - 1]) continue;
     int32_t i = have < k ? have++ : k - 1;
     for (; i > 0 && norm[i - 1] < d; --i) norm[i] = norm[i - 1], probe[i] = probe[i - 1];
