@@ -108,8 +108,8 @@ OPTIMISTIC_CASES = ("probed", "one_above", "twice", "twice_masked", "kept_max", 
 def optimistic_case(case: str, rng, col: int):
     """A fully connected call of 32 positions (16 outputs, 24 input channels: blocks of 8
     with their rows' stream states) whose first pass keeps 8 positions in dx's bytes and 4 in
-    a scratch, leaving 20 unkept, of which input_grad_s8 probes the 6 of largest sum of
-    (dy * mult)^2 (the multipliers are 1 here: of dy^2).
+    a scratch, leaving 20 unkept, of which input_grad_s8 probes the 6 of largest sum of dy^2
+    (unmasked, fewer than 40 unkept: not weighed by the multipliers, 1 here in any case).
     Column col's largest accumulator is placed by design: row 20 (unkept, of large sum of dy^2:
     probed) holds 127 * b - 1, row 25 (unkept, of small sum: not probed) 127 * 127 when it
     leads. "probed": row 20 holds the maximum, the guess holds (no second walk); "one_above":
@@ -796,7 +796,8 @@ def weighted_probe_case(row: int):
 
 
 def test_probes_weigh_outputs_by_their_multipliers(tmp_path):
-    """The optimistic pass probes the unkept rows of largest sum (dy * mult)^2 (row_norm): a
+    """The optimistic pass probes the unkept rows of largest sum (dy * mult)^2 (row_norm) where
+    40 or more rows are unkept (here 44): a
     row whose large sums come from one output of a large multiplier is probed, though its
     sum of dy^2 is the smallest, so the guess holds and the call costs what it costs when a
     kept row holds the maximum (the same walks); ranked by dy^2 alone it would be missed and

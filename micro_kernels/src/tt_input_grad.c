@@ -682,8 +682,8 @@ static int rows_equal(const int8_t *dy, int32_t rows, int32_t co) {
  *
  * A pointwise layer's unkept positions are computed once where a guess of A holds (the
  * optimistic pass): the first pass walks the kept positions only and a few probes, the
- * unkept rows of largest sum of (dy * mult)^2 over the outputs the mask lets through, for
- * their maximum only; the kept ones are rounded with that guess, then the unkept rows are
+ * unkept rows of largest sum of (dy * mult)^2 (or dy^2: choose_probes) over the outputs
+ * the mask lets through, for their maximum only; the kept ones are rounded with that guess, then the unkept rows are
  * rounded with it and measured. If none passed
  * the guess, it was A (the maximum over every position) and every byte is the rule's. If
  * one did, the rounding starts again with the true A from the op's stream state: the kept
