@@ -519,7 +519,7 @@ static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1,
  * with this; benchmarks/RESULTS.md, round 17 (pwig17)), each miss a second walk of every
  * row. A masked-out output adds nothing to the row's sums, so it must not rank the row
  * either. `at` is the mask index of g[0]. |h| <= 2^15, so the sum is exact in 64 bits.
- * mult NULL: sum_o dy^2 (choose_probes says where). */
+ * row_norm_unweighted: sum_o dy^2 (choose_probes says where). */
 static uint32_t row_norm_unweighted(const int8_t *g, const uint8_t *mask, int32_t at,
                                     int32_t co) {
   uint32_t s = 0;
@@ -557,7 +557,6 @@ static uint32_t row_norm_unweighted(const int8_t *g, const uint8_t *mask, int32_
 
 static uint64_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32_t co,
                          const int16_t *mult) {
-  if (mult == 0) return row_norm_unweighted(g, mask, at, co);
   uint64_t s = 0;
   int32_t o = 0;
 #if TT_GRAD_DSP
@@ -616,18 +615,31 @@ static uint64_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32
 #ifndef TT_IG_WEIGH_ROWS
 #define TT_IG_WEIGH_ROWS 40
 #endif
-static __attribute__((noinline)) void choose_probes(const layer_s8 *a, int32_t p0, int32_t p1,
-                                                    int32_t k, int32_t *probe) {
-  uint64_t norm[TT_IG_PROBES_MAX];
-  int32_t have = 0;
-  const int16_t *const weigh = a->mask != 0 || p1 - p0 >= TT_IG_WEIGH_ROWS ? a->mult : 0;
-  for (int32_t p = p0; p < p1; ++p) {
-    const uint64_t d = row_norm(a->dy + p * a->co, a->mask, p * a->co, a->co, weigh);
-    if (have == k && d <= norm[k - 1]) continue;
-    int32_t i = have < k ? have++ : k - 1;
-    for (; i > 0 && norm[i - 1] < d; --i) norm[i] = norm[i - 1], probe[i] = probe[i - 1];
-    norm[i] = d, probe[i] = p;
+/* the insertion, in one copy per norm's type (the unweighted one as main's: 32-bit norms) */
+#define TT_IG_CHOOSE(NAME, TYPE, NORM)                                                      \
+  static __attribute__((noinline)) void NAME(const layer_s8 *a, int32_t p0, int32_t p1,     \
+                                             int32_t k, int32_t *probe) {                   \
+    TYPE norm[TT_IG_PROBES_MAX];                                                            \
+    int32_t have = 0;                                                                       \
+    for (int32_t p = p0; p < p1; ++p) {                                                     \
+      const TYPE d = NORM;                                                                  \
+      if (have == k && d <= norm[k - 1]) continue;                                          \
+      int32_t i = have < k ? have++ : k - 1;                                                \
+      for (; i > 0 && norm[i - 1] < d; --i) norm[i] = norm[i - 1], probe[i] = probe[i - 1]; \
+      norm[i] = d, probe[i] = p;                                                            \
+    }                                                                                       \
   }
+TT_IG_CHOOSE(choose_weighted, uint64_t,
+             row_norm(a->dy + p * a->co, a->mask, p * a->co, a->co, a->mult))
+TT_IG_CHOOSE(choose_unweighted, uint32_t,
+             row_norm_unweighted(a->dy + p * a->co, a->mask, p * a->co, a->co))
+#undef TT_IG_CHOOSE
+static void choose_probes(const layer_s8 *a, int32_t p0, int32_t p1, int32_t k,
+                          int32_t *probe) {
+  if (a->mask != 0 || p1 - p0 >= TT_IG_WEIGH_ROWS)
+    choose_weighted(a, p0, p1, k, probe);
+  else
+    choose_unweighted(a, p0, p1, k, probe);
 }
 
 /* The rule's A for a layer's first pass, and where its accumulators went (input_grad_s8;
