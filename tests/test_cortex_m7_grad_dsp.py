@@ -108,7 +108,8 @@ OPTIMISTIC_CASES = ("probed", "one_above", "twice", "twice_masked", "kept_max", 
 def optimistic_case(case: str, rng, col: int):
     """A fully connected call of 32 positions (16 outputs, 24 input channels: blocks of 8
     with their rows' stream states) whose first pass keeps 8 positions in dx's bytes and 4 in
-    a scratch, leaving 20 unkept, of which input_grad_s8 probes the 6 of largest sum of dy^2.
+    a scratch, leaving 20 unkept, of which input_grad_s8 probes the 6 of largest sum of dy^2
+    (unmasked, fewer than 40 unkept: not weighed by the multipliers, 1 here in any case).
     Column col's largest accumulator is placed by design: row 20 (unkept, of large sum of dy^2:
     probed) holds 127 * b - 1, row 25 (unkept, of small sum: not probed) 127 * 127 when it
     leads. "probed": row 20 holds the maximum, the guess holds (no second walk); "one_above":
@@ -816,3 +817,68 @@ def test_optimistic_pass_equals_numpy():
              "equal_rows": 0, "equal_rows_one_pass": 0, "equal_but_last": 31,
              "equal_but_last_byte": 31}
     assert {c for c, _ in seen} == set(where) and all(p == where[c] for c, p in seen), seen
+
+
+def weighted_probe_case(row: int):
+    """A fully connected call of 64 positions (16 outputs, 24 input channels; 4 positions in
+    a scratch: 20 kept, 44 unkept, 8 probes) whose largest accumulators are all in `row`:
+    its only live output is output 0, of multiplier 256 and weights 127 (127 * 256 * 127 in
+    every column), while every other row has |dy| = 100 in the 15 outputs of multiplier 4
+    and weights of at most 3, and |dy| <= 20 in output 0 (at most about 0.67 M). Ranked by
+    sum dy^2, `row` is the last of all (127^2 against 15 * 100^2); by sum (dy * mult)^2 the
+    first. Returns dy, w [units, depth], mult, scratch positions."""
+    rng = np.random.default_rng(41)
+    batches, units, depth = 64, 16, 24
+    mult = np.full(units, 4, np.int16)
+    mult[0] = 256
+    w = rng.integers(-3, 4, (units, depth)).astype(np.int8)
+    w[0] = 127
+    dy = rng.choice(np.array([-100, 100], np.int8), (batches, units))
+    dy[:, 0] = rng.integers(-20, 21, batches)
+    dy[row] = 0
+    dy[row, 0] = 127
+    return dy, w, mult, 4
+
+
+def test_probes_weigh_outputs_by_their_multipliers(tmp_path):
+    """The optimistic pass probes the unkept rows of largest sum (dy * mult)^2 (row_norm) where
+    40 or more rows are unkept (here 44): a
+    row whose large sums come from one output of a large multiplier is probed, though its
+    sum of dy^2 is the smallest, so the guess holds and the call costs what it costs when a
+    kept row holds the maximum (the same walks); ranked by dy^2 alone it would be missed and
+    every row computed again (about twice the instructions). Both calls against numpy's rule
+    on the host, then timed on the rig (DSP build; instructions, rounded to 40)."""
+    require_tool(shutil.which("arm-none-eabi-gcc") is not None
+                 and shutil.which("qemu-system-arm") is not None,
+                 "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    from tflite_train.ops import quantgrad
+    calls: list = []
+    with rig.recording(calls):
+        lib = c_kernels.library()
+        for row in (40, 5):                       # unkept (probed by the weighting), kept
+            dy, w, mult, kept = weighted_probe_case(row)
+            batches, units = dy.shape
+            depth = w.shape[1]
+            dx, scale = np.zeros((batches, depth), np.int8), np.zeros(1, np.float32)
+            scratch = np.zeros(kept * depth, np.int32)
+            state = c_kernels.UpdateState(0x9E3779B9, 3)
+            lib.tt_fully_connected_input_grad_s8(
+                i8(dy), rig_p(np.array([0.03], np.float32), C.c_float), None, batches, units,
+                i8(w), rig_p(mult, C.c_int16), C.c_float(1e-3), depth, i8(dx),
+                rig_p(scale, C.c_float), C.byref(state), rig_p(scratch, C.c_int32), kept)
+            acc = (dy.astype(np.int64) * mult.astype(np.int64)) @ w.astype(np.int64)
+            assert int(np.argmax(np.abs(acc).max(axis=1))) == row
+            h = dy.astype(np.int64) * mult
+            assert int(np.argmax((h * h).sum(axis=1)[20:])) + 20 == 40 or row == 5
+            assert int(np.argmin((dy.astype(np.int64) ** 2).sum(axis=1))) == row
+            q, sc = quantgrad.quantize(acc, np.float32(0.03) * np.float32(1e-3),
+                                       {"rng": 0x9E3779B9})
+            assert np.array_equal(dx, q) and scale[0] == sc, row
+    program = rig.Program(timed=True)
+    for call in calls:
+        program.add(call)
+    out = rig.run_on_rig(program, tmp_path, icount=True)
+    ticks = {int(k): int(n) for k, n in re.findall(r"T(\d+) (\d+)", out)}
+    probed, kept = 40 * ticks[0], 40 * ticks[1]
+    print(f"the maximum probed: {probed:,} instructions; kept: {kept:,}")
+    assert probed < 1.15 * kept, (probed, kept)

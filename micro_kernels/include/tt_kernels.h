@@ -179,7 +179,8 @@ void tt_fully_connected_input_grad_f32(const float *dy, const uint8_t *mask, int
  * of positions in dx's own bytes (when dx is 4-byte aligned) and of the next
  * scratch_positions in scratch, the second computes only the others again. A pointwise
  * layer (1x1, stride 1, no padding; fully connected) guesses A instead from the kept
- * positions and a few unkept ones (the probes: largest sum of dy^2 over the live outputs),
+ * positions and a few unkept ones (the probes: largest sum of dy^2 over the live outputs,
+ * of (dy * mult)^2 where the layer is masked or 40 or more rows are unkept),
  * rounds the others with that guess in one pass while measuring them, and rounds
  * everything again with the true A only if one passed the guess; one whose dy rows are all
  * the same, unmasked, with a scratch of one position or more, computes one row there and

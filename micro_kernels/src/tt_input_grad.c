@@ -499,18 +499,29 @@ static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1,
  * steps, the 113 KB program's kept positions), the kept rows' maximum plus the 1, 2, 4, 8
  * unkept rows of largest sum of dy^2 was the call's A in 64%, 74%, 88%, 95% of the two-pass
  * calls; a probe costs about one row of the staged walk (it rides in the first pass's
- * blocks), a miss a second walk of every row, so about 4 + unkept / 8 (45 unkept rows: 8,
- * the cap). */
+ * blocks), a miss a second walk of every row, so about 4 + unkept / 8 (45 unkept rows: 9,
+ * the cap; 8 where the layer is not masked). The caps: ranked by sum (dy * mult)^2
+ * (row_norm), the dumped calls of MobileNetV2's 113 KB program (15 steps, 135 optimistic
+ * calls) missed 3 times at 8 probes, all three in masked layers (ops 116 and 123: 192
+ * outputs, most of them masked out), once at 9 (a probe more in op 116, 45 unkept rows:
+ * about 8.5 K instructions; a miss about 0.47 M); the unmasked calls, and MCUNet's (6
+ * steps), did not miss at 8. */
 #ifndef TT_IG_PROBES
 #define TT_IG_PROBES 4
 #endif
 
-/* sum_o h[p, o]^2 of a row, h = dy where the mask lets it through (the probes' order: by
- * Cauchy-Schwarz, |acc[p, c]|^2 <= this times the column's sum of (w * mult)^2, the same
- * for every row; a masked-out output adds nothing to the row's sums, so it must not rank
- * the row either: ranked by dy alone, the masked rows missed more, the fallback's cost).
- * `at` is the mask index of g[0]. */
-static uint32_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32_t co) {
+/* sum_o (dy[p, o] * mult[o])^2 over the outputs the mask lets through: the probes' order.
+ * Row p's sums are acc[p, c] = sum_o h[o] * w[o, c] with h = dy * mult, so by
+ * Cauchy-Schwarz |acc[p, c]|^2 <= this times the column's sum of w^2, the same for every
+ * row. The multipliers weigh the outputs (MobileNetV2's range over 0-256 within a layer):
+ * ranked by dy^2 alone, the row holding A was missed twice as often on the dumped calls of
+ * MobileNetV2's 113 KB program (15 steps, 135 optimistic calls: 6 misses with sum dy^2, 3
+ * with this; benchmarks/RESULTS.md, round 17 (pwig17)), each miss a second walk of every
+ * row. A masked-out output adds nothing to the row's sums, so it must not rank the row
+ * either. `at` is the mask index of g[0]. |h| <= 2^15, so the sum is exact in 64 bits.
+ * row_norm_unweighted: sum_o dy^2 (choose_probes says where). */
+static uint32_t row_norm_unweighted(const int8_t *g, const uint8_t *mask, int32_t at,
+                                    int32_t co) {
   uint32_t s = 0;
   int32_t o = 0;
 #if TT_GRAD_DSP
@@ -544,20 +555,91 @@ static uint32_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32
   return s;
 }
 
+static uint64_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32_t co,
+                         const int16_t *mult) {
+  uint64_t s = 0;
+  int32_t o = 0;
+#if TT_GRAD_DSP
+  /* four outputs a word: SXTB16's halves [dy0, dy2] and [dy1, dy3] times their multipliers
+   * (SMULxy), packed in pairs (PKHBT; dy * mult lies in [-32768, 32512]: an int16) and
+   * squared and summed by SMLALD into 64 bits; the mask's four bits as byte lanes */
+#define TT_IG_NORM4(v, m)                                                                   \
+  do {                                                                                      \
+    uint32_t m01_, m23_, h01_, h23_, t_;                                                    \
+    memcpy(&m01_, (m), 4);                                                                  \
+    memcpy(&m23_, (m) + 2, 4);                                                              \
+    const uint32_t e_ = __sxtb16(v), d_ = tt_dsp_sxtb16_odd(v);                             \
+    __asm__("smulbb %0, %2, %3\n\tsmulbt %1, %4, %3\n\tpkhbt %0, %0, %1, lsl #16"           \
+            : "=&r"(h01_), "=&r"(t_) : "r"(e_), "r"(m01_), "r"(d_));                        \
+    __asm__("smultb %0, %2, %3\n\tsmultt %1, %4, %3\n\tpkhbt %0, %0, %1, lsl #16"           \
+            : "=&r"(h23_), "=&r"(t_) : "r"(e_), "r"(m23_), "r"(d_));                        \
+    s = (uint64_t)__smlald(h01_, h01_, (int64_t)s);                                         \
+    s = (uint64_t)__smlald(h23_, h23_, (int64_t)s);                                         \
+  } while (0)
+  if (mask != 0 && (at & 7) == 0) {
+    /* the row's mask starts on a byte: a byte's two nibbles mask two words */
+    const uint8_t *bits = mask + (at >> 3);
+    for (; o + 8 <= co; o += 8) {
+      const uint32_t b = *bits++;
+      const uint32_t v0 = tt_dsp_load4(g + o) & tt_dsp_mask_lanes(b);
+      const uint32_t v1 = tt_dsp_load4(g + o + 4) & tt_dsp_mask_lanes(b >> 4);
+      TT_IG_NORM4(v0, mult + o);
+      TT_IG_NORM4(v1, mult + o + 4);
+    }
+  }
+  for (; o + 4 <= co; o += 4) {
+    uint32_t v = tt_dsp_load4(g + o);
+    if (mask != 0) v &= tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, at + o, 4));
+    TT_IG_NORM4(v, mult + o);
+  }
+#undef TT_IG_NORM4
+#endif
+  for (; o < co; ++o)
+    if (tt_live(mask, at + o)) {
+      const int64_t h = (int64_t)g[o] * mult[o];
+      s += (uint64_t)(h * h);
+    }
+  return s;
+}
+
 /* probe[0 .. k) = the k rows of [p0, p1) of largest row_norm (k <= TT_IG_PROBES_MAX), by
- * insertion into a short sorted list: the order decides only which rows are probed. */
-#define TT_IG_PROBES_MAX 8
+ * insertion into a short sorted list: the order decides only which rows are probed. Not
+ * inlined: its list's frame is off input_grad_s8's, which the first pass's walk sits on.
+ * The multipliers weigh the rows where the layer is masked or TT_IG_WEIGH_ROWS or more rows
+ * are unkept: the weighting costs about 2 instructions more an output and row (13 against
+ * 5 per four unmasked outputs: the products dy * mult), and the dumped calls missed with
+ * sum dy^2 only there (the masked ops 116 and 123 of MobileNetV2's 113 KB program, and its
+ * unmasked op 127, 44 unkept rows); elsewhere (MCUNet's 31-33 unkept rows, MobileNetV2's
+ * smallest arena's 22) neither order missed, and weighing there cost 3.5-8 K a step. */
+#define TT_IG_PROBES_MAX 9
+#ifndef TT_IG_WEIGH_ROWS
+#define TT_IG_WEIGH_ROWS 40
+#endif
+/* the insertion, in one copy per norm's type (the unweighted one as main's: 32-bit norms) */
+#define TT_IG_CHOOSE(NAME, TYPE, NORM)                                                      \
+  static __attribute__((noinline)) void NAME(const layer_s8 *a, int32_t p0, int32_t p1,     \
+                                             int32_t k, int32_t *probe) {                   \
+    TYPE norm[TT_IG_PROBES_MAX];                                                            \
+    int32_t have = 0;                                                                       \
+    for (int32_t p = p0; p < p1; ++p) {                                                     \
+      const TYPE d = NORM;                                                                  \
+      if (have == k && d <= norm[k - 1]) continue;                                          \
+      int32_t i = have < k ? have++ : k - 1;                                                \
+      for (; i > 0 && norm[i - 1] < d; --i) norm[i] = norm[i - 1], probe[i] = probe[i - 1]; \
+      norm[i] = d, probe[i] = p;                                                            \
+    }                                                                                       \
+  }
+TT_IG_CHOOSE(choose_weighted, uint64_t,
+             row_norm(a->dy + p * a->co, a->mask, p * a->co, a->co, a->mult))
+TT_IG_CHOOSE(choose_unweighted, uint32_t,
+             row_norm_unweighted(a->dy + p * a->co, a->mask, p * a->co, a->co))
+#undef TT_IG_CHOOSE
 static void choose_probes(const layer_s8 *a, int32_t p0, int32_t p1, int32_t k,
                           int32_t *probe) {
-  uint32_t norm[TT_IG_PROBES_MAX];
-  int32_t have = 0;
-  for (int32_t p = p0; p < p1; ++p) {
-    const uint32_t d = row_norm(a->dy + p * a->co, a->mask, p * a->co, a->co);
-    if (have == k && d <= norm[k - 1]) continue;
-    int32_t i = have < k ? have++ : k - 1;
-    for (; i > 0 && norm[i - 1] < d; --i) norm[i] = norm[i - 1], probe[i] = probe[i - 1];
-    norm[i] = d, probe[i] = p;
-  }
+  if (a->mask != 0 || p1 - p0 >= TT_IG_WEIGH_ROWS)
+    choose_weighted(a, p0, p1, k, probe);
+  else
+    choose_unweighted(a, p0, p1, k, probe);
 }
 
 /* The rule's A for a layer's first pass, and where its accumulators went (input_grad_s8;
@@ -612,8 +694,8 @@ static int rows_equal(const int8_t *dy, int32_t rows, int32_t co) {
  *
  * A pointwise layer's unkept positions are computed once where a guess of A holds (the
  * optimistic pass): the first pass walks the kept positions only and a few probes, the
- * unkept rows of largest sum of dy^2 over the outputs the mask lets through, for their
- * maximum only; the kept ones are rounded with that guess, then the unkept rows are
+ * unkept rows of largest sum of (dy * mult)^2 (or dy^2: choose_probes) over the outputs
+ * the mask lets through, for their maximum only; the kept ones are rounded with that guess, then the unkept rows are
  * rounded with it and measured. If none passed
  * the guess, it was A (the maximum over every position) and every byte is the rule's. If
  * one did, the rounding starts again with the true A from the op's stream state: the kept
@@ -661,8 +743,10 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
     tt_rounder_end(&r, rounding);
     return;
   }
+  /* (a masked layer's rows missed more: one probe more may be taken there) */
+  const int32_t most = a->mask != 0 ? TT_IG_PROBES_MAX : TT_IG_PROBES_MAX - 1;
   int32_t probes = TT_IG_PROBES + unkept / 8;
-  if (probes > TT_IG_PROBES_MAX) probes = TT_IG_PROBES_MAX;
+  if (probes > most) probes = most;
   int32_t probe[TT_IG_PROBES_MAX];
   const int optimistic = pointwise && probes > 0 && unkept > probes;
   uint32_t amax;
