@@ -400,6 +400,25 @@ def add_calls() -> None:
         p = c_forward.AddParams(*params)
         out = np.empty_like(a)
         c_forward.call("tt_add_s8", p, a, b, a.size, out)
+    # the tables' other parameters (add_table: a negative input multiplier, an input shift
+    # > 0, (x + offset) << shift reaching 2^31 or just below it), which add_table builds
+    # entry by entry or by its running sum, and a left shift 0 (outputs that see each
+    # table entry's rounding: ties of negative values); sizes off the four-element words
+    # (1-3 left over) at odd addresses
+    for params in (
+            (0, -14, 12, 20, -1150568910, -1, 1 << 30, 0, 1082203597, -18, -128, 127),
+            (5, -9, 3, 20, 1 << 30, 2, (1 << 31) - 1, -3, 1 << 30, -21, -128, 127),
+            (0, 1, 0, 23, 1 << 30, -1, 1 << 30, -2, 1 << 30, -18, -128, 127),
+            (1, 0, 0, 24, 1 << 30, -3, 1 << 30, -3, 1 << 30, -18, -128, 127),
+            (-1, 2, 0, 21, 1 << 30, 1, 1 << 30, 0, 1 << 30, -17, -100, 100),
+            (0, 0, 0, 0, 1 << 30, -1, 1 << 30, -2, 1 << 30, -1, -128, 127),
+            (127, 0, 0, 20, (1 << 31) - 1, 1, 1 << 30, -1, (1 << 31) - 1, -21, -128, 127),
+            (0, -127, 0, 20, 1 << 30, -1, (1 << 31) - 1, 1, (1 << 31) - 1, -21, -128, 127)):
+        p = c_forward.AddParams(*params)
+        for start, size in ((0, a.size), (1, a.size - 2), (3, 1), (2, 7)):
+            out = np.zeros(size, np.int8)
+            c_forward.call("tt_add_s8", p, a[start:start + size], b[start:start + size],
+                           size, out)
 
 
 def grown_calls(rng) -> None:
