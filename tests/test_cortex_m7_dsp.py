@@ -400,6 +400,15 @@ def add_calls() -> None:
         p = c_forward.AddParams(*params)
         out = np.empty_like(a)
         c_forward.call("tt_add_s8", p, a, b, a.size, out)
+
+
+def add_table_calls() -> None:
+    """tt_add_s8 on every 17th pair of the 256 x 256 grid (all 256 values of each input)
+    for the tables' other parameters and the element loop's tails (tt_fwd_elementwise.c's
+    add_table and add_lookup): a program of their own (the edge shapes' fill the rig's
+    flash)."""
+    a2 = np.tile(np.arange(-128, 128, dtype=np.int8), 256)[::17].copy()
+    b2 = np.repeat(np.arange(-128, 128, dtype=np.int8), 256)[::17].copy()
     # the tables' other parameters (add_table: a negative input multiplier, an input shift
     # > 0, (x + offset) << shift reaching 2^31 or just below it), which add_table builds
     # entry by entry or by its running sum, and a left shift 0 (outputs that see each
@@ -415,9 +424,9 @@ def add_calls() -> None:
             (127, 0, 0, 20, (1 << 31) - 1, 1, 1 << 30, -1, (1 << 31) - 1, -21, -128, 127),
             (0, -127, 0, 20, 1 << 30, -1, (1 << 31) - 1, 1, (1 << 31) - 1, -21, -128, 127)):
         p = c_forward.AddParams(*params)
-        for start, size in ((0, a.size), (1, a.size - 2), (3, 1), (2, 7)):
+        for start, size in ((0, a2.size), (1, a2.size - 2), (3, 1), (2, 7)):
             out = np.zeros(size, np.int8)
-            c_forward.call("tt_add_s8", p, a[start:start + size], b[start:start + size],
+            c_forward.call("tt_add_s8", p, a2[start:start + size], b2[start:start + size],
                            size, out)
 
 
@@ -556,6 +565,15 @@ def test_dsp_equals_portable_on_the_cortex_m4(tmp_path):
     from test_cortex_m7 import CORTEX_M4
     require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     run_builds(tmp_path, edge_calls(), "edge-m4", core=CORTEX_M4)
+
+
+def test_dsp_add_equals_portable_on_its_tables(tmp_path):
+    require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls: list = []
+    with recording(calls):
+        add_table_calls()
+    assert len(calls) == 32
+    run_builds(tmp_path, calls, "add")
 
 
 def test_dsp_equals_portable_on_grown_kernels(tmp_path):
