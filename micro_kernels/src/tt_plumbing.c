@@ -268,9 +268,9 @@ void tt_add_grad_s8(const int8_t *a, const float *a_scale, const int8_t *b, cons
   int32_t i = 0;
 #if TT_GRAD_DSP
   /* multipliers in [0, 2^14] (tt_grad_multiplier_s16): one halfword each */
-  const uint32_t m = (uint32_t)(uint16_t)ma | (uint32_t)mb << 16;
+  const uint32_t mab = (uint32_t)(uint16_t)ma | (uint32_t)mb << 16;
   const int32_t fours = size & ~3;
-  if (fours > 0) amax = add_grad_amax(a, b, fours, m);
+  if (fours > 0) amax = add_grad_amax(a, b, fours, mab);
   i = fours;
 #endif
   for (; i < size; ++i) {
@@ -283,7 +283,7 @@ void tt_add_grad_s8(const int8_t *a, const float *a_scale, const int8_t *b, cons
 #if TT_GRAD_DSP
   /* the common case (the rule's other forms, rarer, take the loop below) */
   if (fours > 0 && r.stochastic && !r.exact && r.times == 1) {
-    r.rng = add_grad_round(a, b, fours, m, dx, r.rng, r.r, r.hi_shift);
+    r.rng = add_grad_round(a, b, fours, mab, dx, r.rng, r.r, r.hi_shift);
     i = fours;
   }
 #endif
