@@ -418,6 +418,34 @@ def add_calls() -> None:
         c_forward.call("tt_add_s8", p, a, b, a.size, out)
 
 
+def add_table_calls() -> None:
+    """tt_add_s8 on every 17th pair of the 256 x 256 grid (all 256 values of each input)
+    for the tables' other parameters and the element loop's tails (tt_fwd_elementwise.c's
+    add_table and add_lookup): a program of their own (the edge shapes' fill the rig's
+    flash)."""
+    a2 = np.tile(np.arange(-128, 128, dtype=np.int8), 256)[::17].copy()
+    b2 = np.repeat(np.arange(-128, 128, dtype=np.int8), 256)[::17].copy()
+    # the tables' other parameters (add_table: a negative input multiplier, an input shift
+    # > 0, (x + offset) << shift reaching 2^31 or just below it), which add_table builds
+    # entry by entry or by its running sum, and a left shift 0 (outputs that see each
+    # table entry's rounding: ties of negative values); sizes off the four-element words
+    # (1-3 left over) at odd addresses
+    for params in (
+            (0, -14, 12, 20, -1150568910, -1, 1 << 30, 0, 1082203597, -18, -128, 127),
+            (5, -9, 3, 20, 1 << 30, 2, (1 << 31) - 1, -3, 1 << 30, -21, -128, 127),
+            (0, 1, 0, 23, 1 << 30, -1, 1 << 30, -2, 1 << 30, -18, -128, 127),
+            (1, 0, 0, 24, 1 << 30, -3, 1 << 30, -3, 1 << 30, -18, -128, 127),
+            (-1, 2, 0, 21, 1 << 30, 1, 1 << 30, 0, 1 << 30, -17, -100, 100),
+            (0, 0, 0, 0, 1 << 30, -1, 1 << 30, -2, 1 << 30, -1, -128, 127),
+            (127, 0, 0, 20, (1 << 31) - 1, 1, 1 << 30, -1, (1 << 31) - 1, -21, -128, 127),
+            (0, -127, 0, 20, 1 << 30, -1, (1 << 31) - 1, 1, (1 << 31) - 1, -21, -128, 127)):
+        p = c_forward.AddParams(*params)
+        for start, size in ((0, a2.size), (1, a2.size - 2), (3, 1), (2, 7)):
+            out = np.zeros(size, np.int8)
+            c_forward.call("tt_add_s8", p, a2[start:start + size], b2[start:start + size],
+                           size, out)
+
+
 def grown_calls(rng) -> None:
     """The importer's grown kernels (its 3x3/2 and 7x7/2 layers as 4x4/2 and 8x8/2 with a
     last row and column of zero taps, SAME padding) through tt_conv2d_s8 and
@@ -554,6 +582,15 @@ def test_dsp_equals_portable_on_the_cortex_m4(tmp_path):
     from test_cortex_m7 import CORTEX_M4
     require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     run_builds(tmp_path, edge_calls(), "edge-m4", core=CORTEX_M4)
+
+
+def test_dsp_add_equals_portable_on_its_tables(tmp_path):
+    require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls: list = []
+    with recording(calls):
+        add_table_calls()
+    assert len(calls) == 32
+    run_builds(tmp_path, calls, "add")
 
 
 def test_dsp_equals_portable_on_grown_kernels(tmp_path):

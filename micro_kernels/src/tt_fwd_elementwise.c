@@ -18,16 +18,86 @@ static inline int8_t add1(const tt_fwd_add_params *p, int32_t a, int32_t b) {
 }
 
 #if TT_FWD_DSP
+/* t[(uint8_t)x] = 2 a(x) for every int8 x, a(x) = MBQM((x + offset) << left_shift,
+ * multiplier, shift) as add1 computes it; returns max |a(x)|. Where no (x + offset) << shift
+ * wraps (nor reaches INT32_MIN, the high multiply's saturating case), the 64-bit product
+ * plus SaturatingRoundingDoublingHighMul's 2^30 changes by multiplier << shift from one x
+ * to the next, so the table is walked with one 64-bit addition per entry, then the high
+ * word's RoundingDivideByPOT (about 16 instructions an entry instead of about 27); a(x) is
+ * then monotonic in x (each step rounds a monotonic value), so its largest magnitude is at
+ * x = -128 or 127. Other parameters: add1's arithmetic per entry. Inlined: add_dsp's frame
+ * holds the tables already (2,136 bytes with both copies, 2,160 before). */
+static inline __attribute__((always_inline)) uint32_t
+add_table(int32_t offset, int32_t left_shift, int32_t multiplier, int32_t shift, int32_t *t) {
+  const int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+  const int64_t lowest = (int64_t)offset - 128, highest = (int64_t)offset + 127;
+  const int64_t widest = lowest < 0 ? (-lowest > highest ? -lowest : highest) : highest;
+  const int64_t lsh = (int64_t)left_shift + left;
+  if (right <= 31 && left_shift >= 0 && lsh <= 30 &&
+      widest < ((int64_t)1 << (31 - lsh))) {
+    const int64_t step = (int64_t)multiplier * ((int64_t)1 << lsh);
+    int64_t p = lowest * step + ((int64_t)1 << 30);
+    const int32_t mask = (int32_t)((1u << right) - 1u), half = mask >> 1;
+    for (int32_t k = 0; k < 256; ++k, p += step) {
+      const int32_t h = (int32_t)(p >> 31);                /* |h| < 2^31: no saturation */
+      const int32_t a = (h >> right) + ((h & mask) > half + (int32_t)((uint32_t)h >> 31));
+      t[k ^ 128] = (int32_t)((uint32_t)a << 1);
+    }
+    const int32_t a0 = t[128] >> 1, a1 = t[127] >> 1;
+    const uint32_t m0 = a0 < 0 ? -(uint32_t)a0 : (uint32_t)a0;
+    const uint32_t m1 = a1 < 0 ? -(uint32_t)a1 : (uint32_t)a1;
+    return m0 > m1 ? m0 : m1;
+  }
+  uint32_t top = 0;
+  for (int32_t u = 0; u < 256; ++u) {
+    const uint32_t x = (uint32_t)(int32_t)(int8_t)u;
+    const int32_t a = tt_fwd_mbqm((int32_t)((x + (uint32_t)offset) << left_shift), multiplier,
+                                  shift);
+    const uint32_t m = a < 0 ? -(uint32_t)a : (uint32_t)a;
+    if (m > top) top = m;
+    t[u] = (int32_t)((uint32_t)a << 1);
+  }
+  return top;
+}
+
+/* The output of element sums s = t1[x1] + t2[x2], clamped to int8 (full) or to [lo, hi]. */
+static inline __attribute__((always_inline)) int8_t add_out(int32_t s, const tt_dsp_rq_params *q,
+                                                            int full, int32_t lo, int32_t hi) {
+  const int32_t y = tt_dsp_rq_doubled(s, q);
+  return (int8_t)(full ? __ssat(y, 8) : tt_fwd_clamp(y, lo, hi));
+}
+
+/* Four elements a word: one load per input, the bytes taken from the word (the same count
+ * of instructions as byte loads, three loads fewer) and the loop's overhead shared. Every
+ * element's bytes are read before its output is written (output may be an input). */
+static inline __attribute__((always_inline)) void
+add_lookup(const int32_t *t1, const int32_t *t2, const int8_t *input1, const int8_t *input2,
+           int32_t size, int8_t *output, const tt_dsp_rq_params *q, int full, int32_t lo,
+           int32_t hi) {
+  /* plain registers: gcc would otherwise address the stack tables afresh for every load */
+  __asm__("" : "+r"(t1), "+r"(t2));
+  int32_t i = 0;
+  for (; i + 4 <= size; i += 4) {
+    const uint32_t w1 = tt_dsp_load4(input1 + i), w2 = tt_dsp_load4(input2 + i);
+    output[i] = add_out(t1[w1 & 255u] + t2[w2 & 255u], q, full, lo, hi);
+    output[i + 1] = add_out(t1[(w1 >> 8) & 255u] + t2[(w2 >> 8) & 255u], q, full, lo, hi);
+    output[i + 2] = add_out(t1[(w1 >> 16) & 255u] + t2[(w2 >> 16) & 255u], q, full, lo, hi);
+    output[i + 3] = add_out(t1[w1 >> 24] + t2[w2 >> 24], q, full, lo, hi);
+  }
+  const uint8_t *u1 = (const uint8_t *)input1, *u2 = (const uint8_t *)input2;
+  for (; i < size; ++i) output[i] = add_out(t1[u1[i]] + t2[u2[i]], q, full, lo, hi);
+}
+
 /* tt_add_s8 with the output's MultiplyByQuantizedMultiplier in one SMMLAR
  * (tt_dsp_rq_doubled) and the inputs' looked up: an input's scaled value depends on its int8
- * x alone, so both inputs' are tabulated once per call by the portable arithmetic (256
- * doubled values each: 2 KB of stack, as much as the convolutions' staging) and the two
- * looked-up values add up to the output's doubled accumulator. The one-multiply form needs
- * tt_dsp_rq_init's multiplier and shift ranges and |sum| < 2^29 for every pair of values,
- * i.e. max |t1| + max |t2| < 2^30 for the doubled tables (checked as they are built; the
- * wrapping int32 sum of the portable code never wraps then). About 12 instructions an
- * element, plus 512 table entries a call, instead of about 100. Returns 0 (and does nothing)
- * where the form does not apply. */
+ * x alone, so both inputs' are tabulated once per call (add_table: 256 doubled values each,
+ * 2 KB of stack, as much as the convolutions' staging) and the two looked-up values add up
+ * to the output's doubled accumulator. The one-multiply form needs tt_dsp_rq_init's
+ * multiplier and shift ranges and |sum| < 2^29 for every pair of values, i.e.
+ * max |t1| + max |t2| < 2^30 for the doubled tables (checked once they are built; the
+ * wrapping int32 sum of the portable code never wraps then). About 10 instructions an
+ * element, plus about 6 K a call for the tables, instead of about 100 an element. Returns 0
+ * (and does nothing) where the form does not apply. */
 static int add_dsp(const tt_fwd_add_params *p, const int8_t *input1, const int8_t *input2,
                    int32_t size, int8_t *output) {
   tt_dsp_rq_params q;
@@ -35,29 +105,16 @@ static int add_dsp(const tt_fwd_add_params *p, const int8_t *input1, const int8_
       !tt_dsp_rq_init(p->output_multiplier, p->output_shift, p->output_offset, &q))
     return 0;
   int32_t t1[256], t2[256];                  /* 2 * the scaled value of input byte u */
-  uint32_t top1 = 0, top2 = 0;
-  for (int32_t u = 0; u < 256; ++u) {
-    const uint32_t x = (uint32_t)(int32_t)(int8_t)u;
-    const int32_t a = tt_fwd_mbqm((int32_t)((x + (uint32_t)p->input1_offset) << p->left_shift),
-                                  p->input1_multiplier, p->input1_shift);
-    const int32_t b = tt_fwd_mbqm((int32_t)((x + (uint32_t)p->input2_offset) << p->left_shift),
-                                  p->input2_multiplier, p->input2_shift);
-    const uint32_t ma = a < 0 ? -(uint32_t)a : (uint32_t)a, mb = b < 0 ? -(uint32_t)b : (uint32_t)b;
-    if (ma > top1) top1 = ma;
-    if (mb > top2) top2 = mb;
-    t1[u] = (int32_t)((uint32_t)a << 1);
-    t2[u] = (int32_t)((uint32_t)b << 1);
-  }
+  const uint32_t top1 = add_table(p->input1_offset, p->left_shift, p->input1_multiplier,
+                                  p->input1_shift, t1);
+  const uint32_t top2 = add_table(p->input2_offset, p->left_shift, p->input2_multiplier,
+                                  p->input2_shift, t2);
   if (top1 >= (1u << 29) || top2 >= (1u << 29) || top1 + top2 >= (1u << 29)) return 0;
-  const uint8_t *u1 = (const uint8_t *)input1, *u2 = (const uint8_t *)input2;
   const int32_t lo = p->act_min, hi = p->act_max;
-  if (lo == -128 && hi == 127) {
-    for (int32_t i = 0; i < size; ++i)
-      output[i] = (int8_t)__ssat(tt_dsp_rq_doubled(t1[u1[i]] + t2[u2[i]], &q), 8);
-  } else {
-    for (int32_t i = 0; i < size; ++i)
-      output[i] = (int8_t)tt_fwd_clamp(tt_dsp_rq_doubled(t1[u1[i]] + t2[u2[i]], &q), lo, hi);
-  }
+  if (lo == -128 && hi == 127)
+    add_lookup(t1, t2, input1, input2, size, output, &q, 1, lo, hi);
+  else
+    add_lookup(t1, t2, input1, input2, size, output, &q, 0, lo, hi);
   return 1;
 }
 #endif

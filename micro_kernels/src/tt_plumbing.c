@@ -196,19 +196,98 @@ void tt_mask_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t size, int8_t
   for (int32_t i = 0; i < size; ++i) dx[i] = tt_live(mask, i) ? dy[i] : 0;
 }
 
+#if TT_GRAD_DSP
+/* a * ma + b * mb of four elements, m = [ma, mb] (16-bit lanes): SXTB16 spreads the even and
+ * the odd bytes of each word, PKHBT/PKHTB pair element k's a and b halfwords, and one SMUAD
+ * makes its sum (|sum| <= 2 * 128 * 2^14: exact, the Q flag never set). */
+typedef struct {
+  int32_t v0, v1, v2, v3;
+} add_grad_four;
+
+static inline __attribute__((always_inline)) add_grad_four
+add_grad_sums(const int8_t *a, const int8_t *b, uint32_t m) {
+  const uint32_t xa = tt_dsp_load4(a), xb = tt_dsp_load4(b);
+  const uint32_t a02 = __sxtb16(xa), a13 = tt_dsp_sxtb16_odd(xa);
+  const uint32_t b02 = __sxtb16(xb), b13 = tt_dsp_sxtb16_odd(xb);
+  const add_grad_four s = {__smuad(tt_dsp_low_halves(a02, b02), m),
+                           __smuad(tt_dsp_low_halves(a13, b13), m),
+                           __smuad(tt_dsp_high_halves(a02, b02), m),
+                           __smuad(tt_dsp_high_halves(a13, b13), m)};
+  return s;
+}
+
+/* max |a * ma + b * mb| of the first n (a multiple of 4) elements, tested four at a time
+ * against top as tt_largest_magnitude does (v ^ (v >> 31) is |v| or |v| - 1). */
+static uint32_t add_grad_amax(const int8_t *a, const int8_t *b, int32_t n, uint32_t m) {
+  uint32_t top = 0;
+  int32_t lim = -1;
+  for (int32_t i = 0; i < n; i += 4) {
+    const add_grad_four s = add_grad_sums(a + i, b + i, m);
+    if (((lim - (s.v0 ^ (s.v0 >> 31))) | (lim - (s.v1 ^ (s.v1 >> 31))) |
+         (lim - (s.v2 ^ (s.v2 >> 31))) | (lim - (s.v3 ^ (s.v3 >> 31)))) < 0) {
+      const int32_t v[4] = {s.v0, s.v1, s.v2, s.v3};
+      for (int32_t k = 0; k < 4; ++k)
+        if (tt_magnitude(v[k]) > top) top = tt_magnitude(v[k]);
+      lim = (int32_t)top - 1;
+    }
+  }
+  return top;
+}
+
+/* One element of tt_round_stochastic (times 1), sc = 2^(noise_shift - 8) = 2^hi_shift. */
+static inline __attribute__((always_inline)) int8_t
+add_grad_round1(int32_t v, uint32_t *x, uint32_t sc, int32_t r, int32_t hi_shift) {
+  *x = tt_xorshift32(*x);
+  const uint64_t noise = (uint64_t)(*x & ~(uint32_t)0xFF) * sc;
+  const int64_t t = (int64_t)v * r + (int64_t)noise;
+  return (int8_t)((int32_t)(t >> 32) >> hi_shift);
+}
+
+/* The stochastic rule (times 1) over the first n (a multiple of 4) elements' sums, computed
+ * again rather than staged (no buffer: the stack does not grow); returns the stream. */
+static uint32_t add_grad_round(const int8_t *a, const int8_t *b, int32_t n, uint32_t m,
+                               int8_t *dx, uint32_t x, int32_t r, int32_t hi_shift) {
+  const uint32_t sc = (uint32_t)1 << hi_shift;
+  for (int32_t i = 0; i < n; i += 4) {
+    const add_grad_four s = add_grad_sums(a + i, b + i, m);
+    dx[i] = add_grad_round1(s.v0, &x, sc, r, hi_shift);
+    dx[i + 1] = add_grad_round1(s.v1, &x, sc, r, hi_shift);
+    dx[i + 2] = add_grad_round1(s.v2, &x, sc, r, hi_shift);
+    dx[i + 3] = add_grad_round1(s.v3, &x, sc, r, hi_shift);
+  }
+  return x;
+}
+#endif
+
 void tt_add_grad_s8(const int8_t *a, const float *a_scale, const int8_t *b, const float *b_scale,
                     int32_t size, int8_t *dx, float *dx_scale, tt_update_state *rounding) {
   const float top = *a_scale > *b_scale ? *a_scale : *b_scale;
   const int32_t ma = tt_grad_multiplier_s16(*a_scale, top, TT_ADD_GRAD_SHIFT);
   const int32_t mb = tt_grad_multiplier_s16(*b_scale, top, TT_ADD_GRAD_SHIFT);
   uint32_t amax = 0;
-  for (int32_t i = 0; i < size; ++i) {
+  int32_t i = 0;
+#if TT_GRAD_DSP
+  /* multipliers in [0, 2^14] (tt_grad_multiplier_s16): one halfword each */
+  const uint32_t mab = (uint32_t)(uint16_t)ma | (uint32_t)mb << 16;
+  const int32_t fours = size & ~3;
+  if (fours > 0) amax = add_grad_amax(a, b, fours, mab);
+  i = fours;
+#endif
+  for (; i < size; ++i) {
     const uint32_t m = tt_magnitude(a[i] * ma + b[i] * mb);
     if (m > amax) amax = m;
   }
   tt_rounder r;
   tt_rounder_begin(&r, amax, tt_grad_unit(top, TT_ADD_GRAD_SHIFT), rounding, dx_scale);
-  for (int32_t i = 0; i < size; ++i) dx[i] = tt_round_grad(&r, a[i] * ma + b[i] * mb);
+  i = 0;
+#if TT_GRAD_DSP
+  /* the common case (the rule's other forms, rarer, take the loop below) */
+  if (fours > 0 && r.stochastic && !r.exact && r.times == 1) {
+    r.rng = add_grad_round(a, b, fours, mab, dx, r.rng, r.r, r.hi_shift);
+    i = fours;
+  }
+#endif
+  for (; i < size; ++i) dx[i] = tt_round_grad(&r, a[i] * ma + b[i] * mb);
   tt_rounder_end(&r, rounding);
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "tt_common.h"
+#include "tt_grad_dsp.h"
 
 void tt_average_pool_grad_f32(const float *dy, int32_t n, int32_t oh, int32_t ow, int32_t c,
                               int32_t fh, int32_t fw, const tt_window *win, int32_t h,
@@ -194,6 +195,37 @@ static void pool_grad_s8(const pool_s8 *a, float unit, int8_t *dx, float *dx_sca
   tt_rounder_end(&r, rounding);
 }
 
+#if TT_GRAD_DSP
+/* The gradient of a pool whose one window per image reads every input element (a global
+ * average pool): dx element (b, y, x, ch)'s accumulator is dy[b, ch] (share 1), so the rule
+ * needs max |dy| and then rounds n * positions rows of dy's c elements in dx's row-major
+ * order, as pool_walk_s8 does without its window search (about 84 instructions an element
+ * there); exact (A <= 127, every dy but -128): copies. */
+static void whole_image_grad_s8(const int8_t *dy, int32_t n, int32_t positions, int32_t c,
+                                float unit, int8_t *dx, float *dx_scale,
+                                tt_update_state *rounding) {
+  uint32_t amax = 0;
+  for (int32_t i = 0; i < n * c; ++i)
+    if (tt_magnitude(dy[i]) > amax) amax = tt_magnitude(dy[i]);
+  tt_rounder r;
+  tt_rounder_begin(&r, amax, unit, rounding, dx_scale);
+  int32_t acc[8];
+  for (int32_t b = 0; b < n; ++b, dy += c)
+    for (int32_t p = 0; p < positions; ++p, dx += c) {
+      if (r.exact) {
+        memcpy(dx, dy, (size_t)c);
+        continue;
+      }
+      for (int32_t c0 = 0; c0 < c; c0 += 8) {
+        const int32_t nc = c - c0 < 8 ? c - c0 : 8;
+        for (int32_t j = 0; j < nc; ++j) acc[j] = dy[c0 + j];
+        tt_round_grads(&r, acc, nc, dx + c0);
+      }
+    }
+  tt_rounder_end(&r, rounding);
+}
+#endif
+
 /* Windows containing one input element along an axis: at most ceil(kernel / stride). */
 static int32_t windows_per_element(int32_t kernel, int32_t stride) {
   return (kernel + stride - 1) / stride;
@@ -218,6 +250,15 @@ void tt_average_pool_grad_s8(const int8_t *dy, const float *dy_scale, int32_t n,
     while (a.shift > 0 && ((int64_t)127 * windows << a.shift) >= ((int64_t)1 << 31)) --a.shift;
     unit = unit * (1.0f / (float)(1 << a.shift));
   }
+#if TT_GRAD_DSP
+  /* one window per image whose in-image taps are all h x wd inputs (uniform then) */
+  if (oh == 1 && ow == 1 && h > 0 && wd > 0 &&
+      taps_in_image(0, win->stride_h, win->pad_top, h, fh) == h &&
+      taps_in_image(0, win->stride_w, win->pad_left, wd, fw) == wd) {
+    whole_image_grad_s8(dy, n, h * wd, c, unit, dx, dx_scale, rounding);
+    return;
+  }
+#endif
   pool_grad_s8(&a, unit, dx, dx_scale, rounding);
 }
 
