@@ -438,7 +438,11 @@ def add_table_calls() -> None:
             (-1, 2, 0, 21, 1 << 30, 1, 1 << 30, 0, 1 << 30, -17, -100, 100),
             (0, 0, 0, 0, 1 << 30, -1, 1 << 30, -2, 1 << 30, -1, -128, 127),
             (127, 0, 0, 20, (1 << 31) - 1, 1, 1 << 30, -1, (1 << 31) - 1, -21, -128, 127),
-            (0, -127, 0, 20, 1 << 30, -1, (1 << 31) - 1, 1, (1 << 31) - 1, -21, -128, 127)):
+            (0, -127, 0, 20, 1 << 30, -1, (1 << 31) - 1, 1, (1 << 31) - 1, -21, -128, 127),
+            # input 1's a(x) reaching 2^31 - 2^24 (|a| >= 2^30: its doubled entries wrap),
+            # which the running-sum form must report as its maximum (the review's case:
+            # with the wrapped entries' maximum, the lookup differed from add1)
+            (127, 0, 0, 23, (1 << 31) - 1, 0, 1 << 30, -8, 1 << 30, -21, -128, 127)):
         p = c_forward.AddParams(*params)
         for start, size in ((0, a2.size), (1, a2.size - 2), (3, 1), (2, 7)):
             out = np.zeros(size, np.int8)
@@ -589,7 +593,7 @@ def test_dsp_add_equals_portable_on_its_tables(tmp_path):
     calls: list = []
     with recording(calls):
         add_table_calls()
-    assert len(calls) == 32
+    assert len(calls) == 36
     run_builds(tmp_path, calls, "add")
 
 

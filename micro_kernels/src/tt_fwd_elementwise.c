@@ -38,14 +38,17 @@ add_table(int32_t offset, int32_t left_shift, int32_t multiplier, int32_t shift,
     const int64_t step = (int64_t)multiplier * ((int64_t)1 << lsh);
     int64_t p = lowest * step + ((int64_t)1 << 30);
     const int32_t mask = (int32_t)((1u << right) - 1u), half = mask >> 1;
+    int32_t a = 0, a0 = 0;
     for (int32_t k = 0; k < 256; ++k, p += step) {
       const int32_t h = (int32_t)(p >> 31);                /* |h| < 2^31: no saturation */
-      const int32_t a = (h >> right) + ((h & mask) > half + (int32_t)((uint32_t)h >> 31));
+      a = (h >> right) + ((h & mask) > half + (int32_t)((uint32_t)h >> 31));
       t[k ^ 128] = (int32_t)((uint32_t)a << 1);
+      if (k == 0) a0 = a;
     }
-    const int32_t a0 = t[128] >> 1, a1 = t[127] >> 1;
+    /* the extremes' a(-128) and a(127) themselves: their doubled entries wrap where
+     * |a| >= 2^30, which would hide a maximum too large for add_dsp's form */
     const uint32_t m0 = a0 < 0 ? -(uint32_t)a0 : (uint32_t)a0;
-    const uint32_t m1 = a1 < 0 ? -(uint32_t)a1 : (uint32_t)a1;
+    const uint32_t m1 = a < 0 ? -(uint32_t)a : (uint32_t)a;
     return m0 > m1 ? m0 : m1;
   }
   uint32_t top = 0;
