@@ -1838,17 +1838,17 @@ static inline __attribute__((always_inline)) void shape_of_pack(dw_dsp_shape *S,
   if (sizeof *S == 104) {
     void *dst = S;
     const void *src = pack;
-    __asm__ volatile("ldmia %1!, {r2, r3, r4, r5, r6, r8, r9, r10}\n"
-                     "stmia %0!, {r2, r3, r4, r5, r6, r8, r9, r10}\n"
-                     "ldmia %1!, {r2, r3, r4, r5, r6, r8, r9, r10}\n"
-                     "stmia %0!, {r2, r3, r4, r5, r6, r8, r9, r10}\n"
-                     "ldmia %1!, {r2, r3, r4, r5, r6, r8, r9, r10}\n"
-                     "stmia %0!, {r2, r3, r4, r5, r6, r8, r9, r10}\n"
+    __asm__ volatile("ldmia %1!, {r2, r3, r4, r5, r6, r8, r10, r12}\n"
+                     "stmia %0!, {r2, r3, r4, r5, r6, r8, r10, r12}\n"
+                     "ldmia %1!, {r2, r3, r4, r5, r6, r8, r10, r12}\n"
+                     "stmia %0!, {r2, r3, r4, r5, r6, r8, r10, r12}\n"
+                     "ldmia %1!, {r2, r3, r4, r5, r6, r8, r10, r12}\n"
+                     "stmia %0!, {r2, r3, r4, r5, r6, r8, r10, r12}\n"
                      "ldmia %1!, {r2, r3}\n"
                      "stmia %0!, {r2, r3}\n"
                      : "+r"(dst), "+r"(src)
                      :
-                     : "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10", "memory");
+                     : "r2", "r3", "r4", "r5", "r6", "r8", "r10", "r12", "memory");
     return;
   }
 #endif

@@ -136,27 +136,27 @@ static __attribute__((noinline)) void move_down(int8_t *dst, const int8_t *src, 
     int32_t blocks = n >> 7;
     if (blocks > 0) {
       __asm__ volatile("1:\n"
-                       "ldmia %1!, {r3, r4, r5, r6, r8, r9, r10, r11}\n"
-                       "stmia %0!, {r3, r4, r5, r6, r8, r9, r10, r11}\n"
-                       "ldmia %1!, {r3, r4, r5, r6, r8, r9, r10, r11}\n"
-                       "stmia %0!, {r3, r4, r5, r6, r8, r9, r10, r11}\n"
-                       "ldmia %1!, {r3, r4, r5, r6, r8, r9, r10, r11}\n"
-                       "stmia %0!, {r3, r4, r5, r6, r8, r9, r10, r11}\n"
-                       "ldmia %1!, {r3, r4, r5, r6, r8, r9, r10, r11}\n"
-                       "stmia %0!, {r3, r4, r5, r6, r8, r9, r10, r11}\n"
+                       "ldmia %1!, {r3, r4, r5, r6, r8, r10, r11, r12}\n"
+                       "stmia %0!, {r3, r4, r5, r6, r8, r10, r11, r12}\n"
+                       "ldmia %1!, {r3, r4, r5, r6, r8, r10, r11, r12}\n"
+                       "stmia %0!, {r3, r4, r5, r6, r8, r10, r11, r12}\n"
+                       "ldmia %1!, {r3, r4, r5, r6, r8, r10, r11, r12}\n"
+                       "stmia %0!, {r3, r4, r5, r6, r8, r10, r11, r12}\n"
+                       "ldmia %1!, {r3, r4, r5, r6, r8, r10, r11, r12}\n"
+                       "stmia %0!, {r3, r4, r5, r6, r8, r10, r11, r12}\n"
                        "subs %2, %2, #1\n"
                        "bne 1b\n"
                        : "+r"(dst), "+r"(src), "+r"(blocks)
                        :
-                       : "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "cc", "memory");
+                       : "r3", "r4", "r5", "r6", "r8", "r10", "r11", "r12", "cc", "memory");
       n &= 127;
     }
     for (; n >= 32; n -= 32)
-      __asm__ volatile("ldmia %1!, {r3, r4, r5, r6, r8, r9, r10, r11}\n"
-                       "stmia %0!, {r3, r4, r5, r6, r8, r9, r10, r11}\n"
+      __asm__ volatile("ldmia %1!, {r3, r4, r5, r6, r8, r10, r11, r12}\n"
+                       "stmia %0!, {r3, r4, r5, r6, r8, r10, r11, r12}\n"
                        : "+r"(dst), "+r"(src)
                        :
-                       : "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "memory");
+                       : "r3", "r4", "r5", "r6", "r8", "r10", "r11", "r12", "memory");
     for (; n > 0; --n) *dst++ = *src++;
     return;
   }
