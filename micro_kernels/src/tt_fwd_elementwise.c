@@ -18,6 +18,14 @@ static inline int8_t add1(const tt_fwd_add_params *p, int32_t a, int32_t b) {
 }
 
 #if TT_FWD_DSP
+/* add_table's entry: the running product's high word (|h| < 2^31: no saturation), then
+ * RoundingDivideByPOT by `right` (mask = 2^right - 1, half = mask >> 1). */
+static inline __attribute__((always_inline)) int32_t rounded_high(int64_t p, int32_t right,
+                                                                  int32_t mask, int32_t half) {
+  const int32_t h = (int32_t)(p >> 31);
+  return (h >> right) + ((h & mask) > half + (int32_t)((uint32_t)h >> 31));
+}
+
 /* t[(uint8_t)x] = 2 a(x) for every int8 x, a(x) = MBQM((x + offset) << left_shift,
  * multiplier, shift) as add1 computes it; returns max |a(x)|. Where no (x + offset) << shift
  * wraps (nor reaches INT32_MIN, the high multiply's saturating case), the 64-bit product
@@ -38,12 +46,11 @@ add_table(int32_t offset, int32_t left_shift, int32_t multiplier, int32_t shift,
     const int64_t step = (int64_t)multiplier * ((int64_t)1 << lsh);
     int64_t p = lowest * step + ((int64_t)1 << 30);
     const int32_t mask = (int32_t)((1u << right) - 1u), half = mask >> 1;
-    int32_t a = 0, a0 = 0;
+    const int32_t a0 = rounded_high(p, right, mask, half);
+    int32_t a = a0;
     for (int32_t k = 0; k < 256; ++k, p += step) {
-      const int32_t h = (int32_t)(p >> 31);                /* |h| < 2^31: no saturation */
-      a = (h >> right) + ((h & mask) > half + (int32_t)((uint32_t)h >> 31));
+      a = rounded_high(p, right, mask, half);
       t[k ^ 128] = (int32_t)((uint32_t)a << 1);
-      if (k == 0) a0 = a;
     }
     /* the extremes' a(-128) and a(127) themselves: their doubled entries wrap where
      * |a| >= 2^30, which would hide a maximum too large for add_dsp's form */
