@@ -595,6 +595,38 @@ static inline __attribute__((always_inline)) uint32_t probe_rows(const pointwise
   return m;
 }
 
+/* The keeping walk of a ranked keep (tt_common.h): its rows only against the staged block,
+ * their accumulators of channels [c0, c0 + nc) kept and their largest magnitude taken,
+ * max(m, it) returned (only the nc sums: a narrow block's other columns are not the
+ * layer's). */
+static inline __attribute__((always_inline)) uint32_t kept_rows(const pointwise *a,
+                                                                const tt_dsp_word *stage,
+                                                                const int32_t CB,
+                                                                const int masked,
+                                                                const tt_keep *keep,
+                                                                int32_t c0, int32_t nc,
+                                                                uint32_t m) {
+  int32_t acc[8];
+  int32_t i = 0;
+  for (int32_t q = 0; q < a->rows; ++q) {
+    if (!((keep->rows >> q) & 1u)) continue;
+    int32_t *const to = (i < keep->n0 ? keep->a0 + i * a->ci
+                                      : keep->a1 + (i - keep->n0) * a->ci) + c0;
+    ++i;
+    if (nc == CB) {
+      m = row_sums(a, q, stage, CB, masked, to, 1, m, acc);
+      continue;
+    }
+    m = row_sums(a, q, stage, CB, masked, 0, 0, m, acc);
+    for (int32_t j = 0; j < nc; ++j) {
+      to[j] = acc[j];
+      const uint32_t v = tt_magnitude(acc[j]);
+      if (v > m) m = v;
+    }
+  }
+  return m;
+}
+
 /* Every row against one staged block: the accumulators of channels [c0, c0 + nc) kept, or
  * their largest magnitude into *top (`rounds` 0: r is NULL), or rounded into dx (`rounds`
  * 1: keep is NULL, and top, where not NULL, takes the rounded rows' largest magnitude: the
@@ -617,7 +649,11 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         const tt_gdsp_jumper *skip,
                                                         int8_t *dx, const int rounds,
                                                         const int lean, const int steady) {
-  /* a rounding walk may also measure (tt_input_grad.c's optimistic pass checks its guess) */
+  /* a rounding walk may also measure (tt_input_grad.c's optimistic pass checks its guess);
+   * a ranked keep's rows (tt_common.h) it rounds from where they are kept */
+  const uint64_t ranked = rounds && keep != 0 ? keep->rows : 0u;
+  const tt_keep *const from = keep;
+  int32_t ki = 0;
   if (rounds) keep = 0;
   else r = 0;
   /* the operands and the rounder in locals: dx's and the kept rows' stores may alias what
@@ -639,6 +675,25 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
   const int32_t n0 = keep != 0 ? keep->n0 : 0, n1 = keep != 0 ? keep->n1 : 0;
   int32_t *kept = tt_kept(keep, 0, a->ci);
   for (int32_t p = 0; p < a->rows; ++p) {
+    if (ranked != 0 && ((ranked >> p) & 1u)) {
+      /* a kept row: rounded whole in the first block (its ci draws in a row, then the
+       * stream is at the next row's start: no jump), its state after it recorded for the
+       * later blocks, which skip it (the walk's last state is the last row's) */
+      if (first) {
+        const int32_t *k = ki < from->n0 ? from->a0 + ki * a->ci
+                                          : from->a1 + (ki - from->n0) * a->ci;
+        ++ki;
+        if (lean) r->rng = x;
+        tt_round_grads(r, k, a->ci, dx + p * a->ci);
+        if (lean) x = r->rng;
+        if (states != 0) states[p] = r->rng;
+      } else if (states != 0) {
+        if (lean) x = states[p];
+        else r->rng = states[p];
+      }
+      if (lean) out += a->ci;
+      continue;
+    }
     /* a whole block's sums are kept and measured while in registers, but for the masked
      * narrow blocks: there the sinks' pointers cost the loop registers (measured slower) */
     const int kept_row = p < n1, sink = nc == CB && (!masked || CB == 8);
@@ -845,7 +900,7 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
                                                               const tt_dsp_word *stage,
                                                               const int32_t CB, int32_t c0,
                                                               tt_rounder *r, int8_t *dx,
-                                                              uint32_t *top) {
+                                                              uint32_t *top, uint64_t ranked) {
   const int8_t *g = a->dy;
   const int32_t co = a->co, ci = a->ci, rows = a->rows;
   uint32_t *const states = a->states;
@@ -854,6 +909,10 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
   uint32_t x = 0;
   uint32_t m = *top;
   for (int32_t p = 0; p < rows; ++p, g += co, out += ci) {
+    if (ranked != 0 && ((ranked >> p) & 1u)) {
+      x = states[p];                   /* a ranked keep's row: rounded in the first block */
+      continue;
+    }
     int32_t t[8];
 #pragma GCC unroll 8
     for (int32_t j = 0; j < CB; ++j) t[j] = 0;
@@ -888,7 +947,8 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
 #define TT_GDSP_STEADY_ROWS(CB)                                                             \
   if (((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && (a->co & 7) == 0) {            \
     uint32_t unasked = 0x7FFFFFFFu;                                                         \
-    steady_rows(a, stage, (CB), c0, r, dx, top != 0 ? top : &unasked);                     \
+    steady_rows(a, stage, (CB), c0, r, dx, top != 0 ? top : &unasked,                     \
+                keep != 0 ? keep->rows : 0u);                                               \
     return;                                                                                 \
   }
 #define TT_GDSP_FIRST_ROWS(CB, M)                                                           \
@@ -913,6 +973,12 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
     const pointwise local = *p, *const a = &local;   /* no reload of a field a row */        \
     TT_GDSP_PROBES8(CB, M)                                                                  \
     return probe_rows(a, stage, CB, M, keep, m);                                            \
+  }                                                                                         \
+  static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t kept##CB##_##M(                   \
+      const pointwise *p, const tt_dsp_word *stage, const tt_keep *keep, int32_t c0,       \
+      int32_t nc, uint32_t m) {                                                             \
+    const pointwise local = *p, *const a = &local;                                          \
+    return kept_rows(a, stage, CB, M, keep, c0, nc, m);                                     \
   }
 #if TT_DSP_ASM_ALL_REGS
 #define TT_GDSP_PROBES8(CB, M)                                                              \
@@ -941,6 +1007,8 @@ TT_GDSP_PROBES(1, 1)
 #undef TT_GDSP_PROBES8
 typedef uint32_t (*probes_fn)(const pointwise *a, const tt_dsp_word *stage,
                               const tt_keep *keep, uint32_t m);
+typedef uint32_t (*kept_fn)(const pointwise *a, const tt_dsp_word *stage, const tt_keep *keep,
+                            int32_t c0, int32_t nc, uint32_t m);
 
 /* One compiled copy per block width, mask and pass (keeping or measuring; rounding). KEEP
  * is the keeping copy's `rounds`: 0, or r != 0 (the copy then compiles the rounding rows
@@ -1012,6 +1080,11 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   const int32_t staged = 2 * groups * CB;
   uint32_t *const states =
       stochastic && ci > CB && TT_GRAD_DSP_STAGE_BYTES / 4 - staged >= rows ? stage + staged : 0;
+  /* a ranked keep's rounding rounds its rows whole in the first block, which needs the rows'
+   * states for the later blocks (a stochastic walk of more than one block without them:
+   * the portable walk) */
+  const int ranked = keep != 0 && keep->rows != 0;
+  if (ranked && r != 0 && stochastic && states == 0 && ci > CB) return 0;
   const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult, states};
   static const block_fn blocks[2][2][9] = {
       {{0, block1_0, block2_0, block3_0, block4_0, 0, block6_0, 0, block8_0},
@@ -1024,6 +1097,9 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
       {0, probes1_1, probes2_1, probes3_1, probes4_1, 0, 0, 0, probes8_1}};
   const probes_fn probes = r == 0 && amax != 0 && keep != 0 && keep->probes > 0
                                ? probing[mask != 0][CB] : 0;
+  static const kept_fn keeping[2][9] = {
+      {0, kept1_0, kept2_0, kept3_0, kept4_0, 0, kept6_0, 0, kept8_0},
+      {0, kept1_1, kept2_1, kept3_1, kept4_1, 0, 0, 0, kept8_1}};
   uint32_t top = 0;
   uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
   tt_gdsp_jumper skip;                                /* over a row's other ci - nc draws */
@@ -1039,7 +1115,10 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
     } else if (stochastic && c0 == 0) {
       tt_gdsp_jump_init(&skip, ci - nc, rows - 1);          /* the first block's jumps */
     }
-    fn(&a, stage, c0, nc, keep, amax != 0 ? &top : 0, r, &skip, dx);
+    if (ranked && r == 0)
+      top = keeping[mask != 0][CB](&a, stage, keep, c0, nc, top);
+    else
+      fn(&a, stage, c0, nc, keep, amax != 0 ? &top : 0, r, &skip, dx);
     if (probes != 0) top = probes(&a, stage, keep, top);
   }
   if (amax != 0) *amax = top;
@@ -1056,7 +1135,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   for (int32_t o = 0; o < co; ++o)
     if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
   /* a call keeps (and measures), or rounds (and may measure: the optimistic pass) */
-  if (r != 0 && keep != 0) return 0;
+  if (r != 0 && keep != 0 && keep->rows == 0) return 0;
   /* staging or not, by instructions per weight (tenths; the loops' counts, checked on the
    * rig): the staging 36 and 8.4 a row; unstaged (tt_input_grad_rows_dsp.c) 35 per two rows,
    * 23 a last odd row: 2 and 3 rows go unstaged, 4 and more staged (a mask makes the staged
@@ -1069,6 +1148,11 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   const int32_t probes = keep != 0 && amax != 0 ? keep->probes : 0;
   const int can_stage = block_width(co, mask != 0) > 0 && rows + probes >= 2;
   const int32_t unstaged = 35 * (rows >> 1) + 23 * (rows & 1);
+  /* a ranked keep's walks (tt_common.h): the staged walk's only */
+  if (keep != 0 && keep->rows != 0)
+    return can_stage ? staged_walk(dy, mask, mask_at, rows, co, w_lo, k, w_hi, ci, mult, keep,
+                                   amax, r, dx)
+                     : 0;
   if (probes == 0 && (!can_stage || unstaged < 36 + 84 * rows / 10) && tt_dsp_rows_fit(co))
     return tt_dsp_pointwise_input_grad_rows_s8(dy, mask, mask_at, rows, co, w_lo, k, w_hi, ci,
                                                mult, keep, amax, r, dx);
