@@ -104,7 +104,8 @@ def input_grad_variants(mask: np.ndarray, dx_shape, seed: int, steps: int):
 OPTIMISTIC_CASES = ("probed", "one_above", "twice", "twice_masked", "kept_max", "equal_rows",
                     "equal_rows_one_pass", "equal_but_last", "equal_but_last_byte",
                     "ranked_first", "ranked_last", "ranked_scattered", "ranked_scattered_masked",
-                    "ranked_unkept_max", "ranked_unkept_max_masked")
+                    "ranked_unkept_max", "ranked_unkept_max_masked", "ranked_wide",
+                    "ranked_wide_masked")
 
 # the rows of largest sum (dy * mult)^2 in ranked_case's "ranked_scattered": first, adjacent,
 # in dx's slots at their own first byte (60 in slot 15, 56 in 14), past every slot (61-63:
@@ -168,10 +169,14 @@ def ranked_case(case: str, rng):
     ("first": row 0, "last": row 63, "scattered": RANKED_ROWS, the maximum in 44): the
     largest norms (masked: the mask's live outputs decide). "unkept_max":
     row 40 has output 0 only (127): the smallest norm and the largest sums, neither kept nor
-    probed, so the guess fails and every row is computed again. Multipliers 16. Returns dy,
-    w, mult, mask, scratch positions."""
-    batches, units, depth = 64, 16, 20
+    probed, so the guess fails and every row is computed again. "wide": "scattered" with
+    256 outputs (the staging full: no rows' stream states, so the later blocks step the
+    stream over the kept rows). Multipliers 16. Returns dy, w, mult, mask, scratch
+    positions."""
+    batches, units, depth = 64, 256 if "wide" in case else 16, 20
     w = rng.integers(-1, 2, (units, depth)).astype(np.int8)
+    if units > 16:
+        w[16:] = 0                              # the designed sums as with 16 outputs
     w[0] = 127
     mult = np.full(units, 16, np.int16)
     dy = rng.choice(np.array([-100, 100], np.int8), (batches, units))
@@ -862,7 +867,7 @@ def test_optimistic_pass_equals_numpy():
              "equal_rows": 0, "equal_rows_one_pass": 0, "equal_but_last": 31,
              "equal_but_last_byte": 31, "ranked_first": 0, "ranked_last": 63,
              "ranked_scattered": 44, "ranked_scattered_masked": 44, "ranked_unkept_max": 40,
-             "ranked_unkept_max_masked": 40}
+             "ranked_unkept_max_masked": 40, "ranked_wide": 44, "ranked_wide_masked": 44}
     assert {c for c, _ in seen} == set(where) and all(p == where[c] for c, p in seen), seen
 
 

@@ -678,7 +678,8 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
     if (ranked != 0 && ((ranked >> p) & 1u)) {
       /* a kept row: rounded whole in the first block (its ci draws in a row, then the
        * stream is at the next row's start: no jump), its state after it recorded for the
-       * later blocks, which skip it (the walk's last state is the last row's) */
+       * later blocks, which skip it (the walk's last state is the last row's); without
+       * the rows' states they step the stream over it */
       if (first) {
         const int32_t *k = ki < from->n0 ? from->a0 + ki * a->ci
                                           : from->a1 + (ki - from->n0) * a->ci;
@@ -690,6 +691,13 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
       } else if (states != 0) {
         if (lean) x = states[p];
         else r->rng = states[p];
+      } else if (r->stochastic && !r->exact) {
+        /* no rows' states (the staging full): the stream over the block's nc draws of the
+         * row, then to the next row's as every row's */
+        uint32_t y = tt_gdsp_skip(lean ? x : r->rng, nc);
+        if (p + 1 < a->rows) y = tt_gdsp_jump(skip, y);
+        if (lean) x = y;
+        else r->rng = y;
       }
       if (lean) out += a->ci;
       continue;
@@ -1080,11 +1088,7 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   const int32_t staged = 2 * groups * CB;
   uint32_t *const states =
       stochastic && ci > CB && TT_GRAD_DSP_STAGE_BYTES / 4 - staged >= rows ? stage + staged : 0;
-  /* a ranked keep's rounding rounds its rows whole in the first block, which needs the rows'
-   * states for the later blocks (a stochastic walk of more than one block without them:
-   * the portable walk) */
-  const int ranked = keep != 0 && keep->rows != 0;
-  if (ranked && r != 0 && stochastic && states == 0 && ci > CB) return 0;
+  const int ranked = keep != 0 && keep->rows != 0;   /* a ranked keep (tt_common.h) */
   const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult, states};
   static const block_fn blocks[2][2][9] = {
       {{0, block1_0, block2_0, block3_0, block4_0, 0, block6_0, 0, block8_0},
