@@ -908,7 +908,7 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
                                                               const tt_dsp_word *stage,
                                                               const int32_t CB, int32_t c0,
                                                               tt_rounder *r, int8_t *dx,
-                                                              uint32_t *top, uint64_t ranked) {
+                                                              uint32_t *top) {
   const int8_t *g = a->dy;
   const int32_t co = a->co, ci = a->ci, rows = a->rows;
   uint32_t *const states = a->states;
@@ -917,10 +917,6 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
   uint32_t x = 0;
   uint32_t m = *top;
   for (int32_t p = 0; p < rows; ++p, g += co, out += ci) {
-    if (ranked != 0 && ((ranked >> p) & 1u)) {
-      x = states[p];                   /* a ranked keep's row: rounded in the first block */
-      continue;
-    }
     int32_t t[8];
 #pragma GCC unroll 8
     for (int32_t j = 0; j < CB; ++j) t[j] = 0;
@@ -949,14 +945,42 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
   r->rng = x;
   *top = m;
 }
+/* steady_rows over the runs of rows between a ranked keep's (tt_common.h), which the first
+ * block rounded: steady_rows' loop as it is for each run (a test per row in it cost the
+ * rows' registers: 25 instructions a row and block on the rig), the stream's last state the
+ * last row's. */
+static inline __attribute__((always_inline)) void steady_runs(const pointwise *a,
+                                                              const tt_dsp_word *stage,
+                                                              const int32_t CB, int32_t c0,
+                                                              tt_rounder *r, int8_t *dx,
+                                                              uint32_t *top, uint64_t kept) {
+  pointwise run = *a;
+  for (int32_t p = 0; p < a->rows;) {
+    if ((kept >> p) & 1u) {
+      ++p;
+      continue;
+    }
+    int32_t e = p + 1;
+    while (e < a->rows && !((kept >> e) & 1u)) ++e;
+    run.dy = a->dy + p * a->co;
+    run.mask_at = a->mask_at + p * a->co;
+    run.rows = e - p;
+    run.states = a->states + p;
+    steady_rows(&run, stage, CB, c0, r, dx + p * a->ci, top);
+    p = e;
+  }
+  if ((kept >> (a->rows - 1)) & 1u) r->rng = a->states[a->rows - 1];
+}
 /* One copy, measuring: where no maximum is asked for (the plain second pass, the
  * optimistic pass's redo: few rows), it measures into a dummy from 2^31 - 1, which no sum
  * passes (|sum| < 2^31), about 20 instructions a row and block against a second copy. */
 #define TT_GDSP_STEADY_ROWS(CB)                                                             \
   if (((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && (a->co & 7) == 0) {            \
     uint32_t unasked = 0x7FFFFFFFu;                                                         \
-    steady_rows(a, stage, (CB), c0, r, dx, top != 0 ? top : &unasked,                     \
-                keep != 0 ? keep->rows : 0u);                                               \
+    if (keep != 0 && keep->rows != 0)                                                       \
+      steady_runs(a, stage, (CB), c0, r, dx, top != 0 ? top : &unasked, keep->rows);        \
+    else                                                                                    \
+      steady_rows(a, stage, (CB), c0, r, dx, top != 0 ? top : &unasked);                    \
     return;                                                                                 \
   }
 #define TT_GDSP_FIRST_ROWS(CB, M)                                                           \
@@ -986,6 +1010,7 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
       const pointwise *p, const tt_dsp_word *stage, const tt_keep *keep, int32_t c0,       \
       int32_t nc, uint32_t m) {                                                             \
     const pointwise local = *p, *const a = &local;                                          \
+    TT_GDSP_KEPT8(CB, M)                                                                    \
     return kept_rows(a, stage, CB, M, keep, c0, nc, m);                                     \
   }
 #if TT_DSP_ASM_ALL_REGS
@@ -997,8 +1022,24 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
     }                                                                                       \
     return m;                                                                               \
   }
+/* the kept rows through first_rows8's loop, one row a call (row_sums' per-row set-up cost
+ * 40% more a row on MobileNetV2's 64 x 192 <- 32) */
+#define TT_GDSP_KEPT8(CB, M)                                                                \
+  if ((CB) == 8 && !(M) && nc == 8 && (a->co & 7) == 0) {                                  \
+    int32_t i = 0;                                                                          \
+    for (int32_t q = 0; q < a->rows; ++q) {                                                 \
+      if (!((keep->rows >> q) & 1u)) continue;                                              \
+      int32_t *const to = (i < keep->n0 ? keep->a0 + i * a->ci                              \
+                                        : keep->a1 + (i - keep->n0) * a->ci) + c0;          \
+      ++i;                                                                                  \
+      const int8_t *row = a->dy + q * a->co;                                                \
+      first_rows8(row, row + a->co, a->co, stage, to, 4 * a->ci, &m);                       \
+    }                                                                                       \
+    return m;                                                                               \
+  }
 #else
 #define TT_GDSP_PROBES8(CB, M)
+#define TT_GDSP_KEPT8(CB, M)
 #endif
 TT_GDSP_PROBES(8, 0)
 TT_GDSP_PROBES(6, 0)
@@ -1013,6 +1054,7 @@ TT_GDSP_PROBES(2, 1)
 TT_GDSP_PROBES(1, 1)
 #undef TT_GDSP_PROBES
 #undef TT_GDSP_PROBES8
+#undef TT_GDSP_KEPT8
 typedef uint32_t (*probes_fn)(const pointwise *a, const tt_dsp_word *stage,
                               const tt_keep *keep, uint32_t m);
 typedef uint32_t (*kept_fn)(const pointwise *a, const tt_dsp_word *stage, const tt_keep *keep,
