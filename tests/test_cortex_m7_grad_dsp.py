@@ -102,15 +102,7 @@ def input_grad_variants(mask: np.ndarray, dx_shape, seed: int, steps: int):
 # --- the optimistic pass (tt_input_grad.c input_grad_s8): designed calls -----------------------
 
 OPTIMISTIC_CASES = ("probed", "one_above", "twice", "twice_masked", "kept_max", "equal_rows",
-                    "equal_rows_one_pass", "equal_but_last", "equal_but_last_byte",
-                    "ranked_first", "ranked_last", "ranked_scattered", "ranked_scattered_masked",
-                    "ranked_unkept_max", "ranked_unkept_max_masked", "ranked_wide",
-                    "ranked_wide_masked")
-
-# the rows of largest sum (dy * mult)^2 in ranked_case's "ranked_scattered": first, adjacent,
-# in dx's slots at their own first byte (60 in slot 15, 56 in 14), past every slot (61-63:
-# the scratch's) and not fitting any slot left (57-59: not kept; two of them probed)
-RANKED_ROWS = (0, 5, 6, 7, 30, 31, 44, 56, 57, 58, 59, 60, 61, 62, 63)
+                    "equal_rows_one_pass", "equal_but_last", "equal_but_last_byte")
 
 
 def optimistic_case(case: str, rng, col: int):
@@ -127,8 +119,6 @@ def optimistic_case(case: str, rng, col: int):
     its third (stochastically: steady_rows). Returns dy, w [units, depth], mult, mask,
     scratch positions."""
     batches, units, depth = 32, 16, 24
-    if case.startswith("ranked"):
-        return ranked_case(case, rng)
     if case.startswith("equal"):
         # 15 outputs for the last byte's case: rows_equal's words end 3 bytes short of it
         return equal_rows_case(case, rng, batches, units - (case == "equal_but_last_byte"),
@@ -156,46 +146,6 @@ def optimistic_case(case: str, rng, col: int):
         for p, o in ((20, 1), (20, 2), (25, 0)):
             mask[(p * units + o) >> 3] |= np.uint8(1 << ((p * units + o) & 7))
     return dy, w, mult, mask, 4
-
-
-def ranked_case(case: str, rng):
-    """A fully connected call of 64 positions (16 outputs, 20 input channels: blocks of 8, 8
-    and a narrow 4; 3 scratch positions) that input_grad_s8 keeps by rank (tt_input_grad.c
-    choose_kept: the 19 rows of largest sum (dy * mult)^2, the 3 largest of them in the
-    scratch, the others in dx's 16 slots, row q in slot s only where q <= 4s; 2 probes).
-    Output 0 has weights 127 into every column, the others weights of -1, 0 or 1; every row
-    has |dy| <= 20 in output 0 and |dy| = 100 in the others but the designed rows', whose
-    others are +-127 and output 0 127 in the row of the call's maximum, 80 in the others
-    ("first": row 0, "last": row 63, "scattered": RANKED_ROWS, the maximum in 44): the
-    largest norms (masked: the mask's live outputs decide). "unkept_max":
-    row 40 has output 0 only (127): the smallest norm and the largest sums, neither kept nor
-    probed, so the guess fails and every row is computed again. "wide": "scattered" with
-    256 outputs (the staging full: no rows' stream states, so the later blocks step the
-    stream over the kept rows). Multipliers 16. Returns dy, w, mult, mask, scratch
-    positions."""
-    batches, units, depth = 64, 256 if "wide" in case else 16, 20
-    w = rng.integers(-1, 2, (units, depth)).astype(np.int8)
-    if units > 16:
-        w[16:] = 0                              # the designed sums as with 16 outputs
-    w[0] = 127
-    mult = np.full(units, 16, np.int16)
-    dy = rng.choice(np.array([-100, 100], np.int8), (batches, units))
-    dy[:, 0] = rng.integers(-20, 21, batches)
-    rows = {"ranked_first": (0,), "ranked_last": (63,)}.get(case.replace("_masked", ""),
-                                                             RANKED_ROWS)
-    if "unkept_max" in case:
-        dy[40] = 0
-        dy[40, 0] = 127
-    else:
-        for p in rows:
-            dy[p] = rng.choice(np.array([-127, 127], np.int8), units)
-            dy[p, 0] = 127 if p == (rows[0] if len(rows) == 1 else 44) else 80
-    mask = None
-    if case.endswith("_masked"):
-        mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
-        mask[(40 * units) >> 3] |= 1            # row 40's output 0, row 44's: live
-        mask[(44 * units) >> 3] |= 1
-    return dy, w, mult, mask, 3
 
 
 def equal_rows_case(case: str, rng, batches: int, units: int, depth: int):
@@ -865,9 +815,7 @@ def test_optimistic_pass_equals_numpy():
     # the designs put the maximum where they say
     where = {"probed": 20, "one_above": 25, "twice": 25, "twice_masked": 25, "kept_max": 3,
              "equal_rows": 0, "equal_rows_one_pass": 0, "equal_but_last": 31,
-             "equal_but_last_byte": 31, "ranked_first": 0, "ranked_last": 63,
-             "ranked_scattered": 44, "ranked_scattered_masked": 44, "ranked_unkept_max": 40,
-             "ranked_unkept_max_masked": 40, "ranked_wide": 44, "ranked_wide_masked": 44}
+             "equal_but_last_byte": 31}
     assert {c for c, _ in seen} == set(where) and all(p == where[c] for c, p in seen), seen
 
 

@@ -227,11 +227,6 @@ typedef struct {
    * walks of other layers leave them */
   const int32_t *probe;
   int32_t probes;
-  /* where not 0, a pointwise layer's kept rows by rank (tt_input_grad.c): bit p for row p
-   * (positions < 64), the i-th set bit's accumulators at a0 + i ci for i < n0, at
-   * a1 + (i - n0) ci after; n1 of them. The keeping walk computes these rows only, the
-   * rounding walk rounds them from there (tt_kept does not apply) */
-  uint64_t rows;
 } tt_keep;
 
 /* Where position p's accumulators are kept, or NULL. */

@@ -358,8 +358,6 @@ static void walk_s8(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, const tt
   int32_t acc[TT_IG_BLOCK];
   uint32_t top = 0;
   int8_t *out = dx + p0 * a->ci;
-  const uint64_t ranked = keep != 0 ? keep->rows : 0u;
-  int32_t ki = 0;                         /* the ranked keep's kept rows walked so far */
   for (int32_t b = 0; b < a->n; ++b)
     for (int32_t iy = 0; iy < a->h; ++iy) {
       const int32_t row = (b * a->h + iy) * a->wd;
@@ -367,26 +365,8 @@ static void walk_s8(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, const tt
       tt_taps_reading(iy, v.stride_h, v.dilation_h, v.pad_top, a->kh, a->oh, &a->ty);
       for (int32_t ix = 0; ix < a->wd; ++ix) {
         if (row + ix < p0 || row + ix >= p1) continue;
-        int32_t *kept;
-        if (ranked != 0) {
-          /* the ranked keep (tt_common.h; walks from position 0): the keeping walk computes
-           * the kept rows only, the rounding walk rounds them from where they are kept */
-          if (!((ranked >> (row + ix)) & 1u)) {
-            if (r == 0) continue;
-            kept = 0;
-          } else {
-            kept = ki < keep->n0 ? keep->a0 + ki * a->ci : keep->a1 + (ki - keep->n0) * a->ci;
-            ++ki;
-            if (r != 0) {
-              tt_round_grads(r, kept, a->ci, out);
-              out += a->ci;
-              continue;
-            }
-          }
-        } else {
-          kept = tt_kept(keep, row + ix, a->ci);
-        }
         tt_taps_reading(ix, v.stride_w, v.dilation_w, v.pad_left, a->kw, a->ow, &a->tx);
+        int32_t *const kept = tt_kept(keep, row + ix, a->ci);
         for (int32_t c0 = 0; c0 < a->ci; c0 += TT_IG_BLOCK) {
           const int32_t nc = a->ci - c0 < TT_IG_BLOCK ? a->ci - c0 : TT_IG_BLOCK;
           if (depthwise)
@@ -662,64 +642,6 @@ static void choose_probes(const layer_s8 *a, int32_t p0, int32_t p1, int32_t k,
     choose_unweighted(a, p0, p1, k, probe);
 }
 
-/* The ranked keep (tt_common.h tt_keep's rows) of a pointwise layer of at most
- * TT_IG_RANK_MAX positions, instead of positions [0, n1): the first pass keeps the rows of
- * largest row_norm, where the call's A lies far more often than in its first rows. On the
- * dumped calls of MobileNetV2's 113 KB program (15 steps) and MCUNet's (6 steps), keeping
- * the rows ranked so plus 2 probes missed A in none of 123 calls of 64 rows (1 probe: 2
- * misses), where positions [0, n1) needed 8-9 probes (benchmarks/RESULTS.md, round 17
- * (keep17)). The rows go where they can: the `extra` largest of the chosen in the scratch,
- * the others in dx's `slots` first positions' bytes, row q only in slot s with q <= 4s (the
- * rounding, in row-major order, writes row q's bytes [q ci, q ci + ci) over slot q / 4
- * only, whose row is then rounded already or is q itself at the slot's first byte, as
- * positions [0, n0) are); a chosen row that fits no slot left is not kept (a probe may take
- * it). Sets *keep (left as it is where no row could be kept) and probe[0 .. keep->probes),
- * the best-ranked rows not kept, k at most. Not inlined: its lists (576 B) are off input_grad_s8's frame. */
-#define TT_IG_RANK_MAX 64
-#ifndef TT_IG_RANK_PROBES
-#define TT_IG_RANK_PROBES 2
-#endif
-static __attribute__((noinline)) void choose_kept(const layer_s8 *a, int32_t positions,
-                                                  int32_t slots, int32_t extra, int32_t k,
-                                                  int32_t *dx_words, int32_t *scratch,
-                                                  int32_t *probe, tt_keep *keep) {
-  uint64_t norm[TT_IG_RANK_MAX];
-  uint8_t order[TT_IG_RANK_MAX];
-  int32_t want = slots + extra + k, have = 0;
-  if (want > positions) want = positions;
-  for (int32_t p = 0; p < positions; ++p) {
-    const uint64_t d = row_norm(a->dy + p * a->co, a->mask, p * a->co, a->co, a->mult);
-    if (have == want && d <= norm[want - 1]) continue;
-    int32_t i = have < want ? have++ : want - 1;
-    for (; i > 0 && norm[i - 1] < d; --i) norm[i] = norm[i - 1], order[i] = order[i - 1];
-    norm[i] = d, order[i] = (uint8_t)p;
-  }
-  uint64_t chosen = 0, kept = 0;
-  for (int32_t i = 0; i < have && i < slots + extra; ++i) chosen |= (uint64_t)1 << order[i];
-  int32_t s = slots - 1, left = extra;
-  for (int32_t q = positions - 1; q >= 0; --q) {
-    if (!((chosen >> q) & 1u)) continue;
-    if (left > 0) {
-      --left;
-      kept |= (uint64_t)1 << q;
-    } else if (s >= 0 && q <= 4 * s) {
-      --s;
-      kept |= (uint64_t)1 << q;
-    }
-  }
-  if (kept == 0) return;
-  keep->a0 = dx_words + (s + 1) * a->ci;
-  keep->n0 = slots - 1 - s;
-  keep->a1 = scratch;
-  keep->n1 = keep->n0 + extra - left;
-  keep->rows = kept;
-  int32_t j = 0;
-  for (int32_t i = 0; i < have && j < k; ++i)
-    if (!((kept >> order[i]) & 1u)) probe[j++] = order[i];
-  keep->probe = probe;
-  keep->probes = j;
-}
-
 /* The rule's A for a layer's first pass, and where its accumulators went (input_grad_s8;
  * inlined there, as round_walk is: a frame of their own sat on the deepest stack path, 40 B
  * of the 113 KB program's). */
@@ -734,13 +656,12 @@ first_pass(layer_s8 *a, int depthwise, int32_t p1, const tt_keep *keep) {
   return amax;
 }
 
-/* The rounding walk of positions [p0, p1), measuring them too where amax is not NULL; the
- * rows of a ranked keep (not NULL: p0 is 0) rounded from where they are kept. */
+/* The rounding walk of positions [p0, p1), measuring them too where amax is not NULL. */
 static inline __attribute__((always_inline)) void
 round_walk(layer_s8 *a, int depthwise, int32_t p0, int32_t p1, uint32_t *amax, tt_rounder *r,
-           int8_t *dx, const tt_keep *ranked) {
-  if (p1 > p0 && !dsp_walk(a, depthwise, p0, p1, ranked, amax, r, dx))
-    walk_s8(a, depthwise, p0, p1, ranked, amax, r, dx);
+           int8_t *dx) {
+  if (p1 > p0 && !dsp_walk(a, depthwise, p0, p1, 0, amax, r, dx))
+    walk_s8(a, depthwise, p0, p1, 0, amax, r, dx);
 }
 
 /* Whether rows 1 .. rows - 1 of dy [rows, co] all equal row 0 (a pooling's gradient
@@ -787,7 +708,7 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   if (scratch == 0 || scratch_positions < 0) scratch_positions = 0;
   const int one_pass = scratch_positions >= positions;
   if (one_pass && depthwise) {
-    const tt_keep all = {scratch, positions, 0, positions, 0, 0, 0};
+    const tt_keep all = {scratch, positions, 0, positions, 0, 0};
     if (!dsp_depthwise_walk(a, 0, positions, &all, 0, 0, 0)) depthwise_scatter(a, scratch);
     tt_quantize_grad_s8(scratch, positions * a->ci, unit, rounding, dx, dx_scale);
     return;
@@ -799,7 +720,7 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   const int32_t extra = one_pass ? 0 : scratch_positions < positions - quarter ? scratch_positions
                                                                             : positions - quarter;
   int32_t *const a0 = one_pass ? scratch : (int32_t *)(void *)dx;
-  tt_keep keep = {a0, quarter, scratch, quarter + extra, 0, 0, 0};
+  tt_keep keep = {a0, quarter, scratch, quarter + extra, 0, 0};
   const tt_keep *const first = keep.n1 > 0 ? &keep : 0;
   const int32_t unkept = positions - keep.n1;
   /* a pointwise layer: dx's positions are dy's (row p of dx sums row p of dy's terms) */
@@ -814,7 +735,7 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
      * row has the same sums. One row is computed into the scratch, and A is its largest
      * magnitude; each position is rounded from it in row-major order: the same integers,
      * draws and rule as computing every row, once instead of twice per unkept row. */
-    const tt_keep one = {scratch, 1, scratch, 1, 0, 0, 0};
+    const tt_keep one = {scratch, 1, scratch, 1, 0, 0};
     const uint32_t a1 = first_pass(a, 0, 1, &one);
     tt_rounder r;
     tt_rounder_begin(&r, a1, unit, rounding, dx_scale);
@@ -829,25 +750,6 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   int32_t probe[TT_IG_PROBES_MAX];
   const int optimistic = pointwise && probes > 0 && unkept > probes;
   uint32_t amax;
-  tt_rounder r;
-  if (optimistic && positions <= TT_IG_RANK_MAX && quarter > 0) {
-    /* (keep itself: a second one on the frame cost the deepest stack path 40 B) */
-    choose_kept(a, positions, quarter, extra, TT_IG_RANK_PROBES + (quarter < 8),
-                (int32_t *)(void *)dx, scratch, probe, &keep);
-    if (keep.rows != 0) {
-      amax = first_pass(a, 0, positions, &keep);           /* the guess */
-      tt_rounder_begin(&r, amax, unit, rounding, dx_scale);
-      uint32_t rest = 0;
-      round_walk(a, 0, 0, positions, &rest, &r, dx, &keep);
-      if (rest > amax) {
-        /* the guess was low: every row again (the kept rows' bytes in dx are gone) */
-        tt_rounder_begin(&r, rest, unit, rounding, dx_scale);
-        round_walk(a, 0, 0, positions, 0, &r, dx, 0);
-      }
-      tt_rounder_end(&r, rounding);
-      return;
-    }
-  }
   if (optimistic) {
     choose_probes(a, keep.n1, positions, probes, probe);
     keep.probe = probe, keep.probes = probes;
@@ -855,17 +757,18 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   } else {
     amax = first_pass(a, depthwise, positions, first);
   }
+  tt_rounder r;
   tt_rounder_begin(&r, amax, unit, rounding, dx_scale);
   if (quarter > 0) tt_round_grads(&r, keep.a0, quarter * a->ci, dx);
   if (extra > 0) tt_round_grads(&r, scratch, extra * a->ci, dx + quarter * a->ci);
   uint32_t rest = 0;                      /* the unkept rows' maximum, where they are guessed */
-  round_walk(a, depthwise, keep.n1, positions, optimistic ? &rest : 0, &r, dx, 0);
+  round_walk(a, depthwise, keep.n1, positions, optimistic ? &rest : 0, &r, dx);
   if (rest > amax) {
     /* the guess was low: A is the unkept rows' maximum; the stream from the op's state */
     tt_rounder_begin(&r, rest, unit, rounding, dx_scale);
-    round_walk(a, 0, 0, quarter, 0, &r, dx, 0);
+    round_walk(a, 0, 0, quarter, 0, &r, dx);
     if (extra > 0) tt_round_grads(&r, scratch, extra * a->ci, dx + quarter * a->ci);
-    round_walk(a, 0, keep.n1, positions, 0, &r, dx, 0);
+    round_walk(a, 0, keep.n1, positions, 0, &r, dx);
   }
   tt_rounder_end(&r, rounding);
 }

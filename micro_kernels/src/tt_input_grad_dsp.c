@@ -595,38 +595,6 @@ static inline __attribute__((always_inline)) uint32_t probe_rows(const pointwise
   return m;
 }
 
-/* The keeping walk of a ranked keep (tt_common.h): its rows only against the staged block,
- * their accumulators of channels [c0, c0 + nc) kept and their largest magnitude taken,
- * max(m, it) returned (only the nc sums: a narrow block's other columns are not the
- * layer's). */
-static inline __attribute__((always_inline)) uint32_t kept_rows(const pointwise *a,
-                                                                const tt_dsp_word *stage,
-                                                                const int32_t CB,
-                                                                const int masked,
-                                                                const tt_keep *keep,
-                                                                int32_t c0, int32_t nc,
-                                                                uint32_t m) {
-  int32_t acc[8];
-  int32_t i = 0;
-  for (int32_t q = 0; q < a->rows; ++q) {
-    if (!((keep->rows >> q) & 1u)) continue;
-    int32_t *const to = (i < keep->n0 ? keep->a0 + i * a->ci
-                                      : keep->a1 + (i - keep->n0) * a->ci) + c0;
-    ++i;
-    if (nc == CB) {
-      m = row_sums(a, q, stage, CB, masked, to, 1, m, acc);
-      continue;
-    }
-    m = row_sums(a, q, stage, CB, masked, 0, 0, m, acc);
-    for (int32_t j = 0; j < nc; ++j) {
-      to[j] = acc[j];
-      const uint32_t v = tt_magnitude(acc[j]);
-      if (v > m) m = v;
-    }
-  }
-  return m;
-}
-
 /* Every row against one staged block: the accumulators of channels [c0, c0 + nc) kept, or
  * their largest magnitude into *top (`rounds` 0: r is NULL), or rounded into dx (`rounds`
  * 1: keep is NULL, and top, where not NULL, takes the rounded rows' largest magnitude: the
@@ -649,11 +617,7 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
                                                         const tt_gdsp_jumper *skip,
                                                         int8_t *dx, const int rounds,
                                                         const int lean, const int steady) {
-  /* a rounding walk may also measure (tt_input_grad.c's optimistic pass checks its guess);
-   * a ranked keep's rows (tt_common.h) it rounds from where they are kept */
-  const uint64_t ranked = rounds && keep != 0 ? keep->rows : 0u;
-  const tt_keep *const from = keep;
-  int32_t ki = 0;
+  /* a rounding walk may also measure (tt_input_grad.c's optimistic pass checks its guess) */
   if (rounds) keep = 0;
   else r = 0;
   /* the operands and the rounder in locals: dx's and the kept rows' stores may alias what
@@ -675,33 +639,6 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
   const int32_t n0 = keep != 0 ? keep->n0 : 0, n1 = keep != 0 ? keep->n1 : 0;
   int32_t *kept = tt_kept(keep, 0, a->ci);
   for (int32_t p = 0; p < a->rows; ++p) {
-    if (ranked != 0 && ((ranked >> p) & 1u)) {
-      /* a kept row: rounded whole in the first block (its ci draws in a row, then the
-       * stream is at the next row's start: no jump), its state after it recorded for the
-       * later blocks, which skip it (the walk's last state is the last row's); without
-       * the rows' states they step the stream over it */
-      if (first) {
-        const int32_t *k = ki < from->n0 ? from->a0 + ki * a->ci
-                                          : from->a1 + (ki - from->n0) * a->ci;
-        ++ki;
-        if (lean) r->rng = x;
-        tt_round_grads(r, k, a->ci, dx + p * a->ci);
-        if (lean) x = r->rng;
-        if (states != 0) states[p] = r->rng;
-      } else if (states != 0) {
-        if (lean) x = states[p];
-        else r->rng = states[p];
-      } else if (r->stochastic && !r->exact) {
-        /* no rows' states (the staging full): the stream over the block's nc draws of the
-         * row, then to the next row's as every row's */
-        uint32_t y = tt_gdsp_skip(lean ? x : r->rng, nc);
-        if (p + 1 < a->rows) y = tt_gdsp_jump(skip, y);
-        if (lean) x = y;
-        else r->rng = y;
-      }
-      if (lean) out += a->ci;
-      continue;
-    }
     /* a whole block's sums are kept and measured while in registers, but for the masked
      * narrow blocks: there the sinks' pointers cost the loop registers (measured slower) */
     const int kept_row = p < n1, sink = nc == CB && (!masked || CB == 8);
@@ -945,42 +882,13 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
   r->rng = x;
   *top = m;
 }
-/* steady_rows over the runs of rows between a ranked keep's (tt_common.h), which the first
- * block rounded: steady_rows' loop as it is for each run (a test per row in it cost the
- * rows' registers: 25 instructions a row and block on the rig), the stream's last state the
- * last row's. */
-static inline __attribute__((always_inline)) void steady_runs(const pointwise *a,
-                                                              const tt_dsp_word *stage,
-                                                              const int32_t CB, int32_t c0,
-                                                              tt_rounder *r, int8_t *dx,
-                                                              uint32_t *top, uint64_t kept) {
-  pointwise run = *a;
-  for (int32_t p = 0; p < a->rows;) {
-    if ((kept >> p) & 1u) {
-      ++p;
-      continue;
-    }
-    int32_t e = p + 1;
-    while (e < a->rows && !((kept >> e) & 1u)) ++e;
-    run.dy = a->dy + p * a->co;
-    run.mask_at = a->mask_at + p * a->co;
-    run.rows = e - p;
-    run.states = a->states + p;
-    steady_rows(&run, stage, CB, c0, r, dx + p * a->ci, top);
-    p = e;
-  }
-  if ((kept >> (a->rows - 1)) & 1u) r->rng = a->states[a->rows - 1];
-}
 /* One copy, measuring: where no maximum is asked for (the plain second pass, the
  * optimistic pass's redo: few rows), it measures into a dummy from 2^31 - 1, which no sum
  * passes (|sum| < 2^31), about 20 instructions a row and block against a second copy. */
 #define TT_GDSP_STEADY_ROWS(CB)                                                             \
   if (((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && (a->co & 7) == 0) {            \
     uint32_t unasked = 0x7FFFFFFFu;                                                         \
-    if (keep != 0 && keep->rows != 0)                                                       \
-      steady_runs(a, stage, (CB), c0, r, dx, top != 0 ? top : &unasked, keep->rows);        \
-    else                                                                                    \
-      steady_rows(a, stage, (CB), c0, r, dx, top != 0 ? top : &unasked);                    \
+    steady_rows(a, stage, (CB), c0, r, dx, top != 0 ? top : &unasked);                     \
     return;                                                                                 \
   }
 #define TT_GDSP_FIRST_ROWS(CB, M)                                                           \
@@ -1005,13 +913,6 @@ static inline __attribute__((always_inline)) void steady_runs(const pointwise *a
     const pointwise local = *p, *const a = &local;   /* no reload of a field a row */        \
     TT_GDSP_PROBES8(CB, M)                                                                  \
     return probe_rows(a, stage, CB, M, keep, m);                                            \
-  }                                                                                         \
-  static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t kept##CB##_##M(                   \
-      const pointwise *p, const tt_dsp_word *stage, const tt_keep *keep, int32_t c0,       \
-      int32_t nc, uint32_t m) {                                                             \
-    const pointwise local = *p, *const a = &local;                                          \
-    TT_GDSP_KEPT8(CB, M)                                                                    \
-    return kept_rows(a, stage, CB, M, keep, c0, nc, m);                                     \
   }
 #if TT_DSP_ASM_ALL_REGS
 #define TT_GDSP_PROBES8(CB, M)                                                              \
@@ -1022,24 +923,8 @@ static inline __attribute__((always_inline)) void steady_runs(const pointwise *a
     }                                                                                       \
     return m;                                                                               \
   }
-/* the kept rows through first_rows8's loop, one row a call (row_sums' per-row set-up cost
- * 40% more a row on MobileNetV2's 64 x 192 <- 32) */
-#define TT_GDSP_KEPT8(CB, M)                                                                \
-  if ((CB) == 8 && !(M) && nc == 8 && (a->co & 7) == 0) {                                  \
-    int32_t i = 0;                                                                          \
-    for (int32_t q = 0; q < a->rows; ++q) {                                                 \
-      if (!((keep->rows >> q) & 1u)) continue;                                              \
-      int32_t *const to = (i < keep->n0 ? keep->a0 + i * a->ci                              \
-                                        : keep->a1 + (i - keep->n0) * a->ci) + c0;          \
-      ++i;                                                                                  \
-      const int8_t *row = a->dy + q * a->co;                                                \
-      first_rows8(row, row + a->co, a->co, stage, to, 4 * a->ci, &m);                       \
-    }                                                                                       \
-    return m;                                                                               \
-  }
 #else
 #define TT_GDSP_PROBES8(CB, M)
-#define TT_GDSP_KEPT8(CB, M)
 #endif
 TT_GDSP_PROBES(8, 0)
 TT_GDSP_PROBES(6, 0)
@@ -1054,11 +939,8 @@ TT_GDSP_PROBES(2, 1)
 TT_GDSP_PROBES(1, 1)
 #undef TT_GDSP_PROBES
 #undef TT_GDSP_PROBES8
-#undef TT_GDSP_KEPT8
 typedef uint32_t (*probes_fn)(const pointwise *a, const tt_dsp_word *stage,
                               const tt_keep *keep, uint32_t m);
-typedef uint32_t (*kept_fn)(const pointwise *a, const tt_dsp_word *stage, const tt_keep *keep,
-                            int32_t c0, int32_t nc, uint32_t m);
 
 /* One compiled copy per block width, mask and pass (keeping or measuring; rounding). KEEP
  * is the keeping copy's `rounds`: 0, or r != 0 (the copy then compiles the rounding rows
@@ -1130,7 +1012,6 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   const int32_t staged = 2 * groups * CB;
   uint32_t *const states =
       stochastic && ci > CB && TT_GRAD_DSP_STAGE_BYTES / 4 - staged >= rows ? stage + staged : 0;
-  const int ranked = keep != 0 && keep->rows != 0;   /* a ranked keep (tt_common.h) */
   const pointwise a = {dy, mask, mask_at, rows, co, groups, w_lo, w_hi, k, ci, mult, states};
   static const block_fn blocks[2][2][9] = {
       {{0, block1_0, block2_0, block3_0, block4_0, 0, block6_0, 0, block8_0},
@@ -1143,9 +1024,6 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
       {0, probes1_1, probes2_1, probes3_1, probes4_1, 0, 0, 0, probes8_1}};
   const probes_fn probes = r == 0 && amax != 0 && keep != 0 && keep->probes > 0
                                ? probing[mask != 0][CB] : 0;
-  static const kept_fn keeping[2][9] = {
-      {0, kept1_0, kept2_0, kept3_0, kept4_0, 0, kept6_0, 0, kept8_0},
-      {0, kept1_1, kept2_1, kept3_1, kept4_1, 0, 0, 0, kept8_1}};
   uint32_t top = 0;
   uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
   tt_gdsp_jumper skip;                                /* over a row's other ci - nc draws */
@@ -1161,10 +1039,7 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
     } else if (stochastic && c0 == 0) {
       tt_gdsp_jump_init(&skip, ci - nc, rows - 1);          /* the first block's jumps */
     }
-    if (ranked && r == 0)
-      top = keeping[mask != 0][CB](&a, stage, keep, c0, nc, top);
-    else
-      fn(&a, stage, c0, nc, keep, amax != 0 ? &top : 0, r, &skip, dx);
+    fn(&a, stage, c0, nc, keep, amax != 0 ? &top : 0, r, &skip, dx);
     if (probes != 0) top = probes(&a, stage, keep, top);
   }
   if (amax != 0) *amax = top;
@@ -1181,7 +1056,7 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   for (int32_t o = 0; o < co; ++o)
     if (mult[o] < 0 || mult[o] > (1 << TT_GRAD_MAX_SHIFT)) return 0;
   /* a call keeps (and measures), or rounds (and may measure: the optimistic pass) */
-  if (r != 0 && keep != 0 && keep->rows == 0) return 0;
+  if (r != 0 && keep != 0) return 0;
   /* staging or not, by instructions per weight (tenths; the loops' counts, checked on the
    * rig): the staging 36 and 8.4 a row; unstaged (tt_input_grad_rows_dsp.c) 35 per two rows,
    * 23 a last odd row: 2 and 3 rows go unstaged, 4 and more staged (a mask makes the staged
@@ -1194,11 +1069,6 @@ int tt_dsp_pointwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   const int32_t probes = keep != 0 && amax != 0 ? keep->probes : 0;
   const int can_stage = block_width(co, mask != 0) > 0 && rows + probes >= 2;
   const int32_t unstaged = 35 * (rows >> 1) + 23 * (rows & 1);
-  /* a ranked keep's walks (tt_common.h): the staged walk's only */
-  if (keep != 0 && keep->rows != 0)
-    return can_stage ? staged_walk(dy, mask, mask_at, rows, co, w_lo, k, w_hi, ci, mult, keep,
-                                   amax, r, dx)
-                     : 0;
   if (probes == 0 && (!can_stage || unstaged < 36 + 84 * rows / 10) && tt_dsp_rows_fit(co))
     return tt_dsp_pointwise_input_grad_rows_s8(dy, mask, mask_at, rows, co, w_lo, k, w_hi, ci,
                                                mult, keep, amax, r, dx);
