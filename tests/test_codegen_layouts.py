@@ -140,8 +140,9 @@ def test_row_records_equal_int8_filters_on_the_host():
 
 # (h, w, co, pad): stems of 3 channels, 4x4/2 with a zero last row and column (the
 # importer's grown 3x3/2), output rows of 8 (a block of 6 and 2 left), 32 (5 blocks of 6 and
-# 2 left), 5 (blocks of 4 and 1) and 1 pixels, 16 and 8 output channels, padded or not
-STEM_SHAPES = [(16, 16, 16, 1), (4, 64, 16, 1), (10, 9, 8, 0), (3, 3, 16, 1)]
+# 2 left), 5 (blocks of 4 and 1) and 1 pixels, 16, 8 and 5 output channels (5 * 28 bytes:
+# the packed head's 4-byte pad before the widened rows), padded or not
+STEM_SHAPES = [(16, 16, 16, 1), (4, 64, 16, 1), (10, 9, 8, 0), (3, 3, 16, 1), (6, 7, 5, 1)]
 
 
 def stem_filter(rng, co) -> np.ndarray:
@@ -176,17 +177,23 @@ def stem_calls(rng) -> None:
                 (h, w, co, out_off)
 
 
-def test_a_stems_packed_filter_is_stem_pack_filters_words():
+@pytest.mark.parametrize("co, head", [(2, 56), (3, 88)])
+def test_a_stems_packed_filter_is_stem_pack_filters_words(co, head):
     """Rows 0-2's bytes 0-7, then [row 1's byte 8, 0, row 0's, row 2's] (tt_fwd_conv.c:
-    stem_pack_filter), padded to 8 bytes, then the same rows in SXTB16's lanes."""
-    f = stem_filter(np.random.default_rng(1), 2)
+    stem_pack_filter), padded to 8 bytes (3 channels: 84 bytes and 4 of zeros), then the
+    same rows in SXTB16's lanes."""
+    f = stem_filter(np.random.default_rng(1), co)
     wide = layouts.stem_wide(f)
-    rows = f.reshape(2, 4, 12)
-    packed = wide[:28].view(np.int8).reshape(2, 28)
-    assert packed[1].tolist() == [*rows[1, 0, :8], *rows[1, 1, :8], *rows[1, 2, :8],
-                                  rows[1, 1, 8], 0, rows[1, 0, 8], rows[1, 2, 8]]
-    assert wide[28:].tolist() == layouts.widened(packed.reshape(2, 1, 1, 28)).ravel().tolist()
-    assert wide.dtype == np.int16 and wide.size == 28 + 2 * 28
+    rows = f.reshape(co, 4, 12)
+    head_bytes = wide[:head // 2].view(np.int8)
+    packed = head_bytes[:co * 28].reshape(co, 28)
+    for c in range(co):
+        assert packed[c].tolist() == [*rows[c, 0, :8], *rows[c, 1, :8], *rows[c, 2, :8],
+                                      rows[c, 1, 8], 0, rows[c, 0, 8], rows[c, 2, 8]]
+    assert not head_bytes[co * 28:].any()
+    assert wide[head // 2:].tolist() == \
+        layouts.widened(packed.reshape(co, 1, 1, 28)).ravel().tolist()
+    assert wide.dtype == np.int16 and wide.size == head // 2 + co * 28
     assert layouts.stem_packs(f)
     for bad in ((0, 3, 0), (0, 1, 3), (slice(None), 2, slice(None))):
         g = f.copy()

@@ -262,3 +262,21 @@ def test_chained_streams_equal_the_two_streams(case):
                               *args0[4:], w0, p0 if pack else None, ring, *b, got, w1,
                               p1 if pack else None) == 0
         assert got.tobytes() == want.tobytes(), pack
+
+
+@pytest.mark.parametrize("kernel", ["tt_pointwise_depthwise_s8",
+                                    "tt_pointwise_depthwise_packed_s8"])
+def test_a_pointwise_depthwise_stream_reading_the_sample_is_refused(kernel):
+    """A 1x1 first layer streamed into its depthwise (a tt_pointwise_depthwise* stream, which
+    has no tt_row_source form) reads the sample: --input rows refuses it in one line (a
+    CodegenError, not SOURCE_FORMS's KeyError)."""
+    from types import SimpleNamespace as NS
+    from tflite_train.codegen import program as P
+    graph = NS(inputs=[0], tensors=[NS(shape=(1, 8, 8, 3))],
+               operators=[NS(kind="CONV_2D", inputs=[0, 1]),
+                          NS(kind="DEPTHWISE_CONV_2D", inputs=[2, 3])])
+    with pytest.raises(P.CodegenError) as err:
+        P._row_input(graph, {}, [0, 1], {0}, {1: NS(name=kernel)})
+    text = str(err.value)
+    assert len(text.splitlines()) == 1 and "--input rows" in text and kernel in text \
+        and "--input arena" in text

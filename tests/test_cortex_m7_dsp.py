@@ -293,15 +293,19 @@ def depthwise_calls(rng) -> None:
     # a group's rows in one tt_dsp_dw3_run (even widths, int8's whole range, the pairs with
     # and without the sign correction): its top and bottom rows only, one pair a row, stride 2
     # with and without border rows, 4x4 maps of 3 groups and batches, the first row inside
-    # and the last at the bottom, a map of 1 row (masked: C's loop), dilation 2's two top
-    # rows (C's loop); (n, h, w, c, stride, dilation, pad_top, pad_left, oh, ow)
+    # and the last at the bottom, a map of 1 row (masked: C's loop), dilation 2 (the generic
+    # DSP sums: the 3x3 path wants dilation_w 1), and dilation (2, 1) (height, width): its two
+    # top rows (C's loop) and its one top row, eight inside and one bottom (a run of taps 2
+    # rows apart); (n, h, w, c, stride, dilation, pad_top, pad_left, oh, ow)
     runs = [(1, 2, 4, 4, 1, 1, 1, 1, 2, 4), (1, 3, 2, 8, 1, 1, 1, 1, 3, 2),
             (1, 9, 8, 8, 2, 1, 1, 1, 5, 4), (1, 7, 9, 4, 2, 1, 0, 0, 3, 4),
             (2, 4, 4, 12, 1, 1, 1, 1, 4, 4), (1, 5, 6, 4, 1, 1, 0, 1, 4, 6),
-            (1, 1, 6, 4, 1, 1, 1, 1, 1, 6), (1, 9, 8, 4, 1, 2, 2, 2, 9, 8)]
+            (1, 1, 6, 4, 1, 1, 1, 1, 1, 6), (1, 9, 8, 4, 1, 2, 2, 2, 9, 8),
+            (1, 9, 8, 4, 1, (2, 1), 2, 1, 9, 8), (1, 12, 8, 4, 1, (2, 1), 1, 1, 10, 8)]
     for act in ACTIVATIONS[:2]:
         for n, h, w, c, s, d, pt, pl, oh, ow in runs:
-            p = c_forward.ConvParams(s, s, d, d, pt, pl, *act)
+            dh, dw = d if isinstance(d, tuple) else (d, d)
+            p = c_forward.ConvParams(s, s, dh, dw, pt, pl, *act)
             x, f = int8(rng, (n, h, w, c)), weights(rng, (1, 3, 3, c))
             m, sh = quantization(rng, c, "real")
             b = biases(rng, c, False)

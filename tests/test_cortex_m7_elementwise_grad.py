@@ -144,3 +144,27 @@ def test_the_edge_calls_reach_every_form():
         forms.add((form, c.args[7] is not None))
     assert forms == {(f, s) for f in ("zero", "exact", "doubled", "wide")
                      for s in (True, False)}, forms
+    pools, whole_shapes = set(), set()
+    for c in elementwise_calls():
+        if c.name != "tt_average_pool_grad_s8":
+            continue
+        dy = np.frombuffer(c.args[0].before, np.int8)
+        n, oh, ow, ch, fh, fw = c.args[2:8]
+        stride_h, stride_w, _, _, pad_top, pad_left = np.frombuffer(c.args[8].before, np.int32)
+        h, w = c.args[9:11]
+
+        def taps(stride, pad, size, kernel):   # output 0's in-image taps (taps_in_image)
+            return sum(0 <= k - pad < size for k in range(kernel))
+        # tt_average_pool_grad_s8's condition for whole_image_grad_s8 (the DSP build)
+        whole = (oh, ow) == (1, 1) and taps(stride_h, pad_top, h, fh) == h and \
+            taps(stride_w, pad_left, w, fw) == w
+        amax = int(np.abs(dy[:n * ch].astype(np.int64)).max())
+        pools.add((whole, "zero" if amax == 0 else "exact" if amax <= 127 else "128"))
+        if whole:
+            whole_shapes.add((h, w, fh, fw, int(stride_h), int(pad_top)))
+    # pool_grad_calls' first five shapes (a 6x6/2 window padded 1 covers the 4x4 image too),
+    # not the last four (a 5x4 window padded 1 misses a column; 3x4, 4x3, 5x5 padded 2)
+    assert whole_shapes == {(4, 4, 4, 4, 1, 0), (4, 4, 4, 4, 4, 0), (3, 5, 3, 5, 1, 0),
+                            (1, 1, 1, 1, 1, 0), (4, 4, 6, 6, 2, 1)}, whole_shapes
+    assert pools == {(whole, a) for whole in (True, False) for a in ("zero", "exact", "128")}, \
+        pools

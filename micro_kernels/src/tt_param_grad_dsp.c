@@ -427,7 +427,7 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
 
 #if TT_DSP_ASM_ALL_REGS
 /* columns_group's whole groups of masked rows (co a multiple of 8, the mask bytes co / 8
- * apart) in assembly, 50 instructions a group of four rows against gcc's 58 (eight spill
+ * apart) in assembly, 50 instructions a group of four rows against gcc's 53 (eight spill
  * reloads an iteration): the four-bit field of the row's mask byte (NIBBLE: AND #15 or
  * LSR #4), its byte lanes from the table, the AND, SXTB16 even and odd; two rows' halves
  * PKHBT/PKHTB into the four words of positions (p, p + 1); the same words in the same

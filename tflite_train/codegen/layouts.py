@@ -186,9 +186,10 @@ def _tensor(graph: Graph, k: int, arg) -> int | None:
 
 
 def _saved(graph: Graph, k: int, layer, rows: int) -> tuple[float, int, int] | None:
-    """(instructions saved a byte, bytes, filter tensor) of pre-widening a 1x1 layer
-    (stride 1, no padding; `layer`: its parameters, multiplier, shift, input dims, filter
-    dims, filter, bias, output dims) that runs in `rows` calls of equal pixels, or None."""
+    """(instructions saved a byte, bytes, filter tensor) of pre-widening a layer that runs in
+    `rows` calls of equal pixels (`layer`: its parameters, multiplier, shift, input dims,
+    filter dims, filter, bias, output dims): a 1x1 one (stride 1, no padding; its row records
+    for 8 or 16 input channels) or a stem (_stem: packed and widened, stem_wide), or None."""
     p, mult, shift, x_dims, f_dims, filt, bias, y_dims = layer
     t = _tensor(graph, k, filt)
     if t is None or t < 0 or not graph.tensors[t].is_constant:
@@ -253,8 +254,9 @@ def candidates(graph: Graph, k: int, call: KernelCall | None
                ) -> dict[str, tuple[float, int, int]]:
     """Side -> (instructions saved a byte, bytes, filter tensor) of pre-widening operator k's
     filter ("": a tt_conv2d_s8 of a frozen 1x1 filter at stride 1 without padding, the blocks
-    of 6 pixels) or a stream's 1x1 sides ("a": its first layer, one call a depthwise output
-    row; "pw": its projection, one call an output row)."""
+    of 6 pixels) or a stream's sides (SIDES; "a": its first layer, a 1x1 one or a stem, one
+    call a depthwise output row or a mid row; "pw": its projection, one call an output row;
+    the chain's "b" and "b_pw": its second block's expansion and projection)."""
     out = {}
     for side, (layer, rows) in _layers(call).items():
         c = _saved(graph, k, layer, rows)

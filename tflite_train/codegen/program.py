@@ -585,6 +585,11 @@ def _row_input(graph: Graph, calls: dict[int, KernelCall], streamed: list[int],
         if kernel is None:
             why = (f"operator {k} ({graph.operators[k].kind}) reads the sample and has no "
                    "row-by-row form")
+        elif kernel not in SOURCE_FORMS:
+            # a 1x1 first layer streamed into its depthwise (tt_pointwise_depthwise*): that
+            # stream has no tt_row_source form
+            why = (f"operator {k} ({graph.operators[k].kind}) reads the sample in {kernel}, "
+                   "which has no row-by-row form")
     if why is not None:
         raise CodegenError(f"--input rows: {why}; generate it with --input arena")
     f_dims = calls[k].args[5]
