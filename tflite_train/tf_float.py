@@ -58,6 +58,21 @@ def _explicit_pad(tf, graph: Graph, op: Operator, x, kernel_hw):
     return tf.pad(x, paddings), stride, dilation
 
 
+def _dilated(tf, w, dilation):
+    """A [kh, kw, ci, co] filter with dilation - 1 zero taps between its taps: the dilated
+    convolution as a plain one. TF's Eigen CPU kernels compute no gradient of a dilated
+    CONV_2D ("Current CPU implementations do not yet support dilation rates larger than
+    1"; only its oneDNN build, on some CPUs, does), and the zero taps add nothing."""
+    dh, dw = dilation
+    if (dh, dw) == (1, 1):
+        return w
+    kh, kw, ci, co = w.shape
+    w = tf.reshape(w, [kh, 1, kw, 1, ci, co])
+    w = tf.pad(w, [[0, 0], [0, dh - 1], [0, 0], [0, dw - 1], [0, 0], [0, 0]])
+    w = tf.reshape(w, [kh * dh, kw * dw, ci, co])
+    return w[:(kh - 1) * dh + 1, :(kw - 1) * dw + 1]
+
+
 def apply(graph: Graph, op: Operator, args: list, activation: bool = True):
     """The op on real-valued TF tensors. `args[i]` is the real value of input i (weights
     already dequantized); returns the real output (before the fused activation if
@@ -71,8 +86,8 @@ def apply(graph: Graph, op: Operator, args: list, activation: bool = True):
     if kind == "CONV_2D":
         x, w = args[0], args[1]
         xp, stride, dilation = _explicit_pad(tf, graph, op, x, graph.tensors[op.inputs[1]].shape[1:3])
-        z = tf.nn.conv2d(xp, tf.transpose(w, [1, 2, 3, 0]), strides=[1, *stride, 1],
-                         padding="VALID", dilations=[1, *dilation, 1])
+        z = tf.nn.conv2d(xp, _dilated(tf, tf.transpose(w, [1, 2, 3, 0]), dilation),
+                         strides=[1, *stride, 1], padding="VALID")
         if len(args) > 2 and args[2] is not None:
             z = z + args[2]
         return fused(z)
