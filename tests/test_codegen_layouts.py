@@ -112,6 +112,18 @@ RECORD_SHAPES = [(1, 64, 8, 48), (1, 64, 16, 96), (3, 5, 8, 10), (1, 1, 16, 2),
                  (2, 7, 16, 66), (1, 32, 8, 130)]
 
 
+def one_multiply_params(rng, co):
+    """Multipliers, shifts and a bias of co channels that all requantize in the assembly's
+    one-multiply form, its corners included: the multiplier's ends (2^30, 2^31 - 1), the
+    shift's (-1, -21), the bias's (+-(2^28 - 1))."""
+    m = rng.integers(1 << 30, 1 << 31, co).astype(np.int32)
+    sh = rng.integers(-12, -6, co).astype(np.int32)
+    b = rng.integers(-3000, 3000, co).astype(np.int32)
+    m[:2], sh[:2] = [1 << 30, (1 << 31) - 1], [-1, -21]
+    b[-2:] = [(1 << 28) - 1, 1 - (1 << 28)]
+    return m, sh, b
+
+
 def record_calls(rng) -> None:
     """tt_conv2d_wide_s8 given row records (layouts.records) on RECORD_SHAPES through
     c_forward.call (recorded by the rig tests), each against tt_conv2d_s8: every row in the
@@ -124,11 +136,7 @@ def record_calls(rng) -> None:
         f[0, 0, 0, :4] = [-128, 127, -128, 127]
         for out_off in (-128, -5, 255):
             p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, 11, out_off, -128, 127)
-            m = rng.integers(1 << 30, 1 << 31, co).astype(np.int32)
-            sh = rng.integers(-12, -6, co).astype(np.int32)
-            b = rng.integers(-3000, 3000, co).astype(np.int32)
-            m[:2], sh[:2] = [1 << 30, (1 << 31) - 1], [-1, -21]
-            b[-2:] = [(1 << 28) - 1, 1 - (1 << 28)]
+            m, sh, b = one_multiply_params(rng, co)
             bias = b if (k + out_off) % 2 else None
             wide = layouts.records(f, bias, m, sh, out_off)
             assert wide_equals_int8(p, m, sh, x, f, wide, bias), (h, w, ci, co, out_off)
@@ -166,11 +174,7 @@ def stem_calls(rng) -> None:
         for out_off, act in ((-128, (-128, 127)), (-5, (-128, 127)), (255, (-128, 127)),
                              (3, (0, 90))):
             p = c_forward.ConvParams(2, 2, 1, 1, pad, pad, 11, out_off, *act)
-            m = rng.integers(1 << 30, 1 << 31, co).astype(np.int32)
-            sh = rng.integers(-12, -6, co).astype(np.int32)
-            b = rng.integers(-3000, 3000, co).astype(np.int32)
-            m[:2], sh[:2] = [1 << 30, (1 << 31) - 1], [-1, -21]
-            b[-2:] = [(1 << 28) - 1, 1 - (1 << 28)]
+            m, sh, b = one_multiply_params(rng, co)
             bias = b if (k + out_off) % 2 else None
             y = np.zeros((1, oh, ow, co), np.int8)
             assert wide_equals_int8(p, m, sh, x, f, layouts.stem_wide(f), bias, y.shape), \
