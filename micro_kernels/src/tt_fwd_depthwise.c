@@ -817,6 +817,16 @@ typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_
     "  bfi r8, r9, #8, #8\n" \
     "  bfi r8, r10, #16, #8\n" \
     "  bfi r8, r11, #24, #8\n"
+/* The pairs loops' end, shared by both forms: back to 1 while r1 differs from the frame's
+ * end word (sp + 28), then the frame and the function closed. */
+#define TT_DW3X3_NEXT_END(NAME) \
+    "  ldrd r2, r3, [sp, #24]\n" \
+    "  cmp r1, r3\n" \
+    "  bne 1b\n" \
+    "  add sp, sp, #40\n" \
+    "  pop {r4-r11, pc}\n" \
+    "  .size " #NAME ", . - " #NAME "\n" \
+    "  .text\n"
 #define TT_DW3X3_PAIRS_ASM(NAME, SECOND, RQ) \
   __asm__( \
     TT_DSP_ASM_ENTRY(NAME) \
@@ -828,13 +838,7 @@ typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_
     "  str r8, [r0, r2]\n" \
     "  add r0, r0, r2, lsl #1\n" \
     "  str r0, [sp, #16]\n" \
-    "  ldrd r2, r3, [sp, #24]\n" \
-    "  cmp r1, r3\n" \
-    "  bne 1b\n" \
-    "  add sp, sp, #40\n" \
-    "  pop {r4-r11, pc}\n" \
-    "  .size " #NAME ", . - " #NAME "\n" \
-    "  .text\n")
+    TT_DW3X3_NEXT_END(NAME))
 /* The same, two pairs a loop (an odd count enters at the second with y a pair back): the
  * first pair neither moves y on in the frame nor tests the end, 13 instructions of stores and
  * loop for two pairs where one pair a loop takes 16; for the stride-1 pairs without the sign
@@ -865,13 +869,7 @@ typedef char dw3_rq_layout[sizeof(tt_dsp_rq_params) == 16 && offsetof(tt_dsp_rq_
     "  str r8, [r0, r2]\n" \
     "  add r0, r0, r2, lsl #1\n" \
     "  str r0, [sp, #16]\n" \
-    "  ldrd r2, r3, [sp, #24]\n" \
-    "  cmp r1, r3\n" \
-    "  bne 1b\n" \
-    "  add sp, sp, #40\n" \
-    "  pop {r4-r11, pc}\n" \
-    "  .size " #NAME ", . - " #NAME "\n" \
-    "  .text\n")
+    TT_DW3X3_NEXT_END(NAME))
 TT_DW3X3_PAIRS_ASM(tt_dsp_dw3x3_s1, 24, TT_DW3_RQ);
 TT_DW3X3_PAIRS2_ASM(tt_dsp_dw3x3_s1_low, 24, TT_DW3_RQ_LOW);
 __asm__(
