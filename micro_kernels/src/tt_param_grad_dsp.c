@@ -748,6 +748,230 @@ int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_
   return 1;
 }
 
+/* ---- Large maps: the positions in chunks ------------------------------------------------
+ * A layer whose saved input fits no staging of the caller's (the person detector's and
+ * MCUNet's 1x1 layers at 24x24 .. 64x64: 18-64 KB as int8) is walked chunk of positions by
+ * chunk in a buffer of the kernel's own (tt_dsp_pointwise_weight_sums), its sums T kept in
+ * int32 words across the chunks (the caller's: dw itself, or the fused update's block of
+ * them). Per chunk the input's channels c0 .. c0 + cb - 1 are staged once as int16
+ * x - x_zp, tiles of four channels, each pair of positions i the four words at 4 i
+ * ([x(2i, c), x(2i + 1, c)] for c of the tile); then per four output channels their dy
+ * columns, two regions of two columns, pair i of a region the two words at 2 i. A tile of
+ * two output channels by four input channels then sums a pair of positions in one LDRD of
+ * dy, two of x and eight SMLADs (16 MACs): each dy word serves four input channels and each
+ * x word two output channels, eight sums in registers. */
+
+/* Pairs of positions one trip of a tile's loop takes (a chunk's pairs are a multiple). */
+#define WBIG_UNROLL 4
+#define WBIG_POSITIONS (2 * WBIG_UNROLL)
+
+/* Words of a chunk of `pairs` pairs of cb channels, then of four dy columns. */
+static inline int32_t wbig_x_words(int32_t pairs, int32_t cb) { return 4 * pairs * ((cb + 3) >> 2); }
+
+int32_t tt_dsp_wbig_positions(int32_t rows, int32_t cb, int32_t bytes) {
+  const int32_t per = 8 * (((cb + 3) >> 2) + 1);        /* bytes a position: x tiles, dy */
+  int32_t p = (bytes / per) & ~(WBIG_POSITIONS - 1);
+  const int32_t all = (rows + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1);
+  return p < all ? p : all;
+}
+
+/* Positions p .. p + 3 of channels c .. c + 3 (rows k apart) into a tile's two pairs, the
+ * eight words at out: stage_quad's operations, the words in the tile's order. */
+static inline __attribute__((always_inline)) void wbig_x_quad(tt_dsp_word *out, const int8_t *x,
+                                                              int32_t k, uint32_t zp) {
+  const uint32_t r0 = tt_dsp_load4(x), r1 = tt_dsp_load4(x + k);
+  const uint32_t r2 = tt_dsp_load4(x + 2 * k), r3 = tt_dsp_load4(x + 3 * k);
+  const uint32_t e0 = __ssub16(__sxtb16(r0), zp), o0 = __ssub16(tt_dsp_sxtb16_odd(r0), zp);
+  const uint32_t e1 = __ssub16(__sxtb16(r1), zp), o1 = __ssub16(tt_dsp_sxtb16_odd(r1), zp);
+  const uint32_t e2 = __ssub16(__sxtb16(r2), zp), o2 = __ssub16(tt_dsp_sxtb16_odd(r2), zp);
+  const uint32_t e3 = __ssub16(__sxtb16(r3), zp), o3 = __ssub16(tt_dsp_sxtb16_odd(r3), zp);
+  tt_dsp_strd(out, tt_dsp_low_halves(e0, e1), tt_dsp_low_halves(o0, o1));
+  tt_dsp_strd(out + 2, tt_dsp_high_halves(e0, e1), tt_dsp_high_halves(o0, o1));
+  tt_dsp_strd(out + 4, tt_dsp_low_halves(e2, e3), tt_dsp_low_halves(o2, o3));
+  tt_dsp_strd(out + 6, tt_dsp_high_halves(e2, e3), tt_dsp_high_halves(o2, o3));
+}
+
+/* Positions p0 .. p0 + np - 1 of channels c0 .. c0 + cb - 1 into the chunk's tiles at xs
+ * (`pairs` pairs a tile); the positions past np up to the pairs' end are read by the tiles
+ * against zero dy, whatever they hold. */
+static void wbig_stage_x(tt_dsp_word *xs, const int8_t *saved, int32_t k, int32_t p0,
+                         int32_t np, int32_t c0, int32_t cb, int32_t x_zp, int32_t pairs) {
+  const uint32_t zp = ((uint32_t)x_zp & 0xFFFFu) * 0x00010001u;
+  const int32_t full = np >> 2, cb4 = cb & ~3, tile = 4 * pairs;
+  const int8_t *row = saved + p0 * k + c0;
+  for (int32_t g = 0; g < full; ++g, row += 4 * k) {
+    tt_dsp_word *out = xs + 8 * g;
+    for (int32_t c = 0; c < cb4; c += 4, out += tile) wbig_x_quad(out, row + c, k, zp);
+  }
+  int16_t *half = (int16_t *)xs;
+  for (int32_t p = 0; p < np; ++p) {       /* the last partial quad, the channels past cb4 */
+    const int8_t *x = saved + (p0 + p) * k + c0;
+    for (int32_t c = p < 4 * full ? cb4 : 0; c < cb; ++c)
+      half[2 * ((c >> 2) * tile + 4 * (p >> 1) + (c & 3)) + (p & 1)] = (int16_t)(x[c] - x_zp);
+  }
+}
+
+/* The dy of output channels o0 .. o0 + 3 at positions p0 .. p0 + np - 1 (0 where masked,
+ * past co and past np up to 2 used) into the two regions at ds (`pairs` pairs apart). Where
+ * a position's four dy are one word (o0 + 4 <= co) and their mask bits one nibble (co a
+ * multiple of 4): four rows at a time, columns_group's operations into the regions' order. */
+static void wbig_stage_dy(tt_dsp_word *ds, const int8_t *dy, const uint8_t *mask, int32_t co,
+                          int32_t o0, int32_t p0, int32_t np, int32_t pairs, int32_t used) {
+  tt_dsp_word *const b = ds + 2 * pairs;
+  int32_t p = 0;
+  if (o0 + 4 <= co && (mask == 0 || (co & 3) == 0)) {
+    const int8_t *d = dy + p0 * co + o0;
+    int32_t i = p0 * co + o0;                          /* the first dy's mask bit */
+    for (; p + 4 <= np; p += 4, d += 4 * co, i += 4 * co) {
+      uint32_t x0 = tt_dsp_load4(d), x1 = tt_dsp_load4(d + co);
+      uint32_t x2 = tt_dsp_load4(d + 2 * co), x3 = tt_dsp_load4(d + 3 * co);
+      if (mask) {              /* i a multiple of 4: the nibble sits in one byte */
+        x0 &= tt_dsp_mask_lanes((uint32_t)mask[i >> 3] >> (i & 4));
+        x1 &= tt_dsp_mask_lanes((uint32_t)mask[(i + co) >> 3] >> ((i + co) & 4));
+        x2 &= tt_dsp_mask_lanes((uint32_t)mask[(i + 2 * co) >> 3] >> ((i + 2 * co) & 4));
+        x3 &= tt_dsp_mask_lanes((uint32_t)mask[(i + 3 * co) >> 3] >> ((i + 3 * co) & 4));
+      }
+      const uint32_t l0 = __sxtb16(x0), h0 = tt_dsp_sxtb16_odd(x0);
+      const uint32_t l1 = __sxtb16(x1), h1 = tt_dsp_sxtb16_odd(x1);
+      const uint32_t l2 = __sxtb16(x2), h2 = tt_dsp_sxtb16_odd(x2);
+      const uint32_t l3 = __sxtb16(x3), h3 = tt_dsp_sxtb16_odd(x3);
+      tt_dsp_strd(ds + 2 * (p >> 1), tt_dsp_low_halves(l0, l1), tt_dsp_low_halves(h0, h1));
+      tt_dsp_strd(ds + 2 * (p >> 1) + 2, tt_dsp_low_halves(l2, l3), tt_dsp_low_halves(h2, h3));
+      tt_dsp_strd(b + 2 * (p >> 1), tt_dsp_high_halves(l0, l1), tt_dsp_high_halves(h0, h1));
+      tt_dsp_strd(b + 2 * (p >> 1) + 2, tt_dsp_high_halves(l2, l3), tt_dsp_high_halves(h2, h3));
+    }
+  }
+  int16_t *half = (int16_t *)ds;
+  for (; p < 2 * used; ++p)              /* the rest, and zeros up to the pairs the tiles read */
+    for (int32_t j = 0; j < 4; ++j) {
+      const int32_t o = o0 + j, i = (p0 + p) * co + o;
+      const int32_t v = p < np && o < co && tt_live(mask, i) ? dy[i] : 0;
+      half[(j >> 1) * 4 * pairs + 4 * (p >> 1) + 2 * (j & 1) + (p & 1)] = (int16_t)v;
+    }
+}
+
+/* One pair of positions of a tile: dy's two columns (d0, d1), the four channels' x words
+ * (two LDRD), eight SMLADs. */
+#define WBIG_PAIR                                   \
+  "ldrd %[d0], %[d1], [%[ds]], #8\n\t"              \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n\t"              \
+  "smlad %[a0], %[x0], %[d0], %[a0]\n\t"            \
+  "smlad %[b0], %[x0], %[d1], %[b0]\n\t"            \
+  "smlad %[a1], %[x1], %[d0], %[a1]\n\t"            \
+  "smlad %[b1], %[x1], %[d1], %[b1]\n\t"            \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n\t"              \
+  "smlad %[a2], %[x0], %[d0], %[a2]\n\t"            \
+  "smlad %[b2], %[x0], %[d1], %[b2]\n\t"            \
+  "smlad %[a3], %[x1], %[d0], %[a3]\n\t"            \
+  "smlad %[b3], %[x1], %[d1], %[b3]\n\t"
+
+/* t[j] (column a, channel j) and t[4 + j] (column b) += the sums over `pairs` pairs (a
+ * multiple of WBIG_UNROLL) of the region ds and the tile xs: the loop in assembly, its end
+ * read from the stack (all fourteen registers are the loop's), three instructions a trip of
+ * four pairs (64 MACs, 44 instructions). */
+static inline __attribute__((always_inline)) void wbig_tile(const tt_dsp_word *xs,
+                                                            const tt_dsp_word *ds,
+                                                            int32_t pairs, int32_t *t) {
+#if TT_DSP_ASM_ALL_REGS
+  const tt_dsp_word *const end = ds + 2 * pairs;
+  uint32_t d0, d1, x0, x1;
+  int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = t[3], b0 = t[4], b1 = t[5], b2 = t[6],
+          b3 = t[7];
+  __asm__ volatile(
+    "1:\n\t" WBIG_PAIR WBIG_PAIR WBIG_PAIR WBIG_PAIR
+    "ldr %[x0], %[end]\n\t"
+    "cmp %[ds], %[x0]\n\t"
+    "bne 1b"
+    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0),
+      [b1] "+r"(b1), [b2] "+r"(b2), [b3] "+r"(b3), [ds] "+r"(ds), [xs] "+r"(xs),
+      [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0), [x1] "=&r"(x1)
+    : [end] "m"(end)
+    : "cc", "memory");
+  t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = b0, t[5] = b1, t[6] = b2, t[7] = b3;
+#else
+  for (int32_t i = 0; i < pairs; ++i, ds += 2, xs += 4)
+    for (int32_t j = 0; j < 4; ++j) {
+      t[j] = __smlad(xs[j], ds[0], t[j]);
+      t[4 + j] = __smlad(xs[j], ds[1], t[4 + j]);
+    }
+#endif
+}
+#undef WBIG_PAIR
+
+/* The tiles of one chunk and four output channels o0 .. (< co): acc rows o (stride
+ * acc_stride) += the tiles' sums of channels 0 .. cb - 1 over the chunk's first `used`
+ * pairs (tiles and regions `pairs` pairs apart). */
+static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *xs,
+                                                             const tt_dsp_word *ds,
+                                                             int32_t pairs, int32_t used,
+                                                             int32_t cb,
+                                                             int32_t co, int32_t o0,
+                                                             tt_dsp_word *acc,
+                                                             int32_t acc_stride) {
+  for (int32_t h = 0; h < 4 && o0 + h < co; h += 2, ds += 2 * pairs) {
+    tt_dsp_word *ra = acc + (o0 + h) * acc_stride, *rb = ra + acc_stride;
+    const int both = o0 + h + 1 < co;
+    const tt_dsp_word *x = xs;
+    for (int32_t c = 0; c < cb; c += 4, x += 4 * pairs) {
+      int32_t t[8];
+      if (c + 4 <= cb && both) {
+#pragma GCC unroll 4
+        for (int32_t j = 0; j < 4; ++j) t[j] = (int32_t)ra[c + j], t[4 + j] = (int32_t)rb[c + j];
+        wbig_tile(x, ds, used, t);
+#pragma GCC unroll 4
+        for (int32_t j = 0; j < 4; ++j) ra[c + j] = (uint32_t)t[j], rb[c + j] = (uint32_t)t[4 + j];
+        continue;
+      }
+      for (int32_t j = 0; j < 8; ++j) t[j] = 0;            /* a partial tile: sums apart */
+      wbig_tile(x, ds, used, t);
+      for (int32_t j = 0; j < 4 && c + j < cb; ++j) {
+        ra[c + j] += (uint32_t)t[j];
+        if (both) rb[c + j] += (uint32_t)t[4 + j];
+      }
+    }
+  }
+}
+
+TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t *mask,
+                                                int32_t rows, int32_t co, const int8_t *saved,
+                                                int32_t k, int32_t c0, int32_t cb, int32_t x_zp,
+                                                tt_dsp_word *acc, int32_t acc_stride,
+                                                void *mem, int32_t bytes) {
+  mem = tt_dsp_stage_align8(mem, &bytes);
+  const int32_t chunk = tt_dsp_wbig_positions(rows, cb, bytes), pairs = chunk >> 1;
+  tt_dsp_word *const xs = (tt_dsp_word *)mem, *const ds = xs + wbig_x_words(pairs, cb);
+  for (int32_t p0 = 0; p0 < rows; p0 += chunk) {
+    const int32_t np = rows - p0 < chunk ? rows - p0 : chunk;
+    /* the last chunk's pairs rounded up to the loop's trip, not to the whole chunk */
+    const int32_t used = ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
+    wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, pairs);
+    for (int32_t o0 = 0; o0 < co; o0 += 4) {
+      wbig_stage_dy(ds, dy, mask, co, o0, p0, np, pairs, used);
+      wbig_tiles(xs, ds, pairs, used, cb, co, o0, acc, acc_stride);
+    }
+  }
+}
+
+int32_t tt_dsp_pointwise_weight_update_sums(const tt_dsp_word *acc, int32_t n, int32_t co,
+                                            int32_t begin, float unit, int8_t *w, int32_t ci,
+                                            const float *scales, int32_t per_channel,
+                                            int32_t skip, tt_sgd_call *c) {
+  if (!tt_qas_nan_free(c->neg_lr, unit, 1.0f)) return begin;
+  tt_sgd_call call = *c;
+  int32_t o = begin;
+  for (; o < co; ++o) {
+    float scale;
+    if (!run_channel(&call.rng, o, begin, skip, scales, per_channel, &scale)) break;
+    const int32_t *t = (const int32_t *)acc + o * n;
+    int8_t *wo = w + o * ci;
+    int32_t j = 0;
+    for (; j + 8 <= n; j += 8) update_block(wo + j, t + j, 8, 0, unit, scale, &call);
+    if (j < n) update_block(wo + j, t + j, n - j, 0, unit, scale, &call);
+  }
+  c->rng = call.rng;
+  return o;
+}
+
 /* Bias sums: SXTAB16 adds lanes 0 and 2 of a word of four channels' dy, sign-extended, to
  * two int16 lanes ([c0, c2]), and SXTAB16 ROR #8 lanes 1 and 3 ([c1, c3]), so a position of
  * eight channels is two word loads and four SXTAB16 (a mask: one byte's bits to two words
