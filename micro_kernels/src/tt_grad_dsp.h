@@ -210,6 +210,20 @@ int32_t tt_dsp_pointwise_weight_update_sums(const tt_dsp_word *acc, int32_t n, i
                                             const float *scales, int32_t per_channel,
                                             int32_t skip, tt_sgd_call *call);
 
+/* A pointwise layer of one position (rows = 1): dw [co, k] = (float)T unit, T = g_o (x_c -
+ * x_zp), g_o = dy[o] (0 where masked), from xf [2 k]: x_c - x_zp, then x_zp - x_c, as
+ * float. */
+void tt_dsp_pointwise_weight_row(const int8_t *dy, const uint8_t *mask, int32_t co,
+                                 const float *xf, int32_t k, float unit, float *dw);
+
+/* Its fused update: tt_dsp_pointwise_weight_update_sums' rule (no skips) from T = g_o xz[c]
+ * (xz [k]: x_c - x_zp). */
+int32_t tt_dsp_pointwise_weight_update_row(const int8_t *dy, const uint8_t *mask, int32_t co,
+                                           int32_t begin, const int32_t *xz, int32_t k,
+                                           float unit, int8_t *w, int32_t ci,
+                                           const float *scales, int32_t per_channel,
+                                           tt_sgd_call *call);
+
 /* The int32 sums t[j], j < 8, over the positions p < outer of dy[p, c0 + j] (dy
  * [outer, channels] int8, 0 where its mask bit, element p * channels + c0 + j, is 0; mask
  * NULL: none): the bias gradient's integers of channels c0 .. c0 + 7 (c0 + 8 <= channels). */

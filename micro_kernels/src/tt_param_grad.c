@@ -564,6 +564,17 @@ static __attribute__((noinline)) void weight_grad_big(const conv_weight_grad_s8 
                                  (int32_t)sizeof mem);
   for (int32_t i = 0; i < co * k; ++i) dw[i] = (float)(int32_t)acc[i] * a->unit;
 }
+
+/* The gradient of a pointwise layer of one position: its input's differences as floats once
+ * (and negated, tt_dsp_pointwise_weight_row), on this frame's stack. */
+static __attribute__((noinline)) void weight_grad_row(const conv_weight_grad_s8 *a, float *dw) {
+  float xf[WBIG_WORDS];
+  for (int32_t c = 0; c < a->k; ++c) {
+    xf[c] = (float)(a->saved[c] - a->x_zp);
+    xf[a->k + c] = (float)(a->x_zp - a->saved[c]);
+  }
+  tt_dsp_pointwise_weight_row(a->dy, a->mask, a->co, xf, a->k, a->unit, dw);
+}
 #endif
 
 void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
@@ -584,6 +595,10 @@ void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uin
                          ? wbig_block(n * h * wd, k, 0, 4 * WBIG_WORDS) : 0;
   if (cb > 0) {
     weight_grad_big(&a, cb, dw);
+    return;
+  }
+  if (pointwise_s8(&a) && n * h * wd == 1 && 2 * k <= WBIG_WORDS) {
+    weight_grad_row(&a, dw);
     return;
   }
   if (direct_s8(&a)) {
@@ -1033,6 +1048,32 @@ static __attribute__((noinline)) void update_big(const conv_weight_grad_s8 *a, i
   call.rng = end;
   end_update(&call, s);
 }
+/* The fused update of a pointwise layer of one position (a classifier on a pooled vector):
+ * its input's differences once, then the default rule's runs from T = g xz (no sums), the
+ * channels they do not take through scratch. */
+static __attribute__((noinline)) void update_row(const conv_weight_grad_s8 *a, int8_t *w,
+                                                 int32_t ci, const float *w_scales,
+                                                 int32_t n_scales, float *momentum,
+                                                 const tt_sgd *o, tt_update_state *s,
+                                                 float *scratch) {
+  int32_t xz[WBIG_WORDS];
+  const int32_t k = a->k, co = a->co;
+  for (int32_t c = 0; c < k; ++c) xz[c] = a->saved[c] - a->x_zp;
+  tt_sgd_call call = begin_update(o, s, momentum);
+  const int rule = call.qas && call.stochastic && !call.use_momentum;     /* the defaults */
+  for (int32_t c = 0; c < co; ++c) {
+    if (rule)
+      c = tt_dsp_pointwise_weight_update_row(a->dy, a->mask, co, c, xz, k, a->unit, w, ci,
+                                             w_scales, n_scales > 1, &call);
+    if (c == co) break;
+    const float scale = w_scales[n_scales > 1 ? c : 0];
+    const int32_t g = live_s8(a->dy, a->mask, c);
+    for (int32_t j = 0; j < k; ++j) scratch[j] = (float)(g * xz[j]) * a->unit;
+    update_rows_s8(w + c * ci, 1, ci, k, &scale, 0, scratch, momentum ? momentum + c * k : 0,
+                   &call);
+  }
+  end_update(&call, s);
+}
 #endif
 
 void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
@@ -1072,6 +1113,10 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
                          ? wbig_block(n * h * wd, k, 4 * co, 4 * WBIG_WORDS) : 0;
   if (cb > 0) {
     update_big(&a, cb, w, ci, w_scales, n_scales, momentum, o, s, scratch);
+    return;
+  }
+  if (pointwise_s8(&a) && n * h * wd == 1 && k <= WBIG_WORDS) {
+    update_row(&a, w, ci, w_scales, n_scales, momentum, o, s, scratch);
     return;
   }
   if (direct_s8(&a)) {

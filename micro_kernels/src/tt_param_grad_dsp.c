@@ -22,7 +22,9 @@
  * double-word load of dy (staged [dy0, dy2], [dy1, dy3], the lanes SXTB16 gives), four of
  * x, sixteen SXTB16 and sixteen SMLADs. Which staging a layer has follows from rows, k and
  * the staging's size (tt_wdsp_stage records it). A layer whose int8 input does not fit
- * either stages nothing but each output channel's dy column, on the stack, up to
+ * either is walked with its positions in chunks in a buffer on the stack, its sums kept
+ * across them ("Large maps" below); a fused update whose block of sums finds no room there
+ * (co above ~150) stages nothing but each output channel's dy column, on the stack, up to
  * TT_WDSP_DIRECT_ROWS positions (tt_dsp_pointwise_weight_direct), else runs the portable
  * code. The staging is the caller's (the arena of the generated program), the dy column
  * after the staged input.
@@ -777,6 +779,7 @@ int32_t tt_dsp_wbig_positions(int32_t rows, int32_t cb, int32_t bytes) {
 
 /* Positions p .. p + 3 of channels c .. c + 3 (rows k apart) into a tile's two pairs, the
  * eight words at out: stage_quad's operations, the words in the tile's order. */
+#if !TT_DSP_ASM_ALL_REGS
 static inline __attribute__((always_inline)) void wbig_x_quad(tt_dsp_word *out, const int8_t *x,
                                                               int32_t k, uint32_t zp) {
   const uint32_t r0 = tt_dsp_load4(x), r1 = tt_dsp_load4(x + k);
@@ -790,21 +793,108 @@ static inline __attribute__((always_inline)) void wbig_x_quad(tt_dsp_word *out, 
   tt_dsp_strd(out + 4, tt_dsp_low_halves(e2, e3), tt_dsp_low_halves(o2, o3));
   tt_dsp_strd(out + 6, tt_dsp_high_halves(e2, e3), tt_dsp_high_halves(o2, o3));
 }
+#endif
 
 /* Positions p0 .. p0 + np - 1 of channels c0 .. c0 + cb - 1 into the chunk's tiles at xs
  * (`pairs` pairs a tile); the positions past np up to the pairs' end are read by the tiles
  * against zero dy, whatever they hold. */
+#if TT_DSP_ASM_ALL_REGS
+/* wbig_stage_dy's whole groups of four rows in assembly (gcc's C spilled: 60 instructions
+ * a group): COLUMNS_GROUPS_ASM's loads, masks, SXTB16 and PKHBT/PKHTB, the words stored in
+ * the chunk's order (pair by pair, its four columns in a row), 28 instructions a group
+ * without a mask, 40 with one (co a multiple of 8: the nibble at a fixed bit of its byte). */
+#define WBIG_NONE(x, m) "  sxtb16 %[" m "], %[" x "]\n  sxtb16 %[" x "], %[" x "], ror #8\n"
+#define WBIG_NIB15(m) "  and %[" m "], %[" m "], #15\n"
+#define WBIG_NIB4(m) "  lsr %[" m "], %[" m "], #4\n"
+#define WBIG_MASK(x, m, NIBBLE)                                                             \
+  "  ldrb %[" m "], [%[mb]]\n  add %[mb], %[mb], %[co], lsr #3\n" NIBBLE(m)              \
+  "  ldr %[" m "], [%[aux], %[" m "], lsl #2]\n  and %[" x "], %[" x "], %[" m "]\n"        \
+  WBIG_NONE(x, m)
+/* the saved input's rows: less the zero point (aux: it in both halves) */
+#define WBIG_ZP(x, m)                                                                       \
+  WBIG_NONE(x, m) "  ssub16 %[" m "], %[" m "], %[aux]\n  ssub16 %[" x "], %[" x "], %[aux]\n"
+#define WBIG_AND15(x, m) WBIG_MASK(x, m, WBIG_NIB15)
+#define WBIG_LSR4(x, m) WBIG_MASK(x, m, WBIG_NIB4)
+#define WBIG_ROWS2(x0, m0, x1, m1, LANES)                                                   \
+  "  ldr %[" x0 "], [%[d]]\n"                                                              \
+  "  ldr %[" x1 "], [%[d], %[co]]\n"                                                       \
+  "  add %[d], %[d], %[co], lsl #1\n" LANES(x0, m0) LANES(x1, m1)
+#define WBIG_GROUPS_ASM(LANES)                                                              \
+  __asm__ volatile("1:\n" WBIG_ROWS2("a", "b", "c", "e", LANES)                             \
+          "  pkhtb %[i], %[e], %[b], asr #16\n"   /* col 2 of pair p / 2 */                 \
+          "  pkhbt %[b], %[b], %[e], lsl #16\n"   /* col 0 */                               \
+          "  pkhtb %[e], %[c], %[a], asr #16\n"   /* col 3 */                               \
+          "  pkhbt %[a], %[a], %[c], lsl #16\n"   /* col 1 */                               \
+          "  strd %[b], %[a], [%[out]]\n"                                                   \
+          "  strd %[i], %[e], [%[out], #8]\n"                                               \
+          WBIG_ROWS2("c", "f", "g", "h", LANES)                                              \
+          "  pkhtb %[i], %[h], %[f], asr #16\n"                                             \
+          "  pkhbt %[f], %[f], %[h], lsl #16\n"                                             \
+          "  pkhtb %[h], %[g], %[c], asr #16\n"                                             \
+          "  pkhbt %[c], %[c], %[g], lsl #16\n"                                             \
+          "  strd %[f], %[c], [%[out], #16]\n"                                              \
+          "  strd %[i], %[h], [%[out], #24]\n"                                              \
+          "  add %[out], %[out], #32\n"                                                     \
+          "  cmp %[out], %[end]\n"                                                          \
+          "  bne 1b\n"                                                                      \
+          : [out] "+r"(out), [d] "+r"(d), [mb] "+r"(mb), [a] "=&r"(a), [b] "=&r"(b),       \
+            [c] "=&r"(c), [e] "=&r"(e), [f] "=&r"(f), [g] "=&r"(g), [h] "=&r"(h),          \
+            [i] "=&r"(i)                                                                   \
+          : [co] "r"(co), [aux] "r"(aux), [end] "r"(end)                                   \
+          : "cc", "memory")
+/* Groups of four rows (co bytes apart) of four bytes at d into the eight words each at out:
+ * dy (masked: the nibbles from the bytes at mb, `shift` their bit) or the saved input
+ * (`zp`: less its zero point). */
+static inline __attribute__((always_inline)) void wbig_groups(tt_dsp_word *out,
+                                                              const int8_t *d,
+                                                              const uint8_t *mb, int32_t full,
+                                                              int32_t co, int masked,
+                                                              int32_t shift, int zp,
+                                                              uint32_t zps) {
+  static const uint32_t lanes[16] = {
+      0x00000000u, 0x000000FFu, 0x0000FF00u, 0x0000FFFFu, 0x00FF0000u, 0x00FF00FFu,
+      0x00FFFF00u, 0x00FFFFFFu, 0xFF000000u, 0xFF0000FFu, 0xFF00FF00u, 0xFF00FFFFu,
+      0xFFFF0000u, 0xFFFF00FFu, 0xFFFFFF00u, 0xFFFFFFFFu};
+  tt_dsp_word *const end = out + 8 * full;
+  uint32_t a, b, c, e, f, g, h, i;
+  const uint32_t aux = zp ? zps : (uint32_t)(uintptr_t)lanes;
+  if (zp)
+    WBIG_GROUPS_ASM(WBIG_ZP);
+  else if (!masked)
+    WBIG_GROUPS_ASM(WBIG_NONE);
+  else if (shift)
+    WBIG_GROUPS_ASM(WBIG_LSR4);
+  else
+    WBIG_GROUPS_ASM(WBIG_AND15);
+}
+#undef WBIG_GROUPS_ASM
+#undef WBIG_ROWS2
+#undef WBIG_LSR4
+#undef WBIG_AND15
+#undef WBIG_ZP
+#undef WBIG_MASK
+#undef WBIG_NIB4
+#undef WBIG_NIB15
+#undef WBIG_NONE
+#endif
+
 static void wbig_stage_x(tt_dsp_word *xs, const int8_t *saved, int32_t k, int32_t p0,
                          int32_t np, int32_t c0, int32_t cb, int32_t x_zp, int32_t pairs) {
   const uint32_t zp = ((uint32_t)x_zp & 0xFFFFu) * 0x00010001u;
   const int32_t full = np >> 2, cb4 = cb & ~3, tile = 4 * pairs;
   const int8_t *row = saved + p0 * k + c0;
+#if TT_DSP_ASM_ALL_REGS
+  if (full > 0)
+    for (int32_t c = 0; c < cb4; c += 4) wbig_groups(xs + (c >> 2) * tile, row + c, 0, full, k, 0, 0, 1, zp);
+#else
   for (int32_t g = 0; g < full; ++g, row += 4 * k) {
     tt_dsp_word *out = xs + 8 * g;
     for (int32_t c = 0; c < cb4; c += 4, out += tile) wbig_x_quad(out, row + c, k, zp);
   }
+#endif
   int16_t *half = (int16_t *)xs;
-  for (int32_t p = 0; p < np; ++p) {       /* the last partial quad, the channels past cb4 */
+  for (int32_t p = cb4 < cb ? 0 : 4 * full; p < np; ++p) {  /* the last partial quad, the
+                                                             * channels past cb4 */
     const int8_t *x = saved + (p0 + p) * k + c0;
     for (int32_t c = p < 4 * full ? cb4 : 0; c < cb; ++c)
       half[2 * ((c >> 2) * tile + 4 * (p >> 1) + (c & 3)) + (p & 1)] = (int16_t)(x[c] - x_zp);
@@ -812,16 +902,23 @@ static void wbig_stage_x(tt_dsp_word *xs, const int8_t *saved, int32_t k, int32_
 }
 
 /* The dy of output channels o0 .. o0 + 3 at positions p0 .. p0 + np - 1 (0 where masked,
- * past co and past np up to 2 used) into the two regions at ds (`pairs` pairs apart). Where
- * a position's four dy are one word (o0 + 4 <= co) and their mask bits one nibble (co a
- * multiple of 4): four rows at a time, columns_group's operations into the regions' order. */
+ * past co, and past np up to 2 used positions) into the chunk's dy words at ds: pair i the
+ * four words at 4 i, column j's [dy(2i), dy(2i + 1)] at 4 i + j. Where a position's four
+ * dy are one word (o0 + 4 <= co) and their mask bits one nibble of a byte (co a multiple of
+ * 4): four rows at a time (in assembly where co is a multiple of 8 or there is no mask). */
 static void wbig_stage_dy(tt_dsp_word *ds, const int8_t *dy, const uint8_t *mask, int32_t co,
-                          int32_t o0, int32_t p0, int32_t np, int32_t pairs, int32_t used) {
-  tt_dsp_word *const b = ds + 2 * pairs;
+                          int32_t o0, int32_t p0, int32_t np, int32_t used) {
   int32_t p = 0;
   if (o0 + 4 <= co && (mask == 0 || (co & 3) == 0)) {
     const int8_t *d = dy + p0 * co + o0;
     int32_t i = p0 * co + o0;                          /* the first dy's mask bit */
+#if TT_DSP_ASM_ALL_REGS
+    if ((mask == 0 || (co & 7) == 0) && np >= 4) {
+      const int32_t full = np >> 2;
+      wbig_groups(ds, d, mask ? mask + (i >> 3) : 0, full, co, mask != 0, i & 4, 0, 0);
+      p = 4 * full, d += 4 * full * co, i += 4 * full * co;
+    }
+#endif
     for (; p + 4 <= np; p += 4, d += 4 * co, i += 4 * co) {
       uint32_t x0 = tt_dsp_load4(d), x1 = tt_dsp_load4(d + co);
       uint32_t x2 = tt_dsp_load4(d + 2 * co), x3 = tt_dsp_load4(d + 3 * co);
@@ -835,10 +932,11 @@ static void wbig_stage_dy(tt_dsp_word *ds, const int8_t *dy, const uint8_t *mask
       const uint32_t l1 = __sxtb16(x1), h1 = tt_dsp_sxtb16_odd(x1);
       const uint32_t l2 = __sxtb16(x2), h2 = tt_dsp_sxtb16_odd(x2);
       const uint32_t l3 = __sxtb16(x3), h3 = tt_dsp_sxtb16_odd(x3);
-      tt_dsp_strd(ds + 2 * (p >> 1), tt_dsp_low_halves(l0, l1), tt_dsp_low_halves(h0, h1));
-      tt_dsp_strd(ds + 2 * (p >> 1) + 2, tt_dsp_low_halves(l2, l3), tt_dsp_low_halves(h2, h3));
-      tt_dsp_strd(b + 2 * (p >> 1), tt_dsp_high_halves(l0, l1), tt_dsp_high_halves(h0, h1));
-      tt_dsp_strd(b + 2 * (p >> 1) + 2, tt_dsp_high_halves(l2, l3), tt_dsp_high_halves(h2, h3));
+      tt_dsp_word *out = ds + 2 * p;
+      tt_dsp_strd(out, tt_dsp_low_halves(l0, l1), tt_dsp_low_halves(h0, h1));
+      tt_dsp_strd(out + 2, tt_dsp_high_halves(l0, l1), tt_dsp_high_halves(h0, h1));
+      tt_dsp_strd(out + 4, tt_dsp_low_halves(l2, l3), tt_dsp_low_halves(h2, h3));
+      tt_dsp_strd(out + 6, tt_dsp_high_halves(l2, l3), tt_dsp_high_halves(h2, h3));
     }
   }
   int16_t *half = (int16_t *)ds;
@@ -846,14 +944,14 @@ static void wbig_stage_dy(tt_dsp_word *ds, const int8_t *dy, const uint8_t *mask
     for (int32_t j = 0; j < 4; ++j) {
       const int32_t o = o0 + j, i = (p0 + p) * co + o;
       const int32_t v = p < np && o < co && tt_live(mask, i) ? dy[i] : 0;
-      half[(j >> 1) * 4 * pairs + 4 * (p >> 1) + 2 * (j & 1) + (p & 1)] = (int16_t)v;
+      half[2 * (4 * (p >> 1) + j) + (p & 1)] = (int16_t)v;
     }
 }
 
 /* One pair of positions of a tile: dy's two columns (d0, d1), the four channels' x words
  * (two LDRD), eight SMLADs. */
 #define WBIG_PAIR                                   \
-  "ldrd %[d0], %[d1], [%[ds]], #8\n\t"              \
+  "ldrd %[d0], %[d1], [%[ds]], #16\n\t"             \
   "ldrd %[x0], %[x1], [%[xs]], #8\n\t"              \
   "smlad %[a0], %[x0], %[d0], %[a0]\n\t"            \
   "smlad %[b0], %[x0], %[d1], %[b0]\n\t"            \
@@ -873,7 +971,7 @@ static inline __attribute__((always_inline)) void wbig_tile(const tt_dsp_word *x
                                                             const tt_dsp_word *ds,
                                                             int32_t pairs, int32_t *t) {
 #if TT_DSP_ASM_ALL_REGS
-  const tt_dsp_word *const end = ds + 2 * pairs;
+  const tt_dsp_word *const end = ds + 4 * pairs;
   uint32_t d0, d1, x0, x1;
   int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = t[3], b0 = t[4], b1 = t[5], b2 = t[6],
           b3 = t[7];
@@ -889,7 +987,7 @@ static inline __attribute__((always_inline)) void wbig_tile(const tt_dsp_word *x
     : "cc", "memory");
   t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = b0, t[5] = b1, t[6] = b2, t[7] = b3;
 #else
-  for (int32_t i = 0; i < pairs; ++i, ds += 2, xs += 4)
+  for (int32_t i = 0; i < pairs; ++i, ds += 4, xs += 4)
     for (int32_t j = 0; j < 4; ++j) {
       t[j] = __smlad(xs[j], ds[0], t[j]);
       t[4 + j] = __smlad(xs[j], ds[1], t[4 + j]);
@@ -908,7 +1006,7 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
                                                              int32_t co, int32_t o0,
                                                              tt_dsp_word *acc,
                                                              int32_t acc_stride) {
-  for (int32_t h = 0; h < 4 && o0 + h < co; h += 2, ds += 2 * pairs) {
+  for (int32_t h = 0; h < 4 && o0 + h < co; h += 2, ds += 2) {
     tt_dsp_word *ra = acc + (o0 + h) * acc_stride, *rb = ra + acc_stride;
     const int both = o0 + h + 1 < co;
     const tt_dsp_word *x = xs;
@@ -946,7 +1044,7 @@ TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t 
     const int32_t used = ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
     wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, pairs);
     for (int32_t o0 = 0; o0 < co; o0 += 4) {
-      wbig_stage_dy(ds, dy, mask, co, o0, p0, np, pairs, used);
+      wbig_stage_dy(ds, dy, mask, co, o0, p0, np, used);
       wbig_tiles(xs, ds, pairs, used, cb, co, o0, acc, acc_stride);
     }
   }
@@ -967,6 +1065,64 @@ int32_t tt_dsp_pointwise_weight_update_sums(const tt_dsp_word *acc, int32_t n, i
     int32_t j = 0;
     for (; j + 8 <= n; j += 8) update_block(wo + j, t + j, 8, 0, unit, scale, &call);
     if (j < n) update_block(wo + j, t + j, n - j, 0, unit, scale, &call);
+  }
+  c->rng = call.rng;
+  return o;
+}
+
+/* ---- One position (a classifier's 1x1 convolution on a pooled vector) -------------------
+ * T(o, c) = g_o (x_c - x_zp), one product a weight: nothing to sum, so the gradient is the
+ * conversion and the update is the rule. The gradient takes (float)T as (float)g times the
+ * float of x_c - x_zp, exact (|T| < 2^24), from xf [2 k] (xf[c] = x_c - x_zp and
+ * xf[k + c] = x_zp - x_c, for negative g, whose product with +0 would be -0 where (float)T is
+ * +0): two VMULs a weight. */
+void tt_dsp_pointwise_weight_row(const int8_t *dy, const uint8_t *mask, int32_t co,
+                                 const float *xf, int32_t k, float unit, float *dw) {
+  for (int32_t o = 0; o < co; ++o, dw += k) {
+    const int32_t g = tt_live(mask, o) ? dy[o] : 0;
+    if (g == 0) {
+      const float z = 0.0f * unit;
+      for (int32_t c = 0; c < k; ++c) dw[c] = z;
+      continue;
+    }
+    const float gf = (float)(g < 0 ? -g : g);
+    const float *x = g < 0 ? xf + k : xf;
+    int32_t c = 0;
+    for (; c + 4 <= k; c += 4) {
+      dw[c] = gf * x[c] * unit;
+      dw[c + 1] = gf * x[c + 1] * unit;
+      dw[c + 2] = gf * x[c + 2] * unit;
+      dw[c + 3] = gf * x[c + 3] * unit;
+    }
+    for (; c < k; ++c) dw[c] = gf * x[c] * unit;
+  }
+}
+
+int32_t tt_dsp_pointwise_weight_update_row(const int8_t *dy, const uint8_t *mask, int32_t co,
+                                           int32_t begin, const int32_t *xz, int32_t k,
+                                           float unit, int8_t *w, int32_t ci,
+                                           const float *scales, int32_t per_channel,
+                                           tt_sgd_call *c) {
+  if (!tt_qas_nan_free(c->neg_lr, unit, 1.0f)) return begin;
+  tt_sgd_call call = *c;
+  int32_t o = begin;
+  for (; o < co; ++o) {
+    float scale;
+    if (!run_channel(&call.rng, o, begin, 0, scales, per_channel, &scale)) break;
+    const int32_t g = tt_live(mask, o) ? dy[o] : 0;
+    int8_t *wo = w + o * ci;
+    int32_t j = 0;
+    for (; j + 8 <= k; j += 8) {
+      int32_t t[8];
+#pragma GCC unroll 8
+      for (int32_t i = 0; i < 8; ++i) t[i] = g * xz[j + i];
+      update_block(wo + j, t, 8, 0, unit, scale, &call);
+    }
+    if (j < k) {
+      int32_t t[8];
+      for (int32_t i = 0; i < k - j; ++i) t[i] = g * xz[j + i];
+      update_block(wo + j, t, k - j, 0, unit, scale, &call);
+    }
   }
   c->rng = call.rng;
   return o;
