@@ -535,7 +535,7 @@ static void conv_channel_direct(const void *args, int32_t o, float *out) {
 /* The positions a chunk of the walk must at least have for a block of input channels to be
  * worth its tiles' set-up (about 30 instructions a tile and chunk against 16 MACs a pair),
  * or every position of a smaller layer. */
-static int32_t wbig_min_positions(int32_t rows) { return rows < 32 ? rows : 32; }
+static int32_t wbig_min_positions(int32_t rows) { return rows < 64 ? rows : 64; }
 
 /* Input channels a block of the walk, given `bytes` and the `per` bytes a channel of the
  * block's sums take besides the staging (the fused update's co words; 0 for the gradient,

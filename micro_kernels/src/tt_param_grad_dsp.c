@@ -994,6 +994,48 @@ static inline __attribute__((always_inline)) void wbig_tile(const tt_dsp_word *x
     }
 #endif
 }
+
+/* wbig_tile on the sums in memory, ra[0..3] (column a) and rb[0..3] (column b): loaded and
+ * stored by LDRD/STRD inside the assembly, the row pointers read from the stack (gcc's loads
+ * and stores around the loop took about 35 instructions a tile, against the 188 of a chunk
+ * of 32 positions). */
+static inline __attribute__((always_inline)) void wbig_tile_rows(const tt_dsp_word *xs,
+                                                                 const tt_dsp_word *ds,
+                                                                 int32_t pairs,
+                                                                 tt_dsp_word *ra,
+                                                                 tt_dsp_word *rb) {
+#if TT_DSP_ASM_ALL_REGS
+  const tt_dsp_word *const end = ds + 4 * pairs;
+  uint32_t d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3;
+  __asm__ volatile(
+    "ldr %[x0], %[ra]\n\t"
+    "ldr %[x1], %[rb]\n\t"
+    "ldrd %[a0], %[a1], [%[x0]]\n\t"
+    "ldrd %[a2], %[a3], [%[x0], #8]\n\t"
+    "ldrd %[b0], %[b1], [%[x1]]\n\t"
+    "ldrd %[b2], %[b3], [%[x1], #8]\n\t"
+    "1:\n\t" WBIG_PAIR WBIG_PAIR WBIG_PAIR WBIG_PAIR
+    "ldr %[x0], %[end]\n\t"
+    "cmp %[ds], %[x0]\n\t"
+    "bne 1b\n\t"
+    "ldr %[x0], %[ra]\n\t"
+    "ldr %[x1], %[rb]\n\t"
+    "strd %[a0], %[a1], [%[x0]]\n\t"
+    "strd %[a2], %[a3], [%[x0], #8]\n\t"
+    "strd %[b0], %[b1], [%[x1]]\n\t"
+    "strd %[b2], %[b3], [%[x1], #8]"
+    : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [b0] "=&r"(b0),
+      [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3), [ds] "+r"(ds), [xs] "+r"(xs),
+      [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0), [x1] "=&r"(x1)
+    : [end] "m"(end), [ra] "m"(ra), [rb] "m"(rb)
+    : "cc", "memory");
+#else
+  int32_t t[8];
+  for (int32_t j = 0; j < 4; ++j) t[j] = (int32_t)ra[j], t[4 + j] = (int32_t)rb[j];
+  wbig_tile(xs, ds, pairs, t);
+  for (int32_t j = 0; j < 4; ++j) ra[j] = (uint32_t)t[j], rb[j] = (uint32_t)t[4 + j];
+#endif
+}
 #undef WBIG_PAIR
 
 /* The tiles of one chunk and four output channels o0 .. (< co): acc rows o (stride
@@ -1013,11 +1055,7 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
     for (int32_t c = 0; c < cb; c += 4, x += 4 * pairs) {
       int32_t t[8];
       if (c + 4 <= cb && both) {
-#pragma GCC unroll 4
-        for (int32_t j = 0; j < 4; ++j) t[j] = (int32_t)ra[c + j], t[4 + j] = (int32_t)rb[c + j];
-        wbig_tile(x, ds, used, t);
-#pragma GCC unroll 4
-        for (int32_t j = 0; j < 4; ++j) ra[c + j] = (uint32_t)t[j], rb[c + j] = (uint32_t)t[4 + j];
+        wbig_tile_rows(x, ds, used, ra + c, rb + c);
         continue;
       }
       for (int32_t j = 0; j < 8; ++j) t[j] = 0;            /* a partial tile: sums apart */
