@@ -429,10 +429,27 @@ def weight_grad_calls(rng) -> None:
                                                       # staging: chunks of 24 and 16 input
                                                       # channels on the stack (19: momentum,
                                                       # through scratch; 20: the default rule)
-              (1, 2, 3, 16, 8, 8), (1, 3, 5, 8, 12, 12)]   # four masked dy columns at once
+              (1, 2, 3, 16, 8, 8), (1, 3, 5, 8, 12, 12),   # four masked dy columns at once
                                                       # ending in a group of 2 and of 3
                                                       # positions (stage_columns4's last
                                                       # partial group)
+              # large maps (no staging: tt_dsp_pointwise_weight_sums, positions in chunks)
+              (1, 23, 23, 8, 13, 16),                 # 529 positions: chunks of 96 and a
+                                                      # last one of 49; k = 13: a partial
+                                                      # tile; masked dy in assembly
+              (1, 17, 19, 7, 6, 6),                   # 323 positions; co = 7: a partial
+                                                      # set of four columns and pair of two
+              (1, 20, 20, 12, 40, 40),                # co % 8 = 4: the masked nibbles in C;
+                                                      # the update in blocks of 32 and 8
+                                                      # input channels (draws skipped)
+              (1, 11, 13, 20, 36, 40),                # 143 positions; update blocks of 24
+                                                      # and 12, momentum, nearest rounding
+              (1, 16, 16, 48, 24, 24),                # update blocks of 8; NaN-prone scales
+                                                      # inside the default rule's runs
+              (1, 1, 1, 37, 21, 24),                  # one position (a classifier on a
+              (1, 1, 1, 5, 9, 9)]                     # pooled vector): T = g (x - x_zp);
+                                                      # a dead channel, NaN-prone scales;
+                                                      # momentum
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)
@@ -449,15 +466,16 @@ def weight_grad_calls(rng) -> None:
         wt = rng.integers(-127, 128, (co, 1, 1, ci)).astype(np.int8)
         wt.flat[:: 7] = -128
         scales = rng.uniform(0.001, 0.01, co).astype(np.float32)
-        if t in (2, 12):     # NaN-prone (through scratch), overflowing, subnormal scales
+        if t in (2, 12, 27, 28):     # NaN-prone (through scratch), overflowing, subnormal scales
             scales[:: 4], scales[1:: 4], scales[2:: 4] = 0.0, 1e-30, 1e-39
-        if t in (2, 10, 12):   # a dead channel: T = 0, so 0 / 0 (scale 0) or 0 inf (unit
+        if t in (2, 10, 12, 28):   # a dead channel: T = 0, so 0 / 0 (scale 0) or 0 inf (unit
             dy = dy.copy()     # inf) is NaN, the rule's step -256
             dy[..., 0] = 0
-        momentum = np.zeros((co, 1, 1, k), np.float32) if t % 2 else None
+        with_momentum = t % 2 and t not in (25, 27)     # (the default rule's blocks there)
+        momentum = np.zeros((co, 1, 1, k), np.float32) if with_momentum else None
         # lr 0 (NaN-prone: through scratch), rounding to nearest (the rule from scratch)
-        sgd = c_kernels.Sgd(0.0 if t == 4 else 0.05, 0.9 if t % 2 else 0.0, 1,
-                            0 if t == 14 else 1, 0)
+        sgd = c_kernels.Sgd(0.0 if t == 4 else 0.05, 0.9 if with_momentum else 0.0, 1,
+                            0 if t in (14, 26) else 1, 0)
         state = c_kernels.UpdateState(777 + t, 2)
         scratch = np.zeros(k, np.float32)
         # dy's scale: T unit overflowing to inf (unit finite), unit itself inf (NaN-prone)
