@@ -1126,199 +1126,246 @@ static __attribute__((noinline)) int prune_walk(const dw_layer *a, int32_t nb,
 /* ---- 3x3 of stride 1 with every position kept: two taps a multiply -------------------
  * Where a call keeps the accumulators of all its positions (the one pass's scratch, or a
  * first pass's kept prefix) of a 3x3 kernel at stride 1, the sums go by channel and dx row,
- * not by position and group: a channel's dy rows staged as int16 with adjacent columns in a
- * word ([D[2m], D[2m + 1]], the ring of three rows), its flipped filter's tap pairs in a
- * word ([F0, F1] per tap row, F[k] = w[2 - k] * mult), so that SMLAD sums two taps of one
- * channel at once; two dx columns a step share the loaded words: column 2m sums
- * [D[2m], D[2m + 1]] . [F0, F1] + D[2m + 2] F2, column 2m + 1 the exchanged pair
- * [D[2m + 2], D[2m + 1]] (PKHBT) by SMLADX + D[2m + 3] F2. Per tap row and two columns: one
- * LDRD, one PKHBT, four multiplies for 6 MACs (rows_3x3: 2 LDRD and 4 multiplies for 4
- * channels' 3 MACs... 68 instructions a group and position for 36 MACs); with the two
- * stores and the loop, 24 instructions for 18 MACs. The same exact int32 sums (tt_kernels.h
- * bounds them), in another order. */
+ * not by position and group of four (rows_3x3: one 16 x 16 multiply a MAC, 68 instructions
+ * a group and position for 36 MACs): a channel's dy rows are staged as int16 with adjacent
+ * columns in a word, P_m = [D[2m], D[2m + 1]], and its flipped filter's taps (F[k] =
+ * w[ky][2 - k] * mult) as F01 = [F0, F1] and F12 = [F1, F2] per tap row, so that one SMLAD
+ * sums two taps of one channel. Two dx columns a step read the same two words of each tap
+ * row: column 2m sums P_m . F01 (SMUAD) + D[2m + 2] F2 (SMLABT), column 2m + 1
+ * D[2m + 1] F0 (SMULTB) + P_{m + 1} . F12 (SMLAD): per tap row one LDRD and four multiplies
+ * for 6 MACs, with the two stores 19 instructions for 18 MACs. The same exact int32 sums
+ * (tt_kernels.h bounds them below 2^31), in another order. */
 
-/* The arguments of tt_dsp_dw3_input_pairs (offsets for the assembly). */
+/* The arguments of tt_dsp_dw3_input_pairs_even/_odd (offsets for the assembly). The
+ * staged dy rows of consecutive channels follow each other (words a row): after a
+ * channel's pairs its rows' pointers are one word (even wd) or two (odd: the last single
+ * column's) before the next channel's. */
 typedef struct {
-  const tt_dsp_word *w;      /*  0: the next channel's five weight words (advanced) */
+  const tt_dsp_word *w;      /*  0: channel 0's six weight words, the next at +24 B */
   const tt_dsp_word *d0;     /*  4: channel 0's staged dy row of tap row 0, word 0 */
   const tt_dsp_word *d1;     /*  8: ... of tap row 1 */
   const tt_dsp_word *d2;     /* 12: ... of tap row 2 */
   int32_t *out;              /* 16: channel 0's accumulator at dx column 0 */
   int32_t stride;            /* 20: bytes from a column's accumulators to the next's (4 c) */
-  int32_t pair_bytes;        /* 24: 4 x the column pairs: a dy pointer's run a channel */
-  int32_t d_step;            /* 28: bytes from a channel's dy rows after the run to the next's */
-  int32_t out_step;          /* 32: bytes from a channel's out after its pairs to the next's */
-  int32_t odd;               /* 36: 1: a last single column */
-  int32_t channels;          /* 40: > 0 (counted down) */
+  int32_t pair_bytes;        /* 24: 4 x the column pairs (>= 1): a row pointer's run */
+  int32_t entry;             /* 28: (4 - pairs mod 4) mod 4, the first of 4 steps run */
+  int32_t out_step;          /* 32: bytes from a channel's out after its columns to the next's */
+  int32_t channels;          /* 36: > 0 */
 } dw3_pairs_args;
-typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, channels) == 40 ? 1 : -1];
+typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, channels) == 36 ? 1 : -1];
 
-/* Per channel: r0-r2 [F0, F1] of tap rows 0-2, r3 [F2 of row 0, F2 of row 1], r4 F2 of
- * row 2 (one LDM); r5-r7 the three dy rows; r8, r9 the two columns' sums; r10, r11 the
- * loaded words; r12 the output, lr its column stride; the run's end and the arguments on
- * the stack (14 registers are the loop's). */
-#define DW3_PAIR_ROW(d, f, f2, lo, hi, FIRST)                                               \
-  "  ldrd r10, r11, [" d "], #4\n"                                                          \
-  FIRST("smuad r8, r10, " f, "smlad r8, r10, " f ", r8")                                   \
-  "  pkhbt r10, r11, r10\n"                                                                 \
-  FIRST("smuadx r9, r10, " f, "smladx r9, r10, " f ", r9")                                 \
-  "  smlab" lo " r8, r11, " f2 ", r8\n"                                                     \
-  "  smlat" lo " r9, r11, " f2 ", r9\n"
+/* Registers: r0-r5 a channel's F01 and F12 of tap rows 0-2 (one LDM), r6-r8 its three dy
+ * rows, r9 and r10 the two columns' sums, r11 and lr the loaded words, r12 the output. The
+ * frame: [sp] the weights' pointer, +4 the column stride, +8 pair_bytes, +12 entry, +16
+ * out_step, +20 channels left, +24 the row's end. The pairs run four a loop, entered at
+ * `entry` (TBB), so that the loop's test is once per four pairs. */
+#define DW3_ROW(d, f01, f12, FIRST)                                                         \
+  "  ldrd r11, lr, [" d "], #4\n"                                                           \
+  FIRST("smuad r9, r11, " f01, "smlad r9, r11, " f01 ", r9")                               \
+  FIRST("smultb r10, r11, " f01, "smlatb r10, r11, " f01 ", r10")                          \
+  "  smlabt r9, lr, " f12 ", r9\n"                                                          \
+  "  smlad r10, lr, " f12 ", r10\n"
 #define DW3_SET(a, b) "  " a "\n"
 #define DW3_ADD(a, b) "  " b "\n"
-#define DW3_ONE_ROW(d, f, f2, lo, FIRST)                                                    \
-  "  ldrd r10, r11, [" d "]\n"                                                              \
-  FIRST("smuad r8, r10, " f, "smlad r8, r10, " f ", r8")                                   \
-  "  smlab" lo " r8, r11, " f2 ", r8\n"
-__asm__(
-    TT_DSP_ASM_ENTRY(tt_dsp_dw3_input_pairs)
-    "  sub sp, sp, #12\n"
-    "  str r0, [sp, #4]\n"
-    "  ldr r12, [r0, #16]\n"
-    "  ldr lr, [r0, #20]\n"
-    "  ldr r5, [r0, #4]\n"
-    "  ldr r6, [r0, #8]\n"
-    "  ldr r7, [r0, #12]\n"
-    "3:\n"                                  /* a channel */
-    "  ldr r9, [sp, #4]\n"
-    "  ldr r10, [r9, #24]\n"
-    "  add r10, r5, r10\n"
-    "  str r10, [sp]\n"
-    "  ldr r8, [r9]\n"
-    "  ldm r8!, {r0-r4}\n"
-    "  str r8, [r9]\n"
-    "  b 2f\n"
-    "1:\n"                                  /* two columns */
-    DW3_PAIR_ROW("r5", "r0", "r3", "b", "b", DW3_SET)
-    DW3_PAIR_ROW("r6", "r1", "r3", "t", "t", DW3_ADD)
-    DW3_PAIR_ROW("r7", "r2", "r4", "b", "b", DW3_ADD)
-    "  str r8, [r12]\n"
-    "  str r9, [r12, lr]\n"
-    "  add r12, r12, lr, lsl #1\n"
-    "2:\n"
-    "  ldr r10, [sp]\n"
-    "  cmp r5, r10\n"
-    "  bne 1b\n"
-    "  ldr r9, [sp, #4]\n"
-    "  ldr r10, [r9, #36]\n"
-    "  cmp r10, #0\n"
-    "  beq 4f\n"
-    DW3_ONE_ROW("r5", "r0", "r3", "b", DW3_SET)   /* the last single column */
-    DW3_ONE_ROW("r6", "r1", "r3", "t", DW3_ADD)
-    DW3_ONE_ROW("r7", "r2", "r4", "b", DW3_ADD)
-    "  str r8, [r12]\n"
-    "4:\n"
-    "  ldr r10, [r9, #28]\n"
-    "  add r5, r5, r10\n"
-    "  add r6, r6, r10\n"
-    "  add r7, r7, r10\n"
-    "  ldr r10, [r9, #32]\n"
-    "  add r12, r12, r10\n"
-    "  ldr r10, [r9, #40]\n"
-    "  subs r10, r10, #1\n"
-    "  str r10, [r9, #40]\n"
-    "  bne 3b\n"
-    "  add sp, sp, #12\n"
-    "  pop {r4-r11, pc}\n"
-    "  .size tt_dsp_dw3_input_pairs, . - tt_dsp_dw3_input_pairs\n"
-    "  .text\n");
-void tt_dsp_dw3_input_pairs(dw3_pairs_args *a);
-#undef DW3_PAIR_ROW
-#undef DW3_ONE_ROW
+#define DW3_PAIR                                                                            \
+  DW3_ROW("r6", "r0", "r1", DW3_SET)                                                        \
+  DW3_ROW("r7", "r2", "r3", DW3_ADD)                                                        \
+  DW3_ROW("r8", "r4", "r5", DW3_ADD)                                                        \
+  "  ldr r11, [sp, #4]\n"                                                                   \
+  "  str r9, [r12]\n"                                                                       \
+  "  str r10, [r12, r11]\n"                                                                 \
+  "  add r12, r12, r11, lsl #1\n"
+/* the last single column of an odd row: column 2m only, the rows' pointers on to the next
+ * channel's (two words) */
+#define DW3_LAST(d, f01, f12, FIRST)                                                        \
+  "  ldrd r11, lr, [" d "], #8\n"                                                           \
+  FIRST("smuad r9, r11, " f01, "smlad r9, r11, " f01 ", r9")                               \
+  "  smlabt r9, lr, " f12 ", r9\n"
+#define DW3_EVEN_END                                                                        \
+  "  add r6, r6, #4\n"                                                                      \
+  "  add r7, r7, #4\n"                                                                      \
+  "  add r8, r8, #4\n"
+#define DW3_ODD_END                                                                         \
+  DW3_LAST("r6", "r0", "r1", DW3_SET)                                                       \
+  DW3_LAST("r7", "r2", "r3", DW3_ADD)                                                       \
+  DW3_LAST("r8", "r4", "r5", DW3_ADD)                                                       \
+  "  str r9, [r12]\n"
+#define DW3_PAIRS_FN(NAME, END)                                                             \
+  __asm__(TT_DSP_ASM_ENTRY(NAME)                                                            \
+          "  sub sp, sp, #32\n"                                                             \
+          "  ldm r0, {r1-r10}\n"                                                            \
+          "  stm sp, {r1, r6, r7, r8, r9, r10}\n"                                           \
+          "  mov r12, r5\n"                                                                 \
+          "  mov r6, r2\n"                                                                  \
+          "  mov r7, r3\n"                                                                  \
+          "  mov r8, r4\n"                                                                  \
+          "3:\n"                                                                            \
+          "  ldr r11, [sp]\n"                                                               \
+          "  ldm r11!, {r0-r5}\n"                                                           \
+          "  str r11, [sp]\n"                                                               \
+          "  ldr r11, [sp, #8]\n"                                                           \
+          "  add r11, r6, r11\n"                                                            \
+          "  str r11, [sp, #24]\n"                                                          \
+          "  ldr r11, [sp, #12]\n"                                                          \
+          "  tbb [pc, r11]\n"                                                               \
+          "9:\n"                                                                            \
+          "  .byte (10f - 9b) / 2, (11f - 9b) / 2, (12f - 9b) / 2, (13f - 9b) / 2\n"        \
+          "  .p2align 1\n"                                                                  \
+          "10:\n" DW3_PAIR "11:\n" DW3_PAIR "12:\n" DW3_PAIR "13:\n" DW3_PAIR               \
+          "  ldr r11, [sp, #24]\n"                                                          \
+          "  cmp r6, r11\n"                                                                 \
+          "  bne 10b\n"                                                                     \
+          END                                                                               \
+          "  ldr r11, [sp, #16]\n"                                                          \
+          "  add r12, r12, r11\n"                                                           \
+          "  ldr r11, [sp, #20]\n"                                                          \
+          "  subs r11, r11, #1\n"                                                           \
+          "  str r11, [sp, #20]\n"                                                          \
+          "  bne 3b\n"                                                                      \
+          "  add sp, sp, #32\n"                                                             \
+          "  pop {r4-r11, pc}\n"                                                            \
+          "  .size " #NAME ", . - " #NAME "\n"                                              \
+          "  .text\n");                                                                     \
+  void NAME(const dw3_pairs_args *a);
+DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_even, DW3_EVEN_END)
+DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_odd, DW3_ODD_END)
+#undef DW3_ROW
 #undef DW3_SET
 #undef DW3_ADD
+#undef DW3_PAIR
+#undef DW3_LAST
+#undef DW3_EVEN_END
+#undef DW3_ODD_END
+#undef DW3_PAIRS_FN
 
 /* Words a staged dy row of walk3 takes: dx column ix reads D[ix .. ix + 2], and the pairs
- * read a word past the last column's: (wd + 1) / 2 + 1. */
+ * read a word past the last column's: (wd + 1) / 2 + 1 (wd even: pairs + 1, odd: + 2). */
 static inline int32_t dw3_words(int32_t wd) { return (wd + 1) / 2 + 1; }
 
-/* Staged bytes a channel of walk3: its five weight words and three dy rows. */
-static inline int32_t dw3_channel_bytes(int32_t wd) { return 20 + 12 * dw3_words(wd); }
+/* Staged bytes a channel of walk3: its six weight words and three dy rows. */
+static inline int32_t dw3_channel_bytes(int32_t wd) { return 24 + 12 * dw3_words(wd); }
 
-/* The word m of channel rows o0..o3 (`lanes` of them) from the dy words v0 (column 2m - L)
- * and v1 (the next column): [D[2m], D[2m + 1]] per channel (SXTB16, PKHBT/PKHTB). */
-static inline __attribute__((always_inline)) void dw3_put(tt_dsp_word *o, int32_t chunk,
-                                                           int32_t m, uint32_t v0, uint32_t v1,
-                                                           int32_t lanes) {
+/* Word m of channel rows o, o + words, ... (`lanes` of them) from the dy words v0 (column
+ * 2m - L) and v1 (the next column): [D[2m], D[2m + 1]] per channel (SXTB16, PKHBT/PKHTB). */
+static inline __attribute__((always_inline)) void dw3_put(tt_dsp_word *o, int32_t words,
+                                                           uint32_t v0, uint32_t v1,
+                                                           const int32_t lanes) {
   const uint32_t e0 = __sxtb16(v0), e1 = __sxtb16(v1);
-  const uint32_t q0 = tt_dsp_sxtb16_odd(v0), q1 = tt_dsp_sxtb16_odd(v1);
-  o[m] = tt_dsp_low_halves(e0, e1);
-  if (lanes > 1) o[chunk + m] = tt_dsp_low_halves(q0, q1);
-  if (lanes > 2) o[2 * chunk + m] = tt_dsp_high_halves(e0, e1);
-  if (lanes > 3) o[3 * chunk + m] = tt_dsp_high_halves(q0, q1);
+  o[0] = tt_dsp_low_halves(e0, e1);
+  if (lanes > 2) o[2 * words] = tt_dsp_high_halves(e0, e1);
+  if (lanes > 1) {
+    const uint32_t q0 = tt_dsp_sxtb16_odd(v0), q1 = tt_dsp_sxtb16_odd(v1);
+    o[words] = tt_dsp_low_halves(q0, q1);
+    if (lanes > 3) o[3 * words] = tt_dsp_high_halves(q0, q1);
+  }
+}
+
+/* The `lanes` dy of column x (element i of its first channel; 0 outside [0, ow)), masked. */
+static inline __attribute__((always_inline)) uint32_t dw3_dy(const dw_layer *a, int32_t x,
+                                                              int32_t i, const int32_t LANES,
+                                                              int32_t lanes) {
+  if (x < 0 || x >= a->ow) return 0;
+  const uint32_t v = LANES == 4 ? tt_dsp_load4(a->dy + i) : tt_dsp_load_partial(a->dy + i, lanes);
+  return a->mask == 0 ? v : v & tt_dsp_mask_lanes(tt_dsp_mask_bits(a->mask, i, LANES == 4 ? 4 : lanes));
+}
+
+/* One group of dw3_stage_row: `lanes` channels from element i0 (column 0's), LANES 4 or 0
+ * (a partial group: a constant of each compiled copy). The words whose two columns lie
+ * inside [m0, m1) load without tests. */
+static inline __attribute__((always_inline)) void dw3_stage_group(
+    const dw_layer *a, int32_t i0, int32_t words, int32_t L, int32_t m0, int32_t m1,
+    tt_dsp_word *o, const int32_t LANES, int32_t lanes) {
+  const int32_t c = a->c;
+  const int32_t n = LANES == 4 ? 4 : lanes;
+  int32_t m = 0;
+  for (; m < m0; ++m)
+    dw3_put(o + m, words, dw3_dy(a, 2 * m - L, i0 + (2 * m - L) * c, LANES, n),
+            dw3_dy(a, 2 * m - L + 1, i0 + (2 * m - L + 1) * c, LANES, n), n);
+  if (LANES == 4 && a->mask == 0) {
+    const int8_t *p = a->dy + i0 + (2 * m - L) * c;
+    for (; m < m1; ++m, p += 2 * c) dw3_put(o + m, words, tt_dsp_load4(p), tt_dsp_load4(p + c), 4);
+  } else if (LANES == 4 && (c & 7) == 0 && (i0 & 3) == 0) {
+    /* the four lanes' mask bits one half of a byte at every column (stage_lanes') */
+    const uint32_t shift = (uint32_t)i0 & 7u;
+    int32_t i = i0 + (2 * m - L) * c;
+    for (; m < m1; ++m, i += 2 * c) {
+      const uint32_t v0 = tt_dsp_load4(a->dy + i) & tt_dsp_mask_lanes((uint32_t)a->mask[i >> 3] >> shift);
+      const uint32_t v1 = tt_dsp_load4(a->dy + i + c) &
+                          tt_dsp_mask_lanes((uint32_t)a->mask[(i + c) >> 3] >> shift);
+      dw3_put(o + m, words, v0, v1, 4);
+    }
+  } else
+    for (; m < m1; ++m)
+      dw3_put(o + m, words, dw3_dy(a, 2 * m - L, i0 + (2 * m - L) * c, LANES, n),
+              dw3_dy(a, 2 * m - L + 1, i0 + (2 * m - L + 1) * c, LANES, n), n);
+  for (; m < words; ++m)
+    dw3_put(o + m, words, dw3_dy(a, 2 * m - L, i0 + (2 * m - L) * c, LANES, n),
+            dw3_dy(a, 2 * m - L + 1, i0 + (2 * m - L + 1) * c, LANES, n), n);
 }
 
 /* dy row oy of image b (zeros where oy is outside the map) for channels [ch0, ch0 + nc)
- * into walk3's rows at o (channel k's at o + k chunk words): word m holds dy columns
- * 2m - L and 2m - L + 1 (zero outside [0, ow)), masked. */
+ * into walk3's slot at o (channel k's row at o + k words): word m holds dy columns 2m - L
+ * and 2m - L + 1 (zero outside [0, ow)), masked. */
 static void dw3_stage_row(const dw_layer *a, int32_t b, int32_t oy, int32_t ch0, int32_t nc,
-                          int32_t words, int32_t L, tt_dsp_word *o, int32_t chunk) {
+                          int32_t words, int32_t L, tt_dsp_word *o) {
   if (oy < 0 || oy >= a->oh) {
-    for (int32_t k = 0; k < nc; ++k) zero_words(o + k * chunk, words);
+    zero_words(o, nc * words);
     return;
   }
-  const int32_t c = a->c, ow = a->ow, base = (b * a->oh + oy) * ow * c;
-  /* the words whose two columns are both inside: m in [m0, m1) */
+  const int32_t base = (b * a->oh + oy) * a->ow * a->c + ch0;
+  /* the words whose two columns are both inside: [m0, m1) */
   const int32_t m0 = (L + 1) >> 1;
-  int32_t m1 = (ow + L) >> 1;
+  int32_t m1 = (a->ow + L) >> 1;
   if (m1 > words) m1 = words;
-  for (int32_t g = 0; g < nc; g += 4, o += 4 * chunk) {
-    const int32_t lanes = nc - g < 4 ? nc - g : 4, ch = ch0 + g;
-#define DW3_DY(x)                                                                           \
-  ((x) < 0 || (x) >= ow ? 0u                                                                \
-   : a->mask == 0       ? load_lanes(a->dy + base + (x) * c + ch, lanes)                    \
-                        : load_lanes(a->dy + base + (x) * c + ch, lanes) &                  \
-                              tt_dsp_mask_lanes(tt_dsp_mask_bits(a->mask, base + (x) * c + ch, \
-                                                                 lanes)))
-    for (int32_t m = 0; m < m0 && m < words; ++m)
-      dw3_put(o, chunk, m, DW3_DY(2 * m - L), DW3_DY(2 * m - L + 1), lanes);
-    if (lanes == 4 && a->mask == 0) {
-      const int8_t *p = a->dy + base + (2 * m0 - L) * c + ch;
-      for (int32_t m = m0; m < m1; ++m, p += 2 * c)
-        dw3_put(o, chunk, m, tt_dsp_load4(p), tt_dsp_load4(p + c), 4);
-    } else
-      for (int32_t m = m0; m < m1; ++m)
-        dw3_put(o, chunk, m, DW3_DY(2 * m - L), DW3_DY(2 * m - L + 1), lanes);
-    for (int32_t m = m1 > m0 ? m1 : m0; m < words; ++m)
-      dw3_put(o, chunk, m, DW3_DY(2 * m - L), DW3_DY(2 * m - L + 1), lanes);
-#undef DW3_DY
-  }
+  if (m1 < m0) m1 = m0;
+  const int32_t full = nc >> 2;
+  for (int32_t g = 0; g < full; ++g, o += 4 * words)
+    dw3_stage_group(a, base + 4 * g, words, L, m0, m1, o, 4, 4);
+  if (4 * full < nc) dw3_stage_group(a, base + 4 * full, words, L, m0, m1, o, 0, nc - 4 * full);
 }
 
 /* The weights of channels [ch0, ch0 + nc) times their multipliers (int16, as
- * stage_weights'), five words a channel: [F0, F1] of tap rows 0-2 (F[k] = w[ky][2 - k]),
- * [F2 of row 0, F2 of row 1], [F2 of row 2, 0]. */
+ * stage_weights'), six words a channel: F01 = [F0, F1] and F12 = [F1, F2] of tap rows 0-2,
+ * F[k] = w[ky][2 - k] * mult. */
 static void dw3_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp_word *o) {
   const int32_t c = a->c;
-  for (int32_t k = 0; k < nc; ++k, o += 5) {
+  for (int32_t k = 0; k < nc; ++k, o += 6) {
     const int32_t ch = ch0 + k, mu = a->mult[ch];
     const int8_t *w = a->w + ch;
-#define DW3_F(ky, kx) ((uint32_t)(uint16_t)(int16_t)(w[((ky) * 3 + (kx)) * c] * mu))
-    for (int32_t ky = 0; ky < 3; ++ky) o[ky] = DW3_F(ky, 2) | DW3_F(ky, 1) << 16;
-    o[3] = DW3_F(0, 0) | DW3_F(1, 0) << 16;
-    o[4] = DW3_F(2, 0);
-#undef DW3_F
+    for (int32_t ky = 0; ky < 3; ++ky, w += 3 * c) {
+      const uint32_t f0 = (uint16_t)(int16_t)(w[2 * c] * mu), f1 = (uint16_t)(int16_t)(w[c] * mu),
+                     f2 = (uint16_t)(int16_t)(w[0] * mu);
+      o[2 * ky] = f0 | f1 << 16;
+      o[2 * ky + 1] = f1 | f2 << 16;
+    }
   }
 }
 
 /* The accumulators of the whole dx rows among positions [p0, p1) of a 3x3 layer of stride
- * 1 (pad_left <= 2), all of them kept (p1 <= keep->n1), by channel and row
- * (tt_dsp_dw3_input_pairs), their largest magnitude into *amax (NULL: none); the rows'
- * other positions (a row cut by p0, p1 or keep->n0) by walk. 0: the staging holds no
- * channel (nothing done). */
+ * 1 (pad_left <= 2, wd >= 2), all of them kept (p1 <= keep->n1), by channel and row
+ * (tt_dsp_dw3_input_pairs_*), their largest magnitude into *amax (NULL: none); the other
+ * positions (of a row cut by p0, p1 or keep->n0) by walk. 0: the staging holds no channel
+ * (nothing done). The staging: the block's weights, then its ring of three dy rows, each
+ * a slot of the block's channels' rows. */
 static int walk3(const dw_layer *a, int32_t nb, void *stage_mem, int32_t stage_bytes,
                  int32_t p0, int32_t p1, const tt_keep *keep, uint32_t *amax) {
   const int32_t wd = a->wd, c = a->c, words = dw3_words(wd), L = 2 - a->pad_left;
   int32_t per = stage_bytes / dw3_channel_bytes(wd);
   if (per < 1) return 0;
-  if (per > c) per = c;
+  /* blocks of whole groups of four (a partial group stages its lanes one by one) */
+  if (per >= c)
+    per = c;
+  else if (per > 4)
+    per &= ~3;
   /* the whole rows [r0, r1), but the one keep->n0 cuts */
   const int32_t r0 = (p0 + wd - 1) / wd, r1 = p1 / wd;
   const int32_t cut = keep->n0 % wd != 0 ? keep->n0 / wd : -1;
   uint32_t top = amax != 0 ? *amax : 0;
   tt_dsp_word *const wts = (tt_dsp_word *)stage_mem;
-  tt_dsp_word *const ring = wts + 5 * per;
-  const int32_t chunk = 3 * words;                  /* words a channel's three rows */
+  tt_dsp_word *const ring = wts + 6 * per;
+  const int32_t pairs = wd >> 1;
+  void (*const run)(const dw3_pairs_args *) =
+      wd & 1 ? tt_dsp_dw3_input_pairs_odd : tt_dsp_dw3_input_pairs_even;
   for (int32_t ch0 = 0; ch0 < c && r0 < r1; ch0 += per) {
     const int32_t nc = c - ch0 < per ? c - ch0 : per;
     dw3_stage_weights(a, ch0, nc, wts);
@@ -1330,18 +1377,17 @@ static int walk3(const dw_layer *a, int32_t nb, void *stage_mem, int32_t stage_b
         const tt_dsp_word *d[3];
         for (int32_t ky = 0; ky < 3; ++ky) {
           const int32_t oy = iy + a->pad_top - ky, slot = ((oy % 3) + 3) % 3;
-          tt_dsp_word *const rows = ring + slot * words;
+          tt_dsp_word *const rows = ring + slot * per * words;
           if (tag[slot] != oy) {
-            dw3_stage_row(a, b, oy, ch0, nc, words, L, rows, chunk);
+            dw3_stage_row(a, b, oy, ch0, nc, words, L, rows);
             tag[slot] = oy;
           }
           d[ky] = rows;
         }
         int32_t *const out = tt_kept(keep, row * wd, c) + ch0;
-        const int32_t pairs = wd >> 1;
-        dw3_pairs_args args = {wts, d[0], d[1], d[2], out, 4 * c, 4 * pairs,
-                               4 * (chunk - pairs), 4 - 8 * c * pairs, wd & 1, nc};
-        tt_dsp_dw3_input_pairs(&args);
+        const dw3_pairs_args args = {wts, d[0], d[1], d[2], out, 4 * c, 4 * pairs,
+                                     (4 - (pairs & 3)) & 3, 4 - 8 * c * pairs, nc};
+        run(&args);
         if (amax != 0) {
           if (nc == c)
             top = tt_largest_magnitude(out, wd * c, top);
@@ -1351,9 +1397,9 @@ static int walk3(const dw_layer *a, int32_t nb, void *stage_mem, int32_t stage_b
       }
     }
   }
-  /* the positions outside those rows, by position (no rows at all: every one) */
-  const int32_t q0 = r0 < r1 ? r0 * wd : p1;
+  /* the positions outside those rows, by position (no whole row: every one) */
   uint32_t *const most = amax != 0 ? &top : 0;
+  const int32_t q0 = r0 < r1 ? r0 * wd : p1;
   if (p0 < q0) walk(a, nb, stage_mem, p0, q0, keep, most, 0, 0, 0, 0);
   if (cut >= r0 && cut < r1) walk(a, nb, stage_mem, cut * wd, cut * wd + wd, keep, most, 0, 0, 0, 0);
   if (r0 < r1 && r1 * wd < p1) walk(a, nb, stage_mem, r1 * wd, p1, keep, most, 0, 0, 0, 0);
@@ -1364,8 +1410,8 @@ static int walk3(const dw_layer *a, int32_t nb, void *stage_mem, int32_t stage_b
 /* walk of kept positions [p0, p1) (no rounding), by walk3 where it takes the layer. */
 static void kept_walk(const dw_layer *a, int32_t nb, void *stage_mem, int32_t stage_bytes,
                       int32_t p0, int32_t p1, const tt_keep *keep, uint32_t *amax) {
-  if (a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->pad_left <= 2 && keep != 0 &&
-      p1 <= keep->n1 && walk3(a, nb, stage_mem, stage_bytes, p0, p1, keep, amax))
+  if (a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->pad_left <= 2 && a->wd >= 2 &&
+      keep != 0 && p1 <= keep->n1 && walk3(a, nb, stage_mem, stage_bytes, p0, p1, keep, amax))
     return;
   walk(a, nb, stage_mem, p0, p1, keep, amax, 0, 0, 0, 0);
 }
