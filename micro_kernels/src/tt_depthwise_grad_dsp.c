@@ -1238,6 +1238,15 @@ DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_odd, DW3_ODD_END)
 #undef DW3_ODD_END
 #undef DW3_PAIRS_FN
 
+/* The fewest channels a block whose dy rows walk3 stages word by word (dw3_stage_word) on
+ * a map wider than 16, below which group by group (dw3_stage_group). Measured
+ * (mcu_grad_dsp.py, one pass): word by word 8 @48x48 3.84 and 16 @64x64 3.30 a MAC against
+ * 3.12 and 2.96, 32 @24x24 3.22 against 3.16; 64 @12x12 3.30 against 3.48, 144 @8x8 (a
+ * block of 32 after 112) 3.39 against 3.49. */
+#ifndef DW3_WORDWISE
+#define DW3_WORDWISE 48
+#endif
+
 /* Words a staged dy row of walk3 takes: dx column ix reads D[ix .. ix + 2], and the pairs
  * read a word past the last column's: (wd + 1) / 2 + 1 (wd even: pairs + 1, odd: + 2). */
 static inline int32_t dw3_words(int32_t wd) { return (wd + 1) / 2 + 1; }
@@ -1260,47 +1269,72 @@ static inline __attribute__((always_inline)) void dw3_put(tt_dsp_word *o, int32_
   }
 }
 
-/* The `lanes` dy of column x (element i of its first channel; 0 outside [0, ow)), masked. */
-static inline __attribute__((always_inline)) uint32_t dw3_dy(const dw_layer *a, int32_t x,
-                                                              int32_t i, const int32_t LANES,
+/* The `lanes` dy at element i, masked (mask NULL: none). */
+static inline __attribute__((always_inline)) uint32_t dw3_dy(const int8_t *dy,
+                                                              const uint8_t *mask, int32_t i,
+                                                              const int32_t LANES,
                                                               int32_t lanes) {
-  if (x < 0 || x >= a->ow) return 0;
-  const uint32_t v = LANES == 4 ? tt_dsp_load4(a->dy + i) : tt_dsp_load_partial(a->dy + i, lanes);
-  return a->mask == 0 ? v : v & tt_dsp_mask_lanes(tt_dsp_mask_bits(a->mask, i, LANES == 4 ? 4 : lanes));
+  const uint32_t v = LANES == 4 ? tt_dsp_load4(dy + i) : tt_dsp_load_partial(dy + i, lanes);
+  return mask == 0 ? v : v & tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, LANES == 4 ? 4 : lanes));
 }
 
-/* One group of dw3_stage_row: `lanes` channels from element i0 (column 0's), LANES 4 or 0
- * (a partial group: a constant of each compiled copy). The words whose two columns lie
- * inside [m0, m1) load without tests. */
+/* Word m of every channel's row of dw3_stage_row: the columns at elements i (channel 0 of
+ * the block; IN0 0: outside, zeros) and i + c (IN1), the groups inner (their source words
+ * 4 bytes apart, their rows 4 words apart): the loop's set-up once a word, not once a
+ * group (a group's four row pointers were about 35 instructions a channel and row). */
+static inline __attribute__((always_inline)) void dw3_stage_word(const dw_layer *a, int32_t i,
+                                                                  int32_t nc, int32_t words,
+                                                                  tt_dsp_word *o, const int IN0,
+                                                                  const int IN1) {
+  const int8_t *const dy = a->dy;
+  const uint8_t *const mask = a->mask;
+  const int32_t c = a->c, full = nc >> 2;
+  tt_dsp_word *q = o, *const end = o + 4 * words * full;
+  if (mask == 0) {
+    const int8_t *p = dy + i;
+    for (; q != end; q += 4 * words, p += 4)
+      dw3_put(q, words, IN0 ? tt_dsp_load4(p) : 0u, IN1 ? tt_dsp_load4(p + c) : 0u, 4);
+  } else
+    for (int32_t j = i; q != end; q += 4 * words, j += 4)
+      dw3_put(q, words, IN0 ? dw3_dy(dy, mask, j, 4, 4) : 0u, IN1 ? dw3_dy(dy, mask, j + c, 4, 4) : 0u,
+              4);
+  const int32_t lanes = nc - 4 * full;
+  if (lanes > 0) {
+    const int32_t j = i + 4 * full;
+    dw3_put(q, words, IN0 ? dw3_dy(dy, mask, j, 0, lanes) : 0u,
+            IN1 ? dw3_dy(dy, mask, j + c, 0, lanes) : 0u, lanes);
+  }
+}
+
+/* One group of dw3_stage_row by columns (few channels: dw3_stage_word's set-up a word
+ * would be over two to four groups): `lanes` channels, column 0's first at element i0,
+ * LANES 4 or 0 (a partial group: a constant of each compiled copy). The words whose two
+ * columns lie inside, [m0, m1), load without tests; in the others one column at most is
+ * inside (the first's second, the last's first). The layer's fields in locals: the stores
+ * (may_alias words) would make gcc reload them at every word. */
 static inline __attribute__((always_inline)) void dw3_stage_group(
     const dw_layer *a, int32_t i0, int32_t words, int32_t L, int32_t m0, int32_t m1,
     tt_dsp_word *o, const int32_t LANES, int32_t lanes) {
-  const int32_t c = a->c;
+  const int8_t *const dy = a->dy;
+  const uint8_t *const mask = a->mask;
+  const int32_t c = a->c, ow = a->ow;
   const int32_t n = LANES == 4 ? 4 : lanes;
-  int32_t m = 0;
-  for (; m < m0; ++m)
-    dw3_put(o + m, words, dw3_dy(a, 2 * m - L, i0 + (2 * m - L) * c, LANES, n),
-            dw3_dy(a, 2 * m - L + 1, i0 + (2 * m - L + 1) * c, LANES, n), n);
-  if (LANES == 4 && a->mask == 0) {
-    const int8_t *p = a->dy + i0 + (2 * m - L) * c;
-    for (; m < m1; ++m, p += 2 * c) dw3_put(o + m, words, tt_dsp_load4(p), tt_dsp_load4(p + c), 4);
-  } else if (LANES == 4 && (c & 7) == 0 && (i0 & 3) == 0) {
-    /* the four lanes' mask bits one half of a byte at every column (stage_lanes') */
-    const uint32_t shift = (uint32_t)i0 & 7u;
-    int32_t i = i0 + (2 * m - L) * c;
-    for (; m < m1; ++m, i += 2 * c) {
-      const uint32_t v0 = tt_dsp_load4(a->dy + i) & tt_dsp_mask_lanes((uint32_t)a->mask[i >> 3] >> shift);
-      const uint32_t v1 = tt_dsp_load4(a->dy + i + c) &
-                          tt_dsp_mask_lanes((uint32_t)a->mask[(i + c) >> 3] >> shift);
-      dw3_put(o + m, words, v0, v1, 4);
-    }
+  for (int32_t m = 0; m < m0; ++m) {
+    const int32_t x = 2 * m - L + 1;
+    dw3_put(o + m, words, 0u, x >= 0 && x < ow ? dw3_dy(dy, mask, i0 + x * c, LANES, n) : 0u, n);
+  }
+  for (int32_t m = m1; m < words; ++m) {
+    const int32_t x = 2 * m - L;
+    dw3_put(o + m, words, x >= 0 && x < ow ? dw3_dy(dy, mask, i0 + x * c, LANES, n) : 0u, 0u, n);
+  }
+  int32_t i = i0 + (2 * m0 - L) * c;
+  if (LANES == 4 && mask == 0) {
+    const int8_t *p = dy + i;
+    for (int32_t m = m0; m < m1; ++m, p += 2 * c)
+      dw3_put(o + m, words, tt_dsp_load4(p), tt_dsp_load4(p + c), 4);
   } else
-    for (; m < m1; ++m)
-      dw3_put(o + m, words, dw3_dy(a, 2 * m - L, i0 + (2 * m - L) * c, LANES, n),
-              dw3_dy(a, 2 * m - L + 1, i0 + (2 * m - L + 1) * c, LANES, n), n);
-  for (; m < words; ++m)
-    dw3_put(o + m, words, dw3_dy(a, 2 * m - L, i0 + (2 * m - L) * c, LANES, n),
-            dw3_dy(a, 2 * m - L + 1, i0 + (2 * m - L + 1) * c, LANES, n), n);
+    for (int32_t m = m0; m < m1; ++m, i += 2 * c)
+      dw3_put(o + m, words, dw3_dy(dy, mask, i, LANES, n), dw3_dy(dy, mask, i + c, LANES, n), n);
 }
 
 /* dy row oy of image b (zeros where oy is outside the map) for channels [ch0, ch0 + nc)
@@ -1312,16 +1346,30 @@ static void dw3_stage_row(const dw_layer *a, int32_t b, int32_t oy, int32_t ch0,
     zero_words(o, nc * words);
     return;
   }
-  const int32_t base = (b * a->oh + oy) * a->ow * a->c + ch0;
-  /* the words whose two columns are both inside: [m0, m1) */
-  const int32_t m0 = (L + 1) >> 1;
-  int32_t m1 = (a->ow + L) >> 1;
-  if (m1 > words) m1 = words;
-  if (m1 < m0) m1 = m0;
-  const int32_t full = nc >> 2;
-  for (int32_t g = 0; g < full; ++g, o += 4 * words)
-    dw3_stage_group(a, base + 4 * g, words, L, m0, m1, o, 4, 4);
-  if (4 * full < nc) dw3_stage_group(a, base + 4 * full, words, L, m0, m1, o, 0, nc - 4 * full);
+  const int32_t c = a->c, ow = a->ow, base = (b * a->oh + oy) * ow * c + ch0;
+  if (nc < DW3_WORDWISE && a->wd > 16) {
+    const int32_t m0 = (L + 1) >> 1;
+    int32_t m1 = (ow + L) >> 1;
+    if (m1 > words) m1 = words;
+    if (m1 < m0) m1 = m0;
+    const int32_t full = nc >> 2;
+    for (int32_t g = 0; g < full; ++g, o += 4 * words)
+      dw3_stage_group(a, base + 4 * g, words, L, m0, m1, o, 4, 4);
+    if (4 * full < nc) dw3_stage_group(a, base + 4 * full, words, L, m0, m1, o, 0, nc - 4 * full);
+    return;
+  }
+  for (int32_t m = 0; m < words; ++m) {
+    const int32_t x = 2 * m - L, i = base + x * c;
+    const int in0 = x >= 0 && x < ow, in1 = x + 1 >= 0 && x + 1 < ow;
+    if (in0 && in1)
+      dw3_stage_word(a, i, nc, words, o + m, 1, 1);
+    else if (in1)
+      dw3_stage_word(a, i, nc, words, o + m, 0, 1);
+    else if (in0)
+      dw3_stage_word(a, i, nc, words, o + m, 1, 0);
+    else
+      dw3_stage_word(a, i, nc, words, o + m, 0, 0);
+  }
 }
 
 /* The weights of channels [ch0, ch0 + nc) times their multipliers (int16, as
