@@ -1077,26 +1077,42 @@ static __attribute__((noinline)) void stage_masked(tt_dsp_word *s, const int8_t 
 }
 
 /* dw_dsp_stage_inner for a depth multiplier of 4k: the four lanes hold one input channel,
- * so each pair word is built once and stored four times. */
-static __attribute__((noinline)) void stage_inner_one(tt_dsp_word *s,
-                                                      const int8_t *const *rows, int32_t kh,
-                                                      int32_t C, int32_t ix, int32_t n,
-                                                      uint32_t off) {
+ * so each pair word is built once and stored four times. kh a constant where inlined: 3
+ * (the person detector's first layer) keeps its three row pointers in registers, about 13
+ * instructions a column where the loop over the row pairs took 29. */
+static inline __attribute__((always_inline)) void stage_one_k(tt_dsp_word *s,
+                                                              const int8_t *const *rows,
+                                                              const int32_t kh, int32_t C,
+                                                              int32_t ix, int32_t n,
+                                                              uint32_t off) {
   const int32_t o = (int16_t)(off & 0xFFFFu);
-  for (int32_t at = ix * C, end = (ix + n) * C; at != end; at += C) {
+  const int8_t *r[DW_DSP_MAX_KH];
+#pragma GCC unroll 8
+  for (int32_t k = 0; k < kh; ++k) r[k] = rows[k] + ix * C;
+  for (int32_t at = 0, end = n * C; at != end; at += C) {
+#pragma GCC unroll 4
     for (int32_t q = 0; q < kh >> 1; ++q, s += 4) {
-      const uint32_t v = tt_dsp_low_halves((uint32_t)(rows[2 * q][at] + o),
-                                           (uint32_t)(rows[2 * q + 1][at] + o));
+      const uint32_t v = tt_dsp_low_halves((uint32_t)(r[2 * q][at] + o),
+                                           (uint32_t)(r[2 * q + 1][at] + o));
       tt_dsp_strd(s, v, v);
       tt_dsp_strd(s + 2, v, v);
     }
     if (kh & 1) {
-      const uint32_t x = (uint32_t)(rows[kh - 1][at] + o);
+      const uint32_t x = (uint32_t)(r[kh - 1][at] + o);
       const uint32_t v = tt_dsp_low_halves(x, x);
       tt_dsp_strd(s, v, v);
       s += 2;
     }
   }
+}
+static __attribute__((noinline)) void stage_inner_one(tt_dsp_word *s,
+                                                      const int8_t *const *rows, int32_t kh,
+                                                      int32_t C, int32_t ix, int32_t n,
+                                                      uint32_t off) {
+  if (kh == 3)
+    stage_one_k(s, rows, 3, C, ix, n, off);
+  else
+    stage_one_k(s, rows, kh, C, ix, n, off);
 }
 #define DW_DSP_SUMS(name, kh, kw, dilation)                                                \
   static __attribute__((noinline)) void name(const dw_dsp *D, const dw_layer *L, int32_t n) { \
@@ -2013,6 +2029,18 @@ int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *m
       dw_group G;
       dw_group_init(&G, &L, c, g, &buf);
       int8_t *const group = data + b * out->h * out->w * C + c;
+#if TT_FWD_DSP
+      /* Each output row writable over its input as soon as it is computed (lines == 1: the
+       * stride-2 layers, whose output rows lie in input rows no later row reads) and each
+       * row staged whole before any of its outputs is stored (D->whole: one chunk a row):
+       * the rows go straight to their place, with no ring and no copy, in one run of the
+       * group's rows (dw3_rows' tt_dsp_dw3_run), and without the small maps' copy (below).
+       * The same writes as the ring's, earlier. */
+      if (lines == 1 && G.use_dsp && G.dsp.whole) {
+        dw_group_rows(&G, b, 0, out->h, group, out->w * C, C);
+        continue;
+      }
+#endif
       /* The group's whole output where it fits beside the DSP buffer's staging (small
        * maps): computed as out of place, then put over its input channels, which no other
        * group reads; the same bits as row by row, without a call and a copy per row. */
