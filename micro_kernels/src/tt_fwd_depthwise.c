@@ -1138,6 +1138,107 @@ DW_DSP_OUTPUTS(outputs_5x5, 5, 5)
 DW_DSP_OUTPUTS(outputs_7x7, 7, 7)
 DW_DSP_OUTPUTS(outputs_8x8, 8, 8)
 
+/* tt_dsp_dw5x5(a), tt_dsp_dw5x5_low(a): outputs_5x5 in assembly, each window summed over its
+ * columns inside the image only, [a->lo, a->hi) of the band (the others are staged zeros:
+ * they add nothing to a sum, and the MACs skipped are not counted out of the layer's). On
+ * MCUNet's 4x4 maps a window has 3.5 such columns of 5 on average, on its 8x8 maps 4.25.
+ * A column (two row pairs and the fifth row, wc = 10 words, as dw_dsp_column sums it): 10
+ * LDRD, 8 SMLAD, 4 SMLABB/SMLATT and the loop's CMP and BNE, 24 (gcc's loop: 25, and it
+ * walked every column); a window: about 50 more (its columns clipped, the biases, the four
+ * requantizations, BFI and the store). The sums are the same integers in another order, so
+ * the same bits. _low: the output offset -128 (TT_DSP_ASM_RQ_LOW_IN), one instruction fewer
+ * an output. The record is updated in place (y). */
+typedef struct {
+  const tt_dsp_word *lo, *hi; /*  0,  4: the band's columns inside the image */
+  const tt_dsp_word *w;       /*  8: the packed, doubled filter (5 columns of 10 words) */
+  const int32_t *bias;        /* 12: the 4 doubled biases */
+  const int32_t *q;           /* 16: the 4 channels' tt_dsp_rq_params */
+  int8_t *y;                  /* 20: window 0's four outputs */
+  int32_t y_stride;           /* 24: bytes between consecutive windows' outputs */
+  int32_t step;               /* 28: bytes between consecutive windows' first columns */
+  const tt_dsp_word *band;    /* 32: window 0's first column */
+  int32_t n;                  /* 36: windows, > 0 */
+} dw5_args;
+typedef char dw5_args_layout[offsetof(dw5_args, n) == 36 ? 1 : -1];
+/* lr the record, r0 this window's first column, r2 the windows left; r1 and r12 the
+ * window's clipped columns [r1, r12), r3 its filter column, r4-r7 the four sums. */
+#define TT_DW5_ASM(NAME, RQ)                                                                \
+  __asm__(                                                                                  \
+      TT_DSP_ASM_ENTRY(NAME)                                                                \
+      "  mov lr, r0\n"                                                                      \
+      "  ldr r0, [lr, #32]\n"                                                               \
+      "  ldr r2, [lr, #36]\n"                                                               \
+      "1:\n"                                                                                \
+      "  ldrd r1, r12, [lr]\n"                                                              \
+      "  add r3, r0, #200\n"             /* the window's end: 5 columns of 40 bytes */      \
+      "  cmp r3, r12\n"                                                                     \
+      "  it lt\n"                                                                           \
+      "  movlt r12, r3\n"                                                                   \
+      "  cmp r1, r0\n"                                                                      \
+      "  it lt\n"                                                                           \
+      "  movlt r1, r0\n"                                                                    \
+      "  ldrd r3, r4, [lr, #8]\n"                                                           \
+      "  add r3, r3, r1\n"                                                                  \
+      "  sub r3, r3, r0\n"                                                                  \
+      "  ldm r4, {r4-r7}\n"                                                                 \
+      "  cmp r1, r12\n"                                                                     \
+      "  bhs 3f\n"                                                                          \
+      "2:\n"                                                                                \
+      "  ldrd r8, r9, [r1, #8]\n"                                                           \
+      "  ldrd r10, r11, [r3, #8]\n"                                                         \
+      "  smlad r6, r8, r10, r6\n"                                                           \
+      "  smlad r7, r9, r11, r7\n"                                                           \
+      "  ldrd r8, r9, [r1, #16]\n"                                                          \
+      "  ldrd r10, r11, [r3, #16]\n"                                                        \
+      "  smlad r4, r8, r10, r4\n"                                                           \
+      "  smlad r5, r9, r11, r5\n"                                                           \
+      "  ldrd r8, r9, [r1, #24]\n"                                                          \
+      "  ldrd r10, r11, [r3, #24]\n"                                                        \
+      "  smlad r6, r8, r10, r6\n"                                                           \
+      "  smlad r7, r9, r11, r7\n"                                                           \
+      "  ldrd r8, r9, [r1, #32]\n"                                                          \
+      "  ldrd r10, r11, [r3, #32]\n"                                                        \
+      "  smlabb r4, r8, r10, r4\n"                                                          \
+      "  smlatt r6, r8, r10, r6\n"                                                          \
+      "  smlabb r5, r9, r11, r5\n"                                                          \
+      "  smlatt r7, r9, r11, r7\n"                                                          \
+      "  ldrd r8, r9, [r1], #40\n"                                                          \
+      "  ldrd r10, r11, [r3], #40\n"                                                        \
+      "  smlad r4, r8, r10, r4\n"                                                           \
+      "  smlad r5, r9, r11, r5\n"                                                           \
+      "  cmp r1, r12\n"                                                                     \
+      "  bne 2b\n"                                                                          \
+      "3:\n"                                                                                \
+      "  ldr r1, [lr, #16]\n"                                                               \
+      "  ldm r1!, {r8-r11}\n"                                                               \
+      RQ(r4, r8, r9, r10, r11)                                                              \
+      "  ldm r1!, {r8-r11}\n"                                                               \
+      RQ(r5, r8, r9, r10, r11)                                                              \
+      "  ldm r1!, {r8-r11}\n"                                                               \
+      RQ(r6, r8, r9, r10, r11)                                                              \
+      "  ldm r1, {r8-r11}\n"                                                                \
+      RQ(r7, r8, r9, r10, r11)                                                              \
+      "  bfi r4, r5, #8, #8\n"                                                              \
+      "  bfi r4, r6, #16, #8\n"                                                             \
+      "  bfi r4, r7, #24, #8\n"                                                             \
+      "  ldrd r1, r3, [lr, #20]\n"                                                          \
+      "  str r4, [r1]\n"                                                                    \
+      "  add r1, r1, r3\n"                                                                  \
+      "  ldr r3, [lr, #28]\n"                                                               \
+      "  str r1, [lr, #20]\n"                                                               \
+      "  add r0, r0, r3\n"                                                                  \
+      "  subs r2, r2, #1\n"                                                                 \
+      "  bne 1b\n"                                                                          \
+      "  pop {r4-r11, pc}\n"                                                                \
+      "  .size " #NAME ", . - " #NAME "\n"                                                  \
+      "  .text\n")
+#define TT_DW5_RQ(acc, tmp, m, c, e) TT_DSP_ASM_RQ_IN(acc, tmp, m, c, e)
+#define TT_DW5_RQ_LOW(acc, tmp, m, c, e) TT_DSP_ASM_RQ_LOW_IN(acc, m, c, e)
+TT_DW5_ASM(tt_dsp_dw5x5, TT_DW5_RQ);
+TT_DW5_ASM(tt_dsp_dw5x5_low, TT_DW5_RQ_LOW);
+void tt_dsp_dw5x5(dw5_args *a);
+void tt_dsp_dw5x5_low(dw5_args *a);
+
 /* Whether outputs_* store group D's windows of layer L directly: 1 when they did. */
 static int dw_dsp_outputs_of(const dw_dsp *D, const dw_layer *L, int32_t g, int32_t n,
                              int8_t *y, int32_t stride) {
@@ -1229,6 +1330,16 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
       if (pairs3) {       /* pairs of windows in assembly, an odd last one alone */
         dw3_row(dw3_pairs(L->p), D->band,
                 D->band + (n - 1) * L->p->stride_w * wc, D, L, c, n, y, stride);
+        continue;
+      }
+      if (L->kh == 5 && L->kw == 5 && p->dilation_w == 1 && D->fast && D->full && !D->slow &&
+          g == 4) {      /* MCUNet's: the windows' columns inside the image only */
+        dw5_args a = {D->band + k.left * wc, D->band + (k.left + k.mid) * wc, D->w,
+                      D->bias, &D->q[0].b2, y, stride, 4 * p->stride_w * wc, D->band, n};
+        if (tt_dsp_rq_low_ok(p->output_offset))
+          tt_dsp_dw5x5_low(&a);
+        else
+          tt_dsp_dw5x5(&a);
         continue;
       }
       if (dw_dsp_outputs_of(D, L, g, n, y, stride)) continue;
