@@ -1138,7 +1138,7 @@ DW_DSP_OUTPUTS(outputs_5x5, 5, 5)
 DW_DSP_OUTPUTS(outputs_7x7, 7, 7)
 DW_DSP_OUTPUTS(outputs_8x8, 8, 8)
 
-/* tt_dsp_dw5x5(a), tt_dsp_dw5x5_low(a): outputs_5x5 in assembly, each window summed over its
+/* tt_dsp_dw5x5(a, band, n), tt_dsp_dw5x5_low(a, band, n): outputs_5x5 in assembly, each window summed over its
  * columns inside the image only, [a->lo, a->hi) of the band (the others are staged zeros:
  * they add nothing to a sum, and the MACs skipped are not counted out of the layer's). On
  * MCUNet's 4x4 maps a window has 3.5 such columns of 5 on average, on its 8x8 maps 4.25.
@@ -1156,18 +1156,15 @@ typedef struct {
   int8_t *y;                  /* 20: window 0's four outputs */
   int32_t y_stride;           /* 24: bytes between consecutive windows' outputs */
   int32_t step;               /* 28: bytes between consecutive windows' first columns */
-  const tt_dsp_word *band;    /* 32: window 0's first column */
-  int32_t n;                  /* 36: windows, > 0 */
 } dw5_args;
-typedef char dw5_args_layout[offsetof(dw5_args, n) == 36 ? 1 : -1];
+typedef char dw5_args_layout[offsetof(dw5_args, step) == 28 ? 1 : -1];
 /* lr the record, r0 this window's first column, r2 the windows left; r1 and r12 the
  * window's clipped columns [r1, r12), r3 its filter column, r4-r7 the four sums. */
 #define TT_DW5_ASM(NAME, RQ)                                                                \
   __asm__(                                                                                  \
       TT_DSP_ASM_ENTRY(NAME)                                                                \
       "  mov lr, r0\n"                                                                      \
-      "  ldr r0, [lr, #32]\n"                                                               \
-      "  ldr r2, [lr, #36]\n"                                                               \
+      "  mov r0, r1\n"                                                                      \
       "1:\n"                                                                                \
       "  ldrd r1, r12, [lr]\n"                                                              \
       "  add r3, r0, #200\n"             /* the window's end: 5 columns of 40 bytes */      \
@@ -1236,8 +1233,21 @@ typedef char dw5_args_layout[offsetof(dw5_args, n) == 36 ? 1 : -1];
 #define TT_DW5_RQ_LOW(acc, tmp, m, c, e) TT_DSP_ASM_RQ_LOW_IN(acc, m, c, e)
 TT_DW5_ASM(tt_dsp_dw5x5, TT_DW5_RQ);
 TT_DW5_ASM(tt_dsp_dw5x5_low, TT_DW5_RQ_LOW);
-void tt_dsp_dw5x5(dw5_args *a);
-void tt_dsp_dw5x5_low(dw5_args *a);
+void tt_dsp_dw5x5(dw5_args *a, const tt_dsp_word *band, int32_t n);   /* window 0, n > 0 */
+void tt_dsp_dw5x5_low(dw5_args *a, const tt_dsp_word *band, int32_t n);
+/* The record in a frame of its own, not in dw_dsp_rows' (on the deepest stack path of a
+ * generated program: this frame and the assembly's pushes are less than outputs_5x5's). */
+static __attribute__((noinline)) void dw5_outputs(const dw_dsp *D, const dw_layer *L,
+                                                  const dw_chunk *k, int32_t n, int8_t *y,
+                                                  int32_t stride) {
+  const int32_t wc = D->wc;
+  dw5_args a = {D->band + k->left * wc, D->band + (k->left + k->mid) * wc, D->w, D->bias,
+                &D->q[0].b2, y, stride, 4 * L->p->stride_w * wc};
+  if (tt_dsp_rq_low_ok(L->p->output_offset))
+    tt_dsp_dw5x5_low(&a, D->band, n);
+  else
+    tt_dsp_dw5x5(&a, D->band, n);
+}
 
 /* Whether outputs_* store group D's windows of layer L directly: 1 when they did. */
 static int dw_dsp_outputs_of(const dw_dsp *D, const dw_layer *L, int32_t g, int32_t n,
@@ -1334,12 +1344,7 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
       }
       if (L->kh == 5 && L->kw == 5 && p->dilation_w == 1 && D->fast && D->full && !D->slow &&
           g == 4) {      /* MCUNet's: the windows' columns inside the image only */
-        dw5_args a = {D->band + k.left * wc, D->band + (k.left + k.mid) * wc, D->w,
-                      D->bias, &D->q[0].b2, y, stride, 4 * p->stride_w * wc, D->band, n};
-        if (tt_dsp_rq_low_ok(p->output_offset))
-          tt_dsp_dw5x5_low(&a);
-        else
-          tt_dsp_dw5x5(&a);
+        dw5_outputs(D, L, &k, n, y, stride);
         continue;
       }
       if (dw_dsp_outputs_of(D, L, g, n, y, stride)) continue;
