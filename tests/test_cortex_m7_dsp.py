@@ -512,7 +512,8 @@ def round18_calls(rng) -> None:
     # (tt_dsp_dw5x5, and _low for an output offset of -128): 4x4 and 2x2 maps (every window
     # clipped, both sides on 2x2), 1 row, VALID, stride 2 on odd sizes, a wide map in chunks
     # (45 columns: chunks of 30 and 15); a depth multiplier of 8 and 4 with 3x3 windows
-    # (stage_one_k's unrolled rows) at odd widths, stride 1 and 2, and in chunks; and in
+    # (stage_one_k's unrolled rows; a band staged once for the groups of one input channel,
+    # dw_dsp_shared, up to 16, not 20) at odd widths, stride 1 and 2, and in chunks; and in
     # place at stride 2 (a ring of one line: the rows straight over their input) on odd
     # sizes, VALID, batches, and rows in chunks (the ring kept); ACTIVATIONS[a]
     # (n, h, w, c, mult, k, stride, pad_top, pad_left, oh, ow, a)
@@ -525,7 +526,9 @@ def round18_calls(rng) -> None:
         (1, 7, 9, 2, 4, 3, 2, 0, 0, 3, 4, 2), (1, 5, 101, 1, 8, 3, 2, 1, 1, 3, 51, 1),
         (1, 9, 7, 8, 1, 3, 2, 1, 1, 5, 4, 1), (1, 11, 11, 12, 1, 3, 2, 0, 0, 5, 5, 0),
         (2, 8, 8, 4, 1, 3, 2, 0, 0, 4, 4, 1), (1, 13, 13, 4, 1, 3, 2, 1, 1, 7, 7, 2),
-        (1, 3, 181, 4, 1, 3, 2, 1, 1, 2, 91, 1), (1, 7, 7, 4, 1, 3, 2, 1, 1, 4, 4, 4)]
+        (1, 3, 181, 4, 1, 3, 2, 1, 1, 2, 91, 1), (1, 7, 7, 4, 1, 3, 2, 1, 1, 4, 4, 4),
+        (1, 6, 9, 2, 16, 3, 1, 1, 1, 6, 9, 0), (1, 4, 5, 1, 20, 3, 2, 1, 1, 2, 3, 1),
+        (2, 5, 6, 3, 8, 3, 2, 0, 1, 2, 3, 2)]
     for n, h, w, c, mult, k, s, pt, pl, oh, ow, a in round18:
         p = c_forward.ConvParams(s, s, 1, 1, pt, pl, *ACTIVATIONS[a])
         cm = c * mult
@@ -535,6 +538,19 @@ def round18_calls(rng) -> None:
             b = biases(rng, cm, kind == "edge")
             depthwise_call(p, m, sh, x, f, b, b, (n, oh, ow, cm),
                            mult == 1 and oh * ow <= h * w)
+    # the k groups of one input channel sharing a band (dw_dsp_shared) with slow channels
+    # in them (depthwise_slow_channel_calls' kinds): depth multiplier 8, two input channels
+    specials = {1: ((1 << 30) + 5, -27, (1 << 31) - 1), 6: (1134765312, -27, -(1 << 31)),
+                9: (1691025280, -24, -1377137152), 11: (1518500250, 0, 40),
+                12: ((1 << 29) + 3, -3, -7), 14: (1 << 30, 2, 3)}
+    for act in ((128, -128, -128, 127), (-5, 3, -128, 127)):
+        p = c_forward.ConvParams(2, 2, 1, 1, 1, 1, *act)
+        m, sh = quantization(rng, 16, "real")
+        b = biases(rng, 16, False)
+        for j, (mj, sj, bj) in specials.items():
+            m[j], sh[j], b[j] = mj, sj, bj
+        x, f = int8(rng, (1, 7, 9, 2)), weights(rng, (1, 3, 3, 16))
+        depthwise_call(p, m, sh, x, f, b, b, (1, 4, 5, 16), False)
 
 
 def edge_calls() -> list:

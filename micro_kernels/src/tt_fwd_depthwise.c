@@ -1772,6 +1772,68 @@ static void dw_group_rows(const dw_group *G, int32_t b, int32_t oy0, int32_t oy1
     dw_row(G->L, b, oy, G->c, G->g, out, stride);
 }
 
+#if TT_FWD_DSP
+/* A depth multiplier m = 4k (2 <= k <= DW_SHARED_MAX) of 3x3 windows in pairs: the k groups
+ * of four output channels of one input channel read the same staged band (each of its lanes
+ * holds that one channel), so a chunk is staged once for the k of them, not k times (the
+ * person detector's first layer, m = 8: staging was a third of its instructions, twice).
+ * The buffer holds the k packed filters, the band, and the k group records at its end.
+ * Returns 0 (nothing done) where the layer is not of that kind or a chunk of two windows
+ * does not fit. The same staging and pair functions as dw_dsp_rows, so the same bits. */
+#define DW_SHARED_MAX 4
+static __attribute__((noinline)) int dw_dsp_shared(const dw_layer *L, dw_buffer *B,
+                                                   int8_t *output) {
+  const tt_fwd_conv_params *p = L->p;
+  const dw_dsp_shape *const S = &B->shape;
+  const int32_t k = S->m >> 2;
+  if (!S->ok || !S->shape3 || !S->fast || !S->full || k < 2 || k > DW_SHARED_MAX) return 0;
+  const int32_t wc = S->wc, sw = p->stride_w, fw = L->kw * wc, m = S->m;
+  const int32_t rec = (int32_t)((sizeof(dw_dsp) + 3) / 4);
+  const int32_t band_words = TT_FWD_DSP_STAGE_BYTES / 4 - k * (fw + rec);
+  const int32_t chunk = (band_words / wc - L->kw + sw) / sw;   /* (n - 1) sw + 3 columns */
+  if (chunk < 2) return 0;
+  tt_dsp_word *const band = B->buf + k * fw;
+  dw_dsp *const D = (dw_dsp *)(void *)(B->buf + TT_FWD_DSP_STAGE_BYTES / 4 - k * rec);
+  const tt_fwd_dims *in = L->in, *out = L->out;
+  const int32_t C = in->c, H = in->h, W = in->w, cm = out->c, ow = out->w;
+  const uint32_t off = tt_dsp_offset_pair(p->input_offset);
+  dw3_pairs_fn *const pairs_of = dw3_pairs(p);
+  for (int32_t b = 0; b < out->n; ++b)
+    for (int32_t ci = 0; ci < C; ++ci) {
+      for (int32_t g = 0; g < k; ++g) {
+        dw_dsp_pack(&D[g], S, L, ci * m + 4 * g, 4, B->buf + g * fw);
+        D[g].band = band;                 /* the slow channels' fix reads it */
+      }
+      const int8_t *const base = L->input + b * H * W * C + ci;
+      int8_t *row = output + b * out->h * ow * cm + ci * m;
+      for (int32_t oy = 0; oy < out->h; ++oy, row += ow * cm) {
+        const int8_t *rows[3];
+        int inner = 1;
+        for (int32_t ky = 0, iy = oy * p->stride_h - p->pad_top; ky < 3;
+             ++ky, iy += p->dilation_h) {
+          rows[ky] = iy >= 0 && iy < H ? base + iy * W * C : 0;
+          inner = inner && rows[ky];
+        }
+        int8_t *y = row;
+        for (int32_t ox0 = 0; ox0 < ow; ox0 += chunk, y += chunk * cm) {
+          const int32_t n = ow - ox0 < chunk ? ow - ox0 : chunk;
+          const dw_chunk kc = chunk_columns(L, ox0, n);
+          zero_columns(&D[0], &kc);
+          tt_dsp_word *const st = band + kc.left * wc;
+          if (inner)
+            stage_inner_one(st, rows, 3, C, kc.a, kc.mid, off);
+          else
+            dw_dsp_stage(st, rows, 3, C, 4, kc.a, kc.mid, off, 1);
+          for (int32_t g = 0; g < k; ++g)
+            dw3_row(pairs_of, band, band + (n - 1) * sw * wc, &D[g], L, ci * m + 4 * g, n,
+                    y + 4 * g, cm);
+        }
+      }
+    }
+  return 1;
+}
+#endif
+
 
 void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                             const int32_t *shift, const tt_fwd_dims *input_dims,
@@ -1802,6 +1864,7 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
     dw_trim(&L, cm);
     dw_buffer buf;
     dw_buffer_init(&buf, &L);
+    if (dw_dsp_shared(&L, &buf, output)) return;
     dw_group G;
     dw_group_init(&G, &L, 0, 4, &buf);
     if (G.use_dsp) {        /* the buffer fits the kernel: then every group's */
