@@ -1134,7 +1134,6 @@ static __attribute__((noinline)) void sums_any(const dw_dsp *D, const dw_layer *
     dw_dsp_sums(D, L, n, kh, kw, 1, 1, y, stride);                                          \
   }
 DW_DSP_OUTPUTS(outputs_4x4, 4, 4)
-DW_DSP_OUTPUTS(outputs_5x5, 5, 5)
 DW_DSP_OUTPUTS(outputs_7x7, 7, 7)
 DW_DSP_OUTPUTS(outputs_8x8, 8, 8)
 
@@ -1249,14 +1248,14 @@ static __attribute__((noinline)) void dw5_outputs(const dw_dsp *D, const dw_laye
     tt_dsp_dw5x5(&a, D->band, n);
 }
 
-/* Whether outputs_* store group D's windows of layer L directly: 1 when they did. */
+/* Whether outputs_* store group D's windows of layer L directly: 1 when they did (5x5:
+ * dw5_outputs, before this). */
 static int dw_dsp_outputs_of(const dw_dsp *D, const dw_layer *L, int32_t g, int32_t n,
                              int8_t *y, int32_t stride) {
   if (!(D->fast && D->full && !D->slow && g == 4) || L->p->dilation_w != 1 || L->kh != L->kw)
     return 0;
   switch (L->kh) {
     case 4: outputs_4x4(D, L, n, y, stride); return 1;
-    case 5: outputs_5x5(D, L, n, y, stride); return 1;
     case 7: outputs_7x7(D, L, n, y, stride); return 1;
     case 8: outputs_8x8(D, L, n, y, stride); return 1;
     default: return 0;
@@ -1276,10 +1275,11 @@ static void dw_dsp_sums_of(const dw_dsp *D, const dw_layer *L, int32_t n) {
 }
 
 /* Output rows [oy0, oy1) of batch b for channels [c, c + g) with the group packed in D, row
- * oy0 + k at out + k * row_step (dw_row's element layout). */
+ * oy0 + k at out + k * row_step (dw_row's element layout). `shared` > 1 (dw_dsp_shared): the
+ * 3x3 pairs of D[0], ..., D[shared - 1], channels c + 4 j, on the one band staged. */
 static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t b,
                         int32_t oy0, int32_t oy1, int8_t *out, int32_t row_step,
-                        int32_t stride) {
+                        int32_t stride, int32_t shared) {
   const tt_fwd_conv_params *p = L->p;
   const int32_t C = L->in->c, H = L->in->h, W = L->in->w, kh = L->kh, wc = D->wc;
   const int32_t ow = L->out->w, chunk = D->chunk;
@@ -1338,8 +1338,9 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
           default: stage_inner_any(s, rows, kh, C, k.a, k.mid, off); break;
         }
       if (pairs3) {       /* pairs of windows in assembly, an odd last one alone */
-        dw3_row(dw3_pairs(L->p), D->band,
-                D->band + (n - 1) * L->p->stride_w * wc, D, L, c, n, y, stride);
+        for (int32_t j = 0; j < shared; ++j)
+          dw3_row(dw3_pairs(L->p), D->band, D->band + (n - 1) * L->p->stride_w * wc, D + j, L,
+                  c + 4 * j, n, y + 4 * j, stride);
         continue;
       }
       if (L->kh == 5 && L->kw == 5 && p->dilation_w == 1 && D->fast && D->full && !D->slow &&
@@ -1752,11 +1753,11 @@ static int8_t *dw_group_spare(const dw_group *G, int32_t bytes) {
 #if TT_FWD_DSP
 static void dw_dsp_group_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g,
                               int32_t b, int32_t oy0, int32_t oy1, int8_t *out,
-                              int32_t row_step, int32_t stride) {
+                              int32_t row_step, int32_t stride, int32_t shared) {
   if (D->pairs3 && D->whole && D->m == 1)
     dw3_rows(D, L, c, b, oy0, oy1, out, row_step, stride);
   else
-    dw_dsp_rows(D, L, c, g, b, oy0, oy1, out, row_step, stride);
+    dw_dsp_rows(D, L, c, g, b, oy0, oy1, out, row_step, stride, shared);
 }
 #endif
 
@@ -1764,7 +1765,7 @@ static void dw_group_rows(const dw_group *G, int32_t b, int32_t oy0, int32_t oy1
                           int32_t row_step, int32_t stride) {
 #if TT_FWD_DSP
   if (G->use_dsp) {
-    dw_dsp_group_rows(&G->dsp, G->L, G->c, G->g, b, oy0, oy1, out, row_step, stride);
+    dw_dsp_group_rows(&G->dsp, G->L, G->c, G->g, b, oy0, oy1, out, row_step, stride, 1);
     return;
   }
 #endif
@@ -1794,41 +1795,20 @@ static __attribute__((noinline)) int dw_dsp_shared(const dw_layer *L, dw_buffer 
   if (chunk < 2) return 0;
   tt_dsp_word *const band = B->buf + k * fw;
   dw_dsp *const D = (dw_dsp *)(void *)(B->buf + TT_FWD_DSP_STAGE_BYTES / 4 - k * rec);
-  const tt_fwd_dims *in = L->in, *out = L->out;
-  const int32_t C = in->c, H = in->h, W = in->w, cm = out->c, ow = out->w;
-  const uint32_t off = tt_dsp_offset_pair(p->input_offset);
-  dw3_pairs_fn *const pairs_of = dw3_pairs(p);
+  const tt_fwd_dims *out = L->out;
+  const int32_t whole = chunk >= out->w, cm = out->c;
   for (int32_t b = 0; b < out->n; ++b)
-    for (int32_t ci = 0; ci < C; ++ci) {
+    for (int32_t ci = 0; ci < L->in->c; ++ci) {
       for (int32_t g = 0; g < k; ++g) {
         dw_dsp_pack(&D[g], S, L, ci * m + 4 * g, 4, B->buf + g * fw);
         D[g].band = band;                 /* the slow channels' fix reads it */
       }
-      const int8_t *const base = L->input + b * H * W * C + ci;
-      int8_t *row = output + b * out->h * ow * cm + ci * m;
-      for (int32_t oy = 0; oy < out->h; ++oy, row += ow * cm) {
-        const int8_t *rows[3];
-        int inner = 1;
-        for (int32_t ky = 0, iy = oy * p->stride_h - p->pad_top; ky < 3;
-             ++ky, iy += p->dilation_h) {
-          rows[ky] = iy >= 0 && iy < H ? base + iy * W * C : 0;
-          inner = inner && rows[ky];
-        }
-        int8_t *y = row;
-        for (int32_t ox0 = 0; ox0 < ow; ox0 += chunk, y += chunk * cm) {
-          const int32_t n = ow - ox0 < chunk ? ow - ox0 : chunk;
-          const dw_chunk kc = chunk_columns(L, ox0, n);
-          zero_columns(&D[0], &kc);
-          tt_dsp_word *const st = band + kc.left * wc;
-          if (inner)
-            stage_inner_one(st, rows, 3, C, kc.a, kc.mid, off);
-          else
-            dw_dsp_stage(st, rows, 3, C, 4, kc.a, kc.mid, off, 1);
-          for (int32_t g = 0; g < k; ++g)
-            dw3_row(pairs_of, band, band + (n - 1) * sw * wc, &D[g], L, ci * m + 4 * g, n,
-                    y + 4 * g, cm);
-        }
-      }
+      D->chunk = whole ? out->w : chunk;  /* dw_dsp_place's fields that dw_dsp_rows reads */
+      D->whole = whole;
+      D->row = chunk_columns(L, 0, D->chunk);
+      if (whole) zero_columns(D, &D->row);
+      dw_dsp_group_rows(D, L, ci * m, 4, b, 0, out->h, output + b * out->h * out->w * cm + ci * m,
+                        out->w * cm, cm, k);
     }
   return 1;
 }
@@ -2085,7 +2065,7 @@ void tt_depthwise_conv2d_packed_s8(const tt_fwd_conv_params *p, const int32_t *m
       dw_dsp *D = dw_pack_group(pack, i, words);
       dw_dsp_place(D, &B.shape, &L, B.buf);
       dw_dsp_group_rows(D, &L, c, channels - c < 4 ? channels - c : 4, b, 0, out->h,
-                        output + b * out->h * out->w * cm + c, out->w * cm, cm);
+                        output + b * out->h * out->w * cm + c, out->w * cm, cm, 1);
     }
 #else
   (void)pack;
