@@ -192,6 +192,8 @@ typedef struct {
   uint32_t slow;              /* bit j: channel j of a fast group requantized in C
                                  (dw_dsp_slow), its sums from 0, its bias slow_bias[j] */
   int32_t slow_bias[4];
+  int32_t shared;             /* groups whose 3x3 pairs read this one's band (dw_dsp_shared:
+                                 the records after it), 1 for the rest */
 } dw_dsp;
 
 static dw_chunk chunk_columns(const dw_layer *L, int32_t ox0, int32_t n) {
@@ -403,6 +405,7 @@ static void dw_dsp_pack(dw_dsp *D, const dw_dsp_shape *S, const dw_layer *L, int
   }
   /* 3x3 windows in pairs (tt_dsp_dw3x3_*) keep their sums in registers: no room for them */
   D->pairs3 = S->shape3 && g == 4 && fast && D->full;
+  D->shared = 1;
 }
 
 /* Splits buf (the kernel call's staging buffer; its first kw * wc words are the filter's,
@@ -1275,11 +1278,11 @@ static void dw_dsp_sums_of(const dw_dsp *D, const dw_layer *L, int32_t n) {
 }
 
 /* Output rows [oy0, oy1) of batch b for channels [c, c + g) with the group packed in D, row
- * oy0 + k at out + k * row_step (dw_row's element layout). `shared` > 1 (dw_dsp_shared): the
+ * oy0 + k at out + k * row_step (dw_row's element layout). D->shared > 1 (dw_dsp_shared): the
  * 3x3 pairs of D[0], ..., D[shared - 1], channels c + 4 j, on the one band staged. */
 static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t b,
                         int32_t oy0, int32_t oy1, int8_t *out, int32_t row_step,
-                        int32_t stride, int32_t shared) {
+                        int32_t stride) {
   const tt_fwd_conv_params *p = L->p;
   const int32_t C = L->in->c, H = L->in->h, W = L->in->w, kh = L->kh, wc = D->wc;
   const int32_t ow = L->out->w, chunk = D->chunk;
@@ -1338,7 +1341,7 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
           default: stage_inner_any(s, rows, kh, C, k.a, k.mid, off); break;
         }
       if (pairs3) {       /* pairs of windows in assembly, an odd last one alone */
-        for (int32_t j = 0; j < shared; ++j)
+        for (int32_t j = 0; j < D->shared; ++j)
           dw3_row(dw3_pairs(L->p), D->band, D->band + (n - 1) * L->p->stride_w * wc, D + j, L,
                   c + 4 * j, n, y + 4 * j, stride);
         continue;
@@ -1753,11 +1756,11 @@ static int8_t *dw_group_spare(const dw_group *G, int32_t bytes) {
 #if TT_FWD_DSP
 static void dw_dsp_group_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g,
                               int32_t b, int32_t oy0, int32_t oy1, int8_t *out,
-                              int32_t row_step, int32_t stride, int32_t shared) {
+                              int32_t row_step, int32_t stride) {
   if (D->pairs3 && D->whole && D->m == 1)
     dw3_rows(D, L, c, b, oy0, oy1, out, row_step, stride);
   else
-    dw_dsp_rows(D, L, c, g, b, oy0, oy1, out, row_step, stride, shared);
+    dw_dsp_rows(D, L, c, g, b, oy0, oy1, out, row_step, stride);
 }
 #endif
 
@@ -1765,7 +1768,7 @@ static void dw_group_rows(const dw_group *G, int32_t b, int32_t oy0, int32_t oy1
                           int32_t row_step, int32_t stride) {
 #if TT_FWD_DSP
   if (G->use_dsp) {
-    dw_dsp_group_rows(&G->dsp, G->L, G->c, G->g, b, oy0, oy1, out, row_step, stride, 1);
+    dw_dsp_group_rows(&G->dsp, G->L, G->c, G->g, b, oy0, oy1, out, row_step, stride);
     return;
   }
 #endif
@@ -1806,9 +1809,10 @@ static __attribute__((noinline)) int dw_dsp_shared(const dw_layer *L, dw_buffer 
       D->chunk = whole ? out->w : chunk;  /* dw_dsp_place's fields that dw_dsp_rows reads */
       D->whole = whole;
       D->row = chunk_columns(L, 0, D->chunk);
+      D->shared = k;
       if (whole) zero_columns(D, &D->row);
       dw_dsp_group_rows(D, L, ci * m, 4, b, 0, out->h, output + b * out->h * out->w * cm + ci * m,
-                        out->w * cm, cm, k);
+                        out->w * cm, cm);
     }
   return 1;
 }
@@ -2065,7 +2069,7 @@ void tt_depthwise_conv2d_packed_s8(const tt_fwd_conv_params *p, const int32_t *m
       dw_dsp *D = dw_pack_group(pack, i, words);
       dw_dsp_place(D, &B.shape, &L, B.buf);
       dw_dsp_group_rows(D, &L, c, channels - c < 4 ? channels - c : 4, b, 0, out->h,
-                        output + b * out->h * out->w * cm + c, out->w * cm, cm, 1);
+                        output + b * out->h * out->w * cm + c, out->w * cm, cm);
     }
 #else
   (void)pack;
