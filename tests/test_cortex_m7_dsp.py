@@ -505,6 +505,54 @@ def grown_calls(rng) -> None:
         depthwise_call(p, m, sh, x, f, b, b, (1, oh, ow, cm), mult == 1)
 
 
+def round18_calls(rng) -> None:
+    """The depthwise paths of round 18 (tt_fwd_depthwise.c; a program of their own: the edge
+    shapes' fill the rig's flash)."""
+    # 5x5 windows in assembly over their columns inside the image only
+    # (tt_dsp_dw5x5, and _low for an output offset of -128): 4x4 and 2x2 maps (every window
+    # clipped, both sides on 2x2), 1 row, VALID, stride 2 on odd sizes, a wide map in chunks
+    # (45 columns: chunks of 30 and 15); a depth multiplier of 8 and 4 with 3x3 windows
+    # (stage_one_k's unrolled rows; a band staged once for the groups of one input channel,
+    # dw_dsp_shared, up to 16, not 20) at odd widths, stride 1 and 2, and in chunks; and in
+    # place at stride 2 (a ring of one line: the rows straight over their input) on odd
+    # sizes, VALID, batches, and rows in chunks (the ring kept); ACTIVATIONS[a]
+    # (n, h, w, c, mult, k, stride, pad_top, pad_left, oh, ow, a)
+    round18 = [
+        (1, 4, 4, 8, 1, 5, 1, 2, 2, 4, 4, 0), (1, 4, 4, 8, 1, 5, 1, 2, 2, 4, 4, 1),
+        (1, 2, 2, 4, 1, 5, 1, 2, 2, 2, 2, 2), (1, 1, 3, 4, 1, 5, 1, 2, 2, 1, 3, 1),
+        (1, 6, 7, 8, 1, 5, 1, 0, 0, 2, 3, 0), (1, 9, 7, 4, 1, 5, 2, 2, 2, 5, 4, 1),
+        (1, 3, 45, 4, 1, 5, 1, 2, 2, 3, 45, 0), (2, 5, 5, 12, 1, 5, 1, 2, 2, 5, 5, 1),
+        (1, 11, 13, 1, 8, 3, 2, 1, 1, 6, 7, 1), (1, 5, 7, 1, 8, 3, 1, 1, 1, 5, 7, 0),
+        (1, 7, 9, 2, 4, 3, 2, 0, 0, 3, 4, 2), (1, 5, 101, 1, 8, 3, 2, 1, 1, 3, 51, 1),
+        (1, 9, 7, 8, 1, 3, 2, 1, 1, 5, 4, 1), (1, 11, 11, 12, 1, 3, 2, 0, 0, 5, 5, 0),
+        (2, 8, 8, 4, 1, 3, 2, 0, 0, 4, 4, 1), (1, 13, 13, 4, 1, 3, 2, 1, 1, 7, 7, 2),
+        (1, 3, 181, 4, 1, 3, 2, 1, 1, 2, 91, 1), (1, 7, 7, 4, 1, 3, 2, 1, 1, 4, 4, 4),
+        (1, 6, 9, 2, 16, 3, 1, 1, 1, 6, 9, 0), (1, 4, 5, 1, 20, 3, 2, 1, 1, 2, 3, 1),
+        (2, 5, 6, 3, 8, 3, 2, 0, 1, 2, 3, 2)]
+    for n, h, w, c, mult, k, s, pt, pl, oh, ow, a in round18:
+        p = c_forward.ConvParams(s, s, 1, 1, pt, pl, *ACTIVATIONS[a])
+        cm = c * mult
+        x, f = int8(rng, (n, h, w, c)), weights(rng, (1, k, k, cm))
+        for kind in ("real", "edge"):
+            m, sh = quantization(rng, cm, kind)
+            b = biases(rng, cm, kind == "edge")
+            depthwise_call(p, m, sh, x, f, b, b, (n, oh, ow, cm),
+                           mult == 1 and oh * ow <= h * w)
+    # the k groups of one input channel sharing a band (dw_dsp_shared) with slow channels
+    # in them (depthwise_slow_channel_calls' kinds): depth multiplier 8, two input channels
+    specials = {1: ((1 << 30) + 5, -27, (1 << 31) - 1), 6: (1134765312, -27, -(1 << 31)),
+                9: (1691025280, -24, -1377137152), 11: (1518500250, 0, 40),
+                12: ((1 << 29) + 3, -3, -7), 14: (1 << 30, 2, 3)}
+    for act in ((128, -128, -128, 127), (-5, 3, -128, 127)):
+        p = c_forward.ConvParams(2, 2, 1, 1, 1, 1, *act)
+        m, sh = quantization(rng, 16, "real")
+        b = biases(rng, 16, False)
+        for j, (mj, sj, bj) in specials.items():
+            m[j], sh[j], b[j] = mj, sj, bj
+        x, f = int8(rng, (1, 7, 9, 2)), weights(rng, (1, 3, 3, 16))
+        depthwise_call(p, m, sh, x, f, b, b, (1, 4, 5, 16), False)
+
+
 def edge_calls() -> list:
     calls: list = []
     rng = np.random.default_rng(9)
@@ -581,6 +629,16 @@ def test_dsp_equals_portable_on_edge_shapes(tmp_path):
     assert {c.name for c in calls} >= DSP_KERNELS
     run_builds(tmp_path, calls, "edge")
     print(f"{len(calls)} edge-shape calls")
+
+
+def test_dsp_equals_portable_on_round18_shapes(tmp_path):
+    require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls: list = []
+    with recording(calls):
+        round18_calls(np.random.default_rng(18))
+    assert {c.name for c in calls} >= {"tt_depthwise_conv2d_s8",
+                                       "tt_depthwise_conv2d_inplace_s8"}
+    run_builds(tmp_path, calls, "round18")
 
 
 def test_dsp_equals_portable_on_the_cortex_m4(tmp_path):

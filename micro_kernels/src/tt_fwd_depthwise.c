@@ -192,6 +192,8 @@ typedef struct {
   uint32_t slow;              /* bit j: channel j of a fast group requantized in C
                                  (dw_dsp_slow), its sums from 0, its bias slow_bias[j] */
   int32_t slow_bias[4];
+  int32_t shared;             /* groups whose 3x3 pairs read this one's band (dw_dsp_shared:
+                                 the records after it), 1 for the rest */
 } dw_dsp;
 
 static dw_chunk chunk_columns(const dw_layer *L, int32_t ox0, int32_t n) {
@@ -403,6 +405,7 @@ static void dw_dsp_pack(dw_dsp *D, const dw_dsp_shape *S, const dw_layer *L, int
   }
   /* 3x3 windows in pairs (tt_dsp_dw3x3_*) keep their sums in registers: no room for them */
   D->pairs3 = S->shape3 && g == 4 && fast && D->full;
+  D->shared = 1;
 }
 
 /* Splits buf (the kernel call's staging buffer; its first kw * wc words are the filter's,
@@ -1077,26 +1080,42 @@ static __attribute__((noinline)) void stage_masked(tt_dsp_word *s, const int8_t 
 }
 
 /* dw_dsp_stage_inner for a depth multiplier of 4k: the four lanes hold one input channel,
- * so each pair word is built once and stored four times. */
-static __attribute__((noinline)) void stage_inner_one(tt_dsp_word *s,
-                                                      const int8_t *const *rows, int32_t kh,
-                                                      int32_t C, int32_t ix, int32_t n,
-                                                      uint32_t off) {
+ * so each pair word is built once and stored four times. kh a constant where inlined: 3
+ * (the person detector's first layer) keeps its three row pointers in registers, about 13
+ * instructions a column where the loop over the row pairs took 29. */
+static inline __attribute__((always_inline)) void stage_one_k(tt_dsp_word *s,
+                                                              const int8_t *const *rows,
+                                                              const int32_t kh, int32_t C,
+                                                              int32_t ix, int32_t n,
+                                                              uint32_t off) {
   const int32_t o = (int16_t)(off & 0xFFFFu);
-  for (int32_t at = ix * C, end = (ix + n) * C; at != end; at += C) {
+  const int8_t *r[DW_DSP_MAX_KH];
+#pragma GCC unroll 8
+  for (int32_t k = 0; k < kh; ++k) r[k] = rows[k] + ix * C;
+  for (int32_t at = 0, end = n * C; at != end; at += C) {
+#pragma GCC unroll 4
     for (int32_t q = 0; q < kh >> 1; ++q, s += 4) {
-      const uint32_t v = tt_dsp_low_halves((uint32_t)(rows[2 * q][at] + o),
-                                           (uint32_t)(rows[2 * q + 1][at] + o));
+      const uint32_t v = tt_dsp_low_halves((uint32_t)(r[2 * q][at] + o),
+                                           (uint32_t)(r[2 * q + 1][at] + o));
       tt_dsp_strd(s, v, v);
       tt_dsp_strd(s + 2, v, v);
     }
     if (kh & 1) {
-      const uint32_t x = (uint32_t)(rows[kh - 1][at] + o);
+      const uint32_t x = (uint32_t)(r[kh - 1][at] + o);
       const uint32_t v = tt_dsp_low_halves(x, x);
       tt_dsp_strd(s, v, v);
       s += 2;
     }
   }
+}
+static __attribute__((noinline)) void stage_inner_one(tt_dsp_word *s,
+                                                      const int8_t *const *rows, int32_t kh,
+                                                      int32_t C, int32_t ix, int32_t n,
+                                                      uint32_t off) {
+  if (kh == 3)
+    stage_one_k(s, rows, 3, C, ix, n, off);
+  else
+    stage_one_k(s, rows, kh, C, ix, n, off);
 }
 #define DW_DSP_SUMS(name, kh, kw, dilation)                                                \
   static __attribute__((noinline)) void name(const dw_dsp *D, const dw_layer *L, int32_t n) { \
@@ -1118,18 +1137,128 @@ static __attribute__((noinline)) void sums_any(const dw_dsp *D, const dw_layer *
     dw_dsp_sums(D, L, n, kh, kw, 1, 1, y, stride);                                          \
   }
 DW_DSP_OUTPUTS(outputs_4x4, 4, 4)
-DW_DSP_OUTPUTS(outputs_5x5, 5, 5)
 DW_DSP_OUTPUTS(outputs_7x7, 7, 7)
 DW_DSP_OUTPUTS(outputs_8x8, 8, 8)
 
-/* Whether outputs_* store group D's windows of layer L directly: 1 when they did. */
+/* tt_dsp_dw5x5(a, band, n), tt_dsp_dw5x5_low(a, band, n): outputs_5x5 in assembly, each window summed over its
+ * columns inside the image only, [a->lo, a->hi) of the band (the others are staged zeros:
+ * they add nothing to a sum, and the MACs skipped are not counted out of the layer's). On
+ * MCUNet's 4x4 maps a window has 3.5 such columns of 5 on average, on its 8x8 maps 4.25.
+ * A column (two row pairs and the fifth row, wc = 10 words, as dw_dsp_column sums it): 10
+ * LDRD, 8 SMLAD, 4 SMLABB/SMLATT and the loop's CMP and BNE, 24 (gcc's loop: 25, and it
+ * walked every column); a window: about 50 more (its columns clipped, the biases, the four
+ * requantizations, BFI and the store). The sums are the same integers in another order, so
+ * the same bits. _low: the output offset -128 (TT_DSP_ASM_RQ_LOW_IN), one instruction fewer
+ * an output. The record is updated in place (y). */
+typedef struct {
+  const tt_dsp_word *lo, *hi; /*  0,  4: the band's columns inside the image */
+  const tt_dsp_word *w;       /*  8: the packed, doubled filter (5 columns of 10 words) */
+  const int32_t *bias;        /* 12: the 4 doubled biases */
+  const int32_t *q;           /* 16: the 4 channels' tt_dsp_rq_params */
+  int8_t *y;                  /* 20: window 0's four outputs */
+  int32_t y_stride;           /* 24: bytes between consecutive windows' outputs */
+  int32_t step;               /* 28: bytes between consecutive windows' first columns */
+} dw5_args;
+typedef char dw5_args_layout[offsetof(dw5_args, step) == 28 ? 1 : -1];
+/* lr the record, r0 this window's first column, r2 the windows left; r1 and r12 the
+ * window's clipped columns [r1, r12), r3 its filter column, r4-r7 the four sums. */
+#define TT_DW5_ASM(NAME, RQ)                                                                \
+  __asm__(                                                                                  \
+      TT_DSP_ASM_ENTRY(NAME)                                                                \
+      "  mov lr, r0\n"                                                                      \
+      "  mov r0, r1\n"                                                                      \
+      "1:\n"                                                                                \
+      "  ldrd r1, r12, [lr]\n"                                                              \
+      "  add r3, r0, #200\n"             /* the window's end: 5 columns of 40 bytes */      \
+      "  cmp r3, r12\n"                                                                     \
+      "  it lt\n"                                                                           \
+      "  movlt r12, r3\n"                                                                   \
+      "  cmp r1, r0\n"                                                                      \
+      "  it lt\n"                                                                           \
+      "  movlt r1, r0\n"                                                                    \
+      "  ldrd r3, r4, [lr, #8]\n"                                                           \
+      "  add r3, r3, r1\n"                                                                  \
+      "  sub r3, r3, r0\n"                                                                  \
+      "  ldm r4, {r4-r7}\n"                                                                 \
+      "  cmp r1, r12\n"                                                                     \
+      "  bhs 3f\n"                                                                          \
+      "2:\n"                                                                                \
+      "  ldrd r8, r9, [r1, #8]\n"                                                           \
+      "  ldrd r10, r11, [r3, #8]\n"                                                         \
+      "  smlad r6, r8, r10, r6\n"                                                           \
+      "  smlad r7, r9, r11, r7\n"                                                           \
+      "  ldrd r8, r9, [r1, #16]\n"                                                          \
+      "  ldrd r10, r11, [r3, #16]\n"                                                        \
+      "  smlad r4, r8, r10, r4\n"                                                           \
+      "  smlad r5, r9, r11, r5\n"                                                           \
+      "  ldrd r8, r9, [r1, #24]\n"                                                          \
+      "  ldrd r10, r11, [r3, #24]\n"                                                        \
+      "  smlad r6, r8, r10, r6\n"                                                           \
+      "  smlad r7, r9, r11, r7\n"                                                           \
+      "  ldrd r8, r9, [r1, #32]\n"                                                          \
+      "  ldrd r10, r11, [r3, #32]\n"                                                        \
+      "  smlabb r4, r8, r10, r4\n"                                                          \
+      "  smlatt r6, r8, r10, r6\n"                                                          \
+      "  smlabb r5, r9, r11, r5\n"                                                          \
+      "  smlatt r7, r9, r11, r7\n"                                                          \
+      "  ldrd r8, r9, [r1], #40\n"                                                          \
+      "  ldrd r10, r11, [r3], #40\n"                                                        \
+      "  smlad r4, r8, r10, r4\n"                                                           \
+      "  smlad r5, r9, r11, r5\n"                                                           \
+      "  cmp r1, r12\n"                                                                     \
+      "  bne 2b\n"                                                                          \
+      "3:\n"                                                                                \
+      "  ldr r1, [lr, #16]\n"                                                               \
+      "  ldm r1!, {r8-r11}\n"                                                               \
+      RQ(r4, r8, r9, r10, r11)                                                              \
+      "  ldm r1!, {r8-r11}\n"                                                               \
+      RQ(r5, r8, r9, r10, r11)                                                              \
+      "  ldm r1!, {r8-r11}\n"                                                               \
+      RQ(r6, r8, r9, r10, r11)                                                              \
+      "  ldm r1, {r8-r11}\n"                                                                \
+      RQ(r7, r8, r9, r10, r11)                                                              \
+      "  bfi r4, r5, #8, #8\n"                                                              \
+      "  bfi r4, r6, #16, #8\n"                                                             \
+      "  bfi r4, r7, #24, #8\n"                                                             \
+      "  ldrd r1, r3, [lr, #20]\n"                                                          \
+      "  str r4, [r1]\n"                                                                    \
+      "  add r1, r1, r3\n"                                                                  \
+      "  ldr r3, [lr, #28]\n"                                                               \
+      "  str r1, [lr, #20]\n"                                                               \
+      "  add r0, r0, r3\n"                                                                  \
+      "  subs r2, r2, #1\n"                                                                 \
+      "  bne 1b\n"                                                                          \
+      "  pop {r4-r11, pc}\n"                                                                \
+      "  .size " #NAME ", . - " #NAME "\n"                                                  \
+      "  .text\n")
+#define TT_DW5_RQ(acc, tmp, m, c, e) TT_DSP_ASM_RQ_IN(acc, tmp, m, c, e)
+#define TT_DW5_RQ_LOW(acc, tmp, m, c, e) TT_DSP_ASM_RQ_LOW_IN(acc, m, c, e)
+TT_DW5_ASM(tt_dsp_dw5x5, TT_DW5_RQ);
+TT_DW5_ASM(tt_dsp_dw5x5_low, TT_DW5_RQ_LOW);
+void tt_dsp_dw5x5(dw5_args *a, const tt_dsp_word *band, int32_t n);   /* window 0, n > 0 */
+void tt_dsp_dw5x5_low(dw5_args *a, const tt_dsp_word *band, int32_t n);
+/* The record in a frame of its own, not in dw_dsp_rows' (on the deepest stack path of a
+ * generated program: this frame and the assembly's pushes are less than outputs_5x5's). */
+static __attribute__((noinline)) void dw5_outputs(const dw_dsp *D, const dw_layer *L,
+                                                  const dw_chunk *k, int32_t n, int8_t *y,
+                                                  int32_t stride) {
+  const int32_t wc = D->wc;
+  dw5_args a = {D->band + k->left * wc, D->band + (k->left + k->mid) * wc, D->w, D->bias,
+                &D->q[0].b2, y, stride, 4 * L->p->stride_w * wc};
+  if (tt_dsp_rq_low_ok(L->p->output_offset))
+    tt_dsp_dw5x5_low(&a, D->band, n);
+  else
+    tt_dsp_dw5x5(&a, D->band, n);
+}
+
+/* Whether outputs_* store group D's windows of layer L directly: 1 when they did (5x5:
+ * dw5_outputs, before this). */
 static int dw_dsp_outputs_of(const dw_dsp *D, const dw_layer *L, int32_t g, int32_t n,
                              int8_t *y, int32_t stride) {
   if (!(D->fast && D->full && !D->slow && g == 4) || L->p->dilation_w != 1 || L->kh != L->kw)
     return 0;
   switch (L->kh) {
     case 4: outputs_4x4(D, L, n, y, stride); return 1;
-    case 5: outputs_5x5(D, L, n, y, stride); return 1;
     case 7: outputs_7x7(D, L, n, y, stride); return 1;
     case 8: outputs_8x8(D, L, n, y, stride); return 1;
     default: return 0;
@@ -1149,7 +1278,8 @@ static void dw_dsp_sums_of(const dw_dsp *D, const dw_layer *L, int32_t n) {
 }
 
 /* Output rows [oy0, oy1) of batch b for channels [c, c + g) with the group packed in D, row
- * oy0 + k at out + k * row_step (dw_row's element layout). */
+ * oy0 + k at out + k * row_step (dw_row's element layout). D->shared > 1 (dw_dsp_shared): the
+ * 3x3 pairs of D[0], ..., D[shared - 1], channels c + 4 j, on the one band staged. */
 static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g, int32_t b,
                         int32_t oy0, int32_t oy1, int8_t *out, int32_t row_step,
                         int32_t stride) {
@@ -1211,8 +1341,14 @@ static void dw_dsp_rows(const dw_dsp *D, const dw_layer *L, int32_t c, int32_t g
           default: stage_inner_any(s, rows, kh, C, k.a, k.mid, off); break;
         }
       if (pairs3) {       /* pairs of windows in assembly, an odd last one alone */
-        dw3_row(dw3_pairs(L->p), D->band,
-                D->band + (n - 1) * L->p->stride_w * wc, D, L, c, n, y, stride);
+        for (int32_t j = 0; j < D->shared; ++j)
+          dw3_row(dw3_pairs(L->p), D->band, D->band + (n - 1) * L->p->stride_w * wc, D + j, L,
+                  c + 4 * j, n, y + 4 * j, stride);
+        continue;
+      }
+      if (L->kh == 5 && L->kw == 5 && p->dilation_w == 1 && D->fast && D->full && !D->slow &&
+          g == 4) {      /* MCUNet's: the windows' columns inside the image only */
+        dw5_outputs(D, L, &k, n, y, stride);
         continue;
       }
       if (dw_dsp_outputs_of(D, L, g, n, y, stride)) continue;
@@ -1640,6 +1776,48 @@ static void dw_group_rows(const dw_group *G, int32_t b, int32_t oy0, int32_t oy1
     dw_row(G->L, b, oy, G->c, G->g, out, stride);
 }
 
+#if TT_FWD_DSP
+/* A depth multiplier m = 4k (2 <= k <= DW_SHARED_MAX) of 3x3 windows in pairs: the k groups
+ * of four output channels of one input channel read the same staged band (each of its lanes
+ * holds that one channel), so a chunk is staged once for the k of them, not k times (the
+ * person detector's first layer, m = 8: staging was a third of its instructions, twice).
+ * The buffer holds the k packed filters, the band, and the k group records at its end.
+ * Returns 0 (nothing done) where the layer is not of that kind or a chunk of two windows
+ * does not fit. The same staging and pair functions as dw_dsp_rows, so the same bits. */
+#define DW_SHARED_MAX 4
+static __attribute__((noinline)) int dw_dsp_shared(const dw_layer *L, dw_buffer *B,
+                                                   int8_t *output) {
+  const tt_fwd_conv_params *p = L->p;
+  const dw_dsp_shape *const S = &B->shape;
+  const int32_t k = S->m >> 2;
+  if (!S->ok || !S->shape3 || !S->fast || !S->full || k < 2 || k > DW_SHARED_MAX) return 0;
+  const int32_t wc = S->wc, sw = p->stride_w, fw = L->kw * wc, m = S->m;
+  const int32_t rec = (int32_t)((sizeof(dw_dsp) + 3) / 4);
+  const int32_t band_words = TT_FWD_DSP_STAGE_BYTES / 4 - k * (fw + rec);
+  const int32_t chunk = (band_words / wc - L->kw + sw) / sw;   /* (n - 1) sw + 3 columns */
+  if (chunk < 2) return 0;
+  tt_dsp_word *const band = B->buf + k * fw;
+  dw_dsp *const D = (dw_dsp *)(void *)(B->buf + TT_FWD_DSP_STAGE_BYTES / 4 - k * rec);
+  const tt_fwd_dims *out = L->out;
+  const int32_t whole = chunk >= out->w, cm = out->c;
+  for (int32_t b = 0; b < out->n; ++b)
+    for (int32_t ci = 0; ci < L->in->c; ++ci) {
+      for (int32_t g = 0; g < k; ++g) {
+        dw_dsp_pack(&D[g], S, L, ci * m + 4 * g, 4, B->buf + g * fw);
+        D[g].band = band;                 /* the slow channels' fix reads it */
+      }
+      D->chunk = whole ? out->w : chunk;  /* dw_dsp_place's fields that dw_dsp_rows reads */
+      D->whole = whole;
+      D->row = chunk_columns(L, 0, D->chunk);
+      D->shared = k;
+      if (whole) zero_columns(D, &D->row);
+      dw_dsp_group_rows(D, L, ci * m, 4, b, 0, out->h, output + b * out->h * out->w * cm + ci * m,
+                        out->w * cm, cm);
+    }
+  return 1;
+}
+#endif
+
 
 void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
                             const int32_t *shift, const tt_fwd_dims *input_dims,
@@ -1670,6 +1848,7 @@ void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multipli
     dw_trim(&L, cm);
     dw_buffer buf;
     dw_buffer_init(&buf, &L);
+    if (dw_dsp_shared(&L, &buf, output)) return;
     dw_group G;
     dw_group_init(&G, &L, 0, 4, &buf);
     if (G.use_dsp) {        /* the buffer fits the kernel: then every group's */
@@ -2013,6 +2192,18 @@ int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *m
       dw_group G;
       dw_group_init(&G, &L, c, g, &buf);
       int8_t *const group = data + b * out->h * out->w * C + c;
+#if TT_FWD_DSP
+      /* Each output row writable over its input as soon as it is computed (lines == 1: the
+       * stride-2 layers, whose output rows lie in input rows no later row reads) and each
+       * row staged whole before any of its outputs is stored (D->whole: one chunk a row):
+       * the rows go straight to their place, with no ring and no copy, in one run of the
+       * group's rows (dw3_rows' tt_dsp_dw3_run), and without the small maps' copy (below).
+       * The same writes as the ring's, earlier. */
+      if (lines == 1 && G.use_dsp && G.dsp.whole) {
+        dw_group_rows(&G, b, 0, out->h, group, out->w * C, C);
+        continue;
+      }
+#endif
       /* The group's whole output where it fits beside the DSP buffer's staging (small
        * maps): computed as out of place, then put over its input channels, which no other
        * group reads; the same bits as row by row, without a call and a copy per row. */
