@@ -59,6 +59,9 @@ ETA_HEAD = 0.5            # new head: one step moves a sample's logits by this x
 RHO_WEIGHTS = 1e-3        # pretrained weights: fraction of their norm moved per step
 RHO_BIASES = 5e-5         # pretrained biases: the same (see above)
 PROBE_SAMPLES = 4
+# the probe's images (dead_leaves): ellipses per image, and the blur as a fraction of the side
+LEAVES = 8
+LEAVES_BLUR = 0.02
 # The default schedule: inverse-time decay lr_t = lr_0 * HALF_LIFE / (HALF_LIFE + t), which
 # needs no run length (train's --steps is rarely known when the model is augmented), from
 # HALF_LIFE_BOOST times the rates above: those are tuned for a constant rate, and a decaying
@@ -96,12 +99,17 @@ class Rates(dict):
 
 
 def probe_inputs(graph: Graph, n: int, seed: int) -> list[np.ndarray]:
-    """Seeded random inputs spread uniformly over the input's whole range: every int8 code,
-    or for a float input the real range of the QUANTIZE that reads it (the data path also
-    maps pixels onto the whole range)."""
+    """Seeded random inputs with image-like statistics for an image input ([1, H, W, C]):
+    `dead_leaves` codes; for any other input shape, codes spread uniformly over every int8
+    value. A float input gets the real values of the QUANTIZE that reads it (the data path
+    also maps pixels onto the whole code range)."""
     t = graph.tensors[graph.inputs[0]]
     rng = np.random.default_rng(seed)
-    codes = [rng.integers(-128, 128, size=t.shape) for _ in range(n)]
+    if len(t.shape) == 4 and min(t.shape[1:3]) >= 4:
+        codes = [dead_leaves(rng, t.shape[1], t.shape[2], t.shape[3]).reshape(t.shape)
+                 for _ in range(n)]
+    else:
+        codes = [rng.integers(-128, 128, size=t.shape) for _ in range(n)]
     if t.dtype == "int8":
         return [c.astype(np.int8) for c in codes]
     reader = next((op for op in graph.operators if op.inputs and op.inputs[0] == graph.inputs[0]
@@ -111,6 +119,35 @@ def probe_inputs(graph: Graph, n: int, seed: int) -> list[np.ndarray]:
                       "float32 read by a QUANTIZE, expected); give --lr")
     q = graph.tensors[reader.outputs[0]].quant
     return [(np.float32(q.s) * (c - q.zp)).astype(np.float32) for c in codes]
+
+
+def dead_leaves(rng: np.random.Generator, h: int, w: int, c: int) -> np.ndarray:
+    """One [h, w, c] image of int8 codes from the dead-leaves model of natural images: a
+    random grey background occluded by LEAVES ellipses (semi-axes 5-40% of the side), each
+    of one random grey level (per channel +- a little colour), then blurred by a Gaussian of
+    LEAVES_BLUR x the side, as optics and resizing blur a camera image's edges. Flat regions
+    and a few soft edges are what a network's features see in images; uniform codes are
+    the opposite (every pixel an edge) and excite edge detectors far more (why: module
+    docstring)."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.empty((h, w, c))
+    img[:] = rng.uniform(-128, 127)
+    for _ in range(LEAVES):
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        ry, rx = rng.uniform(0.05, 0.4) * h, rng.uniform(0.05, 0.4) * w
+        inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 < 1
+        img[inside] = rng.uniform(-128, 127) + (rng.normal(0, 16, c) if c > 1 else 0.0)
+    for axis, side in ((0, h), (1, w)):
+        sigma = LEAVES_BLUR * side
+        r = max(1, int(math.ceil(3 * sigma)))
+        k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+        k /= k.sum()
+        pad = [(0, 0)] * 3
+        pad[axis] = (r, r)
+        padded = np.pad(img, pad, mode="reflect" if side > r else "edge")
+        img = sum(k[j] * np.take(padded, np.arange(j, j + side), axis=axis)
+                  for j in range(2 * r + 1))
+    return np.clip(np.rint(img), -128, 127).astype(np.int16)
 
 
 def probe(graph: Graph, scheme_spec: str, num_classes: int | None, seed: int,
@@ -157,6 +194,8 @@ def probe(graph: Graph, scheme_spec: str, num_classes: int | None, seed: int,
                 # the whole tensor, also where a ratio < 1 trains its first input channels
                 real = dequantize(tg.tensors[p], initial[p]).astype(np.float64)
                 entry[kind] = float(np.linalg.norm(real))
+                if kind == "w":
+                    entry["fan_in"] = int(np.prod(tg.tensors[p].shape[1:]))
             entry["g" + kind + "2"] = entry.get("g" + kind + "2", 0.0) + float(
                 np.sum(values[grad].astype(np.float64) ** 2))
     for entry in sums.values():
@@ -198,7 +237,9 @@ def model_rates(graph: Graph, scheme_spec: str, num_classes: int | None,
             # NLMS: |G_W|^2 / |G_b|^2 = |x|^2 per sample (G_W = g x^T, G_b = g)
             features = n["gw2"] / n["gb2"] if n["gb2"] > 0 else 0.0
             lr_head = ETA_HEAD / features if features > 0 else ETA_HEAD
-            rates[k] = LayerRates(_sig(lr_head), _sig(lr_head), "nlms", w_ratio, b_ratio)
+            # the bias as a weight on a constant input at the features' rms, not at 1
+            lr_bias = lr_head * features / n["fan_in"] if features > 0 else lr_head
+            rates[k] = LayerRates(_sig(lr_head), _sig(lr_bias), "nlms", w_ratio, b_ratio)
             continue
         lr_w = RHO_WEIGHTS / w_ratio if w_ratio else None
         if b_ratio:
