@@ -55,7 +55,7 @@ import numpy as np
 from .errors import TTError
 from .ir import Graph
 
-ETA_HEAD = 0.5            # new head: one step moves a sample's logits by this x their gradient
+ETA_HEAD = 1.0            # new head: one step moves a sample's logits by this x their gradient
 RHO_WEIGHTS = 1e-3        # pretrained weights: fraction of their norm moved per step
 RHO_BIASES = 5e-5         # pretrained biases: the same (see above)
 PROBE_SAMPLES = 4
