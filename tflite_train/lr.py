@@ -28,8 +28,8 @@ The rule, per update op, on real values measured by `probe`:
     without it; RESULTS.md, "The person detector's bias-only default, round 18").
     ETA_HEAD = 1: with the image-like probe inputs below, 0.5 left the person detector's
     head at 30.8% (3 seeds, 300 steps) against 33.0% at 1, while the paper's models' heads
-    had run at 0.7 and 1.0 on images with the former uniform probe (their |x|^2 on uniform
-    codes was 0.74x and 0.51x that on images) and run at 1.6 and 1.0 now.
+    had run at 0.7 and 0.9 on images with the former uniform probe (their |x|^2 on uniform
+    codes was 0.76x and 0.53x that on images) and run at 1.6 and 1.05 now.
   * pretrained weights and biases (they hold features a fine-tuning step must only nudge):
     a trust ratio as in LARS, lr = rho * |p| / |G_p|, so one step moves each tensor by the
     same fraction rho of its own norm whatever its BN-folded scale, fan-in or positions.
@@ -55,9 +55,9 @@ random inputs with random labels. An image input gets dead-leaves images (`dead_
 grey ellipses occluding each other on a grey background, lightly blurred), the standard
 random model of natural images' flat regions and soft edges, not uniform codes: those put
 an edge at every pixel and drive a network's edge detectors far harder than images do. On
-the person detector the new head's |x|^2 was 3.1x that on Fashion-MNIST with uniform codes
-(its head steps 3x too small) and is 1.3x with dead leaves; on MCUNet-5FPS and
-MobileNetV2-w0.35 0.74x and 0.51x, now 0.62x and 0.96x; the pretrained tensors' |G| are
+the person detector the new head's |x|^2 was 2.6x that on Fashion-MNIST with uniform codes
+(its head steps 2.6x too small) and is 1.25x with dead leaves; on MCUNet-5FPS and
+MobileNetV2-w0.35 0.76x and 0.53x, now 0.61x and 0.95x; the pretrained tensors' |G| are
 within 0.71-1.19x of those on images for all three (uniform codes: 0.28-1.61x; 8 probe
 inputs against 8 images, tests/test_train_defaults.py checks |x|^2 within 1.75x). The
 gradients' scale comes mostly from the weights and activation scales, not from the data.

@@ -18,7 +18,9 @@ HERE = Path(__file__).resolve().parent.parent
 SH = HERE.parent.parent / "shared" / "models"
 MODELS = {"mcunet": (SH/"tiny-training/mcunet-5fps.pkl", str(HERE / "schemes" / "mcunet-5fps_99kb.json")),
           "mbv2": (SH/"tiny-training/mbv2-w0.35.pkl", str(HERE / "schemes" / "mbv2-w0.35_99kb.json")),
-          "person": (SH/"tflm/person_detect.tflite", "bias-only")}
+          "person": (SH/"tflm/person_detect.tflite", "bias-only"),
+          "person_last2": (SH/"tflm/person_detect.tflite", "last:2"),
+          "person_sparse": (SH/"tflm/person_detect.tflite", str(HERE / "schemes" / "person_detect_sparse.json"))}
 hx = float(os.environ.get("HEADX", "1"))
 if hx != 1:
     orig = lr.model_rates
