@@ -42,10 +42,10 @@ t0 = time.time()
 T = Trainer(res.graph, ds, "c")
 L = [T.step(i) for i in sample_order(tr, 300, seed)]
 acc = T.accuracy(va)
-print(json.dumps({"model": model, "seed": seed, "probe": os.environ.get("PROBE", "uniform"), "headx": hx, "grad": grad,
+print(json.dumps({"model": model, "seed": seed, "headx": hx, "grad": grad,
       "acc": round(100*acc, 1), "loss": f"{np.mean(L[:60]):.3f}->{np.mean(L[-60:]):.3f}",
       "head_lr": res.metadata["trained"][-1]["lr"], "s": round(time.time()-t0)}), flush=True)
-if os.environ.get("DIAG"):
+if os.environ.get("DIAG"):   # the validation predictions of the end state: which classes
     outs = [T.executor.invoke([data.to_model_input(ds.images[i], T.input), np.array([-1], np.int32)])[T.output_index].ravel() for i in va[:300]]
     O = np.array(outs)
     print("output dtype", O.dtype, "min", O.min(), "max", O.max(), "pred hist", np.bincount(O.argmax(1), minlength=10),
