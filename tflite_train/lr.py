@@ -170,11 +170,13 @@ def dead_leaves(rng: np.random.Generator, h: int, w: int, c: int) -> np.ndarray:
 
 
 def probe(graph: Graph, scheme_spec: str, num_classes: int | None, seed: int,
-          samples: int = PROBE_SAMPLES) -> tuple[dict[int, dict], int | None, float | None]:
+          samples: int = PROBE_SAMPLES, inputs: list[np.ndarray] | None = None
+          ) -> tuple[dict[int, dict], int | None, float | None]:
     """Real-valued norms of each trained layer's parameters and gradients at the initial
     point: forward op index -> {"w": |W|, "gw": rms |G_W|, "b": |b|, "gb": rms |G_b|} (only
     the trained ones), the new head's op index and the scheme's `trained_density`. Runs on
-    a copy: `graph` is untouched."""
+    a copy: `graph` is untouched. `inputs`: other inputs than `probe_inputs`' (`samples`
+    of them), to compare the probe with data (benchmarks/probe_inputs.py)."""
     from .augment import MemoryOptions, augment
     from .autodiff import Hyper
     from .runtime.numpy_exec import Executor
@@ -203,7 +205,9 @@ def probe(graph: Graph, scheme_spec: str, num_classes: int | None, seed: int,
     classes = tg.tensors[result.logits].size
     rng = np.random.default_rng(seed + 1)
     sums: dict[int, dict] = {}
-    for x in probe_inputs(tg, samples, seed):
+    if inputs is not None:
+        samples = len(inputs)
+    for x in probe_inputs(tg, samples, seed) if inputs is None else inputs:
         label = np.array([rng.integers(0, classes)], np.int32)
         values = ex.invoke([x, label])
         for p, grad in result.backward.param_grads.items():
