@@ -228,8 +228,9 @@ def render_before_after(before: dict, after: dict) -> str:
            + " | ".join(f"seed {s}" for s in seeds)
            + " | mean +- SE | loss, first -> last fifth (seed 0) | head lr (seed 0) |",
            "|---|---|---|---:|" + "---:|" * len(seeds) + "---:|---|---:|"]
+    order = ["person", "person_last2", "person_sparse", "mcunet", "mbv2"]   # the claim first
     for (model, grad, head, steps, val), sides in sorted(
-            rows.items(), key=lambda kv: (list(MODELS).index(kv[0][0]), kv[0][1:])):
+            rows.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1:])):
         for side in ("before", "after"):
             by_seed = sides.get(side)
             if not by_seed:
