@@ -230,7 +230,8 @@ def render_before_after(before: dict, after: dict) -> str:
            "|---|---|---|---:|" + "---:|" * len(seeds) + "---:|---|---:|"]
     order = ["person", "person_last2", "person_sparse", "mcunet", "mbv2"]   # the claim first
     for (model, grad, head, steps, val), sides in sorted(
-            rows.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1:])):
+            rows.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1], kv[0][2] != 1,
+                                          kv[0][2:])):
         for side in ("before", "after"):
             by_seed = sides.get(side)
             if not by_seed:

@@ -103,6 +103,15 @@ RUNS = {
     "default_rates_round18_float32": ["default_schedule.py", "--schedules", "default",
                                       "--models", "mcunet,mbv2", "--grad", "float32",
                                       "--json", "default_rates_round18.json"],
+    # the head's rate at half and twice the rule's (RESULTS: ETA_HEAD 0.5 -> 1.0)
+    "default_rates_round18_head_half": ["default_schedule.py", "--schedules", "default",
+                                        "--models", "person", "--grad", "int8",
+                                        "--head-factor", "0.5",
+                                        "--json", "default_rates_round18.json"],
+    "default_rates_round18_head_twice": ["default_schedule.py", "--schedules", "default",
+                                         "--models", "person", "--grad", "int8",
+                                         "--head-factor", "2",
+                                         "--json", "default_rates_round18.json"],
     "probe_inputs": ["probe_inputs.py", "--json", "probe_inputs.json"],
     "train_speed": ["train_speed.py", "--json", "train_speed.json"],
     "search": ["search.py", "--speedup", "--json", "search_results.json"],
@@ -159,7 +168,8 @@ RECORDS = {
     "default_rates_before_round18.json": "PYTHONPATH=<git archive 6765842> default_schedule.py "
                                          "(this one, copied into the archive) with the "
                                          "arguments of default_rates_round18_int8 and "
-                                         "_float32 above, --json "
+                                         "_float32 above, and --models person --grad "
+                                         "int8 --head-factor F for F = 2, 3, 4, 6; --json "
                                          "default_rates_before_round18.json",
 }
 

@@ -157,6 +157,7 @@ def test_probe_head_features_have_the_images_scale(parts):
     picks = np.random.default_rng(0).choice(len(ds), 16, replace=False)
     images = head_x2([data.to_model_input(ds.images[i], graph.tensors[graph.inputs[0]])
                       for i in picks])
+    assert probe != images          # lr.probe(inputs=...) probed the images, not its own
     assert 1 / PROBE_X2_FACTOR < probe / images < PROBE_X2_FACTOR, (probe, images)
 
 
