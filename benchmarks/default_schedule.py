@@ -9,6 +9,14 @@ bias-only, for each candidate schedule on the model-derived rates (tflite_train/
   cos        cosine to 0 over the run from the rule's rates (--lr-decay-steps = steps),
              the pretrained weights' x lr.weight_boost (4 on the 99kb schemes since
              round 11: the table's cos rows, run before, were at 1x)
+  default    augment with no option but --seed: the CLI's default run as it stands in
+             the checkout that runs the script (with --grad int8, the CLI's own)
+
+--head-factor F multiplies the new head's normalized-LMS rates (weight and bias) by F on top
+of the rule, before the schedule's boost (a sweep of the head's rate; `default` only).
+--grad: the activation gradients (float32 for the "Default schedule" table, see GRAD).
+Models: mcunet, mbv2 (99kb schemes), person (bias-only), person_last2 (last:2),
+person_sparse (schemes/person_detect_sparse.json).
 
 Seed s: augment --seed s (the new head's weights, stochastic rounding) and the sample
 order of train --seed s; the split is train's default one, that of seed 0, for every run (so
@@ -18,6 +26,11 @@ the runs keep float32 gradients (GRAD) so that the table stays one experiment.
 
     nice .venv/bin/python benchmarks/default_schedule.py [--schedules const,inv50]
         [--models mcunet,mbv2,person] [--seeds 0,1,2] [--steps 300] [--val 1000]
+        [--grad float32|int8] [--head-factor 1] [--json FILE]
+
+The round-18 before/after table (default-rates-round18): `--schedules default` with
+`--json default_rates_round18.json`, and the same from a `git archive` of the commit before
+(benchmarks/run.py's RECORDS) with `--json default_rates_before_round18.json`.
 
 Resumable: every finished run is added to benchmarks/default_schedule.json (atomically) and
 runs already in it are skipped; the table (mean and standard error over the seeds) is
@@ -49,6 +62,10 @@ MODELS = {
              HERE / "schemes" / "mbv2-w0.35_99kb.json"),
     "person": ("person detector, bias-only", SHARED / "tflm" / "person_detect.tflite",
                "bias-only"),
+    "person_last2": ("person detector, last:2", SHARED / "tflm" / "person_detect.tflite",
+                     "last:2"),
+    "person_sparse": ("person detector, sparse", SHARED / "tflm" / "person_detect.tflite",
+                      HERE / "schemes" / "person_detect_sparse.json"),
 }
 JSON = HERE / "default_schedule.json"
 # the table's runs were made while float32 was augment's default activation gradient type;
@@ -56,20 +73,43 @@ JSON = HERE / "default_schedule.json"
 GRAD = "float32"
 
 
-def schedule_hyper(name: str, steps: int, seed: int, graph, scheme: str):
+def head_scaled_rates(graph, scheme: str, seed: int, factor: float, hyper):
+    """augment's default per-layer rates with the new head's NLMS rates x `factor` (rounded
+    as the rule rounds them), then the schedule's and the pretrained weights' boosts."""
+    from dataclasses import replace
+
+    from tflite_train import lr
+    rates = lr.model_rates(graph, scheme, 10, seed)
+    for k, r in list(rates.items()):
+        if r.rule == "nlms":
+            rates[k] = replace(r, weight=lr._sig(r.weight * factor),
+                               bias=lr._sig(r.bias * factor))
+    return lr.scaled(rates, lr.schedule_boost(hyper), lr.weight_boost(hyper, rates.density))
+
+
+def schedule_hyper(name: str, steps: int, seed: int, graph, scheme: str, grad: str = GRAD,
+                   head_factor: float = 1.0):
     """Hyper for the schedule `name` on the model-derived rates."""
     from tflite_train import lr
     from tflite_train.autodiff import Hyper
+    if head_factor != 1 and name != "default":
+        raise SystemExit("--head-factor goes with --schedules default only")
+    if name == "default":
+        hyper = Hyper(seed=seed, grad=grad)
+        if head_factor != 1:
+            hyper = Hyper(seed=seed, grad=grad, layer_lrs=head_scaled_rates(
+                graph, scheme, seed, head_factor, hyper))
+        return hyper
     if name == "const":
-        return Hyper(seed=seed, half_life=0, grad=GRAD)
+        return Hyper(seed=seed, half_life=0, grad=grad)
     if name == "cos":
-        return Hyper(seed=seed, decay_steps=steps, grad=GRAD)
+        return Hyper(seed=seed, decay_steps=steps, grad=grad)
     m = re.fullmatch(r"inv(\d+)x([\d.]+)", canonical(name))
     if not m:
         raise SystemExit(f"unknown schedule {name!r}: const, cos, invT or invTxF")
     rates = lr.model_rates(graph, scheme, 10, seed)
     return Hyper(seed=seed, half_life=int(m[1]), layer_lrs=lr.scaled(rates, float(m[2])),
-                 grad=GRAD)
+                 grad=grad)
 
 
 def canonical(name: str) -> str:
@@ -89,7 +129,8 @@ def load_model(path: Path):
     return import_pkl(path) if path.suffix == ".pkl" else tflite_io.load(path)
 
 
-def run_one(model: str, schedule: str, seed: int, steps: int, val: int) -> dict:
+def run_one(model: str, schedule: str, seed: int, steps: int, val: int, grad: str = GRAD,
+            head_factor: float = 1.0) -> dict:
     schedule = canonical(schedule)
     import copy
 
@@ -97,7 +138,8 @@ def run_one(model: str, schedule: str, seed: int, steps: int, val: int) -> dict:
     from tflite_train.train import Trainer, sample_order, split
     _, path, scheme = MODELS[model]
     graph = load_model(path)
-    hyper = schedule_hyper(schedule, steps, seed, copy.deepcopy(graph), str(scheme))
+    hyper = schedule_hyper(schedule, steps, seed, copy.deepcopy(graph), str(scheme), grad,
+                           head_factor)
     result = augment.augment(graph, str(scheme), 10, hyper)
     ds = data.load("fashion-mnist", result.graph.tensors[result.graph.inputs[0]].shape)
     train_idx, val_idx = split(len(ds), 0.1, val, 0)
@@ -106,6 +148,7 @@ def run_one(model: str, schedule: str, seed: int, steps: int, val: int) -> dict:
     losses = [trainer.step(i) for i in sample_order(train_idx, steps, seed)]
     k = max(1, steps // 5)
     return {"model": model, "schedule": schedule, "seed": seed, "steps": steps, "val": val,
+            "grad": grad, "head_factor": head_factor,
             "val_accuracy": trainer.accuracy(val_idx),
             "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k,
             "half_life_steps": result.metadata["half_life_steps"],
@@ -128,8 +171,15 @@ def current(r: dict) -> bool:
     return not r.get("decay_steps") or "weight_boost" in r
 
 
+def grad_of(r: dict) -> str:
+    """The activation gradients a run used (the table's first runs, which do not record
+    it, pinned float32: GRAD)."""
+    return r.get("grad", GRAD)
+
+
 def key(r: dict) -> tuple:
-    return r["model"], r["schedule"], r["seed"], r["steps"], r["val"]
+    return (r["model"], r["schedule"], r["seed"], r["steps"], r["val"], grad_of(r),
+            r.get("head_factor", 1.0))
 
 
 def mean_se(vals: list[float]) -> str:
@@ -144,25 +194,64 @@ def render(doc: dict) -> str:
     """One row per model and schedule: accuracy per seed, mean +- standard error."""
     cells: dict[tuple, dict[int, dict]] = {}
     for r in doc["runs"]:
-        cells.setdefault((r["model"], r["schedule"], r["steps"], r["val"], boost(r)),
-                         {})[r["seed"]] = r
+        cells.setdefault((r["model"], r["schedule"], r["steps"], r["val"], boost(r),
+                          grad_of(r), r.get("head_factor", 1.0)), {})[r["seed"]] = r
     out = ["| model, scheme | schedule | steps | val samples | accuracy per seed (%) | "
            "mean +- SE (%) | loss, first -> last fifth (seed 0) |",
            "|---|---|---:|---:|---|---:|---|"]
-    for (model, schedule, steps, val, factor), by_seed in sorted(
+    for (model, schedule, steps, val, factor, grad, head), by_seed in sorted(
             cells.items(), key=lambda kv: (list(MODELS).index(kv[0][0]), kv[0][1:])):
         accs = [100 * by_seed[s]["val_accuracy"] for s in sorted(by_seed)]
         first = by_seed.get(0)
         loss = f"{first['loss_first']:.2f} -> {first['loss_last']:.2f}" if first else "-"
         label = schedule + (" (default)" if schedule == default_name() else "") + (
-            f", pretrained weights {factor:g}x" if factor != 1 else "")
+            f", pretrained weights {factor:g}x" if factor != 1 else "") + (
+            f", {grad} gradients" if grad != GRAD else "") + (
+            f", head x{head:g}" if head != 1 else "")
         out.append(f"| {MODELS[model][0]} | {label} | {steps} | {val} | "
                    + " / ".join(f"{s}: {a:.1f}" for s, a in zip(sorted(by_seed), accs))
                    + f" | {mean_se(accs)} | {loss} |")
     return "\n".join(out)
 
 
-TABLES = {"default-schedule": (["default_schedule.json"], render)}
+def render_before_after(before: dict, after: dict) -> str:
+    """The `default` schedule's runs of two checkouts: per model, gradient type and head
+    factor, the accuracy per seed, mean +- SE, and seed 0's loss and head rate."""
+    rows: dict[tuple, dict[str, dict[int, dict]]] = {}
+    for side, doc in (("before", before), ("after", after)):
+        for r in doc["runs"]:
+            if r["schedule"] == "default":
+                k = (r["model"], grad_of(r), r.get("head_factor", 1.0), r["steps"], r["val"])
+                rows.setdefault(k, {}).setdefault(side, {})[r["seed"]] = r
+    seeds = sorted({s for sides in rows.values() for by in sides.values() for s in by})
+    out = ["| model, scheme | gradients | rule | steps | "
+           + " | ".join(f"seed {s}" for s in seeds)
+           + " | mean +- SE | loss, first -> last fifth (seed 0) | head lr (seed 0) |",
+           "|---|---|---|---:|" + "---:|" * len(seeds) + "---:|---|---:|"]
+    order = ["person", "person_last2", "person_sparse", "mcunet", "mbv2"]   # the claim first
+    for (model, grad, head, steps, val), sides in sorted(
+            rows.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1], kv[0][2] != 1,
+                                          kv[0][2:])):
+        for side in ("before", "after"):
+            by_seed = sides.get(side)
+            if not by_seed:
+                continue
+            accs = [100 * by_seed[s]["val_accuracy"] for s in sorted(by_seed)]
+            first = by_seed.get(0)
+            label = ("before (main 6765842)" if side == "before" else "after") + (
+                f", head x{head:g}" if head != 1 else "")
+            out.append(f"| {MODELS[model][0]} | {grad} | {label} | {steps} | "
+                       + " | ".join(f"{100 * by_seed[s]['val_accuracy']:.1f}"
+                                    if s in by_seed else "-" for s in seeds)
+                       + f" | {mean_se(accs)} | "
+                       + (f"{first['loss_first']:.3f} -> {first['loss_last']:.3f} | "
+                          f"{first['head_lr']:g} |" if first else "- | - |"))
+    return "\n".join(out)
+
+
+ROUND18 = ("default_rates_before_round18.json", "default_rates_round18.json")
+TABLES = {"default-schedule": (["default_schedule.json"], render),
+          "default-rates-round18": (list(ROUND18), render_before_after)}
 
 
 def main() -> None:
@@ -172,6 +261,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--val", type=int, default=1000)
+    ap.add_argument("--grad", default=GRAD, choices=["float32", "int8"])
+    ap.add_argument("--head-factor", type=float, default=1.0)
     ap.add_argument("--json", type=Path, default=JSON)
     args = ap.parse_args()
     if not SHARED.exists():
@@ -182,17 +273,23 @@ def main() -> None:
     for seed in map(int, args.seeds.split(",")):
         for model in args.models.split(","):
             for schedule in args.schedules.split(","):
-                if (model, canonical(schedule), seed, args.steps, args.val) in done:
+                if (model, canonical(schedule), seed, args.steps, args.val, args.grad,
+                        args.head_factor) in done:
                     continue
-                r = run_one(model, schedule, seed, args.steps, args.val)
+                r = run_one(model, schedule, seed, args.steps, args.val, args.grad,
+                            args.head_factor)
                 doc["runs"].append(r)
                 results.write_json(args.json, doc)
                 doc.pop("measured", None)
-                print(f"{MODELS[model][0]}, {schedule}, seed {seed}: "
+                print(f"{MODELS[model][0]}, {schedule}, {args.grad}, head x"
+                      f"{args.head_factor:g}, seed {seed}: "
                       f"{100 * r['val_accuracy']:.1f}% ({r['seconds']:.0f} s)", flush=True)
     print(render(doc))
     if args.json.resolve() == JSON.resolve():
         results.publish(["default-schedule"])
+    elif (args.json.resolve().parent == HERE and args.json.name in ROUND18
+          and all((HERE / f).exists() for f in ROUND18)):
+        results.publish(["default-rates-round18"])
 
 
 if __name__ == "__main__":

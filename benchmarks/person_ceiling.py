@@ -17,6 +17,12 @@ lr.probe's random inputs, from which augment sets the head's normalized LMS rate
 
     nice .venv/bin/python benchmarks/person_ceiling.py [--train 3000] [--val 1000]
         [--features CACHE.npz]
+
+`--head-bias` (round 18): instead, the new head simulated in int8 under augment's default
+schedule (inverse time, T = lr.HALF_LIFE) for a sweep of eta0 (lr = eta0 / mean |x|^2 over
+the training features), with its bias at the weights' rate (x1) and frozen (x0), over
+`--orders` sample orders of 300 from the training features; into person_head_bias.json,
+table person-head-bias.
 """
 from __future__ import annotations
 
@@ -119,13 +125,18 @@ def sgd(X, y, V, vy, eta, schedule, order):
     return float((np.argmax(V @ W.T + b, 1) == vy).mean())
 
 
-def head_sgd(X, y, V, vy, eta, schedule, order, head, int8, seed):
+def head_sgd(X, y, V, vy, eta, schedule, order, head, int8, seed, bias_factor=1.0,
+             x2=None):
     """The new head from its initial int8 weights, float or simulated int8: weights and
     biases on their grids with stochastic rounding of each step (QAS: the real step is
-    the float one), weights saturating at +-127, logits rounded to their grid."""
+    the float one), weights saturating at +-127, logits rounded to their grid.
+    `schedule`: a name in SCHEDULES or a function (t, n) -> factor; `bias_factor`: the
+    bias's rate over the weights'; `x2`: the |x|^2 that normalizes eta (default: the
+    mean over the samples of `order`)."""
     rng = np.random.default_rng(seed)
     sw, sb, sz = head["w_scale"], head["b_scale"], head["z_scale"]
-    lr0 = eta / float((X[order] ** 2).sum(1).mean())
+    lr0 = eta / (x2 if x2 is not None else float((X[order] ** 2).sum(1).mean()))
+    factor = SCHEDULES[schedule] if isinstance(schedule, str) else schedule
     W, b = head["codes"] * sw, np.zeros(10)
 
     def logits(x):
@@ -134,8 +145,8 @@ def head_sgd(X, y, V, vy, eta, schedule, order, head, int8, seed):
     for t, i in enumerate(order):
         p = softmax(logits(X[i]))
         p[y[i]] -= 1
-        step = lr0 * SCHEDULES[schedule](t, len(order))
-        dW, db = -step * np.outer(p, X[i]), -step * p
+        step = lr0 * factor(t, len(order))
+        dW, db = -step * np.outer(p, X[i]), -step * bias_factor * p
         if int8:
             dW = np.floor(dW / sw + rng.random(dW.shape)) * sw
             db = np.floor(db / sb + rng.random(db.shape)) * sb
@@ -215,6 +226,48 @@ def measure(n_train: int, n_val: int, cache: Path | None) -> dict:
             "feature_sd_ratio": float(sd.max() / sd.min())}
 
 
+HEAD_ETAS = (0.45, 1.35, 2, 3, 4.5, 6, 9)
+HEAD_BIAS = {1.0: "bias at the weights' rate", 0.0: "bias frozen"}
+
+
+def head_bias(n_train: int, n_val: int, cache: Path | None, orders: int) -> dict:
+    """The int8 head under the default inverse-time schedule, per eta0 and bias factor:
+    mean and standard error over `orders` sample orders (order s: permutation of seed s,
+    stochastic rounding of seed s + 100)."""
+    from tflite_train import lr
+    X, y, V, vy = features(n_train, n_val, cache)
+    head = head_quantization()
+    x2 = float((X ** 2).sum(1).mean())
+    T = lr.HALF_LIFE
+    rows = []
+    for bias_factor in HEAD_BIAS:
+        for eta in HEAD_ETAS:
+            accs = [head_sgd(X, y, V, vy, eta, lambda t, n: T / (T + t),
+                             np.random.default_rng(s).permutation(len(y))[:300], head, True,
+                             s + 100, bias_factor, x2) for s in range(orders)]
+            rows.append({"bias_factor": bias_factor, "eta0": eta, "accuracies": accs})
+            print(f"bias x{bias_factor:g} eta0 {eta}: {100 * np.mean(accs):.1f}", flush=True)
+    return {"train": n_train, "val": n_val, "orders": orders, "half_life": T, "x2_data": x2,
+            "rows": rows}
+
+
+def render_head_bias(doc: dict) -> str:
+    etas = list(dict.fromkeys(r["eta0"] for r in doc["rows"]))
+    out = [f"The int8 head, {doc['train']} training samples (300 steps of inverse time, "
+           f"T={doc['half_life']}, from eta0 / {doc['x2_data']:.2f}), {doc['val']} validation "
+           f"samples; accuracy in %, mean +- SE over {doc['orders']} sample orders.", "",
+           "| eta0 | " + " | ".join(f"{e:g}" for e in etas) + " |",
+           "|---|" + "---:|" * len(etas)]
+    for bias_factor, what in HEAD_BIAS.items():
+        cells = []
+        for e in etas:
+            a = 100 * np.array(next(r["accuracies"] for r in doc["rows"]
+                                    if r["eta0"] == e and r["bias_factor"] == bias_factor))
+            cells.append(f"{a.mean():.1f} +- {a.std(ddof=1) / np.sqrt(len(a)):.1f}")
+        out.append(f"| {what} (x{bias_factor:g}) | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def render(doc: dict) -> str:
     out = [f"Head input |x|^2: {doc['x2_data']:.2f} on Fashion-MNIST, {doc['x2_probe']:.2f} "
            f"on lr.probe's random inputs; the features' common mean holds "
@@ -229,14 +282,20 @@ def render(doc: dict) -> str:
     return "\n".join(out)
 
 
-TABLES = {"person-ceiling": (["person_ceiling.json"], render)}
+TABLES = {"person-ceiling": (["person_ceiling.json"], render),
+          "person-head-bias": (["person_head_bias.json"], render_head_bias)}
+HEAD_BIAS_JSON = HERE / "person_head_bias.json"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--train", type=int, default=3000)
     ap.add_argument("--val", type=int, default=1000)
-    ap.add_argument("--json", type=Path, default=JSON)
+    ap.add_argument("--json", type=Path, default=None,
+                    help="default: person_ceiling.json, person_head_bias.json with --head-bias")
+    ap.add_argument("--head-bias", action="store_true",
+                    help="only the int8 head's eta0 x bias sweep (table person-head-bias)")
+    ap.add_argument("--orders", type=int, default=10, help="sample orders of --head-bias")
     ap.add_argument("--features", type=Path, default=None,
                     help="an .npz cache of the features: read if it holds enough, else written")
     ap.add_argument("--extract-only", action="store_true",
@@ -248,10 +307,19 @@ def main() -> None:
         np.savez(args.features, **dict(zip(("Xt", "yt", "Xv", "yv"),
                                            extract(args.train, args.val))))
         return
+    if args.head_bias:
+        path = args.json or HEAD_BIAS_JSON
+        doc = head_bias(args.train, args.val, args.features, args.orders)
+        results.write_json(path, doc)
+        print(render_head_bias(doc))
+        if path.resolve() == HEAD_BIAS_JSON.resolve():
+            results.publish(["person-head-bias"])
+        return
+    path = args.json or JSON
     doc = measure(args.train, args.val, args.features)
-    results.write_json(args.json, doc)
+    results.write_json(path, doc)
     print(render(doc))
-    if args.json.resolve() == JSON.resolve():
+    if path.resolve() == JSON.resolve():
         results.publish(["person-ceiling"])
 
 

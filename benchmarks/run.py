@@ -95,6 +95,24 @@ RUNS = {
     "default_schedule": ["default_schedule.py", "--schedules", "inv50x2,inv30x3",
                          "--json", "default_schedule.json"],
     "person_ceiling": ["person_ceiling.py", "--json", "person_ceiling.json"],
+    "person_head_bias": ["person_ceiling.py", "--head-bias", "--json", "person_head_bias.json"],
+    # round 18's "after" of the default rates (the "before" is a record, below)
+    "default_rates_round18_int8": ["default_schedule.py", "--schedules", "default", "--models",
+                                   "person,person_last2,person_sparse", "--grad", "int8",
+                                   "--json", "default_rates_round18.json"],
+    "default_rates_round18_float32": ["default_schedule.py", "--schedules", "default",
+                                      "--models", "mcunet,mbv2", "--grad", "float32",
+                                      "--json", "default_rates_round18.json"],
+    # the head's rate at half and twice the rule's (RESULTS: ETA_HEAD 0.5 -> 1.0)
+    "default_rates_round18_head_half": ["default_schedule.py", "--schedules", "default",
+                                        "--models", "person", "--grad", "int8",
+                                        "--head-factor", "0.5",
+                                        "--json", "default_rates_round18.json"],
+    "default_rates_round18_head_twice": ["default_schedule.py", "--schedules", "default",
+                                         "--models", "person", "--grad", "int8",
+                                         "--head-factor", "2",
+                                         "--json", "default_rates_round18.json"],
+    "probe_inputs": ["probe_inputs.py", "--json", "probe_inputs.json"],
     "train_speed": ["train_speed.py", "--json", "train_speed.json"],
     "search": ["search.py", "--speedup", "--json", "search_results.json"],
     "paper_accuracy": ["paper_accuracy.py", "--seeds", "0,1,2", "--steps", "1000", "--val",
@@ -147,6 +165,12 @@ RECORDS = {
                                          "gave the same totals again on 2026-11-26)",
     "mcu_forward_before_round4.json": "mcu_forward.json as committed at 9779b7c (before "
                                       "the fwd-dw and fwd-pw round)",
+    "default_rates_before_round18.json": "PYTHONPATH=<git archive 6765842> default_schedule.py "
+                                         "(this one, copied into the archive) with the "
+                                         "arguments of default_rates_round18_int8 and "
+                                         "_float32 above, and --models person --grad "
+                                         "int8 --head-factor F for F = 2, 3, 4, 6; --json "
+                                         "default_rates_before_round18.json",
 }
 
 

@@ -76,8 +76,15 @@ def test_rates_follow_the_rule(zoo):
     for k, r in rates.items():
         n = norms[k]
         if k == head:
-            assert r.weight * n["gw2"] / n["gb2"] == pytest.approx(lr.ETA_HEAD, rel=5e-3)
-            assert r.bias == r.weight
+            x2 = n["gw2"] / n["gb2"]
+            assert r.weight * x2 == pytest.approx(lr.ETA_HEAD, rel=5e-3)
+            # the bias: a weight on a constant input at the features' rms, |x| / sqrt(depth),
+            # so one step moves the logits by ETA_HEAD / depth x their gradient through it
+            aug = augment.augment(tflite_io.load(zoo["mobile"]), "full", CLASSES, Hyper())
+            depth = aug.graph.tensors[aug.backward.forward_ops[aug.head].inputs[1]].shape[1]
+            assert n["fan_in"] == depth > 1
+            assert r.bias == pytest.approx(lr.ETA_HEAD / depth, rel=1e-2)
+            assert r.bias == pytest.approx(r.weight * x2 / depth, rel=1e-2)
             continue
         assert r.weight * n["gw"] / n["w"] == pytest.approx(lr.RHO_WEIGHTS, rel=5e-3)
         assert r.bias * n["gb"] / n["b"] == pytest.approx(lr.RHO_BIASES, rel=5e-3)
@@ -95,6 +102,67 @@ def test_update_ops_carry_the_layer_rates_and_metadata_records_them():
                         if op.kind.endswith("_UPDATE"))
     assert update_lrs == sorted([v for pair in by_layer.values() for v in pair])
     assert len(set(update_lrs)) > 2                      # per layer, not one constant
+
+
+def test_probe_images_are_smooth_and_span_the_codes(zoo):
+    """lr.probe's inputs for an image input are dead-leaves images: flat regions and a few
+    soft edges over most of the int8 range (uniform codes, the former probe, put an edge
+    at every pixel: their neighbours differ by 1.15 x their spread), seeded."""
+    graph = tflite_io.load(zoo["mobile"])
+    shape = graph.tensors[graph.inputs[0]].shape
+    assert len(shape) == 4
+    xs = lr.probe_inputs(graph, 4, seed=3)
+    assert all(x.shape == tuple(shape) and x.dtype == np.int8 for x in xs)
+    assert all(np.array_equal(a, b) for a, b in zip(xs, lr.probe_inputs(graph, 4, seed=3)))
+    rng = np.random.default_rng(0)
+    images = [lr.dead_leaves(rng, 96, 96, 3) for _ in range(8)]
+    for im in images:
+        assert im.min() >= -128 and im.max() <= 127
+        step = np.abs(np.diff(im.astype(float), axis=1)).mean()
+        assert step < 0.1 * im.std(), (step, im.std())
+        # soft edges (blurred by LEAVES_BLUR of the side: a step of the whole range rises
+        # over about 5 pixels), as a resized or focused camera image's, not one-pixel cliffs
+        assert np.abs(np.diff(im.astype(float), axis=0)).max() < 80
+        assert np.abs(np.diff(im.astype(float), axis=1)).max() < 80
+    # together they cover the range: dark, bright and mid-grey regions
+    allcodes = np.concatenate([im.ravel() for im in images])
+    assert allcodes.std() > 40 and allcodes.min() < -90 and allcodes.max() > 90
+    # colour: channels mostly agree (grey levels, +- a little colour), but not exactly
+    im = images[0].astype(float)
+    assert 0 < np.abs(im[..., 0] - im[..., 1]).mean() < 0.5 * im.std()
+
+
+@pytest.mark.parametrize("parts", [("tflm", "person_detect.tflite"),
+                                   ("tiny-training", "mcunet-5fps.pkl"),
+                                   ("tiny-training", "mbv2-w0.35.pkl")])
+def test_probe_head_features_have_the_images_scale(parts):
+    """The new head's NLMS rate divides by |x|^2 of its input features on the probe's
+    inputs; on the three shared models that |x|^2 is within PROBE_X2_FACTOR of its value on
+    Fashion-MNIST images (uniform codes gave 0.32x on the person detector, 1.4x and 2.0x on
+    MCUNet-5FPS and MobileNetV2-w0.35: its head steps were 3x too small)."""
+    from conftest import require_tool, shared_file
+    from tflite_train import data
+    from tflite_train.importers.tiny_training import import_pkl
+    path = shared_file(*parts)
+    require_tool((data.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),
+                 "Debian's dataset-fashion-mnist")
+    graph = import_pkl(path) if path.suffix == ".pkl" else tflite_io.load(path)
+    scheme = "bias-only"
+
+    def head_x2(inputs=None):
+        norms, head, _ = lr.probe(graph, scheme, 10, seed=0, inputs=inputs)
+        return norms[head]["gw2"] / norms[head]["gb2"]
+    probe = head_x2()
+    ds = data.fashion_mnist()
+    picks = np.random.default_rng(0).choice(len(ds), 16, replace=False)
+    xs = [data.to_model_input(ds.images[i], graph.tensors[graph.inputs[0]]) for i in picks]
+    images = head_x2(xs)
+    # lr.probe(inputs=...) probes the inputs given: one image twice has that image's |x|^2
+    assert head_x2(xs[:1] * 2) == pytest.approx(head_x2(xs[:1]), rel=1e-6)
+    assert 1 / PROBE_X2_FACTOR < probe / images < PROBE_X2_FACTOR, (probe, images)
+
+
+PROBE_X2_FACTOR = 1.75
 
 
 @pytest.mark.parametrize("options, half_life, boost", [
