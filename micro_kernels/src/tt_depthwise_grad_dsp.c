@@ -1233,6 +1233,275 @@ DW_TAP(tap_sums_any, 0)
 DW_TAP(tap_sums_1, 1)
 DW_TAP(tap_sums_2, 2)
 
+/* ---- weight gradient, channel-major walk (round 18) -------------------------------------
+ * Each channel's staged rows are its own (channel-major) and two adjacent positions of a
+ * row share a word, [p, p + 1] as int16: one SMLAD then adds two positions' products of one
+ * tap (2 MACs a multiply, where the lane walk below takes one), and a loaded dy word serves
+ * every tap of its tap row. Tap j of a stride phase reads the x row j positions further:
+ * whole words at even j, and at odd j the word across two (PKHBT: the next word's low half
+ * and this one's high half, which SMLADX crosses). At stride sw each x row is staged as sw
+ * phase rows (image column p sw + q - pad_left: phase q), so that a tap kx = q + j sw reads
+ * phase q at j, as at stride 1. Zero positions pad the rows (an odd ow's last pair; the
+ * columns left and right of the image): every tap runs over the whole row. The dy rows of
+ * a band and the x rows they read are staged once per band and block of channels, and the
+ * taps' sums stay in registers over the band's rows. */
+
+/* PKHBT a, b: [a.lo, b.hi] (16-bit lanes) */
+static inline uint32_t wg_cross(uint32_t a, uint32_t b) {
+  uint32_t r;
+  __asm__("pkhbt %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+
+typedef struct {
+  const int8_t *dy;
+  const uint8_t *mask;
+  const int8_t *x;
+  int32_t n, oh, ow, c, h, wd, kh, kw, sh, sw, pad_top, pad_left, zp;
+  int32_t dwords;                /* words of a staged dy row: ceil(ow / 2) */
+  int32_t phases;                /* stride phases with taps: min(sw, kw) */
+  int32_t taps[DW_MAX_K];        /* phase q's taps (kx = q, q + sw, ...) */
+  int32_t xoff[DW_MAX_K];        /* phase q's first word in a staged x row */
+  int32_t xpairs[DW_MAX_K];      /* phase q's staged words (position pairs) */
+  int32_t xwords;                /* words of a staged x row, every phase */
+  int32_t rows, ky_step;         /* dy rows a band; tap rows a staging of x rows */
+  int32_t xrows;                 /* x rows a staging: (rows - 1) sh + ky_step */
+  int32_t chwords;               /* words a channel: its dy rows, then its x rows */
+  int32_t block;                 /* channels a block */
+} wg_layer;
+
+static int32_t wg_chwords(const wg_layer *a, int32_t rows, int32_t ky_step) {
+  return rows * a->dwords + ((rows - 1) * a->sh + ky_step) * a->xwords;
+}
+
+/* The most dy rows a band (at most oh) whose staging of ky_step tap rows holds `want`
+ * channels in `words`, or 0. */
+static int32_t wg_rows(const wg_layer *a, int32_t words, int32_t ky_step, int32_t want) {
+  int32_t r = (words / want - ky_step * a->xwords + a->sh * a->xwords) /
+              (a->dwords + a->sh * a->xwords);
+  if (r > a->oh) r = a->oh;
+  return r > 0 && words / wg_chwords(a, r, ky_step) >= want ? r : 0;
+}
+
+/* The walk's geometry for a staging of `words`, or 0 where fewer than four channels (or
+ * c) fit one dy row and one x row: every tap row from one staging of the x rows where a dy
+ * row and its kh x rows fit, else one tap row a staging; as many dy rows a band as fit. */
+static int wg_plan(wg_layer *a, int32_t words) {
+  const int32_t want = a->c < 4 ? a->c : 4;
+  a->dwords = (a->ow + 1) >> 1;
+  a->phases = a->sw < a->kw ? a->sw : a->kw;
+  a->xwords = 0;
+  for (int32_t q = 0; q < a->phases; ++q) {
+    a->taps[q] = (a->kw - q + a->sw - 1) / a->sw;
+    a->xoff[q] = a->xwords;
+    a->xpairs[q] = a->dwords + (a->taps[q] >> 1);
+    a->xwords += a->xpairs[q];
+  }
+  a->ky_step = a->kh;
+  a->rows = wg_rows(a, words, a->kh, want);
+  if (a->rows == 0) {
+    a->ky_step = 1;
+    a->rows = wg_rows(a, words, 1, want);
+    if (a->rows == 0) return 0;
+  }
+  a->xrows = (a->rows - 1) * a->sh + a->ky_step;
+  a->chwords = wg_chwords(a, a->rows, a->ky_step);
+  int32_t block = words / a->chwords;
+  if (block >= a->c) block = a->c;
+  else if (block >= 4) block &= ~3;
+  a->block = block;
+  return 1;
+}
+
+/* A position pair of `lanes` channels, one at a time (a row's edges, partial groups):
+ * positions p and p + 1 (element i0 + p step + lane), 0 outside [lo, hi), dy masked, minus
+ * zp. */
+static void wg_stage_slow(const int8_t *src, const uint8_t *mask, int32_t i0, int32_t step,
+                          int32_t lo, int32_t hi, int32_t p, int32_t lanes, int32_t zp,
+                          tt_dsp_word *o, int32_t cs) {
+  for (int32_t l = 0; l < lanes; ++l) {
+    uint32_t word = 0;
+    for (int32_t k = 0; k < 2; ++k) {
+      const int32_t pos = p + k;
+      if (pos < lo || pos >= hi) continue;
+      const int32_t i = i0 + pos * step + l;
+      int32_t v = src[i];
+      if (mask != 0 && !((mask[i >> 3] >> (i & 7)) & 1u)) v = 0;
+      word |= (uint32_t)(uint16_t)(v - zp) << (16 * k);
+    }
+    o[l * cs] = word;
+  }
+}
+
+/* `pairs` words of a staged row for the block's channels [0, nc): position p's element of
+ * channel ch at i0 + p step + ch (inside [lo, hi); else 0), as halves [p, p + 1], channel
+ * ch's at o + ch cs, pair k k words further. Four channels at a time: two words' loads,
+ * SXTAB16 (adding -zp) and PKHBT/PKHTB, a word stored a channel. */
+static void wg_stage_row(const int8_t *src, const uint8_t *mask, int32_t i0, int32_t step,
+                         int32_t lo, int32_t hi, int32_t pairs, int32_t nc, int32_t zp,
+                         tt_dsp_word *o, int32_t cs) {
+  const uint32_t add = (uint32_t)(uint16_t)(-zp) * 0x00010001u;
+  /* whole pairs inside: [k0, k1) */
+  int32_t k0 = (lo + 1) >> 1, k1 = hi >> 1;
+  if (k0 > pairs) k0 = pairs;
+  if (k1 > pairs) k1 = pairs;
+  if (k1 < k0) k1 = k0;
+  const int32_t full = nc >> 2;
+  for (int32_t ch = 0; ch < nc; ch += 4) {
+    const int32_t lanes = nc - ch < 4 ? nc - ch : 4;
+    tt_dsp_word *oc = o + ch * cs;
+    for (int32_t k = 0; k < k0; ++k)
+      wg_stage_slow(src, mask, i0 + ch, step, lo, hi, 2 * k, lanes, zp, oc + k, cs);
+    for (int32_t k = k1; k < pairs; ++k)
+      wg_stage_slow(src, mask, i0 + ch, step, lo, hi, 2 * k, lanes, zp, oc + k, cs);
+    if (ch >= 4 * full) {
+      for (int32_t k = k0; k < k1; ++k)
+        wg_stage_slow(src, mask, i0 + ch, step, lo, hi, 2 * k, lanes, zp, oc + k, cs);
+      continue;
+    }
+    const int8_t *p = src + i0 + ch + 2 * k0 * step;
+    tt_dsp_word *q = oc + k0;
+    if (mask == 0) {
+      for (tt_dsp_word *const end = oc + k1; q != end; ++q, p += 2 * step) {
+        const uint32_t v0 = tt_dsp_load4(p), v1 = tt_dsp_load4(p + step);
+        const uint32_t e0 = __sxtab16(add, v0), e1 = __sxtab16(add, v1);
+        const uint32_t d0 = tt_dsp_sxtab16_odd(add, v0), d1 = tt_dsp_sxtab16_odd(add, v1);
+        q[0] = tt_dsp_low_halves(e0, e1);
+        q[cs] = tt_dsp_low_halves(d0, d1);
+        q[2 * cs] = tt_dsp_high_halves(e0, e1);
+        q[3 * cs] = tt_dsp_high_halves(d0, d1);
+      }
+    } else {
+      int32_t i = i0 + ch + 2 * k0 * step;
+      for (tt_dsp_word *const end = oc + k1; q != end; ++q, p += 2 * step, i += 2 * step) {
+        const uint32_t v0 = tt_dsp_load4(p) & tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, 4));
+        const uint32_t v1 =
+            tt_dsp_load4(p + step) & tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i + step, 4));
+        const uint32_t e0 = __sxtb16(v0), e1 = __sxtb16(v1);
+        const uint32_t d0 = tt_dsp_sxtb16_odd(v0), d1 = tt_dsp_sxtb16_odd(v1);
+        q[0] = tt_dsp_low_halves(e0, e1);
+        q[cs] = tt_dsp_low_halves(d0, d1);
+        q[2 * cs] = tt_dsp_high_halves(e0, e1);
+        q[3 * cs] = tt_dsp_high_halves(d0, d1);
+      }
+    }
+  }
+}
+
+/* The sums of NT <= 4 consecutive taps of a phase (t[j tstride], j < NT: tap j reads the x
+ * row j positions further) over `rows` rows of `pairs` dy words (d, dstride words a row)
+ * and their x rows (x, xstride words a row): per pair one dy word, one new x word (the
+ * others carried), NT SMLAD(X) and a PKHBT an odd tap. Reads the x words [0, pairs + NT / 2)
+ * of a row, no further. */
+static inline __attribute__((always_inline)) void wg_sums(const tt_dsp_word *d,
+                                                         int32_t dstride,
+                                                         const tt_dsp_word *x,
+                                                         int32_t xstride, int32_t rows,
+                                                         int32_t pairs, const int32_t NT,
+                                                         tt_dw_int *t, int32_t tstride) {
+  int32_t a0 = t[0], a1 = NT > 1 ? t[tstride] : 0, a2 = NT > 2 ? t[2 * tstride] : 0;
+  int32_t a3 = NT > 3 ? t[3 * tstride] : 0;
+  for (int32_t r = 0; r < rows; ++r, d += dstride, x += xstride) {
+    const tt_dsp_word *dp = d, *xp = x;
+    uint32_t w0 = xp[0], w1 = NT > 3 ? xp[1] : 0;
+    for (const tt_dsp_word *const end = d + pairs; dp != end; ++dp, ++xp) {
+      const uint32_t dv = *dp;
+      if (NT == 1) {
+        a0 = __smlad(dv, xp[0], a0);
+      } else if (NT < 4) {
+        w1 = xp[1];
+        a0 = __smlad(dv, w0, a0);
+        a1 = __smladx(dv, wg_cross(w1, w0), a1);
+        if (NT > 2) a2 = __smlad(dv, w1, a2);
+        w0 = w1;
+      } else {
+        const uint32_t w2 = xp[2];
+        a0 = __smlad(dv, w0, a0);
+        a1 = __smladx(dv, wg_cross(w1, w0), a1);
+        a2 = __smlad(dv, w1, a2);
+        a3 = __smladx(dv, wg_cross(w2, w1), a3);
+        w0 = w1;
+        w1 = w2;
+      }
+    }
+  }
+  t[0] = a0;
+  if (NT > 1) t[tstride] = a1;
+  if (NT > 2) t[2 * tstride] = a2;
+  if (NT > 3) t[3 * tstride] = a3;
+}
+
+typedef void (*wg_sums_fn)(const tt_dsp_word *d, int32_t dstride, const tt_dsp_word *x,
+                           int32_t xstride, int32_t rows, int32_t pairs, tt_dw_int *t,
+                           int32_t tstride);
+#define WG_SUMS(NT)                                                                          \
+  static __attribute__((noinline)) void wg_sums_##NT(const tt_dsp_word *d, int32_t dstride, \
+                                                     const tt_dsp_word *x, int32_t xstride, \
+                                                     int32_t rows, int32_t pairs,           \
+                                                     tt_dw_int *t, int32_t tstride) {       \
+    wg_sums(d, dstride, x, xstride, rows, pairs, NT, t, tstride);                          \
+  }
+WG_SUMS(1)
+WG_SUMS(2)
+WG_SUMS(3)
+WG_SUMS(4)
+static const wg_sums_fn wg_sums_of[5] = {0, wg_sums_1, wg_sums_2, wg_sums_3, wg_sums_4};
+
+/* T (int32, [kh, kw, c] in t) += the layer's sums, block of channels by block, band of dy
+ * rows by band. */
+static void wg_walk(const wg_layer *a, tt_dsp_word *stage, tt_dw_int *t) {
+  const int32_t c = a->c, dwords = a->dwords, xwords = a->xwords, cs = a->chwords;
+  for (int32_t c0 = 0; c0 < c; c0 += a->block) {
+    const int32_t nc = c - c0 < a->block ? c - c0 : a->block;
+    for (int32_t b = 0; b < a->n; ++b)
+      for (int32_t oy0 = 0; oy0 < a->oh; oy0 += a->rows) {
+        const int32_t rows = a->oh - oy0 < a->rows ? a->oh - oy0 : a->rows;
+        for (int32_t r = 0; r < rows; ++r)
+          wg_stage_row(a->dy, a->mask, ((b * a->oh + oy0 + r) * a->ow) * c + c0, c, 0, a->ow,
+                       dwords, nc, 0, stage + r * dwords, cs);
+        for (int32_t ky0 = 0; ky0 < a->kh; ky0 += a->ky_step) {
+          const int32_t ky1 = ky0 + a->ky_step < a->kh ? ky0 + a->ky_step : a->kh;
+          /* the x rows [iy0, iy0 + xrows) as far as they are in the image */
+          const int32_t iy0 = oy0 * a->sh + ky0 - a->pad_top;
+          const int32_t xr = (rows - 1) * a->sh + (ky1 - ky0);
+          tt_dsp_word *xs = stage + a->rows * dwords;
+          for (int32_t r = 0; r < xr; ++r) {
+            const int32_t iy = iy0 + r;
+            if (iy < 0 || iy >= a->h) continue;
+            for (int32_t q = 0; q < a->phases; ++q) {
+              /* position p is column p sw + q - pad_left: inside for p in [lo, hi) */
+              const int32_t first = q - a->pad_left;
+              const int32_t lo = first >= 0 ? 0 : (-first + a->sw - 1) / a->sw;
+              const int32_t hi = a->wd - first <= 0 ? 0 : (a->wd - first + a->sw - 1) / a->sw;
+              wg_stage_row(a->x, 0, ((b * a->h + iy) * a->wd + first) * c + c0, a->sw * c, lo,
+                           hi > lo ? hi : lo, a->xpairs[q], nc, a->zp,
+                           xs + r * xwords + a->xoff[q], cs);
+            }
+          }
+          for (int32_t ch = 0; ch < nc; ++ch) {
+            const tt_dsp_word *dch = stage + ch * cs, *xch = xs + ch * cs;
+            for (int32_t ky = ky0; ky < ky1; ++ky) {
+              /* the band's rows whose x row is in the image: [ra, rb) */
+              int32_t ra = 0, rb = rows;
+              while (ra < rb && oy0 * a->sh + ra * a->sh + ky - a->pad_top < 0) ++ra;
+              while (rb > ra && (oy0 + rb - 1) * a->sh + ky - a->pad_top >= a->h) --rb;
+              if (ra == rb) continue;
+              const int32_t xrow = ra * a->sh + ky - ky0;
+              for (int32_t q = 0; q < a->phases; ++q)
+                for (int32_t j0 = 0; j0 < a->taps[q]; j0 += 4) {
+                  const int32_t nt = a->taps[q] - j0 < 4 ? a->taps[q] - j0 : 4;
+                  wg_sums_of[nt](dch + ra * dwords, dwords,
+                                 xch + xrow * xwords + a->xoff[q] + (j0 >> 1), a->sh * xwords,
+                                 rb - ra, dwords,
+                                 t + (ky * a->kw + q + j0 * a->sw) * c + c0 + ch, a->sw * c);
+                }
+            }
+          }
+        }
+      }
+  }
+}
+
 int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
                                     int32_t oh, int32_t ow, int32_t c, int32_t m,
                                     const int8_t *saved, int32_t x_zp, int32_t h, int32_t wd,
@@ -1255,6 +1524,14 @@ int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32
   tt_dw_int *t = (tt_dw_int *)dw;            /* the exact sums, converted in place at the end */
   const int32_t taps = kh * kw * c;
   for (int32_t i = 0; i < taps; ++i) t[i] = 0;
+  wg_layer wa = {.dy = dy, .mask = mask, .x = saved, .n = n, .oh = oh, .ow = ow, .c = c,
+                 .h = h, .wd = wd, .kh = kh, .kw = kw, .sh = v.stride_h, .sw = v.stride_w,
+                 .pad_top = v.pad_top, .pad_left = v.pad_left, .zp = x_zp};
+  if (wg_plan(&wa, stage_bytes >> 2)) {
+    wg_walk(&wa, stage, t);
+    for (int32_t i = 0; i < taps; ++i) dw[i] = (float)t[i] * unit;
+    return 1;
+  }
   for (int32_t g0 = 0; g0 < groups; g0 += nb) {
     const int32_t c0 = 4 * g0, nbk = groups - g0 < nb ? groups - g0 : nb;
     const int32_t nc = c - c0 < 4 * nbk ? c - c0 : 4 * nbk;
