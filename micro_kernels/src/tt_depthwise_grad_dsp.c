@@ -1333,119 +1333,165 @@ static void wg_stage_slow(const int8_t *src, const uint8_t *mask, int32_t i0, in
   }
 }
 
-/* `pairs` words of a staged row for the block's channels [0, nc): position p's element of
- * channel ch at i0 + p step + ch (inside [lo, hi); else 0), as halves [p, p + 1], channel
- * ch's at o + ch cs, pair k k words further. Four channels at a time: two words' loads,
- * SXTAB16 (adding -zp) and PKHBT/PKHTB, a word stored a channel. */
-static void wg_stage_row(const int8_t *src, const uint8_t *mask, int32_t i0, int32_t step,
-                         int32_t lo, int32_t hi, int32_t pairs, int32_t nc, int32_t zp,
-                         tt_dsp_word *o, int32_t cs) {
+/* Four channels' words v0 (position p) and v1 (p + 1) as each channel's [p, p + 1] halves
+ * plus [add0, add1], at o, o + cs, o + 2 cs, o + 3 cs. */
+static inline __attribute__((always_inline)) void wg_put4(tt_dsp_word *o, int32_t cs,
+                                                         uint32_t v0, uint32_t v1,
+                                                         uint32_t add0, uint32_t add1) {
+  const uint32_t e0 = __sxtab16(add0, v0), e1 = __sxtab16(add1, v1);
+  const uint32_t d0 = tt_dsp_sxtab16_odd(add0, v0), d1 = tt_dsp_sxtab16_odd(add1, v1);
+  o[0] = tt_dsp_low_halves(e0, e1);
+  o[cs] = tt_dsp_low_halves(d0, d1);
+  o[2 * cs] = tt_dsp_high_halves(e0, e1);
+  o[3 * cs] = tt_dsp_high_halves(d0, d1);
+}
+
+/* `rows` staged rows (source rows rstep elements apart, staged ones dstep words apart) of
+ * `pairs` words for the block's channels [0, nc): position p's element of channel ch at
+ * i0 + p step + ch (inside [lo, hi); else 0), masked (dy) or minus zp (x), as halves
+ * [p, p + 1], channel ch's at o + ch cs, pair k k words further. Four channels at a time:
+ * two words' loads, SXTAB16 (adding -zp) and PKHBT/PKHTB, a word stored a channel; the
+ * pairs with a position outside [lo, hi) the same way with a zero word and no zp there. */
+static void wg_stage_rows(const int8_t *src, const uint8_t *mask, int32_t i0, int32_t step,
+                          int32_t rstep, int32_t rows, int32_t lo, int32_t hi, int32_t pairs,
+                          int32_t nc, int32_t zp, tt_dsp_word *o, int32_t dstep, int32_t cs) {
   const uint32_t add = (uint32_t)(uint16_t)(-zp) * 0x00010001u;
   /* whole pairs inside: [k0, k1) */
   int32_t k0 = (lo + 1) >> 1, k1 = hi >> 1;
   if (k0 > pairs) k0 = pairs;
   if (k1 > pairs) k1 = pairs;
   if (k1 < k0) k1 = k0;
-  const int32_t full = nc >> 2;
-  for (int32_t ch = 0; ch < nc; ch += 4) {
-    const int32_t lanes = nc - ch < 4 ? nc - ch : 4;
-    tt_dsp_word *oc = o + ch * cs;
-    for (int32_t k = 0; k < k0; ++k)
-      wg_stage_slow(src, mask, i0 + ch, step, lo, hi, 2 * k, lanes, zp, oc + k, cs);
-    for (int32_t k = k1; k < pairs; ++k)
-      wg_stage_slow(src, mask, i0 + ch, step, lo, hi, 2 * k, lanes, zp, oc + k, cs);
-    if (ch >= 4 * full) {
-      for (int32_t k = k0; k < k1; ++k)
-        wg_stage_slow(src, mask, i0 + ch, step, lo, hi, 2 * k, lanes, zp, oc + k, cs);
-      continue;
-    }
-    const int8_t *p = src + i0 + ch + 2 * k0 * step;
-    tt_dsp_word *q = oc + k0;
-    if (mask == 0) {
-      for (tt_dsp_word *const end = oc + k1; q != end; ++q, p += 2 * step) {
-        const uint32_t v0 = tt_dsp_load4(p), v1 = tt_dsp_load4(p + step);
-        const uint32_t e0 = __sxtab16(add, v0), e1 = __sxtab16(add, v1);
-        const uint32_t d0 = tt_dsp_sxtab16_odd(add, v0), d1 = tt_dsp_sxtab16_odd(add, v1);
-        q[0] = tt_dsp_low_halves(e0, e1);
-        q[cs] = tt_dsp_low_halves(d0, d1);
-        q[2 * cs] = tt_dsp_high_halves(e0, e1);
-        q[3 * cs] = tt_dsp_high_halves(d0, d1);
+  const int32_t full = nc & ~3;
+  for (int32_t r = 0; r < rows; ++r, i0 += rstep, o += dstep) {
+    for (int32_t ch = 0; ch < full; ch += 4) {
+      tt_dsp_word *oc = o + ch * cs;
+      for (int32_t k = 0; k < pairs; ++k) {
+        if (k == k0) k = k1;        /* the inside pairs below */
+        if (k >= pairs) break;
+        const int32_t p = 2 * k, i = i0 + ch + p * step;
+        const int in0 = p >= lo && p < hi, in1 = p + 1 >= lo && p + 1 < hi;
+        uint32_t v0 = in0 ? tt_dsp_load4(src + i) : 0, v1 = in1 ? tt_dsp_load4(src + i + step) : 0;
+        if (mask != 0) {
+          if (in0) v0 &= tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, 4));
+          if (in1) v1 &= tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i + step, 4));
+        }
+        wg_put4(oc + k, cs, v0, v1, in0 ? add : 0, in1 ? add : 0);
       }
-    } else {
-      int32_t i = i0 + ch + 2 * k0 * step;
-      for (tt_dsp_word *const end = oc + k1; q != end; ++q, p += 2 * step, i += 2 * step) {
-        const uint32_t v0 = tt_dsp_load4(p) & tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, 4));
-        const uint32_t v1 =
-            tt_dsp_load4(p + step) & tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i + step, 4));
-        const uint32_t e0 = __sxtb16(v0), e1 = __sxtb16(v1);
-        const uint32_t d0 = tt_dsp_sxtb16_odd(v0), d1 = tt_dsp_sxtb16_odd(v1);
-        q[0] = tt_dsp_low_halves(e0, e1);
-        q[cs] = tt_dsp_low_halves(d0, d1);
-        q[2 * cs] = tt_dsp_high_halves(e0, e1);
-        q[3 * cs] = tt_dsp_high_halves(d0, d1);
+      const int8_t *p = src + i0 + ch + 2 * k0 * step;
+      tt_dsp_word *q = oc + k0;
+      if (mask == 0) {
+        for (tt_dsp_word *const end = oc + k1; q != end; ++q, p += 2 * step)
+          wg_put4(q, cs, tt_dsp_load4(p), tt_dsp_load4(p + step), add, add);
+      } else {
+        int32_t i = i0 + ch + 2 * k0 * step;
+        for (tt_dsp_word *const end = oc + k1; q != end; ++q, p += 2 * step, i += 2 * step) {
+          const uint32_t v0 = tt_dsp_load4(p) & tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, 4));
+          const uint32_t v1 =
+              tt_dsp_load4(p + step) & tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i + step, 4));
+          wg_put4(q, cs, v0, v1, 0, 0);
+        }
       }
     }
+    if (full < nc)
+      for (int32_t k = 0; k < pairs; ++k)
+        wg_stage_slow(src, mask, i0 + full, step, lo, hi, 2 * k, nc - full, zp,
+                      o + full * cs + k, cs);
   }
 }
 
-/* The sums of NT <= 4 consecutive taps of a phase (t[j tstride], j < NT: tap j reads the x
- * row j positions further) over `rows` rows of `pairs` dy words (d, dstride words a row)
- * and their x rows (x, xstride words a row): per pair one dy word, one new x word (the
- * others carried), NT SMLAD(X) and a PKHBT an odd tap. Reads the x words [0, pairs + NT / 2)
- * of a row, no further. */
-static inline __attribute__((always_inline)) void wg_sums(const tt_dsp_word *d,
-                                                         int32_t dstride,
-                                                         const tt_dsp_word *x,
-                                                         int32_t xstride, int32_t rows,
-                                                         int32_t pairs, const int32_t NT,
-                                                         tt_dw_int *t, int32_t tstride) {
-  int32_t a0 = t[0], a1 = NT > 1 ? t[tstride] : 0, a2 = NT > 2 ? t[2 * tstride] : 0;
-  int32_t a3 = NT > 3 ? t[3 * tstride] : 0;
-  for (int32_t r = 0; r < rows; ++r, d += dstride, x += xstride) {
-    const tt_dsp_word *dp = d, *xp = x;
-    uint32_t w0 = xp[0], w1 = NT > 3 ? xp[1] : 0;
-    for (const tt_dsp_word *const end = d + pairs; dp != end; ++dp, ++xp) {
-      const uint32_t dv = *dp;
-      if (NT == 1) {
-        a0 = __smlad(dv, xp[0], a0);
-      } else if (NT < 4) {
-        w1 = xp[1];
-        a0 = __smlad(dv, w0, a0);
-        a1 = __smladx(dv, wg_cross(w1, w0), a1);
-        if (NT > 2) a2 = __smlad(dv, w1, a2);
-        w0 = w1;
-      } else {
-        const uint32_t w2 = xp[2];
-        a0 = __smlad(dv, w0, a0);
-        a1 = __smladx(dv, wg_cross(w1, w0), a1);
-        a2 = __smlad(dv, w1, a2);
-        a3 = __smladx(dv, wg_cross(w2, w1), a3);
-        w0 = w1;
-        w1 = w2;
+/* One pair's products of N <= 4 consecutive taps of a phase: the dy word dv, the x words
+ * u0, u1, u2 at the pair and the next two (tap j reads the x row j positions further). */
+#define WG_PAIR(dv, u0, u1, u2, A0, A1, A2, A3, N)                                        \
+  do {                                                                                     \
+    A0 = __smlad(dv, u0, A0);                                                              \
+    if (N > 1) A1 = __smladx(dv, wg_cross(u1, u0), A1);                                    \
+    if (N > 2) A2 = __smlad(dv, u1, A2);                                                   \
+    if (N > 3) A3 = __smladx(dv, wg_cross(u2, u1), A3);                                    \
+  } while (0)
+
+/* For channels [0, nc) (cs words apart in the staging, 1 apart in t): the sums of NA <= 4
+ * consecutive taps of a phase (t[j tstride], j < NA: tap j reads the x row, x, j positions
+ * further) and of NB <= 2 taps of a second phase (its x row y words after x; its taps at
+ * t + toff, tstride apart), over `rows` rows of `pairs` dy words (d, dstride words a row)
+ * and their x rows (xstride words a row). Per two pairs: an LDRD of dy, the new x words
+ * (the last carried), NA + NB SMLAD(X) and a PKHBT an odd tap each. Reads the x words
+ * [0, pairs + NA / 2) of a row (of the second phase [0, pairs + NB / 2)), no further. */
+static inline __attribute__((always_inline)) void wg_sums(
+    const tt_dsp_word *d, int32_t dstride, const tt_dsp_word *x, int32_t xstride,
+    int32_t y, int32_t rows, int32_t pairs, int32_t nc, int32_t cs, const int32_t NA,
+    const int32_t NB, tt_dw_int *t, int32_t tstride, int32_t toff) {
+  for (int32_t ch = 0; ch < nc; ++ch, d += cs, x += cs, ++t) {
+    int32_t a0 = t[0], a1 = NA > 1 ? t[tstride] : 0, a2 = NA > 2 ? t[2 * tstride] : 0;
+    int32_t a3 = NA > 3 ? t[3 * tstride] : 0;
+    int32_t b0 = NB > 0 ? t[toff] : 0, b1 = NB > 1 ? t[toff + tstride] : 0;
+    const tt_dsp_word *dr = d, *xr = x;
+    for (int32_t r = 0; r < rows; ++r, dr += dstride, xr += xstride) {
+      const tt_dsp_word *dp = dr, *xp = xr, *yp = xr + y;
+      const tt_dsp_word *const end = dr + (pairs & ~1);
+      uint32_t w0 = NA > 1 ? xp[0] : 0, v0 = NB > 1 ? yp[0] : 0;
+      for (; dp != end; dp += 2, xp += 2, yp += 2) {
+        uint32_t d0, d1;
+        tt_dsp_ldrd(dp, &d0, &d1);
+        if (NA == 1) {
+          uint32_t u0, u1;
+          tt_dsp_ldrd(xp, &u0, &u1);
+          a0 = __smlad(d0, u0, a0);
+          a0 = __smlad(d1, u1, a0);
+        }
+        const uint32_t w1 = NA > 1 ? xp[1] : 0, w2 = NA > 1 ? xp[2] : 0;
+        const uint32_t w3 = NA > 3 ? xp[3] : 0;
+        if (NA > 1) {
+          WG_PAIR(d0, w0, w1, w2, a0, a1, a2, a3, NA);
+          WG_PAIR(d1, w1, w2, w3, a0, a1, a2, a3, NA);
+        }
+        if (NB == 1) {
+          uint32_t u0, u1;
+          tt_dsp_ldrd(yp, &u0, &u1);
+          b0 = __smlad(d0, u0, b0);
+          b0 = __smlad(d1, u1, b0);
+        } else if (NB == 2) {
+          const uint32_t v1 = yp[1], v2 = yp[2];
+          WG_PAIR(d0, v0, v1, v2, b0, b1, b1, b1, 2);
+          WG_PAIR(d1, v1, v2, v2, b0, b1, b1, b1, 2);
+          v0 = v2;
+        }
+        w0 = w2;
+      }
+      if (pairs & 1) {
+        const uint32_t d0 = *dp, w1 = NA > 1 ? xp[1] : 0, w2 = NA > 3 ? xp[2] : 0;
+        if (NA == 1) a0 = __smlad(d0, xp[0], a0);
+        else WG_PAIR(d0, w0, w1, w2, a0, a1, a2, a3, NA);
+        if (NB == 1) b0 = __smlad(d0, yp[0], b0);
+        if (NB == 2) WG_PAIR(d0, v0, yp[1], v0, b0, b1, b1, b1, 2);
       }
     }
+    t[0] = a0;
+    if (NA > 1) t[tstride] = a1;
+    if (NA > 2) t[2 * tstride] = a2;
+    if (NA > 3) t[3 * tstride] = a3;
+    if (NB > 0) t[toff] = b0;
+    if (NB > 1) t[toff + tstride] = b1;
   }
-  t[0] = a0;
-  if (NT > 1) t[tstride] = a1;
-  if (NT > 2) t[2 * tstride] = a2;
-  if (NT > 3) t[3 * tstride] = a3;
 }
 
 typedef void (*wg_sums_fn)(const tt_dsp_word *d, int32_t dstride, const tt_dsp_word *x,
-                           int32_t xstride, int32_t rows, int32_t pairs, tt_dw_int *t,
-                           int32_t tstride);
-#define WG_SUMS(NT)                                                                          \
-  static __attribute__((noinline)) void wg_sums_##NT(const tt_dsp_word *d, int32_t dstride, \
-                                                     const tt_dsp_word *x, int32_t xstride, \
-                                                     int32_t rows, int32_t pairs,           \
-                                                     tt_dw_int *t, int32_t tstride) {       \
-    wg_sums(d, dstride, x, xstride, rows, pairs, NT, t, tstride);                          \
+                           int32_t xstride, int32_t y, int32_t rows, int32_t pairs, int32_t nc,
+                           int32_t cs, tt_dw_int *t, int32_t tstride, int32_t toff);
+#define WG_SUMS(NA, NB)                                                                      \
+  static __attribute__((noinline)) void wg_sums_##NA##NB(                                    \
+      const tt_dsp_word *d, int32_t dstride, const tt_dsp_word *x, int32_t xstride,          \
+      int32_t y, int32_t rows, int32_t pairs, int32_t nc, int32_t cs, tt_dw_int *t,          \
+      int32_t tstride, int32_t toff) {                                                       \
+    wg_sums(d, dstride, x, xstride, y, rows, pairs, nc, cs, NA, NB, t, tstride, toff);       \
   }
-WG_SUMS(1)
-WG_SUMS(2)
-WG_SUMS(3)
-WG_SUMS(4)
-static const wg_sums_fn wg_sums_of[5] = {0, wg_sums_1, wg_sums_2, wg_sums_3, wg_sums_4};
+WG_SUMS(1, 0)
+WG_SUMS(2, 0)
+WG_SUMS(3, 0)
+WG_SUMS(4, 0)
+WG_SUMS(2, 1)
+WG_SUMS(2, 2)
+/* one phase's NA taps */
+static const wg_sums_fn wg_sums_of[5] = {0, wg_sums_10, wg_sums_20, wg_sums_30, wg_sums_40};
 
 /* T (int32, [kh, kw, c] in t) += the layer's sums, block of channels by block, band of dy
  * rows by band. */
@@ -1456,46 +1502,47 @@ static void wg_walk(const wg_layer *a, tt_dsp_word *stage, tt_dw_int *t) {
     for (int32_t b = 0; b < a->n; ++b)
       for (int32_t oy0 = 0; oy0 < a->oh; oy0 += a->rows) {
         const int32_t rows = a->oh - oy0 < a->rows ? a->oh - oy0 : a->rows;
-        for (int32_t r = 0; r < rows; ++r)
-          wg_stage_row(a->dy, a->mask, ((b * a->oh + oy0 + r) * a->ow) * c + c0, c, 0, a->ow,
-                       dwords, nc, 0, stage + r * dwords, cs);
+        wg_stage_rows(a->dy, a->mask, ((b * a->oh + oy0) * a->ow) * c + c0, c, a->ow * c, rows,
+                      0, a->ow, dwords, nc, 0, stage, dwords, cs);
         for (int32_t ky0 = 0; ky0 < a->kh; ky0 += a->ky_step) {
           const int32_t ky1 = ky0 + a->ky_step < a->kh ? ky0 + a->ky_step : a->kh;
           /* the x rows [iy0, iy0 + xrows) as far as they are in the image */
           const int32_t iy0 = oy0 * a->sh + ky0 - a->pad_top;
           const int32_t xr = (rows - 1) * a->sh + (ky1 - ky0);
           tt_dsp_word *xs = stage + a->rows * dwords;
-          for (int32_t r = 0; r < xr; ++r) {
-            const int32_t iy = iy0 + r;
-            if (iy < 0 || iy >= a->h) continue;
+          int32_t r0 = iy0 < 0 ? -iy0 : 0, r1 = a->h - iy0 < xr ? a->h - iy0 : xr;
+          if (r1 > r0)
             for (int32_t q = 0; q < a->phases; ++q) {
               /* position p is column p sw + q - pad_left: inside for p in [lo, hi) */
               const int32_t first = q - a->pad_left;
               const int32_t lo = first >= 0 ? 0 : (-first + a->sw - 1) / a->sw;
               const int32_t hi = a->wd - first <= 0 ? 0 : (a->wd - first + a->sw - 1) / a->sw;
-              wg_stage_row(a->x, 0, ((b * a->h + iy) * a->wd + first) * c + c0, a->sw * c, lo,
-                           hi > lo ? hi : lo, a->xpairs[q], nc, a->zp,
-                           xs + r * xwords + a->xoff[q], cs);
+              wg_stage_rows(a->x, 0, ((b * a->h + iy0 + r0) * a->wd + first) * c + c0, a->sw * c,
+                            a->wd * c, r1 - r0, lo, hi > lo ? hi : lo, a->xpairs[q], nc, a->zp,
+                            xs + r0 * xwords + a->xoff[q], xwords, cs);
             }
-          }
-          for (int32_t ch = 0; ch < nc; ++ch) {
-            const tt_dsp_word *dch = stage + ch * cs, *xch = xs + ch * cs;
-            for (int32_t ky = ky0; ky < ky1; ++ky) {
-              /* the band's rows whose x row is in the image: [ra, rb) */
-              int32_t ra = 0, rb = rows;
-              while (ra < rb && oy0 * a->sh + ra * a->sh + ky - a->pad_top < 0) ++ra;
-              while (rb > ra && (oy0 + rb - 1) * a->sh + ky - a->pad_top >= a->h) --rb;
-              if (ra == rb) continue;
-              const int32_t xrow = ra * a->sh + ky - ky0;
-              for (int32_t q = 0; q < a->phases; ++q)
-                for (int32_t j0 = 0; j0 < a->taps[q]; j0 += 4) {
-                  const int32_t nt = a->taps[q] - j0 < 4 ? a->taps[q] - j0 : 4;
-                  wg_sums_of[nt](dch + ra * dwords, dwords,
-                                 xch + xrow * xwords + a->xoff[q] + (j0 >> 1), a->sh * xwords,
-                                 rb - ra, dwords,
-                                 t + (ky * a->kw + q + j0 * a->sw) * c + c0 + ch, a->sw * c);
-                }
+          for (int32_t ky = ky0; ky < ky1; ++ky) {
+            /* the band's rows whose x row is in the image: [ra, rb) */
+            int32_t ra = 0, rb = rows;
+            while (ra < rb && (oy0 + ra) * a->sh + ky - a->pad_top < 0) ++ra;
+            while (rb > ra && (oy0 + rb - 1) * a->sh + ky - a->pad_top >= a->h) --rb;
+            if (ra == rb) continue;
+            const tt_dsp_word *dr = stage + ra * dwords;
+            const tt_dsp_word *xr = xs + (ra * a->sh + ky - ky0) * xwords;
+            tt_dw_int *tr = t + ky * a->kw * c + c0;
+            const int32_t xstride = a->sh * xwords;
+            if (a->sw == 2 && a->taps[0] == 2 && a->taps[1] <= 2) {
+              /* both phases in one walk: a dy word serves 3 or 4 taps */
+              (a->taps[1] == 1 ? wg_sums_21 : wg_sums_22)(dr, dwords, xr, xstride, a->xoff[1],
+                                                        rb - ra, dwords, nc, cs, tr, 2 * c, c);
+              continue;
             }
+            for (int32_t q = 0; q < a->phases; ++q)
+              for (int32_t j0 = 0; j0 < a->taps[q]; j0 += 4) {
+                const int32_t nt = a->taps[q] - j0 < 4 ? a->taps[q] - j0 : 4;
+                wg_sums_of[nt](dr, dwords, xr + a->xoff[q] + (j0 >> 1), xstride, 0, rb - ra,
+                               dwords, nc, cs, tr + (q + j0 * a->sw) * c, a->sw * c, 0);
+              }
           }
         }
       }
@@ -1527,7 +1574,13 @@ int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32
   wg_layer wa = {.dy = dy, .mask = mask, .x = saved, .n = n, .oh = oh, .ow = ow, .c = c,
                  .h = h, .wd = wd, .kh = kh, .kw = kw, .sh = v.stride_h, .sw = v.stride_w,
                  .pad_top = v.pad_top, .pad_left = v.pad_left, .zp = x_zp};
-  if (wg_plan(&wa, stage_bytes >> 2)) {
+  /* At stride 2 with at most 2 taps a phase (3x3/2, 4x4/2) an x element serves half the
+   * MACs it serves at stride 1 and the channel-major staging costs more a MAC than the lane
+   * walk's: measured (benchmarks/dw_weight_grad.py) 5.80, 5.76, 8.12 against 4.81, 5.32,
+   * 6.37 instructions a MAC at 3x3/2 (ow 24, 12, 6), 5.27 against 4.92 at 4x4/2 ow 8, but
+   * 3.55 against 3.92 at 4x4/2 ow 32 (long rows) and 2.57, 4.05 against 3.26, 4.52 at 8x8/2 */
+  const int channel_major = v.stride_w == 1 || kw >= 4 * v.stride_w || ow >= 32;
+  if (channel_major && wg_plan(&wa, stage_bytes >> 2)) {
     wg_walk(&wa, stage, t);
     for (int32_t i = 0; i < taps; ++i) dw[i] = (float)t[i] * unit;
     return 1;
