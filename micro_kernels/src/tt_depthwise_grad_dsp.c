@@ -1346,12 +1346,47 @@ static inline __attribute__((always_inline)) void wg_put4(tt_dsp_word *o, int32_
   o[3 * cs] = tt_dsp_high_halves(d0, d1);
 }
 
+/* n whole pairs of four channels inside the image (element p at src, p + step the pair's
+ * second, the next pair 2 step further), each a word a channel at o, o + cs, ... */
+static __attribute__((noinline)) void wg_stage_plain(const int8_t *p, int32_t step, int32_t n,
+                                                     tt_dsp_word *o, int32_t cs, uint32_t add) {
+  for (tt_dsp_word *const end = o + n; o != end; ++o, p += 2 * step)
+    wg_put4(o, cs, tt_dsp_load4(p), tt_dsp_load4(p + step), add, add);
+}
+
+/* The same for dy, masked: element index i of p's first lane (its mask bits). */
+static __attribute__((noinline)) void wg_stage_masked(const int8_t *p, const uint8_t *mask,
+                                                      int32_t i, int32_t step, int32_t n,
+                                                      tt_dsp_word *o, int32_t cs) {
+  for (tt_dsp_word *const end = o + n; o != end; ++o, p += 2 * step, i += 2 * step) {
+    const uint32_t v0 = tt_dsp_load4(p) & tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, 4));
+    const uint32_t v1 =
+        tt_dsp_load4(p + step) & tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i + step, 4));
+    wg_put4(o, cs, v0, v1, 0, 0);
+  }
+}
+
+/* One pair k of four channels with a position outside [lo, hi) (a zero word there, no zp):
+ * element p at i0 + p step. */
+static __attribute__((noinline)) void wg_stage_edge(const int8_t *src, const uint8_t *mask,
+                                                    int32_t i0, int32_t step, int32_t lo,
+                                                    int32_t hi, int32_t k, uint32_t add,
+                                                    tt_dsp_word *o, int32_t cs) {
+  const int32_t p = 2 * k, i = i0 + p * step;
+  const int in0 = p >= lo && p < hi, in1 = p + 1 >= lo && p + 1 < hi;
+  uint32_t v0 = in0 ? tt_dsp_load4(src + i) : 0, v1 = in1 ? tt_dsp_load4(src + i + step) : 0;
+  if (mask != 0) {
+    if (in0) v0 &= tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, 4));
+    if (in1) v1 &= tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i + step, 4));
+  }
+  wg_put4(o, cs, v0, v1, in0 ? add : 0, in1 ? add : 0);
+}
+
 /* `rows` staged rows (source rows rstep elements apart, staged ones dstep words apart) of
  * `pairs` words for the block's channels [0, nc): position p's element of channel ch at
  * i0 + p step + ch (inside [lo, hi); else 0), masked (dy) or minus zp (x), as halves
  * [p, p + 1], channel ch's at o + ch cs, pair k k words further. Four channels at a time:
- * two words' loads, SXTAB16 (adding -zp) and PKHBT/PKHTB, a word stored a channel; the
- * pairs with a position outside [lo, hi) the same way with a zero word and no zp there. */
+ * two words' loads, SXTAB16 (adding -zp) and PKHBT/PKHTB, a word stored a channel. */
 static void wg_stage_rows(const int8_t *src, const uint8_t *mask, int32_t i0, int32_t step,
                           int32_t rstep, int32_t rows, int32_t lo, int32_t hi, int32_t pairs,
                           int32_t nc, int32_t zp, tt_dsp_word *o, int32_t dstep, int32_t cs) {
@@ -1362,41 +1397,29 @@ static void wg_stage_rows(const int8_t *src, const uint8_t *mask, int32_t i0, in
   if (k1 > pairs) k1 = pairs;
   if (k1 < k0) k1 = k0;
   const int32_t full = nc & ~3;
-  for (int32_t r = 0; r < rows; ++r, i0 += rstep, o += dstep) {
-    for (int32_t ch = 0; ch < full; ch += 4) {
-      tt_dsp_word *oc = o + ch * cs;
-      for (int32_t k = 0; k < pairs; ++k) {
-        if (k == k0) k = k1;        /* the inside pairs below */
-        if (k >= pairs) break;
-        const int32_t p = 2 * k, i = i0 + ch + p * step;
-        const int in0 = p >= lo && p < hi, in1 = p + 1 >= lo && p + 1 < hi;
-        uint32_t v0 = in0 ? tt_dsp_load4(src + i) : 0, v1 = in1 ? tt_dsp_load4(src + i + step) : 0;
-        if (mask != 0) {
-          if (in0) v0 &= tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, 4));
-          if (in1) v1 &= tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i + step, 4));
-        }
-        wg_put4(oc + k, cs, v0, v1, in0 ? add : 0, in1 ? add : 0);
-      }
-      const int8_t *p = src + i0 + ch + 2 * k0 * step;
-      tt_dsp_word *q = oc + k0;
-      if (mask == 0) {
-        for (tt_dsp_word *const end = oc + k1; q != end; ++q, p += 2 * step)
-          wg_put4(q, cs, tt_dsp_load4(p), tt_dsp_load4(p + step), add, add);
-      } else {
-        int32_t i = i0 + ch + 2 * k0 * step;
-        for (tt_dsp_word *const end = oc + k1; q != end; ++q, p += 2 * step, i += 2 * step) {
-          const uint32_t v0 = tt_dsp_load4(p) & tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, 4));
-          const uint32_t v1 =
-              tt_dsp_load4(p + step) & tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i + step, 4));
-          wg_put4(q, cs, v0, v1, 0, 0);
-        }
+  for (int32_t ch = 0; ch < full; ch += 4) {
+    const int32_t base = i0 + ch;
+    tt_dsp_word *oc = o + ch * cs;
+    for (int32_t r = 0; r < rows; ++r) {
+      const int32_t ir = base + r * rstep;
+      tt_dsp_word *or = oc + r * dstep;
+      for (int32_t k = 0; k < k0; ++k) wg_stage_edge(src, mask, ir, step, lo, hi, k, add, or + k, cs);
+      for (int32_t k = k1; k < pairs; ++k)
+        wg_stage_edge(src, mask, ir, step, lo, hi, k, add, or + k, cs);
+      if (k1 > k0) {
+        if (mask == 0)
+          wg_stage_plain(src + ir + 2 * k0 * step, step, k1 - k0, or + k0, cs, add);
+        else
+          wg_stage_masked(src + ir + 2 * k0 * step, mask, ir + 2 * k0 * step, step, k1 - k0,
+                          or + k0, cs);
       }
     }
-    if (full < nc)
-      for (int32_t k = 0; k < pairs; ++k)
-        wg_stage_slow(src, mask, i0 + full, step, lo, hi, 2 * k, nc - full, zp,
-                      o + full * cs + k, cs);
   }
+  if (full < nc)
+    for (int32_t r = 0; r < rows; ++r)
+      for (int32_t k = 0; k < pairs; ++k)
+        wg_stage_slow(src, mask, i0 + r * rstep + full, step, lo, hi, 2 * k, nc - full, zp,
+                      o + r * dstep + full * cs + k, cs);
 }
 
 /* One pair's products of N <= 4 consecutive taps of a phase: the dy word dv, the x words
