@@ -1452,6 +1452,34 @@ static inline __attribute__((always_inline)) void wg_sums(
       const tt_dsp_word *dp = dr, *xp = xr, *yp = xr + y;
       const tt_dsp_word *const end = dr + (pairs & ~1);
       uint32_t w0 = NA > 1 ? xp[0] : 0, v0 = NB > 1 ? yp[0] : 0;
+#if TT_DSP_ASM_ALL_REGS
+      if (NA == 3 && NB == 0 && dp != end) {
+        /* two pairs a trip in 13 instructions (gcc's C: 16) */
+        const tt_dsp_word *xq = xp + 1;
+        uint32_t d0, d1, w1, w2, u;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldrd %[d0], %[d1], [%[dp]], #8\n\t"
+            "ldrd %[w1], %[w2], [%[xq]], #8\n\t"
+            "smlad %[a0], %[d0], %[w0], %[a0]\n\t"
+            "pkhbt %[u], %[w1], %[w0]\n\t"
+            "smladx %[a1], %[d0], %[u], %[a1]\n\t"
+            "smlad %[a2], %[d0], %[w1], %[a2]\n\t"
+            "smlad %[a0], %[d1], %[w1], %[a0]\n\t"
+            "pkhbt %[u], %[w2], %[w1]\n\t"
+            "smladx %[a1], %[d1], %[u], %[a1]\n\t"
+            "smlad %[a2], %[d1], %[w2], %[a2]\n\t"
+            "mov %[w0], %[w2]\n\t"
+            "cmp %[dp], %[end]\n\t"
+            "bne 1b"
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [w0] "+r"(w0), [dp] "+r"(dp),
+              [xq] "+r"(xq), [d0] "=&r"(d0), [d1] "=&r"(d1), [w1] "=&r"(w1), [w2] "=&r"(w2),
+              [u] "=&r"(u)
+            : [end] "r"(end)
+            : "cc", "memory");
+        xp = xq - 1;
+      }
+#endif
       for (; dp != end; dp += 2, xp += 2, yp += 2) {
         uint32_t d0, d1;
         tt_dsp_ldrd(dp, &d0, &d1);
@@ -1501,7 +1529,7 @@ typedef void (*wg_sums_fn)(const tt_dsp_word *d, int32_t dstride, const tt_dsp_w
                            int32_t xstride, int32_t y, int32_t rows, int32_t pairs, int32_t nc,
                            int32_t cs, tt_dw_int *t, int32_t tstride, int32_t toff);
 #define WG_SUMS(NA, NB)                                                                      \
-  static __attribute__((noinline)) void wg_sums_##NA##NB(                                    \
+  static __attribute__((noinline)) TT_DSP_ASM_FN void wg_sums_##NA##NB(                                    \
       const tt_dsp_word *d, int32_t dstride, const tt_dsp_word *x, int32_t xstride,          \
       int32_t y, int32_t rows, int32_t pairs, int32_t nc, int32_t cs, tt_dw_int *t,          \
       int32_t tstride, int32_t toff) {                                                       \
@@ -1601,8 +1629,11 @@ int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32
    * MACs it serves at stride 1 and the channel-major staging costs more a MAC than the lane
    * walk's: measured (benchmarks/dw_weight_grad.py) 5.80, 5.76, 8.12 against 4.81, 5.32,
    * 6.37 instructions a MAC at 3x3/2 (ow 24, 12, 6), 5.27 against 4.92 at 4x4/2 ow 8, but
-   * 3.55 against 3.92 at 4x4/2 ow 32 (long rows) and 2.57, 4.05 against 3.26, 4.52 at 8x8/2 */
-  const int channel_major = v.stride_w == 1 || kw >= 4 * v.stride_w || ow >= 32;
+   * 3.47 against 3.92 at 4x4/2 ow 32 (long rows) and 2.54, 4.14 against 3.26, 4.52 at 8x8/2.
+   * At 4 columns (2 pairs a row, 1 of them an edge pair of x) neither wins: 4.33 and 5.85
+   * against 4.21 and 5.83 (5x5/1 384 @4x4, 3x3/1 576 @4x4); from 6 on the new one: 4.36
+   * against 5.01 (3x3/1 128 @6x6) */
+  const int channel_major = ow > 4 && (v.stride_w == 1 || kw >= 4 * v.stride_w || ow >= 32);
   if (channel_major && wg_plan(&wa, stage_bytes >> 2)) {
     wg_walk(&wa, stage, t);
     for (int32_t i = 0; i < taps; ++i) dw[i] = (float)t[i] * unit;
