@@ -1259,6 +1259,8 @@ typedef struct {
   const int8_t *x;
   int32_t n, oh, ow, c, h, wd, kh, kw, sh, sw, pad_top, pad_left, zp;
   int32_t dwords;                /* words of a staged dy row: ceil(ow / 2) */
+  int32_t dstride;               /* words from a staged dy row to the next: dwords, or at
+                                  * strides 1 xwords (zero words after each row) */
   int32_t phases;                /* stride phases with taps: min(sw, kw) */
   int32_t taps[DW_MAX_K];        /* phase q's taps (kx = q, q + sw, ...) */
   int32_t xoff[DW_MAX_K];        /* phase q's first word in a staged x row */
@@ -1271,14 +1273,14 @@ typedef struct {
 } wg_layer;
 
 static int32_t wg_chwords(const wg_layer *a, int32_t rows, int32_t ky_step) {
-  return rows * a->dwords + ((rows - 1) * a->sh + ky_step) * a->xwords;
+  return rows * a->dstride + ((rows - 1) * a->sh + ky_step) * a->xwords;
 }
 
 /* The most dy rows a band (at most oh) whose staging of ky_step tap rows holds `want`
  * channels in `words`, or 0. */
 static int32_t wg_rows(const wg_layer *a, int32_t words, int32_t ky_step, int32_t want) {
   int32_t r = (words / want - ky_step * a->xwords + a->sh * a->xwords) /
-              (a->dwords + a->sh * a->xwords);
+              (a->dstride + a->sh * a->xwords);
   if (r > a->oh) r = a->oh;
   return r > 0 && words / wg_chwords(a, r, ky_step) >= want ? r : 0;
 }
@@ -1297,6 +1299,9 @@ static int wg_plan(wg_layer *a, int32_t words) {
     a->xpairs[q] = a->dwords + (a->taps[q] >> 1);
     a->xwords += a->xpairs[q];
   }
+  /* at strides 1 a dy row's stride is an x row's: a band's rows are then one run of
+   * pairs, the zero words after a dy row meeting the next x row's first ones */
+  a->dstride = a->sw == 1 && a->sh == 1 ? a->xwords : a->dwords;
   a->ky_step = a->kh;
   a->rows = wg_rows(a, words, a->kh, want);
   if (a->rows == 0) {
@@ -1548,19 +1553,23 @@ static const wg_sums_fn wg_sums_of[5] = {0, wg_sums_10, wg_sums_20, wg_sums_30, 
  * rows by band. */
 static void wg_walk(const wg_layer *a, tt_dsp_word *stage, tt_dw_int *t) {
   const int32_t c = a->c, dwords = a->dwords, xwords = a->xwords, cs = a->chwords;
+  if (a->dstride > dwords)         /* the words after each dy row, which no staging writes */
+    for (int32_t ch = 0; ch < a->block; ++ch)
+      for (int32_t r = 0; r < a->rows; ++r)
+        for (int32_t k = dwords; k < a->dstride; ++k) stage[ch * cs + r * a->dstride + k] = 0;
   for (int32_t c0 = 0; c0 < c; c0 += a->block) {
     const int32_t nc = c - c0 < a->block ? c - c0 : a->block;
     for (int32_t b = 0; b < a->n; ++b)
       for (int32_t oy0 = 0; oy0 < a->oh; oy0 += a->rows) {
         const int32_t rows = a->oh - oy0 < a->rows ? a->oh - oy0 : a->rows;
         wg_stage_rows(a->dy, a->mask, ((b * a->oh + oy0) * a->ow) * c + c0, c, a->ow * c, rows,
-                      0, a->ow, dwords, nc, 0, stage, dwords, cs);
+                      0, a->ow, dwords, nc, 0, stage, a->dstride, cs);
         for (int32_t ky0 = 0; ky0 < a->kh; ky0 += a->ky_step) {
           const int32_t ky1 = ky0 + a->ky_step < a->kh ? ky0 + a->ky_step : a->kh;
           /* the x rows [iy0, iy0 + xrows) as far as they are in the image */
           const int32_t iy0 = oy0 * a->sh + ky0 - a->pad_top;
           const int32_t xr = (rows - 1) * a->sh + (ky1 - ky0);
-          tt_dsp_word *xs = stage + a->rows * dwords;
+          tt_dsp_word *xs = stage + a->rows * a->dstride;
           int32_t r0 = iy0 < 0 ? -iy0 : 0, r1 = a->h - iy0 < xr ? a->h - iy0 : xr;
           if (r1 > r0)
             for (int32_t q = 0; q < a->phases; ++q) {
@@ -1578,7 +1587,7 @@ static void wg_walk(const wg_layer *a, tt_dsp_word *stage, tt_dw_int *t) {
             while (ra < rb && (oy0 + ra) * a->sh + ky - a->pad_top < 0) ++ra;
             while (rb > ra && (oy0 + rb - 1) * a->sh + ky - a->pad_top >= a->h) --rb;
             if (ra == rb) continue;
-            const tt_dsp_word *dr = stage + ra * dwords;
+            const tt_dsp_word *dr = stage + ra * a->dstride;
             const tt_dsp_word *xr = xs + (ra * a->sh + ky - ky0) * xwords;
             tt_dw_int *tr = t + ky * a->kw * c + c0;
             const int32_t xstride = a->sh * xwords;
@@ -1586,6 +1595,15 @@ static void wg_walk(const wg_layer *a, tt_dsp_word *stage, tt_dw_int *t) {
               /* both phases in one walk: a dy word serves 3 or 4 taps */
               (a->taps[1] == 1 ? wg_sums_21 : wg_sums_22)(dr, dwords, xr, xstride, a->xoff[1],
                                                         rb - ra, dwords, nc, cs, tr, 2 * c, c);
+              continue;
+            }
+            if (a->dstride == xwords) {
+              /* strides 1: the rows [ra, rb) as one run (but the last row's zero words) */
+              const int32_t run = (rb - ra) * xwords - (xwords - dwords);
+              for (int32_t j0 = 0; j0 < a->taps[0]; j0 += 4) {
+                const int32_t nt = a->taps[0] - j0 < 4 ? a->taps[0] - j0 : 4;
+                wg_sums_of[nt](dr, 0, xr + (j0 >> 1), 0, 0, 1, run, nc, cs, tr + j0 * c, c, 0);
+              }
               continue;
             }
             for (int32_t q = 0; q < a->phases; ++q)
@@ -1629,11 +1647,12 @@ int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32
    * MACs it serves at stride 1 and the channel-major staging costs more a MAC than the lane
    * walk's: measured (benchmarks/dw_weight_grad.py) 5.80, 5.76, 8.12 against 4.81, 5.32,
    * 6.37 instructions a MAC at 3x3/2 (ow 24, 12, 6), 5.27 against 4.92 at 4x4/2 ow 8, but
-   * 3.47 against 3.92 at 4x4/2 ow 32 (long rows) and 2.54, 4.14 against 3.26, 4.52 at 8x8/2.
-   * At 4 columns (2 pairs a row, 1 of them an edge pair of x) neither wins: 4.33 and 5.85
-   * against 4.21 and 5.83 (5x5/1 384 @4x4, 3x3/1 576 @4x4); from 6 on the new one: 4.36
-   * against 5.01 (3x3/1 128 @6x6) */
-  const int channel_major = ow > 4 && (v.stride_w == 1 || kw >= 4 * v.stride_w || ow >= 32);
+   * 3.48 against 3.92 at 4x4/2 ow 32 (long rows) and 2.55, 4.14 against 3.26, 4.52 at 8x8/2
+   * (ow 16 and 4). At stride 1 and 4 columns (2 pairs a row, 1 of them an edge pair of x)
+   * neither wins: 4.33 and 5.85 against 4.21 and 5.83 (5x5/1 384 @4x4, 3x3/1 576 @4x4);
+   * from 6 on the new one: 3.86 against 5.01 (3x3/1 128 @6x6) */
+  const int channel_major =
+      (v.stride_w == 1 && ow > 4) || kw >= 4 * v.stride_w || ow >= 32;
   if (channel_major && wg_plan(&wa, stage_bytes >> 2)) {
     wg_walk(&wa, stage, t);
     for (int32_t i = 0; i < taps; ++i) dw[i] = (float)t[i] * unit;
