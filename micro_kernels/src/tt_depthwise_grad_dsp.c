@@ -1371,36 +1371,49 @@ static __attribute__((noinline)) void wg_stage_masked(const int8_t *p, const uin
   }
 }
 
-/* One pair k of four channels with a position outside [lo, hi) (a zero word there, no zp):
- * element p at i0 + p step. */
-static __attribute__((noinline)) void wg_stage_edge(const int8_t *src, const uint8_t *mask,
-                                                    int32_t i0, int32_t step, int32_t lo,
-                                                    int32_t hi, int32_t k, uint32_t add,
-                                                    tt_dsp_word *o, int32_t cs) {
-  const int32_t p = 2 * k, i = i0 + p * step;
-  const int in0 = p >= lo && p < hi, in1 = p + 1 >= lo && p + 1 < hi;
-  uint32_t v0 = in0 ? tt_dsp_load4(src + i) : 0, v1 = in1 ? tt_dsp_load4(src + i + step) : 0;
-  if (mask != 0) {
-    if (in0) v0 &= tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, 4));
-    if (in1) v1 &= tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i + step, 4));
+/* A pair of four channels with one position inside (p, the pair's first, at p; or p + 1,
+ * its second, at p + step): that position's halves plus add, the other's 0. */
+static inline __attribute__((always_inline)) void wg_stage_half(const int8_t *p,
+                                                               const uint8_t *mask, int32_t i,
+                                                               int32_t step, int second,
+                                                               uint32_t add, tt_dsp_word *o,
+                                                               int32_t cs) {
+  if (second) {
+    p += step;
+    i += step;
   }
-  wg_put4(o, cs, v0, v1, in0 ? add : 0, in1 ? add : 0);
+  uint32_t v = tt_dsp_load4(p);
+  if (mask != 0) v &= tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, 4));
+  const uint32_t e = __sxtab16(add, v), d = tt_dsp_sxtab16_odd(add, v);
+  if (second) {
+    o[0] = e << 16;
+    o[cs] = d << 16;
+    o[2 * cs] = e & 0xFFFF0000u;
+    o[3 * cs] = d & 0xFFFF0000u;
+  } else {
+    o[0] = e & 0xFFFFu;
+    o[cs] = d & 0xFFFFu;
+    o[2 * cs] = e >> 16;
+    o[3 * cs] = d >> 16;
+  }
 }
 
 /* `rows` staged rows (source rows rstep elements apart, staged ones dstep words apart) of
  * `pairs` words for the block's channels [0, nc): position p's element of channel ch at
  * i0 + p step + ch (inside [lo, hi); else 0), masked (dy) or minus zp (x), as halves
  * [p, p + 1], channel ch's at o + ch cs, pair k k words further. Four channels at a time:
- * two words' loads, SXTAB16 (adding -zp) and PKHBT/PKHTB, a word stored a channel. */
+ * two words' loads, SXTAB16 (adding -zp) and PKHBT/PKHTB, a word stored a channel; a pair
+ * half inside from one word; the pairs wholly outside are left as they are (wg_walk zeroes
+ * them once a call: no row writes them). */
 static void wg_stage_rows(const int8_t *src, const uint8_t *mask, int32_t i0, int32_t step,
                           int32_t rstep, int32_t rows, int32_t lo, int32_t hi, int32_t pairs,
                           int32_t nc, int32_t zp, tt_dsp_word *o, int32_t dstep, int32_t cs) {
   const uint32_t add = (uint32_t)(uint16_t)(-zp) * 0x00010001u;
-  /* whole pairs inside: [k0, k1) */
+  if (hi > 2 * pairs) hi = 2 * pairs;
+  /* whole pairs inside: [k0, k1); a half pair at lo - 1 (lo odd) and at hi - 1 (hi odd) */
   int32_t k0 = (lo + 1) >> 1, k1 = hi >> 1;
-  if (k0 > pairs) k0 = pairs;
-  if (k1 > pairs) k1 = pairs;
   if (k1 < k0) k1 = k0;
+  const int left = (lo & 1) && lo < hi, right = (hi & 1) && hi - 1 >= lo && (hi - 1) >> 1 >= k0;
   const int32_t full = nc & ~3;
   for (int32_t ch = 0; ch < full; ch += 4) {
     const int32_t base = i0 + ch;
@@ -1408,9 +1421,12 @@ static void wg_stage_rows(const int8_t *src, const uint8_t *mask, int32_t i0, in
     for (int32_t r = 0; r < rows; ++r) {
       const int32_t ir = base + r * rstep;
       tt_dsp_word *or = oc + r * dstep;
-      for (int32_t k = 0; k < k0; ++k) wg_stage_edge(src, mask, ir, step, lo, hi, k, add, or + k, cs);
-      for (int32_t k = k1; k < pairs; ++k)
-        wg_stage_edge(src, mask, ir, step, lo, hi, k, add, or + k, cs);
+      if (left)
+        wg_stage_half(src + ir + (lo - 1) * step, mask, ir + (lo - 1) * step, step, 1, add,
+                      or + (lo >> 1), cs);
+      if (right)
+        wg_stage_half(src + ir + (hi - 1) * step, mask, ir + (hi - 1) * step, step, 0, add,
+                      or + (hi >> 1), cs);
       if (k1 > k0) {
         if (mask == 0)
           wg_stage_plain(src + ir + 2 * k0 * step, step, k1 - k0, or + k0, cs, add);
@@ -1553,10 +1569,9 @@ static const wg_sums_fn wg_sums_of[5] = {0, wg_sums_10, wg_sums_20, wg_sums_30, 
  * rows by band. */
 static void wg_walk(const wg_layer *a, tt_dsp_word *stage, tt_dw_int *t) {
   const int32_t c = a->c, dwords = a->dwords, xwords = a->xwords, cs = a->chwords;
-  if (a->dstride > dwords)         /* the words after each dy row, which no staging writes */
-    for (int32_t ch = 0; ch < a->block; ++ch)
-      for (int32_t r = 0; r < a->rows; ++r)
-        for (int32_t k = dwords; k < a->dstride; ++k) stage[ch * cs + r * a->dstride + k] = 0;
+  /* the words no staging writes: after each dy row (at strides 1), and an x row's pairs
+   * wholly outside the image (wg_stage_rows): the staging zeroed once */
+  for (int32_t i = 0; i < a->block * cs; ++i) stage[i] = 0;
   for (int32_t c0 = 0; c0 < c; c0 += a->block) {
     const int32_t nc = c - c0 < a->block ? c - c0 : a->block;
     for (int32_t b = 0; b < a->n; ++b)
