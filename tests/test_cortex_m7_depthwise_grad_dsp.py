@@ -169,13 +169,13 @@ def input_grad_calls(rng) -> None:
 WEIGHT_GRAD_SHAPES = [
     (1, 9, 9, 12, 3, 3, 1, 1, 1, 0),          # ow 9, whole map, 3 groups
     (2, 7, 11, 7, 3, 3, 1, 0, 2, 0),          # pad_left 2, pad_top 0: edge pairs, c = 7
-    (1, 6, 65, 5, 3, 3, 2, 0, 1, 0),          # 3x3/2, ow 33: both phases, a partial group
+    (1, 6, 65, 5, 3, 3, 2, 0, 1, 0),          # 3x3/2, ow 33: both phases in one walk, c = 5
     (1, 5, 66, 8, 4, 4, 2, 1, 1, 0),          # 4x4/2, ow 32: both phases of two taps
     (1, 12, 12, 8, 3, 3, 1, 1, 1, 300),       # one tap row of x rows a staging, 1 dy row
     (1, 12, 12, 8, 3, 3, 1, 1, 1, 1000),      # bands of 3 dy rows of 12
     (1, 11, 13, 9, 5, 5, 1, 2, 2, 1200),      # 5x5 (4 + 1 taps), bands, c = 9
     (1, 10, 10, 6, 7, 7, 1, 3, 3, 0),         # 7x7/1: 4 + 3 taps
-    (1, 7, 12, 4, 3, 3, 3, 1, 1, 0),          # stride 3 (phases of one tap), ow 4: the lanes
+    (1, 7, 12, 4, 3, 3, 3, 1, 1, 0),          # stride 3: three phases of one tap, ow 4
     (1, 9, 20, 4, 8, 8, 2, 3, 3, 0),          # 8x8/2 (two phases of four taps), ow 9
 ]
 

@@ -1658,17 +1658,14 @@ int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32
   wg_layer wa = {.dy = dy, .mask = mask, .x = saved, .n = n, .oh = oh, .ow = ow, .c = c,
                  .h = h, .wd = wd, .kh = kh, .kw = kw, .sh = v.stride_h, .sw = v.stride_w,
                  .pad_top = v.pad_top, .pad_left = v.pad_left, .zp = x_zp};
-  /* At stride 2 with at most 2 taps a phase (3x3/2, 4x4/2) an x element serves half the
-   * MACs it serves at stride 1 and the channel-major staging costs more a MAC than the lane
-   * walk's: measured (benchmarks/dw_weight_grad.py) 5.80, 5.76, 8.12 against 4.81, 5.32,
-   * 6.37 instructions a MAC at 3x3/2 (ow 24, 12, 6), 5.27 against 4.92 at 4x4/2 ow 8, but
-   * 3.48 against 3.92 at 4x4/2 ow 32 (long rows) and 2.55, 4.14 against 3.26, 4.52 at 8x8/2
-   * (ow 16 and 4). At stride 1 and 4 columns (2 pairs a row, 1 of them an edge pair of x)
-   * neither wins: 4.33 and 5.85 against 4.21 and 5.83 (5x5/1 384 @4x4, 3x3/1 576 @4x4);
-   * from 6 on the new one: 3.86 against 5.01 (3x3/1 128 @6x6) */
-  const int channel_major =
-      (v.stride_w == 1 && ow > 4) || kw >= 4 * v.stride_w || ow >= 32;
-  if (channel_major && wg_plan(&wa, stage_bytes >> 2)) {
+  /* The channel-major walk wherever its staging holds a band of two or more dy rows, and
+   * at one row a band where a row's kh x rows serve kh kw taps of one dy row (stride 1) or
+   * kernels of 4 taps a phase. At stride 2, 3x3, one row a band (3 x rows staged a dy row
+   * where 2 would do: the person detector's 16 @48x48, its 2,304 B staging) the lane walk
+   * stays: 4.81 instructions a MAC against 5.33 (benchmarks/dw_weight_grad.py). */
+  const int channel_major = wg_plan(&wa, stage_bytes >> 2) &&
+                            (wa.rows > 1 || v.stride_h == 1 || kw >= 4 * v.stride_w);
+  if (channel_major) {
     wg_walk(&wa, stage, t);
     for (int32_t i = 0; i < taps; ++i) dw[i] = (float)t[i] * unit;
     return 1;
