@@ -21,10 +21,13 @@
  * the channels take more than one block, stochastic rounding's stream jumps over each
  * position's other channels, tt_gdsp_jump, so that the draws stay dx's row-major ones).
  *
- * Weight gradient: T[ky, kx, ch] sums dy * (x - zp) over the positions, again one channel per
- * lane; a dy row (masked) and, per tap row, the x row it meets (x - zp, |x - zp| <= 255) are
- * staged as halves, and each tap's run of positions is two double-word loads and four
- * multiply-accumulates per position and four channels, two positions per iteration.
+ * Weight gradient: T[ky, kx, ch] sums dy * (x - zp) over the positions. Where its staging
+ * holds bands of dy rows (wg_walk, below: round 18), each channel's rows are staged apart
+ * and two positions share a word, so that SMLAD sums two positions of one tap. Else, one
+ * channel per lane: a dy row (masked) and, per tap row, the x row it meets (x - zp,
+ * |x - zp| <= 255) are staged as halves, and each tap's run of positions is two double-word
+ * loads and four multiply-accumulates per position and four channels, two positions per
+ * iteration.
  *
  * Same integers as the portable code: every accumulator is the exact sum of the same terms
  * in int32 (tt_kernels.h bounds them below 2^31): dy * (w * mult) for the input gradient
