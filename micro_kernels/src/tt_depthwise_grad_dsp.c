@@ -1366,6 +1366,19 @@ static __attribute__((noinline)) void wg_stage_plain(const int8_t *p, int32_t st
 static __attribute__((noinline)) void wg_stage_masked(const int8_t *p, const uint8_t *mask,
                                                       int32_t i, int32_t step, int32_t n,
                                                       tt_dsp_word *o, int32_t cs) {
+  if ((step & 7) == 0 && (i & 3) == 0) {
+    /* c a multiple of 8: the four lanes' mask bits are the same half of a byte at every
+     * position, step / 8 bytes apart (as stage_lanes' masked rows) */
+    const uint8_t *mp = mask + (i >> 3);
+    const uint32_t shift = (uint32_t)i & 7u;
+    const int32_t bytes = step >> 3;
+    for (tt_dsp_word *const end = o + n; o != end; ++o, p += 2 * step, mp += 2 * bytes) {
+      const uint32_t v0 = tt_dsp_load4(p) & tt_dsp_mask_lanes((uint32_t)mp[0] >> shift);
+      const uint32_t v1 = tt_dsp_load4(p + step) & tt_dsp_mask_lanes((uint32_t)mp[bytes] >> shift);
+      wg_put4(o, cs, v0, v1, 0, 0);
+    }
+    return;
+  }
   for (tt_dsp_word *const end = o + n; o != end; ++o, p += 2 * step, i += 2 * step) {
     const uint32_t v0 = tt_dsp_load4(p) & tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, i, 4));
     const uint32_t v1 =
