@@ -60,6 +60,13 @@ INPUT_GRAD_SHAPES = [
     (1, 8, 8, 10, 8, 8, 2, 3, 3, 1, 1),           # every dy row staged (slots >= oh): the
     (1, 4, 4, 13, 5, 5, 1, 2, 2, 1, 1),           # tap rows at fixed steps (MCUNet's 8x8/2
                                                   # at 8x8 and 5x5 at 4x4), partial groups
+    (1, 5, 2, 9, 3, 3, 1, 1, 1, 1, 1),            # 3x3/1 kept (walk3): one column pair
+    (1, 4, 1, 6, 3, 3, 1, 1, 1, 1, 1),            # one column (walk3 does not take it)
+    (1, 4, 7, 53, 3, 3, 1, 2, 2, 1, 1),           # walk3 with padding 2 (no zero column on
+                                                  # the left), an odd width, c >= 48: staged
+                                                  # word by word, a partial group
+    (1, 3, 20, 10, 3, 3, 1, 1, 0, 1, 1),          # walk3 at padding 0 on the left (two zero
+                                                  # columns), group by group (wider than 16)
     (1, 9, 9, 67, 3, 3, 1, 1, 1, 1, 1),           # 17 groups of 3 taps a row: the sums by
                                                   # row, a partial last group
     (1, 6, 6, 16, 3, 3, 1, 1, 1, 1, 1),           # SPIKE in the upper four of eight lanes

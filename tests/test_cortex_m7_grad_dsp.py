@@ -429,10 +429,27 @@ def weight_grad_calls(rng) -> None:
                                                       # staging: chunks of 24 and 16 input
                                                       # channels on the stack (19: momentum,
                                                       # through scratch; 20: the default rule)
-              (1, 2, 3, 16, 8, 8), (1, 3, 5, 8, 12, 12)]   # four masked dy columns at once
+              (1, 2, 3, 16, 8, 8), (1, 3, 5, 8, 12, 12),   # four masked dy columns at once
                                                       # ending in a group of 2 and of 3
                                                       # positions (stage_columns4's last
                                                       # partial group)
+              # large maps (no staging: tt_dsp_pointwise_weight_sums, positions in chunks)
+              (1, 23, 23, 8, 13, 16),                 # 529 positions: chunks of 96 and a
+                                                      # last one of 49; k = 13: a partial
+                                                      # tile; masked dy in assembly
+              (1, 17, 19, 7, 6, 6),                   # 323 positions; co = 7: a partial
+                                                      # set of four columns and pair of two
+              (1, 20, 20, 12, 40, 40),                # co % 8 = 4: the masked nibbles in C;
+                                                      # the update in blocks of 32 and 8
+                                                      # input channels (draws skipped)
+              (1, 11, 13, 20, 36, 40),                # 143 positions; update blocks of 24
+                                                      # and 12, momentum, nearest rounding
+              (1, 16, 16, 48, 24, 24),                # update blocks of 8; NaN-prone scales
+                                                      # inside the default rule's runs
+              (1, 1, 1, 37, 21, 24),                  # one position (a classifier on a
+              (1, 1, 1, 5, 9, 9)]                     # pooled vector): T = g (x - x_zp);
+                                                      # a dead channel, NaN-prone scales;
+                                                      # momentum
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)
@@ -449,15 +466,16 @@ def weight_grad_calls(rng) -> None:
         wt = rng.integers(-127, 128, (co, 1, 1, ci)).astype(np.int8)
         wt.flat[:: 7] = -128
         scales = rng.uniform(0.001, 0.01, co).astype(np.float32)
-        if t in (2, 12):     # NaN-prone (through scratch), overflowing, subnormal scales
+        if t in (2, 12, 27, 28):     # NaN-prone (through scratch), overflowing, subnormal scales
             scales[:: 4], scales[1:: 4], scales[2:: 4] = 0.0, 1e-30, 1e-39
-        if t in (2, 10, 12):   # a dead channel: T = 0, so 0 / 0 (scale 0) or 0 inf (unit
+        if t in (2, 10, 12, 28):   # a dead channel: T = 0, so 0 / 0 (scale 0) or 0 inf (unit
             dy = dy.copy()     # inf) is NaN, the rule's step -256
             dy[..., 0] = 0
-        momentum = np.zeros((co, 1, 1, k), np.float32) if t % 2 else None
+        with_momentum = t % 2 and t not in (25, 27)     # (the default rule's blocks there)
+        momentum = np.zeros((co, 1, 1, k), np.float32) if with_momentum else None
         # lr 0 (NaN-prone: through scratch), rounding to nearest (the rule from scratch)
-        sgd = c_kernels.Sgd(0.0 if t == 4 else 0.05, 0.9 if t % 2 else 0.0, 1,
-                            0 if t == 14 else 1, 0)
+        sgd = c_kernels.Sgd(0.0 if t == 4 else 0.05, 0.9 if with_momentum else 0.0, 1,
+                            0 if t in (14, 26) else 1, 0)
         state = c_kernels.UpdateState(777 + t, 2)
         scratch = np.zeros(k, np.float32)
         # dy's scale: T unit overflowing to inf (unit finite), unit itself inf (NaN-prone)
@@ -840,14 +858,10 @@ def weighted_probe_case(row: int):
     return dy, w, mult, 4
 
 
-def test_probes_weigh_outputs_by_their_multipliers(tmp_path):
-    """The optimistic pass probes the unkept rows of largest sum (dy * mult)^2 (row_norm) where
-    40 or more rows are unkept (here 44): a
-    row whose large sums come from one output of a large multiplier is probed, though its
-    sum of dy^2 is the smallest, so the guess holds and the call costs what it costs when a
-    kept row holds the maximum (the same walks); ranked by dy^2 alone it would be missed and
-    every row computed again (about twice the instructions). Both calls against numpy's rule
-    on the host, then timed on the rig (DSP build; instructions, rounded to 40)."""
+def time_probed_calls(tmp_path, cases) -> list[int]:
+    """Each case (dy, w, mult, scratch positions, mask or None) as a fully connected input
+    gradient, checked against numpy's rule on the host, then timed on the rig (DSP build;
+    instructions, rounded to 40): the instructions of each call, in order."""
     require_tool(shutil.which("arm-none-eabi-gcc") is not None
                  and shutil.which("qemu-system-arm") is not None,
                  "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
@@ -855,30 +869,93 @@ def test_probes_weigh_outputs_by_their_multipliers(tmp_path):
     calls: list = []
     with rig.recording(calls):
         lib = c_kernels.library()
-        for row in (40, 5):                       # unkept (probed by the weighting), kept
-            dy, w, mult, kept = weighted_probe_case(row)
+        for dy, w, mult, kept, mask in cases:
             batches, units = dy.shape
             depth = w.shape[1]
             dx, scale = np.zeros((batches, depth), np.int8), np.zeros(1, np.float32)
             scratch = np.zeros(kept * depth, np.int32)
             state = c_kernels.UpdateState(0x9E3779B9, 3)
             lib.tt_fully_connected_input_grad_s8(
-                i8(dy), rig_p(np.array([0.03], np.float32), C.c_float), None, batches, units,
+                i8(dy), rig_p(np.array([0.03], np.float32), C.c_float),
+                None if mask is None else rig_p(mask, C.c_uint8), batches, units,
                 i8(w), rig_p(mult, C.c_int16), C.c_float(1e-3), depth, i8(dx),
                 rig_p(scale, C.c_float), C.byref(state), rig_p(scratch, C.c_int32), kept)
-            acc = (dy.astype(np.int64) * mult.astype(np.int64)) @ w.astype(np.int64)
-            assert int(np.argmax(np.abs(acc).max(axis=1))) == row
-            h = dy.astype(np.int64) * mult
-            assert int(np.argmax((h * h).sum(axis=1)[20:])) + 20 == 40 or row == 5
-            assert int(np.argmin((dy.astype(np.int64) ** 2).sum(axis=1))) == row
-            q, sc = quantgrad.quantize(acc, np.float32(0.03) * np.float32(1e-3),
+            live = np.ones(dy.size, bool) if mask is None else \
+                np.unpackbits(mask, bitorder="little")[:dy.size].astype(bool)
+            h = np.where(live.reshape(dy.shape), dy.astype(np.int64), 0) * mult
+            q, sc = quantgrad.quantize(h @ w.astype(np.int64),
+                                       np.float32(0.03) * np.float32(1e-3),
                                        {"rng": 0x9E3779B9})
-            assert np.array_equal(dx, q) and scale[0] == sc, row
+            assert np.array_equal(dx, q) and scale[0] == sc
     program = rig.Program(timed=True)
     for call in calls:
         program.add(call)
     out = rig.run_on_rig(program, tmp_path, icount=True)
     ticks = {int(k): int(n) for k, n in re.findall(r"T(\d+) (\d+)", out)}
-    probed, kept = 40 * ticks[0], 40 * ticks[1]
+    return [40 * ticks[i] for i in range(len(cases))]
+
+
+def test_probes_weigh_outputs_by_their_multipliers(tmp_path):
+    """The optimistic pass probes the unkept rows of largest sum (dy * mult)^2 (row_norm) where
+    40 or more rows are unkept (here 44): a
+    row whose large sums come from one output of a large multiplier is probed, though its
+    sum of dy^2 is the smallest, so the guess holds and the call costs what it costs when a
+    kept row holds the maximum (the same walks); ranked by dy^2 alone it would be missed and
+    every row computed again (about twice the instructions)."""
+    cases = []
+    for row in (40, 5):                       # unkept (probed by the weighting), kept
+        dy, w, mult, kept = weighted_probe_case(row)
+        acc = (dy.astype(np.int64) * mult.astype(np.int64)) @ w.astype(np.int64)
+        assert int(np.argmax(np.abs(acc).max(axis=1))) == row
+        h = dy.astype(np.int64) * mult
+        assert int(np.argmax((h * h).sum(axis=1)[20:])) + 20 == 40 or row == 5
+        assert int(np.argmin((dy.astype(np.int64) ** 2).sum(axis=1))) == row
+        cases.append((dy, w, mult, kept, None))
+    probed, kept = time_probed_calls(tmp_path, cases)
     print(f"the maximum probed: {probed:,} instructions; kept: {kept:,}")
     assert probed < 1.15 * kept, (probed, kept)
+
+
+def masked_probe_case(row: int):
+    """weighted_probe_case with 20 outputs and a mask: every other row's output 0 holds
+    dy = -128 that the mask takes out, which ranks it above `row` (by (128 * 256)^2 against
+    (127 * 256)^2) if the ranking reads masked-out outputs. With 20 outputs a row's mask
+    starts on a byte in even rows and mid-byte in odd ones, so `row` 40 and the even
+    decoys test row_norm's byte-aligned loop, 41 and the odd ones its other loop (each
+    parity has 21 or 22 decoys among the 44 unkept rows: more than the 9 probes).
+    Returns dy, w, mult, scratch positions, mask."""
+    rng = np.random.default_rng(43)
+    batches, units, depth = 64, 20, 24
+    mult = np.full(units, 4, np.int16)
+    mult[0] = 256
+    w = rng.integers(-3, 4, (units, depth)).astype(np.int8)
+    w[0] = 127
+    dy = rng.choice(np.array([-100, 100], np.int8), (batches, units))
+    dy[:, 0] = rng.integers(-20, 21, batches)
+    live = np.ones((batches, units), bool)
+    decoys = [p for p in range(20, batches) if p != row]
+    dy[decoys, 0] = -128
+    live[decoys, 0] = False
+    dy[row] = 0
+    dy[row, 0] = 127
+    return dy, w, mult, 4, np.packbits(live.reshape(-1), bitorder="little")
+
+
+def test_probes_rank_only_the_outputs_the_mask_lets_through(tmp_path):
+    """A masked layer's probes are ranked by sum (dy * mult)^2 over its live outputs: the
+    row holding the maximum is probed whether its mask starts on a byte (row 40) or not
+    (41), so both cost what the call costs when a kept row holds it; ranked with the
+    masked-out outputs, 43 decoys would take every probe and every row would be computed
+    again (about twice the instructions)."""
+    cases = []
+    for row in (40, 41, 5):
+        dy, w, mult, kept, mask = masked_probe_case(row)
+        live = np.unpackbits(mask, bitorder="little")[:dy.size].reshape(dy.shape)
+        h = np.where(live, dy.astype(np.int64), 0) * mult
+        assert int(np.argmax(np.abs(h @ w.astype(np.int64)).max(axis=1))) == row
+        raw = dy.astype(np.int64) * mult
+        assert int(np.argmax((raw * raw).sum(axis=1))) != row
+        cases.append((dy, w, mult, kept, mask))
+    aligned, mid_byte, kept = time_probed_calls(tmp_path, cases)
+    print(f"probed {aligned:,} (row 40) and {mid_byte:,} (row 41) instructions; kept: {kept:,}")
+    assert aligned < 1.15 * kept and mid_byte < 1.15 * kept, (aligned, mid_byte, kept)

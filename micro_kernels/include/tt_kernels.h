@@ -283,11 +283,12 @@ void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale,
  * that much. The same number on every target, so that a plan of the arena is the same for
  * all of them. A smaller staging walks smaller blocks of channels (depthwise) or the int8
  * form of the saved input (pointwise); a kernel given less than any walk needs runs the
- * portable code (a pointwise weight gradient of at most 256 positions: its DSP walk without
- * staging, on the stack; a pointwise fused update: its input staged in chunks of channels
- * on its own stack, within TT_GRAD_DSP_STAGE_BYTES, where a chunk of 8 fits and the draws
- * it skips cost less than the staging saves): the same bits
- * in every case, only the instructions differ. */
+ * portable code, but a pointwise layer's: its DSP walk without staging, on its own stack
+ * within TT_GRAD_DSP_STAGE_BYTES (a fused update: its input staged in chunks of channels,
+ * where a chunk of 8 fits and the draws it skips cost less than the staging saves; else,
+ * and for the gradient, the positions in chunks with the sums kept across them: in dw, or a
+ * block of input channels' in the update's frame; one position: T = g (x - x_zp) without
+ * sums): the same bits in every case, only the instructions differ. */
 int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
                                              int32_t h, int32_t wd, int32_t k, int32_t kh,
                                              int32_t kw, const tt_window *win,

@@ -186,6 +186,44 @@ int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_
                                    int32_t co, int32_t o, const int8_t *saved, int32_t k,
                                    int32_t x_zp, float unit, float *out);
 
+/* A pointwise layer's weight sums without staging its whole input, for maps whose input fits
+ * no staging of the caller's (tt_param_grad_dsp.c, "Large maps"): acc[o acc_stride + j] +=
+ * T(o, c0 + j), j < cb, o < co, the sum over the positions p < rows of dy[p, o] *
+ * (saved[p, c0 + j] - x_zp) (dy [rows, co], 0 where masked; saved [rows, k]), modulo 2^32.
+ * The positions go in chunks through `mem` (`bytes`, from its first 8-byte boundary), whose
+ * size must give tt_dsp_wbig_positions(rows, cb, bytes) > 0. */
+void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t *mask, int32_t rows,
+                                  int32_t co, const int8_t *saved, int32_t k, int32_t c0,
+                                  int32_t cb, int32_t x_zp, tt_dsp_word *acc,
+                                  int32_t acc_stride, void *mem, int32_t bytes);
+
+/* The positions of one chunk of tt_dsp_pointwise_weight_sums in `bytes` (8-byte aligned) for
+ * cb channels: a multiple of 8, at most the rows rounded up to one; 0 where not 8 fit. */
+int32_t tt_dsp_wbig_positions(int32_t rows, int32_t cb, int32_t bytes);
+
+/* tt_dsp_pointwise_weight_update_run's rule from sums already made: output channels begin,
+ * begin + 1, .. < co, channel o's n weights w[o ci + j] from the sums acc[o n + j] (the
+ * default rule with gradient (float)T unit), `skip` draws skipped before every channel but
+ * the first; stops where that one does and returns the channel, or co. */
+int32_t tt_dsp_pointwise_weight_update_sums(const tt_dsp_word *acc, int32_t n, int32_t co,
+                                            int32_t begin, float unit, int8_t *w, int32_t ci,
+                                            const float *scales, int32_t per_channel,
+                                            int32_t skip, tt_sgd_call *call);
+
+/* A pointwise layer of one position (rows = 1): dw [co, k] = (float)T unit, T = g_o (x_c -
+ * x_zp), g_o = dy[o] (0 where masked), from xf [2 k]: x_c - x_zp, then x_zp - x_c, as
+ * float. */
+void tt_dsp_pointwise_weight_row(const int8_t *dy, const uint8_t *mask, int32_t co,
+                                 const float *xf, int32_t k, float unit, float *dw);
+
+/* Its fused update: tt_dsp_pointwise_weight_update_sums' rule (no skips) from T = g_o xz[c]
+ * (xz [k]: x_c - x_zp). */
+int32_t tt_dsp_pointwise_weight_update_row(const int8_t *dy, const uint8_t *mask, int32_t co,
+                                           int32_t begin, const int32_t *xz, int32_t k,
+                                           float unit, int8_t *w, int32_t ci,
+                                           const float *scales, int32_t per_channel,
+                                           tt_sgd_call *call);
+
 /* The int32 sums t[j], j < 8, over the positions p < outer of dy[p, c0 + j] (dy
  * [outer, channels] int8, 0 where its mask bit, element p * channels + c0 + j, is 0; mask
  * NULL: none): the bias gradient's integers of channels c0 .. c0 + 7 (c0 + 8 <= channels). */

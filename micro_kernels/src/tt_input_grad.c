@@ -519,39 +519,21 @@ static int dsp_walk(const layer_s8 *a, int depthwise, int32_t p0, int32_t p1,
  * with this; benchmarks/RESULTS.md, round 17 (pwig17)), each miss a second walk of every
  * row. A masked-out output adds nothing to the row's sums, so it must not rank the row
  * either. `at` is the mask index of g[0]. |h| <= 2^15, so the sum is exact in 64 bits.
- * row_norm_unweighted: sum_o dy^2 (choose_probes says where). */
-static uint32_t row_norm_unweighted(const int8_t *g, const uint8_t *mask, int32_t at,
-                                    int32_t co) {
+ * row_norm_unweighted: sum_o dy^2, for unmasked layers only (choose_probes says where). */
+static uint32_t row_norm_unweighted(const int8_t *g, int32_t co) {
   uint32_t s = 0;
   int32_t o = 0;
 #if TT_GRAD_DSP
   /* four outputs a word: SXTB16's two halves squared and summed by SMLAD (|dy| <= 128: a
-   * row's sum < 2^15 co), the mask's four bits as byte lanes (tt_dsp_mask_lanes) */
-  if (mask != 0 && (at & 7) == 0) {
-    /* the row's mask starts on a byte: a byte's two nibbles mask two words */
-    const uint8_t *bits = mask + (at >> 3);
-    for (; o + 8 <= co; o += 8) {
-      const uint32_t b = *bits++;
-      const uint32_t v0 = tt_dsp_load4(g + o) & tt_dsp_mask_lanes(b);
-      const uint32_t v1 = tt_dsp_load4(g + o + 4) & tt_dsp_mask_lanes(b >> 4);
-      const uint32_t e0 = __sxtb16(v0), d0 = tt_dsp_sxtb16_odd(v0);
-      const uint32_t e1 = __sxtb16(v1), d1 = tt_dsp_sxtb16_odd(v1);
-      s = (uint32_t)__smlad(e0, e0, (int32_t)s);
-      s = (uint32_t)__smlad(d0, d0, (int32_t)s);
-      s = (uint32_t)__smlad(e1, e1, (int32_t)s);
-      s = (uint32_t)__smlad(d1, d1, (int32_t)s);
-    }
-  }
+   * row's sum < 2^15 co) */
   for (; o + 4 <= co; o += 4) {
-    uint32_t v = tt_dsp_load4(g + o);
-    if (mask != 0) v &= tt_dsp_mask_lanes(tt_dsp_mask_bits(mask, at + o, 4));
+    const uint32_t v = tt_dsp_load4(g + o);
     const uint32_t e = __sxtb16(v), d = tt_dsp_sxtb16_odd(v);
     s = (uint32_t)__smlad(e, e, (int32_t)s);
     s = (uint32_t)__smlad(d, d, (int32_t)s);
   }
 #endif
-  for (; o < co; ++o)
-    if (tt_live(mask, at + o)) s += (uint32_t)(g[o] * g[o]);
+  for (; o < co; ++o) s += (uint32_t)(g[o] * g[o]);
   return s;
 }
 
@@ -632,7 +614,7 @@ static uint64_t row_norm(const int8_t *g, const uint8_t *mask, int32_t at, int32
 TT_IG_CHOOSE(choose_weighted, uint64_t,
              row_norm(a->dy + p * a->co, a->mask, p * a->co, a->co, a->mult))
 TT_IG_CHOOSE(choose_unweighted, uint32_t,
-             row_norm_unweighted(a->dy + p * a->co, a->mask, p * a->co, a->co))
+             row_norm_unweighted(a->dy + p * a->co, a->co))
 #undef TT_IG_CHOOSE
 static void choose_probes(const layer_s8 *a, int32_t p0, int32_t p1, int32_t k,
                           int32_t *probe) {

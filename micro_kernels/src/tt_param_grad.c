@@ -526,6 +526,55 @@ static void conv_channel_direct(const void *args, int32_t o, float *out) {
   tt_dsp_pointwise_weight_direct(a->dy, a->mask, a->n * a->h * a->wd, a->co, o, a->saved, a->k,
                                  a->x_zp, a->unit, out);
 }
+
+/* The large-map walk's buffer (tt_dsp_pointwise_weight_sums: the positions in chunks), in
+ * the frame of the function that runs it, as the fused update's chunk buffer (the same
+ * budget: TT_WDSP_CHUNK_BYTES). */
+#define WBIG_WORDS (TT_WDSP_CHUNK_BYTES / 4)
+
+/* The positions a chunk of the walk must at least have for a block of input channels to be
+ * worth its tiles' set-up (about 30 instructions a tile and chunk against 16 MACs a pair),
+ * or every position of a smaller layer. */
+static int32_t wbig_min_positions(int32_t rows) { return rows < 64 ? rows : 64; }
+
+/* Input channels a block of the walk, given `bytes` and the `per` bytes a channel of the
+ * block's sums take besides the staging (the fused update's co words; 0 for the gradient,
+ * whose sums are dw): all k where they fit, else the most (a multiple of 8, or 4) that still
+ * leaves a chunk of wbig_min_positions; 0 where not 4 do. */
+static int32_t wbig_block(int32_t rows, int32_t k, int32_t per, int32_t bytes) {
+  for (int32_t cb = k;;) {
+    if (tt_dsp_wbig_positions(rows, cb, bytes - per * cb - 8) >= wbig_min_positions(rows))
+      return cb;
+    if (cb <= 4) return 0;
+    cb = cb > 8 ? ((cb - 1) & ~7) : 4;
+  }
+}
+
+/* The gradient of a pointwise layer whose input fits no staging: the walk's sums in dw's own
+ * words, block of input channels by block, then converted in place. */
+static __attribute__((noinline)) void weight_grad_big(const conv_weight_grad_s8 *a,
+                                                      int32_t cb, float *dw) {
+  tt_dsp_word mem[WBIG_WORDS] __attribute__((aligned(8)));
+  const int32_t rows = a->n * a->h * a->wd, k = a->k, co = a->co;
+  tt_dsp_word *const acc = (tt_dsp_word *)(void *)dw;
+  memset(acc, 0, (size_t)co * (size_t)k * 4u);
+  for (int32_t c0 = 0; c0 < k; c0 += cb)
+    tt_dsp_pointwise_weight_sums(a->dy, a->mask, rows, co, a->saved, k, c0,
+                                 k - c0 < cb ? k - c0 : cb, a->x_zp, acc + c0, k, mem,
+                                 (int32_t)sizeof mem);
+  for (int32_t i = 0; i < co * k; ++i) dw[i] = (float)(int32_t)acc[i] * a->unit;
+}
+
+/* The gradient of a pointwise layer of one position: its input's differences as floats once
+ * (and negated, tt_dsp_pointwise_weight_row), on this frame's stack. */
+static __attribute__((noinline)) void weight_grad_row(const conv_weight_grad_s8 *a, float *dw) {
+  float xf[WBIG_WORDS];
+  for (int32_t c = 0; c < a->k; ++c) {
+    xf[c] = (float)(a->saved[c] - a->x_zp);
+    xf[a->k + c] = (float)(a->x_zp - a->saved[c]);
+  }
+  tt_dsp_pointwise_weight_row(a->dy, a->mask, a->co, xf, a->k, a->unit, dw);
+}
 #endif
 
 void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
@@ -540,6 +589,16 @@ void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uin
   if (pointwise_s8(&a) &&
       tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
     for (int32_t o = 0; o < co; ++o) conv_channel_dsp(&d, o, dw + o * k);
+    return;
+  }
+  const int32_t cb = pointwise_s8(&a) && n * h * wd >= 2
+                         ? wbig_block(n * h * wd, k, 0, 4 * WBIG_WORDS) : 0;
+  if (cb > 0) {
+    weight_grad_big(&a, cb, dw);
+    return;
+  }
+  if (pointwise_s8(&a) && n * h * wd == 1 && 2 * k <= WBIG_WORDS) {
+    weight_grad_row(&a, dw);
     return;
   }
   if (direct_s8(&a)) {
@@ -952,6 +1011,69 @@ static __attribute__((noinline)) void update_chunked(const conv_weight_grad_s8 *
   call.rng = end;
   end_update(&call, s);
 }
+/* The fused update of a pointwise layer whose input fits no staging: the walk's sums of a
+ * block of cb input channels for every output channel, on this frame's stack before the
+ * walk's buffer, then the rule over them channel by channel, the stream skipped into the
+ * unstaged order between them as update_chunked's. */
+static __attribute__((noinline)) void update_big(const conv_weight_grad_s8 *a, int32_t cb,
+                                                 int8_t *w, int32_t ci, const float *w_scales,
+                                                 int32_t n_scales, float *momentum,
+                                                 const tt_sgd *o, tt_update_state *s,
+                                                 float *scratch) {
+  tt_dsp_word mem[WBIG_WORDS] __attribute__((aligned(8)));
+  const int32_t rows = a->n * a->h * a->wd, k = a->k, co = a->co;
+  tt_sgd_call call = begin_update(o, s, momentum);
+  const int rule = call.qas && call.stochastic && !call.use_momentum;     /* the defaults */
+  const uint32_t first = call.rng;                    /* before draw 0: (0, 0) */
+  uint32_t end = first;
+  for (int32_t c0 = 0; c0 < k; c0 += cb) {
+    const int32_t n = k - c0 < cb ? k - c0 : cb;
+    memset(mem, 0, (size_t)co * (size_t)n * 4u);
+    tt_dsp_pointwise_weight_sums(a->dy, a->mask, rows, co, a->saved, k, c0, n, a->x_zp, mem, n,
+                                 mem + co * n, 4 * (WBIG_WORDS - co * n));
+    call.rng = call.stochastic ? tt_gdsp_skip(first, c0) : first;      /* (0, c0) */
+    for (int32_t c = 0; c < co;) {
+      if (rule)
+        c = tt_dsp_pointwise_weight_update_sums(mem, n, co, c, a->unit, w + c0, ci, w_scales,
+                                                n_scales > 1, k - n, &call);
+      if (c == co) break;
+      const float scale = w_scales[n_scales > 1 ? c : 0];
+      for (int32_t j = 0; j < n; ++j) scratch[j] = (float)(int32_t)mem[c * n + j] * a->unit;
+      update_rows_s8(w + c * ci + c0, 1, ci, n, &scale, 0, scratch,
+                     momentum ? momentum + c * k + c0 : 0, &call);
+      if (++c < co && call.stochastic) call.rng = tt_gdsp_skip(call.rng, k - n); /* (c, c0) */
+    }
+    end = call.rng;               /* the last block's last channel: the call's end state */
+  }
+  call.rng = end;
+  end_update(&call, s);
+}
+/* The fused update of a pointwise layer of one position (a classifier on a pooled vector):
+ * its input's differences once, then the default rule's runs from T = g xz (no sums), the
+ * channels they do not take through scratch. */
+static __attribute__((noinline)) void update_row(const conv_weight_grad_s8 *a, int8_t *w,
+                                                 int32_t ci, const float *w_scales,
+                                                 int32_t n_scales, float *momentum,
+                                                 const tt_sgd *o, tt_update_state *s,
+                                                 float *scratch) {
+  int32_t xz[WBIG_WORDS];
+  const int32_t k = a->k, co = a->co;
+  for (int32_t c = 0; c < k; ++c) xz[c] = a->saved[c] - a->x_zp;
+  tt_sgd_call call = begin_update(o, s, momentum);
+  const int rule = call.qas && call.stochastic && !call.use_momentum;     /* the defaults */
+  for (int32_t c = 0; c < co; ++c) {
+    if (rule)
+      c = tt_dsp_pointwise_weight_update_row(a->dy, a->mask, co, c, xz, k, a->unit, w, ci,
+                                             w_scales, n_scales > 1, &call);
+    if (c == co) break;
+    const float scale = w_scales[n_scales > 1 ? c : 0];
+    const int32_t g = live_s8(a->dy, a->mask, c);
+    for (int32_t j = 0; j < k; ++j) scratch[j] = (float)(g * xz[j]) * a->unit;
+    update_rows_s8(w + c * ci, 1, ci, k, &scale, 0, scratch, momentum ? momentum + c * k : 0,
+                   &call);
+  }
+  end_update(&call, s);
+}
 #endif
 
 void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
@@ -985,6 +1107,16 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
       pointwise_s8(&a) ? chunk_channels(n * h * wd, k, 4 * WDSP_CHUNK_WORDS) : 0;
   if (per > 0) {
     update_chunked(&a, per, w, ci, w_scales, n_scales, momentum, o, s, scratch);
+    return;
+  }
+  const int32_t cb = pointwise_s8(&a) && n * h * wd >= 2
+                         ? wbig_block(n * h * wd, k, 4 * co, 4 * WBIG_WORDS) : 0;
+  if (cb > 0) {
+    update_big(&a, cb, w, ci, w_scales, n_scales, momentum, o, s, scratch);
+    return;
+  }
+  if (pointwise_s8(&a) && n * h * wd == 1 && k <= WBIG_WORDS) {
+    update_row(&a, w, ci, w_scales, n_scales, momentum, o, s, scratch);
     return;
   }
   if (direct_s8(&a)) {

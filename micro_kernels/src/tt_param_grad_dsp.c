@@ -22,7 +22,9 @@
  * double-word load of dy (staged [dy0, dy2], [dy1, dy3], the lanes SXTB16 gives), four of
  * x, sixteen SXTB16 and sixteen SMLADs. Which staging a layer has follows from rows, k and
  * the staging's size (tt_wdsp_stage records it). A layer whose int8 input does not fit
- * either stages nothing but each output channel's dy column, on the stack, up to
+ * either is walked with its positions in chunks in a buffer on the stack, its sums kept
+ * across them ("Large maps" below); a fused update whose block of sums finds no room there
+ * (co above ~150) stages nothing but each output channel's dy column, on the stack, up to
  * TT_WDSP_DIRECT_ROWS positions (tt_dsp_pointwise_weight_direct), else runs the portable
  * code. The staging is the caller's (the arena of the generated program), the dy column
  * after the staged input.
@@ -746,6 +748,422 @@ int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_
     out[c] = (float)(int32_t)(t - correction) * unit;
   }
   return 1;
+}
+
+/* ---- Large maps: the positions in chunks ------------------------------------------------
+ * A layer whose saved input fits no staging of the caller's (the person detector's and
+ * MCUNet's 1x1 layers at 24x24 .. 64x64: 18-64 KB as int8) is walked chunk of positions by
+ * chunk in a buffer of the kernel's own (tt_dsp_pointwise_weight_sums), its sums T kept in
+ * int32 words across the chunks (the caller's: dw itself, or the fused update's block of
+ * them). Per chunk the input's channels c0 .. c0 + cb - 1 are staged once as int16
+ * x - x_zp, tiles of four channels, each pair of positions i the four words at 4 i
+ * ([x(2i, c), x(2i + 1, c)] for c of the tile); then per four output channels their dy
+ * columns, two regions of two columns, pair i of a region the two words at 2 i. A tile of
+ * two output channels by four input channels then sums a pair of positions in one LDRD of
+ * dy, two of x and eight SMLADs (16 MACs): each dy word serves four input channels and each
+ * x word two output channels, eight sums in registers. */
+
+/* Pairs of positions one trip of a tile's loop takes (a chunk's pairs are a multiple). */
+#define WBIG_UNROLL 4
+#define WBIG_POSITIONS (2 * WBIG_UNROLL)
+
+/* Words of a chunk of `pairs` pairs of cb channels, then of four dy columns. */
+static inline int32_t wbig_x_words(int32_t pairs, int32_t cb) { return 4 * pairs * ((cb + 3) >> 2); }
+
+int32_t tt_dsp_wbig_positions(int32_t rows, int32_t cb, int32_t bytes) {
+  const int32_t per = 8 * (((cb + 3) >> 2) + 1);        /* bytes a position: x tiles, dy */
+  int32_t p = (bytes / per) & ~(WBIG_POSITIONS - 1);
+  const int32_t all = (rows + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1);
+  return p < all ? p : all;
+}
+
+/* Positions p .. p + 3 of channels c .. c + 3 (rows k apart) into a tile's two pairs, the
+ * eight words at out: stage_quad's operations, the words in the tile's order. */
+#if !TT_DSP_ASM_ALL_REGS
+static inline __attribute__((always_inline)) void wbig_x_quad(tt_dsp_word *out, const int8_t *x,
+                                                              int32_t k, uint32_t zp) {
+  const uint32_t r0 = tt_dsp_load4(x), r1 = tt_dsp_load4(x + k);
+  const uint32_t r2 = tt_dsp_load4(x + 2 * k), r3 = tt_dsp_load4(x + 3 * k);
+  const uint32_t e0 = __ssub16(__sxtb16(r0), zp), o0 = __ssub16(tt_dsp_sxtb16_odd(r0), zp);
+  const uint32_t e1 = __ssub16(__sxtb16(r1), zp), o1 = __ssub16(tt_dsp_sxtb16_odd(r1), zp);
+  const uint32_t e2 = __ssub16(__sxtb16(r2), zp), o2 = __ssub16(tt_dsp_sxtb16_odd(r2), zp);
+  const uint32_t e3 = __ssub16(__sxtb16(r3), zp), o3 = __ssub16(tt_dsp_sxtb16_odd(r3), zp);
+  tt_dsp_strd(out, tt_dsp_low_halves(e0, e1), tt_dsp_low_halves(o0, o1));
+  tt_dsp_strd(out + 2, tt_dsp_high_halves(e0, e1), tt_dsp_high_halves(o0, o1));
+  tt_dsp_strd(out + 4, tt_dsp_low_halves(e2, e3), tt_dsp_low_halves(o2, o3));
+  tt_dsp_strd(out + 6, tt_dsp_high_halves(e2, e3), tt_dsp_high_halves(o2, o3));
+}
+#endif
+
+/* Positions p0 .. p0 + np - 1 of channels c0 .. c0 + cb - 1 into the chunk's tiles at xs
+ * (`pairs` pairs a tile); the positions past np up to the pairs' end are read by the tiles
+ * against zero dy, whatever they hold. */
+#if TT_DSP_ASM_ALL_REGS
+/* wbig_stage_dy's whole groups of four rows in assembly (gcc's C spilled: 60 instructions
+ * a group): COLUMNS_GROUPS_ASM's loads, masks, SXTB16 and PKHBT/PKHTB, the words stored in
+ * the chunk's order (pair by pair, its four columns in a row), 28 instructions a group
+ * without a mask, 40 with one (co a multiple of 8: the nibble at a fixed bit of its byte). */
+#define WBIG_NONE(x, m) "  sxtb16 %[" m "], %[" x "]\n  sxtb16 %[" x "], %[" x "], ror #8\n"
+#define WBIG_NIB15(m) "  and %[" m "], %[" m "], #15\n"
+#define WBIG_NIB4(m) "  lsr %[" m "], %[" m "], #4\n"
+#define WBIG_MASK(x, m, NIBBLE)                                                             \
+  "  ldrb %[" m "], [%[mb]]\n  add %[mb], %[mb], %[co], lsr #3\n" NIBBLE(m)              \
+  "  ldr %[" m "], [%[aux], %[" m "], lsl #2]\n  and %[" x "], %[" x "], %[" m "]\n"        \
+  WBIG_NONE(x, m)
+/* the saved input's rows: less the zero point (aux: it in both halves) */
+#define WBIG_ZP(x, m)                                                                       \
+  WBIG_NONE(x, m) "  ssub16 %[" m "], %[" m "], %[aux]\n  ssub16 %[" x "], %[" x "], %[aux]\n"
+#define WBIG_AND15(x, m) WBIG_MASK(x, m, WBIG_NIB15)
+#define WBIG_LSR4(x, m) WBIG_MASK(x, m, WBIG_NIB4)
+#define WBIG_ROWS2(x0, m0, x1, m1, LANES)                                                   \
+  "  ldr %[" x0 "], [%[d]]\n"                                                              \
+  "  ldr %[" x1 "], [%[d], %[co]]\n"                                                       \
+  "  add %[d], %[d], %[co], lsl #1\n" LANES(x0, m0) LANES(x1, m1)
+#define WBIG_GROUPS_ASM(LANES)                                                              \
+  __asm__ volatile("1:\n" WBIG_ROWS2("a", "b", "c", "e", LANES)                             \
+          "  pkhtb %[i], %[e], %[b], asr #16\n"   /* col 2 of pair p / 2 */                 \
+          "  pkhbt %[b], %[b], %[e], lsl #16\n"   /* col 0 */                               \
+          "  pkhtb %[e], %[c], %[a], asr #16\n"   /* col 3 */                               \
+          "  pkhbt %[a], %[a], %[c], lsl #16\n"   /* col 1 */                               \
+          "  strd %[b], %[a], [%[out]]\n"                                                   \
+          "  strd %[i], %[e], [%[out], #8]\n"                                               \
+          WBIG_ROWS2("c", "f", "g", "h", LANES)                                              \
+          "  pkhtb %[i], %[h], %[f], asr #16\n"                                             \
+          "  pkhbt %[f], %[f], %[h], lsl #16\n"                                             \
+          "  pkhtb %[h], %[g], %[c], asr #16\n"                                             \
+          "  pkhbt %[c], %[c], %[g], lsl #16\n"                                             \
+          "  strd %[f], %[c], [%[out], #16]\n"                                              \
+          "  strd %[i], %[h], [%[out], #24]\n"                                              \
+          "  add %[out], %[out], #32\n"                                                     \
+          "  cmp %[out], %[end]\n"                                                          \
+          "  bne 1b\n"                                                                      \
+          : [out] "+r"(out), [d] "+r"(d), [mb] "+r"(mb), [a] "=&r"(a), [b] "=&r"(b),       \
+            [c] "=&r"(c), [e] "=&r"(e), [f] "=&r"(f), [g] "=&r"(g), [h] "=&r"(h),          \
+            [i] "=&r"(i)                                                                   \
+          : [co] "r"(co), [aux] "r"(aux), [end] "r"(end)                                   \
+          : "cc", "memory")
+/* Groups of four rows (co bytes apart) of four bytes at d into the eight words each at out:
+ * dy (masked: the nibbles from the bytes at mb, `shift` their bit) or the saved input
+ * (`zp`: less its zero point). */
+static inline __attribute__((always_inline)) void wbig_groups(tt_dsp_word *out,
+                                                              const int8_t *d,
+                                                              const uint8_t *mb, int32_t full,
+                                                              int32_t co, int masked,
+                                                              int32_t shift, int zp,
+                                                              uint32_t zps) {
+  static const uint32_t lanes[16] = {
+      0x00000000u, 0x000000FFu, 0x0000FF00u, 0x0000FFFFu, 0x00FF0000u, 0x00FF00FFu,
+      0x00FFFF00u, 0x00FFFFFFu, 0xFF000000u, 0xFF0000FFu, 0xFF00FF00u, 0xFF00FFFFu,
+      0xFFFF0000u, 0xFFFF00FFu, 0xFFFFFF00u, 0xFFFFFFFFu};
+  tt_dsp_word *const end = out + 8 * full;
+  uint32_t a, b, c, e, f, g, h, i;
+  const uint32_t aux = zp ? zps : (uint32_t)(uintptr_t)lanes;
+  if (zp)
+    WBIG_GROUPS_ASM(WBIG_ZP);
+  else if (!masked)
+    WBIG_GROUPS_ASM(WBIG_NONE);
+  else if (shift)
+    WBIG_GROUPS_ASM(WBIG_LSR4);
+  else
+    WBIG_GROUPS_ASM(WBIG_AND15);
+}
+#undef WBIG_GROUPS_ASM
+#undef WBIG_ROWS2
+#undef WBIG_LSR4
+#undef WBIG_AND15
+#undef WBIG_ZP
+#undef WBIG_MASK
+#undef WBIG_NIB4
+#undef WBIG_NIB15
+#undef WBIG_NONE
+#endif
+
+static void wbig_stage_x(tt_dsp_word *xs, const int8_t *saved, int32_t k, int32_t p0,
+                         int32_t np, int32_t c0, int32_t cb, int32_t x_zp, int32_t pairs) {
+  const uint32_t zp = ((uint32_t)x_zp & 0xFFFFu) * 0x00010001u;
+  const int32_t full = np >> 2, cb4 = cb & ~3, tile = 4 * pairs;
+  const int8_t *row = saved + p0 * k + c0;
+#if TT_DSP_ASM_ALL_REGS
+  if (full > 0)
+    for (int32_t c = 0; c < cb4; c += 4) wbig_groups(xs + (c >> 2) * tile, row + c, 0, full, k, 0, 0, 1, zp);
+#else
+  for (int32_t g = 0; g < full; ++g, row += 4 * k) {
+    tt_dsp_word *out = xs + 8 * g;
+    for (int32_t c = 0; c < cb4; c += 4, out += tile) wbig_x_quad(out, row + c, k, zp);
+  }
+#endif
+  int16_t *half = (int16_t *)xs;
+  for (int32_t p = cb4 < cb ? 0 : 4 * full; p < np; ++p) {  /* the last partial quad, the
+                                                             * channels past cb4 */
+    const int8_t *x = saved + (p0 + p) * k + c0;
+    for (int32_t c = p < 4 * full ? cb4 : 0; c < cb; ++c)
+      half[2 * ((c >> 2) * tile + 4 * (p >> 1) + (c & 3)) + (p & 1)] = (int16_t)(x[c] - x_zp);
+  }
+}
+
+/* The dy of output channels o0 .. o0 + 3 at positions p0 .. p0 + np - 1 (0 where masked,
+ * past co, and past np up to 2 used positions) into the chunk's dy words at ds: pair i the
+ * four words at 4 i, column j's [dy(2i), dy(2i + 1)] at 4 i + j. Where a position's four
+ * dy are one word (o0 + 4 <= co) and their mask bits one nibble of a byte (co a multiple of
+ * 4): four rows at a time (in assembly where co is a multiple of 8 or there is no mask). */
+static void wbig_stage_dy(tt_dsp_word *ds, const int8_t *dy, const uint8_t *mask, int32_t co,
+                          int32_t o0, int32_t p0, int32_t np, int32_t used) {
+  int32_t p = 0;
+  if (o0 + 4 <= co && (mask == 0 || (co & 3) == 0)) {
+    const int8_t *d = dy + p0 * co + o0;
+    int32_t i = p0 * co + o0;                          /* the first dy's mask bit */
+#if TT_DSP_ASM_ALL_REGS
+    if ((mask == 0 || (co & 7) == 0) && np >= 4) {
+      const int32_t full = np >> 2;
+      wbig_groups(ds, d, mask ? mask + (i >> 3) : 0, full, co, mask != 0, i & 4, 0, 0);
+      p = 4 * full, d += 4 * full * co, i += 4 * full * co;
+    }
+#endif
+    for (; p + 4 <= np; p += 4, d += 4 * co, i += 4 * co) {
+      uint32_t x0 = tt_dsp_load4(d), x1 = tt_dsp_load4(d + co);
+      uint32_t x2 = tt_dsp_load4(d + 2 * co), x3 = tt_dsp_load4(d + 3 * co);
+      if (mask) {              /* i a multiple of 4: the nibble sits in one byte */
+        x0 &= tt_dsp_mask_lanes((uint32_t)mask[i >> 3] >> (i & 4));
+        x1 &= tt_dsp_mask_lanes((uint32_t)mask[(i + co) >> 3] >> ((i + co) & 4));
+        x2 &= tt_dsp_mask_lanes((uint32_t)mask[(i + 2 * co) >> 3] >> ((i + 2 * co) & 4));
+        x3 &= tt_dsp_mask_lanes((uint32_t)mask[(i + 3 * co) >> 3] >> ((i + 3 * co) & 4));
+      }
+      const uint32_t l0 = __sxtb16(x0), h0 = tt_dsp_sxtb16_odd(x0);
+      const uint32_t l1 = __sxtb16(x1), h1 = tt_dsp_sxtb16_odd(x1);
+      const uint32_t l2 = __sxtb16(x2), h2 = tt_dsp_sxtb16_odd(x2);
+      const uint32_t l3 = __sxtb16(x3), h3 = tt_dsp_sxtb16_odd(x3);
+      tt_dsp_word *out = ds + 2 * p;
+      tt_dsp_strd(out, tt_dsp_low_halves(l0, l1), tt_dsp_low_halves(h0, h1));
+      tt_dsp_strd(out + 2, tt_dsp_high_halves(l0, l1), tt_dsp_high_halves(h0, h1));
+      tt_dsp_strd(out + 4, tt_dsp_low_halves(l2, l3), tt_dsp_low_halves(h2, h3));
+      tt_dsp_strd(out + 6, tt_dsp_high_halves(l2, l3), tt_dsp_high_halves(h2, h3));
+    }
+  }
+  int16_t *half = (int16_t *)ds;
+  for (; p < 2 * used; ++p)              /* the rest, and zeros up to the pairs the tiles read */
+    for (int32_t j = 0; j < 4; ++j) {
+      const int32_t o = o0 + j, i = (p0 + p) * co + o;
+      const int32_t v = p < np && o < co && tt_live(mask, i) ? dy[i] : 0;
+      half[2 * (4 * (p >> 1) + j) + (p & 1)] = (int16_t)v;
+    }
+}
+
+/* One pair of positions of a tile: dy's two columns (d0, d1), the four channels' x words
+ * (two LDRD), eight SMLADs. */
+#define WBIG_PAIR                                   \
+  "ldrd %[d0], %[d1], [%[ds]], #16\n\t"             \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n\t"              \
+  "smlad %[a0], %[x0], %[d0], %[a0]\n\t"            \
+  "smlad %[b0], %[x0], %[d1], %[b0]\n\t"            \
+  "smlad %[a1], %[x1], %[d0], %[a1]\n\t"            \
+  "smlad %[b1], %[x1], %[d1], %[b1]\n\t"            \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n\t"              \
+  "smlad %[a2], %[x0], %[d0], %[a2]\n\t"            \
+  "smlad %[b2], %[x0], %[d1], %[b2]\n\t"            \
+  "smlad %[a3], %[x1], %[d0], %[a3]\n\t"            \
+  "smlad %[b3], %[x1], %[d1], %[b3]\n\t"
+
+/* t[j] (column a, channel j) and t[4 + j] (column b) += the sums over `pairs` pairs (a
+ * multiple of WBIG_UNROLL) of the region ds and the tile xs: the loop in assembly, its end
+ * read from the stack (all fourteen registers are the loop's), three instructions a trip of
+ * four pairs (64 MACs, 44 instructions). */
+static inline __attribute__((always_inline)) void wbig_tile(const tt_dsp_word *xs,
+                                                            const tt_dsp_word *ds,
+                                                            int32_t pairs, int32_t *t) {
+#if TT_DSP_ASM_ALL_REGS
+  const tt_dsp_word *const end = ds + 4 * pairs;
+  uint32_t d0, d1, x0, x1;
+  int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = t[3], b0 = t[4], b1 = t[5], b2 = t[6],
+          b3 = t[7];
+  __asm__ volatile(
+    "1:\n\t" WBIG_PAIR WBIG_PAIR WBIG_PAIR WBIG_PAIR
+    "ldr %[x0], %[end]\n\t"
+    "cmp %[ds], %[x0]\n\t"
+    "bne 1b"
+    : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b0] "+r"(b0),
+      [b1] "+r"(b1), [b2] "+r"(b2), [b3] "+r"(b3), [ds] "+r"(ds), [xs] "+r"(xs),
+      [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0), [x1] "=&r"(x1)
+    : [end] "m"(end)
+    : "cc", "memory");
+  t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = b0, t[5] = b1, t[6] = b2, t[7] = b3;
+#else
+  for (int32_t i = 0; i < pairs; ++i, ds += 4, xs += 4)
+    for (int32_t j = 0; j < 4; ++j) {
+      t[j] = __smlad(xs[j], ds[0], t[j]);
+      t[4 + j] = __smlad(xs[j], ds[1], t[4 + j]);
+    }
+#endif
+}
+
+/* wbig_tile on the sums in memory, ra[0..3] (column a) and rb[0..3] (column b): loaded and
+ * stored by LDRD/STRD inside the assembly, the row pointers read from the stack (gcc's loads
+ * and stores around the loop took about 35 instructions a tile, against the 188 of a chunk
+ * of 32 positions). */
+static inline __attribute__((always_inline)) void wbig_tile_rows(const tt_dsp_word *xs,
+                                                                 const tt_dsp_word *ds,
+                                                                 int32_t pairs,
+                                                                 tt_dsp_word *ra,
+                                                                 tt_dsp_word *rb) {
+#if TT_DSP_ASM_ALL_REGS
+  const tt_dsp_word *const end = ds + 4 * pairs;
+  uint32_t d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3;
+  __asm__ volatile(
+    "ldr %[x0], %[ra]\n\t"
+    "ldr %[x1], %[rb]\n\t"
+    "ldrd %[a0], %[a1], [%[x0]]\n\t"
+    "ldrd %[a2], %[a3], [%[x0], #8]\n\t"
+    "ldrd %[b0], %[b1], [%[x1]]\n\t"
+    "ldrd %[b2], %[b3], [%[x1], #8]\n\t"
+    "1:\n\t" WBIG_PAIR WBIG_PAIR WBIG_PAIR WBIG_PAIR
+    "ldr %[x0], %[end]\n\t"
+    "cmp %[ds], %[x0]\n\t"
+    "bne 1b\n\t"
+    "ldr %[x0], %[ra]\n\t"
+    "ldr %[x1], %[rb]\n\t"
+    "strd %[a0], %[a1], [%[x0]]\n\t"
+    "strd %[a2], %[a3], [%[x0], #8]\n\t"
+    "strd %[b0], %[b1], [%[x1]]\n\t"
+    "strd %[b2], %[b3], [%[x1], #8]"
+    : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [b0] "=&r"(b0),
+      [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3), [ds] "+r"(ds), [xs] "+r"(xs),
+      [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0), [x1] "=&r"(x1)
+    : [end] "m"(end), [ra] "m"(ra), [rb] "m"(rb)
+    : "cc", "memory");
+#else
+  int32_t t[8];
+  for (int32_t j = 0; j < 4; ++j) t[j] = (int32_t)ra[j], t[4 + j] = (int32_t)rb[j];
+  wbig_tile(xs, ds, pairs, t);
+  for (int32_t j = 0; j < 4; ++j) ra[j] = (uint32_t)t[j], rb[j] = (uint32_t)t[4 + j];
+#endif
+}
+#undef WBIG_PAIR
+
+/* The tiles of one chunk and four output channels o0 .. (< co): acc rows o (stride
+ * acc_stride) += the tiles' sums of channels 0 .. cb - 1 over the chunk's first `used`
+ * pairs (tiles and regions `pairs` pairs apart). */
+static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *xs,
+                                                             const tt_dsp_word *ds,
+                                                             int32_t pairs, int32_t used,
+                                                             int32_t cb,
+                                                             int32_t co, int32_t o0,
+                                                             tt_dsp_word *acc,
+                                                             int32_t acc_stride) {
+  for (int32_t h = 0; h < 4 && o0 + h < co; h += 2, ds += 2) {
+    tt_dsp_word *ra = acc + (o0 + h) * acc_stride, *rb = ra + acc_stride;
+    const int both = o0 + h + 1 < co;
+    const tt_dsp_word *x = xs;
+    for (int32_t c = 0; c < cb; c += 4, x += 4 * pairs) {
+      int32_t t[8];
+      if (c + 4 <= cb && both) {
+        wbig_tile_rows(x, ds, used, ra + c, rb + c);
+        continue;
+      }
+      for (int32_t j = 0; j < 8; ++j) t[j] = 0;            /* a partial tile: sums apart */
+      wbig_tile(x, ds, used, t);
+      for (int32_t j = 0; j < 4 && c + j < cb; ++j) {
+        ra[c + j] += (uint32_t)t[j];
+        if (both) rb[c + j] += (uint32_t)t[4 + j];
+      }
+    }
+  }
+}
+
+TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t *mask,
+                                                int32_t rows, int32_t co, const int8_t *saved,
+                                                int32_t k, int32_t c0, int32_t cb, int32_t x_zp,
+                                                tt_dsp_word *acc, int32_t acc_stride,
+                                                void *mem, int32_t bytes) {
+  mem = tt_dsp_stage_align8(mem, &bytes);
+  const int32_t chunk = tt_dsp_wbig_positions(rows, cb, bytes), pairs = chunk >> 1;
+  tt_dsp_word *const xs = (tt_dsp_word *)mem, *const ds = xs + wbig_x_words(pairs, cb);
+  for (int32_t p0 = 0; p0 < rows; p0 += chunk) {
+    const int32_t np = rows - p0 < chunk ? rows - p0 : chunk;
+    /* the last chunk's pairs rounded up to the loop's trip, not to the whole chunk */
+    const int32_t used = ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
+    wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, pairs);
+    for (int32_t o0 = 0; o0 < co; o0 += 4) {
+      wbig_stage_dy(ds, dy, mask, co, o0, p0, np, used);
+      wbig_tiles(xs, ds, pairs, used, cb, co, o0, acc, acc_stride);
+    }
+  }
+}
+
+int32_t tt_dsp_pointwise_weight_update_sums(const tt_dsp_word *acc, int32_t n, int32_t co,
+                                            int32_t begin, float unit, int8_t *w, int32_t ci,
+                                            const float *scales, int32_t per_channel,
+                                            int32_t skip, tt_sgd_call *c) {
+  if (!tt_qas_nan_free(c->neg_lr, unit, 1.0f)) return begin;
+  tt_sgd_call call = *c;
+  int32_t o = begin;
+  for (; o < co; ++o) {
+    float scale;
+    if (!run_channel(&call.rng, o, begin, skip, scales, per_channel, &scale)) break;
+    const int32_t *t = (const int32_t *)acc + o * n;
+    int8_t *wo = w + o * ci;
+    int32_t j = 0;
+    for (; j + 8 <= n; j += 8) update_block(wo + j, t + j, 8, 0, unit, scale, &call);
+    if (j < n) update_block(wo + j, t + j, n - j, 0, unit, scale, &call);
+  }
+  c->rng = call.rng;
+  return o;
+}
+
+/* ---- One position (a classifier's 1x1 convolution on a pooled vector) -------------------
+ * T(o, c) = g_o (x_c - x_zp), one product a weight: nothing to sum, so the gradient is the
+ * conversion and the update is the rule. The gradient takes (float)T as (float)g times the
+ * float of x_c - x_zp, exact (|T| < 2^24), from xf [2 k] (xf[c] = x_c - x_zp and
+ * xf[k + c] = x_zp - x_c, for negative g, whose product with +0 would be -0 where (float)T is
+ * +0): two VMULs a weight. */
+void tt_dsp_pointwise_weight_row(const int8_t *dy, const uint8_t *mask, int32_t co,
+                                 const float *xf, int32_t k, float unit, float *dw) {
+  for (int32_t o = 0; o < co; ++o, dw += k) {
+    const int32_t g = tt_live(mask, o) ? dy[o] : 0;
+    if (g == 0) {
+      const float z = 0.0f * unit;
+      for (int32_t c = 0; c < k; ++c) dw[c] = z;
+      continue;
+    }
+    const float gf = (float)(g < 0 ? -g : g);
+    const float *x = g < 0 ? xf + k : xf;
+    int32_t c = 0;
+    for (; c + 4 <= k; c += 4) {
+      dw[c] = gf * x[c] * unit;
+      dw[c + 1] = gf * x[c + 1] * unit;
+      dw[c + 2] = gf * x[c + 2] * unit;
+      dw[c + 3] = gf * x[c + 3] * unit;
+    }
+    for (; c < k; ++c) dw[c] = gf * x[c] * unit;
+  }
+}
+
+int32_t tt_dsp_pointwise_weight_update_row(const int8_t *dy, const uint8_t *mask, int32_t co,
+                                           int32_t begin, const int32_t *xz, int32_t k,
+                                           float unit, int8_t *w, int32_t ci,
+                                           const float *scales, int32_t per_channel,
+                                           tt_sgd_call *c) {
+  if (!tt_qas_nan_free(c->neg_lr, unit, 1.0f)) return begin;
+  tt_sgd_call call = *c;
+  int32_t o = begin;
+  for (; o < co; ++o) {
+    float scale;
+    if (!run_channel(&call.rng, o, begin, 0, scales, per_channel, &scale)) break;
+    const int32_t g = tt_live(mask, o) ? dy[o] : 0;
+    int8_t *wo = w + o * ci;
+    int32_t j = 0;
+    for (; j + 8 <= k; j += 8) {
+      int32_t t[8];
+#pragma GCC unroll 8
+      for (int32_t i = 0; i < 8; ++i) t[i] = g * xz[j + i];
+      update_block(wo + j, t, 8, 0, unit, scale, &call);
+    }
+    if (j < k) {
+      int32_t t[8];
+      for (int32_t i = 0; i < k - j; ++i) t[i] = g * xz[j + i];
+      update_block(wo + j, t, k - j, 0, unit, scale, &call);
+    }
+  }
+  c->rng = call.rng;
+  return o;
 }
 
 /* Bias sums: SXTAB16 adds lanes 0 and 2 of a word of four channels' dy, sign-extended, to

@@ -234,26 +234,14 @@ static uint32_t add_grad_amax(const int8_t *a, const int8_t *b, int32_t n, uint3
   return top;
 }
 
-/* One element of tt_round_stochastic (times 1), sc = 2^(noise_shift - 8) = 2^hi_shift. */
-static inline __attribute__((always_inline)) int8_t
-add_grad_round1(int32_t v, uint32_t *x, uint32_t sc, int32_t r, int32_t hi_shift) {
-  *x = tt_xorshift32(*x);
-  const uint64_t noise = (uint64_t)(*x & ~(uint32_t)0xFF) * sc;
-  const int64_t t = (int64_t)v * r + (int64_t)noise;
-  return (int8_t)((int32_t)(t >> 32) >> hi_shift);
-}
-
 /* The stochastic rule (times 1) over the first n (a multiple of 4) elements' sums, computed
  * again rather than staged (no buffer: the stack does not grow); returns the stream. */
 static uint32_t add_grad_round(const int8_t *a, const int8_t *b, int32_t n, uint32_t m,
                                int8_t *dx, uint32_t x, int32_t r, int32_t hi_shift) {
-  const uint32_t sc = (uint32_t)1 << hi_shift;
   for (int32_t i = 0; i < n; i += 4) {
     const add_grad_four s = add_grad_sums(a + i, b + i, m);
-    dx[i] = add_grad_round1(s.v0, &x, sc, r, hi_shift);
-    dx[i + 1] = add_grad_round1(s.v1, &x, sc, r, hi_shift);
-    dx[i + 2] = add_grad_round1(s.v2, &x, sc, r, hi_shift);
-    dx[i + 3] = add_grad_round1(s.v3, &x, sc, r, hi_shift);
+    const int32_t v[4] = {s.v0, s.v1, s.v2, s.v3};
+    x = tt_round_stochastic(v, 4, dx + i, x, 1, r, hi_shift, hi_shift + 8);
   }
   return x;
 }
