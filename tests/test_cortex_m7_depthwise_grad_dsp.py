@@ -168,6 +168,25 @@ def input_grad_calls(rng) -> None:
                 w, dx, scale, state, scratch, kept, *stage)
 
 
+# (n, h, w, c, kh, kw, stride, pad_top, pad_left, staging bytes (0: what _stage_bytes asks
+# for)): the weight gradient's channel-major walk (tt_depthwise_grad_dsp.c, wg_walk): odd
+# ow (a zero dy position ends the rows), both stride-2 phases in one walk (3x3/2 and 4x4/2
+# from 32 columns on, odd and even ow), partial groups of channels, a staging that holds
+# one tap row of x rows at a time (ky_step 1) and bands of fewer dy rows than oh
+WEIGHT_GRAD_SHAPES = [
+    (1, 9, 9, 12, 3, 3, 1, 1, 1, 0),          # ow 9, whole map, 3 groups
+    (2, 7, 11, 7, 3, 3, 1, 0, 2, 0),          # pad_left 2, pad_top 0: edge pairs, c = 7
+    (1, 6, 65, 5, 3, 3, 2, 0, 1, 0),          # 3x3/2, ow 33: both phases in one walk, c = 5
+    (1, 5, 66, 8, 4, 4, 2, 1, 1, 0),          # 4x4/2, ow 32: both phases of two taps
+    (1, 12, 12, 8, 3, 3, 1, 1, 1, 300),       # one tap row of x rows a staging, 1 dy row
+    (1, 12, 12, 8, 3, 3, 1, 1, 1, 1000),      # bands of 3 dy rows of 12
+    (1, 11, 13, 9, 5, 5, 1, 2, 2, 1200),      # 5x5 (4 + 1 taps), bands, c = 9
+    (1, 10, 10, 6, 7, 7, 1, 3, 3, 0),         # 7x7/1: 4 + 3 taps
+    (1, 7, 12, 4, 3, 3, 3, 1, 1, 0),          # stride 3: three phases of one tap, ow 4
+    (1, 9, 20, 4, 8, 8, 2, 3, 3, 0),          # 8x8/2 (two phases of four taps), ow 9
+]
+
+
 def weight_grad_calls(rng) -> None:
     """tt_depthwise_conv2d_weight_grad_s8 and the fused update (whose gradient it is) on the
     same shapes: the zero point at its extremes and 0, masks, momentum and stochastic
@@ -204,6 +223,22 @@ def weight_grad_calls(rng) -> None:
             C.byref(sgd), C.byref(state), rig_p(scratch, C.c_float),
             *staging("tt_depthwise_conv2d_weight_grad_s8", n, oh, ow, c, m, h, w, kh, kw,
                      C.byref(win)))
+    for k, (n, h, w, c, kh, kw, s, pt, pl, size) in enumerate(WEIGHT_GRAD_SHAPES):
+        oh, ow = out_size(h, kh, s, pt), out_size(w, kw, s, pl)
+        dy = dy_of(rng, (n, oh, ow, c), sparse=False)
+        saved = rng.integers(-128, 128, (n, h, w, c)).astype(np.int8)
+        zp = (-128, 127, 5, 0)[k % 4]
+        mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+        win = c_kernels.Window(s, s, 1, 1, pt, pl)
+        for masked in (False, True):
+            buf = np.zeros(max(size, 8), np.uint8)     # kept alive until recorded
+            stage = (staging("tt_depthwise_conv2d_weight_grad_s8", n, oh, ow, c, 1, h, w, kh,
+                             kw, C.byref(win)) if size == 0 else (rig_p(buf, C.c_uint8), size))
+            dw = np.zeros((1, kh, kw, c), np.float32)
+            lib.tt_depthwise_conv2d_weight_grad_s8(
+                i8(dy), rig_p(np.array([0.02], np.float32), C.c_float),
+                rig_p(mask if masked else None, C.c_uint8), n, oh, ow, c, 1, i8(saved),
+                C.c_float(0.05), zp, h, w, kh, kw, C.byref(win), rig_p(dw, C.c_float), *stage)
 
 
 def edge_calls() -> list:
