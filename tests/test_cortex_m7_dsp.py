@@ -513,7 +513,7 @@ def round18_calls(rng) -> None:
     # clipped, both sides on 2x2), 1 row, VALID, stride 2 on odd sizes, a wide map in chunks
     # (45 columns: chunks of 30 and 15); a depth multiplier of 8 and 4 with 3x3 windows
     # (stage_one_k's unrolled rows; a band staged once for the groups of one input channel,
-    # dw_dsp_shared, up to 16, not 20) at odd widths, stride 1 and 2, and in chunks; and in
+    # dw_dsp_shared, up to 16, not 20; 12: an odd number of shared groups) at odd widths, stride 1 and 2, and in chunks; and in
     # place at stride 2 (a ring of one line: the rows straight over their input) on odd
     # sizes, VALID, batches, and rows in chunks (the ring kept); ACTIVATIONS[a]
     # (n, h, w, c, mult, k, stride, pad_top, pad_left, oh, ow, a)
@@ -528,7 +528,7 @@ def round18_calls(rng) -> None:
         (2, 8, 8, 4, 1, 3, 2, 0, 0, 4, 4, 1), (1, 13, 13, 4, 1, 3, 2, 1, 1, 7, 7, 2),
         (1, 3, 181, 4, 1, 3, 2, 1, 1, 2, 91, 1), (1, 7, 7, 4, 1, 3, 2, 1, 1, 4, 4, 4),
         (1, 6, 9, 2, 16, 3, 1, 1, 1, 6, 9, 0), (1, 4, 5, 1, 20, 3, 2, 1, 1, 2, 3, 1),
-        (2, 5, 6, 3, 8, 3, 2, 0, 1, 2, 3, 2)]
+        (2, 5, 6, 3, 8, 3, 2, 0, 1, 2, 3, 2), (1, 5, 7, 1, 12, 3, 1, 1, 1, 5, 7, 0)]
     for n, h, w, c, mult, k, s, pt, pl, oh, ow, a in round18:
         p = c_forward.ConvParams(s, s, 1, 1, pt, pl, *ACTIVATIONS[a])
         cm = c * mult

@@ -189,9 +189,12 @@ int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_
 /* A pointwise layer's weight sums without staging its whole input, for maps whose input fits
  * no staging of the caller's (tt_param_grad_dsp.c, "Large maps"): acc[o acc_stride + j] +=
  * T(o, c0 + j), j < cb, o < co, the sum over the positions p < rows of dy[p, o] *
- * (saved[p, c0 + j] - x_zp) (dy [rows, co], 0 where masked; saved [rows, k]), modulo 2^32.
- * The positions go in chunks through `mem` (`bytes`, from its first 8-byte boundary), whose
- * size must give tt_dsp_wbig_positions(rows, cb, bytes) > 0. */
+ * (saved[p, c0 + j] - x_zp) (dy [rows, co], 0 where masked; saved [rows, k]; x_zp an int8
+ * zero point; acc 4-byte aligned), in int32: exact where rows <= TT_GRAD_MAX_POSITIONS (the
+ * callers' bound: int8 gradients lie in [-127, 127], |dy (saved - x_zp)| <= 127 * 255),
+ * modulo 2^32 past it. The positions go in
+ * chunks through `mem` (`bytes`, from its first 8-byte boundary), whose size must give
+ * tt_dsp_wbig_positions(rows, cb, bytes) > 0 (with 0 it returns, having done nothing). */
 void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t *mask, int32_t rows,
                                   int32_t co, const int8_t *saved, int32_t k, int32_t c0,
                                   int32_t cb, int32_t x_zp, tt_dsp_word *acc,

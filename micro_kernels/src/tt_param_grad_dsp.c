@@ -449,6 +449,13 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
   "  add %[d], %[d], %[co], lsl #1\n"                                                      \
   "  ldrb %[" m0 "], [%[mb]]\n" COLUMNS_LANES(x0, m0, NIBBLE)                               \
   "  ldrb %[" m1 "], [%[mb]]\n" COLUMNS_LANES(x1, m1, NIBBLE)
+/* The byte lanes (0xFF where set) of four mask bits (bit j: byte j), for the assembly that
+ * masks dy words by table (columns_groups_masked, wbig_groups). */
+static const uint32_t lanes[16] = {
+    0x00000000u, 0x000000FFu, 0x0000FF00u, 0x0000FFFFu, 0x00FF0000u, 0x00FF00FFu,
+    0x00FFFF00u, 0x00FFFFFFu, 0xFF000000u, 0xFF0000FFu, 0xFF00FF00u, 0xFF00FFFFu,
+    0xFFFF0000u, 0xFFFF00FFu, 0xFFFFFF00u, 0xFFFFFFFFu};
+
 #define COLUMNS_GROUPS_ASM(NIBBLE)                                                         \
   __asm__ volatile("1:\n" COLUMNS_ROWS2("a", "b", "c", "e", NIBBLE)                                 \
           "  pkhtb %[i], %[e], %[b], asr #16\n"   /* w4 = [e0.hi, e1.hi] */                \
@@ -476,10 +483,6 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
 static inline __attribute__((always_inline)) void columns_groups_masked(
     tt_dsp_word *out, const int8_t *d, const uint8_t *mb, int32_t full, int32_t co,
     int32_t shift) {
-  static const uint32_t lanes[16] = {
-      0x00000000u, 0x000000FFu, 0x0000FF00u, 0x0000FFFFu, 0x00FF0000u, 0x00FF00FFu,
-      0x00FFFF00u, 0x00FFFFFFu, 0xFF000000u, 0xFF0000FFu, 0xFF00FF00u, 0xFF00FFFFu,
-      0xFFFF0000u, 0xFFFF00FFu, 0xFFFFFF00u, 0xFFFFFFFFu};
   tt_dsp_word *const end = out + 8 * full;
   uint32_t a, b, c, e, f, g, h, i;
   if (shift)
@@ -758,7 +761,7 @@ int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_
  * them). Per chunk the input's channels c0 .. c0 + cb - 1 are staged once as int16
  * x - x_zp, tiles of four channels, each pair of positions i the four words at 4 i
  * ([x(2i, c), x(2i + 1, c)] for c of the tile); then per four output channels their dy
- * columns, two regions of two columns, pair i of a region the two words at 2 i. A tile of
+ * columns, pair i the four words at 4 i (column j's pair at 4 i + j). A tile of
  * two output channels by four input channels then sums a pair of positions in one LDRD of
  * dy, two of x and eight SMLADs (16 MACs): each dy word serves four input channels and each
  * x word two output channels, eight sums in registers. */
@@ -851,10 +854,6 @@ static inline __attribute__((always_inline)) void wbig_groups(tt_dsp_word *out,
                                                               int32_t co, int masked,
                                                               int32_t shift, int zp,
                                                               uint32_t zps) {
-  static const uint32_t lanes[16] = {
-      0x00000000u, 0x000000FFu, 0x0000FF00u, 0x0000FFFFu, 0x00FF0000u, 0x00FF00FFu,
-      0x00FFFF00u, 0x00FFFFFFu, 0xFF000000u, 0xFF0000FFu, 0xFF00FF00u, 0xFF00FFFFu,
-      0xFFFF0000u, 0xFFFF00FFu, 0xFFFFFF00u, 0xFFFFFFFFu};
   tt_dsp_word *const end = out + 8 * full;
   uint32_t a, b, c, e, f, g, h, i;
   const uint32_t aux = zp ? zps : (uint32_t)(uintptr_t)lanes;
@@ -1075,6 +1074,7 @@ TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t 
                                                 void *mem, int32_t bytes) {
   mem = tt_dsp_stage_align8(mem, &bytes);
   const int32_t chunk = tt_dsp_wbig_positions(rows, cb, bytes), pairs = chunk >> 1;
+  if (chunk <= 0) return;       /* the callers check; a chunk of 0 would never end */
   tt_dsp_word *const xs = (tt_dsp_word *)mem, *const ds = xs + wbig_x_words(pairs, cb);
   for (int32_t p0 = 0; p0 < rows; p0 += chunk) {
     const int32_t np = rows - p0 < chunk ? rows - p0 : chunk;
@@ -1088,6 +1088,17 @@ TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t 
   }
 }
 
+/* The rule over n sums t of one output channel's weights wo, blocks of eight and the rest:
+ * one copy of update_block's two forms for the large maps' and the one-position updates
+ * (each inlined copy is about 0.7 KB of code; the board's 1 MB of flash is shared with
+ * TFLM and the model). */
+static __attribute__((noinline)) void update_run(int8_t *wo, const int32_t *t, int32_t n,
+                                                 float unit, float scale, tt_sgd_call *call) {
+  int32_t j = 0;
+  for (; j + 8 <= n; j += 8) update_block(wo + j, t + j, 8, 0, unit, scale, call);
+  if (j < n) update_block(wo + j, t + j, n - j, 0, unit, scale, call);
+}
+
 int32_t tt_dsp_pointwise_weight_update_sums(const tt_dsp_word *acc, int32_t n, int32_t co,
                                             int32_t begin, float unit, int8_t *w, int32_t ci,
                                             const float *scales, int32_t per_channel,
@@ -1098,11 +1109,7 @@ int32_t tt_dsp_pointwise_weight_update_sums(const tt_dsp_word *acc, int32_t n, i
   for (; o < co; ++o) {
     float scale;
     if (!run_channel(&call.rng, o, begin, skip, scales, per_channel, &scale)) break;
-    const int32_t *t = (const int32_t *)acc + o * n;
-    int8_t *wo = w + o * ci;
-    int32_t j = 0;
-    for (; j + 8 <= n; j += 8) update_block(wo + j, t + j, 8, 0, unit, scale, &call);
-    if (j < n) update_block(wo + j, t + j, n - j, 0, unit, scale, &call);
+    update_run(w + o * ci, (const int32_t *)acc + o * n, n, unit, scale, &call);
   }
   c->rng = call.rng;
   return o;
@@ -1149,17 +1156,11 @@ int32_t tt_dsp_pointwise_weight_update_row(const int8_t *dy, const uint8_t *mask
     if (!run_channel(&call.rng, o, begin, 0, scales, per_channel, &scale)) break;
     const int32_t g = tt_live(mask, o) ? dy[o] : 0;
     int8_t *wo = w + o * ci;
-    int32_t j = 0;
-    for (; j + 8 <= k; j += 8) {
+    for (int32_t j = 0; j < k; j += 8) {
+      const int32_t nc = k - j < 8 ? k - j : 8;
       int32_t t[8];
-#pragma GCC unroll 8
-      for (int32_t i = 0; i < 8; ++i) t[i] = g * xz[j + i];
-      update_block(wo + j, t, 8, 0, unit, scale, &call);
-    }
-    if (j < k) {
-      int32_t t[8];
-      for (int32_t i = 0; i < k - j; ++i) t[i] = g * xz[j + i];
-      update_block(wo + j, t, k - j, 0, unit, scale, &call);
+      for (int32_t i = 0; i < nc; ++i) t[i] = g * xz[j + i];
+      update_run(wo + j, t, nc, unit, scale, &call);
     }
   }
   c->rng = call.rng;
