@@ -138,8 +138,9 @@ def test_probe_images_are_smooth_and_span_the_codes(zoo):
 def test_probe_head_features_have_the_images_scale(parts):
     """The new head's NLMS rate divides by |x|^2 of its input features on the probe's
     inputs; on the three shared models that |x|^2 is within PROBE_X2_FACTOR of its value on
-    Fashion-MNIST images (uniform codes gave 0.32x on the person detector, 1.4x and 2.0x on
-    MCUNet-5FPS and MobileNetV2-w0.35: its head steps were 3x too small)."""
+    Fashion-MNIST images (uniform codes gave 2.6x on the person detector, 0.76x and 0.53x on
+    MCUNet-5FPS and MobileNetV2-w0.35, benchmarks/probe_inputs.json: the person detector's
+    head steps were 2.6x too small)."""
     from conftest import require_tool, shared_file
     from tflite_train import data
     from tflite_train.importers.tiny_training import import_pkl
