@@ -90,6 +90,20 @@ def test_rates_follow_the_rule(zoo):
         assert r.bias * n["gb"] / n["b"] == pytest.approx(lr.RHO_BIASES, rel=5e-3)
 
 
+def test_head_bias_rate_is_the_rules_where_the_features_are_zero(monkeypatch):
+    """A head whose features are all 0 on the probe (|x|^2 = 0) still gets the rule's bias
+    rate ETA_HEAD / depth, not ETA_HEAD (depth times it)."""
+    norms = {0: {"w": 1.0, "b": 0.0, "fan_in": 40, "gw2": 0.0, "gb2": 0.0, "gw": 0.0,
+                 "gb": 0.0},
+             5: {"w": 1.0, "b": 0.0, "fan_in": 40, "gw2": 8.0, "gb2": 2.0, "gw": 1.0,
+                 "gb": 1.0}}
+    for head in (0, 5):
+        monkeypatch.setattr(lr, "probe", lambda *a, **k: (norms, head, None))
+        rates = lr.model_rates(None, "bias-only", CLASSES, seed=0)
+        assert rates[head].rule == "nlms"
+        assert rates[head].bias == pytest.approx(lr.ETA_HEAD / 40, rel=1e-2)
+
+
 def test_update_ops_carry_the_layer_rates_and_metadata_records_them():
     result = augment.augment(tflite_io.load(EXAMPLE), "full", 4, Hyper())
     from tflite_train.training_ops import options_of

@@ -260,8 +260,9 @@ def model_rates(graph: Graph, scheme_spec: str, num_classes: int | None,
             # NLMS: |G_W|^2 / |G_b|^2 = |x|^2 per sample (G_W = g x^T, G_b = g)
             features = n["gw2"] / n["gb2"] if n["gb2"] > 0 else 0.0
             lr_head = ETA_HEAD / features if features > 0 else ETA_HEAD
-            # the bias as a weight on a constant input at the features' rms, not at 1
-            lr_bias = lr_head * features / n["fan_in"] if features > 0 else lr_head
+            # the bias as a weight on a constant input at the features' rms, not at 1:
+            # lr_head |x|^2 / depth, which is ETA_HEAD / depth also where |x|^2 is 0
+            lr_bias = ETA_HEAD / n["fan_in"]
             rates[k] = LayerRates(_sig(lr_head), _sig(lr_bias), "nlms", w_ratio, b_ratio)
             continue
         lr_w = RHO_WEIGHTS / w_ratio if w_ratio else None
