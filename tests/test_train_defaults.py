@@ -146,6 +146,37 @@ def test_probe_images_are_smooth_and_span_the_codes(zoo):
     assert 0 < np.abs(im[..., 0] - im[..., 1]).mean() < 0.5 * im.std()
 
 
+def batched_model(path, batch=2):
+    """A small int8 model whose input is a batch [batch, 8, 8, 3] (TensorFlow's converter)."""
+    import os
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    tf = pytest.importorskip("tensorflow")
+    L = tf.keras.layers
+    inp = tf.keras.Input((8, 8, 3), batch_size=batch)
+    x = L.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inp)
+    model = tf.keras.Model(inp, L.Dense(3)(L.GlobalAveragePooling2D()(x)))
+    rng = np.random.RandomState(0)
+    samples = [rng.uniform(-1, 1, (batch, 8, 8, 3)).astype(np.float32) for _ in range(8)]
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([s] for s in samples)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    path.write_bytes(conv.convert())
+    return path
+
+
+def test_probe_inputs_of_a_batched_input_are_a_batch_of_images(tmp_path):
+    """An input [N, H, W, C] with N > 1 gets N different dead-leaves images per probe input,
+    and the rule's rates come out of them."""
+    graph = tflite_io.load(batched_model(tmp_path / "batch2.tflite"))
+    xs = lr.probe_inputs(graph, 3, seed=0)
+    assert [x.shape for x in xs] == [(2, 8, 8, 3)] * 3 and xs[0].dtype == np.int8
+    assert np.any(xs[0][0] != xs[0][1])
+    rates = lr.model_rates(graph, "full", None, seed=0)
+    assert len(rates) == 2 and all(r.weight > 0 and r.bias > 0 for r in rates.values())
+
+
 @pytest.mark.parametrize("parts", [("tflm", "person_detect.tflite"),
                                    ("tiny-training", "mcunet-5fps.pkl"),
                                    ("tiny-training", "mbv2-w0.35.pkl")])

@@ -118,15 +118,16 @@ class Rates(dict):
 
 
 def probe_inputs(graph: Graph, n: int, seed: int) -> list[np.ndarray]:
-    """Seeded random inputs with image-like statistics for an image input ([1, H, W, C]):
-    `dead_leaves` codes; for any other input shape, codes spread uniformly over every int8
+    """Seeded random inputs with image-like statistics for an image input ([N, H, W, C]):
+    `dead_leaves` codes, N images each; for any other input shape, codes spread uniformly over every int8
     value. A float input gets the real values of the QUANTIZE that reads it (the data path
     also maps pixels onto the whole code range)."""
     t = graph.tensors[graph.inputs[0]]
     rng = np.random.default_rng(seed)
     if len(t.shape) == 4 and min(t.shape[1:3]) >= 4:
-        codes = [dead_leaves(rng, t.shape[1], t.shape[2], t.shape[3]).reshape(t.shape)
-                 for _ in range(n)]
+        # a batched input [N, H, W, C] gets N images
+        codes = [np.stack([dead_leaves(rng, t.shape[1], t.shape[2], t.shape[3])
+                           for _ in range(t.shape[0])]) for _ in range(n)]
     else:
         codes = [rng.integers(-128, 128, size=t.shape) for _ in range(n)]
     if t.dtype == "int8":
