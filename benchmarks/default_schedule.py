@@ -229,7 +229,8 @@ def render(doc: dict) -> str:
         accs = [100 * by_seed[s]["val_accuracy"] for s in sorted(by_seed)]
         first = by_seed.get(0)
         loss = f"{first['loss_first']:.2f} -> {first['loss_last']:.2f}" if first else "-"
-        label = schedule + (" (default)" if schedule == default_name() else "") + (
+        default = " (default)" if rule == RULE else f" (default {rule})"
+        label = schedule + (default if schedule == default_name() else "") + (
             f", pretrained weights {factor:g}x" if factor != 1 else "") + (
             f", {grad} gradients" if grad != GRAD else "") + (
             f", head x{head:g}" if head != 1 else "") + (

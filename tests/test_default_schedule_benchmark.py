@@ -51,6 +51,10 @@ def test_runs_of_the_rule_before_round_18_are_not_skipped_on_a_rerun():
     assert len(lines) == 2
     assert any("rule round18" in line and "0: 60.0" in line for line in lines)
     assert any("rule" not in line and "0: 30.0" in line for line in lines)
+    # inv30x3 is today's default schedule; the old rule's runs of it are not today's default
+    assert ds.default_name() == "inv30x3"
+    assert any("| inv30x3 (default), rule round18 |" in line for line in lines)
+    assert any("| inv30x3 (default before round 18) |" in line for line in lines)
 
 
 def test_run_one_records_the_rule(monkeypatch):
