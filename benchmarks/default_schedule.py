@@ -34,8 +34,8 @@ The round-18 before/after table (default-rates-round18): `--schedules default` w
 
 Resumable: every finished run is added to benchmarks/default_schedule.json (atomically) and
 runs already in it are skipped, if made with today's rule (RULE: runs that record none were
-made before round 18's rule and are run again, in rows of their own); the table (mean and standard error over the seeds) is
-rendered into RESULTS.md from it.
+made before round 18's rule and are run again, in rows of their own); the table (mean and
+standard error over the seeds) is rendered into RESULTS.md from it.
 """
 from __future__ import annotations
 

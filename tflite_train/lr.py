@@ -119,9 +119,9 @@ class Rates(dict):
 
 def probe_inputs(graph: Graph, n: int, seed: int) -> list[np.ndarray]:
     """Seeded random inputs with image-like statistics for an image input ([N, H, W, C]):
-    `dead_leaves` codes, N images each; for any other input shape, codes spread uniformly over every int8
-    value. A float input gets the real values of the QUANTIZE that reads it (the data path
-    also maps pixels onto the whole code range)."""
+    `dead_leaves` codes, N images each; for any other input shape, codes spread uniformly
+    over every int8 value. A float input gets the real values of the QUANTIZE that reads it
+    (the data path also maps pixels onto the whole code range)."""
     t = graph.tensors[graph.inputs[0]]
     rng = np.random.default_rng(seed)
     if len(t.shape) == 4 and min(t.shape[1:3]) >= 4:
