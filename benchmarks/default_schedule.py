@@ -33,8 +33,9 @@ The round-18 before/after table (default-rates-round18): `--schedules default` w
 (benchmarks/run.py's RECORDS) with `--json default_rates_before_round18.json`.
 
 Resumable: every finished run is added to benchmarks/default_schedule.json (atomically) and
-runs already in it are skipped; the table (mean and standard error over the seeds) is
-rendered into RESULTS.md from it.
+runs already in it are skipped, if made with today's rule (RULE: runs that record none were
+made before round 18's rule and are run again, in rows of their own); the table (mean and
+standard error over the seeds) is rendered into RESULTS.md from it.
 """
 from __future__ import annotations
 
@@ -71,6 +72,11 @@ JSON = HERE / "default_schedule.json"
 # the table's runs were made while float32 was augment's default activation gradient type;
 # pinned so that a resumed run adds comparable rows (int8 became the default on 2026-11-26)
 GRAD = "float32"
+# the version of tflite_train/lr.py's rule a run records: round 18 changed it (dead-leaves
+# probe inputs, the head's bias at the features' rms, ETA_HEAD 1.0 not 0.5), so every
+# schedule's rates changed; runs that record no rule were made with the rule before (OLD_RULE)
+RULE = "round18"
+OLD_RULE = "before round 18"
 
 
 def head_scaled_rates(graph, scheme: str, seed: int, factor: float, hyper):
@@ -148,7 +154,7 @@ def run_one(model: str, schedule: str, seed: int, steps: int, val: int, grad: st
     losses = [trainer.step(i) for i in sample_order(train_idx, steps, seed)]
     k = max(1, steps // 5)
     return {"model": model, "schedule": schedule, "seed": seed, "steps": steps, "val": val,
-            "grad": grad, "head_factor": head_factor,
+            "grad": grad, "head_factor": head_factor, "rule": RULE,
             "val_accuracy": trainer.accuracy(val_idx),
             "loss_first": sum(losses[:k]) / k, "loss_last": sum(losses[-k:]) / k,
             "half_life_steps": result.metadata["half_life_steps"],
@@ -167,8 +173,14 @@ def boost(r: dict) -> float:
 def current(r: dict) -> bool:
     """Whether a finished run stands for the code of today: a cosine's weight factor comes
     from the scheme (lr.weight_boost), so a cosine run that does not record it is re-run,
-    not mixed with new ones (it keeps its own row, by its factor)."""
-    return not r.get("decay_steps") or "weight_boost" in r
+    not mixed with new ones (it keeps its own row, by its factor); a run of an older rule
+    (rule_of) is re-run as well."""
+    return (not r.get("decay_steps") or "weight_boost" in r) and rule_of(r) == RULE
+
+
+def rule_of(r: dict) -> str:
+    """The learning-rate rule a run trained with (runs that do not record it: OLD_RULE)."""
+    return r.get("rule", OLD_RULE)
 
 
 def grad_of(r: dict) -> str:
@@ -179,7 +191,19 @@ def grad_of(r: dict) -> str:
 
 def key(r: dict) -> tuple:
     return (r["model"], r["schedule"], r["seed"], r["steps"], r["val"], grad_of(r),
-            r.get("head_factor", 1.0))
+            r.get("head_factor", 1.0), rule_of(r))
+
+
+def done_keys(doc: dict) -> set[tuple]:
+    """The runs a resumed run skips: those of today's code (current)."""
+    return {key(r) for r in doc["runs"] if current(r)}
+
+
+def todo_key(model: str, schedule: str, seed: int, steps: int, val: int, grad: str,
+             head_factor: float) -> tuple:
+    """The key of the run that run_one would make now (under RULE)."""
+    return key({"model": model, "schedule": canonical(schedule), "seed": seed, "steps": steps,
+                "val": val, "grad": grad, "head_factor": head_factor, "rule": RULE})
 
 
 def mean_se(vals: list[float]) -> str:
@@ -195,19 +219,22 @@ def render(doc: dict) -> str:
     cells: dict[tuple, dict[int, dict]] = {}
     for r in doc["runs"]:
         cells.setdefault((r["model"], r["schedule"], r["steps"], r["val"], boost(r),
-                          grad_of(r), r.get("head_factor", 1.0)), {})[r["seed"]] = r
+                          grad_of(r), r.get("head_factor", 1.0), rule_of(r)),
+                         {})[r["seed"]] = r
     out = ["| model, scheme | schedule | steps | val samples | accuracy per seed (%) | "
            "mean +- SE (%) | loss, first -> last fifth (seed 0) |",
            "|---|---|---:|---:|---|---:|---|"]
-    for (model, schedule, steps, val, factor, grad, head), by_seed in sorted(
+    for (model, schedule, steps, val, factor, grad, head, rule), by_seed in sorted(
             cells.items(), key=lambda kv: (list(MODELS).index(kv[0][0]), kv[0][1:])):
         accs = [100 * by_seed[s]["val_accuracy"] for s in sorted(by_seed)]
         first = by_seed.get(0)
         loss = f"{first['loss_first']:.2f} -> {first['loss_last']:.2f}" if first else "-"
-        label = schedule + (" (default)" if schedule == default_name() else "") + (
+        default = " (default)" if rule == RULE else f" (default {rule})"
+        label = schedule + (default if schedule == default_name() else "") + (
             f", pretrained weights {factor:g}x" if factor != 1 else "") + (
             f", {grad} gradients" if grad != GRAD else "") + (
-            f", head x{head:g}" if head != 1 else "")
+            f", head x{head:g}" if head != 1 else "") + (
+            f", rule {rule}" if rule != OLD_RULE else "")
         out.append(f"| {MODELS[model][0]} | {label} | {steps} | {val} | "
                    + " / ".join(f"{s}: {a:.1f}" for s, a in zip(sorted(by_seed), accs))
                    + f" | {mean_se(accs)} | {loss} |")
@@ -269,12 +296,12 @@ def main() -> None:
         sys.exit(f"{SHARED} is not present: this benchmark needs ../shared/models")
     doc = json.loads(args.json.read_text()) if args.json.exists() else {"runs": []}
     doc.pop("measured", None)
-    done = {key(r) for r in doc["runs"] if current(r)}
+    done = done_keys(doc)
     for seed in map(int, args.seeds.split(",")):
         for model in args.models.split(","):
             for schedule in args.schedules.split(","):
-                if (model, canonical(schedule), seed, args.steps, args.val, args.grad,
-                        args.head_factor) in done:
+                if todo_key(model, schedule, seed, args.steps, args.val, args.grad,
+                            args.head_factor) in done:
                     continue
                 r = run_one(model, schedule, seed, args.steps, args.val, args.grad,
                             args.head_factor)

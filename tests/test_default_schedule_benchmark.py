@@ -11,7 +11,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import default_schedule as ds  # noqa: E402
 
 
-def run(model="person", seed=0, acc=0.3, grad="int8", head=1.0, schedule="default"):
+def run(model="person", seed=0, acc=0.3, grad="int8", head=1.0, schedule="default",
+        rule=ds.RULE):
     r = {"model": model, "schedule": schedule, "seed": seed, "steps": 300, "val": 1000,
          "val_accuracy": acc, "loss_first": 2.4, "loss_last": 1.9, "head_lr": 1.53,
          "half_life_steps": 30, "decay_steps": 0, "weight_boost": 1.0, "seconds": 1.0}
@@ -19,6 +20,8 @@ def run(model="person", seed=0, acc=0.3, grad="int8", head=1.0, schedule="defaul
         r["grad"] = grad
     if head is not None:
         r["head_factor"] = head
+    if rule is not None:
+        r["rule"] = rule
     return r
 
 
@@ -26,8 +29,50 @@ def test_runs_of_other_gradients_or_head_factors_are_other_keys():
     base = ds.key(run())
     assert ds.key(run(grad="float32")) != base
     assert ds.key(run(head=2.0)) != base
-    # the table's first runs record neither: float32 gradients, the rule's head
-    assert ds.key(run(grad=None, head=None)) == ds.key(run(grad="float32", head=1.0))
+    # the table's first runs record neither: float32 gradients, the rule's head, and the
+    # rule before round 18
+    assert ds.key(run(grad=None, head=None, rule=None)) == ds.key(
+        run(grad="float32", head=1.0, rule=ds.OLD_RULE))
+
+
+def test_runs_of_the_rule_before_round_18_are_not_skipped_on_a_rerun():
+    """Round 18 changed the rule (probe inputs, head bias, ETA_HEAD): a run that records no
+    rule is of the rule before, so a rerun of its schedule today is made, not skipped."""
+    old = run(schedule="inv30x3", grad=None, head=None, rule=None)
+    new = run(schedule="inv30x3", grad=None, head=None)
+    assert ds.key(old) != ds.key(new)
+    assert not ds.current(old) and ds.current(new)
+    todo = ds.todo_key("person", "inv30", 0, 300, 1000, ds.GRAD, 1.0)
+    assert todo not in ds.done_keys({"runs": [old]})
+    assert todo in ds.done_keys({"runs": [old, new]})
+    # and the table keeps the two rules' runs in two rows, the new one labelled
+    lines = ds.render({"runs": [old, run(schedule="inv30x3", grad=None, head=None, acc=0.6)]}
+                      ).splitlines()[2:]
+    assert len(lines) == 2
+    assert any("rule round18" in line and "0: 60.0" in line for line in lines)
+    assert any("rule" not in line and "0: 30.0" in line for line in lines)
+    # inv30x3 is today's default schedule; the old rule's runs of it are not today's default
+    assert ds.default_name() == "inv30x3"
+    assert any("| inv30x3 (default), rule round18 |" in line for line in lines)
+    assert any("| inv30x3 (default before round 18) |" in line for line in lines)
+
+
+def test_run_one_records_the_rule(monkeypatch):
+    from types import SimpleNamespace
+
+    from tflite_train import augment, data, train
+    meta = {"half_life_steps": 30, "decay_steps": 0, "trained": [{"lr": 1.0}]}
+    graph = SimpleNamespace(tensors=[SimpleNamespace(shape=(1, 4))], inputs=[0])
+    monkeypatch.setattr(ds, "load_model", lambda path: None)
+    monkeypatch.setattr(ds, "schedule_hyper", lambda *a: None)
+    monkeypatch.setattr(augment, "augment",
+                        lambda *a: SimpleNamespace(graph=graph, metadata=meta))
+    monkeypatch.setattr(data, "load", lambda *a: list(range(20)))
+    monkeypatch.setattr(train, "Trainer", lambda *a: SimpleNamespace(
+        step=lambda i: 1.0, accuracy=lambda idx: 0.5))
+    r = ds.run_one("person", "inv30", 0, 10, 5)
+    assert r["rule"] == ds.RULE and ds.current(r)
+    assert ds.key(r) == ds.todo_key("person", "inv30", 0, 10, 5, ds.GRAD, 1.0)
 
 
 def test_the_default_schedule_table_keeps_other_gradients_apart():

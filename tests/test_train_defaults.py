@@ -90,6 +90,20 @@ def test_rates_follow_the_rule(zoo):
         assert r.bias * n["gb"] / n["b"] == pytest.approx(lr.RHO_BIASES, rel=5e-3)
 
 
+def test_head_bias_rate_is_the_rules_where_the_features_are_zero(monkeypatch):
+    """A head whose features are all 0 on the probe (|x|^2 = 0) still gets the rule's bias
+    rate ETA_HEAD / depth, not ETA_HEAD (depth times it)."""
+    norms = {0: {"w": 1.0, "b": 0.0, "fan_in": 40, "gw2": 0.0, "gb2": 0.0, "gw": 0.0,
+                 "gb": 0.0},
+             5: {"w": 1.0, "b": 0.0, "fan_in": 40, "gw2": 8.0, "gb2": 2.0, "gw": 1.0,
+                 "gb": 1.0}}
+    for head in (0, 5):
+        monkeypatch.setattr(lr, "probe", lambda *a, **k: (norms, head, None))
+        rates = lr.model_rates(None, "bias-only", CLASSES, seed=0)
+        assert rates[head].rule == "nlms"
+        assert rates[head].bias == pytest.approx(lr.ETA_HEAD / 40, rel=1e-2)
+
+
 def test_update_ops_carry_the_layer_rates_and_metadata_records_them():
     result = augment.augment(tflite_io.load(EXAMPLE), "full", 4, Hyper())
     from tflite_train.training_ops import options_of
@@ -132,14 +146,46 @@ def test_probe_images_are_smooth_and_span_the_codes(zoo):
     assert 0 < np.abs(im[..., 0] - im[..., 1]).mean() < 0.5 * im.std()
 
 
+def batched_model(path, batch=2):
+    """A small int8 model whose input is a batch [batch, 8, 8, 3] (TensorFlow's converter)."""
+    import os
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    tf = pytest.importorskip("tensorflow")
+    L = tf.keras.layers
+    inp = tf.keras.Input((8, 8, 3), batch_size=batch)
+    x = L.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inp)
+    model = tf.keras.Model(inp, L.Dense(3)(L.GlobalAveragePooling2D()(x)))
+    rng = np.random.RandomState(0)
+    samples = [rng.uniform(-1, 1, (batch, 8, 8, 3)).astype(np.float32) for _ in range(8)]
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([s] for s in samples)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    path.write_bytes(conv.convert())
+    return path
+
+
+def test_probe_inputs_of_a_batched_input_are_a_batch_of_images(tmp_path):
+    """An input [N, H, W, C] with N > 1 gets N different dead-leaves images per probe input,
+    and the rule's rates come out of them."""
+    graph = tflite_io.load(batched_model(tmp_path / "batch2.tflite"))
+    xs = lr.probe_inputs(graph, 3, seed=0)
+    assert [x.shape for x in xs] == [(2, 8, 8, 3)] * 3 and xs[0].dtype == np.int8
+    assert np.any(xs[0][0] != xs[0][1])
+    rates = lr.model_rates(graph, "full", None, seed=0)
+    assert len(rates) == 2 and all(r.weight > 0 and r.bias > 0 for r in rates.values())
+
+
 @pytest.mark.parametrize("parts", [("tflm", "person_detect.tflite"),
                                    ("tiny-training", "mcunet-5fps.pkl"),
                                    ("tiny-training", "mbv2-w0.35.pkl")])
 def test_probe_head_features_have_the_images_scale(parts):
     """The new head's NLMS rate divides by |x|^2 of its input features on the probe's
     inputs; on the three shared models that |x|^2 is within PROBE_X2_FACTOR of its value on
-    Fashion-MNIST images (uniform codes gave 0.32x on the person detector, 1.4x and 2.0x on
-    MCUNet-5FPS and MobileNetV2-w0.35: its head steps were 3x too small)."""
+    Fashion-MNIST images (uniform codes gave 2.6x on the person detector, 0.76x and 0.53x on
+    MCUNet-5FPS and MobileNetV2-w0.35, benchmarks/probe_inputs.json: the person detector's
+    head steps were 2.6x too small)."""
     from conftest import require_tool, shared_file
     from tflite_train import data
     from tflite_train.importers.tiny_training import import_pkl

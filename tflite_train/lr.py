@@ -118,15 +118,16 @@ class Rates(dict):
 
 
 def probe_inputs(graph: Graph, n: int, seed: int) -> list[np.ndarray]:
-    """Seeded random inputs with image-like statistics for an image input ([1, H, W, C]):
-    `dead_leaves` codes; for any other input shape, codes spread uniformly over every int8
-    value. A float input gets the real values of the QUANTIZE that reads it (the data path
-    also maps pixels onto the whole code range)."""
+    """Seeded random inputs with image-like statistics for an image input ([N, H, W, C]):
+    `dead_leaves` codes, N images each; for any other input shape, codes spread uniformly
+    over every int8 value. A float input gets the real values of the QUANTIZE that reads it
+    (the data path also maps pixels onto the whole code range)."""
     t = graph.tensors[graph.inputs[0]]
     rng = np.random.default_rng(seed)
     if len(t.shape) == 4 and min(t.shape[1:3]) >= 4:
-        codes = [dead_leaves(rng, t.shape[1], t.shape[2], t.shape[3]).reshape(t.shape)
-                 for _ in range(n)]
+        # a batched input [N, H, W, C] gets N images
+        codes = [np.stack([dead_leaves(rng, t.shape[1], t.shape[2], t.shape[3])
+                           for _ in range(t.shape[0])]) for _ in range(n)]
     else:
         codes = [rng.integers(-128, 128, size=t.shape) for _ in range(n)]
     if t.dtype == "int8":
@@ -260,8 +261,9 @@ def model_rates(graph: Graph, scheme_spec: str, num_classes: int | None,
             # NLMS: |G_W|^2 / |G_b|^2 = |x|^2 per sample (G_W = g x^T, G_b = g)
             features = n["gw2"] / n["gb2"] if n["gb2"] > 0 else 0.0
             lr_head = ETA_HEAD / features if features > 0 else ETA_HEAD
-            # the bias as a weight on a constant input at the features' rms, not at 1
-            lr_bias = lr_head * features / n["fan_in"] if features > 0 else lr_head
+            # the bias as a weight on a constant input at the features' rms, not at 1:
+            # lr_head |x|^2 / depth, which is ETA_HEAD / depth also where |x|^2 is 0
+            lr_bias = ETA_HEAD / n["fan_in"]
             rates[k] = LayerRates(_sig(lr_head), _sig(lr_bias), "nlms", w_ratio, b_ratio)
             continue
         lr_w = RHO_WEIGHTS / w_ratio if w_ratio else None
