@@ -837,7 +837,7 @@ def test_optimistic_pass_equals_numpy():
     assert {c for c, _ in seen} == set(where) and all(p == where[c] for c, p in seen), seen
 
 
-def weighted_probe_case(row: int):
+def weighted_probe_case(row: int, units: int = 16, seed: int = 41):
     """A fully connected call of 64 positions (16 outputs, 24 input channels; 4 positions in
     a scratch: 20 kept, 44 unkept, 8 probes) whose largest accumulators are all in `row`:
     its only live output is output 0, of multiplier 256 and weights 127 (127 * 256 * 127 in
@@ -845,8 +845,8 @@ def weighted_probe_case(row: int):
     and weights of at most 3, and |dy| <= 20 in output 0 (at most about 0.67 M). Ranked by
     sum dy^2, `row` is the last of all (127^2 against 15 * 100^2); by sum (dy * mult)^2 the
     first. Returns dy, w [units, depth], mult, scratch positions."""
-    rng = np.random.default_rng(41)
-    batches, units, depth = 64, 16, 24
+    rng = np.random.default_rng(seed)
+    batches, depth = 64, 24
     mult = np.full(units, 4, np.int16)
     mult[0] = 256
     w = rng.integers(-3, 4, (units, depth)).astype(np.int8)
@@ -917,28 +917,19 @@ def test_probes_weigh_outputs_by_their_multipliers(tmp_path):
 
 
 def masked_probe_case(row: int):
-    """weighted_probe_case with 20 outputs and a mask: every other row's output 0 holds
+    """weighted_probe_case with 20 outputs (seed 43) and a mask: every other row's output 0 holds
     dy = -128 that the mask takes out, which ranks it above `row` (by (128 * 256)^2 against
     (127 * 256)^2) if the ranking reads masked-out outputs. With 20 outputs a row's mask
     starts on a byte in even rows and mid-byte in odd ones, so `row` 40 and the even
     decoys test row_norm's byte-aligned loop, 41 and the odd ones its other loop (each
     parity has 21 or 22 decoys among the 44 unkept rows: more than the 9 probes).
     Returns dy, w, mult, scratch positions, mask."""
-    rng = np.random.default_rng(43)
-    batches, units, depth = 64, 20, 24
-    mult = np.full(units, 4, np.int16)
-    mult[0] = 256
-    w = rng.integers(-3, 4, (units, depth)).astype(np.int8)
-    w[0] = 127
-    dy = rng.choice(np.array([-100, 100], np.int8), (batches, units))
-    dy[:, 0] = rng.integers(-20, 21, batches)
-    live = np.ones((batches, units), bool)
-    decoys = [p for p in range(20, batches) if p != row]
+    dy, w, mult, kept = weighted_probe_case(row, units=20, seed=43)
+    live = np.ones(dy.shape, bool)
+    decoys = [p for p in range(20, dy.shape[0]) if p != row]
     dy[decoys, 0] = -128
     live[decoys, 0] = False
-    dy[row] = 0
-    dy[row, 0] = 127
-    return dy, w, mult, 4, np.packbits(live.reshape(-1), bitorder="little")
+    return dy, w, mult, kept, np.packbits(live.reshape(-1), bitorder="little")
 
 
 def test_probes_rank_only_the_outputs_the_mask_lets_through(tmp_path):
