@@ -22,6 +22,7 @@ from .errors import ModelError, TTError, printable
 from .ir import TRAINING_KEY, Graph, Operator, Quantization, Tensor
 from .memory import OFFLINE_KEY
 from .training_ops import GRAD_DTYPES, make_op
+from . import tflm_memory
 
 METADATA_KEY = TRAINING_KEY
 FORMAT_VERSION = 1
@@ -55,6 +56,11 @@ class MemoryOptions:
     flash_requant: bool = True      # TT_* forward ops where their flash requantization
     target: str = "cortex-m7"       # lowers TFLM's persistent data (on this target)
     stream: bool = True             # expansions computed row by row where that lowers the arena
+    # model + tflm_memory.TFLM_CODE_BYTES within this many bytes of flash (None: no budget):
+    # augment gives up the flash-adding conversions (split filters, requantization in flash)
+    # that save the least SRAM per flash byte until the written model fits
+    flash_budget: int | None = tflm_memory.FLASH_BUDGET
+    give_up: frozenset = frozenset()  # layers (output names) those two passes leave alone
 
 
 @dataclass
@@ -66,6 +72,7 @@ class MemoryChoices:
     streamed: list = field(default_factory=list)
     pruned_bytes: int = 0
     activations: str = ""           # passes.builtins.hidden_activations
+    flash: dict | None = None       # the flash budget and what was given up for it (_fit)
 
     def record(self) -> dict:
         return {
@@ -76,6 +83,7 @@ class MemoryChoices:
             "streamed": [{"layer": c.layer, "window_bytes": c.window_bytes}
                          for c in self.streamed],
             **({"activations": self.activations} if self.activations else {}),
+            **({"flash_budget": self.flash} if self.flash is not None else {}),
         }
 
 
@@ -251,8 +259,105 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
     (lr.model_rates). `lr_rule`: how the layer_lrs were chosen, for the metadata.
     `memory`: which of the memory passes run (passes/: filters split into trained and frozen
     parts, in-place operators, requantization in flash, expansions computed row by row); they
-    change where bytes live, not what is computed."""
+    change where bytes live, not what is computed. Within memory.flash_budget: see _fit."""
     memory = MemoryOptions() if memory is None else memory
+    if memory.flash_budget is None:
+        return _augment(graph, scheme_spec, num_classes, hyper, fuse, reorder, lr_rule, memory)
+    check_flash_budget(memory.flash_budget)
+    pristine = copy.deepcopy(graph)
+    first = _augment(graph, scheme_spec, num_classes, hyper, fuse, reorder, lr_rule, memory)
+
+    def again(give_up: frozenset) -> Augmented:
+        # the first run's rates (derived from the same input model) and rule, as given
+        return _augment(copy.deepcopy(pristine), scheme_spec, num_classes, first.hyper, fuse,
+                        reorder, first.metadata["lr_rule"],
+                        replace(memory, give_up=memory.give_up | give_up))
+    result = _fit(first, memory.flash_budget, again)
+    if result is not first:
+        graph.__dict__.update(result.graph.__dict__)   # the caller's graph is the model
+        result.graph = graph
+    return result
+
+
+def check_flash_budget(budget) -> None:
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
+        raise TTError(f"--flash-budget must be a positive number of bytes, got {budget!r}")
+
+
+# What a conversion costs in the file beyond its tensors' data (flash_added), for each new
+# constant tensor (two for requantization in flash, three for a split filter): its Tensor
+# and Buffer tables, shape, vector lengths, the data's 16-byte alignment, a share of the
+# TT_* op's custom options against the builtin's, and its name (the layer's name and a
+# suffix): TENSOR_OVERHEAD + len(layer) a tensor. Measured on MCUNet's int8 training
+# model: 272-288 B for a requantization (two tensors, 125-126 B each beyond the name), 480 B
+# for a split (three). A little more than measured, so that the sum over every conversion
+# errs on the side of what giving them all up could save (_fit's "cannot fit" test). The
+# estimate ranks and picks the conversions to give up; the written bytes decide.
+TENSOR_OVERHEAD = 144
+
+
+def _fit(first: Augmented, budget: int, again) -> Augmented:
+    """The model, as augment writes it, with TFLM's and our code (tflm_memory.TFLM_CODE_BYTES)
+    within `budget` bytes of flash. The flash-adding conversions (requantization in flash,
+    filters split into trained and frozen parts) are given up, the least SRAM saved per flash
+    byte first, and augment runs again without them (`again(layers)`) until the serialized
+    model fits. If even giving up every one cannot make it fit, none is given up: the SRAM
+    they save would be lost for nothing, the model is still written (it is the user's; the
+    budget is advice) and the record says it does not fit. The record (metadata memory.
+    flash_budget) is left out when the budget is the default and nothing was given up, so
+    that such models are byte for byte those of augment before the budget."""
+    from .tflite_io import serialize
+    code = tflm_memory.TFLM_CODE_BYTES
+
+    def size(result: Augmented, given: list[dict], fits: bool = True) -> int:
+        record = None
+        if given or not fits or budget != tflm_memory.FLASH_BUDGET:
+            record = {"budget": budget, "tflm_code": code, "fits": fits, "given_up": given,
+                      "sram_cost": sum(g["sram_bytes"] for g in given)}
+        result.memory.flash = record
+        result.metadata["memory"] = result.memory.record()
+        result.graph.metadata[METADATA_KEY] = json.dumps(result.metadata).encode()
+        return len(serialize(result.graph))
+
+    total = size(first, []) + code
+    if total <= budget:
+        return first
+    given: list[dict] = []
+    result = first
+    while True:
+        names = {g["layer"] for g in given}
+        left = sorted((c for c in _flash_conversions(result) if c["layer"] not in names),
+                      key=lambda c: (c["sram_bytes"] / c["flash_bytes"], c["layer"]))
+        if not left or (result is first and total - sum(c["flash_bytes"] for c in left)
+                        > budget):
+            break                                    # cannot fit, even without them all
+        excess = total - budget
+        for c in left:
+            given.append(c)
+            excess -= c["flash_bytes"]
+            if excess <= 0:
+                break
+        result = again(frozenset(g["layer"] for g in given))
+        total = size(result, given) + code
+        if total <= budget:
+            return result
+    size(first, [], fits=False)
+    return first
+
+
+def _flash_conversions(result: Augmented) -> list[dict]:
+    """The conversions of `result` that added flash: what each saves of SRAM and costs of
+    flash (the file's bytes: its tensors' data + TENSOR_OVERHEAD a tensor, an upper bound)."""
+    m = result.memory
+    return [{"layer": c.layer, "pass": what, "sram_bytes": c.sram_saved,
+             "flash_bytes": c.flash_added + tensors * (TENSOR_OVERHEAD + len(c.layer))}
+            for what, tensors, done in (("requantization in flash", 2, m.flash_requant),
+                                        ("split filter", 3, m.split)) for c in done]
+
+
+def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,
+             hyper: autodiff.Hyper | None, fuse: bool, reorder: bool, lr_rule: dict | None,
+             memory: MemoryOptions) -> Augmented:
     hyper = hyper or autodiff.Hyper()
     _check_hyper(hyper)
     if METADATA_KEY in graph.metadata:
@@ -287,7 +392,7 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
     activations = builtin_activations(graph)
     if memory.split_filters:
         from .passes.split_filters import split_filters
-        choices.split = split_filters(graph, bwd.variables)
+        choices.split = split_filters(graph, bwd.variables, memory.give_up)
     init = _make_variables(graph, bwd.variables, bwd.momentum)
     graph.operators.insert(0, init)
     order_name = "autodiff"
@@ -307,7 +412,7 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         choices.in_place = with_passes(graph) if hyper.grad == "int8" else in_place(graph)
     if memory.flash_requant:
         from .passes.forward_ops import to_tt_ops
-        choices.flash_requant = to_tt_ops(graph, memory.target)
+        choices.flash_requant = to_tt_ops(graph, memory.target, memory.give_up)
     logits, label, loss = _prune(graph, bwd, choices, n_original, set(gone), logits, label,
                                  loss)
     # the float model (fp32.py, passes.builtins.joined) needs them back

@@ -159,6 +159,10 @@ def cmd_plan(args) -> int:
             "codegen_input_rows": _codegen_plan(graph, data, True) if p.training else None}
     if wheel_tail is not None:
         info["wheel_measured_persistent_bytes"] = wheel_tail
+    given = _flash_record(graph)
+    if given is not None:           # augment's --flash-budget and what it gave up for it
+        info["budgets"] = {**info["budgets"], "flash": given["budget"]}
+        info["flash_budget"] = given
     if args.write_offline:           # after everything that can refuse the model
         out = Path(args.write_offline)
         if out.resolve() == Path(args.model).resolve():
@@ -178,6 +182,20 @@ def cmd_plan(args) -> int:
         return 0
     _print_plan(args, info, p, kinds)
     return 0
+
+
+def _flash_record(graph) -> dict | None:
+    """augment's record of the flash budget (metadata memory.flash_budget), if any."""
+    from .augment import METADATA_KEY
+    try:
+        meta = json.loads(graph.metadata.get(METADATA_KEY, b"{}"))
+        record = meta["memory"]["flash_budget"]
+        ok = isinstance(record["budget"], int) and isinstance(record["sram_cost"], int) and \
+            all(isinstance(g["layer"], str) and isinstance(g["pass"], str)
+                and isinstance(g["sram_bytes"], int) for g in record["given_up"])
+    except (ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError):
+        return None
+    return record if ok else None           # a record we did not write: not shown
 
 
 def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
@@ -211,7 +229,16 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
     print(f"  trained params     {kb(info['trainable_bytes'])}  variables")
     print(f"  optimizer state    {kb(info['optimizer_bytes'])}  momentum buffers")
     f = info["flash"]
-    print(f"flash                {kb(f['total'])}  (budget {kb(budget['flash']).strip()})")
+    given = info.get("flash_budget")
+    print(f"flash                {kb(f['total'])}  (budget {kb(budget['flash']).strip()}"
+          + (", augment's --flash-budget" if given is not None else "")
+          + (f"; OVER by {kb(f['total'] - budget['flash']).strip()}"
+             if f["total"] > budget["flash"] else "") + ")")
+    if given is not None and given["given_up"]:
+        print(f"  given up for it   {len(given['given_up'])} conversion(s), "
+              f"{kb(given['sram_cost']).strip()} more SRAM:")
+        for g in given["given_up"]:
+            print(f"      {_short(one_line(g['layer']), 48):<48} {g['pass']}, {g['sram_bytes']:,} B")
     print(f"  training model     {kb(f['model'])}  the .tflite")
     print(f"  TFLM + our code    {kb(f['tflm_code'])}  reference kernels, our glue and kernels "
           "(measured on the Cortex-M7 rig: benchmarks/tflm_rig.py; tflm_memory.py)")
@@ -359,9 +386,11 @@ def cmd_augment(args) -> int:
     if auto:
         test = _lr_auto(args, copy.deepcopy(graph), hyper)
         hyper, lr_record = replace(hyper, layer_lrs=test.layer_lrs), test.record
+    from . import tflm_memory
     from .augment import MemoryOptions
     memory = MemoryOptions(split_filters=not args.no_split_filters, in_place=not args.no_in_place,
-                           flash_requant=not args.keep_builtins, stream=not args.no_stream)
+                           flash_requant=not args.keep_builtins, stream=not args.no_stream,
+                           flash_budget=args.flash_budget or tflm_memory.FLASH_BUDGET)
     result = augment(graph, args.scheme, args.num_classes, hyper, fuse=not args.no_fuse,
                      lr_rule=lr_record, memory=memory)
     hyper = result.hyper
@@ -413,6 +442,12 @@ def cmd_augment(args) -> int:
     _print_memory_choices(result)
     save(g, out)
     print(f"wrote {out} ({out.stat().st_size:,} bytes, {len(g.operators)} operators)")
+    f = result.memory.flash
+    if f is not None and not f["fits"]:
+        print(f"tflite-train: warning: {out} + TFLM's code ({f['tflm_code']:,} B) is "
+              f"{out.stat().st_size + f['tflm_code']:,} B of flash, over --flash-budget "
+              f"{f['budget']:,} B even with no requantization in flash and no split filter",
+              file=sys.stderr)
     return 0
 
 
@@ -453,6 +488,14 @@ def _print_memory_choices(result) -> None:
     if m.pruned_bytes:
         print(f"  unused constants dropped (the replaced classifier): {kb(m.pruned_bytes)} "
               "less flash")
+    f = m.flash
+    if f is not None and f["given_up"]:
+        print(f"  given up to keep the model + TFLM's code ({kb(f['tflm_code'])}) within "
+              f"--flash-budget {kb(f['budget'])}: {len(f['given_up'])} conversion(s), "
+              f"{kb(f['sram_cost'])} more SRAM")
+        for g in f["given_up"]:
+            print(f"    {_short(g['layer'], 56):<56} {g['pass']}: {g['sram_bytes']:,} B of "
+                  f"SRAM for at most {g['flash_bytes']:,} B of flash")
 
 
 def _describe_rates(meta: dict) -> str:
@@ -890,6 +933,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="never compute a 1x1 expansion row by row inside the strided "
                         "depthwise layer that reads it (default: where that lowers the "
                         "arena's peak)")
+    s.add_argument("--flash-budget", type=_byte_size, default=None, metavar="SIZE",
+                   help="flash for the training model + TFLM's and our code "
+                        "(tflm_memory.TFLM_CODE_BYTES; default 1M, the paper's board): the "
+                        "requantizations in flash and split filters that save the least "
+                        "SRAM per flash byte are given up until the model fits (a warning "
+                        "if even none would fit; the model is written anyway)")
     s.add_argument("--keep-builtins", action="store_true",
                    help="leave CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED as TFLM builtins "
                         "unless a split filter or an in-place output needs our op (default: "

@@ -24,7 +24,10 @@ class Converted:
     flash_added: int       # bytes of multipliers and shifts in the model
 
 
-def to_tt_ops(graph: Graph, target: str = "cortex-m7") -> list[Converted]:
+def to_tt_ops(graph: Graph, target: str = "cortex-m7", skip: frozenset = frozenset()
+              ) -> list[Converted]:
+    """Convert every builtin whose conversion lowers the persistent tail, except the layers
+    (output tensor names) in `skip`: those augment gave up to keep within a flash budget."""
     done = []
     before = tflm_memory.persistent_tail(graph, target).bytes
     for k, op in enumerate(graph.operators):
@@ -32,6 +35,8 @@ def to_tt_ops(graph: Graph, target: str = "cortex-m7") -> list[Converted]:
             continue
         if op.kind == "DEPTHWISE_CONV_2D" and \
                 graph.tensors[op.inputs[0]].shape[3] != graph.tensors[op.outputs[0]].shape[3]:
+            continue
+        if graph.tensors[op.outputs[0]].name in skip:
             continue
         n = len(graph.tensors)
         graph.operators[k] = tt_forward.from_builtin(graph, op)

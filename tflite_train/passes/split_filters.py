@@ -26,16 +26,20 @@ class Split:
     trained: int          # input channels in SRAM
     channels: int         # of this many
     sram_saved: int       # bytes of filter no longer in SRAM
+    flash_added: int = 0  # bytes of the forward op's multipliers and shifts in the model
 
 
-def split_filters(graph: Graph, variables: list[int]) -> list[Split]:
+def split_filters(graph: Graph, variables: list[int], skip: frozenset = frozenset()
+                  ) -> list[Split]:
     """Split every partially trained CONV_2D / FULLY_CONNECTED filter among `variables` (the
-    trained parameters). The filter's tensor becomes its trained part (so every reference to
-    the trained parameter stays valid); the frozen rest is a new constant."""
+    trained parameters), except the layers (output tensor names) in `skip` (given up for a
+    flash budget). The filter's tensor becomes its trained part (so every reference to the
+    trained parameter stays valid); the frozen rest is a new constant."""
     done = []
     readers = graph.consumers()
     for k, op in enumerate(list(graph.operators)):
-        if op.kind not in ("CONV_2D", "FULLY_CONNECTED") or op.inputs[1] not in variables:
+        if op.kind not in ("CONV_2D", "FULLY_CONNECTED") or op.inputs[1] not in variables \
+                or graph.tensors[op.outputs[0]].name in skip:
             continue
         w_index = op.inputs[1]
         w = graph.tensors[w_index]
@@ -43,6 +47,7 @@ def split_filters(graph: Graph, variables: list[int]) -> list[Split]:
         if trained is None or trained >= w.shape[-1]:
             continue
         channels = w.shape[-1]
+        n = len(graph.tensors)
         rest = graph.add_tensor(Tensor(f"{w.name}/frozen", w.shape[:-1] + (channels - trained,),
                                        "int8", w.quant, data=w.data[..., trained:].copy()))
         for j in readers.get(w_index, []):
@@ -59,8 +64,17 @@ def split_filters(graph: Graph, variables: list[int]) -> list[Split]:
         w.data = w.data[..., :trained].copy()
         w.shape = w.data.shape
         done.append(Split(graph.tensors[op.outputs[0]].name, trained, channels,
-                          before - w.nbytes))
+                          before - w.nbytes, _flash_added(graph.tensors[n:])))
     return done
+
+
+def _flash_added(new: list[Tensor]) -> int:
+    """Bytes of the model file a split adds besides its tables: the multipliers' and shifts'
+    data and the frozen part's scales (its data was in the file already, as the whole
+    filter's initial value)."""
+    rest, *tables = new
+    scales = 0 if rest.quant is None else 4 * rest.quant.scale.size
+    return scales + sum(t.nbytes for t in tables)
 
 
 def _trained_channels(graph: Graph, readers: list[int]) -> int | None:
