@@ -73,6 +73,7 @@ class MemoryChoices:
     pruned_bytes: int = 0
     activations: str = ""           # passes.builtins.hidden_activations
     flash: dict | None = None       # the flash budget and what was given up for it (_fit)
+    given_up: list = field(default_factory=list)  # the same, each with its flash estimate
 
     def record(self) -> dict:
         return {
@@ -284,15 +285,15 @@ def check_flash_budget(budget) -> None:
         raise TTError(f"--flash-budget must be a positive number of bytes, got {budget!r}")
 
 
-# What a conversion costs in the file beyond its tensors' data (flash_added), for each new
-# constant tensor (two for requantization in flash, three for a split filter): its Tensor
-# and Buffer tables, shape, vector lengths, the data's 16-byte alignment, a share of the
-# TT_* op's custom options against the builtin's, and its name (the layer's name and a
-# suffix): TENSOR_OVERHEAD + len(layer) a tensor. Measured on MCUNet's int8 training
-# model: 272-288 B for a requantization (two tensors, 125-126 B each beyond the name), 480 B
-# for a split (three). A little more than measured, so that the sum over every conversion
-# errs on the side of what giving them all up could save (_fit's "cannot fit" test). The
-# estimate ranks and picks the conversions to give up; the written bytes decide.
+# What a conversion costs in the file beyond its tensors' data (flash_added), estimated: for
+# each new constant tensor (two for requantization in flash, three for a split filter) its
+# Tensor and Buffer tables, shape, vector lengths, the data's 16-byte alignment and a share
+# of the TT_* op's custom options against the builtin's (TENSOR_OVERHEAD), and the layer's
+# name three times (in the tensors' names and in the metadata's record of the pass).
+# Measured: 272-288 B for a requantization (two tensors) and 480 B for a split (three) in
+# MCUNet's int8 training model (names of 10-20 characters); 599 B a requantization in the
+# zoo's mobile model (names of about 100). The estimate ranks and picks the conversions to
+# give up; the written bytes decide (_fit serializes the model).
 TENSOR_OVERHEAD = 144
 
 
@@ -312,9 +313,13 @@ def _fit(first: Augmented, budget: int, again) -> Augmented:
     def size(result: Augmented, given: list[dict], fits: bool = True) -> int:
         record = None
         if given or not fits or budget != tflm_memory.FLASH_BUDGET:
-            record = {"budget": budget, "tflm_code": code, "fits": fits, "given_up": given,
+            # compact: every byte of it is flash too ({pass: {layer: SRAM bytes}})
+            by_pass: dict[str, dict[str, int]] = {}
+            for g in given:
+                by_pass.setdefault(g["pass"], {})[g["layer"]] = g["sram_bytes"]
+            record = {"budget": budget, "tflm_code": code, "fits": fits, "given_up": by_pass,
                       "sram_cost": sum(g["sram_bytes"] for g in given)}
-        result.memory.flash = record
+        result.memory.flash, result.memory.given_up = record, list(given)
         result.metadata["memory"] = result.memory.record()
         result.graph.metadata[METADATA_KEY] = json.dumps(result.metadata).encode()
         return len(serialize(result.graph))
@@ -328,8 +333,7 @@ def _fit(first: Augmented, budget: int, again) -> Augmented:
         names = {g["layer"] for g in given}
         left = sorted((c for c in _flash_conversions(result) if c["layer"] not in names),
                       key=lambda c: (c["sram_bytes"] / c["flash_bytes"], c["layer"]))
-        if not left or (result is first and total - sum(c["flash_bytes"] for c in left)
-                        > budget):
+        if not left:
             break                                    # cannot fit, even without them all
         excess = total - budget
         for c in left:
@@ -347,10 +351,11 @@ def _fit(first: Augmented, budget: int, again) -> Augmented:
 
 def _flash_conversions(result: Augmented) -> list[dict]:
     """The conversions of `result` that added flash: what each saves of SRAM and costs of
-    flash (the file's bytes: its tensors' data + TENSOR_OVERHEAD a tensor, an upper bound)."""
+    flash (the file's bytes, estimated: its tensors' data + TENSOR_OVERHEAD a tensor and
+    its name)."""
     m = result.memory
     return [{"layer": c.layer, "pass": what, "sram_bytes": c.sram_saved,
-             "flash_bytes": c.flash_added + tensors * (TENSOR_OVERHEAD + len(c.layer))}
+             "flash_bytes": c.flash_added + tensors * TENSOR_OVERHEAD + 3 * len(c.layer)}
             for what, tensors, done in (("requantization in flash", 2, m.flash_requant),
                                         ("split filter", 3, m.split)) for c in done]
 

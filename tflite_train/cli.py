@@ -191,8 +191,8 @@ def _flash_record(graph) -> dict | None:
         meta = json.loads(graph.metadata.get(METADATA_KEY, b"{}"))
         record = meta["memory"]["flash_budget"]
         ok = isinstance(record["budget"], int) and isinstance(record["sram_cost"], int) and \
-            all(isinstance(g["layer"], str) and isinstance(g["pass"], str)
-                and isinstance(g["sram_bytes"], int) for g in record["given_up"])
+            all(isinstance(layers, dict) and all(isinstance(n, int) for n in layers.values())
+                for layers in record["given_up"].values())
     except (ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError):
         return None
     return record if ok else None           # a record we did not write: not shown
@@ -235,10 +235,12 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
           + (f"; OVER by {kb(f['total'] - budget['flash']).strip()}"
              if f["total"] > budget["flash"] else "") + ")")
     if given is not None and given["given_up"]:
-        print(f"  given up for it   {len(given['given_up'])} conversion(s), "
+        layers = [(what, layer, n) for what, done in given["given_up"].items()
+                  for layer, n in done.items()]
+        print(f"  given up for it    {len(layers)} conversion(s), "
               f"{kb(given['sram_cost']).strip()} more SRAM:")
-        for g in given["given_up"]:
-            print(f"      {_short(one_line(g['layer']), 48):<48} {g['pass']}, {g['sram_bytes']:,} B")
+        for what, layer, n in layers:
+            print(f"      {_short(one_line(layer), 48):<48} {one_line(what)}, {n:,} B")
     print(f"  training model     {kb(f['model'])}  the .tflite")
     print(f"  TFLM + our code    {kb(f['tflm_code'])}  reference kernels, our glue and kernels "
           "(measured on the Cortex-M7 rig: benchmarks/tflm_rig.py; tflm_memory.py)")
@@ -489,13 +491,13 @@ def _print_memory_choices(result) -> None:
         print(f"  unused constants dropped (the replaced classifier): {kb(m.pruned_bytes)} "
               "less flash")
     f = m.flash
-    if f is not None and f["given_up"]:
+    if f is not None and m.given_up:
         print(f"  given up to keep the model + TFLM's code ({kb(f['tflm_code'])}) within "
-              f"--flash-budget {kb(f['budget'])}: {len(f['given_up'])} conversion(s), "
+              f"--flash-budget {kb(f['budget'])}: {len(m.given_up)} conversion(s), "
               f"{kb(f['sram_cost'])} more SRAM")
-        for g in f["given_up"]:
+        for g in m.given_up:
             print(f"    {_short(g['layer'], 56):<56} {g['pass']}: {g['sram_bytes']:,} B of "
-                  f"SRAM for at most {g['flash_bytes']:,} B of flash")
+                  f"SRAM for about {g['flash_bytes']:,} B of flash")
 
 
 def _describe_rates(meta: dict) -> str:

@@ -1,0 +1,186 @@
+"""augment within a flash budget: the model file + TFLM's and our code
+(tflm_memory.TFLM_CODE_BYTES) within --flash-budget, the flash-adding conversions
+(requantization in flash, split filters) given up the least SRAM per flash byte first."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import SHARED_MODELS
+from tflite_train import tflite_io, tflm_memory
+from tflite_train.augment import MemoryOptions, _flash_conversions, augment
+from tflite_train.autodiff import Hyper
+from tflite_train.errors import TTError
+
+HYPER = Hyper(lr=0.05, momentum=0.5, seed=1)
+CODE = tflm_memory.TFLM_CODE_BYTES
+
+
+def run(path, budget, scheme="bias-only", give_up=frozenset()):
+    r = augment(tflite_io.load(path), scheme, 4, HYPER,
+                memory=MemoryOptions(flash_budget=budget, give_up=give_up))
+    return r, tflite_io.serialize(r.graph)
+
+
+def conversions(r) -> set[str]:
+    return {c.layer for c in r.memory.flash_requant} | {s.layer for s in r.memory.split}
+
+
+def record(data: bytes):
+    return json.loads(tflite_io.parse(data).metadata["tflite_train"])["memory"] \
+        .get("flash_budget")
+
+
+@pytest.fixture(scope="module")
+def mobile(zoo):
+    """The zoo's mobile model without a budget: every conversion made (seven)."""
+    r, data = run(zoo["mobile"], None)
+    assert len(r.memory.flash_requant) >= 5 and record(data) is None
+    return zoo["mobile"], r, data
+
+
+def test_a_tight_budget_gives_up_some_conversions_least_sram_per_byte_first(mobile):
+    path, free, free_data = mobile
+    budget = len(free_data) + CODE - 1                 # one byte short
+    r, data = run(path, budget)
+    rec = record(data)
+    assert rec == r.memory.flash and rec["budget"] == budget and rec["fits"]
+    assert rec["tflm_code"] == CODE
+    # the written file, as `plan` counts it, is within the budget
+    assert len(data) + CODE <= budget
+    given = [g["layer"] for g in r.memory.given_up]
+    assert rec["given_up"] == {"requantization in flash": {
+        g["layer"]: g["sram_bytes"] for g in r.memory.given_up}}
+    assert 0 < len(given) < len(free.memory.flash_requant)
+    assert set(given) == conversions(free) - conversions(r)
+    # the ones given up save the least SRAM per flash byte of the first run's
+    ranked = sorted(_flash_conversions(free),
+                    key=lambda c: (c["sram_bytes"] / c["flash_bytes"], c["layer"]))
+    assert given == [c["layer"] for c in ranked[:len(given)]]
+    assert rec["sram_cost"] == sum(g["sram_bytes"] for g in r.memory.given_up) > 0
+    # it costs the SRAM it says (the persistent data the conversions saved), within the
+    # tail's alignment
+    sram = [tflm_memory.target_memory(tflite_io.parse(d)).total for d in (free_data, data)]
+    assert abs(sram[1] - sram[0] - rec["sram_cost"]) <= 16 * len(given)
+    # the same model as augment without those conversions, apart from the record
+    same, _ = run(path, None, give_up=frozenset(given))
+    assert [op.kind for op in same.graph.operators] == [op.kind for op in r.graph.operators]
+
+
+def test_a_budget_only_the_model_without_any_conversion_meets(mobile):
+    path, free, _ = mobile
+    _, bare = run(path, None, give_up=frozenset(conversions(free)))
+    # room for the bare model and the record of what was given up (flash too): any one
+    # conversion kept costs more than its line in the record and these 32 bytes
+    room = len(json.dumps({"flash_budget": {
+        "budget": 1 << 20, "tflm_code": CODE, "fits": True, "given_up": {
+            "requantization in flash": {c.layer: c.sram_saved for c in free.memory.flash_requant}},
+        "sram_cost": 99999}})) + 32
+    budget = len(bare) + CODE + room
+    r, data = run(path, budget)
+    assert not conversions(r) and record(data)["fits"] and len(data) + CODE <= budget
+    assert set(record(data)["given_up"]["requantization in flash"]) == conversions(free)
+
+
+def test_a_budget_nothing_meets_keeps_every_conversion_and_warns(mobile, tmp_path, capsys):
+    """Giving them all up would not fit either: the SRAM they save is kept, the model is
+    written, and augment warns in one line."""
+    path, free, free_data = mobile
+    _, bare = run(path, None, give_up=frozenset(conversions(free)))
+    budget = len(bare) + CODE - 1
+    r, data = run(path, budget)
+    assert conversions(r) == conversions(free)
+    rec = record(data)
+    assert rec == {"budget": budget, "tflm_code": CODE, "fits": False, "given_up": {},
+                   "sram_cost": 0}
+    g = tflite_io.parse(data)              # the model without a budget, and the record
+    meta = json.loads(g.metadata["tflite_train"])
+    del meta["memory"]["flash_budget"]
+    g.metadata["tflite_train"] = json.dumps(meta).encode()
+    assert tflite_io.serialize(g) == free_data
+    from tflite_train.cli import main
+    out = tmp_path / "t.tflite"
+    assert main(["augment", str(path), "-o", str(out), "--num-classes", "4", "--lr", "0.05",
+                 "--flash-budget", str(budget)]) == 0
+    captured = capsys.readouterr()
+    warning = captured.err.strip().splitlines()
+    assert len(warning) == 1 and "over --flash-budget" in warning[0] and out.exists()
+    assert main(["plan", str(out)]) == 0
+    assert "OVER by" in capsys.readouterr().out
+
+
+def test_cli_prints_and_plan_shows_what_was_given_up(mobile, tmp_path, capsys):
+    path, _, free_data = mobile
+    from tflite_train.cli import main
+    out = tmp_path / "t.tflite"
+    budget = len(free_data) + CODE - 1
+    assert main(["augment", str(path), "-o", str(out), "--num-classes", "4", "--lr", "0.05",
+                 "--momentum", "0.5", "--seed", "1", "--flash-budget", str(budget)]) == 0
+    text = capsys.readouterr().out
+    assert "given up to keep the model" in text and "more SRAM" in text
+    assert out.stat().st_size + CODE <= budget
+    assert main(["plan", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["budgets"]["flash"] == budget and info["flash_budget"]["given_up"]
+    assert info["flash"]["total"] == out.stat().st_size + CODE <= budget
+    assert main(["plan", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "augment's --flash-budget" in text and "given up for it" in text
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "lots", "1.5M", "12G"])
+def test_bad_flash_budgets_are_one_line_errors(value, tmp_path, capsys):
+    from tflite_train.cli import main
+    from tflite_train.demo import EXAMPLE
+    out = tmp_path / "t.tflite"
+    with pytest.raises(SystemExit) as exc:             # argparse's usage error
+        main(["augment", str(EXAMPLE), "-o", str(out), "--flash-budget", value])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and "expected a size" in err[-1] and not out.exists()
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "1M"])
+def test_bad_flash_budgets_in_the_api(value):
+    from tflite_train.demo import EXAMPLE
+    with pytest.raises(TTError, match="--flash-budget"):
+        augment(tflite_io.load(EXAMPLE), "bias-only", 4, HYPER,
+                memory=MemoryOptions(flash_budget=value))
+
+
+def test_a_larger_code_gives_up_conversions_under_the_default_budget(mobile, monkeypatch):
+    """The budget follows TFLM_CODE_BYTES as it grows (read at run time)."""
+    path, _, free_data = mobile
+    monkeypatch.setattr(tflm_memory, "TFLM_CODE_BYTES",
+                        tflm_memory.FLASH_BUDGET - len(free_data) + 1)
+    r, data = run(path, tflm_memory.FLASH_BUDGET)
+    assert record(data)["given_up"] and len(data) + tflm_memory.TFLM_CODE_BYTES <= \
+        tflm_memory.FLASH_BUDGET
+
+
+SHARED = [("person detector bias-only", ("tflm", "person_detect.tflite"), "bias-only"),
+          ("MCUNet 99kb", ("tiny-training", "mcunet-5fps.pkl"), "mcunet-5fps_99kb.json"),
+          ("MobileNetV2 99kb", ("tiny-training", "mbv2-w0.35.pkl"), "mbv2-w0.35_99kb.json")]
+
+
+@pytest.mark.parametrize("label,parts,scheme", SHARED, ids=[s[0] for s in SHARED])
+def test_the_default_budget_leaves_the_shared_models_unchanged(label, parts, scheme):
+    """int8 gradients, every pass on: the default budget (1 MB) writes the same bytes as no
+    budget at all (augment before the budget), and they fit it."""
+    from pathlib import Path
+    path = SHARED_MODELS.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} not present (../shared/models is only beside a project checkout)")
+    if path.suffix == ".pkl":
+        from tflite_train.importers.tiny_training import import_pkl
+        base = tflite_io.serialize(import_pkl(path))
+    else:
+        base = path.read_bytes()
+    if scheme.endswith(".json"):
+        scheme = str(Path(__file__).resolve().parent.parent / "benchmarks" / "schemes" / scheme)
+    hyper = Hyper(seed=0, grad="int8")
+    written = [tflite_io.serialize(augment(tflite_io.parse(base), scheme, 10, hyper,
+                                           memory=MemoryOptions(flash_budget=b)).graph)
+               for b in (tflm_memory.FLASH_BUDGET, None)]
+    assert written[0] == written[1]
+    assert len(written[0]) + CODE <= tflm_memory.FLASH_BUDGET
