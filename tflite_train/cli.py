@@ -234,6 +234,9 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
           + (", augment's --flash-budget" if given is not None else "")
           + (f"; OVER by {kb(f['total'] - budget['flash']).strip()}"
              if f["total"] > budget["flash"] else "") + ")")
+    print(f"  training model     {kb(f['model'])}  the .tflite")
+    print(f"  TFLM + our code    {kb(f['tflm_code'])}  reference kernels, our glue and kernels "
+          "(measured on the Cortex-M7 rig: benchmarks/tflm_rig.py; tflm_memory.py)")
     if given is not None and given["given_up"]:
         layers = [(what, layer, n) for what, done in given["given_up"].items()
                   for layer, n in done.items()]
@@ -241,9 +244,6 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
               f"{kb(given['sram_cost']).strip()} more SRAM:")
         for what, layer, n in layers:
             print(f"      {_short(one_line(layer), 48):<48} {one_line(what)}, {n:,} B")
-    print(f"  training model     {kb(f['model'])}  the .tflite")
-    print(f"  TFLM + our code    {kb(f['tflm_code'])}  reference kernels, our glue and kernels "
-          "(measured on the Cortex-M7 rig: benchmarks/tflm_rig.py; tflm_memory.py)")
     lower = max(sum(t.values()) for t in p.timeline) if p.timeline else 0
     print(f"offline plan         {kb(info['offline_plan_bytes'])}  "
           f"({info['offline_plan_order']}; the live peak without in-place operators is "
