@@ -168,6 +168,7 @@ SHARED = [("person detector bias-only", ("tflm", "person_detect.tflite"), "bias-
           ("MobileNetV2 99kb", ("tiny-training", "mbv2-w0.35.pkl"), "mbv2-w0.35_99kb.json")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label,parts,scheme", SHARED, ids=[s[0] for s in SHARED])
 def test_the_default_budget_leaves_the_shared_models_unchanged(label, parts, scheme):
     """int8 gradients, every pass on: the default budget (1 MB) writes the same bytes as no
