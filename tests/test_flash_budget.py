@@ -163,33 +163,34 @@ def test_a_larger_code_gives_up_conversions_under_the_default_budget(mobile, mon
         tflm_memory.FLASH_BUDGET
 
 
-SHARED = [("person detector bias-only", ("tflm", "person_detect.tflite"), "bias-only"),
-          ("MCUNet 99kb", ("tiny-training", "mcunet-5fps.pkl"), "mcunet-5fps_99kb.json"),
-          ("MobileNetV2 99kb", ("tiny-training", "mbv2-w0.35.pkl"), "mbv2-w0.35_99kb.json")]
+# MCUNet's 99kb model is the one at the budget's edge (284 B of 1 MB spare at round 18's
+# code); the person detector and MobileNetV2 are 300-400 KB under it and take the same path.
+MCUNET = ("tiny-training", "mcunet-5fps.pkl")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("label,parts,scheme", SHARED, ids=[s[0] for s in SHARED])
-def test_the_default_budget_leaves_the_shared_models_unchanged(label, parts, scheme):
-    """int8 gradients, every pass on: the default budget (1 MB) writes the same bytes as no
-    budget at all (augment before the budget), and they fit it."""
+def test_the_default_budget_changes_mcunet_only_when_it_must():
+    """int8 gradients, every pass on: when augment without a budget fits the default one
+    (1 MB) with TFLM's code, the budget writes the same bytes; when it does not (our
+    kernels grew), the budgeted model fits and records what it gave up."""
     from pathlib import Path
-    path = SHARED_MODELS.joinpath(*parts)
+    path = SHARED_MODELS.joinpath(*MCUNET)
     if not path.exists():
         pytest.skip(f"{path} not present (../shared/models is only beside a project checkout)")
-    if path.suffix == ".pkl":
-        from tflite_train.importers.tiny_training import import_pkl
-        base = tflite_io.serialize(import_pkl(path))
-    else:
-        base = path.read_bytes()
-    if scheme.endswith(".json"):
-        scheme = str(Path(__file__).resolve().parent.parent / "benchmarks" / "schemes" / scheme)
+    from tflite_train.importers.tiny_training import import_pkl
+    base = tflite_io.serialize(import_pkl(path))
+    scheme = str(Path(__file__).resolve().parent.parent / "benchmarks" / "schemes"
+                 / "mcunet-5fps_99kb.json")
     hyper = Hyper(seed=0, grad="int8")
-    written = [tflite_io.serialize(augment(tflite_io.parse(base), scheme, 10, hyper,
-                                           memory=MemoryOptions(flash_budget=b)).graph)
-               for b in (tflm_memory.FLASH_BUDGET, None)]
-    assert written[0] == written[1]
+    budgeted, free = [augment(tflite_io.parse(base), scheme, 10, hyper,
+                              memory=MemoryOptions(flash_budget=b))
+                      for b in (tflm_memory.FLASH_BUDGET, None)]
+    written = [tflite_io.serialize(r.graph) for r in (budgeted, free)]
     assert len(written[0]) + CODE <= tflm_memory.FLASH_BUDGET
+    if len(written[1]) + CODE <= tflm_memory.FLASH_BUDGET:
+        assert written[0] == written[1]
+    else:
+        assert budgeted.memory.given_up and len(written[0]) < len(written[1])
 
 
 def test_a_split_filter_given_up_keeps_the_filter_whole(tmp_path):
