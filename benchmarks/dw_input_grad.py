@@ -28,25 +28,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import rig_timing  # noqa: E402
 
-BUFFERS = r"""
-static int8_t dy[65536], dx[65536], w[65536];
-static uint8_t mask[8192];
-static int16_t mult[1024];
-static uint8_t stage[16384] __attribute__((aligned(8)));
-static float dxs, sdy = 0.01f;
-"""
-SETUP = r"""
-  for (int i = 0; i < 65536; ++i) dy[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
+SOURCE = rig_timing.input_grad_program(
+    "static uint8_t stage[16384] __attribute__((aligned(8)));", shape_dy="""
   /* graded channels: at c channels a position, channel ch is shifted by (5 ch) mod 8 where
    * c is a multiple of 8 */
-  for (int i = 0; i < 65536; ++i) dy[i] = (int8_t)(dy[i] >> ((i * 5) % 8));
-  for (int i = 0; i < 65536; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
-  for (int i = 0; i < 1024; ++i) mult[i] = (int16_t)(128 + (tt_xorshift32_next(&r) & 127));
-  for (int i = 0; i < 8192; ++i) mask[i] = (uint8_t)(tt_xorshift32_next(&r) | tt_xorshift32_next(&r));
-"""
-# every call's dx (all of the buffer) and its scale
-SOURCE = rig_timing.kernel_program(BUFFERS, SETUP, [("s8", "dx", "65536"),
-                                                    ("f32 scalar", "dxs", "1")])
+  for (int i = 0; i < 65536; ++i) dy[i] = (int8_t)(dy[i] >> ((i * 5) % 8));""")
 
 # (oh = ow, c, k, stride, pad, h = w of dx): MobileNetV2-w0.35's and MCUNet-5FPS's depthwise
 # layers whose input gradient a 99kb step computes (blocks.9-16 and blocks.7-13), and two

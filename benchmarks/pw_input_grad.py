@@ -25,26 +25,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import rig_timing  # noqa: E402
 
-BUFFERS = r"""
-static int8_t dy[65536], dx[65536], w[65536];
-static uint8_t mask[8192];
-static int16_t mult[1024];
-static int32_t s32[65536];
-static float dxs, sdy = 0.01f;
-"""
-SETUP = r"""
-  for (int i = 0; i < 65536; ++i) dy[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
-%SPARSE_DY%
-  for (int i = 0; i < 65536; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
-  for (int i = 0; i < 1024; ++i) mult[i] = (int16_t)(128 + (tt_xorshift32_next(&r) & 127));
-  for (int i = 0; i < 8192; ++i)
-    mask[i] = (uint8_t)(tt_xorshift32_next(&r) %MASK_OP% tt_xorshift32_next(&r));
-  const tt_window same = {1, 1, 1, 1, 0, 0};
-"""
-# every call's dx (all of the buffer) and its scale
-SOURCE = rig_timing.kernel_program(BUFFERS, SETUP, [("s8", "dx", "65536"),
-                                                    ("f32 scalar", "dxs", "1")])
-
 # (h = w, ci, co, masked, form) of the forward 1x1 layer ci -> co; the gradient sums over co.
 # MobileNetV2-w0.35's projections and expansions at 8x8 and 4x4, MCUNet-5FPS's at 4x4-16x16.
 SHAPES = [(8, 192, 32, 0, "2p"), (8, 32, 192, 1, "1p"), (8, 144, 24, 0, "1p"),
@@ -68,9 +48,10 @@ def source(sparse: bool) -> str:
     """The program's text: dense masks (three bits in four set), or with `sparse` a quarter
     of the mask bits set and half of dy zero (a step's masks and gradients: many all-zero
     words)."""
-    return SOURCE.replace("%MASK_OP%", "&" if sparse else "|").replace(
-        "%SPARSE_DY%", "  for (int i = 0; i < 65536; ++i) if (tt_xorshift32_next(&r) & 1) "
-        "dy[i] = 0;" if sparse else "")
+    return rig_timing.input_grad_program(
+        "static int32_t s32[65536];",
+        "  for (int i = 0; i < 65536; ++i) if (tt_xorshift32_next(&r) & 1) dy[i] = 0;"
+        if sparse else "", "&" if sparse else "|", "  const tt_window same = {1, 1, 1, 1, 0, 0};")
 
 
 def measure(root: Path, tmp: Path, sparse: bool) -> None:

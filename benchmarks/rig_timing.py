@@ -127,10 +127,10 @@ int main(void) {
 """
 
 # how `fold` takes in each kind of buffer (%A: the buffer, %N: its elements): a float
-# buffer's bytes, an int8 one's elements as bytes, one float's 32 bits at once (%N unused). The loops are
-# the ones the round 16-18 benchmarks spelled out: the instructions between the calls, and so
-# the phase of the 40-instruction ticks each call is rounded to, are theirs, and with them
-# the counts and hashes RESULTS.md cites.
+# buffer's bytes, an int8 one's elements as bytes, one float's 32 bits at once (%N unused).
+# The loops are the ones the round 16-18 benchmarks spelled out: the instructions between the
+# calls, and so the phase of the 40-instruction ticks each call is rounded to, are theirs,
+# and with them the counts and hashes RESULTS.md cites.
 FOLDS = {"f32": "  { const uint8_t *b = (const uint8_t *)%A;\n"
                 "    for (int i = 0; i < 4 * %N; ++i) hsh = (hsh ^ b[i]) * 16777619u; }",
          "s8": "  for (int i = 0; i < %N; ++i) hsh = (hsh ^ (uint8_t)%A[i]) * 16777619u;",
@@ -150,6 +150,26 @@ def kernel_program(buffers: str, setup: str, folded: list[tuple[str, str, str]],
     return (KERNEL_PROGRAM.replace("%BUFFERS%", buffers.strip("\n"))
             .replace("%SETUP%", setup.strip("\n")).replace("%FOLD_ARGS%", fold_args)
             .replace("%FOLD%", fold))
+
+
+def input_grad_program(work: str, shape_dy: str = "", mask_op: str = "|",
+                       setup: str = "") -> str:
+    """The input-gradient benchmarks' program (dw_input_grad.py, pw_input_grad.py): dy, dx and
+    w of 64 KB each, dy and w pseudo-random, 1024 multipliers of 128-255 and a mask of 8 KB,
+    two draws or'ed (about three bits in four set, ReLU's; `mask_op` "&": one in four), the
+    call's `work` buffer (a declaration), `shape_dy` (statements) reshaping dy after its
+    draw, `setup` after the rest; `fold()` hashes dx (all of it) and its scale."""
+    buffers = ("static int8_t dy[65536], dx[65536], w[65536];\nstatic uint8_t mask[8192];\n"
+               f"static int16_t mult[1024];\n{work}\nstatic float dxs, sdy = 0.01f;")
+    fills = f"""
+  for (int i = 0; i < 65536; ++i) dy[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
+{shape_dy.strip(chr(10))}
+  for (int i = 0; i < 65536; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
+  for (int i = 0; i < 1024; ++i) mult[i] = (int16_t)(128 + (tt_xorshift32_next(&r) & 127));
+  for (int i = 0; i < 8192; ++i)
+    mask[i] = (uint8_t)(tt_xorshift32_next(&r) {mask_op} tt_xorshift32_next(&r));
+{setup.strip(chr(10))}"""
+    return kernel_program(buffers, fills, [("s8", "dx", "65536"), ("f32 scalar", "dxs", "1")])
 
 
 def measure_kernels(source: str, calls: list[str], after: str | list[str], tmp: Path,
