@@ -1,19 +1,22 @@
 """Timing C calls on the Cortex-M7 rig (QEMU mps2-an500, ../shared/MCU_RIG.md): the pieces
-the kernel benchmarks share (mcu_kernels.py, mcu_grad_dsp.py, mcu_step.py; trace_profile:
-pw_input_grad.py and dw_input_grad.py).
+the kernel benchmarks share (mcu_kernels.py, mcu_grad_dsp.py, mcu_step.py, param_updates.py,
+dw_weight_grad.py, dw_input_grad.py, pw_input_grad.py).
 
 A timed program is C source with `%TIMING%` among its declarations (the helpers below: the
 rig's print and SysTick functions, `put` and `TIME(label, call)`) and `%CALLS%` in main after
 `tt_rig_ticks_start()`; time_calls puts `TIME("k<i>", call)` there, builds it with the
 kernels for the board (TFLITE_TRAIN_CORTEX_M7_FLAGS, -O2) and runs it with
 `-icount shift=0`, where one SysTick tick is 40 instructions. QEMU counts instructions, not
-cycles. Each call is rounded to whole ticks.
+cycles. Each call is rounded to whole ticks, so a count depends by up to one tick on the
+instructions run before the call (the tick's phase).
 
-A kernel benchmark (dw_weight_grad.py, dw_input_grad.py, pw_input_grad.py, param_updates.py)
-names only its buffers, their filling and its calls: kernel_program wraps them in the program
+A kernel benchmark with a hash (dw_weight_grad.py, dw_input_grad.py, pw_input_grad.py) names
+only its buffers, their filling, what to hash and its calls: kernel_program (or
+input_grad_program, the two input-gradient benchmarks' inputs) wraps them in the program
 they share (the FNV hash `fold` of what each call wrote, the markers the profile traces
-between, an update state seeded 7), measure_kernels times the calls with the hash folded
-after each, profile_call traces one, and parser gives the options they share.
+between, an update state seeded 7), measure_kernels times the calls with `fold` after each,
+profile_call traces one call, and parser gives the options they share (param_updates.py
+uses the last two and time_program around its own program).
 """
 from __future__ import annotations
 
