@@ -20,8 +20,6 @@ single-step trace and counts instructions per function (per PC with --annotate).
 """
 from __future__ import annotations
 
-import argparse
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -30,41 +28,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import rig_timing  # noqa: E402
 
-SOURCE = r"""
-#include <stdint.h>
-#include "tt_kernels.h"
-%TIMING%
-static int8_t dy[65536], dx[65536], w[65536];
-static uint8_t mask[8192];
-static int16_t mult[1024];
-static uint8_t stage[16384] __attribute__((aligned(8)));
-static float dxs, sdy = 0.01f;
-static uint32_t hsh = 2166136261u;
-static void fold(void) {
-  for (int i = 0; i < 65536; ++i) hsh = (hsh ^ (uint8_t)dx[i]) * 16777619u;
-  union { float f; uint32_t u; } v = {dxs};
-  hsh = (hsh ^ v.u) * 16777619u;
-}
-__attribute__((noinline)) void dw_begin(void) { __asm volatile(""); }
-__attribute__((noinline)) void dw_end(void) { __asm volatile(""); }
-int main(void) {
-  uint32_t r = 1;
-  for (int i = 0; i < 65536; ++i) dy[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
+SOURCE = rig_timing.input_grad_program(
+    "static uint8_t stage[16384] __attribute__((aligned(8)));", shape_dy="""
   /* graded channels: at c channels a position, channel ch is shifted by (5 ch) mod 8 where
    * c is a multiple of 8 */
-  for (int i = 0; i < 65536; ++i) dy[i] = (int8_t)(dy[i] >> ((i * 5) % 8));
-  for (int i = 0; i < 65536; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
-  for (int i = 0; i < 1024; ++i) mult[i] = (int16_t)(128 + (tt_xorshift32_next(&r) & 127));
-  for (int i = 0; i < 8192; ++i) mask[i] = (uint8_t)(tt_xorshift32_next(&r) | tt_xorshift32_next(&r));
-  tt_update_state st;
-  tt_update_state_init(&st, 7);
-  tt_rig_ticks_start();
-%CALLS%
-  put("hash", hsh & 0xFFFFFF);
-  tt_rig_print("DONE\n");
-  return 0;
-}
-"""
+  for (int i = 0; i < 65536; ++i) dy[i] = (int8_t)(dy[i] >> ((i * 5) % 8));""")
 
 # (oh = ow, c, k, stride, pad, h = w of dx): MobileNetV2-w0.35's and MCUNet-5FPS's depthwise
 # layers whose input gradient a 99kb step computes (blocks.9-16 and blocks.7-13), and two
@@ -98,38 +66,18 @@ def name(shape) -> str:
 def measure(root: Path, tmp: Path, stage: int, rows_program: bool = False) -> None:
     runs = ([(f"op {op}", SHAPES[i], size) for op, i, size in ROWS_PROGRAM] if rows_program
             else [(f"{i:2d}", s, stage) for i, s in enumerate(SHAPES)])
-    program = tmp / "dw.c"
-    program.write_text(SOURCE.replace("%TIMING%", rig_timing.TIMING).replace(
-        "%CALLS%", "\n".join(f'  TIME("k{i}", {call(s, size)}); fold();'
-                             for i, (_, s, size) in enumerate(runs))))
-    res = rig_timing.run(rig_timing.build(program, tmp / "dw.elf", root,
-                                          link=rig_timing.big_link(tmp)))
-    ticks = dict(re.findall(r"(k\d+|hash) (\d+)", res.stdout + res.stderr))
-    print(f"hash {ticks['hash']}")
-    total = 0
-    for i, (label, s, size) in enumerate(runs):
-        n = 40 * int(ticks[f"k{i}"])
-        total += n
+    counts, hsh = rig_timing.measure_kernels(SOURCE, [call(s, size) for _, s, size in runs],
+                                             "fold()", tmp, root, "dw")
+    print(f"hash {hsh}")
+    for (label, s, size), n in zip(runs, counts):
         oh, c, k, _, _, h = s
         print(f"{label} {name(s):30s} {n:10,d} {n / (oh * oh * c * k * k):6.2f} a MAC "
               f"{n / (h * h * c):6.1f} an element" + (f"  staging {size} B" if size else ""))
-    print(f"total {total:,d}")
-
-
-def profile(root: Path, tmp: Path, index: int, annotate: list[str], stage: int) -> None:
-    program = tmp / "dw1.c"
-    program.write_text(SOURCE.replace("%TIMING%", rig_timing.TIMING).replace(
-        "%CALLS%", f"  dw_begin();\n  {call(SHAPES[index], stage)};\n  dw_end();"))
-    elf = rig_timing.build(program, tmp / "dw1.elf", root, link=rig_timing.big_link(tmp))
-    rig_timing.trace_profile(elf, "dw_begin", "dw_end", name(SHAPES[index]), annotate, tmp)
+    print(f"total {sum(counts):,d}")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root", type=Path, default=HERE.parent / "micro_kernels",
-                    help="a micro_kernels folder (default: this checkout's)")
-    ap.add_argument("--profile", type=int, metavar="N", help="profile call N instead")
-    ap.add_argument("--annotate", default="", help="functions to print per instruction")
+    ap = rig_timing.parser(__doc__)
     ap.add_argument("--stage", type=int, default=0, metavar="BYTES",
                     help="this staging for every call (at most 16384) instead of the one "
                     "_stage_bytes asks for")
@@ -142,8 +90,9 @@ def main() -> None:
         if args.profile is None:
             measure(args.root, Path(tmp), args.stage, args.rows_program)
         else:
-            annotate = [f for f in args.annotate.split(",") if f]
-            profile(args.root, Path(tmp), args.profile, annotate, args.stage)
+            shape = SHAPES[args.profile]
+            rig_timing.profile_call(SOURCE, call(shape, args.stage), name(shape), Path(tmp),
+                                    args.root, args.annotate)
 
 
 if __name__ == "__main__":

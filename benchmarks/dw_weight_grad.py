@@ -15,8 +15,6 @@ dw and updated weights: equal hashes are the same bits.
 """
 from __future__ import annotations
 
-import argparse
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -26,40 +24,23 @@ sys.path.insert(0, str(HERE))
 import rig_timing  # noqa: E402
 from mcu_grad_dsp import DEPTHWISE  # noqa: E402
 
-SOURCE = r"""
-#include <stdint.h>
-#include <string.h>
-#include "tt_kernels.h"
-%TIMING%
+BUFFERS = r"""
 static int8_t dy[65536], x[65536], w[16384];
 static uint8_t mask[8192];
 static float dw[16384], scales[1024], sdy = 0.01f;
 static uint8_t stage[9216] __attribute__((aligned(8)));
-static uint32_t hsh = 2166136261u;
-static void fold(int n) {
-  const uint8_t *b = (const uint8_t *)dw;
-  for (int i = 0; i < 4 * n; ++i) hsh = (hsh ^ b[i]) * 16777619u;
-  for (int i = 0; i < n; ++i) hsh = (hsh ^ (uint8_t)w[i]) * 16777619u;
-}
-__attribute__((noinline)) void wg_begin(void) { __asm volatile(""); }
-__attribute__((noinline)) void wg_end(void) { __asm volatile(""); }
-int main(void) {
-  uint32_t r = 1;
+"""
+SETUP = r"""
   for (int i = 0; i < 65536; ++i) dy[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
   for (int i = 0; i < 65536; ++i) x[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
   for (int i = 0; i < 16384; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) % 255 - 127);
   for (int i = 0; i < 8192; ++i) mask[i] = (uint8_t)(tt_xorshift32_next(&r) | tt_xorshift32_next(&r));
   for (int i = 0; i < 1024; ++i) scales[i] = 0.001f * (float)(1 + (i & 7));
   tt_sgd sgd = {0.05f, 0.0f, 1, 1, 0, 0};
-  tt_update_state st;
-  tt_update_state_init(&st, 7);
-  tt_rig_ticks_start();
-%CALLS%
-  put("hash", hsh & 0xFFFFFF);
-  tt_rig_print("DONE\n");
-  return 0;
-}
 """
+# each call's dw (float) and w, n elements each
+SOURCE = rig_timing.kernel_program(BUFFERS, SETUP, [("f32", "dw", "n"), ("s8", "w", "n")],
+                                   "int n")
 
 
 def calls(shape, masked: bool) -> list[tuple[str, str, int]]:
@@ -85,43 +66,25 @@ def all_calls(masked: bool):
 
 def measure(root: Path, tmp: Path, masked: bool) -> None:
     runs = all_calls(masked)
-    program = tmp / "wg.c"
-    program.write_text(SOURCE.replace("%TIMING%", rig_timing.TIMING).replace(
-        "%CALLS%", "\n".join(
-            f'  TIME("k{i}", {call}); fold({s[2] * s[4] * s[4]});'
-            for i, ((_, call, _), s) in enumerate(runs))))
-    res = rig_timing.run(rig_timing.build(program, tmp / "wg.elf", root,
-                                          link=rig_timing.big_link(tmp)))
-    ticks = dict(re.findall(r"(k\d+|hash) (\d+)", res.stdout + res.stderr))
-    print(f"hash {ticks['hash']}")
-    for i, ((label, _, macs), _) in enumerate(runs):
-        n = 40 * int(ticks[f"k{i}"])
+    counts, hsh = rig_timing.measure_kernels(
+        SOURCE, [call for (_, call, _), _ in runs],
+        [f"fold({s[2] * s[4] * s[4]})" for _, s in runs],
+        tmp, root, "wg")
+    print(f"hash {hsh}")
+    for i, (((label, _, macs), _), n) in enumerate(zip(runs, counts)):
         print(f"{i:2d} {label:58s} {n:10,d} {n / macs:6.2f} a MAC")
 
 
-def profile(root: Path, tmp: Path, index: int, annotate: list[str], masked: bool) -> None:
-    (label, call, _), _ = all_calls(masked)[index]
-    program = tmp / "wg1.c"
-    program.write_text(SOURCE.replace("%TIMING%", rig_timing.TIMING).replace(
-        "%CALLS%", f"  wg_begin();\n  {call};\n  wg_end();"))
-    elf = rig_timing.build(program, tmp / "wg1.elf", root, link=rig_timing.big_link(tmp))
-    rig_timing.trace_profile(elf, "wg_begin", "wg_end", label, annotate, tmp)
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root", type=Path, default=HERE.parent / "micro_kernels",
-                    help="a micro_kernels folder (default: this checkout's)")
+    ap = rig_timing.parser(__doc__)
     ap.add_argument("--mask", action="store_true", help="dy masked (about 3 bits in 4 set)")
-    ap.add_argument("--profile", type=int, metavar="N", help="profile call N instead")
-    ap.add_argument("--annotate", default="", help="functions to print per instruction")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.profile is None:
             measure(args.root, Path(tmp), args.mask)
         else:
-            annotate = [f for f in args.annotate.split(",") if f]
-            profile(args.root, Path(tmp), args.profile, annotate, args.mask)
+            (label, call, _), _ = all_calls(args.mask)[args.profile]
+            rig_timing.profile_call(SOURCE, call, label, Path(tmp), args.root, args.annotate)
 
 
 if __name__ == "__main__":

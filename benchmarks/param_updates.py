@@ -7,7 +7,7 @@ kernels can be compared for speed and for bits.
     .venv/bin/python benchmarks/param_updates.py --root /tmp/x/micro_kernels   # another
     .venv/bin/python benchmarks/param_updates.py --profile 0 --annotate update_run16
 
-`--profile N` runs call N alone under QEMU's single-step trace (rig_timing.trace_profile)
+`--profile N` runs call N alone under QEMU's single-step trace (rig_timing.profile_call)
 and prints its instructions per function, and per instruction for the `--annotate` ones.
 
 The calls: the shapes of the 99kb scheme's generated program (`tflite-train codegen` of the
@@ -21,7 +21,6 @@ QEMU counts instructions, not cycles.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -67,8 +66,8 @@ static void fill(uint32_t seed) {
     bscales[i] = 1e-5f + (float)(tt_xorshift32_next(&r) & 1023) * 1e-7f;
   }
 }
-__attribute__((noinline)) void wu_begin(void) { __asm volatile(""); }
-__attribute__((noinline)) void wu_end(void) { __asm volatile(""); }
+__attribute__((noinline)) void bench_begin(void) { __asm volatile(""); }
+__attribute__((noinline)) void bench_end(void) { __asm volatile(""); }
 static uint32_t hash(uint32_t h, const void *p, int n) {
   const uint8_t *c = (const uint8_t *)p;
   for (int i = 0; i < n; ++i) h = (h ^ c[i]) * 16777619u;
@@ -109,38 +108,27 @@ def calls() -> list[tuple[str, str]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--root", type=Path, default=rig_timing.ROOT,
-                    help="a micro_kernels folder (default: this checkout's)")
-    ap.add_argument("--profile", type=int, metavar="N", help="trace call N alone")
-    ap.add_argument("--annotate", default="", help="functions to count per instruction")
+    ap = rig_timing.parser(__doc__)
     args = ap.parse_args()
     rows = calls()
-    if args.profile is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            program = Path(tmp) / "one.c"
-            one = rows[args.profile][1].split("; h = ")[0]
-            program.write_text(PROGRAM.replace("%TIMING%", rig_timing.TIMING).replace(
-                "%CALLS%", f"  fill(0);\n  wu_begin();\n  {one};\n  wu_end();"))
-            elf = rig_timing.build(program, Path(tmp) / "one.elf", args.root)
-            rig_timing.trace_profile(elf, "wu_begin", "wu_end", rows[args.profile][0],
-                                     [a for a in args.annotate.split(",") if a], Path(tmp))
-        return
+    source = PROGRAM.replace("%CALLS%", "  fill(0);\n%CALLS%")
     with tempfile.TemporaryDirectory() as tmp:
-        source = PROGRAM.replace("%CALLS%", "  fill(0);\n%CALLS%")
+        if args.profile is not None:
+            rig_timing.profile_call(source, rows[args.profile][1].split("; h = ")[0],
+                                    rows[args.profile][0], Path(tmp), args.root, args.annotate,
+                                    link=rig_timing.RIG / "link.ld")
+            return
         # the hash and the refill are inside TIME: measure them alone and take them off
         base = [c.split("; h = ")[0] for _, c in rows]
         tail = ["h = " + c.split("; h = ")[1] for _, c in rows]
-        counts = rig_timing.time_calls(source, [x for pair in zip(base, tail) for x in pair],
-                                       Path(tmp), root=args.root, name="updates")
-        res = rig_timing.run(Path(tmp) / "updates.elf")
-    text = res.stdout + res.stderr
-    got = dict(line.split() for line in text.splitlines() if line.startswith("hash"))
+        counts, got = rig_timing.time_program(source, [x for pair in zip(base, tail)
+                                                       for x in pair], Path(tmp),
+                                              root=args.root, name="updates")
     print(f"kernels: {args.root}")
     print("| call | instructions |\n|---|---:|")
     for (label, _), n in zip(rows, counts[0::2]):
         print(f"| {label} | {n:,} |")
-    print(f"hash of every updated weight and bias: {int(got['hash_hi']):02x}{int(got['hash']):06x}")
+    print(f"hash of every updated weight and bias: {got['hash_hi']:02x}{got['hash']:06x}")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ trace (`-singlestep -d exec,nochain`) and counts instructions per function (per 
 """
 from __future__ import annotations
 
-import argparse
-import re
 import sys
 import tempfile
 from pathlib import Path
@@ -26,42 +24,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import rig_timing  # noqa: E402
-
-SOURCE = r"""
-#include <stdint.h>
-#include "tt_kernels.h"
-%TIMING%
-static int8_t dy[65536], dx[65536], w[65536];
-static uint8_t mask[8192];
-static int16_t mult[1024];
-static int32_t s32[65536];
-static float dxs, sdy = 0.01f;
-static uint32_t hsh = 2166136261u;
-static void fold(void) {
-  for (int i = 0; i < 65536; ++i) hsh = (hsh ^ (uint8_t)dx[i]) * 16777619u;
-  union { float f; uint32_t u; } v = {dxs};
-  hsh = (hsh ^ v.u) * 16777619u;
-}
-__attribute__((noinline)) void pw_begin(void) { __asm volatile(""); }
-__attribute__((noinline)) void pw_end(void) { __asm volatile(""); }
-int main(void) {
-  uint32_t r = 1;
-  for (int i = 0; i < 65536; ++i) dy[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
-%SPARSE_DY%
-  for (int i = 0; i < 65536; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
-  for (int i = 0; i < 1024; ++i) mult[i] = (int16_t)(128 + (tt_xorshift32_next(&r) & 127));
-  for (int i = 0; i < 8192; ++i)
-    mask[i] = (uint8_t)(tt_xorshift32_next(&r) %MASK_OP% tt_xorshift32_next(&r));
-  const tt_window same = {1, 1, 1, 1, 0, 0};
-  tt_update_state st;
-  tt_update_state_init(&st, 7);
-  tt_rig_ticks_start();
-%CALLS%
-  put("hash", hsh & 0xFFFFFF);
-  tt_rig_print("DONE\n");
-  return 0;
-}
-"""
 
 # (h = w, ci, co, masked, form) of the forward 1x1 layer ci -> co; the gradient sums over co.
 # MobileNetV2-w0.35's projections and expansions at 8x8 and 4x4, MCUNet-5FPS's at 4x4-16x16.
@@ -86,39 +48,22 @@ def source(sparse: bool) -> str:
     """The program's text: dense masks (three bits in four set), or with `sparse` a quarter
     of the mask bits set and half of dy zero (a step's masks and gradients: many all-zero
     words)."""
-    return SOURCE.replace("%MASK_OP%", "&" if sparse else "|").replace(
-        "%SPARSE_DY%", "  for (int i = 0; i < 65536; ++i) if (tt_xorshift32_next(&r) & 1) "
-        "dy[i] = 0;" if sparse else "")
+    return rig_timing.input_grad_program(
+        "static int32_t s32[65536];",
+        "  for (int i = 0; i < 65536; ++i) if (tt_xorshift32_next(&r) & 1) dy[i] = 0;"
+        if sparse else "", "&" if sparse else "|", "  const tt_window same = {1, 1, 1, 1, 0, 0};")
 
 
 def measure(root: Path, tmp: Path, sparse: bool) -> None:
-    program = tmp / "pw.c"
-    program.write_text(source(sparse).replace("%TIMING%", rig_timing.TIMING).replace(
-        "%CALLS%", "\n".join(f'  TIME("k{i}", {call(*s)}); fold();'
-                             for i, s in enumerate(SHAPES))))
-    res = rig_timing.run(rig_timing.build(program, tmp / "pw.elf", root,
-                                          link=rig_timing.big_link(tmp)))
-    ticks = dict(re.findall(r"(k\d+|hash) (\d+)", res.stdout + res.stderr))
-    print(f"hash {ticks['hash']}")
-    for i, s in enumerate(SHAPES):
-        n = 40 * int(ticks[f"k{i}"])
+    counts, hsh = rig_timing.measure_kernels(source(sparse), [call(*s) for s in SHAPES],
+                                             "fold()", tmp, root, "pw")
+    print(f"hash {hsh}")
+    for i, (s, n) in enumerate(zip(SHAPES, counts)):
         print(f"{i:2d} {name(*s):28s} {n:10,d} {n / (s[0] * s[0] * s[1] * s[2]):6.3f} a MAC")
 
 
-def profile(root: Path, tmp: Path, index: int, annotate: list[str], sparse: bool) -> None:
-    program = tmp / "pw1.c"
-    program.write_text(source(sparse).replace("%TIMING%", rig_timing.TIMING).replace(
-        "%CALLS%", f"  pw_begin();\n  {call(*SHAPES[index])};\n  pw_end();"))
-    elf = rig_timing.build(program, tmp / "pw1.elf", root, link=rig_timing.big_link(tmp))
-    rig_timing.trace_profile(elf, "pw_begin", "pw_end", name(*SHAPES[index]), annotate, tmp)
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root", type=Path, default=HERE.parent / "micro_kernels",
-                    help="a micro_kernels folder (default: this checkout's)")
-    ap.add_argument("--profile", type=int, metavar="N", help="profile call N instead")
-    ap.add_argument("--annotate", default="", help="functions to print per instruction")
+    ap = rig_timing.parser(__doc__)
     ap.add_argument("--sparse", action="store_true",
                     help="a quarter of the mask bits set and half of dy zero")
     args = ap.parse_args()
@@ -126,8 +71,9 @@ def main() -> None:
         if args.profile is None:
             measure(args.root, Path(tmp), args.sparse)
         else:
-            annotate = [f for f in args.annotate.split(",") if f]
-            profile(args.root, Path(tmp), args.profile, annotate, args.sparse)
+            shape = SHAPES[args.profile]
+            rig_timing.profile_call(source(args.sparse), call(*shape), name(*shape), Path(tmp),
+                                    args.root, args.annotate)
 
 
 if __name__ == "__main__":
