@@ -397,9 +397,8 @@ def weight_grad_calls(rng) -> None:
     layers: 2 and 3 positions (a partial group), channel counts off the blocks of eight,
     output channels staged four dy columns at a time and the ones left over, the
     zero point's extremes, masks, saved inputs staged as int16 and (past the buffer as int16)
-    as int8, ones past the buffers even as int8 (up to TT_WDSP_DIRECT_ROWS positions the DSP
-    version without staging, odd position counts and channels off the groups of four; more:
-    portable), 1x1 layers that are not pointwise (portable), a single position (portable),
+    as int8, ones past the buffers even as int8 (the large-map walk; the walk without staging,
+    tt_dsp_pointwise_weight_direct: direct_walk_calls), 1x1 layers that are not pointwise (portable), a single position (portable),
     momentum and stochastic rounding in the update; updates given too little staging, which
     stage their input in chunks of channels on the stack (update_chunked: its draws skipped
     into the unstaged order)."""

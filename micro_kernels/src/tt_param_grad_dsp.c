@@ -24,9 +24,9 @@
  * the staging's size (tt_wdsp_stage records it). A layer whose int8 input does not fit
  * either is walked with its positions in chunks in a buffer on the stack, its sums kept
  * across them ("Large maps" below); a fused update whose block of sums finds no room there
- * (co above ~150) stages nothing but each output channel's dy column, on the stack, up to
- * TT_WDSP_DIRECT_ROWS positions (tt_dsp_pointwise_weight_direct), else runs the portable
- * code. The staging is the caller's (the arena of the generated program), the dy column
+ * (co above ~175) and which no chunk of input channels takes either stages nothing but each
+ * output channel's dy column, on the stack, up to TT_WDSP_DIRECT_ROWS positions
+ * (tt_dsp_pointwise_weight_direct), else runs the portable code. The staging is the caller's (the arena of the generated program), the dy column
  * after the staged input.
  *
  * The fused update (tt_dsp_pointwise_weight_update) applies the QAS rule to each block's
@@ -552,14 +552,14 @@ static inline __attribute__((always_inline)) void columns_groups(tt_dsp_word *ou
                                                                  int32_t co, int32_t mstep,
                                                                  int masked, int32_t shift) {
   const int32_t full = rows >> 2, rest = rows & 3;
+  const tt_dsp_word *const end = out + 8 * full;
 #if TT_DSP_ASM_ALL_REGS
   if (masked) {                    /* (co a multiple of 8, mstep co / 8) */
     if (full > 0) quad_groups(out, d, mb, full, co, 0, 1, shift, 0, 0);
     out += 8 * full, d += 4 * full * co, mb += 4 * full * mstep;
   } else              /* (gcc's C without a mask: 28 instructions a group, the assembly 30) */
 #endif
-  for (const tt_dsp_word *const end = out + 8 * full; out != end;
-       out += 8, d += 4 * co, mb += 4 * mstep)
+  for (; out != end; out += 8, d += 4 * co, mb += 4 * mstep)
     quad_words(out, column_word(d, mb, masked, shift, 1),
                column_word(d + co, mb + mstep, masked, shift, 1),
                column_word(d + 2 * co, mb + 2 * mstep, masked, shift, 1),
@@ -731,8 +731,12 @@ int32_t tt_dsp_pointwise_weight_update_run(tt_wdsp_stage *st, const int8_t *dy,
   return o;
 }
 
-/* Output channel o without staging the input, for layers whose input fits no staging
- * (MCUNet's 576 channels at 4x4, 144-192 at 8x8): the dy column (0 where masked) as int16
+/* Output channel o without staging the input, for fused updates that no other walk takes
+ * (no staging given, 161-256 positions or too many input channels for update_chunked's
+ * chunks, more than ~175 output channels for the large-map walk's block of sums: a 16x16
+ * layer of 192 outputs whose plan cut its staging), and for gradients only in builds of
+ * TT_GRAD_DSP_STAGE_BYTES below ~1.3 KB (test_direct_walk_equals_portable runs both): the
+ * dy column (0 where masked) as int16
  * pairs of positions [dy(2i), dy(2i + 1)] on the stack, then per four channels and pair of
  * positions one word of x from each position's row, SXTB16 into [x0, x2] and [x1, x3] and
  * eight 16 x 16 multiply-accumulates (SMLAxB with dy(2i), SMLAxT with dy(2i + 1)): about 18
@@ -871,23 +875,20 @@ static void wbig_stage_dy(tt_dsp_word *ds, const int8_t *dy, const uint8_t *mask
 #if TT_DSP_ASM_ALL_REGS
     if ((mask == 0 || (co & 7) == 0) && np >= 4) {
       const int32_t full = np >> 2;
-      if (mask == 0)
-        quad_groups(ds, d, 0, full, co, 1, 0, 0, 0, 0);
-      else if (i & 4)
-        quad_groups(ds, d, mask + (i >> 3), full, co, 1, 1, 4, 0, 0);
-      else
-        quad_groups(ds, d, mask + (i >> 3), full, co, 1, 1, 0, 0, 0);
+      quad_groups(ds, d, mask ? mask + (i >> 3) : 0, full, co, 1, mask != 0, i & 4, 0, 0);
       p = 4 * full, d += 4 * full * co, i += 4 * full * co;
     }
 #endif
     for (; p + 4 <= np; p += 4, d += 4 * co, i += 4 * co) {
       uint32_t x0 = tt_dsp_load4(d), x1 = tt_dsp_load4(d + co);
       uint32_t x2 = tt_dsp_load4(d + 2 * co), x3 = tt_dsp_load4(d + 3 * co);
-      if (mask) {              /* i a multiple of 4: the nibble sits in one byte */
-        x0 &= nibble_lanes((uint32_t)mask[i >> 3] >> (i & 4));
-        x1 &= nibble_lanes((uint32_t)mask[(i + co) >> 3] >> ((i + co) & 4));
-        x2 &= nibble_lanes((uint32_t)mask[(i + 2 * co) >> 3] >> ((i + 2 * co) & 4));
-        x3 &= nibble_lanes((uint32_t)mask[(i + 3 * co) >> 3] >> ((i + 3 * co) & 4));
+      if (mask) {  /* i a multiple of 4: the nibble sits in one byte (tt_dsp_mask_lanes' table,
+                    * not nibble_lanes': with one table for both gcc allocated the large-map
+                    * walk's registers worse, about 150 instructions a call) */
+        x0 &= tt_dsp_mask_lanes((uint32_t)mask[i >> 3] >> (i & 4));
+        x1 &= tt_dsp_mask_lanes((uint32_t)mask[(i + co) >> 3] >> ((i + co) & 4));
+        x2 &= tt_dsp_mask_lanes((uint32_t)mask[(i + 2 * co) >> 3] >> ((i + 2 * co) & 4));
+        x3 &= tt_dsp_mask_lanes((uint32_t)mask[(i + 3 * co) >> 3] >> ((i + 3 * co) & 4));
       }
       quad_words(ds + 2 * p, x0, x1, x2, x3, 0, 0, 1);
     }
