@@ -457,9 +457,10 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
  * of its byte, NIBBLE: AND #15 or LSR #4) by its byte lanes (nibble_lanes), or the input
  * less its zero point (aux: it in both halves); SXTB16 even and odd. Two rows' halves
  * PKHBT/PKHTB into their four words of positions (p, p + 1); STORE_A and STORE_B put the
- * two pairs' words in the caller's order: 28 instructions a group without a mask, 40 with
- * one (by lane one STR more: the first pair's words go to both halves of the group).
- * Fourteen registers. */
+ * two pairs' words in the caller's order: by pair 29 instructions a group without a mask,
+ * 37 less the zero point, 48 with a mask; by lane one STR more (the first pair's words go
+ * to both halves of the group, and its last word must leave its register first). Fourteen
+ * registers. */
 #define QUAD_NONE(x, m) "  sxtb16 %[" m "], %[" x "]\n  sxtb16 %[" x "], %[" x "], ror #8\n"
 #define QUAD_NIB15(m) "  and %[" m "], %[" m "], #15\n"
 #define QUAD_NIB4(m) "  lsr %[" m "], %[" m "], #4\n"
@@ -557,7 +558,7 @@ static inline __attribute__((always_inline)) void columns_groups(tt_dsp_word *ou
   if (masked) {                    /* (co a multiple of 8, mstep co / 8) */
     if (full > 0) quad_groups(out, d, mb, full, co, 0, 1, shift, 0, 0);
     out += 8 * full, d += 4 * full * co, mb += 4 * full * mstep;
-  } else              /* (gcc's C without a mask: 28 instructions a group, the assembly 30) */
+  } else        /* (gcc's C without a mask: 28 instructions a group, the assembly's 30) */
 #endif
   for (; out != end; out += 8, d += 4 * co, mb += 4 * mstep)
     quad_words(out, column_word(d, mb, masked, shift, 1),
