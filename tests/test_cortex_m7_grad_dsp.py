@@ -397,9 +397,8 @@ def weight_grad_calls(rng) -> None:
     layers: 2 and 3 positions (a partial group), channel counts off the blocks of eight,
     output channels staged four dy columns at a time and the ones left over, the
     zero point's extremes, masks, saved inputs staged as int16 and (past the buffer as int16)
-    as int8, ones past the buffers even as int8 (up to TT_WDSP_DIRECT_ROWS positions the DSP
-    version without staging, odd position counts and channels off the groups of four; more:
-    portable), 1x1 layers that are not pointwise (portable), a single position (portable),
+    as int8, ones past the buffers even as int8 (the large-map walk; the walk without staging,
+    tt_dsp_pointwise_weight_direct: direct_walk_calls), 1x1 layers that are not pointwise (portable), a single position (portable),
     momentum and stochastic rounding in the update; updates given too little staging, which
     stage their input in chunks of channels on the stack (update_chunked: its draws skipped
     into the unstaged order)."""
@@ -726,6 +725,61 @@ def test_unstaged_rows_equal_portable(tmp_path):
     with rig.recording(calls):
         input_grad_calls(np.random.default_rng(29), rows_only=True)
     rig.run_in_both_builds(calls, tmp_path)
+
+
+def direct_walk_calls(rng) -> None:
+    """Pointwise weight gradients and fused updates given no staging, of 161 and 256
+    positions (TT_WDSP_DIRECT_ROWS) and 176-177 output channels: too many positions for
+    update_chunked's blocks of int16 input on its stack, too many output channels for the
+    large-map walk's block of sums there (wbig_block), so the default build's fused update
+    runs tt_dsp_pointwise_weight_direct (dy columns as int16 pairs, SMLAxy); the gradient,
+    which the large-map walk takes in the default build, does too where
+    TT_GRAD_DSP_STAGE_BYTES is 1024. Odd positions (the last one alone), k off the blocks of
+    four, masks whose bits start mid-byte, the zero point's extremes, momentum and nearest
+    rounding."""
+    lib = c_kernels.library()
+    win = c_kernels.Window(1, 1, 1, 1, 0, 0)
+    # (n, h, w, co, k, ci, zp)
+    for t, (n, h, w, co, k, ci, zp) in enumerate([(1, 7, 23, 177, 6, 8, -128),
+                                                   (1, 16, 16, 176, 9, 9, 127)]):
+        dy = dy_of(rng, (n, h, w, co), False)
+        saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)
+        mask = rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+        dw = np.zeros((co, 1, 1, k), np.float32)
+        lib.tt_conv2d_weight_grad_s8(
+            i8(dy), rig_p(np.array([0.02], np.float32), C.c_float),
+            rig_p(mask if t == 0 else None, C.c_uint8), n, h, w, co, i8(saved),
+            C.c_float(0.05), zp, h, w, k, 1, 1, C.byref(win), rig_p(dw, C.c_float), None, 0)
+        wt = rng.integers(-128, 128, (co, 1, 1, ci)).astype(np.int8)
+        momentum = np.zeros((co, 1, 1, k), np.float32) if t else None
+        sgd = c_kernels.Sgd(0.05, 0.9 if t else 0.0, 1, 1 - t, 0)
+        state = c_kernels.UpdateState(4242 + t, 2)
+        lib.tt_conv2d_weight_update_s8_s8(
+            i8(dy), rig_p(np.array([0.02], np.float32), C.c_float),
+            rig_p(mask if t == 0 else None, C.c_uint8), n, h, w, co, i8(saved),
+            C.c_float(0.05), zp, h, w, k, i8(wt), 1, 1, ci,
+            rig_p(rng.uniform(0.001, 0.01, co).astype(np.float32), C.c_float), co,
+            C.byref(win), rig_p(momentum, C.c_float), C.byref(sgd), C.byref(state),
+            rig_p(np.zeros(k, np.float32), C.c_float), None, 0)
+
+
+def test_direct_walk_equals_portable(tmp_path):
+    """tt_dsp_pointwise_weight_direct (direct_walk_calls' layers, no staging) gives the
+    portable code's bits on the rig: in the default build (the fused updates) and in one of
+    1 KB of staging (the gradients too)."""
+    require_tool(shutil.which("arm-none-eabi-gcc") is not None
+                 and shutil.which("qemu-system-arm") is not None,
+                 "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls: list = []
+    with rig.recording(calls):
+        direct_walk_calls(np.random.default_rng(43))
+    for label, defines in (("dsp", ()), ("dsp1k", ("-DTT_GRAD_DSP_STAGE_BYTES=1024",)),
+                           ("portable", ("-DTT_PORTABLE",))):
+        program = rig.Program()
+        for call in calls:
+            program.add(call)
+        (tmp_path / label).mkdir()
+        rig.run_on_rig(program, tmp_path / label, defines=defines)
 
 
 def test_rounding_rule_equals_portable(tmp_path):

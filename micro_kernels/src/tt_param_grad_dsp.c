@@ -24,9 +24,9 @@
  * the staging's size (tt_wdsp_stage records it). A layer whose int8 input does not fit
  * either is walked with its positions in chunks in a buffer on the stack, its sums kept
  * across them ("Large maps" below); a fused update whose block of sums finds no room there
- * (co above ~150) stages nothing but each output channel's dy column, on the stack, up to
- * TT_WDSP_DIRECT_ROWS positions (tt_dsp_pointwise_weight_direct), else runs the portable
- * code. The staging is the caller's (the arena of the generated program), the dy column
+ * (co above ~175) and which no chunk of input channels takes either stages nothing but each
+ * output channel's dy column, on the stack, up to TT_WDSP_DIRECT_ROWS positions
+ * (tt_dsp_pointwise_weight_direct), else runs the portable code. The staging is the caller's (the arena of the generated program), the dy column
  * after the staged input.
  *
  * The fused update (tt_dsp_pointwise_weight_update) applies the QAS rule to each block's
@@ -42,6 +42,24 @@
 #if TT_GRAD_DSP
 #include "tt_dsp_common.h"
 
+/* A mask byte's eight bits as two words of byte lanes (0xFF where the bit is set): one
+ * address computation and one LDRD a position instead of two nibbles' extraction and two
+ * table loads (tt_dsp_mask_lanes), 2 KB of constants. Row n < 16's first word is the byte
+ * lanes of four bits n, the weight gradients' dy masks' (nibble_lanes, quad_groups): one
+ * table for both. */
+#define BIAS_LANE4(n)                                                                 \
+  ((((n)&1) ? 0xFFu : 0u) | (((n)&2) ? 0xFF00u : 0u) | (((n)&4) ? 0xFF0000u : 0u) |   \
+   (((n)&8) ? 0xFF000000u : 0u))
+#define BIAS_LANES1(v) {BIAS_LANE4((v)&15), BIAS_LANE4((v) >> 4)}
+#define BIAS_LANES4(v) BIAS_LANES1(v), BIAS_LANES1((v) + 1), BIAS_LANES1((v) + 2), BIAS_LANES1((v) + 3)
+#define BIAS_LANES16(v) BIAS_LANES4(v), BIAS_LANES4((v) + 4), BIAS_LANES4((v) + 8), BIAS_LANES4((v) + 12)
+#define BIAS_LANES64(v) BIAS_LANES16(v), BIAS_LANES16((v) + 16), BIAS_LANES16((v) + 32), BIAS_LANES16((v) + 48)
+static const uint32_t bias_mask_lanes[256][2] __attribute__((aligned(8))) = {
+    BIAS_LANES64(0), BIAS_LANES64(64), BIAS_LANES64(128), BIAS_LANES64(192)};
+
+/* The byte lanes (0xFF where set) of four mask bits (bit j: byte j). */
+static inline uint32_t nibble_lanes(uint32_t bits) { return bias_mask_lanes[bits & 15u][0]; }
+
 /* Half index of position p (< 4 groups) of channel j of a block in the layout above. */
 static inline int32_t at(int32_t p, int32_t j) { return 4 * ((p >> 2) * 8 + j) + (p & 3); }
 /* Half index of position p of column j of the four interleaved dy columns (stage_columns4:
@@ -49,22 +67,43 @@ static inline int32_t at(int32_t p, int32_t j) { return 4 * ((p >> 2) * 8 + j) +
 static inline int32_t column_at(int32_t p, int32_t j) { return 16 * (p >> 2) + 4 * j + (p & 3); }
 
 
+/* Four rows r0 .. r3 (a word of four int8 each: channels c .. c + 3 of positions p .. p + 3,
+ * or dy of four output channels) as int16 pairs of positions: SXTB16 into even and odd
+ * lanes (less the zero point zp in both halves where `sub`), PKHBT/PKHTB, four STRD at
+ * out. Lane j (byte j of a row) of positions (p, p + 1) and of (p + 2, p + 3) go to words
+ * 2 j and 2 j + 1 (by lane: the int16 staging's and stage_columns4's order) or to j and
+ * 4 + j (by_pair: the large maps' chunks, whose tiles sum a pair of positions at a time).
+ * About 2.3 instructions an element where the element-wise form took 13. */
+static inline __attribute__((always_inline)) void quad_words(tt_dsp_word *out, uint32_t r0,
+                                                             uint32_t r1, uint32_t r2,
+                                                             uint32_t r3, int sub, uint32_t zp,
+                                                             int by_pair) {
+  uint32_t e0 = __sxtb16(r0), o0 = tt_dsp_sxtb16_odd(r0);
+  uint32_t e1 = __sxtb16(r1), o1 = tt_dsp_sxtb16_odd(r1);
+  uint32_t e2 = __sxtb16(r2), o2 = tt_dsp_sxtb16_odd(r2);
+  uint32_t e3 = __sxtb16(r3), o3 = tt_dsp_sxtb16_odd(r3);
+  if (sub) {
+    e0 = __ssub16(e0, zp), o0 = __ssub16(o0, zp), e1 = __ssub16(e1, zp), o1 = __ssub16(o1, zp);
+    e2 = __ssub16(e2, zp), o2 = __ssub16(o2, zp), e3 = __ssub16(e3, zp), o3 = __ssub16(o3, zp);
+  }
+  /* w[2 j + q]: lane j, pair q */
+  const uint32_t w[8] = {tt_dsp_low_halves(e0, e1),  tt_dsp_low_halves(e2, e3),
+                         tt_dsp_low_halves(o0, o1),  tt_dsp_low_halves(o2, o3),
+                         tt_dsp_high_halves(e0, e1), tt_dsp_high_halves(e2, e3),
+                         tt_dsp_high_halves(o0, o1), tt_dsp_high_halves(o2, o3)};
+#pragma GCC unroll 4
+  for (int32_t n = 0; n < 4; ++n)           /* words 2 n and 2 n + 1 of out */
+    if (by_pair)
+      tt_dsp_strd(out + 2 * n, w[4 * (n & 1) + (n >> 1)], w[4 * (n & 1) + (n >> 1) + 2]);
+    else
+      tt_dsp_strd(out + 2 * n, w[2 * n], w[2 * n + 1]);
+}
+
 /* One group (positions p .. p + 3, rows of x k apart) of channels c .. c + 3 (c a multiple
- * of 4) into the int16 staging, the eight words at out: a word of each row, SXTB16 into
- * its even and odd channels, SSUB16 the zero point, PKHBT/PKHTB into pairs of positions:
- * about 2.3 instructions an element where the element-wise form took 13. */
+ * of 4) into the int16 staging, the eight words at out. */
 static inline void stage_quad(tt_dsp_word *out, const int8_t *x, int32_t k, int32_t x_zp) {
-  const uint32_t zp = ((uint32_t)x_zp & 0xFFFFu) * 0x00010001u;
-  const uint32_t r0 = tt_dsp_load4(x), r1 = tt_dsp_load4(x + k);
-  const uint32_t r2 = tt_dsp_load4(x + 2 * k), r3 = tt_dsp_load4(x + 3 * k);
-  const uint32_t e0 = __ssub16(__sxtb16(r0), zp), o0 = __ssub16(tt_dsp_sxtb16_odd(r0), zp);
-  const uint32_t e1 = __ssub16(__sxtb16(r1), zp), o1 = __ssub16(tt_dsp_sxtb16_odd(r1), zp);
-  const uint32_t e2 = __ssub16(__sxtb16(r2), zp), o2 = __ssub16(tt_dsp_sxtb16_odd(r2), zp);
-  const uint32_t e3 = __ssub16(__sxtb16(r3), zp), o3 = __ssub16(tt_dsp_sxtb16_odd(r3), zp);
-  tt_dsp_strd(out, tt_dsp_low_halves(e0, e1), tt_dsp_low_halves(e2, e3));        /* c */
-  tt_dsp_strd(out + 2, tt_dsp_low_halves(o0, o1), tt_dsp_low_halves(o2, o3));    /* c + 1 */
-  tt_dsp_strd(out + 4, tt_dsp_high_halves(e0, e1), tt_dsp_high_halves(e2, e3));  /* c + 2 */
-  tt_dsp_strd(out + 6, tt_dsp_high_halves(o0, o1), tt_dsp_high_halves(o2, o3));  /* c + 3 */
+  quad_words(out, tt_dsp_load4(x), tt_dsp_load4(x + k), tt_dsp_load4(x + 2 * k),
+             tt_dsp_load4(x + 3 * k), 1, ((uint32_t)x_zp & 0xFFFFu) * 0x00010001u, 0);
 }
 
 /* The int16 staging of channels 0 .. k - 1 of `saved`, whose rows are `stride` bytes apart
@@ -399,23 +438,6 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void update_blocks_of(const tt_ds
   c->rng = call.rng;
 }
 
-/* The four dy words of positions 4g .. 4g + 3 (x0 .. x3: a word of four output channels
- * each) into group g of the four columns, the eight words at out: column j's pair of
- * positions (4g, 4g + 1) at 2 j, (4g + 2, 4g + 3) at 2 j + 1. Eight SXTB16, eight
- * PKHBT/PKHTB and four STRD, all at constant offsets from out. */
-static inline __attribute__((always_inline)) void columns_group(tt_dsp_word *out, uint32_t x0,
-                                                                uint32_t x1, uint32_t x2,
-                                                                uint32_t x3) {
-  const uint32_t l0 = __sxtb16(x0), h0 = tt_dsp_sxtb16_odd(x0);
-  const uint32_t l1 = __sxtb16(x1), h1 = tt_dsp_sxtb16_odd(x1);
-  const uint32_t l2 = __sxtb16(x2), h2 = tt_dsp_sxtb16_odd(x2);
-  const uint32_t l3 = __sxtb16(x3), h3 = tt_dsp_sxtb16_odd(x3);
-  tt_dsp_strd(out, tt_dsp_low_halves(l0, l1), tt_dsp_low_halves(l2, l3));
-  tt_dsp_strd(out + 2, tt_dsp_low_halves(h0, h1), tt_dsp_low_halves(h2, h3));
-  tt_dsp_strd(out + 4, tt_dsp_high_halves(l0, l1), tt_dsp_high_halves(l2, l3));
-  tt_dsp_strd(out + 6, tt_dsp_high_halves(h0, h1), tt_dsp_high_halves(h2, h3));
-}
-
 /* Row p's four dy (d: its first), masked by the nibble at bit `shift` (a constant: one
  * UBFX) of the mask byte mb when `masked`; 0 past the last row (p >= rows). */
 static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *d,
@@ -424,82 +446,107 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
                                                                   int live) {
   if (!live) return 0u;
   const uint32_t x = tt_dsp_load4(d);
-  return masked ? x & tt_dsp_mask_lanes((uint32_t)*mb >> shift) : x;
+  return masked ? x & nibble_lanes((uint32_t)*mb >> shift) : x;
 }
 
 #if TT_DSP_ASM_ALL_REGS
-/* columns_group's whole groups of masked rows (co a multiple of 8, the mask bytes co / 8
- * apart) in assembly, 50 instructions a group of four rows against gcc's 53 (eight spill
- * reloads an iteration): the four-bit field of the row's mask byte (NIBBLE: AND #15 or
- * LSR #4), its byte lanes from the table, the AND, SXTB16 even and odd; two rows' halves
- * PKHBT/PKHTB into the four words of positions (p, p + 1); the same words in the same
- * places as columns_group. Fourteen registers. */
-#define COLUMNS_AND15(m) "  and %[" m "], %[" m "], #15\n"
-#define COLUMNS_LSR4(m) "  lsr %[" m "], %[" m "], #4\n"
-#define COLUMNS_LANES(x, m, NIBBLE)                                                        \
-  "  add %[mb], %[mb], %[co], lsr #3\n" NIBBLE(m)                                          \
-  "  ldr %[" m "], [%[tab], %[" m "], lsl #2]\n"                                           \
-  "  and %[" x "], %[" x "], %[" m "]\n"                                                   \
-  "  sxtb16 %[" m "], %[" x "]\n"                                                          \
-  "  sxtb16 %[" x "], %[" x "], ror #8\n"
-/* rows p (x0, m0) and p + 1 (x1, m1): m the even channels' halves, x the odd ones' */
-#define COLUMNS_ROWS2(x0, m0, x1, m1, NIBBLE)                                              \
+/* quad_words over whole groups of four rows (co bytes apart) in assembly, for the dy
+ * columns (stage_columns4: by lane) and the large maps' chunks (by pair; dy and the saved
+ * input): gcc's C spilled (eight reloads a group in the columns, 60 instructions a group in
+ * the chunks). Per row: its word; dy masked (co a multiple of 8: the nibble at a fixed bit
+ * of its byte, NIBBLE: AND #15 or LSR #4) by its byte lanes (nibble_lanes), or the input
+ * less its zero point (aux: it in both halves); SXTB16 even and odd. Two rows' halves
+ * PKHBT/PKHTB into their four words of positions (p, p + 1); STORE_A and STORE_B put the
+ * two pairs' words in the caller's order: by pair 29 instructions a group without a mask,
+ * 37 less the zero point, 48 with a mask; by lane one STR more (the first pair's words go
+ * to both halves of the group, and its last word must leave its register first). Fourteen
+ * registers. */
+#define QUAD_NONE(x, m) "  sxtb16 %[" m "], %[" x "]\n  sxtb16 %[" x "], %[" x "], ror #8\n"
+#define QUAD_NIB15(m) "  and %[" m "], %[" m "], #15\n"
+#define QUAD_NIB4(m) "  lsr %[" m "], %[" m "], #4\n"
+#define QUAD_MASK(x, m, NIBBLE)                                                             \
+  "  ldrb %[" m "], [%[mb]]\n  add %[mb], %[mb], %[co], lsr #3\n" NIBBLE(m)              \
+  "  ldr %[" m "], [%[aux], %[" m "], lsl #3]\n  and %[" x "], %[" x "], %[" m "]\n"        \
+  QUAD_NONE(x, m)
+#define QUAD_ZP(x, m)                                                                       \
+  QUAD_NONE(x, m) "  ssub16 %[" m "], %[" m "], %[aux]\n  ssub16 %[" x "], %[" x "], %[aux]\n"
+#define QUAD_AND15(x, m) QUAD_MASK(x, m, QUAD_NIB15)
+#define QUAD_LSR4(x, m) QUAD_MASK(x, m, QUAD_NIB4)
+/* rows p (x0, m0) and p + 1 (x1, m1), then their words: w lane 0, x lane 1, y lane 2, z
+ * lane 3 */
+#define QUAD_ROWS2(x0, m0, x1, m1, y, LANES)                                                \
   "  ldr %[" x0 "], [%[d]]\n"                                                              \
   "  ldr %[" x1 "], [%[d], %[co]]\n"                                                       \
-  "  add %[d], %[d], %[co], lsl #1\n"                                                      \
-  "  ldrb %[" m0 "], [%[mb]]\n" COLUMNS_LANES(x0, m0, NIBBLE)                               \
-  "  ldrb %[" m1 "], [%[mb]]\n" COLUMNS_LANES(x1, m1, NIBBLE)
-/* The byte lanes (0xFF where set) of four mask bits (bit j: byte j), for the assembly that
- * masks dy words by table (columns_groups_masked, wbig_groups). */
-static const uint32_t lanes[16] = {
-    0x00000000u, 0x000000FFu, 0x0000FF00u, 0x0000FFFFu, 0x00FF0000u, 0x00FF00FFu,
-    0x00FFFF00u, 0x00FFFFFFu, 0xFF000000u, 0xFF0000FFu, 0xFF00FF00u, 0xFF00FFFFu,
-    0xFFFF0000u, 0xFFFF00FFu, 0xFFFFFF00u, 0xFFFFFFFFu};
-
-#define COLUMNS_GROUPS_ASM(NIBBLE)                                                         \
-  __asm__ volatile("1:\n" COLUMNS_ROWS2("a", "b", "c", "e", NIBBLE)                                 \
-          "  pkhtb %[i], %[e], %[b], asr #16\n"   /* w4 = [e0.hi, e1.hi] */                \
-          "  pkhbt %[b], %[b], %[e], lsl #16\n"   /* w0 = [e0.lo, e1.lo] */                \
-          "  pkhtb %[e], %[c], %[a], asr #16\n"   /* w6 = [o0.hi, o1.hi] */                \
-          "  pkhbt %[a], %[a], %[c], lsl #16\n"   /* w2 = [o0.lo, o1.lo] */                \
-          "  str %[i], [%[out], #16]\n"                                                     \
-          COLUMNS_ROWS2("c", "f", "g", "h", NIBBLE)                                         \
-          "  pkhtb %[i], %[h], %[f], asr #16\n"   /* w5 */                                 \
-          "  pkhbt %[f], %[f], %[h], lsl #16\n"   /* w1 */                                 \
-          "  pkhtb %[h], %[g], %[c], asr #16\n"   /* w7 */                                 \
-          "  pkhbt %[c], %[c], %[g], lsl #16\n"   /* w3 */                                 \
-          "  str %[i], [%[out], #20]\n"                                                     \
-          "  strd %[b], %[f], [%[out]]\n"                                                   \
-          "  strd %[a], %[c], [%[out], #8]\n"                                               \
-          "  strd %[e], %[h], [%[out], #24]\n"                                              \
+  "  add %[d], %[d], %[co], lsl #1\n" LANES(x0, m0) LANES(x1, m1)                          \
+  "  pkhtb %[" y "], %[" m1 "], %[" m0 "], asr #16\n"                                       \
+  "  pkhbt %[" m0 "], %[" m0 "], %[" m1 "], lsl #16\n"                                      \
+  "  pkhtb %[" m1 "], %[" x1 "], %[" x0 "], asr #16\n"                                      \
+  "  pkhbt %[" x0 "], %[" x0 "], %[" x1 "], lsl #16\n"
+/* the first pair's lanes 0-3 in b, a, i, e, the second's in f, c, i, h */
+#define QUAD_LANE_A "  str %[i], [%[out], #16]\n"
+#define QUAD_LANE_B                                                                         \
+  "  str %[i], [%[out], #20]\n  strd %[b], %[f], [%[out]]\n"                               \
+  "  strd %[a], %[c], [%[out], #8]\n  strd %[e], %[h], [%[out], #24]\n"
+#define QUAD_PAIR_A "  strd %[b], %[a], [%[out]]\n  strd %[i], %[e], [%[out], #8]\n"
+#define QUAD_PAIR_B "  strd %[f], %[c], [%[out], #16]\n  strd %[i], %[h], [%[out], #24]\n"
+#define QUAD_GROUPS_ASM(LANES, STORE_A, STORE_B)                                            \
+  __asm__ volatile("1:\n" QUAD_ROWS2("a", "b", "c", "e", "i", LANES) STORE_A                \
+          QUAD_ROWS2("c", "f", "g", "h", "i", LANES) STORE_B                                 \
           "  add %[out], %[out], #32\n"                                                     \
           "  cmp %[out], %[end]\n"                                                          \
           "  bne 1b\n"                                                                      \
           : [out] "+r"(out), [d] "+r"(d), [mb] "+r"(mb), [a] "=&r"(a), [b] "=&r"(b),       \
             [c] "=&r"(c), [e] "=&r"(e), [f] "=&r"(f), [g] "=&r"(g), [h] "=&r"(h),          \
             [i] "=&r"(i)                                                                   \
-          : [co] "r"(co), [tab] "r"(lanes), [end] "r"(end)                                 \
+          : [co] "r"(co), [aux] "r"(aux), [end] "r"(end)                                   \
           : "cc", "memory")
-static inline __attribute__((always_inline)) void columns_groups_masked(
-    tt_dsp_word *out, const int8_t *d, const uint8_t *mb, int32_t full, int32_t co,
-    int32_t shift) {
+#define QUAD_ORDERS(LANES)                                                                  \
+  if (by_pair)                                                                              \
+    QUAD_GROUPS_ASM(LANES, QUAD_PAIR_A, QUAD_PAIR_B);                                       \
+  else                                                                                      \
+    QUAD_GROUPS_ASM(LANES, QUAD_LANE_A, QUAD_LANE_B)
+/* `full` groups of four rows of four bytes at d (co bytes apart) into the eight words each
+ * at out, by pair or by lane (quad_words): dy (masked: the nibbles from the bytes at mb, co
+ * / 8 apart, `shift` their bit) or the saved input (`zp`: less its zero point zps). Each
+ * caller inlines it with by_pair, zp and masked constant. */
+static inline __attribute__((always_inline)) void quad_groups(tt_dsp_word *out,
+                                                              const int8_t *d,
+                                                              const uint8_t *mb, int32_t full,
+                                                              int32_t co, int by_pair,
+                                                              int masked, int32_t shift, int zp,
+                                                              uint32_t zps) {
   tt_dsp_word *const end = out + 8 * full;
   uint32_t a, b, c, e, f, g, h, i;
-  if (shift)
-    COLUMNS_GROUPS_ASM(COLUMNS_LSR4);
-  else
-    COLUMNS_GROUPS_ASM(COLUMNS_AND15);
+  const uint32_t aux = zp ? zps : (uint32_t)(uintptr_t)bias_mask_lanes;
+  if (zp) {
+    QUAD_ORDERS(QUAD_ZP);
+  } else if (!masked) {
+    QUAD_ORDERS(QUAD_NONE);
+  } else if (shift) {
+    QUAD_ORDERS(QUAD_LSR4);
+  } else {
+    QUAD_ORDERS(QUAD_AND15);
+  }
 }
-#undef COLUMNS_GROUPS_ASM
-#undef COLUMNS_ROWS2
-#undef COLUMNS_LANES
-#undef COLUMNS_LSR4
-#undef COLUMNS_AND15
+#undef QUAD_ORDERS
+#undef QUAD_GROUPS_ASM
+#undef QUAD_PAIR_B
+#undef QUAD_PAIR_A
+#undef QUAD_LANE_B
+#undef QUAD_LANE_A
+#undef QUAD_ROWS2
+#undef QUAD_LSR4
+#undef QUAD_AND15
+#undef QUAD_ZP
+#undef QUAD_MASK
+#undef QUAD_NIB4
+#undef QUAD_NIB15
+#undef QUAD_NONE
 #endif
 
 /* Every group of the four columns from the rows at d (co apart) and the mask bytes at mb
- * (mstep apart): whole groups four rows an iteration, then the partial last group with
- * zeros for its missing positions. */
+ * (mstep apart): whole groups four rows an iteration (in assembly where it can run), then
+ * the partial last group with zeros for its missing positions. */
 static inline __attribute__((always_inline)) void columns_groups(tt_dsp_word *out,
                                                                  const int8_t *d,
                                                                  const uint8_t *mb, int32_t rows,
@@ -508,21 +555,20 @@ static inline __attribute__((always_inline)) void columns_groups(tt_dsp_word *ou
   const int32_t full = rows >> 2, rest = rows & 3;
   const tt_dsp_word *const end = out + 8 * full;
 #if TT_DSP_ASM_ALL_REGS
-  if (masked && full > 0) {        /* (its callers: co a multiple of 8, mstep co / 8) */
-    columns_groups_masked(out, d, mb, full, co, shift);
+  if (masked) {                    /* (co a multiple of 8, mstep co / 8) */
+    if (full > 0) quad_groups(out, d, mb, full, co, 0, 1, shift, 0, 0);
     out += 8 * full, d += 4 * full * co, mb += 4 * full * mstep;
-  }
+  } else        /* (gcc's C without a mask: 28 instructions a group, the assembly's 30) */
 #endif
-  for (; out != end;
-       out += 8, d += 4 * co, mb += 4 * mstep)
-    columns_group(out, column_word(d, mb, masked, shift, 1),
-                  column_word(d + co, mb + mstep, masked, shift, 1),
-                  column_word(d + 2 * co, mb + 2 * mstep, masked, shift, 1),
-                  column_word(d + 3 * co, mb + 3 * mstep, masked, shift, 1));
+  for (; out != end; out += 8, d += 4 * co, mb += 4 * mstep)
+    quad_words(out, column_word(d, mb, masked, shift, 1),
+               column_word(d + co, mb + mstep, masked, shift, 1),
+               column_word(d + 2 * co, mb + 2 * mstep, masked, shift, 1),
+               column_word(d + 3 * co, mb + 3 * mstep, masked, shift, 1), 0, 0, 0);
   if (rest)
-    columns_group(out, column_word(d, mb, masked, shift, 1),
-                  column_word(d + co, mb + mstep, masked, shift, rest > 1),
-                  column_word(d + 2 * co, mb + 2 * mstep, masked, shift, rest > 2), 0u);
+    quad_words(out, column_word(d, mb, masked, shift, 1),
+               column_word(d + co, mb + mstep, masked, shift, rest > 1),
+               column_word(d + 2 * co, mb + 2 * mstep, masked, shift, rest > 2), 0u, 0, 0, 0);
 }
 
 /* The int16 dy columns of output channels o0 .. o0 + 3 (o0 + 4 <= co), 0 where masked,
@@ -686,8 +732,12 @@ int32_t tt_dsp_pointwise_weight_update_run(tt_wdsp_stage *st, const int8_t *dy,
   return o;
 }
 
-/* Output channel o without staging the input, for layers whose input fits no staging
- * (MCUNet's 576 channels at 4x4, 144-192 at 8x8): the dy column (0 where masked) as int16
+/* Output channel o without staging the input, for fused updates that no other walk takes
+ * (no staging given, 161-256 positions or too many input channels for update_chunked's
+ * chunks, more than ~175 output channels for the large-map walk's block of sums: a 16x16
+ * layer of 192 outputs whose plan cut its staging), and for gradients only in builds of
+ * TT_GRAD_DSP_STAGE_BYTES below ~1.3 KB (test_direct_walk_equals_portable runs both): the
+ * dy column (0 where masked) as int16
  * pairs of positions [dy(2i), dy(2i + 1)] on the stack, then per four channels and pair of
  * positions one word of x from each position's row, SXTB16 into [x0, x2] and [x1, x3] and
  * eight 16 x 16 multiply-accumulates (SMLAxB with dy(2i), SMLAxT with dy(2i + 1)): about 18
@@ -780,103 +830,10 @@ int32_t tt_dsp_wbig_positions(int32_t rows, int32_t cb, int32_t bytes) {
   return p < all ? p : all;
 }
 
-/* Positions p .. p + 3 of channels c .. c + 3 (rows k apart) into a tile's two pairs, the
- * eight words at out: stage_quad's operations, the words in the tile's order. */
-#if !TT_DSP_ASM_ALL_REGS
-static inline __attribute__((always_inline)) void wbig_x_quad(tt_dsp_word *out, const int8_t *x,
-                                                              int32_t k, uint32_t zp) {
-  const uint32_t r0 = tt_dsp_load4(x), r1 = tt_dsp_load4(x + k);
-  const uint32_t r2 = tt_dsp_load4(x + 2 * k), r3 = tt_dsp_load4(x + 3 * k);
-  const uint32_t e0 = __ssub16(__sxtb16(r0), zp), o0 = __ssub16(tt_dsp_sxtb16_odd(r0), zp);
-  const uint32_t e1 = __ssub16(__sxtb16(r1), zp), o1 = __ssub16(tt_dsp_sxtb16_odd(r1), zp);
-  const uint32_t e2 = __ssub16(__sxtb16(r2), zp), o2 = __ssub16(tt_dsp_sxtb16_odd(r2), zp);
-  const uint32_t e3 = __ssub16(__sxtb16(r3), zp), o3 = __ssub16(tt_dsp_sxtb16_odd(r3), zp);
-  tt_dsp_strd(out, tt_dsp_low_halves(e0, e1), tt_dsp_low_halves(o0, o1));
-  tt_dsp_strd(out + 2, tt_dsp_high_halves(e0, e1), tt_dsp_high_halves(o0, o1));
-  tt_dsp_strd(out + 4, tt_dsp_low_halves(e2, e3), tt_dsp_low_halves(o2, o3));
-  tt_dsp_strd(out + 6, tt_dsp_high_halves(e2, e3), tt_dsp_high_halves(o2, o3));
-}
-#endif
-
 /* Positions p0 .. p0 + np - 1 of channels c0 .. c0 + cb - 1 into the chunk's tiles at xs
- * (`pairs` pairs a tile); the positions past np up to the pairs' end are read by the tiles
- * against zero dy, whatever they hold. */
-#if TT_DSP_ASM_ALL_REGS
-/* wbig_stage_dy's whole groups of four rows in assembly (gcc's C spilled: 60 instructions
- * a group): COLUMNS_GROUPS_ASM's loads, masks, SXTB16 and PKHBT/PKHTB, the words stored in
- * the chunk's order (pair by pair, its four columns in a row), 28 instructions a group
- * without a mask, 40 with one (co a multiple of 8: the nibble at a fixed bit of its byte). */
-#define WBIG_NONE(x, m) "  sxtb16 %[" m "], %[" x "]\n  sxtb16 %[" x "], %[" x "], ror #8\n"
-#define WBIG_NIB15(m) "  and %[" m "], %[" m "], #15\n"
-#define WBIG_NIB4(m) "  lsr %[" m "], %[" m "], #4\n"
-#define WBIG_MASK(x, m, NIBBLE)                                                             \
-  "  ldrb %[" m "], [%[mb]]\n  add %[mb], %[mb], %[co], lsr #3\n" NIBBLE(m)              \
-  "  ldr %[" m "], [%[aux], %[" m "], lsl #2]\n  and %[" x "], %[" x "], %[" m "]\n"        \
-  WBIG_NONE(x, m)
-/* the saved input's rows: less the zero point (aux: it in both halves) */
-#define WBIG_ZP(x, m)                                                                       \
-  WBIG_NONE(x, m) "  ssub16 %[" m "], %[" m "], %[aux]\n  ssub16 %[" x "], %[" x "], %[aux]\n"
-#define WBIG_AND15(x, m) WBIG_MASK(x, m, WBIG_NIB15)
-#define WBIG_LSR4(x, m) WBIG_MASK(x, m, WBIG_NIB4)
-#define WBIG_ROWS2(x0, m0, x1, m1, LANES)                                                   \
-  "  ldr %[" x0 "], [%[d]]\n"                                                              \
-  "  ldr %[" x1 "], [%[d], %[co]]\n"                                                       \
-  "  add %[d], %[d], %[co], lsl #1\n" LANES(x0, m0) LANES(x1, m1)
-#define WBIG_GROUPS_ASM(LANES)                                                              \
-  __asm__ volatile("1:\n" WBIG_ROWS2("a", "b", "c", "e", LANES)                             \
-          "  pkhtb %[i], %[e], %[b], asr #16\n"   /* col 2 of pair p / 2 */                 \
-          "  pkhbt %[b], %[b], %[e], lsl #16\n"   /* col 0 */                               \
-          "  pkhtb %[e], %[c], %[a], asr #16\n"   /* col 3 */                               \
-          "  pkhbt %[a], %[a], %[c], lsl #16\n"   /* col 1 */                               \
-          "  strd %[b], %[a], [%[out]]\n"                                                   \
-          "  strd %[i], %[e], [%[out], #8]\n"                                               \
-          WBIG_ROWS2("c", "f", "g", "h", LANES)                                              \
-          "  pkhtb %[i], %[h], %[f], asr #16\n"                                             \
-          "  pkhbt %[f], %[f], %[h], lsl #16\n"                                             \
-          "  pkhtb %[h], %[g], %[c], asr #16\n"                                             \
-          "  pkhbt %[c], %[c], %[g], lsl #16\n"                                             \
-          "  strd %[f], %[c], [%[out], #16]\n"                                              \
-          "  strd %[i], %[h], [%[out], #24]\n"                                              \
-          "  add %[out], %[out], #32\n"                                                     \
-          "  cmp %[out], %[end]\n"                                                          \
-          "  bne 1b\n"                                                                      \
-          : [out] "+r"(out), [d] "+r"(d), [mb] "+r"(mb), [a] "=&r"(a), [b] "=&r"(b),       \
-            [c] "=&r"(c), [e] "=&r"(e), [f] "=&r"(f), [g] "=&r"(g), [h] "=&r"(h),          \
-            [i] "=&r"(i)                                                                   \
-          : [co] "r"(co), [aux] "r"(aux), [end] "r"(end)                                   \
-          : "cc", "memory")
-/* Groups of four rows (co bytes apart) of four bytes at d into the eight words each at out:
- * dy (masked: the nibbles from the bytes at mb, `shift` their bit) or the saved input
- * (`zp`: less its zero point). */
-static inline __attribute__((always_inline)) void wbig_groups(tt_dsp_word *out,
-                                                              const int8_t *d,
-                                                              const uint8_t *mb, int32_t full,
-                                                              int32_t co, int masked,
-                                                              int32_t shift, int zp,
-                                                              uint32_t zps) {
-  tt_dsp_word *const end = out + 8 * full;
-  uint32_t a, b, c, e, f, g, h, i;
-  const uint32_t aux = zp ? zps : (uint32_t)(uintptr_t)lanes;
-  if (zp)
-    WBIG_GROUPS_ASM(WBIG_ZP);
-  else if (!masked)
-    WBIG_GROUPS_ASM(WBIG_NONE);
-  else if (shift)
-    WBIG_GROUPS_ASM(WBIG_LSR4);
-  else
-    WBIG_GROUPS_ASM(WBIG_AND15);
-}
-#undef WBIG_GROUPS_ASM
-#undef WBIG_ROWS2
-#undef WBIG_LSR4
-#undef WBIG_AND15
-#undef WBIG_ZP
-#undef WBIG_MASK
-#undef WBIG_NIB4
-#undef WBIG_NIB15
-#undef WBIG_NONE
-#endif
-
+ * (`pairs` pairs a tile): four positions of four channels by quad_words, by pair; the
+ * positions past np up to the pairs' end are read by the tiles against zero dy, whatever
+ * they hold. */
 static void wbig_stage_x(tt_dsp_word *xs, const int8_t *saved, int32_t k, int32_t p0,
                          int32_t np, int32_t c0, int32_t cb, int32_t x_zp, int32_t pairs) {
   const uint32_t zp = ((uint32_t)x_zp & 0xFFFFu) * 0x00010001u;
@@ -884,11 +841,16 @@ static void wbig_stage_x(tt_dsp_word *xs, const int8_t *saved, int32_t k, int32_
   const int8_t *row = saved + p0 * k + c0;
 #if TT_DSP_ASM_ALL_REGS
   if (full > 0)
-    for (int32_t c = 0; c < cb4; c += 4) wbig_groups(xs + (c >> 2) * tile, row + c, 0, full, k, 0, 0, 1, zp);
+    for (int32_t c = 0; c < cb4; c += 4)
+      quad_groups(xs + (c >> 2) * tile, row + c, 0, full, k, 1, 0, 0, 1, zp);
 #else
   for (int32_t g = 0; g < full; ++g, row += 4 * k) {
     tt_dsp_word *out = xs + 8 * g;
-    for (int32_t c = 0; c < cb4; c += 4, out += tile) wbig_x_quad(out, row + c, k, zp);
+    for (int32_t c = 0; c < cb4; c += 4, out += tile) {
+      const int8_t *x = row + c;
+      quad_words(out, tt_dsp_load4(x), tt_dsp_load4(x + k), tt_dsp_load4(x + 2 * k),
+                 tt_dsp_load4(x + 3 * k), 1, zp, 1);
+    }
   }
 #endif
   int16_t *half = (int16_t *)xs;
@@ -914,28 +876,22 @@ static void wbig_stage_dy(tt_dsp_word *ds, const int8_t *dy, const uint8_t *mask
 #if TT_DSP_ASM_ALL_REGS
     if ((mask == 0 || (co & 7) == 0) && np >= 4) {
       const int32_t full = np >> 2;
-      wbig_groups(ds, d, mask ? mask + (i >> 3) : 0, full, co, mask != 0, i & 4, 0, 0);
+      quad_groups(ds, d, mask ? mask + (i >> 3) : 0, full, co, 1, mask != 0, i & 4, 0, 0);
       p = 4 * full, d += 4 * full * co, i += 4 * full * co;
     }
 #endif
     for (; p + 4 <= np; p += 4, d += 4 * co, i += 4 * co) {
       uint32_t x0 = tt_dsp_load4(d), x1 = tt_dsp_load4(d + co);
       uint32_t x2 = tt_dsp_load4(d + 2 * co), x3 = tt_dsp_load4(d + 3 * co);
-      if (mask) {              /* i a multiple of 4: the nibble sits in one byte */
+      if (mask) {  /* i a multiple of 4: the nibble sits in one byte (tt_dsp_mask_lanes' table,
+                    * not nibble_lanes': with one table for both gcc allocated the large-map
+                    * walk's registers worse, about 150 instructions a call) */
         x0 &= tt_dsp_mask_lanes((uint32_t)mask[i >> 3] >> (i & 4));
         x1 &= tt_dsp_mask_lanes((uint32_t)mask[(i + co) >> 3] >> ((i + co) & 4));
         x2 &= tt_dsp_mask_lanes((uint32_t)mask[(i + 2 * co) >> 3] >> ((i + 2 * co) & 4));
         x3 &= tt_dsp_mask_lanes((uint32_t)mask[(i + 3 * co) >> 3] >> ((i + 3 * co) & 4));
       }
-      const uint32_t l0 = __sxtb16(x0), h0 = tt_dsp_sxtb16_odd(x0);
-      const uint32_t l1 = __sxtb16(x1), h1 = tt_dsp_sxtb16_odd(x1);
-      const uint32_t l2 = __sxtb16(x2), h2 = tt_dsp_sxtb16_odd(x2);
-      const uint32_t l3 = __sxtb16(x3), h3 = tt_dsp_sxtb16_odd(x3);
-      tt_dsp_word *out = ds + 2 * p;
-      tt_dsp_strd(out, tt_dsp_low_halves(l0, l1), tt_dsp_low_halves(h0, h1));
-      tt_dsp_strd(out + 2, tt_dsp_high_halves(l0, l1), tt_dsp_high_halves(h0, h1));
-      tt_dsp_strd(out + 4, tt_dsp_low_halves(l2, l3), tt_dsp_low_halves(h2, h3));
-      tt_dsp_strd(out + 6, tt_dsp_high_halves(l2, l3), tt_dsp_high_halves(h2, h3));
+      quad_words(ds + 2 * p, x0, x1, x2, x3, 0, 0, 1);
     }
   }
   int16_t *half = (int16_t *)ds;
@@ -1176,19 +1132,6 @@ int32_t tt_dsp_pointwise_weight_update_row(const int8_t *dy, const uint8_t *mask
  * lane holds the sum of at most 256 positions (|sum| <= 256 * 128 = 2^15, and -2^15 is an
  * int16), then goes into the int32 sum: the portable kernel's integers. */
 #define BIAS_LANE_POSITIONS 256
-
-/* A mask byte's eight bits as two words of byte lanes (0xFF where the bit is set): one
- * address computation and one LDRD a position instead of two nibbles' extraction and two
- * table loads (tt_dsp_mask_lanes), 2 KB of constants. */
-#define BIAS_LANE4(n)                                                                 \
-  ((((n)&1) ? 0xFFu : 0u) | (((n)&2) ? 0xFF00u : 0u) | (((n)&4) ? 0xFF0000u : 0u) |   \
-   (((n)&8) ? 0xFF000000u : 0u))
-#define BIAS_LANES1(v) {BIAS_LANE4((v)&15), BIAS_LANE4((v) >> 4)}
-#define BIAS_LANES4(v) BIAS_LANES1(v), BIAS_LANES1((v) + 1), BIAS_LANES1((v) + 2), BIAS_LANES1((v) + 3)
-#define BIAS_LANES16(v) BIAS_LANES4(v), BIAS_LANES4((v) + 4), BIAS_LANES4((v) + 8), BIAS_LANES4((v) + 12)
-#define BIAS_LANES64(v) BIAS_LANES16(v), BIAS_LANES16((v) + 16), BIAS_LANES16((v) + 32), BIAS_LANES16((v) + 48)
-static const uint32_t bias_mask_lanes[256][2] __attribute__((aligned(8))) = {
-    BIAS_LANES64(0), BIAS_LANES64(64), BIAS_LANES64(128), BIAS_LANES64(192)};
 
 /* One position's eight channels x0 (c0..c3) and x1 (c4..c7) into the four lanes. */
 static inline __attribute__((always_inline)) void bias_add8(uint32_t *a, uint32_t x0,
