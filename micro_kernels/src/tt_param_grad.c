@@ -968,22 +968,32 @@ static inline __attribute__((always_inline)) void update_staged_channel(
                  momentum ? momentum + c * a->k + c0 : 0, call);
 }
 
-/* The chunk buffer's words: update_chunked's frame holds it, so its caller asks
- * chunk_channels first and no call that cannot chunk puts it on the stack. */
-#define WDSP_CHUNK_WORDS (TT_WDSP_CHUNK_BYTES / 4)
+/* How update_pointwise makes a block's sums T (dw = (float)T unit) of every output channel. */
+enum {
+  PW_CHUNKED,   /* from the input staged a chunk of input channels at a time in the buffer */
+  PW_BIG,       /* made by the large-map walk into the buffer, before the walk's own words */
+  PW_ROW        /* one position: T = g_o (x_c - x_zp), the differences once in the buffer */
+};
 
-/* The fused update of a pointwise layer from its input staged in chunks of `per` input
- * channels (chunk_channels, > 0; on this frame's stack), chunk by chunk, every output
- * channel for each: the weights of channel o, inputs c0 .. c0 + n - 1 take draws o k + c0 ..
- * of the call's stream, the draws of the unstaged order (update_channels: output channel by
- * output channel), by skipping the stream ahead between them (tt_gdsp_skip). */
-static __attribute__((noinline)) void update_chunked(const conv_weight_grad_s8 *a,
-                                                     int32_t per, int8_t *w, int32_t ci,
-                                                     const float *w_scales, int32_t n_scales,
-                                                     float *momentum, const tt_sgd *o,
-                                                     tt_update_state *s, float *scratch) {
-  tt_dsp_word mem[WDSP_CHUNK_WORDS] __attribute__((aligned(8)));
-  const int32_t rows = a->n * a->h * a->wd, k = a->k;
+/* The fused update of a pointwise layer whose input the caller could not stage whole, from
+ * the sums of `sums` (above) of blocks of `per` input channels (all k for PW_ROW), block by
+ * block, every output channel for each, in this frame's buffer of TT_WDSP_CHUNK_BYTES (its
+ * caller asks chunk_channels or wbig_block first, so no call that takes neither puts it on
+ * the stack). The weights of channel o, inputs c0 .. c0 + n - 1 take draws o k + c0 .. of the
+ * call's stream, the draws of the unstaged order (update_channels: output channel by output
+ * channel), by skipping the stream ahead between them (tt_gdsp_skip). The default rule's
+ * runs take the channels they can from the sums; the others (momentum, nearest rounding, no
+ * QAS, values that could be NaN) go through scratch as update_channels'. */
+static __attribute__((noinline)) void update_pointwise(const conv_weight_grad_s8 *a, int sums,
+                                                       int32_t per, int8_t *w, int32_t ci,
+                                                       const float *w_scales, int32_t n_scales,
+                                                       float *momentum, const tt_sgd *o,
+                                                       tt_update_state *s, float *scratch) {
+  tt_dsp_word mem[WBIG_WORDS] __attribute__((aligned(8)));
+  int32_t *const t = (int32_t *)(void *)mem;  /* PW_BIG's sums [co, n], PW_ROW's xz [k] */
+  const int32_t rows = a->n * a->h * a->wd, k = a->k, co = a->co;
+  if (sums == PW_ROW)
+    for (int32_t c = 0; c < k; ++c) t[c] = a->saved[c] - a->x_zp;
   tt_sgd_call call = begin_update(o, s, momentum);
   const int rule = call.qas && call.stochastic && !call.use_momentum;     /* the defaults */
   const uint32_t first = call.rng;                    /* before draw 0: (0, 0) */
@@ -991,54 +1001,37 @@ static __attribute__((noinline)) void update_chunked(const conv_weight_grad_s8 *
   for (int32_t c0 = 0; c0 < k; c0 += per) {
     const int32_t n = k - c0 < per ? k - c0 : per;
     tt_wdsp_stage st;
-    tt_dsp_pointwise_weight_stage_part(a->saved + c0, rows, k, n, a->x_zp, mem,
-                                       (int32_t)sizeof mem, &st);
-    uint32_t at = call.stochastic ? tt_gdsp_skip(first, c0) : first;      /* (0, c0) */
-    call.rng = at;
-    for (int32_t c = 0; c < a->co;) {
-      /* runs of the default rule, the channels it cannot take one at a time between */
-      if (rule)
-        c = tt_dsp_pointwise_weight_update_run(&st, a->dy, a->mask, rows, a->co, c, n, a->x_zp,
-                                               a->unit, w + c0, ci, w_scales, n_scales > 1,
-                                               k - n, &call);
-      if (c == a->co) break;
-      update_staged_channel(&st, a, c, c0, n, w, ci, w_scales, n_scales, momentum, &call,
-                            scratch);
-      if (++c < a->co && call.stochastic) call.rng = tt_gdsp_skip(call.rng, k - n); /* (c, c0) */
+    if (sums == PW_CHUNKED) {
+      tt_dsp_pointwise_weight_stage_part(a->saved + c0, rows, k, n, a->x_zp, mem,
+                                         (int32_t)sizeof mem, &st);
+    } else if (sums == PW_BIG) {
+      memset(mem, 0, (size_t)co * (size_t)n * 4u);
+      tt_dsp_pointwise_weight_sums(a->dy, a->mask, rows, co, a->saved, k, c0, n, a->x_zp, mem,
+                                   n, mem + co * n, 4 * (WBIG_WORDS - co * n));
     }
-    end = call.rng;               /* the last chunk's last channel: the call's end state */
-  }
-  call.rng = end;
-  end_update(&call, s);
-}
-/* The fused update of a pointwise layer whose input fits no staging: the walk's sums of a
- * block of cb input channels for every output channel, on this frame's stack before the
- * walk's buffer, then the rule over them channel by channel, the stream skipped into the
- * unstaged order between them as update_chunked's. */
-static __attribute__((noinline)) void update_big(const conv_weight_grad_s8 *a, int32_t cb,
-                                                 int8_t *w, int32_t ci, const float *w_scales,
-                                                 int32_t n_scales, float *momentum,
-                                                 const tt_sgd *o, tt_update_state *s,
-                                                 float *scratch) {
-  tt_dsp_word mem[WBIG_WORDS] __attribute__((aligned(8)));
-  const int32_t rows = a->n * a->h * a->wd, k = a->k, co = a->co;
-  tt_sgd_call call = begin_update(o, s, momentum);
-  const int rule = call.qas && call.stochastic && !call.use_momentum;     /* the defaults */
-  const uint32_t first = call.rng;                    /* before draw 0: (0, 0) */
-  uint32_t end = first;
-  for (int32_t c0 = 0; c0 < k; c0 += cb) {
-    const int32_t n = k - c0 < cb ? k - c0 : cb;
-    memset(mem, 0, (size_t)co * (size_t)n * 4u);
-    tt_dsp_pointwise_weight_sums(a->dy, a->mask, rows, co, a->saved, k, c0, n, a->x_zp, mem, n,
-                                 mem + co * n, 4 * (WBIG_WORDS - co * n));
     call.rng = call.stochastic ? tt_gdsp_skip(first, c0) : first;      /* (0, c0) */
     for (int32_t c = 0; c < co;) {
+      /* runs of the default rule, the channels it cannot take one at a time between */
       if (rule)
-        c = tt_dsp_pointwise_weight_update_sums(mem, n, co, c, a->unit, w + c0, ci, w_scales,
-                                                n_scales > 1, k - n, &call);
+        c = sums == PW_CHUNKED
+                ? tt_dsp_pointwise_weight_update_run(&st, a->dy, a->mask, rows, co, c, n,
+                                                     a->x_zp, a->unit, w + c0, ci, w_scales,
+                                                     n_scales > 1, k - n, &call)
+            : sums == PW_BIG
+                ? tt_dsp_pointwise_weight_update_sums(mem, n, co, c, a->unit, w + c0, ci,
+                                                      w_scales, n_scales > 1, k - n, &call)
+                : tt_dsp_pointwise_weight_update_row(a->dy, a->mask, co, c, t, k, a->unit, w,
+                                                     ci, w_scales, n_scales > 1, &call);
       if (c == co) break;
+      if (sums == PW_CHUNKED) {
+        tt_dsp_pointwise_weight_channel(&st, a->dy, a->mask, rows, co, c, n, a->x_zp, a->unit,
+                                        scratch);
+      } else {      /* T = g t[j]: PW_BIG's sums of channel c (g 1), PW_ROW's g_o xz */
+        const int32_t g = sums == PW_ROW ? live_s8(a->dy, a->mask, c) : 1;
+        const int32_t *tc = sums == PW_ROW ? t : t + c * n;
+        for (int32_t j = 0; j < n; ++j) scratch[j] = (float)(g * tc[j]) * a->unit;
+      }
       const float scale = w_scales[n_scales > 1 ? c : 0];
-      for (int32_t j = 0; j < n; ++j) scratch[j] = (float)(int32_t)mem[c * n + j] * a->unit;
       update_rows_s8(w + c * ci + c0, 1, ci, n, &scale, 0, scratch,
                      momentum ? momentum + c * k + c0 : 0, &call);
       if (++c < co && call.stochastic) call.rng = tt_gdsp_skip(call.rng, k - n); /* (c, c0) */
@@ -1046,32 +1039,6 @@ static __attribute__((noinline)) void update_big(const conv_weight_grad_s8 *a, i
     end = call.rng;               /* the last block's last channel: the call's end state */
   }
   call.rng = end;
-  end_update(&call, s);
-}
-/* The fused update of a pointwise layer of one position (a classifier on a pooled vector):
- * its input's differences once, then the default rule's runs from T = g xz (no sums), the
- * channels they do not take through scratch. */
-static __attribute__((noinline)) void update_row(const conv_weight_grad_s8 *a, int8_t *w,
-                                                 int32_t ci, const float *w_scales,
-                                                 int32_t n_scales, float *momentum,
-                                                 const tt_sgd *o, tt_update_state *s,
-                                                 float *scratch) {
-  int32_t xz[WBIG_WORDS];
-  const int32_t k = a->k, co = a->co;
-  for (int32_t c = 0; c < k; ++c) xz[c] = a->saved[c] - a->x_zp;
-  tt_sgd_call call = begin_update(o, s, momentum);
-  const int rule = call.qas && call.stochastic && !call.use_momentum;     /* the defaults */
-  for (int32_t c = 0; c < co; ++c) {
-    if (rule)
-      c = tt_dsp_pointwise_weight_update_row(a->dy, a->mask, co, c, xz, k, a->unit, w, ci,
-                                             w_scales, n_scales > 1, &call);
-    if (c == co) break;
-    const float scale = w_scales[n_scales > 1 ? c : 0];
-    const int32_t g = live_s8(a->dy, a->mask, c);
-    for (int32_t j = 0; j < k; ++j) scratch[j] = (float)(g * xz[j]) * a->unit;
-    update_rows_s8(w + c * ci, 1, ci, k, &scale, 0, scratch, momentum ? momentum + c * k : 0,
-                   &call);
-  }
   end_update(&call, s);
 }
 #endif
@@ -1103,20 +1070,17 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
     end_update(&call, s);
     return;
   }
-  const int32_t per =
-      pointwise_s8(&a) ? chunk_channels(n * h * wd, k, 4 * WDSP_CHUNK_WORDS) : 0;
+  /* the input staged in chunks, else the large-map walk's blocks, else one position */
+  const int32_t rows = n * h * wd;
+  int sums = PW_CHUNKED;
+  int32_t per = pointwise_s8(&a) ? chunk_channels(rows, k, 4 * WBIG_WORDS) : 0;
+  if (per == 0 && pointwise_s8(&a) && rows >= 2) {
+    sums = PW_BIG;
+    per = wbig_block(rows, k, 4 * co, 4 * WBIG_WORDS);
+  }
+  if (per == 0 && pointwise_s8(&a) && rows == 1 && k <= WBIG_WORDS) sums = PW_ROW, per = k;
   if (per > 0) {
-    update_chunked(&a, per, w, ci, w_scales, n_scales, momentum, o, s, scratch);
-    return;
-  }
-  const int32_t cb = pointwise_s8(&a) && n * h * wd >= 2
-                         ? wbig_block(n * h * wd, k, 4 * co, 4 * WBIG_WORDS) : 0;
-  if (cb > 0) {
-    update_big(&a, cb, w, ci, w_scales, n_scales, momentum, o, s, scratch);
-    return;
-  }
-  if (pointwise_s8(&a) && n * h * wd == 1 && k <= WBIG_WORDS) {
-    update_row(&a, w, ci, w_scales, n_scales, momentum, o, s, scratch);
+    update_pointwise(&a, sums, per, w, ci, w_scales, n_scales, momentum, o, s, scratch);
     return;
   }
   if (direct_s8(&a)) {
