@@ -952,44 +952,26 @@ void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int
  * path, so they equal tt_*_weight_grad_s8 followed by tt_update_weight_s8 bit for bit. */
 
 #if TT_GRAD_DSP
-/* Output channel c's update from a staged input of n channels (the whole input, or a chunk
- * of it at column c0 of w's row and of momentum's), through scratch as update_channels: the
- * channels the default rule's runs (tt_dsp_pointwise_weight_update_run) do not take, which
- * are those with momentum, nearest rounding or no QAS, or whose values could be NaN. Both
- * staged walks below run it. */
-static inline __attribute__((always_inline)) void update_staged_channel(
-    tt_wdsp_stage *st, const conv_weight_grad_s8 *a, int32_t c, int32_t c0, int32_t n,
-    int8_t *w, int32_t ci, const float *w_scales, int32_t n_scales, float *momentum,
-    tt_sgd_call *call, float *scratch) {
-  const float scale = w_scales[n_scales > 1 ? c : 0];
-  tt_dsp_pointwise_weight_channel(st, a->dy, a->mask, a->n * a->h * a->wd, a->co, c, n,
-                                  a->x_zp, a->unit, scratch);
-  update_rows_s8(w + c * ci + c0, 1, ci, n, &scale, 0, scratch,
-                 momentum ? momentum + c * a->k + c0 : 0, call);
-}
-
 /* How update_pointwise makes a block's sums T (dw = (float)T unit) of every output channel. */
 enum {
-  PW_CHUNKED,   /* from the input staged a chunk of input channels at a time in the buffer */
-  PW_BIG,       /* made by the large-map walk into the buffer, before the walk's own words */
-  PW_ROW        /* one position: T = g_o (x_c - x_zp), the differences once in the buffer */
+  PW_STAGED,    /* from a staging: the caller's of the whole input, else a chunk's in `mem` */
+  PW_BIG,       /* the large-map walk's, in `mem` before the walk's own words */
+  PW_ROW        /* one position: T = g_o (x_c - x_zp), the differences once in `mem` */
 };
 
-/* The fused update of a pointwise layer whose input the caller could not stage whole, from
- * the sums of `sums` (above) of blocks of `per` input channels (all k for PW_ROW), block by
- * block, every output channel for each, in this frame's buffer of TT_WDSP_CHUNK_BYTES (its
- * caller asks chunk_channels or wbig_block first, so no call that takes neither puts it on
- * the stack). The weights of channel o, inputs c0 .. c0 + n - 1 take draws o k + c0 .. of the
- * call's stream, the draws of the unstaged order (update_channels: output channel by output
- * channel), by skipping the stream ahead between them (tt_gdsp_skip). The default rule's
- * runs take the channels they can from the sums; the others (momentum, nearest rounding, no
- * QAS, values that could be NaN) go through scratch as update_channels'. */
-static __attribute__((noinline)) void update_pointwise(const conv_weight_grad_s8 *a, int sums,
-                                                       int32_t per, int8_t *w, int32_t ci,
-                                                       const float *w_scales, int32_t n_scales,
-                                                       float *momentum, const tt_sgd *o,
-                                                       tt_update_state *s, float *scratch) {
-  tt_dsp_word mem[WBIG_WORDS] __attribute__((aligned(8)));
+/* The fused update of a pointwise layer, the sums of `sums` (above) of blocks of `per` input
+ * channels (all k but for PW_BIG and a chunked staging), block by block, every output
+ * channel for each: the weights of channel o, inputs c0 .. c0 + n - 1 take draws o k + c0 ..
+ * of the call's stream, the draws of the unstaged order (update_channels: output channel by
+ * output channel), by skipping the stream ahead between them (tt_gdsp_skip). The default
+ * rule's runs take the channels they can from the sums; the others (momentum, nearest
+ * rounding, no QAS, values that could be NaN) go through scratch as update_channels'. `whole`
+ * is the caller's staging of the whole input, or NULL; `mem` (TT_WDSP_CHUNK_BYTES, 8-byte
+ * aligned) is update_pointwise_mem's, NULL with `whole`. */
+static __attribute__((noinline)) void update_pointwise(
+    const conv_weight_grad_s8 *a, int sums, int32_t per, tt_wdsp_stage *whole,
+    tt_dsp_word *mem, int8_t *w, int32_t ci, const float *w_scales, int32_t n_scales,
+    float *momentum, const tt_sgd *o, tt_update_state *s, float *scratch) {
   int32_t *const t = (int32_t *)(void *)mem;  /* PW_BIG's sums [co, n], PW_ROW's xz [k] */
   const int32_t rows = a->n * a->h * a->wd, k = a->k, co = a->co;
   if (sums == PW_ROW)
@@ -1001,9 +983,10 @@ static __attribute__((noinline)) void update_pointwise(const conv_weight_grad_s8
   for (int32_t c0 = 0; c0 < k; c0 += per) {
     const int32_t n = k - c0 < per ? k - c0 : per;
     tt_wdsp_stage st;
-    if (sums == PW_CHUNKED) {
+    if (whole) st = *whole;
+    else if (sums == PW_STAGED) {
       tt_dsp_pointwise_weight_stage_part(a->saved + c0, rows, k, n, a->x_zp, mem,
-                                         (int32_t)sizeof mem, &st);
+                                         4 * WBIG_WORDS, &st);
     } else if (sums == PW_BIG) {
       memset(mem, 0, (size_t)co * (size_t)n * 4u);
       tt_dsp_pointwise_weight_sums(a->dy, a->mask, rows, co, a->saved, k, c0, n, a->x_zp, mem,
@@ -1013,7 +996,7 @@ static __attribute__((noinline)) void update_pointwise(const conv_weight_grad_s8
     for (int32_t c = 0; c < co;) {
       /* runs of the default rule, the channels it cannot take one at a time between */
       if (rule)
-        c = sums == PW_CHUNKED
+        c = sums == PW_STAGED
                 ? tt_dsp_pointwise_weight_update_run(&st, a->dy, a->mask, rows, co, c, n,
                                                      a->x_zp, a->unit, w + c0, ci, w_scales,
                                                      n_scales > 1, k - n, &call)
@@ -1023,7 +1006,7 @@ static __attribute__((noinline)) void update_pointwise(const conv_weight_grad_s8
                 : tt_dsp_pointwise_weight_update_row(a->dy, a->mask, co, c, t, k, a->unit, w,
                                                      ci, w_scales, n_scales > 1, &call);
       if (c == co) break;
-      if (sums == PW_CHUNKED) {
+      if (sums == PW_STAGED) {
         tt_dsp_pointwise_weight_channel(&st, a->dy, a->mask, rows, co, c, n, a->x_zp, a->unit,
                                         scratch);
       } else {      /* T = g t[j]: PW_BIG's sums of channel c (g 1), PW_ROW's g_o xz */
@@ -1041,6 +1024,17 @@ static __attribute__((noinline)) void update_pointwise(const conv_weight_grad_s8
   call.rng = end;
   end_update(&call, s);
 }
+
+/* update_pointwise with its buffer (TT_WDSP_CHUNK_BYTES) in this frame: its caller asks
+ * chunk_channels, wbig_block or for one position first, so no call that takes none of them
+ * (nor one staged whole by the caller) puts it on the stack. */
+static __attribute__((noinline)) void update_pointwise_mem(
+    const conv_weight_grad_s8 *a, int sums, int32_t per, int8_t *w, int32_t ci,
+    const float *w_scales, int32_t n_scales, float *momentum, const tt_sgd *o,
+    tt_update_state *s, float *scratch) {
+  tt_dsp_word mem[WBIG_WORDS] __attribute__((aligned(8)));
+  update_pointwise(a, sums, per, 0, mem, w, ci, w_scales, n_scales, momentum, o, s, scratch);
+}
 #endif
 
 void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
@@ -1054,25 +1048,17 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
                                  *win, *dy_scale * x_scale};
 #if TT_GRAD_DSP
-  conv_dsp_args d = {&a, {0, 0, 0, -1}};
-  if (pointwise_s8(&a) &&
-      tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
-    tt_sgd_call call = begin_update(o, s, momentum);
-    const int rule = call.qas && call.stochastic && !call.use_momentum;    /* the defaults */
-    for (int32_t c = 0; c < co; ++c) {
-      if (rule)     /* a run of the default rule, up to a channel it cannot take */
-        c = tt_dsp_pointwise_weight_update_run(&d.stage, dy, mask, n * h * wd, co, c, k, x_zp,
-                                               a.unit, w, ci, w_scales, n_scales > 1, 0, &call);
-      if (c == co) break;
-      update_staged_channel(&d.stage, &a, c, 0, k, w, ci, w_scales, n_scales, momentum,
-                            &call, scratch);
-    }
-    end_update(&call, s);
+  /* the input staged whole in the caller's stage, else in chunks, else the large-map walk's
+   * blocks, else one position */
+  const int32_t rows = n * h * wd;
+  tt_wdsp_stage st = {0, 0, 0, -1};
+  if (pointwise_s8(&a) && tt_dsp_pointwise_weight_stage(saved, rows, k, x_zp, stage,
+                                                        stage_bytes, &st)) {
+    update_pointwise(&a, PW_STAGED, k, &st, 0, w, ci, w_scales, n_scales, momentum, o, s,
+                     scratch);
     return;
   }
-  /* the input staged in chunks, else the large-map walk's blocks, else one position */
-  const int32_t rows = n * h * wd;
-  int sums = PW_CHUNKED;
+  int sums = PW_STAGED;
   int32_t per = pointwise_s8(&a) ? chunk_channels(rows, k, 4 * WBIG_WORDS) : 0;
   if (per == 0 && pointwise_s8(&a) && rows >= 2) {
     sums = PW_BIG;
@@ -1080,7 +1066,7 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
   }
   if (per == 0 && pointwise_s8(&a) && rows == 1 && k <= WBIG_WORDS) sums = PW_ROW, per = k;
   if (per > 0) {
-    update_pointwise(&a, sums, per, w, ci, w_scales, n_scales, momentum, o, s, scratch);
+    update_pointwise_mem(&a, sums, per, w, ci, w_scales, n_scales, momentum, o, s, scratch);
     return;
   }
   if (direct_s8(&a)) {
