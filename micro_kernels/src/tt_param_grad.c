@@ -974,8 +974,11 @@ static __attribute__((noinline)) void update_pointwise(
     float *momentum, const tt_sgd *o, tt_update_state *s, float *scratch) {
   int32_t *const t = (int32_t *)(void *)mem;  /* PW_BIG's sums [co, n], PW_ROW's xz [k] */
   const int32_t rows = a->n * a->h * a->wd, k = a->k, co = a->co;
-  if (sums == PW_ROW)
-    for (int32_t c = 0; c < k; ++c) t[c] = a->saved[c] - a->x_zp;
+  if (sums == PW_ROW) {
+    const int8_t *const x = a->saved;         /* locals: t's stores may alias *a's int8 */
+    const int32_t zp = a->x_zp;
+    for (int32_t c = 0; c < k; ++c) t[c] = x[c] - zp;
+  }
   tt_sgd_call call = begin_update(o, s, momentum);
   const int rule = call.qas && call.stochastic && !call.use_momentum;     /* the defaults */
   const uint32_t first = call.rng;                    /* before draw 0: (0, 0) */
