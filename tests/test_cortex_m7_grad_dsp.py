@@ -400,7 +400,7 @@ def weight_grad_calls(rng) -> None:
     as int8, ones past the buffers even as int8 (the large-map walk; the walk without staging,
     tt_dsp_pointwise_weight_direct: direct_walk_calls), 1x1 layers that are not pointwise (portable), a single position (portable),
     momentum and stochastic rounding in the update; updates given too little staging, which
-    stage their input in chunks of channels on the stack (update_chunked: its draws skipped
+    stage their input in chunks of channels on the stack (update_pointwise: its draws skipped
     into the unstaged order)."""
     lib = c_kernels.library()
     # (n, h, w, co, k, ci): dy [n, h, w, co], saved [n, h, w, k] (the trained first k of ci)

@@ -952,38 +952,33 @@ void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int
  * path, so they equal tt_*_weight_grad_s8 followed by tt_update_weight_s8 bit for bit. */
 
 #if TT_GRAD_DSP
-/* Output channel c's update from a staged input of n channels (the whole input, or a chunk
- * of it at column c0 of w's row and of momentum's), through scratch as update_channels: the
- * channels the default rule's runs (tt_dsp_pointwise_weight_update_run) do not take, which
- * are those with momentum, nearest rounding or no QAS, or whose values could be NaN. Both
- * staged walks below run it. */
-static inline __attribute__((always_inline)) void update_staged_channel(
-    tt_wdsp_stage *st, const conv_weight_grad_s8 *a, int32_t c, int32_t c0, int32_t n,
-    int8_t *w, int32_t ci, const float *w_scales, int32_t n_scales, float *momentum,
-    tt_sgd_call *call, float *scratch) {
-  const float scale = w_scales[n_scales > 1 ? c : 0];
-  tt_dsp_pointwise_weight_channel(st, a->dy, a->mask, a->n * a->h * a->wd, a->co, c, n,
-                                  a->x_zp, a->unit, scratch);
-  update_rows_s8(w + c * ci + c0, 1, ci, n, &scale, 0, scratch,
-                 momentum ? momentum + c * a->k + c0 : 0, call);
-}
+/* How update_pointwise makes a block's sums T (dw = (float)T unit) of every output channel. */
+enum {
+  PW_STAGED,    /* from a staging: the caller's of the whole input, else a chunk's in `mem` */
+  PW_BIG,       /* the large-map walk's, in `mem` before the walk's own words */
+  PW_ROW        /* one position: T = g_o (x_c - x_zp), the differences once in `mem` */
+};
 
-/* The chunk buffer's words: update_chunked's frame holds it, so its caller asks
- * chunk_channels first and no call that cannot chunk puts it on the stack. */
-#define WDSP_CHUNK_WORDS (TT_WDSP_CHUNK_BYTES / 4)
-
-/* The fused update of a pointwise layer from its input staged in chunks of `per` input
- * channels (chunk_channels, > 0; on this frame's stack), chunk by chunk, every output
+/* The fused update of a pointwise layer, the sums of `sums` (above) of blocks of `per` input
+ * channels (all k but for PW_BIG and a chunked staging), block by block, every output
  * channel for each: the weights of channel o, inputs c0 .. c0 + n - 1 take draws o k + c0 ..
  * of the call's stream, the draws of the unstaged order (update_channels: output channel by
- * output channel), by skipping the stream ahead between them (tt_gdsp_skip). */
-static __attribute__((noinline)) void update_chunked(const conv_weight_grad_s8 *a,
-                                                     int32_t per, int8_t *w, int32_t ci,
-                                                     const float *w_scales, int32_t n_scales,
-                                                     float *momentum, const tt_sgd *o,
-                                                     tt_update_state *s, float *scratch) {
-  tt_dsp_word mem[WDSP_CHUNK_WORDS] __attribute__((aligned(8)));
-  const int32_t rows = a->n * a->h * a->wd, k = a->k;
+ * output channel), by skipping the stream ahead between them (tt_gdsp_skip). The default
+ * rule's runs take the channels they can from the sums; the others (momentum, nearest
+ * rounding, no QAS, values that could be NaN) go through scratch as update_channels'. `whole`
+ * is the caller's staging of the whole input, or NULL; `mem` (TT_WDSP_CHUNK_BYTES, 8-byte
+ * aligned) is update_pointwise_mem's, NULL with `whole`. */
+static __attribute__((noinline)) void update_pointwise(
+    const conv_weight_grad_s8 *a, int sums, int32_t per, tt_wdsp_stage *whole,
+    tt_dsp_word *mem, int8_t *w, int32_t ci, const float *w_scales, int32_t n_scales,
+    float *momentum, const tt_sgd *o, tt_update_state *s, float *scratch) {
+  int32_t *const t = (int32_t *)(void *)mem;  /* PW_BIG's sums [co, n], PW_ROW's xz [k] */
+  const int32_t rows = a->n * a->h * a->wd, k = a->k, co = a->co;
+  if (sums == PW_ROW) {
+    const int8_t *const x = a->saved;         /* locals: t's stores may alias *a's int8 */
+    const int32_t zp = a->x_zp;
+    for (int32_t c = 0; c < k; ++c) t[c] = x[c] - zp;
+  }
   tt_sgd_call call = begin_update(o, s, momentum);
   const int rule = call.qas && call.stochastic && !call.use_momentum;     /* the defaults */
   const uint32_t first = call.rng;                    /* before draw 0: (0, 0) */
@@ -991,54 +986,38 @@ static __attribute__((noinline)) void update_chunked(const conv_weight_grad_s8 *
   for (int32_t c0 = 0; c0 < k; c0 += per) {
     const int32_t n = k - c0 < per ? k - c0 : per;
     tt_wdsp_stage st;
-    tt_dsp_pointwise_weight_stage_part(a->saved + c0, rows, k, n, a->x_zp, mem,
-                                       (int32_t)sizeof mem, &st);
-    uint32_t at = call.stochastic ? tt_gdsp_skip(first, c0) : first;      /* (0, c0) */
-    call.rng = at;
-    for (int32_t c = 0; c < a->co;) {
-      /* runs of the default rule, the channels it cannot take one at a time between */
-      if (rule)
-        c = tt_dsp_pointwise_weight_update_run(&st, a->dy, a->mask, rows, a->co, c, n, a->x_zp,
-                                               a->unit, w + c0, ci, w_scales, n_scales > 1,
-                                               k - n, &call);
-      if (c == a->co) break;
-      update_staged_channel(&st, a, c, c0, n, w, ci, w_scales, n_scales, momentum, &call,
-                            scratch);
-      if (++c < a->co && call.stochastic) call.rng = tt_gdsp_skip(call.rng, k - n); /* (c, c0) */
+    if (whole) st = *whole;
+    else if (sums == PW_STAGED) {
+      tt_dsp_pointwise_weight_stage_part(a->saved + c0, rows, k, n, a->x_zp, mem,
+                                         4 * WBIG_WORDS, &st);
+    } else if (sums == PW_BIG) {
+      memset(mem, 0, (size_t)co * (size_t)n * 4u);
+      tt_dsp_pointwise_weight_sums(a->dy, a->mask, rows, co, a->saved, k, c0, n, a->x_zp, mem,
+                                   n, mem + co * n, 4 * (WBIG_WORDS - co * n));
     }
-    end = call.rng;               /* the last chunk's last channel: the call's end state */
-  }
-  call.rng = end;
-  end_update(&call, s);
-}
-/* The fused update of a pointwise layer whose input fits no staging: the walk's sums of a
- * block of cb input channels for every output channel, on this frame's stack before the
- * walk's buffer, then the rule over them channel by channel, the stream skipped into the
- * unstaged order between them as update_chunked's. */
-static __attribute__((noinline)) void update_big(const conv_weight_grad_s8 *a, int32_t cb,
-                                                 int8_t *w, int32_t ci, const float *w_scales,
-                                                 int32_t n_scales, float *momentum,
-                                                 const tt_sgd *o, tt_update_state *s,
-                                                 float *scratch) {
-  tt_dsp_word mem[WBIG_WORDS] __attribute__((aligned(8)));
-  const int32_t rows = a->n * a->h * a->wd, k = a->k, co = a->co;
-  tt_sgd_call call = begin_update(o, s, momentum);
-  const int rule = call.qas && call.stochastic && !call.use_momentum;     /* the defaults */
-  const uint32_t first = call.rng;                    /* before draw 0: (0, 0) */
-  uint32_t end = first;
-  for (int32_t c0 = 0; c0 < k; c0 += cb) {
-    const int32_t n = k - c0 < cb ? k - c0 : cb;
-    memset(mem, 0, (size_t)co * (size_t)n * 4u);
-    tt_dsp_pointwise_weight_sums(a->dy, a->mask, rows, co, a->saved, k, c0, n, a->x_zp, mem, n,
-                                 mem + co * n, 4 * (WBIG_WORDS - co * n));
     call.rng = call.stochastic ? tt_gdsp_skip(first, c0) : first;      /* (0, c0) */
     for (int32_t c = 0; c < co;) {
+      /* runs of the default rule, the channels it cannot take one at a time between */
       if (rule)
-        c = tt_dsp_pointwise_weight_update_sums(mem, n, co, c, a->unit, w + c0, ci, w_scales,
-                                                n_scales > 1, k - n, &call);
+        c = sums == PW_STAGED
+                ? tt_dsp_pointwise_weight_update_run(&st, a->dy, a->mask, rows, co, c, n,
+                                                     a->x_zp, a->unit, w + c0, ci, w_scales,
+                                                     n_scales > 1, k - n, &call)
+            : sums == PW_BIG
+                ? tt_dsp_pointwise_weight_update_sums(mem, n, co, c, a->unit, w + c0, ci,
+                                                      w_scales, n_scales > 1, k - n, &call)
+                : tt_dsp_pointwise_weight_update_row(a->dy, a->mask, co, c, t, k, a->unit, w,
+                                                     ci, w_scales, n_scales > 1, &call);
       if (c == co) break;
+      if (sums == PW_STAGED) {
+        tt_dsp_pointwise_weight_channel(&st, a->dy, a->mask, rows, co, c, n, a->x_zp, a->unit,
+                                        scratch);
+      } else {      /* T = g t[j]: PW_BIG's sums of channel c (g 1), PW_ROW's g_o xz */
+        const int32_t g = sums == PW_ROW ? live_s8(a->dy, a->mask, c) : 1;
+        const int32_t *tc = sums == PW_ROW ? t : t + c * n;
+        for (int32_t j = 0; j < n; ++j) scratch[j] = (float)(g * tc[j]) * a->unit;
+      }
       const float scale = w_scales[n_scales > 1 ? c : 0];
-      for (int32_t j = 0; j < n; ++j) scratch[j] = (float)(int32_t)mem[c * n + j] * a->unit;
       update_rows_s8(w + c * ci + c0, 1, ci, n, &scale, 0, scratch,
                      momentum ? momentum + c * k + c0 : 0, &call);
       if (++c < co && call.stochastic) call.rng = tt_gdsp_skip(call.rng, k - n); /* (c, c0) */
@@ -1048,31 +1027,16 @@ static __attribute__((noinline)) void update_big(const conv_weight_grad_s8 *a, i
   call.rng = end;
   end_update(&call, s);
 }
-/* The fused update of a pointwise layer of one position (a classifier on a pooled vector):
- * its input's differences once, then the default rule's runs from T = g xz (no sums), the
- * channels they do not take through scratch. */
-static __attribute__((noinline)) void update_row(const conv_weight_grad_s8 *a, int8_t *w,
-                                                 int32_t ci, const float *w_scales,
-                                                 int32_t n_scales, float *momentum,
-                                                 const tt_sgd *o, tt_update_state *s,
-                                                 float *scratch) {
-  int32_t xz[WBIG_WORDS];
-  const int32_t k = a->k, co = a->co;
-  for (int32_t c = 0; c < k; ++c) xz[c] = a->saved[c] - a->x_zp;
-  tt_sgd_call call = begin_update(o, s, momentum);
-  const int rule = call.qas && call.stochastic && !call.use_momentum;     /* the defaults */
-  for (int32_t c = 0; c < co; ++c) {
-    if (rule)
-      c = tt_dsp_pointwise_weight_update_row(a->dy, a->mask, co, c, xz, k, a->unit, w, ci,
-                                             w_scales, n_scales > 1, &call);
-    if (c == co) break;
-    const float scale = w_scales[n_scales > 1 ? c : 0];
-    const int32_t g = live_s8(a->dy, a->mask, c);
-    for (int32_t j = 0; j < k; ++j) scratch[j] = (float)(g * xz[j]) * a->unit;
-    update_rows_s8(w + c * ci, 1, ci, k, &scale, 0, scratch, momentum ? momentum + c * k : 0,
-                   &call);
-  }
-  end_update(&call, s);
+
+/* update_pointwise with its buffer (TT_WDSP_CHUNK_BYTES) in this frame: its caller asks
+ * chunk_channels, wbig_block or for one position first, so no call that takes none of them
+ * (nor one staged whole by the caller) puts it on the stack. */
+static __attribute__((noinline)) void update_pointwise_mem(
+    const conv_weight_grad_s8 *a, int sums, int32_t per, int8_t *w, int32_t ci,
+    const float *w_scales, int32_t n_scales, float *momentum, const tt_sgd *o,
+    tt_update_state *s, float *scratch) {
+  tt_dsp_word mem[WBIG_WORDS] __attribute__((aligned(8)));
+  update_pointwise(a, sums, per, 0, mem, w, ci, w_scales, n_scales, momentum, o, s, scratch);
 }
 #endif
 
@@ -1087,36 +1051,25 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
                                  *win, *dy_scale * x_scale};
 #if TT_GRAD_DSP
-  conv_dsp_args d = {&a, {0, 0, 0, -1}};
-  if (pointwise_s8(&a) &&
-      tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
-    tt_sgd_call call = begin_update(o, s, momentum);
-    const int rule = call.qas && call.stochastic && !call.use_momentum;    /* the defaults */
-    for (int32_t c = 0; c < co; ++c) {
-      if (rule)     /* a run of the default rule, up to a channel it cannot take */
-        c = tt_dsp_pointwise_weight_update_run(&d.stage, dy, mask, n * h * wd, co, c, k, x_zp,
-                                               a.unit, w, ci, w_scales, n_scales > 1, 0, &call);
-      if (c == co) break;
-      update_staged_channel(&d.stage, &a, c, 0, k, w, ci, w_scales, n_scales, momentum,
-                            &call, scratch);
-    }
-    end_update(&call, s);
+  /* the input staged whole in the caller's stage, else in chunks, else the large-map walk's
+   * blocks, else one position */
+  const int32_t rows = n * h * wd;
+  tt_wdsp_stage st = {0, 0, 0, -1};
+  if (pointwise_s8(&a) && tt_dsp_pointwise_weight_stage(saved, rows, k, x_zp, stage,
+                                                        stage_bytes, &st)) {
+    update_pointwise(&a, PW_STAGED, k, &st, 0, w, ci, w_scales, n_scales, momentum, o, s,
+                     scratch);
     return;
   }
-  const int32_t per =
-      pointwise_s8(&a) ? chunk_channels(n * h * wd, k, 4 * WDSP_CHUNK_WORDS) : 0;
+  int sums = PW_STAGED;
+  int32_t per = pointwise_s8(&a) ? chunk_channels(rows, k, 4 * WBIG_WORDS) : 0;
+  if (per == 0 && pointwise_s8(&a) && rows >= 2) {
+    sums = PW_BIG;
+    per = wbig_block(rows, k, 4 * co, 4 * WBIG_WORDS);
+  }
+  if (per == 0 && pointwise_s8(&a) && rows == 1 && k <= WBIG_WORDS) sums = PW_ROW, per = k;
   if (per > 0) {
-    update_chunked(&a, per, w, ci, w_scales, n_scales, momentum, o, s, scratch);
-    return;
-  }
-  const int32_t cb = pointwise_s8(&a) && n * h * wd >= 2
-                         ? wbig_block(n * h * wd, k, 4 * co, 4 * WBIG_WORDS) : 0;
-  if (cb > 0) {
-    update_big(&a, cb, w, ci, w_scales, n_scales, momentum, o, s, scratch);
-    return;
-  }
-  if (pointwise_s8(&a) && n * h * wd == 1 && k <= WBIG_WORDS) {
-    update_row(&a, w, ci, w_scales, n_scales, momentum, o, s, scratch);
+    update_pointwise_mem(&a, sums, per, w, ci, w_scales, n_scales, momentum, o, s, scratch);
     return;
   }
   if (direct_s8(&a)) {
