@@ -26,8 +26,8 @@
  * across them ("Large maps" below); a fused update whose block of sums finds no room there
  * (co above ~175) and which no chunk of input channels takes either stages nothing but each
  * output channel's dy column, on the stack, up to TT_WDSP_DIRECT_ROWS positions
- * (tt_dsp_pointwise_weight_direct), else runs the portable code. The staging is the caller's (the arena of the generated program), the dy column
- * after the staged input.
+ * (tt_dsp_pointwise_weight_direct), else runs the portable code. The staging is the
+ * caller's (the arena of the generated program), the dy column after the staged input.
  *
  * The fused update (tt_dsp_pointwise_weight_update) applies the QAS rule to each block's
  * eight weights as its sums finish, from their registers: no float gradient in memory.
