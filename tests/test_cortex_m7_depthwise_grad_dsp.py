@@ -260,8 +260,8 @@ def update_rule_calls(rng) -> None:
     scales along each of its kh * kw rows) on UPDATE_SHAPES under every rule of UPDATE_RULES,
     at a learning rate that makes steps of a few units (each weight's step depends on its own
     channel's scale: scales spread over 1:30, so a scale of the wrong channel changes steps),
-    weights at -128 and 127; on one shape of each rule also a channel of scale 0 (g
-    +-inf or NaN), one of 1e-30 (steps past 256) and a dead channel. Then the separate update
+    weights at -128 and 127; on one shape of each rule also two channels of scale 0, one of
+    them dead (g +-inf, and NaN under QAS), and one of 1e-30 (steps past 256). Then the separate update
     (tt_update_weight_s8) of such rows: per-channel scales along the last axis (7 and 5
     channels) and one scale (10 weights a row), with NaN, infinite and huge gradients."""
     lib = c_kernels.library()
@@ -282,8 +282,8 @@ def update_rule_calls(rng) -> None:
             scales = np.exp(rng.uniform(np.log(0.001), np.log(0.03), cm)).astype(np.float32)
             special = k == r % len(UPDATE_SHAPES) and cm >= 5
             if special:
-                scales[1], scales[cm - 2] = 0.0, 1e-30
-                dy[..., cm - 1] = 0
+                scales[1], scales[2], scales[cm - 2] = 0.0, 0.0, 1e-30
+                dy[..., 1] = 0                      # 0 / 0 under QAS: NaN
             with np.errstate(divide="ignore"):
                 g = np.abs(dw.reshape(kh * kw, cm) / scales if qas
                            else dw.reshape(kh * kw, cm) * scales)
