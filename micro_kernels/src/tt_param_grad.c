@@ -757,15 +757,17 @@ static __attribute__((noinline)) tt_sgd_call begin_update(const tt_sgd *o, tt_up
 static __attribute__((noinline)) int32_t update_fours(int8_t *w, const float *g,
                                                       const float *s, int32_t step, int32_t n,
                                                       tt_sgd_call *call) {
+  tt_sgd_call c = *call;                  /* the stream in a register across w's stores */
   int32_t j = 0;
   for (; j + 4 <= n; j += 4, s += step) {
     int32_t q[4];
-    tt_qas_steps4_cols(call, q, g + j, s);
-    const uint32_t word = tt_clamp_weights4(
-        tt_bytes4(tt_qas_weight_sat8(w[j], q[0]), tt_qas_weight_sat8(w[j + 1], q[1]),
-                  tt_qas_weight_sat8(w[j + 2], q[2]), tt_qas_weight_sat8(w[j + 3], q[3])));
+    tt_qas_steps4_cols(&c, q, g + j, s);
+    uint32_t word;
+    memcpy(&word, w + j, 4);
+    word = tt_qas_weights4(word, q);
     memcpy(w + j, &word, 4);
   }
+  call->rng = c.rng;
   return j;
 }
 #endif

@@ -225,14 +225,6 @@ static inline __attribute__((always_inline)) void tt_qas_steps4_cols(tt_sgd_call
 #undef TT_QAS_NOISE
 #undef TT_QAS_FLOOR
 
-/* The low bytes of a, b, c, d as one word, a's lowest: three BFI (gcc 12 masks and ORs). */
-static inline uint32_t tt_bytes4(int32_t a, int32_t b, int32_t c, int32_t d) {
-  uint32_t r = (uint32_t)a;
-  __asm__("bfi %0, %1, #8, #8\n\tbfi %0, %2, #16, #8\n\tbfi %0, %3, #24, #8"
-          : "+r"(r) : "r"(b), "r"(c), "r"(d));
-  return r;
-}
-
 /* tt_qas_weight's nan_free weight from its step q (tt_qas_steps4) before its last step
  * (-128 to -127): SSAT's [-128, 127], for a caller that clamps four weights at once
  * (tt_clamp_weights4). */
@@ -241,6 +233,27 @@ static inline int32_t tt_qas_weight_sat8(int8_t w, int32_t q) { return __ssat(__
 /* Four bytes of [-128, 127] clamped to [-127, 127] (tt_clamp_weight's QSUB8s, on every lane
  * of the word at once). */
 static inline uint32_t tt_clamp_weights4(uint32_t bytes) { return __qsub8(0, __qsub8(0, bytes)); }
+
+/* Four int8 weights (the bytes of `word`, the first lowest) after their steps q[j] of
+ * |q| <= 256 (tt_qas_steps4_cols'), clamped to [-127, 127] as tt_clamp_weight: the sums
+ * in int16 lanes (w + q cannot overflow them), SSAT16's [-128, 127], the lanes' low bytes
+ * back into one word and QSUB8's -128 to -127, 15 instructions with the load and store
+ * where a weight at a time takes 18. */
+static inline __attribute__((always_inline)) uint32_t tt_qas_weights4(uint32_t word,
+                                                                      const int32_t *q) {
+  uint32_t even, odd, q0 = (uint32_t)q[0], q1 = (uint32_t)q[1];
+  __asm__("sxtb16 %[e], %[w]\n\tsxtb16 %[o], %[w], ror #8\n\t"
+          "pkhbt %[q0], %[q0], %[q2], lsl #16\n\tpkhbt %[q1], %[q1], %[q3], lsl #16\n\t"
+          "sadd16 %[e], %[e], %[q0]\n\tsadd16 %[o], %[o], %[q1]\n\t"
+          "ssat16 %[e], #8, %[e]\n\tssat16 %[o], #8, %[o]\n\t"
+          "uxtb16 %[e], %[e]\n\tuxtb16 %[o], %[o]\n\t"
+          "orr %[e], %[e], %[o], lsl #8"
+          : [e] "=&r"(even), [o] "=&r"(odd), [q0] "+r"(q0), [q1] "+r"(q1)
+          : [w] "r"(word), [q2] "r"(q[2]), [q3] "r"(q[3])
+          : "cc");
+  return tt_clamp_weights4(even);
+}
+
 
 /* Bias b after the default rule (QAS, stochastic rounding, no momentum) with gradient grad
  * and scale: the separate update's result (tt_param_grad.c, update_biases_s32) by another
