@@ -735,8 +735,11 @@ void tt_bias_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mas
 
 /* ---- QAS SGD updates -------------------------------------------------------------------- */
 
-/* The learning rate of this call; the step counter advances once per update-op call. */
-static __attribute__((noinline)) tt_sgd_call begin_update(const tt_sgd *o, tt_update_state *s, const float *momentum) {
+/* The learning rate of this call; the step counter advances once per update-op call. Out of
+ * line: inlined into each of the dozen update kernels it took 884 bytes of the M7's code
+ * (tt_param_grad.o at -O2), for a few instructions a call. */
+static __attribute__((noinline)) tt_sgd_call begin_update(const tt_sgd *o, tt_update_state *s,
+                                                          const float *momentum) {
   tt_sgd_call c;
   c.neg_lr = -tt_learning_rate(o, s->step);
   ++s->step;
@@ -749,11 +752,14 @@ static __attribute__((noinline)) tt_sgd_call begin_update(const tt_sgd *o, tt_up
 }
 
 #if TT_FPV5
-/* The default rule (tt_qas_weight, nan_free 0) on a row's first multiple of four of its n
- * weights w, gradients g, four at a time (tt_qas_steps4_cols: about 18 instructions a weight
- * against 31 one at a time); s: the scales of the first four, then of each next four `step`
- * floats on (4: per-column scales, 0: the same four). Returns how many it updated. Out of
- * line: its registers' saves once, not in update_rows_s8's frame. */
+/* The default rule (tt_qas_weight, nan_free 0: any gradient and scale) on a row's first
+ * multiple of four of its n weights w, gradients g, four at a time (tt_qas_steps4_cols,
+ * tt_qas_weights4: 69 instructions a four in QEMU's count, against about 31 a weight one
+ * at a time), in the row's draw order; s: the scales of the first four, then of each next
+ * four `step` floats on (4: per-column scales, 0: the same four). w's words may be
+ * unaligned (a depthwise row of c * m weights): LDR and STR take them on the M7. Returns
+ * how many it updated. Out of line: its registers' saves once a row, not in
+ * update_rows_s8's frame. */
 static __attribute__((noinline)) int32_t update_fours(int8_t *w, const float *g,
                                                       const float *s, int32_t step, int32_t n,
                                                       tt_sgd_call *call) {
@@ -785,8 +791,8 @@ static void update_rows_s8(int8_t *w, int32_t rows, int32_t depth, int32_t chann
   const int common = call.qas && call.stochastic && !call.use_momentum;   /* the defaults */
   float unused = 0.0f;
 #if TT_FPV5
-  /* the defaults four weights at a time (tt_qas_steps4_cols: about half the instructions
-   * of one at a time), the scales of a row's four columns or the one scale four times */
+  /* the defaults four weights at a time (update_fours), with the scales of a row's four
+   * columns (a depthwise filter's, per channel) or the one scale four times */
   const float one[4] = {scales[0], scales[0], scales[0], scales[0]};
   const float *scales4 = per_column ? scales : one;
   const int32_t step4 = per_column ? 4 : 0;
