@@ -16,7 +16,10 @@ bits start mid-byte, dy and w of -128 at the largest multiplier, one and two pas
 nearest and stochastic rounding, a first pass that skips the groups whose bound on their
 accumulators cannot raise the largest magnitude (dy channels of graded sizes, at strides 1
 and 2, and one channel's single large dy behind its own mask bit); and the layers it does not take (depth multiplier 2,
-dilation 2, kernels of 8: portable)."""
+dilation 2, kernels of 8: portable). The fused update's rule (tt_param_grad.c: four weights
+of a row at a time with their four channels' scales under the default rule, the rest one
+at a time) on rows of 1-16 weights under every rule, with NaN, infinite and saturating
+steps (update_rule_calls)."""
 from __future__ import annotations
 
 import ctypes as C
