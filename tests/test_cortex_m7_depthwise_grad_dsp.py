@@ -16,7 +16,10 @@ bits start mid-byte, dy and w of -128 at the largest multiplier, one and two pas
 nearest and stochastic rounding, a first pass that skips the groups whose bound on their
 accumulators cannot raise the largest magnitude (dy channels of graded sizes, at strides 1
 and 2, and one channel's single large dy behind its own mask bit); and the layers it does not take (depth multiplier 2,
-dilation 2, kernels of 8: portable)."""
+dilation 2, kernels of 8: portable). The fused update's rule (tt_param_grad.c: four weights
+of a row at a time with their four channels' scales under the default rule, the rest one
+at a time) on rows of 1-16 weights under every rule, with NaN, infinite and saturating
+steps (update_rule_calls)."""
 from __future__ import annotations
 
 import ctypes as C
@@ -28,7 +31,7 @@ import numpy as np
 
 import test_cortex_m7 as rig
 from conftest import require_tool
-from test_cortex_m7_grad_dsp import dy_of, i8, input_grad_variants, multipliers, rig_p
+from test_cortex_m7_grad_dsp import REAL, dy_of, i8, input_grad_variants, multipliers, rig_p
 from tflite_train.runtime import c_kernels
 
 SOURCE = c_kernels.ROOT / "src" / "tt_depthwise_grad_dsp.c"
@@ -241,12 +244,97 @@ def weight_grad_calls(rng) -> None:
                 C.c_float(0.05), zp, h, w, kh, kw, C.byref(win), rig_p(dw, C.c_float), *stage)
 
 
+# (n, h, w, c, m, kh, kw, stride, pad): the fused update's rows of c * m weights around the
+# default rule's fours (tt_param_grad.c update_fours, tt_qas_steps4_cols): 1-3 weights of a
+# row after 0-3 fours (c * m = 1, 2, 3, 5, 6, 7, 9, 13), none (8, 16); depth multiplier 2
+# (the portable gradient, the same update)
+UPDATE_SHAPES = [
+    (1, 5, 5, 5, 1, 3, 3, 1, 1), (1, 6, 6, 7, 1, 3, 3, 2, 1), (1, 4, 4, 3, 1, 3, 3, 1, 1),
+    (1, 6, 6, 13, 1, 5, 5, 1, 2), (1, 5, 5, 3, 2, 3, 3, 1, 1), (1, 4, 4, 16, 1, 3, 3, 1, 1),
+    (1, 4, 5, 9, 1, 2, 2, 1, 0), (1, 3, 3, 1, 1, 3, 3, 1, 1), (2, 3, 3, 2, 1, 3, 3, 1, 1),
+    (1, 5, 5, 8, 1, 3, 3, 1, 1),
+]
+# (qas, rounding, momentum): the default rule (the fours), momentum, nearest, QAS off
+UPDATE_RULES = [(1, 1, 0.0), (1, 1, 0.9), (1, 0, 0.0), (0, 1, 0.0), (0, 0, 0.9)]
+
+
+def update_rule_calls(rng) -> None:
+    """The depthwise fused update (tt_depthwise_conv2d_weight_update_s8_s8: per-channel
+    scales along each of its kh * kw rows) on UPDATE_SHAPES under every rule of UPDATE_RULES,
+    at a learning rate that makes steps of a few units (each weight's step depends on its own
+    channel's scale: scales spread over 1:30, so a scale of the wrong channel changes steps),
+    weights at -128 and 127; on two shapes under each rule without momentum also two channels of
+    scale 0, one of them dead (g +-inf, and NaN under QAS), and one of 1e-30 (steps past
+    256). Then the separate update
+    (tt_update_weight_s8) of such rows: per-channel scales along the last axis (7 and 5
+    channels) and one scale (10 weights a row), with NaN, infinite and huge gradients."""
+    lib = c_kernels.library()
+    for k, (n, h, w, c, m, kh, kw, s, pad) in enumerate(UPDATE_SHAPES):
+        oh, ow = out_size(h, kh, s, pad), out_size(w, kw, s, pad)
+        cm = c * m
+        dy = dy_of(rng, (n, oh, ow, cm), sparse=False)
+        saved = rng.integers(-128, 128, (n, h, w, c)).astype(np.int8)
+        win = c_kernels.Window(s, s, 1, 1, pad, pad)
+        zp, dy_scale, x_scale = (-3, 5, 0)[k % 3], np.float32(0.02), np.float32(0.05)
+        # the gradient, to scale the learning rate (on the host only: not recorded)
+        dw = np.zeros(kh * kw * cm, np.float32)
+        REAL.tt_depthwise_conv2d_weight_grad_s8(
+            i8(dy), rig_p(np.array([dy_scale], np.float32), C.c_float), None, n, oh, ow, c, m,
+            i8(saved), C.c_float(x_scale), zp, h, w, kh, kw, C.byref(win), rig_p(dw, C.c_float),
+            None, 0)
+        for r, (qas, rounding, mom) in enumerate(UPDATE_RULES):
+            scales = np.exp(rng.uniform(np.log(0.001), np.log(0.03), cm)).astype(np.float32)
+            # (not with momentum: a NaN's bits in the buffer are the FPU's, x86's differ)
+            special = k in (0, 3) and not mom
+            if special:
+                scales[1], scales[2], scales[cm - 2] = 0.0, 0.0, 1e-30
+                dy[..., 1] = 0                      # 0 / 0 under QAS: NaN
+            with np.errstate(divide="ignore"):
+                g = np.abs(dw.reshape(kh * kw, cm) / scales if qas
+                           else dw.reshape(kh * kw, cm) * scales)
+            typical = float(np.median(g[np.isfinite(g) & (g > 0)])) if np.any(g > 0) else 1.0
+            lr = np.float32(3.0 / typical)
+            wt = rng.integers(-128, 128, (1, kh, kw, cm)).astype(np.int8)
+            wt.reshape(-1)[:4] = (-128, 127, -127, -128)
+            momentum = (rng.uniform(-5, 5, (1, kh, kw, cm)).astype(np.float32) / lr
+                        if mom else None)
+            sgd = c_kernels.Sgd(float(lr), mom, qas, rounding, 0)
+            state = c_kernels.UpdateState(777 + 10 * k + r, 2)
+            lib.tt_depthwise_conv2d_weight_update_s8_s8(
+                i8(dy), rig_p(np.array([dy_scale], np.float32), C.c_float),
+                rig_p(rng.integers(0, 256, (dy.size + 7) // 8).astype(np.uint8)
+                      if (k + r) % 3 == 2 else None, C.c_uint8), n,
+                oh, ow, c, m, i8(saved), C.c_float(x_scale), zp, h, w, i8(wt), kh, kw,
+                rig_p(scales, C.c_float), cm, C.byref(win), rig_p(momentum, C.c_float),
+                C.byref(sgd), C.byref(state), rig_p(np.zeros(kh * kw * cm, np.float32), C.c_float),
+                *staging("tt_depthwise_conv2d_weight_grad_s8", n, oh, ow, c, m, h, w, kh, kw,
+                         C.byref(win)))
+    grads = np.array([-0.5, 2.5, np.nan, np.inf, -np.inf, 1e9, -1e9, 300.0, -256.5, 255.5,
+                      3e-8, -7.25, 1e-40, 0.0, -0.0], np.float32)
+    for r, (qas, rounding, mom) in enumerate(UPDATE_RULES):
+        for dims, n_scales in (((3, 3, 7), 7), ((2, 2, 5), 5), ((3, 10), 1)):
+            size = int(np.prod(dims))
+            grad = rng.normal(0, 3, size).astype(np.float32)
+            grad[:: 4] = np.resize(grads, grad[:: 4].size)
+            scales = np.exp(rng.uniform(np.log(0.3), np.log(3.0), n_scales)).astype(np.float32)
+            wt = rng.integers(-128, 128, dims).astype(np.int8)
+            momentum = rng.normal(0, 1, size).astype(np.float32) if mom else None
+            state = c_kernels.UpdateState(555 + r, 1)
+            lib.tt_update_weight_s8(i8(wt), rig_p(np.array(dims, np.int32), C.c_int32),
+                                    len(dims), len(dims) - 1, rig_p(scales, C.c_float),
+                                    n_scales, rig_p(grad, C.c_float), dims[-1],
+                                    rig_p(momentum, C.c_float),
+                                    C.byref(c_kernels.Sgd(1.0, mom, qas, rounding, 0)),
+                                    C.byref(state))
+
+
 def edge_calls() -> list:
     calls: list = []
     rng = np.random.default_rng(23)
     with rig.recording(calls):
         input_grad_calls(rng)
         weight_grad_calls(rng)
+        update_rule_calls(rng)
     return calls
 
 

@@ -735,8 +735,11 @@ void tt_bias_grad_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mas
 
 /* ---- QAS SGD updates -------------------------------------------------------------------- */
 
-/* The learning rate of this call; the step counter advances once per update-op call. */
-static tt_sgd_call begin_update(const tt_sgd *o, tt_update_state *s, const float *momentum) {
+/* The learning rate of this call; the step counter advances once per update-op call. Out of
+ * line: inlined into each of the dozen update kernels it took 884 bytes of the M7's code
+ * (tt_param_grad.o at -O2), for a few instructions a call. */
+static __attribute__((noinline)) tt_sgd_call begin_update(const tt_sgd *o, tt_update_state *s,
+                                                          const float *momentum) {
   tt_sgd_call c;
   c.neg_lr = -tt_learning_rate(o, s->step);
   ++s->step;
@@ -747,6 +750,33 @@ static tt_sgd_call begin_update(const tt_sgd *o, tt_update_state *s, const float
   c.rng = s->rng;
   return c;
 }
+
+#if TT_FPV5
+/* The default rule (tt_qas_weight, nan_free 0: any gradient and scale) on a row's first
+ * multiple of four of its n weights w, gradients g, four at a time (tt_qas_steps4_cols,
+ * tt_qas_weights4: 69 instructions a four in QEMU's count, against about 31 a weight one
+ * at a time), in the row's draw order; s: the scales of the first four, then of each next
+ * four `step` floats on (4: per-column scales, 0: the same four). w's words may be
+ * unaligned (a depthwise row of c * m weights): LDR and STR take them on the M7. Returns
+ * how many it updated. Out of line: its registers' saves once a row, not in
+ * update_rows_s8's frame. */
+static __attribute__((noinline)) int32_t update_fours(int8_t *w, const float *g,
+                                                      const float *s, int32_t step, int32_t n,
+                                                      tt_sgd_call *call) {
+  tt_sgd_call c = *call;                  /* the stream in a register across w's stores */
+  int32_t j = 0;
+  for (; j + 4 <= n; j += 4, s += step) {
+    int32_t q[4];
+    tt_qas_steps4_cols(&c, q, g + j, s);
+    uint32_t word;
+    memcpy(&word, w + j, 4);
+    word = tt_qas_weights4(word, q);
+    memcpy(w + j, &word, 4);
+  }
+  call->rng = c.rng;
+  return j;
+}
+#endif
 
 /* `rows` rows of int8 weights (row stride `depth`) updated in place on their first
  * `channels` elements, row-major: the order of the RNG draws. grad and momentum (or NULL)
@@ -760,6 +790,15 @@ static void update_rows_s8(int8_t *w, int32_t rows, int32_t depth, int32_t chann
   const int32_t scale_step = per_column ? 1 : 0;
   const int common = call.qas && call.stochastic && !call.use_momentum;   /* the defaults */
   float unused = 0.0f;
+#if TT_FPV5
+  /* the defaults four weights at a time (update_fours), with the scales of a row's four
+   * columns (a depthwise filter's, per channel) or the one scale four times */
+  const float one[4] = {scales[0], scales[0], scales[0], scales[0]};
+  const float *scales4 = per_column ? scales : one;
+  const int32_t step4 = per_column ? 4 : 0;
+  const int fast = 0;   /* the defaults' fewer than four of a row: the general form's code */
+#else
+  const int fast = common;   /* every flag a constant */
   if (common && !per_column) {
     /* the fused updates' case (one output channel's rows, its one scale): a loop of its
      * own, every flag a constant and the scale in a register (the same operations) */
@@ -774,13 +813,18 @@ static void update_rows_s8(int8_t *w, int32_t rows, int32_t depth, int32_t chann
     c->rng = call.rng;
     return;
   }
+#endif
   for (int32_t r = 0; r < rows; ++r) {
     int8_t *wr = w + r * depth;
     const float *gr = grad + r * channels;
     float *mr = call.use_momentum ? momentum + r * channels : 0;
-    for (int32_t j = 0; j < channels; ++j) {
+    int32_t j = 0;
+#if TT_FPV5
+    if (common) j = update_fours(wr, gr, scales4, step4, channels, &call);
+#endif
+    for (; j < channels; ++j) {
       const float scale = scales[j * scale_step];
-      const float v = common ? tt_sgd_value(&call, gr[j], scale, &unused, 1, 0, 1)
+      const float v = fast ? tt_sgd_value(&call, gr[j], scale, &unused, 1, 0, 1)
                              : tt_sgd_value(&call, gr[j], scale, mr ? &mr[j] : &unused,
                                             call.qas, call.use_momentum, call.stochastic);
       wr[j] = tt_clamp_weight((int32_t)wr[j] +

@@ -147,6 +147,28 @@ static inline int8_t tt_qas_weight(tt_sgd_call *c, int8_t w, float grad, float s
 }
 
 #if TT_FPV5
+/* The asm text both four-weight rules below share (tt_qas_steps4, tt_qas_steps4_cols): s0-s3
+ * hold the four gradients over their scales; then -lr times them, the draws of the stream
+ * (x) in the order j into the q registers, u = the draws' fixed-point conversions in s4-s7,
+ * v = s + u (tt_sgd_value's operations and order, the same bits). */
+#define TT_QAS_4(op) op(0) op(1) op(2) op(3)
+#define TT_QAS_LR(j) "vmul.f32 s" #j ", s" #j ", %[lr]\n\t"
+#define TT_QAS_DRAW(j)                                                        \
+  "eor %[x], %[x], %[x], lsl #13\n\teor %[x], %[x], %[x], lsr #17\n\t"      \
+  "eor %[x], %[x], %[x], lsl #5\n\tlsr %[q" #j "], %[x], #8\n\t"
+#define TT_QAS_NOISE                                                            \
+  TT_QAS_4(TT_QAS_LR) TT_QAS_4(TT_QAS_DRAW)                                     \
+  "vmov s4, s5, %[q0], %[q1]\n\tvmov s6, s7, %[q2], %[q3]\n\t"                 \
+  "vcvt.f32.u32 s4, s4, #24\n\tvcvt.f32.u32 s5, s5, #24\n\t"                   \
+  "vcvt.f32.u32 s6, s6, #24\n\tvcvt.f32.u32 s7, s7, #24\n\t"                   \
+  "vadd.f32 s0, s0, s4\n\tvadd.f32 s1, s1, s5\n\t"                             \
+  "vadd.f32 s2, s2, s6\n\tvadd.f32 s3, s3, s7\n\t"
+/* VCVTM of s0-s3 into q0-q3 */
+#define TT_QAS_FLOOR                                                            \
+  "vcvtm.s32.f32 s0, s0\n\tvcvtm.s32.f32 s1, s1\n\t"                           \
+  "vcvtm.s32.f32 s2, s2\n\tvcvtm.s32.f32 s3, s3\n\t"                           \
+  "vmov %[q0], %[q1], s0, s1\n\tvmov %[q2], %[q3], s2, s3"
+
 /* tt_qas_weight's nan_free integer steps of four weights: q[j] in, their sums T_j; out,
  * VCVTM of v_j = neg_lr ((float)T_j unit / scale) + u_j, u_j from the stream's next draws in
  * the order j (tt_sgd_value's and tt_round_step_s32's operations, the same bits). Written
@@ -157,37 +179,51 @@ static inline int8_t tt_qas_weight(tt_sgd_call *c, int8_t w, float grad, float s
 static inline __attribute__((always_inline)) void tt_qas_steps4(tt_sgd_call *c, int32_t *q,
                                                                 float unit, float scale) {
   uint32_t x = c->rng;
-#define TT_QAS_4(op) op(0) op(1) op(2) op(3)
 #define TT_QAS_CVT(j) "vcvt.f32.s32 s" #j ", s" #j "\n\t"
 #define TT_QAS_UNIT(j) "vmul.f32 s" #j ", s" #j ", %[unit]\n\t"
 #define TT_QAS_DIV(j) "vdiv.f32 s" #j ", s" #j ", %[scale]\n\t"
-#define TT_QAS_LR(j) "vmul.f32 s" #j ", s" #j ", %[lr]\n\t"
-#define TT_QAS_DRAW(j)                                                        \
-  "eor %[x], %[x], %[x], lsl #13\n\teor %[x], %[x], %[x], lsr #17\n\t"      \
-  "eor %[x], %[x], %[x], lsl #5\n\tlsr %[q" #j "], %[x], #8\n\t"
   __asm__(
     "vmov s0, s1, %[q0], %[q1]\n\tvmov s2, s3, %[q2], %[q3]\n\t"
-    TT_QAS_4(TT_QAS_CVT) TT_QAS_4(TT_QAS_UNIT) TT_QAS_4(TT_QAS_DIV) TT_QAS_4(TT_QAS_LR)
-    TT_QAS_4(TT_QAS_DRAW)
-    "vmov s4, s5, %[q0], %[q1]\n\tvmov s6, s7, %[q2], %[q3]\n\t"
-    "vcvt.f32.u32 s4, s4, #24\n\tvcvt.f32.u32 s5, s5, #24\n\t"
-    "vcvt.f32.u32 s6, s6, #24\n\tvcvt.f32.u32 s7, s7, #24\n\t"
-    "vadd.f32 s0, s0, s4\n\tvadd.f32 s1, s1, s5\n\t"
-    "vadd.f32 s2, s2, s6\n\tvadd.f32 s3, s3, s7\n\t"
-    "vcvtm.s32.f32 s0, s0\n\tvcvtm.s32.f32 s1, s1\n\t"
-    "vcvtm.s32.f32 s2, s2\n\tvcvtm.s32.f32 s3, s3\n\t"
-    "vmov %[q0], %[q1], s0, s1\n\tvmov %[q2], %[q3], s2, s3"
+    TT_QAS_4(TT_QAS_CVT) TT_QAS_4(TT_QAS_UNIT) TT_QAS_4(TT_QAS_DIV) TT_QAS_NOISE TT_QAS_FLOOR
     : [q0] "+r"(q[0]), [q1] "+r"(q[1]), [q2] "+r"(q[2]), [q3] "+r"(q[3]), [x] "+r"(x)
     : [unit] "t"(unit), [scale] "t"(scale), [lr] "t"(c->neg_lr)
     : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7");
-#undef TT_QAS_4
 #undef TT_QAS_CVT
 #undef TT_QAS_UNIT
 #undef TT_QAS_DIV
-#undef TT_QAS_LR
-#undef TT_QAS_DRAW
   c->rng = x;
 }
+
+/* tt_qas_weight's integer steps (nan_free 0: the clamp kept) of four consecutive weights
+ * from their float32 gradients g[0..3] over their own scales s[0..3] (per-channel scales
+ * along the row: a depthwise filter's taps): q[j] = VCVTM of clamp(neg_lr (g_j / s_j) +
+ * u_j, +-256), u_j from the stream's next draws in the order j. Any gradient and scale
+ * (NaN, inf, 0): VMAXNM/VMINNM are tt_clamp_step's. One VLDM each loads the four gradients
+ * and scales; takes s0-s7, five core registers. */
+static inline __attribute__((always_inline)) void tt_qas_steps4_cols(tt_sgd_call *c,
+                                                                     int32_t *q,
+                                                                     const float *g,
+                                                                     const float *s) {
+  uint32_t x = c->rng;
+  const float lo = -256.0f, hi = 256.0f;
+#define TT_QAS_CLAMP(j) "vmaxnm.f32 s" #j ", s" #j ", %[lo]\n\tvminnm.f32 s" #j ", s" #j ", %[hi]\n\t"
+  __asm__(
+    "vldmia %[g], {s0-s3}\n\tvldmia %[s], {s4-s7}\n\t"
+    "vdiv.f32 s0, s0, s4\n\tvdiv.f32 s1, s1, s5\n\t"
+    "vdiv.f32 s2, s2, s6\n\tvdiv.f32 s3, s3, s7\n\t"
+    TT_QAS_NOISE TT_QAS_4(TT_QAS_CLAMP) TT_QAS_FLOOR
+    : [q0] "=r"(q[0]), [q1] "=r"(q[1]), [q2] "=r"(q[2]), [q3] "=r"(q[3]), [x] "+r"(x)
+    : [g] "r"(g), [s] "r"(s), "m"(*(const float(*)[4])g), "m"(*(const float(*)[4])s),
+      [lr] "t"(c->neg_lr), [lo] "t"(lo), [hi] "t"(hi)
+    : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7");
+#undef TT_QAS_CLAMP
+  c->rng = x;
+}
+#undef TT_QAS_4
+#undef TT_QAS_LR
+#undef TT_QAS_DRAW
+#undef TT_QAS_NOISE
+#undef TT_QAS_FLOOR
 
 /* tt_qas_weight's nan_free weight from its step q (tt_qas_steps4) before its last step
  * (-128 to -127): SSAT's [-128, 127], for a caller that clamps four weights at once
@@ -197,6 +233,27 @@ static inline int32_t tt_qas_weight_sat8(int8_t w, int32_t q) { return __ssat(__
 /* Four bytes of [-128, 127] clamped to [-127, 127] (tt_clamp_weight's QSUB8s, on every lane
  * of the word at once). */
 static inline uint32_t tt_clamp_weights4(uint32_t bytes) { return __qsub8(0, __qsub8(0, bytes)); }
+
+/* Four int8 weights (the bytes of `word`, the first lowest) after their steps q[j] of
+ * |q| <= 256 (tt_qas_steps4_cols'), clamped to [-127, 127] as tt_clamp_weight: the sums
+ * in int16 lanes (w + q cannot overflow them), SSAT16's [-128, 127], the lanes' low bytes
+ * back into one word and QSUB8's -128 to -127, 15 instructions with the load and store
+ * where a weight at a time takes 18. */
+static inline __attribute__((always_inline)) uint32_t tt_qas_weights4(uint32_t word,
+                                                                      const int32_t *q) {
+  uint32_t even, odd, q0 = (uint32_t)q[0], q1 = (uint32_t)q[1];
+  __asm__("sxtb16 %[e], %[w]\n\tsxtb16 %[o], %[w], ror #8\n\t"
+          "pkhbt %[q0], %[q0], %[q2], lsl #16\n\tpkhbt %[q1], %[q1], %[q3], lsl #16\n\t"
+          "sadd16 %[e], %[e], %[q0]\n\tsadd16 %[o], %[o], %[q1]\n\t"
+          "ssat16 %[e], #8, %[e]\n\tssat16 %[o], #8, %[o]\n\t"
+          "uxtb16 %[e], %[e]\n\tuxtb16 %[o], %[o]\n\t"
+          "orr %[e], %[e], %[o], lsl #8"
+          : [e] "=&r"(even), [o] "=&r"(odd), [q0] "+r"(q0), [q1] "+r"(q1)
+          : [w] "r"(word), [q2] "r"(q[2]), [q3] "r"(q[3])
+          : "cc");
+  return tt_clamp_weights4(even);
+}
+
 
 /* Bias b after the default rule (QAS, stochastic rounding, no momentum) with gradient grad
  * and scale: the separate update's result (tt_param_grad.c, update_biases_s32) by another
