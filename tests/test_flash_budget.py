@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -214,3 +215,84 @@ def test_a_split_filter_given_up_keeps_the_filter_whole(tmp_path):
     w = [t for t in r.graph.tensors if t.is_variable and t.dtype == "int8"]
     assert any(t.shape[-1] == 16 for t in w) and not any(t.name.endswith("/frozen")
                                                          for t in r.graph.tensors)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """The demo model augmented under a budget that is not the default: it has a record."""
+    from tflite_train.demo import EXAMPLE
+    r, data = run(EXAMPLE, 1 << 24)
+    assert record(data) == {"budget": 1 << 24, "tflm_code": CODE, "fits": True,
+                            "given_up": {}, "sram_cost": 0}
+    return tflite_io.parse(data)
+
+
+GOOD = {"budget": 1 << 24, "tflm_code": CODE, "fits": True,
+        "given_up": {"requantization in flash": {"conv": 64}}, "sram_cost": 64}
+
+
+@pytest.mark.parametrize("memory", [
+    [], "x", 7, {"flash_budget": []}, {"flash_budget": "x"}, {"flash_budget": None},
+    {"flash_budget": {}},
+    {"flash_budget": {**GOOD, "given_up": []}},
+    {"flash_budget": {**GOOD, "given_up": "requantization in flash"}},
+    {"flash_budget": {**GOOD, "given_up": None}},
+    {"flash_budget": {**GOOD, "given_up": {"requantization in flash": []}}},
+    {"flash_budget": {**GOOD, "given_up": {"requantization in flash": "conv"}}},
+    {"flash_budget": {**GOOD, "given_up": {"requantization in flash": {"conv": "64"}}}},
+    {"flash_budget": {**GOOD, "given_up": {"requantization in flash": {"conv": [64]}}}},
+    {"flash_budget": {**GOOD, "given_up": {"requantization in flash": {"conv": True}}}},
+    {"flash_budget": {**GOOD, "given_up": {"requantization in flash": {"conv": -1}}}},
+    {"flash_budget": {**GOOD, "budget": "1M"}}, {"flash_budget": {**GOOD, "budget": 0}},
+    {"flash_budget": {**GOOD, "budget": True}}, {"flash_budget": {**GOOD, "budget": 1.5}},
+    {"flash_budget": {**GOOD, "sram_cost": None}}, {"flash_budget": {**GOOD, "sram_cost": []}},
+])
+def test_plan_ignores_a_malformed_flash_record(recorded, memory, tmp_path, capsys):
+    """A record augment did not write is not shown: `plan` gives the default budget, as for a
+    model without one, and no traceback (a list for given_up was an AttributeError)."""
+    import copy
+    from tflite_train.cli import main
+    g = copy.deepcopy(recorded)
+    meta = json.loads(g.metadata["tflite_train"])
+    meta["memory"] = memory
+    g.metadata["tflite_train"] = json.dumps(meta).encode()
+    path = tmp_path / "m.tflite"
+    tflite_io.save(g, path)
+    assert main(["plan", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert "flash_budget" not in info and info["budgets"]["flash"] == tflm_memory.FLASH_BUDGET
+    assert main(["plan", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "augment's --flash-budget" not in captured.out and not captured.err
+
+
+def test_plan_shows_a_well_formed_flash_record(recorded, tmp_path, capsys):
+    """The malformed ones' control: GOOD itself is shown."""
+    import copy
+    from tflite_train.cli import main
+    g = copy.deepcopy(recorded)
+    meta = json.loads(g.metadata["tflite_train"])
+    meta["memory"]["flash_budget"] = GOOD
+    g.metadata["tflite_train"] = json.dumps(meta).encode()
+    path = tmp_path / "m.tflite"
+    tflite_io.save(g, path)
+    assert main(["plan", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "augment's --flash-budget" in out and "given up for it    1 conversion(s)" in out
+
+
+def test_the_fuzzer_breaks_the_flash_record(recorded):
+    """tests/fuzzing.py's "flash-record" mutation (the fuzz runs give `plan` such models):
+    a record with one value of a wrong type, which `plan` reads without a traceback."""
+    import fuzzing
+    from tflite_train.cli import _flash_record
+    g = tflite_io.parse(tflite_io.serialize(recorded))
+    seen = set()
+    for seed in range(60):
+        g.metadata["tflite_train"] = fuzzing._flash_record_mutant(
+            recorded.metadata["tflite_train"], random.Random(seed))
+        rec = json.loads(g.metadata["tflite_train"])["memory"]["flash_budget"]
+        seen.add(json.dumps(rec, sort_keys=True))
+        shown = _flash_record(g)
+        assert shown is None or shown == rec and shown != GOOD
+    assert len(seen) > 20
