@@ -763,10 +763,22 @@ def direct_walk_calls(rng) -> None:
             rig_p(np.zeros(k, np.float32), C.c_float), None, 0)
 
 
+def functions_run(elf) -> set[str]:
+    """The functions of the rig program `elf` that QEMU translated code of, i.e. that ran
+    (`-d in_asm` logs each block once, when it is first reached: cheap, unlike a trace)."""
+    log = elf.parent / "in_asm.log"
+    subprocess.run(["timeout", "600", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
+                    "cortex-m7", "-nographic", "-monitor", "none", "-serial", "null", "-d",
+                    "in_asm", "-D", str(log), "-semihosting-config", "enable=on,target=native",
+                    "-kernel", str(elf)], capture_output=True, check=True)
+    return set(re.findall(r"^IN: (\w+)", log.read_text(), re.M))
+
+
 def test_direct_walk_equals_portable(tmp_path):
     """tt_dsp_pointwise_weight_direct (direct_walk_calls' layers, no staging) gives the
     portable code's bits on the rig: in the default build (the fused updates) and in one of
-    1 KB of staging (the gradients too)."""
+    1 KB of staging (the gradients too). It does run in both (the bits alone would not tell
+    a dispatch that never takes it)."""
     require_tool(shutil.which("arm-none-eabi-gcc") is not None
                  and shutil.which("qemu-system-arm") is not None,
                  "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
@@ -780,6 +792,8 @@ def test_direct_walk_equals_portable(tmp_path):
             program.add(call)
         (tmp_path / label).mkdir()
         rig.run_on_rig(program, tmp_path / label, defines=defines)
+        ran = functions_run(tmp_path / label / "test.elf")
+        assert ("tt_dsp_pointwise_weight_direct" in ran) == (label != "portable"), label
 
 
 def test_rounding_rule_equals_portable(tmp_path):
