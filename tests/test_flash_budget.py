@@ -296,3 +296,45 @@ def test_the_fuzzer_breaks_the_flash_record(recorded):
         shown = _flash_record(g)
         assert shown is None or shown == rec and shown != GOOD
     assert len(seen) > 20
+
+
+def test_only_what_reports_memory_has_a_budget(tmp_path, capsys, monkeypatch):
+    """The rate probe, --lr auto's trials and search's fine-tuning runs augment without a
+    budget (its conversions change no bits: _fit would serialize for nothing); the memory
+    planner of search keeps it and measures the bytes _fit wrote, not serialized again."""
+    from test_train_defaults import synthetic_npz
+
+    from tflite_train import augment as aug
+    from tflite_train import data as data_mod
+    from tflite_train import lr
+    from tflite_train import train as train_mod
+    from tflite_train.cli import main
+    from tflite_train.demo import EXAMPLE
+    from tflite_train.search import analysis, budget
+    budgets = []
+    fit = aug._fit
+    monkeypatch.setattr(aug, "_fit", lambda first, b, again: budgets.append(b) or
+                        fit(first, b, again))
+    out = tmp_path / "m.tflite"
+    npz = synthetic_npz(tmp_path / "d.npz", n=120)
+    monkeypatch.setattr(lr, "AUTO_FACTORS", (1.0,))
+    assert main(["augment", str(EXAMPLE), "-o", str(out), "--num-classes", "3", "--lr",
+                 "auto", "--data", str(npz), "--lr-test-steps", "2"]) == 0
+    capsys.readouterr()
+    assert budgets == [tflm_memory.FLASH_BUDGET]          # the written model only
+    model = EXAMPLE.read_bytes()
+    settings = analysis.Settings(3, 2, 0, 0.1, 8, "numpy")
+    settings.id("data", model)
+
+    def no_training(*args, **kwargs):
+        raise TTError("not trained here")
+    monkeypatch.setattr(train_mod, "train", no_training)
+    job = analysis.Job("b1", {"n_bias_update": 1}, None)
+    assert analysis.fine_tune(model, data_mod.load(str(npz)), settings, job)["failed"]
+    assert budgets == [tflm_memory.FLASH_BUDGET]
+    serialized = []
+    serialize = tflite_io.serialize
+    monkeypatch.setattr(tflite_io, "serialize", lambda g: serialized.append(1) or serialize(g))
+    cost = budget.MemoryModel(model, 3, "tflm", {}).cost_of("b1", {"n_bias_update": 1})
+    assert budgets[1:] == [tflm_memory.FLASH_BUDGET] and len(serialized) == 1
+    assert cost.total > 0
