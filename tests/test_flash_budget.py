@@ -338,3 +338,6 @@ def test_only_what_reports_memory_has_a_budget(tmp_path, capsys, monkeypatch):
     cost = budget.MemoryModel(model, 3, "tflm", {}).cost_of("b1", {"n_bias_update": 1})
     assert budgets[1:] == [tflm_memory.FLASH_BUDGET] and len(serialized) == 1
     assert cost.total > 0
+    # search --target codegen: the budget counts TFLM's code, which the program has not
+    assert budget.MemoryModel(model, 3, "codegen", {}).cost_of("b1", {"n_bias_update": 1}) \
+        .total > 0 and budgets[1:] == [tflm_memory.FLASH_BUDGET]
