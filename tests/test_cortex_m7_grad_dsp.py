@@ -398,10 +398,10 @@ def weight_grad_calls(rng) -> None:
     output channels staged four dy columns at a time and the ones left over, the
     zero point's extremes, masks, saved inputs staged as int16 and (past the buffer as int16)
     as int8, ones past the buffers even as int8 (the large-map walk; the walk without staging,
-    tt_dsp_pointwise_weight_direct: direct_walk_calls), 1x1 layers that are not pointwise (portable), a single position (portable),
-    momentum and stochastic rounding in the update; updates given too little staging, which
-    stage their input in chunks of channels on the stack (update_pointwise: its draws skipped
-    into the unstaged order)."""
+    tt_dsp_pointwise_weight_direct: direct_walk_calls), 1x1 layers that are not pointwise
+    (portable), a single position (portable), momentum and stochastic rounding in the update;
+    updates given too little staging, which stage their input in chunks of channels on the
+    stack (update_pointwise: its draws skipped into the unstaged order)."""
     lib = c_kernels.library()
     # (n, h, w, co, k, ci): dy [n, h, w, co], saved [n, h, w, k] (the trained first k of ci)
     shapes = [(1, 1, 2, 5, 3, 3), (1, 1, 3, 7, 13, 13), (2, 3, 3, 9, 20, 24),
@@ -486,7 +486,8 @@ def weight_grad_calls(rng) -> None:
             C.byref(sgd), C.byref(state), rig_p(scratch, C.c_float),
             *weight_stage(n, h, w, co, k, win, part=4 if t in (19, 20) else 1))
     # a 1x1 layer of stride 2: portable
-    dy, saved = dy_of(rng, (1, 3, 3, 4), False), rng.integers(-128, 128, (1, 6, 6, 5)).astype(np.int8)
+    dy = dy_of(rng, (1, 3, 3, 4), False)
+    saved = rng.integers(-128, 128, (1, 6, 6, 5)).astype(np.int8)
     dw = np.zeros((4, 1, 1, 5), np.float32)
     lib.tt_conv2d_weight_grad_s8(i8(dy), rig_p(np.array([0.02], np.float32), C.c_float), None,
                                  1, 3, 3, 4, i8(saved), C.c_float(0.05), -3, 6, 6, 5, 1, 1,
