@@ -270,7 +270,7 @@ def _mutate_ir(data: bytes, rng: random.Random) -> tuple[bytes, str]:
     t = rng.choice(g.tensors)
     what = rng.choice(["shape", "dtype", "scale", "zero_point", "axis", "variable", "option",
                        "op-input", "op-output", "graph-io", "custom", "custom-value",
-                       "metadata", "data"])
+                       "metadata", "flash-record", "data"])
     bad_numbers = [0, -1, 1, 2, 3, 7, 255, 256, 1 << 15, (1 << 31) - 1, -(1 << 31)]
     if what == "shape" and t.shape:
         dims = list(t.shape)
@@ -330,10 +330,35 @@ def _mutate_ir(data: bytes, rng: random.Random) -> tuple[bytes, str]:
         key = rng.choice(sorted(g.metadata) or ["OfflineMemoryAllocation"])
         g.metadata[key] = rng.choice([b"", b"\x00" * 12, b"{}", b"[1]", b'{"version": 1}',
                                       b"\xff\xfe", os.urandom(rng.randrange(1, 64))])
+    elif what == "flash-record" and "tflite_train" in g.metadata:
+        g.metadata["tflite_train"] = _flash_record_mutant(g.metadata["tflite_train"], rng)
     try:
         return tflite_io.serialize(g), f"ir-{what}"
     except Exception:
         return _flip(rng, data), "flip"
+
+
+def _flash_record_mutant(blob: bytes, rng: random.Random) -> bytes:
+    """augment's flash budget record (metadata memory.flash_budget, read by `plan`) with one
+    value, at any depth, of a wrong type."""
+    try:
+        meta = json.loads(blob)
+        meta["memory"]["flash_budget"] = record = {
+            "budget": 1 << 20, "tflm_code": 1 << 19, "fits": True, "sram_cost": 64,
+            "given_up": {"requantization in flash": {"conv": 64}}}
+    except (ValueError, KeyError, TypeError):
+        return blob
+    wrong = rng.choice([[], "x", None, {}, -1, 1.5, True, [64], {"a": []}])
+    where = rng.choice([(), ("given_up",), ("given_up", "requantization in flash"),
+                        ("given_up", "requantization in flash", "conv"), ("budget",),
+                        ("sram_cost",)])
+    if not where:
+        meta["memory"]["flash_budget"] = wrong
+    else:
+        for key in where[:-1]:
+            record = record[key]
+        record[where[-1]] = wrong
+    return json.dumps(meta).encode()
 
 
 def _mutate_custom(blob: bytes, rng: random.Random, values: bool) -> bytes:

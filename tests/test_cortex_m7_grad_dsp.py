@@ -398,10 +398,10 @@ def weight_grad_calls(rng) -> None:
     output channels staged four dy columns at a time and the ones left over, the
     zero point's extremes, masks, saved inputs staged as int16 and (past the buffer as int16)
     as int8, ones past the buffers even as int8 (the large-map walk; the walk without staging,
-    tt_dsp_pointwise_weight_direct: direct_walk_calls), 1x1 layers that are not pointwise (portable), a single position (portable),
-    momentum and stochastic rounding in the update; updates given too little staging, which
-    stage their input in chunks of channels on the stack (update_pointwise: its draws skipped
-    into the unstaged order)."""
+    tt_dsp_pointwise_weight_direct: direct_walk_calls), 1x1 layers that are not pointwise
+    (portable), a single position (portable), momentum and stochastic rounding in the update;
+    updates given too little staging, which stage their input in chunks of channels on the
+    stack (update_pointwise: its draws skipped into the unstaged order)."""
     lib = c_kernels.library()
     # (n, h, w, co, k, ci): dy [n, h, w, co], saved [n, h, w, k] (the trained first k of ci)
     shapes = [(1, 1, 2, 5, 3, 3), (1, 1, 3, 7, 13, 13), (2, 3, 3, 9, 20, 24),
@@ -486,7 +486,8 @@ def weight_grad_calls(rng) -> None:
             C.byref(sgd), C.byref(state), rig_p(scratch, C.c_float),
             *weight_stage(n, h, w, co, k, win, part=4 if t in (19, 20) else 1))
     # a 1x1 layer of stride 2: portable
-    dy, saved = dy_of(rng, (1, 3, 3, 4), False), rng.integers(-128, 128, (1, 6, 6, 5)).astype(np.int8)
+    dy = dy_of(rng, (1, 3, 3, 4), False)
+    saved = rng.integers(-128, 128, (1, 6, 6, 5)).astype(np.int8)
     dw = np.zeros((4, 1, 1, 5), np.float32)
     lib.tt_conv2d_weight_grad_s8(i8(dy), rig_p(np.array([0.02], np.float32), C.c_float), None,
                                  1, 3, 3, 4, i8(saved), C.c_float(0.05), -3, 6, 6, 5, 1, 1,
@@ -763,10 +764,22 @@ def direct_walk_calls(rng) -> None:
             rig_p(np.zeros(k, np.float32), C.c_float), None, 0)
 
 
+def functions_run(elf) -> set[str]:
+    """The functions of the rig program `elf` that QEMU translated code of, i.e. that ran
+    (`-d in_asm` logs each block once, when it is first reached: cheap, unlike a trace)."""
+    log = elf.parent / "in_asm.log"
+    subprocess.run(["timeout", "600", "qemu-system-arm", "-M", "mps2-an500", "-cpu",
+                    "cortex-m7", "-nographic", "-monitor", "none", "-serial", "null", "-d",
+                    "in_asm", "-D", str(log), "-semihosting-config", "enable=on,target=native",
+                    "-kernel", str(elf)], capture_output=True, check=True)
+    return set(re.findall(r"^IN: (\w+)", log.read_text(), re.M))
+
+
 def test_direct_walk_equals_portable(tmp_path):
     """tt_dsp_pointwise_weight_direct (direct_walk_calls' layers, no staging) gives the
     portable code's bits on the rig: in the default build (the fused updates) and in one of
-    1 KB of staging (the gradients too)."""
+    1 KB of staging (the gradients too). It does run in both (the bits alone would not tell
+    a dispatch that never takes it)."""
     require_tool(shutil.which("arm-none-eabi-gcc") is not None
                  and shutil.which("qemu-system-arm") is not None,
                  "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
@@ -780,6 +793,8 @@ def test_direct_walk_equals_portable(tmp_path):
             program.add(call)
         (tmp_path / label).mkdir()
         rig.run_on_rig(program, tmp_path / label, defines=defines)
+        ran = functions_run(tmp_path / label / "test.elf")
+        assert ("tt_dsp_pointwise_weight_direct" in ran) == (label != "portable"), label
 
 
 def test_rounding_rule_equals_portable(tmp_path):

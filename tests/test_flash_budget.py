@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -18,8 +19,12 @@ CODE = tflm_memory.TFLM_CODE_BYTES
 
 
 def run(path, budget, scheme="bias-only", give_up=frozenset()):
-    r = augment(tflite_io.load(path), scheme, 4, HYPER,
+    graph = tflite_io.load(path)
+    r = augment(graph, scheme, 4, HYPER,
                 memory=MemoryOptions(flash_budget=budget, give_up=give_up))
+    # the caller's graph is the model written, also when the budget gave conversions up
+    # (_fit's result taken over by augment)
+    assert r.graph is graph
     return r, tflite_io.serialize(r.graph)
 
 
@@ -74,9 +79,19 @@ def test_a_tight_budget_gives_up_some_conversions_least_sram_per_byte_first(mobi
     # tail's alignment
     sram = [tflm_memory.target_memory(tflite_io.parse(d)).total for d in (free_data, data)]
     assert abs(sram[1] - sram[0] - rec["sram_cost"]) <= 16 * len(given)
-    # the same model as augment without those conversions, apart from the record
-    same, _ = run(path, None, give_up=frozenset(given))
-    assert [op.kind for op in same.graph.operators] == [op.kind for op in r.graph.operators]
+    # the same model as augment without those conversions, byte for byte, apart from the
+    # record
+    _, same = run(path, None, give_up=frozenset(given))
+    assert without_record(data) == same
+
+
+def without_record(data: bytes) -> bytes:
+    """The model `data` with its metadata's memory.flash_budget removed."""
+    g = tflite_io.parse(data)
+    meta = json.loads(g.metadata["tflite_train"])
+    del meta["memory"]["flash_budget"]
+    g.metadata["tflite_train"] = json.dumps(meta).encode()
+    return tflite_io.serialize(g)
 
 
 def test_a_budget_only_the_model_without_any_conversion_meets(mobile):
@@ -99,11 +114,7 @@ def test_a_budget_nothing_meets_keeps_every_conversion_and_warns(mobile, tmp_pat
     rec = record(data)
     assert rec == {"budget": budget, "tflm_code": CODE, "fits": False, "given_up": {},
                    "sram_cost": 0}
-    g = tflite_io.parse(data)              # the model without a budget, and the record
-    meta = json.loads(g.metadata["tflite_train"])
-    del meta["memory"]["flash_budget"]
-    g.metadata["tflite_train"] = json.dumps(meta).encode()
-    assert tflite_io.serialize(g) == free_data
+    assert without_record(data) == free_data      # the model without a budget, and the record
     from tflite_train.cli import main
     out = tmp_path / "t.tflite"
     assert main(["augment", str(path), "-o", str(out), "--num-classes", "4", "--lr", "0.05",
@@ -214,3 +225,129 @@ def test_a_split_filter_given_up_keeps_the_filter_whole(tmp_path):
     w = [t for t in r.graph.tensors if t.is_variable and t.dtype == "int8"]
     assert any(t.shape[-1] == 16 for t in w) and not any(t.name.endswith("/frozen")
                                                          for t in r.graph.tensors)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """The demo model augmented under a budget that is not the default: it has a record."""
+    from tflite_train.demo import EXAMPLE
+    r, data = run(EXAMPLE, 1 << 24)
+    assert record(data) == {"budget": 1 << 24, "tflm_code": CODE, "fits": True,
+                            "given_up": {}, "sram_cost": 0}
+    return tflite_io.parse(data)
+
+
+GOOD = {"budget": 1 << 24, "tflm_code": CODE, "fits": True,
+        "given_up": {"requantization in flash": {"conv": 64}}, "sram_cost": 64}
+
+
+@pytest.mark.parametrize("memory", [
+    [], "x", 7, {"flash_budget": []}, {"flash_budget": "x"}, {"flash_budget": None},
+    {"flash_budget": {}},
+    {"flash_budget": {**GOOD, "given_up": []}},
+    {"flash_budget": {**GOOD, "given_up": "requantization in flash"}},
+    {"flash_budget": {**GOOD, "given_up": None}},
+    {"flash_budget": {**GOOD, "given_up": {"requantization in flash": []}}},
+    {"flash_budget": {**GOOD, "given_up": {"requantization in flash": "conv"}}},
+    {"flash_budget": {**GOOD, "given_up": {"requantization in flash": {"conv": "64"}}}},
+    {"flash_budget": {**GOOD, "given_up": {"requantization in flash": {"conv": [64]}}}},
+    {"flash_budget": {**GOOD, "given_up": {"requantization in flash": {"conv": True}}}},
+    {"flash_budget": {**GOOD, "given_up": {"requantization in flash": {"conv": -1}}}},
+    {"flash_budget": {**GOOD, "budget": "1M"}}, {"flash_budget": {**GOOD, "budget": 0}},
+    {"flash_budget": {**GOOD, "budget": True}}, {"flash_budget": {**GOOD, "budget": 1.5}},
+    {"flash_budget": {**GOOD, "sram_cost": None}}, {"flash_budget": {**GOOD, "sram_cost": []}},
+])
+def test_plan_ignores_a_malformed_flash_record(recorded, memory, tmp_path, capsys):
+    """A record augment did not write is not shown: `plan` gives the default budget, as for a
+    model without one, and no traceback (a list for given_up was an AttributeError)."""
+    import copy
+    from tflite_train.cli import main
+    g = copy.deepcopy(recorded)
+    meta = json.loads(g.metadata["tflite_train"])
+    meta["memory"] = memory
+    g.metadata["tflite_train"] = json.dumps(meta).encode()
+    path = tmp_path / "m.tflite"
+    tflite_io.save(g, path)
+    assert main(["plan", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert "flash_budget" not in info and info["budgets"]["flash"] == tflm_memory.FLASH_BUDGET
+    assert main(["plan", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "augment's --flash-budget" not in captured.out and not captured.err
+
+
+def test_plan_shows_a_well_formed_flash_record(recorded, tmp_path, capsys):
+    """The malformed ones' control: GOOD itself is shown."""
+    import copy
+    from tflite_train.cli import main
+    g = copy.deepcopy(recorded)
+    meta = json.loads(g.metadata["tflite_train"])
+    meta["memory"]["flash_budget"] = GOOD
+    g.metadata["tflite_train"] = json.dumps(meta).encode()
+    path = tmp_path / "m.tflite"
+    tflite_io.save(g, path)
+    assert main(["plan", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "augment's --flash-budget" in out and "given up for it    1 conversion(s)" in out
+
+
+def test_the_fuzzer_breaks_the_flash_record(recorded):
+    """tests/fuzzing.py's "flash-record" mutation (the fuzz runs give `plan` such models):
+    a record with one value of a wrong type, which `plan` reads without a traceback."""
+    import fuzzing
+    from tflite_train.cli import _flash_record
+    g = tflite_io.parse(tflite_io.serialize(recorded))
+    seen = set()
+    for seed in range(60):
+        g.metadata["tflite_train"] = fuzzing._flash_record_mutant(
+            recorded.metadata["tflite_train"], random.Random(seed))
+        rec = json.loads(g.metadata["tflite_train"])["memory"]["flash_budget"]
+        seen.add(json.dumps(rec, sort_keys=True))
+        shown = _flash_record(g)
+        assert shown is None or shown == rec and shown != GOOD
+    assert len(seen) > 20
+
+
+def test_only_what_reports_memory_has_a_budget(tmp_path, capsys, monkeypatch):
+    """The rate probe, --lr auto's trials and search's fine-tuning runs augment without a
+    budget (its conversions change no bits: _fit would serialize for nothing); the memory
+    planner of search keeps it and measures the bytes _fit wrote, not serialized again."""
+    from test_train_defaults import synthetic_npz
+
+    from tflite_train import augment as aug
+    from tflite_train import data as data_mod
+    from tflite_train import lr
+    from tflite_train import train as train_mod
+    from tflite_train.cli import main
+    from tflite_train.demo import EXAMPLE
+    from tflite_train.search import analysis, budget
+    budgets = []
+    fit = aug._fit
+    monkeypatch.setattr(aug, "_fit", lambda first, b, again: budgets.append(b) or
+                        fit(first, b, again))
+    out = tmp_path / "m.tflite"
+    npz = synthetic_npz(tmp_path / "d.npz", n=120)
+    monkeypatch.setattr(lr, "AUTO_FACTORS", (1.0,))
+    assert main(["augment", str(EXAMPLE), "-o", str(out), "--num-classes", "3", "--lr",
+                 "auto", "--data", str(npz), "--lr-test-steps", "2"]) == 0
+    capsys.readouterr()
+    assert budgets == [tflm_memory.FLASH_BUDGET]          # the written model only
+    model = EXAMPLE.read_bytes()
+    settings = analysis.Settings(3, 2, 0, 0.1, 8, "numpy")
+    settings.id("data", model)
+
+    def no_training(*args, **kwargs):
+        raise TTError("not trained here")
+    monkeypatch.setattr(train_mod, "train", no_training)
+    job = analysis.Job("b1", {"n_bias_update": 1}, None)
+    assert analysis.fine_tune(model, data_mod.load(str(npz)), settings, job)["failed"]
+    assert budgets == [tflm_memory.FLASH_BUDGET]
+    serialized = []
+    serialize = tflite_io.serialize
+    monkeypatch.setattr(tflite_io, "serialize", lambda g: serialized.append(1) or serialize(g))
+    cost = budget.MemoryModel(model, 3, "tflm", {}).cost_of("b1", {"n_bias_update": 1})
+    assert budgets[1:] == [tflm_memory.FLASH_BUDGET] and len(serialized) == 1
+    assert cost.total > 0
+    # search --target codegen: the budget counts TFLM's code, which the program has not
+    assert budget.MemoryModel(model, 3, "codegen", {}).cost_of("b1", {"n_bias_update": 1}) \
+        .total > 0 and budgets[1:] == [tflm_memory.FLASH_BUDGET]

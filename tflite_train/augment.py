@@ -101,6 +101,9 @@ class Augmented:
     hyper: autodiff.Hyper | None = None     # as used: with the per-layer rates it chose
     memory: MemoryChoices | None = None     # what the memory passes chose
     unshared: list[dict] | None = None      # trained tensors given to each layer (unshare)
+    # tflite_io.serialize(graph) as _fit measured it (None without a flash budget); stale
+    # once the graph is changed
+    written: bytes | None = field(default=None, repr=False, compare=False)
 
 
 def find_logits(graph: Graph) -> int:
@@ -322,7 +325,8 @@ def _fit(first: Augmented, budget: int, again) -> Augmented:
         result.memory.flash, result.memory.given_up = record, list(given)
         result.metadata["memory"] = result.memory.record()
         result.graph.metadata[METADATA_KEY] = json.dumps(result.metadata).encode()
-        return len(serialize(result.graph))
+        result.written = serialize(result.graph)
+        return len(result.written)
 
     total = size(first, []) + code
     if total <= budget:

@@ -185,17 +185,25 @@ def cmd_plan(args) -> int:
 
 
 def _flash_record(graph) -> dict | None:
-    """augment's record of the flash budget (metadata memory.flash_budget), if any."""
+    """augment's record of the flash budget (metadata memory.flash_budget), if any. A record
+    we did not write (malformed, or of the wrong types anywhere) is not shown: the budget
+    is advice, and the rest of the plan does not depend on it."""
     from .augment import METADATA_KEY
     try:
         meta = json.loads(graph.metadata.get(METADATA_KEY, b"{}"))
-        record = meta["memory"]["flash_budget"]
-        ok = isinstance(record["budget"], int) and isinstance(record["sram_cost"], int) and \
-            all(isinstance(layers, dict) and all(isinstance(n, int) for n in layers.values())
-                for layers in record["given_up"].values())
-    except (ValueError, UnicodeDecodeError, RecursionError, KeyError, TypeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
-    return record if ok else None           # a record we did not write: not shown
+    count = lambda n: isinstance(n, int) and not isinstance(n, bool) and n >= 0  # noqa: E731
+    record = meta.get("memory") if isinstance(meta, dict) else None
+    record = record.get("flash_budget") if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        return None
+    given = record.get("given_up")
+    ok = count(record.get("budget")) and record["budget"] > 0 \
+        and count(record.get("sram_cost")) and isinstance(given, dict) \
+        and all(isinstance(layers, dict) and all(map(count, layers.values()))
+                for layers in given.values())
+    return record if ok else None
 
 
 def _print_plan(args, info: dict, p, kinds: list[str]) -> None:

@@ -185,7 +185,8 @@ def probe(graph: Graph, scheme_spec: str, num_classes: int | None, seed: int,
     g = copy.deepcopy(graph)
     # any explicit lr: the update ops are dropped below
     result = augment(g, scheme_spec, num_classes, Hyper(lr=1.0, seed=seed), fuse=False,
-                     reorder=False, memory=MemoryOptions(False, False, False))
+                     reorder=False,
+                     memory=MemoryOptions(False, False, False, flash_budget=None))
     tg = result.graph
     # gradients only: the update ops are dropped, so every sample sees the initial point
     tg.operators = [op for op in tg.operators
@@ -369,7 +370,7 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
     is called before each candidate, `report(candidate)` after it, `progress(1)` each step."""
     from dataclasses import replace
 
-    from .augment import augment
+    from .augment import MemoryOptions, augment
     from .train import Trainer, sample_order, split
     train_idx, _ = split(len(dataset), 0.1, 0, 0)
     order = np.random.default_rng(hyper.seed).permutation(train_idx)
@@ -386,8 +387,10 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
         if starting:
             starting(f)
         layer_lrs = scaled(rates, f * boost, w_boost)
+        # no flash budget: the conversions it gives up change no bits of a trial
         result = augment(copy.deepcopy(graph), scheme_spec, num_classes,
-                         replace(hyper, lr=None, bias_lr=None, layer_lrs=layer_lrs))
+                         replace(hyper, lr=None, bias_lr=None, layer_lrs=layer_lrs),
+                         memory=MemoryOptions(flash_budget=None))
         trainer = Trainer(result.graph, dataset, engine)
         engine = trainer.engine                 # None resolved once: runtime.host_engine
         losses = []

@@ -24,6 +24,10 @@ from ..data import Dataset
 from ..errors import TTError
 from ..ir import Graph
 
+# Fine-tuning runs train without a flash budget: the conversions it gives up change where
+# bytes live, not one bit of a run (search.budget plans the memory with the budget).
+NO_BUDGET = augment.MemoryOptions(flash_budget=None)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -46,8 +50,8 @@ class Settings:
         """Changes with anything that changes a run: the settings, the data, and augment's
         defaults (a tflite-train whose defaults differ does not reuse these runs: the
         training record augment writes for the head alone, rates included, is part of it)."""
-        record = augment.augment(tflite_io.parse(model), {}, self.num_classes,
-                                 self.hyper()).metadata
+        record = augment.augment(tflite_io.parse(model), {}, self.num_classes, self.hyper(),
+                                 memory=NO_BUDGET).metadata
         text = json.dumps({**asdict(self), "data": data_digest, "hyper": repr(self.hyper()),
                            "augment": record, "version": __version__}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -101,7 +105,7 @@ def fine_tune(model: bytes, dataset: Dataset, settings: Settings, job: Job) -> d
     from ..train import train
     cpu, wall = time.process_time(), time.perf_counter()
     result = augment.augment(tflite_io.parse(model), job.scheme, settings.num_classes,
-                             settings.hyper())
+                             settings.hyper(), memory=NO_BUDGET)
     if job.head is not None:
         start_from(result.graph, decode_arrays(job.head))
     try:

@@ -83,8 +83,14 @@ class MemoryModel:
 
     def _plan(self, scheme: dict | str) -> Cost:
         graph = tflite_io.parse(self.model)
-        result = augment.augment(graph, scheme, self.num_classes, Hyper(lr=_PLAN_LR))
-        total, parts = self.measure(result.graph, tflite_io.serialize(result.graph))
+        # the flash budget counts TFLM's code (tflm_memory.TFLM_CODE_BYTES): none for the
+        # generated program, whose flash is its own code
+        memory = augment.MemoryOptions(flash_budget=None) if self.target == "codegen" else None
+        result = augment.augment(graph, scheme, self.num_classes, Hyper(lr=_PLAN_LR),
+                                 memory=memory)
+        # the bytes the flash budget measured (augment._fit), or the model's own
+        data = result.written or tflite_io.serialize(result.graph)
+        total, parts = self.measure(result.graph, data)
         return Cost(total, parts, step_macs(result.graph))
 
 
