@@ -9,15 +9,15 @@
  * was asked out of order or after the failure, whether the scores were left alone), then
  * the regions again. "TT phase trained": RIG_STEPS steps and an inference as rig_main.c
  * runs them, the regions, and how often the fused pointwise update with the default rule
- * ran, by its staging (int16 or int8) and last block of channels (whole or not). */
+ * ran, by its last block of channels (whole or not). */
 #include <stdint.h>
 #include <string.h>
 
 #include "rig_lines.h"
 #include "tt_grad_dsp.h"
 
-/* [int8 staging][a partial last block of channels] */
-static uint32_t fused[2][2];
+/* [a partial last block of channels] */
+static uint32_t fused[2];
 
 int32_t __real_tt_dsp_pointwise_weight_update_run(
     tt_wdsp_stage *st, const int8_t *dy, const uint8_t *mask, int32_t rows, int32_t co,
@@ -31,7 +31,7 @@ int32_t __wrap_tt_dsp_pointwise_weight_update_run(
     const float *scales, int32_t per_channel, int32_t skip, tt_sgd_call *call) {
   const int32_t end = __real_tt_dsp_pointwise_weight_update_run(
       st, dy, mask, rows, co, begin, k, x_zp, unit, w, ci, scales, per_channel, skip, call);
-  fused[st->int16 ? 0 : 1][(k & 7) != 0] += (uint32_t)(end - begin);
+  fused[(k & 7) != 0] += (uint32_t)(end - begin);
   return end;
 }
 
@@ -93,13 +93,9 @@ int main(void) {
   if (status == TT_MODEL_OK) status = rig_predict();
   rig_print_regions();
   tt_rig_print("TT fused int16 ");
-  rig_print_u64(fused[0][0]);
+  rig_print_u64(fused[0]);
   tt_rig_print(" int16-partial ");
-  rig_print_u64(fused[0][1]);
-  tt_rig_print(" int8 ");
-  rig_print_u64(fused[1][0]);
-  tt_rig_print(" int8-partial ");
-  rig_print_u64(fused[1][1]);
+  rig_print_u64(fused[1]);
   tt_rig_print("\nTT stack ");
   rig_print_u64(tt_rig_stack_high_water());
   tt_rig_print("\nTT done\n");

@@ -281,14 +281,17 @@ void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale,
  * of its fastest walk within the limit and the TT_GRAD_DSP_*_STAGE_BYTES defaults (8 KB,
  * plus the accumulators and the staged dy columns, four at a time); 0 where no DSP version takes the layer with
  * that much. The same number on every target, so that a plan of the arena is the same for
- * all of them. A smaller staging walks smaller blocks of channels (depthwise) or the int8
- * form of the saved input (pointwise); a kernel given less than any walk needs runs the
- * portable code, but a pointwise layer's: its DSP walk without staging, on its own stack
- * within TT_GRAD_DSP_STAGE_BYTES (a fused update: its input staged in chunks of channels,
- * where a chunk of 8 fits and the draws it skips cost less than the staging saves; else,
- * and for the gradient, the positions in chunks with the sums kept across them: in dw, or a
- * block of input channels' in the update's frame; one position: T = g (x - x_zp) without
- * sums): the same bits in every case, only the instructions differ. */
+ * all of them. A smaller staging walks smaller blocks of channels (depthwise); a kernel
+ * given less than any walk needs runs the portable code, but a pointwise layer's, whose
+ * only staging is its whole input as int16 (2 bytes an element, plus the dy columns): its
+ * DSP walk without staging, on its own stack within TT_GRAD_DSP_STAGE_BYTES (a fused update:
+ * its input staged in chunks of channels, where a chunk of 8 fits and the draws it skips
+ * cost less than the staging saves; else, and for the gradient, the positions in chunks
+ * with the sums kept across them: in dw, or a block of input channels' in the update's
+ * frame; one position: T = g (x - x_zp) without sums): the same bits in every case, only
+ * the instructions differ. (Until round 20 a pointwise layer past the int16 staging took
+ * its input's int8 form, in 2.2-2.6 instructions a MAC where the walk in chunks takes
+ * 1.0-1.35.) */
 int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
                                              int32_t h, int32_t wd, int32_t k, int32_t kh,
                                              int32_t kw, const tt_window *win,
@@ -303,16 +306,9 @@ int32_t tt_depthwise_conv2d_input_grad_s8_stage_bytes(int32_t n, int32_t oh, int
                                                       int32_t h, int32_t wd, int32_t limit);
 
 /* The staging tt_conv2d_weight_update_s8_s8's DSP version takes for a layer, at most `limit`
- * bytes, in a build whose TT_GRAD_DSP_STAGE_BYTES is `grad_stage_bytes` or more:
- * tt_conv2d_weight_grad_s8_stage_bytes' bytes, but 0 for its int8 form where the fused
- * update's chunked path (given no staging: its input staged as int16 in chunks of channels
- * on its own stack) takes the layer, which it runs in fewer instructions (MobileNetV2's
- * 192x32 @8x8 with the lean stack's 3 KB: 1.06 M int8-staged, 0.62 M chunked; 240x48 @8x8
- * 1.82 M, 1.20 M; 336x56 @4x4 1.12 M, 0.73 M). Where the chunked path does not take the
- * layer (say 14x14 positions) the int8 staging stays: it is no slower than the rest. A
- * build whose TT_GRAD_DSP_STAGE_BYTES is below `grad_stage_bytes`, or that changes
- * TT_WDSP_CHUNK_BYTES, may find neither form then and run the direct one: the same bits,
- * more instructions. */
+ * bytes: tt_conv2d_weight_grad_s8_stage_bytes' bytes, whatever `grad_stage_bytes` (a
+ * build's TT_GRAD_DSP_STAGE_BYTES, which chose between the int8 form and the chunked path
+ * until round 20, when the int8 form went). */
 int32_t tt_conv2d_weight_update_s8_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
                                                   int32_t h, int32_t wd, int32_t k, int32_t kh,
                                                   int32_t kw, const tt_window *win,

@@ -39,33 +39,31 @@
 #define TT_GRAD_DSP_STAGE_BYTES 4096
 #endif
 
-/* The pointwise weight gradients' staging of a layer's whole saved input
- * (tt_param_grad_dsp.c): about 2 * positions * channels bytes, the caller's (the arena of
- * the generated program: tt_conv2d_weight_grad_s8_stage_bytes). At most this much of it is
+/* The pointwise weight gradients' staging of a layer's whole saved input as int16
+ * (tt_param_grad_dsp.c): 2 * positions * channels bytes, the caller's (the arena of the
+ * generated program: tt_conv2d_weight_grad_s8_stage_bytes). At most this much of it is
  * asked for (it holds the person detector's trained pointwise layers: 256 channels at 3x3
- * take 6 KB); the dy column's 8 bytes per four positions come on top. */
+ * take 6 KB); the dy columns' 32 bytes per four positions come on top. A larger layer takes
+ * the large-map walk (tt_dsp_pointwise_weight_sums), which needs no staging. */
 #ifndef TT_GRAD_DSP_WEIGHT_STAGE_BYTES
 #define TT_GRAD_DSP_WEIGHT_STAGE_BYTES 8192
 #endif
 
 /* The fused pointwise update's chunk buffer (TT_WDSP_CHUNK_BYTES below) in a build whose
- * stack staging is `grad_stage_bytes`: any target, for the planner's query
- * (tt_conv2d_weight_update_s8_s8_stage_bytes). */
+ * stack staging is `grad_stage_bytes`. */
 #define TT_WDSP_CHUNK_BYTES_OF(grad_stage_bytes) ((grad_stage_bytes) - 256)
 
 /* The dy columns (two words per group of four positions each) a pointwise weight gradient
- * stages at once: four output channels' with the int16 input (one load, mask and two
- * SXTB16 per position for all four), one with the int8 input. */
-static inline int32_t tt_wdsp_column_bytes(int32_t rows, int int16) {
-  return (int16 ? 4 : 1) * 8 * ((rows + 3) >> 2);
-}
+ * stages at once: four output channels' (one load, mask and two SXTB16 per position for all
+ * four). */
+static inline int32_t tt_wdsp_column_bytes(int32_t rows) { return 32 * ((rows + 3) >> 2); }
 
 /* Bytes of a pointwise layer's weight-gradient staging, `rows` positions of k channels: the
- * saved input as int16 (int16 != 0) or int8, then the dy columns. Target-independent, so
- * that every build plans the same arena. */
-static inline int32_t tt_wdsp_stage_bytes(int32_t rows, int32_t k, int int16) {
+ * saved input as int16, then the dy columns. Target-independent, so that every build plans
+ * the same arena. */
+static inline int32_t tt_wdsp_stage_bytes(int32_t rows, int32_t k) {
   const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
-  return blocks * groups * (int16 ? 64 : 32) + tt_wdsp_column_bytes(rows, int16);
+  return blocks * groups * 64 + tt_wdsp_column_bytes(rows);
 }
 
 #if TT_GRAD_DSP
@@ -144,15 +142,14 @@ static inline uint32_t tt_gdsp_jump(const tt_gdsp_jumper *j, uint32_t x) {
  * dw[o, c] = (float)T * unit, T = the sum over the positions p < rows of
  * dy[p, o] * (saved[p, c] - x_zp) (dy [rows, co] int8, 0 where masked; saved [rows, k]).
  * tt_dsp_pointwise_weight_stage stages `saved` into the caller's `mem` (`bytes`, 8-byte
- * aligned; as int16 x - x_zp where tt_wdsp_stage_bytes(rows, k, 1) fits, else as int8 x
- * where tt_wdsp_stage_bytes(rows, k, 0) does), fills st and returns 1, or returns 0 when
- * neither fits or rows < 2 (the caller runs the portable code); then
- * tt_dsp_pointwise_weight_channel (the same dy, mask, rows, co, k and x_zp) writes output
- * channel o's k gradients into out (it keeps the staged dy columns in st for the next o). */
+ * aligned) as int16 x - x_zp, fills st and returns 1, or returns 0 when
+ * tt_wdsp_stage_bytes(rows, k) does not fit or rows < 2 (the caller takes another walk);
+ * then tt_dsp_pointwise_weight_channel (the same dy, mask, rows, co, k and x_zp) writes
+ * output channel o's k gradients into out (it keeps the staged dy columns in st for the
+ * next o). */
 typedef struct {
-  int int16;                  /* the saved input staged as int16 x - x_zp, else as int8 x */
   tt_dsp_word *x, *dys;      /* the staged input; the dy columns */
-  int32_t first;              /* int16: the output channel of the first staged column, or -1 */
+  int32_t first;              /* the output channel of the first staged column, or -1 */
 } tt_wdsp_stage;
 
 /* The positions up to which tt_dsp_pointwise_weight_direct takes a layer (its dy column,
@@ -173,14 +170,14 @@ typedef struct {
 
 /* tt_dsp_pointwise_weight_stage's int16 staging of channels 0 .. k - 1 of `saved`, whose
  * rows are `stride` bytes apart (saved points at a chunk's first channel): 0 when
- * tt_wdsp_stage_bytes(rows, k, 1) does not fit `bytes` or rows < 2. The channel calls then
+ * tt_wdsp_stage_bytes(rows, k) does not fit `bytes` or rows < 2. The channel calls then
  * take this k and the weights of the chunk. */
 int tt_dsp_pointwise_weight_stage_part(const int8_t *saved, int32_t rows, int32_t stride,
                                        int32_t k, int32_t x_zp, void *mem, int32_t bytes,
                                        tt_wdsp_stage *st);
 
 /* Output channel o's k gradients into out, as tt_dsp_pointwise_weight_channel, for a layer
- * whose input fits neither staging: nothing staged but o's dy column (on the stack). 0,
+ * whose input fits no staging: nothing staged but o's dy column (on the stack). 0,
  * having done nothing, when rows < 2 or rows > TT_WDSP_DIRECT_ROWS. */
 int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_t rows,
                                    int32_t co, int32_t o, const int8_t *saved, int32_t k,

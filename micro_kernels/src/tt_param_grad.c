@@ -460,7 +460,7 @@ static int pointwise_layer(int32_t oh, int32_t ow, int32_t h, int32_t wd, int32_
  * 1.4 a MAC, rows k a channel). */
 static int32_t chunk_channels(int32_t rows, int32_t k, int32_t bytes) {
   const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
-  const int32_t fit = (bytes - tt_wdsp_column_bytes(rows, 1)) / (64 * groups);
+  const int32_t fit = (bytes - tt_wdsp_column_bytes(rows)) / (64 * groups);
   if (fit < 1 || rows < 2) return 0;
   const int32_t chunks = (blocks + fit - 1) / fit;
   if (3 * (chunks - 1) > rows) return 0;
@@ -474,26 +474,19 @@ int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, 
   (void)co;
   const int32_t rows = n * h * wd;
   if (!pointwise_layer(oh, ow, h, wd, kh, kw, win) || rows < 2) return 0;
-  for (int int16 = 1; int16 >= 0; --int16) {
-    const int32_t bytes = tt_wdsp_stage_bytes(rows, k, int16);
-    if (bytes - tt_wdsp_column_bytes(rows, int16) <= TT_GRAD_DSP_WEIGHT_STAGE_BYTES &&
-        (limit <= 0 || bytes <= limit))
-      return bytes;
-  }
-  return 0;
+  const int32_t bytes = tt_wdsp_stage_bytes(rows, k);
+  return bytes - tt_wdsp_column_bytes(rows) <= TT_GRAD_DSP_WEIGHT_STAGE_BYTES &&
+                 (limit <= 0 || bytes <= limit)
+             ? bytes
+             : 0;
 }
 
 int32_t tt_conv2d_weight_update_s8_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
                                                   int32_t h, int32_t wd, int32_t k, int32_t kh,
                                                   int32_t kw, const tt_window *win,
                                                   int32_t grad_stage_bytes, int32_t limit) {
-  const int32_t bytes =
-      tt_conv2d_weight_grad_s8_stage_bytes(n, oh, ow, co, h, wd, k, kh, kw, win, limit);
-  const int32_t rows = n * h * wd;
-  if (bytes > 0 && bytes < tt_wdsp_stage_bytes(rows, k, 1) &&
-      chunk_channels(rows, k, TT_WDSP_CHUNK_BYTES_OF(grad_stage_bytes)) > 0)
-    return 0;
-  return bytes;
+  (void)grad_stage_bytes;             /* (the staging is the whole input or none) */
+  return tt_conv2d_weight_grad_s8_stage_bytes(n, oh, ow, co, h, wd, k, kh, kw, win, limit);
 }
 
 #if TT_GRAD_DSP
@@ -585,7 +578,7 @@ void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uin
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
                                  *win, *dy_scale * x_scale};
 #if TT_GRAD_DSP
-  conv_dsp_args d = {&a, {0, 0, 0, -1}};
+  conv_dsp_args d = {&a, {0, 0, -1}};
   if (pointwise_s8(&a) &&
       tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
     for (int32_t o = 0; o < co; ++o) conv_channel_dsp(&d, o, dw + o * k);
@@ -1098,7 +1091,7 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
   /* the input staged whole in the caller's stage, else in chunks, else the large-map walk's
    * blocks, else one position */
   const int32_t rows = n * h * wd;
-  tt_wdsp_stage st = {0, 0, 0, -1};
+  tt_wdsp_stage st = {0, 0, -1};
   if (pointwise_s8(&a) && tt_dsp_pointwise_weight_stage(saved, rows, k, x_zp, stage,
                                                         stage_bytes, &st)) {
     update_pointwise(&a, PW_STAGED, k, &st, 0, w, ci, w_scales, n_scales, momentum, o, s,

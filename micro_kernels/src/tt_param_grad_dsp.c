@@ -15,26 +15,23 @@
  * channels from each of a group's four rows at a time: about 2.3 instructions an element) is
  * shared by all the output channels.
  *
- * A layer whose int16 staging does not fit TT_GRAD_DSP_WEIGHT_STAGE_BYTES but whose int8
- * input does (the person detector's 128 channels at 6x6, MCUNet's 144-192 at 8x8 need
- * 9-24 KB as int16) is staged as its raw int8 bytes in the same order, one word per group
- * [x(4g), .., x(4g + 3)], and T = sum dy x - x_zp sum dy: per group and eight channels one
- * double-word load of dy (staged [dy0, dy2], [dy1, dy3], the lanes SXTB16 gives), four of
- * x, sixteen SXTB16 and sixteen SMLADs. Which staging a layer has follows from rows, k and
- * the staging's size (tt_wdsp_stage records it). A layer whose int8 input does not fit
- * either is walked with its positions in chunks in a buffer on the stack, its sums kept
- * across them ("Large maps" below); a fused update whose block of sums finds no room there
- * (co above ~175) and which no chunk of input channels takes either stages nothing but each
- * output channel's dy column, on the stack, up to TT_WDSP_DIRECT_ROWS positions
- * (tt_dsp_pointwise_weight_direct), else runs the portable code. The staging is the
- * caller's (the arena of the generated program), the dy column after the staged input.
+ * A layer whose staging does not fit TT_GRAD_DSP_WEIGHT_STAGE_BYTES is walked with its
+ * positions in chunks in a buffer on the stack, its sums kept across them ("Large maps"
+ * below). (Until round 20 one whose int8 input fitted was staged as int8 bytes, SXTB16 in
+ * the sums' loop: its loop spilled and its dy columns were staged element by element, 2.2-2.6
+ * instructions a MAC where the large-map walk takes 1.0-1.35 on the same layers.) A fused
+ * update whose block of sums finds no room there (co above ~175) and which no chunk of
+ * input channels takes either stages nothing but each output channel's dy column, on the
+ * stack, up to TT_WDSP_DIRECT_ROWS positions (tt_dsp_pointwise_weight_direct), else runs
+ * the portable code. The staging is the caller's (the arena of the generated program), the
+ * dy columns after the staged input.
  *
  * The fused update (tt_dsp_pointwise_weight_update) applies the QAS rule to each block's
  * eight weights as its sums finish, from their registers: no float gradient in memory.
  *
  * T is the portable kernel's integer (the same terms, any order, |T| < 2^31 by
  * TT_GRAD_MAX_POSITIONS; SMLAD wraps modulo 2^32 like the portable int32 sums, and so do
- * the int8 staging's sum dy x and its correction), converted by the same (float)T * unit. */
+ * the direct walk's sum dy x and its correction), converted by the same (float)T * unit. */
 #include <string.h>
 
 #include "tt_grad_dsp.h"
@@ -128,26 +125,7 @@ static inline __attribute__((always_inline)) void stage16(const int8_t *saved, i
 
 int tt_dsp_pointwise_weight_stage(const int8_t *saved, int32_t rows, int32_t k, int32_t x_zp,
                                   void *mem, int32_t bytes, tt_wdsp_stage *st) {
-  const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
-  mem = tt_dsp_stage_align8(mem, &bytes);
-  if (rows < 2 || mem == 0) return 0;
-  st->int16 = tt_wdsp_stage_bytes(rows, k, 1) <= bytes;
-  if (!st->int16 && tt_wdsp_stage_bytes(rows, k, 0) > bytes) return 0;
-  st->x = (tt_dsp_word *)mem;
-  st->first = -1;
-  st->dys = st->x + blocks * groups * (st->int16 ? 16 : 8);
-  if (!st->int16) {
-    memset(st->x, 0, (size_t)blocks * (size_t)groups * 32u);
-    int8_t *byte = (int8_t *)st->x;
-    for (int32_t p = 0; p < rows; ++p) {
-      const int8_t *x = saved + p * k;
-      for (int32_t c = 0; c < k; ++c)
-        byte[(c >> 3) * groups * 32 + 4 * ((p >> 2) * 8 + (c & 7)) + (p & 3)] = x[c];
-    }
-    return 1;
-  }
-  stage16(saved, rows, k, k, x_zp, st);
-  return 1;
+  return tt_dsp_pointwise_weight_stage_part(saved, rows, k, k, x_zp, mem, bytes, st);
 }
 
 int tt_dsp_pointwise_weight_stage_part(const int8_t *saved, int32_t rows, int32_t stride,
@@ -155,8 +133,7 @@ int tt_dsp_pointwise_weight_stage_part(const int8_t *saved, int32_t rows, int32_
                                        tt_wdsp_stage *st) {
   const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
   mem = tt_dsp_stage_align8(mem, &bytes);
-  if (rows < 2 || mem == 0 || tt_wdsp_stage_bytes(rows, k, 1) > bytes) return 0;
-  st->int16 = 1;
+  if (rows < 2 || mem == 0 || tt_wdsp_stage_bytes(rows, k) > bytes) return 0;
   st->x = (tt_dsp_word *)mem;
   st->first = -1;
   st->dys = st->x + blocks * groups * 16;
@@ -259,28 +236,6 @@ static inline __attribute__((always_inline)) void block_sums(const tt_dsp_word *
   for (int32_t j = 0; j < 8; ++j) acc[j] = t[j];
 }
 
-/* The same from the int8 staging: acc[j] = the sums of dy x over every group. */
-static inline __attribute__((always_inline)) void block_sums8(const tt_dsp_word *xs,
-                                                              const tt_dsp_word *ds,
-                                                              int32_t groups, int32_t *acc) {
-  int32_t t[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (const tt_dsp_word *end = ds + 2 * groups; ds != end; ds += 2, xs += 8) {
-    uint32_t d0, d1;
-    tt_dsp_ldrd(ds, &d0, &d1);
-#pragma GCC unroll 4
-    for (int32_t j = 0; j < 8; j += 2) {
-      uint32_t x0, x1;
-      tt_dsp_ldrd(xs + j, &x0, &x1);
-      t[j] = __smlad(__sxtb16(x0), d0, t[j]);
-      t[j] = __smlad(tt_dsp_sxtb16_odd(x0), d1, t[j]);
-      t[j + 1] = __smlad(__sxtb16(x1), d0, t[j + 1]);
-      t[j + 1] = __smlad(tt_dsp_sxtb16_odd(x1), d1, t[j + 1]);
-    }
-  }
-#pragma GCC unroll 8
-  for (int32_t j = 0; j < 8; ++j) acc[j] = t[j];
-}
-
 #if TT_FPV5
 /* The low bytes of a, b, c, d as one word, a's lowest: three BFI (gcc 12 masks and ORs). */
 static inline uint32_t bytes4(int32_t a, int32_t b, int32_t c, int32_t d) {
@@ -330,14 +285,7 @@ static inline __attribute__((always_inline)) void update_block(int8_t *w, const 
                          scale, 1);
 }
 
-/* block_sums8 on its own: its loop needs every register (the update's values would spill
- * into it); acc comes back through memory. */
-static __attribute__((noinline)) void sums8_of(const tt_dsp_word *xs, const tt_dsp_word *ds,
-                                               int32_t groups, int32_t *acc) {
-  block_sums8(xs, ds, groups, acc);
-}
-
-/* The int16 update's block sums: inlined beside the FPv5 rule (the M7); where the rule has
+/* The update's block sums: inlined beside the FPv5 rule (the M7); where the rule has
  * no FPv5 (Cortex-M4, M33) its portable float forms keep values in registers across the
  * inlined loop, which then finds fewer than its fourteen ("impossible constraints" at -O2),
  * so there the sums are a call of their own. */
@@ -359,20 +307,16 @@ static inline __attribute__((always_inline)) void update_sums16(const tt_dsp_wor
 #endif
 }
 
-/* Every block of eight channels of a staging, int16 (x - x_zp: no correction) or int8 (x:
- * less x_zp times the dy column's sum, `correction`): each block's sums, then its
- * gradients (float)(acc[j] - correction) * unit into out, or (update) applied to w by the
- * default rule (update_block). One walk for the four callers below, each inlining it with
- * int16 and update constant. An update walks as the gradients do but where its sums must
- * stay out of the rule's registers: the int16 one takes the whole blocks apart, the int8
- * one's sums are a call of their own (sums8_of). */
+/* Every block of eight channels of the staging: each block's sums, then its gradients
+ * (float)acc[j] * unit into out, or (update) applied to w by the default rule
+ * (update_block). One walk for the three callers below, each inlining it with update
+ * constant. An update takes the whole blocks apart: acc indexed by constants only, kept in
+ * registers. */
 static inline __attribute__((always_inline)) void each_block(
-    const tt_dsp_word *stage, const tt_dsp_word *dys, int32_t groups, int32_t k, int int16,
-    int32_t correction, float unit, float *out, int update, int8_t *w, float scale,
-    tt_sgd_call *call) {
-  const int32_t step = (int16 ? 16 : 8) * groups;
-  if (update && int16) {
-    /* whole blocks apart: acc indexed by constants only, kept in registers */
+    const tt_dsp_word *stage, const tt_dsp_word *dys, int32_t groups, int32_t k, float unit,
+    float *out, int update, int8_t *w, float scale, tt_sgd_call *call) {
+  const int32_t step = 16 * groups;
+  if (update) {
     int32_t c0 = 0;
     for (; c0 + 8 <= k; c0 += 8, stage += step) {
       int32_t acc[8];
@@ -388,53 +332,26 @@ static inline __attribute__((always_inline)) void each_block(
   }
   int32_t acc[8];
   for (int32_t c0 = 0; c0 < k; c0 += 8, stage += step) {
-    if (int16)
-      block_sums(stage, dys, groups, acc);
-    else if (update)
-      sums8_of(stage, dys, groups, acc);
-    else
-      block_sums8(stage, dys, groups, acc);
+    block_sums(stage, dys, groups, acc);
     const int32_t nc = k - c0 < 8 ? k - c0 : 8;
-    if (update) {
-      update_block(w + c0, acc, nc, correction, unit, scale, call);
-    } else {
-      for (int32_t j = 0; j < nc; ++j)
-        out[c0 + j] = (float)(int32_t)((uint32_t)acc[j] - (uint32_t)correction) * unit;
-    }
+    for (int32_t j = 0; j < nc; ++j) out[c0 + j] = (float)acc[j] * unit;
   }
-}
-
-static __attribute__((noinline)) TT_DSP_ASM_FN void blocks_of8(const tt_dsp_word *stage,
-                                                 const tt_dsp_word *dys, int32_t groups,
-                                                 int32_t k, int32_t correction, float unit,
-                                                 float *out) {
-  each_block(stage, dys, groups, k, 0, correction, unit, out, 0, 0, 0.0f, 0);
 }
 
 static __attribute__((noinline)) TT_DSP_ASM_FN void blocks_of(const tt_dsp_word *stage,
                                                 const tt_dsp_word *dys, int32_t groups,
                                                 int32_t k, float unit, float *out) {
-  each_block(stage, dys, groups, k, 1, 0, unit, out, 0, 0, 0.0f, 0);
+  each_block(stage, dys, groups, k, unit, out, 0, 0, 0.0f, 0);
 }
 
-/* The two walks' updates (tt_dsp_pointwise_weight_update) draw from a copy of the call's
- * random stream, kept in a register, and hand it back. */
-static __attribute__((noinline)) TT_DSP_ASM_FN void update_blocks_of8(const tt_dsp_word *stage,
-                                                        const tt_dsp_word *dys, int32_t groups,
-                                                        int32_t k, int32_t correction,
-                                                        float unit, int8_t *w, float scale,
-                                                        tt_sgd_call *c) {
-  tt_sgd_call call = *c;
-  each_block(stage, dys, groups, k, 0, correction, unit, 0, 1, w, scale, &call);
-  c->rng = call.rng;
-}
-
+/* The walk's update (tt_dsp_pointwise_weight_update) draws from a copy of the call's random
+ * stream, kept in a register, and hands it back. */
 static __attribute__((noinline)) TT_DSP_ASM_FN void update_blocks_of(const tt_dsp_word *stage,
                                                        const tt_dsp_word *dys, int32_t groups,
                                                        int32_t k, float unit, int8_t *w,
                                                        float scale, tt_sgd_call *c) {
   tt_sgd_call call = *c;
-  each_block(stage, dys, groups, k, 1, 0, unit, 0, 1, w, scale, &call);
+  each_block(stage, dys, groups, k, unit, 0, 1, w, scale, &call);
   c->rng = call.rng;
 }
 
@@ -613,39 +530,23 @@ typedef struct {
 
 static inline __attribute__((always_inline)) void weight_channel(
     tt_wdsp_stage *st, const int8_t *dy, const uint8_t *mask, int32_t rows, int32_t co,
-    int32_t o, int32_t k, int32_t x_zp, float unit, const sink *to) {
+    int32_t o, int32_t k, float unit, const sink *to) {
   const int32_t groups = (rows + 3) >> 2;
   tt_dsp_word *dys = st->dys;
   int16_t *half = (int16_t *)dys;
-  if (st->int16 && (o & ~3) + 4 <= co) {
+  if ((o & ~3) + 4 <= co) {
     const int32_t o0 = o & ~3;
     if (st->first != o0) {
       stage_columns4(half, dy, mask, rows, co, o0, groups);
       st->first = o0;
     }
     dys += 2 * (o - o0);                           /* column o - o0 of the interleaved four */
-  } else if (st->int16) {
+  } else {
     st->first = -1;                                /* column 0 rewritten */
     int32_t p = 0;
     for (int32_t i = o; p < rows; ++p, i += co)
       half[column_at(p, 0)] = (int16_t)(tt_live(mask, i) ? dy[i] : 0);
     for (; p < 4 * groups; ++p) half[column_at(p, 0)] = 0;
-  } else {
-    st->first = -1;
-    /* [dy0, dy2], [dy1, dy3] per group; their sum for x_zp's term */
-    int32_t p = 0, sum = 0;
-    for (int32_t i = o; p < rows; ++p, i += co) {
-      const int32_t v = tt_live(mask, i) ? dy[i] : 0;
-      half[4 * (p >> 2) + ((p & 1) << 1) + ((p >> 1) & 1)] = (int16_t)v;
-      sum += v;
-    }
-    for (; p < 4 * groups; ++p) half[4 * (p >> 2) + ((p & 1) << 1) + ((p >> 1) & 1)] = 0;
-    const int32_t correction = (int32_t)((uint32_t)x_zp * (uint32_t)sum);
-    if (to->w)
-      update_blocks_of8(st->x, dys, groups, k, correction, unit, to->w, to->scale, to->call);
-    else
-      blocks_of8(st->x, dys, groups, k, correction, unit, to->out);
-    return;
   }
   if (to->w)
     update_blocks_of(st->x, dys, groups, k, unit, to->w, to->scale, to->call);
@@ -657,7 +558,8 @@ void tt_dsp_pointwise_weight_channel(tt_wdsp_stage *st, const int8_t *dy,
                                      const uint8_t *mask, int32_t rows, int32_t co, int32_t o,
                                      int32_t k, int32_t x_zp, float unit, float *out) {
   const sink to = {out, 0, 0.0f, 0};
-  weight_channel(st, dy, mask, rows, co, o, k, x_zp, unit, &to);
+  (void)x_zp;                                     /* (x - x_zp staged) */
+  weight_channel(st, dy, mask, rows, co, o, k, unit, &to);
 }
 
 void tt_dsp_pointwise_weight_update(tt_wdsp_stage *st, const int8_t *dy, const uint8_t *mask,
@@ -665,7 +567,8 @@ void tt_dsp_pointwise_weight_update(tt_wdsp_stage *st, const int8_t *dy, const u
                                     int32_t x_zp, float unit, int8_t *w, float scale,
                                     tt_sgd_call *call) {
   const sink to = {0, w, scale, call};
-  weight_channel(st, dy, mask, rows, co, o, k, x_zp, unit, &to);
+  (void)x_zp;
+  weight_channel(st, dy, mask, rows, co, o, k, unit, &to);
 }
 
 /* Whether channel scale `scale` keeps the default rule's values free of NaN, given
@@ -685,7 +588,7 @@ static inline __attribute__((always_inline)) int run_channel(uint32_t *rng, int3
 }
 
 /* tt_dsp_pointwise_weight_update_run's channels begin .. end - 1 (end <= co & ~3: four dy
- * columns staged at once) of the int16 staging, in one frame: the walk's set-up, the call
+ * columns staged at once), in one frame: the walk's set-up, the call
  * state's copy and the arguments once a run instead of once a channel (about 140
  * instructions a channel in three calls before). */
 static __attribute__((noinline)) TT_DSP_ASM_FN int32_t update_run16(
@@ -703,8 +606,7 @@ static __attribute__((noinline)) TT_DSP_ASM_FN int32_t update_run16(
       stage_columns4((int16_t *)st->dys, dy, mask, rows, co, o0, groups);
       st->first = o0;
     }
-    each_block(st->x, st->dys + 2 * (o - o0), groups, k, 1, 0, unit, 0, 1, w + o * ci, scale,
-               &call);
+    each_block(st->x, st->dys + 2 * (o - o0), groups, k, unit, 0, 1, w + o * ci, scale, &call);
   }
   c->rng = call.rng;
   return o;
@@ -718,12 +620,12 @@ int32_t tt_dsp_pointwise_weight_update_run(tt_wdsp_stage *st, const int8_t *dy,
                                            tt_sgd_call *call) {
   if (!tt_qas_nan_free(call->neg_lr, unit, 1.0f)) return begin;
   int32_t o = begin;
-  if (st->int16 && o < (co & ~3)) {
+  if (o < (co & ~3)) {
     o = update_run16(st, dy, mask, rows, co, o, co & ~3, k, unit, w, ci, scales, per_channel,
                      skip, call);
     if (o < (co & ~3)) return o;
   }
-  for (; o < co; ++o) {          /* the int8 staging, and the channels past co & ~3 */
+  for (; o < co; ++o) {                             /* the channels past co & ~3 */
     float scale;
     if (!run_channel(&call->rng, o, begin, skip, scales, per_channel, &scale)) break;
     tt_dsp_pointwise_weight_update(st, dy, mask, rows, co, o, k, x_zp, unit, w + o * ci, scale,
@@ -742,7 +644,7 @@ int32_t tt_dsp_pointwise_weight_update_run(tt_wdsp_stage *st, const int8_t *dy,
  * positions one word of x from each position's row, SXTB16 into [x0, x2] and [x1, x3] and
  * eight 16 x 16 multiply-accumulates (SMLAxB with dy(2i), SMLAxT with dy(2i + 1)): about 18
  * instructions per 8 MACs, against the portable code's 7-8 a MAC. T = sum dy x - x_zp
- * sum dy, modulo 2^32 as the int8 staging's. */
+ * sum dy, modulo 2^32 (as SMLAD's). */
 int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_t rows,
                                    int32_t co, int32_t o, const int8_t *saved, int32_t k,
                                    int32_t x_zp, float unit, float *out) {
