@@ -453,20 +453,6 @@ static int pointwise_layer(int32_t oh, int32_t ow, int32_t h, int32_t wd, int32_
          win->pad_top == 0 && win->pad_left == 0 && h == oh && wd == ow;
 }
 
-/* Channels a chunk of a pointwise layer's staging in `bytes` (whole blocks of eight, the
- * chunks as even as the blocks allow), or 0 where not one block fits or the chunks'
- * draw skips would cost more than the staging saves against the direct path (the skips:
- * about 3 instructions a draw skipped, (chunks - 1) k a channel; the staging saves about
- * 1.4 a MAC, rows k a channel). */
-static int32_t chunk_channels(int32_t rows, int32_t k, int32_t bytes) {
-  const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
-  const int32_t fit = (bytes - tt_wdsp_column_bytes(rows)) / (64 * groups);
-  if (fit < 1 || rows < 2) return 0;
-  const int32_t chunks = (blocks + fit - 1) / fit;
-  if (3 * (chunks - 1) > rows) return 0;
-  return 8 * ((blocks + chunks - 1) / chunks);
-}
-
 int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
                                              int32_t h, int32_t wd, int32_t k, int32_t kh,
                                              int32_t kw, const tt_window *win,
@@ -490,6 +476,20 @@ int32_t tt_conv2d_weight_update_s8_s8_stage_bytes(int32_t n, int32_t oh, int32_t
 }
 
 #if TT_GRAD_DSP
+/* Channels a chunk of a pointwise layer's staging in `bytes` (whole blocks of eight, the
+ * chunks as even as the blocks allow), or 0 where not one block fits or the chunks'
+ * draw skips would cost more than the staging saves against the direct path (the skips:
+ * about 3 instructions a draw skipped, (chunks - 1) k a channel; the staging saves about
+ * 1.4 a MAC, rows k a channel). */
+static int32_t chunk_channels(int32_t rows, int32_t k, int32_t bytes) {
+  const int32_t groups = (rows + 3) >> 2, blocks = (k + 7) >> 3;
+  const int32_t fit = (bytes - tt_wdsp_column_bytes(rows)) / (64 * groups);
+  if (fit < 1 || rows < 2) return 0;
+  const int32_t chunks = (blocks + fit - 1) / fit;
+  if (3 * (chunks - 1) > rows) return 0;
+  return 8 * ((blocks + chunks - 1) / chunks);
+}
+
 static int pointwise_s8(const conv_weight_grad_s8 *a) {
   return pointwise_layer(a->oh, a->ow, a->h, a->wd, a->kh, a->kw, &a->win);
 }
