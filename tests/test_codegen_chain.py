@@ -12,10 +12,9 @@ generated program no other test runs, on x86 and on the Cortex-M7 rig.
     trained.
   - The fused pointwise weight update with the default rule (tt_dsp_pointwise_weight_update_run,
     from the sums' registers) inside the program on the rig, from the int16 staging whole and
-    in chunks (where the arena's staging is cut below the int16 level: the int8 form is not
-    offered where the chunked path takes the layer, so its run is the kernels' edge shapes',
-    test_cortex_m7_grad_dsp) and both ends of a layer's channels (whole blocks of eight only, and a partial last block): the rig's harness counts
-    the channels its runs take, of each kind. Bit-identical to --engine c (losses, regions,
+    in chunks (where the arena's staging is cut below the int16 level) and both ends of a
+    layer's channels (whole blocks of eight only, and a partial last block): the rig's
+    harness counts the channels its runs take, of each kind. Bit-identical to --engine c (losses, regions,
     scores).
 
 The model is built here (test_c_forward.Builder, no converter): a stem, depthwise and
@@ -176,12 +175,9 @@ def test_a_failing_reader_and_the_default_rule_on_the_cortex_m7(generated):
                              parse(phases["trained"])) == []
     counts = dict(zip(*[iter(re.search(r"^TT fused (.*)$", output, re.M).group(1).split())] * 2))
     # every output channel of the four layers (12, 16, 12 and 8) in every step, all from the
-    # int16 staging: the last two layers' arena room holds only the int8 form, which the
-    # fused update no longer asks for where its chunked path takes the layer (round 14:
-    # tt_conv2d_weight_update_s8_s8_stage_bytes); the int8 form's run is the edge shapes'
-    # (test_cortex_m7_grad_dsp)
-    assert counts == {"int16": str(STEPS * 24), "int16-partial": str(STEPS * 24),
-                      "int8": "0", "int8-partial": "0"}, counts
+    # int16 staging (the only one since round 20: tt_conv2d_weight_update_s8_s8_stage_bytes),
+    # the last two layers' in chunks of channels on the update's stack
+    assert counts == {"int16": str(STEPS * 24), "int16-partial": str(STEPS * 24)}, counts
 
 
 def test_lean_stack_on_the_cortex_m7(tmp_path):

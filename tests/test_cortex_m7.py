@@ -219,7 +219,7 @@ def staging_queries() -> None:
                                                  limit)
         lib.tt_conv2d_weight_grad_s8_stage_bytes(1, 4, 4, 8, 8, 8, 48, 3, 3, C.byref(pad),
                                                  limit)
-        for hw, k in ((8, 32), (14, 16)):       # the update's int8 level dropped, kept
+        for hw, k in ((8, 32), (14, 16)):       # int16 whole, or none
             lib.tt_conv2d_weight_update_s8_s8_stage_bytes(1, hw, hw, 192, hw, hw, k, 1, 1,
                                                           C.byref(same),
                                                           c_kernels.LEAN_GRAD_DSP_STAGE_BYTES,

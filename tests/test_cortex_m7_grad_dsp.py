@@ -385,8 +385,8 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
 
 def weight_stage(n, h, w, co, k, win, part: int = 1):
     """The pointwise weight gradient's staging (stage, stage_bytes): what
-    tt_conv2d_weight_grad_s8_stage_bytes asks for, or a `part`-th of it (the int8 form, or
-    too little: portable)."""
+    tt_conv2d_weight_grad_s8_stage_bytes asks for, or a `part`-th of it (too little: the
+    walks without staging)."""
     nbytes = int(c_kernels.K.host_call("tt_conv2d_weight_grad_s8_stage_bytes", n, h, w, co, h,
                                        w, k, 1, 1, C.byref(win), 0)) // part
     return rig_p(np.zeros(max(nbytes, 8), np.uint8), C.c_uint8), nbytes
@@ -396,23 +396,22 @@ def weight_grad_calls(rng) -> None:
     """tt_conv2d_weight_grad_s8 and the fused tt_conv2d_weight_update_s8_s8 of pointwise
     layers: 2 and 3 positions (a partial group), channel counts off the blocks of eight,
     output channels staged four dy columns at a time and the ones left over, the
-    zero point's extremes, masks, saved inputs staged as int16 and (past the buffer as int16)
-    as int8, ones past the buffers even as int8 (the large-map walk; the walk without staging,
-    tt_dsp_pointwise_weight_direct: direct_walk_calls), 1x1 layers that are not pointwise
+    zero point's extremes, masks, saved inputs staged as int16, ones past the buffer (the
+    large-map walk, which the int8 form's layers take since round 20; the walk without
+    staging, tt_dsp_pointwise_weight_direct: direct_walk_calls), 1x1 layers that are not pointwise
     (portable), a single position (portable), momentum and stochastic rounding in the update;
     updates given too little staging, which stage their input in chunks of channels on the
     stack (update_pointwise: its draws skipped into the unstaged order)."""
     lib = c_kernels.library()
     # (n, h, w, co, k, ci): dy [n, h, w, co], saved [n, h, w, k] (the trained first k of ci)
     shapes = [(1, 1, 2, 5, 3, 3), (1, 1, 3, 7, 13, 13), (2, 3, 3, 9, 20, 24),
-              (1, 3, 3, 6, 256, 256), (1, 6, 6, 4, 128, 128),    # 6 KB int16; 9 KB: int8
+              (1, 3, 3, 6, 256, 256), (1, 6, 6, 4, 128, 128),    # 6 KB int16; 9 KB: large maps
               (1, 5, 7, 11, 1, 4), (1, 1, 1, 3, 8, 8), (1, 6, 6, 16, 32, 128),
-              (1, 5, 7, 3, 203, 203),                 # int8, a partial group and block
-              (1, 8, 8, 3, 160, 160),                 # 10 KB even as int8: no staging
-              (1, 23, 23, 2, 8, 8),                   # 133 groups: int8 (the masked call:
-                                                      # half the staging, 529 positions:
-                                                      # portable)
-              (1, 3, 5, 5, 579, 579),                 # 9.5 KB as int8: no staging, 15
+              (1, 5, 7, 3, 203, 203),                 # large maps: a partial tile, 35 of 40
+              (1, 8, 8, 3, 160, 160),                 # 20 KB as int16: no staging
+              (1, 23, 23, 2, 8, 8),                   # 133 groups: 8.3 KB as int16, past
+                                                      # the 8 KB: large maps
+              (1, 3, 5, 5, 579, 579),                 # 18 KB as int16: no staging, 15
                                                       # positions, 579 = 4 * 144 + 3
               (1, 4, 4, 24, 12, 12),                  # four dy columns at once: a mask
                                                       # nibble at bit 0 and 4 of its byte
