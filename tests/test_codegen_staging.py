@@ -14,8 +14,9 @@ from tflite_train.runtime.kernel_calls import Scratch, Staging
 
 
 def pointwise_weight(most: int) -> int:
-    """A pointwise weight gradient's levels: int16 input 4,608 B, int8 2,176, else none
-    (a limit <= 0: none, as the kernels' tt_*_stage_bytes take it)."""
+    """A kernel of two staging levels, as a pointwise weight gradient's were until round 20:
+    int16 input 4,608 B, int8 2,176, else none (a limit <= 0: none, as the kernels'
+    tt_*_stage_bytes take it)."""
     most = most if most > 0 else 1 << 30
     return 4608 if most >= 4608 else 2176 if most >= 2176 else 0
 

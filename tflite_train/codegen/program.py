@@ -649,7 +649,7 @@ def level_staging(graph: Graph, arena_of, ceiling: int) -> dict[int, int]:
     letting it grow by what the stack saved cost MobileNetV2's row-API program 4.5 KB of
     arena for 1.7 M instructions (round 8). Round 8's rule, one limit in bytes for every
     operator shrunk by the arena's excess, left bytes below a kernel's next level unused (a
-    pointwise weight gradient takes 4,608 or 2,176 B, nothing from less) and its uniform
+    pointwise weight gradient took 4,608 or 2,176 B, nothing from less) and its uniform
     shrinking took from operators where the arena had room: MobileNetV2's row-API program
     (36,232 B of arena either way), with widen_staging after it, 55.60 -> 54.47 M
     instructions a step (2-step probes), MCUNet's 80.31 -> 72.49 M; raising that rule's
