@@ -22,15 +22,16 @@ static uint32_t fused[2];
 int32_t __real_tt_dsp_pointwise_weight_update_run(
     tt_wdsp_stage *st, const int8_t *dy, const uint8_t *mask, int32_t rows, int32_t co,
     int32_t begin, int32_t k, int32_t x_zp, float unit, int8_t *w, int32_t ci,
-    const float *scales, int32_t per_channel, int32_t skip, tt_sgd_call *call);
+    const float *scales, int32_t per_channel, int32_t skip, uint32_t *states, tt_sgd_call *call);
 
 /* the channels each run of the fused default rule took */
 int32_t __wrap_tt_dsp_pointwise_weight_update_run(
     tt_wdsp_stage *st, const int8_t *dy, const uint8_t *mask, int32_t rows, int32_t co,
     int32_t begin, int32_t k, int32_t x_zp, float unit, int8_t *w, int32_t ci,
-    const float *scales, int32_t per_channel, int32_t skip, tt_sgd_call *call) {
+    const float *scales, int32_t per_channel, int32_t skip, uint32_t *states, tt_sgd_call *call) {
   const int32_t end = __real_tt_dsp_pointwise_weight_update_run(
-      st, dy, mask, rows, co, begin, k, x_zp, unit, w, ci, scales, per_channel, skip, call);
+      st, dy, mask, rows, co, begin, k, x_zp, unit, w, ci, scales, per_channel, skip, states,
+      call);
   fused[(k & 7) != 0] += (uint32_t)(end - begin);
   return end;
 }

@@ -445,9 +445,14 @@ def weight_grad_calls(rng) -> None:
               (1, 16, 16, 48, 24, 24),                # update blocks of 8; NaN-prone scales
                                                       # inside the default rule's runs
               (1, 1, 1, 37, 21, 24),                  # one position (a classifier on a
-              (1, 1, 1, 5, 9, 9)]                     # pooled vector): T = g (x - x_zp);
+              (1, 1, 1, 5, 9, 9),                     # pooled vector): T = g (x - x_zp);
                                                       # a dead channel, NaN-prone scales;
                                                       # momentum
+              (1, 16, 16, 24, 40, 40)]                # large map, update blocks of 8 (5):
+                                                      # each channel's stream state kept
+                                                      # block to block, the default rule's
+                                                      # runs and NaN-prone channels'
+    assert len(shapes) == 31
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)
@@ -464,9 +469,9 @@ def weight_grad_calls(rng) -> None:
         wt = rng.integers(-127, 128, (co, 1, 1, ci)).astype(np.int8)
         wt.flat[:: 7] = -128
         scales = rng.uniform(0.001, 0.01, co).astype(np.float32)
-        if t in (2, 12, 27, 28):     # NaN-prone (through scratch), overflowing, subnormal scales
+        if t in (2, 12, 27, 28, 30):  # NaN-prone (through scratch), overflowing, subnormal scales
             scales[:: 4], scales[1:: 4], scales[2:: 4] = 0.0, 1e-30, 1e-39
-        if t in (2, 10, 12, 28):   # a dead channel: T = 0, so 0 / 0 (scale 0) or 0 inf (unit
+        if t in (2, 10, 12, 28, 30):   # a dead channel: T = 0, so 0 / 0 (scale 0) or 0 inf (unit
             dy = dy.copy()     # inf) is NaN, the rule's step -256
             dy[..., 0] = 0
         with_momentum = t % 2 and t not in (25, 27)     # (the default rule's blocks there)

@@ -203,12 +203,13 @@ int32_t tt_dsp_wbig_positions(int32_t rows, int32_t cb, int32_t bytes);
 
 /* tt_dsp_pointwise_weight_update_run's rule from sums already made: output channels begin,
  * begin + 1, .. < co, channel o's n weights w[o ci + j] from the sums acc[o n + j] (the
- * default rule with gradient (float)T unit), `skip` draws skipped before every channel but
- * the first; stops where that one does and returns the channel, or co. */
+ * default rule with gradient (float)T unit), each channel's stream as that one's (`skip`
+ * or `states`); stops where that one does and returns the channel, or co. */
 int32_t tt_dsp_pointwise_weight_update_sums(const tt_dsp_word *acc, int32_t n, int32_t co,
                                             int32_t begin, float unit, int8_t *w, int32_t ci,
                                             const float *scales, int32_t per_channel,
-                                            int32_t skip, tt_sgd_call *call);
+                                            int32_t skip, uint32_t *states,
+                                            tt_sgd_call *call);
 
 /* A pointwise layer of one position (rows = 1): dw [co, k] = (float)T unit, T = g_o (x_c -
  * x_zp), g_o = dy[o] (0 where masked), from xf [2 k]: x_c - x_zp, then x_zp - x_c, as
@@ -256,16 +257,19 @@ void tt_dsp_pointwise_weight_update(tt_wdsp_stage *st, const int8_t *dy, const u
                                     tt_sgd_call *call);
 
 /* tt_dsp_pointwise_weight_update of output channels begin, begin + 1, .. < co in a row, each
- * channel o's weights at w + o ci and its scale scales[per_channel ? o : 0], skipping `skip`
- * draws of call's stream before every channel but the first (a chunk's: the draws of the
- * other chunks). Stops before the first channel whose values could be NaN
- * (tt_qas_nan_free: its draws not yet taken, the skip before it done) and returns it, or co. */
+ * channel o's weights at w + o ci and its scale scales[per_channel ? o : 0]. Channel o's
+ * draws: with states NULL, call's stream, `skip` draws skipped before every channel but the
+ * first (a chunk's: the draws of the other chunks); else (and skip not 0) from states[o]
+ * (each channel's state at the chunk's first draw, the caller's), which takes the state
+ * after them. Stops
+ * before the first channel whose values could be NaN (tt_qas_nan_free: its draws not yet
+ * taken; without states the skip before it done) and returns it, or co. */
 int32_t tt_dsp_pointwise_weight_update_run(tt_wdsp_stage *st, const int8_t *dy,
                                            const uint8_t *mask, int32_t rows, int32_t co,
                                            int32_t begin, int32_t k, int32_t x_zp, float unit,
                                            int8_t *w, int32_t ci, const float *scales,
                                            int32_t per_channel, int32_t skip,
-                                           tt_sgd_call *call);
+                                           uint32_t *states, tt_sgd_call *call);
 #endif
 
 #endif /* TT_GRAD_DSP_H */

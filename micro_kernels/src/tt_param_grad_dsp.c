@@ -575,16 +575,30 @@ void tt_dsp_pointwise_weight_update(tt_wdsp_stage *st, const int8_t *dy, const u
  * tt_qas_nan_free(neg_lr, unit, 1) (the call's part): tt_qas_nan_free(neg_lr, unit, scale). */
 static inline int scale_nan_free(float scale) { return scale - scale == 0.0f && scale != 0.0f; }
 
-/* Channel o of a run that began at `begin`: the stream skipped past the other chunks'
- * draws (`skip`, from the run's second channel on) and its scale; 0 where the default rule
- * cannot take it (a NaN possible: scale_nan_free), the stream already skipped for it. */
+/* Channel o of a run that began at `begin`: its stream where `skip` (the other chunks'
+ * draws) is not 0, states[o] where the caller keeps each channel's (a block's run then
+ * stores it back: run_done), else skipped past them from the run's second channel on; and
+ * its scale; 0 where the default rule cannot take it (a NaN possible: scale_nan_free), the
+ * stream already set for it. */
 static inline __attribute__((always_inline)) int run_channel(uint32_t *rng, int32_t o,
                                                              int32_t begin, int32_t skip,
+                                                             const uint32_t *states,
                                                              const float *scales,
                                                              int32_t per_channel, float *scale) {
-  if (o > begin && skip) *rng = tt_gdsp_skip(*rng, skip);
+  if (skip) {                  /* 0 for a layer's whole input: one test a channel then */
+    if (states)
+      *rng = states[o];
+    else if (o > begin)
+      *rng = tt_gdsp_skip(*rng, skip);
+  }
   *scale = scales[per_channel ? o : 0];
   return scale_nan_free(*scale);
+}
+
+/* After channel o's draws: its stream state kept for its next block, where states. */
+static inline __attribute__((always_inline)) void run_done(uint32_t *states, int32_t o,
+                                                           uint32_t rng) {
+  if (states) states[o] = rng;
 }
 
 /* tt_dsp_pointwise_weight_update_run's channels begin .. end - 1 (end <= co & ~3: four dy
@@ -594,19 +608,20 @@ static inline __attribute__((always_inline)) int run_channel(uint32_t *rng, int3
 static __attribute__((noinline)) TT_DSP_ASM_FN int32_t update_run16(
     tt_wdsp_stage *st, const int8_t *dy, const uint8_t *mask, int32_t rows, int32_t co,
     int32_t begin, int32_t end, int32_t k, float unit, int8_t *w, int32_t ci,
-    const float *scales, int32_t per_channel, int32_t skip, tt_sgd_call *c) {
+    const float *scales, int32_t per_channel, int32_t skip, uint32_t *states, tt_sgd_call *c) {
   tt_sgd_call call = *c;
   const int32_t groups = (rows + 3) >> 2;
   int32_t o = begin;
   for (; o < end; ++o) {
     float scale;
-    if (!run_channel(&call.rng, o, begin, skip, scales, per_channel, &scale)) break;
+    if (!run_channel(&call.rng, o, begin, skip, states, scales, per_channel, &scale)) break;
     const int32_t o0 = o & ~3;
     if (st->first != o0) {
       stage_columns4((int16_t *)st->dys, dy, mask, rows, co, o0, groups);
       st->first = o0;
     }
     each_block(st->x, st->dys + 2 * (o - o0), groups, k, unit, 0, 1, w + o * ci, scale, &call);
+    run_done(states, o, call.rng);
   }
   c->rng = call.rng;
   return o;
@@ -617,19 +632,20 @@ int32_t tt_dsp_pointwise_weight_update_run(tt_wdsp_stage *st, const int8_t *dy,
                                            int32_t begin, int32_t k, int32_t x_zp, float unit,
                                            int8_t *w, int32_t ci, const float *scales,
                                            int32_t per_channel, int32_t skip,
-                                           tt_sgd_call *call) {
+                                           uint32_t *states, tt_sgd_call *call) {
   if (!tt_qas_nan_free(call->neg_lr, unit, 1.0f)) return begin;
   int32_t o = begin;
   if (o < (co & ~3)) {
     o = update_run16(st, dy, mask, rows, co, o, co & ~3, k, unit, w, ci, scales, per_channel,
-                     skip, call);
+                     skip, states, call);
     if (o < (co & ~3)) return o;
   }
   for (; o < co; ++o) {                             /* the channels past co & ~3 */
     float scale;
-    if (!run_channel(&call->rng, o, begin, skip, scales, per_channel, &scale)) break;
+    if (!run_channel(&call->rng, o, begin, skip, states, scales, per_channel, &scale)) break;
     tt_dsp_pointwise_weight_update(st, dy, mask, rows, co, o, k, x_zp, unit, w + o * ci, scale,
                                    call);
+    run_done(states, o, call->rng);
   }
   return o;
 }
@@ -960,14 +976,16 @@ static __attribute__((noinline)) void update_run(int8_t *wo, const int32_t *t, i
 int32_t tt_dsp_pointwise_weight_update_sums(const tt_dsp_word *acc, int32_t n, int32_t co,
                                             int32_t begin, float unit, int8_t *w, int32_t ci,
                                             const float *scales, int32_t per_channel,
-                                            int32_t skip, tt_sgd_call *c) {
+                                            int32_t skip, uint32_t *states,
+                                            tt_sgd_call *c) {
   if (!tt_qas_nan_free(c->neg_lr, unit, 1.0f)) return begin;
   tt_sgd_call call = *c;
   int32_t o = begin;
   for (; o < co; ++o) {
     float scale;
-    if (!run_channel(&call.rng, o, begin, skip, scales, per_channel, &scale)) break;
+    if (!run_channel(&call.rng, o, begin, skip, states, scales, per_channel, &scale)) break;
     update_run(w + o * ci, (const int32_t *)acc + o * n, n, unit, scale, &call);
+    run_done(states, o, call.rng);
   }
   c->rng = call.rng;
   return o;
@@ -1011,7 +1029,7 @@ int32_t tt_dsp_pointwise_weight_update_row(const int8_t *dy, const uint8_t *mask
   int32_t o = begin;
   for (; o < co; ++o) {
     float scale;
-    if (!run_channel(&call.rng, o, begin, 0, scales, per_channel, &scale)) break;
+    if (!run_channel(&call.rng, o, begin, 0, 0, scales, per_channel, &scale)) break;
     const int32_t g = tt_live(mask, o) ? dy[o] : 0;
     int8_t *wo = w + o * ci;
     /* T in runs of 32 on the stack: one update_run call a run (a call a block of eight
