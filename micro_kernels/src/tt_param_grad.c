@@ -1029,7 +1029,7 @@ static __attribute__((noinline)) void update_pointwise(
   uint32_t *states = 0;
   if (call.stochastic &&
       (sums == PW_STAGED
-           ? per < k && tt_wdsp_stage_bytes(rows, per, 1) <= 4 * (WBIG_WORDS - co)
+           ? per < k && tt_wdsp_stage_bytes(rows, per) <= 4 * (WBIG_WORDS - co)
            : 2 * per < k && tt_dsp_wbig_positions(rows, per,
                                                    4 * (WBIG_WORDS - co * per - co) - 8) >=
                                 wbig_min_positions(rows))) {
