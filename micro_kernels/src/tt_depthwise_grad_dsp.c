@@ -1487,7 +1487,7 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
 
 /* The narrowest dx rows walk2 takes (at least 2: one column pair). */
 #ifndef DW2_MIN_WIDTH
-#define DW2_MIN_WIDTH 2
+#define DW2_MIN_WIDTH 16
 #endif
 
 /* Words a staged dy row of walk2: S[0 .. X_last + 1], X_last = (wd - 1 + pad_left) / 2. */
@@ -1505,17 +1505,22 @@ static inline int32_t dw2_channel_bytes(int32_t wd, int32_t pad_left) {
  * O(py + 2)] with E(ky) = [w[ky][2], w[ky][0]] and O(ky) = [w[ky][3], w[ky][1]] (a tap
  * outside the kernel 0). */
 static void dw2_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp_word *o) {
-  const int32_t c = a->c, kh = a->kh, kw = a->kw;
+  const int32_t c = a->c, kh = a->kh, four = a->kw == 4;
   for (int32_t k = 0; k < nc; ++k, o += 8) {
     const int32_t ch = ch0 + k, mu = a->mult[ch];
-    for (int32_t t = 0; t < 4; ++t) {
-      const int32_t ky = (t & 1) + (t & 2);                /* 0, 1, 2, 3 */
-      uint32_t f[4] = {0, 0, 0, 0};
-      if (ky < kh)
-        for (int32_t kx = 0; kx < kw; ++kx)
-          f[kx] = (uint16_t)(int16_t)(a->w[(ky * kw + kx) * c + ch] * mu);
-      o[4 * (t & 1) + (t & 2)] = f[2] | f[0] << 16;
-      o[4 * (t & 1) + (t & 2) + 1] = f[3] | f[1] << 16;
+    const int8_t *r = a->w + ch;
+    /* tap row ky into word 4 (ky & 1) + (ky & 2), E then O; rows past kh 0 */
+    for (int32_t ky = 0; ky < 4; ++ky, r += (3 + four) * c) {
+      tt_dsp_word *const to = o + 4 * (ky & 1) + (ky & 2);
+      if (ky >= kh) {
+        to[0] = to[1] = 0;
+        continue;
+      }
+      const uint32_t f0 = (uint16_t)(int16_t)(r[0] * mu), f1 = (uint16_t)(int16_t)(r[c] * mu),
+                     f2 = (uint16_t)(int16_t)(r[2 * c] * mu),
+                     f3 = four ? (uint16_t)(int16_t)(r[3 * c] * mu) : 0u;
+      to[0] = f2 | f0 << 16;
+      to[1] = f3 | f1 << 16;
     }
   }
 }
