@@ -1369,7 +1369,8 @@ static __attribute__((noinline)) void dw3_stage_edge(const dw_layer *a, int32_t 
 /* dy row oy of image b (zeros where oy is outside the map) for channels [ch0, ch0 + nc)
  * into walk3's slot at o (channel k's row at o + k words): word m holds dy columns 2m - L
  * and 2m - L + 1 (zero outside [0, ow)), masked. */
-static void dw3_stage_row(const dw_layer *a, int32_t b, int32_t oy, int32_t ch0, int32_t nc,
+static __attribute__((noinline)) void dw3_stage_row(const dw_layer *a, int32_t b, int32_t oy,
+                                                    int32_t ch0, int32_t nc,
                           int32_t words, int32_t L, tt_dsp_word *o) {
   if (oy < 0 || oy >= a->oh) {
     zero_words(o, nc * words);
@@ -1631,10 +1632,10 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
         else
           dw2_row1(w, d[0], 2 * words, out, c, nc, lead, pairs, trail);
         if (amax != 0) {
-          if (nc == c)
-            top = tt_largest_magnitude(out, wd * c, top);
-          else
-            for (int32_t ix = 0; ix < wd; ++ix) top = tt_largest_magnitude(out + ix * c, nc, top);
+          /* the whole row at once where the block is every channel, else column by column
+           * (one inlined copy) */
+          const int32_t runs = nc == c ? 1 : wd, len = nc == c ? wd * c : nc;
+          for (int32_t ix = 0; ix < runs; ++ix) top = tt_largest_magnitude(out + ix * c, len, top);
         }
       }
     }
@@ -1651,25 +1652,20 @@ static __attribute__((noinline)) void kept_walk(const dw_layer *a, int32_t nb, v
                                                 const tt_keep *keep, uint32_t *amax) {
   const int32_t wd = a->wd;
   const int32_t r0 = (p0 + wd - 1) / wd, r1 = p1 / wd;
-  if (a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->pad_left <= 2 && wd >= DW3_MIN_WIDTH &&
-      keep != 0 && p1 <= keep->n1 && r0 < r1) {
+  const int s1 = a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->pad_left <= 2 &&
+                 wd >= DW3_MIN_WIDTH;
+  const int s2 = (a->kh == 3 || a->kh == 4) && (a->kw == 3 || a->kw == 4) && a->sh == 2 &&
+                 a->sw == 2 && wd >= DW2_MIN_WIDTH;
+  if ((s1 || s2) && keep != 0 && p1 <= keep->n1 && r0 < r1) {
     const int32_t cut = keep->n0 % wd != 0 && keep->n0 / wd >= r0 && keep->n0 / wd < r1
                             ? keep->n0 / wd : -1;
-    /* at least two whole rows: one (a two-pass call's kept quarter at 4x4 or 6x6) stages
-     * the block's weights and three dy rows for it, then walk the others again (measured
-     * 3x3/1 128 @6x6 two passes +6%, 576 @4x4 +0.3%) */
-    if (r1 - r0 - (cut >= 0) >= 2 && walk3(a, stage_mem, stage_bytes, r0, r1, cut, keep, amax)) {
-      if (p0 < r0 * wd) walk(a, nb, stage_mem, p0, r0 * wd, keep, amax, 0, 0, 0, 0);
-      if (cut >= 0) walk(a, nb, stage_mem, cut * wd, cut * wd + wd, keep, amax, 0, 0, 0, 0);
-      if (r1 * wd < p1) walk(a, nb, stage_mem, r1 * wd, p1, keep, amax, 0, 0, 0, 0);
-      return;
-    }
-  }
-  if ((a->kh == 3 || a->kh == 4) && (a->kw == 3 || a->kw == 4) && a->sh == 2 && a->sw == 2 &&
-      wd >= DW2_MIN_WIDTH && keep != 0 && p1 <= keep->n1 && r0 < r1) {
-    const int32_t cut = keep->n0 % wd != 0 && keep->n0 / wd >= r0 && keep->n0 / wd < r1
-                            ? keep->n0 / wd : -1;
-    if (r1 - r0 - (cut >= 0) >= 1 && walk2(a, stage_mem, stage_bytes, r0, r1, cut, keep, amax)) {
+    /* walk3: at least two whole rows: one (a two-pass call's kept quarter at 4x4 or 6x6)
+     * stages the block's weights and three dy rows for it, then walk the others again
+     * (measured 3x3/1 128 @6x6 two passes +6%, 576 @4x4 +0.3%); walk2 one (16 columns
+     * or more) */
+    if (r1 - r0 - (cut >= 0) >= 2 - s2 &&
+        (s2 ? walk2(a, stage_mem, stage_bytes, r0, r1, cut, keep, amax)
+            : walk3(a, stage_mem, stage_bytes, r0, r1, cut, keep, amax))) {
       if (p0 < r0 * wd) walk(a, nb, stage_mem, p0, r0 * wd, keep, amax, 0, 0, 0, 0);
       if (cut >= 0) walk(a, nb, stage_mem, cut * wd, cut * wd + wd, keep, amax, 0, 0, 0, 0);
       if (r1 * wd < p1) walk(a, nb, stage_mem, r1 * wd, p1, keep, amax, 0, 0, 0, 0);
