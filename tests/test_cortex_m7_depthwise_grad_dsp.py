@@ -70,6 +70,16 @@ INPUT_GRAD_SHAPES = [
                                                   # word by word, a partial group
     (1, 3, 20, 10, 3, 3, 1, 1, 0, 1, 1),          # walk3 at padding 0 on the left (two zero
                                                   # columns), group by group (wider than 16)
+    (2, 17, 16, 13, 3, 3, 2, 0, 0, 1, 1),         # walk2 (stride 2 kept, by channel and
+                                                  # row): padding 0, column pairs only (ow 7:
+                                                  # D[7] is a zero column), two images, a
+                                                  # partial group
+    (1, 18, 17, 6, 4, 4, 2, 1, 1, 1, 1),          # walk2 4x4/2 at padding 1: an odd column
+                                                  # first, every dx row of two dy rows
+    (1, 8, 20, 40, 3, 3, 2, 1, 1, 1, 1),          # walk2: an odd column first, an even one
+                                                  # last, 40 channels (blocks where staged
+                                                  # in part)
+    (1, 9, 16, 24, 4, 4, 2, 2, 2, 1, 1),          # walk2 at padding 2 (the rows from S[1])
     (1, 9, 9, 67, 3, 3, 1, 1, 1, 1, 1),           # 17 groups of 3 taps a row: the sums by
                                                   # row, a partial last group
     (1, 6, 6, 16, 3, 3, 1, 1, 1, 1, 1),           # SPIKE in the upper four of eight lanes

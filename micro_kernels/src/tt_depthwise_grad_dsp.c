@@ -1369,7 +1369,8 @@ static __attribute__((noinline)) void dw3_stage_edge(const dw_layer *a, int32_t 
 /* dy row oy of image b (zeros where oy is outside the map) for channels [ch0, ch0 + nc)
  * into walk3's slot at o (channel k's row at o + k words): word m holds dy columns 2m - L
  * and 2m - L + 1 (zero outside [0, ow)), masked. */
-static void dw3_stage_row(const dw_layer *a, int32_t b, int32_t oy, int32_t ch0, int32_t nc,
+static __attribute__((noinline)) void dw3_stage_row(const dw_layer *a, int32_t b, int32_t oy,
+                                                    int32_t ch0, int32_t nc,
                           int32_t words, int32_t L, tt_dsp_word *o) {
   if (oy < 0 || oy >= a->oh) {
     zero_words(o, nc * words);
@@ -1472,6 +1473,177 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
   return 1;
 }
 
+/* ---- stride 2 by channel and row (walk2) ---------------------------------------------- */
+
+/* A 3x3 or 4x4 kernel at stride 2 (both ways) has, per dx element, at most two taps a dy
+ * row, and they read two adjacent dy columns: with ix + pad_left = 2X + px and iy + pad_top
+ * = 2Y + py, dx = the sum over j in {0, 1} (dy row Y - j, tap row ky = py + 2j < kh) of
+ * D[X] w[ky][px] + D[X - 1] w[ky][px + 2] (w[.][3] = 0 at 3x3): one SMUAD or SMLAD of the
+ * word [D[X - 1], D[X]] and [w[ky][px + 2], w[ky][px]] * mult. A channel's dy row is staged
+ * as int16, S[j] = D[j - 1] (dw3_stage_row's words with L = 1), so that one unaligned LDR
+ * (ARMv7E-M's, as tt_dsp_load4's) at S + X is that word, shared by the dx column pair
+ * (2X, 2X + 1). The walk by position summed a position's 2.25 taps (3x3) in about 10
+ * instructions an element of call, pointers and accumulators' loads and stores (rows1 and
+ * rows2: 4.4 a forward MAC at 3x3/2 16 @48x48, the walk 1.8 more). */
+
+/* The narrowest dx rows walk2 takes (at least 2: one column pair). */
+#ifndef DW2_MIN_WIDTH
+#define DW2_MIN_WIDTH 16
+#endif
+
+/* Words a staged dy row of walk2: S[0 .. X_last + 1], X_last = (wd - 1 + pad_left) / 2. */
+static inline int32_t dw2_words(int32_t wd, int32_t pad_left) {
+  return (((wd - 1 + pad_left) >> 1) + 3) >> 1;
+}
+
+/* Staged bytes a channel of walk2: eight weight words and two dy rows. */
+static inline int32_t dw2_channel_bytes(int32_t wd, int32_t pad_left) {
+  return 32 + 8 * dw2_words(wd, pad_left);
+}
+
+/* The weights of channels [ch0, ch0 + nc) times their multipliers (int16, as
+ * stage_weights'), eight words a channel: for py = 0 then 1, [E(py), O(py), E(py + 2),
+ * O(py + 2)] with E(ky) = [w[ky][2], w[ky][0]] and O(ky) = [w[ky][3], w[ky][1]] (a tap
+ * outside the kernel 0). */
+static void dw2_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp_word *o) {
+  const int32_t c = a->c, kh = a->kh, four = a->kw == 4;
+  for (int32_t k = 0; k < nc; ++k, o += 8) {
+    const int32_t ch = ch0 + k, mu = a->mult[ch];
+    const int8_t *r = a->w + ch;
+    /* tap row ky into word 4 (ky & 1) + (ky & 2), E then O; rows past kh 0 */
+    for (int32_t ky = 0; ky < 4; ++ky, r += (3 + four) * c) {
+      tt_dsp_word *const to = o + 4 * (ky & 1) + (ky & 2);
+      if (ky >= kh) {
+        to[0] = to[1] = 0;
+        continue;
+      }
+      const uint32_t f0 = (uint16_t)(int16_t)(r[0] * mu), f1 = (uint16_t)(int16_t)(r[c] * mu),
+                     f2 = (uint16_t)(int16_t)(r[2 * c] * mu),
+                     f3 = four ? (uint16_t)(int16_t)(r[3 * c] * mu) : 0u;
+      to[0] = f2 | f0 << 16;
+      to[1] = f3 | f1 << 16;
+    }
+  }
+}
+
+static inline __attribute__((always_inline)) uint32_t dw2_pair(const int16_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+/* One dx row of channels [0, nc) (their staged rows `step` int16 apart, their weights eight
+ * words apart from w: the row's py half), from tap row j = 0's dy at d (S + X0) and, TWO,
+ * j = 1's at d + doff: `lead` (0 or 1) odd column first, `pairs` column pairs, `trail` (0 or
+ * 1) even column last, into out (channel k's column ix at out[k + ix c]). */
+static inline __attribute__((always_inline)) void dw2_row(const tt_dsp_word *w,
+                                                          const int16_t *d, int32_t doff,
+                                                          int32_t step, int32_t *out,
+                                                          int32_t c, int32_t nc, int32_t lead,
+                                                          int32_t pairs, int32_t trail,
+                                                          const int TWO) {
+  for (int32_t k = 0; k < nc; ++k, d += step, w += 8, ++out) {
+    const uint32_t e0 = w[0], o0 = w[1], e1 = w[2], o1 = w[3];
+    const int16_t *p = d;
+    int32_t *q = out;
+    if (lead) {
+      int32_t v = __smuad(dw2_pair(p), o0);
+      if (TWO) v = __smlad(dw2_pair(p + doff), o1, v);
+      *q = v;
+      q += c;
+      ++p;
+    }
+    for (const int16_t *const end = p + pairs; p != end; ++p, q += 2 * c) {
+      const uint32_t x0 = dw2_pair(p);
+      int32_t ev = __smuad(x0, e0), od = __smuad(x0, o0);
+      if (TWO) {
+        const uint32_t x1 = dw2_pair(p + doff);
+        ev = __smlad(x1, e1, ev);
+        od = __smlad(x1, o1, od);
+      }
+      q[0] = ev;
+      q[c] = od;
+    }
+    if (trail) {
+      int32_t v = __smuad(dw2_pair(p), e0);
+      if (TWO) v = __smlad(dw2_pair(p + doff), e1, v);
+      *q = v;
+    }
+  }
+}
+
+static __attribute__((noinline)) void dw2_row2(const tt_dsp_word *w, const int16_t *d,
+                                               int32_t doff, int32_t step, int32_t *out,
+                                               int32_t c, int32_t nc, int32_t lead,
+                                               int32_t pairs, int32_t trail) {
+  dw2_row(w, d, doff, step, out, c, nc, lead, pairs, trail, 1);
+}
+
+static __attribute__((noinline)) void dw2_row1(const tt_dsp_word *w, const int16_t *d,
+                                               int32_t step, int32_t *out, int32_t c,
+                                               int32_t nc, int32_t lead, int32_t pairs,
+                                               int32_t trail) {
+  dw2_row(w, d, 0, step, out, c, nc, lead, pairs, trail, 0);
+}
+
+/* walk3's (same arguments and staging's use) for a 3x3 or 4x4 layer of stride 2: by
+ * channel and dx row (dw2_row), the block's weights then a ring of two dy rows (Y and
+ * Y - 1), each a slot of the block's channels' rows. */
+static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
+                                           int32_t stage_bytes, int32_t r0, int32_t r1,
+                                           int32_t cut, const tt_keep *keep, uint32_t *amax) {
+  const int32_t wd = a->wd, c = a->c, pl = a->pad_left, words = dw2_words(wd, pl);
+  int32_t per = stage_bytes / dw2_channel_bytes(wd, pl);
+  if (per < 1) return 0;
+  if (per >= c)
+    per = c;
+  else if (per > 4)
+    per &= ~3;
+  uint32_t top = amax != 0 ? *amax : 0;
+  tt_dsp_word *const wts = (tt_dsp_word *)stage_mem;
+  tt_dsp_word *const ring = wts + 8 * per;
+  /* the columns: ix = 0 is odd (px 1) where pad_left is, then pairs, then one even */
+  const int32_t lead = pl & 1, pairs = (wd - lead) >> 1, trail = (wd - lead) & 1;
+  const int32_t x0 = pl >> 1;
+  for (int32_t ch0 = 0; ch0 < c; ch0 += per) {
+    const int32_t nc = c - ch0 < per ? c - ch0 : per;
+    dw2_stage_weights(a, ch0, nc, wts);
+    for (int32_t b = 0; b < a->n; ++b) {
+      int32_t tag[2] = {INT32_MIN, INT32_MIN};
+      for (int32_t iy = 0; iy < a->h; ++iy) {
+        const int32_t row = b * a->h + iy;
+        if (row < r0 || row >= r1 || row == cut) continue;
+        const int32_t py = (iy + a->pad_top) & 1, y = (iy + a->pad_top) >> 1;
+        const int two = py + 2 < a->kh;
+        const int16_t *d[2];
+        for (int32_t j = 0; j <= two; ++j) {
+          const int32_t oy = y - j, slot = oy & 1;
+          tt_dsp_word *const rows = ring + slot * per * words;
+          if (tag[slot] != oy) {
+            dw3_stage_row(a, b, oy, ch0, nc, words, 1, rows);
+            tag[slot] = oy;
+          }
+          d[j] = (const int16_t *)(const void *)rows + x0;
+        }
+        int32_t *const out = tt_kept(keep, row * wd, c) + ch0;
+        const tt_dsp_word *const w = wts + 4 * py;
+        if (two)
+          dw2_row2(w, d[0], (int32_t)(d[1] - d[0]), 2 * words, out, c, nc, lead, pairs, trail);
+        else
+          dw2_row1(w, d[0], 2 * words, out, c, nc, lead, pairs, trail);
+        if (amax != 0) {
+          /* the whole row at once where the block is every channel, else column by column
+           * (one inlined copy) */
+          const int32_t runs = nc == c ? 1 : wd, len = nc == c ? wd * c : nc;
+          for (int32_t ix = 0; ix < runs; ++ix) top = tt_largest_magnitude(out + ix * c, len, top);
+        }
+      }
+    }
+  }
+  if (amax != 0) *amax = top;
+  return 1;
+}
+
 /* walk of kept positions [p0, p1) (no rounding, no draws): their whole rows by walk3 where
  * it takes the layer (but a row that keep->n0 cuts: its positions are in two places), the
  * others by walk. Not inlined, a small frame under walk's. */
@@ -1480,14 +1652,20 @@ static __attribute__((noinline)) void kept_walk(const dw_layer *a, int32_t nb, v
                                                 const tt_keep *keep, uint32_t *amax) {
   const int32_t wd = a->wd;
   const int32_t r0 = (p0 + wd - 1) / wd, r1 = p1 / wd;
-  if (a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->pad_left <= 2 && wd >= DW3_MIN_WIDTH &&
-      keep != 0 && p1 <= keep->n1 && r0 < r1) {
+  const int s1 = a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->pad_left <= 2 &&
+                 wd >= DW3_MIN_WIDTH;
+  const int s2 = (a->kh == 3 || a->kh == 4) && (a->kw == 3 || a->kw == 4) && a->sh == 2 &&
+                 a->sw == 2 && wd >= DW2_MIN_WIDTH;
+  if ((s1 || s2) && keep != 0 && p1 <= keep->n1 && r0 < r1) {
     const int32_t cut = keep->n0 % wd != 0 && keep->n0 / wd >= r0 && keep->n0 / wd < r1
                             ? keep->n0 / wd : -1;
-    /* at least two whole rows: one (a two-pass call's kept quarter at 4x4 or 6x6) stages
-     * the block's weights and three dy rows for it, then walk the others again (measured
-     * 3x3/1 128 @6x6 two passes +6%, 576 @4x4 +0.3%) */
-    if (r1 - r0 - (cut >= 0) >= 2 && walk3(a, stage_mem, stage_bytes, r0, r1, cut, keep, amax)) {
+    /* walk3: at least two whole rows: one (a two-pass call's kept quarter at 4x4 or 6x6)
+     * stages the block's weights and three dy rows for it, then walk the others again
+     * (measured 3x3/1 128 @6x6 two passes +6%, 576 @4x4 +0.3%); walk2 one (16 columns
+     * or more) */
+    if (r1 - r0 - (cut >= 0) >= 2 - s2 &&
+        (s2 ? walk2(a, stage_mem, stage_bytes, r0, r1, cut, keep, amax)
+            : walk3(a, stage_mem, stage_bytes, r0, r1, cut, keep, amax))) {
       if (p0 < r0 * wd) walk(a, nb, stage_mem, p0, r0 * wd, keep, amax, 0, 0, 0, 0);
       if (cut >= 0) walk(a, nb, stage_mem, cut * wd, cut * wd + wd, keep, amax, 0, 0, 0, 0);
       if (r1 * wd < p1) walk(a, nb, stage_mem, r1 * wd, p1, keep, amax, 0, 0, 0, 0);
