@@ -885,14 +885,14 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
 /* The rounding walk of a call whose every block of 8 columns fits the staging at once (few
  * outputs: groups * ci <= 512 words of it, so 8->16 .. 16->32 and 24->48 pointwise layers),
  * unmasked, stochastic, times 1, co a multiple of 8: row by row, each row's blocks in turn
- * (block b's columns staged at stage + b * 16 groups words), each block's sums straight
- * from mac_pairs8 into within's test and round8. Row-major order is the stream's own, so
- * no row jumps over its other blocks' draws (tt_gdsp_skip, 3 instructions a draw where
- * the rows' states do not fit beside the staging: 16->8 at 64x64) and every block is a
- * steady one (block's per-row C rounding: about 230 instructions a row and block at
- * co = 8 against about 140 here). Same bits: the same sums, measured the same, rounded by
- * the same rule from the same draws in the same order. Returns the sums' largest magnitude
- * (at least m). */
+ * (block b's columns staged at stage + b * 16 groups words; one block where ci is 8), each
+ * block's sums straight from mac_pairs8 into the maximum's test and round8. Row-major
+ * order is the stream's own, so no row jumps over its other blocks' draws (tt_gdsp_skip, 3
+ * instructions a draw where the rows' states do not fit beside the staging: 16->8 at
+ * 64x64) and every block is a steady one (block's per-row C rounding: about 230
+ * instructions a row and block at co = 8 against about 178 here). Same bits: the same
+ * sums, measured the same, rounded by the same rule from the same draws in the same order.
+ * Returns the sums' largest magnitude (at least m). */
 static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t
 row_major8(const pointwise *a, const tt_dsp_word *stage, int32_t blocks, tt_rounder *r,
            int8_t *dx, uint32_t m) {
@@ -1072,7 +1072,7 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
                                ? probing[mask != 0][CB] : 0;
   uint32_t top = 0;
 #if TT_DSP_ASM_ALL_REGS
-  if (stochastic && r->times == 1 && mask == 0 && CB == 8 && (co & 7) == 0 && ci > 8 &&
+  if (stochastic && r->times == 1 && mask == 0 && CB == 8 && (co & 7) == 0 && ci >= 8 &&
       (ci & 7) == 0 && groups * ci <= TT_GRAD_DSP_STAGE_BYTES / 8) {
     for (int32_t c0 = 0; c0 < ci; c0 += 8) stage_columns(&a, c0, 8, 8, stage + 2 * groups * c0);
     top = row_major8(&a, stage, ci >> 3, r, dx, amax != 0 ? 0u : 0x7FFFFFFFu);
