@@ -883,7 +883,7 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
   *top = m;
 }
 /* The rounding walk of a call whose every block of 8 columns fits the staging at once (few
- * outputs: groups * ci <= 512 words of it, so 8->16 .. 16->32 and 24->48 pointwise layers),
+ * outputs: groups * ci <= 512 words of it: co = 8 up to ci = 256, co = 16 up to 128),
  * unmasked, stochastic, times 1, co a multiple of 8: row by row, each row's blocks in turn
  * (block b's columns staged at stage + b * 16 groups words; one block where ci is 8), each
  * block's sums straight from mac_pairs8 into the maximum's test and round8. Row-major
