@@ -882,6 +882,52 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
   r->rng = x;
   *top = m;
 }
+/* The rounding walk of a call whose every block of 8 columns fits the staging at once (few
+ * outputs: groups * ci <= 512 words of it: co = 8 up to ci = 256, co = 16 up to 128),
+ * unmasked, stochastic, times 1, co a multiple of 8: row by row, each row's blocks in turn
+ * (block b's columns staged at stage + b * 16 groups words; one block where ci is 8), each
+ * block's sums straight from mac_pairs8 into the maximum's test and round8. Row-major
+ * order is the stream's own, so no row jumps over its other blocks' draws (tt_gdsp_skip, 3
+ * instructions a draw where the rows' states do not fit beside the staging: 16->8 at
+ * 64x64) and every block is a steady one (block's per-row C rounding: about 230
+ * instructions a row and block at co = 8 against about 178 here). Same bits: the same
+ * sums, measured the same, rounded by the same rule from the same draws in the same order.
+ * Returns the sums' largest magnitude (at least m). */
+static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t
+row_major8(const pointwise *a, const tt_dsp_word *stage, int32_t blocks, tt_rounder *r,
+           int8_t *dx, uint32_t m) {
+  const int8_t *g = a->dy;
+  const int32_t co = a->co;
+  const int32_t rr = r->r, hi_shift = r->hi_shift;
+  const uint32_t sc = (uint32_t)1 << (r->noise_shift - 8);
+  /* one loop over the rows' blocks (a row loop around a block loop runs out of registers
+   * for within's operands): the staged pointer wraps to the first block at a row's end */
+  const tt_dsp_word *s = stage, *const last = stage + (blocks - 1) * 16 * a->groups;
+  int8_t *const end = dx + a->rows * a->ci;
+  uint32_t x = r->rng;
+  for (; dx != end; dx += 8) {
+    int32_t t[8];
+    mac_pairs8(g, g + co, s, t);
+    if (s == last) s = stage, g += co;
+    else s += 16 * a->groups;
+    /* row_sums' test, three instructions a sum (within's operands beside round8's loop
+     * state leave gcc 12 no registers here: "impossible constraints") */
+    const int32_t m1 = (int32_t)m - 1;
+    int32_t below = 0;
+#pragma GCC unroll 8
+    for (int32_t j = 0; j < 8; ++j) below |= m1 - (t[j] ^ (t[j] >> 31));
+    if (below < 0) {
+#pragma GCC unroll 8
+      for (int32_t j = 0; j < 8; ++j) {
+        const uint32_t v = tt_magnitude(t[j]);
+        m = v > m ? v : m;
+      }
+    }
+    x = round8(t, x, rr, sc, hi_shift, dx);
+  }
+  r->rng = x;
+  return m;
+}
 /* One copy, measuring: where no maximum is asked for (the plain second pass, the
  * optimistic pass's redo: few rows), it measures into a dummy from 2^31 - 1, which no sum
  * passes (|sum| < 2^31), about 20 instructions a row and block against a second copy. */
@@ -1025,6 +1071,15 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   const probes_fn probes = r == 0 && amax != 0 && keep != 0 && keep->probes > 0
                                ? probing[mask != 0][CB] : 0;
   uint32_t top = 0;
+#if TT_DSP_ASM_ALL_REGS
+  if (stochastic && r->times == 1 && mask == 0 && CB == 8 && (co & 7) == 0 && ci >= 8 &&
+      (ci & 7) == 0 && groups * ci <= TT_GRAD_DSP_STAGE_BYTES / 8) {
+    for (int32_t c0 = 0; c0 < ci; c0 += 8) stage_columns(&a, c0, 8, 8, stage + 2 * groups * c0);
+    top = row_major8(&a, stage, ci >> 3, r, dx, amax != 0 ? 0u : 0x7FFFFFFFu);
+    if (amax != 0) *amax = top;
+    return 1;
+  }
+#endif
   uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
   tt_gdsp_jumper skip;                                /* over a row's other ci - nc draws */
   skip.n = -1;
