@@ -113,15 +113,18 @@ def softmax(z):
     return e / e.sum(-1, keepdims=True)
 
 
-def sgd(X, y, V, vy, eta, schedule, order):
-    lr0 = eta / float((X[order] ** 2).sum(1).mean())
+def sgd(X, y, V, vy, eta, schedule, order, batch=1):
+    """SGD of a linear head from zero: one step per `batch` samples of `order` (their mean
+    gradient), lr = eta / mean |x|^2 times the schedule over the steps."""
+    steps = np.asarray(order).reshape(-1, batch)
+    lr0 = eta / float((X[steps.ravel()] ** 2).sum(1).mean())
     W, b = np.zeros((10, X.shape[1])), np.zeros(10)
-    for t, i in enumerate(order):
-        p = softmax(W @ X[i] + b)
-        p[y[i]] -= 1
-        step = lr0 * SCHEDULES[schedule](t, len(order))
-        W -= step * np.outer(p, X[i])
-        b -= step * p
+    for t, idx in enumerate(steps):
+        P = softmax(X[idx] @ W.T + b)
+        P[np.arange(batch), y[idx]] -= 1
+        step = lr0 * SCHEDULES[schedule](t, len(steps))
+        W -= step * (P.T @ X[idx]) / batch
+        b -= step * P.mean(0)
     return float((np.argmax(V @ W.T + b, 1) == vy).mean())
 
 
@@ -226,6 +229,45 @@ def measure(n_train: int, n_val: int, cache: Path | None) -> dict:
             "feature_sd_ratio": float(sd.max() / sd.min())}
 
 
+SAMPLE_BATCHES = (1, 2, 4, 8, 10)
+SAMPLE_ETAS = ETAS + (32,)
+
+
+def samples(n_train: int, n_val: int, cache: Path | None) -> dict:
+    """Is 60% a matter of steps or of samples? On the raw features, cosine over the run, the
+    best eta of SAMPLE_ETAS (mean over SEEDS) for 300 steps of batch B (300 B samples, each
+    step their mean gradient, as gradient accumulation on a device would do) and for 300 B
+    steps of batch 1 (the same samples)."""
+    X, y, V, vy = features(n_train, n_val, cache)
+    rows = []
+    for batch in SAMPLE_BATCHES:
+        n = 300 * batch
+        if n > len(y):
+            break
+        orders = {s: np.random.default_rng(s).permutation(len(y))[:n] for s in SEEDS}
+        for steps, b in ((300, batch), (n, 1)) if batch > 1 else ((300, 1),):
+            by_eta = {eta: [sgd(X, y, V, vy, eta, "cosine over the run", orders[s], b)
+                            for s in SEEDS] for eta in SAMPLE_ETAS}
+            best = max(by_eta, key=lambda e: np.mean(by_eta[e]))
+            rows.append({"samples": n, "steps": steps, "batch": b, "eta": best,
+                         "accuracies": by_eta[best]})
+            print(f"{n} samples, {steps} steps of batch {b}: "
+                  f"{100 * np.mean(by_eta[best]):.1f}% (eta {best})", flush=True)
+    return {"train": n_train, "val": n_val, "rows": rows}
+
+
+def render_samples(doc: dict) -> str:
+    out = [f"Raw features, cosine over the run, best eta of {', '.join(map(str, SAMPLE_ETAS))} "
+           f"(lr = eta / mean |x|^2); {doc['val']} validation samples; accuracy in %, mean "
+           f"+- SE over seeds {', '.join(map(str, SEEDS))} (seed s: the samples).", "",
+           "| samples seen | steps | batch | best eta | accuracy |", "|---:|---:|---:|---:|---:|"]
+    for r in doc["rows"]:
+        a = 100 * np.array(r["accuracies"])
+        out.append(f"| {r['samples']:,} | {r['steps']:,} | {r['batch']} | {r['eta']:g} | "
+                   f"{a.mean():.1f} +- {a.std(ddof=1) / np.sqrt(len(a)):.1f} |")
+    return "\n".join(out)
+
+
 HEAD_ETAS = (0.45, 1.35, 2, 3, 4.5, 6, 9)
 HEAD_BIAS = {1.0: "bias at the weights' rate", 0.0: "bias frozen"}
 
@@ -283,8 +325,10 @@ def render(doc: dict) -> str:
 
 
 TABLES = {"person-ceiling": (["person_ceiling.json"], render),
-          "person-head-bias": (["person_head_bias.json"], render_head_bias)}
+          "person-head-bias": (["person_head_bias.json"], render_head_bias),
+          "person-samples": (["person_samples.json"], render_samples)}
 HEAD_BIAS_JSON = HERE / "person_head_bias.json"
+SAMPLES_JSON = HERE / "person_samples.json"
 
 
 def main() -> None:
@@ -295,6 +339,9 @@ def main() -> None:
                     help="default: person_ceiling.json, person_head_bias.json with --head-bias")
     ap.add_argument("--head-bias", action="store_true",
                     help="only the int8 head's eta0 x bias sweep (table person-head-bias)")
+    ap.add_argument("--samples", action="store_true",
+                    help="only steps against samples: 300 steps of batch B against 300 B steps "
+                         "of batch 1 (table person-samples)")
     ap.add_argument("--orders", type=int, default=10, help="sample orders of --head-bias")
     ap.add_argument("--features", type=Path, default=None,
                     help="an .npz cache of the features: read if it holds enough, else written")
@@ -306,6 +353,14 @@ def main() -> None:
     if args.extract_only:
         np.savez(args.features, **dict(zip(("Xt", "yt", "Xv", "yv"),
                                            extract(args.train, args.val))))
+        return
+    if args.samples:
+        path = args.json or SAMPLES_JSON
+        doc = samples(args.train, args.val, args.features)
+        results.write_json(path, doc)
+        print(render_samples(doc))
+        if path.resolve() == SAMPLES_JSON.resolve():
+            results.publish(["person-samples"])
         return
     if args.head_bias:
         path = args.json or HEAD_BIAS_JSON

@@ -96,6 +96,7 @@ RUNS = {
                          "--json", "default_schedule.json"],
     "person_ceiling": ["person_ceiling.py", "--json", "person_ceiling.json"],
     "person_head_bias": ["person_ceiling.py", "--head-bias", "--json", "person_head_bias.json"],
+    "person_samples": ["person_ceiling.py", "--samples", "--json", "person_samples.json"],
     # round 18's "after" of the default rates (the "before" is a record, below)
     "default_rates_round18_int8": ["default_schedule.py", "--schedules", "default", "--models",
                                    "person,person_last2,person_sparse", "--grad", "int8",
