@@ -23,6 +23,10 @@ schedule (inverse time, T = lr.HALF_LIFE) for a sweep of eta0 (lr = eta0 / mean 
 the training features), with its bias at the weights' rate (x1) and frozen (x0), over
 `--orders` sample orders of 300 from the training features; into person_head_bias.json,
 table person-head-bias.
+
+`--samples` (round 20): 300 steps of batch B against 300 B steps of batch 1 on the raw
+features, cosine, the best eta: whether 60% is a matter of steps or of samples seen; into
+person_samples.json, table person-samples.
 """
 from __future__ import annotations
 
@@ -354,28 +358,20 @@ def main() -> None:
         np.savez(args.features, **dict(zip(("Xt", "yt", "Xv", "yv"),
                                            extract(args.train, args.val))))
         return
+    # each mode: its measurement, its rendering, its default JSON and the table it publishes
     if args.samples:
-        path = args.json or SAMPLES_JSON
-        doc = samples(args.train, args.val, args.features)
-        results.write_json(path, doc)
-        print(render_samples(doc))
-        if path.resolve() == SAMPLES_JSON.resolve():
-            results.publish(["person-samples"])
-        return
-    if args.head_bias:
-        path = args.json or HEAD_BIAS_JSON
-        doc = head_bias(args.train, args.val, args.features, args.orders)
-        results.write_json(path, doc)
-        print(render_head_bias(doc))
-        if path.resolve() == HEAD_BIAS_JSON.resolve():
-            results.publish(["person-head-bias"])
-        return
-    path = args.json or JSON
-    doc = measure(args.train, args.val, args.features)
+        run, show, default, table = samples, render_samples, SAMPLES_JSON, "person-samples"
+    elif args.head_bias:
+        run, show, default, table = (lambda *a: head_bias(*a, args.orders), render_head_bias,
+                                     HEAD_BIAS_JSON, "person-head-bias")
+    else:
+        run, show, default, table = measure, render, JSON, "person-ceiling"
+    path = args.json or default
+    doc = run(args.train, args.val, args.features)
     results.write_json(path, doc)
-    print(render(doc))
-    if path.resolve() == JSON.resolve():
-        results.publish(["person-ceiling"])
+    print(show(doc))
+    if path.resolve() == default.resolve():
+        results.publish([table])
 
 
 if __name__ == "__main__":
