@@ -1043,7 +1043,7 @@ static __attribute__((noinline)) void update_pointwise(
     if (whole) st = *whole;
     else if (sums == PW_STAGED) {
       tt_dsp_pointwise_weight_stage_part(a->saved + c0, rows, k, n, a->x_zp, mem,
-                                         4 * WBIG_WORDS, &st);
+                                         4 * (WBIG_WORDS - (states ? co : 0)), &st);
     } else if (sums == PW_BIG) {
       memset(mem, 0, (size_t)co * (size_t)n * 4u);
       tt_dsp_pointwise_weight_sums(a->dy, a->mask, rows, co, a->saved, k, c0, n, a->x_zp, mem,
