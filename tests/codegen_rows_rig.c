@@ -93,9 +93,9 @@ int main(void) {
   if (status == TT_MODEL_OK) status = rig_train(0, RIG_STEPS);
   if (status == TT_MODEL_OK) status = rig_predict();
   rig_print_regions();
-  tt_rig_print("TT fused int16 ");
+  tt_rig_print("TT fused whole ");
   rig_print_u64(fused[0]);
-  tt_rig_print(" int16-partial ");
+  tt_rig_print(" partial ");
   rig_print_u64(fused[1]);
   tt_rig_print("\nTT stack ");
   rig_print_u64(tt_rig_stack_high_water());

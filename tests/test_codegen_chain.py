@@ -177,7 +177,7 @@ def test_a_failing_reader_and_the_default_rule_on_the_cortex_m7(generated):
     # every output channel of the four layers (12, 16, 12 and 8) in every step, all from the
     # int16 staging (the only one since round 20: tt_conv2d_weight_update_s8_s8_stage_bytes),
     # the last two layers' in chunks of channels on the update's stack
-    assert counts == {"int16": str(STEPS * 24), "int16-partial": str(STEPS * 24)}, counts
+    assert counts == {"whole": str(STEPS * 24), "partial": str(STEPS * 24)}, counts
 
 
 def test_lean_stack_on_the_cortex_m7(tmp_path):
