@@ -1072,6 +1072,9 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
                                ? probing[mask != 0][CB] : 0;
   uint32_t top = 0;
 #if TT_DSP_ASM_ALL_REGS
+  /* row_major8 neither reads nor writes keep's sums nor runs its probes, and need not: it
+   * runs only when stochastic (r != 0), a rounding walk, where block() drops keep too
+   * (`if (rounds) keep = 0`) and probes above need r == 0 */
   if (stochastic && r->times == 1 && mask == 0 && CB == 8 && (co & 7) == 0 && ci >= 8 &&
       (ci & 7) == 0 && groups * ci <= TT_GRAD_DSP_STAGE_BYTES / 8) {
     for (int32_t c0 = 0; c0 < ci; c0 += 8) stage_columns(&a, c0, 8, 8, stage + 2 * groups * c0);
