@@ -1654,7 +1654,8 @@ static __attribute__((noinline)) void kept_walk(const dw_layer *a, int32_t nb, v
   const int32_t r0 = (p0 + wd - 1) / wd, r1 = p1 / wd;
   const int s1 = a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->pad_left <= 2 &&
                  wd >= DW3_MIN_WIDTH;
-  const int s2 = (a->kh == 3 || a->kh == 4) && (a->kw == 3 || a->kw == 4) && a->sh == 2 &&
+  /* square kernels only: no rig test runs walk2 at 3x4 or 4x3 (review20) */
+  const int s2 = (a->kh == 3 || a->kh == 4) && a->kw == a->kh && a->sh == 2 &&
                  a->sw == 2 && wd >= DW2_MIN_WIDTH;
   if ((s1 || s2) && keep != 0 && p1 <= keep->n1 && r0 < r1) {
     const int32_t cut = keep->n0 % wd != 0 && keep->n0 / wd >= r0 && keep->n0 / wd < r1
