@@ -1415,6 +1415,12 @@ static void dw3_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp
   }
 }
 
+/* The channels a block of the walks by rows takes of the `fit` its staging holds: all c,
+ * else whole groups of four (a partial group stages its lanes one by one); < 1: none fit. */
+static inline int32_t block_channels(int32_t fit, int32_t c) {
+  return fit >= c ? c : fit > 4 ? fit & ~3 : fit;
+}
+
 /* The whole dx rows [r0, r1) but `cut` (-1: none) of a 3x3 layer of stride 1 (pad_left <=
  * 2, wd >= 2), all of their positions kept, by channel and row (tt_dsp_dw3_input_pairs_*),
  * their largest magnitude into *amax (NULL: none). 0: the staging holds no channel
@@ -1425,13 +1431,8 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
                                            int32_t stage_bytes, int32_t r0, int32_t r1,
                                            int32_t cut, const tt_keep *keep, uint32_t *amax) {
   const int32_t wd = a->wd, c = a->c, words = dw3_words(wd), L = 2 - a->pad_left;
-  int32_t per = stage_bytes / dw3_channel_bytes(wd);
+  const int32_t per = block_channels(stage_bytes / dw3_channel_bytes(wd), c);
   if (per < 1) return 0;
-  /* blocks of whole groups of four (a partial group stages its lanes one by one) */
-  if (per >= c)
-    per = c;
-  else if (per > 4)
-    per &= ~3;
   uint32_t top = amax != 0 ? *amax : 0;
   tt_dsp_word *const wts = (tt_dsp_word *)stage_mem;
   tt_dsp_word *const ring = wts + 6 * per;
@@ -1593,12 +1594,8 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
                                            int32_t stage_bytes, int32_t r0, int32_t r1,
                                            int32_t cut, const tt_keep *keep, uint32_t *amax) {
   const int32_t wd = a->wd, c = a->c, pl = a->pad_left, words = dw2_words(wd, pl);
-  int32_t per = stage_bytes / dw2_channel_bytes(wd, pl);
+  const int32_t per = block_channels(stage_bytes / dw2_channel_bytes(wd, pl), c);
   if (per < 1) return 0;
-  if (per >= c)
-    per = c;
-  else if (per > 4)
-    per &= ~3;
   uint32_t top = amax != 0 ? *amax : 0;
   tt_dsp_word *const wts = (tt_dsp_word *)stage_mem;
   tt_dsp_word *const ring = wts + 8 * per;
