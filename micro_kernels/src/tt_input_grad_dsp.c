@@ -206,13 +206,11 @@ static TT_DSP_ASM_FN int32_t stage_quads(const pointwise *a, const int8_t *src, 
                                          int32_t room, int32_t j0, int32_t n, int32_t CB,
                                          tt_dsp_word *stage) {
   int32_t j = 0;
-  /* blocks of 6: two threes (42 instructions per 12 weights each) where the second's word
-   * of four stays in the row, rather than a four and the two columns' C loop */
-  if (n != 6 || room < 7)
-    for (; j + 4 <= n; j += 4) stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 4);
-  for (; n - j >= 3 && j + 4 <= room; j += 3)
+  for (; j + 4 <= n; j += 4) stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 4);
+  if (n - j == 3 && j + 4 <= room) {
     stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 3);
-  if (n - j == 2 && j + 4 <= room) {     /* blocks of 6 columns: their last two */
+    j += 3;
+  } else if (n - j == 2 && j + 4 <= room) {     /* blocks of 6 columns: their last two */
     stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 2);
     j += 2;
   }
@@ -763,54 +761,56 @@ typedef struct {
   int32_t *kept;                      /* the first row's six sums, then `step` bytes on */
   int32_t step;
   uint32_t m;                         /* the maximum so far */
+  int32_t odd;                        /* co % 16 == 8: a row's groups are 2 mod 4 */
 } pw_rows6_args;
-#define PW6_GROUP(FIRST)                                                                   \
+#define PW6_GROUP                                                                           \
   "  ldr r6, [r12], #4\n  sxtb16 r7, r6, ror #8\n  sxtb16 r6, r6\n"                         \
-  "  ldm lr!, {r8-r11}\n" FIRST("r0", "r8") "  smlad r0, r9, r7, r0\n"                            \
-  FIRST("r1", "r10") "  smlad r1, r11, r7, r1\n"                                            \
-  "  ldm lr!, {r8-r11}\n" FIRST("r2", "r8") "  smlad r2, r9, r7, r2\n"                            \
-  FIRST("r3", "r10") "  smlad r3, r11, r7, r3\n"                                            \
-  "  ldm lr!, {r8-r11}\n" FIRST("r4", "r8") "  smlad r4, r9, r7, r4\n"                            \
-  FIRST("r5", "r10") "  smlad r5, r11, r7, r5\n"
-#define PW6_SMUAD(a, x) "  smuad " a ", " x ", r6\n"
-#define PW6_SMLAD(a, x) "  smlad " a ", " x ", r6, " a "\n"
-#define PW6_ADDCS(a) "  addcs r8, " a ", r6\n  cmpcs r7, r8\n"
-#define PW6_MAX(a)                                                                          \
-  "  eor r8, " a ", " a ", asr #31\n  sub r8, r8, " a ", asr #31\n"                         \
-  "  cmp r8, r6\n  it hi\n  movhi r6, r8\n"
+  "  ldm lr!, {r8-r11}\n  smlad r0, r8, r6, r0\n  smlad r0, r9, r7, r0\n"                   \
+  "  smlad r1, r10, r6, r1\n  smlad r1, r11, r7, r1\n"                                      \
+  "  ldm lr!, {r8-r11}\n  smlad r2, r8, r6, r2\n  smlad r2, r9, r7, r2\n"                   \
+  "  smlad r3, r10, r6, r3\n  smlad r3, r11, r7, r3\n"                                      \
+  "  ldm lr!, {r8-r11}\n  smlad r4, r8, r6, r4\n  smlad r4, r9, r7, r4\n"                   \
+  "  smlad r5, r10, r6, r5\n  smlad r5, r11, r7, r5\n"
+#define PW6_ADDCS(a) "  addcs r9, " a ", r6\n  cmpcs r7, r9\n"
+/* the stack: six zero words (one LDM starts a row's sums), then args gend stage send kept
+ * step m odd. Four groups an iteration (the loop's end 3 instructions per 96 MACs), a row
+ * of 2 mod 4 groups entering at the second pair (co a multiple of 8: whole pairs). */
 __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6)
-        "  sub sp, sp, #32\n"
-        "  ldm r0, {r1-r7}\n"
-        "  stm sp, {r0, r2, r3, r4, r5, r6, r7}\n"      /* args gend stage send kept step m */
+        "  sub sp, sp, #56\n"
+        "  ldm r0, {r1-r8}\n"
+        "  add r9, sp, #24\n"
+        "  stm r9, {r0, r2, r3, r4, r5, r6, r7, r8}\n"
         "  mov r12, r1\n"
+        "  movs r0, #0\n  movs r1, #0\n  movs r2, #0\n  movs r3, #0\n  movs r4, #0\n"
+        "  movs r5, #0\n  stm sp, {r0-r5}\n"
         "0:\n"
-        "  ldr lr, [sp, #8]\n" PW6_GROUP(PW6_SMUAD) PW6_GROUP(PW6_SMLAD)
-        "  ldr r8, [sp, #12]\n  cmp lr, r8\n  beq 2f\n"
-        "1:\n" PW6_GROUP(PW6_SMLAD) PW6_GROUP(PW6_SMLAD)
-        "  ldr r8, [sp, #12]\n  cmp lr, r8\n  bne 1b\n"
-        "2:\n"
-        "  ldr r8, [sp, #16]\n  stm r8, {r0-r5}\n  ldr r9, [sp, #20]\n  add r8, r8, r9\n"
-        "  str r8, [sp, #16]\n"
+        "  ldr lr, [sp, #32]\n  ldm sp, {r0-r5}\n  ldr r6, [sp, #52]\n  cmp r6, #0\n  bne 5f\n"
+        "1:\n" PW6_GROUP PW6_GROUP
+        "5:\n" PW6_GROUP PW6_GROUP
+        "  ldr r8, [sp, #36]\n  cmp lr, r8\n  bne 1b\n"
+        "  ldr r8, [sp, #40]\n  stm r8, {r0-r5}\n  ldr r9, [sp, #44]\n  add r9, r8, r9\n"
+        "  str r9, [sp, #40]\n"
         /* within's test: |v| <= m where (uint32_t)(v + m) <= 2m, chained on the carry */
-        "  ldr r6, [sp, #24]\n  lsl r7, r6, #1\n  add r8, r0, r6\n  cmp r7, r8\n"
+        "  ldr r6, [sp, #48]\n  lsl r7, r6, #1\n  add r9, r0, r6\n  cmp r7, r9\n"
         "  itttt cs\n" PW6_ADDCS("r1") PW6_ADDCS("r2")
         "  itttt cs\n" PW6_ADDCS("r3") PW6_ADDCS("r4")
         "  itt cs\n" PW6_ADDCS("r5")
-        "  bcs 3f\n" PW6_MAX("r0") PW6_MAX("r1") PW6_MAX("r2") PW6_MAX("r3") PW6_MAX("r4")
-        PW6_MAX("r5")
-        "  str r6, [sp, #24]\n"
+        "  bcs 3f\n"
+        /* a sum passes m (rare after the first rows): the maximum over the kept six */
+        "  movs r10, #6\n"
+        "4:\n"
+        "  ldr r11, [r8], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n"
+        "  cmp r9, r6\n  it hi\n  movhi r6, r9\n  subs r10, r10, #1\n  bne 4b\n"
+        "  str r6, [sp, #48]\n"
         "3:\n"
-        "  ldr r8, [sp, #4]\n  cmp r12, r8\n  bne 0b\n"
-        "  ldr r0, [sp, #24]\n"
-        "  add sp, sp, #32\n"
+        "  ldr r8, [sp, #28]\n  cmp r12, r8\n  bne 0b\n"
+        "  ldr r0, [sp, #48]\n"
+        "  add sp, sp, #56\n"
         "  pop {r4-r11, pc}\n"
         "  .size tt_dsp_pw_rows6, . - tt_dsp_pw_rows6\n"
         "  .text\n");
 #undef PW6_GROUP
-#undef PW6_SMUAD
-#undef PW6_SMLAD
 #undef PW6_ADDCS
-#undef PW6_MAX
 uint32_t tt_dsp_pw_rows6(const pw_rows6_args *a);
 #endif
 
@@ -851,7 +851,7 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
     const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows;
     int32_t dummy[6];
     pw_rows6_args r6 = {g, g + e0 * co, stage, stage + 3 * co, e0 > 0 ? keep->a0 + c0 : 0,
-                        4 * ci, m};
+                        4 * ci, m, co & 8};
     if (e0 > 0) r6.m = tt_dsp_pw_rows6(&r6);
     if (e1 > e0)
       r6.g = g + e0 * co, r6.gend = g + e1 * co, r6.kept = keep->a1 + c0,
@@ -1060,7 +1060,7 @@ row_major8(const pointwise *a, const tt_dsp_word *stage, int32_t blocks, tt_roun
   }                                                                                         \
   if ((CB) == 6 && !(M) && (a->co & 7) == 0) {                                              \
     int32_t dummy[6];                                                                       \
-    pw_rows6_args r6 = {0, 0, stage, stage + 3 * a->co, dummy, 0, m};                       \
+    pw_rows6_args r6 = {0, 0, stage, stage + 3 * a->co, dummy, 0, m, a->co & 8};            \
     for (int32_t i = 0; i < keep->probes; ++i) {                                            \
       r6.g = a->dy + keep->probe[i] * a->co, r6.gend = r6.g + a->co;                        \
       r6.m = tt_dsp_pw_rows6(&r6);                                                          \
@@ -1184,13 +1184,19 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   uint32_t start = stochastic ? r->rng : 0u;          /* the stream at (0, c0) */
   tt_gdsp_jumper skip;                                /* over a row's other ci - nc draws */
   skip.n = -1;
-  /* the measuring walk's unmasked blocks of 8 as blocks of 6 (tt_dsp_pw_rows6: 0.81 a MAC
-   * against first_rows8's 0.89) up to `sixes`, then blocks of 8: (ci mod 6) / 2 of them
-   * where ci is even (40 columns: 6, 6, 6, 6, 8, 8; none short of a block but at ci 2, 4, 10) */
-  const int32_t sixes = TT_DSP_ASM_ALL_REGS && r == 0 && mask == 0 && amax != 0 && CB == 8 &&
-                        (co & 7) == 0 ? ci - 8 * ((ci % 6) >> 1) : 0;
-  for (int32_t c0 = 0, w = CB; c0 < ci; c0 += w) {
-    w = c0 + 6 <= sixes ? 6 : CB;
+  /* the measuring walk of unmasked blocks of 8 (co a multiple of 8) in blocks of 6 up to
+   * `sixes`, each walked by tt_dsp_pw_rows6 (0.81 a MAC against first_rows8's 0.89), then
+   * blocks of 8: (ci mod 6) / 2 of them where ci is even (40 columns: 6, 6, 6, 6, 8, 8; none
+   * short of a block but where ci is 2, 4 or 10). From 10 rows and probes on: a third more
+   * blocks, each staged and called (the optimistic passes of 2-4 kept rows and 4-5 probes at
+   * 3x3 and 4x4 measured 0.3-0.5% slower in blocks of 6). */
+  const int32_t sixes = TT_DSP_ASM_ALL_REGS && r == 0 && mask == 0 && CB == 8 &&
+                                (co & 7) == 0 && rows + (probes != 0 ? keep->probes : 0) >= 10
+                            ? ci - 8 * ((ci % 6) >> 1) : 0;
+  block_fn walk = sixes >= 6 ? block6_0 : fn;
+  probes_fn probe = sixes >= 6 ? probes6_0 : probes;
+  for (int32_t c0 = 0, w = sixes >= 6 ? 6 : CB; c0 < ci; c0 += w) {
+    if (w == 6 && c0 + 6 > sixes) w = CB, walk = fn, probe = probes;
     const int32_t nc = ci - c0 < w ? ci - c0 : w;
     stage_columns(&a, c0, nc, w, stage);
     if (stochastic && states == 0) {
@@ -1201,8 +1207,8 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
     } else if (stochastic && c0 == 0) {
       tt_gdsp_jump_init(&skip, ci - nc, rows - 1);          /* the first block's jumps */
     }
-    (w == 6 ? block6_0 : fn)(&a, stage, c0, nc, keep, amax != 0 ? &top : 0, r, &skip, dx);
-    if (probes != 0) top = (w == 6 ? probes6_0 : probes)(&a, stage, keep, top);
+    walk(&a, stage, c0, nc, keep, amax != 0 ? &top : 0, r, &skip, dx);
+    if (probes != 0) top = probe(&a, stage, keep, top);
   }
   if (amax != 0) *amax = top;
   return 1;
