@@ -220,10 +220,15 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
               (1, 7, 7, 24, 128),                     # the rows' states; the first block
                                                       # jumps 120 draws 35-48 times: tables
                                                       # built by squaring (as MCUNet's 432)
-              (1, 2, 3, 336, 14)]                     # co a multiple of 8 in blocks of 6:
+              (1, 2, 3, 336, 14),                     # co a multiple of 8 in blocks of 6:
                                                       # the first pass's and the steady
                                                       # blocks' own rows (first_rows,
                                                       # steady_rows) at 6 columns
+              (1, 4, 4, 8, 23)]                       # the measuring walk's blocks of 8 in
+                                                      # blocks of 6 (tt_dsp_pw_rows6): 6, 8,
+                                                      # 8, 1 columns, a row of two groups
+                                                      # (co 8: 2 mod 4, the loop's second
+                                                      # half); co 16 and 24 at k 12, 13, 16
     if rows_only:
         # unstaged (tt_input_grad_rows_dsp.c, 1-3 rows): two rows and a last one, an odd co,
         # columns past the last block of four; 4 positions: the second pass of 3 rows; 520
