@@ -437,6 +437,16 @@ static inline __attribute__((always_inline)) void first_rows8(const int8_t *g,
   else
     __asm__ volatile(TT_GDSP_F_ROWS("") TT_GDSP_F_ARGS);
 }
+/* first_rows8 once, for all its callers (the first pass's blocks of 8, the probes): the
+ * maximum returned. Inlined at each, its loop's code was 4 copies (about 2 KB). */
+static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8(const int8_t *g,
+                                                              const int8_t *gend, int32_t co,
+                                                              const tt_dsp_word *stage,
+                                                              int32_t *kept, int32_t step,
+                                                              uint32_t m) {
+  first_rows8(g, gend, co, stage, kept, step, &m);
+  return m;
+}
 #undef TT_GDSP_F_TWO
 #undef TT_GDSP_F_MAX
 #undef TT_GDSP_F_ROWS
@@ -838,10 +848,10 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
   if (!masked && CB == 8) {
     /* the rows kept at a0, at a1, and not kept, each run whole in assembly */
     const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows;
-    if (e0 > 0) first_rows8(g, g + e0 * co, co, stage, keep->a0 + c0, 4 * ci, &m);
-    if (e1 > e0) first_rows8(g + e0 * co, g + e1 * co, co, stage, keep->a1 + c0, 4 * ci, &m);
+    if (e0 > 0) m = rows8(g, g + e0 * co, co, stage, keep->a0 + c0, 4 * ci, m);
+    if (e1 > e0) m = rows8(g + e0 * co, g + e1 * co, co, stage, keep->a1 + c0, 4 * ci, m);
     if (rows > e1)
-      first_rows8(g + e1 * co, g + rows * co, co, stage, 0, 0, &m);
+      m = rows8(g + e1 * co, g + rows * co, co, stage, 0, 0, m);
     *top = m;
     return;
   }
@@ -1054,7 +1064,7 @@ row_major8(const pointwise *a, const tt_dsp_word *stage, int32_t blocks, tt_roun
   if ((CB) == 8 && !(M) && (a->co & 7) == 0) {                                              \
     for (int32_t i = 0; i < keep->probes; ++i) {                                            \
       const int8_t *row = a->dy + keep->probe[i] * a->co;                                   \
-      first_rows8(row, row + a->co, a->co, stage, 0, 0, &m);                                \
+      m = rows8(row, row + a->co, a->co, stage, 0, 0, m);                                   \
     }                                                                                       \
     return m;                                                                               \
   }                                                                                         \
