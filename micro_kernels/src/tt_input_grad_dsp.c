@@ -437,6 +437,7 @@ static inline __attribute__((always_inline)) void first_rows8(const int8_t *g,
   else
     __asm__ volatile(TT_GDSP_F_ROWS("") TT_GDSP_F_ARGS);
 }
+#if TT_DSP_ASM_ALL_REGS
 /* first_rows8 once, for all its callers (the first pass's blocks of 8, the probes): the
  * maximum returned. Inlined at each, its loop's code was 4 copies (about 2 KB). */
 static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8(const int8_t *g,
@@ -447,6 +448,7 @@ static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8(const int8_t *g,
   first_rows8(g, gend, co, stage, kept, step, &m);
   return m;
 }
+#endif
 #undef TT_GDSP_F_TWO
 #undef TT_GDSP_F_MAX
 #undef TT_GDSP_F_ROWS
