@@ -555,7 +555,7 @@ static __attribute__((noinline)) void weight_grad_big(const conv_weight_grad_s8 
     tt_dsp_pointwise_weight_sums(a->dy, a->mask, rows, co, a->saved, k, c0,
                                  k - c0 < cb ? k - c0 : cb, a->x_zp, acc + c0, k, mem,
                                  (int32_t)sizeof mem);
-  for (int32_t i = 0; i < co * k; ++i) dw[i] = (float)(int32_t)acc[i] * a->unit;
+  tt_dsp_sums_to_floats(dw, co * k, a->unit);
 }
 
 /* The gradient of a pointwise layer of one position: its input's differences as floats once
