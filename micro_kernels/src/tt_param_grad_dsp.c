@@ -873,19 +873,25 @@ static inline __attribute__((always_inline)) void wbig_tile(const tt_dsp_word *x
 #endif
 }
 
-/* wbig_tile on the sums in memory, ra[0..3] (column a) and rb[0..3] (column b): loaded and
- * stored by LDRD/STRD inside the assembly, the row pointers read from the stack (gcc's loads
- * and stores around the loop took about 35 instructions a tile, against the 188 of a chunk
- * of 32 positions). */
+/* wbig_tile over `tiles` whole tiles one after another (tiles 4 pairs words apart, from xs)
+ * on the sums in memory, ra[4 i .. 4 i + 3] (column a) and rb[..] (column b) for tile i:
+ * loaded and stored by LDRD/STRD inside the assembly, the row pointers, the region's start
+ * and end and the tiles' end read from the stack (all fourteen registers are the loop's).
+ * About 18 instructions a tile besides its loop, where gcc's loop over the tiles around one
+ * tile's assembly took 36 (against a tile's 47 a trip of four pairs: 0.07 a MAC at 64
+ * positions). */
 static inline __attribute__((always_inline)) void wbig_tile_rows(const tt_dsp_word *xs,
                                                                  const tt_dsp_word *ds,
                                                                  int32_t pairs,
                                                                  tt_dsp_word *ra,
-                                                                 tt_dsp_word *rb) {
+                                                                 tt_dsp_word *rb,
+                                                                 int32_t tiles) {
 #if TT_DSP_ASM_ALL_REGS
-  const tt_dsp_word *const end = ds + 4 * pairs;
+  const tt_dsp_word *const end = ds + 4 * pairs, *const ds0 = ds;
+  const tt_dsp_word *const xend = xs + 4 * pairs * tiles;
   uint32_t d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3;
   __asm__ volatile(
+    "2:\n\t"
     "ldr %[x0], %[ra]\n\t"
     "ldr %[x1], %[rb]\n\t"
     "ldrd %[a0], %[a1], [%[x0]]\n\t"
@@ -898,31 +904,39 @@ static inline __attribute__((always_inline)) void wbig_tile_rows(const tt_dsp_wo
     "bne 1b\n\t"
     "ldr %[x0], %[ra]\n\t"
     "ldr %[x1], %[rb]\n\t"
-    "strd %[a0], %[a1], [%[x0]]\n\t"
     "strd %[a2], %[a3], [%[x0], #8]\n\t"
-    "strd %[b0], %[b1], [%[x1]]\n\t"
-    "strd %[b2], %[b3], [%[x1], #8]"
+    "strd %[a0], %[a1], [%[x0]], #16\n\t"
+    "str %[x0], %[ra]\n\t"
+    "strd %[b2], %[b3], [%[x1], #8]\n\t"
+    "strd %[b0], %[b1], [%[x1]], #16\n\t"
+    "str %[x1], %[rb]\n\t"
+    "ldr %[ds], %[ds0]\n\t"
+    "ldr %[x0], %[xend]\n\t"
+    "cmp %[xs], %[x0]\n\t"
+    "bne 2b"
     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [b0] "=&r"(b0),
       [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3), [ds] "+r"(ds), [xs] "+r"(xs),
-      [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0), [x1] "=&r"(x1)
-    : [end] "m"(end), [ra] "m"(ra), [rb] "m"(rb)
+      [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0), [x1] "=&r"(x1), [ra] "+m"(ra),
+      [rb] "+m"(rb)
+    : [end] "m"(end), [ds0] "m"(ds0), [xend] "m"(xend)
     : "cc", "memory");
 #else
-  int32_t t[8];
-  for (int32_t j = 0; j < 4; ++j) t[j] = (int32_t)ra[j], t[4 + j] = (int32_t)rb[j];
-  wbig_tile(xs, ds, pairs, t);
-  for (int32_t j = 0; j < 4; ++j) ra[j] = (uint32_t)t[j], rb[j] = (uint32_t)t[4 + j];
+  for (int32_t i = 0; i < tiles; ++i, xs += 4 * pairs, ra += 4, rb += 4) {
+    int32_t t[8];
+    for (int32_t j = 0; j < 4; ++j) t[j] = (int32_t)ra[j], t[4 + j] = (int32_t)rb[j];
+    wbig_tile(xs, ds, pairs, t);
+    for (int32_t j = 0; j < 4; ++j) ra[j] = (uint32_t)t[j], rb[j] = (uint32_t)t[4 + j];
+  }
 #endif
 }
 #undef WBIG_PAIR
 
 /* The tiles of one chunk and four output channels o0 .. (< co): acc rows o (stride
- * acc_stride) += the tiles' sums of channels 0 .. cb - 1 over the chunk's first `used`
- * pairs (tiles and regions `pairs` pairs apart). */
+ * acc_stride) += the tiles' sums of channels 0 .. cb - 1 over the chunk's `used` pairs
+ * (tiles `used` pairs apart: wbig_stage_x's layout of the chunk). */
 static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *xs,
                                                              const tt_dsp_word *ds,
-                                                             int32_t pairs, int32_t used,
-                                                             int32_t cb,
+                                                             int32_t used, int32_t cb,
                                                              int32_t co, int32_t o0,
                                                              tt_dsp_word *acc,
                                                              int32_t acc_stride) {
@@ -930,13 +944,15 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
     tt_dsp_word *ra = acc + (o0 + h) * acc_stride, *rb = ra + acc_stride;
     const int both = o0 + h + 1 < co;
     const tt_dsp_word *x = xs;
-    for (int32_t c = 0; c < cb; c += 4, x += 4 * pairs) {
+    int32_t c = 0;
+    if (both && cb >= 4) {
+      c = cb & ~3;
+      wbig_tile_rows(x, ds, used, ra, rb, c >> 2);
+      x += 4 * used * (c >> 2);
+    }
+    for (; c < cb; c += 4, x += 4 * used) {              /* a partial tile: sums apart */
       int32_t t[8];
-      if (c + 4 <= cb && both) {
-        wbig_tile_rows(x, ds, used, ra + c, rb + c);
-        continue;
-      }
-      for (int32_t j = 0; j < 8; ++j) t[j] = 0;            /* a partial tile: sums apart */
+      for (int32_t j = 0; j < 8; ++j) t[j] = 0;
       wbig_tile(x, ds, used, t);
       for (int32_t j = 0; j < 4 && c + j < cb; ++j) {
         ra[c + j] += (uint32_t)t[j];
@@ -959,10 +975,10 @@ TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t 
     const int32_t np = rows - p0 < chunk ? rows - p0 : chunk;
     /* the last chunk's pairs rounded up to the loop's trip, not to the whole chunk */
     const int32_t used = ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
-    wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, pairs);
+    wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, used);       /* tiles `used` apart */
     for (int32_t o0 = 0; o0 < co; o0 += 4) {
       wbig_stage_dy(ds, dy, mask, co, o0, p0, np, used);
-      wbig_tiles(xs, ds, pairs, used, cb, co, o0, acc, acc_stride);
+      wbig_tiles(xs, ds, used, cb, co, o0, acc, acc_stride);
     }
   }
 }
