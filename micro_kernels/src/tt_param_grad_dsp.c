@@ -983,6 +983,18 @@ TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t 
   }
 }
 
+void tt_dsp_zero_words(tt_dsp_word *p, int32_t n) {
+  /* four STRDs of one zero register a trip (6 instructions for 8 words where newlib's
+   * memset took about 14: 0.03 a MAC at 64 positions, 0.2 at 9) */
+  tt_dsp_word *const end = p + (n & ~7);
+  const uint32_t z = 0u;
+  for (; p != end; p += 8) {
+    tt_dsp_strd(p, z, z), tt_dsp_strd(p + 2, z, z);
+    tt_dsp_strd(p + 4, z, z), tt_dsp_strd(p + 6, z, z);
+  }
+  for (int32_t i = 0; i < (n & 7); ++i) p[i] = 0u;
+}
+
 void tt_dsp_sums_to_floats(float *dw, int32_t n, float unit) {
   int32_t i = 0;
 #if TT_DSP_ASM_ALL_REGS && defined(__ARM_FP) && (__ARM_FP & 4)
