@@ -371,12 +371,14 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
  * columns (stage_columns4: by lane) and the large maps' chunks (by pair; dy and the saved
  * input): gcc's C spilled (eight reloads a group in the columns, 60 instructions a group in
  * the chunks). Per row: its word; dy masked (co a multiple of 8: the nibble at a fixed bit
- * of its byte, NIBBLE: AND #15 or LSR #4) by its byte lanes (nibble_lanes), or the input
- * less its zero point (aux: it in both halves); SXTB16 even and odd. Two rows' halves
- * PKHBT/PKHTB into their four words of positions (p, p + 1); STORE_A and STORE_B put the
- * two pairs' words in the caller's order: by pair 29 instructions a group without a mask,
- * 37 less the zero point, 48 with a mask; by lane one STR more (the first pair's words go
- * to both halves of the group, and its last word must leave its register first). Fourteen
+ * of its byte, NIBBLE: AND #15 or LSR #4) by its byte lanes (nibble_lanes). Two rows' int8
+ * words PKHBT/PKHTB into their bytes by halves, then SXTB16 even and odd into their four
+ * words of positions (p, p + 1) (the input less its zero point after, aux: it in both
+ * halves): 9 instructions a pair of rows where SXTB16 first, then PKH of the halves, took
+ * 11 (round 21). STORE_A and STORE_B put the two pairs' words in the caller's order: by pair
+ * 25 instructions a group without a mask, 33 less the zero point, 44 with a mask; by lane
+ * one STR more (the first pair's words go to both halves of the group, and its last word
+ * must leave its register first; 26 without a mask, where gcc's C took 28). Fourteen
  * registers. */
 #define QUAD_NONE(x, m)
 #define QUAD_NIB15(m) "  and %[" m "], %[" m "], #15\n"
@@ -477,10 +479,10 @@ static inline __attribute__((always_inline)) void columns_groups(tt_dsp_word *ou
   const int32_t full = rows >> 2, rest = rows & 3;
   const tt_dsp_word *const end = out + 8 * full;
 #if TT_DSP_ASM_ALL_REGS
-  if (masked) {                    /* (co a multiple of 8, mstep co / 8) */
-    if (full > 0) quad_groups(out, d, mb, full, co, 0, 1, shift, 0, 0);
+  {                                /* (masked: co a multiple of 8, mstep co / 8) */
+    if (full > 0) quad_groups(out, d, mb, full, co, 0, masked, shift, 0, 0);
     out += 8 * full, d += 4 * full * co, mb += 4 * full * mstep;
-  } else        /* (gcc's C without a mask: 28 instructions a group, the assembly's 30) */
+  }
 #endif
   for (; out != end; out += 8, d += 4 * co, mb += 4 * mstep)
     quad_words(out, column_word(d, mb, masked, shift, 1),
