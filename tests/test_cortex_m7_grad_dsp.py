@@ -465,7 +465,8 @@ def weight_grad_calls(rng) -> None:
         zp = (-128, 127, 5)[t % 3]
         win = c_kernels.Window(1, 1, 1, 1, 0, 0)
         for masked in (False, True):
-            dw = np.zeros((co, 1, 1, k), np.float32)
+            # NaN before: the DSP walk sums into dw's own words, which it must zero first
+            dw = np.full((co, 1, 1, k), np.nan, np.float32)
             lib.tt_conv2d_weight_grad_s8(
                 i8(dy), rig_p(np.array([0.02], np.float32), C.c_float),
                 rig_p(mask if masked else None, C.c_uint8), n, h, w, co, i8(saved),

@@ -197,6 +197,14 @@ void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t *mask, int32_t
                                   int32_t cb, int32_t x_zp, tt_dsp_word *acc,
                                   int32_t acc_stride, void *mem, int32_t bytes);
 
+/* n words at p set to 0 (the walk's sums before their first chunk). */
+void tt_dsp_zero_words(tt_dsp_word *p, int32_t n);
+
+/* dw[i] = (float)T unit for the n int32 sums T that dw's words hold (tt_dsp_pointwise_weight_
+ * sums' into dw, converted in place): the same conversion and product as the portable code's
+ * (round to nearest, no contraction). */
+void tt_dsp_sums_to_floats(float *dw, int32_t n, float unit);
+
 /* The positions of one chunk of tt_dsp_pointwise_weight_sums in `bytes` (8-byte aligned) for
  * cb channels: a multiple of 8, at most the rows rounded up to one; 0 where not 8 fit. */
 int32_t tt_dsp_wbig_positions(int32_t rows, int32_t cb, int32_t bytes);

@@ -494,19 +494,6 @@ static int pointwise_s8(const conv_weight_grad_s8 *a) {
   return pointwise_layer(a->oh, a->ow, a->h, a->wd, a->kh, a->kw, &a->win);
 }
 
-/* A channel of the DSP version: the operands and the staged saved input. */
-typedef struct {
-  const conv_weight_grad_s8 *a;
-  tt_wdsp_stage stage;
-} conv_dsp_args;
-
-static void conv_channel_dsp(const void *args, int32_t o, float *out) {
-  conv_dsp_args *d = (conv_dsp_args *)args;        /* its stage keeps the dy columns */
-  const conv_weight_grad_s8 *a = d->a;
-  tt_dsp_pointwise_weight_channel(&d->stage, a->dy, a->mask, a->n * a->h * a->wd, a->co, o,
-                                  a->k, a->x_zp, a->unit, out);
-}
-
 /* A pointwise layer whose input fits no staging: the DSP version without it, where it takes
  * the layer (up to TT_WDSP_DIRECT_ROWS positions). */
 static int direct_s8(const conv_weight_grad_s8 *a) {
@@ -543,19 +530,19 @@ static int32_t wbig_block(int32_t rows, int32_t k, int32_t per, int32_t bytes) {
   }
 }
 
-/* The gradient of a pointwise layer whose input fits no staging: the walk's sums in dw's own
- * words, block of input channels by block, then converted in place. */
+/* The gradient of a pointwise layer of 2+ positions: the walk's sums in dw's own words, block
+ * of input channels by block, then converted in place. */
 static __attribute__((noinline)) void weight_grad_big(const conv_weight_grad_s8 *a,
                                                       int32_t cb, float *dw) {
   tt_dsp_word mem[WBIG_WORDS] __attribute__((aligned(8)));
   const int32_t rows = a->n * a->h * a->wd, k = a->k, co = a->co;
   tt_dsp_word *const acc = (tt_dsp_word *)(void *)dw;
-  memset(acc, 0, (size_t)co * (size_t)k * 4u);
+  tt_dsp_zero_words(acc, co * k);
   for (int32_t c0 = 0; c0 < k; c0 += cb)
     tt_dsp_pointwise_weight_sums(a->dy, a->mask, rows, co, a->saved, k, c0,
                                  k - c0 < cb ? k - c0 : cb, a->x_zp, acc + c0, k, mem,
                                  (int32_t)sizeof mem);
-  for (int32_t i = 0; i < co * k; ++i) dw[i] = (float)(int32_t)acc[i] * a->unit;
+  tt_dsp_sums_to_floats(dw, co * k, a->unit);
 }
 
 /* The gradient of a pointwise layer of one position: its input's differences as floats once
@@ -578,12 +565,12 @@ void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uin
   const conv_weight_grad_s8 a = {dy, mask, n, oh, ow, co, saved, x_zp, h, wd, k, kh, kw,
                                  *win, *dy_scale * x_scale};
 #if TT_GRAD_DSP
-  conv_dsp_args d = {&a, {0, 0, -1}};
-  if (pointwise_s8(&a) &&
-      tt_dsp_pointwise_weight_stage(saved, n * h * wd, k, x_zp, stage, stage_bytes, &d.stage)) {
-    for (int32_t o = 0; o < co; ++o) conv_channel_dsp(&d, o, dw + o * k);
-    return;
-  }
+  /* Every pointwise layer of 2+ positions takes the large-map walk, given a staging or not:
+   * since round 21 it costs less than the whole staging's channel by channel at every map
+   * of the two models (mcu_grad_dsp.py: 8x8 1.08-1.11 -> 0.94-0.96 a MAC, 6x6 1.32 -> 1.15,
+   * 4x4 1.61 -> 1.19-1.22, 3x3 2.9 -> 2.3; QEMU instructions). The fused update still takes
+   * the staging (its walk blocks the input channels by co words each). */
+  (void)stage, (void)stage_bytes;
   const int32_t cb = pointwise_s8(&a) && n * h * wd >= 2
                          ? wbig_block(n * h * wd, k, 0, 4 * WBIG_WORDS) : 0;
   if (cb > 0) {

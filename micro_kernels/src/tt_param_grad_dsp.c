@@ -371,34 +371,40 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
  * columns (stage_columns4: by lane) and the large maps' chunks (by pair; dy and the saved
  * input): gcc's C spilled (eight reloads a group in the columns, 60 instructions a group in
  * the chunks). Per row: its word; dy masked (co a multiple of 8: the nibble at a fixed bit
- * of its byte, NIBBLE: AND #15 or LSR #4) by its byte lanes (nibble_lanes), or the input
- * less its zero point (aux: it in both halves); SXTB16 even and odd. Two rows' halves
- * PKHBT/PKHTB into their four words of positions (p, p + 1); STORE_A and STORE_B put the
- * two pairs' words in the caller's order: by pair 29 instructions a group without a mask,
- * 37 less the zero point, 48 with a mask; by lane one STR more (the first pair's words go
- * to both halves of the group, and its last word must leave its register first). Fourteen
+ * of its byte, NIBBLE: AND #15 or LSR #4) by its byte lanes (nibble_lanes). Two rows' int8
+ * words PKHBT/PKHTB into their bytes by halves, then SXTB16 even and odd into their four
+ * words of positions (p, p + 1) (the input less its zero point after, aux: it in both
+ * halves): 9 instructions a pair of rows where SXTB16 first, then PKH of the halves, took
+ * 11 (round 21). STORE_A and STORE_B put the two pairs' words in the caller's order: by pair
+ * 25 instructions a group without a mask, 33 less the zero point, 44 with a mask; by lane
+ * one STR more (the first pair's words go to both halves of the group, and its last word
+ * must leave its register first; 26 without a mask, where gcc's C took 28). Fourteen
  * registers. */
-#define QUAD_NONE(x, m) "  sxtb16 %[" m "], %[" x "]\n  sxtb16 %[" x "], %[" x "], ror #8\n"
+#define QUAD_NONE(x, m)
 #define QUAD_NIB15(m) "  and %[" m "], %[" m "], #15\n"
 #define QUAD_NIB4(m) "  lsr %[" m "], %[" m "], #4\n"
 #define QUAD_MASK(x, m, NIBBLE)                                                             \
   "  ldrb %[" m "], [%[mb]]\n  add %[mb], %[mb], %[co], lsr #3\n" NIBBLE(m)              \
-  "  ldr %[" m "], [%[aux], %[" m "], lsl #3]\n  and %[" x "], %[" x "], %[" m "]\n"        \
-  QUAD_NONE(x, m)
-#define QUAD_ZP(x, m)                                                                       \
-  QUAD_NONE(x, m) "  ssub16 %[" m "], %[" m "], %[aux]\n  ssub16 %[" x "], %[" x "], %[aux]\n"
+  "  ldr %[" m "], [%[aux], %[" m "], lsl #3]\n  and %[" x "], %[" x "], %[" m "]\n"
 #define QUAD_AND15(x, m) QUAD_MASK(x, m, QUAD_NIB15)
 #define QUAD_LSR4(x, m) QUAD_MASK(x, m, QUAD_NIB4)
-/* rows p (x0, m0) and p + 1 (x1, m1), then their words: w lane 0, x lane 1, y lane 2, z
- * lane 3 */
-#define QUAD_ROWS2(x0, m0, x1, m1, y, LANES)                                                \
+#define QUAD_SUB_NONE(w, y, x, z)
+#define QUAD_SUB_ZP(w, y, x, z)                                                            \
+  "  ssub16 %[" w "], %[" w "], %[aux]\n  ssub16 %[" x "], %[" x "], %[aux]\n"           \
+  "  ssub16 %[" y "], %[" y "], %[aux]\n  ssub16 %[" z "], %[" z "], %[aux]\n"
+/* rows p (x0, m0) and p + 1 (x1, m1), masked per row (LANES), their bytes paired by halves
+ * (quad_words), then their words (less the zero point: SUB): m0 lane 0, x0 lane 1, y lane
+ * 2, m1 lane 3 */
+#define QUAD_ROWS2(x0, m0, x1, m1, y, LANES, SUB)                                           \
   "  ldr %[" x0 "], [%[d]]\n"                                                              \
   "  ldr %[" x1 "], [%[d], %[co]]\n"                                                       \
   "  add %[d], %[d], %[co], lsl #1\n" LANES(x0, m0) LANES(x1, m1)                          \
-  "  pkhtb %[" y "], %[" m1 "], %[" m0 "], asr #16\n"                                       \
-  "  pkhbt %[" m0 "], %[" m0 "], %[" m1 "], lsl #16\n"                                      \
+  "  pkhbt %[" m0 "], %[" x0 "], %[" x1 "], lsl #16\n"                                      \
   "  pkhtb %[" m1 "], %[" x1 "], %[" x0 "], asr #16\n"                                      \
-  "  pkhbt %[" x0 "], %[" x0 "], %[" x1 "], lsl #16\n"
+  "  sxtb16 %[" x0 "], %[" m0 "], ror #8\n"                                                 \
+  "  sxtb16 %[" m0 "], %[" m0 "]\n"                                                         \
+  "  sxtb16 %[" y "], %[" m1 "]\n"                                                          \
+  "  sxtb16 %[" m1 "], %[" m1 "], ror #8\n" SUB(m0, x0, y, m1)
 /* the first pair's lanes 0-3 in b, a, i, e, the second's in f, c, i, h */
 #define QUAD_LANE_A "  str %[i], [%[out], #16]\n"
 #define QUAD_LANE_B                                                                         \
@@ -406,9 +412,9 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
   "  strd %[a], %[c], [%[out], #8]\n  strd %[e], %[h], [%[out], #24]\n"
 #define QUAD_PAIR_A "  strd %[b], %[a], [%[out]]\n  strd %[i], %[e], [%[out], #8]\n"
 #define QUAD_PAIR_B "  strd %[f], %[c], [%[out], #16]\n  strd %[i], %[h], [%[out], #24]\n"
-#define QUAD_GROUPS_ASM(LANES, STORE_A, STORE_B)                                            \
-  __asm__ volatile("1:\n" QUAD_ROWS2("a", "b", "c", "e", "i", LANES) STORE_A                \
-          QUAD_ROWS2("c", "f", "g", "h", "i", LANES) STORE_B                                 \
+#define QUAD_GROUPS_ASM(LANES, SUB, STORE_A, STORE_B)                                       \
+  __asm__ volatile("1:\n" QUAD_ROWS2("a", "b", "c", "e", "i", LANES, SUB) STORE_A           \
+          QUAD_ROWS2("c", "f", "g", "h", "i", LANES, SUB) STORE_B                            \
           "  add %[out], %[out], #32\n"                                                     \
           "  cmp %[out], %[end]\n"                                                          \
           "  bne 1b\n"                                                                      \
@@ -417,11 +423,11 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
             [i] "=&r"(i)                                                                   \
           : [co] "r"(co), [aux] "r"(aux), [end] "r"(end)                                   \
           : "cc", "memory")
-#define QUAD_ORDERS(LANES)                                                                  \
+#define QUAD_ORDERS(LANES, SUB)                                                             \
   if (by_pair)                                                                              \
-    QUAD_GROUPS_ASM(LANES, QUAD_PAIR_A, QUAD_PAIR_B);                                       \
+    QUAD_GROUPS_ASM(LANES, SUB, QUAD_PAIR_A, QUAD_PAIR_B);                                  \
   else                                                                                      \
-    QUAD_GROUPS_ASM(LANES, QUAD_LANE_A, QUAD_LANE_B)
+    QUAD_GROUPS_ASM(LANES, SUB, QUAD_LANE_A, QUAD_LANE_B)
 /* `full` groups of four rows of four bytes at d (co bytes apart) into the eight words each
  * at out, by pair or by lane (quad_words): dy (masked: the nibbles from the bytes at mb, co
  * / 8 apart, `shift` their bit) or the saved input (`zp`: less its zero point zps). Each
@@ -436,13 +442,13 @@ static inline __attribute__((always_inline)) void quad_groups(tt_dsp_word *out,
   uint32_t a, b, c, e, f, g, h, i;
   const uint32_t aux = zp ? zps : (uint32_t)(uintptr_t)bias_mask_lanes;
   if (zp) {
-    QUAD_ORDERS(QUAD_ZP);
+    QUAD_ORDERS(QUAD_NONE, QUAD_SUB_ZP);
   } else if (!masked) {
-    QUAD_ORDERS(QUAD_NONE);
+    QUAD_ORDERS(QUAD_NONE, QUAD_SUB_NONE);
   } else if (shift) {
-    QUAD_ORDERS(QUAD_LSR4);
+    QUAD_ORDERS(QUAD_LSR4, QUAD_SUB_NONE);
   } else {
-    QUAD_ORDERS(QUAD_AND15);
+    QUAD_ORDERS(QUAD_AND15, QUAD_SUB_NONE);
   }
 }
 #undef QUAD_ORDERS
@@ -454,7 +460,8 @@ static inline __attribute__((always_inline)) void quad_groups(tt_dsp_word *out,
 #undef QUAD_ROWS2
 #undef QUAD_LSR4
 #undef QUAD_AND15
-#undef QUAD_ZP
+#undef QUAD_SUB_ZP
+#undef QUAD_SUB_NONE
 #undef QUAD_MASK
 #undef QUAD_NIB4
 #undef QUAD_NIB15
@@ -472,10 +479,10 @@ static inline __attribute__((always_inline)) void columns_groups(tt_dsp_word *ou
   const int32_t full = rows >> 2, rest = rows & 3;
   const tt_dsp_word *const end = out + 8 * full;
 #if TT_DSP_ASM_ALL_REGS
-  if (masked) {                    /* (co a multiple of 8, mstep co / 8) */
-    if (full > 0) quad_groups(out, d, mb, full, co, 0, 1, shift, 0, 0);
+  {                                /* (masked: co a multiple of 8, mstep co / 8) */
+    if (full > 0) quad_groups(out, d, mb, full, co, 0, masked, shift, 0, 0);
     out += 8 * full, d += 4 * full * co, mb += 4 * full * mstep;
-  } else        /* (gcc's C without a mask: 28 instructions a group, the assembly's 30) */
+  }
 #endif
   for (; out != end; out += 8, d += 4 * co, mb += 4 * mstep)
     quad_words(out, column_word(d, mb, masked, shift, 1),
@@ -868,19 +875,25 @@ static inline __attribute__((always_inline)) void wbig_tile(const tt_dsp_word *x
 #endif
 }
 
-/* wbig_tile on the sums in memory, ra[0..3] (column a) and rb[0..3] (column b): loaded and
- * stored by LDRD/STRD inside the assembly, the row pointers read from the stack (gcc's loads
- * and stores around the loop took about 35 instructions a tile, against the 188 of a chunk
- * of 32 positions). */
+/* wbig_tile over `tiles` whole tiles one after another (tiles 4 pairs words apart, from xs)
+ * on the sums in memory, ra[4 i .. 4 i + 3] (column a) and rb[..] (column b) for tile i:
+ * loaded and stored by LDRD/STRD inside the assembly, the row pointers, the region's start
+ * and end and the tiles' end read from the stack (all fourteen registers are the loop's).
+ * About 18 instructions a tile besides its loop, where gcc's loop over the tiles around one
+ * tile's assembly took 36 (against a tile's 47 a trip of four pairs: 0.07 a MAC at 64
+ * positions). */
 static inline __attribute__((always_inline)) void wbig_tile_rows(const tt_dsp_word *xs,
                                                                  const tt_dsp_word *ds,
                                                                  int32_t pairs,
                                                                  tt_dsp_word *ra,
-                                                                 tt_dsp_word *rb) {
+                                                                 tt_dsp_word *rb,
+                                                                 int32_t tiles) {
 #if TT_DSP_ASM_ALL_REGS
-  const tt_dsp_word *const end = ds + 4 * pairs;
+  const tt_dsp_word *const end = ds + 4 * pairs, *const ds0 = ds;
+  const tt_dsp_word *const xend = xs + 4 * pairs * tiles;
   uint32_t d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3;
   __asm__ volatile(
+    "2:\n\t"
     "ldr %[x0], %[ra]\n\t"
     "ldr %[x1], %[rb]\n\t"
     "ldrd %[a0], %[a1], [%[x0]]\n\t"
@@ -893,31 +906,39 @@ static inline __attribute__((always_inline)) void wbig_tile_rows(const tt_dsp_wo
     "bne 1b\n\t"
     "ldr %[x0], %[ra]\n\t"
     "ldr %[x1], %[rb]\n\t"
-    "strd %[a0], %[a1], [%[x0]]\n\t"
     "strd %[a2], %[a3], [%[x0], #8]\n\t"
-    "strd %[b0], %[b1], [%[x1]]\n\t"
-    "strd %[b2], %[b3], [%[x1], #8]"
+    "strd %[a0], %[a1], [%[x0]], #16\n\t"
+    "str %[x0], %[ra]\n\t"
+    "strd %[b2], %[b3], [%[x1], #8]\n\t"
+    "strd %[b0], %[b1], [%[x1]], #16\n\t"
+    "str %[x1], %[rb]\n\t"
+    "ldr %[ds], %[ds0]\n\t"
+    "ldr %[x0], %[xend]\n\t"
+    "cmp %[xs], %[x0]\n\t"
+    "bne 2b"
     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [b0] "=&r"(b0),
       [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3), [ds] "+r"(ds), [xs] "+r"(xs),
-      [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0), [x1] "=&r"(x1)
-    : [end] "m"(end), [ra] "m"(ra), [rb] "m"(rb)
+      [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0), [x1] "=&r"(x1), [ra] "+m"(ra),
+      [rb] "+m"(rb)
+    : [end] "m"(end), [ds0] "m"(ds0), [xend] "m"(xend)
     : "cc", "memory");
 #else
-  int32_t t[8];
-  for (int32_t j = 0; j < 4; ++j) t[j] = (int32_t)ra[j], t[4 + j] = (int32_t)rb[j];
-  wbig_tile(xs, ds, pairs, t);
-  for (int32_t j = 0; j < 4; ++j) ra[j] = (uint32_t)t[j], rb[j] = (uint32_t)t[4 + j];
+  for (int32_t i = 0; i < tiles; ++i, xs += 4 * pairs, ra += 4, rb += 4) {
+    int32_t t[8];
+    for (int32_t j = 0; j < 4; ++j) t[j] = (int32_t)ra[j], t[4 + j] = (int32_t)rb[j];
+    wbig_tile(xs, ds, pairs, t);
+    for (int32_t j = 0; j < 4; ++j) ra[j] = (uint32_t)t[j], rb[j] = (uint32_t)t[4 + j];
+  }
 #endif
 }
 #undef WBIG_PAIR
 
 /* The tiles of one chunk and four output channels o0 .. (< co): acc rows o (stride
- * acc_stride) += the tiles' sums of channels 0 .. cb - 1 over the chunk's first `used`
- * pairs (tiles and regions `pairs` pairs apart). */
+ * acc_stride) += the tiles' sums of channels 0 .. cb - 1 over the chunk's `used` pairs
+ * (tiles `used` pairs apart: wbig_stage_x's layout of the chunk). */
 static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *xs,
                                                              const tt_dsp_word *ds,
-                                                             int32_t pairs, int32_t used,
-                                                             int32_t cb,
+                                                             int32_t used, int32_t cb,
                                                              int32_t co, int32_t o0,
                                                              tt_dsp_word *acc,
                                                              int32_t acc_stride) {
@@ -925,13 +946,15 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
     tt_dsp_word *ra = acc + (o0 + h) * acc_stride, *rb = ra + acc_stride;
     const int both = o0 + h + 1 < co;
     const tt_dsp_word *x = xs;
-    for (int32_t c = 0; c < cb; c += 4, x += 4 * pairs) {
+    int32_t c = 0;
+    if (both && cb >= 4) {
+      c = cb & ~3;
+      wbig_tile_rows(x, ds, used, ra, rb, c >> 2);
+      x += 4 * used * (c >> 2);
+    }
+    for (; c < cb; c += 4, x += 4 * used) {              /* a partial tile: sums apart */
       int32_t t[8];
-      if (c + 4 <= cb && both) {
-        wbig_tile_rows(x, ds, used, ra + c, rb + c);
-        continue;
-      }
-      for (int32_t j = 0; j < 8; ++j) t[j] = 0;            /* a partial tile: sums apart */
+      for (int32_t j = 0; j < 8; ++j) t[j] = 0;
       wbig_tile(x, ds, used, t);
       for (int32_t j = 0; j < 4 && c + j < cb; ++j) {
         ra[c + j] += (uint32_t)t[j];
@@ -954,11 +977,56 @@ TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t 
     const int32_t np = rows - p0 < chunk ? rows - p0 : chunk;
     /* the last chunk's pairs rounded up to the loop's trip, not to the whole chunk */
     const int32_t used = ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
-    wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, pairs);
+    wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, used);       /* tiles `used` apart */
     for (int32_t o0 = 0; o0 < co; o0 += 4) {
       wbig_stage_dy(ds, dy, mask, co, o0, p0, np, used);
-      wbig_tiles(xs, ds, pairs, used, cb, co, o0, acc, acc_stride);
+      wbig_tiles(xs, ds, used, cb, co, o0, acc, acc_stride);
     }
+  }
+}
+
+void tt_dsp_zero_words(tt_dsp_word *p, int32_t n) {
+  /* four STRDs of one zero register a trip (6 instructions for 8 words where newlib's
+   * memset took about 14: 0.03 a MAC at 64 positions, 0.2 at 9) */
+  tt_dsp_word *const end = p + (n & ~7);
+  const uint32_t z = 0u;
+  for (; p != end; p += 8) {
+    tt_dsp_strd(p, z, z), tt_dsp_strd(p + 2, z, z);
+    tt_dsp_strd(p + 4, z, z), tt_dsp_strd(p + 6, z, z);
+  }
+  for (int32_t i = 0; i < (n & 7); ++i) p[i] = 0u;
+}
+
+void tt_dsp_sums_to_floats(float *dw, int32_t n, float unit) {
+  int32_t i = 0;
+#if TT_DSP_ASM_ALL_REGS && defined(__ARM_FP) && (__ARM_FP & 4)
+  /* eight a trip: one VLDM, eight VCVTs, eight VMULs, one VSTM (21 instructions with the
+   * loop where gcc's loop of one took 7 a weight: 0.11 a MAC at 64 positions) */
+  float *p = dw, *const end = dw + (n & ~7);
+  if (p != end)
+    __asm__ volatile(
+      "1:\n\t"
+      "vldmia %[p], {s0-s7}\n\t"
+      "vcvt.f32.s32 s0, s0\n\tvcvt.f32.s32 s1, s1\n\t"
+      "vcvt.f32.s32 s2, s2\n\tvcvt.f32.s32 s3, s3\n\t"
+      "vcvt.f32.s32 s4, s4\n\tvcvt.f32.s32 s5, s5\n\t"
+      "vcvt.f32.s32 s6, s6\n\tvcvt.f32.s32 s7, s7\n\t"
+      "vmul.f32 s0, s0, %[u]\n\tvmul.f32 s1, s1, %[u]\n\t"
+      "vmul.f32 s2, s2, %[u]\n\tvmul.f32 s3, s3, %[u]\n\t"
+      "vmul.f32 s4, s4, %[u]\n\tvmul.f32 s5, s5, %[u]\n\t"
+      "vmul.f32 s6, s6, %[u]\n\tvmul.f32 s7, s7, %[u]\n\t"
+      "vstmia %[p]!, {s0-s7}\n\t"
+      "cmp %[p], %[end]\n\t"
+      "bne 1b"
+      : [p] "+r"(p)
+      : [end] "r"(end), [u] "t"(unit)
+      : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "cc", "memory");
+  i = n & ~7;
+#endif
+  for (; i < n; ++i) {
+    int32_t t;
+    memcpy(&t, dw + i, sizeof t);
+    dw[i] = (float)t * unit;
   }
 }
 
