@@ -197,6 +197,11 @@ WEIGHT_GRAD_SHAPES = [
     (1, 10, 10, 6, 7, 7, 1, 3, 3, 0),         # 7x7/1: 4 + 3 taps
     (1, 7, 12, 4, 3, 3, 3, 1, 1, 0),          # stride 3: three phases of one tap, ow 4
     (1, 9, 20, 4, 8, 8, 2, 3, 3, 0),          # 8x8/2 (two phases of four taps), ow 9
+    # 4x4/2 in bands of 2 dy rows (the staging _stage_bytes asks for holds 1: the lane
+    # walk): wg_sums_22's assembly loop, ow 33 (an odd pair after it) and 32, c 6 (a block
+    # of 4 and one of 2)
+    (1, 9, 66, 8, 4, 4, 2, 1, 1, 4000),
+    (1, 10, 64, 6, 4, 4, 2, 1, 1, 4000),
 ]
 
 

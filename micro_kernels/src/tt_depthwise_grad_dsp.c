@@ -2021,6 +2021,15 @@ static void wg_stage_rows(const int8_t *src, const uint8_t *mask, int32_t i0, in
     if (N > 3) A3 = __smladx(dv, wg_cross(u2, u1), A3);                                    \
   } while (0)
 
+/* 1 where wg_sums' functions get all fourteen registers (compiled as at -O2, without the
+ * frame pointer: TT_DSP_ASM_FN); at -Os gcc cannot give its two-phase loop fourteen
+ * ("impossible constraints") and the C loop runs, with the same bits */
+#if TT_DSP_ASM_ALL_REGS && defined(__GNUC__) && !defined(__clang__) && !defined(__OPTIMIZE_SIZE__)
+#define WG_ASM14 1
+#else
+#define WG_ASM14 0
+#endif
+
 /* For channels [0, nc) (cs words apart in the staging, 1 apart in t): the sums of NA <= 4
  * consecutive taps of a phase (t[j tstride], j < NA: tap j reads the x row, x, j positions
  * further) and of NB <= 2 taps of a second phase (its x row y words after x; its taps at
@@ -2067,6 +2076,64 @@ static inline __attribute__((always_inline)) void wg_sums(
             : [end] "r"(end)
             : "cc", "memory");
         xp = xq - 1;
+      }
+      if (NA == 2 && (NB == 1 || (NB == 2 && WG_ASM14)) && dp != end) {
+        /* both phases of a stride-2 kernel, two pairs a trip in 19 instructions (NB 2; gcc's
+         * C: 29, its 15 live values spilled) or 15 (NB 1): each PKHBT overwrites the x word
+         * it no longer needs, so that 14 registers hold the loop */
+        const tt_dsp_word *xq = xp + 1, *yq = NB > 1 ? yp + 1 : yp;
+        uint32_t d0, d1, t1, t2;
+        if (NB > 1 && WG_ASM14)
+          __asm__ volatile(
+              "1:\n\t"
+              "ldrd %[d0], %[d1], [%[dp]], #8\n\t"
+              "ldrd %[t1], %[t2], [%[xq]], #8\n\t"
+              "smlad %[a0], %[d0], %[w0], %[a0]\n\t"
+              "pkhbt %[w0], %[t1], %[w0]\n\t"
+              "smladx %[a1], %[d0], %[w0], %[a1]\n\t"
+              "smlad %[a0], %[d1], %[t1], %[a0]\n\t"
+              "pkhbt %[t1], %[t2], %[t1]\n\t"
+              "smladx %[a1], %[d1], %[t1], %[a1]\n\t"
+              "mov %[w0], %[t2]\n\t"
+              "ldrd %[t1], %[t2], [%[yq]], #8\n\t"
+              "smlad %[b0], %[d0], %[v0], %[b0]\n\t"
+              "pkhbt %[v0], %[t1], %[v0]\n\t"
+              "smladx %[b1], %[d0], %[v0], %[b1]\n\t"
+              "smlad %[b0], %[d1], %[t1], %[b0]\n\t"
+              "pkhbt %[t1], %[t2], %[t1]\n\t"
+              "smladx %[b1], %[d1], %[t1], %[b1]\n\t"
+              "mov %[v0], %[t2]\n\t"
+              "cmp %[dp], %[end]\n\t"
+              "bne 1b"
+              : [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1), [w0] "+r"(w0),
+                [v0] "+r"(v0), [dp] "+r"(dp), [xq] "+r"(xq), [yq] "+r"(yq), [d0] "=&r"(d0),
+                [d1] "=&r"(d1), [t1] "=&r"(t1), [t2] "=&r"(t2)
+              : [end] "r"(end)
+              : "cc", "memory");
+        else
+          __asm__ volatile(
+              "1:\n\t"
+              "ldrd %[d0], %[d1], [%[dp]], #8\n\t"
+              "ldrd %[t1], %[t2], [%[xq]], #8\n\t"
+              "smlad %[a0], %[d0], %[w0], %[a0]\n\t"
+              "pkhbt %[w0], %[t1], %[w0]\n\t"
+              "smladx %[a1], %[d0], %[w0], %[a1]\n\t"
+              "smlad %[a0], %[d1], %[t1], %[a0]\n\t"
+              "pkhbt %[t1], %[t2], %[t1]\n\t"
+              "smladx %[a1], %[d1], %[t1], %[a1]\n\t"
+              "mov %[w0], %[t2]\n\t"
+              "ldrd %[t1], %[t2], [%[yq]], #8\n\t"
+              "smlad %[b0], %[d0], %[t1], %[b0]\n\t"
+              "smlad %[b0], %[d1], %[t2], %[b0]\n\t"
+              "cmp %[dp], %[end]\n\t"
+              "bne 1b"
+              : [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [w0] "+r"(w0), [dp] "+r"(dp),
+                [xq] "+r"(xq), [yq] "+r"(yq), [d0] "=&r"(d0), [d1] "=&r"(d1), [t1] "=&r"(t1),
+                [t2] "=&r"(t2)
+              : [end] "r"(end)
+              : "cc", "memory");
+        xp = xq - 1;
+        yp = NB > 1 ? yq - 1 : yq;
       }
 #endif
       for (; dp != end; dp += 2, xp += 2, yp += 2) {
