@@ -1755,10 +1755,11 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   if (r == 0) {
     /* every position in keep->a0 (a one pass): the walks other than walk3 (whose pairs
      * track it as they store, about 2.5 instructions an element) find the largest
-     * magnitude no faster than one scan of it after them (4.5 an element) */
+     * magnitude no faster than the caller's scan of it after them (4.5 an element): left
+     * to it (UINT32_MAX, no magnitude's: the sums are below 2^31) */
     const int scan = amax != 0 && keep != 0 && p0 == 0 && keep->n0 >= p1 && !dw3_layer(&a);
     kept_walk(&a, nb, stage_mem, stage_bytes & ~7, p0, p1, keep, scan ? 0 : amax);
-    if (scan) *amax = tt_largest_magnitude(keep->a0, p1 * c, 0u);
+    if (scan) *amax = UINT32_MAX;
     return 1;
   }
   /* stochastic rounding over more than one block: each position's stream state after a
