@@ -1162,8 +1162,8 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
 /* Registers: r0-r5 a channel's F01 and F12 of slots 0-2 (one LDM), r6 its triplets, r7 the
  * largest magnitude so far (T), r8 the column stride, r9 and r10 the two columns' sums,
  * r11 and lr the loaded words, r12 the output. The frame: [sp] the weights' pointer, +4
- * pair_bytes, +8 entry, +12 out_step, +16 channels left, +20 the row's end, +24 the
- * arguments. The pairs run four a loop, entered at `entry` (TBB), so that the loop's test
+ * pair_bytes, +8 entry, +12 out_step, +16 the output's end (channel `channels`' column 0:
+ * r12 after the last channel), +20 the row's end, +24 the arguments. The pairs run four a loop, entered at `entry` (TBB), so that the loop's test
  * is once per four pairs. The largest magnitude: v ^ (v >> 31) is |v| or |v| - 1, so where
  * the OR of the two columns' is below T neither raises T (5 instructions a pair, against
  * about 9 for a scan of the stored pair: tt_largest_magnitude's 4.5 an element); else the
@@ -1216,6 +1216,7 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
           "  sub sp, sp, #32\n"                                                             \
           "  str r0, [sp, #24]\n"                                                           \
           "  ldm r0, {r1-r9}\n"                                                             \
+          "  add r8, r3, r8, lsl #2\n"                                                      \
           "  stm sp, {r1, r5, r6, r7, r8}\n"                                                \
           "  mov r12, r3\n"                                                                 \
           "  mov r8, r4\n"                                                                  \
@@ -1242,8 +1243,7 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
           "  ldr r11, [sp, #12]\n"                                                          \
           "  add r12, r12, r11\n"                                                           \
           "  ldr r11, [sp, #16]\n"                                                          \
-          "  subs r11, r11, #1\n"                                                           \
-          "  str r11, [sp, #16]\n"                                                          \
+          "  cmp r12, r11\n"                                                                \
           "  bne 3b\n"                                                                      \
           "  ldr r11, [sp, #24]\n"                                                          \
           "  str r7, [r11, #32]\n"                                                          \
@@ -1401,19 +1401,23 @@ static __attribute__((noinline)) void dw3_stage_edge(const dw_layer *a, int32_t 
 }
 
 /* dy row oy of image b (zeros where oy is outside the map) for channels [ch0, ch0 + nc)
- * into a slot at o (channel k's word m at o + k cs + m ws: walk2's rows one after the
- * other, walk3's interleaved): word m holds dy columns 2m - L and 2m - L + 1 (zero outside
- * [0, ow)), masked. */
+ * into a slot at o, word m of channel k at o + (k words + m) ws (ws 1: walk2's rows one
+ * after the other; 3: walk3's, interleaved): word m holds dy columns 2m - L and 2m - L + 1
+ * (zero outside [0, ow)), masked. */
 static __attribute__((noinline)) void dw3_stage_row(const dw_layer *a, int32_t b, int32_t oy,
                                                     int32_t ch0, int32_t nc, int32_t words,
-                                                    int32_t cs, int32_t ws, int32_t L,
-                                                    tt_dsp_word *o) {
+                                                    int32_t ws, int32_t L, tt_dsp_word *o) {
+  const int32_t cs = words * ws;
   if (oy < 0 || oy >= a->oh) {
-    if (ws == 1 && cs == words)
-      zero_words(o, nc * words);
-    else
-      for (int32_t k = 0; k < nc; ++k)
-        for (int32_t m = 0; m < words; ++m) o[k * cs + m * ws] = 0;
+    /* the slot's words are one stride apart: two a step (walk3's top and bottom rows were
+     * 5 instructions a word one by one) */
+    tt_dsp_word *p = o, *const end = o + nc * cs;
+    if ((nc * words) & 1) *p = 0, p += ws;
+    for (; p != end; p += 2 * ws) {
+      __asm__("" : "+r"(p));
+      p[0] = 0;
+      p[ws] = 0;
+    }
     return;
   }
   const int32_t c = a->c, ow = a->ow, base = (b * a->oh + oy) * ow * c + ch0;
@@ -1498,7 +1502,7 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
         for (int32_t ky = 0; ky < 3; ++ky) {
           const int32_t oy = iy + a->pad_top - ky, slot = ((oy % 3) + 3) % 3;
           if (tag[slot] != oy) {
-            dw3_stage_row(a, b, oy, ch0, nc, words, 3 * words, 3, L, ring + slot);
+            dw3_stage_row(a, b, oy, ch0, nc, words, 3, L, ring + slot);
             tag[slot] = oy;
           }
         }
@@ -1657,7 +1661,7 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
           const int32_t oy = y - j, slot = oy & 1;
           tt_dsp_word *const rows = ring + slot * per * words;
           if (tag[slot] != oy) {
-            dw3_stage_row(a, b, oy, ch0, nc, words, words, 1, 1, rows);
+            dw3_stage_row(a, b, oy, ch0, nc, words, 1, 1, rows);
             tag[slot] = oy;
           }
           d[j] = (const int16_t *)(const void *)rows + x0;
