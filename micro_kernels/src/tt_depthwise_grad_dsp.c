@@ -1449,21 +1449,24 @@ static __attribute__((noinline)) void dw3_stage_row(const dw_layer *a, int32_t b
  * holds dy row oy = q - s (mod 3), whose tap row is ky = q - s (mod 3): the six words from
  * word 2 (2 - q) are the slots' weights in order. */
 static void dw3_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp_word *o) {
-  const int32_t c = a->c;
-  for (int32_t k = 0; k < nc; ++k, o += 10) {
-    const int32_t ch = ch0 + k, mu = a->mult[ch];
-    const int8_t *w = a->w + ch;
-    for (int32_t ky = 0; ky < 3; ++ky, w += 3 * c) {
-      const uint32_t f0 = (uint32_t)(w[2 * c] * mu), f1 = (uint32_t)(w[c] * mu),
-                     f2 = (uint32_t)(w[0] * mu);
-      const uint32_t f01 = tt_dsp_low_halves(f0, f1), f12 = tt_dsp_low_halves(f1, f2);
-      o[4 - 2 * ky] = f01;
-      o[5 - 2 * ky] = f12;
-      if (ky > 0) {
-        o[10 - 2 * ky] = f01;
-        o[11 - 2 * ky] = f12;
-      }
-    }
+  const int32_t c = a->c, c2 = 2 * a->c;
+  const int8_t *w0 = a->w + ch0, *w1 = w0 + 3 * c, *w2 = w0 + 6 * c;
+  const int16_t *m = a->mult + ch0;
+  for (tt_dsp_word *const end = o + 10 * nc; o != end; o += 10) {
+    const uint32_t mu = (uint32_t)*m++;
+    /* straight-line, a pointer a tap row (the loop over tap rows with its copies: about
+     * 55 instructions a channel, 0.17 a MAC at 6x6) */
+    const uint32_t t0 = (uint32_t)w0[0] * mu, t1 = (uint32_t)w0[c] * mu,
+                   t2 = (uint32_t)w0[c2] * mu, t3 = (uint32_t)w1[0] * mu,
+                   t4 = (uint32_t)w1[c] * mu, t5 = (uint32_t)w1[c2] * mu,
+                   t6 = (uint32_t)w2[0] * mu, t7 = (uint32_t)w2[c] * mu,
+                   t8 = (uint32_t)w2[c2] * mu;
+    ++w0, ++w1, ++w2;
+    const uint32_t r2a = tt_dsp_low_halves(t8, t7), r2b = tt_dsp_low_halves(t7, t6);
+    const uint32_t r1a = tt_dsp_low_halves(t5, t4), r1b = tt_dsp_low_halves(t4, t3);
+    o[0] = r2a, o[1] = r2b, o[2] = r1a, o[3] = r1b;
+    o[4] = tt_dsp_low_halves(t2, t1), o[5] = tt_dsp_low_halves(t1, t0);
+    o[6] = r2a, o[7] = r2b, o[8] = r1a, o[9] = r1b;
   }
 }
 
