@@ -1167,8 +1167,9 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
  * is once per four pairs. The largest magnitude: v ^ (v >> 31) is |v| or |v| - 1, so where
  * the OR of the two columns' is below T neither raises T (5 instructions a pair, against
  * about 9 for a scan of the stored pair: tt_largest_magnitude's 4.5 an element); else the
- * exact magnitudes (8:, called). */
-#define DW3_PAIR                                                                            \
+ * exact magnitudes (8:, called from the pair's stub 4N:, which returns to 5N:, so that the
+ * common case is one branch not taken, not an IT and a BL). */
+#define DW3_PAIR(N)                                                                         \
   "  ldrd r11, lr, [r6], #12\n"                                                             \
   "  smuad r9, r11, r0\n"                                                                   \
   "  smultb r10, r11, r0\n"                                                                 \
@@ -1188,8 +1189,8 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
   "  eor lr, r10, r10, asr #31\n"                                                           \
   "  orr r11, r11, lr\n"                                                                    \
   "  cmp r11, r7\n"                                                                         \
-  "  it hs\n"                                                                               \
-  "  blhs 8f\n"                                                                             \
+  "  bhs 4" N "f\n"                                                                         \
+  "5" N ":\n"                                                                               \
   "  str r9, [r12]\n"                                                                       \
   "  str r10, [r12, r8]\n"                                                                  \
   "  add r12, r12, r8, lsl #1\n"
@@ -1235,7 +1236,8 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
           "9:\n"                                                                            \
           "  .byte (10f - 9b) / 2, (11f - 9b) / 2, (12f - 9b) / 2, (13f - 9b) / 2\n"        \
           "  .p2align 1\n"                                                                  \
-          "10:\n" DW3_PAIR "11:\n" DW3_PAIR "12:\n" DW3_PAIR "13:\n" DW3_PAIR               \
+          "10:\n" DW3_PAIR("1") "11:\n" DW3_PAIR("2") "12:\n" DW3_PAIR("3")                   \
+          "13:\n" DW3_PAIR("4")                                                              \
           "  ldr r11, [sp, #20]\n"                                                          \
           "  cmp r6, r11\n"                                                                 \
           "  bne 10b\n"                                                                     \
@@ -1249,6 +1251,10 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
           "  str r7, [r11, #32]\n"                                                          \
           "  add sp, sp, #32\n"                                                             \
           "  pop {r4-r11, pc}\n"                                                            \
+          "41:\n  bl 8f\n  b 51b\n"                                                         \
+          "42:\n  bl 8f\n  b 52b\n"                                                         \
+          "43:\n  bl 8f\n  b 53b\n"                                                         \
+          "44:\n  bl 8f\n  b 54b\n"                                                         \
           "8:\n"                                                                            \
           "  eor r11, r9, r9, asr #31\n"                                                    \
           "  sub r11, r11, r9, asr #31\n"                                                   \
