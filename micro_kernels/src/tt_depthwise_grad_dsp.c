@@ -1475,8 +1475,8 @@ static void dw3_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp
   const int16_t *m = a->mult + ch0;
   for (tt_dsp_word *const end = o + 10 * nc; o != end; o += 10) {
     const uint32_t mu = (uint32_t)*m++;
-    /* straight-line, a pointer a tap row (the loop over tap rows with its copies: about
-     * 55 instructions a channel, 0.17 a MAC at 6x6) */
+    /* straight-line, a pointer a tap row (49 instructions a channel; the loop over tap
+     * rows with its copies about 55) */
     const uint32_t t0 = (uint32_t)w0[0] * mu, t1 = (uint32_t)w0[c] * mu,
                    t2 = (uint32_t)w0[c2] * mu, t3 = (uint32_t)w1[0] * mu,
                    t4 = (uint32_t)w1[c] * mu, t5 = (uint32_t)w1[c2] * mu,
