@@ -1139,104 +1139,140 @@ static __attribute__((noinline)) int prune_walk(const dw_layer *a, int32_t nb,
  * for 6 MACs, with the two stores 19 instructions for 18 MACs. The same exact int32 sums
  * (tt_kernels.h bounds them below 2^31), in another order. */
 
-/* The arguments of tt_dsp_dw3_input_pairs_even/_odd (offsets for the assembly). The
- * staged dy rows of consecutive channels follow each other (words a row): after a
- * channel's pairs its rows' pointers are one word (even wd) or two (odd: the last single
- * column's) before the next channel's. */
+/* The arguments of tt_dsp_dw3_input_pairs_even/_odd (offsets for the assembly). A
+ * channel's three staged dy rows are interleaved word by word, triplet m = words 3m .. 3m + 2
+ * = word m of ring slots 0, 1, 2 (dy row oy in slot oy mod 3), so that one pointer with
+ * immediate offsets reads all three and a register is free for the largest magnitude; the
+ * weights come in the slots' order (this dx row's rotation of the tap rows). The channels'
+ * triplets follow each other: after a channel's pairs its pointer is one triplet (even wd)
+ * or two (odd: the last single column's) before the next channel's. */
 typedef struct {
-  const tt_dsp_word *w;      /*  0: channel 0's six weight words, the next at +24 B */
-  const tt_dsp_word *d0;     /*  4: channel 0's staged dy row of tap row 0, word 0 */
-  const tt_dsp_word *d1;     /*  8: ... of tap row 1 */
-  const tt_dsp_word *d2;     /* 12: ... of tap row 2 */
-  int32_t *out;              /* 16: channel 0's accumulator at dx column 0 */
-  int32_t stride;            /* 20: bytes from a column's accumulators to the next's (4 c) */
-  int32_t pair_bytes;        /* 24: 4 x the column pairs (>= 1): a row pointer's run */
-  int32_t entry;             /* 28: (4 - pairs mod 4) mod 4, the first of 4 steps run */
-  int32_t out_step;          /* 32: bytes from a channel's out after its columns to the next's */
-  int32_t channels;          /* 36: > 0 */
+  const tt_dsp_word *w;      /*  0: channel 0's six weight words, slot by slot; the next +40 B */
+  const tt_dsp_word *d;      /*  4: channel 0's triplet 0 */
+  int32_t *out;              /*  8: channel 0's accumulator at dx column 0 */
+  int32_t stride;            /* 12: bytes from a column's accumulators to the next's (4 c) */
+  int32_t pair_bytes;        /* 16: 12 x the column pairs (>= 1): the pointer's run */
+  int32_t entry;             /* 20: (4 - pairs mod 4) mod 4, the first of 4 steps run */
+  int32_t out_step;          /* 24: bytes from a channel's out after its columns to the next's */
+  int32_t channels;          /* 28: > 0 */
+  uint32_t top;              /* 32: in: a largest magnitude; out: with every sum stored */
 } dw3_pairs_args;
-typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, channels) == 36 ? 1 : -1];
+typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
 
-/* Registers: r0-r5 a channel's F01 and F12 of tap rows 0-2 (one LDM), r6-r8 its three dy
- * rows, r9 and r10 the two columns' sums, r11 and lr the loaded words, r12 the output. The
- * frame: [sp] the weights' pointer, +4 the column stride, +8 pair_bytes, +12 entry, +16
- * out_step, +20 channels left, +24 the row's end. The pairs run four a loop, entered at
- * `entry` (TBB), so that the loop's test is once per four pairs. */
-#define DW3_ROW(d, f01, f12, FIRST)                                                         \
-  "  ldrd r11, lr, [" d "], #4\n"                                                           \
-  FIRST("smuad r9, r11, " f01, "smlad r9, r11, " f01 ", r9")                               \
-  FIRST("smultb r10, r11, " f01, "smlatb r10, r11, " f01 ", r10")                          \
-  "  smlabt r9, lr, " f12 ", r9\n"                                                          \
-  "  smlad r10, lr, " f12 ", r10\n"
-#define DW3_SET(a, b) "  " a "\n"
-#define DW3_ADD(a, b) "  " b "\n"
-#define DW3_PAIR                                                                            \
-  DW3_ROW("r6", "r0", "r1", DW3_SET)                                                        \
-  DW3_ROW("r7", "r2", "r3", DW3_ADD)                                                        \
-  DW3_ROW("r8", "r4", "r5", DW3_ADD)                                                        \
-  "  ldr r11, [sp, #4]\n"                                                                   \
+/* Registers: r0-r5 a channel's F01 and F12 of slots 0-2 (one LDM), r6 its triplets, r7 the
+ * largest magnitude so far (T), r8 the column stride, r9 and r10 the two columns' sums,
+ * r11 and lr the loaded words, r12 the output. The frame: [sp] the weights' pointer, +4
+ * pair_bytes, +8 entry, +12 out_step, +16 the output's end (channel `channels`' column 0:
+ * r12 after the last channel), +20 the row's end, +24 the arguments. The pairs run four a loop, entered at `entry` (TBB), so that the loop's test
+ * is once per four pairs. The largest magnitude: v ^ (v >> 31) is |v| or |v| - 1, so where
+ * the OR of the two columns' is below T neither raises T (5 instructions a pair, against
+ * about 9 for a scan of the stored pair: tt_largest_magnitude's 4.5 an element); else the
+ * exact magnitudes (8:, called from the pair's stub 4N:, which returns to 5N:, so that the
+ * common case is one branch not taken, not an IT and a BL). */
+#define DW3_PAIR(N)                                                                         \
+  "  ldrd r11, lr, [r6], #12\n"                                                             \
+  "  smuad r9, r11, r0\n"                                                                   \
+  "  smultb r10, r11, r0\n"                                                                 \
+  "  smlad r9, lr, r2, r9\n"                                                                \
+  "  smlatb r10, lr, r2, r10\n"                                                             \
+  "  ldrd r11, lr, [r6, #-4]\n"                                                             \
+  "  smlad r9, r11, r4, r9\n"                                                               \
+  "  smlatb r10, r11, r4, r10\n"                                                            \
+  "  smlabt r9, lr, r1, r9\n"                                                               \
+  "  smlad r10, lr, r1, r10\n"                                                              \
+  "  ldrd r11, lr, [r6, #4]\n"                                                              \
+  "  smlabt r9, r11, r3, r9\n"                                                              \
+  "  smlad r10, r11, r3, r10\n"                                                             \
+  "  smlabt r9, lr, r5, r9\n"                                                               \
+  "  smlad r10, lr, r5, r10\n"                                                              \
+  "  eor r11, r9, r9, asr #31\n"                                                            \
+  "  eor lr, r10, r10, asr #31\n"                                                           \
+  "  orr r11, r11, lr\n"                                                                    \
+  "  cmp r11, r7\n"                                                                         \
+  "  bhs 4" N "f\n"                                                                         \
+  "5" N ":\n"                                                                               \
   "  str r9, [r12]\n"                                                                       \
-  "  str r10, [r12, r11]\n"                                                                 \
-  "  add r12, r12, r11, lsl #1\n"
-/* the last single column of an odd row: column 2m only, the rows' pointers on to the next
- * channel's (two words) */
-#define DW3_LAST(d, f01, f12, FIRST)                                                        \
-  "  ldrd r11, lr, [" d "], #8\n"                                                           \
-  FIRST("smuad r9, r11, " f01, "smlad r9, r11, " f01 ", r9")                               \
-  "  smlabt r9, lr, " f12 ", r9\n"
-#define DW3_EVEN_END                                                                        \
-  "  add r6, r6, #4\n"                                                                      \
-  "  add r7, r7, #4\n"                                                                      \
-  "  add r8, r8, #4\n"
+  "  str r10, [r12, r8]\n"                                                                  \
+  "  add r12, r12, r8, lsl #1\n"
+#define DW3_EVEN_END "  add r6, r6, #12\n"
+/* the last single column of an odd row (column 2m only; r10 holds a sum already counted),
+ * the pointer on to the next channel's (two triplets) */
 #define DW3_ODD_END                                                                         \
-  DW3_LAST("r6", "r0", "r1", DW3_SET)                                                       \
-  DW3_LAST("r7", "r2", "r3", DW3_ADD)                                                       \
-  DW3_LAST("r8", "r4", "r5", DW3_ADD)                                                       \
+  "  ldrd r11, lr, [r6], #24\n"                                                             \
+  "  smuad r9, r11, r0\n"                                                                   \
+  "  smlad r9, lr, r2, r9\n"                                                                \
+  "  ldrd r11, lr, [r6, #-16]\n"                                                            \
+  "  smlad r9, r11, r4, r9\n"                                                               \
+  "  smlabt r9, lr, r1, r9\n"                                                               \
+  "  ldrd r11, lr, [r6, #-8]\n"                                                             \
+  "  smlabt r9, r11, r3, r9\n"                                                              \
+  "  smlabt r9, lr, r5, r9\n"                                                               \
+  "  eor r11, r9, r9, asr #31\n"                                                            \
+  "  cmp r11, r7\n"                                                                         \
+  "  it hs\n"                                                                               \
+  "  blhs 8f\n"                                                                             \
   "  str r9, [r12]\n"
 #define DW3_PAIRS_FN(NAME, END)                                                             \
   __asm__(TT_DSP_ASM_ENTRY(NAME)                                                            \
           "  sub sp, sp, #32\n"                                                             \
-          "  ldm r0, {r1-r10}\n"                                                            \
-          "  stm sp, {r1, r6, r7, r8, r9, r10}\n"                                           \
-          "  mov r12, r5\n"                                                                 \
-          "  mov r6, r2\n"                                                                  \
-          "  mov r7, r3\n"                                                                  \
+          "  str r0, [sp, #24]\n"                                                           \
+          "  ldm r0, {r1-r9}\n"                                                             \
+          "  add r8, r3, r8, lsl #2\n"                                                      \
+          "  stm sp, {r1, r5, r6, r7, r8}\n"                                                \
+          "  mov r12, r3\n"                                                                 \
           "  mov r8, r4\n"                                                                  \
+          "  mov r7, r9\n"                                                                  \
+          "  mov r6, r2\n"                                                                  \
           "3:\n"                                                                            \
           "  ldr r11, [sp]\n"                                                               \
-          "  ldm r11!, {r0-r5}\n"                                                           \
+          "  ldm r11, {r0-r5}\n"                                                            \
+          "  add r11, r11, #40\n"                                                           \
           "  str r11, [sp]\n"                                                               \
-          "  ldr r11, [sp, #8]\n"                                                           \
+          "  ldr r11, [sp, #4]\n"                                                           \
           "  add r11, r6, r11\n"                                                            \
-          "  str r11, [sp, #24]\n"                                                          \
-          "  ldr r11, [sp, #12]\n"                                                          \
+          "  str r11, [sp, #20]\n"                                                          \
+          "  ldr r11, [sp, #8]\n"                                                           \
           "  tbb [pc, r11]\n"                                                               \
           "9:\n"                                                                            \
           "  .byte (10f - 9b) / 2, (11f - 9b) / 2, (12f - 9b) / 2, (13f - 9b) / 2\n"        \
           "  .p2align 1\n"                                                                  \
-          "10:\n" DW3_PAIR "11:\n" DW3_PAIR "12:\n" DW3_PAIR "13:\n" DW3_PAIR               \
-          "  ldr r11, [sp, #24]\n"                                                          \
+          "10:\n" DW3_PAIR("1") "11:\n" DW3_PAIR("2") "12:\n" DW3_PAIR("3")                   \
+          "13:\n" DW3_PAIR("4")                                                              \
+          "  ldr r11, [sp, #20]\n"                                                          \
           "  cmp r6, r11\n"                                                                 \
           "  bne 10b\n"                                                                     \
           END                                                                               \
-          "  ldr r11, [sp, #16]\n"                                                          \
+          "  ldr r11, [sp, #12]\n"                                                          \
           "  add r12, r12, r11\n"                                                           \
-          "  ldr r11, [sp, #20]\n"                                                          \
-          "  subs r11, r11, #1\n"                                                           \
-          "  str r11, [sp, #20]\n"                                                          \
+          "  ldr r11, [sp, #16]\n"                                                          \
+          "  cmp r12, r11\n"                                                                \
           "  bne 3b\n"                                                                      \
+          "  ldr r11, [sp, #24]\n"                                                          \
+          "  str r7, [r11, #32]\n"                                                          \
           "  add sp, sp, #32\n"                                                             \
           "  pop {r4-r11, pc}\n"                                                            \
+          "41:\n  bl 8f\n  b 51b\n"                                                         \
+          "42:\n  bl 8f\n  b 52b\n"                                                         \
+          "43:\n  bl 8f\n  b 53b\n"                                                         \
+          "44:\n  bl 8f\n  b 54b\n"                                                         \
+          "8:\n"                                                                            \
+          "  eor r11, r9, r9, asr #31\n"                                                    \
+          "  sub r11, r11, r9, asr #31\n"                                                   \
+          "  cmp r11, r7\n"                                                                 \
+          "  it hi\n"                                                                       \
+          "  movhi r7, r11\n"                                                               \
+          "  eor r11, r10, r10, asr #31\n"                                                  \
+          "  sub r11, r11, r10, asr #31\n"                                                  \
+          "  cmp r11, r7\n"                                                                 \
+          "  it hi\n"                                                                       \
+          "  movhi r7, r11\n"                                                               \
+          "  bx lr\n"                                                                       \
           "  .size " #NAME ", . - " #NAME "\n"                                              \
           "  .text\n");                                                                     \
-  void NAME(const dw3_pairs_args *a);
+  void NAME(dw3_pairs_args *a);
 DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_even, DW3_EVEN_END)
 DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_odd, DW3_ODD_END)
-#undef DW3_ROW
-#undef DW3_SET
-#undef DW3_ADD
 #undef DW3_PAIR
-#undef DW3_LAST
 #undef DW3_EVEN_END
 #undef DW3_ODD_END
 #undef DW3_PAIRS_FN
@@ -1262,8 +1298,9 @@ DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_odd, DW3_ODD_END)
  * read a word past the last column's: (wd + 1) / 2 + 1 (wd even: pairs + 1, odd: + 2). */
 static inline int32_t dw3_words(int32_t wd) { return (wd + 1) / 2 + 1; }
 
-/* Staged bytes a channel of walk3: its six weight words and three dy rows. */
-static inline int32_t dw3_channel_bytes(int32_t wd) { return 24 + 12 * dw3_words(wd); }
+/* Staged bytes a channel of walk3: its ten weight words (dw3_stage_weights) and three dy
+ * rows. */
+static inline int32_t dw3_channel_bytes(int32_t wd) { return 40 + 12 * dw3_words(wd); }
 
 /* Word m of channel rows o, o + words, ... (`lanes` of them) from the dy words v0 (column
  * 2m - L) and v1 (the next column): [D[2m], D[2m + 1]] per channel (SXTB16, PKHBT/PKHTB). */
@@ -1333,28 +1370,31 @@ static inline __attribute__((always_inline)) void dw3_stage_word(const dw_layer 
  * inside (the first's second, the last's first). The layer's fields in locals: the stores
  * (may_alias words) would make gcc reload them at every word. */
 static inline __attribute__((always_inline)) void dw3_stage_group(
-    const dw_layer *a, int32_t i0, int32_t words, int32_t L, int32_t m0, int32_t m1,
-    tt_dsp_word *o, const int32_t LANES, int32_t lanes) {
+    const dw_layer *a, int32_t i0, int32_t words, int32_t cs, int32_t ws, int32_t L, int32_t m0,
+    int32_t m1, tt_dsp_word *o, const int32_t LANES, int32_t lanes) {
   const int8_t *const dy = a->dy;
   const uint8_t *const mask = a->mask;
   const int32_t c = a->c, ow = a->ow;
   const int32_t n = LANES == 4 ? 4 : lanes;
   for (int32_t m = 0; m < m0; ++m) {
     const int32_t x = 2 * m - L + 1;
-    dw3_put(o + m, words, 0u, x >= 0 && x < ow ? dw3_dy(dy, mask, i0 + x * c, LANES, n) : 0u, n);
+    dw3_put(o + m * ws, cs, 0u, x >= 0 && x < ow ? dw3_dy(dy, mask, i0 + x * c, LANES, n) : 0u,
+            n);
   }
   for (int32_t m = m1; m < words; ++m) {
     const int32_t x = 2 * m - L;
-    dw3_put(o + m, words, x >= 0 && x < ow ? dw3_dy(dy, mask, i0 + x * c, LANES, n) : 0u, 0u, n);
+    dw3_put(o + m * ws, cs, x >= 0 && x < ow ? dw3_dy(dy, mask, i0 + x * c, LANES, n) : 0u, 0u,
+            n);
   }
   int32_t i = i0 + (2 * m0 - L) * c;
   if (LANES == 4 && mask == 0) {
     const int8_t *p = dy + i;
     for (int32_t m = m0; m < m1; ++m, p += 2 * c)
-      dw3_put(o + m, words, tt_dsp_load4(p), tt_dsp_load4(p + c), 4);
+      dw3_put(o + m * ws, cs, tt_dsp_load4(p), tt_dsp_load4(p + c), 4);
   } else
     for (int32_t m = m0; m < m1; ++m, i += 2 * c)
-      dw3_put(o + m, words, dw3_dy(dy, mask, i, LANES, n), dw3_dy(dy, mask, i + c, LANES, n), n);
+      dw3_put(o + m * ws, cs, dw3_dy(dy, mask, i, LANES, n), dw3_dy(dy, mask, i + c, LANES, n),
+              n);
 }
 
 /* dw3_stage_word of a row's edge words (at most two a row, and the words outside the map):
@@ -1363,17 +1403,42 @@ static inline __attribute__((always_inline)) void dw3_stage_group(
 static __attribute__((noinline)) void dw3_stage_edge(const dw_layer *a, int32_t i, int32_t nc,
                                                      int32_t words, tt_dsp_word *o, int in0,
                                                      int in1) {
+  if (a->mask == 0 && nc >= 4) {
+    /* unmasked: a column outside reads a zero word in place (its pointer does not move),
+     * no test a group (about 22 instructions a group with the tests, 16 without) */
+    static const int8_t zeros[4] = {0, 0, 0, 0};
+    const int8_t *p0 = in0 ? a->dy + i : zeros, *p1 = in1 ? a->dy + i + a->c : zeros;
+    const int32_t s0 = in0 ? 4 : 0, s1 = in1 ? 4 : 0, full = nc >> 2;
+    tt_dsp_word *q = o, *const end = o + 4 * words * full;
+    for (; q != end; q += 4 * words, p0 += s0, p1 += s1)
+      dw3_put(q, words, tt_dsp_load4(p0), tt_dsp_load4(p1), 4);
+    const int32_t lanes = nc - 4 * full;
+    if (lanes > 0)
+      dw3_put(q, words, in0 ? tt_dsp_load_partial(p0, lanes) : 0u,
+              in1 ? tt_dsp_load_partial(p1, lanes) : 0u, lanes);
+    return;
+  }
   dw3_stage_word(a, i, nc, words, o, in0, in1);
 }
 
 /* dy row oy of image b (zeros where oy is outside the map) for channels [ch0, ch0 + nc)
- * into walk3's slot at o (channel k's row at o + k words): word m holds dy columns 2m - L
- * and 2m - L + 1 (zero outside [0, ow)), masked. */
+ * into a slot at o, word m of channel k at o + (k words + m) ws (ws 1: walk2's rows one
+ * after the other; 3: walk3's, interleaved): word m holds dy columns 2m - L and 2m - L + 1
+ * (zero outside [0, ow)), masked. */
 static __attribute__((noinline)) void dw3_stage_row(const dw_layer *a, int32_t b, int32_t oy,
-                                                    int32_t ch0, int32_t nc,
-                          int32_t words, int32_t L, tt_dsp_word *o) {
+                                                    int32_t ch0, int32_t nc, int32_t words,
+                                                    int32_t ws, int32_t L, tt_dsp_word *o) {
+  const int32_t cs = words * ws;
   if (oy < 0 || oy >= a->oh) {
-    zero_words(o, nc * words);
+    /* the slot's words are one stride apart: two a step (walk3's top and bottom rows were
+     * 5 instructions a word one by one) */
+    tt_dsp_word *p = o, *const end = o + nc * cs;
+    if ((nc * words) & 1) *p = 0, p += ws;
+    for (; p != end; p += 2 * ws) {
+      __asm__("" : "+r"(p));
+      p[0] = 0;
+      p[ws] = 0;
+    }
     return;
   }
   const int32_t c = a->c, ow = a->ow, base = (b * a->oh + oy) * ow * c + ch0;
@@ -1383,35 +1448,46 @@ static __attribute__((noinline)) void dw3_stage_row(const dw_layer *a, int32_t b
     if (m1 > words) m1 = words;
     if (m1 < m0) m1 = m0;
     const int32_t full = nc >> 2;
-    for (int32_t g = 0; g < full; ++g, o += 4 * words)
-      dw3_stage_group(a, base + 4 * g, words, L, m0, m1, o, 4, 4);
-    if (4 * full < nc) dw3_stage_group(a, base + 4 * full, words, L, m0, m1, o, 0, nc - 4 * full);
+    for (int32_t g = 0; g < full; ++g, o += 4 * cs)
+      dw3_stage_group(a, base + 4 * g, words, cs, ws, L, m0, m1, o, 4, 4);
+    if (4 * full < nc)
+      dw3_stage_group(a, base + 4 * full, words, cs, ws, L, m0, m1, o, 0, nc - 4 * full);
     return;
   }
   for (int32_t m = 0; m < words; ++m) {
     const int32_t x = 2 * m - L, i = base + x * c;
     const int in0 = x >= 0 && x < ow, in1 = x + 1 >= 0 && x + 1 < ow;
     if (in0 && in1)
-      dw3_stage_word(a, i, nc, words, o + m, 1, 1);
+      dw3_stage_word(a, i, nc, cs, o + m * ws, 1, 1);
     else
-      dw3_stage_edge(a, i, nc, words, o + m, in0, in1);
+      dw3_stage_edge(a, i, nc, cs, o + m * ws, in0, in1);
   }
 }
 
 /* The weights of channels [ch0, ch0 + nc) times their multipliers (int16, as
- * stage_weights'), six words a channel: F01 = [F0, F1] and F12 = [F1, F2] of tap rows 0-2,
- * F[k] = w[ky][2 - k] * mult. */
+ * stage_weights'), ten words a channel: F01 = [F0, F1] and F12 = [F1, F2] (F[k] = w[ky][2 -
+ * k] * mult) of tap rows 2, 1, 0, 2, 1. Slot s of a dx row with (iy + pad_top) mod 3 = q
+ * holds dy row oy = q - s (mod 3), whose tap row is ky = q - s (mod 3): the six words from
+ * word 2 (2 - q) are the slots' weights in order. */
 static void dw3_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp_word *o) {
-  const int32_t c = a->c;
-  for (int32_t k = 0; k < nc; ++k, o += 6) {
-    const int32_t ch = ch0 + k, mu = a->mult[ch];
-    const int8_t *w = a->w + ch;
-    for (int32_t ky = 0; ky < 3; ++ky, w += 3 * c) {
-      const uint32_t f0 = (uint16_t)(int16_t)(w[2 * c] * mu), f1 = (uint16_t)(int16_t)(w[c] * mu),
-                     f2 = (uint16_t)(int16_t)(w[0] * mu);
-      o[2 * ky] = f0 | f1 << 16;
-      o[2 * ky + 1] = f1 | f2 << 16;
-    }
+  const int32_t c = a->c, c2 = 2 * a->c;
+  const int8_t *w0 = a->w + ch0, *w1 = w0 + 3 * c, *w2 = w0 + 6 * c;
+  const int16_t *m = a->mult + ch0;
+  for (tt_dsp_word *const end = o + 10 * nc; o != end; o += 10) {
+    const uint32_t mu = (uint32_t)*m++;
+    /* straight-line, a pointer a tap row (49 instructions a channel; the loop over tap
+     * rows with its copies about 55) */
+    const uint32_t t0 = (uint32_t)w0[0] * mu, t1 = (uint32_t)w0[c] * mu,
+                   t2 = (uint32_t)w0[c2] * mu, t3 = (uint32_t)w1[0] * mu,
+                   t4 = (uint32_t)w1[c] * mu, t5 = (uint32_t)w1[c2] * mu,
+                   t6 = (uint32_t)w2[0] * mu, t7 = (uint32_t)w2[c] * mu,
+                   t8 = (uint32_t)w2[c2] * mu;
+    ++w0, ++w1, ++w2;
+    const uint32_t r2a = tt_dsp_low_halves(t8, t7), r2b = tt_dsp_low_halves(t7, t6);
+    const uint32_t r1a = tt_dsp_low_halves(t5, t4), r1b = tt_dsp_low_halves(t4, t3);
+    o[0] = r2a, o[1] = r2b, o[2] = r1a, o[3] = r1b;
+    o[4] = tt_dsp_low_halves(t2, t1), o[5] = tt_dsp_low_halves(t1, t0);
+    o[6] = r2a, o[7] = r2b, o[8] = r1a, o[9] = r1b;
   }
 }
 
@@ -1435,9 +1511,9 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
   if (per < 1) return 0;
   uint32_t top = amax != 0 ? *amax : 0;
   tt_dsp_word *const wts = (tt_dsp_word *)stage_mem;
-  tt_dsp_word *const ring = wts + 6 * per;
+  tt_dsp_word *const ring = wts + 10 * per;
   const int32_t pairs = wd >> 1;
-  void (*const run)(const dw3_pairs_args *) =
+  void (*const run)(dw3_pairs_args *) =
       wd & 1 ? tt_dsp_dw3_input_pairs_odd : tt_dsp_dw3_input_pairs_even;
   for (int32_t ch0 = 0; ch0 < c; ch0 += per) {
     const int32_t nc = c - ch0 < per ? c - ch0 : per;
@@ -1447,26 +1523,20 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
       for (int32_t iy = 0; iy < a->h; ++iy) {
         const int32_t row = b * a->h + iy;
         if (row < r0 || row >= r1 || row == cut) continue;
-        const tt_dsp_word *d[3];
+        /* slot oy mod 3 of dy row oy = t - ky (t >= 0): q - ky, wrapped */
+        const int32_t t = iy + a->pad_top, q = t % 3;
         for (int32_t ky = 0; ky < 3; ++ky) {
-          const int32_t oy = iy + a->pad_top - ky, slot = ((oy % 3) + 3) % 3;
-          tt_dsp_word *const rows = ring + slot * per * words;
+          const int32_t oy = t - ky, slot = q - ky < 0 ? q - ky + 3 : q - ky;
           if (tag[slot] != oy) {
-            dw3_stage_row(a, b, oy, ch0, nc, words, L, rows);
+            dw3_stage_row(a, b, oy, ch0, nc, words, 3, L, ring + slot);
             tag[slot] = oy;
           }
-          d[ky] = rows;
         }
         int32_t *const out = tt_kept(keep, row * wd, c) + ch0;
-        const dw3_pairs_args args = {wts, d[0], d[1], d[2], out, 4 * c, 4 * pairs,
-                                     (4 - (pairs & 3)) & 3, 4 - 8 * c * pairs, nc};
+        dw3_pairs_args args = {wts + 2 * (2 - q), ring, out, 4 * c,
+                               12 * pairs, (4 - (pairs & 3)) & 3, 4 - 8 * c * pairs, nc, top};
         run(&args);
-        if (amax != 0) {
-          if (nc == c)
-            top = tt_largest_magnitude(out, wd * c, top);
-          else
-            for (int32_t ix = 0; ix < wd; ++ix) top = tt_largest_magnitude(out + ix * c, nc, top);
-        }
+        top = args.top;
       }
     }
   }
@@ -1617,7 +1687,7 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
           const int32_t oy = y - j, slot = oy & 1;
           tt_dsp_word *const rows = ring + slot * per * words;
           if (tag[slot] != oy) {
-            dw3_stage_row(a, b, oy, ch0, nc, words, 1, rows);
+            dw3_stage_row(a, b, oy, ch0, nc, words, 1, 1, rows);
             tag[slot] = oy;
           }
           d[j] = (const int16_t *)(const void *)rows + x0;
@@ -1644,13 +1714,18 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
 /* walk of kept positions [p0, p1) (no rounding, no draws): their whole rows by walk3 where
  * it takes the layer (but a row that keep->n0 cuts: its positions are in two places), the
  * others by walk. Not inlined, a small frame under walk's. */
+/* Whether walk3 takes the layer (the kept range permitting). */
+static inline int dw3_layer(const dw_layer *a) {
+  return a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->pad_left <= 2 &&
+         a->wd >= DW3_MIN_WIDTH;
+}
+
 static __attribute__((noinline)) void kept_walk(const dw_layer *a, int32_t nb, void *stage_mem,
                                                 int32_t stage_bytes, int32_t p0, int32_t p1,
                                                 const tt_keep *keep, uint32_t *amax) {
   const int32_t wd = a->wd;
   const int32_t r0 = (p0 + wd - 1) / wd, r1 = p1 / wd;
-  const int s1 = a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->pad_left <= 2 &&
-                 wd >= DW3_MIN_WIDTH;
+  const int s1 = dw3_layer(a);
   /* square kernels only: no rig test runs walk2 at 3x4 or 4x3 (review20) */
   const int s2 = (a->kh == 3 || a->kh == 4) && a->kw == a->kh && a->sh == 2 &&
                  a->sw == 2 && wd >= DW2_MIN_WIDTH;
@@ -1708,7 +1783,13 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   }
   if (amax != 0) *amax = 0;
   if (r == 0) {
-    kept_walk(&a, nb, stage_mem, stage_bytes & ~7, p0, p1, keep, amax);
+    /* every position in keep->a0 (a one pass): the walks other than walk3 (whose pairs
+     * track it as they store, about 2.5 instructions an element) find the largest
+     * magnitude no faster than the caller's scan of it after them (4.5 an element): left
+     * to it (UINT32_MAX, no magnitude's: the sums are below 2^31) */
+    const int scan = amax != 0 && keep != 0 && p0 == 0 && keep->n0 >= p1 && !dw3_layer(&a);
+    kept_walk(&a, nb, stage_mem, stage_bytes & ~7, p0, p1, keep, scan ? 0 : amax);
+    if (scan) *amax = UINT32_MAX;
     return 1;
   }
   /* stochastic rounding over more than one block: each position's stream state after a

@@ -28,7 +28,9 @@
  * the taps reading (iy, ix) of dy[b, oy, ox, ch] * w[ky, kx, ch] (0 where masked), for the
  * dx positions [p0, p1) of the n * h * wd (row-major). `keep` (tt_common.h; NULL: none)
  * receives the accumulators of the positions it names and `amax` their largest magnitude
- * over [p0, p1) (either or both), or `r` rounds them into dx in dx's row-major order, its stream at
+ * over [p0, p1) (either or both; where `keep` holds every position of [p0, p1) in a0, p0 = 0,
+ * a layer other than 3x3 of stride 1 leaves the scan to the caller, *amax = UINT32_MAX,
+ * which no magnitude is: its walks track it no faster), or `r` rounds them into dx in dx's row-major order, its stream at
  * position p0 on entry (so stochastic rounding draws as the portable code does). Takes layers with m = 1, dilation 1, padding >= 0, kh, kw <= 8, strides <= 8,
  * whose staging (stage_mem, stage_bytes) holds at least four channels (more are walked
  * block by block; stochastic rounding's stream then jumps between a position's blocks,

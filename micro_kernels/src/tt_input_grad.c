@@ -691,7 +691,18 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
   const int one_pass = scratch_positions >= positions;
   if (one_pass && depthwise) {
     const tt_keep all = {scratch, positions, 0, positions, 0, 0};
-    if (!dsp_depthwise_walk(a, 0, positions, &all, 0, 0, 0)) depthwise_scatter(a, scratch);
+    uint32_t amax = 0;
+    const int walked = dsp_depthwise_walk(a, 0, positions, &all, &amax, 0, 0);
+    if (walked && amax != UINT32_MAX) {
+      /* tt_quantize_grad_s8 with the walk's largest magnitude (no scan of the scratch;
+       * UINT32_MAX: the walk did not find it) */
+      tt_rounder q;
+      tt_rounder_begin(&q, amax, unit, rounding, dx_scale);
+      tt_round_grads(&q, scratch, positions * a->ci, dx);
+      tt_rounder_end(&q, rounding);
+      return;
+    }
+    if (!walked) depthwise_scatter(a, scratch);
     tt_quantize_grad_s8(scratch, positions * a->ci, unit, rounding, dx, dx_scale);
     return;
   }
