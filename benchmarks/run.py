@@ -66,9 +66,10 @@ RUNS = {
                           "codegen_int8.json", "--merge"],
     # MCUNet's fastest program within the 138 KB (141,312 B): the arena may grow to
     # what its 73,768 B of .data/.bss (trained parameters, update states) and a stack of up
-    # to 5,880 B leave (measured 5,848-5,868 B; after codegen_int8)
+    # to 5,988 B leave (measured 5,908-5,996 B since round 21; 61,664 before it, for 5,880
+    # B; the plan it picks holds 60,800 B; after codegen_int8)
     "codegen_int8_goal": ["codegen.py", "--grad", "int8", "--no-full", "--models", "mcunet",
-                          "--kernels", "dsp", "--arena-limit", "61664", "--json",
+                          "--kernels", "dsp", "--arena-limit", "61556", "--json",
                           "codegen_int8.json", "--merge"],
     # the same file's rows of `codegen --input rows` through each API (after codegen_int8)
     "codegen_int8_rows": ["codegen.py", "--grad", "int8", "--no-full", "--models", "mcunet,mbv2",
