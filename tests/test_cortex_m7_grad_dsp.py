@@ -311,6 +311,46 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
             rig_p(mult, C.c_int16), C.c_float(0.001), 1, 1,
             C.byref(c_kernels.Window(1, 1, 1, 1, 0, 0)), 4, 4, 8, dx, scale, state, scratch,
             kept)
+    # the same edge at ci 12, two blocks of 6 (unmasked, co a multiple of 8, 18 rows: the
+    # measuring walk's tt_dsp_pw_rows6, whose test is its own assembly): row p's largest
+    # |accumulator| 20000 + p in column p % 6 and 20018 + p in column p % 6 + 6, so every row
+    # of each block passes the maximum so far by one, in every slot of the test. Row 17's
+    # column 11 holds the call's maximum: a test that skips r5's sum (or lets |v| = m + 1
+    # pass, of the sign there: both signs, one call each) misses it. Output o < 6 (times 256)
+    # feeds columns o and o + 6, output 6 + o (times 1) the same two, output 12 (times 1,
+    # dy 18) columns 6-11; co 16 enters the loop of four groups at its first, co 24 at its
+    # third (6 groups: 2 mod 4). Every position kept (one pass; all but one: dx's quarter
+    # and the scratch), so the first pass walks all 18 rows (a guessing pass walks only the
+    # kept rows and probes, and the unkept rows' maximum is steady_rows')
+    for co, sign in ((16, 1), (16, -1), (24, 1), (24, -1)):
+        dy = rng.integers(-20, 21, (18, co)).astype(np.int8)
+        dy[:, 12] = 18
+        wt = np.zeros((co, 1, 1, 12), np.int8)
+        for o in range(6):
+            wt[o, 0, 0, [o, o + 6]] = 1
+            wt[6 + o, 0, 0, [o, o + 6]] = 1
+        wt[12, 0, 0, 6:] = 1
+        mult = np.array([256] * 6 + [1] * (co - 6), np.int16)
+        for p in range(18):
+            v = 20000 + p
+            hi = (v + 128) // 256
+            dy[p, [p % 6, p % 6 + 6]] = [hi, v - 256 * hi]
+            dy[p, 12] = 18
+            dy[p] *= sign * (-1) ** (p + 1)
+        acc = (dy.astype(np.int64) * mult) @ wt[:, 0, 0, :].astype(np.int64)
+        assert [int(np.abs(r[:6]).max()) for r in acc] == list(range(20000, 20018))
+        assert [int(np.abs(r[6:]).max()) for r in acc] == list(range(20018, 20036))
+        assert np.sign(acc[17, 11]) == sign
+        for kept, stochastic in ((18, False), (17, True)):
+            dx, scale = np.zeros((1, 3, 6, 12), np.int8), np.zeros(1, np.float32)
+            state = c_kernels.UpdateState(5, 3)
+            scratch = np.zeros(kept * 12, np.int32) if kept else None
+            lib.tt_conv2d_input_grad_s8(
+                i8(dy.reshape(1, 3, 6, co)), rig_p(np.array([0.01], np.float32), C.c_float),
+                None, 1, 3, 6, co, i8(wt), rig_p(mult, C.c_int16), C.c_float(0.001), 1, 1,
+                C.byref(c_kernels.Window(1, 1, 1, 1, 0, 0)), 3, 6, 12, i8(dx),
+                rig_p(scale, C.c_float), C.byref(state) if stochastic else None,
+                rig_p(scratch, C.c_int32), kept)
     # the maximum at one unkept row (its dy 12 times a column, so the largest sum of dy^2:
     # the optimistic pass probes it) and a kept row's maximum one below it, the other rows
     # small: a guess one low (the probe missed or measured short) shows in the bytes unless

@@ -167,6 +167,11 @@ static inline int32_t tt_times(int32_t acc, int32_t times) {
   return (int32_t)((uint32_t)acc * (uint32_t)times);
 }
 
+/* tt_quantize_grad_s8 where acc's largest magnitude amax is known (a walk measured it as
+ * it stored acc): no scan of acc for it; the same bits. */
+void tt_quantize_grad_s8_max(const int32_t *acc, int32_t n, uint32_t amax, float unit,
+                             tt_update_state *rounding, int8_t *q, float *scale);
+
 /* Sets up the rule for accumulators of largest magnitude `amax` whose unit (the real value
  * of an accumulator of 1) is `unit`, and writes the output's scale. `state` NULL: round to
  * nearest; else stochastic rounding from its stream (tt_rounder_end stores it back). */

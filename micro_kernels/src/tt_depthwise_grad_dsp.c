@@ -2164,19 +2164,22 @@ static inline __attribute__((always_inline)) void wg_sums(
          * it no longer needs, so that 14 registers hold the loop */
         const tt_dsp_word *xq = xp + 1, *yq = NB > 1 ? yp + 1 : yp;
         uint32_t d0, d1, t1, t2;
+/* the x phase both variants share: two pairs of dy words against x's, then y's words */
+#define WG_X_PHASE                                                                          \
+  "1:\n\t"                                                                                  \
+  "ldrd %[d0], %[d1], [%[dp]], #8\n\t"                                                      \
+  "ldrd %[t1], %[t2], [%[xq]], #8\n\t"                                                      \
+  "smlad %[a0], %[d0], %[w0], %[a0]\n\t"                                                    \
+  "pkhbt %[w0], %[t1], %[w0]\n\t"                                                           \
+  "smladx %[a1], %[d0], %[w0], %[a1]\n\t"                                                   \
+  "smlad %[a0], %[d1], %[t1], %[a0]\n\t"                                                    \
+  "pkhbt %[t1], %[t2], %[t1]\n\t"                                                           \
+  "smladx %[a1], %[d1], %[t1], %[a1]\n\t"                                                   \
+  "mov %[w0], %[t2]\n\t"                                                                    \
+  "ldrd %[t1], %[t2], [%[yq]], #8\n\t"
         if (NB > 1 && WG_ASM14)
           __asm__ volatile(
-              "1:\n\t"
-              "ldrd %[d0], %[d1], [%[dp]], #8\n\t"
-              "ldrd %[t1], %[t2], [%[xq]], #8\n\t"
-              "smlad %[a0], %[d0], %[w0], %[a0]\n\t"
-              "pkhbt %[w0], %[t1], %[w0]\n\t"
-              "smladx %[a1], %[d0], %[w0], %[a1]\n\t"
-              "smlad %[a0], %[d1], %[t1], %[a0]\n\t"
-              "pkhbt %[t1], %[t2], %[t1]\n\t"
-              "smladx %[a1], %[d1], %[t1], %[a1]\n\t"
-              "mov %[w0], %[t2]\n\t"
-              "ldrd %[t1], %[t2], [%[yq]], #8\n\t"
+              WG_X_PHASE
               "smlad %[b0], %[d0], %[v0], %[b0]\n\t"
               "pkhbt %[v0], %[t1], %[v0]\n\t"
               "smladx %[b1], %[d0], %[v0], %[b1]\n\t"
@@ -2193,17 +2196,7 @@ static inline __attribute__((always_inline)) void wg_sums(
               : "cc", "memory");
         else
           __asm__ volatile(
-              "1:\n\t"
-              "ldrd %[d0], %[d1], [%[dp]], #8\n\t"
-              "ldrd %[t1], %[t2], [%[xq]], #8\n\t"
-              "smlad %[a0], %[d0], %[w0], %[a0]\n\t"
-              "pkhbt %[w0], %[t1], %[w0]\n\t"
-              "smladx %[a1], %[d0], %[w0], %[a1]\n\t"
-              "smlad %[a0], %[d1], %[t1], %[a0]\n\t"
-              "pkhbt %[t1], %[t2], %[t1]\n\t"
-              "smladx %[a1], %[d1], %[t1], %[a1]\n\t"
-              "mov %[w0], %[t2]\n\t"
-              "ldrd %[t1], %[t2], [%[yq]], #8\n\t"
+              WG_X_PHASE
               "smlad %[b0], %[d0], %[t1], %[b0]\n\t"
               "smlad %[b0], %[d1], %[t2], %[b0]\n\t"
               "cmp %[dp], %[end]\n\t"
@@ -2213,6 +2206,7 @@ static inline __attribute__((always_inline)) void wg_sums(
                 [t2] "=&r"(t2)
               : [end] "r"(end)
               : "cc", "memory");
+#undef WG_X_PHASE
         xp = xq - 1;
         yp = NB > 1 ? yq - 1 : yq;
       }

@@ -71,7 +71,11 @@ void tt_rounder_begin(tt_rounder *q, uint32_t amax, float unit, const tt_update_
 
 void tt_quantize_grad_s8(const int32_t *acc, int32_t n, float unit, tt_update_state *rounding,
                          int8_t *q, float *scale) {
-  const uint32_t amax = tt_largest_magnitude(acc, n, 0u);
+  tt_quantize_grad_s8_max(acc, n, tt_largest_magnitude(acc, n, 0u), unit, rounding, q, scale);
+}
+
+void tt_quantize_grad_s8_max(const int32_t *acc, int32_t n, uint32_t amax, float unit,
+                             tt_update_state *rounding, int8_t *q, float *scale) {
   tt_rounder r;
   tt_rounder_begin(&r, amax, unit, rounding, scale);
   tt_round_grads(&r, acc, n, q);

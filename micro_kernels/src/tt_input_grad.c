@@ -635,6 +635,10 @@ first_pass(layer_s8 *a, int depthwise, int32_t p1, const tt_keep *keep) {
    * no kept rows but probes: the portable walk's probes) */
   if ((p1 > 0 || keep != 0) && !dsp_walk(a, depthwise, 0, p1, keep, &amax, 0, 0))
     walk_s8(a, depthwise, 0, p1, keep, &amax, 0, 0);
+  /* UINT32_MAX (no sum's magnitude: they are below 2^31): the depthwise DSP walk kept every
+   * position in keep->a0 and left their maximum to the caller's scan (a one pass, which
+   * input_grad_s8 handles before this; here for any other caller that keeps all in a0) */
+  if (amax == UINT32_MAX) amax = tt_largest_magnitude(keep->a0, p1 * a->ci, 0u);
   return amax;
 }
 
@@ -694,12 +698,8 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
     uint32_t amax = 0;
     const int walked = dsp_depthwise_walk(a, 0, positions, &all, &amax, 0, 0);
     if (walked && amax != UINT32_MAX) {
-      /* tt_quantize_grad_s8 with the walk's largest magnitude (no scan of the scratch;
-       * UINT32_MAX: the walk did not find it) */
-      tt_rounder q;
-      tt_rounder_begin(&q, amax, unit, rounding, dx_scale);
-      tt_round_grads(&q, scratch, positions * a->ci, dx);
-      tt_rounder_end(&q, rounding);
+      /* the walk's largest magnitude: no scan of the scratch (UINT32_MAX: not found) */
+      tt_quantize_grad_s8_max(scratch, positions * a->ci, amax, unit, rounding, dx, dx_scale);
       return;
     }
     if (!walked) depthwise_scatter(a, scratch);

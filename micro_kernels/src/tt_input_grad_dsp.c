@@ -762,7 +762,7 @@ static inline __attribute__((always_inline)) int within(const int32_t *t, const 
  * measuring walk's blocks where first_rows8 would run (co a multiple of 8), and blocks of 6.
  * Six sums leave four registers for the staged words: one LDM takes two columns' four (the
  * LDRDs of mac_pairs8 take one's two), so a group of four outputs is 18 instructions for 24
- * MACs and two groups with the loop's end 39 per 48 (mac_pairs8: 57 per 64, 0.81 against
+ * MACs and four groups with the loop's end 75 per 96 (mac_pairs8: 57 per 64, 0.78 against
  * 0.89 a MAC). LDM and STM name their registers by number (the lowest address to the
  * lowest register), so the registers are fixed: sums r0-r5 (one STM keeps a row's six),
  * dy's halves r6 (even) and r7 (odd), the staged words r8-r11, dy r12, the staged pointer
@@ -787,7 +787,9 @@ typedef struct {
   "  smlad r5, r10, r6, r5\n  smlad r5, r11, r7, r5\n"
 #define PW6_ADDCS(a) "  addcs r9, " a ", r6\n  cmpcs r7, r9\n"
 /* the stack: six zero words (one LDM starts a row's sums), then args gend stage send kept
- * step m odd. Four groups an iteration (the loop's end 3 instructions per 96 MACs), a row
+ * step m odd: 92 bytes, 36 pushed (TT_DSP_ASM_ENTRY's r4-r11, lr) and a frame of 56, which
+ * -fstack-usage does not see (an assembly function has no .su line), like the dw3 pairs'
+ * 68 (36 + 32). Four groups an iteration (the loop's end 3 instructions per 96 MACs), a row
  * of 2 mod 4 groups entering at the second pair (co a multiple of 8: whole pairs). */
 __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6)
         "  sub sp, sp, #56\n"
@@ -1199,7 +1201,7 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   tt_gdsp_jumper skip;                                /* over a row's other ci - nc draws */
   skip.n = -1;
   /* the measuring walk of unmasked blocks of 8 (co a multiple of 8) in blocks of 6 up to
-   * `sixes`, each walked by tt_dsp_pw_rows6 (0.81 a MAC against first_rows8's 0.89), then
+   * `sixes`, each walked by tt_dsp_pw_rows6 (0.78 a MAC against first_rows8's 0.89), then
    * blocks of 8: (ci mod 6) / 2 of them where ci is even (40 columns: 6, 6, 6, 6, 8, 8; none
    * short of a block but where ci is 2, 4 or 10). From 10 rows and probes on: a third more
    * blocks, each staged and called (the optimistic passes of 2-4 kept rows and 4-5 probes at

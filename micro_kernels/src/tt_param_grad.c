@@ -567,8 +567,9 @@ void tt_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale, const uin
 #if TT_GRAD_DSP
   /* Every pointwise layer of 2+ positions takes the large-map walk, given a staging or not:
    * since round 21 it costs less than the whole staging's channel by channel at every map
-   * of the two models (mcu_grad_dsp.py: 8x8 1.08-1.11 -> 0.94-0.96 a MAC, 6x6 1.32 -> 1.15,
-   * 4x4 1.61 -> 1.19-1.22, 3x3 2.9 -> 2.3; QEMU instructions). The fused update still takes
+   * of the two models (mcu_grad_dsp.py, RESULTS' pwwg21: 8x8 1.08-1.11 -> 0.92-0.95 a MAC,
+   * 6x6 1.32 -> 1.12, 4x4 1.61-1.62 -> 1.13-1.16, 3x3 2.87-2.92 -> 2.16-2.23; QEMU
+   * instructions, not cycles). The fused update still takes
    * the staging (its walk blocks the input channels by co words each). */
   (void)stage, (void)stage_bytes;
   const int32_t cb = pointwise_s8(&a) && n * h * wd >= 2
