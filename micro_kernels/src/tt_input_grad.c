@@ -697,13 +697,11 @@ static void input_grad_s8(layer_s8 *a, int depthwise, float unit, int8_t *dx, fl
     const tt_keep all = {scratch, positions, 0, positions, 0, 0};
     uint32_t amax = 0;
     const int walked = dsp_depthwise_walk(a, 0, positions, &all, &amax, 0, 0);
-    if (walked && amax != UINT32_MAX) {
-      /* the walk's largest magnitude: no scan of the scratch (UINT32_MAX: not found) */
-      tt_quantize_grad_s8_max(scratch, positions * a->ci, amax, unit, rounding, dx, dx_scale);
-      return;
-    }
     if (!walked) depthwise_scatter(a, scratch);
-    tt_quantize_grad_s8(scratch, positions * a->ci, unit, rounding, dx, dx_scale);
+    /* the walk's largest magnitude where it measured one (UINT32_MAX: left to this scan) */
+    if (!walked || amax == UINT32_MAX)
+      amax = tt_largest_magnitude(scratch, positions * a->ci, 0u);
+    tt_quantize_grad_s8_max(scratch, positions * a->ci, amax, unit, rounding, dx, dx_scale);
     return;
   }
   /* a convolution's one pass is the first pass keeping every position in the scratch, its
