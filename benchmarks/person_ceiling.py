@@ -272,6 +272,228 @@ def render_samples(doc: dict) -> str:
     return "\n".join(out)
 
 
+BATCHES = (1, 2, 4, 8, 16)
+BATCH_ETAS = SAMPLE_ETAS + (64,)
+BATCH_STEPS = 300
+BATCH_GRIDS = (8,)
+
+
+def head_batch(X, y, V, vy, lr_w, lr_b, schedule, order, head, int8, seed, batch):
+    """The new head from its initial int8 weights, `batch` samples a step: their per-sample
+    gradients accumulated in float32 (as a device would, one sample's backward pass at a
+    time), then ONE update with their mean, lr_w / lr_b times the schedule over the steps;
+    int8: QAS onto the weight and bias grids with stochastic rounding (head_sgd's update).
+    `order`: steps x batch sample indices (one row a step). Returns the validation accuracy."""
+    W, b, logits = head_batch_params(X, y, lr_w, lr_b, schedule, order, head, int8, seed, batch)
+    return float((np.argmax(logits(V), 1) == vy).mean())
+
+
+def head_batch_params(X, y, lr_w, lr_b, schedule, order, head, int8, seed, batch):
+    """head_batch's training: the final weights, biases and the head's logits function."""
+    rng = np.random.default_rng(seed)
+    sw, sb, sz = head["w_scale"], head["b_scale"], head["z_scale"]
+    factor = SCHEDULES[schedule] if isinstance(schedule, str) else schedule
+    W, b = head["codes"] * sw, np.zeros(len(head["codes"]))
+
+    def logits(x):
+        z = x @ W.T + b
+        return np.clip(np.rint(z / sz), -128, 127) * sz if int8 else z
+    order = np.asarray(order).reshape(-1, batch)
+    for t, idx in enumerate(order):
+        acc_w, acc_b = np.zeros(W.shape, np.float32), np.zeros(len(b), np.float32)
+        for i in idx:                          # the parameters do not move inside a batch
+            p = softmax(logits(X[i]))
+            p[y[i]] -= 1
+            acc_w += np.outer(p, X[i]).astype(np.float32)
+            acc_b += p.astype(np.float32)
+        f = factor(t, len(order))
+        dW = -lr_w * f * (acc_w.astype(np.float64) / batch)
+        db = -lr_b * f * (acc_b.astype(np.float64) / batch)
+        if int8:
+            dW = np.floor(dW / sw + rng.random(dW.shape)) * sw
+            db = np.floor(db / sb + rng.random(db.shape)) * sb
+            W = np.clip(W + dW, -127 * sw, 127 * sw)
+        else:
+            W = W + dW
+        b = b + db
+    return W, b, logits
+
+
+def batch_rule() -> dict:
+    """The head's rates augment's rule gives (lr.model_rates: normalized LMS from lr.probe's
+    |x|^2, the bias at the features' rms) under a cosine (x1) and under the default
+    inverse-time schedule (x HALF_LIFE_BOOST), for `head_batch`."""
+    from tflite_train import lr
+    head = head_quantization()
+    lr_w = float(f"{lr.ETA_HEAD / head['probe_x2']:.3g}")
+    lr_b = float(f"{lr.ETA_HEAD / head['codes'].shape[1]:.3g}")
+    return {"head": head, "lr_w": lr_w, "lr_b": lr_b, "boost": lr.HALF_LIFE_BOOST,
+            "half_life": lr.HALF_LIFE}
+
+
+def batch(n_train: int, n_val: int, cache: Path | None) -> dict:
+    """Gradient accumulation on the frozen features: BATCH_STEPS steps of batch B (B in
+    BATCHES; 300 B samples of a permutation of seed s of the training features), one update
+    a step with the mean of B float32-accumulated gradients, float and the int8 head
+    simulated (seed s: the samples and the stochastic rounding), on augment's weight grid
+    and on grids BATCH_GRIDS times coarser (the same initial weights rounded onto them).
+    Rates: the cosine over the run at each eta of BATCH_ETAS (lr_w = eta / mean |x|^2 over
+    the training features, the bias at the rule's ratio lr_b / lr_w), at the rule's own
+    rates and at B times them; at B = 1 also the product's default (inverse time, the rule x
+    HALF_LIFE_BOOST), against the real runs."""
+    X, y, V, vy = features(n_train, n_val, cache)
+    rule = batch_rule()
+    head = rule["head"]
+    x2 = float((X ** 2).sum(1).mean())
+    ratio = rule["lr_b"] / rule["lr_w"]
+    T = rule["half_life"]
+    heads = {0: head}                   # 0: float; g: int8 on the grid g times augment's
+    for g in (1,) + BATCH_GRIDS:
+        heads[g] = dict(head, w_scale=head["w_scale"] * g, codes=np.rint(head["codes"] / g))
+    rows = []
+    for b in BATCHES:
+        n = BATCH_STEPS * b
+        if n > len(y):
+            print(f"batch {b}: {n} samples > {len(y)} training features, skipped", flush=True)
+            continue
+        orders = {s: np.random.default_rng(s).permutation(len(y))[:n] for s in SEEDS}
+        cosine = "cosine over the run"
+        runs = [("cosine", eta / x2, cosine) for eta in BATCH_ETAS]
+        runs.append(("rule, cosine", rule["lr_w"], cosine))
+        if b > 1:
+            runs.append(("rule x B, cosine", b * rule["lr_w"], cosine))
+        else:
+            runs.append(("rule, default", rule["boost"] * rule["lr_w"],
+                         lambda t, n, T=T: T / (T + t)))
+        for what, lr_w, schedule in runs:
+            for grid, h in heads.items():
+                accs = [head_batch(X, y, V, vy, lr_w, lr_w * ratio, schedule, orders[s], h,
+                                   grid > 0, s, b) for s in SEEDS]
+                rows.append({"batch": b, "rates": what, "eta": lr_w * x2, "lr_w": lr_w,
+                             "lr_b": lr_w * ratio, "grid": grid, "accuracies": accs})
+            print(f"batch {b} {what} eta {lr_w * x2:.3g}: " + ", ".join(
+                f"grid {r['grid']} {100 * np.mean(r['accuracies']):.1f}"
+                for r in rows[-len(heads):]), flush=True)
+    return {"train": n_train, "val": n_val, "steps": BATCH_STEPS, "x2_data": x2,
+            "rule_lr_w": rule["lr_w"], "rule_lr_b": rule["lr_b"], "boost": rule["boost"],
+            "half_life": T, "w_scale": head["w_scale"], "grids": list(BATCH_GRIDS),
+            "rows": rows}
+
+
+def _pm(a) -> str:
+    a = 100 * np.asarray(a)
+    return f"{a.mean():.1f} +- {a.std(ddof=1) / np.sqrt(len(a)):.1f}"
+
+
+def render_batch(doc: dict) -> str:
+    grids = [0, 1] + doc["grids"]
+    sat = 127 * doc["w_scale"]
+
+    def pick(b, rates, grid, eta=None):
+        rs = [r for r in doc["rows"] if r["batch"] == b and r["rates"] == rates
+              and r["grid"] == grid and (eta is None or r["eta"] == eta)]
+        return max(rs, key=lambda r: np.mean(r["accuracies"])) if rs else None
+
+    def cell(r, eta=True):
+        if r is None:
+            return "-"
+        edge = ", the grid's edge" if r["rates"] == "cosine" and r["eta"] == BATCH_ETAS[-1] \
+            else ""
+        return _pm(r["accuracies"]) + (f" (eta {r['eta']:.3g}{edge})" if eta else "")
+    name = {0: "float", 1: f"int8, augment's grid (+-{sat:.2f})"}
+    name.update({g: f"int8, grid {g}x coarser (+-{g * sat:.2f})" for g in doc["grids"]})
+    out = [f"{doc['steps']} steps of batch B from the new head's initial int8 weights on the "
+           f"frozen features ({doc['train']:,} training features, {doc['val']:,} validation "
+           f"samples); each step the mean of B per-sample gradients accumulated in float32, one "
+           f"update. int8: the head simulated (QAS onto its grids, stochastic rounding, logits "
+           f"on their grid), on augment's weight grid (LSB {doc['w_scale']:.3g}, saturating at "
+           f"+-{sat:.3f}) and on one {'/'.join(map(str, doc['grids']))}x coarser (the same "
+           f"initial weights). Rates, cosine over the run: the best eta of "
+           f"{', '.join(map(str, BATCH_ETAS))} (lr = eta / {doc['x2_data']:.2f}, the mean "
+           f"|x|^2; best by the mean over the seeds, in each column), the rule's rates (lr "
+           f"{doc['rule_lr_w']:g}, bias {doc['rule_lr_b']:g}: eta "
+           f"{doc['rule_lr_w'] * doc['x2_data']:.2f}) and B times them; the bias at the rule's "
+           f"ratio to the weights everywhere. Accuracy in %, mean +- SE over seeds "
+           f"{', '.join(map(str, SEEDS))} (seed s: the samples and the rounding).", "",
+           "| batch | samples | rates | " + " | ".join(name[g] for g in grids) + " |",
+           "|---:|---:|---|" + "---:|" * len(grids)]
+    for b in dict.fromkeys(r["batch"] for r in doc["rows"]):
+        for rates, label in (("cosine", "best eta"), ("rule, cosine", "rule"),
+                             ("rule x B, cosine", "rule x B"),
+                             ("rule, default", f"default: inverse time T={doc['half_life']}, "
+                              f"rule x {doc['boost']:g}")):
+            if pick(b, rates, 0) is None:
+                continue
+            out.append(f"| {b} | {doc['steps'] * b:,} | {label} | " + " | ".join(
+                cell(pick(b, rates, g), rates == "cosine") for g in grids) + " |")
+    out += ["", "int8 - float at the same eta, paired by seed (each int8 column at its own best "
+            "eta):", "", "| batch | " + " | ".join(name[g] for g in grids[1:]) + " |",
+            "|---:|" + "---:|" * (len(grids) - 1)]
+    for b in dict.fromkeys(r["batch"] for r in doc["rows"]):
+        cells = []
+        for g in grids[1:]:
+            i = pick(b, "cosine", g)
+            f = pick(b, "cosine", 0, i["eta"])
+            cells.append(f"{_pm(np.subtract(i['accuracies'], f['accuracies']))} "
+                         f"(eta {i['eta']:.3g})")
+        out.append(f"| {b} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+PKLS = HERE.parent.parent / "shared" / "models" / "tiny-training"
+ACCUMULATOR_SCHEMES = (("person detector", "person_detect", "bias-only"),
+                       ("person detector", "person_detect", "last:2"),
+                       ("person detector", "person_detect", "schemes/person_detect_sparse.json"),
+                       ("MCUNet-5FPS", "mcunet-5fps", "bias-only"),
+                       ("MCUNet-5FPS", "mcunet-5fps", "schemes/mcunet-5fps_99kb.json"),
+                       ("MobileNetV2-w0.35", "mbv2-w0.35", "bias-only"),
+                       ("MobileNetV2-w0.35", "mbv2-w0.35", "schemes/mbv2-w0.35_99kb.json"))
+
+
+def accumulators() -> dict:
+    """What a batch costs in SRAM: one 4-byte (float32 or int32) accumulator per trained
+    parameter, against the training model's own SRAM as `tflite-train plan` reports it
+    (tflm_memory.account, cortex-m7: TFLM's arena, its persistent data, the trained
+    parameters). The training model: augment's defaults (10 classes, every memory pass)."""
+    from tflite_train import augment, memory, tflite_io, tflm_memory
+    from tflite_train.autodiff import Hyper
+    from tflite_train.importers.tiny_training import import_pkl
+    rows = []
+    for name, model, scheme in ACCUMULATOR_SCHEMES:
+        graph = tflite_io.load(MODEL) if model == "person_detect" else \
+            import_pkl(PKLS / f"{model}.pkl")
+        spec = str(HERE / scheme) if scheme.startswith("schemes/") else scheme
+        g = augment.augment(graph, spec, 10, Hyper()).graph
+        parts = memory.training_parts(g)
+        momentum = {i for i, t in enumerate(g.tensors) if t.is_variable and t.dtype == "float32"}
+        params = [t for i, t in enumerate(g.tensors) if t.is_variable and i not in momentum]
+        acct = tflm_memory.account(g, len(tflite_io.serialize(g)))
+        rows.append({"model": name, "scheme": Path(scheme).stem if "/" in scheme else scheme,
+                     "params": int(sum(int(np.prod(t.shape)) for t in params)),
+                     "int8_params": int(sum(int(np.prod(t.shape)) for t in params
+                                            if t.dtype == "int8")),
+                     "trainable_bytes": parts.trainable_bytes, "arena": acct["arena"],
+                     "persistent": acct["persistent"], "trained": acct["trained"],
+                     "sram_total": acct["sram_total"], "sram_budget": acct["budgets"]["sram"]})
+        print(rows[-1], flush=True)
+    return {"accumulator_bytes": 4, "rows": rows}
+
+
+def render_accumulators(doc: dict) -> str:
+    a = doc["accumulator_bytes"]
+    out = [f"One {a}-byte accumulator (float32 or int32) per trained parameter; the training "
+           f"model of augment's defaults, its SRAM as `tflite-train plan` (cortex-m7) gives it: "
+           f"TFLM's arena, + its persistent data and the trained parameters = SRAM.", "",
+           "| model | scheme | trained params (int8 weights) | trained bytes | arena | SRAM "
+           "| accumulators | accumulators / arena | SRAM with accumulators |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in doc["rows"]:
+        acc = a * r["params"]
+        out.append(f"| {r['model']} | {r['scheme']} | {r['params']:,} ({r['int8_params']:,}) | "
+                   f"{r['trained']:,} | {r['arena']:,} | {r['sram_total']:,} | {acc:,} | "
+                   f"{acc / r['arena']:.2f} | {r['sram_total'] + acc:,} |")
+    return "\n".join(out)
+
+
 HEAD_ETAS = (0.45, 1.35, 2, 3, 4.5, 6, 9)
 HEAD_BIAS = {1.0: "bias at the weights' rate", 0.0: "bias frozen"}
 
@@ -330,9 +552,13 @@ def render(doc: dict) -> str:
 
 TABLES = {"person-ceiling": (["person_ceiling.json"], render),
           "person-head-bias": (["person_head_bias.json"], render_head_bias),
-          "person-samples": (["person_samples.json"], render_samples)}
+          "person-samples": (["person_samples.json"], render_samples),
+          "person-batch": (["person_batch.json"], render_batch),
+          "batch-accumulators": (["batch_accumulators.json"], render_accumulators)}
 HEAD_BIAS_JSON = HERE / "person_head_bias.json"
 SAMPLES_JSON = HERE / "person_samples.json"
+BATCH_JSON = HERE / "person_batch.json"
+ACCUMULATORS_JSON = HERE / "batch_accumulators.json"
 
 
 def main() -> None:
@@ -346,6 +572,12 @@ def main() -> None:
     ap.add_argument("--samples", action="store_true",
                     help="only steps against samples: 300 steps of batch B against 300 B steps "
                          "of batch 1 (table person-samples)")
+    ap.add_argument("--batch", action="store_true",
+                    help="only gradient accumulation: 300 steps of batch B, float and the int8 "
+                         "head simulated (table person-batch)")
+    ap.add_argument("--accumulators", action="store_true",
+                    help="only the SRAM of a batch's accumulators per scheme of the shipped "
+                         "models (table batch-accumulators)")
     ap.add_argument("--orders", type=int, default=10, help="sample orders of --head-bias")
     ap.add_argument("--features", type=Path, default=None,
                     help="an .npz cache of the features: read if it holds enough, else written")
@@ -359,7 +591,12 @@ def main() -> None:
                                            extract(args.train, args.val))))
         return
     # each mode: its measurement, its rendering, its default JSON and the table it publishes
-    if args.samples:
+    if args.accumulators:
+        run, show, default, table = (lambda *a: accumulators(), render_accumulators,
+                                     ACCUMULATORS_JSON, "batch-accumulators")
+    elif args.batch:
+        run, show, default, table = batch, render_batch, BATCH_JSON, "person-batch"
+    elif args.samples:
         run, show, default, table = samples, render_samples, SAMPLES_JSON, "person-samples"
     elif args.head_bias:
         run, show, default, table = (lambda *a: head_bias(*a, args.orders), render_head_bias,

@@ -98,6 +98,11 @@ RUNS = {
     "person_ceiling": ["person_ceiling.py", "--json", "person_ceiling.json"],
     "person_head_bias": ["person_ceiling.py", "--head-bias", "--json", "person_head_bias.json"],
     "person_samples": ["person_ceiling.py", "--samples", "--json", "person_samples.json"],
+    # round 22: gradient accumulation on 5,000 training / 3,000 validation features
+    "person_batch": ["person_ceiling.py", "--batch", "--train", "5000", "--val", "3000",
+                     "--json", "person_batch.json"],
+    "batch_accumulators": ["person_ceiling.py", "--accumulators", "--json",
+                           "batch_accumulators.json"],
     # round 18's "after" of the default rates (the "before" is a record, below)
     "default_rates_round18_int8": ["default_schedule.py", "--schedules", "default", "--models",
                                    "person,person_last2,person_sparse", "--grad", "int8",
