@@ -275,7 +275,7 @@ def render_samples(doc: dict) -> str:
 BATCHES = (1, 2, 4, 8, 16)
 BATCH_ETAS = SAMPLE_ETAS + (64,)
 BATCH_STEPS = 300
-BATCH_GRIDS = (8,)
+BATCH_GRIDS = (2, 4, 8)
 
 
 def head_batch(X, y, V, vy, lr_w, lr_b, schedule, order, head, int8, seed, batch):
@@ -407,8 +407,8 @@ def render_batch(doc: dict) -> str:
            f"samples); each step the mean of B per-sample gradients accumulated in float32, one "
            f"update. int8: the head simulated (QAS onto its grids, stochastic rounding, logits "
            f"on their grid), on augment's weight grid (LSB {doc['w_scale']:.3g}, saturating at "
-           f"+-{sat:.3f}) and on one {'/'.join(map(str, doc['grids']))}x coarser (the same "
-           f"initial weights). Rates, cosine over the run: the best eta of "
+           f"+-{sat:.3f}) and on grids {', '.join(map(str, doc['grids']))}x coarser (the same "
+           f"initial weights rounded onto them). Rates, cosine over the run: the best eta of "
            f"{', '.join(map(str, BATCH_ETAS))} (lr = eta / {doc['x2_data']:.2f}, the mean "
            f"|x|^2; best by the mean over the seeds, in each column), the rule's rates (lr "
            f"{doc['rule_lr_w']:g}, bias {doc['rule_lr_b']:g}: eta "
