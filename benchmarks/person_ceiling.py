@@ -27,6 +27,14 @@ table person-head-bias.
 `--samples` (round 20): 300 steps of batch B against 300 B steps of batch 1 on the raw
 features, cosine, the best eta: whether 60% is a matter of steps or of samples seen; into
 person_samples.json, table person-samples.
+
+`--batch` (round 22): gradient accumulation, 300 steps of batch B = 1..16 from the new head's
+initial int8 weights (per-sample gradients summed in float32, one update a step with their
+mean), float and the int8 head on augment's grid and on coarser ones, at a sweep of eta and
+at the rule's rates; into person_batch.json, table person-batch. Needs 4,800 training
+features: `--train 5000 --val 3000`. `--accumulators`: the SRAM of one 4-byte accumulator
+per trained parameter for each scheme of the shipped models against its `plan`; into
+batch_accumulators.json, table batch-accumulators.
 """
 from __future__ import annotations
 
