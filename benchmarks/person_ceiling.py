@@ -367,6 +367,7 @@ def batch(n_train: int, n_val: int, cache: Path | None) -> dict:
         orders = {s: np.random.default_rng(s).permutation(len(y))[:n] for s in SEEDS}
         cosine = "cosine over the run"
         runs = [("cosine", eta / x2, cosine) for eta in BATCH_ETAS]
+        runs += [("inverse time", eta / x2, lambda t, n, T=T: T / (T + t)) for eta in BATCH_ETAS]
         runs.append(("rule, cosine", rule["lr_w"], cosine))
         if b > 1:
             runs.append(("rule x B, cosine", b * rule["lr_w"], cosine))
@@ -405,8 +406,8 @@ def render_batch(doc: dict) -> str:
     def cell(r, eta=True):
         if r is None:
             return "-"
-        edge = ", the grid's edge" if r["rates"] == "cosine" and r["eta"] == BATCH_ETAS[-1] \
-            else ""
+        edge = ", the grid's edge" if r["rates"] in ("cosine", "inverse time") \
+            and r["eta"] == BATCH_ETAS[-1] else ""
         return _pm(r["accuracies"]) + (f" (eta {r['eta']:.3g}{edge})" if eta else "")
     name = {0: "float", 1: f"int8, augment's grid (+-{sat:.2f})"}
     name.update({g: f"int8, grid {g}x coarser (+-{g * sat:.2f})" for g in doc["grids"]})
@@ -416,9 +417,10 @@ def render_batch(doc: dict) -> str:
            f"update. int8: the head simulated (QAS onto its grids, stochastic rounding, logits "
            f"on their grid), on augment's weight grid (LSB {doc['w_scale']:.3g}, saturating at "
            f"+-{sat:.3f}) and on grids {', '.join(map(str, doc['grids']))}x coarser (the same "
-           f"initial weights rounded onto them). Rates, cosine over the run: the best eta of "
-           f"{', '.join(map(str, BATCH_ETAS))} (lr = eta / {doc['x2_data']:.2f}, the mean "
-           f"|x|^2; best by the mean over the seeds, in each column), the rule's rates (lr "
+           f"initial weights rounded onto them). Rates, cosine over the run unless said: the "
+           f"best eta of {', '.join(map(str, BATCH_ETAS))} (lr = eta / {doc['x2_data']:.2f}, "
+           f"the mean |x|^2; best by the mean over the seeds, in each column; also as eta0 of "
+           f"the default's inverse time), the rule's rates (lr "
            f"{doc['rule_lr_w']:g}, bias {doc['rule_lr_b']:g}: eta "
            f"{doc['rule_lr_w'] * doc['x2_data']:.2f}) and B times them; the bias at the rule's "
            f"ratio to the weights everywhere. Accuracy in %, mean +- SE over seeds "
@@ -426,14 +428,17 @@ def render_batch(doc: dict) -> str:
            "| batch | samples | rates | " + " | ".join(name[g] for g in grids) + " |",
            "|---:|---:|---|" + "---:|" * len(grids)]
     for b in dict.fromkeys(r["batch"] for r in doc["rows"]):
-        for rates, label in (("cosine", "best eta"), ("rule, cosine", "rule"),
+        for rates, label in (("cosine", "best eta"),
+                             ("inverse time", f"inverse time T={doc['half_life']}, best eta0"),
+                             ("rule, cosine", "rule"),
                              ("rule x B, cosine", "rule x B"),
                              ("rule, default", f"default: inverse time T={doc['half_life']}, "
                               f"rule x {doc['boost']:g}")):
             if pick(b, rates, 0) is None:
                 continue
             out.append(f"| {b} | {doc['steps'] * b:,} | {label} | " + " | ".join(
-                cell(pick(b, rates, g), rates == "cosine") for g in grids) + " |")
+                cell(pick(b, rates, g), rates in ("cosine", "inverse time")) for g in grids)
+                + " |")
     out += ["", "int8 - float at the same eta, paired by seed (each int8 column at its own best "
             "eta):", "", "| batch | " + " | ".join(name[g] for g in grids[1:]) + " |",
             "|---:|" + "---:|" * (len(grids) - 1)]
