@@ -79,7 +79,7 @@ def pointwise_s8(h, ci, co):
     """The int8-gradient kernels of a 1x1 conv: input gradient in two passes and in one
     (int32 scratch), weight gradient, fused update."""
     macs = h * h * ci * co
-    pw = "tt_conv2d_weight_grad_s8_stage_bytes"
+    pw = "tt_conv2d_weight_update_s8_s8_stage_bytes"   # the fused update's (the gradient: none)
     ig = (f"tt_conv2d_input_grad_s8(g8, &sdy, 0, 1, {h}, {h}, {co}, w, mult, 3.9e-5f, 1, 1, "
           f"&same, {h}, {h}, {ci}, o8, &dxs, &st, %s)")
     return [
@@ -88,12 +88,11 @@ def pointwise_s8(h, ci, co):
          ig % f"s32, {h * h}", macs),
         (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, weight grad",
          f"tt_conv2d_weight_grad_s8(g8, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, {h}, {h}, "
-         f"{ci}, 1, 1, &same, f_b, stage, {pw}(1, {h}, {h}, {co}, {h}, {h}, {ci}, 1, 1, "
-         f"&same, 0))", macs) if ci * co <= 128 * 128 else None,
+         f"{ci}, 1, 1, &same, f_b, 0, 0)", macs) if ci * co <= 128 * 128 else None,
         (f"int8 grad: conv 1x1 {ci}->{co} @{h}x{h}, fused weight update",
          f"tt_conv2d_weight_update_s8_s8(g8, &sdy, 0, 1, {h}, {h}, {co}, x, 0.02f, -128, {h}, "
          f"{h}, {ci}, w, 1, 1, {ci}, scales, {co}, &same, 0, &sgd, &st, f_b, stage, "
-         f"{pw}(1, {h}, {h}, {co}, {h}, {h}, {ci}, 1, 1, &same, 0))", macs),
+         f"{pw}(1, {h}, {h}, {co}, {h}, {h}, {ci}, 1, 1, &same, 0, 0))", macs),
     ]
 
 

@@ -92,8 +92,8 @@ int main(void) {
 def calls() -> list[tuple[str, str]]:
     out = []
     for i, (label, h, co, k, staged) in enumerate(WEIGHTS):
-        bytes_ = (f"tt_conv2d_weight_grad_s8_stage_bytes(1, {h}, {h}, {co}, {h}, {h}, {k}, 1, 1, "
-                  f"&same, 0)") if staged else "0"
+        bytes_ = (f"tt_conv2d_weight_update_s8_s8_stage_bytes(1, {h}, {h}, {co}, {h}, {h}, {k}, "
+                  f"1, 1, &same, 0, 0)") if staged else "0"
         out.append((f"weights {label}",
                     f"tt_conv2d_weight_update_s8_s8(dy, &sdy, mask, 1, {h}, {h}, {co}, x, 0.02f, "
                     f"-3, {h}, {h}, {k}, w, 1, 1, {k}, scales, {co}, &same, 0, &sgd, &st, "

@@ -217,8 +217,8 @@ def staging_queries() -> None:
     for limit in (0, 9000, 3000, 700, 100):
         lib.tt_conv2d_weight_grad_s8_stage_bytes(1, 8, 8, 16, 8, 8, 48, 1, 1, C.byref(same),
                                                  limit)
-        lib.tt_conv2d_weight_grad_s8_stage_bytes(1, 4, 4, 8, 8, 8, 48, 3, 3, C.byref(pad),
-                                                 limit)
+        lib.tt_conv2d_weight_update_s8_s8_stage_bytes(1, 4, 4, 8, 8, 8, 48, 3, 3, C.byref(pad),
+                                                      0, limit)
         for hw, k in ((8, 32), (14, 16)):       # int16 whole, or none
             lib.tt_conv2d_weight_update_s8_s8_stage_bytes(1, hw, hw, 192, hw, hw, k, 1, 1,
                                                           C.byref(same),

@@ -429,11 +429,12 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
 
 
 def weight_stage(n, h, w, co, k, win, part: int = 1):
-    """The pointwise weight gradient's staging (stage, stage_bytes): what
-    tt_conv2d_weight_grad_s8_stage_bytes asks for, or a `part`-th of it (too little: the
-    walks without staging)."""
-    nbytes = int(c_kernels.K.host_call("tt_conv2d_weight_grad_s8_stage_bytes", n, h, w, co, h,
-                                       w, k, 1, 1, C.byref(win), 0)) // part
+    """The fused pointwise weight update's staging (stage, stage_bytes): what
+    tt_conv2d_weight_update_s8_s8_stage_bytes asks for, or a `part`-th of it (too little: the
+    walks without staging). The gradient alone takes none, and is given this one too: its bits
+    may not depend on it."""
+    nbytes = int(c_kernels.K.host_call("tt_conv2d_weight_update_s8_s8_stage_bytes", n, h, w,
+                                       co, h, w, k, 1, 1, C.byref(win), 0, 0)) // part
     return rig_p(np.zeros(max(nbytes, 8), np.uint8), C.c_uint8), nbytes
 
 

@@ -278,22 +278,16 @@ void tt_depthwise_conv2d_weight_grad_s8(const int8_t *dy, const float *dy_scale,
 
 /* The staging the Cortex-M DSP versions of the int8-gradient kernels above take for a layer
  * (the arguments of the kernel's shapes), at most `limit` bytes (<= 0: no limit): the bytes
- * of its fastest walk within the limit and the TT_GRAD_DSP_*_STAGE_BYTES defaults (8 KB,
- * plus the accumulators and the staged dy columns, four at a time); 0 where no DSP version takes the layer with
- * that much. The same number on every target, so that a plan of the arena is the same for
- * all of them. A smaller staging walks smaller blocks of channels (depthwise); a kernel
- * given less than any walk needs runs the portable code, but a pointwise layer's, whose
- * only staging is its whole input as int16 (2 bytes an element, plus the dy columns): its
- * DSP walk without staging, on its own stack within TT_GRAD_DSP_STAGE_BYTES (a fused update:
- * its input staged in chunks of channels, where a chunk of 8 fits and the draws it skips
- * cost less than the staging saves; else, and for the gradient, the positions in chunks
- * with the sums kept across them: in dw, or a block of input channels' in the update's
- * frame; one position: T = g (x - x_zp) without sums): the same bits in every case, only
- * the instructions differ. (Until round 20 a pointwise layer past the int16 staging took
- * its input's int8 form, in 2.2-2.6 instructions a MAC where the walk in chunks takes
- * 1.0-1.35.) Since round 21 the gradient's DSP version walks every pointwise layer of 2+
- * positions in chunks, given a staging or not (0.92-1.16 a MAC down to 4x4 maps, where the
- * whole staging took 1.08-1.62); its query still gives the fused update's bytes. */
+ * of its fastest walk within the limit and the TT_GRAD_DSP_*_STAGE_BYTES defaults; 0 where
+ * no DSP version takes the layer with that much. The same number on every target, so that a
+ * plan of the arena is the same for all of them. A smaller staging walks smaller blocks of
+ * channels (depthwise); a depthwise kernel given less than any walk needs runs the portable
+ * code: the same bits in every case, only the instructions differ. The pointwise weight
+ * gradient takes none (0 for every layer): since round 21 its DSP version walks every
+ * pointwise layer of 2+ positions in chunks of positions with the sums kept in dw (0.92-1.16
+ * instructions a MAC down to 4x4 maps, where the staging of its whole input as int16 took
+ * 1.08-1.62; one position: T = g (x - x_zp) without sums); the fused update's staging has
+ * its own query (tt_conv2d_weight_update_s8_s8_stage_bytes). */
 int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
                                              int32_t h, int32_t wd, int32_t k, int32_t kh,
                                              int32_t kw, const tt_window *win,
@@ -308,9 +302,17 @@ int32_t tt_depthwise_conv2d_input_grad_s8_stage_bytes(int32_t n, int32_t oh, int
                                                       int32_t h, int32_t wd, int32_t limit);
 
 /* The staging tt_conv2d_weight_update_s8_s8's DSP version takes for a layer, at most `limit`
- * bytes: tt_conv2d_weight_grad_s8_stage_bytes' bytes, whatever `grad_stage_bytes` (a
- * build's TT_GRAD_DSP_STAGE_BYTES, which chose between the int8 form and the chunked path
- * until round 20, when the int8 form went). */
+ * bytes (<= 0: no limit): its whole input as int16 (2 bytes an element, plus the
+ * accumulators and the staged dy columns, four at a time), where the layer is pointwise with
+ * 2+ positions and that is within TT_GRAD_DSP_WEIGHT_STAGE_BYTES (8 KB) besides the dy
+ * columns; else 0. The same number on every target. Given less, its DSP version stages its
+ * input in chunks of channels on its own stack within TT_GRAD_DSP_STAGE_BYTES, where a chunk
+ * of 8 fits and the draws it skips cost less than the staging saves, else walks the
+ * positions in chunks with a block of input channels' sums in its frame: the same bits in
+ * every case, only the instructions differ. (Until round 20 a layer past the int16 staging
+ * took its input's int8 form, 2.2-2.6 instructions a MAC where the walk in chunks takes
+ * 1.0-1.35.) `grad_stage_bytes` (a build's TT_GRAD_DSP_STAGE_BYTES, which chose between the
+ * int8 form and the chunked path until round 20) is not used. */
 int32_t tt_conv2d_weight_update_s8_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
                                                   int32_t h, int32_t wd, int32_t k, int32_t kh,
                                                   int32_t kw, const tt_window *win,

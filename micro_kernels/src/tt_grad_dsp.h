@@ -39,9 +39,9 @@
 #define TT_GRAD_DSP_STAGE_BYTES 4096
 #endif
 
-/* The pointwise weight gradients' staging of a layer's whole saved input as int16
+/* The fused pointwise weight update's staging of a layer's whole saved input as int16
  * (tt_param_grad_dsp.c): 2 * positions * channels bytes, the caller's (the arena of the
- * generated program: tt_conv2d_weight_grad_s8_stage_bytes). At most this much of it is
+ * generated program: tt_conv2d_weight_update_s8_s8_stage_bytes). At most this much of it is
  * asked for (it holds the person detector's trained pointwise layers: 256 channels at 3x3
  * take 6 KB); the dy columns' 32 bytes per four positions come on top. A larger layer takes
  * the large-map walk (tt_dsp_pointwise_weight_sums), which needs no staging. */

@@ -457,7 +457,16 @@ int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, 
                                              int32_t h, int32_t wd, int32_t k, int32_t kh,
                                              int32_t kw, const tt_window *win,
                                              int32_t limit) {
-  (void)co;
+  (void)n, (void)oh, (void)ow, (void)co, (void)h, (void)wd, (void)k, (void)kh, (void)kw,
+      (void)win, (void)limit;
+  return 0;
+}
+
+int32_t tt_conv2d_weight_update_s8_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
+                                                  int32_t h, int32_t wd, int32_t k, int32_t kh,
+                                                  int32_t kw, const tt_window *win,
+                                                  int32_t grad_stage_bytes, int32_t limit) {
+  (void)co, (void)grad_stage_bytes;   /* (the staging is the whole input or none) */
   const int32_t rows = n * h * wd;
   if (!pointwise_layer(oh, ow, h, wd, kh, kw, win) || rows < 2) return 0;
   const int32_t bytes = tt_wdsp_stage_bytes(rows, k);
@@ -465,14 +474,6 @@ int32_t tt_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, 
                  (limit <= 0 || bytes <= limit)
              ? bytes
              : 0;
-}
-
-int32_t tt_conv2d_weight_update_s8_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow, int32_t co,
-                                                  int32_t h, int32_t wd, int32_t k, int32_t kh,
-                                                  int32_t kw, const tt_window *win,
-                                                  int32_t grad_stage_bytes, int32_t limit) {
-  (void)grad_stage_bytes;             /* (the staging is the whole input or none) */
-  return tt_conv2d_weight_grad_s8_stage_bytes(n, oh, ow, co, h, wd, k, kh, kw, win, limit);
 }
 
 #if TT_GRAD_DSP
