@@ -1473,21 +1473,49 @@ static void dw3_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp
   const int32_t c = a->c, c2 = 2 * a->c;
   const int8_t *w0 = a->w + ch0, *w1 = w0 + 3 * c, *w2 = w0 + 6 * c;
   const int16_t *m = a->mult + ch0;
-  for (tt_dsp_word *const end = o + 10 * nc; o != end; o += 10) {
-    const uint32_t mu = (uint32_t)*m++;
-    /* straight-line, a pointer a tap row (49 instructions a channel; the loop over tap
-     * rows with its copies about 55) */
-    const uint32_t t0 = (uint32_t)w0[0] * mu, t1 = (uint32_t)w0[c] * mu,
-                   t2 = (uint32_t)w0[c2] * mu, t3 = (uint32_t)w1[0] * mu,
-                   t4 = (uint32_t)w1[c] * mu, t5 = (uint32_t)w1[c2] * mu,
-                   t6 = (uint32_t)w2[0] * mu, t7 = (uint32_t)w2[c] * mu,
-                   t8 = (uint32_t)w2[c2] * mu;
-    ++w0, ++w1, ++w2;
-    const uint32_t r2a = tt_dsp_low_halves(t8, t7), r2b = tt_dsp_low_halves(t7, t6);
-    const uint32_t r1a = tt_dsp_low_halves(t5, t4), r1b = tt_dsp_low_halves(t4, t3);
-    o[0] = r2a, o[1] = r2b, o[2] = r1a, o[3] = r1b;
-    o[4] = tt_dsp_low_halves(t2, t1), o[5] = tt_dsp_low_halves(t1, t0);
-    o[6] = r2a, o[7] = r2b, o[8] = r1a, o[9] = r1b;
+  /* Written out: gcc spilled the nine products and three row pointers, 49 instructions a
+   * channel; here 31 and the loop's test. Per tap row: w[c] (x), w[2c] (y), then w[0] (z),
+   * whose load steps the row's pointer; SMULBB by mu gives the low half of
+   * (uint32_t)w * mu, all a word of halves keeps; y = [F0, F1] and then x = [F1, F2]
+   * packed in place; tap rows 2 and 1 stored twice (words 0-1 and 6-7, 2-3 and 8-9). */
+  for (tt_dsp_word *const end = o + 10 * nc; o != end;) {
+    uint32_t mu, x, y, z;
+    __asm__ volatile(
+        "  ldrsh %[mu], [%[m]], #2\n"
+        "  ldrsb %[x], [%[w2], %[c]]\n"
+        "  ldrsb %[y], [%[w2], %[c2]]\n"
+        "  ldrsb %[z], [%[w2]], #1\n"
+        "  smulbb %[x], %[x], %[mu]\n"
+        "  smulbb %[y], %[y], %[mu]\n"
+        "  smulbb %[z], %[z], %[mu]\n"
+        "  pkhbt %[y], %[y], %[x], lsl #16\n"
+        "  pkhbt %[x], %[x], %[z], lsl #16\n"
+        "  strd %[y], %[x], [%[o], #24]\n"
+        "  strd %[y], %[x], [%[o]]\n"
+        "  ldrsb %[x], [%[w1], %[c]]\n"
+        "  ldrsb %[y], [%[w1], %[c2]]\n"
+        "  ldrsb %[z], [%[w1]], #1\n"
+        "  smulbb %[x], %[x], %[mu]\n"
+        "  smulbb %[y], %[y], %[mu]\n"
+        "  smulbb %[z], %[z], %[mu]\n"
+        "  pkhbt %[y], %[y], %[x], lsl #16\n"
+        "  pkhbt %[x], %[x], %[z], lsl #16\n"
+        "  strd %[y], %[x], [%[o], #32]\n"
+        "  strd %[y], %[x], [%[o], #8]\n"
+        "  ldrsb %[x], [%[w0], %[c]]\n"
+        "  ldrsb %[y], [%[w0], %[c2]]\n"
+        "  ldrsb %[z], [%[w0]], #1\n"
+        "  smulbb %[x], %[x], %[mu]\n"
+        "  smulbb %[y], %[y], %[mu]\n"
+        "  smulbb %[z], %[z], %[mu]\n"
+        "  pkhbt %[y], %[y], %[x], lsl #16\n"
+        "  pkhbt %[x], %[x], %[z], lsl #16\n"
+        "  strd %[y], %[x], [%[o], #16]\n"
+        "  add %[o], %[o], #40\n"
+        : [mu] "=&r"(mu), [x] "=&r"(x), [y] "=&r"(y), [z] "=&r"(z), [m] "+r"(m), [w0] "+r"(w0),
+          [w1] "+r"(w1), [w2] "+r"(w2), [o] "+r"(o)
+        : [c] "r"(c), [c2] "r"(c2)
+        : "memory");
   }
 }
 
