@@ -70,6 +70,9 @@ INPUT_GRAD_SHAPES = [
                                                   # word by word, a partial group
     (1, 3, 20, 10, 3, 3, 1, 1, 0, 1, 1),          # walk3 at padding 0 on the left (two zero
                                                   # columns), group by group (wider than 16)
+    (2, 8, 8, 21, 3, 3, 1, 1, 1, 1, 1),           # walk3 at 8x8: four pairs, no loop
+                                                  # (tt_dsp_dw3_input_pairs_34, its first
+                                                  # entry), two images, a partial group
     (2, 17, 16, 13, 3, 3, 2, 0, 0, 1, 1),         # walk2 (stride 2 kept, by channel and
                                                   # row): padding 0, column pairs only (ow 7:
                                                   # D[7] is a zero column), two images, a

@@ -1151,7 +1151,7 @@ typedef struct {
   const tt_dsp_word *d;      /*  4: channel 0's triplet 0 */
   int32_t *out;              /*  8: channel 0's accumulator at dx column 0 */
   int32_t stride;            /* 12: bytes from a column's accumulators to the next's (4 c) */
-  int32_t pair_bytes;        /* 16: 12 x the column pairs (>= 1): the pointer's run */
+  int32_t *run_end;          /* 16: out + 2 c x the column pairs (>= 1): where r12's run ends */
   int32_t entry;             /* 20: (4 - pairs mod 4) mod 4, the first of 4 steps run */
   int32_t out_step;          /* 24: bytes from a channel's out after its columns to the next's */
   int32_t channels;          /* 28: > 0 */
@@ -1162,13 +1162,15 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
 /* Registers: r0-r5 a channel's F01 and F12 of slots 0-2 (one LDM), r6 its triplets, r7 the
  * largest magnitude so far (T), r8 the column stride, r9 and r10 the two columns' sums,
  * r11 and lr the loaded words, r12 the output. The frame: [sp] the weights' pointer, +4
- * pair_bytes, +8 entry, +12 out_step, +16 the output's end (channel `channels`' column 0:
- * r12 after the last channel), +20 the row's end, +24 the arguments. The pairs run four a loop, entered at `entry` (TBB), so that the loop's test
- * is once per four pairs. The largest magnitude: v ^ (v >> 31) is |v| or |v| - 1, so where
- * the OR of the two columns' is below T neither raises T (5 instructions a pair, against
- * about 9 for a scan of the stored pair: tt_largest_magnitude's 4.5 an element); else the
- * exact magnitudes (8:, called from the pair's stub 4N:, which returns to 5N:, so that the
- * common case is one branch not taken, not an IT and a BL). */
+ * where r12's run of this channel ends (+4 a channel: no pointer arithmetic a channel),
+ * +8 the entry's address, +12 out_step, +16 the output's end (channel `channels`' column
+ * 0: r12 after the last channel), +24 the arguments. The pairs run four a loop, entered at
+ * `entry`, so that the loop's test is once per four pairs. The largest magnitude:
+ * v ^ (v >> 31) is |v| or |v| - 1, so where the OR of the two columns' is below T neither
+ * raises T (5 instructions a pair, against about 9 for a scan of the stored pair:
+ * tt_largest_magnitude's 4.5 an element); else the exact magnitudes (.Ltt_dw3_magnitudes,
+ * called from the pair's stub 4N:, which returns to 5N:, so that the common case is one
+ * branch not taken, not an IT and a BL). */
 #define DW3_PAIR(N)                                                                         \
   "  ldrd r11, lr, [r6], #12\n"                                                             \
   "  smuad r9, r11, r0\n"                                                                   \
@@ -1210,14 +1212,24 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
   "  eor r11, r9, r9, asr #31\n"                                                            \
   "  cmp r11, r7\n"                                                                         \
   "  it hs\n"                                                                               \
-  "  blhs 8f\n"                                                                             \
+  "  blhs .Ltt_dw3_magnitudes\n"                                                                             \
   "  str r9, [r12]\n"
-#define DW3_PAIRS_FN(NAME, END)                                                             \
+/* LOOP 1: any number of pairs, four a loop; 0: three or four pairs (wd 6 or 8, even:
+ * walk3's small maps), no loop: a channel and row without the loop's test and its end's
+ * step (5 instructions of the 16 of a channel's and row's set-up). The entry: the address
+ * of the first of the four steps run (bit 0 set: Thumb), from the table at 9: once a call,
+ * so that a channel and row enters with one LDR to the PC (TBB's two before). The exact
+ * magnitudes (.Ltt_dw3_magnitudes) are one copy for the three functions. */
+#define DW3_PAIRS_FN(NAME, END, LOOP, MAGNITUDES)                                           \
   __asm__(TT_DSP_ASM_ENTRY(NAME)                                                            \
           "  sub sp, sp, #32\n"                                                             \
           "  str r0, [sp, #24]\n"                                                           \
           "  ldm r0, {r1-r9}\n"                                                             \
           "  add r8, r3, r8, lsl #2\n"                                                      \
+          "  adr.w r10, 9f\n"                                                               \
+          "  ldrb r11, [r10, r6]\n"                                                         \
+          "  add r6, r10, r11, lsl #1\n"                                                    \
+          "  add r6, r6, #1\n"                                                              \
           "  stm sp, {r1, r5, r6, r7, r8}\n"                                                \
           "  mov r12, r3\n"                                                                 \
           "  mov r8, r4\n"                                                                  \
@@ -1228,19 +1240,17 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
           "  ldm r11, {r0-r5}\n"                                                            \
           "  add r11, r11, #40\n"                                                           \
           "  str r11, [sp]\n"                                                               \
-          "  ldr r11, [sp, #4]\n"                                                           \
-          "  add r11, r6, r11\n"                                                            \
-          "  str r11, [sp, #20]\n"                                                          \
-          "  ldr r11, [sp, #8]\n"                                                           \
-          "  tbb [pc, r11]\n"                                                               \
+          "  ldr pc, [sp, #8]\n"                                                            \
           "9:\n"                                                                            \
           "  .byte (10f - 9b) / 2, (11f - 9b) / 2, (12f - 9b) / 2, (13f - 9b) / 2\n"        \
           "  .p2align 1\n"                                                                  \
           "10:\n" DW3_PAIR("1") "11:\n" DW3_PAIR("2") "12:\n" DW3_PAIR("3")                   \
-          "13:\n" DW3_PAIR("4")                                                              \
-          "  ldr r11, [sp, #20]\n"                                                          \
-          "  cmp r6, r11\n"                                                                 \
-          "  bne 10b\n"                                                                     \
+          "13:\n" DW3_PAIR("4")                                                             \
+          DW3_IF(LOOP, "  ldr r11, [sp, #4]\n"                                              \
+                       "  cmp r12, r11\n"                                                   \
+                       "  bne 10b\n"                                                        \
+                       "  add r11, r11, #4\n"                                               \
+                       "  str r11, [sp, #4]\n")                                             \
           END                                                                               \
           "  ldr r11, [sp, #12]\n"                                                          \
           "  add r12, r12, r11\n"                                                           \
@@ -1251,31 +1261,41 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
           "  str r7, [r11, #32]\n"                                                          \
           "  add sp, sp, #32\n"                                                             \
           "  pop {r4-r11, pc}\n"                                                            \
-          "41:\n  bl 8f\n  b 51b\n"                                                         \
-          "42:\n  bl 8f\n  b 52b\n"                                                         \
-          "43:\n  bl 8f\n  b 53b\n"                                                         \
-          "44:\n  bl 8f\n  b 54b\n"                                                         \
-          "8:\n"                                                                            \
-          "  eor r11, r9, r9, asr #31\n"                                                    \
-          "  sub r11, r11, r9, asr #31\n"                                                   \
-          "  cmp r11, r7\n"                                                                 \
-          "  it hi\n"                                                                       \
-          "  movhi r7, r11\n"                                                               \
-          "  eor r11, r10, r10, asr #31\n"                                                  \
-          "  sub r11, r11, r10, asr #31\n"                                                  \
-          "  cmp r11, r7\n"                                                                 \
-          "  it hi\n"                                                                       \
-          "  movhi r7, r11\n"                                                               \
-          "  bx lr\n"                                                                       \
+          "41:\n  bl .Ltt_dw3_magnitudes\n  b 51b\n"                                        \
+          "42:\n  bl .Ltt_dw3_magnitudes\n  b 52b\n"                                        \
+          "43:\n  bl .Ltt_dw3_magnitudes\n  b 53b\n"                                        \
+          "44:\n  bl .Ltt_dw3_magnitudes\n  b 54b\n"                                        \
+          MAGNITUDES                                                                        \
           "  .size " #NAME ", . - " #NAME "\n"                                              \
           "  .text\n");                                                                     \
   void NAME(dw3_pairs_args *a);
-DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_even, DW3_EVEN_END)
-DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_odd, DW3_ODD_END)
+#define DW3_MAGNITUDES                                                                      \
+  ".Ltt_dw3_magnitudes:\n"                                                                  \
+  "  eor r11, r9, r9, asr #31\n"                                                            \
+  "  sub r11, r11, r9, asr #31\n"                                                           \
+  "  cmp r11, r7\n"                                                                         \
+  "  it hi\n"                                                                               \
+  "  movhi r7, r11\n"                                                                       \
+  "  eor r11, r10, r10, asr #31\n"                                                          \
+  "  sub r11, r11, r10, asr #31\n"                                                          \
+  "  cmp r11, r7\n"                                                                         \
+  "  it hi\n"                                                                               \
+  "  movhi r7, r11\n"                                                                       \
+  "  bx lr\n"
+#define DW3_IF(C, S) DW3_IF_##C(S)
+#define DW3_IF_1(S) S
+#define DW3_IF_0(S)
+DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_even, DW3_EVEN_END, 1, DW3_MAGNITUDES)
+DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_odd, DW3_ODD_END, 1, "")
+DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_34, DW3_EVEN_END, 0, "")
 #undef DW3_PAIR
 #undef DW3_EVEN_END
 #undef DW3_ODD_END
 #undef DW3_PAIRS_FN
+#undef DW3_MAGNITUDES
+#undef DW3_IF
+#undef DW3_IF_1
+#undef DW3_IF_0
 
 /* The fewest channels a block whose dy rows walk3 stages word by word (dw3_stage_word) on
  * a map wider than 16, below which group by group (dw3_stage_group). Measured
@@ -1473,21 +1493,49 @@ static void dw3_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp
   const int32_t c = a->c, c2 = 2 * a->c;
   const int8_t *w0 = a->w + ch0, *w1 = w0 + 3 * c, *w2 = w0 + 6 * c;
   const int16_t *m = a->mult + ch0;
-  for (tt_dsp_word *const end = o + 10 * nc; o != end; o += 10) {
-    const uint32_t mu = (uint32_t)*m++;
-    /* straight-line, a pointer a tap row (49 instructions a channel; the loop over tap
-     * rows with its copies about 55) */
-    const uint32_t t0 = (uint32_t)w0[0] * mu, t1 = (uint32_t)w0[c] * mu,
-                   t2 = (uint32_t)w0[c2] * mu, t3 = (uint32_t)w1[0] * mu,
-                   t4 = (uint32_t)w1[c] * mu, t5 = (uint32_t)w1[c2] * mu,
-                   t6 = (uint32_t)w2[0] * mu, t7 = (uint32_t)w2[c] * mu,
-                   t8 = (uint32_t)w2[c2] * mu;
-    ++w0, ++w1, ++w2;
-    const uint32_t r2a = tt_dsp_low_halves(t8, t7), r2b = tt_dsp_low_halves(t7, t6);
-    const uint32_t r1a = tt_dsp_low_halves(t5, t4), r1b = tt_dsp_low_halves(t4, t3);
-    o[0] = r2a, o[1] = r2b, o[2] = r1a, o[3] = r1b;
-    o[4] = tt_dsp_low_halves(t2, t1), o[5] = tt_dsp_low_halves(t1, t0);
-    o[6] = r2a, o[7] = r2b, o[8] = r1a, o[9] = r1b;
+  /* Written out: gcc spilled the nine products and three row pointers, 49 instructions a
+   * channel; here 31 and the loop's test. Per tap row: w[c] (x), w[2c] (y), then w[0] (z),
+   * whose load steps the row's pointer; SMULBB by mu gives the low half of
+   * (uint32_t)w * mu, all a word of halves keeps; y = [F0, F1] and then x = [F1, F2]
+   * packed in place; tap rows 2 and 1 stored twice (words 0-1 and 6-7, 2-3 and 8-9). */
+  for (tt_dsp_word *const end = o + 10 * nc; o != end;) {
+    uint32_t mu, x, y, z;
+    __asm__ volatile(
+        "  ldrsh %[mu], [%[m]], #2\n"
+        "  ldrsb %[x], [%[w2], %[c]]\n"
+        "  ldrsb %[y], [%[w2], %[c2]]\n"
+        "  ldrsb %[z], [%[w2]], #1\n"
+        "  smulbb %[x], %[x], %[mu]\n"
+        "  smulbb %[y], %[y], %[mu]\n"
+        "  smulbb %[z], %[z], %[mu]\n"
+        "  pkhbt %[y], %[y], %[x], lsl #16\n"
+        "  pkhbt %[x], %[x], %[z], lsl #16\n"
+        "  strd %[y], %[x], [%[o], #24]\n"
+        "  strd %[y], %[x], [%[o]]\n"
+        "  ldrsb %[x], [%[w1], %[c]]\n"
+        "  ldrsb %[y], [%[w1], %[c2]]\n"
+        "  ldrsb %[z], [%[w1]], #1\n"
+        "  smulbb %[x], %[x], %[mu]\n"
+        "  smulbb %[y], %[y], %[mu]\n"
+        "  smulbb %[z], %[z], %[mu]\n"
+        "  pkhbt %[y], %[y], %[x], lsl #16\n"
+        "  pkhbt %[x], %[x], %[z], lsl #16\n"
+        "  strd %[y], %[x], [%[o], #32]\n"
+        "  strd %[y], %[x], [%[o], #8]\n"
+        "  ldrsb %[x], [%[w0], %[c]]\n"
+        "  ldrsb %[y], [%[w0], %[c2]]\n"
+        "  ldrsb %[z], [%[w0]], #1\n"
+        "  smulbb %[x], %[x], %[mu]\n"
+        "  smulbb %[y], %[y], %[mu]\n"
+        "  smulbb %[z], %[z], %[mu]\n"
+        "  pkhbt %[y], %[y], %[x], lsl #16\n"
+        "  pkhbt %[x], %[x], %[z], lsl #16\n"
+        "  strd %[y], %[x], [%[o], #16]\n"
+        "  add %[o], %[o], #40\n"
+        : [mu] "=&r"(mu), [x] "=&r"(x), [y] "=&r"(y), [z] "=&r"(z), [m] "+r"(m), [w0] "+r"(w0),
+          [w1] "+r"(w1), [w2] "+r"(w2), [o] "+r"(o)
+        : [c] "r"(c), [c2] "r"(c2)
+        : "memory");
   }
 }
 
@@ -1513,8 +1561,9 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
   tt_dsp_word *const wts = (tt_dsp_word *)stage_mem;
   tt_dsp_word *const ring = wts + 10 * per;
   const int32_t pairs = wd >> 1;
-  void (*const run)(dw3_pairs_args *) =
-      wd & 1 ? tt_dsp_dw3_input_pairs_odd : tt_dsp_dw3_input_pairs_even;
+  void (*const run)(dw3_pairs_args *) = wd & 1                 ? tt_dsp_dw3_input_pairs_odd
+                                        : pairs == 3 || pairs == 4 ? tt_dsp_dw3_input_pairs_34
+                                                                   : tt_dsp_dw3_input_pairs_even;
   for (int32_t ch0 = 0; ch0 < c; ch0 += per) {
     const int32_t nc = c - ch0 < per ? c - ch0 : per;
     dw3_stage_weights(a, ch0, nc, wts);
@@ -1533,8 +1582,8 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
           }
         }
         int32_t *const out = tt_kept(keep, row * wd, c) + ch0;
-        dw3_pairs_args args = {wts + 2 * (2 - q), ring, out, 4 * c,
-                               12 * pairs, (4 - (pairs & 3)) & 3, 4 - 8 * c * pairs, nc, top};
+        dw3_pairs_args args = {wts + 2 * (2 - q), ring, out, 4 * c, out + 2 * c * pairs,
+                               (4 - (pairs & 3)) & 3, 4 - 8 * c * pairs, nc, top};
         run(&args);
         top = args.top;
       }
