@@ -450,6 +450,83 @@ static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8(const int8_t *g,
   first_rows8(g, gend, co, stage, kept, step, &m);
   return m;
 }
+/* rows8's masked twin (rows8m): first_rows' masked rows of 8 columns, each row's mask
+ * starting on a byte (mask_at and co multiples of 8), so the rows' mask bytes follow one
+ * another from *bits on. In C (first_rows' masked loop) gcc 12 spills three sums and the
+ * loop's end around the mask's pointer and table: 43 instructions a dy word on a dense mask
+ * against 28.5 unmasked. Here the sums stay in registers and the mask's pointer, table and
+ * the pair's second word go through memory: per pair of dy words (one mask byte) 3 for the
+ * byte, 5 for its two nibbles' byte lanes, 4 for the two masked words, then each nonzero
+ * word's 26 (two extensions, eight LDRD and 16 SMLAD, the staged words at fixed offsets),
+ * 4 for the loop's end: about 36.5 a word on a dense mask, 9.5 on an all-zero pair. A word
+ * that is all zero (masked, or zero gradients) is skipped as in C: it adds nothing. Same
+ * sums (the same nonzero products added in the same order per sum), same keeping, same
+ * test and maximum as first_rows8's (its tail). */
+#define TT_GDSP_M_COL(j, off)                                                               \
+  "ldrd %[x], %[y], [%[s], #" off "]\n\tsmlad %[" j "], %[x], %[e], %[" j "]\n\t"          \
+  "smlad %[" j "], %[y], %[o], %[" j "]\n\t"
+#define TT_GDSP_M_WORD(o0, o1, o2, o3, o4, o5, o6, o7)                                      \
+  "sxtb16 %[o], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t" TT_GDSP_M_COL("a0", o0)              \
+  TT_GDSP_M_COL("a1", o1) TT_GDSP_M_COL("a2", o2) TT_GDSP_M_COL("a3", o3)                    \
+  TT_GDSP_M_COL("a4", o4) TT_GDSP_M_COL("a5", o5) TT_GDSP_M_COL("a6", o6)                    \
+  TT_GDSP_M_COL("a7", o7)
+#define TT_GDSP_M_ROWS(KEEP)                                                                \
+  "0:\n\t"                                                                                  \
+  "ldr %[x], %[co]\n\tadd %[x], %[g], %[x]\n\tstr %[x], %[rowend]\n\t"                      \
+  "ldr %[s], %[stage]\n\tmov %[a0], #0\n\tmov %[a1], #0\n\tmov %[a2], #0\n\t"                \
+  "mov %[a3], #0\n\tmov %[a4], #0\n\tmov %[a5], #0\n\tmov %[a6], #0\n\tmov %[a7], #0\n\t"  \
+  "b 1f\n"                                                                                  \
+  "6:\n\t"                                 /* the pair's first word is zero */              \
+  "mov %[e], %[o]\n\tcmp %[e], #0\n\tbeq 8f\n\tb 7f\n"                                      \
+  "1:\n\t"                                                                                  \
+  "ldr %[x], %[bits]\n\tldrb %[y], [%[x]], #1\n\tstr %[x], %[bits]\n\t"                     \
+  "ldr %[x], %[lanes]\n\tand %[e], %[y], #15\n\tlsr %[y], %[y], #4\n\t"                     \
+  "ldr %[e], [%[x], %[e], lsl #2]\n\tldr %[o], [%[x], %[y], lsl #2]\n\t"                      \
+  "ldr %[x], [%[g]], #4\n\tldr %[y], [%[g]], #4\n\tand %[o], %[o], %[y]\n\t"                 \
+  "ands %[e], %[e], %[x]\n\tbeq 6b\n\tstr %[o], %[w1]\n\t"                                   \
+  TT_GDSP_M_WORD("0", "8", "16", "24", "32", "40", "48", "56")                               \
+  "ldr %[e], %[w1]\n\tcmp %[e], #0\n\tbeq 8f\n"                                             \
+  "7:\n\t" TT_GDSP_M_WORD("64", "72", "80", "88", "96", "104", "112", "120")                 \
+  "8:\n\t"                                                                                  \
+  "add %[s], %[s], #128\n\tldr %[x], %[rowend]\n\tcmp %[g], %[x]\n\tbne 1b\n\t" KEEP         \
+  "ldr %[e], %[m]\n\tlsl %[o], %[e], #1\n\t"                                                \
+  "add %[x], %[a0], %[e]\n\tcmp %[o], %[x]\n\t" TT_GDSP_F_TWO("a1", "a2")                  \
+  TT_GDSP_F_TWO("a3", "a4") TT_GDSP_F_TWO("a5", "a6")                                       \
+  "itt cs\n\taddcs %[x], %[a7], %[e]\n\tcmpcs %[o], %[x]\n\t"                               \
+  "bcs 3f\n\t" TT_GDSP_F_MAX("a0") TT_GDSP_F_MAX("a1") TT_GDSP_F_MAX("a2")                  \
+  TT_GDSP_F_MAX("a3") TT_GDSP_F_MAX("a4") TT_GDSP_F_MAX("a5") TT_GDSP_F_MAX("a6")           \
+  TT_GDSP_F_MAX("a7") "str %[e], %[m]\n"                                                    \
+  "3:\n\t"                                                                                  \
+  "ldr %[x], %[gend]\n\tcmp %[g], %[x]\n\tbne 0b\n\t"
+#define TT_GDSP_M_ARGS                                                                      \
+  : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [a4] "=&r"(a4),         \
+    [a5] "=&r"(a5), [a6] "=&r"(a6), [a7] "=&r"(a7), [g] "+r"(g), [s] "=&r"(s),               \
+    [e] "=&r"(e), [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y), [rowend] "+m"(rowend),         \
+    [kept] "+m"(kept), [m] "+m"(m), [bits] "+m"(bits), [w1] "+m"(w1)                         \
+  : [co] "m"(co), [stage] "m"(stage), [gend] "m"(gend), [step] "m"(step),                   \
+    [lanes] "m"(lanes)                                                                      \
+  : "cc", "memory"
+static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8m(const int8_t *g,
+                                                               const int8_t *gend, int32_t co,
+                                                               const tt_dsp_word *stage,
+                                                               int32_t *kept, int32_t step,
+                                                               uint32_t m,
+                                                               const uint8_t *bits) {
+  int32_t a0, a1, a2, a3, a4, a5, a6, a7;
+  const tt_dsp_word *s;
+  uint32_t e, o, x, y, w1 = 0;
+  const int8_t *rowend = g;
+  const uint32_t *lanes = lanes_of;
+  if (kept != 0)
+    __asm__ volatile(TT_GDSP_M_ROWS(TT_GDSP_F_KEEP) TT_GDSP_M_ARGS);
+  else
+    __asm__ volatile(TT_GDSP_M_ROWS("") TT_GDSP_M_ARGS);
+  return m;
+}
+#undef TT_GDSP_M_COL
+#undef TT_GDSP_M_WORD
+#undef TT_GDSP_M_ROWS
+#undef TT_GDSP_M_ARGS
 #endif
 #undef TT_GDSP_F_TWO
 #undef TT_GDSP_F_MAX
@@ -862,6 +939,18 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
     return;
   }
 #if TT_DSP_ASM_ALL_REGS
+  if (masked && CB == 8) {
+    /* the rows kept at a0, at a1, and not kept, each run whole in assembly; row p's mask
+     * bytes from bits + p co / 8 on */
+    const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows, cb = co >> 3;
+    if (e0 > 0) m = rows8m(g, g + e0 * co, co, stage, keep->a0 + c0, 4 * ci, m, bits);
+    if (e1 > e0)
+      m = rows8m(g + e0 * co, g + e1 * co, co, stage, keep->a1 + c0, 4 * ci, m,
+                 bits + e0 * cb);
+    if (rows > e1) m = rows8m(g + e1 * co, g + rows * co, co, stage, 0, 0, m, bits + e1 * cb);
+    *top = m;
+    return;
+  }
   if (!masked && CB == 6) {
     /* the rows kept at a0, at a1, and not kept (into a dummy row, not stepped) */
     const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows;
