@@ -370,6 +370,49 @@ TT_GDSP_PAIRS(6)
 TT_GDSP_PAIRS(4)
 TT_GDSP_PAIRS(3)
 #undef TT_GDSP_PAIRS
+/* t[j] += the same for a masked row of N = 4 or 3 columns whose mask starts on a byte
+ * (bits: the byte of g's first word), [g, end) whole pairs: one mask byte's two nibbles
+ * mask a pair's two words through the byte lanes' table, an all-zero word (masked, or zero
+ * gradients) skipped as in row_sums' C loop. In C gcc 12 reloads the table and spills
+ * around the pair; here all fourteen registers hold the sums, the pointers, the table, the
+ * end and the pair's words: 10 a pair, then 3 + 3 N a nonzero word (43 a dense pair at
+ * four columns). Same sums: the same nonzero products in the same order per sum. */
+#define TT_GDSP_MCOL(j, off)                                                                \
+  "ldrd %[x], %[y], [%[s], #" off "]\n\tsmlad %[" j "], %[x], %[e], %[" j "]\n\t"          \
+  "smlad %[" j "], %[y], %[o], %[" j "]\n\t"
+#define TT_GDSP_MCOLS4(o0, o1, o2, o3)                                                      \
+  TT_GDSP_MCOL("a0", o0) TT_GDSP_MCOL("a1", o1) TT_GDSP_MCOL("a2", o2) TT_GDSP_MCOL("a3", o3)
+#define TT_GDSP_MCOLS3(o0, o1, o2, o3)                                                      \
+  TT_GDSP_MCOL("a0", o0) TT_GDSP_MCOL("a1", o1) TT_GDSP_MCOL("a2", o2)
+#define TT_GDSP_MPAIRS(N, FIRST, SECOND, STEP)                                              \
+  static inline __attribute__((always_inline)) void masked_pairs##N(                       \
+      const int8_t *g, const int8_t *end, const tt_dsp_word *s, const uint8_t *b,          \
+      int32_t *t) {                                                                         \
+    int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = N > 3 ? t[3] : 0;                         \
+    uint32_t e, o, x, y, w;                                                                 \
+    const uint32_t *lanes = lanes_of;                                                       \
+    __asm__ volatile("1:\n\t"                                                               \
+                     "ldrb %[y], [%[b]], #1\n\tand %[e], %[y], #15\n\tlsr %[y], %[y], #4\n\t" \
+                     "ldr %[e], [%[l], %[e], lsl #2]\n\tldr %[w], [%[l], %[y], lsl #2]\n\t"    \
+                     "ldr %[x], [%[g]], #4\n\tldr %[y], [%[g]], #4\n\t"                      \
+                     "and %[w], %[w], %[y]\n\tands %[e], %[e], %[x]\n\tbeq 2f\n\t"          \
+                     "sxtb16 %[o], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t" TT_GDSP_MCOLS##N FIRST \
+                     "2:\n\tcmp %[w], #0\n\tbeq 3f\n\t"                                      \
+                     "sxtb16 %[o], %[w], ror #8\n\tsxtb16 %[e], %[w]\n\t" TT_GDSP_MCOLS##N SECOND \
+                     "3:\n\tadd %[s], %[s], #" STEP "\n\tcmp %[g], %[end]\n\tbne 1b\n\t"       \
+                     : TT_GDSP_SUMS##N, [g] "+r"(g), [s] "+r"(s), [b] "+r"(b), [e] "=&r"(e),  \
+                       [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y), [w] "=&r"(w)               \
+                     : [end] "r"(end), [l] "r"(lanes)                                       \
+                     : "cc", "memory");                                                     \
+    t[0] = a0, t[1] = a1, t[2] = a2;                                                        \
+    if (N > 3) t[3] = a3;                                                                   \
+  }
+TT_GDSP_MPAIRS(4, ("0", "8", "16", "24"), ("32", "40", "48", "56"), "64")
+TT_GDSP_MPAIRS(3, ("0", "8", "16", ""), ("24", "32", "40", ""), "48")
+#undef TT_GDSP_MPAIRS
+#undef TT_GDSP_MCOLS4
+#undef TT_GDSP_MCOLS3
+#undef TT_GDSP_MCOL
 /* mac_pairs8/6/4/3 by CB (a constant of each inlined copy): t[j] for CB columns. */
 static inline __attribute__((always_inline)) void mac_pairs(const int32_t CB, const int8_t *g,
                                                             const int8_t *end,
@@ -470,11 +513,8 @@ static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8(const int8_t *g,
   TT_GDSP_M_COL("a1", o1) TT_GDSP_M_COL("a2", o2) TT_GDSP_M_COL("a3", o3)                    \
   TT_GDSP_M_COL("a4", o4) TT_GDSP_M_COL("a5", o5) TT_GDSP_M_COL("a6", o6)                    \
   TT_GDSP_M_COL("a7", o7)
-#define TT_GDSP_M_ROWS(KEEP)                                                                \
-  "0:\n\t"                                                                                  \
-  "ldr %[x], %[co]\n\tadd %[x], %[g], %[x]\n\tstr %[x], %[rowend]\n\t"                      \
-  "ldr %[s], %[stage]\n\tmov %[a0], #0\n\tmov %[a1], #0\n\tmov %[a2], #0\n\t"                \
-  "mov %[a3], #0\n\tmov %[a4], #0\n\tmov %[a5], #0\n\tmov %[a6], #0\n\tmov %[a7], #0\n\t"  \
+/* the rows' pair loop, [g, *rowend) (at least one pair), the sums in a0-a7 */
+#define TT_GDSP_M_LOOP                                                                      \
   "b 1f\n"                                                                                  \
   "6:\n\t"                                 /* the pair's first word is zero */              \
   "mov %[e], %[o]\n\tcmp %[e], #0\n\tbeq 8f\n\tb 7f\n"                                      \
@@ -488,7 +528,13 @@ static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8(const int8_t *g,
   "ldr %[e], %[w1]\n\tcmp %[e], #0\n\tbeq 8f\n"                                             \
   "7:\n\t" TT_GDSP_M_WORD("64", "72", "80", "88", "96", "104", "112", "120")                 \
   "8:\n\t"                                                                                  \
-  "add %[s], %[s], #128\n\tldr %[x], %[rowend]\n\tcmp %[g], %[x]\n\tbne 1b\n\t" KEEP         \
+  "add %[s], %[s], #128\n\tldr %[x], %[rowend]\n\tcmp %[g], %[x]\n\tbne 1b\n\t"
+#define TT_GDSP_M_ROWS(KEEP)                                                                \
+  "0:\n\t"                                                                                  \
+  "ldr %[x], %[co]\n\tadd %[x], %[g], %[x]\n\tstr %[x], %[rowend]\n\t"                      \
+  "ldr %[s], %[stage]\n\tmov %[a0], #0\n\tmov %[a1], #0\n\tmov %[a2], #0\n\t"                \
+  "mov %[a3], #0\n\tmov %[a4], #0\n\tmov %[a5], #0\n\tmov %[a6], #0\n\tmov %[a7], #0\n\t"  \
+  TT_GDSP_M_LOOP KEEP         \
   "ldr %[e], %[m]\n\tlsl %[o], %[e], #1\n\t"                                                \
   "add %[x], %[a0], %[e]\n\tcmp %[o], %[x]\n\t" TT_GDSP_F_TWO("a1", "a2")                  \
   TT_GDSP_F_TWO("a3", "a4") TT_GDSP_F_TWO("a5", "a6")                                       \
@@ -523,6 +569,28 @@ static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8m(const int8_t *g,
     __asm__ volatile(TT_GDSP_M_ROWS("") TT_GDSP_M_ARGS);
   return m;
 }
+/* rows8m's pair loop for one row (row_sums' masked rows of 8 columns whose mask starts on
+ * a byte: the rounding walk's rows, the probes): t[j] += the pairs [g, rowend) (at least
+ * one), bits the byte of g's first word. */
+static inline __attribute__((always_inline)) void masked_pairs8(const int8_t *g,
+                                                                const int8_t *rowend,
+                                                                const tt_dsp_word *s,
+                                                                const uint8_t *bits,
+                                                                int32_t *t) {
+  int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = t[3], a4 = t[4], a5 = t[5], a6 = t[6],
+          a7 = t[7];
+  uint32_t e, o, x, y, w1 = 0;
+  const uint32_t *lanes = lanes_of;
+  __asm__ volatile(TT_GDSP_M_LOOP
+                   : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+                     [a4] "+r"(a4), [a5] "+r"(a5), [a6] "+r"(a6), [a7] "+r"(a7), [g] "+r"(g),
+                     [s] "+r"(s), [e] "=&r"(e), [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y),
+                     [bits] "+m"(bits), [w1] "+m"(w1)
+                   : [rowend] "m"(rowend), [lanes] "m"(lanes)
+                   : "cc", "memory");
+  t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = a4, t[5] = a5, t[6] = a6, t[7] = a7;
+}
+#undef TT_GDSP_M_LOOP
 #undef TT_GDSP_M_COL
 #undef TT_GDSP_M_WORD
 #undef TT_GDSP_M_ROWS
@@ -576,6 +644,14 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
       /* the row's mask starts on a byte: one byte's two nibbles mask two words */
       const uint8_t *bits = a->mask + (i >> 3);
       const int8_t *const pairs = g + ((end - g) & ~7);
+#if TT_DSP_ASM_ALL_REGS
+      if ((CB == 8 || CB == 4 || CB == 3) && pairs != g) {
+        if (CB == 8) masked_pairs8(g, pairs, s, bits, t);
+        else if (CB == 4) masked_pairs4(g, pairs, s, bits, t);
+        else masked_pairs3(g, pairs, s, bits, t);
+        s += ((pairs - g) >> 2) * 2 * CB, bits += (pairs - g) >> 3, g = pairs;
+      }
+#endif
       for (; g != pairs; g += 8, s += 4 * CB, ++bits) {
         const uint32_t v0 = tt_dsp_load4(g) & lanes_of[*bits & 15u];
         const uint32_t v1 = tt_dsp_load4(g + 4) & lanes_of[*bits >> 4];
@@ -975,6 +1051,13 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
     if (masked) {
       /* row_sums' masked loop: a byte's two nibbles mask two words, all-zero words skipped */
       const int8_t *const end = g + co;
+#if TT_DSP_ASM_ALL_REGS
+      if (CB == 4 || CB == 3) {
+        if (CB == 4) masked_pairs4(g, end, stage, bits, t);
+        else masked_pairs3(g, end, stage, bits, t);
+        g = end, bits += co >> 3;
+      }
+#endif
       for (const tt_dsp_word *s = stage; g != end; g += 8, s += 4 * CB, ++bits) {
         const uint32_t v0 = tt_dsp_load4(g) & lanes_of[*bits & 15u];
         const uint32_t v1 = tt_dsp_load4(g + 4) & lanes_of[*bits >> 4];
