@@ -14,7 +14,8 @@
  * instructions per weight (3.6 four columns at a time), is shared by all the rows. The
  * unmasked rows of blocks of 8, 6, 4 and 3 columns run that loop in inline assembly
  * (mac_pairs8, mac_pairs6/4/3): gcc 12 runs out of registers there and spills the loop's
- * end or sums. Where co is a multiple of 8 (every row whole pairs of dy words), the first
+ * end or sums; masked rows whose mask starts on a byte too, at 8, 4 and 3 columns (rows8m,
+ * masked_pairs8/4/3: all-zero words skipped). Where co is a multiple of 8 (every row whole pairs of dy words), the first
  * pass's whole blocks (first_rows, the maximum's test in assembly: within; at 8 columns
  * unmasked the whole row loop in assembly: first_rows8) and the second's
  * steady ones (steady_rows; eight columns rounded in registers: round8) run their rows
@@ -345,10 +346,11 @@ static inline __attribute__((always_inline)) void mac_pairs8(const int8_t *g, co
 
 /* t[j] += the same for N = 6, 4 or 3 columns (MobileNetV2's 336 outputs: six; MCUNet's 384
  * and 576: four and three), the end in a register: 3 + 3 N instructions a group and 2 a
- * pair (44 per 48 MACs at six, 32 per 32 at four). Masked rows keep row_sums' C loop, which
- * skips the all-zero words: the assembly loops masked (the mask's lanes ANDed in the loop,
- * or the row masked into the staging's free words first) measured faster on dense masks but
- * up to 1.5x slower where a step's masks and zero gradients leave many words all zero. */
+ * pair (44 per 48 MACs at six, 32 per 32 at four). Masked rows must skip the all-zero words
+ * as row_sums' C loop does: these loops masked (the mask's lanes ANDed in the loop, or the
+ * row masked into the staging's free words first) measured faster on dense masks but up to
+ * 1.5x slower where a step's masks and zero gradients leave many words all zero; their own
+ * loops (masked_pairs4/3 below, rows8m at 8) skip them. */
 #define TT_GDSP_PAIRS(N)                                                                    \
   static inline __attribute__((always_inline)) void mac_pairs##N(                          \
       const int8_t *g, const int8_t *end, const tt_dsp_word *s, int32_t *t) {              \
@@ -619,7 +621,8 @@ static inline __attribute__((always_inline)) void masked_pairs8(const int8_t *g,
 /* acc[j] = the accumulators of row p against the CB staged columns. `masked` is a constant
  * of each compiled copy: without a mask the loop is loads, extensions and SMLADs only; with
  * one, each dy word is ANDed with its four mask bits' byte lanes, and a word that is all
- * zeros (masked, or zero gradients) is skipped. */
+ * zeros (masked, or zero gradients) is skipped (a row whose mask starts on a byte: its pairs
+ * in assembly at 8, 4 and 3 columns, masked_pairs8/4/3). */
 static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *a, int32_t p,
                                                            const tt_dsp_word *stage,
                                                            const int32_t CB, const int masked,
