@@ -14,7 +14,8 @@
  * instructions per weight (3.6 four columns at a time), is shared by all the rows. The
  * unmasked rows of blocks of 8, 6, 4 and 3 columns run that loop in inline assembly
  * (mac_pairs8, mac_pairs6/4/3): gcc 12 runs out of registers there and spills the loop's
- * end or sums. Where co is a multiple of 8 (every row whole pairs of dy words), the first
+ * end or sums; masked rows whose mask starts on a byte too, at 8, 4 and 3 columns (rows8m,
+ * masked_pairs8/4/3: all-zero words skipped). Where co is a multiple of 8 (every row whole pairs of dy words), the first
  * pass's whole blocks (first_rows, the maximum's test in assembly: within; at 8 columns
  * unmasked the whole row loop in assembly: first_rows8) and the second's
  * steady ones (steady_rows; eight columns rounded in registers: round8) run their rows
@@ -345,10 +346,11 @@ static inline __attribute__((always_inline)) void mac_pairs8(const int8_t *g, co
 
 /* t[j] += the same for N = 6, 4 or 3 columns (MobileNetV2's 336 outputs: six; MCUNet's 384
  * and 576: four and three), the end in a register: 3 + 3 N instructions a group and 2 a
- * pair (44 per 48 MACs at six, 32 per 32 at four). Masked rows keep row_sums' C loop, which
- * skips the all-zero words: the assembly loops masked (the mask's lanes ANDed in the loop,
- * or the row masked into the staging's free words first) measured faster on dense masks but
- * up to 1.5x slower where a step's masks and zero gradients leave many words all zero. */
+ * pair (44 per 48 MACs at six, 32 per 32 at four). Masked rows must skip the all-zero words
+ * as row_sums' C loop does: these loops masked (the mask's lanes ANDed in the loop, or the
+ * row masked into the staging's free words first) measured faster on dense masks but up to
+ * 1.5x slower where a step's masks and zero gradients leave many words all zero; their own
+ * loops (masked_pairs4/3 below, rows8m at 8) skip them. */
 #define TT_GDSP_PAIRS(N)                                                                    \
   static inline __attribute__((always_inline)) void mac_pairs##N(                          \
       const int8_t *g, const int8_t *end, const tt_dsp_word *s, int32_t *t) {              \
@@ -370,6 +372,49 @@ TT_GDSP_PAIRS(6)
 TT_GDSP_PAIRS(4)
 TT_GDSP_PAIRS(3)
 #undef TT_GDSP_PAIRS
+/* t[j] += the same for a masked row of N = 4 or 3 columns whose mask starts on a byte
+ * (bits: the byte of g's first word), [g, end) whole pairs: one mask byte's two nibbles
+ * mask a pair's two words through the byte lanes' table, an all-zero word (masked, or zero
+ * gradients) skipped as in row_sums' C loop. In C gcc 12 reloads the table and spills
+ * around the pair; here all fourteen registers hold the sums, the pointers, the table, the
+ * end and the pair's words: 10 a pair, then 3 + 3 N a nonzero word (43 a dense pair at
+ * four columns). Same sums: the same nonzero products in the same order per sum. */
+#define TT_GDSP_MCOL(j, off)                                                                \
+  "ldrd %[x], %[y], [%[s], #" off "]\n\tsmlad %[" j "], %[x], %[e], %[" j "]\n\t"          \
+  "smlad %[" j "], %[y], %[o], %[" j "]\n\t"
+#define TT_GDSP_MCOLS4(o0, o1, o2, o3)                                                      \
+  TT_GDSP_MCOL("a0", o0) TT_GDSP_MCOL("a1", o1) TT_GDSP_MCOL("a2", o2) TT_GDSP_MCOL("a3", o3)
+#define TT_GDSP_MCOLS3(o0, o1, o2, o3)                                                      \
+  TT_GDSP_MCOL("a0", o0) TT_GDSP_MCOL("a1", o1) TT_GDSP_MCOL("a2", o2)
+#define TT_GDSP_MPAIRS(N, FIRST, SECOND, STEP)                                              \
+  static inline __attribute__((always_inline)) void masked_pairs##N(                       \
+      const int8_t *g, const int8_t *end, const tt_dsp_word *s, const uint8_t *b,          \
+      int32_t *t) {                                                                         \
+    int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = N > 3 ? t[3] : 0;                         \
+    uint32_t e, o, x, y, w;                                                                 \
+    const uint32_t *lanes = lanes_of;                                                       \
+    __asm__ volatile("1:\n\t"                                                               \
+                     "ldrb %[y], [%[b]], #1\n\tand %[e], %[y], #15\n\tlsr %[y], %[y], #4\n\t" \
+                     "ldr %[e], [%[l], %[e], lsl #2]\n\tldr %[w], [%[l], %[y], lsl #2]\n\t"    \
+                     "ldr %[x], [%[g]], #4\n\tldr %[y], [%[g]], #4\n\t"                      \
+                     "and %[w], %[w], %[y]\n\tands %[e], %[e], %[x]\n\tbeq 2f\n\t"          \
+                     "sxtb16 %[o], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t" TT_GDSP_MCOLS##N FIRST \
+                     "2:\n\tcmp %[w], #0\n\tbeq 3f\n\t"                                      \
+                     "sxtb16 %[o], %[w], ror #8\n\tsxtb16 %[e], %[w]\n\t" TT_GDSP_MCOLS##N SECOND \
+                     "3:\n\tadd %[s], %[s], #" STEP "\n\tcmp %[g], %[end]\n\tbne 1b\n\t"       \
+                     : TT_GDSP_SUMS##N, [g] "+r"(g), [s] "+r"(s), [b] "+r"(b), [e] "=&r"(e),  \
+                       [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y), [w] "=&r"(w)               \
+                     : [end] "r"(end), [l] "r"(lanes)                                       \
+                     : "cc", "memory");                                                     \
+    t[0] = a0, t[1] = a1, t[2] = a2;                                                        \
+    if (N > 3) t[3] = a3;                                                                   \
+  }
+TT_GDSP_MPAIRS(4, ("0", "8", "16", "24"), ("32", "40", "48", "56"), "64")
+TT_GDSP_MPAIRS(3, ("0", "8", "16", ""), ("24", "32", "40", ""), "48")
+#undef TT_GDSP_MPAIRS
+#undef TT_GDSP_MCOLS4
+#undef TT_GDSP_MCOLS3
+#undef TT_GDSP_MCOL
 /* mac_pairs8/6/4/3 by CB (a constant of each inlined copy): t[j] for CB columns. */
 static inline __attribute__((always_inline)) void mac_pairs(const int32_t CB, const int8_t *g,
                                                             const int8_t *end,
@@ -450,6 +495,112 @@ static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8(const int8_t *g,
   first_rows8(g, gend, co, stage, kept, step, &m);
   return m;
 }
+/* rows8's masked twin (rows8m): first_rows' masked rows of 8 columns, each row's mask
+ * starting on a byte (mask_at and co multiples of 8), so the rows' mask bytes follow one
+ * another from *bits on. In C (first_rows' masked loop) gcc 12 spills three sums and the
+ * loop's end around the mask's pointer and table: 43 instructions a dy word on a dense mask
+ * against 28.5 unmasked. Here the sums stay in registers and the mask's pointer, table and
+ * the pair's second word go through memory: per pair of dy words (one mask byte) 3 for the
+ * byte, 5 for its two nibbles' byte lanes, 4 for the two masked words, then each nonzero
+ * word's 26 (two extensions, eight LDRD and 16 SMLAD, the staged words at fixed offsets),
+ * 4 for the loop's end: about 36.5 a word on a dense mask, 9.5 on an all-zero pair. A word
+ * that is all zero (masked, or zero gradients) is skipped as in C: it adds nothing. Same
+ * sums (the same nonzero products added in the same order per sum), same keeping, same
+ * test and maximum as first_rows8's (its tail). */
+#define TT_GDSP_M_COL(j, off)                                                               \
+  "ldrd %[x], %[y], [%[s], #" off "]\n\tsmlad %[" j "], %[x], %[e], %[" j "]\n\t"          \
+  "smlad %[" j "], %[y], %[o], %[" j "]\n\t"
+#define TT_GDSP_M_WORD(o0, o1, o2, o3, o4, o5, o6, o7)                                      \
+  "sxtb16 %[o], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t" TT_GDSP_M_COL("a0", o0)              \
+  TT_GDSP_M_COL("a1", o1) TT_GDSP_M_COL("a2", o2) TT_GDSP_M_COL("a3", o3)                    \
+  TT_GDSP_M_COL("a4", o4) TT_GDSP_M_COL("a5", o5) TT_GDSP_M_COL("a6", o6)                    \
+  TT_GDSP_M_COL("a7", o7)
+/* the rows' pair loop, [g, *rowend) (at least one pair), the sums in a0-a7 */
+#define TT_GDSP_M_LOOP                                                                      \
+  "b 1f\n"                                                                                  \
+  "6:\n\t"                                 /* the pair's first word is zero */              \
+  "mov %[e], %[o]\n\tcmp %[e], #0\n\tbeq 8f\n\tb 7f\n"                                      \
+  "1:\n\t"                                                                                  \
+  "ldr %[x], %[bits]\n\tldrb %[y], [%[x]], #1\n\tstr %[x], %[bits]\n\t"                     \
+  "ldr %[x], %[lanes]\n\tand %[e], %[y], #15\n\tlsr %[y], %[y], #4\n\t"                     \
+  "ldr %[e], [%[x], %[e], lsl #2]\n\tldr %[o], [%[x], %[y], lsl #2]\n\t"                      \
+  "ldr %[x], [%[g]], #4\n\tldr %[y], [%[g]], #4\n\tand %[o], %[o], %[y]\n\t"                 \
+  "ands %[e], %[e], %[x]\n\tbeq 6b\n\tstr %[o], %[w1]\n\t"                                   \
+  TT_GDSP_M_WORD("0", "8", "16", "24", "32", "40", "48", "56")                               \
+  "ldr %[e], %[w1]\n\tcmp %[e], #0\n\tbeq 8f\n"                                             \
+  "7:\n\t" TT_GDSP_M_WORD("64", "72", "80", "88", "96", "104", "112", "120")                 \
+  "8:\n\t"                                                                                  \
+  "add %[s], %[s], #128\n\tldr %[x], %[rowend]\n\tcmp %[g], %[x]\n\tbne 1b\n\t"
+#define TT_GDSP_M_ROWS(KEEP)                                                                \
+  "0:\n\t"                                                                                  \
+  "ldr %[x], %[co]\n\tadd %[x], %[g], %[x]\n\tstr %[x], %[rowend]\n\t"                      \
+  "ldr %[s], %[stage]\n\tmov %[a0], #0\n\tmov %[a1], #0\n\tmov %[a2], #0\n\t"                \
+  "mov %[a3], #0\n\tmov %[a4], #0\n\tmov %[a5], #0\n\tmov %[a6], #0\n\tmov %[a7], #0\n\t"  \
+  TT_GDSP_M_LOOP KEEP         \
+  "ldr %[e], %[m]\n\tlsl %[o], %[e], #1\n\t"                                                \
+  "add %[x], %[a0], %[e]\n\tcmp %[o], %[x]\n\t" TT_GDSP_F_TWO("a1", "a2")                  \
+  TT_GDSP_F_TWO("a3", "a4") TT_GDSP_F_TWO("a5", "a6")                                       \
+  "itt cs\n\taddcs %[x], %[a7], %[e]\n\tcmpcs %[o], %[x]\n\t"                               \
+  "bcs 3f\n\t" TT_GDSP_F_MAX("a0") TT_GDSP_F_MAX("a1") TT_GDSP_F_MAX("a2")                  \
+  TT_GDSP_F_MAX("a3") TT_GDSP_F_MAX("a4") TT_GDSP_F_MAX("a5") TT_GDSP_F_MAX("a6")           \
+  TT_GDSP_F_MAX("a7") "str %[e], %[m]\n"                                                    \
+  "3:\n\t"                                                                                  \
+  "ldr %[x], %[gend]\n\tcmp %[g], %[x]\n\tbne 0b\n\t"
+#define TT_GDSP_M_ARGS                                                                      \
+  : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [a4] "=&r"(a4),         \
+    [a5] "=&r"(a5), [a6] "=&r"(a6), [a7] "=&r"(a7), [g] "+r"(g), [s] "=&r"(s),               \
+    [e] "=&r"(e), [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y), [rowend] "+m"(rowend),         \
+    [kept] "+m"(kept), [m] "+m"(m), [bits] "+m"(bits), [w1] "+m"(w1)                         \
+  : [co] "m"(co), [stage] "m"(stage), [gend] "m"(gend), [step] "m"(step),                   \
+    [lanes] "m"(lanes)                                                                      \
+  : "cc", "memory"
+static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8m(const int8_t *g,
+                                                               const int8_t *gend, int32_t co,
+                                                               const tt_dsp_word *stage,
+                                                               int32_t *kept, int32_t step,
+                                                               uint32_t m,
+                                                               const uint8_t *bits) {
+  int32_t a0, a1, a2, a3, a4, a5, a6, a7;
+  const tt_dsp_word *s;
+  uint32_t e, o, x, y, w1 = 0;
+  const int8_t *rowend = g;
+  const uint32_t *lanes = lanes_of;
+  /* one copy (the unkept rows test kept, 3 instructions a row): two were 0.5 KB more */
+  __asm__ volatile(TT_GDSP_M_ROWS("ldr %[x], %[kept]\n\tcmp %[x], #0\n\tbeq 9f\n\t"
+                                  "strd %[a0], %[a1], [%[x]]\n\tstrd %[a2], %[a3], [%[x], #8]\n\t"
+                                  "strd %[a4], %[a5], [%[x], #16]\n\t"
+                                  "strd %[a6], %[a7], [%[x], #24]\n\t"
+                                  "ldr %[o], %[step]\n\tadd %[x], %[x], %[o]\n\t"
+                                  "str %[x], %[kept]\n"
+                                  "9:\n\t") TT_GDSP_M_ARGS);
+  return m;
+}
+/* rows8m's pair loop for one row (row_sums' masked rows of 8 columns whose mask starts on
+ * a byte: the rounding walk's rows, the probes): t[j] += the pairs [g, rowend) (at least
+ * one), bits the byte of g's first word. */
+static inline __attribute__((always_inline)) void masked_pairs8(const int8_t *g,
+                                                                const int8_t *rowend,
+                                                                const tt_dsp_word *s,
+                                                                const uint8_t *bits,
+                                                                int32_t *t) {
+  int32_t a0 = t[0], a1 = t[1], a2 = t[2], a3 = t[3], a4 = t[4], a5 = t[5], a6 = t[6],
+          a7 = t[7];
+  uint32_t e, o, x, y, w1 = 0;
+  const uint32_t *lanes = lanes_of;
+  __asm__ volatile(TT_GDSP_M_LOOP
+                   : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+                     [a4] "+r"(a4), [a5] "+r"(a5), [a6] "+r"(a6), [a7] "+r"(a7), [g] "+r"(g),
+                     [s] "+r"(s), [e] "=&r"(e), [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y),
+                     [bits] "+m"(bits), [w1] "+m"(w1)
+                   : [rowend] "m"(rowend), [lanes] "m"(lanes)
+                   : "cc", "memory");
+  t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = a4, t[5] = a5, t[6] = a6, t[7] = a7;
+}
+#undef TT_GDSP_M_LOOP
+#undef TT_GDSP_M_COL
+#undef TT_GDSP_M_WORD
+#undef TT_GDSP_M_ROWS
+#undef TT_GDSP_M_ARGS
 #endif
 #undef TT_GDSP_F_TWO
 #undef TT_GDSP_F_MAX
@@ -470,7 +621,8 @@ static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8(const int8_t *g,
 /* acc[j] = the accumulators of row p against the CB staged columns. `masked` is a constant
  * of each compiled copy: without a mask the loop is loads, extensions and SMLADs only; with
  * one, each dy word is ANDed with its four mask bits' byte lanes, and a word that is all
- * zeros (masked, or zero gradients) is skipped. */
+ * zeros (masked, or zero gradients) is skipped (a row whose mask starts on a byte: its pairs
+ * in assembly at 8, 4 and 3 columns, masked_pairs8/4/3). */
 static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *a, int32_t p,
                                                            const tt_dsp_word *stage,
                                                            const int32_t CB, const int masked,
@@ -499,6 +651,14 @@ static inline __attribute__((always_inline)) uint32_t row_sums(const pointwise *
       /* the row's mask starts on a byte: one byte's two nibbles mask two words */
       const uint8_t *bits = a->mask + (i >> 3);
       const int8_t *const pairs = g + ((end - g) & ~7);
+#if TT_DSP_ASM_ALL_REGS
+      if ((CB == 8 || CB == 4 || CB == 3) && pairs != g) {
+        if (CB == 8) masked_pairs8(g, pairs, s, bits, t);
+        else if (CB == 4) masked_pairs4(g, pairs, s, bits, t);
+        else masked_pairs3(g, pairs, s, bits, t);
+        s += ((pairs - g) >> 2) * 2 * CB, bits += (pairs - g) >> 3, g = pairs;
+      }
+#endif
       for (; g != pairs; g += 8, s += 4 * CB, ++bits) {
         const uint32_t v0 = tt_dsp_load4(g) & lanes_of[*bits & 15u];
         const uint32_t v1 = tt_dsp_load4(g + 4) & lanes_of[*bits >> 4];
@@ -862,6 +1022,18 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
     return;
   }
 #if TT_DSP_ASM_ALL_REGS
+  if (masked && CB == 8) {
+    /* the rows kept at a0, at a1, and not kept, each run whole in assembly; row p's mask
+     * bytes from bits + p co / 8 on */
+    const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows, cb = co >> 3;
+    if (e0 > 0) m = rows8m(g, g + e0 * co, co, stage, keep->a0 + c0, 4 * ci, m, bits);
+    if (e1 > e0)
+      m = rows8m(g + e0 * co, g + e1 * co, co, stage, keep->a1 + c0, 4 * ci, m,
+                 bits + e0 * cb);
+    if (rows > e1) m = rows8m(g + e1 * co, g + rows * co, co, stage, 0, 0, m, bits + e1 * cb);
+    *top = m;
+    return;
+  }
   if (!masked && CB == 6) {
     /* the rows kept at a0, at a1, and not kept (into a dummy row, not stepped) */
     const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows;
@@ -886,6 +1058,13 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
     if (masked) {
       /* row_sums' masked loop: a byte's two nibbles mask two words, all-zero words skipped */
       const int8_t *const end = g + co;
+#if TT_DSP_ASM_ALL_REGS
+      if (CB == 4 || CB == 3) {
+        if (CB == 4) masked_pairs4(g, end, stage, bits, t);
+        else masked_pairs3(g, end, stage, bits, t);
+        g = end, bits += co >> 3;
+      }
+#endif
       for (const tt_dsp_word *s = stage; g != end; g += 8, s += 4 * CB, ++bits) {
         const uint32_t v0 = tt_dsp_load4(g) & lanes_of[*bits & 15u];
         const uint32_t v1 = tt_dsp_load4(g + 4) & lanes_of[*bits >> 4];
