@@ -1171,14 +1171,15 @@ TfLiteStatus WeightGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   TfLiteEvalTensor *dw = EvalOutput(context, node, 0);
   if (d->int8) {
     const float *dy_scale = Data<float>(EvalInput(context, node, 3));
-    GradStage stage;
     if (kLayer == kConv) {
+      /* no staging: the pointwise gradient's DSP version walks without one since round 21
+       * (tt_conv2d_weight_grad_s8_stage_bytes is 0), so none on this frame either */
       tt_conv2d_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
                                Dim(dy, 2), Dim(dy, 3), Data<int8_t>(x), d->x_scale,
                                d->x_zero_point, Dim(x, 1), Dim(x, 2), Dim(x, 3), Dim(dw, 1),
-                               Dim(dw, 2), &window, Data<float>(dw), stage.bytes,
-                               kGradStageBytes);
+                               Dim(dw, 2), &window, Data<float>(dw), nullptr, 0);
     } else if (kLayer == kDepthwise) {
+      GradStage stage;
       tt_depthwise_conv2d_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0),
                                          Dim(dy, 1), Dim(dy, 2), Dim(x, 3), d->depth_multiplier,
                                          Data<int8_t>(x), d->x_scale, d->x_zero_point,

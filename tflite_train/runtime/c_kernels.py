@@ -229,8 +229,8 @@ def _conv_weight_grad(g, op):
     (n, oh, ow, co), x = _t(g, op, 0).shape, _t(g, op, 2)
     dw = g.tensors[op.outputs[0]].shape
     # no staging: since round 21 the int8 kernel walks every pointwise layer on its own stack
-    # (cheaper than the staged path at every map measured) and ignores one; its query still
-    # sizes the fused update's (_conv_weight_update)
+    # (cheaper than the staged path at every map measured) and ignores one (its query,
+    # tt_conv2d_weight_grad_s8_stage_bytes, is 0; the fused update has its own)
     stage = [None, 0] if _int8(g, op) else []
     return KernelCall("tt_conv2d_weight_grad" + _kind(g, op), [
         *_dy(g, op, 3), _optional(op, 1), n, oh, ow, co, In(2), x.quant.s, x.quant.zp,
