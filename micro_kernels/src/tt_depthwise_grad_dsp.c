@@ -1139,7 +1139,7 @@ static __attribute__((noinline)) int prune_walk(const dw_layer *a, int32_t nb,
  * for 6 MACs, with the two stores 19 instructions for 18 MACs. The same exact int32 sums
  * (tt_kernels.h bounds them below 2^31), in another order. */
 
-/* The arguments of tt_dsp_dw3_input_pairs(_34) (offsets for the assembly). A
+/* The arguments of tt_dsp_dw3_input_pairs_* (offsets for the assembly). A
  * channel's three staged dy rows are interleaved word by word, triplet m = words 3m .. 3m + 2
  * = word m of ring slots 0, 1, 2 (dy row oy in slot oy mod 3), so that one pointer with
  * immediate offsets reads all three and a register is free for the largest magnitude; the
@@ -1229,18 +1229,14 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
  * bytes the pairs' entry, the next 8 the row's: ODD, an odd row's first column, for entry
  * 4-7): once a call, so that a channel and row enters with one LDR to the PC (TBB's two
  * before). The exact magnitudes (.Ltt_dw3_magnitudes) are one copy for the two functions. */
-#define DW3_PAIRS_FN(NAME, LOOP, ODD, MAGNITUDES)                                           \
+#define DW3_PAIRS_FN(NAME, LOOP, ODD_ENTRY, MAGNITUDES)                                           \
   __asm__(TT_DSP_ASM_ENTRY(NAME)                                                            \
           "  sub sp, sp, #32\n"                                                             \
+          "1:\n"                                                                            \
           "  str r0, [sp, #24]\n"                                                           \
           "  ldm r0, {r1-r9}\n"                                                             \
           "  add r8, r3, r8, lsl #2\n"                                                      \
           "  adr.w r10, 9f\n"                                                               \
-          "  ldrb r11, [r10, r6]\n"                                                         \
-          "  add r11, r10, r11, lsl #1\n"                                                   \
-          "  add r11, r11, #1\n"                                                            \
-          "  str r11, [sp, #20]\n"                                                          \
-          "  add r6, r6, #8\n"                                                              \
           "  ldrb r11, [r10, r6]\n"                                                         \
           "  add r6, r10, r11, lsl #1\n"                                                    \
           "  add r6, r6, #1\n"                                                              \
@@ -1257,10 +1253,7 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
           "  ldr pc, [sp, #8]\n"                                                            \
           "9:\n"                                                                            \
           "  .byte (10f - 9b) / 2, (11f - 9b) / 2, (12f - 9b) / 2, (13f - 9b) / 2\n"        \
-          "  .byte (10f - 9b) / 2, (11f - 9b) / 2, (12f - 9b) / 2, (13f - 9b) / 2\n"        \
-          "  .byte (10f - 9b) / 2, (11f - 9b) / 2, (12f - 9b) / 2, (13f - 9b) / 2\n"        \
-          "  .byte (" ODD "f - 9b) / 2, (" ODD "f - 9b) / 2, (" ODD "f - 9b) / 2\n"         \
-          "  .byte (" ODD "f - 9b) / 2\n"                                                   \
+          DW3_IF(LOOP, "  .byte (8f - 9b) / 2, (8f - 9b) / 2, (8f - 9b) / 2, (8f - 9b) / 2\n") \
           "  .p2align 1\n"                                                                  \
           "10:\n" DW3_PAIR("1") "11:\n" DW3_PAIR("2") "12:\n" DW3_PAIR("3")                   \
           "13:\n" DW3_PAIR("4")                                                             \
@@ -1285,6 +1278,7 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
           "44:\n  bl .Ltt_dw3_magnitudes\n  b 54b\n"                                        \
           DW3_IF(LOOP, DW3_ODD_FIRST)                                                       \
           MAGNITUDES                                                                        \
+          ODD_ENTRY                                                                         \
           "  .size " #NAME ", . - " #NAME "\n"                                              \
           "  .text\n");                                                                     \
   void NAME(dw3_pairs_args *a);
@@ -1301,13 +1295,33 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
   "  it hi\n"                                                                               \
   "  movhi r7, r11\n"                                                                       \
   "  bx lr\n"
+/* An odd row's entry into the even copy (entry 4 + e: its first column, whose end takes
+ * the pairs' entry e from [sp, #20]); the even rows' set-up as it was (no instruction more
+ * a call: walk3 calls once a dx row and block). */
+#define DW3_ODD_ENTRY                                                                       \
+  "  .global tt_dsp_dw3_input_pairs_odd\n"                                                  \
+  "  .type tt_dsp_dw3_input_pairs_odd, %function\n"                                         \
+  "  .thumb_func\n"                                                                         \
+  "tt_dsp_dw3_input_pairs_odd:\n"                                                           \
+  "  push {r4-r11, lr}\n"                                                                   \
+  "  sub sp, sp, #32\n"                                                                     \
+  "  ldr r1, [r0, #20]\n"                                                                   \
+  "  adr.w r2, 9b\n"                                                                        \
+  "  add r3, r2, r1\n"                                                                      \
+  "  ldrb r3, [r3, #-4]\n"                                                                  \
+  "  add r3, r2, r3, lsl #1\n"                                                              \
+  "  add r3, r3, #1\n"                                                                      \
+  "  str r3, [sp, #20]\n"                                                                   \
+  "  b 1b\n"
 #define DW3_IF(C, S) DW3_IF_##C(S)
 #define DW3_IF_1(S) S
 #define DW3_IF_0(S)
-DW3_PAIRS_FN(tt_dsp_dw3_input_pairs, 1, "8", DW3_MAGNITUDES)
-DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_34, 0, "10", "")
+DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_even, 1, DW3_ODD_ENTRY, DW3_MAGNITUDES)
+DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_34, 0, "", "")
+void tt_dsp_dw3_input_pairs_odd(dw3_pairs_args *a);
 #undef DW3_PAIR
 #undef DW3_ODD_FIRST
+#undef DW3_ODD_ENTRY
 #undef DW3_PAIRS_FN
 #undef DW3_MAGNITUDES
 #undef DW3_IF
@@ -1580,9 +1594,9 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
   const int32_t pairs = wd >> 1;
   /* odd rows staged one column over (their first column before the pairs) */
   const int32_t odd = wd & 1, Ls = L + odd;
-  void (*const run)(dw3_pairs_args *) = !odd && (pairs == 3 || pairs == 4)
-                                            ? tt_dsp_dw3_input_pairs_34
-                                            : tt_dsp_dw3_input_pairs;
+  void (*const run)(dw3_pairs_args *) = odd                         ? tt_dsp_dw3_input_pairs_odd
+                                        : pairs == 3 || pairs == 4 ? tt_dsp_dw3_input_pairs_34
+                                                                   : tt_dsp_dw3_input_pairs_even;
   for (int32_t ch0 = 0; ch0 < c; ch0 += per) {
     const int32_t nc = c - ch0 < per ? c - ch0 : per;
     dw3_stage_weights(a, ch0, nc, wts);
