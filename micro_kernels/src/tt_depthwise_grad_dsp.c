@@ -1165,8 +1165,8 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
  * largest magnitude so far (T), r8 the column stride, r9 and r10 the two columns' sums,
  * r11 and lr the loaded words, r12 the output. The frame: [sp] the weights' pointer, +4
  * where r12's run of this channel ends (+4 a channel: no pointer arithmetic a channel),
- * +8 the entry's address (an odd row's first column, else = +20), +12 out_step, +16 the
- * output's end (channel `channels`' column 0: r12 after the last channel), +20 the pairs'
+ * +8 the entry's address (an odd row's: its first column's), +12 out_step, +16 the output's
+ * end (channel `channels`' column 0: r12 after the last channel), +20 an odd row's pairs'
  * entry, +24 the arguments. The pairs run four a loop, entered at
  * `entry`, so that the loop's test is once per four pairs. The largest magnitude:
  * v ^ (v >> 31) is |v| or |v| - 1, so where the OR of the two columns' is below T neither
@@ -1225,11 +1225,11 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
 /* LOOP 1: any number of pairs, four a loop; 0: three or four pairs (wd 6 or 8, even:
  * walk3's small maps), no loop: a channel and row without the loop's test and its end's
  * step (5 instructions of the 16 of a channel's and row's set-up). The entry: the address
- * of the first of the four steps run (bit 0 set: Thumb), from the table at 9 (its first 8
- * bytes the pairs' entry, the next 8 the row's: ODD, an odd row's first column, for entry
- * 4-7): once a call, so that a channel and row enters with one LDR to the PC (TBB's two
- * before). The exact magnitudes (.Ltt_dw3_magnitudes) are one copy for the two functions. */
-#define DW3_PAIRS_FN(NAME, LOOP, ODD_ENTRY, MAGNITUDES)                                           \
+ * of the first of the four steps run (bit 0 set: Thumb), from the table at 9 (entries 4-7
+ * of the looping copy: an odd row's first column, DW3_ODD_ENTRY's): once a call, so that a
+ * channel and row enters with one LDR to the PC (TBB's two before). The exact magnitudes
+ * (.Ltt_dw3_magnitudes) are one copy for the two functions. */
+#define DW3_PAIRS_FN(NAME, LOOP, ODD_ENTRY, MAGNITUDES)                                     \
   __asm__(TT_DSP_ASM_ENTRY(NAME)                                                            \
           "  sub sp, sp, #32\n"                                                             \
           "1:\n"                                                                            \
@@ -1253,7 +1253,8 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
           "  ldr pc, [sp, #8]\n"                                                            \
           "9:\n"                                                                            \
           "  .byte (10f - 9b) / 2, (11f - 9b) / 2, (12f - 9b) / 2, (13f - 9b) / 2\n"        \
-          DW3_IF(LOOP, "  .byte (8f - 9b) / 2, (8f - 9b) / 2, (8f - 9b) / 2, (8f - 9b) / 2\n") \
+          DW3_IF(LOOP, "  .byte (8f - 9b) / 2, (8f - 9b) / 2, (8f - 9b) / 2\n"             \
+                       "  .byte (8f - 9b) / 2\n")                                           \
           "  .p2align 1\n"                                                                  \
           "10:\n" DW3_PAIR("1") "11:\n" DW3_PAIR("2") "12:\n" DW3_PAIR("3")                   \
           "13:\n" DW3_PAIR("4")                                                             \
