@@ -200,3 +200,29 @@ def test_a_pointwise_weight_update_offers_the_int16_level_or_none():
     assert update_stage_bytes(6, 128, 0, name) == 0
     assert [update_stage_bytes(hw, k, m, "tt_conv2d_weight_grad_s8")
             for hw, k in ((8, 32), (14, 16), (6, 128), (2, 4)) for m in (0, 9000)] == [0] * 8
+
+def dw_weight_stage_bytes(h: int, oh: int, c: int, k: int, s: int, pad: int, limit: int
+                          ) -> int:
+    """tt_depthwise_conv2d_weight_grad_s8_stage_bytes for a square layer of h x h in, oh x oh
+    out, c channels, a k x k kernel at stride s with `pad` before (as
+    benchmarks/mcu_grad_dsp.py's DEPTHWISE)."""
+    from tflite_train.runtime import c_kernels
+    win = c_kernels.Window(s, s, 1, 1, pad, pad)
+    return int(c_kernels.K.host_call("tt_depthwise_conv2d_weight_grad_s8_stage_bytes", 1, oh,
+                                     oh, c, 1, h, h, k, k, win, limit))
+
+
+def test_a_depthwise_weight_gradient_asks_for_its_channel_major_band():
+    """Where the lane walk's bytes (8 (ow + wd) a group of four channels, all groups) fall
+    short of the channel-major walk's smallest band that the kernel takes (four channels' dy
+    row and its kh x rows; two dy rows at stride 2, where one leaves it to the lane walk),
+    the query asks for the band (benchmarks/RESULTS.md, "The depthwise weight gradient's
+    staging ask, round 22"): the person detector's 3x3/1 8 @48x48 1,600 B (4 x (25 + 3 x 25)
+    words), not 1,536; its 3x3/2 16 @48x48 2,384 (4 x (2 x 12 + 5 x 25)), not 2,304. Below
+    the band, the lane walk's bytes; above, as before; a limit under both gives less."""
+    assert [dw_weight_stage_bytes(48, 48, 8, 3, 1, 1, m) for m in (0, 1600, 1592, 800, 700)] == \
+        [1600, 1600, 1536, 768, 0]
+    assert [dw_weight_stage_bytes(48, 24, 16, 3, 2, 0, m) for m in (0, 2384, 2376)] == \
+        [2384, 2384, 2304]
+    # the lane walk's bytes already hold more (32 @24x24 3x3/1: 8 groups): unchanged
+    assert dw_weight_stage_bytes(24, 24, 32, 3, 1, 1, 0) == 8 * 8 * (24 + 24)

@@ -210,6 +210,14 @@ WEIGHT_GRAD_SHAPES = [
     # of 4 and one of 2)
     (1, 9, 66, 8, 4, 4, 2, 1, 1, 4000),
     (1, 10, 64, 6, 4, 4, 2, 1, 1, 4000),
+    # the lane walk at strides 1-3, given the bytes _stage_bytes asked for until round 22 (it
+    # now asks for the channel-major walk's band where they fell short of it): bands of one
+    # dy row at strides 2 and 3 (3x3/2 of two images, c 13; 4x4/2; 3x3/3), and 7x7/1 where
+    # no channel-major band fits
+    (2, 6, 7, 13, 3, 3, 2, 0, 1, 352),
+    (1, 18, 17, 6, 4, 4, 2, 1, 1, 400),
+    (1, 7, 12, 4, 3, 3, 3, 1, 1, 128),
+    (1, 10, 9, 4, 7, 7, 1, 3, 3, 144),
 ]
 
 
