@@ -73,6 +73,11 @@ INPUT_GRAD_SHAPES = [
     (2, 8, 8, 21, 3, 3, 1, 1, 1, 1, 1),           # walk3 at 8x8: four pairs, no loop
                                                   # (tt_dsp_dw3_input_pairs_34, its first
                                                   # entry), two images, a partial group
+    (1, 5, 13, 11, 3, 3, 1, 1, 0, 1, 1),          # walk3, odd width of six pairs (its
+                                                  # first column through the entry, then
+                                                  # the pairs' loop), padding 0 on the left
+    (1, 4, 19, 6, 3, 3, 1, 1, 1, 1, 1),           # walk3, odd width of nine pairs, staged
+                                                  # group by group (wider than 16)
     (2, 17, 16, 13, 3, 3, 2, 0, 0, 1, 1),         # walk2 (stride 2 kept, by channel and
                                                   # row): padding 0, column pairs only (ow 7:
                                                   # D[7] is a zero column), two images, a

@@ -1160,20 +1160,22 @@ static __attribute__((noinline)) int prune_walk(const dw_layer *a, int32_t nb,
  * for 6 MACs, with the two stores 19 instructions for 18 MACs. The same exact int32 sums
  * (tt_kernels.h bounds them below 2^31), in another order. */
 
-/* The arguments of tt_dsp_dw3_input_pairs_even/_odd (offsets for the assembly). A
+/* The arguments of tt_dsp_dw3_input_pairs_* (offsets for the assembly). A
  * channel's three staged dy rows are interleaved word by word, triplet m = words 3m .. 3m + 2
  * = word m of ring slots 0, 1, 2 (dy row oy in slot oy mod 3), so that one pointer with
  * immediate offsets reads all three and a register is free for the largest magnitude; the
  * weights come in the slots' order (this dx row's rotation of the tap rows). The channels'
- * triplets follow each other: after a channel's pairs its pointer is one triplet (even wd)
- * or two (odd: the last single column's) before the next channel's. */
+ * triplets follow each other: after a channel's pairs its pointer is one triplet before
+ * the next channel's (an odd row's staged one column over: its first column reads
+ * triplets 0 and 1, its pairs from triplet 1). */
 typedef struct {
   const tt_dsp_word *w;      /*  0: channel 0's six weight words, slot by slot; the next +40 B */
   const tt_dsp_word *d;      /*  4: channel 0's triplet 0 */
   int32_t *out;              /*  8: channel 0's accumulator at dx column 0 */
   int32_t stride;            /* 12: bytes from a column's accumulators to the next's (4 c) */
-  int32_t *run_end;          /* 16: out + 2 c x the column pairs (>= 1): where r12's run ends */
-  int32_t entry;             /* 20: (4 - pairs mod 4) mod 4, the first of 4 steps run */
+  int32_t *run_end;          /* 16: out + c wd: where r12's run ends */
+  int32_t entry;             /* 20: (4 - pairs mod 4) mod 4, the first of 4 steps run, + 4 if
+                                wd is odd (the first column before) */
   int32_t out_step;          /* 24: bytes from a channel's out after its columns to the next's */
   int32_t channels;          /* 28: > 0 */
   uint32_t top;              /* 32: in: a largest magnitude; out: with every sum stored */
@@ -1184,8 +1186,9 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
  * largest magnitude so far (T), r8 the column stride, r9 and r10 the two columns' sums,
  * r11 and lr the loaded words, r12 the output. The frame: [sp] the weights' pointer, +4
  * where r12's run of this channel ends (+4 a channel: no pointer arithmetic a channel),
- * +8 the entry's address, +12 out_step, +16 the output's end (channel `channels`' column
- * 0: r12 after the last channel), +24 the arguments. The pairs run four a loop, entered at
+ * +8 the entry's address (an odd row's: its first column's), +12 out_step, +16 the output's
+ * end (channel `channels`' column 0: r12 after the last channel), +20 an odd row's pairs'
+ * entry, +24 the arguments. The pairs run four a loop, entered at
  * `entry`, so that the loop's test is once per four pairs. The largest magnitude:
  * v ^ (v >> 31) is |v| or |v| - 1, so where the OR of the two columns' is below T neither
  * raises T (5 instructions a pair, against about 9 for a scan of the stored pair:
@@ -1217,33 +1220,40 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
   "  str r9, [r12]\n"                                                                       \
   "  str r10, [r12, r8]\n"                                                                  \
   "  add r12, r12, r8, lsl #1\n"
-#define DW3_EVEN_END "  add r6, r6, #12\n"
-/* the last single column of an odd row (column 2m only; r10 holds a sum already counted),
- * the pointer on to the next channel's (two triplets) */
-#define DW3_ODD_END                                                                         \
-  "  ldrd r11, lr, [r6], #24\n"                                                             \
-  "  smuad r9, r11, r0\n"                                                                   \
-  "  smlad r9, lr, r2, r9\n"                                                                \
-  "  ldrd r11, lr, [r6, #-16]\n"                                                            \
-  "  smlad r9, r11, r4, r9\n"                                                               \
-  "  smlabt r9, lr, r1, r9\n"                                                               \
-  "  ldrd r11, lr, [r6, #-8]\n"                                                             \
-  "  smlabt r9, r11, r3, r9\n"                                                              \
-  "  smlabt r9, lr, r5, r9\n"                                                               \
-  "  eor r11, r9, r9, asr #31\n"                                                            \
+/* An odd row's first column (its rows staged one column over, dw3_stage_row's L + 1: pair
+ * 0's second column only), entered through the table at 9 (entries 4-7), then the pairs'
+ * entry ([sp, #20]): one copy of the pairs for both parities (the odd copy, its single
+ * column at the row's end, was 548 B). */
+#define DW3_ODD_FIRST                                                                       \
+  "8:\n"                                                                                    \
+  "  ldrd r11, lr, [r6], #12\n"                                                             \
+  "  smultb r10, r11, r0\n"                                                                 \
+  "  smlatb r10, lr, r2, r10\n"                                                             \
+  "  ldrd r11, lr, [r6, #-4]\n"                                                             \
+  "  smlatb r10, r11, r4, r10\n"                                                            \
+  "  smlad r10, lr, r1, r10\n"                                                              \
+  "  ldrd r11, lr, [r6, #4]\n"                                                              \
+  "  smlad r10, r11, r3, r10\n"                                                             \
+  "  smlad r10, lr, r5, r10\n"                                                              \
+  "  eor r11, r10, r10, asr #31\n"                                                          \
   "  cmp r11, r7\n"                                                                         \
-  "  it hs\n"                                                                               \
-  "  blhs .Ltt_dw3_magnitudes\n"                                                                             \
-  "  str r9, [r12]\n"
+  "  bhs 48f\n"                                                                             \
+  "58:\n"                                                                                   \
+  "  str r10, [r12]\n"                                                                      \
+  "  add r12, r12, r8\n"                                                                    \
+  "  ldr pc, [sp, #20]\n"                                                                   \
+  "48:\n  bl .Ltt_dw3_magnitudes\n  b 58b\n"
 /* LOOP 1: any number of pairs, four a loop; 0: three or four pairs (wd 6 or 8, even:
  * walk3's small maps), no loop: a channel and row without the loop's test and its end's
  * step (5 instructions of the 16 of a channel's and row's set-up). The entry: the address
- * of the first of the four steps run (bit 0 set: Thumb), from the table at 9: once a call,
- * so that a channel and row enters with one LDR to the PC (TBB's two before). The exact
- * magnitudes (.Ltt_dw3_magnitudes) are one copy for the three functions. */
-#define DW3_PAIRS_FN(NAME, END, LOOP, MAGNITUDES)                                           \
+ * of the first of the four steps run (bit 0 set: Thumb), from the table at 9 (entries 4-7
+ * of the looping copy: an odd row's first column, DW3_ODD_ENTRY's): once a call, so that a
+ * channel and row enters with one LDR to the PC (TBB's two before). The exact magnitudes
+ * (.Ltt_dw3_magnitudes) are one copy for the two functions. */
+#define DW3_PAIRS_FN(NAME, LOOP, ODD_ENTRY, MAGNITUDES)                                     \
   __asm__(TT_DSP_ASM_ENTRY(NAME)                                                            \
           "  sub sp, sp, #32\n"                                                             \
+          "1:\n"                                                                            \
           "  str r0, [sp, #24]\n"                                                           \
           "  ldm r0, {r1-r9}\n"                                                             \
           "  add r8, r3, r8, lsl #2\n"                                                      \
@@ -1264,6 +1274,8 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
           "  ldr pc, [sp, #8]\n"                                                            \
           "9:\n"                                                                            \
           "  .byte (10f - 9b) / 2, (11f - 9b) / 2, (12f - 9b) / 2, (13f - 9b) / 2\n"        \
+          DW3_IF(LOOP, "  .byte (8f - 9b) / 2, (8f - 9b) / 2, (8f - 9b) / 2\n"             \
+                       "  .byte (8f - 9b) / 2\n")                                           \
           "  .p2align 1\n"                                                                  \
           "10:\n" DW3_PAIR("1") "11:\n" DW3_PAIR("2") "12:\n" DW3_PAIR("3")                   \
           "13:\n" DW3_PAIR("4")                                                             \
@@ -1272,7 +1284,7 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
                        "  bne 10b\n"                                                        \
                        "  add r11, r11, #4\n"                                               \
                        "  str r11, [sp, #4]\n")                                             \
-          END                                                                               \
+          "  add r6, r6, #12\n"                                                             \
           "  ldr r11, [sp, #12]\n"                                                          \
           "  add r12, r12, r11\n"                                                           \
           "  ldr r11, [sp, #16]\n"                                                          \
@@ -1286,7 +1298,9 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
           "42:\n  bl .Ltt_dw3_magnitudes\n  b 52b\n"                                        \
           "43:\n  bl .Ltt_dw3_magnitudes\n  b 53b\n"                                        \
           "44:\n  bl .Ltt_dw3_magnitudes\n  b 54b\n"                                        \
+          DW3_IF(LOOP, DW3_ODD_FIRST)                                                       \
           MAGNITUDES                                                                        \
+          ODD_ENTRY                                                                         \
           "  .size " #NAME ", . - " #NAME "\n"                                              \
           "  .text\n");                                                                     \
   void NAME(dw3_pairs_args *a);
@@ -1303,15 +1317,33 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
   "  it hi\n"                                                                               \
   "  movhi r7, r11\n"                                                                       \
   "  bx lr\n"
+/* An odd row's entry into the even copy (entry 4 + e: its first column, whose end takes
+ * the pairs' entry e from [sp, #20]); the even rows' set-up as it was (no instruction more
+ * a call: walk3 calls once a dx row and block). */
+#define DW3_ODD_ENTRY                                                                       \
+  "  .global tt_dsp_dw3_input_pairs_odd\n"                                                  \
+  "  .type tt_dsp_dw3_input_pairs_odd, %function\n"                                         \
+  "  .thumb_func\n"                                                                         \
+  "tt_dsp_dw3_input_pairs_odd:\n"                                                           \
+  "  push {r4-r11, lr}\n"                                                                   \
+  "  sub sp, sp, #32\n"                                                                     \
+  "  ldr r1, [r0, #20]\n"                                                                   \
+  "  adr.w r2, 9b\n"                                                                        \
+  "  add r3, r2, r1\n"                                                                      \
+  "  ldrb r3, [r3, #-4]\n"                                                                  \
+  "  add r3, r2, r3, lsl #1\n"                                                              \
+  "  add r3, r3, #1\n"                                                                      \
+  "  str r3, [sp, #20]\n"                                                                   \
+  "  b 1b\n"
 #define DW3_IF(C, S) DW3_IF_##C(S)
 #define DW3_IF_1(S) S
 #define DW3_IF_0(S)
-DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_even, DW3_EVEN_END, 1, DW3_MAGNITUDES)
-DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_odd, DW3_ODD_END, 1, "")
-DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_34, DW3_EVEN_END, 0, "")
+DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_even, 1, DW3_ODD_ENTRY, DW3_MAGNITUDES)
+DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_34, 0, "", "")
+void tt_dsp_dw3_input_pairs_odd(dw3_pairs_args *a);
 #undef DW3_PAIR
-#undef DW3_EVEN_END
-#undef DW3_ODD_END
+#undef DW3_ODD_FIRST
+#undef DW3_ODD_ENTRY
 #undef DW3_PAIRS_FN
 #undef DW3_MAGNITUDES
 #undef DW3_IF
@@ -1582,7 +1614,9 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
   tt_dsp_word *const wts = (tt_dsp_word *)stage_mem;
   tt_dsp_word *const ring = wts + 10 * per;
   const int32_t pairs = wd >> 1;
-  void (*const run)(dw3_pairs_args *) = wd & 1                 ? tt_dsp_dw3_input_pairs_odd
+  /* odd rows staged one column over (their first column before the pairs) */
+  const int32_t odd = wd & 1, Ls = L + odd;
+  void (*const run)(dw3_pairs_args *) = odd                         ? tt_dsp_dw3_input_pairs_odd
                                         : pairs == 3 || pairs == 4 ? tt_dsp_dw3_input_pairs_34
                                                                    : tt_dsp_dw3_input_pairs_even;
   for (int32_t ch0 = 0; ch0 < c; ch0 += per) {
@@ -1598,13 +1632,13 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
         for (int32_t ky = 0; ky < 3; ++ky) {
           const int32_t oy = t - ky, slot = q - ky < 0 ? q - ky + 3 : q - ky;
           if (tag[slot] != oy) {
-            dw3_stage_row(a, b, oy, ch0, nc, words, 3, L, ring + slot);
+            dw3_stage_row(a, b, oy, ch0, nc, words, 3, Ls, ring + slot);
             tag[slot] = oy;
           }
         }
         int32_t *const out = tt_kept(keep, row * wd, c) + ch0;
-        dw3_pairs_args args = {wts + 2 * (2 - q), ring, out, 4 * c, out + 2 * c * pairs,
-                               (4 - (pairs & 3)) & 3, 4 - 8 * c * pairs, nc, top};
+        dw3_pairs_args args = {wts + 2 * (2 - q), ring, out, 4 * c, out + c * wd,
+                               ((4 - (pairs & 3)) & 3) + 4 * odd, 4 - 4 * c * wd, nc, top};
         run(&args);
         top = args.top;
       }
