@@ -209,11 +209,13 @@ static TT_DSP_ASM_FN int32_t stage_quads(const pointwise *a, const int8_t *src, 
                                          int32_t room, int32_t j0, int32_t n, int32_t CB,
                                          tt_dsp_word *stage) {
   int32_t j = 0;
-  for (; j + 4 <= n; j += 4) stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 4);
-  if (n - j == 3 && j + 4 <= room) {
+  /* blocks of 6 in two threes where the second's word stays inside (42 per 12 weights
+   * against a four's 54 per 16 and a two's C loop) */
+  if (n != 6 || room < 7)
+    for (; j + 4 <= n; j += 4) stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 4);
+  for (; n - j >= 3 && j + 4 <= room; j += 3)
     stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 3);
-    j += 3;
-  } else if (n - j == 2 && j + 4 <= room) {     /* blocks of 6 columns: their last two */
+  if (n - j == 2 && j + 4 <= room) {     /* blocks of 6 columns: their last two */
     stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 2);
     j += 2;
   }
@@ -945,42 +947,48 @@ typedef struct {
   "  smlad r3, r10, r6, r3\n  smlad r3, r11, r7, r3\n"                                      \
   "  ldm lr!, {r8-r11}\n  smlad r4, r8, r6, r4\n  smlad r4, r9, r7, r4\n"                   \
   "  smlad r5, r10, r6, r5\n  smlad r5, r11, r7, r5\n"
-#define PW6_ADDCS(a) "  addcs r9, " a ", r6\n  cmpcs r7, r9\n"
-/* the stack: six zero words (one LDM starts a row's sums), then args gend stage send kept
- * step m odd: 92 bytes, 36 pushed (TT_DSP_ASM_ENTRY's r4-r11, lr) and a frame of 56, which
- * -fstack-usage does not see (an assembly function has no .su line), like the dw3 pairs'
- * 68 (36 + 32). Four groups an iteration (the loop's end 3 instructions per 96 MACs), a row
- * of 2 mod 4 groups entering at the second pair (co a multiple of 8: whole pairs). */
+#define PW6_ADDCS(a) "  addcs r11, " a ", r8\n  cmpcs r9, r11\n"
+/* the stack: six zero words and the staged block (one LDM starts a row: its sums and the
+ * staged pointer), the row's entry (the first pair's address or the second's, with the
+ * Thumb bit: one LDR to pc a row, no test), then send kept step m 2m gend (one LDM at a
+ * row's end: the kept row and the maximum's test's m and 2m together): 92 bytes, 36 pushed
+ * (TT_DSP_ASM_ENTRY's r4-r11, lr) and a frame of 56, which -fstack-usage does not see (an
+ * assembly function has no .su line), like the dw3 pairs' 68 (36 + 32). Four groups an
+ * iteration (the loop's end 3 instructions per 96 MACs), a row of 2 mod 4 groups entering
+ * at the second pair (co a multiple of 8: whole pairs). A row's work beside its groups: 2
+ * to start, 5 to keep it, 16 for the test, 2 to end (31 before round 22's pwig22). */
 __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6)
         "  sub sp, sp, #56\n"
         "  ldm r0, {r1-r8}\n"
-        "  add r9, sp, #24\n"
-        "  stm r9, {r0, r2, r3, r4, r5, r6, r7, r8}\n"
         "  mov r12, r1\n"
+        "  str r3, [sp, #24]\n  str r4, [sp, #32]\n"
+        "  lsl r9, r7, #1\n  mov r10, r2\n  add r0, sp, #36\n  stm r0, {r5, r6, r7, r9, r10}\n"
+        "  adr.w r9, 1f\n  adr.w r10, 5f\n  cmp r8, #0\n  it ne\n  movne r9, r10\n"
+        "  orr r9, r9, #1\n  str r9, [sp, #28]\n"
         "  movs r0, #0\n  movs r1, #0\n  movs r2, #0\n  movs r3, #0\n  movs r4, #0\n"
         "  movs r5, #0\n  stm sp, {r0-r5}\n"
         "0:\n"
-        "  ldr lr, [sp, #32]\n  ldm sp, {r0-r5}\n  ldr r6, [sp, #52]\n  cmp r6, #0\n  bne 5f\n"
+        "  ldm sp, {r0-r5, lr}\n  ldr pc, [sp, #28]\n"
         "1:\n" PW6_GROUP PW6_GROUP
         "5:\n" PW6_GROUP PW6_GROUP
-        "  ldr r8, [sp, #36]\n  cmp lr, r8\n  bne 1b\n"
-        "  ldr r8, [sp, #40]\n  stm r8, {r0-r5}\n  ldr r9, [sp, #44]\n  add r9, r8, r9\n"
-        "  str r9, [sp, #40]\n"
+        "  ldr r8, [sp, #32]\n  cmp lr, r8\n  bne 1b\n"
+        "  add r6, sp, #36\n  ldm r6, {r6-r10}\n  stm r6, {r0-r5}\n  add r7, r6, r7\n"
+        "  str r7, [sp, #36]\n"
         /* within's test: |v| <= m where (uint32_t)(v + m) <= 2m, chained on the carry */
-        "  ldr r6, [sp, #48]\n  lsl r7, r6, #1\n  add r9, r0, r6\n  cmp r7, r9\n"
+        "  add r11, r0, r8\n  cmp r9, r11\n"
         "  itttt cs\n" PW6_ADDCS("r1") PW6_ADDCS("r2")
         "  itttt cs\n" PW6_ADDCS("r3") PW6_ADDCS("r4")
         "  itt cs\n" PW6_ADDCS("r5")
         "  bcs 3f\n"
         /* a sum passes m (rare after the first rows): the maximum over the kept six */
-        "  movs r10, #6\n"
+        "  mov lr, #6\n"
         "4:\n"
-        "  ldr r11, [r8], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n"
-        "  cmp r9, r6\n  it hi\n  movhi r6, r9\n  subs r10, r10, #1\n  bne 4b\n"
-        "  str r6, [sp, #48]\n"
+        "  ldr r11, [r6], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n"
+        "  cmp r9, r8\n  it hi\n  movhi r8, r9\n  subs lr, lr, #1\n  bne 4b\n"
+        "  lsl r9, r8, #1\n  strd r8, r9, [sp, #44]\n"
         "3:\n"
-        "  ldr r8, [sp, #28]\n  cmp r12, r8\n  bne 0b\n"
-        "  ldr r0, [sp, #48]\n"
+        "  cmp r12, r10\n  bne 0b\n"
+        "  ldr r0, [sp, #44]\n"
         "  add sp, sp, #56\n"
         "  pop {r4-r11, pc}\n"
         "  .size tt_dsp_pw_rows6, . - tt_dsp_pw_rows6\n"
