@@ -937,7 +937,7 @@ typedef struct {
   int32_t *kept;                      /* the first row's six sums, then `step` bytes on */
   int32_t step;
   uint32_t m;                         /* the maximum so far */
-  int32_t odd;                        /* co % 16 == 8: a row's groups are 2 mod 4 */
+  int32_t skip;                       /* (-co / 4) % 8: the groups a row's first pass skips */
 } pw_rows6_args;
 #define PW6_GROUP                                                                           \
   "  ldr r6, [r12], #4\n  sxtb16 r7, r6, ror #8\n  sxtb16 r6, r6\n"                         \
@@ -963,14 +963,15 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6)
         "  mov r12, r1\n"
         "  str r3, [sp, #24]\n  str r4, [sp, #32]\n"
         "  lsl r9, r7, #1\n  mov r10, r2\n  add r0, sp, #36\n  stm r0, {r5, r6, r7, r9, r10}\n"
-        "  adr.w r9, 1f\n  adr.w r10, 5f\n  cmp r8, #0\n  it ne\n  movne r9, r10\n"
-        "  orr r9, r9, #1\n  str r9, [sp, #28]\n"
+        /* the entry: 1f and `skip` / 2 pairs of groups on (a pair's length from 5f) */
+        "  adr.w r9, 1f\n  adr.w r10, 5f\n  sub r10, r10, r9\n  lsr r8, r8, #1\n"
+        "  mla r9, r8, r10, r9\n  orr r9, r9, #1\n  str r9, [sp, #28]\n"
         "  movs r0, #0\n  movs r1, #0\n  movs r2, #0\n  movs r3, #0\n  movs r4, #0\n"
         "  movs r5, #0\n  stm sp, {r0-r5}\n"
         "0:\n"
         "  ldm sp, {r0-r5, lr}\n  ldr pc, [sp, #28]\n"
         "1:\n" PW6_GROUP PW6_GROUP
-        "5:\n" PW6_GROUP PW6_GROUP
+        "5:\n" PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP
         "  ldr r8, [sp, #32]\n  cmp lr, r8\n  bne 1b\n"
         "  add r6, sp, #36\n  ldm r6, {r6-r10}\n  stm r6, {r0-r5}\n  add r7, r6, r7\n"
         "  str r7, [sp, #36]\n"
@@ -1047,7 +1048,7 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
     const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows;
     int32_t dummy[6];
     pw_rows6_args r6 = {g, g + e0 * co, stage, stage + 3 * co, e0 > 0 ? keep->a0 + c0 : 0,
-                        4 * ci, m, co & 8};
+                        4 * ci, m, -(co >> 2) & 7};
     if (e0 > 0) r6.m = tt_dsp_pw_rows6(&r6);
     if (e1 > e0)
       r6.g = g + e0 * co, r6.gend = g + e1 * co, r6.kept = keep->a1 + c0,
@@ -1263,7 +1264,7 @@ row_major8(const pointwise *a, const tt_dsp_word *stage, int32_t blocks, tt_roun
   }                                                                                         \
   if ((CB) == 6 && !(M) && (a->co & 7) == 0) {                                              \
     int32_t dummy[6];                                                                       \
-    pw_rows6_args r6 = {0, 0, stage, stage + 3 * a->co, dummy, 0, m, a->co & 8};            \
+    pw_rows6_args r6 = {0, 0, stage, stage + 3 * a->co, dummy, 0, m, -(a->co >> 2) & 7};    \
     for (int32_t i = 0; i < keep->probes; ++i) {                                            \
       r6.g = a->dy + keep->probe[i] * a->co, r6.gend = r6.g + a->co;                        \
       r6.m = tt_dsp_pw_rows6(&r6);                                                          \
