@@ -204,13 +204,14 @@ static inline __attribute__((always_inline)) void stage_quad(const pointwise *a,
 
 /* Columns j0 .. j0 + j - 1 of the whole groups by stage_quad, for the largest j <= n it
  * takes: fours, and a last three where a word of four weights stays inside the filter's
- * rows (`room` columns from src's on); returns j. */
+ * rows (`room` columns from src's on), or a block of 6 as two threes where the second's
+ * word stays inside; returns j. */
 static TT_DSP_ASM_FN int32_t stage_quads(const pointwise *a, const int8_t *src, int32_t stride,
                                          int32_t room, int32_t j0, int32_t n, int32_t CB,
                                          tt_dsp_word *stage) {
   int32_t j = 0;
-  /* blocks of 6 in two threes where the second's word stays inside (42 per 12 weights
-   * against a four's 54 per 16 and a two's C loop) */
+  /* a block of 6 in two threes (42 per 12 weights) rather than a four (54 per 16) and a
+   * two in C: 128->128 @6x6's staging 4.1 -> 4.0 a weight */
   if (n != 6 || room < 7)
     for (; j + 4 <= n; j += 4) stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 4);
   for (; n - j >= 3 && j + 4 <= room; j += 3)
@@ -1396,11 +1397,16 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
    * 3x3 and 4x4 measured 0.3-0.5% slower in blocks of 6). */
   const int32_t sixes = TT_DSP_ASM_ALL_REGS && r == 0 && mask == 0 && CB == 8 &&
                                 (co & 7) == 0 && rows + (probes != 0 ? keep->probes : 0) >= 10
-                            ? ci - 8 * ((ci % 6) >> 1) : 0;
+                            ? ci - (ci % 6 == 4 ? 4 : 8 * ((ci % 6) >> 1)) : 0;
   block_fn walk = sixes >= 6 ? block6_0 : fn;
   probes_fn probe = sixes >= 6 ? probes6_0 : probes;
   for (int32_t c0 = 0, w = sixes >= 6 ? 6 : CB; c0 < ci; c0 += w) {
-    if (w == 6 && c0 + 6 > sixes) w = CB, walk = fn, probe = probes;
+    /* ci = 4 mod 6: a last block of 4 (mac_pairs4, 15 instructions a group) rather than
+     * two of 8 after one six fewer (64->64 @12x12: blocks of 8 0.96 a MAC, of 6 0.83) */
+    if (w == 6 && c0 + 6 > sixes && ci - c0 == 4)
+      w = 4, walk = block4_0, probe = probes != 0 ? probes4_0 : 0;
+    else if (w == 6 && c0 + 6 > sixes)
+      w = CB, walk = fn, probe = probes;
     const int32_t nc = ci - c0 < w ? ci - c0 : w;
     stage_columns(&a, c0, nc, w, stage);
     if (stochastic && states == 0) {
