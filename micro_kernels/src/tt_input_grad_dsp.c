@@ -204,19 +204,16 @@ static inline __attribute__((always_inline)) void stage_quad(const pointwise *a,
 
 /* Columns j0 .. j0 + j - 1 of the whole groups by stage_quad, for the largest j <= n it
  * takes: fours, and a last three where a word of four weights stays inside the filter's
- * rows (`room` columns from src's on), or a block of 6 as two threes where the second's
- * word stays inside; returns j. */
+ * rows (`room` columns from src's on); returns j. */
 static TT_DSP_ASM_FN int32_t stage_quads(const pointwise *a, const int8_t *src, int32_t stride,
                                          int32_t room, int32_t j0, int32_t n, int32_t CB,
                                          tt_dsp_word *stage) {
   int32_t j = 0;
-  /* a block of 6 in two threes (42 per 12 weights) rather than a four (54 per 16) and a
-   * two in C: 128->128 @6x6's staging 4.1 -> 4.0 a weight */
-  if (n != 6 || room < 7)
-    for (; j + 4 <= n; j += 4) stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 4);
-  for (; n - j >= 3 && j + 4 <= room; j += 3)
+  for (; j + 4 <= n; j += 4) stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 4);
+  if (n - j == 3 && j + 4 <= room) {
     stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 3);
-  if (n - j == 2 && j + 4 <= room) {     /* blocks of 6 columns: their last two */
+    j += 3;
+  } else if (n - j == 2 && j + 4 <= room) {     /* blocks of 6 columns: their last two */
     stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 2);
     j += 2;
   }
