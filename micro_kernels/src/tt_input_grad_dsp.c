@@ -1394,12 +1394,13 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
    * 3x3 and 4x4 measured 0.3-0.5% slower in blocks of 6). */
   const int32_t sixes = TT_DSP_ASM_ALL_REGS && r == 0 && mask == 0 && CB == 8 &&
                                 (co & 7) == 0 && rows + (probes != 0 ? keep->probes : 0) >= 10
-                            ? ci - (ci % 6 == 4 ? 4 : 8 * ((ci % 6) >> 1)) : 0;
+                            ? ci - (ci % 6 == 4 && co >= 16 ? 4 : 8 * ((ci % 6) >> 1)) : 0;
   block_fn walk = sixes >= 6 ? block6_0 : fn;
   probes_fn probe = sixes >= 6 ? probes6_0 : probes;
   for (int32_t c0 = 0, w = sixes >= 6 ? 6 : CB; c0 < ci; c0 += w) {
-    /* ci = 4 mod 6: a last block of 4 (mac_pairs4, 15 instructions a group) rather than
-     * two of 8 after one six fewer (64->64 @12x12: blocks of 8 0.96 a MAC, of 6 0.83) */
+    /* ci = 4 mod 6 and co >= 16: a last block of 4 rather than two of 8 after one six
+     * fewer (64->64 @12x12: blocks of 8 0.96 a MAC, of 6 0.83, the block of 4 1.15; at co
+     * 8, 16->8 @64x64, the rows' own work made 6, 6, 4 2.5% slower than 8, 8) */
     if (w == 6 && c0 + 6 > sixes && ci - c0 == 4)
       w = 4, walk = block4_0, probe = probes != 0 ? probes4_0 : 0;
     else if (w == 6 && c0 + 6 > sixes)
