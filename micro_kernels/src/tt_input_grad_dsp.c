@@ -1388,8 +1388,9 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   skip.n = -1;
   /* the measuring walk of unmasked blocks of 8 (co a multiple of 8) in blocks of 6 up to
    * `sixes`, each walked by tt_dsp_pw_rows6 (0.78 a MAC against first_rows8's 0.89), then
-   * blocks of 8: (ci mod 6) / 2 of them where ci is even (40 columns: 6, 6, 6, 6, 8, 8; none
-   * short of a block but where ci is 2, 4 or 10). From 10 rows and probes on: a third more
+   * blocks of 8: (ci mod 6) / 2 of them where ci is even (32 columns: 6, 6, 6, 6, 8; none
+   * short of a block but where ci is 2, 4 or 10), or at ci = 4 mod 6 from co 16 on one
+   * block of 4 (40 columns: 6 x 6, 4; below). From 10 rows and probes on: a third more
    * blocks, each staged and called (the optimistic passes of 2-4 kept rows and 4-5 probes at
    * 3x3 and 4x4 measured 0.3-0.5% slower in blocks of 6). */
   const int32_t sixes = TT_DSP_ASM_ALL_REGS && r == 0 && mask == 0 && CB == 8 &&
