@@ -224,11 +224,14 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                                                       # the first pass's and the steady
                                                       # blocks' own rows (first_rows,
                                                       # steady_rows) at 6 columns
-              (1, 4, 4, 8, 23)]                       # the measuring walk's blocks of 8 in
+              (1, 4, 4, 8, 23),                       # the measuring walk's blocks of 8 in
                                                       # blocks of 6 (tt_dsp_pw_rows6): 6, 8,
                                                       # 8, 1 columns, a row of two groups
-                                                      # (co 8: 2 mod 4, the loop's second
-                                                      # half); co 16 and 24 at k 12, 13, 16
+                                                      # (co 8: entered at the loop's seventh
+                                                      # group); co 16, 24, 64 (the fifth,
+                                                      # third, first) at k 12, 13, 16, 2
+              (1, 4, 4, 16, 22)]                      # ci 4 mod 6: 6, 6, 6, then a block
+                                                      # of 4 (block4_0), not 8 and 8
     if rows_only:
         # unstaged (tt_input_grad_rows_dsp.c, 1-3 rows): two rows and a last one, an odd co,
         # columns past the last block of four; 4 positions: the second pass of 3 rows; 520

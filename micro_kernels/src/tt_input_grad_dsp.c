@@ -935,7 +935,7 @@ typedef struct {
   int32_t *kept;                      /* the first row's six sums, then `step` bytes on */
   int32_t step;
   uint32_t m;                         /* the maximum so far */
-  int32_t odd;                        /* co % 16 == 8: a row's groups are 2 mod 4 */
+  int32_t skip;                       /* (-co / 4) % 8: the groups a row's first pass skips */
 } pw_rows6_args;
 #define PW6_GROUP                                                                           \
   "  ldr r6, [r12], #4\n  sxtb16 r7, r6, ror #8\n  sxtb16 r6, r6\n"                         \
@@ -945,42 +945,49 @@ typedef struct {
   "  smlad r3, r10, r6, r3\n  smlad r3, r11, r7, r3\n"                                      \
   "  ldm lr!, {r8-r11}\n  smlad r4, r8, r6, r4\n  smlad r4, r9, r7, r4\n"                   \
   "  smlad r5, r10, r6, r5\n  smlad r5, r11, r7, r5\n"
-#define PW6_ADDCS(a) "  addcs r9, " a ", r6\n  cmpcs r7, r9\n"
-/* the stack: six zero words (one LDM starts a row's sums), then args gend stage send kept
- * step m odd: 92 bytes, 36 pushed (TT_DSP_ASM_ENTRY's r4-r11, lr) and a frame of 56, which
- * -fstack-usage does not see (an assembly function has no .su line), like the dw3 pairs'
- * 68 (36 + 32). Four groups an iteration (the loop's end 3 instructions per 96 MACs), a row
- * of 2 mod 4 groups entering at the second pair (co a multiple of 8: whole pairs). */
+#define PW6_ADDCS(a) "  addcs r11, " a ", r8\n  cmpcs r9, r11\n"
+/* the stack: six zero words and the staged block (one LDM starts a row: its sums and the
+ * staged pointer), the row's entry (the first pair's address or the second's, with the
+ * Thumb bit: one LDR to pc a row, no test), then send kept step m 2m gend (one LDM at a
+ * row's end: the kept row and the maximum's test's m and 2m together): 92 bytes, 36 pushed
+ * (TT_DSP_ASM_ENTRY's r4-r11, lr) and a frame of 56, which -fstack-usage does not see (an
+ * assembly function has no .su line), like the dw3 pairs' 68 (36 + 32). Four groups an
+ * iteration (the loop's end 3 instructions per 96 MACs), a row of 2 mod 4 groups entering
+ * at the second pair (co a multiple of 8: whole pairs). A row's work beside its groups: 2
+ * to start, 5 to keep it, 16 for the test, 2 to end (31 before round 22's pwig22). */
 __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6)
         "  sub sp, sp, #56\n"
         "  ldm r0, {r1-r8}\n"
-        "  add r9, sp, #24\n"
-        "  stm r9, {r0, r2, r3, r4, r5, r6, r7, r8}\n"
         "  mov r12, r1\n"
+        "  str r3, [sp, #24]\n  str r4, [sp, #32]\n"
+        "  lsl r9, r7, #1\n  mov r10, r2\n  add r0, sp, #36\n  stm r0, {r5, r6, r7, r9, r10}\n"
+        /* the entry: 1f and `skip` / 2 pairs of groups on (a pair's length from 5f) */
+        "  adr.w r9, 1f\n  adr.w r10, 5f\n  sub r10, r10, r9\n  lsr r8, r8, #1\n"
+        "  mla r9, r8, r10, r9\n  orr r9, r9, #1\n  str r9, [sp, #28]\n"
         "  movs r0, #0\n  movs r1, #0\n  movs r2, #0\n  movs r3, #0\n  movs r4, #0\n"
         "  movs r5, #0\n  stm sp, {r0-r5}\n"
         "0:\n"
-        "  ldr lr, [sp, #32]\n  ldm sp, {r0-r5}\n  ldr r6, [sp, #52]\n  cmp r6, #0\n  bne 5f\n"
+        "  ldm sp, {r0-r5, lr}\n  ldr pc, [sp, #28]\n"
         "1:\n" PW6_GROUP PW6_GROUP
-        "5:\n" PW6_GROUP PW6_GROUP
-        "  ldr r8, [sp, #36]\n  cmp lr, r8\n  bne 1b\n"
-        "  ldr r8, [sp, #40]\n  stm r8, {r0-r5}\n  ldr r9, [sp, #44]\n  add r9, r8, r9\n"
-        "  str r9, [sp, #40]\n"
+        "5:\n" PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP
+        "  ldr r8, [sp, #32]\n  cmp lr, r8\n  bne 1b\n"
+        "  add r6, sp, #36\n  ldm r6, {r6-r10}\n  stm r6, {r0-r5}\n  add r7, r6, r7\n"
+        "  str r7, [sp, #36]\n"
         /* within's test: |v| <= m where (uint32_t)(v + m) <= 2m, chained on the carry */
-        "  ldr r6, [sp, #48]\n  lsl r7, r6, #1\n  add r9, r0, r6\n  cmp r7, r9\n"
+        "  add r11, r0, r8\n  cmp r9, r11\n"
         "  itttt cs\n" PW6_ADDCS("r1") PW6_ADDCS("r2")
         "  itttt cs\n" PW6_ADDCS("r3") PW6_ADDCS("r4")
         "  itt cs\n" PW6_ADDCS("r5")
         "  bcs 3f\n"
         /* a sum passes m (rare after the first rows): the maximum over the kept six */
-        "  movs r10, #6\n"
+        "  mov lr, #6\n"
         "4:\n"
-        "  ldr r11, [r8], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n"
-        "  cmp r9, r6\n  it hi\n  movhi r6, r9\n  subs r10, r10, #1\n  bne 4b\n"
-        "  str r6, [sp, #48]\n"
+        "  ldr r11, [r6], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n"
+        "  cmp r9, r8\n  it hi\n  movhi r8, r9\n  subs lr, lr, #1\n  bne 4b\n"
+        "  lsl r9, r8, #1\n  strd r8, r9, [sp, #44]\n"
         "3:\n"
-        "  ldr r8, [sp, #28]\n  cmp r12, r8\n  bne 0b\n"
-        "  ldr r0, [sp, #48]\n"
+        "  cmp r12, r10\n  bne 0b\n"
+        "  ldr r0, [sp, #44]\n"
         "  add sp, sp, #56\n"
         "  pop {r4-r11, pc}\n"
         "  .size tt_dsp_pw_rows6, . - tt_dsp_pw_rows6\n"
@@ -1039,7 +1046,7 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
     const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows;
     int32_t dummy[6];
     pw_rows6_args r6 = {g, g + e0 * co, stage, stage + 3 * co, e0 > 0 ? keep->a0 + c0 : 0,
-                        4 * ci, m, co & 8};
+                        4 * ci, m, -(co >> 2) & 7};
     if (e0 > 0) r6.m = tt_dsp_pw_rows6(&r6);
     if (e1 > e0)
       r6.g = g + e0 * co, r6.gend = g + e1 * co, r6.kept = keep->a1 + c0,
@@ -1255,7 +1262,7 @@ row_major8(const pointwise *a, const tt_dsp_word *stage, int32_t blocks, tt_roun
   }                                                                                         \
   if ((CB) == 6 && !(M) && (a->co & 7) == 0) {                                              \
     int32_t dummy[6];                                                                       \
-    pw_rows6_args r6 = {0, 0, stage, stage + 3 * a->co, dummy, 0, m, a->co & 8};            \
+    pw_rows6_args r6 = {0, 0, stage, stage + 3 * a->co, dummy, 0, m, -(a->co >> 2) & 7};    \
     for (int32_t i = 0; i < keep->probes; ++i) {                                            \
       r6.g = a->dy + keep->probe[i] * a->co, r6.gend = r6.g + a->co;                        \
       r6.m = tt_dsp_pw_rows6(&r6);                                                          \
@@ -1381,17 +1388,24 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   skip.n = -1;
   /* the measuring walk of unmasked blocks of 8 (co a multiple of 8) in blocks of 6 up to
    * `sixes`, each walked by tt_dsp_pw_rows6 (0.78 a MAC against first_rows8's 0.89), then
-   * blocks of 8: (ci mod 6) / 2 of them where ci is even (40 columns: 6, 6, 6, 6, 8, 8; none
-   * short of a block but where ci is 2, 4 or 10). From 10 rows and probes on: a third more
+   * blocks of 8: (ci mod 6) / 2 of them where ci is even (32 columns: 6, 6, 6, 6, 8; none
+   * short of a block but where ci is 2, 4 or 10), or at ci = 4 mod 6 from co 16 on one
+   * block of 4 (40 columns: 6 x 6, 4; below). From 10 rows and probes on: a third more
    * blocks, each staged and called (the optimistic passes of 2-4 kept rows and 4-5 probes at
    * 3x3 and 4x4 measured 0.3-0.5% slower in blocks of 6). */
   const int32_t sixes = TT_DSP_ASM_ALL_REGS && r == 0 && mask == 0 && CB == 8 &&
                                 (co & 7) == 0 && rows + (probes != 0 ? keep->probes : 0) >= 10
-                            ? ci - 8 * ((ci % 6) >> 1) : 0;
+                            ? ci - (ci % 6 == 4 && co >= 16 ? 4 : 8 * ((ci % 6) >> 1)) : 0;
   block_fn walk = sixes >= 6 ? block6_0 : fn;
   probes_fn probe = sixes >= 6 ? probes6_0 : probes;
   for (int32_t c0 = 0, w = sixes >= 6 ? 6 : CB; c0 < ci; c0 += w) {
-    if (w == 6 && c0 + 6 > sixes) w = CB, walk = fn, probe = probes;
+    /* ci = 4 mod 6 and co >= 16: a last block of 4 rather than two of 8 after one six
+     * fewer (64->64 @12x12: blocks of 8 0.96 a MAC, of 6 0.83, the block of 4 1.15; at co
+     * 8, 16->8 @64x64, the rows' own work made 6, 6, 4 2.5% slower than 8, 8) */
+    if (w == 6 && c0 + 6 > sixes && ci - c0 == 4)
+      w = 4, walk = block4_0, probe = probes != 0 ? probes4_0 : 0;
+    else if (w == 6 && c0 + 6 > sixes)
+      w = CB, walk = fn, probe = probes;
     const int32_t nc = ci - c0 < w ? ci - c0 : w;
     stage_columns(&a, c0, nc, w, stage);
     if (stochastic && states == 0) {
