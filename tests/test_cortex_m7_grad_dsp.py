@@ -494,11 +494,15 @@ def weight_grad_calls(rng) -> None:
               (1, 1, 1, 5, 9, 9),                     # pooled vector): T = g (x - x_zp);
                                                       # a dead channel, NaN-prone scales;
                                                       # momentum
-              (1, 16, 16, 24, 40, 40)]                # large map, update blocks of 8 (5):
+              (1, 16, 16, 24, 40, 40),                # large map, update blocks of 8 (5):
                                                       # each channel's stream state kept
                                                       # block to block, the default rule's
                                                       # runs and NaN-prone channels'
-    assert len(shapes) == 31
+              # one chunk, floats from the tiles' registers (tt_dsp_pointwise_weight_floats),
+              # the loop entered after 4, 1, 2 and 3 pairs (pairs 5, 2, 3, 8 after the head)
+              (1, 3, 3, 8, 16, 16), (1, 1, 3, 4, 8, 8), (1, 2, 3, 8, 12, 12),
+              (2, 2, 4, 16, 8, 8)]
+    assert len(shapes) == 35
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)

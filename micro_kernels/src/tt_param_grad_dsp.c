@@ -985,6 +985,124 @@ TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t 
   }
 }
 
+/* ---- Small maps: the floats straight from the tiles --------------------------------------
+ * Where one chunk holds every position (the maps of 8x8 and below), each tile's eight sums
+ * are whole after its loop: they are converted there, from the tile's registers (VMOV two
+ * at a time, VCVT.F32.S32, VMUL by unit: the portable (float)T * unit, round to nearest),
+ * and stored into dw, so that dw is neither zeroed, nor loaded and stored by each tile, nor
+ * converted by a pass of its own (about 13 instructions a tile less: 0.1 a MAC at 16
+ * positions). The first pair starts the sums by SMUAD; the rest enter the four-pair loop at
+ * the pair that leaves a whole number of trips, so a tile walks its exact pairs (9
+ * positions: 5 pairs, where the walk above rounds to 8). */
+#if TT_DSP_ASM_ALL_REGS && defined(__ARM_FP) && (__ARM_FP & 4)
+#define WFLOAT 1
+#define WFLOAT_PAIR(op, acc)                         \
+  "ldrd %[d0], %[d1], [%[ds]], #16\n\t"              \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n\t"               \
+  op " %[a0], %[x0], %[d0]" acc(a0) "\n\t"           \
+  op " %[b0], %[x0], %[d1]" acc(b0) "\n\t"           \
+  op " %[a1], %[x1], %[d0]" acc(a1) "\n\t"           \
+  op " %[b1], %[x1], %[d1]" acc(b1) "\n\t"           \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n\t"               \
+  op " %[a2], %[x0], %[d0]" acc(a2) "\n\t"           \
+  op " %[b2], %[x0], %[d1]" acc(b2) "\n\t"           \
+  op " %[a3], %[x1], %[d0]" acc(a3) "\n\t"           \
+  op " %[b3], %[x1], %[d1]" acc(b3) "\n\t"
+#define WFLOAT_NONE(r) ""
+#define WFLOAT_ADD(r) ", %[" #r "]"
+
+/* Rows o and o + 1 of dw (row: dw's first of the block, k floats apart) from `tiles` tiles
+ * one after another (4 used words apart, from xs) against the dy columns at ds, `used` (>= 2)
+ * pairs each. The loop's pairs are 44 bytes of code each (LDRD and SMLAD: 32-bit encodings
+ * only), so the entry is 44 (4 - q) bytes past the loop's start for the q pairs (1-4) of the
+ * first trip; the end of the region, the rows' pointer and the tiles' end come from the stack
+ * (all fourteen registers are the loop's). */
+static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_word *xs,
+                                                                 const tt_dsp_word *ds,
+                                                                 int32_t used, float *row,
+                                                                 int32_t k, int32_t tiles,
+                                                                 float unit) {
+  const int32_t q = ((used - 2) & 3) + 1;
+  const int32_t off = 44 * (4 - q);
+  const tt_dsp_word *const end = ds + 4 * used;
+  struct { float *ra; int32_t kb; } rows = {row, 4 * k - 16};
+  struct { const tt_dsp_word *ds0, *xend; } ends = {ds, xs + 4 * used * tiles};
+  uint32_t entry, d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3;
+  __asm__ volatile(
+    "adr.w %[x0], 3f\n\t"
+    "ldr %[x1], %[off]\n\t"
+    "add %[x0], %[x0], %[x1]\n\t"
+    "orr %[x0], %[x0], #1\n\t"
+    "str %[x0], %[entry]\n"
+    "2:\n\t" WFLOAT_PAIR("smuad", WFLOAT_NONE)
+    "ldr %[x0], %[entry]\n\t"
+    "bx %[x0]\n"
+    "3:\n\t" WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    "ldr %[x0], %[end]\n\t"
+    "cmp %[ds], %[x0]\n\t"
+    "bne 3b\n\t"
+    "vmov s0, s1, %[a0], %[a1]\n\t"
+    "vmov s2, s3, %[a2], %[a3]\n\t"
+    "vmov s4, s5, %[b0], %[b1]\n\t"
+    "vmov s6, s7, %[b2], %[b3]\n\t"
+    "vcvt.f32.s32 s0, s0\n\tvcvt.f32.s32 s1, s1\n\t"
+    "vcvt.f32.s32 s2, s2\n\tvcvt.f32.s32 s3, s3\n\t"
+    "vcvt.f32.s32 s4, s4\n\tvcvt.f32.s32 s5, s5\n\t"
+    "vcvt.f32.s32 s6, s6\n\tvcvt.f32.s32 s7, s7\n\t"
+    "vmul.f32 s0, s0, %[u]\n\tvmul.f32 s1, s1, %[u]\n\t"
+    "vmul.f32 s2, s2, %[u]\n\tvmul.f32 s3, s3, %[u]\n\t"
+    "vmul.f32 s4, s4, %[u]\n\tvmul.f32 s5, s5, %[u]\n\t"
+    "vmul.f32 s6, s6, %[u]\n\tvmul.f32 s7, s7, %[u]\n\t"
+    "ldrd %[x0], %[x1], %[rows]\n\t"
+    "vstmia %[x0]!, {s0-s3}\n\t"
+    "add %[x1], %[x1], %[x0]\n\t"
+    "vstmia %[x1], {s4-s7}\n\t"
+    "str %[x0], %[rows]\n\t"
+    "ldrd %[ds], %[x0], %[ends]\n\t"
+    "cmp %[xs], %[x0]\n\t"
+    "bne 2b"
+    : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [b0] "=&r"(b0),
+      [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3), [ds] "+r"(ds), [xs] "+r"(xs),
+      [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0), [x1] "=&r"(x1), [rows] "+m"(rows),
+      [entry] "=m"(entry)
+    : [end] "m"(end), [ends] "m"(ends), [off] "m"(off), [u] "t"(unit)
+    : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "cc", "memory");
+}
+#undef WFLOAT_ADD
+#undef WFLOAT_NONE
+#undef WFLOAT_PAIR
+#else
+#define WFLOAT 0
+#endif
+
+int tt_dsp_wfloat_fits(int32_t rows, int32_t co, int32_t k, int32_t cb, int32_t bytes) {
+  return WFLOAT && rows >= 2 && ((co | k | cb) & 3) == 0 && cb > 0 &&
+         tt_dsp_wbig_positions(rows, cb, bytes - 8) >= rows;
+}
+
+TT_DSP_ASM_FN void tt_dsp_pointwise_weight_floats(const int8_t *dy, const uint8_t *mask,
+                                                  int32_t rows, int32_t co,
+                                                  const int8_t *saved, int32_t k, int32_t c0,
+                                                  int32_t cb, int32_t x_zp, float unit,
+                                                  float *dw, void *mem, int32_t bytes) {
+#if WFLOAT
+  mem = tt_dsp_stage_align8(mem, &bytes);
+  const int32_t chunk = tt_dsp_wbig_positions(rows, cb, bytes), pairs = chunk >> 1;
+  const int32_t used = rows < 4 ? 2 : (rows + 1) >> 1;    /* >= 2: the head and one more */
+  tt_dsp_word *const xs = (tt_dsp_word *)mem, *const ds = xs + wbig_x_words(pairs, cb);
+  wbig_stage_x(xs, saved, k, 0, rows, c0, cb, x_zp, used);
+  for (int32_t o0 = 0; o0 < co; o0 += 4) {
+    wbig_stage_dy(ds, dy, mask, co, o0, 0, rows, used);
+    wfloat_rows(xs, ds, used, dw + o0 * k + c0, k, cb >> 2, unit);
+    wfloat_rows(xs, ds + 2, used, dw + (o0 + 2) * k + c0, k, cb >> 2, unit);
+  }
+#else
+  (void)dy, (void)mask, (void)rows, (void)co, (void)saved, (void)k, (void)c0, (void)cb;
+  (void)x_zp, (void)unit, (void)dw, (void)mem, (void)bytes;
+#endif
+}
+
 void tt_dsp_zero_words(tt_dsp_word *p, int32_t n) {
   /* four STRDs of one zero register a trip (7 instructions for 8 words where newlib's
    * memset took about 14: 0.03 a MAC at 64 positions, 0.2 at 9) */
