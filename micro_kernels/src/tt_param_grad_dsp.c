@@ -964,26 +964,6 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
   }
 }
 
-TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t *mask,
-                                                int32_t rows, int32_t co, const int8_t *saved,
-                                                int32_t k, int32_t c0, int32_t cb, int32_t x_zp,
-                                                tt_dsp_word *acc, int32_t acc_stride,
-                                                void *mem, int32_t bytes) {
-  mem = tt_dsp_stage_align8(mem, &bytes);
-  const int32_t chunk = tt_dsp_wbig_positions(rows, cb, bytes), pairs = chunk >> 1;
-  if (chunk <= 0) return;       /* the callers check; a chunk of 0 would never end */
-  tt_dsp_word *const xs = (tt_dsp_word *)mem, *const ds = xs + wbig_x_words(pairs, cb);
-  for (int32_t p0 = 0; p0 < rows; p0 += chunk) {
-    const int32_t np = rows - p0 < chunk ? rows - p0 : chunk;
-    /* the last chunk's pairs rounded up to the loop's trip, not to the whole chunk */
-    const int32_t used = ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
-    wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, used);       /* tiles `used` apart */
-    for (int32_t o0 = 0; o0 < co; o0 += 4) {
-      wbig_stage_dy(ds, dy, mask, co, o0, p0, np, used);
-      wbig_tiles(xs, ds, used, cb, co, o0, acc, acc_stride);
-    }
-  }
-}
 
 /* ---- Small maps: the floats straight from the tiles --------------------------------------
  * Where one chunk holds every position (the maps of 8x8 and below), each tile's eight sums
@@ -1081,26 +1061,51 @@ int tt_dsp_wfloat_fits(int32_t rows, int32_t co, int32_t k, int32_t cb, int32_t 
          tt_dsp_wbig_positions(rows, cb, bytes - 8) >= rows;
 }
 
-TT_DSP_ASM_FN void tt_dsp_pointwise_weight_floats(const int8_t *dy, const uint8_t *mask,
-                                                  int32_t rows, int32_t co,
-                                                  const int8_t *saved, int32_t k, int32_t c0,
-                                                  int32_t cb, int32_t x_zp, float unit,
-                                                  float *dw, void *mem, int32_t bytes) {
-#if WFLOAT
+/* The walk of both (one copy of the stagings, inlined): sums into acc (`dw` 0), or, where
+ * tt_dsp_wfloat_fits, the floats into dw (row stride acc_stride) from the tiles' registers,
+ * each tile its exact pairs (at least 2). */
+static __attribute__((noinline)) TT_DSP_ASM_FN void wbig_walk(
+    const int8_t *dy, const uint8_t *mask, int32_t rows, int32_t co, const int8_t *saved,
+    int32_t k, int32_t c0, int32_t cb, int32_t x_zp, tt_dsp_word *acc, int32_t acc_stride,
+    void *mem, int32_t bytes, float unit, float *dw) {
   mem = tt_dsp_stage_align8(mem, &bytes);
   const int32_t chunk = tt_dsp_wbig_positions(rows, cb, bytes), pairs = chunk >> 1;
-  const int32_t used = rows < 4 ? 2 : (rows + 1) >> 1;    /* >= 2: the head and one more */
+  if (chunk <= 0) return;       /* the callers check; a chunk of 0 would never end */
   tt_dsp_word *const xs = (tt_dsp_word *)mem, *const ds = xs + wbig_x_words(pairs, cb);
-  wbig_stage_x(xs, saved, k, 0, rows, c0, cb, x_zp, used);
-  for (int32_t o0 = 0; o0 < co; o0 += 4) {
-    wbig_stage_dy(ds, dy, mask, co, o0, 0, rows, used);
-    wfloat_rows(xs, ds, used, dw + o0 * k + c0, k, cb >> 2, unit);
-    wfloat_rows(xs, ds + 2, used, dw + (o0 + 2) * k + c0, k, cb >> 2, unit);
-  }
-#else
-  (void)dy, (void)mask, (void)rows, (void)co, (void)saved, (void)k, (void)c0, (void)cb;
-  (void)x_zp, (void)unit, (void)dw, (void)mem, (void)bytes;
+  for (int32_t p0 = 0; p0 < rows; p0 += chunk) {
+    const int32_t np = rows - p0 < chunk ? rows - p0 : chunk;
+    /* the last chunk's pairs rounded up to the loop's trip, not to the whole chunk */
+    const int32_t used = WFLOAT && dw ? (np < 4 ? 2 : (np + 1) >> 1)
+                                      : ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
+    wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, used);       /* tiles `used` apart */
+    for (int32_t o0 = 0; o0 < co; o0 += 4) {
+      wbig_stage_dy(ds, dy, mask, co, o0, p0, np, used);
+#if WFLOAT
+      if (dw) {
+        float *const row = dw + o0 * acc_stride + c0;
+        wfloat_rows(xs, ds, used, row, acc_stride, cb >> 2, unit);
+        wfloat_rows(xs, ds + 2, used, row + 2 * acc_stride, acc_stride, cb >> 2, unit);
+        continue;
+      }
 #endif
+      wbig_tiles(xs, ds, used, cb, co, o0, acc, acc_stride);
+    }
+  }
+}
+
+TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t *mask,
+                                                int32_t rows, int32_t co, const int8_t *saved,
+                                                int32_t k, int32_t c0, int32_t cb, int32_t x_zp,
+                                                tt_dsp_word *acc, int32_t acc_stride,
+                                                void *mem, int32_t bytes) {
+  wbig_walk(dy, mask, rows, co, saved, k, c0, cb, x_zp, acc, acc_stride, mem, bytes, 0.0f, 0);
+}
+
+void tt_dsp_pointwise_weight_floats(const int8_t *dy, const uint8_t *mask, int32_t rows,
+                                    int32_t co, const int8_t *saved, int32_t k, int32_t c0,
+                                    int32_t cb, int32_t x_zp, float unit, float *dw, void *mem,
+                                    int32_t bytes) {
+  wbig_walk(dy, mask, rows, co, saved, k, c0, cb, x_zp, 0, k, mem, bytes, unit, dw);
 }
 
 void tt_dsp_zero_words(tt_dsp_word *p, int32_t n) {
