@@ -1061,13 +1061,14 @@ int tt_dsp_wfloat_fits(int32_t rows, int32_t co, int32_t k, int32_t cb, int32_t 
          tt_dsp_wbig_positions(rows, cb, bytes - 8) >= rows;
 }
 
-/* The walk of both (one copy of the stagings, inlined): sums into acc (`dw` 0), or, where
- * tt_dsp_wfloat_fits, the floats into dw (row stride acc_stride) from the tiles' registers,
- * each tile its exact pairs (at least 2). */
+/* The walk of both (one copy of the stagings, inlined): sums into acc (row stride
+ * acc_stride > 0), or, where tt_dsp_wfloat_fits, floats into the rows of acc (stride
+ * -acc_stride: the sign the only mode the o0 loop tests, so that the sums' walk keeps its
+ * registers) from the tiles' registers, each tile its exact pairs (at least 2). */
 static __attribute__((noinline)) TT_DSP_ASM_FN void wbig_walk(
     const int8_t *dy, const uint8_t *mask, int32_t rows, int32_t co, const int8_t *saved,
     int32_t k, int32_t c0, int32_t cb, int32_t x_zp, tt_dsp_word *acc, int32_t acc_stride,
-    void *mem, int32_t bytes, float unit, float *dw) {
+    void *mem, int32_t bytes, float unit) {
   mem = tt_dsp_stage_align8(mem, &bytes);
   const int32_t chunk = tt_dsp_wbig_positions(rows, cb, bytes), pairs = chunk >> 1;
   if (chunk <= 0) return;       /* the callers check; a chunk of 0 would never end */
@@ -1075,16 +1076,17 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wbig_walk(
   for (int32_t p0 = 0; p0 < rows; p0 += chunk) {
     const int32_t np = rows - p0 < chunk ? rows - p0 : chunk;
     /* the last chunk's pairs rounded up to the loop's trip, not to the whole chunk */
-    const int32_t used = WFLOAT && dw ? (np < 4 ? 2 : (np + 1) >> 1)
-                                      : ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
+    const int32_t used = WFLOAT && acc_stride < 0
+                             ? (np < 4 ? 2 : (np + 1) >> 1)
+                             : ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
     wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, used);       /* tiles `used` apart */
     for (int32_t o0 = 0; o0 < co; o0 += 4) {
       wbig_stage_dy(ds, dy, mask, co, o0, p0, np, used);
 #if WFLOAT
-      if (dw) {
-        float *const row = dw + o0 * acc_stride + c0;
-        wfloat_rows(xs, ds, used, row, acc_stride, cb >> 2, unit);
-        wfloat_rows(xs, ds + 2, used, row + 2 * acc_stride, acc_stride, cb >> 2, unit);
+      if (acc_stride < 0) {
+        float *const row = (float *)(void *)acc - o0 * acc_stride + c0;
+        wfloat_rows(xs, ds, used, row, -acc_stride, cb >> 2, unit);
+        wfloat_rows(xs, ds + 2, used, row - 2 * acc_stride, -acc_stride, cb >> 2, unit);
         continue;
       }
 #endif
@@ -1098,14 +1100,15 @@ TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t 
                                                 int32_t k, int32_t c0, int32_t cb, int32_t x_zp,
                                                 tt_dsp_word *acc, int32_t acc_stride,
                                                 void *mem, int32_t bytes) {
-  wbig_walk(dy, mask, rows, co, saved, k, c0, cb, x_zp, acc, acc_stride, mem, bytes, 0.0f, 0);
+  wbig_walk(dy, mask, rows, co, saved, k, c0, cb, x_zp, acc, acc_stride, mem, bytes, 0.0f);
 }
 
 void tt_dsp_pointwise_weight_floats(const int8_t *dy, const uint8_t *mask, int32_t rows,
                                     int32_t co, const int8_t *saved, int32_t k, int32_t c0,
                                     int32_t cb, int32_t x_zp, float unit, float *dw, void *mem,
                                     int32_t bytes) {
-  wbig_walk(dy, mask, rows, co, saved, k, c0, cb, x_zp, 0, k, mem, bytes, unit, dw);
+  wbig_walk(dy, mask, rows, co, saved, k, c0, cb, x_zp, (tt_dsp_word *)(void *)dw, -k, mem,
+            bytes, unit);
 }
 
 void tt_dsp_zero_words(tt_dsp_word *p, int32_t n) {
