@@ -1082,15 +1082,13 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wbig_walk(
     wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, used);       /* tiles `used` apart */
     for (int32_t o0 = 0; o0 < co; o0 += 4) {
       wbig_stage_dy(ds, dy, mask, co, o0, p0, np, used);
-#if WFLOAT
-      if (acc_stride < 0) {
+      if (!WFLOAT || __builtin_expect(acc_stride > 0, 1)) {
+        wbig_tiles(xs, ds, used, cb, co, o0, acc, acc_stride);
+      } else {
         float *const row = (float *)(void *)acc - o0 * acc_stride + c0;
         wfloat_rows(xs, ds, used, row, -acc_stride, cb >> 2, unit);
         wfloat_rows(xs, ds + 2, used, row - 2 * acc_stride, -acc_stride, cb >> 2, unit);
-        continue;
       }
-#endif
-      wbig_tiles(xs, ds, used, cb, co, o0, acc, acc_stride);
     }
   }
 }
