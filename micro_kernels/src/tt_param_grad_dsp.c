@@ -1002,26 +1002,32 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_wor
                                                                  int32_t used, float *row,
                                                                  int32_t k, int32_t tiles,
                                                                  float unit) {
-  const int32_t q = ((used - 2) & 3) + 1;
-  const int32_t off = 44 * (4 - q);
+  const int32_t q = ((used - 5) & 3) + 1;      /* (used 4: no trip past the first) */
+  const int32_t off = used > 4 ? 44 * (4 - q) : -1;
   const tt_dsp_word *const end = ds + 4 * used;
   struct { float *ra; int32_t kb; } rows = {row, 4 * k - 16};
   struct { const tt_dsp_word *ds0, *xend; } ends = {ds, xs + 4 * used * tiles};
   uint32_t entry, d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3;
   __asm__ volatile(
     "adr.w %[x0], 3f\n\t"
+    "adr.w %[d0], 4f\n\t"
     "ldr %[x1], %[off]\n\t"
     "add %[x0], %[x0], %[x1]\n\t"
+    "cmp %[x1], #0\n\t"
+    "it lt\n\t"
+    "movlt %[x0], %[d0]\n\t"
     "orr %[x0], %[x0], #1\n\t"
     "str %[x0], %[entry]\n"
-    "2:\n\t" WFLOAT_PAIR("smuad", WFLOAT_NONE)
+    "2:\n\t" WFLOAT_PAIR("smuad", WFLOAT_NONE) WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
     "ldr %[x0], %[entry]\n\t"
     "bx %[x0]\n"
     "3:\n\t" WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
     WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
     "ldr %[x0], %[end]\n\t"
     "cmp %[ds], %[x0]\n\t"
-    "bne 3b\n\t"
+    "bne 3b\n"
+    "4:\n\t"
     "vmov s0, s1, %[a0], %[a1]\n\t"
     "vmov s2, s3, %[a2], %[a3]\n\t"
     "vmov s4, s5, %[b0], %[b1]\n\t"
@@ -1077,7 +1083,7 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wbig_walk(
     const int32_t np = rows - p0 < chunk ? rows - p0 : chunk;
     /* the last chunk's pairs rounded up to the loop's trip, not to the whole chunk */
     const int32_t used = WFLOAT && acc_stride < 0
-                             ? (np < 4 ? 2 : (np + 1) >> 1)
+                             ? (np < 8 ? 4 : (np + 1) >> 1)
                              : ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
     wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, used);       /* tiles `used` apart */
     for (int32_t o0 = 0; o0 < co; o0 += 4) {
