@@ -531,8 +531,11 @@ static int32_t wbig_block(int32_t rows, int32_t k, int32_t per, int32_t bytes) {
   }
 }
 
-/* The gradient of a pointwise layer of 2+ positions: the walk's sums in dw's own words, block
- * of input channels by block, then converted in place. */
+/* The gradient of a pointwise layer of 2+ positions: where one chunk takes every position
+ * (maps of 8x8 and below), the floats straight from the walk's tiles (round 22: 4x4 1.13-1.16
+ * -> 0.99-1.02 a MAC, 3x3 2.2 -> 1.35, 6x6 1.12 -> 0.93, 8x8 -3%; mcu_grad_dsp.py, QEMU
+ * instructions); else the walk's sums in dw's own words, block of input channels by block,
+ * then converted in place. */
 static __attribute__((noinline)) void weight_grad_big(const conv_weight_grad_s8 *a,
                                                       int32_t cb, float *dw) {
   tt_dsp_word mem[WBIG_WORDS] __attribute__((aligned(8)));

@@ -17,7 +17,8 @@
  *
  * A layer whose staging does not fit TT_GRAD_DSP_WEIGHT_STAGE_BYTES is walked with its
  * positions in chunks in a buffer on the stack, its sums kept across them ("Large maps"
- * below). (Until round 20 one whose int8 input fitted was staged as int8 bytes, SXTB16 in
+ * below; the gradient alone of a map whose positions fit one chunk converts its tiles' sums
+ * to floats in registers: "Small maps"). (Until round 20 one whose int8 input fitted was staged as int8 bytes, SXTB16 in
  * the sums' loop: its loop spilled and its dy columns were staged element by element, 2.2-2.6
  * instructions a MAC where the large-map walk takes 1.0-1.35 on the same layers.) A fused
  * update whose block of sums finds no room there (co above ~175) and which no chunk of
@@ -970,10 +971,12 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
  * are whole after its loop: they are converted there, from the tile's registers (VMOV two
  * at a time, VCVT.F32.S32, VMUL by unit: the portable (float)T * unit, round to nearest),
  * and stored into dw, so that dw is neither zeroed, nor loaded and stored by each tile, nor
- * converted by a pass of its own (about 13 instructions a tile less: 0.1 a MAC at 16
- * positions). The first pair starts the sums by SMUAD; the rest enter the four-pair loop at
- * the pair that leaves a whole number of trips, so a tile walks its exact pairs (9
- * positions: 5 pairs, where the walk above rounds to 8). */
+ * converted by a pass of its own (tt_dsp_zero_words and tt_dsp_sums_to_floats took 3.4 a
+ * weight, 0.2 a MAC at 16 positions). A tile's first four pairs start the sums (SMUAD
+ * first: no zeroed registers); the rest enter the four-pair loop at the pair that leaves a
+ * whole number of trips, so a tile walks its exact pairs (at least four: 9 positions take 5
+ * pairs, where the sums' walk rounds them to 8). The sums' walk (wbig_walk) and this share
+ * one copy of the stagings: the mode is the sign of the row stride. */
 #if TT_DSP_ASM_ALL_REGS && defined(__ARM_FP) && (__ARM_FP & 4)
 #define WFLOAT 1
 #define WFLOAT_PAIR(op, acc)                         \
@@ -992,11 +995,14 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
 #define WFLOAT_ADD(r) ", %[" #r "]"
 
 /* Rows o and o + 1 of dw (row: dw's first of the block, k floats apart) from `tiles` tiles
- * one after another (4 used words apart, from xs) against the dy columns at ds, `used` (>= 2)
+ * one after another (4 used words apart, from xs) against the dy columns at ds, `used` (>= 4)
  * pairs each. The loop's pairs are 44 bytes of code each (LDRD and SMLAD: 32-bit encodings
- * only), so the entry is 44 (4 - q) bytes past the loop's start for the q pairs (1-4) of the
- * first trip; the end of the region, the rows' pointer and the tiles' end come from the stack
- * (all fourteen registers are the loop's). */
+ * only), so past the first four pairs the entry is 44 (4 - q) bytes past the loop's start for
+ * the q pairs (1-4) of its first trip, or the conversion where used is 4 (computed once a
+ * call, BX a tile); the end of the region, the entry, the rows' pointer and the tiles' end
+ * come from the stack (all fourteen registers are the loop's). Per tile of 8 pairs (16
+ * positions, 128 MACs): 88 for the pairs, 5 for the entry and the loop's end, 20 to convert
+ * (4 VMOV of two, 8 VCVT, 8 VMUL), 8 to store and go on: 121 where 139 (QEMU instructions). */
 static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_word *xs,
                                                                  const tt_dsp_word *ds,
                                                                  int32_t used, float *row,
@@ -1067,10 +1073,12 @@ int tt_dsp_wfloat_fits(int32_t rows, int32_t co, int32_t k, int32_t cb, int32_t 
          tt_dsp_wbig_positions(rows, cb, bytes - 8) >= rows;
 }
 
-/* The walk of both (one copy of the stagings, inlined): sums into acc (row stride
- * acc_stride > 0), or, where tt_dsp_wfloat_fits, floats into the rows of acc (stride
- * -acc_stride: the sign the only mode the o0 loop tests, so that the sums' walk keeps its
- * registers) from the tiles' registers, each tile its exact pairs (at least 2). */
+/* The walk of both (one copy of the stagings, inlined: a second copy of wbig_stage_dy and
+ * wbig_stage_x would be about 1.6 KB): sums into acc (row stride acc_stride > 0), or, where
+ * tt_dsp_wfloat_fits, floats into the rows of acc (stride -acc_stride: the sign is the mode,
+ * so that no other value is live in the sums' walk) from the tiles' registers, each tile its
+ * exact pairs (at least 4). The test in the o0 loop still costs the sums' walk about 0.15%
+ * (gcc's registers: +360 to +1,360 instructions on the large maps' rows). */
 static __attribute__((noinline)) TT_DSP_ASM_FN void wbig_walk(
     const int8_t *dy, const uint8_t *mask, int32_t rows, int32_t co, const int8_t *saved,
     int32_t k, int32_t c0, int32_t cb, int32_t x_zp, tt_dsp_word *acc, int32_t acc_stride,
