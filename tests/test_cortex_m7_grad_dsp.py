@@ -497,11 +497,16 @@ def weight_grad_calls(rng) -> None:
               (1, 1, 1, 5, 9, 9),                     # pooled vector): T = g (x - x_zp);
                                                       # a dead channel, NaN-prone scales;
                                                       # momentum
-              (1, 16, 16, 24, 40, 40)]                # large map, update blocks of 8 (5):
+              (1, 16, 16, 24, 40, 40),                # large map, update blocks of 8 (5):
                                                       # each channel's stream state kept
                                                       # block to block, the default rule's
                                                       # runs and NaN-prone channels'
-    assert len(shapes) == 31
+              # one chunk, the floats from the tiles' registers (tt_dsp_pointwise_weight_
+              # floats): 5, 4 (3 positions padded), 6, 8 and 7 pairs a tile: the loop entered
+              # for 1, none, 2, 4 and 3 pairs after the first trip of four
+              (1, 3, 3, 8, 16, 16), (1, 1, 3, 4, 8, 8), (1, 3, 4, 8, 12, 12),
+              (2, 2, 4, 16, 8, 8), (1, 2, 7, 4, 8, 8)]
+    assert len(shapes) == 36
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)

@@ -197,6 +197,21 @@ void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t *mask, int32_t
                                   int32_t cb, int32_t x_zp, tt_dsp_word *acc,
                                   int32_t acc_stride, void *mem, int32_t bytes);
 
+/* Whether tt_dsp_pointwise_weight_floats takes a layer of rows positions, co outputs and k
+ * inputs in blocks of cb, given `bytes` (8-byte aligned) for its chunk: the build's assembly
+ * and FPv5, co, k and cb multiples of 4, and one chunk for every position (maps of 8x8 and
+ * below in the callers' buffer). */
+int tt_dsp_wfloat_fits(int32_t rows, int32_t co, int32_t k, int32_t cb, int32_t bytes);
+
+/* dw[o k + c0 + j] = (float)T(o, c0 + j) * unit, j < cb, o < co (T and its operands as in
+ * tt_dsp_pointwise_weight_sums; the same bits as its sums converted by
+ * tt_dsp_sums_to_floats), all positions in one chunk through `mem`: only where
+ * tt_dsp_wfloat_fits(rows, co, k, cb, bytes). dw need not be zeroed. */
+void tt_dsp_pointwise_weight_floats(const int8_t *dy, const uint8_t *mask, int32_t rows,
+                                    int32_t co, const int8_t *saved, int32_t k, int32_t c0,
+                                    int32_t cb, int32_t x_zp, float unit, float *dw, void *mem,
+                                    int32_t bytes);
+
 /* n words at p set to 0 (the walk's sums before their first chunk). */
 void tt_dsp_zero_words(tt_dsp_word *p, int32_t n);
 

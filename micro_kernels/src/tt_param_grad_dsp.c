@@ -17,7 +17,8 @@
  *
  * A layer whose staging does not fit TT_GRAD_DSP_WEIGHT_STAGE_BYTES is walked with its
  * positions in chunks in a buffer on the stack, its sums kept across them ("Large maps"
- * below). (Until round 20 one whose int8 input fitted was staged as int8 bytes, SXTB16 in
+ * below; the gradient alone of a map whose positions fit one chunk converts its tiles' sums
+ * to floats in registers: "Small maps"). (Until round 20 one whose int8 input fitted was staged as int8 bytes, SXTB16 in
  * the sums' loop: its loop spilled and its dy columns were staged element by element, 2.2-2.6
  * instructions a MAC where the large-map walk takes 1.0-1.35 on the same layers.) A fused
  * update whose block of sums finds no room there (co above ~175) and which no chunk of
@@ -964,11 +965,124 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
   }
 }
 
-TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t *mask,
-                                                int32_t rows, int32_t co, const int8_t *saved,
-                                                int32_t k, int32_t c0, int32_t cb, int32_t x_zp,
-                                                tt_dsp_word *acc, int32_t acc_stride,
-                                                void *mem, int32_t bytes) {
+
+/* ---- Small maps: the floats straight from the tiles --------------------------------------
+ * Where one chunk holds every position (the maps of 8x8 and below), each tile's eight sums
+ * are whole after its loop: they are converted there, from the tile's registers (VMOV two
+ * at a time, VCVT.F32.S32, VMUL by unit: the portable (float)T * unit, round to nearest),
+ * and stored into dw, so that dw is neither zeroed, nor loaded and stored by each tile, nor
+ * converted by a pass of its own (tt_dsp_zero_words and tt_dsp_sums_to_floats took 3.4 a
+ * weight, 0.2 a MAC at 16 positions). A tile's first four pairs start the sums (SMUAD
+ * first: no zeroed registers); the rest enter the four-pair loop at the pair that leaves a
+ * whole number of trips, so a tile walks its exact pairs (at least four: 9 positions take 5
+ * pairs, where the sums' walk rounds them to 8). The sums' walk (wbig_walk) and this share
+ * one copy of the stagings: the mode is the sign of the row stride. */
+#if TT_DSP_ASM_ALL_REGS && defined(__ARM_FP) && (__ARM_FP & 4)
+#define WFLOAT 1
+#define WFLOAT_PAIR(op, acc)                         \
+  "ldrd %[d0], %[d1], [%[ds]], #16\n\t"              \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n\t"               \
+  op " %[a0], %[x0], %[d0]" acc(a0) "\n\t"           \
+  op " %[b0], %[x0], %[d1]" acc(b0) "\n\t"           \
+  op " %[a1], %[x1], %[d0]" acc(a1) "\n\t"           \
+  op " %[b1], %[x1], %[d1]" acc(b1) "\n\t"           \
+  "ldrd %[x0], %[x1], [%[xs]], #8\n\t"               \
+  op " %[a2], %[x0], %[d0]" acc(a2) "\n\t"           \
+  op " %[b2], %[x0], %[d1]" acc(b2) "\n\t"           \
+  op " %[a3], %[x1], %[d0]" acc(a3) "\n\t"           \
+  op " %[b3], %[x1], %[d1]" acc(b3) "\n\t"
+#define WFLOAT_NONE(r) ""
+#define WFLOAT_ADD(r) ", %[" #r "]"
+
+/* Rows o and o + 1 of dw (row: dw's first of the block, k floats apart) from `tiles` tiles
+ * one after another (4 used words apart, from xs) against the dy columns at ds, `used` (>= 4)
+ * pairs each. The loop's pairs are 44 bytes of code each (LDRD and SMLAD: 32-bit encodings
+ * only), so past the first four pairs the entry is 44 (4 - q) bytes past the loop's start for
+ * the q pairs (1-4) of its first trip, or the conversion where used is 4 (computed once a
+ * call, BX a tile); the end of the region, the entry, the rows' pointer and the tiles' end
+ * come from the stack (all fourteen registers are the loop's). Per tile of 8 pairs (16
+ * positions, 128 MACs): 88 for the pairs, 5 for the entry and the loop's end, 20 to convert
+ * (4 VMOV of two, 8 VCVT, 8 VMUL), 8 to store and go on: 121 where 139 (QEMU instructions). */
+static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_word *xs,
+                                                                 const tt_dsp_word *ds,
+                                                                 int32_t used, float *row,
+                                                                 int32_t k, int32_t tiles,
+                                                                 float unit) {
+  const int32_t q = ((used - 5) & 3) + 1;      /* (used 4: no trip past the first) */
+  const int32_t off = used > 4 ? 44 * (4 - q) : -1;
+  const tt_dsp_word *const end = ds + 4 * used;
+  struct { float *ra; int32_t kb; } rows = {row, 4 * k - 16};
+  struct { const tt_dsp_word *ds0, *xend; } ends = {ds, xs + 4 * used * tiles};
+  uint32_t entry, d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3;
+  __asm__ volatile(
+    "adr.w %[x0], 3f\n\t"
+    "adr.w %[d0], 4f\n\t"
+    "ldr %[x1], %[off]\n\t"
+    "add %[x0], %[x0], %[x1]\n\t"
+    "cmp %[x1], #0\n\t"
+    "it lt\n\t"
+    "movlt %[x0], %[d0]\n\t"
+    "orr %[x0], %[x0], #1\n\t"
+    "str %[x0], %[entry]\n"
+    "2:\n\t" WFLOAT_PAIR("smuad", WFLOAT_NONE) WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    "ldr %[x0], %[entry]\n\t"
+    "bx %[x0]\n"
+    "3:\n\t" WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    "ldr %[x0], %[end]\n\t"
+    "cmp %[ds], %[x0]\n\t"
+    "bne 3b\n"
+    "4:\n\t"
+    "vmov s0, s1, %[a0], %[a1]\n\t"
+    "vmov s2, s3, %[a2], %[a3]\n\t"
+    "vmov s4, s5, %[b0], %[b1]\n\t"
+    "vmov s6, s7, %[b2], %[b3]\n\t"
+    "vcvt.f32.s32 s0, s0\n\tvcvt.f32.s32 s1, s1\n\t"
+    "vcvt.f32.s32 s2, s2\n\tvcvt.f32.s32 s3, s3\n\t"
+    "vcvt.f32.s32 s4, s4\n\tvcvt.f32.s32 s5, s5\n\t"
+    "vcvt.f32.s32 s6, s6\n\tvcvt.f32.s32 s7, s7\n\t"
+    "vmul.f32 s0, s0, %[u]\n\tvmul.f32 s1, s1, %[u]\n\t"
+    "vmul.f32 s2, s2, %[u]\n\tvmul.f32 s3, s3, %[u]\n\t"
+    "vmul.f32 s4, s4, %[u]\n\tvmul.f32 s5, s5, %[u]\n\t"
+    "vmul.f32 s6, s6, %[u]\n\tvmul.f32 s7, s7, %[u]\n\t"
+    "ldrd %[x0], %[x1], %[rows]\n\t"
+    "vstmia %[x0]!, {s0-s3}\n\t"
+    "add %[x1], %[x1], %[x0]\n\t"
+    "vstmia %[x1], {s4-s7}\n\t"
+    "str %[x0], %[rows]\n\t"
+    "ldrd %[ds], %[x0], %[ends]\n\t"
+    "cmp %[xs], %[x0]\n\t"
+    "bne 2b"
+    : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [b0] "=&r"(b0),
+      [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3), [ds] "+r"(ds), [xs] "+r"(xs),
+      [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0), [x1] "=&r"(x1), [rows] "+m"(rows),
+      [entry] "=m"(entry)
+    : [end] "m"(end), [ends] "m"(ends), [off] "m"(off), [u] "t"(unit)
+    : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "cc", "memory");
+}
+#undef WFLOAT_ADD
+#undef WFLOAT_NONE
+#undef WFLOAT_PAIR
+#else
+#define WFLOAT 0
+#endif
+
+int tt_dsp_wfloat_fits(int32_t rows, int32_t co, int32_t k, int32_t cb, int32_t bytes) {
+  return WFLOAT && rows >= 2 && ((co | k | cb) & 3) == 0 && cb > 0 &&
+         tt_dsp_wbig_positions(rows, cb, bytes - 8) >= rows;
+}
+
+/* The walk of both (one copy of the stagings, inlined: a second copy of wbig_stage_dy and
+ * wbig_stage_x would be about 1.6 KB): sums into acc (row stride acc_stride > 0), or, where
+ * tt_dsp_wfloat_fits, floats into the rows of acc (stride -acc_stride: the sign is the mode,
+ * so that no other value is live in the sums' walk) from the tiles' registers, each tile its
+ * exact pairs (at least 4). The test in the o0 loop still costs the sums' walk about 0.15%
+ * (gcc's registers: +360 to +1,360 instructions on the large maps' rows). */
+static __attribute__((noinline)) TT_DSP_ASM_FN void wbig_walk(
+    const int8_t *dy, const uint8_t *mask, int32_t rows, int32_t co, const int8_t *saved,
+    int32_t k, int32_t c0, int32_t cb, int32_t x_zp, tt_dsp_word *acc, int32_t acc_stride,
+    void *mem, int32_t bytes, float unit) {
   mem = tt_dsp_stage_align8(mem, &bytes);
   const int32_t chunk = tt_dsp_wbig_positions(rows, cb, bytes), pairs = chunk >> 1;
   if (chunk <= 0) return;       /* the callers check; a chunk of 0 would never end */
@@ -976,13 +1090,37 @@ TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t 
   for (int32_t p0 = 0; p0 < rows; p0 += chunk) {
     const int32_t np = rows - p0 < chunk ? rows - p0 : chunk;
     /* the last chunk's pairs rounded up to the loop's trip, not to the whole chunk */
-    const int32_t used = ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
+    const int32_t used = WFLOAT && acc_stride < 0
+                             ? (np < 8 ? 4 : (np + 1) >> 1)
+                             : ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
     wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, used);       /* tiles `used` apart */
     for (int32_t o0 = 0; o0 < co; o0 += 4) {
       wbig_stage_dy(ds, dy, mask, co, o0, p0, np, used);
-      wbig_tiles(xs, ds, used, cb, co, o0, acc, acc_stride);
+      if (!WFLOAT || __builtin_expect(acc_stride > 0, 1)) {
+        wbig_tiles(xs, ds, used, cb, co, o0, acc, acc_stride);
+      } else {
+        float *const row = (float *)(void *)acc - o0 * acc_stride + c0;
+        wfloat_rows(xs, ds, used, row, -acc_stride, cb >> 2, unit);
+        wfloat_rows(xs, ds + 2, used, row - 2 * acc_stride, -acc_stride, cb >> 2, unit);
+      }
     }
   }
+}
+
+TT_DSP_ASM_FN void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t *mask,
+                                                int32_t rows, int32_t co, const int8_t *saved,
+                                                int32_t k, int32_t c0, int32_t cb, int32_t x_zp,
+                                                tt_dsp_word *acc, int32_t acc_stride,
+                                                void *mem, int32_t bytes) {
+  wbig_walk(dy, mask, rows, co, saved, k, c0, cb, x_zp, acc, acc_stride, mem, bytes, 0.0f);
+}
+
+void tt_dsp_pointwise_weight_floats(const int8_t *dy, const uint8_t *mask, int32_t rows,
+                                    int32_t co, const int8_t *saved, int32_t k, int32_t c0,
+                                    int32_t cb, int32_t x_zp, float unit, float *dw, void *mem,
+                                    int32_t bytes) {
+  wbig_walk(dy, mask, rows, co, saved, k, c0, cb, x_zp, (tt_dsp_word *)(void *)dw, -k, mem,
+            bytes, unit);
 }
 
 void tt_dsp_zero_words(tt_dsp_word *p, int32_t n) {
