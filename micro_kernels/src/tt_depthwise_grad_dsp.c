@@ -177,6 +177,55 @@ static int weight_layer(int32_t m, int32_t ow, int32_t kh, int32_t kw, const tt_
            kw > DW_MAX_K || v.stride_h < 1 || v.stride_w < 1 || ow < 4);
 }
 
+/* A layer of the weight gradient's channel-major walk (round 18, below) and its plan: the
+ * geometry here, so that the staging query (weight_band_bytes) reads the kernel's. */
+typedef struct {
+  const int8_t *dy;
+  const uint8_t *mask;
+  const int8_t *x;
+  int32_t n, oh, ow, c, h, wd, kh, kw, sh, sw, pad_top, pad_left, zp;
+  int32_t dwords;                /* words of a staged dy row: ceil(ow / 2) */
+  int32_t dstride;               /* words from a staged dy row to the next: dwords, or at
+                                  * strides 1 xwords (zero words after each row) */
+  int32_t phases;                /* stride phases with taps: min(sw, kw) */
+  int32_t taps[DW_MAX_K];        /* phase q's taps (kx = q, q + sw, ...) */
+  int32_t xoff[DW_MAX_K];        /* phase q's first word in a staged x row */
+  int32_t xpairs[DW_MAX_K];      /* phase q's staged words (position pairs) */
+  int32_t xwords;                /* words of a staged x row, every phase */
+  int32_t rows, ky_step;         /* dy rows a band; tap rows a staging of x rows */
+  int32_t xrows;                 /* x rows a staging: (rows - 1) sh + ky_step */
+  int32_t chwords;               /* words a channel: its dy rows, then its x rows */
+  int32_t block;                 /* channels a block */
+} wg_layer;
+
+static int32_t wg_chwords(const wg_layer *a, int32_t rows, int32_t ky_step) {
+  return rows * a->dstride + ((rows - 1) * a->sh + ky_step) * a->xwords;
+}
+
+/* The channel-major walk's staged rows (wg_plan's, and weight_band_bytes' query): words of
+ * a dy row, the stride phases and their words in an x row, a dy row's stride. */
+static inline __attribute__((always_inline)) void wg_geometry(wg_layer *a) {
+  a->dwords = (a->ow + 1) >> 1;
+  a->phases = a->sw < a->kw ? a->sw : a->kw;
+  a->xwords = 0;
+  for (int32_t q = 0; q < a->phases; ++q) {
+    a->taps[q] = (a->kw - q + a->sw - 1) / a->sw;
+    a->xoff[q] = a->xwords;
+    a->xpairs[q] = a->dwords + (a->taps[q] >> 1);
+    a->xwords += a->xpairs[q];
+  }
+  /* at strides 1 a dy row's stride is an x row's: a band's rows are then one run of
+   * pairs, the zero words after a dy row meeting the next x row's first ones */
+  a->dstride = a->sw == 1 && a->sh == 1 ? a->xwords : a->dwords;
+}
+
+/* Whether the kernel takes the channel-major walk at one dy row a band (at two or more it
+ * always does): where a row's kh x rows serve kh kw taps of one dy row (stride 1) or
+ * kernels of 4 taps a phase; else one row leaves a stride of 2+ to the lane walk. A macro:
+ * as an inline function gcc 12 allocates the kernel's registers otherwise (its object code
+ * is the same as with the test written out). */
+#define WG_ONE_ROW(kw, sh, sw) ((sh) == 1 || (kw) >= 4 * (sw))
+
 /* The bytes of the channel-major walk's smallest band that the kernel walks rather than
  * the lane walk (wg_plan, tt_dsp_depthwise_weight_grad_s8): min(c, 4) channels' dy row and
  * the kh x rows it reads at once (ky_step kh), two dy rows a band where one would leave a
@@ -186,13 +235,11 @@ static int weight_layer(int32_t m, int32_t ow, int32_t kh, int32_t kw, const tt_
  * its 3x3/2 16 @48x48 2,304 where this is 2,384 (4.81 -> 4.00). */
 static int32_t weight_band_bytes(int32_t oh, int32_t ow, int32_t c, int32_t kh, int32_t kw,
                                  int32_t sh, int32_t sw) {
-  const int32_t dwords = (ow + 1) >> 1, phases = sw < kw ? sw : kw;
-  int32_t xwords = 0;
-  for (int32_t q = 0; q < phases; ++q) xwords += dwords + (((kw - q + sw - 1) / sw) >> 1);
-  const int32_t dstride = sw == 1 && sh == 1 ? xwords : dwords;
-  const int32_t rows = sh == 1 || kw >= 4 * sw ? 1 : 2;
+  wg_layer a = {.oh = oh, .ow = ow, .kh = kh, .kw = kw, .sh = sh, .sw = sw};
+  wg_geometry(&a);
+  const int32_t rows = WG_ONE_ROW(kw, sh, sw) ? 1 : 2;
   if (rows > oh) return 0;
-  return (c < 4 ? c : 4) * 4 * (rows * dstride + ((rows - 1) * sh + kh) * xwords);
+  return (c < 4 ? c : 4) * 4 * wg_chwords(&a, rows, kh);
 }
 
 int32_t tt_depthwise_conv2d_weight_grad_s8_stage_bytes(int32_t n, int32_t oh, int32_t ow,
@@ -1993,29 +2040,6 @@ static inline uint32_t wg_cross(uint32_t a, uint32_t b) {
   return r;
 }
 
-typedef struct {
-  const int8_t *dy;
-  const uint8_t *mask;
-  const int8_t *x;
-  int32_t n, oh, ow, c, h, wd, kh, kw, sh, sw, pad_top, pad_left, zp;
-  int32_t dwords;                /* words of a staged dy row: ceil(ow / 2) */
-  int32_t dstride;               /* words from a staged dy row to the next: dwords, or at
-                                  * strides 1 xwords (zero words after each row) */
-  int32_t phases;                /* stride phases with taps: min(sw, kw) */
-  int32_t taps[DW_MAX_K];        /* phase q's taps (kx = q, q + sw, ...) */
-  int32_t xoff[DW_MAX_K];        /* phase q's first word in a staged x row */
-  int32_t xpairs[DW_MAX_K];      /* phase q's staged words (position pairs) */
-  int32_t xwords;                /* words of a staged x row, every phase */
-  int32_t rows, ky_step;         /* dy rows a band; tap rows a staging of x rows */
-  int32_t xrows;                 /* x rows a staging: (rows - 1) sh + ky_step */
-  int32_t chwords;               /* words a channel: its dy rows, then its x rows */
-  int32_t block;                 /* channels a block */
-} wg_layer;
-
-static int32_t wg_chwords(const wg_layer *a, int32_t rows, int32_t ky_step) {
-  return rows * a->dstride + ((rows - 1) * a->sh + ky_step) * a->xwords;
-}
-
 /* The most dy rows a band (at most oh) whose staging of ky_step tap rows holds `want`
  * channels in `words`, or 0. */
 static int32_t wg_rows(const wg_layer *a, int32_t words, int32_t ky_step, int32_t want) {
@@ -2030,18 +2054,7 @@ static int32_t wg_rows(const wg_layer *a, int32_t words, int32_t ky_step, int32_
  * row and its kh x rows fit, else one tap row a staging; as many dy rows a band as fit. */
 static int wg_plan(wg_layer *a, int32_t words) {
   const int32_t want = a->c < 4 ? a->c : 4;
-  a->dwords = (a->ow + 1) >> 1;
-  a->phases = a->sw < a->kw ? a->sw : a->kw;
-  a->xwords = 0;
-  for (int32_t q = 0; q < a->phases; ++q) {
-    a->taps[q] = (a->kw - q + a->sw - 1) / a->sw;
-    a->xoff[q] = a->xwords;
-    a->xpairs[q] = a->dwords + (a->taps[q] >> 1);
-    a->xwords += a->xpairs[q];
-  }
-  /* at strides 1 a dy row's stride is an x row's: a band's rows are then one run of
-   * pairs, the zero words after a dy row meeting the next x row's first ones */
-  a->dstride = a->sw == 1 && a->sh == 1 ? a->xwords : a->dwords;
+  wg_geometry(a);
   a->ky_step = a->kh;
   a->rows = wg_rows(a, words, a->kh, want);
   if (a->rows == 0) {
@@ -2478,7 +2491,7 @@ int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32
    * where 2 would do: the person detector's 16 @48x48, its 2,304 B staging) the lane walk
    * stays: 4.81 instructions a MAC against 5.33 (benchmarks/dw_weight_grad.py). */
   const int channel_major = wg_plan(&wa, stage_bytes >> 2) &&
-                            (wa.rows > 1 || v.stride_h == 1 || kw >= 4 * v.stride_w);
+                            (wa.rows > 1 || WG_ONE_ROW(kw, v.stride_h, v.stride_w));
   if (channel_major) {
     wg_walk(&wa, stage, t);
     for (int32_t i = 0; i < taps; ++i) dw[i] = (float)t[i] * unit;
