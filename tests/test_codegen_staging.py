@@ -214,12 +214,14 @@ def dw_weight_stage_bytes(h: int, oh: int, c: int, k: int, s: int, pad: int, lim
 
 def test_a_depthwise_weight_gradient_asks_for_its_channel_major_band():
     """Where the lane walk's bytes (8 (ow + wd) a group of four channels, all groups) fall
-    short of the channel-major walk's smallest band that the kernel takes (four channels' dy
-    row and its kh x rows; two dy rows at stride 2, where one leaves it to the lane walk),
-    the query asks for the band (benchmarks/RESULTS.md, "The depthwise weight gradient's
-    staging ask, round 22"): the person detector's 3x3/1 8 @48x48 1,600 B (4 x (25 + 3 x 25)
-    words), not 1,536; its 3x3/2 16 @48x48 2,384 (4 x (2 x 12 + 5 x 25)), not 2,304. Below
-    the band, the lane walk's bytes; above, as before; a limit under both gives less."""
+    short of the channel-major walk's smallest band with every tap row in one staging (four
+    channels' dy row and its kh x rows; two dy rows at stride 2, where one leaves it to the
+    lane walk), the query asks for the band (benchmarks/RESULTS.md, "The depthwise weight
+    gradient's staging ask, round 22"): the person detector's 3x3/1 8 @48x48 1,600 B (4 x
+    (25 + 3 x 25) words), not 1,536 (channel-major already, but one tap row a staging); its
+    3x3/2 16 @48x48 2,384 (4 x (2 x 12 + 5 x 25)), not 2,304 (one dy row a band: the lane
+    walk). Below the band, the lane walk's bytes; above, as before; a limit under both gives
+    less."""
     assert [dw_weight_stage_bytes(48, 48, 8, 3, 1, 1, m) for m in (0, 1600, 1592, 800, 700)] == \
         [1600, 1600, 1536, 768, 0]
     assert [dw_weight_stage_bytes(48, 24, 16, 3, 2, 0, m) for m in (0, 2384, 2376)] == \

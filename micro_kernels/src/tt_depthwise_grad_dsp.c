@@ -226,13 +226,16 @@ static inline __attribute__((always_inline)) void wg_geometry(wg_layer *a) {
  * is the same as with the test written out). */
 #define WG_ONE_ROW(kw, sh, sw) ((sh) == 1 || (kw) >= 4 * (sw))
 
-/* The bytes of the channel-major walk's smallest band that the kernel walks rather than
- * the lane walk (wg_plan, tt_dsp_depthwise_weight_grad_s8): min(c, 4) channels' dy row and
- * the kh x rows it reads at once (ky_step kh), two dy rows a band where one would leave a
- * stride of 2+ to the lane walk (kw < 4 sw); wg_plan's words, 0 where oh has fewer rows.
- * The lane walk's bytes (all channels) can fall just short of it: the person detector's
- * 3x3/1 8 @48x48 was given 1,536 B where this is 1,600 (3.34 -> 3.03 instructions a MAC),
- * its 3x3/2 16 @48x48 2,304 where this is 2,384 (4.81 -> 4.00). */
+/* The bytes of the channel-major walk's smallest band with every tap row in one staging
+ * (wg_plan, tt_dsp_depthwise_weight_grad_s8): min(c, 4) channels' dy row and the kh x rows
+ * it reads at once (ky_step kh), two dy rows a band where one would leave a stride of 2+ to
+ * the lane walk (kw < 4 sw); wg_plan's words, 0 where oh has fewer rows. The lane walk's
+ * bytes (all channels) can fall just short of it. The person detector's 3x3/1 8 @48x48 was
+ * given 1,536 B where this is 1,600: at 1,536 the kernel already walked channel-major, but
+ * one tap row a staging (ky_step 1, the dy row's words loaded three times), 3.34
+ * instructions a MAC; at 1,600 ky_step 3, 3.03. Its 3x3/2 16 @48x48 was given 2,304 B where
+ * this is 2,384: one dy row a band, which the kernel leaves to the lane walk (4.81), against
+ * a band of two rows channel-major (4.01). */
 static int32_t weight_band_bytes(int32_t oh, int32_t ow, int32_t c, int32_t kh, int32_t kw,
                                  int32_t sh, int32_t sw) {
   wg_layer a = {.oh = oh, .ow = ow, .kh = kh, .kw = kw, .sh = sh, .sw = sw};
@@ -2488,8 +2491,9 @@ int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32
   /* The channel-major walk wherever its staging holds a band of two or more dy rows, and
    * at one row a band where a row's kh x rows serve kh kw taps of one dy row (stride 1) or
    * kernels of 4 taps a phase. At stride 2, 3x3, one row a band (3 x rows staged a dy row
-   * where 2 would do: the person detector's 16 @48x48, its 2,304 B staging) the lane walk
-   * stays: 4.81 instructions a MAC against 5.33 (benchmarks/dw_weight_grad.py). */
+   * where 2 would do) the lane walk stays: the person detector's 16 @48x48 at 2,304 B, 4.81
+   * instructions a MAC against 5.33 (benchmarks/dw_weight_grad.py); the query now asks
+   * 2,384 B there, a band of two rows (weight_band_bytes: 4.01). */
   const int channel_major = wg_plan(&wa, stage_bytes >> 2) &&
                             (wa.rows > 1 || WG_ONE_ROW(kw, v.stride_h, v.stride_w));
   if (channel_major) {
