@@ -78,6 +78,12 @@ INPUT_GRAD_SHAPES = [
                                                   # the pairs' loop), padding 0 on the left
     (1, 4, 19, 6, 3, 3, 1, 1, 1, 1, 1),           # walk3, odd width of nine pairs, staged
                                                   # group by group (wider than 16)
+    # walk3's pairs entered at every entry of the even copy by even rows (entries 3, 1
+    # and 0: 5, 7 and 8 pairs; 2 is 12x12's) and by an odd row of five pairs (entry 7:
+    # the first column, then the table's byte 3): four shapes, so that the layers after
+    # keep their staging parts ((k + v) % 4 below)
+    (1, 10, 10, 9, 3, 3, 1, 1, 1, 1, 1), (1, 5, 14, 5, 3, 3, 1, 1, 0, 1, 1),
+    (1, 4, 16, 10, 3, 3, 1, 1, 1, 1, 1), (1, 6, 11, 7, 3, 3, 1, 1, 1, 1, 1),
     (2, 17, 16, 13, 3, 3, 2, 0, 0, 1, 1),         # walk2 (stride 2 kept, by channel and
                                                   # row): padding 0, column pairs only (ow 7:
                                                   # D[7] is a zero column), two images, a
