@@ -414,7 +414,6 @@ TT_GDSP_MPAIRS(3, ("0", "8", "16", ""), ("24", "32", "40", ""), "48")
 #undef TT_GDSP_MPAIRS
 #undef TT_GDSP_MCOLS4
 #undef TT_GDSP_MCOLS3
-#undef TT_GDSP_MCOL
 /* mac_pairs8/6/4/3 by CB (a constant of each inlined copy): t[j] for CB columns. */
 static inline __attribute__((always_inline)) void mac_pairs(const int32_t CB, const int8_t *g,
                                                             const int8_t *end,
@@ -440,16 +439,10 @@ static inline __attribute__((always_inline)) void mac_pairs(const int32_t CB, co
 #define TT_GDSP_F_MAX(a)                                                                    \
   "eor %[x], %[" a "], %[" a "], asr #31\n\tsub %[x], %[x], %[" a "], asr #31\n\t"          \
   "cmp %[x], %[e]\n\tit hi\n\tmovhi %[e], %[x]\n\t"
-#define TT_GDSP_F_ROWS(KEEP)                                                                \
-  "0:\n\t"                                                                                  \
-  "ldr %[x], %[co]\n\tadd %[x], %[g], %[x]\n\tstr %[x], %[rowend]\n\t"                      \
-  "ldr %[s], %[stage]\n\t" TT_GDSP_DY TT_GDSP_COL0("a0") TT_GDSP_COL0("a1")                \
-  TT_GDSP_COL0("a2") TT_GDSP_COL0("a3") TT_GDSP_COL0("a4") TT_GDSP_COL0("a5")               \
-  TT_GDSP_COL0("a6") TT_GDSP_COL0("a7") TT_GDSP_DY TT_GDSP_COLS8                            \
-  "ldr %[x], %[rowend]\n\tcmp %[g], %[x]\n\tbeq 2f\n"                                       \
-  "1:\n\t" TT_GDSP_DY TT_GDSP_COLS8 TT_GDSP_DY TT_GDSP_COLS8                                \
-  "ldr %[x], %[rowend]\n\tcmp %[g], %[x]\n\tbne 1b\n"                                       \
-  "2:\n\t" KEEP                                                                             \
+/* The rows' tail (first_rows8's and rows8m's), after a row's sums (KEEP kept them): the
+ * test against the maximum *m and, where one fails, the maximum over the row; then the
+ * next row until gend. */
+#define TT_GDSP_ROWS_TAIL                                                                   \
   "ldr %[e], %[m]\n\tlsl %[o], %[e], #1\n\t"                                                \
   "add %[x], %[a0], %[e]\n\tcmp %[o], %[x]\n\t" TT_GDSP_F_TWO("a1", "a2")                  \
   TT_GDSP_F_TWO("a3", "a4") TT_GDSP_F_TWO("a5", "a6")                                       \
@@ -459,17 +452,29 @@ static inline __attribute__((always_inline)) void mac_pairs(const int32_t CB, co
   TT_GDSP_F_MAX("a7") "str %[e], %[m]\n"                                                    \
   "3:\n\t"                                                                                  \
   "ldr %[x], %[gend]\n\tcmp %[g], %[x]\n\tbne 0b\n\t"
+#define TT_GDSP_F_ROWS(KEEP)                                                                \
+  "0:\n\t"                                                                                  \
+  "ldr %[x], %[co]\n\tadd %[x], %[g], %[x]\n\tstr %[x], %[rowend]\n\t"                      \
+  "ldr %[s], %[stage]\n\t" TT_GDSP_DY TT_GDSP_COL0("a0") TT_GDSP_COL0("a1")                \
+  TT_GDSP_COL0("a2") TT_GDSP_COL0("a3") TT_GDSP_COL0("a4") TT_GDSP_COL0("a5")               \
+  TT_GDSP_COL0("a6") TT_GDSP_COL0("a7") TT_GDSP_DY TT_GDSP_COLS8                            \
+  "ldr %[x], %[rowend]\n\tcmp %[g], %[x]\n\tbeq 2f\n"                                       \
+  "1:\n\t" TT_GDSP_DY TT_GDSP_COLS8 TT_GDSP_DY TT_GDSP_COLS8                                \
+  "ldr %[x], %[rowend]\n\tcmp %[g], %[x]\n\tbne 1b\n"                                       \
+  "2:\n\t" KEEP TT_GDSP_ROWS_TAIL
 #define TT_GDSP_F_KEEP                                                                      \
   "ldr %[x], %[kept]\n\tstrd %[a0], %[a1], [%[x]]\n\tstrd %[a2], %[a3], [%[x], #8]\n\t"     \
   "strd %[a4], %[a5], [%[x], #16]\n\tstrd %[a6], %[a7], [%[x], #24]\n\t"                    \
   "ldr %[o], %[step]\n\tadd %[x], %[x], %[o]\n\tstr %[x], %[kept]\n\t"
-#define TT_GDSP_F_ARGS                                                                      \
+/* the rows' operands (first_rows8's; rows8m's add the mask's), M the maximum's lvalue */
+#define TT_GDSP_ROWS_OUT(M)                                                                 \
   : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [a4] "=&r"(a4),         \
     [a5] "=&r"(a5), [a6] "=&r"(a6), [a7] "=&r"(a7), [g] "+r"(g), [s] "=&r"(s),               \
     [e] "=&r"(e), [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y), [rowend] "+m"(rowend),         \
-    [kept] "+m"(kept), [m] "+m"(*m)                                                         \
-  : [co] "m"(co), [stage] "m"(stage), [gend] "m"(gend), [step] "m"(step)                    \
-  : "cc", "memory"
+    [kept] "+m"(kept), [m] "+m"(M)
+#define TT_GDSP_ROWS_IN                                                                     \
+  : [co] "m"(co), [stage] "m"(stage), [gend] "m"(gend), [step] "m"(step)
+#define TT_GDSP_F_ARGS TT_GDSP_ROWS_OUT(*m) TT_GDSP_ROWS_IN : "cc", "memory"
 static inline __attribute__((always_inline)) void first_rows8(const int8_t *g,
                                                               const int8_t *gend, int32_t co,
                                                               const tt_dsp_word *stage,
@@ -507,14 +512,11 @@ static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8(const int8_t *g,
  * that is all zero (masked, or zero gradients) is skipped as in C: it adds nothing. Same
  * sums (the same nonzero products added in the same order per sum), same keeping, same
  * test and maximum as first_rows8's (its tail). */
-#define TT_GDSP_M_COL(j, off)                                                               \
-  "ldrd %[x], %[y], [%[s], #" off "]\n\tsmlad %[" j "], %[x], %[e], %[" j "]\n\t"          \
-  "smlad %[" j "], %[y], %[o], %[" j "]\n\t"
 #define TT_GDSP_M_WORD(o0, o1, o2, o3, o4, o5, o6, o7)                                      \
-  "sxtb16 %[o], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t" TT_GDSP_M_COL("a0", o0)              \
-  TT_GDSP_M_COL("a1", o1) TT_GDSP_M_COL("a2", o2) TT_GDSP_M_COL("a3", o3)                    \
-  TT_GDSP_M_COL("a4", o4) TT_GDSP_M_COL("a5", o5) TT_GDSP_M_COL("a6", o6)                    \
-  TT_GDSP_M_COL("a7", o7)
+  "sxtb16 %[o], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t" TT_GDSP_MCOL("a0", o0)              \
+  TT_GDSP_MCOL("a1", o1) TT_GDSP_MCOL("a2", o2) TT_GDSP_MCOL("a3", o3)                    \
+  TT_GDSP_MCOL("a4", o4) TT_GDSP_MCOL("a5", o5) TT_GDSP_MCOL("a6", o6)                    \
+  TT_GDSP_MCOL("a7", o7)
 /* the rows' pair loop, [g, *rowend) (at least one pair), the sums in a0-a7 */
 #define TT_GDSP_M_LOOP                                                                      \
   "b 1f\n"                                                                                  \
@@ -536,23 +538,9 @@ static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8(const int8_t *g,
   "ldr %[x], %[co]\n\tadd %[x], %[g], %[x]\n\tstr %[x], %[rowend]\n\t"                      \
   "ldr %[s], %[stage]\n\tmov %[a0], #0\n\tmov %[a1], #0\n\tmov %[a2], #0\n\t"                \
   "mov %[a3], #0\n\tmov %[a4], #0\n\tmov %[a5], #0\n\tmov %[a6], #0\n\tmov %[a7], #0\n\t"  \
-  TT_GDSP_M_LOOP KEEP         \
-  "ldr %[e], %[m]\n\tlsl %[o], %[e], #1\n\t"                                                \
-  "add %[x], %[a0], %[e]\n\tcmp %[o], %[x]\n\t" TT_GDSP_F_TWO("a1", "a2")                  \
-  TT_GDSP_F_TWO("a3", "a4") TT_GDSP_F_TWO("a5", "a6")                                       \
-  "itt cs\n\taddcs %[x], %[a7], %[e]\n\tcmpcs %[o], %[x]\n\t"                               \
-  "bcs 3f\n\t" TT_GDSP_F_MAX("a0") TT_GDSP_F_MAX("a1") TT_GDSP_F_MAX("a2")                  \
-  TT_GDSP_F_MAX("a3") TT_GDSP_F_MAX("a4") TT_GDSP_F_MAX("a5") TT_GDSP_F_MAX("a6")           \
-  TT_GDSP_F_MAX("a7") "str %[e], %[m]\n"                                                    \
-  "3:\n\t"                                                                                  \
-  "ldr %[x], %[gend]\n\tcmp %[g], %[x]\n\tbne 0b\n\t"
+  TT_GDSP_M_LOOP KEEP TT_GDSP_ROWS_TAIL
 #define TT_GDSP_M_ARGS                                                                      \
-  : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [a4] "=&r"(a4),         \
-    [a5] "=&r"(a5), [a6] "=&r"(a6), [a7] "=&r"(a7), [g] "+r"(g), [s] "=&r"(s),               \
-    [e] "=&r"(e), [o] "=&r"(o), [x] "=&r"(x), [y] "=&r"(y), [rowend] "+m"(rowend),         \
-    [kept] "+m"(kept), [m] "+m"(m), [bits] "+m"(bits), [w1] "+m"(w1)                         \
-  : [co] "m"(co), [stage] "m"(stage), [gend] "m"(gend), [step] "m"(step),                   \
-    [lanes] "m"(lanes)                                                                      \
+  TT_GDSP_ROWS_OUT(m), [bits] "+m"(bits), [w1] "+m"(w1) TT_GDSP_ROWS_IN, [lanes] "m"(lanes)  \
   : "cc", "memory"
 static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8m(const int8_t *g,
                                                                const int8_t *gend, int32_t co,
@@ -597,13 +585,16 @@ static inline __attribute__((always_inline)) void masked_pairs8(const int8_t *g,
   t[0] = a0, t[1] = a1, t[2] = a2, t[3] = a3, t[4] = a4, t[5] = a5, t[6] = a6, t[7] = a7;
 }
 #undef TT_GDSP_M_LOOP
-#undef TT_GDSP_M_COL
 #undef TT_GDSP_M_WORD
 #undef TT_GDSP_M_ROWS
 #undef TT_GDSP_M_ARGS
 #endif
+#undef TT_GDSP_MCOL
 #undef TT_GDSP_F_TWO
 #undef TT_GDSP_F_MAX
+#undef TT_GDSP_ROWS_TAIL
+#undef TT_GDSP_ROWS_OUT
+#undef TT_GDSP_ROWS_IN
 #undef TT_GDSP_F_ROWS
 #undef TT_GDSP_F_KEEP
 #undef TT_GDSP_F_ARGS
