@@ -140,6 +140,19 @@ def sgd(X, y, V, vy, eta, schedule, order, batch=1):
     return float((np.argmax(V @ W.T + b, 1) == vy).mean())
 
 
+def head_update(W, b, dW, db, sw, sb, int8, rng):
+    """The head's step W + dW, b + db (head_sgd's and head_batch_params'): int8 as the
+    device's QAS update rounds it, each step stochastically onto the scale's grid (dW's
+    draws, then db's) and the weights clipped to +-127 steps; float as it is."""
+    if int8:
+        dW = np.floor(dW / sw + rng.random(dW.shape)) * sw
+        db = np.floor(db / sb + rng.random(db.shape)) * sb
+        W = np.clip(W + dW, -127 * sw, 127 * sw)
+    else:
+        W = W + dW
+    return W, b + db
+
+
 def head_sgd(X, y, V, vy, eta, schedule, order, head, int8, seed, bias_factor=1.0,
              x2=None):
     """The new head from its initial int8 weights, float or simulated int8: weights and
@@ -162,13 +175,7 @@ def head_sgd(X, y, V, vy, eta, schedule, order, head, int8, seed, bias_factor=1.
         p[y[i]] -= 1
         step = lr0 * factor(t, len(order))
         dW, db = -step * np.outer(p, X[i]), -step * bias_factor * p
-        if int8:
-            dW = np.floor(dW / sw + rng.random(dW.shape)) * sw
-            db = np.floor(db / sb + rng.random(db.shape)) * sb
-            W = np.clip(W + dW, -127 * sw, 127 * sw)
-        else:
-            W = W + dW
-        b = b + db
+        W, b = head_update(W, b, dW, db, sw, sb, int8, rng)
     return float((np.argmax(logits(V), 1) == vy).mean())
 
 
@@ -317,13 +324,7 @@ def head_batch_params(X, y, lr_w, lr_b, schedule, order, head, int8, seed, batch
         f = factor(t, len(order))
         dW = -lr_w * f * (acc_w.astype(np.float64) / batch)
         db = -lr_b * f * (acc_b.astype(np.float64) / batch)
-        if int8:
-            dW = np.floor(dW / sw + rng.random(dW.shape)) * sw
-            db = np.floor(db / sb + rng.random(db.shape)) * sb
-            W = np.clip(W + dW, -127 * sw, 127 * sw)
-        else:
-            W = W + dW
-        b = b + db
+        W, b = head_update(W, b, dW, db, sw, sb, int8, rng)
     return W, b, logits
 
 
