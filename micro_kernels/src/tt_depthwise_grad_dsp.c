@@ -1223,7 +1223,8 @@ typedef struct {
   const tt_dsp_word *d;      /*  4: channel 0's triplet 0 */
   int32_t *out;              /*  8: channel 0's accumulator at dx column 0 */
   int32_t stride;            /* 12: bytes from a column's accumulators to the next's (4 c) */
-  int32_t *run_end;          /* 16: out + c wd: where r12's run ends */
+  uintptr_t run_end;         /* 16: out + c wd: where r12's run ends, as an integer (on the
+                                last row a pointer would be past the kept buffer) */
   int32_t entry;             /* 20: (4 - pairs mod 4) mod 4, the first of 4 steps run, + 4 if
                                 wd is odd (the first column before) */
   int32_t out_step;          /* 24: bytes from a channel's out after its columns to the next's */
@@ -1687,7 +1688,8 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
           }
         }
         int32_t *const out = tt_kept(keep, row * wd, c) + ch0;
-        dw3_pairs_args args = {wts + 2 * (2 - q), ring, out, 4 * c, out + c * wd,
+        dw3_pairs_args args = {wts + 2 * (2 - q), ring, out, 4 * c,
+                               (uintptr_t)out + 4u * (uint32_t)(c * wd),
                                ((4 - (pairs & 3)) & 3) + 4 * odd, 4 - 4 * c * wd, nc, top};
         run(&args);
         top = args.top;
