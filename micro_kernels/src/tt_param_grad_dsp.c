@@ -977,6 +977,18 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
  * whole number of trips, so a tile walks its exact pairs (at least four: 9 positions take 5
  * pairs, where the sums' walk rounds them to 8). The sums' walk (wbig_walk) and this share
  * one copy of the stagings: the mode is the sign of the row stride. */
+/* s0-s7, eight int32 sums, to float32 times %[u], as the portable (float)T * unit: round to
+ * nearest, no contraction (wfloat_rows' tiles and tt_dsp_sums_to_floats) */
+#define TT_VCVT_MUL8                                          \
+  "vcvt.f32.s32 s0, s0\n\tvcvt.f32.s32 s1, s1\n\t"          \
+  "vcvt.f32.s32 s2, s2\n\tvcvt.f32.s32 s3, s3\n\t"          \
+  "vcvt.f32.s32 s4, s4\n\tvcvt.f32.s32 s5, s5\n\t"          \
+  "vcvt.f32.s32 s6, s6\n\tvcvt.f32.s32 s7, s7\n\t"          \
+  "vmul.f32 s0, s0, %[u]\n\tvmul.f32 s1, s1, %[u]\n\t"      \
+  "vmul.f32 s2, s2, %[u]\n\tvmul.f32 s3, s3, %[u]\n\t"      \
+  "vmul.f32 s4, s4, %[u]\n\tvmul.f32 s5, s5, %[u]\n\t"      \
+  "vmul.f32 s6, s6, %[u]\n\tvmul.f32 s7, s7, %[u]\n\t"
+
 #if TT_DSP_ASM_ALL_REGS && defined(__ARM_FP) && (__ARM_FP & 4)
 #define WFLOAT 1
 #define WFLOAT_PAIR(op, acc)                         \
@@ -1038,14 +1050,7 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_wor
     "vmov s2, s3, %[a2], %[a3]\n\t"
     "vmov s4, s5, %[b0], %[b1]\n\t"
     "vmov s6, s7, %[b2], %[b3]\n\t"
-    "vcvt.f32.s32 s0, s0\n\tvcvt.f32.s32 s1, s1\n\t"
-    "vcvt.f32.s32 s2, s2\n\tvcvt.f32.s32 s3, s3\n\t"
-    "vcvt.f32.s32 s4, s4\n\tvcvt.f32.s32 s5, s5\n\t"
-    "vcvt.f32.s32 s6, s6\n\tvcvt.f32.s32 s7, s7\n\t"
-    "vmul.f32 s0, s0, %[u]\n\tvmul.f32 s1, s1, %[u]\n\t"
-    "vmul.f32 s2, s2, %[u]\n\tvmul.f32 s3, s3, %[u]\n\t"
-    "vmul.f32 s4, s4, %[u]\n\tvmul.f32 s5, s5, %[u]\n\t"
-    "vmul.f32 s6, s6, %[u]\n\tvmul.f32 s7, s7, %[u]\n\t"
+    TT_VCVT_MUL8
     "ldrd %[x0], %[x1], %[rows]\n\t"
     "vstmia %[x0]!, {s0-s3}\n\t"
     "add %[x1], %[x1], %[x0]\n\t"
@@ -1145,14 +1150,7 @@ void tt_dsp_sums_to_floats(float *dw, int32_t n, float unit) {
     __asm__ volatile(
       "1:\n\t"
       "vldmia %[p], {s0-s7}\n\t"
-      "vcvt.f32.s32 s0, s0\n\tvcvt.f32.s32 s1, s1\n\t"
-      "vcvt.f32.s32 s2, s2\n\tvcvt.f32.s32 s3, s3\n\t"
-      "vcvt.f32.s32 s4, s4\n\tvcvt.f32.s32 s5, s5\n\t"
-      "vcvt.f32.s32 s6, s6\n\tvcvt.f32.s32 s7, s7\n\t"
-      "vmul.f32 s0, s0, %[u]\n\tvmul.f32 s1, s1, %[u]\n\t"
-      "vmul.f32 s2, s2, %[u]\n\tvmul.f32 s3, s3, %[u]\n\t"
-      "vmul.f32 s4, s4, %[u]\n\tvmul.f32 s5, s5, %[u]\n\t"
-      "vmul.f32 s6, s6, %[u]\n\tvmul.f32 s7, s7, %[u]\n\t"
+      TT_VCVT_MUL8
       "vstmia %[p]!, {s0-s7}\n\t"
       "cmp %[p], %[end]\n\t"
       "bne 1b"
