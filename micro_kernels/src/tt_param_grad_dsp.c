@@ -1071,6 +1071,12 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_wor
 #undef WFLOAT_PAIR
 #else
 #define WFLOAT 0
+/* wbig_walk's float branch, dead where WFLOAT is 0 (no assembly: -O0's frame pointer, the
+ * ASM_ALL_REGS=0 builds), still has to compile */
+static inline void wfloat_rows(const tt_dsp_word *xs, const tt_dsp_word *ds, int32_t used,
+                               float *row, int32_t k, int32_t tiles, float unit) {
+  (void)xs, (void)ds, (void)used, (void)row, (void)k, (void)tiles, (void)unit;
+}
 #endif
 
 int tt_dsp_wfloat_fits(int32_t rows, int32_t co, int32_t k, int32_t cb, int32_t bytes) {
