@@ -1042,6 +1042,10 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_wor
     "bx %[x0]\n"
     "3:\n\t" WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
     WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    /* the entry's 44 (4 - q) assumes 44 bytes a pair: an assembler that encodes one
+     * narrower fails here, not with wrong bits at some `used` */
+    "5:\n\t"
+    ".if (5b - 3b) != 176\n\t.error \"wfloat_rows: a pair is not 44 bytes\"\n\t.endif\n\t"
     "ldr %[x0], %[end]\n\t"
     "cmp %[ds], %[x0]\n\t"
     "bne 3b\n"
