@@ -689,6 +689,44 @@ def test_fused_update_equals_gradient_then_update(kind, per_channel):
     assert 0 < changed and np.count_nonzero(np.abs(p0) == 127) < p0.size / 2, kind
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_batch_accumulation_kernels(batch):
+    """tt_batch_accumulate_f32 / tt_batch_end_f32 around the bias update, 7 training Invokes
+    of batch B, against the contract written out here: the float32 sum of B gradients, one
+    update with their mean (the reciprocal rounded to float32 once) at step n / B, the
+    accumulator zeroed, the stream untouched between updates."""
+    lib = c_kernels.library()
+    rng = np.random.default_rng(5)
+    channels = 7
+    scales = rng.uniform(1e-5, 1e-4, channels).astype(np.float32)
+    b0 = rng.integers(-(1 << 20), 1 << 20, channels).astype(np.int32)
+    grads = [rng.normal(size=channels).astype(np.float32) for _ in range(7)]
+    b, m, acc = b0.copy(), np.zeros(channels, np.float32), np.zeros(channels, np.float32)
+    st = c_kernels.UpdateState(987654321, 0)
+    ref_b, ref_m, ref_acc = b0.copy(), np.zeros(channels, np.float32), np.zeros(channels, np.float32)
+    ref = c_kernels.UpdateState(987654321, 0)
+    for n, g in enumerate(grads):
+        if lib.tt_batch_accumulate_f32(ptr(acc, F32), ptr(g, F32), channels, batch,
+                                       C.byref(st)):
+            lib.tt_update_bias_s32(ptr(b, I32), channels, ptr(scales, F32), ptr(acc, F32),
+                                   ptr(m, F32), C.byref(SGD), C.byref(st))
+            lib.tt_batch_end_f32(ptr(acc, F32), channels, batch, C.byref(st))
+        ref_acc = ref_acc + g
+        if (n + 1) % batch == 0:
+            mean = ref_acc * (np.float32(1) / np.float32(batch))
+            ref.step = n // batch
+            lib.tt_update_bias_s32(ptr(ref_b, I32), channels, ptr(scales, F32),
+                                   ptr(mean, F32), ptr(ref_m, F32), C.byref(SGD),
+                                   C.byref(ref))
+            ref_acc = np.zeros(channels, np.float32)
+        ref.step = n + 1
+        assert np.array_equal(b, ref_b) and np.array_equal(acc.view(np.uint32),
+                                                            ref_acc.view(np.uint32))
+        assert np.array_equal(m.view(np.uint32), ref_m.view(np.uint32))
+        assert (st.rng, st.step) == (ref.rng, n + 1)
+    assert np.count_nonzero(b != b0) > 0 and st.rng != 987654321
+
+
 # --- the libm-free math (micro_kernels/src/tt_math.c) ------------------------------------------
 
 PI_50 = Decimal("3.14159265358979323846264338327950288419716939937510582097494459")

@@ -342,6 +342,21 @@ void tt_update_weight_s8(int8_t *w, const int32_t *dims, int32_t rank, int32_t a
 void tt_update_bias_s32(int32_t *b, int32_t c, const float *scales, const float *grad,
                         float *momentum_buf, const tt_sgd *o, tt_update_state *s);
 
+/* The batch (schema: an update op's option batch B > 1 and its input accumulator, float32
+ * of the trained region's n elements). Every training Invoke of such an op: its gradient g
+ * [n] (the grad input, or a fused op's gradient from the plain gradient kernel: the same
+ * values) goes to tt_batch_accumulate_f32, acc[i] = acc[i] + g[i] in float32. It returns 0
+ * unless this Invoke ends a batch ((s->step + 1) % B == 0): then no update runs and s->step
+ * has advanced by one. It returns 1 at a batch's end, with acc[i] = acc[i] * (1.0f / B) (the
+ * batch's mean, the reciprocal rounded to float32 once) and s->step = the updates made
+ * before (the schedule's t): the caller runs the update kernel with grad = acc (the same
+ * state and momentum buffer), then tt_batch_end_f32, which zeroes acc and sets s->step to
+ * the Invokes counted. The stream draws only in the update, so update k draws what a batch-1
+ * op's update k draws. */
+int32_t tt_batch_accumulate_f32(float *acc, const float *g, int32_t n, int32_t batch,
+                                tt_update_state *s);
+void tt_batch_end_f32(float *acc, int32_t n, int32_t batch, tt_update_state *s);
+
 /* In-place fused gradient + update (TT_*_WEIGHT_UPDATE, TT_BIAS_UPDATE): bit-identical to the
  * gradient kernel followed by the update kernel (same values, same RNG order: one uniform
  * per trained element, row-major over the parameter), without the whole gradient ever

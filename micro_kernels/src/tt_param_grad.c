@@ -885,6 +885,31 @@ void tt_update_bias_s32(int32_t *b, int32_t c, const float *scales, const float 
   end_update(&call, s);
 }
 
+/* ---- the batch (gradient accumulation) ----------------------------------------------------- */
+
+/* Between Invokes s->step counts training Invokes (n); during the update of a batch's last
+ * Invoke it holds the updates made before (n / batch), what the schedule reads, and the
+ * update kernel's own increment plus tt_batch_end_f32's multiplication make it n + 1 again
+ * ((n / batch + 1) * batch = n + 1 when n + 1 is a multiple of batch). */
+int32_t tt_batch_accumulate_f32(float *acc, const float *g, int32_t n, int32_t batch,
+                                tt_update_state *s) {
+  for (int32_t i = 0; i < n; ++i) acc[i] = acc[i] + g[i];
+  const int32_t step = s->step;
+  if ((step + 1) % batch != 0) {
+    s->step = step + 1;
+    return 0;
+  }
+  const float r = 1.0f / (float)batch;
+  for (int32_t i = 0; i < n; ++i) acc[i] = acc[i] * r;
+  s->step = step / batch;
+  return 1;
+}
+
+void tt_batch_end_f32(float *acc, int32_t n, int32_t batch, tt_update_state *s) {
+  memset(acc, 0, (size_t)n * sizeof *acc);     /* +0.0f: all bits zero */
+  s->step *= batch;
+}
+
 /* ---- fused gradient + update ------------------------------------------------------------ */
 
 /* One output channel's (or unit's) weight gradient into `out`, from the kernel's operands. */
