@@ -63,7 +63,8 @@ INPUT_GRAD_SHAPES = [
     (1, 8, 8, 10, 8, 8, 2, 3, 3, 1, 1),           # every dy row staged (slots >= oh): the
     (1, 4, 4, 13, 5, 5, 1, 2, 2, 1, 1),           # tap rows at fixed steps (MCUNet's 8x8/2
                                                   # at 8x8 and 5x5 at 4x4), partial groups
-    (1, 5, 2, 9, 3, 3, 1, 1, 1, 1, 1),            # 3x3/1 kept (walk3): one column pair
+    (1, 5, 2, 9, 3, 3, 1, 1, 1, 1, 1),            # 3x3/1 kept, 2 wide: below walk3's
+                                                  # width (DW3_MIN_WIDTH 6)
     (1, 4, 1, 6, 3, 3, 1, 1, 1, 1, 1),            # one column (walk3 does not take it)
     (1, 4, 7, 53, 3, 3, 1, 2, 2, 1, 1),           # walk3 with padding 2 (no zero column on
                                                   # the left), an odd width, c >= 48: staged
@@ -75,7 +76,9 @@ INPUT_GRAD_SHAPES = [
                                                   # entry), two images, a partial group
     (1, 5, 13, 11, 3, 3, 1, 1, 0, 1, 1),          # walk3, odd width of six pairs (its
                                                   # first column through the entry, then
-                                                  # the pairs' loop), padding 0 on the left
+                                                  # the pairs' loop: odd entry 6), padding
+                                                  # 0 on the left (odd entries 4 and 5:
+                                                  # widths 9 and 7, in this list)
     (1, 4, 19, 6, 3, 3, 1, 1, 1, 1, 1),           # walk3, odd width of nine pairs, staged
                                                   # group by group (wider than 16)
     # walk3's pairs entered at every entry of the even copy by even rows (entries 3, 1

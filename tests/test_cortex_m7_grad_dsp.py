@@ -228,10 +228,15 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                                                       # blocks of 6 (tt_dsp_pw_rows6): 6, 8,
                                                       # 8, 1 columns, a row of two groups
                                                       # (co 8: entered at the loop's seventh
-                                                      # group); co 16, 24, 64 (the fifth,
-                                                      # third, first) at k 12, 13, 16, 2
-              (1, 4, 4, 16, 22)]                      # ci 4 mod 6: 6, 6, 6, then a block
+                                                      # group); co 16 and 24 (the fifth
+                                                      # and third) at k 12 and 13, co 64
+                                                      # (the first) at the last shape
+              (1, 4, 4, 16, 22),                      # ci 4 mod 6: 6, 6, 6, then a block
                                                       # of 4 (block4_0), not 8 and 8
+              (1, 3, 4, 64, 12)]                      # co 64 in blocks of 6 (12 rows, ci
+                                                      # 12): tt_dsp_pw_rows6 entered at its
+                                                      # first group (review23a: k 2's ci 17
+                                                      # never ran a block of 6)
     if rows_only:
         # unstaged (tt_input_grad_rows_dsp.c, 1-3 rows): two rows and a last one, an odd co,
         # columns past the last block of four; 4 positions: the second pass of 3 rows; 520
@@ -321,8 +326,8 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
     # column 11 holds the call's maximum: a test that skips r5's sum (or lets |v| = m + 1
     # pass, of the sign there: both signs, one call each) misses it. Output o < 6 (times 256)
     # feeds columns o and o + 6, output 6 + o (times 1) the same two, output 12 (times 1,
-    # dy 18) columns 6-11; co 16 enters the loop of four groups at its first, co 24 at its
-    # third (6 groups: 2 mod 4). Every position kept (one pass; all but one: dx's quarter
+    # dy 18) columns 6-11; co 16 enters the loop of eight groups at its fifth, co 24 at its
+    # third. Every position kept (one pass; all but one: dx's quarter
     # and the scratch), so the first pass walks all 18 rows (a guessing pass walks only the
     # kept rows and probes, and the unkept rows' maximum is steady_rows')
     for co, sign in ((16, 1), (16, -1), (24, 1), (24, -1)):

@@ -913,8 +913,8 @@ static inline __attribute__((always_inline)) int within(const int32_t *t, const 
  * measuring walk's blocks where first_rows8 would run (co a multiple of 8), and blocks of 6.
  * Six sums leave four registers for the staged words: one LDM takes two columns' four (the
  * LDRDs of mac_pairs8 take one's two), so a group of four outputs is 18 instructions for 24
- * MACs and four groups with the loop's end 75 per 96 (mac_pairs8: 57 per 64, 0.78 against
- * 0.89 a MAC). LDM and STM name their registers by number (the lowest address to the
+ * MACs and eight groups with the loop's end 147 per 192 (mac_pairs8: 57 per 64, 0.77
+ * against 0.89 a MAC). LDM and STM name their registers by number (the lowest address to the
  * lowest register), so the registers are fixed: sums r0-r5 (one STM keeps a row's six),
  * dy's halves r6 (even) and r7 (odd), the staged words r8-r11, dy r12, the staged pointer
  * lr; the rows' state on the stack. A row ends where the staged pointer reaches the block's
@@ -942,9 +942,10 @@ typedef struct {
  * Thumb bit: one LDR to pc a row, no test), then send kept step m 2m gend (one LDM at a
  * row's end: the kept row and the maximum's test's m and 2m together): 92 bytes, 36 pushed
  * (TT_DSP_ASM_ENTRY's r4-r11, lr) and a frame of 56, which -fstack-usage does not see (an
- * assembly function has no .su line), like the dw3 pairs' 68 (36 + 32). Four groups an
- * iteration (the loop's end 3 instructions per 96 MACs), a row of 2 mod 4 groups entering
- * at the second pair (co a multiple of 8: whole pairs). A row's work beside its groups: 2
+ * assembly function has no .su line), like the dw3 pairs' 68 (36 + 32). Eight groups an
+ * iteration (the loop's end 3 instructions per 192 MACs), a row entering at pair skip / 2
+ * of the four (co a multiple of 8: whole pairs; (co / 4 + skip) % 8 == 0, so a row's first
+ * iteration ends at the loop's end). A row's work beside its groups: 2
  * to start, 5 to keep it, 16 for the test, 2 to end (31 before round 22's pwig22). */
 __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6)
         "  sub sp, sp, #56\n"
