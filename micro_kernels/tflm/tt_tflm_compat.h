@@ -20,8 +20,8 @@
  * budget, README's TFLM table), whatever the build's level. GCC's attribute only: other
  * compilers keep the build's level. Same results either way: Prepare's float arithmetic is
  * plain IEEE single operations (-ffp-contract=off, no fast-math), which -Os does not
- * reorder. */
-#if defined(__GNUC__) && !defined(__clang__)
+ * reorder. -DTT_TFLM_SETUP_AT_BUILD_LEVEL keeps the build's level (tests compare the two). */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(TT_TFLM_SETUP_AT_BUILD_LEVEL)
 #define TT_SETUP __attribute__((optimize("Os")))
 #else
 #define TT_SETUP

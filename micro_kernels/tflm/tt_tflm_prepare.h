@@ -41,7 +41,7 @@ int32_t Dim(const TfLiteEvalTensor *t, int i) { return t->dims->data[i]; }
 
 /* From here to the end of class Prepare: code of Init and Prepare only, which run once per op
  * when TFLM allocates the model, never in a step: for size (TT_SETUP, tt_tflm_compat.h). */
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && !defined(TT_TFLM_SETUP_AT_BUILD_LEVEL)
 #pragma GCC push_options
 #pragma GCC optimize("Os")
 #endif
@@ -303,7 +303,7 @@ class Prepare {
   int temps_ = 0;
 };
 
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && !defined(TT_TFLM_SETUP_AT_BUILD_LEVEL)
 #pragma GCC pop_options
 #endif
 
