@@ -266,3 +266,89 @@ def test_engines_without_the_batch_refuse_a_batched_model():
         with pytest.raises(TTError, match=f"engine {engine} does not run a model of batch 3"):
             batch_engine(g, engine)
         assert batch_engine(_augment(1).graph, engine) == engine
+
+
+# --- checkpoint, train ------------------------------------------------------------------
+
+def test_a_run_resumed_mid_batch_equals_the_uninterrupted_one():
+    """B = 3, numpy engine: 4 training Invokes (a batch and one sample), a checkpoint
+    through the blob format (kind 4 = accumulator, after the momentum buffers), 5 more in
+    a fresh executor: the same losses and state as 9 in one go. Without the accumulators
+    (zeroed) the resumed run differs: the test can tell."""
+    from checkpoint_helpers import sample, train_steps
+    from tflite_train import checkpoint
+    r = augment.augment(tflite_io.load(EXAMPLE), "full", 4,
+                        Hyper(lr=0.05, momentum=0.9, rounding="stochastic", seed=9,
+                              decay_steps=4, batch=B, grad="float32"))
+    graph, model = r.graph, tflite_io.serialize(r.graph)
+    regions = checkpoint.layout(graph)
+    kinds = [x.kind for x in regions]
+    assert kinds == sorted(kinds, key=[1, 2, 4, 3].index)
+    accs = [x for x in regions if x.kind == checkpoint.ACCUMULATOR]
+    assert sorted(x.id for x in accs) == sorted(r.backward.accumulators)
+    assert all(x.dtype == "float32" for x in accs)
+    assert checkpoint.ACCUMULATOR not in [x.kind for x in checkpoint.layout(_augment(1).graph)]
+    mid, seed, n, m = checkpoint.model_id(model), 21, 4, 5
+    straight = Executor(graph)
+    want = train_steps(graph, straight, n + m, seed)
+    first = Executor(graph)
+    losses = train_steps(graph, first, n, seed)
+    saved = checkpoint.from_blob(checkpoint.to_blob(checkpoint.capture(first, graph, mid)),
+                                 graph, model)
+    assert any(v.any() for x, v in zip(saved.regions, saved.values)
+               if x.kind == checkpoint.ACCUMULATOR)
+
+    def resumed(drop_accumulators: bool):
+        fresh = Executor(graph)
+        fresh.invoke([sample(graph, seed, 0)[0], np.array([-1], np.int32)])
+        ckpt = checkpoint.Checkpoint(mid, saved.regions, [
+            v * 0 if drop_accumulators and x.kind == checkpoint.ACCUMULATOR else v
+            for x, v in zip(saved.regions, saved.values)])
+        checkpoint.restore(fresh, graph, ckpt)
+        return train_steps(graph, fresh, m, seed, start=n), fresh
+
+    rest, fresh = resumed(False)
+    assert [F32(v) for v in losses + rest] == [F32(v) for v in want]
+    a, b = checkpoint.capture(fresh, graph, mid), checkpoint.capture(straight, graph, mid)
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(a.values, b.values))
+    rest, fresh = resumed(True)
+    assert [F32(v) for v in rest] != [F32(v) for v in want[n:]]
+
+
+def _dataset(n=40, classes=4):
+    from tflite_train.data import Dataset
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, (n, 32, 32, 1)).astype(np.uint8)
+    return Dataset("random", images, np.arange(n) % classes, [str(c) for c in range(classes)])
+
+
+def test_train_counts_updates_of_b_samples():
+    """train --steps N on a batch-3 model: N updates of 3 training Invokes (3N samples, in
+    the batch-1 run's sample order), each point's loss the mean of its updates' means."""
+    from tflite_train import train as training
+    g = _augment(B, grad="float32").graph
+    calls = []
+
+    class Counting(training.Trainer):
+        def step(self, i):
+            calls.append(i)
+            return float(i)                  # a loss that says which sample it was
+    old = training.Trainer
+    training.Trainer = Counting
+    try:
+        trainer, history = training.train(g, _dataset(), steps=4, val_split=0.25,
+                                          eval_points=2, engine="numpy")
+    finally:
+        training.Trainer = old
+    train_idx, _ = training.split(40, 0.25, 1000, 0)
+    assert calls[:12] == list(training.sample_order(train_idx, 12, 0))
+    assert len(calls) == 12 and history.steps == 4 and history.batch == B
+    assert [p.step for p in history.points] == [2, 4]
+    assert history.points[0].train_loss == pytest.approx(np.mean(calls[:6]))
+    assert history.points[1].epoch == pytest.approx(12 / 30)
+
+
+def test_train_refuses_engine_c_for_a_batched_model():
+    from tflite_train.train import train
+    with pytest.raises(TTError, match="engine c does not run a model of batch 3"):
+        train(_augment(B).graph, _dataset(), steps=1, engine="c")
