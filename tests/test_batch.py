@@ -352,3 +352,75 @@ def test_train_refuses_engine_c_for_a_batched_model():
     from tflite_train.train import train
     with pytest.raises(TTError, match="engine c does not run a model of batch 3"):
         train(_augment(B).graph, _dataset(), steps=1, engine="c")
+
+
+# --- the fp32 baseline --------------------------------------------------------------------
+
+def test_fp32_baseline_updates_once_a_batch_with_the_mean_gradient():
+    """FloatTrainer on a batch-3 model: samples 1 and 2 change no variable and their losses
+    are those of the initial parameters; the third applies lr x the mean of the three
+    gradients taken at the initial parameters (momentum 0.5: the buffer starts at it)."""
+    import importlib.util
+
+    from conftest import require_tool
+    require_tool(importlib.util.find_spec("tensorflow") is not None,
+                 "tensorflow-cpu (a dev dependency)")
+    from tflite_train.fp32 import FloatTrainer
+    from tflite_train.ops.training import learning_rate
+    r = augment.augment(tflite_io.load(EXAMPLE), "last:2", 4,
+                        Hyper(lr=0.05, momentum=0.5, decay_steps=100, batch=B))
+    ft, fresh = FloatTrainer(r.graph), FloatTrainer(r.graph)
+    assert ft.batch == B
+    rng = np.random.default_rng(0)
+    xs = rng.integers(-128, 128, (4, 1, 32, 32, 1)).astype(np.int8)
+    start = [v.numpy().copy() for v, _, _, _ in ft.rules]
+    grads = [fresh._loss_grads(fresh.real_input(x), np.array([i % 4], np.int32))
+             for i, x in enumerate(xs[:3])]
+    for i, x in enumerate(xs[:3]):
+        loss = ft.step(x, i % 4)
+        assert loss == pytest.approx(float(grads[i][0]), rel=1e-6)
+        moved = [not np.array_equal(v.numpy(), s) for (v, _, _, _), s in zip(ft.rules, start)]
+        assert any(moved) == (i == 2)
+    assert ft.t == 1 and ft.seen == 3
+    for j, ((v, o, channels, _), s) in enumerate(zip(ft.rules, start)):
+        mean = np.mean([np.asarray(g[1][j]) for g in grads], axis=0)
+        if channels < s.shape[-1]:
+            mean[..., channels:] = 0
+        want = s - learning_rate(o, 0) * mean
+        assert np.allclose(v.numpy(), want, rtol=1e-5, atol=1e-7), j
+    assert all(not a.numpy().any() for a in ft.accs)
+
+
+# --- memory: the accumulators are their own part ---------------------------------------
+
+def test_plan_counts_the_accumulators_apart_from_the_optimizer_state(tmp_path, capsys):
+    """memory.plan, tflm_memory (target_memory, account) and `plan`: B = 3 adds one float32
+    accumulator per trained parameter (as large as the momentum buffers, 0.9 momentum
+    here), in "accumulators", never in the optimizer state, and into the total; B = 1
+    has none and `plan` prints no such line."""
+    from tflite_train import memory, tflm_memory
+    one, three = _augment(1).graph, _augment(B).graph
+    accs = sum(three.tensors[a].nbytes for a in training_ops.accumulator_tensors(three))
+    assert accs == 3344 and not training_ops.accumulator_tensors(one)
+    p1, p3 = memory.plan(one), memory.plan(three)
+    assert (p1.accumulator_bytes, p3.accumulator_bytes) == (0, accs)
+    assert p1.optimizer_bytes == p3.optimizer_bytes == accs      # the momentum buffers
+    assert p1.trainable_bytes == p3.trainable_bytes
+    assert p3.total_bytes - p1.total_bytes == accs
+    t1 = tflm_memory.account(one, len(tflite_io.serialize(one)))
+    t3 = tflm_memory.account(three, len(tflite_io.serialize(three)))
+    assert (t1["accumulators"], t3["accumulators"]) == (0, accs)
+    assert t1["optimizer"] == t3["optimizer"] and t1["trained"] == t3["trained"]
+    assert t3["sram_total"] == (t3["arena"] + t3["persistent"] + t3["trained"]
+                                + t3["optimizer"] + accs)
+    assert tflm_memory.target_memory(three).accumulators == accs
+    assert tflm_memory.target_memory(three).total == t3["sram_total"]
+    for g, name in ((one, "one"), (three, "three")):
+        path = tmp_path / f"{name}.tflite"
+        tflite_io.save(g, path)
+        assert main(["plan", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert ("accumulators" in out) == (g is three)
+        assert main(["plan", str(path), "--json"]) == 0
+        info = __import__("json").loads(capsys.readouterr().out)
+        assert info["accumulator_bytes"] == (accs if g is three else 0)

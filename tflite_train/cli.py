@@ -151,6 +151,7 @@ def cmd_plan(args) -> int:
             "peak_op": p.peak_op, "peak_op_kind": kinds[p.peak_op] if kinds else None,
             "arena_at_peak": p.peak_parts,
             "trainable_bytes": target["trained"], "optimizer_bytes": target["optimizer"],
+            "accumulator_bytes": target["accumulators"],
             "persistent_bytes": target["persistent"],
             "persistent_parts": target["persistent_parts"],
             "total_bytes": target["sram_total"], "flash": target["flash"],
@@ -237,6 +238,9 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
         print(f"      (measured in the wheel: {'n/a' if m is None else f'{m:,} bytes'})")
     print(f"  trained params     {kb(info['trainable_bytes'])}  variables")
     print(f"  optimizer state    {kb(info['optimizer_bytes'])}  momentum buffers")
+    if info["accumulator_bytes"]:
+        print(f"  accumulators       {kb(info['accumulator_bytes'])}  the batch's float32 "
+              "gradient sums (augment --batch)")
     f = info["flash"]
     given = info.get("flash_budget")
     print(f"flash                {kb(f['total'])}  (budget {kb(budget['flash']).strip()}"
