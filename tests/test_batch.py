@@ -424,3 +424,16 @@ def test_plan_counts_the_accumulators_apart_from_the_optimizer_state(tmp_path, c
         assert main(["plan", str(path), "--json"]) == 0
         info = __import__("json").loads(capsys.readouterr().out)
         assert info["accumulator_bytes"] == (accs if g is three else 0)
+
+
+def test_the_header_lists_the_accumulator_regions():
+    """`tflite-train header`: the checkpoint regions of a batch-3 model include one kind-4
+    row per accumulator, in checkpoint.layout's order."""
+    from tflite_train import c_header, checkpoint
+    g = _augment(B).graph
+    lines = c_header.checkpoint_lines(g, tflite_io.serialize(g))
+    rows = [line for line in lines if "/* accumulator:" in line]
+    assert len(rows) == 6
+    want = [r for r in checkpoint.layout(g) if r.kind == checkpoint.ACCUMULATOR]
+    assert rows == [line for line in lines if line.startswith("  {4, ")]
+    assert [f"  {{4, {r.id}, {r.nbytes}}}," for r in want] == [x.split("   ")[0] for x in rows]
