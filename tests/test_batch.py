@@ -437,3 +437,24 @@ def test_the_header_lists_the_accumulator_regions():
     want = [r for r in checkpoint.layout(g) if r.kind == checkpoint.ACCUMULATOR]
     assert rows == [line for line in lines if line.startswith("  {4, ")]
     assert [f"  {{4, {r.id}, {r.nbytes}}}," for r in want] == [x.split("   ")[0] for x in rows]
+
+
+def test_cli_augment_batch_then_train(tmp_path, capsys):
+    """augment --batch 2 says so; train --steps 3 runs 3 updates of 2 samples (numpy, the
+    default for a batched model); --engine c and codegen refuse the model in one line."""
+    from tflite_train.cli import EXIT_ERROR
+    rng = np.random.default_rng(1)
+    y = np.arange(24) % 4
+    np.savez(tmp_path / "d.npz", x=rng.integers(0, 256, (24, 32, 32)).astype(np.uint8), y=y)
+    model = tmp_path / "b.tflite"
+    assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
+                 "--lr", "0.05", "--batch", "2"]) == 0
+    assert "batch 2 (one update per 2 samples)" in capsys.readouterr().out
+    assert main(["train", str(model), "--data", str(tmp_path / "d.npz"), "--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "engine numpy, batch 2" in out and "done: 3 steps (6 samples)" in out
+    for argv in (["train", str(model), "--data", str(tmp_path / "d.npz"), "--steps", "1",
+                  "--engine", "c"], ["codegen", str(model), "-o", str(tmp_path / "gen")]):
+        assert main(argv) == EXIT_ERROR
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "does not run a model of batch 2" in err
