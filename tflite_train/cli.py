@@ -15,6 +15,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 from . import __version__
 from .errors import TTError
 from .runtime import DEFAULT_ENGINE, ENGINES
+from .training_ops import MAX_BATCH
 
 EXIT_MISMATCH = 1      # verify ran and found differences
 EXIT_ERROR = 2         # bad input (also argparse's code for bad usage)
@@ -150,6 +151,7 @@ def cmd_plan(args) -> int:
             "peak_op": p.peak_op, "peak_op_kind": kinds[p.peak_op] if kinds else None,
             "arena_at_peak": p.peak_parts,
             "trainable_bytes": target["trained"], "optimizer_bytes": target["optimizer"],
+            "accumulator_bytes": target["accumulators"],
             "persistent_bytes": target["persistent"],
             "persistent_parts": target["persistent_parts"],
             "total_bytes": target["sram_total"], "flash": target["flash"],
@@ -236,6 +238,9 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
         print(f"      (measured in the wheel: {'n/a' if m is None else f'{m:,} bytes'})")
     print(f"  trained params     {kb(info['trainable_bytes'])}  variables")
     print(f"  optimizer state    {kb(info['optimizer_bytes'])}  momentum buffers")
+    if info["accumulator_bytes"]:
+        print(f"  accumulators       {kb(info['accumulator_bytes'])}  the batch's float32 "
+              "gradient sums (augment --batch)")
     f = info["flash"]
     given = info.get("flash_budget")
     print(f"flash                {kb(f['total'])}  (budget {kb(budget['flash']).strip()}"
@@ -391,7 +396,7 @@ def cmd_augment(args) -> int:
     hyper = Hyper(lr=None if auto else args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
                   qas=not args.no_qas, rounding=args.rounding, seed=args.seed,
                   decay_steps=args.lr_decay_steps, half_life=args.lr_half_life, grad=args.grad,
-                  grad_rounding=args.grad_rounding)
+                  grad_rounding=args.grad_rounding, batch=args.batch)
     lr_record = None
     if auto:
         test = _lr_auto(args, copy.deepcopy(graph), hyper)
@@ -414,6 +419,8 @@ def cmd_augment(args) -> int:
              f", inverse-time decay (half at step {hyper.effective_half_life})"
              if hyper.effective_half_life else ", constant rates")
           + f", rounding {hyper.rounding}, seed {hyper.seed}"
+          + (f", batch {hyper.batch} (one update per {hyper.batch} samples)"
+             if hyper.batch > 1 else "")
           + (f"; int8 gradients ({hyper.grad_rounding} rounding)" if hyper.grad == "int8"
              else "; float32 gradients"))
     print(f"  {'op':>4}  {'kind':<18} {'layer (output tensor)':<44} {'weights':>16} {'bias':>5} "
@@ -527,7 +534,8 @@ def cmd_train(args) -> int:
     from .augment import training_metadata
     training_metadata(graph)                     # a clear error for non-training models
     dataset = datasets.load(args.data, graph.tensors[graph.inputs[0]].shape)
-    engine = host_engine(args.engine)
+    from .train import batch_engine
+    engine = host_engine(batch_engine(graph, args.engine))
     bar = tqdm(total=args.steps, unit="step", disable=None, file=sys.stderr, leave=False) \
         if args.steps else None
     progress = bar.update if bar else None
@@ -542,8 +550,12 @@ def cmd_train(args) -> int:
         line = f"tflite-train: warning: {line}"
         (bar.write(line, file=sys.stderr) if bar else print(line, file=sys.stderr, flush=True))
 
+    from .train import model_batch
+    batch = model_batch(graph)
     print(f"training {args.model} on {dataset.name} ({len(dataset):,} samples, "
-          f"{len(dataset.classes)} classes), engine {engine}", flush=True)
+          f"{len(dataset.classes)} classes), engine {engine}"
+          + (f", batch {batch}: a step is one update of {batch} samples" if batch > 1 else ""),
+          flush=True)
     if bar is None and args.epochs is None:
         args.epochs = 1.0
     trainer, history = train(graph, dataset, steps=args.steps, epochs=args.epochs,
@@ -554,7 +566,9 @@ def cmd_train(args) -> int:
         bar.close()
     first, last = history.points[0], history.points[-1]
     acc = "-" if last.val_accuracy is None else f"{100 * last.val_accuracy:.1f}%"
-    print(f"done: {history.steps} steps on {history.train_samples:,} training samples; "
+    print(f"done: {history.steps} steps"
+          + (f" ({history.steps * history.batch:,} samples)" if history.batch > 1 else "")
+          + f" on {history.train_samples:,} training samples; "
           f"loss {first.train_loss:.4f} -> {last.train_loss:.4f}; validation accuracy {acc} "
           f"on {history.val_samples} samples (chance {100 / trainer.classes:.1f}%)")
     if args.output:
@@ -698,6 +712,9 @@ def cmd_codegen(args) -> int:
     if args.kernels != "dsp" and not args.rig:
         raise TTError("--kernels chooses the rig's build: add --rig (the folder's Makefile "
                       "and CMakeLists.txt take TFLITE_TRAIN_KERNELS)")
+    from .train import BATCH_ENGINES, batch_engine
+    if "codegen" not in BATCH_ENGINES:
+        batch_engine(_load(args.model)[0], "codegen", "codegen")
     program, m = codegen.generate(args.model, args.output,
                                   rig_steps=(args.steps or 3) if args.rig else None,
                                   sram_budget=args.sram_budget, flash_budget=args.flash_budget,
@@ -821,6 +838,7 @@ def _lr_value(text: str):
         raise argparse.ArgumentTypeError(f"expected a positive number or auto, got {text!r}") \
             from None
 _seed = _ranged(int, lambda v: 0 <= v <= 0xFFFFFFFF, "in 0..4294967295")
+_batch = _ranged(int, lambda v: 1 <= v <= MAX_BATCH, f"in 1..{MAX_BATCH}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -907,6 +925,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr-test-steps", type=_positive_int, default=100, metavar="N",
                    help="with --lr auto: training steps per candidate rate (default 100)")
     s.add_argument("--momentum", type=_unit_float, default=0.0, help="SGD momentum, [0, 1)")
+    s.add_argument("--batch", type=_batch, default=1, metavar="B",
+                   help="gradient accumulation: each update op sums the gradients of B "
+                        "samples in a float32 accumulator (4 bytes a trained parameter) and "
+                        "updates once with their mean; train --steps then counts updates "
+                        "(default 1: an update per sample)")
     s.add_argument("--lr-decay-steps", type=_seed, default=0, metavar="N",
                    help="cosine-decay both learning rates to 0 over N training steps "
                         "(instead of the default inverse-time decay; model-derived rates then "
@@ -956,13 +979,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "persistent SRAM)")
     s.set_defaults(func=cmd_augment)
 
-    s = sub.add_parser("train", help="train a training model on the host, batch 1, exactly "
-                                     "as the device would")
+    s = sub.add_parser("train", help="train a training model on the host, one sample per "
+                                     "Invoke, exactly as the device would")
     s.add_argument("model", help="a training model written by `augment`")
     s.add_argument("--data", required=True,
                    help="fashion-mnist, an .npz with x and y, or a folder of class folders")
     group = s.add_mutually_exclusive_group()
-    group.add_argument("--steps", type=_positive_int, help="number of training steps")
+    group.add_argument("--steps", type=_positive_int,
+                       help="number of training steps (updates: a model of augment --batch B "
+                            "runs B samples per step)")
     group.add_argument("--epochs", type=_positive_float, help="passes over the data "
                                                              "(default 1)")
     s.add_argument("--val-split", type=_unit_float, default=0.1,
