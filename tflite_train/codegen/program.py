@@ -531,6 +531,9 @@ def kernel_call(graph: Graph, k: int) -> KernelCall | None:
                           for i in op.inputs[:1] if i >= 0)
         raise CodegenError(f"operator {k} ({op.kind}, input {shapes}) has no C kernel: "
                            "the generated program cannot run it")
+    if isinstance(call, K.BatchCall):
+        raise CodegenError(f"operator {k} ({op.kind}) accumulates a batch of {call.batch} "
+                           "(augment --batch): the generated program does not run it yet")
     return call
 
 
