@@ -457,9 +457,16 @@ def test_cli_augment_batch_then_train(tmp_path, capsys):
     assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
                  "--lr", "0.05", "--batch", "2"]) == 0
     assert "batch 2 (one update per 2 samples)" in capsys.readouterr().out
-    assert main(["train", str(model), "--data", str(tmp_path / "d.npz"), "--steps", "3"]) == 0
+    state = tmp_path / "s.npz"
+    assert main(["train", str(model), "--data", str(tmp_path / "d.npz"), "--steps", "3",
+                 "-o", str(state)]) == 0
     out = capsys.readouterr().out
     assert "engine c, batch 2" in out and "done: 3 steps (6 samples)" in out
+    # export drops the accumulators with the other training state
+    tuned = tmp_path / "t.tflite"
+    assert main(["export", str(model), "--state", str(state), "-o", str(tuned)]) == 0
+    capsys.readouterr()
+    assert not any(t.is_variable for t in tflite_io.load(tuned).tensors)
     from tflite_train.train import BATCH_ENGINES
     refusing = [["train", str(model), "--data", str(tmp_path / "d.npz"), "--steps", "1",
                  "--engine", e] for e in ("c", "tflm") if e not in BATCH_ENGINES]
