@@ -476,3 +476,38 @@ def test_cli_augment_batch_then_train(tmp_path, capsys):
         assert main(argv) == EXIT_ERROR
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "does not run a model of batch 2" in err
+
+
+def test_a_batch_scales_the_new_heads_rates_and_grid_only():
+    """lr.head_boost: with model-derived rates, batch B multiplies the new head's NLMS rates
+    (weights and bias) by B and its grid's headroom by B; every other layer keeps its rates;
+    given rates (--lr) leave the head as at batch 1."""
+    from tflite_train import lr as lr_rule
+
+    def head_and_rates(batch, lr=None):
+        r = augment.augment(tflite_io.load(EXAMPLE), "bias-only", num_classes=4,
+                            hyper=Hyper(lr=lr, batch=batch, seed=3))
+        g = r.graph
+        w = next(t for t in g.tensors if t.name == "head/weights")
+        rates = {}
+        for op in g.operators:
+            if "UPDATE" in op.kind:
+                o = training_ops.options_of(op)
+                name = g.tensors[op.inputs[0 if op.kind.startswith("TT_UPDATE") else
+                                         (2 if op.kind == "TT_BIAS_UPDATE" else 3)]].name
+                rates[name] = o["lr"]
+        return float(w.quant.scale[0]), rates, r.metadata["lr_rule"]
+
+    s1, r1, rule1 = head_and_rates(1)
+    s4, r4, rule4 = head_and_rates(4)
+    assert s4 == pytest.approx(4 * s1, rel=1e-6)
+    assert rule4["head_boost"] == 4.0 and "head_boost" not in rule1
+    heads = [n for n in r1 if n.startswith("head/")]
+    assert len(heads) == 2
+    for n in r1:
+        want = lr_rule._sig(r1[n] * 4) if n in heads else r1[n]
+        assert r4[n] == pytest.approx(want, rel=2e-2), n
+    g1, _, _ = head_and_rates(1, lr=0.05)
+    g4, q4, _ = head_and_rates(4, lr=0.05)
+    assert g4 == g1 and all(v == pytest.approx(0.05) or v == pytest.approx(0.0005)
+                            for v in q4.values())
