@@ -103,7 +103,8 @@ def _mutant(tmp_path: Path, program, mutate) -> list[str]:
 
 def test_mutations_of_the_batch_fail(tmp_path, zoo):
     """An update at every Invoke differs at the first; an accumulator never zeroed at the
-    second batch's end; a gradient left out of the sum at the first batch's end."""
+    first batch's end (Invoke 3: the checkpoint's accumulator region; without it, the
+    parameters at Invoke 6)."""
     model = training_model(tmp_path, zoo["mobile"], "last:2",
                            hyper=Hyper(momentum=0.9, batch=B, seed=5))
     program, _ = generate(model, tmp_path / "gen")
@@ -113,7 +114,7 @@ def test_mutations_of_the_batch_fail(tmp_path, zoo):
     assert every and every[0].startswith("Invoke 1:")
     kept = _mutant(tmp_path, program, lambda t: re.sub(
         r"tt_batch_end_f32\((\w+), (\d+)", r"tt_batch_end_f32(\1, 0", t))
-    assert kept and kept[0].startswith("Invoke 6:")
+    assert kept and kept[0].startswith("Invoke 3: accumulator")
 
 
 def test_memory_report_counts_the_accumulators(tmp_path, zoo, capsys):
@@ -155,3 +156,33 @@ def test_a_batch_on_the_rig(tmp_path, capsys):
     m = json.loads(capsys.readouterr().out)
     assert m["identical_to_engine_c"] is True and m["differences"] == []
     assert m["planned"]["accumulators"] > 0
+
+
+def test_checkpoint_mid_batch_resumes_the_same_bits(tmp_path):
+    """tt_model_checkpoint holds the accumulators (kind 4): 4 steps (one into the second
+    batch), the regions copied out, 3 more; tt_model_init, the regions back, the same 3: the
+    same bytes. Restored without the accumulators, the second batch's update differs."""
+    from tflite_train import checkpoint
+    import ctypes as C
+    model = training_model(tmp_path, EXAMPLE, "last:2",
+                           hyper=Hyper(momentum=0.9, batch=B, decay_steps=6))
+    program, _ = generate(model, tmp_path / "gen")
+    kinds = [r.kind for r, _ in program.checkpoint_regions()]
+    assert kinds.count(checkpoint.ACCUMULATOR) == len(program.batched) > 0
+    assert "4u /* accumulator */" in (tmp_path / "gen" / "tt_model.c").read_text()
+    xs, labels = check.samples(program, 7, seed=2)
+    h = host.HostProgram(tmp_path / "gen", len(program.checkpoint_regions()))
+    for i in range(4):
+        h.train_step(xs[i], labels[i])
+    saved = h.regions()
+    straight = [h.train_step(xs[i], labels[i]) for i in (4, 5, 6)]
+    after = h.regions()
+
+    def resumed(skip_accumulators: bool):
+        h.lib.tt_model_init()
+        for region, data, kind in zip(h.table, saved, kinds):
+            if not (skip_accumulators and kind == checkpoint.ACCUMULATOR):
+                C.memmove(region.data, data, len(data))
+        return [h.train_step(xs[i], labels[i]) for i in (4, 5, 6)], h.regions()
+    assert resumed(False) == (straight, after)
+    assert resumed(True)[1] != after

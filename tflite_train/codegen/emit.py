@@ -326,6 +326,9 @@ class Emitter:
         lines += ["  return TT_MODEL_OK;", "}"]
         return lines
 
+    def batch_text(self) -> str:
+        return "/".join(str(b) for b in sorted({b.batch for b in self.p.batched.values()}))
+
     def batch_lines(self, k: int) -> list[str]:
         """Operator k's batch (batch.py): its gradient into the accumulator, and at the
         batch's end the update on the mean and the accumulator zeroed."""
@@ -530,7 +533,10 @@ class Emitter:
             " * tt_model.c with the micro_kernels sources (see README.md).",
             " *",
             " *   tt_model_init();                       at boot: initial parameters, optimizer",
-            " *   tt_train_step(sample, label, &loss);   one SGD step on one sample (batch 1)",
+            " *   tt_train_step(sample, label, &loss);   one SGD step on one sample (batch 1)"
+            if not p.batched else
+            " *   tt_train_step(sample, label, &loss);   one sample; every "
+            f"{self.batch_text()} steps, an SGD step on their mean",
             " *   tt_predict(sample, scores);            inference only",
             " *",
             " * Every function returns TT_MODEL_OK or an error below. Not reentrant: one model,",
@@ -561,6 +567,15 @@ class Emitter:
             " * the update ops' random streams and step counters. Call once before the rest (and",
             " * again to start over). To resume training, tt_checkpoint_restore() after it. */",
             "int tt_model_init(void);", "",
+            *([f"/* A batch of {self.batch_text()} (augment --batch): each step adds its gradients "
+               "to the",
+               " * accumulators (TT_MODEL_ACCUMULATOR_BYTES); the step that ends a batch updates "
+               "the",
+               " * parameters with their mean and zeroes them. Counted per update op since "
+               "tt_model_init()",
+               " * (the checkpoint keeps the count and the accumulators: a run resumed mid-batch "
+               "goes on",
+               " * with the same bits). */"] if p.batched else []),
             "/* One training step: forward, loss, backward, parameter update. sample: "
             "TT_MODEL_SAMPLE_BYTES",
             " * bytes (" + ("copied into the arena, unless it is tt_model_input()" if p.rows is None
