@@ -7,7 +7,9 @@ Where tensors live:
   - trained parameters: SRAM arrays, filled from their initial values (constants, stored
     once) by tt_model_init(); a filter that trains only its first k input channels keeps just
     those in SRAM (`Split`), its frozen channels stay a constant;
-  - momentum buffers and the update ops' random streams: SRAM, reset by tt_model_init();
+  - momentum buffers, the update ops' random streams and, with augment --batch B > 1, their
+    accumulators (batch.py): SRAM, reset by tt_model_init(); a batched fused update's
+    gradient (float32, the trained region) is its operator's scratch in the arena;
   - everything else (sample, activations, saved activations, masks, gradients, kernel
     scratch): one static arena, planned by memory.codegen_plan, where a reshape is a view
     of its input and a depthwise convolution, ADD or requantization may write its output
