@@ -133,6 +133,12 @@ def test_memory_report_counts_the_accumulators(tmp_path, zoo, capsys):
     assert planned["total_bytes"] == (planned["arena_bytes"] + planned["trained_parameter_bytes"]
                                       + planned["momentum_bytes"] + acc
                                       + planned["update_state_bytes"])
+    assert main(["plan", str(model), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["codegen"]["accumulator_bytes"] == acc
+    assert main(["plan", str(model)]) == 0
+    line = next(t for t in capsys.readouterr().out.splitlines()
+                if t.startswith("generated program"))
+    assert "+ accumulators" in line
 
 
 def test_batch_1_programs_have_no_batch(tmp_path, zoo):
