@@ -441,7 +441,8 @@ def test_the_header_lists_the_accumulator_regions():
 
 def test_cli_augment_batch_then_train(tmp_path, capsys):
     """augment --batch 2 says so; train --steps 3 runs 3 updates of 2 samples (numpy, the
-    default for a batched model); --engine c and codegen refuse the model in one line."""
+    default for a batched model); --engine c refuses the model in one line (codegen runs it:
+    tests/test_codegen_batch.py)."""
     from tflite_train.cli import EXIT_ERROR
     rng = np.random.default_rng(1)
     y = np.arange(24) % 4
@@ -454,7 +455,7 @@ def test_cli_augment_batch_then_train(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "engine numpy, batch 2" in out and "done: 3 steps (6 samples)" in out
     for argv in (["train", str(model), "--data", str(tmp_path / "d.npz"), "--steps", "1",
-                  "--engine", "c"], ["codegen", str(model), "-o", str(tmp_path / "gen")]):
+                  "--engine", "c"],):
         assert main(argv) == EXIT_ERROR
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "does not run a model of batch 2" in err
