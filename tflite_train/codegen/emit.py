@@ -11,7 +11,6 @@ from ..runtime import kernel_calls as K
 from ..runtime import stream_args
 from ..runtime.kernel_calls import In, KernelCall, Out, Scratch, UpdateState
 from ..training_ops import options_of
-from .batch import AccumulatorArg
 from .program import CodegenError, Program, SplitPart, TensorArg
 
 C_TYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "uint8": "uint8_t",
@@ -175,8 +174,6 @@ class Emitter:
             return f"&tt_state[{self.state_index[k]}]"
         if isinstance(a, SplitPart):
             return self.split_expr(a)
-        if isinstance(a, AccumulatorArg):
-            return self.accumulator_name(a.tensor)
         if isinstance(a, TensorArg):
             return self.tensor_expr(a.tensor, param)
         if isinstance(a, np.ndarray):

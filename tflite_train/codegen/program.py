@@ -545,6 +545,7 @@ def kernel_call(graph: Graph, k: int) -> KernelCall | None:
                           for i in op.inputs[:1] if i >= 0)
         raise CodegenError(f"operator {k} ({op.kind}, input {shapes}) has no C kernel: "
                            "the generated program cannot run it")
+    assert not isinstance(call, K.BatchCall), "batch.kernel_call describes those"
     return call
 
 
