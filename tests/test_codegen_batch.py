@@ -2,7 +2,7 @@
 every update op of batch B > 1 runs its gradient (the `grad` input, or a fused op's plain
 gradient kernel into arena scratch), tt_batch_accumulate_f32 into a static accumulator, and
 at each batch's end the update on the mean and tt_batch_end_f32. The host build of the
-program against the numpy engine (engine c does not run a batch yet), training Invoke by
+program against the numpy engine (the rig's case: against engine c), training Invoke by
 training Invoke: the loss's bits and every checkpoint region (trained parameters, momentum,
 the update states, and the accumulators once the checkpoint has them) after each one, then
 an inference's scores. Seven or more Invokes: two whole batches of 3 and a partial one.
@@ -152,7 +152,7 @@ def test_batch_1_programs_have_no_batch(tmp_path, zoo):
 
 def test_a_batch_on_the_rig(tmp_path, capsys):
     """The example model, int8 gradients, split filters, momentum, stochastic rounding and
-    batch 3, 7 training steps under QEMU: bit-identical to engine numpy."""
+    batch 3, 7 training steps under QEMU: bit-identical to engine c (check.reference)."""
     require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     scheme = ratio_scheme(tmp_path, [(-1, 0.5), (-3, 0.25), (-2, 1)], n_bias=5)
     model = training_model(tmp_path, EXAMPLE, scheme,
