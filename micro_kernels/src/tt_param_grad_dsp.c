@@ -1101,19 +1101,19 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wbig_walk(
   mem = tt_dsp_stage_align8(mem, &bytes);
   const int32_t chunk = tt_dsp_wbig_positions(rows, cb, bytes), pairs = chunk >> 1;
   if (chunk <= 0) return;       /* the callers check; a chunk of 0 would never end */
-  /* the mode, once for the staging and the tiles (review23a: a stride of 0 staged for one
-   * mode and ran the other) */
-  const int floats = WFLOAT && acc_stride < 0;
   tt_dsp_word *const xs = (tt_dsp_word *)mem, *const ds = xs + wbig_x_words(pairs, cb);
   for (int32_t p0 = 0; p0 < rows; p0 += chunk) {
     const int32_t np = rows - p0 < chunk ? rows - p0 : chunk;
     /* the last chunk's pairs rounded up to the loop's trip, not to the whole chunk */
-    const int32_t used = floats ? (np < 8 ? 4 : (np + 1) >> 1)
+    const int32_t used = WFLOAT && acc_stride < 0
+                             ? (np < 8 ? 4 : (np + 1) >> 1)
                              : ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
     wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, used);       /* tiles `used` apart */
     for (int32_t o0 = 0; o0 < co; o0 += 4) {
       wbig_stage_dy(ds, dy, mask, co, o0, p0, np, used);
-      if (__builtin_expect(!floats, 1)) {
+      /* the float mode where the staging above took it (acc_stride < 0; review23a: a
+       * test of > 0 here ran the float mode at a stride of 0, staged for the sums) */
+      if (!WFLOAT || __builtin_expect(acc_stride >= 0, 1)) {
         wbig_tiles(xs, ds, used, cb, co, o0, acc, acc_stride);
       } else {
         float *const row = (float *)(void *)acc - o0 * acc_stride + c0;
