@@ -21,7 +21,7 @@ from . import scheme as schemes
 from .errors import ModelError, TTError, printable
 from .ir import TRAINING_KEY, Graph, Operator, Quantization, Tensor
 from .memory import OFFLINE_KEY
-from .training_ops import GRAD_DTYPES, make_op
+from .training_ops import GRAD_DTYPES, MAX_BATCH, make_op
 from . import tflm_memory
 
 METADATA_KEY = TRAINING_KEY
@@ -232,7 +232,7 @@ def unshare(graph: Graph, scheme: schemes.Scheme) -> list[dict]:
     return record
 
 
-def _make_variables(graph: Graph, params: list[int], momentum: list[int]) -> Operator:
+def _make_variables(graph: Graph, params: list[int], buffers: list[int]) -> Operator:
     """Trainable tensors become variables with empty buffers; TT_INIT copies their
     initial values from new constant tensors. A copy has no quantization of its own (its
     variable's says what its values mean, and TT_INIT copies bytes): a per-channel tensor's
@@ -247,7 +247,7 @@ def _make_variables(graph: Graph, params: list[int], momentum: list[int]) -> Ope
         t.data = None
         t.is_variable = True
         pairs += [init, p]
-    for m in momentum:
+    for m in buffers:                  # momentum, accumulators: zero, no initial value
         graph.tensors[m].is_variable = True
     return make_op("TT_INIT", pairs, [])
 
@@ -402,7 +402,7 @@ def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,
     if memory.split_filters:
         from .passes.split_filters import split_filters
         choices.split = split_filters(graph, bwd.variables, memory.give_up)
-    init = _make_variables(graph, bwd.variables, bwd.momentum)
+    init = _make_variables(graph, bwd.variables, bwd.momentum + bwd.accumulators)
     graph.operators.insert(0, init)
     order_name = "autodiff"
     if reorder:
@@ -441,6 +441,8 @@ def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,
         "bias_lr": hyper.effective_bias_lr, "lr_rule": lr_rule,
         "momentum": hyper.momentum, "rounding": hyper.rounding, "seed": hyper.seed,
         "decay_steps": hyper.decay_steps, "half_life_steps": hyper.effective_half_life,
+        # absent at batch 1, so that a batch-1 model's bytes are what they were
+        **({"batch": hyper.batch} if hyper.batch > 1 else {}),
         "fused_updates": fuse, "schedule": order_name, "grad": hyper.grad,
         **({"grad_rounding": hyper.grad_rounding} if hyper.grad == "int8" else {}),
         "logits": graph.tensors[logits].name,
@@ -471,6 +473,7 @@ def _prune(graph: Graph, bwd: autodiff.BackwardGraph, choices: MemoryChoices,
     new = prune_tensors(graph, record, drop=gone)
     bwd.variables = [new[t] for t in bwd.variables]
     bwd.momentum = [new[t] for t in bwd.momentum]
+    bwd.accumulators = [new[t] for t in bwd.accumulators]
     bwd.grads = {new[a]: new[b] for a, b in bwd.grads.items()}
     bwd.param_grads = {new[a]: new[b] for a, b in bwd.param_grads.items()}
     bwd.grad_scales = {new[a]: new[b] for a, b in bwd.grad_scales.items()}
@@ -527,6 +530,9 @@ def _check_hyper(h: autodiff.Hyper) -> None:
                       "schedules; give one")
     if not 0 <= h.seed <= 0xFFFFFFFF:
         raise TTError(f"--seed must be in 0..4294967295, got {h.seed}")
+    if isinstance(h.batch, bool) or not isinstance(h.batch, int) \
+            or not 1 <= h.batch <= MAX_BATCH:
+        raise TTError(f"--batch must be an integer in 1..{MAX_BATCH}, got {h.batch!r}")
     if h.grad not in GRAD_DTYPES:
         raise TTError(f"--grad must be {' or '.join(GRAD_DTYPES)}, got {h.grad!r}")
     if h.grad_rounding not in ("nearest", "stochastic"):

@@ -53,6 +53,9 @@ class Hyper:
     # (schema: int8_gradients), rounded to nearest or stochastically
     grad: str = "int8"
     grad_rounding: str = "stochastic"
+    # B > 1: every update op sums the gradients of B training Invokes in a float32
+    # accumulator and updates once with their mean (schema: the update ops' batch)
+    batch: int = 1
 
     @property
     def effective_bias_lr(self) -> float | None:
@@ -81,7 +84,9 @@ class Hyper:
                 "momentum": float(self.momentum), "qas": bool(self.qas),
                 "rounding": 1 if self.rounding == "stochastic" else 0,
                 "seed": int(seed) & 0xFFFFFFFF, "decay_steps": int(self.decay_steps),
-                "half_life_steps": int(self.effective_half_life)}
+                "half_life_steps": int(self.effective_half_life),
+                # absent at 1, so that a batch-1 model's bytes are what they were
+                **({"batch": int(self.batch)} if self.batch > 1 else {})}
 
 
 @dataclass
@@ -94,6 +99,7 @@ class BackwardGraph:
     trained: dict[int, LayerUpdate] = field(default_factory=dict)   # forward op -> update
     variables: list[int] = field(default_factory=list)     # trainable parameter tensors
     momentum: list[int] = field(default_factory=list)      # optimizer state tensors
+    accumulators: list[int] = field(default_factory=list)  # the batch's gradient sums
     grads: dict[int, int] = field(default_factory=dict)    # forward tensor -> its gradient
     param_grads: dict[int, int] = field(default_factory=dict)   # parameter -> its gradient
     grad_scales: dict[int, int] = field(default_factory=dict)   # int8 gradient -> its scale
@@ -132,20 +138,24 @@ class GradBuilder:
         return self.tensor(f"{src.name}/{suffix}", src.shape, self.hyper.grad)
 
     def emit(self, name: str, inputs: list[int], outputs: list[int],
-             extra: dict[str, int] | None = None, **options) -> None:
-        self.backward.append(self.make(name, inputs, outputs, extra, **options))
+             extra: dict[str, int] | None = None, after_label: tuple[int, ...] = (),
+             **options) -> None:
+        self.backward.append(self.make(name, inputs, outputs, extra, after_label, **options))
 
     def make(self, name: str, inputs: list[int], outputs: list[int],
-             extra: dict[str, int] | None = None, **options) -> Operator:
+             extra: dict[str, int] | None = None, after_label: tuple[int, ...] = (),
+             **options) -> Operator:
         """A TT_* op from its float32-mode inputs (without the label), outputs and options;
         with int8 gradients it gets its int8_only inputs (scales of its gradient inputs, and
         `extra` by name), scale outputs (new scale tensors) and options (the gradient's
-        rounding and seed; `passes` 2 until augment's planner chooses)."""
+        rounding and seed; `passes` 2 until augment's planner chooses). `after_label`: its
+        appended inputs (an update op's accumulator)."""
         inputs, outputs = list(inputs), list(outputs)
+        tail = [self.label, *after_label]
         grad_in = [p for p, i in enumerate(spec(name)["inputs"]) if "|" in i.get("dtype", "")]
         if self.hyper.grad != "int8" or not grad_in and not any(
                 "|" in o.get("dtype", "") for o in spec(name)["outputs"]):
-            return make_op(name, inputs + [self.label], outputs, **options)
+            return make_op(name, inputs + tail, outputs, **options)
         names = [i["name"] for i in inputs_of(name, "int8")]
         for i in inputs_of(name, "int8")[len(inputs):-1]:
             if i["name"].endswith("_scale"):
@@ -169,7 +179,7 @@ class GradBuilder:
             self._rounders += 1
         if "passes" in wanted:
             options.setdefault("passes", 2)
-        return make_op(name, inputs + [self.label], outputs, grad="int8", **options)
+        return make_op(name, inputs + tail, outputs, grad="int8", **options)
 
     def new_scale(self, g: int) -> int:
         """The float32 [1] run-time scale tensor of int8 gradient g."""
@@ -269,14 +279,15 @@ class GradBuilder:
         if self.fuse:
             mom = self._momentum(w, shape)
             self.emit(grad_kind.replace("_WEIGHT_GRAD", "_WEIGHT_UPDATE"),
-                      grad_inputs + [w, mom], [], **geometry,
-                      **self._options(False, k), channels=channels, axis=axis)
+                      grad_inputs + [w, mom], [], after_label=self._accumulator(w, shape),
+                      **geometry, **self._options(False, k), channels=channels, axis=axis)
             self._record(w, None)
             return
         dw = self.tensor(f"{self.graph.tensors[w].name}/grad", shape)
         self.emit(grad_kind, grad_inputs, [dw], **geometry)
         self.emit("TT_UPDATE_WEIGHT", [w, dw, self._momentum(w, shape)], [],
-                  **self._options(False, k), channels=channels, axis=axis)
+                  after_label=self._accumulator(w, shape), **self._options(False, k),
+                  channels=channels, axis=axis)
         self._record(w, dw)
 
     def update_bias(self, k: int, dy: int, mask: int) -> None:
@@ -291,13 +302,14 @@ class GradBuilder:
         self.result.trained.setdefault(k, LayerUpdate(k)).bias = True
         if self.fuse:
             mom = self._momentum(b, bt.shape)
-            self.emit("TT_BIAS_UPDATE", [dy, mask, b, mom], [], **self._options(True, k))
+            self.emit("TT_BIAS_UPDATE", [dy, mask, b, mom], [],
+                      after_label=self._accumulator(b, bt.shape), **self._options(True, k))
             self._record(b, None)
             return
         db = self.tensor(f"{bt.name}/grad", bt.shape)
         self.emit("TT_BIAS_GRAD", [dy, mask], [db])
         self.emit("TT_UPDATE_BIAS", [b, db, self._momentum(b, bt.shape)], [],
-                  **self._options(True, k))
+                  after_label=self._accumulator(b, bt.shape), **self._options(True, k))
         self._record(b, db)
 
     def _options(self, bias: bool, k: int) -> dict:
@@ -308,10 +320,21 @@ class GradBuilder:
     def _momentum(self, param: int, shape) -> int:
         if self.hyper.momentum <= 0:
             return -1
-        mom = self.tensor(f"{self.graph.tensors[param].name}/momentum", shape)
-        self.graph.tensors[mom].is_variable = True
-        self.result.momentum.append(mom)
-        return mom
+        return self._buffer(param, shape, "momentum", self.result.momentum)
+
+    def _accumulator(self, param: int, shape) -> tuple[int, ...]:
+        """The update op's appended inputs: its accumulator when batch > 1, else none."""
+        if self.hyper.batch <= 1:
+            return ()
+        return (self._buffer(param, shape, "accumulator", self.result.accumulators),)
+
+    def _buffer(self, param: int, shape, kind: str, record: list[int]) -> int:
+        """A float32 variable of the update of `param`, zero at allocation and Reset (as
+        every variable tensor is), shaped like the trained region."""
+        t = self.tensor(f"{self.graph.tensors[param].name}/{kind}", shape)
+        self.graph.tensors[t].is_variable = True
+        record.append(t)
+        return t
 
     def _record(self, param: int, grad: int | None) -> None:
         self.result.variables.append(param)

@@ -15,6 +15,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 from . import __version__
 from .errors import TTError
 from .runtime import DEFAULT_ENGINE, ENGINES
+from .training_ops import MAX_BATCH
 
 EXIT_MISMATCH = 1      # verify ran and found differences
 EXIT_ERROR = 2         # bad input (also argparse's code for bad usage)
@@ -391,7 +392,7 @@ def cmd_augment(args) -> int:
     hyper = Hyper(lr=None if auto else args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
                   qas=not args.no_qas, rounding=args.rounding, seed=args.seed,
                   decay_steps=args.lr_decay_steps, half_life=args.lr_half_life, grad=args.grad,
-                  grad_rounding=args.grad_rounding)
+                  grad_rounding=args.grad_rounding, batch=args.batch)
     lr_record = None
     if auto:
         test = _lr_auto(args, copy.deepcopy(graph), hyper)
@@ -414,6 +415,8 @@ def cmd_augment(args) -> int:
              f", inverse-time decay (half at step {hyper.effective_half_life})"
              if hyper.effective_half_life else ", constant rates")
           + f", rounding {hyper.rounding}, seed {hyper.seed}"
+          + (f", batch {hyper.batch} (one update per {hyper.batch} samples)"
+             if hyper.batch > 1 else "")
           + (f"; int8 gradients ({hyper.grad_rounding} rounding)" if hyper.grad == "int8"
              else "; float32 gradients"))
     print(f"  {'op':>4}  {'kind':<18} {'layer (output tensor)':<44} {'weights':>16} {'bias':>5} "
@@ -527,7 +530,8 @@ def cmd_train(args) -> int:
     from .augment import training_metadata
     training_metadata(graph)                     # a clear error for non-training models
     dataset = datasets.load(args.data, graph.tensors[graph.inputs[0]].shape)
-    engine = host_engine(args.engine)
+    from .train import batch_engine
+    engine = host_engine(batch_engine(graph, args.engine))
     bar = tqdm(total=args.steps, unit="step", disable=None, file=sys.stderr, leave=False) \
         if args.steps else None
     progress = bar.update if bar else None
@@ -698,6 +702,9 @@ def cmd_codegen(args) -> int:
     if args.kernels != "dsp" and not args.rig:
         raise TTError("--kernels chooses the rig's build: add --rig (the folder's Makefile "
                       "and CMakeLists.txt take TFLITE_TRAIN_KERNELS)")
+    from .train import BATCH_ENGINES, batch_engine
+    if "codegen" not in BATCH_ENGINES:
+        batch_engine(_load(args.model)[0], "codegen", "codegen")
     program, m = codegen.generate(args.model, args.output,
                                   rig_steps=(args.steps or 3) if args.rig else None,
                                   sram_budget=args.sram_budget, flash_budget=args.flash_budget,
@@ -821,6 +828,7 @@ def _lr_value(text: str):
         raise argparse.ArgumentTypeError(f"expected a positive number or auto, got {text!r}") \
             from None
 _seed = _ranged(int, lambda v: 0 <= v <= 0xFFFFFFFF, "in 0..4294967295")
+_batch = _ranged(int, lambda v: 1 <= v <= MAX_BATCH, f"in 1..{MAX_BATCH}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -907,6 +915,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr-test-steps", type=_positive_int, default=100, metavar="N",
                    help="with --lr auto: training steps per candidate rate (default 100)")
     s.add_argument("--momentum", type=_unit_float, default=0.0, help="SGD momentum, [0, 1)")
+    s.add_argument("--batch", type=_batch, default=1, metavar="B",
+                   help="gradient accumulation: each update op sums the gradients of B "
+                        "samples in a float32 accumulator (4 bytes a trained parameter) and "
+                        "updates once with their mean; train --steps then counts updates "
+                        "(default 1: an update per sample)")
     s.add_argument("--lr-decay-steps", type=_seed, default=0, metavar="N",
                    help="cosine-decay both learning rates to 0 over N training steps "
                         "(instead of the default inverse-time decay; model-derived rates then "

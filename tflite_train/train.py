@@ -61,6 +61,33 @@ def sample_order(train_idx: np.ndarray, steps: int, seed: int):
         pos += 1
 
 
+# The engines that run update ops of batch B > 1 (schema option `batch`); the others refuse
+# such a model with one line rather than give other bits. Engine c / tflm / codegen join
+# this list when they implement the batch contract (round 23).
+BATCH_ENGINES = ("numpy",)
+
+
+def model_batch(graph: Graph) -> int:
+    """The largest batch of the model's update ops (1: no gradient accumulation)."""
+    from .training_ops import batch_of, spec
+    return max([batch_of(op) for op in graph.operators if op.kind.startswith("TT_")
+                and "batch" in spec(op.kind)["options"]] or [1])
+
+
+def batch_engine(graph: Graph, engine: str | None, what: str | None = None) -> str | None:
+    """`engine` if it runs this model's batch; None (the default) becomes numpy for a
+    batched model; an engine that cannot (or `what`, another consumer of the model) is a
+    one-line TTError."""
+    batch = model_batch(graph)
+    if batch == 1 or engine in BATCH_ENGINES:
+        return engine
+    if engine is None:
+        return BATCH_ENGINES[0]
+    hint = "" if what else f"; use --engine {BATCH_ENGINES[0]}"
+    raise TTError(f"{what or 'engine ' + engine} does not run a model of batch {batch} "
+                  f"(augment --batch) yet{hint}")
+
+
 class DivergedError(TTError):
     pass
 
@@ -115,7 +142,7 @@ class Trainer:
     def __init__(self, graph: Graph, dataset: Dataset, engine: str | None = None):
         self.graph = graph
         self.meta = training_metadata(graph)
-        self.engine = host_engine(engine)
+        self.engine = host_engine(batch_engine(graph, engine))
         self.executor = make_executor(graph, self.engine)
         self.input = graph.tensors[graph.inputs[0]]
         self.classes = classes_of(graph)

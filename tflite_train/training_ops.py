@@ -41,9 +41,32 @@ GRAD_DTYPES = ("float32", "int8")
 
 
 def inputs_of(name: str, grad: str = "float32") -> list[dict]:
-    """The schema's inputs of op `name` in gradient mode `grad` ("float32" or "int8"): the
-    int8_only ones exist in int8 mode only (schema: int8_gradients.mode)."""
-    return [i for i in spec(name)["inputs"] if grad == "int8" or not i.get("int8_only")]
+    """The schema's inputs of op `name` in gradient mode `grad` ("float32" or "int8"), up
+    to the label (the last of them): the int8_only ones exist in int8 mode only (schema:
+    int8_gradients.mode). The "appended" inputs after the label are appended_inputs'."""
+    return [i for i in spec(name)["inputs"]
+            if (grad == "int8" or not i.get("int8_only")) and not i.get("appended")]
+
+
+def appended_inputs(name: str) -> list[dict]:
+    """The optional inputs after the label (the update ops' accumulator): an op may omit
+    them from the end, so that no earlier input moves."""
+    return [i for i in spec(name)["inputs"] if i.get("appended")]
+
+
+# the update ops' largest batch (schema option `batch`)
+MAX_BATCH = 65536
+
+
+def batch_of(op: Operator) -> int:
+    """An update op's batch (schema option `batch`, absent = 1; 1 for other ops)."""
+    return int(options_of(op).get("batch", 1))
+
+
+def accumulator_input(graph, op: Operator) -> int:
+    """The tensor index of an update op's accumulator (right after its label), or -1."""
+    pos = len(inputs_of(op.kind, grad_mode(graph, op)))
+    return op.inputs[pos] if len(op.inputs) > pos else -1
 
 
 def outputs_of(name: str, grad: str = "float32") -> list[dict]:
@@ -98,9 +121,13 @@ def options_problem(name: str, options: dict, grad: str = "float32") -> str | No
     must fit the C side's int32 (or the rule's wider range), floats must be finite as
     float32."""
     wanted = options_spec(name, grad)
-    if set(options) != set(wanted):
+    # an option with a "default" may be absent (a model written before it existed)
+    if not set(wanted) - {k for k, r in wanted.items() if "default" in r} <= set(options) \
+            <= set(wanted):
         return f"options {sorted(options)} != schema {sorted(wanted)}"
     for key, rule in wanted.items():
+        if key not in options:
+            continue
         v = options[key]
         kind = rule["type"]
         ok = {"int": isinstance(v, (int, np.integer)) and not isinstance(v, bool),
@@ -194,7 +221,8 @@ def make_op(name: str, inputs: list[int], outputs: list[int], grad: str = "float
     caller's in int8 mode)."""
     check_options(name, options, grad)
     n_in = len(inputs_of(name, grad))
-    if not spec(name)["inputs"][0].get("repeated") and len(inputs) != n_in:
+    if not spec(name)["inputs"][0].get("repeated") and not \
+            n_in <= len(inputs) <= n_in + len(appended_inputs(name)):
         raise ModelError(f"{name}: {len(inputs)} inputs, schema says {n_in}")
     n_out = len(outputs_of(name, grad))
     if len(outputs) != n_out:

@@ -348,11 +348,12 @@ def dw_weight_grad_values_s8(graph: Graph, op: Operator, inputs, dw_shape) -> np
 def _fused_update(grad_values):
     """TT_*_WEIGHT_UPDATE = the weight-gradient kernel then TT_UPDATE_WEIGHT, in place."""
     def forward(graph: Graph, op: Operator, inputs, state) -> list:
-        from .training import apply_weight_update
+        from .training import accumulator, apply_weight_update
         w_t = graph.tensors[op.inputs[3]]
         o = options_of(op)
         grad = grad_values(graph, op, inputs, w_t.shape[:3] + (o["channels"],))
-        apply_weight_update(inputs[3], grad, inputs[4], w_t.quant, o, state)
+        apply_weight_update(inputs[3], grad, inputs[4], w_t.quant, o, state,
+                            accumulator(graph, op, inputs))
         return []
     return forward
 

@@ -137,9 +137,10 @@ def weight_grad_values(graph: Graph, op: Operator, inputs) -> np.ndarray:
 
 def weight_update(graph: Graph, op: Operator, inputs, state, values=None) -> list:
     """TT_FULLY_CONNECTED_WEIGHT_UPDATE = weight gradient then TT_UPDATE_WEIGHT, in place."""
-    from .training import apply_weight_update
+    from .training import accumulator, apply_weight_update
     apply_weight_update(inputs[3], (values or weight_grad_values)(graph, op, inputs), inputs[4],
-                        graph.tensors[op.inputs[3]].quant, options_of(op), state)
+                        graph.tensors[op.inputs[3]].quant, options_of(op), state,
+                        accumulator(graph, op, inputs))
     return []
 
 

@@ -105,7 +105,7 @@ def bias_update(graph: Graph, op: Operator, inputs, state) -> list:
     grad = (bias_grad_values_s8(inputs[0], inputs[1], inputs[4])
             if grad_mode(graph, op) == "int8" else bias_grad_values(inputs[0], inputs[1]))
     apply_bias_update(inputs[2], grad, inputs[3], graph.tensors[op.inputs[2]].quant,
-                      options_of(op), state)
+                      options_of(op), state, accumulator(graph, op, inputs))
     return []
 
 
@@ -157,11 +157,23 @@ def learning_rate(o: dict, step: int) -> np.float32:
     return lr
 
 
-def _sgd_delta(grad: np.ndarray, scale: np.ndarray, momentum_buf, o: dict,
-               state: dict) -> np.ndarray:
-    """The float32 update of the integer parameters, in the schema's operation order."""
-    lr = learning_rate(o, state.get("t", 0))
-    state["t"] = state.get("t", 0) + 1
+def _sgd_delta(grad: np.ndarray, scale: np.ndarray, momentum_buf, o: dict, state: dict,
+               acc=None) -> np.ndarray | None:
+    """The float32 update of the integer parameters, in the schema's operation order; None
+    when a batch (o["batch"] = B > 1) is still accumulating into `acc` (this training
+    Invoke then only adds its gradient: no update, no draw)."""
+    n = state.get("t", 0)              # training Invokes before this one
+    state["t"] = n + 1
+    batch = o.get("batch", 1)
+    t = n
+    if batch > 1:
+        acc[...] = acc + grad.astype(F32)
+        if (n + 1) % batch != 0:
+            return None
+        grad = acc * (F32(1) / F32(batch))
+        acc[...] = F32(0)
+        t = n // batch                 # the schedule counts updates
+    lr = learning_rate(o, t)
     g = grad / scale if o["qas"] else grad * scale
     g = g.astype(np.float32)
     if o["momentum"] > 0 and momentum_buf is not None:
@@ -170,19 +182,28 @@ def _sgd_delta(grad: np.ndarray, scale: np.ndarray, momentum_buf, o: dict,
     return (-lr * g).astype(np.float32)
 
 
+def accumulator(graph: Graph, op: Operator, inputs):
+    """An update op's accumulator array (the input after its label), or None."""
+    pos = len(training_ops.inputs_of(op.kind, grad_mode(graph, op)))
+    return inputs[pos] if len(inputs) > pos else None
+
+
 def update_weight(graph: Graph, op: Operator, inputs, state) -> list:
     apply_weight_update(inputs[0], inputs[1], inputs[2], graph.tensors[op.inputs[0]].quant,
-                        options_of(op), state)
+                        options_of(op), state, accumulator(graph, op, inputs))
     return []
 
 
-def apply_weight_update(w, grad, mom, q, o: dict, state: dict) -> None:
-    """TT_UPDATE_WEIGHT on arrays: w (int8, modified in place) += rounded QAS SGD step."""
+def apply_weight_update(w, grad, mom, q, o: dict, state: dict, acc=None) -> None:
+    """TT_UPDATE_WEIGHT on arrays: w (int8, modified in place) += rounded QAS SGD step (of
+    the batch's mean gradient, every B-th call, when o["batch"] = B > 1)."""
     k = o["channels"]
     shape = [1] * w.ndim
     shape[o["axis"]] = -1
     scale = q.scale.astype(np.float32).reshape(shape) if q.per_channel else np.float32(q.scale[0])
-    delta = _sgd_delta(grad.astype(np.float32), scale, mom, o, state)
+    delta = _sgd_delta(grad.astype(np.float32), scale, mom, o, state, acc)
+    if delta is None:
+        return
     step = _round(delta, o["rounding"], state, o["seed"])
     # |step| > 254 saturates either way: clamp first so the conversion is defined (NaN too)
     step = np.clip(np.nan_to_num(step, nan=-256.0), -256.0, 256.0)
@@ -192,13 +213,17 @@ def apply_weight_update(w, grad, mom, q, o: dict, state: dict) -> None:
 
 def update_bias(graph: Graph, op: Operator, inputs, state) -> list:
     apply_bias_update(inputs[0], inputs[1], inputs[2], graph.tensors[op.inputs[0]].quant,
-                      options_of(op), state)
+                      options_of(op), state, accumulator(graph, op, inputs))
     return []
 
 
-def apply_bias_update(b, grad, mom, q, o: dict, state: dict) -> None:
-    """TT_UPDATE_BIAS on arrays: b (int32, modified in place) += rounded QAS SGD step."""
-    delta = _sgd_delta(grad.astype(np.float32), q.scale.astype(np.float32), mom, o, state)
+def apply_bias_update(b, grad, mom, q, o: dict, state: dict, acc=None) -> None:
+    """TT_UPDATE_BIAS on arrays: b (int32, modified in place) += rounded QAS SGD step (of
+    the batch's mean gradient, every B-th call, when o["batch"] = B > 1)."""
+    delta = _sgd_delta(grad.astype(np.float32), q.scale.astype(np.float32), mom, o, state,
+                       acc)
+    if delta is None:
+        return
     step = _round(delta, o["rounding"], state, o["seed"])
     step = np.clip(np.nan_to_num(step, nan=-2.0**33), -2.0**33, 2.0**33)
     b[...] = np.clip(b.astype(np.int64) + step.astype(np.int64), INT32_MIN, INT32_MAX)

@@ -8,7 +8,8 @@ from typing import Callable
 from ..errors import ModelError
 from ..ir import Graph, Operator
 from ..limits import MAX_MACS, work_limit
-from ..training_ops import grad_mode, inputs_of, options_of, options_problem, outputs_of, spec
+from ..training_ops import (accumulator_input, appended_inputs, batch_of, grad_mode, inputs_of,
+                            options_of, options_problem, outputs_of, spec)
 from . import require
 
 
@@ -41,9 +42,11 @@ def schema_check(graph: Graph, index: int, op: Operator) -> dict:
         require(len(op.inputs) >= 2 and len(op.inputs) % 2 == 0 and min(op.inputs) >= 0,
                 index, op, "inputs must be (initial value, variable) pairs")
     else:
-        require(len(op.inputs) == len(inputs), index, op,
-                f"{len(op.inputs)} inputs, the schema says {len(inputs)}"
+        n_label = len(inputs)
+        require(n_label <= len(op.inputs) <= n_label + len(appended_inputs(op.kind)), index,
+                op, f"{len(op.inputs)} inputs, the schema says {n_label}"
                 + (" with int8 gradients" if grad == "int8" else ""))
+        inputs = inputs + appended_inputs(op.kind)
         for pos, (t, rule) in enumerate(zip(op.inputs, inputs)):
             if t < 0:
                 require(rule.get("optional", False), index, op,
@@ -56,7 +59,7 @@ def schema_check(graph: Graph, index: int, op: Operator) -> dict:
                     f"input {pos} ({rule['name']}) is not a variable tensor")
             require(not rule["name"].endswith("_scale") or tensor.shape == (1,), index, op,
                     f"input {pos} ({rule['name']}) is {list(tensor.shape)}, not [1]")
-        label = graph.tensors[op.inputs[-1]]
+        label = graph.tensors[op.inputs[n_label - 1]]
         require(label.shape == (1,), index, op, f"the label is {list(label.shape)}, not [1]")
     require(len(op.outputs) == len(outputs), index, op,
             f"{len(op.outputs)} outputs, the schema says {len(outputs)}"
@@ -159,8 +162,18 @@ def same_size(a, b, index: int, op: Operator, what: str) -> None:
 
 
 def momentum(graph: Graph, index: int, op: Operator, pos: int, shape) -> None:
-    """An optional momentum buffer shaped like the trained region."""
+    """An update op's optimizer buffers: the optional momentum buffer (input `pos`) and the
+    batch's accumulator (after the label, present iff batch > 1), each shaped like the
+    trained region."""
     m = tensor(graph, op, pos)
     require(m is None or tuple(m.shape) == tuple(shape), index, op,
             f"momentum buffer {list(m.shape) if m else []} is not the trained region "
+            f"{list(shape)}")
+    acc, batch = accumulator_input(graph, op), batch_of(op)
+    require((acc >= 0) == (batch > 1), index, op,
+            f"batch {batch} " + ("needs an accumulator input" if batch > 1
+                                 else "takes no accumulator input"))
+    a = graph.tensors[acc] if acc >= 0 else None
+    require(a is None or tuple(a.shape) == tuple(shape), index, op,
+            f"accumulator {list(a.shape) if a else []} is not the trained region "
             f"{list(shape)}")

@@ -12,7 +12,7 @@ import numpy as np
 from .. import ops
 from ..errors import TTError
 from ..ir import Graph
-from ..training_ops import is_forward, options_of, seed_state
+from ..training_ops import grad_mode, inputs_of, is_forward, options_of, seed_state
 
 
 def check_inputs(graph: Graph, inputs: list[np.ndarray]) -> list[np.ndarray]:
@@ -55,14 +55,15 @@ class Executor:
         self.reset()
 
     def _step(self, k: int, op) -> tuple:
-        """(run(args), input indices, outputs, gate, outputs need conversion): gate 1 for
-        the TT_* ops that skip on a negative label (their last input), 2 for the loss,
-        which then outputs 0."""
+        """(run(args), input indices, outputs, gate, outputs need conversion, label
+        position): gate 1 for the TT_* ops that skip on a negative label (their last input
+        but an update op's appended accumulator), 2 for the loss, which then outputs 0."""
         graph, opdef = self.graph, self.opdefs[k]
-        gate = 0
+        gate, label = 0, -1
         forward = is_forward(op.kind)
         if op.kind.startswith("TT_") and op.kind != "TT_INIT" and not forward:
             gate = 2 if op.kind == "TT_LOSS_SOFTMAX_CE" else 1
+            label = len(inputs_of(op.kind, grad_mode(graph, op))) - 1
         run = None
         if self.engine == "c" and (forward or not op.kind.startswith("TT_")):
             from . import c_forward
@@ -75,7 +76,7 @@ class Executor:
             def run(args, f=opdef.forward):
                 return f(graph, op, args)
         outputs = [(i, graph.tensors[i].dtype, graph.tensors[i].shape) for i in op.outputs]
-        return run, list(op.inputs), outputs, gate, convert
+        return run, list(op.inputs), outputs, gate, convert, label
 
     def reset(self) -> None:
         self.variables: dict[int, np.ndarray] = {}
@@ -120,9 +121,9 @@ class Executor:
         values.update(self.variables)
         for index, x in zip(graph.inputs, check_inputs(graph, inputs)):
             values[index] = x
-        for run, op_inputs, outputs, gate, convert in self.steps:
+        for run, op_inputs, outputs, gate, convert, label in self.steps:
             args = [values.get(i) if i >= 0 else None for i in op_inputs]
-            if gate and int(args[-1][0]) < 0:
+            if gate and int(args[label][0]) < 0:
                 if gate == 2:
                     values[outputs[0][0]] = np.zeros(1, np.float32)
                 continue
