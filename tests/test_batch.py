@@ -266,3 +266,195 @@ def test_engines_without_the_batch_refuse_a_batched_model():
         with pytest.raises(TTError, match=f"engine {engine} does not run a model of batch 3"):
             batch_engine(g, engine)
         assert batch_engine(_augment(1).graph, engine) == engine
+
+
+# --- checkpoint, train ------------------------------------------------------------------
+
+def test_a_run_resumed_mid_batch_equals_the_uninterrupted_one():
+    """B = 3, numpy engine: 4 training Invokes (a batch and one sample), a checkpoint
+    through the blob format (kind 4 = accumulator, after the momentum buffers), 5 more in
+    a fresh executor: the same losses and state as 9 in one go. Without the accumulators
+    (zeroed) the resumed run differs: the test can tell."""
+    from checkpoint_helpers import sample, train_steps
+    from tflite_train import checkpoint
+    r = augment.augment(tflite_io.load(EXAMPLE), "full", 4,
+                        Hyper(lr=0.05, momentum=0.9, rounding="stochastic", seed=9,
+                              decay_steps=4, batch=B, grad="float32"))
+    graph, model = r.graph, tflite_io.serialize(r.graph)
+    regions = checkpoint.layout(graph)
+    kinds = [x.kind for x in regions]
+    assert kinds == sorted(kinds, key=[1, 2, 4, 3].index)
+    accs = [x for x in regions if x.kind == checkpoint.ACCUMULATOR]
+    assert sorted(x.id for x in accs) == sorted(r.backward.accumulators)
+    assert all(x.dtype == "float32" for x in accs)
+    assert checkpoint.ACCUMULATOR not in [x.kind for x in checkpoint.layout(_augment(1).graph)]
+    mid, seed, n, m = checkpoint.model_id(model), 21, 4, 5
+    straight = Executor(graph)
+    want = train_steps(graph, straight, n + m, seed)
+    first = Executor(graph)
+    losses = train_steps(graph, first, n, seed)
+    saved = checkpoint.from_blob(checkpoint.to_blob(checkpoint.capture(first, graph, mid)),
+                                 graph, model)
+    assert any(v.any() for x, v in zip(saved.regions, saved.values)
+               if x.kind == checkpoint.ACCUMULATOR)
+
+    def resumed(drop_accumulators: bool):
+        fresh = Executor(graph)
+        fresh.invoke([sample(graph, seed, 0)[0], np.array([-1], np.int32)])
+        ckpt = checkpoint.Checkpoint(mid, saved.regions, [
+            v * 0 if drop_accumulators and x.kind == checkpoint.ACCUMULATOR else v
+            for x, v in zip(saved.regions, saved.values)])
+        checkpoint.restore(fresh, graph, ckpt)
+        return train_steps(graph, fresh, m, seed, start=n), fresh
+
+    rest, fresh = resumed(False)
+    assert [F32(v) for v in losses + rest] == [F32(v) for v in want]
+    a, b = checkpoint.capture(fresh, graph, mid), checkpoint.capture(straight, graph, mid)
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(a.values, b.values))
+    rest, fresh = resumed(True)
+    assert [F32(v) for v in rest] != [F32(v) for v in want[n:]]
+
+
+def _dataset(n=40, classes=4):
+    from tflite_train.data import Dataset
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, (n, 32, 32, 1)).astype(np.uint8)
+    return Dataset("random", images, np.arange(n) % classes, [str(c) for c in range(classes)])
+
+
+def test_train_counts_updates_of_b_samples():
+    """train --steps N on a batch-3 model: N updates of 3 training Invokes (3N samples, in
+    the batch-1 run's sample order), each point's loss the mean of its updates' means."""
+    from tflite_train import train as training
+    g = _augment(B, grad="float32").graph
+    calls = []
+
+    class Counting(training.Trainer):
+        def step(self, i):
+            calls.append(i)
+            return float(i)                  # a loss that says which sample it was
+    old = training.Trainer
+    training.Trainer = Counting
+    try:
+        trainer, history = training.train(g, _dataset(), steps=4, val_split=0.25,
+                                          eval_points=2, engine="numpy")
+    finally:
+        training.Trainer = old
+    train_idx, _ = training.split(40, 0.25, 1000, 0)
+    assert calls[:12] == list(training.sample_order(train_idx, 12, 0))
+    assert len(calls) == 12 and history.steps == 4 and history.batch == B
+    assert [p.step for p in history.points] == [2, 4]
+    assert history.points[0].train_loss == pytest.approx(np.mean(calls[:6]))
+    assert history.points[1].epoch == pytest.approx(12 / 30)
+
+
+def test_train_refuses_engine_c_for_a_batched_model():
+    from tflite_train.train import train
+    with pytest.raises(TTError, match="engine c does not run a model of batch 3"):
+        train(_augment(B).graph, _dataset(), steps=1, engine="c")
+
+
+# --- the fp32 baseline --------------------------------------------------------------------
+
+def test_fp32_baseline_updates_once_a_batch_with_the_mean_gradient():
+    """FloatTrainer on a batch-3 model: samples 1 and 2 change no variable and their losses
+    are those of the initial parameters; the third applies lr x the mean of the three
+    gradients taken at the initial parameters (momentum 0.5: the buffer starts at it)."""
+    import importlib.util
+
+    from conftest import require_tool
+    require_tool(importlib.util.find_spec("tensorflow") is not None,
+                 "tensorflow-cpu (a dev dependency)")
+    from tflite_train.fp32 import FloatTrainer
+    from tflite_train.ops.training import learning_rate
+    r = augment.augment(tflite_io.load(EXAMPLE), "last:2", 4,
+                        Hyper(lr=0.05, momentum=0.5, decay_steps=100, batch=B))
+    ft, fresh = FloatTrainer(r.graph), FloatTrainer(r.graph)
+    assert ft.batch == B
+    rng = np.random.default_rng(0)
+    xs = rng.integers(-128, 128, (4, 1, 32, 32, 1)).astype(np.int8)
+    start = [v.numpy().copy() for v, _, _, _ in ft.rules]
+    grads = [fresh._loss_grads(fresh.real_input(x), np.array([i % 4], np.int32))
+             for i, x in enumerate(xs[:3])]
+    for i, x in enumerate(xs[:3]):
+        loss = ft.step(x, i % 4)
+        assert loss == pytest.approx(float(grads[i][0]), rel=1e-6)
+        moved = [not np.array_equal(v.numpy(), s) for (v, _, _, _), s in zip(ft.rules, start)]
+        assert any(moved) == (i == 2)
+    assert ft.t == 1 and ft.seen == 3
+    for j, ((v, o, channels, _), s) in enumerate(zip(ft.rules, start)):
+        mean = np.mean([np.asarray(g[1][j]) for g in grads], axis=0)
+        if channels < s.shape[-1]:
+            mean[..., channels:] = 0
+        want = s - learning_rate(o, 0) * mean
+        assert np.allclose(v.numpy(), want, rtol=1e-5, atol=1e-7), j
+    assert all(not a.numpy().any() for a in ft.accs)
+
+
+# --- memory: the accumulators are their own part ---------------------------------------
+
+def test_plan_counts_the_accumulators_apart_from_the_optimizer_state(tmp_path, capsys):
+    """memory.plan, tflm_memory (target_memory, account) and `plan`: B = 3 adds one float32
+    accumulator per trained parameter (as large as the momentum buffers, 0.9 momentum
+    here), in "accumulators", never in the optimizer state, and into the total; B = 1
+    has none and `plan` prints no such line."""
+    from tflite_train import memory, tflm_memory
+    one, three = _augment(1).graph, _augment(B).graph
+    accs = sum(three.tensors[a].nbytes for a in training_ops.accumulator_tensors(three))
+    assert accs == 3344 and not training_ops.accumulator_tensors(one)
+    p1, p3 = memory.plan(one), memory.plan(three)
+    assert (p1.accumulator_bytes, p3.accumulator_bytes) == (0, accs)
+    assert p1.optimizer_bytes == p3.optimizer_bytes == accs      # the momentum buffers
+    assert p1.trainable_bytes == p3.trainable_bytes
+    assert p3.total_bytes - p1.total_bytes == accs
+    t1 = tflm_memory.account(one, len(tflite_io.serialize(one)))
+    t3 = tflm_memory.account(three, len(tflite_io.serialize(three)))
+    assert (t1["accumulators"], t3["accumulators"]) == (0, accs)
+    assert t1["optimizer"] == t3["optimizer"] and t1["trained"] == t3["trained"]
+    assert t3["sram_total"] == (t3["arena"] + t3["persistent"] + t3["trained"]
+                                + t3["optimizer"] + accs)
+    assert tflm_memory.target_memory(three).accumulators == accs
+    assert tflm_memory.target_memory(three).total == t3["sram_total"]
+    for g, name in ((one, "one"), (three, "three")):
+        path = tmp_path / f"{name}.tflite"
+        tflite_io.save(g, path)
+        assert main(["plan", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert ("accumulators" in out) == (g is three)
+        assert main(["plan", str(path), "--json"]) == 0
+        info = __import__("json").loads(capsys.readouterr().out)
+        assert info["accumulator_bytes"] == (accs if g is three else 0)
+
+
+def test_the_header_lists_the_accumulator_regions():
+    """`tflite-train header`: the checkpoint regions of a batch-3 model include one kind-4
+    row per accumulator, in checkpoint.layout's order."""
+    from tflite_train import c_header, checkpoint
+    g = _augment(B).graph
+    lines = c_header.checkpoint_lines(g, tflite_io.serialize(g))
+    rows = [line for line in lines if "/* accumulator:" in line]
+    assert len(rows) == 6
+    want = [r for r in checkpoint.layout(g) if r.kind == checkpoint.ACCUMULATOR]
+    assert rows == [line for line in lines if line.startswith("  {4, ")]
+    assert [f"  {{4, {r.id}, {r.nbytes}}}," for r in want] == [x.split("   ")[0] for x in rows]
+
+
+def test_cli_augment_batch_then_train(tmp_path, capsys):
+    """augment --batch 2 says so; train --steps 3 runs 3 updates of 2 samples (numpy, the
+    default for a batched model); --engine c and codegen refuse the model in one line."""
+    from tflite_train.cli import EXIT_ERROR
+    rng = np.random.default_rng(1)
+    y = np.arange(24) % 4
+    np.savez(tmp_path / "d.npz", x=rng.integers(0, 256, (24, 32, 32)).astype(np.uint8), y=y)
+    model = tmp_path / "b.tflite"
+    assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
+                 "--lr", "0.05", "--batch", "2"]) == 0
+    assert "batch 2 (one update per 2 samples)" in capsys.readouterr().out
+    assert main(["train", str(model), "--data", str(tmp_path / "d.npz"), "--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "engine numpy, batch 2" in out and "done: 3 steps (6 samples)" in out
+    for argv in (["train", str(model), "--data", str(tmp_path / "d.npz"), "--steps", "1",
+                  "--engine", "c"], ["codegen", str(model), "-o", str(tmp_path / "gen")]):
+        assert main(argv) == EXIT_ERROR
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "does not run a model of batch 2" in err

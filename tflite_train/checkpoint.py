@@ -3,7 +3,8 @@ tt_checkpoint.h documents it byte by byte), what a training model's checkpoint h
 moving it into and out of the host executors.
 
 A checkpoint is everything training needs to resume exactly, as regions in a fixed order:
-every trained parameter (the variables TT_INIT fills), every momentum buffer, and every
+every trained parameter (the variables TT_INIT fills), every momentum buffer, every batch
+accumulator (augment --batch B > 1: a run resumed mid-batch gives the same bits), and every
 update op's random-stream state and step counter. `layout(graph)` is that order; the
 device gets it from `tflite-train header` (c_header.py), which calls the same function.
 """
@@ -18,7 +19,7 @@ import numpy as np
 
 from .errors import TTError
 from .ir import Graph
-from .training_ops import grad_mode, grad_slots, schema
+from .training_ops import accumulator_input, grad_mode, grad_slots, schema
 from .training_ops import options_of as options_of_op
 
 MAGIC = 0x4B435454                 # "TTCK"
@@ -28,8 +29,11 @@ HEADER_BYTES = HEADER.size           # region count, reserved
 ENTRY = struct.Struct("<IiI")        # kind, id, bytes
 CRC_BYTES = 4
 
-PARAMETER, MOMENTUM, UPDATE_STATE = 1, 2, 3
-KIND_NAMES = {PARAMETER: "parameter", MOMENTUM: "momentum buffer", UPDATE_STATE: "update state"}
+# ACCUMULATOR: a batch's float32 gradient sum (augment --batch B > 1), the trained region's
+# shape; a batch-1 model has none, so its layout is what it was
+PARAMETER, MOMENTUM, UPDATE_STATE, ACCUMULATOR = 1, 2, 3, 4
+KIND_NAMES = {PARAMETER: "parameter", MOMENTUM: "momentum buffer", UPDATE_STATE: "update state",
+              ACCUMULATOR: "accumulator"}
 
 assert HEADER_BYTES == 32 and ENTRY.size == 12
 
@@ -42,7 +46,8 @@ def model_id(model: bytes) -> int:
 @dataclass(frozen=True)
 class Region:
     kind: int
-    id: int             # tensor index (parameter, momentum) or the updated parameter's
+    id: int             # tensor index (parameter, momentum, accumulator) or the updated
+                        # parameter's
     shape: tuple
     dtype: str
     name: str           # the tensor's name (for an update state: its parameter's)
@@ -99,8 +104,8 @@ def trained_channels(graph: Graph) -> dict[int, int]:
 
 def layout(graph: Graph, partial: dict[int, int] | None = None) -> list[Region]:
     """The regions of this training model's checkpoint, in blob order: parameters by
-    tensor index, then momentum buffers by tensor index, then update states by the index
-    of the parameter they update. `partial`: filter -> k, filters whose region is their
+    tensor index, then momentum buffers by tensor index, then accumulators by tensor index,
+    then update states by the index of the parameter they update. `partial`: filter -> k, filters whose region is their
     first k input channels (a generated program's split filters)."""
     regions = []
     for i in trained_parameters(graph):
@@ -111,6 +116,10 @@ def layout(graph: Graph, partial: dict[int, int] | None = None) -> list[Region]:
     for m in sorted(m for _, _, m in updates if m >= 0):
         t = graph.tensors[m]
         regions.append(Region(MOMENTUM, m, t.shape, t.dtype, t.name))
+    for a in sorted(accumulator_input(graph, graph.operators[k]) for k, _, _ in updates
+                    if accumulator_input(graph, graph.operators[k]) >= 0):
+        t = graph.tensors[a]
+        regions.append(Region(ACCUMULATOR, a, t.shape, t.dtype, t.name))
     params = [p for _, p, _ in updates]
     if len(set(params)) != len(params):
         raise TTError("training model: a parameter is updated by two ops; its checkpoint "

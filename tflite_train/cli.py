@@ -151,6 +151,7 @@ def cmd_plan(args) -> int:
             "peak_op": p.peak_op, "peak_op_kind": kinds[p.peak_op] if kinds else None,
             "arena_at_peak": p.peak_parts,
             "trainable_bytes": target["trained"], "optimizer_bytes": target["optimizer"],
+            "accumulator_bytes": target["accumulators"],
             "persistent_bytes": target["persistent"],
             "persistent_parts": target["persistent_parts"],
             "total_bytes": target["sram_total"], "flash": target["flash"],
@@ -237,6 +238,9 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
         print(f"      (measured in the wheel: {'n/a' if m is None else f'{m:,} bytes'})")
     print(f"  trained params     {kb(info['trainable_bytes'])}  variables")
     print(f"  optimizer state    {kb(info['optimizer_bytes'])}  momentum buffers")
+    if info["accumulator_bytes"]:
+        print(f"  accumulators       {kb(info['accumulator_bytes'])}  the batch's float32 "
+              "gradient sums (augment --batch)")
     f = info["flash"]
     given = info.get("flash_budget")
     print(f"flash                {kb(f['total'])}  (budget {kb(budget['flash']).strip()}"
@@ -546,8 +550,12 @@ def cmd_train(args) -> int:
         line = f"tflite-train: warning: {line}"
         (bar.write(line, file=sys.stderr) if bar else print(line, file=sys.stderr, flush=True))
 
+    from .train import model_batch
+    batch = model_batch(graph)
     print(f"training {args.model} on {dataset.name} ({len(dataset):,} samples, "
-          f"{len(dataset.classes)} classes), engine {engine}", flush=True)
+          f"{len(dataset.classes)} classes), engine {engine}"
+          + (f", batch {batch}: a step is one update of {batch} samples" if batch > 1 else ""),
+          flush=True)
     if bar is None and args.epochs is None:
         args.epochs = 1.0
     trainer, history = train(graph, dataset, steps=args.steps, epochs=args.epochs,
@@ -558,7 +566,9 @@ def cmd_train(args) -> int:
         bar.close()
     first, last = history.points[0], history.points[-1]
     acc = "-" if last.val_accuracy is None else f"{100 * last.val_accuracy:.1f}%"
-    print(f"done: {history.steps} steps on {history.train_samples:,} training samples; "
+    print(f"done: {history.steps} steps"
+          + (f" ({history.steps * history.batch:,} samples)" if history.batch > 1 else "")
+          + f" on {history.train_samples:,} training samples; "
           f"loss {first.train_loss:.4f} -> {last.train_loss:.4f}; validation accuracy {acc} "
           f"on {history.val_samples} samples (chance {100 / trainer.classes:.1f}%)")
     if args.output:
@@ -969,13 +979,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "persistent SRAM)")
     s.set_defaults(func=cmd_augment)
 
-    s = sub.add_parser("train", help="train a training model on the host, batch 1, exactly "
-                                     "as the device would")
+    s = sub.add_parser("train", help="train a training model on the host, one sample per "
+                                     "Invoke, exactly as the device would")
     s.add_argument("model", help="a training model written by `augment`")
     s.add_argument("--data", required=True,
                    help="fashion-mnist, an .npz with x and y, or a folder of class folders")
     group = s.add_mutually_exclusive_group()
-    group.add_argument("--steps", type=_positive_int, help="number of training steps")
+    group.add_argument("--steps", type=_positive_int,
+                       help="number of training steps (updates: a model of augment --batch B "
+                            "runs B samples per step)")
     group.add_argument("--epochs", type=_positive_float, help="passes over the data "
                                                              "(default 1)")
     s.add_argument("--val-split", type=_unit_float, default=0.1,

@@ -1,5 +1,7 @@
 """The fp32 baseline: the same trainable set of a training model fine-tuned in TensorFlow on
-the dequantized float model, batch 1, same SGD (learning rates, momentum), same samples.
+the dequantized float model, same SGD (learning rates, momentum), same samples: one update
+per sample, or with a model of augment --batch B one update per B samples with their mean
+gradient (the int8 ops' batch, so that int8 and fp32 stay paired sample for sample).
 
 Everything is read from the training model itself: the forward ops (the builtins), the
 initial parameter values (TT_INIT's constants), what is trained and how (the update ops'
@@ -44,7 +46,9 @@ class FloatTrainer:
         self.output = graph.outputs[0]
         self.params: dict[int, object] = {}
         self.rules = []                      # (variable, update options, channels, buffer)
-        self.t = 0                           # training steps so far (for lr decay)
+        self.t = 0                           # updates so far (for lr decay)
+        self.seen = 0                        # training samples so far
+        self.batch = 1                       # samples per update (the update ops' batch)
         for p, o in updates(graph):
             t = graph.tensors[p]
             axis = o.get("axis", 0)                 # biases: one scale per element
@@ -53,6 +57,10 @@ class FloatTrainer:
             channels = o.get("channels", t.shape[-1])
             buf = tf.Variable(tf.zeros_like(var)) if o["momentum"] > 0 else None
             self.rules.append((var, o, channels, buf))
+            self.batch = max(self.batch, int(o.get("batch", 1)))
+        # the batch's gradient sums, one per rule (batch > 1)
+        self.accs = [tf.Variable(tf.zeros_like(r[0])) for r in self.rules] \
+            if self.batch > 1 else []
         self.constants = {}
         for op in self.forward_ops:
             for t in op.inputs:
@@ -62,6 +70,8 @@ class FloatTrainer:
                     self.constants[t] = tf.constant(dequantize(tensor, tensor.data, axis))
         # no tensor-dependent Python control flow: plain tracing, no AutoGraph rewriting
         self._step = tf.function(self._train_step, autograph=False)
+        self._accumulate = tf.function(self._accumulate_step, autograph=False)
+        self._apply_mean = tf.function(self._apply_mean_step, autograph=False)
         self._predict = tf.function(self._forward_output, autograph=False)
 
     def _forward(self, x):
@@ -88,12 +98,31 @@ class FloatTrainer:
     def _forward_output(self, x):
         return self._forward(x)[self.output]
 
-    def _train_step(self, x, label, lrs):
+    def _loss_grads(self, x, label):
         tf = _tf()
         with tf.GradientTape() as tape:
             logits = tf.reshape(self._forward(x)[self.logits], [1, -1])
             loss = tf.nn.sparse_softmax_cross_entropy_with_logits(label, logits)[0]
-        grads = tape.gradient(loss, [r[0] for r in self.rules])
+        return loss, tape.gradient(loss, [r[0] for r in self.rules])
+
+    def _train_step(self, x, label, lrs):
+        loss, grads = self._loss_grads(x, label)
+        self._apply(grads, lrs)
+        return loss
+
+    def _accumulate_step(self, x, label):
+        loss, grads = self._loss_grads(x, label)
+        for acc, g in zip(self.accs, grads):
+            acc.assign_add(g)
+        return loss
+
+    def _apply_mean_step(self, lrs):
+        self._apply([acc / float(self.batch) for acc in self.accs], lrs)
+        for acc in self.accs:
+            acc.assign(_tf().zeros_like(acc))
+
+    def _apply(self, grads, lrs):
+        tf = _tf()
         for (var, o, channels, buf), g, lr in zip(self.rules, grads, tf.unstack(lrs)):
             momentum = float(o["momentum"])
             if channels < var.shape[-1]:                 # only the trained input channels
@@ -103,16 +132,25 @@ class FloatTrainer:
                 buf.assign(momentum * buf + g)
                 g = buf
             var.assign_sub(lr * g)
-        return loss
 
     def real_input(self, x_int8: np.ndarray) -> np.ndarray:
         return dequantize(self.graph.tensors[self.input], x_int8)
 
     def step(self, x_int8: np.ndarray, label: int) -> float:
-        # the same per-step learning rates as the int8 update ops (ops/training.py)
+        """One training sample (its loss); the update runs every `batch`-th sample, on the
+        mean gradient of the batch's samples, all taken at the same parameters."""
+        # the same per-update learning rates as the int8 update ops (ops/training.py)
         lrs = np.array([learning_rate(o, self.t) for _, o, _, _ in self.rules], np.float32)
-        self.t += 1
-        return float(self._step(self.real_input(x_int8), np.array([label], np.int32), lrs))
+        x, y = self.real_input(x_int8), np.array([label], np.int32)
+        self.seen += 1
+        if self.batch == 1:
+            self.t += 1
+            return float(self._step(x, y, lrs))
+        loss = float(self._accumulate(x, y))
+        if self.seen % self.batch == 0:
+            self._apply_mean(lrs)
+            self.t += 1
+        return loss
 
     def predict(self, x_int8: np.ndarray) -> int:
         return int(np.argmax(self._predict(self.real_input(x_int8)).numpy()))

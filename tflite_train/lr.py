@@ -387,9 +387,11 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
         if starting:
             starting(f)
         layer_lrs = scaled(rates, f * boost, w_boost)
-        # no flash budget: the conversions it gives up change no bits of a trial
+        # no flash budget: the conversions it gives up change no bits of a trial. Batch 1:
+        # the test ranks rates on per-sample updates (an --batch B model then applies
+        # them to its mean gradients; the engines without the batch can run the test)
         result = augment(copy.deepcopy(graph), scheme_spec, num_classes,
-                         replace(hyper, lr=None, bias_lr=None, layer_lrs=layer_lrs),
+                         replace(hyper, lr=None, bias_lr=None, layer_lrs=layer_lrs, batch=1),
                          memory=MemoryOptions(flash_budget=None))
         trainer = Trainer(result.graph, dataset, engine)
         engine = trainer.engine                 # None resolved once: runtime.host_engine

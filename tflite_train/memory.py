@@ -300,6 +300,7 @@ class TrainingParts:
     mask_bytes: int              # the part of saved_bytes that is 1-bit activation masks
     trainable_bytes: int         # trained parameters (variables in SRAM)
     optimizer_bytes: int         # momentum buffers
+    accumulator_bytes: int = 0   # the batch's gradient sums (augment --batch B > 1)
 
 
 def training_parts(graph: Graph) -> TrainingParts:
@@ -317,14 +318,18 @@ def training_parts(graph: Graph) -> TrainingParts:
                    if t != label and not graph.tensors[t].is_constant
                    and not graph.tensors[t].is_variable)
     masks = [t for t in saved if graph.tensors[t].dtype == "uint8"]
+    from .training_ops import accumulator_tensors
+    accumulators = accumulator_tensors(graph)
     momentum = [i for i, t in enumerate(graph.tensors)
-                if t.is_variable and t.dtype == "float32"]
-    params = [i for i, t in enumerate(graph.tensors) if t.is_variable and i not in momentum]
+                if t.is_variable and t.dtype == "float32" and i not in accumulators]
+    params = [i for i, t in enumerate(graph.tensors)
+              if t.is_variable and i not in momentum and i not in accumulators]
     return TrainingParts(
         saved=saved, saved_bytes=sum(graph.tensors[t].nbytes for t in saved),
         mask_bytes=sum(graph.tensors[t].nbytes for t in masks),
         trainable_bytes=sum(graph.tensors[t].nbytes for t in params),
-        optimizer_bytes=sum(graph.tensors[t].nbytes for t in momentum))
+        optimizer_bytes=sum(graph.tensors[t].nbytes for t in momentum),
+        accumulator_bytes=sum(graph.tensors[t].nbytes for t in accumulators))
 
 
 CATEGORIES = ("activations", "saved activations", "gradients", "scratch")
@@ -363,10 +368,12 @@ class Plan:
     trainable_bytes: int
     optimizer_bytes: int
     training: bool
+    accumulator_bytes: int = 0
 
     @property
     def total_bytes(self) -> int:
-        return self.arena_bytes + self.trainable_bytes + self.optimizer_bytes
+        return self.arena_bytes + self.trainable_bytes + self.optimizer_bytes \
+            + self.accumulator_bytes
 
 
 def plan(graph: Graph) -> Plan:
@@ -383,12 +390,13 @@ def plan(graph: Graph) -> Plan:
     peak_op = max(range(len(timeline)), key=lambda k: sum(timeline[k].values())) \
         if timeline else 0
     training = any(op.kind == "TT_LOSS_SOFTMAX_CE" for op in graph.operators)
-    trainable = optimizer = 0
+    trainable = optimizer = accumulators = 0
     if training:
         parts = training_parts(graph)
         trainable, optimizer = parts.trainable_bytes, parts.optimizer_bytes
+        accumulators = parts.accumulator_bytes
     return Plan(arena, peak_op, timeline[peak_op] if timeline else {}, timeline,
-                trainable, optimizer, training)
+                trainable, optimizer, training, accumulators)
 
 
 def choose_passes(graph: Graph, arena_of=None, limit: int = 0) -> list[int]:

@@ -161,6 +161,7 @@ class Allocation:
     align: int
     count: int = 1           # structs in it (one array of tensor or node structs)
     dtype: str = ""          # of a variable
+    accumulator: bool = False  # a variable that is a batch accumulator (augment --batch)
 
 
 # The parts of the tail, in the order plan prints them. `recorded` maps the wheel's
@@ -274,10 +275,13 @@ def persistent_tail(graph: Graph, target: str = "cortex-m7", recording: bool = F
     if handles:
         add("scratch handles", f"{handles} ScratchBufferHandle", "ScratchBufferHandle",
             count=handles)
+    from .training_ops import accumulator_tensors
+    accumulators = accumulator_tensors(graph)
     for i, t in enumerate(graph.tensors):
         if t.is_variable:
             add("variables", t.name or f"tensor {i}", size=t.nbytes)
             tail.allocations[-1].dtype = t.dtype
+            tail.allocations[-1].accumulator = i in accumulators
     # MicroInterpreter::AllocateTensors: the inputs' and outputs' TfLiteTensor structs
     pointer = s["ScratchBufferHandle"][0]          # one pointer
     for kind, tensors in (("input", graph.inputs), ("output", graph.outputs)):
@@ -336,10 +340,11 @@ class TargetMemory:
     trained: int               # trained parameters (variables)
     optimizer: int             # momentum buffers (float32 variables)
     offline: bool              # the arena follows an offline plan (in-place operators)
+    accumulators: int = 0      # the batch's gradient sums (float32 variables, --batch B > 1)
 
     @property
     def total(self) -> int:
-        return self.arena + self.persistent + self.trained + self.optimizer
+        return self.arena + self.persistent + self.trained + self.optimizer + self.accumulators
 
 
 def target_memory(graph: Graph, target: str = "cortex-m7") -> TargetMemory:
@@ -354,15 +359,25 @@ def target_memory(graph: Graph, target: str = "cortex-m7") -> TargetMemory:
     arena = memory.plan(graph).arena_bytes if table is None \
         else alias_plan.tflm_head(graph, table)
     tail = persistent_tail(graph, target)
-    trained = optimizer = 0
+    trained, optimizer, accumulators = _variables(tail)
+    return TargetMemory(target, arena, tail.bytes - trained - optimizer - accumulators, trained,
+                        optimizer, table is not None, accumulators)
+
+
+def _variables(tail) -> tuple[int, int, int]:
+    """Bytes of the tail's variables: (trained parameters, optimizer state = momentum
+    buffers, batch accumulators): the accumulators are never optimizer state."""
+    trained = optimizer = accumulators = 0
     for a, used in tail.placed():
-        if a.part == "variables":
-            if a.dtype == "float32":
-                optimizer += used
-            else:
-                trained += used
-    return TargetMemory(target, arena, tail.bytes - trained - optimizer, trained, optimizer,
-                        table is not None)
+        if a.part != "variables":
+            continue
+        if a.accumulator:
+            accumulators += used
+        elif a.dtype == "float32":
+            optimizer += used
+        else:
+            trained += used
+    return trained, optimizer, accumulators
 
 
 def offline_table(graph: Graph):
@@ -466,16 +481,10 @@ def account(graph: Graph, model_bytes: int, target: str = "cortex-m7") -> dict:
     wheel = target.startswith("wheel")
     tail = persistent_tail(graph, target, recording=wheel)
     parts = tail.by_part()
-    trained = optimizer = 0
-    for a, used in tail.placed():
-        if a.part == "variables":
-            if a.dtype == "float32":
-                optimizer += used
-            else:
-                trained += used
-    persistent = tail.bytes - trained - optimizer
+    trained, optimizer, accumulators = _variables(tail)
+    persistent = tail.bytes - trained - optimizer - accumulators
     parts.pop("variables", None)
-    sram = arena + persistent + trained + optimizer
+    sram = arena + persistent + trained + optimizer + accumulators
     flash = {"model": model_bytes, "tflm_code": TFLM_CODE_BYTES}
     return {
         "target": target, "arena": arena, "offline_plan": table is not None,
@@ -483,7 +492,8 @@ def account(graph: Graph, model_bytes: int, target: str = "cortex-m7") -> dict:
         "aliased": sum(1 for a in in_place if table is not None
                        and _aliased(graph, table, a)),
         "persistent": persistent, "persistent_parts": dict(parts),
-        "trained": trained, "optimizer": optimizer, "sram_total": sram,
+        "trained": trained, "optimizer": optimizer, "accumulators": accumulators,
+        "sram_total": sram,
         "flash": {**flash, "total": sum(flash.values())},
         "budgets": {"sram": SRAM_BUDGET, "flash": FLASH_BUDGET},
     }

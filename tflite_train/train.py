@@ -1,5 +1,6 @@
-"""Host simulation of on-device training: batch 1, one Invoke per sample, exactly as the
-training graph says (the executor runs every TT_* op as the device would)."""
+"""Host simulation of on-device training: one Invoke per sample, exactly as the training
+graph says (the executor runs every TT_* op as the device would; a model of augment --batch B
+updates its parameters every B-th training Invoke, and a step here is such an update)."""
 from __future__ import annotations
 
 import json
@@ -26,9 +27,10 @@ class EvalPoint:
 @dataclass
 class History:
     points: list[EvalPoint] = field(default_factory=list)
-    steps: int = 0
+    steps: int = 0              # updates (each of `batch` training samples)
     train_samples: int = 0
     val_samples: int = 0
+    batch: int = 1
 
 
 def classes_of(graph: Graph) -> int:
@@ -155,6 +157,12 @@ class Trainer:
                             f"(augment with --num-classes {top + 1}?)")
         self.loss_index = graph.outputs[-1]
         self.output_index = graph.outputs[0]
+        self.batch = model_batch(graph)      # training Invokes (samples) per update
+
+    def update(self, samples) -> float:
+        """One update: a training Invoke per sample (the batch's, in order); the mean of
+        their losses."""
+        return float(np.mean([self.step(int(i)) for i in samples]))
 
     def step(self, i: int) -> float:
         x = to_model_input(self.data.images[i], self.input)
@@ -181,9 +189,11 @@ def train(graph: Graph, dataset: Dataset, *, steps: int | None = None,
           epochs: float | None = None, val_split: float = 0.1, val_max: int = 1000,
           eval_points: int = 5, seed: int = 0, progress=None, report=None,
           engine: str | None = None, warn=None):
-    """Returns (trainer, history). `progress(n)` advances a bar; `report(point)` prints;
-    `warn(line)` is told once when the loss keeps rising. A non-finite loss raises
-    DivergedError."""
+    """Returns (trainer, history). `steps` (or `epochs` of samples) counts updates: with a
+    model of batch B each runs B training Invokes, so N steps train N x B samples, and the
+    losses (points, divergence guard) are each update's mean over its samples.
+    `progress(n)` advances a bar by updates; `report(point)` prints; `warn(line)` is told
+    once when the loss keeps rising. A non-finite loss raises DivergedError."""
     trainer = Trainer(graph, dataset, engine)
     guard = DivergenceGuard(warn)
     train_idx, val_idx = split(len(dataset), val_split, val_max, seed)
@@ -191,23 +201,27 @@ def train(graph: Graph, dataset: Dataset, *, steps: int | None = None,
         epochs = 1.0 if epochs is None else epochs
         if not epochs > 0:
             raise TTError(f"--epochs must be positive, got {epochs}")
-        steps = max(1, int(math.ceil(epochs * len(train_idx))))
+        steps = max(1, int(math.ceil(epochs * len(train_idx) / trainer.batch)))
     elif steps < 1:
         raise TTError(f"--steps must be at least 1, got {steps}")
     # loss is reported `eval_points` times; validation (a forward pass per sample, the
     # slow part) at the end of every epoch and of the run
     every = max(1, steps // eval_points)
-    history = History(steps=steps, train_samples=len(train_idx), val_samples=len(val_idx))
+    history = History(steps=steps, train_samples=len(train_idx), val_samples=len(val_idx),
+                      batch=trainer.batch)
     losses = []
-    for s, i in enumerate(sample_order(train_idx, steps, seed), start=1):
-        losses.append(trainer.step(i))
+    batch = trainer.batch
+    order = sample_order(train_idx, steps * batch, seed)
+    for s in range(1, steps + 1):
+        losses.append(trainer.update([next(order) for _ in range(batch)]))
         guard.update(losses[-1])
         if progress:
             progress(1)
-        epoch_end = s % len(train_idx) == 0
+        # an epoch ends at the update whose samples complete a pass over the split
+        epoch_end = s * batch // len(train_idx) > (s - 1) * batch // len(train_idx)
         if s % every == 0 or epoch_end or s == steps:
             validate = epoch_end or s == steps
-            point = EvalPoint(s, s / len(train_idx), float(np.mean(losses)),
+            point = EvalPoint(s, s * batch / len(train_idx), float(np.mean(losses)),
                               trainer.accuracy(val_idx) if validate else None)
             history.points.append(point)
             losses = []

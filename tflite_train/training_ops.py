@@ -63,10 +63,25 @@ def batch_of(op: Operator) -> int:
     return int(options_of(op).get("batch", 1))
 
 
-def accumulator_input(graph, op: Operator) -> int:
-    """The tensor index of an update op's accumulator (right after its label), or -1."""
+def accumulator_tensors(graph) -> set[int]:
+    """The batch accumulators of a training model's update ops (augment --batch B > 1)."""
+    return {a for op in graph.operators if op.kind.startswith("TT_") and op.kind in
+            schema()["ops"] for a in [accumulator_input(graph, op)] if a >= 0}
+
+
+def accumulator_pos(graph, op: Operator) -> int:
+    """The input position of an update op's accumulator (right after its label), -1 when
+    it has none (batch 1, or not an update op)."""
+    if not (op.kind in schema()["ops"] and appended_inputs(op.kind)):
+        return -1
     pos = len(inputs_of(op.kind, grad_mode(graph, op)))
-    return op.inputs[pos] if len(op.inputs) > pos else -1
+    return pos if len(op.inputs) > pos else -1
+
+
+def accumulator_input(graph, op: Operator) -> int:
+    """The tensor index of an update op's accumulator, or -1."""
+    pos = accumulator_pos(graph, op)
+    return op.inputs[pos] if pos >= 0 else -1
 
 
 def outputs_of(name: str, grad: str = "float32") -> list[dict]:

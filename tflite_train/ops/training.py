@@ -184,8 +184,8 @@ def _sgd_delta(grad: np.ndarray, scale: np.ndarray, momentum_buf, o: dict, state
 
 def accumulator(graph: Graph, op: Operator, inputs):
     """An update op's accumulator array (the input after its label), or None."""
-    pos = len(training_ops.inputs_of(op.kind, grad_mode(graph, op)))
-    return inputs[pos] if len(inputs) > pos else None
+    pos = training_ops.accumulator_pos(graph, op)
+    return inputs[pos] if pos >= 0 else None
 
 
 def update_weight(graph: Graph, op: Operator, inputs, state) -> list:

@@ -37,7 +37,9 @@ def _tflm(graph, data: bytes) -> tuple[int, dict]:
     t = tflm_memory.account(graph, len(data))
     return t["sram_total"], {"arena": t["arena"], "trainable_parameters": t["trained"],
                              "optimizer_state": t["optimizer"],
-                             "tflm_persistent": t["persistent"]}
+                             "tflm_persistent": t["persistent"],
+                             **({"accumulators": t["accumulators"]} if t["accumulators"]
+                                else {})}
 
 
 def _codegen(graph, data: bytes) -> tuple[int, dict]:
