@@ -291,3 +291,71 @@ def test_header_refuses_bad_input(model_dir, tmp_path, capsys):
     assert "no such file" in _one_line_error(
         capsys, ["header", str(tmp_path / "missing.tflite"), "-o", str(tmp_path / "x.h")])
     assert not (tmp_path / "x.h").exists()
+
+
+def _m7_glue_symbols(tmp_path: Path, src: Path, extra: list[str]) -> dict[str, bytes]:
+    """Each function of the glue file built for the Cortex-M7 at -O2 (wheel_abi for TFLM's
+    headers, as above): name -> its code bytes."""
+    include = tmp_path / "include"
+    if not include.exists():
+        include.mkdir()
+        (include / "flatbuffers").symlink_to("/usr/include/flatbuffers")
+    kernels = ROOT / "micro_kernels"
+    obj = tmp_path / f"{src.stem}{''.join(extra)}.o"
+    subprocess.run(["arm-none-eabi-g++", *STRICT.split(), *c_kernels.cortex_m7_flags(),
+                    "-ffp-contract=off", "-ffunction-sections", "-DTT_TFLM_WHEEL_ABI",
+                    "-DFLATBUFFERS_LOCALE_INDEPENDENT=0", *extra,
+                    "-I", str(kernels / "include"), "-I", str(kernels / "tflm"),
+                    "-I", str(kernels / "tflm" / "wheel_abi"), "-isystem", str(include),
+                    "-c", str(src), "-o", str(obj)], check=True)
+    dump = subprocess.run(["arm-none-eabi-objdump", "-d", "--no-show-raw-insn", "-r",
+                           str(obj)], check=True, capture_output=True, text=True).stdout
+    funcs: dict[str, list[str]] = {}
+    name = None
+    for line in dump.splitlines():
+        m = re.match(r"^[0-9a-f]+ <(\S+)>:$", line)
+        if m:
+            name = m.group(1)
+            funcs[name] = []
+        elif name and re.match(r"^\s+[0-9a-f]+:\s", line):
+            # the instruction without its address (branch targets inside the function are
+            # offsets) nor a literal's value (string offsets in merged sections: the
+            # relocation line that follows names what it points to)
+            funcs[name].append(re.sub(r"^\.word\s+0x[0-9a-f]+", ".word",
+                                      line.split(":", 1)[1].strip()))
+    return {k: "\n".join(v).encode() for k, v in funcs.items()}
+
+
+@pytest.mark.parametrize("name", ["tt_tflm_forward_ops.cc", "tt_tflm_ops.cc"])
+def test_glue_set_up_code_is_for_size_and_step_code_unchanged(tmp_path, name):
+    """Round 23 (flash23): the glue's Init and Prepare code is built for size (TT_SETUP and
+    tt_tflm_prepare.h's Prepare class, GCC optimize("Os")) to leave the board's flash to new
+    features. What runs in a step must be the same code as at the build's level: every Invoke
+    (and the option readers it calls) disassembles to the same instructions with and
+    without it, and the set-up code is clearly smaller."""
+    require_tool(shutil.which("arm-none-eabi-g++") is not None
+                 and Path("/usr/include/newlib/c++").exists(),
+                 "arm-none-eabi-g++ with libstdc++-arm-none-eabi-dev")
+    src = ROOT / "micro_kernels" / "tflm" / name
+    small = _m7_glue_symbols(tmp_path, src, [])
+    fast = _m7_glue_symbols(tmp_path, src, ["-DTT_TFLM_SETUP_AT_BUILD_LEVEL"])
+    step = [k for k in fast if "Invoke" in k]
+    assert step
+
+    def calls(code: bytes) -> list[str]:
+        return sorted(re.findall(r"R_ARM_THM_(?:CALL|JUMP24)\s+(\S+)", code.decode()))
+
+    for k in step:
+        if small.get(k) != fast[k]:
+            # only where a helper the set-up code shared with Invoke (e.g. the wheel ABI's
+            # EvalInput) lost its other callers and is now inlined: fewer calls, none new
+            left = calls(small[k])
+            assert len(left) < len(calls(fast[k])), k
+            assert set(left) <= set(calls(fast[k])), k
+    if name == "tt_tflm_forward_ops.cc":
+        assert all(small[k] == fast[k] for k in step)
+    size = lambda funcs: sum(v.count(b"\n") + 1 for v in funcs.values())  # noqa: E731
+    # instructions, not bytes (arm-none-eabi-gcc 12.2: forward ops 6,965 -> 5,840, ops 16,288
+    # -> 15,701); the forward ops' margin fails without TT_SETUP on either Prepare
+    fewer = {"tt_tflm_forward_ops.cc": 1050, "tt_tflm_ops.cc": 500}[name]
+    assert size(small) <= size(fast) - fewer, (size(small), size(fast))

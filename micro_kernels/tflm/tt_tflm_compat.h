@@ -15,6 +15,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* For the glue's Init and Prepare functions, which run once per op when TFLM allocates the
+ * model and never in a training step: optimized for size (the board's flash is the tight
+ * budget, README's TFLM table), whatever the build's level. GCC's attribute only: other
+ * compilers keep the build's level. Same results either way: Prepare's float arithmetic is
+ * plain IEEE single operations (-ffp-contract=off, no fast-math), which -Os does not
+ * reorder. -DTT_TFLM_SETUP_AT_BUILD_LEVEL keeps the build's level (tests compare the two). */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(TT_TFLM_SETUP_AT_BUILD_LEVEL)
+#define TT_SETUP __attribute__((optimize("Os")))
+#else
+#define TT_SETUP
+#endif
+
 #if defined(TT_TFLM_WHEEL_ABI)
 
 #include <stdio.h>

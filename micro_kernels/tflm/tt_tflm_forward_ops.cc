@@ -74,7 +74,7 @@ const char *ReadForward(Options o, tt_fwd_conv_params *p, bool *in_place) {
 }
 
 template <Kind kKind>
-void *ForwardInit(TfLiteContext *context, const char *buffer, size_t length) {
+TT_SETUP void *ForwardInit(TfLiteContext *context, const char *buffer, size_t length) {
   ForwardData *d = New<ForwardData>(context);
   if (d == nullptr) return nullptr;
   tt_fwd_conv_params p;
@@ -84,7 +84,7 @@ void *ForwardInit(TfLiteContext *context, const char *buffer, size_t length) {
 }
 
 /* An int8 tensor's zero point as the kernels' int16 offset; false when out of int8's range. */
-bool Offset(int32_t zero_point, int32_t sign, int16_t *offset) {
+TT_SETUP bool Offset(int32_t zero_point, int32_t sign, int16_t *offset) {
   if (zero_point < -128 || zero_point > 127) return false;
   *offset = static_cast<int16_t>(sign * zero_point);
   return true;
@@ -104,7 +104,7 @@ constexpr const char *kForwardNames[] = {"TT_CONV2D", "TT_DEPTHWISE_CONV2D",
                                          "TT_FULLY_CONNECTED"};
 
 template <Kind kKind>
-TfLiteStatus ForwardPrepare(TfLiteContext *context, TfLiteNode *node) {
+TT_SETUP TfLiteStatus ForwardPrepare(TfLiteContext *context, TfLiteNode *node) {
   using P = Pos<kKind>;
   Prepare c(context, node, kForwardNames[kKind]);
   ForwardData *d = static_cast<ForwardData *>(node->user_data);
@@ -273,7 +273,7 @@ const char *ReadStream(Options o, tt_fwd_conv_params *pw, tt_fwd_conv_params *dw
  * dw_shifts */
 enum StreamInput { kX, kPwFilter, kPwBias, kPwRequant, kDwFilter = 5, kDwBias, kDwRequant };
 
-void *StreamInit(TfLiteContext *context, const char *buffer, size_t length) {
+TT_SETUP void *StreamInit(TfLiteContext *context, const char *buffer, size_t length) {
   StreamData *d = New<StreamData>(context);
   if (d == nullptr) return nullptr;
   tt_fwd_conv_params pw, dw;
@@ -281,7 +281,7 @@ void *StreamInit(TfLiteContext *context, const char *buffer, size_t length) {
   return d;
 }
 
-TfLiteStatus StreamPrepare(TfLiteContext *context, TfLiteNode *node) {
+TT_SETUP TfLiteStatus StreamPrepare(TfLiteContext *context, TfLiteNode *node) {
   Prepare c(context, node, "TT_POINTWISE_DEPTHWISE");
   StreamData *d = static_cast<StreamData *>(node->user_data);
   if (d == nullptr) return c.Fail("no persistent memory for op data");

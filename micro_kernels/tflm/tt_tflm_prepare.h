@@ -39,6 +39,13 @@ T *Data(const TfLiteEvalTensor *t) {
 
 int32_t Dim(const TfLiteEvalTensor *t, int i) { return t->dims->data[i]; }
 
+/* From here to the end of class Prepare: code of Init and Prepare only, which run once per op
+ * when TFLM allocates the model, never in a step: for size (TT_SETUP, tt_tflm_compat.h). */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(TT_TFLM_SETUP_AT_BUILD_LEVEL)
+#pragma GCC push_options
+#pragma GCC optimize("Os")
+#endif
+
 /* Op data in TFLM's persistent memory, zeroed; NULL when the arena is full. */
 template <typename T>
 T *New(TfLiteContext *context) {
@@ -296,6 +303,10 @@ class Prepare {
   TfLiteTensor *temp_[kMaxTemps];
   int temps_ = 0;
 };
+
+#if defined(__GNUC__) && !defined(__clang__) && !defined(TT_TFLM_SETUP_AT_BUILD_LEVEL)
+#pragma GCC pop_options
+#endif
 
 }  // namespace
 }  // namespace tflm
