@@ -130,15 +130,6 @@ UpdateOpStates *g_update_sink = nullptr;
 static_assert(sizeof(tt_update_state) == 8,
               "tt_checkpoint.h's update-state region is u32 rng, i32 step");
 
-/* An optional float32 input's tensor index, data and bytes (-1, NULL, 0 when absent). */
-void Buffer(const TfLiteContext *context, const TfLiteNode *node, int input, int32_t *tensor,
-            void **data, int32_t *bytes) {
-  *tensor = input >= 0 && HasInput(node, input) ? node->inputs->data[input] : -1;
-  const TfLiteEvalTensor *t = *tensor >= 0 ? EvalInput(context, node, input) : nullptr;
-  *data = t != nullptr ? t->data.data : nullptr;
-  *bytes = t != nullptr ? Count(t->dims) * static_cast<int32_t>(sizeof(float)) : 0;
-}
-
 /* Puts an op's entry (found by its key tensor, else appended) in the sink: an update op is
  * keyed by its parameter, an op rounding an int8 gradient stochastically by that gradient
  * (`momentum`, `accumulator`: the input index of those buffers, or -1). */
@@ -154,9 +145,15 @@ void ReportState(const TfLiteContext *context, const TfLiteNode *node, tt_update
   e.parameter = key;
   e.state = state;
   e.state_bytes = static_cast<int32_t>(sizeof *state);
-  Buffer(context, node, momentum, &e.momentum, &e.momentum_data, &e.momentum_bytes);
-  Buffer(context, node, accumulator, &e.accumulator, &e.accumulator_data,
-         &e.accumulator_bytes);
+  e.momentum = momentum >= 0 && HasInput(node, momentum) ? node->inputs->data[momentum] : -1;
+  const TfLiteEvalTensor *m = e.momentum >= 0 ? EvalInput(context, node, momentum) : nullptr;
+  e.momentum_data = m != nullptr ? m->data.data : nullptr;
+  e.momentum_bytes = m != nullptr ? Count(m->dims) * static_cast<int32_t>(sizeof(float)) : 0;
+  /* an accumulator is always present when the op has one (Prepare checked) */
+  e.accumulator = accumulator >= 0 ? node->inputs->data[accumulator] : -1;
+  const TfLiteEvalTensor *a = accumulator >= 0 ? EvalInput(context, node, accumulator) : nullptr;
+  e.accumulator_data = a != nullptr ? a->data.data : nullptr;
+  e.accumulator_bytes = a != nullptr ? Count(a->dims) * static_cast<int32_t>(sizeof(float)) : 0;
 }
 
 /* An op rounding its int8 gradient output `output` stochastically reports its stream. */
