@@ -1,6 +1,6 @@
 """The batch (round 23's contract: the update ops' option `batch` and their accumulator, the
 last input) in the C engines: engine tflm (the TFLM glue, micro_kernels/tflm/) against
-engine numpy, bit for bit, on zoo models with every update op (fused and separate, conv,
+engines c and numpy, bit for bit, on zoo models with every update op (fused and separate, conv,
 depthwise, fully connected, bias), both gradient modes, momentum on and off, both roundings,
 over two whole batches and a partial one; and a TFLM checkpoint taken mid-batch."""
 import numpy as np
@@ -72,18 +72,20 @@ CASES = [  # (model, fuse, gradients, momentum, rounding): each op kind with eac
 
 
 @pytest.mark.parametrize("name, fuse, grad, momentum, rounding", CASES)
-def test_tflm_equals_numpy_at_batch_3(zoo, name, fuse, grad, momentum, rounding):
+def test_tflm_equals_c_and_numpy_at_batch_3(zoo, name, fuse, grad, momentum, rounding):
     graph = batched(zoo, name, fuse, grad, momentum, rounding)
     updates = [op for op in graph.operators if op.kind in UPDATE_OPS]
     assert updates and all(batch_of(op) == B for op in updates)
     assert {op.kind for op in updates} & {"TT_UPDATE_WEIGHT", "TT_CONV2D_WEIGHT_UPDATE",
                                           "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE",
                                           "TT_FULLY_CONNECTED_WEIGHT_UPDATE"}
-    tflm, ref = TFLMExecutor(graph), Executor(graph, "numpy")
-    losses_t, losses_n = run(tflm, graph), run(ref, graph)
-    assert [l.tobytes() for l in losses_t] == [l.tobytes() for l in losses_n]
+    tflm, ref, c = TFLMExecutor(graph), Executor(graph, "numpy"), Executor(graph, "c")
+    losses_t, losses_n, losses_c = run(tflm, graph), run(ref, graph), run(c, graph)
+    assert [l.tobytes() for l in losses_t] == [l.tobytes() for l in losses_n] \
+        == [l.tobytes() for l in losses_c]
     got, want = state(tflm, graph), state(ref, graph)
     assert_same(got, want)
+    assert_same(state(c, graph), want)
     # 7 training Invokes: two updates made, the third batch's first gradient accumulated
     accs = [graph.tensors[accumulator_input(graph, op)].name for op in updates]
     assert all(np.frombuffer(got[a], np.float32).any() for a in accs)

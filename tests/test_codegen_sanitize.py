@@ -108,6 +108,15 @@ def test_zoo_mobilenet_under_asan(grad, zoo, tmp_path):
         assert any(b.name.startswith("kept@") for b in program.plan.buffers)
 
 
+@pytest.mark.parametrize("grad", ["int8", "float32"])
+def test_zoo_mobilenet_batch_under_asan(grad, zoo, tmp_path):
+    """augment --batch 3 (test_codegen_batch.py): the fused updates' plain gradients in arena
+    scratch, the accumulators, 4 steps (one update, one Invoke into the next batch)."""
+    model = training_model(tmp_path, zoo["mobile"], "full",
+                           hyper=Hyper(grad=grad, momentum=0.5, batch=3, seed=3))
+    assert run_sanitized(model, tmp_path, steps=4).batched
+
+
 def test_input_rows_under_asan(tmp_path):
     scheme = ratio_scheme(tmp_path, [(-1, 0.5), (-3, 0.25)], n_bias=4)
     model = training_model(tmp_path, EXAMPLE, scheme, hyper=Hyper(grad="int8", momentum=0.5))

@@ -269,7 +269,10 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
               f"{kb(cg['arena_bytes']).strip()} with {cg['in_place_ops']} operators in place, "
               f"+ trained parameters {kb(cg['trained_parameter_bytes']).strip()} "
               f"({cg['split_filters']} filters split) + momentum "
-              f"{kb(cg['momentum_bytes']).strip()}; no interpreter data; stack not included)")
+              f"{kb(cg['momentum_bytes']).strip()}"
+              + (f" + accumulators {kb(cg['accumulator_bytes']).strip()}"
+                 if cg.get("accumulator_bytes") else "")
+              + "; no interpreter data; stack not included)")
     rows = info.get("codegen_input_rows")
     if rows is not None and "error" not in rows:
         print(f"  sample row by row  {kb(rows['total_bytes'])}  (`codegen --input rows`: arena "

@@ -69,9 +69,11 @@ def region_bytes(program: Program, executor: Executor) -> list[bytes]:
 
 
 def reference(program: Program, xs: np.ndarray, labels: np.ndarray) -> Run:
-    """The run on `--engine c`: the steps, then an inference of the first sample."""
+    """The run on `--engine c`: the steps, then an inference of the first sample (a model
+    of batch B > 1 on `--engine numpy` while engine c does not run its batch)."""
+    from ..train import BATCH_ENGINES
     g = program.graph
-    ex = Executor(g, "c")
+    ex = Executor(g, "c" if not program.batched or "c" in BATCH_ENGINES else "numpy")
     losses = []
     for x, label in zip(xs, labels):
         values = ex.invoke([x, np.array([label], np.int32)])

@@ -106,6 +106,7 @@ class Emitter:
         self.state_index = {k: i for i, (k, _) in enumerate(program.updates)}
         self.params = {var: const for const, var in program.params}
         self.stack_lines: list[str] = []   # stack_function's functions, before run()
+        self.accumulators = set(program.accumulators)
 
     # --- where a tensor is, as a C expression ---------------------------------------------
 
@@ -114,6 +115,9 @@ class Emitter:
 
     def momentum_name(self, tensor: int) -> str:
         return f"tt_m{tensor}"
+
+    def accumulator_name(self, tensor: int) -> str:
+        return f"tt_a{tensor}"
 
     def tensor_expr(self, tensor: int, param: K.Param | None = None) -> str:
         tensor = self.p.storage_of(tensor)
@@ -129,6 +133,8 @@ class Emitter:
         if t.is_variable:
             if tensor in self.params:
                 return self.param_name(tensor)
+            if tensor in self.accumulators:
+                return self.accumulator_name(tensor)
             return self.momentum_name(tensor)
         if t.is_constant:
             return self.constants.array(t.data, ctype, f"tt_c{tensor}",
@@ -222,6 +228,13 @@ class Emitter:
             t = self.g.tensors[m]
             lines.append(f"static float {self.momentum_name(m)}[{t.size}];  "
                          f"/* {_comment(t.name)} */")
+        if self.p.batched:
+            lines += ["/* The batches' gradient sums (augment --batch), one per update op: SRAM,",
+                      " * zeroed by tt_model_init() and at each batch's end. */"]
+        for a in self.p.accumulators:
+            t = self.g.tensors[a]
+            lines.append(f"static float {self.accumulator_name(a)}[{t.size}];  "
+                         f"/* {_comment(t.name)} */")
         if self.p.updates:
             lines.append(f"static tt_update_state tt_state[{len(self.p.updates)}];")
         return lines
@@ -243,6 +256,9 @@ class Emitter:
                         f"sizeof {self.param_name(var)});")
         for m in self.p.momentum:
             body.append(f"  memset({self.momentum_name(m)}, 0, sizeof {self.momentum_name(m)});")
+        for a in self.p.accumulators:
+            body.append(f"  memset({self.accumulator_name(a)}, 0, "
+                        f"sizeof {self.accumulator_name(a)});")
         for i, (k, _) in enumerate(self.p.updates):
             seed = options_of(self.g.operators[k])["seed"]
             body.append(f"  tt_update_state_init(&tt_state[{i}], {c_int(seed, 'uint32_t')});")
@@ -279,7 +295,10 @@ class Emitter:
             if step.note:
                 head += f" ({step.note})"
             lines.append(f"{pad}/* {_comment(head)} */")
-            if step.call is not None:
+            if step.op in self.p.batched:
+                lines += [pad + line for line in self.batch_lines(step.op)]
+                lines.append(f"{pad}TT_PROFILE({step.op});")
+            elif step.call is not None:
                 decls, text = self.call(step.op, step.call)
                 if step.op in self.p.stack_stages:
                     text = self.stack_function(step.op, text, step.call.status)
@@ -304,6 +323,32 @@ class Emitter:
         lines += ["  return TT_MODEL_OK;", "}"]
         return lines
 
+    def batch_text(self) -> str:
+        return "/".join(str(b) for b in sorted({b.batch for b in self.p.batched.values()}))
+
+    def batch_lines(self, k: int) -> list[str]:
+        """Operator k's batch (batch.py): its gradient into the accumulator, and at the
+        batch's end the update on the mean and the accumulator zeroed."""
+        b = self.p.batched[k]
+        out = []
+        if b.grad is not None:
+            if b.grad.status:
+                raise ValueError(f"internal: {b.grad.name} returns a status")
+            decls, text = self.call(k, b.grad)
+            out += [*decls, f"{text};"]
+            g = f"(const float *)({ARENA} + {self.p.plan.scratch_offset(k, b.g_scratch)})"
+        else:
+            g = self.tensor_expr(self.g.operators[k].inputs[1])
+        acc, state = self.accumulator_name(b.accumulator), f"&tt_state[{self.state_index[k]}]"
+        _, update = self.call(k, b.update)
+        return [*out,
+                f"/* a batch of {b.batch}: the gradient summed; the update on the mean at "
+                "the batch's end */",
+                f"if (tt_batch_accumulate_f32({acc}, {g}, {b.n}, {b.batch}, {state})) {{",
+                f"  {update};",
+                f"  tt_batch_end_f32({acc}, {b.n}, {b.batch}, {state});",
+                "}"]
+
     def stack_function(self, k: int, text: str, status: bool) -> str:
         """Operator k's call made by a function of its own whose frame holds the call's DSP
         staging (program.stage_on_stack): the bytes are on the stack only while this kernel
@@ -325,6 +370,10 @@ class Emitter:
         kinds = {checkpoint.PARAMETER: "TT_CHECKPOINT_PARAMETER",
                  checkpoint.MOMENTUM: "TT_CHECKPOINT_MOMENTUM",
                  checkpoint.UPDATE_STATE: "TT_CHECKPOINT_UPDATE_STATE"}
+        accumulator = getattr(checkpoint, "ACCUMULATOR", None)
+        if accumulator is not None:
+            # by number: tt_checkpoint.h may not name it yet
+            kinds[accumulator] = f"{int(accumulator)}u /* accumulator */"
         state_of = {p: self.state_index[k] for k, p in self.p.updates}
         rows = []
         for r, nbytes in self.p.checkpoint_regions():
@@ -332,6 +381,8 @@ class Emitter:
                 data = self.param_name(r.id)
             elif r.kind == checkpoint.MOMENTUM:
                 data = self.momentum_name(r.id)
+            elif r.kind == accumulator:
+                data = self.accumulator_name(r.id)
             else:
                 data = f"&tt_state[{state_of[r.id]}]"
             rows.append(f"  {{{kinds[r.kind]}, {r.id}, {data}, {nbytes}u}},  "
@@ -466,6 +517,7 @@ class Emitter:
         regions = p.checkpoint_regions()
         sram_params = sum(p.param_bytes(v) for _, v in p.params)
         momentum = sum(self.g.tensors[m].nbytes for m in p.momentum)
+        accumulators = sum(self.g.tensors[a].nbytes for a in p.accumulators)
         blob = (checkpoint.HEADER_BYTES + checkpoint.ENTRY.size * len(regions)
                 + sum(-(-n // 4) * 4 for _, n in regions) + checkpoint.CRC_BYTES)
         q = sample.quant
@@ -478,7 +530,10 @@ class Emitter:
             " * tt_model.c with the micro_kernels sources (see README.md).",
             " *",
             " *   tt_model_init();                       at boot: initial parameters, optimizer",
-            " *   tt_train_step(sample, label, &loss);   one SGD step on one sample (batch 1)",
+            " *   tt_train_step(sample, label, &loss);   one SGD step on one sample (batch 1)"
+            if not p.batched else
+            " *   tt_train_step(sample, label, &loss);   one sample; every "
+            f"{self.batch_text()} steps, an SGD step on their mean",
             " *   tt_predict(sample, scores);            inference only",
             " *",
             " * Every function returns TT_MODEL_OK or an error below. Not reentrant: one model,",
@@ -501,12 +556,23 @@ class Emitter:
             f"#define TT_MODEL_ARENA_BYTES {p.plan.arena_bytes}   /* the static arena */",
             f"#define TT_MODEL_PARAMETER_BYTES {sram_params}   /* trained parameters, SRAM */",
             f"#define TT_MODEL_MOMENTUM_BYTES {momentum}",
+            *([f"#define TT_MODEL_ACCUMULATOR_BYTES {accumulators}  /* the batches' gradient "
+               "sums, SRAM */"] if p.batched else []),
             f"#define TT_MODEL_ID 0x{checkpoint.model_id(p.model):016x}ull  "
             "/* the training model's identity (tt_checkpoint_save/restore) */",
             "", "/* Sets the trained parameters to their initial values and resets momentum and",
             " * the update ops' random streams and step counters. Call once before the rest (and",
             " * again to start over). To resume training, tt_checkpoint_restore() after it. */",
             "int tt_model_init(void);", "",
+            *([f"/* A batch of {self.batch_text()} (augment --batch): each step adds its gradients "
+               "to the",
+               " * accumulators (TT_MODEL_ACCUMULATOR_BYTES); the step that ends a batch updates "
+               "the",
+               " * parameters with their mean and zeroes them. Counted per update op since "
+               "tt_model_init()",
+               " * (the checkpoint keeps the count and the accumulators: a run resumed mid-batch "
+               "goes on",
+               " * with the same bits). */"] if p.batched else []),
             "/* One training step: forward, loss, backward, parameter update. sample: "
             "TT_MODEL_SAMPLE_BYTES",
             " * bytes (" + ("copied into the arena, unless it is tt_model_input()" if p.rows is None

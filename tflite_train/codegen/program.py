@@ -7,7 +7,9 @@ Where tensors live:
   - trained parameters: SRAM arrays, filled from their initial values (constants, stored
     once) by tt_model_init(); a filter that trains only its first k input channels keeps just
     those in SRAM (`Split`), its frozen channels stay a constant;
-  - momentum buffers and the update ops' random streams: SRAM, reset by tt_model_init();
+  - momentum buffers, the update ops' random streams and, with augment --batch B > 1, their
+    accumulators (batch.py): SRAM, reset by tt_model_init(); a batched fused update's
+    gradient (float32, the trained region) is its operator's scratch in the arena;
   - everything else (sample, activations, saved activations, masks, gradients, kernel
     scratch): one static arena, planned by memory.codegen_plan, where a reshape is a view
     of its input and a depthwise convolution, ADD or requantization may write its output
@@ -32,7 +34,7 @@ from ..runtime import kernel_calls as K
 from ..runtime import stream_args
 from ..runtime.kernel_calls import In, KernelCall, Scratch, Staging
 from ..training_ops import options_of, set_option
-from . import dw_pack, layouts
+from . import batch, dw_pack, layouts
 
 
 class CodegenError(TTError):
@@ -126,6 +128,13 @@ class Program:
     # operator -> bytes of its DSP staging held in its own function's stack frame, not in
     # the arena (stage_on_stack)
     stack_stages: dict[int, int] = field(default_factory=dict)
+    # update ops of batch B > 1 (batch.py): operator -> its composition; their accumulators
+    # (float32 SRAM arrays, by tensor index)
+    batched: dict[int, batch.Batched] = field(default_factory=dict)
+
+    @property
+    def accumulators(self) -> list[int]:
+        return sorted(b.accumulator for b in self.batched.values())
 
     @property
     def classes(self) -> int:
@@ -211,8 +220,11 @@ def _splits(graph: Graph, calls: dict[int, KernelCall]) -> dict[int, Split]:
     """Trained filters whose update touches fewer than all input channels and whose every
     reader has a split form."""
     trained: dict[int, int] = {}
+    # a batched fused update reads the filter in its update call, not in the gradient
+    # kernel it is planned with (batch.py)
+    updates = {k: b.update for k in calls if (b := batch.describe(graph, k)) is not None}
     for k, op in enumerate(graph.operators):
-        call = calls.get(k)
+        call = updates.get(k, calls.get(k))
         if call is None or call.name not in SPLIT_UPDATERS:
             continue
         o = options_of(op)
@@ -226,7 +238,7 @@ def _splits(graph: Graph, calls: dict[int, KernelCall]) -> dict[int, Split]:
         for j, op in enumerate(graph.operators):
             if w not in op.inputs or op.kind == "TT_INIT":
                 continue
-            call = calls.get(j)
+            call = updates.get(j, calls.get(j))
             names = _reads(call, op, w) if call is not None else ["?"]
             allowed = {SPLIT_READERS.get(call.name, (None,))[0],
                        SPLIT_UPDATERS.get(call.name, (None,))[0]} if call else set()
@@ -524,6 +536,8 @@ def kernel_call(graph: Graph, k: int) -> KernelCall | None:
     op = graph.operators[k]
     if op.kind == "TT_INIT":
         return None
+    if batch.batched(graph, op):
+        return batch.kernel_call(graph, k)
     call = c_kernels.kernel_call(graph, op) if op.kind.startswith("TT_") else \
         c_forward.kernel_call(graph, op)
     if call is None:
@@ -531,6 +545,7 @@ def kernel_call(graph: Graph, k: int) -> KernelCall | None:
                           for i in op.inputs[:1] if i >= 0)
         raise CodegenError(f"operator {k} ({op.kind}, input {shapes}) has no C kernel: "
                            "the generated program cannot run it")
+    assert not isinstance(call, K.BatchCall), "batch.kernel_call describes those"
     return call
 
 
@@ -1053,9 +1068,25 @@ def build(graph: Graph, model: bytes, arena_limit: int = 0, input_rows: bool = F
              for s in steps]
     momentum = sorted(m for _, _, m in checkpoint.update_ops(graph) if m >= 0)
     updates = [(k, p) for k, p, _ in checkpoint.update_ops(graph)]
+    batched = {}
+    for k in range(len(graph.operators)):
+        b = batch.describe(graph, k)
+        if b is None:
+            continue
+        if b.grad is None:            # a plain update: its step's call, split where it is
+            b = replace(b, update=steps[k].call)
+        else:
+            op = graph.operators[k]
+            for w, split in splits.items():
+                if w in op.inputs and _reads(b.update, op, w):
+                    b = replace(b, update=_split_call(b.update, split))
+                    steps[k].note = (steps[k].note + "; " if steps[k].note else "") + \
+                        f"filter split: {split.k} of {split.depth} input channels in SRAM"
+            b = replace(b, grad=steps[k].call)          # with the staging the plan gave it
+        batched[k] = b
     if row_input is not None:
         steps[row_input.op].note += ("; " if steps[row_input.op].note else "") + \
             "the sample's rows from a tt_row_source"
     return Program(graph, model, steps, plan, arena, views, splits, params, momentum, updates,
                    sample, label, scores, loss, training_metadata(graph), streamed, row_input,
-                   stack_stages)
+                   stack_stages, batched)

@@ -143,7 +143,7 @@ Memory, as planned:
 | arena (activations, saved activations, gradients, scratch{arena_sample}) | {arena:,} | SRAM, `static` |
 | trained parameters | {params:,} | SRAM, `static` |
 | momentum buffers | {momentum:,} | SRAM, `static` |
-| frozen weights, initial values, the kernels' constant arguments | {constants:,} | flash, `const` |
+{accumulator_row}| frozen weights, initial values, the kernels' constant arguments | {constants:,} | flash, `const` |
 
 Plus the kernels' code and the stack. `tflite-train codegen MODEL -o DIR --rig --steps N`
 measures all of it on the Cortex-M7 rig.
@@ -169,6 +169,11 @@ anything else to give up (`TT_MODEL_ERROR_INPUT`, nothing trained). Same bits as
 whole-sample calls.
 
 """
+
+
+def _batch(program: Program) -> str:
+    """The update ops' batch (augment --batch), or their batches where they differ."""
+    return "/".join(str(b) for b in sorted({b.batch for b in program.batched.values()}))
 
 
 def _rows_api(program: Program) -> str:
@@ -204,6 +209,10 @@ def project_files(program: Program, files: dict[str, str], constants: int,
                   arena=program.plan.arena_bytes,
                   params=sum(program.param_bytes(v) for _, v in program.params),
                   momentum=sum(g.tensors[m].nbytes for m in program.momentum),
+                  accumulator_row=(
+                      f"| the batches' accumulators (batch {_batch(program)}) | "
+                      f"{sum(g.tensors[a].nbytes for a in program.accumulators):,} | "
+                      "SRAM, `static` |\n" if program.batched else ""),
                   constants=constants, rows_api=_rows_api(program),
                   arena_sample=", the sample" if program.rows is None else
                   f", a ring of {program.rows.ring_rows} sample rows")

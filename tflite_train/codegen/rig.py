@@ -99,9 +99,11 @@ def sram_parts(program: Program) -> str:
     live = ", ".join(f"{name} {_kb(n)}" for name, n in plan.live_at(plan.peak_op, g)[:4])
     params = sum(program.param_bytes(v) for _, v in program.params)
     momentum = sum(g.tensors[m].nbytes for m in program.momentum)
+    accumulators = sum(g.tensors[a].nbytes for a in program.accumulators)
     return (f"arena {_kb(plan.arena_bytes)} (most alive at operator {plan.peak_op} {op.kind}, "
             f"{_kb(plan.live[plan.peak_op])}: {live}, ...) + trained parameters {_kb(params)} + "
-            f"momentum {_kb(momentum)}")
+            f"momentum {_kb(momentum)}" +
+            (f" + accumulators {_kb(accumulators)}" if program.batched else ""))
 
 
 def _over_budget(program: Program, folder: Path, sram: int, flash: int,
@@ -240,6 +242,8 @@ def measure(program: Program, folder: Path, xs: np.ndarray, labels: np.ndarray,
         planned={"arena": program.plan.arena_bytes,
                  "trained_parameters": sum(program.param_bytes(v) for _, v in program.params),
                  "momentum": sum(g.tensors[t].nbytes for t in program.momentum),
+                 **({"accumulators": sum(g.tensors[a].nbytes for a in program.accumulators)}
+                    if program.batched else {}),
                  "update_states": 8 * len(program.updates)})
     if verify:
         diffs = differences(program, reference(program, xs, labels), got)

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import ctypes as C
 import re
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
 from ..errors import TTError
 from ..ir import Graph, Operator
-from ..training_ops import grad_mode, options_of, seed_state
+from ..training_ops import accumulator_pos, batch_of, grad_mode, options_of, seed_state
 from . import kernel_calls as K
 from .build import BUILD, MICRO_KERNELS, micro_kernels_library
-from .kernel_calls import STATE, In, KernelCall, Out, Scratch, Staging
+from .kernel_calls import STATE, BatchCall, In, KernelCall, Out, Scratch, Staging
 
 ROOT = MICRO_KERNELS
 LIBRARY = BUILD / "libtt_kernels.so"
@@ -386,17 +386,42 @@ def _sum_grad(g, op):
 
 
 def _update_weight(g, op):
-    w, o = _t(g, op, 0), options_of(op)
-    scales = _weight_scales(g, op, 0)
-    return KernelCall("tt_update_weight_s8", [
-        In(0), _dims(w.shape), len(w.shape), 0 if o["axis"] == 0 else 1, scales, scales.size,
-        In(1), o["channels"], _optional(op, 2), _sgd(o), STATE])
+    update = partial(_weight_update_call, g, op, 0, momentum_slot=2)
+    return _batched(g, op, update(1), update)
 
 
 def _update_bias(g, op):
-    b, o = _t(g, op, 0), options_of(op)
-    return KernelCall("tt_update_bias_s32", [In(0), b.size, _scales(b.quant, b.size), In(1),
-                                             _optional(op, 2), _sgd(o), STATE])
+    update = partial(_bias_update_call, g, op, 0, momentum_slot=2)
+    return _batched(g, op, update(1), update)
+
+
+def _weight_update_call(g, op, w_slot: int, grad_slot: int, momentum_slot: int) -> KernelCall:
+    """tt_update_weight_s8 of the weights at input w_slot, the gradient at grad_slot."""
+    w, o = _t(g, op, w_slot), options_of(op)
+    scales = _weight_scales(g, op, w_slot)
+    return KernelCall("tt_update_weight_s8", [
+        In(w_slot), _dims(w.shape), len(w.shape), 0 if o["axis"] == 0 else 1, scales,
+        scales.size, In(grad_slot), o["channels"], _optional(op, momentum_slot), _sgd(o), STATE])
+
+
+def _bias_update_call(g, op, b_slot: int, grad_slot: int, momentum_slot: int) -> KernelCall:
+    b, o = _t(g, op, b_slot), options_of(op)
+    return KernelCall("tt_update_bias_s32", [In(b_slot), b.size, _scales(b.quant, b.size),
+                                             In(grad_slot), _optional(op, momentum_slot),
+                                             _sgd(o), STATE])
+
+
+def _batched(g, op, call: KernelCall, update, grad=None):
+    """The op's call: `call` at batch 1 (today's, fused or not), else a BatchCall of the plain
+    gradient kernel `grad()` (None: the op's grad input) and `update(slot)`, the update
+    kernel with its gradient read from input `slot`: the accumulator (after the label)."""
+    batch = batch_of(op)
+    if batch == 1:
+        return call
+    acc = accumulator_pos(g, op)
+    if acc < 0:
+        raise TTError(f"internal: {op.kind} of batch {batch} has no accumulator")
+    return BatchCall(grad() if grad else None, update(acc), acc, _t(g, op, acc).size, batch)
 
 
 # The fused updates (inputs dy, mask, saved, weights, momentum, label): the C kernel computes
@@ -409,10 +434,14 @@ def _conv_weight_update(g, op):
     scales = _weight_scales(g, op, 3)
     stage = _stage("tt_conv2d_weight_update_s8_s8", n, oh, ow, co, x.shape[1], x.shape[2], k,
                    kh, kw, _window(op), LEAN_GRAD_DSP_STAGE_BYTES) if _int8(g, op) else []
-    return KernelCall("tt_conv2d_weight_update_s8" + _dy_suffix(g, op), [
-        *_dy(g, op, 5), _optional(op, 1), n, oh, ow, co, In(2), x.quant.s, x.quant.zp, x.shape[1],
-        x.shape[2], k, In(3), kh, kw, ci, scales, scales.size, _window(op), _optional(op, 4),
-        _sgd(o), STATE, Scratch(4 * kh * kw * k), *stage])
+    operands = [*_dy(g, op, 5), _optional(op, 1), n, oh, ow, co, In(2), x.quant.s, x.quant.zp,
+                x.shape[1], x.shape[2], k]
+    return _batched(g, op, KernelCall("tt_conv2d_weight_update_s8" + _dy_suffix(g, op), [
+        *operands, In(3), kh, kw, ci, scales, scales.size, _window(op), _optional(op, 4),
+        _sgd(o), STATE, Scratch(4 * kh * kw * k), *stage]),
+        partial(_weight_update_call, g, op, 3, momentum_slot=4),
+        lambda: KernelCall("tt_conv2d_weight_grad" + _kind(g, op), [
+            *operands, kh, kw, _window(op), Out(0), *([None, 0] if _int8(g, op) else [])]))
 
 
 def _dw_weight_update(g, op):
@@ -422,10 +451,14 @@ def _dw_weight_update(g, op):
     scales = _weight_scales(g, op, 3)
     stage = _stage("tt_depthwise_conv2d_weight_grad_s8", n, oh, ow, cm // m, m, x.shape[1],
                    x.shape[2], kh, kw, _window(op)) if _int8(g, op) else []
-    return KernelCall("tt_depthwise_conv2d_weight_update_s8" + _dy_suffix(g, op), [
-        *_dy(g, op, 5), _optional(op, 1), n, oh, ow, cm // m, m, In(2), x.quant.s, x.quant.zp,
-        x.shape[1], x.shape[2], In(3), kh, kw, scales, scales.size, _window(op),
-        _optional(op, 4), _sgd(o), STATE, Scratch(4 * kh * kw * cm), *stage])
+    operands = [*_dy(g, op, 5), _optional(op, 1), n, oh, ow, cm // m, m, In(2), x.quant.s,
+                x.quant.zp, x.shape[1], x.shape[2]]
+    return _batched(g, op, KernelCall("tt_depthwise_conv2d_weight_update_s8" + _dy_suffix(g, op), [
+        *operands, In(3), kh, kw, scales, scales.size, _window(op), _optional(op, 4), _sgd(o),
+        STATE, Scratch(4 * kh * kw * cm), *stage]),
+        partial(_weight_update_call, g, op, 3, momentum_slot=4),
+        lambda: KernelCall("tt_depthwise_conv2d_weight_grad" + _kind(g, op), [
+            *operands, kh, kw, _window(op), Out(0), *stage]))
 
 
 def _fc_weight_update(g, op):
@@ -433,9 +466,13 @@ def _fc_weight_update(g, op):
     units, depth = _t(g, op, 3).shape
     k = o["channels"]
     scales = _weight_scales(g, op, 3)
-    return KernelCall("tt_fully_connected_weight_update_s8" + _dy_suffix(g, op), [
-        *_dy(g, op, 5), _optional(op, 1), dy.size // units, units, In(2), x.quant.s, x.quant.zp, k,
-        In(3), depth, scales, scales.size, _optional(op, 4), _sgd(o), STATE, Scratch(4 * k)])
+    operands = [*_dy(g, op, 5), _optional(op, 1), dy.size // units, units, In(2), x.quant.s,
+                x.quant.zp, k]
+    return _batched(g, op, KernelCall("tt_fully_connected_weight_update_s8" + _dy_suffix(g, op), [
+        *operands, In(3), depth, scales, scales.size, _optional(op, 4), _sgd(o), STATE,
+        Scratch(4 * k)]),
+        partial(_weight_update_call, g, op, 3, momentum_slot=4),
+        lambda: KernelCall("tt_fully_connected_weight_grad" + _kind(g, op), [*operands, Out(0)]))
 
 
 def _dy_suffix(g, op) -> str:
@@ -446,9 +483,12 @@ def _dy_suffix(g, op) -> str:
 
 def _bias_update(g, op):
     dy, b, o = _t(g, op, 0), _t(g, op, 2), options_of(op)
-    return KernelCall("tt_bias_update_s32" + _dy_suffix(g, op), [
-        *_dy(g, op, 4), _optional(op, 1), dy.size // b.size, b.size, In(2),
-        _scales(b.quant, b.size), _optional(op, 3), _sgd(o), STATE, Scratch(4 * b.size)])
+    operands = [*_dy(g, op, 4), _optional(op, 1), dy.size // b.size, b.size]
+    return _batched(g, op, KernelCall("tt_bias_update_s32" + _dy_suffix(g, op), [
+        *operands, In(2), _scales(b.quant, b.size), _optional(op, 3), _sgd(o), STATE,
+        Scratch(4 * b.size)]),
+        partial(_bias_update_call, g, op, 2, momentum_slot=3),
+        lambda: KernelCall("tt_bias_grad" + _kind(g, op), [*operands, Out(0)]))
 
 
 DESCRIBERS = {
@@ -500,15 +540,18 @@ def _array(a, dtype) -> np.ndarray:
     return np.ascontiguousarray(a, dtype)
 
 
-def run(graph: Graph, op: Operator, inputs, state=None, call: KernelCall | None = None
-        ) -> list:
+def run(graph: Graph, op: Operator, inputs, state=None, call: KernelCall | None = None,
+        outputs: list | None = None) -> list:
     """Runs a TT_* op's kernel on `inputs` (numpy arrays; in-place parameters are updated in
     the arrays given) and returns its outputs. `state`: the executor's per-op dict, which
     keeps the op's tt_update_state under "c". `call`: another description of the op's call
-    than kernel_call's (the same kernel, as a generated program makes it)."""
-    kc, outputs = _prepared(graph, op)
+    than kernel_call's (the same kernel, as a generated program makes it); `outputs`: the
+    arrays its Out arguments write (a BatchCall's gradient scratch)."""
+    kc, shapes = _prepared(graph, op)
     kc = call or kc
-    outs = [np.empty(s, d) for s, d in outputs]
+    if isinstance(kc, BatchCall):
+        return _run_batch(graph, op, kc, inputs, state)
+    outs = outputs if outputs is not None else [np.empty(s, d) for s, d in shapes]
     args = []
     for p, a in zip(kc.signature.params, kc.args):
         ctype = K.CTYPES.get(p.ctype) or C.c_uint8
@@ -540,6 +583,22 @@ def run(graph: Graph, op: Operator, inputs, state=None, call: KernelCall | None 
     if kc.status and status:
         raise ValueError(f"label {int(np.ravel(inputs[-1])[0])} out of range")
     return outs
+
+
+def _run_batch(graph: Graph, op: Operator, bc: BatchCall, inputs, state) -> list:
+    """A BatchCall: the gradient (into a scratch, or the grad input), the accumulation, and
+    at a batch's end the update from the accumulator."""
+    if bc.grad is None:
+        g = np.ascontiguousarray(inputs[1], np.float32)
+    else:
+        g = np.empty(bc.n, np.float32)
+        run(graph, op, inputs, state, call=bc.grad, outputs=[g])
+    acc = inputs[bc.acc]
+    lib, s = library(), C.byref(_state({} if state is None else state, options_of(op)))
+    if lib.tt_batch_accumulate_f32(_p(acc, C.c_float), _p(g, C.c_float), bc.n, bc.batch, s):
+        run(graph, op, inputs, state, call=bc.update)
+        lib.tt_batch_end_f32(_p(acc, C.c_float), bc.n, bc.batch, s)
+    return []
 
 
 def _state(state: dict, o: dict) -> UpdateState:

@@ -205,6 +205,28 @@ class KernelCall:
         return self
 
 
+@dataclass
+class BatchCall:
+    """An update op with a batch of B > 1 (schema: option batch, input accumulator; the
+    kernels' side in include/tt_kernels.h, tt_batch_accumulate_f32): `grad` writes the op's
+    gradient, n float32s, into its Out(0), a scratch of the call (None: the gradient is the
+    op's input 1, a TT_UPDATE_* op's grad); tt_batch_accumulate_f32 adds it into the
+    accumulator (input `acc`); at a batch's last Invoke `update`, the plain update kernel
+    reading the accumulator as its gradient, runs, then tt_batch_end_f32. At B = 1 an op
+    is its KernelCall, as before the batch existed."""
+    grad: "KernelCall | None"
+    update: "KernelCall"
+    acc: int
+    n: int
+    batch: int
+
+    def check(self) -> "BatchCall":
+        if self.grad is not None:
+            self.grad.check()
+        self.update.check()
+        return self
+
+
 def i32(values) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(values, np.int64).astype(np.int32))
 

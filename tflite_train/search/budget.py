@@ -48,6 +48,8 @@ def _codegen(graph, data: bytes) -> tuple[int, dict]:
     return c["total_bytes"], {"arena": c["arena_bytes"],
                               "trainable_parameters": c["trained_parameter_bytes"],
                               "optimizer_state": c["momentum_bytes"],
+                              **({"accumulators": c["accumulator_bytes"]}
+                                 if c["accumulator_bytes"] else {}),
                               "update_streams": c["update_state_bytes"]}
 
 
