@@ -66,7 +66,7 @@ def sample_order(train_idx: np.ndarray, steps: int, seed: int):
 # The engines that run update ops of batch B > 1 (schema option `batch`); the others refuse
 # such a model with one line rather than give other bits. Engine c / tflm / codegen join
 # this list when they implement the batch contract (round 23).
-BATCH_ENGINES = ("c", "numpy", "codegen")
+BATCH_ENGINES = ("c", "numpy", "codegen", "tflm")
 
 
 def model_batch(graph: Graph) -> int:

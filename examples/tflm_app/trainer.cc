@@ -54,6 +54,9 @@ void *Locate(const tt_model_region &r) {
     if (r.kind == TT_CHECKPOINT_MOMENTUM && u.momentum == r.id &&
         static_cast<uint32_t>(u.momentum_bytes) == r.bytes)
       return u.momentum_data;
+    if (r.kind == TT_CHECKPOINT_ACCUMULATOR && u.accumulator == r.id &&
+        static_cast<uint32_t>(u.accumulator_bytes) == r.bytes)
+      return u.accumulator_data;
     if (r.kind == TT_CHECKPOINT_UPDATE_STATE && u.parameter == r.id &&
         static_cast<uint32_t>(u.state_bytes) == r.bytes)
       return u.state;

@@ -2,8 +2,8 @@
  * double.
  *
  * A checkpoint is everything training needs to resume exactly, given as regions of RAM
- * (`tt_checkpoint_region`): the trained parameters, the momentum buffers and the update
- * ops' random-stream states and step counters (`tflite-train header` lists them for a
+ * (`tt_checkpoint_region`): the trained parameters, the momentum buffers, the batch
+ * accumulators and the update ops' random-stream states and step counters (`tflite-train header` lists them for a
  * training model, in the order save and restore expect). It goes into one of two flash
  * slots, A and B, through the app's erase / program / read callbacks:
  *
@@ -44,6 +44,13 @@
  *   3 TT_CHECKPOINT_UPDATE_STATE  an update op's tt_update_state (tt_kernels.h): u32
  *                                 xorshift32 state, i32 step counter; id = the tensor
  *                                 index of the parameter the op updates
+ *   4 TT_CHECKPOINT_ACCUMULATOR   an update op's batch accumulator (option batch > 1:
+ *                                 the float32 gradient sum of the batch so far, shaped
+ *                                 like its momentum buffer); id = its tensor index.
+ *                                 Saved like a momentum buffer, so a run resumed
+ *                                 mid-batch gives the same bits. Blob order (the
+ *                                 header's): parameters, momentum buffers, accumulators,
+ *                                 update states, each by id
  */
 #ifndef TT_CHECKPOINT_H
 #define TT_CHECKPOINT_H
@@ -62,6 +69,7 @@ extern "C" {
 #define TT_CHECKPOINT_PARAMETER 1
 #define TT_CHECKPOINT_MOMENTUM 2
 #define TT_CHECKPOINT_UPDATE_STATE 3
+#define TT_CHECKPOINT_ACCUMULATOR 4
 
 /* Results. */
 #define TT_CHECKPOINT_OK 0
@@ -73,7 +81,7 @@ extern "C" {
 
 /* One piece of RAM to save and restore. */
 typedef struct {
-  uint32_t kind;     /* TT_CHECKPOINT_PARAMETER, _MOMENTUM or _UPDATE_STATE */
+  uint32_t kind;     /* TT_CHECKPOINT_PARAMETER, _MOMENTUM, _UPDATE_STATE or _ACCUMULATOR */
   int32_t id;        /* see the kinds above */
   void *data;
   uint32_t bytes;

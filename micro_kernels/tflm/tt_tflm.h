@@ -53,7 +53,8 @@ struct TrainedTensors {
 void ReportTrainedTensorsTo(TrainedTensors *sink);
 
 /* The optimizer state of one update op (TT_*_UPDATE*): what a checkpoint needs besides the
- * trained tensors to resume training exactly (tt_checkpoint.h). */
+ * trained tensors to resume training exactly (tt_checkpoint.h): its stream and step, its
+ * momentum buffer and, for a batch above 1, the gradients accumulated so far this batch. */
 struct UpdateOpState {
   int32_t parameter;         /* tensor index of the parameter the op updates */
   void *state;               /* its tt_update_state (tt_kernels.h): random stream, step */
@@ -61,6 +62,9 @@ struct UpdateOpState {
   int32_t momentum;          /* tensor index of its momentum buffer; -1: none */
   void *momentum_data;       /* NULL: none */
   int32_t momentum_bytes;
+  int32_t accumulator;       /* tensor index of its accumulator (batch > 1); -1: none */
+  void *accumulator_data;    /* NULL: none */
+  int32_t accumulator_bytes;
 };
 struct UpdateOpStates {
   UpdateOpState *entries;    /* app-owned */

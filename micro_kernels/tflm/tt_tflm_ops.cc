@@ -37,8 +37,9 @@ struct Dims32 {
   int32_t v[kMaxRank];
 };
 
-bool Training(const TfLiteContext *context, const TfLiteNode *node) {
-  return EvalInput(context, node, InputCount(node) - 1)->data.i32[0] >= 0;
+/* The label is the last input but the `appended` ones (an update op's accumulator). */
+bool Training(const TfLiteContext *context, const TfLiteNode *node, int appended = 0) {
+  return EvalInput(context, node, InputCount(node) - 1 - appended)->data.i32[0] >= 0;
 }
 
 int32_t TypeBytes(TfLiteType type) {
@@ -131,9 +132,9 @@ static_assert(sizeof(tt_update_state) == 8,
 
 /* Puts an op's entry (found by its key tensor, else appended) in the sink: an update op is
  * keyed by its parameter, an op rounding an int8 gradient stochastically by that gradient
- * (`momentum`: the input index of a momentum buffer, or -1). */
+ * (`momentum`, `accumulator`: the input index of those buffers, or -1). */
 void ReportState(const TfLiteContext *context, const TfLiteNode *node, tt_update_state *state,
-                 int32_t key, int momentum) {
+                 int32_t key, int momentum, int accumulator = -1) {
   UpdateOpStates *sink = g_update_sink;
   if (sink == nullptr) return;
   int32_t i = 0;
@@ -148,6 +149,11 @@ void ReportState(const TfLiteContext *context, const TfLiteNode *node, tt_update
   const TfLiteEvalTensor *m = e.momentum >= 0 ? EvalInput(context, node, momentum) : nullptr;
   e.momentum_data = m != nullptr ? m->data.data : nullptr;
   e.momentum_bytes = m != nullptr ? Count(m->dims) * static_cast<int32_t>(sizeof(float)) : 0;
+  /* an accumulator is always present when the op has one (Prepare checked) */
+  e.accumulator = accumulator >= 0 ? node->inputs->data[accumulator] : -1;
+  const TfLiteEvalTensor *a = accumulator >= 0 ? EvalInput(context, node, accumulator) : nullptr;
+  e.accumulator_data = a != nullptr ? a->data.data : nullptr;
+  e.accumulator_bytes = a != nullptr ? Count(a->dims) * static_cast<int32_t>(sizeof(float)) : 0;
 }
 
 /* An op rounding its int8 gradient output `output` stochastically reports its stream. */
@@ -463,17 +469,22 @@ TfLiteStatus BiasGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   return kTfLiteOk;
 }
 
-TfLiteStatus BiasGradInvoke(TfLiteContext *context, TfLiteNode *node) {
-  if (!Training(context, node)) return kTfLiteOk;
+/* db from dy (its scale at input `scale` when int8) and mask (input 1): TT_BIAS_GRAD, and
+ * TT_BIAS_UPDATE's gradient at a batch above 1. */
+void BiasGrad(const TfLiteContext *context, const TfLiteNode *node, int scale, float *db) {
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
-  float *db = Data<float>(EvalOutput(context, node, 0));
   if (IsInt8(dy)) {
-    tt_bias_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 2)), mask,
+    tt_bias_grad_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, scale)), mask,
                     Count(dy->dims) / Last(dy), Last(dy), db);
-    return kTfLiteOk;
+    return;
   }
   tt_bias_grad_f32(Data<float>(dy), mask, Count(dy->dims) / Last(dy), Last(dy), db);
+}
+
+TfLiteStatus BiasGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (Training(context, node))
+    BiasGrad(context, node, 2, Data<float>(EvalOutput(context, node, 0)));
   return kTfLiteOk;
 }
 
@@ -807,6 +818,7 @@ struct LayerData {
   uint32_t seed;
   tt_update_state state;
   int32_t channels, axis;
+  int32_t batch;               /* option batch (1 when absent); 0: an op without it */
   int scratch;
   /* cached quantization */
   const float *scales;         /* of the weights or bias, one per output channel */
@@ -821,7 +833,9 @@ struct LayerData {
   int grad_scratch;            /* input gradients with one pass: int32 dx */
 };
 
-void ReadSgd(Options &o, LayerData *d, bool weights) {
+/* Init only, never in a step: for size (TT_SETUP; at -O2 it inlined every Options read,
+ * 1.2 KB more on the M7). */
+TT_SETUP void ReadSgd(Options &o, LayerData *d, bool weights) {
   d->sgd.lr = static_cast<float>(o.Float("lr"));
   d->sgd.momentum = static_cast<float>(o.Float("momentum"));
   d->sgd.qas = o.Bool("qas") ? 1 : 0;
@@ -829,6 +843,7 @@ void ReadSgd(Options &o, LayerData *d, bool weights) {
   d->sgd.decay_steps = o.Int("decay_steps");
   d->sgd.half_life = o.Int("half_life_steps");
   d->seed = o.UInt("seed");
+  d->batch = o.Has("batch") ? o.Int("batch") : 1;
   if (weights) {
     d->channels = o.Int("channels");
     d->axis = o.Int("axis");
@@ -869,28 +884,34 @@ void LayerReset(TfLiteContext *, void *data) {
   GradReset(&d->grad);
 }
 
+/* Inputs after the label: the accumulator of a batch above 1. */
+int Appended(const LayerData *d) { return d->batch > 1 ? 1 : 0; }
+
 void ReportUpdate(const TfLiteContext *context, const TfLiteNode *node, LayerData *d,
                   int parameter, int momentum) {
-  ReportState(context, node, &d->state, node->inputs->data[parameter], momentum);
+  ReportState(context, node, &d->state, node->inputs->data[parameter], momentum,
+              Appended(d) ? InputCount(node) - 1 : -1);
 }
 
 /* Common checks: option errors, the window, dy (float32 or int8, rank 4 for convolutions)
  * and its optional mask; `inputs` counts the label in float32 mode, int8 mode has `extra`
- * more, the last of them dy's scale. Sets d->int8. */
+ * more, the last of them dy's scale, and a batch above 1 its accumulator after the label.
+ * Sets d->int8. */
 bool LayerPrepareCommon(Prepare &p, TfLiteContext *context, TfLiteNode *node, const char *op,
                         int inputs, Layer layer, LayerData **data, TfLiteTensor **dy,
                         int extra = 1) {
   *data = static_cast<LayerData *>(node->user_data);
   if (*data == nullptr) return p.Fail("no persistent memory for op data"), false;
   const bool int8 = (*data)->int8 = IsInt8(p.In(0));
-  if (!p.Options((*data)->bad_key) || !p.Inputs(inputs + (int8 ? extra : 0)) ||
+  const int count = inputs + (int8 ? extra : 0) + Appended(*data);
+  if (!p.Options((*data)->bad_key) || !p.Inputs(count, Appended(*data)) ||
       !WindowOk(p, LayerWindow(node, layer)))
     return false;
   if ((*data)->depth_multiplier < 1) return p.Fail("depth_multiplier must be positive"), false;
   *dy = p.In(0, GradType(int8), "dy");
   if (*dy == nullptr || !p.MinRank(*dy, 1, "dy")) return false;
   if ((layer == kConv || layer == kDepthwise) && !p.Rank(*dy, 4, "dy")) return false;
-  if (int8 && !p.ScaleIn(InputCount(node) - 2, "dy_scale")) return false;
+  if (int8 && !p.ScaleIn(count - 2 - Appended(*data), "dy_scale")) return false;
   return PrepareMask(context, node, op, true) == kTfLiteOk;
 }
 
@@ -902,7 +923,7 @@ bool PositionsOk(Prepare &p, const LayerData *d, const TfLiteTensor *dy) {
                 static_cast<int>(positions), TT_GRAD_MAX_POSITIONS), false;
 }
 
-bool SgdOk(Prepare &p, const LayerData *d) {
+TT_SETUP bool SgdOk(Prepare &p, const LayerData *d) {
   if (d->sgd.rounding != 0 && d->sgd.rounding != 1) return p.Fail("rounding must be 0 or 1"), false;
   if (!(d->sgd.lr >= 0) || !(d->sgd.momentum >= 0 && d->sgd.momentum < 1))
     return p.Fail("lr must be >= 0 and momentum in [0, 1)"), false;
@@ -910,6 +931,7 @@ bool SgdOk(Prepare &p, const LayerData *d) {
   if (d->sgd.half_life < 0) return p.Fail("half_life_steps must be >= 0"), false;
   if (d->sgd.decay_steps > 0 && d->sgd.half_life > 0)
     return p.Fail("decay_steps and half_life_steps are both set; one schedule at most"), false;
+  if (d->batch < 1 || d->batch > 65536) return p.Fail("batch must be in 1..65536"), false;
   return true;
 }
 
@@ -920,14 +942,50 @@ bool CacheWeightScales(Prepare &p, const TfLiteTensor *w, Layer layer, LayerData
   return d->scales != nullptr;
 }
 
-/* A momentum buffer, when present: a float32 variable of `count` elements. */
-bool MomentumOk(Prepare &p, TfLiteNode *node, int index, int32_t count) {
-  if (!HasInput(node, index)) return true;
-  TfLiteTensor *m = p.In(index, kTfLiteFloat32, "momentum_buffer");
-  if (m == nullptr || !p.Variable(m, "momentum_buffer")) return false;
+/* A momentum buffer (optional) or an accumulator (required): a float32 variable of `count`
+ * elements. */
+TT_SETUP bool BufferOk(Prepare &p, TfLiteNode *node, int index, int32_t count,
+              const char *what = "momentum_buffer") {
+  const bool momentum = what[0] == 'm';
+  if (momentum && !HasInput(node, index)) return true;
+  TfLiteTensor *m = p.In(index, kTfLiteFloat32, what);
+  if (m == nullptr || !p.Variable(m, what)) return false;
   if (Count(m->dims) != count)
-    return p.Fail("momentum_buffer must be shaped like the trained region"), false;
+    return p.Fail("%s must be shaped like the trained region", what), false;
   return true;
+}
+
+/* A batch above 1's accumulator (the last input): a float32 variable of `count` elements.
+ * Without one the op has an input fewer than Prepare counts, or -1 here. */
+TT_SETUP bool AccumulatorOk(Prepare &p, TfLiteNode *node, const LayerData *d, int32_t count) {
+  return !Appended(d) || BufferOk(p, node, InputCount(node) - 1, count, "accumulator");
+}
+
+/* The parameter's update by the op's rule from `grad` (the trained region). Not inlined:
+ * UpdateInvoke and BatchStep share one copy (64 B less on the M7). */
+__attribute__((noinline)) void Rule(LayerData *d, TfLiteEvalTensor *param, bool weights,
+                                    const float *grad, float *momentum) {
+  if (weights) {
+    tt_update_weight_s8(Data<int8_t>(param), Dims32(param->dims).v, param->dims->size,
+                        d->axis == 0 ? 0 : 1, d->scales, d->n_scales, grad, d->channels,
+                        momentum, &d->sgd, &d->state);
+  } else {
+    tt_update_bias_s32(Data<int32_t>(param), Count(param->dims), d->scales, grad, momentum,
+                       &d->sgd, &d->state);
+  }
+}
+
+/* A training Invoke of an update op with batch B > 1 (schema: batch), the six ops' one
+ * path: the gradient `g` into the accumulator, and on every B-th the rule on their mean
+ * with the schedule's step n / B (tt_batch_accumulate_f32), then the accumulator zeroed. */
+void BatchStep(TfLiteContext *context, TfLiteNode *node, LayerData *d, TfLiteEvalTensor *param,
+               bool weights, const float *g, float *momentum) {
+  const TfLiteEvalTensor *a = EvalInput(context, node, InputCount(node) - 1);
+  float *acc = Data<float>(a);
+  const int32_t n = Count(a->dims);
+  if (!tt_batch_accumulate_f32(acc, g, n, d->batch, &d->state)) return;
+  Rule(d, param, weights, acc, momentum);
+  tt_batch_end_f32(acc, n, d->batch, &d->state);
 }
 
 /* -- input gradients: dy, mask, weights, label -> dx; int8: dy, mask, weights, multipliers,
@@ -1160,61 +1218,71 @@ TfLiteStatus WeightGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   return kTfLiteOk;
 }
 
+/* The weight gradient of dy, its mask and the saved input (inputs 0, 1, 2): with `scratch`
+ * NULL, TT_*_WEIGHT_GRAD's (into dw, its output; dy's scale input 3 when int8), else a fused
+ * update's at a batch above 1 (the trained region of its weights, input 3, into scratch;
+ * dy's scale input 5). */
 template <Layer kLayer>
-TfLiteStatus WeightGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+void WeightGrad(TfLiteContext *context, TfLiteNode *node, const LayerData *d, float *scratch) {
+  TfLiteEvalTensor *shape = scratch ? EvalInput(context, node, 3) : EvalOutput(context, node, 0);
+  float *dw = scratch ? scratch : Data<float>(shape);
+  const int scale = scratch ? 5 : 3;
+  const bool conv = kLayer != kFullyConnected;      /* a window: [.., kh, kw, ..] */
+  const int32_t kh = conv ? Dim(shape, 1) : 0, kw = conv ? Dim(shape, 2) : 0;
   const tt_window window = LayerWindow(node, kLayer);
-  if (!Training(context, node)) return kTfLiteOk;
-  const LayerData *d = static_cast<const LayerData *>(node->user_data);
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
   const TfLiteEvalTensor *x = EvalInput(context, node, 2);
-  TfLiteEvalTensor *dw = EvalOutput(context, node, 0);
   if (d->int8) {
-    const float *dy_scale = Data<float>(EvalInput(context, node, 3));
+    const float *dy_scale = Data<float>(EvalInput(context, node, scale));
     if (kLayer == kConv) {
       /* no staging: the pointwise gradient's DSP version walks without one since round 21
        * (tt_conv2d_weight_grad_s8_stage_bytes is 0), so none on this frame either */
       tt_conv2d_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
                                Dim(dy, 2), Dim(dy, 3), Data<int8_t>(x), d->x_scale,
-                               d->x_zero_point, Dim(x, 1), Dim(x, 2), Dim(x, 3), Dim(dw, 1),
-                               Dim(dw, 2), &window, Data<float>(dw), nullptr, 0);
+                               d->x_zero_point, Dim(x, 1), Dim(x, 2), Dim(x, 3), kh, kw,
+                               &window, dw, nullptr, 0);
     } else if (kLayer == kDepthwise) {
       GradStage stage;
       tt_depthwise_conv2d_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0),
                                          Dim(dy, 1), Dim(dy, 2), Dim(x, 3), d->depth_multiplier,
                                          Data<int8_t>(x), d->x_scale, d->x_zero_point,
-                                         Dim(x, 1), Dim(x, 2), Dim(dw, 1), Dim(dw, 2),
-                                         &window, Data<float>(dw), stage.bytes,
-                                         kGradStageBytes);
+                                         Dim(x, 1), Dim(x, 2), kh, kw, &window, dw,
+                                         stage.bytes, kGradStageBytes);
     } else {
       tt_fully_connected_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask,
                                         Count(dy->dims) / Last(dy), Last(dy), Data<int8_t>(x),
-                                        d->x_scale, d->x_zero_point, Last(x), Data<float>(dw));
+                                        d->x_scale, d->x_zero_point, Last(x), dw);
     }
-    return kTfLiteOk;
+    return;
   }
   if (kLayer == kConv) {
     tt_conv2d_weight_grad_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
                               Dim(dy, 3), Data<int8_t>(x), d->x_scale, d->x_zero_point,
-                              Dim(x, 1), Dim(x, 2), Dim(x, 3), Dim(dw, 1), Dim(dw, 2),
-                              &window, Data<float>(dw));
+                              Dim(x, 1), Dim(x, 2), Dim(x, 3), kh, kw, &window, dw);
   } else if (kLayer == kDepthwise) {
     tt_depthwise_conv2d_weight_grad_f32(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1),
                                         Dim(dy, 2), Dim(x, 3), d->depth_multiplier,
                                         Data<int8_t>(x), d->x_scale, d->x_zero_point, Dim(x, 1),
-                                        Dim(x, 2), Dim(dw, 1), Dim(dw, 2), &window,
-                                        Data<float>(dw));
+                                        Dim(x, 2), kh, kw, &window, dw);
   } else {
     tt_fully_connected_weight_grad_f32(Data<float>(dy), mask, Count(dy->dims) / Last(dy),
                                        Last(dy), Data<int8_t>(x), d->x_scale, d->x_zero_point,
-                                       Last(x), Data<float>(dw));
+                                       Last(x), dw);
   }
+}
+
+template <Layer kLayer>
+TfLiteStatus WeightGradInvoke(TfLiteContext *context, TfLiteNode *node) {
+  if (Training(context, node))
+    WeightGrad<kLayer>(context, node, static_cast<const LayerData *>(node->user_data), nullptr);
   return kTfLiteOk;
 }
 
-/* -- fused gradient + update: dy, mask, saved, weights, momentum, label */
+/* -- fused gradient + update: dy, mask, saved, weights, momentum, label; a batch above 1
+ *    runs the plain gradient into a scratch of the trained region, then BatchStep */
 template <Layer kLayer>
-TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
+TT_SETUP TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   static const char *const names[] = {"TT_CONV2D_WEIGHT_UPDATE",
                                       "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE",
                                       "TT_FULLY_CONNECTED_WEIGHT_UPDATE"};
@@ -1257,8 +1325,9 @@ TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
       trained = scratch = taps * units;
     }
   }
-  if (!MomentumOk(p, node, 4, trained) || !CacheWeightScales(p, w, kLayer, d) ||
-      !p.Scratch(sizeof(float) * scratch, &d->scratch))
+  if (Appended(d)) scratch = trained;
+  if (!BufferOk(p, node, 4, trained) || !AccumulatorOk(p, node, d, trained) ||
+      !CacheWeightScales(p, w, kLayer, d) || !p.Scratch(sizeof(float) * scratch, &d->scratch))
     return kTfLiteError;
   return kTfLiteOk;
 }
@@ -1268,13 +1337,18 @@ TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   const tt_window window = LayerWindow(node, kLayer);
   LayerData *d = static_cast<LayerData *>(node->user_data);
   ReportUpdate(context, node, d, 3, 4);
-  if (!Training(context, node)) return kTfLiteOk;
+  if (!Training(context, node, Appended(d))) return kTfLiteOk;
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
   const TfLiteEvalTensor *x = EvalInput(context, node, 2);
   TfLiteEvalTensor *w = EvalInput(context, node, 3);
   float *momentum = Data<float>(EvalInput(context, node, 4));
   float *scratch = static_cast<float *>(Scratch(context, d->scratch));
+  if (Appended(d)) {
+    WeightGrad<kLayer>(context, node, d, scratch);
+    BatchStep(context, node, d, w, true, scratch, momentum);
+    return kTfLiteOk;
+  }
   if (d->int8) {
     const float *dy_scale = Data<float>(EvalInput(context, node, 5));
     GradStage stage;
@@ -1320,8 +1394,8 @@ TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   return kTfLiteOk;
 }
 
-/* -- TT_BIAS_UPDATE: dy, mask, bias, momentum, label */
-TfLiteStatus BiasUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
+/* -- TT_BIAS_UPDATE: dy, mask, bias, momentum, label; a batch above 1 as the fused ones */
+TT_SETUP TfLiteStatus BiasUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   const char *op = "TT_BIAS_UPDATE";
   Prepare p(context, node, op);
   LayerData *d;
@@ -1334,7 +1408,7 @@ TfLiteStatus BiasUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   if (Count(b->dims) != c) return p.Fail("bias must have dy's %d channels", c);
   d->n_scales = c;
   d->scales = p.Scales(b, c, "bias");
-  if (d->scales == nullptr || !MomentumOk(p, node, 3, c) ||
+  if (d->scales == nullptr || !BufferOk(p, node, 3, c) || !AccumulatorOk(p, node, d, c) ||
       !p.Scratch(sizeof(float) * c, &d->scratch))
     return kTfLiteError;
   return kTfLiteOk;
@@ -1343,8 +1417,15 @@ TfLiteStatus BiasUpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
 TfLiteStatus BiasUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   LayerData *d = static_cast<LayerData *>(node->user_data);
   ReportUpdate(context, node, d, 2, 3);
-  if (!Training(context, node)) return kTfLiteOk;
+  if (!Training(context, node, Appended(d))) return kTfLiteOk;
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
+  if (Appended(d)) {
+    float *g = static_cast<float *>(Scratch(context, d->scratch));
+    BiasGrad(context, node, 4, g);
+    BatchStep(context, node, d, EvalInput(context, node, 2), false, g,
+              Data<float>(EvalInput(context, node, 3)));
+    return kTfLiteOk;
+  }
   if (d->int8) {
     tt_bias_update_s32_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 4)),
                           Data<uint8_t>(EvalInput(context, node, 1)), Count(dy->dims) / Last(dy),
@@ -1361,13 +1442,16 @@ TfLiteStatus BiasUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   return kTfLiteOk;
 }
 
-/* -- separate updates: TT_UPDATE_WEIGHT / TT_UPDATE_BIAS (param, grad, momentum, label) */
+/* -- separate updates: TT_UPDATE_WEIGHT / TT_UPDATE_BIAS (param, grad, momentum, label;
+ *    accumulator when batch > 1) */
 template <bool kWeights>
-TfLiteStatus UpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
+TT_SETUP TfLiteStatus UpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   const char *op = kWeights ? "TT_UPDATE_WEIGHT" : "TT_UPDATE_BIAS";
   Prepare p(context, node, op);
   LayerData *d = static_cast<LayerData *>(node->user_data);
-  if (d == nullptr || !p.Options(d->bad_key) || !p.Inputs(4) || !SgdOk(p, d)) return kTfLiteError;
+  if (d == nullptr || !p.Options(d->bad_key) || !p.Inputs(4 + Appended(d), Appended(d)) ||
+      !SgdOk(p, d))
+    return kTfLiteError;
   TfLiteTensor *param =
       p.In(0, kWeights ? kTfLiteInt8 : kTfLiteInt32, kWeights ? "weights" : "bias");
   TfLiteTensor *grad = p.In(1, kTfLiteFloat32, "grad");
@@ -1387,7 +1471,9 @@ TfLiteStatus UpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
     d->n_scales = Count(dims);
   }
   d->scales = p.Scales(param, d->n_scales, kWeights ? "weights" : "bias");
-  if (d->scales == nullptr || !MomentumOk(p, node, 2, Count(grad->dims))) return kTfLiteError;
+  if (d->scales == nullptr || !BufferOk(p, node, 2, Count(grad->dims)) ||
+      !AccumulatorOk(p, node, d, Count(grad->dims)))
+    return kTfLiteError;
   return kTfLiteOk;
 }
 
@@ -1395,17 +1481,14 @@ template <bool kWeights>
 TfLiteStatus UpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   LayerData *d = static_cast<LayerData *>(node->user_data);
   ReportUpdate(context, node, d, 0, 2);
-  if (!Training(context, node)) return kTfLiteOk;
+  if (!Training(context, node, Appended(d))) return kTfLiteOk;
   TfLiteEvalTensor *param = EvalInput(context, node, 0);
   const float *grad = Data<float>(EvalInput(context, node, 1));
   float *momentum = Data<float>(EvalInput(context, node, 2));
-  if (kWeights) {
-    tt_update_weight_s8(Data<int8_t>(param), Dims32(param->dims).v, param->dims->size,
-                        d->axis == 0 ? 0 : 1, d->scales, d->n_scales, grad, d->channels,
-                        momentum, &d->sgd, &d->state);
+  if (Appended(d)) {
+    BatchStep(context, node, d, param, kWeights, grad, momentum);
   } else {
-    tt_update_bias_s32(Data<int32_t>(param), Count(param->dims), d->scales, grad, momentum,
-                       &d->sgd, &d->state);
+    Rule(d, param, kWeights, grad, momentum);
   }
   return kTfLiteOk;
 }

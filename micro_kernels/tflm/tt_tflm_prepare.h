@@ -72,13 +72,14 @@ class Prepare {
     return kTfLiteError;
   }
 
-  /* The op's inputs: `n` including the label, which must be int32. */
-  bool Inputs(int n) {
+  /* The op's inputs: `n` including the label, which must be int32, and the `appended`
+   * ones after it (an update op's accumulator). */
+  bool Inputs(int n, int appended = 0) {
     if (InputCount(node_) != n) {
       Fail("%d inputs, the schema says %d", InputCount(node_), n);
       return false;
     }
-    TfLiteTensor *label = In(n - 1);
+    TfLiteTensor *label = In(n - 1 - appended);
     if (label == nullptr || label->type != kTfLiteInt32 || Sane(label, "label") == nullptr ||
         Count(label->dims) < 1) {
       Fail("the last input (the label) must be an int32 tensor");

@@ -6,8 +6,9 @@ The wheel's Python API reads only graph outputs when tensors share the arena, so
 executor gives TFLM a copy of the model whose outputs also list the trained variables:
 TFLM keeps variables out of its arena plan, so the plan of everything else is unchanged.
 For checkpoints it also holds the glue's two sinks (micro_kernels/tflm/tt_tflm.h) during
-each Invoke: where TFLM keeps the trained tensors, the momentum buffers and the update ops'
-random streams and step counters, to read and write them as a device app does.
+each Invoke: where TFLM keeps the trained tensors, the momentum buffers, the accumulators
+(batch > 1) and the update ops' random streams and step counters, to read and write them as
+a device app does.
 """
 from __future__ import annotations
 
@@ -64,7 +65,9 @@ class _TrainedTensor(ctypes.Structure):
 class _UpdateOpState(ctypes.Structure):
     _fields_ = [("parameter", ctypes.c_int32), ("state", ctypes.c_void_p),
                 ("state_bytes", ctypes.c_int32), ("momentum", ctypes.c_int32),
-                ("momentum_data", ctypes.c_void_p), ("momentum_bytes", ctypes.c_int32)]
+                ("momentum_data", ctypes.c_void_p), ("momentum_bytes", ctypes.c_int32),
+                ("accumulator", ctypes.c_int32), ("accumulator_data", ctypes.c_void_p),
+                ("accumulator_bytes", ctypes.c_int32)]
 
 
 def _sink(entry, n: int):
@@ -147,7 +150,7 @@ class TFLMExecutor:
             [rng, step & 0xFFFFFFFF]
 
     def set_variable(self, index: int, value: np.ndarray) -> None:
-        """Writes a trained parameter or momentum buffer inside TFLM."""
+        """Writes a trained parameter, momentum buffer or accumulator inside TFLM."""
         t = self.graph.tensors[index]
         address = None
         for e in self._trained_entries[:min(self._trained_sink.count,
@@ -156,6 +159,7 @@ class TFLMExecutor:
         for e in self._update_entries[:min(self._update_sink.count,
                                            self._update_sink.capacity)]:
             address = e.momentum_data if e.momentum == index else address
+            address = e.accumulator_data if e.accumulator == index else address
         self._memory(address, t.nbytes, t.dtype, t.shape)[...] = value
 
     def mark_initialised(self) -> None:
