@@ -169,9 +169,6 @@ def test_an_explicit_batch_1_is_todays_rule_in_tflm(zoo):
             assert_same(state(ex, g), state(want, graph))
 
 
-@pytest.mark.xfail(strict=True, reason="memory.scratch_requests does not yet count a fused "
-                   "update's batch scratch (the trained region): batchpy23's part, see "
-                   "/work/notes/s41/batchc23.notes")
 def test_tflm_plans_the_batch_scratch_as_memory_does(zoo):
     """At B > 1 a fused update's gradient scratch is its whole trained region (the plain
     gradient kernel's output): memory.plan must predict TFLM's head."""

@@ -76,7 +76,12 @@ def scratch_requests(graph: Graph, k: int) -> list[int]:
         from .ops.tt_stream import window_bytes
         return [window_bytes(graph, op)]
     if op.kind in FUSED_UPDATE_SCRATCH:
-        return [4 * FUSED_UPDATE_SCRATCH[op.kind](graph, op)]
+        # at a batch > 1 the plain gradient kernel writes the whole trained region (the
+        # accumulator's size) before the accumulation, not one filter's at a time
+        from .training_ops import accumulator_input
+        acc = accumulator_input(graph, op)
+        return [4 * (graph.tensors[acc].size if acc >= 0
+                     else FUSED_UPDATE_SCRATCH[op.kind](graph, op))]
     if op.kind in INPUT_GRADS and _options(op).get("passes") == 1:
         return [4 * graph.tensors[op.outputs[0]].size]    # int8 gradients, one pass: int32 dx
     if op.kind == "TT_LOSS_SOFTMAX_CE" and len(op.outputs) > 2:
