@@ -77,7 +77,7 @@ GLUE_STRUCTS = {
                      "PoolData": (88, 8), "LayerData": (144, 8), "ForwardData": (16, 8),
                      "StreamData": (16, 8), "SumData": (48, 8)},
     "cortex-m7": {"InitData": (1, 1), "IntsData": (32, 4), "QuantData": (44, 4),
-                  "PoolData": (68, 4), "LayerData": (116, 4), "ForwardData": (12, 4),
+                  "PoolData": (68, 4), "LayerData": (120, 4), "ForwardData": (12, 4),
                   "StreamData": (12, 4), "SumData": (32, 4)},
 }
 
