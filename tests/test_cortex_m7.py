@@ -172,6 +172,7 @@ def direct_calls() -> list[Call]:
         t.test_data_movement_kernels()
         t.test_broadcast_sum_kernel()
         t.test_fused_update_equals_gradient_then_update("depthwise", True)
+        t.test_batch_accumulation_kernels(3)       # tt_batch_accumulate_f32, tt_batch_end_f32
         lib = c_kernels.library()
         for x in np.concatenate([-np.geomspace(1e-9, 120, 40), [0.0, -745.2, 0.3, 50.0]]):
             lib.tt_exp(C.c_double(x))
