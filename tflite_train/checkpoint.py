@@ -105,8 +105,9 @@ def trained_channels(graph: Graph) -> dict[int, int]:
 def layout(graph: Graph, partial: dict[int, int] | None = None) -> list[Region]:
     """The regions of this training model's checkpoint, in blob order: parameters by
     tensor index, then momentum buffers by tensor index, then accumulators by tensor index,
-    then update states by the index of the parameter they update. `partial`: filter -> k, filters whose region is their
-    first k input channels (a generated program's split filters)."""
+    then update states by the index of the parameter they update. `partial`: filter -> k,
+    filters whose region is their first k input channels (a generated program's split
+    filters)."""
     regions = []
     for i in trained_parameters(graph):
         t = graph.tensors[i]
@@ -116,8 +117,8 @@ def layout(graph: Graph, partial: dict[int, int] | None = None) -> list[Region]:
     for m in sorted(m for _, _, m in updates if m >= 0):
         t = graph.tensors[m]
         regions.append(Region(MOMENTUM, m, t.shape, t.dtype, t.name))
-    for a in sorted(accumulator_input(graph, graph.operators[k]) for k, _, _ in updates
-                    if accumulator_input(graph, graph.operators[k]) >= 0):
+    accumulators = (accumulator_input(graph, graph.operators[k]) for k, _, _ in updates)
+    for a in sorted(a for a in accumulators if a >= 0):
         t = graph.tensors[a]
         regions.append(Region(ACCUMULATOR, a, t.shape, t.dtype, t.name))
     params = [p for _, p, _ in updates]

@@ -63,22 +63,20 @@ def sample_order(train_idx: np.ndarray, steps: int, seed: int):
         pos += 1
 
 
-# The engines that run update ops of batch B > 1 (schema option `batch`); the others refuse
-# such a model with one line rather than give other bits. Engine c / tflm / codegen join
-# this list when they implement the batch contract (round 23).
+# The engines that run update ops of batch B > 1 (schema option `batch`), the first the
+# default for such a model; an engine added later refuses one with a line until it joins.
 BATCH_ENGINES = ("c", "numpy", "codegen", "tflm")
 
 
 def model_batch(graph: Graph) -> int:
     """The largest batch of the model's update ops (1: no gradient accumulation)."""
-    from .training_ops import batch_of, spec
-    return max([batch_of(op) for op in graph.operators if op.kind.startswith("TT_")
-                and "batch" in spec(op.kind)["options"]] or [1])
+    from .training_ops import batch_of
+    return max([batch_of(op) for op in graph.operators] or [1])
 
 
 def batch_engine(graph: Graph, engine: str | None, what: str | None = None) -> str | None:
-    """`engine` if it runs this model's batch; None (the default) becomes numpy for a
-    batched model; an engine that cannot (or `what`, another consumer of the model) is a
+    """`engine` if it runs this model's batch; None (the default) becomes BATCH_ENGINES[0]
+    (c) for a batched model; an engine that cannot (or `what`, another consumer of the model) is a
     one-line TTError."""
     batch = model_batch(graph)
     if batch == 1 or engine in BATCH_ENGINES:

@@ -59,7 +59,11 @@ MAX_BATCH = 65536
 
 
 def batch_of(op: Operator) -> int:
-    """An update op's batch (schema option `batch`, absent = 1; 1 for other ops)."""
+    """An update op's batch (schema option `batch`, absent = 1); 1 for every other op,
+    builtins included."""
+    entry = schema()["ops"].get(op.kind)
+    if entry is None or "batch" not in entry["options"]:
+        return 1
     return int(options_of(op).get("batch", 1))
 
 

@@ -15,15 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ir import Graph, Operator
+from ..ir import Graph
 from ..runtime import c_kernels
 from ..runtime.kernel_calls import BatchCall, KernelCall, Out, Scratch
 from ..training_ops import batch_of
-
-FUSED = ("TT_CONV2D_WEIGHT_UPDATE", "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE",
-         "TT_FULLY_CONNECTED_WEIGHT_UPDATE", "TT_BIAS_UPDATE")
-PLAIN = ("TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS")
-
 
 @dataclass
 class Batched:
@@ -40,15 +35,11 @@ class Batched:
     g_scratch: int = 0
 
 
-def batched(graph: Graph, op: Operator) -> bool:
-    return op.kind in FUSED + PLAIN and batch_of(op) > 1
-
-
 def describe(g: Graph, k: int) -> Batched | None:
     """Operator k's composition when it is an update op of batch B > 1, else None: engine
     c's, the gradient's Out(0) become the operator's scratch (in the arena)."""
     op = g.operators[k]
-    if not batched(g, op):
+    if batch_of(op) == 1:
         return None
     bc = c_kernels.kernel_call(g, op)
     if not isinstance(bc, BatchCall):

@@ -33,7 +33,7 @@ from ..runtime import c_forward, c_kernels
 from ..runtime import kernel_calls as K
 from ..runtime import stream_args
 from ..runtime.kernel_calls import In, KernelCall, Scratch, Staging
-from ..training_ops import options_of, set_option
+from ..training_ops import batch_of, options_of, set_option
 from . import batch, dw_pack, layouts
 
 
@@ -536,7 +536,7 @@ def kernel_call(graph: Graph, k: int) -> KernelCall | None:
     op = graph.operators[k]
     if op.kind == "TT_INIT":
         return None
-    if batch.batched(graph, op):
+    if batch_of(op) > 1:
         return batch.kernel_call(graph, k)
     call = c_kernels.kernel_call(graph, op) if op.kind.startswith("TT_") else \
         c_forward.kernel_call(graph, op)
