@@ -511,3 +511,107 @@ def test_a_batch_scales_the_new_heads_rates_and_grid_only():
     g4, q4, _ = head_and_rates(4, lr=0.05)
     assert g4 == g1 and all(v == pytest.approx(0.05) or v == pytest.approx(0.0005)
                             for v in q4.values())
+
+
+# --- malformed batched models: one line from every consumer (review24) -------------------
+
+def _set_batch(op, value):
+    o = dict(training_ops.options_of(op))
+    if value is None:
+        o.pop("batch", None)
+    else:
+        o["batch"] = value
+    op.custom_options = training_ops.encode_options(o)
+    op.options.pop("_tt", None)
+
+
+def _acc(g, op):
+    return g.tensors[training_ops.accumulator_input(g, op)]
+
+
+def _momentum_pos(op) -> int:
+    names = [i["name"] for i in training_ops.spec(op.kind)["inputs"]]
+    return names.index("momentum_buffer")
+
+
+def _share_accumulator(g, op):
+    """The accumulator of the first update op with the same trained region as a later one
+    made that one's too."""
+    batched = [o for o in g.operators if training_ops.batch_of(o) > 1]
+    a, b = next((a, b) for i, a in enumerate(batched) for b in batched[i + 1:]
+                if _acc(g, a).shape == _acc(g, b).shape)
+    b.inputs[training_ops.accumulator_pos(g, b)] = training_ops.accumulator_input(g, a)
+
+
+# (what, op kind, fused updates, mutation of (graph, op), the line's words, the glue
+# Prepare's words): crafted from a batch-3 model (momentum 0.5) of the example
+MALFORMED = [
+    ("no accumulator", "TT_BIAS_UPDATE", True,
+     lambda g, op: op.inputs.pop(), "batch 3 needs an accumulator", "inputs, the schema says"),
+    ("accumulator -1", "TT_UPDATE_WEIGHT", False,
+     lambda g, op: op.inputs.__setitem__(-1, -1), "batch 3 needs an accumulator", "accumulator"),
+    ("accumulator shape", "TT_CONV2D_WEIGHT_UPDATE", True,
+     lambda g, op: setattr(_acc(g, op), "shape", (_acc(g, op).size + 1,)),
+     "is not the trained region", "accumulator must be shaped like the trained region"),
+    ("accumulator int8", "TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE", True,
+     lambda g, op: setattr(_acc(g, op), "dtype", "int8"), "(accumulator) is int8, wants float32",
+     "accumulator"),
+    ("accumulator float16", "TT_FULLY_CONNECTED_WEIGHT_UPDATE", True,
+     lambda g, op: setattr(_acc(g, op), "dtype", "float16"), "has type float16", "accumulator"),
+    ("accumulator constant", "TT_UPDATE_BIAS", False,
+     lambda g, op: (setattr(_acc(g, op), "is_variable", False),
+                    setattr(_acc(g, op), "data", np.zeros(_acc(g, op).shape, F32))),
+     "(accumulator) is not a variable", "accumulator"),
+    ("batch 0", "TT_BIAS_UPDATE", True, lambda g, op: _set_batch(op, 0),
+     "option batch=0 out of range", "inputs, the schema says"),   # its accumulator's extra
+    ("batch 2^40", "TT_UPDATE_WEIGHT", False, lambda g, op: _set_batch(op, 1 << 40),
+     "option batch=1099511627776 out of range", "option 'batch'"),
+    ("batch 1 with an accumulator", "TT_CONV2D_WEIGHT_UPDATE", True,
+     lambda g, op: _set_batch(op, 1), "batch 1 takes no accumulator", "inputs, the schema says"),
+    ("no batch with an accumulator", "TT_UPDATE_BIAS", False,
+     lambda g, op: _set_batch(op, None), "batch 1 takes no accumulator",
+     "inputs, the schema says"),
+    # every kernel and Prepare accepted these before review24; numpy and C trained the
+    # first to different bits (numpy zeroes the accumulator before the momentum reads it)
+    ("accumulator = momentum buffer", "TT_UPDATE_BIAS", False,
+     lambda g, op: op.inputs.__setitem__(-1, op.inputs[_momentum_pos(op)]),
+     "is also its input", "the accumulator is the momentum buffer"),
+    ("accumulator = momentum buffer, fused", "TT_FULLY_CONNECTED_WEIGHT_UPDATE", True,
+     lambda g, op: op.inputs.__setitem__(-1, op.inputs[_momentum_pos(op)]),
+     "is also its input", "the accumulator is the momentum buffer"),
+    ("accumulator shared by two ops", "TT_BIAS_UPDATE", True, _share_accumulator,
+     "is also an input of operator", None),
+]
+
+
+def malformed_model(kind: str, fuse: bool, mutate) -> bytes:
+    """A batch-3 training model of the example with one update op broken, unvalidated."""
+    r = augment.augment(tflite_io.load(EXAMPLE), "full" if kind == "TT_BIAS_UPDATE" else
+                        "last:2", num_classes=4, fuse=fuse,
+                        hyper=Hyper(lr=0.05, momentum=0.5, seed=3, batch=B))
+    g = tflite_io.parse(tflite_io.serialize(r.graph))
+    mutate(g, next(op for op in g.operators if op.kind == kind))
+    return tflite_io.serialize(g)
+
+
+@pytest.mark.parametrize("what, kind, fuse, mutate, words, glue_words", MALFORMED,
+                         ids=[m[0] for m in MALFORMED])
+def test_malformed_batched_models_are_one_line_errors(what, kind, fuse, mutate, words,
+                                                      glue_words, tmp_path, capsys):
+    """Every command that reads a training model refuses it with one line, exit 2, naming
+    the problem, never a traceback: the validation when the file is read (training_ops'
+    schema, ops/ttcheck.momentum, validate._optimizer_buffers) is the one place."""
+    from test_fuzz import one_line_error
+    path = tmp_path / "m.tflite"
+    path.write_bytes(malformed_model(kind, fuse, mutate))
+    npz = tmp_path / "d.npz"
+    np.savez(npz, x=np.zeros((4, 32, 32, 1), np.uint8), y=np.arange(4) % 4)
+    for argv in (["inspect", path], ["plan", path], ["header", path, "-o", tmp_path / "h.h"],
+                 *(["train", path, "--data", npz, "--steps", "1", "--engine", e]
+                   for e in ("numpy", "c", "tflm")),
+                 ["codegen", path, "-o", tmp_path / "gen"],
+                 ["export", path, "--state", npz, "-o", tmp_path / "x.tflite"],
+                 ["verify", path], ["compare", path]):
+        line = one_line_error(capsys, *argv)
+        assert words in line or argv[0] in ("verify", "compare"), (argv[0], line)
+    assert not any((tmp_path / f).exists() for f in ("h.h", "gen", "x.tflite"))

@@ -177,6 +177,32 @@ def test_the_glue_refuses_broken_training_models_under_sanitizers(seeds, tmp_pat
     assert outcomes.get("refused", 0) > 20 and outcomes.get("ran", 0) > 20, outcomes
 
 
+def test_the_glue_refuses_malformed_batched_models_under_sanitizers(tmp_path):
+    """test_batch.MALFORMED (augment --batch 3 models with one update op's batch option or
+    accumulator broken) straight into the wheel's TFLM with the sanitized glue: each one
+    refused by that op's Prepare with its line, nothing read out of bounds. (Before
+    review24 an accumulator that is the op's momentum buffer was accepted and trained.)"""
+    from test_batch import MALFORMED, malformed_model
+    built = fuzzing.sanitized_glue(tmp_path)
+    require_tool(built is not None, "gcc's sanitizer runtimes (libasan, libubsan)")
+    lib, env = built
+    server = fuzzing.ForkServer(env={**env, "TT_FUZZ_GLUE": str(lib)})
+    bad = []
+    try:
+        model = tmp_path / "batched.tflite"
+        for what, kind, fuse, mutate, _, words in MALFORMED:
+            if words is None:            # across ops: only the validation sees it
+                continue
+            model.write_bytes(malformed_model(kind, fuse, mutate))
+            res = server.run([], tmp_path, timeout=120, glue=str(model))
+            err = (tmp_path / ".stderr").read_text()
+            if res["exit"] != 2 or f"{kind}: " not in err or words not in err:
+                bad.append(f"{what}: {res}: {err[-1500:]}")
+    finally:
+        server.close()
+    assert not bad, "\n".join(bad)
+
+
 # --- one regression test per class of crash and traceback ----------------------------------
 
 def raw_tflm(server, tmp_path, model: bytes, registerers: str = "[]") -> dict:

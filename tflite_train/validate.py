@@ -34,6 +34,7 @@ def check(graph: Graph) -> Graph:
     _dataflow(graph)
     _metadata(graph)
     ops.check(graph)
+    _optimizer_buffers(graph)
     _cost(graph)
     return graph
 
@@ -136,6 +137,42 @@ def _dataflow(graph: Graph) -> None:
     for k, t in enumerate(graph.outputs):
         if not (t in written or graph.tensors[t].is_variable):
             raise ModelError(f"graph output {k}, {tensor_name(graph, t)}, is never computed")
+
+
+def _optimizer_buffers(graph: Graph) -> None:
+    """An update op's momentum buffer and batch accumulator are its own: no other operator
+    (TT_INIT, which fills them, aside) and no other input of its own reads them. The kernels
+    read and write both within one call, in an order the contract does not fix for aliases:
+    an accumulator that is also the momentum buffer trained to different bits in numpy and
+    in C, and one shared by two ops would mix their batches."""
+    from .training_ops import accumulator_pos, schema
+    owner: dict[int, tuple[int, str]] = {}
+    for k, op in enumerate(graph.operators):
+        spec = schema()["ops"].get(op.kind) if op.kind.startswith("TT_") else None
+        names = [i["name"] for i in spec["inputs"]] if spec else []
+        if "momentum_buffer" not in names:
+            continue
+        for pos, what in ((names.index("momentum_buffer"), "momentum buffer"),
+                          (accumulator_pos(graph, op), "accumulator")):
+            if pos >= 0 and op.inputs[pos] >= 0:
+                owner[op.inputs[pos]] = (k, what)
+    if not owner:
+        return
+    for j, op in enumerate(graph.operators):
+        if op.kind == "TT_INIT":
+            continue
+        for pos, t in enumerate(op.inputs):
+            k, what = owner.get(t, (None, None))
+            if k is None:
+                continue
+            own = graph.operators[k]
+            if j == k and (op.inputs.index(t) == pos and op.inputs.count(t) == 1):
+                continue
+            raise ModelError(f"operator {k} ({printable(own.kind)}): its {what}, "
+                             f"{tensor_name(graph, t)}, is also "
+                             + (f"its input {op.inputs.index(t)}" if j == k else
+                                f"an input of operator {j} ({printable(op.kind)})")
+                             + "; an update op's optimizer buffers must be its own")
 
 
 def _metadata(graph: Graph) -> None:

@@ -955,10 +955,17 @@ TT_SETUP bool BufferOk(Prepare &p, TfLiteNode *node, int index, int32_t count,
   return true;
 }
 
-/* A batch above 1's accumulator (the last input): a float32 variable of `count` elements.
- * Without one the op has an input fewer than Prepare counts, or -1 here. */
-TT_SETUP bool AccumulatorOk(Prepare &p, TfLiteNode *node, const LayerData *d, int32_t count) {
-  return !Appended(d) || BufferOk(p, node, InputCount(node) - 1, count, "accumulator");
+/* A batch above 1's accumulator (the last input): a float32 variable of `count` elements,
+ * not the momentum buffer (input `momentum`: BatchStep hands both to the rule, which would
+ * read its gradient from the buffer it writes). Without one the op has an input fewer than
+ * Prepare counts, or -1 here. */
+TT_SETUP bool AccumulatorOk(Prepare &p, TfLiteNode *node, const LayerData *d, int32_t count,
+                            int momentum) {
+  if (!Appended(d)) return true;
+  const int acc = InputCount(node) - 1;
+  if (node->inputs->data[acc] >= 0 && node->inputs->data[acc] == node->inputs->data[momentum])
+    return p.Fail("the accumulator is the momentum buffer"), false;
+  return BufferOk(p, node, acc, count, "accumulator");
 }
 
 /* The parameter's update by the op's rule from `grad` (the trained region). Not inlined:
@@ -1326,7 +1333,7 @@ TT_SETUP TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *no
     }
   }
   if (Appended(d)) scratch = trained;
-  if (!BufferOk(p, node, 4, trained) || !AccumulatorOk(p, node, d, trained) ||
+  if (!BufferOk(p, node, 4, trained) || !AccumulatorOk(p, node, d, trained, 4) ||
       !CacheWeightScales(p, w, kLayer, d) || !p.Scratch(sizeof(float) * scratch, &d->scratch))
     return kTfLiteError;
   return kTfLiteOk;
@@ -1408,7 +1415,7 @@ TT_SETUP TfLiteStatus BiasUpdatePrepare(TfLiteContext *context, TfLiteNode *node
   if (Count(b->dims) != c) return p.Fail("bias must have dy's %d channels", c);
   d->n_scales = c;
   d->scales = p.Scales(b, c, "bias");
-  if (d->scales == nullptr || !BufferOk(p, node, 3, c) || !AccumulatorOk(p, node, d, c) ||
+  if (d->scales == nullptr || !BufferOk(p, node, 3, c) || !AccumulatorOk(p, node, d, c, 3) ||
       !p.Scratch(sizeof(float) * c, &d->scratch))
     return kTfLiteError;
   return kTfLiteOk;
@@ -1472,7 +1479,7 @@ TT_SETUP TfLiteStatus UpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   }
   d->scales = p.Scales(param, d->n_scales, kWeights ? "weights" : "bias");
   if (d->scales == nullptr || !BufferOk(p, node, 2, Count(grad->dims)) ||
-      !AccumulatorOk(p, node, d, Count(grad->dims)))
+      !AccumulatorOk(p, node, d, Count(grad->dims), 2))
     return kTfLiteError;
   return kTfLiteOk;
 }
