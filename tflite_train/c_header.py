@@ -24,11 +24,12 @@ def trained_tensors(graph: Graph) -> list[int]:
 
 
 def arena_bytes(model: bytes) -> int:
-    """TFLM's own arena total (planned head + persistent tail) for the model with our ops
-    registered, measured in the pinned wheel (64-bit), rounded up to 1 KB: what a 64-bit
-    host build of the app needs."""
-    from .runtime.tflm_engine import training_arena_usage
-    return -(-training_arena_usage(model)["total"] // 1024) * 1024
+    """The arena a 64-bit host build of the app needs, to 1 KB: the smallest in which the
+    pinned wheel's TFLM (64-bit), our ops registered, allocates the model (its own total,
+    planned head + persistent tail, and more when planning needs more, tflm_engine.
+    training_arena_bytes)."""
+    from .runtime.tflm_engine import training_arena_bytes
+    return training_arena_bytes(model)
 
 
 def arena_bytes_32(graph: Graph, model: bytes) -> int:

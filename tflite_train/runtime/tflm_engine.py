@@ -23,7 +23,8 @@ from ..errors import TTError
 from ..ir import Graph
 from .build import micro_kernels_library
 from .numpy_exec import check_inputs
-from .tflm import TFLMError, TFLMInterpreter, arena_usage
+from .tflm import (TFLMError, TFLMInterpreter, arena_usage, captured_c_output, reason,
+                   validated_bytes)
 
 # micro_kernels/tflm/tt_tflm_compat.h declares this build's layout (../shared/TFLM_ABI.md).
 PINNED_WHEEL = "0.dev20261023182759"
@@ -55,6 +56,33 @@ def training_arena_usage(model: Graph | bytes) -> dict[str, int]:
     """TFLM's arena account (total, head, tail) of a training model, our ops registered."""
     glue_library()
     return arena_usage(model, registerers=[REGISTERER])
+
+
+def training_arena_bytes(model: Graph | bytes, step: int = 1024) -> int:
+    """The smallest multiple of `step` bytes in which the pinned wheel's TFLM, our ops
+    registered, allocates the training model: its arena usage (head + tail) rounded up, or
+    more where allocating needs more than TFLM keeps. TFLM plans the head in a temporary area
+    between the head and the tail (an allocation record per tensor, the greedy planner's
+    lists per buffer), which a small head need not cover: the example's last:2 of batch 3
+    uses 17,312 B and fails to allocate in 17,408 ("Too many buffers"). Only sizes from the
+    usage up are tried: TFLM fails those cleanly, smaller ones can crash the wheel."""
+    from tflite_micro.python.tflite_micro import runtime
+    glue_library()
+    _, data = validated_bytes(model)
+    usage = arena_usage(data, registerers=[REGISTERER])["total"]
+    size = -(-usage // step) * step
+    while True:
+        try:
+            with captured_c_output() as out:
+                runtime.Interpreter.from_bytes(data, custom_op_registerers=[REGISTERER],
+                                               arena_size=size)
+            return size
+        except (RuntimeError, ValueError):
+            pass
+        size += step
+        if size > 2 * usage + (64 << 10):
+            raise TFLMError(f"TFLM could not allocate the model in {size:,} bytes: "
+                            f"{reason(out['text'])}")
 
 
 class _TrainedTensor(ctypes.Structure):
