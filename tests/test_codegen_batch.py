@@ -192,3 +192,31 @@ def test_checkpoint_mid_batch_resumes_the_same_bits(tmp_path):
         return [h.train_step(xs[i], labels[i]) for i in (4, 5, 6)], h.regions()
     assert resumed(False) == (straight, after)
     assert resumed(True)[1] != after
+
+
+@pytest.mark.parametrize("grad, fuse", [("int8", True), ("float32", False)])
+def test_a_batch_through_the_row_api(grad, fuse, tmp_path):
+    """codegen --input rows on a batch-3 model (no test generated one before review24):
+    tt_train_step_rows, 7 steps, then tt_predict_rows: losses, every checkpoint region
+    (accumulators and update states included) and the scores == engine c; a reader failing
+    mid-sample in the middle of a batch (after 4 steps) changes nothing, the step counter
+    included, so the batch ends where it would have."""
+    model = training_model(tmp_path, EXAMPLE, "last:4",
+                           hyper=Hyper(grad=grad, momentum=0.5, batch=B, seed=4,
+                                       decay_steps=5), fuse=fuse)
+    program, _ = generate(model, tmp_path / "gen", input_rows=True)
+    assert program.rows and program.batched
+    xs, labels = check.samples(program, 7, seed=3)
+    h = host.HostProgram(tmp_path / "gen", len(program.checkpoint_regions()))
+    want = check.reference(program, xs, labels)
+    assert not check.differences(program, want, h.run(xs, labels, program.classes, "rows"))
+    h.lib.tt_model_init()
+    for x, label in zip(xs[:4], labels[:4]):
+        assert h.train_step_rows(host.RowReader(x), int(label))[0] == 0
+    before = h.regions()
+    reader = host.RowReader(xs[4], fail_at=program.rows.height // 2)
+    assert h.train_step_rows(reader, int(labels[4])) == (3, 0.0)    # TT_MODEL_ERROR_INPUT
+    assert h.regions() == before
+    losses = [h.train_step_rows(host.RowReader(x), int(label))[1]
+              for x, label in zip(xs[4:], labels[4:])]
+    assert np.array(losses, np.float32).view(np.uint32).tolist() == want.losses[4:].tolist()

@@ -150,17 +150,28 @@ def uncaptured():                      # let a sanitizer's report reach stderr
 tflm.captured_c_output = uncaptured
 lib = ctypes.CDLL(sys.argv[1], mode=ctypes.RTLD_GLOBAL)
 tflm_engine.glue_library = lambda: lib
-models = [(EXAMPLE, 4, s, f) for s, f in (("full", True), ("full", False), ("last:2", True))]
-models += [(path, None, "full", True) for path in sys.argv[2:]]
+from tflite_train.runtime.numpy_exec import Executor
+models = [(EXAMPLE, 4, s, f, 1) for s, f in (("full", True), ("full", False), ("last:2", True))]
+models += [(path, None, "full", True, 1) for path in sys.argv[2:]]
+# batch 3 (review24): every update op's BatchStep, the plain gradients into the op's scratch,
+# an update at the third Invoke and one Invoke into the next batch, bits == engine c's
+models += [(EXAMPLE, 4, "full", f, 3) for f in (True, False)]
 models = [(*m, grad) for m in models for grad in ("float32", "int8")]
-for path, classes, scheme, fuse, grad in models:
+for path, classes, scheme, fuse, batch, grad in models:
     g = augment.augment(tflite_io.load(path), scheme, classes,
-                        Hyper(momentum=0.5, decay_steps=3, seed=1, grad=grad), fuse=fuse).graph
+                        Hyper(momentum=0.5, decay_steps=3, seed=1, grad=grad, batch=batch),
+                        fuse=fuse).graph
     ex = tflm_engine.TFLMExecutor(g)
+    ref = Executor(g, "c") if batch > 1 else None
     rng = np.random.default_rng(0)
     shape = g.tensors[g.inputs[0]].shape
-    for i in range(3):
-        ex.invoke([rng.integers(-128, 128, shape).astype(np.int8), np.array([i % 2], np.int32)])
+    for i in range(3 if batch == 1 else 4):
+        x = rng.integers(-128, 128, shape).astype(np.int8)
+        ex.invoke([x, np.array([i % 2], np.int32)])
+        if ref is not None:
+            ref.invoke([x, np.array([i % 2], np.int32)])
+            for k, v in ref.variables.items():
+                assert ex.variables[k].tobytes() == v.tobytes(), (batch, i, g.tensors[k].name)
     ex.invoke([rng.integers(-128, 128, shape).astype(np.int8), np.array([-1], np.int32)])
     ex.reset()
 print("sanitized run ok")
@@ -170,7 +181,7 @@ print("sanitized run ok")
 def test_the_glue_is_clean_under_asan_and_ubsan(tmp_path, zoo):
     """The glue and kernels built with AddressSanitizer + UBSan, training in the wheel's
     TFLM (every TT_* op: the example's graphs and three zoo models, with float32 and with
-    int8 gradients). UBSan's vptr check is
+    int8 gradients; the example's at batch 3 too, compared with engine c). UBSan's vptr check is
     off: the glue calls the wheel's MicroContext through tt_tflm_compat.h's declaration of
     it, a type UBSan cannot know is the same one."""
     built = sanitized_glue(tmp_path)
