@@ -615,3 +615,45 @@ def test_malformed_batched_models_are_one_line_errors(what, kind, fuse, mutate, 
         line = one_line_error(capsys, *argv)
         assert words in line or argv[0] in ("verify", "compare"), (argv[0], line)
     assert not any((tmp_path / f).exists() for f in ("h.h", "gen", "x.tflite"))
+
+
+def test_export_of_a_batched_model(tmp_path):
+    """export of a batch-3 model (review24: never run by a test): from the state file of
+    train --steps 4 (engine c) and from a device checkpoint of the same run, and from one
+    taken mid-batch (2 Invokes later: the partial batch is accumulated, not applied, so the
+    same parameters): the same plain model (no TT_* op, no variable, no accumulator), which
+    computes what the training model computes with label -1 (test_export's check) and passes
+    verify; every source reports 4 steps, the updates (the device's counter is 12 Invokes,
+    which export reported as 12 steps before)."""
+    from checkpoint_helpers import sample
+    from test_export import check_plain, inference_matches
+    from tflite_train import checkpoint, export
+    from tflite_train.train import save_state, train
+    from tflite_train.verify import verify
+    g = _augment(B, grad="float32").graph
+    path = tmp_path / "m.tflite"
+    tflite_io.save(g, path)
+    graph, model = tflite_io.load(path), path.read_bytes()
+    trainer, history = train(graph, _dataset(), steps=4, val_split=0.1, engine="c")
+    save_state(tmp_path / "state.npz", trainer, history, model)
+    mid = checkpoint.model_id(model)
+    (tmp_path / "end.bin").write_bytes(checkpoint.to_blob(
+        checkpoint.capture(trainer.executor, graph, mid, 1)))
+    for i in range(2):
+        trainer.executor.invoke([sample(graph, 3, i)[0], np.array([i % 4], np.int32)])
+    ckpt = checkpoint.capture(trainer.executor, graph, mid, 2)
+    assert any(v.any() for r, v in zip(ckpt.regions, ckpt.values)
+               if r.kind == checkpoint.ACCUMULATOR)
+    (tmp_path / "mid.bin").write_bytes(checkpoint.to_blob(ckpt))
+    results = [export.write(str(path), str(tmp_path / name), str(tmp_path / f"{name}.tflite"))
+               for name in ("state.npz", "end.bin", "mid.bin")]
+    assert [r["source"]["steps"] for r in results] == [4, 4, 4]
+    data = [(tmp_path / f"{name}.tflite").read_bytes() for name in ("state.npz", "end.bin")]
+    exported = results[0]["graph"]
+    check_plain(exported, graph)
+    assert not any("accumulator" in t.name for t in exported.tensors)
+    for r in results[1:]:
+        assert all(a.data is None and b.data is None or np.array_equal(a.data, b.data)
+                   for a, b in zip(exported.tensors, r["graph"].tensors))
+    inference_matches(graph, trainer.executor, exported)
+    assert verify(exported, data[0], samples=1).exact

@@ -41,9 +41,14 @@ def read_state(path: str | Path, graph: Graph, model: bytes) -> tuple[dict[int, 
     if data[:4] == ZIP_MAGIC:
         return load_state(path, graph, model)
     if data[:4] == checkpoint.MAGIC.to_bytes(4, "little"):
+        from .train import model_batch
         ckpt = checkpoint.from_blob(data, graph, model, what=str(path))
+        # the state's counter is training Invokes; steps, as train's, count updates (B
+        # Invokes each for a model of augment --batch B: a mid-batch one's partial batch,
+        # accumulated but not applied, is not in the parameters exported)
+        batch = model_batch(graph)
         return ckpt.parameters(), {"kind": "device checkpoint", "sequence": ckpt.sequence,
-                                   "steps": ckpt.step}
+                                   "steps": None if ckpt.step is None else ckpt.step // batch}
     raise TTError(f"{path}: neither a state file of `train -o` (.npz) nor a device checkpoint "
                   "(tflite-train checkpoint blob)")
 
