@@ -58,7 +58,8 @@ class Seed:
 def make_seeds(tflite_paths: list[Path], pkl_paths: list[Path], workdir: Path,
                train_from: list[tuple]) -> list[Seed]:
     """Seeds from the given models; `train_from`: (model, scheme, fuse) to augment, or
-    (model, scheme, fuse, grad) with grad "int8" for int8 activation gradients."""
+    (model, scheme, fuse, grad) with grad "int8" for int8 activation gradients, or
+    (model, scheme, fuse, grad, batch) for augment --batch B."""
     from tflite_train import augment, tflite_io
     from tflite_train.autodiff import Hyper
     workdir.mkdir(parents=True, exist_ok=True)
@@ -72,18 +73,19 @@ def make_seeds(tflite_paths: list[Path], pkl_paths: list[Path], workdir: Path,
             npz = workdir / f"images{k}.npz"        # for augment --lr auto's range test
             _images(npz, shape, 96, k)
         seeds.append(Seed(path.stem, "tflite", data, flatbuffer_positions(data), npz))
-    for k, (path, scheme, fuse, *grad) in enumerate(train_from):
-        grad = grad[0] if grad else "float32"
+    for k, (path, scheme, fuse, *rest) in enumerate(train_from):
+        grad = rest[0] if rest else "float32"
+        batch = rest[1] if len(rest) > 1 else 1
         result = augment.augment(tflite_io.load(path), scheme, 3,
                                  Hyper(momentum=0.5 if k % 2 else 0.0, decay_steps=10 * (k % 3),
-                                       grad=grad), fuse=fuse)
+                                       grad=grad, batch=batch), fuse=fuse)
         data = tflite_io.serialize(result.graph)
         g = result.graph
         shape = g.tensors[g.inputs[0]].shape
         npz = workdir / f"train{k}.npz"
         _images(npz, shape, 6, k)
         name = (f"{path.stem}.{scheme}{'' if fuse else '.nofuse'}"
-                f"{'.int8' if grad == 'int8' else ''}")
+                f"{'.int8' if grad == 'int8' else ''}{f'.batch{batch}' if batch > 1 else ''}")
         state = None
         if len(shape) == 4:             # image data trains it: a state to export too
             state, blob = _training_state(g, data, npz, workdir / f"train{k}")

@@ -34,7 +34,9 @@ def seeds(zoo, tmp_path_factory):
              (zoo["mobile"], "last:2", True), (zoo["branches"], "full", True),
              (zoo["pool"], "full", False),
              # int8 activation gradients: their own glue paths, options and checkpoints
-             (EXAMPLE, "full", True, "int8"), (zoo["branches"], "full", False, "int8")]
+             (EXAMPLE, "full", True, "int8"), (zoo["branches"], "full", False, "int8"),
+             # augment --batch 3: the accumulators, their checkpoint regions, BatchStep
+             (EXAMPLE, "last:2", True, "float32", 3), (zoo["mobile"], "full", False, "int8", 3)]
     return fuzzing.make_seeds(list(zoo.values()) + tflm + [EXAMPLE], pkls,
                               tmp_path_factory.mktemp("seeds"), train)
 
