@@ -270,8 +270,9 @@ def test_engines_without_the_batch_refuse_a_batched_model():
 
 # --- checkpoint, train ------------------------------------------------------------------
 
-def test_a_run_resumed_mid_batch_equals_the_uninterrupted_one():
-    """B = 3, numpy engine: 4 training Invokes (a batch and one sample), a checkpoint
+@pytest.mark.parametrize("engine", ["numpy", "c"])
+def test_a_run_resumed_mid_batch_equals_the_uninterrupted_one(engine):
+    """B = 3, numpy and c engines (c since review24): 4 training Invokes (a batch and one sample), a checkpoint
     through the blob format (kind 4 = accumulator, after the momentum buffers), 5 more in
     a fresh executor: the same losses and state as 9 in one go. Without the accumulators
     (zeroed) the resumed run differs: the test can tell."""
@@ -289,9 +290,9 @@ def test_a_run_resumed_mid_batch_equals_the_uninterrupted_one():
     assert all(x.dtype == "float32" for x in accs)
     assert checkpoint.ACCUMULATOR not in [x.kind for x in checkpoint.layout(_augment(1).graph)]
     mid, seed, n, m = checkpoint.model_id(model), 21, 4, 5
-    straight = Executor(graph)
+    straight = Executor(graph, engine)
     want = train_steps(graph, straight, n + m, seed)
-    first = Executor(graph)
+    first = Executor(graph, engine)
     losses = train_steps(graph, first, n, seed)
     saved = checkpoint.from_blob(checkpoint.to_blob(checkpoint.capture(first, graph, mid)),
                                  graph, model)
@@ -299,7 +300,7 @@ def test_a_run_resumed_mid_batch_equals_the_uninterrupted_one():
                if x.kind == checkpoint.ACCUMULATOR)
 
     def resumed(drop_accumulators: bool):
-        fresh = Executor(graph)
+        fresh = Executor(graph, engine)
         fresh.invoke([sample(graph, seed, 0)[0], np.array([-1], np.int32)])
         ckpt = checkpoint.Checkpoint(mid, saved.regions, [
             v * 0 if drop_accumulators and x.kind == checkpoint.ACCUMULATOR else v
