@@ -465,6 +465,31 @@ SRAM_BUDGET = 256 * 1024
 FLASH_BUDGET = 1024 * 1024
 
 
+# TFLM's head planning (MicroAllocator::CommitStaticMemoryPlan) per target: the bytes of an
+# AllocationInfo, of a ScratchBufferRequest and of a size_t; and the GreedyMemoryPlanner's
+# bytes per planned buffer (its per_buffer_size(): a four-int BufferRequirements, two sorted
+# ints, a three-int ListEntry and an offset), the same on every target.
+PLANNING_STRUCTS = {"wheel-x86_64": (32, 16, 8), "cortex-m7": (24, 12, 4)}
+PLANNER_BYTES_PER_BUFFER = 40
+
+
+def planning_room(graph: Graph, target: str = "cortex-m7") -> int:
+    """The room TFLM's AllocateTensors needs after the persistent tail while it plans the
+    head (CommitStaticMemoryPlan): the scratch requests, the subgraph offsets, an allocation
+    record per tensor and per scratch buffer, then the greedy planner's lists per planned
+    buffer in what is left, aligned. All of it is freed once the head is planned, so the
+    arena needs tail + max(head, this): more than TFLM's use for a small head of many tensors
+    (the example's last:2 at batch 3 on the wheel: use 17,312 B, 18,048 B needed; this
+    formula gives 18,224, the final tail counting ~160 B TFLM takes after the plan)."""
+    from . import memory
+    info, request, size_t = PLANNING_STRUCTS[target]
+    buffers = memory.tflm_buffers(graph)
+    scratch = sum(b.tensor is None for b in buffers)
+    up = memory.align_up
+    return (up(request * scratch) + up(size_t) + up(info * (len(graph.tensors) + scratch))
+            + PLANNER_BYTES_PER_BUFFER * len(buffers) + ARENA_ALIGN)
+
+
 def account(graph: Graph, model_bytes: int, target: str = "cortex-m7") -> dict:
     """Everything `plan` reports for TFLM on `target`: SRAM as its parts (arena, TFLM's
     persistent data and what it is, trained parameters, optimizer state) and flash (the
