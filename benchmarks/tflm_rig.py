@@ -273,7 +273,8 @@ def sections(elf: Path) -> dict[str, int]:
 
 
 def measure(label: str, source: Path, scheme: str, steps: int, tmp: Path, ours: list[Path],
-            includes: list[str], lib: Path, passes: str, grad: str = "int8") -> dict:
+            includes: list[str], lib: Path, passes: str, grad: str = "int8",
+            batch: int = 1) -> dict:
     import numpy as np
 
     from tflite_train import c_header, tflite_io, tflm_memory
@@ -283,10 +284,10 @@ def measure(label: str, source: Path, scheme: str, steps: int, tmp: Path, ours: 
     from tflm_memory import load
     memory = MemoryOptions() if passes == "all" else MemoryOptions(False, False, False,
                                                                       stream=False)
-    r = augment(load(source), scheme, 10, Hyper(seed=0, grad=grad), memory=memory)
+    r = augment(load(source), scheme, 10, Hyper(seed=0, grad=grad, batch=batch), memory=memory)
     data = tflite_io.serialize(r.graph)
     g = tflite_io.parse(data)
-    folder = tmp / re.sub(r"\W+", "_", f"{label}_{Path(scheme).stem}_{grad}_{passes}")
+    folder = tmp / re.sub(r"\W+", "_", f"{label}_{Path(scheme).stem}_{grad}_{passes}_{batch}")
     folder.mkdir()
     (folder / "model.train.tflite").write_bytes(data)
     c_header.write(str(folder / "model.train.tflite"), str(folder / "model_train.h"), "g_model")
@@ -348,12 +349,14 @@ def measure(label: str, source: Path, scheme: str, steps: int, tmp: Path, ours: 
     return {
         "model": label, "scheme": Path(scheme).stem if scheme.endswith(".json") else scheme,
         "grad": grad, "passes": passes, "memory_map": memory_map, "steps": steps,
+        **({"batch": batch} if batch > 1 else {}),
         "header_arena": header_arena,
         "model_bytes": len(data),
         "arena": arena, "trained_entries": trained,
         "trained_where_planned": f"{len(trained) - len(misplaced)}/{len(trained)}",
         "planned": {k: planned[k] for k in ("arena", "persistent", "persistent_parts",
-                                             "trained", "optimizer", "sram_total")},
+                                             "trained", "optimizer", "accumulators",
+                                             "sram_total")},
         "flash": {"code_parts": parts, "code": code, "data_init": s.get(".data", 0),
                   "model": model_flash, "total": code + s.get(".data", 0) + model_flash},
         "sram": {"data": s.get(".data", 0), "bss": s.get(".bss", 0),
@@ -416,6 +419,11 @@ def main() -> int:
     ap.add_argument("--only", help="rows whose model label contains this")
     ap.add_argument("--grad", choices=("int8", "float32"), default="int8",
                     help="activation gradients of the training models (augment --grad)")
+    ap.add_argument("--batch", type=int, default=1,
+                    help="augment --batch B for every row (the rows then say so)")
+    ap.add_argument("--model", type=Path, help="this .tflite (or .pkl) instead of the "
+                                               "benchmark's models, with --scheme")
+    ap.add_argument("--scheme", default="last:2", help="--model's scheme")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path, help="build in this (new) folder and keep it")
     ap.add_argument("--debug", action="store_true")
@@ -433,7 +441,9 @@ def main() -> int:
                 tmp = args.keep
             (tmp / "ours").mkdir()
             ours = compile_ours(tmp / "ours", includes)
-            for label, source, scheme, _goal in MODELS:
+            models = MODELS if args.model is None else \
+                [(args.model.stem, args.model, args.scheme, 0)]
+            for label, source, scheme, _goal in models:
                 if args.only and args.only.lower() not in label.lower():
                     continue
                 if not source.exists():
@@ -441,7 +451,8 @@ def main() -> int:
                     continue
                 for passes in args.passes.split(","):
                     rows.append(measure(label, source, scheme, args.steps, tmp, ours,
-                                        includes, args.tflm_lib.resolve(), passes, args.grad))
+                                        includes, args.tflm_lib.resolve(), passes, args.grad,
+                                        args.batch))
                     print(render_rows([rows[-1]]), flush=True)
     except Stop as exc:
         if args.debug:
@@ -465,7 +476,7 @@ def main() -> int:
 
 
 def _key(r: dict) -> tuple:
-    return r["model"], r["scheme"], r.get("grad", "float32"), r["passes"]
+    return r["model"], r["scheme"], r.get("grad", "float32"), r["passes"], r.get("batch", 1)
 
 
 def merged(old: list[dict], new: list[dict]) -> list[dict]:
@@ -490,6 +501,8 @@ def _kb(n: int) -> str:
 
 def _name(r: dict) -> str:
     name = f"{r['model']} {r['scheme']}, {r.get('grad', 'float32')} gradients"
+    if r.get("batch", 1) > 1:
+        name += f", batch {r['batch']}"
     if r["passes"] != "all":
         name += " (memory passes off)"
     if r["memory_map"] != "board":
@@ -508,12 +521,15 @@ def render_rows(rows: list[dict]) -> str:
            "|---|---|---|---:|---:|---:|---:|---|---|"]
     for r in rows:
         a, p, f, s = r["arena"], r["planned"], r["flash"], r["sram"]
-        tail = p["persistent"] + p["trained"] + p["optimizer"]
+        # a batch's accumulators (augment --batch B > 1; rows before review24 lack them)
+        acc = p.get("accumulators", 0)
+        tail = p["persistent"] + p["trained"] + p["optimizer"] + acc
         sram = s["data"] + s["bss"] + s["stack"] + s["heap"]
         out.append(
             f"| {_name(r)} | **{_kb(a['used'])}** = {_kb(a['head'])} + {_kb(a['tail'])} | "
             f"**{_kb(p['arena'] + tail)}** = {_kb(p['arena'])} + {_kb(tail)} ("
-            f"{_kb(p['persistent'])} + {_kb(p['trained'])} + {_kb(p['optimizer'])}) | "
+            f"{_kb(p['persistent'])} + {_kb(p['trained'])} + {_kb(p['optimizer'])}"
+            + (f" + accumulators {_kb(acc)}" if acc else "") + ") | "
             f"{a['head'] - p['arena']:+,} B | {a['tail'] - tail:+,} B | "
             f"{r['trained_where_planned']} | {_header_slack(r)} | "
             f"**{_kb(f['total'])}** = {_kb(f['code'])} + {_kb(f['model'])} "
