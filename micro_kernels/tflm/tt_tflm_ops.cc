@@ -1228,9 +1228,12 @@ TfLiteStatus WeightGradPrepare(TfLiteContext *context, TfLiteNode *node) {
 /* The weight gradient of dy, its mask and the saved input (inputs 0, 1, 2): with `scratch`
  * NULL, TT_*_WEIGHT_GRAD's (into dw, its output; dy's scale input 3 when int8), else a fused
  * update's at a batch above 1 (the trained region of its weights, input 3, into scratch;
- * dy's scale input 5). */
+ * dy's scale input 5). `stage`: kGradStageBytes for an int8 depthwise gradient's DSP
+ * staging, the caller's, so that a fused update's frame (which holds one for its own
+ * kernels) does not stack a second 9 KB one (review24: 18.7 KB on the M7). */
 template <Layer kLayer>
-void WeightGrad(TfLiteContext *context, TfLiteNode *node, const LayerData *d, float *scratch) {
+void WeightGrad(TfLiteContext *context, TfLiteNode *node, const LayerData *d, float *scratch,
+                uint8_t *stage) {
   TfLiteEvalTensor *shape = scratch ? EvalInput(context, node, 3) : EvalOutput(context, node, 0);
   float *dw = scratch ? scratch : Data<float>(shape);
   const int scale = scratch ? 5 : 3;
@@ -1250,12 +1253,11 @@ void WeightGrad(TfLiteContext *context, TfLiteNode *node, const LayerData *d, fl
                                d->x_zero_point, Dim(x, 1), Dim(x, 2), Dim(x, 3), kh, kw,
                                &window, dw, nullptr, 0);
     } else if (kLayer == kDepthwise) {
-      GradStage stage;
       tt_depthwise_conv2d_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0),
                                          Dim(dy, 1), Dim(dy, 2), Dim(x, 3), d->depth_multiplier,
                                          Data<int8_t>(x), d->x_scale, d->x_zero_point,
                                          Dim(x, 1), Dim(x, 2), kh, kw, &window, dw,
-                                         stage.bytes, kGradStageBytes);
+                                         stage, kGradStageBytes);
     } else {
       tt_fully_connected_weight_grad_s8(Data<int8_t>(dy), dy_scale, mask,
                                         Count(dy->dims) / Last(dy), Last(dy), Data<int8_t>(x),
@@ -1281,8 +1283,14 @@ void WeightGrad(TfLiteContext *context, TfLiteNode *node, const LayerData *d, fl
 
 template <Layer kLayer>
 TfLiteStatus WeightGradInvoke(TfLiteContext *context, TfLiteNode *node) {
-  if (Training(context, node))
-    WeightGrad<kLayer>(context, node, static_cast<const LayerData *>(node->user_data), nullptr);
+  if (!Training(context, node)) return kTfLiteOk;
+  const LayerData *d = static_cast<const LayerData *>(node->user_data);
+  if (kLayer == kDepthwise && d->int8) {
+    GradStage stage;
+    WeightGrad<kLayer>(context, node, d, nullptr, stage.bytes);
+  } else {
+    WeightGrad<kLayer>(context, node, d, nullptr, nullptr);
+  }
   return kTfLiteOk;
 }
 
@@ -1351,14 +1359,14 @@ TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   TfLiteEvalTensor *w = EvalInput(context, node, 3);
   float *momentum = Data<float>(EvalInput(context, node, 4));
   float *scratch = static_cast<float *>(Scratch(context, d->scratch));
+  GradStage stage;               /* the int8 kernels' DSP staging, the batch's gradient's too */
   if (Appended(d)) {
-    WeightGrad<kLayer>(context, node, d, scratch);
+    WeightGrad<kLayer>(context, node, d, scratch, stage.bytes);
     BatchStep(context, node, d, w, true, scratch, momentum);
     return kTfLiteOk;
   }
   if (d->int8) {
     const float *dy_scale = Data<float>(EvalInput(context, node, 5));
-    GradStage stage;
     if (kLayer == kConv) {
       tt_conv2d_weight_update_s8_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
                                     Dim(dy, 2), Dim(dy, 3), Data<int8_t>(x), d->x_scale,
