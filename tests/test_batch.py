@@ -272,9 +272,9 @@ def test_engines_without_the_batch_refuse_a_batched_model():
 
 @pytest.mark.parametrize("engine", ["numpy", "c"])
 def test_a_run_resumed_mid_batch_equals_the_uninterrupted_one(engine):
-    """B = 3, numpy and c engines (c since review24): 4 training Invokes (a batch and one sample), a checkpoint
-    through the blob format (kind 4 = accumulator, after the momentum buffers), 5 more in
-    a fresh executor: the same losses and state as 9 in one go. Without the accumulators
+    """B = 3, numpy and c engines (c since review24): 4 training Invokes (a batch and one
+    sample), a checkpoint through the blob format (kind 4 = accumulator, after the momentum
+    buffers), 5 more in a fresh executor: the same losses and state as 9 in one go. Without the accumulators
     (zeroed) the resumed run differs: the test can tell."""
     from checkpoint_helpers import sample, train_steps
     from tflite_train import checkpoint
