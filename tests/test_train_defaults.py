@@ -366,7 +366,8 @@ def test_non_finite_loss_stops_with_one_line_and_writes_nothing(tmp_path, capsys
     # int8 logits bound the loss (|logit| <= 16), so a NaN needs a broken kernel: inject one
     from tflite_train import train
     model = tmp_path / "m.tflite"
-    assert run(capsys, "augment", EXAMPLE, "-o", model, "--num-classes", 3)[0] == 0
+    assert run(capsys, "augment", EXAMPLE, "-o", model, "--num-classes", 3,
+               "--batch", 1)[0] == 0
     real_step = train.Trainer.step
     calls = []
 
