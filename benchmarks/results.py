@@ -23,7 +23,8 @@ RESULTS = HERE / "RESULTS.md"
 SCRIPTS = ["forward_speed", "transfer", "paper_memory", "mcu_kernels", "checkpoint",
            "mutation", "codegen", "grad_memory", "tflm_memory", "train_speed", "mcu_step",
            "default_schedule", "person_ceiling", "fuzz", "mcu_forward", "search", "tflm_rig",
-           "mcu_grad_dsp", "paper_accuracy", "codegen_sram", "probe_inputs"]
+           "mcu_grad_dsp", "paper_accuracy", "codegen_sram", "probe_inputs",
+           "default_runs"]
 MARKER = re.compile(r"<!-- table:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /table:(?P=name) -->",
                     re.S)
 

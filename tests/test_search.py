@@ -128,7 +128,7 @@ def test_search_never_exceeds_the_budget_checked_with_plan(task, tmp_path, capsy
                       progress=False)
         model = tmp_path / f"m{budget}.tflite"
         assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
-                     "--scheme", str(out)]) == 0
+                     "--scheme", str(out), "--batch", "1"]) == 0
         capsys.readouterr()
         assert main(["plan", str(model), "--json"]) == 0
         total = json.loads(capsys.readouterr().out)["total_bytes"]
@@ -152,7 +152,7 @@ def test_codegen_target_is_the_generated_programs_plan(task, tmp_path, capsys):
                   options(cache, budget, target="codegen"), progress=False)
     model = tmp_path / "m.tflite"
     assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
-                 "--scheme", str(out)]) == 0
+                 "--scheme", str(out), "--batch", "1"]) == 0
     capsys.readouterr()
     assert main(["plan", str(model), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -258,7 +258,7 @@ def test_person_detector_200_steps_cli_identical_weights(tmp_path, capsys):
     require_tool(data.FASHION_MNIST_DIR.exists(), "Debian's dataset-fashion-mnist")
     model = tmp_path / "pd.train.tflite"
     assert main(["augment", str(pd), "-o", str(model), "--num-classes", "10",
-                 "--scheme", "bias-only"]) == 0
+                 "--scheme", "bias-only", "--batch", "1"]) == 0
     states = {}
     for engine in ("tflm", "c", "numpy"):
         out = tmp_path / f"{engine}.npz"

@@ -409,7 +409,7 @@ def test_plan_prints_the_target_parts(tmp_path, capsys):
     from tflite_train.cli import main
     out = tmp_path / "t.tflite"
     assert main(["augment", str(EXAMPLE), "-o", str(out), "--num-classes", "4",
-                 "--momentum", "0.9"]) == 0
+                 "--momentum", "0.9", "--batch", "1"]) == 0
     capsys.readouterr()
     assert main(["plan", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

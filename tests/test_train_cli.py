@@ -224,7 +224,7 @@ def test_default_engine_is_c_and_falls_back_to_numpy_without_a_compiler(tmp_path
     from tflite_train.demo import new_task
     model = tmp_path / "t.tflite"
     assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
-                 "--lr", "0.01"]) == 0
+                 "--lr", "0.01", "--batch", "1"]) == 0
     data = new_task(tmp_path / "d.npz", n=20)
     code, text, _ = run(capsys, "train", model, "--data", data, "--steps", 3,
                         "-o", tmp_path / "c.npz")

@@ -104,6 +104,7 @@ class Augmented:
     # tflite_io.serialize(graph) as _fit measured it (None without a flash budget); stale
     # once the graph is changed
     written: bytes | None = field(default=None, repr=False, compare=False)
+    batch_choice: BatchChoice | None = None    # Hyper.batch None: the batch augment chose
 
 
 def find_logits(graph: Graph) -> int:
@@ -265,7 +266,11 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
     (lr.model_rates). `lr_rule`: how the layer_lrs were chosen, for the metadata.
     `memory`: which of the memory passes run (passes/: filters split into trained and frozen
     parts, in-place operators, requantization in flash, expansions computed row by row); they
-    change where bytes live, not what is computed. Within memory.flash_budget: see _fit."""
+    change where bytes live, not what is computed. Within memory.flash_budget: see _fit.
+    hyper.batch None: augment chooses it (default_batch)."""
+    if hyper is not None and hyper.batch is None:
+        return _default_batch(graph, scheme_spec, num_classes, hyper, fuse, reorder, lr_rule,
+                              memory)
     memory = MemoryOptions() if memory is None else memory
     if memory.flash_budget is None:
         return _augment(graph, scheme_spec, num_classes, hyper, fuse, reorder, lr_rule, memory)
@@ -283,6 +288,68 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
         graph.__dict__.update(result.graph.__dict__)   # the caller's graph is the model
         result.graph = graph
     return result
+
+
+# The batch augment chooses where the user gives none (Hyper.batch None, the CLI's default).
+DEFAULT_BATCH = 8
+
+
+@dataclass
+class BatchChoice:
+    batch: int
+    why: str | None           # None where nothing was weighed (the scheme trains weights)
+
+
+def _default_batch(graph: Graph, scheme_spec, num_classes, hyper, *rest) -> Augmented:
+    """DEFAULT_BATCH where the scheme trains no pretrained weight (only biases and a new
+    head) and the training model, accumulators included, fits the board's SRAM
+    (tflm_memory.SRAM_BUDGET, as `plan` counts it for TFLM); batch 1 otherwise. Why a batch
+    there: a head trained on a frozen body from one sample a step is badly conditioned
+    (README, "The person detector's bias-only ceiling"): the person detector's bias-only
+    reaches 33.0 +- 2.0% in 300 steps of batch 1 and 61.4 +- 0.7% in 300 of batch 8
+    (benchmarks/RESULTS.md, "The batch in every engine, round 23"), for 21,224 B of
+    accumulators. Why not where weights train: their accumulators are 4 bytes a trained
+    weight (2-12x the arena of the paper's schemes, RESULTS "batch-accumulators"), and
+    their defaults reach their accuracy at batch 1. The chosen batch and why are in the
+    result's batch_choice."""
+    if _trains_pretrained_weights(graph, scheme_spec, num_classes):
+        result = augment(graph, scheme_spec, num_classes, replace(hyper, batch=1), *rest)
+        result.batch_choice = BatchChoice(1, None)
+        return result
+    pristine = copy.deepcopy(graph)
+    result = augment(graph, scheme_spec, num_classes, replace(hyper, batch=DEFAULT_BATCH),
+                     *rest)
+    # the model file's size is flash, not SRAM: 0 here
+    acc = tflm_memory.account(result.graph, 0)
+    sram, budget = acc["sram_total"], tflm_memory.SRAM_BUDGET
+    if sram <= budget:
+        result.batch_choice = BatchChoice(
+            DEFAULT_BATCH, f"the scheme trains no pretrained weight, and with its "
+            f"{acc['accumulators']:,} B of accumulators the model takes {sram:,} B of SRAM "
+            f"under TFLM, within {budget:,}")
+        return result
+    graph.__dict__.update(pristine.__dict__)            # the input graph, untouched again
+    result = augment(graph, scheme_spec, num_classes, replace(hyper, batch=1), *rest)
+    result.batch_choice = BatchChoice(
+        1, f"a batch of {DEFAULT_BATCH} would take the model to {sram:,} B of SRAM under "
+        f"TFLM ({acc['accumulators']:,} B of accumulators), over {budget:,}")
+    return result
+
+
+def _trains_pretrained_weights(graph: Graph, scheme_spec, num_classes) -> bool:
+    """Whether the scheme trains any weight of the input model (a new head left out), read
+    from the scheme as _augment parses it; a bad scheme or model raises what augment
+    would."""
+    _check_input(graph)
+    exclude = {find_classifier(graph)[0]} if num_classes is not None else set()
+    return any(u.weight_channels for u in schemes.parse(scheme_spec, graph, exclude)
+               .layers.values())
+
+
+def _check_input(graph: Graph) -> None:
+    if METADATA_KEY in graph.metadata:
+        raise ModelError("this is already a training model (it has tflite_train metadata)")
+    ops.validate(graph)
 
 
 def check_flash_budget(budget) -> None:
@@ -371,9 +438,7 @@ def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,
              memory: MemoryOptions) -> Augmented:
     hyper = hyper or autodiff.Hyper()
     _check_hyper(hyper)
-    if METADATA_KEY in graph.metadata:
-        raise ModelError("this is already a training model (it has tflite_train metadata)")
-    ops.validate(graph)
+    _check_input(graph)
     if hyper.lr is None and hyper.layer_lrs is None:
         hyper, lr_rule = default_rates(graph, scheme_spec, num_classes, hyper)
     elif lr_rule is None:

@@ -54,8 +54,9 @@ class Hyper:
     grad: str = "int8"
     grad_rounding: str = "stochastic"
     # B > 1: every update op sums the gradients of B training Invokes in a float32
-    # accumulator and updates once with their mean (schema: the update ops' batch)
-    batch: int = 1
+    # accumulator and updates once with their mean (schema: the update ops' batch).
+    # None: augment chooses (augment.DEFAULT_BATCH where it suits the scheme and fits)
+    batch: int | None = 1
 
     @property
     def effective_bias_lr(self) -> float | None:

@@ -426,6 +426,8 @@ def cmd_augment(args) -> int:
              if hyper.batch > 1 else "")
           + (f"; int8 gradients ({hyper.grad_rounding} rounding)" if hyper.grad == "int8"
              else "; float32 gradients"))
+    if result.batch_choice is not None and result.batch_choice.why:
+        print(f"batch {result.batch_choice.batch} (default): {result.batch_choice.why}")
     print(f"  {'op':>4}  {'kind':<18} {'layer (output tensor)':<44} {'weights':>16} {'bias':>5} "
           f"{'params':>8} {'lr':>9} {'bias lr':>9}")
     total_w = total_b = 0
@@ -845,6 +847,7 @@ _batch = _ranged(int, lambda v: 1 <= v <= MAX_BATCH, f"in 1..{MAX_BATCH}")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .augment import DEFAULT_BATCH
     from .lr import COSINE_WEIGHT_BOOST, HALF_LIFE, HALF_LIFE_BOOST
     p = argparse.ArgumentParser(
         prog="tflite-train",
@@ -928,11 +931,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr-test-steps", type=_positive_int, default=100, metavar="N",
                    help="with --lr auto: training steps per candidate rate (default 100)")
     s.add_argument("--momentum", type=_unit_float, default=0.0, help="SGD momentum, [0, 1)")
-    s.add_argument("--batch", type=_batch, default=1, metavar="B",
+    s.add_argument("--batch", type=_batch, default=None, metavar="B",
                    help="gradient accumulation: each update op sums the gradients of B "
                         "samples in a float32 accumulator (4 bytes a trained parameter) and "
-                        "updates once with their mean; train --steps then counts updates "
-                        "(default 1: an update per sample)")
+                        "updates once with their mean; train --steps then counts updates. "
+                        f"Default: {DEFAULT_BATCH} where the scheme trains no pretrained "
+                        "weight and the model with its accumulators fits 256 KB of SRAM "
+                        "under TFLM, else 1 (an update per sample)")
     s.add_argument("--lr-decay-steps", type=_seed, default=0, metavar="N",
                    help="cosine-decay both learning rates to 0 over N training steps "
                         "(instead of the default inverse-time decay; model-derived rates then "
