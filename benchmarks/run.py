@@ -120,6 +120,8 @@ RUNS = {
                                          "--head-factor", "2",
                                          "--json", "default_rates_round18.json"],
     "probe_inputs": ["probe_inputs.py", "--json", "probe_inputs.json"],
+    "default_runs": ["default_runs.py", "--seeds", "0,1,2", "--val", "3000", "--json",
+                     "default_runs.json"],
     "train_speed": ["train_speed.py", "--json", "train_speed.json"],
     "search": ["search.py", "--speedup", "--json", "search_results.json"],
     "paper_accuracy": ["paper_accuracy.py", "--seeds", "0,1,2", "--steps", "1000", "--val",
