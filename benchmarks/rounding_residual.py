@@ -61,7 +61,14 @@ VARIANTS = {"qas": "int8 + QAS (stochastic rounding)",
             "resid8": "int8 + QAS, int8 residual (1/256 LSB, nearest)",
             "resid8-sr": "int8 + QAS, int8 residual (1/256 LSB, stochastic)",
             "residf": "int8 + QAS, float32 residual (bound)",
-            "fp32": "fp32"}
+            "fp32": "fp32",
+            # diagnostic: fp32 trained as the fp32 row, then validated with its trained
+            # weights rounded to nearest onto their int8 grid (all, the pretrained only,
+            # the new head only): what the grid's resolution alone costs the trained model
+            "fp32-grid": "fp32, validated with trained weights rounded to nearest"}
+GRID_EVALS = {"none": "fp32 (this run, unrounded)", "all": "fp32, every trained weight "
+              "rounded to nearest", "pretrained": "fp32, the pretrained weights rounded to "
+              "nearest", "head": "fp32, the new head's weights rounded to nearest"}
 MODES = {"resid8": "q8", "resid8-sr": "q8-sr", "residf": "f32"}
 RESIDUAL_UNITS = 256                  # the int8 residual's steps per LSB of the weight
 # |QAS step| bins in LSBs of the weight (after 0 exactly): below half a residual unit
@@ -139,6 +146,57 @@ def patched(mode: str, stats: dict | None = None, seed: int = 0):
         training.apply_weight_update = original
 
 
+def fp32_grid(scheme: str, seed: int, args, ds, train_idx, val_idx) -> list[dict]:
+    """transfer.run's fp32 (the same augment, FloatTrainer, samples and seed), then the
+    validation set four times: unrounded (= the fp32 row) and with the trained int8 weights
+    (their variables) put on their int8 grid by rounding to nearest, codes clamped to
+    +-127, for all of them, the pretrained ones, the head's; and per weight tensor how far
+    training moved it, in LSBs (share of weights moved by less than 1/2 LSB: those rounding
+    to nearest puts back where they started)."""
+    import time
+    from tflite_train import augment, tflite_io
+    from tflite_train.autodiff import Hyper
+    from tflite_train.fp32 import FloatTrainer, updates
+    from tflite_train.tf_float import dequantize
+    from tflite_train.train import sample_order
+    hyper = Hyper(lr=float(args.lr), bias_lr=args.bias_lr, momentum=args.momentum,
+                  decay_steps=args.steps if args.cosine else 0, half_life=0, qas=True,
+                  rounding="stochastic", seed=seed, grad="float32")
+    result = augment.augment(tflite_io.load(args.model), scheme, len(ds.classes), hyper)
+    t0 = time.time()
+    ft = FloatTrainer(result.graph)
+    grids = []
+    for (p, o), (var, *_rest) in zip(updates(ft.graph), ft.rules):
+        t = ft.graph.tensors[p]
+        if t.dtype == "int8" and t.quant is not None:
+            one = dequantize(t, np.ones(var.shape, np.int8), axis=o.get("axis", 0))
+            grids.append((t.name, var, one.astype(np.float32), var.numpy().copy()))
+    inp = result.graph.tensors[result.graph.inputs[0]]
+    for i in sample_order(train_idx, args.steps, seed):
+        ft.step(data.to_model_input(ds.images[i], inp), int(ds.labels[i]))
+    moved = {}
+    for name, var, one, start in grids:
+        d = np.abs(var.numpy() - start) / one
+        moved[name] = {"weights": int(d.size), "mean_lsb": float(d.mean()),
+                       "below_half_lsb": float(np.mean(d < 0.5)),
+                       "max_lsb": float(d.max())}
+    trained = {name: var.numpy().copy() for name, var, _, _ in grids}
+    xs = [data.to_model_input(ds.images[i], inp) for i in val_idx]
+    rows = []
+    name_of = scheme if not scheme.endswith(".json") else Path(scheme).stem
+    for which, label in GRID_EVALS.items():
+        for name, var, one, _ in grids:
+            head = name.startswith("head/")
+            on = {"none": False, "all": True, "pretrained": not head, "head": head}[which]
+            w = trained[name]
+            var.assign(np.clip(np.rint(w / one), -127, 127) * one if on else w)
+        hits = sum(ft.predict(x) == ds.labels[i] for x, i in zip(xs, val_idx))
+        rows.append({"scheme": name_of, "variant": label, "grad": "-", "seed": seed,
+                     "val_accuracy": hits / len(val_idx), "moved": moved,
+                     "seconds": round(time.time() - t0, 1)})
+    return rows
+
+
 def run(scheme: str, variant: str, seed: int, args, ds, train_idx, val_idx) -> dict:
     """One row: transfer.run's int8 + QAS (int8 gradients) or fp32, with the residual rule
     patched in for the residual variants (numpy engine)."""
@@ -203,6 +261,20 @@ def step_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def moved_table(rows: list[dict]) -> str:
+    """Per fp32-grid run and trained weight tensor: how far fp32 training moved the weights
+    from their (on-grid) start, in LSBs of their int8 grid."""
+    out = ["| scheme | seed | weights | count | mean move (LSB) | moved < 1/2 LSB | largest "
+           "move (LSB) |", "|---|---:|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["variant"] == GRID_EVALS["none"]:
+            for name, m in r["moved"].items():
+                out.append(f"| {r['scheme']} | {r['seed']} | {name} | {m['weights']:,} | "
+                           f"{m['mean_lsb']:.3f} | {100 * m['below_half_lsb']:.1f}% | "
+                           f"{m['max_lsb']:.2f} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1000)
@@ -237,12 +309,16 @@ def main() -> None:
         name = Path(scheme).stem if scheme.endswith(".json") else scheme
         for seed in seeds:
             for variant in variants:
-                if (name, VARIANTS[variant], seed) in done:
+                if (name, GRID_EVALS["all"] if variant == "fp32-grid" else VARIANTS[variant],
+                        seed) in done:
                     continue
-                r = run(scheme, variant, seed, args, ds, train_idx, val_idx)
-                rows.append(r)
-                print(f"| {r['scheme']} | {r['variant']} | {seed} | "
-                      f"{100 * r['val_accuracy']:.1f}% | {r['seconds']} s |", flush=True)
+                new = (fp32_grid(scheme, seed, args, ds, train_idx, val_idx)
+                       if variant == "fp32-grid"
+                       else [run(scheme, variant, seed, args, ds, train_idx, val_idx)])
+                for r in new:
+                    rows.append(r)
+                    print(f"| {r['scheme']} | {r['variant']} | {seed} | "
+                          f"{100 * r['val_accuracy']:.1f}% | {r['seconds']} s |", flush=True)
                 if args.json:
                     args.json.write_text(json.dumps(
                         {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows},
@@ -251,6 +327,8 @@ def main() -> None:
     print(summary(rows))
     print()
     print(step_table(rows))
+    print()
+    print(moved_table(rows))
 
 
 if __name__ == "__main__":
