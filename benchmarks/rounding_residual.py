@@ -275,6 +275,38 @@ def moved_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def cost(model: Path, schemes: list[str], num_classes: int = 10) -> str:
+    """SRAM of a residual: one byte per trained int8 weight (each weight update op's trained
+    region), next to `tflite-train plan`'s SRAM of the scheme's default training model
+    (TFLM on the Cortex-M7, and the generated program's), as markdown."""
+    import subprocess
+    import tempfile
+    from tflite_train import tflite_io
+    from tflite_train.training_ops import options_of
+    out = ["| scheme | trained int8 weights = residual bytes | plan SRAM, TFLM (bytes) | "
+           "with the residual | generated program's SRAM | with the residual |",
+           "|---|---:|---:|---:|---:|---:|"]
+    cli = [sys.executable, "-m", "tflite_train.cli"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for scheme in schemes:
+            path = Path(tmp) / "m.train.tflite"
+            subprocess.run(cli + ["augment", str(model), "-o", str(path), "--num-classes",
+                                  str(num_classes), "--scheme", scheme], check=True,
+                           capture_output=True)
+            plan = json.loads(subprocess.run(cli + ["plan", str(path), "--json"], check=True,
+                                             capture_output=True, text=True).stdout)
+            g = tflite_io.load(path)
+            n = 0
+            for op in g.operators:
+                if op.kind == "TT_UPDATE_WEIGHT" or op.kind.endswith("_WEIGHT_UPDATE"):
+                    w = g.tensors[op.inputs[0 if op.kind == "TT_UPDATE_WEIGHT" else 3]]
+                    n += int(np.prod(w.shape[:-1])) * options_of(op)["channels"]
+            tflm, cg = plan["total_bytes"], plan["codegen"]["total_bytes"]
+            name = Path(scheme).stem if scheme.endswith(".json") else scheme
+            out.append(f"| {name} | {n:,} | {tflm:,} | {tflm + n:,} | {cg:,} | {cg + n:,} |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1000)
@@ -290,6 +322,8 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=transfer.MODEL)
     ap.add_argument("--data", default="fashion-mnist")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--cost", action="store_true",
+                    help="print only the residual's SRAM per scheme next to the plan's")
     args = ap.parse_args()
     # transfer.run's other settings: the transfer table's
     args.lr, args.bias_lr, args.momentum, args.cosine = "0.2", 0.001, 0.0, True
@@ -299,6 +333,9 @@ def main() -> None:
         sys.exit(f"unknown variant(s): {', '.join(bad)}")
     schemes = [str(transfer.SPARSE) if s == "sparse" else s for s in args.schemes.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.cost:
+        print(cost(args.model, schemes))
+        return
     ds = data.load(args.data)
     train_idx, val_idx = split(len(ds), 0.1, args.val, 0)
     rows = []
