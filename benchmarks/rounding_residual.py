@@ -68,7 +68,10 @@ VARIANTS = {"qas": "int8 + QAS (stochastic rounding)",
             "fp32-grid": "fp32, validated with trained weights rounded to nearest"}
 GRID_EVALS = {"none": "fp32 (this run, unrounded)", "all": "fp32, every trained weight "
               "rounded to nearest", "pretrained": "fp32, the pretrained weights rounded to "
-              "nearest", "head": "fp32, the new head's weights rounded to nearest"}
+              "nearest", "head": "fp32, the new head's weights rounded to nearest",
+              # the two parts of "all": the grid's range alone, its resolution alone
+              "clamp": "fp32, every trained weight clamped to +-127 LSB (not rounded)",
+              "round": "fp32, every trained weight rounded to nearest (not clamped)"}
 MODES = {"resid8": "q8", "resid8-sr": "q8-sr", "residf": "f32"}
 RESIDUAL_UNITS = 256                  # the int8 residual's steps per LSB of the weight
 # |QAS step| bins in LSBs of the weight (after 0 exactly): below half a residual unit
@@ -132,6 +135,9 @@ def residual_update(mode: str, stats: dict | None = None, seed: int = 0):
         step = np.clip(np.nan_to_num(step, nan=-256.0), -256.0, 256.0)
         region = w[..., :k]
         region[...] = np.clip(region.astype(np.int32) + step.astype(np.int32), -127, 127)
+        if stats is not None:                 # the share at the grid's ends, last update
+            stats.setdefault("at_127", {})[str(list(delta.shape))] = float(
+                np.mean(np.abs(region.astype(np.int32)) == 127))
     return apply
 
 
@@ -179,7 +185,8 @@ def fp32_grid(scheme: str, seed: int, args, ds, train_idx, val_idx) -> list[dict
         d = np.abs(var.numpy() - start) / one
         moved[name] = {"weights": int(d.size), "mean_lsb": float(d.mean()),
                        "below_half_lsb": float(np.mean(d < 0.5)),
-                       "max_lsb": float(d.max())}
+                       "max_lsb": float(d.max()),
+                       "beyond_127": float(np.mean(np.abs(var.numpy() / one) > 127.5))}
     trained = {name: var.numpy().copy() for name, var, _, _ in grids}
     xs = [data.to_model_input(ds.images[i], inp) for i in val_idx]
     rows = []
@@ -187,9 +194,13 @@ def fp32_grid(scheme: str, seed: int, args, ds, train_idx, val_idx) -> list[dict
     for which, label in GRID_EVALS.items():
         for name, var, one, _ in grids:
             head = name.startswith("head/")
-            on = {"none": False, "all": True, "pretrained": not head, "head": head}[which]
-            w = trained[name]
-            var.assign(np.clip(np.rint(w / one), -127, 127) * one if on else w)
+            on = {"none": False, "pretrained": not head, "head": head}.get(which, True)
+            w = trained[name] / one
+            if on and which != "clamp":
+                w = np.rint(w)
+            if on and which != "round":
+                w = np.clip(w, -127, 127)
+            var.assign((w * one).astype(np.float32))
         hits = sum(ft.predict(x) == ds.labels[i] for x, i in zip(xs, val_idx))
         rows.append({"scheme": name_of, "variant": label, "grad": "-", "seed": seed,
                      "val_accuracy": hits / len(val_idx), "moved": moved,
@@ -252,12 +263,18 @@ def step_table(rows: list[dict]) -> str:
     tensor shape: share of steps exactly 0, of |step| in (0, 1/512) LSB, in [1/512, 1/2) and
     at least 1/2 LSB."""
     out = ["| scheme | variant | seed | weights | updates x elements | 0 | (0, 1/512) LSB | "
-           "[1/512, 1/2) LSB | >= 1/2 LSB |", "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+           "[1/512, 1/2) LSB | >= 1/2 LSB | codes at +-127 after training |",
+           "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        for shape, counts in r.get("step_bins", {}).items():
+        bins = r.get("step_bins", {})
+        for shape, counts in bins.items():
+            if shape == "at_127":
+                continue
             n = sum(counts)
             out.append(f"| {r['scheme']} | {r['variant']} | {r['seed']} | {shape} | {n:,} | "
-                       + " | ".join(f"{100 * c / n:.1f}%" for c in counts) + " |")
+                       + " | ".join(f"{100 * c / n:.1f}%" for c in counts) + " | "
+                       + (f"{100 * bins['at_127'][shape]:.2f}%" if "at_127" in bins
+                          else "-") + " |")
     return "\n".join(out)
 
 
@@ -265,13 +282,15 @@ def moved_table(rows: list[dict]) -> str:
     """Per fp32-grid run and trained weight tensor: how far fp32 training moved the weights
     from their (on-grid) start, in LSBs of their int8 grid."""
     out = ["| scheme | seed | weights | count | mean move (LSB) | moved < 1/2 LSB | largest "
-           "move (LSB) |", "|---|---:|---|---:|---:|---:|---:|"]
+           "move (LSB) | beyond +-127.5 LSB |", "|---|---:|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r["variant"] == GRID_EVALS["none"]:
             for name, m in r["moved"].items():
                 out.append(f"| {r['scheme']} | {r['seed']} | {name} | {m['weights']:,} | "
                            f"{m['mean_lsb']:.3f} | {100 * m['below_half_lsb']:.1f}% | "
-                           f"{m['max_lsb']:.2f} |")
+                           f"{m['max_lsb']:.2f} | "
+                           + (f"{100 * m['beyond_127']:.2f}% |" if "beyond_127" in m
+                              else "- |"))
     return "\n".join(out)
 
 
