@@ -71,7 +71,12 @@ GRID_EVALS = {"none": "fp32 (this run, unrounded)", "all": "fp32, every trained 
               "nearest", "head": "fp32, the new head's weights rounded to nearest",
               # the two parts of "all": the grid's range alone, its resolution alone
               "clamp": "fp32, every trained weight clamped to +-127 LSB (not rounded)",
-              "round": "fp32, every trained weight rounded to nearest (not clamped)"}
+              "round": "fp32, every trained weight rounded to nearest (not clamped)",
+              # a grid with headroom for the pretrained weights (scale x H, codes +-127;
+              # the head on its own grid), as augment could requantize a trained layer
+              "h2": "fp32, rounded to nearest, pretrained weights on a 2x coarser grid",
+              "h4": "fp32, rounded to nearest, pretrained weights on a 4x coarser grid"}
+HEADROOM = {"h2": 2, "h4": 4}
 MODES = {"resid8": "q8", "resid8-sr": "q8-sr", "residf": "f32"}
 RESIDUAL_UNITS = 256                  # the int8 residual's steps per LSB of the weight
 # |QAS step| bins in LSBs of the weight (after 0 exactly): below half a residual unit
@@ -191,16 +196,18 @@ def fp32_grid(scheme: str, seed: int, args, ds, train_idx, val_idx) -> list[dict
     xs = [data.to_model_input(ds.images[i], inp) for i in val_idx]
     rows = []
     name_of = scheme if not scheme.endswith(".json") else Path(scheme).stem
-    for which, label in GRID_EVALS.items():
+    for which in args.grid_evals.split(","):
+        label = GRID_EVALS[which]
         for name, var, one, _ in grids:
             head = name.startswith("head/")
             on = {"none": False, "pretrained": not head, "head": head}.get(which, True)
-            w = trained[name] / one
+            w = trained[name] / (one * HEADROOM.get(which, 1) if not head else one)
             if on and which != "clamp":
                 w = np.rint(w)
             if on and which != "round":
                 w = np.clip(w, -127, 127)
-            var.assign((w * one).astype(np.float32))
+            var.assign((w * (one * HEADROOM.get(which, 1) if not head else one))
+                       .astype(np.float32))
         hits = sum(ft.predict(x) == ds.labels[i] for x, i in zip(xs, val_idx))
         rows.append({"scheme": name_of, "variant": label, "grad": "-", "seed": seed,
                      "val_accuracy": hits / len(val_idx), "moved": moved,
@@ -341,6 +348,9 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=transfer.MODEL)
     ap.add_argument("--data", default="fashion-mnist")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--grid-evals", default="none,all,pretrained,head,clamp,round",
+                    help="fp32-grid's validations: comma-separated subset of "
+                         + ", ".join(GRID_EVALS))
     ap.add_argument("--cost", action="store_true",
                     help="print only the residual's SRAM per scheme next to the plan's")
     args = ap.parse_args()
@@ -365,7 +375,8 @@ def main() -> None:
         name = Path(scheme).stem if scheme.endswith(".json") else scheme
         for seed in seeds:
             for variant in variants:
-                if (name, GRID_EVALS["all"] if variant == "fp32-grid" else VARIANTS[variant],
+                if (name, GRID_EVALS[args.grid_evals.split(",")[-1]] if variant == "fp32-grid"
+                        else VARIANTS[variant],
                         seed) in done:
                     continue
                 new = (fp32_grid(scheme, seed, args, ds, train_idx, val_idx)
