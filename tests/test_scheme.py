@@ -72,6 +72,12 @@ def test_json_scheme_with_ratios_names_and_negative_indices(pd, tmp_path):
     ({"weight_update": [{"ratio": 0.5}]}, "weight_update[0]: expected"),
     ({"weight_update": [{"layer": True, "ratio": 1}]}, "layer must be"),
     ({"weight_update": [{"layer": 2, "ratio": "half"}]}, "not a number"),
+    # a search record's budget and target are read (augment's default batch keeps them)
+    ({"search": "by hand"}, "search must be the record `tflite-train search` writes"),
+    ({"search": {"target": "tflm"}}, "budget_bytes (a positive integer)"),
+    ({"search": {"target": "tflm", "budget_bytes": 0}}, "budget_bytes"),
+    ({"search": {"target": "tflm", "budget_bytes": True}}, "budget_bytes"),
+    ({"search": {"target": "mcu", "budget_bytes": 1000}}, "target (tflm or codegen)"),
 ])
 def test_bad_scheme_files(example, tmp_path, doc, fragment):
     p = tmp_path / "bad.json"
@@ -93,3 +99,15 @@ def test_bad_scheme_specs(example, tmp_path):
     p.write_text("{not json")
     with pytest.raises(SchemeError, match="not valid JSON"):
         scheme.parse(str(p), example)
+
+
+def test_a_search_record_gives_its_budget(example, tmp_path):
+    """What search writes: its record's budget and target, nothing else of it."""
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps({"n_bias_update": 2, "search": {
+        "budget_bytes": 102400, "target": "codegen", "memory_bytes": 99000, "any": [1]}}))
+    assert scheme.parse(str(p), example).searched == {"target": "codegen",
+                                                        "budget_bytes": 102400}
+    p.write_text(json.dumps({"n_bias_update": 2}))
+    assert scheme.parse(str(p), example).searched is None
+    assert scheme.parse("bias-only", example).searched is None

@@ -162,6 +162,47 @@ def test_codegen_target_is_the_generated_programs_plan(task, tmp_path, capsys):
     assert info["total_bytes"] > budget         # TFLM's plan of the same model
 
 
+def test_the_default_batch_keeps_the_budget_searched_under(task, tmp_path, capsys):
+    """augment --scheme s.json without --batch: a searched scheme that trains no pretrained
+    weight (here only the new head) would get the default batch 8, whose accumulators the
+    search never counted (it plans batch 1). The model stays within the budget the file
+    carries, as its target plans it (batch 1 here, saying why); a budget with room for the
+    accumulators gets batch 8. (Before round 25 both got batch 8, over the budget.)"""
+    cache = shutil.copy(task["cache"], tmp_path / "cache.json")
+    # each target's minimum: the new head alone
+    codegen = search(str(EXAMPLE), str(task["data"]), str(tmp_path / "c.json"),
+                     options(cache, task["done"].minimum, target="codegen"), progress=False)
+    for target, budget in (("tflm", task["done"].minimum), ("codegen", codegen.minimum)):
+        out = tmp_path / f"{target}.json"
+        done = search(str(EXAMPLE), str(task["data"]), str(out),
+                      options(cache, budget, target=target), progress=False)
+        assert not done.point.weights                 # the default batch is weighed
+        model = tmp_path / f"{target}.tflite"
+        code, text, err = run_cli(capsys, "augment", EXAMPLE, "-o", model, "--num-classes",
+                                  4, "--scheme", out)
+        assert code == 0, err
+        assert "batch 1 (default): a batch of 8 would take" in text
+        assert f"over {budget:,}, the --budget its search had (target {target})" in text
+        assert main(["plan", str(model), "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        total = info["total_bytes"] if target == "tflm" else info["codegen"]["total_bytes"]
+        assert total == done.cost.total <= budget
+        # room for the accumulators: batch 8, within the budget
+        doc = json.loads(out.read_text())
+        doc["search"]["budget_bytes"] = 200_000
+        roomy = tmp_path / f"{target}-roomy.json"
+        roomy.write_text(json.dumps(doc))
+        code, text, err = run_cli(capsys, "augment", EXAMPLE, "-o", model, "--num-classes",
+                                  4, "--scheme", roomy)
+        assert code == 0, err
+        assert "batch 8 (default): the scheme trains no pretrained weight" in text
+        assert "within 200,000, the --budget its search had (target " + target in text
+        assert main(["plan", str(model), "--json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        total = info["total_bytes"] if target == "tflm" else info["codegen"]["total_bytes"]
+        assert done.cost.total < total <= 200_000 and info["accumulator_bytes"] > 0
+
+
 def test_same_seed_same_scheme(task, tmp_path):
     a = search(str(EXAMPLE), str(task["data"]), str(tmp_path / "a.json"),
                options(task["cache"]), progress=False)

@@ -258,7 +258,7 @@ def _make_variables(graph: Graph, params: list[int], buffers: list[int]) -> Oper
 def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | None = None,
             hyper: autodiff.Hyper | None = None, fuse: bool = True,
             reorder: bool = True, lr_rule: dict | None = None,
-            memory: MemoryOptions | None = None) -> Augmented:
+            memory: MemoryOptions | None = None, tune=None) -> Augmented:
     """`fuse`: compute weight and bias gradients inside their update ops (in-place update,
     the default); False keeps them as tensors, which the gradient checks read.
     `reorder`: keep schedule.greedy's operator order when its arena plan is smaller.
@@ -267,10 +267,28 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
     `memory`: which of the memory passes run (passes/: filters split into trained and frozen
     parts, in-place operators, requantization in flash, expansions computed row by row); they
     change where bytes live, not what is computed. Within memory.flash_budget: see _fit.
-    hyper.batch None: augment chooses it (default_batch)."""
-    if hyper is not None and hyper.batch is None:
+    hyper.batch None: augment chooses it (_default_batch). `tune(batch)`: (layer_lrs, their
+    record) found for a model of that batch (`--lr auto`'s range test), called for the batch
+    the model gets, in place of hyper's rates."""
+    hyper = hyper or autodiff.Hyper()
+    _check_hyper(hyper if hyper.batch is not None else replace(hyper, batch=1))
+    _check_input(graph)             # once: every model below is built from this graph
+    if hyper.batch is None:
         return _default_batch(graph, scheme_spec, num_classes, hyper, fuse, reorder, lr_rule,
-                              memory)
+                              memory, tune)
+    if tune is not None:
+        hyper, lr_rule = _tuned(hyper, tune)
+    return _fitted(graph, scheme_spec, num_classes, hyper, fuse, reorder, lr_rule, memory)
+
+
+def _tuned(hyper: autodiff.Hyper, tune) -> tuple[autodiff.Hyper, dict]:
+    layer_lrs, record = tune(hyper.batch)
+    return replace(hyper, lr=None, bias_lr=None, layer_lrs=layer_lrs), record
+
+
+def _fitted(graph: Graph, scheme_spec, num_classes, hyper, fuse, reorder, lr_rule,
+            memory: MemoryOptions | None) -> Augmented:
+    """_augment, within memory.flash_budget (_fit)."""
     memory = MemoryOptions() if memory is None else memory
     if memory.flash_budget is None:
         return _augment(graph, scheme_spec, num_classes, hyper, fuse, reorder, lr_rule, memory)
@@ -300,10 +318,12 @@ class BatchChoice:
     why: str | None           # None where nothing was weighed (the scheme trains weights)
 
 
-def _default_batch(graph: Graph, scheme_spec, num_classes, hyper, *rest) -> Augmented:
+def _default_batch(graph: Graph, scheme_spec, num_classes, hyper, fuse, reorder, lr_rule,
+                   memory, tune) -> Augmented:
     """DEFAULT_BATCH where the scheme trains no pretrained weight (only biases and a new
     head) and the training model, accumulators included, fits the board's SRAM
-    (tflm_memory.SRAM_BUDGET, as `plan` counts it for TFLM); batch 1 otherwise. Why a batch
+    (tflm_memory.SRAM_BUDGET, as `plan` counts it for TFLM) and the budget a searched scheme
+    file was searched under (_batch_fits); batch 1 otherwise. Why a batch
     there: a head trained on a frozen body from one sample a step is badly conditioned
     (README, "The person detector's bias-only ceiling"): the person detector's bias-only
     reaches 33.0 +- 2.0% in 300 steps of batch 1 and 61.4 +- 0.7% in 300 of batch 8
@@ -311,36 +331,84 @@ def _default_batch(graph: Graph, scheme_spec, num_classes, hyper, *rest) -> Augm
     accumulators. Why not where weights train: their accumulators are 4 bytes a trained
     weight (2-12x the arena of the paper's schemes, RESULTS "batch-accumulators"), and
     their defaults reach their accuracy at batch 1. The chosen batch and why are in the
-    result's batch_choice."""
-    if _trains_pretrained_weights(graph, scheme_spec, num_classes):
-        result = augment(graph, scheme_spec, num_classes, replace(hyper, batch=1), *rest)
+    result's batch_choice.
+    The model-derived rates' probe runs once for both batches (it does not depend on the
+    batch: lr.head_boost scales its result). With `tune` (a range test, minutes), the batch
+    is first sized with the model-derived rates, so that tune runs once, for the batch the
+    model gets; the tuned model is measured again (the rates change no byte of SRAM, but
+    the file's size, and so what the flash budget gives up, may differ)."""
+    pristine = copy.deepcopy(graph)
+    derived = None
+
+    def build(batch: int, tuned: bool = True) -> Augmented:
+        nonlocal derived
+        graph.__dict__.update(copy.deepcopy(pristine).__dict__)   # the input, untouched
+        h, rule = replace(hyper, batch=batch), lr_rule
+        if tune is not None and tuned:
+            h, rule = _tuned(h, tune)
+        elif h.lr is None and h.layer_lrs is None:
+            if derived is None:
+                from . import lr
+                derived = lr.model_rates(pristine, scheme_spec, num_classes, h.seed)
+            h, rule = default_rates(pristine, scheme_spec, num_classes, h, derived)
+        return _fitted(graph, scheme_spec, num_classes, h, fuse, reorder, rule, memory)
+
+    if _trains_pretrained_weights(pristine, scheme_spec, num_classes):
+        result = build(1)
         result.batch_choice = BatchChoice(1, None)
         return result
-    pristine = copy.deepcopy(graph)
-    result = augment(graph, scheme_spec, num_classes, replace(hyper, batch=DEFAULT_BATCH),
-                     *rest)
-    # the model file's size is flash, not SRAM: 0 here
-    acc = tflm_memory.account(result.graph, 0)
-    sram, budget = acc["sram_total"], tflm_memory.SRAM_BUDGET
-    if sram <= budget:
-        result.batch_choice = BatchChoice(
-            DEFAULT_BATCH, f"the scheme trains no pretrained weight, and with its "
-            f"{acc['accumulators']:,} B of accumulators the model takes {sram:,} B of SRAM "
-            f"under TFLM, within {budget:,}")
-        return result
-    graph.__dict__.update(pristine.__dict__)            # the input graph, untouched again
-    result = augment(graph, scheme_spec, num_classes, replace(hyper, batch=1), *rest)
-    result.batch_choice = BatchChoice(
-        1, f"a batch of {DEFAULT_BATCH} would take the model to {sram:,} B of SRAM under "
-        f"TFLM ({acc['accumulators']:,} B of accumulators), over {budget:,}")
+    result = build(DEFAULT_BATCH, tuned=False)
+    fits, why = _batch_fits(result)
+    if fits and tune is not None:
+        result = build(DEFAULT_BATCH)
+        fits, why = _batch_fits(result)
+    if not fits:
+        result = build(1)
+    result.batch_choice = BatchChoice(DEFAULT_BATCH if fits else 1, why)
     return result
+
+
+def _batch_fits(result: Augmented) -> tuple[bool, str]:
+    """Whether a model of DEFAULT_BATCH is within the SRAM budget and, for a scheme file
+    `search` wrote, within the budget it was searched under, as search measured it (its
+    target's planner, search.budget): search counted no accumulators (it plans batch 1), and
+    a user who searched under 100 KB expects the model to take at most that. Why, as augment
+    prints it."""
+    acc = tflm_memory.account(result.graph, 0)    # the file's size is flash, not SRAM: 0
+    limit = tflm_memory.SRAM_BUDGET
+    searched = result.scheme.searched
+    note = ""
+    if searched is not None:
+        note = f", the --budget its search had (target {searched['target']})"
+    checks = []                         # (what, its bytes of SRAM, the limit, why that limit)
+    if searched is not None and searched["target"] == "tflm" and \
+            searched["budget_bytes"] < limit:
+        checks.append(("the model", "under TFLM", acc["sram_total"], searched["budget_bytes"],
+                       note))
+    else:
+        checks.append(("the model", "under TFLM", acc["sram_total"], limit, ""))
+    if searched is not None and searched["target"] != "tflm":
+        from .search.budget import planner
+        from .tflite_io import serialize
+        total = planner(searched["target"])(result.graph,
+                                            result.written or serialize(result.graph))[0]
+        checks.append(("the generated program", "as codegen plans it", total,
+                       searched["budget_bytes"], note))
+    n = acc["accumulators"]
+    for who, where, used, most, why in checks:
+        if used > most:
+            return False, (f"a batch of {DEFAULT_BATCH} would take {who} to {used:,} B of "
+                           f"SRAM {where} ({n:,} B of accumulators), over {most:,}{why}")
+    return True, (f"the scheme trains no pretrained weight, and with its {n:,} B of "
+                  "accumulators " + " and ".join(
+                      f"{who} takes {used:,} B of SRAM {where}, within {most:,}{why}"
+                      for who, where, used, most, why in checks))
 
 
 def _trains_pretrained_weights(graph: Graph, scheme_spec, num_classes) -> bool:
     """Whether the scheme trains any weight of the input model (a new head left out), read
-    from the scheme as _augment parses it; a bad scheme or model raises what augment
-    would."""
-    _check_input(graph)
+    from the scheme as _augment parses it; a bad scheme raises what augment would (the
+    model was checked by augment)."""
     exclude = {find_classifier(graph)[0]} if num_classes is not None else set()
     return any(u.weight_channels for u in schemes.parse(scheme_spec, graph, exclude)
                .layers.values())
@@ -437,8 +505,7 @@ def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,
              hyper: autodiff.Hyper | None, fuse: bool, reorder: bool, lr_rule: dict | None,
              memory: MemoryOptions) -> Augmented:
     hyper = hyper or autodiff.Hyper()
-    _check_hyper(hyper)
-    _check_input(graph)
+    _check_hyper(hyper)             # the input graph: checked by augment (_check_input)
     if hyper.lr is None and hyper.layer_lrs is None:
         hyper, lr_rule = default_rates(graph, scheme_spec, num_classes, hyper)
     elif lr_rule is None:
@@ -448,7 +515,7 @@ def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,
     head = None
     if num_classes is not None:
         head, logits = replace_head(graph, num_classes, hyper.seed,
-                                    head_headroom(lr_rule.get("head_boost", 1.0)))
+                                    head_headroom(_head_boost_of(lr_rule)))
     else:
         logits = find_logits(graph)
     scheme = schemes.parse(scheme_spec, graph, exclude={head} if head is not None else set())
@@ -551,11 +618,13 @@ def _prune(graph: Graph, bwd: autodiff.BackwardGraph, choices: MemoryChoices,
 
 
 def default_rates(graph: Graph, scheme_spec: str, num_classes: int | None,
-                  hyper: autodiff.Hyper) -> tuple[autodiff.Hyper, dict]:
+                  hyper: autodiff.Hyper, rates=None) -> tuple[autodiff.Hyper, dict]:
     """Hyper with the model-derived per-layer rates (lr.py), and their record. An explicit
-    bias lr replaces every bias's rate."""
+    bias lr replaces every bias's rate. `rates`: lr.model_rates of this graph, scheme,
+    classes and seed, where already measured."""
     from . import lr as lr_rule
-    rates = lr_rule.model_rates(graph, scheme_spec, num_classes, hyper.seed)
+    if rates is None:
+        rates = lr_rule.model_rates(graph, scheme_spec, num_classes, hyper.seed)
     boost = lr_rule.schedule_boost(hyper)
     w_boost = lr_rule.weight_boost(hyper, rates.density)
     h_boost = lr_rule.head_boost(hyper)
@@ -563,6 +632,12 @@ def default_rates(graph: Graph, scheme_spec: str, num_classes: int | None,
                  for k, (w, b) in lr_rule.scaled(rates, boost, w_boost, h_boost).items()}
     record = lr_rule.base_record(boost, w_boost, rates.density, h_boost)
     return replace(hyper, layer_lrs=layer_lrs), record
+
+
+def _head_boost_of(lr_rule: dict) -> float:
+    """The head's rate factor a record of rates says (the model-derived rule's, or the base
+    of a range test's)."""
+    return lr_rule.get("head_boost", lr_rule.get("base", {}).get("head_boost", 1.0))
 
 
 def head_headroom(head_boost: float = 1.0) -> float:

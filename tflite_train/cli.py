@@ -341,7 +341,8 @@ def cmd_compare(args) -> int:
 
 
 def _lr_auto(args, graph, hyper):
-    """`--lr auto`: the range test on --data, with a progress bar and a line per candidate."""
+    """`--lr auto`: the range test on --data at hyper.batch, with a progress bar and a line
+    per candidate."""
     from tqdm import tqdm
 
     from . import data as datasets
@@ -350,8 +351,9 @@ def _lr_auto(args, graph, hyper):
     dataset = datasets.load(args.data, graph.tensors[graph.inputs[0]].shape)
     factors = lr_rule.AUTO_FACTORS
     engine = host_engine(None)
+    per = f"updates of batch {hyper.batch}" if hyper.batch > 1 else "steps"
     print(f"--lr auto: {len(factors)} candidate rates (more past an end that wins) x "
-          f"{args.lr_test_steps} steps on {dataset.name} (engine {engine}, seed {hyper.seed})",
+          f"{args.lr_test_steps} {per} on {dataset.name} (engine {engine}, seed {hyper.seed})",
           flush=True)
     bar = tqdm(total=len(factors) * args.lr_test_steps, unit="step", disable=None,
                file=sys.stderr, leave=False)
@@ -400,17 +402,21 @@ def cmd_augment(args) -> int:
                   qas=not args.no_qas, rounding=args.rounding, seed=args.seed,
                   decay_steps=args.lr_decay_steps, half_life=args.lr_half_life, grad=args.grad,
                   grad_rounding=args.grad_rounding, batch=args.batch)
-    lr_record = None
+    tune = None
     if auto:
-        test = _lr_auto(args, copy.deepcopy(graph), hyper)
-        hyper, lr_record = replace(hyper, layer_lrs=test.layer_lrs), test.record
+        pristine = copy.deepcopy(graph)
+
+        def tune(batch):
+            # at the batch the model gets (augment chooses it without --batch)
+            test = _lr_auto(args, copy.deepcopy(pristine), replace(hyper, batch=batch))
+            return test.layer_lrs, test.record
     from . import tflm_memory
     from .augment import MemoryOptions
     memory = MemoryOptions(split_filters=not args.no_split_filters, in_place=not args.no_in_place,
                            flash_requant=not args.keep_builtins, stream=not args.no_stream,
                            flash_budget=args.flash_budget or tflm_memory.FLASH_BUDGET)
     result = augment(graph, args.scheme, args.num_classes, hyper, fuse=not args.no_fuse,
-                     lr_rule=lr_record, memory=memory)
+                     memory=memory, tune=tune)
     hyper = result.hyper
     g = result.graph
     print(f"{args.model} -> {out}")

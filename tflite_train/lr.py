@@ -385,7 +385,15 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
     diverged), the next factor of 2 past that end (AUTO_EXTEND at most each way). Both
     sample sets come from the part of the data `train` (default --val-split and --seed)
     trains on, so its validation samples stay unseen. `graph` is not touched. `starting(f)`
-    is called before each candidate, `report(candidate)` after it, `progress(1)` each step."""
+    is called before each candidate, `report(candidate)` after it, `progress(1)` each step.
+    At hyper.batch B (augment's Hyper.batch, a number: the batch the model gets) each
+    candidate is the model of batch B, with the new head's rates x B (head_boost) and its
+    grid as augment gives it, trained `steps` updates of B samples, as `train --steps`
+    counts them: a batch-B update applies the MEAN of its B gradients (the update ops'
+    batch), so a batch-1 test ranks rates for steps B times as noisy and, at the head, B
+    times as long per sample as the model takes (before round 25 the test ran at batch 1,
+    and a batch-8 model got the head's batch-1 rate: the factor on it that NLMS and
+    head_boost set is measured at 8x)."""
     from dataclasses import replace
 
     from .augment import MemoryOptions, augment
@@ -398,24 +406,26 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
                           f"({len(dataset)}; at least {AUTO_HELD_OUT + 8 * 2} wanted)")
     rates = model_rates(graph, scheme_spec, num_classes, hyper.seed)
     boost, w_boost = schedule_boost(hyper), weight_boost(hyper, rates.density)
+    h_boost = head_boost(hyper)
+    base = base_record(boost, w_boost, rates.density, h_boost)
     candidates = []
 
     def trial(f: float) -> None:
         nonlocal engine
         if starting:
             starting(f)
-        layer_lrs = scaled(rates, f * boost, w_boost)
-        # no flash budget: the conversions it gives up change no bits of a trial. Batch 1:
-        # the test ranks rates on per-sample updates (an --batch B model then applies
-        # them to its mean gradients; the engines without the batch can run the test)
+        layer_lrs = scaled(rates, f * boost, w_boost, h_boost)
+        # no flash budget: the conversions it gives up change no bits of a trial; the base
+        # record: the head's grid follows its rate (augment.head_headroom)
         result = augment(copy.deepcopy(graph), scheme_spec, num_classes,
-                         replace(hyper, lr=None, bias_lr=None, layer_lrs=layer_lrs, batch=1),
-                         memory=MemoryOptions(flash_budget=None))
+                         replace(hyper, lr=None, bias_lr=None, layer_lrs=layer_lrs),
+                         lr_rule=base, memory=MemoryOptions(flash_budget=None))
         trainer = Trainer(result.graph, dataset, engine)
         engine = trainer.engine                 # None resolved once: runtime.host_engine
         losses = []
-        for i in sample_order(fit, steps, hyper.seed):
-            losses.append(trainer.step(i))
+        samples = sample_order(fit, steps * trainer.batch, hyper.seed)
+        for _ in range(steps):
+            losses.append(trainer.update([next(samples) for _ in range(trainer.batch)]))
             if progress:
                 progress(1)
             if not math.isfinite(losses[-1]):
@@ -448,11 +458,11 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
     if best is None:
         raise LRTestError(f"--lr auto: every candidate learning rate diverged on this data "
                           f"(down to the model-derived rates x {tried[0]:g})")
-    record = {"rule": "range test", "base": base_record(boost, w_boost, rates.density),
-              "chosen_factor": best["factor"],
+    record = {"rule": "range test", "base": base, "chosen_factor": best["factor"],
               "steps_per_candidate": steps, "held_out_samples": len(held),
               "data": dataset.name, "engine": engine, "candidates": candidates}
-    return RangeTest(best["factor"], scaled(rates, best["factor"] * boost, w_boost), record)
+    return RangeTest(best["factor"], scaled(rates, best["factor"] * boost, w_boost, h_boost),
+                     record)
 
 
 class LRTestError(TTError):

@@ -12,7 +12,10 @@ Schemes (the `--scheme` argument):
   last:N        weights and biases of the last N layers
   FILE.json     {"n_bias_update": K, "weight_update": [{"layer": 21, "ratio": 0.5}, ...]}
                 biases of the last K layers, and the weights of the listed layers, each
-                for a ratio in {1/8, 1/4, 1/2, 1} of its input channels (0 = none)
+                for a ratio in {1/8, 1/4, 1/2, 1} of its input channels (0 = none); a file
+                `tflite-train search` wrote also has its record ("search"), of which the
+                budget and target are read (Scheme.searched: augment's default batch keeps
+                the model within that budget)
 
 Channel rule. A ratio r keeps the FIRST ceil(r * C) input channels of a layer (C = filter
 input depth). Contiguous channels make the saved activation a plain slice on the device;
@@ -51,6 +54,8 @@ class LayerUpdate:
 class Scheme:
     name: str
     layers: dict[int, LayerUpdate] = field(default_factory=dict)   # op index -> update
+    # a searched file's {"target", "budget_bytes"}: the budget it was searched under
+    searched: dict | None = None
 
     def trained_ops(self) -> list[int]:
         return sorted(k for k, u in self.layers.items() if u.bias or u.weight_channels)
@@ -188,7 +193,8 @@ def from_dict(doc, graph: Graph, exclude: set[int] = frozenset(),
     if not isinstance(doc, dict):
         raise SchemeError(f"{name}: expected a JSON object with n_bias_update and "
                           "weight_update")
-    # "search": what `tflite-train search` predicted and summed for this scheme; not read here
+    # "search": what `tflite-train search` predicted and summed for this scheme; only its
+    # budget and target are read (_searched)
     unknown = set(doc) - {"n_bias_update", "weight_update", "comment", "search"}
     if unknown:
         raise SchemeError(f"{name}: unknown key(s) {sorted(unknown)}")
@@ -197,7 +203,7 @@ def from_dict(doc, graph: Graph, exclude: set[int] = frozenset(),
     if isinstance(n_bias, bool) or not isinstance(n_bias, int) or not 0 <= n_bias <= len(layers):
         raise SchemeError(f"{name}: n_bias_update must be an integer in 0..{len(layers)}, "
                           f"got {n_bias!r}")
-    s = Scheme(Path(name).stem if name != "scheme" else name)
+    s = Scheme(Path(name).stem if name != "scheme" else name, searched=_searched(doc, name))
     _bias_last(graph, layers, n_bias, s)
     entries = doc.get("weight_update", [])
     if not isinstance(entries, list):
@@ -215,3 +221,20 @@ def from_dict(doc, graph: Graph, exclude: set[int] = frozenset(),
         ratio = parse_ratio(entry.get("ratio", 1), where)
         _weights(graph, op, ratio, s, where)
     return s
+
+
+def _searched(doc: dict, name: str) -> dict | None:
+    """The budget and target of a file's search record (None without one): the memory the
+    user asked `search` to keep the training model within, which augment's default batch must
+    not undo (augment._batch_fits)."""
+    record = doc.get("search")
+    if record is None:
+        return None
+    from .search.budget import TARGETS
+    budget = record.get("budget_bytes") if isinstance(record, dict) else None
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0 or \
+            record.get("target") not in TARGETS:
+        raise SchemeError(f"{name}: search must be the record `tflite-train search` writes, "
+                          "with budget_bytes (a positive integer) and target "
+                          f"({' or '.join(TARGETS)})")
+    return {"target": record["target"], "budget_bytes": budget}
