@@ -563,8 +563,14 @@ MALFORMED = [
      lambda g, op: (setattr(_acc(g, op), "is_variable", False),
                     setattr(_acc(g, op), "data", np.zeros(_acc(g, op).shape, F32))),
      "(accumulator) is not a variable", "accumulator"),
+    # the glue counted the accumulator as an input too many before round 25
     ("batch 0", "TT_BIAS_UPDATE", True, lambda g, op: _set_batch(op, 0),
-     "option batch=0 out of range", "inputs, the schema says"),   # its accumulator's extra
+     "option batch=0 out of range", "option batch=0 out of range 1..65536"),
+    ("batch 0, weights", "TT_FULLY_CONNECTED_WEIGHT_UPDATE", True,
+     lambda g, op: _set_batch(op, 0), "option batch=0 out of range",
+     "option batch=0 out of range 1..65536"),
+    ("batch -3", "TT_UPDATE_BIAS", False, lambda g, op: _set_batch(op, -3),
+     "option batch=-3 out of range", "option batch=-3 out of range 1..65536"),
     ("batch 2^40", "TT_UPDATE_WEIGHT", False, lambda g, op: _set_batch(op, 1 << 40),
      "option batch=1099511627776 out of range", "option 'batch'"),
     ("batch 1 with an accumulator", "TT_CONV2D_WEIGHT_UPDATE", True,

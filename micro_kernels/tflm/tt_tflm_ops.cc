@@ -893,19 +893,26 @@ void ReportUpdate(const TfLiteContext *context, const TfLiteNode *node, LayerDat
               Appended(d) ? InputCount(node) - 1 : -1);
 }
 
+/* An update op's option batch, checked before the input count that follows from it
+ * (Appended): a batch of 0 or below would be refused as an input count otherwise. */
+TT_SETUP bool BatchOk(Prepare &p, const LayerData *d) {
+  if (d->batch >= 1 && d->batch <= 65536) return true;
+  return p.Fail("option batch=%d out of range 1..65536", static_cast<int>(d->batch)), false;
+}
+
 /* Common checks: option errors, the window, dy (float32 or int8, rank 4 for convolutions)
  * and its optional mask; `inputs` counts the label in float32 mode, int8 mode has `extra`
- * more, the last of them dy's scale, and a batch above 1 its accumulator after the label.
- * Sets d->int8. */
+ * more, the last of them dy's scale, and a batch above 1 its accumulator after the label
+ * (`update`: an update op, whose batch is checked first). Sets d->int8. */
 bool LayerPrepareCommon(Prepare &p, TfLiteContext *context, TfLiteNode *node, const char *op,
                         int inputs, Layer layer, LayerData **data, TfLiteTensor **dy,
-                        int extra = 1) {
+                        int extra = 1, bool update = false) {
   *data = static_cast<LayerData *>(node->user_data);
   if (*data == nullptr) return p.Fail("no persistent memory for op data"), false;
   const bool int8 = (*data)->int8 = IsInt8(p.In(0));
   const int count = inputs + (int8 ? extra : 0) + Appended(*data);
-  if (!p.Options((*data)->bad_key) || !p.Inputs(count, Appended(*data)) ||
-      !WindowOk(p, LayerWindow(node, layer)))
+  if (!p.Options((*data)->bad_key) || (update && !BatchOk(p, *data)) ||
+      !p.Inputs(count, Appended(*data)) || !WindowOk(p, LayerWindow(node, layer)))
     return false;
   if ((*data)->depth_multiplier < 1) return p.Fail("depth_multiplier must be positive"), false;
   *dy = p.In(0, GradType(int8), "dy");
@@ -931,8 +938,7 @@ TT_SETUP bool SgdOk(Prepare &p, const LayerData *d) {
   if (d->sgd.half_life < 0) return p.Fail("half_life_steps must be >= 0"), false;
   if (d->sgd.decay_steps > 0 && d->sgd.half_life > 0)
     return p.Fail("decay_steps and half_life_steps are both set; one schedule at most"), false;
-  if (d->batch < 1 || d->batch > 65536) return p.Fail("batch must be in 1..65536"), false;
-  return true;
+  return true;          /* the batch: BatchOk, before the input count */
 }
 
 /* The weights' scales, one per output channel (axis 0, or the last axis for depthwise). */
@@ -1305,7 +1311,7 @@ TT_SETUP TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *no
   Prepare p(context, node, op);
   LayerData *d;
   TfLiteTensor *dy, *saved;
-  if (!LayerPrepareCommon(p, context, node, op, 6, kLayer, &d, &dy) || !SgdOk(p, d) ||
+  if (!LayerPrepareCommon(p, context, node, op, 6, kLayer, &d, &dy, 1, true) || !SgdOk(p, d) ||
       !SavedOk(p, dy, kLayer, d, &saved) || !PositionsOk(p, d, dy))
     return kTfLiteError;
   TfLiteTensor *w = p.In(3, kTfLiteInt8, "weights");
@@ -1415,7 +1421,7 @@ TT_SETUP TfLiteStatus BiasUpdatePrepare(TfLiteContext *context, TfLiteNode *node
   Prepare p(context, node, op);
   LayerData *d;
   TfLiteTensor *dy;
-  if (!LayerPrepareCommon(p, context, node, op, 5, kBias, &d, &dy) || !SgdOk(p, d))
+  if (!LayerPrepareCommon(p, context, node, op, 5, kBias, &d, &dy, 1, true) || !SgdOk(p, d))
     return kTfLiteError;
   TfLiteTensor *b = p.In(2, kTfLiteInt32, "bias");
   if (b == nullptr || !p.Variable(b, "bias")) return kTfLiteError;
@@ -1464,8 +1470,8 @@ TT_SETUP TfLiteStatus UpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   const char *op = kWeights ? "TT_UPDATE_WEIGHT" : "TT_UPDATE_BIAS";
   Prepare p(context, node, op);
   LayerData *d = static_cast<LayerData *>(node->user_data);
-  if (d == nullptr || !p.Options(d->bad_key) || !p.Inputs(4 + Appended(d), Appended(d)) ||
-      !SgdOk(p, d))
+  if (d == nullptr || !p.Options(d->bad_key) || !BatchOk(p, d) ||
+      !p.Inputs(4 + Appended(d), Appended(d)) || !SgdOk(p, d))
     return kTfLiteError;
   TfLiteTensor *param =
       p.In(0, kWeights ? kTfLiteInt8 : kTfLiteInt32, kWeights ? "weights" : "bias");
