@@ -935,7 +935,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", help="with --lr auto: the data to tune the learning rate on "
                                   "(as train's --data)")
     s.add_argument("--lr-test-steps", type=_positive_int, default=100, metavar="N",
-                   help="with --lr auto: training steps per candidate rate (default 100)")
+                   help="with --lr auto: training steps (updates of the batch the model gets) "
+                        "per candidate rate (default 100)")
     s.add_argument("--momentum", type=_unit_float, default=0.0, help="SGD momentum, [0, 1)")
     s.add_argument("--batch", type=_batch, default=None, metavar="B",
                    help="gradient accumulation: each update op sums the gradients of B "
