@@ -375,18 +375,15 @@ def _batch_fits(result: Augmented) -> tuple[bool, str]:
     a user who searched under 100 KB expects the model to take at most that. Why, as augment
     prints it."""
     acc = tflm_memory.account(result.graph, 0)    # the file's size is flash, not SRAM: 0
-    limit = tflm_memory.SRAM_BUDGET
     searched = result.scheme.searched
-    note = ""
-    if searched is not None:
-        note = f", the --budget its search had (target {searched['target']})"
-    checks = []                         # (what, its bytes of SRAM, the limit, why that limit)
+    note = "" if searched is None else \
+        f", the --budget its search had (target {searched['target']})"
+    # (what, where its SRAM is counted, its bytes, the limit, why that limit)
+    limit, why = tflm_memory.SRAM_BUDGET, ""
     if searched is not None and searched["target"] == "tflm" and \
             searched["budget_bytes"] < limit:
-        checks.append(("the model", "under TFLM", acc["sram_total"], searched["budget_bytes"],
-                       note))
-    else:
-        checks.append(("the model", "under TFLM", acc["sram_total"], limit, ""))
+        limit, why = searched["budget_bytes"], note
+    checks = [("the model", "under TFLM", acc["sram_total"], limit, why)]
     if searched is not None and searched["target"] != "tflm":
         from .search.budget import planner
         from .tflite_io import serialize
