@@ -120,6 +120,11 @@ def run_one(job: dict) -> dict:
     fp32 runs in TensorFlow on one thread (the runs are the parallelism)."""
     from tflite_train import augment, data
     from tflite_train.autodiff import Hyper
+    if "head_headroom" in job:
+        # the int8 variants' head grid (--head-headroom; the real initial head is the same
+        # on every grid: its codes sit on every 16/X-th level, transfer.py's convention)
+        augment.HEAD_WEIGHT_HEADROOM = job["head_headroom"]
+        augment.HEAD_INIT_STEP = int(16 / job["head_headroom"])
     from tflite_train.compare import trained_params
     from tflite_train.importers.tiny_training import import_pkl
     from tflite_train.train import Trainer, sample_order, split
@@ -379,6 +384,9 @@ def main() -> None:
     ap.add_argument("--grad", default="int8",
                     help="activation gradients of the int8 variants: int8 (augment's default, "
                          "stochastic rounding), int8-nearest or float32; comma-separated")
+    ap.add_argument("--head-headroom", type=float, choices=[4.0, 8.0, 16.0],
+                    help="the int8 variants' new-head weight grid in multiples of its initial "
+                         "range (default augment's, 8); the real initial head stays the same")
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
     ap.add_argument("--json", type=Path, default=HERE / JSON_NAME)
     args = ap.parse_args()
@@ -397,7 +405,8 @@ def main() -> None:
     from tflite_train.augment import HEAD_WEIGHT_HEADROOM
     jobs = [{"model": m, "scheme": s, "variant": v, "seed": seed, "steps": args.steps,
              "val": args.val,
-             **({} if v in FLOAT else {"grad": g, "head_headroom": HEAD_WEIGHT_HEADROOM})}
+             **({} if v in FLOAT else {"grad": g,
+                                       "head_headroom": args.head_headroom or HEAD_WEIGHT_HEADROOM})}
             for seed in seeds for m in args.models.split(",")
             for s in args.schemes.split(",") for v in args.variants.split(",")
             for g in (["-"] if v in FLOAT else args.grad.split(","))]
