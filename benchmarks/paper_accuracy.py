@@ -314,18 +314,24 @@ def times(runs: list[dict], steps: int, val: int) -> str:
 def render(doc: dict) -> str:
     steps, val = doc["steps"], doc["val"]
     runs = [r for r in doc["runs"] if r["steps"] == steps and r["val"] == val]
+    # a second table only where the JSON holds earlier int8 + QAS columns or fp32-fq
+    earlier = {(r["variant"], grad_of(r), headroom_of(r)) for r in runs
+               if r["variant"] in ("qas", "fp32-fq")}
+    second = len(earlier) > 1 or any(c[0] == "fp32-fq" for c in earlier)
     return (f"{steps} steps, {val} validation samples; {len(runs)} runs, seeds "
             f"{','.join(map(str, doc['seeds']))} (n per cell below). Validation accuracy in %, "
             "mean +- standard error over the n seeds run; the differences are paired by seed "
-            "(the seeds both columns have). The product's default (int8 activation gradients, "
-            "the finest head grid) first; the earlier int8 + QAS columns and the diagnostic "
-            "(fp32 with every activation on the int8 forward's grid) below.\n\n"
-            + table(runs, steps, val) + "\n\n" + table(runs, steps, val, main=False)
+            "(the seeds both columns have). "
+            + ("The product's default (int8 activation gradients, the finest head grid) "
+               "first; the earlier int8 + QAS columns and the diagnostic (fp32 with every "
+               "activation on the int8 forward's grid) below." if second else "")
+            + "\n\n" + table(runs, steps, val)
+            + ("\n\n" + table(runs, steps, val, main=False) if second else "")
             + "\n\nCPU time per run, mean (one process, niced, on the shared machine): "
             + times(runs, steps, val) + ".\n")
 
 
-def render_gap(doc: dict, gap: dict) -> str:
+def render_gap(doc: dict, gap: dict, every_grid: bool = False) -> str:
     """Where int8 + QAS's gap to fp32 comes from, on the rows `gap` (the diagnostic runs:
     fp32 on the int8 activation grid and/or with its weights rounded to their int8 grid,
     int8 + QAS with other activation gradients) has runs for: per column, accuracy per
@@ -346,8 +352,8 @@ def render_gap(doc: dict, gap: dict) -> str:
         cells = acc[(model, scheme)]
         qas = [c for c in cells if c[0] == "qas"]
         default = min(qas, key=lambda c: (c[2], c[1] != "int8"))
-        cols = sorted((c for c in cells if c[0] in order and (c[0] != "qas" or c[2] ==
-                                                                default[2])),
+        cols = sorted((c for c in cells if c[0] in order and (c[0] != "qas" or every_grid
+                                                                or c[2] == default[2])),
                       key=lambda c: (order.index(c[0]), c != default, c[1] or ""))
         for c in cols:
             by_seed = cells[c]
@@ -368,9 +374,17 @@ def render_gap(doc: dict, gap: dict) -> str:
 
 
 JSON_NAME = "paper_accuracy_results.json"
+# Table 1 as it stood until round 24 (its int8 + QAS runs from before round 18's head rule),
+# and the diagnostics of MobileNetV2 99kb's gap, which pair with those runs
+ROUND24_JSON = "paper_accuracy_round24.json"
 GAP_JSON = "paper_accuracy_gap.json"
+# the diagnostics of the bias-only rows' gap at round 18's head rule (round 25)
+BIAS_GAP_JSON = "paper_accuracy_bias_gap.json"
 TABLES = {"paper-accuracy": ([JSON_NAME], render),
-          "paper-accuracy-gap": ([JSON_NAME, GAP_JSON], render_gap)}
+          "paper-accuracy-round24": ([ROUND24_JSON], render),
+          "paper-accuracy-gap": ([ROUND24_JSON, GAP_JSON], render_gap),
+          "paper-accuracy-bias-gap": ([JSON_NAME, BIAS_GAP_JSON],
+                                      lambda doc, gap: render_gap(doc, gap, every_grid=True))}
 
 
 def main() -> None:
