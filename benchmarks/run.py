@@ -138,6 +138,15 @@ RUNS = {
     "paper_accuracy_gap_nearest": ["paper_accuracy.py", "--models", "mbv2-w0.35", "--schemes",
                                    "99kb", "--seeds", "0,1,2", "--variants", "qas", "--grad",
                                    "int8-nearest", "--json", "paper_accuracy_gap.json"],
+    # the diagnostics of the bias-only rows' gap at today's defaults (round 25; same file)
+    "paper_accuracy_bias_gap": ["paper_accuracy.py", "--schemes", "bias-only", "--seeds",
+                                "0,1,2,3,4,5", "--variants", "qas,fp32-srh",
+                                "--head-headroom", "16", "--jobs", "2", "--json",
+                                "paper_accuracy_bias_gap.json"],
+    "paper_accuracy_bias_gap_f32": ["paper_accuracy.py", "--schemes", "bias-only", "--seeds",
+                                    "0,1,2,3,4,5", "--variants", "qas,fp32-fq", "--grad",
+                                    "float32", "--jobs", "2", "--json",
+                                    "paper_accuracy_bias_gap.json"],
     "mutation": ["mutation.py", "--json", "mutation_results.json"],
     # needs TFLM's sources and a TFLM library for the board, which no registry installs:
     # TFLM_RIG_ARGS="--tflm-src DIR --tflm-lib LIB ..." (see the script); skipped without
@@ -150,6 +159,11 @@ EXTERNAL = {"tflm_rig": "TFLM_RIG_ARGS"}
 
 # JSON of "before" columns: runs of an older checkout, kept as records, not repeated here.
 RECORDS = {
+    "paper_accuracy_round24.json": "Table 1 until round 24 (paper_accuracy_results.json then): "
+                                   "the runs of paper_accuracy.py described in RESULTS.md "
+                                   "under that table, int8 + QAS from before round 18's head "
+                                   "rule; the diagnostics of paper_accuracy_gap.json pair "
+                                   "with them",
     "transfer_gap_diag.json": "the rows of several transfer.py runs (branch accuracy; "
                               "transfer.py writes one file per run): --schemes last:2 --steps "
                               "1000 --val 3000 --seeds 0,1,2 with --variants "
