@@ -159,6 +159,11 @@ EXTERNAL = {"tflm_rig": "TFLM_RIG_ARGS"}
 
 # JSON of "before" columns: runs of an older checkout, kept as records, not repeated here.
 RECORDS = {
+    "paper_accuracy_bias_gap_h12.json": "paper_accuracy.py's bias-only rows with the new "
+                                        "head's grid at 12x (augment.HEAD_WEIGHT_HEADROOM "
+                                        "= 12, HEAD_INIT_STEP = 1, set by a wrapper), "
+                                        "--variants qas,fp32 --seeds 0,1,2,3,4,5 (RESULTS.md, "
+                                        "Table 1 at today's defaults, round 25)",
     "paper_accuracy_round24.json": "Table 1 until round 24 (paper_accuracy_results.json then): "
                                    "the runs of paper_accuracy.py described in RESULTS.md "
                                    "under that table, int8 + QAS from before round 18's head "
