@@ -159,6 +159,9 @@ EXTERNAL = {"tflm_rig": "TFLM_RIG_ARGS"}
 
 # JSON of "before" columns: runs of an older checkout, kept as records, not repeated here.
 RECORDS = {
+    "paper_accuracy_h12_rows.json": "the same 12x wrapper as paper_accuracy_bias_gap_h12.json, "
+                                    "--schemes last:6,99kb --variants qas,fp32 --seeds "
+                                    "0,1,2,3,4,5 --jobs 2",
     "paper_accuracy_bias_gap_h12.json": "paper_accuracy.py's bias-only rows with the new "
                                         "head's grid at 12x (augment.HEAD_WEIGHT_HEADROOM "
                                         "= 12, HEAD_INIT_STEP = 1, set by a wrapper), "
