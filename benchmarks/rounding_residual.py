@@ -75,8 +75,13 @@ GRID_EVALS = {"none": "fp32 (this run, unrounded)", "all": "fp32, every trained 
               # a grid with headroom for the pretrained weights (scale x H, codes +-127;
               # the head on its own grid), as augment could requantize a trained layer
               "h2": "fp32, rounded to nearest, pretrained weights on a 2x coarser grid",
-              "h4": "fp32, rounded to nearest, pretrained weights on a 4x coarser grid"}
-HEADROOM = {"h2": 2, "h4": 4}
+              "h4": "fp32, rounded to nearest, pretrained weights on a 4x coarser grid",
+              # the same with the head left unrounded: what the coarser grid costs the
+              # pretrained weights alone (compare with "pretrained", their own grid)
+              "p2": "fp32, the pretrained weights rounded to nearest on a 2x coarser grid",
+              "p4": "fp32, the pretrained weights rounded to nearest on a 4x coarser grid",
+              "p8": "fp32, the pretrained weights rounded to nearest on an 8x coarser grid"}
+HEADROOM = {"h2": 2, "h4": 4, "p2": 2, "p4": 4, "p8": 8}
 MODES = {"resid8": "q8", "resid8-sr": "q8-sr", "residf": "f32"}
 RESIDUAL_UNITS = 256                  # the int8 residual's steps per LSB of the weight
 # |QAS step| bins in LSBs of the weight (after 0 exactly): below half a residual unit
@@ -200,7 +205,8 @@ def fp32_grid(scheme: str, seed: int, args, ds, train_idx, val_idx) -> list[dict
         label = GRID_EVALS[which]
         for name, var, one, _ in grids:
             head = name.startswith("head/")
-            on = {"none": False, "pretrained": not head, "head": head}.get(which, True)
+            on = {"none": False, "pretrained": not head, "head": head}.get(
+                which, not head if which.startswith("p") else True)
             w = trained[name] / (one * HEADROOM.get(which, 1) if not head else one)
             if on and which != "clamp":
                 w = np.rint(w)

@@ -23,6 +23,8 @@ from fp32 on last:2"): --variants fp32-fq, fp32-sr, fp32-fq-sr, fp32-srh, fp32-s
 the int8 activation grid and/or with its trained weights rounded onto their int8 grid after
 every step: paper_accuracy.py), --lr rule (augment's model-derived rates instead of one lr)
 and --head-headroom 4|8|16 (the new head's grid; the same real initial head).
+--weight-headroom H: augment --weight-headroom H (the trained pretrained weights' grids H
+times coarser), for every variant (fp32 then starts from the same rounded weights).
 
 --model, --data and --schemes run the same comparison on another model (the tests run it on
 the built-in example model and a small .npz).
@@ -84,12 +86,14 @@ def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, va
     fp32 = variant.startswith("fp32")
     dtype, grad_rounding = GRADS[grad if not fp32 else "float32"]
     rule = args.lr == "rule"            # augment's model-derived per-layer rates (lr.py)
+    h = getattr(args, "weight_headroom", 1.0)   # callers of run() without the option: 1
     hyper = Hyper(lr=None if rule else float(args.lr),
                   bias_lr=None if rule else args.bias_lr, momentum=args.momentum,
                   decay_steps=args.steps if args.cosine else 0, half_life=0,
                   qas=variant != "int8",
                   rounding="nearest" if variant == "qas-nearest" else "stochastic",
-                  seed=seed, grad=dtype, grad_rounding=grad_rounding)
+                  seed=seed, grad=dtype, grad_rounding=grad_rounding,
+                  weight_headroom=h)
     result = augment.augment(tflite_io.load(args.model), scheme, len(ds.classes), hyper)
     parts = memory.training_parts(result.graph)
     t0 = time.time()
@@ -112,11 +116,17 @@ def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, va
         head = head_codes(tr)
         hits = sum(tr.predict(int(i)) == ds.labels[i] for i in val_idx)
     return {"scheme": Path(scheme).stem if scheme.endswith(".json") else scheme,
-            "variant": VARIANTS[variant], "grad": "-" if fp32 else grad,
+            "variant": VARIANTS[variant] + headroom_label(h),
+            "grad": "-" if fp32 else grad, **({"weight_headroom": h} if h != 1 else {}),
             "seed": seed, "val_accuracy": hits / len(val_idx),
             "trained_params": trained_params(result),
             "saved_activation_bytes": parts.saved_bytes, "mask_bytes": parts.mask_bytes,
             "seconds": round(time.time() - t0, 1), **head}
+
+
+def headroom_label(h: float) -> str:
+    """The variant's suffix for augment --weight-headroom H (none at 1, the default)."""
+    return "" if h == 1 else f", weight headroom {h:g}x"
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
@@ -151,7 +161,8 @@ def summary(rows: list[dict]) -> str:
                              ((scheme, VARIANTS["fp32"], "-"), "fp32")):
             base = groups.get(other)
             seeds = sorted(set(by_seed) & set(base or {}))
-            if not seeds or (label == "fp32" and variant != VARIANTS["qas"]):
+            if not seeds or (label == "fp32" and variant.split(", weight headroom")[0]
+                             != VARIANTS["qas"]):
                 continue
             d = [by_seed[s] - base[s] for s in seeds]
             m, se = mean_se(d)
@@ -177,6 +188,10 @@ def main() -> None:
                     help="the new head's int8 weight grid in multiples of its initial range "
                          "(default augment's, 8); the real initial head stays the same "
                          "(initial codes on every 16/X-th level)")
+    ap.add_argument("--weight-headroom", type=float, default=1.0, metavar="H",
+                    help="augment --weight-headroom: the trained pretrained weights' int8 "
+                         "grids H times coarser (every variant: fp32 then starts from the "
+                         "rounded weights too); default 1, the model's grids")
     ap.add_argument("--constant-lr", dest="cosine", action="store_false",
                     help="no cosine decay of the learning rates over the run")
     ap.add_argument("--seed", type=int, default=0,

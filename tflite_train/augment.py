@@ -522,6 +522,9 @@ def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,
     if not scheme.layers:
         raise TTError(f"scheme {scheme_spec!r} trains nothing")
     unshared = unshare(graph, scheme)
+    from . import headroom
+    rescaled = headroom.apply(graph, scheme.layers, hyper.weight_headroom,
+                              {head} if head is not None else set())
     label = graph.add_tensor(Tensor("label", (1,), "int32"))
     loss = graph.add_tensor(Tensor("loss", (1,), "float32"))
     bwd = autodiff.build(graph, scheme, hyper, logits, label, loss, fuse=fuse)
@@ -575,6 +578,9 @@ def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,
         "decay_steps": hyper.decay_steps, "half_life_steps": hyper.effective_half_life,
         # absent at batch 1, so that a batch-1 model's bytes are what they were
         **({"batch": hyper.batch} if hyper.batch > 1 else {}),
+        # absent at 1, so that such a model's bytes are what they were
+        **({"weight_headroom": {"factor": float(hyper.weight_headroom), "layers": rescaled}}
+           if float(hyper.weight_headroom) != 1.0 else {}),
         "fused_updates": fuse, "schedule": order_name, "grad": hyper.grad,
         **({"grad_rounding": hyper.grad_rounding} if hyper.grad == "int8" else {}),
         "logits": graph.tensors[logits].name,
@@ -687,6 +693,8 @@ def _check_hyper(h: autodiff.Hyper) -> None:
         raise TTError(f"--grad must be {' or '.join(GRAD_DTYPES)}, got {h.grad!r}")
     if h.grad_rounding not in ("nearest", "stochastic"):
         raise TTError(f"--grad-rounding must be nearest or stochastic, got {h.grad_rounding!r}")
+    from .headroom import check
+    check(h.weight_headroom)
 
 
 def training_metadata(graph: Graph) -> dict:

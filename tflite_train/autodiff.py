@@ -57,6 +57,10 @@ class Hyper:
     # accumulator and updates once with their mean (schema: the update ops' batch).
     # None: augment chooses (augment.DEFAULT_BATCH where it suits the scheme and fits)
     batch: int | None = 1
+    # H > 1: the trained pretrained weights' int8 grids are made H times coarser at augment
+    # time (scale x H, codes rounded), so that QAS can grow them past their initial range
+    # (headroom.py); 1: the input model's grids, untouched
+    weight_headroom: float = 1.0
 
     @property
     def effective_bias_lr(self) -> float | None:

@@ -16,6 +16,7 @@ from . import __version__
 from .errors import TTError
 from .runtime import DEFAULT_ENGINE, ENGINES
 from .training_ops import MAX_BATCH
+from .headroom import MAX_WEIGHT_HEADROOM
 
 EXIT_MISMATCH = 1      # verify ran and found differences
 EXIT_ERROR = 2         # bad input (also argparse's code for bad usage)
@@ -401,7 +402,8 @@ def cmd_augment(args) -> int:
     hyper = Hyper(lr=None if auto else args.lr, bias_lr=args.bias_lr, momentum=args.momentum,
                   qas=not args.no_qas, rounding=args.rounding, seed=args.seed,
                   decay_steps=args.lr_decay_steps, half_life=args.lr_half_life, grad=args.grad,
-                  grad_rounding=args.grad_rounding, batch=args.batch)
+                  grad_rounding=args.grad_rounding, batch=args.batch,
+                  weight_headroom=args.weight_headroom)
     tune = None
     if auto:
         pristine = copy.deepcopy(graph)
@@ -432,6 +434,14 @@ def cmd_augment(args) -> int:
              if hyper.batch > 1 else "")
           + (f"; int8 gradients ({hyper.grad_rounding} rounding)" if hyper.grad == "int8"
              else "; float32 gradients"))
+    rescaled = result.metadata.get("weight_headroom")
+    if rescaled is not None:
+        layers = rescaled["layers"]
+        print(f"weight headroom {rescaled['factor']:g}x: the int8 grids of "
+              f"{len(layers)} trained pretrained layer{'s' if len(layers) != 1 else ''} made "
+              f"{rescaled['factor']:g}x coarser (scale x {rescaled['factor']:g}, codes "
+              f"rounded: {sum(r['zeroed'] for r in layers):,} nonzero weights became 0); "
+              "the forward at step 0 differs from the input model's")
     if result.batch_choice is not None and result.batch_choice.why:
         print(f"batch {result.batch_choice.batch} (default): {result.batch_choice.why}")
     print(f"  {'op':>4}  {'kind':<18} {'layer (output tensor)':<44} {'weights':>16} {'bias':>5} "
@@ -850,6 +860,8 @@ def _lr_value(text: str):
             from None
 _seed = _ranged(int, lambda v: 0 <= v <= 0xFFFFFFFF, "in 0..4294967295")
 _batch = _ranged(int, lambda v: 1 <= v <= MAX_BATCH, f"in 1..{MAX_BATCH}")
+_headroom = _ranged(float, lambda v: 1 <= v <= MAX_WEIGHT_HEADROOM,
+                   f"in [1, {MAX_WEIGHT_HEADROOM:g}]")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -968,6 +980,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "within the benchmark's errors, 4x the gradient memory)")
     s.add_argument("--grad-rounding", default="stochastic", metavar="{stochastic,nearest}",
                    help="how int8 gradients are rounded (default stochastic)")
+    s.add_argument("--weight-headroom", type=_headroom, default=1.0, metavar="H",
+                   help="make the int8 grids of the pretrained weights the scheme trains H "
+                        "times coarser (scale x H, codes rounded half away from zero; their "
+                        "biases likewise), so that training can grow them past their initial "
+                        "range instead of saturating at +-127 (the new head has its own 8x "
+                        "grid). The training model's forward then differs from the input "
+                        "model's at step 0; QAS keeps the real-valued steps. Default 1 "
+                        f"(the input model's grids); at most {MAX_WEIGHT_HEADROOM:g}")
     s.add_argument("--no-fuse", action="store_true",
                    help="keep weight and bias gradients as whole tensors instead of computing "
                         "them inside the in-place update ops (a larger peak)")
