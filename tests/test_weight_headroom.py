@@ -22,6 +22,7 @@ from tflite_train.autodiff import Hyper
 from tflite_train.cli import main
 from tflite_train.demo import EXAMPLE
 from tflite_train.errors import TTError
+from tflite_train.fixedpoint import round_half_away
 from tflite_train.runtime.numpy_exec import Executor
 from tflite_train.runtime.tflm_engine import TFLMExecutor
 from tflite_train.verify import verify
@@ -29,7 +30,7 @@ from tflite_train.verify import verify
 
 def test_round_away_rounds_ties_away_from_zero():
     x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 1.4, -1.6])
-    assert headroom.round_away(x).tolist() == [-3, -2, -1, 1, 2, 3, 1, -2]
+    assert round_half_away(x).tolist() == [-3, -2, -1, 1, 2, 3, 1, -2]
 
 
 def rescaled_pairs(before, after, k):
@@ -53,9 +54,9 @@ def test_trained_layers_are_rescaled_and_nothing_else(zoo, h):
     for k in trained:
         (w0, w1), (b0, b1) = rescaled_pairs(before, after, k)
         assert np.array_equal(w1.quant.scale, (w0.quant.scale * np.float32(h)).astype(np.float32))
-        assert np.array_equal(w1.data, headroom.round_away(w0.data / h).astype(np.int8))
+        assert np.array_equal(w1.data, round_half_away(w0.data / h).astype(np.int8))
         assert np.array_equal(b1.quant.scale, (b0.quant.scale * np.float32(h)).astype(np.float32))
-        assert np.array_equal(b1.data, headroom.round_away(b0.data.astype(np.int64) / h))
+        assert np.array_equal(b1.data, round_half_away(b0.data.astype(np.int64) / h))
         assert np.abs(w1.data.astype(np.int32) * h - w0.data).max() <= h / 2
     touched = {after.operators[k].inputs[i] for k in trained for i in (1, 2)}
     for i, (t0, t1) in enumerate(zip(before.tensors, after.tensors)):

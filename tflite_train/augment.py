@@ -208,10 +208,7 @@ def unshare(graph: Graph, scheme: schemes.Scheme) -> list[dict]:
     tensor get copies (the first keeps the original when nobody else reads it), the other
     readers keep the constant. A copy costs its bytes twice (a variable and TT_INIT's
     initial value), as two unshared tensors would have. Returns what was copied."""
-    readers: dict[int, int] = {}
-    for op in graph.operators:
-        for t in set(op.inputs):
-            readers[t] = readers.get(t, 0) + 1
+    readers = graph.readers()
     trained: dict[int, list[tuple[int, int]]] = {}      # tensor -> (layer, input slot)
     for k, u in sorted(scheme.layers.items()):
         inputs = graph.operators[k].inputs
@@ -226,8 +223,7 @@ def unshare(graph: Graph, scheme: schemes.Scheme) -> list[dict]:
         moved = users[1:] if readers[t] == len(users) else users
         copies = []
         for n, (k, slot) in enumerate(moved, 1):
-            c = graph.add_tensor(replace(src, name=f"{src.name}/copy{n}",
-                                         quant=copy.deepcopy(src.quant), data=src.data.copy()))
+            c = graph.copy_tensor(t, f"{src.name}/copy{n}")
             graph.operators[k].inputs[slot] = c
             copies.append({"name": graph.tensors[c].name,
                            "layer": graph.tensors[graph.operators[k].outputs[0]].name})

@@ -38,6 +38,7 @@ from dataclasses import replace
 import numpy as np
 
 from .errors import ModelError, TTError
+from .fixedpoint import round_half_away
 from .ir import Graph, Quantization
 
 # Beyond 16x the trained weights keep fewer than 4 of their 8 bits at step 0.
@@ -50,11 +51,6 @@ def check(h) -> None:
             or not 1.0 <= float(h) <= MAX_WEIGHT_HEADROOM:
         raise TTError(f"--weight-headroom must be a number in [1, {MAX_WEIGHT_HEADROOM:g}], "
                       f"got {h!r}")
-
-
-def round_away(x: np.ndarray) -> np.ndarray:
-    """Round to nearest, ties away from zero (TFLite's quantizer: std::round)."""
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
 def _channels(graph: Graph, op, weight_channels: int) -> np.ndarray:
@@ -79,11 +75,7 @@ def _own(graph: Graph, op, slot: int, readers: dict[int, int]) -> int:
     t = op.inputs[slot]
     if readers.get(t, 0) <= 1:
         return t
-    src = graph.tensors[t]
-    c = graph.add_tensor(replace(src, name=f"{src.name}/headroom",
-                                 quant=replace(src.quant, scale=src.quant.scale.copy(),
-                                               zero_point=src.quant.zero_point.copy()),
-                                 data=None if src.data is None else src.data.copy()))
+    c = graph.copy_tensor(t, f"{graph.tensors[t].name}/headroom")
     op.inputs[slot] = c
     readers[t] -= 1
     readers[c] = 1
@@ -104,10 +96,7 @@ def apply(graph: Graph, layers: dict, h: float, exclude: set[int]) -> list[dict]
     check(h)
     if float(h) == 1.0:
         return []
-    readers: dict[int, int] = {}
-    for op in graph.operators:
-        for t in set(op.inputs):
-            readers[t] = readers.get(t, 0) + 1
+    readers = graph.readers()
     record = []
     for k, u in sorted(layers.items()):
         if k in exclude or not u.weight_channels:
@@ -122,7 +111,7 @@ def apply(graph: Graph, layers: dict, h: float, exclude: set[int]) -> list[dict]
         else:
             where = np.ones(w.shape, bool)
         old = w.data.astype(np.int32)
-        new = np.where(where, round_away(old / float(h)), old).astype(np.int8)
+        new = np.where(where, round_half_away(old / float(h)), old).astype(np.int8)
         w.data, w.quant = new, _rescale(w.quant, mask, h)
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             b = graph.tensors[_own(graph, op, 2, readers)]
@@ -139,7 +128,7 @@ def apply(graph: Graph, layers: dict, h: float, exclude: set[int]) -> list[dict]
                                  f"scales for {mask.size} weight scales")
             full = bmask if bq.per_channel else np.ones(b.shape, bool)
             bold = b.data.astype(np.int64)
-            b.data = np.where(np.broadcast_to(full, b.shape), round_away(bold / float(h)),
+            b.data = np.where(np.broadcast_to(full, b.shape), round_half_away(bold / float(h)),
                               bold).astype(np.int32)
             b.quant = _rescale(bq, bmask, h)
         record.append({"layer": graph.tensors[op.outputs[0]].name,

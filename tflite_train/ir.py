@@ -5,7 +5,8 @@ objects; only `tflite_io` knows about flatbuffers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -130,3 +131,13 @@ class Graph:
     def add_tensor(self, tensor: Tensor) -> int:
         self.tensors.append(tensor)
         return len(self.tensors) - 1
+
+    def copy_tensor(self, index: int, name: str) -> int:
+        """A new tensor equal to tensor `index` (its own quantization and data), named `name`."""
+        src = self.tensors[index]
+        return self.add_tensor(replace(src, name=name, quant=copy.deepcopy(src.quant),
+                                       data=None if src.data is None else src.data.copy()))
+
+    def readers(self) -> dict[int, int]:
+        """tensor index -> how many operators read it (an operator reading it twice counts once)."""
+        return {t: len(set(ks)) for t, ks in self.consumers().items()}
