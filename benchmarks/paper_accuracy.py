@@ -121,8 +121,9 @@ def run_one(job: dict) -> dict:
     from tflite_train import augment, data
     from tflite_train.autodiff import Hyper
     if "head_headroom" in job:
-        # the int8 variants' head grid (--head-headroom; the real initial head is the same
-        # on every grid: its codes sit on every 16/X-th level, transfer.py's convention)
+        # the int8 variants' head grid (--head-headroom; the initial codes sit on every
+        # 16/X-th level, transfer.py's convention: the real initial head is the 16x grid's
+        # on 4x, 8x and 16x, and the 12x grid's nearest levels on 12x, augment's own)
         augment.HEAD_WEIGHT_HEADROOM = job["head_headroom"]
         augment.HEAD_INIT_STEP = int(16 / job["head_headroom"])
     from tflite_train.compare import trained_params
@@ -187,7 +188,8 @@ def grad_of(run: dict) -> str | None:
 def headroom_of(run: dict) -> float | None:
     """The int8 variants' head weight grid, in multiples of the initial range
     (augment.HEAD_WEIGHT_HEADROOM; runs from before the record were 16x). The fp32 variant
-    starts from the same real-valued head either way."""
+    starts from the int8 head's real values: the 16x grid's levels on 4x, 8x and 16x, the 12x
+    grid's on 12x, so one results file holds fp32 runs of one of the two."""
     return None if run["variant"] in FLOAT else run.get("head_headroom", 16.0)
 
 
@@ -398,9 +400,10 @@ def main() -> None:
     ap.add_argument("--grad", default="int8",
                     help="activation gradients of the int8 variants: int8 (augment's default, "
                          "stochastic rounding), int8-nearest or float32; comma-separated")
-    ap.add_argument("--head-headroom", type=float, choices=[4.0, 8.0, 16.0],
+    ap.add_argument("--head-headroom", type=float, choices=[4.0, 8.0, 12.0, 16.0],
                     help="the int8 variants' new-head weight grid in multiples of its initial "
-                         "range (default augment's, 8); the real initial head stays the same")
+                         "range (default augment's, 12); the real initial head is the same on "
+                         "4, 8 and 16 (the 16x grid's levels), the 12x grid's on 12")
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
     ap.add_argument("--json", type=Path, default=HERE / JSON_NAME)
     args = ap.parse_args()

@@ -22,7 +22,7 @@ Diagnostics of int8 + QAS's gap to fp32 (benchmarks/RESULTS.md, "What separates 
 from fp32 on last:2"): --variants fp32-fq, fp32-sr, fp32-fq-sr, fp32-srh, fp32-srb (fp32 on
 the int8 activation grid and/or with its trained weights rounded onto their int8 grid after
 every step: paper_accuracy.py), --lr rule (augment's model-derived rates instead of one lr)
-and --head-headroom 4|8|16 (the new head's grid; the same real initial head).
+and --head-headroom 4|8|12|16 (the new head's grid; the same real initial head on 4, 8, 16).
 --weight-headroom H: augment --weight-headroom H (the trained pretrained weights' grids H
 times coarser), for every variant (fp32 then starts from the same rounded weights).
 
@@ -184,10 +184,10 @@ def main() -> None:
                          "rates for weights and biases (README, how the default is chosen)")
     ap.add_argument("--bias-lr", type=float, default=0.001, help="(not with --lr rule)")
     ap.add_argument("--momentum", type=float, default=0.0)
-    ap.add_argument("--head-headroom", type=float, choices=[4.0, 8.0, 16.0],
+    ap.add_argument("--head-headroom", type=float, choices=[4.0, 8.0, 12.0, 16.0],
                     help="the new head's int8 weight grid in multiples of its initial range "
-                         "(default augment's, 8); the real initial head stays the same "
-                         "(initial codes on every 16/X-th level)")
+                         "(default augment's, 12); initial codes on every 16/X-th level: the "
+                         "same real initial head on 4, 8 and 16, the 12x grid's on 12")
     ap.add_argument("--weight-headroom", type=float, default=1.0, metavar="H",
                     help="augment --weight-headroom: the trained pretrained weights' int8 "
                          "grids H times coarser (every variant: fp32 then starts from the "

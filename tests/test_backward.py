@@ -166,10 +166,11 @@ def test_example_model_with_new_head():
 # rounds its input gradient once more (up to half a step per element to nearest, one step
 # stochastically: 0.5-2% relative L2 per layer, tests/test_int8_grads.py), and a gradient
 # inherits the error of every layer above it. Measured with seed 0: the person detector's
-# bias-only path (28 layers deep) 0.233, its last two layers 0.0213, the example model 0.0280;
-# the tolerances are those plus a quarter.
-INT8_CASES = [("person_detect", "bias-only", 10, 0.233), ("person_detect", "last:2", 10, 0.0213),
-              ("example", "full", 4, 0.0280)]
+# bias-only path (28 layers deep) 0.310, its last two layers 0.0209, the example model 0.0286
+# (with the 12x head grid; its initial codes differ from the 8x grid's, and so do the
+# errors: 0.233, 0.0213, 0.0280 before); the tolerances are those plus a quarter.
+INT8_CASES = [("person_detect", "bias-only", 10, 0.310), ("person_detect", "last:2", 10, 0.0209),
+              ("example", "full", 4, 0.0286)]
 
 
 @pytest.mark.parametrize("name, scheme, classes, measured", INT8_CASES)

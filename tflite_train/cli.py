@@ -984,7 +984,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="make the int8 grids of the pretrained weights the scheme trains H "
                         "times coarser (scale x H, codes rounded half away from zero; their "
                         "biases likewise), so that training can grow them past their initial "
-                        "range instead of saturating at +-127 (the new head has its own 8x "
+                        "range instead of saturating at +-127 (the new head has its own 12x "
                         "grid). The training model's forward then differs from the input "
                         "model's at step 0; QAS keeps the real-valued steps. Default 1 "
                         f"(the input model's grids); at most {MAX_WEIGHT_HEADROOM:g}")
