@@ -203,6 +203,40 @@ def test_the_default_batch_keeps_the_budget_searched_under(task, tmp_path, capsy
         assert done.cost.total < total <= 200_000 and info["accumulator_bytes"] > 0
 
 
+def test_a_codegen_search_falls_back_to_batch_1_when_batch_8_cannot_be_generated(
+        task, tmp_path, capsys, monkeypatch):
+    """A scheme searched for the generated program is weighed at the default batch by
+    codegen's planner; if codegen cannot generate that model, augment gives batch 1 (which
+    the search generated) and says why, instead of failing with codegen's error."""
+    from tflite_train import codegen
+    from tflite_train.codegen.program import CodegenError
+    cache = shutil.copy(task["cache"], tmp_path / "cache.json")
+    out = tmp_path / "c.json"
+    minimum = search(str(EXAMPLE), str(task["data"]), str(tmp_path / "min.json"),
+                     options(cache, task["done"].minimum, target="codegen"),
+                     progress=False).minimum
+    done = search(str(EXAMPLE), str(task["data"]), str(out),
+                  options(cache, minimum, target="codegen"), progress=False)
+    assert not done.point.weights                 # the default batch is weighed
+    doc = json.loads(out.read_text())
+    doc["search"]["budget_bytes"] = 200_000       # room for batch 8's accumulators
+    out.write_text(json.dumps(doc))
+
+    def refuses(graph, data, input_rows=False):
+        raise CodegenError("operator 3 (MEAN) has no generated kernel")
+    monkeypatch.setattr(codegen, "planned_sram", refuses)
+    model = tmp_path / "m.tflite"
+    code, text, err = run_cli(capsys, "augment", EXAMPLE, "-o", model, "--num-classes", 4,
+                              "--scheme", out)
+    assert code == 0, err
+    assert ("batch 1 (default): a batch of 8 cannot be generated, and the scheme was "
+            "searched for the generated program (operator 3 (MEAN) has no generated "
+            "kernel)") in text
+    monkeypatch.undo()
+    assert main(["plan", str(model), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accumulator_bytes"] == 0
+
+
 def test_same_seed_same_scheme(task, tmp_path):
     a = search(str(EXAMPLE), str(task["data"]), str(tmp_path / "a.json"),
                options(task["cache"]), progress=False)

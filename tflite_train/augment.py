@@ -383,10 +383,15 @@ def _batch_fits(result: Augmented) -> tuple[bool, str]:
         limit, why = searched["budget_bytes"], note
     checks = [("the model", "under TFLM", acc["sram_total"], limit, why)]
     if searched is not None and searched["target"] != "tflm":
+        from .codegen.program import CodegenError
         from .search.budget import planner
         from .tflite_io import serialize
-        total = planner(searched["target"])(result.graph,
-                                            result.written or serialize(result.graph))[0]
+        try:
+            total = planner(searched["target"])(result.graph,
+                                                result.written or serialize(result.graph))[0]
+        except CodegenError as e:        # batch 1 was generated when it was searched
+            return False, (f"a batch of {DEFAULT_BATCH} cannot be generated, and the scheme "
+                           f"was searched for the generated program ({e})")
         checks.append(("the generated program", "as codegen plans it", total,
                        searched["budget_bytes"], note))
     n = acc["accumulators"]
