@@ -65,25 +65,30 @@ static inline int32_t at(int32_t p, int32_t j) { return 4 * ((p >> 2) * 8 + j) +
 static inline int32_t column_at(int32_t p, int32_t j) { return 16 * (p >> 2) + 4 * j + (p & 3); }
 
 
+/* -zp in both 16-bit halves: SXTAB16's addend that subtracts the zero point zp. */
+static inline uint32_t tt_dsp_neg_zp2(int32_t zp) { return (uint32_t)(uint16_t)(-zp) * 0x00010001u; }
+
 /* Four rows r0 .. r3 (a word of four int8 each: channels c .. c + 3 of positions p .. p + 3,
  * or dy of four output channels) as int16 pairs of positions: SXTB16 into even and odd
- * lanes (less the zero point zp in both halves where `sub`), PKHBT/PKHTB, four STRD at
+ * lanes (less the zero point where `sub`: nzp its negation in both halves), PKHBT/PKHTB, four STRD at
  * out. Lane j (byte j of a row) of positions (p, p + 1) and of (p + 2, p + 3) go to words
  * 2 j and 2 j + 1 (by lane: the int16 staging's and stage_columns4's order) or to j and
  * 4 + j (by_pair: the large maps' chunks, whose tiles sum a pair of positions at a time).
  * About 2.3 instructions an element where the element-wise form took 13. */
 static inline __attribute__((always_inline)) void quad_words(tt_dsp_word *out, uint32_t r0,
                                                              uint32_t r1, uint32_t r2,
-                                                             uint32_t r3, int sub, uint32_t zp,
+                                                             uint32_t r3, int sub, uint32_t nzp,
                                                              int by_pair) {
-  uint32_t e0 = __sxtb16(r0), o0 = tt_dsp_sxtb16_odd(r0);
-  uint32_t e1 = __sxtb16(r1), o1 = tt_dsp_sxtb16_odd(r1);
-  uint32_t e2 = __sxtb16(r2), o2 = tt_dsp_sxtb16_odd(r2);
-  uint32_t e3 = __sxtb16(r3), o3 = tt_dsp_sxtb16_odd(r3);
-  if (sub) {
-    e0 = __ssub16(e0, zp), o0 = __ssub16(o0, zp), e1 = __ssub16(e1, zp), o1 = __ssub16(o1, zp);
-    e2 = __ssub16(e2, zp), o2 = __ssub16(o2, zp), e3 = __ssub16(e3, zp), o3 = __ssub16(o3, zp);
-  }
+  /* less the zero point: SXTAB16 of nzp (-zp in both halves) widens and subtracts in one
+   * instruction (|x - zp| <= 255: the same halves as SSUB16 after SXTB16) */
+  const uint32_t e0 = sub ? __sxtab16(nzp, r0) : __sxtb16(r0);
+  const uint32_t o0 = sub ? tt_dsp_sxtab16_odd(nzp, r0) : tt_dsp_sxtb16_odd(r0);
+  const uint32_t e1 = sub ? __sxtab16(nzp, r1) : __sxtb16(r1);
+  const uint32_t o1 = sub ? tt_dsp_sxtab16_odd(nzp, r1) : tt_dsp_sxtb16_odd(r1);
+  const uint32_t e2 = sub ? __sxtab16(nzp, r2) : __sxtb16(r2);
+  const uint32_t o2 = sub ? tt_dsp_sxtab16_odd(nzp, r2) : tt_dsp_sxtb16_odd(r2);
+  const uint32_t e3 = sub ? __sxtab16(nzp, r3) : __sxtb16(r3);
+  const uint32_t o3 = sub ? tt_dsp_sxtab16_odd(nzp, r3) : tt_dsp_sxtb16_odd(r3);
   /* w[2 j + q]: lane j, pair q */
   const uint32_t w[8] = {tt_dsp_low_halves(e0, e1),  tt_dsp_low_halves(e2, e3),
                          tt_dsp_low_halves(o0, o1),  tt_dsp_low_halves(o2, o3),
@@ -101,7 +106,7 @@ static inline __attribute__((always_inline)) void quad_words(tt_dsp_word *out, u
  * of 4) into the int16 staging, the eight words at out. */
 static inline void stage_quad(tt_dsp_word *out, const int8_t *x, int32_t k, int32_t x_zp) {
   quad_words(out, tt_dsp_load4(x), tt_dsp_load4(x + k), tt_dsp_load4(x + 2 * k),
-             tt_dsp_load4(x + 3 * k), 1, ((uint32_t)x_zp & 0xFFFFu) * 0x00010001u, 0);
+             tt_dsp_load4(x + 3 * k), 1, tt_dsp_neg_zp2(x_zp), 0);
 }
 
 /* The int16 staging of channels 0 .. k - 1 of `saved`, whose rows are `stride` bytes apart
@@ -374,10 +379,11 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
  * the chunks). Per row: its word; dy masked (co a multiple of 8: the nibble at a fixed bit
  * of its byte, NIBBLE: AND #15 or LSR #4) by its byte lanes (nibble_lanes). Two rows' int8
  * words PKHBT/PKHTB into their bytes by halves, then SXTB16 even and odd into their four
- * words of positions (p, p + 1) (the input less its zero point after, aux: it in both
- * halves): 9 instructions a pair of rows where SXTB16 first, then PKH of the halves, took
- * 11 (round 21). STORE_A and STORE_B put the two pairs' words in the caller's order: by pair
- * 25 instructions a group without a mask, 33 less the zero point, 44 with a mask; by lane
+ * words of positions (p, p + 1) (the input less its zero point by SXTAB16 of aux: -zp in
+ * both halves): 9 instructions a pair of rows where SXTB16 first, then PKH of the halves,
+ * took 11 (round 21). STORE_A and STORE_B put the two pairs' words in the caller's order: by
+ * pair 25 instructions a group without a mask or less the zero point (33 with SSUB16 after
+ * SXTB16, until round 26), 44 with a mask; by lane
  * one STR more (the first pair's words go to both halves of the group, and its last word
  * must leave its register first; 26 without a mask, where gcc's C took 28). Fourteen
  * registers. */
@@ -389,23 +395,22 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
   "  ldr %[" m "], [%[aux], %[" m "], lsl #3]\n  and %[" x "], %[" x "], %[" m "]\n"
 #define QUAD_AND15(x, m) QUAD_MASK(x, m, QUAD_NIB15)
 #define QUAD_LSR4(x, m) QUAD_MASK(x, m, QUAD_NIB4)
-#define QUAD_SUB_NONE(w, y, x, z)
-#define QUAD_SUB_ZP(w, y, x, z)                                                            \
-  "  ssub16 %[" w "], %[" w "], %[aux]\n  ssub16 %[" x "], %[" x "], %[aux]\n"           \
-  "  ssub16 %[" y "], %[" y "], %[aux]\n  ssub16 %[" z "], %[" z "], %[aux]\n"
+/* a row pair's halves r (rotated by ROR) sign-extended into w: SXTB16, or SXTAB16 adding
+ * aux = -zp in both halves (the zero point subtracted in the widening itself: |x - zp| <=
+ * 255 fits each half, so the sum is SSUB16's x - zp exactly; 4 instructions a pair of rows
+ * fewer than SXTB16 then SSUB16) */
+#define QUAD_EXT(w, r, ROR) "  sxtb16 %[" w "], %[" r "]" ROR "\n"
+#define QUAD_EXT_ZP(w, r, ROR) "  sxtab16 %[" w "], %[aux], %[" r "]" ROR "\n"
 /* rows p (x0, m0) and p + 1 (x1, m1), masked per row (LANES), their bytes paired by halves
- * (quad_words), then their words (less the zero point: SUB): m0 lane 0, x0 lane 1, y lane
+ * (quad_words), then their words (widened by EXT, less the zero point by QUAD_EXT_ZP): m0 lane 0, x0 lane 1, y lane
  * 2, m1 lane 3 */
-#define QUAD_ROWS2(x0, m0, x1, m1, y, LANES, SUB)                                           \
+#define QUAD_ROWS2(x0, m0, x1, m1, y, LANES, EXT)                                           \
   "  ldr %[" x0 "], [%[d]]\n"                                                              \
   "  ldr %[" x1 "], [%[d], %[co]]\n"                                                       \
   "  add %[d], %[d], %[co], lsl #1\n" LANES(x0, m0) LANES(x1, m1)                          \
   "  pkhbt %[" m0 "], %[" x0 "], %[" x1 "], lsl #16\n"                                      \
   "  pkhtb %[" m1 "], %[" x1 "], %[" x0 "], asr #16\n"                                      \
-  "  sxtb16 %[" x0 "], %[" m0 "], ror #8\n"                                                 \
-  "  sxtb16 %[" m0 "], %[" m0 "]\n"                                                         \
-  "  sxtb16 %[" y "], %[" m1 "]\n"                                                          \
-  "  sxtb16 %[" m1 "], %[" m1 "], ror #8\n" SUB(m0, x0, y, m1)
+  EXT(x0, m0, ", ror #8") EXT(m0, m0, "") EXT(y, m1, "") EXT(m1, m1, ", ror #8")
 /* the first pair's lanes 0-3 in b, a, i, e, the second's in f, c, i, h */
 #define QUAD_LANE_A "  str %[i], [%[out], #16]\n"
 #define QUAD_LANE_B                                                                         \
@@ -413,9 +418,9 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
   "  strd %[a], %[c], [%[out], #8]\n  strd %[e], %[h], [%[out], #24]\n"
 #define QUAD_PAIR_A "  strd %[b], %[a], [%[out]]\n  strd %[i], %[e], [%[out], #8]\n"
 #define QUAD_PAIR_B "  strd %[f], %[c], [%[out], #16]\n  strd %[i], %[h], [%[out], #24]\n"
-#define QUAD_GROUPS_ASM(LANES, SUB, STORE_A, STORE_B)                                       \
-  __asm__ volatile("1:\n" QUAD_ROWS2("a", "b", "c", "e", "i", LANES, SUB) STORE_A           \
-          QUAD_ROWS2("c", "f", "g", "h", "i", LANES, SUB) STORE_B                            \
+#define QUAD_GROUPS_ASM(LANES, EXT, STORE_A, STORE_B)                                       \
+  __asm__ volatile("1:\n" QUAD_ROWS2("a", "b", "c", "e", "i", LANES, EXT) STORE_A           \
+          QUAD_ROWS2("c", "f", "g", "h", "i", LANES, EXT) STORE_B                            \
           "  add %[out], %[out], #32\n"                                                     \
           "  cmp %[out], %[end]\n"                                                          \
           "  bne 1b\n"                                                                      \
@@ -424,32 +429,33 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
             [i] "=&r"(i)                                                                   \
           : [co] "r"(co), [aux] "r"(aux), [end] "r"(end)                                   \
           : "cc", "memory")
-#define QUAD_ORDERS(LANES, SUB)                                                             \
+#define QUAD_ORDERS(LANES, EXT)                                                             \
   if (by_pair)                                                                              \
-    QUAD_GROUPS_ASM(LANES, SUB, QUAD_PAIR_A, QUAD_PAIR_B);                                  \
+    QUAD_GROUPS_ASM(LANES, EXT, QUAD_PAIR_A, QUAD_PAIR_B);                                  \
   else                                                                                      \
-    QUAD_GROUPS_ASM(LANES, SUB, QUAD_LANE_A, QUAD_LANE_B)
+    QUAD_GROUPS_ASM(LANES, EXT, QUAD_LANE_A, QUAD_LANE_B)
 /* `full` groups of four rows of four bytes at d (co bytes apart) into the eight words each
  * at out, by pair or by lane (quad_words): dy (masked: the nibbles from the bytes at mb, co
- * / 8 apart, `shift` their bit) or the saved input (`zp`: less its zero point zps). Each
+ * / 8 apart, `shift` their bit) or the saved input (`zp`: less its zero point, nzp its
+ * negation in both halves: tt_dsp_neg_zp2). Each
  * caller inlines it with by_pair, zp and masked constant. */
 static inline __attribute__((always_inline)) void quad_groups(tt_dsp_word *out,
                                                               const int8_t *d,
                                                               const uint8_t *mb, int32_t full,
                                                               int32_t co, int by_pair,
                                                               int masked, int32_t shift, int zp,
-                                                              uint32_t zps) {
+                                                              uint32_t nzp) {
   tt_dsp_word *const end = out + 8 * full;
   uint32_t a, b, c, e, f, g, h, i;
-  const uint32_t aux = zp ? zps : (uint32_t)(uintptr_t)bias_mask_lanes;
+  const uint32_t aux = zp ? nzp : (uint32_t)(uintptr_t)bias_mask_lanes;
   if (zp) {
-    QUAD_ORDERS(QUAD_NONE, QUAD_SUB_ZP);
+    QUAD_ORDERS(QUAD_NONE, QUAD_EXT_ZP);
   } else if (!masked) {
-    QUAD_ORDERS(QUAD_NONE, QUAD_SUB_NONE);
+    QUAD_ORDERS(QUAD_NONE, QUAD_EXT);
   } else if (shift) {
-    QUAD_ORDERS(QUAD_LSR4, QUAD_SUB_NONE);
+    QUAD_ORDERS(QUAD_LSR4, QUAD_EXT);
   } else {
-    QUAD_ORDERS(QUAD_AND15, QUAD_SUB_NONE);
+    QUAD_ORDERS(QUAD_AND15, QUAD_EXT);
   }
 }
 #undef QUAD_ORDERS
@@ -461,8 +467,8 @@ static inline __attribute__((always_inline)) void quad_groups(tt_dsp_word *out,
 #undef QUAD_ROWS2
 #undef QUAD_LSR4
 #undef QUAD_AND15
-#undef QUAD_SUB_ZP
-#undef QUAD_SUB_NONE
+#undef QUAD_EXT_ZP
+#undef QUAD_EXT
 #undef QUAD_MASK
 #undef QUAD_NIB4
 #undef QUAD_NIB15
@@ -762,7 +768,7 @@ int32_t tt_dsp_wbig_positions(int32_t rows, int32_t cb, int32_t bytes) {
  * they hold. */
 static void wbig_stage_x(tt_dsp_word *xs, const int8_t *saved, int32_t k, int32_t p0,
                          int32_t np, int32_t c0, int32_t cb, int32_t x_zp, int32_t pairs) {
-  const uint32_t zp = ((uint32_t)x_zp & 0xFFFFu) * 0x00010001u;
+  const uint32_t zp = tt_dsp_neg_zp2(x_zp);
   const int32_t full = np >> 2, cb4 = cb & ~3, tile = 4 * pairs;
   const int8_t *row = saved + p0 * k + c0;
 #if TT_DSP_ASM_ALL_REGS
