@@ -886,9 +886,13 @@ static inline __attribute__((always_inline)) void wbig_tile(const tt_dsp_word *x
  * on the sums in memory, ra[4 i .. 4 i + 3] (column a) and rb[..] (column b) for tile i:
  * loaded and stored by LDRD/STRD inside the assembly, the row pointers, the region's start
  * and end and the tiles' end read from the stack (all fourteen registers are the loop's).
- * About 18 instructions a tile besides its loop, where gcc's loop over the tiles around one
+ * About 19 instructions a tile besides its loop, where gcc's loop over the tiles around one
  * tile's assembly took 36 (against a tile's 47 a trip of four pairs: 0.07 a MAC at 64
- * positions). */
+ * positions). Eight pairs a trip (128 MACs, 3 instructions of loop), where four took 3 per
+ * 64 MACs (round 26: 32->16 @32x32 1.001 -> 0.983 a MAC, +212 B of code): `pairs` being a
+ * multiple of four, not of eight, each tile enters its loop at the trip's first pair or,
+ * for an odd number of fours, at its fifth, by LDR PC of the entry chosen once a call (one
+ * instruction a tile). */
 static inline __attribute__((always_inline)) void wbig_tile_rows(const tt_dsp_word *xs,
                                                                  const tt_dsp_word *ds,
                                                                  int32_t pairs,
@@ -898,8 +902,16 @@ static inline __attribute__((always_inline)) void wbig_tile_rows(const tt_dsp_wo
 #if TT_DSP_ASM_ALL_REGS
   const tt_dsp_word *const end = ds + 4 * pairs, *const ds0 = ds;
   const tt_dsp_word *const xend = xs + 4 * pairs * tiles;
-  uint32_t d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3;
+  const int32_t half = pairs & 4;            /* a trip of four pairs past whole trips of 8 */
+  uint32_t d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3, entry;
   __asm__ volatile(
+    "ldr %[x1], %[half]\n\t"
+    "cmp %[x1], #0\n\t"
+    "ite eq\n\t"
+    "adreq.w %[x0], 1f\n\t"
+    "adrne.w %[x0], 3f\n\t"
+    "orr %[x0], %[x0], #1\n\t"                /* Thumb: LDR PC interworks on bit 0 */
+    "str %[x0], %[entry]\n\t"
     "2:\n\t"
     "ldr %[x0], %[ra]\n\t"
     "ldr %[x1], %[rb]\n\t"
@@ -907,7 +919,9 @@ static inline __attribute__((always_inline)) void wbig_tile_rows(const tt_dsp_wo
     "ldrd %[a2], %[a3], [%[x0], #8]\n\t"
     "ldrd %[b0], %[b1], [%[x1]]\n\t"
     "ldrd %[b2], %[b3], [%[x1], #8]\n\t"
+    "ldr pc, %[entry]\n\t"
     "1:\n\t" WBIG_PAIR WBIG_PAIR WBIG_PAIR WBIG_PAIR
+    "3:\n\t" WBIG_PAIR WBIG_PAIR WBIG_PAIR WBIG_PAIR
     "ldr %[x0], %[end]\n\t"
     "cmp %[ds], %[x0]\n\t"
     "bne 1b\n\t"
@@ -926,8 +940,8 @@ static inline __attribute__((always_inline)) void wbig_tile_rows(const tt_dsp_wo
     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [b0] "=&r"(b0),
       [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3), [ds] "+r"(ds), [xs] "+r"(xs),
       [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0), [x1] "=&r"(x1), [ra] "+m"(ra),
-      [rb] "+m"(rb)
-    : [end] "m"(end), [ds0] "m"(ds0), [xend] "m"(xend)
+      [rb] "+m"(rb), [entry] "=m"(entry)
+    : [end] "m"(end), [ds0] "m"(ds0), [xend] "m"(xend), [half] "m"(half)
     : "cc", "memory");
 #else
   for (int32_t i = 0; i < tiles; ++i, xs += 4 * pairs, ra += 4, rb += 4) {
