@@ -1026,40 +1026,69 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
 #define WFLOAT_NONE(r) ""
 #define WFLOAT_ADD(r) ", %[" #r "]"
 
+/* A tile's end in wfloat_rows: its eight sums to floats (4 VMOV of two, TT_VCVT_MUL8), the
+ * four of column a at the row pointer (then on by 4), those of b k floats after, then the
+ * next tile (the region's start again) until the tiles' end. */
+#define WFLOAT_TAIL                                  \
+  "vmov s0, s1, %[a0], %[a1]\n\t"                    \
+  "vmov s2, s3, %[a2], %[a3]\n\t"                    \
+  "vmov s4, s5, %[b0], %[b1]\n\t"                    \
+  "vmov s6, s7, %[b2], %[b3]\n\t"                    \
+  TT_VCVT_MUL8                                       \
+  "ldrd %[x0], %[x1], %[rows]\n\t"                   \
+  "vstmia %[x0]!, {s0-s3}\n\t"                       \
+  "add %[x1], %[x1], %[x0]\n\t"                      \
+  "vstmia %[x1], {s4-s7}\n\t"                        \
+  "str %[x0], %[rows]\n\t"                           \
+  "ldrd %[ds], %[x0], %[ends]\n\t"                   \
+  "cmp %[xs], %[x0]\n\t"                             \
+  "bne 2b\n\t"
+
 /* Rows o and o + 1 of dw (row: dw's first of the block, k floats apart) from `tiles` tiles
  * one after another (4 used words apart, from xs) against the dy columns at ds, `used` (>= 4)
  * pairs each. The loop's pairs are 44 bytes of code each (LDRD and SMLAD: 32-bit encodings
  * only), so past the first four pairs the entry is 44 (4 - q) bytes past the loop's start for
- * the q pairs (1-4) of its first trip, or the conversion where used is 4 (computed once a
- * call, BX a tile); the end of the region, the entry, the rows' pointer and the tiles' end
+ * the q pairs (1-4) of its first trip, or the conversion where used is 4, or where used is 8
+ * (the 4x4 maps) four pairs straight into a copy of the conversion (computed once a call,
+ * BX a tile); the end of the region, the entry, the rows' pointer and the tiles' end
  * come from the stack (all fourteen registers are the loop's). Per tile of 8 pairs (16
- * positions, 128 MACs): 88 for the pairs, 5 for the entry and the loop's end, 20 to convert
- * (4 VMOV of two, 8 VCVT, 8 VMUL), 8 to store and go on: 121 where 139 (QEMU instructions). */
+ * positions, 128 MACs): 88 for the pairs, 2 for the entry, 20 to convert (4 VMOV of two, 8
+ * VCVT, 8 VMUL), 8 to store and go on: 118 where the loop's end test took 3 more (round 26:
+ * MCUNet's 240->96 @4x4 1.017 -> 0.994 a MAC, for +276 B of code) and 139 before round 22
+ * (QEMU instructions). */
 static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_word *xs,
                                                                  const tt_dsp_word *ds,
                                                                  int32_t used, float *row,
                                                                  int32_t k, int32_t tiles,
                                                                  float unit) {
   const int32_t q = ((used - 5) & 3) + 1;      /* (used 4: no trip past the first) */
-  const int32_t off = used > 4 ? 44 * (4 - q) : -1;
+  /* -1: the conversion (used 4), -2: the straight four pairs (used 8), else the loop's */
+  const int32_t off = used == 4 ? -1 : used == 8 ? -2 : 44 * (4 - q);
   const tt_dsp_word *const end = ds + 4 * used;
   struct { float *ra; int32_t kb; } rows = {row, 4 * k - 16};
   struct { const tt_dsp_word *ds0, *xend; } ends = {ds, xs + 4 * used * tiles};
   uint32_t entry, d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3;
   __asm__ volatile(
     "adr.w %[x0], 3f\n\t"
-    "adr.w %[d0], 4f\n\t"
     "ldr %[x1], %[off]\n\t"
     "add %[x0], %[x0], %[x1]\n\t"
     "cmp %[x1], #0\n\t"
-    "it lt\n\t"
-    "movlt %[x0], %[d0]\n\t"
+    "bge 6f\n\t"
+    "adr.w %[x0], 4f\n\t"
+    "cmn %[x1], #2\n\t"
+    "it eq\n\t"
+    "adreq.w %[x0], 7f\n"
+    "6:\n\t"
     "orr %[x0], %[x0], #1\n\t"
     "str %[x0], %[entry]\n"
     "2:\n\t" WFLOAT_PAIR("smuad", WFLOAT_NONE) WFLOAT_PAIR("smlad", WFLOAT_ADD)
     WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
     "ldr %[x0], %[entry]\n\t"
     "bx %[x0]\n"
+    "7:\n\t" WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    WFLOAT_TAIL
+    "b 8f\n"
     "3:\n\t" WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
     WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
     /* the entry's 44 (4 - q) assumes 44 bytes a pair: an assembler that encodes one
@@ -1070,19 +1099,8 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_wor
     "cmp %[ds], %[x0]\n\t"
     "bne 3b\n"
     "4:\n\t"
-    "vmov s0, s1, %[a0], %[a1]\n\t"
-    "vmov s2, s3, %[a2], %[a3]\n\t"
-    "vmov s4, s5, %[b0], %[b1]\n\t"
-    "vmov s6, s7, %[b2], %[b3]\n\t"
-    TT_VCVT_MUL8
-    "ldrd %[x0], %[x1], %[rows]\n\t"
-    "vstmia %[x0]!, {s0-s3}\n\t"
-    "add %[x1], %[x1], %[x0]\n\t"
-    "vstmia %[x1], {s4-s7}\n\t"
-    "str %[x0], %[rows]\n\t"
-    "ldrd %[ds], %[x0], %[ends]\n\t"
-    "cmp %[xs], %[x0]\n\t"
-    "bne 2b"
+    WFLOAT_TAIL
+    "8:"
     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [b0] "=&r"(b0),
       [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3), [ds] "+r"(ds), [xs] "+r"(xs),
       [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0), [x1] "=&r"(x1), [rows] "+m"(rows),
@@ -1090,6 +1108,7 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_wor
     : [end] "m"(end), [ends] "m"(ends), [off] "m"(off), [u] "t"(unit)
     : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "cc", "memory");
 }
+#undef WFLOAT_TAIL
 #undef WFLOAT_ADD
 #undef WFLOAT_NONE
 #undef WFLOAT_PAIR
