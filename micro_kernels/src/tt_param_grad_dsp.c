@@ -416,8 +416,9 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
 #define QUAD_LANE_B                                                                         \
   "  str %[i], [%[out], #20]\n  strd %[b], %[f], [%[out]]\n"                               \
   "  strd %[a], %[c], [%[out], #8]\n  strd %[e], %[h], [%[out], #24]\n"
-#define QUAD_PAIR_A "  strd %[b], %[a], [%[out]]\n  strd %[i], %[e], [%[out], #8]\n"
-#define QUAD_PAIR_B "  strd %[f], %[c], [%[out], #16]\n  strd %[i], %[h], [%[out], #24]\n"
+/* by pair, the group's words at out + o (bytes) */
+#define QUAD_PAIR_A(o0, o1) "  strd %[b], %[a], [%[out], #" #o0 "]\n  strd %[i], %[e], [%[out], #" #o1 "]\n"
+#define QUAD_PAIR_B(o2, o3) "  strd %[f], %[c], [%[out], #" #o2 "]\n  strd %[i], %[h], [%[out], #" #o3 "]\n"
 #define QUAD_GROUPS_ASM(LANES, EXT, STORE_A, STORE_B)                                       \
   __asm__ volatile("1:\n" QUAD_ROWS2("a", "b", "c", "e", "i", LANES, EXT) STORE_A           \
           QUAD_ROWS2("c", "f", "g", "h", "i", LANES, EXT) STORE_B                            \
@@ -429,9 +430,30 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
             [i] "=&r"(i)                                                                   \
           : [co] "r"(co), [aux] "r"(aux), [end] "r"(end)                                   \
           : "cc", "memory")
+/* By pair (the large maps' chunks: the pointwise weight gradient's staging) two groups a
+ * trip, the loop's ADD, CMP and BNE once for both (1.5 instructions a group fewer: 0.015 a
+ * MAC where one side has 8 channels); an odd number of groups enters at the second, out 32
+ * bytes back (its stores are at out + 32 .. 63). */
+#define QUAD_GROUPS2_ASM(LANES, EXT)                                                        \
+  __asm__ volatile("  sub %[a], %[end], %[out]\n"                                          \
+          "  ands %[a], %[a], #32\n"                                                        \
+          "  sub %[out], %[out], %[a]\n"                                                    \
+          "  bne 3f\n"                                                                      \
+          "1:\n" QUAD_ROWS2("a", "b", "c", "e", "i", LANES, EXT) QUAD_PAIR_A(0, 8)          \
+          QUAD_ROWS2("c", "f", "g", "h", "i", LANES, EXT) QUAD_PAIR_B(16, 24)                 \
+          "3:\n" QUAD_ROWS2("a", "b", "c", "e", "i", LANES, EXT) QUAD_PAIR_A(32, 40)        \
+          QUAD_ROWS2("c", "f", "g", "h", "i", LANES, EXT) QUAD_PAIR_B(48, 56)                 \
+          "  add %[out], %[out], #64\n"                                                     \
+          "  cmp %[out], %[end]\n"                                                          \
+          "  bne 1b\n"                                                                      \
+          : [out] "+r"(out), [d] "+r"(d), [mb] "+r"(mb), [a] "=&r"(a), [b] "=&r"(b),       \
+            [c] "=&r"(c), [e] "=&r"(e), [f] "=&r"(f), [g] "=&r"(g), [h] "=&r"(h),          \
+            [i] "=&r"(i)                                                                   \
+          : [co] "r"(co), [aux] "r"(aux), [end] "r"(end)                                   \
+          : "cc", "memory")
 #define QUAD_ORDERS(LANES, EXT)                                                             \
   if (by_pair)                                                                              \
-    QUAD_GROUPS_ASM(LANES, EXT, QUAD_PAIR_A, QUAD_PAIR_B);                                  \
+    QUAD_GROUPS2_ASM(LANES, EXT);                                                           \
   else                                                                                      \
     QUAD_GROUPS_ASM(LANES, EXT, QUAD_LANE_A, QUAD_LANE_B)
 /* `full` groups of four rows of four bytes at d (co bytes apart) into the eight words each
@@ -459,6 +481,7 @@ static inline __attribute__((always_inline)) void quad_groups(tt_dsp_word *out,
   }
 }
 #undef QUAD_ORDERS
+#undef QUAD_GROUPS2_ASM
 #undef QUAD_GROUPS_ASM
 #undef QUAD_PAIR_B
 #undef QUAD_PAIR_A
