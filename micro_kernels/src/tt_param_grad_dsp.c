@@ -66,14 +66,17 @@ static inline int32_t column_at(int32_t p, int32_t j) { return 16 * (p >> 2) + 4
 
 
 /* -zp in both 16-bit halves: SXTAB16's addend that subtracts the zero point zp. */
-static inline uint32_t tt_dsp_neg_zp2(int32_t zp) { return (uint32_t)(uint16_t)(-zp) * 0x00010001u; }
+static inline uint32_t tt_dsp_neg_zp2(int32_t zp) {
+  return (uint32_t)(uint16_t)(-zp) * 0x00010001u;
+}
 
 /* Four rows r0 .. r3 (a word of four int8 each: channels c .. c + 3 of positions p .. p + 3,
  * or dy of four output channels) as int16 pairs of positions: SXTB16 into even and odd
- * lanes (less the zero point where `sub`: nzp its negation in both halves), PKHBT/PKHTB, four STRD at
- * out. Lane j (byte j of a row) of positions (p, p + 1) and of (p + 2, p + 3) go to words
- * 2 j and 2 j + 1 (by lane: the int16 staging's and stage_columns4's order) or to j and
- * 4 + j (by_pair: the large maps' chunks, whose tiles sum a pair of positions at a time).
+ * lanes (less the zero point where `sub`: SXTAB16 of nzp, its negation in both halves),
+ * PKHBT/PKHTB, four STRD at out. Lane j (byte j of a row) of positions (p, p + 1) and of
+ * (p + 2, p + 3) go to words 2 j and 2 j + 1 (by lane: the int16 staging's and
+ * stage_columns4's order) or to j and 4 + j (by_pair: the large maps' chunks, whose tiles
+ * sum a pair of positions at a time).
  * About 2.3 instructions an element where the element-wise form took 13. */
 static inline __attribute__((always_inline)) void quad_words(tt_dsp_word *out, uint32_t r0,
                                                              uint32_t r1, uint32_t r2,
@@ -402,8 +405,8 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
 #define QUAD_EXT(w, r, ROR) "  sxtb16 %[" w "], %[" r "]" ROR "\n"
 #define QUAD_EXT_ZP(w, r, ROR) "  sxtab16 %[" w "], %[aux], %[" r "]" ROR "\n"
 /* rows p (x0, m0) and p + 1 (x1, m1), masked per row (LANES), their bytes paired by halves
- * (quad_words), then their words (widened by EXT, less the zero point by QUAD_EXT_ZP): m0 lane 0, x0 lane 1, y lane
- * 2, m1 lane 3 */
+ * (quad_words), then their words (widened by EXT, less the zero point by QUAD_EXT_ZP): m0
+ * lane 0, x0 lane 1, y lane 2, m1 lane 3 */
 #define QUAD_ROWS2(x0, m0, x1, m1, y, LANES, EXT)                                           \
   "  ldr %[" x0 "], [%[d]]\n"                                                              \
   "  ldr %[" x1 "], [%[d], %[co]]\n"                                                       \
@@ -417,8 +420,10 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
   "  str %[i], [%[out], #20]\n  strd %[b], %[f], [%[out]]\n"                               \
   "  strd %[a], %[c], [%[out], #8]\n  strd %[e], %[h], [%[out], #24]\n"
 /* by pair, the group's words at out + o (bytes) */
-#define QUAD_PAIR_A(o0, o1) "  strd %[b], %[a], [%[out], #" #o0 "]\n  strd %[i], %[e], [%[out], #" #o1 "]\n"
-#define QUAD_PAIR_B(o2, o3) "  strd %[f], %[c], [%[out], #" #o2 "]\n  strd %[i], %[h], [%[out], #" #o3 "]\n"
+#define QUAD_PAIR_A(o0, o1)                                                                 \
+  "  strd %[b], %[a], [%[out], #" #o0 "]\n  strd %[i], %[e], [%[out], #" #o1 "]\n"
+#define QUAD_PAIR_B(o2, o3)                                                                 \
+  "  strd %[f], %[c], [%[out], #" #o2 "]\n  strd %[i], %[h], [%[out], #" #o3 "]\n"
 #define QUAD_GROUPS_ASM(LANES, EXT, STORE_A, STORE_B)                                       \
   __asm__ volatile("1:\n" QUAD_ROWS2("a", "b", "c", "e", "i", LANES, EXT) STORE_A           \
           QUAD_ROWS2("c", "f", "g", "h", "i", LANES, EXT) STORE_B                            \
@@ -771,7 +776,8 @@ int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_
  * dy, two of x and eight SMLADs (16 MACs): each dy word serves four input channels and each
  * x word two output channels, eight sums in registers. */
 
-/* Pairs of positions one trip of a tile's loop takes (a chunk's pairs are a multiple). */
+/* Pairs of positions one trip of wbig_tile's loop takes (a chunk's pairs are a multiple;
+ * wbig_tile_rows takes twice as many a trip, entering at the middle for an odd multiple). */
 #define WBIG_UNROLL 4
 #define WBIG_POSITIONS (2 * WBIG_UNROLL)
 
