@@ -7,6 +7,8 @@ as the board's build compiles them (the DSP versions where a kernel has one).
     .venv/bin/python benchmarks/mcu_grad_dsp.py --json benchmarks/mcu_grad_dsp.json
     .venv/bin/python benchmarks/mcu_grad_dsp.py --no-step             # kernels only
     .venv/bin/python benchmarks/mcu_grad_dsp.py --no-step --only depthwise
+    .venv/bin/python benchmarks/mcu_grad_dsp.py --profile "16->8 @64x64: weight grad" \
+        [--annotate wbig_walk]         # that one row's DSP call, per function (per instruction)
 
 Kernels: the int8-gradient kernels of every 1x1 and depthwise convolution shape of the person
 detector and of MCUNet-5FPS (imported, 128x128; its classifier is a 1x1 convolution too). The
@@ -162,8 +164,8 @@ def cases() -> list[tuple[str, str, str, int]]:
     return out
 
 
-def run_kernels(tmp: Path, only: str | None = None) -> list[dict]:
-    rows = [r for r in cases() if only is None or re.search(only, f"{r[0]}: {r[1]}")]
+def program() -> str:
+    """PROGRAM sized for every row's buffers."""
     sizes = {"%DY%": max([h * h * co for _, h, _, co in LAYERS] +
                          [oh * oh * c for _, _, c, oh, *_ in DEPTHWISE]),
              "%DX%": max([h * h * ci for _, h, ci, _ in LAYERS] +
@@ -174,6 +176,12 @@ def run_kernels(tmp: Path, only: str | None = None) -> list[dict]:
     source = PROGRAM
     for key, value in sizes.items():
         source = source.replace(key, str(value))
+    return source
+
+
+def run_kernels(tmp: Path, only: str | None = None) -> list[dict]:
+    rows = [r for r in cases() if only is None or re.search(only, f"{r[0]}: {r[1]}")]
+    source = program()
     counts = {build: rig_timing.time_calls(source, [call for _, _, call, _ in rows], tmp,
                                            defines=defines, link=rig_timing.big_link(tmp),
                                            name=f"bench-{build}")
@@ -181,6 +189,22 @@ def run_kernels(tmp: Path, only: str | None = None) -> list[dict]:
     return [{"layer": layer, "form": form, "macs": macs,
              "instructions": {b: counts[b][i] for b, _ in BUILDS}}
             for i, (layer, form, _, macs) in enumerate(rows)]
+
+
+def profile(tmp: Path, pattern: str, annotate: str) -> None:
+    """The DSP build's call of the one row whose 'layer: kernel' matches `pattern` under
+    QEMU's single-step trace (rig_timing.profile_call: instructions per function, and per
+    instruction of the functions in `annotate`); the markers it traces between are added to
+    this program only, so the timed one stays as it is."""
+    rows = [r for r in cases() if re.search(pattern, f"{r[0]}: {r[1]}")]
+    if len(rows) != 1:
+        sys.exit(f"--profile {pattern!r} matches {len(rows)} rows, not one")
+    layer, form, call, macs = rows[0]
+    markers = ("__attribute__((noinline)) void bench_begin(void) { __asm volatile(\"\"); }\n"
+               "__attribute__((noinline)) void bench_end(void) { __asm volatile(\"\"); }\n")
+    source = program().replace("int main(void)", markers + "int main(void)", 1)
+    rig_timing.profile_call(source, call, f"{layer}: {form} ({macs:,} MACs)", tmp,
+                            annotate=annotate)
 
 
 def run_step() -> list[dict]:
@@ -232,7 +256,15 @@ def main() -> None:
     ap.add_argument("--no-step", action="store_true", help="the kernels only")
     ap.add_argument("--only", metavar="REGEX", help="the kernel rows whose 'layer: kernel' "
                     "matches (e.g. depthwise); the tables are not saved")
+    ap.add_argument("--profile", metavar="REGEX", help="instead: the one row whose 'layer: "
+                    "kernel' matches, its DSP call per function (QEMU's single-step trace)")
+    ap.add_argument("--annotate", default="", help="with --profile: functions to print per "
+                    "instruction, comma separated")
     args = ap.parse_args()
+    if args.profile:
+        with tempfile.TemporaryDirectory() as tmp:
+            profile(Path(tmp), args.profile, args.annotate)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         data = {"kernels": run_kernels(Path(tmp), args.only)}
     data["step"] = [] if args.no_step else run_step()

@@ -507,8 +507,9 @@ def weight_grad_calls(rng) -> None:
                                                       # block to block, the default rule's
                                                       # runs and NaN-prone channels'
               # one chunk, the floats from the tiles' registers (tt_dsp_pointwise_weight_
-              # floats): 5, 4 (3 positions padded), 6, 8 and 7 pairs a tile: the loop entered
-              # for 1, none, 2, 4 and 3 pairs after the first trip of four
+              # floats): 5, 4 (3 positions padded), 6, 8 and 7 pairs a tile: after the first
+              # trip of four the loop entered for 1, none, 2, none (8: four pairs straight
+              # into the conversion's copy, round 26) and 3 pairs
               (1, 3, 3, 8, 16, 16), (1, 1, 3, 4, 8, 8), (1, 3, 4, 8, 12, 12),
               (2, 2, 4, 16, 8, 8), (1, 2, 7, 4, 8, 8)]
     assert len(shapes) == 36

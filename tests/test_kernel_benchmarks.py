@@ -38,3 +38,17 @@ def test_kernel_benchmarks_print_their_recorded_hashes(module, args, expected, t
     measure, args = _measure(module, *args)
     measure(BENCHMARKS.parent / "micro_kernels", tmp_path, *args)
     assert capsys.readouterr().out.splitlines()[0] == f"hash {expected}"
+
+
+@pytest.mark.parametrize("pattern, count", [("weight grad", 54), ("no such row", 0)])
+def test_grad_dsp_profile_takes_exactly_one_row(pattern, count, tmp_path):
+    """mcu_grad_dsp.py --profile REGEX traces one call: a pattern that matches several rows or
+    none is a one-line error before anything is built."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        profile = __import__("mcu_grad_dsp").profile
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    with pytest.raises(SystemExit) as e:
+        profile(tmp_path, pattern, "")
+    assert str(e.value) == f"--profile {pattern!r} matches {count} rows, not one"

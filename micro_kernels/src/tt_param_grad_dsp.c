@@ -65,25 +65,33 @@ static inline int32_t at(int32_t p, int32_t j) { return 4 * ((p >> 2) * 8 + j) +
 static inline int32_t column_at(int32_t p, int32_t j) { return 16 * (p >> 2) + 4 * j + (p & 3); }
 
 
+/* -zp in both 16-bit halves: SXTAB16's addend that subtracts the zero point zp. */
+static inline uint32_t tt_dsp_neg_zp2(int32_t zp) {
+  return (uint32_t)(uint16_t)(-zp) * 0x00010001u;
+}
+
 /* Four rows r0 .. r3 (a word of four int8 each: channels c .. c + 3 of positions p .. p + 3,
  * or dy of four output channels) as int16 pairs of positions: SXTB16 into even and odd
- * lanes (less the zero point zp in both halves where `sub`), PKHBT/PKHTB, four STRD at
- * out. Lane j (byte j of a row) of positions (p, p + 1) and of (p + 2, p + 3) go to words
- * 2 j and 2 j + 1 (by lane: the int16 staging's and stage_columns4's order) or to j and
- * 4 + j (by_pair: the large maps' chunks, whose tiles sum a pair of positions at a time).
+ * lanes (less the zero point where `sub`: SXTAB16 of nzp, its negation in both halves),
+ * PKHBT/PKHTB, four STRD at out. Lane j (byte j of a row) of positions (p, p + 1) and of
+ * (p + 2, p + 3) go to words 2 j and 2 j + 1 (by lane: the int16 staging's and
+ * stage_columns4's order) or to j and 4 + j (by_pair: the large maps' chunks, whose tiles
+ * sum a pair of positions at a time).
  * About 2.3 instructions an element where the element-wise form took 13. */
 static inline __attribute__((always_inline)) void quad_words(tt_dsp_word *out, uint32_t r0,
                                                              uint32_t r1, uint32_t r2,
-                                                             uint32_t r3, int sub, uint32_t zp,
+                                                             uint32_t r3, int sub, uint32_t nzp,
                                                              int by_pair) {
-  uint32_t e0 = __sxtb16(r0), o0 = tt_dsp_sxtb16_odd(r0);
-  uint32_t e1 = __sxtb16(r1), o1 = tt_dsp_sxtb16_odd(r1);
-  uint32_t e2 = __sxtb16(r2), o2 = tt_dsp_sxtb16_odd(r2);
-  uint32_t e3 = __sxtb16(r3), o3 = tt_dsp_sxtb16_odd(r3);
-  if (sub) {
-    e0 = __ssub16(e0, zp), o0 = __ssub16(o0, zp), e1 = __ssub16(e1, zp), o1 = __ssub16(o1, zp);
-    e2 = __ssub16(e2, zp), o2 = __ssub16(o2, zp), e3 = __ssub16(e3, zp), o3 = __ssub16(o3, zp);
-  }
+  /* less the zero point: SXTAB16 of nzp (-zp in both halves) widens and subtracts in one
+   * instruction (|x - zp| <= 255: the same halves as SSUB16 after SXTB16) */
+  const uint32_t e0 = sub ? __sxtab16(nzp, r0) : __sxtb16(r0);
+  const uint32_t o0 = sub ? tt_dsp_sxtab16_odd(nzp, r0) : tt_dsp_sxtb16_odd(r0);
+  const uint32_t e1 = sub ? __sxtab16(nzp, r1) : __sxtb16(r1);
+  const uint32_t o1 = sub ? tt_dsp_sxtab16_odd(nzp, r1) : tt_dsp_sxtb16_odd(r1);
+  const uint32_t e2 = sub ? __sxtab16(nzp, r2) : __sxtb16(r2);
+  const uint32_t o2 = sub ? tt_dsp_sxtab16_odd(nzp, r2) : tt_dsp_sxtb16_odd(r2);
+  const uint32_t e3 = sub ? __sxtab16(nzp, r3) : __sxtb16(r3);
+  const uint32_t o3 = sub ? tt_dsp_sxtab16_odd(nzp, r3) : tt_dsp_sxtb16_odd(r3);
   /* w[2 j + q]: lane j, pair q */
   const uint32_t w[8] = {tt_dsp_low_halves(e0, e1),  tt_dsp_low_halves(e2, e3),
                          tt_dsp_low_halves(o0, o1),  tt_dsp_low_halves(o2, o3),
@@ -101,7 +109,7 @@ static inline __attribute__((always_inline)) void quad_words(tt_dsp_word *out, u
  * of 4) into the int16 staging, the eight words at out. */
 static inline void stage_quad(tt_dsp_word *out, const int8_t *x, int32_t k, int32_t x_zp) {
   quad_words(out, tt_dsp_load4(x), tt_dsp_load4(x + k), tt_dsp_load4(x + 2 * k),
-             tt_dsp_load4(x + 3 * k), 1, ((uint32_t)x_zp & 0xFFFFu) * 0x00010001u, 0);
+             tt_dsp_load4(x + 3 * k), 1, tt_dsp_neg_zp2(x_zp), 0);
 }
 
 /* The int16 staging of channels 0 .. k - 1 of `saved`, whose rows are `stride` bytes apart
@@ -374,10 +382,11 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
  * the chunks). Per row: its word; dy masked (co a multiple of 8: the nibble at a fixed bit
  * of its byte, NIBBLE: AND #15 or LSR #4) by its byte lanes (nibble_lanes). Two rows' int8
  * words PKHBT/PKHTB into their bytes by halves, then SXTB16 even and odd into their four
- * words of positions (p, p + 1) (the input less its zero point after, aux: it in both
- * halves): 9 instructions a pair of rows where SXTB16 first, then PKH of the halves, took
- * 11 (round 21). STORE_A and STORE_B put the two pairs' words in the caller's order: by pair
- * 25 instructions a group without a mask, 33 less the zero point, 44 with a mask; by lane
+ * words of positions (p, p + 1) (the input less its zero point by SXTAB16 of aux: -zp in
+ * both halves): 9 instructions a pair of rows where SXTB16 first, then PKH of the halves,
+ * took 11 (round 21). STORE_A and STORE_B put the two pairs' words in the caller's order: by
+ * pair 25 instructions a group without a mask or less the zero point (33 with SSUB16 after
+ * SXTB16, until round 26), 44 with a mask; by lane
  * one STR more (the first pair's words go to both halves of the group, and its last word
  * must leave its register first; 26 without a mask, where gcc's C took 28). Fourteen
  * registers. */
@@ -389,33 +398,35 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
   "  ldr %[" m "], [%[aux], %[" m "], lsl #3]\n  and %[" x "], %[" x "], %[" m "]\n"
 #define QUAD_AND15(x, m) QUAD_MASK(x, m, QUAD_NIB15)
 #define QUAD_LSR4(x, m) QUAD_MASK(x, m, QUAD_NIB4)
-#define QUAD_SUB_NONE(w, y, x, z)
-#define QUAD_SUB_ZP(w, y, x, z)                                                            \
-  "  ssub16 %[" w "], %[" w "], %[aux]\n  ssub16 %[" x "], %[" x "], %[aux]\n"           \
-  "  ssub16 %[" y "], %[" y "], %[aux]\n  ssub16 %[" z "], %[" z "], %[aux]\n"
+/* a row pair's halves r (rotated by ROR) sign-extended into w: SXTB16, or SXTAB16 adding
+ * aux = -zp in both halves (the zero point subtracted in the widening itself: |x - zp| <=
+ * 255 fits each half, so the sum is SSUB16's x - zp exactly; 4 instructions a pair of rows
+ * fewer than SXTB16 then SSUB16) */
+#define QUAD_EXT(w, r, ROR) "  sxtb16 %[" w "], %[" r "]" ROR "\n"
+#define QUAD_EXT_ZP(w, r, ROR) "  sxtab16 %[" w "], %[aux], %[" r "]" ROR "\n"
 /* rows p (x0, m0) and p + 1 (x1, m1), masked per row (LANES), their bytes paired by halves
- * (quad_words), then their words (less the zero point: SUB): m0 lane 0, x0 lane 1, y lane
- * 2, m1 lane 3 */
-#define QUAD_ROWS2(x0, m0, x1, m1, y, LANES, SUB)                                           \
+ * (quad_words), then their words (widened by EXT, less the zero point by QUAD_EXT_ZP): m0
+ * lane 0, x0 lane 1, y lane 2, m1 lane 3 */
+#define QUAD_ROWS2(x0, m0, x1, m1, y, LANES, EXT)                                           \
   "  ldr %[" x0 "], [%[d]]\n"                                                              \
   "  ldr %[" x1 "], [%[d], %[co]]\n"                                                       \
   "  add %[d], %[d], %[co], lsl #1\n" LANES(x0, m0) LANES(x1, m1)                          \
   "  pkhbt %[" m0 "], %[" x0 "], %[" x1 "], lsl #16\n"                                      \
   "  pkhtb %[" m1 "], %[" x1 "], %[" x0 "], asr #16\n"                                      \
-  "  sxtb16 %[" x0 "], %[" m0 "], ror #8\n"                                                 \
-  "  sxtb16 %[" m0 "], %[" m0 "]\n"                                                         \
-  "  sxtb16 %[" y "], %[" m1 "]\n"                                                          \
-  "  sxtb16 %[" m1 "], %[" m1 "], ror #8\n" SUB(m0, x0, y, m1)
+  EXT(x0, m0, ", ror #8") EXT(m0, m0, "") EXT(y, m1, "") EXT(m1, m1, ", ror #8")
 /* the first pair's lanes 0-3 in b, a, i, e, the second's in f, c, i, h */
 #define QUAD_LANE_A "  str %[i], [%[out], #16]\n"
 #define QUAD_LANE_B                                                                         \
   "  str %[i], [%[out], #20]\n  strd %[b], %[f], [%[out]]\n"                               \
   "  strd %[a], %[c], [%[out], #8]\n  strd %[e], %[h], [%[out], #24]\n"
-#define QUAD_PAIR_A "  strd %[b], %[a], [%[out]]\n  strd %[i], %[e], [%[out], #8]\n"
-#define QUAD_PAIR_B "  strd %[f], %[c], [%[out], #16]\n  strd %[i], %[h], [%[out], #24]\n"
-#define QUAD_GROUPS_ASM(LANES, SUB, STORE_A, STORE_B)                                       \
-  __asm__ volatile("1:\n" QUAD_ROWS2("a", "b", "c", "e", "i", LANES, SUB) STORE_A           \
-          QUAD_ROWS2("c", "f", "g", "h", "i", LANES, SUB) STORE_B                            \
+/* by pair, the group's words at out + o (bytes) */
+#define QUAD_PAIR_A(o0, o1)                                                                 \
+  "  strd %[b], %[a], [%[out], #" #o0 "]\n  strd %[i], %[e], [%[out], #" #o1 "]\n"
+#define QUAD_PAIR_B(o2, o3)                                                                 \
+  "  strd %[f], %[c], [%[out], #" #o2 "]\n  strd %[i], %[h], [%[out], #" #o3 "]\n"
+#define QUAD_GROUPS_ASM(LANES, EXT, STORE_A, STORE_B)                                       \
+  __asm__ volatile("1:\n" QUAD_ROWS2("a", "b", "c", "e", "i", LANES, EXT) STORE_A           \
+          QUAD_ROWS2("c", "f", "g", "h", "i", LANES, EXT) STORE_B                            \
           "  add %[out], %[out], #32\n"                                                     \
           "  cmp %[out], %[end]\n"                                                          \
           "  bne 1b\n"                                                                      \
@@ -424,35 +435,58 @@ static inline __attribute__((always_inline)) uint32_t column_word(const int8_t *
             [i] "=&r"(i)                                                                   \
           : [co] "r"(co), [aux] "r"(aux), [end] "r"(end)                                   \
           : "cc", "memory")
-#define QUAD_ORDERS(LANES, SUB)                                                             \
+/* By pair (the large maps' chunks: the pointwise weight gradient's staging) two groups a
+ * trip, the loop's ADD, CMP and BNE once for both (1.5 instructions a group fewer: 0.015 a
+ * MAC where one side has 8 channels); an odd number of groups enters at the second, out 32
+ * bytes back (its stores are at out + 32 .. 63). */
+#define QUAD_GROUPS2_ASM(LANES, EXT)                                                        \
+  __asm__ volatile("  sub %[a], %[end], %[out]\n"                                          \
+          "  ands %[a], %[a], #32\n"                                                        \
+          "  sub %[out], %[out], %[a]\n"                                                    \
+          "  bne 3f\n"                                                                      \
+          "1:\n" QUAD_ROWS2("a", "b", "c", "e", "i", LANES, EXT) QUAD_PAIR_A(0, 8)          \
+          QUAD_ROWS2("c", "f", "g", "h", "i", LANES, EXT) QUAD_PAIR_B(16, 24)                 \
+          "3:\n" QUAD_ROWS2("a", "b", "c", "e", "i", LANES, EXT) QUAD_PAIR_A(32, 40)        \
+          QUAD_ROWS2("c", "f", "g", "h", "i", LANES, EXT) QUAD_PAIR_B(48, 56)                 \
+          "  add %[out], %[out], #64\n"                                                     \
+          "  cmp %[out], %[end]\n"                                                          \
+          "  bne 1b\n"                                                                      \
+          : [out] "+r"(out), [d] "+r"(d), [mb] "+r"(mb), [a] "=&r"(a), [b] "=&r"(b),       \
+            [c] "=&r"(c), [e] "=&r"(e), [f] "=&r"(f), [g] "=&r"(g), [h] "=&r"(h),          \
+            [i] "=&r"(i)                                                                   \
+          : [co] "r"(co), [aux] "r"(aux), [end] "r"(end)                                   \
+          : "cc", "memory")
+#define QUAD_ORDERS(LANES, EXT)                                                             \
   if (by_pair)                                                                              \
-    QUAD_GROUPS_ASM(LANES, SUB, QUAD_PAIR_A, QUAD_PAIR_B);                                  \
+    QUAD_GROUPS2_ASM(LANES, EXT);                                                           \
   else                                                                                      \
-    QUAD_GROUPS_ASM(LANES, SUB, QUAD_LANE_A, QUAD_LANE_B)
+    QUAD_GROUPS_ASM(LANES, EXT, QUAD_LANE_A, QUAD_LANE_B)
 /* `full` groups of four rows of four bytes at d (co bytes apart) into the eight words each
  * at out, by pair or by lane (quad_words): dy (masked: the nibbles from the bytes at mb, co
- * / 8 apart, `shift` their bit) or the saved input (`zp`: less its zero point zps). Each
+ * / 8 apart, `shift` their bit) or the saved input (`zp`: less its zero point, nzp its
+ * negation in both halves: tt_dsp_neg_zp2). Each
  * caller inlines it with by_pair, zp and masked constant. */
 static inline __attribute__((always_inline)) void quad_groups(tt_dsp_word *out,
                                                               const int8_t *d,
                                                               const uint8_t *mb, int32_t full,
                                                               int32_t co, int by_pair,
                                                               int masked, int32_t shift, int zp,
-                                                              uint32_t zps) {
+                                                              uint32_t nzp) {
   tt_dsp_word *const end = out + 8 * full;
   uint32_t a, b, c, e, f, g, h, i;
-  const uint32_t aux = zp ? zps : (uint32_t)(uintptr_t)bias_mask_lanes;
+  const uint32_t aux = zp ? nzp : (uint32_t)(uintptr_t)bias_mask_lanes;
   if (zp) {
-    QUAD_ORDERS(QUAD_NONE, QUAD_SUB_ZP);
+    QUAD_ORDERS(QUAD_NONE, QUAD_EXT_ZP);
   } else if (!masked) {
-    QUAD_ORDERS(QUAD_NONE, QUAD_SUB_NONE);
+    QUAD_ORDERS(QUAD_NONE, QUAD_EXT);
   } else if (shift) {
-    QUAD_ORDERS(QUAD_LSR4, QUAD_SUB_NONE);
+    QUAD_ORDERS(QUAD_LSR4, QUAD_EXT);
   } else {
-    QUAD_ORDERS(QUAD_AND15, QUAD_SUB_NONE);
+    QUAD_ORDERS(QUAD_AND15, QUAD_EXT);
   }
 }
 #undef QUAD_ORDERS
+#undef QUAD_GROUPS2_ASM
 #undef QUAD_GROUPS_ASM
 #undef QUAD_PAIR_B
 #undef QUAD_PAIR_A
@@ -461,8 +495,8 @@ static inline __attribute__((always_inline)) void quad_groups(tt_dsp_word *out,
 #undef QUAD_ROWS2
 #undef QUAD_LSR4
 #undef QUAD_AND15
-#undef QUAD_SUB_ZP
-#undef QUAD_SUB_NONE
+#undef QUAD_EXT_ZP
+#undef QUAD_EXT
 #undef QUAD_MASK
 #undef QUAD_NIB4
 #undef QUAD_NIB15
@@ -742,7 +776,8 @@ int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_
  * dy, two of x and eight SMLADs (16 MACs): each dy word serves four input channels and each
  * x word two output channels, eight sums in registers. */
 
-/* Pairs of positions one trip of a tile's loop takes (a chunk's pairs are a multiple). */
+/* Pairs of positions one trip of wbig_tile's loop takes (a chunk's pairs are a multiple;
+ * wbig_tile_rows takes twice as many a trip, entering at the middle for an odd multiple). */
 #define WBIG_UNROLL 4
 #define WBIG_POSITIONS (2 * WBIG_UNROLL)
 
@@ -762,7 +797,7 @@ int32_t tt_dsp_wbig_positions(int32_t rows, int32_t cb, int32_t bytes) {
  * they hold. */
 static void wbig_stage_x(tt_dsp_word *xs, const int8_t *saved, int32_t k, int32_t p0,
                          int32_t np, int32_t c0, int32_t cb, int32_t x_zp, int32_t pairs) {
-  const uint32_t zp = ((uint32_t)x_zp & 0xFFFFu) * 0x00010001u;
+  const uint32_t zp = tt_dsp_neg_zp2(x_zp);
   const int32_t full = np >> 2, cb4 = cb & ~3, tile = 4 * pairs;
   const int8_t *row = saved + p0 * k + c0;
 #if TT_DSP_ASM_ALL_REGS
@@ -880,9 +915,13 @@ static inline __attribute__((always_inline)) void wbig_tile(const tt_dsp_word *x
  * on the sums in memory, ra[4 i .. 4 i + 3] (column a) and rb[..] (column b) for tile i:
  * loaded and stored by LDRD/STRD inside the assembly, the row pointers, the region's start
  * and end and the tiles' end read from the stack (all fourteen registers are the loop's).
- * About 18 instructions a tile besides its loop, where gcc's loop over the tiles around one
+ * About 19 instructions a tile besides its loop, where gcc's loop over the tiles around one
  * tile's assembly took 36 (against a tile's 47 a trip of four pairs: 0.07 a MAC at 64
- * positions). */
+ * positions). Eight pairs a trip (128 MACs, 3 instructions of loop), where four took 3 per
+ * 64 MACs (round 26: 32->16 @32x32 1.001 -> 0.983 a MAC, +212 B of code): `pairs` being a
+ * multiple of four, not of eight, each tile enters its loop at the trip's first pair or,
+ * for an odd number of fours, at its fifth, by LDR PC of the entry chosen once a call (one
+ * instruction a tile). */
 static inline __attribute__((always_inline)) void wbig_tile_rows(const tt_dsp_word *xs,
                                                                  const tt_dsp_word *ds,
                                                                  int32_t pairs,
@@ -892,8 +931,16 @@ static inline __attribute__((always_inline)) void wbig_tile_rows(const tt_dsp_wo
 #if TT_DSP_ASM_ALL_REGS
   const tt_dsp_word *const end = ds + 4 * pairs, *const ds0 = ds;
   const tt_dsp_word *const xend = xs + 4 * pairs * tiles;
-  uint32_t d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3;
+  const int32_t half = pairs & 4;            /* a trip of four pairs past whole trips of 8 */
+  uint32_t d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3, entry;
   __asm__ volatile(
+    "ldr %[x1], %[half]\n\t"
+    "cmp %[x1], #0\n\t"
+    "ite eq\n\t"
+    "adreq.w %[x0], 1f\n\t"
+    "adrne.w %[x0], 3f\n\t"
+    "orr %[x0], %[x0], #1\n\t"                /* Thumb: LDR PC interworks on bit 0 */
+    "str %[x0], %[entry]\n\t"
     "2:\n\t"
     "ldr %[x0], %[ra]\n\t"
     "ldr %[x1], %[rb]\n\t"
@@ -901,7 +948,9 @@ static inline __attribute__((always_inline)) void wbig_tile_rows(const tt_dsp_wo
     "ldrd %[a2], %[a3], [%[x0], #8]\n\t"
     "ldrd %[b0], %[b1], [%[x1]]\n\t"
     "ldrd %[b2], %[b3], [%[x1], #8]\n\t"
+    "ldr pc, %[entry]\n\t"
     "1:\n\t" WBIG_PAIR WBIG_PAIR WBIG_PAIR WBIG_PAIR
+    "3:\n\t" WBIG_PAIR WBIG_PAIR WBIG_PAIR WBIG_PAIR
     "ldr %[x0], %[end]\n\t"
     "cmp %[ds], %[x0]\n\t"
     "bne 1b\n\t"
@@ -920,8 +969,8 @@ static inline __attribute__((always_inline)) void wbig_tile_rows(const tt_dsp_wo
     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [b0] "=&r"(b0),
       [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3), [ds] "+r"(ds), [xs] "+r"(xs),
       [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0), [x1] "=&r"(x1), [ra] "+m"(ra),
-      [rb] "+m"(rb)
-    : [end] "m"(end), [ds0] "m"(ds0), [xend] "m"(xend)
+      [rb] "+m"(rb), [entry] "=m"(entry)
+    : [end] "m"(end), [ds0] "m"(ds0), [xend] "m"(xend), [half] "m"(half)
     : "cc", "memory");
 #else
   for (int32_t i = 0; i < tiles; ++i, xs += 4 * pairs, ra += 4, rb += 4) {
@@ -1006,40 +1055,69 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
 #define WFLOAT_NONE(r) ""
 #define WFLOAT_ADD(r) ", %[" #r "]"
 
+/* A tile's end in wfloat_rows: its eight sums to floats (4 VMOV of two, TT_VCVT_MUL8), the
+ * four of column a at the row pointer (then on by 4), those of b k floats after, then the
+ * next tile (the region's start again) until the tiles' end. */
+#define WFLOAT_TAIL                                  \
+  "vmov s0, s1, %[a0], %[a1]\n\t"                    \
+  "vmov s2, s3, %[a2], %[a3]\n\t"                    \
+  "vmov s4, s5, %[b0], %[b1]\n\t"                    \
+  "vmov s6, s7, %[b2], %[b3]\n\t"                    \
+  TT_VCVT_MUL8                                       \
+  "ldrd %[x0], %[x1], %[rows]\n\t"                   \
+  "vstmia %[x0]!, {s0-s3}\n\t"                       \
+  "add %[x1], %[x1], %[x0]\n\t"                      \
+  "vstmia %[x1], {s4-s7}\n\t"                        \
+  "str %[x0], %[rows]\n\t"                           \
+  "ldrd %[ds], %[x0], %[ends]\n\t"                   \
+  "cmp %[xs], %[x0]\n\t"                             \
+  "bne 2b\n\t"
+
 /* Rows o and o + 1 of dw (row: dw's first of the block, k floats apart) from `tiles` tiles
  * one after another (4 used words apart, from xs) against the dy columns at ds, `used` (>= 4)
  * pairs each. The loop's pairs are 44 bytes of code each (LDRD and SMLAD: 32-bit encodings
  * only), so past the first four pairs the entry is 44 (4 - q) bytes past the loop's start for
- * the q pairs (1-4) of its first trip, or the conversion where used is 4 (computed once a
- * call, BX a tile); the end of the region, the entry, the rows' pointer and the tiles' end
+ * the q pairs (1-4) of its first trip, or the conversion where used is 4, or where used is 8
+ * (the 4x4 maps) four pairs straight into a copy of the conversion (computed once a call,
+ * BX a tile); the end of the region, the entry, the rows' pointer and the tiles' end
  * come from the stack (all fourteen registers are the loop's). Per tile of 8 pairs (16
- * positions, 128 MACs): 88 for the pairs, 5 for the entry and the loop's end, 20 to convert
- * (4 VMOV of two, 8 VCVT, 8 VMUL), 8 to store and go on: 121 where 139 (QEMU instructions). */
+ * positions, 128 MACs): 88 for the pairs, 2 for the entry, 20 to convert (4 VMOV of two, 8
+ * VCVT, 8 VMUL), 8 to store and go on: 118 where the loop's end test took 3 more (round 26:
+ * MCUNet's 240->96 @4x4 1.017 -> 0.994 a MAC, for +276 B of code) and 139 before round 22
+ * (QEMU instructions). */
 static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_word *xs,
                                                                  const tt_dsp_word *ds,
                                                                  int32_t used, float *row,
                                                                  int32_t k, int32_t tiles,
                                                                  float unit) {
   const int32_t q = ((used - 5) & 3) + 1;      /* (used 4: no trip past the first) */
-  const int32_t off = used > 4 ? 44 * (4 - q) : -1;
+  /* -1: the conversion (used 4), -2: the straight four pairs (used 8), else the loop's */
+  const int32_t off = used == 4 ? -1 : used == 8 ? -2 : 44 * (4 - q);
   const tt_dsp_word *const end = ds + 4 * used;
   struct { float *ra; int32_t kb; } rows = {row, 4 * k - 16};
   struct { const tt_dsp_word *ds0, *xend; } ends = {ds, xs + 4 * used * tiles};
   uint32_t entry, d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3;
   __asm__ volatile(
     "adr.w %[x0], 3f\n\t"
-    "adr.w %[d0], 4f\n\t"
     "ldr %[x1], %[off]\n\t"
     "add %[x0], %[x0], %[x1]\n\t"
     "cmp %[x1], #0\n\t"
-    "it lt\n\t"
-    "movlt %[x0], %[d0]\n\t"
+    "bge 6f\n\t"
+    "adr.w %[x0], 4f\n\t"
+    "cmn %[x1], #2\n\t"
+    "it eq\n\t"
+    "adreq.w %[x0], 7f\n"
+    "6:\n\t"
     "orr %[x0], %[x0], #1\n\t"
     "str %[x0], %[entry]\n"
     "2:\n\t" WFLOAT_PAIR("smuad", WFLOAT_NONE) WFLOAT_PAIR("smlad", WFLOAT_ADD)
     WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
     "ldr %[x0], %[entry]\n\t"
     "bx %[x0]\n"
+    "7:\n\t" WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    WFLOAT_TAIL
+    "b 8f\n"
     "3:\n\t" WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
     WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
     /* the entry's 44 (4 - q) assumes 44 bytes a pair: an assembler that encodes one
@@ -1050,19 +1128,8 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_wor
     "cmp %[ds], %[x0]\n\t"
     "bne 3b\n"
     "4:\n\t"
-    "vmov s0, s1, %[a0], %[a1]\n\t"
-    "vmov s2, s3, %[a2], %[a3]\n\t"
-    "vmov s4, s5, %[b0], %[b1]\n\t"
-    "vmov s6, s7, %[b2], %[b3]\n\t"
-    TT_VCVT_MUL8
-    "ldrd %[x0], %[x1], %[rows]\n\t"
-    "vstmia %[x0]!, {s0-s3}\n\t"
-    "add %[x1], %[x1], %[x0]\n\t"
-    "vstmia %[x1], {s4-s7}\n\t"
-    "str %[x0], %[rows]\n\t"
-    "ldrd %[ds], %[x0], %[ends]\n\t"
-    "cmp %[xs], %[x0]\n\t"
-    "bne 2b"
+    WFLOAT_TAIL
+    "8:"
     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [b0] "=&r"(b0),
       [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3), [ds] "+r"(ds), [xs] "+r"(xs),
       [d0] "=&r"(d0), [d1] "=&r"(d1), [x0] "=&r"(x0), [x1] "=&r"(x1), [rows] "+m"(rows),
@@ -1070,6 +1137,7 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_wor
     : [end] "m"(end), [ends] "m"(ends), [off] "m"(off), [u] "t"(unit)
     : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "cc", "memory");
 }
+#undef WFLOAT_TAIL
 #undef WFLOAT_ADD
 #undef WFLOAT_NONE
 #undef WFLOAT_PAIR
