@@ -380,12 +380,15 @@ JSON_NAME = "paper_accuracy_results.json"
 # and the diagnostics of MobileNetV2 99kb's gap, which pair with those runs
 ROUND24_JSON = "paper_accuracy_round24.json"
 GAP_JSON = "paper_accuracy_gap.json"
-# the diagnostics of the bias-only rows' gap at round 18's head rule (round 25)
+# Table 1 in round 25 (the new head's grid at 8x), and the diagnostics of its bias-only rows'
+# gap, which pair with those runs
+ROUND25_JSON = "paper_accuracy_round25.json"
 BIAS_GAP_JSON = "paper_accuracy_bias_gap.json"
 TABLES = {"paper-accuracy": ([JSON_NAME], render),
+          "paper-accuracy-round25": ([ROUND25_JSON], render),
           "paper-accuracy-round24": ([ROUND24_JSON], render),
           "paper-accuracy-gap": ([ROUND24_JSON, GAP_JSON], render_gap),
-          "paper-accuracy-bias-gap": ([JSON_NAME, BIAS_GAP_JSON],
+          "paper-accuracy-bias-gap": ([ROUND25_JSON, BIAS_GAP_JSON],
                                       lambda doc, gap: render_gap(doc, gap, every_grid=True))}
 
 

@@ -48,6 +48,11 @@ RUNS = {
                                     "--val", "3000", "--seeds", "3,4,5", "--variants", "qas",
                                     "--grad", "int8", "--json",
                                     "transfer_head8x_sparse_more.json"],
+    # the rows on the new head's 12x grid, augment's default since round 26 (fp32 again: its
+    # initial head is the 12x grid's)
+    "transfer_head12x": ["transfer.py", "--steps", "1000", "--val", "3000", "--seeds", "0,1,2",
+                         "--variants", "qas,fp32", "--grad", "int8", "--json",
+                         "transfer_head12x.json"],
     # where int8 + QAS's gap to fp32 comes from (branch accuracy): last:2 at the rule's rates,
     # and float32 activation gradients on the 8x head
     "transfer_rule_rates": ["transfer.py", "--schemes", "last:2", "--lr", "rule", "--steps",
@@ -130,6 +135,11 @@ RUNS = {
     "paper_accuracy_more": ["paper_accuracy.py", "--seeds", "3,4,5", "--steps", "1000",
                             "--val", "3000", "--variants", "qas,fp32", "--grad", "int8",
                             "--jobs", "2", "--json", "paper_accuracy_results.json"],
+    # seeds 6-11 of the same (round 26: the rows' margins to 0.5 point were within a
+    # standard error at n=6)
+    "paper_accuracy_more2": ["paper_accuracy.py", "--seeds", "6,7,8,9,10,11", "--steps",
+                             "1000", "--val", "3000", "--variants", "qas,fp32", "--grad",
+                             "int8", "--jobs", "2", "--json", "paper_accuracy_results.json"],
     # the diagnostics of MobileNetV2 99kb's gap (same file, runs only what is missing)
     "paper_accuracy_gap": ["paper_accuracy.py", "--models", "mbv2-w0.35", "--schemes", "99kb",
                            "--seeds", "0,1,2,3,4,5", "--variants",
@@ -159,14 +169,12 @@ EXTERNAL = {"tflm_rig": "TFLM_RIG_ARGS"}
 
 # JSON of "before" columns: runs of an older checkout, kept as records, not repeated here.
 RECORDS = {
-    "paper_accuracy_h12_rows.json": "the same 12x wrapper as paper_accuracy_bias_gap_h12.json, "
-                                    "--schemes last:6,99kb --variants qas,fp32 --seeds "
-                                    "0,1,2,3,4,5 --jobs 2",
-    "paper_accuracy_bias_gap_h12.json": "paper_accuracy.py's bias-only rows with the new "
-                                        "head's grid at 12x (augment.HEAD_WEIGHT_HEADROOM "
-                                        "= 12, HEAD_INIT_STEP = 1, set by a wrapper), "
-                                        "--variants qas,fp32 --seeds 0,1,2,3,4,5 (RESULTS.md, "
-                                        "Table 1 at today's defaults, round 25)",
+    "paper_accuracy_round25.json": "Table 1 in round 25 (paper_accuracy_results.json then, "
+                                   "the new head's grid at 8x): paper_accuracy.py --seeds "
+                                   "0,1,2,3,4,5 --variants qas,fp32 and --seeds 0,1,2 "
+                                   "--variants int8, from a git archive of a174f55; the "
+                                   "diagnostics of paper_accuracy_bias_gap.json pair with "
+                                   "them",
     "paper_accuracy_round24.json": "Table 1 until round 24 (paper_accuracy_results.json then): "
                                    "the runs of paper_accuracy.py described in RESULTS.md "
                                    "under that table, int8 + QAS from before round 18's head "

@@ -398,6 +398,7 @@ TABLES = {
                             "transfer_int8_grads.json",
                             "transfer_int8_grads_more.json",
                             "transfer_int8_grads_sparse_more.json"], render_head_grid),
+    "transfer-head12x": (["transfer_head12x.json"], render_grads),
     "transfer-gap": (["transfer_head8x.json", "transfer_head8x_sparse_more.json",
                       "transfer_int8_grads.json", "transfer_int8_grads_sparse_more.json",
                       "transfer_rule_rates.json", "transfer_gap_diag.json",
