@@ -36,9 +36,9 @@ FORMAT_VERSION = 1
 # so that training can grow them before they saturate at +-127: with 4x, 6% of the person
 # detector's head weights saturated within 500 steps and int8 head-only training trailed
 # fp32 by 8 points; with 8x (the default until 2026-11-29) MobileNetV2-w0.35's bias-only head
-# saturated on 4 of 6 seeds, and bias-only trailed fp32 by 0.66 +- 0.21 (MCUNet-5FPS) and
-# 0.82 +- 0.18 (MobileNetV2) points, by 0.45 +- 0.31 and 0.47 +- 0.12 with 12x (1000 steps,
-# int8 gradients, 6 seeds; benchmarks/RESULTS.md, "Table 1 at today's defaults"). A coarser
+# saturated on 4 of 6 seeds, and bias-only trailed fp32 by 0.59 +- 0.15 (MCUNet-5FPS) and
+# 0.74 +- 0.13 (MobileNetV2) points, by 0.45 +- 0.17 and 0.65 +- 0.10 with 12x (1000 steps,
+# int8 gradients, 12 seeds; benchmarks/RESULTS.md, "Table 1 at today's defaults"). A coarser
 # grid costs accuracy the other way: every sub-LSB step is rounded stochastically, and the
 # head's steps are mostly sub-LSB: a step of p LSB (p < 1) adds a rounding noise of variance
 # p(1 - p), more than the step's own square; with 16x MCUNet-5FPS bias-only trailed by 0.86
