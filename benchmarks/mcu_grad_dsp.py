@@ -31,6 +31,7 @@ the Cortex-M7, so are most of the instructions here) nor the caches.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 import tempfile
@@ -88,7 +89,7 @@ PROGRAM = r"""
 #include <stdint.h>
 #include "tt_kernels.h"
 %TIMING%
-static int8_t dy[%DY%], dx[%DX%], w[%W%], x[%DX%];
+static int8_t dy[%DY%], dx[%DX%], w[%W%], w0[%W%], x[%DX%];
 static int16_t mult[%CO%];
 static float dw[%W%], scales[%CO%];
 static int32_t s32[%DX%];
@@ -99,7 +100,7 @@ static float dxs, sdy = 0.01f;
 int main(void) {
   uint32_t r = 1;
   for (int i = 0; i < %DY%; ++i) dy[i] = (int8_t)((tt_xorshift32_next(&r) % 255) - 127);
-  for (int i = 0; i < %W%; ++i) w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
+  for (int i = 0; i < %W%; ++i) w0[i] = w[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
   for (int i = 0; i < %CO%; ++i) mult[i] = (int16_t)(128 + (tt_xorshift32_next(&r) & 127));
   for (int i = 0; i < %DX%; ++i) x[i] = (int8_t)(tt_xorshift32_next(&r) & 0xFF);
   for (int i = 0; i < %CO%; ++i) scales[i] = 0.01f;
@@ -164,17 +165,20 @@ def cases() -> list[tuple[str, str, str, int]]:
     return out
 
 
-def program() -> str:
-    """PROGRAM sized for every row's buffers."""
-    sizes = {"%DY%": max([h * h * co for _, h, _, co in LAYERS] +
+def program_sizes() -> dict[str, int]:
+    return {"%DY%": max([h * h * co for _, h, _, co in LAYERS] +
                          [oh * oh * c for _, _, c, oh, *_ in DEPTHWISE]),
              "%DX%": max([h * h * ci for _, h, ci, _ in LAYERS] +
                          [h * h * c for _, h, c, *_ in DEPTHWISE]),
              "%W%": max([ci * co for _, _, ci, co in LAYERS] +
                         [k * k * c for _, _, c, _, k, *_ in DEPTHWISE]),
              "%CO%": max([co for *_, co in LAYERS] + [c for _, _, c, *_ in DEPTHWISE])}
+
+
+def program() -> str:
+    """PROGRAM sized for every row's buffers."""
     source = PROGRAM
-    for key, value in sizes.items():
+    for key, value in program_sizes().items():
         source = source.replace(key, str(value))
     return source
 
@@ -182,9 +186,15 @@ def program() -> str:
 def run_kernels(tmp: Path, only: str | None = None) -> list[dict]:
     rows = [r for r in cases() if only is None or re.search(only, f"{r[0]}: {r[1]}")]
     source = program()
-    counts = {build: rig_timing.time_calls(source, [call for _, _, call, _ in rows], tmp,
-                                           defines=defines, link=rig_timing.big_link(tmp),
-                                           name=f"bench-{build}")
+    # a fused update writes w, which the input gradients after it read, and the two-pass ones
+    # take data-dependent paths: restored after it (untimed), every row has the same inputs
+    # whichever rows run before it (until round 26 the two-pass rows' counts depended on it:
+    # 32->16 @32x32 nearest 1,205,560 after the updates before it, 2,301,920 alone)
+    restore = f"for (int i = 0; i < {program_sizes()['%W%']}; ++i) w[i] = w0[i]"
+    after = [restore if form == "fused weight update" else "" for _, form, _, _ in rows]
+    counts = {build: rig_timing.time_program(source, [call for _, _, call, _ in rows], tmp,
+                                             defines=defines, link=rig_timing.big_link(tmp),
+                                             name=f"bench-{build}", after=after)[0]
               for build, defines in BUILDS}
     return [{"layer": layer, "form": form, "macs": macs,
              "instructions": {b: counts[b][i] for b, _ in BUILDS}}
@@ -253,7 +263,8 @@ TABLES = {"mcu-grad-dsp": ([JSON], render_kernels), "mcu-grad-dsp-step": ([JSON]
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--no-step", action="store_true", help="the kernels only")
+    ap.add_argument("--no-step", action="store_true", help="the kernels only (with --json: "
+                    "the file's step table is kept)")
     ap.add_argument("--only", metavar="REGEX", help="the kernel rows whose 'layer: kernel' "
                     "matches (e.g. depthwise); the tables are not saved")
     ap.add_argument("--profile", metavar="REGEX", help="instead: the one row whose 'layer: "
@@ -267,7 +278,10 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         data = {"kernels": run_kernels(Path(tmp), args.only)}
-    data["step"] = [] if args.no_step else run_step()
+    # --no-step with --json keeps the file's step table (the steps do not run this program)
+    data["step"] = run_step() if not args.no_step else \
+        json.loads(args.json.read_text()).get("step", []) if args.json and args.json.exists() \
+        else []
     print(render_kernels(data))
     if data["step"]:
         print()
