@@ -936,7 +936,6 @@ typedef struct {
   "  smlad r3, r10, r6, r3\n  smlad r3, r11, r7, r3\n"                                      \
   "  ldm lr!, {r8-r11}\n  smlad r4, r8, r6, r4\n  smlad r4, r9, r7, r4\n"                   \
   "  smlad r5, r10, r6, r5\n  smlad r5, r11, r7, r5\n"
-#define PW6_ADDCS(a) "  addcs r11, " a ", r8\n  cmpcs r9, r11\n"
 /* the stack: six zero words and the staged block (one LDM starts a row: its sums and the
  * staged pointer), the row's entry (the first pair's address or the second's, with the
  * Thumb bit: one LDR to pc a row, no test), then send kept step m 2m gend (one LDM at a
@@ -946,46 +945,51 @@ typedef struct {
  * iteration (the loop's end 3 instructions per 192 MACs), a row entering at pair skip / 2
  * of the four (co a multiple of 8: whole pairs; (co / 4 + skip) % 8 == 0, so a row's first
  * iteration ends at the loop's end). A row's work beside its groups: 2
- * to start, 5 to keep it, 16 for the test, 2 to end (31 before round 22's pwig22). */
-__asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6)
-        "  sub sp, sp, #56\n"
-        "  ldm r0, {r1-r8}\n"
-        "  mov r12, r1\n"
-        "  str r3, [sp, #24]\n  str r4, [sp, #32]\n"
-        "  lsl r9, r7, #1\n  mov r10, r2\n  add r0, sp, #36\n  stm r0, {r5, r6, r7, r9, r10}\n"
-        /* the entry: 1f and `skip` / 2 pairs of groups on (a pair's length from 5f) */
-        "  adr.w r9, 1f\n  adr.w r10, 5f\n  sub r10, r10, r9\n  lsr r8, r8, #1\n"
-        "  mla r9, r8, r10, r9\n  orr r9, r9, #1\n  str r9, [sp, #28]\n"
-        "  movs r0, #0\n  movs r1, #0\n  movs r2, #0\n  movs r3, #0\n  movs r4, #0\n"
-        "  movs r5, #0\n  stm sp, {r0-r5}\n"
-        "0:\n"
-        "  ldm sp, {r0-r5, lr}\n  ldr pc, [sp, #28]\n"
-        "1:\n" PW6_GROUP PW6_GROUP
-        "5:\n" PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP
-        "  ldr r8, [sp, #32]\n  cmp lr, r8\n  bne 1b\n"
-        "  add r6, sp, #36\n  ldm r6, {r6-r10}\n  stm r6, {r0-r5}\n  add r7, r6, r7\n"
-        "  str r7, [sp, #36]\n"
-        /* within's test: |v| <= m where (uint32_t)(v + m) <= 2m, chained on the carry */
-        "  add r11, r0, r8\n  cmp r9, r11\n"
-        "  itttt cs\n" PW6_ADDCS("r1") PW6_ADDCS("r2")
-        "  itttt cs\n" PW6_ADDCS("r3") PW6_ADDCS("r4")
-        "  itt cs\n" PW6_ADDCS("r5")
-        "  bcs 3f\n"
-        /* a sum passes m (rare after the first rows): the maximum over the kept six */
-        "  mov lr, #6\n"
-        "4:\n"
-        "  ldr r11, [r6], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n"
-        "  cmp r9, r8\n  it hi\n  movhi r8, r9\n  subs lr, lr, #1\n  bne 4b\n"
-        "  lsl r9, r8, #1\n  strd r8, r9, [sp, #44]\n"
-        "3:\n"
-        "  cmp r12, r10\n  bne 0b\n"
-        "  ldr r0, [sp, #44]\n"
-        "  add sp, sp, #56\n"
-        "  pop {r4-r11, pc}\n"
-        "  .size tt_dsp_pw_rows6, . - tt_dsp_pw_rows6\n"
-        "  .text\n");
+ * to start, 5 to keep it, 16 for the test, 2 to end (31 before round 22's pwig22).
+ * One function of this shape per block width: GROUP the instructions of a group, KEEP the
+ * sums a row stores, WITHIN the test of all but the first, N the sums kept.
+ * The entry: 1f and `skip` / 2 pairs of groups on (a pair's length from 5f). Within's test:
+ * |v| <= m where (uint32_t)(v + m) <= 2m, chained on the carry; a sum passing m (rare after
+ * the first rows) takes the maximum over the kept N. */
+#define PW_ROWS_ADDCS(a) "  addcs r11, " a ", r8\n  cmpcs r9, r11\n"
+#define PW_ROWS_ASM(NAME, GROUP, KEEP, WITHIN, N)                                          \
+  __asm__(TT_DSP_ASM_ENTRY(NAME)                                                           \
+          "  sub sp, sp, #56\n"                                                            \
+          "  ldm r0, {r1-r8}\n"                                                            \
+          "  mov r12, r1\n"                                                                \
+          "  str r3, [sp, #24]\n  str r4, [sp, #32]\n"                                     \
+          "  lsl r9, r7, #1\n  mov r10, r2\n  add r0, sp, #36\n"                           \
+          "  stm r0, {r5, r6, r7, r9, r10}\n"                                              \
+          "  adr.w r9, 1f\n  adr.w r10, 5f\n  sub r10, r10, r9\n  lsr r8, r8, #1\n"        \
+          "  mla r9, r8, r10, r9\n  orr r9, r9, #1\n  str r9, [sp, #28]\n"                 \
+          "  movs r0, #0\n  movs r1, #0\n  movs r2, #0\n  movs r3, #0\n  movs r4, #0\n"   \
+          "  movs r5, #0\n  stm sp, {r0-r5}\n"                                             \
+          "0:\n"                                                                           \
+          "  ldm sp, {r0-r5, lr}\n  ldr pc, [sp, #28]\n"                                   \
+          "1:\n" GROUP GROUP                                                               \
+          "5:\n" GROUP GROUP GROUP GROUP GROUP GROUP                                        \
+          "  ldr r8, [sp, #32]\n  cmp lr, r8\n  bne 1b\n"                                  \
+          "  add r6, sp, #36\n  ldm r6, {r6-r10}\n  stm r6, " KEEP "\n  add r7, r6, r7\n"  \
+          "  str r7, [sp, #36]\n"                                                          \
+          "  add r11, r0, r8\n  cmp r9, r11\n" WITHIN                                      \
+          "  bcs 3f\n"                                                                     \
+          "  mov lr, #" #N "\n"                                                            \
+          "4:\n"                                                                           \
+          "  ldr r11, [r6], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n" \
+          "  cmp r9, r8\n  it hi\n  movhi r8, r9\n  subs lr, lr, #1\n  bne 4b\n"         \
+          "  lsl r9, r8, #1\n  strd r8, r9, [sp, #44]\n"                                   \
+          "3:\n"                                                                           \
+          "  cmp r12, r10\n  bne 0b\n"                                                     \
+          "  ldr r0, [sp, #44]\n"                                                          \
+          "  add sp, sp, #56\n"                                                            \
+          "  pop {r4-r11, pc}\n"                                                           \
+          "  .size " #NAME ", . - " #NAME "\n"                                              \
+          "  .text\n")
+PW_ROWS_ASM(tt_dsp_pw_rows6, PW6_GROUP, "{r0-r5}",
+            "  itttt cs\n" PW_ROWS_ADDCS("r1") PW_ROWS_ADDCS("r2")
+            "  itttt cs\n" PW_ROWS_ADDCS("r3") PW_ROWS_ADDCS("r4")
+            "  itt cs\n" PW_ROWS_ADDCS("r5"), 6);
 #undef PW6_GROUP
-#undef PW6_ADDCS
 uint32_t tt_dsp_pw_rows6(const pw_rows6_args *a);
 
 /* tt_dsp_pw_rows6 for blocks of 4 columns (the measuring walk's last block where ci = 4
@@ -1001,42 +1005,12 @@ uint32_t tt_dsp_pw_rows6(const pw_rows6_args *a);
   "  smlad r1, r10, r6, r1\n  smlad r1, r11, r7, r1\n"                                      \
   "  ldm lr!, {r8-r11}\n  smlad r2, r8, r6, r2\n  smlad r2, r9, r7, r2\n"                   \
   "  smlad r3, r10, r6, r3\n  smlad r3, r11, r7, r3\n"
-#define PW4_ADDCS(a) "  addcs r11, " a ", r8\n  cmpcs r9, r11\n"
-__asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows4)
-        "  sub sp, sp, #56\n"
-        "  ldm r0, {r1-r8}\n"
-        "  mov r12, r1\n"
-        "  str r3, [sp, #24]\n  str r4, [sp, #32]\n"
-        "  lsl r9, r7, #1\n  mov r10, r2\n  add r0, sp, #36\n  stm r0, {r5, r6, r7, r9, r10}\n"
-        "  adr.w r9, 1f\n  adr.w r10, 5f\n  sub r10, r10, r9\n  lsr r8, r8, #1\n"
-        "  mla r9, r8, r10, r9\n  orr r9, r9, #1\n  str r9, [sp, #28]\n"
-        "  movs r0, #0\n  movs r1, #0\n  movs r2, #0\n  movs r3, #0\n  movs r4, #0\n"
-        "  movs r5, #0\n  stm sp, {r0-r5}\n"
-        "0:\n"
-        "  ldm sp, {r0-r5, lr}\n  ldr pc, [sp, #28]\n"
-        "1:\n" PW4_GROUP PW4_GROUP
-        "5:\n" PW4_GROUP PW4_GROUP PW4_GROUP PW4_GROUP PW4_GROUP PW4_GROUP
-        "  ldr r8, [sp, #32]\n  cmp lr, r8\n  bne 1b\n"
-        "  add r6, sp, #36\n  ldm r6, {r6-r10}\n  stm r6, {r0-r3}\n  add r7, r6, r7\n"
-        "  str r7, [sp, #36]\n"
-        "  add r11, r0, r8\n  cmp r9, r11\n"
-        "  itttt cs\n" PW4_ADDCS("r1") PW4_ADDCS("r2")
-        "  itt cs\n" PW4_ADDCS("r3")
-        "  bcs 3f\n"
-        "  mov lr, #4\n"
-        "4:\n"
-        "  ldr r11, [r6], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n"
-        "  cmp r9, r8\n  it hi\n  movhi r8, r9\n  subs lr, lr, #1\n  bne 4b\n"
-        "  lsl r9, r8, #1\n  strd r8, r9, [sp, #44]\n"
-        "3:\n"
-        "  cmp r12, r10\n  bne 0b\n"
-        "  ldr r0, [sp, #44]\n"
-        "  add sp, sp, #56\n"
-        "  pop {r4-r11, pc}\n"
-        "  .size tt_dsp_pw_rows4, . - tt_dsp_pw_rows4\n"
-        "  .text\n");
+PW_ROWS_ASM(tt_dsp_pw_rows4, PW4_GROUP, "{r0-r3}",
+            "  itttt cs\n" PW_ROWS_ADDCS("r1") PW_ROWS_ADDCS("r2")
+            "  itt cs\n" PW_ROWS_ADDCS("r3"), 4);
 #undef PW4_GROUP
-#undef PW4_ADDCS
+#undef PW_ROWS_ASM
+#undef PW_ROWS_ADDCS
 uint32_t tt_dsp_pw_rows4(const pw_rows6_args *a);
 #endif
 
