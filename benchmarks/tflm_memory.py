@@ -2,7 +2,7 @@
 a 32-bit Cortex-M7 build of TFLM: SRAM = arena (our offline plan when the model has one) +
 TFLM's persistent data (modelled from TFLM's and our glue's struct sizes on that target) +
 trained parameters + optimizer state; flash = the training model + TFLM's and our code
-(227 KB, tflm_memory.TFLM_CODE_BYTES, measured by benchmarks/tflm_rig.py). One row per
+(369 KB, tflm_memory.TFLM_CODE_BYTES, measured by benchmarks/tflm_rig.py). One row per
 model and scheme with every memory pass of augment off, then on (what each chose is
 listed), and whether `--engine tflm` (the pinned wheel's TFLM with our glue) trains bit for
 bit like `--engine c` for --steps steps.
