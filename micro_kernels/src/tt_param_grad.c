@@ -548,6 +548,8 @@ static int32_t wbig_block_fused(int32_t rows, int32_t k, int32_t co, int32_t byt
   int64_t best_cost = 0;
   for (int32_t cb = k; cb >= 4; cb = cb > 8 ? ((cb - 1) & ~7) : cb - 4) {
     const int32_t blocks = (k + cb - 1) / cb;
+    /* dy's staging alone, which only grows as the blocks shrink, already costs more */
+    if (best > 0 && blocks * (int64_t)(3 * rows * co / 2) >= best_cost) break;
     /* from three blocks on update_pointwise keeps each channel's stream state (co words) */
     const int32_t p =
         tt_dsp_wbig_positions(rows, cb, bytes - 4 * co * cb - (blocks > 2 ? 4 * co : 0) - 8);
