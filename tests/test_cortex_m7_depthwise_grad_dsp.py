@@ -202,7 +202,10 @@ def input_grad_calls(rng) -> None:
 # for)): the weight gradient's channel-major walk (tt_depthwise_grad_dsp.c, wg_walk): odd
 # ow (a zero dy position ends the rows), both stride-2 phases in one walk (3x3/2 and 4x4/2
 # from 32 columns on, odd and even ow), partial groups of channels, a staging that holds
-# one tap row of x rows at a time (ky_step 1) and bands of fewer dy rows than oh
+# one tap row of x rows at a time (ky_step 1) and bands of fewer dy rows than oh. With the
+# staging asked for, the stride-1 shapes whose band is one dy row (by wg_plan's arithmetic:
+# 0, 1 and 7 here, and most of INPUT_GRAD_SHAPES' stride-1 layers, which weight_grad_calls
+# also runs) take wg_walk_ring, the x rows a ring of kh slots (kern27; one image and two)
 WEIGHT_GRAD_SHAPES = [
     (1, 9, 9, 12, 3, 3, 1, 1, 1, 0),          # ow 9, whole map, 3 groups
     (2, 7, 11, 7, 3, 3, 1, 0, 2, 0),          # pad_left 2, pad_top 0: edge pairs, c = 7

@@ -502,10 +502,13 @@ def weight_grad_calls(rng) -> None:
               (1, 1, 1, 5, 9, 9),                     # pooled vector): T = g (x - x_zp);
                                                       # a dead channel, NaN-prone scales;
                                                       # momentum
-              (1, 16, 16, 24, 40, 40),                # large map, update blocks of 8 (5):
-                                                      # each channel's stream state kept
-                                                      # block to block, the default rule's
-                                                      # runs and NaN-prone channels'
+              (1, 16, 16, 24, 40, 40),                # large map, update blocks of 16, 16
+                                                      # and 8 (wbig_block_fused, kern27; 8
+                                                      # before): each channel's stream state
+                                                      # kept block to block (its reserve
+                                                      # leaving 56 positions a chunk), the
+                                                      # default rule's runs and NaN-prone
+                                                      # channels'
               # one chunk, the floats from the tiles' registers (tt_dsp_pointwise_weight_
               # floats): 5, 4 (3 positions padded), 6, 8 and 7 pairs a tile: after the first
               # trip of four the loop entered for 1, none, 2, none (8: four pairs straight

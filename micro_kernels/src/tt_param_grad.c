@@ -531,6 +531,39 @@ static int32_t wbig_block(int32_t rows, int32_t k, int32_t per, int32_t bytes) {
   }
 }
 
+/* The fused update's block of input channels (its sums take co words a channel of the same
+ * buffer as the chunks of positions): of k and the multiples of 8 (and 4) below it with a
+ * chunk of positions at all (8 or more), the one of the fewest instructions by a count of what
+ * depends on the block (kern27), where wbig_block took the widest whose chunk held 64
+ * positions. Per block and chunk: about 25 instructions a tile (two outputs, four inputs)
+ * besides its pairs, 60 a group of four outputs (its dy staging's call and the tiles' set-up);
+ * per block: its dy columns staged again, 1.5 an element; from two blocks on the stream's
+ * skips, about 4 a draw over one pass of the weights. Measured against wbig_block's choice
+ * (mcu_grad_dsp.py, QEMU instructions): 16->32 @24x24 blocks of 8 at 112 positions 72.5 K
+ * modelled, one of 16 at 40 58.8 K, measured -14.1 K; 32->16 @32x32 blocks 16 + 16 at 64
+ * against 24 + 8 at 40, modelled +7.4 K, measured +11.5 K. Only the instructions depend on
+ * the block: every block gives the same bits. */
+static int32_t wbig_block_fused(int32_t rows, int32_t k, int32_t co, int32_t bytes) {
+  int32_t best = 0;
+  int64_t best_cost = 0;
+  for (int32_t cb = k; cb >= 4; cb = cb > 8 ? ((cb - 1) & ~7) : cb - 4) {
+    const int32_t blocks = (k + cb - 1) / cb;
+    /* dy's staging alone, which only grows as the blocks shrink, already costs more */
+    if (best > 0 && blocks * (int64_t)(3 * rows * co / 2) >= best_cost) break;
+    /* from three blocks on update_pointwise keeps each channel's stream state (co words) */
+    const int32_t p =
+        tt_dsp_wbig_positions(rows, cb, bytes - 4 * co * cb - (blocks > 2 ? 4 * co : 0) - 8);
+    if (p <= 0) continue;                  /* (else a multiple of 8, or every position) */
+    const int32_t chunks = (rows + p - 1) / p;
+    const int64_t tiles = (int64_t)((co + 1) >> 1) * ((cb + 3) >> 2);
+    const int64_t cost = blocks * (chunks * (25 * tiles + 60 * ((co + 3) >> 2)) +
+                                   3 * (int64_t)rows * co / 2) +
+                         (blocks > 1 ? 4 * (int64_t)co * k : 0);
+    if (best == 0 || cost < best_cost) best = cb, best_cost = cost;
+  }
+  return best;
+}
+
 /* The gradient of a pointwise layer of 2+ positions: where one chunk takes every position
  * (maps of 8x8 and below), the floats straight from the walk's tiles (round 22: 4x4 1.13-1.16
  * -> 0.99-1.02 a MAC, 3x3 2.2 -> 1.35, 6x6 1.12 -> 0.93, 8x8 -3%; mcu_grad_dsp.py, QEMU
@@ -1049,14 +1082,15 @@ static __attribute__((noinline)) void update_pointwise(
    * place of k - n a channel and block (3.8 instructions a draw and a call a skip; MCUNet's
    * 160->40 @8x8 in 7 blocks skipped 144 K of its 718 K). The large-map walk's chunks of
    * positions may shrink for them: only from three blocks on (16->48 @32x32, 2 blocks,
-   * 11 -> 12 chunks: +8 K) */
+   * 11 -> 12 chunks: +8 K), and since kern27 wherever a chunk is left (wbig_block_fused
+   * counts the reserve; before, only where 64 positions were: MCUNet's 120->24 @16x16 in
+   * blocks of 16 at 48 positions skipped about 76 K) */
   uint32_t *states = 0;
   if (call.stochastic &&
       (sums == PW_STAGED
            ? per < k && tt_wdsp_stage_bytes(rows, per) <= 4 * (WBIG_WORDS - co)
            : 2 * per < k && tt_dsp_wbig_positions(rows, per,
-                                                   4 * (WBIG_WORDS - co * per - co) - 8) >=
-                                wbig_min_positions(rows))) {
+                                                   4 * (WBIG_WORDS - co * per - co) - 8) > 0)) {
     states = mem + WBIG_WORDS - co;
     states[0] = first;
     for (int32_t c = 1; c < co; ++c) states[c] = tt_gdsp_skip(states[c - 1], k);
@@ -1150,7 +1184,7 @@ void tt_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_scale, cons
   int32_t per = pointwise_s8(&a) ? chunk_channels(rows, k, 4 * WBIG_WORDS) : 0;
   if (per == 0 && pointwise_s8(&a) && rows >= 2) {
     sums = PW_BIG;
-    per = wbig_block(rows, k, 4 * co, 4 * WBIG_WORDS);
+    per = wbig_block_fused(rows, k, co, 4 * WBIG_WORDS);
   }
   if (per == 0 && pointwise_s8(&a) && rows == 1 && k <= WBIG_WORDS) sums = PW_ROW, per = k;
   if (per > 0) {
