@@ -238,7 +238,8 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
         m = info["wheel_measured_persistent_bytes"]
         print(f"      (measured in the wheel: {'n/a' if m is None else f'{m:,} bytes'})")
     print(f"  trained params     {kb(info['trainable_bytes'])}  variables")
-    print(f"  optimizer state    {kb(info['optimizer_bytes'])}  momentum buffers")
+    print(f"  optimizer state    {kb(info['optimizer_bytes'])}  momentum buffers, the head's "
+          "rounding residual")
     if info["accumulator_bytes"]:
         print(f"  accumulators       {kb(info['accumulator_bytes'])}  the batch's float32 "
               "gradient sums (augment --batch)")
