@@ -274,6 +274,8 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
               f"{kb(cg['momentum_bytes']).strip()}"
               + (f" + accumulators {kb(cg['accumulator_bytes']).strip()}"
                  if cg.get("accumulator_bytes") else "")
+              + (f" + residual {kb(cg['residual_bytes']).strip()}"
+                 if cg.get("residual_bytes") else "")
               + "; no interpreter data; stack not included)")
     rows = info.get("codegen_input_rows")
     if rows is not None and "error" not in rows:
