@@ -587,8 +587,9 @@ def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,
         # absent at 1, so that such a model's bytes are what they were
         **({"weight_headroom": {"factor": float(hyper.weight_headroom), "layers": rescaled}}
            if float(hyper.weight_headroom) != 1.0 else {}),
-        # the new head's rounding residual (absent without a new head)
-        **({"head_residual": bool(hyper.head_residual)} if head is not None else {}),
+        # the new head's rounding residual; absent without one, so that such a model's
+        # bytes are what they were before round 27
+        **({"head_residual": True} if bwd.residuals else {}),
         "fused_updates": fuse, "schedule": order_name, "grad": hyper.grad,
         **({"grad_rounding": hyper.grad_rounding} if hyper.grad == "int8" else {}),
         "logits": graph.tensors[logits].name,

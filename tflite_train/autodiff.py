@@ -289,20 +289,18 @@ class GradBuilder:
                              f"gradient sums {positions} positions, more than the "
                              f"{MAX_POSITIONS} int8 gradients' int32 sums allow")
         self.result.trained.setdefault(k, LayerUpdate(k)).weight_channels = channels
-        after = self._accumulator(w, shape)
-        if k in self.residual_layers:        # the accumulator's slot, then the residual
-            after = (after[0] if after else -1, self._residual(w, shape))
         if self.fuse:
             mom = self._momentum(w, shape)
             self.emit(grad_kind.replace("_WEIGHT_GRAD", "_WEIGHT_UPDATE"),
-                      grad_inputs + [w, mom], [], after_label=after,
+                      grad_inputs + [w, mom], [], after_label=self._weight_tail(k, w, shape),
                       **geometry, **self._options(False, k), channels=channels, axis=axis)
             self._record(w, None)
             return
         dw = self.tensor(f"{self.graph.tensors[w].name}/grad", shape)
         self.emit(grad_kind, grad_inputs, [dw], **geometry)
-        self.emit("TT_UPDATE_WEIGHT", [w, dw, self._momentum(w, shape)], [],
-                  after_label=after, **self._options(False, k),
+        mom = self._momentum(w, shape)
+        self.emit("TT_UPDATE_WEIGHT", [w, dw, mom], [],
+                  after_label=self._weight_tail(k, w, shape), **self._options(False, k),
                   channels=channels, axis=axis)
         self._record(w, dw)
 
@@ -343,6 +341,16 @@ class GradBuilder:
         if self.hyper.batch <= 1:
             return ()
         return (self._buffer(param, shape, "accumulator", self.result.accumulators),)
+
+    def _weight_tail(self, k: int, w: int, shape) -> tuple[int, ...]:
+        """A weight update's appended inputs: the accumulator's, then for forward op k's
+        weights with a residual the accumulator's slot (-1 at batch 1) and the residual.
+        Made after the momentum buffer, so that a model without a residual has the
+        tensors, in the order, it had before residuals existed."""
+        after = self._accumulator(w, shape)
+        if k not in self.residual_layers:
+            return after
+        return (after[0] if after else -1, self._residual(w, shape))
 
     def _residual(self, param: int, shape) -> int:
         """An int8 variable of the trained region, zero at allocation and Reset: the
