@@ -825,7 +825,6 @@ struct LayerData {
   tt_update_state state;
   int32_t channels, axis;
   int32_t batch;               /* option batch (1 when absent); 0: an op without it */
-  bool residual;               /* a weight update with the input residual (the last one) */
   int scratch;
   /* cached quantization */
   const float *scales;         /* of the weights or bias, one per output channel */
@@ -834,6 +833,8 @@ struct LayerData {
   int32_t x_zero_point;
   /* int8 gradients */
   bool int8;
+  bool residual;               /* a weight update with the input residual (the last one);
+                                * next to int8, in its padding: LayerData stays its size */
   GradMode grad;               /* input gradients: rounding, seed, passes */
   const int16_t *mult;         /* input gradients: the weights' multipliers (flash) */
   float w_unit;
