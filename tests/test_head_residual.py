@@ -19,7 +19,7 @@ from tflite_train.ir import Tensor
 from tflite_train.ops.training import residual_steps
 from tflite_train.runtime import c_kernels
 from tflite_train.runtime.numpy_exec import Executor
-from tflite_train.training_ops import residual_input, residual_tensors
+from tflite_train.training_ops import residual_input, residual_tensors, spec
 
 
 # --- the rule -------------------------------------------------------------------------------
@@ -229,6 +229,10 @@ BAD = {
     "accumulator at batch 1": lambda g, op, res: op.inputs.__setitem__(
         -2, _new_tensor(g, dtype="float32")),
     "one too many": lambda g, op, res: op.inputs.append(res),
+    "the weights": lambda g, op, res: op.inputs.__setitem__(-1, op.inputs[
+        [i["name"] for i in spec(op.kind)["inputs"]].index("weights")]),
+    "shared": lambda g, op, res: next(o for o in g.operators if o.kind == "TT_BIAS_UPDATE"
+                                      or o.kind == "TT_UPDATE_BIAS").inputs.append(res),
 }
 
 

@@ -85,7 +85,8 @@ extern "C" {
 
 /* One piece of RAM to save and restore. */
 typedef struct {
-  uint32_t kind;     /* TT_CHECKPOINT_PARAMETER, _MOMENTUM, _UPDATE_STATE, _ACCUMULATOR, _RESIDUAL */
+  uint32_t kind;     /* TT_CHECKPOINT_PARAMETER, _MOMENTUM, _UPDATE_STATE, _ACCUMULATOR or
+                      * _RESIDUAL */
   int32_t id;        /* see the kinds above */
   void *data;
   uint32_t bytes;
