@@ -58,6 +58,9 @@ from tflite_train.ops import training  # noqa: E402
 from tflite_train.train import split  # noqa: E402
 
 VARIANTS = {"qas": "int8 + QAS (stochastic rounding)",
+            # the product since round 27 (augment --head-residual on): the rule of resid8 on
+            # the new head's weights only, in every engine (schema: the residual input)
+            "product": "int8 + QAS, the product's head residual",
             "resid8": "int8 + QAS, int8 residual (1/256 LSB, nearest)",
             "resid8-sr": "int8 + QAS, int8 residual (1/256 LSB, stochastic)",
             "residf": "int8 + QAS, float32 residual (bound)",
@@ -118,7 +121,10 @@ def residual_update(mode: str, stats: dict | None = None, seed: int = 0):
     `stats`, when given, counts |step| per bin over all updates, per weight shape."""
     rngs: dict[int, np.random.Generator] = {}
 
-    def apply(w, grad, mom, q, o: dict, state: dict, acc=None) -> None:
+    def apply(w, grad, mom, q, o: dict, state: dict, acc=None, res=None) -> None:
+        if res is not None:
+            raise ValueError("the stand-in replaces the rounding of a model without the "
+                             "product's residual: augment it with head_residual off")
         k = o["channels"]
         shape = [1] * w.ndim
         shape[o["axis"]] = -1
@@ -224,8 +230,13 @@ def fp32_grid(scheme: str, seed: int, args, ds, train_idx, val_idx) -> list[dict
 def run(scheme: str, variant: str, seed: int, args, ds, train_idx, val_idx) -> dict:
     """One row: transfer.run's int8 + QAS (int8 gradients) or fp32, with the residual rule
     patched in for the residual variants (numpy engine)."""
+    # every int8 row but "product" on a model without the product's head residual: "qas" is
+    # stochastic rounding, and the patched rules replace it on every weight update
+    args.head_residual = "on" if variant == "product" else "off"
     if variant == "fp32":
         r = transfer.run(scheme, "fp32", "-", seed, args, ds, train_idx, val_idx)
+    elif variant == "product":
+        r = transfer.run(scheme, "qas", args.grad, seed, args, ds, train_idx, val_idx)
     elif variant == "qas":
         r = transfer.run(scheme, "qas", args.grad, seed, args, ds, train_idx, val_idx)
     else:

@@ -93,7 +93,9 @@ def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, va
                   qas=variant != "int8",
                   rounding="nearest" if variant == "qas-nearest" else "stochastic",
                   seed=seed, grad=dtype, grad_rounding=grad_rounding,
-                  weight_headroom=h)
+                  weight_headroom=h,
+                  # callers of run() without the option: augment's default (on)
+                  head_residual=getattr(args, "head_residual", "on") == "on")
     result = augment.augment(tflite_io.load(args.model), scheme, len(ds.classes), hyper)
     parts = memory.training_parts(result.graph)
     t0 = time.time()
@@ -192,6 +194,9 @@ def main() -> None:
                     help="augment --weight-headroom: the trained pretrained weights' int8 "
                          "grids H times coarser (every variant: fp32 then starts from the "
                          "rounded weights too); default 1, the model's grids")
+    ap.add_argument("--head-residual", choices=("on", "off"), default="on",
+                    help="augment --head-residual: the new head's weights round to nearest "
+                         "with an int8 residual (on, the default) or stochastically (off)")
     ap.add_argument("--constant-lr", dest="cosine", action="store_false",
                     help="no cosine decay of the learning rates over the run")
     ap.add_argument("--seed", type=int, default=0,

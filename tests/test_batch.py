@@ -197,7 +197,7 @@ def test_augment_batch_writes_the_option_and_an_accumulator_per_update_op(fuse, 
     for op in updates:
         assert training_ops.batch_of(op) == B
         acc = training_ops.accumulator_input(g, op)
-        assert acc == op.inputs[-1]
+        assert acc == op.inputs[training_ops.accumulator_pos(g, op)]   # after the label
         t = g.tensors[acc]
         names.append(t.name)
         assert t.is_variable and t.dtype == "float32" and t.data is None
@@ -284,7 +284,7 @@ def test_a_run_resumed_mid_batch_equals_the_uninterrupted_one(engine):
     graph, model = r.graph, tflite_io.serialize(r.graph)
     regions = checkpoint.layout(graph)
     kinds = [x.kind for x in regions]
-    assert kinds == sorted(kinds, key=[1, 2, 4, 3].index)
+    assert kinds == sorted(kinds, key=[1, 2, 4, 5, 3].index)       # 5: the head's residual
     accs = [x for x in regions if x.kind == checkpoint.ACCUMULATOR]
     assert sorted(x.id for x in accs) == sorted(r.backward.accumulators)
     assert all(x.dtype == "float32" for x in accs)
@@ -409,9 +409,12 @@ def test_plan_counts_the_accumulators_apart_from_the_optimizer_state(tmp_path, c
     one, three = _augment(1).graph, _augment(B).graph
     accs = sum(three.tensors[a].nbytes for a in training_ops.accumulator_tensors(three))
     assert accs == 3344 and not training_ops.accumulator_tensors(one)
+    # the head's int8 rounding residual (augment's default) is optimizer state, 1 B a weight
+    res = sum(three.tensors[r].nbytes for r in training_ops.residual_tensors(three))
+    assert res == 128
     p1, p3 = memory.plan(one), memory.plan(three)
     assert (p1.accumulator_bytes, p3.accumulator_bytes) == (0, accs)
-    assert p1.optimizer_bytes == p3.optimizer_bytes == accs      # the momentum buffers
+    assert p1.optimizer_bytes == p3.optimizer_bytes == accs + res   # momentum buffers, residual
     assert p1.trainable_bytes == p3.trainable_bytes
     assert p3.total_bytes - p1.total_bytes == accs
     t1 = tflm_memory.account(one, len(tflite_io.serialize(one)))
@@ -550,7 +553,8 @@ MALFORMED = [
     ("no accumulator", "TT_BIAS_UPDATE", True,
      lambda g, op: op.inputs.pop(), "batch 3 needs an accumulator", "inputs, the schema says"),
     ("accumulator -1", "TT_UPDATE_WEIGHT", False,
-     lambda g, op: op.inputs.__setitem__(-1, -1), "batch 3 needs an accumulator", "accumulator"),
+     lambda g, op: op.inputs.__setitem__(training_ops.accumulator_pos(g, op), -1),
+     "batch 3 needs an accumulator", "accumulator"),
     ("accumulator shape", "TT_CONV2D_WEIGHT_UPDATE", True,
      lambda g, op: setattr(_acc(g, op), "shape", (_acc(g, op).size + 1,)),
      "is not the trained region", "accumulator must be shaped like the trained region"),
@@ -581,10 +585,12 @@ MALFORMED = [
     # every kernel and Prepare accepted these before review24; numpy and C trained the
     # first to different bits (numpy zeroes the accumulator before the momentum reads it)
     ("accumulator = momentum buffer", "TT_UPDATE_BIAS", False,
-     lambda g, op: op.inputs.__setitem__(-1, op.inputs[_momentum_pos(op)]),
+     lambda g, op: op.inputs.__setitem__(training_ops.accumulator_pos(g, op),
+                                         op.inputs[_momentum_pos(op)]),
      "is also its input", "the accumulator is the momentum buffer"),
     ("accumulator = momentum buffer, fused", "TT_FULLY_CONNECTED_WEIGHT_UPDATE", True,
-     lambda g, op: op.inputs.__setitem__(-1, op.inputs[_momentum_pos(op)]),
+     lambda g, op: op.inputs.__setitem__(training_ops.accumulator_pos(g, op),
+                                         op.inputs[_momentum_pos(op)]),
      "is also its input", "the accumulator is the momentum buffer"),
     ("accumulator shared by two ops", "TT_BIAS_UPDATE", True, _share_accumulator,
      "is also an input of operator", None),

@@ -99,7 +99,8 @@ def test_the_c_blob_is_the_hosts_and_reads_back():
     for a, b in zip(back.values, ckpt.values):
         assert a.dtype == b.dtype and np.array_equal(a, b)
     kinds = {r.kind for r in ckpt.regions}
-    assert kinds == {checkpoint.PARAMETER, checkpoint.MOMENTUM, checkpoint.UPDATE_STATE}
+    assert kinds == {checkpoint.PARAMETER, checkpoint.MOMENTUM, checkpoint.UPDATE_STATE,
+                     checkpoint.RESIDUAL}                  # the head's (augment's default)
     # the header page goes last: every other page is programmed before it
     programs = [offset for what, offset, _ in flash.calls if what == "program"]
     assert programs[-1] == 0 and sorted(programs[:-1]) == programs[:-1]

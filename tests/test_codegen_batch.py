@@ -130,8 +130,11 @@ def test_memory_report_counts_the_accumulators(tmp_path, zoo, capsys):
     assert f"| {acc:,} | SRAM" in (tmp_path / "gen" / "README.md").read_text()
     planned = planned_sram(tflite_io.load(model), model.read_bytes())
     assert planned["accumulator_bytes"] == acc
+    res = sum(g.tensors[r].nbytes for r in program.residuals)     # the head's, 1 B a weight
+    assert planned["residual_bytes"] == res > 0
+    assert f"| {res:,} | SRAM" in (tmp_path / "gen" / "README.md").read_text()
     assert planned["total_bytes"] == (planned["arena_bytes"] + planned["trained_parameter_bytes"]
-                                      + planned["momentum_bytes"] + acc
+                                      + planned["momentum_bytes"] + acc + res
                                       + planned["update_state_bytes"])
     assert main(["plan", str(model), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["codegen"]["accumulator_bytes"] == acc

@@ -130,17 +130,19 @@ def recording(calls: list[Call]):
 
 # --- where the calls come from -----------------------------------------------------------------
 
-def training_steps(fuse: bool, grad: str = "float32") -> list[list[Call]]:
+def training_steps(fuse: bool, grad: str = "float32", scheme: str = "full",
+                   head_residual: bool = True) -> list[list[Call]]:
     """Three training steps of the example model on the C engine (every layer trained, a
-    new 4-class head, momentum, stochastic rounding; fused: a cosine decay over 6 steps,
-    separate: the inverse-time decay with half-life 2, whose double division is libgcc's
-    soft float on the board): the calls of each step. int8 gradients: rounded
-    stochastically, every other layer input gradient in one pass (int32 scratch) and the
-    others in two."""
+    new 4-class head with its rounding residual, momentum, stochastic rounding; fused: a
+    cosine decay over 6 steps, separate: the inverse-time decay with half-life 2, whose
+    double division is libgcc's soft float on the board): the calls of each step. int8
+    gradients: rounded stochastically, every other layer input gradient in one pass (int32
+    scratch) and the others in two. `scheme`, `head_residual`: the bias-only run without
+    the residual reaches the fully connected updates without one."""
     schedule = {"decay_steps": 6} if fuse else {"half_life": 2}
-    r = augment.augment(tflite_io.load(EXAMPLE), "full", 4,
+    r = augment.augment(tflite_io.load(EXAMPLE), scheme, 4,
                         Hyper(lr=0.05, momentum=0.5, rounding="stochastic", seed=5,
-                              grad=grad, **schedule), fuse=fuse)
+                              grad=grad, head_residual=head_residual, **schedule), fuse=fuse)
     if grad == "int8":
         test_int8_grads.alternate_passes(r.graph)
     ex = Executor(r.graph, "c")
@@ -397,8 +399,10 @@ def test_kernels_are_bit_identical_on_the_cortex_m7(tmp_path):
                  "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     # two groups (float32 gradients, int8 gradients): one program would not fit the 1 MB flash
     groups = [[c for fuse in (True, False) for c in latest_calls(training_steps(fuse))]
+              + latest_calls(training_steps(True, "float32", "bias-only", False))
               + direct_calls(),
               [c for fuse in (True, False) for c in latest_calls(training_steps(fuse, "int8"))]
+              + latest_calls(training_steps(True, "int8", "bias-only", False))
               + int8_direct_calls()]
     missing = header_functions() - {c.name for calls in groups for c in calls}
     assert not missing, missing

@@ -530,7 +530,9 @@ def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,
                               {head} if head is not None else set())
     label = graph.add_tensor(Tensor("label", (1,), "int32"))
     loss = graph.add_tensor(Tensor("loss", (1,), "float32"))
-    bwd = autodiff.build(graph, scheme, hyper, logits, label, loss, fuse=fuse)
+    bwd = autodiff.build(graph, scheme, hyper, logits, label, loss, fuse=fuse,
+                         residual_layers={head} if head is not None and hyper.head_residual
+                         else set())
     filter_channels = {k: graph.tensors[bwd.forward_ops[k].inputs[1]].shape[-1]
                        for k, u in bwd.trained.items() if u.weight_channels}
     graph.metadata.pop(OFFLINE_KEY, None)        # the inference model's plan, if any
@@ -540,7 +542,8 @@ def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,
     if memory.split_filters:
         from .passes.split_filters import split_filters
         choices.split = split_filters(graph, bwd.variables, memory.give_up)
-    init = _make_variables(graph, bwd.variables, bwd.momentum + bwd.accumulators)
+    init = _make_variables(graph, bwd.variables,
+                           bwd.momentum + bwd.accumulators + bwd.residuals)
     graph.operators.insert(0, init)
     order_name = "autodiff"
     if reorder:
@@ -584,6 +587,9 @@ def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,
         # absent at 1, so that such a model's bytes are what they were
         **({"weight_headroom": {"factor": float(hyper.weight_headroom), "layers": rescaled}}
            if float(hyper.weight_headroom) != 1.0 else {}),
+        # the new head's rounding residual; absent without one, so that such a model's
+        # bytes are what they were before round 27
+        **({"head_residual": True} if bwd.residuals else {}),
         "fused_updates": fuse, "schedule": order_name, "grad": hyper.grad,
         **({"grad_rounding": hyper.grad_rounding} if hyper.grad == "int8" else {}),
         "logits": graph.tensors[logits].name,
@@ -615,6 +621,7 @@ def _prune(graph: Graph, bwd: autodiff.BackwardGraph, choices: MemoryChoices,
     bwd.variables = [new[t] for t in bwd.variables]
     bwd.momentum = [new[t] for t in bwd.momentum]
     bwd.accumulators = [new[t] for t in bwd.accumulators]
+    bwd.residuals = [new[t] for t in bwd.residuals]
     bwd.grads = {new[a]: new[b] for a, b in bwd.grads.items()}
     bwd.param_grads = {new[a]: new[b] for a, b in bwd.param_grads.items()}
     bwd.grad_scales = {new[a]: new[b] for a, b in bwd.grad_scales.items()}

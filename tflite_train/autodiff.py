@@ -61,6 +61,12 @@ class Hyper:
     # time (scale x H, codes rounded), so that QAS can grow them past their initial range
     # (headroom.py); 1: the input model's grids, untouched
     weight_headroom: float = 1.0
+    # the new head's weight update carries each weight's rounding remainder in an int8 of
+    # 1/256 LSB and rounds to nearest (schema: the update ops' residual) instead of rounding
+    # stochastically: the head's steps are mostly sub-LSB and their rounding noise cost
+    # about 0.3 point (benchmarks/RESULTS.md). Pretrained weights never get one (measured
+    # useless there: RESULTS "A rounding residual for QAS, round 24")
+    head_residual: bool = True
 
     @property
     def effective_bias_lr(self) -> float | None:
@@ -105,6 +111,7 @@ class BackwardGraph:
     variables: list[int] = field(default_factory=list)     # trainable parameter tensors
     momentum: list[int] = field(default_factory=list)      # optimizer state tensors
     accumulators: list[int] = field(default_factory=list)  # the batch's gradient sums
+    residuals: list[int] = field(default_factory=list)     # weights' rounding residuals
     grads: dict[int, int] = field(default_factory=dict)    # forward tensor -> its gradient
     param_grads: dict[int, int] = field(default_factory=dict)   # parameter -> its gradient
     grad_scales: dict[int, int] = field(default_factory=dict)   # int8 gradient -> its scale
@@ -114,8 +121,9 @@ class GradBuilder:
     """What backward rules use to add tensors and ops to the training graph."""
 
     def __init__(self, graph: Graph, scheme: Scheme, hyper: Hyper, label: int,
-                 fuse: bool = True):
+                 fuse: bool = True, residual_layers: frozenset = frozenset()):
         self.graph = graph
+        self.residual_layers = residual_layers   # forward ops whose weights get a residual
         self.fuse = fuse
         self.scheme = scheme
         self.hyper = hyper
@@ -284,14 +292,15 @@ class GradBuilder:
         if self.fuse:
             mom = self._momentum(w, shape)
             self.emit(grad_kind.replace("_WEIGHT_GRAD", "_WEIGHT_UPDATE"),
-                      grad_inputs + [w, mom], [], after_label=self._accumulator(w, shape),
+                      grad_inputs + [w, mom], [], after_label=self._weight_tail(k, w, shape),
                       **geometry, **self._options(False, k), channels=channels, axis=axis)
             self._record(w, None)
             return
         dw = self.tensor(f"{self.graph.tensors[w].name}/grad", shape)
         self.emit(grad_kind, grad_inputs, [dw], **geometry)
-        self.emit("TT_UPDATE_WEIGHT", [w, dw, self._momentum(w, shape)], [],
-                  after_label=self._accumulator(w, shape), **self._options(False, k),
+        mom = self._momentum(w, shape)
+        self.emit("TT_UPDATE_WEIGHT", [w, dw, mom], [],
+                  after_label=self._weight_tail(k, w, shape), **self._options(False, k),
                   channels=channels, axis=axis)
         self._record(w, dw)
 
@@ -333,6 +342,26 @@ class GradBuilder:
             return ()
         return (self._buffer(param, shape, "accumulator", self.result.accumulators),)
 
+    def _weight_tail(self, k: int, w: int, shape) -> tuple[int, ...]:
+        """A weight update's appended inputs: the accumulator's, then for forward op k's
+        weights with a residual the accumulator's slot (-1 at batch 1) and the residual.
+        Made after the momentum buffer, so that a model without a residual has the
+        tensors, in the order, it had before residuals existed."""
+        after = self._accumulator(w, shape)
+        if k not in self.residual_layers:
+            return after
+        return (after[0] if after else -1, self._residual(w, shape))
+
+    def _residual(self, param: int, shape) -> int:
+        """An int8 variable of the trained region, zero at allocation and Reset: the
+        weights' rounding remainders (the new head's is "head/residual")."""
+        name = self.graph.tensors[param].name
+        name = name[:-len("/weights")] if name.endswith("/weights") else name
+        t = self.tensor(f"{name}/residual", shape, "int8")
+        self.graph.tensors[t].is_variable = True
+        self.result.residuals.append(t)
+        return t
+
     def _buffer(self, param: int, shape, kind: str, record: list[int]) -> int:
         """A float32 variable of the update of `param`, zero at allocation and Reset (as
         every variable tensor is), shaped like the trained region."""
@@ -357,12 +386,13 @@ def needs_gradient(graph: Graph, scheme: Scheme) -> set[int]:
 
 
 def build(graph: Graph, scheme: Scheme, hyper: Hyper, logits: int, label: int,
-          loss: int, fuse: bool = True) -> BackwardGraph:
+          loss: int, fuse: bool = True, residual_layers=frozenset()) -> BackwardGraph:
     """Extend `graph` in place: save ops after forward ops, the loss, then the backward ops
     in reverse order, each parameter update right after its gradient; with `fuse`, weight
     and bias gradients are computed inside their update ops (in-place update: no layer's
-    whole gradient is ever materialised)."""
-    b = GradBuilder(graph, scheme, hyper, label, fuse)
+    whole gradient is ever materialised). `residual_layers`: forward ops whose weight
+    update carries a rounding residual (augment: the new head's)."""
+    b = GradBuilder(graph, scheme, hyper, label, fuse, frozenset(residual_layers))
     dlogits = b.tensor("dlogits", graph.tensors[logits].shape, hyper.grad)
     loss_op = b.make("TT_LOSS_SOFTMAX_CE", [logits], [loss, dlogits])
     b.result.loss_op = loss_op

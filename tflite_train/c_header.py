@@ -124,7 +124,8 @@ def checkpoint_lines(graph: Graph, model: bytes) -> list[str]:
     tt_checkpoint_restore take them (checkpoint.layout: the host reads the blob with it)."""
     regions = checkpoint.layout(graph)
     kinds = {checkpoint.PARAMETER: "parameter", checkpoint.MOMENTUM: "momentum",
-             checkpoint.UPDATE_STATE: "update state", checkpoint.ACCUMULATOR: "accumulator"}
+             checkpoint.UPDATE_STATE: "update state", checkpoint.ACCUMULATOR: "accumulator",
+             checkpoint.RESIDUAL: "residual"}
     rows = [f"  {{{r.kind}, {r.id}, {r.nbytes}}},   /* {kinds[r.kind]}: {_comment(r.name)} */"
             for r in regions]
     updates = sum(r.kind == checkpoint.UPDATE_STATE for r in regions)
@@ -135,7 +136,8 @@ def checkpoint_lines(graph: Graph, model: bytes) -> list[str]:
         " * ReportTrainedTensorsTo / ReportUpdateStatesTo report them), 3 an update op's",
         " * tt_update_state (id: the tensor index of the parameter it updates, or of the int8",
         " * gradient it rounds stochastically), 4 a batch accumulator (augment --batch;",
-        " * id: its tensor index). */",
+        " * id: its tensor index), 5 a rounding residual (augment --head-residual; id: its",
+        " * tensor index). */",
         f"#define TT_MODEL_ID 0x{checkpoint.model_id(model):016x}ull",
         f"#define TT_MODEL_UPDATE_OPS {updates}",
         f"#define TT_MODEL_CHECKPOINT_REGIONS {len(regions)}",

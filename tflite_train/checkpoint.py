@@ -4,7 +4,8 @@ moving it into and out of the host executors.
 
 A checkpoint is everything training needs to resume exactly, as regions in a fixed order:
 every trained parameter (the variables TT_INIT fills), every momentum buffer, every batch
-accumulator (augment --batch B > 1: a run resumed mid-batch gives the same bits), and every
+accumulator (augment --batch B > 1: a run resumed mid-batch gives the same bits), every
+rounding residual (augment --head-residual: the head's carried remainders), and every
 update op's random-stream state and step counter. `layout(graph)` is that order; the
 device gets it from `tflite-train header` (c_header.py), which calls the same function.
 """
@@ -19,7 +20,7 @@ import numpy as np
 
 from .errors import TTError
 from .ir import Graph
-from .training_ops import accumulator_input, grad_mode, grad_slots, schema
+from .training_ops import accumulator_input, grad_mode, grad_slots, residual_input, schema
 from .training_ops import options_of as options_of_op
 
 MAGIC = 0x4B435454                 # "TTCK"
@@ -31,9 +32,11 @@ CRC_BYTES = 4
 
 # ACCUMULATOR: a batch's float32 gradient sum (augment --batch B > 1), the trained region's
 # shape; a batch-1 model has none, so its layout is what it was
-PARAMETER, MOMENTUM, UPDATE_STATE, ACCUMULATOR = 1, 2, 3, 4
+# RESIDUAL: a weight update's int8 rounding residual (augment --head-residual, the default
+# with a new head), the trained region's shape; a model without one has none
+PARAMETER, MOMENTUM, UPDATE_STATE, ACCUMULATOR, RESIDUAL = 1, 2, 3, 4, 5
 KIND_NAMES = {PARAMETER: "parameter", MOMENTUM: "momentum buffer", UPDATE_STATE: "update state",
-              ACCUMULATOR: "accumulator"}
+              ACCUMULATOR: "accumulator", RESIDUAL: "residual"}
 
 assert HEADER_BYTES == 32 and ENTRY.size == 12
 
@@ -105,7 +108,7 @@ def trained_channels(graph: Graph) -> dict[int, int]:
 def layout(graph: Graph, partial: dict[int, int] | None = None) -> list[Region]:
     """The regions of this training model's checkpoint, in blob order: parameters by
     tensor index, then momentum buffers by tensor index, then accumulators by tensor index,
-    then update states by the index of the parameter they update. `partial`: filter -> k,
+    then rounding residuals by tensor index, then update states by the index of the parameter they update. `partial`: filter -> k,
     filters whose region is their first k input channels (a generated program's split
     filters)."""
     regions = []
@@ -121,6 +124,10 @@ def layout(graph: Graph, partial: dict[int, int] | None = None) -> list[Region]:
     for a in sorted(a for a in accumulators if a >= 0):
         t = graph.tensors[a]
         regions.append(Region(ACCUMULATOR, a, t.shape, t.dtype, t.name))
+    residuals = (residual_input(graph, graph.operators[k]) for k, _, _ in updates)
+    for a in sorted(a for a in residuals if a >= 0):
+        t = graph.tensors[a]
+        regions.append(Region(RESIDUAL, a, t.shape, t.dtype, t.name))
     params = [p for _, p, _ in updates]
     if len(set(params)) != len(params):
         raise TTError("training model: a parameter is updated by two ops; its checkpoint "

@@ -238,7 +238,8 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
         m = info["wheel_measured_persistent_bytes"]
         print(f"      (measured in the wheel: {'n/a' if m is None else f'{m:,} bytes'})")
     print(f"  trained params     {kb(info['trainable_bytes'])}  variables")
-    print(f"  optimizer state    {kb(info['optimizer_bytes'])}  momentum buffers")
+    print(f"  optimizer state    {kb(info['optimizer_bytes'])}  momentum buffers, the head's "
+          "rounding residual")
     if info["accumulator_bytes"]:
         print(f"  accumulators       {kb(info['accumulator_bytes'])}  the batch's float32 "
               "gradient sums (augment --batch)")
@@ -273,6 +274,8 @@ def _print_plan(args, info: dict, p, kinds: list[str]) -> None:
               f"{kb(cg['momentum_bytes']).strip()}"
               + (f" + accumulators {kb(cg['accumulator_bytes']).strip()}"
                  if cg.get("accumulator_bytes") else "")
+              + (f" + residual {kb(cg['residual_bytes']).strip()}"
+                 if cg.get("residual_bytes") else "")
               + "; no interpreter data; stack not included)")
     rows = info.get("codegen_input_rows")
     if rows is not None and "error" not in rows:
@@ -403,7 +406,8 @@ def cmd_augment(args) -> int:
                   qas=not args.no_qas, rounding=args.rounding, seed=args.seed,
                   decay_steps=args.lr_decay_steps, half_life=args.lr_half_life, grad=args.grad,
                   grad_rounding=args.grad_rounding, batch=args.batch,
-                  weight_headroom=args.weight_headroom)
+                  weight_headroom=args.weight_headroom,
+                  head_residual=args.head_residual == "on")
     tune = None
     if auto:
         pristine = copy.deepcopy(graph)
@@ -988,6 +992,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "grid). The training model's forward then differs from the input "
                         "model's at step 0; QAS keeps the real-valued steps. Default 1 "
                         f"(the input model's grids); at most {MAX_WEIGHT_HEADROOM:g}")
+    s.add_argument("--head-residual", choices=("on", "off"), default="on",
+                   help="the new head's weight update carries each weight's rounding "
+                        "remainder in an int8 of 1/256 LSB (the tensor head/residual, 1 B a "
+                        "head weight of SRAM) and rounds to nearest instead of "
+                        "stochastically (schema: the update ops' residual). Default on; "
+                        "off: stochastic rounding, as before round 27")
     s.add_argument("--no-fuse", action="store_true",
                    help="keep weight and bias gradients as whole tensors instead of computing "
                         "them inside the in-place update ops (a larger peak)")

@@ -304,7 +304,7 @@ class TrainingParts:
     saved_bytes: int
     mask_bytes: int              # the part of saved_bytes that is 1-bit activation masks
     trainable_bytes: int         # trained parameters (variables in SRAM)
-    optimizer_bytes: int         # momentum buffers
+    optimizer_bytes: int         # momentum buffers, rounding residuals
     accumulator_bytes: int = 0   # the batch's gradient sums (augment --batch B > 1)
 
 
@@ -323,10 +323,13 @@ def training_parts(graph: Graph) -> TrainingParts:
                    if t != label and not graph.tensors[t].is_constant
                    and not graph.tensors[t].is_variable)
     masks = [t for t in saved if graph.tensors[t].dtype == "uint8"]
-    from .training_ops import accumulator_tensors
+    from .training_ops import accumulator_tensors, residual_tensors
     accumulators = accumulator_tensors(graph)
+    # optimizer state: momentum buffers and the rounding residuals (int8, 1 B a weight)
+    residuals = residual_tensors(graph)
     momentum = [i for i, t in enumerate(graph.tensors)
-                if t.is_variable and t.dtype == "float32" and i not in accumulators]
+                if t.is_variable and (t.dtype == "float32" or i in residuals)
+                and i not in accumulators]
     params = [i for i, t in enumerate(graph.tensors)
               if t.is_variable and i not in momentum and i not in accumulators]
     return TrainingParts(

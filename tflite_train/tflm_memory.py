@@ -162,6 +162,7 @@ class Allocation:
     count: int = 1           # structs in it (one array of tensor or node structs)
     dtype: str = ""          # of a variable
     accumulator: bool = False  # a variable that is a batch accumulator (augment --batch)
+    residual: bool = False     # a variable that is a weights' rounding residual (optimizer)
 
 
 # The parts of the tail, in the order plan prints them. `recorded` maps the wheel's
@@ -275,13 +276,14 @@ def persistent_tail(graph: Graph, target: str = "cortex-m7", recording: bool = F
     if handles:
         add("scratch handles", f"{handles} ScratchBufferHandle", "ScratchBufferHandle",
             count=handles)
-    from .training_ops import accumulator_tensors
-    accumulators = accumulator_tensors(graph)
+    from .training_ops import accumulator_tensors, residual_tensors
+    accumulators, residuals = accumulator_tensors(graph), residual_tensors(graph)
     for i, t in enumerate(graph.tensors):
         if t.is_variable:
             add("variables", t.name or f"tensor {i}", size=t.nbytes)
             tail.allocations[-1].dtype = t.dtype
             tail.allocations[-1].accumulator = i in accumulators
+            tail.allocations[-1].residual = i in residuals
     # MicroInterpreter::AllocateTensors: the inputs' and outputs' TfLiteTensor structs
     pointer = s["ScratchBufferHandle"][0]          # one pointer
     for kind, tensors in (("input", graph.inputs), ("output", graph.outputs)):
@@ -338,7 +340,7 @@ class TargetMemory:
     arena: int                 # TFLM's planned head (activations, saved, gradients, scratch)
     persistent: int            # TFLM's tail without the variables
     trained: int               # trained parameters (variables)
-    optimizer: int             # momentum buffers (float32 variables)
+    optimizer: int             # momentum buffers (float32 variables), rounding residuals (int8)
     offline: bool              # the arena follows an offline plan (in-place operators)
     accumulators: int = 0      # the batch's gradient sums (float32 variables, --batch B > 1)
 
@@ -366,14 +368,15 @@ def target_memory(graph: Graph, target: str = "cortex-m7") -> TargetMemory:
 
 def _variables(tail) -> tuple[int, int, int]:
     """Bytes of the tail's variables: (trained parameters, optimizer state = momentum
-    buffers, batch accumulators): the accumulators are never optimizer state."""
+    buffers and rounding residuals, batch accumulators): the accumulators are never
+    optimizer state."""
     trained = optimizer = accumulators = 0
     for a, used in tail.placed():
         if a.part != "variables":
             continue
         if a.accumulator:
             accumulators += used
-        elif a.dtype == "float32":
+        elif a.dtype == "float32" or a.residual:
             optimizer += used
         else:
             trained += used

@@ -79,7 +79,28 @@ def accumulator_pos(graph, op: Operator) -> int:
     if not (op.kind in schema()["ops"] and appended_inputs(op.kind)):
         return -1
     pos = len(inputs_of(op.kind, grad_mode(graph, op)))
-    return pos if len(op.inputs) > pos else -1
+    return pos if len(op.inputs) > pos and op.inputs[pos] >= 0 else -1
+
+
+def residual_pos(graph, op: Operator) -> int:
+    """The input position of an int8 weight update's rounding residual (schema input
+    `residual`, after the accumulator slot, which holds -1 at batch 1), -1 when it has none."""
+    if not (op.kind in schema()["ops"] and len(appended_inputs(op.kind)) > 1):
+        return -1
+    pos = len(inputs_of(op.kind, grad_mode(graph, op))) + 1
+    return pos if len(op.inputs) > pos and op.inputs[pos] >= 0 else -1
+
+
+def residual_input(graph, op: Operator) -> int:
+    """The tensor index of a weight update's residual, or -1."""
+    pos = residual_pos(graph, op)
+    return op.inputs[pos] if pos >= 0 else -1
+
+
+def residual_tensors(graph) -> set[int]:
+    """The rounding residuals of a training model's weight updates (augment --head-residual)."""
+    return {r for op in graph.operators if op.kind.startswith("TT_") and op.kind in
+            schema()["ops"] for r in [residual_input(graph, op)] if r >= 0}
 
 
 def accumulator_input(graph, op: Operator) -> int:

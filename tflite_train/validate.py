@@ -140,12 +140,13 @@ def _dataflow(graph: Graph) -> None:
 
 
 def _optimizer_buffers(graph: Graph) -> None:
-    """An update op's momentum buffer and batch accumulator are its own: no other operator
-    (TT_INIT, which fills them, aside) and no other input of its own reads them. The kernels
+    """An update op's momentum buffer, batch accumulator and rounding residual are its own:
+    no other operator (TT_INIT, which fills them, aside) and no other input of its own reads
+    them (a residual that is the weights would be two int8 arrays in one). The kernels
     read and write both within one call, in an order the contract does not fix for aliases:
     an accumulator that is also the momentum buffer trained to different bits in numpy and
     in C, and one shared by two ops would mix their batches."""
-    from .training_ops import accumulator_pos, schema
+    from .training_ops import accumulator_pos, residual_pos, schema
     owner: dict[int, tuple[int, str]] = {}
     for k, op in enumerate(graph.operators):
         spec = schema()["ops"].get(op.kind) if op.kind.startswith("TT_") else None
@@ -153,7 +154,8 @@ def _optimizer_buffers(graph: Graph) -> None:
         if "momentum_buffer" not in names:
             continue
         for pos, what in ((names.index("momentum_buffer"), "momentum buffer"),
-                          (accumulator_pos(graph, op), "accumulator")):
+                          (accumulator_pos(graph, op), "accumulator"),
+                          (residual_pos(graph, op), "residual")):
             if pos >= 0 and op.inputs[pos] >= 0:
                 owner[op.inputs[pos]] = (k, what)
     if not owner:

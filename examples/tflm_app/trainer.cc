@@ -57,6 +57,9 @@ void *Locate(const tt_model_region &r) {
     if (r.kind == TT_CHECKPOINT_ACCUMULATOR && u.accumulator == r.id &&
         static_cast<uint32_t>(u.accumulator_bytes) == r.bytes)
       return u.accumulator_data;
+    if (r.kind == TT_CHECKPOINT_RESIDUAL && u.residual == r.id &&
+        static_cast<uint32_t>(u.residual_bytes) == r.bytes)
+      return u.residual_data;
     if (r.kind == TT_CHECKPOINT_UPDATE_STATE && u.parameter == r.id &&
         static_cast<uint32_t>(u.state_bytes) == r.bytes)
       return u.state;

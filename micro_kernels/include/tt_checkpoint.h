@@ -48,8 +48,11 @@
  *                                 the float32 gradient sum of the batch so far, shaped
  *                                 like its momentum buffer); id = its tensor index.
  *                                 Saved like a momentum buffer, so a run resumed
- *                                 mid-batch gives the same bits. Blob order (the
- *                                 header's): parameters, momentum buffers, accumulators,
+ *                                 mid-batch gives the same bits.
+ *   5 TT_CHECKPOINT_RESIDUAL      a weight update's rounding residual (int8, the trained
+ *                                 region; augment --head-residual, the new head's);
+ *                                 id = its tensor index. Blob order (the header's):
+ *                                 parameters, momentum buffers, accumulators, residuals,
  *                                 update states, each by id
  */
 #ifndef TT_CHECKPOINT_H
@@ -70,6 +73,7 @@ extern "C" {
 #define TT_CHECKPOINT_MOMENTUM 2
 #define TT_CHECKPOINT_UPDATE_STATE 3
 #define TT_CHECKPOINT_ACCUMULATOR 4
+#define TT_CHECKPOINT_RESIDUAL 5
 
 /* Results. */
 #define TT_CHECKPOINT_OK 0
@@ -81,7 +85,8 @@ extern "C" {
 
 /* One piece of RAM to save and restore. */
 typedef struct {
-  uint32_t kind;     /* TT_CHECKPOINT_PARAMETER, _MOMENTUM, _UPDATE_STATE or _ACCUMULATOR */
+  uint32_t kind;     /* TT_CHECKPOINT_PARAMETER, _MOMENTUM, _UPDATE_STATE, _ACCUMULATOR or
+                      * _RESIDUAL */
   int32_t id;        /* see the kinds above */
   void *data;
   uint32_t bytes;

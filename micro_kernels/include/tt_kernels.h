@@ -337,6 +337,20 @@ void tt_update_weight_s8(int8_t *w, const int32_t *dims, int32_t rank, int32_t a
                          int32_t channels, float *momentum_buf, const tt_sgd *o,
                          tt_update_state *s);
 
+/* TT_UPDATE_WEIGHT with the schema's optional input residual: `residual` int8 shaped like
+ * grad (the trained region, row-major), or NULL (then exactly tt_update_weight_s8). With it,
+ * each element's delta (the float32 above, same order) is rounded by the residual rule
+ * instead of o->rounding, and the stream draws nothing: v = clamp(delta, -256, 256) (NaN to
+ * -256); q = (int32)rint(256.0f * v) (exact, half to even); c = r + q; step = floor((c +
+ * 128) / 256); r = c - 256 * step (in [-128, 127]); w = clamp(w + step, -127, 127). r carries
+ * each weight's rounding remainder in 1/256 LSB across calls, so sub-LSB steps add up
+ * without rounding noise. One inline rule (tt_qas.h, tt_residual_weight) serves every
+ * kernel that takes a residual, on every build (no DSP form). */
+void tt_update_weight_residual_s8(int8_t *w, const int32_t *dims, int32_t rank, int32_t axis,
+                                  const float *scales, int32_t n_scales, const float *grad,
+                                  int32_t channels, float *momentum_buf, int8_t *residual,
+                                  const tt_sgd *o, tt_update_state *s);
+
 /* TT_UPDATE_BIAS: b [c] int32 with scales[c] (s_x * s_w[c]), updated in place, saturating;
  * grad [c]; momentum_buf [c] or NULL. Arithmetic as tt_update_weight_s8. */
 void tt_update_bias_s32(int32_t *b, int32_t c, const float *scales, const float *grad,
@@ -397,6 +411,15 @@ void tt_fully_connected_weight_update_s8(const float *dy, const uint8_t *mask,
                                          int32_t n_scales, float *momentum, const tt_sgd *o,
                                          tt_update_state *s, float *scratch);
 
+/* TT_FULLY_CONNECTED_WEIGHT_UPDATE with the schema's optional input residual ([units, k]
+ * int8, or NULL: exactly tt_fully_connected_weight_update_s8): each unit's gradient as
+ * there, then the residual rule of tt_update_weight_residual_s8 (no draw). */
+void tt_fully_connected_weight_update_residual_s8(
+    const float *dy, const uint8_t *mask, int32_t batches, int32_t units, const int8_t *saved,
+    float x_scale, int32_t x_zp, int32_t k, int8_t *w, int32_t depth, const float *w_scales,
+    int32_t n_scales, float *momentum, int8_t *residual, const tt_sgd *o, tt_update_state *s,
+    float *scratch);
+
 /* TT_BIAS_UPDATE. dy [outer, channels] float32 (mask or NULL); b [channels] int32 with
  * b_scales[channels] (s_x * s_w[c]); momentum [channels] or NULL; scratch channels floats. */
 void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int32_t channels,
@@ -434,6 +457,13 @@ void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, const float *dy_sc
                                             const float *w_scales, int32_t n_scales,
                                             float *momentum, const tt_sgd *o,
                                             tt_update_state *s, float *scratch);
+
+/* ... and its int8-dy form (residual as tt_fully_connected_weight_update_residual_s8). */
+void tt_fully_connected_weight_update_residual_s8_s8(
+    const int8_t *dy, const float *dy_scale, const uint8_t *mask, int32_t batches,
+    int32_t units, const int8_t *saved, float x_scale, int32_t x_zp, int32_t k, int8_t *w,
+    int32_t depth, const float *w_scales, int32_t n_scales, float *momentum, int8_t *residual,
+    const tt_sgd *o, tt_update_state *s, float *scratch);
 
 void tt_bias_update_s32_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,
                            int32_t outer, int32_t channels, int32_t *b, const float *b_scales,

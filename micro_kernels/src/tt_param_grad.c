@@ -859,6 +859,40 @@ static void update_rows_s8(int8_t *w, int32_t rows, int32_t depth, int32_t chann
   c->rng = call.rng;
 }
 
+/* update_rows_s8 with the weights' rounding residual (schema: input residual, [rows,
+ * channels] like grad): the float32 value of every element as there, without a draw, then
+ * tt_residual_weight. Only the new head's update has one (a few thousand weights), so
+ * one general loop serves every flag. */
+static void update_rows_residual_s8(int8_t *w, int32_t rows, int32_t depth, int32_t channels,
+                                    const float *scales, int per_column, const float *grad,
+                                    float *momentum, int8_t *residual, tt_sgd_call *c) {
+  tt_sgd_call call = *c;
+  const int32_t scale_step = per_column ? 1 : 0;
+  float unused = 0.0f;
+  for (int32_t r = 0; r < rows; ++r) {
+    int8_t *wr = w + r * depth, *rr = residual + r * channels;
+    const float *gr = grad + r * channels;
+    float *mr = call.use_momentum ? momentum + r * channels : 0;
+    for (int32_t j = 0; j < channels; ++j) {
+      const float v = tt_sgd_value(&call, gr[j], scales[j * scale_step],
+                                   mr ? &mr[j] : &unused, call.qas, call.use_momentum, 0);
+      wr[j] = tt_residual_weight(wr[j], v, &rr[j]);
+    }
+  }
+  c->rng = call.rng;
+}
+
+/* update_rows_s8, or its residual form when the op has one. */
+static void update_rows_any_s8(int8_t *w, int32_t rows, int32_t depth, int32_t channels,
+                               const float *scales, int per_column, const float *grad,
+                               float *momentum, int8_t *residual, tt_sgd_call *c) {
+  if (residual)
+    update_rows_residual_s8(w, rows, depth, channels, scales, per_column, grad, momentum,
+                            residual, c);
+  else
+    update_rows_s8(w, rows, depth, channels, scales, per_column, grad, momentum, c);
+}
+
 /* c int32 biases updated in place, saturating; grad and momentum (or NULL) are [c]. A step
  * is clamped to 2^33 (beyond the int32 range either way); float32 values of 2^23 and more
  * are integers already. */
@@ -888,27 +922,36 @@ static void update_biases_s32(int32_t *b, int32_t c, const float *scales, const 
 /* The RNG state back into the op's state at the end of a call. */
 static void end_update(const tt_sgd_call *c, tt_update_state *s) { s->rng = c->rng; }
 
-void tt_update_weight_s8(int8_t *w, const int32_t *dims, int32_t rank, int32_t axis,
-                         const float *scales, int32_t n_scales, const float *grad,
-                         int32_t channels, float *momentum_buf, const tt_sgd *o,
-                         tt_update_state *s) {
+void tt_update_weight_residual_s8(int8_t *w, const int32_t *dims, int32_t rank, int32_t axis,
+                                  const float *scales, int32_t n_scales, const float *grad,
+                                  int32_t channels, float *momentum_buf, int8_t *residual,
+                                  const tt_sgd *o, tt_update_state *s) {
   tt_sgd_call c = begin_update(o, s, momentum_buf);
   const int32_t depth = dims[rank - 1];
   int32_t outer = 1;
   for (int32_t d = 0; d < rank - 1; ++d) outer *= dims[d];
   if (n_scales == 1 || axis != 0) {
-    update_rows_s8(w, outer, depth, channels, scales, n_scales > 1, grad, momentum_buf, &c);
+    update_rows_any_s8(w, outer, depth, channels, scales, n_scales > 1, grad, momentum_buf,
+                       residual, &c);
   } else {
     /* per-channel scales along the first axis: one run of rows per output channel */
     const int32_t first = rank > 1 ? dims[0] : 1;
     const int32_t rows = outer / first;
     for (int32_t i = 0; i < first; ++i) {
       const int32_t e = i * rows * channels;
-      update_rows_s8(w + i * rows * depth, rows, depth, channels, &scales[i], 0, grad + e,
-                     momentum_buf ? momentum_buf + e : 0, &c);
+      update_rows_any_s8(w + i * rows * depth, rows, depth, channels, &scales[i], 0, grad + e,
+                         momentum_buf ? momentum_buf + e : 0, residual ? residual + e : 0, &c);
     }
   }
   end_update(&c, s);
+}
+
+void tt_update_weight_s8(int8_t *w, const int32_t *dims, int32_t rank, int32_t axis,
+                         const float *scales, int32_t n_scales, const float *grad,
+                         int32_t channels, float *momentum_buf, const tt_sgd *o,
+                         tt_update_state *s) {
+  tt_update_weight_residual_s8(w, dims, rank, axis, scales, n_scales, grad, channels,
+                               momentum_buf, 0, o, s);
 }
 
 void tt_update_bias_s32(int32_t *b, int32_t c, const float *scales, const float *grad,
@@ -950,17 +993,28 @@ typedef void (*channel_grad)(const void *args, int32_t o, float *out);
 
 /* The fused update of `channels` filters, each `rows` rows of `depth` int8 weights trained on
  * their first k: one filter's gradient at a time into scratch, updated at once. */
+static void update_channels_residual(channel_grad grad, const void *args, int32_t channels,
+                                     int8_t *w, int32_t rows, int32_t depth, int32_t k,
+                                     const float *w_scales, int32_t n_scales, float *momentum,
+                                     int8_t *residual, const tt_sgd *o, tt_update_state *s,
+                                     float *scratch) {
+  tt_sgd_call call = begin_update(o, s, momentum);
+  for (int32_t c = 0; c < channels; ++c) {
+    grad(args, c, scratch);
+    update_rows_any_s8(w + c * rows * depth, rows, depth, k, &w_scales[n_scales > 1 ? c : 0],
+                       0, scratch, momentum ? momentum + c * rows * k : 0,
+                       residual ? residual + c * rows * k : 0, &call);
+  }
+  end_update(&call, s);
+}
+
+/* The same without a residual (the conv updates', which never have one). */
 static void update_channels(channel_grad grad, const void *args, int32_t channels, int8_t *w,
                             int32_t rows, int32_t depth, int32_t k, const float *w_scales,
                             int32_t n_scales, float *momentum, const tt_sgd *o,
                             tt_update_state *s, float *scratch) {
-  tt_sgd_call call = begin_update(o, s, momentum);
-  for (int32_t c = 0; c < channels; ++c) {
-    grad(args, c, scratch);
-    update_rows_s8(w + c * rows * depth, rows, depth, k, &w_scales[n_scales > 1 ? c : 0], 0,
-                   scratch, momentum ? momentum + c * rows * k : 0, &call);
-  }
-  end_update(&call, s);
+  update_channels_residual(grad, args, channels, w, rows, depth, k, w_scales, n_scales,
+                           momentum, 0, o, s, scratch);
 }
 
 static void conv_channel(const void *args, int32_t o, float *out) {
@@ -1022,15 +1076,25 @@ void tt_depthwise_conv2d_weight_update_s8(const float *dy, const uint8_t *mask, 
   end_update(&call, s);
 }
 
+void tt_fully_connected_weight_update_residual_s8(
+    const float *dy, const uint8_t *mask, int32_t batches, int32_t units, const int8_t *saved,
+    float x_scale, int32_t x_zp, int32_t k, int8_t *w, int32_t depth, const float *w_scales,
+    int32_t n_scales, float *momentum, int8_t *residual, const tt_sgd *o, tt_update_state *s,
+    float *scratch) {
+  const fc_grad_args a = {dy, mask, batches, units, saved, x_scale, x_zp, k};
+  update_channels_residual(fc_unit, &a, units, w, 1, depth, k, w_scales, n_scales, momentum,
+                           residual, o, s, scratch);
+}
+
 void tt_fully_connected_weight_update_s8(const float *dy, const uint8_t *mask,
                                          int32_t batches, int32_t units, const int8_t *saved,
                                          float x_scale, int32_t x_zp, int32_t k, int8_t *w,
                                          int32_t depth, const float *w_scales,
                                          int32_t n_scales, float *momentum, const tt_sgd *o,
                                          tt_update_state *s, float *scratch) {
-  const fc_grad_args a = {dy, mask, batches, units, saved, x_scale, x_zp, k};
-  update_channels(fc_unit, &a, units, w, 1, depth, k, w_scales, n_scales, momentum, o, s,
-                  scratch);
+  tt_fully_connected_weight_update_residual_s8(dy, mask, batches, units, saved, x_scale, x_zp,
+                                               k, w, depth, w_scales, n_scales, momentum, 0, o,
+                                               s, scratch);
 }
 
 void tt_bias_update_s32(const float *dy, const uint8_t *mask, int32_t outer, int32_t channels,
@@ -1220,6 +1284,16 @@ void tt_depthwise_conv2d_weight_update_s8_s8(const int8_t *dy, const float *dy_s
   end_update(&call, s);
 }
 
+void tt_fully_connected_weight_update_residual_s8_s8(
+    const int8_t *dy, const float *dy_scale, const uint8_t *mask, int32_t batches,
+    int32_t units, const int8_t *saved, float x_scale, int32_t x_zp, int32_t k, int8_t *w,
+    int32_t depth, const float *w_scales, int32_t n_scales, float *momentum, int8_t *residual,
+    const tt_sgd *o, tt_update_state *s, float *scratch) {
+  const fc_grad_args a = {dy, mask, batches, units, saved, *dy_scale * x_scale, x_zp, k};
+  update_channels_residual(fc_unit_s8, &a, units, w, 1, depth, k, w_scales, n_scales,
+                           momentum, residual, o, s, scratch);
+}
+
 void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, const float *dy_scale,
                                             const uint8_t *mask, int32_t batches, int32_t units,
                                             const int8_t *saved, float x_scale, int32_t x_zp,
@@ -1227,9 +1301,9 @@ void tt_fully_connected_weight_update_s8_s8(const int8_t *dy, const float *dy_sc
                                             const float *w_scales, int32_t n_scales,
                                             float *momentum, const tt_sgd *o,
                                             tt_update_state *s, float *scratch) {
-  const fc_grad_args a = {dy, mask, batches, units, saved, *dy_scale * x_scale, x_zp, k};
-  update_channels(fc_unit_s8, &a, units, w, 1, depth, k, w_scales, n_scales, momentum, o, s,
-                  scratch);
+  tt_fully_connected_weight_update_residual_s8_s8(dy, dy_scale, mask, batches, units, saved,
+                                                  x_scale, x_zp, k, w, depth, w_scales,
+                                                  n_scales, momentum, 0, o, s, scratch);
 }
 
 void tt_bias_update_s32_s8(const int8_t *dy, const float *dy_scale, const uint8_t *mask,

@@ -120,6 +120,23 @@ static inline int8_t tt_clamp_weight(int32_t q) {
 #endif
 }
 
+/* The residual's units per LSB of the weight (schema: the weight updates' input residual). */
+#define TT_RESIDUAL_UNITS 256
+
+/* Weight w after its float32 value v (tt_sgd_value's, no draw) by the schema's residual
+ * rule, *r its int8 rounding remainder in 1/256 LSB: q = rint(256 clamp(v, +-256)) (the
+ * multiplication exact, half to even), c = r + q, step = floor((c + 128) / 256), r := c -
+ * 256 step in [-128, 127], w = clamp(w + step, -127, 127). The floor of a dividend shifted
+ * by 256 * 257 to be non-negative (|c| <= 65536 + 128) is an unsigned division's. */
+static inline int8_t tt_residual_weight(int8_t w, float v, int8_t *r) {
+  const int32_t q = tt_round_step_s32((float)TT_RESIDUAL_UNITS * tt_clamp_step(v, 256.0f), 0);
+  const int32_t c = (int32_t)*r + q;
+  const int32_t step = (int32_t)((uint32_t)(c + TT_RESIDUAL_UNITS / 2 + 257 * TT_RESIDUAL_UNITS) /
+                                 TT_RESIDUAL_UNITS) - 257;
+  *r = (int8_t)(c - TT_RESIDUAL_UNITS * step);
+  return tt_clamp_weight((int32_t)w + step);
+}
+
 /* Whether no weight's value v = neg_lr ((float)T unit / scale) + u of a fused update can be
  * NaN, for any int32 T: every NaN of that chain needs a NaN operand, 0 * inf, 0 / 0 or
  * inf / inf, and with unit finite, scale finite and nonzero and neg_lr finite and nonzero

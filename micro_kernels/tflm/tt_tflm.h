@@ -54,7 +54,8 @@ void ReportTrainedTensorsTo(TrainedTensors *sink);
 
 /* The optimizer state of one update op (TT_*_UPDATE*): what a checkpoint needs besides the
  * trained tensors to resume training exactly (tt_checkpoint.h): its stream and step, its
- * momentum buffer and, for a batch above 1, the gradients accumulated so far this batch. */
+ * momentum buffer, for a batch above 1 the gradients accumulated so far this batch, and a
+ * weight update's rounding residual (augment --head-residual). */
 struct UpdateOpState {
   int32_t parameter;         /* tensor index of the parameter the op updates */
   void *state;               /* its tt_update_state (tt_kernels.h): random stream, step */
@@ -65,6 +66,9 @@ struct UpdateOpState {
   int32_t accumulator;       /* tensor index of its accumulator (batch > 1); -1: none */
   void *accumulator_data;    /* NULL: none */
   int32_t accumulator_bytes;
+  int32_t residual;          /* tensor index of its int8 rounding residual; -1: none */
+  void *residual_data;       /* NULL: none */
+  int32_t residual_bytes;
 };
 struct UpdateOpStates {
   UpdateOpState *entries;    /* app-owned */

@@ -37,7 +37,8 @@ struct Dims32 {
   int32_t v[kMaxRank];
 };
 
-/* The label is the last input but the `appended` ones (an update op's accumulator). */
+/* The label is the last input but the `appended` ones (an update op's accumulator and a
+ * weight update's residual). */
 bool Training(const TfLiteContext *context, const TfLiteNode *node, int appended = 0) {
   return EvalInput(context, node, InputCount(node) - 1 - appended)->data.i32[0] >= 0;
 }
@@ -134,7 +135,7 @@ static_assert(sizeof(tt_update_state) == 8,
  * keyed by its parameter, an op rounding an int8 gradient stochastically by that gradient
  * (`momentum`, `accumulator`: the input index of those buffers, or -1). */
 void ReportState(const TfLiteContext *context, const TfLiteNode *node, tt_update_state *state,
-                 int32_t key, int momentum, int accumulator = -1) {
+                 int32_t key, int momentum, int accumulator = -1, int residual = -1) {
   UpdateOpStates *sink = g_update_sink;
   if (sink == nullptr) return;
   int32_t i = 0;
@@ -154,6 +155,11 @@ void ReportState(const TfLiteContext *context, const TfLiteNode *node, tt_update
   const TfLiteEvalTensor *a = accumulator >= 0 ? EvalInput(context, node, accumulator) : nullptr;
   e.accumulator_data = a != nullptr ? a->data.data : nullptr;
   e.accumulator_bytes = a != nullptr ? Count(a->dims) * static_cast<int32_t>(sizeof(float)) : 0;
+  /* a residual likewise (Prepare checked it: int8, one byte an element) */
+  e.residual = residual >= 0 ? node->inputs->data[residual] : -1;
+  const TfLiteEvalTensor *r = residual >= 0 ? EvalInput(context, node, residual) : nullptr;
+  e.residual_data = r != nullptr ? r->data.data : nullptr;
+  e.residual_bytes = r != nullptr ? Count(r->dims) : 0;
 }
 
 /* An op rounding its int8 gradient output `output` stochastically reports its stream. */
@@ -827,6 +833,8 @@ struct LayerData {
   int32_t x_zero_point;
   /* int8 gradients */
   bool int8;
+  bool residual;               /* a weight update with the input residual (the last one);
+                                * next to int8, in its padding: LayerData stays its size */
   GradMode grad;               /* input gradients: rounding, seed, passes */
   const int16_t *mult;         /* input gradients: the weights' multipliers (flash) */
   float w_unit;
@@ -884,13 +892,28 @@ void LayerReset(TfLiteContext *, void *data) {
   GradReset(&d->grad);
 }
 
-/* Inputs after the label: the accumulator of a batch above 1. */
-int Appended(const LayerData *d) { return d->batch > 1 ? 1 : 0; }
+/* A batch above 1: the op accumulates its gradient (BatchStep). */
+bool Batched(const LayerData *d) { return d->batch > 1; }
+
+/* Inputs after the label: the accumulator of a batch above 1, then a weight update's
+ * residual (its accumulator slot -1 at batch 1). */
+int Appended(const LayerData *d) { return d->residual ? 2 : Batched(d) ? 1 : 0; }
+
+/* The accumulator's input index (the first after the label), when Batched. */
+int AccumulatorInput(const TfLiteNode *node, const LayerData *d) {
+  return InputCount(node) - Appended(d);
+}
+
+/* The residual's data (the last input), or NULL: the kernels' _residual forms take it. */
+int8_t *Residual(const TfLiteContext *context, const TfLiteNode *node, const LayerData *d) {
+  return d->residual ? Data<int8_t>(EvalInput(context, node, InputCount(node) - 1)) : nullptr;
+}
 
 void ReportUpdate(const TfLiteContext *context, const TfLiteNode *node, LayerData *d,
                   int parameter, int momentum) {
   ReportState(context, node, &d->state, node->inputs->data[parameter], momentum,
-              Appended(d) ? InputCount(node) - 1 : -1);
+              Batched(d) ? AccumulatorInput(node, d) : -1,
+              d->residual ? InputCount(node) - 1 : -1);
 }
 
 /* An update op's option batch, checked before the input count that follows from it
@@ -903,14 +926,17 @@ TT_SETUP bool BatchOk(Prepare &p, const LayerData *d) {
 /* Common checks: option errors, the window, dy (float32 or int8, rank 4 for convolutions)
  * and its optional mask; `inputs` counts the label in float32 mode, int8 mode has `extra`
  * more, the last of them dy's scale, and a batch above 1 its accumulator after the label
- * (`update`: an update op, whose batch is checked first). Sets d->int8. */
+ * (`update`: an update op, whose batch is checked first), then, where `residual` allows
+ * one, a residual (two inputs after the label: sets d->residual). Sets d->int8. */
 bool LayerPrepareCommon(Prepare &p, TfLiteContext *context, TfLiteNode *node, const char *op,
                         int inputs, Layer layer, LayerData **data, TfLiteTensor **dy,
-                        int extra = 1, bool update = false) {
+                        int extra = 1, bool update = false, bool residual = false) {
   *data = static_cast<LayerData *>(node->user_data);
   if (*data == nullptr) return p.Fail("no persistent memory for op data"), false;
   const bool int8 = (*data)->int8 = IsInt8(p.In(0));
-  const int count = inputs + (int8 ? extra : 0) + Appended(*data);
+  const int base = inputs + (int8 ? extra : 0);
+  (*data)->residual = residual && InputCount(node) == base + 2;
+  const int count = base + Appended(*data);
   if (!p.Options((*data)->bad_key) || (update && !BatchOk(p, *data)) ||
       !p.Inputs(count, Appended(*data)) || !WindowOk(p, LayerWindow(node, layer)))
     return false;
@@ -967,21 +993,38 @@ TT_SETUP bool BufferOk(Prepare &p, TfLiteNode *node, int index, int32_t count,
  * Prepare counts, or -1 here. */
 TT_SETUP bool AccumulatorOk(Prepare &p, TfLiteNode *node, const LayerData *d, int32_t count,
                             int momentum) {
-  if (!Appended(d)) return true;
-  const int acc = InputCount(node) - 1;
+  if (!Batched(d)) return true;
+  const int acc = AccumulatorInput(node, d);
   if (node->inputs->data[acc] >= 0 && node->inputs->data[acc] == node->inputs->data[momentum])
     return p.Fail("the accumulator is the momentum buffer"), false;
   return BufferOk(p, node, acc, count, "accumulator");
 }
 
-/* The parameter's update by the op's rule from `grad` (the trained region). Not inlined:
- * UpdateInvoke and BatchStep share one copy (64 B less on the M7). */
+/* A weight update's residual (schema: the last input, when d->residual): an int8 variable
+ * of the trained region's `count` elements; at batch 1 the accumulator's slot before it is
+ * -1. */
+TT_SETUP bool ResidualOk(Prepare &p, TfLiteNode *node, const LayerData *d, int32_t count) {
+  if (!d->residual) return true;
+  const int r = InputCount(node) - 1;
+  if (!Batched(d) && HasInput(node, r - 1))
+    return p.Fail("batch 1 takes no accumulator input (-1 before the residual)"), false;
+  TfLiteTensor *t = p.In(r, kTfLiteInt8, "residual");
+  if (t == nullptr || !p.Variable(t, "residual")) return false;
+  if (Count(t->dims) != count)
+    return p.Fail("residual must be shaped like the trained region"), false;
+  return true;
+}
+
+/* The parameter's update by the op's rule from `grad` (the trained region); weights with a
+ * residual (NULL: none) by its rule. Not inlined: UpdateInvoke and BatchStep share one
+ * copy (64 B less on the M7). */
 __attribute__((noinline)) void Rule(LayerData *d, TfLiteEvalTensor *param, bool weights,
-                                    const float *grad, float *momentum) {
+                                    const float *grad, float *momentum, int8_t *residual) {
   if (weights) {
-    tt_update_weight_s8(Data<int8_t>(param), Dims32(param->dims).v, param->dims->size,
-                        d->axis == 0 ? 0 : 1, d->scales, d->n_scales, grad, d->channels,
-                        momentum, &d->sgd, &d->state);
+    tt_update_weight_residual_s8(Data<int8_t>(param), Dims32(param->dims).v,
+                                 param->dims->size, d->axis == 0 ? 0 : 1, d->scales,
+                                 d->n_scales, grad, d->channels, momentum, residual, &d->sgd,
+                                 &d->state);
   } else {
     tt_update_bias_s32(Data<int32_t>(param), Count(param->dims), d->scales, grad, momentum,
                        &d->sgd, &d->state);
@@ -993,11 +1036,11 @@ __attribute__((noinline)) void Rule(LayerData *d, TfLiteEvalTensor *param, bool 
  * with the schedule's step n / B (tt_batch_accumulate_f32), then the accumulator zeroed. */
 void BatchStep(TfLiteContext *context, TfLiteNode *node, LayerData *d, TfLiteEvalTensor *param,
                bool weights, const float *g, float *momentum) {
-  const TfLiteEvalTensor *a = EvalInput(context, node, InputCount(node) - 1);
+  const TfLiteEvalTensor *a = EvalInput(context, node, AccumulatorInput(node, d));
   float *acc = Data<float>(a);
   const int32_t n = Count(a->dims);
   if (!tt_batch_accumulate_f32(acc, g, n, d->batch, &d->state)) return;
-  Rule(d, param, weights, acc, momentum);
+  Rule(d, param, weights, acc, momentum, Residual(context, node, d));
   tt_batch_end_f32(acc, n, d->batch, &d->state);
 }
 
@@ -1311,7 +1354,8 @@ TT_SETUP TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *no
   Prepare p(context, node, op);
   LayerData *d;
   TfLiteTensor *dy, *saved;
-  if (!LayerPrepareCommon(p, context, node, op, 6, kLayer, &d, &dy, 1, true) || !SgdOk(p, d) ||
+  if (!LayerPrepareCommon(p, context, node, op, 6, kLayer, &d, &dy, 1, true,
+                          kLayer == kFullyConnected) || !SgdOk(p, d) ||
       !SavedOk(p, dy, kLayer, d, &saved) || !PositionsOk(p, d, dy))
     return kTfLiteError;
   TfLiteTensor *w = p.In(3, kTfLiteInt8, "weights");
@@ -1346,8 +1390,9 @@ TT_SETUP TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *no
       trained = scratch = taps * units;
     }
   }
-  if (Appended(d)) scratch = trained;
+  if (Batched(d)) scratch = trained;
   if (!BufferOk(p, node, 4, trained) || !AccumulatorOk(p, node, d, trained, 4) ||
+      !ResidualOk(p, node, d, trained) ||
       !CacheWeightScales(p, w, kLayer, d) || !p.Scratch(sizeof(float) * scratch, &d->scratch))
     return kTfLiteError;
   return kTfLiteOk;
@@ -1367,7 +1412,7 @@ __attribute__((noinline)) void StagedWeightUpdate(TfLiteContext *context, TfLite
   float *momentum = Data<float>(EvalInput(context, node, 4));
   float *scratch = static_cast<float *>(Scratch(context, d->scratch));
   GradStage stage;               /* the int8 kernels' DSP staging, the batch's gradient's too */
-  if (Appended(d)) {
+  if (Batched(d)) {
     WeightGrad<kLayer>(context, node, d, scratch, stage.bytes);
     BatchStep(context, node, d, w, true, scratch, momentum);
     return;
@@ -1388,10 +1433,11 @@ __attribute__((noinline)) void StagedWeightUpdate(TfLiteContext *context, TfLite
           Dim(x, 2), Data<int8_t>(w), Dim(w, 1), Dim(w, 2), d->scales, d->n_scales, &window,
           momentum, &d->sgd, &d->state, scratch, stage.bytes, kGradStageBytes);
     } else {
-      tt_fully_connected_weight_update_s8_s8(
+      tt_fully_connected_weight_update_residual_s8_s8(
           Data<int8_t>(dy), dy_scale, mask, Count(dy->dims) / Last(dy), Last(dy),
           Data<int8_t>(x), d->x_scale, d->x_zero_point, Last(x), Data<int8_t>(w), Dim(w, 1),
-          d->scales, d->n_scales, momentum, &d->sgd, &d->state, scratch);
+          d->scales, d->n_scales, momentum, Residual(context, node, d), &d->sgd, &d->state,
+          scratch);
     }
   }
 }
@@ -1425,10 +1471,10 @@ TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
         Dim(w, 1), Dim(w, 2), d->scales, d->n_scales, &window, momentum, &d->sgd, &d->state,
         scratch);
   } else {
-    tt_fully_connected_weight_update_s8(Data<float>(dy), mask, Count(dy->dims) / Last(dy),
-                                        Last(dy), Data<int8_t>(x), d->x_scale, d->x_zero_point,
-                                        Last(x), Data<int8_t>(w), Dim(w, 1), d->scales,
-                                        d->n_scales, momentum, &d->sgd, &d->state, scratch);
+    tt_fully_connected_weight_update_residual_s8(
+        Data<float>(dy), mask, Count(dy->dims) / Last(dy), Last(dy), Data<int8_t>(x),
+        d->x_scale, d->x_zero_point, Last(x), Data<int8_t>(w), Dim(w, 1), d->scales,
+        d->n_scales, momentum, Residual(context, node, d), &d->sgd, &d->state, scratch);
   }
   return kTfLiteOk;
 }
@@ -1458,7 +1504,7 @@ TfLiteStatus BiasUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   ReportUpdate(context, node, d, 2, 3);
   if (!Training(context, node, Appended(d))) return kTfLiteOk;
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
-  if (Appended(d)) {
+  if (Batched(d)) {
     float *g = static_cast<float *>(Scratch(context, d->scratch));
     BiasGrad(context, node, 4, g);
     BatchStep(context, node, d, EvalInput(context, node, 2), false, g,
@@ -1482,12 +1528,13 @@ TfLiteStatus BiasUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
 }
 
 /* -- separate updates: TT_UPDATE_WEIGHT / TT_UPDATE_BIAS (param, grad, momentum, label;
- *    accumulator when batch > 1) */
+ *    accumulator when batch > 1; TT_UPDATE_WEIGHT's residual after it) */
 template <bool kWeights>
 TT_SETUP TfLiteStatus UpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   const char *op = kWeights ? "TT_UPDATE_WEIGHT" : "TT_UPDATE_BIAS";
   Prepare p(context, node, op);
   LayerData *d = static_cast<LayerData *>(node->user_data);
+  if (d != nullptr) d->residual = kWeights && InputCount(node) == 6;
   if (d == nullptr || !p.Options(d->bad_key) || !BatchOk(p, d) ||
       !p.Inputs(4 + Appended(d), Appended(d)) || !SgdOk(p, d))
     return kTfLiteError;
@@ -1511,7 +1558,8 @@ TT_SETUP TfLiteStatus UpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   }
   d->scales = p.Scales(param, d->n_scales, kWeights ? "weights" : "bias");
   if (d->scales == nullptr || !BufferOk(p, node, 2, Count(grad->dims)) ||
-      !AccumulatorOk(p, node, d, Count(grad->dims), 2))
+      !AccumulatorOk(p, node, d, Count(grad->dims), 2) ||
+      !ResidualOk(p, node, d, Count(grad->dims)))
     return kTfLiteError;
   return kTfLiteOk;
 }
@@ -1524,10 +1572,10 @@ TfLiteStatus UpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   TfLiteEvalTensor *param = EvalInput(context, node, 0);
   const float *grad = Data<float>(EvalInput(context, node, 1));
   float *momentum = Data<float>(EvalInput(context, node, 2));
-  if (Appended(d)) {
+  if (Batched(d)) {
     BatchStep(context, node, d, param, kWeights, grad, momentum);
   } else {
-    Rule(d, param, kWeights, grad, momentum);
+    Rule(d, param, kWeights, grad, momentum, Residual(context, node, d));
   }
   return kTfLiteOk;
 }

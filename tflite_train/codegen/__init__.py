@@ -21,19 +21,21 @@ def load(model_path: str | Path, arena_limit: int = 0, input_rows: bool = False)
 
 def planned_sram(graph, data: bytes, input_rows: bool = False) -> dict:
     """The generated program's SRAM by its plan, as `plan` prints it: arena + trained
-    parameters + momentum + the batches' accumulators (augment --batch) + the update ops'
-    random-stream states (no interpreter data, stack not included). CodegenError when the graph cannot be generated. `input_rows`: the
+    parameters + momentum + the batches' accumulators (augment --batch) + the rounding
+    residuals (augment --head-residual) + the update ops' random-stream states (no interpreter data, stack not included). CodegenError when the graph cannot be generated. `input_rows`: the
     program of `codegen --input rows` (the sample read row by row, not in the arena)."""
     program = build(graph, data, input_rows=input_rows)
     plan = program.plan
     params = sum(program.param_bytes(v) for _, v in program.params)
     momentum = sum(graph.tensors[m].nbytes for m in program.momentum)
     accumulators = sum(graph.tensors[a].nbytes for a in program.accumulators)
+    residuals = sum(graph.tensors[r].nbytes for r in program.residuals)
     states = 8 * len(program.updates)
     return {"arena_bytes": plan.arena_bytes, "trained_parameter_bytes": params,
             "momentum_bytes": momentum, "accumulator_bytes": accumulators,
-            "update_state_bytes": states,
-            "total_bytes": plan.arena_bytes + params + momentum + accumulators + states,
+            "residual_bytes": residuals, "update_state_bytes": states,
+            "total_bytes": plan.arena_bytes + params + momentum + accumulators + residuals
+            + states,
             "peak_op": plan.peak_op, "peak_op_kind": graph.operators[plan.peak_op].kind,
             "live_at_peak": [{"buffer": name, "bytes": n}
                              for name, n in plan.live_at(plan.peak_op, program.graph)],

@@ -107,6 +107,7 @@ class Emitter:
         self.params = {var: const for const, var in program.params}
         self.stack_lines: list[str] = []   # stack_function's functions, before run()
         self.accumulators = set(program.accumulators)
+        self.residuals = set(program.residuals)
 
     # --- where a tensor is, as a C expression ---------------------------------------------
 
@@ -118,6 +119,9 @@ class Emitter:
 
     def accumulator_name(self, tensor: int) -> str:
         return f"tt_a{tensor}"
+
+    def residual_name(self, tensor: int) -> str:
+        return f"tt_r{tensor}"
 
     def tensor_expr(self, tensor: int, param: K.Param | None = None) -> str:
         tensor = self.p.storage_of(tensor)
@@ -135,6 +139,8 @@ class Emitter:
                 return self.param_name(tensor)
             if tensor in self.accumulators:
                 return self.accumulator_name(tensor)
+            if tensor in self.residuals:
+                return self.residual_name(tensor)
             return self.momentum_name(tensor)
         if t.is_constant:
             return self.constants.array(t.data, ctype, f"tt_c{tensor}",
@@ -235,6 +241,13 @@ class Emitter:
             t = self.g.tensors[a]
             lines.append(f"static float {self.accumulator_name(a)}[{t.size}];  "
                          f"/* {_comment(t.name)} */")
+        if self.p.residuals:
+            lines += ["/* The weights' rounding remainders in 1/256 LSB (augment --head-residual):",
+                      " * SRAM, zeroed by tt_model_init(). */"]
+        for r in self.p.residuals:
+            t = self.g.tensors[r]
+            lines.append(f"static int8_t {self.residual_name(r)}[{t.size}];  "
+                         f"/* {_comment(t.name)} */")
         if self.p.updates:
             lines.append(f"static tt_update_state tt_state[{len(self.p.updates)}];")
         return lines
@@ -259,6 +272,8 @@ class Emitter:
         for a in self.p.accumulators:
             body.append(f"  memset({self.accumulator_name(a)}, 0, "
                         f"sizeof {self.accumulator_name(a)});")
+        for r in self.p.residuals:
+            body.append(f"  memset({self.residual_name(r)}, 0, sizeof {self.residual_name(r)});")
         for i, (k, _) in enumerate(self.p.updates):
             seed = options_of(self.g.operators[k])["seed"]
             body.append(f"  tt_update_state_init(&tt_state[{i}], {c_int(seed, 'uint32_t')});")
@@ -374,6 +389,7 @@ class Emitter:
         if accumulator is not None:
             # by number: tt_checkpoint.h may not name it yet
             kinds[accumulator] = f"{int(accumulator)}u /* accumulator */"
+        kinds[checkpoint.RESIDUAL] = "TT_CHECKPOINT_RESIDUAL"
         state_of = {p: self.state_index[k] for k, p in self.p.updates}
         rows = []
         for r, nbytes in self.p.checkpoint_regions():
@@ -383,6 +399,8 @@ class Emitter:
                 data = self.momentum_name(r.id)
             elif r.kind == accumulator:
                 data = self.accumulator_name(r.id)
+            elif r.kind == checkpoint.RESIDUAL:
+                data = self.residual_name(r.id)
             else:
                 data = f"&tt_state[{state_of[r.id]}]"
             rows.append(f"  {{{kinds[r.kind]}, {r.id}, {data}, {nbytes}u}},  "
@@ -518,6 +536,7 @@ class Emitter:
         sram_params = sum(p.param_bytes(v) for _, v in p.params)
         momentum = sum(self.g.tensors[m].nbytes for m in p.momentum)
         accumulators = sum(self.g.tensors[a].nbytes for a in p.accumulators)
+        residuals = sum(self.g.tensors[r].nbytes for r in p.residuals)
         blob = (checkpoint.HEADER_BYTES + checkpoint.ENTRY.size * len(regions)
                 + sum(-(-n // 4) * 4 for _, n in regions) + checkpoint.CRC_BYTES)
         q = sample.quant
@@ -558,6 +577,8 @@ class Emitter:
             f"#define TT_MODEL_MOMENTUM_BYTES {momentum}",
             *([f"#define TT_MODEL_ACCUMULATOR_BYTES {accumulators}  /* the batches' gradient "
                "sums, SRAM */"] if p.batched else []),
+            *([f"#define TT_MODEL_RESIDUAL_BYTES {residuals}  /* the head's rounding residual, "
+               "SRAM */"] if p.residuals else []),
             f"#define TT_MODEL_ID 0x{checkpoint.model_id(p.model):016x}ull  "
             "/* the training model's identity (tt_checkpoint_save/restore) */",
             "", "/* Sets the trained parameters to their initial values and resets momentum and",
@@ -585,9 +606,9 @@ class Emitter:
             *(self.arena_input_decl() if p.rows is None else self.row_decls()),
             "/* What training changes, as checkpoint regions (tt_checkpoint.h), in the order",
             " * tt_checkpoint_save/restore take them: the trained parameters (a partially trained",
-            " * filter: its SRAM part, the trained input channels), momentum buffers, the update",
-            " * ops' tt_update_state. Save them to keep what was learned; restore them after",
-            " * tt_model_init(). */",
+            " * filter: its SRAM part, the trained input channels), momentum buffers, batch",
+            " * accumulators, rounding residuals, the update ops' tt_update_state. Save them to",
+            " * keep what was learned; restore them after tt_model_init(). */",
             f"#define TT_MODEL_CHECKPOINT_REGIONS {len(regions)}",
             f"#define TT_MODEL_CHECKPOINT_BYTES {blob}  /* one flash slot, before page rounding */",
             "extern const tt_checkpoint_region tt_model_checkpoint[TT_MODEL_CHECKPOINT_REGIONS];",

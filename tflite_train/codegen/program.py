@@ -137,6 +137,13 @@ class Program:
         return sorted(b.accumulator for b in self.batched.values())
 
     @property
+    def residuals(self) -> list[int]:
+        """The weight updates' rounding residuals (int8 SRAM arrays, zeroed by
+        tt_model_init() as momentum buffers are), by tensor index."""
+        from ..training_ops import residual_tensors
+        return sorted(residual_tensors(self.graph))
+
+    @property
     def classes(self) -> int:
         return self.graph.tensors[self.scores].size
 
@@ -181,6 +188,10 @@ SPLIT_UPDATERS = {
     "tt_conv2d_weight_update_s8_s8": ("w", "ci"),
     "tt_fully_connected_weight_update_s8_s8": ("w", "depth"),
     "tt_update_weight_s8": ("w", None),
+    # the same with a rounding residual (shaped like the trained region: unchanged by a split)
+    "tt_fully_connected_weight_update_residual_s8": ("w", "depth"),
+    "tt_fully_connected_weight_update_residual_s8_s8": ("w", "depth"),
+    "tt_update_weight_residual_s8": ("w", None),
 }
 
 
@@ -211,7 +222,7 @@ def _split_call(call: KernelCall, split: Split) -> KernelCall:
     args[sig.index(name)] = SplitPart(split.tensor, "lo")
     if count is not None:
         args[sig.index(count)] = split.k
-    else:                                   # tt_update_weight_s8: the filter's dims
+    else:                                   # tt_update_weight[_residual]_s8: its dims
         args[sig.index("dims")] = K.i32(split.shape("lo"))
     return KernelCall(call.name, args).check()
 

@@ -131,7 +131,8 @@ API (`tt_model.h`):
     tt_predict(sample, scores);            /* inference: {classes} int8 scores */
 
 {rows_api}`tt_model_checkpoint[]` lists what training changes (trained parameters, momentum, the
-update ops' random streams and step counters) as `tt_checkpoint_region`s: pass it with
+rounding residual, the update ops' random streams and step counters) as
+`tt_checkpoint_region`s: pass it with
 `TT_MODEL_ID` and `TT_MODEL_CHECKPOINT_REGIONS` to `tt_checkpoint_save` /
 `tt_checkpoint_restore` (micro_kernels/include/tt_checkpoint.h; restore after
 `tt_model_init()`) to keep training across resets; a slot needs `TT_MODEL_CHECKPOINT_BYTES`.
@@ -212,7 +213,10 @@ def project_files(program: Program, files: dict[str, str], constants: int,
                   accumulator_row=(
                       f"| the batches' accumulators (batch {_batch(program)}) | "
                       f"{sum(g.tensors[a].nbytes for a in program.accumulators):,} | "
-                      "SRAM, `static` |\n" if program.batched else ""),
+                      "SRAM, `static` |\n" if program.batched else "")
+                  + (f"| the new head's rounding residual | "
+                     f"{sum(g.tensors[r].nbytes for r in program.residuals):,} | "
+                     "SRAM, `static` |\n" if program.residuals else ""),
                   constants=constants, rows_api=_rows_api(program),
                   arena_sample=", the sample" if program.rows is None else
                   f", a ring of {program.rows.ring_rows} sample rows")

@@ -137,10 +137,11 @@ def weight_grad_values(graph: Graph, op: Operator, inputs) -> np.ndarray:
 
 def weight_update(graph: Graph, op: Operator, inputs, state, values=None) -> list:
     """TT_FULLY_CONNECTED_WEIGHT_UPDATE = weight gradient then TT_UPDATE_WEIGHT, in place."""
-    from .training import accumulator, apply_weight_update
+    from .training import accumulator, apply_weight_update, residual
+    res = residual(graph, op, inputs)
     apply_weight_update(inputs[3], (values or weight_grad_values)(graph, op, inputs), inputs[4],
                         graph.tensors[op.inputs[3]].quant, options_of(op), state,
-                        accumulator(graph, op, inputs))
+                        accumulator(graph, op, inputs), **({"res": res} if res is not None else {}))
     return []
 
 

@@ -188,15 +188,43 @@ def accumulator(graph: Graph, op: Operator, inputs):
     return inputs[pos] if pos >= 0 else None
 
 
+def residual(graph: Graph, op: Operator, inputs):
+    """A weight update's rounding residual array (schema input `residual`), or None."""
+    pos = training_ops.residual_pos(graph, op)
+    return inputs[pos] if pos >= 0 else None
+
+
 def update_weight(graph: Graph, op: Operator, inputs, state) -> list:
+    res = residual(graph, op, inputs)
     apply_weight_update(inputs[0], inputs[1], inputs[2], graph.tensors[op.inputs[0]].quant,
-                        options_of(op), state, accumulator(graph, op, inputs))
+                        options_of(op), state, accumulator(graph, op, inputs),
+                        **({"res": res} if res is not None else {}))
     return []
 
 
-def apply_weight_update(w, grad, mom, q, o: dict, state: dict, acc=None) -> None:
+# The residual's units per LSB of the weight (schema: the update ops' residual): an int8
+# holds a remainder in [-1/2, 1/2) LSB to 1/256 LSB
+RESIDUAL_UNITS = 256
+
+
+def residual_steps(delta: np.ndarray, res: np.ndarray) -> np.ndarray:
+    """The schema's residual rule on float32 steps `delta` (the trained region): whole-LSB
+    steps (int32), and the int8 residual `res` (modified in place) carrying the remainder.
+    Round to nearest of remainder + step: no draw, so no rounding noise accumulates."""
+    v = np.clip(np.nan_to_num(delta, nan=-256.0), -256.0, 256.0).astype(np.float32)
+    q = np.rint(np.float32(RESIDUAL_UNITS) * v).astype(np.int32)    # exact, half to even
+    c = res.astype(np.int32) + q
+    step = (c + RESIDUAL_UNITS // 2) // RESIDUAL_UNITS                 # floor division
+    res[...] = (c - RESIDUAL_UNITS * step).astype(np.int8)            # in [-128, 127]
+    return step
+
+
+def apply_weight_update(w, grad, mom, q, o: dict, state: dict, acc=None, res=None) -> None:
     """TT_UPDATE_WEIGHT on arrays: w (int8, modified in place) += rounded QAS SGD step (of
-    the batch's mean gradient, every B-th call, when o["batch"] = B > 1)."""
+    the batch's mean gradient, every B-th call, when o["batch"] = B > 1); with `res` (the
+    int8 residual, modified in place) rounded by the residual rule instead of o["rounding"].
+    Callers pass res only when the op has one (benchmarks/rounding_residual.py replaces
+    this function with one of the old signature)."""
     k = o["channels"]
     shape = [1] * w.ndim
     shape[o["axis"]] = -1
@@ -204,11 +232,14 @@ def apply_weight_update(w, grad, mom, q, o: dict, state: dict, acc=None) -> None
     delta = _sgd_delta(grad.astype(np.float32), scale, mom, o, state, acc)
     if delta is None:
         return
-    step = _round(delta, o["rounding"], state, o["seed"])
-    # |step| > 254 saturates either way: clamp first so the conversion is defined (NaN too)
-    step = np.clip(np.nan_to_num(step, nan=-256.0), -256.0, 256.0)
+    if res is not None:
+        step = residual_steps(delta, res)
+    else:
+        step = _round(delta, o["rounding"], state, o["seed"])
+        # |step| > 254 saturates either way: clamp first so the conversion is defined (NaN too)
+        step = np.clip(np.nan_to_num(step, nan=-256.0), -256.0, 256.0).astype(np.int32)
     region = w[..., :k]
-    region[...] = np.clip(region.astype(np.int32) + step.astype(np.int32), -127, 127)
+    region[...] = np.clip(region.astype(np.int32) + step, -127, 127)
 
 
 def update_bias(graph: Graph, op: Operator, inputs, state) -> list:

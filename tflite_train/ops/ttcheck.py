@@ -9,7 +9,7 @@ from ..errors import ModelError
 from ..ir import Graph, Operator
 from ..limits import MAX_MACS, work_limit
 from ..training_ops import (accumulator_input, appended_inputs, batch_of, grad_mode, inputs_of,
-                            options_of, options_problem, outputs_of, spec)
+                            options_of, options_problem, outputs_of, residual_input, spec)
 from . import require
 
 
@@ -177,3 +177,12 @@ def momentum(graph: Graph, index: int, op: Operator, pos: int, shape) -> None:
     require(a is None or tuple(a.shape) == tuple(shape), index, op,
             f"accumulator {list(a.shape) if a else []} is not the trained region "
             f"{list(shape)}")
+    # the rounding residual (after the accumulator slot): dtype and variable are checked
+    # with the schema's inputs; its shape is the trained region's, and a slot the schema
+    # allows only for it is not left dangling
+    appended = len(op.inputs) - len(inputs_of(op.kind, grad_mode(graph, op)))
+    res = residual_input(graph, op)
+    require(appended < 2 or res >= 0, index, op, "the residual input is absent (-1)")
+    r = graph.tensors[res] if res >= 0 else None
+    require(r is None or tuple(r.shape) == tuple(shape), index, op,
+            f"residual {list(r.shape) if r else []} is not the trained region {list(shape)}")

@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import TTError
 from ..ir import Graph, Operator
-from ..training_ops import accumulator_pos, batch_of, grad_mode, options_of, seed_state
+from ..training_ops import (accumulator_pos, batch_of, grad_mode, options_of, residual_pos,
+                            seed_state)
 from . import kernel_calls as K
 from .build import BUILD, MICRO_KERNELS, micro_kernels_library
 from .kernel_calls import STATE, BatchCall, In, KernelCall, Out, Scratch, Staging
@@ -399,9 +400,18 @@ def _weight_update_call(g, op, w_slot: int, grad_slot: int, momentum_slot: int) 
     """tt_update_weight_s8 of the weights at input w_slot, the gradient at grad_slot."""
     w, o = _t(g, op, w_slot), options_of(op)
     scales = _weight_scales(g, op, w_slot)
-    return KernelCall("tt_update_weight_s8", [
+    res = _residual(g, op)
+    return KernelCall("tt_update_weight" + ("_residual" if res else "") + "_s8", [
         In(w_slot), _dims(w.shape), len(w.shape), 0 if o["axis"] == 0 else 1, scales,
-        scales.size, In(grad_slot), o["channels"], _optional(op, momentum_slot), _sgd(o), STATE])
+        scales.size, In(grad_slot), o["channels"], _optional(op, momentum_slot),
+        *([res] if res else []), _sgd(o), STATE])
+
+
+def _residual(g, op):
+    """A weight update's rounding residual (schema input `residual`), or None: an op with
+    one runs the kernel's _residual form (and one without, today's call, unchanged)."""
+    pos = residual_pos(g, op)
+    return In(pos) if pos >= 0 else None
 
 
 def _bias_update_call(g, op, b_slot: int, grad_slot: int, momentum_slot: int) -> KernelCall:
@@ -468,9 +478,11 @@ def _fc_weight_update(g, op):
     scales = _weight_scales(g, op, 3)
     operands = [*_dy(g, op, 5), _optional(op, 1), dy.size // units, units, In(2), x.quant.s,
                 x.quant.zp, k]
-    return _batched(g, op, KernelCall("tt_fully_connected_weight_update_s8" + _dy_suffix(g, op), [
-        *operands, In(3), depth, scales, scales.size, _optional(op, 4), _sgd(o), STATE,
-        Scratch(4 * k)]),
+    res = _residual(g, op)
+    name = "tt_fully_connected_weight_update" + ("_residual" if res else "") + "_s8"
+    return _batched(g, op, KernelCall(name + _dy_suffix(g, op), [
+        *operands, In(3), depth, scales, scales.size, _optional(op, 4), *([res] if res else []),
+        _sgd(o), STATE, Scratch(4 * k)]),
         partial(_weight_update_call, g, op, 3, momentum_slot=4),
         lambda: KernelCall("tt_fully_connected_weight_grad" + _kind(g, op), [*operands, Out(0)]))
 

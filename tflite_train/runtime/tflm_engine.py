@@ -95,7 +95,8 @@ class _UpdateOpState(ctypes.Structure):
                 ("state_bytes", ctypes.c_int32), ("momentum", ctypes.c_int32),
                 ("momentum_data", ctypes.c_void_p), ("momentum_bytes", ctypes.c_int32),
                 ("accumulator", ctypes.c_int32), ("accumulator_data", ctypes.c_void_p),
-                ("accumulator_bytes", ctypes.c_int32)]
+                ("accumulator_bytes", ctypes.c_int32), ("residual", ctypes.c_int32),
+                ("residual_data", ctypes.c_void_p), ("residual_bytes", ctypes.c_int32)]
 
 
 def _sink(entry, n: int):
@@ -178,7 +179,8 @@ class TFLMExecutor:
             [rng, step & 0xFFFFFFFF]
 
     def set_variable(self, index: int, value: np.ndarray) -> None:
-        """Writes a trained parameter, momentum buffer or accumulator inside TFLM."""
+        """Writes a trained parameter, momentum buffer, accumulator or residual inside
+        TFLM."""
         t = self.graph.tensors[index]
         address = None
         for e in self._trained_entries[:min(self._trained_sink.count,
@@ -188,6 +190,7 @@ class TFLMExecutor:
                                            self._update_sink.capacity)]:
             address = e.momentum_data if e.momentum == index else address
             address = e.accumulator_data if e.accumulator == index else address
+            address = e.residual_data if e.residual == index else address
         self._memory(address, t.nbytes, t.dtype, t.shape)[...] = value
 
     def mark_initialised(self) -> None:

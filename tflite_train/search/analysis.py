@@ -124,5 +124,10 @@ def fine_tune(model: bytes, dataset: Dataset, settings: Settings, job: Job) -> d
            "cpu_seconds": time.process_time() - cpu,
            "wall_seconds": time.perf_counter() - wall}
     if job.head is None:                       # the baseline: its trained head is the start
-        out["head"] = encode_arrays(trainer.parameters())
+        # its trained parameters (what TT_INIT fills), not the optimizer state: the head's
+        # rounding residual starts at 0 in every candidate, as its momentum would
+        from ..checkpoint import trained_parameters
+        names = {result.graph.tensors[i].name for i in trained_parameters(result.graph)}
+        out["head"] = encode_arrays({n: v for n, v in trainer.parameters().items()
+                                     if n in names})
     return out
