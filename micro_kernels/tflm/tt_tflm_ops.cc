@@ -1447,7 +1447,7 @@ TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   LayerData *d = static_cast<LayerData *>(node->user_data);
   ReportUpdate(context, node, d, 3, 4);
   if (!Training(context, node, Appended(d))) return kTfLiteOk;
-  if (Appended(d) || d->int8) {
+  if (Batched(d) || d->int8) {
     StagedWeightUpdate<kLayer>(context, node, d);
     return kTfLiteOk;
   }
