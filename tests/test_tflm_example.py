@@ -458,9 +458,12 @@ def test_a_fused_update_stacks_one_staging_and_only_where_it_stages(tmp_path):
         where, size, _ = line.rsplit("\t", 2)
         m = re.search(r"::(\w+)\(.*kLayer = [\w:<>]*::(k\w+)", where)
         if m:
-            frames[m.groups()] = max(frames.get(m.groups(), 0), int(size))
+            staged = re.search(r"kStaged = (\w+)", where)      # FusedWeightUpdate's paths
+            k = m.groups() + ((staged.group(1),) if staged else ())
+            frames[k] = max(frames.get(k, 0), int(size))
     stage = 9216                                   # kGradStageBytes
-    assert frames[("StagedWeightUpdate", "kDepthwise")] >= stage       # the one staging
+    assert frames[("FusedWeightUpdate", "kDepthwise", "true")] >= stage  # the one staging
     for layer in ("kConv", "kDepthwise", "kFullyConnected"):
-        assert frames[("WeightGrad", layer)] < 1024, (layer, frames)
-        assert frames[("WeightUpdateInvoke", layer)] < 1024, (layer, frames)
+        for key in [("WeightGrad", layer), ("WeightUpdateInvoke", layer),
+                    ("FusedWeightUpdate", layer, "false")]:
+            assert frames[key] < 1024, (key, frames)

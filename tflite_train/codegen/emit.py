@@ -234,23 +234,24 @@ class Emitter:
             t = self.g.tensors[m]
             lines.append(f"static float {self.momentum_name(m)}[{t.size}];  "
                          f"/* {_comment(t.name)} */")
-        if self.p.batched:
-            lines += ["/* The batches' gradient sums (augment --batch), one per update op: SRAM,",
-                      " * zeroed by tt_model_init() and at each batch's end. */"]
-        for a in self.p.accumulators:
-            t = self.g.tensors[a]
-            lines.append(f"static float {self.accumulator_name(a)}[{t.size}];  "
-                         f"/* {_comment(t.name)} */")
-        if self.p.residuals:
-            lines += ["/* The weights' rounding remainders in 1/256 LSB (augment --head-residual):",
-                      " * SRAM, zeroed by tt_model_init(). */"]
-        for r in self.p.residuals:
-            t = self.g.tensors[r]
-            lines.append(f"static int8_t {self.residual_name(r)}[{t.size}];  "
-                         f"/* {_comment(t.name)} */")
+        lines += self._state_arrays(
+            self.p.accumulators, "float", self.accumulator_name,
+            ["/* The batches' gradient sums (augment --batch), one per update op: SRAM,",
+             " * zeroed by tt_model_init() and at each batch's end. */"])
+        lines += self._state_arrays(
+            self.p.residuals, "int8_t", self.residual_name,
+            ["/* The weights' rounding remainders in 1/256 LSB (augment --head-residual):",
+             " * SRAM, zeroed by tt_model_init(). */"])
         if self.p.updates:
             lines.append(f"static tt_update_state tt_state[{len(self.p.updates)}];")
         return lines
+
+    def _state_arrays(self, tensors, c_type: str, name, comment: list[str]) -> list[str]:
+        """Static arrays of training state (batch sums, residuals), each named by `name`,
+        after `comment`; nothing when there are none."""
+        return (comment if tensors else []) + [
+            f"static {c_type} {name(i)}[{self.g.tensors[i].size}];  "
+            f"/* {_comment(self.g.tensors[i].name)} */" for i in tensors]
 
     def init_lines(self) -> list[str]:
         body = []
