@@ -135,7 +135,7 @@ def run_one(job: dict) -> dict:
     # default until 2026-11-26, what the first table was measured with); fp32 has none
     grad = job.get("grad") or "float32"
     hyper = Hyper(qas=job["variant"] != "int8", seed=job["seed"], decay_steps=job["steps"],
-                  grad=grad.split("-")[0],
+                  grad=grad.split("-")[0], head_residual=job.get("head_residual", False),
                   grad_rounding="nearest" if grad.endswith("-nearest") else "stochastic")
     # every variant from augment's default training graph: fp32.FloatTrainer reads the
     # float model back from it (the memory passes' record restores each layer's fused
@@ -193,9 +193,19 @@ def headroom_of(run: dict) -> float | None:
     return None if run["variant"] in FLOAT else run.get("head_headroom", 16.0)
 
 
+def residual_of(run: dict) -> bool | None:
+    """Whether the int8 variants' new head carries a rounding residual (augment
+    --head-residual, the default since round 27; runs from before the record had none)."""
+    return None if run["variant"] in FLOAT else bool(run.get("head_residual", False))
+
+
+def col(run: dict) -> tuple:
+    """A run's column: variant, activation gradients, head grid, head residual."""
+    return (run["variant"], grad_of(run), headroom_of(run), residual_of(run))
+
+
 def key(run: dict) -> tuple:
-    return (run["model"], run["scheme"], run["variant"], grad_of(run), headroom_of(run),
-            run["seed"], run["steps"], run["val"])
+    return (run["model"], run["scheme"]) + col(run) + (run["seed"], run["steps"], run["val"])
 
 
 def mean_se(vals: list[float]) -> tuple[float, float | None]:
@@ -235,15 +245,17 @@ def verdict(diffs: list[float]) -> str:
 GRAD_NAMES = {"int8": "int8", "float32": "float32", "int8-nearest": "int8, nearest-rounded"}
 
 
-def column(variant: str, grad: str | None, headroom: float | None) -> str:
-    """A column's name: the variant, and for the int8 ones their activation gradients and
-    head weight grid."""
+def column(variant: str, grad: str | None, headroom: float | None,
+           residual: bool | None = None) -> str:
+    """A column's name: the variant, and for the int8 ones their activation gradients,
+    head weight grid and head residual."""
     return VARIANTS[variant] + ("" if grad is None else
-                                f" ({GRAD_NAMES[grad]} gradients, head {headroom:g}x)")
+                                f" ({GRAD_NAMES[grad]} gradients, head {headroom:g}x"
+                                + (", residual)" if residual else ")"))
 
 
 def short(c: tuple) -> str:
-    return f"QAS ({c[1]}, {c[2]:g}x)"
+    return f"QAS ({c[1]}, {c[2]:g}x{', residual' if c[3] else ''})"
 
 
 def table(runs: list[dict], steps: int, val: int, main: bool = True) -> str:
@@ -258,14 +270,14 @@ def table(runs: list[dict], steps: int, val: int, main: bool = True) -> str:
     params: dict[tuple, int] = {}
     for r in runs:
         if r["steps"] == steps and r["val"] == val:
-            c = (r["variant"], grad_of(r), headroom_of(r))
+            c = col(r)
             acc.setdefault((r["model"], r["scheme"]) + c, {})[r["seed"]] = 100 * r["val_accuracy"]
             params[(r["model"], r["scheme"])] = r["trained_params"]
     order = {"qas": 0, "fp32": 1, "fp32-fq": 2, "fp32-sr": 2.1, "fp32-fq-sr": 2.2,
              "fp32-srh": 2.3, "fp32-srb": 2.4, "int8": 3}
     present = sorted({k[2:] for k in acc},
-                     key=lambda c: (order[c[0]], c[2] or 0, c[1] != "int8"))
-    fp, fq = ("fp32", None, None), ("fp32-fq", None, None)
+                     key=lambda c: (order[c[0]], not c[3], c[2] or 0, c[1] != "int8"))
+    fp, fq = ("fp32", None, None, None), ("fp32-fq", None, None, None)
     qas_all = [c for c in present if c[0] == "qas"]
     if main:
         cols = [c for c in present if c in qas_all[:1] or c == fp or c[0] == "int8"]
@@ -303,7 +315,7 @@ def times(runs: list[dict], steps: int, val: int) -> str:
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
         if r["steps"] == steps and r["val"] == val and "train_cpu_seconds" in r:
-            groups.setdefault((r["variant"], grad_of(r), headroom_of(r)), []).append(r)
+            groups.setdefault(col(r), []).append(r)
     for c, rs in groups.items():
         t = sum(r["train_cpu_seconds"] for r in rs) / len(rs)
         e = sum(r["val_cpu_seconds"] for r in rs) / len(rs)
@@ -317,16 +329,16 @@ def render(doc: dict) -> str:
     steps, val = doc["steps"], doc["val"]
     runs = [r for r in doc["runs"] if r["steps"] == steps and r["val"] == val]
     # a second table only where the JSON holds earlier int8 + QAS columns or fp32-fq
-    earlier = {(r["variant"], grad_of(r), headroom_of(r)) for r in runs
-               if r["variant"] in ("qas", "fp32-fq")}
+    earlier = {col(r) for r in runs if r["variant"] in ("qas", "fp32-fq")}
     second = len(earlier) > 1 or any(c[0] == "fp32-fq" for c in earlier)
     return (f"{steps} steps, {val} validation samples; {len(runs)} runs, seeds "
             f"{','.join(map(str, doc['seeds']))} (n per cell below). Validation accuracy in %, "
             "mean +- standard error over the n seeds run; the differences are paired by seed "
             "(the seeds both columns have). "
-            + ("The product's default (int8 activation gradients, the finest head grid) "
-               "first; the earlier int8 + QAS columns and the diagnostic (fp32 with every "
-               "activation on the int8 forward's grid) below." if second else "")
+            + ("The product's default (int8 activation gradients, the head residual, the "
+               "finest head grid) first; the earlier int8 + QAS columns and the diagnostic "
+               "(fp32 with every activation on the int8 forward's grid) below." if second
+               else "")
             + "\n\n" + table(runs, steps, val)
             + ("\n\n" + table(runs, steps, val, main=False) if second else "")
             + "\n\nCPU time per run, mean (one process, niced, on the shared machine): "
@@ -343,17 +355,17 @@ def render_gap(doc: dict, gap: dict, every_grid: bool = False) -> str:
     runs = [r for r in doc["runs"] + gap["runs"] if r["steps"] == steps and r["val"] == val]
     acc: dict[tuple, dict[int, float]] = {}
     for r in runs:
-        c = (r["variant"], grad_of(r), headroom_of(r))
+        c = col(r)
         acc.setdefault((r["model"], r["scheme"]), {}).setdefault(c, {})[r["seed"]] = (
             100 * r["val_accuracy"])
-    fp = ("fp32", None, None)
+    fp = ("fp32", None, None, None)
     order = ["fp32", "fp32-fq", "fp32-sr", "fp32-fq-sr", "fp32-srh", "fp32-srb", "qas"]
     lines = ["| model | scheme | run | accuracy per seed | mean +- SE | minus fp32 (paired) "
              "| minus int8 + QAS, default (paired) |", "|---|---|---|---|---:|---:|---:|"]
     for model, scheme in dict.fromkeys((r["model"], r["scheme"]) for r in gap["runs"]):
         cells = acc[(model, scheme)]
         qas = [c for c in cells if c[0] == "qas"]
-        default = min(qas, key=lambda c: (c[2], c[1] != "int8"))
+        default = min(qas, key=lambda c: (not c[3], c[2], c[1] != "int8"))
         cols = sorted((c for c in cells if c[0] in order and (c[0] != "qas" or every_grid
                                                                 or c[2] == default[2])),
                       key=lambda c: (order.index(c[0]), c != default, c[1] or ""))
@@ -407,6 +419,9 @@ def main() -> None:
                     help="the int8 variants' new-head weight grid in multiples of its initial "
                          "range (default augment's, 12); the real initial head is the same on "
                          "4, 8 and 16 (the 16x grid's levels), the 12x grid's on 12")
+    ap.add_argument("--head-residual", choices=["on", "off"], default="on",
+                    help="the int8 variants' head rounding residual (augment --head-residual; "
+                         "default on, augment's)")
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
     ap.add_argument("--json", type=Path, default=HERE / JSON_NAME)
     args = ap.parse_args()
@@ -426,7 +441,8 @@ def main() -> None:
     jobs = [{"model": m, "scheme": s, "variant": v, "seed": seed, "steps": args.steps,
              "val": args.val,
              **({} if v in FLOAT else {"grad": g,
-                                       "head_headroom": args.head_headroom or HEAD_WEIGHT_HEADROOM})}
+                                       "head_headroom": args.head_headroom or HEAD_WEIGHT_HEADROOM,
+                                       "head_residual": args.head_residual == "on"})}
             for seed in seeds for m in args.models.split(",")
             for s in args.schemes.split(",") for v in args.variants.split(",")
             for g in (["-"] if v in FLOAT else args.grad.split(","))]
@@ -438,7 +454,7 @@ def main() -> None:
             doc["runs"].append(r)
             results.save(args.json, doc, JSON_NAME, TABLES)
             print(f"  {r['model']} {r['scheme']} "
-                  f"{column(r['variant'], grad_of(r), headroom_of(r))} "
+                  f"{column(*col(r))} "
                   f"seed {r['seed']}: "
                   f"{100 * r['val_accuracy']:.1f}% (CPU: train {r['train_cpu_seconds']:.0f} s, "
                   f"validation {r['val_cpu_seconds']:.0f} s)", flush=True)
