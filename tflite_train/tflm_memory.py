@@ -468,7 +468,7 @@ def offline_table(graph: Graph):
 # review24's and fixes25's checks). The figure no longer carries the +404 B of the
 # 2026-11-26 table's TFLM (73,350 B, not reproduced by the recipe): the table is now this
 # library's throughout, so plan's figure is the table's code to the byte.
-TFLM_CODE_BYTES = 377_460
+TFLM_CODE_BYTES = 381_092
 
 # the paper's budgets for the STM32F746 (320 KB of SRAM, 1 MB of flash): training within
 # 256 KB of SRAM leaves the rest to the application
