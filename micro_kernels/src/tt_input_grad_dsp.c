@@ -926,14 +926,8 @@ typedef struct {
   int32_t *kept;                      /* the first row's six sums, then `step` bytes on */
   int32_t step;
   uint32_t m;                         /* the maximum so far */
-  int32_t skip;                       /* (-co / 4) % trip: the groups a row's first pass skips */
+  int32_t skip;                       /* (-co / 4) % 8: the groups a row's first pass skips */
 } pw_rows6_args;
-/* The groups of one iteration, less one (a mask of the skip): rows6 16, rows4 8. Sixteen
- * for the sixes (kern27) take a row of co <= 64 in one iteration where eight took two: the
- * loop's end, 3 instructions, once a row less for co of 40 to 64 (64->64 @12x12: 1.005 ->
- * 0.997 a MAC), two or more for co >= 96; 8 more groups are +576 B of code. The fours keep
- * eight (their rows are few: one block of a layer at most). */
-#define PW_TRIP_MASK(CB) ((CB) == 6 ? 15 : 7)
 #define PW6_GROUP                                                                           \
   "  ldr r6, [r12], #4\n  sxtb16 r7, r6, ror #8\n  sxtb16 r6, r6\n"                         \
   "  ldm lr!, {r8-r11}\n  smlad r0, r8, r6, r0\n  smlad r0, r9, r7, r0\n"                   \
@@ -947,11 +941,10 @@ typedef struct {
  * Thumb bit: one LDR to pc a row, no test), then send kept step m 2m gend (one LDM at a
  * row's end: the kept row and the maximum's test's m and 2m together): 92 bytes, 36 pushed
  * (TT_DSP_ASM_ENTRY's r4-r11, lr) and a frame of 56, which -fstack-usage does not see (an
- * assembly function has no .su line), like the dw3 pairs' 68 (36 + 32). T groups an
- * iteration (PW_TRIP_MASK + 1: 16 for rows6, 8 for rows4; the loop's end 3 instructions per
- * T groups), a row entering at pair skip / 2 of the T / 2 (co a multiple of 8: whole pairs;
- * (co / 4 + skip) % T == 0, so a row's first iteration ends at the loop's end; REST the
- * T - 2 groups after the first pair). A row's work beside its groups: 2
+ * assembly function has no .su line), like the dw3 pairs' 68 (36 + 32). Eight groups an
+ * iteration (the loop's end 3 instructions per 192 MACs), a row entering at pair skip / 2
+ * of the four (co a multiple of 8: whole pairs; (co / 4 + skip) % 8 == 0, so a row's first
+ * iteration ends at the loop's end). A row's work beside its groups: 2
  * to start, 5 to keep it, 16 for the test, 2 to end (31 before round 22's pwig22).
  * One function of this shape per block width: GROUP the instructions of a group, KEEP the
  * sums a row stores, WITHIN the test of all but the first, N the sums kept.
@@ -959,7 +952,7 @@ typedef struct {
  * |v| <= m where (uint32_t)(v + m) <= 2m, chained on the carry; a sum passing m (rare after
  * the first rows) takes the maximum over the kept N. */
 #define PW_ROWS_ADDCS(a) "  addcs r11, " a ", r8\n  cmpcs r9, r11\n"
-#define PW_ROWS_ASM(NAME, GROUP, REST, KEEP, WITHIN, N)                                    \
+#define PW_ROWS_ASM(NAME, GROUP, KEEP, WITHIN, N)                                          \
   __asm__(TT_DSP_ASM_ENTRY(NAME)                                                           \
           "  sub sp, sp, #56\n"                                                            \
           "  ldm r0, {r1-r8}\n"                                                            \
@@ -974,7 +967,7 @@ typedef struct {
           "0:\n"                                                                           \
           "  ldm sp, {r0-r5, lr}\n  ldr pc, [sp, #28]\n"                                   \
           "1:\n" GROUP GROUP                                                               \
-          "5:\n" REST                                                                       \
+          "5:\n" GROUP GROUP GROUP GROUP GROUP GROUP                                        \
           "  ldr r8, [sp, #32]\n  cmp lr, r8\n  bne 1b\n"                                  \
           "  add r6, sp, #36\n  ldm r6, {r6-r10}\n  stm r6, " KEEP "\n  add r7, r6, r7\n"  \
           "  str r7, [sp, #36]\n"                                                          \
@@ -992,14 +985,10 @@ typedef struct {
           "  pop {r4-r11, pc}\n"                                                           \
           "  .size " #NAME ", . - " #NAME "\n"                                              \
           "  .text\n")
-#define PW6_REST                                                                            \
-  PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP   \
-  PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP PW6_GROUP
-PW_ROWS_ASM(tt_dsp_pw_rows6, PW6_GROUP, PW6_REST, "{r0-r5}",
+PW_ROWS_ASM(tt_dsp_pw_rows6, PW6_GROUP, "{r0-r5}",
             "  itttt cs\n" PW_ROWS_ADDCS("r1") PW_ROWS_ADDCS("r2")
             "  itttt cs\n" PW_ROWS_ADDCS("r3") PW_ROWS_ADDCS("r4")
             "  itt cs\n" PW_ROWS_ADDCS("r5"), 6);
-#undef PW6_REST
 #undef PW6_GROUP
 uint32_t tt_dsp_pw_rows6(const pw_rows6_args *a);
 
@@ -1016,11 +1005,9 @@ uint32_t tt_dsp_pw_rows6(const pw_rows6_args *a);
   "  smlad r1, r10, r6, r1\n  smlad r1, r11, r7, r1\n"                                      \
   "  ldm lr!, {r8-r11}\n  smlad r2, r8, r6, r2\n  smlad r2, r9, r7, r2\n"                   \
   "  smlad r3, r10, r6, r3\n  smlad r3, r11, r7, r3\n"
-#define PW4_REST PW4_GROUP PW4_GROUP PW4_GROUP PW4_GROUP PW4_GROUP PW4_GROUP
-PW_ROWS_ASM(tt_dsp_pw_rows4, PW4_GROUP, PW4_REST, "{r0-r3}",
+PW_ROWS_ASM(tt_dsp_pw_rows4, PW4_GROUP, "{r0-r3}",
             "  itttt cs\n" PW_ROWS_ADDCS("r1") PW_ROWS_ADDCS("r2")
             "  itt cs\n" PW_ROWS_ADDCS("r3"), 4);
-#undef PW4_REST
 #undef PW4_GROUP
 #undef PW_ROWS_ASM
 #undef PW_ROWS_ADDCS
@@ -1078,7 +1065,7 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
     const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows;
     int32_t dummy[6];
     pw_rows6_args r6 = {g, g + e0 * co, stage, stage + (CB / 2) * co,
-                        e0 > 0 ? keep->a0 + c0 : 0, 4 * ci, m, -(co >> 2) & PW_TRIP_MASK(CB)};
+                        e0 > 0 ? keep->a0 + c0 : 0, 4 * ci, m, -(co >> 2) & 7};
     if (e0 > 0) r6.m = rows_fn(&r6);
     if (e1 > e0)
       r6.g = g + e0 * co, r6.gend = g + e1 * co, r6.kept = keep->a1 + c0,
@@ -1295,7 +1282,7 @@ row_major8(const pointwise *a, const tt_dsp_word *stage, int32_t blocks, tt_roun
   if (((CB) == 6 || (CB) == 4) && !(M) && (a->co & 7) == 0) {                              \
     int32_t dummy[6];                                                                       \
     pw_rows6_args r6 = {0, 0, stage, stage + ((CB) / 2) * a->co, dummy, 0, m,               \
-                        -(a->co >> 2) & PW_TRIP_MASK(CB)};                                  \
+                        -(a->co >> 2) & 7};                                                 \
     for (int32_t i = 0; i < keep->probes; ++i) {                                            \
       r6.g = a->dy + keep->probe[i] * a->co, r6.gend = r6.g + a->co;                        \
       r6.m = (CB) == 6 ? tt_dsp_pw_rows6(&r6) : tt_dsp_pw_rows4(&r6);                       \

@@ -1398,27 +1398,25 @@ TT_SETUP TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *no
   return kTfLiteOk;
 }
 
-/* A fused update, kStaged: its int8 and batch paths, whose frame holds the int8 kernels' 9 KB
- * DSP staging (GradStage); else its float32 path, which needs none. Two functions, so that
- * the float32 path's stack does not hold the staging (in one frame it was every path's:
- * 9,988 B painted on the rig's float32 rows; tflmrig27). */
-template <Layer kLayer, bool kStaged>
-__attribute__((noinline)) void FusedWeightUpdate(TfLiteContext *context, TfLiteNode *node,
-                                                 LayerData *d) {
+template <Layer kLayer>
+TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
   const tt_window window = LayerWindow(node, kLayer);
+  LayerData *d = static_cast<LayerData *>(node->user_data);
+  ReportUpdate(context, node, d, 3, 4);
+  if (!Training(context, node, Appended(d))) return kTfLiteOk;
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
   const uint8_t *mask = Data<uint8_t>(EvalInput(context, node, 1));
   const TfLiteEvalTensor *x = EvalInput(context, node, 2);
   TfLiteEvalTensor *w = EvalInput(context, node, 3);
   float *momentum = Data<float>(EvalInput(context, node, 4));
   float *scratch = static_cast<float *>(Scratch(context, d->scratch));
-  if (kStaged) {
-    GradStage stage;               /* the int8 kernels' DSP staging, the batch's gradient's too */
-    if (Batched(d)) {
-      WeightGrad<kLayer>(context, node, d, scratch, stage.bytes);
-      BatchStep(context, node, d, w, true, scratch, momentum);
-      return;
-    }
+  GradStage stage;               /* the int8 kernels' DSP staging, the batch's gradient's too */
+  if (Batched(d)) {
+    WeightGrad<kLayer>(context, node, d, scratch, stage.bytes);
+    BatchStep(context, node, d, w, true, scratch, momentum);
+    return kTfLiteOk;
+  }
+  if (d->int8) {
     const float *dy_scale = Data<float>(EvalInput(context, node, 5));
     if (kLayer == kConv) {
       tt_conv2d_weight_update_s8_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
@@ -1440,7 +1438,7 @@ __attribute__((noinline)) void FusedWeightUpdate(TfLiteContext *context, TfLiteN
           d->scales, d->n_scales, momentum, Residual(context, node, d), &d->sgd, &d->state,
           scratch);
     }
-    return;
+    return kTfLiteOk;
   }
   if (kLayer == kConv) {
     tt_conv2d_weight_update_s8(Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2),
@@ -1459,18 +1457,6 @@ __attribute__((noinline)) void FusedWeightUpdate(TfLiteContext *context, TfLiteN
         Data<float>(dy), mask, Count(dy->dims) / Last(dy), Last(dy), Data<int8_t>(x),
         d->x_scale, d->x_zero_point, Last(x), Data<int8_t>(w), Dim(w, 1), d->scales,
         d->n_scales, momentum, Residual(context, node, d), &d->sgd, &d->state, scratch);
-  }
-}
-
-template <Layer kLayer>
-TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
-  LayerData *d = static_cast<LayerData *>(node->user_data);
-  ReportUpdate(context, node, d, 3, 4);
-  if (!Training(context, node, Appended(d))) return kTfLiteOk;
-  if (Batched(d) || d->int8) {
-    FusedWeightUpdate<kLayer, true>(context, node, d);
-  } else {
-    FusedWeightUpdate<kLayer, false>(context, node, d);
   }
   return kTfLiteOk;
 }
