@@ -175,8 +175,8 @@ def test_a_larger_code_gives_up_conversions_under_the_default_budget(mobile, mon
 
 
 # MCUNet's 99kb model is the one at the budget's edge (2,700 B of 1 MB spare at round 26's
-# code; round 27's, 3.6 KB more, takes it over: 4 conversions given up, 0.6 KB of SRAM); the
-# person detector and MobileNetV2 are 200-350 KB under it and take the same path.
+# code, about 0.3 KB at round 27's); the person detector and MobileNetV2 are 200-350 KB
+# under it and take the same path.
 MCUNET = ("tiny-training", "mcunet-5fps.pkl")
 
 
