@@ -335,10 +335,11 @@ def render(doc: dict) -> str:
             f"{','.join(map(str, doc['seeds']))} (n per cell below). Validation accuracy in %, "
             "mean +- standard error over the n seeds run; the differences are paired by seed "
             "(the seeds both columns have). "
-            + ("The product's default (int8 activation gradients, the head residual, the "
-               "finest head grid) first; the earlier int8 + QAS columns and the diagnostic "
-               "(fp32 with every activation on the int8 forward's grid) below." if second
-               else "")
+            + ("The product's default (int8 activation gradients, "
+               + ("the head residual, " if any(residual_of(r) for r in runs) else "")
+               + "the finest head grid) first; the earlier int8 + QAS columns and the "
+               "diagnostic (fp32 with every activation on the int8 forward's grid) below."
+               if second else "")
             + "\n\n" + table(runs, steps, val)
             + ("\n\n" + table(runs, steps, val, main=False) if second else "")
             + "\n\nCPU time per run, mean (one process, niced, on the shared machine): "

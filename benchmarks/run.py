@@ -53,6 +53,11 @@ RUNS = {
     "transfer_head12x": ["transfer.py", "--steps", "1000", "--val", "3000", "--seeds", "0,1,2",
                          "--variants", "qas,fp32", "--grad", "int8", "--json",
                          "transfer_head12x.json"],
+    # round 27: int8 + QAS with the head's rounding residual, augment's default since (the
+    # file's fp32 rows are transfer_head12x.json's: fp32 has no residual)
+    "transfer_head_residual": ["transfer.py", "--steps", "1000", "--val", "3000", "--seeds",
+                               "0,1,2", "--variants", "qas", "--grad", "int8", "--json",
+                               "transfer_head_residual.json"],
     # where int8 + QAS's gap to fp32 comes from (branch accuracy): last:2 at the rule's rates,
     # and float32 activation gradients on the 8x head
     "transfer_rule_rates": ["transfer.py", "--schemes", "last:2", "--lr", "rule", "--steps",

@@ -404,6 +404,9 @@ TABLES = {
                             "transfer_int8_grads_more.json",
                             "transfer_int8_grads_sparse_more.json"], render_head_grid),
     "transfer-head12x": (["transfer_head12x.json"], render_grads),
+    # round 27: int8 + QAS with the head's rounding residual (augment's default since), fp32
+    # rows copied from transfer_head12x.json (fp32 has no residual: the same runs)
+    "transfer-head-residual": (["transfer_head_residual.json"], render_grads),
     "transfer-gap": (["transfer_head8x.json", "transfer_head8x_sparse_more.json",
                       "transfer_int8_grads.json", "transfer_int8_grads_sparse_more.json",
                       "transfer_rule_rates.json", "transfer_gap_diag.json",
