@@ -64,8 +64,10 @@ class Hyper:
     # the new head's weight update carries each weight's rounding remainder in an int8 of
     # 1/256 LSB and rounds to nearest (schema: the update ops' residual) instead of rounding
     # stochastically: the head's steps are mostly sub-LSB and their rounding noise cost
-    # about 0.3 point (benchmarks/RESULTS.md). Pretrained weights never get one (measured
-    # useless there: RESULTS "A rounding residual for QAS, round 24")
+    # bias-only 0.24 +- 0.09 point on MobileNetV2-w0.35 and 0.18 +- 0.09 on MCUNet-5FPS (12
+    # seeds, paired; benchmarks/RESULTS.md, "Table 1 at today's defaults, round 27").
+    # Pretrained weights never get one (measured useless there: RESULTS "A rounding
+    # residual for QAS, round 24")
     head_residual: bool = True
 
     @property
