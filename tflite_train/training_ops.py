@@ -67,10 +67,15 @@ def batch_of(op: Operator) -> int:
     return int(options_of(op).get("batch", 1))
 
 
+def _appended_tensors(graph, input_of) -> set[int]:
+    """The tensors `input_of(graph, op)` names (-1: none) over the model's TT_* ops."""
+    return {t for op in graph.operators if op.kind.startswith("TT_") and op.kind in
+            schema()["ops"] for t in [input_of(graph, op)] if t >= 0}
+
+
 def accumulator_tensors(graph) -> set[int]:
     """The batch accumulators of a training model's update ops (augment --batch B > 1)."""
-    return {a for op in graph.operators if op.kind.startswith("TT_") and op.kind in
-            schema()["ops"] for a in [accumulator_input(graph, op)] if a >= 0}
+    return _appended_tensors(graph, accumulator_input)
 
 
 def accumulator_pos(graph, op: Operator) -> int:
@@ -99,8 +104,7 @@ def residual_input(graph, op: Operator) -> int:
 
 def residual_tensors(graph) -> set[int]:
     """The rounding residuals of a training model's weight updates (augment --head-residual)."""
-    return {r for op in graph.operators if op.kind.startswith("TT_") and op.kind in
-            schema()["ops"] for r in [residual_input(graph, op)] if r >= 0}
+    return _appended_tensors(graph, residual_input)
 
 
 def accumulator_input(graph, op: Operator) -> int:

@@ -904,16 +904,21 @@ int AccumulatorInput(const TfLiteNode *node, const LayerData *d) {
   return InputCount(node) - Appended(d);
 }
 
-/* The residual's data (the last input), or NULL: the kernels' _residual forms take it. */
+/* The residual's input index (the last input), or -1 without one. */
+int ResidualInput(const TfLiteNode *node, const LayerData *d) {
+  return d->residual ? InputCount(node) - 1 : -1;
+}
+
+/* The residual's data, or NULL: the kernels' _residual forms take it. */
 int8_t *Residual(const TfLiteContext *context, const TfLiteNode *node, const LayerData *d) {
-  return d->residual ? Data<int8_t>(EvalInput(context, node, InputCount(node) - 1)) : nullptr;
+  return d->residual ? Data<int8_t>(EvalInput(context, node, ResidualInput(node, d))) : nullptr;
 }
 
 void ReportUpdate(const TfLiteContext *context, const TfLiteNode *node, LayerData *d,
                   int parameter, int momentum) {
   ReportState(context, node, &d->state, node->inputs->data[parameter], momentum,
               Batched(d) ? AccumulatorInput(node, d) : -1,
-              d->residual ? InputCount(node) - 1 : -1);
+              ResidualInput(node, d));
 }
 
 /* An update op's option batch, checked before the input count that follows from it
@@ -1005,7 +1010,7 @@ TT_SETUP bool AccumulatorOk(Prepare &p, TfLiteNode *node, const LayerData *d, in
  * -1. */
 TT_SETUP bool ResidualOk(Prepare &p, TfLiteNode *node, const LayerData *d, int32_t count) {
   if (!d->residual) return true;
-  const int r = InputCount(node) - 1;
+  const int r = ResidualInput(node, d);
   if (!Batched(d) && HasInput(node, r - 1))
     return p.Fail("batch 1 takes no accumulator input (-1 before the residual)"), false;
   TfLiteTensor *t = p.In(r, kTfLiteInt8, "residual");
