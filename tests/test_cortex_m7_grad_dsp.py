@@ -330,33 +330,46 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
     # third. Every position kept (one pass; all but one: dx's quarter
     # and the scratch), so the first pass walks all 18 rows (a guessing pass walks only the
     # kept rows and probes, and the unkept rows' maximum is steady_rows')
-    for co, sign in ((16, 1), (16, -1), (24, 1), (24, -1)):
+    # ci 18: three blocks of 6, one chunk of tt_dsp_pw_rows6x (row-major, dy widened once a
+    # row), whose own test is tried the same way in the chunk's last block: output 13 (times
+    # 1, dy 18) adds 18 more to columns 12-17 (output 12's reach them too), so row p's
+    # largest there is 20036 + p, one above the maximum so far (row p - 1's), in column
+    # p % 6 + 12
+    for ci, co, sign in ((12, 16, 1), (12, 16, -1), (12, 24, 1), (12, 24, -1), (18, 16, 1),
+                         (18, 24, -1)):
         dy = rng.integers(-20, 21, (18, co)).astype(np.int8)
         dy[:, 12] = 18
-        wt = np.zeros((co, 1, 1, 12), np.int8)
+        wt = np.zeros((co, 1, 1, ci), np.int8)
         for o in range(6):
-            wt[o, 0, 0, [o, o + 6]] = 1
-            wt[6 + o, 0, 0, [o, o + 6]] = 1
+            wt[o, 0, 0, list(range(o, ci, 6))] = 1
+            wt[6 + o, 0, 0, list(range(o, ci, 6))] = 1
         wt[12, 0, 0, 6:] = 1
+        if ci == 18:
+            wt[13, 0, 0, 12:] = 1
         mult = np.array([256] * 6 + [1] * (co - 6), np.int16)
         for p in range(18):
             v = 20000 + p
             hi = (v + 128) // 256
             dy[p, [p % 6, p % 6 + 6]] = [hi, v - 256 * hi]
             dy[p, 12] = 18
+            if ci == 18:
+                dy[p, 13] = 18
             dy[p] *= sign * (-1) ** (p + 1)
         acc = (dy.astype(np.int64) * mult) @ wt[:, 0, 0, :].astype(np.int64)
         assert [int(np.abs(r[:6]).max()) for r in acc] == list(range(20000, 20018))
-        assert [int(np.abs(r[6:]).max()) for r in acc] == list(range(20018, 20036))
-        assert np.sign(acc[17, 11]) == sign
+        assert [int(np.abs(r[6:12]).max()) for r in acc] == list(range(20018, 20036))
+        if ci == 18:
+            assert [int(np.abs(r[12:]).max()) for r in acc] == list(range(20036, 20054))
+            assert [int(np.argmax(np.abs(r[12:]))) for r in acc] == [p % 6 for p in range(18)]
+        assert np.sign(acc[17, ci - 1]) == sign
         for kept, stochastic in ((18, False), (17, True)):
-            dx, scale = np.zeros((1, 3, 6, 12), np.int8), np.zeros(1, np.float32)
+            dx, scale = np.zeros((1, 3, 6, ci), np.int8), np.zeros(1, np.float32)
             state = c_kernels.UpdateState(5, 3)
-            scratch = np.zeros(kept * 12, np.int32) if kept else None
+            scratch = np.zeros(kept * ci, np.int32) if kept else None
             lib.tt_conv2d_input_grad_s8(
                 i8(dy.reshape(1, 3, 6, co)), rig_p(np.array([0.01], np.float32), C.c_float),
                 None, 1, 3, 6, co, i8(wt), rig_p(mult, C.c_int16), C.c_float(0.001), 1, 1,
-                C.byref(c_kernels.Window(1, 1, 1, 1, 0, 0)), 3, 6, 12, i8(dx),
+                C.byref(c_kernels.Window(1, 1, 1, 1, 0, 0)), 3, 6, ci, i8(dx),
                 rig_p(scale, C.c_float), C.byref(state) if stochastic else None,
                 rig_p(scratch, C.c_int32), kept)
     # the maximum at one unkept row (its dy 12 times a column, so the largest sum of dy^2:

@@ -1009,6 +1009,88 @@ PW_ROWS_ASM(tt_dsp_pw_rows4, PW4_GROUP, "{r0-r3}",
             "  itttt cs\n" PW_ROWS_ADDCS("r1") PW_ROWS_ADDCS("r2")
             "  itt cs\n" PW_ROWS_ADDCS("r3"), 4);
 #undef PW4_GROUP
+
+/* tt_dsp_pw_rows6 row-major over a chunk of blocks of 6 (the measuring walk's sixes, co a
+ * multiple of 8, wherever three or more blocks' staging fits: staged_walk), each row's dy
+ * sign-extended once into `wide` (co / 2 words: SXTB16's even and odd halves of each dy
+ * word in turn, 9 instructions per 8 dy) and then read by every block: a group is one LDM of
+ * its two halves where rows6 loads and extends each block's (16 instructions per 24 MACs
+ * against 18). The blocks' staged words follow one another (3 co words a block), so the
+ * staged pointer runs on from one block into the next; a block's groups end where the
+ * widened pointer reaches wide's end (the same for every block and row). A row keeps its
+ * blocks' sums side by side (6 words a block from `kept` on), then steps `rowstep` bytes
+ * (step - 24 nb: rows not kept write one dummy row again and again). Same sums (the same
+ * products added in the same order per sum as rows6: SMLAD of the same halves from zero),
+ * the same test (within's, against the maximum so far) and maximum. Frame of 72 bytes
+ * beside the 36 pushed: six zero words, wide (one LDM starts a block: the sums and the
+ * widened pointer), the entry (the first pair's address or the second's ... as rows6),
+ * wide's end, the kept pointer, m, 2m, the chunk's staged end, rowstep, g, gend, stage. */
+typedef struct {
+  const int8_t *g, *gend;             /* the rows, whole rows of co bytes */
+  const tt_dsp_word *stage, *send;    /* nb staged blocks of 6 (3 co words each), their end */
+  int32_t *kept;                      /* the first row's first block's six sums */
+  int32_t rowstep;                    /* bytes from a row's last block's sums' end to the next row's */
+  uint32_t m;                         /* the maximum so far */
+  int32_t skip;                       /* (-co / 4) % 8: the groups a block's first pass skips */
+  uint32_t *wide;                     /* co / 2 words, 4-byte aligned */
+  int32_t co;
+} pw_rows6x_args;
+#define PW6X_GROUP                                                                          \
+  "  ldm r12!, {r6, r7}\n"                                                                  \
+  "  ldm lr!, {r8-r11}\n  smlad r0, r8, r6, r0\n  smlad r0, r9, r7, r0\n"                   \
+  "  smlad r1, r10, r6, r1\n  smlad r1, r11, r7, r1\n"                                      \
+  "  ldm lr!, {r8-r11}\n  smlad r2, r8, r6, r2\n  smlad r2, r9, r7, r2\n"                   \
+  "  smlad r3, r10, r6, r3\n  smlad r3, r11, r7, r3\n"                                      \
+  "  ldm lr!, {r8-r11}\n  smlad r4, r8, r6, r4\n  smlad r4, r9, r7, r4\n"                   \
+  "  smlad r5, r10, r6, r5\n  smlad r5, r11, r7, r5\n"
+__asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6x)
+        "  sub sp, sp, #72\n"
+        "  ldm r0, {r1-r10}\n"
+        "  str r9, [sp, #24]\n  add r10, r9, r10, lsl #1\n  str r10, [sp, #32]\n"
+        "  str r5, [sp, #36]\n  lsl r11, r7, #1\n  strd r7, r11, [sp, #40]\n"
+        "  str r4, [sp, #48]\n  str r6, [sp, #52]\n  strd r1, r2, [sp, #56]\n"
+        "  str r3, [sp, #64]\n"
+        "  adr.w r9, 1f\n  adr.w r10, 5f\n  sub r10, r10, r9\n  lsr r8, r8, #1\n"
+        "  mla r9, r8, r10, r9\n  orr r9, r9, #1\n  str r9, [sp, #28]\n"
+        "  movs r0, #0\n  movs r1, #0\n  movs r2, #0\n  movs r3, #0\n  movs r4, #0\n"
+        "  movs r5, #0\n  stm sp, {r0-r5}\n"
+        "6:\n"                                      /* a row: its dy widened */
+        "  ldrd r12, r1, [sp, #56]\n  cmp r12, r1\n  beq 9f\n"
+        "  ldr r0, [sp, #24]\n  ldr r1, [sp, #32]\n"
+        "7:\n"
+        "  ldr r6, [r12], #4\n  ldr r7, [r12], #4\n"
+        "  sxtb16 r8, r6\n  sxtb16 r9, r6, ror #8\n  sxtb16 r10, r7\n  sxtb16 r11, r7, ror #8\n"
+        "  stm r0!, {r8-r11}\n  cmp r0, r1\n  bne 7b\n"
+        "  str r12, [sp, #56]\n  ldr lr, [sp, #64]\n"
+        "0:\n"                                      /* a block */
+        "  ldm sp, {r0-r5, r12}\n  ldr pc, [sp, #28]\n"
+        "1:\n" PW6X_GROUP PW6X_GROUP
+        "5:\n" PW6X_GROUP PW6X_GROUP PW6X_GROUP PW6X_GROUP PW6X_GROUP PW6X_GROUP
+        "  ldr r8, [sp, #32]\n  cmp r12, r8\n  bne 1b\n"
+        "  ldr r6, [sp, #36]\n  stm r6!, {r0-r5}\n  str r6, [sp, #36]\n"
+        "  ldrd r8, r9, [sp, #40]\n"
+        "  add r11, r0, r8\n  cmp r9, r11\n"
+        "  itttt cs\n" PW_ROWS_ADDCS("r1") PW_ROWS_ADDCS("r2")
+        "  itttt cs\n" PW_ROWS_ADDCS("r3") PW_ROWS_ADDCS("r4")
+        "  itt cs\n" PW_ROWS_ADDCS("r5")
+        "  bcs 3f\n"
+        "  sub r6, r6, #24\n  mov r7, #6\n"
+        "4:\n"
+        "  ldr r11, [r6], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n"
+        "  cmp r9, r8\n  it hi\n  movhi r8, r9\n  subs r7, r7, #1\n  bne 4b\n"
+        "  lsl r9, r8, #1\n  strd r8, r9, [sp, #40]\n"
+        "3:\n"
+        "  ldr r8, [sp, #48]\n  cmp lr, r8\n  bne 0b\n"
+        "  ldr r6, [sp, #36]\n  ldr r7, [sp, #52]\n  add r6, r6, r7\n  str r6, [sp, #36]\n"
+        "  b 6b\n"
+        "9:\n"
+        "  ldr r0, [sp, #40]\n"
+        "  add sp, sp, #72\n"
+        "  pop {r4-r11, pc}\n"
+        "  .size tt_dsp_pw_rows6x, . - tt_dsp_pw_rows6x\n"
+        "  .text\n");
+#undef PW6X_GROUP
+uint32_t tt_dsp_pw_rows6x(const pw_rows6x_args *a);
 #undef PW_ROWS_ASM
 #undef PW_ROWS_ADDCS
 uint32_t tt_dsp_pw_rows4(const pw_rows6_args *a);
@@ -1360,6 +1442,44 @@ static int32_t block_width(int32_t co, int masked) {
   return masked && width == 6 ? 4 : width;
 }
 
+#if TT_DSP_ASM_ALL_REGS
+/* The measuring walk's first `six` blocks of 6 (staged_walk's sixes) by tt_dsp_pw_rows6x,
+ * in chunks of as many blocks as the staging holds beside the widened row (co / 2 words)
+ * and a dummy row's sums (6 words a block), where that is three or more (fewer: 0 columns
+ * done, the blocks go one by one as before); each block's probes (`probing`) after its
+ * chunk's rows. Returns the columns done (a multiple of 6). */
+static __attribute__((noinline)) int32_t sixes_by_rows(const pointwise *a, int32_t six,
+                                                       const tt_keep *keep, int probing,
+                                                       uint32_t *top, tt_dsp_word *stage) {
+  const int32_t co = a->co, ci = a->ci, rows = a->rows, block = 3 * co;
+  const int32_t fit = (TT_GRAD_DSP_STAGE_BYTES / 4 - co / 2) / (block + 6);
+  if (fit < 3 || six < 3) return 0;
+  const int32_t n0 = keep != 0 ? keep->n0 : 0, n1 = keep != 0 ? keep->n1 : 0;
+  /* the rows kept at a0, at a1, and not kept: [at[s], at[s + 1]) */
+  const int32_t at[4] = {0, n0 < rows ? n0 : rows, n1 < rows ? n1 : rows, rows};
+  int32_t c0 = 0;
+  pw_rows6x_args x;
+  x.m = *top, x.skip = -(co >> 2) & 7, x.co = co, x.stage = stage;
+  for (int32_t left = six, k = (six + fit - 1) / fit; left > 0; --k) {
+    const int32_t nb = (left + k - 1) / k;                  /* the chunks as even as can be */
+    for (int32_t b = 0; b < nb; ++b) stage_columns(a, c0 + 6 * b, 6, 6, stage + b * block);
+    x.send = x.wide = stage + nb * block;
+    for (int32_t s = 0; s < 3; ++s) {
+      if (at[s + 1] <= at[s]) continue;
+      x.g = a->dy + at[s] * co, x.gend = a->dy + at[s + 1] * co;
+      x.kept = s == 0 ? keep->a0 + c0 : s == 1 ? keep->a1 + c0 : (int32_t *)x.wide + co / 2;
+      x.rowstep = (s < 2 ? 4 * ci : 0) - 24 * nb;
+      x.m = tt_dsp_pw_rows6x(&x);
+    }
+    if (probing)
+      for (int32_t b = 0; b < nb; ++b) x.m = probes6_0(a, stage + b * block, keep, x.m);
+    c0 += 6 * nb, left -= nb;
+  }
+  *top = x.m;
+  return c0;
+}
+#endif
+
 /* The staged walk of a layer tt_dsp_pointwise_input_grad_s8 has checked and given to it (its
  * own frame: the staging on the stack is not under the unstaged rows' frames). */
 static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t *mask,
@@ -1418,7 +1538,13 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
                             ? ci - (ci % 6 == 4 && co >= 16 ? 4 : 8 * ((ci % 6) >> 1)) : 0;
   block_fn walk = sixes >= 6 ? block6_0 : fn;
   probes_fn probe = sixes >= 6 ? probes6_0 : probes;
-  for (int32_t c0 = 0, w = sixes >= 6 ? 6 : CB; c0 < ci; c0 += w) {
+  int32_t c0 = 0;
+#if TT_DSP_ASM_ALL_REGS
+  /* three or more blocks of 6 row by row, where they fit (sixes_by_rows) */
+  if (sixes >= 18 && amax != 0 && co >= 16)
+    c0 = sixes_by_rows(&a, sixes / 6, keep, probes != 0, &top, stage);
+#endif
+  for (int32_t w = sixes >= 6 ? 6 : CB; c0 < ci; c0 += w) {
     /* ci = 4 mod 6 and co >= 16: a last block of 4 rather than two of 8 after one six
      * fewer (64->64 @12x12: blocks of 8 0.96 a MAC, of 6 0.83, the block of 4 1.15; at co
      * 8, 16->8 @64x64, the rows' own work made 6, 6, 4 2.5% slower than 8, 8) */
