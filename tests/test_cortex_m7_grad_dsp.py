@@ -233,10 +233,19 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                                                       # (the first) at the last shape
               (1, 4, 4, 16, 22),                      # ci 4 mod 6: 6, 6, 6, then a block
                                                       # of 4 (block4_0), not 8 and 8
-              (1, 3, 4, 64, 12)]                      # co 64 in blocks of 6 (12 rows, ci
+              (1, 3, 4, 64, 12),                      # co 64 in blocks of 6 (12 rows, ci
                                                       # 12): tt_dsp_pw_rows6 entered at its
                                                       # first group (review23a: k 2's ci 17
                                                       # never ran a block of 6)
+              (1, 4, 4, 32, 32),                      # ci 2 mod 6, co 32: four sixes row
+                                                      # by row (tt_dsp_pw_rows6x, co / 8
+                                                      # even: the widening entered at its
+                                                      # first half; co 24 above: its
+                                                      # second), then two blocks of 4
+              (1, 2, 3, 336, 16)]                     # blocks of 6 (CB 6, no sixes) at ci
+                                                      # 4 mod 6: the last of 4 is block's
+                                                      # (the rounding walk's), not the
+                                                      # sixes' block4_0
     if rows_only:
         # unstaged (tt_input_grad_rows_dsp.c, 1-3 rows): two rows and a last one, an odd co,
         # columns past the last block of four; 4 positions: the second pass of 3 rows; 520

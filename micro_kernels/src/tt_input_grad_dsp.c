@@ -1013,7 +1013,7 @@ PW_ROWS_ASM(tt_dsp_pw_rows4, PW4_GROUP, "{r0-r3}",
 /* tt_dsp_pw_rows6 row-major over a chunk of blocks of 6 (the measuring walk's sixes, co a
  * multiple of 8, wherever three or more blocks' staging fits: staged_walk), each row's dy
  * sign-extended once into `wide` (co / 2 words: SXTB16's even and odd halves of each dy
- * word in turn, 9 instructions per 8 dy) and then read by every block: a group is one LDM of
+ * word in turn) and then read by every block: a group is one LDM of
  * its two halves where rows6 loads and extends each block's (16 instructions per 24 MACs
  * against 18). The blocks' staged words follow one another (3 co words a block), so the
  * staged pointer runs on from one block into the next; a block's groups end where the
@@ -1021,10 +1021,13 @@ PW_ROWS_ASM(tt_dsp_pw_rows4, PW4_GROUP, "{r0-r3}",
  * blocks' sums side by side (6 words a block from `kept` on), then steps `rowstep` bytes
  * (step - 24 nb: rows not kept write one dummy row again and again). Same sums (the same
  * products added in the same order per sum as rows6: SMLAD of the same halves from zero),
- * the same test (within's, against the maximum so far) and maximum. Frame of 72 bytes
+ * the same test (within's, against the maximum so far) and maximum. Frame of 80 bytes
  * beside the 36 pushed: six zero words, wide (one LDM starts a block: the sums and the
- * widened pointer), the entry (the first pair's address or the second's ... as rows6),
- * wide's end, the kept pointer, m, 2m, the chunk's staged end, rowstep, g, gend, stage. */
+ * widened pointer), wide's end, the groups' entry (as rows6's: the first pair's address or
+ * the second's, with the Thumb bit), the kept pointer and rowstep (one LDRD a row), m and
+ * 2m (one a block), the chunk's staged end, g, gend, stage, the widening's entry (its loop
+ * takes 16 dy a trip, entered at its second half where co / 8 is odd: 8 instructions per 8
+ * dy), a pad. */
 typedef struct {
   const int8_t *g, *gend;             /* the rows, whole rows of co bytes */
   const tt_dsp_word *stage, *send;    /* nb staged blocks of 6 (3 co words each), their end */
@@ -1044,31 +1047,36 @@ typedef struct {
   "  ldm lr!, {r8-r11}\n  smlad r4, r8, r6, r4\n  smlad r4, r9, r7, r4\n"                   \
   "  smlad r5, r10, r6, r5\n  smlad r5, r11, r7, r5\n"
 __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6x)
-        "  sub sp, sp, #72\n"
+        "  sub sp, sp, #80\n"
         "  ldm r0, {r1-r10}\n"
-        "  str r9, [sp, #24]\n  add r10, r9, r10, lsl #1\n  str r10, [sp, #32]\n"
-        "  str r5, [sp, #36]\n  lsl r11, r7, #1\n  strd r7, r11, [sp, #40]\n"
-        "  str r4, [sp, #48]\n  str r6, [sp, #52]\n  strd r1, r2, [sp, #56]\n"
-        "  str r3, [sp, #64]\n"
+        "  adr.w r11, 7f\n  adr.w r0, 17f\n  tst r10, #8\n  it ne\n  movne r11, r0\n"
+        "  orr r11, r11, #1\n  str r11, [sp, #68]\n"
+        "  add r10, r9, r10, lsl #1\n  strd r9, r10, [sp, #24]\n"
+        "  strd r5, r6, [sp, #36]\n  lsl r11, r7, #1\n  strd r7, r11, [sp, #44]\n"
+        "  str r4, [sp, #52]\n  strd r1, r2, [sp, #56]\n  str r3, [sp, #64]\n"
         "  adr.w r9, 1f\n  adr.w r10, 5f\n  sub r10, r10, r9\n  lsr r8, r8, #1\n"
-        "  mla r9, r8, r10, r9\n  orr r9, r9, #1\n  str r9, [sp, #28]\n"
+        "  mla r9, r8, r10, r9\n  orr r9, r9, #1\n  str r9, [sp, #32]\n"
         "  movs r0, #0\n  movs r1, #0\n  movs r2, #0\n  movs r3, #0\n  movs r4, #0\n"
         "  movs r5, #0\n  stm sp, {r0-r5}\n"
         "6:\n"                                      /* a row: its dy widened */
         "  ldrd r12, r1, [sp, #56]\n  cmp r12, r1\n  beq 9f\n"
-        "  ldr r0, [sp, #24]\n  ldr r1, [sp, #32]\n"
+        "  ldrd r0, r1, [sp, #24]\n  ldr pc, [sp, #68]\n"
         "7:\n"
+        "  ldr r6, [r12], #4\n  ldr r7, [r12], #4\n"
+        "  sxtb16 r8, r6\n  sxtb16 r9, r6, ror #8\n  sxtb16 r10, r7\n  sxtb16 r11, r7, ror #8\n"
+        "  stm r0!, {r8-r11}\n"
+        "17:\n"
         "  ldr r6, [r12], #4\n  ldr r7, [r12], #4\n"
         "  sxtb16 r8, r6\n  sxtb16 r9, r6, ror #8\n  sxtb16 r10, r7\n  sxtb16 r11, r7, ror #8\n"
         "  stm r0!, {r8-r11}\n  cmp r0, r1\n  bne 7b\n"
         "  str r12, [sp, #56]\n  ldr lr, [sp, #64]\n"
         "0:\n"                                      /* a block */
-        "  ldm sp, {r0-r5, r12}\n  ldr pc, [sp, #28]\n"
+        "  ldm sp, {r0-r5, r12}\n  ldr pc, [sp, #32]\n"
         "1:\n" PW6X_GROUP PW6X_GROUP
         "5:\n" PW6X_GROUP PW6X_GROUP PW6X_GROUP PW6X_GROUP PW6X_GROUP PW6X_GROUP
-        "  ldr r8, [sp, #32]\n  cmp r12, r8\n  bne 1b\n"
+        "  ldr r8, [sp, #28]\n  cmp r12, r8\n  bne 1b\n"
         "  ldr r6, [sp, #36]\n  stm r6!, {r0-r5}\n  str r6, [sp, #36]\n"
-        "  ldrd r8, r9, [sp, #40]\n"
+        "  ldrd r8, r9, [sp, #44]\n"
         "  add r11, r0, r8\n  cmp r9, r11\n"
         "  itttt cs\n" PW_ROWS_ADDCS("r1") PW_ROWS_ADDCS("r2")
         "  itttt cs\n" PW_ROWS_ADDCS("r3") PW_ROWS_ADDCS("r4")
@@ -1078,14 +1086,14 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6x)
         "4:\n"
         "  ldr r11, [r6], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n"
         "  cmp r9, r8\n  it hi\n  movhi r8, r9\n  subs r7, r7, #1\n  bne 4b\n"
-        "  lsl r9, r8, #1\n  strd r8, r9, [sp, #40]\n"
+        "  lsl r9, r8, #1\n  strd r8, r9, [sp, #44]\n"
         "3:\n"
-        "  ldr r8, [sp, #48]\n  cmp lr, r8\n  bne 0b\n"
-        "  ldr r6, [sp, #36]\n  ldr r7, [sp, #52]\n  add r6, r6, r7\n  str r6, [sp, #36]\n"
+        "  ldr r8, [sp, #52]\n  cmp lr, r8\n  bne 0b\n"
+        "  ldrd r6, r7, [sp, #36]\n  add r6, r6, r7\n  str r6, [sp, #36]\n"
         "  b 6b\n"
         "9:\n"
-        "  ldr r0, [sp, #40]\n"
-        "  add sp, sp, #72\n"
+        "  ldr r0, [sp, #44]\n"
+        "  add sp, sp, #80\n"
         "  pop {r4-r11, pc}\n"
         "  .size tt_dsp_pw_rows6x, . - tt_dsp_pw_rows6x\n"
         "  .text\n");
@@ -1547,8 +1555,12 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   for (int32_t w = sixes >= 6 ? 6 : CB; c0 < ci; c0 += w) {
     /* ci = 4 mod 6 and co >= 16: a last block of 4 rather than two of 8 after one six
      * fewer (64->64 @12x12: blocks of 8 0.96 a MAC, of 6 0.83, the block of 4 1.15; at co
-     * 8, 16->8 @64x64, the rows' own work made 6, 6, 4 2.5% slower than 8, 8) */
-    if (w == 6 && c0 + 6 > sixes && ci - c0 == 4)
+     * 8, 16->8 @64x64, the rows' own work made 6, 6, 4 2.5% slower than 8, 8); ci = 2 mod 6
+     * and co >= 32: two of 4 rather than one of 8 (32->64 @12x12: 1.012 -> 0.999 a MAC).
+     * Only after sixes: a walk of CB 6 (co 293-340 unmasked) keeps its own blocks (its
+     * rounding walks have no copy of block4_0) */
+    if (sixes >= 6 && w == 6 && c0 + 6 > sixes &&
+        (ci - c0 == 4 || (ci - c0 == 8 && co >= 32)))
       w = 4, walk = block4_0, probe = probes != 0 ? probes4_0 : 0;
     else if (w == 6 && c0 + 6 > sixes)
       w = CB, walk = fn, probe = probes;
