@@ -1454,11 +1454,10 @@ static int32_t block_width(int32_t co, int masked) {
 /* The measuring walk's first `six` blocks of 6 (staged_walk's sixes) by tt_dsp_pw_rows6x,
  * in chunks of as many blocks as the staging holds beside the widened row (co / 2 words)
  * and a dummy row's sums (6 words a block), where that is three or more (fewer: 0 columns
- * done, the blocks go one by one as before); each block's probes (`probing`) after its
- * chunk's rows. Returns the columns done (a multiple of 6). */
+ * done, the blocks go one by one as before). Returns the columns done (a multiple of 6). */
 static __attribute__((noinline)) int32_t sixes_by_rows(const pointwise *a, int32_t six,
-                                                       const tt_keep *keep, int probing,
-                                                       uint32_t *top, tt_dsp_word *stage) {
+                                                       const tt_keep *keep, uint32_t *top,
+                                                       tt_dsp_word *stage) {
   const int32_t co = a->co, ci = a->ci, rows = a->rows, block = 3 * co;
   const int32_t fit = (TT_GRAD_DSP_STAGE_BYTES / 4 - co / 2) / (block + 6);
   if (fit < 3 || six < 3) return 0;
@@ -1479,8 +1478,6 @@ static __attribute__((noinline)) int32_t sixes_by_rows(const pointwise *a, int32
       x.rowstep = (s < 2 ? 4 * ci : 0) - 24 * nb;
       x.m = tt_dsp_pw_rows6x(&x);
     }
-    if (probing)
-      for (int32_t b = 0; b < nb; ++b) x.m = probes6_0(a, stage + b * block, keep, x.m);
     c0 += 6 * nb, left -= nb;
   }
   *top = x.m;
@@ -1548,9 +1545,11 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   probes_fn probe = sixes >= 6 ? probes6_0 : probes;
   int32_t c0 = 0;
 #if TT_DSP_ASM_ALL_REGS
-  /* three or more blocks of 6 row by row, where they fit (sixes_by_rows) */
-  if (sixes >= 18 && amax != 0 && co >= 16)
-    c0 = sixes_by_rows(&a, sixes / 6, keep, probes != 0, &top, stage);
+  /* three or more blocks of 6 row by row, where they fit (sixes_by_rows); not with probes,
+   * whose calls under sixes_by_rows' frame would deepen the stack's high-water (this path:
+   * tflite_train/codegen/program.py stage_on_stack) by about 140 B */
+  if (sixes >= 18 && amax != 0 && co >= 16 && probes == 0)
+    c0 = sixes_by_rows(&a, sixes / 6, keep, &top, stage);
 #endif
   for (int32_t w = sixes >= 6 ? 6 : CB; c0 < ci; c0 += w) {
     /* ci = 4 mod 6 and co >= 16: a last block of 4 rather than two of 8 after one six
