@@ -1011,11 +1011,11 @@ PW_ROWS_ASM(tt_dsp_pw_rows4, PW4_GROUP, "{r0-r3}",
 #undef PW4_GROUP
 
 /* tt_dsp_pw_rows6 row-major over a chunk of blocks of 6 (the measuring walk's sixes, co a
- * multiple of 8, wherever three or more blocks' staging fits: staged_walk), each row's dy
- * sign-extended once into `wide` (co / 2 words: SXTB16's even and odd halves of each dy
- * word in turn) and then read by every block: a group is one LDM of
- * its two halves where rows6 loads and extends each block's (16 instructions per 24 MACs
- * against 18). The blocks' staged words follow one another (3 co words a block), so the
+ * multiple of 8, where three or more blocks' staging fits and the walk has no probes:
+ * sixes_by_rows), each row's dy sign-extended once into `wide` (co / 2 words: SXTB16's
+ * even and odd halves of each dy word in turn) and then read by every block: a group is
+ * one LDM of its two halves where rows6 loads and extends each block's (16 instructions
+ * per 24 MACs against 18). The blocks' staged words follow one another (3 co words a block), so the
  * staged pointer runs on from one block into the next; a block's groups end where the
  * widened pointer reaches wide's end (the same for every block and row). A row keeps its
  * blocks' sums side by side (6 words a block from `kept` on), then steps `rowstep` bytes
