@@ -136,6 +136,7 @@ def run_one(job: dict) -> dict:
     grad = job.get("grad") or "float32"
     hyper = Hyper(qas=job["variant"] != "int8", seed=job["seed"], decay_steps=job["steps"],
                   grad=grad.split("-")[0], head_residual=job.get("head_residual", False),
+                  weight_headroom=job.get("weight_headroom", 1.0),
                   grad_rounding="nearest" if grad.endswith("-nearest") else "stochastic")
     # every variant from augment's default training graph: fp32.FloatTrainer reads the
     # float model back from it (the memory passes' record restores each layer's fused
@@ -199,9 +200,18 @@ def residual_of(run: dict) -> bool | None:
     return None if run["variant"] in FLOAT else bool(run.get("head_residual", False))
 
 
+def weight_headroom_of(run: dict) -> float | None:
+    """The int8 variants' --weight-headroom (augment's, the trained pretrained weights' grids
+    that many times coarser; 1, the default, for runs from before the record). fp32 always
+    starts from the input model's weights here."""
+    return None if run["variant"] in FLOAT else float(run.get("weight_headroom", 1.0))
+
+
 def col(run: dict) -> tuple:
-    """A run's column: variant, activation gradients, head grid, head residual."""
-    return (run["variant"], grad_of(run), headroom_of(run), residual_of(run))
+    """A run's column: variant, activation gradients, head grid, head residual, pretrained
+    weights' headroom."""
+    return (run["variant"], grad_of(run), headroom_of(run), residual_of(run),
+            weight_headroom_of(run))
 
 
 def key(run: dict) -> tuple:
@@ -246,16 +256,19 @@ GRAD_NAMES = {"int8": "int8", "float32": "float32", "int8-nearest": "int8, neare
 
 
 def column(variant: str, grad: str | None, headroom: float | None,
-           residual: bool | None = None) -> str:
+           residual: bool | None = None, weights: float | None = None) -> str:
     """A column's name: the variant, and for the int8 ones their activation gradients,
-    head weight grid and head residual."""
+    head weight grid, head residual and pretrained weights' headroom (where not 1)."""
     return VARIANTS[variant] + ("" if grad is None else
                                 f" ({GRAD_NAMES[grad]} gradients, head {headroom:g}x"
-                                + (", residual)" if residual else ")"))
+                                + (", residual" if residual else "")
+                                + (f", weight headroom {weights:g}x" if weights not in
+                                   (None, 1.0) else "") + ")")
 
 
 def short(c: tuple) -> str:
-    return f"QAS ({c[1]}, {c[2]:g}x{', residual' if c[3] else ''})"
+    return (f"QAS ({c[1]}, {c[2]:g}x{', residual' if c[3] else ''}"
+            + (f", weights {c[4]:g}x" if c[4] not in (None, 1.0) else "") + ")")
 
 
 def table(runs: list[dict], steps: int, val: int, main: bool = True) -> str:
@@ -276,8 +289,9 @@ def table(runs: list[dict], steps: int, val: int, main: bool = True) -> str:
     order = {"qas": 0, "fp32": 1, "fp32-fq": 2, "fp32-sr": 2.1, "fp32-fq-sr": 2.2,
              "fp32-srh": 2.3, "fp32-srb": 2.4, "int8": 3}
     present = sorted({k[2:] for k in acc},
-                     key=lambda c: (order[c[0]], not c[3], c[2] or 0, c[1] != "int8"))
-    fp, fq = ("fp32", None, None, None), ("fp32-fq", None, None, None)
+                     key=lambda c: (order[c[0]], (c[4] or 1.0) != 1.0, not c[3], c[2] or 0,
+                                    c[1] != "int8"))
+    fp, fq = ("fp32", None, None, None, None), ("fp32-fq", None, None, None, None)
     qas_all = [c for c in present if c[0] == "qas"]
     if main:
         cols = [c for c in present if c in qas_all[:1] or c == fp or c[0] == "int8"]
@@ -359,14 +373,15 @@ def render_gap(doc: dict, gap: dict, every_grid: bool = False) -> str:
         c = col(r)
         acc.setdefault((r["model"], r["scheme"]), {}).setdefault(c, {})[r["seed"]] = (
             100 * r["val_accuracy"])
-    fp = ("fp32", None, None, None)
+    fp = ("fp32", None, None, None, None)
     order = ["fp32", "fp32-fq", "fp32-sr", "fp32-fq-sr", "fp32-srh", "fp32-srb", "qas"]
     lines = ["| model | scheme | run | accuracy per seed | mean +- SE | minus fp32 (paired) "
              "| minus int8 + QAS, default (paired) |", "|---|---|---|---|---:|---:|---:|"]
     for model, scheme in dict.fromkeys((r["model"], r["scheme"]) for r in gap["runs"]):
         cells = acc[(model, scheme)]
         qas = [c for c in cells if c[0] == "qas"]
-        default = min(qas, key=lambda c: (not c[3], c[2], c[1] != "int8"))
+        default = min(qas, key=lambda c: ((c[4] or 1.0) != 1.0, not c[3], c[2],
+                                          c[1] != "int8"))
         cols = sorted((c for c in cells if c[0] in order and (c[0] != "qas" or every_grid
                                                                 or c[2] == default[2])),
                       key=lambda c: (order.index(c[0]), c != default, c[1] or ""))
@@ -423,12 +438,22 @@ def main() -> None:
     ap.add_argument("--head-residual", choices=["on", "off"], default="on",
                     help="the int8 variants' head rounding residual (augment --head-residual; "
                          "default on, augment's)")
+    ap.add_argument("--weight-headroom", type=float, default=1.0, metavar="H",
+                    help="the int8 variants' augment --weight-headroom H (the trained "
+                         "pretrained weights' grids H times coarser; default 1, augment's); "
+                         "fp32 starts from the input model either way")
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
     ap.add_argument("--json", type=Path, default=HERE / JSON_NAME)
     args = ap.parse_args()
     bad = [g for g in args.grad.split(",") if g not in ("int8", "int8-nearest", "float32")]
     if bad:
         sys.exit(f"unknown --grad value: {', '.join(bad)}")
+    from tflite_train.errors import TTError
+    from tflite_train.headroom import check
+    try:
+        check(args.weight_headroom)
+    except TTError as e:
+        sys.exit(str(e))
     if not PKLS.exists():
         sys.exit(f"{PKLS} is not present: this benchmark needs ../shared/models")
     doc = json.loads(args.json.read_text()) if args.json.exists() else {"runs": []}
@@ -443,7 +468,9 @@ def main() -> None:
              "val": args.val,
              **({} if v in FLOAT else {"grad": g,
                                        "head_headroom": args.head_headroom or HEAD_WEIGHT_HEADROOM,
-                                       "head_residual": args.head_residual == "on"})}
+                                       "head_residual": args.head_residual == "on",
+                                       **({"weight_headroom": args.weight_headroom}
+                                          if args.weight_headroom != 1.0 else {})})}
             for seed in seeds for m in args.models.split(",")
             for s in args.schemes.split(",") for v in args.variants.split(",")
             for g in (["-"] if v in FLOAT else args.grad.split(","))]

@@ -426,12 +426,20 @@ def main() -> int:
     ap.add_argument("--scheme", default="last:2", help="--model's scheme")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path, help="build in this (new) folder and keep it")
+    ap.add_argument("--extra-code", type=int, default=0, metavar="BYTES",
+                    help="augment as if TFLM's and our code were BYTES larger (what the "
+                         "flash budget gives up when code grows; the rows record it)")
     ap.add_argument("--debug", action="store_true")
     args = ap.parse_args()
     try:
+        if args.extra_code < 0:
+            raise Stop("--extra-code must be 0 or more bytes")
         includes = check_inputs(args)
         if args.steps < 1:
             raise Stop("--steps must be at least 1")
+        if args.extra_code:
+            from tflite_train import tflm_memory
+            tflm_memory.TFLM_CODE_BYTES += args.extra_code
         from tflm_memory import MODELS
         rows = []
         with tempfile.TemporaryDirectory(prefix="tflm-rig-") as tmp:
@@ -453,6 +461,8 @@ def main() -> int:
                     rows.append(measure(label, source, scheme, args.steps, tmp, ours,
                                         includes, args.tflm_lib.resolve(), passes, args.grad,
                                         args.batch))
+                    if args.extra_code:
+                        rows[-1]["extra_code"] = args.extra_code
                     print(render_rows([rows[-1]]), flush=True)
     except Stop as exc:
         if args.debug:
@@ -476,7 +486,8 @@ def main() -> int:
 
 
 def _key(r: dict) -> tuple:
-    return r["model"], r["scheme"], r.get("grad", "float32"), r["passes"], r.get("batch", 1)
+    return (r["model"], r["scheme"], r.get("grad", "float32"), r["passes"], r.get("batch", 1),
+            r.get("extra_code", 0))
 
 
 def merged(old: list[dict], new: list[dict]) -> list[dict]:
@@ -507,6 +518,8 @@ def _name(r: dict) -> str:
         name += " (memory passes off)"
     if r["memory_map"] != "board":
         name += f" [{r['memory_map']}]"
+    if r.get("extra_code"):
+        name += f" (augmented as if the code were {r['extra_code']:,} B larger)"
     return name
 
 

@@ -1,6 +1,7 @@
 """augment within a flash budget: the model file + TFLM's and our code
 (tflm_memory.TFLM_CODE_BYTES) within --flash-budget, the flash-adding conversions
-(requantization in flash, split filters) given up the least SRAM per flash byte first."""
+(requantization in flash, split filters) given up the fewest MACs first, no more than
+needed."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,8 @@ import pytest
 
 from conftest import SHARED_MODELS
 from tflite_train import tflite_io, tflm_memory
-from tflite_train.augment import MemoryOptions, _flash_conversions, augment
+from tflite_train.augment import (MemoryOptions, _flash_conversions, _give_up_order,
+                                  _next_give_up, augment)
 from tflite_train.autodiff import Hyper
 from tflite_train.errors import TTError
 
@@ -56,7 +58,7 @@ def mobile(zoo):
     return zoo["mobile"], r, data
 
 
-def test_a_tight_budget_gives_up_some_conversions_least_sram_per_byte_first(mobile):
+def test_a_tight_budget_gives_up_the_fewest_macs_it_can(mobile):
     path, free, free_data = mobile
     budget = len(free_data) + CODE - 1                 # one byte short
     r, data = run(path, budget)
@@ -68,12 +70,13 @@ def test_a_tight_budget_gives_up_some_conversions_least_sram_per_byte_first(mobi
     given = [g["layer"] for g in r.memory.given_up]
     assert rec["given_up"] == {"requantization in flash": {
         g["layer"]: g["sram_bytes"] for g in r.memory.given_up}}
-    assert 0 < len(given) < len(free.memory.flash_requant)
+    assert len(given) == 1 < len(free.memory.flash_requant)
     assert set(given) == conversions(free) - conversions(r)
-    # the ones given up save the least SRAM per flash byte of the first run's
-    ranked = sorted(_flash_conversions(free),
-                    key=lambda c: (c["sram_bytes"] / c["flash_bytes"], c["layer"]))
-    assert given == [c["layer"] for c in ranked[:len(given)]]
+    # one byte short: one conversion covers it, the one of the fewest forward MACs (the
+    # layer that then runs on TFLM's kernels), of the least SRAM among those
+    cheapest = min(_flash_conversions(free),
+                   key=lambda c: (c["macs"], c["sram_bytes"], c["layer"]))
+    assert given == [cheapest["layer"]]
     assert rec["sram_cost"] == sum(g["sram_bytes"] for g in r.memory.given_up) > 0
     # it costs the SRAM it says (the persistent data the conversions saved), within the
     # tail's alignment
@@ -356,3 +359,35 @@ def test_only_what_reports_memory_has_a_budget(tmp_path, capsys, monkeypatch):
     # search --target codegen: the budget counts TFLM's code, which the program has not
     assert budget.MemoryModel(model, 3, "codegen", {}).cost_of("b1", {"n_bias_update": 1}) \
         .total > 0 and budgets[1:] == [tflm_memory.FLASH_BUDGET]
+
+
+def conversion(layer, what, flash, sram, macs=None):
+    return {"layer": layer, "pass": what, "flash_bytes": flash, "sram_bytes": sram,
+            **({} if macs is None else {"macs": macs})}
+
+
+REQ = "requantization in flash"
+
+
+def test_give_up_order_weighs_speed_then_sram_and_never_overshoots_needlessly():
+    """Round 27's incident in miniature: a requantization costs about its flash in SRAM, so
+    the speed it costs decides (the fewest MACs per byte first); one that alone covers what
+    is missing is preferred to several, and the smallest such; split filters (SRAM only,
+    tens of KB a few hundred flash bytes) come after every requantization."""
+    big_cheap = conversion("dw", REQ, 4900, 4600, macs=80_000)
+    small_cheap = conversion("dw2", REQ, 1500, 1200, macs=80_000)
+    hot = conversion("pw", REQ, 450, 170, macs=3_000_000)
+    split = conversion("split", "split filter", 7000, 40_000)
+    left = [hot, split, big_cheap, small_cheap]
+    # 1.1 KB missing: dw2 covers it alone, with dw's MACs and less SRAM; pw (most MACs per
+    # byte, least SRAM per byte: the old order's pick) is not touched
+    assert _next_give_up(left, 1100) is small_cheap
+    # 4.8 KB missing: only dw covers it among the requantizations
+    assert _next_give_up(left, 4800) is big_cheap
+    # 9 KB missing: none covers it alone; the least MACs per flash byte first
+    assert _next_give_up(left, 9000) is big_cheap
+    assert [c["layer"] for c in sorted(left, key=_give_up_order)] == ["dw", "dw2", "pw",
+                                                                       "split"]
+    # only splits left: they go too, the least SRAM per flash byte first
+    other = conversion("split2", "split filter", 100, 90_000)
+    assert _next_give_up([split, other], 50) is split

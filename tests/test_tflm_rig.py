@@ -21,3 +21,7 @@ def test_without_tflm_sources_it_stops_with_one_line(tmp_path):
     assert "--tflm-src DIR is required" in stderr_of()
     assert f"--tflm-src {tmp_path}: no tensorflow/lite/micro/micro_interpreter.h" in \
         stderr_of("--tflm-src", str(tmp_path))
+
+
+def test_a_negative_extra_code_stops_with_one_line():
+    assert "--extra-code must be 0 or more bytes" in stderr_of("--extra-code", "-1")

@@ -61,8 +61,8 @@ class MemoryOptions:
     target: str = "cortex-m7"       # lowers TFLM's persistent data (on this target)
     stream: bool = True             # expansions computed row by row where that lowers the arena
     # model + tflm_memory.TFLM_CODE_BYTES within this many bytes of flash (None: no budget):
-    # augment gives up the flash-adding conversions (split filters, requantization in flash)
-    # that save the least SRAM per flash byte until the written model fits
+    # augment gives up the flash-adding conversions (requantization in flash, split filters;
+    # _next_give_up) until the written model fits
     flash_budget: int | None = tflm_memory.FLASH_BUDGET
     give_up: frozenset = frozenset()  # layers (output names) those two passes leave alone
 
@@ -442,10 +442,10 @@ TENSOR_OVERHEAD = 144
 def _fit(first: Augmented, budget: int, again) -> Augmented:
     """The model, as augment writes it, with TFLM's and our code (tflm_memory.TFLM_CODE_BYTES)
     within `budget` bytes of flash. The flash-adding conversions (requantization in flash,
-    filters split into trained and frozen parts) are given up, the least SRAM saved per flash
-    byte first, and augment runs again without them (`again(layers)`) until the serialized
-    model fits. If even giving up every one cannot make it fit, none is given up: the SRAM
-    they save would be lost for nothing, the model is still written (it is the user's; the
+    filters split into trained and frozen parts) are given up (_next_give_up), and augment
+    runs again without them (`again(layers)`) until the serialized model fits. If even
+    giving up every one cannot make it fit, none is given up: the SRAM they save would be
+    lost for nothing, the model is still written (it is the user's; the
     budget is advice) and the record says it does not fit. The record (metadata memory.
     flash_budget) is left out when the budget is the default and nothing was given up, so
     that such models are byte for byte those of augment before the budget."""
@@ -474,16 +474,15 @@ def _fit(first: Augmented, budget: int, again) -> Augmented:
     result = first
     while True:
         names = {g["layer"] for g in given}
-        left = sorted((c for c in _flash_conversions(result) if c["layer"] not in names),
-                      key=lambda c: (c["sram_bytes"] / c["flash_bytes"], c["layer"]))
+        left = [c for c in _flash_conversions(result) if c["layer"] not in names]
         if not left:
             break                                    # cannot fit, even without them all
         excess = total - budget
-        for c in left:
+        while excess > 0 and left:
+            c = _next_give_up(left, excess)
+            left.remove(c)
             given.append(c)
             excess -= c["flash_bytes"]
-            if excess <= 0:
-                break
         result = again(frozenset(g["layer"] for g in given))
         total = size(result, given) + code
         if total <= budget:
@@ -495,12 +494,59 @@ def _fit(first: Augmented, budget: int, again) -> Augmented:
 def _flash_conversions(result: Augmented) -> list[dict]:
     """The conversions of `result` that added flash: what each saves of SRAM and costs of
     flash (the file's bytes, estimated: its tensors' data + TENSOR_OVERHEAD a tensor and
-    its name)."""
+    its name); a requantization's forward MACs too (what runs on TFLM's kernels instead of
+    ours once it is given up)."""
     m = result.memory
+    macs = _requantized_macs(result.graph)
     return [{"layer": c.layer, "pass": what, "sram_bytes": c.sram_saved,
-             "flash_bytes": c.flash_added + tensors * TENSOR_OVERHEAD + 3 * len(c.layer)}
-            for what, tensors, done in (("requantization in flash", 2, m.flash_requant),
+             "flash_bytes": c.flash_added + tensors * TENSOR_OVERHEAD + 3 * len(c.layer),
+             **({"macs": macs.get(c.layer, 0)} if what == REQUANT else {})}
+            for what, tensors, done in ((REQUANT, 2, m.flash_requant),
                                         ("split filter", 3, m.split)) for c in done]
+
+
+REQUANT = "requantization in flash"
+
+
+def _give_up_order(c: dict) -> tuple:
+    """Which conversion the flash budget gives up first. A requantization given up costs
+    about as much SRAM as it frees flash (TFLM keeps the same multipliers and shifts in its
+    persistent arena: 40.8 KB of SRAM for 38.9 KB of flash on MCUNet-5FPS 99kb), so what
+    tells them apart is speed: the layer then runs on TFLM's kernels, which on a build
+    without optimized kernels (the rig's) take 3-4x the instructions of ours (round 27: four
+    layers given up took MCUNet's step from 52.1 to 129.5 M instructions). The fewest
+    forward MACs per flash byte go first. A split filter given up keeps the whole filter in
+    SRAM (tens of KB for a few hundred bytes of flash) and not a MAC more: after every
+    requantization, the least SRAM per flash byte first."""
+    if c["pass"] == REQUANT:
+        return 0, c["macs"] / c["flash_bytes"], c["sram_bytes"] / c["flash_bytes"], c["layer"]
+    return 1, 0.0, c["sram_bytes"] / c["flash_bytes"], c["layer"]
+
+
+def _next_give_up(left: list[dict], excess: int) -> dict:
+    """The conversion to give up next, `excess` bytes of flash still to find: of the first
+    group of _give_up_order, the cheapest one that alone covers the excess (fewest MACs,
+    then least SRAM) where one does, so that no more is given up than needed (round 27's
+    1.1 KB would otherwise have cost a 4.9 KB one); else the cheapest per flash byte."""
+    group = min(_give_up_order(c)[0] for c in left)
+    cover = [c for c in left if _give_up_order(c)[0] == group and c["flash_bytes"] >= excess]
+    if cover:
+        return min(cover, key=lambda c: (c.get("macs", 0), c["sram_bytes"], c["layer"]))
+    return min(left, key=_give_up_order)
+
+
+def _requantized_macs(graph: Graph) -> dict[str, int]:
+    """{layer: forward MACs} of the ops reading a requantization's multipliers from flash
+    (tt_forward.from_builtin names them LAYER/multipliers; a streamed pair counts its
+    whole op for each of its layers)."""
+    readers = {}
+    for k, op in enumerate(graph.operators):
+        for i in op.inputs:
+            name = graph.tensors[i].name if i >= 0 else ""
+            if name.endswith("/multipliers"):
+                readers[name.removesuffix("/multipliers")] = \
+                    int(ops.get(graph, k).macs(graph, op))
+    return readers
 
 
 def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,

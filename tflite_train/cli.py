@@ -1013,10 +1013,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "arena's peak)")
     s.add_argument("--flash-budget", type=_byte_size, default=None, metavar="SIZE",
                    help="flash for the training model + TFLM's and our code "
-                        "(tflm_memory.TFLM_CODE_BYTES; default 1M, the paper's board): the "
-                        "requantizations in flash and split filters that save the least "
-                        "SRAM per flash byte are given up until the model fits (a warning "
-                        "if even none would fit; the model is written anyway)")
+                        "(tflm_memory.TFLM_CODE_BYTES; default 1M, the paper's board): "
+                        "requantizations in flash (the fewest MACs first), then split "
+                        "filters, are given up until the model fits (a warning if even "
+                        "none would fit; the model is written anyway)")
     s.add_argument("--keep-builtins", action="store_true",
                    help="leave CONV_2D/DEPTHWISE_CONV_2D/FULLY_CONNECTED as TFLM builtins "
                         "unless a split filter or an in-place output needs our op (default: "
