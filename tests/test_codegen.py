@@ -763,7 +763,7 @@ def random_conv(case: tuple, dilation: int = 1) -> tuple:
     f = rng.integers(-127, 128, (co, kernel, kernel, ci)).astype(np.int8)
     bias = rng.integers(-5000, 5000, co).astype(np.int32)
     m = rng.integers(1 << 30, (1 << 31) - 1, co).astype(np.int32)
-    sh = rng.integers(-10, -7, co).astype(np.int32)
+    sh = rng.integers(-10, -7, co).astype(np.int8)
     want = np.empty((1, oh, ow, co), np.int8)
     c_forward.call("tt_conv2d_s8", p, m, sh, D(*x.shape), x, D(*f.shape), f, bias,
                    D(*want.shape), want)
