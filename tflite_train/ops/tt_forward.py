@@ -98,9 +98,9 @@ def macs(graph: Graph, op: Operator) -> int:
     return y.size * taps
 
 
-# The shifts' storage type (schema: int8 since training model format version 2). QuantizeMultiplier
-# gives shifts in [-31, 31] for every multiplier TFLM can requantize (below 2^31), so int8
-# holds them exactly: 1 B of flash a channel instead of int32's 4.
+# The shifts' storage type (schema: int8 since training model format version 2).
+# QuantizeMultiplier gives shifts in [-31, 31] for every multiplier TFLM can requantize
+# (below 2^31), so int8 holds them exactly: 1 B of flash a channel instead of int32's 4.
 SHIFT_DTYPE = "int8"
 SHIFT_RANGE = (-31, 31)
 
