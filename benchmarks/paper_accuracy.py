@@ -412,7 +412,11 @@ GAP_JSON = "paper_accuracy_gap.json"
 # gap, which pair with those runs
 ROUND25_JSON = "paper_accuracy_round25.json"
 BIAS_GAP_JSON = "paper_accuracy_bias_gap.json"
+# round 28: the rows that train pretrained weights with augment --weight-headroom 2, which
+# pair with Table 1's runs
+WEIGHT_HEADROOM_JSON = "paper_accuracy_weight_headroom.json"
 TABLES = {"paper-accuracy": ([JSON_NAME], render),
+          "paper-accuracy-weight-headroom": ([JSON_NAME, WEIGHT_HEADROOM_JSON], render_gap),
           "paper-accuracy-round25": ([ROUND25_JSON], render),
           "paper-accuracy-round24": ([ROUND24_JSON], render),
           "paper-accuracy-gap": ([ROUND24_JSON, GAP_JSON], render_gap),
