@@ -928,14 +928,17 @@ typedef struct {
   uint32_t m;                         /* the maximum so far */
   int32_t skip;                       /* (-co / 4) % 8: the groups a row's first pass skips */
 } pw_rows6_args;
-#define PW6_GROUP                                                                           \
-  "  ldr r6, [r12], #4\n  sxtb16 r7, r6, ror #8\n  sxtb16 r6, r6\n"                         \
+/* a group's 24 MACs: the six sums r0-r5 += 6 staged weight word pairs (lr) x the dy pairs
+ * r6, r7 */
+#define PW6_SUMS                                                                            \
   "  ldm lr!, {r8-r11}\n  smlad r0, r8, r6, r0\n  smlad r0, r9, r7, r0\n"                   \
   "  smlad r1, r10, r6, r1\n  smlad r1, r11, r7, r1\n"                                      \
   "  ldm lr!, {r8-r11}\n  smlad r2, r8, r6, r2\n  smlad r2, r9, r7, r2\n"                   \
   "  smlad r3, r10, r6, r3\n  smlad r3, r11, r7, r3\n"                                      \
   "  ldm lr!, {r8-r11}\n  smlad r4, r8, r6, r4\n  smlad r4, r9, r7, r4\n"                   \
   "  smlad r5, r10, r6, r5\n  smlad r5, r11, r7, r5\n"
+#define PW6_GROUP                                                                           \
+  "  ldr r6, [r12], #4\n  sxtb16 r7, r6, ror #8\n  sxtb16 r6, r6\n" PW6_SUMS
 /* the stack: six zero words and the staged block (one LDM starts a row: its sums and the
  * staged pointer), the row's entry (the first pair's address or the second's, with the
  * Thumb bit: one LDR to pc a row, no test), then send kept step m 2m gend (one LDM at a
@@ -1038,14 +1041,7 @@ typedef struct {
   uint32_t *wide;                     /* co / 2 words, 4-byte aligned */
   int32_t co;
 } pw_rows6x_args;
-#define PW6X_GROUP                                                                          \
-  "  ldm r12!, {r6, r7}\n"                                                                  \
-  "  ldm lr!, {r8-r11}\n  smlad r0, r8, r6, r0\n  smlad r0, r9, r7, r0\n"                   \
-  "  smlad r1, r10, r6, r1\n  smlad r1, r11, r7, r1\n"                                      \
-  "  ldm lr!, {r8-r11}\n  smlad r2, r8, r6, r2\n  smlad r2, r9, r7, r2\n"                   \
-  "  smlad r3, r10, r6, r3\n  smlad r3, r11, r7, r3\n"                                      \
-  "  ldm lr!, {r8-r11}\n  smlad r4, r8, r6, r4\n  smlad r4, r9, r7, r4\n"                   \
-  "  smlad r5, r10, r6, r5\n  smlad r5, r11, r7, r5\n"
+#define PW6X_GROUP "  ldm r12!, {r6, r7}\n" PW6_SUMS
 __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6x)
         "  sub sp, sp, #80\n"
         "  ldm r0, {r1-r10}\n"
