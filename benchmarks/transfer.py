@@ -408,10 +408,11 @@ TABLES = {
     # rows copied from transfer_head12x.json (fp32 has no residual: the same runs)
     "transfer-head-residual": (["transfer_head_residual.json"], render_grads),
     # round 28: today's defaults (head 12x with its residual), int8 against float32
-    # gradients and fp32 on 6 seeds, bias-only on 24 (12 with fp32), last:2 with
-    # --weight-headroom 2
+    # gradients and fp32 on 6 seeds, bias-only on 24 (12 with fp32), int8 gradients rounded
+    # to nearest, last:2 with --weight-headroom 2
     "transfer-round28": (["transfer_round28.json", "transfer_round28_bias.json",
-                          "transfer_round28_bias2.json", "transfer_round28_h2.json"],
+                          "transfer_round28_bias2.json", "transfer_round28_nearest.json",
+                          "transfer_round28_nearest_ws.json", "transfer_round28_h2.json"],
                          render_grads),
     "transfer-gap": (["transfer_head8x.json", "transfer_head8x_sparse_more.json",
                       "transfer_int8_grads.json", "transfer_int8_grads_sparse_more.json",
