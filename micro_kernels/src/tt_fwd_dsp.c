@@ -596,35 +596,39 @@ static void mm_k8(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int3
  * Where a call's rows are a multiple of 8 (MobileNetV2's 8 -> 48 and 16 -> 8 layers, most
  * others), tt_dsp_col8x8/16x8 run 8 rows a loop: TST and BEQ per 8 rows, 0.75 instructions
  * an output fewer.
- * Per column about 20 (8 elements) or 24 (16): the inputs loaded and staged, the pointers,
- * the count. Frame (a copy of the arguments): [sp] x, +4 y, +8 x_stride, +12 y_stride, +16
- * the offset pair, +20 the records, +24 columns left. */
+ * Per column about 13 (8 elements) or 20 (16): the inputs loaded and staged, the input
+ * pointer, the column's end. The output pointer r12 is never reloaded: the rows' STRBs leave
+ * it at the column's last row + 1, and one ADD of y_stride - rows moves it to the next
+ * column's first (where the last column's rows end, y_last, is also the loop's test: CMP
+ * before the ADD, no count). Frame (a copy of the arguments): [sp] x, +4 the offset pair,
+ * +8 x_stride, +12 the records, +16 y_last, +20 y_stride - rows. */
 typedef struct {
   const int8_t *x;           /*  0: column 0's K inputs (any alignment) */
-  int8_t *y;                 /*  4: column 0's outputs, record j's row at y + j */
+  uint32_t off;              /*  4: tt_dsp_offset_pair(input_offset) */
   int32_t x_stride;          /*  8: bytes from one column's inputs to the next's */
-  int32_t y_stride;          /* 12: and outputs */
-  uint32_t off;              /* 16: tt_dsp_offset_pair(input_offset) */
-  const tt_dsp_word *rec;    /* 20: the rows' records (cols_records), an even number */
-  int32_t columns;           /* 24: > 0 */
+  const tt_dsp_word *rec;    /* 12: the rows' records (cols_records), an even number */
+  const int8_t *y_last;      /* 16: the last column's outputs' end: y + (columns - 1)
+                                    y_stride + rows, columns > 0 */
+  int32_t y_skip;            /* 20: y_stride - rows */
+  int8_t *y;                 /* 24: column 0's outputs, record j's row at y + j */
 } tt_dsp_cols_args;
-typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, columns) == 24 ? 1 : -1];
+typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, y) == 24 ? 1 : -1];
 #define TT_DSP_COLS_ASM(name, column, rows, e)                                              \
   __asm__(TT_DSP_ASM_ENTRY(name)                                                          \
-          "  sub sp, sp, #28\n"                                                             \
-          "  ldm r0, {r4-r10}\n"                                                            \
-          "  stm sp, {r4-r10}\n"                                                            \
+          "  sub sp, sp, #24\n"                                                             \
+          "  ldm r0, {r4-r9, r12}\n"                                                        \
+          "  stm sp, {r4-r9}\n"                                                             \
           "1:\n"                                                                            \
             column                                                                          \
           "2:\n"                                                                            \
             rows                                                                            \
           "  tst " #e ", #256\n"                                                            \
           "  beq 2b\n"                                                                      \
-          "  ldr r4, [sp, #24]\n"                                                           \
-          "  subs r4, r4, #1\n"                                                             \
-          "  str r4, [sp, #24]\n"                                                           \
+          "  ldrd r4, r5, [sp, #16]\n"                                                      \
+          "  cmp r12, r4\n"                                                                 \
+          "  add r12, r12, r5\n"                                                            \
           "  bne 1b\n"                                                                      \
-          "  add sp, sp, #28\n"                                                             \
+          "  add sp, sp, #24\n"                                                             \
           "  pop {r4-r11, pc}\n"                                                            \
           "  .size " #name ", . - " #name "\n"                                              \
           "  .text\n")
@@ -637,15 +641,12 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, columns) == 24 ? 1 : 
  * and store), for 8 and 16 elements; each width with two rows a loop (any even count) and
  * eight (a multiple of 8). */
 #define TT_DSP_COL8_COLUMN                                                                  \
-  "  ldm sp, {r4-r9}\n" /* x, y, strides, offset, records */                                \
+  "  ldm sp, {r4-r6, lr}\n" /* x, offset, x_stride, records */                              \
   "  ldr r1, [r4]\n"                                                                        \
   "  ldr r3, [r4, #4]\n"                                                                    \
   "  add r4, r4, r6\n"                                                                      \
-  "  mov r12, r5\n"                                                                         \
-  "  add r5, r5, r7\n"                                                                      \
-  "  strd r4, r5, [sp]\n"                                                                   \
-  "  mov lr, r9\n"                                                                          \
-  TT_DSP_COLS_STAGE(r0, r1, r8) TT_DSP_COLS_STAGE(r2, r3, r8)
+  "  str r4, [sp]\n"                                                                        \
+  TT_DSP_COLS_STAGE(r0, r1, r5) TT_DSP_COLS_STAGE(r2, r3, r5)
 /* A row of the 8-value column: its sums, then the requantization (RQ) and the byte. */
 #define TT_DSP_COL8_SUMS                                                                    \
   "  ldm lr!, {r4-r11}\n"                                                                   \
@@ -657,20 +658,16 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, columns) == 24 ? 1 : 
   TT_DSP_COL8_SUMS TT_DSP_ASM_RQ_IN(r4, r10, r9, r10, r11)                                  \
   "  strb r4, [r12], #1\n"
 #define TT_DSP_COL16_COLUMN                                                                 \
-  "  ldrd r8, r9, [sp]\n"                                                                   \
-  "  ldr r10, [sp, #16]\n"                                                                  \
+  "  ldrd r8, r10, [sp]\n" /* x, offset */                                                  \
   "  ldr r1, [r8]\n"                                                                        \
   "  ldr r3, [r8, #4]\n"                                                                    \
   "  ldr r5, [r8, #8]\n"                                                                    \
   "  ldr r7, [r8, #12]\n"                                                                   \
   TT_DSP_COLS_STAGE(r0, r1, r10) TT_DSP_COLS_STAGE(r2, r3, r10)                             \
   TT_DSP_COLS_STAGE(r4, r5, r10) TT_DSP_COLS_STAGE(r6, r7, r10)                             \
-  "  ldrd r10, r11, [sp, #8]\n"                                                             \
-  "  add r8, r8, r10\n"                                                                     \
-  "  mov r12, r9\n"                                                                         \
-  "  add r9, r9, r11\n"                                                                     \
-  "  strd r8, r9, [sp]\n"                                                                   \
-  "  ldr lr, [sp, #20]\n"
+  "  ldrd r9, lr, [sp, #8]\n" /* x_stride, records */                                       \
+  "  add r8, r8, r9\n"                                                                      \
+  "  str r8, [sp]\n"
 #define TT_DSP_COL16_SUMS                                                                   \
   "  ldm lr!, {r8-r11}\n"                                                                   \
   "  smlad r8, r0, r9, r8\n"                                                                \
@@ -748,8 +745,9 @@ static inline __attribute__((always_inline)) void cols_records(const tt_dsp_mm *
 static void cols_pass(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
                       int32_t in_stride, int8_t *output, int32_t col_stride,
                       const tt_dsp_word *rec, int32_t r0, int32_t n) {
-  const tt_dsp_cols_args a = {input, output + r0, in_stride, col_stride,
-                              tt_dsp_offset_pair(m->input_offset), rec, columns};
+  int8_t *const y = output + r0;
+  const tt_dsp_cols_args a = {input, tt_dsp_offset_pair(m->input_offset), in_stride, rec,
+                              y + (columns - 1) * col_stride + n, col_stride - n, y};
   if (n % 8 == 0 && tt_dsp_rq_low_ok(m->output_offset))
     (m->n_lo == 8 ? tt_dsp_col8x8_low : tt_dsp_col16x8_low)(&a);
   else if (n % 8 == 0)
