@@ -129,9 +129,10 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
  * Registers in the loop: r0/r3 the weight word's halves, r1 the staged block, r2 the weights,
  * r4.. the sums (r11 the start in the first group; with 6 and 4 columns the last sum's
  * register), r12/lr a staged double word (r10-lr two columns' with 6, r8-r11 with 4).
- * Frame: [sp] a, +4 the row's end, +8 its start, +12 blocks left, +16 the staged block, +20
- * the output, +24 r, +28 the loop's entry, +32 the start, +36/+40/+44 the row's m, c, e, +48
- * the sums' exit, +52 the output stride. */
+ * Frame: [sp] the output stride, +4/+8/+12 the row's e, m, c, +16 the output (the five words
+ * a block's outputs need, one LDM: TT_DSP_OUTS_*), +20 a, +24 r, +28 the loop's entry, +32
+ * the start, +36 the row's end, +40 its start, +44 blocks left, +48 the sums' exit, +52 the
+ * staged block. */
 #define TT_DSP_LDW "  ldr r0, [r2], #4\n  sxtb16 r3, r0, ror #8\n  sxtb16 r0, r0\n"
 #define TT_DSP_MAC(acc, from, off)                                                          \
   "  ldrd r12, lr, [r1, #" #off "]\n"                                                      \
@@ -146,14 +147,14 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
  * row's m, c, e (the staged block's pointer saved across them, TT_DSP_OUTS_SAVING); with 6
  * or fewer, the LDM words' registers r10, r11 are free for m and c (TT_DSP_OUTS_FREE: two
  * instructions fewer a block). Both leave r1 at the next block. */
-#define TT_DSP_OUT_EVEN_IN(acc, m, c) TT_DSP_ASM_RQ_IN(acc, lr, m, c, r3) "  strb " #acc ", [r12]\n"
-#define TT_DSP_OUT_ODD_IN(acc, m, c)                                                        \
-  TT_DSP_ASM_RQ_IN(acc, lr, m, c, r3) "  strb " #acc ", [r12, r0]\n"                        \
+#define TT_DSP_OUT_EVEN_IN(acc, m, c, e) TT_DSP_ASM_RQ_IN(acc, lr, m, c, e) "  strb " #acc ", [r12]\n"
+#define TT_DSP_OUT_ODD_IN(acc, m, c, e)                                                     \
+  TT_DSP_ASM_RQ_IN(acc, lr, m, c, e) "  strb " #acc ", [r12, r0]\n"                         \
   "  add r12, r12, r0, lsl #1\n"
-#define TT_DSP_OUT_EVEN(acc) TT_DSP_OUT_EVEN_IN(acc, r1, r2)
-#define TT_DSP_OUT_ODD(acc) TT_DSP_OUT_ODD_IN(acc, r1, r2)
-#define TT_DSP_OUT_EVEN_FREE(acc) TT_DSP_OUT_EVEN_IN(acc, r10, r11)
-#define TT_DSP_OUT_ODD_FREE(acc) TT_DSP_OUT_ODD_IN(acc, r10, r11)
+#define TT_DSP_OUT_EVEN(acc) TT_DSP_OUT_EVEN_IN(acc, r2, r3, r1)
+#define TT_DSP_OUT_ODD(acc) TT_DSP_OUT_ODD_IN(acc, r2, r3, r1)
+#define TT_DSP_OUT_EVEN_FREE(acc) TT_DSP_OUT_EVEN_IN(acc, r10, r11, r3)
+#define TT_DSP_OUT_ODD_FREE(acc) TT_DSP_OUT_ODD_IN(acc, r10, r11, r3)
 /* The same outputs for an output offset of -128 (TT_DSP_ASM_RQ_LOW_IN, tt_fwd_dsp.h): one
  * instruction fewer each; only blocks of 6 have them (rows_low). */
 #define TT_DSP_OUT_EVEN_LOW(acc) TT_DSP_ASM_RQ_LOW_IN(acc, r10, r11, r3) "  strb " #acc ", [r12]\n"
@@ -161,29 +162,46 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
   TT_DSP_ASM_RQ_LOW_IN(acc, r10, r11, r3) "  strb " #acc ", [r12, r0]\n"                   \
   "  add r12, r12, r0, lsl #1\n"
 #define TT_DSP_OUTS_SAVING(outputs)                                                         \
-  "  str r1, [sp, #16]\n"                                                                   \
-  "  ldr r0, [sp, #52]\n"                                                                   \
-  "  ldrd r1, r2, [sp, #36]\n"                                                              \
-  "  ldr r3, [sp, #44]\n"                                                                   \
-  "  ldr r12, [sp, #20]\n"                                                                  \
+  "  str r1, [sp, #52]\n"                                                                    \
+  "  ldm sp, {r0-r3, r12}\n" /* stride, e, m, c, the output */                             \
   outputs                                                                                   \
-  "  str r12, [sp, #20]\n"                                                                  \
-  "  ldr r1, [sp, #16]\n"
+  "  str r12, [sp, #16]\n"                                                                  \
+  "  ldr r1, [sp, #52]\n"
 #define TT_DSP_OUTS_FREE(outputs)                                                           \
-  "  ldr r0, [sp, #52]\n"                                                                   \
-  "  ldrd r10, r11, [sp, #36]\n"                                                            \
-  "  ldr r3, [sp, #44]\n"                                                                   \
-  "  ldr r12, [sp, #20]\n"                                                                  \
+  "  ldm sp, {r0, r3, r10, r11, r12}\n" /* stride, e, m, c, the output */                  \
   outputs                                                                                   \
-  "  str r12, [sp, #20]\n"
+  "  str r12, [sp, #16]\n"
 /* The first group's sums start from the row's start ([sp, #32]) as SMLAD's accumulator */
 #define TT_DSP_START_R11 "  ldr r11, [sp, #32]\n"
 
 
+/* Where the staged blocks end ([sp, #44]), worked out once a call from a (r0): s + blocks
+ * blocks of P columns of n (+ n_hi, split) doubled int16 each, 2 P (n + n_hi) bytes a block.
+ * Each block's end compares the staged block's pointer (r1, just past the block) with it:
+ * LDRD, CMP, BNE where a count in the frame took LDR, LDR, SUBS, STR, BNE. The `pro` of every
+ * TT_DSP_ROWS_ASM (with TT_DSP_SPLIT_PRO for the split rows). */
+#define TT_DSP_END(weights, bytes)                                                          \
+  "  ldrd r1, r12, [r0, #12]\n" /* s, blocks */                                             \
+  "  ldr lr, [r0, #4]\n"                                                                    \
+  weights                                                                                   \
+  "  mul r12, r12, lr\n"                                                                    \
+  bytes                                                                                     \
+  "  str r12, [sp, #44]\n"
+#define TT_DSP_END_SPLIT "  ldr r2, [r0, #64]\n  add lr, lr, r2\n"
+#define TT_DSP_END_SHIFT(k) "  add r12, r1, r12, lsl #" #k "\n"
+#define TT_DSP_END_SIX "  add r12, r12, r12, lsl #1\n" TT_DSP_END_SHIFT(2)
+#define TT_DSP_END8 TT_DSP_END("", TT_DSP_END_SHIFT(4))
+#define TT_DSP_END6 TT_DSP_END("", TT_DSP_END_SIX)
+#define TT_DSP_END6S TT_DSP_END(TT_DSP_END_SPLIT, TT_DSP_END_SIX)
+#define TT_DSP_END4 TT_DSP_END("", TT_DSP_END_SHIFT(3))
+#define TT_DSP_END4S TT_DSP_END(TT_DSP_END_SPLIT, TT_DSP_END_SHIFT(3))
+#define TT_DSP_END2 TT_DSP_END("", TT_DSP_END_SHIFT(2))
+#define TT_DSP_END1 TT_DSP_END("", TT_DSP_END_SHIFT(1))
+
 #define TT_DSP_ROWS_ASM(name, regs, frame, pro, widen, first, group, outputs, tail)   \
   __asm__(TT_DSP_ASM_ENTRY(name)                                                          \
           "  sub sp, sp, #" #frame "\n"                                                      \
-          "  str r0, [sp]\n"                                                                \
+          "  str r0, [sp, #20]\n"                                                                \
           "  ldr r12, [r0, #4]\n" /* loop entry */                                          \
           "  subs r12, r12, #4\n"                                                           \
           "  beq 5f\n"                                                                      \
@@ -221,7 +239,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  str r12, [sp, #48]\n"                                                          \
             pro                                                                             \
           "  ldr r12, [r0, #56]\n"                                                          \
-          "  str r12, [sp, #52]\n"                                                          \
+          "  str r12, [sp]\n"                                                          \
           "  movs r3, #0\n"                                                                 \
           "20:\n"                                                                           \
           "  str r3, [sp, #24]\n" /* row r3 of a (r0) */                                    \
@@ -229,13 +247,12 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  ldr lr, [r0, #8]\n"                                                            \
           "  mla r2, lr, r3, r2\n"                                                          \
           "  add r12, r2, r12\n"                                                            \
-          "  strd r12, r2, [sp, #4]\n"                                                      \
+          "  strd r12, r2, [sp, #36]\n"                                                      \
             widen                                                                           \
-          "  ldrd r1, r12, [r0, #12]\n"                                                     \
-          "  str r12, [sp, #12]\n"                                                          \
+          "  ldr r1, [r0, #12]\n"                                                           \
           "  ldr r12, [r0, #52]\n"                                                          \
           "  add r12, r12, r3\n"                                                            \
-          "  str r12, [sp, #20]\n"                                                          \
+          "  str r12, [sp, #16]\n"                                                          \
           "  ldrd r12, lr, [r0, #24]\n"                                                     \
           "  cmp r12, #0\n"                                                                 \
           "  it ne\n"                                                                       \
@@ -249,12 +266,12 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  ldr r12, [r12, r3, lsl #2]\n"                                                  \
           "  ldr lr, [lr, r3, lsl #2]\n"                                                    \
           "  rsb lr, lr, #0\n"                                                              \
-          "  str r12, [sp, #36]\n"                                                          \
-          "  str lr, [sp, #44]\n"                                                           \
+          "  str r12, [sp, #8]\n"                                                          \
+          "  str lr, [sp, #4]\n"                                                           \
           "  sub lr, lr, #1\n"                                                              \
           "  ldr r12, [r0, #48]\n"                                                          \
           "  lsl r12, r12, lr\n"                                                            \
-          "  str r12, [sp, #40]\n"                                                          \
+          "  str r12, [sp, #12]\n"                                                          \
           "21:\n"                                                                           \
           "  ldr r12, [r0, #32]\n"                                                          \
           "  cmp r12, #0\n"                                                                 \
@@ -276,14 +293,14 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
             group                                                                           \
           "4:\n"                                                                            \
             group                                                                           \
-          "  ldr r0, [sp, #4]\n"                                                            \
+          "  ldr r0, [sp, #36]\n"                                                            \
           "  cmp r2, r0\n"                                                                  \
           "  bne 1b\n"                                                                      \
           "13:\n"                                                                           \
           "  ldr r0, [sp, #48]\n"                                                           \
           "  bx r0\n"                                                                       \
           "15:\n"                                                                           \
-          "  ldr r0, [sp]\n"                                                                \
+          "  ldr r0, [sp, #20]\n"                                                                \
           "  ldr r12, [r0, #36]\n"                                                          \
           "  ldr r3, [sp, #24]\n"                                                           \
           "  add r12, r12, r3, lsl #5\n"                                                    \
@@ -291,13 +308,11 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  b 16f\n"                                                                       \
           "14:\n"                                                                           \
             outputs                                                                         \
-          "  ldr r2, [sp, #8]\n"                                                            \
-          "  ldr r3, [sp, #12]\n"                                                           \
-          "  subs r3, r3, #1\n"                                                             \
-          "  str r3, [sp, #12]\n"                                                           \
+          "  ldrd r2, r3, [sp, #40]\n" /* the row's start, the blocks' end */               \
+          "  cmp r1, r3\n"                                                                  \
           "  bne 10b\n"                                                                     \
           "16:\n"                                                                           \
-          "  ldr r0, [sp]\n" /* the next row */                                             \
+          "  ldr r0, [sp, #20]\n" /* the next row */                                             \
           "  ldr r3, [sp, #24]\n"                                                           \
           "  adds r3, r3, #1\n"                                                             \
           "  ldr r12, [r0, #20]\n"                                                          \
@@ -309,7 +324,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  .size " #name ", . - " #name "\n"                                              \
           "  .text\n")
 
-TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11", 56, "", "",
+TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11", 56, TT_DSP_END8, "",
                 TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r6, r11, 16)
                 TT_DSP_MAC(r7, r11, 24) TT_DSP_MAC(r8, r11, 32) TT_DSP_MAC(r9, r11, 40)
                 TT_DSP_MAC(r10, r11, 48) TT_DSP_MAC(r4, r11, 0) TT_DSP_MAC(r11, r11, 56)
@@ -351,9 +366,9 @@ TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11", 56, "", "",
 #define TT_DSP_ROWS6_OUTPUTS_LOW                                                            \
   TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_LOW(r4) TT_DSP_OUT_ODD_LOW(r5) TT_DSP_OUT_EVEN_LOW(r6)      \
                    TT_DSP_OUT_ODD_LOW(r7) TT_DSP_OUT_EVEN_LOW(r8) TT_DSP_OUT_ODD_LOW(r9))
-TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9", 56, "", "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW),
+TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9", 56, TT_DSP_END6, "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW),
                 TT_DSP_ROWS6_GROUP(TT_DSP_LDW), TT_DSP_ROWS6_OUTPUTS, "");
-TT_DSP_ROWS_ASM(tt_dsp_rows6_low, "r4-r9", 56, "", "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW),
+TT_DSP_ROWS_ASM(tt_dsp_rows6_low, "r4-r9", 56, TT_DSP_END6, "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW),
                 TT_DSP_ROWS6_GROUP(TT_DSP_LDW), TT_DSP_ROWS6_OUTPUTS_LOW, "");
 /* tt_dsp_rows6 with each row's weights sign-extended once per call into the frame (at
  * sp + 56, up to TT_DSP_WIDE_MAX of them: 2 bytes each, 80 bytes more stack) instead of
@@ -372,13 +387,13 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6_low, "r4-r9", 56, "", "", TT_DSP_ROWS6_FIRST(TT_DSP
   "  cmp r2, r12\n"                                                                         \
   "  bne 22b\n"                                                                             \
   "  add r2, sp, #56\n"                                                                     \
-  "  strd r1, r2, [sp, #4]\n"                                                               \
+  "  strd r1, r2, [sp, #36]\n"                                                               \
   "  ldr r3, [sp, #24]\n"
 #define TT_DSP_LDW_WIDE "  ldrd r0, r3, [r2], #8\n"
-TT_DSP_ROWS_ASM(tt_dsp_rows6w, "r4-r9", 136, "", TT_DSP_WIDEN,
+TT_DSP_ROWS_ASM(tt_dsp_rows6w, "r4-r9", 136, TT_DSP_END6, TT_DSP_WIDEN,
                 TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
                 TT_DSP_ROWS6_OUTPUTS, "");
-TT_DSP_ROWS_ASM(tt_dsp_rows6w_low, "r4-r9", 136, "", TT_DSP_WIDEN,
+TT_DSP_ROWS_ASM(tt_dsp_rows6w_low, "r4-r9", 136, TT_DSP_END6, TT_DSP_WIDEN,
                 TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
                 TT_DSP_ROWS6_OUTPUTS_LOW, "");
 /* tt_dsp_rows6 over rows sign-extended beforehand (tt_dsp_widen: a->w the widened rows,
@@ -389,11 +404,11 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6w_low, "r4-r9", 136, "", TT_DSP_WIDEN,
  * it saves there). */
 #define TT_DSP_PREWIDE                                                                      \
   "  rsb r12, r2, r12, lsl #1\n"                                                           \
-  "  str r12, [sp, #4]\n"
-TT_DSP_ROWS_ASM(tt_dsp_rows6p, "r4-r9", 56, "", TT_DSP_PREWIDE,
+  "  str r12, [sp, #36]\n"
+TT_DSP_ROWS_ASM(tt_dsp_rows6p, "r4-r9", 56, TT_DSP_END6, TT_DSP_PREWIDE,
                 TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
                 TT_DSP_ROWS6_OUTPUTS, "");
-TT_DSP_ROWS_ASM(tt_dsp_rows6p_low, "r4-r9", 56, "", TT_DSP_PREWIDE,
+TT_DSP_ROWS_ASM(tt_dsp_rows6p_low, "r4-r9", 56, TT_DSP_END6, TT_DSP_PREWIDE,
                 TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
                 TT_DSP_ROWS6_OUTPUTS_LOW, "");
 /* tt_dsp_rows6 over rows of two segments (a split filter: w, n, w_stride then w_hi, n_hi,
@@ -437,7 +452,7 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6p_low, "r4-r9", 56, "", TT_DSP_PREWIDE,
   "  ldr lr, [r0, #64]\n"                                                                   \
   "  add lr, r12, lr\n"                                                                     \
   "  strd r12, lr, [sp, #64]\n"                                                             \
-  "  ldr r12, [sp, #4]\n"                                                                   \
+  "  ldr r12, [sp, #36]\n"                                                                   \
   "  str r12, [sp, #72]\n"
 #define TT_DSP_SPLIT_TAIL                                                                   \
   "17:\n"                                                                                   \
@@ -445,15 +460,15 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6p_low, "r4-r9", 56, "", TT_DSP_PREWIDE,
   "  cmp r2, r0\n"                                                                          \
   "  beq 18f\n"                                                                             \
   "  ldr r2, [sp, #64]\n"                                                                   \
-  "  str r0, [sp, #4]\n"                                                                    \
+  "  str r0, [sp, #36]\n"                                                                    \
   "  ldr r0, [sp, #56]\n"                                                                   \
   "  bx r0\n"                                                                               \
   "18:\n"                                                                                   \
   "  ldr r0, [sp, #72]\n"                                                                   \
-  "  str r0, [sp, #4]\n"                                                                    \
+  "  str r0, [sp, #36]\n"                                                                    \
   "  ldr r0, [sp, #60]\n"                                                                   \
   "  bx r0\n"
-TT_DSP_ROWS_ASM(tt_dsp_rows6s, "r4-r9", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
+TT_DSP_ROWS_ASM(tt_dsp_rows6s, "r4-r9", 80, TT_DSP_SPLIT_PRO TT_DSP_END6S, TT_DSP_SPLIT_ROW,
                 TT_DSP_ROWS6_FIRST(TT_DSP_LDW), TT_DSP_ROWS6_GROUP(TT_DSP_LDW),
                 TT_DSP_ROWS6_OUTPUTS, TT_DSP_SPLIT_TAIL);
 #define TT_DSP_ROWS4_FIRST_W(ldw)                                                           \
@@ -466,21 +481,21 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6s, "r4-r9", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
 #define TT_DSP_ROWS4_OUTPUTS                                                                \
   TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5) TT_DSP_OUT_EVEN_FREE(r6)  \
                    TT_DSP_OUT_ODD_FREE(r7))
-TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7", 56, "", "", TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP,
+TT_DSP_ROWS_ASM(tt_dsp_rows4, "r4-r7", 56, TT_DSP_END4, "", TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP,
                 TT_DSP_ROWS4_OUTPUTS, "");
-TT_DSP_ROWS_ASM(tt_dsp_rows4s, "r4-r7", 80, TT_DSP_SPLIT_PRO, TT_DSP_SPLIT_ROW,
+TT_DSP_ROWS_ASM(tt_dsp_rows4s, "r4-r7", 80, TT_DSP_SPLIT_PRO TT_DSP_END4S, TT_DSP_SPLIT_ROW,
                 TT_DSP_ROWS4_FIRST, TT_DSP_ROWS4_GROUP, TT_DSP_ROWS4_OUTPUTS, TT_DSP_SPLIT_TAIL);
 /* tt_dsp_rows4 over pre-widened rows, as tt_dsp_rows6p: 13 -> 11 instructions a group of 16
  * MACs (the pointwise layers of 132-256 channels, whose blocks are of 4 columns). */
-TT_DSP_ROWS_ASM(tt_dsp_rows4p, "r4-r7", 56, "", TT_DSP_PREWIDE,
+TT_DSP_ROWS_ASM(tt_dsp_rows4p, "r4-r7", 56, TT_DSP_END4, TT_DSP_PREWIDE,
                 TT_DSP_ROWS4_FIRST_W(TT_DSP_LDW_WIDE), TT_DSP_ROWS4_GROUP_W(TT_DSP_LDW_WIDE),
                 TT_DSP_ROWS4_OUTPUTS, "");
-TT_DSP_ROWS_ASM(tt_dsp_rows2, "r4-r5", 56, "", "",
+TT_DSP_ROWS_ASM(tt_dsp_rows2, "r4-r5", 56, TT_DSP_END2, "",
                 TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r5, r11, 8) TT_DSP_MAC(r4, r11, 0)
                 "  adds r1, r1, #16\n",
                 TT_DSP_LDW TT_DSP_MAC(r5, r5, 8) TT_DSP_MAC_NEXT(r4, 16),
                 TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) TT_DSP_OUT_ODD(r5)), "");
-TT_DSP_ROWS_ASM(tt_dsp_rows1, "r4", 56, "", "",
+TT_DSP_ROWS_ASM(tt_dsp_rows1, "r4", 56, TT_DSP_END1, "",
                 TT_DSP_START_R11 TT_DSP_LDW TT_DSP_MAC(r4, r11, 0) "  adds r1, r1, #8\n",
                 TT_DSP_LDW TT_DSP_MAC_NEXT(r4, 8),
                 TT_DSP_OUTS_SAVING(TT_DSP_OUT_EVEN(r4) "  add r12, r12, r0\n"), "");
