@@ -129,10 +129,10 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
  * Registers in the loop: r0/r3 the weight word's halves, r1 the staged block, r2 the weights,
  * r4.. the sums (r11 the start in the first group; with 6 and 4 columns the last sum's
  * register), r12/lr a staged double word (r10-lr two columns' with 6, r8-r11 with 4).
- * Frame: [sp] the output stride, +4/+8/+12 the row's e, m, c, +16 the output (the five words
- * a block's outputs need, one LDM: TT_DSP_OUTS_*), +20 a, +24 r, +28 the loop's entry, +32
- * the start, +36 the row's end, +40 its start, +44 blocks left, +48 the sums' exit, +52 the
- * staged block. */
+ * Frame: [sp] the output stride, +4 three times it, +8/+12/+16 the row's e, m, c, +20 the
+ * output (the words a block's outputs need, one LDM: TT_DSP_OUTS_*), +24 r, +28 the loop's
+ * entry, +32 the start, +36 the row's end, +40 its start, +44 the staged blocks' end, +48
+ * the sums' exit, +52 a. */
 #define TT_DSP_LDW "  ldr r0, [r2], #4\n  sxtb16 r3, r0, ror #8\n  sxtb16 r0, r0\n"
 #define TT_DSP_MAC(acc, from, off)                                                          \
   "  ldrd r12, lr, [r1, #" #off "]\n"                                                      \
@@ -151,26 +151,21 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
 #define TT_DSP_OUT_ODD_IN(acc, m, c, e)                                                     \
   TT_DSP_ASM_RQ_IN(acc, lr, m, c, e) "  strb " #acc ", [r12, r0]\n"                         \
   "  add r12, r12, r0, lsl #1\n"
-#define TT_DSP_OUT_EVEN(acc) TT_DSP_OUT_EVEN_IN(acc, r2, r3, r1)
-#define TT_DSP_OUT_ODD(acc) TT_DSP_OUT_ODD_IN(acc, r2, r3, r1)
+#define TT_DSP_OUT_EVEN(acc) TT_DSP_OUT_EVEN_IN(acc, r3, r1, r2)
+#define TT_DSP_OUT_ODD(acc) TT_DSP_OUT_ODD_IN(acc, r3, r1, r2)
 #define TT_DSP_OUT_EVEN_FREE(acc) TT_DSP_OUT_EVEN_IN(acc, r10, r11, r3)
 #define TT_DSP_OUT_ODD_FREE(acc) TT_DSP_OUT_ODD_IN(acc, r10, r11, r3)
-/* The same outputs for an output offset of -128 (TT_DSP_ASM_RQ_LOW_IN, tt_fwd_dsp.h): one
- * instruction fewer each; only blocks of 6 have them (rows_low). */
-#define TT_DSP_OUT_EVEN_LOW(acc) TT_DSP_ASM_RQ_LOW_IN(acc, r10, r11, r3) "  strb " #acc ", [r12]\n"
-#define TT_DSP_OUT_ODD_LOW(acc)                                                             \
-  TT_DSP_ASM_RQ_LOW_IN(acc, r10, r11, r3) "  strb " #acc ", [r12, r0]\n"                   \
-  "  add r12, r12, r0, lsl #1\n"
 #define TT_DSP_OUTS_SAVING(outputs)                                                         \
-  "  str r1, [sp, #52]\n"                                                                    \
-  "  ldm sp, {r0-r3, r12}\n" /* stride, e, m, c, the output */                             \
+  "  str r1, [sp, #4]\n" /* over 3 stride, which these rows do not read */                 \
+  "  ldm sp, {r0-r3}\n"  /* stride, -, e, m */                                             \
+  "  ldrd r1, r12, [sp, #16]\n" /* c, the output */                                        \
   outputs                                                                                   \
-  "  str r12, [sp, #16]\n"                                                                  \
-  "  ldr r1, [sp, #52]\n"
+  "  str r12, [sp, #20]\n"                                                                  \
+  "  ldr r1, [sp, #4]\n"
 #define TT_DSP_OUTS_FREE(outputs)                                                           \
-  "  ldm sp, {r0, r3, r10, r11, r12}\n" /* stride, e, m, c, the output */                  \
+  "  ldm sp, {r0, r2, r3, r10, r11, r12}\n" /* stride, 3 stride, e, m, c, the output */   \
   outputs                                                                                   \
-  "  str r12, [sp, #16]\n"
+  "  str r12, [sp, #20]\n"
 /* The first group's sums start from the row's start ([sp, #32]) as SMLAD's accumulator */
 #define TT_DSP_START_R11 "  ldr r11, [sp, #32]\n"
 
@@ -201,7 +196,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
 #define TT_DSP_ROWS_ASM(name, regs, frame, pro, widen, first, group, outputs, tail)   \
   __asm__(TT_DSP_ASM_ENTRY(name)                                                          \
           "  sub sp, sp, #" #frame "\n"                                                      \
-          "  str r0, [sp, #20]\n"                                                                \
+          "  str r0, [sp, #52]\n"                                                                \
           "  ldr r12, [r0, #4]\n" /* loop entry */                                          \
           "  subs r12, r12, #4\n"                                                           \
           "  beq 5f\n"                                                                      \
@@ -239,7 +234,9 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  str r12, [sp, #48]\n"                                                          \
             pro                                                                             \
           "  ldr r12, [r0, #56]\n"                                                          \
-          "  str r12, [sp]\n"                                                          \
+          "  str r12, [sp]\n"                                                               \
+          "  add r12, r12, r12, lsl #1\n"                                                   \
+          "  str r12, [sp, #4]\n" /* 3 stride */                                            \
           "  movs r3, #0\n"                                                                 \
           "20:\n"                                                                           \
           "  str r3, [sp, #24]\n" /* row r3 of a (r0) */                                    \
@@ -252,7 +249,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  ldr r1, [r0, #12]\n"                                                           \
           "  ldr r12, [r0, #52]\n"                                                          \
           "  add r12, r12, r3\n"                                                            \
-          "  str r12, [sp, #16]\n"                                                          \
+          "  str r12, [sp, #20]\n"                                                          \
           "  ldrd r12, lr, [r0, #24]\n"                                                     \
           "  cmp r12, #0\n"                                                                 \
           "  it ne\n"                                                                       \
@@ -266,12 +263,12 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  ldr r12, [r12, r3, lsl #2]\n"                                                  \
           "  ldr lr, [lr, r3, lsl #2]\n"                                                    \
           "  rsb lr, lr, #0\n"                                                              \
-          "  str r12, [sp, #8]\n"                                                          \
-          "  str lr, [sp, #4]\n"                                                           \
+          "  str r12, [sp, #12]\n"                                                          \
+          "  str lr, [sp, #8]\n"                                                           \
           "  sub lr, lr, #1\n"                                                              \
           "  ldr r12, [r0, #48]\n"                                                          \
           "  lsl r12, r12, lr\n"                                                            \
-          "  str r12, [sp, #12]\n"                                                          \
+          "  str r12, [sp, #16]\n"                                                          \
           "21:\n"                                                                           \
           "  ldr r12, [r0, #32]\n"                                                          \
           "  cmp r12, #0\n"                                                                 \
@@ -300,7 +297,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  ldr r0, [sp, #48]\n"                                                           \
           "  bx r0\n"                                                                       \
           "15:\n"                                                                           \
-          "  ldr r0, [sp, #20]\n"                                                                \
+          "  ldr r0, [sp, #52]\n"                                                                \
           "  ldr r12, [r0, #36]\n"                                                          \
           "  ldr r3, [sp, #24]\n"                                                           \
           "  add r12, r12, r3, lsl #5\n"                                                    \
@@ -312,7 +309,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  cmp r1, r3\n"                                                                  \
           "  bne 10b\n"                                                                     \
           "16:\n"                                                                           \
-          "  ldr r0, [sp, #20]\n" /* the next row */                                             \
+          "  ldr r0, [sp, #52]\n" /* the next row */                                             \
           "  ldr r3, [sp, #24]\n"                                                           \
           "  adds r3, r3, #1\n"                                                             \
           "  ldr r12, [r0, #20]\n"                                                          \
@@ -360,12 +357,21 @@ TT_DSP_ROWS_ASM(tt_dsp_rows8, "r4-r11", 56, TT_DSP_END8, "",
 #define TT_DSP_ROWS6_GROUP(ldw)                                                             \
   ldw TT_DSP_MAC2(r4, r5, r10, r11, r12, lr) TT_DSP_MAC2(r6, r7, r10, r11, r12, lr)          \
   TT_DSP_MAC2(r8, r9, r10, r11, r12, lr)
+/* A block of 6's outputs at y + p stride: columns 0, 1, 2 and 4 by the stride (r0) scaled
+ * in the address, then y moves 3 strides (r2, loaded with the row's constants) and 3 and 5
+ * follow the same way: two ADDs a block where the pairs of TT_DSP_OUT_EVEN/ODD took three. */
+#define TT_DSP_OUT6(rq, a0, a1, a2, a3, a4, a5)                                             \
+  rq(a0) "  strb " #a0 ", [r12]\n" rq(a1) "  strb " #a1 ", [r12, r0]\n"                      \
+  rq(a2) "  strb " #a2 ", [r12, r0, lsl #1]\n" rq(a4) "  strb " #a4 ", [r12, r0, lsl #2]\n"  \
+  "  add r12, r12, r2\n" rq(a3) "  strb " #a3 ", [r12]\n"                                    \
+  rq(a5) "  strb " #a5 ", [r12, r0, lsl #1]\n"                                              \
+  "  add r12, r12, r2\n"
+#define TT_DSP_RQ6(acc) TT_DSP_ASM_RQ_IN(acc, lr, r10, r11, r3)
+#define TT_DSP_RQ6_LOW(acc) TT_DSP_ASM_RQ_LOW_IN(acc, r10, r11, r3)
 #define TT_DSP_ROWS6_OUTPUTS                                                                \
-  TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_FREE(r4) TT_DSP_OUT_ODD_FREE(r5) TT_DSP_OUT_EVEN_FREE(r6)  \
-                   TT_DSP_OUT_ODD_FREE(r7) TT_DSP_OUT_EVEN_FREE(r8) TT_DSP_OUT_ODD_FREE(r9))
+  TT_DSP_OUTS_FREE(TT_DSP_OUT6(TT_DSP_RQ6, r4, r5, r6, r7, r8, r9))
 #define TT_DSP_ROWS6_OUTPUTS_LOW                                                            \
-  TT_DSP_OUTS_FREE(TT_DSP_OUT_EVEN_LOW(r4) TT_DSP_OUT_ODD_LOW(r5) TT_DSP_OUT_EVEN_LOW(r6)      \
-                   TT_DSP_OUT_ODD_LOW(r7) TT_DSP_OUT_EVEN_LOW(r8) TT_DSP_OUT_ODD_LOW(r9))
+  TT_DSP_OUTS_FREE(TT_DSP_OUT6(TT_DSP_RQ6_LOW, r4, r5, r6, r7, r8, r9))
 TT_DSP_ROWS_ASM(tt_dsp_rows6, "r4-r9", 56, TT_DSP_END6, "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW),
                 TT_DSP_ROWS6_GROUP(TT_DSP_LDW), TT_DSP_ROWS6_OUTPUTS, "");
 TT_DSP_ROWS_ASM(tt_dsp_rows6_low, "r4-r9", 56, TT_DSP_END6, "", TT_DSP_ROWS6_FIRST(TT_DSP_LDW),
