@@ -193,7 +193,14 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
 #define TT_DSP_END2 TT_DSP_END("", TT_DSP_END_SHIFT(2))
 #define TT_DSP_END1 TT_DSP_END("", TT_DSP_END_SHIFT(1))
 
-#define TT_DSP_ROWS_ASM(name, regs, frame, pro, widen, first, group, outputs, tail)   \
+/* After a block's groups, to where its sums go ([sp, #48]: outputs, part_out, or a split
+ * row's second segment): TT_DSP_EXIT. Rows that are never given part_out (and have one
+ * segment) fall through to the outputs instead (TT_DSP_ROWS_ASM_X with exit ""): two
+ * instructions fewer a block and row. */
+#define TT_DSP_EXIT "  ldr r0, [sp, #48]\n  bx r0\n"
+#define TT_DSP_ROWS_ASM(name, regs, frame, pro, widen, first, group, outputs, tail)          \
+  TT_DSP_ROWS_ASM_X(name, regs, frame, pro, widen, first, group, outputs, tail, TT_DSP_EXIT)
+#define TT_DSP_ROWS_ASM_X(name, regs, frame, pro, widen, first, group, outputs, tail, exit) \
   __asm__(TT_DSP_ASM_ENTRY(name)                                                          \
           "  sub sp, sp, #" #frame "\n"                                                      \
           "  str r0, [sp, #52]\n"                                                                \
@@ -294,15 +301,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  cmp r2, r0\n"                                                                  \
           "  bne 1b\n"                                                                      \
           "13:\n"                                                                           \
-          "  ldr r0, [sp, #48]\n"                                                           \
-          "  bx r0\n"                                                                       \
-          "15:\n"                                                                           \
-          "  ldr r0, [sp, #52]\n"                                                                \
-          "  ldr r12, [r0, #36]\n"                                                          \
-          "  ldr r3, [sp, #24]\n"                                                           \
-          "  add r12, r12, r3, lsl #5\n"                                                    \
-          "  stm r12, {" regs "}\n"                                                         \
-          "  b 16f\n"                                                                       \
+            exit                                                                            \
           "14:\n"                                                                           \
             outputs                                                                         \
           "  ldrd r2, r3, [sp, #40]\n" /* the row's start, the blocks' end */               \
@@ -317,6 +316,13 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  blt 20b\n"                                                                     \
           "  add sp, sp, #" #frame "\n"                                                      \
           "  pop {r4-r11, pc}\n"                                                            \
+          "15:\n" /* the sums into part_out */                                              \
+          "  ldr r0, [sp, #52]\n"                                                           \
+          "  ldr r12, [r0, #36]\n"                                                          \
+          "  ldr r3, [sp, #24]\n"                                                           \
+          "  add r12, r12, r3, lsl #5\n"                                                    \
+          "  stm r12, {" regs "}\n"                                                         \
+          "  b 16b\n"                                                                       \
             tail                                                                            \
           "  .size " #name ", . - " #name "\n"                                              \
           "  .text\n")
@@ -381,7 +387,9 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6_low, "r4-r9", 56, TT_DSP_END6, "", TT_DSP_ROWS6_FIR
  * once per block: per group of a block LDRD where LDR and 2 SXTB16 were (16 instructions
  * for 24 MACs), for 6 a group per row and call (LDR, 2 SXTB16, STRD, CMP, BNE). Pays from 4
  * blocks a call, which the staging buffer holds for columns of up to 40 elements
- * (TT_FWD_DSP_STAGE_BYTES / (6 * 2 * 4) = 42): the layers of few input channels. */
+ * (TT_FWD_DSP_STAGE_BYTES / (6 * 2 * 4) = 42): the layers of few input channels. Their
+ * sums always go to the outputs (rows() calls them over 4 or more blocks, so first and last:
+ * part_in and part_out NULL), and the groups fall through to them (no TT_DSP_EXIT). */
 #define TT_DSP_WIDE_MAX 40
 #define TT_DSP_WIDEN                                                                        \
   "  add r1, sp, #56\n"                                                                     \
@@ -396,12 +404,12 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6_low, "r4-r9", 56, TT_DSP_END6, "", TT_DSP_ROWS6_FIR
   "  strd r1, r2, [sp, #36]\n"                                                               \
   "  ldr r3, [sp, #24]\n"
 #define TT_DSP_LDW_WIDE "  ldrd r0, r3, [r2], #8\n"
-TT_DSP_ROWS_ASM(tt_dsp_rows6w, "r4-r9", 136, TT_DSP_END6, TT_DSP_WIDEN,
-                TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
-                TT_DSP_ROWS6_OUTPUTS, "");
-TT_DSP_ROWS_ASM(tt_dsp_rows6w_low, "r4-r9", 136, TT_DSP_END6, TT_DSP_WIDEN,
-                TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
-                TT_DSP_ROWS6_OUTPUTS_LOW, "");
+TT_DSP_ROWS_ASM_X(tt_dsp_rows6w, "r4-r9", 136, TT_DSP_END6, TT_DSP_WIDEN,
+                  TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
+                  TT_DSP_ROWS6_OUTPUTS, "", "");
+TT_DSP_ROWS_ASM_X(tt_dsp_rows6w_low, "r4-r9", 136, TT_DSP_END6, TT_DSP_WIDEN,
+                  TT_DSP_ROWS6_FIRST(TT_DSP_LDW_WIDE), TT_DSP_ROWS6_GROUP(TT_DSP_LDW_WIDE),
+                  TT_DSP_ROWS6_OUTPUTS_LOW, "", "");
 /* tt_dsp_rows6 over rows sign-extended beforehand (tt_dsp_widen: a->w the widened rows,
  * a->w_stride 2 a->n bytes apart, a->n the weights a row): the row's end moves to twice its
  * length, and each group loads its two words by LDRD (TT_DSP_LDW_WIDE) where LDR and 2
