@@ -254,9 +254,6 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  strd r12, r2, [sp, #36]\n"                                                      \
             widen                                                                           \
           "  ldr r1, [r0, #12]\n"                                                           \
-          "  ldr r12, [r0, #52]\n"                                                          \
-          "  add r12, r12, r3\n"                                                            \
-          "  str r12, [sp, #20]\n"                                                          \
           "  ldrd r12, lr, [r0, #24]\n"                                                     \
           "  cmp r12, #0\n"                                                                 \
           "  it ne\n"                                                                       \
@@ -270,12 +267,13 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  ldr r12, [r12, r3, lsl #2]\n"                                                  \
           "  ldr lr, [lr, r3, lsl #2]\n"                                                    \
           "  rsb lr, lr, #0\n"                                                              \
-          "  str r12, [sp, #12]\n"                                                          \
-          "  str lr, [sp, #8]\n"                                                           \
+          "  strd lr, r12, [sp, #8]\n" /* e, m */                                           \
           "  sub lr, lr, #1\n"                                                              \
           "  ldr r12, [r0, #48]\n"                                                          \
           "  lsl r12, r12, lr\n"                                                            \
-          "  str r12, [sp, #16]\n"                                                          \
+          "  ldr lr, [r0, #52]\n"                                                           \
+          "  add lr, lr, r3\n"                                                              \
+          "  strd r12, lr, [sp, #16]\n" /* c, the row's first output */                     \
           "21:\n"                                                                           \
           "  ldr r12, [r0, #32]\n"                                                          \
           "  cmp r12, #0\n"                                                                 \
