@@ -43,7 +43,7 @@ def row_calls(call) -> list:
     p = CF.ConvParams.from_buffer_copy(arg[0])
     ind, fd, od = (CF.Dims.from_buffer_copy(arg[k]) for k in (3, 5, 8))
     x = np.frombuffer(arg[4], np.int8).reshape(ind.h, ind.w, ind.c)
-    m, s = np.frombuffer(arg[1], np.int32).copy(), np.frombuffer(arg[2], np.int32).copy()
+    m, s = np.frombuffer(arg[1], np.int32).copy(), np.frombuffer(arg[2], np.int8).copy()
     f = np.frombuffer(arg[6], np.int8).copy()
     b = None if arg[7] is None else np.frombuffer(arg[7], np.int32).copy()
     y = np.frombuffer(call.args[9].after, np.int8).reshape(od.h, od.w, od.c)

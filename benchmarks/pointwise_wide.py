@@ -48,7 +48,7 @@ def pointwise_calls(graph):
         with recording(recorded):
             c_forward.call("tt_conv2d_wide_s8", c_forward.ConvParams.from_buffer_copy(p.before),
                            np.frombuffer(m.before, np.int32).copy(),
-                           np.frombuffer(sh.before, np.int32).copy(),
+                           np.frombuffer(sh.before, np.int8).copy(),
                            c_forward.Dims.from_buffer_copy(xd.before),
                            np.frombuffer(x.before, np.int8).copy(),
                            c_forward.Dims.from_buffer_copy(fd.before),

@@ -299,7 +299,7 @@ def depthwise_layer(rng, n, h, w, c, kernel, stride, dilation, padding):
     scales = rng.uniform(0.002, 0.01, c)
     m, s = fp.quantize_multipliers(0.05 * scales / 0.03)
     return dict(
-        p=p, m=np.ascontiguousarray(m, np.int32), s=np.ascontiguousarray(s, np.int32),
+        p=p, m=np.ascontiguousarray(m, np.int32), s=np.ascontiguousarray(s, np.int8),
         x=rng.integers(-128, 128, (n, h, w, c)).astype(np.int8),
         w=rng.integers(-127, 128, (1, *kernel, c)).astype(np.int8),
         b=rng.integers(-2000, 2000, c).astype(np.int32), out=(n, oh, ow, c))
@@ -421,7 +421,7 @@ def test_split_filters_equal_whole_ones(k):
     w = rng.integers(-127, 128, (co, 3, 3, ci)).astype(np.int8)
     bias = rng.integers(-500, 500, co).astype(np.int32)
     m = np.full(co, 1 << 30, np.int32)
-    s = np.full(co, -8, np.int32)
+    s = np.full(co, -8, np.int8)
     p = c_forward.ConvParams(2, 2, 1, 1, 1, 1, 3, -2, -128, 127)
     lo, hi = np.ascontiguousarray(w[..., :k]), np.ascontiguousarray(w[..., k:])
     whole, split = np.empty((1, 4, 4, co), np.int8), np.empty((1, 4, 4, co), np.int8)

@@ -634,7 +634,7 @@ def test_streamed_pointwise_depthwise_equals_the_two_layers(case):
     df = rng.integers(-127, 128, (1, kernel, kernel, cm)).astype(np.int8)
     pb, db = (rng.integers(-5000, 5000, cm).astype(np.int32) for _ in range(2))
     pm, dm = (rng.integers(1 << 30, (1 << 31) - 1, cm).astype(np.int32) for _ in range(2))
-    ps, ds = (rng.integers(-9, -6, cm).astype(np.int32) for _ in range(2))
+    ps, ds = (rng.integers(-9, -6, cm).astype(np.int8) for _ in range(2))
     mid = np.empty((1, h, w, cm), np.int8)
     want = np.empty((1, oh, ow, cm), np.int8)
     c_forward.call("tt_conv2d_s8", pw, pm, ps, D(*x.shape), x, D(*pf.shape), pf, pb,
@@ -694,8 +694,8 @@ def test_streamed_block_equals_the_three_layers(case):
     pb = rng.integers(-5000, 5000, co).astype(np.int32)
     am, dm = (rng.integers(1 << 30, (1 << 31) - 1, cm).astype(np.int32) for _ in range(2))
     pm = rng.integers(1 << 30, (1 << 31) - 1, co).astype(np.int32)
-    as_, ds = (rng.integers(-9, -6, cm).astype(np.int32) for _ in range(2))
-    ps = rng.integers(-9, -6, co).astype(np.int32)
+    as_, ds = (rng.integers(-9, -6, cm).astype(np.int8) for _ in range(2))
+    ps = rng.integers(-9, -6, co).astype(np.int8)
     mid = np.empty((1, mh, mw, cm), np.int8)
     dout = np.empty((1, oh, ow, cm), np.int8)
     want = np.empty((1, oh, ow, co), np.int8)
@@ -763,7 +763,7 @@ def random_conv(case: tuple, dilation: int = 1) -> tuple:
     f = rng.integers(-127, 128, (co, kernel, kernel, ci)).astype(np.int8)
     bias = rng.integers(-5000, 5000, co).astype(np.int32)
     m = rng.integers(1 << 30, (1 << 31) - 1, co).astype(np.int32)
-    sh = rng.integers(-10, -7, co).astype(np.int32)
+    sh = rng.integers(-10, -7, co).astype(np.int8)
     want = np.empty((1, oh, ow, co), np.int8)
     c_forward.call("tt_conv2d_s8", p, m, sh, D(*x.shape), x, D(*f.shape), f, bias,
                    D(*want.shape), want)

@@ -60,7 +60,7 @@ def wide_calls(rng) -> None:
                     (0, 2, -20, 60)):
             p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, *act)
             m = rng.integers(1 << 30, 1 << 31, co).astype(np.int32)
-            sh = rng.integers(-12, -6, co).astype(np.int32)
+            sh = rng.integers(-12, -6, co).astype(np.int8)
             b = rng.integers(-3000, 3000, co).astype(np.int32)
             if act[0] == -128:                     # dead channels between live ones
                 m[1::3], sh[1::3] = (1 << 31) - 1, -25
@@ -117,7 +117,7 @@ def one_multiply_params(rng, co):
     one-multiply form, its corners included: the multiplier's ends (2^30, 2^31 - 1), the
     shift's (-1, -21), the bias's (+-(2^28 - 1))."""
     m = rng.integers(1 << 30, 1 << 31, co).astype(np.int32)
-    sh = rng.integers(-12, -6, co).astype(np.int32)
+    sh = rng.integers(-12, -6, co).astype(np.int8)
     b = rng.integers(-3000, 3000, co).astype(np.int32)
     m[:2], sh[:2] = [1 << 30, (1 << 31) - 1], [-1, -21]
     b[-2:] = [(1 << 28) - 1, 1 - (1 << 28)]

@@ -198,7 +198,7 @@ def random_stream(rng, h: int, ci: int, cm: int, co: int, kernel: int, stride: i
 
     def quant(n):
         return (rng.integers(1 << 30, (1 << 31) - 1, n).astype(np.int32),
-                rng.integers(-10, -6, n).astype(np.int32),
+                rng.integers(-10, -6, n).astype(np.int8),
                 rng.integers(-3000, 3000, n).astype(np.int32))
     a, m = params(stride, kernel, h)
     af = rng.integers(-127, 128, (cm, kernel, kernel, ci)).astype(np.int8)

@@ -68,7 +68,7 @@ def quantization(rng, channels: int, kind: str) -> tuple[np.ndarray, np.ndarray]
         for k in range(channels):
             if k % 2 == 1:
                 m[k], s[k] = specials[(k // 2) % len(specials)]
-    return m.astype(np.int32), s.astype(np.int32)
+    return m.astype(np.int32), s.astype(np.int8)
 
 
 def biases(rng, channels: int, big: bool) -> np.ndarray:
@@ -366,7 +366,7 @@ def requantization_calls() -> None:
     bs = [0, -1, 1, -12345, 98765, (1 << 27) - 1, -(1 << 27)]
     chans = [(mults[k % 4], shifts[k % 5], ws[k % 6], bs[k % 7]) for k in range(60)]
     m = np.array([c[0] for c in chans], np.int32)
-    sh = np.array([c[1] for c in chans], np.int32)
+    sh = np.array([c[1] for c in chans], np.int8)
     b = np.array([c[3] for c in chans], np.int32)
     co = len(chans)
     for act in ((0, -3, -128, 127), (-1, 6, -128, 127), (3, 0, -100, 90)):
@@ -385,7 +385,7 @@ def requantization_calls() -> None:
     # every input value in channel 0 against the corner weight, small weights elsewhere
     chans = chans + chans[:4]
     m = np.array([c[0] for c in chans], np.int32)
-    sh = np.array([c[1] for c in chans], np.int32)
+    sh = np.array([c[1] for c in chans], np.int8)
     b = np.array([c[3] for c in chans], np.int32)
     co = len(chans)
     for k in (8, 16):

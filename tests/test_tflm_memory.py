@@ -202,7 +202,7 @@ def test_in_place_conv_kernel_takes_only_safe_layouts():
         x = rng.integers(-128, 128, (n, h, w, ci)).astype(np.int8)
         f = rng.integers(-127, 128, (co, 1, 1, ci)).astype(np.int8)
         m = rng.integers(1 << 30, (1 << 31) - 1, co).astype(np.int32)
-        s = rng.integers(-12, -4, co).astype(np.int32)
+        s = rng.integers(-12, -4, co).astype(np.int8)
         b = rng.integers(-5000, 5000, co).astype(np.int32)
         p = cf.ConvParams(1, 1, 1, 1, 0, 0, 7, -3, -128, 127)
         dims = [cf._nhwc(x.shape), cf._nhwc(f.shape), cf._nhwc((n, h, w, co))]
@@ -237,7 +237,7 @@ def test_depthwise_scratch_is_the_kernels(zoo):
         g = Graph([Tensor("x", (n, h, h, c), "int8", q), Tensor("w", (1, k, k, c), "int8", q,
                                                                 data=np.zeros((1, k, k, c))),
                    Tensor("m", (c,), "int32", data=np.zeros(c, np.int32)),
-                   Tensor("s", (c,), "int32", data=np.zeros(c, np.int32)),
+                   Tensor("s", (c,), "int8", data=np.zeros(c, np.int8)),
                    Tensor("y", (n, oh, oh, c), "int8", q)], [], [0], [4])
         op = make_op("TT_DEPTHWISE_CONV2D", [0, 1, -1, 2, 3], [4], stride_h=stride,
                      stride_w=stride, dilation_h=1, dilation_w=1, pad_top=pad, pad_left=pad,
@@ -562,6 +562,84 @@ def test_32_bit_model_counts_every_op_it_meets():
         tflm_memory.persistent_tail(g, "cortex-m7")
 
 
+# --- the shifts are int8 (training model format version 2) ------------------------------------
+
+def test_shifts_are_int8_and_the_checker_refuses_int32_and_wrapped_ones():
+    """Requantization in flash stores 4 + 1 bytes a channel (int32 multiplier, int8 shift);
+    the checker refuses format version 1's int32 shifts and a file whose scales give a shift
+    outside [-31, 31] (stored wrapped into int8 to match), each in one line."""
+    from tflite_train.errors import ModelError
+    from tflite_train.passes.forward_ops import to_tt_ops
+    g = tflite_io.load(EXAMPLE)
+    done = to_tt_ops(g)
+    assert done
+    for op in g.operators:
+        if op.kind in tt_forward.FORWARD:
+            pos = tt_forward.positions(op.kind)
+            m, s = (g.tensors[op.inputs[pos[k]]] for k in ("multipliers", "shifts"))
+            assert m.dtype == "int32" and s.dtype == "int8" and s.data.dtype == np.int8
+            assert -31 <= s.data.min() and s.data.max() <= 31
+    channels = sum(g.tensors[g.operators[k].outputs[0]].shape[-1]
+                   for k, op in enumerate(g.operators) if op.kind in tt_forward.FORWARD)
+    assert sum(c.flash_added for c in done) == 5 * channels
+    ops.validate(g)
+    k = next(k for k, op in enumerate(g.operators) if op.kind == "TT_CONV2D")
+    op = g.operators[k]
+
+    def refused(edit) -> str:
+        bad = copy.deepcopy(g)
+        edit(bad, bad.operators[k])
+        with pytest.raises(ModelError) as e:
+            ops.validate(bad)
+        assert "\n" not in str(e.value)
+        return str(e.value)
+
+    def int32_shifts(bad, op):
+        s = bad.tensors[op.inputs[5]]
+        s.dtype, s.data = "int32", s.data.astype(np.int32)
+    assert "format version 1" in refused(int32_shifts) and "augment again" in \
+        refused(int32_shifts)
+
+    def huge_scale(bad, op):
+        # real multiplier s_x s_w / s_y past 2^130: QuantizeMultiplier's shift past 127 wraps in
+        # int8; the file stores that, so only the range check can tell
+        y = bad.tensors[op.outputs[0]]
+        y.quant.scale = np.full_like(y.quant.scale, 1e-44)
+        x, w = bad.tensors[op.inputs[0]], bad.tensors[op.inputs[1]]
+        from tflite_train.ops.requant import conv_multipliers
+        m, s = conv_multipliers(x, w, y, y.shape[-1])
+        assert s.max() > 127
+        bad.tensors[op.inputs[4]].data = m.astype(np.int32)
+        bad.tensors[op.inputs[5]].data = s.astype(np.int8)
+    assert "outside [-31, 31]" in refused(huge_scale)
+    assert op is g.operators[k]
+
+
+def test_streamed_checker_refuses_int32_shifts():
+    from tflite_train.errors import ModelError
+    g = streamed(expansion_graph(9, 8, 5, 12, 3, 2, 0, seed=0), strided_only=False)
+    k = next(k for k, op in enumerate(g.operators) if op.kind == "TT_POINTWISE_DEPTHWISE")
+    for slot, prefix in ((4, "pw_"), (8, "dw_")):
+        bad = copy.deepcopy(g)
+        s = bad.tensors[bad.operators[k].inputs[slot]]
+        assert s.dtype == "int8"
+        s.dtype, s.data = "int32", s.data.astype(np.int32)
+        with pytest.raises(ModelError, match=f"{prefix}shifts are int32 .training model format "
+                                             "version 1.: run tflite-train augment again"):
+            ops.validate(bad)
+
+
+def test_a_version_1_training_model_is_refused_with_what_to_do():
+    from tflite_train.augment import FORMAT_VERSION, METADATA_KEY, training_metadata
+    from tflite_train.errors import ModelError
+    g = tflite_io.load(EXAMPLE)
+    assert FORMAT_VERSION == 2
+    g.metadata[METADATA_KEY] = json.dumps({"version": 1, "logits": "x"}).encode()
+    with pytest.raises(ModelError, match="format version 1 is not supported .this tflite-train "
+                                         "reads version 2.: run `tflite-train augment` again"):
+        training_metadata(g)
+
+
 # --- the glue's Prepare refuses broken models ------------------------------------------------
 
 def broken_models() -> list[tuple[str, bytes, str]]:
@@ -604,6 +682,15 @@ def broken_models() -> list[tuple[str, bytes, str]]:
          lambda g, op: _shorten(g, op.inputs[4]))
     case("conv shift out of range", conv, "out of range",
          lambda g, op: g.tensors[op.inputs[5]].data.__setitem__(0, -40))
+    # format version 1's int32 shifts: refused by their type, never read as int8
+    case("conv shifts int32", conv, "format version 1 stored int32: run tflite-train augment",
+         lambda g, op: retype(g, op.inputs[5], "int32"))
+    case("conv multipliers int8", conv, "(multipliers) has type",
+         lambda g, op: retype(g, op.inputs[4], "int8"))
+    case("depthwise shifts int32", dw, "format version 1 stored int32",
+         lambda g, op: retype(g, op.inputs[4], "int32"))
+    case("fully connected shifts int32", fc, "format version 1 stored int32",
+         lambda g, op: retype(g, op.inputs[5], "int32"))
     case("conv multipliers an activation", conv, "multipliers must be constant",
          lambda g, op: setattr(g.tensors[op.inputs[4]], "data", None))
     case("conv in place 3x3", next(k for k, op in enumerate(base.operators)
@@ -635,6 +722,8 @@ def broken_models() -> list[tuple[str, bytes, str]]:
              6, 2, 1, 5)))
     case("streamed dw shifts short", st, "multipliers and shifts need",
          lambda g, op: _shorten(g, op.inputs[8]))
+    case("streamed pw shifts int32", st, "format version 1 stored int32",
+         lambda g, op: retype(g, op.inputs[4], "int32"))
     case("streamed option missing", st, "option 'mid_zero_point'",
          lambda g, op: options(op, mid_zero_point=None))
     case("streamed pw range", st, "act_min/act_max", lambda g, op: options(op, pw_act_min=9,

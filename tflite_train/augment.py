@@ -25,7 +25,11 @@ from .training_ops import GRAD_DTYPES, MAX_BATCH, make_op
 from . import tflm_memory
 
 METADATA_KEY = TRAINING_KEY
-FORMAT_VERSION = 1
+# 2 (round 28): the forward ops' shifts are int8 tensors (ops/tt_forward.SHIFT_DTYPE), int32
+# in version 1. A version-1 model is refused (training_metadata), never read: augment the
+# original model again (its state files and checkpoints name the old model's id and do not
+# carry over).
+FORMAT_VERSION = 2
 
 # New head. The features' real range is known from their quantization (the converter
 # calibrated it), so the initial weights are sized to it: uniform in +-b with
@@ -771,5 +775,6 @@ def training_metadata(graph: Graph) -> dict:
     if meta.get("version") != FORMAT_VERSION:
         raise ModelError(f"training model format version {printable(repr(meta.get('version')))}"
                          " is not "
-                         f"supported (this tflite-train reads version {FORMAT_VERSION})")
+                         f"supported (this tflite-train reads version {FORMAT_VERSION}): run "
+                         "`tflite-train augment` again on the original model")
     return meta

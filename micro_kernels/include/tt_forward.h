@@ -19,9 +19,14 @@
  *
  * Requantization of an accumulator `acc` of output channel k:
  *   y = clamp(MBQM(acc, multiplier[k], shift[k]) + output_offset, act_min, act_max)
- * with multiplier a Q31 value in [2^30, 2^31) (or 0) and shift > 0 a left shift, < 0 a
- * right shift (TFLite's QuantizeMultiplier of the real scale s_x * s_w[k] / s_y). Per-tensor
- * weights pass the same pair for every channel. act_min/act_max are the fused activation's
+ * with multiplier an int32 Q31 value in [2^30, 2^31) (or 0) and shift an int8 in [-31, 31],
+ * > 0 a left shift, < 0 a right shift (TFLite's QuantizeMultiplier of the real scale
+ * s_x * s_w[k] / s_y). Per-tensor weights pass the same pair for every channel. The shifts
+ * are `const int8_t *` because a training model keeps them in flash, one per output channel
+ * (TT_CONV2D & co., schema/training_ops.json): 1 byte a channel instead of 4; every shift
+ * QuantizeMultiplier gives for a multiplier TFLM can requantize fits. The kernels read each
+ * shift once per channel (sign-extended into a register), so the narrower type changes no
+ * bit and no inner loop. act_min/act_max are the fused activation's
  * range in the output's int8 domain (CalculateActivationRangeQuantized: [-128, 127] for
  * NONE, [zp, 127] for RELU, ...).
  *
@@ -87,7 +92,7 @@ typedef struct {
  * input [n, h, w, ci] int8; filter [co, kh, kw, ci] int8; bias [co] int32 or NULL;
  * multiplier[co], shift[co]; output [n, oh, ow, co] int8 (oh, ow as given: the caller's
  * padding rule decided them). Output must not overlap the input. */
-void tt_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier, const int32_t *shift,
+void tt_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier, const int8_t *shift,
                   const tt_fwd_dims *input_dims, const int8_t *input,
                   const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
                   const tt_fwd_dims *output_dims, int8_t *output);
@@ -113,7 +118,7 @@ void tt_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier, const 
  * one-multiply form into int8's whole range: the DSP version trusts the zero taps and the
  * requantization, and skips checking, packing and widening the filter in every call. */
 void tt_conv2d_wide_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                       const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
+                       const int8_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
                        const tt_fwd_dims *filter_dims, const int8_t *filter,
                        const int16_t *wide, const int32_t *bias,
                        const tt_fwd_dims *output_dims, int8_t *output);
@@ -124,7 +129,7 @@ void tt_conv2d_wide_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
  * Bit-identical to tt_conv2d_s8 on the concatenated filter. filter_dims is the whole
  * filter's [co, kh, kw, ci]. */
 void tt_conv2d_split_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                        const int32_t *shift, const tt_fwd_dims *input_dims,
+                        const int8_t *shift, const tt_fwd_dims *input_dims,
                         const int8_t *input, const tt_fwd_dims *filter_dims,
                         const int8_t *filter_lo, int32_t k, const int8_t *filter_hi,
                         const int32_t *bias, const tt_fwd_dims *output_dims, int8_t *output);
@@ -137,7 +142,7 @@ void tt_conv2d_split_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
  * rows already read. Bit-identical to tt_conv2d_split_s8. Returns TT_FWD_UNSUPPORTED,
  * touching nothing, for another filter, window or placement. */
 int32_t tt_conv2d_split_inplace_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                                   const int32_t *shift, const tt_fwd_dims *input_dims,
+                                   const int8_t *shift, const tt_fwd_dims *input_dims,
                                    const int8_t *input, const tt_fwd_dims *filter_dims,
                                    const int8_t *filter_lo, int32_t k,
                                    const int8_t *filter_hi, const int32_t *bias,
@@ -149,7 +154,7 @@ int32_t tt_conv2d_split_inplace_s8(const tt_fwd_conv_params *p, const int32_t *m
  * bias [c * m] or NULL; multiplier/shift [c * m]; output [n, oh, ow, c * m], not overlapping
  * the input. */
 void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                            const int32_t *shift, const tt_fwd_dims *input_dims,
+                            const int8_t *shift, const tt_fwd_dims *input_dims,
                             const int8_t *input, const tt_fwd_dims *filter_dims,
                             const int8_t *filter, const int32_t *bias,
                             const tt_fwd_dims *output_dims, int8_t *output);
@@ -183,7 +188,7 @@ int32_t tt_depthwise_conv2d_inplace_s8_scratch_bytes(const tt_fwd_conv_params *p
                                                      const tt_fwd_dims *filter_dims,
                                                      const tt_fwd_dims *output_dims);
 int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                                   const int32_t *shift, const tt_fwd_dims *input_dims,
+                                   const int8_t *shift, const tt_fwd_dims *input_dims,
                                    int8_t *data, const tt_fwd_dims *filter_dims,
                                    const int8_t *filter, const int32_t *bias,
                                    const tt_fwd_dims *output_dims, int8_t *scratch);
@@ -192,14 +197,14 @@ int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *m
  * weights [units, depth]; bias [units] or NULL; multiplier/shift [units] (per-tensor
  * weights: the same pair repeated); output [batches, units]. */
 void tt_fully_connected_s8(const tt_fwd_fc_params *p, const int32_t *multiplier,
-                           const int32_t *shift, int32_t batches, int32_t depth,
+                           const int8_t *shift, int32_t batches, int32_t depth,
                            const int8_t *input, int32_t units, const int8_t *weights,
                            const int32_t *bias, int8_t *output);
 
 /* FULLY_CONNECTED with weights in two parts along depth: weights_lo [units, k] and
  * weights_hi [units, depth - k] (NULL when k == depth); as tt_conv2d_split_s8. */
 void tt_fully_connected_split_s8(const tt_fwd_fc_params *p, const int32_t *multiplier,
-                                 const int32_t *shift, int32_t batches, int32_t depth,
+                                 const int8_t *shift, int32_t batches, int32_t depth,
                                  const int8_t *input, int32_t units, const int8_t *weights_lo,
                                  int32_t k, const int8_t *weights_hi, const int32_t *bias,
                                  int8_t *output);

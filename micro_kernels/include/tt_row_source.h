@@ -83,7 +83,7 @@ int tt_conv_depthwise_pointwise_chain_source_s8(
  * arguments and bits as tt_conv2d_s8 (batch 1, else TT_FWD_UNSUPPORTED touching nothing);
  * TT_FWD_INPUT_FAILED when the source failed. The source is finished. */
 int tt_conv2d_source_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                        const int32_t *shift, const tt_fwd_dims *input_dims,
+                        const int8_t *shift, const tt_fwd_dims *input_dims,
                         tt_row_source *input, const tt_fwd_dims *filter_dims,
                         const int8_t *filter, const int32_t *bias,
                         const tt_fwd_dims *output_dims, int8_t *output);

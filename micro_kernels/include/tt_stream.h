@@ -34,8 +34,9 @@ extern "C" {
  * tt_depthwise_conv2d_s8 (tt_forward.h) take, less its input and output.
  *   params       stride, padding, dilation, input/output zero points, activation clamps
  *                (a 1x1 layer: stride 1, pads 0);
- *   multiplier,  [c_out] int32 per-channel requantization (Q31 multiplier, shift: a right
- *   shift        shift where negative), c_out the layer's output channels;
+ *   multiplier,  [c_out] per-channel requantization (int32 Q31 multiplier, int8 shift: a
+ *   shift        right shift where negative, as tt_forward.h), c_out the layer's output
+ *                channels;
  *   filter_dims  a CONV_2D's [c_out, kh, kw, c_in]; a depthwise layer's [1, kh, kw, c * m];
  *   filter       int8, filter_dims' shape, symmetric per output channel (zero point 0);
  *   wide         a 1x1 layer's filter pre-widened for SMLAD as tt_conv2d_wide_s8 takes it:
@@ -51,7 +52,7 @@ extern "C" {
 typedef struct {
   const tt_fwd_conv_params *params;
   const int32_t *multiplier;
-  const int32_t *shift;
+  const int8_t *shift;
   const tt_fwd_dims *filter_dims;
   const int8_t *filter;
   const int16_t *wide;
@@ -196,7 +197,7 @@ int32_t tt_conv_depthwise_pointwise_s8_shift(const tt_fwd_conv_params *a,
 int32_t tt_conv2d_rows_s8_shift(const tt_fwd_conv_params *p, const tt_fwd_dims *input_dims,
                                 const tt_fwd_dims *filter_dims, const tt_fwd_dims *output_dims);
 int tt_conv2d_rows_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                      const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
+                      const int8_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
                       const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
                       const tt_fwd_dims *output_dims, int8_t *output);
 
@@ -214,7 +215,7 @@ int32_t tt_conv2d_rows_reverse_s8_lead(const tt_fwd_conv_params *p, const tt_fwd
                                        const tt_fwd_dims *filter_dims,
                                        const tt_fwd_dims *output_dims);
 int tt_conv2d_rows_reverse_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                              const int32_t *shift, const tt_fwd_dims *input_dims,
+                              const int8_t *shift, const tt_fwd_dims *input_dims,
                               const int8_t *input, const tt_fwd_dims *filter_dims,
                               const int8_t *filter, const int32_t *bias,
                               const tt_fwd_dims *output_dims, int8_t *output);

@@ -27,7 +27,7 @@ int32_t tt_depthwise_conv2d_s8_pack_bytes(const tt_fwd_conv_params *p,
  * bias and requantization; the portable build has nothing to pack and leaves it alone, and
  * a NULL pack is nothing to fill. */
 void tt_depthwise_conv2d_s8_pack(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                                 const int32_t *shift, const tt_fwd_dims *input_dims,
+                                 const int8_t *shift, const tt_fwd_dims *input_dims,
                                  const tt_fwd_dims *filter_dims, const int8_t *filter,
                                  const int32_t *bias, const tt_fwd_dims *output_dims,
                                  void *pack);
@@ -37,7 +37,7 @@ void tt_depthwise_conv2d_s8_pack(const tt_fwd_conv_params *p, const int32_t *mul
  * does a NULL pack or one that holds no groups (a build whose staging the layer does not
  * fit). */
 void tt_depthwise_conv2d_packed_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                                   const int32_t *shift, const tt_fwd_dims *input_dims,
+                                   const int8_t *shift, const tt_fwd_dims *input_dims,
                                    const int8_t *input, const tt_fwd_dims *filter_dims,
                                    const int8_t *filter, const int32_t *bias,
                                    const tt_fwd_dims *output_dims, int8_t *output, void *pack);

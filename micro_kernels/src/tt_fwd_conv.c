@@ -81,7 +81,7 @@ static inline void dot2x4(const int8_t *x0, const int8_t *x1, const int8_t *w,
  * the bias once per output channel: acc = bias + offset * sum(w) + sum(w * x), the same
  * integer as TFLM's sum of w * (x + offset). */
 static void pointwise(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                      const int32_t *shift, int32_t pixels, int32_t ci, const int8_t *input,
+                      const int8_t *shift, int32_t pixels, int32_t ci, const int8_t *input,
                       int32_t co, const int8_t *filter_lo, int32_t k, const int8_t *filter_hi,
                       const int32_t *bias, int8_t *output) {
   const int32_t rest = ci - k, off = p->input_offset, out_off = p->output_offset;
@@ -95,7 +95,8 @@ static void pointwise(const tt_fwd_conv_params *p, const int32_t *multiplier,
       for (int32_t i = 0; i < rest; ++i) sum += filter_hi[(c + j) * rest + i];
       folded[j] = (bias ? bias[c + j] : 0) + off * sum;
     }
-    const int32_t *m = multiplier + c, *sh = shift + c;
+    const int32_t *m = multiplier + c;
+    const int8_t *sh = shift + c;
     int32_t px = 0;
     if (g == 4) {
       for (; px + 2 <= pixels; px += 2) {
@@ -338,7 +339,7 @@ static __attribute__((noinline)) void stage_stem_border(tt_dsp_word *stage, int3
  * its rows widened (tt_dsp_widen); every call of a stream's stem (64 a step) then skips the
  * checks, the packing and the widening, and stages in the whole buffer. */
 static __attribute__((noinline)) int dsp_im2col(
-    const tt_fwd_conv_params *p, const int32_t *multiplier, const int32_t *shift,
+    const tt_fwd_conv_params *p, const int32_t *multiplier, const int8_t *shift,
     const tt_fwd_dims *in, const int8_t *input, const tt_fwd_dims *f, const int8_t *filter_lo,
     int32_t k, const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
     int8_t *output, tt_dsp_word *buf, int32_t all, const int16_t *prewide) {
@@ -537,7 +538,7 @@ static __attribute__((noinline)) int dsp_im2col(
  * stream's row calls, tt_conv2d_rows_call_s8: each call widens the rows again, as a buffer
  * kept for the stream would lie on the stack under the stream's other layers too). */
 static __attribute__((noinline)) int dsp_im2col_wide(
-    const tt_fwd_conv_params *p, const int32_t *multiplier, const int32_t *shift,
+    const tt_fwd_conv_params *p, const int32_t *multiplier, const int8_t *shift,
     const tt_fwd_dims *in, const int8_t *input, const tt_fwd_dims *f, const int8_t *filter_lo,
     int32_t k, const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
     int8_t *output) {
@@ -549,7 +550,7 @@ static __attribute__((noinline)) int dsp_im2col_wide(
 /* The other calls: the staging buffer alone (their stack as it was; they widen too where a
  * small filter leaves 2 blocks of 6 in what is left of it, e.g. 3x3x4 -> 8 channels). */
 static __attribute__((noinline)) int dsp_im2col_staged(
-    const tt_fwd_conv_params *p, const int32_t *multiplier, const int32_t *shift,
+    const tt_fwd_conv_params *p, const int32_t *multiplier, const int8_t *shift,
     const tt_fwd_dims *in, const int8_t *input, const tt_fwd_dims *f, const int8_t *filter_lo,
     int32_t k, const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
     int8_t *output, const int16_t *prewide) {
@@ -562,7 +563,7 @@ static __attribute__((noinline)) int dsp_im2col_staged(
 /* The filter is filter_lo [co, kh, kw, k] followed along input channels by filter_hi
  * [co, kh, kw, ci - k]. */
 static void conv_core(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                      const int32_t *shift, const tt_fwd_dims *in, const int8_t *input,
+                      const int8_t *shift, const tt_fwd_dims *in, const int8_t *input,
                       const tt_fwd_dims *f, const int8_t *filter_lo, int32_t k,
                       const int8_t *filter_hi, const int32_t *bias, const tt_fwd_dims *out,
                       int8_t *output, int wide, const int16_t *prewide) {
@@ -620,7 +621,7 @@ static void conv_core(const tt_fwd_conv_params *p, const int32_t *multiplier,
   })
 }
 
-void tt_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier, const int32_t *shift,
+void tt_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier, const int8_t *shift,
                   const tt_fwd_dims *input_dims, const int8_t *input,
                   const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
                   const tt_fwd_dims *output_dims, int8_t *output) {
@@ -629,7 +630,7 @@ void tt_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier, const 
 }
 
 void tt_conv2d_wide_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                       const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
+                       const int8_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
                        const tt_fwd_dims *filter_dims, const int8_t *filter,
                        const int16_t *wide, const int32_t *bias,
                        const tt_fwd_dims *output_dims, int8_t *output) {
@@ -642,7 +643,7 @@ void tt_conv2d_wide_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
 }
 
 void tt_conv2d_rows_call_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                            const int32_t *shift, const tt_fwd_dims *input_dims,
+                            const int8_t *shift, const tt_fwd_dims *input_dims,
                             const int8_t *input, const tt_fwd_dims *filter_dims,
                             const int8_t *filter, const int32_t *bias,
                             const tt_fwd_dims *output_dims, int8_t *output) {
@@ -651,7 +652,7 @@ void tt_conv2d_rows_call_s8(const tt_fwd_conv_params *p, const int32_t *multipli
 }
 
 void tt_conv2d_split_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                        const int32_t *shift, const tt_fwd_dims *input_dims,
+                        const int8_t *shift, const tt_fwd_dims *input_dims,
                         const int8_t *input, const tt_fwd_dims *filter_dims,
                         const int8_t *filter_lo, int32_t k, const int8_t *filter_hi,
                         const int32_t *bias, const tt_fwd_dims *output_dims, int8_t *output) {
@@ -660,7 +661,7 @@ void tt_conv2d_split_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
 }
 
 void tt_fully_connected_split_s8(const tt_fwd_fc_params *p, const int32_t *multiplier,
-                                 const int32_t *shift, int32_t batches, int32_t depth,
+                                 const int8_t *shift, int32_t batches, int32_t depth,
                                  const int8_t *input, int32_t units, const int8_t *weights_lo,
                                  int32_t k, const int8_t *weights_hi, const int32_t *bias,
                                  int8_t *output) {
@@ -673,7 +674,7 @@ void tt_fully_connected_split_s8(const tt_fwd_fc_params *p, const int32_t *multi
 }
 
 void tt_fully_connected_s8(const tt_fwd_fc_params *p, const int32_t *multiplier,
-                           const int32_t *shift, int32_t batches, int32_t depth,
+                           const int8_t *shift, int32_t batches, int32_t depth,
                            const int8_t *input, int32_t units, const int8_t *weights,
                            const int32_t *bias, int8_t *output) {
   tt_fully_connected_split_s8(p, multiplier, shift, batches, depth, input, units, weights,

@@ -13,7 +13,7 @@
  * it widens the filter's rows once a call (tt_dsp_widen) in TT_FWD_DSP_WIDE_EXTRA (672)
  * bytes of stack more than tt_conv2d_s8's, only while it runs. */
 void tt_conv2d_rows_call_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                            const int32_t *shift, const tt_fwd_dims *input_dims,
+                            const int8_t *shift, const tt_fwd_dims *input_dims,
                             const int8_t *input, const tt_fwd_dims *filter_dims,
                             const int8_t *filter, const int32_t *bias,
                             const tt_fwd_dims *output_dims, int8_t *output);

@@ -35,7 +35,9 @@ static inline int32_t tap_sum(const tt_fwd_conv_params *p, const tt_fwd_dims *in
  * trailing ones are all zero (dw_trim). */
 typedef struct {
   const tt_fwd_conv_params *p;
-  const int32_t *multiplier, *shift, *bias;
+  const int32_t *multiplier;
+  const int8_t *shift;  /* int8: the model stores it so (flash) */
+  const int32_t *bias;
   const tt_fwd_dims *in, *out;
   const int8_t *input, *filter;
   int32_t kh, kw, fw;
@@ -68,7 +70,8 @@ static void dw_row(const dw_layer *L, int32_t b, int32_t oy, int32_t c, int32_t 
   const int32_t C = L->in->c, kh = L->kh, kw = L->kw, off = p->input_offset;
   const int32_t tap_step = p->dilation_w * C, row_step = p->dilation_h * L->in->w * C;
   const int32_t out_off = p->output_offset, lo = p->act_min, hi = p->act_max;
-  const int32_t *mult = L->multiplier + c, *shift = L->shift + c;
+  const int32_t *mult = L->multiplier + c;
+  const int8_t *shift = L->shift + c;
   int32_t bias[4] = {0, 0, 0, 0}, folded[4] = {0, 0, 0, 0};
   for (int32_t j = 0; j < g; ++j) {
     int32_t sum = 0;
@@ -346,7 +349,7 @@ static __attribute__((noinline)) int odd_channel(dw_dsp *D, const dw_dsp_shape *
  * channels of a group of g; returns the constant (bits 0-3) and slow (bits 4-7) channels.
  * g and fast are constants where it is inlined for the usual group. */
 static inline __attribute__((always_inline)) uint32_t group_constants(
-    dw_dsp *D, const dw_dsp_shape *S, const int32_t *bp, const int32_t *mp, const int32_t *sp,
+    dw_dsp *D, const dw_dsp_shape *S, const int32_t *bp, const int32_t *mp, const int8_t *sp,
     int32_t oo, const int32_t g, const int fast, int32_t *bias) {
   uint32_t constant = 0, slow = 0;
 #pragma GCC unroll 4
@@ -374,7 +377,8 @@ static void dw_dsp_pack(dw_dsp *D, const dw_dsp_shape *S, const dw_layer *L, int
   const int fast = S->fast;
   /* the arguments in registers: the stores to D may alias them as far as C knows */
   const int32_t *const bp = L->bias ? L->bias + c : 0, *const mp = L->multiplier + c,
-                *const sp = L->shift + c, oo = p->output_offset;
+                oo = p->output_offset;
+  const int8_t *const sp = L->shift + c;
   int32_t bias[4];
   const uint32_t kinds = g == 4 && bp && fast ? group_constants(D, S, bp, mp, sp, oo, 4, 1, bias)
                                               : group_constants(D, S, bp, mp, sp, oo, g, fast, bias);
@@ -1649,7 +1653,7 @@ static __attribute__((noinline)) void dw3_rows(const dw_dsp *D, const dw_layer *
  * of each output channel, gathered once per input channel) and one im2col column of kh kw
  * taps per output pixel. Returns 0 when the filter and one column do not fit the buffer. */
 static int dw_dsp_multiplier(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                             const int32_t *shift, const tt_fwd_dims *in, const int8_t *input,
+                             const int8_t *shift, const tt_fwd_dims *in, const int8_t *input,
                              const tt_fwd_dims *f, const int8_t *filter, const int32_t *bias,
                              const tt_fwd_dims *out, int8_t *output) {
   const int32_t c_in = in->c, cm = out->c, m = cm / c_in, kh = f->h, kw = f->w, K = kh * kw;
@@ -1820,7 +1824,7 @@ static __attribute__((noinline)) int dw_dsp_shared(const dw_layer *L, dw_buffer 
 
 
 void tt_depthwise_conv2d_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                            const int32_t *shift, const tt_fwd_dims *input_dims,
+                            const int8_t *shift, const tt_fwd_dims *input_dims,
                             const int8_t *input, const tt_fwd_dims *filter_dims,
                             const int8_t *filter, const int32_t *bias,
                             const tt_fwd_dims *output_dims, int8_t *output) {
@@ -1971,7 +1975,7 @@ static __attribute__((noinline)) void dw3_packed_rows(void *pack, int32_t groups
 #endif
 
 void tt_depthwise_conv2d_s8_pack(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                                 const int32_t *shift, const tt_fwd_dims *input_dims,
+                                 const int8_t *shift, const tt_fwd_dims *input_dims,
                                  const tt_fwd_dims *filter_dims, const int8_t *filter,
                                  const int32_t *bias, const tt_fwd_dims *output_dims,
                                  void *pack) {
@@ -2034,7 +2038,7 @@ static inline __attribute__((always_inline)) void shape_of_pack(dw_dsp_shape *S,
 #endif
 
 void tt_depthwise_conv2d_packed_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                                   const int32_t *shift, const tt_fwd_dims *input_dims,
+                                   const int8_t *shift, const tt_fwd_dims *input_dims,
                                    const int8_t *input, const tt_fwd_dims *filter_dims,
                                    const int8_t *filter, const int32_t *bias,
                                    const tt_fwd_dims *output_dims, int8_t *output, void *pack) {
@@ -2172,7 +2176,7 @@ int32_t tt_depthwise_conv2d_inplace_s8_scratch_bytes(const tt_fwd_conv_params *p
 }
 
 int tt_depthwise_conv2d_inplace_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                                   const int32_t *shift, const tt_fwd_dims *input_dims,
+                                   const int8_t *shift, const tt_fwd_dims *input_dims,
                                    int8_t *data, const tt_fwd_dims *filter_dims,
                                    const int8_t *filter, const int32_t *bias,
                                    const tt_fwd_dims *output_dims, int8_t *scratch) {

@@ -99,7 +99,7 @@ typedef struct {
   const int32_t *part_in;     /* 32: NULL, or row r's P sums' starts at + 8 r (1 block) */
   int32_t *part_out;          /* 36: where row r's P sums go, + 8 r (1 block), or NULL: */
   const int32_t *multiplier;  /* 40:   requantized (tt_dsp_rq_doubled, int8's range) */
-  const int32_t *shift;       /* 44:   with these per row (tt_dsp_rq_init must hold) */
+  const int8_t *shift;        /* 44:   with these per row (tt_dsp_rq_init must hold) */
   int32_t c_unit;             /* 48:   2 output_offset + 1: c = c_unit << (e - 1) */
   int8_t *y;                  /* 52:   into y + r + (block P + p) stride */
   int32_t stride;             /* 56 */
@@ -265,7 +265,7 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  bne 21f\n"                                                                     \
           "  ldrd r12, lr, [r0, #40]\n"                                                     \
           "  ldr r12, [r12, r3, lsl #2]\n"                                                  \
-          "  ldr lr, [lr, r3, lsl #2]\n"                                                    \
+          "  ldrsb lr, [lr, r3]\n" /* shift[r3]: int8 */                                    \
           "  rsb lr, lr, #0\n"                                                              \
           "  strd lr, r12, [sp, #8]\n" /* e, m */                                           \
           "  sub lr, lr, #1\n"                                                              \
@@ -755,7 +755,8 @@ static inline __attribute__((always_inline)) void cols_records(const tt_dsp_mm *
                                                                int32_t r1, tt_dsp_word *rec,
                                                                const int32_t groups) {
   const int32_t c_unit = 2 * m->output_offset + 1;
-  const int32_t *bias = m->bias, *mult = m->multiplier, *shift = m->shift;
+  const int32_t *bias = m->bias, *mult = m->multiplier;
+  const int8_t *shift = m->shift;
   const int8_t *w = m->w_lo + r0 * m->lo_stride;
   for (int32_t r = r0; r < r1; ++r, w += m->lo_stride, rec += 2 * groups + 4) {
     rec[0] = bias ? (uint32_t)(2 * bias[r]) : 0;
@@ -939,7 +940,8 @@ static inline __attribute__((always_inline)) void rows(const tt_dsp_mm *m,
   /* locals: every output store could alias *m for the compiler (char type) */
   const int8_t *w_lo = m->w_lo + k0, *w_hi = m->w_hi;
   const int32_t lo_stride = m->lo_stride, hi_stride = m->hi_stride, n_hi = m->n_hi;
-  const int32_t *bias = m->bias, *mult = m->multiplier, *shift = m->shift;
+  const int32_t *bias = m->bias, *mult = m->multiplier;
+  const int8_t *shift = m->shift;
   const int32_t lo = m->act_min, hi = m->act_max, out_off = m->output_offset;
   const int32_t block = tt_dsp_column_words(m) * P, c_unit = 2 * out_off + 1;
   const tt_dsp_word *stage_hi = stage + 2 * P * ((m->n_lo + 3) >> 2);

@@ -164,7 +164,8 @@ typedef struct {
   const int8_t *w_lo, *w_hi;
   int32_t lo_stride, hi_stride, n_lo, n_hi;
   int32_t rows;
-  const int32_t *bias, *multiplier, *shift;    /* [rows]; bias may be NULL */
+  const int32_t *bias, *multiplier;  /* [rows]; bias may be NULL */
+  const int8_t *shift;                /* [rows] */
   int32_t input_offset, output_offset, act_min, act_max;
 } tt_dsp_mm;
 

@@ -7,7 +7,7 @@
 #include "tt_forward.h"
 
 int32_t tt_conv2d_split_inplace_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                                   const int32_t *shift, const tt_fwd_dims *input_dims,
+                                   const int8_t *shift, const tt_fwd_dims *input_dims,
                                    const int8_t *input, const tt_fwd_dims *filter_dims,
                                    const int8_t *filter_lo, int32_t k,
                                    const int8_t *filter_hi, const int32_t *bias,

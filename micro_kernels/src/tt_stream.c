@@ -24,7 +24,7 @@ static void rows_read(const tt_fwd_conv_params *p, int32_t oy, int32_t kh, int32
  * is what lies above the image. n > 1 only from a frame: a reader's ring holds one output
  * row's input rows. */
 static void conv_rows(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                      const int32_t *shift, const tt_fwd_dims *input_dims,
+                      const int8_t *shift, const tt_fwd_dims *input_dims,
                       tt_row_source *input, const tt_fwd_dims *filter_dims,
                       const int8_t *filter, const int16_t *wide, const int32_t *bias,
                       int32_t oy, int32_t n, int32_t out_w, int32_t out_c, int8_t *out) {
@@ -49,7 +49,7 @@ static void conv_rows(const tt_fwd_conv_params *p, const int32_t *multiplier,
 }
 
 static void conv_row(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                     const int32_t *shift, const tt_fwd_dims *input_dims,
+                     const int8_t *shift, const tt_fwd_dims *input_dims,
                      tt_row_source *input, const tt_fwd_dims *filter_dims,
                      const int8_t *filter, const int32_t *bias, int32_t oy, int32_t out_w,
                      int32_t out_c, int8_t *out) {
@@ -409,7 +409,7 @@ int32_t tt_conv2d_rows_s8_shift(const tt_fwd_conv_params *p, const tt_fwd_dims *
 }
 
 int tt_conv2d_rows_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                      const int32_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
+                      const int8_t *shift, const tt_fwd_dims *input_dims, const int8_t *input,
                       const tt_fwd_dims *filter_dims, const int8_t *filter, const int32_t *bias,
                       const tt_fwd_dims *output_dims, int8_t *output) {
   tt_row_source frame = frame_of(input_dims, input);
@@ -433,7 +433,7 @@ int32_t tt_conv2d_rows_reverse_s8_lead(const tt_fwd_conv_params *p, const tt_fwd
 }
 
 int tt_conv2d_rows_reverse_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                              const int32_t *shift, const tt_fwd_dims *input_dims,
+                              const int8_t *shift, const tt_fwd_dims *input_dims,
                               const int8_t *input, const tt_fwd_dims *filter_dims,
                               const int8_t *filter, const int32_t *bias,
                               const tt_fwd_dims *output_dims, int8_t *output) {
@@ -447,7 +447,7 @@ int tt_conv2d_rows_reverse_s8(const tt_fwd_conv_params *p, const int32_t *multip
 }
 
 int tt_conv2d_source_s8(const tt_fwd_conv_params *p, const int32_t *multiplier,
-                        const int32_t *shift, const tt_fwd_dims *input_dims,
+                        const int8_t *shift, const tt_fwd_dims *input_dims,
                         tt_row_source *input, const tt_fwd_dims *filter_dims,
                         const int8_t *filter, const int32_t *bias,
                         const tt_fwd_dims *output_dims, int8_t *output) {

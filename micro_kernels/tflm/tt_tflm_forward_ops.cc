@@ -196,7 +196,7 @@ TfLiteStatus ForwardInvoke(TfLiteContext *context, TfLiteNode *node) {
   const TfLiteEvalTensor *rest = P::kRest >= 0 ? EvalInput(context, node, P::kRest) : nullptr;
   const int32_t *bias = Data<int32_t>(EvalInput(context, node, P::kBias));
   const int32_t *m = Data<int32_t>(EvalInput(context, node, P::kRequant));
-  const int32_t *s = Data<int32_t>(EvalInput(context, node, P::kRequant + 1));
+  const int8_t *s = Data<int8_t>(EvalInput(context, node, P::kRequant + 1));
   TfLiteEvalTensor *y = EvalOutput(context, node, 0);
   const int8_t *lo = Data<int8_t>(w), *hi = Data<int8_t>(rest);
   const int32_t k = w->dims->data[w->dims->size - 1];   /* the filter's first part */
@@ -354,11 +354,11 @@ TfLiteStatus StreamInvoke(TfLiteContext *context, TfLiteNode *node) {
   const tt_fwd_dims mid = {1, Dim(x, 1), Dim(x, 2), cm};
   const tt_fwd_dims dfd = Dims4(df, cm), yd = Dims4(y, cm);
   const tt_stream_layer pl = {&pw, Data<int32_t>(EvalInput(context, node, kPwRequant)),
-                              Data<int32_t>(EvalInput(context, node, kPwRequant + 1)), &pfd,
+                              Data<int8_t>(EvalInput(context, node, kPwRequant + 1)), &pfd,
                               Data<int8_t>(pf), nullptr,
                               Data<int32_t>(EvalInput(context, node, kPwBias))};
   const tt_stream_layer dl = {&dw, Data<int32_t>(EvalInput(context, node, kDwRequant)),
-                              Data<int32_t>(EvalInput(context, node, kDwRequant + 1)), &dfd,
+                              Data<int8_t>(EvalInput(context, node, kDwRequant + 1)), &dfd,
                               Data<int8_t>(df), nullptr,
                               Data<int32_t>(EvalInput(context, node, kDwBias))};
   const tt_stream_dims dims = {&xd, &mid, &yd, &yd};

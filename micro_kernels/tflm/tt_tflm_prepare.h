@@ -92,14 +92,16 @@ class Prepare {
   TfLiteTensor *Out(int index) { return Keep(TempOutput(context_, node_, index)); }
 
   /* Input `index` present and of `type` (or absent, when optional). */
-  TfLiteTensor *In(int index, TfLiteType type, const char *what, bool optional = false) {
+  TfLiteTensor *In(int index, TfLiteType type, const char *what, bool optional = false,
+                   const char *why = "") {
     if (!HasInput(node_, index)) {
       if (!optional) Fail("input %d (%s) is missing", index, what);
       return nullptr;
     }
     TfLiteTensor *t = In(index);
     if (t == nullptr || t->type != type) {
-      Fail("input %d (%s) has type %d, wants %d", index, what, t ? t->type : -1, type);
+      /* `why`: what a wrong type usually means, for the one input whose type changed */
+      Fail("input %d (%s) has type %d, wants %d%s", index, what, t ? t->type : -1, type, why);
       return nullptr;
     }
     return Sane(t, what);
@@ -214,8 +216,8 @@ class Prepare {
 
   /* Input or output `index` of `type` and `rank` (-1: any). */
   TfLiteTensor *In(int index, TfLiteType type, int rank, const char *what,
-                   bool optional = false) {
-    TfLiteTensor *t = In(index, type, what, optional);
+                   bool optional = false, const char *why = "") {
+    TfLiteTensor *t = In(index, type, what, optional, why);
     return t != nullptr && (rank < 0 || Rank(t, rank, what)) ? t : nullptr;
   }
   TfLiteTensor *Out(int index, TfLiteType type, int rank, const char *what) {
@@ -237,11 +239,14 @@ class Prepare {
     return false;
   }
 
-  /* The forward ops' requantization inputs: constant int32 [channels], multipliers >= 0 and
-   * shifts in [-31, 31], the range the kernels' shifts are defined on. */
+  /* The forward ops' requantization inputs: constant [channels], multipliers int32 >= 0 and
+   * shifts int8 (3 B of flash a channel less than int32) in [-31, 31], the range the
+   * kernels' shifts are defined on. Training models of format version 1 stored the shifts
+   * as int32: refused here by their type, never read as int8. */
   bool Requantization(int index, int32_t channels) {
     TfLiteTensor *m = In(index, kTfLiteInt32, 1, "multipliers");
-    TfLiteTensor *s = In(index + 1, kTfLiteInt32, 1, "shifts");
+    TfLiteTensor *s = In(index + 1, kTfLiteInt8, 1, "shifts", false,
+                         " (format version 1 stored int32: run tflite-train augment again)");
     if (m == nullptr || s == nullptr || !Parameter(m, "multipliers", false) ||
         !Parameter(s, "shifts", false))
       return false;
@@ -250,9 +255,9 @@ class Prepare {
       return false;
     }
     for (int32_t c = 0; c < channels; ++c) {
-      if (m->data.i32[c] < 0 || s->data.i32[c] < -31 || s->data.i32[c] > 31) {
+      if (m->data.i32[c] < 0 || s->data.int8[c] < -31 || s->data.int8[c] > 31) {
         Fail("channel %d: multiplier %d or shift %d out of range", static_cast<int>(c),
-             static_cast<int>(m->data.i32[c]), static_cast<int>(s->data.i32[c]));
+             static_cast<int>(m->data.i32[c]), static_cast<int>(s->data.int8[c]));
         return false;
       }
     }

@@ -98,11 +98,49 @@ def macs(graph: Graph, op: Operator) -> int:
     return y.size * taps
 
 
+# The shifts' storage type (schema: int8 since training model format version 2).
+# QuantizeMultiplier gives shifts in [-31, 31] for every multiplier TFLM can requantize
+# (below 2^31), so int8 holds them exactly: 1 B of flash a channel instead of int32's 4.
+SHIFT_DTYPE = "int8"
+SHIFT_RANGE = (-31, 31)
+
+
 def requantization(graph: Graph, x: Tensor, w: Tensor, y: Tensor) -> tuple[np.ndarray,
                                                                            np.ndarray]:
-    """(multipliers, shifts) int32 [Co] as the builtin's Prepare computes them."""
+    """(multipliers int32, shifts int8) [Co] as the builtin's Prepare computes them.
+    ModelError when the scales give a shift outside [-31, 31] (a multiplier of 2^31 or more,
+    which only a crafted file's scales give): int8 would wrap it, and the kernels' shifts
+    are defined on [-31, 31] only."""
     m, s = conv_multipliers(x, w, y, y.shape[-1])
-    return m.astype(np.int32), s.astype(np.int32)
+    if s.size and (s.min() < SHIFT_RANGE[0] or s.max() > SHIFT_RANGE[1]):
+        bad = int(s[(s < SHIFT_RANGE[0]) | (s > SHIFT_RANGE[1])][0])
+        raise ModelError(f"the scales give a requantization shift of {bad}, outside "
+                         f"[{SHIFT_RANGE[0]}, {SHIFT_RANGE[1]}]")
+    return m.astype(np.int32), s.astype(np.int8)
+
+
+def check_requantization(graph: Graph, index: int, op: Operator, m_t: Tensor, s_t: Tensor,
+                         x: Tensor, w: Tensor, y: Tensor, channels: int,
+                         what: str = "") -> None:
+    """A forward op's multipliers (constant int32) and shifts (constant int8) [channels],
+    equal to what the scales of x, w, y give. `what`: the layer's prefix (pw_, dw_)."""
+    require(m_t.dtype == "int32" and m_t.shape == (channels,) and m_t.is_constant, index, op,
+            f"{what}multipliers must be constant int32 [{channels}]")
+    # format version 1 stored int32 shifts: say what to do, never read them as int8
+    require(s_t.dtype != "int32", index, op,
+            f"{what}shifts are int32 (training model format version 1): run tflite-train "
+            "augment again on the original model")
+    require(s_t.dtype == SHIFT_DTYPE and s_t.shape == (channels,) and s_t.is_constant, index,
+            op, f"{what}shifts must be constant {SHIFT_DTYPE} [{channels}]")
+    require(w.quant.scale.size in (1, channels), index, op,
+            f"the filter has {w.quant.scale.size} scales for {channels} output channels")
+    try:
+        m, s = requantization(graph, x, w, y)
+    except ModelError as e:
+        require(False, index, op, str(e))
+    require(np.array_equal(m_t.data, m) and np.array_equal(s_t.data, s), index, op,
+            f"{what}multipliers/{what}shifts differ from what the scales give "
+            "(conventions.requantization)")
 
 
 def in_place_ok(graph: Graph, op: Operator) -> str | None:
@@ -212,16 +250,8 @@ def _check(graph: Graph, index: int, op: Operator) -> None:
             require(why is None, index, op, f"in_place with {why}")
     require(bias is None or (bias.dtype == "int32" and bias.shape == (channels,)), index, op,
             f"bias must be int32 [{channels}]")
-    m_t, s_t = _t(graph, op, "multipliers"), _t(graph, op, "shifts")
-    for t, what in ((m_t, "multipliers"), (s_t, "shifts")):
-        require(t.dtype == "int32" and t.shape == (channels,) and t.is_constant, index, op,
-                f"{what} must be constant int32 [{channels}]")
-    require(w.quant.scale.size in (1, channels), index, op,
-            f"the filter has {w.quant.scale.size} scales for {channels} output channels")
-    m, s = requantization(graph, x, whole, y)
-    require(np.array_equal(m_t.data, m) and np.array_equal(s_t.data, s), index, op,
-            "multipliers/shifts differ from what the scales give "
-            "(conventions.requantization)")
+    check_requantization(graph, index, op, _t(graph, op, "multipliers"),
+                         _t(graph, op, "shifts"), x, whole, y, channels)
 
 
 # TT_*_SPLIT_INPUT_GRAD -> the whole-filter op it computes. Its inputs are that op's with
@@ -301,7 +331,7 @@ def from_builtin(graph: Graph, op: Operator, filter_: int | None = None,
     m, s = requantization(graph, x, w, y)
     name = y.name or f"tensor{op.outputs[0]}"
     mt = graph.add_tensor(Tensor(f"{name}/multipliers", (m.size,), "int32", data=m))
-    st = graph.add_tensor(Tensor(f"{name}/shifts", (s.size,), "int32", data=s))
+    st = graph.add_tensor(Tensor(f"{name}/shifts", (s.size,), SHIFT_DTYPE, data=s))
     lo, hi = _range(fused_activation(op), y)
     act = {"act_min": int(lo), "act_max": int(hi)}
     f = op.inputs[1] if filter_ is None else filter_

@@ -111,17 +111,10 @@ def _check(graph: Graph, index: int, op: Operator) -> None:
             t = graph.tensors[op.inputs[b]]
             require(t.dtype == "int32" and t.shape == (cm,), index, op,
                     f"{what} must be int32 [{cm}]")
-    for (mk, sk), (a, w, b) in (((PW_M, PW_S), (x, pw, mid)), ((DW_M, DW_S), (mid, dw, y))):
-        m_t, s_t = graph.tensors[op.inputs[mk]], graph.tensors[op.inputs[sk]]
-        require(all(t.dtype == "int32" and t.shape == (cm,) and t.is_constant
-                    for t in (m_t, s_t)), index, op,
-                f"multipliers and shifts must be constant int32 [{cm}]")
-        require(w.quant.scale.size in (1, cm), index, op,
-                f"a filter has {w.quant.scale.size} scales for {cm} channels")
-        m, s = tt_forward.requantization(graph, a, w, b)
-        require(np.array_equal(m_t.data, m) and np.array_equal(s_t.data, s), index, op,
-                "multipliers/shifts differ from what the scales give "
-                "(conventions.requantization)")
+    for (mk, sk), (a, w, b), what in (((PW_M, PW_S), (x, pw, mid), "pw_"),
+                                      ((DW_M, DW_S), (mid, dw, y), "dw_")):
+        tt_forward.check_requantization(graph, index, op, graph.tensors[op.inputs[mk]],
+                                        graph.tensors[op.inputs[sk]], a, w, b, cm, what)
 
 
 # --- which pairs, and the conversions ------------------------------------------------------

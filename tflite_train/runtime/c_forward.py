@@ -85,6 +85,9 @@ def call(name: str, *args):
     declares them all."""
     if name not in FUNCTIONS:
         return K.host_call(name, *args)
+    for p, a in zip(K.c_signatures()[name].params, args):
+        if isinstance(a, np.ndarray):
+            K.check_array(name, p, a)
     fn = getattr(library(), name)
     return fn(*[_pointer(a) if a is None or isinstance(a, (np.ndarray, C.Structure)) else a
                 for a in args])
@@ -92,6 +95,15 @@ def call(name: str, *args):
 
 def _i32(values) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(values, np.int64).astype(np.int32))
+
+
+def _i8(values) -> np.ndarray:
+    """The forward kernels' shifts (const int8_t *): QuantizeMultiplier's, in [-31, 31]."""
+    v = np.asarray(values, np.int64)
+    if v.size and (v.min() < -128 or v.max() > 127):
+        raise TTError(f"a requantization shift of {int(v[np.abs(v).argmax()])} does not fit "
+                      "int8")
+    return np.ascontiguousarray(v.astype(np.int8))
 
 
 def _dims(shape) -> np.ndarray:
@@ -116,7 +128,7 @@ def conv_params(graph: Graph, op: Operator) -> tuple[ConvParams, np.ndarray, np.
     params = ConvParams(stride[0], stride[1], dilation[0], dilation[1], pads[0], pads[1],
                         -x_t.quant.zp, y_t.quant.zp, lo, hi)
     m, s = conv_multipliers(x_t, w_t, y_t, y_t.shape[3])
-    return params, _i32(m), _i32(s)
+    return params, _i32(m), _i8(s)
 
 
 def _bias(op: Operator):
@@ -161,7 +173,7 @@ def _fully_connected(graph: Graph, op: Operator) -> KernelCall:
     lo, hi = fp.activation_range(fused_activation(op), y_t.quant.s, y_t.quant.zp)
     m, s = fully_connected.multipliers(graph, op)
     return KernelCall("tt_fully_connected_s8",
-                      [FcParams(-x_t.quant.zp, y_t.quant.zp, lo, hi), _i32(m), _i32(s),
+                      [FcParams(-x_t.quant.zp, y_t.quant.zp, lo, hi), _i32(m), _i8(s),
                        x_t.size // depth, depth, In(0), units, In(1), _bias(op), Out(0)])
 
 

@@ -169,6 +169,16 @@ class UpdateState:
 STATE = UpdateState()
 
 
+def check_array(name: str, p: Param, a: np.ndarray) -> None:
+    """An array passed to pointer parameter p of kernel `name` must hold p's element type:
+    C would read another's bytes as garbage, silently (the forward kernels' shifts went from
+    int32_t to int8_t in round 28: a stale caller fails here instead)."""
+    if p.pointer and p.ctype in DTYPES and p.ctype != "void" \
+            and a.dtype != np.dtype(DTYPES[p.ctype]):
+        raise TTError(f"internal: {name}: argument {p.name} is {a.dtype}, the kernel reads "
+                      f"{p.ctype}")
+
+
 @dataclass
 class KernelCall:
     """name(*args): each argument is one of the placeholders above, None (NULL), a Python
@@ -202,6 +212,8 @@ class KernelCall:
             if (pointer_like and not p.pointer) or (scalar_like and p.pointer):
                 raise TTError(f"internal: {self.name}: argument {p.name} does not fit "
                               f"{'a pointer' if p.pointer else p.ctype}")
+            if isinstance(a, np.ndarray):
+                check_array(self.name, p, a)
         return self
 
 
@@ -256,6 +268,11 @@ def host_call(name: str, *args):
             return np.ascontiguousarray(a).ctypes.data
         return a
     keep = [np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args]
+    sig = signatures().get(name)
+    if sig is not None:
+        for p, a in zip(sig.params, keep):
+            if isinstance(a, np.ndarray):
+                check_array(name, p, a)
     if name in stream_args.STREAMS:
         values, alive = stream_args.host_args(name, [arg(a) for a in keep], struct_class)
         result = getattr(_library(), stream_args.c_function(name))(*values)

@@ -31,7 +31,7 @@ def _layer_flat(prefix: str, input_dims: str | None, source: bool = False) -> li
     """The flat declarations of one layer (the first layer's carry the stream's input)."""
     p = prefix
     out = [f"const tt_fwd_conv_params *{p}", f"const int32_t *{p}_multiplier",
-           f"const int32_t *{p}_shift"]
+           f"const int8_t *{p}_shift"]
     if input_dims is not None:
         out.append(f"const tt_fwd_dims *{input_dims}")
     if input_dims == "input_dims":
