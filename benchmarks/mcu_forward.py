@@ -57,7 +57,7 @@ def layer_calls(graph):
     xs = random_inputs(graph, np.random.default_rng(0))
     values = ex.invoke(xs)
     out = []
-    for k, (run, inputs, _, _, _) in enumerate(ex.steps):
+    for k, (run, inputs, *_) in enumerate(ex.steps):
         calls = []
         with recording(calls):
             run([values.get(i) if i >= 0 else None for i in inputs])
