@@ -474,7 +474,12 @@ def offline_table(graph: Graph):
 # +416). MCUNet-5FPS 99kb int8 keeps every conversion with about 0.3 KB of 1 MB to spare;
 # at 381,092 B (with two changes reverted for it, worth 1.4 KB) the default budget gave up 4
 # flash requantizations and the step ran 2.5x the instructions on TFLM's reference kernels.
-TFLM_CODE_BYTES = 379_708
+# After round 28 (lead, the same library): 382,880 B, +3,172 (our kernels 233,685 B, +3,028:
+# kern28's blocks of 6 staged together in the pointwise input gradient 1,352, fwd28's
+# leaner forward rows and columns 1,360, shift8's int8 shift loads 324; glue 55,901 B, +165:
+# shift8's type checks). shift8 took 18 KB off MCUNet-5FPS 99kb's model: 15.2 KB of 1 MB
+# to spare on the rig, and the budget's order now weighs speed (augment._next_give_up).
+TFLM_CODE_BYTES = 382_880
 
 # the paper's budgets for the STM32F746 (320 KB of SRAM, 1 MB of flash): training within
 # 256 KB of SRAM leaves the rest to the application
