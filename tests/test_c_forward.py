@@ -479,3 +479,15 @@ def test_forward_kernels_are_clean_under_asan_and_ubsan(tmp_path, zoo):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          cwd=str(ROOT), timeout=600)
     assert res.returncode == 0 and "sanitized run ok" in res.stdout, res.stderr[-3000:]
+
+
+def test_an_array_of_another_element_type_is_refused_before_the_call():
+    """C would read an int32 shift array as int8 bytes, silently: both direct call paths
+    (the forward kernels' and the host engine's) refuse it by the parameter's type first."""
+    from tflite_train.errors import TTError
+    from tflite_train.runtime import c_forward, kernel_calls
+    with pytest.raises(TTError, match="argument shift is int32, the kernel reads int8_t"):
+        c_forward.call("tt_conv2d_s8", None, np.zeros(1, np.int32), np.zeros(1, np.int32))
+    with pytest.raises(TTError, match="argument dy is float64, the kernel reads float"):
+        kernel_calls.host_call("tt_bias_grad_f32", np.zeros(4), None, 1, 4,
+                               np.zeros(4, np.float32))

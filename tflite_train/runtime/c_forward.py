@@ -85,9 +85,7 @@ def call(name: str, *args):
     declares them all."""
     if name not in FUNCTIONS:
         return K.host_call(name, *args)
-    for p, a in zip(K.c_signatures()[name].params, args):
-        if isinstance(a, np.ndarray):
-            K.check_array(name, p, a)
+    K.check_arrays(name, K.c_signatures()[name].params, args)
     fn = getattr(library(), name)
     return fn(*[_pointer(a) if a is None or isinstance(a, (np.ndarray, C.Structure)) else a
                 for a in args])

@@ -179,6 +179,13 @@ def check_array(name: str, p: Param, a: np.ndarray) -> None:
                       f"{p.ctype}")
 
 
+def check_arrays(name: str, params, args) -> None:
+    """check_array for each numpy array of a direct call's `args` against its parameter."""
+    for p, a in zip(params, args):
+        if isinstance(a, np.ndarray):
+            check_array(name, p, a)
+
+
 @dataclass
 class KernelCall:
     """name(*args): each argument is one of the placeholders above, None (NULL), a Python
@@ -270,9 +277,7 @@ def host_call(name: str, *args):
     keep = [np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a for a in args]
     sig = signatures().get(name)
     if sig is not None:
-        for p, a in zip(sig.params, keep):
-            if isinstance(a, np.ndarray):
-                check_array(name, p, a)
+        check_arrays(name, sig.params, keep)
     if name in stream_args.STREAMS:
         values, alive = stream_args.host_args(name, [arg(a) for a in keep], struct_class)
         result = getattr(_library(), stream_args.c_function(name))(*values)
