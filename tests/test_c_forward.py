@@ -491,3 +491,20 @@ def test_an_array_of_another_element_type_is_refused_before_the_call():
     with pytest.raises(TTError, match="argument dy is float64, the kernel reads float"):
         kernel_calls.host_call("tt_bias_grad_f32", np.zeros(4), None, 1, 4,
                                np.zeros(4, np.float32))
+
+
+def test_a_shift_beyond_the_kernels_range_never_reaches_them():
+    """A graph that skipped ops.validate (which refuses a multiplier of 2^31 or more) still
+    cannot hand the C kernels a shift outside [-31, 31]: one ModelError, the same check as
+    the training ops' (tt_forward.shifts_int8), not a shift C leaves undefined."""
+    from dataclasses import replace
+    from tflite_train.errors import ModelError
+    g = built_models()[0]
+    for kind in ("CONV_2D", "FULLY_CONNECTED"):
+        op = next(o for o in g.operators if o.kind == kind)
+        y = g.tensors[op.outputs[0]]
+        keep = y.quant
+        y.quant = replace(keep, scale=np.asarray(keep.scale) * 2.0 ** -40)
+        with pytest.raises(ModelError, match="requantization shift of 3[0-9], outside"):
+            Executor(g, "c").invoke(random_inputs(g, np.random.default_rng(0)))
+        y.quant = keep

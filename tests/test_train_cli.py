@@ -177,6 +177,20 @@ def test_bad_augment_inputs(tmp_path, capsys, trained_model):
     assert not (tmp_path / "x.tflite").exists()
 
 
+def test_a_model_of_batch_two_is_refused_in_one_line(tmp_path, capsys):
+    """A forward of batch 2 (test_c_forward's first built graph: FULLY_CONNECTED classifier)
+    used to reach the rate probe and fail there with a numpy traceback."""
+    from test_c_forward import built_models
+    from tflite_train import tflite_io
+    g = built_models()[0]
+    assert g.tensors[g.inputs[0]].shape[0] == 2
+    path = tmp_path / "batch2.tflite"
+    path.write_bytes(tflite_io.serialize(g))
+    assert "has batch 2" in one_line_error(capsys, "augment", path, "-o",
+                                           tmp_path / "x.tflite", "--num-classes", 3)
+    assert not (tmp_path / "x.tflite").exists()
+
+
 def test_fashion_mnist_loads_and_maps_to_the_model_input():
     from tflite_train import data
     require_tool((data.FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists(),

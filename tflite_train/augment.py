@@ -424,6 +424,14 @@ def _check_input(graph: Graph) -> None:
     if METADATA_KEY in graph.metadata:
         raise ModelError("this is already a training model (it has tflite_train metadata)")
     ops.validate(graph)
+    # The training model takes one sample an Invoke (batches accumulate across Invokes,
+    # --batch): a forward of batch 2 would hand the new head two samples and one label.
+    for index in graph.inputs:
+        t = graph.tensors[index]
+        if len(t.shape) > 1 and t.shape[0] != 1:
+            raise ModelError(f"input {t.name!r} has batch {t.shape[0]} (shape "
+                             f"{tuple(t.shape)}): augment needs a batch-1 model (training "
+                             "batches accumulate over Invokes: --batch B)")
 
 
 def check_flash_budget(budget) -> None:

@@ -112,11 +112,19 @@ def requantization(graph: Graph, x: Tensor, w: Tensor, y: Tensor) -> tuple[np.nd
     which only a crafted file's scales give): int8 would wrap it, and the kernels' shifts
     are defined on [-31, 31] only."""
     m, s = conv_multipliers(x, w, y, y.shape[-1])
+    return m.astype(np.int32), shifts_int8(s)
+
+
+def shifts_int8(s) -> np.ndarray:
+    """Shifts as every forward kernel takes them (int8, contiguous). ModelError outside
+    SHIFT_RANGE: int8 would wrap a larger one, and the kernels shift by it (C leaves a
+    shift of 32 or more undefined, and x86 and the Cortex-M7 do differ there)."""
+    s = np.asarray(s, np.int64)
     if s.size and (s.min() < SHIFT_RANGE[0] or s.max() > SHIFT_RANGE[1]):
         bad = int(s[(s < SHIFT_RANGE[0]) | (s > SHIFT_RANGE[1])][0])
         raise ModelError(f"the scales give a requantization shift of {bad}, outside "
                          f"[{SHIFT_RANGE[0]}, {SHIFT_RANGE[1]}]")
-    return m.astype(np.int32), s.astype(np.int8)
+    return np.ascontiguousarray(s.astype(np.int8))
 
 
 def check_requantization(graph: Graph, index: int, op: Operator, m_t: Tensor, s_t: Tensor,

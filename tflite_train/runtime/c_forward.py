@@ -95,15 +95,6 @@ def _i32(values) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(values, np.int64).astype(np.int32))
 
 
-def _i8(values) -> np.ndarray:
-    """The forward kernels' shifts (const int8_t *): QuantizeMultiplier's, in [-31, 31]."""
-    v = np.asarray(values, np.int64)
-    if v.size and (v.min() < -128 or v.max() > 127):
-        raise TTError(f"a requantization shift of {int(v[np.abs(v).argmax()])} does not fit "
-                      "int8")
-    return np.ascontiguousarray(v.astype(np.int8))
-
-
 def _dims(shape) -> np.ndarray:
     if len(shape) > MAX_RANK:
         raise TTError(f"the C forward kernels handle tensors of rank <= {MAX_RANK}")
@@ -126,7 +117,7 @@ def conv_params(graph: Graph, op: Operator) -> tuple[ConvParams, np.ndarray, np.
     params = ConvParams(stride[0], stride[1], dilation[0], dilation[1], pads[0], pads[1],
                         -x_t.quant.zp, y_t.quant.zp, lo, hi)
     m, s = conv_multipliers(x_t, w_t, y_t, y_t.shape[3])
-    return params, _i32(m), _i8(s)
+    return params, _i32(m), tt_forward.shifts_int8(s)
 
 
 def _bias(op: Operator):
@@ -171,7 +162,8 @@ def _fully_connected(graph: Graph, op: Operator) -> KernelCall:
     lo, hi = fp.activation_range(fused_activation(op), y_t.quant.s, y_t.quant.zp)
     m, s = fully_connected.multipliers(graph, op)
     return KernelCall("tt_fully_connected_s8",
-                      [FcParams(-x_t.quant.zp, y_t.quant.zp, lo, hi), _i32(m), _i8(s),
+                      [FcParams(-x_t.quant.zp, y_t.quant.zp, lo, hi), _i32(m),
+                       tt_forward.shifts_int8(s),
                        x_t.size // depth, depth, In(0), units, In(1), _bias(op), Out(0)])
 
 
