@@ -431,6 +431,22 @@ def test_the_headers_64_bit_arena_allocates_the_model(scheme, batch):
     assert room > usage["total"] and allocates(room) and not allocates(room - 256)
 
 
+def test_header_never_tries_an_arena_that_crashes_tflm(zoo, tmp_path):
+    """The zoo's strided conv, last:1: its usage rounded up to 1 KB (5,120 B) is too small
+    for TFLM's planner, which then segfaulted the header command (found by running every
+    command on the zoo); sizes are tried from where planning fits. In a child process, so
+    that a crash fails this test instead of ending the session."""
+    model = tmp_path / "strided.train.tflite"
+    assert main(["augment", str(zoo["conv_strided"]), "-o", str(model), "--num-classes", "3",
+                 "--scheme", "last:1"]) == 0
+    run = subprocess.run([sys.executable, "-m", "tflite_train.cli", "header", str(model),
+                          "-o", str(tmp_path / "h.h")], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, (run.returncode, run.stderr[-400:])
+    size = int(re.search(r"TT_MODEL_ARENA_BYTES_64 (\d+)", (tmp_path / "h.h").read_text())[1])
+    assert size == 6144
+
+
 def test_a_batched_fused_update_stacks_one_staging(tmp_path):
     """A fused weight update of batch > 1 runs the plain gradient (WeightGrad) from its own
     Invoke, whose frame already holds the int8 kernels' 9 KB DSP staging (GradStage): the

@@ -64,12 +64,18 @@ def training_arena_bytes(model: Graph | bytes, step: int = 1024) -> int:
     more where allocating needs more than TFLM keeps. TFLM plans the head in a temporary area
     between the head and the tail (an allocation record per tensor, the greedy planner's
     lists per buffer), which a small head need not cover: the example's last:2 of batch 3
-    uses 17,312 B and fails to allocate in 17,408 ("Too many buffers"). Only sizes from the
-    usage up are tried: TFLM fails those cleanly, smaller ones can crash the wheel."""
+    uses 17,312 B and fails to allocate in 17,408 ("Too many buffers"). Sizes are tried from
+    where planning fits (tail + tflm_memory.planning_room, which over-counts by 100-200 B),
+    never below: in an arena too small for the planner's lists TFLM's GreedyMemoryPlanner
+    can crash the process instead of failing (found with the zoo's conv_strided, last:1:
+    usage 4,672 B, 5,952 B needed, SIGSEGV in 5,120)."""
     from tflite_micro.python.tflite_micro import runtime
+
+    from ..tflm_memory import planning_room
     glue_library()
-    _, data = validated_bytes(model)
-    usage = arena_usage(data, registerers=[REGISTERER])["total"]
+    graph, data = validated_bytes(model)
+    parts = arena_usage(data, registerers=[REGISTERER])
+    usage = max(parts["total"], parts["tail"] + planning_room(graph, "wheel-x86_64"))
     size = -(-usage // step) * step
     while True:
         try:
