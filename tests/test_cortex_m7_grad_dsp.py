@@ -242,10 +242,15 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                                                       # even: the widening entered at its
                                                       # first half; co 24 above: its
                                                       # second), then two blocks of 4
-              (1, 2, 3, 336, 16)]                     # blocks of 6 (CB 6, no sixes) at ci
+              (1, 2, 3, 336, 16),                     # blocks of 6 (CB 6, no sixes) at ci
                                                       # 4 mod 6: the last of 4 is block's
                                                       # (the rounding walk's), not the
                                                       # sixes' block4_0
+              (1, 3, 3, 344, 9)]                      # blocks of 4 in a staged rounding
+                                                      # walk (7 rows past the kept 2): to
+                                                      # nearest, block's whole blocks of 4
+                                                      # (near_block); 344 @2x2 above goes
+                                                      # unstaged
     if rows_only:
         # unstaged (tt_input_grad_rows_dsp.c, 1-3 rows): two rows and a last one, an odd co,
         # columns past the last block of four; 4 positions: the second pass of 3 rows; 520
