@@ -1306,14 +1306,15 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
                                                               tt_rounder *r, int8_t *dx,
                                                               uint32_t *top, const int near) {
   const int8_t *g = a->dy;
-  const int32_t co = a->co, ci = a->ci, rows = a->rows;
-  uint32_t *const states = near ? 0 : a->states;
+  const int32_t co = a->co, ci = a->ci;
+  const int8_t *const gend = g + a->rows * co;
+  uint32_t *states = a->states;             /* row p's at states[p] (not read: `near`) */
   const int32_t rr = r->r, hi_shift = r->hi_shift, noise_shift = near ? 8 : r->noise_shift;
   const int32_t up = near ? (int32_t)1 << (hi_shift - 1) : 0;
   int8_t *out = dx + c0;
   uint32_t x = 0;
   uint32_t m = *top;
-  for (int32_t p = 0; p < rows; ++p, g += co, out += ci) {
+  for (; g != gend; g += co, out += ci, ++states) {
     int32_t t[8];
 #pragma GCC unroll 8
     for (int32_t j = 0; j < CB; ++j) t[j] = 0;
@@ -1331,17 +1332,17 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
       near_block(t, CB, rr, up, hi_shift, out);
       continue;
     }
-    x = states[p];
+    x = *states;
     if (CB == 8) {
       x = round8(t, x, rr, (uint32_t)1 << (noise_shift - 8), hi_shift, out);
-      states[p] = x;
+      *states = x;
       continue;
     }
 #pragma GCC unroll 2
     for (int32_t j = 0; j < CB; j += 4)
       x = tt_round_stochastic(t + j, CB - j < 4 ? CB - j : 4, out + j, x, 1, rr, hi_shift,
                               noise_shift);
-    states[p] = x;
+    *states = x;
   }
   if (!near) r->rng = x;
   *top = m;
