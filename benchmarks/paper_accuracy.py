@@ -263,18 +263,18 @@ def column(variant: str, grad: str | None, headroom: float | None,
     return VARIANTS[variant] + ("" if grad is None else
                                 f" ({GRAD_NAMES[grad]} gradients, head {headroom:g}x"
                                 + (", residual" if residual else "")
-                                + (f", weight headroom {times(weights)}" if weights not in
+                                + (f", weight headroom {headroom_text(weights)}" if weights not in
                                    (None, 1.0) else "") + ")")
 
 
-def times(h) -> str:
+def headroom_text(h) -> str:
     """A --weight-headroom value as a column says it: 2x, or auto."""
     return h if isinstance(h, str) else f"{h:g}x"
 
 
 def short(c: tuple) -> str:
     return (f"QAS ({c[1]}, {c[2]:g}x{', residual' if c[3] else ''}"
-            + (f", weights {times(c[4])}" if c[4] not in (None, 1.0) else "") + ")")
+            + (f", weights {headroom_text(c[4])}" if c[4] not in (None, 1.0) else "") + ")")
 
 
 def table(runs: list[dict], steps: int, val: int, main: bool = True) -> str:

@@ -214,7 +214,84 @@ def short(layer: str) -> str:
     return parts[-2] if len(parts) > 1 else layer
 
 
-TABLES = {"weight-growth": ([JSON_NAME], render)}
+def mean_se(values: list[float]) -> tuple[float, float | None]:
+    m = sum(values) / len(values)
+    if len(values) < 2:
+        return m, None
+    return m, (sum((v - m) ** 2 for v in values) / (len(values) - 1) / len(values)) ** 0.5
+
+
+def render_rule(t28: dict, t28_h2: dict, t_auto: dict, pa: dict, pa_h2: dict,
+                pa_auto: dict) -> str:
+    """augment --weight-headroom auto against the default (1), headroom 2 on every trained
+    layer and fp32 from the input model, on the rows the rule changes: the person detector's
+    transfer runs (transfer.py, round 28's files) and Table 1's (paper_accuracy.py); per row
+    the accuracy per seed, mean +- SE, and paired by seed minus fp32 and minus the default."""
+    import paper_accuracy as pa_mod
+    import transfer
+    qas = transfer.VARIANTS["qas"]
+    rows: dict[tuple, dict[int, float]] = {}       # (model, scheme, run) -> seed -> %
+
+    def add(model, scheme, run, r):
+        rows.setdefault((model, scheme, run), {})[r["seed"]] = 100 * r["val_accuracy"]
+    schemes = list(dict.fromkeys(r["scheme"] for r in t_auto["rows"]))
+    for scheme in schemes:
+        for r in t28["rows"]:
+            if r["scheme"] == scheme and r["variant"] == qas and r["grad"] == "int8":
+                add("person", scheme, "default", r)
+        for r in t28["rows"]:
+            if r["scheme"] == scheme and r["variant"] == transfer.VARIANTS["fp32"]:
+                add("person", scheme, "fp32", r)
+        for r in t28_h2["rows"]:
+            if r["scheme"] == scheme and r["variant"].startswith(qas + ",") \
+                    and r["grad"] == "int8":
+                add("person", scheme, "headroom 2x", r)
+        for r in t_auto["rows"]:
+            if r["scheme"] == scheme:
+                add("person", scheme, "headroom auto", r)
+    default = ("qas", "int8", 12.0, True, 1.0)
+    runs = {"default": default, "fp32": ("fp32", None, None, None, None),
+            "headroom 2x": default[:4] + (2.0,), "headroom auto": default[:4] + ("auto",)}
+    pairs = list(dict.fromkeys((r["model"], r["scheme"]) for r in pa_auto["runs"]))
+    for doc in (pa, pa_h2, pa_auto):
+        for r in doc["runs"]:
+            if (r["model"], r["scheme"]) in pairs and r["steps"] == pa_auto["steps"] \
+                    and r["val"] == pa_auto["val"] and r["seed"] in pa_auto["seeds"]:
+                for name, c in runs.items():
+                    if pa_mod.col(r) == c:
+                        add(r["model"], r["scheme"], name, r)
+    lines = ["| model | scheme | int8 + QAS with | accuracy per seed | mean +- SE | minus fp32 "
+             "(paired) | minus the default (paired) |", "|---|---|---|---|---:|---:|---:|"]
+
+    def diff(a, b):
+        d = [a[s] - b[s] for s in sorted(a) if s in b]
+        if not d or a is b:
+            return "-"
+        m, se = mean_se(d)
+        return f"{m:+.2f}" + ("" if se is None else f" +- {se:.2f}") + f" (n={len(d)})"
+    order = ["default", "headroom 2x", "headroom auto", "fp32"]
+    for (model, scheme) in [("person", s) for s in schemes] + pairs:
+        for run in order:
+            by = rows.get((model, scheme, run))
+            if not by:
+                continue
+            m, se = mean_se(list(by.values()))
+            lines.append(
+                f"| {model} | {scheme} | {run if run != 'fp32' else '(fp32)'} | "
+                + " / ".join(f"{s}: {v:.1f}" for s, v in sorted(by.items()))
+                + f" | {m:.2f}" + ("" if se is None else f" +- {se:.2f}")
+                + f" | {diff(by, rows.get((model, scheme, 'fp32'), {}))}"
+                + f" | {diff(by, rows.get((model, scheme, 'default'), {}))} |")
+    return (results.caption([t_auto, pa_auto]) + "1000 steps, 3000 validation samples; "
+            "accuracy in %. The default: --weight-headroom 1 (the input model's grids); fp32 "
+            "starts from the input model.\n\n" + "\n".join(lines) + "\n")
+
+
+TABLES = {"weight-growth": ([JSON_NAME], render),
+          "weight-headroom-auto": (["transfer_round28.json", "transfer_round28_h2.json",
+                                    "transfer_round29_auto.json", "paper_accuracy_results.json",
+                                    "paper_accuracy_weight_headroom.json",
+                                    "paper_accuracy_weight_headroom_auto.json"], render_rule)}
 
 
 def main() -> None:
