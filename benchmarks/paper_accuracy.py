@@ -263,8 +263,8 @@ def column(variant: str, grad: str | None, headroom: float | None,
     return VARIANTS[variant] + ("" if grad is None else
                                 f" ({GRAD_NAMES[grad]} gradients, head {headroom:g}x"
                                 + (", residual" if residual else "")
-                                + (f", weight headroom {headroom_text(weights)}" if weights not in
-                                   (None, 1.0) else "") + ")")
+                                + (f", weight headroom {headroom_text(weights)}"
+                                   if weights not in (None, 1.0) else "") + ")")
 
 
 def headroom_text(h) -> str:
