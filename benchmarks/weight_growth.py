@@ -172,7 +172,9 @@ def measure(protocol: str, model: str, scheme: str, seed: int, steps: int,
     return run
 
 
-def render(doc: dict) -> str:
+def render(*docs: dict) -> str:
+    """One table over the runs of every file given (one command each)."""
+    doc = {"runs": [run for d in docs for run in d["runs"]]}
     lines = ["| protocol | model | scheme | layer | kind | to head | input channels trained | "
              "beyond +-127 LSB | beyond +-255 LSB | largest code | displacement (RMS LSB) | "
              "start at +-127 | fp32 accuracy, this layer clamped to +-127 (minus unclamped) |",
@@ -201,7 +203,7 @@ def render(doc: dict) -> str:
     seeds = sorted({run["seed"] for run in doc["runs"]})
     steps = sorted({run["steps"] for run in doc["runs"]})
     val = sorted({run.get("val_samples", 0) for run in doc["runs"]})
-    return (results.caption([doc]) + f"fp32, seed {'/'.join(map(str, seeds))}, "
+    return (results.caption(list(docs)) + f"fp32, seed {'/'.join(map(str, seeds))}, "
             f"{'/'.join(map(str, steps))} steps; shares over each layer's trained weights, in "
             "LSBs of its own int8 grid"
             + (f"; accuracy in % on {'/'.join(map(str, val))} validation samples"
