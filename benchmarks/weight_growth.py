@@ -173,13 +173,18 @@ def measure(protocol: str, model: str, scheme: str, seed: int, steps: int,
 
 
 def render(*docs: dict) -> str:
-    """One table over the runs of every file given (one command each)."""
-    doc = {"runs": [run for d in docs for run in d["runs"]]}
+    """One table over the runs of every file given (one command each); the clamped
+    evaluations' column where the runs have them (--val)."""
+    runs = [run for d in docs for run in d["runs"]]
+    clamps = any("val_accuracy" in run for run in runs)
     lines = ["| protocol | model | scheme | layer | kind | to head | input channels trained | "
              "beyond +-127 LSB | beyond +-255 LSB | largest code | displacement (RMS LSB) | "
-             "start at +-127 | fp32 accuracy, this layer clamped to +-127 (minus unclamped) |",
-             "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for run in doc["runs"]:
+             "start at +-127 |"
+             + (" fp32 accuracy, this layer clamped to +-127 (minus unclamped) |"
+                if clamps else ""),
+             "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if clamps
+                                                                          else "")]
+    for run in runs:
         base = run.get("val_accuracy")
         for r in run["layers"]:
             kind = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise",
@@ -191,23 +196,24 @@ def render(*docs: dict) -> str:
                 f"{r['to_head']} | {r['channels']}/{r['of']} | "
                 f"{100 * r['beyond_127']:.2f}% | {100 * r['beyond_255']:.2f}% | "
                 f"{r['max_code']:.0f} | {r['displacement_rms_lsb']:.2f} | "
-                f"{100 * r['start_at_127']:.2f}% | "
-                + (f"{100 * clamp:.1f} ({100 * (clamp - base):+.1f})" if clamp is not None
-                   else "-") + " |")
+                f"{100 * r['start_at_127']:.2f}% |"
+                + ("" if not clamps else
+                   f" {100 * clamp:.1f} ({100 * (clamp - base):+.1f}) |" if clamp is not None
+                   else " - |"))
         if base is not None:
             lines.append(f"| {run['protocol']} | {run['model']} | {run['scheme']} | "
                          f"every layer above | | | | | | | | | "
                          f"{100 * run['val_accuracy_all_clamped']:.1f} "
                          f"({100 * (run['val_accuracy_all_clamped'] - base):+.1f}); "
                          f"unclamped {100 * base:.1f} |")
-    seeds = sorted({run["seed"] for run in doc["runs"]})
-    steps = sorted({run["steps"] for run in doc["runs"]})
-    val = sorted({run.get("val_samples", 0) for run in doc["runs"]})
-    return (results.caption(list(docs)) + f"fp32, seed {'/'.join(map(str, seeds))}, "
+    seeds = sorted({run["seed"] for run in runs})
+    steps = sorted({run["steps"] for run in runs})
+    val = sorted({run.get("val_samples", 0) for run in runs})
+    return (f"fp32, seed {'/'.join(map(str, seeds))}, "
             f"{'/'.join(map(str, steps))} steps; shares over each layer's trained weights, in "
             "LSBs of its own int8 grid"
-            + (f"; accuracy in % on {'/'.join(map(str, val))} validation samples"
-               if any(val) else "") + ".\n\n" + "\n".join(lines) + "\n")
+            + (f"; accuracy in % on {'/'.join(str(v) for v in val if v)} validation samples"
+               if clamps else "") + ".\n\n" + "\n".join(lines) + "\n")
 
 
 def short(layer: str) -> str:
@@ -284,12 +290,15 @@ def render_rule(t28: dict, t28_h2: dict, t_auto: dict, pa: dict, pa_h2: dict,
                 + f" | {m:.2f}" + ("" if se is None else f" +- {se:.2f}")
                 + f" | {diff(by, rows.get((model, scheme, 'fp32'), {}))}"
                 + f" | {diff(by, rows.get((model, scheme, 'default'), {}))} |")
-    return (results.caption([t_auto, pa_auto]) + "1000 steps, 3000 validation samples; "
+    return ("1000 steps, 3000 validation samples; "
             "accuracy in %. The default: --weight-headroom 1 (the input model's grids); fp32 "
             "starts from the input model.\n\n" + "\n".join(lines) + "\n")
 
 
+# the growth alone (no --val) of every run, MobileNetV2's included: the first command
+ALL_JSON = "weight_growth_all.json"
 TABLES = {"weight-growth": ([JSON_NAME], render),
+          "weight-growth-all": ([ALL_JSON], render),
           "weight-headroom-auto": (["transfer_round28.json", "transfer_round28_h2.json",
                                     "transfer_round29_auto.json", "paper_accuracy_results.json",
                                     "paper_accuracy_weight_headroom.json",
@@ -323,8 +332,9 @@ def main() -> None:
         doc["runs"].append(r)
         print(f"{protocol} {model} {scheme}: {r['seconds']:.0f} s", flush=True)
         if args.json:
-            results.save(args.json, doc, JSON_NAME, TABLES)
-    print(render(doc))
+            results.save(args.json, doc, ALL_JSON if args.json.name == ALL_JSON
+                         else JSON_NAME, TABLES)
+    print(results.caption([doc]) + render(doc))
 
 
 if __name__ == "__main__":
