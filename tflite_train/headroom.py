@@ -40,7 +40,8 @@ that fine-tuning grows past +-127 LSB does not tell the layers apart (0.9-2.7% o
 ones), but what clamping them costs does: fp32's trained person detector loses 2.1 points
 (last:2) and 1.4 (sparse) with only the layer feeding the head clamped to +-127, and at most
 0.4 with any other layer clamped (its depthwise layer +0.3, the sparse scheme's partial
-convs -0.0 and -0.4, MCUNet's last:6 and 99kb layers -0.2 to +0.2; seed 0, a diagnostic).
+convs -0.0 and -0.4, Table 1's last:6 and 99kb layers -0.3 to +0.3; seed 0, a
+diagnostic).
 A layer deeper in the network
 pays the coarser grid's rounding noise (H times fewer LSBs a step) for range it does not
 need: Table 1's 99kb rows, which train no layer next to the head, lost 0.3-0.4 point with
