@@ -200,7 +200,8 @@ def main() -> None:
                     help="augment --weight-headroom: the trained pretrained weights' int8 "
                          "grids H times coarser, or auto (2x on the layers feeding the "
                          "head only); every variant: fp32 then starts from the rounded "
-                         "weights too; default 1, the model's grids")
+                         "weights too; default 1, the model's grids (augment's default is auto "
+                         "since round 29; this benchmark's stored runs are at 1)")
     ap.add_argument("--head-residual", choices=("on", "off"), default="on",
                     help="augment --head-residual: the new head's weights round to nearest "
                          "with an int8 residual (on, the default) or stochastically (off)")

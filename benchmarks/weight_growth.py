@@ -56,8 +56,9 @@ def parse_run(text: str) -> tuple[str, str, str]:
 
 
 def build(protocol: str, model: str, scheme: str, seed: int, steps: int, val: int):
-    """The training model fp32 reads (the benchmark's augment), the data, the training
-    samples in order and the validation samples."""
+    """The training model fp32 reads (the benchmark's augment, on the input model's grids:
+    --weight-headroom 1, whatever augment's default), the data, the training samples in
+    order and the validation samples."""
     from tflite_train import augment, data, tflite_io
     from tflite_train.autodiff import Hyper
     from tflite_train.train import sample_order, split
@@ -68,7 +69,7 @@ def build(protocol: str, model: str, scheme: str, seed: int, steps: int, val: in
             raise ValueError(f"the transfer protocol's model is person, got {model!r}")
         ds = data.load("fashion-mnist")
         hyper = Hyper(lr=0.2, bias_lr=0.001, momentum=0.0, decay_steps=steps, half_life=0,
-                      qas=True, seed=seed)
+                      qas=True, seed=seed, weight_headroom=1.0)
         graph = tflite_io.load(transfer.MODEL)
     else:
         import paper_accuracy
@@ -77,7 +78,7 @@ def build(protocol: str, model: str, scheme: str, seed: int, steps: int, val: in
             raise ValueError(f"the paper protocol's model is one of "
                              f"{', '.join(paper_accuracy.MODELS)}, got {model!r}")
         ds = data.fashion_mnist()
-        hyper = Hyper(qas=True, seed=seed, decay_steps=steps)
+        hyper = Hyper(qas=True, seed=seed, decay_steps=steps, weight_headroom=1.0)
         graph = import_pkl(paper_accuracy.PKLS / f"{model}.pkl")
         spec = paper_accuracy.scheme_spec(model, scheme)
     train_idx, val_idx = split(len(ds), 0.1, val, 0)      # both benchmarks' split

@@ -137,11 +137,32 @@ def test_the_new_head_and_frozen_layers_keep_their_grids(zoo):
         assert a.quant is None or a.quant.scale.tobytes() == b.quant.scale.tobytes()
 
 
-def test_headroom_1_writes_the_same_bytes(zoo):
-    a = augment.augment(tflite_io.load(zoo["mobile"]), "full", 3, Hyper(lr=0.1))
+def test_headroom_1_writes_the_same_bytes(zoo, monkeypatch):
+    """H = 1 writes the model augment wrote before the option (headroom.apply a no-op)."""
     b = augment.augment(tflite_io.load(zoo["mobile"]), "full", 3,
                         Hyper(lr=0.1, weight_headroom=1.0))
+    monkeypatch.setattr(headroom, "apply", lambda *args, **kw: [])
+    a = augment.augment(tflite_io.load(zoo["mobile"]), "full", 3,
+                        Hyper(lr=0.1, weight_headroom=1.0))
     assert tflite_io.serialize(a.graph) == tflite_io.serialize(b.graph)
+    assert "weight_headroom" not in b.metadata
+
+
+def test_auto_is_the_default(tmp_path, capsys):
+    """augment without the option rescales the layer feeding the new head (the API and the
+    command line); --weight-headroom 1 keeps every grid and prints nothing about it."""
+    assert Hyper().weight_headroom == "auto"
+    result = augment.augment(tflite_io.load(shared_model("person_detect")), "last:2", 10,
+                             Hyper(seed=2))
+    assert result.metadata["weight_headroom"]["rule"] == "auto"
+    out = tmp_path / "d.train.tflite"
+    code, text, _ = run(capsys, "augment", EXAMPLE, "-o", out, "--num-classes", 3,
+                        "--scheme", "full")
+    assert code == 0 and "weight headroom 2x (auto: " in text
+    code, text, _ = run(capsys, "augment", EXAMPLE, "-o", out, "--num-classes", 3,
+                        "--scheme", "full", "--weight-headroom", "1")
+    assert code == 0 and "weight headroom" not in text
+    assert "weight_headroom" not in augment.training_metadata(tflite_io.load(out))
 
 
 def engine_state(ex, graph):

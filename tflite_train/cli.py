@@ -996,7 +996,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "within the benchmark's errors, 4x the gradient memory)")
     s.add_argument("--grad-rounding", default="stochastic", metavar="{stochastic,nearest}",
                    help="how int8 gradients are rounded (default stochastic)")
-    s.add_argument("--weight-headroom", type=_headroom, default=1.0, metavar="H",
+    s.add_argument("--weight-headroom", type=_headroom, default="auto", metavar="H",
                    help="make the int8 grids of the pretrained weights the scheme trains H "
                         "times coarser (scale x H, codes rounded half away from zero; their "
                         "biases likewise), so that training can grow them past their initial "
@@ -1004,9 +1004,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "grid). The training model's forward then differs from the input "
                         "model's at step 0; QAS keeps the real-valued steps. auto: 2x on the "
                         "trained layers that feed the classifier only (the ones whose range "
-                        "fine-tuning uses; deeper layers pay the coarser grid for nothing). "
-                        "Default 1 "
-                        f"(the input model's grids); at most {MAX_WEIGHT_HEADROOM:g}")
+                        "fine-tuning uses; deeper layers pay the coarser grid for nothing), "
+                        "the default; 1: the input model's grids everywhere. At most "
+                        f"{MAX_WEIGHT_HEADROOM:g}")
     s.add_argument("--head-residual", choices=("on", "off"), default="on",
                    help="the new head's weight update carries each weight's rounding "
                         "remainder in an int8 of 1/256 LSB (the tensor head/residual, 1 B a "

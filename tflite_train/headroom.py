@@ -31,21 +31,20 @@ What it changes:
     noise: a sub-LSB step is rounded stochastically on a grid H times coarser.
 H = 1 changes nothing (the model's bytes are those without the option).
 
-Which layers (H = "auto", the rule): the trained layers that feed the classifier (the new
-head, else the layer computing the logits) through no other layer, on a 2x grid; every other
-layer keeps its grid. Why those: measured per layer with fp32 (benchmarks/weight_growth.py;
-RESULTS.md, "Which trained layers need weight headroom, round 29"), the share of weights
-that fine-tuning grows past +-127 LSB does not tell the layers apart (0.9-2.7% on Table 1's
-99kb convolutions, 2.2% on the person detector's last pointwise conv, 5-7% on depthwise
-ones), but what clamping them costs does: fp32's trained person detector loses 2.1 points
-(last:2) and 1.4 (sparse) with only the layer feeding the head clamped to +-127, and at most
-0.4 with any other layer clamped (its depthwise layer +0.3, the sparse scheme's partial
-convs -0.0 and -0.4, Table 1's last:6 and 99kb layers -0.3 to +0.3; seed 0, a
-diagnostic).
-A layer deeper in the network
-pays the coarser grid's rounding noise (H times fewer LSBs a step) for range it does not
-need: Table 1's 99kb rows, which train no layer next to the head, lost 0.3-0.4 point with
-headroom 2 on all their layers, and "auto" leaves them as they are.
+Which layers (H = "auto", the rule, augment's default since round 29): the trained layers
+that feed the classifier (the new head, else the layer computing the logits) through no
+other layer, on a 2x grid; every other layer keeps its grid. Why those: measured per layer
+with fp32 (benchmarks/weight_growth.py; RESULTS.md, "Which trained layers need weight
+headroom, round 29"), the share of weights that fine-tuning grows past +-127 LSB does not
+tell the layers apart (0.9-2.7% on Table 1's 99kb convolutions, 2.2% on the person
+detector's last pointwise conv, 5-7% on depthwise ones), but what clamping them costs does:
+fp32's trained person detector loses 2.1 points (last:2) and 1.4 (sparse) with only the
+layer feeding the head clamped to +-127, and at most 0.4 with any other layer clamped (its
+depthwise layer +0.3, the sparse scheme's partial convs -0.0 and -0.4, Table 1's last:6 and
+99kb layers -0.3 to +0.3; seed 0, a diagnostic). A layer deeper in the network pays the
+coarser grid's rounding noise (H times fewer LSBs a step) for range it does not need: Table
+1's 99kb rows, which train no layer next to the head, lost 0.3-0.4 point with headroom 2 on
+all their layers, and "auto" leaves them as they are.
 """
 from __future__ import annotations
 
