@@ -204,7 +204,8 @@ def weight_headroom_of(run: dict) -> float | None:
     """The int8 variants' --weight-headroom (augment's, the trained pretrained weights' grids
     that many times coarser; 1, the default, for runs from before the record). fp32 always
     starts from the input model's weights here."""
-    return None if run["variant"] in FLOAT else float(run.get("weight_headroom", 1.0))
+    h = run.get("weight_headroom", 1.0)
+    return None if run["variant"] in FLOAT else h if h == "auto" else float(h)
 
 
 def col(run: dict) -> tuple:
@@ -262,13 +263,18 @@ def column(variant: str, grad: str | None, headroom: float | None,
     return VARIANTS[variant] + ("" if grad is None else
                                 f" ({GRAD_NAMES[grad]} gradients, head {headroom:g}x"
                                 + (", residual" if residual else "")
-                                + (f", weight headroom {weights:g}x" if weights not in
-                                   (None, 1.0) else "") + ")")
+                                + (f", weight headroom {headroom_text(weights)}"
+                                   if weights not in (None, 1.0) else "") + ")")
+
+
+def headroom_text(h) -> str:
+    """A --weight-headroom value as a column says it: 2x, or auto."""
+    return h if isinstance(h, str) else f"{h:g}x"
 
 
 def short(c: tuple) -> str:
     return (f"QAS ({c[1]}, {c[2]:g}x{', residual' if c[3] else ''}"
-            + (f", weights {c[4]:g}x" if c[4] not in (None, 1.0) else "") + ")")
+            + (f", weights {headroom_text(c[4])}" if c[4] not in (None, 1.0) else "") + ")")
 
 
 def table(runs: list[dict], steps: int, val: int, main: bool = True) -> str:
@@ -442,9 +448,11 @@ def main() -> None:
     ap.add_argument("--head-residual", choices=["on", "off"], default="on",
                     help="the int8 variants' head rounding residual (augment --head-residual; "
                          "default on, augment's)")
-    ap.add_argument("--weight-headroom", type=float, default=1.0, metavar="H",
+    ap.add_argument("--weight-headroom", type=lambda t: t if t == "auto" else float(t),
+                    default=1.0, metavar="H",
                     help="the int8 variants' augment --weight-headroom H (the trained "
-                         "pretrained weights' grids H times coarser; default 1, augment's); "
+                         "pretrained weights' grids H times coarser, or auto: 2x on the layers "
+                         "feeding the head only; default 1, augment's); "
                          "fp32 starts from the input model either way")
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
     ap.add_argument("--json", type=Path, default=HERE / JSON_NAME)

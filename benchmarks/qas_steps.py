@@ -54,7 +54,8 @@ def measure(model: str, scheme: str, seed: int, steps: int) -> list[dict]:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     ds = data.fashion_mnist()
     train_idx, _ = split(len(ds), 0.1, 3000, 0)          # paper_accuracy's split
-    hyper = Hyper(qas=True, seed=seed, decay_steps=steps)
+    # the input model's grids (--weight-headroom 1), as the runs this measured
+    hyper = Hyper(qas=True, seed=seed, decay_steps=steps, weight_headroom=1.0)
     result = augment.augment(import_pkl(paper_accuracy.PKLS / f"{model}.pkl"),
                              paper_accuracy.scheme_spec(model, scheme), 10, hyper)
     ft = FloatTrainer(result.graph)

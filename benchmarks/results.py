@@ -24,7 +24,7 @@ SCRIPTS = ["forward_speed", "transfer", "paper_memory", "mcu_kernels", "checkpoi
            "mutation", "codegen", "grad_memory", "tflm_memory", "train_speed", "mcu_step",
            "default_schedule", "person_ceiling", "fuzz", "mcu_forward", "search", "tflm_rig",
            "mcu_grad_dsp", "paper_accuracy", "codegen_sram", "probe_inputs",
-           "default_runs"]
+           "default_runs", "weight_growth"]
 MARKER = re.compile(r"<!-- table:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /table:(?P=name) -->",
                     re.S)
 

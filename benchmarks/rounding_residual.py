@@ -183,7 +183,8 @@ def fp32_grid(scheme: str, seed: int, args, ds, train_idx, val_idx) -> list[dict
     from tflite_train.train import sample_order
     hyper = Hyper(lr=float(args.lr), bias_lr=args.bias_lr, momentum=args.momentum,
                   decay_steps=args.steps if args.cosine else 0, half_life=0, qas=True,
-                  rounding="stochastic", seed=seed, grad="float32")
+                  rounding="stochastic", seed=seed, grad="float32",
+                  weight_headroom=1.0)     # the input model's grids, as transfer.run's rows
     result = augment.augment(tflite_io.load(args.model), scheme, len(ds.classes), hyper)
     t0 = time.time()
     ft = FloatTrainer(result.graph)

@@ -75,6 +75,12 @@ RUNS = {
                             "--steps", "1000", "--val", "3000", "--seeds", "0,1,2,3,4,5",
                             "--variants", "qas,fp32", "--grad", "int8", "--json",
                             "transfer_round28_h2.json"],
+    # round 29: --weight-headroom auto on the schemes whose trained layers feed the head
+    "transfer_round29_auto": ["transfer.py", "--schemes",
+                              "last:2,schemes/person_detect_sparse.json", "--weight-headroom",
+                              "auto", "--steps", "1000", "--val", "3000", "--seeds",
+                              "0,1,2,3,4,5", "--variants", "qas", "--grad", "int8", "--json",
+                              "transfer_round29_auto.json"],
     "transfer_round28_nearest": ["transfer.py", "--schemes", "bias-only", "--steps", "1000",
                                  "--val", "3000", "--seeds", "0,1,2,3,4,5,6,7,8,9,10,11",
                                  "--variants", "qas", "--grad", "int8-nearest", "--json",
@@ -179,6 +185,27 @@ RUNS = {
                                        "3000", "--variants", "qas", "--weight-headroom", "2",
                                        "--jobs", "2", "--json",
                                        "paper_accuracy_weight_headroom.json"],
+    # round 29: last:6 with --weight-headroom auto (2x on the layers feeding the head only;
+    # the 99kb rows train none, and bias-only no pretrained weight: unchanged there)
+    "paper_accuracy_weight_headroom_auto": ["paper_accuracy.py", "--schemes", "last:6",
+                                            "--seeds", "0,1,2,3,4,5", "--steps", "1000",
+                                            "--val", "3000", "--variants", "qas",
+                                            "--weight-headroom", "auto", "--jobs", "2",
+                                            "--json",
+                                            "paper_accuracy_weight_headroom_auto.json"],
+    # round 29: which trained layers fine-tuning grows past +-127 LSB (seed 0), every run;
+    # then what clamping each costs fp32: the person detector and MCUNet, then MobileNetV2
+    "weight_growth_all": ["weight_growth.py", "--runs",
+                          "transfer:person:last:2,transfer:person:sparse,"
+                          "paper:mcunet-5fps:last:6,paper:mcunet-5fps:99kb,"
+                          "paper:mbv2-w0.35:last:6,paper:mbv2-w0.35:99kb", "--json",
+                          "weight_growth_all.json"],
+    "weight_growth": ["weight_growth.py", "--runs",
+                      "transfer:person:last:2,transfer:person:sparse,paper:mcunet-5fps:last:6,"
+                      "paper:mcunet-5fps:99kb", "--val", "3000", "--json", "weight_growth.json"],
+    "weight_growth_mbv2": ["weight_growth.py", "--runs",
+                           "paper:mbv2-w0.35:last:6,paper:mbv2-w0.35:99kb", "--val", "3000",
+                           "--json", "weight_growth_mbv2.json"],
     # the diagnostics of MobileNetV2 99kb's gap (same file, runs only what is missing)
     "paper_accuracy_gap": ["paper_accuracy.py", "--models", "mbv2-w0.35", "--schemes", "99kb",
                            "--seeds", "0,1,2,3,4,5", "--variants",

@@ -126,9 +126,15 @@ def run(scheme: str, variant: str, grad: str, seed: int, args, ds, train_idx, va
             "seconds": round(time.time() - t0, 1), **head}
 
 
-def headroom_label(h: float) -> str:
+def headroom_value(text: str):
+    """--weight-headroom's value: auto, or a number (augment checks its range)."""
+    return text if text == "auto" else float(text)
+
+
+def headroom_label(h) -> str:
     """The variant's suffix for augment --weight-headroom H (none at 1, the default)."""
-    return "" if h == 1 else f", weight headroom {h:g}x"
+    return "" if h == 1 else f", weight headroom {h}" if isinstance(h, str) \
+        else f", weight headroom {h:g}x"
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
@@ -190,10 +196,12 @@ def main() -> None:
                     help="the new head's int8 weight grid in multiples of its initial range "
                          "(default augment's, 12); initial codes on every 16/X-th level: the "
                          "same real initial head on 4, 8 and 16, the 12x grid's on 12")
-    ap.add_argument("--weight-headroom", type=float, default=1.0, metavar="H",
+    ap.add_argument("--weight-headroom", type=headroom_value, default=1.0, metavar="H",
                     help="augment --weight-headroom: the trained pretrained weights' int8 "
-                         "grids H times coarser (every variant: fp32 then starts from the "
-                         "rounded weights too); default 1, the model's grids")
+                         "grids H times coarser, or auto (2x on the layers feeding the "
+                         "head only); every variant: fp32 then starts from the rounded "
+                         "weights too; default 1, the model's grids (augment's default is auto "
+                         "since round 29; this benchmark's stored runs are at 1)")
     ap.add_argument("--head-residual", choices=("on", "off"), default="on",
                     help="augment --head-residual: the new head's weights round to nearest "
                          "with an int8 residual (on, the default) or stochastically (off)")

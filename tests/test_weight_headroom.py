@@ -3,7 +3,8 @@ times coarser at augment time. What is rescaled (the trained layers' weights and
 depthwise layer's trained channels only, never the new head or a frozen layer, a bias shared
 with a frozen layer copied first), that H = 1 writes the same bytes as no option, that the
 engines (numpy, C, TFLM) and the generated program train such a model with the same bits,
-that its export carries the new scales and verifies, and that a bad H is a one-line error."""
+that its export carries the new scales and verifies, and that a bad H is a one-line error.
+H = "auto" (the rule): only the trained layers feeding the classifier are rescaled, by 2."""
 from __future__ import annotations
 
 import json
@@ -136,11 +137,32 @@ def test_the_new_head_and_frozen_layers_keep_their_grids(zoo):
         assert a.quant is None or a.quant.scale.tobytes() == b.quant.scale.tobytes()
 
 
-def test_headroom_1_writes_the_same_bytes(zoo):
-    a = augment.augment(tflite_io.load(zoo["mobile"]), "full", 3, Hyper(lr=0.1))
+def test_headroom_1_writes_the_same_bytes(zoo, monkeypatch):
+    """H = 1 writes the model augment wrote before the option (headroom.apply a no-op)."""
     b = augment.augment(tflite_io.load(zoo["mobile"]), "full", 3,
                         Hyper(lr=0.1, weight_headroom=1.0))
+    monkeypatch.setattr(headroom, "apply", lambda *args, **kw: [])
+    a = augment.augment(tflite_io.load(zoo["mobile"]), "full", 3,
+                        Hyper(lr=0.1, weight_headroom=1.0))
     assert tflite_io.serialize(a.graph) == tflite_io.serialize(b.graph)
+    assert "weight_headroom" not in b.metadata
+
+
+def test_auto_is_the_default(tmp_path, capsys):
+    """augment without the option rescales the layer feeding the new head (the API and the
+    command line); --weight-headroom 1 keeps every grid and prints nothing about it."""
+    assert Hyper().weight_headroom == "auto"
+    result = augment.augment(tflite_io.load(shared_model("person_detect")), "last:2", 10,
+                             Hyper(seed=2))
+    assert result.metadata["weight_headroom"]["rule"] == "auto"
+    out = tmp_path / "d.train.tflite"
+    code, text, _ = run(capsys, "augment", EXAMPLE, "-o", out, "--num-classes", 3,
+                        "--scheme", "full")
+    assert code == 0 and "weight headroom 2x (auto: " in text
+    code, text, _ = run(capsys, "augment", EXAMPLE, "-o", out, "--num-classes", 3,
+                        "--scheme", "full", "--weight-headroom", "1")
+    assert code == 0 and "weight headroom" not in text
+    assert "weight_headroom" not in augment.training_metadata(tflite_io.load(out))
 
 
 def engine_state(ex, graph):
@@ -151,6 +173,7 @@ def engine_state(ex, graph):
 
 
 CASES = [("mobile", "last:3", 5, "int8", 2.0, True),
+         ("mobile", "last:3", 5, "int8", "auto", True),
          ("mobile", "full", None, "float32", 4.0, False),
          ("depthwise", "full", None, "int8", 3.0, True),
          ("dense", "full", None, "float32", 2.0, True)]
@@ -201,16 +224,17 @@ def test_the_export_carries_the_new_scales_and_verifies(zoo):
     assert all(np.array_equal(t.quant.scale, original[t.name].quant.scale * 2) for t in rescaled)
 
 
-@pytest.mark.parametrize("h", [0.5, 0, -2, 17, float("nan"), float("inf"), True, "2"])
+@pytest.mark.parametrize("h", [0.5, 0, -2, 17, float("nan"), float("inf"), True, "2",
+                               "Auto", "auto2", None])
 def test_a_bad_headroom_is_a_one_line_error(zoo, h):
     with pytest.raises(TTError) as exc:
         augment.augment(tflite_io.load(zoo["mobile"]), "last:2", 3,
                         Hyper(lr=0.1, weight_headroom=h))
-    assert "--weight-headroom must be a number in [1, 16]" in str(exc.value)
+    assert "--weight-headroom must be auto or a number in [1, 16]" in str(exc.value)
     assert "\n" not in str(exc.value)
 
 
-@pytest.mark.parametrize("value", ["0.5", "17", "nan", "two"])
+@pytest.mark.parametrize("value", ["0.5", "17", "nan", "two", "AUTO"])
 def test_a_bad_headroom_on_the_command_line(tmp_path, capsys, value):
     with pytest.raises(SystemExit) as exc:
         main(["augment", str(EXAMPLE), "-o", str(tmp_path / "o.tflite"),
@@ -230,3 +254,105 @@ def test_the_command_line_says_what_it_rescaled(tmp_path, capsys):
         "coarser" in text
     meta = augment.training_metadata(tflite_io.load(out))
     assert meta["weight_headroom"]["factor"] == 2.0
+
+
+def names_of(graph):
+    return {t.name: t for t in graph.tensors}
+
+
+def test_auto_rescales_only_the_layer_feeding_the_new_head(zoo):
+    """mobile -> a new head: "full" trains every layer, "auto" rescales the one the head
+    reads (the dense layer before it) by 2, exactly as H = 2 does it, and no other tensor;
+    the metadata names the rule."""
+    def model(h):
+        return augment.augment(tflite_io.load(zoo["mobile"]), "full", 5,
+                               Hyper(lr=0.1, seed=1, weight_headroom=h))
+    plain, auto, two = model(1), model("auto"), model(2)
+    record = auto.metadata["weight_headroom"]
+    assert record["factor"] == 2.0 and record["rule"] == "auto"
+    assert len(record["layers"]) == 1 and len(two.metadata["weight_headroom"]["layers"]) > 2
+    fed = record["layers"][0]["layer"]
+    kinds = {auto.graph.tensors[op.outputs[0]].name: op.kind
+             for op in auto.backward.forward_ops}
+    assert kinds[fed] == "FULLY_CONNECTED"
+    changed = [n for n, t in names_of(auto.graph).items()
+               if t.quant is not None and n in names_of(plain.graph)
+               and not np.array_equal(t.quant.scale, names_of(plain.graph)[n].quant.scale)]
+    assert len(changed) == 2                          # the dense layer's weights and bias
+    for n in changed:                                 # the same grids as H = 2 gives them
+        assert np.array_equal(names_of(auto.graph)[n].quant.scale,
+                              names_of(two.graph)[n].quant.scale)
+        assert np.array_equal(names_of(auto.graph)[n].data, names_of(two.graph)[n].data)
+
+
+def test_auto_on_the_person_detector_rescales_its_last_pointwise_conv_only():
+    """last:2 trains Conv2d_13's depthwise and pointwise layers: only the pointwise one
+    feeds the head (through the average pool and the reshape)."""
+    base = tflite_io.load(shared_model("person_detect"))
+    result = augment.augment(base, "last:2", 10, Hyper(seed=2, weight_headroom="auto"))
+    layers = [r["layer"] for r in result.metadata["weight_headroom"]["layers"]]
+    assert layers == ["MobilenetV1/MobilenetV1/Conv2d_13_pointwise/Relu6"]
+    original = names_of(tflite_io.load(shared_model("person_detect")))
+    rescaled = sorted(n for n, t in names_of(result.graph).items()
+                      if n in original and t.quant is not None
+                      and t.quant.scale.size == original[n].quant.scale.size
+                      and not np.array_equal(t.quant.scale, original[n].quant.scale))
+    assert len(rescaled) == 2 and all("Conv2d_13_pointwise" in n for n in rescaled)
+
+
+def test_feeding_walks_through_adds_pools_and_reshapes(zoo):
+    """mean_model's classifier reads MEAN <- TRANSPOSE <- ADD of a conv and a 1x1 conv on a
+    pooled branch: both convs feed it, nothing before them does."""
+    graph = tflite_io.load(zoo["mean"])
+    convs = [k for k, op in enumerate(graph.operators) if op.kind == "CONV_2D"]
+    assert len(convs) == 2
+    assert headroom.feeding(graph, augment.find_logits(graph)) == set(convs)
+    graph = tflite_io.load(zoo["branches"])     # dense <- reshape <- the strided conv
+    last = max(k for k, op in enumerate(graph.operators) if op.kind == "CONV_2D")
+    assert headroom.feeding(graph, augment.find_logits(graph)) == {last}
+
+
+def test_auto_changes_nothing_where_no_trained_layer_feeds_the_head(zoo, tmp_path):
+    """A trained layer deeper in the network keeps its grid, and a model whose trained
+    layers are all deeper is the model without the option, byte for byte (no metadata)."""
+    graph = tflite_io.load(zoo["mobile"])
+    first = next(k for k, op in enumerate(graph.operators) if op.kind == "CONV_2D")
+    kept = graph.tensors[graph.operators[first].inputs[1]].data.copy()
+    record = headroom.apply(graph, {first: schemes.LayerUpdate(first, weight_channels=1)},
+                            "auto", set(), augment.find_logits(graph))
+    assert record == [] and np.array_equal(graph.tensors[graph.operators[first].inputs[1]]
+                                           .data, kept)
+    # the pointwise conv before the pool and the dense layer: trained, but not feeding the head
+    deep = ratio_scheme(tmp_path, [(-2, 1)], n_bias=2)
+    for scheme in ("bias-only", deep):
+        a = augment.augment(tflite_io.load(zoo["mobile"]), scheme, 3, Hyper(lr=0.1))
+        b = augment.augment(tflite_io.load(zoo["mobile"]), scheme, 3,
+                            Hyper(lr=0.1, weight_headroom="auto"))
+        assert "weight_headroom" not in b.metadata
+        assert tflite_io.serialize(a.graph) == tflite_io.serialize(b.graph)
+    two = augment.augment(tflite_io.load(zoo["mobile"]), deep, 3,
+                          Hyper(lr=0.1, weight_headroom=2))
+    assert len(two.metadata["weight_headroom"]["layers"]) == 1     # it does train weights
+
+
+def test_auto_without_a_new_head_rescales_what_feeds_the_model_classifier(zoo):
+    """No new head: the layer computing the logits is the model's own dense layer; what
+    feeds it (the dense RELU layer) is rescaled, the classifier keeps its grid."""
+    result = augment.augment(tflite_io.load(zoo["mobile"]), "full", None,
+                             Hyper(lr=0.1, weight_headroom="auto"))
+    record = result.metadata["weight_headroom"]["layers"]
+    fo = result.backward.forward_ops
+    dense = [result.graph.tensors[op.outputs[0]].name for op in fo
+             if op.kind == "FULLY_CONNECTED"]
+    assert len(dense) == 2 and [r["layer"] for r in record] == dense[:1]
+
+
+def test_the_command_line_takes_auto(tmp_path, capsys):
+    out = tmp_path / "a.train.tflite"
+    code, text, _ = run(capsys, "augment", EXAMPLE, "-o", out, "--num-classes", 3,
+                        "--scheme", "full", "--weight-headroom", "auto")
+    assert code == 0
+    assert "weight headroom 2x (auto: the trained layers feeding the classifier): the int8 " \
+        "grids of 1 trained pretrained layer made 2x coarser" in text
+    meta = augment.training_metadata(tflite_io.load(out))
+    assert meta["weight_headroom"]["rule"] == "auto"

@@ -587,7 +587,7 @@ def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,
     unshared = unshare(graph, scheme)
     from . import headroom
     rescaled = headroom.apply(graph, scheme.layers, hyper.weight_headroom,
-                              {head} if head is not None else set())
+                              {head} if head is not None else set(), logits)
     label = graph.add_tensor(Tensor("label", (1,), "int32"))
     loss = graph.add_tensor(Tensor("loss", (1,), "float32"))
     bwd = autodiff.build(graph, scheme, hyper, logits, label, loss, fuse=fuse,
@@ -644,9 +644,14 @@ def _augment(graph: Graph, scheme_spec: str, num_classes: int | None,
         "decay_steps": hyper.decay_steps, "half_life_steps": hyper.effective_half_life,
         # absent at batch 1, so that a batch-1 model's bytes are what they were
         **({"batch": hyper.batch} if hyper.batch > 1 else {}),
-        # absent at 1, so that such a model's bytes are what they were
-        **({"weight_headroom": {"factor": float(hyper.weight_headroom), "layers": rescaled}}
-           if float(hyper.weight_headroom) != 1.0 else {}),
+        # absent at 1, so that such a model's bytes are what they were; with the rule
+        # ("auto") absent where it rescales nothing, for the same reason
+        **({"weight_headroom": {"factor": headroom.factor(hyper.weight_headroom),
+                                **({"rule": headroom.AUTO}
+                                   if hyper.weight_headroom == headroom.AUTO else {}),
+                                "layers": rescaled}}
+           if (rescaled if hyper.weight_headroom == headroom.AUTO
+               else headroom.factor(hyper.weight_headroom) != 1.0) else {}),
         # the new head's rounding residual; absent without one, so that such a model's
         # bytes are what they were before round 27
         **({"head_residual": True} if bwd.residuals else {}),

@@ -59,8 +59,12 @@ class Hyper:
     batch: int | None = 1
     # H > 1: the trained pretrained weights' int8 grids are made H times coarser at augment
     # time (scale x H, codes rounded), so that QAS can grow them past their initial range
-    # (headroom.py); 1: the input model's grids, untouched
-    weight_headroom: float = 1.0
+    # (headroom.py); 1: the input model's grids, untouched; "auto" (the default since round
+    # 29): 2x on the trained layers feeding the classifier only (headroom.feeding), where the
+    # range is what int8 + QAS lacked (person detector last:2: +0.37 +- 0.21 point, paired);
+    # no other row changes resolvably (benchmarks/RESULTS.md, "Which trained layers need
+    # weight headroom, round 29")
+    weight_headroom: float | str = "auto"
     # the new head's weight update carries each weight's rounding remainder in an int8 of
     # 1/256 LSB and rounds to nearest (schema: the update ops' residual) instead of rounding
     # stochastically: the head's steps are mostly sub-LSB and their rounding noise cost

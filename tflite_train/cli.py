@@ -441,7 +441,9 @@ def cmd_augment(args) -> int:
     rescaled = result.metadata.get("weight_headroom")
     if rescaled is not None:
         layers = rescaled["layers"]
-        print(f"weight headroom {rescaled['factor']:g}x: the int8 grids of "
+        print(f"weight headroom {rescaled['factor']:g}x"
+              + (" (auto: the trained layers feeding the classifier)"
+                 if rescaled.get("rule") else "") + ": the int8 grids of "
               f"{len(layers)} trained pretrained layer{'s' if len(layers) != 1 else ''} made "
               f"{rescaled['factor']:g}x coarser (scale x {rescaled['factor']:g}, codes "
               f"rounded: {sum(r['zeroed'] for r in layers):,} nonzero weights became 0); "
@@ -864,8 +866,18 @@ def _lr_value(text: str):
             from None
 _seed = _ranged(int, lambda v: 0 <= v <= 0xFFFFFFFF, "in 0..4294967295")
 _batch = _ranged(int, lambda v: 1 <= v <= MAX_BATCH, f"in 1..{MAX_BATCH}")
-_headroom = _ranged(float, lambda v: 1 <= v <= MAX_WEIGHT_HEADROOM,
-                   f"in [1, {MAX_WEIGHT_HEADROOM:g}]")
+_headroom_factor = _ranged(float, lambda v: 1 <= v <= MAX_WEIGHT_HEADROOM,
+                          f"in [1, {MAX_WEIGHT_HEADROOM:g}]")
+
+
+def _headroom(text: str):
+    if text == "auto":
+        return text
+    try:
+        return _headroom_factor(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number in "
+                                         f"[1, {MAX_WEIGHT_HEADROOM:g}], got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -984,14 +996,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "within the benchmark's errors, 4x the gradient memory)")
     s.add_argument("--grad-rounding", default="stochastic", metavar="{stochastic,nearest}",
                    help="how int8 gradients are rounded (default stochastic)")
-    s.add_argument("--weight-headroom", type=_headroom, default=1.0, metavar="H",
+    s.add_argument("--weight-headroom", type=_headroom, default="auto", metavar="H",
                    help="make the int8 grids of the pretrained weights the scheme trains H "
                         "times coarser (scale x H, codes rounded half away from zero; their "
                         "biases likewise), so that training can grow them past their initial "
                         "range instead of saturating at +-127 (the new head has its own 12x "
                         "grid). The training model's forward then differs from the input "
-                        "model's at step 0; QAS keeps the real-valued steps. Default 1 "
-                        f"(the input model's grids); at most {MAX_WEIGHT_HEADROOM:g}")
+                        "model's at step 0; QAS keeps the real-valued steps. auto: 2x on the "
+                        "trained layers that feed the classifier only (the ones whose range "
+                        "fine-tuning uses; deeper layers pay the coarser grid for nothing), "
+                        "the default; 1: the input model's grids everywhere. At most "
+                        f"{MAX_WEIGHT_HEADROOM:g}")
     s.add_argument("--head-residual", choices=("on", "off"), default="on",
                    help="the new head's weight update carries each weight's rounding "
                         "remainder in an int8 of 1/256 LSB (the tensor head/residual, 1 B a "

@@ -30,6 +30,21 @@ What it changes:
     model-derived rates (lr.py) are trust ratios of real values. What grows is the rounding
     noise: a sub-LSB step is rounded stochastically on a grid H times coarser.
 H = 1 changes nothing (the model's bytes are those without the option).
+
+Which layers (H = "auto", the rule, augment's default since round 29): the trained layers
+that feed the classifier (the new head, else the layer computing the logits) through no
+other layer, on a 2x grid; every other layer keeps its grid. Why those: measured per layer
+with fp32 (benchmarks/weight_growth.py; RESULTS.md, "Which trained layers need weight
+headroom, round 29"), the share of weights that fine-tuning grows past +-127 LSB does not
+tell the layers apart (0.9-2.7% on Table 1's 99kb convolutions, 2.2% on the person
+detector's last pointwise conv, 5-7% on depthwise ones), but what clamping them costs does:
+fp32's trained person detector loses 2.1 points (last:2) and 1.4 (sparse) with only the
+layer feeding the head clamped to +-127, and at most 0.4 with any other layer clamped (its
+depthwise layer +0.3, the sparse scheme's partial convs -0.0 and -0.4, Table 1's last:6 and
+99kb layers -0.3 to +0.3; seed 0, a diagnostic). A layer deeper in the network pays the
+coarser grid's rounding noise (H times fewer LSBs a step) for range it does not need: Table
+1's 99kb rows, which train no layer next to the head, lost 0.3-0.4 point with headroom 2 on
+all their layers, and "auto" leaves them as they are.
 """
 from __future__ import annotations
 
@@ -40,17 +55,58 @@ import numpy as np
 from .errors import ModelError, TTError
 from .fixedpoint import round_half_away
 from .ir import Graph, Quantization
+from .scheme import LAYER_KINDS
 
 # Beyond 16x the trained weights keep fewer than 4 of their 8 bits at step 0.
 MAX_WEIGHT_HEADROOM = 16.0
+# the rule's value, and the factor it applies: 2x, the better of 2 and 4 on the person
+# detector's last:2 (RESULTS.md, "Headroom for the trained pretrained weights, round 25")
+AUTO = "auto"
+AUTO_FACTOR = 2.0
 
 
 def check(h) -> None:
-    """A one-line error unless `h` is a number in [1, MAX_WEIGHT_HEADROOM]."""
+    """A one-line error unless `h` is "auto" or a number in [1, MAX_WEIGHT_HEADROOM]."""
+    if h == AUTO:
+        return
     if isinstance(h, bool) or not isinstance(h, (int, float)) \
             or not 1.0 <= float(h) <= MAX_WEIGHT_HEADROOM:
-        raise TTError(f"--weight-headroom must be a number in [1, {MAX_WEIGHT_HEADROOM:g}], "
-                      f"got {h!r}")
+        raise TTError(f"--weight-headroom must be auto or a number in "
+                      f"[1, {MAX_WEIGHT_HEADROOM:g}], got {h!r}")
+
+
+def factor(h) -> float:
+    """The grids' factor of a checked value (the rule's for "auto")."""
+    return AUTO_FACTOR if h == AUTO else float(h)
+
+
+def feeding(graph: Graph, logits: int) -> set[int]:
+    """The layers (op indices) that feed the classifier, i.e. the layer computing the
+    `logits` tensor, through no other layer: walking back from the classifier's input
+    through pooling, reshapes, adds and the like; a residual add reaches both its branches."""
+    producers = graph.producers()
+    k = producers.get(logits)
+    while k is not None and graph.operators[k].kind not in LAYER_KINDS:
+        k = producers.get(graph.operators[k].inputs[0])      # softmax, dequantize, ...
+    if k is None:
+        return set()
+    found: set[int] = set()
+    seen: set[int] = set()
+    todo = [graph.operators[k].inputs[0]]
+    while todo:
+        t = todo.pop()
+        if t < 0 or t in seen:
+            continue
+        seen.add(t)
+        p = producers.get(t)
+        if p is None:
+            continue
+        op = graph.operators[p]
+        if op.kind in LAYER_KINDS:
+            found.add(p)
+        else:           # its activation inputs, not its constants (shapes, scales)
+            todo.extend(i for i in op.inputs if i >= 0 and graph.tensors[i].data is None)
+    return found
 
 
 def _channels(graph: Graph, op, weight_channels: int) -> np.ndarray:
@@ -88,13 +144,21 @@ def _rescale(q: Quantization, mask: np.ndarray, h: float) -> Quantization:
     return replace(q, scale=scale, zero_point=q.zero_point.copy())
 
 
-def apply(graph: Graph, layers: dict, h: float, exclude: set[int]) -> list[dict]:
+def apply(graph: Graph, layers: dict, h, exclude: set[int],
+          logits: int | None = None) -> list[dict]:
     """Rescale the trained weights (and their layers' biases) of `layers` (op index ->
-    scheme.LayerUpdate) by `h`, in place, leaving the ops in `exclude` (the new head) alone.
-    Returns a record per layer: its name, the channels rescaled, and how many of its weights
-    rounded to 0 that were not 0."""
+    scheme.LayerUpdate) by `h`, in place, leaving the ops in `exclude` (the new head) alone;
+    with h = "auto", only those of `feeding(graph, logits)`, by AUTO_FACTOR. Returns a record
+    per layer: its name, the channels rescaled, and how many of its weights rounded to 0
+    that were not 0."""
     check(h)
-    if float(h) == 1.0:
+    if h == AUTO:
+        if logits is None:
+            raise AssertionError("internal: --weight-headroom auto needs the logits")
+        near = feeding(graph, logits)
+        layers = {k: u for k, u in layers.items() if k in near}
+    h = factor(h)
+    if h == 1.0:
         return []
     readers = graph.readers()
     record = []
