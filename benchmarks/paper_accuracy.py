@@ -131,8 +131,9 @@ def run_one(job: dict) -> dict:
     from tflite_train.train import Trainer, sample_order, split
     ds = data.fashion_mnist()
     train_idx, val_idx = split(len(ds), 0.1, job["val"], 0)
-    # the int8 variants' activation gradients: int8 (augment's default) or float32 (the
-    # default until 2026-11-26, what the first table was measured with); fp32 has none
+    # the int8 variants' activation gradients: int8 (rounded stochastically, augment's
+    # default until round 29), int8-nearest (its default since) or float32 (the default
+    # until 2026-11-26, what the first table was measured with); fp32 has none
     grad = job.get("grad") or "float32"
     hyper = Hyper(qas=job["variant"] != "int8", seed=job["seed"], decay_steps=job["steps"],
                   grad=grad.split("-")[0], head_residual=job.get("head_residual", False),
@@ -503,8 +504,9 @@ def main() -> None:
     ap.add_argument("--schemes", default=",".join(SCHEMES))
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--grad", default="int8",
-                    help="activation gradients of the int8 variants: int8 (augment's default, "
-                         "stochastic rounding), int8-nearest or float32; comma-separated")
+                    help="activation gradients of the int8 variants: int8 (stochastic "
+                         "rounding, Table 1's column), int8-nearest (augment's default since "
+                         "round 29) or float32; comma-separated")
     ap.add_argument("--head-headroom", type=float, choices=[4.0, 8.0, 12.0, 16.0],
                     help="the int8 variants' new-head weight grid in multiples of its initial "
                          "range (default augment's, 12); the real initial head is the same on "

@@ -386,11 +386,11 @@ def rig_call(text: str, what: str) -> tuple[int, int, int]:
 
 def test_a_generated_program_resumes_across_a_reset_on_the_cortex_m7(tmp_path, capsys):
     """A generated program (tflite-train codegen; split filters, momentum, stochastic
-    rounding, a cosine decay) on the Cortex-M7 rig, one QEMU run of
-    tests/codegen_resume_rig.c: 6 steps straight; then tt_model_init, 3 steps,
-    tt_checkpoint_save into a RAM-backed flash, a system reset (start-up code again, .data
-    and .bss re-initialised, the flash kept), tt_model_init, tt_checkpoint_restore, 3 more
-    steps. Both runs give --engine c's 6 losses, inference scores and checkpoint regions
+    rounding of the updates and of the int8 gradients, a cosine decay) on the Cortex-M7
+    rig, one QEMU run of tests/codegen_resume_rig.c: 6 steps straight; then tt_model_init,
+    3 steps, tt_checkpoint_save into a RAM-backed flash, a system reset (start-up code
+    again, .data and .bss re-initialised, the flash kept), tt_model_init,
+    tt_checkpoint_restore, 3 more steps. Both runs give --engine c's 6 losses, inference scores and checkpoint regions
     (CRC-32s), bit for bit; the blob the device saved is the host's blob of --engine c's
     state after 3 steps, byte for byte, and `export --state` of it gives a model that
     passes `verify`."""
@@ -402,7 +402,9 @@ def test_a_generated_program_resumes_across_a_reset_on_the_cortex_m7(tmp_path, c
         {"layer": -1, "ratio": 0.5}, {"layer": -2, "ratio": 1}]}))
     r = augment.augment(tflite_io.load(EXAMPLE), str(scheme), 4,
                         Hyper(lr=0.05, momentum=0.9, rounding="stochastic", seed=9,
-                              decay_steps=6))
+                              decay_steps=6, grad_rounding="stochastic"))
+    # the int8 gradients' streams are among the regions saved and restored
+    assert any(r.graph.tensors[p].dtype == "int8" for _, p, _ in checkpoint.update_ops(r.graph))
     model = tmp_path / "m.train.tflite"
     tflite_io.save(r.graph, model)
     folder = tmp_path / "gen"
