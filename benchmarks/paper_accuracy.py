@@ -131,8 +131,9 @@ def run_one(job: dict) -> dict:
     from tflite_train.train import Trainer, sample_order, split
     ds = data.fashion_mnist()
     train_idx, val_idx = split(len(ds), 0.1, job["val"], 0)
-    # the int8 variants' activation gradients: int8 (augment's default) or float32 (the
-    # default until 2026-11-26, what the first table was measured with); fp32 has none
+    # the int8 variants' activation gradients: int8 (rounded stochastically, augment's
+    # default until round 29), int8-nearest (its default since) or float32 (the default
+    # until 2026-11-26, what the first table was measured with); fp32 has none
     grad = job.get("grad") or "float32"
     hyper = Hyper(qas=job["variant"] != "int8", seed=job["seed"], decay_steps=job["steps"],
                   grad=grad.split("-")[0], head_residual=job.get("head_residual", False),
@@ -409,6 +410,72 @@ def render_gap(doc: dict, gap: dict, every_grid: bool = False) -> str:
             + "\n".join(lines) + "\n")
 
 
+def resolved(diffs: list[float]) -> str:
+    """A paired difference's sign, resolved where its mean is at least two standard errors
+    from 0 (the rule RESULTS.md applies to bias-only's -0.61 +- 0.26)."""
+    if not diffs:
+        return "-"
+    m, se = mean_se(diffs)
+    if se is None:
+        return "one seed"
+    if se == 0:             # every seed the same difference
+        return "none" if m == 0 else f"{'gain' if m > 0 else 'loss'} on every seed"
+    word = "unresolved" if abs(m) < 2 * se else f"{'gain' if m > 0 else 'loss'}, resolved"
+    return f"{word} ({m / se:+.1f} SE)"
+
+
+def render_nearest(doc: dict, near: dict) -> str:
+    """int8 activation gradients rounded to nearest (`near`'s runs: --grad int8-nearest)
+    against the same seeds' stochastically rounded ones and fp32 from Table 1 (`doc`), the
+    same head grid, residual and weights' headroom: per row, accuracy (mean +- SE), nearest
+    minus stochastic and nearest minus fp32 paired by seed, and per seed."""
+    steps, val = near["steps"], near["val"]
+    runs = [r for r in doc["runs"] + near["runs"] if r["steps"] == steps and r["val"] == val]
+    acc: dict[tuple, dict[int, float]] = {}
+    for r in runs:
+        acc.setdefault((r["model"], r["scheme"]) + col(r), {})[r["seed"]] = 100 * r["val_accuracy"]
+    fp = ("fp32", None, None, None, None)
+    nearest = list(dict.fromkeys((r["model"], r["scheme"]) + col(r) for r in near["runs"]
+                                 if grad_of(r) == "int8-nearest"))
+    lines = ["| model | scheme | int8 + QAS, stochastic | int8 + QAS, nearest | fp32 "
+             "| nearest - stochastic | resolved (2 SE)? | nearest - fp32 | nearest vs fp32 "
+             "| stochastic - fp32 (same seeds) |",
+             "|---|---|---:|---:|---:|---:|---|---:|---|---:|"]
+    seeds = ["| model | scheme | nearest - stochastic, per seed | nearest, per seed |",
+             "|---|---|---|---|"]
+    order = {(m, s): i for i, (m, s) in enumerate((m, s) for m in MODELS for s in SCHEMES)}
+    for k in sorted(nearest, key=lambda k: (order.get(k[:2], 99), k)):
+        model, scheme = k[:2]
+        near_acc = acc[k]
+        stoch = acc.get(k[:3] + ("int8",) + k[4:], {})
+        fp32 = acc.get((model, scheme) + fp, {})
+        same = {s: v for s, v in stoch.items() if s in near_acc}
+        ns, nf = paired(near_acc, stoch), paired(near_acc, fp32)
+        lines.append(f"| {model} | {scheme} | {fmt(list(same.values()), '')} "
+                     f"| {fmt(list(near_acc.values()))} "
+                     f"| {fmt([v for s, v in fp32.items() if s in near_acc])} "
+                     f"| {fmt2(ns)} | {resolved(ns)} | {fmt2(nf)} | {verdict(nf)} "
+                     f"| {fmt2(paired(same, fp32))} |")
+        seeds.append(f"| {model} | {scheme} | "
+                     + " / ".join(f"{s}: {near_acc[s] - stoch[s]:+.1f}"
+                                  for s in sorted(near_acc) if s in stoch)
+                     + " | " + " / ".join(f"{s}: {v:.1f}" for s, v in sorted(near_acc.items()))
+                     + " |")
+    return (f"{steps} steps, {val} validation samples; validation accuracy in %, mean +- "
+            "standard error over the seeds nearest was run with (the stochastic and fp32 "
+            "columns over the same seeds); differences paired by seed, in points. The int8 "
+            "columns: head 12x with its residual, augment's other defaults.\n\n"
+            + "\n".join(lines) + "\n\n" + "\n".join(seeds) + "\n")
+
+
+def fmt2(vals: list[float]) -> str:
+    """Mean +- standard error to two decimals, signed (a paired difference)."""
+    if not vals:
+        return "-"
+    m, se = mean_se(vals)
+    return f"{m:+.2f}" + ("" if se is None else f" +- {se:.2f}") + f" (n={len(vals)})"
+
+
 JSON_NAME = "paper_accuracy_results.json"
 # Table 1 as it stood until round 24 (its int8 + QAS runs from before round 18's head rule),
 # and the diagnostics of MobileNetV2 99kb's gap, which pair with those runs
@@ -421,8 +488,12 @@ BIAS_GAP_JSON = "paper_accuracy_bias_gap.json"
 # round 28: the rows that train pretrained weights with augment --weight-headroom 2, which
 # pair with Table 1's runs
 WEIGHT_HEADROOM_JSON = "paper_accuracy_weight_headroom.json"
+# round 29: the int8 + QAS rows with int8 gradients rounded to nearest (--grad int8-nearest),
+# which pair with Table 1's runs (issue 9: the candidate default)
+NEAREST_JSON = "paper_accuracy_nearest.json"
 TABLES = {"paper-accuracy": ([JSON_NAME], render),
           "paper-accuracy-weight-headroom": ([JSON_NAME, WEIGHT_HEADROOM_JSON], render_gap),
+          "paper-accuracy-nearest": ([JSON_NAME, NEAREST_JSON], render_nearest),
           "paper-accuracy-round25": ([ROUND25_JSON], render),
           "paper-accuracy-round24": ([ROUND24_JSON], render),
           "paper-accuracy-gap": ([ROUND24_JSON, GAP_JSON], render_gap),
@@ -439,8 +510,9 @@ def main() -> None:
     ap.add_argument("--schemes", default=",".join(SCHEMES))
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--grad", default="int8",
-                    help="activation gradients of the int8 variants: int8 (augment's default, "
-                         "stochastic rounding), int8-nearest or float32; comma-separated")
+                    help="activation gradients of the int8 variants: int8 (stochastic "
+                         "rounding, Table 1's column), int8-nearest (augment's default since "
+                         "round 29) or float32; comma-separated")
     ap.add_argument("--head-headroom", type=float, choices=[4.0, 8.0, 12.0, 16.0],
                     help="the int8 variants' new-head weight grid in multiples of its initial "
                          "range (default augment's, 12); the real initial head is the same on "

@@ -206,6 +206,18 @@ RUNS = {
     "weight_growth_mbv2": ["weight_growth.py", "--runs",
                            "paper:mbv2-w0.35:last:6,paper:mbv2-w0.35:99kb", "--val", "3000",
                            "--json", "weight_growth_mbv2.json"],
+    # round 29: int8 gradients rounded to nearest on every row (they pair with
+    # paper_accuracy_results.json's seeds: bias-only 0-11, the others 0-5)
+    "paper_accuracy_nearest_bias": ["paper_accuracy.py", "--models", "mcunet-5fps,mbv2-w0.35",
+                                    "--schemes", "bias-only", "--seeds",
+                                    "0,1,2,3,4,5,6,7,8,9,10,11", "--steps", "1000", "--val",
+                                    "3000", "--variants", "qas", "--grad", "int8-nearest",
+                                    "--jobs", "1", "--json", "paper_accuracy_nearest.json"],
+    "paper_accuracy_nearest": ["paper_accuracy.py", "--models", "mcunet-5fps,mbv2-w0.35",
+                               "--schemes", "last:6,99kb", "--seeds", "0,1,2,3,4,5", "--steps",
+                               "1000", "--val", "3000", "--variants", "qas", "--grad",
+                               "int8-nearest", "--jobs", "1", "--json",
+                               "paper_accuracy_nearest.json"],
     # the diagnostics of MobileNetV2 99kb's gap (same file, runs only what is missing)
     "paper_accuracy_gap": ["paper_accuracy.py", "--models", "mbv2-w0.35", "--schemes", "99kb",
                            "--seeds", "0,1,2,3,4,5", "--variants",

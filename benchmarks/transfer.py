@@ -3,7 +3,8 @@
 QAS (stochastic rounding, the default), int8 + QAS with nearest rounding, int8 without QAS
 (plain SGD on the integers), and fp32 (the same trainable set fine-tuned in TensorFlow on
 the dequantized model); the int8 variants with float32 activation gradients, int8 ones
-(`augment --grad int8`, stochastic rounding) or int8 ones rounded to nearest (--grad).
+rounded stochastically (--grad int8, augment's default until round 29) or int8 ones rounded
+to nearest (--grad int8-nearest, augment's default since).
 
     .venv/bin/python benchmarks/transfer.py [--steps 1000] [--val 1000] [--json out.json]
     .venv/bin/python benchmarks/transfer.py --grad float32,int8 --seeds 0,1,2 --val 3000 \\
@@ -214,7 +215,7 @@ def main() -> None:
                     help="comma-separated subset of " + ", ".join(VARIANTS))
     ap.add_argument("--grad", default="float32",
                     help="comma-separated activation gradients of the int8 variants: float32, "
-                         "int8 (stochastic rounding), int8-nearest")
+                         "int8 (stochastic rounding), int8-nearest (augment's default)")
     ap.add_argument("--engine", default="c", choices=["numpy", "c", "tflm"],
                     help="executor of the int8 variants (bit-identical; c is the fastest)")
     ap.add_argument("--json", type=Path)

@@ -21,9 +21,12 @@ UPDATE_OPS = {"TT_UPDATE_WEIGHT", "TT_UPDATE_BIAS", "TT_CONV2D_WEIGHT_UPDATE",
 
 
 def batched(zoo, name, fuse, grad, momentum, rounding, batch=B):
+    # int8 gradients rounded stochastically (not augment's default, nearest): their streams
+    # are state the engines and a mid-batch checkpoint must carry too
     return augment.augment(tflite_io.load(zoo[name]), "full", None,
                            Hyper(lr=0.05, momentum=momentum, rounding=rounding, seed=5,
-                                 grad=grad, batch=batch), fuse=fuse).graph
+                                 grad=grad, grad_rounding="stochastic", batch=batch),
+                           fuse=fuse).graph
 
 
 def labels(graph):

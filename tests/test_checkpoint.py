@@ -303,10 +303,13 @@ def test_power_cuts_on_the_cortex_m7(real_states, tmp_path):
 def resumable_model(fuse: bool, grad: str = "float32"):
     """Every piece of state matters here: momentum, stochastic rounding (the random
     streams), a cosine decay over the run (the step counters), weights and biases; with
-    int8 gradients also the streams of the ops that round them stochastically."""
+    int8 gradients also the streams of the ops that round them stochastically (int8-nearest:
+    rounded to nearest, no stream)."""
     r = augment.augment(tflite_io.load(EXAMPLE), "full", 4,
                         Hyper(lr=0.05, momentum=0.9, rounding="stochastic", seed=9,
-                              decay_steps=12, grad=grad), fuse=fuse)
+                              decay_steps=12, grad=grad.split("-")[0],
+                              grad_rounding="nearest" if grad.endswith("-nearest")
+                              else "stochastic"), fuse=fuse)
     return r.graph, tflite_io.serialize(r.graph)
 
 
@@ -316,18 +319,23 @@ def states_equal(a: checkpoint.Checkpoint, b: checkpoint.Checkpoint) -> bool:
 
 @pytest.mark.parametrize("engine", ["numpy", "c", "tflm"])
 @pytest.mark.parametrize("fuse, grad", [(True, "float32"), (False, "float32"), (True, "int8"),
-                                        (False, "int8")],
-                         ids=["fused", "separate", "fused-int8", "separate-int8"])
+                                        (False, "int8"), (True, "int8-nearest")],
+                         ids=["fused", "separate", "fused-int8", "separate-int8",
+                              "fused-int8-nearest"])
 def test_a_resumed_run_equals_the_uninterrupted_one(engine, fuse, grad):
     """Train 5 steps, save a checkpoint through tt_checkpoint_save, restore it through
     tt_checkpoint_restore into a fresh executor (for the TFLM engine: into the memory of a
     fresh TFLM interpreter, where the glue reports it), train 7 more: the losses of all 12
     steps and the final state (parameters, momentum, random streams, steps) equal 12 steps
-    in one go, bit for bit. Restoring the parameters alone does not: the test can tell."""
+    in one go, bit for bit. Restoring the parameters alone does not: the test can tell.
+    Rounded to nearest, the int8 gradients keep no stream: the checkpoint has none of them
+    (every update op has a momentum buffer here, so a key without one is a gradient's)."""
     graph, model = resumable_model(fuse, grad)
+    keys = {p for _, p, m in checkpoint.update_ops(graph) if m < 0}
     if grad == "int8":          # the int8 gradients' streams are in the checkpoint too
-        keys = {p for _, p, m in checkpoint.update_ops(graph) if m < 0}
         assert any(graph.tensors[p].dtype == "int8" for p in keys)
+    else:
+        assert not keys
     mid, seed, n, m = checkpoint.model_id(model), 21, 5, 7
     straight = make_executor(graph, engine)
     want = train_steps(graph, straight, n + m, seed)
@@ -378,11 +386,11 @@ def rig_call(text: str, what: str) -> tuple[int, int, int]:
 
 def test_a_generated_program_resumes_across_a_reset_on_the_cortex_m7(tmp_path, capsys):
     """A generated program (tflite-train codegen; split filters, momentum, stochastic
-    rounding, a cosine decay) on the Cortex-M7 rig, one QEMU run of
-    tests/codegen_resume_rig.c: 6 steps straight; then tt_model_init, 3 steps,
-    tt_checkpoint_save into a RAM-backed flash, a system reset (start-up code again, .data
-    and .bss re-initialised, the flash kept), tt_model_init, tt_checkpoint_restore, 3 more
-    steps. Both runs give --engine c's 6 losses, inference scores and checkpoint regions
+    rounding of the updates and of the int8 gradients, a cosine decay) on the Cortex-M7
+    rig, one QEMU run of tests/codegen_resume_rig.c: 6 steps straight; then tt_model_init,
+    3 steps, tt_checkpoint_save into a RAM-backed flash, a system reset (start-up code
+    again, .data and .bss re-initialised, the flash kept), tt_model_init,
+    tt_checkpoint_restore, 3 more steps. Both runs give --engine c's 6 losses, inference scores and checkpoint regions
     (CRC-32s), bit for bit; the blob the device saved is the host's blob of --engine c's
     state after 3 steps, byte for byte, and `export --state` of it gives a model that
     passes `verify`."""
@@ -394,7 +402,9 @@ def test_a_generated_program_resumes_across_a_reset_on_the_cortex_m7(tmp_path, c
         {"layer": -1, "ratio": 0.5}, {"layer": -2, "ratio": 1}]}))
     r = augment.augment(tflite_io.load(EXAMPLE), str(scheme), 4,
                         Hyper(lr=0.05, momentum=0.9, rounding="stochastic", seed=9,
-                              decay_steps=6))
+                              decay_steps=6, grad_rounding="stochastic"))
+    # the int8 gradients' streams are among the regions saved and restored
+    assert any(r.graph.tensors[p].dtype == "int8" for _, p, _ in checkpoint.update_ops(r.graph))
     model = tmp_path / "m.train.tflite"
     tflite_io.save(r.graph, model)
     folder = tmp_path / "gen"

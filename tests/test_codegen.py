@@ -105,13 +105,15 @@ def test_zoo_programs_train_like_engine_c(name, scheme, hyper, fuse, zoo, tmp_pa
 
 # int8 activation gradients (augment --grad int8): the int8 kernels' calls, their scale
 # tensors, one- and two-pass input gradients with their int32 scratch in the arena, and the
-# random streams of stochastic rounding in the checkpoint regions
+# random streams of stochastic rounding in the checkpoint regions (asked for: augment rounds
+# to nearest by default)
 INT8_CASES = [
-    ("mobile", "full", Hyper(grad="int8", momentum=0.5, decay_steps=5, seed=3), True),
+    ("mobile", "full", Hyper(grad="int8", grad_rounding="stochastic", momentum=0.5,
+                             decay_steps=5, seed=3), True),
     ("mobile", "last:2", Hyper(grad="int8", grad_rounding="nearest"), False),
-    ("depthwise", "bias-only", Hyper(grad="int8"), True),
-    ("branches", "full", Hyper(grad="int8"), True),
-    ("pool", "full", Hyper(grad="int8"), False),
+    ("depthwise", "bias-only", Hyper(grad="int8", grad_rounding="stochastic"), True),
+    ("branches", "full", Hyper(grad="int8", grad_rounding="stochastic"), True),
+    ("pool", "full", Hyper(grad="int8", grad_rounding="stochastic"), False),
     ("mean", "full", Hyper(grad="int8", grad_rounding="nearest"), True),
 ]
 
@@ -403,10 +405,12 @@ def assert_passes_chosen_by_the_programs_arena(model: Path, program):
 
 def test_checkpoint_regions_resume_training(tmp_path):
     """tt_model_checkpoint is all the state: 2 steps, copy the regions out, 2 more steps;
-    then tt_model_init, copy them back, the same 2 steps: the same bytes as straight on."""
+    then tt_model_init, copy them back, the same 2 steps: the same bytes as straight on
+    (the int8 gradients rounded stochastically: their streams are regions too)."""
     scheme = ratio_scheme(tmp_path, [(-1, 0.5), (-2, 1)], n_bias=3)
     model = training_model(tmp_path, EXAMPLE, scheme,
-                           hyper=Hyper(momentum=0.9, decay_steps=6, rounding="stochastic"))
+                           hyper=Hyper(momentum=0.9, decay_steps=6, rounding="stochastic",
+                                       grad_rounding="stochastic"))
     program, _ = generate(model, tmp_path / "gen")
     xs, labels = check.samples(program, 4, seed=2)
     h = host.HostProgram(tmp_path / "gen", len(program.checkpoint_regions()))
@@ -1026,7 +1030,8 @@ def test_int8_gradients_on_the_rig(tmp_path, capsys):
     gradients) and stochastic rounding, 3 steps under QEMU: bit-identical to --engine c."""
     require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     scheme = ratio_scheme(tmp_path, [(-1, 0.5), (-3, 0.25), (-2, 1)], n_bias=5)
-    model = training_model(tmp_path, EXAMPLE, scheme, hyper=Hyper(grad="int8", momentum=0.9))
+    model = training_model(tmp_path, EXAMPLE, scheme,
+                           hyper=Hyper(grad="int8", grad_rounding="stochastic", momentum=0.9))
     out = tmp_path / "gen"
     assert main(["codegen", str(model), "-o", str(out), "--rig", "--steps", "3", "--json"]) == 0
     m = json.loads(capsys.readouterr().out)
@@ -1068,10 +1073,12 @@ def test_streamed_block_and_profile_on_the_rig(tmp_path, capsys, monkeypatch):
     assert prof.instructions_per_step == pytest.approx(m["instructions_per_step"], rel=0.02)
 
 
-@pytest.mark.parametrize("scheme", ["bias-only", "sparse"])
-def test_person_detector_int8_200_steps_on_the_rig(scheme, tmp_path, capsys):
+@pytest.mark.parametrize("scheme, rounding", [("bias-only", "stochastic"), ("sparse", "nearest")])
+def test_person_detector_int8_200_steps_on_the_rig(scheme, rounding, tmp_path, capsys):
     """Issue 9's check on the board's CPU: the person detector with int8 activation
-    gradients as `augment --grad int8` writes them (stochastic rounding), 200 training steps
+    gradients as `augment --grad int8` writes them, rounded stochastically on bias-only
+    (whose gradients reach every layer: every stochastic kernel path) and to nearest,
+    augment's default, on the sparse scheme, 200 training steps
     of the generated program under QEMU, bit-identical to --engine c (every loss, the CRC-32
     of every trained parameter and random stream, the scores); --engine c equals numpy and
     TFLM on 200 steps (test_int8_grads). The 200 samples (1.8 MB) are the rig harness's, in
@@ -1080,7 +1087,8 @@ def test_person_detector_int8_200_steps_on_the_rig(scheme, tmp_path, capsys):
     spec = "bias-only" if scheme == "bias-only" else str(SCHEMES / "person_detect_sparse.json")
     model = tmp_path / "pd.train.tflite"
     assert main(["augment", str(shared_model("person_detect")), "-o", str(model),
-                 "--num-classes", "10", "--scheme", spec, "--grad", "int8"]) == 0
+                 "--num-classes", "10", "--scheme", spec, "--grad", "int8",
+                 "--grad-rounding", rounding]) == 0
     capsys.readouterr()
     assert main(["codegen", str(model), "-o", str(tmp_path / "gen"), "--rig", "--steps", "200",
                  "--flash-budget", "4M", "--json"]) == 0

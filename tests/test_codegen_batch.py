@@ -68,8 +68,10 @@ CASES = [   # zoo model, scheme, gradients, momentum, fused updates
                               for c in CASES])
 def test_batched_programs_train_like_engine_numpy(name, scheme, grad, momentum, fuse, zoo,
                                                   tmp_path):
+    # int8 gradients rounded stochastically (augment's default is nearest): the streams'
+    # state is among the regions compared
     hyper = Hyper(grad=grad, momentum=momentum, batch=B, half_life=2, seed=5,
-                  rounding="stochastic" if momentum else "nearest")
+                  rounding="stochastic" if momentum else "nearest", grad_rounding="stochastic")
     model = training_model(tmp_path, zoo[name], scheme, hyper=hyper, fuse=fuse)
     program, _ = generate(model, tmp_path / "gen")
     assert program.batched and all(b.batch == B for b in program.batched.values())
@@ -154,12 +156,14 @@ def test_batch_1_programs_have_no_batch(tmp_path, zoo):
 
 
 def test_a_batch_on_the_rig(tmp_path, capsys):
-    """The example model, int8 gradients, split filters, momentum, stochastic rounding and
-    batch 3, 7 training steps under QEMU: bit-identical to engine c (check.reference)."""
+    """The example model, int8 gradients, split filters, momentum, stochastic rounding (of
+    the updates and of the gradients) and batch 3, 7 training steps under QEMU:
+    bit-identical to engine c (check.reference)."""
     require_tool(rig.available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
     scheme = ratio_scheme(tmp_path, [(-1, 0.5), (-3, 0.25), (-2, 1)], n_bias=5)
     model = training_model(tmp_path, EXAMPLE, scheme,
-                           hyper=Hyper(grad="int8", momentum=0.9, batch=B, half_life=3))
+                           hyper=Hyper(grad="int8", grad_rounding="stochastic", momentum=0.9,
+                                       batch=B, half_life=3))
     out = tmp_path / "gen"
     assert main(["codegen", str(model), "-o", str(out), "--rig", "--steps", "7", "--json"]) == 0
     m = json.loads(capsys.readouterr().out)
@@ -170,11 +174,13 @@ def test_a_batch_on_the_rig(tmp_path, capsys):
 def test_checkpoint_mid_batch_resumes_the_same_bits(tmp_path):
     """tt_model_checkpoint holds the accumulators (kind 4): 4 steps (one into the second
     batch), the regions copied out, 3 more; tt_model_init, the regions back, the same 3: the
-    same bytes. Restored without the accumulators, the second batch's update differs."""
+    same bytes (the int8 gradients' streams among them: rounded stochastically). Restored
+    without the accumulators, the second batch's update differs."""
     from tflite_train import checkpoint
     import ctypes as C
     model = training_model(tmp_path, EXAMPLE, "last:2",
-                           hyper=Hyper(momentum=0.9, batch=B, decay_steps=6))
+                           hyper=Hyper(momentum=0.9, batch=B, decay_steps=6,
+                                       grad_rounding="stochastic"))
     program, _ = generate(model, tmp_path / "gen")
     kinds = [r.kind for r, _ in program.checkpoint_regions()]
     assert kinds.count(checkpoint.ACCUMULATOR) == len(program.batched) > 0

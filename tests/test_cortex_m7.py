@@ -142,7 +142,8 @@ def training_steps(fuse: bool, grad: str = "float32", scheme: str = "full",
     schedule = {"decay_steps": 6} if fuse else {"half_life": 2}
     r = augment.augment(tflite_io.load(EXAMPLE), scheme, 4,
                         Hyper(lr=0.05, momentum=0.5, rounding="stochastic", seed=5,
-                              grad=grad, head_residual=head_residual, **schedule), fuse=fuse)
+                              grad=grad, grad_rounding="stochastic",
+                              head_residual=head_residual, **schedule), fuse=fuse)
     if grad == "int8":
         test_int8_grads.alternate_passes(r.graph)
     ex = Executor(r.graph, "c")

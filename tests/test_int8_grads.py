@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_model
-from tflite_train import augment, ops, tflite_io
+from tflite_train import augment, checkpoint, ops, tflite_io
 from tflite_train.autodiff import Hyper
 from tflite_train.demo import EXAMPLE
 from tflite_train.ir import Graph, Quantization, Tensor
@@ -511,12 +511,13 @@ def person_detect_scheme(name: str, tmp_path) -> str:
 def test_person_detect_int8_trains_identically_in_numpy_c_and_tflm(scheme, tmp_path):
     """The issue's model: the person detector with a new 10-class head, bias-only and the
     sparse scheme (with the depthwise layer before the last pointwise conv: all three fused
-    weight updates), `--grad int8` as augment writes it (stochastic rounding, the planner's
-    passes), 200 steps of seeded random images and labels: every trained parameter identical
-    in numpy, C and TFLM."""
+    weight updates), `--grad int8` as augment writes it (the planner's passes) but rounded
+    stochastically (`--grad-rounding stochastic`: the streams' draws are what the engines
+    could disagree on; augment's default, nearest, draws none), 200 steps of seeded random
+    images and labels: every trained parameter identical in numpy, C and TFLM."""
     path = shared_model("person_detect")
     r = augment.augment(tflite_io.load(path), person_detect_scheme(scheme, tmp_path), 10,
-                        Hyper(grad="int8"))
+                        Hyper(grad="int8", grad_rounding="stochastic"))
     graph = r.graph
     passes = {options_of(op)["passes"] for op in graph.operators if op.kind in INPUT_GRADS}
     # both mix them: sparse's in-place forward layers leave the last split input gradient's
@@ -656,16 +657,22 @@ def test_grad_other_than_float32_or_int8_is_a_one_line_error(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("tflite-train: error: --grad"), err
         assert not out.exists()
-    # int8 is the command's default (README: how the default was chosen)
-    for flags, grad in (([], "int8"), (["--grad", "float32"], "float32")):
+    # int8 rounded to nearest is the command's default (README: how the default was chosen)
+    for flags, grad, rounding in (([], "int8", "nearest"),
+                                  (["--grad-rounding", "stochastic"], "int8", "stochastic"),
+                                  (["--grad", "float32"], "float32", None)):
         assert main(["augment", str(EXAMPLE), "-o", str(out), "--num-classes", "3",
                      *flags]) == 0
         text = capsys.readouterr().out
-        assert ("int8 gradients (stochastic rounding)" in text) == (grad == "int8")
+        assert ("int8 gradients (" in text) == (grad == "int8")
+        assert (f"int8 gradients ({rounding} rounding)" in text) == (grad == "int8")
         meta = json.loads(tflite_io.load(out).metadata["tflite_train"])
         assert meta["grad"] == grad
-        if grad == "int8":
-            assert meta["grad_rounding"] == "stochastic"
+        assert meta.get("grad_rounding") == rounding
+        # only stochastic rounding keeps streams (the loss's at least) in the state
+        g = tflite_io.load(out)
+        streams = {g.tensors[p].name for _, p, _ in checkpoint.update_ops(g)} & {"dlogits"}
+        assert bool(streams) == (rounding == "stochastic"), streams
 
 
 def test_int8_gradients_take_a_quarter_of_the_gradient_memory():
@@ -780,13 +787,14 @@ def test_split_filters_train_identically_in_numpy_c_and_tflm(zoo, tmp_path):
 
 
 def test_augment_and_train_int8_in_tflm_from_the_command_line(tmp_path, capsys):
-    """The issue's commands on the built-in example: augment --grad int8, then train
-    --engine tflm and --engine c: the same trained parameters."""
+    """The issue's commands on the built-in example: augment --grad int8 (rounded
+    stochastically: the streams are part of the state compared), then train --engine tflm
+    and --engine c: the same trained parameters."""
     from tflite_train.cli import main
     from test_train_cli import blobs_dataset
     model = tmp_path / "ex8.train.tflite"
     assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "3",
-                 "--scheme", "full", "--grad", "int8"]) == 0
+                 "--scheme", "full", "--grad", "int8", "--grad-rounding", "stochastic"]) == 0
     data = blobs_dataset(tmp_path / "blobs.npz", n=60)
     states = {}
     for engine in ("tflm", "c"):

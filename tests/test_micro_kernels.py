@@ -43,11 +43,13 @@ def same_bits(a, b) -> bool:
 
 
 def training_graphs():
-    """Training models whose TT ops cover every C kernel: both update forms, masks, pools."""
+    """Training models whose TT ops cover every C kernel: both update forms, masks, pools,
+    int8 gradients rounded stochastically (augment's default, nearest, draws nothing)."""
     out = []
     for scheme, fuse in (("full", False), ("full", True), ("last:2", True)):
         r = augment.augment(tflite_io.load(EXAMPLE), scheme, 4,
-                            Hyper(lr=0.05, momentum=0.5, rounding="stochastic", seed=7),
+                            Hyper(lr=0.05, momentum=0.5, rounding="stochastic", seed=7,
+                                  grad_rounding="stochastic"),
                             fuse=fuse)
         out.append(r)
     return out
@@ -253,7 +255,8 @@ def test_layer_gradient_kernels_on_every_code_path():
 
 
 @pytest.mark.parametrize("scheme, hyper", [
-    ("full", Hyper(lr=0.05, rounding="stochastic", seed=1, half_life=3)),
+    ("full", Hyper(lr=0.05, rounding="stochastic", grad_rounding="stochastic", seed=1,
+                   half_life=3)),
     ("last:2", Hyper(lr=0.05, momentum=0.9, rounding="nearest", half_life=0)),
     ("bias-only", Hyper(lr=0.05, decay_steps=10)),
 ])
@@ -509,7 +512,8 @@ def test_zoo_training_with_c_kernels_is_identical(zoo):
         finals = []
         for engine in ("numpy", "c"):
             r = augment.augment(tflite_io.load(zoo[name]), "full", None,
-                                Hyper(lr=0.05, rounding="stochastic", seed=3), fuse=False)
+                                Hyper(lr=0.05, rounding="stochastic", grad_rounding="stochastic",
+                                      seed=3), fuse=False)
             g = r.graph
             ex = Executor(g, engine)
             rng = np.random.default_rng(0)

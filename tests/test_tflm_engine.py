@@ -159,7 +159,8 @@ models += [(EXAMPLE, 4, "full", f, 3) for f in (True, False)]
 models = [(*m, grad) for m in models for grad in ("float32", "int8")]
 for path, classes, scheme, fuse, batch, grad in models:
     g = augment.augment(tflite_io.load(path), scheme, classes,
-                        Hyper(momentum=0.5, decay_steps=3, seed=1, grad=grad, batch=batch),
+                        Hyper(momentum=0.5, decay_steps=3, seed=1, grad=grad,
+                              grad_rounding="stochastic", batch=batch),
                         fuse=fuse).graph
     ex = tflm_engine.TFLMExecutor(g)
     ref = Executor(g, "c") if batch > 1 else None
@@ -203,7 +204,8 @@ def test_a_different_wheel_version_is_refused(monkeypatch):
 # -- training in TFLM = training with the C kernels, bit for bit --------------------------
 
 @pytest.mark.parametrize("scheme, fuse, hyper", [
-    ("full", True, Hyper(lr=0.05, momentum=0.5, rounding="stochastic", seed=3)),
+    ("full", True, Hyper(lr=0.05, momentum=0.5, rounding="stochastic",
+                         grad_rounding="stochastic", seed=3)),
     ("full", False, Hyper(lr=0.05, momentum=0.9, rounding="nearest", seed=1)),
     ("last:2", True, Hyper(lr=0.1, decay_steps=6, seed=2)),
     ("bias-only", True, Hyper(lr=0.05, seed=4, half_life=2)),
@@ -226,7 +228,8 @@ def test_zoo_graphs_train_bit_identically_in_tflm(zoo, tmp_path):
     for name in ("branches", "depthwise", "mobile", "softmax_mid", "clamps"):
         for fuse in (False, True):
             graph = augment.augment(tflite_io.load(zoo[name]), "full", None,
-                                    Hyper(lr=0.05, seed=3), fuse=fuse).graph
+                                    Hyper(lr=0.05, seed=3, grad_rounding="stochastic"),
+                                    fuse=fuse).graph
             seen |= {op.kind for op in graph.operators if op.kind.startswith("TT_")}
             results = run_both(graph, 4)
             assert_identical(graph, results)

@@ -78,12 +78,13 @@ FIRST, THEN, SLOT = 5, 4, 12288
 
 
 def _model_dir(d: Path, *augment_options: str) -> Path:
-    """A training model of the built-in example (momentum and a cosine decay, so that the
-    optimizer state matters) and its header from `tflite-train header`."""
+    """A training model of the built-in example (momentum, a cosine decay and int8
+    gradients rounded stochastically, not augment's default, so that the optimizer state and
+    the gradients' streams matter) and its header from `tflite-train header`."""
     model = d / "example.train.tflite"
     assert main(["augment", str(EXAMPLE), "-o", str(model), "--num-classes", "4",
                  "--scheme", "last:2", "--momentum", "0.5", "--lr-decay-steps", "8",
-                 *augment_options]) == 0
+                 "--grad-rounding", "stochastic", *augment_options]) == 0
     assert main(["header", str(model), "-o", str(d / "model_train.h"), "--array",
                  "g_model"]) == 0
     return d

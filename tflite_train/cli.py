@@ -994,8 +994,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="activation gradients: int8 (default) with a per-tensor scale found "
                         "at run time and exact int32 sums, or float32 (the same accuracy "
                         "within the benchmark's errors, 4x the gradient memory)")
-    s.add_argument("--grad-rounding", default="stochastic", metavar="{stochastic,nearest}",
-                   help="how int8 gradients are rounded (default stochastic)")
+    s.add_argument("--grad-rounding", default="nearest", metavar="{nearest,stochastic}",
+                   help="how int8 gradients are rounded: nearest (default; no random "
+                        "stream to keep) or stochastic (unbiased, one stream per op)")
     s.add_argument("--weight-headroom", type=_headroom, default="auto", metavar="H",
                    help="make the int8 grids of the pretrained weights the scheme trains H "
                         "times coarser (scale x H, codes rounded half away from zero; their "
