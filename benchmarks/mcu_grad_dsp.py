@@ -12,11 +12,12 @@ as the board's build compiles them (the DSP versions where a kernel has one).
 
 Kernels: the int8-gradient kernels of every 1x1 and depthwise convolution shape of the person
 detector and of MCUNet-5FPS (imported, 128x128; its classifier is a 1x1 convolution too). The
-depthwise ones (tt_depthwise_grad_dsp.c): the input gradient in one pass and in two (nearest,
-stochastic), the weight gradient and the fused update, in instructions per MAC of the
+depthwise ones (tt_depthwise_grad_dsp.c): the input gradient in one pass and in two, each
+rounded stochastically and to nearest, the weight gradient and the fused update, in instructions per MAC of the
 forward layer (oh * ow * c * kh * kw, padded taps included). The 1x1 ones: the input
 gradient (tt_conv2d_input_grad_s8) in one pass (int32 scratch, then the rule over it) and in
-two passes (rounded to nearest, and stochastically, tt_grad_dsp.h), the weight gradient (tt_conv2d_weight_grad_s8) and the fused weight update
+two passes, each rounded stochastically and to nearest (tt_grad_dsp.h; "1 pass" alone is
+stochastic), the weight gradient (tt_conv2d_weight_grad_s8) and the fused weight update
 (tt_conv2d_weight_update_s8_s8, stochastic rounding, all input channels trained), on
 pseudo-random inputs without a mask, in instructions per MAC of the layer (a two-pass call
 computes every accumulator twice). Step: the backward pass and updates of a whole
@@ -82,8 +83,9 @@ DEPTHWISE = [
     ("MCUNet-5FPS", 4, 576, 4, 3, 1, 1),
 ]
 # (form, scratch and its positions (%d: every dx position), rounding)
-FORMS = (("1 pass", "s32, %d", "&st"), ("2 passes, nearest", "0, 0", "0"),
-         ("2 passes, stochastic", "0, 0", "&st"))
+# ("1 pass": stochastic, the name the rows had before the nearest one-pass form was added)
+FORMS = (("1 pass", "s32, %d", "&st"), ("1 pass, nearest", "s32, %d", "0"),
+         ("2 passes, nearest", "0, 0", "0"), ("2 passes, stochastic", "0, 0", "&st"))
 
 PROGRAM = r"""
 #include <stdint.h>

@@ -409,11 +409,13 @@ def test_depthwise_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
     assert {c.name for c in calls} >= {"tt_depthwise_conv2d_input_grad_s8",
                                        "tt_depthwise_conv2d_weight_grad_s8",
                                        "tt_depthwise_conv2d_weight_update_s8_s8"}
-    # the input gradients (in two halves) and the weight gradients in three programs: fewer
-    # would not fit the rig's 1 MB of flash
+    # the input gradients (in three parts) and the weight gradients in four programs: fewer
+    # would not fit the rig's 1 MB of flash (two parts of the input gradients no longer
+    # did with round 29's rounding code: the second linked past the budget)
     inputs = [c for c in calls if "input_grad" in c.name]
-    half = len(inputs) // 2
-    for part, group in (("input", inputs[:half]), ("input2", inputs[half:]),
+    third = (len(inputs) + 2) // 3
+    for part, group in (("input", inputs[:third]), ("input2", inputs[third:2 * third]),
+                        ("input3", inputs[2 * third:]),
                         ("weight", [c for c in calls if "input_grad" not in c.name])):
         (tmp_path / part).mkdir()
         rig.run_in_both_builds(group, tmp_path / part)

@@ -242,10 +242,15 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                                                       # even: the widening entered at its
                                                       # first half; co 24 above: its
                                                       # second), then two blocks of 4
-              (1, 2, 3, 336, 16)]                     # blocks of 6 (CB 6, no sixes) at ci
+              (1, 2, 3, 336, 16),                     # blocks of 6 (CB 6, no sixes) at ci
                                                       # 4 mod 6: the last of 4 is block's
                                                       # (the rounding walk's), not the
                                                       # sixes' block4_0
+              (1, 3, 3, 344, 9)]                      # blocks of 4 in a staged rounding
+                                                      # walk (7 rows past the kept 2): to
+                                                      # nearest, block's whole blocks of 4
+                                                      # (near_block); 344 @2x2 above goes
+                                                      # unstaged
     if rows_only:
         # unstaged (tt_input_grad_rows_dsp.c, 1-3 rows): two rows and a last one, an odd co,
         # columns past the last block of four; 4 positions: the second pass of 3 rows; 520
@@ -888,12 +893,13 @@ def test_direct_walk_equals_portable(tmp_path):
 
 
 def test_rounding_rule_equals_portable(tmp_path):
-    """tt_round_grads' stochastic rule (tt_grad_quant.c), which the DSP build runs four
-    elements at a time in assembly (round_fours: one LDM of four sums, one STR of four bytes,
-    eight elements an iteration) and the rest in C: every count of elements around the
-    fours and eights, the largest magnitudes of each rule's case (A <= 127 exact, shift 31
-    doubled, shift 32 with no shift of the high word, up to A near 2^31) and both roundings
-    give the portable code's bits and random stream on the rig."""
+    """tt_round_grads' rules (tt_grad_quant.c), which the DSP build runs four elements at a
+    time in assembly (round_fours, stochastic; round_fours_nearest where the high word is
+    shifted: one LDM of four sums, one STR of four bytes, eight elements an iteration) and
+    the rest in C: every count of elements around the fours and eights, the largest
+    magnitudes of each rule's case (A <= 127 exact, shift 31 doubled, shift 32 with no shift
+    of the high word, up to A near 2^31) and both roundings give the portable code's bits and
+    random stream on the rig."""
     require_tool(shutil.which("arm-none-eabi-gcc") is not None
                  and shutil.which("qemu-system-arm") is not None,
                  "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
@@ -904,8 +910,6 @@ def test_rounding_rule_equals_portable(tmp_path):
         for k, top in enumerate((100, 200, 500, 70_000, 2**31 - 1)):
             for n in (1, 3, 4, 5, 7, 8, 9, 12, 13, 16, 23, 64):
                 for stochastic in (True, False):
-                    if not stochastic and n not in (9, 64):
-                        continue
                     acc = rng.integers(-top, top + 1, n, dtype=np.int64).astype(np.int32)
                     acc[n // 2] = top if n % 2 else -top     # A itself, both signs
                     q, scale = np.zeros(n, np.int8), np.zeros(1, np.float32)

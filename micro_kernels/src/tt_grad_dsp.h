@@ -35,6 +35,19 @@
   "smlal %[l], %[" f "], %[" a "], %[rr]\n\tasr %[" f "], %[" f "], %[hs]\n\t"              \
   "bfi %[" w "], %[" f "], #" at ", #8\n\t"
 
+/* The rule rounding to nearest (tt_round_grads' hi_shift > 0 case: times 1) of one element
+ * as assembly text, for the same loops: ((acc r >> 32) + up) >> hs, up = 2^(hs - 1). SMMLA
+ * is that sum (the high word of the 64-bit product plus up, modulo 2^32 as the C int32
+ * addition), then the arithmetic shift: two instructions where the stochastic rule takes
+ * seven (no draw, no noise words). Operands by name: rr the multiplier, up, hs. NEAR0
+ * leaves element `a` in the low byte of word w; NEAR puts it into byte `at` of word w,
+ * rounding in a's own register. */
+#define TT_GDSP_NEAR0(a, w)                                                                 \
+  "smmla %[" w "], %[" a "], %[rr], %[up]\n\tasr %[" w "], %[" w "], %[hs]\n\t"
+#define TT_GDSP_NEAR(a, w, at)                                                              \
+  "smmla %[" a "], %[" a "], %[rr], %[up]\n\tasr %[" a "], %[" a "], %[hs]\n\t"            \
+  "bfi %[" w "], %[" a "], #" at ", #8\n\t"
+
 #ifndef TT_GRAD_DSP_STAGE_BYTES
 #define TT_GRAD_DSP_STAGE_BYTES 4096
 #endif

@@ -609,6 +609,58 @@ static inline __attribute__((always_inline)) void masked_pairs8(const int8_t *g,
 #undef TT_GDSP_COLS8
 #undef TT_GDSP_COLS6
 
+/* The rule to nearest where the high word is shifted (tt_round_grads' hi_shift > 0, times
+ * 1; up = 2^(hi_shift - 1)) of n <= 4 sums (a constant), their bytes in the low n bytes of
+ * the word returned: SMMLA and ASR an element and a BFI for each but the first
+ * (TT_GDSP_NEAR0/NEAR: the C rule's high word plus up, shifted: the same bits). */
+static inline __attribute__((always_inline)) uint32_t near_word(int32_t a0, int32_t a1,
+                                                                int32_t a2, int32_t a3,
+                                                                int32_t rr, int32_t up,
+                                                                int32_t hs, const int n) {
+  uint32_t w;
+#define TT_GDSP_NW_ARGS                                                                     \
+  : [w] "=&r"(w), [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3)               \
+  : [rr] "r"(rr), [up] "r"(up), [hs] "r"(hs)
+  if (n == 4)
+    __asm__(TT_GDSP_NEAR0("a0", "w") TT_GDSP_NEAR("a1", "w", "8") TT_GDSP_NEAR("a2", "w", "16")
+                TT_GDSP_NEAR("a3", "w", "24") TT_GDSP_NW_ARGS);
+  else if (n == 3)
+    __asm__(TT_GDSP_NEAR0("a0", "w") TT_GDSP_NEAR("a1", "w", "8") TT_GDSP_NEAR("a2", "w", "16")
+                TT_GDSP_NW_ARGS);
+  else if (n == 2)
+    __asm__(TT_GDSP_NEAR0("a0", "w") TT_GDSP_NEAR("a1", "w", "8") TT_GDSP_NW_ARGS);
+  else
+    __asm__(TT_GDSP_NEAR0("a0", "w") TT_GDSP_NW_ARGS);
+#undef TT_GDSP_NW_ARGS
+  return w;
+}
+
+/* near_word over a whole block's CB sums t (8, 6, 4, 3, 2 or 1: a constant) into out[0 ..
+ * CB - 1] (any alignment: STR and STRH take unaligned addresses on these cores). */
+static inline __attribute__((always_inline)) void near_block(const int32_t *t, const int32_t CB,
+                                                             int32_t rr, int32_t up,
+                                                             int32_t hs, int8_t *out) {
+  if (CB >= 4) {
+    const uint32_t w = near_word(t[0], t[1], t[2], t[3], rr, up, hs, 4);
+    memcpy(out, &w, 4);
+  }
+  const int32_t j = CB >= 4 ? 4 : 0, n = CB - j;
+  if (n == 4) {
+    const uint32_t w = near_word(t[4], t[5], t[6], t[7], rr, up, hs, 4);
+    memcpy(out + 4, &w, 4);
+  } else if (n == 3) {
+    const uint32_t w = near_word(t[j], t[j + 1], t[j + 2], 0, rr, up, hs, 3);
+    const uint16_t lo = (uint16_t)w;
+    memcpy(out + j, &lo, 2);
+    out[j + 2] = (int8_t)(w >> 16);
+  } else if (n == 2) {
+    const uint16_t lo = (uint16_t)near_word(t[j], t[j + 1], 0, 0, rr, up, hs, 2);
+    memcpy(out + j, &lo, 2);
+  } else if (n == 1) {
+    out[j] = (int8_t)near_word(t[j], 0, 0, 0, rr, up, hs, 1);
+  }
+}
+
 /* acc[j] = the accumulators of row p against the CB staged columns. `masked` is a constant
  * of each compiled copy: without a mask the loop is loads, extensions and SMLADs only; with
  * one, each dy word is ANDed with its four mask bits' byte lanes, and a word that is all
@@ -793,8 +845,14 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
   const int stochastic = steady || (lean && r->stochastic && !r->exact);
   /* a whole block rounded stochastically (A >= 256, times 1): inline, from the locals */
   const int whole = steady || (stochastic && nc == CB && r->times == 1);
-  const int32_t rr = whole ? r->r : 0, hi_shift = whole ? r->hi_shift : 0,
+  /* or to nearest where the high word is shifted (A >= 512): near_block, inline, at 4 and
+   * 3 columns (MCUNet's 384 and 576 outputs; the whole blocks of 8 take steady_rows, and
+   * the others tt_round_grads: each copy here costs 100-200 B) */
+  const int near = (CB == 4 || CB == 3) && !steady && lean && !r->stochastic && !r->exact &&
+                   r->hi_shift > 0 && nc == CB;
+  const int32_t rr = whole || near ? r->r : 0, hi_shift = whole || near ? r->hi_shift : 0,
                 noise_shift = whole ? r->noise_shift : 8;
+  const int32_t up = near ? (int32_t)1 << (hi_shift - 1) : 0;
   uint32_t x = lean ? r->rng : 0u;
   int8_t *out = lean ? dx + c0 : 0;
   const int first = !steady && c0 == 0;
@@ -834,7 +892,9 @@ static inline __attribute__((always_inline)) void block(const pointwise *a,
       }
     } else if (rounds) {
       if (steady || (states != 0 && !first)) x = states[p];
-      if (whole) {
+      if (near) {
+        near_block(acc, CB, rr, up, hi_shift, out);
+      } else if (whole) {
         /* by fours: each call's loop unrolled whole (no loop counter) */
 #pragma GCC unroll 2
         for (int32_t j = 0; j < CB; j += 4)
@@ -1236,20 +1296,25 @@ static inline __attribute__((always_inline)) uint32_t round8(const int32_t *t, u
 /* The steady rounding blocks (block's `steady`: unmasked, whole, stochastic, times 1, the
  * rows' states recorded) of 8, 6, 4 or 3 columns where every row is whole pairs of dy words:
  * the rows without row_sums' per-row set-up, the sums from the assembly loop straight into
- * the rule. Same bits: the same sums, rule, draws and states as block's steady rows. */
+ * the rule. Same bits: the same sums, rule, draws and states as block's steady rows.
+ * `near` (a constant; only the 8-column copy, about 970 B): every whole block of 8 rounded
+ * to nearest where the high word is shifted (near_block, 3 instructions an element where
+ * block's rows called tt_round_grads, about 19), no states, the first block too. */
 static inline __attribute__((always_inline)) void steady_rows(const pointwise *a,
                                                               const tt_dsp_word *stage,
                                                               const int32_t CB, int32_t c0,
                                                               tt_rounder *r, int8_t *dx,
-                                                              uint32_t *top) {
+                                                              uint32_t *top, const int near) {
   const int8_t *g = a->dy;
-  const int32_t co = a->co, ci = a->ci, rows = a->rows;
-  uint32_t *const states = a->states;
-  const int32_t rr = r->r, hi_shift = r->hi_shift, noise_shift = r->noise_shift;
+  const int32_t co = a->co, ci = a->ci;
+  const int8_t *const gend = g + a->rows * co;
+  uint32_t *states = a->states;             /* row p's at states[p] (not read: `near`) */
+  const int32_t rr = r->r, hi_shift = r->hi_shift, noise_shift = near ? 8 : r->noise_shift;
+  const int32_t up = near ? (int32_t)1 << (hi_shift - 1) : 0;
   int8_t *out = dx + c0;
   uint32_t x = 0;
   uint32_t m = *top;
-  for (int32_t p = 0; p < rows; ++p, g += co, out += ci) {
+  for (; g != gend; g += co, out += ci, ++states) {
     int32_t t[8];
 #pragma GCC unroll 8
     for (int32_t j = 0; j < CB; ++j) t[j] = 0;
@@ -1263,19 +1328,23 @@ static inline __attribute__((always_inline)) void steady_rows(const pointwise *a
         m = v > m ? v : m;
       }
     }
-    x = states[p];
+    if (near) {
+      near_block(t, CB, rr, up, hi_shift, out);
+      continue;
+    }
+    x = *states;
     if (CB == 8) {
       x = round8(t, x, rr, (uint32_t)1 << (noise_shift - 8), hi_shift, out);
-      states[p] = x;
+      *states = x;
       continue;
     }
 #pragma GCC unroll 2
     for (int32_t j = 0; j < CB; j += 4)
       x = tt_round_stochastic(t + j, CB - j < 4 ? CB - j : 4, out + j, x, 1, rr, hi_shift,
                               noise_shift);
-    states[p] = x;
+    *states = x;
   }
-  r->rng = x;
+  if (!near) r->rng = x;
   *top = m;
 }
 /* The rounding walk of a call whose every block of 8 columns fits the staging at once (few
@@ -1327,10 +1396,10 @@ row_major8(const pointwise *a, const tt_dsp_word *stage, int32_t blocks, tt_roun
 /* One copy, measuring: where no maximum is asked for (the plain second pass, the
  * optimistic pass's redo: few rows), it measures into a dummy from 2^31 - 1, which no sum
  * passes (|sum| < 2^31), about 20 instructions a row and block against a second copy. */
-#define TT_GDSP_STEADY_ROWS(CB)                                                             \
+#define TT_GDSP_STEADY_ROWS(CB, NEAR)                                                       \
   if (((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && (a->co & 7) == 0) {            \
     uint32_t unasked = 0x7FFFFFFFu;                                                         \
-    steady_rows(a, stage, (CB), c0, r, dx, top != 0 ? top : &unasked);                     \
+    steady_rows(a, stage, (CB), c0, r, dx, top != 0 ? top : &unasked, (NEAR));             \
     return;                                                                                 \
   }
 #define TT_GDSP_FIRST_ROWS(CB, M)                                                           \
@@ -1341,7 +1410,7 @@ row_major8(const pointwise *a, const tt_dsp_word *stage, int32_t blocks, tt_roun
   }
 #else
 #define TT_GDSP_FIRST_ROWS(CB, M)
-#define TT_GDSP_STEADY_ROWS(CB)
+#define TT_GDSP_STEADY_ROWS(CB, NEAR)
 #endif
 
 /* The optimistic pass's probes against one staged block, one copy per block width and
@@ -1416,10 +1485,14 @@ typedef void (*block_fn)(const pointwise *a, const tt_dsp_word *stage, int32_t c
       int8_t *dx) {                                                                         \
     if (!M && c0 != 0 && nc == CB && a->states != 0 && r->stochastic && !r->exact &&        \
         r->times == 1) {                                                                    \
-      TT_GDSP_STEADY_ROWS(CB)                                                               \
+      TT_GDSP_STEADY_ROWS(CB, 0)                                                            \
       block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 1, 1, 1);                      \
-    } else                                                                                  \
+    } else {                                                                                \
+      /* to nearest (A >= 512) at 8 columns: every whole block steady, no stream */         \
+      if ((CB) == 8 && !M && nc == CB && !r->stochastic && !r->exact && r->hi_shift > 0)    \
+        TT_GDSP_STEADY_ROWS(CB, 1)                                                          \
       block(a, stage, CB, M, c0, nc, keep, top, r, skip, dx, 1, !M, 0);                     \
+    }                                                                                       \
   }
 TT_GDSP_BLOCK(8, 0, 0)
 TT_GDSP_BLOCK(6, 0, 0)
