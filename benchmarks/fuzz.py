@@ -19,6 +19,7 @@ trained last:1, a model no mutant started from).
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import tempfile
@@ -206,6 +207,7 @@ def sweep(seeds: list[fuzzing.Seed], work: Path, args) -> int:
              for k, argv in enumerate(fuzzing.commands(seed, "m", "o"))
              if not args.only or argv[0] in args.only]
     counts: dict[str, Counter] = defaultdict(Counter)
+    errors: Counter = Counter()
     bad: list[str] = []
     lock = threading.Lock()
     todo = iter(enumerate(cases))
@@ -222,9 +224,11 @@ def sweep(seeds: list[fuzzing.Seed], work: Path, args) -> int:
                 case, (seed, command) = item
                 kind, detail, argv, case_dir = fuzzing.sweep_case(
                     server, seed, command, work / f"job{job}" / f"case{case}", args.timeout)
-                name = fuzzing.command_name(argv)
+                name = fuzzing.command_name(argv, mutated=False)
                 with lock:
                     counts[name][kind] += 1
+                    if kind == "error":         # a valid model refused: say why, to review
+                        errors[f"{name}: {re.sub(r'[0-9]+', 'N', detail)}"] += 1
                     if kind in BAD:
                         saved = fuzzing.save_reproducer(args.failures, case, argv, case_dir,
                                                         kind, detail)
@@ -248,9 +252,12 @@ def sweep(seeds: list[fuzzing.Seed], work: Path, args) -> int:
             "seconds": round(time.monotonic() - start), "timeout": args.timeout,
             "counts": {k: dict(v) for k, v in sorted(counts.items())},
             "mutations": {"none (sweep)": sum(sum(c.values()) for c in counts.values())},
-            "glue": None}
+            "glue": None, "errors": dict(errors.most_common())}
     print()
     print(render(data))
+    print("\nWhy valid seeds were refused (digits as N):")
+    for message, n in errors.most_common():
+        print(f"  {n:4d}  {message}")
     if args.json:
         results.save(args.json, data, SWEEP_JSON, TABLES)
     return 1 if bad else 0

@@ -582,11 +582,12 @@ def commands(seed: Seed, model: str, out: str) -> list[list[str]]:
         ([["export", model, "--state", str(seed.state), "-o", out]] if seed.state else [])
 
 
-def command_name(argv: list[str]) -> str:
+def command_name(argv: list[str], mutated: bool = True) -> str:
     name = argv[0]
     if name == "export":
-        name += (" (broken model)" if argv[1] != "train.tflite" else
-                 " (broken checkpoint)" if argv[3].endswith(".ckpt") else " (broken state)")
+        what = ("model" if argv[1] != "train.tflite" else
+                "checkpoint" if argv[3].endswith(".ckpt") else "state")
+        name += f" (broken {what})" if mutated else f" (of a {what} seed)"
     elif name == "train":
         name += " --engine " + argv[argv.index("--engine") + 1]
     elif name in ("inspect", "plan") and "--json" in argv:
