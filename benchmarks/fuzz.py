@@ -41,6 +41,7 @@ OUTCOMES = ("ok", "not bit-exact", "error") + BAD
 
 
 SWEEP_SCHEMES = ("bias-only", "last:1", "full")
+NUMBER = re.compile(r"\b[0-9]+\b")     # refusals counted alike whatever their numbers
 
 
 def _trainable(path: Path, scheme: str) -> bool:
@@ -228,7 +229,7 @@ def sweep(seeds: list[fuzzing.Seed], work: Path, args) -> int:
                 with lock:
                     counts[name][kind] += 1
                     if kind == "error":         # a valid model refused: say why, to review
-                        errors[f"{name}: {re.sub(r'[0-9]+', 'N', detail)}"] += 1
+                        errors[f"{name}: " + NUMBER.sub("N", detail)] += 1
                     if kind in BAD:
                         saved = fuzzing.save_reproducer(args.failures, case, argv, case_dir,
                                                         kind, detail)
