@@ -8,10 +8,18 @@ With `--json benchmarks/fuzz_results.json` it re-renders its table in RESULTS.md
 
     nice .venv/bin/python benchmarks/fuzz.py --runs 12000 --glue 1000 --seed 0 --jobs 2 \
         --json benchmarks/fuzz_results.json
+
+`--sweep` mutates nothing: every command once on every seed of a wider corpus, training
+models of every zoo model at three schemes among them, because valid but unusual models find
+what mutants miss (round 29: `header` crashed TFLM's planner on the zoo's strided conv
+trained last:1, a model no mutant started from).
+
+    nice .venv/bin/python benchmarks/fuzz.py --sweep --jobs 2 --json benchmarks/fuzz_sweep.json
 """
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import tempfile
@@ -32,7 +40,25 @@ BAD = ("crash", "hang", "traceback", "error, not one line", "stray stderr", "inp
 OUTCOMES = ("ok", "not bit-exact", "error") + BAD
 
 
-def corpus(workdir: Path) -> list[fuzzing.Seed]:
+SWEEP_SCHEMES = ("bias-only", "last:1", "full")
+NUMBER = re.compile(r"\b[0-9]+\b")     # refusals counted alike whatever their numbers
+
+
+def _trainable(path: Path, scheme: str) -> bool:
+    """Whether augment takes this model and scheme (a zoo model without a classifier to
+    replace does not)."""
+    from tflite_train import augment, tflite_io
+    from tflite_train.errors import TTError
+    try:
+        augment.augment(tflite_io.load(path), scheme, 3)
+        return True
+    except TTError:
+        return False
+
+
+def corpus(workdir: Path, wide: bool = False) -> list[fuzzing.Seed]:
+    """The seeds; `wide` adds a training model of every zoo model at each SWEEP_SCHEMES
+    (fused, int8 gradients) where augment takes it."""
     from tflite_train.demo import EXAMPLE
     zoo = fuzzing.zoo_paths()
     shared = fuzzing.ROOT.parent / "shared" / "models"
@@ -46,6 +72,9 @@ def corpus(workdir: Path) -> list[fuzzing.Seed]:
         train += [(by_name["person_detect"], "bias-only", True)]
     if "micro_speech_quantized" in by_name:
         train += [(by_name["micro_speech_quantized"], "full", True)]
+    if wide:
+        train += [(p, scheme, True, "int8") for p in zoo for scheme in SWEEP_SCHEMES
+                  if _trainable(p, scheme)]
     return fuzzing.make_seeds(zoo + tflm + [Path(EXAMPLE)], pkls, workdir, train)
 
 
@@ -101,10 +130,16 @@ def main() -> int:
                          "with the glue built under ASan + UBSan")
     ap.add_argument("--json", type=Path, help="also write the counts here (benchmarks/"
                     f"{JSON}: and re-render its table in RESULTS.md)")
+    ap.add_argument("--sweep", action="store_true",
+                    help="no mutants: every command once on every seed of the wider corpus "
+                         "(training models of each zoo model at three schemes); --runs, "
+                         "--seed and --glue do not apply")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="tt-fuzz-"))
-    seeds = corpus(work / "seeds")
+    seeds = corpus(work / "seeds", wide=args.sweep)
+    if args.sweep:
+        return sweep(seeds, work, args)
     kinds = tuple(k for k in fuzzing.KIND_WEIGHTS if any(
         s.kind == k and (not args.only or any(c[0] in args.only
                                               for c in fuzzing.commands(s, "m", "o")))
@@ -166,6 +201,69 @@ def main() -> int:
     return 1 if bad else 0
 
 
+def sweep(seeds: list[fuzzing.Seed], work: Path, args) -> int:
+    """Every command of every seed once, unmutated, on args.jobs fork servers; the same
+    outcomes and reproducers as the campaign."""
+    cases = [(seed, k) for seed in seeds
+             for k, argv in enumerate(fuzzing.commands(seed, "m", "o"))
+             if not args.only or argv[0] in args.only]
+    counts: dict[str, Counter] = defaultdict(Counter)
+    errors: Counter = Counter()
+    bad: list[str] = []
+    lock = threading.Lock()
+    todo = iter(enumerate(cases))
+    start = time.monotonic()
+
+    def worker(job: int) -> None:
+        server = fuzzing.ForkServer()
+        try:
+            while True:
+                with lock:
+                    item = next(todo, None)
+                if item is None:
+                    return
+                case, (seed, command) = item
+                kind, detail, argv, case_dir = fuzzing.sweep_case(
+                    server, seed, command, work / f"job{job}" / f"case{case}", args.timeout)
+                name = fuzzing.command_name(argv, mutated=False)
+                with lock:
+                    counts[name][kind] += 1
+                    if kind == "error":         # a valid model refused: say why, to review
+                        errors[f"{name}: " + NUMBER.sub("N", detail)] += 1
+                    if kind in BAD:
+                        saved = fuzzing.save_reproducer(args.failures, case, argv, case_dir,
+                                                        kind, detail)
+                        bad.append(f"{seed.name}: {name}: {kind} {detail} -> {saved}")
+                        print(bad[-1], flush=True)
+                    done = sum(sum(c.values()) for c in counts.values())
+                    if done % 100 == 0:
+                        print(f"  {done} of {len(cases)} runs, "
+                              f"{time.monotonic() - start:.0f} s", flush=True)
+                shutil.rmtree(case_dir, ignore_errors=True)
+        finally:
+            server.close()
+
+    threads = [threading.Thread(target=worker, args=(j,)) for j in range(args.jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    shutil.rmtree(work, ignore_errors=True)
+    data = {"command": "benchmarks/fuzz.py " + " ".join(sys.argv[1:]), "seeds": len(seeds),
+            "seconds": round(time.monotonic() - start), "timeout": args.timeout,
+            "counts": {k: dict(v) for k, v in sorted(counts.items())},
+            "mutations": {"none (sweep)": sum(sum(c.values()) for c in counts.values())},
+            "glue": None, "errors": dict(errors.most_common())}
+    print()
+    print(render(data))
+    print("\nWhy valid seeds were refused (digits as N):")
+    for message, n in errors.most_common():
+        print(f"  {n:4d}  {message}")
+    if args.json:
+        results.save(args.json, data, SWEEP_JSON, TABLES)
+    return 1 if bad else 0
+
+
 def render(data: dict) -> str:
     """Runs per command and outcome, the mutations, and the glue campaign's outcomes."""
     counts = {name: Counter(c) for name, c in data["counts"].items()}
@@ -196,7 +294,8 @@ def render(data: dict) -> str:
 
 
 JSON = "fuzz_results.json"
-TABLES = {"fuzz": ([JSON], render)}
+SWEEP_JSON = "fuzz_sweep.json"
+TABLES = {"fuzz": ([JSON], render), "fuzz-sweep": ([SWEEP_JSON], render)}
 
 
 if __name__ == "__main__":

@@ -87,7 +87,8 @@ def make_seeds(tflite_paths: list[Path], pkl_paths: list[Path], workdir: Path,
         name = (f"{path.stem}.{scheme}{'' if fuse else '.nofuse'}"
                 f"{'.int8' if grad == 'int8' else ''}{f'.batch{batch}' if batch > 1 else ''}")
         state = None
-        if len(shape) == 4:             # image data trains it: a state to export too
+        if len(shape) == 4 and g.tensors[g.inputs[0]].dtype == "int8":
+            # image data trains it: a state to export too
             state, blob = _training_state(g, data, npz, workdir / f"train{k}")
             seeds.append(Seed(f"{name}.npz", "state", state.read_bytes(), model=data))
             seeds.append(Seed(f"{name}.ckpt", "blob", blob, model=data))
@@ -581,11 +582,12 @@ def commands(seed: Seed, model: str, out: str) -> list[list[str]]:
         ([["export", model, "--state", str(seed.state), "-o", out]] if seed.state else [])
 
 
-def command_name(argv: list[str]) -> str:
+def command_name(argv: list[str], mutated: bool = True) -> str:
     name = argv[0]
     if name == "export":
-        name += (" (broken model)" if argv[1] != "train.tflite" else
-                 " (broken checkpoint)" if argv[3].endswith(".ckpt") else " (broken state)")
+        what = ("model" if argv[1] != "train.tflite" else
+                "checkpoint" if argv[3].endswith(".ckpt") else "state")
+        name += f" (broken {what})" if mutated else f" (of a {what} seed)"
     elif name == "train":
         name += " --engine " + argv[argv.index("--engine") + 1]
     elif name in ("inspect", "plan") and "--json" in argv:
@@ -702,17 +704,33 @@ def fuzz_case(server: ForkServer, seeds: list[Seed], base_seed: int, case: int, 
     seed = rng.choice([s for s in seeds if s.kind == kind])
     data, how = mutate(seed, rng)
     case_dir = workdir / f"case{case}"
+    model, out = _case_files(seed, data, case_dir)
+    argv = rng.choice([a for a in commands(seed, model.name, out.name)
+                       if not only or a[0] in only])
+    kind, detail, _ = run_case(server, argv, model, out, case_dir, timeout)
+    return kind, detail, argv, f"{seed.name}:{how}", case_dir
+
+
+def sweep_case(server: ForkServer, seed: Seed, command: int, case_dir: Path,
+               timeout: float):
+    """Command number `command` of commands(seed) on the seed itself, unmutated (fuzz.py
+    --sweep). Returns (outcome kind, detail, argv, the case's folder)."""
+    model, out = _case_files(seed, seed.data, case_dir)
+    argv = commands(seed, model.name, out.name)[command]
+    kind, detail, _ = run_case(server, argv, model, out, case_dir, timeout)
+    return kind, detail, argv, case_dir
+
+
+def _case_files(seed: Seed, data: bytes, case_dir: Path) -> tuple[Path, Path]:
+    """A case's folder: the (mutated) seed under its kind's name, the training model a
+    state or checkpoint belongs to; (model, output) paths."""
     case_dir.mkdir(parents=True, exist_ok=True)
     model = case_dir / {"pkl": "model.pkl", "state": "state.npz",
                         "blob": "state.ckpt"}.get(seed.kind, "model.tflite")
     model.write_bytes(data)
     if seed.model is not None:
         (case_dir / "train.tflite").write_bytes(seed.model)
-    out = case_dir / "out.bin"
-    argv = rng.choice([a for a in commands(seed, model.name, out.name)
-                       if not only or a[0] in only])
-    kind, detail, _ = run_case(server, argv, model, out, case_dir, timeout)
-    return kind, detail, argv, f"{seed.name}:{how}", case_dir
+    return model, case_dir / "out.bin"
 
 
 def save_reproducer(folder: Path, case: int, argv: list[str], case_dir: Path, kind: str,
