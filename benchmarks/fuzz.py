@@ -148,42 +148,28 @@ def main() -> int:
     counts: dict[str, Counter] = defaultdict(Counter)
     mutations: Counter = Counter()
     bad: list[str] = []
-    lock = threading.Lock()
-    next_case = iter(range(args.runs))
     start = time.monotonic()
 
-    def worker(job: int) -> None:
-        server = fuzzing.ForkServer()
-        try:
-            while True:
-                with lock:
-                    case = next(next_case, None)
-                if case is None:
-                    return
-                kind, detail, argv, how, case_dir = fuzzing.fuzz_case(
-                    server, seeds, args.seed, case, work / f"job{job}", args.timeout, kinds,
-                    tuple(args.only))
-                name = fuzzing.command_name(argv)
-                with lock:
-                    counts[name][kind] += 1
-                    mutations[how.split(":")[-1].split("@")[0]] += 1
-                    if kind in BAD:
-                        saved = fuzzing.save_reproducer(args.failures, case, argv, case_dir,
-                                                        kind, detail)
-                        bad.append(f"case {case}: {name}: {kind} {detail} -> {saved}")
-                        print(bad[-1], flush=True)
-                    done = sum(sum(c.values()) for c in counts.values())
-                    if done % 500 == 0:
-                        print(f"  {done} runs, {time.monotonic() - start:.0f} s", flush=True)
-                shutil.rmtree(case_dir, ignore_errors=True)
-        finally:
-            server.close()
+    def one(server, job: int, case: int):
+        kind, detail, argv, how, case_dir = fuzzing.fuzz_case(
+            server, seeds, args.seed, case, work / f"job{job}", args.timeout, kinds,
+            tuple(args.only))
+        return case_dir, (kind, detail, argv, how)
 
-    threads = [threading.Thread(target=worker, args=(j,)) for j in range(args.jobs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    def record(case: int, case_dir: Path, result) -> None:
+        kind, detail, argv, how = result
+        name = fuzzing.command_name(argv)
+        counts[name][kind] += 1
+        mutations[how.split(":")[-1].split("@")[0]] += 1
+        if kind in BAD:
+            saved = fuzzing.save_reproducer(args.failures, case, argv, case_dir, kind, detail)
+            bad.append(f"case {case}: {name}: {kind} {detail} -> {saved}")
+            print(bad[-1], flush=True)
+        done = sum(sum(c.values()) for c in counts.values())
+        if done % 500 == 0:
+            print(f"  {done} runs, {time.monotonic() - start:.0f} s", flush=True)
+
+    run_cases(args.jobs, range(args.runs), one, record)
     seconds = time.monotonic() - start
     glue = glue_campaign(seeds, args.glue, work / "glue", args.timeout, args.failures, bad) \
         if args.glue else None
@@ -201,18 +187,12 @@ def main() -> int:
     return 1 if bad else 0
 
 
-def sweep(seeds: list[fuzzing.Seed], work: Path, args) -> int:
-    """Every command of every seed once, unmutated, on args.jobs fork servers; the same
-    outcomes and reproducers as the campaign."""
-    cases = [(seed, k) for seed in seeds
-             for k, argv in enumerate(fuzzing.commands(seed, "m", "o"))
-             if not args.only or argv[0] in args.only]
-    counts: dict[str, Counter] = defaultdict(Counter)
-    errors: Counter = Counter()
-    bad: list[str] = []
+def run_cases(jobs: int, items, run_one, record) -> None:
+    """`jobs` threads, each with its own fork server, take the next item and run
+    run_one(server, job, item) -> (case folder, result); record(item, folder, result) is
+    called under one lock, then the folder is removed."""
     lock = threading.Lock()
-    todo = iter(enumerate(cases))
-    start = time.monotonic()
+    todo = iter(items)
 
     def worker(job: int) -> None:
         server = fuzzing.ForkServer()
@@ -222,32 +202,54 @@ def sweep(seeds: list[fuzzing.Seed], work: Path, args) -> int:
                     item = next(todo, None)
                 if item is None:
                     return
-                case, (seed, command) = item
-                kind, detail, argv, case_dir = fuzzing.sweep_case(
-                    server, seed, command, work / f"job{job}" / f"case{case}", args.timeout)
-                name = fuzzing.command_name(argv, mutated=False)
+                case_dir, result = run_one(server, job, item)
                 with lock:
-                    counts[name][kind] += 1
-                    if kind == "error":         # a valid model refused: say why, to review
-                        errors[f"{name}: " + NUMBER.sub("N", detail)] += 1
-                    if kind in BAD:
-                        saved = fuzzing.save_reproducer(args.failures, case, argv, case_dir,
-                                                        kind, detail)
-                        bad.append(f"{seed.name}: {name}: {kind} {detail} -> {saved}")
-                        print(bad[-1], flush=True)
-                    done = sum(sum(c.values()) for c in counts.values())
-                    if done % 100 == 0:
-                        print(f"  {done} of {len(cases)} runs, "
-                              f"{time.monotonic() - start:.0f} s", flush=True)
+                    record(item, case_dir, result)
                 shutil.rmtree(case_dir, ignore_errors=True)
         finally:
             server.close()
 
-    threads = [threading.Thread(target=worker, args=(j,)) for j in range(args.jobs)]
+    threads = [threading.Thread(target=worker, args=(j,)) for j in range(jobs)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+
+
+def sweep(seeds: list[fuzzing.Seed], work: Path, args) -> int:
+    """Every command of every seed once, unmutated, on args.jobs fork servers; the same
+    outcomes and reproducers as the campaign."""
+    cases = [(seed, k) for seed in seeds
+             for k, argv in enumerate(fuzzing.commands(seed, "m", "o"))
+             if not args.only or argv[0] in args.only]
+    counts: dict[str, Counter] = defaultdict(Counter)
+    errors: Counter = Counter()
+    bad: list[str] = []
+    start = time.monotonic()
+
+    def one(server, job: int, item):
+        case, (seed, command) = item
+        kind, detail, argv, case_dir = fuzzing.sweep_case(
+            server, seed, command, work / f"job{job}" / f"case{case}", args.timeout)
+        return case_dir, (kind, detail, argv)
+
+    def record(item, case_dir: Path, result) -> None:
+        case, (seed, _) = item
+        kind, detail, argv = result
+        name = fuzzing.command_name(argv, mutated=False)
+        counts[name][kind] += 1
+        if kind == "error":         # a valid model refused: say why, to review
+            errors[f"{name}: " + NUMBER.sub("N", detail)] += 1
+        if kind in BAD:
+            saved = fuzzing.save_reproducer(args.failures, case, argv, case_dir, kind, detail)
+            bad.append(f"{seed.name}: {name}: {kind} {detail} -> {saved}")
+            print(bad[-1], flush=True)
+        done = sum(sum(c.values()) for c in counts.values())
+        if done % 100 == 0:
+            print(f"  {done} of {len(cases)} runs, {time.monotonic() - start:.0f} s",
+                  flush=True)
+
+    run_cases(args.jobs, list(enumerate(cases)), one, record)
     shutil.rmtree(work, ignore_errors=True)
     data = {"command": "benchmarks/fuzz.py " + " ".join(sys.argv[1:]), "seeds": len(seeds),
             "seconds": round(time.monotonic() - start), "timeout": args.timeout,
