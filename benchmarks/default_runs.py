@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import subprocess
 import sys
@@ -73,11 +72,7 @@ def run_one(name: str, source: Path, scheme: str, seed: int, val: int, work: Pat
             "train_seconds": round(t2 - t1, 1)}
 
 
-def mean_se(vals: list[float]) -> tuple[float, float | None]:
-    m = sum(vals) / len(vals)
-    if len(vals) < 2:
-        return m, None
-    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1) / len(vals))
+mean_se = results.mean_se
 
 
 def render(doc: dict) -> str:

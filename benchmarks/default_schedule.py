@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import re
 import sys
@@ -207,11 +206,8 @@ def todo_key(model: str, schedule: str, seed: int, steps: int, val: int, grad: s
 
 
 def mean_se(vals: list[float]) -> str:
-    m = sum(vals) / len(vals)
-    if len(vals) < 2:
-        return f"{m:.1f}"
-    se = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1) / len(vals))
-    return f"{m:.1f} +- {se:.1f}"
+    m, se = results.mean_se(vals)
+    return f"{m:.1f}" if se is None else f"{m:.1f} +- {se:.1f}"
 
 
 def render(doc: dict) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -220,12 +219,7 @@ def key(run: dict) -> tuple:
     return (run["model"], run["scheme"]) + col(run) + (run["seed"], run["steps"], run["val"])
 
 
-def mean_se(vals: list[float]) -> tuple[float, float | None]:
-    """Mean and standard error of the mean (None for one value)."""
-    m = sum(vals) / len(vals)
-    if len(vals) < 2:
-        return m, None
-    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1) / len(vals))
+mean_se = results.mean_se
 
 
 def fmt(vals: list[float], sign: str = "") -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import re
 import sys
@@ -27,6 +28,16 @@ SCRIPTS = ["forward_speed", "transfer", "paper_memory", "mcu_kernels", "checkpoi
            "default_runs", "weight_growth"]
 MARKER = re.compile(r"<!-- table:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /table:(?P=name) -->",
                     re.S)
+
+
+def mean_se(values) -> tuple[float, float | None]:
+    """Mean and standard error of the mean (sample standard deviation / sqrt(n)); None
+    for one value. Every benchmark's accuracy table reports these."""
+    vals = list(values)
+    m = sum(vals) / len(vals)
+    if len(vals) < 2:
+        return m, None
+    return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1) / len(vals))
 
 
 def machine() -> dict:

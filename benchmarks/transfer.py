@@ -139,13 +139,10 @@ def headroom_label(h) -> str:
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (sample standard deviation / sqrt(n))."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, math.nan
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
+    """results.mean_se with NaN for one value's standard error (this script's tables
+    print it as such)."""
+    m, se = results.mean_se(values)
+    return m, math.nan if se is None else se
 
 
 def summary(rows: list[dict]) -> str:

@@ -223,11 +223,7 @@ def short(layer: str) -> str:
     return parts[-2] if len(parts) > 1 else layer
 
 
-def mean_se(values: list[float]) -> tuple[float, float | None]:
-    m = sum(values) / len(values)
-    if len(values) < 2:
-        return m, None
-    return m, (sum((v - m) ** 2 for v in values) / (len(values) - 1) / len(values)) ** 0.5
+mean_se = results.mean_se
 
 
 def render_rule(t28: dict, t28_h2: dict, t_auto: dict, pa: dict, pa_h2: dict,
