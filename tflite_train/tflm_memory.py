@@ -479,7 +479,11 @@ def offline_table(graph: Graph):
 # leaner forward rows and columns 1,360, shift8's int8 shift loads 324; glue 55,901 B, +165:
 # shift8's type checks). shift8 took 18 KB off MCUNet-5FPS 99kb's model: 15.2 KB of 1 MB
 # to spare on the rig, and the budget's order now weighs speed (augment._next_give_up).
-TFLM_CODE_BYTES = 382_880
+# After round 29 (lead, the same library): 384,224 B, +1,344 on the largest image (our
+# kernels 235,397 B, +1,712: kern29's nearest rule in registers and assembly and the
+# depthwise scan's largest magnitude in assembly). MCUNet-5FPS 99kb int8 takes 1,034,760 B
+# of flash on the rig: 13.5 KB of 1 MB to spare.
+TFLM_CODE_BYTES = 384_224
 
 # the paper's budgets for the STM32F746 (320 KB of SRAM, 1 MB of flash): training within
 # 256 KB of SRAM leaves the rest to the application
