@@ -189,6 +189,12 @@ def test_a_model_of_batch_two_is_refused_in_one_line(tmp_path, capsys):
     assert "has batch 2" in one_line_error(capsys, "augment", path, "-o",
                                            tmp_path / "x.tflite", "--num-classes", 3)
     assert not (tmp_path / "x.tflite").exists()
+    # a training model of batch 2 (no longer written by augment, crafted here) is refused
+    # by train in one line, where reshaping one image into two was a traceback
+    from tflite_train import data
+    from tflite_train.ir import Tensor
+    with pytest.raises(data.DataError, match=r"images need an int8 \[1, H, W, C\] input"):
+        data.to_model_input(np.zeros((8, 8, 3), np.uint8), Tensor("x", (2, 8, 8, 3), "int8"))
 
 
 def test_fashion_mnist_loads_and_maps_to_the_model_input():

@@ -129,7 +129,7 @@ def image_folder(path: Path, input_shape: tuple[int, ...] | None) -> Dataset:
 def to_model_input(image: np.ndarray, t: Tensor) -> np.ndarray:
     """One uint8 image -> the int8 input tensor of the model."""
     from PIL import Image
-    if t.dtype != "int8" or len(t.shape) != 4:
+    if t.dtype != "int8" or len(t.shape) != 4 or t.shape[0] != 1:
         raise DataError(f"model input {t.name} is {t.dtype}{list(t.shape)}; images need an "
                         "int8 [1, H, W, C] input")
     _, h, w, c = t.shape
