@@ -81,6 +81,13 @@ RUNS = {
                               "auto", "--steps", "1000", "--val", "3000", "--seeds",
                               "0,1,2,3,4,5", "--variants", "qas", "--grad", "int8", "--json",
                               "transfer_round29_auto.json"],
+    # round 29: both new defaults together (nearest, --weight-headroom auto)
+    "transfer_round29_defaults": ["transfer.py", "--schemes",
+                                  "last:2,schemes/person_detect_sparse.json",
+                                  "--weight-headroom", "auto", "--steps", "1000", "--val",
+                                  "3000", "--seeds", "0,1,2,3,4,5", "--variants", "qas",
+                                  "--grad", "int8-nearest", "--json",
+                                  "transfer_round29_defaults.json"],
     "transfer_round28_nearest": ["transfer.py", "--schemes", "bias-only", "--steps", "1000",
                                  "--val", "3000", "--seeds", "0,1,2,3,4,5,6,7,8,9,10,11",
                                  "--variants", "qas", "--grad", "int8-nearest", "--json",

@@ -420,6 +420,11 @@ TABLES = {
                           "transfer_round28_bias2.json", "transfer_round28_nearest.json",
                           "transfer_round28_nearest_ws.json", "transfer_round28_h2.json"],
                          render_grads),
+    # round 29: both new defaults together (int8 gradients rounded to nearest, --weight-
+    # headroom auto) on last:2 and sparse, beside round 28's defaults and fp32 (the same
+    # seeds) and room29's auto with stochastic gradients
+    "transfer-round29": (["transfer_round28.json", "transfer_round29_auto.json",
+                          "transfer_round29_defaults.json"], render_grads),
     "transfer-gap": (["transfer_head8x.json", "transfer_head8x_sparse_more.json",
                       "transfer_int8_grads.json", "transfer_int8_grads_sparse_more.json",
                       "transfer_rule_rates.json", "transfer_gap_diag.json",
