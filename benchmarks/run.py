@@ -144,7 +144,7 @@ RUNS = {
     "fuzz": ["fuzz.py", "--runs", "10000", "--glue", "300", "--seed", "0", "--jobs", "2",
              "--json", "fuzz_results.json"],
     # round 29: no mutants, every command on every seed of the wider corpus
-    "fuzz_sweep": ["fuzz.py", "--sweep", "--jobs", "1", "--json", "fuzz_sweep.json"],
+    "fuzz_sweep": ["fuzz.py", "--sweep", "--jobs", "2", "--json", "fuzz_sweep.json"],
     "default_schedule": ["default_schedule.py", "--schedules", "inv50x2,inv30x3",
                          "--json", "default_schedule.json"],
     "person_ceiling": ["person_ceiling.py", "--json", "person_ceiling.json"],
