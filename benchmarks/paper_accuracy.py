@@ -231,9 +231,7 @@ def fmt(vals: list[float], sign: str = "") -> str:
             else f"{m:{sign}.1f} +- {se:.1f} (n={len(vals)})")
 
 
-def paired(a: dict[int, float], b: dict[int, float]) -> list[float]:
-    """a - b over the seeds both have (a seed's variants share head, samples and order)."""
-    return [a[s] - b[s] for s in sorted(a) if s in b]
+paired = results.paired
 
 
 def verdict(diffs: list[float]) -> str:

@@ -40,6 +40,11 @@ def mean_se(values) -> tuple[float, float | None]:
     return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1) / len(vals))
 
 
+def paired(a: dict[int, float], b: dict[int, float]) -> list[float]:
+    """a - b over the seeds both have (a seed's variants share head, samples and order)."""
+    return [a[s] - b[s] for s in sorted(a) if s in b]
+
+
 def machine() -> dict:
     """Where and when: the date, the CPU and its cores, Python and numpy."""
     import datetime

@@ -51,6 +51,7 @@ import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
+import results  # noqa: E402
 import transfer  # noqa: E402
 
 from tflite_train import data  # noqa: E402
@@ -267,7 +268,7 @@ def summary(rows: list[dict]) -> str:
            "| minus fp32 (paired) |", "|---|---|---|---:|---:|---:|"]
 
     def diff(a, b):
-        d = [a[s] - b[s] for s in sorted(a) if s in b]
+        d = results.paired(a, b)
         if not d or a is b:
             return "-"
         m, se = mean_se(d)

@@ -383,7 +383,7 @@ def render_gap(head8x: dict, head8x_more: dict, old: dict, old_more: dict, rule:
         default = rows[("lr 0.2", f"{VARIANTS['qas']}, int8 gradients, head 8x")]
 
         def diff(a, b):
-            d = [a[s] - b[s] for s in sorted(a) if s in b and a is not b]
+            d = [] if a is b else results.paired(a, b)
             if not d:
                 return "-"
             m, se = mean_se(d)

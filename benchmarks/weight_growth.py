@@ -269,7 +269,7 @@ def render_rule(t28: dict, t28_h2: dict, t_auto: dict, pa: dict, pa_h2: dict,
              "(paired) | minus the default (paired) |", "|---|---|---|---|---:|---:|---:|"]
 
     def diff(a, b):
-        d = [a[s] - b[s] for s in sorted(a) if s in b]
+        d = results.paired(a, b)
         if not d or a is b:
             return "-"
         m, se = mean_se(d)
