@@ -541,8 +541,12 @@ def weight_grad_calls(rng) -> None:
               # trip of four the loop entered for 1, none, 2, none (8: four pairs straight
               # into the conversion's copy, round 26) and 3 pairs
               (1, 3, 3, 8, 16, 16), (1, 1, 3, 4, 8, 8), (1, 3, 4, 8, 12, 12),
-              (2, 2, 4, 16, 8, 8), (1, 2, 7, 4, 8, 8)]
-    assert len(shapes) == 36
+              (2, 2, 4, 16, 8, 8), (1, 2, 7, 4, 8, 8),
+              # 9 positions in the float mode's own blocks (dwig30: its chunk of 5 exact
+              # pairs, 256 = 184 + 72 input channels), five pairs straight a tile, the
+              # stagings' last partial group by pairs (x; dy masked)
+              (1, 3, 3, 8, 256, 256)]
+    assert len(shapes) == 37
     for t, (n, h, w, co, k, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), False)
         saved = rng.integers(-128, 128, (n, h, w, k)).astype(np.int8)

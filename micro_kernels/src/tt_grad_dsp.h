@@ -216,6 +216,10 @@ void tt_dsp_pointwise_weight_sums(const int8_t *dy, const uint8_t *mask, int32_t
  * below in the callers' buffer). */
 int tt_dsp_wfloat_fits(int32_t rows, int32_t co, int32_t k, int32_t cb, int32_t bytes);
 
+/* The widest block of input channels (k, or a multiple of 8, or 4, below it) for which
+ * tt_dsp_wfloat_fits, 0 where none (dwig30). */
+int32_t tt_dsp_wfloat_block(int32_t rows, int32_t co, int32_t k, int32_t bytes);
+
 /* dw[o k + c0 + j] = (float)T(o, c0 + j) * unit, j < cb, o < co (T and its operands as in
  * tt_dsp_pointwise_weight_sums; the same bits as its sums converted by
  * tt_dsp_sums_to_floats), all positions in one chunk through `mem`: only where

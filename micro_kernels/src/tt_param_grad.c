@@ -575,9 +575,11 @@ static __attribute__((noinline)) void weight_grad_big(const conv_weight_grad_s8 
   const int32_t rows = a->n * a->h * a->wd, k = a->k, co = a->co;
   tt_dsp_word *const acc = (tt_dsp_word *)(void *)dw;
   if (tt_dsp_wfloat_fits(rows, co, k, cb, (int32_t)sizeof mem)) {
-    for (int32_t c0 = 0; c0 < k; c0 += cb)
+    /* the float mode's own block (its chunk is the exact pairs: at least cb) */
+    const int32_t fb = tt_dsp_wfloat_block(rows, co, k, (int32_t)sizeof mem);
+    for (int32_t c0 = 0; c0 < k; c0 += fb)
       tt_dsp_pointwise_weight_floats(a->dy, a->mask, rows, co, a->saved, k, c0,
-                                     k - c0 < cb ? k - c0 : cb, a->x_zp, a->unit, dw, mem,
+                                     k - c0 < fb ? k - c0 : fb, a->x_zp, a->unit, dw, mem,
                                      (int32_t)sizeof mem);
     return;
   }

@@ -783,6 +783,21 @@ int tt_dsp_pointwise_weight_direct(const int8_t *dy, const uint8_t *mask, int32_
 /* Words of a chunk of `pairs` pairs of cb channels, then of four dy columns. */
 static inline int32_t wbig_x_words(int32_t pairs, int32_t cb) { return 4 * pairs * ((cb + 3) >> 2); }
 
+/* One pair of positions' four words by pair (quad_words' half: lane j's [r0.j, r1.j] at
+ * out[j], less the zero point where sub): the stagings' last partial group, where the
+ * element-wise loops took about 10 instructions an element (dwig30: at 9 positions, 1 of
+ * every 9 positions of x and 5 of every 40 words of dy; 12 instructions a pair here). */
+static inline __attribute__((always_inline)) void wbig_pair(tt_dsp_word *out, uint32_t r0,
+                                                            uint32_t r1, int sub,
+                                                            uint32_t nzp) {
+  const uint32_t e0 = sub ? __sxtab16(nzp, r0) : __sxtb16(r0);
+  const uint32_t o0 = sub ? tt_dsp_sxtab16_odd(nzp, r0) : tt_dsp_sxtb16_odd(r0);
+  const uint32_t e1 = sub ? __sxtab16(nzp, r1) : __sxtb16(r1);
+  const uint32_t o1 = sub ? tt_dsp_sxtab16_odd(nzp, r1) : tt_dsp_sxtb16_odd(r1);
+  tt_dsp_strd(out, tt_dsp_low_halves(e0, e1), tt_dsp_low_halves(o0, o1));
+  tt_dsp_strd(out + 2, tt_dsp_high_halves(e0, e1), tt_dsp_high_halves(o0, o1));
+}
+
 int32_t tt_dsp_wbig_positions(int32_t rows, int32_t cb, int32_t bytes) {
   const int32_t per = 8 * (((cb + 3) >> 2) + 1);        /* bytes a position: x tiles, dy */
   int32_t p = (bytes / per) & ~(WBIG_POSITIONS - 1);
@@ -813,13 +828,22 @@ static void wbig_stage_x(tt_dsp_word *xs, const int8_t *saved, int32_t k, int32_
     }
   }
 #endif
-  int16_t *half = (int16_t *)xs;
-  for (int32_t p = cb4 < cb ? 0 : 4 * full; p < np; ++p) {  /* the last partial quad, the
-                                                             * channels past cb4 */
+  /* the last partial quad's pairs, channels below cb4 (a position past np: zero words
+   * less the zero point, read against zero dy) */
+  for (int32_t p = 4 * full; p < np; p += 2) {
     const int8_t *x = saved + (p0 + p) * k + c0;
-    for (int32_t c = p < 4 * full ? cb4 : 0; c < cb; ++c)
-      half[2 * ((c >> 2) * tile + 4 * (p >> 1) + (c & 3)) + (p & 1)] = (int16_t)(x[c] - x_zp);
+    for (int32_t c = 0; c < cb4; c += 4)
+      wbig_pair(xs + (c >> 2) * tile + 2 * p, tt_dsp_load4(x + c),
+                p + 1 < np ? tt_dsp_load4(x + k + c) : 0u, 1, zp);
   }
+  int16_t *half = (int16_t *)xs;
+  if (cb4 < cb)
+    for (int32_t p = 0; p < np; ++p) {                   /* the channels past cb4 */
+      const int8_t *x = saved + (p0 + p) * k + c0;
+      for (int32_t c = cb4; c < cb; ++c)
+        half[2 * ((c >> 2) * tile + 4 * (p >> 1) + (c & 3)) + (p & 1)] =
+            (int16_t)(x[c] - x_zp);
+    }
 }
 
 /* The dy of output channels o0 .. o0 + 3 at positions p0 .. p0 + np - 1 (0 where masked,
@@ -852,6 +876,19 @@ static void wbig_stage_dy(tt_dsp_word *ds, const int8_t *dy, const uint8_t *mask
         x3 &= tt_dsp_mask_lanes((uint32_t)mask[(i + 3 * co) >> 3] >> ((i + 3 * co) & 4));
       }
       quad_words(ds + 2 * p, x0, x1, x2, x3, 0, 0, 1);
+    }
+    /* the last partial quad and the zero pairs up to `used`, a pair at a time */
+    for (; p < 2 * used; p += 2, d += 2 * co, i += 2 * co) {
+      uint32_t x0 = 0u, x1 = 0u;
+      if (p < np) {
+        x0 = tt_dsp_load4(d);
+        if (mask) x0 &= tt_dsp_mask_lanes((uint32_t)mask[i >> 3] >> (i & 4));
+      }
+      if (p + 1 < np) {
+        x1 = tt_dsp_load4(d + co);
+        if (mask) x1 &= tt_dsp_mask_lanes((uint32_t)mask[(i + co) >> 3] >> ((i + co) & 4));
+      }
+      wbig_pair(ds + 2 * p, x0, x1, 0, 0u);
     }
   }
   int16_t *half = (int16_t *)ds;
@@ -1057,7 +1094,8 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
 /* A tile's end in wfloat_rows: its eight sums to floats (4 VMOV of two, TT_VCVT_MUL8), the
  * four of column a at the row pointer (then on by 4), those of b k floats after, then the
  * next tile (the region's start again) until the tiles' end. */
-#define WFLOAT_TAIL                                  \
+#define WFLOAT_TAIL WFLOAT_TAIL_TO("2b")
+#define WFLOAT_TAIL_TO(loop)                         \
   "vmov s0, s1, %[a0], %[a1]\n\t"                    \
   "vmov s2, s3, %[a2], %[a3]\n\t"                    \
   "vmov s4, s5, %[b0], %[b1]\n\t"                    \
@@ -1070,7 +1108,7 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
   "str %[x0], %[rows]\n\t"                           \
   "ldrd %[ds], %[x0], %[ends]\n\t"                   \
   "cmp %[xs], %[x0]\n\t"                             \
-  "bne 2b\n\t"
+  "bne " loop "\n\t"
 
 /* Rows o and o + 1 of dw (row: dw's first of the block, k floats apart) from `tiles` tiles
  * one after another (4 used words apart, from xs) against the dy columns at ds, `used` (>= 4)
@@ -1090,20 +1128,23 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_wor
                                                                  int32_t k, int32_t tiles,
                                                                  float unit) {
   const int32_t q = ((used - 5) & 3) + 1;      /* (used 4: no trip past the first) */
-  /* -1: the conversion (used 4), -2: the straight four pairs (used 8), else the loop's */
-  const int32_t off = used == 4 ? -1 : used == 8 ? -2 : 44 * (4 - q);
+  /* -1: the conversion (used 4), -2: the straight four pairs (used 8), -3: a tile of five
+   * pairs straight, as its own loop (used 5: the 3x3 maps; dwig30: 88 -> 83 instructions a
+   * tile, no entry and no loop end test), else the loop's */
+  const int32_t off = used == 4 ? -1 : used == 8 ? -2 : used == 5 ? -3 : 44 * (4 - q);
   const tt_dsp_word *const end = ds + 4 * used;
   struct { float *ra; int32_t kb; } rows = {row, 4 * k - 16};
   struct { const tt_dsp_word *ds0, *xend; } ends = {ds, xs + 4 * used * tiles};
   uint32_t entry, d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3;
   __asm__ volatile(
-    "adr.w %[x0], 3f\n\t"
     "ldr %[x1], %[off]\n\t"
+    "adr.w %[x0], 3f\n\t"
     "add %[x0], %[x0], %[x1]\n\t"
     "cmp %[x1], #0\n\t"
     "bge 6f\n\t"
     "adr.w %[x0], 4f\n\t"
     "cmn %[x1], #2\n\t"
+    "blt 9f\n\t"
     "it eq\n\t"
     "adreq.w %[x0], 7f\n"
     "6:\n\t"
@@ -1128,6 +1169,11 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_wor
     "bne 3b\n"
     "4:\n\t"
     WFLOAT_TAIL
+    "b 8f\n"
+    "9:\n\t" WFLOAT_PAIR("smuad", WFLOAT_NONE) WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    WFLOAT_PAIR("smlad", WFLOAT_ADD) WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    WFLOAT_PAIR("smlad", WFLOAT_ADD)
+    WFLOAT_TAIL_TO("9b")
     "8:"
     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [b0] "=&r"(b0),
       [b1] "=&r"(b1), [b2] "=&r"(b2), [b3] "=&r"(b3), [ds] "+r"(ds), [xs] "+r"(xs),
@@ -1137,6 +1183,7 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_wor
     : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "cc", "memory");
 }
 #undef WFLOAT_TAIL
+#undef WFLOAT_TAIL_TO
 #undef WFLOAT_ADD
 #undef WFLOAT_NONE
 #undef WFLOAT_PAIR
@@ -1150,9 +1197,21 @@ static inline void wfloat_rows(const tt_dsp_word *xs, const tt_dsp_word *ds, int
 }
 #endif
 
+/* The float mode's pairs: every position in one chunk, each tile its exact pairs (at least
+ * 4). Its chunk is these pairs, not the sums' chunk of a multiple of 8 positions (dwig30: 9
+ * positions took the staging of 16, so 256->256 @3x3 ran in blocks of 112 input channels,
+ * 3 stagings of every dy column, where 10 positions allow blocks of 184, 2). */
+static inline int32_t wfloat_pairs(int32_t rows) { return rows < 8 ? 4 : (rows + 1) >> 1; }
+
 int tt_dsp_wfloat_fits(int32_t rows, int32_t co, int32_t k, int32_t cb, int32_t bytes) {
   return WFLOAT && rows >= 2 && ((co | k | cb) & 3) == 0 && cb > 0 &&
-         tt_dsp_wbig_positions(rows, cb, bytes - 8) >= rows;
+         2 * wfloat_pairs(rows) * 8 * (((cb + 3) >> 2) + 1) <= bytes - 8;
+}
+
+int32_t tt_dsp_wfloat_block(int32_t rows, int32_t co, int32_t k, int32_t bytes) {
+  for (int32_t cb = k; cb >= 4; cb = cb > 8 ? ((cb - 1) & ~7) : cb - 4)
+    if (tt_dsp_wfloat_fits(rows, co, k, cb, bytes)) return cb;
+  return 0;
 }
 
 /* The walk of both (one copy of the stagings, inlined: a second copy of wbig_stage_dy and
@@ -1166,15 +1225,16 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wbig_walk(
     int32_t k, int32_t c0, int32_t cb, int32_t x_zp, tt_dsp_word *acc, int32_t acc_stride,
     void *mem, int32_t bytes, float unit) {
   mem = tt_dsp_stage_align8(mem, &bytes);
-  const int32_t chunk = tt_dsp_wbig_positions(rows, cb, bytes), pairs = chunk >> 1;
+  const int fl = WFLOAT && acc_stride < 0;
+  const int32_t chunk = fl ? rows : tt_dsp_wbig_positions(rows, cb, bytes);
+  const int32_t pairs = fl ? wfloat_pairs(rows) : chunk >> 1;
   if (chunk <= 0) return;       /* the callers check; a chunk of 0 would never end */
   tt_dsp_word *const xs = (tt_dsp_word *)mem, *const ds = xs + wbig_x_words(pairs, cb);
   for (int32_t p0 = 0; p0 < rows; p0 += chunk) {
     const int32_t np = rows - p0 < chunk ? rows - p0 : chunk;
     /* the last chunk's pairs rounded up to the loop's trip, not to the whole chunk */
-    const int32_t used = WFLOAT && acc_stride < 0
-                             ? (np < 8 ? 4 : (np + 1) >> 1)
-                             : ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
+    const int32_t used = fl ? pairs
+                            : ((np + WBIG_POSITIONS - 1) & ~(WBIG_POSITIONS - 1)) >> 1;
     wbig_stage_x(xs, saved, k, p0, np, c0, cb, x_zp, used);       /* tiles `used` apart */
     for (int32_t o0 = 0; o0 < co; o0 += 4) {
       wbig_stage_dy(ds, dy, mask, co, o0, p0, np, used);
