@@ -230,6 +230,21 @@ WEIGHT_GRAD_SHAPES = [
     (1, 18, 17, 6, 4, 4, 2, 1, 1, 400),
     (1, 7, 12, 4, 3, 3, 3, 1, 1, 128),
     (1, 10, 9, 4, 7, 7, 1, 3, 3, 144),
+    # maps of fewer than 4 output columns, channels a multiple of 4: the small maps' walk
+    # (dwig30, wg_small_walk; no staging asked): 3x3/2 of two images (the sums kept across
+    # them), 3x3/2 padded, stride 3 (three phases a staged x row), one position (every
+    # other tap empty: 0 times unit), a 1x3 kernel, an 8x8 x map at stride 4 (64 staged
+    # positions, the limit); beyond it the portable loop: 5x5 (25 taps), x 9x9 at stride 4
+    # (108 staged), 6 channels
+    (2, 6, 6, 12, 3, 3, 2, 0, 0, 0),
+    (1, 5, 5, 4, 3, 3, 2, 1, 1, 0),
+    (1, 7, 7, 8, 3, 3, 3, 1, 1, 0),
+    (1, 1, 1, 4, 3, 3, 1, 1, 1, 0),
+    (1, 2, 3, 4, 1, 3, 1, 0, 1, 0),
+    (1, 8, 8, 4, 3, 3, 4, 1, 1, 0),
+    (1, 3, 3, 4, 5, 5, 1, 2, 2, 0),
+    (1, 9, 9, 4, 3, 3, 4, 1, 1, 0),
+    (1, 3, 3, 6, 3, 3, 1, 1, 1, 0),
 ]
 
 

@@ -2514,11 +2514,165 @@ static __attribute__((noinline)) void wg_walk_ring(const wg_layer *a, tt_dsp_wor
   }
 }
 
+/* ---- Small maps: a group of four channels' whole map staged once (dwig30) --------------
+ * Maps of fewer than 4 output columns (the person detector's 3x3/1 256 @3x3 and 3x3/2 128
+ * @6x6), where neither walk pays: the lane walk stages an x row per dy row and tap row
+ * (7.3-9.6 instructions a MAC when measured, round 8), the channel-major walk pays its band
+ * set-up per row of 2 pairs (13.7 and 17.2, dwig30), and they went to the portable loop
+ * (6.5 and 8.2). Here a group of four channels stages its whole dy map and x map once a
+ * batch image, put_halves' two words a position (even lanes, odd lanes; x less its zero
+ * point; x's columns by stride phase, so that a tap's columns are consecutive words), in
+ * local arrays, and each tap adds its in-image positions' products straight from them to
+ * its four sums: two LDRD and four SMLAxy a position (4 MACs), its start, rows and skips in
+ * a table made once a call (wg_tap), every tap of a group in one assembly loop. Channels a
+ * multiple of 4 (whole groups: no partial loads), 3x3 kernels and below, dy maps up to 16
+ * positions, x up to 64. */
+#define WG_SMALL_X 64                 /* staged x positions (an 8x8 map at stride 1) */
+#define WG_SMALL_D 16                 /* dy positions */
+#define WG_SMALL_TAPS 9               /* kh kw (3x3) */
+
+typedef struct {
+  const tt_dsp_word *d, *x;           /* the tap's first in-image position in ds and xs */
+  int32_t rows;                       /* its rows (0: none) */
+  int32_t dcols;                      /* bytes of its columns in a staged dy row */
+  int32_t dskip, xskip;               /* bytes from a row's end to the next row's start */
+  int32_t sum[4];                     /* the group's sums, lanes 0-3 */
+} wg_tap;
+
+/* Every tap's four sums (tap[k].sum) += its products over the staged image: in assembly
+ * (fourteen registers), per tap 12 + 7 a row + 8 a position. A function of its own: inlined,
+ * its registers made gcc spill around it the whole walk's (+200 B of code). */
+#if TT_DSP_ASM_ALL_REGS
+typedef char wg_tap_bytes_check[sizeof(wg_tap) == 40 ? 1 : -1];  /* the assembly's offsets */
+#endif
+static __attribute__((noinline)) TT_DSP_ASM_FN void wg_small_taps(wg_tap *tap, wg_tap *end) {
+#if TT_DSP_ASM_ALL_REGS
+  uint32_t a0, a1, a2, a3, de, dd, xe, xo, rows;
+  const tt_dsp_word *dp, *xp, *dend;
+  __asm__ volatile(
+    "0:\n\t"
+    "ldrd %[dp], %[xp], [%[tp]]\n\t"
+    "ldr %[rows], [%[tp], #8]\n\t"
+    "ldrd %[a0], %[a1], [%[tp], #24]\n\t"
+    "ldrd %[a2], %[a3], [%[tp], #32]\n\t"
+    "cmp %[rows], #0\n\t"
+    "beq 3f\n"
+    "1:\n\t"
+    "ldr %[de], [%[tp], #12]\n\t"
+    "add %[dend], %[dp], %[de]\n"
+    "2:\n\t"
+    "ldrd %[de], %[dd], [%[dp]], #8\n\t"
+    "ldrd %[xe], %[xo], [%[xp]], #8\n\t"
+    "smlabb %[a0], %[de], %[xe], %[a0]\n\t"
+    "smlatt %[a2], %[de], %[xe], %[a2]\n\t"
+    "smlabb %[a1], %[dd], %[xo], %[a1]\n\t"
+    "smlatt %[a3], %[dd], %[xo], %[a3]\n\t"
+    "cmp %[dp], %[dend]\n\t"
+    "bne 2b\n\t"
+    "ldrd %[de], %[dd], [%[tp], #16]\n\t"
+    "add %[dp], %[dp], %[de]\n\t"
+    "add %[xp], %[xp], %[dd]\n\t"
+    "subs %[rows], %[rows], #1\n\t"
+    "bne 1b\n"
+    "3:\n\t"
+    "strd %[a0], %[a1], [%[tp], #24]\n\t"
+    "strd %[a2], %[a3], [%[tp], #32]\n\t"
+    "add %[tp], %[tp], #40\n\t"
+    "cmp %[tp], %[end]\n\t"
+    "bne 0b"
+    : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [de] "=&r"(de),
+      [dd] "=&r"(dd), [xe] "=&r"(xe), [xo] "=&r"(xo), [rows] "=&r"(rows), [dp] "=&r"(dp),
+      [xp] "=&r"(xp), [dend] "=&r"(dend), [tp] "+r"(tap)
+    : [end] "r"(end)
+    : "cc", "memory");
+#else
+  for (; tap != end; ++tap) {
+    int32_t a0 = tap->sum[0], a1 = tap->sum[1], a2 = tap->sum[2], a3 = tap->sum[3];
+    const tt_dsp_word *dp = tap->d, *xp = tap->x;
+    for (int32_t r = 0; r < tap->rows; ++r) {
+      for (const tt_dsp_word *dend = dp + (tap->dcols >> 2); dp != dend; dp += 2, xp += 2)
+        DW_MAC(dp, xp);
+      dp += tap->dskip >> 2, xp += tap->xskip >> 2;
+    }
+    tap->sum[0] = a0, tap->sum[1] = a1, tap->sum[2] = a2, tap->sum[3] = a3;
+  }
+#endif
+}
+
+/* tt_dsp_depthwise_weight_grad_s8 of a layer of fewer than 4 output columns (its arguments,
+ * so that the call is a jump): 0 where the small-map walk does not take it (nor the other
+ * walks: the portable loop's). -Os: its loops are the assembly's (wg_small_taps) and the
+ * stagings', 0.3 KB less code than at -O2 and the same assembly. */
+static __attribute__((noinline, optimize("Os"))) int wg_small_walk(
+    const int8_t *dy, const uint8_t *mask, int32_t n, int32_t oh, int32_t ow, int32_t c,
+    int32_t m, const int8_t *x, int32_t zp, int32_t h, int32_t wd, int32_t kh, int32_t kw,
+    const tt_window *win, float unit, float *dw, void *stage_mem, int32_t stage_bytes) {
+  (void)stage_mem, (void)stage_bytes;           /* its staging is its own, on the stack */
+  const tt_window v = *win;
+  const int32_t sw = v.stride_w, pw = sw >= 1 ? (wd + sw - 1) / sw : 0, xp = sw * pw;
+  if (m != 1 || (c & 3) != 0 || v.dilation_h != 1 || v.dilation_w != 1 || kh < 1 ||
+      kw < 1 || kh * kw > WG_SMALL_TAPS || v.stride_h < 1 || sw < 1 || wd > WG_SMALL_X ||
+      h * xp > WG_SMALL_X || oh * ow > WG_SMALL_D)
+    return 0;
+  tt_dsp_word ds[2 * WG_SMALL_D] __attribute__((aligned(8)));
+  tt_dsp_word xs[2 * WG_SMALL_X] __attribute__((aligned(8)));
+  wg_tap tap[WG_SMALL_TAPS];
+  const uint32_t nzp = (uint32_t)(uint16_t)(-zp) * 0x00010001u;   /* -zp in both halves */
+  const int32_t nd = oh * ow, nx = h * wd, taps = kh * kw;
+  uint8_t at[WG_SMALL_X];                       /* x position q's staged position */
+  for (int32_t q = 0; q < nx; ++q) {
+    const int32_t iy = q / wd, ix = q - iy * wd;
+    at[q] = (uint8_t)(iy * xp + (ix % sw) * pw + ix / sw);
+  }
+  for (int32_t k = 0; k < taps; ++k) {
+    const int32_t ky = k / kw, kx = k - ky * kw;
+    int32_t oy0, oy1, ox0, ox1;
+    tt_out_range(ky, v.stride_h, 1, v.pad_top, h, oh, &oy0, &oy1);
+    tt_out_range(kx, sw, 1, v.pad_left, wd, ow, &ox0, &ox1);
+    const int32_t cols = ox1 - ox0, ix = ox0 * sw + kx - v.pad_left;
+    wg_tap *const tp = &tap[k];
+    tp->rows = cols > 0 && oy1 > oy0 ? oy1 - oy0 : 0;
+    tp->d = ds + 2 * (oy0 * ow + ox0);
+    tp->x = xs + 2 * ((oy0 * v.stride_h + ky - v.pad_top) * xp + (ix % sw) * pw + ix / sw);
+    tp->dcols = 8 * cols;
+    tp->dskip = 8 * (ow - cols);
+    tp->xskip = 8 * (v.stride_h * xp - cols);
+    for (int32_t j = 0; j < 4; ++j) tp->sum[j] = 0;
+  }
+  for (int32_t c0 = 0; c0 < c; c0 += 4) {
+    for (int32_t b = 0; b < n; ++b) {
+      for (int32_t p = 0; p < nd; ++p) {
+        const int32_t i = (b * nd + p) * c + c0;          /* a multiple of 4 */
+        uint32_t w = tt_dsp_load4(dy + i);
+        if (mask) w &= tt_dsp_mask_lanes((uint32_t)mask[i >> 3] >> (i & 4));
+        tt_dsp_strd(ds + 2 * p, __sxtb16(w), tt_dsp_sxtb16_odd(w));
+      }
+      const int8_t *src = x + b * nx * c + c0;
+      for (int32_t q = 0; q < nx; ++q, src += c) {
+        const uint32_t w = tt_dsp_load4(src);
+        tt_dsp_strd(xs + 2 * at[q], __sxtab16(nzp, w), tt_dsp_sxtab16_odd(nzp, w));
+      }
+      wg_small_taps(tap, tap + taps);
+    }
+    float *o = dw + c0;        /* (float)T * unit, every tap (0 unit where it has none) */
+    for (int32_t k = 0; k < taps; ++k, o += c) {
+      int32_t *const s = tap[k].sum;
+      o[0] = (float)s[0] * unit, o[1] = (float)s[1] * unit;
+      o[2] = (float)s[2] * unit, o[3] = (float)s[3] * unit;
+      s[0] = s[1] = s[2] = s[3] = 0;
+    }
+  }
+  return 1;
+}
+
 int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32_t n,
                                     int32_t oh, int32_t ow, int32_t c, int32_t m,
                                     const int8_t *saved, int32_t x_zp, int32_t h, int32_t wd,
                                     int32_t kh, int32_t kw, const tt_window *win, float unit,
                                     float *dw, void *stage_mem, int32_t stage_bytes) {
+  if (ow < 4)        /* no staging asked (weight_layer) or needed: the small maps' walk */
+    return wg_small_walk(dy, mask, n, oh, ow, c, m, saved, x_zp, h, wd, kh, kw, win, unit, dw,
+                         stage_mem, stage_bytes);
   const tt_window v = *win;
   stage_mem = tt_dsp_stage_align8(stage_mem, &stage_bytes);
   if (stage_mem == 0 || !weight_layer(m, ow, kh, kw, win)) return 0;
