@@ -1092,8 +1092,9 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
 #define WFLOAT_ADD(r) ", %[" #r "]"
 
 /* A tile's end in wfloat_rows: its eight sums to floats (4 VMOV of two, TT_VCVT_MUL8), the
- * four of column a at the row pointer (then on by 4), those of b k floats after, then the
- * next tile (the region's start again) until the tiles' end. */
+ * four of column a at its row pointer, those of b at its own (both then on by 4: one LDRD
+ * and STRD of the two, where one pointer and k took an ADD more, dwig30), then the next
+ * tile (the region's start again) until the tiles' end. */
 #define WFLOAT_TAIL WFLOAT_TAIL_TO("2b")
 #define WFLOAT_TAIL_TO(loop)                         \
   "vmov s0, s1, %[a0], %[a1]\n\t"                    \
@@ -1103,9 +1104,8 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
   TT_VCVT_MUL8                                       \
   "ldrd %[x0], %[x1], %[rows]\n\t"                   \
   "vstmia %[x0]!, {s0-s3}\n\t"                       \
-  "add %[x1], %[x1], %[x0]\n\t"                      \
-  "vstmia %[x1], {s4-s7}\n\t"                        \
-  "str %[x0], %[rows]\n\t"                           \
+  "vstmia %[x1]!, {s4-s7}\n\t"                       \
+  "strd %[x0], %[x1], %[rows]\n\t"                   \
   "ldrd %[ds], %[x0], %[ends]\n\t"                   \
   "cmp %[xs], %[x0]\n\t"                             \
   "bne " loop "\n\t"
@@ -1119,7 +1119,7 @@ static inline __attribute__((always_inline)) void wbig_tiles(const tt_dsp_word *
  * BX a tile); the end of the region, the entry, the rows' pointer and the tiles' end
  * come from the stack (all fourteen registers are the loop's). Per tile of 8 pairs (16
  * positions, 128 MACs): 88 for the pairs, 2 for the entry, 20 to convert (4 VMOV of two, 8
- * VCVT, 8 VMUL), 8 to store and go on: 118 where the loop's end test took 3 more (round 26:
+ * VCVT, 8 VMUL), 8 to store and go on (7 since dwig30): 118 where the loop's end test took 3 more (round 26:
  * MCUNet's 240->96 @4x4 1.017 -> 0.994 a MAC, for +276 B of code) and 139 before round 22
  * (QEMU instructions). */
 static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_word *xs,
@@ -1133,7 +1133,8 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wfloat_rows(const tt_dsp_wor
    * tile, no entry and no loop end test), else the loop's */
   const int32_t off = used == 4 ? -1 : used == 8 ? -2 : used == 5 ? -3 : 44 * (4 - q);
   const tt_dsp_word *const end = ds + 4 * used;
-  struct { float *ra; int32_t kb; } rows = {row, 4 * k - 16};
+  struct { float *ra, *rb; } rows = {row, row + k};     /* both rows' pointers: one LDRD
+                                                        * and STRD a tile (dwig30: -1) */
   struct { const tt_dsp_word *ds0, *xend; } ends = {ds, xs + 4 * used * tiles};
   uint32_t entry, d0, d1, x0, x1, a0, a1, a2, a3, b0, b1, b2, b3;
   __asm__ volatile(
