@@ -215,7 +215,8 @@ WEIGHT_GRAD_SHAPES = [
     (1, 12, 12, 8, 3, 3, 1, 1, 1, 1000),      # bands of 3 dy rows of 12
     (1, 11, 13, 9, 5, 5, 1, 2, 2, 1200),      # 5x5 (4 + 1 taps), bands, c = 9
     (1, 10, 10, 6, 7, 7, 1, 3, 3, 0),         # 7x7/1: 4 + 3 taps
-    (1, 7, 12, 4, 3, 3, 3, 1, 1, 0),          # stride 3: three phases of one tap, ow 4
+    (1, 7, 12, 6, 3, 3, 3, 1, 1, 0),          # stride 3: three phases of one tap, ow 4
+                                              # (c 6: the small maps' walk takes c 4)
     (1, 9, 20, 4, 8, 8, 2, 3, 3, 0),          # 8x8/2 (two phases of four taps), ow 9
     # 4x4/2 in bands of 2 dy rows (the staging _stage_bytes asks for holds 1: the lane
     # walk): wg_sums_22's assembly loop, ow 33 (an odd pair after it) and 32, c 6 (a block
@@ -228,23 +229,27 @@ WEIGHT_GRAD_SHAPES = [
     # no channel-major band fits
     (2, 6, 7, 13, 3, 3, 2, 0, 1, 352),
     (1, 18, 17, 6, 4, 4, 2, 1, 1, 400),
-    (1, 7, 12, 4, 3, 3, 3, 1, 1, 128),
+    (1, 7, 12, 6, 3, 3, 3, 1, 1, 128),
     (1, 10, 9, 4, 7, 7, 1, 3, 3, 144),
-    # maps of fewer than 4 output columns, channels a multiple of 4: the small maps' walk
-    # (dwig30, wg_small_walk; no staging asked): 3x3/2 of two images (the sums kept across
-    # them), 3x3/2 padded, stride 3 (three phases a staged x row), one position (every
-    # other tap empty: 0 times unit), a 1x3 kernel, an 8x8 x map at stride 4 (64 staged
-    # positions, the limit); beyond it the portable loop: 5x5 (25 taps), x 9x9 at stride 4
-    # (108 staged), 6 channels
+    # maps of up to 6 output columns, channels a multiple of 4: the small maps' walk
+    # (dwig30, wg_small_walk): 3x3/2 of two images (the sums kept across them), 3x3/2
+    # padded, stride 3 (three phases a staged x row), one position (every other tap empty:
+    # 0 times unit), a 1x3 kernel, x 12x12 at stride 2 (144 staged positions, the limit),
+    # dy 6x6 (36, the limit); beyond them, below 4 columns the portable loop: 5x5 (25 taps),
+    # x 13x13 at stride 4 (208 staged), 6 channels; from 4 the other walks: dy 7x6 (42), x
+    # 11x14 staged (154)
     (2, 6, 6, 12, 3, 3, 2, 0, 0, 0),
     (1, 5, 5, 4, 3, 3, 2, 1, 1, 0),
     (1, 7, 7, 8, 3, 3, 3, 1, 1, 0),
     (1, 1, 1, 4, 3, 3, 1, 1, 1, 0),
     (1, 2, 3, 4, 1, 3, 1, 0, 1, 0),
-    (1, 8, 8, 4, 3, 3, 4, 1, 1, 0),
+    (1, 12, 12, 8, 3, 3, 2, 0, 0, 0),
+    (1, 6, 6, 4, 3, 3, 1, 1, 1, 0),
     (1, 3, 3, 4, 5, 5, 1, 2, 2, 0),
-    (1, 9, 9, 4, 3, 3, 4, 1, 1, 0),
+    (1, 13, 13, 4, 3, 3, 4, 0, 0, 0),
     (1, 3, 3, 6, 3, 3, 1, 1, 1, 0),
+    (1, 7, 6, 4, 3, 3, 1, 1, 1, 0),
+    (1, 11, 13, 4, 3, 3, 2, 0, 0, 0),
 ]
 
 

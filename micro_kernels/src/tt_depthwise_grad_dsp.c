@@ -2525,11 +2525,16 @@ static __attribute__((noinline)) void wg_walk_ring(const wg_layer *a, tt_dsp_wor
  * local arrays, and each tap adds its in-image positions' products straight from them to
  * its four sums: two LDRD and four SMLAxy a position (4 MACs), its start, rows and skips in
  * a table made once a call (wg_tap), every tap of a group in one assembly loop. Channels a
- * multiple of 4 (whole groups: no partial loads), 3x3 kernels and below, dy maps up to 16
- * positions, x up to 64. */
-#define WG_SMALL_X 64                 /* staged x positions (an 8x8 map at stride 1) */
-#define WG_SMALL_D 16                 /* dy positions */
+ * multiple of 4 (whole groups: no partial loads), 3x3 kernels and below, dy maps up to 6
+ * columns and 36 positions, x up to 144 staged: also the maps of 4-6 columns, whose other
+ * walks it beats (the person detector's 3x3/2 64 @12x12 5.95 -> 4.42, 3x3/1 128 @6x6 3.30
+ * -> 2.92, MCUNet's 3x3/1 576 @4x4 4.41 -> 3.13; mcu_grad_dsp.py, QEMU instructions); its
+ * arrays 2 KB of stack (wg_small_walk's frame 2,072 B, a path of about 3.1 KB: below the
+ * pointwise input gradient's, stage_on_stack's high-water). */
+#define WG_SMALL_X 144                /* staged x positions (12x12) */
+#define WG_SMALL_D 36                 /* dy positions (6x6) */
 #define WG_SMALL_TAPS 9               /* kh kw (3x3) */
+#define WG_SMALL_COLS 6               /* output columns */
 
 typedef struct {
   const tt_dsp_word *d, *x;           /* the tap's first in-image position in ds and xs */
@@ -2599,6 +2604,42 @@ static __attribute__((noinline)) TT_DSP_ASM_FN void wg_small_taps(wg_tap *tap, w
 #endif
 }
 
+/* Every tap's dw[k c + j] = (float)sum[j] * unit (round to nearest, no contraction: the
+ * portable conversion; 0 times unit where a tap has no position), its sums then zeroed for
+ * the next group: 21 instructions a tap where gcc's C took about 30 (dwig30). */
+static __attribute__((noinline)) void wg_small_floats(wg_tap *tap, wg_tap *end, float *o,
+                                                      int32_t c, float unit) {
+#if TT_DSP_ASM_ALL_REGS && defined(__ARM_FP) && (__ARM_FP & 4)
+  uint32_t a0, a1, a2, a3;
+  __asm__ volatile(
+    "0:\n\t"
+    "ldrd %[a0], %[a1], [%[tp], #24]\n\t"
+    "ldrd %[a2], %[a3], [%[tp], #32]\n\t"
+    "vmov s0, s1, %[a0], %[a1]\n\t"
+    "vmov s2, s3, %[a2], %[a3]\n\t"
+    "movs %[a0], #0\n\t"
+    "movs %[a1], #0\n\t"
+    "strd %[a0], %[a1], [%[tp], #24]\n\t"
+    "strd %[a0], %[a1], [%[tp], #32]\n\t"
+    "vcvt.f32.s32 s0, s0\n\tvcvt.f32.s32 s1, s1\n\t"
+    "vcvt.f32.s32 s2, s2\n\tvcvt.f32.s32 s3, s3\n\t"
+    "vmul.f32 s0, s0, %[u]\n\tvmul.f32 s1, s1, %[u]\n\t"
+    "vmul.f32 s2, s2, %[u]\n\tvmul.f32 s3, s3, %[u]\n\t"
+    "vstmia %[o], {s0-s3}\n\t"
+    "add %[o], %[o], %[cb]\n\t"
+    "add %[tp], %[tp], #40\n\t"
+    "cmp %[tp], %[end]\n\t"
+    "bne 0b"
+    : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [tp] "+r"(tap),
+      [o] "+r"(o)
+    : [end] "r"(end), [cb] "r"(4 * c), [u] "t"(unit)
+    : "s0", "s1", "s2", "s3", "cc", "memory");
+#else
+  for (; tap != end; ++tap, o += c)
+    for (int32_t j = 0; j < 4; ++j) o[j] = (float)tap->sum[j] * unit, tap->sum[j] = 0;
+#endif
+}
+
 /* tt_dsp_depthwise_weight_grad_s8 of a layer of fewer than 4 output columns (its arguments,
  * so that the call is a jump): 0 where the small-map walk does not take it (nor the other
  * walks: the portable loop's). -Os: its loops are the assembly's (wg_small_taps) and the
@@ -2654,13 +2695,7 @@ static __attribute__((noinline, optimize("Os"))) int wg_small_walk(
       }
       wg_small_taps(tap, tap + taps);
     }
-    float *o = dw + c0;        /* (float)T * unit, every tap (0 unit where it has none) */
-    for (int32_t k = 0; k < taps; ++k, o += c) {
-      int32_t *const s = tap[k].sum;
-      o[0] = (float)s[0] * unit, o[1] = (float)s[1] * unit;
-      o[2] = (float)s[2] * unit, o[3] = (float)s[3] * unit;
-      s[0] = s[1] = s[2] = s[3] = 0;
-    }
+    wg_small_floats(tap, tap + taps, dw + c0, c, unit);
   }
   return 1;
 }
@@ -2670,9 +2705,11 @@ int tt_dsp_depthwise_weight_grad_s8(const int8_t *dy, const uint8_t *mask, int32
                                     const int8_t *saved, int32_t x_zp, int32_t h, int32_t wd,
                                     int32_t kh, int32_t kw, const tt_window *win, float unit,
                                     float *dw, void *stage_mem, int32_t stage_bytes) {
-  if (ow < 4)        /* no staging asked (weight_layer) or needed: the small maps' walk */
-    return wg_small_walk(dy, mask, n, oh, ow, c, m, saved, x_zp, h, wd, kh, kw, win, unit, dw,
-                         stage_mem, stage_bytes);
+  if (ow <= WG_SMALL_COLS) {      /* the small maps' walk; below 4 columns no other */
+    const int done = wg_small_walk(dy, mask, n, oh, ow, c, m, saved, x_zp, h, wd, kh, kw, win,
+                                   unit, dw, stage_mem, stage_bytes);
+    if (done || ow < 4) return done;
+  }
   const tt_window v = *win;
   stage_mem = tt_dsp_stage_align8(stage_mem, &stage_bytes);
   if (stage_mem == 0 || !weight_layer(m, ow, kh, kw, win)) return 0;
