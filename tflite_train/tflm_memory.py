@@ -74,10 +74,10 @@ TFLM_STRUCTS = {
 # Our glue's op data (micro_kernels/tflm/tt_tflm_ops.cc), (size, alignment) per target.
 GLUE_STRUCTS = {
     "wheel-x86_64": {"InitData": (1, 1), "IntsData": (40, 8), "QuantData": (56, 8),
-                     "PoolData": (88, 8), "LayerData": (144, 8), "ForwardData": (16, 8),
+                     "PoolData": (88, 8), "LayerData": (104, 8), "ForwardData": (16, 8),
                      "StreamData": (16, 8), "SumData": (48, 8)},
     "cortex-m7": {"InitData": (1, 1), "IntsData": (32, 4), "QuantData": (44, 4),
-                  "PoolData": (68, 4), "LayerData": (120, 4), "ForwardData": (12, 4),
+                  "PoolData": (68, 4), "LayerData": (80, 4), "ForwardData": (12, 4),
                   "StreamData": (12, 4), "SumData": (32, 4)},
 }
 

@@ -819,11 +819,6 @@ enum Layer { kConv, kDepthwise, kFullyConnected, kBias };
 struct LayerData {
   const char *bad_key;
   int32_t depth_multiplier;
-  /* updates */
-  tt_sgd sgd;
-  uint32_t seed;
-  tt_update_state state;
-  int32_t channels, axis;
   int32_t batch;               /* option batch (1 when absent); 0: an op without it */
   int scratch;
   /* cached quantization */
@@ -833,30 +828,42 @@ struct LayerData {
   int32_t x_zero_point;
   /* int8 gradients */
   bool int8;
-  bool residual;               /* a weight update with the input residual (the last one);
-                                * next to int8, in its padding: LayerData stays its size */
-  GradMode grad;               /* input gradients: rounding, seed, passes */
-  const int16_t *mult;         /* input gradients: the weights' multipliers (flash) */
-  float w_unit;
-  int grad_scratch;            /* input gradients with one pass: int32 dx */
+  bool residual;               /* a weight update with the input residual (the last one) */
+  /* An op updates a parameter or passes a gradient to its input, never both (kOptions:
+   * kSgd or kWeightSgd, else kRounding), so the two share their bytes: 40 a layer op less
+   * of TFLM's persistent data (48 with its 16-byte alignment on the Cortex-M7). */
+  union {
+    struct {                   /* updates (LayerInit<kSgd | kWeightSgd>) */
+      tt_sgd sgd;
+      uint32_t seed;
+      tt_update_state state;
+      int32_t channels, axis;
+    } u;
+    struct {                   /* input gradients (LayerInit<kRounding>) */
+      GradMode grad;           /* rounding, seed, passes */
+      const int16_t *mult;     /* the weights' multipliers (flash) */
+      float w_unit;
+      int grad_scratch;        /* one pass: int32 dx */
+    } g;
+  };
 };
 
 /* Init only, never in a step: for size (TT_SETUP; at -O2 it inlined every Options read,
  * 1.2 KB more on the M7). */
 TT_SETUP void ReadSgd(Options &o, LayerData *d, bool weights) {
-  d->sgd.lr = static_cast<float>(o.Float("lr"));
-  d->sgd.momentum = static_cast<float>(o.Float("momentum"));
-  d->sgd.qas = o.Bool("qas") ? 1 : 0;
-  d->sgd.rounding = o.Int("rounding");
-  d->sgd.decay_steps = o.Int("decay_steps");
-  d->sgd.half_life = o.Int("half_life_steps");
-  d->seed = o.UInt("seed");
+  d->u.sgd.lr = static_cast<float>(o.Float("lr"));
+  d->u.sgd.momentum = static_cast<float>(o.Float("momentum"));
+  d->u.sgd.qas = o.Bool("qas") ? 1 : 0;
+  d->u.sgd.rounding = o.Int("rounding");
+  d->u.sgd.decay_steps = o.Int("decay_steps");
+  d->u.sgd.half_life = o.Int("half_life_steps");
+  d->u.seed = o.UInt("seed");
   d->batch = o.Has("batch") ? o.Int("batch") : 1;
   if (weights) {
-    d->channels = o.Int("channels");
-    d->axis = o.Int("axis");
+    d->u.channels = o.Int("channels");
+    d->u.axis = o.Int("axis");
   }
-  tt_update_state_init(&d->state, d->seed);
+  tt_update_state_init(&d->u.state, d->u.seed);
 }
 
 /* A layer's window: its options, kept in the model (flash) and read again where used
@@ -874,22 +881,28 @@ enum { kWindow = 1, kMultiplier = 2, kSgd = 4, kWeightSgd = 8, kRounding = 16 };
 
 template <int kOptions>
 void *LayerInit(TfLiteContext *context, const char *buffer, size_t length) {
+  static_assert(!((kOptions & (kSgd | kWeightSgd)) && (kOptions & kRounding)),
+                "LayerData's update and input-gradient parts share their bytes");
   LayerData *d = New<LayerData>(context);
   if (d == nullptr) return nullptr;
   Options o(buffer, length);
   if (kOptions & kWindow) ReadWindow(o, true);   /* checked here, read again where used */
   d->depth_multiplier = (kOptions & kMultiplier) ? o.Int("depth_multiplier") : 1;
   if (kOptions & (kSgd | kWeightSgd)) ReadSgd(o, d, (kOptions & kWeightSgd) != 0);
-  if (kOptions & kRounding) ReadGradOptions(o, &d->grad, true);
+  if (kOptions & kRounding) ReadGradOptions(o, &d->g.grad, true);
   d->bad_key = o.bad_key();
   return d;
 }
 
-void LayerReset(TfLiteContext *, void *data) {
+/* Reset of an update op (its stream and step) and of an input gradient (its stream). */
+void UpdateReset(TfLiteContext *, void *data) {
   LayerData *d = static_cast<LayerData *>(data);
-  if (d == nullptr) return;
-  tt_update_state_init(&d->state, d->seed);
-  GradReset(&d->grad);
+  if (d != nullptr) tt_update_state_init(&d->u.state, d->u.seed);
+}
+
+void InputGradReset(TfLiteContext *, void *data) {
+  LayerData *d = static_cast<LayerData *>(data);
+  if (d != nullptr) GradReset(&d->g.grad);
 }
 
 /* A batch above 1: the op accumulates its gradient (BatchStep). */
@@ -916,7 +929,7 @@ int8_t *Residual(const TfLiteContext *context, const TfLiteNode *node, const Lay
 
 void ReportUpdate(const TfLiteContext *context, const TfLiteNode *node, LayerData *d,
                   int parameter, int momentum) {
-  ReportState(context, node, &d->state, node->inputs->data[parameter], momentum,
+  ReportState(context, node, &d->u.state, node->inputs->data[parameter], momentum,
               Batched(d) ? AccumulatorInput(node, d) : -1,
               ResidualInput(node, d));
 }
@@ -962,12 +975,13 @@ bool PositionsOk(Prepare &p, const LayerData *d, const TfLiteTensor *dy) {
 }
 
 TT_SETUP bool SgdOk(Prepare &p, const LayerData *d) {
-  if (d->sgd.rounding != 0 && d->sgd.rounding != 1) return p.Fail("rounding must be 0 or 1"), false;
-  if (!(d->sgd.lr >= 0) || !(d->sgd.momentum >= 0 && d->sgd.momentum < 1))
+  if (d->u.sgd.rounding != 0 && d->u.sgd.rounding != 1)
+    return p.Fail("rounding must be 0 or 1"), false;
+  if (!(d->u.sgd.lr >= 0) || !(d->u.sgd.momentum >= 0 && d->u.sgd.momentum < 1))
     return p.Fail("lr must be >= 0 and momentum in [0, 1)"), false;
-  if (d->sgd.decay_steps < 0) return p.Fail("decay_steps must be >= 0"), false;
-  if (d->sgd.half_life < 0) return p.Fail("half_life_steps must be >= 0"), false;
-  if (d->sgd.decay_steps > 0 && d->sgd.half_life > 0)
+  if (d->u.sgd.decay_steps < 0) return p.Fail("decay_steps must be >= 0"), false;
+  if (d->u.sgd.half_life < 0) return p.Fail("half_life_steps must be >= 0"), false;
+  if (d->u.sgd.decay_steps > 0 && d->u.sgd.half_life > 0)
     return p.Fail("decay_steps and half_life_steps are both set; one schedule at most"), false;
   return true;          /* the batch: BatchOk, before the input count */
 }
@@ -1027,12 +1041,12 @@ __attribute__((noinline)) void Rule(LayerData *d, TfLiteEvalTensor *param, bool 
                                     const float *grad, float *momentum, int8_t *residual) {
   if (weights) {
     tt_update_weight_residual_s8(Data<int8_t>(param), Dims32(param->dims).v,
-                                 param->dims->size, d->axis == 0 ? 0 : 1, d->scales,
-                                 d->n_scales, grad, d->channels, momentum, residual, &d->sgd,
-                                 &d->state);
+                                 param->dims->size, d->u.axis == 0 ? 0 : 1, d->scales,
+                                 d->n_scales, grad, d->u.channels, momentum, residual, &d->u.sgd,
+                                 &d->u.state);
   } else {
     tt_update_bias_s32(Data<int32_t>(param), Count(param->dims), d->scales, grad, momentum,
-                       &d->sgd, &d->state);
+                       &d->u.sgd, &d->u.state);
   }
 }
 
@@ -1044,9 +1058,9 @@ void BatchStep(TfLiteContext *context, TfLiteNode *node, LayerData *d, TfLiteEva
   const TfLiteEvalTensor *a = EvalInput(context, node, AccumulatorInput(node, d));
   float *acc = Data<float>(a);
   const int32_t n = Count(a->dims);
-  if (!tt_batch_accumulate_f32(acc, g, n, d->batch, &d->state)) return;
+  if (!tt_batch_accumulate_f32(acc, g, n, d->batch, &d->u.state)) return;
   Rule(d, param, weights, acc, momentum, Residual(context, node, d));
-  tt_batch_end_f32(acc, n, d->batch, &d->state);
+  tt_batch_end_f32(acc, n, d->batch, &d->u.state);
 }
 
 /* -- input gradients: dy, mask, weights, label -> dx; int8: dy, mask, weights, multipliers,
@@ -1076,10 +1090,10 @@ TfLiteStatus InputGradInt8Prepare(Prepare &p, TfLiteNode *node, Layer layer, Lay
   for (int32_t o = 0; o < d->n_scales; ++o)
     if (mult->data.i16[o] != tt_grad_multiplier_s16(d->scales[o], top, shift))
       return p.Fail("multiplier %d does not match the weights' scales", static_cast<int>(o));
-  d->mult = mult->data.i16;      /* constant data: lives as long as the model */
-  d->w_unit = tt_grad_unit(top, shift);
-  d->grad_scratch = -1;
-  if (d->grad.passes == 1 && !p.Scratch(sizeof(int32_t) * Count(dx->dims), &d->grad_scratch))
+  d->g.mult = mult->data.i16;      /* constant data: lives as long as the model */
+  d->g.w_unit = tt_grad_unit(top, shift);
+  d->g.grad_scratch = -1;
+  if (d->g.grad.passes == 1 && !p.Scratch(sizeof(int32_t) * Count(dx->dims), &d->g.grad_scratch))
     return kTfLiteError;
   return kTfLiteOk;
 }
@@ -1109,7 +1123,7 @@ TfLiteStatus InputGradPrepare(TfLiteContext *context, TfLiteNode *node) {
   LayerData *d;
   TfLiteTensor *dy;
   if (!LayerPrepareCommon(p, context, node, op, kSplit ? 5 : 4, kLayer, &d, &dy, 2) ||
-      !GradOptionsOk(p, d->grad, d->int8))
+      !GradOptionsOk(p, d->g.grad, d->int8))
     return kTfLiteError;
   TfLiteTensor *w = p.In(2, kTfLiteInt8, "weights");
   TfLiteTensor *dx = p.Out(0, GradType(d->int8), "dx");
@@ -1163,31 +1177,31 @@ TfLiteStatus InputGradInvokeInt8(TfLiteContext *context, TfLiteNode *node, Layer
   const Parts f = FilterParts<kSplit>(context, node);
   TfLiteEvalTensor *dx = EvalOutput(context, node, 0);
   float *dx_scale = Data<float>(EvalOutput(context, node, 1));
-  int32_t *scratch =
-      d->grad_scratch >= 0 ? static_cast<int32_t *>(Scratch(context, d->grad_scratch)) : nullptr;
+  const int slot = d->g.grad_scratch;
+  int32_t *scratch = slot >= 0 ? static_cast<int32_t *>(Scratch(context, slot)) : nullptr;
   /* one pass: the scratch holds every dx position (rows of its last dimension) */
   const int32_t scratch_positions = scratch != nullptr ? Count(dx->dims) / Last(dx) : 0;
   if (kLayer == kConv) {
     tt_conv2d_input_grad_split_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
-                                  Dim(dy, 2), Dim(dy, 3), f.lo, f.k, f.hi, d->mult, d->w_unit,
+                                  Dim(dy, 2), Dim(dy, 3), f.lo, f.k, f.hi, d->g.mult, d->g.w_unit,
                                   Dim(w, 1), Dim(w, 2), &window, Dim(dx, 1), Dim(dx, 2),
-                                  Dim(dx, 3), Data<int8_t>(dx), dx_scale, Rounding(&d->grad),
+                                  Dim(dx, 3), Data<int8_t>(dx), dx_scale, Rounding(&d->g.grad),
                                   scratch, scratch_positions);
   } else if (kLayer == kDepthwise) {
     GradStage stage;
     tt_depthwise_conv2d_input_grad_s8(Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1),
                                       Dim(dy, 2), Dim(dy, 3) / d->depth_multiplier,
-                                      d->depth_multiplier, f.lo, d->mult, d->w_unit,
+                                      d->depth_multiplier, f.lo, d->g.mult, d->g.w_unit,
                                       Dim(w, 1), Dim(w, 2), &window, Dim(dx, 1), Dim(dx, 2),
-                                      Data<int8_t>(dx), dx_scale, Rounding(&d->grad), scratch,
+                                      Data<int8_t>(dx), dx_scale, Rounding(&d->g.grad), scratch,
                                       scratch_positions, stage.bytes, kGradStageBytes);
   } else {
     const int32_t units = Last(dy);
     tt_fully_connected_input_grad_split_s8(Data<int8_t>(dy), dy_scale, mask,
                                            Count(dy->dims) / units, units, f.lo, f.k, f.hi,
-                                           d->mult, d->w_unit, Count(dx->dims) /
+                                           d->g.mult, d->g.w_unit, Count(dx->dims) /
                                            (Count(dy->dims) / units), Data<int8_t>(dx),
-                                           dx_scale, Rounding(&d->grad), scratch,
+                                           dx_scale, Rounding(&d->g.grad), scratch,
                                            scratch_positions);
   }
   return kTfLiteOk;
@@ -1197,7 +1211,7 @@ template <Layer kLayer, bool kSplit>
 TfLiteStatus InputGradInvoke(TfLiteContext *context, TfLiteNode *node) {
   const tt_window window = LayerWindow(node, kLayer);
   LayerData *d = static_cast<LayerData *>(node->user_data);
-  if (d->int8) ReportRounding(context, node, &d->grad, 0);
+  if (d->int8) ReportRounding(context, node, &d->g.grad, 0);
   if (!Training(context, node)) return kTfLiteOk;
   if (d->int8) return InputGradInvokeInt8<kLayer, kSplit>(context, node, d);
   const TfLiteEvalTensor *dy = EvalInput(context, node, 0);
@@ -1370,10 +1384,10 @@ TT_SETUP TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *no
   int32_t trained = 0, scratch = 0;
   if (kLayer == kFullyConnected) {
     if (!p.Rank(w, 2, "weights")) return kTfLiteError;
-    if (w->dims->data[0] != units || k != d->channels || k > w->dims->data[1] ||
+    if (w->dims->data[0] != units || k != d->u.channels || k > w->dims->data[1] ||
         Count(saved->dims) / k != Count(dy->dims) / units)
       return p.Fail("weights [units, depth] and saved [batches, k] do not match dy and the %d "
-                    "trained channels", d->channels);
+                    "trained channels", d->u.channels);
     trained = units * k;
     scratch = k;
   } else {
@@ -1384,13 +1398,13 @@ TT_SETUP TfLiteStatus WeightUpdatePrepare(TfLiteContext *context, TfLiteNode *no
       return kTfLiteError;
     const int32_t taps = w->dims->data[1] * w->dims->data[2];
     if (kLayer == kConv) {
-      if (w->dims->data[0] != units || k != d->channels || k > w->dims->data[3])
+      if (w->dims->data[0] != units || k != d->u.channels || k > w->dims->data[3])
         return p.Fail("weights [co, kh, kw, ci] do not match dy and the %d trained channels",
-                      d->channels);
+                      d->u.channels);
       trained = units * taps * k;
       scratch = taps * k;
     } else {
-      if (w->dims->data[3] != units || d->channels != units)
+      if (w->dims->data[3] != units || d->u.channels != units)
         return p.Fail("depthwise weights [1, kh, kw, c*m] must match dy and train every channel");
       trained = scratch = taps * units;
     }
@@ -1428,19 +1442,19 @@ TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
                                     Dim(dy, 2), Dim(dy, 3), Data<int8_t>(x), d->x_scale,
                                     d->x_zero_point, Dim(x, 1), Dim(x, 2), Dim(x, 3),
                                     Data<int8_t>(w), Dim(w, 1), Dim(w, 2), Dim(w, 3), d->scales,
-                                    d->n_scales, &window, momentum, &d->sgd, &d->state,
+                                    d->n_scales, &window, momentum, &d->u.sgd, &d->u.state,
                                     scratch, stage.bytes, kGradStageBytes);
     } else if (kLayer == kDepthwise) {
       tt_depthwise_conv2d_weight_update_s8_s8(
           Data<int8_t>(dy), dy_scale, mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2), Dim(x, 3),
           d->depth_multiplier, Data<int8_t>(x), d->x_scale, d->x_zero_point, Dim(x, 1),
           Dim(x, 2), Data<int8_t>(w), Dim(w, 1), Dim(w, 2), d->scales, d->n_scales, &window,
-          momentum, &d->sgd, &d->state, scratch, stage.bytes, kGradStageBytes);
+          momentum, &d->u.sgd, &d->u.state, scratch, stage.bytes, kGradStageBytes);
     } else {
       tt_fully_connected_weight_update_residual_s8_s8(
           Data<int8_t>(dy), dy_scale, mask, Count(dy->dims) / Last(dy), Last(dy),
           Data<int8_t>(x), d->x_scale, d->x_zero_point, Last(x), Data<int8_t>(w), Dim(w, 1),
-          d->scales, d->n_scales, momentum, Residual(context, node, d), &d->sgd, &d->state,
+          d->scales, d->n_scales, momentum, Residual(context, node, d), &d->u.sgd, &d->u.state,
           scratch);
     }
     return kTfLiteOk;
@@ -1450,18 +1464,18 @@ TfLiteStatus WeightUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
                                Dim(dy, 3), Data<int8_t>(x), d->x_scale, d->x_zero_point,
                                Dim(x, 1), Dim(x, 2), Dim(x, 3), Data<int8_t>(w), Dim(w, 1),
                                Dim(w, 2), Dim(w, 3), d->scales, d->n_scales, &window,
-                               momentum, &d->sgd, &d->state, scratch);
+                               momentum, &d->u.sgd, &d->u.state, scratch);
   } else if (kLayer == kDepthwise) {
     tt_depthwise_conv2d_weight_update_s8(
         Data<float>(dy), mask, Dim(dy, 0), Dim(dy, 1), Dim(dy, 2), Dim(x, 3), d->depth_multiplier,
         Data<int8_t>(x), d->x_scale, d->x_zero_point, Dim(x, 1), Dim(x, 2), Data<int8_t>(w),
-        Dim(w, 1), Dim(w, 2), d->scales, d->n_scales, &window, momentum, &d->sgd, &d->state,
+        Dim(w, 1), Dim(w, 2), d->scales, d->n_scales, &window, momentum, &d->u.sgd, &d->u.state,
         scratch);
   } else {
     tt_fully_connected_weight_update_residual_s8(
         Data<float>(dy), mask, Count(dy->dims) / Last(dy), Last(dy), Data<int8_t>(x),
         d->x_scale, d->x_zero_point, Last(x), Data<int8_t>(w), Dim(w, 1), d->scales,
-        d->n_scales, momentum, Residual(context, node, d), &d->sgd, &d->state, scratch);
+        d->n_scales, momentum, Residual(context, node, d), &d->u.sgd, &d->u.state, scratch);
   }
   return kTfLiteOk;
 }
@@ -1502,14 +1516,14 @@ TfLiteStatus BiasUpdateInvoke(TfLiteContext *context, TfLiteNode *node) {
     tt_bias_update_s32_s8(Data<int8_t>(dy), Data<float>(EvalInput(context, node, 4)),
                           Data<uint8_t>(EvalInput(context, node, 1)), Count(dy->dims) / Last(dy),
                           Last(dy), Data<int32_t>(EvalInput(context, node, 2)), d->scales,
-                          Data<float>(EvalInput(context, node, 3)), &d->sgd, &d->state,
+                          Data<float>(EvalInput(context, node, 3)), &d->u.sgd, &d->u.state,
                           static_cast<float *>(Scratch(context, d->scratch)));
     return kTfLiteOk;
   }
   tt_bias_update_s32(Data<float>(dy), Data<uint8_t>(EvalInput(context, node, 1)),
                      Count(dy->dims) / Last(dy), Last(dy),
                      Data<int32_t>(EvalInput(context, node, 2)), d->scales,
-                     Data<float>(EvalInput(context, node, 3)), &d->sgd, &d->state,
+                     Data<float>(EvalInput(context, node, 3)), &d->u.sgd, &d->u.state,
                      static_cast<float *>(Scratch(context, d->scratch)));
   return kTfLiteOk;
 }
@@ -1534,11 +1548,11 @@ TT_SETUP TfLiteStatus UpdatePrepare(TfLiteContext *context, TfLiteNode *node) {
   const TfLiteIntArray *dims = param->dims;
   const int32_t depth = dims->data[dims->size - 1];
   if (kWeights) {
-    if (dims->size > kMaxRank || d->channels < 1 || d->channels > depth)
-      return p.Fail("%d trained channels of a weight tensor with %d", d->channels, depth);
-    if (Count(grad->dims) != Count(dims) / depth * d->channels)
-      return p.Fail("grad must cover the %d trained channels", d->channels);
-    d->n_scales = d->axis == 0 ? dims->data[0] : depth;
+    if (dims->size > kMaxRank || d->u.channels < 1 || d->u.channels > depth)
+      return p.Fail("%d trained channels of a weight tensor with %d", d->u.channels, depth);
+    if (Count(grad->dims) != Count(dims) / depth * d->u.channels)
+      return p.Fail("grad must cover the %d trained channels", d->u.channels);
+    d->n_scales = d->u.axis == 0 ? dims->data[0] : depth;
   } else {
     if (Count(grad->dims) != Count(dims)) return p.Fail("grad must be shaped like the bias");
     d->n_scales = Count(dims);
@@ -1594,24 +1608,24 @@ constexpr Entry kOps[kNumGlueOps] = {
     {"TT_LOSS_SOFTMAX_CE", Op(QuantInit, LossPrepare, LossInvoke, GradModeReset)},
     {"TT_CONV2D_INPUT_GRAD",
      Op(LayerInit<kWindow | kRounding>, InputGradPrepare<kConv, false>,
-        InputGradInvoke<kConv, false>, LayerReset)},
+        InputGradInvoke<kConv, false>, InputGradReset)},
     {"TT_CONV2D_SPLIT_INPUT_GRAD",
      Op(LayerInit<kWindow | kRounding>, InputGradPrepare<kConv, true>,
-        InputGradInvoke<kConv, true>, LayerReset)},
+        InputGradInvoke<kConv, true>, InputGradReset)},
     {"TT_CONV2D_WEIGHT_GRAD",
      Op(LayerInit<kWindow>, WeightGradPrepare<kConv>, WeightGradInvoke<kConv>)},
     {"TT_DEPTHWISE_CONV2D_INPUT_GRAD",
      Op(LayerInit<kWindow | kMultiplier | kRounding>, InputGradPrepare<kDepthwise, false>,
-        InputGradInvoke<kDepthwise, false>, LayerReset)},
+        InputGradInvoke<kDepthwise, false>, InputGradReset)},
     {"TT_DEPTHWISE_CONV2D_WEIGHT_GRAD",
      Op(LayerInit<kWindow | kMultiplier>, WeightGradPrepare<kDepthwise>,
         WeightGradInvoke<kDepthwise>)},
     {"TT_FULLY_CONNECTED_INPUT_GRAD",
      Op(LayerInit<kRounding>, InputGradPrepare<kFullyConnected, false>,
-        InputGradInvoke<kFullyConnected, false>, LayerReset)},
+        InputGradInvoke<kFullyConnected, false>, InputGradReset)},
     {"TT_FULLY_CONNECTED_SPLIT_INPUT_GRAD",
      Op(LayerInit<kRounding>, InputGradPrepare<kFullyConnected, true>,
-        InputGradInvoke<kFullyConnected, true>, LayerReset)},
+        InputGradInvoke<kFullyConnected, true>, InputGradReset)},
     {"TT_FULLY_CONNECTED_WEIGHT_GRAD",
      Op(LayerInit<0>, WeightGradPrepare<kFullyConnected>, WeightGradInvoke<kFullyConnected>)},
     {"TT_BIAS_GRAD", Op(NoData, BiasGradPrepare, BiasGradInvoke)},
@@ -1625,18 +1639,19 @@ constexpr Entry kOps[kNumGlueOps] = {
     {"TT_MEAN_GRAD", Op(VectorInit<2>, MeanGradPrepare, MeanGradInvoke)},
     {"TT_SOFTMAX_GRAD", Op(QuantInit, SoftmaxGradPrepare, SoftmaxGradInvoke, GradModeReset)},
     {"TT_UPDATE_WEIGHT",
-     Op(LayerInit<kWeightSgd>, UpdatePrepare<true>, UpdateInvoke<true>, LayerReset)},
-    {"TT_UPDATE_BIAS", Op(LayerInit<kSgd>, UpdatePrepare<false>, UpdateInvoke<false>, LayerReset)},
+     Op(LayerInit<kWeightSgd>, UpdatePrepare<true>, UpdateInvoke<true>, UpdateReset)},
+    {"TT_UPDATE_BIAS",
+     Op(LayerInit<kSgd>, UpdatePrepare<false>, UpdateInvoke<false>, UpdateReset)},
     {"TT_CONV2D_WEIGHT_UPDATE",
      Op(LayerInit<kWindow | kWeightSgd>, WeightUpdatePrepare<kConv>, WeightUpdateInvoke<kConv>,
-        LayerReset)},
+        UpdateReset)},
     {"TT_DEPTHWISE_CONV2D_WEIGHT_UPDATE",
      Op(LayerInit<kWindow | kMultiplier | kWeightSgd>, WeightUpdatePrepare<kDepthwise>,
-        WeightUpdateInvoke<kDepthwise>, LayerReset)},
+        WeightUpdateInvoke<kDepthwise>, UpdateReset)},
     {"TT_FULLY_CONNECTED_WEIGHT_UPDATE",
      Op(LayerInit<kWeightSgd>, WeightUpdatePrepare<kFullyConnected>,
-        WeightUpdateInvoke<kFullyConnected>, LayerReset)},
-    {"TT_BIAS_UPDATE", Op(LayerInit<kSgd>, BiasUpdatePrepare, BiasUpdateInvoke, LayerReset)},
+        WeightUpdateInvoke<kFullyConnected>, UpdateReset)},
+    {"TT_BIAS_UPDATE", Op(LayerInit<kSgd>, BiasUpdatePrepare, BiasUpdateInvoke, UpdateReset)},
 };
 
 }  // namespace
