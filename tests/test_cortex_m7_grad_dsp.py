@@ -256,7 +256,10 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
         # columns past the last block of four; 4 positions: the second pass of 3 rows; 520
         # columns: two chunks of accumulators (the rows' streams carried across them). The
         # indices keep the split filters and the masks' special multipliers.
-        shapes = [(1, 1, 3, 13, 11), (1, 2, 2, 9, 21), (1, 1, 3, 8, 520)]
+        # An odd number of output pairs (co 10 and 11: 5): one_row's first pair alone before
+        # its two a loop (pwig30), one row after two and a row alone.
+        shapes = [(1, 1, 3, 13, 11), (1, 2, 2, 9, 21), (1, 1, 3, 8, 520), (1, 1, 3, 10, 7),
+                  (1, 1, 1, 11, 9)]
     for k, (n, h, w, co, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), sparse=k in (3, 12))
         wt = rng.integers(-128, 128, (co, 1, 1, ci)).astype(np.int8)
