@@ -1030,6 +1030,23 @@ PW_ROWS_ASM(tt_dsp_pw_rows4, PW4_GROUP, "{r0-r3}",
             "  itt cs\n" PW_ROWS_ADDCS("r3"), 4);
 #undef PW4_GROUP
 
+/* tt_dsp_pw_rows6 for blocks of 3 columns (MCUNet's 576 outputs: the staging holds three
+ * columns; first_rows' C loop, mac_pairs3, took about 13.3 instructions a group there): the
+ * same frame, entry and row work (r3-r5 loaded as zero sums and then overwritten: the dy
+ * halves are r3 and r4 here), a group one LDM of the three columns' six staged words into
+ * r5-r10 (10 instructions for 12 MACs: 0.83 a MAC against mac_pairs3's 1.0 and its loop's
+ * end every two groups), STM of three sums, within's test of three, the maximum over three.
+ * pw_rows6_args with send at stage + 3 co / 2 (6 words a group). Same sums (the same
+ * products added in the same order per sum), the same test and maximum. */
+#define PW3_GROUP                                                                           \
+  "  ldr r3, [r12], #4\n  sxtb16 r4, r3, ror #8\n  sxtb16 r3, r3\n"                         \
+  "  ldm lr!, {r5-r10}\n  smlad r0, r5, r3, r0\n  smlad r0, r6, r4, r0\n"                   \
+  "  smlad r1, r7, r3, r1\n  smlad r1, r8, r4, r1\n"                                        \
+  "  smlad r2, r9, r3, r2\n  smlad r2, r10, r4, r2\n"
+PW_ROWS_ASM(tt_dsp_pw_rows3, PW3_GROUP, "{r0-r2}",
+            "  itt cs\n" PW_ROWS_ADDCS("r1") "  itt cs\n" PW_ROWS_ADDCS("r2"), 3);
+#undef PW3_GROUP
+
 /* tt_dsp_pw_rows6 row-major over a chunk of blocks of 6 (the measuring walk's sixes, co a
  * multiple of 8, where three or more blocks' staging fits and the walk has no probes:
  * sixes_by_rows), each row's dy sign-extended once into `wide` (co / 2 words: SXTB16's
@@ -1176,6 +1193,7 @@ uint32_t tt_dsp_pw_rows8(const pw_rows6_args *a);
 #undef PW_ROWS_ASM
 #undef PW_ROWS_ADDCS
 uint32_t tt_dsp_pw_rows4(const pw_rows6_args *a);
+uint32_t tt_dsp_pw_rows3(const pw_rows6_args *a);
 #endif
 
 /* The first pass's unmasked whole blocks of 8, 6, 4 or 3 columns where every row is whole
@@ -1200,13 +1218,16 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
   const uint8_t *bits = masked ? a->mask + (a->mask_at >> 3) : 0;
   uint32_t m = *top;
 #if TT_DSP_ASM_ALL_REGS
-  if (!masked && (CB == 8 || CB == 6 || CB == 4)) {
+  if (!masked && CB >= 3 && CB != 5 && CB != 7) {
     /* the rows kept at a0, at a1, and not kept (into a dummy row, not stepped) */
     uint32_t (*const rows_fn)(const pw_rows6_args *) =
-        CB == 8 ? tt_dsp_pw_rows8 : CB == 6 ? tt_dsp_pw_rows6 : tt_dsp_pw_rows4;
+        CB == 8   ? tt_dsp_pw_rows8
+        : CB == 6 ? tt_dsp_pw_rows6
+        : CB == 4 ? tt_dsp_pw_rows4
+                  : tt_dsp_pw_rows3;
     const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows;
     int32_t dummy[8];
-    pw_rows6_args r6 = {g, g + e0 * co, stage, stage + (CB / 2) * co,
+    pw_rows6_args r6 = {g, g + e0 * co, stage, stage + (CB * co) / 2,
                         e0 > 0 ? keep->a0 + c0 : 0, 4 * ci, m, -(co >> 2) & 7};
     if (e0 > 0) r6.m = rows_fn(&r6);
     if (e1 > e0)
@@ -1435,15 +1456,16 @@ row_major8(const pointwise *a, const tt_dsp_word *stage, int32_t blocks, tt_roun
   }
 #if TT_DSP_ASM_ALL_REGS
 #define TT_GDSP_PROBES8(CB, M)                                                              \
-  if (((CB) == 8 || (CB) == 6 || (CB) == 4) && !(M) && (a->co & 7) == 0) {               \
+  if (((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && !(M) && (a->co & 7) == 0) {  \
     int32_t dummy[8];                                                                       \
-    pw_rows6_args r6 = {0, 0, stage, stage + ((CB) / 2) * a->co, dummy, 0, m,               \
+    pw_rows6_args r6 = {0, 0, stage, stage + ((CB) * a->co) / 2, dummy, 0, m,               \
                         -(a->co >> 2) & 7};                                                 \
     for (int32_t i = 0; i < keep->probes; ++i) {                                            \
       r6.g = a->dy + keep->probe[i] * a->co, r6.gend = r6.g + a->co;                        \
       r6.m = (CB) == 8   ? tt_dsp_pw_rows8(&r6)                                             \
              : (CB) == 6 ? tt_dsp_pw_rows6(&r6)                                             \
-                         : tt_dsp_pw_rows4(&r6);                                            \
+             : (CB) == 4 ? tt_dsp_pw_rows4(&r6)                                             \
+                         : tt_dsp_pw_rows3(&r6);                                            \
     }                                                                                       \
     return r6.m;                                                                            \
   }
