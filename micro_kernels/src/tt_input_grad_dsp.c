@@ -102,7 +102,9 @@ static inline uint32_t mul_tt(uint32_t a, uint32_t b) {
  * one LDRD: the int16 multipliers may be only 2-byte aligned, which LDRD faults on and
  * LDR does not): 54 per 16 (42 per 12). The words stored one at a time (STR for STRD: a
  * column's two words are not live together) at the same places; the same products (SMULxy
- * of the same halves) packed by the same PKHBT: the same bits. */
+ * of the same halves) packed by the same PKHBT: the same bits. Six columns (blocks of 6,
+ * pwig30) in one loop: the quad's, then columns 4 and 5 by bytes (13 a half), 80 per 24
+ * where the quad and then C's pairs of columns (about 45 per 8) took 99. */
 #define TT_GDSP_SQ_HALF(mm, w0, w1, w2)                                                     \
   "sxtb16 %[g], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t"                                     \
   "sxtb16 %[h], %[f], ror #8\n\tsxtb16 %[f], %[f]\n\t"                                     \
@@ -112,6 +114,15 @@ static inline uint32_t mul_tt(uint32_t a, uint32_t b) {
   "pkhbt %[e], %[e], %[f], lsl #16\n\tstr %[e], [%[d], #" w2 "]\n\t"                       \
   "smulbb %[p], %[g], %[" mm "]\n\tsmulbt %[q], %[h], %[" mm "]\n\t"                       \
   "pkhbt %[p], %[p], %[q], lsl #16\n\tstr %[p], [%[d], #" w1 "]\n\t"
+/* blocks of 6: columns 4 and 5 of the half's two outputs, their weights as bytes (LDRSB:
+ * no word past the row's end; the bottom halves are the int16 weights SMULxy reads) */
+#define TT_GDSP_SQ_PAIR(mm, w4, w5)                                                         \
+  "ldrsb %[e], [%[s], #4]\n\tldrsb %[g], [%[s], #5]\n\tadd %[f], %[s], %[st], lsl #1\n\t"    \
+  "ldrsb %[h], [%[f], #5]\n\tldrsb %[f], [%[f], #4]\n\t"                                     \
+  "smulbb %[p], %[e], %[" mm "]\n\tsmulbt %[q], %[f], %[" mm "]\n\t"                       \
+  "pkhbt %[p], %[p], %[q], lsl #16\n\tstr %[p], [%[d], #" w4 "]\n\t"                       \
+  "smulbb %[p], %[g], %[" mm "]\n\tsmulbt %[q], %[h], %[" mm "]\n\t"                       \
+  "pkhbt %[p], %[p], %[q], lsl #16\n\tstr %[p], [%[d], #" w5 "]\n\t"
 /* the fourth column's word */
 #define TT_GDSP_SQ_COL3(mm, w3)                                                             \
   "smultb %[g], %[g], %[" mm "]\n\tsmultt %[h], %[h], %[" mm "]\n\t"                       \
@@ -144,7 +155,14 @@ static inline __attribute__((always_inline)) void stage_quad_asm(const int8_t *s
                                                                  tt_dsp_word *d, int32_t step,
                                                                  const int cols) {
   uint32_t m02, m13, e, f, g, h, p, q;
-  if (cols == 4)
+  if (cols == 6)
+    __asm__ volatile(TT_GDSP_SQ_LOOP(TT_GDSP_SQ_HALF("m02", "0", "8", "16")
+                                         TT_GDSP_SQ_COL3("m02", "24")
+                                             TT_GDSP_SQ_PAIR("m02", "32", "40"),
+                                     TT_GDSP_SQ_HALF("m13", "4", "12", "20")
+                                         TT_GDSP_SQ_COL3("m13", "28")
+                                             TT_GDSP_SQ_PAIR("m13", "36", "44")) TT_GDSP_SQ_ARGS);
+  else if (cols == 4)
     __asm__ volatile(TT_GDSP_SQ_LOOP(TT_GDSP_SQ_HALF("m02", "0", "8", "16")
                                          TT_GDSP_SQ_COL3("m02", "24"),
                                      TT_GDSP_SQ_HALF("m13", "4", "12", "20")
@@ -155,6 +173,7 @@ static inline __attribute__((always_inline)) void stage_quad_asm(const int8_t *s
 }
 #undef TT_GDSP_SQ_HALF
 #undef TT_GDSP_SQ_COL3
+#undef TT_GDSP_SQ_PAIR
 #undef TT_GDSP_SQ_LOOP
 #undef TT_GDSP_SQ_ARGS
 #endif
@@ -209,6 +228,12 @@ static TT_DSP_ASM_FN int32_t stage_quads(const pointwise *a, const int8_t *src, 
                                          int32_t room, int32_t j0, int32_t n, int32_t CB,
                                          tt_dsp_word *stage) {
   int32_t j = 0;
+#if TT_DSP_ASM_ALL_REGS
+  if (n == 6) {                                 /* blocks of 6: one loop (cols 4, 5 by bytes) */
+    stage_quad(a, src, stride, CB, stage + 2 * j0, 6);
+    return 6;
+  }
+#endif
   for (; j + 4 <= n; j += 4) stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 4);
   if (n - j == 3 && j + 4 <= room) {
     stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 3);
