@@ -104,7 +104,8 @@ static inline uint32_t mul_tt(uint32_t a, uint32_t b) {
  * column's two words are not live together) at the same places; the same products (SMULxy
  * of the same halves) packed by the same PKHBT: the same bits. Six columns (blocks of 6,
  * pwig30) in one loop: the quad's, then columns 4 and 5 by bytes (13 a half), 80 per 24
- * where the quad and then C's pairs of columns (about 45 per 8) took 99. */
+ * where the quad and then C's pairs of columns (about 45 per 8) took 99; eight the same
+ * way (the rows' second words for columns 4-7): 98 per 32 where two quads took 108. */
 #define TT_GDSP_SQ_HALF(mm, w0, w1, w2)                                                     \
   "sxtb16 %[g], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t"                                     \
   "sxtb16 %[h], %[f], ror #8\n\tsxtb16 %[f], %[f]\n\t"                                     \
@@ -123,6 +124,10 @@ static inline uint32_t mul_tt(uint32_t a, uint32_t b) {
   "pkhbt %[p], %[p], %[q], lsl #16\n\tstr %[p], [%[d], #" w4 "]\n\t"                       \
   "smulbb %[p], %[g], %[" mm "]\n\tsmulbt %[q], %[h], %[" mm "]\n\t"                       \
   "pkhbt %[p], %[p], %[q], lsl #16\n\tstr %[p], [%[d], #" w5 "]\n\t"
+/* blocks of 8: columns 4-7 of the half's two outputs, from their rows' second words */
+#define TT_GDSP_SQ_QUAD2(mm, w0, w1, w2, w3)                                                \
+  "ldr %[e], [%[s], #4]\n\tadd %[f], %[s], %[st], lsl #1\n\tldr %[f], [%[f], #4]\n\t"       \
+  TT_GDSP_SQ_HALF(mm, w0, w1, w2) TT_GDSP_SQ_COL3(mm, w3)
 /* the fourth column's word */
 #define TT_GDSP_SQ_COL3(mm, w3)                                                             \
   "smultb %[g], %[g], %[" mm "]\n\tsmultt %[h], %[h], %[" mm "]\n\t"                       \
@@ -155,7 +160,15 @@ static inline __attribute__((always_inline)) void stage_quad_asm(const int8_t *s
                                                                  tt_dsp_word *d, int32_t step,
                                                                  const int cols) {
   uint32_t m02, m13, e, f, g, h, p, q;
-  if (cols == 6)
+  if (cols == 8)
+    __asm__ volatile(TT_GDSP_SQ_LOOP(TT_GDSP_SQ_HALF("m02", "0", "8", "16")
+                                         TT_GDSP_SQ_COL3("m02", "24")
+                                             TT_GDSP_SQ_QUAD2("m02", "32", "40", "48", "56"),
+                                     TT_GDSP_SQ_HALF("m13", "4", "12", "20")
+                                         TT_GDSP_SQ_COL3("m13", "28")
+                                             TT_GDSP_SQ_QUAD2("m13", "36", "44", "52", "60"))
+                         TT_GDSP_SQ_ARGS);
+  else if (cols == 6)
     __asm__ volatile(TT_GDSP_SQ_LOOP(TT_GDSP_SQ_HALF("m02", "0", "8", "16")
                                          TT_GDSP_SQ_COL3("m02", "24")
                                              TT_GDSP_SQ_PAIR("m02", "32", "40"),
@@ -174,6 +187,7 @@ static inline __attribute__((always_inline)) void stage_quad_asm(const int8_t *s
 #undef TT_GDSP_SQ_HALF
 #undef TT_GDSP_SQ_COL3
 #undef TT_GDSP_SQ_PAIR
+#undef TT_GDSP_SQ_QUAD2
 #undef TT_GDSP_SQ_LOOP
 #undef TT_GDSP_SQ_ARGS
 #endif
@@ -229,9 +243,10 @@ static TT_DSP_ASM_FN int32_t stage_quads(const pointwise *a, const int8_t *src, 
                                          tt_dsp_word *stage) {
   int32_t j = 0;
 #if TT_DSP_ASM_ALL_REGS
-  if (n == 6) {                                 /* blocks of 6: one loop (cols 4, 5 by bytes) */
-    stage_quad(a, src, stride, CB, stage + 2 * j0, 6);
-    return 6;
+  if (n == 6 || n == 8) {          /* blocks of 6 and 8: one loop (6: cols 4, 5 by bytes) */
+    if (n == 8) stage_quad(a, src, stride, CB, stage + 2 * j0, 8);
+    else stage_quad(a, src, stride, CB, stage + 2 * j0, 6);
+    return n;
   }
 #endif
   for (; j + 4 <= n; j += 4) stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 4);
