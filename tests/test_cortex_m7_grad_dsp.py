@@ -241,7 +241,9 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                                                       # by row (tt_dsp_pw_rows6x, co / 8
                                                       # even: the widening entered at its
                                                       # first half; co 24 above: its
-                                                      # second), then two blocks of 4
+                                                      # second), then one block of 8
+                                                      # (tt_dsp_pw_rows8; two of 4 until
+                                                      # pwig30)
               (1, 2, 3, 336, 16),                     # blocks of 6 (CB 6, no sixes) at ci
                                                       # 4 mod 6: the last of 4 is block's
                                                       # (the rounding walk's), not the

@@ -1688,12 +1688,14 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   for (int32_t w = sixes >= 6 ? 6 : CB; c0 < ci; c0 += w) {
     /* ci = 4 mod 6 and co >= 16: a last block of 4 rather than two of 8 after one six
      * fewer (64->64 @12x12: blocks of 8 0.96 a MAC, of 6 0.83, the block of 4 1.15; at co
-     * 8, 16->8 @64x64, the rows' own work made 6, 6, 4 2.5% slower than 8, 8); ci = 2 mod 6
-     * and co >= 32: two of 4 rather than one of 8 (32->64 @12x12: 1.012 -> 0.999 a MAC).
-     * Only after sixes: a walk of CB 6 (co 293-340 unmasked) keeps its own blocks (its
+     * 8, 16->8 @64x64, the rows' own work made 6, 6, 4 2.5% slower than 8, 8). At ci = 2
+     * mod 6 one block of 8: round 22 took two of 4 at co >= 32 (32->64 @12x12: 1.012 ->
+     * 0.999 a MAC against first_rows8), but tt_dsp_pw_rows8 and the eight columns' one
+     * staging loop make the 8 faster again (pwig30: 32->32 @24x24 600,920 -> 597,640,
+     * 32->64 @12x12 269,240 -> 268,760). Only after sixes: a walk of CB 6 (co 293-340 unmasked) keeps its own blocks (its
      * rounding walks have no copy of block4_0) */
     if (sixes >= 6 && w == 6 && c0 + 6 > sixes &&
-        (ci - c0 == 4 || (ci - c0 == 8 && co >= 32)))
+        ci - c0 == 4)
       w = 4, walk = block4_0, probe = probes != 0 ? probes4_0 : 0;
     else if (w == 6 && c0 + 6 > sixes)
       w = CB, walk = fn, probe = probes;
