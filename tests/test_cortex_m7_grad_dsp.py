@@ -900,8 +900,10 @@ def test_direct_walk_equals_portable(tmp_path):
 def test_rounding_rule_equals_portable(tmp_path):
     """tt_round_grads' rules (tt_grad_quant.c), which the DSP build runs four elements at a
     time in assembly (round_fours, stochastic; round_fours_nearest where the high word is
-    shifted: one LDM of four sums, one STR of four bytes, eight elements an iteration) and
-    the rest in C: every count of elements around the fours and eights, the largest
+    shifted: one LDM of four sums, one STR of four bytes, eight elements an iteration; since
+    pwig30 tt_round_eights_nearest before it, one LDM of eight sums, sixteen an iteration, an
+    odd eight first at 8, 12, 13) and the rest in C: every count of elements around the
+    fours and eights, the largest
     magnitudes of each rule's case (A <= 127 exact, shift 31 doubled, shift 32 with no shift
     of the high word, up to A near 2^31) and both roundings give the portable code's bits and
     random stream on the rig."""
