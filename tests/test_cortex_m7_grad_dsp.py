@@ -241,7 +241,9 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                                                       # by row (tt_dsp_pw_rows6x, co / 8
                                                       # even: the widening entered at its
                                                       # first half; co 24 above: its
-                                                      # second), then two blocks of 4
+                                                      # second), then one block of 8
+                                                      # (tt_dsp_pw_rows8; two of 4 until
+                                                      # pwig30)
               (1, 2, 3, 336, 16),                     # blocks of 6 (CB 6, no sixes) at ci
                                                       # 4 mod 6: the last of 4 is block's
                                                       # (the rounding walk's), not the
@@ -256,7 +258,10 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
         # columns past the last block of four; 4 positions: the second pass of 3 rows; 520
         # columns: two chunks of accumulators (the rows' streams carried across them). The
         # indices keep the split filters and the masks' special multipliers.
-        shapes = [(1, 1, 3, 13, 11), (1, 2, 2, 9, 21), (1, 1, 3, 8, 520)]
+        # An odd number of output pairs (co 10 and 11: 5): one_row's first pair alone before
+        # its two a loop (pwig30), one row after two and a row alone.
+        shapes = [(1, 1, 3, 13, 11), (1, 2, 2, 9, 21), (1, 1, 3, 8, 520), (1, 1, 3, 10, 7),
+                  (1, 1, 1, 11, 9)]
     for k, (n, h, w, co, ci) in enumerate(shapes):
         dy = dy_of(rng, (n, h, w, co), sparse=k in (3, 12))
         wt = rng.integers(-128, 128, (co, 1, 1, ci)).astype(np.int8)
@@ -899,8 +904,10 @@ def test_direct_walk_equals_portable(tmp_path):
 def test_rounding_rule_equals_portable(tmp_path):
     """tt_round_grads' rules (tt_grad_quant.c), which the DSP build runs four elements at a
     time in assembly (round_fours, stochastic; round_fours_nearest where the high word is
-    shifted: one LDM of four sums, one STR of four bytes, eight elements an iteration) and
-    the rest in C: every count of elements around the fours and eights, the largest
+    shifted: one LDM of four sums, one STR of four bytes, eight elements an iteration; since
+    pwig30 tt_round_eights_nearest before it, one LDM of eight sums, sixteen an iteration, an
+    odd eight first at 8, 12, 13) and the rest in C: every count of elements around the
+    fours and eights, the largest
     magnitudes of each rule's case (A <= 127 exact, shift 31 doubled, shift 32 with no shift
     of the high word, up to A near 2^31) and both roundings give the portable code's bits and
     random stream on the rig."""

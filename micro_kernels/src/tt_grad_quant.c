@@ -69,6 +69,41 @@ round_fours_nearest(const int32_t *acc, int32_t n, int8_t *out, int32_t r, int32
 #undef TT_GQ_NEAR_FOUR
 #undef TT_GQ_NEAR_ARGS
 
+/* round_fours_nearest eight at a time (pwig30), a whole assembly function: one LDM takes
+ * eight sums into r0-r7, each SMMLA and ASR in place, the bytes BFI'd into r0 and r4, two
+ * STRs (not STRD: out may be only byte-aligned), the loop's test once per sixteen: 52
+ * instructions per sixteen where round_fours_nearest takes 56 (a second LDM per eight, the
+ * loop's test per eight), 3.25 an element against 3.5. The multiplier r11, 2^(hi_shift -
+ * 1) r10, hi_shift r12 (the fifth argument, on the stack), src r8, dst r9, end lr. Same
+ * bits: the same high words plus up, the same shift, the same bytes in the same order. n a
+ * positive multiple of 8. */
+#define TT_GQ_NEAR_WORD(a, b, c, d)                                                         \
+  "  smmla " a ", " a ", r11, r10\n  asr " a ", " a ", r12\n"                                  \
+  "  smmla " b ", " b ", r11, r10\n  asr " b ", " b ", r12\n  bfi " a ", " b ", #8, #8\n"       \
+  "  smmla " c ", " c ", r11, r10\n  asr " c ", " c ", r12\n  bfi " a ", " c ", #16, #8\n"      \
+  "  smmla " d ", " d ", r11, r10\n  asr " d ", " d ", r12\n  bfi " a ", " d ", #24, #8\n"      \
+  "  str " a ", [r9], #4\n"
+#define TT_GQ_NEAR_EIGHT                                                                    \
+  "  ldm r8!, {r0-r7}\n" TT_GQ_NEAR_WORD("r0", "r1", "r2", "r3")                              \
+  TT_GQ_NEAR_WORD("r4", "r5", "r6", "r7")
+__asm__(TT_DSP_ASM_ENTRY(tt_round_eights_nearest)
+        "  ldr r12, [sp, #36]\n"
+        "  mov r8, r0\n  mov r9, r2\n  mov r11, r3\n  add lr, r0, r1, lsl #2\n"
+        "  movs r10, #1\n  sub r4, r12, #1\n  lsl r10, r10, r4\n"
+        "  tst r1, #8\n  beq 1f\n"
+        TT_GQ_NEAR_EIGHT
+        "  cmp r8, lr\n  beq 2f\n"
+        "1:\n" TT_GQ_NEAR_EIGHT TT_GQ_NEAR_EIGHT
+        "  cmp r8, lr\n  bne 1b\n"
+        "2:\n"
+        "  pop {r4-r11, pc}\n"
+        "  .size tt_round_eights_nearest, . - tt_round_eights_nearest\n"
+        "  .text\n");
+#undef TT_GQ_NEAR_EIGHT
+#undef TT_GQ_NEAR_WORD
+void tt_round_eights_nearest(const int32_t *acc, int32_t n, int8_t *out, int32_t r,
+                             int32_t hi_shift);
+
 /* tt_largest_magnitude over n accumulators, n a positive multiple of 8, in assembly:
  * max(top, the largest |v|). Each |v| <= m test is within's (tt_input_grad_dsp.c): (uint32_t)
  * (v + m) <= 2m, two instructions chained on the carry, an IT per two; a group of eight
@@ -175,10 +210,14 @@ void tt_round_grads(tt_rounder *q, const int32_t *acc, int32_t n, int8_t *out) {
        * a multiply-high and an addition, no 64-bit sum */
       const int32_t up = (int32_t)1 << (hi_shift - 1);
 #if TT_GRAD_DSP && TT_DSP_ASM_ALL_REGS
-      const int32_t fours = n & ~3;
-      if (fours > 0) {
-        round_fours_nearest(acc, fours, out, r, hi_shift);
-        acc += fours, out += fours, n -= fours;
+      const int32_t eights = n & ~7;
+      if (eights > 0) {
+        tt_round_eights_nearest(acc, eights, out, r, hi_shift);
+        acc += eights, out += eights, n -= eights;
+      }
+      if (n >= 4) {
+        round_fours_nearest(acc, 4, out, r, hi_shift);
+        acc += 4, out += 4, n -= 4;
       }
 #endif
       for (int32_t i = 0; i < n; ++i)

@@ -17,7 +17,7 @@
  * end or sums; masked rows whose mask starts on a byte too, at 8, 4 and 3 columns (rows8m,
  * masked_pairs8/4/3: all-zero words skipped). Where co is a multiple of 8 (every row whole pairs of dy words), the first
  * pass's whole blocks (first_rows, the maximum's test in assembly: within; at 8 columns
- * unmasked the whole row loop in assembly: first_rows8) and the second's
+ * unmasked the whole row loop in assembly: tt_dsp_pw_rows8) and the second's
  * steady ones (steady_rows; eight columns rounded in registers: round8) run their rows
  * without row_sums' per-row work. The first pass's unmasked blocks of 8 columns go in
  * blocks of 6 where rows are many (tt_dsp_pw_rows6, an assembly function: one LDM takes two
@@ -102,7 +102,10 @@ static inline uint32_t mul_tt(uint32_t a, uint32_t b) {
  * one LDRD: the int16 multipliers may be only 2-byte aligned, which LDRD faults on and
  * LDR does not): 54 per 16 (42 per 12). The words stored one at a time (STR for STRD: a
  * column's two words are not live together) at the same places; the same products (SMULxy
- * of the same halves) packed by the same PKHBT: the same bits. */
+ * of the same halves) packed by the same PKHBT: the same bits. Six columns (blocks of 6,
+ * pwig30) in one loop: the quad's, then columns 4 and 5 by bytes (13 a half), 80 per 24
+ * where the quad and then C's pairs of columns (about 45 per 8) took 99; eight the same
+ * way (the rows' second words for columns 4-7): 98 per 32 where two quads took 108. */
 #define TT_GDSP_SQ_HALF(mm, w0, w1, w2)                                                     \
   "sxtb16 %[g], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t"                                     \
   "sxtb16 %[h], %[f], ror #8\n\tsxtb16 %[f], %[f]\n\t"                                     \
@@ -112,6 +115,19 @@ static inline uint32_t mul_tt(uint32_t a, uint32_t b) {
   "pkhbt %[e], %[e], %[f], lsl #16\n\tstr %[e], [%[d], #" w2 "]\n\t"                       \
   "smulbb %[p], %[g], %[" mm "]\n\tsmulbt %[q], %[h], %[" mm "]\n\t"                       \
   "pkhbt %[p], %[p], %[q], lsl #16\n\tstr %[p], [%[d], #" w1 "]\n\t"
+/* blocks of 6: columns 4 and 5 of the half's two outputs, their weights as bytes (LDRSB:
+ * no word past the row's end; the bottom halves are the int16 weights SMULxy reads) */
+#define TT_GDSP_SQ_PAIR(mm, w4, w5)                                                         \
+  "ldrsb %[e], [%[s], #4]\n\tldrsb %[g], [%[s], #5]\n\tadd %[f], %[s], %[st], lsl #1\n\t"    \
+  "ldrsb %[h], [%[f], #5]\n\tldrsb %[f], [%[f], #4]\n\t"                                     \
+  "smulbb %[p], %[e], %[" mm "]\n\tsmulbt %[q], %[f], %[" mm "]\n\t"                       \
+  "pkhbt %[p], %[p], %[q], lsl #16\n\tstr %[p], [%[d], #" w4 "]\n\t"                       \
+  "smulbb %[p], %[g], %[" mm "]\n\tsmulbt %[q], %[h], %[" mm "]\n\t"                       \
+  "pkhbt %[p], %[p], %[q], lsl #16\n\tstr %[p], [%[d], #" w5 "]\n\t"
+/* blocks of 8: columns 4-7 of the half's two outputs, from their rows' second words */
+#define TT_GDSP_SQ_QUAD2(mm, w0, w1, w2, w3)                                                \
+  "ldr %[e], [%[s], #4]\n\tadd %[f], %[s], %[st], lsl #1\n\tldr %[f], [%[f], #4]\n\t"       \
+  TT_GDSP_SQ_HALF(mm, w0, w1, w2) TT_GDSP_SQ_COL3(mm, w3)
 /* the fourth column's word */
 #define TT_GDSP_SQ_COL3(mm, w3)                                                             \
   "smultb %[g], %[g], %[" mm "]\n\tsmultt %[h], %[h], %[" mm "]\n\t"                       \
@@ -144,7 +160,22 @@ static inline __attribute__((always_inline)) void stage_quad_asm(const int8_t *s
                                                                  tt_dsp_word *d, int32_t step,
                                                                  const int cols) {
   uint32_t m02, m13, e, f, g, h, p, q;
-  if (cols == 4)
+  if (cols == 8)
+    __asm__ volatile(TT_GDSP_SQ_LOOP(TT_GDSP_SQ_HALF("m02", "0", "8", "16")
+                                         TT_GDSP_SQ_COL3("m02", "24")
+                                             TT_GDSP_SQ_QUAD2("m02", "32", "40", "48", "56"),
+                                     TT_GDSP_SQ_HALF("m13", "4", "12", "20")
+                                         TT_GDSP_SQ_COL3("m13", "28")
+                                             TT_GDSP_SQ_QUAD2("m13", "36", "44", "52", "60"))
+                         TT_GDSP_SQ_ARGS);
+  else if (cols == 6)
+    __asm__ volatile(TT_GDSP_SQ_LOOP(TT_GDSP_SQ_HALF("m02", "0", "8", "16")
+                                         TT_GDSP_SQ_COL3("m02", "24")
+                                             TT_GDSP_SQ_PAIR("m02", "32", "40"),
+                                     TT_GDSP_SQ_HALF("m13", "4", "12", "20")
+                                         TT_GDSP_SQ_COL3("m13", "28")
+                                             TT_GDSP_SQ_PAIR("m13", "36", "44")) TT_GDSP_SQ_ARGS);
+  else if (cols == 4)
     __asm__ volatile(TT_GDSP_SQ_LOOP(TT_GDSP_SQ_HALF("m02", "0", "8", "16")
                                          TT_GDSP_SQ_COL3("m02", "24"),
                                      TT_GDSP_SQ_HALF("m13", "4", "12", "20")
@@ -155,6 +186,8 @@ static inline __attribute__((always_inline)) void stage_quad_asm(const int8_t *s
 }
 #undef TT_GDSP_SQ_HALF
 #undef TT_GDSP_SQ_COL3
+#undef TT_GDSP_SQ_PAIR
+#undef TT_GDSP_SQ_QUAD2
 #undef TT_GDSP_SQ_LOOP
 #undef TT_GDSP_SQ_ARGS
 #endif
@@ -209,6 +242,13 @@ static TT_DSP_ASM_FN int32_t stage_quads(const pointwise *a, const int8_t *src, 
                                          int32_t room, int32_t j0, int32_t n, int32_t CB,
                                          tt_dsp_word *stage) {
   int32_t j = 0;
+#if TT_DSP_ASM_ALL_REGS
+  if (n == 6 || n == 8) {          /* blocks of 6 and 8: one loop (6: cols 4, 5 by bytes) */
+    if (n == 8) stage_quad(a, src, stride, CB, stage + 2 * j0, 8);
+    else stage_quad(a, src, stride, CB, stage + 2 * j0, 6);
+    return n;
+  }
+#endif
   for (; j + 4 <= n; j += 4) stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 4);
   if (n - j == 3 && j + 4 <= room) {
     stage_quad(a, src + j, stride, CB, stage + 2 * (j0 + j), 3);
@@ -423,23 +463,22 @@ static inline __attribute__((always_inline)) void mac_pairs(const int32_t CB, co
   else if (CB == 4) mac_pairs4(g, end, s, t);
   else mac_pairs3(g, end, s, t);
 }
-/* first_rows' unmasked rows of 8 columns, [g, gend) (whole rows of co bytes, co a multiple
- * of 8), the row loop in assembly too: each row's sums kept at *kept (then kept stepped by
- * `step` bytes; KEEP a constant: 0, no row kept) and tested against the maximum *m (within's
- * test: |v| <= m where (uint32_t)(v + m) <= 2m, chained on the carry); where one passes,
- * the maximum taken over the row's magnitudes (|v| as v ^ (v >> 31) minus v >> 31, an
- * unsigned compare: tt_magnitude's value, 2^31 for -2^31). In C, gcc 12 keeps the row's
- * pointers, the keeping pointer and the test's operands on the stack around the loop's
- * fourteen registers and reloads them through several moves: about 58 instructions a row
- * around the 228 of the sums at co = 32; here about 39, the row's state in memory operands
- * read where needed. Same sums and the same maximum as first_rows. */
+/* The row tail of rows8m (first_rows' masked rows of 8 columns, the row loop in inline
+ * assembly; round 21's first_rows8 had the unmasked one, now tt_dsp_pw_rows8): each row's
+ * sums tested against the maximum *m (within's test: |v| <= m where (uint32_t)(v + m) <=
+ * 2m, chained on the carry); where one passes, the maximum taken over the row's magnitudes
+ * (|v| as v ^ (v >> 31) minus v >> 31, an unsigned compare: tt_magnitude's value, 2^31 for
+ * -2^31). In C, gcc 12 keeps the row's pointers, the keeping pointer and the test's
+ * operands on the stack around the loop's fourteen registers and reloads them through
+ * several moves; here the row's state is in memory operands read where needed. Same sums
+ * and the same maximum as first_rows. */
 #define TT_GDSP_F_TWO(a, b)                                                                 \
   "itttt cs\n\taddcs %[x], %[" a "], %[e]\n\tcmpcs %[o], %[x]\n\t"                          \
   "addcs %[x], %[" b "], %[e]\n\tcmpcs %[o], %[x]\n\t"
 #define TT_GDSP_F_MAX(a)                                                                    \
   "eor %[x], %[" a "], %[" a "], asr #31\n\tsub %[x], %[x], %[" a "], asr #31\n\t"          \
   "cmp %[x], %[e]\n\tit hi\n\tmovhi %[e], %[x]\n\t"
-/* The rows' tail (first_rows8's and rows8m's), after a row's sums (KEEP kept them): the
+/* The rows' tail (rows8m's; round 29's first_rows8 had it too), after a row's sums (KEEP kept them): the
  * test against the maximum *m and, where one fails, the maximum over the row; then the
  * next row until gend. */
 #define TT_GDSP_ROWS_TAIL                                                                   \
@@ -452,21 +491,7 @@ static inline __attribute__((always_inline)) void mac_pairs(const int32_t CB, co
   TT_GDSP_F_MAX("a7") "str %[e], %[m]\n"                                                    \
   "3:\n\t"                                                                                  \
   "ldr %[x], %[gend]\n\tcmp %[g], %[x]\n\tbne 0b\n\t"
-#define TT_GDSP_F_ROWS(KEEP)                                                                \
-  "0:\n\t"                                                                                  \
-  "ldr %[x], %[co]\n\tadd %[x], %[g], %[x]\n\tstr %[x], %[rowend]\n\t"                      \
-  "ldr %[s], %[stage]\n\t" TT_GDSP_DY TT_GDSP_COL0("a0") TT_GDSP_COL0("a1")                \
-  TT_GDSP_COL0("a2") TT_GDSP_COL0("a3") TT_GDSP_COL0("a4") TT_GDSP_COL0("a5")               \
-  TT_GDSP_COL0("a6") TT_GDSP_COL0("a7") TT_GDSP_DY TT_GDSP_COLS8                            \
-  "ldr %[x], %[rowend]\n\tcmp %[g], %[x]\n\tbeq 2f\n"                                       \
-  "1:\n\t" TT_GDSP_DY TT_GDSP_COLS8 TT_GDSP_DY TT_GDSP_COLS8                                \
-  "ldr %[x], %[rowend]\n\tcmp %[g], %[x]\n\tbne 1b\n"                                       \
-  "2:\n\t" KEEP TT_GDSP_ROWS_TAIL
-#define TT_GDSP_F_KEEP                                                                      \
-  "ldr %[x], %[kept]\n\tstrd %[a0], %[a1], [%[x]]\n\tstrd %[a2], %[a3], [%[x], #8]\n\t"     \
-  "strd %[a4], %[a5], [%[x], #16]\n\tstrd %[a6], %[a7], [%[x], #24]\n\t"                    \
-  "ldr %[o], %[step]\n\tadd %[x], %[x], %[o]\n\tstr %[x], %[kept]\n\t"
-/* the rows' operands (first_rows8's; rows8m's add the mask's), M the maximum's lvalue */
+/* the rows' operands (rows8m's), M the maximum's lvalue */
 #define TT_GDSP_ROWS_OUT(M)                                                                 \
   : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [a4] "=&r"(a4),         \
     [a5] "=&r"(a5), [a6] "=&r"(a6), [a7] "=&r"(a7), [g] "+r"(g), [s] "=&r"(s),               \
@@ -474,33 +499,8 @@ static inline __attribute__((always_inline)) void mac_pairs(const int32_t CB, co
     [kept] "+m"(kept), [m] "+m"(M)
 #define TT_GDSP_ROWS_IN                                                                     \
   : [co] "m"(co), [stage] "m"(stage), [gend] "m"(gend), [step] "m"(step)
-#define TT_GDSP_F_ARGS TT_GDSP_ROWS_OUT(*m) TT_GDSP_ROWS_IN : "cc", "memory"
-static inline __attribute__((always_inline)) void first_rows8(const int8_t *g,
-                                                              const int8_t *gend, int32_t co,
-                                                              const tt_dsp_word *stage,
-                                                              int32_t *kept, int32_t step,
-                                                              uint32_t *m) {
-  int32_t a0, a1, a2, a3, a4, a5, a6, a7;
-  const tt_dsp_word *s;
-  uint32_t e, o, x, y;
-  const int8_t *rowend = g;
-  if (kept != 0)
-    __asm__ volatile(TT_GDSP_F_ROWS(TT_GDSP_F_KEEP) TT_GDSP_F_ARGS);
-  else
-    __asm__ volatile(TT_GDSP_F_ROWS("") TT_GDSP_F_ARGS);
-}
 #if TT_DSP_ASM_ALL_REGS
-/* first_rows8 once, for all its callers (the first pass's blocks of 8, the probes): the
- * maximum returned. Inlined at each, its loop's code was 4 copies (about 2 KB). */
-static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8(const int8_t *g,
-                                                              const int8_t *gend, int32_t co,
-                                                              const tt_dsp_word *stage,
-                                                              int32_t *kept, int32_t step,
-                                                              uint32_t m) {
-  first_rows8(g, gend, co, stage, kept, step, &m);
-  return m;
-}
-/* rows8's masked twin (rows8m): first_rows' masked rows of 8 columns, each row's mask
+/* tt_dsp_pw_rows8's masked twin (rows8m): first_rows' masked rows of 8 columns, each row's mask
  * starting on a byte (mask_at and co multiples of 8), so the rows' mask bytes follow one
  * another from *bits on. In C (first_rows' masked loop) gcc 12 spills three sums and the
  * loop's end around the mask's pointer and table: 43 instructions a dy word on a dense mask
@@ -511,7 +511,7 @@ static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t rows8(const int8_t *g,
  * 4 for the loop's end: about 36.5 a word on a dense mask, 9.5 on an all-zero pair. A word
  * that is all zero (masked, or zero gradients) is skipped as in C: it adds nothing. Same
  * sums (the same nonzero products added in the same order per sum), same keeping, same
- * test and maximum as first_rows8's (its tail). */
+ * test and maximum as tt_dsp_pw_rows8's. */
 #define TT_GDSP_M_WORD(o0, o1, o2, o3, o4, o5, o6, o7)                                      \
   "sxtb16 %[o], %[e], ror #8\n\tsxtb16 %[e], %[e]\n\t" TT_GDSP_MCOL("a0", o0)              \
   TT_GDSP_MCOL("a1", o1) TT_GDSP_MCOL("a2", o2) TT_GDSP_MCOL("a3", o3)                    \
@@ -595,9 +595,6 @@ static inline __attribute__((always_inline)) void masked_pairs8(const int8_t *g,
 #undef TT_GDSP_ROWS_TAIL
 #undef TT_GDSP_ROWS_OUT
 #undef TT_GDSP_ROWS_IN
-#undef TT_GDSP_F_ROWS
-#undef TT_GDSP_F_KEEP
-#undef TT_GDSP_F_ARGS
 #undef TT_GDSP_COLS4
 #undef TT_GDSP_COLS3
 #undef TT_GDSP_SUMS6
@@ -970,7 +967,7 @@ static inline __attribute__((always_inline)) int within(const int32_t *t, const 
 
 #if TT_DSP_ASM_ALL_REGS
 /* first_rows' unmasked rows of 6 columns, a whole assembly function (tt_dsp_pw_rows6): the
- * measuring walk's blocks where first_rows8 would run (co a multiple of 8), and blocks of 6.
+ * measuring walk's blocks where tt_dsp_pw_rows8 would run (co a multiple of 8), and blocks of 6.
  * Six sums leave four registers for the staged words: one LDM takes two columns' four (the
  * LDRDs of mac_pairs8 take one's two), so a group of four outputs is 18 instructions for 24
  * MACs and eight groups with the loop's end 147 per 192 (mac_pairs8: 57 per 64, 0.77
@@ -1073,6 +1070,23 @@ PW_ROWS_ASM(tt_dsp_pw_rows4, PW4_GROUP, "{r0-r3}",
             "  itt cs\n" PW_ROWS_ADDCS("r3"), 4);
 #undef PW4_GROUP
 
+/* tt_dsp_pw_rows6 for blocks of 3 columns (MCUNet's 576 outputs: the staging holds three
+ * columns; first_rows' C loop, mac_pairs3, took about 13.3 instructions a group there): the
+ * same frame, entry and row work (r3-r5 loaded as zero sums and then overwritten: the dy
+ * halves are r3 and r4 here), a group one LDM of the three columns' six staged words into
+ * r5-r10 (10 instructions for 12 MACs: 0.83 a MAC against mac_pairs3's 1.0 and its loop's
+ * end every two groups), STM of three sums, within's test of three, the maximum over three.
+ * pw_rows6_args with send at stage + 3 co / 2 (6 words a group). Same sums (the same
+ * products added in the same order per sum), the same test and maximum. */
+#define PW3_GROUP                                                                           \
+  "  ldr r3, [r12], #4\n  sxtb16 r4, r3, ror #8\n  sxtb16 r3, r3\n"                         \
+  "  ldm lr!, {r5-r10}\n  smlad r0, r5, r3, r0\n  smlad r0, r6, r4, r0\n"                   \
+  "  smlad r1, r7, r3, r1\n  smlad r1, r8, r4, r1\n"                                        \
+  "  smlad r2, r9, r3, r2\n  smlad r2, r10, r4, r2\n"
+PW_ROWS_ASM(tt_dsp_pw_rows3, PW3_GROUP, "{r0-r2}",
+            "  itt cs\n" PW_ROWS_ADDCS("r1") "  itt cs\n" PW_ROWS_ADDCS("r2"), 3);
+#undef PW3_GROUP
+
 /* tt_dsp_pw_rows6 row-major over a chunk of blocks of 6 (the measuring walk's sixes, co a
  * multiple of 8, where three or more blocks' staging fits and the walk has no probes:
  * sixes_by_rows), each row's dy sign-extended once into `wide` (co / 2 words: SXTB16's
@@ -1155,9 +1169,71 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6x)
         "  .text\n");
 #undef PW6X_GROUP
 uint32_t tt_dsp_pw_rows6x(const pw_rows6x_args *a);
+
+/* first_rows' unmasked rows of 8 columns (the first pass's blocks of 8 and their probes, co
+ * a multiple of 8), a whole assembly function: first_rows8's sums, test and maximum with
+ * rows6's row work. first_rows8 (inline assembly, gcc's registers) spent about 41
+ * instructions a row and block beside its groups: the row's end computed and stored, the
+ * staged pointer loaded, a loop test every two groups, four STRDs and the kept pointer's
+ * three, the maximum's operands loaded and shifted; at co 8 (MCUNet's 16->8 @64x64) that is
+ * 41 of every 95. Here the registers are fixed: sums r0-r7 (one STM keeps a row), dy's
+ * halves r8 (even) and r9 (odd), a column's two staged words r10 and r11 (LDRD), dy r12,
+ * the staged pointer lr. A row starts with one LDM of eight zero sums and the staged
+ * pointer and one LDR to pc (rows6's entry: eight groups an iteration, a row of co / 4
+ * groups entering at pair skip / 2), ends with one LDM of kept, step, m, 2m and gend, one
+ * STM, within's test of eight and the loop's: about 31 a row beside its groups. The frame:
+ * eight zero words, stage, the entry, send, kept, step, m, 2m, gend (64 bytes beside the 36
+ * pushed; no .su line, as rows6's). pw_rows6_args with send at stage + 4 co (16 words a
+ * group). Same sums (the same products added in the same order per sum: SMLAD onto zero
+ * where first_rows8 began with SMUAD, the same value), the same test and maximum. */
+#define PW8_COL(j) "  ldrd r10, r11, [lr], #8\n  smlad " j ", r10, r8, " j "\n  smlad " j ", r11, r9, " j "\n"
+#define PW8_GROUP                                                                           \
+  "  ldr r8, [r12], #4\n  sxtb16 r9, r8, ror #8\n  sxtb16 r8, r8\n"                         \
+  PW8_COL("r0") PW8_COL("r1") PW8_COL("r2") PW8_COL("r3") PW8_COL("r4") PW8_COL("r5")        \
+  PW8_COL("r6") PW8_COL("r7")
+__asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows8)
+        "  sub sp, sp, #64\n"
+        "  ldm r0, {r1-r8}\n"
+        "  mov r12, r1\n"
+        "  str r3, [sp, #32]\n  str r4, [sp, #40]\n"
+        "  lsl r9, r7, #1\n  mov r10, r2\n  add r0, sp, #44\n"
+        "  stm r0, {r5, r6, r7, r9, r10}\n"
+        "  adr.w r9, 1f\n  adr.w r10, 5f\n  sub r10, r10, r9\n  lsr r8, r8, #1\n"
+        "  mla r9, r8, r10, r9\n  orr r9, r9, #1\n  str r9, [sp, #36]\n"
+        "  movs r0, #0\n  movs r1, #0\n  movs r2, #0\n  movs r3, #0\n  movs r4, #0\n"
+        "  movs r5, #0\n  movs r6, #0\n  movs r7, #0\n  stm sp, {r0-r7}\n"
+        "0:\n"
+        "  ldm sp, {r0-r7, lr}\n  ldr pc, [sp, #36]\n"
+        "1:\n" PW8_GROUP PW8_GROUP
+        "5:\n" PW8_GROUP PW8_GROUP PW8_GROUP PW8_GROUP PW8_GROUP PW8_GROUP
+        "  ldr r8, [sp, #40]\n  cmp lr, r8\n  bne 1b\n"
+        "  add r8, sp, #44\n  ldm r8, {r8-r11, lr}\n  stm r8, {r0-r7}\n  add r9, r8, r9\n"
+        "  str r9, [sp, #44]\n"
+        "  add r9, r0, r10\n  cmp r11, r9\n"
+        "  itttt cs\n  addcs r9, r1, r10\n  cmpcs r11, r9\n  addcs r9, r2, r10\n  cmpcs r11, r9\n"
+        "  itttt cs\n  addcs r9, r3, r10\n  cmpcs r11, r9\n  addcs r9, r4, r10\n  cmpcs r11, r9\n"
+        "  itttt cs\n  addcs r9, r5, r10\n  cmpcs r11, r9\n  addcs r9, r6, r10\n  cmpcs r11, r9\n"
+        "  itt cs\n  addcs r9, r7, r10\n  cmpcs r11, r9\n"
+        "  bcs 3f\n"
+        "  mov r0, #8\n"
+        "4:\n"
+        "  ldr r1, [r8], #4\n  eor r2, r1, r1, asr #31\n  sub r2, r2, r1, asr #31\n"
+        "  cmp r2, r10\n  it hi\n  movhi r10, r2\n  subs r0, r0, #1\n  bne 4b\n"
+        "  lsl r11, r10, #1\n  strd r10, r11, [sp, #52]\n"
+        "3:\n"
+        "  cmp r12, lr\n  bne 0b\n"
+        "  ldr r0, [sp, #52]\n"
+        "  add sp, sp, #64\n"
+        "  pop {r4-r11, pc}\n"
+        "  .size tt_dsp_pw_rows8, . - tt_dsp_pw_rows8\n"
+        "  .text\n");
+#undef PW8_GROUP
+#undef PW8_COL
+uint32_t tt_dsp_pw_rows8(const pw_rows6_args *a);
 #undef PW_ROWS_ASM
 #undef PW_ROWS_ADDCS
 uint32_t tt_dsp_pw_rows4(const pw_rows6_args *a);
+uint32_t tt_dsp_pw_rows3(const pw_rows6_args *a);
 #endif
 
 /* The first pass's unmasked whole blocks of 8, 6, 4 or 3 columns where every row is whole
@@ -1181,17 +1257,28 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
    * rows' bytes follow one another */
   const uint8_t *bits = masked ? a->mask + (a->mask_at >> 3) : 0;
   uint32_t m = *top;
-  if (!masked && CB == 8) {
-    /* the rows kept at a0, at a1, and not kept, each run whole in assembly */
+#if TT_DSP_ASM_ALL_REGS
+  if (!masked && CB >= 3 && CB != 5 && CB != 7) {
+    /* the rows kept at a0, at a1, and not kept (into a dummy row, not stepped) */
+    uint32_t (*const rows_fn)(const pw_rows6_args *) =
+        CB == 8   ? tt_dsp_pw_rows8
+        : CB == 6 ? tt_dsp_pw_rows6
+        : CB == 4 ? tt_dsp_pw_rows4
+                  : tt_dsp_pw_rows3;
     const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows;
-    if (e0 > 0) m = rows8(g, g + e0 * co, co, stage, keep->a0 + c0, 4 * ci, m);
-    if (e1 > e0) m = rows8(g + e0 * co, g + e1 * co, co, stage, keep->a1 + c0, 4 * ci, m);
+    int32_t dummy[8];
+    pw_rows6_args r6 = {g, g + e0 * co, stage, stage + (CB * co) / 2,
+                        e0 > 0 ? keep->a0 + c0 : 0, 4 * ci, m, -(co >> 2) & 7};
+    if (e0 > 0) r6.m = rows_fn(&r6);
+    if (e1 > e0)
+      r6.g = g + e0 * co, r6.gend = g + e1 * co, r6.kept = keep->a1 + c0,
+      r6.m = rows_fn(&r6);
     if (rows > e1)
-      m = rows8(g + e1 * co, g + rows * co, co, stage, 0, 0, m);
-    *top = m;
+      r6.g = g + e1 * co, r6.gend = g + rows * co, r6.kept = dummy, r6.step = 0,
+      r6.m = rows_fn(&r6);
+    *top = r6.m;
     return;
   }
-#if TT_DSP_ASM_ALL_REGS
   if (masked && CB == 8) {
     /* the rows kept at a0, at a1, and not kept, each run whole in assembly; row p's mask
      * bytes from bits + p co / 8 on */
@@ -1202,24 +1289,6 @@ static inline __attribute__((always_inline)) void first_rows(const pointwise *a,
                  bits + e0 * cb);
     if (rows > e1) m = rows8m(g + e1 * co, g + rows * co, co, stage, 0, 0, m, bits + e1 * cb);
     *top = m;
-    return;
-  }
-  if (!masked && (CB == 6 || CB == 4)) {
-    /* the rows kept at a0, at a1, and not kept (into a dummy row, not stepped) */
-    uint32_t (*const rows_fn)(const pw_rows6_args *) =
-        CB == 6 ? tt_dsp_pw_rows6 : tt_dsp_pw_rows4;
-    const int32_t e0 = n0 < rows ? n0 : rows, e1 = n1 < rows ? n1 : rows;
-    int32_t dummy[6];
-    pw_rows6_args r6 = {g, g + e0 * co, stage, stage + (CB / 2) * co,
-                        e0 > 0 ? keep->a0 + c0 : 0, 4 * ci, m, -(co >> 2) & 7};
-    if (e0 > 0) r6.m = rows_fn(&r6);
-    if (e1 > e0)
-      r6.g = g + e0 * co, r6.gend = g + e1 * co, r6.kept = keep->a1 + c0,
-      r6.m = rows_fn(&r6);
-    if (rows > e1)
-      r6.g = g + e1 * co, r6.gend = g + rows * co, r6.kept = dummy, r6.step = 0,
-      r6.m = rows_fn(&r6);
-    *top = r6.m;
     return;
   }
 #endif
@@ -1416,7 +1485,7 @@ row_major8(const pointwise *a, const tt_dsp_word *stage, int32_t blocks, tt_roun
 /* The optimistic pass's probes against one staged block, one copy per block width and
  * mask (their rows are the keeping walk's last: staged_walk calls them after each block,
  * so that no copy of block or first_rows holds a copy of them, and their frame is not
- * under the block's). At 8 columns unmasked with co a multiple of 8, first_rows8's loop
+ * under the block's). At 8 columns unmasked with co a multiple of 8, tt_dsp_pw_rows8
  * row by row (whole rows of co bytes). */
 #define TT_GDSP_PROBES(CB, M)                                                               \
   static __attribute__((noinline)) TT_DSP_ASM_FN uint32_t probes##CB##_##M(                 \
@@ -1427,20 +1496,16 @@ row_major8(const pointwise *a, const tt_dsp_word *stage, int32_t blocks, tt_roun
   }
 #if TT_DSP_ASM_ALL_REGS
 #define TT_GDSP_PROBES8(CB, M)                                                              \
-  if ((CB) == 8 && !(M) && (a->co & 7) == 0) {                                              \
-    for (int32_t i = 0; i < keep->probes; ++i) {                                            \
-      const int8_t *row = a->dy + keep->probe[i] * a->co;                                   \
-      m = rows8(row, row + a->co, a->co, stage, 0, 0, m);                                   \
-    }                                                                                       \
-    return m;                                                                               \
-  }                                                                                         \
-  if (((CB) == 6 || (CB) == 4) && !(M) && (a->co & 7) == 0) {                              \
-    int32_t dummy[6];                                                                       \
-    pw_rows6_args r6 = {0, 0, stage, stage + ((CB) / 2) * a->co, dummy, 0, m,               \
+  if (((CB) == 8 || (CB) == 6 || (CB) == 4 || (CB) == 3) && !(M) && (a->co & 7) == 0) {  \
+    int32_t dummy[8];                                                                       \
+    pw_rows6_args r6 = {0, 0, stage, stage + ((CB) * a->co) / 2, dummy, 0, m,               \
                         -(a->co >> 2) & 7};                                                 \
     for (int32_t i = 0; i < keep->probes; ++i) {                                            \
       r6.g = a->dy + keep->probe[i] * a->co, r6.gend = r6.g + a->co;                        \
-      r6.m = (CB) == 6 ? tt_dsp_pw_rows6(&r6) : tt_dsp_pw_rows4(&r6);                       \
+      r6.m = (CB) == 8   ? tt_dsp_pw_rows8(&r6)                                             \
+             : (CB) == 6 ? tt_dsp_pw_rows6(&r6)                                             \
+             : (CB) == 4 ? tt_dsp_pw_rows4(&r6)                                             \
+                         : tt_dsp_pw_rows3(&r6);                                            \
     }                                                                                       \
     return r6.m;                                                                            \
   }
@@ -1601,7 +1666,7 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   tt_gdsp_jumper skip;                                /* over a row's other ci - nc draws */
   skip.n = -1;
   /* the measuring walk of unmasked blocks of 8 (co a multiple of 8) in blocks of 6 up to
-   * `sixes`, each walked by tt_dsp_pw_rows6 (0.78 a MAC against first_rows8's 0.89), then
+   * `sixes`, each walked by tt_dsp_pw_rows6 (0.78 a MAC against round 21's first_rows8's 0.89), then
    * blocks of 8: (ci mod 6) / 2 of them where ci is even (32 columns: 6, 6, 6, 6, 8; none
    * short of a block but where ci is 2, 4 or 10), or at ci = 4 mod 6 from co 16 on one
    * block of 4 (40 columns: 6 x 6, 4; below). From 10 rows and probes on: a third more
@@ -1623,12 +1688,14 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   for (int32_t w = sixes >= 6 ? 6 : CB; c0 < ci; c0 += w) {
     /* ci = 4 mod 6 and co >= 16: a last block of 4 rather than two of 8 after one six
      * fewer (64->64 @12x12: blocks of 8 0.96 a MAC, of 6 0.83, the block of 4 1.15; at co
-     * 8, 16->8 @64x64, the rows' own work made 6, 6, 4 2.5% slower than 8, 8); ci = 2 mod 6
-     * and co >= 32: two of 4 rather than one of 8 (32->64 @12x12: 1.012 -> 0.999 a MAC).
-     * Only after sixes: a walk of CB 6 (co 293-340 unmasked) keeps its own blocks (its
+     * 8, 16->8 @64x64, the rows' own work made 6, 6, 4 2.5% slower than 8, 8). At ci = 2
+     * mod 6 one block of 8: round 22 took two of 4 at co >= 32 (32->64 @12x12: 1.012 ->
+     * 0.999 a MAC against first_rows8), but tt_dsp_pw_rows8 and the eight columns' one
+     * staging loop make the 8 faster again (pwig30: 32->32 @24x24 600,920 -> 597,640,
+     * 32->64 @12x12 269,240 -> 268,760). Only after sixes: a walk of CB 6 (co 293-340 unmasked) keeps its own blocks (its
      * rounding walks have no copy of block4_0) */
     if (sixes >= 6 && w == 6 && c0 + 6 > sixes &&
-        (ci - c0 == 4 || (ci - c0 == 8 && co >= 32)))
+        ci - c0 == 4)
       w = 4, walk = block4_0, probe = probes != 0 ? probes4_0 : 0;
     else if (w == 6 && c0 + 6 > sixes)
       w = CB, walk = fn, probe = probes;

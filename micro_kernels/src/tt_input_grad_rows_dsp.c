@@ -49,18 +49,56 @@ static void tail_columns(const int8_t *w, int32_t stride, int32_t co, int32_t j,
   }
 }
 
+#if TT_DSP_ASM_ALL_REGS
+/* one_row's pairs of outputs in assembly, two pairs an iteration: the two outputs' words
+ * (a0 a1 a2 a3) and (b0 b1 b2 b3) packed first, PKHBT (a0 a1 b0 b1) and PKHTB (a2 a3 b2 b3),
+ * so that four SXTB16 give the four pairs (a_c, b_c) where C's extensions then packing take
+ * eight: 15 instructions a pair of outputs and four columns (8 MACs) where gcc's loop took
+ * 19. The same pairs times the same h, one SMLAD each, added in the same order: the same
+ * sums. */
+#define TT_GDSP_ROW_PAIR                                                                    \
+  "ldr %[w0], [%[s]]\n\tldr %[w1], [%[s], %[st]]\n\tadd %[s], %[s], %[st], lsl #1\n\t"    \
+  "ldr %[x], [%[h]], #8\n\t"                                                                \
+  "pkhbt %[t], %[w0], %[w1], lsl #16\n\tpkhtb %[w1], %[w1], %[w0], asr #16\n\t"             \
+  "sxtb16 %[w0], %[t]\n\tsxtb16 %[t], %[t], ror #8\n\t"                                     \
+  "smlad %[a0], %[w0], %[x], %[a0]\n\tsmlad %[a1], %[t], %[x], %[a1]\n\t"                   \
+  "sxtb16 %[w0], %[w1]\n\tsxtb16 %[w1], %[w1], ror #8\n\t"                                  \
+  "smlad %[a2], %[w0], %[x], %[a2]\n\tsmlad %[a3], %[w1], %[x], %[a3]\n\t"
+#endif
+
 /* One row's accumulators acc0[j], j < n (the sums of tail_columns): two outputs' words of
  * four columns make the four pairs (w[o, c], w[o + 1, c]), one SMLAD each, all four
- * accumulators in registers (18 instructions for 8 MACs). */
-static __attribute__((noinline)) void one_row(const int8_t *w, int32_t stride, int32_t co,
-                                              int32_t n, const tt_dsp_word *hh,
-                                              int32_t *acc0) {
+ * accumulators in registers (18 instructions for 8 MACs in C, 15 in assembly). */
+static __attribute__((noinline)) TT_DSP_ASM_FN void one_row(const int8_t *w, int32_t stride,
+                                                            int32_t co, int32_t n,
+                                                            const tt_dsp_word *hh,
+                                                            int32_t *acc0) {
   const tt_dsp_word *const end = hh + 2 * (co >> 1);
   int32_t j = 0;
   for (; j + 4 <= n; j += 4) {
     int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
     const int8_t *s = w + j;
     const tt_dsp_word *h = hh;
+#if TT_DSP_ASM_ALL_REGS
+    /* an odd number of pairs: the first alone, then two an iteration */
+    const tt_dsp_word *const even = hh + 4 * (co >> 2);
+    uint32_t w0, w1, t, x;
+    if (even != end)
+      __asm__ volatile(TT_GDSP_ROW_PAIR
+                       : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+                         [s] "+r"(s), [h] "+r"(h), [w0] "=&r"(w0), [w1] "=&r"(w1),
+                         [t] "=&r"(t), [x] "=&r"(x)
+                       : [st] "r"(stride)
+                       : "memory");
+    if (h != end)
+      __asm__ volatile("1:\n\t" TT_GDSP_ROW_PAIR TT_GDSP_ROW_PAIR
+                       "cmp %[h], %[end]\n\tbne 1b\n\t"
+                       : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+                         [s] "+r"(s), [h] "+r"(h), [w0] "=&r"(w0), [w1] "=&r"(w1),
+                         [t] "=&r"(t), [x] "=&r"(x)
+                       : [st] "r"(stride), [end] "r"(end)
+                       : "cc", "memory");
+#endif
     for (; h != end; h += 2, s += 2 * stride) {
       const uint32_t w0 = tt_dsp_load4(s), w1 = tt_dsp_load4(s + stride);
       const uint32_t e0 = __sxtb16(w0), e1 = __sxtb16(w1);
