@@ -148,6 +148,16 @@ def conv_calls(rng) -> None:
         (1, 11, 13, 3, 16, 4, 4, 2, 1, 2, 2, 6, 7),
         (1, 8, 8, 4, 20, 3, 3, 1, 1, 1, 1, 8, 8),
         (1, 10, 9, 3, 16, 4, 4, 2, 1, 1, 2, 5, 5),
+        # one column (tt_dsp_gemv4: rows four at a time, the groups four a loop entered at
+        # n / 4 mod 4 = 0, 3, 2, 1; a run's last rows and the rows outside the assembly's
+        # requantization as blocks of one column): MCUNet's 160 -> 1000 classifier, smaller
+        (1, 1, 1, 160, 13, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 44, 6, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 40, 9, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 36, 4, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 12, 17, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 160, 8, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 160, 12, 1, 1, 1, 1, 0, 0, 1, 1),
     ]
     for k, (n, h, w, ci, co, kh, kw, s, d, pt, pl, oh, ow) in enumerate(shapes):
         act = ACTIVATIONS[k % len(ACTIVATIONS)]

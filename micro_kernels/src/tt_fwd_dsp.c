@@ -1236,6 +1236,149 @@ static __attribute__((noinline)) int32_t split_columns(const tt_dsp_mm *m, int32
   return W * Q;
 }
 
+/* --- one column: the rows four at a time (tt_dsp_gemv4) ----------------------------------
+ * A product of one column (a 1x1 convolution on a 1x1 map, MCUNet's 160 -> 1000 classifier)
+ * reads every weight once: the rows kernels' block of 1 spends LDR, 2 SXTB16, LDRD and
+ * 2 SMLAD a group of 4 MACs (1.5) and about 100 instructions a row on the frame, the loop's
+ * entry and the outputs (2.15 a MAC for 160 elements). Here the staged column's double word
+ * is loaded once for four rows (one weight pointer each, post-incremented): per group of
+ * four elements LDRD and 4 x (LDR, 2 SXTB16, 2 SMLAD), 21 instructions for 16 MACs, the
+ * groups four a loop (its entry chosen once a call); per four rows the pointers, the sums
+ * from the doubled bias (LDM) and 4 requantizations (TT_DSP_ASM_RQ_IN's 4, the row's e and c
+ * from its shift, STRB). Registers in the loop: r0-r3 the sums, r4-r7 the rows' weights,
+ * r8/r9 the staged double word, r10/r11 a weight word's halves, r12 the column, lr its end.
+ * Frame: [sp] a, +4 the loop's entry, +8 the next block's first row, +12 the bias, +16 the
+ * multipliers, +20 the shifts, +24 the output, +28 the blocks left. */
+typedef struct {
+  const tt_dsp_word *s;       /*  0: the staged column (tt_dsp_stage's layout, P = 1) */
+  const tt_dsp_word *s_end;   /*  4: its end, n / 2 words on */
+  const int8_t *w;            /*  8: row 0's first weight */
+  int32_t w_stride;           /* 12: bytes from one row's weights to the next's */
+  int32_t n;                  /* 16: weights a row, a positive multiple of 4 */
+  const int32_t *bias;        /* 20: 4 words a block of rows (bias_step 16), or 4 zeros (0) */
+  int32_t bias_step;          /* 24 */
+  const int32_t *multiplier;  /* 28: rows requantized in the one-multiply form (rows_one), */
+  const int8_t *shift;        /* 32:   into int8's whole range */
+  int32_t c_unit;             /* 36: 2 output_offset + 1 */
+  int8_t *y;                  /* 40: row r's output at y + r */
+  int32_t blocks;             /* 44: rows / 4, > 0 */
+} tt_dsp_gemv_args;
+typedef char tt_dsp_gemv_layout[offsetof(tt_dsp_gemv_args, blocks) == 44 ? 1 : -1];
+#define TT_DSP_GEMV_ROW(acc, p)                                                             \
+  "  ldr r10, [" #p "], #4\n"                                                               \
+  "  sxtb16 r11, r10, ror #8\n"                                                             \
+  "  sxtb16 r10, r10\n"                                                                     \
+  "  smlad " #acc ", r8, r10, " #acc "\n"                                                   \
+  "  smlad " #acc ", r9, r11, " #acc "\n"
+#define TT_DSP_GEMV_GROUP                                                                   \
+  "  ldrd r8, r9, [r12], #8\n" TT_DSP_GEMV_ROW(r0, r4) TT_DSP_GEMV_ROW(r1, r5)              \
+  TT_DSP_GEMV_ROW(r2, r6) TT_DSP_GEMV_ROW(r3, r7)
+/* Row `acc`'s output with multiplier m: e = -shift (post-incremented r5), c = c_unit (r11)
+ * << (e - 1), then TT_DSP_ASM_RQ_IN and the byte (r12, post-incremented). */
+#define TT_DSP_GEMV_OUT(acc, m)                                                             \
+  "  ldrsb lr, [r5], #1\n"                                                                  \
+  "  rsb lr, lr, #0\n"                                                                      \
+  "  sub r4, lr, #1\n"                                                                      \
+  "  lsl r10, r11, r4\n"                                                                    \
+  TT_DSP_ASM_RQ_IN(acc, r4, m, r10, lr)                                                     \
+  "  strb " #acc ", [r12], #1\n"
+__asm__(TT_DSP_ASM_ENTRY(tt_dsp_gemv4)
+        "  sub sp, sp, #32\n"
+        "  str r0, [sp]\n"
+        "  ldr r1, [r0, #16]\n"     /* groups % 4: the loop's entry */
+        "  ubfx r1, r1, #2, #2\n"
+        "  cmp r1, #2\n"
+        "  beq 7f\n"
+        "  bhi 6f\n"
+        "  cmp r1, #1\n"
+        "  beq 8f\n"
+        "  adr.w r1, 1f\n"
+        "  b 9f\n"
+        "6:\n"
+        "  adr.w r1, 2f\n"
+        "  b 9f\n"
+        "7:\n"
+        "  adr.w r1, 3f\n"
+        "  b 9f\n"
+        "8:\n"
+        "  adr.w r1, 4f\n"
+        "9:\n"
+        "  orr r1, r1, #1\n"
+        "  str r1, [sp, #4]\n"
+        "  ldr r1, [r0, #20]\n"     /* bias */
+        "  ldrd r2, r3, [r0, #28]\n" /* multipliers, shifts */
+        "  ldrd r5, r6, [r0, #40]\n" /* output, blocks */
+        "  add r7, sp, #12\n"
+        "  stm r7, {r1-r3, r5, r6}\n"
+        "  ldr r4, [r0, #8]\n"      /* row 0 */
+        "20:\n"
+        "  ldr r0, [sp]\n"
+        "  ldr r8, [r0, #12]\n"     /* stride */
+        "  add r5, r4, r8\n"
+        "  add r6, r5, r8\n"
+        "  add r7, r6, r8\n"
+        "  ldrd r12, lr, [r0]\n"    /* the column, its end */
+        "  ldr r9, [r0, #24]\n"     /* bias step */
+        "  ldr r8, [sp, #12]\n"
+        "  ldm r8, {r0-r3}\n"
+        "  add r8, r8, r9\n"
+        "  str r8, [sp, #12]\n"
+        "  lsl r0, r0, #1\n"
+        "  lsl r1, r1, #1\n"
+        "  lsl r2, r2, #1\n"
+        "  lsl r3, r3, #1\n"
+        "  ldr r8, [sp, #4]\n"
+        "  bx r8\n"
+        "1:\n" TT_DSP_GEMV_GROUP
+        "2:\n" TT_DSP_GEMV_GROUP
+        "3:\n" TT_DSP_GEMV_GROUP
+        "4:\n" TT_DSP_GEMV_GROUP
+        "  cmp r12, lr\n"
+        "  bne 1b\n"
+        "  ldr r8, [sp]\n"
+        "  ldrd r9, r10, [r8, #12]\n" /* stride, n */
+        "  sub r9, r9, r10\n"
+        "  add r9, r7, r9\n"          /* the next block's row 0 */
+        "  str r9, [sp, #8]\n"
+        "  ldr r11, [r8, #36]\n"      /* c_unit */
+        "  ldrd r4, r5, [sp, #16]\n"  /* multipliers, shifts */
+        "  ldr r12, [sp, #24]\n"      /* output */
+        "  ldm r4!, {r6-r9}\n"
+        "  str r4, [sp, #16]\n"
+        TT_DSP_GEMV_OUT(r0, r6) TT_DSP_GEMV_OUT(r1, r7) TT_DSP_GEMV_OUT(r2, r8)
+        TT_DSP_GEMV_OUT(r3, r9)
+        "  strd r5, r12, [sp, #20]\n"
+        "  ldr r4, [sp, #8]\n"
+        "  ldr r0, [sp, #28]\n"
+        "  subs r0, r0, #1\n"
+        "  str r0, [sp, #28]\n"
+        "  bne 20b\n"
+        "  add sp, sp, #32\n"
+        "  pop {r4-r11, pc}\n"
+        "  .size tt_dsp_gemv4, . - tt_dsp_gemv4\n"
+        "  .text\n");
+void tt_dsp_gemv4(const tt_dsp_gemv_args *a);
+
+/* A product of one column (staged at `stage`) of 4 or more rows, every one requantized in
+ * the assembly (rows_one): four at a time, then the last 1-3 as a block of one column. */
+static __attribute__((noinline)) void gemv(const tt_dsp_mm *m, const tt_dsp_word *stage,
+                                           int8_t *out, int32_t col_stride) {
+  static const int32_t zeros[4] = {0, 0, 0, 0};
+  const int32_t r = m->rows & ~3;
+  const tt_dsp_gemv_args a = {stage, stage + (m->n_lo >> 1), m->w_lo, m->lo_stride, m->n_lo,
+                              m->bias ? m->bias : zeros, m->bias ? 16 : 0, m->multiplier,
+                              m->shift, 2 * m->output_offset + 1, out, r >> 2};
+  tt_dsp_gemv4(&a);
+  if (r == m->rows) return;
+  tt_dsp_mm last = *m;
+  last.w_lo += r * m->lo_stride;
+  last.rows -= r;
+  last.bias = m->bias ? m->bias + r : 0;
+  last.multiplier += r;
+  last.shift += r;
+  rows1(&last, stage, out + r, col_stride, 1, 0, 0);
+}
+
 /* Elements [k0, k0 + n) (whole groups) of the P contiguous columns at x, staged. */
 static void stage_words(tt_dsp_word *stage, int32_t P, const int8_t *x, int32_t in_stride,
                         int32_t k0, int32_t n, uint32_t off) {
@@ -1333,6 +1476,7 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
   const int known = tt_dsp_mm_rows_one(m);
   const int six = m->act_min == -128 && m->act_max == 127;
   tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
+  const uint32_t off = tt_dsp_stage_offset(m->input_offset);
   if (cols_ok(m, known)) {
     if (columns > 0) mm_cols(m, columns, input, in_stride, output, col_stride, stage);
     return 1;
@@ -1341,8 +1485,13 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
     mm_k8(m, columns, input, in_stride, output, col_stride, stage);
     return 1;
   }
+  if (columns == 1 && known == 1 && fit > 0 && m->n_hi == 0 && (m->n_lo & 3) == 0 &&
+      m->rows >= 4) {                           /* one column: tt_dsp_gemv4 */
+    stage_words(stage, 1, input, in_stride, 0, m->n_lo, off);
+    gemv(m, stage, output, col_stride);
+    return 1;
+  }
   const int32_t hi0 = (m->n_lo + 3) & ~3;
-  const uint32_t off = tt_dsp_stage_offset(m->input_offset);
   for (int32_t c = 0, P; c < columns; c += P) {
     const int8_t *x = input + c * in_stride;
     int8_t *out = output + c * col_stride;
