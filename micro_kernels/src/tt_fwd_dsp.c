@@ -1417,11 +1417,14 @@ static inline __attribute__((always_inline)) void stage_pairs(tt_dsp_word *stage
 
 /* A block of P (8, 6 or 4) columns of more elements than fit the buffer 4 at a time: the
  * reduction in chunks of KC(P) elements, every chunk staged once per ROW_BLOCK rows, whose
- * sums wait in `part` (after the chunk, 384 words in) between chunks. Staging again costs
- * about 1.5 instructions an element per ROW_BLOCK rows; measured on the rig, 8 columns
- * chunked beat 2 or 1 whole ones (1.28 instead of 1.6-2.1 instructions/MAC for MCUNet's
- * 384 and 576 channels), and 6 (tt_dsp_rows6) beat 8. One segment of whole groups. */
-#define ROW_BLOCK 16
+ * sums wait in `part` (after the chunk, 256 words in) between chunks. Staging again costs
+ * about 2.4 instructions an element per ROW_BLOCK rows, a chunk about 60 a row; measured on
+ * the rig, 8 columns chunked beat 2 or 1 whole ones (1.28 instead of 1.6-2.1
+ * instructions/MAC for MCUNet's 384 and 576 channels), and 6 (tt_dsp_rows6) beat 8. Rows
+ * 32 at a time (chunks of 84 elements for 6 columns), not 16 (128): MCUNet's 4x4x384 -> 96
+ * 1.052 -> 0.999 a MAC, 4x4x576 -> 160 1.051 -> 0.989 (24: 1.018, 1.014; 40: 1.022, 0.994;
+ * 48: 1.063, 1.071). One segment of whole groups. */
+#define ROW_BLOCK 32
 #define KC(P) ((TT_FWD_DSP_STAGE_BYTES / 4 - 8 * ROW_BLOCK) / (2 * (P)) * 4)
 
 static inline __attribute__((always_inline)) void chunked(const tt_dsp_mm *m, const int8_t *x,
