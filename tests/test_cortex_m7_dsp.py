@@ -158,6 +158,11 @@ def conv_calls(rng) -> None:
         (1, 1, 1, 12, 17, 1, 1, 1, 1, 0, 0, 1, 1),
         (1, 1, 1, 160, 8, 1, 1, 1, 1, 0, 0, 1, 1),
         (1, 1, 1, 160, 12, 1, 1, 1, 1, 0, 0, 1, 1),
+        # 6 columns fit but not 8 (145-170 elements: blocks of 6, one a call): 16 columns
+        # (6, 6, then 4), 13 (6, 6, 1), 7 of 148 elements
+        (1, 2, 8, 160, 10, 1, 1, 1, 1, 0, 0, 2, 8),
+        (1, 1, 13, 168, 6, 1, 1, 1, 1, 0, 0, 1, 13),
+        (1, 1, 7, 148, 9, 1, 1, 1, 1, 0, 0, 1, 7),
     ]
     for k, (n, h, w, ci, co, kh, kw, s, d, pt, pl, oh, ow) in enumerate(shapes):
         act = ACTIVATIONS[k % len(ACTIVATIONS)]
