@@ -809,6 +809,166 @@ static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, in
   }
 }
 
+/* --- pointwise columns of 32 or 48 elements, in chunks of 16 ----------------------------
+ * tt_dsp_col16's form (a column's 16 inputs in r0-r7, the rows streamed past them from
+ * records) for J = 2 or 3 chunks of 16 elements: per column, chunk j's inputs are loaded and
+ * every row's sum over them is added to what the chunks before left in the row's record; the
+ * last chunk requantizes. Where the rows' blocks of 6 pay the staging (2.4 instructions an
+ * element and column) and 37 a block for its outputs, these pay a chunk's inputs once a
+ * column and pass: MCUNet's 32x32x48 -> 16 1.14 -> 0.97 a MAC. A row's record is 32 words,
+ * J - 1 parts of 10 then one of 12 (the first at word 10 (3 - J)):
+ *   a middle part [S, W0 .. W7, e']: S the sum so far (2 bias in the first), Wi the chunk's
+ *     weights sign-extended and doubled (cols_records' layout), e' 256 on the pass's last
+ *     row (the loop's end), else 0;
+ *   the last part [S, W0 .. W7, m, c, e] (cols_records' record, the last row's e | 256).
+ * A middle part's row: 3 LDMs, 8 SMLAD and the sum stored in the next part's S, the STR's
+ * post-increment moving on to the next row's same part (12 instructions for 16 MACs); the
+ * last part's: TT_DSP_COL16_ROW with its last LDRD moving on to the next row (17). Frame: the
+ * arguments, then +32 the middle chunks left, +36 the next chunk's inputs, +40 the current
+ * part's first row. */
+typedef struct {
+  const int8_t *x;          /*  0: column 0's inputs */
+  uint32_t off;             /*  4: tt_dsp_offset_pair(input_offset) */
+  int32_t x_stride;         /*  8 */
+  const tt_dsp_word *rec;   /* 12: row 0's first part (colk_records) */
+  const int8_t *y_last;     /* 16: the last column's outputs' end, as tt_dsp_cols_args */
+  int32_t y_skip;           /* 20: y_stride - rows */
+  int8_t *y;                /* 24: column 0's first output */
+  int32_t mids;             /* 28: J - 1, 1 or 2 */
+} tt_dsp_colk_args;
+typedef char tt_dsp_colk_layout[offsetof(tt_dsp_colk_args, mids) == 28 ? 1 : -1];
+#define TT_DSP_COLK_INPUTS                                                                  \
+  "  ldr r1, [r8]\n"                                                                        \
+  "  ldr r3, [r8, #4]\n"                                                                    \
+  "  ldr r5, [r8, #8]\n"                                                                    \
+  "  ldr r7, [r8, #12]\n"                                                                   \
+  TT_DSP_COLS_STAGE(r0, r1, r10) TT_DSP_COLS_STAGE(r2, r3, r10)                             \
+  TT_DSP_COLS_STAGE(r4, r5, r10) TT_DSP_COLS_STAGE(r6, r7, r10)
+#define TT_DSP_COLK_MID                                                                     \
+  "  ldm lr!, {r8-r11}\n"                                                                   \
+  "  smlad r8, r0, r9, r8\n"                                                                \
+  "  smlad r8, r1, r10, r8\n"                                                               \
+  "  smlad r8, r2, r11, r8\n"                                                               \
+  "  ldm lr!, {r9-r11}\n"                                                                   \
+  "  smlad r8, r3, r9, r8\n"                                                                \
+  "  smlad r8, r4, r10, r8\n"                                                               \
+  "  smlad r8, r5, r11, r8\n"                                                               \
+  "  ldm lr!, {r9-r11}\n"                                                                   \
+  "  smlad r8, r6, r9, r8\n"                                                                \
+  "  smlad r8, r7, r10, r8\n"                                                               \
+  "  str r8, [lr], #88\n"
+#define TT_DSP_COLK_LAST                                                                    \
+  "  ldm lr!, {r8-r11}\n"                                                                   \
+  "  smlad r8, r0, r9, r8\n"                                                                \
+  "  smlad r8, r1, r10, r8\n"                                                               \
+  "  smlad r8, r2, r11, r8\n"                                                               \
+  "  ldm lr!, {r9-r11}\n"                                                                   \
+  "  smlad r8, r3, r9, r8\n"                                                                \
+  "  smlad r8, r4, r10, r8\n"                                                               \
+  "  smlad r8, r5, r11, r8\n"                                                               \
+  "  ldm lr!, {r9-r11}\n"                                                                   \
+  "  smlad r8, r6, r9, r8\n"                                                                \
+  "  smlad r8, r7, r10, r8\n"                                                               \
+  "  ldrd r9, r10, [lr], #88\n"                                                             \
+  TT_DSP_ASM_RQ_IN(r8, r9, r11, r9, r10)                                                    \
+  "  strb r8, [r12], #1\n"
+__asm__(TT_DSP_ASM_ENTRY(tt_dsp_colk)
+        "  sub sp, sp, #48\n"
+        "  ldm r0, {r4-r11}\n"
+        "  stm sp, {r4-r11}\n"
+        "  mov r12, r10\n"          /* the output */
+        "1:\n"                      /* a column */
+        "  ldr r8, [sp]\n"
+        "  ldr lr, [sp, #12]\n"
+        "  ldr r9, [sp, #28]\n"
+        "  str r9, [sp, #32]\n"
+        "  ldr r10, [sp, #4]\n"
+        "3:\n"                      /* a middle chunk */
+        TT_DSP_COLK_INPUTS
+        "  add r8, r8, #16\n"
+        "  strd r8, lr, [sp, #36]\n"
+        "4:\n"
+        TT_DSP_COLK_MID TT_DSP_COLK_MID
+        "  tst r11, #256\n"
+        "  beq 4b\n"
+        "  ldrd r8, lr, [sp, #36]\n"
+        "  add lr, lr, #40\n"       /* the rows' next part */
+        "  ldr r9, [sp, #32]\n"
+        "  ldr r10, [sp, #4]\n"
+        "  subs r9, r9, #1\n"
+        "  str r9, [sp, #32]\n"
+        "  bne 3b\n"
+        TT_DSP_COLK_INPUTS          /* the last chunk */
+        "5:\n"
+        TT_DSP_COLK_LAST TT_DSP_COLK_LAST
+        "  tst r10, #256\n"
+        "  beq 5b\n"
+        "  ldrd r4, r5, [sp, #16]\n" /* y_last, y_skip */
+        "  ldrd r6, r7, [sp]\n"      /* x, (off) */
+        "  ldr r8, [sp, #8]\n"
+        "  add r6, r6, r8\n"
+        "  str r6, [sp]\n"
+        "  cmp r12, r4\n"
+        "  add r12, r12, r5\n"
+        "  bne 1b\n"
+        "  add sp, sp, #48\n"
+        "  pop {r4-r11, pc}\n"
+        "  .size tt_dsp_colk, . - tt_dsp_colk\n"
+        "  .text\n");
+void tt_dsp_colk(const tt_dsp_colk_args *a);
+
+/* Rows [r0, r1) of a 16 J-element product into tt_dsp_colk's records at rec (32 words a
+ * row), the last row marked in every part. */
+static __attribute__((noinline)) void colk_records(const tt_dsp_mm *m, int32_t r0, int32_t r1,
+                                                   tt_dsp_word *rec, int32_t J) {
+  const int32_t c_unit = 2 * m->output_offset + 1;
+  for (int32_t r = r0; r < r1; ++r, rec += 32) {
+    const int8_t *w = m->w_lo + r * m->lo_stride;
+    tt_dsp_word *t = rec + 10 * (3 - J);
+    t[0] = m->bias ? (uint32_t)(2 * m->bias[r]) : 0;
+    for (int32_t j = 0; j < J; ++j, t += 10, w += 16) {
+      for (int32_t g = 0; g < 4; ++g) {
+        const uint32_t v = tt_dsp_load4(w + 4 * g), even = __sxtb16(v),
+                       odd = tt_dsp_sxtb16_odd(v);
+        tt_dsp_strd(t + 1 + 2 * g, __sadd16(even, even), __sadd16(odd, odd));
+      }
+      t[9] = r + 1 == r1 ? 256u : 0u;
+    }
+    t -= 10;                                    /* the last part: m, c, e */
+    const int32_t e = -m->shift[r];
+    t[9] = (uint32_t)m->multiplier[r];
+    t[10] = (uint32_t)(c_unit * (1 << (e - 1)));
+    t[11] = (uint32_t)e | (r + 1 == r1 ? 256u : 0u);
+  }
+}
+
+/* Whether tt_dsp_colk takes a product: 48 elements and at most 32 rows, or 32 and at most
+ * 16 (with more the blocks of 6 cost less: the person detector's 24x24x32 -> 32 1.061 ->
+ * 1.065 a MAC, MCUNet's 8x8x48 -> 240 0.991 -> 1.052), one segment, every row requantized in
+ * the assembly (`known` 1), an even number of rows. */
+static int colk_ok(const tt_dsp_mm *m, int known) {
+  return ((m->n_lo == 48 && m->rows <= 32) || (m->n_lo == 32 && m->rows <= 16)) &&
+         m->n_hi == 0 && known == 1 && (m->rows & 1) == 0;
+}
+
+/* tt_dsp_colk over all the columns, the rows in passes of at most 16 (even, as equal as may
+ * be), their records in the staging buffer. */
+static __attribute__((noinline)) void mm_colk(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
+                    int32_t in_stride, int8_t *output, int32_t col_stride, tt_dsp_word *stage) {
+  const int32_t J = m->n_lo >> 4, most = TT_FWD_DSP_STAGE_BYTES / 128;
+  const int32_t passes = (m->rows + most - 1) / most;
+  const int32_t each = ((m->rows + passes - 1) / passes + 1) & ~1;
+  for (int32_t r0 = 0; r0 < m->rows; r0 += each) {
+    const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each;
+    colk_records(m, r0, r1, stage, J);
+    int8_t *const y = output + r0;
+    const tt_dsp_colk_args a = {input, tt_dsp_offset_pair(m->input_offset), in_stride,
+                                stage + 10 * (3 - J), y + (columns - 1) * col_stride + (r1 - r0),
+                                col_stride - (r1 - r0), y, J - 1};
+    tt_dsp_colk(&a);
+  }
+}
+
 tt_dsp_rows_fn tt_dsp_rows8, tt_dsp_rows6, tt_dsp_rows6w, tt_dsp_rows6p, tt_dsp_rows6s,
     tt_dsp_rows4, tt_dsp_rows4s, tt_dsp_rows4p, tt_dsp_rows2, tt_dsp_rows1, tt_dsp_rows6_low,
     tt_dsp_rows6w_low, tt_dsp_rows6p_low;
@@ -1482,6 +1642,10 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
   const uint32_t off = tt_dsp_stage_offset(m->input_offset);
   if (cols_ok(m, known)) {
     if (columns > 0) mm_cols(m, columns, input, in_stride, output, col_stride, stage);
+    return 1;
+  }
+  if (colk_ok(m, known) && columns > 1) {
+    mm_colk(m, columns, input, in_stride, output, col_stride, stage);
     return 1;
   }
   if (m->n_lo == 8 && m->n_hi == 0 && known == 1) {
