@@ -168,8 +168,8 @@ def conv_calls(rng) -> None:
     # int8's whole range (the assembly's requantization; "edge" quantization the rest):
     rows30 = [
         # one column (tt_dsp_gemv4: rows four at a time, the groups four a loop entered at
-        # n / 4 mod 4 = 0, 3, 2, 1; a run's last rows and the rows outside the assembly's
-        # requantization as blocks of one column): MCUNet's 160 -> 1000 classifier, smaller
+        # n / 4 mod 4 = 0, 3, 2, 1; rows not a multiple of 4, and rows outside the assembly's
+        # requantization, as a block of one column): MCUNet's 160 -> 1000 classifier, smaller
         (1, 1, 1, 160, 13, 1, 1, 1, 1, 0, 0, 1, 1),
         (1, 1, 1, 44, 6, 1, 1, 1, 1, 0, 0, 1, 1),
         (1, 1, 1, 40, 9, 1, 1, 1, 1, 0, 0, 1, 1),
@@ -183,11 +183,13 @@ def conv_calls(rng) -> None:
         (1, 1, 13, 168, 6, 1, 1, 1, 1, 0, 0, 1, 13),
         (1, 1, 7, 148, 9, 1, 1, 1, 1, 0, 0, 1, 7),
         # columns of 48 and 32 elements in chunks of 16 (tt_dsp_colk: two middle chunks or
-        # one, then the last): 16 rows in one pass, 26 in two (14 and 12), 10 and 2 rows
+        # one, then the last): 16 rows in one pass, 28 in two (16 and 12), 12 and 4 rows;
+        # 26 rows (not a multiple of 4: the blocks of 6)
         (1, 3, 5, 48, 16, 1, 1, 1, 1, 0, 0, 3, 5),
-        (2, 2, 7, 48, 26, 1, 1, 1, 1, 0, 0, 2, 7),
-        (1, 4, 4, 32, 10, 1, 1, 1, 1, 0, 0, 4, 4),
-        (1, 1, 3, 32, 2, 1, 1, 1, 1, 0, 0, 1, 3),
+        (2, 2, 7, 48, 28, 1, 1, 1, 1, 0, 0, 2, 7),
+        (1, 4, 4, 32, 12, 1, 1, 1, 1, 0, 0, 4, 4),
+        (1, 1, 3, 32, 4, 1, 1, 1, 1, 0, 0, 1, 3),
+        (1, 2, 5, 48, 26, 1, 1, 1, 1, 0, 0, 2, 5),
         (1, 3, 3, 48, 16, 1, 1, 1, 1, 0, 0, 3, 3),
         (1, 2, 2, 32, 16, 1, 1, 1, 1, 0, 0, 2, 2),
     ]

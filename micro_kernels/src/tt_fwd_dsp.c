@@ -822,7 +822,8 @@ static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, in
  *     row (the loop's end), else 0;
  *   the last part [S, W0 .. W7, m, c, e] (cols_records' record, the last row's e | 256).
  * A middle part's row: 3 LDMs, 8 SMLAD and the sum stored in the next part's S, the STR's
- * post-increment moving on to the next row's same part (12 instructions for 16 MACs); the
+ * post-increment moving on to the next row's same part (12 instructions for 16 MACs, 4 rows
+ * a loop); the
  * last part's: TT_DSP_COL16_ROW with its last LDRD moving on to the next row (17). Frame: the
  * arguments, then +32 the middle chunks left, +36 the next chunk's inputs, +40 the current
  * part's first row. */
@@ -888,7 +889,7 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_colk)
         "  add r8, r8, #16\n"
         "  strd r8, lr, [sp, #36]\n"
         "4:\n"
-        TT_DSP_COLK_MID TT_DSP_COLK_MID
+        TT_DSP_COLK_MID TT_DSP_COLK_MID TT_DSP_COLK_MID TT_DSP_COLK_MID
         "  tst r11, #256\n"
         "  beq 4b\n"
         "  ldrd r8, lr, [sp, #36]\n"
@@ -927,6 +928,7 @@ static __attribute__((noinline)) void colk_records(const tt_dsp_mm *m, int32_t r
     tt_dsp_word *t = rec + 10 * (3 - J);
     t[0] = m->bias ? (uint32_t)(2 * m->bias[r]) : 0;
     for (int32_t j = 0; j < J; ++j, t += 10, w += 16) {
+#pragma GCC unroll 1
       for (int32_t g = 0; g < 4; ++g) {
         const uint32_t v = tt_dsp_load4(w + 4 * g), even = __sxtb16(v),
                        odd = tt_dsp_sxtb16_odd(v);
@@ -945,19 +947,21 @@ static __attribute__((noinline)) void colk_records(const tt_dsp_mm *m, int32_t r
 /* Whether tt_dsp_colk takes a product: 48 elements and at most 32 rows, or 32 and at most
  * 16 (with more the blocks of 6 cost less: the person detector's 24x24x32 -> 32 1.061 ->
  * 1.065 a MAC, MCUNet's 8x8x48 -> 240 0.991 -> 1.052), one segment, every row requantized in
- * the assembly (`known` 1), an even number of rows. */
+ * the assembly (`known` 1), a multiple of 4 rows (the middle parts' loop runs 4 a loop). */
 static int colk_ok(const tt_dsp_mm *m, int known) {
   return ((m->n_lo == 48 && m->rows <= 32) || (m->n_lo == 32 && m->rows <= 16)) &&
-         m->n_hi == 0 && known == 1 && (m->rows & 1) == 0;
+         m->n_hi == 0 && known == 1 && (m->rows & 3) == 0;
 }
 
-/* tt_dsp_colk over all the columns, the rows in passes of at most 16 (even, as equal as may
- * be), their records in the staging buffer. */
-static __attribute__((noinline)) void mm_colk(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
-                    int32_t in_stride, int8_t *output, int32_t col_stride, tt_dsp_word *stage) {
+/* tt_dsp_colk over all the columns, the rows in passes of at most 16 (multiples of 4, as
+ * equal as may be), their records in the staging buffer. */
+static __attribute__((noinline)) void mm_colk(const tt_dsp_mm *m, int32_t columns,
+                                              const int8_t *input, int32_t in_stride,
+                                              int8_t *output, int32_t col_stride,
+                                              tt_dsp_word *stage) {
   const int32_t J = m->n_lo >> 4, most = TT_FWD_DSP_STAGE_BYTES / 128;
   const int32_t passes = (m->rows + most - 1) / most;
-  const int32_t each = ((m->rows + passes - 1) / passes + 1) & ~1;
+  const int32_t each = ((m->rows + passes - 1) / passes + 3) & ~3;
   for (int32_t r0 = 0; r0 < m->rows; r0 += each) {
     const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each;
     colk_records(m, r0, r1, stage, J);
@@ -1522,24 +1526,14 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_gemv4)
         "  .text\n");
 void tt_dsp_gemv4(const tt_dsp_gemv_args *a);
 
-/* A product of one column (staged at `stage`) of 4 or more rows, every one requantized in
- * the assembly (rows_one): four at a time, then the last 1-3 as a block of one column. */
-static __attribute__((noinline)) void gemv(const tt_dsp_mm *m, const tt_dsp_word *stage,
-                                           int8_t *out, int32_t col_stride) {
+/* A product of one column (staged at `stage`) of a positive multiple of 4 rows, every one
+ * requantized in the assembly (rows_one): four at a time. */
+static inline void gemv(const tt_dsp_mm *m, const tt_dsp_word *stage, int8_t *out) {
   static const int32_t zeros[4] = {0, 0, 0, 0};
-  const int32_t r = m->rows & ~3;
   const tt_dsp_gemv_args a = {stage, stage + (m->n_lo >> 1), m->w_lo, m->lo_stride, m->n_lo,
                               m->bias ? m->bias : zeros, m->bias ? 16 : 0, m->multiplier,
-                              m->shift, 2 * m->output_offset + 1, out, r >> 2};
+                              m->shift, 2 * m->output_offset + 1, out, m->rows >> 2};
   tt_dsp_gemv4(&a);
-  if (r == m->rows) return;
-  tt_dsp_mm last = *m;
-  last.w_lo += r * m->lo_stride;
-  last.rows -= r;
-  last.bias = m->bias ? m->bias + r : 0;
-  last.multiplier += r;
-  last.shift += r;
-  rows1(&last, stage, out + r, col_stride, 1, 0, 0);
 }
 
 /* Elements [k0, k0 + n) (whole groups) of the P contiguous columns at x, staged. */
@@ -1654,8 +1648,8 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
   if (columns == 1) {   /* one column: tt_dsp_gemv4, or the loop below's block of 1 */
     if (fit > 0 && m->n_hi == 0 && (m->n_lo & 3) == 0) {
       stage_words(stage, 1, input, in_stride, 0, m->n_lo, off);
-      if (m->rows >= 4 && known == 1)
-        gemv(m, stage, output, col_stride);
+      if ((m->rows & 3) == 0 && known == 1)  /* MCUNet's 1000 classes */
+        gemv(m, stage, output);
       else
         rows1(m, stage, output, col_stride, known, 0, 0);
       return 1;
