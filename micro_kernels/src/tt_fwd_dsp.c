@@ -944,13 +944,14 @@ static __attribute__((noinline)) void colk_records(const tt_dsp_mm *m, int32_t r
   }
 }
 
-/* Whether tt_dsp_colk takes a product: 48 elements and at most 32 rows, or 32 and at most
- * 16 (with more the blocks of 6 cost less: the person detector's 24x24x32 -> 32 1.061 ->
- * 1.065 a MAC, MCUNet's 8x8x48 -> 240 0.991 -> 1.052), one segment, every row requantized in
- * the assembly (`known` 1), a multiple of 4 rows (the middle parts' loop runs 4 a loop). */
+/* Whether tt_dsp_colk takes a product: 48 or 32 elements, at most 32 rows (with more, the
+ * blocks of 6 cost less: the person detector's 12x12x32 -> 64 1.020 -> 1.078 a MAC, and
+ * MCUNet's 8x8x48 -> 240 0.991 -> 1.052 measured with two rows a loop; at 32 rows the person
+ * detector's 24x24x32 -> 32 1.060 -> 1.052), one segment, every row requantized in the
+ * assembly (`known` 1), a multiple of 4 rows (the middle parts' loop runs 4 rows). */
 static int colk_ok(const tt_dsp_mm *m, int known) {
-  return ((m->n_lo == 48 && m->rows <= 32) || (m->n_lo == 32 && m->rows <= 16)) &&
-         m->n_hi == 0 && known == 1 && (m->rows & 3) == 0;
+  return (m->n_lo == 48 || m->n_lo == 32) && m->rows <= 32 && m->n_hi == 0 && known == 1 &&
+         (m->rows & 3) == 0;
 }
 
 /* tt_dsp_colk over all the columns, the rows in passes of at most 16 (multiples of 4, as
