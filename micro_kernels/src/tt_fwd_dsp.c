@@ -822,11 +822,10 @@ static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, in
  *     row (the loop's end), else 0;
  *   the last part [S, W0 .. W7, m, c, e] (cols_records' record, the last row's e | 256).
  * A middle part's row: 3 LDMs, 8 SMLAD and the sum stored in the next part's S, the STR's
- * post-increment moving on to the next row's same part (12 instructions for 16 MACs, 4 rows
- * a loop); the
- * last part's: TT_DSP_COL16_ROW with its last LDRD moving on to the next row (17). Frame: the
- * arguments, then +32 the middle chunks left, +36 the next chunk's inputs, +40 the current
- * part's first row. */
+ * post-increment moving on to the next row's same part (12 instructions for 16 MACs); the
+ * last part's: TT_DSP_COL16_ROW with its last LDRD moving on to the next row (17); both 4
+ * rows a loop (TST and BEQ on the marker). Frame: the arguments, then +32 the middle chunks
+ * left, +36 the next chunk's inputs, +40 the current part's first row. */
 typedef struct {
   const int8_t *x;          /*  0: column 0's inputs */
   uint32_t off;             /*  4: tt_dsp_offset_pair(input_offset) */
@@ -901,7 +900,7 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_colk)
         "  bne 3b\n"
         TT_DSP_COLK_INPUTS          /* the last chunk */
         "5:\n"
-        TT_DSP_COLK_LAST TT_DSP_COLK_LAST
+        TT_DSP_COLK_LAST TT_DSP_COLK_LAST TT_DSP_COLK_LAST TT_DSP_COLK_LAST
         "  tst r10, #256\n"
         "  beq 5b\n"
         "  ldrd r4, r5, [sp, #16]\n" /* y_last, y_skip */
@@ -1411,9 +1410,10 @@ static __attribute__((noinline)) int32_t split_columns(const tt_dsp_mm *m, int32
  * entry and the outputs (2.15 a MAC for 160 elements). Here the staged column's double word
  * is loaded once for four rows (one weight pointer each, post-incremented): per group of
  * four elements LDRD and 4 x (LDR, 2 SXTB16, 2 SMLAD), 21 instructions for 16 MACs, the
- * groups four a loop (its entry chosen once a call); per four rows the pointers, the sums
- * from the doubled bias (LDM) and 4 requantizations (TT_DSP_ASM_RQ_IN's 4, the row's e and c
- * from its shift, STRB). Registers in the loop: r0-r3 the sums, r4-r7 the rows' weights,
+ * groups two a loop (its entry chosen once a call; four a loop: 1.550 a MAC against 1.581,
+ * for 168 bytes more, which went to tt_dsp_colk's 4 rows a loop); per four rows the
+ * pointers, the sums from the doubled bias (LDM) and 4 requantizations (TT_DSP_ASM_RQ_IN's
+ * 4, the row's e and c from its shift, STRB). Registers in the loop: r0-r3 the sums, r4-r7 the rows' weights,
  * r8/r9 the staged double word, r10/r11 a weight word's halves, r12 the column, lr its end.
  * Frame: [sp] a, +4 the loop's entry, +8 the next block's first row, +12 the bias, +16 the
  * multipliers, +20 the shifts, +24 the output, +28 the blocks left. */
@@ -1453,23 +1453,13 @@ typedef char tt_dsp_gemv_layout[offsetof(tt_dsp_gemv_args, blocks) == 44 ? 1 : -
 __asm__(TT_DSP_ASM_ENTRY(tt_dsp_gemv4)
         "  sub sp, sp, #32\n"
         "  str r0, [sp]\n"
-        "  ldr r1, [r0, #16]\n"     /* groups % 4: the loop's entry */
-        "  ubfx r1, r1, #2, #2\n"
-        "  cmp r1, #2\n"
-        "  beq 7f\n"
-        "  bhi 6f\n"
-        "  cmp r1, #1\n"
+        "  ldr r1, [r0, #16]\n"     /* groups % 2: the loop's entry */
+        "  tst r1, #4\n"
         "  beq 8f\n"
-        "  adr.w r1, 1f\n"
-        "  b 9f\n"
-        "6:\n"
-        "  adr.w r1, 2f\n"
-        "  b 9f\n"
-        "7:\n"
-        "  adr.w r1, 3f\n"
+        "  adr.w r1, 4f\n"
         "  b 9f\n"
         "8:\n"
-        "  adr.w r1, 4f\n"
+        "  adr.w r1, 3f\n"
         "9:\n"
         "  orr r1, r1, #1\n"
         "  str r1, [sp, #4]\n"
@@ -1497,12 +1487,10 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_gemv4)
         "  lsl r3, r3, #1\n"
         "  ldr r8, [sp, #4]\n"
         "  bx r8\n"
-        "1:\n" TT_DSP_GEMV_GROUP
-        "2:\n" TT_DSP_GEMV_GROUP
         "3:\n" TT_DSP_GEMV_GROUP
         "4:\n" TT_DSP_GEMV_GROUP
         "  cmp r12, lr\n"
-        "  bne 1b\n"
+        "  bne 3b\n"
         "  ldr r8, [sp]\n"
         "  ldrd r9, r10, [r8, #12]\n" /* stride, n */
         "  sub r9, r9, r10\n"
