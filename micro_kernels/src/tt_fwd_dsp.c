@@ -1413,8 +1413,9 @@ static __attribute__((noinline)) int32_t split_columns(const tt_dsp_mm *m, int32
  * groups two a loop (its entry chosen once a call; four a loop: 1.550 a MAC against 1.581,
  * for 168 bytes more, which went to tt_dsp_colk's 4 rows a loop); per four rows the
  * pointers, the sums from the doubled bias (LDM) and 4 requantizations (TT_DSP_ASM_RQ_IN's
- * 4, the row's e and c from its shift, STRB). Registers in the loop: r0-r3 the sums, r4-r7 the rows' weights,
- * r8/r9 the staged double word, r10/r11 a weight word's halves, r12 the column, lr its end.
+ * 4, the row's e and c from its shift, STRB). Registers in the loop: r0-r3 the sums, r4-r7
+ * the rows' weights, r8/r9 the staged double word, r10/r11 a weight word's halves, r12 the
+ * column, lr its end.
  * Frame: [sp] a, +4 the loop's entry, +8 the next block's first row, +12 the bias, +16 the
  * multipliers, +20 the shifts, +24 the output, +28 the blocks left. */
 typedef struct {
