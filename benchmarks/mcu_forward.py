@@ -315,9 +315,9 @@ def render_layers(data: dict) -> str:
                     f"{b} instructions | {b}/MAC" for b in builds) + " |",
                 "|---:|---|---|---:|" + "---:|---:|" * len(builds)]
         for r in m["layers"]:
-            out.append(f"| {r['op']} | {r['kernel']} | {r['shape']} | {r['macs']:,} | " + " | ".join(
-                f"{r['instructions'][b]:,} | {r['instructions'][b] / max(r['macs'], 1):.4f}"
-                for b in builds) + " |")
+            cells = " | ".join(f"{r['instructions'][b]:,} | "
+                               f"{r['instructions'][b] / max(r['macs'], 1):.4f}" for b in builds)
+            out.append(f"| {r['op']} | {r['kernel']} | {r['shape']} | {r['macs']:,} | {cells} |")
         macs = sum(r["macs"] for r in m["layers"])
         out.append(f"| | all | {len(m['layers'])} layers | {macs:,} | " + " | ".join(
             f"{sum(r['instructions'][b] for r in m['layers']):,} | "
