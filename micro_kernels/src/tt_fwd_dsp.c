@@ -260,9 +260,8 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  ldrne r12, [r12, r3, lsl #2]\n"                                                \
           "  lsl r12, r12, lr\n"                                                            \
           "  str r12, [sp, #32]\n"                                                          \
-          "  ldr r12, [r0, #36]\n"                                                          \
-          "  cmp r12, #0\n"                                                                 \
-          "  bne 21f\n"                                                                     \
+          "  ldr r4, [r0, #36]\n" /* part_out: no outputs (CBNZ: r4-r11 free here) */      \
+          "  cbnz r4, 21f\n"                                                                \
           "  ldrd r12, lr, [r0, #40]\n"                                                     \
           "  ldr r12, [r12, r3, lsl #2]\n"                                                  \
           "  ldrsb lr, [lr, r3]\n" /* shift[r3]: int8 */                                    \
@@ -275,10 +274,9 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  add lr, lr, r3\n"                                                              \
           "  strd r12, lr, [sp, #16]\n" /* c, the row's first output */                     \
           "21:\n"                                                                           \
-          "  ldr r12, [r0, #32]\n"                                                          \
-          "  cmp r12, #0\n"                                                                 \
-          "  beq 10f\n"                                                                     \
-          "  add r12, r12, r3, lsl #5\n"                                                    \
+          "  ldr r4, [r0, #32]\n" /* part_in */                                            \
+          "  cbz r4, 10f\n"                                                                 \
+          "  add r12, r4, r3, lsl #5\n"                                                     \
           "  ldm r12, {" regs "}\n"                                                         \
             group                                                                           \
           "  ldr r0, [sp, #28]\n"                                                           \
@@ -1410,12 +1408,10 @@ static __attribute__((noinline)) int32_t split_columns(const tt_dsp_mm *m, int32
  * entry and the outputs (2.15 a MAC for 160 elements). Here the staged column's double word
  * is loaded once for four rows (one weight pointer each, post-incremented): per group of
  * four elements LDRD and 4 x (LDR, 2 SXTB16, 2 SMLAD), 21 instructions for 16 MACs, the
- * groups two a loop (its entry chosen once a call; four a loop: 1.550 a MAC against 1.581,
- * for 168 bytes more, which went to tt_dsp_colk's 4 rows a loop); per four rows the
- * pointers, the sums from the doubled bias (LDM) and 4 requantizations (TT_DSP_ASM_RQ_IN's
- * 4, the row's e and c from its shift, STRB). Registers in the loop: r0-r3 the sums, r4-r7
- * the rows' weights, r8/r9 the staged double word, r10/r11 a weight word's halves, r12 the
- * column, lr its end.
+ * groups four a loop (its entry chosen once a call); per four rows the pointers, the sums
+ * from the doubled bias (LDM) and 4 requantizations (TT_DSP_ASM_RQ_IN's 4, the row's e and c
+ * from its shift, STRB). Registers in the loop: r0-r3 the sums, r4-r7 the rows' weights,
+ * r8/r9 the staged double word, r10/r11 a weight word's halves, r12 the column, lr its end.
  * Frame: [sp] a, +4 the loop's entry, +8 the next block's first row, +12 the bias, +16 the
  * multipliers, +20 the shifts, +24 the output, +28 the blocks left. */
 typedef struct {
@@ -1454,13 +1450,23 @@ typedef char tt_dsp_gemv_layout[offsetof(tt_dsp_gemv_args, blocks) == 44 ? 1 : -
 __asm__(TT_DSP_ASM_ENTRY(tt_dsp_gemv4)
         "  sub sp, sp, #32\n"
         "  str r0, [sp]\n"
-        "  ldr r1, [r0, #16]\n"     /* groups % 2: the loop's entry */
-        "  tst r1, #4\n"
+        "  ldr r1, [r0, #16]\n"     /* groups % 4: the loop's entry */
+        "  ubfx r1, r1, #2, #2\n"
+        "  cmp r1, #2\n"
+        "  beq 7f\n"
+        "  bhi 6f\n"
+        "  cmp r1, #1\n"
         "  beq 8f\n"
-        "  adr.w r1, 4f\n"
+        "  adr.w r1, 1f\n"
+        "  b 9f\n"
+        "6:\n"
+        "  adr.w r1, 2f\n"
+        "  b 9f\n"
+        "7:\n"
+        "  adr.w r1, 3f\n"
         "  b 9f\n"
         "8:\n"
-        "  adr.w r1, 3f\n"
+        "  adr.w r1, 4f\n"
         "9:\n"
         "  orr r1, r1, #1\n"
         "  str r1, [sp, #4]\n"
@@ -1488,10 +1494,12 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_gemv4)
         "  lsl r3, r3, #1\n"
         "  ldr r8, [sp, #4]\n"
         "  bx r8\n"
+        "1:\n" TT_DSP_GEMV_GROUP
+        "2:\n" TT_DSP_GEMV_GROUP
         "3:\n" TT_DSP_GEMV_GROUP
         "4:\n" TT_DSP_GEMV_GROUP
         "  cmp r12, lr\n"
-        "  bne 3b\n"
+        "  bne 1b\n"
         "  ldr r8, [sp]\n"
         "  ldrd r9, r10, [r8, #12]\n" /* stride, n */
         "  sub r9, r9, r10\n"
