@@ -247,32 +247,30 @@ typedef char tt_dsp_rows_layout[offsetof(tt_dsp_rows_args, hi_stride) == 68 ? 1 
           "  movs r3, #0\n"                                                                 \
           "20:\n"                                                                           \
           "  str r3, [sp, #24]\n" /* row r3 of a (r0) */                                    \
-          "  ldrd r2, r12, [r0]\n"                                                          \
-          "  ldr lr, [r0, #8]\n"                                                            \
-          "  mla r2, lr, r3, r2\n"                                                          \
-          "  add r12, r2, r12\n"                                                            \
+          "  ldm r0, {r2, r4, r5}\n" /* w, n, w_stride (r4-r11 free until the sums) */     \
+          "  mla r2, r5, r3, r2\n"                                                          \
+          "  add r12, r2, r4\n"                                                             \
           "  strd r12, r2, [sp, #36]\n"                                                      \
             widen                                                                           \
           "  ldr r1, [r0, #12]\n"                                                           \
-          "  ldrd r12, lr, [r0, #24]\n"                                                     \
-          "  cmp r12, #0\n"                                                                 \
-          "  it ne\n"                                                                       \
-          "  ldrne r12, [r12, r3, lsl #2]\n"                                                \
-          "  lsl r12, r12, lr\n"                                                            \
-          "  str r12, [sp, #32]\n"                                                          \
+          "  ldrd r4, r5, [r0, #24]\n" /* the start (or NULL: 0), its shift */             \
+          "  cbz r4, 23f\n"                                                                 \
+          "  ldr r4, [r4, r3, lsl #2]\n"                                                    \
+          "23:\n"                                                                           \
+          "  lsl r4, r4, r5\n"                                                              \
+          "  str r4, [sp, #32]\n"                                                           \
           "  ldr r4, [r0, #36]\n" /* part_out: no outputs (CBNZ: r4-r11 free here) */      \
           "  cbnz r4, 21f\n"                                                                \
-          "  ldrd r12, lr, [r0, #40]\n"                                                     \
-          "  ldr r12, [r12, r3, lsl #2]\n"                                                  \
-          "  ldrsb lr, [lr, r3]\n" /* shift[r3]: int8 */                                    \
-          "  rsb lr, lr, #0\n"                                                              \
-          "  strd lr, r12, [sp, #8]\n" /* e, m */                                           \
-          "  sub lr, lr, #1\n"                                                              \
-          "  ldr r12, [r0, #48]\n"                                                          \
-          "  lsl r12, r12, lr\n"                                                            \
-          "  ldr lr, [r0, #52]\n"                                                           \
-          "  add lr, lr, r3\n"                                                              \
-          "  strd r12, lr, [sp, #16]\n" /* c, the row's first output */                     \
+          "  add r4, r0, #40\n"                                                             \
+          "  ldm r4, {r4-r7}\n" /* multipliers, shifts, c_unit, y */                        \
+          "  ldr r4, [r4, r3, lsl #2]\n"                                                    \
+          "  ldrsb r5, [r5, r3]\n" /* shift[r3]: int8 */                                    \
+          "  mvn r8, r5\n" /* e - 1 */                                                      \
+          "  rsb r5, r5, #0\n" /* e */                                                      \
+          "  lsl r6, r6, r8\n" /* c */                                                      \
+          "  add r7, r7, r3\n" /* the row's first output */                                 \
+          "  strd r5, r4, [sp, #8]\n" /* e, m */                                            \
+          "  strd r6, r7, [sp, #16]\n" /* c, the output */                                  \
           "21:\n"                                                                           \
           "  ldr r4, [r0, #32]\n" /* part_in */                                            \
           "  cbz r4, 10f\n"                                                                 \
