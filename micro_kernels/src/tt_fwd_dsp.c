@@ -379,21 +379,35 @@ TT_DSP_ROWS_ASM(tt_dsp_rows6_low, "r4-r9", 56, TT_DSP_END6, "", TT_DSP_ROWS6_FIR
 /* tt_dsp_rows6 with each row's weights sign-extended once per call into the frame (at
  * sp + 56, up to TT_DSP_WIDE_MAX of them: 2 bytes each, 80 bytes more stack) instead of
  * once per block: per group of a block LDRD where LDR and 2 SXTB16 were (16 instructions
- * for 24 MACs), for 6 a group per row and call (LDR, 2 SXTB16, STRD, CMP, BNE). Pays from 4
- * blocks a call, which the staging buffer holds for columns of up to 40 elements
+ * for 24 MACs), for 5 a group per row and call (two a step: 2 LDR, 4 SXTB16, 2 STRD, CMP,
+ * BNE). Pays from 4 blocks a call, which the staging buffer holds for columns of up to 40
+ * elements
  * (TT_FWD_DSP_STAGE_BYTES / (6 * 2 * 4) = 42): the layers of few input channels. Their
  * sums always go to the outputs (rows() calls them over 4 or more blocks, so first and last:
  * part_in and part_out NULL), and the groups fall through to them (no TT_DSP_EXIT). */
 #define TT_DSP_WIDE_MAX 40
 #define TT_DSP_WIDEN                                                                        \
   "  add r1, sp, #56\n"                                                                     \
-  "22:\n"                                                                                   \
+  "  tst r4, #4\n" /* n: an odd group first, then two a step (r4-r11 free here) */          \
+  "  beq 22f\n"                                                                             \
   "  ldr r3, [r2], #4\n"                                                                    \
   "  sxtb16 lr, r3, ror #8\n"                                                               \
   "  sxtb16 r3, r3\n"                                                                       \
   "  strd r3, lr, [r1], #8\n"                                                               \
   "  cmp r2, r12\n"                                                                         \
+  "  beq 28f\n"                                                                             \
+  "22:\n"                                                                                   \
+  "  ldr r3, [r2], #4\n"                                                                    \
+  "  ldr r6, [r2], #4\n"                                                                    \
+  "  sxtb16 lr, r3, ror #8\n"                                                               \
+  "  sxtb16 r3, r3\n"                                                                       \
+  "  sxtb16 r7, r6, ror #8\n"                                                               \
+  "  sxtb16 r6, r6\n"                                                                       \
+  "  strd r3, lr, [r1], #8\n"                                                               \
+  "  strd r6, r7, [r1], #8\n"                                                               \
+  "  cmp r2, r12\n"                                                                         \
   "  bne 22b\n"                                                                             \
+  "28:\n"                                                                                   \
   "  add r2, sp, #56\n"                                                                     \
   "  strd r1, r2, [sp, #36]\n"                                                               \
   "  ldr r3, [sp, #24]\n"
