@@ -1550,50 +1550,55 @@ static inline void gemv(const tt_dsp_mm *m, const tt_dsp_word *stage, int8_t *ou
  * x, in_stride bytes apart, staged as a block of 6 (tt_dsp_stage4's words, group g of column
  * p at stage + 2 (6 g + p)): an odd group first, then two a step (2 LDR, 8 SXTAB16, 2 STRD,
  * CMP, BNE: 14 instructions where gcc's stage_pairs took 16 and stage_words 20), about 10 a
- * column. LDR, not LDRD: the inputs may be unaligned. */
-__asm__(TT_DSP_ASM_ENTRY(tt_dsp_stage6)
-        "  ldr r12, [sp, #36]\n"    /* off */
-        "  add lr, r2, r2, lsl #1\n"
-        "  add lr, r1, lr, lsl #1\n" /* the columns' end */
-        "1:\n"
-        "  add r4, r1, r3\n"
-        "  mov r5, r1\n"
-        "  mov r6, r0\n"
-        "  tst r3, #4\n"
-        "  beq 2f\n"
-        "  ldr r7, [r5], #4\n"
-        "  sxtab16 r8, r12, r7\n"
-        "  sxtab16 r8, r8, r7\n"
-        "  sxtab16 r9, r12, r7, ror #8\n"
-        "  sxtab16 r9, r9, r7, ror #8\n"
-        "  strd r8, r9, [r6], #48\n"
-        "  cmp r5, r4\n"
-        "  beq 3f\n"
-        "2:\n"
-        "  ldr r7, [r5], #4\n"
-        "  ldr r10, [r5], #4\n"
-        "  sxtab16 r8, r12, r7\n"
-        "  sxtab16 r8, r8, r7\n"
-        "  sxtab16 r9, r12, r7, ror #8\n"
-        "  sxtab16 r9, r9, r7, ror #8\n"
-        "  sxtab16 r11, r12, r10\n"
-        "  sxtab16 r11, r11, r10\n"
-        "  sxtab16 r7, r12, r10, ror #8\n"
-        "  sxtab16 r7, r7, r10, ror #8\n"
-        "  strd r11, r7, [r6, #48]\n"
-        "  strd r8, r9, [r6], #96\n"
-        "  cmp r5, r4\n"
-        "  bne 2b\n"
-        "3:\n"
-        "  add r1, r1, r2\n"
-        "  add r0, r0, #8\n"
-        "  cmp r1, lr\n"
-        "  bne 1b\n"
-        "  pop {r4-r11, pc}\n"
-        "  .size tt_dsp_stage6, . - tt_dsp_stage6\n"
-        "  .text\n");
+ * column. LDR, not LDRD: the inputs may be unaligned. tt_dsp_stage_block4: the same for a
+ * block of 4 (the blocks and chunks of 4). `end`: lr = x + P in_stride; `step`: 8 P. */
+#define TT_DSP_STAGE_ASM(name, end, step, pair)                                            \
+  __asm__(TT_DSP_ASM_ENTRY(name)                                                          \
+          "  ldr r12, [sp, #36]\n" /* off */                                               \
+          end                                                                               \
+          "1:\n"                                                                            \
+          "  add r4, r1, r3\n"                                                              \
+          "  mov r5, r1\n"                                                                  \
+          "  mov r6, r0\n"                                                                  \
+          "  tst r3, #4\n"                                                                  \
+          "  beq 2f\n"                                                                      \
+          "  ldr r7, [r5], #4\n"                                                            \
+          "  sxtab16 r8, r12, r7\n"                                                         \
+          "  sxtab16 r8, r8, r7\n"                                                          \
+          "  sxtab16 r9, r12, r7, ror #8\n"                                                 \
+          "  sxtab16 r9, r9, r7, ror #8\n"                                                  \
+          "  strd r8, r9, [r6], #" #step "\n"                                               \
+          "  cmp r5, r4\n"                                                                  \
+          "  beq 3f\n"                                                                      \
+          "2:\n"                                                                            \
+          "  ldr r7, [r5], #4\n"                                                            \
+          "  ldr r10, [r5], #4\n"                                                           \
+          "  sxtab16 r8, r12, r7\n"                                                         \
+          "  sxtab16 r8, r8, r7\n"                                                          \
+          "  sxtab16 r9, r12, r7, ror #8\n"                                                 \
+          "  sxtab16 r9, r9, r7, ror #8\n"                                                  \
+          "  sxtab16 r11, r12, r10\n"                                                       \
+          "  sxtab16 r11, r11, r10\n"                                                       \
+          "  sxtab16 r7, r12, r10, ror #8\n"                                                \
+          "  sxtab16 r7, r7, r10, ror #8\n"                                                 \
+          "  strd r11, r7, [r6, #" #step "]\n"                                              \
+          "  strd r8, r9, [r6], #" #pair "\n"                                               \
+          "  cmp r5, r4\n"                                                                  \
+          "  bne 2b\n"                                                                      \
+          "3:\n"                                                                            \
+          "  add r1, r1, r2\n"                                                              \
+          "  add r0, r0, #8\n"                                                              \
+          "  cmp r1, lr\n"                                                                  \
+          "  bne 1b\n"                                                                      \
+          "  pop {r4-r11, pc}\n"                                                            \
+          "  .size " #name ", . - " #name "\n"                                              \
+          "  .text\n")
+TT_DSP_STAGE_ASM(tt_dsp_stage6, "  add lr, r2, r2, lsl #1\n  add lr, r1, lr, lsl #1\n", 48, 96);
+TT_DSP_STAGE_ASM(tt_dsp_stage_block4, "  add lr, r1, r2, lsl #2\n", 32, 64);
 void tt_dsp_stage6(tt_dsp_word *stage, const int8_t *x, int32_t in_stride, int32_t n,
                    uint32_t off);
+void tt_dsp_stage_block4(tt_dsp_word *stage, const int8_t *x, int32_t in_stride, int32_t n,
+                         uint32_t off);
 
 /* Elements [k0, k0 + n) (whole groups) of the P contiguous columns at x, staged. */
 static void stage_words(tt_dsp_word *stage, int32_t P, const int8_t *x, int32_t in_stride,
@@ -1658,6 +1663,8 @@ static inline __attribute__((always_inline)) void chunked(const tt_dsp_mm *m, co
       const int32_t n = K - k0 < KC(P) ? K - k0 : KC(P);
       if (P == 6)
         tt_dsp_stage6(stage, x + k0, in_stride, n, off);
+      else if (P == 4)
+        tt_dsp_stage_block4(stage, x + k0, in_stride, n, off);
       else
         stage_words(stage, P, x, in_stride, k0, n, off);
       (P == 8   ? rows_chunk8
@@ -1769,7 +1776,10 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
         P = W * Q;
         continue;
       }
-      stage_words(stage, P, x, in_stride, 0, m->n_lo, off);
+      if (P == 4)
+        tt_dsp_stage_block4(stage, x, in_stride, m->n_lo, off);
+      else
+        stage_words(stage, P, x, in_stride, 0, m->n_lo, off);
     } else {
       for (int32_t p = 0; p < P; ++p) {
         tt_dsp_stage(stage, P, p, 0, x + p * in_stride, m->n_lo, m->input_offset);
