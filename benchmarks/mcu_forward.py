@@ -4,6 +4,8 @@ Cortex-M7 rig, a whole inference in instructions, and host training speed with t
     .venv/bin/python benchmarks/mcu_forward.py                 # rig + host, markdown tables
     .venv/bin/python benchmarks/mcu_forward.py --rig-only --json benchmarks/mcu_forward.json
     .venv/bin/python benchmarks/mcu_forward.py --host-only --source DIR   # another checkout
+    .venv/bin/python benchmarks/mcu_forward.py --layers "conv 1x1" --dsp-only --json F
+        # one kind of layer, layer by layer (PYTHONPATH=DIR: another checkout's kernels)
 
 Rig: a forward pass of the person detector and of MCUNet-5FPS (imported, 128x128) through
 --engine c is recorded on the host, kernel call by kernel call (test_cortex_m7_forward's
@@ -290,6 +292,41 @@ def rig_models() -> list:
     return models
 
 
+def layer_rows(tmp: Path, label: str, builds) -> dict:
+    """Instructions of every call of the layers `describe` labels `label` (e.g. "conv 1x1"),
+    layer by layer, in `builds`: a kernel's before and after without the whole run."""
+    out: dict = {"label": label, "models": []}
+    for title, graph in rig_models():
+        calls = [(k, c) for k, c in layer_calls(graph) if describe(graph, k)[0] == label]
+        counts = {b: rig_instructions(calls, tmp, d) if calls else [] for b, d in builds}
+        out["models"].append({"model": title, "layers": [
+            {"op": k, "kernel": c.name, "shape": layer_shape(graph, k),
+             "macs": describe(graph, k)[1], "instructions": {b: n[i] for b, n in counts.items()}}
+            for i, (k, c) in enumerate(calls)]})
+    return out
+
+
+def render_layers(data: dict) -> str:
+    builds = next(iter(list(r["instructions"]) for m in data["models"] for r in m["layers"]))
+    out = []
+    for m in (m for m in data["models"] if m["layers"]):
+        out += [f"**{m['model']}**, {data['label']}", "",
+                "| op | kernel | layer | MACs | " + " | ".join(
+                    f"{b} instructions | {b}/MAC" for b in builds) + " |",
+                "|---:|---|---|---:|" + "---:|---:|" * len(builds)]
+        for r in m["layers"]:
+            cells = " | ".join(f"{r['instructions'][b]:,} | "
+                               f"{r['instructions'][b] / max(r['macs'], 1):.4f}" for b in builds)
+            out.append(f"| {r['op']} | {r['kernel']} | {r['shape']} | {r['macs']:,} | {cells} |")
+        macs = sum(r["macs"] for r in m["layers"])
+        out.append(f"| | all | {len(m['layers'])} layers | {macs:,} | " + " | ".join(
+            f"{sum(r['instructions'][b] for r in m['layers']):,} | "
+            f"{sum(r['instructions'][b] for r in m['layers']) / max(macs, 1):.4f}"
+            for b in builds) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def rig(tmp: Path, json_path: Path | None) -> None:
     import results
     models = rig_models()
@@ -372,7 +409,24 @@ def main() -> None:
     ap.add_argument("--json", type=Path,
                     help="write the rig's numbers there (benchmarks/mcu_forward.json also "
                          "re-renders their tables in RESULTS.md)")
+    ap.add_argument("--layers", metavar="LABEL",
+                    help="only the layers of this kind, as the tables label it (e.g. \"conv "
+                         "1x1\"), layer by layer on the rig; --json writes those")
+    ap.add_argument("--dsp-only", action="store_true", help="with --layers: the DSP build only")
     args = ap.parse_args()
+    if args.layers:
+        if args.json and args.json.resolve() == (ROOT / "benchmarks" / JSON).resolve():
+            ap.error(f"--layers writes a part of the run: not to benchmarks/{JSON}")
+        builds = tuple(b for b in BUILDS if b[0] == "DSP" or not args.dsp_only)
+        with tempfile.TemporaryDirectory() as tmp:
+            data = layer_rows(Path(tmp), args.layers, builds)
+        if not any(m["layers"] for m in data["models"]):
+            ap.error(f"no layer is labelled {args.layers!r}")
+        print(render_layers(data))
+        if args.json:
+            import results
+            results.write_json(args.json, data)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         if not args.host_only:
             rig(Path(tmp), args.json)

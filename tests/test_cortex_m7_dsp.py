@@ -164,6 +164,48 @@ def conv_calls(rng) -> None:
             y = np.empty((n, oh, ow, co), np.int8)
             c_forward.call("tt_conv2d_split_s8", p, m, sh, dims(x.shape), x, dims(f.shape),
                            lo, split, hi, b, dims(y.shape), y)
+    # round 30's 1x1 paths, tt_conv2d_s8 only (their split forms are the paths above), in
+    # int8's whole range (the assembly's requantization; "edge" quantization the rest):
+    rows30 = [
+        # one column (tt_dsp_gemv4: rows four at a time, the groups four a loop entered at
+        # n / 4 mod 4 = 0, 3, 2, 1; rows not a multiple of 4, and rows outside the assembly's
+        # requantization, as a block of one column): MCUNet's 160 -> 1000 classifier, smaller
+        (1, 1, 1, 160, 13, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 44, 6, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 40, 9, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 36, 4, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 12, 17, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 160, 8, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 160, 12, 1, 1, 1, 1, 0, 0, 1, 1),
+        # 6 columns fit but not 8 (145-170 elements: blocks of 6, one a call): 16 columns
+        # (6, 6, then 4), 13 (6, 6, 1), 7 of 148 elements
+        (1, 2, 8, 160, 10, 1, 1, 1, 1, 0, 0, 2, 8),
+        (1, 1, 13, 168, 6, 1, 1, 1, 1, 0, 0, 1, 13),
+        (1, 1, 7, 148, 9, 1, 1, 1, 1, 0, 0, 1, 7),
+        # columns of 48 and 32 elements in chunks of 16 (tt_dsp_colk: two middle chunks or
+        # one, then the last): 16 rows in one pass, 28 in two (16 and 12), 12 and 4 rows;
+        # 26 rows (not a multiple of 4: the blocks of 6)
+        (1, 3, 5, 48, 16, 1, 1, 1, 1, 0, 0, 3, 5),
+        (2, 2, 7, 48, 28, 1, 1, 1, 1, 0, 0, 2, 7),
+        (1, 4, 4, 32, 12, 1, 1, 1, 1, 0, 0, 4, 4),
+        (1, 1, 3, 32, 4, 1, 1, 1, 1, 0, 0, 1, 3),
+        (1, 2, 5, 48, 26, 1, 1, 1, 1, 0, 0, 2, 5),
+        # rows widened once a call two groups a step after an odd one (tt_dsp_rows6w: 3 and
+        # 7 groups, 30 columns: 5 blocks of 6)
+        (1, 5, 6, 12, 6, 1, 1, 1, 1, 0, 0, 5, 6),
+        (1, 5, 6, 28, 5, 1, 1, 1, 1, 0, 0, 5, 6),
+        (1, 3, 3, 48, 16, 1, 1, 1, 1, 0, 0, 3, 3),
+        (1, 2, 2, 32, 16, 1, 1, 1, 1, 0, 0, 2, 2),
+    ]
+    for k, (n, h, w, ci, co, kh, kw, s, d, pt, pl, oh, ow) in enumerate(rows30):
+        p = c_forward.ConvParams(s, s, d, d, pt, pl, *ACTIVATIONS[k % 3])
+        x, f = int8(rng, (n, h, w, ci)), weights(rng, (co, kh, kw, ci))
+        for kind in ("real", "edge"):
+            m, sh = quantization(rng, co, kind)
+            b = biases(rng, co, kind == "edge")
+            y = np.empty((n, oh, ow, co), np.int8)
+            c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f,
+                           b if k % 4 else None, dims(y.shape), y)
     # split 1x1 filters whose seam is not a group's (tt_dsp_rows6s/4s read each segment's
     # last group into the next row's first weights, times staged zeros; the last rows in C):
     # MobileNetV2's blocks.14.pointwise1 (7 of 56 trained, 16 columns: 6 + 6 + 4) with every
