@@ -1723,7 +1723,9 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
         rows1(m, stage, output, col_stride, known, 0, 0);
       return 1;
     }
-  } else if (columns > 0 && colk_ok(m, known)) { /* 32 or 48 elements: tt_dsp_colk */
+  } else if (columns > 0 && !wide && colk_ok(m, known)) {
+    /* 32 or 48 elements: tt_dsp_colk; not where the code generator gave the filter
+     * pre-widened for the blocks of 6 below (codegen/layouts.py chose it for them) */
     mm_colk(m, columns, input, in_stride, output, col_stride, stage);
     return 1;
   }
