@@ -1753,65 +1753,155 @@ static void dw2_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp
   }
 }
 
-static inline __attribute__((always_inline)) uint32_t dw2_pair(const int16_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
+/* The arguments of tt_dsp_dw2_row_* (offsets for the assembly), which also serve as its
+ * frame: w, d and out step on by channel. */
+typedef struct {
+  const tt_dsp_word *w;      /*  0: channel 0's [E(py), O(py), E(py + 2), O(py + 2)]; +32 B */
+  const int16_t *d;          /*  4: channel 0's staged dy row Y at S + X0 */
+  int32_t step;              /*  8: bytes from a channel's staged row to the next's */
+  int32_t doff;              /* 12: bytes from row Y's staging to row Y - 1's (TWO only) */
+  int32_t *out;              /* 16: channel 0's accumulator at dx column 0; +4 a channel */
+  int32_t c4;                /* 20: bytes from a dx column's accumulators to the next's */
+  int32_t channels;          /* 24: > 0; counted down */
+  int32_t lead;              /* 28: 1 where the row starts with an odd column */
+  int32_t pairs_bytes;       /* 32: column pairs times 2 c4 */
+  uint32_t entry;            /* 36: in: (4 - pairs mod 4) mod 4, or 4 where no pair; then the
+                                address the pairs start at */
+  uint32_t top;              /* 40: in: a largest magnitude; out: with every sum stored */
+  int32_t trail;             /* 44: 1 where the row ends with an even column */
+} dw2_row_args;
+typedef char dw2_row_layout[offsetof(dw2_row_args, trail) == 44 ? 1 : -1];
 
-/* One dx row of channels [0, nc) (their staged rows `step` int16 apart, their weights eight
- * words apart from w: the row's py half), from tap row j = 0's dy at d (S + X0) and, TWO,
- * j = 1's at d + doff: `lead` (0 or 1) odd column first, `pairs` column pairs, `trail` (0 or
- * 1) even column last, into out (channel k's column ix at out[k + ix c]). */
-static inline __attribute__((always_inline)) void dw2_row(const tt_dsp_word *w,
-                                                          const int16_t *d, int32_t doff,
-                                                          int32_t step, int32_t *out,
-                                                          int32_t c, int32_t nc, int32_t lead,
-                                                          int32_t pairs, int32_t trail,
-                                                          const int TWO) {
-  for (int32_t k = 0; k < nc; ++k, d += step, w += 8, ++out) {
-    const uint32_t e0 = w[0], o0 = w[1], e1 = w[2], o1 = w[3];
-    const int16_t *p = d;
-    int32_t *q = out;
-    if (lead) {
-      int32_t v = __smuad(dw2_pair(p), o0);
-      if (TWO) v = __smlad(dw2_pair(p + doff), o1, v);
-      *q = v;
-      q += c;
-      ++p;
-    }
-    for (const int16_t *const end = p + pairs; p != end; ++p, q += 2 * c) {
-      const uint32_t x0 = dw2_pair(p);
-      int32_t ev = __smuad(x0, e0), od = __smuad(x0, o0);
-      if (TWO) {
-        const uint32_t x1 = dw2_pair(p + doff);
-        ev = __smlad(x1, e1, ev);
-        od = __smlad(x1, o1, od);
-      }
-      q[0] = ev;
-      q[c] = od;
-    }
-    if (trail) {
-      int32_t v = __smuad(dw2_pair(p), e0);
-      if (TWO) v = __smlad(dw2_pair(p + doff), e1, v);
-      *q = v;
-    }
-  }
-}
-
-static __attribute__((noinline)) void dw2_row2(const tt_dsp_word *w, const int16_t *d,
-                                               int32_t doff, int32_t step, int32_t *out,
-                                               int32_t c, int32_t nc, int32_t lead,
-                                               int32_t pairs, int32_t trail) {
-  dw2_row(w, d, doff, step, out, c, nc, lead, pairs, trail, 1);
-}
-
-static __attribute__((noinline)) void dw2_row1(const tt_dsp_word *w, const int16_t *d,
-                                               int32_t step, int32_t *out, int32_t c,
-                                               int32_t nc, int32_t lead, int32_t pairs,
-                                               int32_t trail) {
-  dw2_row(w, d, 0, step, out, c, nc, lead, pairs, trail, 0);
-}
+/* One dx row of a block's channels in assembly, the largest magnitude measured as the sums
+ * are stored (the one pass's scan after the walk, largest_eights' 3.3 instructions an
+ * element, is not run where walk2 takes the layer). Registers: r0-r3 a channel's E(py),
+ * O(py), E(py + 2), O(py + 2); r4 its staged row Y (a column pair's word [D[X - 1], D[X]]
+ * by one unaligned LDR, post-incremented by 2); lr doff (row Y - 1's word at [r4, lr]); r5
+ * the output; r6 the largest magnitude T; r7 c4; r8 and r9 the loaded words; r10 and r11
+ * the pair's sums; r12 where the channel's pairs end; [sp] the arguments. A pair (TWO):
+ * two LDR, four multiplies, two STR and the pointer, then v ^ (v >> 31) (|v| or |v| - 1)
+ * of both sums ORed and compared with T: 14 instructions, where dw2_row2 in C took 12 and
+ * the scan 6.6 more; where the OR is not below T, the exact magnitudes of the two stored
+ * sums (20:, rare once T has grown). The pairs run four a loop, entered at `entry`. */
+#define DW2_IF(C, S) DW2_IF_##C(S)
+#define DW2_IF_1(S) S
+#define DW2_IF_0(S)
+#define DW2_MAG(x)                                                                          \
+  "  eor r9, " x ", " x ", asr #31\n"                                                       \
+  "  sub r9, r9, " x ", asr #31\n"                                                          \
+  "  cmp r9, r6\n"                                                                          \
+  "  it hi\n"                                                                               \
+  "  movhi r6, r9\n"
+#define DW2_PAIR(TWO, N)                                                                    \
+  DW2_IF(TWO, "  ldr r8, [r4, lr]\n")                                                       \
+  "  ldr r9, [r4], #2\n"                                                                    \
+  "  smuad r10, r9, r0\n"                                                                   \
+  "  smuad r11, r9, r1\n"                                                                   \
+  DW2_IF(TWO, "  smlad r10, r8, r2, r10\n"                                                  \
+              "  smlad r11, r8, r3, r11\n")                                                 \
+  "  str r11, [r5, r7]\n"                                                                   \
+  "  str r10, [r5]\n"                                                                       \
+  "  add r5, r5, r7, lsl #1\n"                                                              \
+  "  eor r10, r10, r10, asr #31\n"                                                          \
+  "  eor r11, r11, r11, asr #31\n"                                                          \
+  "  orr r10, r10, r11\n"                                                                   \
+  "  cmp r10, r6\n"                                                                         \
+  "  bhs 4" N "f\n"                                                                         \
+  "5" N ":\n"
+#define DW2_ROW_FN(NAME, TWO)                                                               \
+  __asm__(TT_DSP_ASM_ENTRY(NAME)                                                            \
+          "  sub sp, sp, #8\n"                                                              \
+          "  str r0, [sp]\n"                                                                \
+          "  ldr r6, [r0, #40]\n"                                                           \
+          "  ldr r7, [r0, #20]\n"                                                           \
+          DW2_IF(TWO, "  ldr lr, [r0, #12]\n")                                              \
+          "  ldr r1, [r0, #36]\n"                                                           \
+          "  adr.w r2, 9f\n"                                                                \
+          "  ldrb r3, [r2, r1]\n"                                                           \
+          "  add r2, r2, r3, lsl #1\n"                                                      \
+          "  add r2, r2, #1\n"                                                              \
+          "  str r2, [r0, #36]\n"                                                           \
+          "3:\n"                                                                            \
+          "  ldr r8, [sp]\n"                                                                \
+          "  ldr r9, [r8, #0]\n"                                                            \
+          "  ldrd r0, r1, [r9]\n"                                                           \
+          DW2_IF(TWO, "  ldrd r2, r3, [r9, #8]\n")                                          \
+          "  add r9, r9, #32\n"                                                             \
+          "  str r9, [r8, #0]\n"                                                            \
+          "  ldrd r4, r9, [r8, #4]\n"                                                       \
+          "  add r9, r9, r4\n"                                                              \
+          "  str r9, [r8, #4]\n"                                                            \
+          "  ldr r5, [r8, #16]\n"                                                           \
+          "  add r9, r5, #4\n"                                                              \
+          "  str r9, [r8, #16]\n"                                                           \
+          "  ldr r9, [r8, #28]\n"                                                           \
+          "  cmp r9, #0\n"                                                                  \
+          "  beq 6f\n"                                                                      \
+          DW2_IF(TWO, "  ldr r8, [r4, lr]\n")                                               \
+          "  ldr r9, [r4], #2\n"                                                            \
+          "  smuad r10, r9, r1\n"                                                           \
+          DW2_IF(TWO, "  smlad r10, r8, r3, r10\n")                                         \
+          "  str r10, [r5]\n"                                                               \
+          "  add r5, r5, r7\n"                                                              \
+          "  adr.w r8, 6f\n"                                                                \
+          "  b 21f\n"                                                                       \
+          "6:\n"                                                                            \
+          "  ldr r8, [sp]\n"                                                                \
+          "  ldr r9, [r8, #32]\n"                                                           \
+          "  add r12, r5, r9\n"                                                             \
+          "  ldr pc, [r8, #36]\n"                                                           \
+          "9:\n"                                                                            \
+          "  .byte (10f - 9b) / 2, (11f - 9b) / 2, (12f - 9b) / 2, (13f - 9b) / 2\n"        \
+          "  .byte (7f - 9b) / 2\n"                                                         \
+          "  .p2align 1\n"                                                                  \
+          "10:\n" DW2_PAIR(TWO, "1") "11:\n" DW2_PAIR(TWO, "2")                             \
+          "12:\n" DW2_PAIR(TWO, "3") "13:\n" DW2_PAIR(TWO, "4")                             \
+          "  cmp r5, r12\n"                                                                 \
+          "  bne 10b\n"                                                                     \
+          "7:\n"                                                                            \
+          "  ldr r8, [sp]\n"                                                                \
+          "  ldr r9, [r8, #44]\n"                                                           \
+          "  cmp r9, #0\n"                                                                  \
+          "  beq 8f\n"                                                                      \
+          DW2_IF(TWO, "  ldr r8, [r4, lr]\n")                                               \
+          "  ldr r9, [r4]\n"                                                                \
+          "  smuad r10, r9, r0\n"                                                           \
+          DW2_IF(TWO, "  smlad r10, r8, r2, r10\n")                                         \
+          "  str r10, [r5]\n"                                                               \
+          "  adr.w r8, 8f\n"                                                                \
+          "  b 21f\n"                                                                       \
+          "8:\n"                                                                            \
+          "  ldr r8, [sp]\n"                                                                \
+          "  ldr r9, [r8, #24]\n"                                                           \
+          "  subs r9, r9, #1\n"                                                             \
+          "  str r9, [r8, #24]\n"                                                           \
+          "  bne 3b\n"                                                                      \
+          "  str r6, [r8, #40]\n"                                                           \
+          "  add sp, sp, #8\n"                                                              \
+          "  pop {r4-r11, pc}\n"                                                            \
+          "41:\n  adr.w r8, 51b\n  b 20f\n"                                                 \
+          "42:\n  adr.w r8, 52b\n  b 20f\n"                                                 \
+          "43:\n  adr.w r8, 53b\n  b 20f\n"                                                 \
+          "44:\n  adr.w r8, 54b\n"                                                          \
+          "20:\n"                                                                           \
+          "  sub r10, r5, r7, lsl #1\n"                                                     \
+          "  ldr r11, [r10, r7]\n"                                                          \
+          "  ldr r10, [r10]\n"                                                              \
+          DW2_MAG("r11")                                                                    \
+          "21:\n"                                                                           \
+          DW2_MAG("r10")                                                                    \
+          "  mov pc, r8\n"                                                                  \
+          "  .size " #NAME ", . - " #NAME "\n"                                              \
+          "  .text\n");                                                                     \
+  void NAME(dw2_row_args *a);
+DW2_ROW_FN(tt_dsp_dw2_row_two, 1)
+DW2_ROW_FN(tt_dsp_dw2_row_one, 0)
+#undef DW2_ROW_FN
+#undef DW2_PAIR
+#undef DW2_MAG
+#undef DW2_IF
+#undef DW2_IF_1
+#undef DW2_IF_0
 
 /* walk3's (same arguments and staging's use) for a 3x3 or 4x4 layer of stride 2: by
  * channel and dx row (dw2_row), the block's weights then a ring of two dy rows (Y and
@@ -1848,18 +1938,14 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
           }
           d[j] = (const int16_t *)(const void *)rows + x0;
         }
-        int32_t *const out = tt_kept(keep, row * wd, c) + ch0;
-        const tt_dsp_word *const w = wts + 4 * py;
-        if (two)
-          dw2_row2(w, d[0], (int32_t)(d[1] - d[0]), 2 * words, out, c, nc, lead, pairs, trail);
-        else
-          dw2_row1(w, d[0], 2 * words, out, c, nc, lead, pairs, trail);
-        if (amax != 0) {
-          /* the whole row at once where the block is every channel, else column by column
-           * (one inlined copy) */
-          const int32_t runs = nc == c ? 1 : wd, len = nc == c ? wd * c : nc;
-          for (int32_t ix = 0; ix < runs; ++ix) top = tt_largest_magnitude(out + ix * c, len, top);
-        }
+        dw2_row_args arg = {.w = wts + 4 * py, .d = d[0], .step = 4 * words,
+                            .doff = two ? 2 * (int32_t)(d[1] - d[0]) : 0,
+                            .out = tt_kept(keep, row * wd, c) + ch0, .c4 = 4 * c,
+                            .channels = nc, .lead = lead, .pairs_bytes = 8 * c * pairs,
+                            .entry = pairs == 0 ? 4u : (uint32_t)(-pairs & 3), .top = top,
+                            .trail = trail};
+        (two ? tt_dsp_dw2_row_two : tt_dsp_dw2_row_one)(&arg);
+        top = arg.top;
       }
     }
   }
@@ -1876,15 +1962,19 @@ static inline int dw3_layer(const dw_layer *a) {
          a->wd >= DW3_MIN_WIDTH;
 }
 
+/* Whether walk2 takes the layer (the kept range and its staging permitting); square
+ * kernels only: no rig test runs walk2 at 3x4 or 4x3 (review20). */
+static inline int dw2_layer(const dw_layer *a) {
+  return (a->kh == 3 || a->kh == 4) && a->kw == a->kh && a->sh == 2 && a->sw == 2 &&
+         a->wd >= DW2_MIN_WIDTH;
+}
+
 static __attribute__((noinline)) void kept_walk(const dw_layer *a, int32_t nb, void *stage_mem,
                                                 int32_t stage_bytes, int32_t p0, int32_t p1,
                                                 const tt_keep *keep, uint32_t *amax) {
   const int32_t wd = a->wd;
   const int32_t r0 = (p0 + wd - 1) / wd, r1 = p1 / wd;
-  const int s1 = dw3_layer(a);
-  /* square kernels only: no rig test runs walk2 at 3x4 or 4x3 (review20) */
-  const int s2 = (a->kh == 3 || a->kh == 4) && a->kw == a->kh && a->sh == 2 &&
-                 a->sw == 2 && wd >= DW2_MIN_WIDTH;
+  const int s1 = dw3_layer(a), s2 = dw2_layer(a);
   if ((s1 || s2) && keep != 0 && p1 <= keep->n1 && r0 < r1) {
     const int32_t cut = keep->n0 % wd != 0 && keep->n0 / wd >= r0 && keep->n0 / wd < r1
                             ? keep->n0 / wd : -1;
@@ -1943,7 +2033,8 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
      * track it as they store, about 2.5 instructions an element) find the largest
      * magnitude no faster than the caller's scan of it after them (4.5 an element): left
      * to it (UINT32_MAX, no magnitude's: the sums are below 2^31) */
-    const int scan = amax != 0 && keep != 0 && p0 == 0 && keep->n0 >= p1 && !dw3_layer(&a);
+    const int scan = amax != 0 && keep != 0 && p0 == 0 && keep->n0 >= p1 && !dw3_layer(&a) &&
+                     !dw2_layer(&a);
     kept_walk(&a, nb, stage_mem, stage_bytes & ~7, p0, p1, keep, scan ? 0 : amax);
     if (scan) *amax = UINT32_MAX;
     return 1;
