@@ -97,6 +97,12 @@ INPUT_GRAD_SHAPES = [
                                                   # last, 40 channels (blocks where staged
                                                   # in part)
     (1, 9, 16, 24, 4, 4, 2, 2, 2, 1, 1),          # walk2 at padding 2 (the rows from S[1])
+    # walk2's assembly rows (dwig30b) at its narrowest width (DW2_MIN_WIDTH 12) and the
+    # width below (walk), the pairs' entries 2, 1 and 3 (6, 7 and 5 pairs), an odd column
+    # first and an even one last: four shapes, so that the layers after keep their staging
+    # parts ((k + v) % 4 below)
+    (1, 12, 12, 20, 3, 3, 2, 0, 0, 1, 1), (1, 8, 14, 6, 4, 4, 2, 1, 0, 1, 1),
+    (1, 6, 12, 5, 3, 3, 2, 1, 1, 1, 1), (1, 10, 11, 9, 3, 3, 2, 1, 1, 1, 1),
     (1, 9, 9, 67, 3, 3, 1, 1, 1, 1, 1),           # 17 groups of 3 taps a row: the sums by
                                                   # row, a partial last group
     (1, 6, 6, 16, 3, 3, 1, 1, 1, 1, 1),           # SPIKE in the upper four of eight lanes

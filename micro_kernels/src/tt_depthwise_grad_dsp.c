@@ -1715,7 +1715,7 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
 
 /* The narrowest dx rows walk2 takes (at least 2: one column pair). */
 #ifndef DW2_MIN_WIDTH
-#define DW2_MIN_WIDTH 16
+#define DW2_MIN_WIDTH 12
 #endif
 
 /* Words a staged dy row of walk2: S[0 .. X_last + 1], X_last = (wd - 1 + pad_left) / 2. */
@@ -1753,24 +1753,23 @@ static void dw2_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp
   }
 }
 
-/* The arguments of tt_dsp_dw2_row_* (offsets for the assembly), which also serve as its
- * frame: w, d and out step on by channel. */
+/* The arguments of tt_dsp_dw2_row_* (offsets for the assembly). */
 typedef struct {
   const tt_dsp_word *w;      /*  0: channel 0's [E(py), O(py), E(py + 2), O(py + 2)]; +32 B */
   const int16_t *d;          /*  4: channel 0's staged dy row Y at S + X0 */
-  int32_t step;              /*  8: bytes from a channel's staged row to the next's */
-  int32_t doff;              /* 12: bytes from row Y's staging to row Y - 1's (TWO only) */
-  int32_t *out;              /* 16: channel 0's accumulator at dx column 0; +4 a channel */
-  int32_t c4;                /* 20: bytes from a dx column's accumulators to the next's */
-  int32_t channels;          /* 24: > 0; counted down */
-  int32_t lead;              /* 28: 1 where the row starts with an odd column */
-  int32_t pairs_bytes;       /* 32: column pairs times 2 c4 */
-  uint32_t entry;            /* 36: in: (4 - pairs mod 4) mod 4, or 4 where no pair; then the
-                                address the pairs start at */
-  uint32_t top;              /* 40: in: a largest magnitude; out: with every sum stored */
-  int32_t trail;             /* 44: 1 where the row ends with an even column */
+  int32_t *out;              /*  8: channel 0's accumulator at dx column 0; +4 a channel */
+  int32_t c4;                /* 12: bytes from a dx column's accumulators to the next's */
+  int32_t doff;              /* 16: bytes from row Y's staging to row Y - 1's (TWO only) */
+  uint32_t top;              /* 20: in: a largest magnitude; out: with every sum stored */
+  int32_t d_step;            /* 24: bytes from d after a channel's columns to the next's d */
+  int32_t out_step;          /* 28: the same for out */
+  int32_t run_bytes;         /* 32: bytes out moves by the odd first column and the pairs */
+  const int16_t *d_end;      /* 36: the block's last channel's d plus its step */
+  uint32_t entry;            /* 40: (4 - pairs mod 4) mod 4, or 4 where there is no pair */
+  int32_t lead;              /* 44: 1 where the row starts with an odd column */
+  int32_t trail;             /* 48: 1 where the row ends with an even column */
 } dw2_row_args;
-typedef char dw2_row_layout[offsetof(dw2_row_args, trail) == 44 ? 1 : -1];
+typedef char dw2_row_layout[offsetof(dw2_row_args, trail) == 48 ? 1 : -1];
 
 /* One dx row of a block's channels in assembly, the largest magnitude measured as the sums
  * are stored (the one pass's scan after the walk, largest_eights' 3.3 instructions an
@@ -1778,11 +1777,17 @@ typedef char dw2_row_layout[offsetof(dw2_row_args, trail) == 44 ? 1 : -1];
  * O(py), E(py + 2), O(py + 2); r4 its staged row Y (a column pair's word [D[X - 1], D[X]]
  * by one unaligned LDR, post-incremented by 2); lr doff (row Y - 1's word at [r4, lr]); r5
  * the output; r6 the largest magnitude T; r7 c4; r8 and r9 the loaded words; r10 and r11
- * the pair's sums; r12 where the channel's pairs end; [sp] the arguments. A pair (TWO):
- * two LDR, four multiplies, two STR and the pointer, then v ^ (v >> 31) (|v| or |v| - 1)
- * of both sums ORed and compared with T: 14 instructions, where dw2_row2 in C took 12 and
- * the scan 6.6 more; where the OR is not below T, the exact magnitudes of the two stored
- * sums (20:, rare once T has grown). The pairs run four a loop, entered at `entry`. */
+ * the pair's sums; r12 where the channel's pairs end. A pair (TWO): two LDR, four
+ * multiplies, two STR and the pointer, then v ^ (v >> 31) (|v| or |v| - 1) of both sums
+ * ORed and compared with T: 14 instructions, where dw2_row2 in C took 12 and the scan 6.6
+ * more (ONE: 11); where the OR is not below T, the exact magnitudes of the two stored sums
+ * (20:, rare once T has grown). The pairs run four a loop, entered at the table 9's entry;
+ * a channel's odd first column and even last one are entered through addresses chosen once
+ * a call, so that a channel costs 16 instructions beside its columns (the weights' pointer,
+ * d and out stepped by constants, the end by d). The frame: [sp] the weights' pointer, +4
+ * d_step, +8 out_step, +12 run_bytes, +16 d_end, +20 the first column's entry (the odd
+ * column's or the pairs'), +24 the pairs' entry, +28 the last column's (the even column's
+ * or the channel's end). */
 #define DW2_IF(C, S) DW2_IF_##C(S)
 #define DW2_IF_1(S) S
 #define DW2_IF_0(S)
@@ -1810,74 +1815,76 @@ typedef char dw2_row_layout[offsetof(dw2_row_args, trail) == 44 ? 1 : -1];
   "5" N ":\n"
 #define DW2_ROW_FN(NAME, TWO)                                                               \
   __asm__(TT_DSP_ASM_ENTRY(NAME)                                                            \
-          "  sub sp, sp, #8\n"                                                              \
-          "  str r0, [sp]\n"                                                                \
-          "  ldr r6, [r0, #40]\n"                                                           \
-          "  ldr r7, [r0, #20]\n"                                                           \
-          DW2_IF(TWO, "  ldr lr, [r0, #12]\n")                                              \
-          "  ldr r1, [r0, #36]\n"                                                           \
+          "  sub sp, sp, #32\n"                                                             \
+          "  ldr r6, [r0, #20]\n"                                                           \
+          "  ldr r7, [r0, #12]\n"                                                           \
+          DW2_IF(TWO, "  ldr lr, [r0, #16]\n")                                              \
+          "  ldrd r4, r5, [r0, #4]\n"                                                       \
+          "  ldr r1, [r0, #0]\n"                                                            \
+          "  ldrd r2, r3, [r0, #24]\n"                                                      \
+          "  ldrd r8, r9, [r0, #32]\n"                                                      \
+          "  stm sp, {r1, r2, r3, r8, r9}\n"                                                \
+          "  ldr r1, [r0, #40]\n"                                                           \
           "  adr.w r2, 9f\n"                                                                \
           "  ldrb r3, [r2, r1]\n"                                                           \
           "  add r2, r2, r3, lsl #1\n"                                                      \
           "  add r2, r2, #1\n"                                                              \
-          "  str r2, [r0, #36]\n"                                                           \
+          "  ldrd r1, r3, [r0, #44]\n"                                                      \
+          "  cmp r1, #0\n"                                                                  \
+          "  ite ne\n"                                                                      \
+          "  adrne.w r1, 6f + 1\n"                                                          \
+          "  moveq r1, r2\n"                                                                \
+          "  cmp r3, #0\n"                                                                  \
+          "  ite ne\n"                                                                      \
+          "  adrne.w r3, 7f + 1\n"                                                          \
+          "  adreq.w r3, 8f + 1\n"                                                          \
+          "  add r8, sp, #20\n"                                                             \
+          "  stm r8, {r1, r2, r3}\n"                                                        \
+          "  push {r0}\n"                                                                   \
           "3:\n"                                                                            \
-          "  ldr r8, [sp]\n"                                                                \
-          "  ldr r9, [r8, #0]\n"                                                            \
-          "  ldrd r0, r1, [r9]\n"                                                           \
+          "  ldr r9, [sp, #4]\n"                                                            \
           DW2_IF(TWO, "  ldrd r2, r3, [r9, #8]\n")                                          \
-          "  add r9, r9, #32\n"                                                             \
-          "  str r9, [r8, #0]\n"                                                            \
-          "  ldrd r4, r9, [r8, #4]\n"                                                       \
-          "  add r9, r9, r4\n"                                                              \
-          "  str r9, [r8, #4]\n"                                                            \
-          "  ldr r5, [r8, #16]\n"                                                           \
-          "  add r9, r5, #4\n"                                                              \
-          "  str r9, [r8, #16]\n"                                                           \
-          "  ldr r9, [r8, #28]\n"                                                           \
-          "  cmp r9, #0\n"                                                                  \
-          "  beq 6f\n"                                                                      \
+          "  ldrd r0, r1, [r9], #32\n"                                                      \
+          "  str r9, [sp, #4]\n"                                                            \
+          "  ldr r9, [sp, #16]\n"                                                           \
+          "  add r12, r5, r9\n"                                                             \
+          "  ldr pc, [sp, #24]\n"                                                           \
+          "6:\n"                                                                            \
           DW2_IF(TWO, "  ldr r8, [r4, lr]\n")                                               \
           "  ldr r9, [r4], #2\n"                                                            \
           "  smuad r10, r9, r1\n"                                                           \
           DW2_IF(TWO, "  smlad r10, r8, r3, r10\n")                                         \
           "  str r10, [r5]\n"                                                               \
           "  add r5, r5, r7\n"                                                              \
-          "  adr.w r8, 6f\n"                                                                \
-          "  b 21f\n"                                                                       \
-          "6:\n"                                                                            \
-          "  ldr r8, [sp]\n"                                                                \
-          "  ldr r9, [r8, #32]\n"                                                           \
-          "  add r12, r5, r9\n"                                                             \
-          "  ldr pc, [r8, #36]\n"                                                           \
+          DW2_MAG("r10")                                                                    \
+          "  ldr pc, [sp, #28]\n"                                                           \
           "9:\n"                                                                            \
           "  .byte (10f - 9b) / 2, (11f - 9b) / 2, (12f - 9b) / 2, (13f - 9b) / 2\n"        \
-          "  .byte (7f - 9b) / 2\n"                                                         \
+          "  .byte (15f - 9b) / 2\n"                                                        \
           "  .p2align 1\n"                                                                  \
           "10:\n" DW2_PAIR(TWO, "1") "11:\n" DW2_PAIR(TWO, "2")                             \
           "12:\n" DW2_PAIR(TWO, "3") "13:\n" DW2_PAIR(TWO, "4")                             \
           "  cmp r5, r12\n"                                                                 \
           "  bne 10b\n"                                                                     \
+          "15:\n"                                                                           \
+          "  ldr pc, [sp, #32]\n"                                                           \
           "7:\n"                                                                            \
-          "  ldr r8, [sp]\n"                                                                \
-          "  ldr r9, [r8, #44]\n"                                                           \
-          "  cmp r9, #0\n"                                                                  \
-          "  beq 8f\n"                                                                      \
           DW2_IF(TWO, "  ldr r8, [r4, lr]\n")                                               \
           "  ldr r9, [r4]\n"                                                                \
           "  smuad r10, r9, r0\n"                                                           \
           DW2_IF(TWO, "  smlad r10, r8, r2, r10\n")                                         \
           "  str r10, [r5]\n"                                                               \
-          "  adr.w r8, 8f\n"                                                                \
-          "  b 21f\n"                                                                       \
+          DW2_MAG("r10")                                                                    \
           "8:\n"                                                                            \
-          "  ldr r8, [sp]\n"                                                                \
-          "  ldr r9, [r8, #24]\n"                                                           \
-          "  subs r9, r9, #1\n"                                                             \
-          "  str r9, [r8, #24]\n"                                                           \
+          "  ldrd r8, r9, [sp, #8]\n"                                                       \
+          "  add r4, r4, r8\n"                                                              \
+          "  add r5, r5, r9\n"                                                              \
+          "  ldr r9, [sp, #20]\n"                                                           \
+          "  cmp r4, r9\n"                                                                  \
           "  bne 3b\n"                                                                      \
-          "  str r6, [r8, #40]\n"                                                           \
-          "  add sp, sp, #8\n"                                                              \
+          "  pop {r0}\n"                                                                    \
+          "  str r6, [r0, #20]\n"                                                           \
+          "  add sp, sp, #32\n"                                                             \
           "  pop {r4-r11, pc}\n"                                                            \
           "41:\n  adr.w r8, 51b\n  b 20f\n"                                                 \
           "42:\n  adr.w r8, 52b\n  b 20f\n"                                                 \
@@ -1888,7 +1895,6 @@ typedef char dw2_row_layout[offsetof(dw2_row_args, trail) == 44 ? 1 : -1];
           "  ldr r11, [r10, r7]\n"                                                          \
           "  ldr r10, [r10]\n"                                                              \
           DW2_MAG("r11")                                                                    \
-          "21:\n"                                                                           \
           DW2_MAG("r10")                                                                    \
           "  mov pc, r8\n"                                                                  \
           "  .size " #NAME ", . - " #NAME "\n"                                              \
@@ -1938,11 +1944,14 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
           }
           d[j] = (const int16_t *)(const void *)rows + x0;
         }
-        dw2_row_args arg = {.w = wts + 4 * py, .d = d[0], .step = 4 * words,
-                            .doff = two ? 2 * (int32_t)(d[1] - d[0]) : 0,
-                            .out = tt_kept(keep, row * wd, c) + ch0, .c4 = 4 * c,
-                            .channels = nc, .lead = lead, .pairs_bytes = 8 * c * pairs,
-                            .entry = pairs == 0 ? 4u : (uint32_t)(-pairs & 3), .top = top,
+        const int16_t *const d0 = d[0];
+        dw2_row_args arg = {.w = wts + 4 * py, .d = d0, .out = tt_kept(keep, row * wd, c) + ch0,
+                            .c4 = 4 * c, .doff = two ? 2 * (int32_t)(d[1] - d0) : 0,
+                            .top = top, .d_step = 4 * words - 2 * (lead + pairs),
+                            .out_step = 4 - 4 * c * (lead + 2 * pairs),
+                            .run_bytes = 4 * c * (lead + 2 * pairs),
+                            .d_end = d0 + 2 * words * nc,
+                            .entry = pairs == 0 ? 4u : (uint32_t)(-pairs & 3), .lead = lead,
                             .trail = trail};
         (two ? tt_dsp_dw2_row_two : tt_dsp_dw2_row_one)(&arg);
         top = arg.top;
