@@ -1713,7 +1713,10 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
  * instructions an element of call, pointers and accumulators' loads and stores (rows1 and
  * rows2: 4.4 a forward MAC at 3x3/2 16 @48x48, the walk 1.8 more). */
 
-/* The narrowest dx rows walk2 takes (at least 2: one column pair). */
+/* The narrowest dx rows walk2 takes (at least 2: one column pair). Measured (mcu_grad_dsp.py,
+ * one pass to nearest, dwig30b's assembly rows): 3x3/2 64 @12x12 6.23 a MAC against 7.25 by
+ * walk, 128 @6x6 7.82 against 7.43 (a channel's 16 instructions and its weights' staging
+ * over 6 columns). */
 #ifndef DW2_MIN_WIDTH
 #define DW2_MIN_WIDTH 12
 #endif
@@ -1779,14 +1782,15 @@ typedef char dw2_row_layout[offsetof(dw2_row_args, trail) == 48 ? 1 : -1];
  * the output; r6 the largest magnitude T; r7 c4; r8 and r9 the loaded words; r10 and r11
  * the pair's sums; r12 where the channel's pairs end. A pair (TWO): two LDR, four
  * multiplies, two STR and the pointer, then v ^ (v >> 31) (|v| or |v| - 1) of both sums
- * ORed and compared with T: 14 instructions, where dw2_row2 in C took 12 and the scan 6.6
- * more (ONE: 11); where the OR is not below T, the exact magnitudes of the two stored sums
- * (20:, rare once T has grown). The pairs run four a loop, entered at the table 9's entry;
- * a channel's odd first column and even last one are entered through addresses chosen once
- * a call, so that a channel costs 16 instructions beside its columns (the weights' pointer,
- * d and out stepped by constants, the end by d). The frame: [sp] the weights' pointer, +4
- * d_step, +8 out_step, +12 run_bytes, +16 d_end, +20 the first column's entry (the odd
- * column's or the pairs'), +24 the pairs' entry, +28 the last column's (the even column's
+ * ORed and compared with T: 14 instructions, where the C loop before (dw2_row2) took 12
+ * and the scan 6.6 more (ONE: 11); where the OR is not below T, the exact magnitudes of the
+ * two stored sums (20:, rare once T has grown). The pairs run four a loop, entered at the
+ * table 9's entry; a channel's odd first column and even last one are entered through
+ * addresses chosen once a call, so that a channel costs 16 instructions beside its columns
+ * (the weights' pointer, d and out stepped by constants, the end by d: 29 where each
+ * field came from the arguments). The frame: [sp] the arguments, +4 the weights' pointer, +8
+ * d_step, +12 out_step, +16 run_bytes, +20 d_end, +24 the first column's entry (the odd
+ * column's or the pairs'), +28 the pairs' entry, +32 the last column's (the even column's
  * or the channel's end). */
 #define DW2_IF(C, S) DW2_IF_##C(S)
 #define DW2_IF_1(S) S
@@ -1910,8 +1914,8 @@ DW2_ROW_FN(tt_dsp_dw2_row_one, 0)
 #undef DW2_IF_0
 
 /* walk3's (same arguments and staging's use) for a 3x3 or 4x4 layer of stride 2: by
- * channel and dx row (dw2_row), the block's weights then a ring of two dy rows (Y and
- * Y - 1), each a slot of the block's channels' rows. */
+ * channel and dx row (tt_dsp_dw2_row_two/one), the block's weights then a ring of two dy
+ * rows (Y and Y - 1), each a slot of the block's channels' rows. */
 static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
                                            int32_t stage_bytes, int32_t r0, int32_t r1,
                                            int32_t cut, const tt_keep *keep, uint32_t *amax) {
@@ -2038,10 +2042,10 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   }
   if (amax != 0) *amax = 0;
   if (r == 0) {
-    /* every position in keep->a0 (a one pass): the walks other than walk3 (whose pairs
-     * track it as they store, about 2.5 instructions an element) find the largest
-     * magnitude no faster than the caller's scan of it after them (4.5 an element): left
-     * to it (UINT32_MAX, no magnitude's: the sums are below 2^31) */
+    /* every position in keep->a0 (a one pass): the walks other than walk3 and walk2
+     * (whose pairs track it as they store, about 2.5 instructions an element) find the
+     * largest magnitude no faster than the caller's scan of it after them (3.3 an element,
+     * largest_eights): left to it (UINT32_MAX, no magnitude's: the sums are below 2^31) */
     const int scan = amax != 0 && keep != 0 && p0 == 0 && keep->n0 >= p1 && !dw3_layer(&a) &&
                      !dw2_layer(&a);
     kept_walk(&a, nb, stage_mem, stage_bytes & ~7, p0, p1, keep, scan ? 0 : amax);
