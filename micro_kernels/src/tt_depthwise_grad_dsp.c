@@ -1768,7 +1768,7 @@ typedef struct {
   int32_t out_step;          /* 28: the same for out */
   int32_t run_bytes;         /* 32: bytes out moves by the odd first column and the pairs */
   const int16_t *d_end;      /* 36: the block's last channel's d plus its step */
-  uint32_t entry;            /* 40: (4 - pairs mod 4) mod 4, or 4 where there is no pair */
+  uint32_t entry;            /* 40: (8 - pairs mod 8) mod 8, or 8 where there is no pair */
   int32_t lead;              /* 44: 1 where the row starts with an odd column */
   int32_t trail;             /* 48: 1 where the row ends with an even column */
 } dw2_row_args;
@@ -1784,9 +1784,10 @@ typedef char dw2_row_layout[offsetof(dw2_row_args, trail) == 48 ? 1 : -1];
  * multiplies, two STR and the pointer, then v ^ (v >> 31) (|v| or |v| - 1) of both sums
  * ORed and compared with T: 14 instructions, where the C loop before (dw2_row2) took 12
  * and the scan 6.6 more (ONE: 11); where the OR is not below T, the exact magnitudes of the
- * two stored sums (20:, rare once T has grown). The pairs run four a loop, entered at the
- * table 9's entry; a channel's odd first column and even last one are entered through
- * addresses chosen once a call, so that a channel costs 16 instructions beside its columns
+ * two stored sums (20:, rare once T has grown). The pairs run eight a loop (four: 0.125
+ * instructions an element more), entered at the table 9's entry; a channel's odd first
+ * column and even last one (the same test, exact only where it fails: 22: and 24:) are
+ * entered through addresses chosen once a call, so that a channel costs 16 instructions beside its columns
  * (the weights' pointer, d and out stepped by constants, the end by d: 29 where each
  * field came from the arguments). The frame: [sp] the arguments, +4 the weights' pointer, +8
  * d_step, +12 out_step, +16 run_bytes, +20 d_end, +24 the first column's entry (the odd
@@ -1860,16 +1861,22 @@ typedef char dw2_row_layout[offsetof(dw2_row_args, trail) == 48 ? 1 : -1];
           DW2_IF(TWO, "  smlad r10, r8, r3, r10\n")                                         \
           "  str r10, [r5]\n"                                                               \
           "  add r5, r5, r7\n"                                                              \
-          DW2_MAG("r10")                                                                    \
+          "  eor r9, r10, r10, asr #31\n"                                                   \
+          "  cmp r9, r6\n"                                                                  \
+          "  bhs 22f\n"                                                                     \
+          "23:\n"                                                                           \
           "  ldr pc, [sp, #28]\n"                                                           \
           "9:\n"                                                                            \
-          "  .byte (10f - 9b) / 2, (11f - 9b) / 2, (12f - 9b) / 2, (13f - 9b) / 2\n"        \
+          "  .byte (30f - 9b) / 2, (31f - 9b) / 2, (32f - 9b) / 2, (33f - 9b) / 2\n"        \
+          "  .byte (34f - 9b) / 2, (35f - 9b) / 2, (36f - 9b) / 2, (37f - 9b) / 2\n"        \
           "  .byte (15f - 9b) / 2\n"                                                        \
           "  .p2align 1\n"                                                                  \
-          "10:\n" DW2_PAIR(TWO, "1") "11:\n" DW2_PAIR(TWO, "2")                             \
-          "12:\n" DW2_PAIR(TWO, "3") "13:\n" DW2_PAIR(TWO, "4")                             \
+          "30:\n" DW2_PAIR(TWO, "1") "31:\n" DW2_PAIR(TWO, "2")                             \
+          "32:\n" DW2_PAIR(TWO, "3") "33:\n" DW2_PAIR(TWO, "4")                             \
+          "34:\n" DW2_PAIR(TWO, "5") "35:\n" DW2_PAIR(TWO, "6")                             \
+          "36:\n" DW2_PAIR(TWO, "7") "37:\n" DW2_PAIR(TWO, "8")                             \
           "  cmp r5, r12\n"                                                                 \
-          "  bne 10b\n"                                                                     \
+          "  bne 30b\n"                                                                     \
           "15:\n"                                                                           \
           "  ldr pc, [sp, #32]\n"                                                           \
           "7:\n"                                                                            \
@@ -1878,7 +1885,9 @@ typedef char dw2_row_layout[offsetof(dw2_row_args, trail) == 48 ? 1 : -1];
           "  smuad r10, r9, r0\n"                                                           \
           DW2_IF(TWO, "  smlad r10, r8, r2, r10\n")                                         \
           "  str r10, [r5]\n"                                                               \
-          DW2_MAG("r10")                                                                    \
+          "  eor r9, r10, r10, asr #31\n"                                                   \
+          "  cmp r9, r6\n"                                                                  \
+          "  bhs 24f\n"                                                                     \
           "8:\n"                                                                            \
           "  ldrd r8, r9, [sp, #8]\n"                                                       \
           "  add r4, r4, r8\n"                                                              \
@@ -1893,12 +1902,19 @@ typedef char dw2_row_layout[offsetof(dw2_row_args, trail) == 48 ? 1 : -1];
           "41:\n  adr.w r8, 51b\n  b 20f\n"                                                 \
           "42:\n  adr.w r8, 52b\n  b 20f\n"                                                 \
           "43:\n  adr.w r8, 53b\n  b 20f\n"                                                 \
-          "44:\n  adr.w r8, 54b\n"                                                          \
+          "44:\n  adr.w r8, 54b\n  b 20f\n"                                                 \
+          "45:\n  adr.w r8, 55b\n  b 20f\n"                                                 \
+          "46:\n  adr.w r8, 56b\n  b 20f\n"                                                 \
+          "47:\n  adr.w r8, 57b\n  b 20f\n"                                                 \
+          "22:\n  adr.w r8, 23b\n  b 21f\n"                                                 \
+          "24:\n  adr.w r8, 8b\n  b 21f\n"                                                  \
+          "48:\n  adr.w r8, 58b\n"                                                          \
           "20:\n"                                                                           \
           "  sub r10, r5, r7, lsl #1\n"                                                     \
           "  ldr r11, [r10, r7]\n"                                                          \
           "  ldr r10, [r10]\n"                                                              \
           DW2_MAG("r11")                                                                    \
+          "21:\n"                                                                           \
           DW2_MAG("r10")                                                                    \
           "  mov pc, r8\n"                                                                  \
           "  .size " #NAME ", . - " #NAME "\n"                                              \
@@ -1955,7 +1971,7 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
                             .out_step = 4 - 4 * c * (lead + 2 * pairs),
                             .run_bytes = 4 * c * (lead + 2 * pairs),
                             .d_end = d0 + 2 * words * nc,
-                            .entry = pairs == 0 ? 4u : (uint32_t)(-pairs & 3), .lead = lead,
+                            .entry = pairs == 0 ? 8u : (uint32_t)(-pairs & 7), .lead = lead,
                             .trail = trail};
         (two ? tt_dsp_dw2_row_two : tt_dsp_dw2_row_one)(&arg);
         top = arg.top;
