@@ -1715,8 +1715,8 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
 
 /* The narrowest dx rows walk2 takes (at least 2: one column pair). Measured (mcu_grad_dsp.py,
  * one pass to nearest, dwig30b's assembly rows): 3x3/2 64 @12x12 6.23 a MAC against 7.25 by
- * walk, 128 @6x6 7.82 against 7.43 (a channel's 16 instructions and its weights' staging
- * over 6 columns). */
+ * walk, 128 @6x6 7.82 against 7.43 (a channel's set-up, 13-14 instructions, and its
+ * weights' staging, about 70, over 6 columns). */
 #ifndef DW2_MIN_WIDTH
 #define DW2_MIN_WIDTH 12
 #endif
@@ -1767,7 +1767,8 @@ typedef struct {
   int32_t d_step;            /* 24: bytes from d after a channel's columns to the next's d */
   int32_t out_step;          /* 28: the same for out */
   int32_t run_bytes;         /* 32: bytes out moves by the odd first column and the pairs */
-  const int16_t *d_end;      /* 36: the block's last channel's d plus its step */
+  uintptr_t d_end;           /* 36: the block's last channel's d plus its step, as an
+                                integer (a pointer could be past the staging) */
   uint32_t entry;            /* 40: (8 - pairs mod 8) mod 8, or 8 where there is no pair */
   int32_t lead;              /* 44: 1 where the row starts with an odd column */
   int32_t trail;             /* 48: 1 where the row ends with an even column */
@@ -1787,9 +1788,9 @@ typedef char dw2_row_layout[offsetof(dw2_row_args, trail) == 48 ? 1 : -1];
  * two stored sums (20:, rare once T has grown). The pairs run eight a loop (four: 0.125
  * instructions an element more), entered at the table 9's entry; a channel's odd first
  * column and even last one (the same test, exact only where it fails: 22: and 24:) are
- * entered through addresses chosen once a call, so that a channel costs 16 instructions beside its columns
- * (the weights' pointer, d and out stepped by constants, the end by d: 29 where each
- * field came from the arguments). The frame: [sp] the arguments, +4 the weights' pointer, +8
+ * entered through addresses chosen once a call, so that a channel costs 13 instructions
+ * beside its columns (TWO 14: the weights' pointer, d and out stepped by constants, the
+ * end tested by d; 27-28 where each field came from the arguments). The frame: [sp] the arguments, +4 the weights' pointer, +8
  * d_step, +12 out_step, +16 run_bytes, +20 d_end, +24 the first column's entry (the odd
  * column's or the pairs'), +28 the pairs' entry, +32 the last column's (the even column's
  * or the channel's end). */
@@ -1970,7 +1971,7 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
                             .top = top, .d_step = 4 * words - 2 * (lead + pairs),
                             .out_step = 4 - 4 * c * (lead + 2 * pairs),
                             .run_bytes = 4 * c * (lead + 2 * pairs),
-                            .d_end = d0 + 2 * words * nc,
+                            .d_end = (uintptr_t)d0 + (uintptr_t)(4 * words * nc),
                             .entry = pairs == 0 ? 8u : (uint32_t)(-pairs & 7), .lead = lead,
                             .trail = trail};
         (two ? tt_dsp_dw2_row_two : tt_dsp_dw2_row_one)(&arg);
