@@ -97,6 +97,15 @@ INPUT_GRAD_SHAPES = [
                                                   # last, 40 channels (blocks where staged
                                                   # in part)
     (1, 9, 16, 24, 4, 4, 2, 2, 2, 1, 1),          # walk2 at padding 2 (the rows from S[1])
+    # walk2's assembly rows (dwig30b) at its narrowest width (DW2_MIN_WIDTH 12) and the
+    # width below (walk); the pairs' entries (eight a loop) 2, 1, 3, 4, 5, 6 and 0 (6, 7,
+    # 5, 12, 11, 10 and 8 pairs; 7 is 20 columns' above), an odd column first and an even
+    # one last, a partial group: eight shapes, so that the layers after keep their staging
+    # parts ((k + v) % 4 below)
+    (1, 12, 12, 20, 3, 3, 2, 0, 0, 1, 1), (1, 8, 14, 6, 4, 4, 2, 1, 0, 1, 1),
+    (1, 6, 12, 5, 3, 3, 2, 1, 1, 1, 1), (1, 10, 11, 9, 3, 3, 2, 1, 1, 1, 1),
+    (1, 6, 24, 7, 3, 3, 2, 1, 0, 1, 1), (1, 6, 22, 5, 4, 4, 2, 1, 0, 1, 1),
+    (1, 5, 21, 6, 3, 3, 2, 0, 1, 1, 1), (1, 7, 18, 3, 4, 4, 2, 1, 1, 1, 1),
     (1, 9, 9, 67, 3, 3, 1, 1, 1, 1, 1),           # 17 groups of 3 taps a row: the sums by
                                                   # row, a partial last group
     (1, 6, 6, 16, 3, 3, 1, 1, 1, 1, 1),           # SPIKE in the upper four of eight lanes
@@ -132,6 +141,12 @@ SPIKE, SPIKE_CHANNEL = len(INPUT_GRAD_SHAPES) - 4, 5
 # two halves): channel 13's spike, its neighbour four lanes down all zeros (a bound taken
 # from the byte's lower half of lanes is 0, and the spike's channel is skipped)
 SPIKES = {SPIKE: SPIKE_CHANNEL, len(INPUT_GRAD_SHAPES) - 6: 13}
+# and on two of walk2's shapes, channel 1's largest magnitude in the odd first column (one
+# dy at column 0 through the taps of kernel column 1) or the even last one (at column ow - 1
+# through kernel column 2), where its other taps are 1 and the other dy small: the assembly
+# rows test those columns' sums apart from the pairs' (dwig30b): shape -> (tap, dy column)
+COLUMN_SPIKES = {INPUT_GRAD_SHAPES.index((1, 6, 12, 5, 3, 3, 2, 1, 1, 1, 1)): (1, 0),
+                 INPUT_GRAD_SHAPES.index((1, 7, 18, 3, 4, 4, 2, 1, 1, 1, 1)): (2, -1)}
 
 
 def staging(name: str, *shape, part: int = 1):
@@ -168,6 +183,16 @@ def input_grad_calls(rng) -> None:
             i = int(np.ravel_multi_index(at, dy.shape))
             mask[i >> 3] |= np.uint8(1 << (i & 7))
             mask[(i - 4) >> 3] &= np.uint8(~(1 << ((i - 4) & 7)) & 0xFF)
+        if k in COLUMN_SPIKES:
+            tap, x = COLUMN_SPIKES[k]
+            dy = (dy.astype(np.int32) >> 4).astype(np.int8)
+            at = (0, oh // 2, x % ow, 1)
+            dy[at] = 127
+            wt[..., 1] = 1
+            wt[0, :, tap, 1] = -128
+            mult[1] = mult.max()
+            i = int(np.ravel_multi_index(at, dy.shape))
+            mask[i >> 3] |= np.uint8(1 << (i & 7))
         if k == BOUNDED:
             # the coded bounds must round up: channel 50's largest accumulator (every
             # interior position: 9 taps of 100 * 101 * 200 = 18,180,000) is its bound, whose

@@ -1713,9 +1713,12 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
  * instructions an element of call, pointers and accumulators' loads and stores (rows1 and
  * rows2: 4.4 a forward MAC at 3x3/2 16 @48x48, the walk 1.8 more). */
 
-/* The narrowest dx rows walk2 takes (at least 2: one column pair). */
+/* The narrowest dx rows walk2 takes (at least 2: one column pair). Measured (mcu_grad_dsp.py,
+ * one pass to nearest, dwig30b's assembly rows): 3x3/2 64 @12x12 6.23 a MAC against 7.25 by
+ * walk, 128 @6x6 7.82 against 7.43 (a channel's set-up, 13-14 instructions, and its
+ * weights' staging, about 70, over 6 columns). */
 #ifndef DW2_MIN_WIDTH
-#define DW2_MIN_WIDTH 16
+#define DW2_MIN_WIDTH 12
 #endif
 
 /* Words a staged dy row of walk2: S[0 .. X_last + 1], X_last = (wd - 1 + pad_left) / 2. */
@@ -1753,69 +1756,183 @@ static void dw2_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp
   }
 }
 
-static inline __attribute__((always_inline)) uint32_t dw2_pair(const int16_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
+/* The arguments of tt_dsp_dw2_row_* (offsets for the assembly). */
+typedef struct {
+  const tt_dsp_word *w;      /*  0: channel 0's [E(py), O(py), E(py + 2), O(py + 2)]; +32 B */
+  const int16_t *d;          /*  4: channel 0's staged dy row Y at S + X0 */
+  int32_t *out;              /*  8: channel 0's accumulator at dx column 0; +4 a channel */
+  int32_t c4;                /* 12: bytes from a dx column's accumulators to the next's */
+  int32_t doff;              /* 16: bytes from row Y's staging to row Y - 1's (TWO only) */
+  uint32_t top;              /* 20: in: a largest magnitude; out: with every sum stored */
+  int32_t d_step;            /* 24: bytes from d after a channel's columns to the next's d */
+  int32_t out_step;          /* 28: the same for out */
+  int32_t run_bytes;         /* 32: bytes out moves by the odd first column and the pairs */
+  uintptr_t d_end;           /* 36: the block's last channel's d plus its step, as an
+                                integer (a pointer could be past the staging) */
+  uint32_t entry;            /* 40: (8 - pairs mod 8) mod 8, or 8 where there is no pair */
+  int32_t lead;              /* 44: 1 where the row starts with an odd column */
+  int32_t trail;             /* 48: 1 where the row ends with an even column */
+} dw2_row_args;
+typedef char dw2_row_layout[offsetof(dw2_row_args, trail) == 48 ? 1 : -1];
 
-/* One dx row of channels [0, nc) (their staged rows `step` int16 apart, their weights eight
- * words apart from w: the row's py half), from tap row j = 0's dy at d (S + X0) and, TWO,
- * j = 1's at d + doff: `lead` (0 or 1) odd column first, `pairs` column pairs, `trail` (0 or
- * 1) even column last, into out (channel k's column ix at out[k + ix c]). */
-static inline __attribute__((always_inline)) void dw2_row(const tt_dsp_word *w,
-                                                          const int16_t *d, int32_t doff,
-                                                          int32_t step, int32_t *out,
-                                                          int32_t c, int32_t nc, int32_t lead,
-                                                          int32_t pairs, int32_t trail,
-                                                          const int TWO) {
-  for (int32_t k = 0; k < nc; ++k, d += step, w += 8, ++out) {
-    const uint32_t e0 = w[0], o0 = w[1], e1 = w[2], o1 = w[3];
-    const int16_t *p = d;
-    int32_t *q = out;
-    if (lead) {
-      int32_t v = __smuad(dw2_pair(p), o0);
-      if (TWO) v = __smlad(dw2_pair(p + doff), o1, v);
-      *q = v;
-      q += c;
-      ++p;
-    }
-    for (const int16_t *const end = p + pairs; p != end; ++p, q += 2 * c) {
-      const uint32_t x0 = dw2_pair(p);
-      int32_t ev = __smuad(x0, e0), od = __smuad(x0, o0);
-      if (TWO) {
-        const uint32_t x1 = dw2_pair(p + doff);
-        ev = __smlad(x1, e1, ev);
-        od = __smlad(x1, o1, od);
-      }
-      q[0] = ev;
-      q[c] = od;
-    }
-    if (trail) {
-      int32_t v = __smuad(dw2_pair(p), e0);
-      if (TWO) v = __smlad(dw2_pair(p + doff), e1, v);
-      *q = v;
-    }
-  }
-}
-
-static __attribute__((noinline)) void dw2_row2(const tt_dsp_word *w, const int16_t *d,
-                                               int32_t doff, int32_t step, int32_t *out,
-                                               int32_t c, int32_t nc, int32_t lead,
-                                               int32_t pairs, int32_t trail) {
-  dw2_row(w, d, doff, step, out, c, nc, lead, pairs, trail, 1);
-}
-
-static __attribute__((noinline)) void dw2_row1(const tt_dsp_word *w, const int16_t *d,
-                                               int32_t step, int32_t *out, int32_t c,
-                                               int32_t nc, int32_t lead, int32_t pairs,
-                                               int32_t trail) {
-  dw2_row(w, d, 0, step, out, c, nc, lead, pairs, trail, 0);
-}
+/* One dx row of a block's channels in assembly, the largest magnitude measured as the sums
+ * are stored (the one pass's scan after the walk, largest_eights' 3.3 instructions an
+ * element, is not run where walk2 takes the layer). Registers: r0-r3 a channel's E(py),
+ * O(py), E(py + 2), O(py + 2); r4 its staged row Y (a column pair's word [D[X - 1], D[X]]
+ * by one unaligned LDR, post-incremented by 2); lr doff (row Y - 1's word at [r4, lr]); r5
+ * the output; r6 the largest magnitude T; r7 c4; r8 and r9 the loaded words; r10 and r11
+ * the pair's sums; r12 where the channel's pairs end. A pair (TWO): two LDR, four
+ * multiplies, two STR and the pointer, then v ^ (v >> 31) (|v| or |v| - 1) of both sums
+ * ORed and compared with T: 14 instructions, where the C loop before (dw2_row2) took 12
+ * and the scan 6.6 more (ONE: 11); where the OR is not below T, the exact magnitudes of the
+ * two stored sums (20:, rare once T has grown). The pairs run eight a loop (four: 0.125
+ * instructions an element more), entered at the table 9's entry; a channel's odd first
+ * column and even last one (the same test, exact only where it fails: 22: and 24:) are
+ * entered through addresses chosen once a call, so that a channel costs 13 instructions
+ * beside its columns (TWO 14: the weights' pointer, d and out stepped by constants, the
+ * end tested by d; 27-28 where each field came from the arguments). The frame: [sp] the arguments, +4 the weights' pointer, +8
+ * d_step, +12 out_step, +16 run_bytes, +20 d_end, +24 the first column's entry (the odd
+ * column's or the pairs'), +28 the pairs' entry, +32 the last column's (the even column's
+ * or the channel's end). */
+#define DW2_IF(C, S) DW2_IF_##C(S)
+#define DW2_IF_1(S) S
+#define DW2_IF_0(S)
+#define DW2_MAG(x)                                                                          \
+  "  eor r9, " x ", " x ", asr #31\n"                                                       \
+  "  sub r9, r9, " x ", asr #31\n"                                                          \
+  "  cmp r9, r6\n"                                                                          \
+  "  it hi\n"                                                                               \
+  "  movhi r6, r9\n"
+#define DW2_PAIR(TWO, N)                                                                    \
+  DW2_IF(TWO, "  ldr r8, [r4, lr]\n")                                                       \
+  "  ldr r9, [r4], #2\n"                                                                    \
+  "  smuad r10, r9, r0\n"                                                                   \
+  "  smuad r11, r9, r1\n"                                                                   \
+  DW2_IF(TWO, "  smlad r10, r8, r2, r10\n"                                                  \
+              "  smlad r11, r8, r3, r11\n")                                                 \
+  "  str r11, [r5, r7]\n"                                                                   \
+  "  str r10, [r5]\n"                                                                       \
+  "  add r5, r5, r7, lsl #1\n"                                                              \
+  "  eor r10, r10, r10, asr #31\n"                                                          \
+  "  eor r11, r11, r11, asr #31\n"                                                          \
+  "  orr r10, r10, r11\n"                                                                   \
+  "  cmp r10, r6\n"                                                                         \
+  "  bhs 4" N "f\n"                                                                         \
+  "5" N ":\n"
+#define DW2_ROW_FN(NAME, TWO)                                                               \
+  __asm__(TT_DSP_ASM_ENTRY(NAME)                                                            \
+          "  sub sp, sp, #32\n"                                                             \
+          "  ldr r6, [r0, #20]\n"                                                           \
+          "  ldr r7, [r0, #12]\n"                                                           \
+          DW2_IF(TWO, "  ldr lr, [r0, #16]\n")                                              \
+          "  ldrd r4, r5, [r0, #4]\n"                                                       \
+          "  ldr r1, [r0, #0]\n"                                                            \
+          "  ldrd r2, r3, [r0, #24]\n"                                                      \
+          "  ldrd r8, r9, [r0, #32]\n"                                                      \
+          "  stm sp, {r1, r2, r3, r8, r9}\n"                                                \
+          "  ldr r1, [r0, #40]\n"                                                           \
+          "  adr.w r2, 9f\n"                                                                \
+          "  ldrb r3, [r2, r1]\n"                                                           \
+          "  add r2, r2, r3, lsl #1\n"                                                      \
+          "  add r2, r2, #1\n"                                                              \
+          "  ldrd r1, r3, [r0, #44]\n"                                                      \
+          "  cmp r1, #0\n"                                                                  \
+          "  ite ne\n"                                                                      \
+          "  adrne.w r1, 6f + 1\n"                                                          \
+          "  moveq r1, r2\n"                                                                \
+          "  cmp r3, #0\n"                                                                  \
+          "  ite ne\n"                                                                      \
+          "  adrne.w r3, 7f + 1\n"                                                          \
+          "  adreq.w r3, 8f + 1\n"                                                          \
+          "  add r8, sp, #20\n"                                                             \
+          "  stm r8, {r1, r2, r3}\n"                                                        \
+          "  push {r0}\n"                                                                   \
+          "3:\n"                                                                            \
+          "  ldr r9, [sp, #4]\n"                                                            \
+          DW2_IF(TWO, "  ldrd r2, r3, [r9, #8]\n")                                          \
+          "  ldrd r0, r1, [r9], #32\n"                                                      \
+          "  str r9, [sp, #4]\n"                                                            \
+          "  ldr r9, [sp, #16]\n"                                                           \
+          "  add r12, r5, r9\n"                                                             \
+          "  ldr pc, [sp, #24]\n"                                                           \
+          "6:\n"                                                                            \
+          DW2_IF(TWO, "  ldr r8, [r4, lr]\n")                                               \
+          "  ldr r9, [r4], #2\n"                                                            \
+          "  smuad r10, r9, r1\n"                                                           \
+          DW2_IF(TWO, "  smlad r10, r8, r3, r10\n")                                         \
+          "  str r10, [r5]\n"                                                               \
+          "  add r5, r5, r7\n"                                                              \
+          "  eor r9, r10, r10, asr #31\n"                                                   \
+          "  cmp r9, r6\n"                                                                  \
+          "  bhs 22f\n"                                                                     \
+          "23:\n"                                                                           \
+          "  ldr pc, [sp, #28]\n"                                                           \
+          "9:\n"                                                                            \
+          "  .byte (30f - 9b) / 2, (31f - 9b) / 2, (32f - 9b) / 2, (33f - 9b) / 2\n"        \
+          "  .byte (34f - 9b) / 2, (35f - 9b) / 2, (36f - 9b) / 2, (37f - 9b) / 2\n"        \
+          "  .byte (15f - 9b) / 2\n"                                                        \
+          "  .p2align 1\n"                                                                  \
+          "30:\n" DW2_PAIR(TWO, "1") "31:\n" DW2_PAIR(TWO, "2")                             \
+          "32:\n" DW2_PAIR(TWO, "3") "33:\n" DW2_PAIR(TWO, "4")                             \
+          "34:\n" DW2_PAIR(TWO, "5") "35:\n" DW2_PAIR(TWO, "6")                             \
+          "36:\n" DW2_PAIR(TWO, "7") "37:\n" DW2_PAIR(TWO, "8")                             \
+          "  cmp r5, r12\n"                                                                 \
+          "  bne 30b\n"                                                                     \
+          "15:\n"                                                                           \
+          "  ldr pc, [sp, #32]\n"                                                           \
+          "7:\n"                                                                            \
+          DW2_IF(TWO, "  ldr r8, [r4, lr]\n")                                               \
+          "  ldr r9, [r4]\n"                                                                \
+          "  smuad r10, r9, r0\n"                                                           \
+          DW2_IF(TWO, "  smlad r10, r8, r2, r10\n")                                         \
+          "  str r10, [r5]\n"                                                               \
+          "  eor r9, r10, r10, asr #31\n"                                                   \
+          "  cmp r9, r6\n"                                                                  \
+          "  bhs 24f\n"                                                                     \
+          "8:\n"                                                                            \
+          "  ldrd r8, r9, [sp, #8]\n"                                                       \
+          "  add r4, r4, r8\n"                                                              \
+          "  add r5, r5, r9\n"                                                              \
+          "  ldr r9, [sp, #20]\n"                                                           \
+          "  cmp r4, r9\n"                                                                  \
+          "  bne 3b\n"                                                                      \
+          "  pop {r0}\n"                                                                    \
+          "  str r6, [r0, #20]\n"                                                           \
+          "  add sp, sp, #32\n"                                                             \
+          "  pop {r4-r11, pc}\n"                                                            \
+          "41:\n  adr.w r8, 51b\n  b 20f\n"                                                 \
+          "42:\n  adr.w r8, 52b\n  b 20f\n"                                                 \
+          "43:\n  adr.w r8, 53b\n  b 20f\n"                                                 \
+          "44:\n  adr.w r8, 54b\n  b 20f\n"                                                 \
+          "45:\n  adr.w r8, 55b\n  b 20f\n"                                                 \
+          "46:\n  adr.w r8, 56b\n  b 20f\n"                                                 \
+          "47:\n  adr.w r8, 57b\n  b 20f\n"                                                 \
+          "22:\n  adr.w r8, 23b\n  b 21f\n"                                                 \
+          "24:\n  adr.w r8, 8b\n  b 21f\n"                                                  \
+          "48:\n  adr.w r8, 58b\n"                                                          \
+          "20:\n"                                                                           \
+          "  sub r10, r5, r7, lsl #1\n"                                                     \
+          "  ldr r11, [r10, r7]\n"                                                          \
+          "  ldr r10, [r10]\n"                                                              \
+          DW2_MAG("r11")                                                                    \
+          "21:\n"                                                                           \
+          DW2_MAG("r10")                                                                    \
+          "  mov pc, r8\n"                                                                  \
+          "  .size " #NAME ", . - " #NAME "\n"                                              \
+          "  .text\n");                                                                     \
+  void NAME(dw2_row_args *a);
+DW2_ROW_FN(tt_dsp_dw2_row_two, 1)
+DW2_ROW_FN(tt_dsp_dw2_row_one, 0)
+#undef DW2_ROW_FN
+#undef DW2_PAIR
+#undef DW2_MAG
+#undef DW2_IF
+#undef DW2_IF_1
+#undef DW2_IF_0
 
 /* walk3's (same arguments and staging's use) for a 3x3 or 4x4 layer of stride 2: by
- * channel and dx row (dw2_row), the block's weights then a ring of two dy rows (Y and
- * Y - 1), each a slot of the block's channels' rows. */
+ * channel and dx row (tt_dsp_dw2_row_two/one), the block's weights then a ring of two dy
+ * rows (Y and Y - 1), each a slot of the block's channels' rows. */
 static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
                                            int32_t stage_bytes, int32_t r0, int32_t r1,
                                            int32_t cut, const tt_keep *keep, uint32_t *amax) {
@@ -1848,18 +1965,17 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
           }
           d[j] = (const int16_t *)(const void *)rows + x0;
         }
-        int32_t *const out = tt_kept(keep, row * wd, c) + ch0;
-        const tt_dsp_word *const w = wts + 4 * py;
-        if (two)
-          dw2_row2(w, d[0], (int32_t)(d[1] - d[0]), 2 * words, out, c, nc, lead, pairs, trail);
-        else
-          dw2_row1(w, d[0], 2 * words, out, c, nc, lead, pairs, trail);
-        if (amax != 0) {
-          /* the whole row at once where the block is every channel, else column by column
-           * (one inlined copy) */
-          const int32_t runs = nc == c ? 1 : wd, len = nc == c ? wd * c : nc;
-          for (int32_t ix = 0; ix < runs; ++ix) top = tt_largest_magnitude(out + ix * c, len, top);
-        }
+        const int16_t *const d0 = d[0];
+        dw2_row_args arg = {.w = wts + 4 * py, .d = d0, .out = tt_kept(keep, row * wd, c) + ch0,
+                            .c4 = 4 * c, .doff = two ? 2 * (int32_t)(d[1] - d0) : 0,
+                            .top = top, .d_step = 4 * words - 2 * (lead + pairs),
+                            .out_step = 4 - 4 * c * (lead + 2 * pairs),
+                            .run_bytes = 4 * c * (lead + 2 * pairs),
+                            .d_end = (uintptr_t)d0 + (uintptr_t)(4 * words * nc),
+                            .entry = pairs == 0 ? 8u : (uint32_t)(-pairs & 7), .lead = lead,
+                            .trail = trail};
+        (two ? tt_dsp_dw2_row_two : tt_dsp_dw2_row_one)(&arg);
+        top = arg.top;
       }
     }
   }
@@ -1876,15 +1992,19 @@ static inline int dw3_layer(const dw_layer *a) {
          a->wd >= DW3_MIN_WIDTH;
 }
 
+/* Whether walk2 takes the layer (the kept range and its staging permitting); square
+ * kernels only: no rig test runs walk2 at 3x4 or 4x3 (review20). */
+static inline int dw2_layer(const dw_layer *a) {
+  return (a->kh == 3 || a->kh == 4) && a->kw == a->kh && a->sh == 2 && a->sw == 2 &&
+         a->wd >= DW2_MIN_WIDTH;
+}
+
 static __attribute__((noinline)) void kept_walk(const dw_layer *a, int32_t nb, void *stage_mem,
                                                 int32_t stage_bytes, int32_t p0, int32_t p1,
                                                 const tt_keep *keep, uint32_t *amax) {
   const int32_t wd = a->wd;
   const int32_t r0 = (p0 + wd - 1) / wd, r1 = p1 / wd;
-  const int s1 = dw3_layer(a);
-  /* square kernels only: no rig test runs walk2 at 3x4 or 4x3 (review20) */
-  const int s2 = (a->kh == 3 || a->kh == 4) && a->kw == a->kh && a->sh == 2 &&
-                 a->sw == 2 && wd >= DW2_MIN_WIDTH;
+  const int s1 = dw3_layer(a), s2 = dw2_layer(a);
   if ((s1 || s2) && keep != 0 && p1 <= keep->n1 && r0 < r1) {
     const int32_t cut = keep->n0 % wd != 0 && keep->n0 / wd >= r0 && keep->n0 / wd < r1
                             ? keep->n0 / wd : -1;
@@ -1939,11 +2059,12 @@ int tt_dsp_depthwise_input_grad_s8(const int8_t *dy, const uint8_t *mask, int32_
   }
   if (amax != 0) *amax = 0;
   if (r == 0) {
-    /* every position in keep->a0 (a one pass): the walks other than walk3 (whose pairs
-     * track it as they store, about 2.5 instructions an element) find the largest
-     * magnitude no faster than the caller's scan of it after them (4.5 an element): left
-     * to it (UINT32_MAX, no magnitude's: the sums are below 2^31) */
-    const int scan = amax != 0 && keep != 0 && p0 == 0 && keep->n0 >= p1 && !dw3_layer(&a);
+    /* every position in keep->a0 (a one pass): the walks other than walk3 and walk2
+     * (whose pairs track it as they store, about 2.5 instructions an element) find the
+     * largest magnitude no faster than the caller's scan of it after them (3.3 an element,
+     * largest_eights): left to it (UINT32_MAX, no magnitude's: the sums are below 2^31) */
+    const int scan = amax != 0 && keep != 0 && p0 == 0 && keep->n0 >= p1 && !dw3_layer(&a) &&
+                     !dw2_layer(&a);
     kept_walk(&a, nb, stage_mem, stage_bytes & ~7, p0, p1, keep, scan ? 0 : amax);
     if (scan) *amax = UINT32_MAX;
     return 1;
