@@ -248,6 +248,10 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                                                       # 4 mod 6: the last of 4 is block's
                                                       # (the rounding walk's), not the
                                                       # sixes' block4_0
+              (1, 3, 3, 16, 10),                      # 9 rows (the 3x3 maps) in blocks of
+                                                      # 6 since pwig30c: one six, then the
+                                                      # block of 4 (block4_0); 256 @3x3
+                                                      # above: two sixes and a block of 8
               (1, 3, 3, 344, 9)]                      # blocks of 4 in a staged rounding
                                                       # walk (7 rows past the kept 2): to
                                                       # nearest, block's whole blocks of 4
