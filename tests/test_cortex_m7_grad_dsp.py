@@ -252,6 +252,8 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                                                       # 6 since pwig30c: one six, then the
                                                       # block of 4 (block4_0); 256 @3x3
                                                       # above: two sixes and a block of 8
+              (1, 1, 5, 16, 14),                      # 5 rows (pwig30c's least) in blocks
+                                                      # of 6: one six, then a block of 8
               (1, 3, 3, 344, 9)]                      # blocks of 4 in a staged rounding
                                                       # walk (7 rows past the kept 2): to
                                                       # nearest, block's whole blocks of 4

@@ -1669,13 +1669,15 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
    * `sixes`, each walked by tt_dsp_pw_rows6 (0.78 a MAC against round 21's first_rows8's 0.89), then
    * blocks of 8: (ci mod 6) / 2 of them where ci is even (32 columns: 6, 6, 6, 6, 8; none
    * short of a block but where ci is 2, 4 or 10), or at ci = 4 mod 6 from co 16 on one
-   * block of 4 (40 columns: 6 x 6, 4; below). From 9 rows and probes on: a third more
-   * blocks, each staged and called (the optimistic passes of 2-4 kept rows and 4-5 probes at
-   * 3x3 and 4x4 measured 0.3-0.5% slower in blocks of 6), but at 9 (the 3x3 maps' measuring
-   * pass) rows6's 0.78 a MAC against rows8's 0.87 pays for the sixes' dearer staging (3.4
-   * a weight against 3.1 at 8; pwig30c: PD 256->256 @3x3 735,280 -> 700,080). */
+   * block of 4 (40 columns: 6 x 6, 4; below). From 5 rows and probes on: a third more
+   * blocks, each staged and called, and the staging dearer (3.4 a weight against 3.1 at 8),
+   * but rows6's 0.78 a MAC against rows8's 0.87 pays for them from about 4 rows (round 22
+   * chose 10: the optimistic passes of 2-4 kept rows and 4-5 probes at 3x3 and 4x4 were
+   * 0.3-0.5% slower in blocks of 6 against first_rows8; against tt_dsp_pw_rows8, pwig30c:
+   * PD 256->256 @3x3 one pass 735,280 -> 700,080, its two passes -1.3%, MCUNet's 4x4 two
+   * passes -1.3 to -1.8%; below 5 no measured row changes). */
   const int32_t sixes = TT_DSP_ASM_ALL_REGS && r == 0 && mask == 0 && CB == 8 &&
-                                (co & 7) == 0 && rows + (probes != 0 ? keep->probes : 0) >= 9
+                                (co & 7) == 0 && rows + (probes != 0 ? keep->probes : 0) >= 5
                             ? ci - (ci % 6 == 4 && co >= 16 ? 4 : 8 * ((ci % 6) >> 1)) : 0;
   block_fn walk = sixes >= 6 ? block6_0 : fn;
   probes_fn probe = sixes >= 6 ? probes6_0 : probes;
