@@ -1671,7 +1671,7 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
    * short of a block but where ci is 2, 4 or 10), or at ci = 4 mod 6 from co 16 on one
    * block of 4 (40 columns: 6 x 6, 4; below). From 5 rows and probes on: a third more
    * blocks, each staged and called, and the staging dearer (3.4 a weight against 3.1 at 8),
-   * but rows6's 0.78 a MAC against rows8's 0.87 pays for them from about 4 rows (round 22
+   * but rows6's 0.78 a MAC against rows8's 0.87 pays for them (on paper) from about 4 rows (round 22
    * chose 10: the optimistic passes of 2-4 kept rows and 4-5 probes at 3x3 and 4x4 were
    * 0.3-0.5% slower in blocks of 6 against first_rows8; against tt_dsp_pw_rows8, pwig30c:
    * PD 256->256 @3x3 one pass 735,280 -> 700,080, its two passes -1.3%, MCUNet's 4x4 two
