@@ -694,18 +694,23 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, y) == 24 ? 1 : -1];
 #define TT_DSP_COL8_ROW                                                                     \
   TT_DSP_COL8_SUMS TT_DSP_ASM_RQ_IN(r4, r10, r9, r10, r11)                                  \
   "  strb r4, [r12], #1\n"
-#define TT_DSP_COL16_COLUMN                                                                 \
-  "  ldrd r8, r10, [sp]\n" /* x, offset */                                                  \
+/* A column's 16 values at r8 into r0-r7 as the rows take them (r10: the input offset). */
+#define TT_DSP_LOAD16                                                                       \
   "  ldr r1, [r8]\n"                                                                        \
   "  ldr r3, [r8, #4]\n"                                                                    \
   "  ldr r5, [r8, #8]\n"                                                                    \
   "  ldr r7, [r8, #12]\n"                                                                   \
   TT_DSP_COLS_STAGE(r0, r1, r10) TT_DSP_COLS_STAGE(r2, r3, r10)                             \
-  TT_DSP_COLS_STAGE(r4, r5, r10) TT_DSP_COLS_STAGE(r6, r7, r10)                             \
+  TT_DSP_COLS_STAGE(r4, r5, r10) TT_DSP_COLS_STAGE(r6, r7, r10)
+#define TT_DSP_COL16_COLUMN                                                                 \
+  "  ldrd r8, r10, [sp]\n" /* x, offset */                                                  \
+  TT_DSP_LOAD16                                                                             \
   "  ldrd r9, lr, [sp, #8]\n" /* x_stride, records */                                       \
   "  add r8, r8, r9\n"                                                                      \
   "  str r8, [sp]\n"
-#define TT_DSP_COL16_SUMS                                                                   \
+/* A row's 16 products with the staged values in r0-r7 (its words at lr, r8 the sum; r9-r11
+ * free after): the 16-value column's rows and tt_dsp_colk's parts end it differently. */
+#define TT_DSP_SUMS16                                                                       \
   "  ldm lr!, {r8-r11}\n"                                                                   \
   "  smlad r8, r0, r9, r8\n"                                                                \
   "  smlad r8, r1, r10, r8\n"                                                               \
@@ -716,7 +721,9 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, y) == 24 ? 1 : -1];
   "  smlad r8, r5, r11, r8\n"                                                               \
   "  ldm lr!, {r9-r11}\n"                                                                   \
   "  smlad r8, r6, r9, r8\n"                                                                \
-  "  smlad r8, r7, r10, r8\n"                                                               \
+  "  smlad r8, r7, r10, r8\n"
+#define TT_DSP_COL16_SUMS                                                                   \
+  TT_DSP_SUMS16                                                                             \
   "  ldrd r9, r10, [lr], #8\n"
 #define TT_DSP_COL16_ROW                                                                    \
   TT_DSP_COL16_SUMS TT_DSP_ASM_RQ_IN(r8, r9, r11, r9, r10)                                  \
@@ -847,38 +854,11 @@ typedef struct {
   int32_t mids;             /* 28: J - 1, 1 or 2 */
 } tt_dsp_colk_args;
 typedef char tt_dsp_colk_layout[offsetof(tt_dsp_colk_args, mids) == 28 ? 1 : -1];
-#define TT_DSP_COLK_INPUTS                                                                  \
-  "  ldr r1, [r8]\n"                                                                        \
-  "  ldr r3, [r8, #4]\n"                                                                    \
-  "  ldr r5, [r8, #8]\n"                                                                    \
-  "  ldr r7, [r8, #12]\n"                                                                   \
-  TT_DSP_COLS_STAGE(r0, r1, r10) TT_DSP_COLS_STAGE(r2, r3, r10)                             \
-  TT_DSP_COLS_STAGE(r4, r5, r10) TT_DSP_COLS_STAGE(r6, r7, r10)
 #define TT_DSP_COLK_MID                                                                     \
-  "  ldm lr!, {r8-r11}\n"                                                                   \
-  "  smlad r8, r0, r9, r8\n"                                                                \
-  "  smlad r8, r1, r10, r8\n"                                                               \
-  "  smlad r8, r2, r11, r8\n"                                                               \
-  "  ldm lr!, {r9-r11}\n"                                                                   \
-  "  smlad r8, r3, r9, r8\n"                                                                \
-  "  smlad r8, r4, r10, r8\n"                                                               \
-  "  smlad r8, r5, r11, r8\n"                                                               \
-  "  ldm lr!, {r9-r11}\n"                                                                   \
-  "  smlad r8, r6, r9, r8\n"                                                                \
-  "  smlad r8, r7, r10, r8\n"                                                               \
+  TT_DSP_SUMS16                                                                             \
   "  str r8, [lr], #88\n"
 #define TT_DSP_COLK_LAST                                                                    \
-  "  ldm lr!, {r8-r11}\n"                                                                   \
-  "  smlad r8, r0, r9, r8\n"                                                                \
-  "  smlad r8, r1, r10, r8\n"                                                               \
-  "  smlad r8, r2, r11, r8\n"                                                               \
-  "  ldm lr!, {r9-r11}\n"                                                                   \
-  "  smlad r8, r3, r9, r8\n"                                                                \
-  "  smlad r8, r4, r10, r8\n"                                                               \
-  "  smlad r8, r5, r11, r8\n"                                                               \
-  "  ldm lr!, {r9-r11}\n"                                                                   \
-  "  smlad r8, r6, r9, r8\n"                                                                \
-  "  smlad r8, r7, r10, r8\n"                                                               \
+  TT_DSP_SUMS16                                                                             \
   "  ldrd r9, r10, [lr], #88\n"                                                             \
   TT_DSP_ASM_RQ_IN(r8, r9, r11, r9, r10)                                                    \
   "  strb r8, [r12], #1\n"
@@ -894,7 +874,7 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_colk)
         "  str r9, [sp, #32]\n"
         "  ldr r10, [sp, #4]\n"
         "3:\n"                      /* a middle chunk */
-        TT_DSP_COLK_INPUTS
+        TT_DSP_LOAD16
         "  add r8, r8, #16\n"
         "  strd r8, lr, [sp, #36]\n"
         "4:\n"
@@ -908,7 +888,7 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_colk)
         "  subs r9, r9, #1\n"
         "  str r9, [sp, #32]\n"
         "  bne 3b\n"
-        TT_DSP_COLK_INPUTS          /* the last chunk */
+        TT_DSP_LOAD16               /* the last chunk */
         "5:\n"
         TT_DSP_COLK_LAST TT_DSP_COLK_LAST TT_DSP_COLK_LAST TT_DSP_COLK_LAST
         "  tst r10, #256\n"
