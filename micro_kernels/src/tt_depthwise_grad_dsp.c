@@ -1418,6 +1418,15 @@ void tt_dsp_dw3_input_pairs_odd(dw3_pairs_args *a);
 #define DW3_MIN_WIDTH 6
 #endif
 
+/* A narrower width walk3 takes too: 3 (the person detector's 3x3/1 256 @3x3, one pass to
+ * nearest 4.67 -> 3.84 a MAC, dwig30c: the walk by position paid a group's tap rows and
+ * pointers per position, and the caller's scan after it). Not 4 and 5, still the walk's:
+ * round 29 measured MobileNetV2's masked 336 @4x4 calls 17.3 K more by walk3; 3 columns
+ * are one odd column and one pair a channel and row, the odd entry's. */
+#ifndef DW3_NARROW_WIDTH
+#define DW3_NARROW_WIDTH 3
+#endif
+
 /* Words a staged dy row of walk3 takes: dx column ix reads D[ix .. ix + 2], and the pairs
  * read a word past the last column's: (wd + 1) / 2 + 1 (wd even: pairs + 1, odd: + 2). */
 static inline int32_t dw3_words(int32_t wd) { return (wd + 1) / 2 + 1; }
@@ -1989,7 +1998,7 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
 /* Whether walk3 takes the layer (the kept range permitting). */
 static inline int dw3_layer(const dw_layer *a) {
   return a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->pad_left <= 2 &&
-         a->wd >= DW3_MIN_WIDTH;
+         (a->wd >= DW3_MIN_WIDTH || a->wd == DW3_NARROW_WIDTH);
 }
 
 /* Whether walk2 takes the layer (the kept range and its staging permitting); square
