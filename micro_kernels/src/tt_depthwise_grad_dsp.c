@@ -1530,60 +1530,12 @@ static inline __attribute__((always_inline)) void dw3_stage_group(
               n);
 }
 
-/* The fewest whole groups a call that dw3_stage_plain stages edge word by edge word
- * (dwig30c, one pass to nearest: 3x3/1 32 @24x24 366,920 -> 361,520, 3x3/2 32 @24x24
- * 225,480 -> 222,800 instructions; 8 @48x48 at one group a call 6,120 more). */
-#ifndef DW3_PLAIN_GROUPS
-#define DW3_PLAIN_GROUPS 4
-#endif
-
-/* An edge word m of dw3_stage_plain for every group: one column x at most inside the map
- * (HI: the word's second column, else its first), the other zero; the test made once for
- * the groups, not once a group and word. */
-static inline __attribute__((always_inline)) void dw3_plain_edge(const int8_t *row, int32_t c,
-                                                                  int32_t ow, int32_t cs,
-                                                                  int32_t groups,
-                                                                  tt_dsp_word *q, int32_t x,
-                                                                  const int HI) {
-  tt_dsp_word *const end = q + 4 * cs * groups;
-  if (x < 0 || x >= ow) {
-    for (; q != end; q += 4 * cs) dw3_put(q, cs, 0u, 0u, 4);
-    return;
-  }
-  for (const int8_t *p = row + x * c; q != end; q += 4 * cs, p += 4) {
-    const uint32_t v = tt_dsp_load4(p);
-    dw3_put(q, cs, HI ? 0u : v, HI ? v : 0u, 4);
-  }
-}
-
 /* dw3_stage_group of `groups` whole groups of an unmasked row (walk3's and walk2's calls
- * without a mask: the benchmark's one pass): the words whose columns are both inside
- * group by group (18 instructions a word), then each edge word (at most two a side) for
- * every group (dw3_plain_edge), so that a group's set-up is a few instructions where the
- * masked copy's set-up and edge words took about 219 (dwig30c's profile of 3x3/1 8 @48x48:
- * gcc spilled its fields and tested the mask and the columns at each edge word). */
+ * without a mask: the benchmark's one pass): the same words, from a function of few
+ * arguments, so that a group's set-up and edge words take about 40 instructions where the
+ * masked copy's took about 219 (dwig30c's profile of 3x3/1 8 @48x48: gcc spilled its
+ * fields and tested the mask at each edge word). */
 static __attribute__((noinline)) void dw3_stage_plain(const int8_t *row, int32_t c, int32_t ow,
-                                                      int32_t words, int32_t cs, int32_t ws,
-                                                      int32_t L, int32_t m0, int32_t m1,
-                                                      int32_t groups, tt_dsp_word *o) {
-  const int32_t span = (m1 - m0) * ws;
-  const int8_t *p0 = row + (2 * m0 - L) * c;
-  tt_dsp_word *q0 = o + m0 * ws;
-  for (int32_t g = 0; g < groups; ++g, p0 += 4, q0 += 4 * cs) {
-    const int8_t *p = p0;
-    for (tt_dsp_word *q = q0, *const end = q0 + span; q != end; q += ws, p += 2 * c)
-      dw3_put(q, cs, tt_dsp_load4(p), tt_dsp_load4(p + c), 4);
-  }
-  for (int32_t m = 0; m < m0; ++m)                /* column 2m - L outside, the next maybe */
-    dw3_plain_edge(row, c, ow, cs, groups, o + m * ws, 2 * m - L + 1, 1);
-  for (int32_t m = m1; m < words; ++m)            /* column 2m - L + 1 outside */
-    dw3_plain_edge(row, c, ow, cs, groups, o + m * ws, 2 * m - L, 0);
-}
-
-/* dw3_stage_plain of fewer groups (DW3_PLAIN_GROUPS): a group at a time, its edge words
- * beside its others (the edge words' loops over the groups cost more than they save
- * below 4 groups: 3x3/1 8 @48x48, one group a call, 366,520 -> 372,640 instructions). */
-static __attribute__((noinline)) void dw3_stage_few(const int8_t *row, int32_t c, int32_t ow,
                                                       int32_t words, int32_t cs, int32_t ws,
                                                       int32_t L, int32_t m0, int32_t m1,
                                                       int32_t groups, tt_dsp_word *o) {
@@ -1654,8 +1606,7 @@ static __attribute__((noinline)) void dw3_stage_row(const dw_layer *a, int32_t b
     if (m1 < m0) m1 = m0;
     const int32_t full = nc >> 2;
     if (a->mask == 0 && full > 0) {
-      (full >= DW3_PLAIN_GROUPS ? dw3_stage_plain : dw3_stage_few)(a->dy + base, c, ow, words,
-                                                                   cs, ws, L, m0, m1, full, o);
+      dw3_stage_plain(a->dy + base, c, ow, words, cs, ws, L, m0, m1, full, o);
       o += 4 * cs * full;
     } else
       for (int32_t g = 0; g < full; ++g, o += 4 * cs)
