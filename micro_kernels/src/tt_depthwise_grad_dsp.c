@@ -1532,9 +1532,10 @@ static inline __attribute__((always_inline)) void dw3_stage_group(
 
 /* dw3_stage_group of `groups` whole groups of an unmasked row (walk3's and walk2's calls
  * without a mask: the benchmark's one pass): the same words, from a function of few
- * arguments, so that a group's set-up and edge words take about 40 instructions where the
- * masked copy's took about 219 (dwig30c's profile of 3x3/1 8 @48x48: gcc spilled its
- * fields and tested the mask at each edge word). */
+ * arguments: its word loop 18 instructions where dw3_stage_group's took 20 (a spilled
+ * stride), and the set-up and edge words less spilled (dwig30c's profile of 3x3/1 8
+ * @48x48, one group a call: about 219 a call and group before, 224 with dw3_stage_row's
+ * part after, of which the row's about 80; 370,560 -> 366,520 instructions a call). */
 static __attribute__((noinline)) void dw3_stage_plain(const int8_t *row, int32_t c, int32_t ow,
                                                       int32_t words, int32_t cs, int32_t ws,
                                                       int32_t L, int32_t m0, int32_t m1,
