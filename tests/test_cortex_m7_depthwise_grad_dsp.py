@@ -106,6 +106,16 @@ INPUT_GRAD_SHAPES = [
     (1, 6, 12, 5, 3, 3, 2, 1, 1, 1, 1), (1, 10, 11, 9, 3, 3, 2, 1, 1, 1, 1),
     (1, 6, 24, 7, 3, 3, 2, 1, 0, 1, 1), (1, 6, 22, 5, 4, 4, 2, 1, 0, 1, 1),
     (1, 5, 21, 6, 3, 3, 2, 0, 1, 1, 1), (1, 7, 18, 3, 4, 4, 2, 1, 1, 1, 1),
+    # walk3 at its narrow width (DW3_NARROW_WIDTH 3: one odd column and one pair a channel
+    # and row) at padding 1 and 2, and on either side of it (4 and 5 wide: walk; 2 wide is
+    # above): four shapes, so that the layers after keep their staging parts
+    (1, 4, 3, 10, 3, 3, 1, 1, 1, 1, 1), (2, 3, 3, 9, 3, 3, 1, 2, 2, 1, 1),
+    (1, 6, 4, 7, 3, 3, 1, 1, 1, 1, 1), (1, 5, 5, 11, 3, 3, 1, 1, 1, 1, 1),
+    # the unmasked rows' staging by group (dw3_stage_plain: wider than 16, fewer than 48
+    # channels) at every head of outside columns: walk3 at padding 2 (L 0: none), an odd
+    # width at padding 0 (L 3: two words), one group (L 2), and walk2 (L 1), 3 groups
+    (1, 4, 18, 9, 3, 3, 1, 1, 2, 1, 1), (1, 4, 17, 8, 3, 3, 1, 1, 0, 1, 1),
+    (1, 3, 17, 4, 3, 3, 1, 1, 1, 1, 1), (1, 7, 17, 12, 3, 3, 2, 1, 1, 1, 1),
     (1, 9, 9, 67, 3, 3, 1, 1, 1, 1, 1),           # 17 groups of 3 taps a row: the sums by
                                                   # row, a partial last group
     (1, 6, 6, 16, 3, 3, 1, 1, 1, 1, 1),           # SPIKE in the upper four of eight lanes

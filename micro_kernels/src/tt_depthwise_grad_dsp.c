@@ -1418,6 +1418,15 @@ void tt_dsp_dw3_input_pairs_odd(dw3_pairs_args *a);
 #define DW3_MIN_WIDTH 6
 #endif
 
+/* A narrower width walk3 takes too: 3 (the person detector's 3x3/1 256 @3x3, one pass to
+ * nearest 4.67 -> 3.84 a MAC, dwig30c: the walk by position paid a group's tap rows and
+ * pointers per position, and the caller's scan after it). Not 4 and 5, still the walk's:
+ * round 29 measured MobileNetV2's masked 336 @4x4 calls 17.3 K more by walk3; 3 columns
+ * are one odd column and one pair a channel and row, the odd entry's. */
+#ifndef DW3_NARROW_WIDTH
+#define DW3_NARROW_WIDTH 3
+#endif
+
 /* Words a staged dy row of walk3 takes: dx column ix reads D[ix .. ix + 2], and the pairs
  * read a word past the last column's: (wd + 1) / 2 + 1 (wd even: pairs + 1, odd: + 2). */
 static inline int32_t dw3_words(int32_t wd) { return (wd + 1) / 2 + 1; }
@@ -1521,6 +1530,31 @@ static inline __attribute__((always_inline)) void dw3_stage_group(
               n);
 }
 
+/* dw3_stage_group of `groups` whole groups of an unmasked row (walk3's and walk2's calls
+ * without a mask: the benchmark's one pass): the same words, from a function of few
+ * arguments: its word loop 18 instructions where dw3_stage_group's took 20 (a spilled
+ * stride), and the set-up and edge words less spilled (dwig30c's profile of 3x3/1 8
+ * @48x48, one group a call: about 219 a call and group before, 224 with dw3_stage_row's
+ * part after, of which the row's about 80; 370,560 -> 366,520 instructions a call). */
+static __attribute__((noinline)) void dw3_stage_plain(const int8_t *row, int32_t c, int32_t ow,
+                                                      int32_t words, int32_t cs, int32_t ws,
+                                                      int32_t L, int32_t m0, int32_t m1,
+                                                      int32_t groups, tt_dsp_word *o) {
+  for (int32_t g = 0; g < groups; ++g, row += 4, o += 4 * cs) {
+    for (int32_t m = 0; m < m0; ++m) {            /* column 2m - L outside, the next maybe */
+      const int32_t x = 2 * m - L + 1;
+      dw3_put(o + m * ws, cs, 0u, x >= 0 && x < ow ? tt_dsp_load4(row + x * c) : 0u, 4);
+    }
+    for (int32_t m = m1; m < words; ++m) {        /* column 2m - L + 1 outside */
+      const int32_t x = 2 * m - L;
+      dw3_put(o + m * ws, cs, x >= 0 && x < ow ? tt_dsp_load4(row + x * c) : 0u, 0u, 4);
+    }
+    const int8_t *p = row + (2 * m0 - L) * c;
+    for (tt_dsp_word *q = o + m0 * ws, *const end = o + m1 * ws; q != end; q += ws, p += 2 * c)
+      dw3_put(q, cs, tt_dsp_load4(p), tt_dsp_load4(p + c), 4);
+  }
+}
+
 /* dw3_stage_word of a row's edge words (at most two a row, and the words outside the map):
  * one copy with in0 and in1 at run time instead of three specialized ones, about 1.5 KB
  * less code for a call or two a row. */
@@ -1572,8 +1606,12 @@ static __attribute__((noinline)) void dw3_stage_row(const dw_layer *a, int32_t b
     if (m1 > words) m1 = words;
     if (m1 < m0) m1 = m0;
     const int32_t full = nc >> 2;
-    for (int32_t g = 0; g < full; ++g, o += 4 * cs)
-      dw3_stage_group(a, base + 4 * g, words, cs, ws, L, m0, m1, o, 4, 4);
+    if (a->mask == 0 && full > 0) {
+      dw3_stage_plain(a->dy + base, c, ow, words, cs, ws, L, m0, m1, full, o);
+      o += 4 * cs * full;
+    } else
+      for (int32_t g = 0; g < full; ++g, o += 4 * cs)
+        dw3_stage_group(a, base + 4 * g, words, cs, ws, L, m0, m1, o, 4, 4);
     if (4 * full < nc)
       dw3_stage_group(a, base + 4 * full, words, cs, ws, L, m0, m1, o, 0, nc - 4 * full);
     return;
@@ -1989,7 +2027,7 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
 /* Whether walk3 takes the layer (the kept range permitting). */
 static inline int dw3_layer(const dw_layer *a) {
   return a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->pad_left <= 2 &&
-         a->wd >= DW3_MIN_WIDTH;
+         (a->wd >= DW3_MIN_WIDTH || a->wd == DW3_NARROW_WIDTH);
 }
 
 /* Whether walk2 takes the layer (the kept range and its staging permitting); square
