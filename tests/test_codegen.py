@@ -1009,9 +1009,11 @@ def test_mcunet_on_the_rig(tmp_path, capsys):
     # 2 KB table of mask bytes, the DSP element-wise gradients and ADD), 109,304 B with the
     # head's rounding residual (round 27: its update rule and kernels, tt_param_grad.o
     # 14,656 -> 15,252 B of text at -O2), 111,000 B after round 28 (fwd28's leaner forward
-    # rows and columns, +1,360 B in tt_fwd_dsp.o; shift8's int8 shift loads); the board's
-    # flash budget is 1 MB
-    assert f["model"] > 500_000 and 0 < f["code"] < 112_000
+    # rows and columns, +1,360 B in tt_fwd_dsp.o; shift8's int8 shift loads), 112,872 B
+    # after round 30 (its gradient kernels' assembly walks and the forward's tt_dsp_colk and
+    # tt_dsp_gemv4, +5.6 KB of .text across the kernels, not all of it linked here); the
+    # board's flash budget is 1 MB
+    assert f["model"] > 500_000 and 0 < f["code"] < 114_000
     assert len(m["losses"]) == 2 and len(m["instructions_each_step"]) == 2
     # MCUNet's inference: about 150 M instructions with portable forward kernels, 39.5 M
     # with the Cortex-M7's DSP versions (fwd-dw and fwd-pw, benchmarks/RESULTS.md): a floor
