@@ -387,17 +387,12 @@ def render_gap(doc: dict, gap: dict, every_grid: bool = False) -> str:
         for c in cols:
             by_seed = cells[c]
 
-            def diff(base, c=c, by_seed=by_seed):
-                d = paired(by_seed, cells[base]) if c != base else []
-                if not d:
-                    return "-"
-                m, se = mean_se(d)
-                return f"{m:+.2f}" + ("" if se is None else f" +- {se:.2f}") + f" (n={len(d)})"
             m, se = mean_se(list(by_seed.values()))
             lines.append(f"| {model} | {scheme} | {column(*c)} | "
                          + " / ".join(f"{s}: {v:.1f}" for s, v in sorted(by_seed.items()))
                          + f" | {m:.2f}" + ("" if se is None else f" +- {se:.2f}")
-                         + f" | {diff(fp)} | {diff(default)} |")
+                         + f" | {results.paired_cell(by_seed, cells[fp])}"
+                         + f" | {results.paired_cell(by_seed, cells[default])} |")
     return (f"{steps} steps, {val} validation samples; accuracy in %.\n\n"
             + "\n".join(lines) + "\n")
 

@@ -45,6 +45,18 @@ def paired(a: dict[int, float], b: dict[int, float]) -> list[float]:
     return [a[s] - b[s] for s in sorted(a) if s in b]
 
 
+def paired_cell(a: dict[int, float], b: dict[int, float], seeds: bool = False) -> str:
+    """A table's cell for a - b paired by seed: "-" for a row against itself or no common
+    seed, else the mean +- its standard error (none for one seed) and n, with each seed's
+    difference after n when `seeds`."""
+    d = [] if a is b else paired(a, b)
+    if not d:
+        return "-"
+    m, se = mean_se(d)
+    each = ": " + " / ".join(f"{v:+.1f}" for v in d) if seeds else ""
+    return f"{m:+.2f}" + ("" if se is None else f" +- {se:.2f}") + f" (n={len(d)}{each})"
+
+
 def machine() -> dict:
     """Where and when: the date, the CPU and its cores, Python and numpy."""
     import datetime

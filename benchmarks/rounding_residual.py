@@ -266,21 +266,14 @@ def summary(rows: list[dict]) -> str:
         acc.setdefault((r["scheme"], r["variant"]), {})[r["seed"]] = 100 * r["val_accuracy"]
     out = ["| scheme | variant | accuracy per seed | mean +- SE | minus int8 + QAS (paired) "
            "| minus fp32 (paired) |", "|---|---|---|---:|---:|---:|"]
-
-    def diff(a, b):
-        d = results.paired(a, b)
-        if not d or a is b:
-            return "-"
-        m, se = mean_se(d)
-        return (f"{m:+.2f}" + ("" if math.isnan(se) else f" +- {se:.2f}") + f" (n={len(d)}: "
-                + " / ".join(f"{v:+.1f}" for v in d) + ")")
     for (scheme, variant), by_seed in acc.items():
+        qas, fp32 = (acc.get((scheme, VARIANTS[v]), {}) for v in ("qas", "fp32"))
         m, se = mean_se(by_seed.values())
         out.append(f"| {scheme} | {variant} | "
                    + " / ".join(f"{s}: {v:.1f}" for s, v in sorted(by_seed.items()))
                    + f" | {m:.2f}" + ("" if math.isnan(se) else f" +- {se:.2f}") + " | "
-                   + diff(by_seed, acc.get((scheme, VARIANTS["qas"]), {})) + " | "
-                   + diff(by_seed, acc.get((scheme, VARIANTS["fp32"]), {})) + " |")
+                   + results.paired_cell(by_seed, qas, seeds=True) + " | "
+                   + results.paired_cell(by_seed, fp32, seeds=True) + " |")
     return "\n".join(out)
 
 

@@ -381,20 +381,15 @@ def render_gap(head8x: dict, head8x_more: dict, old: dict, old_more: dict, rule:
                     label += f", head grid {r['head_headroom']:g}x"
                 rows.setdefault((rates, label), {})[r["seed"]] = 100 * r["val_accuracy"]
         default = rows[("lr 0.2", f"{VARIANTS['qas']}, int8 gradients, head 8x")]
-
-        def diff(a, b):
-            d = [] if a is b else results.paired(a, b)
-            if not d:
-                return "-"
-            m, se = mean_se(d)
-            return f"{m:+.2f}" + ("" if math.isnan(se) else f" +- {se:.2f}") + f" (n={len(d)})"
         for (rates, label), by_seed in rows.items():
+            fp32 = rows.get((rates, VARIANTS["fp32"]), {})
             m, se = mean_se(list(by_seed.values()))
             out.append(f"| {scheme} | {rates} | {label} | "
                        + " / ".join(f"{s}: {v:.1f}" for s, v in sorted(by_seed.items()))
                        + f" | {m:.2f}" + ("" if math.isnan(se) else f" +- {se:.2f}")
-                       + f" | {diff(by_seed, rows.get((rates, VARIANTS['fp32']), {}))} | "
-                       + (diff(by_seed, default) if rates == "lr 0.2" else "-") + " |")
+                       + f" | {results.paired_cell(by_seed, fp32)} | "
+                       + (results.paired_cell(by_seed, default) if rates == "lr 0.2" else "-")
+                       + " |")
     return "\n".join(out)
 
 

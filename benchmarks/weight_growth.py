@@ -268,12 +268,6 @@ def render_rule(t28: dict, t28_h2: dict, t_auto: dict, pa: dict, pa_h2: dict,
     lines = ["| model | scheme | int8 + QAS with | accuracy per seed | mean +- SE | minus fp32 "
              "(paired) | minus the default (paired) |", "|---|---|---|---|---:|---:|---:|"]
 
-    def diff(a, b):
-        d = results.paired(a, b)
-        if not d or a is b:
-            return "-"
-        m, se = mean_se(d)
-        return f"{m:+.2f}" + ("" if se is None else f" +- {se:.2f}") + f" (n={len(d)})"
     order = ["default", "headroom 2x", "headroom auto", "fp32"]
     for (model, scheme) in [("person", s) for s in schemes] + pairs:
         for run in order:
@@ -285,8 +279,8 @@ def render_rule(t28: dict, t28_h2: dict, t_auto: dict, pa: dict, pa_h2: dict,
                 f"| {model} | {scheme} | {run if run != 'fp32' else '(fp32)'} | "
                 + " / ".join(f"{s}: {v:.1f}" for s, v in sorted(by.items()))
                 + f" | {m:.2f}" + ("" if se is None else f" +- {se:.2f}")
-                + f" | {diff(by, rows.get((model, scheme, 'fp32'), {}))}"
-                + f" | {diff(by, rows.get((model, scheme, 'default'), {}))} |")
+                + f" | {results.paired_cell(by, rows.get((model, scheme, 'fp32'), {}))}"
+                + f" | {results.paired_cell(by, rows.get((model, scheme, 'default'), {}))} |")
     return ("1000 steps, 3000 validation samples; "
             "accuracy in %. The default: --weight-headroom 1 (the input model's grids); fp32 "
             "starts from the input model.\n\n" + "\n".join(lines) + "\n")
