@@ -249,3 +249,14 @@ def test_a_tensor_two_layers_share_is_trained_once_per_layer(scheme, frozen, eng
     assert len(finals[0]) == len(finals[1])
     for i, (a, b) in enumerate(zip(*finals)):
         assert a.tobytes() == b.tobytes(), i
+
+
+@pytest.mark.parametrize("scheme", ["bias-only", "last:2"])
+def test_augment_leaves_its_input_graph_as_it_was(scheme):
+    """One parsed model augmented twice gives the same training model twice (augment once
+    built on its argument, which then read as a training model and was refused)."""
+    graph = tflite_io.load(str(EXAMPLE))
+    before = tflite_io.serialize(graph)
+    first = tflite_io.serialize(augment.augment(graph, scheme, 3).graph)
+    assert tflite_io.serialize(graph) == before
+    assert tflite_io.serialize(augment.augment(graph, scheme, 3).graph) == first

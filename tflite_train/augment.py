@@ -273,7 +273,9 @@ def augment(graph: Graph, scheme_spec: str = "bias-only", num_classes: int | Non
     change where bytes live, not what is computed. Within memory.flash_budget: see _fit.
     hyper.batch None: augment chooses it (_default_batch). `tune(batch)`: (layer_lrs, their
     record) found for a model of that batch (`--lr auto`'s range test), called for the batch
-    the model gets, in place of hyper's rates."""
+    the model gets, in place of hyper's rates. `graph` is left as it was: the training graph
+    is built on a copy (4 ms for MCUNet-5FPS), so one parsed model serves many augments."""
+    graph = copy.deepcopy(graph)
     hyper = hyper or autodiff.Hyper()
     _check_hyper(hyper if hyper.batch is not None else replace(hyper, batch=1))
     _check_input(graph)             # once: every model below is built from this graph
@@ -305,11 +307,7 @@ def _fitted(graph: Graph, scheme_spec, num_classes, hyper, fuse, reorder, lr_rul
         return _augment(copy.deepcopy(pristine), scheme_spec, num_classes, first.hyper, fuse,
                         reorder, first.metadata["lr_rule"],
                         replace(memory, give_up=memory.give_up | give_up))
-    result = _fit(first, memory.flash_budget, again)
-    if result is not first:
-        graph.__dict__.update(result.graph.__dict__)   # the caller's graph is the model
-        result.graph = graph
-    return result
+    return _fit(first, memory.flash_budget, again)
 
 
 # The batch augment chooses where the user gives none (Hyper.batch None, the CLI's default).
@@ -341,12 +339,11 @@ def _default_batch(graph: Graph, scheme_spec, num_classes, hyper, fuse, reorder,
     is first sized with the model-derived rates, so that tune runs once, for the batch the
     model gets; the tuned model is measured again (the rates change no byte of SRAM, but
     the file's size, and so what the flash budget gives up, may differ)."""
-    pristine = copy.deepcopy(graph)
+    pristine = graph                  # augment's own copy; each build edits a copy of it
     derived = None
 
     def build(batch: int, tuned: bool = True) -> Augmented:
         nonlocal derived
-        graph.__dict__.update(copy.deepcopy(pristine).__dict__)   # the input, untouched
         h, rule = replace(hyper, batch=batch), lr_rule
         if tune is not None and tuned:
             h, rule = _tuned(h, tune)
@@ -355,7 +352,8 @@ def _default_batch(graph: Graph, scheme_spec, num_classes, hyper, fuse, reorder,
                 from . import lr
                 derived = lr.model_rates(pristine, scheme_spec, num_classes, h.seed)
             h, rule = default_rates(pristine, scheme_spec, num_classes, h, derived)
-        return _fitted(graph, scheme_spec, num_classes, h, fuse, reorder, rule, memory)
+        return _fitted(copy.deepcopy(pristine), scheme_spec, num_classes, h, fuse, reorder,
+                       rule, memory)
 
     if _trains_pretrained_weights(pristine, scheme_spec, num_classes):
         result = build(1)
