@@ -65,7 +65,6 @@ gradients' scale comes mostly from the weights and activation scales, not from t
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
@@ -182,9 +181,8 @@ def probe(graph: Graph, scheme_spec: str, num_classes: int | None, seed: int,
     from .autodiff import Hyper
     from .runtime.numpy_exec import Executor
     from .tf_float import dequantize
-    g = copy.deepcopy(graph)
     # any explicit lr: the update ops are dropped below
-    result = augment(g, scheme_spec, num_classes, Hyper(lr=1.0, seed=seed), fuse=False,
+    result = augment(graph, scheme_spec, num_classes, Hyper(lr=1.0, seed=seed), fuse=False,
                      reorder=False,
                      memory=MemoryOptions(False, False, False, flash_budget=None))
     tg = result.graph
@@ -415,7 +413,7 @@ def range_test(graph: Graph, scheme_spec: str, num_classes: int | None, hyper, d
         layer_lrs = scaled(rates, f * boost, w_boost, h_boost)
         # no flash budget: the conversions it gives up change no bits of a trial; the base
         # record: the head's grid follows its rate (augment.head_headroom)
-        result = augment(copy.deepcopy(graph), scheme_spec, num_classes,
+        result = augment(graph, scheme_spec, num_classes,
                          replace(hyper, lr=None, bias_lr=None, layer_lrs=layer_lrs),
                          lr_rule=base, memory=MemoryOptions(flash_budget=None))
         trainer = Trainer(result.graph, dataset, engine)
