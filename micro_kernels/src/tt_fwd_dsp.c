@@ -759,6 +759,62 @@ void tt_dsp_col8x8_low(const tt_dsp_cols_args *a);
 void tt_dsp_col8x16_low(const tt_dsp_cols_args *a);
 void tt_dsp_col16x8_low(const tt_dsp_cols_args *a);
 
+/* --- the K = 8 and 16 columns with one shift for every row (output offset -128) ----------
+ * TT_DSP_ASM_RQ_LOW_IN spends SMMLAR, ASR by the row's e, SSAT. Where every row's e lies in
+ * [E - 7, E - 1] for the constant E = TT_DSP_COLS_E, the row's record holds its sums scaled
+ * by 2^s, s = E - e in [1, 7] (the doubled weights and bias times 2^s: |2 w 2^s| <= 2^15
+ * still fits a lane), and R = c 2^s + 2^(s - 1) where c was, so that
+ *     SSAT(8, SMMLA(A, m, R) >> E),   A = 2^s a2,
+ * two instructions, SSAT shifting by the immediate E, gives the low form's
+ * floor((h + c) / 2^e), h = floor((a2 m + 2^31) / 2^32). Proof: SMMLA returns
+ * R + floor(A m / 2^32) = 2^s c + floor(2^s (a2 m + 2^31) / 2^32); with
+ * a2 m + 2^31 = 2^32 h + r, 0 <= r < 2^32, that is 2^s (h + c) + f, 0 <= f < 2^s, and
+ * floor((2^s (h + c) + f) / 2^(s + e)) = floor((h + c) / 2^e) (h + c is an integer). No
+ * value wraps where |A| < 2^31 (the sums' bound, tested per row with the bias and the
+ * input offset: cols_e_ok): |A m / 2^32| < 2^30 and |R| < 2^19. The last word of a record
+ * is 0, 256 on the pass's last row (the loop's end, as e's bit 8 is in cols_records'). Only
+ * for the rows loops that fit what MCUNet and the person detector have: 16 rows a loop of 8
+ * elements, 8 of 16 (MCUNet's 64x64x8 -> 32 and 32x32x16 -> 48, the person detector's
+ * 48x48x8 -> 16: 8 and 16 instructions an output where they were 9 and 17). */
+#define TT_DSP_COLS_E 11
+#define TT_DSP_COLS_E_SSAT(acc) "  ssat " #acc ", #8, " #acc ", asr #11\n"
+#define TT_DSP_COL8_ROW_E                                                                   \
+  TT_DSP_COL8_SUMS "  smmla r4, r4, r9, r10\n" TT_DSP_COLS_E_SSAT(r4) "  strb r4, [r12], #1\n"
+#define TT_DSP_COL16_ROW_E                                                                  \
+  TT_DSP_COL16_SUMS "  smmla r8, r8, r11, r9\n" TT_DSP_COLS_E_SSAT(r8)                      \
+  "  strb r8, [r12], #1\n"
+TT_DSP_COLS_ASM(tt_dsp_col8x16_e, TT_DSP_COL8_COLUMN,
+                TT_DSP_X8(TT_DSP_COL8_ROW_E) TT_DSP_X8(TT_DSP_COL8_ROW_E), r11);
+TT_DSP_COLS_ASM(tt_dsp_col16x8_e, TT_DSP_COL16_COLUMN, TT_DSP_X8(TT_DSP_COL16_ROW_E), r10);
+void tt_dsp_col8x16_e(const tt_dsp_cols_args *a);
+void tt_dsp_col16x8_e(const tt_dsp_cols_args *a);
+
+/* Turns the records of n rows (cols_records' layout, `words` a row) into the kernels'
+ * above ([2^(s+1) bias, the weights times 2^(s+1), m, R, 0], 256 in the last row's last
+ * word) where every row qualifies: e in [E - 7, E - 1] and the scaled sums' bound
+ * 2^(s + 1) (|bias| + `sums`) < 2^31, `sums` = K (128 + |input_offset|) 128 (< 2^21,
+ * tt_dsp_sums_bounded); returns 0 and leaves them as they were where one does not. The
+ * caller's product has `known` 1 (every m in [2^30, 2^31), e in [1, 21], |bias| < 2^28)
+ * and output offset -128 (then c = -255 2^(e - 1), and R = c 2^s + 2^(s - 1)). */
+static __attribute__((noinline)) int records_e(tt_dsp_word *rec, int32_t n, int32_t words,
+                                               int32_t sums) {
+  for (tt_dsp_word *r = rec, *end = rec + n * words; r != end; r += words) {
+    const int32_t s = TT_DSP_COLS_E - (int32_t)(r[words - 1] & 255u), b2 = (int32_t)r[0];
+    if (s < 1 || s > 7 || (int64_t)((b2 < 0 ? -b2 : b2) + 2 * sums) << s >= (1ll << 31))
+      return 0;
+  }
+  for (tt_dsp_word *r = rec, *end = rec + n * words; r != end; r += words) {
+    const int32_t s = TT_DSP_COLS_E - (int32_t)(r[words - 1] & 255u);
+    r[0] <<= s;
+    for (int32_t j = 1; j < words - 3; ++j)   /* each lane on its own (the values fit) */
+      r[j] = ((r[j] << s) & 0xFFFFu) | ((r[j] & 0xFFFF0000u) << s);
+    r[words - 2] = (uint32_t)(-255 * (1 << (TT_DSP_COLS_E - 1)) + (1 << (s - 1)));
+    r[words - 1] = 0;
+  }
+  rec[n * words - 1] = 256u;
+  return 1;
+}
+
 /* Whether tt_dsp_col8/16 take a product: one segment of 8 or 16 elements whose every row
  * requantizes in the assembly (`known` 1), an even number of rows. */
 static int cols_ok(const tt_dsp_mm *m, int known) {
@@ -816,12 +872,23 @@ static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, in
   const int32_t most = (TT_FWD_DSP_STAGE_BYTES / (4 * (m->n_lo / 2 + 4))) & ~1;
   const int32_t passes = (m->rows + most - 1) / most;
   const int32_t each = ((m->rows + passes - 1) / passes + 1) & ~1;
+  const int e_form = tt_dsp_rq_low_ok(m->output_offset);
+  const int32_t off = m->input_offset < 0 ? -m->input_offset : m->input_offset;
   for (int32_t r0 = 0; r0 < m->rows; r0 += each) {
-    const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each;
+    const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each, n = r1 - r0;
     if (m->n_lo == 8)
       cols_records(m, r0, r1, stage, 2);
     else
       cols_records(m, r0, r1, stage, 4);
+    /* 16 rows a loop of 8 elements, 8 of 16, where every row takes one shift */
+    if (e_form && n % (m->n_lo == 8 ? 16 : 8) == 0 &&
+        records_e(stage, n, m->n_lo / 2 + 4, m->n_lo * (128 + off) * 128)) {
+      int8_t *const y = output + r0;
+      const tt_dsp_cols_args a = {input, tt_dsp_offset_pair(m->input_offset), in_stride,
+                                  stage, y + (columns - 1) * col_stride + n, col_stride - n, y};
+      (m->n_lo == 8 ? tt_dsp_col8x16_e : tt_dsp_col16x8_e)(&a);
+      continue;
+    }
     cols_pass(m, columns, input, in_stride, output, col_stride, stage, r0, r1 - r0);
   }
 }
