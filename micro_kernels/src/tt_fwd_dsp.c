@@ -783,9 +783,24 @@ void tt_dsp_col16x8_low(const tt_dsp_cols_args *a);
 #define TT_DSP_COL16_ROW_E                                                                  \
   TT_DSP_COL16_SUMS "  smmla r8, r8, r11, r9\n" TT_DSP_COLS_E_SSAT(r8)                      \
   "  strb r8, [r12], #1\n"
-TT_DSP_COLS_ASM(tt_dsp_col8x16_e, TT_DSP_COL8_COLUMN,
+/* Their columns are whole words, one after the other (x_stride = K, x word-aligned): one LDM
+ * with write-back loads one, 7 and 12 instructions a column where TT_DSP_COL8_COLUMN and
+ * TT_DSP_COL16_COLUMN take 9 and 16. */
+#define TT_DSP_COL8_COLUMN_E                                                                \
+  "  ldm sp, {r4-r6, lr}\n" /* x, offset, x_stride, records */                              \
+  "  ldm r4!, {r1, r3}\n"                                                                   \
+  "  str r4, [sp]\n"                                                                        \
+  TT_DSP_COLS_STAGE(r0, r1, r5) TT_DSP_COLS_STAGE(r2, r3, r5)
+#define TT_DSP_COL16_COLUMN_E                                                               \
+  "  ldrd r8, r10, [sp]\n" /* x, offset */                                                  \
+  "  ldm r8!, {r1, r3, r5, r7}\n"                                                           \
+  TT_DSP_COLS_STAGE(r0, r1, r10) TT_DSP_COLS_STAGE(r2, r3, r10)                             \
+  TT_DSP_COLS_STAGE(r4, r5, r10) TT_DSP_COLS_STAGE(r6, r7, r10)                             \
+  "  ldr lr, [sp, #12]\n" /* records */                                                     \
+  "  str r8, [sp]\n"
+TT_DSP_COLS_ASM(tt_dsp_col8x16_e, TT_DSP_COL8_COLUMN_E,
                 TT_DSP_X8(TT_DSP_COL8_ROW_E) TT_DSP_X8(TT_DSP_COL8_ROW_E), r11);
-TT_DSP_COLS_ASM(tt_dsp_col16x8_e, TT_DSP_COL16_COLUMN, TT_DSP_X8(TT_DSP_COL16_ROW_E), r10);
+TT_DSP_COLS_ASM(tt_dsp_col16x8_e, TT_DSP_COL16_COLUMN_E, TT_DSP_X8(TT_DSP_COL16_ROW_E), r10);
 void tt_dsp_col8x16_e(const tt_dsp_cols_args *a);
 void tt_dsp_col16x8_e(const tt_dsp_cols_args *a);
 
@@ -872,7 +887,8 @@ static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, in
   const int32_t most = (TT_FWD_DSP_STAGE_BYTES / (4 * (m->n_lo / 2 + 4))) & ~1;
   const int32_t passes = (m->rows + most - 1) / most;
   const int32_t each = ((m->rows + passes - 1) / passes + 1) & ~1;
-  const int e_form = tt_dsp_rq_low_ok(m->output_offset);
+  const int e_form = tt_dsp_rq_low_ok(m->output_offset) && in_stride == m->n_lo &&
+                     ((uintptr_t)input & 3) == 0;
   const int32_t off = m->input_offset < 0 ? -m->input_offset : m->input_offset;
   for (int32_t r0 = 0; r0 < m->rows; r0 += each) {
     const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each, n = r1 - r0;
