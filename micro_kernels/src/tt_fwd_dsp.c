@@ -678,10 +678,8 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, y) == 24 ? 1 : -1];
  * and store), for 8 and 16 elements; each width with two rows a loop (any even count) and
  * eight (a multiple of 8). */
 #define TT_DSP_COL8_COLUMN                                                                  \
-  "  ldm sp, {r4-r6, lr}\n" /* x, offset, x_stride, records */                              \
-  "  ldr r1, [r4]\n"                                                                        \
-  "  ldr r3, [r4, #4]\n"                                                                    \
-  "  add r4, r4, r6\n"                                                                      \
+  "  ldm sp, {r4-r6, lr}\n" /* x, offset, x_stride (unused), records */                     \
+  "  ldm r4!, {r1, r3}\n"                                                                   \
   "  str r4, [sp]\n"                                                                        \
   TT_DSP_COLS_STAGE(r0, r1, r5) TT_DSP_COLS_STAGE(r2, r3, r5)
 /* A row of the 8-value column: its sums, then the requantization (RQ) and the byte. */
@@ -704,9 +702,10 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, y) == 24 ? 1 : -1];
   TT_DSP_COLS_STAGE(r4, r5, r10) TT_DSP_COLS_STAGE(r6, r7, r10)
 #define TT_DSP_COL16_COLUMN                                                                 \
   "  ldrd r8, r10, [sp]\n" /* x, offset */                                                  \
-  TT_DSP_LOAD16                                                                             \
-  "  ldrd r9, lr, [sp, #8]\n" /* x_stride, records */                                       \
-  "  add r8, r8, r9\n"                                                                      \
+  "  ldm r8!, {r1, r3, r5, r7}\n"                                                           \
+  TT_DSP_COLS_STAGE(r0, r1, r10) TT_DSP_COLS_STAGE(r2, r3, r10)                             \
+  TT_DSP_COLS_STAGE(r4, r5, r10) TT_DSP_COLS_STAGE(r6, r7, r10)                             \
+  "  ldr lr, [sp, #12]\n" /* records */                                                     \
   "  str r8, [sp]\n"
 /* A row's 16 products with the staged values in r0-r7 (its words at lr, r8 the sum; r9-r11
  * free after): the 16-value column's rows and tt_dsp_colk's parts end it differently. */
@@ -742,11 +741,6 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, y) == 24 ? 1 : -1];
 TT_DSP_COLS_ASM(tt_dsp_col8, TT_DSP_COL8_COLUMN, TT_DSP_X2(TT_DSP_COL8_ROW), r11);
 TT_DSP_COLS_ASM(tt_dsp_col8x8, TT_DSP_COL8_COLUMN, TT_DSP_X8(TT_DSP_COL8_ROW), r11);
 TT_DSP_COLS_ASM(tt_dsp_col8x8_low, TT_DSP_COL8_COLUMN, TT_DSP_X8(TT_DSP_COL8_ROW_LOW), r11);
-/* 16 rows a loop for the K = 8 expansions of ReLU outputs (MCUNet's 64x64x8 -> 32, the person
- * detector's 48x48x8 -> 16: the largest maps, 9 instructions an output): TST and BEQ per 16
- * rows, 2 instructions a column fewer per 16 rows, for about 280 bytes of code. */
-TT_DSP_COLS_ASM(tt_dsp_col8x16_low, TT_DSP_COL8_COLUMN,
-                TT_DSP_X8(TT_DSP_COL8_ROW_LOW) TT_DSP_X8(TT_DSP_COL8_ROW_LOW), r11);
 TT_DSP_COLS_ASM(tt_dsp_col16, TT_DSP_COL16_COLUMN, TT_DSP_X2(TT_DSP_COL16_ROW), r10);
 TT_DSP_COLS_ASM(tt_dsp_col16x8, TT_DSP_COL16_COLUMN, TT_DSP_X8(TT_DSP_COL16_ROW), r10);
 TT_DSP_COLS_ASM(tt_dsp_col16x8_low, TT_DSP_COL16_COLUMN, TT_DSP_X8(TT_DSP_COL16_ROW_LOW),
@@ -756,7 +750,6 @@ void tt_dsp_col16(const tt_dsp_cols_args *a);
 void tt_dsp_col8x8(const tt_dsp_cols_args *a);
 void tt_dsp_col16x8(const tt_dsp_cols_args *a);
 void tt_dsp_col8x8_low(const tt_dsp_cols_args *a);
-void tt_dsp_col8x16_low(const tt_dsp_cols_args *a);
 void tt_dsp_col16x8_low(const tt_dsp_cols_args *a);
 
 /* --- the K = 8 and 16 columns with one shift for every row (output offset -128) ----------
@@ -783,57 +776,45 @@ void tt_dsp_col16x8_low(const tt_dsp_cols_args *a);
 #define TT_DSP_COL16_ROW_E                                                                  \
   TT_DSP_COL16_SUMS "  smmla r8, r8, r11, r9\n" TT_DSP_COLS_E_SSAT(r8)                      \
   "  strb r8, [r12], #1\n"
-/* Their columns are whole words, one after the other (x_stride = K, x word-aligned): one LDM
- * with write-back loads one, 7 and 12 instructions a column where TT_DSP_COL8_COLUMN and
- * TT_DSP_COL16_COLUMN take 9 and 16. */
-#define TT_DSP_COL8_COLUMN_E                                                                \
-  "  ldm sp, {r4-r6, lr}\n" /* x, offset, x_stride, records */                              \
-  "  ldm r4!, {r1, r3}\n"                                                                   \
-  "  str r4, [sp]\n"                                                                        \
-  TT_DSP_COLS_STAGE(r0, r1, r5) TT_DSP_COLS_STAGE(r2, r3, r5)
-#define TT_DSP_COL16_COLUMN_E                                                               \
-  "  ldrd r8, r10, [sp]\n" /* x, offset */                                                  \
-  "  ldm r8!, {r1, r3, r5, r7}\n"                                                           \
-  TT_DSP_COLS_STAGE(r0, r1, r10) TT_DSP_COLS_STAGE(r2, r3, r10)                             \
-  TT_DSP_COLS_STAGE(r4, r5, r10) TT_DSP_COLS_STAGE(r6, r7, r10)                             \
-  "  ldr lr, [sp, #12]\n" /* records */                                                     \
-  "  str r8, [sp]\n"
-TT_DSP_COLS_ASM(tt_dsp_col8x16_e, TT_DSP_COL8_COLUMN_E,
+TT_DSP_COLS_ASM(tt_dsp_col8x16_e, TT_DSP_COL8_COLUMN,
                 TT_DSP_X8(TT_DSP_COL8_ROW_E) TT_DSP_X8(TT_DSP_COL8_ROW_E), r11);
-TT_DSP_COLS_ASM(tt_dsp_col16x8_e, TT_DSP_COL16_COLUMN_E, TT_DSP_X8(TT_DSP_COL16_ROW_E), r10);
+TT_DSP_COLS_ASM(tt_dsp_col16x8_e, TT_DSP_COL16_COLUMN, TT_DSP_X8(TT_DSP_COL16_ROW_E), r10);
 void tt_dsp_col8x16_e(const tt_dsp_cols_args *a);
 void tt_dsp_col16x8_e(const tt_dsp_cols_args *a);
 
-/* Turns the records of n rows (cols_records' layout, `words` a row) into the kernels'
- * above ([2^(s+1) bias, the weights times 2^(s+1), m, R, 0], 256 in the last row's last
- * word) where every row qualifies: e in [E - 7, E - 1] and the scaled sums' bound
+/* The one-shift records (above) of n records `rec` (cols_records' layout, `words` a row)
+ * into `to` (rec itself, or the staging buffer for the code generator's records in flash)
+ * where every row qualifies: e in [E - 7, E - 1] and the scaled sums' bound
  * 2^(s + 1) (|bias| + `sums`) < 2^31, `sums` = K (128 + |input_offset|) 128 (< 2^21,
- * tt_dsp_sums_bounded); returns 0 and leaves them as they were where one does not. The
- * caller's product has `known` 1 (every m in [2^30, 2^31), e in [1, 21], |bias| < 2^28)
- * and output offset -128 (then c = -255 2^(e - 1), and R = c 2^s + 2^(s - 1)). */
-static __attribute__((noinline)) int records_e(tt_dsp_word *rec, int32_t n, int32_t words,
-                                               int32_t sums) {
-  for (tt_dsp_word *r = rec, *end = rec + n * words; r != end; r += words) {
+ * tt_dsp_sums_bounded); returns 0 and writes nothing where one does not. For products
+ * whose every row requantizes in the assembly (m in [2^30, 2^31), e in [1, 21],
+ * |bias| < 2^28) with output offset -128 (so c = -255 2^(e - 1), R = c 2^s + 2^(s - 1)). */
+static __attribute__((noinline)) int records_e(tt_dsp_word *to, const tt_dsp_word *rec,
+                                               int32_t n, int32_t words, int32_t sums) {
+  for (const tt_dsp_word *r = rec, *end = rec + n * words; r != end; r += words) {
     const int32_t s = TT_DSP_COLS_E - (int32_t)(r[words - 1] & 255u), b2 = (int32_t)r[0];
     if (s < 1 || s > 7 || (int64_t)((b2 < 0 ? -b2 : b2) + 2 * sums) << s >= (1ll << 31))
       return 0;
   }
-  for (tt_dsp_word *r = rec, *end = rec + n * words; r != end; r += words) {
-    const int32_t s = TT_DSP_COLS_E - (int32_t)(r[words - 1] & 255u);
-    r[0] <<= s;
+  for (tt_dsp_word *t = to, *end = to + n * words; t != end; t += words, rec += words) {
+    const int32_t s = TT_DSP_COLS_E - (int32_t)(rec[words - 1] & 255u);
+    t[0] = rec[0] << s;
     for (int32_t j = 1; j < words - 3; ++j)   /* each lane on its own (the values fit) */
-      r[j] = ((r[j] << s) & 0xFFFFu) | ((r[j] & 0xFFFF0000u) << s);
-    r[words - 2] = (uint32_t)(-255 * (1 << (TT_DSP_COLS_E - 1)) + (1 << (s - 1)));
-    r[words - 1] = 0;
+      t[j] = ((rec[j] << s) & 0xFFFFu) | ((rec[j] & 0xFFFF0000u) << s);
+    t[words - 3] = rec[words - 3];
+    t[words - 2] = (uint32_t)(-255 * (1 << (TT_DSP_COLS_E - 1)) + (1 << (s - 1)));
+    t[words - 1] = 0;
   }
-  rec[n * words - 1] = 256u;
+  to[n * words - 1] = 256u;
   return 1;
 }
 
-/* Whether tt_dsp_col8/16 take a product: one segment of 8 or 16 elements whose every row
- * requantizes in the assembly (`known` 1), an even number of rows. */
-static int cols_ok(const tt_dsp_mm *m, int known) {
-  return (m->n_lo == 8 || m->n_lo == 16) && m->n_hi == 0 && known == 1 && (m->rows & 1) == 0;
+/* Whether tt_dsp_col8/16 take a product: one segment of 8 or 16 elements, contiguous and
+ * word-aligned columns (one LDM loads one: TT_DSP_COL8_COLUMN), an even number of rows;
+ * `known` 1 (every row requantizes in the assembly) where the records are made here. */
+static int cols_ok(const tt_dsp_mm *m, int known, const int8_t *input, int32_t in_stride) {
+  return (m->n_lo == 8 || m->n_lo == 16) && m->n_hi == 0 && known == 1 &&
+         (m->rows & 1) == 0 && in_stride == m->n_lo && ((uintptr_t)input & 3) == 0;
 }
 
 /* The records of rows [r0, r1) (the last one marked) for K = 4 groups: built in every call
@@ -870,9 +851,7 @@ static void cols_pass(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
   int8_t *const y = output + r0;
   const tt_dsp_cols_args a = {input, tt_dsp_offset_pair(m->input_offset), in_stride, rec,
                               y + (columns - 1) * col_stride + n, col_stride - n, y};
-  if (n % 16 == 0 && m->n_lo == 8 && tt_dsp_rq_low_ok(m->output_offset))
-    tt_dsp_col8x16_low(&a);
-  else if (n % 8 == 0 && tt_dsp_rq_low_ok(m->output_offset))
+  if (n % 8 == 0 && tt_dsp_rq_low_ok(m->output_offset))
     (m->n_lo == 8 ? tt_dsp_col8x8_low : tt_dsp_col16x8_low)(&a);
   else if (n % 8 == 0)
     (m->n_lo == 8 ? tt_dsp_col8x8 : tt_dsp_col16x8)(&a);
@@ -880,32 +859,48 @@ static void cols_pass(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
     (m->n_lo == 8 ? tt_dsp_col8 : tt_dsp_col16)(&a);
 }
 
+/* Rows [r0, r0 + n) through the one-shift kernels where records_e turns their records
+ * `rec` into `stage` (n a multiple of 16 rows of 8 elements, 8 of 16, output offset -128),
+ * else through cols_pass from `rec` (marked on its last row); `rec` may be `stage`. */
+static void cols_run(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
+                     int8_t *output, int32_t col_stride, const tt_dsp_word *rec, int32_t r0,
+                     int32_t n, tt_dsp_word *stage) {
+  const int32_t off = m->input_offset < 0 ? -m->input_offset : m->input_offset;
+  if (tt_dsp_rq_low_ok(m->output_offset) && n % (m->n_lo == 8 ? 16 : 8) == 0 &&
+      records_e(stage, rec, n, m->n_lo / 2 + 4, m->n_lo * (128 + off) * 128)) {
+    int8_t *const y = output + r0;
+    const tt_dsp_cols_args a = {input, tt_dsp_offset_pair(m->input_offset), m->n_lo, stage,
+                                y + (columns - 1) * col_stride + n, col_stride - n, y};
+    (m->n_lo == 8 ? tt_dsp_col8x16_e : tt_dsp_col16x8_e)(&a);
+  } else {
+    cols_pass(m, columns, input, m->n_lo, output, col_stride, rec, r0, n);
+  }
+}
+
 /* A product cols_ok takes, in as few passes over the columns as the staging buffer holds
- * records for (64 rows of 8 elements, 42 of 16), each an even number of rows. */
-static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int32_t in_stride,
-                    int8_t *output, int32_t col_stride, tt_dsp_word *stage) {
+ * records for (64 rows of 8 elements, 42 of 16), each an even number of rows; or the code
+ * generator's records `wide` (all the rows, the last marked): one pass, through the staging
+ * buffer where the one-shift kernels take them. */
+static void mm_cols(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t columns,
+                    const int8_t *input, int8_t *output, int32_t col_stride,
+                    tt_dsp_word *stage) {
   const int32_t most = (TT_FWD_DSP_STAGE_BYTES / (4 * (m->n_lo / 2 + 4))) & ~1;
+  if (wide) {
+    if (m->rows <= most)
+      cols_run(m, columns, input, output, col_stride, wide, 0, m->rows, stage);
+    else
+      cols_pass(m, columns, input, m->n_lo, output, col_stride, wide, 0, m->rows);
+    return;
+  }
   const int32_t passes = (m->rows + most - 1) / most;
   const int32_t each = ((m->rows + passes - 1) / passes + 1) & ~1;
-  const int e_form = tt_dsp_rq_low_ok(m->output_offset) && in_stride == m->n_lo &&
-                     ((uintptr_t)input & 3) == 0;
-  const int32_t off = m->input_offset < 0 ? -m->input_offset : m->input_offset;
   for (int32_t r0 = 0; r0 < m->rows; r0 += each) {
-    const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each, n = r1 - r0;
+    const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each;
     if (m->n_lo == 8)
       cols_records(m, r0, r1, stage, 2);
     else
       cols_records(m, r0, r1, stage, 4);
-    /* 16 rows a loop of 8 elements, 8 of 16, where every row takes one shift */
-    if (e_form && n % (m->n_lo == 8 ? 16 : 8) == 0 &&
-        records_e(stage, n, m->n_lo / 2 + 4, m->n_lo * (128 + off) * 128)) {
-      int8_t *const y = output + r0;
-      const tt_dsp_cols_args a = {input, tt_dsp_offset_pair(m->input_offset), in_stride,
-                                  stage, y + (columns - 1) * col_stride + n, col_stride - n, y};
-      (m->n_lo == 8 ? tt_dsp_col8x16_e : tt_dsp_col16x8_e)(&a);
-      continue;
-    }
-    cols_pass(m, columns, input, in_stride, output, col_stride, stage, r0, r1 - r0);
+    cols_run(m, columns, input, output, col_stride, stage, r0, r1 - r0, stage);
   }
 }
 
@@ -1609,6 +1604,112 @@ static inline void gemv(const tt_dsp_mm *m, const tt_dsp_word *stage, int8_t *ou
   tt_dsp_gemv4(&a);
 }
 
+/* --- one column, two rows a step of 8 elements (tt_dsp_gemv2) ----------------------------
+ * tt_dsp_gemv4 loads a weight word a row and group (LDR, 2 SXTB16, 2 SMLAD) and the staged
+ * double word once for four rows: 21 instructions for 16 MACs. Where the rows' weights are
+ * whole aligned double words (w word-aligned, stride a multiple of 4, n a multiple of 32),
+ * two rows a step of 8 elements load theirs by LDRD and the staged groups by one LDM of four
+ * words: LDM and 2 x (LDRD, 4 SXTB16, 4 SMLAD), 19 for 16 MACs, four steps a loop; per two
+ * rows about 36 more (the pointers, the sums from the doubled bias, two requantizations
+ * with e and c from the shift, the stores). MCUNet's 160 -> 1000 classifier: about 213
+ * instructions a row where tt_dsp_gemv4 spends 248. Registers in the loop: r0/r1 the sums,
+ * r2/r3 a row's double word of weights, r4/r5 the rows' weights, r6-r9 the staged groups,
+ * r10 a widened weight word, r11 the arguments, r12 the column, lr its end. Frame: [sp] the
+ * bias, +4 the multipliers, +8 the shifts, +12 the output. */
+typedef struct {
+  const tt_dsp_word *s;       /*  0: the staged column (tt_dsp_stage's layout, P = 1) */
+  const tt_dsp_word *s_end;   /*  4: its end, n / 2 words on */
+  const int8_t *w;            /*  8: row 0's first weight (word-aligned) */
+  int32_t w_stride;           /* 12: bytes from one row's weights to the next's (4 k) */
+  const int32_t *bias;        /* 16: 2 words a block of rows (bias_step 8), or 2 zeros (0) */
+  const int32_t *multiplier;  /* 20: rows requantized in the one-multiply form (rows_one), */
+  const int8_t *shift;        /* 24:   into int8's whole range */
+  int8_t *y;                  /* 28: row r's output at y + r */
+  const int8_t *y_end;        /* 32: y + rows, rows even and > 0 */
+  int32_t bias_step;          /* 36 */
+  int32_t c_unit;             /* 40: 2 output_offset + 1 */
+  int32_t w_next;             /* 44: 2 w_stride - n: a block's row 0 end to the next's */
+} tt_dsp_gemv2_args;
+typedef char tt_dsp_gemv2_layout[offsetof(tt_dsp_gemv2_args, w_next) == 44 ? 1 : -1];
+/* Row `acc`'s 8 products: its double word of weights at `p` (post-incremented). */
+#define TT_DSP_GEMV2_ROW(acc, p)                                                            \
+  "  ldrd r2, r3, [" #p "], #8\n"                                                           \
+  "  sxtb16 r10, r2\n"                                                                      \
+  "  sxtb16 r2, r2, ror #8\n"                                                               \
+  "  smlad " #acc ", r6, r10, " #acc "\n"                                                   \
+  "  smlad " #acc ", r7, r2, " #acc "\n"                                                    \
+  "  sxtb16 r10, r3\n"                                                                      \
+  "  sxtb16 r3, r3, ror #8\n"                                                               \
+  "  smlad " #acc ", r8, r10, " #acc "\n"                                                   \
+  "  smlad " #acc ", r9, r3, " #acc "\n"
+#define TT_DSP_GEMV2_STEP                                                                   \
+  "  ldm r12!, {r6-r9}\n" TT_DSP_GEMV2_ROW(r0, r4) TT_DSP_GEMV2_ROW(r1, r5)
+/* Row `acc`'s output: its multiplier in `m`, e = -shift from `e`, c = c_unit (r12)
+ * << (e - 1) into r5, TT_DSP_ASM_RQ_IN (r10 clobbered) and the byte (lr, post-incremented). */
+#define TT_DSP_GEMV2_OUT(acc, m, e)                                                         \
+  "  rsb " #e ", " #e ", #0\n"                                                              \
+  "  sub r5, " #e ", #1\n"                                                                  \
+  "  lsl r5, r12, r5\n"                                                                     \
+  TT_DSP_ASM_RQ_IN(acc, r10, m, r5, e)                                                      \
+  "  strb " #acc ", [lr], #1\n"
+__asm__(TT_DSP_ASM_ENTRY(tt_dsp_gemv2)
+        "  sub sp, sp, #16\n"
+        "  mov r11, r0\n"
+        "  add r1, r0, #16\n"
+        "  ldm r1, {r1-r3, r5}\n"    /* bias, multipliers, shifts, output */
+        "  stm sp, {r1-r3, r5}\n"
+        "  ldr r4, [r11, #8]\n"      /* row 0 */
+        "1:\n"
+        "  ldr r10, [r11, #12]\n"    /* stride */
+        "  add r5, r4, r10\n"
+        "  ldrd r12, lr, [r11]\n"    /* the column, its end */
+        "  ldr r10, [sp]\n"
+        "  ldrd r0, r1, [r10]\n"     /* the rows' bias */
+        "  ldr r2, [r11, #36]\n"
+        "  add r10, r10, r2\n"
+        "  str r10, [sp]\n"
+        "  lsl r0, r0, #1\n"
+        "  lsl r1, r1, #1\n"
+        "2:\n"
+        TT_DSP_GEMV2_STEP TT_DSP_GEMV2_STEP TT_DSP_GEMV2_STEP TT_DSP_GEMV2_STEP
+        "  cmp r12, lr\n"
+        "  bne 2b\n"
+        "  ldr r10, [r11, #44]\n"
+        "  add r4, r4, r10\n"        /* the next block's row 0 */
+        "  ldr r12, [r11, #40]\n"    /* c_unit */
+        "  add r10, sp, #4\n"
+        "  ldm r10, {r2, r3, lr}\n"  /* multipliers, shifts, output */
+        "  ldrd r6, r7, [r2], #8\n"
+        "  ldrsb r8, [r3], #1\n"
+        "  ldrsb r9, [r3], #1\n"
+        TT_DSP_GEMV2_OUT(r0, r6, r8) TT_DSP_GEMV2_OUT(r1, r7, r9)
+        "  add r10, sp, #4\n"
+        "  stm r10, {r2, r3, lr}\n"
+        "  ldr r10, [r11, #32]\n"
+        "  cmp lr, r10\n"
+        "  bne 1b\n"
+        "  add sp, sp, #16\n"
+        "  pop {r4-r11, pc}\n"
+        "  .size tt_dsp_gemv2, . - tt_dsp_gemv2\n"
+        "  .text\n");
+void tt_dsp_gemv2(const tt_dsp_gemv2_args *a);
+
+/* Whether tt_dsp_gemv2 takes a product of one column whose every row requantizes in the
+ * assembly: an even number of rows, n a multiple of 32, aligned double words of weights. */
+static int gemv2_ok(const tt_dsp_mm *m) {
+  return (m->rows & 1) == 0 && (m->n_lo & 31) == 0 && ((uintptr_t)m->w_lo & 3) == 0 &&
+         (m->lo_stride & 3) == 0;
+}
+
+static void gemv2(const tt_dsp_mm *m, const tt_dsp_word *stage, int8_t *out) {
+  static const int32_t zeros[2] = {0, 0};
+  const tt_dsp_gemv2_args a = {stage, stage + (m->n_lo >> 1), m->w_lo, m->lo_stride,
+                               m->bias ? m->bias : zeros, m->multiplier, m->shift, out,
+                               out + m->rows, m->bias ? 8 : 0, 2 * m->output_offset + 1,
+                               2 * m->lo_stride - m->n_lo};
+  tt_dsp_gemv2(&a);
+}
+
 /* tt_dsp_stage6(stage, x, in_stride, n, off): n elements (whole groups) of the 6 columns at
  * x, in_stride bytes apart, staged as a block of 6 (tt_dsp_stage4's words, group g of column
  * p at stage + 2 (6 g + p)): an odd group first, then two a step (2 LDR, 8 SXTAB16, 2 STRD,
@@ -1759,18 +1860,21 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
   /* 8 or 16 elements: `wide` is the rows' records, made once by the code generator, which
    * gives them only where rows_one holds for every row (tt_dsp_mm_contiguous_wide): every
    * call would otherwise test and build them again (27-39 instructions a row), and in
-   * passes the staging buffer holds */
+   * passes the staging buffer holds; where the columns are not whole aligned words, the
+   * paths below from w_lo (`wide` is not their widened rows) */
+  tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
   if (wide && (m->n_lo == 8 || m->n_lo == 16) && m->n_hi == 0 && (m->rows & 1) == 0) {
-    if (columns > 0)
-      cols_pass(m, columns, input, in_stride, output, col_stride, wide, 0, m->rows);
-    return 1;
+    if (cols_ok(m, 1, input, in_stride)) {
+      if (columns > 0) mm_cols(m, wide, columns, input, output, col_stride, stage);
+      return 1;
+    }
+    wide = 0;
   }
   const int known = tt_dsp_mm_rows_one(m);
   const int six = m->act_min == -128 && m->act_max == 127;
-  tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
   const uint32_t off = tt_dsp_stage_offset(m->input_offset);
-  if (cols_ok(m, known)) {
-    if (columns > 0) mm_cols(m, columns, input, in_stride, output, col_stride, stage);
+  if (cols_ok(m, known, input, in_stride)) {
+    if (columns > 0) mm_cols(m, 0, columns, input, output, col_stride, stage);
     return 1;
   }
   if (m->n_lo == 8 && m->n_hi == 0 && known == 1) {
@@ -1780,7 +1884,9 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
   if (columns == 1) {   /* one column: tt_dsp_gemv4, or the loop below's block of 1 */
     if (fit > 0 && m->n_hi == 0 && (m->n_lo & 3) == 0) {
       stage_words(stage, 1, input, in_stride, 0, m->n_lo, off);
-      if ((m->rows & 3) == 0 && known == 1)  /* MCUNet's 1000 classes */
+      if (known == 1 && gemv2_ok(m))  /* MCUNet's 1000 classes */
+        gemv2(m, stage, output);
+      else if ((m->rows & 3) == 0 && known == 1)
         gemv(m, stage, output);
       else
         rows1(m, stage, output, col_stride, known, 0, 0);
