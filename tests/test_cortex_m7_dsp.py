@@ -167,10 +167,18 @@ def conv_calls(rng) -> None:
     # round 30's 1x1 paths, tt_conv2d_s8 only (their split forms are the paths above), in
     # int8's whole range (the assembly's requantization; "edge" quantization the rest):
     rows30 = [
-        # one column (tt_dsp_gemv4: rows four at a time, the groups four a loop entered at
-        # n / 4 mod 4 = 0, 3, 2, 1; rows not a multiple of 4, and rows outside the assembly's
-        # requantization, as a block of one column): MCUNet's 160 -> 1000 classifier, smaller
+        # one column (tt_dsp_gemv2: rows two at a time, steps of 8 elements four a loop
+        # entered at n / 8 mod 4 = 0, 3, 2, 1; odd rows, n not a multiple of 8, and rows
+        # outside the assembly's requantization, as a block of one column): MCUNet's
+        # 160 -> 1000 classifier, smaller; 8, 16, 24, 32, 40, 56 and 168 elements
         (1, 1, 1, 160, 13, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 8, 2, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 16, 6, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 24, 10, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 32, 2, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 40, 14, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 56, 4, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 168, 22, 1, 1, 1, 1, 0, 0, 1, 1),
         (1, 1, 1, 44, 6, 1, 1, 1, 1, 0, 0, 1, 1),
         (1, 1, 1, 40, 9, 1, 1, 1, 1, 0, 0, 1, 1),
         (1, 1, 1, 36, 4, 1, 1, 1, 1, 0, 0, 1, 1),

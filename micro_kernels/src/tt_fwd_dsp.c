@@ -1471,151 +1471,21 @@ static __attribute__((noinline)) int32_t split_columns(const tt_dsp_mm *m, int32
   return W * Q;
 }
 
-/* --- one column: the rows four at a time (tt_dsp_gemv4) ----------------------------------
- * A product of one column (a 1x1 convolution on a 1x1 map, MCUNet's 160 -> 1000 classifier)
- * reads every weight once: the rows kernels' block of 1 spends LDR, 2 SXTB16, LDRD and
- * 2 SMLAD a group of 4 MACs (1.5) and about 100 instructions a row on the frame, the loop's
- * entry and the outputs (2.15 a MAC for 160 elements). Here the staged column's double word
- * is loaded once for four rows (one weight pointer each, post-incremented): per group of
- * four elements LDRD and 4 x (LDR, 2 SXTB16, 2 SMLAD), 21 instructions for 16 MACs, the
- * groups four a loop (its entry chosen once a call); per four rows the pointers, the sums
- * from the doubled bias (LDM) and 4 requantizations (TT_DSP_ASM_RQ_IN's 4, the row's e and c
- * from its shift, STRB). Registers in the loop: r0-r3 the sums, r4-r7 the rows' weights,
- * r8/r9 the staged double word, r10/r11 a weight word's halves, r12 the column, lr its end.
- * Frame: [sp] a, +4 the loop's entry, +8 the next block's first row, +12 the bias, +16 the
- * multipliers, +20 the shifts, +24 the output, +28 the blocks left. */
-typedef struct {
-  const tt_dsp_word *s;       /*  0: the staged column (tt_dsp_stage's layout, P = 1) */
-  const tt_dsp_word *s_end;   /*  4: its end, n / 2 words on */
-  const int8_t *w;            /*  8: row 0's first weight */
-  int32_t w_stride;           /* 12: bytes from one row's weights to the next's */
-  int32_t n;                  /* 16: weights a row, a positive multiple of 4 */
-  const int32_t *bias;        /* 20: 4 words a block of rows (bias_step 16), or 4 zeros (0) */
-  int32_t bias_step;          /* 24 */
-  const int32_t *multiplier;  /* 28: rows requantized in the one-multiply form (rows_one), */
-  const int8_t *shift;        /* 32:   into int8's whole range */
-  int32_t c_unit;             /* 36: 2 output_offset + 1 */
-  int8_t *y;                  /* 40: row r's output at y + r */
-  int32_t blocks;             /* 44: rows / 4, > 0 */
-} tt_dsp_gemv_args;
-typedef char tt_dsp_gemv_layout[offsetof(tt_dsp_gemv_args, blocks) == 44 ? 1 : -1];
-#define TT_DSP_GEMV_ROW(acc, p)                                                             \
-  "  ldr r10, [" #p "], #4\n"                                                               \
-  "  sxtb16 r11, r10, ror #8\n"                                                             \
-  "  sxtb16 r10, r10\n"                                                                     \
-  "  smlad " #acc ", r8, r10, " #acc "\n"                                                   \
-  "  smlad " #acc ", r9, r11, " #acc "\n"
-#define TT_DSP_GEMV_GROUP                                                                   \
-  "  ldrd r8, r9, [r12], #8\n" TT_DSP_GEMV_ROW(r0, r4) TT_DSP_GEMV_ROW(r1, r5)              \
-  TT_DSP_GEMV_ROW(r2, r6) TT_DSP_GEMV_ROW(r3, r7)
-/* Row `acc`'s output with multiplier m: e = -shift (post-incremented r5), c = c_unit (r11)
- * << (e - 1), then TT_DSP_ASM_RQ_IN and the byte (r12, post-incremented). */
-#define TT_DSP_GEMV_OUT(acc, m)                                                             \
-  "  ldrsb lr, [r5], #1\n"                                                                  \
-  "  rsb lr, lr, #0\n"                                                                      \
-  "  sub r4, lr, #1\n"                                                                      \
-  "  lsl r10, r11, r4\n"                                                                    \
-  TT_DSP_ASM_RQ_IN(acc, r4, m, r10, lr)                                                     \
-  "  strb " #acc ", [r12], #1\n"
-__asm__(TT_DSP_ASM_ENTRY(tt_dsp_gemv4)
-        "  sub sp, sp, #32\n"
-        "  str r0, [sp]\n"
-        "  ldr r1, [r0, #16]\n"     /* groups % 4: the loop's entry */
-        "  ubfx r1, r1, #2, #2\n"
-        "  cmp r1, #2\n"
-        "  beq 7f\n"
-        "  bhi 6f\n"
-        "  cmp r1, #1\n"
-        "  beq 8f\n"
-        "  adr.w r1, 1f\n"
-        "  b 9f\n"
-        "6:\n"
-        "  adr.w r1, 2f\n"
-        "  b 9f\n"
-        "7:\n"
-        "  adr.w r1, 3f\n"
-        "  b 9f\n"
-        "8:\n"
-        "  adr.w r1, 4f\n"
-        "9:\n"
-        "  orr r1, r1, #1\n"
-        "  str r1, [sp, #4]\n"
-        "  ldr r1, [r0, #20]\n"     /* bias */
-        "  ldrd r2, r3, [r0, #28]\n" /* multipliers, shifts */
-        "  ldrd r5, r6, [r0, #40]\n" /* output, blocks */
-        "  add r7, sp, #12\n"
-        "  stm r7, {r1-r3, r5, r6}\n"
-        "  ldr r4, [r0, #8]\n"      /* row 0 */
-        "20:\n"
-        "  ldr r0, [sp]\n"
-        "  ldr r8, [r0, #12]\n"     /* stride */
-        "  add r5, r4, r8\n"
-        "  add r6, r5, r8\n"
-        "  add r7, r6, r8\n"
-        "  ldrd r12, lr, [r0]\n"    /* the column, its end */
-        "  ldr r9, [r0, #24]\n"     /* bias step */
-        "  ldr r8, [sp, #12]\n"
-        "  ldm r8, {r0-r3}\n"
-        "  add r8, r8, r9\n"
-        "  str r8, [sp, #12]\n"
-        "  lsl r0, r0, #1\n"
-        "  lsl r1, r1, #1\n"
-        "  lsl r2, r2, #1\n"
-        "  lsl r3, r3, #1\n"
-        "  ldr r8, [sp, #4]\n"
-        "  bx r8\n"
-        "1:\n" TT_DSP_GEMV_GROUP
-        "2:\n" TT_DSP_GEMV_GROUP
-        "3:\n" TT_DSP_GEMV_GROUP
-        "4:\n" TT_DSP_GEMV_GROUP
-        "  cmp r12, lr\n"
-        "  bne 1b\n"
-        "  ldr r8, [sp]\n"
-        "  ldrd r9, r10, [r8, #12]\n" /* stride, n */
-        "  sub r9, r9, r10\n"
-        "  add r9, r7, r9\n"          /* the next block's row 0 */
-        "  str r9, [sp, #8]\n"
-        "  ldr r11, [r8, #36]\n"      /* c_unit */
-        "  ldrd r4, r5, [sp, #16]\n"  /* multipliers, shifts */
-        "  ldr r12, [sp, #24]\n"      /* output */
-        "  ldm r4!, {r6-r9}\n"
-        "  str r4, [sp, #16]\n"
-        TT_DSP_GEMV_OUT(r0, r6) TT_DSP_GEMV_OUT(r1, r7) TT_DSP_GEMV_OUT(r2, r8)
-        TT_DSP_GEMV_OUT(r3, r9)
-        "  strd r5, r12, [sp, #20]\n"
-        "  ldr r4, [sp, #8]\n"
-        "  ldr r0, [sp, #28]\n"
-        "  subs r0, r0, #1\n"
-        "  str r0, [sp, #28]\n"
-        "  bne 20b\n"
-        "  add sp, sp, #32\n"
-        "  pop {r4-r11, pc}\n"
-        "  .size tt_dsp_gemv4, . - tt_dsp_gemv4\n"
-        "  .text\n");
-void tt_dsp_gemv4(const tt_dsp_gemv_args *a);
-
-/* A product of one column (staged at `stage`) of a positive multiple of 4 rows, every one
- * requantized in the assembly (rows_one): four at a time. */
-static inline void gemv(const tt_dsp_mm *m, const tt_dsp_word *stage, int8_t *out) {
-  static const int32_t zeros[4] = {0, 0, 0, 0};
-  const tt_dsp_gemv_args a = {stage, stage + (m->n_lo >> 1), m->w_lo, m->lo_stride, m->n_lo,
-                              m->bias ? m->bias : zeros, m->bias ? 16 : 0, m->multiplier,
-                              m->shift, 2 * m->output_offset + 1, out, m->rows >> 2};
-  tt_dsp_gemv4(&a);
-}
-
 /* --- one column, two rows a step of 8 elements (tt_dsp_gemv2) ----------------------------
- * tt_dsp_gemv4 loads a weight word a row and group (LDR, 2 SXTB16, 2 SMLAD) and the staged
- * double word once for four rows: 21 instructions for 16 MACs. Where the rows' weights are
- * whole aligned double words (w word-aligned, stride a multiple of 4, n a multiple of 32),
- * two rows a step of 8 elements load theirs by LDRD and the staged groups by one LDM of four
- * words: LDM and 2 x (LDRD, 4 SXTB16, 4 SMLAD), 19 for 16 MACs, four steps a loop; per two
- * rows about 36 more (the pointers, the sums from the doubled bias, two requantizations
- * with e and c from the shift, the stores). MCUNet's 160 -> 1000 classifier: about 213
- * instructions a row where tt_dsp_gemv4 spends 248. Registers in the loop: r0/r1 the sums,
+ * A product of one column (a 1x1 convolution on a 1x1 map: MCUNet's 160 -> 1000
+ * classifier, the person detector's 256 -> 2) reads every weight once. Two rows a step of 8
+ * elements: one LDM of the staged column's four words (two groups), and per row an LDRD of
+ * its 8 weights, 4 SXTB16 and 4 SMLAD: 19 instructions for 16 MACs, four steps a loop entered
+ * where the steps left make whole loops (an indirect branch a block of two rows); per two
+ * rows about 37 more (the pointers, the sums from the doubled bias, two requantizations
+ * with e and c from the shift, the stores). Round 30's tt_dsp_gemv4 (a weight word by LDR
+ * for four rows, the staged double word loaded once for them) took 21 for 16 MACs and 1,012
+ * bytes: MCUNet's classifier 248 -> 215 instructions a row. Where the weights are not whole
+ * aligned double words (n a multiple of 8, w word-aligned, a stride of whole words), or the
+ * rows odd, the rows kernels' block of one column. Registers in the loop: r0/r1 the sums,
  * r2/r3 a row's double word of weights, r4/r5 the rows' weights, r6-r9 the staged groups,
- * r10 a widened weight word, r11 the arguments, r12 the column, lr its end. Frame: [sp] the
- * bias, +4 the multipliers, +8 the shifts, +12 the output. */
+ * r10 a widened weight word, r11 the loop's entry, r12 the column, lr its end. Frame: a copy
+ * of the arguments (bias, multipliers, shifts and output moved on a block at a time). */
 typedef struct {
   const tt_dsp_word *s;       /*  0: the staged column (tt_dsp_stage's layout, P = 1) */
   const tt_dsp_word *s_end;   /*  4: its end, n / 2 words on */
@@ -1629,8 +1499,9 @@ typedef struct {
   int32_t bias_step;          /* 36 */
   int32_t c_unit;             /* 40: 2 output_offset + 1 */
   int32_t w_next;             /* 44: 2 w_stride - n: a block's row 0 end to the next's */
+  int32_t skip;               /* 48: steps the loop's first pass skips, (-n / 8) mod 4 */
 } tt_dsp_gemv2_args;
-typedef char tt_dsp_gemv2_layout[offsetof(tt_dsp_gemv2_args, w_next) == 44 ? 1 : -1];
+typedef char tt_dsp_gemv2_layout[offsetof(tt_dsp_gemv2_args, skip) == 48 ? 1 : -1];
 /* Row `acc`'s 8 products: its double word of weights at `p` (post-incremented). */
 #define TT_DSP_GEMV2_ROW(acc, p)                                                            \
   "  ldrd r2, r3, [" #p "], #8\n"                                                           \
@@ -1647,57 +1518,67 @@ typedef char tt_dsp_gemv2_layout[offsetof(tt_dsp_gemv2_args, w_next) == 44 ? 1 :
 /* Row `acc`'s output: its multiplier in `m`, e = -shift from `e`, c = c_unit (r12)
  * << (e - 1) into r5, TT_DSP_ASM_RQ_IN (r10 clobbered) and the byte (lr, post-incremented). */
 #define TT_DSP_GEMV2_OUT(acc, m, e)                                                         \
+  "  mvn r5, " #e "\n"                                                                      \
   "  rsb " #e ", " #e ", #0\n"                                                              \
-  "  sub r5, " #e ", #1\n"                                                                  \
   "  lsl r5, r12, r5\n"                                                                     \
   TT_DSP_ASM_RQ_IN(acc, r10, m, r5, e)                                                      \
   "  strb " #acc ", [lr], #1\n"
 __asm__(TT_DSP_ASM_ENTRY(tt_dsp_gemv2)
-        "  sub sp, sp, #16\n"
-        "  mov r11, r0\n"
-        "  add r1, r0, #16\n"
-        "  ldm r1, {r1-r3, r5}\n"    /* bias, multipliers, shifts, output */
-        "  stm sp, {r1-r3, r5}\n"
-        "  ldr r4, [r11, #8]\n"      /* row 0 */
+        "  sub sp, sp, #52\n"
+        "  ldm r0!, {r1-r7}\n"
+        "  stm sp, {r1-r7}\n"
+        "  ldm r0, {r1-r6}\n"
+        "  add r7, sp, #28\n"
+        "  stm r7, {r1-r6}\n"
+        "  adr.w r11, 2f\n"          /* the entry: skip steps into the loop */
+        "  adr.w r10, 3f\n"
+        "  sub r10, r10, r11\n"
+        "  mla r11, r6, r10, r11\n"
+        "  orr r11, r11, #1\n"
+        "  ldr r4, [sp, #8]\n"       /* row 0 */
         "1:\n"
-        "  ldr r10, [r11, #12]\n"    /* stride */
+        "  ldr r10, [sp, #12]\n"     /* stride */
         "  add r5, r4, r10\n"
-        "  ldrd r12, lr, [r11]\n"    /* the column, its end */
-        "  ldr r10, [sp]\n"
+        "  ldrd r12, lr, [sp]\n"     /* the column, its end */
+        "  ldr r10, [sp, #16]\n"
         "  ldrd r0, r1, [r10]\n"     /* the rows' bias */
-        "  ldr r2, [r11, #36]\n"
+        "  ldr r2, [sp, #36]\n"
         "  add r10, r10, r2\n"
-        "  str r10, [sp]\n"
+        "  str r10, [sp, #16]\n"
         "  lsl r0, r0, #1\n"
         "  lsl r1, r1, #1\n"
+        "  bx r11\n"
         "2:\n"
-        TT_DSP_GEMV2_STEP TT_DSP_GEMV2_STEP TT_DSP_GEMV2_STEP TT_DSP_GEMV2_STEP
+        TT_DSP_GEMV2_STEP
+        "3:\n"
+        TT_DSP_GEMV2_STEP TT_DSP_GEMV2_STEP TT_DSP_GEMV2_STEP
         "  cmp r12, lr\n"
         "  bne 2b\n"
-        "  ldr r10, [r11, #44]\n"
+        "  ldr r10, [sp, #44]\n"
         "  add r4, r4, r10\n"        /* the next block's row 0 */
-        "  ldr r12, [r11, #40]\n"    /* c_unit */
-        "  add r10, sp, #4\n"
+        "  ldr r12, [sp, #40]\n"     /* c_unit */
+        "  add r10, sp, #20\n"
         "  ldm r10, {r2, r3, lr}\n"  /* multipliers, shifts, output */
         "  ldrd r6, r7, [r2], #8\n"
         "  ldrsb r8, [r3], #1\n"
         "  ldrsb r9, [r3], #1\n"
         TT_DSP_GEMV2_OUT(r0, r6, r8) TT_DSP_GEMV2_OUT(r1, r7, r9)
-        "  add r10, sp, #4\n"
+        "  add r10, sp, #20\n"
         "  stm r10, {r2, r3, lr}\n"
-        "  ldr r10, [r11, #32]\n"
+        "  ldr r10, [sp, #32]\n"
         "  cmp lr, r10\n"
         "  bne 1b\n"
-        "  add sp, sp, #16\n"
+        "  add sp, sp, #52\n"
         "  pop {r4-r11, pc}\n"
         "  .size tt_dsp_gemv2, . - tt_dsp_gemv2\n"
         "  .text\n");
 void tt_dsp_gemv2(const tt_dsp_gemv2_args *a);
 
-/* Whether tt_dsp_gemv2 takes a product of one column whose every row requantizes in the
- * assembly: an even number of rows, n a multiple of 32, aligned double words of weights. */
+/* Whether tt_dsp_gemv2 takes a product of one column (one segment of whole groups) whose
+ * every row requantizes in the assembly: an even number of rows, n a multiple of 8,
+ * aligned double words of weights. */
 static int gemv2_ok(const tt_dsp_mm *m) {
-  return (m->rows & 1) == 0 && (m->n_lo & 31) == 0 && ((uintptr_t)m->w_lo & 3) == 0 &&
+  return (m->rows & 1) == 0 && (m->n_lo & 7) == 0 && ((uintptr_t)m->w_lo & 3) == 0 &&
          (m->lo_stride & 3) == 0;
 }
 
@@ -1706,7 +1587,7 @@ static void gemv2(const tt_dsp_mm *m, const tt_dsp_word *stage, int8_t *out) {
   const tt_dsp_gemv2_args a = {stage, stage + (m->n_lo >> 1), m->w_lo, m->lo_stride,
                                m->bias ? m->bias : zeros, m->multiplier, m->shift, out,
                                out + m->rows, m->bias ? 8 : 0, 2 * m->output_offset + 1,
-                               2 * m->lo_stride - m->n_lo};
+                               2 * m->lo_stride - m->n_lo, (-(m->n_lo >> 3)) & 3};
   tt_dsp_gemv2(&a);
 }
 
@@ -1881,13 +1762,11 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
     mm_k8(m, columns, input, in_stride, output, col_stride, stage);
     return 1;
   }
-  if (columns == 1) {   /* one column: tt_dsp_gemv4, or the loop below's block of 1 */
+  if (columns == 1) {   /* one column: tt_dsp_gemv2, or the loop below's block of 1 */
     if (fit > 0 && m->n_hi == 0 && (m->n_lo & 3) == 0) {
       stage_words(stage, 1, input, in_stride, 0, m->n_lo, off);
       if (known == 1 && gemv2_ok(m))  /* MCUNet's 1000 classes */
         gemv2(m, stage, output);
-      else if ((m->rows & 3) == 0 && known == 1)
-        gemv(m, stage, output);
       else
         rows1(m, stage, output, col_stride, known, 0, 0);
       return 1;
