@@ -859,48 +859,40 @@ static void cols_pass(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
     (m->n_lo == 8 ? tt_dsp_col8 : tt_dsp_col16)(&a);
 }
 
-/* Rows [r0, r0 + n) through the one-shift kernels where records_e turns their records
- * `rec` into `stage` (n a multiple of 16 rows of 8 elements, 8 of 16, output offset -128),
- * else through cols_pass from `rec` (marked on its last row); `rec` may be `stage`. */
-static void cols_run(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
-                     int8_t *output, int32_t col_stride, const tt_dsp_word *rec, int32_t r0,
-                     int32_t n, tt_dsp_word *stage) {
-  const int32_t off = m->input_offset < 0 ? -m->input_offset : m->input_offset;
-  if (tt_dsp_rq_low_ok(m->output_offset) && n % (m->n_lo == 8 ? 16 : 8) == 0 &&
-      records_e(stage, rec, n, m->n_lo / 2 + 4, m->n_lo * (128 + off) * 128)) {
-    int8_t *const y = output + r0;
-    const tt_dsp_cols_args a = {input, tt_dsp_offset_pair(m->input_offset), m->n_lo, stage,
-                                y + (columns - 1) * col_stride + n, col_stride - n, y};
-    (m->n_lo == 8 ? tt_dsp_col8x16_e : tt_dsp_col16x8_e)(&a);
-  } else {
-    cols_pass(m, columns, input, m->n_lo, output, col_stride, rec, r0, n);
-  }
-}
-
 /* A product cols_ok takes, in as few passes over the columns as the staging buffer holds
  * records for (64 rows of 8 elements, 42 of 16), each an even number of rows; or the code
- * generator's records `wide` (all the rows, the last marked): one pass, through the staging
- * buffer where the one-shift kernels take them. */
+ * generator's records `wide` (all the rows, the last marked) in one pass. A pass runs the
+ * one-shift kernels where records_e turns its records into the staging buffer (a multiple
+ * of 16 rows of 8 elements, 8 of 16, output offset -128, records that fit), else
+ * cols_pass from the records. */
 static void mm_cols(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t columns,
                     const int8_t *input, int8_t *output, int32_t col_stride,
                     tt_dsp_word *stage) {
-  const int32_t most = (TT_FWD_DSP_STAGE_BYTES / (4 * (m->n_lo / 2 + 4))) & ~1;
-  if (wide) {
-    if (m->rows <= most)
-      cols_run(m, columns, input, output, col_stride, wide, 0, m->rows, stage);
-    else
-      cols_pass(m, columns, input, m->n_lo, output, col_stride, wide, 0, m->rows);
-    return;
-  }
-  const int32_t passes = (m->rows + most - 1) / most;
-  const int32_t each = ((m->rows + passes - 1) / passes + 1) & ~1;
+  const int32_t words = m->n_lo / 2 + 4;
+  const int32_t most = (TT_FWD_DSP_STAGE_BYTES / (4 * words)) & ~1;
+  const int32_t passes = wide ? 1 : (m->rows + most - 1) / most;
+  const int32_t each = wide ? m->rows : ((m->rows + passes - 1) / passes + 1) & ~1;
+  const int32_t off = m->input_offset < 0 ? -m->input_offset : m->input_offset;
   for (int32_t r0 = 0; r0 < m->rows; r0 += each) {
-    const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each;
-    if (m->n_lo == 8)
-      cols_records(m, r0, r1, stage, 2);
-    else
-      cols_records(m, r0, r1, stage, 4);
-    cols_run(m, columns, input, output, col_stride, stage, r0, r1 - r0, stage);
+    const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each, n = r1 - r0;
+    const tt_dsp_word *rec = wide;
+    if (!wide) {
+      rec = stage;
+      if (m->n_lo == 8)
+        cols_records(m, r0, r1, stage, 2);
+      else
+        cols_records(m, r0, r1, stage, 4);
+    }
+    if (tt_dsp_rq_low_ok(m->output_offset) && n % (m->n_lo == 8 ? 16 : 8) == 0 &&
+        n <= most && records_e(stage, rec, n, words, m->n_lo * (128 + off) * 128)) {
+      int8_t *const y = output + r0;
+      const tt_dsp_cols_args a = {input, tt_dsp_offset_pair(m->input_offset), m->n_lo,
+                                  stage, y + (columns - 1) * col_stride + n,
+                                  col_stride - n, y};
+      (m->n_lo == 8 ? tt_dsp_col8x16_e : tt_dsp_col16x8_e)(&a);
+    } else {
+      cols_pass(m, columns, input, m->n_lo, output, col_stride, rec, r0, n);
+    }
   }
 }
 
