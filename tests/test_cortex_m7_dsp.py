@@ -335,6 +335,36 @@ def one_shift_calls(rng) -> None:
                            dims(y.shape), y)
 
 
+def rows_one_calls(rng) -> None:
+    """1x1 convolutions whose rows all requantize in the assembly but one (tt_fwd_dsp.c:
+    rows_one_all tests four rows a step without a branch a row, the rest as rows_one): a
+    shift of 0, -22 or -31, a multiplier 2^30 - 1, 2^29, negative or 0 (shift -1), a bias
+    of 2^28, -2^28, 2^30 + 7 or INT32_MIN, at row 0, in a step's middle or among the last
+    rows (10 rows: 8 in steps, 2 after); and the edges that stay in: shifts -1 and -21,
+    multipliers 2^30 and 2^31 - 1, biases +-(2^28 - 1). Pointwise products of 24 (the rows
+    kernels), 8 and 16 (the column kernels) elements and one column (tt_dsp_gemv2)."""
+    bad = [("shift", 0), ("shift", -22), ("shift", -31), ("mult", (1 << 30) - 1),
+           ("mult", 1 << 29), ("mult", -1518500250), ("mult", 0), ("bias", 1 << 28),
+           ("bias", -(1 << 28)), ("bias", (1 << 30) + 7), ("bias", -(1 << 31))]
+    for k, (what, value) in enumerate(bad + [("edges", 0)]):
+        for ci, co, hw in ((24, 10, 5), (8, 16, 3), (16, 8, 4), (32, 10, 1)):
+            p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, *ACTIVATIONS[k % 3])
+            x, f = int8(rng, (1, hw, hw, ci)), weights(rng, (co, 1, 1, ci))
+            m, sh = quantization(rng, co, "real")
+            b = biases(rng, co, False)
+            if what == "edges":
+                sh[:2], m[2:4], b[4:6] = (-1, -21), (1 << 30, (1 << 31) - 1), (
+                    (1 << 28) - 1, 1 - (1 << 28))
+            else:
+                row = (0, co // 2 + 1, co - 1)[k % 3]
+                {"shift": sh, "mult": m, "bias": b}[what][row] = value
+                if what == "mult":    # shift -1: ties (the low form's a < 0) often
+                    sh[row] = -1
+            y = np.empty((1, hw, hw, co), np.int8)
+            c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f, b,
+                           dims(y.shape), y)
+
+
 def depthwise_calls(rng) -> None:
     """tt_depthwise_conv2d_s8 (any depth multiplier) and the in-place kernel on edge shapes."""
     # (n, h, w, c, m, kh, kw, stride, dilation, pad_top, pad_left, oh, ow)
@@ -741,6 +771,14 @@ def test_dsp_equals_portable_on_one_shift_columns(tmp_path):
     with recording(calls):
         one_shift_calls(np.random.default_rng(31))
     run_builds(tmp_path, calls, "one_shift")
+
+
+def test_dsp_equals_portable_on_rows_one_edges(tmp_path):
+    require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls: list = []
+    with recording(calls):
+        rows_one_calls(np.random.default_rng(32))
+    run_builds(tmp_path, calls, "rows_one")
 
 
 def test_dsp_equals_portable_on_round18_shapes(tmp_path):
