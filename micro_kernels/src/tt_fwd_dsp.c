@@ -633,16 +633,17 @@ static void mm_k8(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int3
  * Where a call's rows are a multiple of 8 (MobileNetV2's 8 -> 48 and 16 -> 8 layers, most
  * others), tt_dsp_col8x8/16x8 run 8 rows a loop: TST and BEQ per 8 rows, 0.75 instructions
  * an output fewer.
- * Per column about 13 (8 elements) or 20 (16): the inputs loaded and staged, the input
+ * Per column about 11 (8 elements) or 16 (16): the inputs loaded (one LDM with write-back:
+ * the columns are contiguous and word-aligned, cols_ok) and staged, the input
  * pointer, the column's end. The output pointer r12 is never reloaded: the rows' STRBs leave
  * it at the column's last row + 1, and one ADD of y_stride - rows moves it to the next
  * column's first (where the last column's rows end, y_last, is also the loop's test: CMP
  * before the ADD, no count). Frame (a copy of the arguments): [sp] x, +4 the offset pair,
  * +8 x_stride, +12 the records, +16 y_last, +20 y_stride - rows. */
 typedef struct {
-  const int8_t *x;           /*  0: column 0's K inputs (any alignment) */
+  const int8_t *x;           /*  0: column 0's K inputs (word-aligned), then column 1's */
   uint32_t off;              /*  4: tt_dsp_offset_pair(input_offset) */
-  int32_t x_stride;          /*  8: bytes from one column's inputs to the next's */
+  int32_t x_stride;          /*  8: K (the LDM's write-back steps; not read) */
   const tt_dsp_word *rec;    /* 12: the rows' records (cols_records), an even number */
   const int8_t *y_last;      /* 16: the last column's outputs' end: y + (columns - 1)
                                     y_stride + rows, columns > 0 */
