@@ -167,10 +167,18 @@ def conv_calls(rng) -> None:
     # round 30's 1x1 paths, tt_conv2d_s8 only (their split forms are the paths above), in
     # int8's whole range (the assembly's requantization; "edge" quantization the rest):
     rows30 = [
-        # one column (tt_dsp_gemv4: rows four at a time, the groups four a loop entered at
-        # n / 4 mod 4 = 0, 3, 2, 1; rows not a multiple of 4, and rows outside the assembly's
-        # requantization, as a block of one column): MCUNet's 160 -> 1000 classifier, smaller
+        # one column (tt_dsp_gemv2: rows two at a time, steps of 8 elements four a loop
+        # entered at n / 8 mod 4 = 0, 3, 2, 1; odd rows, n not a multiple of 8, and rows
+        # outside the assembly's requantization, as a block of one column): MCUNet's
+        # 160 -> 1000 classifier, smaller; 8, 16, 24, 32, 40, 56 and 168 elements
         (1, 1, 1, 160, 13, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 8, 2, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 16, 6, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 24, 10, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 32, 2, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 40, 14, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 56, 4, 1, 1, 1, 1, 0, 0, 1, 1),
+        (1, 1, 1, 168, 22, 1, 1, 1, 1, 0, 0, 1, 1),
         (1, 1, 1, 44, 6, 1, 1, 1, 1, 0, 0, 1, 1),
         (1, 1, 1, 40, 9, 1, 1, 1, 1, 0, 0, 1, 1),
         (1, 1, 1, 36, 4, 1, 1, 1, 1, 0, 0, 1, 1),
@@ -271,6 +279,90 @@ def pointwise8_calls(rng) -> None:
             y = np.empty((1, h, w, co), np.int8)
             c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f,
                            biases(rng, co, False) if k % 4 else None, dims(y.shape), y)
+
+
+def one_shift_calls(rng) -> None:
+    """1x1 convolutions of 8 and 16 input channels, output offset -128, whose rows the
+    one-shift column kernels take (tt_fwd_dsp.c: tt_dsp_col8x16_e, tt_dsp_col16x8_e: every
+    e in [E - 7, E - 1] = [4, 10], 16 / 8 rows a loop) and the ones next to them that must
+    not: e 3 or 11 in one row, a bias one past the scaled sums' bound 2^(s + 1) (|bias| +
+    K (128 + |input_offset|) 128) < 2^31 and one at it, 80 rows of 8 (two passes of 40),
+    output offset -127; every input value against weights -128, 127, +-1 with the
+    multipliers 2^30 (ties), 2^31 - 1 and shifts 4, 5, 9, 10."""
+    E = 11
+    # (h, w, co, ci, input offset): one pass of 16, 32, 48 and 64 rows of 8, of 8, 24 and
+    # 40 of 16; 48 of 16 in two passes of 24; 80 of 8 in two of 40 (not 16 a loop)
+    shapes = [(3, 5, 16, 8, 128), (2, 7, 32, 8, -127), (1, 9, 48, 8, 6), (2, 2, 64, 8, 0),
+              (3, 3, 8, 16, 128), (2, 5, 24, 16, -12), (1, 6, 40, 16, 127),
+              (2, 3, 48, 16, 0), (1, 4, 80, 8, 5)]
+    for h, w, co, ci, io in shapes:
+        x, f = int8(rng, (1, h, w, ci)), weights(rng, (co, 1, 1, ci))
+        sums = ci * (128 + abs(io)) * 128
+        for case in ("in", "e low", "e high", "bias at", "bias past", "offset"):
+            m = rng.integers(1 << 30, 1 << 31, co).astype(np.int32)
+            m[:2] = (1 << 30, (1 << 31) - 1)
+            e = rng.integers(E - 7, E, co)
+            e[:4] = (E - 7, E - 1, E - 7, E - 1)
+            b = biases(rng, co, False)
+            if case == "e low":
+                e[co // 2] = E - 8
+            if case == "e high":
+                e[-1] = E
+            if case in ("bias at", "bias past"):    # s = 7 (e = 4): |bias| + sums < 2^23
+                e[1:3] = E - 7
+                b[1:3] = (1 << 23) - sums - (1 if case == "bias at" else 0)
+                b[2] *= -1
+            p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, io, -127 if case == "offset" else -128,
+                                     -128, 127)
+            y = np.empty((1, h, w, co), np.int8)
+            c_forward.call("tt_conv2d_s8", p, m, (-e).astype(np.int8), dims(x.shape), x,
+                           dims(f.shape), f, None if case == "in" and co == 32 else b,
+                           dims(y.shape), y)
+    xs = np.arange(-128, 128, dtype=np.int8).reshape(1, 16, 16, 1)
+    for ci, co in ((8, 16), (16, 8)):
+        xk = np.ascontiguousarray(np.stack([np.roll(xs[..., 0], j) for j in range(ci)], 3))
+        f = np.zeros((co, 1, 1, ci), np.int8)
+        f[:, 0, 0, 0] = np.resize([-128, 127, 1, -1], co)
+        f[1::2, 0, 0, 1:] = np.resize(np.array([1, -2, 3, -128, 127], np.int8),
+                                      (co // 2, ci - 1))
+        m = np.resize(np.array([1 << 30, (1 << 31) - 1], np.int32), co)
+        sh = np.resize(np.array([-4, -5, -9, -10], np.int8), co)
+        b = np.resize(np.array([0, -1, 1, 12345, -98765], np.int32), co)
+        for io in (128, 0, -128):
+            p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, io, -128, -128, 127)
+            y = np.empty((1, 16, 16, co), np.int8)
+            c_forward.call("tt_conv2d_s8", p, m, sh, dims(xk.shape), xk, dims(f.shape), f, b,
+                           dims(y.shape), y)
+
+
+def rows_one_calls(rng) -> None:
+    """1x1 convolutions whose rows all requantize in the assembly but one (tt_fwd_dsp.c:
+    rows_one_all tests four rows a step without a branch a row, the rest as rows_one): a
+    shift of 0, -22 or -31, a multiplier 2^30 - 1, 2^29, negative or 0 (shift -1), a bias
+    of 2^28, -2^28, 2^30 + 7 or INT32_MIN, at row 0, in a step's middle or among the last
+    rows (10 rows: 8 in steps, 2 after); and the edges that stay in: shifts -1 and -21,
+    multipliers 2^30 and 2^31 - 1, biases +-(2^28 - 1). Pointwise products of 24 (the rows
+    kernels), 8 and 16 (the column kernels) elements and one column (tt_dsp_gemv2)."""
+    bad = [("shift", 0), ("shift", -22), ("shift", -31), ("mult", (1 << 30) - 1),
+           ("mult", 1 << 29), ("mult", -1518500250), ("mult", 0), ("bias", 1 << 28),
+           ("bias", -(1 << 28)), ("bias", (1 << 30) + 7), ("bias", -(1 << 31))]
+    for k, (what, value) in enumerate(bad + [("edges", 0)]):
+        for ci, co, hw in ((24, 10, 5), (8, 16, 3), (16, 8, 4), (32, 10, 1)):
+            p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, *ACTIVATIONS[k % 3])
+            x, f = int8(rng, (1, hw, hw, ci)), weights(rng, (co, 1, 1, ci))
+            m, sh = quantization(rng, co, "real")
+            b = biases(rng, co, False)
+            if what == "edges":
+                sh[:2], m[2:4], b[4:6] = (-1, -21), (1 << 30, (1 << 31) - 1), (
+                    (1 << 28) - 1, 1 - (1 << 28))
+            else:
+                row = (0, co // 2 + 1, co - 1)[k % 3]
+                {"shift": sh, "mult": m, "bias": b}[what][row] = value
+                if what == "mult":    # shift -1: ties (the low form's a < 0) often
+                    sh[row] = -1
+            y = np.empty((1, hw, hw, co), np.int8)
+            c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f, b,
+                           dims(y.shape), y)
 
 
 def depthwise_calls(rng) -> None:
@@ -671,6 +763,22 @@ def test_dsp_equals_portable_on_edge_shapes(tmp_path):
     assert {c.name for c in calls} >= DSP_KERNELS
     run_builds(tmp_path, calls, "edge")
     print(f"{len(calls)} edge-shape calls")
+
+
+def test_dsp_equals_portable_on_one_shift_columns(tmp_path):
+    require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls: list = []
+    with recording(calls):
+        one_shift_calls(np.random.default_rng(31))
+    run_builds(tmp_path, calls, "one_shift")
+
+
+def test_dsp_equals_portable_on_rows_one_edges(tmp_path):
+    require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls: list = []
+    with recording(calls):
+        rows_one_calls(np.random.default_rng(32))
+    run_builds(tmp_path, calls, "rows_one")
 
 
 def test_dsp_equals_portable_on_round18_shapes(tmp_path):

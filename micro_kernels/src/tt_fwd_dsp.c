@@ -633,16 +633,17 @@ static void mm_k8(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int3
  * Where a call's rows are a multiple of 8 (MobileNetV2's 8 -> 48 and 16 -> 8 layers, most
  * others), tt_dsp_col8x8/16x8 run 8 rows a loop: TST and BEQ per 8 rows, 0.75 instructions
  * an output fewer.
- * Per column about 13 (8 elements) or 20 (16): the inputs loaded and staged, the input
+ * Per column about 11 (8 elements) or 16 (16): the inputs loaded (one LDM with write-back:
+ * the columns are contiguous and word-aligned, cols_ok) and staged, the input
  * pointer, the column's end. The output pointer r12 is never reloaded: the rows' STRBs leave
  * it at the column's last row + 1, and one ADD of y_stride - rows moves it to the next
  * column's first (where the last column's rows end, y_last, is also the loop's test: CMP
  * before the ADD, no count). Frame (a copy of the arguments): [sp] x, +4 the offset pair,
  * +8 x_stride, +12 the records, +16 y_last, +20 y_stride - rows. */
 typedef struct {
-  const int8_t *x;           /*  0: column 0's K inputs (any alignment) */
+  const int8_t *x;           /*  0: column 0's K inputs (word-aligned), then column 1's */
   uint32_t off;              /*  4: tt_dsp_offset_pair(input_offset) */
-  int32_t x_stride;          /*  8: bytes from one column's inputs to the next's */
+  int32_t x_stride;          /*  8: K (the LDM's write-back steps; not read) */
   const tt_dsp_word *rec;    /* 12: the rows' records (cols_records), an even number */
   const int8_t *y_last;      /* 16: the last column's outputs' end: y + (columns - 1)
                                     y_stride + rows, columns > 0 */
@@ -678,10 +679,8 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, y) == 24 ? 1 : -1];
  * and store), for 8 and 16 elements; each width with two rows a loop (any even count) and
  * eight (a multiple of 8). */
 #define TT_DSP_COL8_COLUMN                                                                  \
-  "  ldm sp, {r4-r6, lr}\n" /* x, offset, x_stride, records */                              \
-  "  ldr r1, [r4]\n"                                                                        \
-  "  ldr r3, [r4, #4]\n"                                                                    \
-  "  add r4, r4, r6\n"                                                                      \
+  "  ldm sp, {r4-r6, lr}\n" /* x, offset, x_stride (unused), records */                     \
+  "  ldm r4!, {r1, r3}\n"                                                                   \
   "  str r4, [sp]\n"                                                                        \
   TT_DSP_COLS_STAGE(r0, r1, r5) TT_DSP_COLS_STAGE(r2, r3, r5)
 /* A row of the 8-value column: its sums, then the requantization (RQ) and the byte. */
@@ -704,9 +703,10 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, y) == 24 ? 1 : -1];
   TT_DSP_COLS_STAGE(r4, r5, r10) TT_DSP_COLS_STAGE(r6, r7, r10)
 #define TT_DSP_COL16_COLUMN                                                                 \
   "  ldrd r8, r10, [sp]\n" /* x, offset */                                                  \
-  TT_DSP_LOAD16                                                                             \
-  "  ldrd r9, lr, [sp, #8]\n" /* x_stride, records */                                       \
-  "  add r8, r8, r9\n"                                                                      \
+  "  ldm r8!, {r1, r3, r5, r7}\n"                                                           \
+  TT_DSP_COLS_STAGE(r0, r1, r10) TT_DSP_COLS_STAGE(r2, r3, r10)                             \
+  TT_DSP_COLS_STAGE(r4, r5, r10) TT_DSP_COLS_STAGE(r6, r7, r10)                             \
+  "  ldr lr, [sp, #12]\n" /* records */                                                     \
   "  str r8, [sp]\n"
 /* A row's 16 products with the staged values in r0-r7 (its words at lr, r8 the sum; r9-r11
  * free after): the 16-value column's rows and tt_dsp_colk's parts end it differently. */
@@ -742,11 +742,6 @@ typedef char tt_dsp_cols_layout[offsetof(tt_dsp_cols_args, y) == 24 ? 1 : -1];
 TT_DSP_COLS_ASM(tt_dsp_col8, TT_DSP_COL8_COLUMN, TT_DSP_X2(TT_DSP_COL8_ROW), r11);
 TT_DSP_COLS_ASM(tt_dsp_col8x8, TT_DSP_COL8_COLUMN, TT_DSP_X8(TT_DSP_COL8_ROW), r11);
 TT_DSP_COLS_ASM(tt_dsp_col8x8_low, TT_DSP_COL8_COLUMN, TT_DSP_X8(TT_DSP_COL8_ROW_LOW), r11);
-/* 16 rows a loop for the K = 8 expansions of ReLU outputs (MCUNet's 64x64x8 -> 32, the person
- * detector's 48x48x8 -> 16: the largest maps, 9 instructions an output): TST and BEQ per 16
- * rows, 2 instructions a column fewer per 16 rows, for about 280 bytes of code. */
-TT_DSP_COLS_ASM(tt_dsp_col8x16_low, TT_DSP_COL8_COLUMN,
-                TT_DSP_X8(TT_DSP_COL8_ROW_LOW) TT_DSP_X8(TT_DSP_COL8_ROW_LOW), r11);
 TT_DSP_COLS_ASM(tt_dsp_col16, TT_DSP_COL16_COLUMN, TT_DSP_X2(TT_DSP_COL16_ROW), r10);
 TT_DSP_COLS_ASM(tt_dsp_col16x8, TT_DSP_COL16_COLUMN, TT_DSP_X8(TT_DSP_COL16_ROW), r10);
 TT_DSP_COLS_ASM(tt_dsp_col16x8_low, TT_DSP_COL16_COLUMN, TT_DSP_X8(TT_DSP_COL16_ROW_LOW),
@@ -756,13 +751,71 @@ void tt_dsp_col16(const tt_dsp_cols_args *a);
 void tt_dsp_col8x8(const tt_dsp_cols_args *a);
 void tt_dsp_col16x8(const tt_dsp_cols_args *a);
 void tt_dsp_col8x8_low(const tt_dsp_cols_args *a);
-void tt_dsp_col8x16_low(const tt_dsp_cols_args *a);
 void tt_dsp_col16x8_low(const tt_dsp_cols_args *a);
 
-/* Whether tt_dsp_col8/16 take a product: one segment of 8 or 16 elements whose every row
- * requantizes in the assembly (`known` 1), an even number of rows. */
-static int cols_ok(const tt_dsp_mm *m, int known) {
-  return (m->n_lo == 8 || m->n_lo == 16) && m->n_hi == 0 && known == 1 && (m->rows & 1) == 0;
+/* --- the K = 8 and 16 columns with one shift for every row (output offset -128) ----------
+ * TT_DSP_ASM_RQ_LOW_IN spends SMMLAR, ASR by the row's e, SSAT. Where every row's e lies in
+ * [E - 7, E - 1] for the constant E = TT_DSP_COLS_E, the row's record holds its sums scaled
+ * by 2^s, s = E - e in [1, 7] (the doubled weights and bias times 2^s: |2 w 2^s| <= 2^15
+ * still fits a lane), and R = c 2^s + 2^(s - 1) where c was, so that
+ *     SSAT(8, SMMLA(A, m, R) >> E),   A = 2^s a2,
+ * two instructions, SSAT shifting by the immediate E, gives the low form's
+ * floor((h + c) / 2^e), h = floor((a2 m + 2^31) / 2^32). Proof: SMMLA returns
+ * R + floor(A m / 2^32) = 2^s c + floor(2^s (a2 m + 2^31) / 2^32); with
+ * a2 m + 2^31 = 2^32 h + r, 0 <= r < 2^32, that is 2^s (h + c) + f, 0 <= f < 2^s, and
+ * floor((2^s (h + c) + f) / 2^(s + e)) = floor((h + c) / 2^e) (h + c is an integer). No
+ * value wraps where |A| < 2^31 (the sums' bound, tested per row with the bias and the
+ * input offset: cols_e_ok): |A m / 2^32| < 2^30 and |R| < 2^19. The last word of a record
+ * is 0, 256 on the pass's last row (the loop's end, as e's bit 8 is in cols_records'). Only
+ * for the rows loops that fit what MCUNet and the person detector have: 16 rows a loop of 8
+ * elements, 8 of 16 (MCUNet's 64x64x8 -> 32 and 32x32x16 -> 48, the person detector's
+ * 48x48x8 -> 16: 8 and 16 instructions an output where they were 9 and 17). */
+#define TT_DSP_COLS_E 11
+#define TT_DSP_COLS_E_SSAT(acc) "  ssat " #acc ", #8, " #acc ", asr #11\n"
+#define TT_DSP_COL8_ROW_E                                                                   \
+  TT_DSP_COL8_SUMS "  smmla r4, r4, r9, r10\n" TT_DSP_COLS_E_SSAT(r4) "  strb r4, [r12], #1\n"
+#define TT_DSP_COL16_ROW_E                                                                  \
+  TT_DSP_COL16_SUMS "  smmla r8, r8, r11, r9\n" TT_DSP_COLS_E_SSAT(r8)                      \
+  "  strb r8, [r12], #1\n"
+TT_DSP_COLS_ASM(tt_dsp_col8x16_e, TT_DSP_COL8_COLUMN,
+                TT_DSP_X8(TT_DSP_COL8_ROW_E) TT_DSP_X8(TT_DSP_COL8_ROW_E), r11);
+TT_DSP_COLS_ASM(tt_dsp_col16x8_e, TT_DSP_COL16_COLUMN, TT_DSP_X8(TT_DSP_COL16_ROW_E), r10);
+void tt_dsp_col8x16_e(const tt_dsp_cols_args *a);
+void tt_dsp_col16x8_e(const tt_dsp_cols_args *a);
+
+/* The one-shift records (above) of n records `rec` (cols_records' layout, `words` a row)
+ * into `to` (rec itself, or the staging buffer for the code generator's records in flash)
+ * where every row qualifies: e in [E - 7, E - 1] and the scaled sums' bound
+ * 2^(s + 1) (|bias| + `sums`) < 2^31, `sums` = K (128 + |input_offset|) 128 (< 2^21,
+ * tt_dsp_sums_bounded); returns 0 and writes nothing where one does not. For products
+ * whose every row requantizes in the assembly (m in [2^30, 2^31), e in [1, 21],
+ * |bias| < 2^28) with output offset -128 (so c = -255 2^(e - 1), R = c 2^s + 2^(s - 1)). */
+static __attribute__((noinline)) int records_e(tt_dsp_word *to, const tt_dsp_word *rec,
+                                               int32_t n, int32_t words, int32_t sums) {
+  for (const tt_dsp_word *r = rec, *end = rec + n * words; r != end; r += words) {
+    const int32_t s = TT_DSP_COLS_E - (int32_t)(r[words - 1] & 255u), b2 = (int32_t)r[0];
+    if (s < 1 || s > 7 || (int64_t)((b2 < 0 ? -b2 : b2) + 2 * sums) << s >= (1ll << 31))
+      return 0;
+  }
+  for (tt_dsp_word *t = to, *end = to + n * words; t != end; t += words, rec += words) {
+    const int32_t s = TT_DSP_COLS_E - (int32_t)(rec[words - 1] & 255u);
+    t[0] = rec[0] << s;
+    for (int32_t j = 1; j < words - 3; ++j)   /* each lane on its own (the values fit) */
+      t[j] = ((rec[j] << s) & 0xFFFFu) | ((rec[j] & 0xFFFF0000u) << s);
+    t[words - 3] = rec[words - 3];
+    t[words - 2] = (uint32_t)(-255 * (1 << (TT_DSP_COLS_E - 1)) + (1 << (s - 1)));
+    t[words - 1] = 0;
+  }
+  to[n * words - 1] = 256u;
+  return 1;
+}
+
+/* Whether tt_dsp_col8/16 take a product: one segment of 8 or 16 elements, contiguous and
+ * word-aligned columns (one LDM loads one: TT_DSP_COL8_COLUMN), an even number of rows;
+ * `known` 1 (every row requantizes in the assembly) where the records are made here. */
+static int cols_ok(const tt_dsp_mm *m, int known, const int8_t *input, int32_t in_stride) {
+  return (m->n_lo == 8 || m->n_lo == 16) && m->n_hi == 0 && known == 1 &&
+         (m->rows & 1) == 0 && in_stride == m->n_lo && ((uintptr_t)input & 3) == 0;
 }
 
 /* The records of rows [r0, r1) (the last one marked) for K = 4 groups: built in every call
@@ -799,9 +852,7 @@ static void cols_pass(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
   int8_t *const y = output + r0;
   const tt_dsp_cols_args a = {input, tt_dsp_offset_pair(m->input_offset), in_stride, rec,
                               y + (columns - 1) * col_stride + n, col_stride - n, y};
-  if (n % 16 == 0 && m->n_lo == 8 && tt_dsp_rq_low_ok(m->output_offset))
-    tt_dsp_col8x16_low(&a);
-  else if (n % 8 == 0 && tt_dsp_rq_low_ok(m->output_offset))
+  if (n % 8 == 0 && tt_dsp_rq_low_ok(m->output_offset))
     (m->n_lo == 8 ? tt_dsp_col8x8_low : tt_dsp_col16x8_low)(&a);
   else if (n % 8 == 0)
     (m->n_lo == 8 ? tt_dsp_col8x8 : tt_dsp_col16x8)(&a);
@@ -810,19 +861,39 @@ static void cols_pass(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
 }
 
 /* A product cols_ok takes, in as few passes over the columns as the staging buffer holds
- * records for (64 rows of 8 elements, 42 of 16), each an even number of rows. */
-static void mm_cols(const tt_dsp_mm *m, int32_t columns, const int8_t *input, int32_t in_stride,
-                    int8_t *output, int32_t col_stride, tt_dsp_word *stage) {
-  const int32_t most = (TT_FWD_DSP_STAGE_BYTES / (4 * (m->n_lo / 2 + 4))) & ~1;
-  const int32_t passes = (m->rows + most - 1) / most;
-  const int32_t each = ((m->rows + passes - 1) / passes + 1) & ~1;
+ * records for (64 rows of 8 elements, 42 of 16), each an even number of rows; or the code
+ * generator's records `wide` (all the rows, the last marked) in one pass. A pass runs the
+ * one-shift kernels where records_e turns its records into the staging buffer (a multiple
+ * of 16 rows of 8 elements, 8 of 16, output offset -128, records that fit), else
+ * cols_pass from the records. */
+static void mm_cols(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t columns,
+                    const int8_t *input, int8_t *output, int32_t col_stride,
+                    tt_dsp_word *stage) {
+  const int32_t words = m->n_lo / 2 + 4;
+  const int32_t most = (TT_FWD_DSP_STAGE_BYTES / (4 * words)) & ~1;
+  const int32_t passes = wide ? 1 : (m->rows + most - 1) / most;
+  const int32_t each = wide ? m->rows : ((m->rows + passes - 1) / passes + 1) & ~1;
+  const int32_t off = m->input_offset < 0 ? -m->input_offset : m->input_offset;
   for (int32_t r0 = 0; r0 < m->rows; r0 += each) {
-    const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each;
-    if (m->n_lo == 8)
-      cols_records(m, r0, r1, stage, 2);
-    else
-      cols_records(m, r0, r1, stage, 4);
-    cols_pass(m, columns, input, in_stride, output, col_stride, stage, r0, r1 - r0);
+    const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each, n = r1 - r0;
+    const tt_dsp_word *rec = wide;
+    if (!wide) {
+      rec = stage;
+      if (m->n_lo == 8)
+        cols_records(m, r0, r1, stage, 2);
+      else
+        cols_records(m, r0, r1, stage, 4);
+    }
+    if (tt_dsp_rq_low_ok(m->output_offset) && n % (m->n_lo == 8 ? 16 : 8) == 0 &&
+        n <= most && records_e(stage, rec, n, words, m->n_lo * (128 + off) * 128)) {
+      int8_t *const y = output + r0;
+      const tt_dsp_cols_args a = {input, tt_dsp_offset_pair(m->input_offset), m->n_lo,
+                                  stage, y + (columns - 1) * col_stride + n,
+                                  col_stride - n, y};
+      (m->n_lo == 8 ? tt_dsp_col8x16_e : tt_dsp_col16x8_e)(&a);
+    } else {
+      cols_pass(m, columns, input, m->n_lo, output, col_stride, rec, r0, n);
+    }
   }
 }
 
@@ -1274,7 +1345,36 @@ static void mm_block(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, in
   }
 }
 
-int tt_dsp_mm_rows_one(const tt_dsp_mm *m) { return 1 + !rows_one(m, 0, m->rows); }
+/* rows_one over all the rows, once a call (every pointwise layer's, its co rows): the same
+ * tests without a branch a row, four rows a step (about 15 -> 7 instructions a row):
+ * m in [2^30, 2^31) where m ^ 2^30 has neither bit 31 nor 30, |bias| < 2^28 where |bias|
+ * (as unsigned: 2^31 for INT32_MIN) has no bit from 28 up, ORed over the rows as
+ * |bias| | (m ^ 2^30) >> 2; e = -shift in [1, 21] where (uint8)(shift + 21) <= 20, four
+ * bytes a word (UADD8, then UQSUB8 of 20: 0 where every byte is). */
+static __attribute__((noinline)) int rows_one_all(const tt_dsp_mm *m) {
+  if (!tt_dsp_rq_offset_ok(m->output_offset) || m->act_min != -128 || m->act_max != 127)
+    return 0;
+  /* the shifts first, to the first word that fails: the layers with dead rows (shifts
+   * -25, -26) stop there, as rows_one does at the row */
+  for (const int8_t *sh = m->shift, *sh_end = sh + (m->rows & ~3); sh != sh_end; sh += 4)
+    if (__uqsub8(__uadd8(tt_dsp_load4(sh), 0x15151515u), 0x14141414u)) return 0;
+  const int32_t *mult = m->multiplier, *const end = mult + (m->rows & ~3);
+  const int32_t *bias = m->bias;
+  uint32_t bad = 0;
+  for (; mult != end; mult += 4)
+    bad |= ((uint32_t)mult[0] ^ (1u << 30)) | ((uint32_t)mult[1] ^ (1u << 30)) |
+           ((uint32_t)mult[2] ^ (1u << 30)) | ((uint32_t)mult[3] ^ (1u << 30));
+  bad >>= 2;
+  if (bias)
+    for (const int32_t *b = bias, *b_end = bias + (m->rows & ~3); b != b_end; b += 4)
+      bad |= (uint32_t)((b[0] ^ (b[0] >> 31)) - (b[0] >> 31)) |
+             (uint32_t)((b[1] ^ (b[1] >> 31)) - (b[1] >> 31)) |
+             (uint32_t)((b[2] ^ (b[2] >> 31)) - (b[2] >> 31)) |
+             (uint32_t)((b[3] ^ (b[3] >> 31)) - (b[3] >> 31));
+  return (bad >> 28) == 0 && rows_one(m, m->rows & ~3, m->rows);
+}
+
+int tt_dsp_mm_rows_one(const tt_dsp_mm *m) { return 1 + !rows_one_all(m); }
 
 void tt_dsp_mm_blocks(const tt_dsp_mm *m, const tt_dsp_word *stage, int32_t P, int32_t Q,
                       int8_t *out, int32_t col_stride, int known) {
@@ -1393,137 +1493,124 @@ static __attribute__((noinline)) int32_t split_columns(const tt_dsp_mm *m, int32
   return W * Q;
 }
 
-/* --- one column: the rows four at a time (tt_dsp_gemv4) ----------------------------------
- * A product of one column (a 1x1 convolution on a 1x1 map, MCUNet's 160 -> 1000 classifier)
- * reads every weight once: the rows kernels' block of 1 spends LDR, 2 SXTB16, LDRD and
- * 2 SMLAD a group of 4 MACs (1.5) and about 100 instructions a row on the frame, the loop's
- * entry and the outputs (2.15 a MAC for 160 elements). Here the staged column's double word
- * is loaded once for four rows (one weight pointer each, post-incremented): per group of
- * four elements LDRD and 4 x (LDR, 2 SXTB16, 2 SMLAD), 21 instructions for 16 MACs, the
- * groups four a loop (its entry chosen once a call); per four rows the pointers, the sums
- * from the doubled bias (LDM) and 4 requantizations (TT_DSP_ASM_RQ_IN's 4, the row's e and c
- * from its shift, STRB). Registers in the loop: r0-r3 the sums, r4-r7 the rows' weights,
- * r8/r9 the staged double word, r10/r11 a weight word's halves, r12 the column, lr its end.
- * Frame: [sp] a, +4 the loop's entry, +8 the next block's first row, +12 the bias, +16 the
- * multipliers, +20 the shifts, +24 the output, +28 the blocks left. */
+/* --- one column, two rows a step of 8 elements (tt_dsp_gemv2) ----------------------------
+ * A product of one column (a 1x1 convolution on a 1x1 map: MCUNet's 160 -> 1000
+ * classifier, the person detector's 256 -> 2) reads every weight once. Two rows a step of 8
+ * elements: one LDM of the staged column's four words (two groups), and per row an LDRD of
+ * its 8 weights, 4 SXTB16 and 4 SMLAD: 19 instructions for 16 MACs, four steps a loop entered
+ * where the steps left make whole loops (an indirect branch a block of two rows); per two
+ * rows about 37 more (the pointers, the sums from the doubled bias, two requantizations
+ * with e and c from the shift, the stores). Round 30's tt_dsp_gemv4 (a weight word by LDR
+ * for four rows, the staged double word loaded once for them) took 21 for 16 MACs and 1,012
+ * bytes: MCUNet's classifier 248 -> 215 instructions a row. Where the weights are not whole
+ * aligned double words (n a multiple of 8, w word-aligned, a stride of whole words), or the
+ * rows odd, the rows kernels' block of one column. Registers in the loop: r0/r1 the sums,
+ * r2/r3 a row's double word of weights, r4/r5 the rows' weights, r6-r9 the staged groups,
+ * r10 a widened weight word, r11 the loop's entry, r12 the column, lr its end. Frame: a copy
+ * of the arguments (bias, multipliers, shifts and output moved on a block at a time). */
 typedef struct {
   const tt_dsp_word *s;       /*  0: the staged column (tt_dsp_stage's layout, P = 1) */
   const tt_dsp_word *s_end;   /*  4: its end, n / 2 words on */
-  const int8_t *w;            /*  8: row 0's first weight */
-  int32_t w_stride;           /* 12: bytes from one row's weights to the next's */
-  int32_t n;                  /* 16: weights a row, a positive multiple of 4 */
-  const int32_t *bias;        /* 20: 4 words a block of rows (bias_step 16), or 4 zeros (0) */
-  int32_t bias_step;          /* 24 */
-  const int32_t *multiplier;  /* 28: rows requantized in the one-multiply form (rows_one), */
-  const int8_t *shift;        /* 32:   into int8's whole range */
-  int32_t c_unit;             /* 36: 2 output_offset + 1 */
-  int8_t *y;                  /* 40: row r's output at y + r */
-  int32_t blocks;             /* 44: rows / 4, > 0 */
-} tt_dsp_gemv_args;
-typedef char tt_dsp_gemv_layout[offsetof(tt_dsp_gemv_args, blocks) == 44 ? 1 : -1];
-#define TT_DSP_GEMV_ROW(acc, p)                                                             \
-  "  ldr r10, [" #p "], #4\n"                                                               \
-  "  sxtb16 r11, r10, ror #8\n"                                                             \
-  "  sxtb16 r10, r10\n"                                                                     \
+  const int8_t *w;            /*  8: row 0's first weight (word-aligned) */
+  int32_t w_stride;           /* 12: bytes from one row's weights to the next's (4 k) */
+  const int32_t *bias;        /* 16: 2 words a block of rows (bias_step 8), or 2 zeros (0) */
+  const int32_t *multiplier;  /* 20: rows requantized in the one-multiply form (rows_one), */
+  const int8_t *shift;        /* 24:   into int8's whole range */
+  int8_t *y;                  /* 28: row r's output at y + r */
+  const int8_t *y_end;        /* 32: y + rows, rows even and > 0 */
+  int32_t bias_step;          /* 36 */
+  int32_t c_unit;             /* 40: 2 output_offset + 1 */
+  int32_t w_next;             /* 44: 2 w_stride - n: a block's row 0 end to the next's */
+  int32_t skip;               /* 48: steps the loop's first pass skips, (-n / 8) mod 4 */
+} tt_dsp_gemv2_args;
+typedef char tt_dsp_gemv2_layout[offsetof(tt_dsp_gemv2_args, skip) == 48 ? 1 : -1];
+/* Row `acc`'s 8 products: its double word of weights at `p` (post-incremented). */
+#define TT_DSP_GEMV2_ROW(acc, p)                                                            \
+  "  ldrd r2, r3, [" #p "], #8\n"                                                           \
+  "  sxtb16 r10, r2\n"                                                                      \
+  "  sxtb16 r2, r2, ror #8\n"                                                               \
+  "  smlad " #acc ", r6, r10, " #acc "\n"                                                   \
+  "  smlad " #acc ", r7, r2, " #acc "\n"                                                    \
+  "  sxtb16 r10, r3\n"                                                                      \
+  "  sxtb16 r3, r3, ror #8\n"                                                               \
   "  smlad " #acc ", r8, r10, " #acc "\n"                                                   \
-  "  smlad " #acc ", r9, r11, " #acc "\n"
-#define TT_DSP_GEMV_GROUP                                                                   \
-  "  ldrd r8, r9, [r12], #8\n" TT_DSP_GEMV_ROW(r0, r4) TT_DSP_GEMV_ROW(r1, r5)              \
-  TT_DSP_GEMV_ROW(r2, r6) TT_DSP_GEMV_ROW(r3, r7)
-/* Row `acc`'s output with multiplier m: e = -shift (post-incremented r5), c = c_unit (r11)
- * << (e - 1), then TT_DSP_ASM_RQ_IN and the byte (r12, post-incremented). */
-#define TT_DSP_GEMV_OUT(acc, m)                                                             \
-  "  ldrsb lr, [r5], #1\n"                                                                  \
-  "  rsb lr, lr, #0\n"                                                                      \
-  "  sub r4, lr, #1\n"                                                                      \
-  "  lsl r10, r11, r4\n"                                                                    \
-  TT_DSP_ASM_RQ_IN(acc, r4, m, r10, lr)                                                     \
-  "  strb " #acc ", [r12], #1\n"
-__asm__(TT_DSP_ASM_ENTRY(tt_dsp_gemv4)
-        "  sub sp, sp, #32\n"
-        "  str r0, [sp]\n"
-        "  ldr r1, [r0, #16]\n"     /* groups % 4: the loop's entry */
-        "  ubfx r1, r1, #2, #2\n"
-        "  cmp r1, #2\n"
-        "  beq 7f\n"
-        "  bhi 6f\n"
-        "  cmp r1, #1\n"
-        "  beq 8f\n"
-        "  adr.w r1, 1f\n"
-        "  b 9f\n"
-        "6:\n"
-        "  adr.w r1, 2f\n"
-        "  b 9f\n"
-        "7:\n"
-        "  adr.w r1, 3f\n"
-        "  b 9f\n"
-        "8:\n"
-        "  adr.w r1, 4f\n"
-        "9:\n"
-        "  orr r1, r1, #1\n"
-        "  str r1, [sp, #4]\n"
-        "  ldr r1, [r0, #20]\n"     /* bias */
-        "  ldrd r2, r3, [r0, #28]\n" /* multipliers, shifts */
-        "  ldrd r5, r6, [r0, #40]\n" /* output, blocks */
-        "  add r7, sp, #12\n"
-        "  stm r7, {r1-r3, r5, r6}\n"
-        "  ldr r4, [r0, #8]\n"      /* row 0 */
-        "20:\n"
-        "  ldr r0, [sp]\n"
-        "  ldr r8, [r0, #12]\n"     /* stride */
-        "  add r5, r4, r8\n"
-        "  add r6, r5, r8\n"
-        "  add r7, r6, r8\n"
-        "  ldrd r12, lr, [r0]\n"    /* the column, its end */
-        "  ldr r9, [r0, #24]\n"     /* bias step */
-        "  ldr r8, [sp, #12]\n"
-        "  ldm r8, {r0-r3}\n"
-        "  add r8, r8, r9\n"
-        "  str r8, [sp, #12]\n"
+  "  smlad " #acc ", r9, r3, " #acc "\n"
+#define TT_DSP_GEMV2_STEP                                                                   \
+  "  ldm r12!, {r6-r9}\n" TT_DSP_GEMV2_ROW(r0, r4) TT_DSP_GEMV2_ROW(r1, r5)
+/* Row `acc`'s output: its multiplier in `m`, e = -shift from `e`, c = c_unit (r12)
+ * << (e - 1) into r5, TT_DSP_ASM_RQ_IN (r10 clobbered) and the byte (lr, post-incremented). */
+#define TT_DSP_GEMV2_OUT(acc, m, e)                                                         \
+  "  mvn r5, " #e "\n"                                                                      \
+  "  rsb " #e ", " #e ", #0\n"                                                              \
+  "  lsl r5, r12, r5\n"                                                                     \
+  TT_DSP_ASM_RQ_IN(acc, r10, m, r5, e)                                                      \
+  "  strb " #acc ", [lr], #1\n"
+__asm__(TT_DSP_ASM_ENTRY(tt_dsp_gemv2)
+        "  sub sp, sp, #52\n"
+        "  ldm r0!, {r1-r7}\n"
+        "  stm sp, {r1-r7}\n"
+        "  ldm r0, {r1-r6}\n"
+        "  add r7, sp, #28\n"
+        "  stm r7, {r1-r6}\n"
+        "  adr.w r11, 2f\n"          /* the entry: skip steps into the loop */
+        "  adr.w r10, 3f\n"
+        "  sub r10, r10, r11\n"
+        "  mla r11, r6, r10, r11\n"
+        "  orr r11, r11, #1\n"
+        "  ldr r4, [sp, #8]\n"       /* row 0 */
+        "1:\n"
+        "  ldr r10, [sp, #12]\n"     /* stride */
+        "  add r5, r4, r10\n"
+        "  ldrd r12, lr, [sp]\n"     /* the column, its end */
+        "  ldr r10, [sp, #16]\n"
+        "  ldrd r0, r1, [r10]\n"     /* the rows' bias */
+        "  ldr r2, [sp, #36]\n"
+        "  add r10, r10, r2\n"
+        "  str r10, [sp, #16]\n"
         "  lsl r0, r0, #1\n"
         "  lsl r1, r1, #1\n"
-        "  lsl r2, r2, #1\n"
-        "  lsl r3, r3, #1\n"
-        "  ldr r8, [sp, #4]\n"
-        "  bx r8\n"
-        "1:\n" TT_DSP_GEMV_GROUP
-        "2:\n" TT_DSP_GEMV_GROUP
-        "3:\n" TT_DSP_GEMV_GROUP
-        "4:\n" TT_DSP_GEMV_GROUP
+        "  bx r11\n"
+        "2:\n"
+        TT_DSP_GEMV2_STEP
+        "3:\n"
+        TT_DSP_GEMV2_STEP TT_DSP_GEMV2_STEP TT_DSP_GEMV2_STEP
         "  cmp r12, lr\n"
+        "  bne 2b\n"
+        "  ldr r10, [sp, #44]\n"
+        "  add r4, r4, r10\n"        /* the next block's row 0 */
+        "  ldr r12, [sp, #40]\n"     /* c_unit */
+        "  add r10, sp, #20\n"
+        "  ldm r10, {r2, r3, lr}\n"  /* multipliers, shifts, output */
+        "  ldrd r6, r7, [r2], #8\n"
+        "  ldrsb r8, [r3], #1\n"
+        "  ldrsb r9, [r3], #1\n"
+        TT_DSP_GEMV2_OUT(r0, r6, r8) TT_DSP_GEMV2_OUT(r1, r7, r9)
+        "  add r10, sp, #20\n"
+        "  stm r10, {r2, r3, lr}\n"
+        "  ldr r10, [sp, #32]\n"
+        "  cmp lr, r10\n"
         "  bne 1b\n"
-        "  ldr r8, [sp]\n"
-        "  ldrd r9, r10, [r8, #12]\n" /* stride, n */
-        "  sub r9, r9, r10\n"
-        "  add r9, r7, r9\n"          /* the next block's row 0 */
-        "  str r9, [sp, #8]\n"
-        "  ldr r11, [r8, #36]\n"      /* c_unit */
-        "  ldrd r4, r5, [sp, #16]\n"  /* multipliers, shifts */
-        "  ldr r12, [sp, #24]\n"      /* output */
-        "  ldm r4!, {r6-r9}\n"
-        "  str r4, [sp, #16]\n"
-        TT_DSP_GEMV_OUT(r0, r6) TT_DSP_GEMV_OUT(r1, r7) TT_DSP_GEMV_OUT(r2, r8)
-        TT_DSP_GEMV_OUT(r3, r9)
-        "  strd r5, r12, [sp, #20]\n"
-        "  ldr r4, [sp, #8]\n"
-        "  ldr r0, [sp, #28]\n"
-        "  subs r0, r0, #1\n"
-        "  str r0, [sp, #28]\n"
-        "  bne 20b\n"
-        "  add sp, sp, #32\n"
+        "  add sp, sp, #52\n"
         "  pop {r4-r11, pc}\n"
-        "  .size tt_dsp_gemv4, . - tt_dsp_gemv4\n"
+        "  .size tt_dsp_gemv2, . - tt_dsp_gemv2\n"
         "  .text\n");
-void tt_dsp_gemv4(const tt_dsp_gemv_args *a);
+void tt_dsp_gemv2(const tt_dsp_gemv2_args *a);
 
-/* A product of one column (staged at `stage`) of a positive multiple of 4 rows, every one
- * requantized in the assembly (rows_one): four at a time. */
-static inline void gemv(const tt_dsp_mm *m, const tt_dsp_word *stage, int8_t *out) {
-  static const int32_t zeros[4] = {0, 0, 0, 0};
-  const tt_dsp_gemv_args a = {stage, stage + (m->n_lo >> 1), m->w_lo, m->lo_stride, m->n_lo,
-                              m->bias ? m->bias : zeros, m->bias ? 16 : 0, m->multiplier,
-                              m->shift, 2 * m->output_offset + 1, out, m->rows >> 2};
-  tt_dsp_gemv4(&a);
+/* Whether tt_dsp_gemv2 takes a product of one column (one segment of whole groups) whose
+ * every row requantizes in the assembly: an even number of rows, n a multiple of 8,
+ * aligned double words of weights. */
+static int gemv2_ok(const tt_dsp_mm *m) {
+  return (m->rows & 1) == 0 && (m->n_lo & 7) == 0 && ((uintptr_t)m->w_lo & 3) == 0 &&
+         (m->lo_stride & 3) == 0;
+}
+
+static void gemv2(const tt_dsp_mm *m, const tt_dsp_word *stage, int8_t *out) {
+  static const int32_t zeros[2] = {0, 0};
+  const tt_dsp_gemv2_args a = {stage, stage + (m->n_lo >> 1), m->w_lo, m->lo_stride,
+                               m->bias ? m->bias : zeros, m->multiplier, m->shift, out,
+                               out + m->rows, m->bias ? 8 : 0, 2 * m->output_offset + 1,
+                               2 * m->lo_stride - m->n_lo, (-(m->n_lo >> 3)) & 3};
+  tt_dsp_gemv2(&a);
 }
 
 /* tt_dsp_stage6(stage, x, in_stride, n, off): n elements (whole groups) of the 6 columns at
@@ -1676,29 +1763,32 @@ static int contiguous(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t colum
   /* 8 or 16 elements: `wide` is the rows' records, made once by the code generator, which
    * gives them only where rows_one holds for every row (tt_dsp_mm_contiguous_wide): every
    * call would otherwise test and build them again (27-39 instructions a row), and in
-   * passes the staging buffer holds */
+   * passes the staging buffer holds; where the columns are not whole aligned words, the
+   * paths below from w_lo (`wide` is not their widened rows) */
+  tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
   if (wide && (m->n_lo == 8 || m->n_lo == 16) && m->n_hi == 0 && (m->rows & 1) == 0) {
-    if (columns > 0)
-      cols_pass(m, columns, input, in_stride, output, col_stride, wide, 0, m->rows);
-    return 1;
+    if (cols_ok(m, 1, input, in_stride)) {
+      if (columns > 0) mm_cols(m, wide, columns, input, output, col_stride, stage);
+      return 1;
+    }
+    wide = 0;
   }
   const int known = tt_dsp_mm_rows_one(m);
   const int six = m->act_min == -128 && m->act_max == 127;
-  tt_dsp_word stage[TT_FWD_DSP_STAGE_BYTES / 4];
   const uint32_t off = tt_dsp_stage_offset(m->input_offset);
-  if (cols_ok(m, known)) {
-    if (columns > 0) mm_cols(m, columns, input, in_stride, output, col_stride, stage);
+  if (cols_ok(m, known, input, in_stride)) {
+    if (columns > 0) mm_cols(m, 0, columns, input, output, col_stride, stage);
     return 1;
   }
   if (m->n_lo == 8 && m->n_hi == 0 && known == 1) {
     mm_k8(m, columns, input, in_stride, output, col_stride, stage);
     return 1;
   }
-  if (columns == 1) {   /* one column: tt_dsp_gemv4, or the loop below's block of 1 */
+  if (columns == 1) {   /* one column: tt_dsp_gemv2, or the loop below's block of 1 */
     if (fit > 0 && m->n_hi == 0 && (m->n_lo & 3) == 0) {
       stage_words(stage, 1, input, in_stride, 0, m->n_lo, off);
-      if ((m->rows & 3) == 0 && known == 1)  /* MCUNet's 1000 classes */
-        gemv(m, stage, output);
+      if (known == 1 && gemv2_ok(m))  /* MCUNet's 1000 classes */
+        gemv2(m, stage, output);
       else
         rows1(m, stage, output, col_stride, known, 0, 0);
       return 1;

@@ -265,11 +265,13 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
  * chunks of the reduction), load them by LDRD (tt_dsp_rows6p/4p) instead of sign-extending
  * w_lo's words in every block (or once a call: tt_dsp_rows6w); every other row and path
  * reads w_lo as tt_dsp_mm_contiguous does. Same bits. A product of 8 or 16 elements
- * (n_hi = 0) and an even number of rows takes instead its rows' records in `wide` (the
+ * (n_hi = 0), an even number of rows and contiguous word-aligned columns (in_stride = K;
+ * otherwise the paths from w_lo) takes instead its rows' records in `wide` (the
  * column form's, tt_fwd_dsp.c: K / 2 + 4 words a row, [2 bias, the doubled weights in
  * tt_dsp_widen's order, m, c, e], bit 8 set in the last row's e), and only where every
  * row requantizes in the assembly (tt_dsp_rq_init, tt_dsp_bias_bounded, int8's whole
- * range): the kernel trusts them. */
+ * range): the kernel trusts them (and, for an output offset of -128 and rows whose shifts
+ * allow it, copies them scaled into its staging buffer: the one-shift kernels). */
 int tt_dsp_mm_contiguous_wide(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t columns,
                               const int8_t *input, int32_t in_stride, int8_t *output,
                               int32_t col_stride);
