@@ -1859,9 +1859,12 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   probes_fn probe = sixes >= 6 ? probes6_0 : probes;
   int32_t c0 = 0;
 #if TT_DSP_ASM_ALL_REGS
-  /* three or more blocks of 6 row by row, where they fit (sixes_by_rows); not with probes,
-   * whose calls under sixes_by_rows' frame would deepen the stack's high-water (this path:
-   * tflite_train/codegen/program.py stage_on_stack) by about 140 B */
+  /* a one-pass walk of few rows: its blocks of 6 with the multiplier on dy (sixes_by_h,
+   * which falls back to sixes_by_rows by a tail call); else three or more blocks of 6 row by
+   * row, where they fit (sixes_by_rows); not with probes, whose calls under sixes_by_rows'
+   * frame would deepen the stack's high-water (this path: tflite_train/codegen/program.py
+   * stage_on_stack) by about 140 B. One call site: two cost the block loop below 40-760
+   * instructions a two-pass row (pwig31: gcc's registers) */
   const int hwalk = r == 0 && mask == 0 && amax != 0 && keep != 0 && keep->n1 >= rows;
   if (hwalk || (sixes >= 18 && amax != 0 && co >= 16 && probes == 0))
     c0 = (hwalk ? sixes_by_h : sixes_by_rows)(&a, hwalk ? sixes : sixes / 6, keep, &top, stage);
