@@ -254,11 +254,23 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                                                       # above: two sixes and a block of 8
               (1, 1, 5, 16, 14),                      # 5 rows (pwig30c's least) in blocks
                                                       # of 6: one six, then a block of 8
-              (1, 3, 3, 344, 9)]                      # blocks of 4 in a staged rounding
+              (1, 3, 3, 344, 9),                      # blocks of 4 in a staged rounding
                                                       # walk (7 rows past the kept 2): to
                                                       # nearest, block's whole blocks of 4
                                                       # (near_block); 344 @2x2 above goes
                                                       # unstaged
+              (1, 4, 4, 96, 13),                      # pwig31's walk with h = dy * mult
+                                                      # (tt_dsp_pw_rows6h, all rows kept):
+                                                      # 16 rows, outputs in chunks of 80
+                                                      # and 16 (the sums kept between),
+                                                      # two sixes then a block of 1; split
+                                                      # at 1 (no six: all by blocks), 6 (one
+                                                      # six of w_lo) and 12
+              (1, 3, 3, 160, 7),                      # 9 rows, chunks of 128 and 32, one
+                                                      # six then a block of 1
+              (1, 1, 5, 320, 13)]                     # CB 6 (no sixes): the walk's two
+                                                      # sixes (chunks of 176 and 144), then
+                                                      # block's last column
     if rows_only:
         # unstaged (tt_input_grad_rows_dsp.c, 1-3 rows): two rows and a last one, an odd co,
         # columns past the last block of four; 4 positions: the second pass of 3 rows; 520
@@ -284,7 +296,8 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
         # stochastic walk's jumps nor on the 520 columns: the rig's 1 MB of flash holds the
         # calls' data), but for the unstaged rows' 520 columns one seam at 100, in one form:
         # their second chunk (508 columns for co 8) lies wholly past it
-        seams = sorted({1, ci // 2, ci - 1} - {0, ci} if k < 15 and ci < 512 else ())
+        seams = sorted({1, ci // 2, ci - 1} - {0, ci} if (k < 15 or k == 26) and ci < 512
+                       else ())
         if rows_only and ci >= 512:
             seams = [100]
         for split in seams:
@@ -802,12 +815,13 @@ def test_grad_dsp_equals_portable_on_edge_shapes(tmp_path):
 
 
 def run_edge_calls(calls: list, tmp_path, core=None) -> None:
-    """The edge-shape calls in both builds, as two programs (the pointwise input gradients,
-    the others): one no longer fits the rig's 1 MB of flash with the blocks of six columns'
-    shapes and code."""
+    """The edge-shape calls in both builds, as three programs (the pointwise input gradients
+    in two halves, the others): one no longer fits the rig's 1 MB of flash with the blocks of
+    six columns' shapes and code, nor two since pwig31's shapes."""
     first = [c for c in calls if c.name.startswith("tt_conv2d_input_grad")]
     rest = [c for c in calls if not c.name.startswith("tt_conv2d_input_grad")]
-    for k, part in enumerate((first, rest)):
+    half = len(first) // 2
+    for k, part in enumerate((first[:half], first[half:], rest)):
         (tmp_path / str(k)).mkdir()
         rig.run_in_both_builds(part, tmp_path / str(k), core=core)
 

@@ -1230,6 +1230,76 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows8)
 #undef PW8_GROUP
 #undef PW8_COL
 uint32_t tt_dsp_pw_rows8(const pw_rows6_args *a);
+/* tt_dsp_pw_rows6 for tiny maps with the multiplier on dy (tt_dsp_pw_rows6h, pwig31): where
+ * few rows meet many outputs (the person detector's 3x3 maps: 9 rows, 256 outputs) the
+ * staging, about 3.4 instructions a weight (SMULxy a weight by its output's multiplier), was
+ * 0.37 a MAC over 9 rows. Here the rows' h = dy * mult are staged instead (pairs along the
+ * reduction, [h(o), h(o + 2)] and [h(o + 1), h(o + 3)]: the lanes SXTB16 gives a dy word,
+ * times the same multipliers) and the weights go unmultiplied (stage_w6: no product, about
+ * 1.7 a weight). The rows' h and a block of 6 staged columns do not fit the staging together
+ * at 256 outputs (9 x 512 B of h), so the outputs go in chunks of n (h_chunk: a multiple of
+ * 16 for which rows n / 2 + 3 n words fit): the chunk's h, then each block of 6 columns of
+ * the chunk's weights, whose rows add the chunk's terms to the sums kept so far (the first
+ * chunk from zero) and whose last chunk tests the maximum. A group is one LDM of the row's
+ * two h words (rows6's LDR and two SXTB16 of dy: 16 instructions per 24 MACs against 18);
+ * four groups an iteration (eight were 256 B more code and 1.5% fewer instructions on these
+ * rows). Same integers: each sum the exact int32 sum of the same co terms, h * w = dy * (w *
+ * mult) (tt_kernels.h: any order or factoring gives the same integer; the kept partial sums
+ * are int32 additions that wrap as the portable ones do), the same test (within's) and
+ * maximum, over the final sums only. The frame (64 bytes beside the 36 pushed, no .su line,
+ * as rows8's): six zero words, stage, send, kept, step, m, 2m, hend, the row's entry (from
+ * zero or from the kept sums, with the Thumb bit), the test flag, a pad. A row's work beside
+ * its groups: 2 or 4 to start, 3 a loop of four groups, 4 to keep, 3 to skip the test or 15
+ * to run it, 3 to end. */
+typedef struct {
+  const tt_dsp_word *h, *hend;        /* the rows' h, n / 2 words a row */
+  const tt_dsp_word *stage, *send;    /* one staged block of 6 (3 n words) */
+  int32_t *kept;                      /* the first row's six sums, then `step` bytes on */
+  int32_t step;
+  uint32_t m;                         /* the maximum so far */
+  int32_t flags;                      /* 1: add to the kept sums (else from zero); 2: test */
+} pw_rows6h_args;
+#define PW6H_GROUP "  ldm r12!, {r6, r7}\n" PW6_SUMS
+__asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6h)
+        "  sub sp, sp, #64\n"
+        "  ldm r0, {r1-r8}\n"
+        "  mov r12, r1\n  str r2, [sp, #48]\n  strd r3, r4, [sp, #24]\n  strd r5, r6, [sp, #32]\n"
+        "  lsl r9, r7, #1\n  strd r7, r9, [sp, #40]\n"
+        "  and r9, r8, #2\n  str r9, [sp, #56]\n"
+        "  adr.w r9, 7f\n  adr.w r10, 8f\n  tst r8, #1\n  it ne\n  movne r9, r10\n"
+        "  orr r9, r9, #1\n  str r9, [sp, #52]\n"
+        "  movs r0, #0\n  movs r1, #0\n  movs r2, #0\n  movs r3, #0\n  movs r4, #0\n"
+        "  movs r5, #0\n  stm sp, {r0-r5}\n"
+        "0:\n"
+        "  ldr pc, [sp, #52]\n"
+        "7:\n"
+        "  ldm sp, {r0-r5, lr}\n  b 1f\n"
+        "8:\n"
+        "  ldr r6, [sp, #32]\n  ldm r6, {r0-r5}\n  ldr lr, [sp, #24]\n"
+        "1:\n" PW6H_GROUP PW6H_GROUP PW6H_GROUP PW6H_GROUP
+        "  ldr r8, [sp, #28]\n  cmp lr, r8\n  bne 1b\n"
+        "  ldrd r6, r7, [sp, #32]\n  stm r6, {r0-r5}\n  add r6, r6, r7\n  str r6, [sp, #32]\n"
+        "  ldr r10, [sp, #56]\n  cmp r10, #0\n  beq 3f\n"
+        "  ldrd r8, r9, [sp, #40]\n"
+        "  add r11, r0, r8\n  cmp r9, r11\n"
+        "  itttt cs\n" PW_ROWS_ADDCS("r1") PW_ROWS_ADDCS("r2")
+        "  itttt cs\n" PW_ROWS_ADDCS("r3") PW_ROWS_ADDCS("r4")
+        "  itt cs\n" PW_ROWS_ADDCS("r5")
+        "  bcs 3f\n"
+        "  sub r6, r6, r7\n  mov r7, #6\n"
+        "4:\n"
+        "  ldr r11, [r6], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n"
+        "  cmp r9, r8\n  it hi\n  movhi r8, r9\n  subs r7, r7, #1\n  bne 4b\n"
+        "  lsl r9, r8, #1\n  strd r8, r9, [sp, #40]\n"
+        "3:\n"
+        "  ldr r8, [sp, #48]\n  cmp r12, r8\n  bne 0b\n"
+        "  ldr r0, [sp, #40]\n"
+        "  add sp, sp, #64\n"
+        "  pop {r4-r11, pc}\n"
+        "  .size tt_dsp_pw_rows6h, . - tt_dsp_pw_rows6h\n"
+        "  .text\n");
+#undef PW6H_GROUP
+uint32_t tt_dsp_pw_rows6h(const pw_rows6h_args *a);
 #undef PW_ROWS_ASM
 #undef PW_ROWS_ADDCS
 uint32_t tt_dsp_pw_rows4(const pw_rows6_args *a);
@@ -1617,6 +1687,112 @@ static __attribute__((noinline)) int32_t sixes_by_rows(const pointwise *a, int32
   *top = x.m;
   return c0;
 }
+
+/* The chunk of outputs tt_dsp_pw_rows6h's walk takes for `rows` rows: the largest multiple
+ * of 16 (four groups, the kernel's loop) whose rows' h (rows n / 2 words) and one block of
+ * 6 columns (3 n words) fit the staging, at most co (0: not 16 fit). */
+static int32_t h_chunk(int32_t rows, int32_t co) {
+  const int32_t n = (2 * (TT_GRAD_DSP_STAGE_BYTES / 4) / (rows + 6)) & ~15;
+  return n < co ? n : co;
+}
+
+/* The rows' h = dy * mult of outputs [o0, o0 + n) into H, row p's n / 2 words at p n / 2:
+ * group g's [h(o), h(o + 2)] and [h(o + 1), h(o + 3)] (o = o0 + 4 g), a dy word's two
+ * SXTB16 lanes times the multipliers' (SMULBB, SMULTT; |dy| <= 128, 0 <= mult <= 256: an
+ * int16), the rows in the inner loop in assembly (15 instructions per four dy where gcc 12's
+ * took 18: it rebuilds the products from the multipliers' halves). */
+static void stage_h(const pointwise *a, int32_t o0, int32_t n, tt_dsp_word *H) {
+  const int32_t co = a->co;
+  for (int32_t g = 0; g < (n >> 2); ++g) {
+    const int16_t *const m = a->mult + o0 + 4 * g;
+    const uint32_t m02 = (uint16_t)m[0] | ((uint32_t)(uint16_t)m[2] << 16);
+    const uint32_t m13 = (uint16_t)m[1] | ((uint32_t)(uint16_t)m[3] << 16);
+    const int8_t *d = a->dy + o0 + 4 * g, *const end = d + a->rows * co;
+    tt_dsp_word *t = H + 2 * g;
+    uint32_t v, e, f;
+    __asm__ volatile("1:\n\t"
+                     "ldr %[v], [%[d]]\n\tadd %[d], %[d], %[co]\n\t"
+                     "sxtb16 %[e], %[v]\n\tsxtb16 %[f], %[v], ror #8\n\t"
+                     "smultt %[v], %[e], %[m02]\n\tsmulbb %[e], %[e], %[m02]\n\t"
+                     "pkhbt %[e], %[e], %[v], lsl #16\n\t"
+                     "smultt %[v], %[f], %[m13]\n\tsmulbb %[f], %[f], %[m13]\n\t"
+                     "pkhbt %[f], %[f], %[v], lsl #16\n\t"
+                     "strd %[e], %[f], [%[t]]\n\tadd %[t], %[t], %[hb]\n\t"
+                     "cmp %[d], %[end]\n\tbne 1b\n\t"
+                     : [v] "=&r"(v), [e] "=&r"(e), [f] "=&r"(f), [d] "+r"(d), [t] "+r"(t)
+                     : [co] "r"(co), [m02] "r"(m02), [m13] "r"(m13), [hb] "r"(2 * n),
+                       [end] "r"(end)
+                     : "cc", "memory");
+  }
+}
+
+/* Columns [c0, c0 + 6) (c0 + 6 <= k: the filter's first part, w_lo) of outputs [o0, o0 + n)
+ * unmultiplied into a block of 6 (stage_columns' layout: group g of column j the words at
+ * 2 (6 g + j), [w(o), w(o + 2)] and [w(o + 1), w(o + 3)]): two outputs' words of columns
+ * 0-3 packed first (PKHBT, PKHTB), so that four SXTB16 give the four columns' words
+ * (one_row's order), and columns 4 and 5 from two halfwords (no byte past column 5 is
+ * read): 19 instructions per 12 weights and the loops', where SMULxy a weight took about
+ * 3.4 a weight. */
+static void stage_w6(const pointwise *a, int32_t c0, int32_t o0, int32_t n, tt_dsp_word *W) {
+  const int32_t st = a->k;
+  const int8_t *s = a->w_lo + c0 + o0 * st;
+  for (tt_dsp_word *const end = W + 3 * n; W != end; W += 12, s += 4 * st) {
+    for (int32_t h = 0; h < 2; ++h) {           /* outputs o + h and o + h + 2 */
+      const int8_t *const p = s + h * st, *const q = p + 2 * st;
+      uint16_t u0, u1;
+      memcpy(&u0, p + 4, 2);
+      memcpy(&u1, q + 4, 2);
+      const uint32_t e = tt_dsp_load4(p), f = tt_dsp_load4(q);
+      const uint32_t lo = tt_dsp_low_halves(e, f), hi = tt_dsp_high_halves(e, f);
+      const uint32_t u = tt_dsp_low_halves(u0, u1);
+      W[h] = __sxtb16(lo), W[2 + h] = tt_dsp_sxtb16_odd(lo);
+      W[4 + h] = __sxtb16(hi), W[6 + h] = tt_dsp_sxtb16_odd(hi);
+      W[8 + h] = __sxtb16(u), W[10 + h] = tt_dsp_sxtb16_odd(u);
+    }
+  }
+}
+
+/* The measuring walk's first blocks of 6 by tt_dsp_pw_rows6h: the unmasked measuring walk
+ * (sixes: staged_walk's blocks of 6, or where it has none, from 5 rows on, every whole six)
+ * that keeps every row (keep->n1 >= rows: the partial sums go there between chunks of
+ * outputs) without probes, co a multiple of 16, the outputs in chunks of 64 or more
+ * (h_chunk; chunks of 32 at 36 rows: PD 64->128 @6x6 +1.9%) or in one; a split filter's
+ * first part only (its columns [0, k): stage_w6). Returns the columns done (0: not this
+ * walk; staged_walk's blocks do the rest). */
+static __attribute__((noinline)) int32_t sixes_by_h(const pointwise *a, int32_t sixes,
+                                                    const tt_keep *keep, uint32_t *top,
+                                                    tt_dsp_word *stage) {
+  const int32_t co = a->co, rows = a->rows, most = h_chunk(rows, co);
+  if (keep->probes > 0 || (co & 15) != 0 || (most < 64 && most != co))
+    /* staged_walk's sixes_by_rows where it would have called it (a tail call: its frame
+     * is not under this one's) */
+    return sixes >= 18 && co >= 16 && keep->probes == 0
+               ? sixes_by_rows(a, sixes / 6, keep, top, stage) : 0;
+  uint32_t cols = (uint32_t)(sixes >= 6 ? sixes : rows >= 5 ? a->ci : 0);
+  if ((uint32_t)a->k < cols) cols = (uint32_t)a->k;     /* w_lo's columns only */
+  const int32_t end = (int32_t)(cols / 6u * 6u), e0 = keep->n0 < rows ? keep->n0 : rows;
+  pw_rows6h_args x;
+  x.m = *top, x.step = 4 * a->ci;
+  for (int32_t o0 = 0; o0 < co && end > 0; o0 += most) {
+    const int32_t n = co - o0 < most ? co - o0 : most, half = n >> 1;
+    stage_h(a, o0, n, stage);
+    x.stage = stage + rows * half, x.send = x.stage + 3 * n;
+    x.flags = (o0 > 0 ? 1 : 0) | (o0 + n == co ? 2 : 0);
+    for (int32_t c0 = 0; c0 < end; c0 += 6) {
+      stage_w6(a, c0, o0, n, (tt_dsp_word *)x.stage);
+      for (int32_t s = 0, p = 0; s < 2; p = e0, ++s) {
+        const int32_t q = s == 0 ? e0 : rows;
+        if (q <= p) continue;
+        /* the rows kept at a0 (rows [0, e0)), then at a1 (the rest) */
+        x.h = stage + p * half, x.hend = stage + q * half,
+        x.kept = (s == 0 ? keep->a0 : keep->a1) + c0;
+        x.m = tt_dsp_pw_rows6h(&x);
+      }
+    }
+  }
+  *top = x.m;
+  return end;
+}
 #endif
 
 /* The staged walk of a layer tt_dsp_pointwise_input_grad_s8 has checked and given to it (its
@@ -1683,11 +1859,15 @@ static __attribute__((noinline)) int staged_walk(const int8_t *dy, const uint8_t
   probes_fn probe = sixes >= 6 ? probes6_0 : probes;
   int32_t c0 = 0;
 #if TT_DSP_ASM_ALL_REGS
-  /* three or more blocks of 6 row by row, where they fit (sixes_by_rows); not with probes,
-   * whose calls under sixes_by_rows' frame would deepen the stack's high-water (this path:
-   * tflite_train/codegen/program.py stage_on_stack) by about 140 B */
-  if (sixes >= 18 && amax != 0 && co >= 16 && probes == 0)
-    c0 = sixes_by_rows(&a, sixes / 6, keep, &top, stage);
+  /* a one-pass walk of few rows: its blocks of 6 with the multiplier on dy (sixes_by_h,
+   * which falls back to sixes_by_rows by a tail call); else three or more blocks of 6 row by
+   * row, where they fit (sixes_by_rows); not with probes, whose calls under sixes_by_rows'
+   * frame would deepen the stack's high-water (this path: tflite_train/codegen/program.py
+   * stage_on_stack) by about 140 B. One call site: two cost the block loop below 40-760
+   * instructions a two-pass row (pwig31: gcc's registers) */
+  const int hwalk = r == 0 && mask == 0 && amax != 0 && keep != 0 && keep->n1 >= rows;
+  if (hwalk || (sixes >= 18 && amax != 0 && co >= 16 && probes == 0))
+    c0 = (hwalk ? sixes_by_h : sixes_by_rows)(&a, hwalk ? sixes : sixes / 6, keep, &top, stage);
 #endif
   for (int32_t w = sixes >= 6 ? 6 : CB; c0 < ci; c0 += w) {
     /* ci = 4 mod 6 and co >= 16: a last block of 4 rather than two of 8 after one six
