@@ -1759,6 +1759,19 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
 #define DW2_MIN_WIDTH 12
 #endif
 
+/* Narrower rows walk2 takes too (dwig31), where the row pairs (tt_dsp_dw2_quad) take every
+ * column (3x3, pad_left and wd even) and the call walks at least DW2_NARROW_ROWS whole rows:
+ * 3x3/2 128 @6x6 one pass to nearest 75,920 -> 64,520 instructions (the caller's scan
+ * gone, the weights staged in 33 a channel); the two-pass forms' first pass, whose kept
+ * prefix is one row there, stages a block's weights for it: 110,040 -> 117,120 with a
+ * single row. */
+#ifndef DW2_NARROW_WIDTH
+#define DW2_NARROW_WIDTH 6
+#endif
+#ifndef DW2_NARROW_ROWS
+#define DW2_NARROW_ROWS 4
+#endif
+
 /* Words a staged dy row of walk2: S[0 .. X_last + 1], X_last = (wd - 1 + pad_left) / 2. */
 static inline int32_t dw2_words(int32_t wd, int32_t pad_left) {
   return (((wd - 1 + pad_left) >> 1) + 3) >> 1;
@@ -1791,6 +1804,58 @@ static void dw2_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp
       to[0] = f2 | f0 << 16;
       to[1] = f3 | f1 << 16;
     }
+  }
+}
+
+/* dw2_stage_weights at 3x3, written out (dw3_stage_weights' way), apart so that the 4x4
+ * loop above compiles as it did: that loop took about 124 instructions a channel (3x3/2
+ * 128 @6x6's 15.9 K), this 33. Words 6 and 7, E(3) and O(3), which no 3x3 row reads (py =
+ * 1 has no second tap row), hold the row pairs' weights instead (tt_dsp_dw2_quad): Q1 =
+ * [F(2, 1), F(0, 1)] and F(1, 1) in its low half. */
+static __attribute__((noinline)) void dw2_stage_weights3(const dw_layer *a, int32_t ch0,
+                                                         int32_t nc, tt_dsp_word *o) {
+  const int32_t c = a->c;
+  const int32_t c2 = 2 * c;
+  const int8_t *w0 = a->w + ch0, *w1 = w0 + 3 * c, *w2 = w0 + 6 * c;
+  const int16_t *m = a->mult + ch0;
+  for (tt_dsp_word *const end = o + 8 * nc; o != end;) {
+    uint32_t mu, x, y, z, t;
+    __asm__ volatile(
+        "  ldrsh %[mu], [%[m]], #2\n"
+        "  ldrsb %[x], [%[w0], %[c]]\n"
+        "  ldrsb %[y], [%[w0], %[c2]]\n"
+        "  ldrsb %[z], [%[w0]], #1\n"
+        "  smulbb %[t], %[x], %[mu]\n"               /* F(0, 1) */
+        "  smulbb %[y], %[y], %[mu]\n"
+        "  smulbb %[z], %[z], %[mu]\n"
+        "  pkhbt %[y], %[y], %[z], lsl #16\n"        /* E(0) */
+        "  lsl %[t], %[t], #16\n"                    /* O(0) */
+        "  strd %[y], %[t], [%[o]]\n"
+        "  ldrsb %[x], [%[w2], %[c]]\n"
+        "  ldrsb %[y], [%[w2], %[c2]]\n"
+        "  ldrsb %[z], [%[w2]], #1\n"
+        "  smulbb %[x], %[x], %[mu]\n"               /* F(2, 1) */
+        "  smulbb %[y], %[y], %[mu]\n"
+        "  smulbb %[z], %[z], %[mu]\n"
+        "  pkhbt %[y], %[y], %[z], lsl #16\n"        /* E(2) */
+        "  pkhbt %[t], %[x], %[t]\n"                 /* Q1 */
+        "  lsl %[x], %[x], #16\n"                    /* O(2) */
+        "  strd %[y], %[x], [%[o], #8]\n"
+        "  ldrsb %[x], [%[w1], %[c]]\n"
+        "  ldrsb %[y], [%[w1], %[c2]]\n"
+        "  ldrsb %[z], [%[w1]], #1\n"
+        "  smulbb %[x], %[x], %[mu]\n"               /* F(1, 1) */
+        "  smulbb %[y], %[y], %[mu]\n"
+        "  smulbb %[z], %[z], %[mu]\n"
+        "  pkhbt %[y], %[y], %[z], lsl #16\n"        /* E(1) */
+        "  strd %[t], %[x], [%[o], #24]\n"
+        "  lsl %[x], %[x], #16\n"                    /* O(1) */
+        "  strd %[y], %[x], [%[o], #16]\n"
+        "  add %[o], %[o], #32\n"
+        : [mu] "=&r"(mu), [x] "=&r"(x), [y] "=&r"(y), [z] "=&r"(z), [t] "=&r"(t),
+          [m] "+r"(m), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [o] "+r"(o)
+        : [c] "r"(c), [c2] "r"(c2)
+        : "memory");
   }
 }
 
@@ -1968,6 +2033,153 @@ DW2_ROW_FN(tt_dsp_dw2_row_one, 0)
 #undef DW2_IF_1
 #undef DW2_IF_0
 
+/* Both dx rows of one dy row Y at 3x3 (py = 0: dy rows Y and Y - 1 through tap rows 0 and
+ * 2; py = 1: row Y through tap row 1) in one pass (dwig31): a column pair's words a =
+ * [D_Y[X - 1], D_Y[X]] and b = [D_{Y-1}[X - 1], D_{Y-1}[X]] loaded once for the four
+ * elements (2Y, 2X), (2Y, 2X + 1), (2Y + 1, 2X), (2Y + 1, 2X + 1), and a channel's set-up
+ * once for both rows: a quad 24 instructions (two LDR, six multiplies, four STR and two
+ * ADD, the magnitude test of the four sums), where row_two's pair and row_one's took 25,
+ * and a channel and row pair 17 beside its quads where the two rows took 28. Odd first
+ * and even last columns are row_two's and row_one's (lead = trail = 0 here). The
+ * weights: E(0), E(2), E(1) (words 0, 2, 4) and dw2_stage_weights' 3x3 words 6 and 7:
+ * Q1 = [F(2, 1), F(0, 1)] (column 2X + 1 of row 2Y: D_Y[X] F(0, 1) + D_{Y-1}[X] F(2, 1),
+ * SMULTT and SMLATB) and F(1, 1) in the low half (of row 2Y + 1: SMULTB). */
+typedef struct {
+  const tt_dsp_word *w;      /*  0: channel 0's eight words (dw2_stage_weights); +32 B */
+  const int16_t *d;          /*  4: channel 0's staged dy row Y at S + X0 */
+  int32_t *out;              /*  8: channel 0's accumulator at row 2Y's column 0; +4 */
+  int32_t c4;                /* 12: bytes from a dx column's accumulators to the next's */
+  int32_t doff;              /* 16: bytes from row Y's staging to row Y - 1's */
+  uint32_t top;              /* 20: in: a largest magnitude; out: with every sum stored */
+  int32_t d_step;            /* 24: bytes from d after a channel's pairs to the next's d */
+  int32_t out_step;          /* 28: the same for out */
+  int32_t run_bytes;         /* 32: bytes out moves by the pairs */
+  uintptr_t d_end;           /* 36: the block's last channel's d plus its step */
+  uint32_t entry;            /* 40: (8 - pairs mod 8) mod 8 (pairs >= 1) */
+  int32_t rowb;              /* 44: bytes from row 2Y's accumulators to row 2Y + 1's */
+} dw2_quad_args;
+typedef char dw2_quad_layout[offsetof(dw2_quad_args, rowb) == 44 ? 1 : -1];
+
+/* Registers: r8 E(0), r9 E(2), r10 E(1), r11 Q1, r12 F(1, 1); r4 the output (row 2Y), r5
+ * the staged row Y (post-incremented by 2), lr doff, r6 c4, r7 rowb; r0 a, r1 b, r2 and r3
+ * the sums (low registers: 16-bit stores, ORRS and ADD, 72 B a quad). No register is left
+ * for the largest magnitude T: it is loaded from the frame for each quad's test (v ^ (v >>
+ * 31) of the four sums ORed, as row_two's pairs; where the OR is not below T, the four
+ * stored sums' exact magnitudes, 20:). The frame: [sp] the arguments, +4 the weights'
+ * pointer, +8 d_step, +12 out_step, +16 run_bytes, +20 d_end, +24 T, +28 the quads'
+ * entry, +32 where this channel's quads end. */
+#define DW2_QUAD(N)                                                                         \
+  "  ldr r1, [r5, lr]\n"                                                                    \
+  "  ldr r0, [r5], #2\n"                                                                    \
+  "  smuad r2, r0, r8\n"                                                                    \
+  "  smlad r2, r1, r9, r2\n"                                                                \
+  "  smultt r3, r0, r11\n"                                                                  \
+  "  smlatb r3, r1, r11, r3\n"                                                              \
+  "  str r2, [r4]\n"                                                                        \
+  "  str r3, [r4, r6]\n"                                                                    \
+  "  eor r2, r2, r2, asr #31\n"                                                             \
+  "  eor r3, r3, r3, asr #31\n"                                                             \
+  "  orrs r2, r3\n"                                                                         \
+  "  smuad r1, r0, r10\n"                                                                   \
+  "  smultb r3, r0, r12\n"                                                                  \
+  "  str r1, [r4, r7]\n"                                                                    \
+  "  add r4, r6\n"                                                                          \
+  "  str r3, [r4, r7]\n"                                                                    \
+  "  add r4, r6\n"                                                                          \
+  "  eor r1, r1, r1, asr #31\n"                                                             \
+  "  eor r3, r3, r3, asr #31\n"                                                             \
+  "  orrs r2, r1\n"                                                                         \
+  "  orrs r2, r3\n"                                                                         \
+  "  ldr r3, [sp, #24]\n"                                                                   \
+  "  cmp r2, r3\n"                                                                          \
+  "  bhs 4" N "f\n"                                                                         \
+  "5" N ":\n"
+/* |x| into T (r3) where larger (x is a sum: below 2^31 in magnitude) */
+#define DW2_QMAG(x)                                                                         \
+  "  cmp " x ", #0\n"                                                                       \
+  "  it lt\n"                                                                               \
+  "  rsblt " x ", " x ", #0\n"                                                              \
+  "  cmp " x ", r3\n"                                                                       \
+  "  it hi\n"                                                                               \
+  "  movhi r3, " x "\n"
+__asm__(TT_DSP_ASM_ENTRY(tt_dsp_dw2_quad)
+        "  sub sp, sp, #36\n"
+        "  str r0, [sp]\n"
+        "  ldr r1, [r0, #0]\n"
+        "  ldrd r2, r3, [r0, #24]\n"
+        "  ldrd r4, r5, [r0, #32]\n"
+        "  add r6, sp, #4\n"
+        "  stm r6, {r1, r2, r3, r4, r5}\n"
+        "  ldr r1, [r0, #20]\n"
+        "  str r1, [sp, #24]\n"
+        "  ldr r1, [r0, #40]\n"
+        "  adr.w r2, 9f\n"
+        "  ldrh r3, [r2, r1, lsl #1]\n"
+        "  add r2, r2, r3, lsl #1\n"
+        "  add r2, r2, #1\n"
+        "  str r2, [sp, #28]\n"
+        "  ldrd r5, r4, [r0, #4]\n"
+        "  ldrd r6, lr, [r0, #12]\n"
+        "  ldr r7, [r0, #44]\n"
+        "3:\n"
+        "  ldr r0, [sp, #4]\n"
+        "  ldr r8, [r0]\n"
+        "  ldr r9, [r0, #8]\n"
+        "  ldr r10, [r0, #16]\n"
+        "  ldrd r11, r12, [r0, #24]\n"
+        "  adds r0, #32\n"
+        "  str r0, [sp, #4]\n"
+        "  ldr r0, [sp, #16]\n"
+        "  add r0, r4\n"
+        "  str r0, [sp, #32]\n"
+        "  ldr pc, [sp, #28]\n"
+        "9:\n"
+        "  .2byte (30f - 9b) / 2, (31f - 9b) / 2, (32f - 9b) / 2, (33f - 9b) / 2\n"
+        "  .2byte (34f - 9b) / 2, (35f - 9b) / 2, (36f - 9b) / 2, (37f - 9b) / 2\n"
+        "30:\n" DW2_QUAD("1") "31:\n" DW2_QUAD("2") "32:\n" DW2_QUAD("3")
+        "33:\n" DW2_QUAD("4") "34:\n" DW2_QUAD("5") "35:\n" DW2_QUAD("6")
+        "36:\n" DW2_QUAD("7") "37:\n" DW2_QUAD("8")
+        "  ldr r0, [sp, #32]\n"
+        "  cmp r4, r0\n"
+        "  bne 30b\n"
+        "  ldrd r0, r1, [sp, #8]\n"
+        "  add r5, r0\n"
+        "  add r4, r1\n"
+        "  ldr r0, [sp, #20]\n"
+        "  cmp r5, r0\n"
+        "  bne 3b\n"
+        "  ldr r0, [sp]\n"
+        "  ldr r1, [sp, #24]\n"
+        "  str r1, [r0, #20]\n"
+        "  add sp, sp, #36\n"
+        "  pop {r4-r11, pc}\n"
+        "41:\n  adr.w r0, 51b\n  b 20f\n"
+        "42:\n  adr.w r0, 52b\n  b 20f\n"
+        "43:\n  adr.w r0, 53b\n  b 20f\n"
+        "44:\n  adr.w r0, 54b\n  b 20f\n"
+        "45:\n  adr.w r0, 55b\n  b 20f\n"
+        "46:\n  adr.w r0, 56b\n  b 20f\n"
+        "47:\n  adr.w r0, 57b\n  b 20f\n"
+        "48:\n  adr.w r0, 58b\n"
+        "20:\n"
+        "  sub r1, r4, r6, lsl #1\n"
+        "  ldr r2, [r1]\n"
+        DW2_QMAG("r2")
+        "  ldr r2, [r1, r7]\n"
+        DW2_QMAG("r2")
+        "  add r1, r6\n"
+        "  ldr r2, [r1]\n"
+        DW2_QMAG("r2")
+        "  ldr r2, [r1, r7]\n"
+        DW2_QMAG("r2")
+        "  str r3, [sp, #24]\n"
+        "  mov pc, r0\n"
+        "  .size tt_dsp_dw2_quad, . - tt_dsp_dw2_quad\n"
+        "  .text\n");
+void tt_dsp_dw2_quad(dw2_quad_args *a);
+#undef DW2_QUAD
+#undef DW2_QMAG
+
 /* walk3's (same arguments and staging's use) for a 3x3 or 4x4 layer of stride 2: by
  * channel and dx row (tt_dsp_dw2_row_two/one), the block's weights then a ring of two dy
  * rows (Y and Y - 1), each a slot of the block's channels' rows. */
@@ -1983,9 +2195,11 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
   /* the columns: ix = 0 is odd (px 1) where pad_left is, then pairs, then one even */
   const int32_t lead = pl & 1, pairs = (wd - lead) >> 1, trail = (wd - lead) & 1;
   const int32_t x0 = pl >> 1;
+  /* 3x3 rows of column pairs only: their py = 0 and 1 rows by tt_dsp_dw2_quad */
+  const int quads = a->kh == 3 && lead == 0 && trail == 0 && pairs > 0;
   for (int32_t ch0 = 0; ch0 < c; ch0 += per) {
     const int32_t nc = c - ch0 < per ? c - ch0 : per;
-    dw2_stage_weights(a, ch0, nc, wts);
+    (a->kh == 3 ? dw2_stage_weights3 : dw2_stage_weights)(a, ch0, nc, wts);
     for (int32_t b = 0; b < a->n; ++b) {
       int32_t tag[2] = {INT32_MIN, INT32_MIN};
       for (int32_t iy = 0; iy < a->h; ++iy) {
@@ -2004,9 +2218,23 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
           d[j] = (const int16_t *)(const void *)rows + x0;
         }
         const int16_t *const d0 = d[0];
-        dw2_row_args arg = {.w = wts + 4 * py, .d = d0, .out = tt_kept(keep, row * wd, c) + ch0,
-                            .c4 = 4 * c, .doff = two ? 2 * (int32_t)(d[1] - d0) : 0,
-                            .top = top, .d_step = 4 * words - 2 * (lead + pairs),
+        int32_t *const out = tt_kept(keep, row * wd, c) + ch0;
+        /* rows 2Y and 2Y + 1 together where both are walked and kept one after the other */
+        if (quads && py == 0 && iy + 1 < a->h && row + 1 < r1 && row + 1 != cut &&
+            tt_kept(keep, (row + 1) * wd, c) + ch0 == out + wd * c) {
+          dw2_quad_args q = {.w = wts, .d = d0, .out = out, .c4 = 4 * c,
+                             .doff = 2 * (int32_t)(d[1] - d0), .top = top,
+                             .d_step = 4 * words - 2 * pairs, .out_step = 4 - 8 * c * pairs,
+                             .run_bytes = 8 * c * pairs,
+                             .d_end = (uintptr_t)d0 + (uintptr_t)(4 * words * nc),
+                             .entry = (uint32_t)(-pairs & 7), .rowb = 4 * c * wd};
+          tt_dsp_dw2_quad(&q);
+          top = q.top;
+          ++iy;
+          continue;
+        }
+        dw2_row_args arg = {.w = wts + 4 * py, .d = d0, .out = out, .c4 = 4 * c,
+                            .doff = two ? 2 * (int32_t)(d[1] - d0) : 0, .top = top, .d_step = 4 * words - 2 * (lead + pairs),
                             .out_step = 4 - 4 * c * (lead + 2 * pairs),
                             .run_bytes = 4 * c * (lead + 2 * pairs),
                             .d_end = (uintptr_t)d0 + (uintptr_t)(4 * words * nc),
@@ -2034,7 +2262,8 @@ static inline int dw3_layer(const dw_layer *a) {
  * kernels only: no rig test runs walk2 at 3x4 or 4x3 (review20). */
 static inline int dw2_layer(const dw_layer *a) {
   return (a->kh == 3 || a->kh == 4) && a->kw == a->kh && a->sh == 2 && a->sw == 2 &&
-         a->wd >= DW2_MIN_WIDTH;
+         (a->wd >= DW2_MIN_WIDTH || (a->wd >= DW2_NARROW_WIDTH && a->kh == 3 &&
+                                     ((a->pad_left | a->wd) & 1) == 0));
 }
 
 static __attribute__((noinline)) void kept_walk(const dw_layer *a, int32_t nb, void *stage_mem,
@@ -2048,9 +2277,10 @@ static __attribute__((noinline)) void kept_walk(const dw_layer *a, int32_t nb, v
                             ? keep->n0 / wd : -1;
     /* walk3: at least two whole rows: one (a two-pass call's kept quarter at 4x4 or 6x6)
      * stages the block's weights and three dy rows for it, then walk the others again
-     * (measured 3x3/1 128 @6x6 two passes +6%, 576 @4x4 +0.3%); walk2 one (16 columns
-     * or more) */
-    if (r1 - r0 - (cut >= 0) >= 2 - s2 &&
+     * (measured 3x3/1 128 @6x6 two passes +6%, 576 @4x4 +0.3%); walk2 one (12 columns
+     * or more), DW2_NARROW_ROWS narrower */
+    const int32_t rows = r1 - r0 - (cut >= 0);
+    if (rows >= (s2 ? wd >= DW2_MIN_WIDTH ? 1 : DW2_NARROW_ROWS : 2) &&
         (s2 ? walk2(a, stage_mem, stage_bytes, r0, r1, cut, keep, amax)
             : walk3(a, stage_mem, stage_bytes, r0, r1, cut, keep, amax))) {
       if (p0 < r0 * wd) walk(a, nb, stage_mem, p0, r0 * wd, keep, amax, 0, 0, 0, 0);
