@@ -167,11 +167,14 @@ SPIKES = {SPIKE: SPIKE_CHANNEL, len(INPUT_GRAD_SHAPES) - 6: 13}
 # through kernel column 2), where its other taps are 1 and the other dy small: the assembly
 # rows test those columns' sums apart from the pairs' (dwig30b): shape -> (tap, dy column)
 # (a tap (ky, kx) alone: the row pairs' quads, dwig31, test their four sums' exact
-# magnitudes apart: (1, 1) reaches only row 2Y + 1's column 2X + 1, (1, 0) its column 2X)
+# magnitudes apart: (1, 1) reaches only row 2Y + 1's column 2X + 1, (1, 0) its column 2X;
+# at stride 1, (1, 0) at dy column 0 only dx column 0)
 COLUMN_SPIKES = {INPUT_GRAD_SHAPES.index((1, 6, 12, 5, 3, 3, 2, 1, 1, 1, 1)): (1, 0),
                  INPUT_GRAD_SHAPES.index((1, 7, 18, 3, 4, 4, 2, 1, 1, 1, 1)): (2, -1),
                  INPUT_GRAD_SHAPES.index((1, 8, 10, 9, 3, 3, 2, 0, 0, 1, 1)): ((1, 1), 1),
-                 INPUT_GRAD_SHAPES.index((2, 7, 14, 5, 3, 3, 2, 1, 0, 1, 1)): ((1, 0), 2)}
+                 INPUT_GRAD_SHAPES.index((2, 7, 14, 5, 3, 3, 2, 1, 0, 1, 1)): ((1, 0), 2),
+                 # walk3's odd first column (13 wide): the Q flag's rescan takes it alone
+                 INPUT_GRAD_SHAPES.index((1, 5, 13, 11, 3, 3, 1, 1, 0, 1, 1)): ((1, 0), 0)}
 
 
 def staging(name: str, *shape, part: int = 1):
