@@ -116,6 +116,17 @@ INPUT_GRAD_SHAPES = [
     # width at padding 0 (L 3: two words), one group (L 2), and walk2 (L 1), 3 groups
     (1, 4, 18, 9, 3, 3, 1, 1, 2, 1, 1), (1, 4, 17, 8, 3, 3, 1, 1, 0, 1, 1),
     (1, 3, 17, 4, 3, 3, 1, 1, 1, 1, 1), (1, 7, 17, 12, 3, 3, 2, 1, 1, 1, 1),
+    # walk2's row pairs (tt_dsp_dw2_quad, dwig31: 3x3, pad_left and width even) and its
+    # narrow widths (DW2_NARROW_WIDTH 6, from DW2_NARROW_ROWS 4 whole rows): 6 columns (3
+    # pairs: entry 5), 14 at padding 1 on top (the first row alone, py = 1), an odd height
+    # (the last row alone), two images and a partial group (entry 1), 10 (entry 3), 18 at
+    # padding 2 on the left (entry 7); beyond them, the walk: 3 rows, 4 columns, padding 1
+    # on the left, an odd width: eight shapes, so that the layers after keep their staging
+    # parts
+    (1, 6, 6, 12, 3, 3, 2, 0, 0, 1, 1), (2, 7, 14, 5, 3, 3, 2, 1, 0, 1, 1),
+    (1, 8, 10, 9, 3, 3, 2, 0, 0, 1, 1), (1, 5, 18, 6, 3, 3, 2, 0, 2, 1, 1),
+    (1, 3, 6, 4, 3, 3, 2, 0, 0, 1, 1), (1, 8, 4, 8, 3, 3, 2, 0, 0, 1, 1),
+    (1, 6, 8, 6, 3, 3, 2, 1, 1, 1, 1), (1, 6, 7, 8, 3, 3, 2, 0, 0, 1, 1),
     (1, 9, 9, 67, 3, 3, 1, 1, 1, 1, 1),           # 17 groups of 3 taps a row: the sums by
                                                   # row, a partial last group
     (1, 6, 6, 16, 3, 3, 1, 1, 1, 1, 1),           # SPIKE in the upper four of eight lanes
@@ -155,8 +166,15 @@ SPIKES = {SPIKE: SPIKE_CHANNEL, len(INPUT_GRAD_SHAPES) - 6: 13}
 # dy at column 0 through the taps of kernel column 1) or the even last one (at column ow - 1
 # through kernel column 2), where its other taps are 1 and the other dy small: the assembly
 # rows test those columns' sums apart from the pairs' (dwig30b): shape -> (tap, dy column)
+# (a tap (ky, kx) alone: the row pairs' quads, dwig31, test their four sums' exact
+# magnitudes apart: (1, 1) reaches only row 2Y + 1's column 2X + 1, (1, 0) its column 2X;
+# at stride 1, (1, 0) at dy column 0 only dx column 0)
 COLUMN_SPIKES = {INPUT_GRAD_SHAPES.index((1, 6, 12, 5, 3, 3, 2, 1, 1, 1, 1)): (1, 0),
-                 INPUT_GRAD_SHAPES.index((1, 7, 18, 3, 4, 4, 2, 1, 1, 1, 1)): (2, -1)}
+                 INPUT_GRAD_SHAPES.index((1, 7, 18, 3, 4, 4, 2, 1, 1, 1, 1)): (2, -1),
+                 INPUT_GRAD_SHAPES.index((1, 8, 10, 9, 3, 3, 2, 0, 0, 1, 1)): ((1, 1), 1),
+                 INPUT_GRAD_SHAPES.index((2, 7, 14, 5, 3, 3, 2, 1, 0, 1, 1)): ((1, 0), 2),
+                 # walk3's odd first column (13 wide): the Q flag's rescan takes it alone
+                 INPUT_GRAD_SHAPES.index((1, 5, 13, 11, 3, 3, 1, 1, 0, 1, 1)): ((1, 0), 0)}
 
 
 def staging(name: str, *shape, part: int = 1):
@@ -199,7 +217,10 @@ def input_grad_calls(rng) -> None:
             at = (0, oh // 2, x % ow, 1)
             dy[at] = 127
             wt[..., 1] = 1
-            wt[0, :, tap, 1] = -128
+            if isinstance(tap, tuple):
+                wt[0, tap[0], tap[1], 1] = -128
+            else:
+                wt[0, :, tap, 1] = -128
             mult[1] = mult.max()
             i = int(np.ravel_multi_index(at, dy.shape))
             mask[i >> 3] |= np.uint8(1 << (i & 7))

@@ -113,9 +113,12 @@ static int layer_of(dw_layer *a, int32_t m, const tt_window *win) {
     a->first[q] = taps;
     taps += a->count[q];
   }
-  /* the dy columns the dx columns read, zero columns included: [lo, hi] */
+  /* the dy columns the dx columns read, zero columns included: [lo, hi]. A class's top
+   * grows with ix: its least is at its first column, its largest at its last, both within
+   * the first and the last sw columns (the middle skipped: 48 columns took 1.9 K
+   * instructions a call, dwig31) */
   int32_t lo = 0, hi = a->ow - 1;
-  for (int32_t ix = 0; ix < a->wd; ++ix) {
+  for (int32_t ix = 0; ix < a->wd; ix = ix + 1 == a->sw && ix + 1 < a->wd - a->sw ? a->wd - a->sw : ix + 1) {
     const int32_t q = (ix + a->pad_left) % a->sw, nx = a->count[q];
     const int32_t top = (ix + a->pad_left - q) / a->sw;
     if (nx == 0) continue;
@@ -1271,6 +1274,35 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
   "  str r9, [r12]\n"                                                                       \
   "  str r10, [r12, r8]\n"                                                                  \
   "  add r12, r12, r8, lsl #1\n"
+/* The looping copy's pair (dwig31): the largest magnitude's test by the sticky Q flag. With
+ * R = 0x7FFFFFFF - T in r7, QADD(v, R) saturates exactly where v > T and QSUB(R, v) where
+ * v < -T (neither can saturate the other way: R >= 0, |v| < 2^31), so these four
+ * instructions set Q where a sum's magnitude exceeds T, and the channel's row is rescanned
+ * only then (60:, after its last pair: the flag read once a channel and row); a pair 22
+ * instructions where the test by the OR of v ^ (v >> 31) took 23. */
+#define DW3_QPAIR(N)                                                                        \
+  "  ldrd r11, lr, [r6], #12\n"                                                             \
+  "  smuad r9, r11, r0\n"                                                                   \
+  "  smultb r10, r11, r0\n"                                                                 \
+  "  smlad r9, lr, r2, r9\n"                                                                \
+  "  smlatb r10, lr, r2, r10\n"                                                             \
+  "  ldrd r11, lr, [r6, #-4]\n"                                                             \
+  "  smlad r9, r11, r4, r9\n"                                                               \
+  "  smlatb r10, r11, r4, r10\n"                                                            \
+  "  smlabt r9, lr, r1, r9\n"                                                               \
+  "  smlad r10, lr, r1, r10\n"                                                              \
+  "  ldrd r11, lr, [r6, #4]\n"                                                              \
+  "  smlabt r9, r11, r3, r9\n"                                                              \
+  "  smlad r10, r11, r3, r10\n"                                                             \
+  "  smlabt r9, lr, r5, r9\n"                                                               \
+  "  smlad r10, lr, r5, r10\n"                                                              \
+  "  qadd r11, r9, r7\n"                                                                    \
+  "  qsub r11, r7, r9\n"                                                                    \
+  "  qadd r11, r10, r7\n"                                                                   \
+  "  qsub r11, r7, r10\n"                                                                   \
+  "  str r9, [r12]\n"                                                                       \
+  "  str r10, [r12, r8]\n"                                                                  \
+  "  add r12, r12, r8, lsl #1\n"
 /* An odd row's first column (its rows staged one column over, dw3_stage_row's L + 1: pair
  * 0's second column only), entered through the table at 9 (entries 4-7), then the pairs'
  * entry ([sp, #20]): one copy of the pairs for both parities (the odd copy, its single
@@ -1286,14 +1318,11 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
   "  ldrd r11, lr, [r6, #4]\n"                                                              \
   "  smlad r10, r11, r3, r10\n"                                                             \
   "  smlad r10, lr, r5, r10\n"                                                              \
-  "  eor r11, r10, r10, asr #31\n"                                                          \
-  "  cmp r11, r7\n"                                                                         \
-  "  bhs 48f\n"                                                                             \
-  "58:\n"                                                                                   \
+  "  qadd r11, r10, r7\n"                                                                   \
+  "  qsub r11, r7, r10\n"                                                                   \
   "  str r10, [r12]\n"                                                                      \
   "  add r12, r12, r8\n"                                                                    \
-  "  ldr pc, [sp, #20]\n"                                                                   \
-  "48:\n  bl .Ltt_dw3_magnitudes\n  b 58b\n"
+  "  ldr pc, [sp, #20]\n"
 /* LOOP 1: any number of pairs, four a loop; 0: three or four pairs (wd 6 or 8, even:
  * walk3's small maps), no loop: a channel and row without the loop's test and its end's
  * step (5 instructions of the 16 of a channel's and row's set-up). The entry: the address
@@ -1307,6 +1336,9 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
           "1:\n"                                                                            \
           "  str r0, [sp, #24]\n"                                                           \
           "  ldm r0, {r1-r9}\n"                                                             \
+          DW3_IF(LOOP, "  sub r11, r5, r3\n"                                                \
+                       "  orr r11, r11, r6, lsr #2\n"                                       \
+                       "  str r11, [sp, #28]\n")                                            \
           "  add r8, r3, r8, lsl #2\n"                                                      \
           "  adr.w r10, 9f\n"                                                               \
           "  ldrb r11, [r10, r6]\n"                                                         \
@@ -1315,7 +1347,11 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
           "  stm sp, {r1, r5, r6, r7, r8}\n"                                                \
           "  mov r12, r3\n"                                                                 \
           "  mov r8, r4\n"                                                                  \
-          "  mov r7, r9\n"                                                                  \
+          DW3_SEL(LOOP, "  mvn r7, r9\n"                                                    \
+                        "  eor r7, r7, #0x80000000\n"                                       \
+                        "  movs r11, #0\n"                                                  \
+                        "  msr APSR_nzcvq, r11\n",                                          \
+                        "  mov r7, r9\n")                                                   \
           "  mov r6, r2\n"                                                                  \
           "3:\n"                                                                            \
           "  ldr r11, [sp]\n"                                                               \
@@ -1328,28 +1364,37 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
           DW3_IF(LOOP, "  .byte (8f - 9b) / 2, (8f - 9b) / 2, (8f - 9b) / 2\n"             \
                        "  .byte (8f - 9b) / 2\n")                                           \
           "  .p2align 1\n"                                                                  \
-          "10:\n" DW3_PAIR("1") "11:\n" DW3_PAIR("2") "12:\n" DW3_PAIR("3")                   \
-          "13:\n" DW3_PAIR("4")                                                             \
+          DW3_SEL(LOOP,                                                                     \
+                  "10:\n" DW3_QPAIR("1") "11:\n" DW3_QPAIR("2") "12:\n" DW3_QPAIR("3")      \
+                  "13:\n" DW3_QPAIR("4"),                                                   \
+                  "10:\n" DW3_PAIR("1") "11:\n" DW3_PAIR("2") "12:\n" DW3_PAIR("3")         \
+                  "13:\n" DW3_PAIR("4"))                                                    \
           DW3_IF(LOOP, "  ldr r11, [sp, #4]\n"                                              \
                        "  cmp r12, r11\n"                                                   \
                        "  bne 10b\n"                                                        \
                        "  add r11, r11, #4\n"                                               \
-                       "  str r11, [sp, #4]\n")                                             \
+                       "  str r11, [sp, #4]\n"                                              \
+                       "  mrs r11, apsr\n"                                                  \
+                       "  tst r11, #0x08000000\n"                                           \
+                       "  bne 60f\n"                                                        \
+                       "61:\n")                                                             \
           "  add r6, r6, #12\n"                                                             \
           "  ldr r11, [sp, #12]\n"                                                          \
           "  add r12, r12, r11\n"                                                           \
           "  ldr r11, [sp, #16]\n"                                                          \
           "  cmp r12, r11\n"                                                                \
           "  bne 3b\n"                                                                      \
+          DW3_IF(LOOP, "  mvn r7, r7\n"                                                     \
+                       "  eor r7, r7, #0x80000000\n")                                       \
           "  ldr r11, [sp, #24]\n"                                                          \
           "  str r7, [r11, #32]\n"                                                          \
           "  add sp, sp, #32\n"                                                             \
           "  pop {r4-r11, pc}\n"                                                            \
-          "41:\n  bl .Ltt_dw3_magnitudes\n  b 51b\n"                                        \
-          "42:\n  bl .Ltt_dw3_magnitudes\n  b 52b\n"                                        \
-          "43:\n  bl .Ltt_dw3_magnitudes\n  b 53b\n"                                        \
-          "44:\n  bl .Ltt_dw3_magnitudes\n  b 54b\n"                                        \
-          DW3_IF(LOOP, DW3_ODD_FIRST)                                                       \
+          DW3_SEL(LOOP, DW3_ODD_FIRST DW3_RESCAN,                                           \
+                  "41:\n  bl .Ltt_dw3_magnitudes\n  b 51b\n"                                \
+                  "42:\n  bl .Ltt_dw3_magnitudes\n  b 52b\n"                                \
+                  "43:\n  bl .Ltt_dw3_magnitudes\n  b 53b\n"                                \
+                  "44:\n  bl .Ltt_dw3_magnitudes\n  b 54b\n")                               \
           MAGNITUDES                                                                        \
           ODD_ENTRY                                                                         \
           "  .size " #NAME ", . - " #NAME "\n"                                              \
@@ -1386,13 +1431,67 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
   "  add r3, r3, #1\n"                                                                      \
   "  str r3, [sp, #20]\n"                                                                   \
   "  b 1b\n"
+/* The looping copy's rescan of a channel's row whose Q flag is set (its sums at r12 - wd c4
+ * .. r12 by r8: [sp, #28] holds wd c4, plus 1 where wd is odd): T from R, the exact
+ * magnitudes (two at a time, exact only where the OR of v ^ (v >> 31) is not below T: 5
+ * instructions a sum where one by one took 10), R from T, Q cleared. Rare once T has
+ * grown: where a magnitude exceeds all before it (8 @48x48: 18 of 384 rows). */
+#define DW3_RESCAN                                                                          \
+  "60:\n"                                                                                   \
+  "  ldr r11, [sp, #28]\n"                                                                  \
+  "  bic r0, r11, #3\n"                                                                     \
+  "  sub r9, r12, r0\n"                                                                     \
+  "  mvn r10, r7\n"                                                                         \
+  "  eor r10, r10, #0x80000000\n"                                                           \
+  "  tst r11, #1\n"                                                                         \
+  "  beq 62f\n"                                                                             \
+  "  ldr r0, [r9]\n"                                                                        \
+  "  add r9, r9, r8\n"                                                                      \
+  "  bl 65f\n"                                                                              \
+  "62:\n"                                                                                   \
+  "  cmp r9, r12\n"                                                                         \
+  "  beq 64f\n"                                                                             \
+  "  ldr r0, [r9]\n"                                                                        \
+  "  ldr r1, [r9, r8]\n"                                                                    \
+  "  add r9, r9, r8, lsl #1\n"                                                              \
+  "  eor r2, r0, r0, asr #31\n"                                                             \
+  "  eor r3, r1, r1, asr #31\n"                                                             \
+  "  orr r2, r2, r3\n"                                                                      \
+  "  cmp r2, r10\n"                                                                         \
+  "  blo 62b\n"                                                                             \
+  "  bl 65f\n"                                                                              \
+  "  mov r0, r1\n"                                                                          \
+  "  bl 65f\n"                                                                              \
+  "  b 62b\n"                                                                               \
+  "65:\n"                                                                                   \
+  "  cmp r0, #0\n"                                                                          \
+  "  it lt\n"                                                                               \
+  "  rsblt r0, r0, #0\n"                                                                    \
+  "  cmp r0, r10\n"                                                                         \
+  "  it hi\n"                                                                               \
+  "  movhi r10, r0\n"                                                                       \
+  "  bx lr\n"                                                                               \
+  "64:\n"                                                                                   \
+  "  mvn r7, r10\n"                                                                         \
+  "  eor r7, r7, #0x80000000\n"                                                             \
+  "  movs r11, #0\n"                                                                        \
+  "  msr APSR_nzcvq, r11\n"                                                                 \
+  "  b 61b\n"
 #define DW3_IF(C, S) DW3_IF_##C(S)
 #define DW3_IF_1(S) S
 #define DW3_IF_0(S)
-DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_even, 1, DW3_ODD_ENTRY, DW3_MAGNITUDES)
-DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_34, 0, "", "")
+#define DW3_SEL(C, A, B) DW3_SEL_##C(A, B)
+#define DW3_SEL_1(A, B) A
+#define DW3_SEL_0(A, B) B
+DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_even, 1, DW3_ODD_ENTRY, "")
+DW3_PAIRS_FN(tt_dsp_dw3_input_pairs_34, 0, "", DW3_MAGNITUDES)
 void tt_dsp_dw3_input_pairs_odd(dw3_pairs_args *a);
 #undef DW3_PAIR
+#undef DW3_QPAIR
+#undef DW3_RESCAN
+#undef DW3_SEL
+#undef DW3_SEL_1
+#undef DW3_SEL_0
 #undef DW3_ODD_FIRST
 #undef DW3_ODD_ENTRY
 #undef DW3_PAIRS_FN
@@ -1568,8 +1667,11 @@ static __attribute__((noinline)) void dw3_stage_edge(const dw_layer *a, int32_t 
     const int8_t *p0 = in0 ? a->dy + i : zeros, *p1 = in1 ? a->dy + i + a->c : zeros;
     const int32_t s0 = in0 ? 4 : 0, s1 = in1 ? 4 : 0, full = nc >> 2;
     tt_dsp_word *q = o, *const end = o + 4 * words * full;
-    for (; q != end; q += 4 * words, p0 += s0, p1 += s1)
-      dw3_put(q, words, tt_dsp_load4(p0), tt_dsp_load4(p1), 4);
+    if (in0 | in1)
+      for (; q != end; q += 4 * words, p0 += s0, p1 += s1)
+        dw3_put(q, words, tt_dsp_load4(p0), tt_dsp_load4(p1), 4);
+    else /* both columns outside (walk3's odd 3-column rows, word 0): zeros, 7 a group, not 21 */
+      for (; q != end; q += 4 * words) q[0] = q[words] = q[2 * words] = q[3 * words] = 0;
     const int32_t lanes = nc - 4 * full;
     if (lanes > 0)
       dw3_put(q, words, in0 ? tt_dsp_load_partial(p0, lanes) : 0u,
@@ -1759,6 +1861,19 @@ static __attribute__((noinline)) int walk3(const dw_layer *a, void *stage_mem,
 #define DW2_MIN_WIDTH 12
 #endif
 
+/* Narrower rows walk2 takes too (dwig31), where the row pairs (tt_dsp_dw2_quad) take every
+ * column (3x3, pad_left and wd even) and the call walks at least DW2_NARROW_ROWS whole rows:
+ * 3x3/2 128 @6x6 one pass to nearest 75,920 -> 64,520 instructions (the caller's scan
+ * gone, the weights staged in 33 a channel); the two-pass forms' first pass, whose kept
+ * prefix is one row there, stages a block's weights for it: 110,040 -> 117,120 with a
+ * single row. */
+#ifndef DW2_NARROW_WIDTH
+#define DW2_NARROW_WIDTH 6
+#endif
+#ifndef DW2_NARROW_ROWS
+#define DW2_NARROW_ROWS 4
+#endif
+
 /* Words a staged dy row of walk2: S[0 .. X_last + 1], X_last = (wd - 1 + pad_left) / 2. */
 static inline int32_t dw2_words(int32_t wd, int32_t pad_left) {
   return (((wd - 1 + pad_left) >> 1) + 3) >> 1;
@@ -1771,26 +1886,73 @@ static inline int32_t dw2_channel_bytes(int32_t wd, int32_t pad_left) {
 
 /* The weights of channels [ch0, ch0 + nc) times their multipliers (int16, as
  * stage_weights'), eight words a channel: for py = 0 then 1, [E(py), O(py), E(py + 2),
- * O(py + 2)] with E(ky) = [w[ky][2], w[ky][0]] and O(ky) = [w[ky][3], w[ky][1]] (a tap
- * outside the kernel 0). */
+ * O(py + 2)] with E(ky) = [w[ky][2], w[ky][0]] and O(ky) = [w[ky][3], w[ky][1]]. 4x4 only
+ * (3x3: dw2_stage_weights3). */
 static void dw2_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp_word *o) {
-  const int32_t c = a->c, kh = a->kh, four = a->kw == 4;
+  const int32_t c = a->c;
   for (int32_t k = 0; k < nc; ++k, o += 8) {
     const int32_t ch = ch0 + k, mu = a->mult[ch];
     const int8_t *r = a->w + ch;
-    /* tap row ky into word 4 (ky & 1) + (ky & 2), E then O; rows past kh 0 */
-    for (int32_t ky = 0; ky < 4; ++ky, r += (3 + four) * c) {
+    /* tap row ky into word 4 (ky & 1) + (ky & 2), E then O */
+    for (int32_t ky = 0; ky < 4; ++ky, r += 4 * c) {
       tt_dsp_word *const to = o + 4 * (ky & 1) + (ky & 2);
-      if (ky >= kh) {
-        to[0] = to[1] = 0;
-        continue;
-      }
       const uint32_t f0 = (uint16_t)(int16_t)(r[0] * mu), f1 = (uint16_t)(int16_t)(r[c] * mu),
                      f2 = (uint16_t)(int16_t)(r[2 * c] * mu),
-                     f3 = four ? (uint16_t)(int16_t)(r[3 * c] * mu) : 0u;
+                     f3 = (uint16_t)(int16_t)(r[3 * c] * mu);
       to[0] = f2 | f0 << 16;
       to[1] = f3 | f1 << 16;
     }
+  }
+}
+
+/* dw2_stage_weights at 3x3, written out (dw3_stage_weights' way): its loop took about 124
+ * instructions a channel at 3x3 (3x3/2 128 @6x6's 15.9 K), this 33. Words 6 and 7, E(3) and O(3), which no 3x3 row reads (py =
+ * 1 has no second tap row), hold the row pairs' weights instead (tt_dsp_dw2_quad): Q1 =
+ * [F(2, 1), F(0, 1)] and F(1, 1) in its low half. */
+static __attribute__((noinline)) void dw2_stage_weights3(const dw_layer *a, int32_t ch0,
+                                                         int32_t nc, tt_dsp_word *o) {
+  const int32_t c = a->c;
+  const int32_t c2 = 2 * c;
+  const int8_t *w0 = a->w + ch0, *w1 = w0 + 3 * c, *w2 = w0 + 6 * c;
+  const int16_t *m = a->mult + ch0;
+  for (tt_dsp_word *const end = o + 8 * nc; o != end;) {
+    uint32_t mu, x, y, z, t;
+    __asm__ volatile(
+        "  ldrsh %[mu], [%[m]], #2\n"
+        "  ldrsb %[x], [%[w0], %[c]]\n"
+        "  ldrsb %[y], [%[w0], %[c2]]\n"
+        "  ldrsb %[z], [%[w0]], #1\n"
+        "  smulbb %[t], %[x], %[mu]\n"               /* F(0, 1) */
+        "  smulbb %[y], %[y], %[mu]\n"
+        "  smulbb %[z], %[z], %[mu]\n"
+        "  pkhbt %[y], %[y], %[z], lsl #16\n"        /* E(0) */
+        "  lsl %[t], %[t], #16\n"                    /* O(0) */
+        "  strd %[y], %[t], [%[o]]\n"
+        "  ldrsb %[x], [%[w2], %[c]]\n"
+        "  ldrsb %[y], [%[w2], %[c2]]\n"
+        "  ldrsb %[z], [%[w2]], #1\n"
+        "  smulbb %[x], %[x], %[mu]\n"               /* F(2, 1) */
+        "  smulbb %[y], %[y], %[mu]\n"
+        "  smulbb %[z], %[z], %[mu]\n"
+        "  pkhbt %[y], %[y], %[z], lsl #16\n"        /* E(2) */
+        "  pkhbt %[t], %[x], %[t]\n"                 /* Q1 */
+        "  lsl %[x], %[x], #16\n"                    /* O(2) */
+        "  strd %[y], %[x], [%[o], #8]\n"
+        "  ldrsb %[x], [%[w1], %[c]]\n"
+        "  ldrsb %[y], [%[w1], %[c2]]\n"
+        "  ldrsb %[z], [%[w1]], #1\n"
+        "  smulbb %[x], %[x], %[mu]\n"               /* F(1, 1) */
+        "  smulbb %[y], %[y], %[mu]\n"
+        "  smulbb %[z], %[z], %[mu]\n"
+        "  pkhbt %[y], %[y], %[z], lsl #16\n"        /* E(1) */
+        "  strd %[t], %[x], [%[o], #24]\n"
+        "  lsl %[x], %[x], #16\n"                    /* O(1) */
+        "  strd %[y], %[x], [%[o], #16]\n"
+        "  add %[o], %[o], #32\n"
+        : [mu] "=&r"(mu), [x] "=&r"(x), [y] "=&r"(y), [z] "=&r"(z), [t] "=&r"(t),
+          [m] "+r"(m), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [o] "+r"(o)
+        : [c] "r"(c), [c2] "r"(c2)
+        : "memory");
   }
 }
 
@@ -1810,8 +1972,10 @@ typedef struct {
   uint32_t entry;            /* 40: (8 - pairs mod 8) mod 8, or 8 where there is no pair */
   int32_t lead;              /* 44: 1 where the row starts with an odd column */
   int32_t trail;             /* 48: 1 where the row ends with an even column */
+  int32_t rowb;              /* 52: tt_dsp_dw2_quad's: bytes from row 2Y's accumulators to
+                                row 2Y + 1's (the rows' functions do not read it) */
 } dw2_row_args;
-typedef char dw2_row_layout[offsetof(dw2_row_args, trail) == 48 ? 1 : -1];
+typedef char dw2_row_layout[offsetof(dw2_row_args, rowb) == 52 ? 1 : -1];
 
 /* One dx row of a block's channels in assembly, the largest magnitude measured as the sums
  * are stored (the one pass's scan after the walk, largest_eights' 3.3 instructions an
@@ -1968,6 +2132,142 @@ DW2_ROW_FN(tt_dsp_dw2_row_one, 0)
 #undef DW2_IF_1
 #undef DW2_IF_0
 
+/* Both dx rows of one dy row Y at 3x3 (py = 0: dy rows Y and Y - 1 through tap rows 0 and
+ * 2; py = 1: row Y through tap row 1) in one pass (dwig31): a column pair's words a =
+ * [D_Y[X - 1], D_Y[X]] and b = [D_{Y-1}[X - 1], D_{Y-1}[X]] loaded once for the four
+ * elements (2Y, 2X), (2Y, 2X + 1), (2Y + 1, 2X), (2Y + 1, 2X + 1), and a channel's set-up
+ * once for both rows: a quad 24 instructions (two LDR, six multiplies, four STR and two
+ * ADD, the magnitude test of the four sums), where row_two's pair and row_one's took 25,
+ * and a channel and row pair 17 beside its quads where the two rows took 28. Odd first
+ * and even last columns are row_two's and row_one's (lead = trail = 0 here). The
+ * weights: E(0), E(2), E(1) (words 0, 2, 4) and dw2_stage_weights' 3x3 words 6 and 7:
+ * Q1 = [F(2, 1), F(0, 1)] (column 2X + 1 of row 2Y: D_Y[X] F(0, 1) + D_{Y-1}[X] F(2, 1),
+ * SMULTT and SMLATB) and F(1, 1) in the low half (of row 2Y + 1: SMULTB). */
+/* Its arguments: dw2_row_args of the row 2Y (lead 0; out_step and run_bytes those of
+ * 2 pairs a column pair, as row_two's), and rowb (offset 52). */
+
+/* Registers: r8 E(0), r9 E(2), r10 E(1), r11 Q1, r12 F(1, 1); r4 the output (row 2Y), r5
+ * the staged row Y (post-incremented by 2), lr doff, r6 c4, r7 rowb; r0 a, r1 b, r2 and r3
+ * the sums (low registers: 16-bit stores, ORRS and ADD, 72 B a quad). No register is left
+ * for the largest magnitude T: it is loaded from the frame for each quad's test (v ^ (v >>
+ * 31) of the four sums ORed, as row_two's pairs; where the OR is not below T, the four
+ * stored sums' exact magnitudes, 20:). The frame: [sp] the arguments, +4 the weights'
+ * pointer, +8 d_step, +12 out_step, +16 run_bytes, +20 d_end, +24 T, +28 the quads'
+ * entry, +32 where this channel's quads end (4 more a channel: the channels' outputs are
+ * a word apart). */
+#define DW2_QUAD(N)                                                                         \
+  "  ldr r1, [r5, lr]\n"                                                                    \
+  "  ldr r0, [r5], #2\n"                                                                    \
+  "  smuad r2, r0, r8\n"                                                                    \
+  "  smlad r2, r1, r9, r2\n"                                                                \
+  "  smultt r3, r0, r11\n"                                                                  \
+  "  smlatb r3, r1, r11, r3\n"                                                              \
+  "  str r2, [r4]\n"                                                                        \
+  "  str r3, [r4, r6]\n"                                                                    \
+  "  eor r2, r2, r2, asr #31\n"                                                             \
+  "  eor r3, r3, r3, asr #31\n"                                                             \
+  "  orrs r2, r3\n"                                                                         \
+  "  smuad r1, r0, r10\n"                                                                   \
+  "  smultb r3, r0, r12\n"                                                                  \
+  "  str r1, [r4, r7]\n"                                                                    \
+  "  add r4, r6\n"                                                                          \
+  "  str r3, [r4, r7]\n"                                                                    \
+  "  add r4, r6\n"                                                                          \
+  "  eor r1, r1, r1, asr #31\n"                                                             \
+  "  eor r3, r3, r3, asr #31\n"                                                             \
+  "  orrs r2, r1\n"                                                                         \
+  "  orrs r2, r3\n"                                                                         \
+  "  ldr r3, [sp, #24]\n"                                                                   \
+  "  cmp r2, r3\n"                                                                          \
+  "  bhs 4" N "f\n"                                                                         \
+  "5" N ":\n"
+/* |x| into T (r3) where larger (x is a sum: below 2^31 in magnitude) */
+#define DW2_QMAG(x)                                                                         \
+  "  cmp " x ", #0\n"                                                                       \
+  "  it lt\n"                                                                               \
+  "  rsblt " x ", " x ", #0\n"                                                              \
+  "  cmp " x ", r3\n"                                                                       \
+  "  it hi\n"                                                                               \
+  "  movhi r3, " x "\n"
+__asm__(TT_DSP_ASM_ENTRY(tt_dsp_dw2_quad)
+        "  sub sp, sp, #36\n"
+        "  str r0, [sp]\n"
+        "  ldr r1, [r0, #0]\n"
+        "  ldrd r2, r3, [r0, #24]\n"
+        "  ldrd r4, r5, [r0, #32]\n"
+        "  ldr r6, [r0, #20]\n"
+        "  add r7, sp, #4\n"
+        "  stm r7, {r1, r2, r3, r4, r5, r6}\n"
+        "  ldr r1, [r0, #40]\n"
+        "  adr.w r2, 9f\n"
+        "  ldrh r3, [r2, r1, lsl #1]\n"
+        "  add r2, r2, r3, lsl #1\n"
+        "  add r2, r2, #1\n"
+        "  str r2, [sp, #28]\n"
+        "  ldrd r5, r4, [r0, #4]\n"
+        "  ldrd r6, lr, [r0, #12]\n"
+        "  ldr r7, [r0, #52]\n"
+        "  ldr r0, [sp, #16]\n"
+        "  add r0, r4\n"
+        "  str r0, [sp, #32]\n"
+        "3:\n"
+        "  ldr r0, [sp, #4]\n"
+        "  ldr r8, [r0]\n"
+        "  ldr r9, [r0, #8]\n"
+        "  ldr r10, [r0, #16]\n"
+        "  ldrd r11, r12, [r0, #24]\n"
+        "  adds r0, #32\n"
+        "  str r0, [sp, #4]\n"
+        "  ldr pc, [sp, #28]\n"
+        "9:\n"
+        "  .2byte (30f - 9b) / 2, (31f - 9b) / 2, (32f - 9b) / 2, (33f - 9b) / 2\n"
+        "  .2byte (34f - 9b) / 2, (35f - 9b) / 2, (36f - 9b) / 2, (37f - 9b) / 2\n"
+        "30:\n" DW2_QUAD("1") "31:\n" DW2_QUAD("2") "32:\n" DW2_QUAD("3")
+        "33:\n" DW2_QUAD("4") "34:\n" DW2_QUAD("5") "35:\n" DW2_QUAD("6")
+        "36:\n" DW2_QUAD("7") "37:\n" DW2_QUAD("8")
+        "  ldr r0, [sp, #32]\n"
+        "  cmp r4, r0\n"
+        "  bne 30b\n"
+        "  adds r0, #4\n"
+        "  str r0, [sp, #32]\n"
+        "  ldrd r0, r1, [sp, #8]\n"
+        "  add r5, r0\n"
+        "  add r4, r1\n"
+        "  ldr r0, [sp, #20]\n"
+        "  cmp r5, r0\n"
+        "  bne 3b\n"
+        "  ldr r0, [sp]\n"
+        "  ldr r1, [sp, #24]\n"
+        "  str r1, [r0, #20]\n"
+        "  add sp, sp, #36\n"
+        "  pop {r4-r11, pc}\n"
+        "41:\n  adr.w r0, 51b\n  b 20f\n"
+        "42:\n  adr.w r0, 52b\n  b 20f\n"
+        "43:\n  adr.w r0, 53b\n  b 20f\n"
+        "44:\n  adr.w r0, 54b\n  b 20f\n"
+        "45:\n  adr.w r0, 55b\n  b 20f\n"
+        "46:\n  adr.w r0, 56b\n  b 20f\n"
+        "47:\n  adr.w r0, 57b\n  b 20f\n"
+        "48:\n  adr.w r0, 58b\n"
+        "20:\n"
+        "  sub r1, r4, r6, lsl #1\n"
+        "  ldr r2, [r1]\n"
+        DW2_QMAG("r2")
+        "  ldr r2, [r1, r7]\n"
+        DW2_QMAG("r2")
+        "  add r1, r6\n"
+        "  ldr r2, [r1]\n"
+        DW2_QMAG("r2")
+        "  ldr r2, [r1, r7]\n"
+        DW2_QMAG("r2")
+        "  str r3, [sp, #24]\n"
+        "  mov pc, r0\n"
+        "  .size tt_dsp_dw2_quad, . - tt_dsp_dw2_quad\n"
+        "  .text\n");
+void tt_dsp_dw2_quad(dw2_row_args *a);
+#undef DW2_QUAD
+#undef DW2_QMAG
+
 /* walk3's (same arguments and staging's use) for a 3x3 or 4x4 layer of stride 2: by
  * channel and dx row (tt_dsp_dw2_row_two/one), the block's weights then a ring of two dy
  * rows (Y and Y - 1), each a slot of the block's channels' rows. */
@@ -1983,9 +2283,14 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
   /* the columns: ix = 0 is odd (px 1) where pad_left is, then pairs, then one even */
   const int32_t lead = pl & 1, pairs = (wd - lead) >> 1, trail = (wd - lead) & 1;
   const int32_t x0 = pl >> 1;
+  /* 3x3 rows of column pairs only: their py = 0 and 1 rows by tt_dsp_dw2_quad */
+  const int quads = a->kh == 3 && lead == 0 && trail == 0 && pairs > 0;
   for (int32_t ch0 = 0; ch0 < c; ch0 += per) {
     const int32_t nc = c - ch0 < per ? c - ch0 : per;
-    dw2_stage_weights(a, ch0, nc, wts);
+    if (a->kh == 3)
+      dw2_stage_weights3(a, ch0, nc, wts);
+    else
+      dw2_stage_weights(a, ch0, nc, wts);
     for (int32_t b = 0; b < a->n; ++b) {
       int32_t tag[2] = {INT32_MIN, INT32_MIN};
       for (int32_t iy = 0; iy < a->h; ++iy) {
@@ -2004,15 +2309,22 @@ static __attribute__((noinline)) int walk2(const dw_layer *a, void *stage_mem,
           d[j] = (const int16_t *)(const void *)rows + x0;
         }
         const int16_t *const d0 = d[0];
-        dw2_row_args arg = {.w = wts + 4 * py, .d = d0, .out = tt_kept(keep, row * wd, c) + ch0,
-                            .c4 = 4 * c, .doff = two ? 2 * (int32_t)(d[1] - d0) : 0,
-                            .top = top, .d_step = 4 * words - 2 * (lead + pairs),
+        int32_t *const out = tt_kept(keep, row * wd, c) + ch0;
+        dw2_row_args arg = {.w = wts + 4 * py, .d = d0, .out = out, .c4 = 4 * c,
+                            .doff = two ? 2 * (int32_t)(d[1] - d0) : 0, .top = top,
+                            .d_step = 4 * words - 2 * (lead + pairs),
                             .out_step = 4 - 4 * c * (lead + 2 * pairs),
                             .run_bytes = 4 * c * (lead + 2 * pairs),
                             .d_end = (uintptr_t)d0 + (uintptr_t)(4 * words * nc),
                             .entry = pairs == 0 ? 8u : (uint32_t)(-pairs & 7), .lead = lead,
-                            .trail = trail};
-        (two ? tt_dsp_dw2_row_two : tt_dsp_dw2_row_one)(&arg);
+                            .trail = trail, .rowb = 4 * c * wd};
+        /* rows 2Y and 2Y + 1 together where both are walked and kept one after the other */
+        if (quads && py == 0 && iy + 1 < a->h && row + 1 < r1 && row + 1 != cut &&
+            tt_kept(keep, (row + 1) * wd, c) + ch0 == out + wd * c) {
+          tt_dsp_dw2_quad(&arg);
+          ++iy;
+        } else
+          (two ? tt_dsp_dw2_row_two : tt_dsp_dw2_row_one)(&arg);
         top = arg.top;
       }
     }
@@ -2034,7 +2346,8 @@ static inline int dw3_layer(const dw_layer *a) {
  * kernels only: no rig test runs walk2 at 3x4 or 4x3 (review20). */
 static inline int dw2_layer(const dw_layer *a) {
   return (a->kh == 3 || a->kh == 4) && a->kw == a->kh && a->sh == 2 && a->sw == 2 &&
-         a->wd >= DW2_MIN_WIDTH;
+         (a->wd >= DW2_MIN_WIDTH || (a->wd >= DW2_NARROW_WIDTH && a->kh == 3 &&
+                                     ((a->pad_left | a->wd) & 1) == 0));
 }
 
 static __attribute__((noinline)) void kept_walk(const dw_layer *a, int32_t nb, void *stage_mem,
@@ -2048,9 +2361,10 @@ static __attribute__((noinline)) void kept_walk(const dw_layer *a, int32_t nb, v
                             ? keep->n0 / wd : -1;
     /* walk3: at least two whole rows: one (a two-pass call's kept quarter at 4x4 or 6x6)
      * stages the block's weights and three dy rows for it, then walk the others again
-     * (measured 3x3/1 128 @6x6 two passes +6%, 576 @4x4 +0.3%); walk2 one (16 columns
-     * or more) */
-    if (r1 - r0 - (cut >= 0) >= 2 - s2 &&
+     * (measured 3x3/1 128 @6x6 two passes +6%, 576 @4x4 +0.3%); walk2 one (12 columns
+     * or more), DW2_NARROW_ROWS narrower */
+    const int32_t rows = r1 - r0 - (cut >= 0);
+    if (rows >= (s2 ? wd >= DW2_MIN_WIDTH ? 1 : DW2_NARROW_ROWS : 2) &&
         (s2 ? walk2(a, stage_mem, stage_bytes, r0, r1, cut, keep, amax)
             : walk3(a, stage_mem, stage_bytes, r0, r1, cut, keep, amax))) {
       if (p0 < r0 * wd) walk(a, nb, stage_mem, p0, r0 * wd, keep, amax, 0, 0, 0, 0);
