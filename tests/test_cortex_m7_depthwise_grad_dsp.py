@@ -176,6 +176,14 @@ COLUMN_SPIKES = {INPUT_GRAD_SHAPES.index((1, 6, 12, 5, 3, 3, 2, 1, 1, 1, 1)): (1
                  # walk3's odd first column (13 wide): the Q flag's rescan takes it alone
                  INPUT_GRAD_SHAPES.index((1, 5, 13, 11, 3, 3, 1, 1, 0, 1, 1)): ((1, 0), 0)}
 
+# and on one of walk3's looping rows (stride 1, 18 wide: tt_dsp_dw3_input_pairs_even), the
+# largest magnitude a negative sum exactly one above the largest before it: every channel's
+# sums are its dy (one tap of 1, multipliers 1), channel 2 holds +127 in dy row 1 and -128 in
+# row 2 (a power of two more: the rule's scale differs; 100 and -101 give the same). The
+# loop's Q-flag test must flag v < -T (QSUB(R, v), R = 0x7FFFFFFF - T); QSUB(v, R) flags
+# only v < -T - 1 and keeps 127 (dwig31's one unseen mutation: now MISMATCH of dx, its scale)
+NEGATIVE_TIE = INPUT_GRAD_SHAPES.index((1, 4, 18, 9, 3, 3, 1, 1, 2, 1, 1))
+
 
 def staging(name: str, *shape, part: int = 1):
     """A DSP version's staging for a layer (stage, stage_bytes): what `name`_stage_bytes asks
@@ -224,6 +232,15 @@ def input_grad_calls(rng) -> None:
             mult[1] = mult.max()
             i = int(np.ravel_multi_index(at, dy.shape))
             mask[i >> 3] |= np.uint8(1 << (i & 7))
+        if k == NEGATIVE_TIE:
+            dy = (dy.astype(np.int32) >> 4).astype(np.int8)
+            wt[...] = 0
+            wt[0, 1, 1, :] = 1
+            mult[:] = 1
+            for at, v in (((0, 1, 3, 2), 127), ((0, 2, 6, 2), -128)):
+                dy[at] = v
+                i = int(np.ravel_multi_index(at, dy.shape))
+                mask[i >> 3] |= np.uint8(1 << (i & 7))
         if k == BOUNDED:
             # the coded bounds must round up: channel 50's largest accumulator (every
             # interior position: 9 taps of 100 * 101 * 200 = 18,180,000) is its bound, whose
