@@ -1248,9 +1248,10 @@ uint32_t tt_dsp_pw_rows8(const pw_rows6_args *a);
  * are int32 additions that wrap as the portable ones do), the same test (within's) and
  * maximum, over the final sums only. The frame (64 bytes beside the 36 pushed, no .su line,
  * as rows8's): six zero words, stage, send, kept, step, m, 2m, hend, the row's entry (from
- * zero or from the kept sums, with the Thumb bit), the test flag, a pad. A row's work beside
- * its groups: 2 or 4 to start, 3 a loop of four groups, 4 to keep, 3 to skip the test or 15
- * to run it, 3 to end. */
+ * zero or from the kept sums, with the Thumb bit), the test's (the test, or past it: one LDR
+ * to pc a row where pwig31's LDR, CMP and BEQ of a flag were; pwig31b: MCUNet's 4x4 rows
+ * -0.4 to -0.6%), a pad. A row's work beside its groups: 2 or 4 to start, 3 a loop of four
+ * groups, 4 to keep, 1 to skip the test or 13 to run it, 3 to end. */
 typedef struct {
   const tt_dsp_word *h, *hend;        /* the rows' h, n / 2 words a row */
   const tt_dsp_word *stage, *send;    /* one staged block of 6 (3 n words) */
@@ -1265,7 +1266,8 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6h)
         "  ldm r0, {r1-r8}\n"
         "  mov r12, r1\n  str r2, [sp, #48]\n  strd r3, r4, [sp, #24]\n  strd r5, r6, [sp, #32]\n"
         "  lsl r9, r7, #1\n  strd r7, r9, [sp, #40]\n"
-        "  and r9, r8, #2\n  str r9, [sp, #56]\n"
+        "  adr.w r9, 3f\n  adr.w r10, 6f\n  tst r8, #2\n  it ne\n  movne r9, r10\n"
+        "  orr r9, r9, #1\n  str r9, [sp, #56]\n"
         "  adr.w r9, 7f\n  adr.w r10, 8f\n  tst r8, #1\n  it ne\n  movne r9, r10\n"
         "  orr r9, r9, #1\n  str r9, [sp, #52]\n"
         "  movs r0, #0\n  movs r1, #0\n  movs r2, #0\n  movs r3, #0\n  movs r4, #0\n"
@@ -1279,7 +1281,8 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6h)
         "1:\n" PW6H_GROUP PW6H_GROUP PW6H_GROUP PW6H_GROUP
         "  ldr r8, [sp, #28]\n  cmp lr, r8\n  bne 1b\n"
         "  ldrd r6, r7, [sp, #32]\n  stm r6, {r0-r5}\n  add r6, r6, r7\n  str r6, [sp, #32]\n"
-        "  ldr r10, [sp, #56]\n  cmp r10, #0\n  beq 3f\n"
+        "  ldr pc, [sp, #56]\n"
+        "6:\n"
         "  ldrd r8, r9, [sp, #40]\n"
         "  add r11, r0, r8\n  cmp r9, r11\n"
         "  itttt cs\n" PW_ROWS_ADDCS("r1") PW_ROWS_ADDCS("r2")
