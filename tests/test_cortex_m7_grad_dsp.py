@@ -268,9 +268,18 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
                                                       # six of w_lo) and 12
               (1, 3, 3, 160, 7),                      # 9 rows, chunks of 128 and 32, one
                                                       # six then a block of 1
-              (1, 1, 5, 320, 13)]                     # CB 6 (no sixes): the walk's two
+              (1, 1, 5, 320, 13),                     # CB 6 (no sixes): the walk's two
                                                       # sixes (chunks of 176 and 144), then
                                                       # block's last column
+              (1, 4, 5, 8, 16),                       # co 8, all rows kept (pwig31b's
+                                                      # tt_dsp_pw_rows_co8: every column at
+                                                      # once, two loops of 8 columns a row;
+                                                      # rows at a0, then at a1); split at 1,
+                                                      # 8 and 15 (the staged pairs across
+                                                      # the seam)
+              (1, 2, 4, 8, 24)]                       # 8 rows, three loops a row (co 8 ci
+                                                      # 23 above: not a multiple of 8, the
+                                                      # blocks as before)
     if rows_only:
         # unstaged (tt_input_grad_rows_dsp.c, 1-3 rows): two rows and a last one, an odd co,
         # columns past the last block of four; 4 positions: the second pass of 3 rows; 520
@@ -296,8 +305,8 @@ def input_grad_calls(rng, rows_only: bool = False) -> None:
         # stochastic walk's jumps nor on the 520 columns: the rig's 1 MB of flash holds the
         # calls' data), but for the unstaged rows' 520 columns one seam at 100, in one form:
         # their second chunk (508 columns for co 8) lies wholly past it
-        seams = sorted({1, ci // 2, ci - 1} - {0, ci} if (k < 15 or k == 26) and ci < 512
-                       else ())
+        seams = sorted({1, ci // 2, ci - 1} - {0, ci}
+                       if (k < 15 or k in (26, 29)) and ci < 512 else ())
         if rows_only and ci >= 512:
             seams = [100]
         for split in seams:

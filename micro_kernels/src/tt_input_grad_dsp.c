@@ -1248,9 +1248,10 @@ uint32_t tt_dsp_pw_rows8(const pw_rows6_args *a);
  * are int32 additions that wrap as the portable ones do), the same test (within's) and
  * maximum, over the final sums only. The frame (64 bytes beside the 36 pushed, no .su line,
  * as rows8's): six zero words, stage, send, kept, step, m, 2m, hend, the row's entry (from
- * zero or from the kept sums, with the Thumb bit), the test flag, a pad. A row's work beside
- * its groups: 2 or 4 to start, 3 a loop of four groups, 4 to keep, 3 to skip the test or 15
- * to run it, 3 to end. */
+ * zero or from the kept sums, with the Thumb bit), the test's (the test, or past it: one LDR
+ * to pc a row where pwig31's LDR, CMP and BEQ of a flag were; pwig31b: MCUNet's 4x4 rows
+ * -0.4 to -0.6%), a pad. A row's work beside its groups: 2 or 4 to start, 3 a loop of four
+ * groups, 4 to keep, 1 to skip the test or 13 to run it, 3 to end. */
 typedef struct {
   const tt_dsp_word *h, *hend;        /* the rows' h, n / 2 words a row */
   const tt_dsp_word *stage, *send;    /* one staged block of 6 (3 n words) */
@@ -1265,7 +1266,8 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6h)
         "  ldm r0, {r1-r8}\n"
         "  mov r12, r1\n  str r2, [sp, #48]\n  strd r3, r4, [sp, #24]\n  strd r5, r6, [sp, #32]\n"
         "  lsl r9, r7, #1\n  strd r7, r9, [sp, #40]\n"
-        "  and r9, r8, #2\n  str r9, [sp, #56]\n"
+        "  adr.w r9, 3f\n  adr.w r10, 6f\n  tst r8, #2\n  it ne\n  movne r9, r10\n"
+        "  orr r9, r9, #1\n  str r9, [sp, #56]\n"
         "  adr.w r9, 7f\n  adr.w r10, 8f\n  tst r8, #1\n  it ne\n  movne r9, r10\n"
         "  orr r9, r9, #1\n  str r9, [sp, #52]\n"
         "  movs r0, #0\n  movs r1, #0\n  movs r2, #0\n  movs r3, #0\n  movs r4, #0\n"
@@ -1279,7 +1281,8 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6h)
         "1:\n" PW6H_GROUP PW6H_GROUP PW6H_GROUP PW6H_GROUP
         "  ldr r8, [sp, #28]\n  cmp lr, r8\n  bne 1b\n"
         "  ldrd r6, r7, [sp, #32]\n  stm r6, {r0-r5}\n  add r6, r6, r7\n  str r6, [sp, #32]\n"
-        "  ldr r10, [sp, #56]\n  cmp r10, #0\n  beq 3f\n"
+        "  ldr pc, [sp, #56]\n"
+        "6:\n"
         "  ldrd r8, r9, [sp, #40]\n"
         "  add r11, r0, r8\n  cmp r9, r11\n"
         "  itttt cs\n" PW_ROWS_ADDCS("r1") PW_ROWS_ADDCS("r2")
@@ -1300,6 +1303,67 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6h)
         "  .text\n");
 #undef PW6H_GROUP
 uint32_t tt_dsp_pw_rows6h(const pw_rows6h_args *a);
+
+/* The one-pass measuring walk at co = 8 (MCUNet's 16->8 @64x64: tt_dsp_pw_rows8 was 85
+ * instructions per 64 MACs there, two groups of 27 and 31 of row work a row and block): a
+ * row's whole ci in one pass, its dy (two words) as four SXTB16 halves kept in registers,
+ * the staged weights column pair by column pair (stage_columns' blocks of 2: group 0's two
+ * columns' four words, then group 1's: two LDMs), four SMLADs a column into one sum, the
+ * pair's sums stored by one STRD as they come and within's test chained across four pairs
+ * (8 columns an iteration: 16 instructions per 16 MACs, 3 an iteration's end). A row's work
+ * beside: 6 to start, 3 to end. Within's test |v| <= m as (uint32_t)(v + m) <= 2m with 2m
+ * the shifted operand of CMP (no register for it: the chain on LS, a pass leaving C clear or
+ * Z set). Registers fixed: the staged words r0-r3 (r0 the test's scratch once a pair's
+ * products are taken), m r4, the staged end r5, the sums r6 r7, dy's halves r8-r11, the
+ * kept pointer r12 (every row kept: ci sums a row, one row after another), the staged
+ * pointer lr. The frame: g, gend, stage (one LDM a row: the next row's dy, its end test,
+ * the staged pointer; 12 bytes beside the 36 pushed, no .su line, as rows8's).
+ * ci a multiple of 8. Same integers: each sum the exact int32 sum of the same eight terms
+ * (SMUAD then SMLADs: any order gives the same integer, tt_kernels.h), the same test
+ * (within's: a sum passing m sends the iteration's eight to the maximum) and maximum. */
+typedef struct {
+  const int8_t *g, *gend;             /* the rows, 8 bytes each */
+  const tt_dsp_word *stage, *send;    /* ci / 2 blocks of 2 (8 words each), their end */
+  int32_t *kept;                      /* the first row's ci sums, the next rows' after */
+  uint32_t m;                         /* the maximum so far */
+} pw_rows_co8_args;
+#define PW8C_PAIR(TEST)                                                                     \
+  "  ldm lr!, {r0-r3}\n  smuad r6, r0, r8\n  smlad r6, r1, r9, r6\n"                        \
+  "  smuad r7, r2, r8\n  smlad r7, r3, r9, r7\n"                                            \
+  "  ldm lr!, {r0-r3}\n  smlad r6, r0, r10, r6\n  smlad r6, r1, r11, r6\n"                  \
+  "  smlad r7, r2, r10, r7\n  smlad r7, r3, r11, r7\n  strd r6, r7, [r12], #8\n" TEST
+#define PW8C_TEST                                                                           \
+  "  itttt ls\n  addls r0, r6, r4\n  cmpls r0, r4, lsl #1\n  addls r0, r7, r4\n"            \
+  "  cmpls r0, r4, lsl #1\n"
+__asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows_co8)
+        "  sub sp, sp, #12\n"
+        "  ldm r0, {r0-r5}\n  stm sp, {r0-r2}\n"
+        "  mov r12, r4\n  mov r4, r5\n  mov r5, r3\n  mov lr, r2\n"
+        "0:\n"
+        "  ldrd r1, r2, [r0], #8\n  str r0, [sp]\n"
+        "  sxtb16 r8, r1\n  sxtb16 r9, r1, ror #8\n  sxtb16 r10, r2\n  sxtb16 r11, r2, ror #8\n"
+        "1:\n"
+        PW8C_PAIR("  adds r0, r6, r4\n  cmp r0, r4, lsl #1\n  itt ls\n  addls r0, r7, r4\n"
+                  "  cmpls r0, r4, lsl #1\n")
+        PW8C_PAIR(PW8C_TEST) PW8C_PAIR(PW8C_TEST) PW8C_PAIR(PW8C_TEST)
+        "  bhi 2f\n"
+        "3:\n"
+        "  cmp lr, r5\n  bne 1b\n"
+        "  ldm sp, {r0, r1, lr}\n  cmp r0, r1\n  bne 0b\n"
+        "  mov r0, r4\n"
+        "  add sp, sp, #12\n"
+        "  pop {r4-r11, pc}\n"
+        "2:\n"                                      /* the maximum over the eight just kept */
+        "  sub r6, r12, #32\n  movs r7, #8\n"
+        "4:\n"
+        "  ldr r0, [r6], #4\n  eor r1, r0, r0, asr #31\n  sub r1, r1, r0, asr #31\n"
+        "  cmp r1, r4\n  it hi\n  movhi r4, r1\n  subs r7, r7, #1\n  bne 4b\n"
+        "  b 3b\n"
+        "  .size tt_dsp_pw_rows_co8, . - tt_dsp_pw_rows_co8\n"
+        "  .text\n");
+#undef PW8C_PAIR
+#undef PW8C_TEST
+uint32_t tt_dsp_pw_rows_co8(const pw_rows_co8_args *a);
 #undef PW_ROWS_ASM
 #undef PW_ROWS_ADDCS
 uint32_t tt_dsp_pw_rows4(const pw_rows6_args *a);
@@ -1752,6 +1816,23 @@ static void stage_w6(const pointwise *a, int32_t c0, int32_t o0, int32_t n, tt_d
   }
 }
 
+/* sixes_by_h at co = 8 (MCUNet's 16->8 @64x64, where staged_walk's blocks of 8 by
+ * tt_dsp_pw_rows8 were 1.77 a MAC with the rule): every row kept, without probes, ci a
+ * multiple of 8 whose staging (4 ci words) fits: every column by tt_dsp_pw_rows_co8, the
+ * rows kept at a0, then at a1. Returns the columns done (ci; 0: not this walk). */
+static __attribute__((noinline)) int32_t rows_co8(const pointwise *a, const tt_keep *keep,
+                                                  uint32_t *top, tt_dsp_word *stage) {
+  const int32_t ci = a->ci, rows = a->rows, e0 = keep->n0 < rows ? keep->n0 : rows;
+  if (keep->probes > 0 || (ci & 7) != 0 || ci > TT_GRAD_DSP_STAGE_BYTES / 16) return 0;
+  for (int32_t c0 = 0; c0 < ci; c0 += 2) stage_columns(a, c0, 2, 2, stage + 4 * c0);
+  pw_rows_co8_args x = {a->dy, a->dy + 8 * e0, stage, stage + 4 * ci, keep->a0, *top};
+  if (e0 > 0) x.m = tt_dsp_pw_rows_co8(&x);
+  if (rows > e0) x.g = x.gend, x.gend = a->dy + 8 * rows, x.kept = keep->a1,
+                 x.m = tt_dsp_pw_rows_co8(&x);
+  *top = x.m;
+  return ci;
+}
+
 /* The measuring walk's first blocks of 6 by tt_dsp_pw_rows6h: the unmasked measuring walk
  * (sixes: staged_walk's blocks of 6, or where it has none, from 5 rows on, every whole six)
  * that keeps every row (keep->n1 >= rows: the partial sums go there between chunks of
@@ -1763,6 +1844,7 @@ static __attribute__((noinline)) int32_t sixes_by_h(const pointwise *a, int32_t 
                                                     const tt_keep *keep, uint32_t *top,
                                                     tt_dsp_word *stage) {
   const int32_t co = a->co, rows = a->rows, most = h_chunk(rows, co);
+  if (co == 8) return rows_co8(a, keep, top, stage);         /* a tail call, as below */
   if (keep->probes > 0 || (co & 15) != 0 || (most < 64 && most != co))
     /* staged_walk's sixes_by_rows where it would have called it (a tail call: its frame
      * is not under this one's) */
@@ -1794,6 +1876,7 @@ static __attribute__((noinline)) int32_t sixes_by_h(const pointwise *a, int32_t 
   return end;
 }
 #endif
+
 
 /* The staged walk of a layer tt_dsp_pointwise_input_grad_s8 has checked and given to it (its
  * own frame: the staging on the stack is not under the unstaged rows' frames). */
