@@ -423,7 +423,7 @@ def misaligned_calls(rng) -> list[int]:
             y = np.empty((1, h, w, co), np.int8)
             c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f, b,
                            dims(y.shape), y)
-            wide = test_codegen_layouts.layouts.records(f, b, m, sh, out_off)
+            wide = test_codegen_layouts.layouts.records(f, b, m, sh, out_off, p.input_offset)
             shifts += [d] * 3                      # the call above, wide_equals_int8's two
             assert test_codegen_layouts.wide_equals_int8(p, m, sh, x, f, wide, b)
     return shifts
@@ -853,6 +853,7 @@ def test_dsp_equals_portable_on_one_shift_columns(tmp_path):
     calls: list = []
     with recording(calls):
         one_shift_calls(np.random.default_rng(31))
+        test_codegen_layouts.one_shift_record_calls(np.random.default_rng(35))
     run_builds(tmp_path, calls, "one_shift")
 
 
