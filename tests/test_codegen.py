@@ -1016,9 +1016,10 @@ def test_mcunet_on_the_rig(tmp_path, capsys):
     assert f["model"] > 500_000 and 0 < f["code"] < 114_000
     assert len(m["losses"]) == 2 and len(m["instructions_each_step"]) == 2
     # MCUNet's inference: about 150 M instructions with portable forward kernels, 39.5 M
-    # with the Cortex-M7's DSP versions (fwd-dw and fwd-pw, benchmarks/RESULTS.md): a floor
-    # well below that, against a count that missed the kernels
-    assert m["instructions_per_step"] > m["instructions_per_inference"] > 30_000_000
+    # with the Cortex-M7's DSP versions (fwd-dw and fwd-pw, benchmarks/RESULTS.md), 29.9 M
+    # since round 31 (cg31: the one-shift records in flash): a floor well below that,
+    # against a count that missed the kernels
+    assert m["instructions_per_step"] > m["instructions_per_inference"] > 25_000_000
     assert (out / "build" / "rig.elf").exists()
     text = (out / "tt_model.c").read_text()           # the kernels codegen adds ran there too
     for kernel in ("tt_conv2d_split_s8", "tt_conv2d_input_grad_split_f32",

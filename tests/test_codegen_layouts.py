@@ -91,7 +91,7 @@ def test_row_records_are_cols_records_words():
     2^(e - 1), e], the last row's e marked by bit 8: tt_fwd_dsp.c's cols_records."""
     f = np.array([[-128, 127, -1, 0, 5, -6, 7, -8], [1, 2, 3, 4, 5, 6, 7, 8]], np.int8)
     rec = layouts.records(f.reshape(2, 1, 1, 8), np.array([-3, 7]),
-                          [1 << 30, (1 << 31) - 1], [-1, -21], -128)
+                          [1 << 30, (1 << 31) - 1], [-1, -21], -128, 5)
     words = rec.view(np.uint32).reshape(2, 8).astype(np.int64)
     lane = lambda a, b: (a & 0xFFFF) | (b & 0xFFFF) << 16          # noqa: E731
     assert words[0].tolist() == [
@@ -100,9 +100,10 @@ def test_row_records_are_cols_records_words():
     assert words[1, -3:].tolist() == [(1 << 31) - 1, (-255 << 20) & 0xFFFFFFFF, 21 | 256]
     assert rec.dtype == np.int16 and rec.size == 2 * (8 // 2 + 4) * 2
     with pytest.raises(ValueError):
-        layouts.records(np.zeros((3, 1, 1, 8), np.int8), None, [1 << 30] * 3, [-1] * 3, 0)
+        layouts.records(np.zeros((3, 1, 1, 8), np.int8), None, [1 << 30] * 3, [-1] * 3, 0, 0)
     with pytest.raises(ValueError):
-        layouts.records(np.zeros((2, 1, 1, 12), np.int8), None, [1 << 30] * 2, [-1] * 2, 0)
+        layouts.records(np.zeros((2, 1, 1, 12), np.int8), None, [1 << 30] * 2, [-1] * 2, 0,
+                        0)
 
 
 # (h, w, ci, co): 8 and 16 channels, rows a multiple of 8 (the 8-row loops, MobileNetV2's
@@ -110,6 +111,11 @@ def test_row_records_are_cols_records_words():
 # (2 a loop), one column and many
 RECORD_SHAPES = [(1, 64, 8, 48), (1, 64, 16, 96), (3, 5, 8, 10), (1, 1, 16, 2),
                  (2, 7, 16, 66), (1, 32, 8, 130)]
+# the same with output offset -128 for the one-shift records: MCUNet's 16 -> 48 (past the
+# staging buffer's 42 rows) and 8 -> 32, rows the one-shift loops do not take (8 of 8
+# elements, 10 of 16: plain records), one column
+ONE_SHIFT_RECORD_SHAPES = [(1, 64, 8, 48), (1, 64, 16, 96), (4, 8, 16, 48), (3, 4, 8, 32),
+                           (2, 3, 8, 8), (3, 5, 16, 10), (1, 1, 16, 8)]
 
 
 def one_multiply_params(rng, co):
@@ -121,6 +127,19 @@ def one_multiply_params(rng, co):
     b = rng.integers(-3000, 3000, co).astype(np.int32)
     m[:2], sh[:2] = [1 << 30, (1 << 31) - 1], [-1, -21]
     b[-2:] = [(1 << 28) - 1, 1 - (1 << 28)]
+    return m, sh, b
+
+
+def one_shift_params(rng, co, ci, input_offset):
+    """one_multiply_params for the one-shift form (layouts.one_shift): shifts -4 to -10,
+    both ends among them, and a bias at the scaled sums' bound for s = 7 (|2 bias| +
+    2 ci (128 + |input_offset|) 128 < 2^24) in rows 2 and 3 (of the rows there are)."""
+    m, _, b = one_multiply_params(rng, co)
+    sh = rng.integers(-10, -3, co).astype(np.int8)
+    sh[:4] = [-4, -10, -4, -4][:co]
+    b[-2:] = rng.integers(-3000, 3000, 2)
+    bound = (1 << 23) - ci * (128 + abs(input_offset)) * 128 - 1
+    b[2:4] = [bound, -bound][:max(co - 2, 0)]
     return m, sh, b
 
 
@@ -138,12 +157,68 @@ def record_calls(rng) -> None:
             p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, 11, out_off, -128, 127)
             m, sh, b = one_multiply_params(rng, co)
             bias = b if (k + out_off) % 2 else None
-            wide = layouts.records(f, bias, m, sh, out_off)
+            wide = layouts.records(f, bias, m, sh, out_off, 11)
             assert wide_equals_int8(p, m, sh, x, f, wide, bias), (h, w, ci, co, out_off)
+
+
+def one_shift_record_calls(rng) -> None:
+    """record_calls for the one-shift records (layouts.one_shift) on
+    ONE_SHIFT_RECORD_SHAPES, output offset -128: shifts -4 to -10, a bias at the scaled
+    bound, input offsets 11 and -128, with and without a bias; the form checked to be the
+    one-shift one exactly where the rows a loop allow it."""
+    for k, (h, w, ci, co) in enumerate(ONE_SHIFT_RECORD_SHAPES):
+        x = rng.integers(-128, 128, (1, h, w, ci)).astype(np.int8)
+        f = rng.integers(-128, 128, (co, 1, 1, ci)).astype(np.int8)
+        f[0, 0, 0, :4] = [-128, 127, -128, 127]
+        io = -128 if k % 2 else 11
+        p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, io, -128, -128, 127)
+        m, sh, b = one_shift_params(rng, co, ci, io)
+        bias = None if k == 3 else b
+        wide = layouts.records(f, bias, m, sh, -128, io)
+        form = not wide.view(np.uint32).reshape(co, -1)[0, -1] & 255
+        assert form == (co % layouts.ONE_SHIFT_ROWS[ci] == 0), (h, w, ci, co)
+        assert wide_equals_int8(p, m, sh, x, f, wide, bias), (h, w, ci, co)
+
+
+def test_one_shift_records_are_records_e_words():
+    """The one-shift form (tt_fwd_dsp.c: records_e on cols_records' record): 2 bias and
+    each weight lane times 2^s, s = 11 - e, the multiplier, -255 2^10 + 2^(s - 1), then 0
+    (256 in the last row); plain records where one row's e or bias, the output offset or
+    the rows a loop do not allow it (e 3 or 11, the bound 2^(s + 1) (|bias| + sums) <
+    2^31 at and one past it)."""
+    f = np.zeros((16, 1, 1, 8), np.int8)
+    f[0, 0, 0] = [-128, 127, -1, 0, 5, -6, 7, -8]
+    sh = np.full(16, -4, np.int8)
+    sh[0] = -10
+    bias = np.zeros(16, np.int64)
+    bias[0] = -3
+    sums = 8 * (128 + 20) * 128
+    rec = layouts.records(f, bias, [1 << 30] * 16, sh, -128, -20)
+    words = rec.view(np.uint32).reshape(16, 8).astype(np.int64)
+    lane = lambda a, b: (a & 0xFFFF) | (b & 0xFFFF) << 16          # noqa: E731
+    assert words[0].tolist() == [(-6 << 1) & 0xFFFFFFFF, lane(-512, -4), lane(508, 0),
+                                 lane(20, 28), lane(-24, -32), 1 << 30,
+                                 (-255 * 1024 + 1) & 0xFFFFFFFF, 0]
+    assert words[1].tolist() == [0] * 5 + [1 << 30, (-255 * 1024 + 64) & 0xFFFFFFFF, 0]
+    assert words[15, -1] == 256
+    plain = lambda r: bool(r.view(np.uint32).reshape(16, 8)[0, -1] & 255)   # noqa: E731
+    for e, b, out_off, co in ((4, 0, -128, 16), (10, 0, -128, 16), (3, 0, -128, 16),
+                              (11, 0, -128, 16), (4, 0, -127, 16), (4, 0, -128, 8),
+                              (4, (1 << 23) - sums - 1, -128, 16),
+                              (4, (1 << 23) - sums, -128, 16)):
+        s2 = sh.copy()
+        s2[5] = -e
+        b2 = bias.copy()
+        b2[7] = -b
+        got = plain(np.resize(layouts.records(f[:co], b2[:co], [1 << 30] * co, s2[:co],
+                                              out_off, -20), 16 * 16))
+        assert got == (not (4 <= e <= 10) or out_off != -128 or co % 16 > 0 or
+                       2 * b + 2 * sums << 7 >= 1 << 31), (e, b, out_off, co)
 
 
 def test_row_records_equal_int8_filters_on_the_host():
     record_calls(np.random.default_rng(5))
+    one_shift_record_calls(np.random.default_rng(6))
 
 
 # (h, w, co, pad): stems of 3 channels, 4x4/2 with a zero last row and column (the

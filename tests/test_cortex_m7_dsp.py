@@ -33,6 +33,7 @@ from conftest import require_tool
 from test_cortex_m7_forward import (BOARD_CPU, SOURCES, build, forward_calls, programs,
                                     recording, rig_available, run_rig, source)
 from test_c_forward import built_models
+from test_cortex_m7 import Call, Memory, Program
 from tflite_train import tflite_io
 from tflite_train.cli import main
 from tflite_train.demo import EXAMPLE
@@ -363,6 +364,88 @@ def rows_one_calls(rng) -> None:
             y = np.empty((1, hw, hw, co), np.int8)
             c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f, b,
                            dims(y.shape), y)
+
+
+def rows_one_tie_calls(rng) -> None:
+    """Rows that only rows_one_all's multiplier test keeps out of the assembly: a negative
+    multiplier (-2^30, -1518500250), shift -1, an output offset that is not -128 (the
+    sign-corrected form: (h + c - [a < 0]) >> e). With m < 0 the sign of the rounded
+    product h is not the accumulator's, so where h lands exactly on a tie of the shift
+    (h = 2^(e - 1) mod 2^e: h odd for e = 1) the form's - [a < 0] rounds it down where
+    RoundingDivideByPOT rounds it up (and the other way for a > 0): one unit off. The
+    other forms are exact for these multipliers (m in (0, 2^30), or the -128 offset's low
+    form: every a < 0 clamps there). Each such row is among the rows tested four a step
+    (row 1 and 2), its weights 2 and -1 on the channel that carries int8's every value,
+    so that small accumulators of both signs reach every residue; the rows kernels (24
+    elements), the column kernels (8, 16) and one column (tt_dsp_gemv2: a = -1)."""
+    for ci, co, hw in ((24, 8, 16), (8, 16, 16), (16, 8, 16), (32, 8, 1)):
+        for out_off in (0, 3):
+            p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, 0, out_off, -128, 127)
+            x = np.zeros((1, hw, hw, ci), np.int8)
+            x[..., 0] = np.arange(-128, 128).reshape(hw, hw) if hw == 16 else -1
+            x[..., 1:] = int8(rng, (1, hw, hw, ci - 1)) // 64      # small: |a| stays < 2^9
+            f = weights(rng, (co, 1, 1, ci))
+            f[1:3] = 0
+            f[1, 0, 0, 0], f[2, 0, 0, 0] = 2, -1
+            m, sh = quantization(rng, co, "real")
+            m[1:3], sh[1:3] = (-(1 << 30), -1518500250), -1
+            b = biases(rng, co, False)
+            b[1:3] = 0
+            y = np.empty((1, hw, hw, co), np.int8)
+            c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f, b,
+                           dims(y.shape), y)
+
+
+# (h, w, ci, co, output offset): the column kernels' products (8 and 16 elements, an even
+# number of rows; -128: the one-shift kernels, 16 / 8 rows a loop) and a 48-row one
+MISALIGNED_SHAPES = [(3, 5, 8, 16, -128), (2, 7, 16, 8, -128), (4, 4, 8, 10, -5),
+                     (3, 3, 16, 48, 7)]
+# where each call's input starts past the harness's 8-byte aligned place
+MISALIGNMENTS = (1, 2, 3)
+
+
+def misaligned_calls(rng) -> list[int]:
+    """1x1 convolutions of MISALIGNED_SHAPES whose input the rig gets at 1, 2 or 3 bytes
+    past a word (tt_fwd_dsp.c: cols_ok takes word-aligned columns only, one LDM a column;
+    the others run tt_dsp_row8's mm_k8 or the blocks), tt_conv2d_s8 and tt_conv2d_wide_s8
+    with the code generator's row records (which it then ignores: `wide = 0`); every row
+    in the one-shift kernels' range (e in [4, 10]). Returns each recorded call's shift
+    (MisalignedProgram.add_shifted); the host's calls are on aligned arrays (the bytes are
+    what the rig compares: alignment changes none)."""
+    shifts = []
+    for k, (h, w, ci, co, out_off) in enumerate(MISALIGNED_SHAPES):
+        p = c_forward.ConvParams(1, 1, 1, 1, 0, 0, (-12, 128, 0)[k % 3], out_off, -128, 127)
+        x, f = int8(rng, (1, h, w, ci)), weights(rng, (co, 1, 1, ci))
+        m = rng.integers(1 << 30, 1 << 31, co).astype(np.int32)
+        sh = (-rng.integers(4, 11, co)).astype(np.int8)
+        b = biases(rng, co, False)
+        for d in MISALIGNMENTS:
+            y = np.empty((1, h, w, co), np.int8)
+            c_forward.call("tt_conv2d_s8", p, m, sh, dims(x.shape), x, dims(f.shape), f, b,
+                           dims(y.shape), y)
+            wide = test_codegen_layouts.layouts.records(f, b, m, sh, out_off, p.input_offset)
+            shifts += [d] * 3                      # the call above, wide_equals_int8's two
+            assert test_codegen_layouts.wide_equals_int8(p, m, sh, x, f, wide, b)
+    return shifts
+
+
+class MisalignedProgram(Program):
+    """test_cortex_m7.Program whose calls get their input (argument 4) `shift` bytes past
+    the arena's 8-byte aligned place: the argument's bytes (before and after) recorded
+    behind `shift` zeros, and the call's pointer moved past them."""
+
+    def add_shifted(self, call: Call, shift: int) -> None:
+        arg = call.args[4]
+        pad = bytes(shift)
+        moved = Call(call.name, [*call.args[:4], Memory(pad + arg.before, pad + arg.after),
+                                 *call.args[5:]], call.restype, call.result)
+        offset = sum((len(a.before) + 7) // 8 * 8 for a in call.args[:4]
+                     if isinstance(a, Memory))
+        self.add(moved)
+        pointer = f"(void *)(A.bytes + {offset})"
+        assert self.cases[-1].count(pointer) == 1, self.cases[-1]
+        self.cases[-1] = self.cases[-1].replace(pointer,
+                                                f"(void *)(A.bytes + {offset + shift})")
 
 
 def depthwise_calls(rng) -> None:
@@ -770,6 +853,7 @@ def test_dsp_equals_portable_on_one_shift_columns(tmp_path):
     calls: list = []
     with recording(calls):
         one_shift_calls(np.random.default_rng(31))
+        test_codegen_layouts.one_shift_record_calls(np.random.default_rng(35))
     run_builds(tmp_path, calls, "one_shift")
 
 
@@ -778,7 +862,26 @@ def test_dsp_equals_portable_on_rows_one_edges(tmp_path):
     calls: list = []
     with recording(calls):
         rows_one_calls(np.random.default_rng(32))
+        rows_one_tie_calls(np.random.default_rng(33))
     run_builds(tmp_path, calls, "rows_one")
+
+
+def test_dsp_equals_portable_on_misaligned_columns(tmp_path):
+    """The column kernels' products given inputs that are not word-aligned (a caller's
+    buffer: the kernels' own callers pass aligned ones), with and without the generator's
+    records: their fallbacks give the host's bits, and no LDM faults."""
+    require_tool(rig_available(), "the Cortex-M7 rig (gcc-arm-none-eabi, qemu-system-arm)")
+    calls: list = []
+    with recording(calls):
+        shifts = misaligned_calls(np.random.default_rng(34))
+    assert len(shifts) == len(calls) == 3 * len(MISALIGNED_SHAPES) * len(MISALIGNMENTS)
+    for label, defines in (("dsp", ()), ("portable", ("-DTT_PORTABLE",))):
+        program = MisalignedProgram()
+        for call, shift in zip(calls, shifts):
+            program.add_shifted(call, shift)
+        res = run_rig(build(tmp_path, f"misaligned-{label}", source(program), defines))
+        output = res.stdout + res.stderr
+        assert res.returncode == 0 and "PASS" in output, (label, output[-2000:])
 
 
 def test_dsp_equals_portable_on_round18_shapes(tmp_path):

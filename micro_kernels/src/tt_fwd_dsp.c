@@ -784,8 +784,8 @@ void tt_dsp_col8x16_e(const tt_dsp_cols_args *a);
 void tt_dsp_col16x8_e(const tt_dsp_cols_args *a);
 
 /* The one-shift records (above) of n records `rec` (cols_records' layout, `words` a row)
- * into `to` (rec itself, or the staging buffer for the code generator's records in flash)
- * where every row qualifies: e in [E - 7, E - 1] and the scaled sums' bound
+ * into `to` (rec itself: the code generator makes its records in flash so itself,
+ * codegen/layouts.py's `records`) where every row qualifies: e in [E - 7, E - 1] and the scaled sums' bound
  * 2^(s + 1) (|bias| + `sums`) < 2^31, `sums` = K (128 + |input_offset|) 128 (< 2^21,
  * tt_dsp_sums_bounded); returns 0 and writes nothing where one does not. For products
  * whose every row requantizes in the assembly (m in [2^30, 2^31), e in [1, 21],
@@ -845,10 +845,15 @@ static inline __attribute__((always_inline)) void cols_records(const tt_dsp_mm *
 }
 
 /* Rows [r0, r0 + n) of a product cols_ok takes (n even), from their records `rec` (the
- * last one marked), over all the columns. */
-static void cols_pass(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
-                      int32_t in_stride, int8_t *output, int32_t col_stride,
-                      const tt_dsp_word *rec, int32_t r0, int32_t n) {
+ * last one marked), over all the columns; inlined in mm_cols's two calls (a frame of its
+ * own would add 40 B to the deepest forward stack). */
+static inline __attribute__((always_inline)) void cols_pass(const tt_dsp_mm *m,
+                                                            int32_t columns,
+                                                            const int8_t *input,
+                                                            int32_t in_stride, int8_t *output,
+                                                            int32_t col_stride,
+                                                            const tt_dsp_word *rec,
+                                                            int32_t r0, int32_t n) {
   int8_t *const y = output + r0;
   const tt_dsp_cols_args a = {input, tt_dsp_offset_pair(m->input_offset), in_stride, rec,
                               y + (columns - 1) * col_stride + n, col_stride - n, y};
@@ -860,40 +865,56 @@ static void cols_pass(const tt_dsp_mm *m, int32_t columns, const int8_t *input,
     (m->n_lo == 8 ? tt_dsp_col8 : tt_dsp_col16)(&a);
 }
 
+/* Rows [r0, r0 + n) of a product cols_ok takes by the one-shift kernels, from their
+ * one-shift records `rec` (records_e's, or the code generator's made so). */
+static inline __attribute__((always_inline)) void cols_e(const tt_dsp_mm *m, int32_t columns,
+                                                         const int8_t *input, int8_t *output,
+                                                         int32_t col_stride,
+                                                         const tt_dsp_word *rec, int32_t r0,
+                                                         int32_t n) {
+  int8_t *const y = output + r0;
+  const tt_dsp_cols_args a = {input, tt_dsp_offset_pair(m->input_offset), m->n_lo, rec,
+                              y + (columns - 1) * col_stride + n, col_stride - n, y};
+  (m->n_lo == 8 ? tt_dsp_col8x16_e : tt_dsp_col16x8_e)(&a);
+}
+
 /* A product cols_ok takes, in as few passes over the columns as the staging buffer holds
  * records for (64 rows of 8 elements, 42 of 16), each an even number of rows; or the code
- * generator's records `wide` (all the rows, the last marked) in one pass. A pass runs the
- * one-shift kernels where records_e turns its records into the staging buffer (a multiple
- * of 16 rows of 8 elements, 8 of 16, output offset -128, records that fit), else
- * cols_pass from the records. */
+ * generator's records `wide` (all the rows, the last marked) in one pass. A pass of
+ * records made here runs the one-shift kernels where records_e turns them (a multiple of
+ * 16 rows of 8 elements, 8 of 16, output offset -128, records that fit), else cols_pass.
+ * The generator's records are in the one-shift form already where it applies (e's byte 0:
+ * codegen/layouts.py's `records`, under records_e's condition), read from flash as they
+ * are, with no copy and no staging buffer's bound on the rows (MCUNet's 32x32x16 -> 48);
+ * else cols_pass reads them (records_e's test would fail on them: the generator made
+ * them so). They skip the passes' arithmetic (about 30 instructions a call: the streams
+ * call a layer once a row). */
 static void mm_cols(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t columns,
                     const int8_t *input, int8_t *output, int32_t col_stride,
                     tt_dsp_word *stage) {
   const int32_t words = m->n_lo / 2 + 4;
+  if (wide) {
+    if (wide[words - 1] & 255u)
+      cols_pass(m, columns, input, m->n_lo, output, col_stride, wide, 0, m->rows);
+    else
+      cols_e(m, columns, input, output, col_stride, wide, 0, m->rows);
+    return;
+  }
   const int32_t most = (TT_FWD_DSP_STAGE_BYTES / (4 * words)) & ~1;
-  const int32_t passes = wide ? 1 : (m->rows + most - 1) / most;
-  const int32_t each = wide ? m->rows : ((m->rows + passes - 1) / passes + 1) & ~1;
+  const int32_t passes = (m->rows + most - 1) / most;
+  const int32_t each = ((m->rows + passes - 1) / passes + 1) & ~1;
   const int32_t off = m->input_offset < 0 ? -m->input_offset : m->input_offset;
   for (int32_t r0 = 0; r0 < m->rows; r0 += each) {
     const int32_t r1 = m->rows - r0 < each ? m->rows : r0 + each, n = r1 - r0;
-    const tt_dsp_word *rec = wide;
-    if (!wide) {
-      rec = stage;
-      if (m->n_lo == 8)
-        cols_records(m, r0, r1, stage, 2);
-      else
-        cols_records(m, r0, r1, stage, 4);
-    }
+    if (m->n_lo == 8)
+      cols_records(m, r0, r1, stage, 2);
+    else
+      cols_records(m, r0, r1, stage, 4);
     if (tt_dsp_rq_low_ok(m->output_offset) && n % (m->n_lo == 8 ? 16 : 8) == 0 &&
-        n <= most && records_e(stage, rec, n, words, m->n_lo * (128 + off) * 128)) {
-      int8_t *const y = output + r0;
-      const tt_dsp_cols_args a = {input, tt_dsp_offset_pair(m->input_offset), m->n_lo,
-                                  stage, y + (columns - 1) * col_stride + n,
-                                  col_stride - n, y};
-      (m->n_lo == 8 ? tt_dsp_col8x16_e : tt_dsp_col16x8_e)(&a);
-    } else {
-      cols_pass(m, columns, input, m->n_lo, output, col_stride, rec, r0, n);
-    }
+        records_e(stage, stage, n, words, m->n_lo * (128 + off) * 128))
+      cols_e(m, columns, input, output, col_stride, stage, r0, n);
+    else
+      cols_pass(m, columns, input, m->n_lo, output, col_stride, stage, r0, n);
   }
 }
 

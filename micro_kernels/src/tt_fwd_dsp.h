@@ -270,8 +270,10 @@ int tt_dsp_mm_contiguous(const tt_dsp_mm *m, int32_t columns, const int8_t *inpu
  * column form's, tt_fwd_dsp.c: K / 2 + 4 words a row, [2 bias, the doubled weights in
  * tt_dsp_widen's order, m, c, e], bit 8 set in the last row's e), and only where every
  * row requantizes in the assembly (tt_dsp_rq_init, tt_dsp_bias_bounded, int8's whole
- * range): the kernel trusts them (and, for an output offset of -128 and rows whose shifts
- * allow it, copies them scaled into its staging buffer: the one-shift kernels). */
+ * range): the kernel trusts them. Where the one-shift kernels apply (output offset -128,
+ * 16 rows of 8 elements a loop or 8 of 16, every e in [4, 10], the scaled sums' bound:
+ * tt_fwd_dsp.c's records_e) the records are already in their form, e's byte 0 (weights,
+ * bias and c scaled by 2^(11 - e)): read as they are, not converted in every call. */
 int tt_dsp_mm_contiguous_wide(const tt_dsp_mm *m, const tt_dsp_word *wide, int32_t columns,
                               const int8_t *input, int32_t in_stride, int8_t *output,
                               int32_t col_stride);

@@ -81,31 +81,63 @@ def widened(filt: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(groups[:, :, [0, 2, 1, 3]].reshape(co, ci))
 
 
-# the widths whose DSP pointwise product streams its rows from records (tt_dsp_col8/16)
+# the widths whose DSP pointwise product streams its rows from records (tt_fwd_dsp.c's
+# column kernels: tt_dsp_col8, col16, their 8-rows-a-loop and one-shift forms)
 RECORD_WIDTHS = (8, 16)
-# what building and testing one row's record costs in every call (cols_records' 27-39
-# instructions, rows_one's test): the ranking's estimate, not a measurement
+# what building and testing one row's record costs in every call without them
+# (cols_records' 27-39 instructions, rows_one_all's test, and for the one-shift form
+# records_e's test and scaling): the ranking's estimate, not a measurement
 RECORD_ROW_INSTRUCTIONS = 40
+# the one-shift form (tt_fwd_dsp.c: tt_dsp_col8x16_e, tt_dsp_col16x8_e, records_e): every
+# row's e in [E - 7, E - 1], the kernels' rows a loop (16 of 8 elements, 8 of 16)
+ONE_SHIFT_E = 11
+ONE_SHIFT_ROWS = {8: 16, 16: 8}
 
 
-def records(filt: np.ndarray, bias, multiplier, shift, output_offset: int) -> np.ndarray:
+def one_shift(ci: int, co: int, e: np.ndarray, bias: np.ndarray, input_offset: int,
+              output_offset: int) -> np.ndarray | None:
+    """Each row's scale s = E - e of the one-shift records (tt_fwd_dsp.c: records_e's
+    condition), or None where a row or the layer does not qualify: output offset -128, co a
+    multiple of the kernel's rows a loop, e in [E - 7, E - 1], and the scaled sums
+    2^(s + 1) (|bias| + ci (128 + |input_offset|) 128) below 2^31."""
+    if output_offset != -128 or co % ONE_SHIFT_ROWS[ci]:
+        return None
+    s = ONE_SHIFT_E - e
+    sums = ci * (128 + abs(int(input_offset))) * 128
+    if ((s < 1) | (s > 7)).any() or ((2 * np.abs(bias) + 2 * sums) << s >= 1 << 31).any():
+        return None
+    return s
+
+
+def records(filt: np.ndarray, bias, multiplier, shift, output_offset: int,
+            input_offset: int) -> np.ndarray:
     """A frozen 1x1 filter [co, 1, 1, ci] of 8 or 16 input channels (co even) as the DSP
     kernel's row records (tt_fwd_dsp.c: cols_records), as int16 for the `wide` argument:
     per row the words [2 bias, the weights doubled in `widened`'s order, multiplier,
     (2 output_offset + 1) 2^(e - 1), e = -shift], bit 8 set in the last row's e. Only for
-    layers whose every row requantizes in the assembly (in_assembly(...) == 1)."""
+    layers whose every row requantizes in the assembly (in_assembly(...) == 1). Where the
+    one-shift kernels take the layer (one_shift), the records are already in their form,
+    as records_e would make them in every call: the first two words and the weights times
+    2^s, s = E - e (each int16 lane on its own), c' = -255 2^(E - 1) + 2^(s - 1), and a
+    last word 0, 256 in the last row (e's byte 0 tells the kernel the form)."""
     co, ci = filt.shape[0], filt.shape[-1]
     if ci not in RECORD_WIDTHS or co % 2:
         raise ValueError(f"internal: no row records for a {filt.shape} filter")
     e = -np.asarray(shift, np.int64)
     b = np.zeros(co, np.int64) if bias is None else np.asarray(bias, np.int64)
+    s = one_shift(ci, co, e, b, input_offset, output_offset)
+    scale = np.zeros(co, np.int64) if s is None else s
     words = np.empty((co, ci // 2 + 4), np.int64)
-    words[:, 0] = 2 * b
-    pairs = 2 * widened(filt).astype(np.int64) & 0xFFFF      # int16 lanes, low first
-    words[:, 1:ci // 2 + 1] = pairs[:, 0::2] | pairs[:, 1::2] << 16
+    words[:, 0] = 2 * b << scale
+    lanes = (2 * widened(filt).astype(np.int64) << scale[:, None]) & 0xFFFF   # low first
+    words[:, 1:ci // 2 + 1] = lanes[:, 0::2] | lanes[:, 1::2] << 16
     words[:, -3] = np.asarray(multiplier, np.int64)
-    words[:, -2] = (2 * output_offset + 1) * (1 << (e - 1))
-    words[:, -1] = e
+    if s is None:
+        words[:, -2] = (2 * output_offset + 1) * (1 << (e - 1))
+        words[:, -1] = e
+    else:
+        words[:, -2] = -255 * (1 << (ONE_SHIFT_E - 1)) + (1 << (s - 1))
+        words[:, -1] = 0
     words[-1, -1] |= 256
     return np.ascontiguousarray((words & 0xFFFFFFFF).astype(np.uint32).view(np.int16))
 
@@ -164,7 +196,7 @@ def saved_instructions(pixels: int, ci: int, co: int) -> int:
     ranking, not a measurement): 2 a group of four channels, row and block of pixels, or,
     where tt_dsp_rows6w widens the rows once a call at run time, that widening (6 a group
     and row per call)."""
-    if ci % 4 or ci <= 16:                       # 8 and 16 channels: tt_dsp_col8/16
+    if ci % 4 or ci <= 16:                       # 8 and 16 channels: the column kernels
         return 0
     groups = ci // 4
     if 2 * ci * 8 <= STAGE_BYTES:
@@ -294,7 +326,8 @@ def _wide_call(graph: Graph, k: int, call: KernelCall, sides: dict[str, int]) ->
         b = _record_bias(graph, k, layer)
         if b is False:
             return widened(filt)
-        return records(filt, b, layer[1], layer[2], layer[0].output_offset)
+        return records(filt, b, layer[1], layer[2], layer[0].output_offset,
+                       layer[0].input_offset)
     if call.name == "tt_conv2d_s8":
         return KernelCall(KERNEL, [*call.args[:7], wide(""), *call.args[7:]]).check()
     args = list(call.args)
