@@ -1236,20 +1236,9 @@ typedef struct {
 } dw3_pairs_args;
 typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
 
-/* Registers: r0-r5 a channel's F01 and F12 of slots 0-2 (one LDM), r6 its triplets, r7 the
- * largest magnitude so far (T), r8 the column stride, r9 and r10 the two columns' sums,
- * r11 and lr the loaded words, r12 the output. The frame: [sp] the weights' pointer, +4
- * where r12's run of this channel ends (+4 a channel: no pointer arithmetic a channel),
- * +8 the entry's address (an odd row's: its first column's), +12 out_step, +16 the output's
- * end (channel `channels`' column 0: r12 after the last channel), +20 an odd row's pairs'
- * entry, +24 the arguments. The pairs run four a loop, entered at
- * `entry`, so that the loop's test is once per four pairs. The largest magnitude:
- * v ^ (v >> 31) is |v| or |v| - 1, so where the OR of the two columns' is below T neither
- * raises T (5 instructions a pair, against about 9 for a scan of the stored pair:
- * tt_largest_magnitude's 4.5 an element); else the exact magnitudes (.Ltt_dw3_magnitudes,
- * called from the pair's stub 4N:, which returns to 5N:, so that the common case is one
- * branch not taken, not an IT and a BL). */
-#define DW3_PAIR(N)                                                                         \
+/* A pair's two sums (r9, r10) of the nine taps, the staged dy at r6 (moved on 12 bytes) and
+ * the weights in r0-r5: both pair forms below. */
+#define DW3_PAIR_SUMS                                                                       \
   "  ldrd r11, lr, [r6], #12\n"                                                             \
   "  smuad r9, r11, r0\n"                                                                   \
   "  smultb r10, r11, r0\n"                                                                 \
@@ -1264,7 +1253,23 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
   "  smlabt r9, r11, r3, r9\n"                                                              \
   "  smlad r10, r11, r3, r10\n"                                                             \
   "  smlabt r9, lr, r5, r9\n"                                                               \
-  "  smlad r10, lr, r5, r10\n"                                                              \
+  "  smlad r10, lr, r5, r10\n"
+
+/* Registers: r0-r5 a channel's F01 and F12 of slots 0-2 (one LDM), r6 its triplets, r7 the
+ * largest magnitude so far (T), r8 the column stride, r9 and r10 the two columns' sums,
+ * r11 and lr the loaded words, r12 the output. The frame: [sp] the weights' pointer, +4
+ * where r12's run of this channel ends (+4 a channel: no pointer arithmetic a channel),
+ * +8 the entry's address (an odd row's: its first column's), +12 out_step, +16 the output's
+ * end (channel `channels`' column 0: r12 after the last channel), +20 an odd row's pairs'
+ * entry, +24 the arguments. The pairs run four a loop, entered at
+ * `entry`, so that the loop's test is once per four pairs. The largest magnitude:
+ * v ^ (v >> 31) is |v| or |v| - 1, so where the OR of the two columns' is below T neither
+ * raises T (5 instructions a pair, against about 9 for a scan of the stored pair:
+ * tt_largest_magnitude's 4.5 an element); else the exact magnitudes (.Ltt_dw3_magnitudes,
+ * called from the pair's stub 4N:, which returns to 5N:, so that the common case is one
+ * branch not taken, not an IT and a BL). */
+#define DW3_PAIR(N)                                                                         \
+  DW3_PAIR_SUMS                                                                             \
   "  eor r11, r9, r9, asr #31\n"                                                            \
   "  eor lr, r10, r10, asr #31\n"                                                           \
   "  orr r11, r11, lr\n"                                                                    \
@@ -1281,21 +1286,7 @@ typedef char dw3_pairs_layout[offsetof(dw3_pairs_args, top) == 32 ? 1 : -1];
  * only then (60:, after its last pair: the flag read once a channel and row); a pair 22
  * instructions where the test by the OR of v ^ (v >> 31) took 23. */
 #define DW3_QPAIR(N)                                                                        \
-  "  ldrd r11, lr, [r6], #12\n"                                                             \
-  "  smuad r9, r11, r0\n"                                                                   \
-  "  smultb r10, r11, r0\n"                                                                 \
-  "  smlad r9, lr, r2, r9\n"                                                                \
-  "  smlatb r10, lr, r2, r10\n"                                                             \
-  "  ldrd r11, lr, [r6, #-4]\n"                                                             \
-  "  smlad r9, r11, r4, r9\n"                                                               \
-  "  smlatb r10, r11, r4, r10\n"                                                            \
-  "  smlabt r9, lr, r1, r9\n"                                                               \
-  "  smlad r10, lr, r1, r10\n"                                                              \
-  "  ldrd r11, lr, [r6, #4]\n"                                                              \
-  "  smlabt r9, r11, r3, r9\n"                                                              \
-  "  smlad r10, r11, r3, r10\n"                                                             \
-  "  smlabt r9, lr, r5, r9\n"                                                               \
-  "  smlad r10, lr, r5, r10\n"                                                              \
+  DW3_PAIR_SUMS                                                                             \
   "  qadd r11, r9, r7\n"                                                                    \
   "  qsub r11, r7, r9\n"                                                                    \
   "  qadd r11, r10, r7\n"                                                                   \
