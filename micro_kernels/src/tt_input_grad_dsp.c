@@ -1012,6 +1012,18 @@ typedef struct {
  * |v| <= m where (uint32_t)(v + m) <= 2m, chained on the carry; a sum passing m (rare after
  * the first rows) takes the maximum over the kept N. */
 #define PW_ROWS_ADDCS(a) "  addcs r11, " a ", r8\n  cmpcs r9, r11\n"
+/* within's test of six sums r0-r5 (r8 the maximum, r9 2m: carry set while each is within) */
+#define PW6_WITHIN                                                                          \
+  "  itttt cs\n" PW_ROWS_ADDCS("r1") PW_ROWS_ADDCS("r2")                                     \
+  "  itttt cs\n" PW_ROWS_ADDCS("r3") PW_ROWS_ADDCS("r4")                                     \
+  "  itt cs\n" PW_ROWS_ADDCS("r5")
+/* The maximum (r8) over the sums at r6, counted down in CNT, stored with its double (m, 2m)
+ * at [sp, #OFF] */
+#define PW_ROWS_LARGEST(CNT, OFF)                                                           \
+  "4:\n"                                                                                    \
+  "  ldr r11, [r6], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n"          \
+  "  cmp r9, r8\n  it hi\n  movhi r8, r9\n  subs " CNT ", " CNT ", #1\n  bne 4b\n"          \
+  "  lsl r9, r8, #1\n  strd r8, r9, [sp, #" OFF "]\n"
 #define PW_ROWS_ASM(NAME, GROUP, KEEP, WITHIN, N)                                          \
   __asm__(TT_DSP_ASM_ENTRY(NAME)                                                           \
           "  sub sp, sp, #56\n"                                                            \
@@ -1034,10 +1046,7 @@ typedef struct {
           "  add r11, r0, r8\n  cmp r9, r11\n" WITHIN                                      \
           "  bcs 3f\n"                                                                     \
           "  mov lr, #" #N "\n"                                                            \
-          "4:\n"                                                                           \
-          "  ldr r11, [r6], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n" \
-          "  cmp r9, r8\n  it hi\n  movhi r8, r9\n  subs lr, lr, #1\n  bne 4b\n"         \
-          "  lsl r9, r8, #1\n  strd r8, r9, [sp, #44]\n"                                   \
+          PW_ROWS_LARGEST("lr", "44")                                                      \
           "3:\n"                                                                           \
           "  cmp r12, r10\n  bne 0b\n"                                                     \
           "  ldr r0, [sp, #44]\n"                                                          \
@@ -1046,9 +1055,7 @@ typedef struct {
           "  .size " #NAME ", . - " #NAME "\n"                                              \
           "  .text\n")
 PW_ROWS_ASM(tt_dsp_pw_rows6, PW6_GROUP, "{r0-r5}",
-            "  itttt cs\n" PW_ROWS_ADDCS("r1") PW_ROWS_ADDCS("r2")
-            "  itttt cs\n" PW_ROWS_ADDCS("r3") PW_ROWS_ADDCS("r4")
-            "  itt cs\n" PW_ROWS_ADDCS("r5"), 6);
+            PW6_WITHIN, 6);
 #undef PW6_GROUP
 uint32_t tt_dsp_pw_rows6(const pw_rows6_args *a);
 
@@ -1148,15 +1155,10 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6x)
         "  ldr r6, [sp, #36]\n  stm r6!, {r0-r5}\n  str r6, [sp, #36]\n"
         "  ldrd r8, r9, [sp, #44]\n"
         "  add r11, r0, r8\n  cmp r9, r11\n"
-        "  itttt cs\n" PW_ROWS_ADDCS("r1") PW_ROWS_ADDCS("r2")
-        "  itttt cs\n" PW_ROWS_ADDCS("r3") PW_ROWS_ADDCS("r4")
-        "  itt cs\n" PW_ROWS_ADDCS("r5")
+        PW6_WITHIN
         "  bcs 3f\n"
         "  sub r6, r6, #24\n  mov r7, #6\n"
-        "4:\n"
-        "  ldr r11, [r6], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n"
-        "  cmp r9, r8\n  it hi\n  movhi r8, r9\n  subs r7, r7, #1\n  bne 4b\n"
-        "  lsl r9, r8, #1\n  strd r8, r9, [sp, #44]\n"
+        PW_ROWS_LARGEST("r7", "44")
         "3:\n"
         "  ldr r8, [sp, #52]\n  cmp lr, r8\n  bne 0b\n"
         "  ldrd r6, r7, [sp, #36]\n  add r6, r6, r7\n  str r6, [sp, #36]\n"
@@ -1285,15 +1287,10 @@ __asm__(TT_DSP_ASM_ENTRY(tt_dsp_pw_rows6h)
         "6:\n"
         "  ldrd r8, r9, [sp, #40]\n"
         "  add r11, r0, r8\n  cmp r9, r11\n"
-        "  itttt cs\n" PW_ROWS_ADDCS("r1") PW_ROWS_ADDCS("r2")
-        "  itttt cs\n" PW_ROWS_ADDCS("r3") PW_ROWS_ADDCS("r4")
-        "  itt cs\n" PW_ROWS_ADDCS("r5")
+        PW6_WITHIN
         "  bcs 3f\n"
         "  sub r6, r6, r7\n  mov r7, #6\n"
-        "4:\n"
-        "  ldr r11, [r6], #4\n  eor r9, r11, r11, asr #31\n  sub r9, r9, r11, asr #31\n"
-        "  cmp r9, r8\n  it hi\n  movhi r8, r9\n  subs r7, r7, #1\n  bne 4b\n"
-        "  lsl r9, r8, #1\n  strd r8, r9, [sp, #40]\n"
+        PW_ROWS_LARGEST("r7", "40")
         "3:\n"
         "  ldr r8, [sp, #48]\n  cmp r12, r8\n  bne 0b\n"
         "  ldr r0, [sp, #40]\n"
