@@ -1896,6 +1896,18 @@ static void dw2_stage_weights(const dw_layer *a, int32_t ch0, int32_t nc, tt_dsp
   }
 }
 
+/* One tap row of a 3x3 channel (at %[W] + c, + 2c and + 0; W moved on 1 byte): its three
+ * weights times the channel's multiplier mu, F(., 1) into %[F], E = [F(., 2), F(., 0)] into
+ * %[y] (dw2_stage_weights3's three rows). */
+#define DW2_STAGE_ROW(W, F)                                                                 \
+  "  ldrsb %[x], [%[" W "], %[c]]\n"                                                         \
+  "  ldrsb %[y], [%[" W "], %[c2]]\n"                                                        \
+  "  ldrsb %[z], [%[" W "]], #1\n"                                                           \
+  "  smulbb %[" F "], %[x], %[mu]\n"                                                         \
+  "  smulbb %[y], %[y], %[mu]\n"                                                            \
+  "  smulbb %[z], %[z], %[mu]\n"                                                            \
+  "  pkhbt %[y], %[y], %[z], lsl #16\n"
+
 /* dw2_stage_weights at 3x3, written out (dw3_stage_weights' way): its loop took about 124
  * instructions a channel at 3x3 (3x3/2 128 @6x6's 15.9 K), this 33. Words 6 and 7, E(3) and O(3), which no 3x3 row reads (py =
  * 1 has no second tap row), hold the row pairs' weights instead (tt_dsp_dw2_quad): Q1 =
@@ -1910,32 +1922,14 @@ static __attribute__((noinline)) void dw2_stage_weights3(const dw_layer *a, int3
     uint32_t mu, x, y, z, t;
     __asm__ volatile(
         "  ldrsh %[mu], [%[m]], #2\n"
-        "  ldrsb %[x], [%[w0], %[c]]\n"
-        "  ldrsb %[y], [%[w0], %[c2]]\n"
-        "  ldrsb %[z], [%[w0]], #1\n"
-        "  smulbb %[t], %[x], %[mu]\n"               /* F(0, 1) */
-        "  smulbb %[y], %[y], %[mu]\n"
-        "  smulbb %[z], %[z], %[mu]\n"
-        "  pkhbt %[y], %[y], %[z], lsl #16\n"        /* E(0) */
+        DW2_STAGE_ROW("w0", "t")                     /* F(0, 1), E(0) */
         "  lsl %[t], %[t], #16\n"                    /* O(0) */
         "  strd %[y], %[t], [%[o]]\n"
-        "  ldrsb %[x], [%[w2], %[c]]\n"
-        "  ldrsb %[y], [%[w2], %[c2]]\n"
-        "  ldrsb %[z], [%[w2]], #1\n"
-        "  smulbb %[x], %[x], %[mu]\n"               /* F(2, 1) */
-        "  smulbb %[y], %[y], %[mu]\n"
-        "  smulbb %[z], %[z], %[mu]\n"
-        "  pkhbt %[y], %[y], %[z], lsl #16\n"        /* E(2) */
+        DW2_STAGE_ROW("w2", "x")                     /* F(2, 1), E(2) */
         "  pkhbt %[t], %[x], %[t]\n"                 /* Q1 */
         "  lsl %[x], %[x], #16\n"                    /* O(2) */
         "  strd %[y], %[x], [%[o], #8]\n"
-        "  ldrsb %[x], [%[w1], %[c]]\n"
-        "  ldrsb %[y], [%[w1], %[c2]]\n"
-        "  ldrsb %[z], [%[w1]], #1\n"
-        "  smulbb %[x], %[x], %[mu]\n"               /* F(1, 1) */
-        "  smulbb %[y], %[y], %[mu]\n"
-        "  smulbb %[z], %[z], %[mu]\n"
-        "  pkhbt %[y], %[y], %[z], lsl #16\n"        /* E(1) */
+        DW2_STAGE_ROW("w1", "x")                     /* F(1, 1), E(1) */
         "  strd %[t], %[x], [%[o], #24]\n"
         "  lsl %[x], %[x], #16\n"                    /* O(1) */
         "  strd %[y], %[x], [%[o], #16]\n"
